@@ -1,0 +1,116 @@
+# CodeCollab build. Two variants of every binary:
+#   build/release/  -O2, what `make run` and the benchmarks use
+#   build/asan/     AddressSanitizer + UndefinedBehaviorSanitizer, what `make test` uses
+# Sources are found by wildcard: a new module is a new .c file, nothing to register here.
+
+SHELL := /bin/bash
+BUILD ?= release
+B := build/$(BUILD)
+
+CC ?= cc
+WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -Ilib -MMD -MP $(WARN)
+ifeq ($(BUILD),asan)
+  VARIANT_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  VARIANT_LDFLAGS := -fsanitize=address,undefined
+else
+  VARIANT_CFLAGS := -O2 -g
+  VARIANT_LDFLAGS :=
+endif
+CFLAGS_ALL := $(BASE_CFLAGS) $(VARIANT_CFLAGS) $(CFLAGS)
+LDFLAGS_ALL := $(VARIANT_LDFLAGS) $(LDFLAGS)
+
+# Libraries of the shared library; every program links them all (static archive, so only
+# what is used ends up in a binary).
+LIB_LIBS := -lhiredis -lpq -lcjson -ljwt -largon2 -lcurl -lssl -lcrypto -lm
+API_LIBS := -lfcgi
+BROKER_LIBS := -levent -lwslay
+WORKER_LIBS := -lpthread
+
+LIB_SRC := $(wildcard lib/*.c)
+API_SRC := $(wildcard fcgi/*.c)
+BROKER_SRC := $(wildcard sse-broker/*.c)
+WORKER_SRC := $(wildcard queue-worker/*.c)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
+API_OBJ := $(API_SRC:%.c=$(B)/obj/%.o)
+BROKER_OBJ := $(BROKER_SRC:%.c=$(B)/obj/%.o)
+WORKER_OBJ := $(WORKER_SRC:%.c=$(B)/obj/%.o)
+
+LIBA := $(B)/libcodecollab.a
+API_BIN := $(B)/bin/codecollab-api
+BROKER_BIN := $(B)/bin/codecollab-broker
+WORKER_BIN := $(B)/bin/codecollab-worker
+UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+
+# Program objects other than main.c, so unit tests can link a program's modules.
+API_MODS := $(filter-out $(B)/obj/fcgi/main.o,$(API_OBJ))
+BROKER_MODS := $(filter-out $(B)/obj/sse-broker/main.o,$(BROKER_OBJ))
+WORKER_MODS := $(filter-out $(B)/obj/queue-worker/main.o,$(WORKER_OBJ))
+
+.PHONY: all build build-asan bins deps run test test-unit test-integration bench clean fmt
+
+all: build
+
+deps:
+	@./scripts/deps.sh
+
+build: deps
+	@$(MAKE) --no-print-directory BUILD=release bins
+
+build-asan: deps
+	@$(MAKE) --no-print-directory BUILD=asan bins units
+
+bins: $(API_BIN) $(BROKER_BIN) $(WORKER_BIN)
+units: $(UNIT_BINS)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(LIBA): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(API_BIN): $(API_OBJ) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(API_OBJ) $(LIBA) $(API_LIBS) $(LIB_LIBS)
+
+$(BROKER_BIN): $(BROKER_OBJ) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(BROKER_OBJ) $(LIBA) $(BROKER_LIBS) $(LIB_LIBS)
+
+$(WORKER_BIN): $(WORKER_OBJ) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(WORKER_OBJ) $(LIBA) $(WORKER_LIBS) $(LIB_LIBS)
+
+# A unit test links the shared library and every program's modules (not their main.c).
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIBA) $(API_MODS) $(BROKER_MODS) $(WORKER_MODS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(API_MODS) $(BROKER_MODS) $(WORKER_MODS) $(LIBA) \
+	  $(API_LIBS) $(BROKER_LIBS) $(WORKER_LIBS) $(LIB_LIBS)
+
+run: build
+	@./scripts/run.sh
+
+test: build-asan
+	@./scripts/test.sh
+
+test-unit: build-asan
+	@./scripts/test.sh unit
+
+test-integration: build-asan
+	@./scripts/test.sh integration
+
+bench: build
+	@./bench/run.sh
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)
+
+# keep objects of unit tests between builds
+.SECONDARY:

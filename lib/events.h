@@ -1,0 +1,27 @@
+/* events: appending a room event to its history and publishing it, in one atomic step.
+ *
+ * Redis layout (see docs/INTERNALS.md):
+ *   cc:room:{id}:events  a Stream, the room's bounded event history; entry fields
+ *                        "type" and "data" (JSON text); the entry id is the event id.
+ *   cc:room:{id}         the pub/sub channel; each message is the event as clients get it:
+ *                        {"type":"<type>","id":"<stream id>","data":<data>}
+ * A Lua script does XADD (MAXLEN ~ EVENTS_HISTORY_MAX) and PUBLISH together, so every
+ * published event is in the history and ids are monotonic per room. */
+#ifndef CC_EVENTS_H
+#define CC_EVENTS_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+
+#define EVENTS_HISTORY_MAX 1000
+
+/* data_json must be valid JSON (an object). On success, when id_out is not NULL, the new
+ * event id is copied into it (NUL-terminated, at most idcap bytes). 0 or -1. */
+int events_emit(redisContext *r, const char *room_id, const char *type, const char *data_json,
+		char *id_out, size_t idcap);
+
+/* Key names; write into out (cap bytes). */
+void events_history_key(char *out, size_t cap, const char *room_id);
+void events_channel(char *out, size_t cap, const char *room_id);
+
+#endif

@@ -1,0 +1,24 @@
+/* rds: synchronous Redis connections for the API and the worker (hiredis).
+ *
+ * REDIS_URL is redis://[:password@]host[:port][/db] or unix:///path/to/socket; the
+ * default is redis://127.0.0.1:6379. Parsed with libcurl's URL API. */
+#ifndef CC_RDS_H
+#define CC_RDS_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+
+struct rds_target {
+	char host[256];
+	int port;
+	char socket[256]; /* non-empty for unix sockets */
+	char password[256];
+	int db;
+};
+
+int rds_parse_url(const char *url, struct rds_target *t, char *err, size_t errlen);
+/* Connects (timeout in ms for connect and every command), authenticates, selects the db.
+ * Caller frees with redisFree(). NULL on failure, message in err. */
+redisContext *rds_connect(const struct rds_target *t, int timeout_ms, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,184 @@
+#include "token.h"
+
+#include <errno.h>
+#include <jwt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOKEN_MIN_SECRET 32
+
+static int read_file(const char *path, unsigned char **out, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return -1;
+	unsigned char buf[1024];
+	size_t n = fread(buf, 1, sizeof buf, f);
+	int bad = ferror(f);
+	fclose(f);
+	if (bad)
+		return -1;
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		n--;
+	*out = malloc(n ? n : 1);
+	if (!*out)
+		return -1;
+	memcpy(*out, buf, n);
+	*len = n;
+	return 0;
+}
+
+int token_key_load(struct token_key *k, char *err, size_t errlen)
+{
+	k->key = NULL;
+	k->len = 0;
+	const char *env = getenv("JWT_SECRET");
+	const char *file = getenv("JWT_SECRET_FILE");
+	if (env && *env) {
+		k->len = strlen(env);
+		k->key = malloc(k->len);
+		if (!k->key) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		memcpy(k->key, env, k->len);
+	} else if (file && *file) {
+		if (read_file(file, &k->key, &k->len) < 0) {
+			snprintf(err, errlen, "cannot read JWT_SECRET_FILE %s: %s", file,
+				 strerror(errno));
+			return -1;
+		}
+	} else {
+		snprintf(err, errlen, "no JWT key: set JWT_SECRET (or JWT_SECRET_FILE)");
+		return -1;
+	}
+	if (k->len < TOKEN_MIN_SECRET) {
+		snprintf(err, errlen, "JWT secret is %zu bytes; at least %d are required", k->len,
+			 TOKEN_MIN_SECRET);
+		token_key_free(k);
+		return -1;
+	}
+	return 0;
+}
+
+void token_key_free(struct token_key *k)
+{
+	if (k->key) {
+		memset(k->key, 0, k->len);
+		free(k->key);
+	}
+	k->key = NULL;
+	k->len = 0;
+}
+
+char *token_sign(const struct token_key *k, const struct token_claims *c)
+{
+	jwt_t *j = NULL;
+	char *out = NULL;
+	char sub[32];
+	if (jwt_new(&j) != 0)
+		return NULL;
+	snprintf(sub, sizeof sub, "%lld", c->user_id);
+	if (jwt_set_alg(j, JWT_ALG_HS256, k->key, (int)k->len) != 0)
+		goto out;
+	if (jwt_add_grant(j, "iss", TOKEN_ISSUER) != 0 || jwt_add_grant(j, "sub", sub) != 0 ||
+	    jwt_add_grant(j, "name", c->username) != 0 ||
+	    jwt_add_grant(j, "typ", c->kind == TOKEN_TICKET ? "ticket" : "session") != 0 ||
+	    jwt_add_grant_int(j, "iat", c->iat) != 0 || jwt_add_grant_int(j, "exp", c->exp) != 0)
+		goto out;
+	if (c->kind == TOKEN_TICKET && jwt_add_grant(j, "room", c->room) != 0)
+		goto out;
+	out = jwt_encode_str(j);
+out:
+	jwt_free(j);
+	return out;
+}
+
+static int copy_claim(jwt_t *j, const char *name, char *dst, size_t cap)
+{
+	const char *v = jwt_get_grant(j, name);
+	if (!v)
+		return -1;
+	size_t n = strlen(v);
+	if (n == 0 || n >= cap)
+		return -1;
+	memcpy(dst, v, n + 1);
+	return 0;
+}
+
+int token_verify(const struct token_key *k, const char *jwt, long long now,
+		 struct token_claims *out, const char **why)
+{
+	jwt_t *j = NULL;
+	int rc = -1;
+	const char *reason = "invalid token";
+	char sub[32], typ[16];
+
+	if (!jwt || !*jwt) {
+		reason = "missing token";
+		goto out;
+	}
+	if (strlen(jwt) > TOKEN_MAX_LEN) {
+		reason = "token too long";
+		goto out;
+	}
+	/* key is never empty (token_key_load), so an unsigned or wrongly keyed token fails here */
+	if (jwt_decode(&j, jwt, k->key, (int)k->len) != 0 || !j) {
+		reason = "bad signature or malformed token";
+		j = NULL;
+		goto out;
+	}
+	if (jwt_get_alg(j) != JWT_ALG_HS256) {
+		reason = "algorithm not allowed";
+		goto out;
+	}
+	const char *iss = jwt_get_grant(j, "iss");
+	if (!iss || strcmp(iss, TOKEN_ISSUER) != 0) {
+		reason = "wrong issuer";
+		goto out;
+	}
+	errno = 0;
+	long long exp = (long long)jwt_get_grant_int(j, "exp");
+	if (errno == ENOENT || exp <= 0) {
+		reason = "no expiry";
+		goto out;
+	}
+	if (exp <= now) {
+		reason = "token expired";
+		goto out;
+	}
+	errno = 0;
+	long long iat = (long long)jwt_get_grant_int(j, "iat");
+	if (errno == ENOENT)
+		iat = 0;
+	if (copy_claim(j, "sub", sub, sizeof sub) < 0 ||
+	    copy_claim(j, "name", out->username, sizeof out->username) < 0 ||
+	    copy_claim(j, "typ", typ, sizeof typ) < 0)
+		goto out;
+	char *end;
+	errno = 0;
+	out->user_id = strtoll(sub, &end, 10);
+	if (errno || *end || out->user_id <= 0)
+		goto out;
+	out->room[0] = '\0';
+	if (strcmp(typ, "session") == 0) {
+		out->kind = TOKEN_SESSION;
+	} else if (strcmp(typ, "ticket") == 0) {
+		out->kind = TOKEN_TICKET;
+		if (copy_claim(j, "room", out->room, sizeof out->room) < 0)
+			goto out;
+	} else {
+		goto out;
+	}
+	out->iat = iat;
+	out->exp = exp;
+	rc = 0;
+	reason = NULL;
+out:
+	if (j)
+		jwt_free(j);
+	if (why)
+		*why = reason;
+	return rc;
+}

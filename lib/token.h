@@ -1,0 +1,46 @@
+/* token: the service's signed tokens, JWT HS256 via libjwt.
+ *
+ * Two kinds share one key: session tokens (what login answers, Bearer in API calls) and
+ * stream tickets (short-lived, bound to one room, for EventSource/WebSocket URLs where a
+ * browser cannot set headers). Verification accepts only HS256 with our issuer and checks
+ * exp itself, because libjwt 1.10 checks neither the algorithm nor any claim. */
+#ifndef CC_TOKEN_H
+#define CC_TOKEN_H
+
+#include <stddef.h>
+
+#define TOKEN_ISSUER "codecollab"
+#define TOKEN_MAX_LEN 4096
+#define TOKEN_USERNAME_MAX 64
+#define TOKEN_ROOM_MAX 64
+
+enum token_kind { TOKEN_SESSION, TOKEN_TICKET };
+
+struct token_claims {
+	long long user_id;
+	char username[TOKEN_USERNAME_MAX + 1];
+	enum token_kind kind;
+	char room[TOKEN_ROOM_MAX + 1]; /* tickets only; "" for sessions */
+	long long iat;
+	long long exp;
+};
+
+struct token_key {
+	unsigned char *key; /* owned; token_key_free() */
+	size_t len;
+};
+
+/* JWT_SECRET, else the contents of the file named by JWT_SECRET_FILE. There is no built-in
+ * default: with neither, or a secret under 32 bytes, this fails with a message in err. */
+int token_key_load(struct token_key *k, char *err, size_t errlen);
+void token_key_free(struct token_key *k);
+
+/* Caller frees the result with free(). NULL on failure. */
+char *token_sign(const struct token_key *k, const struct token_claims *c);
+
+/* 0 and *out filled when jwt is a valid, unexpired token of ours at time `now` (seconds);
+ * -1 otherwise, with a short reason in *why (static string). */
+int token_verify(const struct token_key *k, const char *jwt, long long now,
+		 struct token_claims *out, const char **why);
+
+#endif

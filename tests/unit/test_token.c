@@ -1,0 +1,127 @@
+#include "token.h"
+#include "unit.h"
+
+#include <jwt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static struct token_key key_of(const char *s)
+{
+	struct token_key k;
+	k.len = strlen(s);
+	k.key = malloc(k.len);
+	memcpy(k.key, s, k.len);
+	return k;
+}
+
+/* builds a token with libjwt directly, to forge what an attacker could send */
+static char *forge(jwt_alg_t alg, const char *key, const char *iss, long long exp)
+{
+	jwt_t *j;
+	if (jwt_new(&j) != 0)
+		return NULL;
+	if (alg != JWT_ALG_NONE)
+		jwt_set_alg(j, alg, (const unsigned char *)key, (int)strlen(key));
+	if (iss)
+		jwt_add_grant(j, "iss", iss);
+	jwt_add_grant(j, "sub", "7");
+	jwt_add_grant(j, "name", "mallory");
+	jwt_add_grant(j, "typ", "session");
+	if (exp)
+		jwt_add_grant_int(j, "exp", exp);
+	char *s = jwt_encode_str(j);
+	jwt_free(j);
+	return s;
+}
+
+int main(void)
+{
+	const char *secret = "0123456789abcdef0123456789abcdef-test";
+	struct token_key k = key_of(secret);
+	struct token_key other = key_of("another-key-another-key-another-key!!");
+	long long now = (long long)time(NULL);
+	struct token_claims c = {.user_id = 42, .kind = TOKEN_SESSION, .iat = now, .exp = now + 60};
+	strcpy(c.username, "alice");
+
+	char *t = token_sign(&k, &c);
+	CHECK(t != NULL);
+	struct token_claims got;
+	const char *why = NULL;
+	CHECK(token_verify(&k, t, now, &got, &why) == 0);
+	CHECK(got.user_id == 42);
+	CHECK_STR(got.username, "alice");
+	CHECK(got.kind == TOKEN_SESSION);
+	CHECK(got.room[0] == '\0');
+	CHECK(got.exp == now + 60);
+	/* expired at exp */
+	CHECK(token_verify(&k, t, now + 60, &got, &why) == -1);
+	CHECK_STR(why, "token expired");
+	/* wrong key */
+	CHECK(token_verify(&other, t, now, &got, &why) == -1);
+	/* tampered payload: flip one character in the middle part */
+	char *dot = strchr(t, '.');
+	CHECK(dot != NULL);
+	if (dot) {
+		dot[3] = dot[3] == 'A' ? 'B' : 'A';
+		CHECK(token_verify(&k, t, now, &got, &why) == -1);
+	}
+	free(t);
+
+	/* a ticket carries its room */
+	c.kind = TOKEN_TICKET;
+	strcpy(c.room, "abc123");
+	t = token_sign(&k, &c);
+	CHECK(token_verify(&k, t, now, &got, &why) == 0);
+	CHECK(got.kind == TOKEN_TICKET);
+	CHECK_STR(got.room, "abc123");
+	free(t);
+
+	/* alg none is refused */
+	t = forge(JWT_ALG_NONE, "", TOKEN_ISSUER, now + 60);
+	CHECK(t != NULL);
+	CHECK(token_verify(&k, t, now, &got, &why) == -1);
+	free(t);
+	/* another HMAC algorithm with the right key is refused */
+	t = forge(JWT_ALG_HS512, secret, TOKEN_ISSUER, now + 60);
+	CHECK(token_verify(&k, t, now, &got, &why) == -1);
+	CHECK_STR(why, "algorithm not allowed");
+	free(t);
+	/* right key, wrong issuer; no expiry */
+	t = forge(JWT_ALG_HS256, secret, "someone-else", now + 60);
+	CHECK(token_verify(&k, t, now, &got, &why) == -1);
+	CHECK_STR(why, "wrong issuer");
+	free(t);
+	t = forge(JWT_ALG_HS256, secret, TOKEN_ISSUER, 0);
+	CHECK(token_verify(&k, t, now, &got, &why) == -1);
+	CHECK_STR(why, "no expiry");
+	free(t);
+	/* garbage of all shapes */
+	const char *junk[] = {"", "a", "a.b", "a.b.c", "...", "eyJ.eyJ.", "\xff\xfe.\x01.x", NULL};
+	for (int i = 0; junk[i]; i++)
+		CHECK(token_verify(&k, junk[i], now, &got, &why) == -1);
+	CHECK(token_verify(&k, NULL, now, &got, &why) == -1);
+	char *huge = malloc(TOKEN_MAX_LEN + 10);
+	memset(huge, 'a', TOKEN_MAX_LEN + 9);
+	huge[TOKEN_MAX_LEN + 9] = '\0';
+	CHECK(token_verify(&k, huge, now, &got, &why) == -1);
+	CHECK_STR(why, "token too long");
+	free(huge);
+
+	/* key loading: no secret, short secret, good secret */
+	char err[256];
+	struct token_key lk;
+	unsetenv("JWT_SECRET");
+	unsetenv("JWT_SECRET_FILE");
+	CHECK(token_key_load(&lk, err, sizeof err) == -1);
+	setenv("JWT_SECRET", "short", 1);
+	CHECK(token_key_load(&lk, err, sizeof err) == -1);
+	setenv("JWT_SECRET", secret, 1);
+	CHECK(token_key_load(&lk, err, sizeof err) == 0);
+	CHECK(lk.len == strlen(secret));
+	token_key_free(&lk);
+
+	token_key_free(&k);
+	token_key_free(&other);
+	return unit_summary("token");
+}
