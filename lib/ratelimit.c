@@ -1,0 +1,73 @@
+#include "ratelimit.h"
+
+#include <stdio.h>
+#include <time.h>
+
+#include "rnd.h"
+
+/* KEYS[1] the set; ARGV now_ms, window_ms, limit, member, record (0 or 1).
+ * Returns {allowed, retry_ms}. Server time is not used so tests and callers agree on one
+ * clock per request; members are unique so two events in one millisecond both count. */
+static const char check_script[] =
+	"local now = tonumber(ARGV[1]) local win = tonumber(ARGV[2]) "
+	"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - win) "
+	"local n = redis.call('ZCARD', KEYS[1]) "
+	"if n >= tonumber(ARGV[3]) then "
+	"  local old = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES') "
+	"  return {0, tonumber(old[2]) + win - now} "
+	"end "
+	"if ARGV[5] == '1' then "
+	"  redis.call('ZADD', KEYS[1], now, ARGV[4]) redis.call('PEXPIRE', KEYS[1], win) "
+	"end "
+	"return {1, 0}";
+
+static const char record_script[] =
+	"redis.call('ZADD', KEYS[1], ARGV[1], ARGV[3]) "
+	"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2])) "
+	"redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1";
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+enum ratelimit_result ratelimit_check(redisContext *r, const char *key, long limit,
+				      long window_ms, int record, long *retry_after_s)
+{
+	char member[40];
+	if (rnd_hex(member, 16) < 0)
+		return RATELIMIT_ERROR;
+	redisReply *rep = redisCommand(r, "EVAL %s 1 %s %lld %ld %ld %s %d", check_script, key,
+				       now_ms(), window_ms, limit, member, record ? 1 : 0);
+	enum ratelimit_result res = RATELIMIT_ERROR;
+	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+	    rep->element[0]->type == REDIS_REPLY_INTEGER &&
+	    rep->element[1]->type == REDIS_REPLY_INTEGER) {
+		if (rep->element[0]->integer == 1) {
+			res = RATELIMIT_OK;
+		} else {
+			long long ms = rep->element[1]->integer;
+			long s = (long)((ms + 999) / 1000);
+			*retry_after_s = s < 1 ? 1 : s;
+			res = RATELIMIT_LIMITED;
+		}
+	}
+	if (rep)
+		freeReplyObject(rep);
+	return res;
+}
+
+int ratelimit_record(redisContext *r, const char *key, long window_ms)
+{
+	char member[40];
+	if (rnd_hex(member, 16) < 0)
+		return -1;
+	redisReply *rep = redisCommand(r, "EVAL %s 1 %s %lld %ld %s", record_script, key,
+				       now_ms(), window_ms, member);
+	int rc = (rep && rep->type == REDIS_REPLY_INTEGER) ? 0 : -1;
+	if (rep)
+		freeReplyObject(rep);
+	return rc;
+}
