@@ -9,7 +9,7 @@ B := build/$(BUILD)
 
 CC ?= cc
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -Ilib -MMD -MP $(WARN)
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -Ilib -I/usr/include/postgresql -MMD -MP $(WARN)
 ifeq ($(BUILD),asan)
   VARIANT_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
   VARIANT_LDFLAGS := -fsanitize=address,undefined
