@@ -1,0 +1,189 @@
+#include "utf8.h"
+
+#include <stdint.h>
+
+const char *utf8_status_str(enum utf8_status st)
+{
+	switch (st) {
+	case UTF8_OK:
+		return "valid UTF-8";
+	case UTF8_BAD_BYTE:
+		return "a byte that cannot start a character";
+	case UTF8_TRUNCATED:
+		return "an incomplete multi-byte character";
+	case UTF8_OVERLONG:
+		return "an overlong encoding";
+	case UTF8_SURROGATE:
+		return "a UTF-16 surrogate (U+D800..U+DFFF)";
+	case UTF8_TOO_BIG:
+		return "a code point above U+10FFFF";
+	case UTF8_NUL:
+		return "a NUL character (U+0000)";
+	}
+	return "invalid UTF-8";
+}
+
+static int is_cont(unsigned char c)
+{
+	return (c & 0xC0) == 0x80;
+}
+
+/* One sequence at s (len > 0 bytes available): its length in *n, or the reason it is bad.
+ * Each check follows the RFC 3629 section 4 grammar, where the second byte's range
+ * depends on the first: E0 needs A0..BF (else overlong), ED needs 80..9F (else a
+ * surrogate), F0 needs 90..BF (else overlong), F4 needs 80..8F (else above U+10FFFF). */
+static enum utf8_status decode_one(const unsigned char *s, size_t len, size_t *n)
+{
+	unsigned char c = s[0];
+	if (c < 0x80) {
+		*n = 1;
+		return c ? UTF8_OK : UTF8_NUL;
+	}
+	if (c < 0xC0)
+		return UTF8_BAD_BYTE;
+	if (c < 0xC2)
+		return UTF8_OVERLONG;
+	size_t need;
+	unsigned char lo = 0x80, hi = 0xBF;
+	enum utf8_status out_of_range = UTF8_OK;
+	if (c < 0xE0) {
+		need = 2;
+	} else if (c < 0xF0) {
+		need = 3;
+		if (c == 0xE0) {
+			lo = 0xA0;
+			out_of_range = UTF8_OVERLONG;
+		} else if (c == 0xED) {
+			hi = 0x9F;
+			out_of_range = UTF8_SURROGATE;
+		}
+	} else if (c < 0xF5) {
+		need = 4;
+		if (c == 0xF0) {
+			lo = 0x90;
+			out_of_range = UTF8_OVERLONG;
+		} else if (c == 0xF4) {
+			hi = 0x8F;
+			out_of_range = UTF8_TOO_BIG;
+		}
+	} else if (c < 0xF8) {
+		return UTF8_TOO_BIG; /* F5..F7 would start U+140000 and up */
+	} else {
+		return UTF8_BAD_BYTE;
+	}
+	if (len < 2 || !is_cont(s[1]))
+		return UTF8_TRUNCATED;
+	if (s[1] < lo || s[1] > hi)
+		return out_of_range;
+	for (size_t i = 2; i < need; i++) {
+		if (i >= len || !is_cont(s[i]))
+			return UTF8_TRUNCATED;
+	}
+	*n = need;
+	return UTF8_OK;
+}
+
+enum utf8_status utf8_validate(const char *s, size_t len, size_t *count, size_t *bad_at)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, cps = 0;
+	while (i < len) {
+		if (p[i] >= 0x01 && p[i] < 0x80) { /* the common case, no call */
+			i++;
+			cps++;
+			continue;
+		}
+		size_t n;
+		enum utf8_status st = decode_one(p + i, len - i, &n);
+		if (st != UTF8_OK) {
+			if (bad_at)
+				*bad_at = i;
+			return st;
+		}
+		i += n;
+		cps++;
+	}
+	if (count)
+		*count = cps;
+	return UTF8_OK;
+}
+
+size_t utf8_count(const char *s, size_t len)
+{
+	size_t cps = 0;
+	for (size_t i = 0; i < len; i++)
+		cps += !is_cont((unsigned char)s[i]);
+	return cps;
+}
+
+int utf8_offset(const char *s, size_t len, size_t n, size_t *off)
+{
+	size_t i = 0;
+	/* skip n lead bytes, then the continuation bytes of the last one */
+	while (n > 0 && i < len) {
+		i++;
+		while (i < len && is_cont((unsigned char)s[i]))
+			i++;
+		n--;
+	}
+	if (n > 0)
+		return -1;
+	*off = i;
+	return 0;
+}
+
+static int hex4(const char *s, uint32_t *v)
+{
+	uint32_t x = 0;
+	for (int i = 0; i < 4; i++) {
+		char c = s[i];
+		x <<= 4;
+		if (c >= '0' && c <= '9')
+			x |= (uint32_t)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			x |= (uint32_t)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			x |= (uint32_t)(c - 'A' + 10);
+		else
+			return -1;
+	}
+	*v = x;
+	return 0;
+}
+
+enum utf8_status utf8_json_escapes(const char *text, size_t len, size_t *bad_at)
+{
+	size_t i = 0;
+	while (i < len) {
+		if (text[i] != '\\') {
+			i++;
+			continue;
+		}
+		uint32_t v;
+		if (i + 1 >= len || text[i + 1] != 'u' || len - i < 6 || hex4(text + i + 2, &v) < 0) {
+			i += 2; /* \n, \", \\ and the like; a malformed \u is cJSON's to refuse */
+			continue;
+		}
+		enum utf8_status st = UTF8_OK;
+		size_t next = i + 6;
+		uint32_t lo;
+		if (v == 0)
+			st = UTF8_NUL;
+		else if (v >= 0xDC00 && v <= 0xDFFF)
+			st = UTF8_SURROGATE;
+		else if (v >= 0xD800 && v <= 0xDBFF) {
+			if (len - next >= 6 && text[next] == '\\' && text[next + 1] == 'u' &&
+			    hex4(text + next + 2, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF)
+				next += 6;
+			else
+				st = UTF8_SURROGATE;
+		}
+		if (st != UTF8_OK) {
+			if (bad_at)
+				*bad_at = i;
+			return st;
+		}
+		i = next;
+	}
+	return UTF8_OK;
+}

@@ -1,0 +1,199 @@
+#include "unit.h"
+#include "utf8.h"
+
+#include <stdint.h>
+#include <string.h>
+
+static enum utf8_status st_of(const char *s, size_t len)
+{
+	return utf8_validate(s, len, NULL, NULL);
+}
+
+#define ST(lit) st_of(lit, sizeof lit - 1)
+
+/* A second opinion, written the other way round: decode the number, then ask whether
+ * it was allowed. Used to check every sequence of up to three bytes. */
+static int reference_valid(const unsigned char *s, size_t len, size_t *count)
+{
+	static const uint32_t min_of[] = {0, 0, 0x80, 0x800, 0x10000};
+	size_t i = 0, cps = 0;
+	while (i < len) {
+		unsigned c = s[i];
+		size_t n;
+		uint32_t cp;
+		if (c < 0x80) {
+			n = 1;
+			cp = c;
+		} else if ((c & 0xE0) == 0xC0) {
+			n = 2;
+			cp = c & 0x1F;
+		} else if ((c & 0xF0) == 0xE0) {
+			n = 3;
+			cp = c & 0x0F;
+		} else if ((c & 0xF8) == 0xF0) {
+			n = 4;
+			cp = c & 0x07;
+		} else {
+			return 0;
+		}
+		if (n > len - i)
+			return 0;
+		for (size_t k = 1; k < n; k++) {
+			if ((s[i + k] & 0xC0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (s[i + k] & 0x3F);
+		}
+		if (cp < min_of[n] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF || cp == 0)
+			return 0;
+		i += n;
+		cps++;
+	}
+	*count = cps;
+	return 1;
+}
+
+static int agrees(const unsigned char *s, size_t len)
+{
+	size_t want = 0, got = 0;
+	int ok = reference_valid(s, len, &want);
+	enum utf8_status st = utf8_validate((const char *)s, len, &got, NULL);
+	if (ok != (st == UTF8_OK) || (ok && want != got)) {
+		fprintf(stderr, "disagree on");
+		for (size_t i = 0; i < len; i++)
+			fprintf(stderr, " %02x", s[i]);
+		fprintf(stderr, ": reference %d, utf8_validate %s\n", ok, utf8_status_str(st));
+		return 0;
+	}
+	return 1;
+}
+
+static void exhaustive(void)
+{
+	unsigned char s[4];
+	int bad = 0;
+	for (unsigned a = 0; a < 256 && bad < 5; a++) {
+		s[0] = (unsigned char)a;
+		bad += !agrees(s, 1);
+		for (unsigned b = 0; b < 256 && bad < 5; b++) {
+			s[1] = (unsigned char)b;
+			bad += !agrees(s, 2);
+			for (unsigned c = 0; c < 256 && bad < 5; c++) {
+				s[2] = (unsigned char)c;
+				bad += !agrees(s, 3);
+			}
+		}
+	}
+	/* four bytes: every lead and second byte, the edges of the last two */
+	static const unsigned char tail[] = {0x00, 0x41, 0x7F, 0x80, 0xBF, 0xC0, 0xFF};
+	for (unsigned a = 0xE0; a < 256 && bad < 5; a++) {
+		s[0] = (unsigned char)a;
+		for (unsigned b = 0; b < 256; b++) {
+			s[1] = (unsigned char)b;
+			for (size_t c = 0; c < sizeof tail; c++) {
+				s[2] = tail[c];
+				for (size_t d = 0; d < sizeof tail; d++) {
+					s[3] = tail[d];
+					bad += !agrees(s, 4);
+				}
+			}
+		}
+	}
+	CHECK(bad == 0);
+}
+
+int main(void)
+{
+	size_t n = 99, at = 99;
+
+	/* valid, at every boundary of the encoding */
+	CHECK(ST("") == UTF8_OK);
+	CHECK(utf8_validate("abc", 3, &n, NULL) == UTF8_OK && n == 3);
+	CHECK(utf8_validate("h\xC3\xA9llo \xD0\xB6 \xE4\xB8\xAD", 13, &n, NULL) == UTF8_OK && n == 9);
+	CHECK(utf8_validate("\xF0\x9F\x98\x80\xF0\x9D\x84\x9E", 8, &n, NULL) == UTF8_OK && n == 2);
+	CHECK(ST("\x7F") == UTF8_OK);
+	CHECK(ST("\xC2\x80") == UTF8_OK);           /* U+0080 */
+	CHECK(ST("\xDF\xBF") == UTF8_OK);           /* U+07FF */
+	CHECK(ST("\xE0\xA0\x80") == UTF8_OK);       /* U+0800 */
+	CHECK(ST("\xED\x9F\xBF") == UTF8_OK);       /* U+D7FF, just below the surrogates */
+	CHECK(ST("\xEE\x80\x80") == UTF8_OK);       /* U+E000, just above */
+	CHECK(ST("\xEF\xBF\xBF") == UTF8_OK);       /* U+FFFF */
+	CHECK(ST("\xF0\x90\x80\x80") == UTF8_OK);   /* U+10000 */
+	CHECK(ST("\xF4\x8F\xBF\xBF") == UTF8_OK);   /* U+10FFFF */
+
+	/* overlongs */
+	CHECK(ST("\xC0\xAF") == UTF8_OVERLONG); /* "/" */
+	CHECK(ST("\xC1\xBF") == UTF8_OVERLONG);
+	CHECK(ST("\xE0\x80\xAF") == UTF8_OVERLONG);
+	CHECK(ST("\xE0\x9F\xBF") == UTF8_OVERLONG);
+	CHECK(ST("\xF0\x80\x80\xAF") == UTF8_OVERLONG);
+	CHECK(ST("\xF0\x8F\xBF\xBF") == UTF8_OVERLONG);
+	/* surrogates, encoded (CESU-8 style) */
+	CHECK(ST("\xED\xA0\x80") == UTF8_SURROGATE);
+	CHECK(ST("\xED\xBF\xBF") == UTF8_SURROGATE);
+	CHECK(ST("\xED\xA0\xBD\xED\xB8\x80") == UTF8_SURROGATE); /* a pair, still refused */
+	/* above U+10FFFF */
+	CHECK(ST("\xF4\x90\x80\x80") == UTF8_TOO_BIG);
+	CHECK(ST("\xF5\x80\x80\x80") == UTF8_TOO_BIG);
+	CHECK(ST("\xF7\xBF\xBF\xBF") == UTF8_TOO_BIG);
+	/* bytes that never start anything */
+	CHECK(ST("\x80") == UTF8_BAD_BYTE);
+	CHECK(ST("\xBF") == UTF8_BAD_BYTE);
+	CHECK(ST("\xF8\x88\x80\x80\x80") == UTF8_BAD_BYTE);
+	CHECK(ST("\xFE") == UTF8_BAD_BYTE);
+	CHECK(ST("\xFF") == UTF8_BAD_BYTE);
+	/* cut short, by the end or by the next character */
+	CHECK(ST("\xC3") == UTF8_TRUNCATED);
+	CHECK(ST("\xE4\xB8") == UTF8_TRUNCATED);
+	CHECK(ST("\xF0\x9F\x98") == UTF8_TRUNCATED);
+	CHECK(ST("\xC3" "A") == UTF8_TRUNCATED);
+	CHECK(ST("\xE4\xB8" "A") == UTF8_TRUNCATED);
+	CHECK(ST("\xF0\x9F\x98\xC3\xA9") == UTF8_TRUNCATED);
+	/* NUL is refused (see utf8.h), even in the middle */
+	CHECK(utf8_validate("a\0b", 3, NULL, &at) == UTF8_NUL && at == 1);
+	/* the offset of the first bad sequence */
+	CHECK(utf8_validate("ab\xC3\xA9\xC0\xAF", 6, NULL, &at) == UTF8_OVERLONG && at == 4);
+	CHECK(utf8_validate("\xE4\xB8\xAD\xE4\xB8", 5, NULL, &at) == UTF8_TRUNCATED && at == 3);
+	/* length is honoured: the byte past len is not read */
+	CHECK(utf8_validate("ab\xFF", 2, &n, NULL) == UTF8_OK && n == 2);
+	CHECK(strcmp(utf8_status_str(UTF8_OVERLONG), "an overlong encoding") == 0);
+
+	exhaustive();
+
+	/* counting and offsets */
+	const char *d = "a\xC3\xA9\xE4\xB8\xAD\xF0\x9F\x98\x80z"; /* a é 中 😀 z */
+	size_t dl = strlen(d);
+	CHECK(utf8_count(d, dl) == 5);
+	CHECK(utf8_count("", 0) == 0);
+	size_t off = 99;
+	CHECK(utf8_offset(d, dl, 0, &off) == 0 && off == 0);
+	CHECK(utf8_offset(d, dl, 1, &off) == 0 && off == 1);
+	CHECK(utf8_offset(d, dl, 2, &off) == 0 && off == 3);
+	CHECK(utf8_offset(d, dl, 3, &off) == 0 && off == 6);
+	CHECK(utf8_offset(d, dl, 4, &off) == 0 && off == 10);
+	CHECK(utf8_offset(d, dl, 5, &off) == 0 && off == dl);
+	CHECK(utf8_offset(d, dl, 6, &off) == -1);
+	CHECK(utf8_offset("", 0, 0, &off) == 0 && off == 0);
+	CHECK(utf8_offset("", 0, 1, &off) == -1);
+
+	/* JSON escapes */
+#define JE(lit, outp) utf8_json_escapes(lit, sizeof lit - 1, outp)
+	CHECK(JE("[\"plain\"]", &at) == UTF8_OK);
+	CHECK(JE("[\"\\u00e9\\n\\\"\"]", &at) == UTF8_OK);
+	CHECK(JE("[\"\\uD83D\\uDE00\"]", &at) == UTF8_OK);
+	CHECK(JE("[\"\\udbff\\udfff\"]", &at) == UTF8_OK);
+	CHECK(JE("[\"a\\u0000b\"]", &at) == UTF8_NUL && at == 3);
+	CHECK(JE("[\"\\\\u0000\"]", &at) == UTF8_OK); /* an escaped backslash, then text */
+	CHECK(JE("[\"\\\\\\u0000\"]", &at) == UTF8_NUL && at == 4);
+	CHECK(JE("[\"\\uD800\"]", &at) == UTF8_SURROGATE && at == 2);
+	CHECK(JE("[\"\\uDC00\"]", &at) == UTF8_SURROGATE);
+	CHECK(JE("[\"\\uD83Dx\"]", &at) == UTF8_SURROGATE);
+	CHECK(JE("[\"\\uD83D\\u0041\"]", &at) == UTF8_SURROGATE);
+	CHECK(JE("[\"\\uD83D\\uD83D\\uDE00\"]", &at) == UTF8_SURROGATE && at == 2);
+	CHECK(JE("[\"\\uDE00\\uD83D\"]", &at) == UTF8_SURROGATE && at == 2);
+	CHECK(JE("\\uD83D", &at) == UTF8_SURROGATE); /* at the very end */
+	CHECK(JE("\\u12", &at) == UTF8_OK);          /* malformed: the JSON parser's job */
+	CHECK(JE("\\", &at) == UTF8_OK);
+	CHECK(JE("\\uzzzz", &at) == UTF8_OK);
+
+	return unit_summary("utf8");
+}
