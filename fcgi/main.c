@@ -1,4 +1,123 @@
+/* codecollab-api: the stateless JSON API, as a FastCGI server (lighttpd spawns it with a
+ * listening socket on fd 0) or, when started by a web server as a plain CGI program,
+ * answering the one request in its environment. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <fcgiapp.h>
+
+#include "api.h"
+#include "log.h"
+#include "route.h"
+
+static volatile sig_atomic_t api_stop;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	api_stop = 1;
+}
+
+static void serve(const struct api_config *cfg, struct api_conns *conns, struct http_io *io)
+{
+	struct http_req req;
+	struct http_resp resp;
+	struct api_ctx c;
+	const char *why = NULL;
+	memset(&c, 0, sizeof c);
+	http_resp_init(&resp);
+	c.cfg = cfg;
+	c.conns = conns;
+	c.req = &req;
+	c.resp = &resp;
+	int st = http_read_request(io, &req, &why);
+	if (st) {
+		const char *code = st == 413 ? "payload_too_large" : st == 400 ? "bad_request" : "internal";
+		api_error(&c, st, code, "%s", why);
+	} else {
+		route_dispatch(&c);
+	}
+	if (http_send(io, &req, &resp) < 0)
+		log_warn("could not write the answer to %s %s", req.method,
+			 req.path ? req.path : "?");
+	if (resp.status >= 500)
+		log_error("%s %s -> %d %s", req.method, req.path ? req.path : "?", resp.status,
+			  resp.body.data ? resp.body.data : "");
+	cJSON_Delete(c.body);
+	http_req_free(&req);
+	http_resp_free(&resp);
+}
+
 int main(void)
 {
-	return 0;
+	struct api_config cfg;
+	struct api_conns conns = {0};
+	char err[512];
+	int rc = 1;
+
+	log_init("codecollab-api");
+	signal(SIGPIPE, SIG_IGN);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_term;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0; /* no SA_RESTART: a blocked accept() returns and the loop ends */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_error("libcurl failed to initialise");
+		return 1;
+	}
+	int cgi = FCGX_IsCGI();
+	if (api_config_load(&cfg, err, sizeof err) < 0) {
+		log_error("configuration: %s", err);
+		if (cgi) {
+			fputs("Status: 500 Internal Server Error\r\nContent-Type: application/json\r\n\r\n"
+			      "{\"error\":\"misconfigured\",\"message\":\"the server is misconfigured\"}",
+			      stdout);
+		}
+		api_config_free(&cfg);
+		curl_global_cleanup();
+		return 1;
+	}
+
+	if (cgi) {
+		struct http_io io = {.cgi = 1};
+		serve(&cfg, &conns, &io);
+		rc = 0;
+		goto out;
+	}
+
+	if (FCGX_Init() != 0) {
+		log_error("FCGX_Init failed");
+		goto out;
+	}
+	FCGX_Request rq;
+	if (FCGX_InitRequest(&rq, 0, 0) != 0) {
+		log_error("FCGX_InitRequest failed");
+		goto out;
+	}
+	while (!api_stop) {
+		if (FCGX_Accept_r(&rq) < 0) {
+			if (api_stop || errno == EINTR)
+				break;
+			log_error("FCGX_Accept_r failed");
+			break;
+		}
+		struct http_io io = {.in = rq.in, .out = rq.out, .envp = rq.envp};
+		serve(&cfg, &conns, &io);
+		FCGX_Finish_r(&rq);
+	}
+	FCGX_Free(&rq, 1);
+	rc = 0;
+out:
+	api_conns_close(&conns);
+	api_config_free(&cfg);
+	curl_global_cleanup();
+	return rc;
 }

@@ -42,7 +42,7 @@ int rds_parse_url(const char *url, struct rds_target *t, char *err, size_t errle
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
+	if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
 		snprintf(err, errlen, "REDIS_URL is not a URL: %s", url);
 		goto out;
 	}

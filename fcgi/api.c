@@ -1,0 +1,248 @@
+#include "api.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "cfg.h"
+#include "log.h"
+#include "utf8.h"
+
+int api_config_load(struct api_config *cfg, char *err, size_t errlen)
+{
+	memset(cfg, 0, sizeof *cfg);
+	if (token_key_load(&cfg->key, err, errlen) < 0)
+		return -1;
+	if (rds_parse_url(cfg_str("REDIS_URL", NULL), &cfg->redis, err, errlen) < 0)
+		return -1;
+	cfg->database_url = cfg_str("DATABASE_URL", "postgresql:///codecollab");
+	int e = 0;
+	e |= cfg_long("TOKEN_TTL", 86400, 60, 365L * 86400, &cfg->token_ttl_s, err, (int)errlen);
+	if (!e)
+		e |= cfg_long("TICKET_TTL", 60, 5, 3600, &cfg->ticket_ttl_s, err, (int)errlen);
+	if (!e)
+		e |= cfg_long("LOGIN_RATE_LIMIT", 10, 1, 1000000, &cfg->login_limit, err, (int)errlen);
+	if (!e)
+		e |= cfg_long("LOGIN_ADDRESS_RATE_LIMIT", cfg->login_limit * 5, 1, 10000000,
+			      &cfg->login_addr_limit, err, (int)errlen);
+	if (!e)
+		e |= cfg_long("EXECUTION_RATE_LIMIT", 10, 1, 1000000, &cfg->exec_limit, err,
+			      (int)errlen);
+	if (!e)
+		e |= cfg_long("AI_RATE_LIMIT", 10, 1, 1000000, &cfg->ai_limit, err, (int)errlen);
+	if (!e)
+		e |= cfg_long("DOCUMENT_MAX_BYTES", 1024 * 1024, 1024, 64L * 1024 * 1024,
+			      &cfg->doc_max_bytes, err, (int)errlen);
+	return e ? -1 : 0;
+}
+
+void api_config_free(struct api_config *cfg)
+{
+	token_key_free(&cfg->key);
+}
+
+PGconn *api_pg(struct api_ctx *c)
+{
+	struct api_conns *k = c->conns;
+	if (k->pg && PQstatus(k->pg) != CONNECTION_OK) {
+		PQfinish(k->pg);
+		k->pg = NULL;
+	}
+	if (!k->pg) {
+		k->pg = PQconnectdb(c->cfg->database_url);
+		if (!k->pg || PQstatus(k->pg) != CONNECTION_OK) {
+			log_error("postgres: %s", k->pg ? PQerrorMessage(k->pg) : "out of memory");
+			PQfinish(k->pg);
+			k->pg = NULL;
+			api_error(c, 503, "database_unavailable", "the database is unavailable");
+			return NULL;
+		}
+	}
+	return k->pg;
+}
+
+redisContext *api_redis(struct api_ctx *c)
+{
+	struct api_conns *k = c->conns;
+	if (k->redis && k->redis->err) {
+		redisFree(k->redis);
+		k->redis = NULL;
+	}
+	if (!k->redis) {
+		char err[256];
+		k->redis = rds_connect(&c->cfg->redis, 2000, err, sizeof err);
+		if (!k->redis) {
+			log_error("%s", err);
+			api_error(c, 503, "redis_unavailable", "the event store is unavailable");
+			return NULL;
+		}
+	}
+	return k->redis;
+}
+
+void api_redis_failed(struct api_ctx *c)
+{
+	if (c->conns->redis) {
+		redisFree(c->conns->redis);
+		c->conns->redis = NULL;
+	}
+}
+
+void api_conns_close(struct api_conns *conns)
+{
+	if (conns->pg)
+		PQfinish(conns->pg);
+	if (conns->redis)
+		redisFree(conns->redis);
+	conns->pg = NULL;
+	conns->redis = NULL;
+}
+
+void api_json(struct api_ctx *c, int status, cJSON *obj)
+{
+	c->resp->status = status;
+	buf_reset(&c->resp->body);
+	if (!obj)
+		return;
+	char *s = cJSON_PrintUnformatted(obj);
+	cJSON_Delete(obj);
+	if (!s || buf_puts(&c->resp->body, s) < 0) {
+		c->resp->status = 500;
+		buf_reset(&c->resp->body);
+		buf_puts(&c->resp->body, "{\"error\":\"internal\",\"message\":\"out of memory\"}");
+	}
+	free(s);
+}
+
+void api_error(struct api_ctx *c, int status, const char *code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	cJSON *o = cJSON_CreateObject();
+	if (o) {
+		cJSON_AddStringToObject(o, "error", code);
+		cJSON_AddStringToObject(o, "message", msg);
+	}
+	api_json(c, status, o);
+	if (!o)
+		c->resp->status = status;
+}
+
+void api_no_content(struct api_ctx *c)
+{
+	c->resp->status = 204;
+	buf_reset(&c->resp->body);
+}
+
+int api_require_user(struct api_ctx *c)
+{
+	if (c->authed)
+		return 0;
+	const char *h = c->req->authorization;
+	if (!h || !*h) {
+		api_error(c, 401, "unauthorized", "sign in first: send Authorization: Bearer <token>");
+		return -1;
+	}
+	if (strncasecmp(h, "Bearer ", 7) != 0) {
+		api_error(c, 401, "unauthorized", "the Authorization header must be \"Bearer <token>\"");
+		return -1;
+	}
+	const char *why = NULL;
+	if (token_verify(&c->cfg->key, h + 7, (long long)time(NULL), &c->user, &why) < 0) {
+		api_error(c, 401, "invalid_token", "the token is not valid: %s", why);
+		return -1;
+	}
+	if (c->user.kind != TOKEN_SESSION) {
+		api_error(c, 401, "invalid_token", "a stream ticket cannot be used for the API");
+		return -1;
+	}
+	c->authed = 1;
+	return 0;
+}
+
+PGresult *api_sql(struct api_ctx *c, const char *sql, int n, const char *const *params,
+		  const char *expect_state, int *state_hit)
+{
+	if (state_hit)
+		*state_hit = 0;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		PGconn *pg = api_pg(c);
+		if (!pg)
+			return NULL;
+		PGresult *r = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
+		ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+			return r;
+		const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+		if (expect_state && state && strcmp(state, expect_state) == 0) {
+			PQclear(r);
+			if (state_hit)
+				*state_hit = 1;
+			return NULL;
+		}
+		if (PQstatus(pg) != CONNECTION_OK && attempt == 0) {
+			/* the server went away (restart): reconnect once and retry */
+			PQclear(r);
+			continue;
+		}
+		log_error("sql failed (%s): %s", state ? state : "-", PQerrorMessage(pg));
+		PQclear(r);
+		if (PQstatus(pg) != CONNECTION_OK)
+			api_error(c, 503, "database_unavailable", "the database is unavailable");
+		else
+			api_error(c, 500, "internal", "a database error occurred");
+		return NULL;
+	}
+	return NULL;
+}
+
+int api_parse_body(struct api_ctx *c, int allow_empty)
+{
+	struct http_req *r = c->req;
+	if (!r->body || r->body_len == 0) {
+		if (!allow_empty) {
+			api_error(c, 400, "invalid_json", "a JSON object body is required");
+			return -1;
+		}
+		c->body = cJSON_CreateObject();
+		if (!c->body) {
+			api_error(c, 500, "internal", "out of memory");
+			return -1;
+		}
+		return 0;
+	}
+	if (!http_is_json_type(r->content_type)) {
+		api_error(c, 415, "unsupported_media_type",
+			  "send the body as JSON with Content-Type: application/json");
+		return -1;
+	}
+	size_t bad = 0;
+	if (utf8_json_escapes(r->body, r->body_len, &bad) != UTF8_OK) {
+		api_error(c, 400, "invalid_json",
+			  "the body holds a \\u escape for NUL or a lone surrogate (byte %zu)", bad);
+		return -1;
+	}
+	if (memchr(r->body, '\0', r->body_len)) {
+		api_error(c, 400, "invalid_json", "the body contains a NUL byte");
+		return -1;
+	}
+	/* the body is NUL-terminated by http_read_request and holds no other NUL */
+	const char *end = NULL;
+	c->body = cJSON_ParseWithOpts(r->body, &end, 1);
+	if (!c->body) {
+		size_t at = end && end >= r->body ? (size_t)(end - r->body) : 0;
+		api_error(c, 400, "invalid_json", "the body is not valid JSON (near byte %zu)", at);
+		return -1;
+	}
+	if (!cJSON_IsObject(c->body)) {
+		api_error(c, 400, "invalid_json", "the body must be a JSON object");
+		return -1;
+	}
+	return 0;
+}

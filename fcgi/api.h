@@ -1,0 +1,79 @@
+/* api: what every handler of the API gets — the read-only configuration, the process's
+ * connections to PostgreSQL and Redis, and one request context (struct api_ctx) that is
+ * created and freed around each request. */
+#ifndef CC_API_H
+#define CC_API_H
+
+#include <cjson/cJSON.h>
+#include <hiredis/hiredis.h>
+#include <libpq-fe.h>
+
+#include "http.h"
+#include "rds.h"
+#include "token.h"
+
+struct api_config {
+	struct token_key key;
+	struct rds_target redis;
+	const char *database_url;
+	long token_ttl_s;
+	long ticket_ttl_s;
+	long login_limit;      /* failed logins per minute per username */
+	long login_addr_limit; /* failed logins per minute per client address */
+	long exec_limit;       /* executions per minute per user */
+	long ai_limit;         /* AI requests per minute per user */
+	long doc_max_bytes;
+};
+
+struct api_conns {
+	PGconn *pg;
+	redisContext *redis;
+};
+
+#define API_MAX_PARAMS 4
+#define API_ID_MAX 64
+
+struct api_ctx {
+	const struct api_config *cfg;
+	struct api_conns *conns;
+	struct http_req *req;
+	struct http_resp *resp;
+	cJSON *body; /* the parsed JSON object, or NULL when the request had no body */
+	int authed;
+	struct token_claims user;
+	char params[API_MAX_PARAMS][API_ID_MAX + 1]; /* path segments matched by '*' */
+	int nparams;
+};
+
+int api_config_load(struct api_config *cfg, char *err, size_t errlen);
+void api_config_free(struct api_config *cfg);
+
+/* Live connections, reconnected on demand; NULL (and a 503 answered) when the server is
+ * unreachable. Borrowed: owned by conns. */
+PGconn *api_pg(struct api_ctx *c);
+redisContext *api_redis(struct api_ctx *c);
+void api_conns_close(struct api_conns *conns);
+/* After a failed Redis command: drop the context so the next api_redis() reconnects. */
+void api_redis_failed(struct api_ctx *c);
+
+/* Answers: api_json takes ownership of obj (may be NULL: no body). */
+void api_json(struct api_ctx *c, int status, cJSON *obj);
+void api_error(struct api_ctx *c, int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+void api_no_content(struct api_ctx *c);
+
+/* Requires a valid session token; answers 401 and returns -1 otherwise. */
+int api_require_user(struct api_ctx *c);
+
+/* Runs a parameterised statement. Returns the result (caller frees with PQclear) when its
+ * status is COMMAND_OK or TUPLES_OK. Otherwise answers 503 (connection) or 500 and returns
+ * NULL, unless the SQLSTATE equals `expect_state` (e.g. "23505"): then it answers nothing,
+ * sets *state_hit = 1 and returns NULL. */
+PGresult *api_sql(struct api_ctx *c, const char *sql, int n, const char *const *params,
+		  const char *expect_state, int *state_hit);
+
+/* The request's client-supplied JSON for dispatch: checks Content-Type and parses. 0 or the
+ * error was answered (-1). An empty body gives an empty object when allow_empty. */
+int api_parse_body(struct api_ctx *c, int allow_empty);
+
+#endif

@@ -1,0 +1,230 @@
+#include "http.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+static const char *io_param(struct http_io *io, const char *name)
+{
+	return io->cgi ? getenv(name) : FCGX_GetParam(name, io->envp);
+}
+
+static char *dup_or_empty(const char *s)
+{
+	return strdup(s ? s : "");
+}
+
+int http_parse_length(const char *s, size_t *out)
+{
+	size_t n = 0;
+	if (!s || !*s)
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		size_t d = (size_t)(*s - '0');
+		if (n > ((size_t)-1 - d) / 10)
+			return -1;
+		n = n * 10 + d;
+	}
+	*out = n;
+	return 0;
+}
+
+int http_is_json_type(const char *ct)
+{
+	if (!ct)
+		return 0;
+	while (*ct == ' ')
+		ct++;
+	size_t n = strcspn(ct, "; ");
+	return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
+}
+
+static int read_body(struct http_io *io, char *dst, size_t len)
+{
+	size_t got = 0;
+	while (got < len) {
+		size_t want = len - got > (1 << 20) ? (1 << 20) : len - got;
+		int n;
+		if (io->cgi) {
+			ssize_t r = read(STDIN_FILENO, dst + got, want);
+			n = r < 0 ? -1 : (int)r;
+		} else {
+			n = FCGX_GetStr(dst + got, (int)want, io->in);
+		}
+		if (n <= 0)
+			return -1;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+int http_read_request(struct http_io *io, struct http_req *req, const char **why)
+{
+	memset(req, 0, sizeof *req);
+	const char *m = io_param(io, "REQUEST_METHOD");
+	const char *uri = io_param(io, "REQUEST_URI");
+	req->content_type = dup_or_empty(io_param(io, "CONTENT_TYPE"));
+	req->authorization = dup_or_empty(io_param(io, "HTTP_AUTHORIZATION"));
+	req->remote_addr = dup_or_empty(io_param(io, "REMOTE_ADDR"));
+	const char *https = io_param(io, "HTTPS");
+	req->https = https && strcasecmp(https, "on") == 0;
+	if (!req->content_type || !req->authorization || !req->remote_addr) {
+		*why = "out of memory";
+		return 500;
+	}
+	if (!m || strlen(m) >= sizeof req->method) {
+		*why = "missing or unknown request method";
+		return 400;
+	}
+	strcpy(req->method, m);
+	if (!uri) /* CGI servers that do not set REQUEST_URI */
+		uri = io_param(io, "SCRIPT_NAME");
+	if (!uri || uri[0] != '/') {
+		*why = "missing request path";
+		return 400;
+	}
+	const char *q = strchr(uri, '?');
+	size_t plen = q ? (size_t)(q - uri) : strlen(uri);
+	req->path = strndup(uri, plen);
+	req->query = strdup(q ? q + 1 : "");
+	if (!req->path || !req->query) {
+		*why = "out of memory";
+		return 500;
+	}
+	/* CGI under Apache: SCRIPT_NAME + PATH_INFO when REQUEST_URI names the script */
+	const char *cl = io_param(io, "CONTENT_LENGTH");
+	size_t len = 0;
+	if (cl && *cl && http_parse_length(cl, &len) < 0) {
+		*why = "Content-Length is not a number";
+		return 400;
+	}
+	if (len > HTTP_BODY_MAX) {
+		*why = "the request body is larger than 1 MiB";
+		return 413;
+	}
+	if (len > 0) {
+		req->body = malloc(len + 1);
+		if (!req->body) {
+			*why = "out of memory";
+			return 500;
+		}
+		if (read_body(io, req->body, len) < 0) {
+			*why = "the request body is shorter than its Content-Length";
+			return 400;
+		}
+		req->body[len] = '\0';
+		req->body_len = len;
+	}
+	return 0;
+}
+
+void http_req_free(struct http_req *req)
+{
+	free(req->path);
+	free(req->query);
+	free(req->content_type);
+	free(req->authorization);
+	free(req->remote_addr);
+	free(req->body);
+	memset(req, 0, sizeof *req);
+}
+
+void http_resp_init(struct http_resp *resp)
+{
+	resp->status = 200;
+	buf_init(&resp->headers, 16 * 1024);
+	buf_init(&resp->body, 8 * 1024 * 1024);
+	resp->content_type = "application/json";
+}
+
+void http_resp_free(struct http_resp *resp)
+{
+	buf_free(&resp->headers);
+	buf_free(&resp->body);
+}
+
+int http_resp_header(struct http_resp *resp, const char *name, const char *value)
+{
+	/* header values come from our own code, but never let one split the header block */
+	if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
+		return -1;
+	return buf_printf(&resp->headers, "%s: %s\r\n", name, value);
+}
+
+const char *http_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Content";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return "Unknown";
+	}
+}
+
+/* The same policy lighttpd sets for static files; repeated here so a CGI deployment behind
+ * another server sends it too. */
+static const char security_headers[] =
+	"Content-Security-Policy: default-src 'self'; script-src 'self'; style-src 'self'; "
+	"img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; "
+	"base-uri 'self'; form-action 'self'; frame-ancestors 'none'\r\n"
+	"X-Content-Type-Options: nosniff\r\n"
+	"Referrer-Policy: no-referrer\r\n"
+	"X-Frame-Options: DENY\r\n"
+	"Cache-Control: no-store\r\n";
+
+int http_send(struct http_io *io, const struct http_req *req, struct http_resp *resp)
+{
+	struct buf head;
+	int rc = -1;
+	buf_init(&head, 64 * 1024);
+	int has_body = resp->status != 204 && resp->body.len > 0;
+	if (buf_printf(&head, "Status: %d %s\r\n", resp->status, http_reason(resp->status)) < 0 ||
+	    buf_puts(&head, security_headers) < 0)
+		goto out;
+	if (req && req->https &&
+	    buf_puts(&head, "Strict-Transport-Security: max-age=31536000; includeSubDomains\r\n") < 0)
+		goto out;
+	if (has_body && buf_printf(&head, "Content-Type: %s\r\nContent-Length: %zu\r\n",
+				   resp->content_type, resp->body.len) < 0)
+		goto out;
+	if (!has_body && resp->status != 204 && buf_puts(&head, "Content-Length: 0\r\n") < 0)
+		goto out;
+	if (resp->headers.len && buf_append(&head, resp->headers.data, resp->headers.len) < 0)
+		goto out;
+	if (buf_puts(&head, "\r\n") < 0)
+		goto out;
+	if (io->cgi) {
+		if (fwrite(head.data, 1, head.len, stdout) != head.len)
+			goto out;
+		if (has_body && fwrite(resp->body.data, 1, resp->body.len, stdout) != resp->body.len)
+			goto out;
+		if (fflush(stdout) != 0)
+			goto out;
+	} else {
+		if (FCGX_PutStr(head.data, (int)head.len, io->out) < 0)
+			goto out;
+		if (has_body && FCGX_PutStr(resp->body.data, (int)resp->body.len, io->out) < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	buf_free(&head);
+	return rc;
+}

@@ -1,0 +1,58 @@
+/* http: one API request and its answer, over FastCGI (libfcgi's fcgiapp) or plain CGI.
+ *
+ * A request is read whole (parameters copied, body read up to HTTP_BODY_MAX) into one
+ * struct http_req freed by http_req_free(); nothing points into libfcgi's envp after
+ * reading, because that memory dies at the next FCGX_Accept_r (FACTS.md). */
+#ifndef CC_HTTP_H
+#define CC_HTTP_H
+
+#include <fcgiapp.h>
+#include <stddef.h>
+
+#include "buf.h"
+
+#define HTTP_BODY_MAX ((size_t)1024 * 1024)
+
+struct http_io {
+	FCGX_Stream *in, *out;
+	FCGX_ParamArray envp;
+	int cgi; /* 1: environment, stdin, stdout */
+};
+
+struct http_req {
+	char method[16];
+	char *path;   /* without the query string; owned */
+	char *query;  /* after '?', "" when none; owned */
+	char *content_type;  /* owned, "" when none */
+	char *authorization; /* owned, "" when none */
+	char *remote_addr;   /* owned */
+	int https;
+	char *body; /* NUL-terminated, owned; NULL when there is none */
+	size_t body_len;
+};
+
+struct http_resp {
+	int status;
+	struct buf headers; /* extra header lines, each ending in \r\n */
+	struct buf body;
+	const char *content_type; /* static string */
+};
+
+/* Reads the request. 0 on success; otherwise the HTTP status to answer (400, 413) with a
+ * message in *why (static). The req must be freed with http_req_free() either way. */
+int http_read_request(struct http_io *io, struct http_req *req, const char **why);
+void http_req_free(struct http_req *req);
+
+void http_resp_init(struct http_resp *resp);
+void http_resp_free(struct http_resp *resp);
+int http_resp_header(struct http_resp *resp, const char *name, const char *value);
+/* Writes status line, our security headers, extra headers and the body. */
+int http_send(struct http_io *io, const struct http_req *req, struct http_resp *resp);
+const char *http_reason(int status);
+
+/* Strict decimal parse of a Content-Length value: digits only, no sign, no overflow. */
+int http_parse_length(const char *s, size_t *out);
+/* 1 when the media type (before any ';' parameters) is application/json. */
+int http_is_json_type(const char *content_type);
+
+#endif

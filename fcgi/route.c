@@ -1,0 +1,98 @@
+#include "route.h"
+
+#include <string.h>
+
+#include "handlers.h"
+
+struct route {
+	const char *method;
+	const char *pattern;
+	route_handler fn;
+};
+
+static const struct route routes[] = {
+	{"GET", "/api/health", h_health},
+	{"POST", "/api/auth/register", h_register},
+	{"POST", "/api/auth/login", h_login},
+	{"GET", "/api/auth/me", h_me},
+	{"POST", "/api/rooms", h_room_create},
+	{"GET", "/api/rooms", h_room_list},
+	{"GET", "/api/rooms/*", h_room_get},
+	{"PATCH", "/api/rooms/*", h_room_patch},
+	{"DELETE", "/api/rooms/*", h_room_delete},
+	{"POST", "/api/rooms/*/join", h_room_join},
+	{"GET", "/api/rooms/*/members", h_room_members},
+	{"PUT", "/api/rooms/*/members/*", h_member_put},
+	{"DELETE", "/api/rooms/*/members/*", h_member_delete},
+};
+
+static int id_char(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       ch == '_' || ch == '-';
+}
+
+int route_match(const char *pattern, const char *path, char params[][API_ID_MAX + 1],
+		int *nparams)
+{
+	const char *p = pattern, *s = path;
+	int n = 0;
+	while (*p) {
+		if (*p == '*') {
+			size_t len = 0;
+			while (s[len] && s[len] != '/') {
+				if (!id_char(s[len]))
+					return 0;
+				len++;
+			}
+			if (len == 0 || len > API_ID_MAX || n >= API_MAX_PARAMS)
+				return 0;
+			memcpy(params[n], s, len);
+			params[n][len] = '\0';
+			n++;
+			s += len;
+			p++;
+			continue;
+		}
+		if (*p != *s)
+			return 0;
+		p++;
+		s++;
+	}
+	/* one trailing slash is forgiven: /api/rooms/ is /api/rooms */
+	if (*s == '/' && s[1] == '\0')
+		s++;
+	if (*s)
+		return 0;
+	*nparams = n;
+	return 1;
+}
+
+void route_dispatch(struct api_ctx *c)
+{
+	char allow[128] = "";
+	char params[API_MAX_PARAMS][API_ID_MAX + 1];
+	int n = 0;
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+		if (!route_match(routes[i].pattern, c->req->path, params, &n))
+			continue;
+		if (strcmp(routes[i].method, c->req->method) == 0) {
+			memcpy(c->params, params, sizeof params);
+			c->nparams = n;
+			routes[i].fn(c);
+			return;
+		}
+		if (!strstr(allow, routes[i].method)) {
+			if (allow[0])
+				strncat(allow, ", ", sizeof allow - strlen(allow) - 1);
+			strncat(allow, routes[i].method, sizeof allow - strlen(allow) - 1);
+		}
+	}
+	if (allow[0]) {
+		api_error(c, 405, "method_not_allowed", "%s is not allowed here; allowed: %s",
+			  c->req->method, allow);
+		http_resp_header(c->resp, "Allow", allow);
+		return;
+	}
+	api_error(c, 404, "not_found", "no such endpoint: %s", c->req->path);
+}

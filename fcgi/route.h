@@ -1,0 +1,18 @@
+/* route: the API's table of endpoints and the dispatcher that matches a request to one. */
+#ifndef CC_ROUTE_H
+#define CC_ROUTE_H
+
+#include "api.h"
+
+typedef void (*route_handler)(struct api_ctx *c);
+
+/* Matches c->req's method and path and runs the handler, or answers 404 / 405 (with
+ * Allow). Path segments matched by '*' are copied into c->params; a segment that is not
+ * 1..64 of [A-Za-z0-9_-] does not match (404). */
+void route_dispatch(struct api_ctx *c);
+
+/* Pure matcher, for tests: 1 when path matches pattern, with captures in params. */
+int route_match(const char *pattern, const char *path, char params[][API_ID_MAX + 1],
+		int *nparams);
+
+#endif

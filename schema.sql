@@ -1,0 +1,52 @@
+-- CodeCollab's PostgreSQL schema, as numbered migrations.
+--
+-- scripts/run.sh applies this whole file in one transaction on every start. Each migration
+-- runs once: it is skipped when its number is already in schema_version. To change the
+-- schema, append a new block with the next number; never edit a block that has shipped,
+-- because existing installations already ran it.
+
+SELECT pg_advisory_xact_lock(727274); -- two starts at once apply migrations one at a time
+
+CREATE TABLE IF NOT EXISTS schema_version (
+  version    integer PRIMARY KEY,
+  applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- 1: accounts, rooms and their members
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM schema_version WHERE version = 1) THEN
+    CREATE TABLE users (
+      id            bigserial PRIMARY KEY,
+      username      text NOT NULL CHECK (length(username) BETWEEN 3 AND 32),
+      password_hash text NOT NULL,
+      created_at    timestamptz NOT NULL DEFAULT now()
+    );
+    -- usernames are unique regardless of case: "Alice" and "alice" are one account
+    CREATE UNIQUE INDEX users_username_lower ON users (lower(username));
+
+    CREATE TABLE rooms (
+      id          text PRIMARY KEY,
+      owner_id    bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+      name        text NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
+      language    text NOT NULL,
+      visibility  text NOT NULL DEFAULT 'private' CHECK (visibility IN ('private', 'public')),
+      invite_code text NOT NULL,
+      created_at  timestamptz NOT NULL DEFAULT now(),
+      updated_at  timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX rooms_owner ON rooms (owner_id);
+
+    CREATE TABLE room_members (
+      room_id   text NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+      user_id   bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+      role      text NOT NULL CHECK (role IN ('owner', 'editor', 'viewer')),
+      joined_at timestamptz NOT NULL DEFAULT now(),
+      PRIMARY KEY (room_id, user_id)
+    );
+    CREATE INDEX room_members_user ON room_members (user_id);
+
+    INSERT INTO schema_version (version) VALUES (1);
+  END IF;
+END
+$$;

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Starts the whole stack in the foreground: PostgreSQL and Redis under var/ (unless
+# DATABASE_URL / REDIS_URL are given), the schema, the broker, the workers and lighttpd
+# with the API. Ctrl-C or SIGTERM stops every child. See README.md for the variables.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+export CC_ROOT=$ROOT
+export CC_VAR=${CC_VAR:-$ROOT/var}
+BUILD=${BUILD:-release}
+export CC_BIN=${CC_BIN:-$ROOT/build/$BUILD/bin}
+export PORT=${PORT:-8080}
+export CC_BIND=${CC_BIND:-0.0.0.0}
+export BROKER_PORT=${BROKER_PORT:-8081}
+export PG_PORT=${PG_PORT:-5433}
+export REDIS_PORT=${REDIS_PORT:-6380}
+export API_PROCESSES=${API_PROCESSES:-4}
+export WORKERS=${WORKERS:-2}
+PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+
+say() { printf 'codecollab: %s\n' "$*"; }
+die() { printf 'codecollab: error: %s\n' "$*" >&2; exit 1; }
+
+pids=()
+pg_pid=""
+stopping=0
+
+stop_all() {
+  [ "$stopping" = 1 ] && return
+  stopping=1
+  trap - INT TERM
+  # Reverse start order: front door first, data last.
+  local i
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${pids[$i]}" 2>/dev/null || true
+  done
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    wait_gone "${pids[$i]}" 15 || kill -KILL "${pids[$i]}" 2>/dev/null || true
+  done
+  if [ -n "$pg_pid" ]; then
+    kill -INT "$pg_pid" 2>/dev/null || true # PostgreSQL's "fast" shutdown
+    wait_gone "$pg_pid" 30 || kill -KILL "$pg_pid" 2>/dev/null || true
+  fi
+}
+
+wait_gone() { # pid seconds
+  local n=$(($2 * 20))
+  while kill -0 "$1" 2>/dev/null; do
+    # reap if it is our child so kill -0 stops seeing a zombie
+    wait "$1" 2>/dev/null || true
+    n=$((n - 1))
+    [ "$n" -le 0 ] && return 1
+    sleep 0.05
+  done
+  return 0
+}
+
+port_free() { # port
+  ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+check_port() { # port name variable
+  port_free "$1" || die "port $1 ($2) is already in use; stop what holds it or set $3 to another port"
+}
+
+wait_for() { # description seconds command...
+  local what=$1 secs=$2
+  shift 2
+  local n=$((secs * 20))
+  until "$@" >/dev/null 2>&1; do
+    n=$((n - 1))
+    [ "$n" -le 0 ] && die "$what did not become ready within ${secs}s (logs in $CC_VAR/log/)"
+    check_children
+    sleep 0.05
+  done
+}
+
+check_children() {
+  local p
+  for p in "${pids[@]}" $pg_pid; do
+    kill -0 "$p" 2>/dev/null || die "a service exited during start-up (logs in $CC_VAR/log/)"
+  done
+}
+
+trap 'stop_all; exit 130' INT
+trap 'stop_all; exit 0' TERM
+trap 'stop_all' EXIT
+
+for b in codecollab-api codecollab-broker codecollab-worker; do
+  [ -x "$CC_BIN/$b" ] || die "$CC_BIN/$b is missing: run 'make build' first"
+done
+
+mkdir -p "$CC_VAR"/{log,run,redis}
+chmod 755 "$CC_VAR"
+
+check_port "$PORT" "HTTP" PORT
+check_port "$BROKER_PORT" "broker" BROKER_PORT
+
+# --- JWT key: JWT_SECRET, else one generated once into var/ ---------------------------
+if [ -z "${JWT_SECRET:-}" ]; then
+  if [ ! -s "$CC_VAR/jwt_secret" ]; then
+    (umask 077 && head -c 48 /dev/urandom | base64 -w0 >"$CC_VAR/jwt_secret")
+  fi
+  export JWT_SECRET_FILE=$CC_VAR/jwt_secret
+fi
+
+# --- PostgreSQL ------------------------------------------------------------------------
+if [ -z "${DATABASE_URL:-}" ]; then
+  [ -x "$PG_BIN/postgres" ] || die "PostgreSQL binaries not found (PG_BIN=$PG_BIN)"
+  pgdata=$CC_VAR/pg
+  if [ ! -e "$pgdata" ] && ! setpriv --reuid=postgres --regid=postgres --clear-groups test -x "$CC_VAR"; then
+    # initdb and postgres refuse root; the postgres user cannot reach var/ here (e.g. the
+    # checkout is under /root), so the cluster lives in a private directory with a link.
+    alt=/var/tmp/codecollab-pg-$(printf '%s' "$CC_VAR" | sha1sum | cut -c1-12)
+    mkdir -p "$alt" && chown postgres:postgres "$alt" && chmod 700 "$alt"
+    ln -s "$alt" "$pgdata"
+    say "PostgreSQL data is in $alt (linked from $pgdata): postgres cannot enter $CC_VAR"
+  fi
+  mkdir -p "$pgdata" "$CC_VAR/run/pg"
+  chown postgres:postgres "$pgdata" "$CC_VAR/run/pg"
+  chmod 700 "$pgdata"
+  as_pg=(setpriv --reuid=postgres --regid=postgres --clear-groups --reset-env)
+  if [ ! -s "$pgdata/PG_VERSION" ]; then
+    say "creating the PostgreSQL cluster in $pgdata"
+    "${as_pg[@]}" "$PG_BIN/initdb" -D "$pgdata" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
+      >"$CC_VAR/log/initdb.log" 2>&1 || die "initdb failed, see $CC_VAR/log/initdb.log"
+  fi
+  if [ -f "$pgdata/postmaster.pid" ]; then
+    oldpid=$(head -n 1 "$pgdata/postmaster.pid")
+    kill -0 "$oldpid" 2>/dev/null && die "a PostgreSQL server (pid $oldpid) already runs on $pgdata"
+  fi
+  # Unix socket only, in var/run/pg: nothing listens on TCP, so trust auth reaches no one
+  # who cannot already read var/.
+  "${as_pg[@]}" "$PG_BIN/postgres" -D "$pgdata" -p "$PG_PORT" -k "$CC_VAR/run/pg" \
+    -c listen_addresses='' -c fsync=on -c max_connections=200 \
+    >>"$CC_VAR/log/postgres.log" 2>&1 &
+  pg_pid=$!
+  wait_for "PostgreSQL" 30 "$PG_BIN/pg_isready" -q -h "$CC_VAR/run/pg" -p "$PG_PORT"
+  export DATABASE_URL="postgresql:///codecollab?host=$CC_VAR/run/pg&port=$PG_PORT&user=postgres"
+  if ! psql "postgresql:///postgres?host=$CC_VAR/run/pg&port=$PG_PORT&user=postgres" -Atqc \
+       "SELECT 1 FROM pg_database WHERE datname = 'codecollab'" | grep -q 1; then
+    psql "postgresql:///postgres?host=$CC_VAR/run/pg&port=$PG_PORT&user=postgres" -qc \
+      "CREATE DATABASE codecollab" >/dev/null || die "cannot create the database"
+  fi
+fi
+psql "$DATABASE_URL" -X -q -v ON_ERROR_STOP=1 -1 -f "$ROOT/schema.sql" \
+  >>"$CC_VAR/log/schema.log" 2>&1 || die "applying schema.sql failed, see $CC_VAR/log/schema.log"
+
+# --- Redis -----------------------------------------------------------------------------
+if [ -z "${REDIS_URL:-}" ]; then
+  check_port "$REDIS_PORT" "Redis" REDIS_PORT
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$CC_VAR/redis" \
+    --appendonly yes --appendfsync everysec --save '' --daemonize no \
+    --logfile "$CC_VAR/log/redis.log" --protected-mode yes &
+  pids+=($!)
+  wait_for "Redis" 20 redis-cli -p "$REDIS_PORT" ping
+  export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+fi
+
+# --- the broker, the workers, lighttpd with the API ------------------------------------
+"$CC_BIN/codecollab-broker" >>"$CC_VAR/log/broker.log" 2>&1 &
+pids+=($!)
+"$CC_BIN/codecollab-worker" >>"$CC_VAR/log/worker.log" 2>&1 &
+pids+=($!)
+lighttpd -D -f "$ROOT/lighttpd.conf" >>"$CC_VAR/log/lighttpd.log" 2>&1 &
+pids+=($!)
+
+wait_for "the API" 30 curl -fsS "http://127.0.0.1:$PORT/api/health"
+[ -z "${CC_SKIP_BROKER_CHECK:-}" ] && wait_for "the broker" 20 curl -fsS "http://127.0.0.1:$PORT/events/health"
+say "ready: http://localhost:$PORT/  (Ctrl-C stops everything; logs in $CC_VAR/log/)"
+[ -n "${CC_READY_FILE:-}" ] && : >"$CC_READY_FILE"
+
+# Stay in the foreground until a child dies or we are told to stop.
+while true; do
+  for p in "${pids[@]}" $pg_pid; do
+    if ! kill -0 "$p" 2>/dev/null; then
+      printf 'codecollab: a service (pid %s) exited; stopping everything (logs in %s/log/)\n' "$p" "$CC_VAR" >&2
+      exit 1
+    fi
+  done
+  sleep 1 &
+  wait $! || true
+done
