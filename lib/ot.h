@@ -1,0 +1,128 @@
+/* ot: operational transformation of plain-text documents (DESIGN.md, Operations).
+ *
+ * An operation walks the document from its start. In JSON it is an array: a positive
+ * integer retains that many characters, a negative one deletes that many, a string
+ * inserts itself. Characters are Unicode code points. A trailing retain may be left out.
+ *
+ * In memory an operation is always normal: adjacent components of one kind are merged,
+ * and an insert next to a delete comes first ([-2, "x"] is kept as ["x", -2]: both do the
+ * same, and one spelling makes equal operations print equal). Zero counts and empty
+ * strings are refused by the parsers rather than dropped: a client that sends them is
+ * out of step with the protocol, and a 400 tells its author sooner than silence would.
+ *
+ * Lengths: an operation's base length is what it retains plus what it deletes, its target
+ * length what it retains plus what it inserts. When the trailing retain was left out the
+ * base length is only a lower bound; ot_extend() makes it exact for a given document.
+ * ot_compose() and ot_transform() need exact lengths, ot_apply() does not.
+ *
+ * Every function that can fail returns 0 or -1; on -1 a message for people (it ends up as
+ * the "message" of a 400) is written to err[0..errlen) when err is not NULL. Nothing here
+ * touches sockets, Redis or globals, so tests and the fuzzer drive it directly. */
+#ifndef CC_OT_H
+#define CC_OT_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "buf.h"
+
+/* At most this many components in one parsed operation. */
+#define OT_MAX_COMPONENTS 10000
+/* A retain or delete count above this is refused while parsing: far above any document,
+ * and small enough that lengths summed over OT_MAX_COMPONENTS never overflow. */
+#define OT_MAX_COUNT ((size_t)1 << 30)
+/* The inserted text of one parsed operation, in bytes, when the caller passes 0. Matches
+ * the default document limit. */
+#define OT_DEFAULT_MAX_INSERT ((size_t)1 << 20)
+
+struct ot_op; /* opaque */
+
+/* --- Parsing and printing ------------------------------------------------------------ */
+
+/* Parses JSON text text[0..len) (need not be NUL-terminated) into *out. Refused, with a
+ * message naming the 1-based component: text that is not one JSON array (trailing text
+ * included), more than OT_MAX_COMPONENTS components, anything but numbers and strings,
+ * numbers that are not whole, zero, or beyond OT_MAX_COUNT, empty strings, text that is
+ * not valid UTF-8 (utf8.h) once decoded, including \u0000 and lone surrogate escapes, and
+ * more than max_insert bytes of inserted text in all (0: OT_DEFAULT_MAX_INSERT).
+ * A number counts when its value is whole: 3.0 and 3e0 are 3, as JSON does not tell them
+ * apart. On success the caller frees *out with ot_free(); on failure *out is NULL. */
+int ot_parse_json(const char *text, size_t len, size_t max_insert, struct ot_op **out,
+		  char *err, size_t errlen);
+
+/* The same checks on an array cJSON already parsed (arr is borrowed, not kept). cJSON has
+ * then decoded \u0000 and cut the string short there, which this cannot see: run
+ * utf8_json_escapes() on the raw text first. Caller frees *out with ot_free(). */
+int ot_from_cjson(const cJSON *arr, size_t max_insert, struct ot_op **out, char *err,
+		  size_t errlen);
+
+/* Appends op as compact JSON to out; -1 when out's bound is reached (out then holds a
+ * partial array: reset it). */
+int ot_write_json(const struct ot_op *op, struct buf *out);
+
+/* op as compact JSON. Caller frees with free(); NULL when out of memory. */
+char *ot_to_json(const struct ot_op *op);
+
+/* op as a new cJSON array. Caller frees with cJSON_Delete(); NULL when out of memory. */
+cJSON *ot_to_cjson(const struct ot_op *op);
+
+/* --- Building ------------------------------------------------------------------------ */
+
+/* An empty operation (the identity on the empty document). Caller frees with ot_free();
+ * NULL when out of memory. */
+struct ot_op *ot_new(void);
+
+/* Append one component, keeping op normal. A zero count or empty text adds nothing.
+ * ot_insert() refuses text that is not valid UTF-8 (utf8.h); all return -1 when out of
+ * memory or when a length would overflow. */
+int ot_retain(struct ot_op *op, size_t n);
+int ot_insert(struct ot_op *op, const char *text, size_t len);
+int ot_delete(struct ot_op *op, size_t n);
+
+/* Frees op and everything in it. NULL is fine. */
+void ot_free(struct ot_op *op);
+
+/* --- Inspecting ---------------------------------------------------------------------- */
+
+size_t ot_base_len(const struct ot_op *op);   /* in code points */
+size_t ot_target_len(const struct ot_op *op); /* in code points */
+/* Number of components. */
+size_t ot_size(const struct ot_op *op);
+/* 1 when op changes nothing (only retains, or empty), else 0. */
+int ot_is_noop(const struct ot_op *op);
+
+/* --- Operating ----------------------------------------------------------------------- */
+
+/* Makes the trailing retain explicit so that op's base length is exactly doc_len (in code
+ * points). Fails, naming the component, when op reaches past the end of such a document. */
+int ot_extend(struct ot_op *op, size_t doc_len, char *err, size_t errlen);
+
+/* Applies op to doc[0..doclen) (UTF-8, checked here) and puts the result in out, which is
+ * reset first; out's limit bounds the result (the message then says so). Characters past
+ * op's base length are kept (the implicit trailing retain). Fails when a retain or delete
+ * goes past the end of the document; out is then empty. */
+int ot_apply(const struct ot_op *op, const char *doc, size_t doclen, struct buf *out,
+	     char *err, size_t errlen);
+
+/* *out = one operation doing a then b. Needs ot_target_len(a) == ot_base_len(b).
+ * Caller frees *out with ot_free(); *out is NULL on failure. */
+int ot_compose(const struct ot_op *a, const struct ot_op *b, struct ot_op **out, char *err,
+	       size_t errlen);
+
+/* Transforms two operations made concurrently on the same document (equal base lengths)
+ * so that apply(apply(d, a), b') == apply(apply(d, b), a').
+ * Roles and tie-break: b is the operation already committed on the server, a the incoming
+ * one made without seeing it. When both insert at the same position, b's text goes first
+ * and a's after it. A client transforming its pending operation against one from the
+ * server passes its own as a and the server's as b, the same roles, so server and
+ * clients order ties alike and converge.
+ * Caller frees *a_prime and *b_prime with ot_free(); both NULL on failure. */
+int ot_transform(const struct ot_op *a, const struct ot_op *b, struct ot_op **a_prime,
+		 struct ot_op **b_prime, char *err, size_t errlen);
+
+/* Where a cursor at code point index pos ends up once op is applied: text inserted at or
+ * before it pushes it right, deleted text before it pulls it left. For presence. */
+size_t ot_transform_index(const struct ot_op *op, size_t pos);
+
+#endif
