@@ -20,6 +20,8 @@ static void on_term(int sig)
 {
 	(void)sig;
 	api_stop = 1;
+	/* libfcgi retries an interrupted accept() unless told a shutdown is pending */
+	FCGX_ShutdownPending();
 }
 
 static void serve(const struct api_config *cfg, struct api_conns *conns, struct http_io *io)

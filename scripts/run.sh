@@ -167,6 +167,13 @@ pids+=($!)
 
 wait_for "the API" 30 curl -fsS "http://127.0.0.1:$PORT/api/health"
 [ -z "${CC_SKIP_BROKER_CHECK:-}" ] && wait_for "the broker" 20 curl -fsS "http://127.0.0.1:$PORT/events/health"
+# What clients on this machine (tests, tools) need to reach the same servers.
+{
+  printf 'DATABASE_URL=%q\n' "$DATABASE_URL"
+  printf 'REDIS_URL=%q\n' "$REDIS_URL"
+  printf 'JWT_SECRET_FILE=%q\n' "${JWT_SECRET_FILE:-}"
+  printf 'BASE_URL=%q\n' "http://127.0.0.1:$PORT"
+} >"$CC_VAR/run/env"
 say "ready: http://localhost:$PORT/  (Ctrl-C stops everything; logs in $CC_VAR/log/)"
 [ -n "${CC_READY_FILE:-}" ] && : >"$CC_READY_FILE"
 
