@@ -7,6 +7,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=scripts/stack.sh
+. "$ROOT/scripts/stack.sh"
 what=${1:-all}
 shift || true
 failed=0
@@ -38,85 +40,35 @@ run_unit() {
   [ "$total_fail" -eq 0 ]
 }
 
-stack_procs() { # var: pids of live processes whose environment has CC_VAR=var
-  local p
-  for p in /proc/[0-9]*; do
-    [ "${p#/proc/}" = "$$" ] && continue
-    grep -qzx -- "CC_VAR=$1" "$p/environ" 2>/dev/null && echo "${p#/proc/}"
-  done
-  return 0
-}
-
-free_port() {
-  node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
-}
-
 run_integration() {
   echo "== integration tests (real PostgreSQL, Redis, lighttpd, API, broker, worker)"
   if [ -f package-lock.json ] && { [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; }; then
     npm ci --no-audit --no-fund --loglevel=error >/dev/null
   fi
-  local var
-  var=$(mktemp -d /tmp/codecollab-test.XXXXXX)
-  chmod 755 "$var"
-  export CC_VAR=$var BUILD=asan CC_BIND=127.0.0.1
-  export PORT=$(free_port) BROKER_PORT=$(free_port) PG_PORT=$(free_port) REDIS_PORT=$(free_port)
-  export CC_READY_FILE=$var/ready
   export API_PROCESSES=${API_PROCESSES:-4} WORKERS=${WORKERS:-2}
   export LOGIN_RATE_LIMIT=${LOGIN_RATE_LIMIT:-10} LOGIN_ADDRESS_RATE_LIMIT=${LOGIN_ADDRESS_RATE_LIMIT:-40}
   # Sanitizer reports of the servers go to files, checked after the run.
-  export ASAN_OPTIONS=detect_leaks=1:log_path=$var/log/asan
-  export UBSAN_OPTIONS=print_stacktrace=1:log_path=$var/log/ubsan
-  unset DATABASE_URL REDIS_URL JWT_SECRET
-  mkdir -p "$var/log"
-  ./scripts/run.sh >"$var/log/run.out" 2>&1 &
-  local stack=$!
-  local n=0
-  until [ -e "$CC_READY_FILE" ]; do
-    if ! kill -0 "$stack" 2>/dev/null || [ "$n" -ge 1200 ]; then
-      echo "the stack did not start:"; cat "$var/log/run.out"
-      tail -n 20 "$var"/log/*.log 2>/dev/null || true
-      kill -TERM "$stack" 2>/dev/null || true
-      wait "$stack" 2>/dev/null || true
-      return 1
-    fi
-    n=$((n + 1))
-    sleep 0.1
-  done
-  set -a
-  # shellcheck disable=SC1091
-  . "$var/run/env"
-  set +a
+  local var=/tmp/codecollab-asan.$$
+  export ASAN_OPTIONS=detect_leaks=1:log_path=$var/asan
+  export UBSAN_OPTIONS=print_stacktrace=1:log_path=$var/ubsan
+  mkdir -p "$var"
+  stack_up asan || return 1
   export CC_BASE_URL=$BASE_URL CC_API_BIN=$ROOT/build/asan/bin/codecollab-api
   local files=("$@")
   [ ${#files[@]} -gt 0 ] || files=(tests/integration/*.test.mjs)
   local rc=0
-  # ASan options of the servers must not leak into node's child processes' expectations
   node --test --test-concurrency=1 "${files[@]}" || rc=$?
-  kill -TERM "$stack" 2>/dev/null || true
-  wait "$stack" 2>/dev/null || true
-  # Nothing of the stack may survive it: every process it started carries CC_VAR=$var.
-  local left
-  left=$(stack_procs "$var")
-  if [ -n "$left" ]; then
-    sleep 2
-    left=$(stack_procs "$var")
-  fi
-  if [ -n "$left" ]; then
-    echo "FAILED: processes of the test stack survived its shutdown:"
-    for p in $left; do echo "  $p $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"; done
-    kill -KILL $left 2>/dev/null || true
-    rc=1
-  fi
-  if compgen -G "$var/log/asan*" >/dev/null || compgen -G "$var/log/ubsan*" >/dev/null; then
+  stack_down || rc=1
+  if compgen -G "$var/asan*" >/dev/null || compgen -G "$var/ubsan*" >/dev/null; then
     echo "FAILED: sanitizer reports from the servers:"
-    cat "$var"/log/asan* "$var"/log/ubsan* 2>/dev/null | head -n 200
+    cat "$var"/asan* "$var"/ubsan* 2>/dev/null | head -n 200
     rc=1
   fi
+  rm -rf "$var"
   if [ "$rc" -eq 0 ] && [ -z "${KEEP_TEST_VAR:-}" ]; then
-    rm -rf "$var"
+    rm -rf "$STACK_VAR"
   else
-    echo "test data and logs kept in $var"
+    echo "test data and logs kept in $STACK_VAR"
   fi
   return "$rc"
 }

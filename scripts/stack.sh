@@ -1,0 +1,63 @@
+# Sourced by scripts/test.sh and bench/: starts a throwaway stack (scripts/run.sh) on random
+# free ports with its data in a temporary directory, and stops it again.
+#   stack_up <build>   sets STACK_VAR, STACK_PID, exports the stack's BASE_URL,
+#                      DATABASE_URL, REDIS_URL, JWT_SECRET_FILE (from var/run/env)
+#   stack_down         stops it; returns 1 when a process of it survived
+
+stack_free_port() {
+  node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+}
+
+stack_procs() { # var: pids of live processes whose environment has CC_VAR=var
+  local p
+  for p in /proc/[0-9]*; do
+    [ "${p#/proc/}" = "$$" ] && continue
+    grep -qzx -- "CC_VAR=$1" "$p/environ" 2>/dev/null && echo "${p#/proc/}"
+  done
+  return 0
+}
+
+stack_up() { # build
+  STACK_VAR=$(mktemp -d /tmp/codecollab-test.XXXXXX)
+  chmod 755 "$STACK_VAR"
+  mkdir -p "$STACK_VAR/log"
+  export CC_VAR=$STACK_VAR BUILD=$1 CC_BIND=127.0.0.1
+  export PORT=$(stack_free_port) BROKER_PORT=$(stack_free_port)
+  export PG_PORT=$(stack_free_port) REDIS_PORT=$(stack_free_port)
+  export CC_READY_FILE=$STACK_VAR/ready
+  unset DATABASE_URL REDIS_URL JWT_SECRET
+  "$ROOT/scripts/run.sh" >"$STACK_VAR/log/run.out" 2>&1 &
+  STACK_PID=$!
+  local n=0
+  until [ -e "$CC_READY_FILE" ]; do
+    if ! kill -0 "$STACK_PID" 2>/dev/null || [ "$n" -ge 1200 ]; then
+      echo "the stack did not start:"
+      cat "$STACK_VAR/log/run.out"
+      tail -n 20 "$STACK_VAR"/log/*.log 2>/dev/null || true
+      stack_down || true
+      return 1
+    fi
+    n=$((n + 1))
+    sleep 0.1
+  done
+  set -a
+  # shellcheck disable=SC1091
+  . "$STACK_VAR/run/env"
+  set +a
+}
+
+stack_down() {
+  kill -TERM "$STACK_PID" 2>/dev/null || true
+  wait "$STACK_PID" 2>/dev/null || true
+  local left
+  left=$(stack_procs "$STACK_VAR")
+  [ -n "$left" ] && sleep 2 && left=$(stack_procs "$STACK_VAR")
+  if [ -n "$left" ]; then
+    echo "FAILED: processes of the stack survived its shutdown:"
+    local p
+    for p in $left; do echo "  $p $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"; done
+    kill -KILL $left 2>/dev/null || true
+    return 1
+  fi
+  return 0
+}
