@@ -93,7 +93,7 @@ enum utf8_status utf8_validate(const char *s, size_t len, size_t *count, size_t 
 			cps++;
 			continue;
 		}
-		size_t n;
+		size_t n = 0;
 		enum utf8_status st = decode_one(p + i, len - i, &n);
 		if (st != UTF8_OK) {
 			if (bad_at)
