@@ -57,10 +57,10 @@ deps:
 	@./scripts/deps.sh
 
 build: deps
-	@$(MAKE) --no-print-directory BUILD=release bins
+	@$(MAKE) --no-print-directory -j2 BUILD=release bins
 
 build-asan: deps
-	@$(MAKE) --no-print-directory BUILD=asan bins units
+	@$(MAKE) --no-print-directory -j2 BUILD=asan bins units
 
 bins: $(API_BIN) $(BROKER_BIN) $(WORKER_BIN)
 units: $(UNIT_BINS)
