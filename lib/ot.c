@@ -514,24 +514,24 @@ int ot_apply(const struct ot_op *op, const char *doc, size_t doclen, struct buf 
 		const struct ot_comp *c = &op->comps[i];
 		if (c->kind == OT_INSERT) {
 			if (append_doc(out, op->text.data + c->off, c->len, err, errlen) < 0)
-				goto fail;
+				goto failed;
 			continue;
 		}
 		size_t nb;
 		if (c->n > doc_len - pos) {
 			past_end(err, errlen, c, pos, doc_len);
-			goto fail;
+			goto failed;
 		}
 		utf8_offset(doc + at, doclen - at, c->n, &nb); /* cannot fail: checked above */
 		if (c->kind == OT_RETAIN && append_doc(out, doc + at, nb, err, errlen) < 0)
-			goto fail;
+			goto failed;
 		at += nb;
 		pos += c->n;
 	}
 	if (append_doc(out, doc + at, doclen - at, err, errlen) < 0)
-		goto fail;
+		goto failed;
 	return 0;
-fail:
+failed:
 	buf_reset(out);
 	return -1;
 }
@@ -592,9 +592,10 @@ int ot_compose(const struct ot_op *a, const struct ot_op *b, struct ot_op **out,
 			    "cannot compose: the first operation leaves %zu characters but the "
 			    "second expects %zu",
 			    a->target_len, b->base_len);
+	const char *why = "out of memory";
 	struct ot_op *r = ot_new();
 	if (!r)
-		return fail(err, errlen, "out of memory");
+		goto failed;
 	struct walk wa = {.op = a}, wb = {.op = b};
 	for (;;) {
 		size_t la = 0, lb = 0, tlen = 0;
@@ -610,9 +611,9 @@ int ot_compose(const struct ot_op *a, const struct ot_op *b, struct ot_op **out,
 			take(&wb, lb, &t, &tlen);
 			rc = add_insert(r, t, tlen, lb, 0);
 		} else if (!ca || !cb) {
-			/* unreachable with equal lengths; kept so a bug cannot read past the end */
-			ot_free(r);
-			return fail(err, errlen, "cannot compose: the operations do not line up");
+			/* unreachable with matching lengths; kept so a bug cannot read past the end */
+			why = "cannot compose: the operations do not line up";
+			goto failed;
 		} else {
 			size_t k = min_size(la, lb);
 			const char *ta = NULL;
@@ -627,13 +628,14 @@ int ot_compose(const struct ot_op *a, const struct ot_op *b, struct ot_op **out,
 				rc = add_insert(r, ta, tla, k, 0);
 			/* else b deletes what a inserted: nothing is left of either */
 		}
-		if (rc < 0) {
-			ot_free(r);
-			return fail(err, errlen, "out of memory");
-		}
+		if (rc < 0)
+			goto failed;
 	}
 	*out = r;
 	return 0;
+failed:
+	ot_free(r);
+	return fail(err, errlen, "%s", why);
 }
 
 int ot_transform(const struct ot_op *a, const struct ot_op *b, struct ot_op **a_prime,
@@ -645,51 +647,54 @@ int ot_transform(const struct ot_op *a, const struct ot_op *b, struct ot_op **a_
 			    "cannot transform: the operations apply to documents of different "
 			    "lengths (%zu and %zu characters)",
 			    a->base_len, b->base_len);
+	const char *why = "out of memory";
 	struct ot_op *ap = ot_new(), *bp = ot_new();
 	if (!ap || !bp)
-		goto oom;
+		goto failed;
 	struct walk wa = {.op = a}, wb = {.op = b};
 	for (;;) {
 		size_t la = 0, lb = 0, tlen = 0;
 		const char *t = NULL;
 		const struct ot_comp *ca = peek(&wa, &la), *cb = peek(&wb, &lb);
-		int rc;
 		if (!ca && !cb)
 			break;
 		/* the tie-break: b's insert is looked at first, so it ends up before a's */
 		if (cb && cb->kind == OT_INSERT) {
 			take(&wb, lb, &t, &tlen);
-			rc = add_retain(ap, lb, 0) < 0 || add_insert(bp, t, tlen, lb, 0) < 0 ? -1 : 0;
-		} else if (ca && ca->kind == OT_INSERT) {
-			take(&wa, la, &t, &tlen);
-			rc = add_insert(ap, t, tlen, la, 0) < 0 || add_retain(bp, la, 0) < 0 ? -1 : 0;
-		} else if (!ca || !cb) {
-			ot_free(ap);
-			ot_free(bp);
-			return fail(err, errlen, "cannot transform: the operations do not line up");
-		} else {
-			size_t k = min_size(la, lb);
-			take(&wa, k, &t, &tlen);
-			take(&wb, k, &t, &tlen);
-			if (ca->kind == OT_RETAIN && cb->kind == OT_RETAIN)
-				rc = add_retain(ap, k, 0) < 0 || add_retain(bp, k, 0) < 0 ? -1 : 0;
-			else if (ca->kind == OT_DELETE && cb->kind == OT_RETAIN)
-				rc = add_delete(ap, k, 0);
-			else if (ca->kind == OT_RETAIN && cb->kind == OT_DELETE)
-				rc = add_delete(bp, k, 0);
-			else /* both deleted the same characters: neither has to any more */
-				rc = 0;
+			if (add_retain(ap, lb, 0) < 0 || add_insert(bp, t, tlen, lb, 0) < 0)
+				goto failed;
+			continue;
 		}
+		if (ca && ca->kind == OT_INSERT) {
+			take(&wa, la, &t, &tlen);
+			if (add_insert(ap, t, tlen, la, 0) < 0 || add_retain(bp, la, 0) < 0)
+				goto failed;
+			continue;
+		}
+		if (!ca || !cb) { /* unreachable with equal lengths, as in ot_compose */
+			why = "cannot transform: the operations do not line up";
+			goto failed;
+		}
+		size_t k = min_size(la, lb);
+		take(&wa, k, &t, &tlen);
+		take(&wb, k, &t, &tlen);
+		int rc = 0; /* when both deleted the same characters, neither has to any more */
+		if (ca->kind == OT_RETAIN && cb->kind == OT_RETAIN)
+			rc = add_retain(ap, k, 0) < 0 || add_retain(bp, k, 0) < 0 ? -1 : 0;
+		else if (ca->kind == OT_DELETE && cb->kind == OT_RETAIN)
+			rc = add_delete(ap, k, 0);
+		else if (ca->kind == OT_RETAIN && cb->kind == OT_DELETE)
+			rc = add_delete(bp, k, 0);
 		if (rc < 0)
-			goto oom;
+			goto failed;
 	}
 	*a_prime = ap;
 	*b_prime = bp;
 	return 0;
-oom:
+failed:
 	ot_free(ap);
 	ot_free(bp);
-	return fail(err, errlen, "out of memory");
+	return fail(err, errlen, "%s", why);
 }
 
 size_t ot_transform_index(const struct ot_op *op, size_t pos)
