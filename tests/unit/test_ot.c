@@ -317,6 +317,21 @@ static void test_apply(void)
 	buf_free(&b);
 	ot_free(op);
 
+	/* a document at the default size limit, of three-byte characters */
+	buf_init(&b, 0);
+	for (int i = 0; i < 349525; i++)
+		buf_puts(&b, "\xE4\xB8\xAD");
+	op = parse("[100000, \"x\", -1, 249523, \"\xF0\x9F\x98\x80\", -1]");
+	struct buf big;
+	buf_init(&big, (size_t)1 << 20);
+	CHECK(op && ot_apply(op, b.data, b.len, &big, err, sizeof err) == 0);
+	CHECK(big.len == b.len - 6 + 1 + 4 && utf8_count(big.data, big.len) == 349525);
+	CHECK(big.len > 300000 && memcmp(big.data + 300000, "x\xE4\xB8\xAD", 4) == 0);
+	CHECK(memcmp(big.data + big.len - 4, "\xF0\x9F\x98\x80", 4) == 0);
+	ot_free(op);
+	buf_free(&big);
+	buf_free(&b);
+
 	/* extend: the trailing retain made explicit */
 	op = parse("[2, -1]");
 	CHECK(op && ot_extend(op, 3, err, sizeof err) == 0 && ot_base_len(op) == 3);
