@@ -1,7 +1,87 @@
-#include <unistd.h>
-/* placeholder until the real program lands: stays up so the stack can start */
+/* codecollab-broker: streams room events to clients over SSE, long-poll and WebSocket.
+ * Configuration comes from the environment (README lists every variable), read once here. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+
+#include "cfg.h"
+#include "log.h"
+#include "rds.h"
+#include "server.h"
+#include "token.h"
+
+struct setting {
+	const char *name;
+	long def, min, max;
+	long *out;
+};
+
+static void raise_nofile(void)
+{
+	/* every client is a descriptor: take all the hard limit allows */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("cannot raise the open-files limit");
+	}
+}
+
 int main(void)
 {
-	pause();
-	return 0;
+	log_init("broker");
+	signal(SIGPIPE, SIG_IGN);
+
+	static struct server_cfg cfg;
+	long port, out_limit, ws_max_msg, max_held;
+	const struct setting settings[] = {
+		{"BROKER_PORT", 8081, 1, 65535, &port},
+		{"BROKER_HEARTBEAT_MS", 15000, 50, 3600000, &cfg.heartbeat_ms},
+		{"BROKER_POLL_TIMEOUT_MS", 25000, 10, 3600000, &cfg.poll_timeout_ms},
+		{"BROKER_MAX_CLIENTS", 20000, 1, 10000000, &cfg.max_clients},
+		{"BROKER_CLIENT_BUFFER", 1024 * 1024, 4096, 1L << 30, &out_limit},
+		{"BROKER_HEAD_TIMEOUT_MS", 10000, 10, 3600000, &cfg.head_timeout_ms},
+		{"BROKER_WS_TIMEOUT_MS", 45000, 100, 3600000, &cfg.ws_timeout_ms},
+		{"BROKER_WS_MAX_MESSAGE", 64 * 1024, 128, 16L << 20, &ws_max_msg},
+		{"BROKER_RETRY_MS", 3000, 0, 3600000, &cfg.retry_ms},
+		{"BROKER_PRESENCE_TTL_MS", 0, 0, 3600000, &cfg.hub.presence_ttl_ms},
+		{"BROKER_REDIS_BACKOFF_MAX_MS", 5000, 100, 600000, &cfg.hub.backoff_max_ms},
+		{"BROKER_REDIS_CONNECT_TIMEOUT_MS", 3000, 100, 600000, &cfg.hub.connect_timeout_ms},
+		{"BROKER_ROOM_LINGER_MS", 2000, 0, 3600000, &cfg.hub.room_linger_ms},
+		{"BROKER_CATCHUP_HOLD", 10000, 16, 10000000, &max_held},
+	};
+	char err[256];
+	for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
+		const struct setting *s = &settings[i];
+		if (cfg_long(s->name, s->def, s->min, s->max, s->out, err, sizeof err) < 0) {
+			log_error("%s", err);
+			return 2;
+		}
+	}
+	cfg.host = cfg_str("BROKER_HOST", "127.0.0.1");
+	cfg.port = (int)port;
+	cfg.out_limit = (size_t)out_limit;
+	cfg.ws_max_msg = (size_t)ws_max_msg;
+	cfg.hub.heartbeat_ms = cfg.heartbeat_ms;
+	/* a record outlives three missed refreshes */
+	if (cfg.hub.presence_ttl_ms == 0)
+		cfg.hub.presence_ttl_ms = 3 * cfg.heartbeat_ms;
+	cfg.hub.max_held = (size_t)max_held;
+	if (rds_parse_url(cfg_str("REDIS_URL", "redis://127.0.0.1:6379"), &cfg.hub.redis, err,
+			  sizeof err) < 0) {
+		log_error("%s", err);
+		return 2;
+	}
+
+	struct token_key key;
+	if (token_key_load(&key, err, sizeof err) < 0) {
+		log_error("%s", err);
+		return 2;
+	}
+	raise_nofile();
+	int rc = server_run(&cfg, &key);
+	token_key_free(&key);
+	log_info("stopped");
+	return rc;
 }

@@ -1,0 +1,74 @@
+#include "presence.h"
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+/* Twelve colours that stay readable on light and dark editor themes. */
+static const char *const presence_palette[PRESENCE_PALETTE_SIZE] = {
+	"#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4",
+	"#f032e6", "#9a6324", "#469990", "#800000", "#808000", "#000075",
+};
+
+const char *presence_color(long long user_id)
+{
+	/* a multiplicative mix so consecutive ids do not get neighbouring colours */
+	uint64_t x = (uint64_t)user_id * UINT64_C(0x9E3779B97F4A7C15);
+	x ^= x >> 29;
+	return presence_palette[x % PRESENCE_PALETTE_SIZE];
+}
+
+static cJSON *user_object(long long user_id, const char *username)
+{
+	cJSON *u = cJSON_CreateObject();
+	if (!u || !cJSON_AddNumberToObject(u, "id", (double)user_id) ||
+	    !cJSON_AddStringToObject(u, "username", username ? username : "")) {
+		cJSON_Delete(u);
+		return NULL;
+	}
+	return u;
+}
+
+char *presence_data_json(long long user_id, const char *username, long long cursor,
+			 int has_selection, long long anchor, long long head)
+{
+	char *out = NULL;
+	cJSON *o = cJSON_CreateObject();
+	cJSON *u = user_object(user_id, username);
+	if (!o || !u)
+		goto out;
+	cJSON_AddItemToObject(o, "user", u);
+	u = NULL;
+	if (!cJSON_AddNumberToObject(o, "cursor", (double)cursor))
+		goto out;
+	if (has_selection) {
+		cJSON *s = cJSON_AddObjectToObject(o, "selection");
+		if (!s || !cJSON_AddNumberToObject(s, "anchor", (double)anchor) ||
+		    !cJSON_AddNumberToObject(s, "head", (double)head))
+			goto out;
+	} else if (!cJSON_AddNullToObject(o, "selection")) {
+		goto out;
+	}
+	if (!cJSON_AddStringToObject(o, "color", presence_color(user_id)))
+		goto out;
+	out = cJSON_PrintUnformatted(o);
+out:
+	cJSON_Delete(u);
+	cJSON_Delete(o);
+	return out;
+}
+
+char *presence_user_json(long long user_id, const char *username)
+{
+	char *out = NULL;
+	cJSON *o = cJSON_CreateObject();
+	cJSON *u = user_object(user_id, username);
+	if (!o || !u) {
+		cJSON_Delete(u);
+		goto out;
+	}
+	cJSON_AddItemToObject(o, "user", u);
+	out = cJSON_PrintUnformatted(o);
+out:
+	cJSON_Delete(o);
+	return out;
+}

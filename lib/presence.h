@@ -1,0 +1,21 @@
+/* presence: what a collaborator's cursor looks like to the others, the same for the API's
+ * PUT /presence and the broker's WebSocket presence frames. */
+#ifndef CC_PRESENCE_H
+#define CC_PRESENCE_H
+
+#define PRESENCE_PALETTE_SIZE 12
+
+/* The user's colour, "#rrggbb", stable for a user id everywhere (static string). */
+const char *presence_color(long long user_id);
+
+/* The data of a `presence` event:
+ * {"user":{"id":…,"username":…},"cursor":…,"selection":{"anchor":…,"head":…}|null,"color":…}
+ * has_selection 0 writes null. Caller frees with free(). NULL on OOM. */
+char *presence_data_json(long long user_id, const char *username, long long cursor,
+			 int has_selection, long long anchor, long long head);
+
+/* The data of a `join`/`leave` event: {"user":{"id":…,"username":…}}. Caller frees with
+ * free(). NULL on OOM. */
+char *presence_user_json(long long user_id, const char *username);
+
+#endif

@@ -1,0 +1,215 @@
+#include "http_head.h"
+
+#include <string.h>
+#include <strings.h>
+
+/* RFC 9110 §5.6.2 tchar */
+static int is_tchar(unsigned char c)
+{
+	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+		return 1;
+	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* field-value characters (RFC 9110 §5.5): visible ASCII, obs-text, SP and HTAB */
+static int is_vchar(unsigned char c)
+{
+	return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
+
+static char *trim_ows(char *s, char *end)
+{
+	while (s < end && (*s == ' ' || *s == '\t'))
+		s++;
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	*end = '\0';
+	return s;
+}
+
+static enum http_head_status parse_request_line(struct http_head *h, char *line, char *end)
+{
+	char *sp1 = memchr(line, ' ', (size_t)(end - line));
+	if (!sp1 || sp1 == line)
+		return HTTP_HEAD_BAD;
+	for (char *p = line; p < sp1; p++)
+		if (!is_tchar((unsigned char)*p))
+			return HTTP_HEAD_BAD;
+	*sp1 = '\0';
+	h->method = line;
+	char *target = sp1 + 1;
+	char *sp2 = memchr(target, ' ', (size_t)(end - target));
+	if (!sp2 || sp2 == target || *target != '/')
+		return HTTP_HEAD_BAD; /* origin-form only (RFC 9112 §3.2.1) */
+	for (char *p = target; p < sp2; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+			return HTTP_HEAD_BAD;
+	*sp2 = '\0';
+	char *version = sp2 + 1;
+	if ((size_t)(end - version) != 8 || memcmp(version, "HTTP/1.", 7) != 0 ||
+	    (version[7] != '0' && version[7] != '1'))
+		return HTTP_HEAD_BAD;
+	h->minor = version[7] - '0';
+	char *q = strchr(target, '?');
+	if (q) {
+		*q = '\0';
+		h->query = q + 1;
+	} else {
+		h->query = "";
+	}
+	h->path = target;
+	return HTTP_HEAD_OK;
+}
+
+enum http_head_status http_head_parse(struct http_head *h, const char *data, size_t len)
+{
+	h->method = h->path = h->query = NULL;
+	h->nheaders = 0;
+	h->head_len = 0;
+	h->minor = 1;
+
+	/* RFC 9112 §2.2: a server MAY ignore empty lines before the request line. */
+	size_t skip = 0;
+	while (skip + 1 < len && data[skip] == '\r' && data[skip + 1] == '\n' && skip < 8)
+		skip += 2;
+	const char *term = memmem(data + skip, len - skip, "\r\n\r\n", 4);
+	if (!term)
+		return len > HTTP_HEAD_MAX ? HTTP_HEAD_TOO_LARGE : HTTP_HEAD_MORE;
+	size_t n = (size_t)(term - (data + skip)) + 2; /* keep the last line's CRLF */
+	if (n > HTTP_HEAD_MAX)
+		return HTTP_HEAD_TOO_LARGE;
+	memcpy(h->store, data + skip, n);
+	h->store[n] = '\0';
+	h->head_len = skip + n + 2;
+
+	char *p = h->store, *end = h->store + n;
+	int first = 1;
+	while (p < end) {
+		char *cr = memchr(p, '\r', (size_t)(end - p));
+		if (!cr || cr + 1 >= end || cr[1] != '\n')
+			return HTTP_HEAD_BAD; /* bare CR */
+		/* a NUL or bare LF inside a line is never valid */
+		if (memchr(p, '\0', (size_t)(cr - p)) || memchr(p, '\n', (size_t)(cr - p)))
+			return HTTP_HEAD_BAD;
+		*cr = '\0';
+		if (first) {
+			enum http_head_status st = parse_request_line(h, p, cr);
+			if (st != HTTP_HEAD_OK)
+				return st;
+			first = 0;
+		} else {
+			/* obs-fold (RFC 9112 §5.2) is refused with 400 */
+			if (*p == ' ' || *p == '\t')
+				return HTTP_HEAD_BAD;
+			char *colon = memchr(p, ':', (size_t)(cr - p));
+			if (!colon || colon == p)
+				return HTTP_HEAD_BAD;
+			for (char *c = p; c < colon; c++)
+				if (!is_tchar((unsigned char)*c))
+					return HTTP_HEAD_BAD;
+			for (char *c = colon + 1; c < cr; c++)
+				if (!is_vchar((unsigned char)*c))
+					return HTTP_HEAD_BAD;
+			if (h->nheaders == HTTP_HEADERS_MAX)
+				return HTTP_HEAD_TOO_LARGE;
+			*colon = '\0';
+			h->headers[h->nheaders].name = p;
+			h->headers[h->nheaders].value = trim_ows(colon + 1, cr);
+			h->nheaders++;
+		}
+		p = cr + 2;
+	}
+	if (first)
+		return HTTP_HEAD_BAD;
+	return HTTP_HEAD_OK;
+}
+
+const char *http_head_get(const struct http_head *h, const char *name)
+{
+	for (size_t i = 0; i < h->nheaders; i++)
+		if (strcasecmp(h->headers[i].name, name) == 0)
+			return h->headers[i].value;
+	return NULL;
+}
+
+int http_list_has(const char *value, const char *token)
+{
+	size_t tl = strlen(token);
+	const char *p = value;
+	while (p && *p) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		const char *e = p;
+		while (*e && *e != ',')
+			e++;
+		const char *t = e;
+		while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
+			t--;
+		if ((size_t)(t - p) == tl && strncasecmp(p, token, tl) == 0)
+			return 1;
+		p = e;
+	}
+	return 0;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+long http_percent_decode(const char *in, size_t n, char *out, size_t cap, int plus_space)
+{
+	size_t o = 0;
+	if (cap == 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		char c = in[i];
+		if (c == '%') {
+			if (i + 2 >= n)
+				return -1;
+			int hi = hexval(in[i + 1]), lo = hexval(in[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -1;
+			c = (char)(hi * 16 + lo);
+			if (c == '\0')
+				return -1;
+			i += 2;
+		} else if (c == '+' && plus_space) {
+			c = ' ';
+		} else if (c == '\0') {
+			return -1;
+		}
+		if (o + 1 >= cap)
+			return -1;
+		out[o++] = c;
+	}
+	out[o] = '\0';
+	return (long)o;
+}
+
+int http_query_get(const char *query, const char *name, char *out, size_t cap)
+{
+	size_t nl = strlen(name);
+	const char *p = query;
+	while (p && *p) {
+		const char *amp = strchr(p, '&');
+		const char *e = amp ? amp : p + strlen(p);
+		const char *eq = memchr(p, '=', (size_t)(e - p));
+		const char *ke = eq ? eq : e;
+		/* names are compared decoded so "ti%63ket" is "ticket", as a browser may send */
+		char key[64];
+		long kl = http_percent_decode(p, (size_t)(ke - p), key, sizeof key, 1);
+		if (kl == (long)nl && memcmp(key, name, nl) == 0) {
+			const char *v = eq ? eq + 1 : e;
+			return http_percent_decode(v, (size_t)(e - v), out, cap, 1) < 0 ? -1 : 1;
+		}
+		p = amp ? amp + 1 : NULL;
+	}
+	return 0;
+}

@@ -1,0 +1,60 @@
+/* http_head: the broker's HTTP/1.x request-head parser and query-string reader.
+ *
+ * No sockets here (STYLE 11): the server hands in the bytes it has read so far and gets
+ * back "need more", "done" or a reason to refuse, so unit tests and the fuzzer drive it
+ * directly. The head is bounded (HTTP_HEAD_MAX bytes, HTTP_HEADERS_MAX fields): past
+ * either bound the answer is HTTP_HEAD_TOO_LARGE and the server replies 431. */
+#ifndef CC_BROKER_HTTP_HEAD_H
+#define CC_BROKER_HTTP_HEAD_H
+
+#include <stddef.h>
+
+#define HTTP_HEAD_MAX 8192
+#define HTTP_HEADERS_MAX 64
+
+enum http_head_status {
+	HTTP_HEAD_OK = 0,
+	HTTP_HEAD_MORE = 1,	    /* no complete head yet, and still under the bound */
+	HTTP_HEAD_BAD = -1,	    /* malformed: 400 */
+	HTTP_HEAD_TOO_LARGE = -2,   /* over HTTP_HEAD_MAX or HTTP_HEADERS_MAX: 431 */
+};
+
+struct http_header {
+	const char *name;
+	const char *value;
+};
+
+/* Every pointer below points into store, so the struct is self-contained: the caller may
+ * discard its read buffer once http_head_parse() returned HTTP_HEAD_OK. */
+struct http_head {
+	char store[HTTP_HEAD_MAX + 1];
+	const char *method;
+	const char *path;  /* target up to '?', raw (not percent-decoded) */
+	const char *query; /* after '?', "" when none */
+	int minor;	   /* HTTP/1.<minor> */
+	struct http_header headers[HTTP_HEADERS_MAX];
+	size_t nheaders;
+	size_t head_len; /* bytes of input the head used, final CRLF CRLF included */
+};
+
+/* Parses the head at the start of data[0..len). On HTTP_HEAD_OK, h is filled and
+ * h->head_len tells how much of data was the head. */
+enum http_head_status http_head_parse(struct http_head *h, const char *data, size_t len);
+
+/* First value of the field named name (case-insensitive, RFC 9110 §5.1); borrowed from h;
+ * NULL when absent. */
+const char *http_head_get(const struct http_head *h, const char *name);
+
+/* Whether a comma-separated header value holds token (case-insensitive), e.g.
+ * "Connection: keep-alive, Upgrade" holds "upgrade". */
+int http_list_has(const char *value, const char *token);
+
+/* Percent-decodes in[0..n) into out (cap bytes, NUL-terminated); '+' is a space when
+ * plus_space. -1 on a bad escape, a decoded NUL, or when out is too small; else the length. */
+long http_percent_decode(const char *in, size_t n, char *out, size_t cap, int plus_space);
+
+/* Finds name in an application/x-www-form-urlencoded query and decodes its first value
+ * into out. 1 found, 0 absent, -1 malformed or too long for out. */
+int http_query_get(const char *query, const char *name, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,935 @@
+#include "hub.h"
+
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "events.h"
+#include "log.h"
+#include "rnd.h"
+
+#define HUB_BUCKETS 1024
+#define HUB_PAGE 500		/* XRANGE entries per catch-up round trip */
+#define HUB_BACKOFF_MIN_MS 100
+#define HUB_SWEEP_ROOMS 100	/* rooms the periodic sweep looks at per heartbeat */
+#define HUB_SHUTDOWN_WAIT_MS 1000
+
+enum { HUB_SUB, HUB_CMD }; /* the two contexts */
+
+enum room_link { RL_IDLE, RL_SUBSCRIBING, RL_SUBSCRIBED, RL_UNSUBSCRIBING };
+
+struct hub_user {
+	struct hub_user *next;
+	long long id;
+	char name[TOKEN_USERNAME_MAX + 1];
+	int count; /* this broker's presence subscribers of the user in the room */
+};
+
+struct hub_room {
+	struct hub *hub;
+	struct hub_room *hnext;
+	char id[ROOM_ID_MAX + 1];
+	char channel[ROOM_ID_MAX + 16];
+	char key[ROOM_ID_MAX + 24];
+	enum room_link link;
+	struct hub_sub *subs;
+	size_t nsubs;
+	struct hub_user *users;
+	struct event *linger;
+};
+
+struct hub {
+	struct event_base *base;
+	struct hub_cfg cfg;
+	redisAsyncContext *ac[2];
+	int ready[2];
+	int up;
+	long backoff_ms;
+	struct event *retry, *conn_timeout, *beat, *shutdown_timer;
+	struct hub_room *buckets[HUB_BUCKETS];
+	char broker_id[17];
+	int shutting_down;
+	int shutdown_pending;
+	void (*shutdown_done)(void *);
+	void *shutdown_arg;
+};
+
+/* Catch-up: the oldest entry (for the resync decision) and either the entries after
+ * ARGV[1] (a page) or, with ARGV[1] empty, the newest entry (the starting point of a client
+ * that wants only new events). One round trip, one consistent view. */
+static const char catchup_script[] =
+	"local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1) "
+	"if ARGV[1] == '' then "
+	"  return {first, redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1), 1} "
+	"end "
+	"return {first, redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2]), 0}";
+
+/* The same append-and-publish as lib/events.c (which is synchronous and would block the
+ * event loop): XADD with MAXLEN ~ and PUBLISH of {"type","id","data"}. */
+static const char emit_script[] =
+	"local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', "
+	"'type', ARGV[1], 'data', ARGV[2]) "
+	"redis.call('PUBLISH', KEYS[2], '{\"type\":\"' .. ARGV[1] .. '\",\"id\":\"' .. id .. "
+	"'\",\"data\":' .. ARGV[2] .. '}') "
+	"return id";
+
+/* Presence across brokers (docs/INTERNALS.md, "Broker"). Redis' clock is the one clock.
+ * KEYS[1] cc:presence:rooms (room id -> latest expiry). ARGV[1] op: open | close | refresh |
+ * sweep; ARGV[2] ttl ms; ARGV[3] history bound; ARGV[4] room id (sweep: unused); ARGV[5]
+ * broker id; then user id / username pairs. A room's cc:room:{id}:conns holds members
+ * "broker|uid|username" scored by expiry. join is emitted when a user gets their first live
+ * member, leave when the last one goes (closed or expired). */
+static const char presence_script[] =
+	"local t = redis.call('TIME') "
+	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+	"local ttl = tonumber(ARGV[2]) "
+	"local function keys(room) "
+	"  return 'cc:room:' .. room .. ':conns', 'cc:room:' .. room .. ':events', 'cc:room:' .. room "
+	"end "
+	"local function emit(room, kind, uid, name) "
+	"  local _, hist, chan = keys(room) "
+	"  local data = cjson.encode({user = {id = tonumber(uid), username = name}}) "
+	"  local id = redis.call('XADD', hist, 'MAXLEN', '~', ARGV[3], '*', 'type', kind, "
+	"    'data', data) "
+	"  redis.call('PUBLISH', chan, '{\"type\":\"' .. kind .. '\",\"id\":\"' .. id .. "
+	"    '\",\"data\":' .. data .. '}') "
+	"end "
+	"local function live(conns, uid) "
+	"  for _, m in ipairs(redis.call('ZRANGEBYSCORE', conns, now, '+inf')) do "
+	"    local _, u = string.match(m, '^([^|]*)|([^|]*)|') "
+	"    if u == uid then return true end "
+	"  end "
+	"  return false "
+	"end "
+	"local function sweep(room) "
+	"  local conns = keys(room) "
+	"  local gone = redis.call('ZRANGEBYSCORE', conns, '-inf', '(' .. now) "
+	"  if #gone == 0 then return end "
+	"  redis.call('ZREMRANGEBYSCORE', conns, '-inf', '(' .. now) "
+	"  local told = {} "
+	"  for _, m in ipairs(gone) do "
+	"    local _, u, n = string.match(m, '^([^|]*)|([^|]*)|(.*)$') "
+	"    if u and not told[u] and not live(conns, u) then "
+	"      told[u] = true emit(room, 'leave', u, n) "
+	"    end "
+	"  end "
+	"end "
+	"local function index(room) "
+	"  local conns = keys(room) "
+	"  local top = redis.call('ZRANGE', conns, -1, -1, 'WITHSCORES') "
+	"  if #top == 0 then redis.call('ZREM', KEYS[1], room) "
+	"  else redis.call('ZADD', KEYS[1], top[2], room) redis.call('PEXPIRE', conns, ttl * 4) end "
+	"end "
+	"local op = ARGV[1] "
+	"if op == 'sweep' then "
+	"  local rooms = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now, 'LIMIT', 0, 100) "
+	"  for _, room in ipairs(rooms) do sweep(room) index(room) end "
+	"  return #rooms "
+	"end "
+	"local room = ARGV[4] "
+	"local conns = keys(room) "
+	"sweep(room) "
+	"for i = 6, #ARGV, 2 do "
+	"  local uid, name = ARGV[i], ARGV[i + 1] "
+	"  local member = ARGV[5] .. '|' .. uid .. '|' .. name "
+	"  if op == 'close' then "
+	"    redis.call('ZREM', conns, member) "
+	"    if not live(conns, uid) then emit(room, 'leave', uid, name) end "
+	"  else "
+	"    local was = live(conns, uid) "
+	"    redis.call('ZADD', conns, now + ttl, member) "
+	"    if not was then emit(room, 'join', uid, name) end "
+	"  end "
+	"end "
+	"index(room) "
+	"return 0";
+
+static void hub_connect(struct hub *h);
+static void room_subscribe(struct hub_room *r);
+static void sub_catchup(struct hub_sub *s);
+
+/* ---- rooms table ---- */
+
+static unsigned room_hash(const char *id)
+{
+	unsigned x = 2166136261u; /* FNV-1a */
+	for (; *id; id++)
+		x = (x ^ (unsigned char)*id) * 16777619u;
+	return x % HUB_BUCKETS;
+}
+
+static struct hub_room *room_find(struct hub *h, const char *id)
+{
+	for (struct hub_room *r = h->buckets[room_hash(id)]; r; r = r->hnext)
+		if (strcmp(r->id, id) == 0)
+			return r;
+	return NULL;
+}
+
+static void room_free(struct hub_room *r)
+{
+	struct hub *h = r->hub;
+	struct hub_room **pp = &h->buckets[room_hash(r->id)];
+	while (*pp && *pp != r)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = r->hnext;
+	while (r->users) {
+		struct hub_user *u = r->users;
+		r->users = u->next;
+		free(u);
+	}
+	event_free(r->linger);
+	free(r);
+}
+
+static void room_linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct hub_room *r = arg;
+	struct hub *h = r->hub;
+	if (r->nsubs > 0)
+		return;
+	switch (r->link) {
+	case RL_IDLE:
+		room_free(r);
+		break;
+	case RL_SUBSCRIBED:
+		r->link = RL_UNSUBSCRIBING;
+		redisAsyncCommand(h->ac[HUB_SUB], NULL, NULL, "UNSUBSCRIBE %s", r->channel);
+		break;
+	case RL_SUBSCRIBING: {
+		/* wait for the SUBSCRIBE answer before taking it back */
+		struct timeval tv = {0, 200 * 1000};
+		evtimer_add(r->linger, &tv);
+		break;
+	}
+	case RL_UNSUBSCRIBING:
+		break;
+	}
+}
+
+static struct hub_room *room_get(struct hub *h, const char *id)
+{
+	struct hub_room *r = room_find(h, id);
+	if (r)
+		return r;
+	r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	r->hub = h;
+	snprintf(r->id, sizeof r->id, "%s", id);
+	events_channel(r->channel, sizeof r->channel, id);
+	events_history_key(r->key, sizeof r->key, id);
+	r->linger = evtimer_new(h->base, room_linger_cb, r);
+	if (!r->linger) {
+		free(r);
+		return NULL;
+	}
+	unsigned b = room_hash(id);
+	r->hnext = h->buckets[b];
+	h->buckets[b] = r;
+	return r;
+}
+
+/* ---- presence ---- */
+
+static void presence_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct hub *h = ac->data;
+	redisReply *rep = reply;
+	if (rep && rep->type == REDIS_REPLY_ERROR)
+		log_warn("presence script: %s", rep->str);
+	if (priv && h->shutdown_pending > 0 && --h->shutdown_pending == 0 && h->shutdown_done) {
+		void (*done)(void *) = h->shutdown_done;
+		h->shutdown_done = NULL;
+		evtimer_del(h->shutdown_timer);
+		done(h->shutdown_arg);
+	}
+}
+
+/* Runs the presence script for some users of r (one, or all when u is NULL). */
+static int presence_call(struct hub *h, struct hub_room *r, const char *op, struct hub_user *u,
+			 void *priv)
+{
+	if (!h->up)
+		return -1;
+	size_t n = 0;
+	for (struct hub_user *x = r ? r->users : NULL; x; x = x->next)
+		n++;
+	size_t argc = 9 + 2 * (u ? 1 : n);
+	const char **argv = calloc(argc, sizeof *argv);
+	char *ids = calloc(u ? 1 : (n ? n : 1), 24);
+	char ttl[24], max[16];
+	int rc = -1;
+	if (!argv || !ids)
+		goto out;
+	snprintf(ttl, sizeof ttl, "%ld", h->cfg.presence_ttl_ms);
+	snprintf(max, sizeof max, "%d", EVENTS_HISTORY_MAX);
+	argv[0] = "EVAL";
+	argv[1] = presence_script;
+	argv[2] = "1";
+	argv[3] = "cc:presence:rooms";
+	argv[4] = op;
+	argv[5] = ttl;
+	argv[6] = max;
+	argv[7] = r ? r->id : "";
+	argv[8] = h->broker_id;
+	size_t i = 9, k = 0;
+	for (struct hub_user *x = u ? u : (r ? r->users : NULL); x; x = u ? NULL : x->next, k++) {
+		snprintf(ids + 24 * k, 24, "%lld", x->id);
+		argv[i++] = ids + 24 * k;
+		argv[i++] = x->name;
+	}
+	rc = redisAsyncCommandArgv(h->ac[HUB_CMD], presence_reply_cb, priv, (int)i, argv, NULL) ==
+			     REDIS_OK
+		     ? 0
+		     : -1;
+out:
+	free(argv);
+	free(ids);
+	return rc;
+}
+
+static void user_add(struct hub_room *r, struct hub_sub *s)
+{
+	struct hub_user *u;
+	for (u = r->users; u; u = u->next)
+		if (u->id == s->user_id)
+			break;
+	if (!u) {
+		u = calloc(1, sizeof *u);
+		if (!u)
+			return; /* presence is best effort; the stream itself goes on */
+		u->id = s->user_id;
+		snprintf(u->name, sizeof u->name, "%s", s->username);
+		u->next = r->users;
+		r->users = u;
+	}
+	if (u->count++ == 0 && !r->hub->shutting_down)
+		presence_call(r->hub, r, "open", u, NULL);
+}
+
+static void user_remove(struct hub_room *r, struct hub_sub *s)
+{
+	struct hub_user **pp = &r->users;
+	while (*pp && (*pp)->id != s->user_id)
+		pp = &(*pp)->next;
+	struct hub_user *u = *pp;
+	if (!u || --u->count > 0)
+		return;
+	if (!r->hub->shutting_down) /* hub_shutdown() closed them all already */
+		presence_call(r->hub, r, "close", u, NULL);
+	*pp = u->next;
+	free(u);
+}
+
+/* ---- catch-up ---- */
+
+static struct room_event *entry_event(const redisReply *e)
+{
+	if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+	    e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_ARRAY)
+		return NULL;
+	const redisReply *f = e->element[1];
+	const char *type = NULL, *data = NULL;
+	size_t dlen = 0;
+	for (size_t i = 0; i + 1 < f->elements; i += 2) {
+		const redisReply *k = f->element[i], *v = f->element[i + 1];
+		if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+			continue;
+		if (strcmp(k->str, "type") == 0) {
+			type = v->str;
+		} else if (strcmp(k->str, "data") == 0) {
+			data = v->str;
+			dlen = v->len;
+		}
+	}
+	if (!type || !data)
+		return NULL;
+	return room_event_new(e->element[0]->str, type, data, dlen);
+}
+
+static int entry_id(const redisReply *list, struct room_evid *out)
+{
+	out->ms = out->seq = 0;
+	if (!list || list->type != REDIS_REPLY_ARRAY || list->elements == 0)
+		return -1;
+	const redisReply *e = list->element[0];
+	if (e->type != REDIS_REPLY_ARRAY || e->elements < 1 ||
+	    e->element[0]->type != REDIS_REPLY_STRING)
+		return -1;
+	return room_evid_parse(e->element[0]->str, out);
+}
+
+static int deliver_thunk(void *arg, struct room_event *ev)
+{
+	struct hub_sub *s = arg;
+	if (!s->room)
+		return -1;
+	return s->ops->deliver(s, ev);
+}
+
+static void sub_go_live(struct hub_sub *s)
+{
+	s->pinned = 1;
+	s->state = HUB_SUB_LIVE;
+	if (room_cursor_finish(&s->cur, deliver_thunk, s) < 0 || !s->room)
+		return;
+	s->ops->caught_up(s);
+}
+
+static void catchup_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct hub_sub *s = priv;
+	redisReply *rep = reply;
+	if (!rep || !s->room || s->state != HUB_SUB_REPLAY)
+		goto out;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
+	    rep->element[2]->type != REDIS_REPLY_INTEGER) {
+		/* not a stream (or an error): nothing to replay */
+		if (rep->type == REDIS_REPLY_ERROR)
+			log_warn("catch-up in %s: %s", s->room->id, rep->str);
+		sub_go_live(s);
+		goto out;
+	}
+	const redisReply *first = rep->element[0], *range = rep->element[1];
+	if (rep->element[2]->integer == 1) {
+		struct room_evid tail;
+		if (entry_id(range, &tail) == 0)
+			s->cur.last = tail;
+		sub_go_live(s);
+		goto out;
+	}
+	struct room_evid oldest;
+	if (!s->pinned_checked && entry_id(first, &oldest) == 0 &&
+	    room_needs_resync(s->cur.last, oldest)) {
+		/* extension event: the history no longer reaches back to this client */
+		static const char why[] = "{\"reason\":\"history_trimmed\"}";
+		char id[ROOM_EVID_MAX];
+		room_evid_format(s->cur.last, id);
+		struct room_event *ev = room_event_new(id, "resync", why, sizeof why - 1);
+		int r = ev ? s->ops->deliver(s, ev) : -1;
+		room_event_release(ev);
+		if (r < 0 || !s->room)
+			goto out;
+	}
+	s->pinned_checked = 1;
+	size_t n = range->type == REDIS_REPLY_ARRAY ? range->elements : 0;
+	for (size_t i = 0; i < n; i++) {
+		struct room_event *ev = entry_event(range->element[i]);
+		if (!ev)
+			continue;
+		int r = 0;
+		if (room_cursor_replayed(&s->cur, ev) == ROOM_DELIVER)
+			r = s->ops->deliver(s, ev);
+		room_event_release(ev);
+		if (r < 0 || !s->room)
+			goto out;
+	}
+	if (n == HUB_PAGE)
+		sub_catchup(s); /* more pages; live events stay held meanwhile */
+	else
+		sub_go_live(s);
+out:
+	s->ops->release(s);
+}
+
+static void sub_catchup(struct hub_sub *s)
+{
+	struct hub_room *r = s->room;
+	struct hub *h = r->hub;
+	char from[ROOM_EVID_MAX] = "", page[16];
+	if (s->state != HUB_SUB_REPLAY) {
+		s->state = HUB_SUB_REPLAY;
+		s->pinned_checked = 0;
+		room_cursor_begin(&s->cur);
+	}
+	if (s->pinned)
+		room_evid_format(room_evid_next(s->cur.last), from);
+	snprintf(page, sizeof page, "%d", HUB_PAGE);
+	s->ops->reserve(s);
+	if (redisAsyncCommand(h->ac[HUB_CMD], catchup_cb, s, "EVAL %s 1 %s %s %s", catchup_script,
+			      r->key, from, page) != REDIS_OK) {
+		s->ops->release(s);
+		s->ops->fail(s, "redis unavailable");
+	}
+}
+
+/* ---- subscriptions ---- */
+
+static void dispatch(struct hub_room *r, const char *msg, size_t len)
+{
+	struct room_event *ev = room_event_from_message(msg, len);
+	if (!ev) {
+		log_warn("room %s: ignoring a malformed message", r->id);
+		return;
+	}
+	struct hub_sub *next;
+	for (struct hub_sub *s = r->subs; s; s = next) {
+		next = s->next; /* s may leave during its own callbacks, no other may */
+		if (s->state != HUB_SUB_REPLAY && s->state != HUB_SUB_LIVE)
+			continue;
+		switch (room_cursor_offer(&s->cur, ev)) {
+		case ROOM_DELIVER:
+			s->ops->deliver(s, ev);
+			break;
+		case ROOM_OVERFLOW:
+			s->ops->fail(s, "too many events during catch-up");
+			break;
+		case ROOM_DUPLICATE:
+		case ROOM_HELD:
+			break;
+		}
+	}
+	room_event_release(ev);
+}
+
+static void sub_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct hub *h = ac->data;
+	redisReply *rep = reply;
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
+	    rep->element[0]->type != REDIS_REPLY_STRING ||
+	    rep->element[1]->type != REDIS_REPLY_STRING)
+		return;
+	const char *kind = rep->element[0]->str, *chan = rep->element[1]->str;
+	static const char prefix[] = "cc:room:";
+	if (strncmp(chan, prefix, sizeof prefix - 1) != 0)
+		return;
+	struct hub_room *r = room_find(h, chan + sizeof prefix - 1);
+	if (!r)
+		return;
+	if (strcmp(kind, "message") == 0) {
+		if (r->link == RL_SUBSCRIBED && rep->element[2]->type == REDIS_REPLY_STRING)
+			dispatch(r, rep->element[2]->str, rep->element[2]->len);
+	} else if (strcmp(kind, "subscribe") == 0) {
+		if (r->link != RL_SUBSCRIBING)
+			return;
+		r->link = RL_SUBSCRIBED;
+		struct hub_sub *next;
+		for (struct hub_sub *s = r->subs; s; s = next) {
+			next = s->next;
+			if (s->state == HUB_SUB_WAIT)
+				sub_catchup(s);
+		}
+		if (r->nsubs == 0) {
+			struct timeval tv = {h->cfg.room_linger_ms / 1000,
+					     (h->cfg.room_linger_ms % 1000) * 1000};
+			evtimer_add(r->linger, &tv);
+		}
+	} else if (strcmp(kind, "unsubscribe") == 0) {
+		if (r->link != RL_UNSUBSCRIBING)
+			return;
+		r->link = RL_IDLE;
+		if (r->nsubs > 0)
+			room_subscribe(r);
+		else
+			room_free(r);
+	}
+}
+
+static void room_subscribe(struct hub_room *r)
+{
+	struct hub *h = r->hub;
+	if (!h->up || r->link != RL_IDLE)
+		return;
+	r->link = RL_SUBSCRIBING;
+	if (redisAsyncCommand(h->ac[HUB_SUB], sub_reply_cb, NULL, "SUBSCRIBE %s", r->channel) !=
+	    REDIS_OK)
+		r->link = RL_IDLE;
+}
+
+int hub_join(struct hub *h, struct hub_sub *s, const char *room_id, const struct room_evid *start)
+{
+	struct hub_room *r = room_get(h, room_id);
+	if (!r)
+		return -1;
+	evtimer_del(r->linger);
+	s->room = r;
+	s->prev = NULL;
+	s->next = r->subs;
+	if (r->subs)
+		r->subs->prev = s;
+	r->subs = s;
+	r->nsubs++;
+	struct room_evid zero = {0, 0};
+	room_cursor_init(&s->cur, start ? *start : zero, h->cfg.max_held);
+	s->pinned = start != NULL;
+	s->pinned_checked = 0;
+	s->state = HUB_SUB_WAIT;
+	if (s->presence)
+		user_add(r, s);
+	if (r->link == RL_IDLE)
+		room_subscribe(r);
+	else if (r->link == RL_SUBSCRIBED)
+		sub_catchup(s);
+	return 0;
+}
+
+void hub_leave(struct hub *h, struct hub_sub *s)
+{
+	struct hub_room *r = s->room;
+	if (!r)
+		return;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		r->subs = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->prev = s->next = NULL;
+	r->nsubs--;
+	room_cursor_clear(&s->cur);
+	s->state = HUB_SUB_OUT;
+	s->room = NULL;
+	if (s->presence)
+		user_remove(r, s);
+	if (r->nsubs == 0) {
+		struct timeval tv = {h->cfg.room_linger_ms / 1000,
+				     (h->cfg.room_linger_ms % 1000) * 1000};
+		evtimer_add(r->linger, &tv);
+	}
+}
+
+/* ---- connection ---- */
+
+static int ctx_index(struct hub *h, const redisAsyncContext *ac)
+{
+	if (ac && h->ac[HUB_SUB] == ac)
+		return HUB_SUB;
+	if (ac && h->ac[HUB_CMD] == ac)
+		return HUB_CMD;
+	return -1;
+}
+
+static void link_down(struct hub *h)
+{
+	for (int b = 0; b < HUB_BUCKETS; b++) {
+		struct hub_room *next;
+		for (struct hub_room *r = h->buckets[b]; r; r = next) {
+			next = r->hnext;
+			r->link = RL_IDLE;
+			if (r->nsubs == 0) {
+				room_free(r);
+				continue;
+			}
+			/* held events are re-read from the history after the reconnect */
+			for (struct hub_sub *s = r->subs; s; s = s->next) {
+				room_cursor_clear(&s->cur);
+				s->state = HUB_SUB_WAIT;
+			}
+		}
+	}
+}
+
+static void schedule_retry(struct hub *h)
+{
+	if (h->shutting_down || evtimer_pending(h->retry, NULL))
+		return;
+	/* capped exponential backoff with jitter: a random delay in [d/2, d] */
+	long d = h->backoff_ms;
+	unsigned r = 0;
+	rnd_bytes(&r, sizeof r);
+	long delay = d / 2 + (long)(r % (unsigned)(d / 2 + 1));
+	h->backoff_ms = d * 2 > h->cfg.backoff_max_ms ? h->cfg.backoff_max_ms : d * 2;
+	struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
+	evtimer_add(h->retry, &tv);
+}
+
+static void ctx_gone(struct hub *h, const redisAsyncContext *ac);
+
+static void ctx_drop(struct hub *h, int which)
+{
+	redisAsyncContext *ac = h->ac[which];
+	if (!ac)
+		return;
+	/* hiredis calls the disconnect callback (when it was connected), and the pending
+	 * callbacks with NULL replies; both find the context already gone from h->ac */
+	ctx_gone(h, ac);
+	redisAsyncFree(ac);
+}
+
+static void ctx_gone(struct hub *h, const redisAsyncContext *ac)
+{
+	int which = ctx_index(h, ac);
+	if (which < 0)
+		return;
+	h->ac[which] = NULL;
+	h->ready[which] = 0;
+	if (h->up) {
+		h->up = 0;
+		log_warn("redis: connection lost; clients are kept and will be caught up");
+		link_down(h);
+	}
+	ctx_drop(h, 1 - which);
+	if (!h->ac[HUB_SUB] && !h->ac[HUB_CMD]) {
+		evtimer_del(h->conn_timeout);
+		schedule_retry(h);
+	}
+}
+
+static void link_up(struct hub *h)
+{
+	h->up = 1;
+	h->backoff_ms = HUB_BACKOFF_MIN_MS;
+	evtimer_del(h->conn_timeout);
+	log_info("redis: connected");
+	for (int b = 0; b < HUB_BUCKETS; b++) {
+		for (struct hub_room *r = h->buckets[b]; r; r = r->hnext) {
+			if (r->nsubs > 0)
+				room_subscribe(r);
+			if (r->users)
+				presence_call(h, r, "refresh", NULL, NULL);
+		}
+	}
+}
+
+static void ping_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct hub *h = ac->data;
+	redisReply *rep = reply;
+	int which = ctx_index(h, ac);
+	if (!rep || which < 0)
+		return;
+	if (rep->type == REDIS_REPLY_ERROR) {
+		log_warn("redis: %s", rep->str);
+		ctx_drop(h, which);
+		return;
+	}
+	h->ready[which] = 1;
+	if (h->ready[HUB_SUB] && h->ready[HUB_CMD] && !h->up)
+		link_up(h);
+}
+
+static void connect_cb(const redisAsyncContext *ac, int status)
+{
+	struct hub *h = ac->data;
+	if (status != REDIS_OK) {
+		log_warn("redis: connect failed: %s", ac->errstr);
+		ctx_gone(h, ac); /* hiredis frees it after this callback */
+	}
+}
+
+static void disconnect_cb(const redisAsyncContext *ac, int status)
+{
+	ctx_gone(ac->data, ac);
+}
+
+static redisAsyncContext *ctx_open(struct hub *h, int which)
+{
+	const struct rds_target *t = &h->cfg.redis;
+	redisAsyncContext *ac = t->socket[0] ? redisAsyncConnectUnix(t->socket)
+					     : redisAsyncConnect(t->host, t->port);
+	if (!ac)
+		return NULL;
+	if (ac->err) {
+		log_warn("redis: %s", ac->errstr);
+		redisAsyncFree(ac);
+		return NULL;
+	}
+	ac->data = h;
+	if (redisLibeventAttach(ac, h->base) != REDIS_OK) {
+		redisAsyncFree(ac);
+		return NULL;
+	}
+	redisAsyncSetConnectCallback(ac, connect_cb);
+	redisAsyncSetDisconnectCallback(ac, disconnect_cb);
+	h->ac[which] = ac;
+	/* queued now, written once connected; a failed AUTH shows as an error to PING */
+	if (t->password[0])
+		redisAsyncCommand(ac, NULL, NULL, "AUTH %s", t->password);
+	if (which == HUB_CMD && t->db)
+		redisAsyncCommand(ac, NULL, NULL, "SELECT %d", t->db);
+	redisAsyncCommand(ac, ping_cb, NULL, "PING");
+	return ac;
+}
+
+static void hub_connect(struct hub *h)
+{
+	if (!ctx_open(h, HUB_SUB) || !ctx_open(h, HUB_CMD)) {
+		ctx_drop(h, HUB_SUB);
+		ctx_drop(h, HUB_CMD);
+		schedule_retry(h);
+		return;
+	}
+	struct timeval tv = {h->cfg.connect_timeout_ms / 1000,
+			     (h->cfg.connect_timeout_ms % 1000) * 1000};
+	evtimer_add(h->conn_timeout, &tv);
+}
+
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct hub *h = arg;
+	if (!h->ac[HUB_SUB] && !h->ac[HUB_CMD])
+		hub_connect(h);
+}
+
+static void conn_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct hub *h = arg;
+	if (h->up)
+		return;
+	log_warn("redis: no answer within %ld ms", h->cfg.connect_timeout_ms);
+	ctx_drop(h, HUB_SUB);
+	ctx_drop(h, HUB_CMD);
+	schedule_retry(h);
+}
+
+static void beat_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct hub *h = arg;
+	if (!h->up)
+		return;
+	for (int b = 0; b < HUB_BUCKETS; b++)
+		for (struct hub_room *r = h->buckets[b]; r; r = r->hnext)
+			if (r->users)
+				presence_call(h, r, "refresh", NULL, NULL);
+	/* expire the records of brokers that died, in every room, whoever holds it */
+	presence_call(h, NULL, "sweep", NULL, NULL);
+}
+
+struct hub *hub_new(struct event_base *base, const struct hub_cfg *cfg)
+{
+	struct hub *h = calloc(1, sizeof *h);
+	if (!h)
+		return NULL;
+	h->base = base;
+	h->cfg = *cfg;
+	h->backoff_ms = HUB_BACKOFF_MIN_MS;
+	if (rnd_hex(h->broker_id, 8) < 0)
+		goto fail;
+	h->retry = evtimer_new(base, retry_cb, h);
+	h->conn_timeout = evtimer_new(base, conn_timeout_cb, h);
+	h->beat = event_new(base, -1, EV_PERSIST, beat_cb, h);
+	if (!h->retry || !h->conn_timeout || !h->beat)
+		goto fail;
+	struct timeval tv = {cfg->heartbeat_ms / 1000, (cfg->heartbeat_ms % 1000) * 1000};
+	event_add(h->beat, &tv);
+	hub_connect(h);
+	return h;
+fail:
+	hub_free(h);
+	return NULL;
+}
+
+void hub_free(struct hub *h)
+{
+	if (!h)
+		return;
+	h->shutting_down = 1;
+	ctx_drop(h, HUB_SUB);
+	ctx_drop(h, HUB_CMD);
+	for (int b = 0; b < HUB_BUCKETS; b++)
+		while (h->buckets[b])
+			room_free(h->buckets[b]);
+	if (h->retry)
+		event_free(h->retry);
+	if (h->conn_timeout)
+		event_free(h->conn_timeout);
+	if (h->beat)
+		event_free(h->beat);
+	if (h->shutdown_timer)
+		event_free(h->shutdown_timer);
+	free(h);
+}
+
+int hub_redis_up(const struct hub *h)
+{
+	return h->up;
+}
+
+/* ---- one-off commands ---- */
+
+struct role_req {
+	struct hub_sub *s;
+	void (*cb)(struct hub_sub *s, int ok, const char *role);
+};
+
+static void role_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct role_req *q = priv;
+	redisReply *rep = reply;
+	if (!rep || rep->type == REDIS_REPLY_ERROR)
+		q->cb(q->s, 0, NULL);
+	else
+		q->cb(q->s, 1, rep->type == REDIS_REPLY_STRING ? rep->str : NULL);
+	q->s->ops->release(q->s);
+	free(q);
+}
+
+int hub_member_role(struct hub *h, const char *room_id, long long user_id, struct hub_sub *s,
+		    void (*cb)(struct hub_sub *s, int ok, const char *role))
+{
+	if (!h->up)
+		return -1;
+	struct role_req *q = malloc(sizeof *q);
+	if (!q)
+		return -1;
+	q->s = s;
+	q->cb = cb;
+	s->ops->reserve(s);
+	if (redisAsyncCommand(h->ac[HUB_CMD], role_cb, q, "HGET cc:room:%s:members %lld", room_id,
+			      user_id) != REDIS_OK) {
+		s->ops->release(s);
+		free(q);
+		return -1;
+	}
+	return 0;
+}
+
+static void emit_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+	redisReply *rep = reply;
+	if (rep && rep->type == REDIS_REPLY_ERROR)
+		log_warn("emit: %s", rep->str);
+}
+
+int hub_emit(struct hub *h, const char *room_id, const char *type, const char *data_json)
+{
+	if (!h->up)
+		return -1;
+	char key[ROOM_ID_MAX + 24], chan[ROOM_ID_MAX + 16], max[16];
+	events_history_key(key, sizeof key, room_id);
+	events_channel(chan, sizeof chan, room_id);
+	snprintf(max, sizeof max, "%d", EVENTS_HISTORY_MAX);
+	return redisAsyncCommand(h->ac[HUB_CMD], emit_cb, NULL, "EVAL %s 2 %s %s %s %s %s",
+				 emit_script, key, chan, type, data_json, max) == REDIS_OK
+		       ? 0
+		       : -1;
+}
+
+static void shutdown_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct hub *h = arg;
+	if (h->shutdown_done) {
+		void (*done)(void *) = h->shutdown_done;
+		h->shutdown_done = NULL;
+		done(h->shutdown_arg);
+	}
+}
+
+void hub_shutdown(struct hub *h, void (*done)(void *arg), void *arg)
+{
+	h->shutdown_done = done;
+	h->shutdown_arg = arg;
+	h->shutting_down = 1;
+	h->shutdown_pending = 0;
+	for (int b = 0; b < HUB_BUCKETS; b++)
+		for (struct hub_room *r = h->buckets[b]; r; r = r->hnext)
+			if (r->users && presence_call(h, r, "close", NULL, h) == 0)
+				h->shutdown_pending++;
+	if (h->shutdown_pending == 0) {
+		h->shutdown_done = NULL;
+		done(arg);
+		return;
+	}
+	h->shutdown_timer = evtimer_new(h->base, shutdown_timer_cb, h);
+	struct timeval tv = {HUB_SHUTDOWN_WAIT_MS / 1000, (HUB_SHUTDOWN_WAIT_MS % 1000) * 1000};
+	if (h->shutdown_timer)
+		evtimer_add(h->shutdown_timer, &tv);
+}

@@ -1,0 +1,91 @@
+/* hub: the broker's Redis side – room subscriptions, history catch-up, presence.
+ *
+ * Two hiredis async contexts on the server's libevent base: one subscribed (it may only
+ * (UN)SUBSCRIBE), one for commands (XRANGE, HGET, EVAL). Both come up together and go down
+ * together; the hub reconnects with capped exponential backoff and jitter (STYLE 10), then
+ * re-subscribes every room from its own table and replays each subscriber from the last
+ * event it delivered, so a Redis restart loses nothing for clients.
+ *
+ * A subscriber (struct hub_sub, embedded in a client connection) joins one room. Order of a
+ * join: the room is subscribed first, then the subscriber's history is read with XRANGE
+ * while live messages are held in its cursor (room.h); both are merged by event id.
+ *
+ * Presence: a subscriber joined with a user counts towards that user's presence in the room;
+ * the first one emits `join`, the last one `leave` – across brokers, see docs/INTERNALS.md
+ * "Broker". */
+#ifndef CC_BROKER_HUB_H
+#define CC_BROKER_HUB_H
+
+#include <stddef.h>
+
+#include "room.h"
+#include "rds.h"
+#include "token.h"
+
+struct event_base;
+struct hub;
+struct hub_room;
+struct hub_sub;
+
+struct hub_sub_ops {
+	/* An event, in order and never twice. -1: this subscriber takes no more. */
+	int (*deliver)(struct hub_sub *s, struct room_event *ev);
+	/* The catch-up is done; from now on events are live. */
+	void (*caught_up)(struct hub_sub *s);
+	/* The hub gave up on this subscriber (its hold overflowed); the owner closes it. */
+	void (*fail)(struct hub_sub *s, const char *why);
+	/* Reference counting for the owner, held while a Redis reply is due. */
+	void (*reserve)(struct hub_sub *s);
+	void (*release)(struct hub_sub *s);
+};
+
+enum hub_sub_state { HUB_SUB_OUT, HUB_SUB_WAIT, HUB_SUB_REPLAY, HUB_SUB_LIVE };
+
+struct hub_sub {
+	const struct hub_sub_ops *ops;
+	struct hub_room *room; /* NULL when not joined */
+	struct hub_sub *prev, *next;
+	enum hub_sub_state state;
+	struct room_cursor cur;
+	int pinned;   /* cur.last is a real position (given, or read from the stream's tail) */
+	int pinned_checked; /* the resync test was made for this catch-up */
+	int presence; /* counts towards join/leave */
+	long long user_id;
+	char username[TOKEN_USERNAME_MAX + 1];
+};
+
+struct hub_cfg {
+	struct rds_target redis;
+	long heartbeat_ms;     /* presence refresh period */
+	long presence_ttl_ms;  /* a connection record lives this long without a refresh */
+	long backoff_max_ms;   /* reconnect backoff cap */
+	long connect_timeout_ms;
+	long room_linger_ms;   /* an empty room stays subscribed this long */
+	size_t max_held;       /* live events held per subscriber during its catch-up */
+};
+
+/* Caller frees with hub_free(). The hub starts connecting at once. */
+struct hub *hub_new(struct event_base *base, const struct hub_cfg *cfg);
+void hub_free(struct hub *h);
+int hub_redis_up(const struct hub *h);
+
+/* Joins s (ops, user fields and presence set by the caller) to room_id. start NULL: only
+ * events from now on; else events strictly after *start. 0 or -1 (OOM). */
+int hub_join(struct hub *h, struct hub_sub *s, const char *room_id, const struct room_evid *start);
+/* Leaves its room; safe from inside s's own deliver callback. */
+void hub_leave(struct hub *h, struct hub_sub *s);
+
+/* Looks up the user's role in cc:room:{id}:members. cb gets the role (borrowed, NULL when
+ * not a member) and ok = 0 when Redis could not answer. s is reserved meanwhile. -1 when
+ * Redis is down (nothing is called). */
+int hub_member_role(struct hub *h, const char *room_id, long long user_id, struct hub_sub *s,
+		    void (*cb)(struct hub_sub *s, int ok, const char *role));
+
+/* Appends and publishes an event like lib/events.c does, without blocking. 0 or -1. */
+int hub_emit(struct hub *h, const char *room_id, const char *type, const char *data_json);
+
+/* Records this broker's presence connections as closed (leave events) before exit; calls
+ * done when Redis answered or after a short wait. */
+void hub_shutdown(struct hub *h, void (*done)(void *arg), void *arg);
+
+#endif

@@ -1,0 +1,59 @@
+#include "longpoll.h"
+
+void longpoll_init(struct longpoll *lp)
+{
+	lp->n = 0;
+}
+
+int longpoll_add(struct longpoll *lp, struct room_event *ev)
+{
+	if (lp->n == LONGPOLL_MAX_EVENTS)
+		return -1;
+	lp->events[lp->n++] = room_event_reserve(ev);
+	return 0;
+}
+
+int longpoll_full(const struct longpoll *lp)
+{
+	return lp->n == LONGPOLL_MAX_EVENTS;
+}
+
+int longpoll_response(struct buf *out, const struct longpoll *lp, const char *since)
+{
+	struct buf body;
+	int rc = -1;
+	buf_init(&body, out->limit);
+	if (buf_puts(&body, "{\"events\":[") < 0)
+		goto out;
+	for (size_t i = 0; i < lp->n; i++) {
+		if ((i && buf_putc(&body, ',') < 0) ||
+		    buf_append(&body, lp->events[i]->json, lp->events[i]->json_len) < 0)
+			goto out;
+	}
+	const char *last = lp->n ? lp->events[lp->n - 1]->idstr : since;
+	/* ids are digits and one dash (room_evid_parse), nothing to escape */
+	if ((last ? buf_printf(&body, "],\"last_event_id\":\"%s\"}", last)
+		  : buf_puts(&body, "],\"last_event_id\":null}")) < 0)
+		goto out;
+	if (buf_printf(out,
+		       "HTTP/1.1 200 OK\r\n"
+		       "Content-Type: application/json\r\n"
+		       "Cache-Control: no-store\r\n"
+		       "Content-Length: %zu\r\n"
+		       "Connection: close\r\n"
+		       "\r\n",
+		       body.len) < 0 ||
+	    buf_append(out, body.data, body.len) < 0)
+		goto out;
+	rc = 0;
+out:
+	buf_free(&body);
+	return rc;
+}
+
+void longpoll_clear(struct longpoll *lp)
+{
+	for (size_t i = 0; i < lp->n; i++)
+		room_event_release(lp->events[i]);
+	lp->n = 0;
+}

@@ -1,0 +1,31 @@
+/* longpoll: one long-poll answer, built up while events come in.
+ *
+ * A poll collects the events after `since` (history first, then live ones) and is answered
+ * as soon as it holds any, or empty at its deadline. It holds at most LONGPOLL_MAX_EVENTS:
+ * at the bound it is answered with what it has, and last_event_id tells the client where
+ * the next poll resumes, so nothing is lost. */
+#ifndef CC_BROKER_LONGPOLL_H
+#define CC_BROKER_LONGPOLL_H
+
+#include <stddef.h>
+
+#include "buf.h"
+#include "room.h"
+
+#define LONGPOLL_MAX_EVENTS 500
+
+struct longpoll {
+	struct room_event *events[LONGPOLL_MAX_EVENTS]; /* references held */
+	size_t n;
+};
+
+void longpoll_init(struct longpoll *lp);
+/* Takes a reference. -1 when full (answer now). */
+int longpoll_add(struct longpoll *lp, struct room_event *ev);
+int longpoll_full(const struct longpoll *lp);
+/* The full HTTP response: 200 {"events":[…],"last_event_id":…}. last_event_id is the last
+ * collected event's id, else `since` (NULL → null). */
+int longpoll_response(struct buf *out, const struct longpoll *lp, const char *since);
+void longpoll_clear(struct longpoll *lp);
+
+#endif

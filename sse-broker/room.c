@@ -1,0 +1,275 @@
+#include "room.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "sse.h"
+
+/* An event is at most this big once rendered; EVENTS data is small JSON (an operation, a
+ * cursor, a job result bounded by the worker). Bigger ones are refused, not streamed. */
+#define ROOM_EVENT_MAX ((size_t)4 * 1024 * 1024)
+
+static int parse_u64(const char *s, size_t n, uint64_t *out)
+{
+	if (n == 0 || n > 20)
+		return -1;
+	uint64_t v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		unsigned d = (unsigned)(s[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+int room_evid_parse(const char *s, struct room_evid *out)
+{
+	if (!s)
+		return -1;
+	const char *dash = strchr(s, '-');
+	size_t n = strlen(s);
+	if (!dash) {
+		out->seq = 0;
+		return parse_u64(s, n, &out->ms);
+	}
+	if (parse_u64(s, (size_t)(dash - s), &out->ms) < 0 ||
+	    parse_u64(dash + 1, n - (size_t)(dash - s) - 1, &out->seq) < 0)
+		return -1;
+	return 0;
+}
+
+int room_evid_cmp(struct room_evid a, struct room_evid b)
+{
+	if (a.ms != b.ms)
+		return a.ms < b.ms ? -1 : 1;
+	if (a.seq != b.seq)
+		return a.seq < b.seq ? -1 : 1;
+	return 0;
+}
+
+void room_evid_format(struct room_evid id, char out[ROOM_EVID_MAX])
+{
+	snprintf(out, ROOM_EVID_MAX, "%" PRIu64 "-%" PRIu64, id.ms, id.seq);
+}
+
+struct room_evid room_evid_next(struct room_evid id)
+{
+	if (id.seq == UINT64_MAX) {
+		id.ms++;
+		id.seq = 0;
+	} else {
+		id.seq++;
+	}
+	return id;
+}
+
+int room_evid_is_zero(struct room_evid id)
+{
+	return id.ms == 0 && id.seq == 0;
+}
+
+int room_id_valid(const char *s, size_t n)
+{
+	if (n == 0 || n > ROOM_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_'))
+			return 0;
+	}
+	return 1;
+}
+
+static int type_valid(const char *t, size_t n)
+{
+	if (n == 0 || n >= ROOM_TYPE_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((t[i] >= 'a' && t[i] <= 'z') || t[i] == '_'))
+			return 0;
+	return 1;
+}
+
+struct room_event *room_event_new(const char *idstr, const char *type, const char *data,
+				  size_t data_len)
+{
+	struct room_event *ev = NULL;
+	struct buf b;
+	buf_init(&b, ROOM_EVENT_MAX);
+	size_t tl = strlen(type);
+	if (!type_valid(type, tl) || data_len == 0 || data_len > ROOM_EVENT_MAX / 2)
+		goto fail;
+	ev = calloc(1, sizeof *ev);
+	if (!ev)
+		goto fail;
+	ev->refs = 1;
+	if (room_evid_parse(idstr, &ev->id) < 0 || strlen(idstr) >= ROOM_EVID_MAX)
+		goto fail;
+	memcpy(ev->idstr, idstr, strlen(idstr) + 1);
+	memcpy(ev->type, type, tl + 1);
+	ev->data = malloc(data_len + 1);
+	if (!ev->data)
+		goto fail;
+	memcpy(ev->data, data, data_len);
+	ev->data[data_len] = '\0';
+	ev->data_len = data_len;
+	if (sse_event(&b, ev->idstr, ev->type, data, data_len) < 0)
+		goto fail;
+	ev->sse_len = b.len;
+	ev->sse = buf_detach(&b);
+	if (!ev->sse)
+		goto fail;
+	/* type and id hold no characters JSON would escape (checked above) */
+	if (buf_printf(&b, "{\"type\":\"%s\",\"id\":\"%s\",\"data\":", ev->type, ev->idstr) < 0 ||
+	    buf_append(&b, data, data_len) < 0 || buf_putc(&b, '}') < 0)
+		goto fail;
+	ev->json_len = b.len;
+	ev->json = buf_detach(&b);
+	if (!ev->json)
+		goto fail;
+	return ev;
+fail:
+	buf_free(&b);
+	if (ev) {
+		ev->refs = 1;
+		room_event_release(ev);
+	}
+	return NULL;
+}
+
+/* The message is exactly what lib/events.c's script publishes:
+ * {"type":"<type>","id":"<id>","data":<data>} – read it by that shape so data reaches clients
+ * byte for byte as XRANGE readers get it (a JSON round trip could rewrite numbers). */
+struct room_event *room_event_from_message(const char *msg, size_t len)
+{
+	static const char p1[] = "{\"type\":\"", p2[] = "\",\"id\":\"", p3[] = "\",\"data\":";
+	char type[ROOM_TYPE_MAX], id[ROOM_EVID_MAX];
+	const char *p = msg, *end = msg + len;
+	if (len < sizeof p1 || memcmp(p, p1, sizeof p1 - 1) != 0)
+		return NULL;
+	p += sizeof p1 - 1;
+	const char *q = memchr(p, '"', (size_t)(end - p));
+	if (!q || (size_t)(q - p) >= sizeof type)
+		return NULL;
+	memcpy(type, p, (size_t)(q - p));
+	type[q - p] = '\0';
+	p = q;
+	if ((size_t)(end - p) < sizeof p2 - 1 || memcmp(p, p2, sizeof p2 - 1) != 0)
+		return NULL;
+	p += sizeof p2 - 1;
+	q = memchr(p, '"', (size_t)(end - p));
+	if (!q || (size_t)(q - p) >= sizeof id)
+		return NULL;
+	memcpy(id, p, (size_t)(q - p));
+	id[q - p] = '\0';
+	p = q;
+	if ((size_t)(end - p) < sizeof p3 - 1 || memcmp(p, p3, sizeof p3 - 1) != 0)
+		return NULL;
+	p += sizeof p3 - 1;
+	if (end - p < 2 || end[-1] != '}')
+		return NULL;
+	return room_event_new(id, type, p, (size_t)(end - 1 - p));
+}
+
+struct room_event *room_event_reserve(struct room_event *ev)
+{
+	ev->refs++;
+	return ev;
+}
+
+void room_event_release(struct room_event *ev)
+{
+	if (!ev || --ev->refs > 0)
+		return;
+	free(ev->data);
+	free(ev->sse);
+	free(ev->json);
+	free(ev);
+}
+
+void room_cursor_init(struct room_cursor *c, struct room_evid start, size_t maxheld)
+{
+	memset(c, 0, sizeof *c);
+	c->last = start;
+	c->maxheld = maxheld;
+}
+
+void room_cursor_clear(struct room_cursor *c)
+{
+	for (size_t i = 0; i < c->nheld; i++)
+		room_event_release(c->held[i]);
+	free(c->held);
+	c->held = NULL;
+	c->nheld = c->capheld = 0;
+	c->replaying = 0;
+}
+
+void room_cursor_begin(struct room_cursor *c)
+{
+	c->replaying = 1;
+}
+
+enum room_offer room_cursor_offer(struct room_cursor *c, struct room_event *ev)
+{
+	if (c->replaying) {
+		if (c->nheld == c->maxheld)
+			return ROOM_OVERFLOW;
+		if (c->nheld == c->capheld) {
+			size_t cap = c->capheld ? c->capheld * 2 : 8;
+			if (cap > c->maxheld)
+				cap = c->maxheld;
+			struct room_event **h = realloc(c->held, cap * sizeof *h);
+			if (!h)
+				return ROOM_OVERFLOW;
+			c->held = h;
+			c->capheld = cap;
+		}
+		c->held[c->nheld++] = room_event_reserve(ev);
+		return ROOM_HELD;
+	}
+	return room_cursor_replayed(c, ev);
+}
+
+enum room_offer room_cursor_replayed(struct room_cursor *c, struct room_event *ev)
+{
+	if (room_evid_cmp(ev->id, c->last) <= 0)
+		return ROOM_DUPLICATE;
+	c->last = ev->id;
+	return ROOM_DELIVER;
+}
+
+int room_cursor_finish(struct room_cursor *c, int (*deliver)(void *arg, struct room_event *ev),
+		       void *arg)
+{
+	int rc = 0;
+	/* take the hold first: deliver may end the subscriber, which clears the cursor */
+	struct room_event **held = c->held;
+	size_t n = c->nheld;
+	c->held = NULL;
+	c->nheld = c->capheld = 0;
+	c->replaying = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (rc == 0 && room_cursor_replayed(c, held[i]) == ROOM_DELIVER &&
+		    deliver(arg, held[i]) < 0)
+			rc = -1;
+		room_event_release(held[i]);
+	}
+	free(held);
+	return rc;
+}
+
+int room_needs_resync(struct room_evid last, struct room_evid first)
+{
+	if (room_evid_is_zero(last) || room_evid_is_zero(first))
+		return 0;
+	return room_evid_cmp(first, room_evid_next(last)) > 0;
+}

@@ -1,0 +1,95 @@
+/* room: the broker's socket-free model of a room's event flow.
+ *
+ * - Event ids are Redis Stream ids "ms-seq"; they only grow within a room, so "deliver an
+ *   event iff its id is above the last one delivered" both orders and de-duplicates.
+ * - A room_event is one event rendered once for every transport (SSE text, JSON) and shared
+ *   by reference count between every client that has it queued.
+ * - A room_cursor is one client's position. While the client's history is being fetched
+ *   (XRANGE) live events are held in the cursor (bounded) and merged afterwards, so a client
+ *   that subscribes and then replays loses nothing and gets nothing twice.
+ * The Redis and socket sides live in hub.c and server.c. */
+#ifndef CC_BROKER_ROOM_H
+#define CC_BROKER_ROOM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ROOM_ID_MAX 64	  /* room ids: [A-Za-z0-9_-]{1,64} */
+#define ROOM_EVID_MAX 48  /* "18446744073709551615-18446744073709551615" */
+#define ROOM_TYPE_MAX 32
+
+struct room_evid {
+	uint64_t ms;
+	uint64_t seq;
+};
+
+/* "ms-seq" or "ms" (seq 0). 0 or -1. */
+int room_evid_parse(const char *s, struct room_evid *out);
+int room_evid_cmp(struct room_evid a, struct room_evid b);
+void room_evid_format(struct room_evid id, char out[ROOM_EVID_MAX]);
+/* The smallest id after id: XRANGE's start for "strictly after id". */
+struct room_evid room_evid_next(struct room_evid id);
+int room_evid_is_zero(struct room_evid id);
+
+/* Whether s is an acceptable room id. */
+int room_id_valid(const char *s, size_t n);
+
+struct room_event {
+	int refs;
+	struct room_evid id;
+	char idstr[ROOM_EVID_MAX];
+	char type[ROOM_TYPE_MAX];
+	char *data; /* the event's data, JSON text */
+	size_t data_len;
+	char *sse; /* "id: …\nevent: …\ndata: …\n\n" */
+	size_t sse_len;
+	char *json; /* {"type":…,"id":…,"data":…} */
+	size_t json_len;
+};
+
+/* Builds an event from its parts (an XRANGE entry). type must be [a-z_]{1,31}; data is
+ * copied. Refcount 1: the caller releases with room_event_release(). NULL when invalid. */
+struct room_event *room_event_new(const char *idstr, const char *type, const char *data,
+				  size_t data_len);
+/* Builds an event from a pub/sub message {"type","id","data"}. NULL when invalid. */
+struct room_event *room_event_from_message(const char *msg, size_t len);
+struct room_event *room_event_reserve(struct room_event *ev);
+void room_event_release(struct room_event *ev);
+
+enum room_offer {
+	ROOM_DELIVER,  /* send it now (the cursor moved to it) */
+	ROOM_DUPLICATE, /* at or below the cursor: already sent */
+	ROOM_HELD,     /* replay in progress: kept for room_cursor_finish() */
+	ROOM_OVERFLOW, /* replay in progress and the hold is full: drop the client */
+};
+
+struct room_cursor {
+	struct room_evid last; /* last delivered (or the starting point) */
+	int replaying;
+	struct room_event **held; /* live events that came during the replay, in order */
+	size_t nheld, capheld, maxheld;
+};
+
+/* maxheld bounds the events kept during a replay (the bound: ROOM_OVERFLOW). */
+void room_cursor_init(struct room_cursor *c, struct room_evid start, size_t maxheld);
+/* Drops held events. */
+void room_cursor_clear(struct room_cursor *c);
+/* Starts holding live events until room_cursor_finish(). */
+void room_cursor_begin(struct room_cursor *c);
+/* A live event. ROOM_HELD takes a reference. */
+enum room_offer room_cursor_offer(struct room_cursor *c, struct room_event *ev);
+/* An event from history: ROOM_DELIVER or ROOM_DUPLICATE, never held. */
+enum room_offer room_cursor_replayed(struct room_cursor *c, struct room_event *ev);
+/* Ends the replay: calls deliver for each held event above the cursor, in order, moving the
+ * cursor, and releases them all. If deliver returns -1 the rest are dropped and -1 is
+ * returned (the client is gone). */
+int room_cursor_finish(struct room_cursor *c, int (*deliver)(void *arg, struct room_event *ev),
+		       void *arg);
+
+/* The history answer for a client resuming after `last`: first is the oldest id still in
+ * the stream (zero when the stream is empty or gone). The client must refetch the document
+ * when entries after `last` may have been trimmed away: the oldest kept entry is newer than
+ * `last`. (Conservative: it may fire when only `last` itself was trimmed.) */
+int room_needs_resync(struct room_evid last, struct room_evid first);
+
+#endif

@@ -1,0 +1,936 @@
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "buf.h"
+#include "http_head.h"
+#include "log.h"
+#include "longpoll.h"
+#include "presence.h"
+#include "room.h"
+#include "sse.h"
+#include "ws.h"
+
+/* Connections past max_clients get a 503; past this many more they are closed unanswered. */
+#define SERVER_OVERFLOW_SLACK 64
+#define SERVER_FLUSH_TIMEOUT_MS 10000
+#define SERVER_WS_CLOSE_WAIT_MS 3000
+#define SERVER_PRESENCE_PER_SEC 30
+
+enum conn_kind {
+	CK_HEAD,  /* reading the request head */
+	CK_AUTH,  /* waiting for the membership answer */
+	CK_SSE,
+	CK_POLL,
+	CK_WS,
+	CK_DONE,  /* answer written: flush it, then close */
+};
+
+enum route { RT_SSE, RT_POLL, RT_WS };
+
+struct server;
+
+struct conn {
+	struct server *srv;
+	struct bufferevent *bev;
+	int refs;     /* the connection itself holds one; pending Redis replies hold more */
+	int dead;     /* closed: waiting in the reap list for its resources to go */
+	int released; /* resources freed; the struct goes when refs reaches 0 */
+	int on_reap;
+	enum conn_kind kind;
+	enum route route;
+	struct conn *prev, *next, *reap_next;
+	struct hub_sub sub;
+	char room[ROOM_ID_MAX + 1];
+	struct room_evid start;
+	int has_start;
+	struct event *timer;
+	struct longpoll *lp;
+	int answered;
+	char *ws_reply; /* the 101 answer, kept across an asynchronous membership check */
+	struct ws_conn *ws;
+	struct timeval last_in;
+	time_t presence_sec;
+	int presence_count;
+};
+
+struct server {
+	struct event_base *base;
+	const struct server_cfg *cfg;
+	const struct token_key *key;
+	struct hub *hub;
+	struct evconnlistener *lst;
+	struct conn *conns;
+	size_t nconns, nstreams;
+	struct conn *reap;
+	struct event *reaper, *beat, *sigterm, *sigint, *quit;
+	struct http_head head; /* scratch: valid during one parse */
+	int stopping;
+};
+
+static struct conn *sub_conn(struct hub_sub *s)
+{
+	return (struct conn *)(void *)((char *)s - offsetof(struct conn, sub));
+}
+
+static void conn_close(struct conn *c, const char *why);
+static void event_cb(struct bufferevent *bev, short what, void *arg);
+
+static void ms_tv(long ms, struct timeval *tv)
+{
+	tv->tv_sec = ms / 1000;
+	tv->tv_usec = (ms % 1000) * 1000;
+}
+
+/* ---- lifetime (STYLE 8: never freed inside its own callback; the reaper frees) ---- */
+
+static void conn_reserve(struct conn *c)
+{
+	c->refs++;
+}
+
+static void conn_schedule_reap(struct conn *c)
+{
+	if (c->on_reap)
+		return;
+	c->on_reap = 1;
+	c->reap_next = c->srv->reap;
+	c->srv->reap = c;
+	event_active(c->srv->reaper, EV_TIMEOUT, 0);
+}
+
+static void conn_release(struct conn *c)
+{
+	if (--c->refs == 0)
+		conn_schedule_reap(c);
+}
+
+static void reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	struct conn *list = srv->reap;
+	srv->reap = NULL;
+	while (list) {
+		struct conn *c = list;
+		list = c->reap_next;
+		c->on_reap = 0;
+		if (!c->released) {
+			c->released = 1;
+			if (c->prev)
+				c->prev->next = c->next;
+			else
+				srv->conns = c->next;
+			if (c->next)
+				c->next->prev = c->prev;
+			srv->nconns--;
+			if (c->kind == CK_SSE || c->kind == CK_WS || c->kind == CK_POLL)
+				srv->nstreams--;
+			bufferevent_free(c->bev);
+			c->bev = NULL;
+			event_free(c->timer);
+			c->timer = NULL;
+			ws_conn_free(c->ws);
+			c->ws = NULL;
+			if (c->lp) {
+				longpoll_clear(c->lp);
+				free(c->lp);
+				c->lp = NULL;
+			}
+			free(c->ws_reply);
+			c->ws_reply = NULL;
+		}
+		if (c->refs == 0)
+			free(c);
+	}
+}
+
+static void conn_close(struct conn *c, const char *why)
+{
+	if (c->dead)
+		return;
+	c->dead = 1;
+	(void)why; /* kept for debugging sessions; a log line per client would flood */
+	hub_leave(c->srv->hub, &c->sub);
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	evtimer_del(c->timer);
+	conn_schedule_reap(c);
+	conn_release(c);
+}
+
+/* ---- writing ---- */
+
+static int conn_write(struct conn *c, const void *p, size_t n)
+{
+	if (c->dead)
+		return -1;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	/* STYLE 9: a client that does not read is dropped at the bound; it may resume */
+	if (evbuffer_get_length(out) + n > c->srv->cfg->out_limit) {
+		log_info("dropping a slow client of room %s (%zu bytes unsent)", c->room,
+			 evbuffer_get_length(out));
+		conn_close(c, "output bound");
+		return -1;
+	}
+	if (evbuffer_add(out, p, n) < 0) {
+		conn_close(c, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static void flush_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	conn_close(arg, "flush timeout");
+}
+
+static void done_write_cb(struct bufferevent *bev, void *arg)
+{
+	conn_close(arg, NULL);
+}
+
+/* Stop reading; close once everything written is sent (or after a timeout). */
+static void conn_finish(struct conn *c)
+{
+	if (c->dead)
+		return;
+	if (c->kind == CK_SSE || c->kind == CK_WS || c->kind == CK_POLL)
+		c->srv->nstreams--;
+	c->kind = CK_DONE;
+	hub_leave(c->srv->hub, &c->sub);
+	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_setcb(c->bev, NULL, done_write_cb, event_cb, c);
+	bufferevent_enable(c->bev, EV_WRITE);
+	struct timeval tv;
+	ms_tv(SERVER_FLUSH_TIMEOUT_MS, &tv);
+	evtimer_del(c->timer);
+	event_assign(c->timer, c->srv->base, -1, 0, flush_timeout_cb, c);
+	evtimer_add(c->timer, &tv);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		conn_close(c, NULL);
+}
+
+static const char *status_text(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 426: return "Upgrade Required";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return "Error";
+	}
+}
+
+/* Writes a complete JSON answer and finishes the connection. body is a JSON text. */
+static void conn_respond(struct conn *c, int status, const char *extra_headers, const char *body)
+{
+	struct buf b;
+	buf_init(&b, 64 * 1024);
+	if (buf_printf(&b,
+		       "HTTP/1.1 %d %s\r\n"
+		       "Content-Type: application/json\r\n"
+		       "Cache-Control: no-store\r\n"
+		       "Content-Length: %zu\r\n"
+		       "Connection: close\r\n"
+		       "%s"
+		       "\r\n%s",
+		       status, status_text(status), strlen(body), extra_headers ? extra_headers : "",
+		       body) == 0)
+		conn_write(c, b.data, b.len);
+	buf_free(&b);
+	conn_finish(c);
+}
+
+static void conn_error(struct conn *c, int status, const char *code, const char *message)
+{
+	char *body = NULL;
+	cJSON *o = cJSON_CreateObject();
+	if (o && cJSON_AddStringToObject(o, "error", code) &&
+	    cJSON_AddStringToObject(o, "message", message))
+		body = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	const char *extra = NULL;
+	if (status == 405)
+		extra = "Allow: GET\r\n";
+	else if (status == 426)
+		extra = "Sec-WebSocket-Version: 13\r\n";
+	conn_respond(c, status, extra, body ? body : "{\"error\":\"internal\"}");
+	free(body);
+}
+
+/* ---- transports ---- */
+
+static void ws_pump(struct conn *c);
+static void event_cb(struct bufferevent *bev, short what, void *arg);
+
+static int sse_deliver(struct hub_sub *s, struct room_event *ev)
+{
+	return conn_write(sub_conn(s), ev->sse, ev->sse_len);
+}
+
+static int ws_deliver(struct hub_sub *s, struct room_event *ev)
+{
+	struct conn *c = sub_conn(s);
+	if (c->dead || !c->ws)
+		return -1;
+	if (ws_conn_send_text(c->ws, ev->json, ev->json_len) < 0) {
+		ws_pump(c);
+		return -1;
+	}
+	ws_pump(c);
+	return c->dead ? -1 : 0;
+}
+
+static void poll_answer(struct conn *c)
+{
+	if (c->answered || c->dead)
+		return;
+	c->answered = 1;
+	char since[ROOM_EVID_MAX];
+	if (c->has_start)
+		room_evid_format(c->start, since);
+	/* no since and nothing new: where the client stands is the tail we pinned */
+	else if (c->sub.pinned)
+		room_evid_format(c->sub.cur.last, since);
+	struct buf b;
+	buf_init(&b, c->srv->cfg->out_limit);
+	if (longpoll_response(&b, c->lp, (c->has_start || c->sub.pinned) ? since : NULL) == 0)
+		conn_write(c, b.data, b.len);
+	buf_free(&b);
+	conn_finish(c);
+}
+
+static void poll_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	poll_answer(arg);
+}
+
+static int poll_deliver(struct hub_sub *s, struct room_event *ev)
+{
+	struct conn *c = sub_conn(s);
+	if (c->answered || c->dead)
+		return -1;
+	longpoll_add(c->lp, ev);
+	if (longpoll_full(c->lp)) {
+		poll_answer(c);
+		return -1;
+	}
+	if (s->state == HUB_SUB_LIVE) {
+		/* answer on the next loop turn, with whatever else arrives in this one */
+		struct timeval now = {0, 0};
+		evtimer_add(c->timer, &now);
+	}
+	return 0;
+}
+
+static void poll_caught_up(struct hub_sub *s)
+{
+	struct conn *c = sub_conn(s);
+	if (c->lp && c->lp->n > 0)
+		poll_answer(c);
+}
+
+static void nop_caught_up(struct hub_sub *s)
+{
+}
+
+static void sub_fail(struct hub_sub *s, const char *why)
+{
+	conn_close(sub_conn(s), why);
+}
+
+static void sub_reserve(struct hub_sub *s)
+{
+	conn_reserve(sub_conn(s));
+}
+
+static void sub_release(struct hub_sub *s)
+{
+	conn_release(sub_conn(s));
+}
+
+static const struct hub_sub_ops sse_ops = {sse_deliver, nop_caught_up, sub_fail, sub_reserve,
+					   sub_release};
+static const struct hub_sub_ops poll_ops = {poll_deliver, poll_caught_up, sub_fail, sub_reserve,
+					    sub_release};
+static const struct hub_sub_ops ws_ops = {ws_deliver, nop_caught_up, sub_fail, sub_reserve,
+					  sub_release};
+
+static void ws_close_wait_cb(evutil_socket_t fd, short what, void *arg)
+{
+	conn_close(arg, "no close answer");
+}
+
+/* Moves the WebSocket's output to the socket and acts on its state. */
+static void ws_pump(struct conn *c)
+{
+	if (c->dead || !c->ws)
+		return;
+	struct buf *out = ws_conn_output(c->ws);
+	if (out->len) {
+		int r = conn_write(c, out->data, out->len);
+		buf_reset(out);
+		if (r < 0)
+			return;
+	}
+	switch (ws_conn_state(c->ws)) {
+	case WS_OPEN:
+		break;
+	case WS_CLOSING:
+		if (!evtimer_pending(c->timer, NULL)) {
+			struct timeval tv;
+			ms_tv(SERVER_WS_CLOSE_WAIT_MS, &tv);
+			evtimer_del(c->timer);
+			event_assign(c->timer, c->srv->base, -1, 0, ws_close_wait_cb, c);
+			evtimer_add(c->timer, &tv);
+		}
+		break;
+	case WS_DONE:
+		conn_finish(c);
+		break;
+	}
+}
+
+static void ws_on_text_cb(void *arg, const char *msg, size_t len)
+{
+	struct conn *c = arg;
+	cJSON *o = cJSON_ParseWithLength(msg, len);
+	const cJSON *type = cJSON_GetObjectItemCaseSensitive(o, "type");
+	if (!cJSON_IsString(type) || strcmp(type->valuestring, "presence") != 0)
+		goto out; /* the only message a client sends up; anything else is ignored */
+	const cJSON *cursor = cJSON_GetObjectItemCaseSensitive(o, "cursor");
+	const cJSON *sel = cJSON_GetObjectItemCaseSensitive(o, "selection");
+	if (!cJSON_IsNumber(cursor) || cursor->valuedouble < 0 || cursor->valuedouble > 1e12)
+		goto out;
+	int has_sel = 0;
+	long long anchor = 0, head = 0;
+	if (cJSON_IsObject(sel)) {
+		const cJSON *a = cJSON_GetObjectItemCaseSensitive(sel, "anchor");
+		const cJSON *hd = cJSON_GetObjectItemCaseSensitive(sel, "head");
+		if (!cJSON_IsNumber(a) || !cJSON_IsNumber(hd) || a->valuedouble < 0 ||
+		    hd->valuedouble < 0 || a->valuedouble > 1e12 || hd->valuedouble > 1e12)
+			goto out;
+		has_sel = 1;
+		anchor = (long long)a->valuedouble;
+		head = (long long)hd->valuedouble;
+	}
+	/* a bound on what one client can make every other client receive */
+	time_t now = time(NULL);
+	if (now != c->presence_sec) {
+		c->presence_sec = now;
+		c->presence_count = 0;
+	}
+	if (++c->presence_count > SERVER_PRESENCE_PER_SEC)
+		goto out;
+	char *data = presence_data_json(c->sub.user_id, c->sub.username,
+					(long long)cursor->valuedouble, has_sel, anchor, head);
+	if (data)
+		hub_emit(c->srv->hub, c->room, "presence", data);
+	free(data);
+out:
+	cJSON_Delete(o);
+}
+
+static void ws_read(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t len = evbuffer_get_length(in);
+	if (len == 0)
+		return;
+	gettimeofday(&c->last_in, NULL);
+	const unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)len);
+	int r = p ? ws_conn_feed(c->ws, p, len) : -1;
+	evbuffer_drain(in, len);
+	if (r < 0) {
+		ws_pump(c);
+		if (!c->dead)
+			conn_finish(c);
+		return;
+	}
+	ws_pump(c);
+}
+
+/* ---- requests ---- */
+
+static void start_stream(struct conn *c)
+{
+	struct server *srv = c->srv;
+	const struct room_evid *start = c->has_start ? &c->start : NULL;
+	c->sub.presence = c->route != RT_POLL;
+	evtimer_del(c->timer);
+	switch (c->route) {
+	case RT_SSE: {
+		struct buf b;
+		buf_init(&b, 4096);
+		int r = sse_response_head(&b) == 0 && sse_retry(&b, srv->cfg->retry_ms) == 0 &&
+				sse_comment(&b, "connected") == 0
+			? conn_write(c, b.data, b.len)
+			: -1;
+		buf_free(&b);
+		if (r < 0)
+			return;
+		c->sub.ops = &sse_ops;
+		c->kind = CK_SSE;
+		break;
+	}
+	case RT_POLL: {
+		c->lp = malloc(sizeof *c->lp);
+		if (!c->lp) {
+			conn_error(c, 500, "internal", "out of memory");
+			return;
+		}
+		longpoll_init(c->lp);
+		c->sub.ops = &poll_ops;
+		c->kind = CK_POLL;
+		struct timeval tv;
+		ms_tv(srv->cfg->poll_timeout_ms, &tv);
+		event_assign(c->timer, srv->base, -1, 0, poll_timer_cb, c);
+		evtimer_add(c->timer, &tv);
+		break;
+	}
+	case RT_WS:
+		if (conn_write(c, c->ws_reply, strlen(c->ws_reply)) < 0)
+			return;
+		free(c->ws_reply);
+		c->ws_reply = NULL;
+		c->ws = ws_conn_new(srv->cfg->ws_max_msg, srv->cfg->out_limit, ws_on_text_cb, c);
+		if (!c->ws) {
+			conn_close(c, "out of memory");
+			return;
+		}
+		c->sub.ops = &ws_ops;
+		c->kind = CK_WS;
+		gettimeofday(&c->last_in, NULL);
+		break;
+	}
+	srv->nstreams++;
+	if (hub_join(srv->hub, &c->sub, c->room, start) < 0) {
+		conn_close(c, "out of memory");
+		return;
+	}
+	if (c->kind == CK_WS)
+		ws_read(c); /* frames the client sent right behind its request */
+}
+
+static void role_cb(struct hub_sub *s, int ok, const char *role)
+{
+	struct conn *c = sub_conn(s);
+	if (c->dead)
+		return;
+	if (!ok)
+		conn_error(c, 503, "unavailable", "the event store is unavailable");
+	else if (!role)
+		conn_error(c, 403, "forbidden", "not a member of this room");
+	else
+		start_stream(c);
+}
+
+static void authorize(struct conn *c, const struct http_head *h)
+{
+	struct server *srv = c->srv;
+	char ticket[TOKEN_MAX_LEN + 1];
+	const char *jwt = NULL;
+	int from_query = 0;
+	int q = http_query_get(h->query, "ticket", ticket, sizeof ticket);
+	if (q < 0) {
+		conn_error(c, 401, "unauthorized", "malformed ticket");
+		return;
+	}
+	if (q == 1 && ticket[0]) {
+		jwt = ticket;
+		from_query = 1;
+	} else {
+		const char *auth = http_head_get(h, "Authorization");
+		if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
+			jwt = auth + 7;
+			while (*jwt == ' ')
+				jwt++;
+		}
+	}
+	if (!jwt || !*jwt) {
+		conn_error(c, 401, "unauthorized", "a ticket or a bearer token is required");
+		return;
+	}
+	struct token_claims cl;
+	const char *why = NULL;
+	if (token_verify(srv->key, jwt, (long long)time(NULL), &cl, &why) < 0) {
+		conn_error(c, 401, "unauthorized", why ? why : "invalid token");
+		return;
+	}
+	c->sub.user_id = cl.user_id;
+	snprintf(c->sub.username, sizeof c->sub.username, "%s", cl.username);
+	if (cl.kind == TOKEN_TICKET) {
+		if (strcmp(cl.room, c->room) != 0) {
+			conn_error(c, 403, "forbidden", "this ticket is for another room");
+			return;
+		}
+		start_stream(c);
+		return;
+	}
+	if (from_query) {
+		conn_error(c, 401, "unauthorized", "the ticket parameter takes a stream ticket");
+		return;
+	}
+	/* a session token: membership from Redis, the API keeps cc:room:{id}:members */
+	c->kind = CK_AUTH;
+	if (hub_member_role(srv->hub, c->room, cl.user_id, &c->sub, role_cb) < 0)
+		conn_error(c, 503, "unavailable", "the event store is unavailable");
+}
+
+static int read_start(struct conn *c, const struct http_head *h, const char *name)
+{
+	char v[ROOM_EVID_MAX + 8];
+	const char *hv = c->route == RT_POLL ? NULL : http_head_get(h, "Last-Event-ID");
+	int q = 0;
+	if (hv && *hv) {
+		if (strlen(hv) >= sizeof v)
+			return -1;
+		snprintf(v, sizeof v, "%s", hv);
+	} else {
+		q = http_query_get(h->query, name, v, sizeof v);
+		if (q < 0)
+			return -1;
+		if (q == 0 || !v[0])
+			return 0;
+	}
+	if (room_evid_parse(v, &c->start) < 0)
+		return -1;
+	c->has_start = 1;
+	return 0;
+}
+
+static void health(struct conn *c)
+{
+	char body[128];
+	snprintf(body, sizeof body, "{\"status\":\"ok\",\"redis\":\"%s\",\"clients\":%zu}",
+		 hub_redis_up(c->srv->hub) ? "ok" : "down", c->srv->nstreams);
+	conn_respond(c, 200, NULL, body);
+}
+
+static void route_request(struct conn *c, const struct http_head *h)
+{
+	static const char rooms[] = "/events/rooms/";
+	const char *path = h->path;
+	if (strcmp(path, "/events/health") == 0) {
+		if (strcmp(h->method, "GET") != 0 && strcmp(h->method, "HEAD") != 0)
+			conn_error(c, 405, "method_not_allowed", "use GET");
+		else
+			health(c);
+		return;
+	}
+	if (strncmp(path, rooms, sizeof rooms - 1) != 0) {
+		conn_error(c, 404, "not_found", "no such endpoint");
+		return;
+	}
+	const char *id = path + sizeof rooms - 1;
+	const char *slash = strchr(id, '/');
+	size_t idlen = slash ? (size_t)(slash - id) : strlen(id);
+	if (!room_id_valid(id, idlen)) {
+		conn_error(c, 404, "not_found", "no such endpoint");
+		return;
+	}
+	if (!slash)
+		c->route = RT_SSE;
+	else if (strcmp(slash, "/poll") == 0)
+		c->route = RT_POLL;
+	else if (strcmp(slash, "/ws") == 0)
+		c->route = RT_WS;
+	else {
+		conn_error(c, 404, "not_found", "no such endpoint");
+		return;
+	}
+	memcpy(c->room, id, idlen);
+	c->room[idlen] = '\0';
+	if (strcmp(h->method, "GET") != 0) {
+		conn_error(c, 405, "method_not_allowed", "use GET");
+		return;
+	}
+	if (read_start(c, h, c->route == RT_POLL ? "since" : "last_event_id") < 0) {
+		conn_error(c, 400, "bad_request", "malformed event id");
+		return;
+	}
+	if (c->route == RT_WS) {
+		struct buf b;
+		const char *why = NULL;
+		int bad_version = 0;
+		buf_init(&b, 1024);
+		if (ws_handshake(h, &b, &why, &bad_version) < 0) {
+			buf_free(&b);
+			conn_error(c, bad_version ? 426 : 400, "bad_request", why);
+			return;
+		}
+		c->ws_reply = buf_detach(&b);
+		if (!c->ws_reply) {
+			conn_error(c, 500, "internal", "out of memory");
+			return;
+		}
+	}
+	authorize(c, h);
+}
+
+static void head_read(struct conn *c)
+{
+	struct server *srv = c->srv;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t len = evbuffer_get_length(in);
+	size_t take = len < HTTP_HEAD_MAX + 4 ? len : HTTP_HEAD_MAX + 4;
+	const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)take);
+	if (!p)
+		return;
+	switch (http_head_parse(&srv->head, p, take)) {
+	case HTTP_HEAD_MORE:
+		return;
+	case HTTP_HEAD_TOO_LARGE:
+		conn_error(c, 431, "header_too_large", "the request head is too large");
+		return;
+	case HTTP_HEAD_BAD:
+		conn_error(c, 400, "bad_request", "malformed request");
+		return;
+	case HTTP_HEAD_OK:
+		break;
+	}
+	evbuffer_drain(in, srv->head.head_len);
+	if (srv->stopping) {
+		conn_error(c, 503, "unavailable", "shutting down");
+		return;
+	}
+	route_request(c, &srv->head);
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	if (c->dead)
+		return;
+	switch (c->kind) {
+	case CK_HEAD:
+		head_read(c);
+		break;
+	case CK_WS:
+		ws_read(c);
+		break;
+	default: {
+		/* nothing else is expected from a client: read and forget (bounded) */
+		struct evbuffer *in = bufferevent_get_input(bev);
+		evbuffer_drain(in, evbuffer_get_length(in));
+		break;
+	}
+	}
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	if (c->dead)
+		return;
+	if ((what & BEV_EVENT_EOF) && c->kind == CK_WS && c->ws) {
+		ws_read(c);
+		if (c->dead || !c->ws)
+			return;
+		ws_conn_eof(c->ws);
+		ws_pump(c);
+		if (!c->dead)
+			conn_finish(c);
+		return;
+	}
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		conn_close(c, (what & BEV_EVENT_EOF) ? "peer closed" : "socket error");
+}
+
+static void head_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	conn_close(arg, "request head timeout");
+}
+
+static void accept_cb(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa,
+		      int salen, void *arg)
+{
+	struct server *srv = arg;
+	if (srv->nconns >= (size_t)srv->cfg->max_clients + SERVER_OVERFLOW_SLACK) {
+		evutil_closesocket(fd);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	struct conn *c = calloc(1, sizeof *c);
+	if (!c) {
+		evutil_closesocket(fd);
+		return;
+	}
+	c->srv = srv;
+	c->refs = 1;
+	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->timer = evtimer_new(srv->base, head_timeout_cb, c);
+	if (!c->bev || !c->timer) {
+		if (c->bev)
+			bufferevent_free(c->bev);
+		else
+			evutil_closesocket(fd);
+		if (c->timer)
+			event_free(c->timer);
+		free(c);
+		return;
+	}
+	c->next = srv->conns;
+	if (srv->conns)
+		srv->conns->prev = c;
+	srv->conns = c;
+	srv->nconns++;
+	bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (srv->nconns > (size_t)srv->cfg->max_clients) {
+		conn_error(c, 503, "too_many_clients", "the broker is full; retry later");
+		return;
+	}
+	struct timeval tv;
+	ms_tv(srv->cfg->head_timeout_ms, &tv);
+	evtimer_add(c->timer, &tv);
+}
+
+static void beat_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	struct timeval now;
+	gettimeofday(&now, NULL);
+	for (struct conn *c = srv->conns; c; c = c->next) {
+		if (c->dead)
+			continue;
+		if (c->kind == CK_SSE) {
+			static const char ping[] = ": ping\n\n";
+			conn_write(c, ping, sizeof ping - 1);
+		} else if (c->kind == CK_WS && c->ws) {
+			long idle = (now.tv_sec - c->last_in.tv_sec) * 1000 +
+				    (now.tv_usec - c->last_in.tv_usec) / 1000;
+			if (idle > srv->cfg->ws_timeout_ms)
+				ws_conn_close(c->ws, 1001, "idle timeout");
+			else
+				ws_conn_ping(c->ws);
+			ws_pump(c);
+		}
+	}
+}
+
+static void quit_cb(void *arg)
+{
+	struct server *srv = arg;
+	for (struct conn *c = srv->conns; c; c = c->next) {
+		if (c->dead)
+			continue;
+		if (c->kind == CK_WS && c->ws) {
+			ws_conn_close(c->ws, 1001, "server shutting down");
+			ws_pump(c);
+		}
+		conn_finish(c);
+	}
+	/* a moment for the last frames to leave */
+	struct timeval tv = {0, 200 * 1000};
+	event_base_loopexit(srv->base, &tv);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *srv = arg;
+	if (srv->stopping)
+		return;
+	srv->stopping = 1;
+	log_info("signal %d: stopping", (int)sig);
+	if (srv->lst)
+		evconnlistener_disable(srv->lst);
+	hub_shutdown(srv->hub, quit_cb, srv);
+}
+
+int server_run(const struct server_cfg *cfg, const struct token_key *key)
+{
+	struct server *srv = calloc(1, sizeof *srv);
+	int rc = 1;
+	if (!srv)
+		return 1;
+	srv->cfg = cfg;
+	srv->key = key;
+	srv->base = event_base_new();
+	if (!srv->base)
+		goto out;
+	srv->reaper = event_new(srv->base, -1, 0, reap_cb, srv);
+	srv->beat = event_new(srv->base, -1, EV_PERSIST, beat_cb, srv);
+	srv->sigterm = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
+	srv->sigint = evsignal_new(srv->base, SIGINT, signal_cb, srv);
+	if (!srv->reaper || !srv->beat || !srv->sigterm || !srv->sigint)
+		goto out;
+	struct timeval tv;
+	ms_tv(cfg->heartbeat_ms, &tv);
+	event_add(srv->beat, &tv);
+	event_add(srv->sigterm, NULL);
+	event_add(srv->sigint, NULL);
+
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof ss);
+	int sslen = sizeof ss;
+	char addr[300];
+	snprintf(addr, sizeof addr, strchr(cfg->host, ':') ? "[%s]:%d" : "%s:%d", cfg->host,
+		 cfg->port);
+	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) < 0) {
+		log_error("BROKER_HOST %s is not an IP address", cfg->host);
+		goto out;
+	}
+	srv->lst = evconnlistener_new_bind(srv->base, accept_cb, srv,
+					   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
+					   (struct sockaddr *)&ss, sslen);
+	if (!srv->lst) {
+		log_error("cannot listen on %s: %s", addr, strerror(errno));
+		goto out;
+	}
+	srv->hub = hub_new(srv->base, &cfg->hub);
+	if (!srv->hub)
+		goto out;
+	log_info("listening on %s", addr);
+	event_base_dispatch(srv->base);
+	rc = 0;
+out:
+	/* close whatever is left, then the reaper frees it; pending replies die with the hub */
+	if (srv->base) {
+		for (struct conn *c = srv->conns; c; c = c->next)
+			if (!c->dead)
+				conn_close(c, NULL);
+		hub_free(srv->hub); /* NULL replies: releases the remaining references */
+		srv->hub = NULL;
+		if (srv->reaper)
+			reap_cb(-1, 0, srv);
+	}
+	if (srv->lst)
+		evconnlistener_free(srv->lst);
+	if (srv->reaper)
+		event_free(srv->reaper);
+	if (srv->beat)
+		event_free(srv->beat);
+	if (srv->sigterm)
+		event_free(srv->sigterm);
+	if (srv->sigint)
+		event_free(srv->sigint);
+	if (srv->base)
+		event_base_free(srv->base);
+	free(srv);
+	return rc;
+}

@@ -1,0 +1,29 @@
+/* server: the broker's sockets – one libevent loop, the listener, client connections, the
+ * three stream transports (SSE, long-poll, WebSocket), timers and signals. The protocol
+ * work is done by http_head, sse, longpoll, ws and room; Redis by hub. */
+#ifndef CC_BROKER_SERVER_H
+#define CC_BROKER_SERVER_H
+
+#include <stddef.h>
+
+#include "hub.h"
+#include "token.h"
+
+struct server_cfg {
+	const char *host;
+	int port;
+	long heartbeat_ms;    /* SSE ": ping" comments and WebSocket pings */
+	long poll_timeout_ms; /* a long-poll with nothing to say is answered empty after this */
+	long max_clients;     /* connections beyond it get 503 */
+	size_t out_limit;     /* a client's unsent bytes beyond it: the client is dropped */
+	long head_timeout_ms; /* time to send a request head */
+	long ws_timeout_ms;   /* a WebSocket peer silent for this long is closed */
+	size_t ws_max_msg;    /* largest message a WebSocket client may send (1009 beyond) */
+	long retry_ms;	      /* SSE "retry:" */
+	struct hub_cfg hub;
+};
+
+/* Runs until SIGTERM or SIGINT. key is borrowed. 0 on a clean stop, else 1. */
+int server_run(const struct server_cfg *cfg, const struct token_key *key);
+
+#endif

@@ -1,0 +1,280 @@
+#include "ws.h"
+
+#include <openssl/evp.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/types.h>
+#include <wslay/wslay.h>
+
+/* §1.3: the GUID every server appends to the client's key */
+static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+static int b64_char(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '+' || c == '/';
+}
+
+int ws_accept_key(const char *key, char out[WS_ACCEPT_LEN + 1])
+{
+	/* 16 bytes in base64 are 22 characters and "==" (§4.1 item 7, §4.2.1 item 5) */
+	if (!key || strlen(key) != 24 || key[22] != '=' || key[23] != '=')
+		return -1;
+	for (int i = 0; i < 22; i++)
+		if (!b64_char(key[i]))
+			return -1;
+	char cat[24 + sizeof ws_guid];
+	memcpy(cat, key, 24);
+	memcpy(cat + 24, ws_guid, sizeof ws_guid - 1);
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	if (EVP_Digest(cat, 24 + sizeof ws_guid - 1, md, &mdlen, EVP_sha1(), NULL) != 1 ||
+	    mdlen != 20)
+		return -1;
+	if (EVP_EncodeBlock((unsigned char *)out, md, 20) != WS_ACCEPT_LEN)
+		return -1;
+	out[WS_ACCEPT_LEN] = '\0';
+	return 0;
+}
+
+int ws_handshake(const struct http_head *h, struct buf *out, const char **why, int *bad_version)
+{
+	*bad_version = 0;
+	const char *upgrade = http_head_get(h, "Upgrade");
+	const char *conn = http_head_get(h, "Connection");
+	const char *version = http_head_get(h, "Sec-WebSocket-Version");
+	const char *key = http_head_get(h, "Sec-WebSocket-Key");
+	char accept[WS_ACCEPT_LEN + 1];
+	if (strcmp(h->method, "GET") != 0 || h->minor < 1) {
+		*why = "WebSocket needs GET over HTTP/1.1";
+		return -1;
+	}
+	if (!upgrade || !http_list_has(upgrade, "websocket") || !conn ||
+	    !http_list_has(conn, "upgrade")) {
+		*why = "not a WebSocket upgrade request";
+		return -1;
+	}
+	if (!version || strcmp(version, "13") != 0) {
+		*why = "unsupported WebSocket version";
+		*bad_version = 1;
+		return -1;
+	}
+	if (ws_accept_key(key, accept) < 0) {
+		*why = "bad Sec-WebSocket-Key";
+		return -1;
+	}
+	if (buf_printf(out,
+		       "HTTP/1.1 101 Switching Protocols\r\n"
+		       "Upgrade: websocket\r\n"
+		       "Connection: Upgrade\r\n"
+		       "Sec-WebSocket-Accept: %s\r\n"
+		       "\r\n",
+		       accept) < 0) {
+		*why = "out of memory";
+		return -1;
+	}
+	return 0;
+}
+
+struct ws_conn {
+	wslay_event_context_ptr ctx;
+	const uint8_t *in; /* the bytes ws_conn_feed() is handing to wslay */
+	size_t in_len;
+	struct buf out;
+	ws_on_text on_text;
+	void *arg;
+	/* Frame accounting, to tell a connection that ends between frames from one that ends
+	 * inside a frame: every byte fed is either part of a finished frame or pending. */
+	uint64_t fed, finished, frame_len;
+	int failed;
+	int eof;
+};
+
+static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+			  void *user)
+{
+	struct ws_conn *w = user;
+	if (w->in_len == 0) {
+		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+		return -1;
+	}
+	size_t n = len < w->in_len ? len : w->in_len;
+	memcpy(buf, w->in, n);
+	w->in += n;
+	w->in_len -= n;
+	return (ssize_t)n;
+}
+
+static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
+			  int flags, void *user)
+{
+	struct ws_conn *w = user;
+	/* the bound of STYLE 9: a peer that does not read is cut off, not buffered for */
+	if (buf_append(&w->out, data, len) < 0) {
+		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+		return -1;
+	}
+	return (ssize_t)len;
+}
+
+static void ws_frame_start_cb(wslay_event_context_ptr ctx,
+			      const struct wslay_event_on_frame_recv_start_arg *arg, void *user)
+{
+	struct ws_conn *w = user;
+	uint64_t n = arg->payload_length;
+	/* §5.2: 2 bytes, the extended length, the 4-byte mask key (clients always mask) */
+	w->frame_len = 2 + (n > 65535 ? 8 : n > 125 ? 2 : 0) + 4 + n;
+}
+
+static void ws_frame_end_cb(wslay_event_context_ptr ctx, void *user)
+{
+	struct ws_conn *w = user;
+	w->finished += w->frame_len;
+	w->frame_len = 0;
+}
+
+static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
+		      void *user)
+{
+	struct ws_conn *w = user;
+	if (arg->opcode == WSLAY_TEXT_FRAME) {
+		if (w->on_text)
+			w->on_text(w->arg, (const char *)arg->msg, arg->msg_length);
+	} else if (arg->opcode == WSLAY_BINARY_FRAME) {
+		/* §7.4.1: 1003, we only take text */
+		wslay_event_queue_close(ctx, WSLAY_CODE_UNSUPPORTED_DATA,
+					(const uint8_t *)"binary not accepted", 19);
+	}
+}
+
+struct ws_conn *ws_conn_new(size_t max_msg, size_t out_limit, ws_on_text on_text, void *arg)
+{
+	static const struct wslay_event_callbacks cbs = {
+		.recv_callback = ws_recv_cb,
+		.send_callback = ws_send_cb,
+		.on_frame_recv_start_callback = ws_frame_start_cb,
+		.on_frame_recv_end_callback = ws_frame_end_cb,
+		.on_msg_recv_callback = ws_msg_cb,
+	};
+	struct ws_conn *w = calloc(1, sizeof *w);
+	if (!w)
+		return NULL;
+	buf_init(&w->out, out_limit);
+	w->on_text = on_text;
+	w->arg = arg;
+	if (wslay_event_context_server_init(&w->ctx, &cbs, w) != 0) {
+		free(w);
+		return NULL;
+	}
+	wslay_event_config_set_max_recv_msg_length(w->ctx, max_msg);
+	return w;
+}
+
+void ws_conn_free(struct ws_conn *w)
+{
+	if (!w)
+		return;
+	wslay_event_context_free(w->ctx);
+	buf_free(&w->out);
+	free(w);
+}
+
+static int ws_flush(struct ws_conn *w)
+{
+	if (w->failed)
+		return -1;
+	if (wslay_event_want_write(w->ctx) && wslay_event_send(w->ctx) != 0) {
+		w->failed = 1;
+		return -1;
+	}
+	return 0;
+}
+
+int ws_conn_feed(struct ws_conn *w, const void *data, size_t len)
+{
+	if (w->failed)
+		return -1;
+	w->in = data;
+	w->in_len = len;
+	w->fed += len;
+	int r = wslay_event_recv(w->ctx);
+	w->in = NULL;
+	/* bytes wslay did not take (reading is off after a close) are not pending frames */
+	w->fed -= w->in_len;
+	w->in_len = 0;
+	if (r != 0) {
+		w->failed = 1;
+		return -1;
+	}
+	return ws_flush(w);
+}
+
+void ws_conn_eof(struct ws_conn *w)
+{
+	if (w->eof)
+		return;
+	w->eof = 1;
+	/* The peer stopped in the middle of a frame: a protocol error (§7.4.1 1002). Its read
+	 * side may still be open, so say so before closing. */
+	if (w->fed > w->finished && !wslay_event_get_close_sent(w->ctx) &&
+	    wslay_event_get_read_enabled(w->ctx))
+		ws_conn_close(w, WSLAY_CODE_PROTOCOL_ERROR, "truncated frame");
+}
+
+int ws_conn_send_text(struct ws_conn *w, const char *msg, size_t len)
+{
+	if (w->failed || wslay_event_get_close_sent(w->ctx))
+		return -1;
+	struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)msg, len};
+	if (wslay_event_queue_msg(w->ctx, &m) != 0)
+		return -1;
+	return ws_flush(w);
+}
+
+int ws_conn_ping(struct ws_conn *w)
+{
+	if (w->failed || wslay_event_get_close_sent(w->ctx))
+		return -1;
+	struct wslay_event_msg m = {WSLAY_PING, (const uint8_t *)"", 0};
+	if (wslay_event_queue_msg(w->ctx, &m) != 0)
+		return -1;
+	return ws_flush(w);
+}
+
+int ws_conn_close(struct ws_conn *w, uint16_t code, const char *reason)
+{
+	if (w->failed)
+		return -1;
+	if (!wslay_event_get_close_sent(w->ctx) &&
+	    wslay_event_queue_close(w->ctx, code, (const uint8_t *)reason,
+				    reason ? strlen(reason) : 0) != 0)
+		return -1;
+	return ws_flush(w);
+}
+
+struct buf *ws_conn_output(struct ws_conn *w)
+{
+	return &w->out;
+}
+
+enum ws_state ws_conn_state(const struct ws_conn *w)
+{
+	if (w->failed || w->eof)
+		return WS_DONE;
+	if (wslay_event_get_close_sent(w->ctx)) {
+		if (wslay_event_get_close_received(w->ctx) || !wslay_event_get_read_enabled(w->ctx))
+			return WS_DONE;
+		return WS_CLOSING;
+	}
+	return WS_OPEN;
+}
+
+uint16_t ws_conn_code_sent(const struct ws_conn *w)
+{
+	return wslay_event_get_status_code_sent(w->ctx);
+}
+
+uint16_t ws_conn_code_received(const struct ws_conn *w)
+{
+	return wslay_event_get_status_code_received(w->ctx);
+}

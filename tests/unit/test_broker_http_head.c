@@ -1,0 +1,142 @@
+/* The broker's request-head and query-string parsers, with malformed and hostile input. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../sse-broker/http_head.h"
+#include "unit.h"
+
+static struct http_head h;
+
+static enum http_head_status parse(const char *s)
+{
+	return http_head_parse(&h, s, strlen(s));
+}
+
+static void test_valid(void)
+{
+	const char *req = "GET /events/rooms/abc?ticket=x%2By&last_event_id=1-2 HTTP/1.1\r\n"
+			  "Host: example\r\n"
+			  "Last-Event-ID:  5-0 \r\n"
+			  "Connection: keep-alive, Upgrade\r\n"
+			  "\r\nleftover";
+	CHECK(parse(req) == HTTP_HEAD_OK);
+	CHECK_STR(h.method, "GET");
+	CHECK_STR(h.path, "/events/rooms/abc");
+	CHECK_STR(h.query, "ticket=x%2By&last_event_id=1-2");
+	CHECK(h.minor == 1);
+	CHECK(h.nheaders == 3);
+	CHECK_STR(http_head_get(&h, "last-event-id"), "5-0");
+	CHECK_STR(http_head_get(&h, "HOST"), "example");
+	CHECK(http_head_get(&h, "Cookie") == NULL);
+	CHECK(h.head_len == strlen(req) - strlen("leftover"));
+	CHECK(http_list_has(http_head_get(&h, "Connection"), "upgrade"));
+	CHECK(!http_list_has(http_head_get(&h, "Connection"), "close"));
+
+	CHECK(parse("GET / HTTP/1.0\r\n\r\n") == HTTP_HEAD_OK);
+	CHECK(h.minor == 0);
+	CHECK_STR(h.query, "");
+	/* leading empty lines are tolerated (RFC 9112 §2.2) */
+	CHECK(parse("\r\nGET /x HTTP/1.1\r\n\r\n") == HTTP_HEAD_OK);
+	CHECK_STR(h.path, "/x");
+	/* empty header value */
+	CHECK(parse("GET /x HTTP/1.1\r\nX-Empty:\r\n\r\n") == HTTP_HEAD_OK);
+	CHECK_STR(http_head_get(&h, "x-empty"), "");
+}
+
+static void test_incomplete(void)
+{
+	CHECK(parse("") == HTTP_HEAD_MORE);
+	CHECK(parse("GET / HTTP/1.1\r\n") == HTTP_HEAD_MORE);
+	CHECK(parse("GET / HTTP/1.1\r\nHost: a\r\n\r") == HTTP_HEAD_MORE);
+}
+
+static void test_malformed(void)
+{
+	CHECK(parse("\r\n\r\n") == HTTP_HEAD_MORE); /* empty lines skipped, then nothing yet */
+	CHECK(parse("\r\n\r\n\r\n\r\n\r\n\r\n") == HTTP_HEAD_BAD);
+	CHECK(parse("GET\r\n\r\n") == HTTP_HEAD_BAD);
+	CHECK(parse("GET /\r\n\r\n") == HTTP_HEAD_BAD);
+	CHECK(parse("GET / HTTP/2.0\r\n\r\n") == HTTP_HEAD_BAD);
+	CHECK(parse("GET / HTTP/1.1 \r\n\r\n") == HTTP_HEAD_BAD);
+	CHECK(parse("GET http://x/ HTTP/1.1\r\n\r\n") == HTTP_HEAD_BAD);
+	CHECK(parse("GET  / HTTP/1.1\r\n\r\n") == HTTP_HEAD_BAD);
+	CHECK(parse("G(T / HTTP/1.1\r\n\r\n") == HTTP_HEAD_BAD);
+	CHECK(parse("GET /a b HTTP/1.1\r\n\r\n") == HTTP_HEAD_BAD);
+	CHECK(parse("GET / HTTP/1.1\r\nNoColon\r\n\r\n") == HTTP_HEAD_BAD);
+	CHECK(parse("GET / HTTP/1.1\r\n: empty-name\r\n\r\n") == HTTP_HEAD_BAD);
+	CHECK(parse("GET / HTTP/1.1\r\nBad Name: v\r\n\r\n") == HTTP_HEAD_BAD);
+	CHECK(parse("GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n") == HTTP_HEAD_BAD);
+	CHECK(parse("GET / HTTP/1.1\r\nA: b\rc\r\n\r\n") == HTTP_HEAD_BAD);
+	CHECK(parse("GET / HTTP/1.1\r\nA: b\nC: d\r\n\r\n") == HTTP_HEAD_BAD);
+	CHECK(parse("GET / HTTP/1.1\r\nA: \x7f\r\n\r\n") == HTTP_HEAD_BAD);
+	CHECK(parse("GET /\x01 HTTP/1.1\r\n\r\n") == HTTP_HEAD_BAD);
+}
+
+static void test_hostile(void)
+{
+	/* NULs inside a line */
+	static const char nul_req[] = "GET /a\0b HTTP/1.1\r\n\r\n";
+	CHECK(http_head_parse(&h, nul_req, sizeof nul_req - 1) == HTTP_HEAD_BAD);
+	static const char nul_hdr[] = "GET / HTTP/1.1\r\nA: x\0y\r\n\r\n";
+	CHECK(http_head_parse(&h, nul_hdr, sizeof nul_hdr - 1) == HTTP_HEAD_BAD);
+
+	/* a head over the bound, complete or not */
+	size_t n = HTTP_HEAD_MAX + 100;
+	char *big = malloc(n + 8);
+	memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
+	memset(big + 19, 'a', n - 19);
+	CHECK(http_head_parse(&h, big, n) == HTTP_HEAD_TOO_LARGE);
+	memcpy(big + n, "\r\n\r\n", 4);
+	CHECK(http_head_parse(&h, big, n + 4) == HTTP_HEAD_TOO_LARGE);
+	/* just under the bound is fine */
+	size_t m = HTTP_HEAD_MAX - 4;
+	memset(big + 19, 'a', m - 19);
+	memcpy(big + m - 2, "\r\n\r\n", 4);
+	CHECK(http_head_parse(&h, big, m + 2) == HTTP_HEAD_OK);
+	free(big);
+
+	/* too many fields */
+	char many[HTTP_HEAD_MAX];
+	size_t o = (size_t)snprintf(many, sizeof many, "GET / HTTP/1.1\r\n");
+	for (int i = 0; i <= HTTP_HEADERS_MAX; i++)
+		o += (size_t)snprintf(many + o, sizeof many - o, "H%d: v\r\n", i);
+	o += (size_t)snprintf(many + o, sizeof many - o, "\r\n");
+	CHECK(http_head_parse(&h, many, o) == HTTP_HEAD_TOO_LARGE);
+}
+
+static void test_query(void)
+{
+	char out[32];
+	CHECK(http_query_get("a=1&ticket=x%2By+z&b", "ticket", out, sizeof out) == 1);
+	CHECK_STR(out, "x+y z");
+	CHECK(http_query_get("a=1&b", "b", out, sizeof out) == 1);
+	CHECK_STR(out, "");
+	CHECK(http_query_get("a=1", "ticket", out, sizeof out) == 0);
+	CHECK(http_query_get("", "a", out, sizeof out) == 0);
+	CHECK(http_query_get("ti%63ket=ok", "ticket", out, sizeof out) == 1);
+	CHECK_STR(out, "ok");
+	CHECK(http_query_get("a=1&a=2", "a", out, sizeof out) == 1);
+	CHECK_STR(out, "1");
+	/* bad escapes */
+	CHECK(http_query_get("a=%", "a", out, sizeof out) == -1);
+	CHECK(http_query_get("a=%4", "a", out, sizeof out) == -1);
+	CHECK(http_query_get("a=%zz", "a", out, sizeof out) == -1);
+	CHECK(http_query_get("a=%00", "a", out, sizeof out) == -1);
+	/* too long for out */
+	CHECK(http_query_get("a=0123456789012345678901234567890123456789", "a", out, sizeof out) == -1);
+	char d[8];
+	CHECK(http_percent_decode("%41%62c", 7, d, sizeof d, 0) == 3);
+	CHECK_STR(d, "Abc");
+	CHECK(http_percent_decode("a+b", 3, d, sizeof d, 0) == 3);
+	CHECK_STR(d, "a+b");
+}
+
+int main(void)
+{
+	test_valid();
+	test_incomplete();
+	test_malformed();
+	test_hostile();
+	test_query();
+	return unit_summary("test_broker_http_head");
+}

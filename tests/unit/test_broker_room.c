@@ -1,0 +1,181 @@
+/* Event ids, events, the replay/dedup cursor and long-poll answers. */
+#include <stdlib.h>
+
+#include "../../sse-broker/longpoll.h"
+#include "../../sse-broker/room.h"
+#include "unit.h"
+
+static struct room_event *ev(const char *id)
+{
+	return room_event_new(id, "operation", "{\"n\":1}", 7);
+}
+
+struct sink {
+	char got[16][ROOM_EVID_MAX];
+	int n;
+	int fail_at;
+};
+
+static int collect(void *arg, struct room_event *e)
+{
+	struct sink *s = arg;
+	if (s->n == s->fail_at)
+		return -1;
+	snprintf(s->got[s->n++], ROOM_EVID_MAX, "%s", e->idstr);
+	return 0;
+}
+
+static void test_ids(void)
+{
+	struct room_evid a, b;
+	char s[ROOM_EVID_MAX];
+	CHECK(room_evid_parse("1700000000000-5", &a) == 0);
+	CHECK(a.ms == 1700000000000ULL && a.seq == 5);
+	CHECK(room_evid_parse("42", &b) == 0 && b.ms == 42 && b.seq == 0);
+	CHECK(room_evid_parse("", &b) == -1);
+	CHECK(room_evid_parse("1-", &b) == -1);
+	CHECK(room_evid_parse("-1", &b) == -1);
+	CHECK(room_evid_parse("1-2-3", &b) == -1);
+	CHECK(room_evid_parse("x-1", &b) == -1);
+	CHECK(room_evid_parse("99999999999999999999-0", &b) == -1);
+	CHECK(room_evid_parse("18446744073709551615-18446744073709551615", &b) == 0);
+	CHECK(room_evid_parse("1-2", &a) == 0 && room_evid_parse("1-10", &b) == 0);
+	CHECK(room_evid_cmp(a, b) < 0 && room_evid_cmp(b, a) > 0 && room_evid_cmp(a, a) == 0);
+	room_evid_format(room_evid_next(a), s);
+	CHECK_STR(s, "1-3");
+	struct room_evid top = {5, UINT64_MAX};
+	room_evid_format(room_evid_next(top), s);
+	CHECK_STR(s, "6-0");
+	CHECK(room_id_valid("abc-DEF_09", 10));
+	CHECK(!room_id_valid("a/b", 3));
+	CHECK(!room_id_valid("", 0));
+	CHECK(!room_id_valid("a%20", 4));
+}
+
+static void test_events(void)
+{
+	struct room_event *e = room_event_new("5-1", "operation", "{\"a\":\"x\\ny\"}", 12);
+	CHECK(e != NULL);
+	CHECK_STR(e->json, "{\"type\":\"operation\",\"id\":\"5-1\",\"data\":{\"a\":\"x\\ny\"}}");
+	CHECK_STR(e->sse, "id: 5-1\nevent: operation\ndata: {\"a\":\"x\\ny\"}\n\n");
+	room_event_release(e);
+	CHECK(room_event_new("5-1", "Bad Type", "{}", 2) == NULL);
+	CHECK(room_event_new("nope", "operation", "{}", 2) == NULL);
+
+	const char msg[] = "{\"type\":\"join\",\"id\":\"7-0\",\"data\":{\"user\":{\"id\":1}}}";
+	e = room_event_from_message(msg, sizeof msg - 1);
+	CHECK(e != NULL);
+	if (e) {
+		CHECK_STR(e->type, "join");
+		CHECK_STR(e->idstr, "7-0");
+		CHECK_STR(e->data, "{\"user\":{\"id\":1}}");
+		CHECK_STR(e->json, msg);
+		room_event_release(e);
+	}
+	CHECK(room_event_from_message("{\"type\":\"join\"}", 15) == NULL);
+	CHECK(room_event_from_message("", 0) == NULL);
+	CHECK(room_event_from_message("{\"type\":\"join\",\"id\":\"7-0\",\"data\":}", 33) == NULL);
+}
+
+static void test_cursor(void)
+{
+	struct room_cursor c;
+	struct room_evid start = {0, 0};
+	struct room_event *e1 = ev("1-0"), *e2 = ev("2-0"), *e3 = ev("3-0"), *e4 = ev("4-0");
+	room_cursor_init(&c, start, 3);
+
+	/* subscribe first, then replay: live e2, e3 arrive during the replay of e1, e2 */
+	room_cursor_begin(&c);
+	CHECK(room_cursor_offer(&c, e2) == ROOM_HELD);
+	CHECK(room_cursor_offer(&c, e3) == ROOM_HELD);
+	CHECK(room_cursor_replayed(&c, e1) == ROOM_DELIVER);
+	CHECK(room_cursor_replayed(&c, e2) == ROOM_DELIVER);
+	CHECK(room_cursor_replayed(&c, e1) == ROOM_DUPLICATE);
+	struct sink s = {.fail_at = -1};
+	CHECK(room_cursor_finish(&c, collect, &s) == 0);
+	CHECK(s.n == 1); /* e2 was replayed already: only e3 */
+	CHECK_STR(s.got[0], "3-0");
+	/* live from now on: in order, never twice */
+	CHECK(room_cursor_offer(&c, e3) == ROOM_DUPLICATE);
+	CHECK(room_cursor_offer(&c, e4) == ROOM_DELIVER);
+	CHECK(room_cursor_offer(&c, e2) == ROOM_DUPLICATE);
+
+	/* the hold is bounded */
+	room_cursor_init(&c, start, 2);
+	room_cursor_begin(&c);
+	CHECK(room_cursor_offer(&c, e1) == ROOM_HELD);
+	CHECK(room_cursor_offer(&c, e2) == ROOM_HELD);
+	CHECK(room_cursor_offer(&c, e3) == ROOM_OVERFLOW);
+	room_cursor_clear(&c);
+
+	/* a deliver that fails stops the merge and the rest is dropped, not leaked */
+	room_cursor_init(&c, start, 8);
+	room_cursor_begin(&c);
+	room_cursor_offer(&c, e1);
+	room_cursor_offer(&c, e2);
+	room_cursor_offer(&c, e3);
+	struct sink f = {.fail_at = 1};
+	CHECK(room_cursor_finish(&c, collect, &f) == -1);
+	CHECK(f.n == 1);
+	room_cursor_clear(&c);
+
+	room_event_release(e1);
+	room_event_release(e2);
+	room_event_release(e3);
+	room_event_release(e4);
+}
+
+static void test_resync(void)
+{
+	struct room_evid z = {0, 0}, a = {10, 0}, b = {10, 1}, c = {20, 0};
+	CHECK(!room_needs_resync(z, c));  /* no position: nothing to lose */
+	CHECK(!room_needs_resync(a, z));  /* empty stream */
+	CHECK(!room_needs_resync(c, a));  /* still in the history */
+	CHECK(!room_needs_resync(a, a));
+	CHECK(!room_needs_resync(a, b));  /* only a itself is gone */
+	CHECK(room_needs_resync(a, c));   /* events between a and c may be gone */
+}
+
+static void test_longpoll(void)
+{
+	struct longpoll *lp = malloc(sizeof *lp);
+	struct buf b;
+	buf_init(&b, 0);
+	longpoll_init(lp);
+	CHECK(longpoll_response(&b, lp, "9-0") == 0);
+	CHECK(strstr(b.data, "Content-Length: 35\r\n") != NULL);
+	CHECK(strstr(b.data, "\r\n\r\n{\"events\":[],\"last_event_id\":\"9-0\"}") != NULL);
+	buf_reset(&b);
+	CHECK(longpoll_response(&b, lp, NULL) == 0);
+	CHECK(strstr(b.data, "{\"events\":[],\"last_event_id\":null}") != NULL);
+	struct room_event *e1 = ev("1-0"), *e2 = ev("2-0");
+	CHECK(longpoll_add(lp, e1) == 0);
+	CHECK(longpoll_add(lp, e2) == 0);
+	buf_reset(&b);
+	CHECK(longpoll_response(&b, lp, "0-0") == 0);
+	CHECK(strstr(b.data, "{\"events\":[{\"type\":\"operation\",\"id\":\"1-0\",\"data\":{\"n\":1}},"
+			     "{\"type\":\"operation\",\"id\":\"2-0\",\"data\":{\"n\":1}}],"
+			     "\"last_event_id\":\"2-0\"}") != NULL);
+	longpoll_clear(lp);
+	int added = 0;
+	for (int i = 0; i < LONGPOLL_MAX_EVENTS; i++)
+		added += longpoll_add(lp, e1) == 0;
+	CHECK(added == LONGPOLL_MAX_EVENTS);
+	CHECK(longpoll_full(lp));
+	CHECK(longpoll_add(lp, e2) == -1);
+	longpoll_clear(lp);
+	room_event_release(e1);
+	room_event_release(e2);
+	buf_free(&b);
+	free(lp);
+}
+
+int main(void)
+{
+	test_ids();
+	test_events();
+	test_cursor();
+	test_resync();
+	test_longpoll();
+	return unit_summary("test_broker_room");
+}

@@ -1,0 +1,267 @@
+/* WebSocket: the handshake (RFC 6455 §1.3, §4.2) and frame handling through wslay. */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "../../sse-broker/ws.h"
+#include "unit.h"
+
+/* A client frame (§5.2), masked unless mask is 0. Returns its length. */
+static size_t frame(uint8_t *out, int fin, int opcode, const void *payload, size_t n, int mask)
+{
+	static const uint8_t key[4] = {0x12, 0x34, 0x56, 0x78};
+	size_t o = 0;
+	out[o++] = (uint8_t)((fin ? 0x80 : 0) | opcode);
+	uint8_t m = mask ? 0x80 : 0;
+	if (n < 126) {
+		out[o++] = (uint8_t)(m | n);
+	} else if (n < 65536) {
+		out[o++] = m | 126;
+		out[o++] = (uint8_t)(n >> 8);
+		out[o++] = (uint8_t)n;
+	} else {
+		out[o++] = m | 127;
+		for (int i = 7; i >= 0; i--)
+			out[o++] = (uint8_t)((uint64_t)n >> (8 * i));
+	}
+	if (mask) {
+		memcpy(out + o, key, 4);
+		o += 4;
+	}
+	for (size_t i = 0; i < n; i++)
+		out[o + i] = (uint8_t)(((const uint8_t *)payload)[i] ^ (mask ? key[i % 4] : 0));
+	return o + n;
+}
+
+struct got {
+	char text[256];
+	int n;
+};
+
+static void on_text(void *arg, const char *msg, size_t len)
+{
+	struct got *g = arg;
+	snprintf(g->text, sizeof g->text, "%.*s", (int)len, msg);
+	g->n++;
+}
+
+/* The close code in the first close frame of the server's output, or -1. */
+static int close_code(struct ws_conn *w)
+{
+	struct buf *o = ws_conn_output(w);
+	const uint8_t *p = (const uint8_t *)o->data;
+	size_t i = 0;
+	while (p && i + 2 <= o->len) {
+		size_t n = p[i + 1] & 0x7f, h = 2;
+		if (n == 126) {
+			n = (size_t)p[i + 2] << 8 | p[i + 3];
+			h = 4;
+		}
+		if ((p[i] & 0x0f) == 0x8)
+			return n >= 2 ? (p[i + h] << 8 | p[i + h + 1]) : 0;
+		i += h + n;
+	}
+	return -1;
+}
+
+static void test_accept_key(void)
+{
+	char out[WS_ACCEPT_LEN + 1];
+	CHECK(ws_accept_key("dGhlIHNhbXBsZSBub25jZQ==", out) == 0);
+	CHECK_STR(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+	CHECK(ws_accept_key("dGhlIHNhbXBsZSBub25jZQ", out) == -1);
+	CHECK(ws_accept_key("dGhlIHNhbXBsZSBub25j!Q==", out) == -1);
+	CHECK(ws_accept_key("", out) == -1);
+	CHECK(ws_accept_key(NULL, out) == -1);
+}
+
+static struct http_head hh;
+
+static int handshake(const char *req, struct buf *b, int *bad_version)
+{
+	const char *why;
+	if (http_head_parse(&hh, req, strlen(req)) != HTTP_HEAD_OK)
+		return -2;
+	return ws_handshake(&hh, b, &why, bad_version);
+}
+
+static void test_handshake(void)
+{
+	struct buf b;
+	int bv;
+	buf_init(&b, 0);
+	CHECK(handshake("GET /events/rooms/a/ws HTTP/1.1\r\nHost: x\r\nUpgrade: WebSocket\r\n"
+			"Connection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+			&b, &bv) == 0);
+	CHECK(strstr(b.data, "HTTP/1.1 101 Switching Protocols\r\n") == b.data);
+	CHECK(strstr(b.data, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n") != NULL);
+	buf_reset(&b);
+	CHECK(handshake("GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+			"Sec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+			&b, &bv) == -1);
+	CHECK(bv == 1);
+	CHECK(handshake("GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+			&b, &bv) == -1);
+	CHECK(bv == 0);
+	CHECK(handshake("GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+			"Sec-WebSocket-Version: 13\r\n\r\n",
+			&b, &bv) == -1);
+	CHECK(handshake("GET /ws HTTP/1.0\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+			"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+			&b, &bv) == -1);
+	CHECK(b.len == 0);
+	buf_free(&b);
+}
+
+static void test_messages(void)
+{
+	struct got g = {{0}, 0};
+	struct ws_conn *w = ws_conn_new(1024, 1 << 20, on_text, &g);
+	uint8_t f[2048];
+	size_t n = frame(f, 1, 1, "hello", 5, 1);
+	/* byte by byte: framing must not depend on how TCP splits it */
+	for (size_t i = 0; i < n; i++)
+		CHECK(ws_conn_feed(w, f + i, 1) == 0);
+	CHECK(g.n == 1);
+	CHECK_STR(g.text, "hello");
+
+	/* fragmented: "ab" + "cd", with a ping in between (§5.4, §5.5) */
+	size_t o = frame(f, 0, 1, "ab", 2, 1);
+	o += frame(f + o, 1, 9, "p", 1, 1);
+	o += frame(f + o, 1, 0, "cd", 2, 1);
+	CHECK(ws_conn_feed(w, f, o) == 0);
+	CHECK(g.n == 2);
+	CHECK_STR(g.text, "abcd");
+	/* the pong went out: unmasked, opcode 10, payload "p" */
+	struct buf *out = ws_conn_output(w);
+	CHECK(out->len == 3 && (uint8_t)out->data[0] == 0x8a && out->data[1] == 1 &&
+	      out->data[2] == 'p');
+	buf_reset(out);
+
+	/* server frames are unmasked text */
+	CHECK(ws_conn_send_text(w, "{\"a\":1}", 7) == 0);
+	CHECK(out->len == 9 && (uint8_t)out->data[0] == 0x81 && out->data[1] == 7);
+	buf_reset(out);
+	CHECK(ws_conn_ping(w) == 0);
+	CHECK(out->len == 2 && (uint8_t)out->data[0] == 0x89);
+	buf_reset(out);
+	CHECK(ws_conn_state(w) == WS_OPEN);
+
+	/* the peer closes: we answer with its code and are done */
+	uint8_t code[2] = {0x03, 0xe8};
+	n = frame(f, 1, 8, code, 2, 1);
+	CHECK(ws_conn_feed(w, f, n) == 0);
+	CHECK(close_code(w) == 1000);
+	CHECK(ws_conn_code_received(w) == 1000);
+	CHECK(ws_conn_state(w) == WS_DONE);
+	ws_conn_free(w);
+}
+
+static void test_unmasked(void)
+{
+	struct got g = {{0}, 0};
+	struct ws_conn *w = ws_conn_new(1024, 1 << 20, on_text, &g);
+	uint8_t f[64];
+	size_t n = frame(f, 1, 1, "hi", 2, 0);
+	ws_conn_feed(w, f, n);
+	CHECK(g.n == 0);
+	CHECK(close_code(w) == 1002); /* §5.1: a server closes on an unmasked frame */
+	CHECK(ws_conn_state(w) != WS_OPEN);
+	ws_conn_free(w);
+}
+
+static void test_oversized(void)
+{
+	struct got g = {{0}, 0};
+	struct ws_conn *w = ws_conn_new(100, 1 << 20, on_text, &g);
+	uint8_t *f = malloc(70000);
+	char *big = calloc(1, 65537);
+	memset(big, 'x', 65536);
+	size_t n = frame(f, 1, 1, big, 200, 1);
+	ws_conn_feed(w, f, n);
+	CHECK(g.n == 0);
+	CHECK(close_code(w) == 1009);
+	ws_conn_free(w);
+
+	/* also when a huge size (64-bit length, 4 GiB) is announced and little is sent:
+	 * nothing that big is ever buffered */
+	w = ws_conn_new(100, 1 << 20, on_text, &g);
+	uint8_t hdr[18] = {0x81, 0xff, 0, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4, 'a', 'b', 'c', 'd'};
+	ws_conn_feed(w, hdr, sizeof hdr);
+	CHECK(close_code(w) == 1009);
+	ws_conn_free(w);
+
+	/* fragments adding up past the bound */
+	w = ws_conn_new(100, 1 << 20, on_text, &g);
+	size_t o = frame(f, 0, 1, big, 60, 1);
+	o += frame(f + o, 1, 0, big, 60, 1);
+	ws_conn_feed(w, f, o);
+	CHECK(g.n == 0);
+	CHECK(close_code(w) == 1009);
+	ws_conn_free(w);
+	free(big);
+	free(f);
+}
+
+static void test_truncated(void)
+{
+	struct got g = {{0}, 0};
+	struct ws_conn *w = ws_conn_new(1024, 1 << 20, on_text, &g);
+	uint8_t f[64];
+	size_t n = frame(f, 1, 1, "hello world", 11, 1);
+	CHECK(ws_conn_feed(w, f, n - 4) == 0);
+	CHECK(g.n == 0);
+	CHECK(ws_conn_state(w) == WS_OPEN);
+	ws_conn_eof(w);
+	CHECK(close_code(w) == 1002);
+	CHECK(ws_conn_state(w) == WS_DONE);
+	ws_conn_free(w);
+
+	/* a header cut short */
+	w = ws_conn_new(1024, 1 << 20, on_text, &g);
+	CHECK(ws_conn_feed(w, f, 1) == 0);
+	ws_conn_eof(w);
+	CHECK(close_code(w) == 1002);
+	ws_conn_free(w);
+
+	/* ending between frames is no error */
+	w = ws_conn_new(1024, 1 << 20, on_text, &g);
+	CHECK(ws_conn_feed(w, f, n) == 0);
+	ws_conn_eof(w);
+	CHECK(close_code(w) == -1);
+	CHECK(ws_conn_state(w) == WS_DONE);
+	ws_conn_free(w);
+}
+
+static void test_binary_and_bound(void)
+{
+	struct got g = {{0}, 0};
+	struct ws_conn *w = ws_conn_new(1024, 64, on_text, &g);
+	uint8_t f[64];
+	size_t n = frame(f, 1, 2, "\x01\x02", 2, 1);
+	ws_conn_feed(w, f, n);
+	CHECK(close_code(w) == 1003);
+	ws_conn_free(w);
+
+	/* the output bound: a peer that does not read is cut off */
+	w = ws_conn_new(1024, 64, on_text, &g);
+	char msg[40];
+	memset(msg, 'm', sizeof msg);
+	CHECK(ws_conn_send_text(w, msg, sizeof msg) == 0);
+	CHECK(ws_conn_send_text(w, msg, sizeof msg) == -1);
+	CHECK(ws_conn_state(w) == WS_DONE);
+	ws_conn_free(w);
+}
+
+int main(void)
+{
+	test_accept_key();
+	test_handshake();
+	test_messages();
+	test_unmasked();
+	test_oversized();
+	test_truncated();
+	test_binary_and_bound();
+	return unit_summary("test_broker_ws");
+}
