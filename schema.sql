@@ -50,3 +50,19 @@ BEGIN
   END IF;
 END
 $$;
+
+-- 2: document snapshots (the code-session history)
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM schema_version WHERE version = 2) THEN
+    CREATE TABLE snapshots (
+      room_id  text NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+      revision bigint NOT NULL CHECK (revision >= 0),
+      content  text NOT NULL,
+      saved_at timestamptz NOT NULL DEFAULT now(),
+      PRIMARY KEY (room_id, revision)
+    );
+    INSERT INTO schema_version (version) VALUES (2);
+  END IF;
+END
+$$;

@@ -19,4 +19,11 @@ void h_room_members(struct api_ctx *c);
 void h_member_put(struct api_ctx *c);
 void h_member_delete(struct api_ctx *c);
 
+void h_document(struct api_ctx *c);
+void h_operations(struct api_ctx *c);
+void h_presence(struct api_ctx *c);
+void h_stream_ticket(struct api_ctx *c);
+void h_history(struct api_ctx *c);
+void h_history_one(struct api_ctx *c);
+
 #endif

@@ -11,10 +11,11 @@
 #include <fcgiapp.h>
 
 #include "api.h"
+#include "doc.h"
 #include "log.h"
 #include "route.h"
 
-static volatile sig_atomic_t api_stop;
+static volatile int api_stop;
 
 static void on_term(int sig)
 {
@@ -54,7 +55,7 @@ static void serve(const struct api_config *cfg, struct api_conns *conns, struct 
 	http_resp_free(&resp);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	struct api_config cfg;
 	struct api_conns conns = {0};
@@ -88,6 +89,11 @@ int main(void)
 		return 1;
 	}
 
+	if (argc > 1 && strcmp(argv[1], "--snapshotter") == 0) {
+		log_init("codecollab-snapshotter");
+		rc = doc_snapshotter(&cfg, &conns, &api_stop);
+		goto out;
+	}
 	if (cgi) {
 		struct http_io io = {.cgi = 1};
 		serve(&cfg, &conns, &io);

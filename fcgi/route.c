@@ -24,6 +24,12 @@ static const struct route routes[] = {
 	{"GET", "/api/rooms/*/members", h_room_members},
 	{"PUT", "/api/rooms/*/members/*", h_member_put},
 	{"DELETE", "/api/rooms/*/members/*", h_member_delete},
+	{"GET", "/api/rooms/*/document", h_document},
+	{"POST", "/api/rooms/*/operations", h_operations},
+	{"PUT", "/api/rooms/*/presence", h_presence},
+	{"POST", "/api/rooms/*/stream-ticket", h_stream_ticket},
+	{"GET", "/api/rooms/*/history", h_history},
+	{"GET", "/api/rooms/*/history/*", h_history_one},
 };
 
 static int id_char(char ch)

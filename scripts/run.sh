@@ -162,6 +162,8 @@ fi
 pids+=($!)
 "$CC_BIN/codecollab-worker" >>"$CC_VAR/log/worker.log" 2>&1 &
 pids+=($!)
+"$CC_BIN/codecollab-api" --snapshotter </dev/null >>"$CC_VAR/log/snapshotter.log" 2>&1 &
+pids+=($!)
 lighttpd -D -f "$ROOT/lighttpd.conf" >>"$CC_VAR/log/lighttpd.log" 2>&1 &
 pids+=($!)
 

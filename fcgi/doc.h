@@ -1,0 +1,43 @@
+/* doc: a room's live document in Redis and the atomic commit of operations to it.
+ *
+ * Redis (docs/INTERNALS.md): cc:room:{id}:doc is a hash {revision, content}; cc:room:{id}:ops
+ * a list of the last DOC_OPS_KEEP committed operations (JSON, each with an exact base
+ * length), the one for revision r at index r - first, first = revision - LLEN + 1.
+ *
+ * Committing is optimistic: read the document and the operations since the client's
+ * revision, transform and apply in C, then a Lua script writes only if the revision is
+ * still the one read (compare-and-set); otherwise read again and retry. Every API process
+ * does the same, so revisions are never lost, duplicated or reordered, however many
+ * processes commit to one room at once. The script also appends the `operation` event to
+ * the room's history, publishes it and marks the room due for a snapshot, in the same step. */
+#ifndef CC_DOC_H
+#define CC_DOC_H
+
+#include "api.h"
+#include "ot.h"
+
+#define DOC_OPS_KEEP 1000
+
+struct doc_state {
+	long long revision;
+	char *content; /* owned; free() */
+	size_t content_len;
+};
+
+/* Reads the document, restoring it from its latest snapshot (or creating it empty) when
+ * Redis holds none. 0, or -1 with the error answered. */
+int doc_read(struct api_ctx *c, const char *room, struct doc_state *out);
+void doc_state_free(struct doc_state *d);
+
+/* Transforms op (made against `revision`) over what was committed since, applies and
+ * commits it. On success *applied (caller ot_free()s) is the operation as applied and
+ * *new_rev the new revision; the error answered otherwise (409 stale/future revision,
+ * 400 op does not fit, 413 document too large). client_id may be NULL. */
+int doc_commit(struct api_ctx *c, const char *room, long long revision, struct ot_op *op,
+	       const char *client_id, struct ot_op **applied, long long *new_rev);
+
+/* The snapshotter: a loop (until *stop) writing due snapshots to PostgreSQL. */
+int doc_snapshotter(const struct api_config *cfg, struct api_conns *conns,
+		    volatile int *stop);
+
+#endif

@@ -1,0 +1,244 @@
+/* The live room: document, operations, presence, stream tickets and snapshot history. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "doc.h"
+#include "events.h"
+#include "handlers.h"
+#include "log.h"
+#include "presence.h"
+#include "utf8.h"
+#include "valid.h"
+
+enum access_need { NEED_READ, NEED_EDIT };
+
+/* The caller's role in the room named by c->params[0]: "owner", "editor", "viewer", or ""
+ * for a stranger to a public room (who may read). Answers 404/403 and returns -1 when the
+ * room is missing or the caller may not do what `need` says. */
+static int room_access(struct api_ctx *c, enum access_need need, char role[16],
+		       char language[33])
+{
+	char uid[32];
+	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
+	const char *params[] = {c->params[0], uid};
+	PGresult *r = api_sql(c,
+			      "SELECT r.visibility, m.role, r.language FROM rooms r "
+			      "LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $2 "
+			      "WHERE r.id = $1",
+			      2, params, NULL, NULL);
+	if (!r)
+		return -1;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		api_error(c, 404, "room_not_found", "no room with id %s", c->params[0]);
+		return -1;
+	}
+	int public_room = strcmp(PQgetvalue(r, 0, 0), "public") == 0;
+	snprintf(role, 16, "%s", PQgetisnull(r, 0, 1) ? "" : PQgetvalue(r, 0, 1));
+	if (language)
+		snprintf(language, 33, "%s", PQgetvalue(r, 0, 2));
+	PQclear(r);
+	if (!role[0] && !public_room) {
+		api_error(c, 403, "not_a_member",
+			  "you are not a member of this room; join it (private rooms need the invite link)");
+		return -1;
+	}
+	if (need == NEED_EDIT && (!role[0] || strcmp(role, "viewer") == 0)) {
+		api_error(c, 403, "forbidden",
+			  role[0] ? "viewers cannot edit this room" : "join the room to edit it");
+		return -1;
+	}
+	return 0;
+}
+
+void h_document(struct api_ctx *c)
+{
+	char role[16], lang[33];
+	if (api_require_user(c) < 0 || room_access(c, NEED_READ, role, lang) < 0)
+		return;
+	struct doc_state d;
+	if (doc_read(c, c->params[0], &d) < 0)
+		return;
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "revision", (double)d.revision);
+	cJSON_AddStringToObject(o, "content", d.content);
+	cJSON_AddStringToObject(o, "language", lang);
+	doc_state_free(&d);
+	api_json(c, 200, o);
+}
+
+static const struct valid_field op_fields[] = {
+	{"revision", VALID_INT, VALID_REQUIRED, 0, 1LL << 50, NULL, NULL},
+	{"ops", VALID_ANY, VALID_REQUIRED, 0, 0, NULL, NULL},
+	{"client_id", VALID_STRING, VALID_SINGLE_LINE, 1, 64, NULL, NULL},
+};
+
+void h_operations(struct api_ctx *c)
+{
+	struct valid_value v[3];
+	char err[256], role[16];
+	if (api_require_user(c) < 0 || api_parse_body(c, 0) < 0)
+		return;
+	if (valid_object(c->body, op_fields, 3, v, err, sizeof err) < 0) {
+		api_error(c, 400, "invalid_request", "%s", err);
+		return;
+	}
+	if (!cJSON_IsArray(v[1].item)) {
+		api_error(c, 400, "invalid_operation", "ops must be a JSON array");
+		return;
+	}
+	struct ot_op *op = NULL, *applied = NULL;
+	if (ot_from_cjson(v[1].item, (size_t)c->cfg->doc_max_bytes, &op, err, sizeof err) < 0) {
+		api_error(c, 400, "invalid_operation", "%s", err);
+		return;
+	}
+	if (room_access(c, NEED_EDIT, role, NULL) < 0) {
+		ot_free(op);
+		return;
+	}
+	long long rev = 0;
+	if (doc_commit(c, c->params[0], v[0].n, op, v[2].present ? v[2].s : NULL, &applied,
+		       &rev) == 0) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddNumberToObject(o, "revision", (double)rev);
+		cJSON_AddItemToObject(o, "ops", ot_to_cjson(applied));
+		api_json(c, 200, o);
+	}
+	ot_free(op);
+	ot_free(applied);
+}
+
+static const struct valid_field presence_fields[] = {
+	{"cursor", VALID_INT, VALID_REQUIRED, 0, 1LL << 40, NULL, NULL},
+	{"selection", VALID_ANY, 0, 0, 0, NULL, NULL},
+};
+
+static const struct valid_field selection_fields[] = {
+	{"anchor", VALID_INT, VALID_REQUIRED, 0, 1LL << 40, NULL, NULL},
+	{"head", VALID_INT, VALID_REQUIRED, 0, 1LL << 40, NULL, NULL},
+};
+
+void h_presence(struct api_ctx *c)
+{
+	struct valid_value v[2], s[2];
+	char err[256], role[16];
+	if (api_require_user(c) < 0 || api_parse_body(c, 0) < 0)
+		return;
+	if (valid_object(c->body, presence_fields, 2, v, err, sizeof err) < 0) {
+		api_error(c, 400, "invalid_request", "%s", err);
+		return;
+	}
+	int has_sel = v[1].present;
+	if (has_sel) {
+		if (!cJSON_IsObject(v[1].item)) {
+			api_error(c, 400, "invalid_request", "selection must be an object {anchor, head}");
+			return;
+		}
+		if (valid_object(v[1].item, selection_fields, 2, s, err, sizeof err) < 0) {
+			api_error(c, 400, "invalid_request", "selection.%s", err);
+			return;
+		}
+	}
+	if (room_access(c, NEED_READ, role, NULL) < 0)
+		return;
+	char *data = presence_data_json(c->user.user_id, c->user.username, v[0].n, has_sel,
+					has_sel ? s[0].n : 0, has_sel ? s[1].n : 0);
+	redisContext *rd = api_redis(c);
+	if (!data || !rd) {
+		free(data);
+		if (!data)
+			api_error(c, 500, "internal", "out of memory");
+		return;
+	}
+	if (events_emit(rd, c->params[0], "presence", data, NULL, 0) < 0) {
+		free(data);
+		api_redis_failed(c);
+		api_error(c, 503, "redis_unavailable", "the event store is unavailable");
+		return;
+	}
+	free(data);
+	api_no_content(c);
+}
+
+void h_stream_ticket(struct api_ctx *c)
+{
+	char role[16];
+	if (api_require_user(c) < 0 || room_access(c, NEED_READ, role, NULL) < 0)
+		return;
+	struct token_claims t = c->user;
+	long long now = (long long)time(NULL);
+	t.kind = TOKEN_TICKET;
+	t.iat = now;
+	t.exp = now + c->cfg->ticket_ttl_s;
+	snprintf(t.room, sizeof t.room, "%s", c->params[0]);
+	char *tok = token_sign(&c->cfg->key, &t);
+	if (!tok) {
+		api_error(c, 500, "internal", "could not sign a ticket");
+		return;
+	}
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "ticket", tok);
+	cJSON_AddNumberToObject(o, "expires_in", (double)c->cfg->ticket_ttl_s);
+	free(tok);
+	api_json(c, 200, o);
+}
+
+void h_history(struct api_ctx *c)
+{
+	char role[16];
+	if (api_require_user(c) < 0 || room_access(c, NEED_READ, role, NULL) < 0)
+		return;
+	const char *params[] = {c->params[0]};
+	PGresult *r = api_sql(c,
+			      "SELECT revision, to_char(saved_at AT TIME ZONE 'UTC', "
+			      "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), length(content) FROM snapshots "
+			      "WHERE room_id = $1 ORDER BY revision DESC LIMIT 200",
+			      1, params, NULL, NULL);
+	if (!r)
+		return;
+	cJSON *o = cJSON_CreateObject();
+	cJSON *arr = cJSON_AddArrayToObject(o, "snapshots");
+	for (int i = 0; i < PQntuples(r); i++) {
+		cJSON *s = cJSON_CreateObject();
+		cJSON_AddNumberToObject(s, "revision", strtod(PQgetvalue(r, i, 0), NULL));
+		cJSON_AddStringToObject(s, "saved_at", PQgetvalue(r, i, 1));
+		cJSON_AddNumberToObject(s, "length", strtod(PQgetvalue(r, i, 2), NULL));
+		cJSON_AddItemToArray(arr, s);
+	}
+	PQclear(r);
+	api_json(c, 200, o);
+}
+
+void h_history_one(struct api_ctx *c)
+{
+	char role[16];
+	if (api_require_user(c) < 0 || room_access(c, NEED_READ, role, NULL) < 0)
+		return;
+	char *end;
+	long long rev = strtoll(c->params[1], &end, 10);
+	if (*end || rev < 0) {
+		api_error(c, 404, "snapshot_not_found", "no snapshot at revision %s", c->params[1]);
+		return;
+	}
+	const char *params[] = {c->params[0], c->params[1]};
+	PGresult *r = api_sql(c,
+			      "SELECT revision, content, to_char(saved_at AT TIME ZONE 'UTC', "
+			      "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM snapshots "
+			      "WHERE room_id = $1 AND revision = $2",
+			      2, params, NULL, NULL);
+	if (!r)
+		return;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		api_error(c, 404, "snapshot_not_found", "no snapshot at revision %lld", rev);
+		return;
+	}
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "revision", strtod(PQgetvalue(r, 0, 0), NULL));
+	cJSON_AddStringToObject(o, "content", PQgetvalue(r, 0, 1));
+	cJSON_AddStringToObject(o, "saved_at", PQgetvalue(r, 0, 2));
+	PQclear(r);
+	api_json(c, 200, o);
+}
