@@ -1,4 +1,5 @@
 /* Rooms: create, list, get, patch, delete, join, and members with their roles. */
+#include <errno.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -476,12 +477,14 @@ void h_room_members(struct api_ctx *c)
 	api_json(c, 200, o);
 }
 
-/* Target user id from the second path segment; -1 answered 404 when not a number. */
+/* Target user id from the second path segment; -1 answered 404 when not a number or out of
+ * the range of a bigint (the segment goes to PostgreSQL as it is). */
 static long long target_user(struct api_ctx *c)
 {
 	char *end;
+	errno = 0;
 	long long id = strtoll(c->params[1], &end, 10);
-	if (*end || id <= 0) {
+	if (errno || *end || id <= 0) {
 		api_error(c, 404, "member_not_found", "no member %s in this room", c->params[1]);
 		return -1;
 	}
