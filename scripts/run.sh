@@ -168,7 +168,7 @@ lighttpd -D -f "$ROOT/lighttpd.conf" >>"$CC_VAR/log/lighttpd.log" 2>&1 &
 pids+=($!)
 
 wait_for "the API" 30 curl -fsS "http://127.0.0.1:$PORT/api/health"
-[ -z "${CC_SKIP_BROKER_CHECK:-}" ] && wait_for "the broker" 20 curl -fsS "http://127.0.0.1:$PORT/events/health"
+wait_for "the broker" 20 curl -fsS "http://127.0.0.1:$PORT/events/health"
 # What clients on this machine (tests, tools) need to reach the same servers.
 {
   printf 'DATABASE_URL=%q\n' "$DATABASE_URL"
