@@ -14,15 +14,15 @@
 
 enum access_need { NEED_READ, NEED_EDIT };
 
-/* The caller's role in the room named by c->params[0]: "owner", "editor", "viewer", or ""
+/* The caller's role in the room: "owner", "editor", "viewer", or ""
  * for a stranger to a public room (who may read). Answers 404/403 and returns -1 when the
  * room is missing or the caller may not do what `need` says. */
-static int room_access(struct api_ctx *c, enum access_need need, char role[16],
-		       char language[33])
+static int room_access(struct api_ctx *c, const char *room, enum access_need need,
+		       char role[16], char language[33])
 {
 	char uid[32];
 	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
-	const char *params[] = {c->params[0], uid};
+	const char *params[] = {room, uid};
 	PGresult *r = api_sql(c,
 			      "SELECT r.visibility, m.role, r.language FROM rooms r "
 			      "LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $2 "
@@ -32,7 +32,7 @@ static int room_access(struct api_ctx *c, enum access_need need, char role[16],
 		return -1;
 	if (PQntuples(r) != 1) {
 		PQclear(r);
-		api_error(c, 404, "room_not_found", "no room with id %s", c->params[0]);
+		api_error(c, 404, "room_not_found", "no room with id %s", room);
 		return -1;
 	}
 	int public_room = strcmp(PQgetvalue(r, 0, 0), "public") == 0;
@@ -47,16 +47,26 @@ static int room_access(struct api_ctx *c, enum access_need need, char role[16],
 	}
 	if (need == NEED_EDIT && (!role[0] || strcmp(role, "viewer") == 0)) {
 		api_error(c, 403, "forbidden",
-			  role[0] ? "viewers cannot edit this room" : "join the room to edit it");
+			  role[0] ? "viewers can only watch this room" : "join the room first");
 		return -1;
 	}
 	return 0;
 }
 
+int room_access_read(struct api_ctx *c, const char *room, char role[16])
+{
+	return room_access(c, room, NEED_READ, role, NULL);
+}
+
+int room_access_edit(struct api_ctx *c, const char *room, char role[16], char language[33])
+{
+	return room_access(c, room, NEED_EDIT, role, language);
+}
+
 void h_document(struct api_ctx *c)
 {
 	char role[16], lang[33];
-	if (api_require_user(c) < 0 || room_access(c, NEED_READ, role, lang) < 0)
+	if (api_require_user(c) < 0 || room_access(c, c->params[0], NEED_READ, role, lang) < 0)
 		return;
 	struct doc_state d;
 	if (doc_read(c, c->params[0], &d) < 0)
@@ -94,7 +104,7 @@ void h_operations(struct api_ctx *c)
 		api_error(c, 400, "invalid_operation", "%s", err);
 		return;
 	}
-	if (room_access(c, NEED_EDIT, role, NULL) < 0) {
+	if (room_access(c, c->params[0], NEED_EDIT, role, NULL) < 0) {
 		ot_free(op);
 		return;
 	}
@@ -141,7 +151,7 @@ void h_presence(struct api_ctx *c)
 			return;
 		}
 	}
-	if (room_access(c, NEED_READ, role, NULL) < 0)
+	if (room_access(c, c->params[0], NEED_READ, role, NULL) < 0)
 		return;
 	char *data = presence_data_json(c->user.user_id, c->user.username, v[0].n, has_sel,
 					has_sel ? s[0].n : 0, has_sel ? s[1].n : 0);
@@ -165,7 +175,7 @@ void h_presence(struct api_ctx *c)
 void h_stream_ticket(struct api_ctx *c)
 {
 	char role[16];
-	if (api_require_user(c) < 0 || room_access(c, NEED_READ, role, NULL) < 0)
+	if (api_require_user(c) < 0 || room_access(c, c->params[0], NEED_READ, role, NULL) < 0)
 		return;
 	struct token_claims t = c->user;
 	long long now = (long long)time(NULL);
@@ -188,7 +198,7 @@ void h_stream_ticket(struct api_ctx *c)
 void h_history(struct api_ctx *c)
 {
 	char role[16];
-	if (api_require_user(c) < 0 || room_access(c, NEED_READ, role, NULL) < 0)
+	if (api_require_user(c) < 0 || room_access(c, c->params[0], NEED_READ, role, NULL) < 0)
 		return;
 	const char *params[] = {c->params[0]};
 	PGresult *r = api_sql(c,
@@ -214,7 +224,7 @@ void h_history(struct api_ctx *c)
 void h_history_one(struct api_ctx *c)
 {
 	char role[16];
-	if (api_require_user(c) < 0 || room_access(c, NEED_READ, role, NULL) < 0)
+	if (api_require_user(c) < 0 || room_access(c, c->params[0], NEED_READ, role, NULL) < 0)
 		return;
 	char *end;
 	long long rev = strtoll(c->params[1], &end, 10);

@@ -26,4 +26,17 @@ void h_stream_ticket(struct api_ctx *c);
 void h_history(struct api_ctx *c);
 void h_history_one(struct api_ctx *c);
 
+void h_runtimes(struct api_ctx *c);
+void h_execution_create(struct api_ctx *c);
+void h_job_get(struct api_ctx *c);
+
+/* Access to a room (h_docs.c): 0, or -1 with 404/403 answered.
+ * role receives "owner", "editor", "viewer" or "" (a stranger to a public room). */
+int room_access_read(struct api_ctx *c, const char *room, char role[16]);
+/* Editors and owners only; language receives the room's language. */
+int room_access_edit(struct api_ctx *c, const char *room, char role[16], char language[33]);
+/* Puts a job on the queue (h_jobs.c); 0, or -1 answered. */
+int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, cJSON *request,
+		 char id_out[17]);
+
 #endif

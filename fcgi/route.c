@@ -30,6 +30,9 @@ static const struct route routes[] = {
 	{"POST", "/api/rooms/*/stream-ticket", h_stream_ticket},
 	{"GET", "/api/rooms/*/history", h_history},
 	{"GET", "/api/rooms/*/history/*", h_history_one},
+	{"POST", "/api/rooms/*/executions", h_execution_create},
+	{"GET", "/api/jobs/*", h_job_get},
+	{"GET", "/api/runtimes", h_runtimes},
 };
 
 static int id_char(char ch)

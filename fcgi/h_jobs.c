@@ -1,0 +1,308 @@
+/* Executions and jobs: the API's side of the queue (docs/INTERNALS.md). A job is a hash
+ * cc:job:{id} plus an entry in the stream cc:jobs; the worker does the rest. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "doc.h"
+#include "events.h"
+#include "handlers.h"
+#include "lang.h"
+#include "log.h"
+#include "ratelimit.h"
+#include "rnd.h"
+#include "valid.h"
+
+#define JOB_ID_LEN 16
+#define JOB_TTL_S (7 * 86400)
+#define CODE_MAX (64 * 1024)
+#define STDIN_MAX (64 * 1024)
+#define ARGS_MAX 32
+#define ARG_MAX_LEN 1024
+
+static const struct valid_field exec_fields[] = {
+	{"language", VALID_STRING, VALID_SINGLE_LINE, 1, 32, NULL, NULL},
+	{"version", VALID_STRING, VALID_SINGLE_LINE, 1, 32, NULL, NULL},
+	{"code", VALID_STRING, VALID_TEXT, 0, CODE_MAX, NULL, NULL},
+	{"stdin", VALID_STRING, VALID_TEXT, 0, STDIN_MAX, NULL, NULL},
+	{"args", VALID_ANY, 0, 0, 0, NULL, NULL},
+};
+
+/* The runtime {language, version} the worker announced for a name or alias, as a new
+ * cJSON object (caller frees), or NULL. `want` may be NULL (any version). */
+static cJSON *find_runtime(cJSON *runtimes, const char *name, const char *want)
+{
+	cJSON *rt;
+	cJSON_ArrayForEach(rt, runtimes)
+	{
+		const char *lang = cJSON_GetStringValue(cJSON_GetObjectItem(rt, "language"));
+		const char *ver = cJSON_GetStringValue(cJSON_GetObjectItem(rt, "version"));
+		if (!lang || !ver)
+			continue;
+		int match = strcmp(lang, name) == 0;
+		cJSON *al;
+		cJSON_ArrayForEach(al, cJSON_GetObjectItem(rt, "aliases"))
+		{
+			if (cJSON_IsString(al) && strcmp(al->valuestring, name) == 0)
+				match = 1;
+		}
+		if (!match)
+			continue;
+		size_t wl = want ? strlen(want) : 0;
+		if (want && strcmp(want, "*") != 0 && strcmp(want, "latest") != 0 &&
+		    !(strncmp(ver, want, wl) == 0 && (ver[wl] == '\0' || ver[wl] == '.')))
+			continue;
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "language", lang);
+		cJSON_AddStringToObject(o, "version", ver);
+		return o;
+	}
+	return NULL;
+}
+
+/* The installed runtimes as the worker announced them (caller frees), or NULL answered. */
+static cJSON *load_runtimes(struct api_ctx *c)
+{
+	redisContext *rd = api_redis(c);
+	if (!rd)
+		return NULL;
+	redisReply *rep = redisCommand(rd, "GET cc:runtimes");
+	if (!rep) {
+		api_redis_failed(c);
+		api_error(c, 503, "redis_unavailable", "the queue is unavailable");
+		return NULL;
+	}
+	cJSON *arr = rep->type == REDIS_REPLY_STRING ? cJSON_Parse(rep->str) : NULL;
+	freeReplyObject(rep);
+	if (!cJSON_IsArray(arr)) {
+		cJSON_Delete(arr);
+		api_error(c, 503, "no_worker", "no worker is running: code cannot run right now");
+		return NULL;
+	}
+	return arr;
+}
+
+void h_runtimes(struct api_ctx *c)
+{
+	cJSON *arr = load_runtimes(c);
+	if (!arr)
+		return;
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddItemToObject(o, "runtimes", arr);
+	api_json(c, 200, o);
+}
+
+/* Rate limit per user; 0 to go on, -1 answered (429 with Retry-After, or 503). */
+static int take_quota(struct api_ctx *c, const char *what, long limit)
+{
+	redisContext *rd = api_redis(c);
+	if (!rd)
+		return -1;
+	char key[96];
+	long retry = 0;
+	snprintf(key, sizeof key, "cc:rl:%s:%lld", what, c->user.user_id);
+	enum ratelimit_result rl = ratelimit_check(rd, key, limit, 60000, 1, &retry);
+	if (rl == RATELIMIT_ERROR) {
+		api_redis_failed(c);
+		api_error(c, 503, "redis_unavailable", "the rate limiter is unavailable");
+		return -1;
+	}
+	if (rl == RATELIMIT_LIMITED) {
+		char ra[24];
+		snprintf(ra, sizeof ra, "%ld", retry);
+		api_error(c, 429, "rate_limited", "at most %ld per minute; try again in %ld s", limit,
+			  retry);
+		http_resp_header(c->resp, "Retry-After", ra);
+		return -1;
+	}
+	return 0;
+}
+
+int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, cJSON *request,
+		 char id_out[JOB_ID_LEN + 1])
+{
+	char *req = cJSON_PrintUnformatted(request);
+	if (!req || rnd_id(id_out, JOB_ID_LEN) < 0) {
+		free(req);
+		api_error(c, 500, "internal", "out of memory");
+		return -1;
+	}
+	redisContext *rd = api_redis(c);
+	if (!rd) {
+		free(req);
+		return -1;
+	}
+	char key[64], uid[32], now[32];
+	snprintf(key, sizeof key, "cc:job:%s", id_out);
+	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
+	snprintf(now, sizeof now, "%lld", (long long)time(NULL));
+	/* MULTI so the worker never sees the stream entry before the hash */
+	int ok = 1;
+	redisAppendCommand(rd, "MULTI");
+	redisAppendCommand(rd, "HSET %s kind %s room %s user %s username %s request %s status queued "
+			       "attempts 0 created_at %s",
+			   key, kind, room, uid, c->user.username, req, now);
+	redisAppendCommand(rd, "EXPIRE %s %d", key, JOB_TTL_S);
+	redisAppendCommand(rd, "XADD cc:jobs MAXLEN ~ 100000 * job %s", id_out);
+	redisAppendCommand(rd, "EXEC");
+	for (int i = 0; i < 5; i++) {
+		redisReply *rep = NULL;
+		if (redisGetReply(rd, (void **)&rep) != REDIS_OK || !rep) {
+			ok = 0;
+			break;
+		}
+		if (rep->type == REDIS_REPLY_ERROR)
+			ok = 0;
+		freeReplyObject(rep);
+	}
+	free(req);
+	if (!ok) {
+		api_redis_failed(c);
+		api_error(c, 503, "redis_unavailable", "the queue is unavailable");
+		return -1;
+	}
+	return 0;
+}
+
+void h_execution_create(struct api_ctx *c)
+{
+	struct valid_value v[5];
+	char err[256], role[16] = "", lang[33] = "";
+	if (api_require_user(c) < 0 || api_parse_body(c, 1) < 0)
+		return;
+	if (valid_object(c->body, exec_fields, 5, v, err, sizeof err) < 0) {
+		api_error(c, 400, "invalid_request", "%s", err);
+		return;
+	}
+	const cJSON *args = v[4].item;
+	if (v[4].present) {
+		if (!cJSON_IsArray(args) || cJSON_GetArraySize(args) > ARGS_MAX) {
+			api_error(c, 400, "invalid_request", "args must be an array of at most %d strings",
+				  ARGS_MAX);
+			return;
+		}
+		const cJSON *a;
+		cJSON_ArrayForEach(a, args)
+		{
+			const char *why;
+			if (!cJSON_IsString(a) ||
+			    valid_text(a->valuestring, strlen(a->valuestring), 0, ARG_MAX_LEN,
+				       VALID_SINGLE_LINE, &why) < 0) {
+				api_error(c, 400, "invalid_request",
+					  "args must be strings of at most %d characters, one line",
+					  ARG_MAX_LEN);
+				return;
+			}
+		}
+	}
+	if (room_access_edit(c, c->params[0], role, lang) < 0)
+		return;
+	cJSON *runtimes = load_runtimes(c);
+	if (!runtimes)
+		return;
+	const char *want_lang = v[0].present ? v[0].s : lang;
+	cJSON *rt = find_runtime(runtimes, want_lang, v[1].present ? v[1].s : NULL);
+	if (!rt && lang_canonical(want_lang)) /* "py" for a runtime announced as "python" */
+		rt = find_runtime(runtimes, lang_canonical(want_lang), v[1].present ? v[1].s : NULL);
+	cJSON_Delete(runtimes);
+	if (!rt) {
+		api_error(c, 400, "unknown_runtime",
+			  "no installed runtime for %s%s%s; GET /api/runtimes lists them", want_lang,
+			  v[1].present ? " " : "", v[1].present ? v[1].s : "");
+		return;
+	}
+	/* the code defaults to the room's document */
+	struct doc_state d = {0};
+	if (!v[2].present && doc_read(c, c->params[0], &d) < 0) {
+		cJSON_Delete(rt);
+		return;
+	}
+	if (!v[2].present && d.content_len > CODE_MAX) {
+		doc_state_free(&d);
+		cJSON_Delete(rt);
+		api_error(c, 413, "code_too_large", "the code is over %d KiB", CODE_MAX / 1024);
+		return;
+	}
+	if (take_quota(c, "exec", c->cfg->exec_limit) < 0) {
+		doc_state_free(&d);
+		cJSON_Delete(rt);
+		return;
+	}
+	cJSON_AddStringToObject(rt, "code", v[2].present ? v[2].s : d.content);
+	cJSON_AddStringToObject(rt, "stdin", v[3].present ? v[3].s : "");
+	cJSON_AddItemToObject(rt, "args", v[4].present ? cJSON_Duplicate(args, 1) : cJSON_CreateArray());
+	doc_state_free(&d);
+	char id[JOB_ID_LEN + 1];
+	int rc = jobs_enqueue(c, c->params[0], "execution", rt, id);
+	cJSON *job = cJSON_CreateObject();
+	cJSON_AddStringToObject(job, "id", id);
+	cJSON_AddStringToObject(job, "status", "queued");
+	cJSON_AddStringToObject(job, "language", cJSON_GetStringValue(cJSON_GetObjectItem(rt, "language")));
+	cJSON_AddStringToObject(job, "version", cJSON_GetStringValue(cJSON_GetObjectItem(rt, "version")));
+	cJSON_Delete(rt);
+	if (rc < 0) {
+		cJSON_Delete(job);
+		return;
+	}
+	char data[128];
+	snprintf(data, sizeof data, "{\"job_id\":\"%s\",\"status\":\"queued\"}", id);
+	if (events_emit(c->conns->redis, c->params[0], "execution", data, NULL, 0) < 0)
+		log_warn("could not emit the queued event of job %s", id);
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddItemToObject(o, "job", job);
+	char loc[64];
+	snprintf(loc, sizeof loc, "/api/jobs/%s", id);
+	http_resp_header(c->resp, "Location", loc);
+	api_json(c, 202, o);
+}
+
+void h_job_get(struct api_ctx *c)
+{
+	if (api_require_user(c) < 0)
+		return;
+	redisContext *rd = api_redis(c);
+	if (!rd)
+		return;
+	redisReply *rep = redisCommand(rd, "HMGET cc:job:%s status kind room result error created_at",
+				       c->params[0]);
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 6) {
+		if (rep)
+			freeReplyObject(rep);
+		api_redis_failed(c);
+		api_error(c, 503, "redis_unavailable", "the queue is unavailable");
+		return;
+	}
+	redisReply **e = rep->element;
+	if (e[0]->type != REDIS_REPLY_STRING || e[2]->type != REDIS_REPLY_STRING) {
+		freeReplyObject(rep);
+		api_error(c, 404, "job_not_found", "no job %s (jobs are kept for 7 days)", c->params[0]);
+		return;
+	}
+	/* a job is visible to whoever may read its room */
+	char room[API_ID_MAX + 1], role[16];
+	snprintf(room, sizeof room, "%s", e[2]->str);
+	if (room_access_read(c, room, role) < 0) {
+		freeReplyObject(rep);
+		return;
+	}
+	cJSON *job = cJSON_CreateObject();
+	cJSON_AddStringToObject(job, "id", c->params[0]);
+	cJSON_AddStringToObject(job, "status", e[0]->str);
+	if (e[1]->type == REDIS_REPLY_STRING)
+		cJSON_AddStringToObject(job, "kind", e[1]->str);
+	cJSON_AddStringToObject(job, "room", room);
+	if (e[3]->type == REDIS_REPLY_STRING) {
+		cJSON *res = cJSON_Parse(e[3]->str);
+		if (res)
+			cJSON_AddItemToObject(job, "result", res);
+	}
+	if (e[4]->type == REDIS_REPLY_STRING && e[4]->len)
+		cJSON_AddStringToObject(job, "error", e[4]->str);
+	if (e[5]->type == REDIS_REPLY_STRING)
+		cJSON_AddNumberToObject(job, "created_at", strtod(e[5]->str, NULL));
+	freeReplyObject(rep);
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddItemToObject(o, "job", job);
+	api_json(c, 200, o);
+}
