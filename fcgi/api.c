@@ -232,6 +232,14 @@ int api_parse_body(struct api_ctx *c, int allow_empty)
 		api_error(c, 400, "invalid_json", "the body contains a NUL byte");
 		return -1;
 	}
+	/* JSON text is UTF-8 (RFC 8259, section 8.1); cJSON passes any byte through, so a bad
+	 * sequence in a field no handler checks would otherwise be accepted */
+	enum utf8_status st = utf8_validate(r->body, r->body_len, NULL, &bad);
+	if (st != UTF8_OK) {
+		api_error(c, 400, "invalid_json", "the body is not valid UTF-8: %s at byte %zu",
+			  utf8_status_str(st), bad);
+		return -1;
+	}
 	/* the body is NUL-terminated by http_read_request and holds no other NUL */
 	const char *end = NULL;
 	c->body = cJSON_ParseWithOpts(r->body, &end, 1);
