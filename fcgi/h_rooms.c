@@ -58,6 +58,26 @@ static const struct valid_field role_fields[] = {
 	{"role", VALID_ENUM, VALID_REQUIRED, 0, 0, member_roles, NULL},
 };
 
+/* The process's Redis connection, opened when there is none yet (a fresh FastCGI process,
+ * every CGI run). NULL, logged, when Redis is unreachable: the room itself lives in
+ * PostgreSQL, so callers carry on without the cache, events and revisions. Borrowed: owned
+ * by c->conns. */
+static redisContext *room_redis(struct api_ctx *c)
+{
+	redisContext *rd = c->conns->redis;
+	if (rd && !rd->err)
+		return rd;
+	char err[256];
+	if (rd)
+		redisFree(rd);
+	rd = c->conns->redis = rds_connect(&c->cfg->redis, 2000, err, sizeof err);
+	if (!rd)
+		log_warn("%s", err);
+	return rd;
+}
+
+/* Uses the connection as it is, never opens one: a handler calls room_redis() once before
+ * answering rooms, so a list of rooms costs at most one connection attempt. */
 static long long room_revision(struct api_ctx *c, const char *room_id)
 {
 	redisContext *rd = c->conns->redis;
@@ -132,15 +152,9 @@ static const char *role_of(PGresult *r)
  * here is logged, not fatal: the room itself is in PostgreSQL. */
 static void cache_member(struct api_ctx *c, const char *room, long long uid, const char *role)
 {
-	redisContext *rd = c->conns->redis;
-	if (!rd || rd->err) {
-		char err[256];
-		if (rd)
-			redisFree(rd);
-		rd = c->conns->redis = rds_connect(&c->cfg->redis, 2000, err, sizeof err);
-		if (!rd)
-			return;
-	}
+	redisContext *rd = room_redis(c);
+	if (!rd)
+		return;
 	redisReply *rep = role ? redisCommand(rd, "HSET cc:room:%s:members %lld %s", room, uid, role)
 			       : redisCommand(rd, "HDEL cc:room:%s:members %lld", room, uid);
 	if (!rep || rep->type == REDIS_REPLY_ERROR)
@@ -155,8 +169,8 @@ static void emit_room_event(struct api_ctx *c, const char *room, cJSON *data)
 {
 	char *s = cJSON_PrintUnformatted(data);
 	cJSON_Delete(data);
-	redisContext *rd = c->conns->redis;
-	if (s && rd && !rd->err && events_emit(rd, room, "room", s, NULL, 0) < 0) {
+	redisContext *rd = s ? room_redis(c) : NULL;
+	if (rd && events_emit(rd, room, "room", s, NULL, 0) < 0) {
 		log_warn("could not emit a room event for %s", room);
 		api_redis_failed(c);
 	}
@@ -233,6 +247,7 @@ void h_room_list(struct api_ctx *c)
 			      2, params, NULL, NULL);
 	if (!r)
 		return;
+	room_redis(c); /* for the revisions */
 	cJSON *o = cJSON_CreateObject();
 	cJSON *arr = cJSON_AddArrayToObject(o, "rooms");
 	for (int i = 0; i < PQntuples(r); i++) {
@@ -288,6 +303,8 @@ void h_room_get(struct api_ctx *c)
 	}
 	if (role)
 		cache_member(c, c->params[0], c->user.user_id, role);
+	else
+		room_redis(c); /* for the revision */
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddItemToObject(o, "room", room_to_json(c, r, 0));
 	add_role(o, r, 0);
@@ -353,6 +370,7 @@ void h_room_patch(struct api_ctx *c)
 		api_error(c, 404, "room_not_found", "no room with id %s", c->params[0]);
 		return;
 	}
+	room_redis(c); /* for the revision and the event */
 	cJSON *room = room_to_json(c, r, 0);
 	PQclear(r);
 	/* the room's event carries no invite code: every member sees it */
@@ -388,8 +406,8 @@ void h_room_delete(struct api_ctx *c)
 	cJSON_AddStringToObject(ev, "reason", "deleted");
 	cJSON_AddStringToObject(ev, "id", c->params[0]);
 	emit_room_event(c, c->params[0], ev);
-	redisContext *rd = c->conns->redis;
-	if (rd && !rd->err) {
+	redisContext *rd = room_redis(c);
+	if (rd) {
 		redisReply *rep = redisCommand(rd, "DEL cc:room:%s:members cc:room:%s:doc cc:room:%s:ops",
 					       c->params[0], c->params[0], c->params[0]);
 		if (rep)
@@ -448,6 +466,8 @@ void h_room_join(struct api_ctx *c)
 		cJSON *ev = cJSON_CreateObject();
 		cJSON_AddStringToObject(ev, "reason", "members");
 		emit_room_event(c, c->params[0], ev);
+	} else {
+		room_redis(c); /* for the revision */
 	}
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddItemToObject(o, "room", room_to_json(c, r, 0));
