@@ -95,15 +95,17 @@ static const char dummy_hash[] =
 	"$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$"
 	"2fJm0WyXHhnL8T5bXb5NLk3Nc0ICMVPjSPq9PKbVf0M";
 
+/* Takes this attempt's place in the window of key (member receives its id). 0 when there
+ * was one; else answered: 1 limited (429), -1 Redis failed (503; rd is gone then). */
 static int limited(struct api_ctx *c, redisContext *rd, const char *key, long limit,
-		   const char *what)
+		   const char *what, char member[RATELIMIT_MEMBER_LEN + 1])
 {
 	long retry = 0;
-	enum ratelimit_result rl = ratelimit_check(rd, key, limit, LOGIN_WINDOW_MS, 0, &retry);
+	enum ratelimit_result rl = ratelimit_reserve(rd, key, limit, LOGIN_WINDOW_MS, member, &retry);
 	if (rl == RATELIMIT_ERROR) {
 		api_redis_failed(c);
 		api_error(c, 503, "redis_unavailable", "the rate limiter is unavailable");
-		return 1;
+		return -1;
 	}
 	if (rl == RATELIMIT_LIMITED) {
 		char ra[24];
@@ -137,26 +139,37 @@ void h_login(struct api_ctx *c)
 	lower[i] = '\0';
 	snprintf(ukey, sizeof ukey, "cc:rl:login:user:%s", lower);
 	snprintf(akey, sizeof akey, "cc:rl:login:addr:%s", c->req->remote_addr);
-	if (limited(c, rd, ukey, c->cfg->login_limit, "for this username") ||
-	    limited(c, rd, akey, c->cfg->login_addr_limit, "from this address"))
+	/* The attempt takes its place in both windows before the password is checked, so
+	 * parallel guesses cannot pass a window that has one place left; an attempt that is not
+	 * a wrong password (refused by the other limit, database down, success) gives its places
+	 * back: the limits count failed sign-ins. */
+	char umember[RATELIMIT_MEMBER_LEN + 1], amember[RATELIMIT_MEMBER_LEN + 1];
+	if (limited(c, rd, ukey, c->cfg->login_limit, "for this username", umember) != 0)
 		return;
+	int al = limited(c, rd, akey, c->cfg->login_addr_limit, "from this address", amember);
+	if (al != 0) {
+		if (al > 0 && ratelimit_release(rd, ukey, umember) < 0)
+			api_redis_failed(c);
+		return;
+	}
 
 	const char *params[] = {v[0].s};
 	PGresult *r = api_sql(c,
 			      "SELECT id, username, password_hash FROM users "
 			      "WHERE lower(username) = lower($1)",
 			      1, params, NULL, NULL);
-	if (!r)
+	if (!r) {
+		if (ratelimit_release(rd, ukey, umember) < 0 ||
+		    ratelimit_release(rd, akey, amember) < 0)
+			api_redis_failed(c);
 		return;
+	}
 	int found = PQntuples(r) == 1;
 	int ok = pw_verify(found ? PQgetvalue(r, 0, 2) : dummy_hash, v[1].s, v[1].len);
 	if (!found || ok != 1) {
 		PQclear(r);
 		if (ok < 0 && found)
 			log_error("user %s has a malformed password hash", v[0].s);
-		if (ratelimit_record(rd, ukey, LOGIN_WINDOW_MS) < 0 ||
-		    ratelimit_record(rd, akey, LOGIN_WINDOW_MS) < 0)
-			api_redis_failed(c);
 		api_error(c, 401, "invalid_credentials", "wrong username or password");
 		return;
 	}
@@ -164,6 +177,8 @@ void h_login(struct api_ctx *c)
 	char name[TOKEN_USERNAME_MAX + 1];
 	snprintf(name, sizeof name, "%s", PQgetvalue(r, 0, 1));
 	PQclear(r);
+	if (ratelimit_release(rd, ukey, umember) < 0 || ratelimit_release(rd, akey, amember) < 0)
+		api_redis_failed(c);
 	answer_token(c, 200, id, name);
 }
 

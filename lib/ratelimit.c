@@ -33,11 +33,11 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-enum ratelimit_result ratelimit_check(redisContext *r, const char *key, long limit,
-				      long window_ms, int record, long *retry_after_s)
+/* member: the id recorded when record is set (RATELIMIT_MEMBER_LEN + 1 bytes). */
+static enum ratelimit_result check(redisContext *r, const char *key, long limit, long window_ms,
+				   int record, char *member, long *retry_after_s)
 {
-	char member[40];
-	if (rnd_hex(member, 16) < 0)
+	if (rnd_hex(member, RATELIMIT_MEMBER_LEN / 2) < 0)
 		return RATELIMIT_ERROR;
 	redisReply *rep = redisCommand(r, "EVAL %s 1 %s %lld %ld %ld %s %d", check_script, key,
 				       now_ms(), window_ms, limit, member, record ? 1 : 0);
@@ -57,6 +57,29 @@ enum ratelimit_result ratelimit_check(redisContext *r, const char *key, long lim
 	if (rep)
 		freeReplyObject(rep);
 	return res;
+}
+
+enum ratelimit_result ratelimit_check(redisContext *r, const char *key, long limit,
+				      long window_ms, int record, long *retry_after_s)
+{
+	char member[RATELIMIT_MEMBER_LEN + 1];
+	return check(r, key, limit, window_ms, record, member, retry_after_s);
+}
+
+enum ratelimit_result ratelimit_reserve(redisContext *r, const char *key, long limit,
+					long window_ms, char member[RATELIMIT_MEMBER_LEN + 1],
+					long *retry_after_s)
+{
+	return check(r, key, limit, window_ms, 1, member, retry_after_s);
+}
+
+int ratelimit_release(redisContext *r, const char *key, const char *member)
+{
+	redisReply *rep = redisCommand(r, "ZREM %s %s", key, member);
+	int rc = (rep && rep->type == REDIS_REPLY_INTEGER) ? 0 : -1;
+	if (rep)
+		freeReplyObject(rep);
+	return rc;
 }
 
 int ratelimit_record(redisContext *r, const char *key, long window_ms)

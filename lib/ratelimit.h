@@ -16,4 +16,17 @@ enum ratelimit_result ratelimit_check(redisContext *r, const char *key, long lim
 /* Records one event unconditionally (e.g. a failed login after the check passed). */
 int ratelimit_record(redisContext *r, const char *key, long window_ms);
 
+#define RATELIMIT_MEMBER_LEN 32
+
+/* ratelimit_check with record set, handing back the recorded event's id in member so the
+ * caller can take the event back with ratelimit_release (a login that succeeded). Check and
+ * record are one step: concurrent requests cannot all pass a window that has one place
+ * left, as they can between ratelimit_check and a later ratelimit_record. */
+enum ratelimit_result ratelimit_reserve(redisContext *r, const char *key, long limit,
+					long window_ms, char member[RATELIMIT_MEMBER_LEN + 1],
+					long *retry_after_s);
+
+/* Forgets the event that ratelimit_reserve recorded as member. 0 or -1 (Redis failed). */
+int ratelimit_release(redisContext *r, const char *key, const char *member);
+
 #endif
