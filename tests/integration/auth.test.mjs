@@ -216,6 +216,27 @@ test('login is rate limited per username: 10 failures, then 429 with Retry-After
   }
 });
 
+test('the login limit holds under parallel guessing, and counts only failures', async () => {
+  clearLoginLimits();
+  try {
+    const u = await newUser('Par');
+    // successful sign-ins do not use up the limit
+    for (let i = 0; i < 12; i++) {
+      const ok = await call('POST', '/api/auth/login', { body: { username: u.username, password: u.password } });
+      assert.equal(ok.status, 200, `sign-in ${i + 1}: ${ok.text}`);
+    }
+    // 30 guesses at once: 10 are checked, 20 refused, whatever the interleaving
+    const rs = await Promise.all(Array.from({ length: 30 }, (_, i) =>
+      call('POST', '/api/auth/login', { body: { username: u.username, password: `guess-${i}-pw` } })));
+    const count = (st) => rs.filter((r) => r.status === st).length;
+    assert.equal(count(401), 10, `wrong-password answers: ${rs.map((r) => r.status).join(' ')}`);
+    assert.equal(count(429), 20);
+    assertError(await call('POST', '/api/auth/login', { body: { username: u.username, password: u.password } }), 429);
+  } finally {
+    clearLoginLimits();
+  }
+});
+
 test('login is rate limited per address: failures over many usernames end in 429 "from this address"', async () => {
   clearLoginLimits();
   try {
