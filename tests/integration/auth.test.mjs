@@ -185,6 +185,21 @@ test('bad tokens are refused with 401 {error, message}', async () => {
   assertError(t, 401);
 });
 
+test('a real stream ticket is no API token: 401 on every endpoint', async () => {
+  const u = await newUser();
+  const room = await call('POST', '/api/rooms', { token: u.token, body: { name: 'ticketed', language: 'c' } });
+  assert.equal(room.status, 201, room.text);
+  const t = await call('POST', `/api/rooms/${room.json.room.id}/stream-ticket`, { token: u.token });
+  assert.equal(t.status, 200, t.text);
+  assert.equal(typeof t.json.ticket, 'string');
+  for (const [method, path] of [['GET', '/api/auth/me'], ['GET', '/api/rooms'], ['GET', `/api/rooms/${room.json.room.id}`], ['DELETE', `/api/rooms/${room.json.room.id}`]]) {
+    const r = await call(method, path, { token: t.json.ticket });
+    assertError(r, 401);
+    assert.match(r.json.message, /ticket/);
+  }
+  assert.equal((await call('GET', `/api/rooms/${room.json.room.id}`, { token: u.token })).status, 200, 'the room was not deleted');
+});
+
 test('login is rate limited per username: 10 failures, then 429 with Retry-After, right password too', async () => {
   clearLoginLimits();
   try {
