@@ -181,11 +181,13 @@ int runtimes_parse(struct runtimes *rt, const char *text, char *err, size_t errl
 		if (next)
 			*next++ = '\0';
 		lineno++;
-		char *hash = strchr(line, '#');
 		/* '#' starts a comment only at the start of a line or after a space, so "c#"
 		 * stays a valid language name */
-		if (hash && (hash == line || isspace((unsigned char)hash[-1])))
-			*hash = '\0';
+		for (char *hash = strchr(line, '#'); hash; hash = strchr(hash + 1, '#'))
+			if (hash == line || isspace((unsigned char)hash[-1])) {
+				*hash = '\0';
+				break;
+			}
 		char *s = trim(line);
 		if (!*s)
 			continue;

@@ -555,6 +555,7 @@ struct child_plan {
 	unsigned uid, gid;
 	int cpu_s;
 	long long file_size, as_bytes; /* as_bytes 0: no RLIMIT_AS */
+	int nproc;		       /* 0: no RLIMIT_NPROC */
 	int open_files;
 };
 
@@ -615,6 +616,8 @@ static void child_exec(const struct child_plan *p)
 	set_limit(RLIMIT_CORE, 0, 0);
 	if (p->as_bytes)
 		set_limit(RLIMIT_AS, (rlim_t)p->as_bytes, (rlim_t)p->as_bytes);
+	if (p->nproc)
+		set_limit(RLIMIT_NPROC, (rlim_t)p->nproc, (rlim_t)p->nproc);
 	/* raw syscalls: only this thread exists, glibc's setxid broadcast is not needed */
 	if (syscall(SYS_setgroups, 0, NULL) < 0 || syscall(SYS_setresgid, p->gid, p->gid, p->gid) < 0 ||
 	    syscall(SYS_setresuid, p->uid, p->uid, p->uid) < 0)
@@ -709,6 +712,9 @@ static int run_step(const struct sandbox *sb, const struct step_spec *sp,
 		 * generous, because runtimes such as node reserve far more than they use */
 		.as_bytes = sb->mode == SANDBOX_CG_NONE ? lim->memory * 16 : 0,
 		.open_files = lim->open_files,
+		/* without a pids cgroup: RLIMIT_NPROC counts every process of the sandbox uid,
+		 * those of concurrent jobs too, hence the headroom */
+		.nproc = sb->mode == SANDBOX_CG_NONE ? lim->processes * 2 : 0,
 	};
 	long long start = now_ms();
 	pid = fork();
