@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { call, cgi, newUser, createRoom, roomEvents, redis, uniqueName } from './lib/api.mjs';
 
 // A CGI answer: exit 0, a Status line first, JSON with the status's shape.
-function assertCgi(r, status) {
+function assertCgi(r, status, { errorShape = status >= 400 } = {}) {
   assert.equal(r.code, 0, `exit code; stderr: ${r.stderr.slice(0, 500)}`);
   assert.equal(r.signal, null);
   assert.match(r.statusLine, new RegExp(`^Status: ${status} [A-Z][A-Za-z ]+$`), r.statusLine);
@@ -16,7 +16,7 @@ function assertCgi(r, status) {
     assert.equal(Number(r.headers['content-length']), Buffer.byteLength(r.body), 'Content-Length matches the body');
     assert.ok(r.json, `JSON body: ${r.body}`);
   }
-  if (status >= 400) {
+  if (errorShape) {
     assert.equal(typeof r.json.error, 'string');
     assert.equal(typeof r.json.message, 'string');
   }
@@ -137,4 +137,30 @@ test('CGI: rooms from a fresh process — PATCH emits its room event, DELETE cle
   assert.equal(gone?.type, 'room');
   assert.equal(gone.data.reason, 'deleted');
   assertCgi(cgi({ uri: `/api/rooms/${room.id}`, token: owner.token }), 404);
+});
+
+test('CGI: with a store down, health answers 503 naming it and the API answers 503 JSON', async () => {
+  const noRedis = { REDIS_URL: 'redis://127.0.0.1:1' };
+  const noPg = { DATABASE_URL: 'postgresql:///codecollab?host=/nonexistent&port=1&user=postgres&connect_timeout=2' };
+  const h1 = cgi({ uri: '/api/health', env: noRedis });
+  assertCgi(h1, 503, { errorShape: false });
+  assert.deepEqual(h1.json, { status: 'degraded', postgres: 'ok', redis: 'down' });
+  const h2 = cgi({ uri: '/api/health', env: noPg });
+  assertCgi(h2, 503, { errorShape: false });
+  assert.equal(h2.json.postgres, 'down');
+  assert.equal(h2.json.redis, 'ok');
+  assert.notEqual(h2.json.status, 'ok');
+  const reg = cgi({ method: 'POST', uri: '/api/auth/register', body: { username: uniqueName('down'), password: 'down-password' }, env: noPg });
+  assertCgi(reg, 503);
+  // sign-in needs the rate limiter: no Redis, no guessing
+  const u = await newUser();
+  const login = cgi({ method: 'POST', uri: '/api/auth/login', body: { username: u.username, password: u.password }, env: noRedis });
+  assertCgi(login, 503);
+  // rooms live in PostgreSQL: they work without Redis
+  const room = cgi({ method: 'POST', uri: '/api/rooms', token: u.token, body: { name: 'no redis', language: 'c' }, env: noRedis });
+  assertCgi(room, 201);
+  assert.equal(room.json.room.revision, 0);
+  assertCgi(cgi({ method: 'PATCH', uri: `/api/rooms/${room.json.room.id}`, token: u.token, body: { name: 'still no redis' }, env: noRedis }), 200);
+  assertCgi(cgi({ uri: '/api/rooms', token: u.token, env: noRedis }), 200);
+  assertCgi(cgi({ uri: '/api/rooms', token: u.token, env: noPg }), 503);
 });
