@@ -124,6 +124,11 @@ void api_error(struct api_ctx *c, int status, const char *code, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	/* a long argument (a request path) may be cut inside a UTF-8 sequence, and JSON text
+	 * must be UTF-8 (RFC 8259, section 8.1): end the message before the broken sequence */
+	size_t bad = 0;
+	if (utf8_validate(msg, strlen(msg), NULL, &bad) != UTF8_OK)
+		msg[bad] = '\0';
 	cJSON *o = cJSON_CreateObject();
 	if (o) {
 		cJSON_AddStringToObject(o, "error", code);
