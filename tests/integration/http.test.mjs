@@ -204,6 +204,20 @@ test('one trailing slash is forgiven; odd path segments are 404', async () => {
   await assertAlive();
 });
 
+test('error answers are valid UTF-8 JSON even when they quote a long non-ASCII path', async () => {
+  const strict = new TextDecoder('utf-8', { fatal: true });
+  for (let n = 470; n < 500; n++) {
+    const path = Buffer.concat([Buffer.from('/api/' + 'a'.repeat(n)), Buffer.from('ééé€€🚀🚀')]);
+    const r = await rawHttp(Buffer.concat([Buffer.from('GET '), path, Buffer.from(' HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n')]));
+    assert.equal(r.status, 404, r.head);
+    const body = Buffer.from(r.body, 'latin1');
+    let text;
+    assert.doesNotThrow(() => { text = strict.decode(body); }, `invalid UTF-8 in the answer for ${n}: ${body.subarray(-24).toString('hex')}`);
+    const json = JSON.parse(text);
+    assert.equal(json.error, 'not_found');
+  }
+});
+
 // What every response must carry: a strict CSP, nosniff, a referrer policy, no HSTS over HTTP.
 function assertSecurityHeaders(h, what) {
   const csp = h.get('content-security-policy');
