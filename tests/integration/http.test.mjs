@@ -128,6 +128,14 @@ test('malformed JSON of every shape answers 400 JSON and the server keeps workin
   assert.equal(room.json.room.name, 'été 🚀 🚀');
 });
 
+test('a chunked request body is read like any other', async () => {
+  const body = JSON.stringify({ username: uniqueName('chunk'), password: 'chunked-body' });
+  const a = body.slice(0, 10), b = body.slice(10);
+  const r = await rawHttp(`POST /api/auth/register HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${a.length.toString(16)}\r\n${a}\r\n${b.length.toString(16)}\r\n${b}\r\n0\r\n\r\n`);
+  assert.equal(r.status, 201, r.head + r.body);
+  assert.equal(JSON.parse(r.body).user.username, JSON.parse(body).username);
+});
+
 test('an unknown /api path answers JSON 404', async () => {
   for (const path of ['/api/nope', '/api/', '/api/auth', '/api/auth/', '/api/HEALTH', '/api/rooms/x/y/z', '/api/rooms/x/members/1/2', `/api/${uniqueName('p')}`, '/api/health.php']) {
     const r = await call('GET', path, { token: 'x' });
