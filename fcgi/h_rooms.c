@@ -450,12 +450,17 @@ void h_room_join(struct api_ctx *c)
 		char uid[32];
 		snprintf(uid, sizeof uid, "%lld", c->user.user_id);
 		const char *params[] = {c->params[0], uid};
+		int gone = 0; /* the room was deleted since load_room: a foreign key violation */
 		PGresult *ins = api_sql(c,
 					"INSERT INTO room_members (room_id, user_id, role) "
 					"VALUES ($1, $2, 'editor') ON CONFLICT DO NOTHING",
-					2, params, NULL, NULL);
-		if (!ins)
+					2, params, "23503", &gone);
+		if (!ins) {
+			if (gone)
+				api_error(c, 404, "room_not_found", "no room with id %s",
+					  c->params[0]);
 			return;
+		}
 		PQclear(ins);
 		r = load_room(c);
 		if (!r)
