@@ -184,6 +184,26 @@ test('join: a public room without invite, a private one with the right invite, i
   assertError(await call('POST', '/api/rooms/nosuchroom/join', { token: guest.token }), 404);
 });
 
+test('joins racing the room\'s deletion answer 200 or 404, never 500', async () => {
+  const owner = await newUser();
+  const users = await Promise.all(Array.from({ length: 12 }, () => newUser()));
+  const seen = {};
+  for (let round = 0; round < 15; round++) {
+    const room = await createRoom(owner.token, { visibility: 'public' });
+    const joins = users.map((u, i) => new Promise((ok) => setTimeout(ok, i))
+      .then(() => call('POST', `/api/rooms/${room.id}/join`, { token: u.token })));
+    const del = call('DELETE', `/api/rooms/${room.id}`, { token: owner.token });
+    const [d, ...rs] = await Promise.all([del, ...joins]);
+    assert.equal(d.status, 204, d.text);
+    for (const r of rs) {
+      seen[r.status] = (seen[r.status] || 0) + 1;
+      assert.ok(r.status === 200 || r.status === 404, `join during delete: ${r.status} ${r.text}`);
+    }
+    assert.equal(sql(`SELECT count(*) FROM room_members WHERE room_id = '${room.id}'`), '0');
+  }
+  assert.ok(seen[404] > 0, JSON.stringify(seen));
+});
+
 test('members: list, owner sets editor/viewer, owner removes, member leaves, owner cannot leave', async () => {
   const owner = await newUser();
   const ed = await newUser();
