@@ -45,3 +45,5 @@ LUA
 out=$(wrk -t"$threads" -c"$conns" -d"${secs}s" --latency -s "$lua" "$BASE_URL/api/rooms")
 rm -f "$lua"
 summary "POST /api/rooms" "$out"
+
+BASE_URL=$BASE_URL node "$ROOT/bench/ops.mjs"

@@ -96,9 +96,9 @@ static int doc_restore(struct api_ctx *c, redisContext *rd, const char *room)
 	size_t clen = PQntuples(r) ? (size_t)PQgetlength(r, 0, 1) : 0;
 	char dk[96], ok[96];
 	keys_of(room, dk, ok);
-	const char *argv[] = {"EVAL", init_script, "2", dk, ok, rev, content};
-	size_t lens[] = {4, strlen(init_script), 1, strlen(dk), strlen(ok), strlen(rev), clen};
-	redisReply *rep = redisCommandArgv(rd, 7, argv, lens);
+	const char *args[] = {dk, ok, rev, content};
+	size_t lens[] = {strlen(dk), strlen(ok), strlen(rev), clen};
+	redisReply *rep = rds_eval(rd, init_script, 2, 4, args, lens);
 	int rc = rep && rep->type == REDIS_REPLY_INTEGER ? 0 : -1;
 	if (rc == 0 && rep->integer == 1 && PQntuples(r))
 		log_info("room %s: document restored from its snapshot at revision %s", room, rev);
@@ -124,7 +124,10 @@ static int read_since(struct api_ctx *c, const char *room, long long since,
 		redisContext *rd = api_redis(c);
 		if (!rd)
 			return -1;
-		redisReply *rep = redisCommand(rd, "EVAL %s 2 %s %s %lld", read_script, dk, ok, since);
+		char sincestr[24];
+		snprintf(sincestr, sizeof sincestr, "%lld", since);
+		const char *args[] = {dk, ok, sincestr};
+		redisReply *rep = rds_eval(rd, read_script, 2, 3, args, NULL);
 		if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1) {
 			if (rep)
 				freeReplyObject(rep);
@@ -331,14 +334,14 @@ int doc_commit(struct api_ctx *c, const char *room, long long revision, struct o
 		snprintf(keep, sizeof keep, "%d", DOC_OPS_KEEP);
 		snprintf(due, sizeof due, "%lld", now_ms() + interval);
 		snprintf(hist, sizeof hist, "%d", EVENTS_HISTORY_MAX);
-		const char *argv[] = {"EVAL", commit_script, "5", dk, ok, ek, ch, SNAP_DUE_KEY,
-				      exp, out.data, op_json, keep, data, due, room, hist};
-		size_t lens[16];
-		for (int i = 0; i < 16; i++)
-			lens[i] = strlen(argv[i]);
-		lens[9] = out.len;
+		const char *args[] = {dk, ok, ek, ch, SNAP_DUE_KEY, exp, out.data, op_json,
+				      keep, data, due, room, hist};
+		size_t lens[13];
+		for (int i = 0; i < 13; i++)
+			lens[i] = strlen(args[i]);
+		lens[6] = out.len;
 		redisContext *rd = api_redis(c);
-		redisReply *cr = rd ? redisCommandArgv(rd, 16, argv, lens) : NULL;
+		redisReply *cr = rd ? rds_eval(rd, commit_script, 5, 13, args, lens) : NULL;
 		if (!cr || cr->type != REDIS_REPLY_ARRAY || cr->elements < 2) {
 			if (cr)
 				freeReplyObject(cr);

@@ -22,6 +22,27 @@ static int room_access(struct api_ctx *c, const char *room, enum access_need nee
 {
 	char uid[32];
 	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
+	/* Hot path (operations, presence): members are cached in Redis by every membership
+	 * change (h_rooms.c), so a member's role needs no PostgreSQL round trip. Strangers,
+	 * a cold cache and callers that need the language fall through to PostgreSQL. */
+	redisContext *rd = language ? NULL : api_redis(c);
+	if (rd) {
+		redisReply *rep = redisCommand(rd, "HGET cc:room:%s:members %s", room, uid);
+		int hit = rep && rep->type == REDIS_REPLY_STRING && rep->len > 0 && rep->len < 16;
+		if (hit)
+			snprintf(role, 16, "%s", rep->str);
+		if (!rep)
+			api_redis_failed(c);
+		if (rep)
+			freeReplyObject(rep);
+		if (hit) {
+			if (need == NEED_EDIT && strcmp(role, "viewer") == 0) {
+				api_error(c, 403, "forbidden", "viewers can only watch this room");
+				return -1;
+			}
+			return 0;
+		}
+	}
 	const char *params[] = {room, uid};
 	PGresult *r = api_sql(c,
 			      "SELECT r.visibility, m.role, r.language FROM rooms r "

@@ -1,5 +1,7 @@
 #include "events.h"
 
+#include "rds.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -30,8 +32,8 @@ int events_emit(redisContext *r, const char *room_id, const char *type, const ch
 	events_history_key(hkey, sizeof hkey, room_id);
 	events_channel(chan, sizeof chan, room_id);
 	snprintf(max, sizeof max, "%d", EVENTS_HISTORY_MAX);
-	redisReply *rep = redisCommand(r, "EVAL %s 2 %s %s %s %s %s", emit_script, hkey, chan,
-				       type, data_json, max);
+	const char *args[] = {hkey, chan, type, data_json, max};
+	redisReply *rep = rds_eval(r, emit_script, 2, 5, args, NULL);
 	int rc = -1;
 	if (!rep)
 		return -1;

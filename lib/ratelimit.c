@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "rds.h"
 #include "rnd.h"
 
 /* KEYS[1] the set; ARGV now_ms, window_ms, limit, member, record (0 or 1).
@@ -39,8 +40,12 @@ static enum ratelimit_result check(redisContext *r, const char *key, long limit,
 {
 	if (rnd_hex(member, RATELIMIT_MEMBER_LEN / 2) < 0)
 		return RATELIMIT_ERROR;
-	redisReply *rep = redisCommand(r, "EVAL %s 1 %s %lld %ld %ld %s %d", check_script, key,
-				       now_ms(), window_ms, limit, member, record ? 1 : 0);
+	char now[24], win[24], lim[24];
+	snprintf(now, sizeof now, "%lld", now_ms());
+	snprintf(win, sizeof win, "%ld", window_ms);
+	snprintf(lim, sizeof lim, "%ld", limit);
+	const char *args[] = {key, now, win, lim, member, record ? "1" : "0"};
+	redisReply *rep = rds_eval(r, check_script, 1, 6, args, NULL);
 	enum ratelimit_result res = RATELIMIT_ERROR;
 	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
 	    rep->element[0]->type == REDIS_REPLY_INTEGER &&
@@ -87,8 +92,11 @@ int ratelimit_record(redisContext *r, const char *key, long window_ms)
 	char member[40];
 	if (rnd_hex(member, 16) < 0)
 		return -1;
-	redisReply *rep = redisCommand(r, "EVAL %s 1 %s %lld %ld %s", record_script, key,
-				       now_ms(), window_ms, member);
+	char now[24], win[24];
+	snprintf(now, sizeof now, "%lld", now_ms());
+	snprintf(win, sizeof win, "%ld", window_ms);
+	const char *args[] = {key, now, win, member};
+	redisReply *rep = rds_eval(r, record_script, 1, 4, args, NULL);
 	int rc = (rep && rep->type == REDIS_REPLY_INTEGER) ? 0 : -1;
 	if (rep)
 		freeReplyObject(rep);

@@ -22,3 +22,10 @@ int rds_parse_url(const char *url, struct rds_target *t, char *err, size_t errle
 redisContext *rds_connect(const struct rds_target *t, int timeout_ms, char *err, size_t errlen);
 
 #endif
+
+/* Runs a Lua script by its SHA-1 (EVALSHA), sending the text only when Redis does not know
+ * it yet (NOSCRIPT): the script is parsed once per server, not once per call.
+ * args: nkeys keys then the other arguments (argc in all), binary-safe with lens (NULL:
+ * strlen). Caller frees the reply with freeReplyObject(); NULL when the connection failed. */
+redisReply *rds_eval(redisContext *c, const char *script, int nkeys, int argc,
+		     const char *const *args, const size_t *lens);
