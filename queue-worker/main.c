@@ -1,7 +1,430 @@
+/* codecollab-worker: runs the jobs of the Redis Stream cc:jobs (docs/INTERNALS.md).
+ *
+ * WORKERS threads, each with its own Redis connection, read the consumer group "workers"
+ * and hand each job to the handler of its kind (execution: the local bubblewrap sandbox
+ * or Piston). The main thread owns signals and the timers: it keeps the entries of running
+ * jobs fresh (so no other worker claims them), republishes cc:runtimes, and on SIGTERM or
+ * SIGINT stops taking jobs, lets running ones finish for SHUTDOWN_GRACE_MS, then cancels
+ * them (they go back to the queue) and exits 0. */
+#include "cfg.h"
+#include "log.h"
+#include "rds.h"
+#include "rnd.h"
+
+#include "execution.h"
+#include "piston.h"
+#include "queue.h"
+#include "runtimes.h"
+#include "sandbox.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include <unistd.h>
-/* placeholder until the real program lands: stays up so the stack can start */
+
+#define WORKERS_MAX 64
+#define READ_BLOCK_MS 1000
+#define REDIS_TIMEOUT_MS 5000
+#define BACKOFF_BASE_MS 100
+#define BACKOFF_CAP_MS 5000
+
+/* Configuration, read once from the environment. */
+struct config {
+	struct rds_target redis;
+	long workers;
+	long claim_idle_ms;
+	long max_attempts;
+	long grace_ms;
+	long refresh_s;
+	const char *piston_url;
+	long piston_timeout_ms;
+	struct sandbox_limits limits;
+	struct piston_limits piston_limits;
+	struct sandbox_config sandbox;
+	char runtimes_path[4096];
+};
+
+struct worker;
+
+/* One job thread. inflight (under lock) is the entry it is working on, for heartbeats. */
+struct slot {
+	struct worker *w;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	char inflight[QUEUE_ID_MAX];
+	volatile sig_atomic_t done;
+};
+
+struct worker {
+	struct config cfg;
+	char consumer[300];
+	struct queue_handler handlers[4];
+	size_t nhandlers;
+	/* set by the main thread only, read by the job threads */
+	volatile sig_atomic_t stop;
+	volatile sig_atomic_t cancel;
+	struct slot slots[WORKERS_MAX];
+};
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static int num(const char *name, long def, long min, long max, long *out)
+{
+	char err[256];
+	if (cfg_long(name, def, min, max, out, err, sizeof err) < 0) {
+		log_error("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* The limit variables; a Piston limit is sent only when the variable is set, so Piston's
+ * own (often lower) maxima apply otherwise. */
+static int load_limits(struct config *c)
+{
+	long run, compile, cpu, mem, procs, fsize, nofile, out, tmpfs;
+	struct sandbox_limits *l = &c->limits;
+	sandbox_limits_default(l);
+	if (num("RUN_TIMEOUT_MS", l->run_ms, 100, 600000, &run) < 0 ||
+	    num("COMPILE_TIMEOUT_MS", l->compile_ms, 100, 600000, &compile) < 0 ||
+	    num("CPU_LIMIT_S", (run + 999) / 1000, 1, 600, &cpu) < 0 ||
+	    num("MEMORY_LIMIT_MB", l->memory >> 20, 16, 65536, &mem) < 0 ||
+	    num("PROCESS_LIMIT", l->processes, 4, 4096, &procs) < 0 ||
+	    num("FILE_SIZE_LIMIT_MB", l->file_size >> 20, 1, 4096, &fsize) < 0 ||
+	    num("OPEN_FILES_LIMIT", l->open_files, 16, 65536, &nofile) < 0 ||
+	    num("OUTPUT_LIMIT_KB", (long)(l->output >> 10), 1, 65536, &out) < 0 ||
+	    num("TMPFS_LIMIT_MB", l->tmpfs >> 20, 1, 65536, &tmpfs) < 0)
+		return -1;
+	l->run_ms = (int)run;
+	l->compile_ms = (int)compile;
+	l->cpu_s = (int)cpu;
+	l->memory = (long long)mem << 20;
+	l->processes = (int)procs;
+	l->file_size = (long long)fsize << 20;
+	l->open_files = (int)nofile;
+	l->output = (size_t)out << 10;
+	l->tmpfs = (long long)tmpfs << 20;
+	memset(&c->piston_limits, 0, sizeof c->piston_limits);
+	if (getenv("RUN_TIMEOUT_MS"))
+		c->piston_limits.run_timeout_ms = run;
+	if (getenv("COMPILE_TIMEOUT_MS"))
+		c->piston_limits.compile_timeout_ms = compile;
+	if (getenv("MEMORY_LIMIT_MB"))
+		c->piston_limits.run_memory = c->piston_limits.compile_memory = l->memory;
+	return 0;
+}
+
+static int load_config(struct config *c)
+{
+	char err[512];
+	memset(c, 0, sizeof *c);
+	if (rds_parse_url(cfg_str("REDIS_URL", "redis://127.0.0.1:6379"), &c->redis, err,
+			  sizeof err) < 0) {
+		log_error("REDIS_URL: %s", err);
+		return -1;
+	}
+	if (num("WORKERS", 2, 1, WORKERS_MAX, &c->workers) < 0 ||
+	    num("CLAIM_IDLE_MS", 30000, 300, 3600000, &c->claim_idle_ms) < 0 ||
+	    num("JOB_MAX_ATTEMPTS", 3, 1, 100, &c->max_attempts) < 0 ||
+	    num("SHUTDOWN_GRACE_MS", 30000, 0, 3600000, &c->grace_ms) < 0 ||
+	    num("RUNTIMES_REFRESH_S", 60, 1, 86400, &c->refresh_s) < 0 || load_limits(c) < 0)
+		return -1;
+	c->piston_url = cfg_str("PISTON_URL", NULL);
+	long def_timeout = c->limits.run_ms + c->limits.compile_ms + 10000L;
+	if (num("PISTON_TIMEOUT_MS", def_timeout, 100, 3600000, &c->piston_timeout_ms) < 0)
+		return -1;
+	if (sandbox_config_from_env(&c->sandbox, err, sizeof err) < 0) {
+		log_error("%s", err);
+		return -1;
+	}
+	runtimes_default_path(c->runtimes_path, sizeof c->runtimes_path);
+	return 0;
+}
+
+/* Waits out a capped exponential backoff with jitter (STYLE 10), watching w->stop. */
+static void backoff_wait(const struct worker *w, int *attempt)
+{
+	long cap = BACKOFF_BASE_MS << (*attempt < 6 ? *attempt : 6);
+	if (cap > BACKOFF_CAP_MS)
+		cap = BACKOFF_CAP_MS;
+	unsigned char r = 0;
+	rnd_bytes(&r, 1);
+	long wait = cap / 2 + (cap / 2) * r / 255;
+	if (*attempt < 30)
+		(*attempt)++;
+	for (long waited = 0; waited < wait && !w->stop; waited += 50)
+		sleep_ms(50);
+}
+
+static redisContext *connect_redis(const struct worker *w, char *err, size_t errlen)
+{
+	return rds_connect(&w->cfg.redis, REDIS_TIMEOUT_MS, err, errlen);
+}
+
+static void set_inflight(struct slot *s, const char *entry)
+{
+	pthread_mutex_lock(&s->lock);
+	snprintf(s->inflight, sizeof s->inflight, "%s", entry ? entry : "");
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void *job_thread(void *arg)
+{
+	struct slot *s = arg;
+	struct worker *w = s->w;
+	redisContext *r = NULL;
+	int failures = 0;
+	long long next_claim = 0;
+	long claim_every = w->cfg.claim_idle_ms / 2 < 1000 ? w->cfg.claim_idle_ms / 2 : 1000;
+	char err[512];
+	while (!w->stop) {
+		if (!r) {
+			r = connect_redis(w, err, sizeof err);
+			if (!r) {
+				log_warn("redis: %s (retrying)", err);
+				backoff_wait(w, &failures);
+				continue;
+			}
+			failures = 0;
+		}
+		struct queue_entry e;
+		int got = 0;
+		/* a dead worker's jobs first: they have waited longest */
+		if (now_ms() >= next_claim) {
+			got = queue_claim(r, w->consumer, w->cfg.claim_idle_ms, &e, err, sizeof err);
+			next_claim = now_ms() + claim_every;
+			if (got == 1)
+				log_info("claimed entry %s (job %s) from a stalled worker", e.entry, e.job);
+		}
+		if (got == 0)
+			got = queue_read(r, w->consumer, READ_BLOCK_MS, &e, err, sizeof err);
+		if (got == 1) {
+			set_inflight(s, e.entry);
+			if (queue_process(r, &e, w->handlers, w->nhandlers, w->consumer,
+					  w->cfg.max_attempts, &w->cancel, err, sizeof err) < 0)
+				got = -1;
+			set_inflight(s, NULL);
+		}
+		if (got < 0) {
+			log_warn("%s", err);
+			redisFree(r);
+			r = NULL;
+			backoff_wait(w, &failures);
+		}
+	}
+	if (r)
+		redisFree(r);
+	s->done = 1;
+	return NULL;
+}
+
+/* Keeps the entries of running jobs from looking abandoned. */
+static int heartbeat(struct worker *w, redisContext *r)
+{
+	char ids[WORKERS_MAX][QUEUE_ID_MAX];
+	const char *p[WORKERS_MAX];
+	size_t n = 0;
+	for (long i = 0; i < w->cfg.workers; i++) {
+		struct slot *s = &w->slots[i];
+		pthread_mutex_lock(&s->lock);
+		if (s->inflight[0]) {
+			snprintf(ids[n], sizeof ids[n], "%s", s->inflight);
+			p[n] = ids[n];
+			n++;
+		}
+		pthread_mutex_unlock(&s->lock);
+	}
+	return queue_touch(r, w->consumer, p, n);
+}
+
+/* The runtimes to announce: Piston's (asked each time) or the local ones. Caller frees. */
+static char *runtimes_text(const struct worker *w, const struct runtimes *local)
+{
+	if (!w->cfg.piston_url)
+		return runtimes_json(local);
+	char err[512];
+	char *s = piston_runtimes(w->cfg.piston_url, w->cfg.piston_timeout_ms < 10000 ? w->cfg.piston_timeout_ms : 10000,
+				  err, sizeof err);
+	if (!s)
+		log_warn("runtimes: %s", err);
+	return s;
+}
+
 int main(void)
 {
-	pause();
-	return 0;
+	log_init("codecollab-worker");
+	struct worker *w = calloc(1, sizeof *w);
+	struct runtimes local = {0};
+	struct sandbox *sb = NULL;
+	struct execution_env exec;
+	redisContext *r = NULL;
+	int rc = 1;
+	long started = 0;
+	if (!w || load_config(&w->cfg) < 0) {
+		rc = 2;
+		goto out;
+	}
+	/* signals: the main thread takes them with sigtimedwait; every thread inherits the
+	 * mask, and the sandbox's child clears it again before exec */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+
+	char host[256] = "worker";
+	gethostname(host, sizeof host - 1);
+	snprintf(w->consumer, sizeof w->consumer, "%s-%d", host, (int)getpid());
+
+	memset(&exec, 0, sizeof exec);
+	exec.limits = w->cfg.limits;
+	char err[512];
+	if (w->cfg.piston_url) {
+		exec.piston_url = w->cfg.piston_url;
+		exec.piston_timeout_ms = w->cfg.piston_timeout_ms;
+		exec.piston_limits = w->cfg.piston_limits;
+		log_info("running code on Piston at %s", w->cfg.piston_url);
+	} else {
+		if (runtimes_load(&local, w->cfg.runtimes_path, err, sizeof err) < 0) {
+			log_error("runtimes: %s", err);
+			goto out;
+		}
+		sb = sandbox_open(&w->cfg.sandbox, err, sizeof err);
+		if (!sb) {
+			log_error("%s", err);
+			goto out;
+		}
+		exec.sandbox = sb;
+		exec.runtimes = &local;
+		log_info("running code in the local sandbox (%zu runtimes, cgroups %s)", local.n,
+			 sandbox_cgroup_mode(sb) == SANDBOX_CG_V1   ? "v1"
+			 : sandbox_cgroup_mode(sb) == SANDBOX_CG_V2 ? "v2"
+								    : "unavailable");
+	}
+	w->handlers[w->nhandlers++] = (struct queue_handler){
+		.kind = "execution", .event = "execution", .ctx = &exec, .run = execution_run};
+	/* more kinds (the AI assistant's "ai") are added here, each with its handler */
+
+	/* Redis and the group, before any thread reads */
+	int failures = 0;
+	struct timespec tick = {.tv_sec = 0, .tv_nsec = 0};
+	while (!r) {
+		r = connect_redis(w, err, sizeof err);
+		if (r && queue_ensure_group(r, err, sizeof err) < 0) {
+			redisFree(r);
+			r = NULL;
+		}
+		if (r)
+			break;
+		log_warn("redis: %s (retrying)", err);
+		backoff_wait(w, &failures);
+		if (sigtimedwait(&sigs, NULL, &tick) > 0) {
+			rc = 0;
+			goto out;
+		}
+	}
+	char *rt_json = runtimes_text(w, &local);
+	long ttl = w->cfg.refresh_s * 3;
+	if (rt_json && queue_publish_runtimes(r, rt_json, ttl) < 0)
+		log_warn("could not publish the runtimes");
+	free(rt_json);
+
+	for (long i = 0; i < w->cfg.workers; i++) {
+		struct slot *s = &w->slots[i];
+		s->w = w;
+		pthread_mutex_init(&s->lock, NULL);
+		if (pthread_create(&s->thread, NULL, job_thread, s) != 0) {
+			log_error("cannot start job thread %ld", i);
+			pthread_mutex_destroy(&s->lock);
+			w->stop = 1;
+			break;
+		}
+		started++;
+	}
+	log_info("consumer %s: %ld job threads on %s (claim after %ld ms idle, %ld attempts)",
+		 w->consumer, started, QUEUE_STREAM, w->cfg.claim_idle_ms, w->cfg.max_attempts);
+
+	long long next_beat = 0, next_refresh = now_ms() + w->cfg.refresh_s * 1000;
+	long long stop_at = 0;
+	long beat_every = w->cfg.claim_idle_ms / 3;
+	for (;;) {
+		struct timespec wait = {.tv_sec = 0, .tv_nsec = 200 * 1000000L};
+		int sig = sigtimedwait(&sigs, NULL, &wait);
+		if (sig > 0 && !w->stop) {
+			log_info("signal %d: taking no more jobs, finishing the running ones "
+				 "(grace %ld ms)", sig, w->cfg.grace_ms);
+			w->stop = 1;
+			stop_at = now_ms();
+		} else if (sig > 0 && !w->cancel) {
+			log_info("second signal: cancelling running jobs");
+			w->cancel = 1;
+		}
+		if (!w->stop && started < w->cfg.workers)
+			w->stop = 1, stop_at = now_ms(); /* a thread failed to start: exit */
+		int all_done = 1;
+		for (long i = 0; i < started; i++)
+			all_done &= w->slots[i].done != 0;
+		if (w->stop && all_done)
+			break;
+		if (w->stop && !w->cancel && now_ms() - stop_at > w->cfg.grace_ms) {
+			log_info("grace period over: cancelling running jobs, they go back to the queue");
+			w->cancel = 1;
+		}
+		if (!r) {
+			r = connect_redis(w, err, sizeof err);
+			if (!r)
+				continue;
+		}
+		int bad = 0;
+		if (now_ms() >= next_beat) {
+			bad |= heartbeat(w, r) < 0;
+			next_beat = now_ms() + beat_every;
+		}
+		if (!w->stop && now_ms() >= next_refresh) {
+			char *s = runtimes_text(w, &local);
+			if (s)
+				bad |= queue_publish_runtimes(r, s, ttl) < 0;
+			free(s);
+			next_refresh = now_ms() + w->cfg.refresh_s * 1000;
+		}
+		if (bad) {
+			log_warn("redis: %s", r->err ? r->errstr : "command failed");
+			redisFree(r);
+			r = NULL;
+		}
+	}
+	for (long i = 0; i < started; i++) {
+		pthread_join(w->slots[i].thread, NULL);
+		pthread_mutex_destroy(&w->slots[i].lock);
+	}
+	log_info("stopped");
+	rc = 0;
+out:
+	if (r)
+		redisFree(r);
+	sandbox_close(sb);
+	runtimes_free(&local);
+	free(w);
+	curl_global_cleanup();
+	return rc;
 }

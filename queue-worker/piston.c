@@ -1,0 +1,325 @@
+#include "piston.h"
+
+#include "buf.h"
+#include "sandbox.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *user)
+{
+	struct buf *b = user;
+	/* past the bound: returning less than given makes libcurl stop with a write error */
+	return buf_append(b, data, size * n) < 0 ? 0 : size * n;
+}
+
+static int on_progress(void *user, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	const volatile sig_atomic_t *cancel = user;
+	return cancel && *cancel ? 1 : 0;
+}
+
+/* One HTTP exchange. 0 with *status and body filled, -1 with err (transport failure),
+ * 1 when cancelled. */
+static int http(const char *url, const char *post_json, long timeout_ms,
+		const volatile sig_atomic_t *cancel, long *status, struct buf *body, char *err,
+		size_t errlen)
+{
+	CURL *c = curl_easy_init();
+	if (!c) {
+		set_err(err, errlen, "piston: cannot start an HTTP request");
+		return -1;
+	}
+	struct curl_slist *hdr = NULL;
+	hdr = curl_slist_append(hdr, "Accept: application/json");
+	if (post_json)
+		hdr = curl_slist_append(hdr, "Content-Type: application/json");
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L); /* threads: no SIGALRM for DNS timeouts */
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 10000 ? timeout_ms : 10000L);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)cancel);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "codecollab-worker");
+	if (post_json)
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, post_json);
+	CURLcode rc = curl_easy_perform(c);
+	int out = 0;
+	if (rc == CURLE_ABORTED_BY_CALLBACK) {
+		out = 1;
+	} else if (rc == CURLE_OPERATION_TIMEDOUT) {
+		set_err(err, errlen, "piston: no answer from %s within %ld ms", url, timeout_ms);
+		out = -1;
+	} else if (rc == CURLE_WRITE_ERROR) {
+		set_err(err, errlen, "piston: answer larger than %d bytes", PISTON_ANSWER_MAX);
+		out = -1;
+	} else if (rc != CURLE_OK) {
+		set_err(err, errlen, "piston: %s: %s", url, curl_easy_strerror(rc));
+		out = -1;
+	} else {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+	}
+	curl_slist_free_all(hdr);
+	curl_easy_cleanup(c);
+	return out;
+}
+
+/* Piston's error answer: {"message": …} when it is one, else the status. */
+static void http_error(long status, const struct buf *body, char *err, size_t errlen)
+{
+	cJSON *o = body->data ? cJSON_Parse(body->data) : NULL;
+	const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(o, "message"));
+	if (msg)
+		set_err(err, errlen, "piston: %s", msg);
+	else
+		set_err(err, errlen, "piston: HTTP %ld", status);
+	cJSON_Delete(o);
+}
+
+static int signal_number(const char *name)
+{
+	for (int s = 1; name && s < 65; s++) {
+		const char *n = sandbox_signal_name(s);
+		if (n && !strcmp(n, name))
+			return s;
+	}
+	return 0;
+}
+
+static void keep(struct buf *b, const char *s, size_t max, int *truncated)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n > max) {
+		n = max;
+		*truncated = 1;
+	}
+	buf_init(b, max + 1);
+	buf_append(b, s ? s : "", n);
+}
+
+/* One stage of Piston's answer (run or compile) → our step. -1 when it is not an object. */
+static int map_stage(const cJSON *o, long long elapsed_ms, size_t output_max,
+		     struct sandbox_step *st)
+{
+	memset(st, 0, sizeof *st);
+	if (!cJSON_IsObject(o))
+		return -1;
+	const cJSON *code = cJSON_GetObjectItem(o, "code");
+	const char *sig = cJSON_GetStringValue(cJSON_GetObjectItem(o, "signal"));
+	const char *status = cJSON_GetStringValue(cJSON_GetObjectItem(o, "status"));
+	const cJSON *wall = cJSON_GetObjectItem(o, "wall_time");
+	keep(&st->out, cJSON_GetStringValue(cJSON_GetObjectItem(o, "stdout")), output_max,
+	     &st->truncated);
+	keep(&st->err, cJSON_GetStringValue(cJSON_GetObjectItem(o, "stderr")), output_max,
+	     &st->truncated);
+	st->signal = signal_number(sig);
+	st->exit_code = cJSON_IsNumber(code) ? code->valueint : -1;
+	if (!st->signal && !cJSON_IsNumber(code))
+		st->signal = sig ? SIGKILL : 0; /* a signal we have no name for */
+	st->time_ms = cJSON_IsNumber(wall) ? (long long)wall->valuedouble : elapsed_ms;
+	/* Piston's (isolate's) status codes: TO timeout, OL/EL stdout/stderr too long,
+	 * SG signal, RE runtime error, XX internal */
+	if (status && !strcmp(status, "TO"))
+		st->status = SANDBOX_TIME_LIMIT;
+	else if (status && (!strcmp(status, "OL") || !strcmp(status, "EL"))) {
+		st->status = SANDBOX_OUTPUT_LIMIT;
+		st->truncated = 1;
+	} else if (st->truncated)
+		st->status = SANDBOX_OUTPUT_LIMIT;
+	return 0;
+}
+
+int piston_map_answer(const char *body, long long elapsed_ms, size_t output_max,
+		      char **result_json, char *err, size_t errlen)
+{
+	*result_json = NULL;
+	cJSON *o = body ? cJSON_Parse(body) : NULL;
+	const cJSON *run = cJSON_GetObjectItem(o, "run");
+	const cJSON *compile = cJSON_GetObjectItem(o, "compile");
+	struct sandbox_result res;
+	memset(&res, 0, sizeof res);
+	int rc = -1;
+	if (!cJSON_IsObject(o) || (!cJSON_IsObject(run) && !cJSON_IsObject(compile))) {
+		set_err(err, errlen, "piston: malformed answer (not JSON with run or compile)");
+		goto out;
+	}
+	if (cJSON_IsObject(compile)) {
+		res.compiled = 1;
+		map_stage(compile, elapsed_ms, output_max, &res.compile);
+		if (res.compile.signal || res.compile.exit_code != 0 ||
+		    res.compile.status != SANDBOX_OK)
+			res.status = SANDBOX_COMPILE_ERROR;
+	}
+	if (res.status != SANDBOX_COMPILE_ERROR && cJSON_IsObject(run)) {
+		res.ran = 1;
+		map_stage(run, elapsed_ms, output_max, &res.run);
+		res.status = res.run.status;
+	} else if (res.status != SANDBOX_COMPILE_ERROR) {
+		set_err(err, errlen, "piston: malformed answer (no run)");
+		goto out;
+	}
+	struct runtime rt;
+	memset(&rt, 0, sizeof rt);
+	snprintf(rt.language, sizeof rt.language, "%s",
+		 cJSON_GetStringValue(cJSON_GetObjectItem(o, "language")) ?: "");
+	snprintf(rt.version, sizeof rt.version, "%s",
+		 cJSON_GetStringValue(cJSON_GetObjectItem(o, "version")) ?: "");
+	*result_json = sandbox_result_json(&res, &rt);
+	if (!*result_json) {
+		set_err(err, errlen, "out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
+	sandbox_result_free(&res);
+	cJSON_Delete(o);
+	return rc;
+}
+
+static char *execute_body(const struct piston_request *req, const struct piston_limits *lim)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (!o)
+		return NULL;
+	cJSON_AddStringToObject(o, "language", req->language);
+	cJSON_AddStringToObject(o, "version", req->version && *req->version ? req->version : "*");
+	cJSON *files = cJSON_AddArrayToObject(o, "files");
+	cJSON *f = cJSON_CreateObject();
+	cJSON_AddItemToArray(files, f);
+	cJSON_AddStringToObject(f, "content", req->code ? req->code : "");
+	cJSON_AddStringToObject(o, "stdin", req->stdin_data ? req->stdin_data : "");
+	cJSON *args = cJSON_AddArrayToObject(o, "args");
+	for (size_t i = 0; i < req->nargs; i++)
+		cJSON_AddItemToArray(args, cJSON_CreateString(req->args[i]));
+	if (lim->run_timeout_ms)
+		cJSON_AddNumberToObject(o, "run_timeout", (double)lim->run_timeout_ms);
+	if (lim->compile_timeout_ms)
+		cJSON_AddNumberToObject(o, "compile_timeout", (double)lim->compile_timeout_ms);
+	if (lim->run_memory)
+		cJSON_AddNumberToObject(o, "run_memory_limit", (double)lim->run_memory);
+	if (lim->compile_memory)
+		cJSON_AddNumberToObject(o, "compile_memory_limit", (double)lim->compile_memory);
+	char *s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
+
+static void endpoint(char *out, size_t cap, const char *base, const char *path)
+{
+	size_t n = strlen(base);
+	while (n && base[n - 1] == '/')
+		n--;
+	snprintf(out, cap, "%.*s%s", (int)n, base, path);
+}
+
+enum piston_rc piston_execute(const char *url, const struct piston_request *req,
+			      const struct piston_limits *lim, long timeout_ms, size_t output_max,
+			      const volatile sig_atomic_t *cancel, char **result_json, char *err,
+			      size_t errlen)
+{
+	*result_json = NULL;
+	char ep[1024];
+	endpoint(ep, sizeof ep, url, "/api/v2/execute");
+	char *body_json = execute_body(req, lim);
+	if (!body_json) {
+		set_err(err, errlen, "out of memory");
+		return PISTON_FAILED;
+	}
+	struct buf body;
+	buf_init(&body, PISTON_ANSWER_MAX);
+	long status = 0;
+	long long t0 = now_ms();
+	int rc = http(ep, body_json, timeout_ms, cancel, &status, &body, err, errlen);
+	long long elapsed = now_ms() - t0;
+	free(body_json);
+	enum piston_rc out = PISTON_FAILED;
+	if (rc == 1) {
+		out = PISTON_CANCELLED;
+	} else if (rc == 0 && status != 200) {
+		http_error(status, &body, err, errlen);
+	} else if (rc == 0 &&
+		   piston_map_answer(body.data, elapsed, output_max, result_json, err, errlen) == 0) {
+		out = PISTON_OK;
+	}
+	buf_free(&body);
+	return out;
+}
+
+char *piston_runtimes(const char *url, long timeout_ms, char *err, size_t errlen)
+{
+	char ep[1024];
+	endpoint(ep, sizeof ep, url, "/api/v2/runtimes");
+	struct buf body;
+	buf_init(&body, PISTON_ANSWER_MAX);
+	long status = 0;
+	char *out = NULL;
+	cJSON *in = NULL, *arr = NULL;
+	int rc = http(ep, NULL, timeout_ms, NULL, &status, &body, err, errlen);
+	if (rc != 0)
+		goto done;
+	if (status != 200) {
+		http_error(status, &body, err, errlen);
+		goto done;
+	}
+	in = cJSON_Parse(body.data ? body.data : "");
+	if (!cJSON_IsArray(in)) {
+		set_err(err, errlen, "piston: malformed runtimes answer");
+		goto done;
+	}
+	arr = cJSON_CreateArray();
+	const cJSON *r;
+	cJSON_ArrayForEach(r, in)
+	{
+		const char *lang = cJSON_GetStringValue(cJSON_GetObjectItem(r, "language"));
+		const char *ver = cJSON_GetStringValue(cJSON_GetObjectItem(r, "version"));
+		if (!lang || !ver)
+			continue;
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "language", lang);
+		cJSON_AddStringToObject(o, "version", ver);
+		cJSON *aliases = cJSON_AddArrayToObject(o, "aliases");
+		const cJSON *a;
+		cJSON_ArrayForEach(a, cJSON_GetObjectItem(r, "aliases"))
+		{
+			if (cJSON_IsString(a))
+				cJSON_AddItemToArray(aliases, cJSON_CreateString(a->valuestring));
+		}
+		cJSON_AddItemToArray(arr, o);
+	}
+	out = cJSON_PrintUnformatted(arr);
+	if (!out)
+		set_err(err, errlen, "out of memory");
+done:
+	cJSON_Delete(in);
+	cJSON_Delete(arr);
+	buf_free(&body);
+	return out;
+}

@@ -1,0 +1,57 @@
+/* piston: running jobs on a Piston server (v2 API) instead of the local sandbox.
+ *
+ *   POST {url}/api/v2/execute  {language, version, files:[{name, content}], stdin, args,
+ *                               compile_timeout?, run_timeout?, compile_memory_limit?,
+ *                               run_memory_limit?}
+ *        → 200 {language, version, run:{stdout, stderr, output, code, signal, message?,
+ *               status?, wall_time?}, compile?:{…}}, or 400 {"message"}
+ *   GET  {url}/api/v2/runtimes → [{language, version, aliases, runtime?}]
+ * Answers are mapped to our execution result (sandbox_result_json), so a client cannot
+ * tell which backend ran its code. Every request is bounded in time and answer size. */
+#ifndef CC_PISTON_H
+#define CC_PISTON_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#define PISTON_ANSWER_MAX (8 * 1024 * 1024)
+
+struct piston_request {
+	const char *language;
+	const char *version; /* NULL or "": "*" */
+	const char *code;
+	const char *stdin_data;
+	const char *const *args;
+	size_t nargs;
+};
+
+/* Limits sent to Piston; 0 leaves a field out, so Piston's own defaults (and maxima) apply. */
+struct piston_limits {
+	long run_timeout_ms;
+	long compile_timeout_ms;
+	long long run_memory;
+	long long compile_memory;
+};
+
+enum piston_rc { PISTON_OK = 0, PISTON_FAILED = -1, PISTON_CANCELLED = 1 };
+
+/* Runs a request. PISTON_OK with *result_json (caller frees with free()); PISTON_FAILED
+ * with a message for people in err (HTTP error, Piston's 400 message, timeout, malformed
+ * answer); PISTON_CANCELLED when *cancel became non-zero. output_max bounds each stream
+ * of the result as the local sandbox does (truncated is set). */
+enum piston_rc piston_execute(const char *url, const struct piston_request *req,
+			      const struct piston_limits *lim, long timeout_ms, size_t output_max,
+			      const volatile sig_atomic_t *cancel, char **result_json, char *err,
+			      size_t errlen);
+
+/* Maps Piston's execute answer (body text) to our result JSON; elapsed_ms stands in for
+ * time_ms when Piston does not report wall_time. 0 with *result_json (caller frees), or
+ * -1 with err. */
+int piston_map_answer(const char *body, long long elapsed_ms, size_t output_max,
+		      char **result_json, char *err, size_t errlen);
+
+/* Piston's runtimes as our cc:runtimes JSON [{language, version, aliases}]. Caller frees
+ * with free(); NULL with err. */
+char *piston_runtimes(const char *url, long timeout_ms, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,405 @@
+#include "queue.h"
+
+#include "events.h"
+#include "log.h"
+
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* A NULL reply means the connection is broken (r->err says why); an error reply is a
+ * Redis error. Either way -1 with the text in err; the reply is freed. */
+static int reply_failed(redisContext *r, redisReply *rep, char *err, size_t errlen)
+{
+	if (!rep) {
+		set_err(err, errlen, "redis: %s", r->errstr[0] ? r->errstr : "no reply");
+		return 1;
+	}
+	if (rep->type == REDIS_REPLY_ERROR) {
+		set_err(err, errlen, "redis: %.*s", (int)rep->len, rep->str);
+		freeReplyObject(rep);
+		return 1;
+	}
+	return 0;
+}
+
+static void copy_str(char *dst, size_t cap, const redisReply *s)
+{
+	size_t n = s->len < cap - 1 ? s->len : cap - 1;
+	memcpy(dst, s->str, n);
+	dst[n] = '\0';
+}
+
+/* [id, [field, value, …]] → e. 0, or -1 when the shape is not an entry (a deleted one). */
+static int parse_entry(const redisReply *x, struct queue_entry *e)
+{
+	if (!x || x->type != REDIS_REPLY_ARRAY || x->elements < 2 ||
+	    x->element[0]->type != REDIS_REPLY_STRING)
+		return -1;
+	copy_str(e->entry, sizeof e->entry, x->element[0]);
+	e->job[0] = '\0';
+	const redisReply *f = x->element[1];
+	if (f->type != REDIS_REPLY_ARRAY)
+		return 0;
+	for (size_t i = 0; i + 1 < f->elements; i += 2)
+		if (f->element[i]->type == REDIS_REPLY_STRING &&
+		    f->element[i + 1]->type == REDIS_REPLY_STRING &&
+		    !strcmp(f->element[i]->str, "job"))
+			copy_str(e->job, sizeof e->job, f->element[i + 1]);
+	return 0;
+}
+
+int queue_ensure_group(redisContext *r, char *err, size_t errlen)
+{
+	redisReply *rep = redisCommand(r, "XGROUP CREATE %s %s 0 MKSTREAM", QUEUE_STREAM, QUEUE_GROUP);
+	if (rep && rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "BUSYGROUP", 9)) {
+		freeReplyObject(rep);
+		return 0;
+	}
+	if (reply_failed(r, rep, err, errlen))
+		return -1;
+	freeReplyObject(rep);
+	return 0;
+}
+
+int queue_read(redisContext *r, const char *consumer, int block_ms, struct queue_entry *e,
+	       char *err, size_t errlen)
+{
+	redisReply *rep = redisCommand(r, "XREADGROUP GROUP %s %s COUNT 1 BLOCK %d STREAMS %s >",
+				       QUEUE_GROUP, consumer, block_ms, QUEUE_STREAM);
+	if (reply_failed(r, rep, err, errlen))
+		return -1;
+	int rc = 0;
+	/* [[stream, [entry]]] or nil when nothing came */
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
+	    rep->element[0]->type == REDIS_REPLY_ARRAY && rep->element[0]->elements == 2) {
+		const redisReply *entries = rep->element[0]->element[1];
+		if (entries->type == REDIS_REPLY_ARRAY && entries->elements >= 1 &&
+		    parse_entry(entries->element[0], e) == 0)
+			rc = 1;
+	}
+	freeReplyObject(rep);
+	return rc;
+}
+
+int queue_claim(redisContext *r, const char *consumer, long min_idle_ms, struct queue_entry *e,
+		char *err, size_t errlen)
+{
+	redisReply *rep = redisCommand(r, "XAUTOCLAIM %s %s %s %ld 0-0 COUNT 1", QUEUE_STREAM,
+				       QUEUE_GROUP, consumer, min_idle_ms);
+	if (reply_failed(r, rep, err, errlen))
+		return -1;
+	int rc = 0;
+	/* [next cursor, [entry…], (Redis 7: deleted ids)]; a deleted entry is nil in 6.2 */
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 &&
+	    rep->element[1]->type == REDIS_REPLY_ARRAY && rep->element[1]->elements >= 1 &&
+	    parse_entry(rep->element[1]->element[0], e) == 0)
+		rc = 1;
+	freeReplyObject(rep);
+	return rc;
+}
+
+int queue_touch(redisContext *r, const char *consumer, const char *const *ids, size_t n)
+{
+	if (n == 0)
+		return 0;
+	enum { FIXED = 5, MAX = 64 };
+	const char *argv[FIXED + MAX + 1];
+	if (n > MAX)
+		n = MAX;
+	argv[0] = "XCLAIM";
+	argv[1] = QUEUE_STREAM;
+	argv[2] = QUEUE_GROUP;
+	argv[3] = consumer;
+	argv[4] = "0";
+	for (size_t i = 0; i < n; i++)
+		argv[FIXED + i] = ids[i];
+	argv[FIXED + n] = "JUSTID";
+	redisReply *rep = redisCommandArgv(r, (int)(FIXED + n + 1), argv, NULL);
+	char err[64];
+	if (reply_failed(r, rep, err, sizeof err))
+		return -1;
+	freeReplyObject(rep);
+	return 0;
+}
+
+int queue_ack(redisContext *r, const char *entry_id)
+{
+	redisReply *rep = redisCommand(r, "XACK %s %s %s", QUEUE_STREAM, QUEUE_GROUP, entry_id);
+	char err[64];
+	if (reply_failed(r, rep, err, sizeof err))
+		return -1;
+	freeReplyObject(rep);
+	return 0;
+}
+
+int queue_job_load(redisContext *r, const char *job_id, struct queue_job *j, char *err,
+		   size_t errlen)
+{
+	memset(j, 0, sizeof *j);
+	redisReply *rep = redisCommand(r, "HMGET cc:job:%s kind room user status request attempts",
+				       job_id);
+	if (reply_failed(r, rep, err, errlen))
+		return -1;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 6) {
+		set_err(err, errlen, "redis: unexpected HMGET reply");
+		freeReplyObject(rep);
+		return -1;
+	}
+	redisReply **e = rep->element;
+	if (e[3]->type != REDIS_REPLY_STRING) { /* no status: no such job (or expired) */
+		freeReplyObject(rep);
+		return 0;
+	}
+	snprintf(j->id, sizeof j->id, "%s", job_id);
+	snprintf(j->kind, sizeof j->kind, "execution");
+	if (e[0]->type == REDIS_REPLY_STRING && e[0]->len)
+		copy_str(j->kind, sizeof j->kind, e[0]);
+	if (e[1]->type == REDIS_REPLY_STRING)
+		copy_str(j->room, sizeof j->room, e[1]);
+	if (e[2]->type == REDIS_REPLY_STRING)
+		copy_str(j->user, sizeof j->user, e[2]);
+	copy_str(j->status, sizeof j->status, e[3]);
+	j->request = strndup(e[4]->type == REDIS_REPLY_STRING ? e[4]->str : "",
+			     e[4]->type == REDIS_REPLY_STRING ? e[4]->len : 0);
+	if (e[5]->type == REDIS_REPLY_STRING)
+		j->attempts = atol(e[5]->str);
+	freeReplyObject(rep);
+	if (!j->request) {
+		set_err(err, errlen, "out of memory");
+		return -1;
+	}
+	return 1;
+}
+
+void queue_job_free(struct queue_job *j)
+{
+	free(j->request);
+	j->request = NULL;
+}
+
+int queue_job_done(const struct queue_job *j)
+{
+	return !strcmp(j->status, "finished") || !strcmp(j->status, "failed");
+}
+
+int queue_job_begin(redisContext *r, struct queue_job *j, const char *consumer, long max_attempts,
+		    char *err, size_t errlen)
+{
+	redisReply *rep = redisCommand(r, "HINCRBY cc:job:%s attempts 1", j->id);
+	if (reply_failed(r, rep, err, errlen))
+		return -1;
+	j->attempts = rep->type == REDIS_REPLY_INTEGER ? (long)rep->integer : 0;
+	freeReplyObject(rep);
+	if (j->attempts > max_attempts)
+		return 0;
+	char now[24];
+	snprintf(now, sizeof now, "%lld", (long long)time(NULL));
+	rep = redisCommand(r, "HSET cc:job:%s status running worker %s started_at %s", j->id,
+			   consumer, now);
+	if (reply_failed(r, rep, err, errlen))
+		return -1;
+	freeReplyObject(rep);
+	return 1;
+}
+
+int queue_job_store(redisContext *r, const struct queue_job *j, const char *status,
+		    const char *result_json, const char *error, char *err, size_t errlen)
+{
+	char now[24];
+	snprintf(now, sizeof now, "%lld", (long long)time(NULL));
+	const char *argv[12];
+	int n = 0;
+	char key[QUEUE_ID_MAX + 8];
+	snprintf(key, sizeof key, "cc:job:%s", j->id);
+	argv[n++] = "HSET";
+	argv[n++] = key;
+	argv[n++] = "status";
+	argv[n++] = status;
+	argv[n++] = "finished_at";
+	argv[n++] = now;
+	argv[n++] = "error";
+	argv[n++] = error ? error : "";
+	if (result_json) {
+		argv[n++] = "result";
+		argv[n++] = result_json;
+	}
+	redisReply *rep = redisCommandArgv(r, n, argv, NULL);
+	if (reply_failed(r, rep, err, errlen))
+		return -1;
+	freeReplyObject(rep);
+	return 0;
+}
+
+int queue_job_requeue(redisContext *r, const struct queue_job *j, const char *entry_id,
+		      char *err, size_t errlen)
+{
+	redisAppendCommand(r, "MULTI");
+	redisAppendCommand(r, "HSET cc:job:%s status queued", j->id);
+	redisAppendCommand(r, "HINCRBY cc:job:%s attempts -1", j->id);
+	redisAppendCommand(r, "XADD %s * job %s", QUEUE_STREAM, j->id);
+	redisAppendCommand(r, "XACK %s %s %s", QUEUE_STREAM, QUEUE_GROUP, entry_id);
+	redisAppendCommand(r, "EXEC");
+	int rc = 0;
+	for (int i = 0; i < 6; i++) {
+		redisReply *rep = NULL;
+		if (redisGetReply(r, (void **)&rep) != REDIS_OK)
+			rep = NULL;
+		if (reply_failed(r, rep, err, errlen)) {
+			rc = -1;
+			if (!rep && r->err)
+				break; /* the connection is gone: no more replies */
+			continue;
+		}
+		if (i == 5 && rep->type != REDIS_REPLY_ARRAY) {
+			set_err(err, errlen, "redis: requeue transaction aborted");
+			rc = -1;
+		}
+		freeReplyObject(rep);
+	}
+	return rc;
+}
+
+char *queue_event_json(const char *job_id, const char *status, const char *result_json,
+		       const char *error)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (!o)
+		return NULL;
+	cJSON_AddStringToObject(o, "job_id", job_id);
+	cJSON_AddStringToObject(o, "status", status);
+	if (result_json) {
+		cJSON *res = cJSON_Parse(result_json);
+		cJSON_AddItemToObject(o, "result", res ? res : cJSON_CreateNull());
+	}
+	if (error && *error)
+		cJSON_AddStringToObject(o, "error", error);
+	char *s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
+
+int queue_publish_runtimes(redisContext *r, const char *json, long ttl_s)
+{
+	redisReply *rep = redisCommand(r, "SET %s %s EX %ld", QUEUE_RUNTIMES_KEY, json, ttl_s);
+	char err[64];
+	if (reply_failed(r, rep, err, sizeof err))
+		return -1;
+	freeReplyObject(rep);
+	return 0;
+}
+
+static void emit(redisContext *r, const struct queue_handler *h, const struct queue_job *j,
+		 const char *status, const char *result_json, const char *error)
+{
+	if (!j->room[0])
+		return;
+	char *data = h && h->event_data ? h->event_data(j, status, result_json, error)
+					: queue_event_json(j->id, status, result_json, error);
+	const char *type = h ? h->event : "execution";
+	if (!data || events_emit(r, j->room, type, data, NULL, 0) < 0)
+		log_warn("job %s: could not emit its %s event (%s)", j->id, status,
+			 r->err ? r->errstr : "redis");
+	free(data);
+}
+
+/* Stores a final status, tells the room, then acknowledges: in that order, so a crash in
+ * between leaves a job that is done (skipped when delivered again), never a lost one. */
+static int conclude(redisContext *r, const struct queue_handler *h, const struct queue_job *j,
+		    const char *entry, const char *status, const char *result_json,
+		    const char *error, char *err, size_t errlen)
+{
+	if (queue_job_store(r, j, status, result_json, error, err, errlen) < 0)
+		return -1;
+	emit(r, h, j, status, result_json, error);
+	if (queue_ack(r, entry) < 0) {
+		set_err(err, errlen, "redis: XACK failed");
+		return -1;
+	}
+	return 0;
+}
+
+int queue_process(redisContext *r, const struct queue_entry *e, const struct queue_handler *h,
+		  size_t nh, const char *consumer, long max_attempts,
+		  const volatile sig_atomic_t *cancel, char *err, size_t errlen)
+{
+	struct queue_job j;
+	char why[512] = "";
+	char *result = NULL;
+	int rc = -1;
+	if (!e->job[0]) {
+		log_warn("stream entry %s carries no job id: dropped", e->entry);
+		return queue_ack(r, e->entry);
+	}
+	int found = queue_job_load(r, e->job, &j, err, errlen);
+	if (found < 0)
+		return -1;
+	if (found == 0) {
+		log_warn("job %s (entry %s) has no hash (expired or deleted): dropped", e->job, e->entry);
+		return queue_ack(r, e->entry);
+	}
+	if (queue_job_done(&j)) {
+		rc = queue_ack(r, e->entry);
+		goto out;
+	}
+	const struct queue_handler *hd = NULL;
+	for (size_t i = 0; i < nh && !hd; i++)
+		if (!strcmp(h[i].kind, j.kind))
+			hd = &h[i];
+	if (!hd) {
+		snprintf(why, sizeof why, "this worker cannot run jobs of kind \"%s\"", j.kind);
+		log_warn("job %s: %s", j.id, why);
+		rc = conclude(r, NULL, &j, e->entry, "failed", NULL, why, err, errlen);
+		goto out;
+	}
+	int begun = queue_job_begin(r, &j, consumer, max_attempts, err, errlen);
+	if (begun < 0)
+		goto out;
+	if (begun == 0) {
+		snprintf(why, sizeof why,
+			 "gave up after %ld attempts: each time, the worker running this job stopped "
+			 "before it finished",
+			 max_attempts);
+		log_warn("job %s: %s", j.id, why);
+		rc = conclude(r, hd, &j, e->entry, "failed", NULL, why, err, errlen);
+		goto out;
+	}
+	log_info("job %s (%s, room %s): attempt %ld", j.id, j.kind, j.room, j.attempts);
+	emit(r, hd, &j, "running", NULL, NULL);
+	enum queue_outcome o = hd->run(hd->ctx, &j, cancel, &result, why, sizeof why);
+	switch (o) {
+	case QUEUE_FINISHED:
+		log_info("job %s: finished", j.id);
+		rc = conclude(r, hd, &j, e->entry, "finished", result, NULL, err, errlen);
+		break;
+	case QUEUE_FAILED:
+		log_info("job %s: failed: %s", j.id, why);
+		rc = conclude(r, hd, &j, e->entry, "failed", result, why[0] ? why : "failed", err,
+			      errlen);
+		break;
+	case QUEUE_REQUEUE:
+		log_info("job %s: put back in the queue", j.id);
+		rc = queue_job_requeue(r, &j, e->entry, err, errlen);
+		if (rc == 0)
+			emit(r, hd, &j, "queued", NULL, NULL);
+		break;
+	}
+out:
+	free(result);
+	queue_job_free(&j);
+	return rc;
+}

@@ -1,0 +1,127 @@
+/* queue: the worker's side of the job queue (docs/INTERNALS.md).
+ *
+ *   cc:jobs     a Stream read by the consumer group "workers"; entry field "job" = job id
+ *   cc:job:{id} a hash: kind, room, user, request (JSON), status, result (JSON), attempts,
+ *               error; written by the API (queued) and by the worker (running, finished,
+ *               failed)
+ * A job is acknowledged (XACK) only once its outcome is stored, so a worker that dies
+ * leaves it pending: another worker claims it (XAUTOCLAIM) after QUEUE min-idle time and
+ * runs it again, and once `attempts` passes the retry budget the job fails with a message
+ * instead of running again. Every status change is a room event (lib/events.h).
+ * One redisContext per thread; nothing here keeps state between calls. */
+#ifndef CC_QUEUE_H
+#define CC_QUEUE_H
+
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stddef.h>
+
+#define QUEUE_STREAM "cc:jobs"
+#define QUEUE_GROUP "workers"
+#define QUEUE_RUNTIMES_KEY "cc:runtimes"
+#define QUEUE_ID_MAX 64
+
+/* One stream entry: its id and the job id it carries ("" when the entry has none). */
+struct queue_entry {
+	char entry[QUEUE_ID_MAX];
+	char job[QUEUE_ID_MAX];
+};
+
+struct queue_job {
+	char id[QUEUE_ID_MAX];
+	char kind[32];	  /* "execution" when the hash has none */
+	char room[QUEUE_ID_MAX];
+	char user[QUEUE_ID_MAX];
+	char status[16];
+	char *request;	  /* owned, JSON text, "" when absent */
+	long attempts;	  /* after queue_job_begin(): this attempt's number, from 1 */
+};
+
+/* What a job's handler says about it. */
+enum queue_outcome {
+	QUEUE_FINISHED, /* the work is done: status finished, result stored */
+	QUEUE_FAILED,	/* it cannot be done: status failed, error (and result if any) stored */
+	QUEUE_REQUEUE,	/* not done, not its fault (the worker is stopping): back in the queue */
+};
+
+/* A job kind: the worker looks the hash's `kind` up in its table of these. */
+struct queue_handler {
+	const char *kind;  /* "execution", "ai", … */
+	const char *event; /* the room event type its status changes are sent as */
+	void *ctx;	   /* handed to run; read-only configuration */
+	/* Does the work; on QUEUE_FINISHED sets *result_json (caller frees with free()), on
+	 * QUEUE_FAILED writes a message for people in err (and may set *result_json). When
+	 * *cancel becomes non-zero it should stop soon and answer QUEUE_REQUEUE. */
+	enum queue_outcome (*run)(void *ctx, const struct queue_job *job,
+				  const volatile sig_atomic_t *cancel, char **result_json,
+				  char *err, size_t errlen);
+	/* The event's data; NULL means queue_event_json ({job_id, status, result?, error?}).
+	 * Returns a string the caller frees with free(). */
+	char *(*event_data)(const struct queue_job *job, const char *status,
+			    const char *result_json, const char *error);
+};
+
+/* XGROUP CREATE cc:jobs workers 0 MKSTREAM: a new group starts at the beginning, so jobs
+ * queued before any worker ever ran are not skipped; an existing group (BUSYGROUP) is fine. */
+int queue_ensure_group(redisContext *r, char *err, size_t errlen);
+
+/* A new entry for this consumer, waiting up to block_ms. 1 with *e filled, 0 when none
+ * came, -1 on a Redis error (message in err). */
+int queue_read(redisContext *r, const char *consumer, int block_ms, struct queue_entry *e,
+	       char *err, size_t errlen);
+
+/* An entry pending for more than min_idle_ms with any consumer (a dead worker's), now
+ * ours. 1, 0 or -1 as queue_read. Entries deleted from the stream are dropped by Redis. */
+int queue_claim(redisContext *r, const char *consumer, long min_idle_ms, struct queue_entry *e,
+		char *err, size_t errlen);
+
+/* Resets the idle time of entries this worker is still working on, so they are not
+ * claimed by another worker while they run (XCLAIM … JUSTID). ids: n entry ids. */
+int queue_touch(redisContext *r, const char *consumer, const char *const *ids, size_t n);
+
+int queue_ack(redisContext *r, const char *entry_id);
+
+/* Reads cc:job:{id}. 1 found (free with queue_job_free), 0 no such job, -1 error. */
+int queue_job_load(redisContext *r, const char *job_id, struct queue_job *j, char *err,
+		   size_t errlen);
+void queue_job_free(struct queue_job *j);
+
+/* 1 when the job's outcome is already stored (finished or failed): a second delivery of a
+ * job whose worker died between storing and acknowledging. */
+int queue_job_done(const struct queue_job *j);
+
+/* Counts an attempt (HINCRBY attempts 1, j->attempts updated) and, when it is within the
+ * budget, marks the job running (with worker = consumer). 1 running, 0 over budget (the
+ * caller fails it), -1 error. */
+int queue_job_begin(redisContext *r, struct queue_job *j, const char *consumer, long max_attempts,
+		    char *err, size_t errlen);
+
+/* Stores the outcome: status finished (result JSON) or failed (error text, result JSON
+ * optional). 0 or -1. */
+int queue_job_store(redisContext *r, const struct queue_job *j, const char *status,
+		    const char *result_json, const char *error, char *err, size_t errlen);
+
+/* Puts a job back in the queue for another worker, not counting this attempt: status
+ * queued, attempts - 1, a new stream entry, the old one acknowledged, in one MULTI. */
+int queue_job_requeue(redisContext *r, const struct queue_job *j, const char *entry_id,
+		      char *err, size_t errlen);
+
+/* The data of an `execution` event: {job_id, status, result?, error?}. result_json is
+ * inserted as JSON (must be valid). Caller frees with free(); NULL when out of memory. */
+char *queue_event_json(const char *job_id, const char *status, const char *result_json,
+		       const char *error);
+
+/* Handles one entry from queue_read/queue_claim start to end: loads the job, skips one
+ * already done, counts the attempt (failing the job past max_attempts), marks it running,
+ * runs the handler of its kind, stores the outcome, emits each status as a room event and
+ * acknowledges the entry last. 0 when the entry is dealt with; -1 when Redis failed (err):
+ * the entry stays pending and is claimed again later. */
+int queue_process(redisContext *r, const struct queue_entry *e, const struct queue_handler *h,
+		  size_t nh, const char *consumer, long max_attempts,
+		  const volatile sig_atomic_t *cancel, char *err, size_t errlen);
+
+/* SET cc:runtimes <json> EX ttl_s: it lapses when no worker refreshes it, so the API can
+ * tell that nothing would run a job. 0 or -1. */
+int queue_publish_runtimes(redisContext *r, const char *json, long ttl_s);
+
+#endif
