@@ -282,6 +282,25 @@ static cJSON *members_json(struct api_ctx *c, const char *room)
 	return arr;
 }
 
+/* GET refreshes the caller's entry in the member cache, which the broker and the document
+ * endpoints trust. When the owner removed the caller or changed their role between our read
+ * and that write, the write put back what was just taken away. members was read after the
+ * write, so it has the truth: correct the entry when it differs from what was written. */
+static void recheck_member(struct api_ctx *c, const cJSON *members, const char *written)
+{
+	const char *now = NULL;
+	const cJSON *m;
+	cJSON_ArrayForEach(m, members)
+	{
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(m, "user"), "id");
+		if (cJSON_IsNumber(id) && (long long)id->valuedouble == c->user.user_id)
+			now = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "role"));
+	}
+	if (!now || strcmp(now, written) != 0)
+		cache_member(c, c->params[0], c->user.user_id, now);
+}
+
 static void refuse_stranger(struct api_ctx *c)
 {
 	api_error(c, 403, "not_a_member",
@@ -301,10 +320,13 @@ void h_room_get(struct api_ctx *c)
 		refuse_stranger(c);
 		return;
 	}
-	if (role)
-		cache_member(c, c->params[0], c->user.user_id, role);
-	else
+	char cached[16] = "";
+	if (role) {
+		snprintf(cached, sizeof cached, "%s", role);
+		cache_member(c, c->params[0], c->user.user_id, cached);
+	} else {
 		room_redis(c); /* for the revision */
+	}
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddItemToObject(o, "room", room_to_json(c, r, 0));
 	add_role(o, r, 0);
@@ -314,6 +336,8 @@ void h_room_get(struct api_ctx *c)
 		cJSON_Delete(o);
 		return;
 	}
+	if (cached[0])
+		recheck_member(c, members, cached);
 	cJSON_AddItemToObject(o, "members", members);
 	api_json(c, 200, o);
 }
