@@ -2,7 +2,7 @@
 // the invite code staying with the owner, verbatim storage of hostile names, validation.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { call, newUser, createRoom, roomEvents, sql, uniqueName } from './lib/api.mjs';
+import { call, newUser, createRoom, roomEvents, redis, sql, uniqueName } from './lib/api.mjs';
 
 function assertError(r, status, code) {
   assert.equal(r.status, status, r.text);
@@ -254,6 +254,31 @@ test('members: list, owner sets editor/viewer, owner removes, member leaves, own
   assertError(r, 400);
   const left = await call('GET', `/api/rooms/${room.id}/members`, { token: owner.token });
   assert.deepEqual(left.json.members, [member(owner, 'owner')]);
+});
+
+test('a member removed or made viewer while reading the room cannot edit afterwards', async () => {
+  // the document endpoints trust the member cache in Redis, which GET refreshes: a GET in
+  // flight while the owner acts must not put back the old role
+  const owner = await newUser();
+  const room = await createRoom(owner.token);
+  const stale = [];
+  for (let round = 0; round < 12; round++) {
+    const m = await newUser();
+    const j = await call('POST', `/api/rooms/${room.id}/join`, { token: m.token, body: { invite: room.invite } });
+    assert.equal(j.status, 200, j.text);
+    const remove = round % 2 === 0;
+    const gets = Array.from({ length: 8 }, (_, i) => new Promise((ok) => setTimeout(ok, i))
+      .then(() => call('GET', `/api/rooms/${room.id}`, { token: m.token })));
+    const act = remove
+      ? call('DELETE', `/api/rooms/${room.id}/members/${m.user.id}`, { token: owner.token })
+      : call('PUT', `/api/rooms/${room.id}/members/${m.user.id}`, { token: owner.token, body: { role: 'viewer' } });
+    const [a] = await Promise.all([act, ...gets]);
+    assert.equal(a.status, remove ? 204 : 200, a.text);
+    const op = await call('POST', `/api/rooms/${room.id}/operations`, { token: m.token, body: { revision: 0, ops: ['x'] } });
+    const cached = redis('HGET', `cc:room:${room.id}:members`, String(m.user.id));
+    if (op.status !== 403 || cached !== (remove ? '' : 'viewer')) stale.push(`${remove ? 'removed' : 'viewer'}: edit ${op.status}, cache "${cached}"`);
+  }
+  assert.deepEqual(stale, []);
 });
 
 test('strangers, viewers and editors are refused owner actions with 403', async () => {
