@@ -30,6 +30,9 @@ void h_runtimes(struct api_ctx *c);
 void h_execution_create(struct api_ctx *c);
 void h_job_get(struct api_ctx *c);
 
+void h_ai_hint(struct api_ctx *c);
+void h_ai_review(struct api_ctx *c);
+
 /* Access to a room (h_docs.c): 0, or -1 with 404/403 answered.
  * role receives "owner", "editor", "viewer" or "" (a stranger to a public room). */
 int room_access_read(struct api_ctx *c, const char *room, char role[16]);

@@ -33,6 +33,8 @@ static const struct route routes[] = {
 	{"POST", "/api/rooms/*/executions", h_execution_create},
 	{"GET", "/api/jobs/*", h_job_get},
 	{"GET", "/api/runtimes", h_runtimes},
+	{"POST", "/api/rooms/*/ai/hint", h_ai_hint},
+	{"POST", "/api/rooms/*/ai/review", h_ai_review},
 };
 
 static int id_char(char ch)

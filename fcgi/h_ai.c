@@ -1,0 +1,474 @@
+/* The AI copilot's side in the API: POST /api/rooms/{id}/ai/hint and /ai/review.
+ *
+ * The API never calls a provider. It answers from the cache when it can (200, cached), joins
+ * a job already under way for the same request (202, the same job id), or puts a new job of
+ * kind "ai" on the queue (202); the worker (queue-worker/ai.c) answers it, fills the cache
+ * and clears the pending mark. Redis keys (docs/INTERNALS.md):
+ *   cc:ai:cache:{key}    the answer JSON, AICFG_CACHE_TTL_S
+ *   cc:ai:pending:{key}  the id of the job answering it, while under way; "-" for the few
+ *                        milliseconds between claiming it and the job existing. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "aicfg.h"
+#include "doc.h"
+#include "events.h"
+#include "handlers.h"
+#include "lang.h"
+#include "log.h"
+#include "ratelimit.h"
+#include "utf8.h"
+#include "valid.h"
+
+#define AI_CODE_MAX (64 * 1024)	  /* bytes of code sent to the provider */
+#define AI_QUESTION_MAX 2000	  /* characters */
+#define AI_PENDING_TTL_S 300	  /* past a job's worst case: 3 attempts of 30 s, waits, queueing */
+#define AI_CLAIM_TTL_MS 10000	  /* the "-" placeholder, should its writer die */
+#define AI_JOIN_WAIT_MS 3000	  /* how long a second request waits for the placeholder */
+#define AI_CACHED_LIMIT_FACTOR 10 /* cached answers: a separate, looser per-minute bound */
+#define AI_JOB_ID_LEN 16
+
+enum { F_CODE, F_LANGUAGE, F_QUESTION, F_SELECTION, F_COUNT };
+
+/* Lengths are checked by hand below, for messages that state the limit (and 413 for code). */
+static const struct valid_field ai_fields[F_COUNT] = {
+	[F_CODE] = {"code", VALID_STRING, VALID_TEXT, 0, 1 << 20, NULL, NULL},
+	[F_LANGUAGE] = {"language", VALID_STRING, VALID_SINGLE_LINE, 1, 32, NULL, NULL},
+	[F_QUESTION] = {"question", VALID_STRING, VALID_TEXT, 0, 1 << 20, NULL, NULL},
+	[F_SELECTION] = {"selection", VALID_ANY, 0, 0, 0, NULL, NULL},
+};
+
+/* One request's settled values; freed by ai_ask_free(). */
+struct ai_ask {
+	const char *kind; /* "hint" or "review" */
+	struct aicfg cfg;
+	char language[33];
+	char *code; /* owned */
+	size_t code_len;
+	long first_line;
+	const char *question; /* borrowed from the body */
+	long long sel_from, sel_to;
+	int has_selection;
+	char key[AICFG_KEY_HEX + 1];
+	char cache_key[AICFG_KEY_HEX + 16];
+	char pending_key[AICFG_KEY_HEX + 16];
+};
+
+static void ai_ask_free(struct ai_ask *a)
+{
+	free(a->code);
+	a->code = NULL;
+}
+
+static int whole(double d)
+{
+	return d >= 0 && d <= 1e9 && d == (double)(long long)d;
+}
+
+/* selection {from, to}: code points, 0 <= from < to. 0 or -1 answered. */
+static int parse_selection(struct api_ctx *c, const cJSON *sel, struct ai_ask *a)
+{
+	const cJSON *f = cJSON_GetObjectItemCaseSensitive(sel, "from");
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(sel, "to");
+	if (!cJSON_IsObject(sel) || !cJSON_IsNumber(f) || !cJSON_IsNumber(t) ||
+	    !whole(f->valuedouble) || !whole(t->valuedouble) || f->valuedouble >= t->valuedouble) {
+		api_error(c, 400, "invalid_request",
+			  "selection must be {from, to}: character offsets with 0 <= from < to");
+		return -1;
+	}
+	a->sel_from = (long long)f->valuedouble;
+	a->sel_to = (long long)t->valuedouble;
+	a->has_selection = 1;
+	return 0;
+}
+
+/* Narrows a->code to the selection and finds its first line. 0 or -1 answered. */
+static int apply_selection(struct api_ctx *c, struct ai_ask *a)
+{
+	a->first_line = 1;
+	if (!a->has_selection)
+		return 0;
+	size_t from = 0, to = 0;
+	if (utf8_offset(a->code, a->code_len, (size_t)a->sel_from, &from) < 0 ||
+	    utf8_offset(a->code, a->code_len, (size_t)a->sel_to, &to) < 0) {
+		api_error(c, 400, "invalid_selection",
+			  "the selection %lld..%lld is outside the code (%zu characters)",
+			  a->sel_from, a->sel_to, utf8_count(a->code, a->code_len));
+		return -1;
+	}
+	for (size_t i = 0; i < from; i++)
+		if (a->code[i] == '\n')
+			a->first_line++;
+	memmove(a->code, a->code + from, to - from);
+	a->code_len = to - from;
+	a->code[a->code_len] = '\0';
+	return 0;
+}
+
+/* The room's language (the read access check does not fetch it). 0 or -1 answered. */
+static int room_language(struct api_ctx *c, const char *room, char out[33])
+{
+	const char *params[] = {room};
+	PGresult *r = api_sql(c, "SELECT language FROM rooms WHERE id = $1", 1, params, NULL, NULL);
+	if (!r)
+		return -1;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		api_error(c, 404, "room_not_found", "no room with id %s", room);
+		return -1;
+	}
+	snprintf(out, 33, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return 0;
+}
+
+/* A Redis command's reply (caller frees with freeReplyObject), or NULL with 503 answered
+ * and the connection dropped. */
+static redisReply *rcmd(struct api_ctx *c, redisContext *rd, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	redisReply *rep = redisvCommand(rd, fmt, ap);
+	va_end(ap);
+	if (!rep || rep->type == REDIS_REPLY_ERROR) {
+		if (rep)
+			freeReplyObject(rep);
+		api_redis_failed(c);
+		api_error(c, 503, "redis_unavailable", "the AI cache is unavailable");
+		return NULL;
+	}
+	return rep;
+}
+
+/* A per-minute bound on the caller; 0 to go on, -1 answered (429 + Retry-After, or 503). */
+static int ai_quota(struct api_ctx *c, redisContext *rd, const char *what, long limit)
+{
+	char key[96];
+	long retry = 0;
+	snprintf(key, sizeof key, "cc:rl:%s:%lld", what, c->user.user_id);
+	enum ratelimit_result rl = ratelimit_check(rd, key, limit, 60000, 1, &retry);
+	if (rl == RATELIMIT_ERROR) {
+		api_redis_failed(c);
+		api_error(c, 503, "redis_unavailable", "the rate limiter is unavailable");
+		return -1;
+	}
+	if (rl == RATELIMIT_LIMITED) {
+		char ra[24];
+		snprintf(ra, sizeof ra, "%ld", retry);
+		api_error(c, 429, "rate_limited",
+			  "at most %ld AI requests per minute; try again in %ld s", limit, retry);
+		http_resp_header(c->resp, "Retry-After", ra);
+		return -1;
+	}
+	return 0;
+}
+
+/* Emits the room's `ai` event; a failure is logged (the answer stands either way). */
+static void emit_ai(struct api_ctx *c, const char *room, const char *job_id, const char *kind,
+		    const char *status, cJSON *result)
+{
+	cJSON *d = cJSON_CreateObject();
+	if (job_id)
+		cJSON_AddStringToObject(d, "job_id", job_id);
+	else
+		cJSON_AddNullToObject(d, "job_id");
+	cJSON_AddStringToObject(d, "kind", kind);
+	cJSON_AddStringToObject(d, "status", status);
+	if (result)
+		cJSON_AddItemReferenceToObject(d, "result", result);
+	char *s = cJSON_PrintUnformatted(d);
+	cJSON_Delete(d);
+	if (!s || !c->conns->redis || events_emit(c->conns->redis, room, "ai", s, NULL, 0) < 0)
+		log_warn("could not emit the %s ai event of room %s", status, room);
+	free(s);
+}
+
+/* The cached answer as a new object (caller frees), NULL on a miss; *failed set when Redis
+ * failed (then answered). */
+static cJSON *cache_get(struct api_ctx *c, redisContext *rd, const struct ai_ask *a, int *failed)
+{
+	*failed = 0;
+	redisReply *rep = rcmd(c, rd, "GET %s", a->cache_key);
+	if (!rep) {
+		*failed = 1;
+		return NULL;
+	}
+	cJSON *res = rep->type == REDIS_REPLY_STRING ? cJSON_Parse(rep->str) : NULL;
+	freeReplyObject(rep);
+	if (res && !cJSON_IsObject(res)) {
+		cJSON_Delete(res);
+		res = NULL;
+	}
+	return res;
+}
+
+static void answer_job(struct api_ctx *c, const char *id, const char *status, int joined)
+{
+	cJSON *job = cJSON_CreateObject();
+	cJSON_AddStringToObject(job, "id", id);
+	cJSON_AddStringToObject(job, "status", status);
+	cJSON_AddStringToObject(job, "kind", "ai");
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddItemToObject(o, "job", job);
+	if (joined)
+		cJSON_AddTrueToObject(o, "joined");
+	char loc[64];
+	snprintf(loc, sizeof loc, "/api/jobs/%s", id);
+	http_resp_header(c->resp, "Location", loc);
+	api_json(c, 202, o);
+}
+
+/* Takes ownership of res. */
+static void answer_cached(struct api_ctx *c, const char *room, const struct ai_ask *a, cJSON *res)
+{
+	cJSON_DeleteItemFromObjectCaseSensitive(res, "cached");
+	cJSON_AddTrueToObject(res, "cached");
+	emit_ai(c, room, NULL, a->kind, "finished", res);
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddItemToObject(o, "result", res);
+	cJSON_AddTrueToObject(o, "cached");
+	api_json(c, 200, o);
+}
+
+static const char release_script[] =
+	"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
+	"return 0";
+
+/* Drops a claim on the pending key, only if it still holds `value`. */
+static void release_claim(struct api_ctx *c, const struct ai_ask *a, const char *value)
+{
+	redisContext *rd = c->conns->redis;
+	if (!rd)
+		return;
+	redisReply *rep = redisCommand(rd, "EVAL %s 1 %s %s", release_script, a->pending_key, value);
+	if (!rep)
+		api_redis_failed(c);
+	else
+		freeReplyObject(rep);
+}
+
+/* The job's request (caller frees with cJSON_Delete). */
+static cJSON *build_request(const struct ai_ask *a)
+{
+	cJSON *r = cJSON_CreateObject();
+	cJSON_AddStringToObject(r, "kind", a->kind);
+	cJSON_AddStringToObject(r, "provider", aicfg_provider_name(a->cfg.provider));
+	cJSON_AddStringToObject(r, "model", a->cfg.model);
+	cJSON_AddStringToObject(r, "language", a->language);
+	cJSON_AddStringToObject(r, "code", a->code);
+	cJSON_AddStringToObject(r, "question", a->question);
+	cJSON_AddNumberToObject(r, "first_line", (double)a->first_line);
+	if (a->has_selection) {
+		cJSON *s = cJSON_AddObjectToObject(r, "selection");
+		cJSON_AddNumberToObject(s, "from", (double)a->sel_from);
+		cJSON_AddNumberToObject(s, "to", (double)a->sel_to);
+	}
+	cJSON_AddStringToObject(r, "cache_key", a->key);
+	return r;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* Once the request is settled: the cache, a job under way, or a new job. */
+static void ask(struct api_ctx *c, const char *room, struct ai_ask *a)
+{
+	redisContext *rd = api_redis(c);
+	if (!rd)
+		return;
+	int failed = 0;
+	long waited = 0;
+	/* Identical requests race here: one claims the pending key, the others wait for its
+	 * job id. A claim whose holder died expires (AI_CLAIM_TTL_MS) and is taken over. */
+	for (;;) {
+		cJSON *hit = cache_get(c, rd, a, &failed);
+		if (failed)
+			return;
+		if (hit) {
+			if (ai_quota(c, rd, "ai-cached", c->cfg->ai_limit * AI_CACHED_LIMIT_FACTOR) < 0) {
+				cJSON_Delete(hit);
+				return;
+			}
+			answer_cached(c, room, a, hit);
+			return;
+		}
+		redisReply *rep = rcmd(c, rd, "SET %s - NX PX %d", a->pending_key, AI_CLAIM_TTL_MS);
+		if (!rep)
+			return;
+		int claimed = rep->type == REDIS_REPLY_STATUS;
+		freeReplyObject(rep);
+		if (claimed)
+			break;
+		rep = rcmd(c, rd, "GET %s", a->pending_key);
+		if (!rep)
+			return;
+		char id[AI_JOB_ID_LEN + 1] = "";
+		if (rep->type == REDIS_REPLY_STRING && rep->len == AI_JOB_ID_LEN)
+			memcpy(id, rep->str, AI_JOB_ID_LEN + 1);
+		freeReplyObject(rep);
+		if (id[0]) {
+			rep = rcmd(c, rd, "HGET cc:job:%s status", id);
+			if (!rep)
+				return;
+			char status[16] = "";
+			if (rep->type == REDIS_REPLY_STRING)
+				snprintf(status, sizeof status, "%s", rep->str);
+			freeReplyObject(rep);
+			if (status[0] && strcmp(status, "finished") != 0 && strcmp(status, "failed") != 0) {
+				answer_job(c, id, status, 1);
+				return;
+			}
+			/* the job is gone or over but its mark stayed: take the mark over */
+			release_claim(c, a, id);
+			continue;
+		}
+		if (waited >= AI_JOIN_WAIT_MS) {
+			api_error(c, 503, "ai_busy",
+				  "the same request is being queued by someone else; try again");
+			return;
+		}
+		sleep_ms(20);
+		waited += 20;
+	}
+	if (ai_quota(c, rd, "ai", c->cfg->ai_limit) < 0) {
+		release_claim(c, a, "-");
+		return;
+	}
+	cJSON *req = build_request(a);
+	char id[AI_JOB_ID_LEN + 1];
+	int rc = jobs_enqueue(c, room, "ai", req, id);
+	cJSON_Delete(req);
+	if (rc < 0) {
+		release_claim(c, a, "-");
+		return;
+	}
+	rd = c->conns->redis;
+	redisReply *rep =
+		rd ? redisCommand(rd, "SET %s %s EX %d", a->pending_key, id, AI_PENDING_TTL_S) : NULL;
+	if (!rep) {
+		api_redis_failed(c);
+		log_warn("could not mark job %s as pending", id);
+	} else {
+		freeReplyObject(rep);
+	}
+	emit_ai(c, room, id, a->kind, "queued", NULL);
+	answer_job(c, id, "queued", 0);
+}
+
+static void h_ai(struct api_ctx *c, const char *kind)
+{
+	struct valid_value v[F_COUNT];
+	struct ai_ask a = {.kind = kind, .question = ""};
+	char err[256], role[16] = "";
+	const char *room = c->params[0];
+	if (api_require_user(c) < 0 || api_parse_body(c, 1) < 0)
+		return;
+	if (valid_object(c->body, ai_fields, F_COUNT, v, err, sizeof err) < 0) {
+		api_error(c, 400, "invalid_request", "%s", err);
+		return;
+	}
+	if (v[F_QUESTION].present) {
+		size_t n = utf8_count(v[F_QUESTION].s, v[F_QUESTION].len);
+		if (n > AI_QUESTION_MAX) {
+			api_error(c, 400, "question_too_long",
+				  "question is too long: at most %d characters (it has %zu)",
+				  AI_QUESTION_MAX, n);
+			return;
+		}
+		a.question = v[F_QUESTION].s;
+	}
+	/* with a selection, only the selected part counts (checked below) */
+	if (v[F_CODE].present && v[F_CODE].len > AI_CODE_MAX && !v[F_SELECTION].present) {
+		api_error(c, 413, "code_too_large", "code is over %d KiB (it has %zu bytes)",
+			  AI_CODE_MAX / 1024, v[F_CODE].len);
+		return;
+	}
+	if (v[F_SELECTION].present && !cJSON_IsNull(v[F_SELECTION].item) &&
+	    parse_selection(c, v[F_SELECTION].item, &a) < 0)
+		return;
+	if (v[F_LANGUAGE].present) {
+		const char *canon = lang_canonical(v[F_LANGUAGE].s);
+		if (!canon) {
+			api_error(c, 400, "invalid_request", "language %s is not one we know",
+				  v[F_LANGUAGE].s);
+			return;
+		}
+		snprintf(a.language, sizeof a.language, "%s", canon);
+	}
+	if (aicfg_load(&a.cfg, err, sizeof err) < 0) {
+		log_error("%s", err);
+		api_error(c, 500, "ai_misconfigured", "the AI assistant is misconfigured: %s", err);
+		return;
+	}
+	if (room_access_read(c, room, role) < 0)
+		return;
+	if (a.cfg.provider == AICFG_OFF) {
+		api_error(c, 503, "ai_disabled", "the AI assistant is turned off on this server");
+		return;
+	}
+	if (!a.language[0] && room_language(c, room, a.language) < 0)
+		return;
+	if (v[F_CODE].present) {
+		a.code = strdup(v[F_CODE].s);
+		a.code_len = v[F_CODE].len;
+	} else {
+		struct doc_state d = {0};
+		if (doc_read(c, room, &d) < 0)
+			return;
+		a.code = d.content;
+		a.code_len = d.content_len;
+		d.content = NULL;
+		doc_state_free(&d);
+	}
+	if (!a.code) {
+		api_error(c, 500, "internal", "out of memory");
+		return;
+	}
+	if (apply_selection(c, &a) < 0)
+		goto out;
+	if (a.code_len > AI_CODE_MAX) {
+		api_error(c, 413, "code_too_large",
+			  "the code is over %d KiB (it has %zu bytes); select a part of it",
+			  AI_CODE_MAX / 1024, a.code_len);
+		goto out;
+	}
+	if (a.code_len == 0 && !a.question[0]) {
+		api_error(c, 400, "no_code", "there is no code to look at and no question");
+		goto out;
+	}
+	struct aicfg_key_fields kf = {
+		.provider = aicfg_provider_name(a.cfg.provider),
+		.kind = a.kind,
+		.model = a.cfg.model,
+		.language = a.language,
+		.first_line = a.first_line,
+		.code = a.code,
+		.code_len = a.code_len,
+		.question = a.question,
+	};
+	if (aicfg_cache_key(&kf, a.key) < 0) {
+		api_error(c, 500, "internal", "could not hash the request");
+		goto out;
+	}
+	snprintf(a.cache_key, sizeof a.cache_key, "cc:ai:cache:%s", a.key);
+	snprintf(a.pending_key, sizeof a.pending_key, "cc:ai:pending:%s", a.key);
+	ask(c, room, &a);
+out:
+	ai_ask_free(&a);
+}
+
+void h_ai_hint(struct api_ctx *c)
+{
+	h_ai(c, "hint");
+}
+
+void h_ai_review(struct api_ctx *c)
+{
+	h_ai(c, "review");
+}
