@@ -81,21 +81,28 @@ int http_read_request(struct http_io *io, struct http_req *req, const char **why
 		return 400;
 	}
 	strcpy(req->method, m);
-	if (!uri) /* CGI servers that do not set REQUEST_URI */
-		uri = io_param(io, "SCRIPT_NAME");
-	if (!uri || uri[0] != '/') {
-		*why = "missing request path";
-		return 400;
+	if (uri) {
+		const char *q = strchr(uri, '?');
+		size_t plen = q ? (size_t)(q - uri) : strlen(uri);
+		req->path = strndup(uri, plen);
+		req->query = strdup(q ? q + 1 : "");
+	} else {
+		/* CGI servers that keep to RFC 3875 set no REQUEST_URI: the path is SCRIPT_NAME
+		 * and PATH_INFO (sections 4.1.13, 4.1.5), the query QUERY_STRING (4.1.7) */
+		const char *sn = io_param(io, "SCRIPT_NAME"), *pi = io_param(io, "PATH_INFO");
+		const char *qs = io_param(io, "QUERY_STRING");
+		if (asprintf(&req->path, "%s%s", sn ? sn : "", pi ? pi : "") < 0)
+			req->path = NULL;
+		req->query = strdup(qs ? qs : "");
 	}
-	const char *q = strchr(uri, '?');
-	size_t plen = q ? (size_t)(q - uri) : strlen(uri);
-	req->path = strndup(uri, plen);
-	req->query = strdup(q ? q + 1 : "");
 	if (!req->path || !req->query) {
 		*why = "out of memory";
 		return 500;
 	}
-	/* CGI under Apache: SCRIPT_NAME + PATH_INFO when REQUEST_URI names the script */
+	if (req->path[0] != '/') {
+		*why = "missing request path";
+		return 400;
+	}
 	const char *cl = io_param(io, "CONTENT_LENGTH");
 	size_t len = 0;
 	if (cl && *cl && http_parse_length(cl, &len) < 0) {
