@@ -55,6 +55,18 @@ test('CGI: unknown path 404, wrong method 405 with Allow, query strings ignored'
   assertCgi(cgi({ uri: '/api/health?verbose=1&x=%00' }), 200);
 });
 
+test('CGI: without REQUEST_URI the path is SCRIPT_NAME + PATH_INFO (RFC 3875)', async () => {
+  const h = cgi({ uri: null, env: { SCRIPT_NAME: '/api', PATH_INFO: '/health', QUERY_STRING: 'x=1' } });
+  assertCgi(h, 200);
+  assert.equal(h.json.status, 'ok');
+  const u = await newUser();
+  const me = cgi({ uri: null, token: u.token, env: { SCRIPT_NAME: '/api/auth', PATH_INFO: '/me' } });
+  assertCgi(me, 200);
+  assert.equal(me.json.user.id, u.user.id);
+  // the script itself, with no path after it, is no endpoint
+  assertCgi(cgi({ uri: null, env: { SCRIPT_NAME: '/cgi-bin/codecollab-api' } }), 404);
+});
+
 test('CGI: security headers always; HSTS only when HTTPS=on', () => {
   const plain = cgi({ uri: '/api/health' });
   const tls = cgi({ uri: '/api/health', https: true });
