@@ -56,11 +56,22 @@ all: build
 deps:
 	@./scripts/deps.sh
 
-build: deps
+build: deps client
 	@$(MAKE) --no-print-directory -j2 BUILD=release bins
 
-build-asan: deps
+build-asan: deps client
 	@$(MAKE) --no-print-directory -j2 BUILD=asan bins units
+
+# The browser client (docs/CLIENT.md): htdocs/src/*.js and CodeMirror from npm, bundled by
+# esbuild into htdocs/dist/ (not committed). npm ci runs when the lockfile is newer than
+# node_modules; nothing of Node.js is needed at run time.
+.PHONY: client
+client: htdocs/dist/app.js
+node_modules/.package-lock.json: package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+htdocs/dist/app.js: $(wildcard htdocs/src/*.js) node_modules/.package-lock.json
+	npx --no-install esbuild htdocs/src/main.js --bundle --format=esm --minify --sourcemap \
+	  --target=es2022 --log-level=warning --outfile=$@
 
 bins: $(API_BIN) $(BROKER_BIN) $(WORKER_BIN)
 units: $(UNIT_BINS)

@@ -1,0 +1,327 @@
+// The client side of the collaboration protocol (DESIGN.md, "Operations"): a state
+// machine over one room's document, free of the DOM and of the network, which it reaches
+// through the functions it is given.
+//
+//   synchronized          nothing of ours is on its way: the editor shows the server's
+//                         document at `revision`
+//   awaiting              one operation (`outstanding`) is sent and not yet confirmed
+//   awaiting with buffer  and more local edits (`buffer`, composed into one) wait for it
+//
+// Operation events come in revision order from the room's stream. The one that carries
+// our outstanding operation's client_id confirms it; any other is transformed over what
+// we have pending (ours as `a`, the server's as `b`, so ties order as on the server) and
+// handed to the editor. An answer to our POST confirms too, once every earlier revision
+// has arrived, so a slow stream does not hold up typing.
+//
+// A gap in revisions, a `resync` event or a 409 refetches the document: the difference
+// between what we last knew and the new text stands for everything we missed, and our
+// pending edits are transformed over it, so they survive.
+
+import {
+  apply, compose, cpLength, diff, extend, isNoop, targetLength, transform, transformIndex,
+} from './ot.js';
+
+const RETRY_MIN_MS = 500;
+const RETRY_MAX_MS = 10000;
+
+export class Collab {
+  // io: {
+  //   send(body) -> Promise<{status, json}>   POST .../operations (status 0: no answer)
+  //   fetchDocument() -> Promise<{revision, content}>
+  //   applyRemote(op)      change the editor by op (code points, against its current text)
+  //   localText()          the editor's text
+  //   onState(state)       'synchronized' | 'awaiting' | 'buffer' | 'resyncing'
+  //   onError(code, message)  an edit was refused for good (403, 413, 400)
+  //   canSend()            false while offline: sending waits for retry()
+  // }
+  constructor(io, clientPrefix) {
+    this.io = io;
+    this.prefix = clientPrefix;
+    this.seq = 0;
+    this.revision = -1;
+    this.serverText = '';
+    this.outstanding = null; // {op, id, sent, committedAt, answer}
+    this.buffer = null;
+    this.queue = []; // operation events that came while loading or resyncing
+    this.busy = false; // loading or resyncing
+    this.retryTimer = null;
+    this.retryDelay = RETRY_MIN_MS;
+    this.stopped = false;
+    this.ready = false;
+  }
+
+  get state() {
+    if (this.busy) return 'resyncing';
+    if (!this.outstanding) return 'synchronized';
+    return this.buffer ? 'buffer' : 'awaiting';
+  }
+
+  // Pending local operations, the outstanding one first, for mapping remote cursors.
+  pending() {
+    const out = [];
+    if (this.outstanding) out.push(this.outstanding.op);
+    if (this.buffer) out.push(this.buffer);
+    return out;
+  }
+
+  // A code point index in the server's document at `revision`, in the local text.
+  toLocalIndex(pos) {
+    for (const op of this.pending()) pos = transformIndex(op, pos);
+    return pos;
+  }
+
+  // First load: the document as fetched; the editor already shows `content`.
+  load(doc) {
+    this.revision = doc.revision;
+    this.serverText = doc.content;
+    this.serverLen = cpLength(doc.content);
+    this.ready = true;
+    this.drainQueue();
+    this.emitState();
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+  }
+
+  // ---- local edits ---------------------------------------------------------------------
+
+  // op: a change the user just made, against the previous local text (exact length).
+  local(op) {
+    if (isNoop(op)) return;
+    if (this.outstanding) this.buffer = this.buffer ? compose(this.buffer, op) : op;
+    else {
+      this.outstanding = { op, id: this.nextId(), sent: false };
+      this.flush();
+    }
+    this.emitState();
+  }
+
+  nextId() {
+    this.seq += 1;
+    return `${this.prefix}.${this.seq}`;
+  }
+
+  // Sends the outstanding operation unless it is on its way or sending must wait.
+  flush() {
+    const o = this.outstanding;
+    if (!o || o.sent || this.busy || this.stopped || !this.ready) return;
+    if (!this.io.canSend()) return; // retry() comes when we are back online
+    o.sent = true;
+    o.inFlight = true;
+    const revision = this.revision;
+    this.io.send({ revision, ops: o.op, client_id: o.id })
+      .then((res) => this.answered(o, res))
+      .catch(() => this.answered(o, { status: 0 }));
+  }
+
+  answered(o, res) {
+    o.inFlight = false;
+    if (this.stopped || this.outstanding !== o) return;
+    const { status, json } = res;
+    if (status === 200 && json && Number.isInteger(json.revision)) {
+      this.retryDelay = RETRY_MIN_MS;
+      o.committedAt = json.revision;
+      o.applied = json.ops;
+      if (this.wantResync) this.resync();
+      else this.confirmIfDue();
+      return;
+    }
+    if (status === 409) { // stale beyond the kept log, or ahead: start again from the server
+      o.sent = false;
+      this.resync();
+      return;
+    }
+    if (status === 400 || status === 403 || status === 413) {
+      // refused for good: the edit cannot be made; go back to the server's text
+      this.io.onError(status, (json && json.message) || `the edit was refused (${status})`);
+      this.io.applyRemote(diff(this.io.localText(), this.serverText));
+      this.outstanding = null;
+      this.buffer = null;
+      this.resync();
+      return;
+    }
+    if (status === 401) {
+      o.sent = false;
+      this.io.onError(401, 'your session has ended');
+      return;
+    }
+    if (this.wantResync) {
+      o.sent = false;
+      this.resync();
+      return;
+    }
+    // no answer, 429 or 5xx: it may or may not have been committed. The stream brings
+    // the commit if it was (and confirms it by client_id); try again after a pause, by
+    // which time a reconnected stream has replayed what we missed.
+    o.sent = false;
+    o.uncertain = status === 0 || status >= 500;
+    this.scheduleRetry();
+  }
+
+  scheduleRetry() {
+    clearTimeout(this.retryTimer);
+    const d = this.retryDelay * (0.75 + Math.random() * 0.5);
+    this.retryDelay = Math.min(this.retryDelay * 2, RETRY_MAX_MS);
+    this.retryTimer = setTimeout(() => this.flush(), d);
+  }
+
+  // Called when the connection is back: send what waits, now.
+  retry() {
+    clearTimeout(this.retryTimer);
+    this.retryDelay = RETRY_MIN_MS;
+    // give the stream a moment to replay a commit we did not hear about
+    const o = this.outstanding;
+    this.retryTimer = setTimeout(() => this.flush(), o && o.uncertain ? 400 : 0);
+  }
+
+  // The POST answer confirmed our operation at `committedAt`; it can be taken as done
+  // once every revision before it has been applied here.
+  confirmIfDue() {
+    const o = this.outstanding;
+    if (!o || !o.committedAt || this.busy) return;
+    if (o.committedAt === this.revision + 1) this.acknowledge(o.applied);
+  }
+
+  acknowledge(appliedOps) {
+    const o = this.outstanding;
+    const op = appliedOps || o.op;
+    this.serverText = apply(op, this.serverText);
+    this.serverLen = targetLength(extend(op, this.serverLen));
+    this.revision += 1;
+    this.outstanding = null;
+    if (this.buffer) {
+      this.outstanding = { op: this.buffer, id: this.nextId(), sent: false };
+      this.buffer = null;
+      this.flush();
+    }
+    this.emitState();
+  }
+
+  // ---- the stream --------------------------------------------------------------------
+
+  // data: the `operation` event's {revision, ops, user, client_id}.
+  remote(data) {
+    if (this.busy || !this.ready) {
+      this.queue.push(data);
+      return;
+    }
+    const r = data.revision;
+    if (!Number.isInteger(r) || r <= this.revision) return; // seen already
+    if (r > this.revision + 1) { // we missed some: the document tells what
+      this.queue.push(data);
+      this.resync();
+      return;
+    }
+    const o = this.outstanding;
+    if (o && data.client_id === o.id) {
+      this.acknowledge(data.ops);
+      return;
+    }
+    let op;
+    try {
+      op = extend(data.ops, this.serverLen);
+      this.serverText = apply(op, this.serverText);
+      this.serverLen = targetLength(op);
+    } catch {
+      this.resync();
+      return;
+    }
+    this.revision = r;
+    if (o) [o.op, op] = transform(o.op, op);
+    if (this.buffer) [this.buffer, op] = transform(this.buffer, op);
+    if (!isNoop(op)) {
+      try {
+        this.io.applyRemote(op);
+      } catch {
+        this.resync(); // the editor and the model disagree: the server settles it
+        return;
+      }
+    }
+    this.confirmIfDue();
+    this.emitState();
+  }
+
+  drainQueue() {
+    const q = this.queue.sort((a, b) => a.revision - b.revision);
+    this.queue = [];
+    for (const d of q) {
+      if (this.busy) {
+        this.queue.push(d);
+        continue;
+      }
+      this.remote(d);
+    }
+  }
+
+  // ---- resynchronising ---------------------------------------------------------------
+
+  // Refetches the document and rebases what we have pending onto it. While our POST is
+  // on its way we wait for its answer, so we know whether the server has our edit.
+  resync() {
+    if (this.stopped) return;
+    if (this.outstanding && this.outstanding.inFlight) {
+      this.wantResync = true;
+      return;
+    }
+    if (this.busy) {
+      this.wantResync = true;
+      return;
+    }
+    this.wantResync = false;
+    this.busy = true;
+    this.emitState();
+    this.io.fetchDocument().then((doc) => {
+      this.busy = false;
+      this.rebase(doc);
+      if (this.wantResync) this.resync();
+      else {
+        this.drainQueue();
+        this.flush();
+      }
+      this.emitState();
+    }, () => {
+      this.busy = false;
+      this.wantResync = false;
+      this.emitState();
+      clearTimeout(this.resyncTimer);
+      this.resyncTimer = setTimeout(() => this.resync(), 2000);
+    });
+  }
+
+  rebase(doc) {
+    const o = this.outstanding;
+    // what the server's document was when our pending edits were made, and those edits
+    let base = this.serverText;
+    let pending = null;
+    if (o && o.committedAt && o.committedAt <= doc.revision) {
+      // the server has our outstanding edit: it is part of the new text
+      base = apply(o.op, base);
+      pending = this.buffer;
+    } else if (o) {
+      pending = this.buffer ? compose(o.op, this.buffer) : o.op;
+    }
+    const theirs = diff(base, doc.content);
+    let mine = pending;
+    let shown = theirs;
+    if (pending) [mine, shown] = transform(pending, theirs);
+    this.revision = doc.revision;
+    this.serverText = doc.content;
+    this.serverLen = cpLength(doc.content);
+    this.outstanding = mine && !isNoop(mine) ? { op: mine, id: this.nextId(), sent: false } : null;
+    this.buffer = null;
+    if (!isNoop(shown)) this.io.applyRemote(shown);
+    // a last safety net: if the editor and our model disagree, the server wins
+    const expect = this.outstanding ? apply(this.outstanding.op, this.serverText) : this.serverText;
+    const local = this.io.localText();
+    if (local !== expect) {
+      this.outstanding = null;
+      this.io.applyRemote(diff(local, this.serverText));
+    }
+  }
+
+  emitState() {
+    this.io.onState(this.state);
+  }
+}

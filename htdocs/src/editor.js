@@ -1,0 +1,348 @@
+// The CodeMirror 6 binding: the editor, its languages, the conversion between
+// CodeMirror's changes (UTF-16 offsets) and operations (code points), and the remote
+// carets and selections of the other people in the room.
+
+import { Compartment, EditorState, StateEffect, StateField, Transaction } from '@codemirror/state';
+import {
+  Decoration, EditorView, WidgetType, crosshairCursor, drawSelection, dropCursor,
+  highlightActiveLine, highlightActiveLineGutter, highlightSpecialChars, keymap, lineNumbers,
+  rectangularSelection,
+} from '@codemirror/view';
+import { defaultKeymap, history, historyKeymap, indentWithTab } from '@codemirror/commands';
+import {
+  HighlightStyle, StreamLanguage, bracketMatching, foldGutter, foldKeymap, indentOnInput,
+  indentUnit, syntaxHighlighting,
+} from '@codemirror/language';
+import { autocompletion, closeBrackets, closeBracketsKeymap, completionKeymap } from '@codemirror/autocomplete';
+import { highlightSelectionMatches, searchKeymap } from '@codemirror/search';
+import { tags } from '@lezer/highlight';
+import { cpp } from '@codemirror/lang-cpp';
+import { python } from '@codemirror/lang-python';
+import { javascript } from '@codemirror/lang-javascript';
+import { java } from '@codemirror/lang-java';
+import { go } from '@codemirror/lang-go';
+import { rust } from '@codemirror/lang-rust';
+import { shell } from '@codemirror/legacy-modes/mode/shell';
+
+import { OpBuilder, cpAdvance, cpLength, wellFormed } from './ot.js';
+
+// ---- languages -----------------------------------------------------------------------
+
+const LANGUAGES = {
+  c: () => cpp(),
+  'c++': () => cpp(),
+  python: () => python(),
+  javascript: () => javascript(),
+  typescript: () => javascript({ typescript: true }),
+  java: () => java(),
+  go: () => go(),
+  rust: () => rust(),
+  bash: () => StreamLanguage.define(shell),
+  plaintext: () => [],
+};
+
+function languageSupport(name) {
+  const make = LANGUAGES[name] || LANGUAGES.plaintext;
+  return make();
+}
+
+// Colours come from CSS variables (style.css), so light and dark themes both work.
+const highlight = HighlightStyle.define([
+  { tag: [tags.keyword, tags.controlKeyword, tags.moduleKeyword, tags.operatorKeyword], color: 'var(--hl-keyword)' },
+  { tag: [tags.string, tags.special(tags.string), tags.character], color: 'var(--hl-string)' },
+  { tag: [tags.number, tags.bool, tags.null, tags.atom], color: 'var(--hl-number)' },
+  { tag: [tags.comment, tags.lineComment, tags.blockComment], color: 'var(--hl-comment)', fontStyle: 'italic' },
+  { tag: [tags.function(tags.variableName), tags.function(tags.propertyName)], color: 'var(--hl-function)' },
+  { tag: [tags.typeName, tags.className, tags.namespace], color: 'var(--hl-type)' },
+  { tag: [tags.definition(tags.variableName)], color: 'var(--hl-def)' },
+  { tag: [tags.processingInstruction, tags.meta, tags.macroName], color: 'var(--hl-meta)' },
+  { tag: [tags.propertyName], color: 'var(--hl-property)' },
+  { tag: tags.invalid, color: 'var(--hl-invalid)' },
+]);
+
+const theme = EditorView.theme({
+  '&': { height: '100%', backgroundColor: 'var(--editor-bg)', color: 'var(--fg)' },
+  '.cm-scroller': { fontFamily: 'var(--mono)', lineHeight: '1.5' },
+  '.cm-content': { caretColor: 'var(--fg)' },
+  '.cm-gutters': { backgroundColor: 'var(--gutter-bg)', color: 'var(--muted)', borderRight: '1px solid var(--border)' },
+  '.cm-activeLine': { backgroundColor: 'var(--active-line)' },
+  '.cm-activeLineGutter': { backgroundColor: 'var(--active-line)' },
+  '&.cm-focused .cm-cursor': { borderLeftColor: 'var(--fg)' },
+  '&.cm-focused .cm-selectionBackground, .cm-selectionBackground, ::selection': { backgroundColor: 'var(--selection)' },
+  '&.cm-focused': { outline: '2px solid var(--focus)', outlineOffset: '-2px' },
+});
+
+// ---- remote carets -------------------------------------------------------------------
+
+const setRemote = StateEffect.define(); // {id, name, cls, anchor, head} in UTF-16 offsets
+const dropRemote = StateEffect.define(); // id
+
+class CaretWidget extends WidgetType {
+  constructor(name, cls) {
+    super();
+    this.name = name;
+    this.cls = cls;
+  }
+
+  eq(other) {
+    return other.name === this.name && other.cls === this.cls;
+  }
+
+  toDOM() {
+    const caret = document.createElement('span');
+    caret.className = `cm-remote-caret ${this.cls}`;
+    caret.dataset.user = this.name;
+    caret.setAttribute('aria-hidden', 'true');
+    const label = document.createElement('span');
+    label.className = 'cm-remote-name';
+    label.textContent = this.name;
+    caret.append(label);
+    return caret;
+  }
+
+  ignoreEvent() {
+    return true;
+  }
+}
+
+const remoteField = StateField.define({
+  create: () => new Map(),
+  update(map, tr) {
+    let next = map;
+    if (tr.docChanged) {
+      next = new Map();
+      for (const [id, c] of map) {
+        next.set(id, { ...c, anchor: tr.changes.mapPos(c.anchor, 1), head: tr.changes.mapPos(c.head, 1) });
+      }
+    }
+    for (const e of tr.effects) {
+      if (e.is(setRemote)) {
+        if (next === map) next = new Map(map);
+        const len = tr.state.doc.length;
+        const v = e.value;
+        next.set(v.id, { ...v, anchor: Math.min(v.anchor, len), head: Math.min(v.head, len) });
+      } else if (e.is(dropRemote)) {
+        if (next === map) next = new Map(map);
+        next.delete(e.value);
+      }
+    }
+    return next;
+  },
+  provide: (field) => EditorView.decorations.from(field, (map) => {
+    const ranges = [];
+    for (const c of map.values()) {
+      if (c.anchor !== c.head) {
+        const from = Math.min(c.anchor, c.head);
+        const to = Math.max(c.anchor, c.head);
+        ranges.push(Decoration.mark({ class: `cm-remote-selection ${c.cls}` }).range(from, to));
+      }
+      ranges.push(Decoration.widget({ widget: new CaretWidget(c.name, c.cls), side: 1 }).range(c.head));
+    }
+    return Decoration.set(ranges, true);
+  }),
+});
+
+// ---- changes and operations ----------------------------------------------------------
+
+const isHigh = (u) => u >= 0xd800 && u <= 0xdbff;
+const isLow = (u) => u >= 0xdc00 && u <= 0xdfff;
+const unitAt = (doc, i) => (i >= 0 && i < doc.length ? doc.sliceString(i, i + 1).charCodeAt(0) : 0);
+const splitsPair = (doc, i) => isHigh(unitAt(doc, i - 1)) && isLow(unitAt(doc, i));
+
+// The operation (code points, exact length) a transaction makes of its start document.
+// Change boundaries inside a surrogate pair are widened to the whole pair; a lone
+// surrogate the change leaves behind is sent as U+FFFD (`lone` is then true).
+export function transactionToOp(tr) {
+  const old = tr.startState.doc;
+  const now = tr.state.doc;
+  const ranges = [];
+  tr.changes.iterChanges((fromA, toA, fromB, toB) => {
+    if (splitsPair(old, fromA)) {
+      fromA--;
+      fromB--;
+    }
+    if (splitsPair(old, toA)) {
+      toA++;
+      toB++;
+    }
+    const prev = ranges[ranges.length - 1];
+    if (prev && fromA <= prev.toA) {
+      prev.toA = Math.max(prev.toA, toA);
+      prev.toB = Math.max(prev.toB, toB);
+    } else {
+      ranges.push({ fromA, toA, fromB, toB });
+    }
+  });
+  const b = new OpBuilder();
+  let pos = 0;
+  let lone = false;
+  for (const r of ranges) {
+    b.retain(cpLength(old.sliceString(pos, r.fromA)));
+    b.delete(cpLength(old.sliceString(r.fromA, r.toA)));
+    const text = now.sliceString(r.fromB, r.toB);
+    const clean = wellFormed(text);
+    if (clean !== text) lone = true;
+    b.insert(clean);
+    pos = r.toA;
+  }
+  b.retain(cpLength(old.sliceString(pos)));
+  return { op: b.done(), lone };
+}
+
+// CodeMirror changes doing op (code points) to the document `text`.
+function opToChanges(op, text) {
+  const changes = [];
+  let pos = 0;
+  for (const c of op) {
+    if (typeof c === 'string') {
+      changes.push({ from: pos, insert: c });
+    } else {
+      const end = cpAdvance(text, pos, Math.abs(c));
+      if (cpLength(text.slice(pos, end)) !== Math.abs(c)) throw new RangeError('operation past the end of the editor text');
+      if (c < 0) changes.push({ from: pos, to: end });
+      pos = end;
+    }
+  }
+  return changes;
+}
+
+// ---- the editor ----------------------------------------------------------------------
+
+export class Editor {
+  // opts: {parent, doc, language, readOnly, onLocal(op), onSelection(), runKey()}
+  constructor(opts) {
+    this.opts = opts;
+    this.language = new Compartment();
+    this.editable = new Compartment();
+    const self = this;
+    const state = EditorState.create({
+      doc: opts.doc,
+      extensions: [
+        lineNumbers(),
+        highlightActiveLineGutter(),
+        highlightSpecialChars(),
+        history(),
+        foldGutter(),
+        drawSelection(),
+        dropCursor(),
+        EditorState.allowMultipleSelections.of(true),
+        indentOnInput(),
+        indentUnit.of('    '),
+        syntaxHighlighting(highlight),
+        bracketMatching(),
+        closeBrackets(),
+        autocompletion(),
+        rectangularSelection(),
+        crosshairCursor(),
+        highlightActiveLine(),
+        highlightSelectionMatches(),
+        keymap.of([
+          { key: 'Mod-Enter', run: () => { opts.runKey?.(); return true; } },
+          ...closeBracketsKeymap, ...defaultKeymap, ...searchKeymap, ...historyKeymap,
+          ...foldKeymap, ...completionKeymap, indentWithTab,
+        ]),
+        theme,
+        remoteField,
+        this.language.of(languageSupport(opts.language)),
+        this.editable.of(editableExt(!opts.readOnly)),
+        EditorView.contentAttributes.of({ 'aria-label': 'Code editor (Esc then Tab leaves it)' }),
+        EditorView.updateListener.of((u) => self.updated(u)),
+      ],
+    });
+    this.view = new EditorView({ state, parent: opts.parent });
+  }
+
+  updated(u) {
+    for (const tr of u.transactions) {
+      if (!tr.docChanged || tr.annotation(Transaction.remote)) continue;
+      const { op, lone } = transactionToOp(tr);
+      this.opts.onLocal(op);
+      if (lone) setTimeout(() => this.replaceLoneSurrogates(), 0);
+    }
+    // only our own moves are news to the others: a remote edit maps our caret the same
+    // way on every screen
+    if (u.transactions.some((tr) => !tr.annotation(Transaction.remote) && (tr.docChanged || tr.selection))) {
+      this.opts.onSelection();
+    }
+  }
+
+  // The text we sent has U+FFFD where the editor still has a lone surrogate: match it.
+  replaceLoneSurrogates() {
+    const text = this.text();
+    const changes = [];
+    const re = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+    for (let m = re.exec(text); m; m = re.exec(text)) changes.push({ from: m.index, to: m.index + 1, insert: '\ufffd' });
+    if (changes.length) this.view.dispatch({ changes, annotations: [Transaction.remote.of(true), Transaction.addToHistory.of(false)] });
+  }
+
+  text() {
+    return this.view.state.doc.toString();
+  }
+
+  // A change from elsewhere: not sent back, not undone by the local user's undo.
+  applyRemote(op) {
+    const changes = opToChanges(op, this.text());
+    this.view.dispatch({
+      changes,
+      annotations: [Transaction.remote.of(true), Transaction.addToHistory.of(false)],
+    });
+  }
+
+  // A change made here on purpose (restore a snapshot): sent like typing, undoable.
+  replaceAll(content) {
+    const cur = this.text();
+    if (cur === content) return;
+    let p = 0;
+    while (p < cur.length && p < content.length && cur.charCodeAt(p) === content.charCodeAt(p)) p++;
+    if (p > 0 && isHigh(cur.charCodeAt(p - 1))) p--;
+    let s = 0;
+    while (s < cur.length - p && s < content.length - p
+      && cur.charCodeAt(cur.length - 1 - s) === content.charCodeAt(content.length - 1 - s)) s++;
+    if (s > 0 && isLow(cur.charCodeAt(cur.length - s))) s--;
+    this.view.dispatch({
+      changes: { from: p, to: cur.length - s, insert: content.slice(p, content.length - s) },
+      userEvent: 'input.restore',
+    });
+  }
+
+  // The main selection in code points: {cursor, selection:{anchor, head}}.
+  selectionCp() {
+    const sel = this.view.state.selection.main;
+    const doc = this.view.state.doc;
+    const head = cpLength(doc.sliceString(0, sel.head));
+    const anchor = sel.anchor === sel.head ? head : cpLength(doc.sliceString(0, sel.anchor));
+    return { cursor: head, selection: { anchor, head } };
+  }
+
+  // Shows (or moves) another person's caret; positions in code points of the local text.
+  setRemote(id, name, cls, anchorCp, headCp) {
+    const text = this.text();
+    const anchor = cpAdvance(text, 0, anchorCp);
+    const head = anchorCp === headCp ? anchor : cpAdvance(text, 0, headCp);
+    this.view.dispatch({ effects: setRemote.of({ id, name, cls, anchor, head }) });
+  }
+
+  dropRemote(id) {
+    this.view.dispatch({ effects: dropRemote.of(id) });
+  }
+
+  setLanguage(name) {
+    this.view.dispatch({ effects: this.language.reconfigure(languageSupport(name)) });
+  }
+
+  setReadOnly(readOnly) {
+    this.view.dispatch({ effects: this.editable.reconfigure(editableExt(!readOnly)) });
+  }
+
+  focus() {
+    this.view.focus();
+  }
+
+  destroy() {
+    this.view.destroy();
+  }
+}
+
+function editableExt(editable) {
+  return [EditorState.readOnly.of(!editable), EditorView.editable.of(editable)];
+}

@@ -1,0 +1,74 @@
+// The browser client's entry point: one page, three views chosen by the address.
+//   /            sign in / sign up, then the room list
+//   /r/{id}      a room (lighttpd rewrites it to index.html); ?invite=CODE joins it
+
+import './csp.js';
+import { onSessionExpired, session } from './api.js';
+import { $, say } from './dom.js';
+import { renderAuth } from './view-auth.js';
+import { renderRooms } from './view-rooms.js';
+import { openRoom } from './view-room.js';
+
+let current = null; // the view on screen: {destroy()}
+let generation = 0;
+
+function roomIdFromPath() {
+  const m = location.pathname.match(/^\/r\/([A-Za-z0-9_-]+)\/?$/);
+  return m ? m[1] : null;
+}
+
+function renderHeader() {
+  const user = session.user;
+  const signedIn = Boolean(session.token && user);
+  $('#whoami').hidden = !signedIn;
+  $('#whoami').textContent = signedIn ? user.username : '';
+  $('[data-action="logout"]').hidden = !signedIn;
+}
+
+export async function route() {
+  const gen = ++generation;
+  if (current && current.destroy) current.destroy();
+  current = null;
+  const main = $('#main');
+  main.replaceChildren();
+  main.className = '';
+  renderHeader();
+  const roomId = roomIdFromPath();
+  const ctx = { navigate, route, isCurrent: () => gen === generation };
+  try {
+    if (!session.token) current = renderAuth(main, { ...ctx, roomId });
+    else if (roomId) current = await openRoom(main, roomId, ctx);
+    else current = await renderRooms(main, ctx);
+  } catch (e) {
+    if (gen !== generation) return;
+    if (e && e.status === 401) return; // the expiry listener has taken over
+    say((e && e.message) || String(e));
+  }
+}
+
+export function navigate(path) {
+  history.pushState(null, '', path);
+  say('');
+  route();
+}
+
+onSessionExpired(() => {
+  session.clear();
+  route().then(() => say('Your session has ended; sign in again.'));
+});
+
+// links inside the app change the view without reloading the page
+document.addEventListener('click', (ev) => {
+  const a = ev.target.closest && ev.target.closest('a[data-link]');
+  if (!a || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+  ev.preventDefault();
+  navigate(a.getAttribute('href'));
+});
+
+$('[data-action="logout"]').addEventListener('click', () => {
+  session.clear();
+  navigate('/');
+});
+
+window.addEventListener('popstate', () => route());
+route();

@@ -1,0 +1,87 @@
+// The history panel: the room's snapshots; view one, or restore it. Restoring is an
+// ordinary edit (an operation replacing the text), so everyone sees it and it can be
+// undone like typing.
+
+import { api, room } from './api.js';
+import { formatTime, h, say } from './dom.js';
+
+export function historyPanel({ roomId, restore, canEdit }) {
+  const list = h('ul', { class: 'history', 'data-role': 'history' });
+  const preview = h('div', { class: 'snapshot-preview', hidden: true });
+  const refresh = h('button', { type: 'button', class: 'small', onclick: () => load() }, 'Refresh');
+  const el = h('section', { class: 'panel', 'aria-labelledby': 'history-title' },
+    h('div', { class: 'panel-head' }, h('h3', { id: 'history-title' }, 'History'), refresh),
+    list, preview);
+  let timer = null;
+  let editable = canEdit();
+
+  async function content(revision) {
+    const snap = await api('GET', `${room(roomId)}/history/${revision}`);
+    return snap.content;
+  }
+
+  async function view(s) {
+    try {
+      const text = await content(s.revision);
+      preview.hidden = false;
+      preview.replaceChildren(
+        h('div', { class: 'panel-head' },
+          h('span', { class: 'stream-label' }, `Revision ${s.revision} · ${formatTime(s.saved_at)}`),
+          h('button', { type: 'button', class: 'small', onclick: () => { preview.hidden = true; } }, 'Close')),
+        h('pre', { class: 'snapshot-text', tabindex: '0' }, text || '(empty)'));
+    } catch (e) {
+      say(e.message);
+    }
+  }
+
+  async function doRestore(s, button) {
+    button.disabled = true;
+    try {
+      restore(await content(s.revision));
+      say(`Restored revision ${s.revision}. Undo (Ctrl+Z) brings your text back.`, 'ok');
+    } catch (e) {
+      say(e.message);
+    } finally {
+      button.disabled = !editable;
+    }
+  }
+
+  async function load() {
+    let snapshots;
+    try {
+      ({ snapshots } = await api('GET', `${room(roomId)}/history`));
+    } catch (e) {
+      list.replaceChildren(h('li', { class: 'muted' }, `History is unavailable: ${e.message}`));
+      return;
+    }
+    if (!snapshots.length) {
+      list.replaceChildren(h('li', { class: 'muted' }, 'No snapshots yet: they are saved a few seconds after edits.'));
+      return;
+    }
+    list.replaceChildren(...snapshots.map((s) => {
+      const restoreButton = h('button', { type: 'button', class: 'small', 'data-action': 'restore', disabled: !editable, 'aria-label': `Restore revision ${s.revision}` }, 'Restore');
+      restoreButton.addEventListener('click', () => doRestore(s, restoreButton));
+      return h('li', { 'data-revision': s.revision },
+        h('span', { class: 'grow' }, h('strong', null, `r${s.revision}`), ' ',
+          h('span', { class: 'muted small' }, `${formatTime(s.saved_at)}${s.length !== undefined ? ` · ${s.length} chars` : ''}`)),
+        h('button', { type: 'button', class: 'small', onclick: () => view(s), 'aria-label': `View revision ${s.revision}` }, 'View'),
+        restoreButton);
+    }));
+  }
+
+  load();
+  return {
+    el,
+    load,
+    // a `snapshot` event: a new one was saved
+    onSnapshot() {
+      clearTimeout(timer);
+      timer = setTimeout(load, 300);
+    },
+    setEditable(on) {
+      editable = on;
+      for (const b of list.querySelectorAll('[data-action="restore"]')) b.disabled = !on;
+    },
+    destroy() { clearTimeout(timer); },
+  };
+}

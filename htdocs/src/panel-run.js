@@ -1,0 +1,148 @@
+// The run panel: stdin, the run button's work, and the output of the room's latest run,
+// which every collaborator sees (the `execution` events reach the whole room).
+
+import { api, room } from './api.js';
+import { h } from './dom.js';
+
+const POLL_MS = 1500;
+
+export function runPanel({ roomId, code, language }) {
+  const stdin = h('textarea', { name: 'stdin', rows: 3, spellcheck: 'false', placeholder: 'Input for the program (optional)' });
+  const runtime = h('select', { name: 'runtime', 'aria-label': 'Runtime' },
+    h('option', { value: '' }, 'Room language'));
+  const output = h('div', { class: 'output', 'data-role': 'output', 'aria-live': 'polite', tabindex: '0', 'data-state': 'idle' },
+    h('p', { class: 'muted' }, 'Press Run (Ctrl+Enter) to run the code. Everyone in the room sees the output.'));
+  const el = h('section', { class: 'panel', 'aria-labelledby': 'run-title' },
+    h('h3', { id: 'run-title' }, 'Run'),
+    h('div', { class: 'row wrap' }, h('label', { class: 'grow' }, 'Runtime', runtime)),
+    h('label', null, 'Standard input', stdin),
+    output);
+
+  let job = null; // the job on screen
+  let pollTimer = null;
+  let runtimesLoaded = false;
+
+  async function loadRuntimes() {
+    if (runtimesLoaded) return;
+    runtimesLoaded = true;
+    try {
+      const { runtimes } = await api('GET', '/api/runtimes');
+      for (const r of runtimes || []) {
+        runtime.append(h('option', { value: `${r.language}@${r.version}` }, `${r.language} ${r.version}`));
+      }
+    } catch {
+      runtimesLoaded = false; // no worker yet: try again next time
+    }
+  }
+  loadRuntimes();
+
+  function show(state, ...children) {
+    output.dataset.state = state;
+    output.replaceChildren(...children);
+  }
+
+  function stream(label, text, cls) {
+    return h('div', { class: `stream ${cls}` },
+      h('div', { class: 'stream-label' }, label),
+      h('pre', { class: cls }, text));
+  }
+
+  function render(j) {
+    const r = j.result;
+    if (j.status === 'queued' || j.status === 'running') {
+      show(j.status, h('p', { class: 'run-meta' }, j.status === 'queued' ? 'Queued…' : 'Running…'));
+      return;
+    }
+    if (!r) {
+      show('failed', h('p', { class: 'run-meta error' }, `The run failed${j.error ? `: ${j.error}` : '.'}`));
+      return;
+    }
+    const meta = [];
+    if (r.exit_code !== undefined && r.exit_code !== null) meta.push(`exit code ${r.exit_code}`);
+    if (r.signal) meta.push(`killed by ${r.signal}`);
+    if (r.time_ms !== undefined && r.time_ms !== null) meta.push(`${r.time_ms} ms`);
+    if (r.truncated) meta.push('output truncated');
+    const ok = r.exit_code === 0 && !r.signal;
+    const parts = [h('p', { class: `run-meta ${ok ? 'ok' : 'error'}` }, meta.join(' · ') || j.status)];
+    const c = r.compile;
+    if (c && (c.stderr || c.stdout || (c.exit_code !== undefined && c.exit_code !== 0))) {
+      parts.push(stream(`compiler${c.exit_code ? ` (exit code ${c.exit_code})` : ''}`, `${c.stdout || ''}${c.stderr || ''}`, 'compile'));
+    }
+    if (r.stdout) parts.push(stream('stdout', r.stdout, 'stdout'));
+    if (r.stderr) parts.push(stream('stderr', r.stderr, 'stderr'));
+    if (r.error) parts.push(stream('error', String(r.error), 'stderr'));
+    if (!r.stdout && !r.stderr && !(c && (c.stderr || c.stdout))) parts.push(h('p', { class: 'muted' }, '(no output)'));
+    show(j.status === 'failed' ? 'failed' : 'finished', ...parts);
+  }
+
+  async function fetchJob(id) {
+    try {
+      const { job: j } = await api('GET', `/api/jobs/${encodeURIComponent(id)}`);
+      if (job && job.id === id) {
+        job = { ...job, ...j };
+        render(job);
+      }
+      return j;
+    } catch {
+      return null;
+    }
+  }
+
+  // Polls the job as well as listening: the stream may be down while it runs.
+  function watch(id) {
+    clearTimeout(pollTimer);
+    pollTimer = setTimeout(async function tick() {
+      if (!job || job.id !== id || job.status === 'finished' || job.status === 'failed') return;
+      await fetchJob(id);
+      if (job && job.id === id && job.status !== 'finished' && job.status !== 'failed') pollTimer = setTimeout(tick, POLL_MS);
+    }, POLL_MS * 2);
+  }
+
+  async function run() {
+    const body = { code: code(), stdin: stdin.value };
+    if (runtime.value) {
+      const [lang, version] = runtime.value.split('@');
+      body.language = lang;
+      body.version = version;
+    } else {
+      body.language = language();
+    }
+    show('queued', h('p', { class: 'run-meta' }, 'Starting…'));
+    try {
+      const res = await api('POST', `${room(roomId)}/executions`, body);
+      job = { id: res.job.id, status: res.job.status || 'queued' };
+      render(job);
+      watch(job.id);
+    } catch (e) {
+      let msg = e.message;
+      if (e.status === 429) msg = `You have run code often in the last minute. Try again in ${e.retryAfter || 60} seconds.`;
+      else if (e.code === 'no_worker') msg = 'No worker is running on the server, so code cannot run right now.';
+      else if (e.status === 403) msg = 'Viewers cannot run code.';
+      show('failed', h('p', { class: 'run-meta error' }, msg));
+      loadRuntimes();
+    }
+  }
+
+  // `execution` event: {job_id, status, result?}. The room's latest run takes the panel.
+  function onEvent(d) {
+    if (!d || typeof d.job_id !== 'string') return;
+    if (!job || job.id !== d.job_id) {
+      if (d.status !== 'queued' && d.status !== 'running' && !d.result) {
+        job = { id: d.job_id, status: d.status };
+        fetchJob(d.job_id);
+        return;
+      }
+      job = { id: d.job_id, status: d.status };
+    }
+    job = { ...job, status: d.status, result: d.result || job.result };
+    if ((d.status === 'finished' || d.status === 'failed') && !d.result) fetchJob(d.job_id);
+    else render(job);
+  }
+
+  return {
+    el,
+    run,
+    onEvent,
+    destroy() { clearTimeout(pollTimer); },
+  };
+}

@@ -1,0 +1,128 @@
+// The room's settings: the invite link (owner), name, language and visibility (owner),
+// members and their roles (owner), leaving or deleting the room.
+
+import { api, room, session } from './api.js';
+import { h, say } from './dom.js';
+import { LANGUAGES } from './languages.js';
+
+export function settingsPanel({ roomId, navigate }) {
+  const el = h('section', { class: 'panel', 'aria-labelledby': 'settings-title' });
+  let armed = null;
+
+  function inviteUrl(r) {
+    return `${location.origin}/r/${r.id}?invite=${encodeURIComponent(r.invite)}`;
+  }
+
+  async function patch(body) {
+    try {
+      await api('PATCH', room(roomId), body);
+      say('Saved.', 'ok');
+    } catch (e) {
+      say(e.message);
+    }
+  }
+
+  async function setRole(m, role) {
+    try {
+      await api('PUT', `${room(roomId)}/members/${m.user.id}`, { role });
+      say(`${m.user.username} is now ${role === 'viewer' ? 'a viewer' : 'an editor'}.`, 'ok');
+    } catch (e) {
+      say(e.message);
+    }
+  }
+
+  async function remove(m) {
+    try {
+      await api('DELETE', `${room(roomId)}/members/${m.user.id}`);
+      if (m.user.id === session.user?.id) navigate('/');
+    } catch (e) {
+      say(e.message);
+    }
+  }
+
+  // Deleting takes two clicks on the same button (no dialogs: they trap keyboards and tests).
+  async function del(button) {
+    if (armed !== button) {
+      armed = button;
+      button.textContent = 'Click again to delete for everyone';
+      setTimeout(() => {
+        if (armed === button) {
+          armed = null;
+          button.textContent = 'Delete room';
+        }
+      }, 5000);
+      return;
+    }
+    try {
+      await api('DELETE', room(roomId));
+      navigate('/');
+    } catch (e) {
+      say(e.message);
+    }
+  }
+
+  function render(info) {
+    const r = info.room;
+    const owner = info.role === 'owner';
+    const parts = [h('h3', { id: 'settings-title' }, owner ? 'Share and settings' : 'Room')];
+    if (owner && r.invite) {
+      const url = inviteUrl(r);
+      const copy = h('button', { type: 'button', class: 'small' }, 'Copy');
+      copy.addEventListener('click', async () => {
+        try {
+          await navigator.clipboard.writeText(url);
+          say('Invite link copied.', 'ok');
+        } catch {
+          say('Copy the link by hand: select it and press Ctrl+C.');
+        }
+      });
+      parts.push(h('p', { class: 'small muted' }, 'Send this link: whoever opens it joins as an editor.'),
+        h('div', { class: 'invite row' }, h('a', { 'data-role': 'invite-link', href: url, class: 'grow mono' }, url), copy));
+      const form = h('form', { class: 'settings' },
+        h('label', null, 'Name', h('input', { name: 'settings-name', value: r.name, maxlength: 100, required: true })),
+        h('div', { class: 'row wrap' },
+          h('label', { class: 'grow' }, 'Language', h('select', { name: 'settings-language' },
+            LANGUAGES.map(([id, name]) => h('option', { value: id, selected: id === r.language }, name)))),
+          h('label', { class: 'grow' }, 'Visibility', h('select', { name: 'settings-visibility' },
+            h('option', { value: 'private', selected: r.visibility === 'private' }, 'Private (invite only)'),
+            h('option', { value: 'public', selected: r.visibility === 'public' }, 'Public (anyone signed in)')))),
+        h('div', { class: 'row' }, h('button', { type: 'submit' }, 'Save')));
+      form.addEventListener('submit', (ev) => {
+        ev.preventDefault();
+        const body = {};
+        const name = form.elements['settings-name'].value.trim();
+        if (name && name !== r.name) body.name = name;
+        if (form.elements['settings-language'].value !== r.language) body.language = form.elements['settings-language'].value;
+        if (form.elements['settings-visibility'].value !== r.visibility) body.visibility = form.elements['settings-visibility'].value;
+        if (Object.keys(body).length) patch(body);
+      });
+      parts.push(form);
+    }
+    parts.push(h('h4', null, 'Members'));
+    parts.push(h('ul', { class: 'members' }, (info.members || []).map((m) => {
+      const me = m.user.id === session.user?.id;
+      const controls = [];
+      if (owner && m.role !== 'owner') {
+        const sel = h('select', { 'aria-label': `Role of ${m.user.username}`, name: 'member-role' },
+          h('option', { value: 'editor', selected: m.role === 'editor' }, 'editor'),
+          h('option', { value: 'viewer', selected: m.role === 'viewer' }, 'viewer'));
+        sel.addEventListener('change', () => setRole(m, sel.value));
+        controls.push(sel, h('button', { type: 'button', class: 'small', onclick: () => remove(m), 'aria-label': `Remove ${m.user.username}` }, 'Remove'));
+      } else {
+        controls.push(h('span', { class: 'muted small' }, m.role));
+      }
+      return h('li', { 'data-member': m.user.username }, h('span', { class: 'grow' }, m.user.username, me ? ' (you)' : ''), ...controls);
+    })));
+    if (owner) {
+      const b = h('button', { type: 'button', class: 'danger' }, 'Delete room');
+      b.addEventListener('click', () => del(b));
+      parts.push(h('div', { class: 'row' }, b));
+    } else if (info.role) {
+      const me = (info.members || []).find((m) => m.user.id === session.user?.id);
+      if (me) parts.push(h('div', { class: 'row' }, h('button', { type: 'button', onclick: () => remove(me) }, 'Leave room')));
+    }
+    el.replaceChildren(...parts);
+  }
+
+  return { el, render };
+}

@@ -1,0 +1,267 @@
+// A room's event stream (DESIGN.md, "Streams"): Server-Sent Events first, WebSocket when
+// SSE cannot connect, long-poll when neither can. Every (re)connection takes a fresh
+// stream ticket (they live a minute) and resumes after the last event id it saw, so a
+// dropped connection loses nothing; events are handed on once each, in id order.
+//
+// The connection state is 'connected', 'reconnecting' (lost, trying again) or 'offline'
+// (the browser says so, or the server has not answered for a while).
+
+const EVENT_TYPES = ['operation', 'presence', 'join', 'leave', 'execution', 'ai', 'room', 'snapshot', 'resync'];
+const KINDS = ['sse', 'ws', 'poll'];
+const BACKOFF_MIN_MS = 250;
+const BACKOFF_MAX_MS = 8000;
+const OFFLINE_AFTER_FAILURES = 4;
+const OPEN_TIMEOUT_MS = 8000;
+const TICKET_REUSE_MS = 40000; // long-poll reuses a ticket for this long (they live 60 s)
+
+// Event ids are Redis stream ids, "<ms>-<seq>"; compares two of them.
+export function compareIds(a, b) {
+  const [am, as] = String(a).split('-').map(Number);
+  const [bm, bs] = String(b).split('-').map(Number);
+  return am - bm || (as || 0) - (bs || 0);
+}
+
+export class RoomStream {
+  // opts: { roomId, ticket(): Promise<string>, onEvent({type, id, data}), onState(state),
+  //         onOpen(kind, resumed), onFatal(status), kind?: 'sse'|'ws'|'poll' }
+  constructor(opts) {
+    this.o = opts;
+    this.kind = KINDS.includes(opts.kind) ? opts.kind : 'sse';
+    this.lastId = null;
+    this.failures = 0;
+    this.everOpened = { sse: false, ws: false, poll: false };
+    this.kindFailures = 0;
+    this.state = null;
+    this.closed = false;
+    this.conn = null;
+    this.onOnline = () => this.reconnectNow();
+    this.onOffline = () => {
+      this.setState('offline');
+      this.drop();
+      this.schedule();
+    };
+    window.addEventListener('online', this.onOnline);
+    window.addEventListener('offline', this.onOffline);
+  }
+
+  start() {
+    this.connect();
+  }
+
+  close() {
+    this.closed = true;
+    clearTimeout(this.timer);
+    window.removeEventListener('online', this.onOnline);
+    window.removeEventListener('offline', this.onOffline);
+    this.drop();
+  }
+
+  setState(s) {
+    if (s === this.state) return;
+    this.state = s;
+    this.o.onState(s);
+  }
+
+  // Presence up the WebSocket when that is the transport; false means "use PUT".
+  sendPresence(p) {
+    const c = this.conn;
+    if (!c || c.kind !== 'ws' || !c.open || c.ws.readyState !== WebSocket.OPEN) return false;
+    c.ws.send(JSON.stringify({ type: 'presence', ...p }));
+    return true;
+  }
+
+  reconnectNow() {
+    if (this.closed) return;
+    this.failures = 0;
+    if (this.conn && this.conn.open) return;
+    this.drop();
+    clearTimeout(this.timer);
+    this.setState('reconnecting');
+    this.connect();
+  }
+
+  drop() {
+    const c = this.conn;
+    this.conn = null;
+    if (!c) return;
+    c.dead = true;
+    clearTimeout(c.openTimer);
+    try {
+      if (c.es) c.es.close();
+      if (c.ws) c.ws.close();
+      if (c.abort) c.abort.abort();
+    } catch { /* closing is best effort */ }
+  }
+
+  schedule() {
+    if (this.closed) return;
+    clearTimeout(this.timer);
+    const n = Math.min(this.failures, 10);
+    const d = Math.min(BACKOFF_MIN_MS * 2 ** n, BACKOFF_MAX_MS);
+    this.timer = setTimeout(() => this.connect(), d / 2 + Math.random() * (d / 2));
+  }
+
+  // A connection ended or never opened.
+  lost(c, status) {
+    if (c.dead || this.closed) return;
+    const wasOpen = c.open;
+    this.drop();
+    if (status === 401 || status === 403 || status === 404) {
+      this.closed = true;
+      this.setState('offline');
+      this.o.onFatal(status);
+      return;
+    }
+    if (!wasOpen) {
+      this.failures += 1;
+      // a transport that never worked here is given up for the next one
+      if (!this.everOpened[this.kind] && status !== 'ticket') {
+        this.kindFailures += 1;
+        if (this.kindFailures >= 2 && this.kind !== 'poll') {
+          this.kind = KINDS[KINDS.indexOf(this.kind) + 1];
+          this.kindFailures = 0;
+        }
+      }
+    } else {
+      this.failures = 0;
+    }
+    const offline = !navigator.onLine || this.failures >= OFFLINE_AFTER_FAILURES;
+    this.setState(offline ? 'offline' : 'reconnecting');
+    if (wasOpen) this.timer = setTimeout(() => this.connect(), 100 + Math.random() * 200);
+    else this.schedule();
+  }
+
+  opened(c) {
+    if (c.dead) return;
+    clearTimeout(c.openTimer);
+    const resumed = this.lastId !== null;
+    c.open = true;
+    this.failures = 0;
+    this.kindFailures = 0;
+    this.everOpened[c.kind] = true;
+    this.setState('connected');
+    this.o.onOpen(c.kind, resumed);
+  }
+
+  // One event from any transport; data may be JSON text or already parsed.
+  deliver(type, id, data) {
+    if (typeof data === 'string') {
+      try {
+        data = JSON.parse(data);
+      } catch {
+        return;
+      }
+    }
+    if (type === 'resync') { // its id is where we stood: not a new event
+      this.o.onEvent({ type, id, data });
+      return;
+    }
+    if (id) {
+      if (this.lastId !== null && compareIds(id, this.lastId) <= 0) return; // seen it
+      this.lastId = id;
+    }
+    this.o.onEvent({ type, id, data });
+  }
+
+  async connect() {
+    if (this.closed) return;
+    clearTimeout(this.timer);
+    if (!navigator.onLine) {
+      this.setState('offline');
+      return; // the 'online' event brings us back
+    }
+    const c = { kind: this.kind, open: false, dead: false };
+    this.conn = c;
+    let ticket;
+    try {
+      ticket = await this.o.ticket();
+    } catch (e) {
+      if (e && (e.status === 401 || e.status === 403 || e.status === 404)) this.lost(c, e.status);
+      else this.lost(c, 'ticket');
+      return;
+    }
+    if (c.dead) return;
+    c.openTimer = setTimeout(() => this.lost(c, 'timeout'), OPEN_TIMEOUT_MS);
+    const base = `/events/rooms/${encodeURIComponent(this.o.roomId)}`;
+    const q = new URLSearchParams({ ticket });
+    if (c.kind === 'sse') this.openSse(c, base, q);
+    else if (c.kind === 'ws') this.openWs(c, base, q);
+    else this.openPoll(c, base, ticket);
+  }
+
+  openSse(c, base, q) {
+    if (this.lastId) q.set('last_event_id', this.lastId);
+    const es = new EventSource(`${base}?${q}`);
+    c.es = es;
+    es.onopen = () => this.opened(c);
+    // EventSource would reconnect by itself, but with an expired ticket: we do it instead
+    es.onerror = () => this.lost(c, es.readyState === EventSource.CLOSED && !c.open ? 'refused' : 'dropped');
+    for (const t of EVENT_TYPES) {
+      es.addEventListener(t, (ev) => { if (!c.dead) this.deliver(t, ev.lastEventId, ev.data); });
+    }
+    es.onmessage = (ev) => { if (!c.dead) this.deliver('message', ev.lastEventId, ev.data); };
+  }
+
+  openWs(c, base, q) {
+    if (this.lastId) q.set('last_event_id', this.lastId);
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const ws = new WebSocket(`${scheme}//${location.host}${base}/ws?${q}`);
+    c.ws = ws;
+    ws.onopen = () => this.opened(c);
+    ws.onclose = () => this.lost(c, 'dropped');
+    ws.onerror = () => { /* onclose follows */ };
+    ws.onmessage = (ev) => {
+      if (c.dead || typeof ev.data !== 'string') return;
+      let m;
+      try {
+        m = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      if (m && typeof m.type === 'string') this.deliver(m.type, m.id, m.data);
+    };
+  }
+
+  // Long-poll: one request after another, each answered when there are events.
+  async openPoll(c, base, firstTicket) {
+    let ticket = firstTicket;
+    let ticketAt = Date.now();
+    let since = this.lastId;
+    // a poll is answered only when there are events: the stream counts as open once the
+    // first request has stood for a moment without failing
+    clearTimeout(c.openTimer);
+    c.openTimer = setTimeout(() => { if (!c.open) this.opened(c); }, 1500);
+    while (!c.dead && !this.closed) {
+      if (Date.now() - ticketAt > TICKET_REUSE_MS) {
+        try {
+          ticket = await this.o.ticket();
+          ticketAt = Date.now();
+        } catch (e) {
+          this.lost(c, e && e.status ? e.status : 'ticket');
+          return;
+        }
+      }
+      const q = new URLSearchParams({ ticket });
+      if (since) q.set('since', since);
+      c.abort = new AbortController();
+      let res;
+      let body;
+      try {
+        res = await fetch(`${base}/poll?${q}`, { signal: c.abort.signal, cache: 'no-store' });
+        body = res.ok ? await res.json() : null;
+      } catch {
+        this.lost(c, 'dropped');
+        return;
+      }
+      if (c.dead) return;
+      if (!res.ok) {
+        this.lost(c, res.status === 401 ? 'ticket' : res.status);
+        return;
+      }
+      if (!c.open) this.opened(c);
+      for (const ev of body.events || []) this.deliver(ev.type, ev.id, ev.data);
+      if (body.last_event_id) since = body.last_event_id;
+      else if (this.lastId) since = this.lastId;
+    }
+  }
+}

@@ -1,0 +1,377 @@
+// A room: the shared editor, who is here, and the run, AI, history and settings panels.
+// Wires the event stream (transport.js) to the OT client (collab.js) and the editor
+// (editor.js), and sends this user's caret to the others.
+
+import { ApiError, api, request, room, session } from './api.js';
+import { Collab } from './collab.js';
+import { colorClass, userColor } from './colors.js';
+import { h, say } from './dom.js';
+import { Editor } from './editor.js';
+import { languageName } from './languages.js';
+import { aiPanel } from './panel-ai.js';
+import { historyPanel } from './panel-history.js';
+import { runPanel } from './panel-run.js';
+import { settingsPanel } from './panel-settings.js';
+import { RoomStream } from './transport.js';
+
+const PRESENCE_DEBOUNCE_MS = 100;
+const OPEN_WAIT_MS = 3000;
+const CONNECTION_TEXT = { connected: 'Live', reconnecting: 'Reconnecting…', offline: 'Offline — edits are kept' };
+
+// The room page for someone who may not enter (yet).
+function outside(main, message, actions) {
+  main.className = 'narrow';
+  main.append(h('div', { class: 'card' }, h('h2', null, 'This room is closed to you'), h('p', null, message), actions || null,
+    h('p', null, h('a', { href: '/', 'data-link': true }, 'Back to your rooms'))));
+  return { destroy() {} };
+}
+
+async function enter(roomId, invite) {
+  if (invite) {
+    try {
+      await api('POST', `${room(roomId)}/join`, { invite });
+    } catch (e) {
+      if (e.status !== 403 && e.status !== 404) throw e;
+      return { error: e.code === 'invalid_invite' ? 'This invite link is not valid (any more). Ask the owner for a new one.' : e.message };
+    }
+  }
+  try {
+    return { info: await api('GET', room(roomId)) };
+  } catch (e) {
+    if (e.status === 404) return { error: 'There is no such room. It may have been deleted.' };
+    if (e.status === 403) return { error: 'This room is private: open it with the invite link its owner shares.' };
+    throw e;
+  }
+}
+
+export async function openRoom(main, roomId, { navigate, route, isCurrent }) {
+  const params = new URLSearchParams(location.search);
+  const invite = params.get('invite');
+  const { info: first, error } = await enter(roomId, invite);
+  if (!isCurrent()) return { destroy() {} };
+  if (invite) history.replaceState(null, '', `/r/${roomId}`); // the code need not linger
+  if (error) return outside(main, error);
+  return new RoomView(main, roomId, first, { navigate, route, isCurrent, transport: params.get('transport') }).start();
+}
+
+class RoomView {
+  constructor(main, roomId, info, ctx) {
+    this.main = main;
+    this.roomId = roomId;
+    this.info = info;
+    this.ctx = ctx;
+    this.me = session.user;
+    this.people = new Map(); // user id -> {id, username, color, online, cursor, selection}
+    this.destroyed = false;
+    this.presenceTimer = null;
+    this.editor = null;
+  }
+
+  get role() {
+    return this.info.role;
+  }
+
+  get canEdit() {
+    return this.role === 'owner' || this.role === 'editor';
+  }
+
+  async start() {
+    this.render();
+    const clientPrefix = Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, '0')).join('');
+    this.collab = new Collab({
+      send: (body) => request('POST', `${room(this.roomId)}/operations`, body),
+      fetchDocument: () => api('GET', `${room(this.roomId)}/document`),
+      applyRemote: (op) => this.editor.applyRemote(op),
+      localText: () => this.editor.text(),
+      onState: (s) => {
+        this.root.dataset.sync = s;
+        if (s === 'synchronized') this.schedulePresence();
+      },
+      onError: (status, message) => {
+        if (status === 403) this.refreshInfo();
+        say(status === 413 ? `That edit would make the document too large: ${message}` : message);
+      },
+      canSend: () => navigator.onLine,
+    }, clientPrefix);
+
+    const opened = new Promise((resolve) => { this.firstOpen = resolve; });
+    this.stream = new RoomStream({
+      roomId: this.roomId,
+      kind: this.ctx.transport || localStorage.getItem('cc.transport') || 'sse',
+      ticket: () => api('POST', `${room(this.roomId)}/stream-ticket`, {}).then((j) => j.ticket),
+      onEvent: (ev) => this.onEvent(ev),
+      onState: (s) => this.connectionState(s),
+      onOpen: (kind, resumed) => {
+        this.root.dataset.transport = kind;
+        this.firstOpen();
+        this.collab.retry();
+        if (!resumed || kind === 'poll') this.announce();
+      },
+      onFatal: (status) => {
+        if (status === 401) return; // the session expired: the app signs out
+        say('You no longer have access to this room.');
+      },
+    });
+    this.connectionState('reconnecting');
+    this.stream.start();
+    // the document is read once the stream is open, so nothing falls between the two
+    await Promise.race([opened, new Promise((r) => setTimeout(r, OPEN_WAIT_MS))]);
+    if (this.destroyed) return this;
+    let doc;
+    try {
+      doc = await api('GET', `${room(this.roomId)}/document`);
+    } catch (e) {
+      this.editorBox.replaceChildren(h('p', { class: 'error pad' }, `The document could not be loaded: ${e.message}`));
+      return this;
+    }
+    if (this.destroyed) return this;
+    this.editorBox.replaceChildren();
+    this.editor = new Editor({
+      parent: this.editorBox,
+      doc: doc.content,
+      language: this.info.room.language,
+      readOnly: !this.canEdit,
+      onLocal: (op) => this.collab.local(op),
+      onSelection: () => this.schedulePresence(),
+      runKey: () => this.runButton.click(),
+    });
+    this.collab.load(doc);
+    this.root.dataset.ready = 'true';
+    if (this.canEdit) this.editor.focus();
+    this.redrawCarets();
+    return this;
+  }
+
+  destroy() {
+    this.destroyed = true;
+    clearTimeout(this.presenceTimer);
+    clearTimeout(this.announceTimer);
+    if (this.stream) this.stream.close();
+    if (this.collab) this.collab.stop();
+    if (this.editor) this.editor.destroy();
+    this.run.destroy();
+    this.ai.destroy();
+    this.history.destroy();
+  }
+
+  // ---- the page ----------------------------------------------------------------------
+
+  render() {
+    const r = this.info.room;
+    this.main.className = 'wide';
+    this.title = h('h2', { class: 'room-name' }, r.name);
+    this.langBadge = h('span', { class: 'badge' }, languageName(r.language));
+    this.roleBadge = h('span', { class: 'badge muted' }, this.role || 'visitor');
+    this.connection = h('span', { class: 'connection', 'data-role': 'connection', 'data-state': 'reconnecting', role: 'status' }, CONNECTION_TEXT.reconnecting);
+    this.runButton = h('button', { type: 'button', class: 'primary', 'data-action': 'run', title: 'Run (Ctrl+Enter)' }, 'Run ▶');
+    this.runButton.addEventListener('click', () => {
+      if (this.canEdit) this.run.run();
+    });
+    this.participants = h('ul', { class: 'participants', 'data-role': 'participants', 'aria-label': 'People in this room' });
+    this.editorBox = h('div', { class: 'editor', 'data-role': 'editor' }, h('p', { class: 'muted pad' }, 'Loading the document…'));
+
+    const code = () => (this.editor ? this.editor.text() : '');
+    const language = () => this.info.room.language;
+    this.run = runPanel({ roomId: this.roomId, code, language });
+    this.ai = aiPanel({ roomId: this.roomId, code, language });
+    this.history = historyPanel({ roomId: this.roomId, restore: (text) => this.restore(text), canEdit: () => this.canEdit });
+    this.settings = settingsPanel({ roomId: this.roomId, navigate: this.ctx.navigate });
+
+    this.joinBar = h('div', { class: 'notice', hidden: true });
+    this.root = h('section', { class: 'room', 'aria-label': `Room ${r.name}` },
+      h('div', { class: 'room-bar' },
+        h('div', { class: 'room-title' }, h('a', { href: '/', 'data-link': true, class: 'back', 'aria-label': 'All rooms' }, '←'), this.title, this.langBadge, this.roleBadge),
+        this.participants,
+        h('div', { class: 'room-actions' }, this.connection, this.runButton)),
+      this.joinBar,
+      h('div', { class: 'room-body' },
+        h('div', { class: 'editor-col' }, this.editorBox),
+        h('aside', { class: 'side', 'aria-label': 'Room tools' }, this.run.el, this.ai.el, this.history.el, this.settings.el)));
+    this.main.append(this.root);
+    this.applyInfo();
+  }
+
+  applyInfo() {
+    const r = this.info.room;
+    this.title.textContent = r.name;
+    this.langBadge.textContent = languageName(r.language);
+    this.roleBadge.textContent = this.role || 'visitor';
+    this.runButton.disabled = !this.canEdit;
+    this.runButton.title = this.canEdit ? 'Run (Ctrl+Enter)' : 'Viewers cannot run code';
+    this.settings.render(this.info);
+    this.history.setEditable(this.canEdit);
+    if (this.editor) this.editor.setReadOnly(!this.canEdit);
+    if (!this.role) {
+      const b = h('button', { type: 'button', class: 'primary' }, 'Join to edit');
+      b.addEventListener('click', async () => {
+        try {
+          await api('POST', `${room(this.roomId)}/join`, {});
+          await this.refreshInfo();
+        } catch (e) {
+          say(e.message);
+        }
+      });
+      this.joinBar.replaceChildren(h('span', null, 'You are watching this public room. '), b);
+      this.joinBar.hidden = false;
+    } else if (this.role === 'viewer') {
+      this.joinBar.replaceChildren(h('span', null, 'You are a viewer here: you can watch and ask the AI, but not edit or run.'));
+      this.joinBar.hidden = false;
+    } else {
+      this.joinBar.hidden = true;
+    }
+    for (const m of this.info.members || []) {
+      const p = this.person(m.user);
+      p.role = m.role;
+    }
+    this.drawParticipants();
+  }
+
+  async refreshInfo() {
+    try {
+      this.info = await api('GET', room(this.roomId));
+      if (!this.destroyed) this.applyInfo();
+    } catch (e) {
+      if (e instanceof ApiError && (e.status === 403 || e.status === 404)) {
+        say(e.status === 404 ? 'This room was deleted.' : 'You are no longer a member of this room.');
+        this.ctx.navigate('/');
+      }
+    }
+  }
+
+  connectionState(s) {
+    this.connection.dataset.state = s;
+    this.connection.textContent = CONNECTION_TEXT[s] || s;
+  }
+
+  restore(text) {
+    if (!this.editor || !this.canEdit) return;
+    this.editor.replaceAll(text);
+  }
+
+  // ---- people ------------------------------------------------------------------------
+
+  person(user) {
+    let p = this.people.get(user.id);
+    if (!p) {
+      p = { id: user.id, username: user.username, color: userColor(user.id), online: false, role: null };
+      this.people.set(user.id, p);
+    }
+    return p;
+  }
+
+  drawParticipants() {
+    const meId = this.me && this.me.id;
+    const people = [...this.people.values()]
+      .filter((p) => p.role || p.online || p.id === meId)
+      .sort((a, b) => (b.id === meId) - (a.id === meId) || b.online - a.online || a.username.localeCompare(b.username));
+    this.participants.replaceChildren(...people.map((p) => {
+      const here = p.online || p.id === meId;
+      return h('li', { class: `person ${colorClass(p.color)} ${here ? 'online' : 'away'}`, 'data-member': p.username, title: `${p.username}${p.role ? ` (${p.role})` : ''}${here ? ', here now' : ', away'}` },
+        h('span', { class: 'dot', 'aria-hidden': 'true' }),
+        h('span', { class: 'who' }, p.username, p.id === meId ? ' (you)' : ''),
+        h('span', { class: 'visually-hidden' }, here ? ' — here now' : ' — away'));
+    }));
+  }
+
+  redrawCarets() {
+    if (!this.editor) return;
+    for (const p of this.people.values()) {
+      if (p.online && p.cursor !== undefined && p.id !== this.me?.id) this.drawCaret(p);
+    }
+  }
+
+  drawCaret(p) {
+    if (!this.editor) return;
+    const sel = p.selection || { anchor: p.cursor, head: p.cursor };
+    const anchor = this.collab.toLocalIndex(sel.anchor);
+    const head = this.collab.toLocalIndex(sel.head);
+    this.editor.setRemote(p.id, p.username, colorClass(p.color), anchor, head);
+  }
+
+  // Tells the others where we are: when they join (they have no history of it) and when
+  // we move. Positions are sent only while nothing of ours is unconfirmed, so they are
+  // positions in the server's document.
+  schedulePresence() {
+    clearTimeout(this.presenceTimer);
+    this.presenceTimer = setTimeout(() => this.sendPresence(), PRESENCE_DEBOUNCE_MS);
+  }
+
+  announce() {
+    clearTimeout(this.announceTimer);
+    this.announceTimer = setTimeout(() => this.sendPresence(), 50 + Math.random() * 250);
+  }
+
+  sendPresence() {
+    if (this.destroyed || !this.editor || !this.collab) return;
+    if (this.collab.state !== 'synchronized') return; // sent again once synchronized
+    const p = this.editor.selectionCp();
+    if (this.stream.sendPresence(p)) return;
+    request('PUT', `${room(this.roomId)}/presence`, p);
+  }
+
+  // ---- events ------------------------------------------------------------------------
+
+  onEvent({ type, data }) {
+    if (this.destroyed || !data) return;
+    switch (type) {
+      case 'operation':
+        this.collab.remote(data);
+        break;
+      case 'resync':
+        this.collab.resync();
+        break;
+      case 'presence': {
+        if (!data.user) break;
+        const p = this.person(data.user);
+        const wasOnline = p.online;
+        p.online = true;
+        if (data.color) p.color = data.color;
+        p.cursor = data.cursor;
+        p.selection = data.selection;
+        if (!wasOnline) this.drawParticipants();
+        if (data.user.id !== this.me?.id) this.drawCaret(p);
+        break;
+      }
+      case 'join': {
+        if (!data.user) break;
+        const p = this.person(data.user);
+        p.online = true;
+        this.drawParticipants();
+        if (data.user.id !== this.me?.id) this.announce(); // so the newcomer sees us
+        break;
+      }
+      case 'leave': {
+        if (!data.user) break;
+        const p = this.person(data.user);
+        p.online = false;
+        if (this.editor) this.editor.dropRemote(p.id);
+        this.drawParticipants();
+        break;
+      }
+      case 'execution':
+        this.run.onEvent(data);
+        break;
+      case 'ai':
+        this.ai.onEvent(data);
+        break;
+      case 'snapshot':
+        this.history.onSnapshot(data);
+        break;
+      case 'room':
+        if (data.reason === 'deleted') {
+          say('The owner deleted this room.');
+          this.ctx.navigate('/');
+        } else if (data.reason === 'updated' && data.room) {
+          const was = this.info.room.language;
+          this.info.room = { ...this.info.room, ...data.room, invite: this.info.room.invite };
+          if (this.editor && was !== this.info.room.language) this.editor.setLanguage(this.info.room.language);
+          this.applyInfo();
+        } else {
+          this.refreshInfo();
+        }
+        break;
+      default:
+        break;
+    }
+  }
+}
