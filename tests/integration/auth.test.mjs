@@ -50,6 +50,11 @@ test('register answers 201 {token, user:{id, username}}; login 200; me names the
     assert.equal(me.status, 200, me.text);
     assert.deepEqual(me.json, { user: reg.json.user });
   }
+  // the scheme is case-insensitive (RFC 9110, section 11.1)
+  for (const scheme of ['bearer', 'BEARER']) {
+    const me = await call('GET', '/api/auth/me', { headers: { authorization: `${scheme} ${reg.json.token}` } });
+    assert.equal(me.status, 200, `${scheme}: ${me.text}`);
+  }
   // usernames are case-insensitive at sign-in; the answer names the account as registered
   const upper = await call('POST', '/api/auth/login', { body: { username: username.toUpperCase(), password } });
   assert.equal(upper.status, 200, upper.text);
