@@ -2,7 +2,6 @@
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -326,13 +325,6 @@ static long backoff_ms(int attempt)
 	return ms * 3 / 4 + (long)(r % (unsigned)(ms / 2 + 1));
 }
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void curl_start(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 enum call_outcome { CALL_OK, CALL_RETRY, CALL_FAIL };
 
 /* One POST. Fills ans, *status; the outcome says whether another attempt may help. */
@@ -433,7 +425,6 @@ static int openai_call(const volatile sig_atomic_t *cancel, const struct aicfg *
 		set_err(err, errlen, "out of memory");
 		return -1;
 	}
-	pthread_once(&curl_once, curl_start);
 	for (int attempt = 1; attempt <= AI_ATTEMPTS; attempt++) {
 		struct http_answer ans = {.cancel = cancel};
 		buf_init(&ans.body, AI_RESPONSE_MAX);

@@ -44,7 +44,8 @@ struct ai_deps {
 	struct rds_target redis;	  /* for the cache and the pending marks */
 };
 
-/* Checks the AI settings of the environment and reads REDIS_URL. sb, rts and lim are
+/* Checks the AI settings of the environment and reads REDIS_URL. The program must have
+ * called curl_global_init() before (the worker's main does, at start). sb, rts and lim are
  * borrowed (each may be NULL) and must outlive d. 0 or -1 with a message in err. */
 int ai_deps_init(struct ai_deps *d, const struct sandbox *sb, const struct runtimes *rts,
 		 const struct sandbox_limits *lim, char *err, size_t errlen);

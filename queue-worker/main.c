@@ -11,6 +11,7 @@
 #include "rds.h"
 #include "rnd.h"
 
+#include "ai.h"
 #include "execution.h"
 #include "piston.h"
 #include "queue.h"
@@ -274,6 +275,7 @@ int main(void)
 	struct runtimes local = {0};
 	struct sandbox *sb = NULL;
 	struct execution_env exec;
+	struct ai_deps ai;
 	redisContext *r = NULL;
 	int rc = 1;
 	long started = 0;
@@ -323,7 +325,13 @@ int main(void)
 	}
 	w->handlers[w->nhandlers++] = (struct queue_handler){
 		.kind = "execution", .event = "execution", .ctx = &exec, .run = execution_run};
-	/* more kinds (the AI assistant's "ai") are added here, each with its handler */
+	if (ai_deps_init(&ai, sb, &local, &exec.limits, err, sizeof err) < 0) {
+		log_error("%s", err);
+		goto out;
+	}
+	w->handlers[w->nhandlers++] = (struct queue_handler){.kind = "ai", .event = "ai", .ctx = &ai,
+							     .run = ai_queue_run, .event_data = ai_event_data};
+	/* more kinds are added here, each with its handler */
 
 	/* Redis and the group, before any thread reads */
 	int failures = 0;

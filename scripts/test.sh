@@ -47,6 +47,14 @@ run_integration() {
   fi
   export API_PROCESSES=${API_PROCESSES:-4} WORKERS=${WORKERS:-2}
   export LOGIN_RATE_LIMIT=${LOGIN_RATE_LIMIT:-10} LOGIN_ADDRESS_RATE_LIMIT=${LOGIN_ADDRESS_RATE_LIMIT:-40}
+  # AI: the whole test stack (API and worker) talks to an OpenAI-compatible double that
+  # tests/integration/ai.test.mjs starts on AI_DOUBLE_PORT (lib/openai-double.mjs); never to
+  # a real provider, whatever the caller's environment says. While no test runs the double,
+  # AI jobs fail fast ("could not reach the AI provider"). The local provider is tested by
+  # running the API as CGI with AI_PROVIDER=local: the worker answers with what a job asks.
+  AI_DOUBLE_PORT=$(stack_free_port)
+  export AI_DOUBLE_PORT AI_PROVIDER=openai AI_BASE_URL=http://127.0.0.1:$AI_DOUBLE_PORT/v1
+  export AI_API_KEY=test-key-$$ AI_MODEL=double-model AI_TIMEOUT_MS=2000 AI_RATE_LIMIT=10
   # Sanitizer reports of the servers go to files, checked after the run.
   local var=/tmp/codecollab-asan.$$
   export ASAN_OPTIONS=detect_leaks=1:log_path=$var/asan

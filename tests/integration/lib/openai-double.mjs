@@ -1,0 +1,100 @@
+// A stand-in for an OpenAI-compatible chat completions API, for the AI tests: a real HTTP
+// server on loopback that records every request (method, path, headers, parsed body) and
+// answers from a script.
+//
+//   const d = await startOpenAiDouble({ port });
+//   d.script('marker-123', [{ status: 429, headers: { 'retry-after': '1' } }, { text: 'ok' }]);
+//   ... requests whose body contains 'marker-123' get those answers in turn, then the default
+//   d.requestsFor('marker-123')  // what arrived
+//   await d.close();
+//
+// An answer is one of:
+//   { text, finishReason?, delayMs? }             200, a chat completion with that content
+//   { status, body?, headers?, delayMs? }         that status; body (string or object) as is
+//   { raw, status?, delayMs? }                    200 (or status) with raw text as the body
+//   { hang: true }                                never answers (the socket stays open)
+// Requests that match no script get { text: 'Double answer …' }.
+import { createServer } from 'node:http';
+
+export async function startOpenAiDouble({ port = 0, host = '127.0.0.1' } = {}) {
+  const requests = [];
+  const scripts = new Map(); // marker -> [answers]
+  const sockets = new Set();
+  const timers = new Set();
+
+  const completion = (req, { text, finishReason = 'stop' }) => ({
+    id: `chatcmpl-${requests.length}`,
+    object: 'chat.completion',
+    created: Math.floor(Date.now() / 1000),
+    model: req?.model ?? 'unknown',
+    choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: finishReason }],
+    usage: { prompt_tokens: 10, completion_tokens: 10, total_tokens: 20 },
+  });
+
+  const pick = (raw) => {
+    for (const [marker, list] of scripts) {
+      if (raw.includes(marker) && list.length) return list.shift();
+    }
+    return null;
+  };
+
+  const server = createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks).toString('utf8');
+      let body = null;
+      try { body = JSON.parse(raw); } catch { /* recorded as raw only */ }
+      const rec = { method: req.method, path: req.url, headers: { ...req.headers }, raw, body, at: Date.now() };
+      requests.push(rec);
+      const user = body?.messages?.find?.((m) => m.role === 'user')?.content ?? '';
+      const answer = pick(raw) ?? { text: `Double answer: look again at line 1 (${body?.model ?? '?'}, ${user.length} chars).` };
+      if (answer.hang) return; // the worker's timeout must end this
+      const send = () => {
+        if (res.destroyed) return;
+        let status = answer.status ?? 200;
+        let payload;
+        if (answer.raw !== undefined) payload = answer.raw;
+        else if (answer.text !== undefined) payload = JSON.stringify(completion(body, answer));
+        else payload = typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body ?? { error: { message: `scripted ${status}` } });
+        res.writeHead(status, { 'content-type': 'application/json', ...(answer.headers ?? {}) });
+        res.end(payload);
+      };
+      if (answer.delayMs) {
+        const t = setTimeout(() => { timers.delete(t); send(); }, answer.delayMs);
+        timers.add(t);
+      } else {
+        send();
+      }
+    });
+  });
+  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, resolve);
+  });
+  const addr = server.address();
+
+  return {
+    port: addr.port,
+    url: `http://${host}:${addr.port}/v1`,
+    requests,
+    // answers for requests whose body contains marker, in order
+    script(marker, answers) { scripts.set(marker, [...answers]); },
+    requestsFor(marker) { return requests.filter((r) => r.raw.includes(marker)); },
+    // resolves once n requests contain marker (or rejects after timeoutMs)
+    async waitFor(marker, n = 1, timeoutMs = 10000) {
+      const until = Date.now() + timeoutMs;
+      while (Date.now() < until) {
+        if (this.requestsFor(marker).length >= n) return this.requestsFor(marker);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      throw new Error(`the double saw ${this.requestsFor(marker).length} of ${n} requests with ${marker}`);
+    },
+    async close() {
+      for (const t of timers) clearTimeout(t);
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
