@@ -217,6 +217,8 @@ int http_send(struct http_io *io, const struct http_req *req, struct http_resp *
 		goto out;
 	if (buf_puts(&head, "\r\n") < 0)
 		goto out;
+	if (req && strcmp(req->method, "HEAD") == 0)
+		has_body = 0; /* the headers, Content-Length included, describe the GET answer */
 	if (io->cgi) {
 		if (fwrite(head.data, 1, head.len, stdout) != head.len)
 			goto out;

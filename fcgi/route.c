@@ -84,10 +84,12 @@ void route_dispatch(struct api_ctx *c)
 	char allow[128] = "";
 	char params[API_MAX_PARAMS][API_ID_MAX + 1];
 	int n = 0;
+	/* HEAD is GET without the body (RFC 9110, section 9.3.2); http_send drops the body */
+	const char *method = strcmp(c->req->method, "HEAD") == 0 ? "GET" : c->req->method;
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
 		if (!route_match(routes[i].pattern, c->req->path, params, &n))
 			continue;
-		if (strcmp(routes[i].method, c->req->method) == 0) {
+		if (strcmp(routes[i].method, method) == 0) {
 			memcpy(c->params, params, sizeof params);
 			c->nparams = n;
 			routes[i].fn(c);
@@ -97,6 +99,8 @@ void route_dispatch(struct api_ctx *c)
 			if (allow[0])
 				strncat(allow, ", ", sizeof allow - strlen(allow) - 1);
 			strncat(allow, routes[i].method, sizeof allow - strlen(allow) - 1);
+			if (strcmp(routes[i].method, "GET") == 0)
+				strncat(allow, ", HEAD", sizeof allow - strlen(allow) - 1);
 		}
 	}
 	if (allow[0]) {

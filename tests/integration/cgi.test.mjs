@@ -51,7 +51,7 @@ test('CGI: unknown path 404, wrong method 405 with Allow, query strings ignored'
   assert.equal(r.json.error, 'not_found');
   const m = cgi({ method: 'DELETE', uri: '/api/health' });
   assertCgi(m, 405);
-  assert.equal(m.headers.allow, 'GET');
+  assert.equal(m.headers.allow, 'GET, HEAD');
   assertCgi(cgi({ uri: '/api/health?verbose=1&x=%00' }), 200);
 });
 

@@ -146,16 +146,16 @@ test('an unknown /api path answers JSON 404', async () => {
 
 test('a wrong method answers 405 with an Allow header', async () => {
   const cases = [
-    ['DELETE', '/api/health', ['GET']],
-    ['POST', '/api/health', ['GET']],
+    ['DELETE', '/api/health', ['GET', 'HEAD']],
+    ['POST', '/api/health', ['GET', 'HEAD']],
     ['GET', '/api/auth/register', ['POST']],
     ['PUT', '/api/auth/login', ['POST']],
-    ['POST', '/api/auth/me', ['GET']],
-    ['PUT', '/api/rooms', ['GET', 'POST']],
-    ['DELETE', '/api/rooms', ['GET', 'POST']],
-    ['POST', '/api/rooms/abcdef', ['DELETE', 'GET', 'PATCH']],
+    ['POST', '/api/auth/me', ['GET', 'HEAD']],
+    ['PUT', '/api/rooms', ['GET', 'HEAD', 'POST']],
+    ['DELETE', '/api/rooms', ['GET', 'HEAD', 'POST']],
+    ['POST', '/api/rooms/abcdef', ['DELETE', 'GET', 'HEAD', 'PATCH']],
     ['GET', '/api/rooms/abcdef/join', ['POST']],
-    ['PATCH', '/api/rooms/abcdef/members', ['GET']],
+    ['PATCH', '/api/rooms/abcdef/members', ['GET', 'HEAD']],
     ['GET', '/api/rooms/abcdef/members/1', ['DELETE', 'PUT']],
   ];
   for (const [method, path, allowed] of cases) {
@@ -164,6 +164,18 @@ test('a wrong method answers 405 with an Allow header', async () => {
     const allow = (r.headers.get('allow') || '').split(',').map((s) => s.trim()).filter(Boolean);
     assert.deepEqual(allow.sort(), allowed, `${method} ${path}: Allow ${r.headers.get('allow')}`);
   }
+});
+
+test('HEAD answers like GET without a body', async () => {
+  const get = await call('GET', '/api/health');
+  const head = await call('HEAD', '/api/health');
+  assert.equal(head.status, 200);
+  assert.equal(head.text, '');
+  assert.equal(head.headers.get('content-type'), get.headers.get('content-type'));
+  assert.equal(head.headers.get('content-length'), String(Buffer.byteLength(get.text)));
+  const missing = await call('HEAD', '/api/nope');
+  assert.equal(missing.status, 404);
+  assert.equal(missing.text, '');
 });
 
 test('garbage or oversized Content-Length is refused and the server keeps working', async () => {
