@@ -2,10 +2,10 @@
 // CodeMirror's changes (UTF-16 offsets) and operations (code points), and the remote
 // carets and selections of the other people in the room.
 
-import { Compartment, EditorState, StateEffect, StateField, Transaction } from '@codemirror/state';
+import { Compartment, EditorSelection, EditorState, StateEffect, StateField, Transaction } from '@codemirror/state';
 import {
-  Decoration, EditorView, WidgetType, crosshairCursor, drawSelection, dropCursor,
-  highlightActiveLine, highlightActiveLineGutter, highlightSpecialChars, keymap, lineNumbers,
+  EditorView, RectangleMarker, crosshairCursor, drawSelection, dropCursor,
+  highlightActiveLine, highlightActiveLineGutter, highlightSpecialChars, keymap, layer, lineNumbers,
   rectangularSelection,
 } from '@codemirror/view';
 import { defaultKeymap, history, historyKeymap, indentWithTab } from '@codemirror/commands';
@@ -13,7 +13,7 @@ import {
   HighlightStyle, StreamLanguage, bracketMatching, foldGutter, foldKeymap, indentOnInput,
   indentUnit, syntaxHighlighting,
 } from '@codemirror/language';
-import { autocompletion, closeBrackets, closeBracketsKeymap, completionKeymap } from '@codemirror/autocomplete';
+import { closeBrackets, closeBracketsKeymap } from '@codemirror/autocomplete';
 import { highlightSelectionMatches, searchKeymap } from '@codemirror/search';
 import { tags } from '@lezer/highlight';
 import { cpp } from '@codemirror/lang-cpp';
@@ -77,31 +77,47 @@ const theme = EditorView.theme({
 const setRemote = StateEffect.define(); // {id, name, cls, anchor, head} in UTF-16 offsets
 const dropRemote = StateEffect.define(); // id
 
-class CaretWidget extends WidgetType {
-  constructor(name, cls) {
-    super();
+// A caret drawn in a layer over the text, outside the editable content: widgets inside
+// it would sit where the local user types, and Chrome copies the style of neighbouring
+// inline elements into typed text as style attributes (which the CSP refuses).
+class CaretMarker {
+  constructor(name, cls, left, top, height) {
     this.name = name;
     this.cls = cls;
+    this.left = left;
+    this.top = top;
+    this.height = height;
   }
 
-  eq(other) {
-    return other.name === this.name && other.cls === this.cls;
+  eq(o) {
+    return o.name === this.name && o.cls === this.cls && o.left === this.left && o.top === this.top && o.height === this.height;
   }
 
-  toDOM() {
-    const caret = document.createElement('span');
+  draw() {
+    const caret = document.createElement('div');
     caret.className = `cm-remote-caret ${this.cls}`;
     caret.dataset.user = this.name;
     caret.setAttribute('aria-hidden', 'true');
-    const label = document.createElement('span');
+    const label = document.createElement('div');
     label.className = 'cm-remote-name';
     label.textContent = this.name;
     caret.append(label);
+    this.place(caret);
     return caret;
   }
 
-  ignoreEvent() {
+  update(dom, prev) {
+    if (prev.name !== this.name || prev.cls !== this.cls) return false;
+    this.place(dom);
     return true;
+  }
+
+  place(dom) {
+    // CSSOM, not a style attribute: allowed by the CSP
+    dom.style.left = `${this.left}px`;
+    dom.style.top = `${this.top}px`;
+    dom.style.height = `${this.height}px`;
+    dom.classList.toggle('cm-remote-caret-top', this.top < 18);
   }
 }
 
@@ -128,18 +144,33 @@ const remoteField = StateField.define({
     }
     return next;
   },
-  provide: (field) => EditorView.decorations.from(field, (map) => {
-    const ranges = [];
-    for (const c of map.values()) {
-      if (c.anchor !== c.head) {
-        const from = Math.min(c.anchor, c.head);
-        const to = Math.max(c.anchor, c.head);
-        ranges.push(Decoration.mark({ class: `cm-remote-selection ${c.cls}` }).range(from, to));
-      }
-      ranges.push(Decoration.widget({ widget: new CaretWidget(c.name, c.cls), side: 1 }).range(c.head));
+});
+
+function remoteMarkers(view) {
+  const markers = [];
+  const scroll = view.scrollDOM.getBoundingClientRect();
+  const baseLeft = scroll.left - view.scrollDOM.scrollLeft * view.scaleX;
+  const baseTop = scroll.top - view.scrollDOM.scrollTop * view.scaleY;
+  const { from, to } = view.viewport;
+  for (const c of view.state.field(remoteField).values()) {
+    if (c.anchor !== c.head) {
+      const range = EditorSelection.range(c.anchor, c.head);
+      markers.push(...RectangleMarker.forRange(view, `cm-remote-selection ${c.cls}`, range));
     }
-    return Decoration.set(ranges, true);
-  }),
+    if (c.head < from || c.head > to) continue;
+    const at = view.coordsAtPos(c.head, 1) || view.coordsAtPos(c.head, -1);
+    if (!at) continue;
+    markers.push(new CaretMarker(c.name, c.cls, (at.left - baseLeft) / view.scaleX, (at.top - baseTop) / view.scaleY, (at.bottom - at.top) / view.scaleY));
+  }
+  return markers;
+}
+
+const remoteLayer = layer({
+  above: true,
+  class: 'cm-remote-layer',
+  markers: remoteMarkers,
+  update: (u) => u.docChanged || u.viewportChanged || u.geometryChanged
+    || u.startState.field(remoteField) !== u.state.field(remoteField),
 });
 
 // ---- changes and operations ----------------------------------------------------------
@@ -231,7 +262,6 @@ export class Editor {
         syntaxHighlighting(highlight),
         bracketMatching(),
         closeBrackets(),
-        autocompletion(),
         rectangularSelection(),
         crosshairCursor(),
         highlightActiveLine(),
@@ -239,14 +269,16 @@ export class Editor {
         keymap.of([
           { key: 'Mod-Enter', run: () => { opts.runKey?.(); return true; } },
           ...closeBracketsKeymap, ...defaultKeymap, ...searchKeymap, ...historyKeymap,
-          ...foldKeymap, ...completionKeymap, indentWithTab,
+          ...foldKeymap, indentWithTab,
         ]),
         theme,
         remoteField,
+        remoteLayer,
         this.language.of(languageSupport(opts.language)),
         this.editable.of(editableExt(!opts.readOnly)),
         EditorView.contentAttributes.of({ 'aria-label': 'Code editor (Esc then Tab leaves it)' }),
         EditorView.updateListener.of((u) => self.updated(u)),
+        EditorView.domEventHandlers({ beforeinput: typeOverSelection }),
       ],
     });
     this.view = new EditorView({ state, parent: opts.parent });
@@ -341,6 +373,17 @@ export class Editor {
   destroy() {
     this.view.destroy();
   }
+}
+
+// Typing over a selection is done here rather than by the browser: Chrome keeps the look
+// of the text it deletes by writing a style attribute into the line, which the CSP
+// refuses (a console error for every such keystroke). IME composition stays native.
+function typeOverSelection(event, view) {
+  if (event.inputType !== 'insertText' || typeof event.data !== 'string' || view.composing) return false;
+  if (view.state.selection.ranges.every((r) => r.empty) || view.state.readOnly) return false;
+  event.preventDefault();
+  view.dispatch(view.state.replaceSelection(event.data), { userEvent: 'input.type', scrollIntoView: true });
+  return true;
 }
 
 function editableExt(editable) {
