@@ -377,6 +377,13 @@ static const struct hub_sub_ops poll_ops = {poll_deliver, poll_caught_up, sub_fa
 					    sub_release};
 static const struct hub_sub_ops ws_ops = {ws_deliver, nop_caught_up, sub_fail, sub_reserve,
 					  sub_release};
+/* before a transport is chosen (the membership check) only the references are used */
+static int nop_deliver(struct hub_sub *s, struct room_event *ev)
+{
+	return -1;
+}
+static const struct hub_sub_ops idle_ops = {nop_deliver, nop_caught_up, sub_fail, sub_reserve,
+					    sub_release};
 
 static void ws_close_wait_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -782,6 +789,7 @@ static void accept_cb(struct evconnlistener *lst, evutil_socket_t fd, struct soc
 	}
 	c->srv = srv;
 	c->refs = 1;
+	c->sub.ops = &idle_ops;
 	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	c->timer = evtimer_new(srv->base, head_timeout_cb, c);
 	if (!c->bev || !c->timer) {
