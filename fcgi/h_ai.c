@@ -283,10 +283,14 @@ static void ask(struct api_ctx *c, const char *room, struct ai_ask *a)
 	if (!rd)
 		return;
 	int failed = 0;
-	long waited = 0;
 	/* Identical requests race here: one claims the pending key, the others wait for its
 	 * job id. A claim whose holder died expires (AI_CLAIM_TTL_MS) and is taken over. */
-	for (;;) {
+	for (int round = 0;; round++) {
+		if (round > AI_JOIN_WAIT_MS / 20 + 10) { /* stale marks taken over again and again */
+			api_error(c, 503, "ai_busy",
+				  "the same request is being queued by someone else; try again");
+			return;
+		}
 		cJSON *hit = cache_get(c, rd, a, &failed);
 		if (failed)
 			return;
@@ -328,13 +332,7 @@ static void ask(struct api_ctx *c, const char *room, struct ai_ask *a)
 			release_claim(c, a, id);
 			continue;
 		}
-		if (waited >= AI_JOIN_WAIT_MS) {
-			api_error(c, 503, "ai_busy",
-				  "the same request is being queued by someone else; try again");
-			return;
-		}
 		sleep_ms(20);
-		waited += 20;
 	}
 	if (ai_quota(c, rd, "ai", c->cfg->ai_limit) < 0) {
 		release_claim(c, a, "-");
