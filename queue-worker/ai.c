@@ -43,12 +43,19 @@ static int cancelled(const volatile sig_atomic_t *cancel)
 /* Length of the valid UTF-8 sequence at p (RFC 3629, 4), 0 when it is not one. */
 static size_t utf8_seq_len(const unsigned char *p, size_t n)
 {
-	size_t len = p[0] < 0x80 ? 1 : p[0] >= 0xC2 && p[0] <= 0xDF ? 2 : p[0] >= 0xE0 && p[0] <= 0xEF ? 3
-					: p[0] >= 0xF0 && p[0] <= 0xF4 ? 4 : 0;
+	size_t len = 0;
+	if (p[0] < 0x80)
+		len = 1;
+	else if (p[0] >= 0xC2 && p[0] <= 0xDF)
+		len = 2;
+	else if (p[0] >= 0xE0 && p[0] <= 0xEF)
+		len = 3;
+	else if (p[0] >= 0xF0 && p[0] <= 0xF4)
+		len = 4;
 	if (len == 0 || len > n)
 		return 0;
-	size_t cp = 0;
-	enum utf8_status st = utf8_validate((const char *)p, len, &cp, NULL);
+	/* utf8_validate knows overlongs, surrogates and the U+10FFFF limit; NUL is ours to drop */
+	enum utf8_status st = utf8_validate((const char *)p, len, NULL, NULL);
 	return st == UTF8_OK || st == UTF8_NUL ? len : 0;
 }
 
