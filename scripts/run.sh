@@ -23,20 +23,26 @@ die() { printf 'codecollab: error: %s\n' "$*" >&2; exit 1; }
 
 pids=()
 pg_pid=""
+redis_pid=""
 stopping=0
 
 stop_all() {
   [ "$stopping" = 1 ] && return
   stopping=1
   trap - INT TERM
-  # Reverse start order: front door first, data last.
+  # The programs first (front door first), so the workers finish their jobs while Redis
+  # and PostgreSQL are still there; the data stores last.
   local i
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
     kill -TERM "${pids[$i]}" 2>/dev/null || true
   done
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    wait_gone "${pids[$i]}" 15 || kill -KILL "${pids[$i]}" 2>/dev/null || true
+    wait_gone "${pids[$i]}" 20 || kill -KILL "${pids[$i]}" 2>/dev/null || true
   done
+  if [ -n "$redis_pid" ]; then
+    kill -TERM "$redis_pid" 2>/dev/null || true
+    wait_gone "$redis_pid" 20 || kill -KILL "$redis_pid" 2>/dev/null || true
+  fi
   if [ -n "$pg_pid" ]; then
     kill -INT "$pg_pid" 2>/dev/null || true # PostgreSQL's "fast" shutdown
     wait_gone "$pg_pid" 30 || kill -KILL "$pg_pid" 2>/dev/null || true
@@ -77,7 +83,7 @@ wait_for() { # description seconds command...
 
 check_children() {
   local p
-  for p in "${pids[@]}" $pg_pid; do
+  for p in "${pids[@]}" $redis_pid $pg_pid; do
     kill -0 "$p" 2>/dev/null || die "a service exited during start-up (logs in $CC_VAR/log/)"
   done
 }
@@ -152,7 +158,7 @@ if [ -z "${REDIS_URL:-}" ]; then
   redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$CC_VAR/redis" \
     --appendonly yes --appendfsync everysec --save '' --daemonize no \
     --logfile "$CC_VAR/log/redis.log" --protected-mode yes &
-  pids+=($!)
+  redis_pid=$!
   wait_for "Redis" 20 redis-cli -p "$REDIS_PORT" ping
   export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 fi
@@ -181,7 +187,7 @@ say "ready: http://localhost:$PORT/  (Ctrl-C stops everything; logs in $CC_VAR/l
 
 # Stay in the foreground until a child dies or we are told to stop.
 while true; do
-  for p in "${pids[@]}" $pg_pid; do
+  for p in "${pids[@]}" $redis_pid $pg_pid; do
     if ! kill -0 "$p" 2>/dev/null; then
       printf 'codecollab: a service (pid %s) exited; stopping everything (logs in %s/log/)\n' "$p" "$CC_VAR" >&2
       exit 1
