@@ -10,7 +10,7 @@ const EVENT_TYPES = ['operation', 'presence', 'join', 'leave', 'execution', 'ai'
 const KINDS = ['sse', 'ws', 'poll'];
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 8000;
-const OFFLINE_AFTER_FAILURES = 4;
+const OFFLINE_AFTER_FAILURES = 2;
 const OPEN_TIMEOUT_MS = 8000;
 const TICKET_REUSE_MS = 40000; // long-poll reuses a ticket for this long (they live 60 s)
 
@@ -29,6 +29,7 @@ export class RoomStream {
     this.kind = KINDS.includes(opts.kind) ? opts.kind : 'sse';
     this.lastId = null;
     this.failures = 0;
+    this.networkFailures = 0;
     this.everOpened = { sse: false, ws: false, poll: false };
     this.kindFailures = 0;
     this.state = null;
@@ -115,7 +116,7 @@ export class RoomStream {
     if (!wasOpen) {
       this.failures += 1;
       // a transport that never worked here is given up for the next one
-      if (!this.everOpened[this.kind] && status !== 'ticket') {
+      if (!this.everOpened[this.kind] && status !== 'ticket' && status !== 'network') {
         this.kindFailures += 1;
         if (this.kindFailures >= 2 && this.kind !== 'poll') {
           this.kind = KINDS[KINDS.indexOf(this.kind) + 1];
@@ -125,7 +126,11 @@ export class RoomStream {
     } else {
       this.failures = 0;
     }
-    const offline = !navigator.onLine || this.failures >= OFFLINE_AFTER_FAILURES;
+    // offline: the browser says so, or not even the API answers (the stream alone being
+    // down, e.g. a broker restarting, is "reconnecting")
+    if (status === 'network') this.networkFailures += 1;
+    else this.networkFailures = 0;
+    const offline = !navigator.onLine || this.networkFailures >= OFFLINE_AFTER_FAILURES;
     this.setState(offline ? 'offline' : 'reconnecting');
     if (wasOpen) this.timer = setTimeout(() => this.connect(), 100 + Math.random() * 200);
     else this.schedule();
@@ -137,6 +142,7 @@ export class RoomStream {
     const resumed = this.lastId !== null;
     c.open = true;
     this.failures = 0;
+    this.networkFailures = 0;
     this.kindFailures = 0;
     this.everOpened[c.kind] = true;
     this.setState('connected');
@@ -176,8 +182,9 @@ export class RoomStream {
     try {
       ticket = await this.o.ticket();
     } catch (e) {
-      if (e && (e.status === 401 || e.status === 403 || e.status === 404)) this.lost(c, e.status);
-      else this.lost(c, 'ticket');
+      const status = e && e.status;
+      if (status === 401 || status === 403 || status === 404) this.lost(c, status);
+      else this.lost(c, status === 0 ? 'network' : 'ticket');
       return;
     }
     if (c.dead) return;

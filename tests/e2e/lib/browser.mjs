@@ -27,7 +27,7 @@ export async function person(browser, base, { width = 1280, height = 800 } = {})
   const page = await context.newPage();
   const problems = [];
   page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+    if (m.type() === 'error') problems.push(`console: ${m.text()} @ ${m.location().url}`);
   });
   page.on('pageerror', (e) => problems.push(`exception: ${e.message}`));
   await page.addInitScript(() => {
