@@ -9,6 +9,7 @@ pkgs=(
   libargon2-dev libssl-dev libevent-dev libwslay-dev
   lighttpd postgresql postgresql-client redis-server bubblewrap
   curl wrk procps iproute2
+  chromium  # headless, for the browser client's end-to-end tests
 )
 
 missing=()
