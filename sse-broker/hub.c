@@ -54,6 +54,7 @@ struct hub {
 	struct hub_room *buckets[HUB_BUCKETS];
 	char broker_id[17];
 	int shutting_down;
+	int ping_pending; /* heartbeats since the liveness PING went unanswered */
 	int shutdown_pending;
 	void (*shutdown_done)(void *);
 	void *shutdown_arg;
@@ -676,6 +677,7 @@ static void ctx_gone(struct hub *h, const redisAsyncContext *ac)
 static void link_up(struct hub *h)
 {
 	h->up = 1;
+	h->ping_pending = 0;
 	h->backoff_ms = HUB_BACKOFF_MIN_MS;
 	evtimer_del(h->conn_timeout);
 	log_info("redis: connected");
@@ -780,11 +782,28 @@ static void conn_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	schedule_retry(h);
 }
 
+static void alive_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct hub *h = ac->data;
+	if (reply)
+		h->ping_pending = 0;
+}
+
 static void beat_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct hub *h = arg;
 	if (!h->up)
 		return;
+	/* A Redis that stopped answering without closing (a half-open link, a frozen host)
+	 * is given two heartbeats; then it is treated as gone and reconnected. */
+	if (h->ping_pending >= 2) {
+		log_warn("redis: no answer for %ld ms; reconnecting", 2 * h->cfg.heartbeat_ms);
+		ctx_drop(h, HUB_SUB);
+		ctx_drop(h, HUB_CMD);
+		return;
+	}
+	if (h->ping_pending++ == 0)
+		redisAsyncCommand(h->ac[HUB_CMD], alive_cb, NULL, "PING");
 	for (int b = 0; b < HUB_BUCKETS; b++)
 		for (struct hub_room *r = h->buckets[b]; r; r = r->hnext)
 			if (r->users)

@@ -525,6 +525,26 @@ test('Redis restarts mid-stream: clients resume without loss', async () => {
   ws.close();
 });
 
+test('a frozen Redis is noticed and clients catch up once it answers again', async () => {
+  const room = newRoom();
+  const ws = wsClient(`ws://127.0.0.1:${broker.port}/events/rooms/${room}/ws?ticket=${tk(room, 35, 'f')}`);
+  await ws.opened;
+  await sleep(200);
+  const ids = await emitOps(room, 2);
+  redis.kill('SIGSTOP');
+  try {
+    await waitFor(async () => (await (await fetch(`${broker.base}/events/health`)).json()).redis === 'down',
+      { what: 'broker notices', timeout: 8000 });
+  } finally {
+    redis.kill('SIGCONT');
+  }
+  ids.push(...await emitOps(room, 3, 2)); // before the broker is back
+  await waitFor(() => ops(ws.events).length >= 5, { what: 'caught up', timeout: 15000 });
+  await sleep(200);
+  assert.deepEqual(ops(ws.events).map((e) => e.id), ids);
+  ws.close();
+});
+
 test('a thousand idle connections are held', async () => {
   const room = newRoom();
   const t = tk(room, 41, 'idle');

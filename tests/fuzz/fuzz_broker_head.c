@@ -1,0 +1,31 @@
+/* libFuzzer target for the broker's request-head and query parsers (not part of make test).
+ *   clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilib \
+ *     tests/fuzz/fuzz_broker_head.c sse-broker/http_head.c lib/buf.c -o /tmp/fuzz_broker_head
+ *   /tmp/fuzz_broker_head -max_len=12000 -max_total_time=60 */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "../../sse-broker/http_head.h"
+
+static struct http_head h;
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	enum http_head_status st = http_head_parse(&h, (const char *)data, size);
+	if (st != HTTP_HEAD_OK)
+		return 0;
+	/* what the server reads from a parsed head */
+	if (h.head_len > size)
+		__builtin_trap();
+	char v[4097];
+	http_query_get(h.query, "ticket", v, sizeof v);
+	http_query_get(h.query, "last_event_id", v, sizeof v);
+	const char *c = http_head_get(&h, "Connection");
+	if (c)
+		http_list_has(c, "upgrade");
+	for (size_t i = 0; i < h.nheaders; i++)
+		if (strlen(h.headers[i].name) == 0)
+			__builtin_trap();
+	return 0;
+}
