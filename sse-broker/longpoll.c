@@ -3,19 +3,21 @@
 void longpoll_init(struct longpoll *lp)
 {
 	lp->n = 0;
+	lp->bytes = 0;
 }
 
 int longpoll_add(struct longpoll *lp, struct room_event *ev)
 {
-	if (lp->n == LONGPOLL_MAX_EVENTS)
+	if (longpoll_full(lp))
 		return -1;
 	lp->events[lp->n++] = room_event_reserve(ev);
+	lp->bytes += ev->json_len;
 	return 0;
 }
 
 int longpoll_full(const struct longpoll *lp)
 {
-	return lp->n == LONGPOLL_MAX_EVENTS;
+	return lp->n == LONGPOLL_MAX_EVENTS || lp->bytes >= LONGPOLL_MAX_BYTES;
 }
 
 int longpoll_response(struct buf *out, const struct longpoll *lp, const char *since)
@@ -56,4 +58,5 @@ void longpoll_clear(struct longpoll *lp)
 	for (size_t i = 0; i < lp->n; i++)
 		room_event_release(lp->events[i]);
 	lp->n = 0;
+	lp->bytes = 0;
 }

@@ -1,8 +1,8 @@
 /* longpoll: one long-poll answer, built up while events come in.
  *
  * A poll collects the events after `since` (history first, then live ones) and is answered
- * as soon as it holds any, or empty at its deadline. It holds at most LONGPOLL_MAX_EVENTS:
- * at the bound it is answered with what it has, and last_event_id tells the client where
+ * as soon as it holds any, or empty at its deadline. It holds at most LONGPOLL_MAX_EVENTS
+ * events and LONGPOLL_MAX_BYTES of them: at the bound it is answered with what it has, and last_event_id tells the client where
  * the next poll resumes, so nothing is lost. */
 #ifndef CC_BROKER_LONGPOLL_H
 #define CC_BROKER_LONGPOLL_H
@@ -13,10 +13,12 @@
 #include "room.h"
 
 #define LONGPOLL_MAX_EVENTS 500
+#define LONGPOLL_MAX_BYTES ((size_t)512 * 1024) /* full past this much JSON (at least one event) */
 
 struct longpoll {
 	struct room_event *events[LONGPOLL_MAX_EVENTS]; /* references held */
 	size_t n;
+	size_t bytes;
 };
 
 void longpoll_init(struct longpoll *lp);

@@ -176,13 +176,14 @@ static void conn_close(struct conn *c, const char *why)
 
 /* ---- writing ---- */
 
-static int conn_write(struct conn *c, const void *p, size_t n)
+/* force: a one-shot answer already bounded by its producer (a long-poll answer) */
+static int conn_write_ex(struct conn *c, const void *p, size_t n, int force)
 {
 	if (c->dead)
 		return -1;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	/* STYLE 9: a client that does not read is dropped at the bound; it may resume */
-	if (evbuffer_get_length(out) + n > c->srv->cfg->out_limit) {
+	if (!force && evbuffer_get_length(out) + n > c->srv->cfg->out_limit) {
 		log_info("dropping a slow client of room %s (%zu bytes unsent)", c->room,
 			 evbuffer_get_length(out));
 		conn_close(c, "output bound");
@@ -193,6 +194,11 @@ static int conn_write(struct conn *c, const void *p, size_t n)
 		return -1;
 	}
 	return 0;
+}
+
+static int conn_write(struct conn *c, const void *p, size_t n)
+{
+	return conn_write_ex(c, p, n, 0);
 }
 
 static void flush_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -315,9 +321,9 @@ static void poll_answer(struct conn *c)
 	else if (c->sub.pinned)
 		room_evid_format(c->sub.cur.last, since);
 	struct buf b;
-	buf_init(&b, c->srv->cfg->out_limit);
+	buf_init(&b, 0); /* bounded by LONGPOLL_MAX_EVENTS and LONGPOLL_MAX_BYTES */
 	if (longpoll_response(&b, c->lp, (c->has_start || c->sub.pinned) ? since : NULL) == 0)
-		conn_write(c, b.data, b.len);
+		conn_write_ex(c, b.data, b.len, 1);
 	buf_free(&b);
 	conn_finish(c);
 }

@@ -164,6 +164,23 @@ static void test_longpoll(void)
 	CHECK(longpoll_full(lp));
 	CHECK(longpoll_add(lp, e2) == -1);
 	longpoll_clear(lp);
+
+	/* the byte bound: big events fill an answer long before 500 of them */
+	size_t big_len = 100 * 1024;
+	char *data = malloc(big_len);
+	memset(data, ' ', big_len);
+	data[0] = '{';
+	data[big_len - 1] = '}';
+	struct room_event *big = room_event_new("3-0", "execution", data, big_len);
+	int n = 0;
+	while (longpoll_add(lp, big) == 0)
+		n++;
+	CHECK(n == 6); /* 6 x ~100 KiB >= 512 KiB */
+	longpoll_clear(lp);
+	CHECK(!longpoll_full(lp));
+	room_event_release(big);
+	free(data);
+
 	room_event_release(e1);
 	room_event_release(e2);
 	buf_free(&b);
