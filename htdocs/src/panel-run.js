@@ -19,6 +19,7 @@ export function runPanel({ roomId, code, language }) {
     output);
 
   let job = null; // the job on screen
+  let previous = null; // the one before, while an unknown job's kind is looked up
   let pollTimer = null;
   let runtimesLoaded = false;
 
@@ -78,6 +79,10 @@ export function runPanel({ roomId, code, language }) {
   async function fetchJob(id) {
     try {
       const { job: j } = await api('GET', `/api/jobs/${encodeURIComponent(id)}`);
+      if (j.kind && j.kind !== 'execution') { // not a run (an AI job's news): not ours to show
+        if (job && job.id === id) job = previous;
+        return null;
+      }
       if (job && job.id === id) {
         job = { ...job, ...j };
         render(job);
@@ -128,6 +133,8 @@ export function runPanel({ roomId, code, language }) {
     if (!d || typeof d.job_id !== 'string') return;
     if (!job || job.id !== d.job_id) {
       if (d.status !== 'queued' && d.status !== 'running' && !d.result) {
+        // a run started elsewhere, or before we came: the job tells what it is
+        previous = job;
         job = { id: d.job_id, status: d.status };
         fetchJob(d.job_id);
         return;

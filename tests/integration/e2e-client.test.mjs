@@ -103,19 +103,33 @@ test('a friend opens the invite link signed out, signs up, and lands in the room
 test('two people type at once (emoji, accents, CJK) and converge with the server', async () => {
   await A.page.click('[data-role="editor"] .cm-content');
   await B.page.click('[data-role="editor"] .cm-content');
+  // at the same place: the letters interleave, but every screen ends the same
   await Promise.all([
-    A.page.keyboard.type('def fizz(n):  # Ünïcødé 😀 ok\n    return n\n', { delay: 8 }),
-    B.page.keyboard.type('# 日本語のコメント 🚀👩‍💻 by bob\n', { delay: 8 }),
+    A.page.keyboard.type('aé😀b', { delay: 10 }),
+    B.page.keyboard.type('x日🚀y', { delay: 10 }),
+  ]);
+  await converged(BASE, [A.page, B.page], roomId);
+  // in different places, on separate lines
+  await A.page.keyboard.press('Control+Home');
+  await A.page.keyboard.type('\n');
+  await converged(BASE, [A.page, B.page], roomId);
+  await A.page.keyboard.press('Control+Home');
+  await B.page.keyboard.press('Control+End');
+  await Promise.all([
+    A.page.keyboard.type('def fizz(n):  # Ünïcødé 😀 ok', { delay: 8 }),
+    B.page.keyboard.type('\n# 日本語のコメント 🚀👩‍💻 by bob', { delay: 8 }),
   ]);
   // and edits in the middle of each other's text, with deletes
   await A.page.keyboard.press('Backspace');
   await B.page.keyboard.press('Home');
   await Promise.all([
-    A.page.keyboard.type('\nprint(fizz(15))  # ✓', { delay: 8 }),
+    A.page.keyboard.type('K\nprint(fizz(15))  # ✓', { delay: 8 }),
     B.page.keyboard.type('😀é中', { delay: 8 }),
   ]);
   const doc = await converged(BASE, [A.page, B.page], roomId);
-  for (const s of ['Ünïcødé 😀', '日本語のコメント 🚀👩‍💻', 'print(fizz(15))', '😀é中']) assert.ok(doc.content.includes(s), s);
+  for (const s of ['Ünïcødé 😀 oK', '😀é中# 日本語のコメント 🚀👩‍💻 by bob', 'print(fizz(15))  # ✓']) {
+    assert.ok(doc.content.includes(s), `${JSON.stringify(s)} in ${JSON.stringify(doc.content)}`);
+  }
   assert.equal(await editorText(A.page), doc.content);
 });
 
@@ -184,6 +198,7 @@ test('history: a snapshot appears, and restoring it brings its text back for eve
   const doc = await converged(BASE, [A.page, B.page], roomId);
   assert.equal(doc.content, snap.content);
   assert.ok(doc.revision > before.revision);
+  await p.locator('[data-role="history"]').scrollIntoViewIfNeeded();
   await screenshot(p, 'history');
 });
 
@@ -249,6 +264,16 @@ test('the room reads well in a narrow window', async () => {
   assert.ok(overflow <= 1, `no sideways scrolling (${overflow}px)`);
   await screenshot(A.page, 'room-narrow');
   await A.page.setViewportSize({ width: 1280, height: 800 });
+});
+
+test('back to the room list: the shared room is there, with its role', async () => {
+  await B.page.click('.room-title a.back');
+  await B.page.waitForSelector(`.room-list a[href="/r/${roomId}"]`);
+  assert.match(await B.page.textContent('.room-list'), /Pairing: FizzBuzz[\s\S]*viewer/);
+  await screenshot(B.page, 'rooms-list');
+  // and into the room again, without a reload
+  await B.page.click(`.room-list a[href="/r/${roomId}"]`);
+  await waitForEditor(B.page);
 });
 
 test('no console errors or CSP violations in either window', () => {
