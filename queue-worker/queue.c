@@ -197,24 +197,28 @@ int queue_job_done(const struct queue_job *j)
 	return !strcmp(j->status, "finished") || !strcmp(j->status, "failed");
 }
 
-int queue_job_begin(redisContext *r, struct queue_job *j, const char *consumer, long max_attempts,
-		    char *err, size_t errlen)
+int queue_job_count_attempt(redisContext *r, struct queue_job *j, long max_attempts, char *err,
+			    size_t errlen)
 {
 	redisReply *rep = redisCommand(r, "HINCRBY cc:job:%s attempts 1", j->id);
 	if (reply_failed(r, rep, err, errlen))
 		return -1;
 	j->attempts = rep->type == REDIS_REPLY_INTEGER ? (long)rep->integer : 0;
 	freeReplyObject(rep);
-	if (j->attempts > max_attempts)
-		return 0;
+	return j->attempts <= max_attempts;
+}
+
+int queue_job_set_running(redisContext *r, const struct queue_job *j, const char *consumer,
+			  char *err, size_t errlen)
+{
 	char now[24];
 	snprintf(now, sizeof now, "%lld", (long long)time(NULL));
-	rep = redisCommand(r, "HSET cc:job:%s status running worker %s started_at %s", j->id,
-			   consumer, now);
+	redisReply *rep = redisCommand(r, "HSET cc:job:%s status running worker %s started_at %s",
+				       j->id, consumer, now);
 	if (reply_failed(r, rep, err, errlen))
 		return -1;
 	freeReplyObject(rep);
-	return 1;
+	return 0;
 }
 
 int queue_job_store(redisContext *r, const struct queue_job *j, const char *status,
@@ -366,10 +370,10 @@ int queue_process(redisContext *r, const struct queue_entry *e, const struct que
 		rc = conclude(r, NULL, &j, e->entry, "failed", NULL, why, err, errlen);
 		goto out;
 	}
-	int begun = queue_job_begin(r, &j, consumer, max_attempts, err, errlen);
-	if (begun < 0)
+	int within = queue_job_count_attempt(r, &j, max_attempts, err, errlen);
+	if (within < 0)
 		goto out;
-	if (begun == 0) {
+	if (within == 0) {
 		snprintf(why, sizeof why,
 			 "gave up after %ld attempts: each time, the worker running this job stopped "
 			 "before it finished",
@@ -379,7 +383,10 @@ int queue_process(redisContext *r, const struct queue_entry *e, const struct que
 		goto out;
 	}
 	log_info("job %s (%s, room %s): attempt %ld", j.id, j.kind, j.room, j.attempts);
+	/* the room hears first, so whoever sees the hash say running has had the event */
 	emit(r, hd, &j, "running", NULL, NULL);
+	if (queue_job_set_running(r, &j, consumer, err, errlen) < 0)
+		goto out;
 	enum queue_outcome o = hd->run(hd->ctx, &j, cancel, &result, why, sizeof why);
 	switch (o) {
 	case QUEUE_FINISHED:

@@ -90,11 +90,14 @@ void queue_job_free(struct queue_job *j);
  * job whose worker died between storing and acknowledging. */
 int queue_job_done(const struct queue_job *j);
 
-/* Counts an attempt (HINCRBY attempts 1, j->attempts updated) and, when it is within the
- * budget, marks the job running (with worker = consumer). 1 running, 0 over budget (the
- * caller fails it), -1 error. */
-int queue_job_begin(redisContext *r, struct queue_job *j, const char *consumer, long max_attempts,
-		    char *err, size_t errlen);
+/* Counts an attempt (HINCRBY attempts 1; j->attempts updated). 1 when it is within
+ * max_attempts, 0 when over budget (the caller fails the job), -1 error. */
+int queue_job_count_attempt(redisContext *r, struct queue_job *j, long max_attempts, char *err,
+			    size_t errlen);
+
+/* Marks the job running, by worker = consumer. 0 or -1. */
+int queue_job_set_running(redisContext *r, const struct queue_job *j, const char *consumer,
+			  char *err, size_t errlen);
 
 /* Stores the outcome: status finished (result JSON) or failed (error text, result JSON
  * optional). 0 or -1. */

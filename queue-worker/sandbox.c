@@ -5,6 +5,7 @@
 #include "rnd.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -405,6 +406,39 @@ static void cg_destroy(const struct cg *g)
 			sleep_ms(2);
 		if (access(dirs[i], F_OK) == 0)
 			log_warn("sandbox: cannot remove cgroup %s: %s", dirs[i], strerror(errno));
+	}
+}
+
+/* Groups left by a worker that died (SIGKILL gives it no chance to remove them): those
+ * named after a pid that no longer runs are emptied and removed. */
+static void cgroup_sweep(const struct sandbox *sb)
+{
+	const char *parents[4] = {sb->v2, sb->mem, sb->pids, sb->frz};
+	for (int i = 0; i < 4; i++) {
+		if (!parents[i][0])
+			continue;
+		DIR *d = opendir(parents[i]);
+		if (!d)
+			continue;
+		struct dirent *de;
+		while ((de = readdir(d))) {
+			char *end;
+			long pid = strtol(de->d_name, &end, 10);
+			if (de->d_name[0] == '.' || end == de->d_name || *end != '-' || pid <= 0 ||
+			    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+				continue;
+			struct cg g;
+			memset(&g, 0, sizeof g);
+			char *slot = i == 0 ? g.v2 : i == 1 ? g.mem : i == 2 ? g.pids : g.frz;
+			snprintf(slot, sizeof g.v2, "%s/%s", parents[i], de->d_name);
+			if (i == 1) /* a memory group alone has its procs there */
+				snprintf(g.pids, sizeof g.pids, "%s", g.mem);
+			cg_kill(&g);
+			if (i == 1)
+				g.pids[0] = '\0';
+			cg_destroy(&g);
+		}
+		closedir(d);
 	}
 }
 
@@ -985,6 +1019,7 @@ struct sandbox *sandbox_open(const struct sandbox_config *c, char *err, size_t e
 		sb->nroots++;
 	}
 	cgroup_setup(sb, c);
+	cgroup_sweep(sb);
 	build_filter(sb);
 
 	/* prove it works now rather than fail every job later */

@@ -1,0 +1,80 @@
+// A stand-in for a Piston server (v2 API) on loopback, for the worker's tests. It records
+// every request and answers according to markers in the submitted code:
+//   PISTON_400      400 {"message": "..."} as Piston does for an unknown runtime
+//   PISTON_SLOW     answers after `slowMs` (to trip the worker's timeout)
+//   PISTON_BADJSON  200 with a body that is not JSON
+//   PISTON_500      500 with an HTML body
+//   PISTON_COMPILE_ERROR  a compile stage that failed, no run stage
+//   PISTON_TIMEOUT  a run stage that Piston itself timed out (status TO, SIGKILL)
+//   otherwise       a run stage echoing the code's first line, stdin and args
+import { createServer } from 'node:http';
+
+export const RUNTIMES = [
+  { language: 'python', version: '3.10.0', aliases: ['py', 'py3', 'python3'] },
+  { language: 'c', version: '10.2.0', aliases: ['gcc'], runtime: 'gcc' },
+  { language: 'javascript', version: '18.15.0', aliases: ['node-javascript', 'node-js', 'javascript', 'js'], runtime: 'node' },
+];
+
+export async function startPiston({ slowMs = 3000 } = {}) {
+  const requests = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      const rec = { method: req.method, url: req.url, headers: req.headers, body };
+      try { rec.json = body ? JSON.parse(body) : undefined; } catch { rec.json = undefined; }
+      requests.push(rec);
+      const send = (status, obj, raw) => {
+        const text = raw ?? JSON.stringify(obj);
+        res.writeHead(status, { 'content-type': raw ? 'text/html' : 'application/json' });
+        res.end(text);
+      };
+      if (req.method === 'GET' && req.url === '/api/v2/runtimes') return send(200, RUNTIMES);
+      if (req.method !== 'POST' || req.url !== '/api/v2/execute') {
+        return send(404, { message: `no route ${req.method} ${req.url}` });
+      }
+      const j = rec.json;
+      if (!j || typeof j.language !== 'string' || !Array.isArray(j.files)) {
+        return send(400, { message: 'language is required as a string' });
+      }
+      const code = j.files[0]?.content ?? '';
+      const rt = RUNTIMES.find((r) => r.language === j.language || r.aliases.includes(j.language));
+      if (code.includes('PISTON_400') || !rt) {
+        return send(400, { message: `${j.language}-${j.version} runtime is unknown` });
+      }
+      if (code.includes('PISTON_BADJSON')) return send(200, null, '{"run": {"stdout": "cut');
+      if (code.includes('PISTON_500')) return send(500, null, '<html>bad gateway</html>');
+      if (code.includes('PISTON_COMPILE_ERROR')) {
+        const stderr = 'main.c:1:1: error: expected declaration\n';
+        return send(200, {
+          language: rt.language, version: rt.version,
+          compile: { stdout: '', stderr, output: stderr, code: 1, signal: null },
+        });
+      }
+      if (code.includes('PISTON_TIMEOUT')) {
+        return send(200, {
+          language: rt.language, version: rt.version,
+          run: { stdout: 'partial', stderr: '', output: 'partial', code: null, signal: 'SIGKILL',
+            status: 'TO', message: 'Timeout' },
+        });
+      }
+      const stdout = `ran ${code.split('\n')[0]} | stdin=${j.stdin ?? ''} | args=${(j.args ?? []).join(',')}\n`;
+      const answer = () => send(200, {
+        language: rt.language, version: rt.version,
+        run: { stdout, stderr: 'warn\n', output: stdout + 'warn\n', code: 3, signal: null, wall_time: 42 },
+      });
+      if (code.includes('PISTON_SLOW')) setTimeout(answer, slowMs); else answer();
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    close: () => new Promise((resolve) => {
+      server.closeAllConnections?.();
+      server.close(() => resolve());
+    }),
+  };
+}

@@ -1,0 +1,235 @@
+// The queue worker against a real redis-server and the real sandbox: jobs enqueued the way
+// the API enqueues them (HSET cc:job:{id}, XADD cc:jobs), results and `execution` events
+// read back from Redis. Needs root (the sandbox's cgroups) and the ASan build.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+
+import {
+  WORKER_BIN, enqueue, events, job, jobId, killWorkers, sleep, startRedis, startWorker, stopRedis,
+  stopWorker, waitFor, waitStatus,
+} from './lib/worker-harness.mjs';
+import { RUNTIMES, startPiston } from './lib/piston-double.mjs';
+
+if (!existsSync(WORKER_BIN)) throw new Error(`${WORKER_BIN} is missing: run make build-asan`);
+if (process.getuid() !== 0) throw new Error('the worker tests need root (cgroups for the sandbox)');
+
+const py = (code, extra = {}) => ({ language: 'python', version: '3.11.2', code, stdin: '', args: [], ...extra });
+const sh = (code) => ({ language: 'bash', version: '*', code, stdin: '', args: [] });
+
+// Each test gets its own Redis, so one test's pending entries never reach another's workers.
+async function withRedis(fn) {
+  const redis = await startRedis();
+  try {
+    await fn(redis.client, redis);
+  } finally {
+    await killWorkers();
+    await stopRedis(redis);
+  }
+}
+
+function assertCleanExit(w, r) {
+  assert.deepEqual(r, { code: 0, signal: null }, `worker exit: ${JSON.stringify(r)}\n${w.output}`);
+  assert.doesNotMatch(w.output, /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/);
+}
+
+test('a job runs: result stored, running and finished events, runtimes published', () => withRedis(async (r) => {
+  const w = await startWorker((await r.cmd('CONFIG', 'GET', 'port'))[1]);
+  const runtimes = JSON.parse(await r.cmd('GET', 'cc:runtimes'));
+  const names = runtimes.map((x) => x.language);
+  for (const l of ['c', 'c++', 'python', 'javascript', 'bash']) assert.ok(names.includes(l), l);
+  assert.ok(runtimes.find((x) => x.language === 'python').aliases.includes('py'));
+  assert.ok(await r.cmd('TTL', 'cc:runtimes') > 0);
+
+  const room = jobId('room');
+  const id = await enqueue(r, {
+    room,
+    request: py('import sys\nprint(input().upper(), sys.argv[1:])\nprint("err", file=sys.stderr)\nsys.exit(4)',
+      { stdin: 'hello\n', args: ['a', 'b c'] }),
+  });
+  const j = await waitStatus(r, id, 'finished');
+  assert.equal(j.result.stdout, "HELLO ['a', 'b c']\n");
+  assert.equal(j.result.stderr, 'err\n');
+  assert.equal(j.result.exit_code, 4);
+  assert.equal(j.result.signal, null);
+  assert.equal(j.result.truncated, false);
+  assert.equal(typeof j.result.time_ms, 'number');
+  assert.equal(j.attempts, 1);
+  // acknowledged only after the result: nothing pending
+  await waitFor(async () => (await r.cmd('XPENDING', 'cc:jobs', 'workers'))[0] === 0, { what: 'ack' });
+
+  const ev = await events(r, room);
+  assert.deepEqual(ev.map((e) => [e.type, e.data.status]), [['execution', 'running'], ['execution', 'finished']]);
+  assert.equal(ev[1].data.job_id, id);
+  assert.deepEqual(ev[1].data.result, j.result);
+
+  // a compile error, an unknown runtime, a malformed request
+  const c = await enqueue(r, { room, request: { language: 'c', version: '*', code: 'int main( {', stdin: '', args: [] } });
+  const bad = await enqueue(r, { room, request: { language: 'cobol', code: 'x' } });
+  const worse = await enqueue(r, { room, request: { language: 'python', code: 7 } });
+  const jc = await waitStatus(r, c, 'finished');
+  assert.equal(jc.result.status, 'compile_error');
+  assert.match(jc.result.compile.stderr, /error/);
+  assert.notEqual(jc.result.compile.exit_code, 0);
+  const jb = await waitStatus(r, bad, 'failed');
+  assert.match(jb.error, /no runtime for "cobol"/);
+  const jw = await waitStatus(r, worse, 'failed');
+  assert.match(jw.error, /invalid request: code must be a string/);
+  const failedEv = (await events(r, room)).find((e) => e.data.job_id === bad && e.data.status === 'failed');
+  assert.match(failedEv.data.error, /cobol/);
+
+  assertCleanExit(w, await stopWorker(w));
+}));
+
+test('several jobs at once, up to WORKERS in parallel', () => withRedis(async (r, redis) => {
+  const w = await startWorker(redis.port, { WORKERS: '3' });
+  const room = jobId('room');
+  const t0 = Date.now();
+  const ids = [];
+  for (let i = 0; i < 6; i++) ids.push(await enqueue(r, { room, request: sh(`sleep 1; echo job ${i}`) }));
+  ids.push(await enqueue(r, { room, request: { language: 'js', version: '*', code: 'console.log(6*7)', stdin: '', args: [] } }));
+  ids.push(await enqueue(r, { room, request: { language: 'cpp', version: '*', code: '#include <cstdio>\nint main(){std::puts("cpp");}', stdin: '', args: [] } }));
+  const done = await Promise.all(ids.map((id) => waitStatus(r, id, 'finished', 30000)));
+  const took = Date.now() - t0;
+  for (let i = 0; i < 6; i++) assert.equal(done[i].result.stdout, `job ${i}\n`);
+  assert.equal(done[6].result.stdout, '42\n');
+  assert.equal(done[7].result.stdout, 'cpp\n');
+  // six 1 s jobs on 3 threads: about 2 s, well under the 6 s of one at a time
+  assert.ok(took < 5000, `took ${took} ms`);
+  console.log(`  8 jobs on 3 threads: ${took} ms`);
+  assertCleanExit(w, await stopWorker(w));
+}));
+
+test('a worker killed mid-job: another claims the job and finishes it', () => withRedis(async (r, redis) => {
+  const a = await startWorker(redis.port, { WORKERS: '1' });
+  const room = jobId('room');
+  const id = await enqueue(r, { room, request: sh('sleep 1.5; echo survived') });
+  await waitStatus(r, id, 'running');
+  a.kill('SIGKILL');
+  await a.exited;
+  const b = await startWorker(redis.port, { WORKERS: '1' });
+  const j = await waitStatus(r, id, 'finished', 20000);
+  assert.equal(j.result.stdout, 'survived\n');
+  assert.equal(j.attempts, 2);
+  assert.match(b.output, /claimed entry/);
+  const statuses = (await events(r, room)).map((e) => e.data.status);
+  assert.deepEqual(statuses, ['running', 'running', 'finished']);
+  assertCleanExit(b, await stopWorker(b));
+}));
+
+test('a job that keeps killing its workers fails after the retry budget', () => withRedis(async (r, redis) => {
+  const room = jobId('room');
+  const id = await enqueue(r, { room, request: sh('sleep 30') });
+  const env = { WORKERS: '1', JOB_MAX_ATTEMPTS: '3', CLAIM_IDLE_MS: '800' };
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const w = await startWorker(redis.port, env);
+    await waitFor(async () => {
+      const j = await job(r, id);
+      return j.status === 'running' && j.attempts === attempt;
+    }, { what: `attempt ${attempt}` });
+    w.kill('SIGKILL');
+    await w.exited;
+  }
+  const last = await startWorker(redis.port, env);
+  const j = await waitStatus(r, id, 'failed', 20000);
+  assert.match(j.error, /gave up after 3 attempts/);
+  assert.equal(j.result, undefined);
+  const ev = (await events(r, room)).at(-1);
+  assert.equal(ev.data.status, 'failed');
+  assert.match(ev.data.error, /gave up after 3 attempts/);
+  await waitFor(async () => (await r.cmd('XPENDING', 'cc:jobs', 'workers'))[0] === 0, { what: 'ack' });
+  assertCleanExit(last, await stopWorker(last));
+}));
+
+test('SIGTERM: the running job finishes, no new job is taken, exit 0', () => withRedis(async (r, redis) => {
+  const w = await startWorker(redis.port, { WORKERS: '1' });
+  const room = jobId('room');
+  const id = await enqueue(r, { room, request: sh('sleep 1.2; echo finished anyway') });
+  await waitStatus(r, id, 'running');
+  const t0 = Date.now();
+  w.kill('SIGTERM');
+  await sleep(100);
+  const later = await enqueue(r, { room, request: sh('echo too late') });
+  const exit = await w.exited;
+  assertCleanExit(w, exit);
+  assert.ok(Date.now() - t0 < 5000);
+  const j = await job(r, id);
+  assert.equal(j.status, 'finished');
+  assert.equal(j.result.stdout, 'finished anyway\n');
+  assert.equal((await job(r, later)).status, 'queued');
+
+  // past the grace period a running job is cancelled and goes back to the queue
+  const w2 = await startWorker(redis.port, { WORKERS: '1', SHUTDOWN_GRACE_MS: '300' });
+  await waitStatus(r, later, 'finished');
+  const slow = await enqueue(r, { room, request: sh('sleep 4; echo second try') });
+  await waitStatus(r, slow, 'running');
+  const t1 = Date.now();
+  assertCleanExit(w2, await stopWorker(w2));
+  assert.ok(Date.now() - t1 < 3000, 'cancelled within the grace period and a bit');
+  const q = await job(r, slow);
+  assert.equal(q.status, 'queued');
+  assert.equal(q.attempts, 0);
+  assert.ok((await events(r, room)).some((e) => e.data.job_id === slow && e.data.status === 'queued'));
+  const w3 = await startWorker(redis.port, { WORKERS: '1' });
+  const done = await waitStatus(r, slow, 'finished', 20000);
+  assert.equal(done.result.stdout, 'second try\n');
+  assert.equal(done.attempts, 1);
+  assertCleanExit(w3, await stopWorker(w3));
+}));
+
+test('Piston backend: success, 400, timeout, malformed answers, runtimes', () => withRedis(async (r, redis) => {
+  const piston = await startPiston({ slowMs: 3000 });
+  try {
+    const w = await startWorker(redis.port, {
+      PISTON_URL: `${piston.url}/`, PISTON_TIMEOUT_MS: '1000', WORKERS: '2', RUN_TIMEOUT_MS: '2500',
+    });
+    const runtimes = JSON.parse(await r.cmd('GET', 'cc:runtimes'));
+    assert.deepEqual(runtimes, RUNTIMES.map(({ language, version, aliases }) => ({ language, version, aliases })));
+
+    const room = jobId('room');
+    const ok = await enqueue(r, { room, request: py('print(1)', { stdin: 'in', args: ['x', 'y'] }) });
+    const j = await waitStatus(r, ok, 'finished');
+    assert.equal(j.result.stdout, 'ran print(1) | stdin=in | args=x,y\n');
+    assert.equal(j.result.stderr, 'warn\n');
+    assert.equal(j.result.exit_code, 3);
+    assert.equal(j.result.signal, null);
+    assert.equal(j.result.time_ms, 42);
+    assert.equal(j.result.language, 'python');
+    const sent = piston.requests.find((q) => q.url === '/api/v2/execute' && q.json.files[0].content === 'print(1)');
+    assert.equal(sent.json.language, 'python');
+    assert.equal(sent.json.version, '3.11.2');
+    assert.equal(sent.json.stdin, 'in');
+    assert.deepEqual(sent.json.args, ['x', 'y']);
+    assert.equal(sent.json.run_timeout, 2500); // set explicitly, so sent
+    assert.equal(sent.json.compile_timeout, undefined); // not set: Piston's own default
+    assert.match(sent.headers['content-type'], /application\/json/);
+
+    const cases = [
+      ['PISTON_400', /piston: python-3.11.2 runtime is unknown/],
+      ['PISTON_SLOW', /piston: no answer .* within 1000 ms/],
+      ['PISTON_BADJSON', /piston: malformed answer/],
+      ['PISTON_500', /piston: HTTP 500/],
+    ];
+    const ids = [];
+    for (const [marker] of cases) ids.push(await enqueue(r, { room, request: py(`# ${marker}`) }));
+    for (let i = 0; i < cases.length; i++) {
+      const f = await waitStatus(r, ids[i], 'failed');
+      assert.match(f.error, cases[i][1]);
+    }
+    const to = await waitStatus(r, await enqueue(r, { room, request: py('# PISTON_TIMEOUT') }), 'finished');
+    assert.equal(to.result.status, 'time_limit_exceeded');
+    assert.equal(to.result.signal, 'SIGKILL');
+    assert.equal(to.result.exit_code, null);
+    const ce = await waitStatus(r, await enqueue(r, {
+      room, request: { language: 'c', version: '*', code: '// PISTON_COMPILE_ERROR', stdin: '', args: [] },
+    }), 'finished');
+    assert.equal(ce.result.status, 'compile_error');
+    assert.match(ce.result.compile.stderr, /expected declaration/);
+
+    const ev = await events(r, room);
+    assert.ok(ev.some((e) => e.data.job_id === ids[0] && e.data.status === 'failed' && /unknown/.test(e.data.error)));
+    assertCleanExit(w, await stopWorker(w));
+  } finally {
+    await piston.close();
+  }
+}));
