@@ -376,7 +376,7 @@ int main(void)
 	long long stop_at = 0;
 	long beat_every = w->cfg.claim_idle_ms / 3;
 	for (;;) {
-		struct timespec wait = {.tv_sec = 0, .tv_nsec = 200 * 1000000L};
+		struct timespec wait = {.tv_sec = 0, .tv_nsec = 100 * 1000000L};
 		int sig = sigtimedwait(&sigs, NULL, &wait);
 		if (sig > 0 && !w->stop) {
 			log_info("signal %d: taking no more jobs, finishing the running ones "

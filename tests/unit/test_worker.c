@@ -1,0 +1,133 @@
+/* The worker's pure parts: event data, request checking, Piston answer mapping. The Redis
+ * and sandbox sides are covered by tests/integration/worker.test.mjs and test_sandbox. */
+#include "../../queue-worker/execution.h"
+#include "../../queue-worker/piston.h"
+#include "../../queue-worker/queue.h"
+#include "unit.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+
+static void test_event_json(void)
+{
+	char *s = queue_event_json("j1", "running", NULL, NULL);
+	CHECK_STR(s, "{\"job_id\":\"j1\",\"status\":\"running\"}");
+	free(s);
+	s = queue_event_json("j1", "finished", "{\"stdout\":\"x\"}", NULL);
+	CHECK_STR(s, "{\"job_id\":\"j1\",\"status\":\"finished\",\"result\":{\"stdout\":\"x\"}}");
+	free(s);
+	s = queue_event_json("j\"2", "failed", NULL, "no \"runtime\"");
+	cJSON *o = cJSON_Parse(s);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "job_id")), "j\"2");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "error")), "no \"runtime\"");
+	cJSON_Delete(o);
+	free(s);
+}
+
+static void test_parse(void)
+{
+	struct execution_request rq;
+	char err[256];
+	CHECK(execution_parse("{\"language\":\"py\",\"version\":\"3\",\"code\":\"print(1)\","
+			      "\"stdin\":\"in\",\"args\":[\"a\",\"b\"]}", &rq, err, sizeof err) == 0);
+	CHECK_STR(rq.language, "py");
+	CHECK_STR(rq.version, "3");
+	CHECK(rq.code_len == 8 && rq.stdin_len == 2 && rq.nargs == 2);
+	CHECK_STR(rq.args[1], "b");
+	execution_request_free(&rq);
+
+	CHECK(execution_parse("{\"language\":\"c\"}", &rq, err, sizeof err) == 0);
+	CHECK_STR(rq.code, "");
+	CHECK_STR(rq.version, "");
+	CHECK(rq.nargs == 0);
+	execution_request_free(&rq);
+
+	static const char *const bad[][2] = {
+		{"", "not a JSON object"},
+		{"[1]", "not a JSON object"},
+		{"{\"code\":\"x\"}", "language is missing"},
+		{"{\"language\":1}", "language must be a string"},
+		{"{\"language\":\"c\",\"args\":\"x\"}", "args must be an array"},
+		{"{\"language\":\"c\",\"args\":[1]}", "args must be strings"},
+		{"{\"language\":\"c\",\"stdin\":{}}", "stdin must be a string"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		CHECK(execution_parse(bad[i][0], &rq, err, sizeof err) == -1);
+		CHECK(strstr(err, bad[i][1]) != NULL);
+		execution_request_free(&rq);
+	}
+	/* sizes are bounded */
+	size_t n = SANDBOX_CODE_MAX + 100;
+	char *big = malloc(n + 64);
+	int len = snprintf(big, 64, "{\"language\":\"c\",\"code\":\"");
+	memset(big + len, 'x', n);
+	strcpy(big + len + n, "\"}");
+	CHECK(execution_parse(big, &rq, err, sizeof err) == -1);
+	CHECK(strstr(err, "code must be a string of at most") != NULL);
+	execution_request_free(&rq);
+	free(big);
+}
+
+static cJSON *mapped(const char *answer, long long elapsed, size_t max)
+{
+	char *json = NULL, err[256] = "";
+	if (piston_map_answer(answer, elapsed, max, &json, err, sizeof err) < 0) {
+		fprintf(stderr, "  piston_map_answer: %s\n", err);
+		return NULL;
+	}
+	cJSON *o = cJSON_Parse(json);
+	free(json);
+	return o;
+}
+
+static void test_piston_map(void)
+{
+	cJSON *o = mapped("{\"language\":\"python\",\"version\":\"3.10.0\",\"run\":{\"stdout\":\"hi\\n\","
+			  "\"stderr\":\"\",\"output\":\"hi\\n\",\"code\":0,\"signal\":null}}", 77, 1024);
+	CHECK(o != NULL);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "stdout")), "hi\n");
+	CHECK(cJSON_GetObjectItem(o, "exit_code")->valueint == 0);
+	CHECK(cJSON_IsNull(cJSON_GetObjectItem(o, "signal")));
+	CHECK(cJSON_GetObjectItem(o, "time_ms")->valueint == 77);
+	CHECK(cJSON_IsFalse(cJSON_GetObjectItem(o, "truncated")));
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "language")), "python");
+	CHECK(cJSON_GetObjectItem(o, "compile") == NULL);
+	cJSON_Delete(o);
+
+	/* killed: a signal and no code; Piston's TO status is our time limit */
+	o = mapped("{\"language\":\"c\",\"version\":\"10\",\"compile\":{\"stdout\":\"\",\"stderr\":\"\","
+		   "\"code\":0,\"signal\":null},\"run\":{\"stdout\":\"abcdef\",\"stderr\":\"\",\"code\":null,"
+		   "\"signal\":\"SIGKILL\",\"status\":\"TO\",\"wall_time\":3001}}", 5, 4);
+	CHECK(o != NULL);
+	CHECK(cJSON_IsNull(cJSON_GetObjectItem(o, "exit_code")));
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "signal")), "SIGKILL");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "status")), "time_limit_exceeded");
+	CHECK(cJSON_GetObjectItem(o, "time_ms")->valueint == 3001);
+	/* our output bound applies to Piston's answers too */
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "stdout")), "abcd");
+	CHECK(cJSON_IsTrue(cJSON_GetObjectItem(o, "truncated")));
+	CHECK(cJSON_IsObject(cJSON_GetObjectItem(o, "compile")));
+	cJSON_Delete(o);
+
+	/* a failed compile: no run */
+	o = mapped("{\"language\":\"c\",\"version\":\"10\",\"compile\":{\"stdout\":\"\",\"stderr\":\"e\","
+		   "\"code\":1,\"signal\":null}}", 5, 100);
+	CHECK(o != NULL);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "status")), "compile_error");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "compile"), "stderr")), "e");
+	cJSON_Delete(o);
+
+	char *json = NULL, err[256];
+	CHECK(piston_map_answer("{\"run\": \"cut", 1, 10, &json, err, sizeof err) == -1);
+	CHECK(json == NULL && strstr(err, "malformed") != NULL);
+	CHECK(piston_map_answer("{\"message\":\"x\"}", 1, 10, &json, err, sizeof err) == -1);
+	CHECK(piston_map_answer(NULL, 1, 10, &json, err, sizeof err) == -1);
+}
+
+int main(void)
+{
+	test_event_json();
+	test_parse();
+	test_piston_map();
+	return unit_summary("worker");
+}
