@@ -102,8 +102,10 @@ chmod 755 "$CC_VAR"
 check_port "$PORT" "HTTP" PORT
 check_port "$BROKER_PORT" "broker" BROKER_PORT
 
-# --- JWT key: JWT_SECRET, else one generated once into var/ ---------------------------
-if [ -z "${JWT_SECRET:-}" ]; then
+# --- JWT key: JWT_SECRET, else JWT_SECRET_FILE, else one generated once into var/ -----
+if [ -n "${JWT_SECRET_FILE:-}" ] && [ -z "${JWT_SECRET:-}" ]; then
+  [ -r "$JWT_SECRET_FILE" ] || die "JWT_SECRET_FILE $JWT_SECRET_FILE cannot be read"
+elif [ -z "${JWT_SECRET:-}" ]; then
   if [ ! -s "$CC_VAR/jwt_secret" ]; then
     (umask 077 && head -c 48 /dev/urandom | base64 -w0 >"$CC_VAR/jwt_secret")
   fi

@@ -1,0 +1,158 @@
+// scripts/run.sh itself (what `make run` runs): a second start reuses the data, the
+// DATABASE_URL / REDIS_URL mode uses existing servers, a taken port is a clear error, and
+// SIGTERM leaves nothing running. Start-up times are printed, not asserted.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, freePort, sleep } from './lib/procs.mjs';
+import { BASE } from './lib/api.mjs';
+
+const dirs = [];
+const running = new Set();
+// A failed assertion must not leave a stack behind: stop what is still running first.
+after(async () => {
+  for (const c of running) await stop(c);
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function tmpVar() {
+  const d = mkdtempSync('/tmp/codecollab-runtest.');
+  chmodSync(d, 0o755); // the postgres user must be able to enter it
+  dirs.push(d);
+  return d;
+}
+
+// Live pids whose environment holds CC_VAR=dir (everything the stack started).
+function stackPids(dir) {
+  const pids = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const env = readFileSync(`/proc/${p}/environ`, 'latin1').split('\0');
+      if (env.includes(`CC_VAR=${dir}`)) pids.push(Number(p));
+    } catch { /* gone or not ours to read */ }
+  }
+  return pids;
+}
+
+// Starts scripts/run.sh; resolves {child, output(), ms} once it prints "ready", or once it
+// exits (then ready is false).
+function startStack(env) {
+  const t0 = Date.now();
+  const child = spawn(join(ROOT, 'scripts/run.sh'), [], {
+    env: { ...process.env, BUILD: 'asan', CC_BIND: '127.0.0.1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  child.on('exit', () => running.delete(child));
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { out += d; });
+  return new Promise((resolve) => {
+    const timer = setInterval(() => {
+      if (out.includes('ready: http')) {
+        clearInterval(timer);
+        resolve({ child, ready: true, output: () => out, ms: Date.now() - t0 });
+      }
+    }, 50);
+    child.on('exit', (code) => {
+      clearInterval(timer);
+      resolve({ child, ready: false, code, output: () => out, ms: Date.now() - t0 });
+    });
+  });
+}
+
+function stop(child) {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve(child.exitCode);
+    child.on('exit', (code, sig) => resolve(code ?? sig));
+    child.kill('SIGTERM');
+  });
+}
+
+async function ports() {
+  return { PORT: String(await freePort()), BROKER_PORT: String(await freePort()),
+    PG_PORT: String(await freePort()), REDIS_PORT: String(await freePort()) };
+}
+
+const json = async (url, opts) => {
+  const r = await fetch(url, opts);
+  return { status: r.status, body: await r.json().catch(() => null) };
+};
+
+test('a fresh start, then a second start on the same var/ reuses the data; SIGTERM leaves nothing', async () => {
+  const dir = tmpVar();
+  const p = await ports();
+  const env = { ...p, CC_VAR: dir, DATABASE_URL: '', REDIS_URL: '', JWT_SECRET: '', JWT_SECRET_FILE: '' };
+  const first = await startStack(env);
+  assert.ok(first.ready, first.output());
+  const base = `http://127.0.0.1:${p.PORT}`;
+  const reg = await json(`${base}/api/auth/register`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'persistent', password: 'a-password' }),
+  });
+  assert.equal(reg.status, 201);
+  const secret = readFileSync(join(dir, 'jwt_secret'), 'utf8');
+  assert.ok(secret.trim().length >= 32, 'a JWT secret was generated into var/');
+  assert.equal(await stop(first.child), 0);
+  await sleep(200);
+  assert.deepEqual(stackPids(dir), [], 'nothing of the stack survives SIGTERM');
+
+  const second = await startStack(env);
+  assert.ok(second.ready, second.output());
+  console.log(`# run.sh ready: first start ${first.ms} ms (initdb included), second start ${second.ms} ms`);
+  const login = await json(`${base}/api/auth/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'persistent', password: 'a-password' }),
+  });
+  assert.equal(login.status, 200, 'the account made in the first run is still there');
+  // the old token is still valid: the secret in var/ was reused, not regenerated
+  const me = await json(`${base}/api/auth/me`, { headers: { authorization: `Bearer ${reg.body.token}` } });
+  assert.equal(me.status, 200);
+  assert.equal(readFileSync(join(dir, 'jwt_secret'), 'utf8'), secret);
+  assert.equal(await stop(second.child), 0);
+  await sleep(200);
+  assert.deepEqual(stackPids(dir), []);
+});
+
+test('a port already taken stops the start with a message naming the variable', async () => {
+  const dir = tmpVar();
+  const p = await ports();
+  const taken = new URL(BASE).port; // the test stack's lighttpd holds it
+  const r = await startStack({ ...p, PORT: taken, CC_VAR: dir, DATABASE_URL: '', REDIS_URL: '' });
+  assert.equal(r.ready, false);
+  assert.notEqual(r.code, 0);
+  assert.match(r.output(), new RegExp(`port ${taken} \\(HTTP\\) is already in use.*PORT`));
+  await sleep(200);
+  assert.deepEqual(stackPids(dir), []);
+});
+
+test('DATABASE_URL and REDIS_URL point a second stack at existing servers', async () => {
+  const dir = tmpVar();
+  const p = await ports();
+  // the test stack's own PostgreSQL and Redis, shared by a second lighttpd/API/broker/worker
+  const r = await startStack({ ...p, CC_VAR: dir, DATABASE_URL: process.env.DATABASE_URL,
+    REDIS_URL: process.env.REDIS_URL, JWT_SECRET_FILE: process.env.JWT_SECRET_FILE });
+  assert.ok(r.ready, r.output());
+  const base = `http://127.0.0.1:${p.PORT}`;
+  assert.deepEqual((await json(`${base}/api/health`)).body, { status: 'ok', postgres: 'ok', redis: 'ok' });
+  // an account made through the first stack signs in through the second one
+  const name = 'shared' + Date.now();
+  const reg = await json(`${BASE}/api/auth/register`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: name, password: 'a-password' }),
+  });
+  assert.equal(reg.status, 201);
+  const me = await json(`${base}/api/auth/me`, { headers: { authorization: `Bearer ${reg.body.token}` } });
+  assert.equal(me.status, 200);
+  assert.equal(me.body.user.username, name);
+  assert.ok(!readdirSync(dir).includes('pg'), 'no PostgreSQL of its own');
+  assert.ok(!readdirSync(dir).includes('redis') || readdirSync(join(dir, 'redis')).length === 0, 'no Redis data of its own');
+  assert.equal(await stop(r.child), 0);
+  await sleep(200);
+  assert.deepEqual(stackPids(dir), []);
+  // the shared servers are still up
+  assert.equal((await json(`${BASE}/api/health`)).status, 200);
+});
