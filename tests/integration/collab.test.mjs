@@ -1,8 +1,10 @@
 // Live documents through the real stack: operations (OT), concurrency across several API
 // processes, limits and hostile operations, presence, tickets, snapshots and restore.
 import { test } from 'node:test';
+import EventSource from 'eventsource';
+import WebSocket from 'ws';
 import assert from 'node:assert/strict';
-import { call, newUser, redis } from './lib/api.mjs';
+import { BASE, call, newUser, redis } from './lib/api.mjs';
 import { applyOp, cpLength } from './lib/ot.mjs';
 
 async function roomWith(owner, extra = {}) {
@@ -29,6 +31,56 @@ function roomEvents(room) {
 }
 
 const committedOps = (room) => roomEvents(room).filter((e) => e.type === 'operation').map((e) => e.data);
+
+// Streams through lighttpd and the broker, each collecting the room's `operation` events.
+async function ticketFor(user, room) {
+  const r = await call('POST', `/api/rooms/${room.id}/stream-ticket`, { token: user.token, body: {} });
+  assert.equal(r.status, 200, r.text);
+  return r.json.ticket;
+}
+
+async function openStreams(user, room) {
+  const got = { sse: [], ws: [], poll: [] };
+  const wsBase = BASE.replace(/^http/, 'ws');
+  const es = new EventSource(`${BASE}/events/rooms/${room.id}?ticket=${await ticketFor(user, room)}`);
+  es.addEventListener('operation', (e) => got.sse.push(JSON.parse(e.data)));
+  const ws = new WebSocket(`${wsBase}/events/rooms/${room.id}/ws?ticket=${await ticketFor(user, room)}`);
+  ws.on('message', (m) => {
+    const ev = JSON.parse(m.toString());
+    if (ev.type === 'operation') got.ws.push(ev.data);
+  });
+  await Promise.all([
+    new Promise((res, rej) => { es.onopen = res; es.onerror = rej; }),
+    new Promise((res, rej) => { ws.on('open', res); ws.on('error', rej); }),
+  ]);
+  // long-poll from the stream's newest id onwards, until stopped
+  let polling = true;
+  const pollTicket = await ticketFor(user, room);
+  let since = '';
+  const first = await fetch(`${BASE}/events/rooms/${room.id}/poll?ticket=${pollTicket}`);
+  since = (await first.json()).last_event_id || '0';
+  const poller = (async () => {
+    while (polling) {
+      const r = await fetch(`${BASE}/events/rooms/${room.id}/poll?ticket=${pollTicket}&since=${encodeURIComponent(since)}`);
+      const body = await r.json();
+      for (const ev of body.events) if (ev.type === 'operation') got.poll.push(ev.data);
+      if (body.last_event_id) since = body.last_event_id;
+    }
+  })();
+  return {
+    got,
+    async close(expected) {
+      // wait until every transport has delivered everything, then close
+      for (let i = 0; i < 200 && Object.values(got).some((l) => l.length < expected); i++) {
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      polling = false;
+      es.close();
+      ws.close();
+      await poller.catch(() => {});
+    },
+  };
+}
 
 test('a new room has an empty document at revision 0', async () => {
   const a = await newUser();
@@ -84,6 +136,7 @@ test('ten clients typing at once through several API processes converge, nothing
   // Each client knows the document as of its last answer and edits that view: inserts a
   // unique marker somewhere, sometimes deletes a character of the seed text; the server
   // must transform every operation against what others committed meanwhile.
+  const streams = await openStreams(clients[1], room);
   await post(owner.token, room, { revision: 0, ops: ['seed:' + 'x'.repeat(40)] });
   const markers = [];
   await Promise.all(clients.map(async (c, ci) => {
@@ -115,6 +168,12 @@ test('ten clients typing at once through several API processes converge, nothing
   assert.deepEqual(events.map((e) => e.revision), Array.from({ length: final.revision }, (_, i) => i + 1));
   const replayed = events.reduce((d, e) => applyOp(d, e.ops), '');
   assert.equal(replayed, final.content);
+  // and so does every live stream: SSE, WebSocket and long-poll, through lighttpd
+  await streams.close(final.revision);
+  for (const [name, ops] of Object.entries(streams.got)) {
+    assert.deepEqual(ops.map((o) => o.revision), events.map((e) => e.revision), `${name}: every revision once, in order`);
+    assert.equal(ops.reduce((d, o) => applyOp(d, o.ops), ''), final.content, `${name} replays to the document`);
+  }
 });
 
 test('deletes and inserts racing on the same text converge to the replayed history', async () => {
