@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import EventSource from 'eventsource';
 import WebSocket from 'ws';
 import assert from 'node:assert/strict';
-import { BASE, call, newUser, redis } from './lib/api.mjs';
+import { BASE, call, newUser, redis, roomEvents } from './lib/api.mjs';
 import { applyOp, cpLength } from './lib/ot.mjs';
 
 async function roomWith(owner, extra = {}) {
@@ -16,21 +16,7 @@ async function roomWith(owner, extra = {}) {
 const post = (token, room, body) => call('POST', `/api/rooms/${room.id}/operations`, { token, body });
 const doc = async (token, room) => (await call('GET', `/api/rooms/${room.id}/document`, { token })).json;
 
-// The room's events from its history (Redis stream), in order: [{id, type, data}].
-// redis-cli prints each entry raw as: id, "type", <type>, "data", <data JSON on one line>.
-function roomEvents(room) {
-  const lines = redis('XRANGE', `cc:room:${room.id}:events`, '-', '+').split('\n');
-  const events = [];
-  for (let i = 0; i + 4 < lines.length + 1; i++) {
-    if (lines[i + 1] === 'type' && lines[i + 3] === 'data') {
-      events.push({ id: lines[i], type: lines[i + 2], data: JSON.parse(lines[i + 4]) });
-      i += 4;
-    }
-  }
-  return events;
-}
-
-const committedOps = (room) => roomEvents(room).filter((e) => e.type === 'operation').map((e) => e.data);
+const committedOps = (room) => roomEvents(room.id).filter((e) => e.type === 'operation').map((e) => e.data);
 
 // Streams through lighttpd and the broker, each collecting the room's `operation` events.
 async function ticketFor(user, room) {
@@ -302,7 +288,7 @@ test('presence is broadcast with a stable colour; bad presence is 400', async ()
   assert.equal(r.status, 204, r.text);
   r = await call('PUT', `/api/rooms/${room.id}/presence`, { token: a.token, body: { cursor: 4 } });
   assert.equal(r.status, 204, r.text);
-  const datas = roomEvents(room).filter((e) => e.type === 'presence').map((e) => e.data);
+  const datas = roomEvents(room.id).filter((e) => e.type === 'presence').map((e) => e.data);
   assert.equal(datas.length, 2);
   assert.deepEqual(datas[0].user, { id: a.user.id, username: a.username });
   assert.equal(datas[0].cursor, 3);
