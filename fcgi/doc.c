@@ -443,6 +443,10 @@ int doc_snapshotter(const struct api_config *cfg, struct api_conns *conns, volat
 		http_resp_free(&resp);
 		size_t n = rep && rep->type == REDIS_REPLY_ARRAY ? rep->elements : 0;
 		for (size_t i = 0; i < n; i++) {
+			/* snapshot_room() drops a failed connection (api_redis_failed frees it): never
+			 * use rd past that; the rooms left stay due for the next pass */
+			if (c.conns->redis != rd || rd->err)
+				break;
 			redisReply *claim = redisCommand(rd, "ZREM %s %s", SNAP_DUE_KEY, rep->element[i]->str);
 			int mine = claim && claim->type == REDIS_REPLY_INTEGER && claim->integer == 1;
 			if (claim)
@@ -453,7 +457,7 @@ int doc_snapshotter(const struct api_config *cfg, struct api_conns *conns, volat
 				http_resp_free(&resp);
 			}
 		}
-		if (!rep && rd)
+		if (!rep && rd && c.conns->redis == rd)
 			api_redis_failed(&c);
 		if (rep)
 			freeReplyObject(rep);
