@@ -414,6 +414,20 @@ static void snapshot_room(struct api_ctx *c, const char *room)
 		if (events_emit(rd, room, "snapshot", data, NULL, 0) < 0)
 			api_redis_failed(c);
 	}
+	if (!r && !gone) {
+		/* PostgreSQL failed: the claim (ZREM) took the room off the due set, and a room
+		 * that goes idle is never marked again. Give the claim back so the next pass
+		 * retries; NX keeps an earlier mark made by a commit meanwhile. */
+		char due[32];
+		snprintf(due, sizeof due, "%lld", now_ms() + snapshot_interval_ms());
+		redisReply *again = redisCommand(rd, "ZADD %s NX %s %s", SNAP_DUE_KEY, due, room);
+		if (!again || again->type == REDIS_REPLY_ERROR)
+			log_warn("room %s: its snapshot failed and could not be retried", room);
+		if (!again)
+			api_redis_failed(c);
+		else
+			freeReplyObject(again);
+	}
 	if (r)
 		PQclear(r);
 	freeReplyObject(rep);

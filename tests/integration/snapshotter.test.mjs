@@ -100,3 +100,29 @@ test('snapshotter: Redis dropping the connection in the middle of a batch is sur
     assert.deepEqual(ex, { code: 0, signal: null }, snap.output);
   }
 });
+
+test('snapshotter: a room whose snapshot PostgreSQL refused stays due and is tried again', async () => {
+  let passes = 0;
+  const r = await redisDouble((args) => {
+    const cmd = args[0].toUpperCase();
+    if (cmd === 'ZRANGEBYSCORE') return passes++ === 0 ? array(['room-d']) : '*0\r\n';
+    if (cmd === 'ZREM') return ':1\r\n';
+    if (cmd === 'HMGET') return array(['7', 'print("unsaved")\n']);
+    if (cmd === 'ZADD') return ':1\r\n';
+    return '+OK\r\n';
+  });
+  const snap = await startSnapshotter(r.port);
+  try {
+    const zadd = await waitFor(() => r.log.find((e) => e.args[0].toUpperCase() === 'ZADD'),
+      { what: 'the room marked due again', timeout: 15000 });
+    assert.equal(zadd.args[1], 'cc:snap:due');
+    assert.equal(zadd.args[2].toUpperCase(), 'NX');
+    assert.ok(Number(zadd.args[3]) > Date.now(), `a later due time: ${zadd.args[3]}`);
+    assert.equal(zadd.args[4], 'room-d');
+    assert.equal(snap.exitCode, null, `the snapshotter died:\n${snap.output}`);
+  } finally {
+    const ex = await stop(snap);
+    r.close();
+    assert.deepEqual(ex, { code: 0, signal: null }, snap.output);
+  }
+});
