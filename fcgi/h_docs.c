@@ -1,4 +1,5 @@
 /* The live room: document, operations, presence, stream tickets and snapshot history. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,9 +248,12 @@ void h_history_one(struct api_ctx *c)
 	char role[16];
 	if (api_require_user(c) < 0 || room_access(c, c->params[0], NEED_READ, role, NULL) < 0)
 		return;
+	/* the segment goes to PostgreSQL as it is: one out of the range of a bigint would be
+	 * a database error (500) rather than a missing snapshot */
 	char *end;
+	errno = 0;
 	long long rev = strtoll(c->params[1], &end, 10);
-	if (*end || rev < 0) {
+	if (errno || *end || rev < 0) {
 		api_error(c, 404, "snapshot_not_found", "no snapshot at revision %s", c->params[1]);
 		return;
 	}

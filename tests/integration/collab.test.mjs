@@ -336,6 +336,12 @@ test('snapshots are saved after edits, listed, readable, and restore a flushed R
   assert.equal(one.status, 200);
   assert.equal(one.json.content, 'print("hi")\n# 🙂 end\n');
   assert.equal((await call('GET', `/api/rooms/${room.id}/history/99`, { token: a.token })).status, 404);
+  // a revision beyond a bigint is a missing snapshot too, not a database error
+  for (const rev of ['99999999999999999999', '9223372036854775808', '-1']) {
+    const big = await call('GET', `/api/rooms/${room.id}/history/${rev}`, { token: a.token });
+    assert.equal(big.status, 404, `${rev}: ${big.text}`);
+    assert.equal(big.json.error, 'snapshot_not_found');
+  }
   // Redis loses the room's live state: the document comes back from its snapshot
   redis('DEL', `cc:room:${room.id}:doc`, `cc:room:${room.id}:ops`);
   const d = await doc(a.token, room);
