@@ -627,12 +627,15 @@ void h_member_delete(struct api_ctx *c)
 		return;
 	int n = PQntuples(r);
 	PQclear(r);
+	/* Whatever the answer, the target is no member now (never the owner: refused above).
+	 * Clearing the cache on 404 too lets a retry heal an entry a removal could not clear
+	 * (Redis down at the time), which would otherwise keep the room open to them. */
+	cache_member(c, c->params[0], target, NULL);
 	if (n != 1) {
 		api_error(c, 404, "member_not_found", "user %s is not a member of this room",
 			  c->params[1]);
 		return;
 	}
-	cache_member(c, c->params[0], target, NULL);
 	cJSON *ev = cJSON_CreateObject();
 	cJSON_AddStringToObject(ev, "reason", "members");
 	emit_room_event(c, c->params[0], ev);

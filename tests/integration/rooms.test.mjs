@@ -281,6 +281,24 @@ test('a member removed or made viewer while reading the room cannot edit afterwa
   assert.deepEqual(stale, []);
 });
 
+test('removing a member again clears a member cache entry the first removal left behind', async () => {
+  // the removal could not reach Redis (down at the time): the cache still names the member,
+  // and the document endpoints trust it; the owner's retry (404) must clear it
+  const owner = await newUser();
+  const m = await newUser();
+  const room = await createRoom(owner.token);
+  const j = await call('POST', `/api/rooms/${room.id}/join`, { token: m.token, body: { invite: room.invite } });
+  assert.equal(j.status, 200, j.text);
+  let r = await call('DELETE', `/api/rooms/${room.id}/members/${m.user.id}`, { token: owner.token });
+  assert.equal(r.status, 204, r.text);
+  redis('HSET', `cc:room:${room.id}:members`, String(m.user.id), 'editor'); // the lost HDEL
+  r = await call('DELETE', `/api/rooms/${room.id}/members/${m.user.id}`, { token: owner.token });
+  assertError(r, 404, 'member_not_found');
+  assert.equal(redis('HGET', `cc:room:${room.id}:members`, String(m.user.id)), '');
+  const op = await call('POST', `/api/rooms/${room.id}/operations`, { token: m.token, body: { revision: 0, ops: ['x'] } });
+  assertError(op, 403, 'not_a_member');
+});
+
 test('strangers, viewers and editors are refused owner actions with 403', async () => {
   const owner = await newUser();
   const ed = await newUser();
