@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # make bench: starts a throwaway stack from the release build and measures the API through
-# lighttpd with wrk. Prints requests per second and latency percentiles.
+# lighttpd with wrk (requests per second and latency percentiles), committed operations
+# (bench/ops.mjs), fan-out from one writer to N SSE subscribers (bench/fanout_api.mjs) and
+# code execution end to end (bench/exec.mjs). The load generators run on the same cores as
+# the stack; the machine's load is printed before and after. docs/BENCHMARKS.md has figures.
 #   BENCH_SECONDS (default 8), BENCH_CONNECTIONS (default 32), BENCH_THREADS (default 1)
+#   BENCH_FANOUT_MAX (default 10000): largest fan-out size of 100, 1,000, 5,000, 10,000
+#   BENCH_ONLY: run only these parts, of "api ops fanout exec" (default all)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -11,9 +16,23 @@ secs=${BENCH_SECONDS:-8}
 conns=${BENCH_CONNECTIONS:-32}
 threads=${BENCH_THREADS:-1}
 export API_PROCESSES=${API_PROCESSES:-4}
+export WORKERS=${WORKERS:-2}
+# exec.mjs runs about 150 jobs within a minute as one user
+export EXECUTION_RATE_LIMIT=${EXECUTION_RATE_LIMIT:-100000}
+only=${BENCH_ONLY:-api ops fanout exec}
+want() { [[ " $only " == *" $1 "* ]]; }
+
+machine() {
+  echo "machine: $(nproc) cores, shared by the load generator and the stack;$(uptime | sed 's/.*load average/ load average/')"
+  # what else ran meanwhile: the busiest processes over one second
+  top -b -n 2 -d 1 -w 160 2>/dev/null | awk '/^top -/ {n++} n == 2 && /^ *[0-9]/ && $9 + 0 >= 10 {
+    printf "  busy: pid %s %s%% cpu %s\n", $1, $9, $12 }' | head -n 5 || true
+}
+machine
 
 stack_up release
 trap 'stack_down; rm -rf "$STACK_VAR"' EXIT
+status=0
 
 user=bench$RANDOM$RANDOM
 token=$(curl -fsS "$BASE_URL/api/auth/register" -H 'content-type: application/json' \
@@ -30,20 +49,44 @@ summary() { # label, wrk output
     "${non2xx:+(non-2xx: $non2xx)}"
 }
 
-echo "wrk -t$threads -c$conns -d${secs}s, API_PROCESSES=$API_PROCESSES, through lighttpd on $BASE_URL"
-out=$(wrk -t"$threads" -c"$conns" -d"${secs}s" --latency -H "Authorization: Bearer $token" \
-  "$BASE_URL/api/auth/me")
-summary "GET /api/auth/me" "$out"
+if want api; then
+  echo "wrk -t$threads -c$conns -d${secs}s, API_PROCESSES=$API_PROCESSES, through lighttpd on $BASE_URL"
+  out=$(wrk -t"$threads" -c"$conns" -d"${secs}s" --latency -H "Authorization: Bearer $token" \
+    "$BASE_URL/api/auth/me")
+  summary "GET /api/auth/me" "$out"
 
-lua=$(mktemp /tmp/codecollab-bench.XXXXXX.lua)
-cat >"$lua" <<LUA
+  lua=$(mktemp /tmp/codecollab-bench.XXXXXX.lua)
+  cat >"$lua" <<LUA
 wrk.method = "POST"
 wrk.body = '{"name":"bench room","language":"python"}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $token"
 LUA
-out=$(wrk -t"$threads" -c"$conns" -d"${secs}s" --latency -s "$lua" "$BASE_URL/api/rooms")
-rm -f "$lua"
-summary "POST /api/rooms" "$out"
+  out=$(wrk -t"$threads" -c"$conns" -d"${secs}s" --latency -s "$lua" "$BASE_URL/api/rooms")
+  rm -f "$lua"
+  summary "POST /api/rooms" "$out"
+fi
 
-BASE_URL=$BASE_URL node "$ROOT/bench/ops.mjs"
+want ops && { BASE_URL=$BASE_URL node "$ROOT/bench/ops.mjs" || status=1; }
+
+if want fanout; then
+  # N subscribers need N descriptors in node (the stack's own limits are its own)
+  max=${BENCH_FANOUT_MAX:-10000}
+  fds=$(ulimit -Hn)
+  if [ "$fds" != unlimited ] && [ "$fds" -lt $((max + 500)) ]; then
+    max=$((fds - 500))
+    echo "fan-out: at most $max subscribers (ulimit -Hn is $fds)"
+  fi
+  echo
+  ( [ "$fds" = unlimited ] || ulimit -n "$fds"
+    BENCH_FANOUT_MAX=$max exec node "$ROOT/bench/fanout_api.mjs") || status=1
+fi
+
+if want exec; then
+  echo
+  node "$ROOT/bench/exec.mjs" || status=1
+fi
+
+echo
+machine
+exit $status

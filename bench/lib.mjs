@@ -1,0 +1,243 @@
+// Shared by bench/fanout_api.mjs and bench/exec.mjs: API calls, a lean SSE client over a
+// raw TCP socket (thousands of them fit in one process), and what /proc says about the
+// stack's processes (RSS, CPU time). The stack is the one bench/run.sh starts: BASE_URL,
+// BROKER_PORT and CC_VAR come from scripts/stack.sh.
+import { createConnection } from 'node:net';
+import { readFileSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+
+export const BASE = process.env.BASE_URL;
+if (!BASE) {
+  console.error('BASE_URL is not set: run this through bench/run.sh, or export a stack\'s BASE_URL');
+  process.exit(2);
+}
+
+// One clock for everything: milliseconds since this process started.
+export const now = () => performance.now();
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export async function api(method, path, token, body) {
+  const headers = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(BASE + path, {
+    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch { /* leave null */ }
+  return { status: res.status, json, text, headers: res.headers };
+}
+
+export async function must(method, path, token, body, want = [200, 201, 202]) {
+  const r = await api(method, path, token, body);
+  if (!want.includes(r.status)) throw new Error(`${method} ${path}: ${r.status} ${r.text.slice(0, 200)}`);
+  return r.json;
+}
+
+export async function newUser(prefix) {
+  const username = prefix + randomBytes(5).toString('hex');
+  const j = await must('POST', '/api/auth/register', null, { username, password: 'bench-password' });
+  return { token: j.token, id: j.user.id, username };
+}
+
+export async function newRoom(token, language = 'plaintext') {
+  const j = await must('POST', '/api/rooms', token, { name: 'bench', language });
+  return j.room;
+}
+
+// Stream tickets live TICKET_TTL seconds (60 by default): hand out one that still has at
+// least half of that left, fetching a new one when needed.
+export function ticketSource(room, token) {
+  let cur = null, at = 0, ttlMs = 60000;
+  return async () => {
+    if (!cur || now() - at > ttlMs / 2) {
+      const j = await must('POST', `/api/rooms/${room}/stream-ticket`, token, {});
+      cur = j.ticket;
+      at = now();
+      ttlMs = (j.expires_in || 60) * 1000;
+    }
+    return cur;
+  };
+}
+
+// A Server-Sent Events subscription on a raw socket: sends a GET, decodes a chunked body
+// when the server uses one (lighttpd does; the broker itself sends the stream as is) and
+// calls onEvent(block, receivedAt) for every complete event block ("id:…\nevent:…\ndata:…").
+// receivedAt is taken once per socket read, before any parsing. Resolves once the server's
+// ": connected" comment has arrived.
+export function sseConnect({ host, port, path, onEvent }) {
+  return new Promise((resolve, reject) => {
+    const s = createConnection({ host, port });
+    s.setEncoding('latin1'); // the markers are ASCII; latin1 never splits a character
+    s.setNoDelay(true);
+    let head = '', inHead = true, chunked = false;
+    let raw = '';       // undecoded chunked input
+    let left = 0;       // bytes left in the current chunk
+    let text = '';      // decoded SSE text not yet cut into events
+    let ready = false;
+    const feed = (t, at) => {
+      text += t;
+      let cut;
+      while ((cut = text.indexOf('\n\n')) >= 0) {
+        const block = text.slice(0, cut);
+        text = text.slice(cut + 2);
+        if (!ready && block.includes(': connected')) { ready = true; resolve(s); }
+        if (block.charCodeAt(0) !== 58 /* ':' comment */ || block.includes('\n')) onEvent(block, at);
+      }
+    };
+    const dechunk = (at) => {
+      for (;;) {
+        if (left > 0) {
+          if (!raw.length) return;
+          const take = Math.min(left, raw.length);
+          feed(raw.slice(0, take), at);
+          raw = raw.slice(take);
+          left -= take;
+          if (left === 0) left = -2; // the CRLF after the chunk
+          continue;
+        }
+        if (left < 0) {
+          const skip = Math.min(-left, raw.length);
+          raw = raw.slice(skip);
+          left += skip;
+          if (left < 0) return;
+          continue;
+        }
+        const eol = raw.indexOf('\r\n');
+        if (eol < 0) return;
+        const size = parseInt(raw.slice(0, eol), 16);
+        raw = raw.slice(eol + 2);
+        if (!(size > 0)) { s.end(); return; }
+        left = size;
+      }
+    };
+    s.on('connect', () => {
+      s.write(`GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nAccept: text/event-stream\r\n\r\n`);
+    });
+    s.on('data', (d) => {
+      const at = now();
+      if (inHead) {
+        head += d;
+        const cut = head.indexOf('\r\n\r\n');
+        if (cut < 0) return;
+        inHead = false;
+        const status = /^HTTP\/1\.[01] (\d+)/.exec(head);
+        if (!status || status[1] !== '200') {
+          s.destroy();
+          reject(new Error(`stream answered ${head.split('\r\n')[0]}`));
+          return;
+        }
+        chunked = /\r\ntransfer-encoding:\s*chunked/i.test(head.slice(0, cut + 2));
+        d = head.slice(cut + 4);
+        head = '';
+      }
+      if (chunked) { raw += d; dechunk(at); } else feed(d, at);
+    });
+    s.on('error', (e) => { if (!ready) reject(e); });
+    s.on('close', () => { if (!ready) reject(new Error('stream closed before ": connected"')); });
+  });
+}
+
+// ---- the stack's processes, from /proc ---------------------------------------------------
+
+const CLK_TCK = (() => {
+  try { return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' })) || 100; } catch { return 100; }
+})();
+
+// Processes whose environment carries CC_VAR=<the stack's>, grouped by role.
+export function stackProcs(ccVar = process.env.CC_VAR) {
+  const roles = { broker: [], lighttpd: [], api: [], snapshotter: [], worker: [], redis: [], postgres: [] };
+  if (!ccVar) return roles;
+  const want = `CC_VAR=${ccVar}`;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    let env, cmd;
+    try {
+      env = readFileSync(`/proc/${d}/environ`, 'latin1');
+      cmd = readFileSync(`/proc/${d}/cmdline`, 'latin1').split('\0');
+    } catch { continue; }
+    if (!env.split('\0').includes(want)) continue;
+    const exe = cmd[0].split('/').pop();
+    const pid = Number(d);
+    if (exe === 'codecollab-broker') roles.broker.push(pid);
+    else if (exe === 'lighttpd') roles.lighttpd.push(pid);
+    else if (exe === 'codecollab-api') (cmd.includes('--snapshotter') ? roles.snapshotter : roles.api).push(pid);
+    else if (exe === 'codecollab-worker') roles.worker.push(pid);
+    else if (exe.startsWith('redis-server')) roles.redis.push(pid);
+    else if (exe.startsWith('postgres') || cmd[0].startsWith('postgres:')) roles.postgres.push(pid);
+  }
+  return roles;
+}
+
+export function rssKiB(pid) {
+  try {
+    const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : NaN;
+  } catch { return NaN; }
+}
+
+// CPU seconds (user + system) a process has used so far. Children are not counted: the
+// worker's sandboxed jobs run under bubblewrap's own pid namespace and land in "the rest".
+export function cpuSeconds(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime, stime: fields 14 and 15 of proc(5)
+  } catch { return 0; }
+}
+
+// CPU seconds per role, this process included as "node (bench)".
+export function cpuByRole(roles) {
+  const out = {};
+  for (const [role, pids] of Object.entries(roles)) {
+    if (pids.length) out[role] = pids.reduce((a, p) => a + cpuSeconds(p), 0);
+  }
+  const u = process.cpuUsage();
+  out['node (bench)'] = (u.user + u.system) / 1e6;
+  out[MACHINE] = machineBusySeconds();
+  return out;
+}
+
+// Busy CPU seconds of the whole machine (all cores), from /proc/stat.
+const MACHINE = 'whole machine';
+function machineBusySeconds() {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const total = f.slice(0, 8).reduce((a, b) => a + b, 0); // user … steal
+    return (total - f[3] - f[4]) / CLK_TCK; // less idle and iowait
+  } catch { return NaN; }
+}
+
+export function cpuDelta(before, after) {
+  const d = {};
+  for (const k of Object.keys(after)) d[k] = after[k] - (before[k] || 0);
+  return d;
+}
+
+// "whole machine 1.80 s busy of 2.40 s (2 cores): broker 0.75 s, node (bench) 0.58 s, …,
+// the rest 0.30 s": the rest is every other process on the machine (sandboxed jobs, other
+// people's work, the kernel's softirq time not charged to a process).
+export function formatCpu(d, wallS) {
+  const cores = availableParallelism();
+  const parts = Object.entries(d).filter(([k, v]) => k !== MACHINE && v >= 0.005).sort((a, b) => b[1] - a[1]);
+  const known = parts.reduce((a, [, v]) => a + v, 0);
+  const all = d[MACHINE];
+  const list = parts.map(([k, v]) => `${k} ${v.toFixed(2)} s`);
+  if (!Number.isFinite(all)) return list.join(', ');
+  list.push(`the rest ${Math.max(0, all - known).toFixed(2)} s`);
+  return `whole machine ${all.toFixed(2)} s busy of ${(wallS * cores).toFixed(2)} s (${cores} cores): ${list.join(', ')}`;
+}
+
+export function pct(sorted, p) {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+export const ms = (v) => (Number.isFinite(v) ? (v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0)) : 'n/a');
+
+export function loadavg() {
+  try { return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '); } catch { return '?'; }
+}
