@@ -30,14 +30,19 @@ stop_all() {
   [ "$stopping" = 1 ] && return
   stopping=1
   trap - INT TERM
-  # The programs first (front door first), so the workers finish their jobs while Redis
-  # and PostgreSQL are still there; the data stores last.
-  local i
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+  # The front door first (lighttpd finishes the requests in flight), then the programs
+  # behind it — the worker may take SHUTDOWN_GRACE_MS (30 s) to finish running jobs —, and
+  # the data stores last, so everything before them can still write.
+  local i n=${#pids[@]}
+  if [ "$n" -gt 0 ]; then
+    kill -TERM "${pids[$((n - 1))]}" 2>/dev/null || true
+    wait_gone "${pids[$((n - 1))]}" 20 || kill -KILL "${pids[$((n - 1))]}" 2>/dev/null || true
+  fi
+  for ((i = n - 2; i >= 0; i--)); do
     kill -TERM "${pids[$i]}" 2>/dev/null || true
   done
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    wait_gone "${pids[$i]}" 20 || kill -KILL "${pids[$i]}" 2>/dev/null || true
+  for ((i = n - 2; i >= 0; i--)); do
+    wait_gone "${pids[$i]}" 40 || kill -KILL "${pids[$i]}" 2>/dev/null || true
   done
   if [ -n "$redis_pid" ]; then
     kill -TERM "$redis_pid" 2>/dev/null || true
@@ -139,7 +144,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
   fi
   # Unix socket only, in var/run/pg: nothing listens on TCP, so trust auth reaches no one
   # who cannot already read var/.
-  "${as_pg[@]}" "$PG_BIN/postgres" -D "$pgdata" -p "$PG_PORT" -k "$CC_VAR/run/pg" \
+  setsid "${as_pg[@]}" "$PG_BIN/postgres" -D "$pgdata" -p "$PG_PORT" -k "$CC_VAR/run/pg" \
     -c listen_addresses='' -c fsync=on -c max_connections=200 \
     >>"$CC_VAR/log/postgres.log" 2>&1 &
   pg_pid=$!
@@ -157,7 +162,7 @@ psql "$DATABASE_URL" -X -q -v ON_ERROR_STOP=1 -1 -f "$ROOT/schema.sql" \
 # --- Redis -----------------------------------------------------------------------------
 if [ -z "${REDIS_URL:-}" ]; then
   check_port "$REDIS_PORT" "Redis" REDIS_PORT
-  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$CC_VAR/redis" \
+  setsid redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$CC_VAR/redis" \
     --appendonly yes --appendfsync everysec --save '' --daemonize no \
     --logfile "$CC_VAR/log/redis.log" --protected-mode yes &
   redis_pid=$!
@@ -166,13 +171,15 @@ if [ -z "${REDIS_URL:-}" ]; then
 fi
 
 # --- the broker, the workers, lighttpd with the API ------------------------------------
-"$CC_BIN/codecollab-broker" >>"$CC_VAR/log/broker.log" 2>&1 &
+# Every service runs in a session of its own (setsid): Ctrl-C in the terminal reaches only
+# this script, which then stops the services in order, instead of all of them at once.
+setsid "$CC_BIN/codecollab-broker" >>"$CC_VAR/log/broker.log" 2>&1 &
 pids+=($!)
-"$CC_BIN/codecollab-worker" >>"$CC_VAR/log/worker.log" 2>&1 &
+setsid "$CC_BIN/codecollab-worker" >>"$CC_VAR/log/worker.log" 2>&1 &
 pids+=($!)
-"$CC_BIN/codecollab-api" --snapshotter </dev/null >>"$CC_VAR/log/snapshotter.log" 2>&1 &
+setsid "$CC_BIN/codecollab-api" --snapshotter </dev/null >>"$CC_VAR/log/snapshotter.log" 2>&1 &
 pids+=($!)
-lighttpd -D -f "$ROOT/lighttpd.conf" >>"$CC_VAR/log/lighttpd.log" 2>&1 &
+setsid lighttpd -D -f "$ROOT/lighttpd.conf" >>"$CC_VAR/log/lighttpd.log" 2>&1 &
 pids+=($!)
 
 wait_for "the API" 30 curl -fsS "http://127.0.0.1:$PORT/api/health"
