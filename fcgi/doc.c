@@ -10,6 +10,7 @@
 #include "events.h"
 #include "log.h"
 #include "utf8.h"
+#include "clock.h"
 
 #define DOC_COMMIT_ATTEMPTS 200
 #define SNAP_DUE_KEY "cc:snap:due"
@@ -51,13 +52,6 @@ static const char commit_script[] =
 	"'\",\"data\":' .. ARGV[5] .. '}') "
 	"redis.call('ZADD', KEYS[5], 'NX', ARGV[6], ARGV[7]) "
 	"return {1, rev + 1, id}";
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static long snapshot_interval_ms(void)
 {
@@ -332,7 +326,7 @@ int doc_commit(struct api_ctx *c, const char *room, long long revision, struct o
 		char exp[32], keep[16], due[32], hist[16];
 		snprintf(exp, sizeof exp, "%lld", st.revision);
 		snprintf(keep, sizeof keep, "%d", DOC_OPS_KEEP);
-		snprintf(due, sizeof due, "%lld", now_ms() + interval);
+		snprintf(due, sizeof due, "%lld", clock_wall_ms() + interval);
 		snprintf(hist, sizeof hist, "%d", EVENTS_HISTORY_MAX);
 		const char *args[] = {dk, ok, ek, ch, SNAP_DUE_KEY, exp, out.data, op_json,
 				      keep, data, due, room, hist};
@@ -419,7 +413,7 @@ static void snapshot_room(struct api_ctx *c, const char *room)
 		 * that goes idle is never marked again. Give the claim back so the next pass
 		 * retries; NX keeps an earlier mark made by a commit meanwhile. */
 		char due[32];
-		snprintf(due, sizeof due, "%lld", now_ms() + snapshot_interval_ms());
+		snprintf(due, sizeof due, "%lld", clock_wall_ms() + snapshot_interval_ms());
 		redisReply *again = redisCommand(rd, "ZADD %s NX %s %s", SNAP_DUE_KEY, due, room);
 		if (!again || again->type == REDIS_REPLY_ERROR)
 			log_warn("room %s: its snapshot failed and could not be retried", room);
@@ -451,7 +445,7 @@ int doc_snapshotter(const struct api_config *cfg, struct api_conns *conns, volat
 		if (draining)
 			snprintf(bound, sizeof bound, "+inf");
 		else
-			snprintf(bound, sizeof bound, "%lld", now_ms());
+			snprintf(bound, sizeof bound, "%lld", clock_wall_ms());
 		if (rd)
 			rep = redisCommand(rd, "ZRANGEBYSCORE %s -inf %s LIMIT 0 100", SNAP_DUE_KEY, bound);
 		http_resp_free(&resp);

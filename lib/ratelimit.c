@@ -5,6 +5,7 @@
 
 #include "rds.h"
 #include "rnd.h"
+#include "clock.h"
 
 /* KEYS[1] the set; ARGV now_ms, window_ms, limit, member, record (0 or 1).
  * Returns {allowed, retry_ms}. Server time is not used so tests and callers agree on one
@@ -27,13 +28,6 @@ static const char record_script[] =
 	"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2])) "
 	"redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1";
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* member: the id recorded when record is set (RATELIMIT_MEMBER_LEN + 1 bytes). */
 static enum ratelimit_result check(redisContext *r, const char *key, long limit, long window_ms,
 				   int record, char *member, long *retry_after_s)
@@ -41,7 +35,7 @@ static enum ratelimit_result check(redisContext *r, const char *key, long limit,
 	if (rnd_hex(member, RATELIMIT_MEMBER_LEN / 2) < 0)
 		return RATELIMIT_ERROR;
 	char now[24], win[24], lim[24];
-	snprintf(now, sizeof now, "%lld", now_ms());
+	snprintf(now, sizeof now, "%lld", clock_wall_ms());
 	snprintf(win, sizeof win, "%ld", window_ms);
 	snprintf(lim, sizeof lim, "%ld", limit);
 	const char *args[] = {key, now, win, lim, member, record ? "1" : "0"};
@@ -93,7 +87,7 @@ int ratelimit_record(redisContext *r, const char *key, long window_ms)
 	if (rnd_hex(member, 16) < 0)
 		return -1;
 	char now[24], win[24];
-	snprintf(now, sizeof now, "%lld", now_ms());
+	snprintf(now, sizeof now, "%lld", clock_wall_ms());
 	snprintf(win, sizeof win, "%ld", window_ms);
 	const char *args[] = {key, now, win, member};
 	redisReply *rep = rds_eval(r, record_script, 1, 4, args, NULL);

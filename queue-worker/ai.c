@@ -14,6 +14,7 @@
 #include "prompts.h"
 #include "rnd.h"
 #include "utf8.h"
+#include "errbuf.h"
 
 #define AI_TEMPERATURE 0.2
 #define AI_MAX_TOKENS 1024
@@ -21,17 +22,6 @@
 #define AI_BACKOFF_FIRST_MS 500 /* then 1 s, 2 s, … with ±25 % jitter */
 #define AI_BACKOFF_MAX_MS 8000
 #define AI_CHECKER_OUTPUT_SHOWN 4096
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static int cancelled(const volatile sig_atomic_t *cancel)
 {
@@ -122,7 +112,7 @@ int ai_request_parse(const char *json, struct ai_request *rq, char *err, size_t 
 	memset(rq, 0, sizeof *rq);
 	rq->root = json ? cJSON_Parse(json) : NULL;
 	if (!cJSON_IsObject(rq->root)) {
-		set_err(err, errlen, "the job's request is not a JSON object");
+		errbuf_set(err, errlen, "the job's request is not a JSON object");
 		goto bad;
 	}
 	rq->kind = str_field(rq->root, "kind");
@@ -134,16 +124,16 @@ int ai_request_parse(const char *json, struct ai_request *rq, char *err, size_t 
 	const char *provider = str_field(rq->root, "provider");
 	const cJSON *fl = cJSON_GetObjectItemCaseSensitive(rq->root, "first_line");
 	if (!prompts_system(rq->kind)) {
-		set_err(err, errlen, "the job's request has no kind hint or review");
+		errbuf_set(err, errlen, "the job's request has no kind hint or review");
 		goto bad;
 	}
 	if (!provider || aicfg_provider_parse(provider, &rq->provider) < 0 ||
 	    rq->provider == AICFG_OFF) {
-		set_err(err, errlen, "the job's request names no AI provider");
+		errbuf_set(err, errlen, "the job's request names no AI provider");
 		goto bad;
 	}
 	if (!rq->model || !rq->language || !rq->code) {
-		set_err(err, errlen, "the job's request lacks its model, language or code");
+		errbuf_set(err, errlen, "the job's request lacks its model, language or code");
 		goto bad;
 	}
 	if (!rq->question)
@@ -215,7 +205,7 @@ int ai_openai_answer(const char *body, size_t len, char **text, int *cut, char *
 	int rc = -1;
 	cJSON *o = body ? cJSON_ParseWithLength(body, len) : NULL;
 	if (!cJSON_IsObject(o)) {
-		set_err(err, errlen, "the AI provider's answer is not valid JSON");
+		errbuf_set(err, errlen, "the AI provider's answer is not valid JSON");
 		goto out;
 	}
 	const cJSON *choice = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0);
@@ -223,20 +213,20 @@ int ai_openai_answer(const char *body, size_t len, char **text, int *cut, char *
 	const cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content");
 	if (!cJSON_IsObject(choice) || !cJSON_IsObject(msg) ||
 	    !(cJSON_IsString(content) || cJSON_IsNull(content))) {
-		set_err(err, errlen,
+		errbuf_set(err, errlen,
 			"the AI provider's answer is malformed: it has no choices[0].message.content");
 		goto out;
 	}
 	const char *s = cJSON_IsString(content) ? content->valuestring : "";
 	char *t = ai_clean_text(s, strlen(s), AI_TEXT_MAX);
 	if (!t) {
-		set_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		goto out;
 	}
 	size_t a = strspn(t, " \n\t");
 	if (!t[a]) {
 		free(t);
-		set_err(err, errlen, "the AI provider gave an empty answer");
+		errbuf_set(err, errlen, "the AI provider gave an empty answer");
 		goto out;
 	}
 	const char *fin = str_field(choice, "finish_reason");
@@ -346,7 +336,7 @@ static enum call_outcome post_once(const struct aicfg *cfg, const char *url, con
 	*wait_ms = -1;
 	CURL *cu = curl_easy_init();
 	if (!cu) {
-		set_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return CALL_FAIL;
 	}
 	h = curl_slist_append(h, "Content-Type: application/json");
@@ -377,13 +367,13 @@ static enum call_outcome post_once(const struct aicfg *cfg, const char *url, con
 	CURLcode rc = curl_easy_perform(cu);
 	curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, status);
 	if (rc == CURLE_OPERATION_TIMEDOUT) {
-		set_err(err, errlen, "the AI provider did not answer within %.1f s", cfg->timeout_ms / 1000.0);
+		errbuf_set(err, errlen, "the AI provider did not answer within %.1f s", cfg->timeout_ms / 1000.0);
 	} else if (rc == CURLE_ABORTED_BY_CALLBACK) {
-		set_err(err, errlen, "the worker is shutting down");
+		errbuf_set(err, errlen, "the worker is shutting down");
 	} else if (rc == CURLE_WRITE_ERROR) {
-		set_err(err, errlen, "the AI provider's answer is larger than %d KiB", AI_RESPONSE_MAX / 1024);
+		errbuf_set(err, errlen, "the AI provider's answer is larger than %d KiB", AI_RESPONSE_MAX / 1024);
 	} else if (rc != CURLE_OK) {
-		set_err(err, errlen, "could not reach the AI provider at %s: %s", cfg->base_url,
+		errbuf_set(err, errlen, "could not reach the AI provider at %s: %s", cfg->base_url,
 			curl_err[0] ? curl_err : curl_easy_strerror(rc));
 		out = rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
 				      rc == CURLE_GOT_NOTHING || rc == CURLE_RECV_ERROR ||
@@ -395,7 +385,7 @@ static enum call_outcome post_once(const struct aicfg *cfg, const char *url, con
 	} else {
 		char why[256];
 		ai_provider_error(ans->body.data, ans->body.len, why, sizeof why);
-		set_err(err, errlen, "the AI provider answered HTTP %ld%s%s", *status,
+		errbuf_set(err, errlen, "the AI provider answered HTTP %ld%s%s", *status,
 			why[0] ? ": " : "", why);
 		if (*status == 429 || *status >= 500) {
 			out = CALL_RETRY;
@@ -419,17 +409,17 @@ static int openai_call(const volatile sig_atomic_t *cancel, const struct aicfg *
 	while (bl > 0 && cfg->base_url[bl - 1] == '/')
 		bl--;
 	if (strpbrk(cfg->api_key, "\r\n")) {
-		set_err(err, errlen, "AI_API_KEY must be one line");
+		errbuf_set(err, errlen, "AI_API_KEY must be one line");
 		return -1;
 	}
 	if (bl + sizeof "/chat/completions" > sizeof url) {
-		set_err(err, errlen, "AI_BASE_URL is too long");
+		errbuf_set(err, errlen, "AI_BASE_URL is too long");
 		return -1;
 	}
 	snprintf(url, sizeof url, "%.*s/chat/completions", (int)bl, cfg->base_url);
 	char *body = ai_openai_body(rq);
 	if (!body) {
-		set_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return -1;
 	}
 	for (int attempt = 1; attempt <= AI_ATTEMPTS; attempt++) {
@@ -732,12 +722,12 @@ static cJSON *local_result(const struct ai_deps *d, const struct ai_request *rq,
 		if (sandbox_run(d->sb, &chk, &sreq, &lim, cancel, &sr, err, errlen) < 0)
 			goto out;
 		if (sr.status == SANDBOX_CANCELLED) {
-			set_err(err, errlen, "the worker is shutting down");
+			errbuf_set(err, errlen, "the worker is shutting down");
 			goto out;
 		}
 		if (buf_append(&out, sr.run.out.data ? sr.run.out.data : "", sr.run.out.len) < 0 ||
 		    buf_append(&out, sr.run.err.data ? sr.run.err.data : "", sr.run.err.len) < 0) {
-			set_err(err, errlen, "out of memory");
+			errbuf_set(err, errlen, "out of memory");
 			goto out;
 		}
 		cJSON_Delete(diags);
@@ -753,7 +743,7 @@ static cJSON *local_result(const struct ai_deps *d, const struct ai_request *rq,
 	if (!text || !res || !diags) {
 		cJSON_Delete(res);
 		res = NULL;
-		set_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		goto out;
 	}
 	cJSON_AddStringToObject(res, "kind", rq->kind);
@@ -783,7 +773,7 @@ int ai_deps_init(struct ai_deps *d, const struct sandbox *sb, const struct runti
 	if (aicfg_load(&cfg, err, errlen) < 0)
 		return -1;
 	if (strpbrk(cfg.api_key, "\r\n")) {
-		set_err(err, errlen, "AI_API_KEY must be one line");
+		errbuf_set(err, errlen, "AI_API_KEY must be one line");
 		return -1;
 	}
 	return rds_parse_url(getenv("REDIS_URL"), &d->redis, err, errlen);
@@ -883,7 +873,7 @@ enum ai_status ai_job_run(const struct ai_deps *d, redisContext *r, const char *
 	cJSON_AddFalseToObject(res, "cached");
 	*result_json = cJSON_PrintUnformatted(res);
 	if (!*result_json) {
-		set_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		goto out;
 	}
 	st = AI_OK;

@@ -1,6 +1,7 @@
 #include "execution.h"
 
 #include "log.h"
+#include "errbuf.h"
 
 #include <cjson/cJSON.h>
 #include <stdarg.h>
@@ -9,17 +10,6 @@
 #include <string.h>
 
 #define ARG_MAX_BYTES 4096
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 enum field_type { F_STRING, F_STRINGS };
 
@@ -45,7 +35,7 @@ int execution_parse(const char *json, struct execution_request *req, char *err, 
 	cJSON *o = cJSON_Parse(json ? json : "");
 	int rc = -1;
 	if (!cJSON_IsObject(o)) {
-		set_err(err, errlen, "invalid request: not a JSON object");
+		errbuf_set(err, errlen, "invalid request: not a JSON object");
 		goto out;
 	}
 	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
@@ -53,14 +43,14 @@ int execution_parse(const char *json, struct execution_request *req, char *err, 
 		const cJSON *v = cJSON_GetObjectItem(o, f->name);
 		if (!v || cJSON_IsNull(v)) {
 			if (f->required) {
-				set_err(err, errlen, "invalid request: %s is missing", f->name);
+				errbuf_set(err, errlen, "invalid request: %s is missing", f->name);
 				goto out;
 			}
 			continue;
 		}
 		if (f->type == F_STRING) {
 			if (!cJSON_IsString(v) || strlen(v->valuestring) > f->max) {
-				set_err(err, errlen, "invalid request: %s must be a string of at most %zu bytes",
+				errbuf_set(err, errlen, "invalid request: %s must be a string of at most %zu bytes",
 					f->name, f->max);
 				goto out;
 			}
@@ -72,7 +62,7 @@ int execution_parse(const char *json, struct execution_request *req, char *err, 
 		}
 		size_t n = cJSON_IsArray(v) ? (size_t)cJSON_GetArraySize(v) : 0;
 		if (!cJSON_IsArray(v) || n > f->max) {
-			set_err(err, errlen, "invalid request: %s must be an array of at most %zu strings",
+			errbuf_set(err, errlen, "invalid request: %s must be an array of at most %zu strings",
 				f->name, f->max);
 			goto out;
 		}
@@ -83,7 +73,7 @@ int execution_parse(const char *json, struct execution_request *req, char *err, 
 		cJSON_ArrayForEach(a, v)
 		{
 			if (!cJSON_IsString(a) || strlen(a->valuestring) > ARG_MAX_BYTES) {
-				set_err(err, errlen, "invalid request: args must be strings of at most %d bytes",
+				errbuf_set(err, errlen, "invalid request: args must be strings of at most %d bytes",
 					ARG_MAX_BYTES);
 				goto out;
 			}
@@ -99,7 +89,7 @@ int execution_parse(const char *json, struct execution_request *req, char *err, 
 	rc = 0;
 	goto out;
 oom:
-	set_err(err, errlen, "out of memory");
+	errbuf_set(err, errlen, "out of memory");
 out:
 	cJSON_Delete(o);
 	return rc;
@@ -126,10 +116,10 @@ static enum queue_outcome run_local(const struct execution_env *env,
 	if (!rt) {
 		const struct runtime *any = runtimes_find(env->runtimes, rq->language, NULL);
 		if (any)
-			set_err(err, errlen, "%s %s is not installed (this worker has %s %s)",
+			errbuf_set(err, errlen, "%s %s is not installed (this worker has %s %s)",
 				rq->language, rq->version, any->language, any->version);
 		else
-			set_err(err, errlen, "no runtime for \"%s\" is installed", rq->language);
+			errbuf_set(err, errlen, "no runtime for \"%s\" is installed", rq->language);
 		return QUEUE_FAILED;
 	}
 	struct sandbox_request sr = {
@@ -144,7 +134,7 @@ static enum queue_outcome run_local(const struct execution_env *env,
 	char why[256];
 	if (sandbox_run(env->sandbox, rt, &sr, &env->limits, cancel, &res, why, sizeof why) < 0) {
 		log_error("sandbox: %s", why);
-		set_err(err, errlen, "the sandbox failed: %s", why);
+		errbuf_set(err, errlen, "the sandbox failed: %s", why);
 		sandbox_result_free(&res);
 		return QUEUE_FAILED;
 	}
@@ -152,7 +142,7 @@ static enum queue_outcome run_local(const struct execution_env *env,
 	if (res.status == SANDBOX_CANCELLED) {
 		o = QUEUE_REQUEUE;
 	} else if (!(*result_json = sandbox_result_json(&res, rt))) {
-		set_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		o = QUEUE_FAILED;
 	}
 	sandbox_result_free(&res);

@@ -17,6 +17,7 @@
 #include "queue.h"
 #include "runtimes.h"
 #include "sandbox.h"
+#include "clock.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -71,13 +72,6 @@ struct worker {
 	volatile sig_atomic_t cancel;
 	struct slot slots[WORKERS_MAX];
 };
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(long ms)
 {
@@ -208,9 +202,9 @@ static void *job_thread(void *arg)
 		struct queue_entry e;
 		int got = 0;
 		/* a dead worker's jobs first: they have waited longest */
-		if (now_ms() >= next_claim) {
+		if (clock_mono_ms() >= next_claim) {
 			got = queue_claim(r, w->consumer, w->cfg.claim_idle_ms, &e, err, sizeof err);
-			next_claim = now_ms() + claim_every;
+			next_claim = clock_mono_ms() + claim_every;
 			if (got == 1)
 				log_info("claimed entry %s (job %s) from a stalled worker", e.entry, e.job);
 		}
@@ -372,7 +366,7 @@ int main(void)
 	log_info("consumer %s: %ld job threads on %s (claim after %ld ms idle, %ld attempts)",
 		 w->consumer, started, QUEUE_STREAM, w->cfg.claim_idle_ms, w->cfg.max_attempts);
 
-	long long next_beat = 0, next_refresh = now_ms() + w->cfg.refresh_s * 1000;
+	long long next_beat = 0, next_refresh = clock_mono_ms() + w->cfg.refresh_s * 1000;
 	long long stop_at = 0;
 	long beat_every = w->cfg.claim_idle_ms / 3;
 	for (;;) {
@@ -382,19 +376,19 @@ int main(void)
 			log_info("signal %d: taking no more jobs, finishing the running ones "
 				 "(grace %ld ms)", sig, w->cfg.grace_ms);
 			w->stop = 1;
-			stop_at = now_ms();
+			stop_at = clock_mono_ms();
 		} else if (sig > 0 && !w->cancel) {
 			log_info("second signal: cancelling running jobs");
 			w->cancel = 1;
 		}
 		if (!w->stop && started < w->cfg.workers)
-			w->stop = 1, stop_at = now_ms(); /* a thread failed to start: exit */
+			w->stop = 1, stop_at = clock_mono_ms(); /* a thread failed to start: exit */
 		int all_done = 1;
 		for (long i = 0; i < started; i++)
 			all_done &= w->slots[i].done != 0;
 		if (w->stop && all_done)
 			break;
-		if (w->stop && !w->cancel && now_ms() - stop_at > w->cfg.grace_ms) {
+		if (w->stop && !w->cancel && clock_mono_ms() - stop_at > w->cfg.grace_ms) {
 			log_info("grace period over: cancelling running jobs, they go back to the queue");
 			w->cancel = 1;
 		}
@@ -404,16 +398,16 @@ int main(void)
 				continue;
 		}
 		int bad = 0;
-		if (now_ms() >= next_beat) {
+		if (clock_mono_ms() >= next_beat) {
 			bad |= heartbeat(w, r) < 0;
-			next_beat = now_ms() + beat_every;
+			next_beat = clock_mono_ms() + beat_every;
 		}
-		if (!w->stop && now_ms() >= next_refresh) {
+		if (!w->stop && clock_mono_ms() >= next_refresh) {
 			char *s = runtimes_text(w, &local);
 			if (s)
 				bad |= queue_publish_runtimes(r, s, ttl) < 0;
 			free(s);
-			next_refresh = now_ms() + w->cfg.refresh_s * 1000;
+			next_refresh = clock_mono_ms() + w->cfg.refresh_s * 1000;
 		}
 		if (bad) {
 			log_warn("redis: %s", r->err ? r->errstr : "command failed");

@@ -2,6 +2,8 @@
 
 #include "buf.h"
 #include "sandbox.h"
+#include "errbuf.h"
+#include "clock.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -10,24 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static size_t on_body(char *data, size_t size, size_t n, void *user)
 {
@@ -50,7 +34,7 @@ static int http(const char *url, const char *post_json, long timeout_ms,
 {
 	CURL *c = curl_easy_init();
 	if (!c) {
-		set_err(err, errlen, "piston: cannot start an HTTP request");
+		errbuf_set(err, errlen, "piston: cannot start an HTTP request");
 		return -1;
 	}
 	struct curl_slist *hdr = NULL;
@@ -76,13 +60,13 @@ static int http(const char *url, const char *post_json, long timeout_ms,
 	if (rc == CURLE_ABORTED_BY_CALLBACK) {
 		out = 1;
 	} else if (rc == CURLE_OPERATION_TIMEDOUT) {
-		set_err(err, errlen, "piston: no answer from %s within %ld ms", url, timeout_ms);
+		errbuf_set(err, errlen, "piston: no answer from %s within %ld ms", url, timeout_ms);
 		out = -1;
 	} else if (rc == CURLE_WRITE_ERROR) {
-		set_err(err, errlen, "piston: answer larger than %d bytes", PISTON_ANSWER_MAX);
+		errbuf_set(err, errlen, "piston: answer larger than %d bytes", PISTON_ANSWER_MAX);
 		out = -1;
 	} else if (rc != CURLE_OK) {
-		set_err(err, errlen, "piston: %s: %s", url, curl_easy_strerror(rc));
+		errbuf_set(err, errlen, "piston: %s: %s", url, curl_easy_strerror(rc));
 		out = -1;
 	} else {
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
@@ -98,9 +82,9 @@ static void http_error(long status, const struct buf *body, char *err, size_t er
 	cJSON *o = body->data ? cJSON_Parse(body->data) : NULL;
 	const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(o, "message"));
 	if (msg)
-		set_err(err, errlen, "piston: %s", msg);
+		errbuf_set(err, errlen, "piston: %s", msg);
 	else
-		set_err(err, errlen, "piston: HTTP %ld", status);
+		errbuf_set(err, errlen, "piston: HTTP %ld", status);
 	cJSON_Delete(o);
 }
 
@@ -168,7 +152,7 @@ int piston_map_answer(const char *body, long long elapsed_ms, size_t output_max,
 	memset(&res, 0, sizeof res);
 	int rc = -1;
 	if (!cJSON_IsObject(o) || (!cJSON_IsObject(run) && !cJSON_IsObject(compile))) {
-		set_err(err, errlen, "piston: malformed answer (not JSON with run or compile)");
+		errbuf_set(err, errlen, "piston: malformed answer (not JSON with run or compile)");
 		goto out;
 	}
 	if (cJSON_IsObject(compile)) {
@@ -183,7 +167,7 @@ int piston_map_answer(const char *body, long long elapsed_ms, size_t output_max,
 		map_stage(run, elapsed_ms, output_max, &res.run);
 		res.status = res.run.status;
 	} else if (res.status != SANDBOX_COMPILE_ERROR) {
-		set_err(err, errlen, "piston: malformed answer (no run)");
+		errbuf_set(err, errlen, "piston: malformed answer (no run)");
 		goto out;
 	}
 	struct runtime rt;
@@ -194,7 +178,7 @@ int piston_map_answer(const char *body, long long elapsed_ms, size_t output_max,
 		 cJSON_GetStringValue(cJSON_GetObjectItem(o, "version")) ?: "");
 	*result_json = sandbox_result_json(&res, &rt);
 	if (!*result_json) {
-		set_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		goto out;
 	}
 	rc = 0;
@@ -250,15 +234,15 @@ enum piston_rc piston_execute(const char *url, const struct piston_request *req,
 	endpoint(ep, sizeof ep, url, "/api/v2/execute");
 	char *body_json = execute_body(req, lim);
 	if (!body_json) {
-		set_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return PISTON_FAILED;
 	}
 	struct buf body;
 	buf_init(&body, PISTON_ANSWER_MAX);
 	long status = 0;
-	long long t0 = now_ms();
+	long long t0 = clock_mono_ms();
 	int rc = http(ep, body_json, timeout_ms, cancel, &status, &body, err, errlen);
-	long long elapsed = now_ms() - t0;
+	long long elapsed = clock_mono_ms() - t0;
 	free(body_json);
 	enum piston_rc out = PISTON_FAILED;
 	if (rc == 1) {
@@ -291,7 +275,7 @@ char *piston_runtimes(const char *url, long timeout_ms, char *err, size_t errlen
 	}
 	in = cJSON_Parse(body.data ? body.data : "");
 	if (!cJSON_IsArray(in)) {
-		set_err(err, errlen, "piston: malformed runtimes answer");
+		errbuf_set(err, errlen, "piston: malformed runtimes answer");
 		goto done;
 	}
 	arr = cJSON_CreateArray();
@@ -316,7 +300,7 @@ char *piston_runtimes(const char *url, long timeout_ms, char *err, size_t errlen
 	}
 	out = cJSON_PrintUnformatted(arr);
 	if (!out)
-		set_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 done:
 	cJSON_Delete(in);
 	cJSON_Delete(arr);

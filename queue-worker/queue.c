@@ -2,6 +2,7 @@
 
 #include "events.h"
 #include "log.h"
+#include "errbuf.h"
 
 #include <cjson/cJSON.h>
 #include <stdarg.h>
@@ -10,27 +11,16 @@
 #include <string.h>
 #include <time.h>
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* A NULL reply means the connection is broken (r->err says why); an error reply is a
  * Redis error. Either way -1 with the text in err; the reply is freed. */
 static int reply_failed(redisContext *r, redisReply *rep, char *err, size_t errlen)
 {
 	if (!rep) {
-		set_err(err, errlen, "redis: %s", r->errstr[0] ? r->errstr : "no reply");
+		errbuf_set(err, errlen, "redis: %s", r->errstr[0] ? r->errstr : "no reply");
 		return 1;
 	}
 	if (rep->type == REDIS_REPLY_ERROR) {
-		set_err(err, errlen, "redis: %.*s", (int)rep->len, rep->str);
+		errbuf_set(err, errlen, "redis: %.*s", (int)rep->len, rep->str);
 		freeReplyObject(rep);
 		return 1;
 	}
@@ -156,7 +146,7 @@ int queue_job_load(redisContext *r, const char *job_id, struct queue_job *j, cha
 	if (reply_failed(r, rep, err, errlen))
 		return -1;
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 6) {
-		set_err(err, errlen, "redis: unexpected HMGET reply");
+		errbuf_set(err, errlen, "redis: unexpected HMGET reply");
 		freeReplyObject(rep);
 		return -1;
 	}
@@ -180,7 +170,7 @@ int queue_job_load(redisContext *r, const char *job_id, struct queue_job *j, cha
 		j->attempts = atol(e[5]->str);
 	freeReplyObject(rep);
 	if (!j->request) {
-		set_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return -1;
 	}
 	return 1;
@@ -270,7 +260,7 @@ int queue_job_requeue(redisContext *r, const struct queue_job *j, const char *en
 			continue;
 		}
 		if (i == 5 && rep->type != REDIS_REPLY_ARRAY) {
-			set_err(err, errlen, "redis: requeue transaction aborted");
+			errbuf_set(err, errlen, "redis: requeue transaction aborted");
 			rc = -1;
 		}
 		freeReplyObject(rep);
@@ -331,7 +321,7 @@ static int conclude(redisContext *r, const struct queue_handler *h, const struct
 		return -1;
 	emit(r, h, j, status, result_json, error);
 	if (queue_ack(r, entry) < 0) {
-		set_err(err, errlen, "redis: XACK failed");
+		errbuf_set(err, errlen, "redis: XACK failed");
 		return -1;
 	}
 	return 0;

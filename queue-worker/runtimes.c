@@ -2,6 +2,8 @@
 
 #include "buf.h"
 #include "log.h"
+#include "errbuf.h"
+#include "clock.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -24,17 +26,6 @@ extern char **environ;
 #define CONF_MAX_RUNTIMES 64
 #define VERSION_OUTPUT_MAX 4096
 #define VERSION_TIMEOUT_MS 5000
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static char *trim(char *s)
 {
@@ -151,15 +142,15 @@ static int check_section(const struct runtime *r, char *err, size_t errlen)
 			      : !r->run[0]	 ? "run"
 					       : NULL;
 	if (missing) {
-		set_err(err, errlen, "[%s]: %s is missing", r->language, missing);
+		errbuf_set(err, errlen, "[%s]: %s is missing", r->language, missing);
 		return -1;
 	}
 	if (!strcmp(r->version, "auto") && !r->version_cmd[0]) {
-		set_err(err, errlen, "[%s]: version = auto needs version_cmd", r->language);
+		errbuf_set(err, errlen, "[%s]: version = auto needs version_cmd", r->language);
 		return -1;
 	}
 	if (!!r->compile[0] != !!r->artifact[0]) {
-		set_err(err, errlen, "[%s]: compile and artifact go together", r->language);
+		errbuf_set(err, errlen, "[%s]: compile and artifact go together", r->language);
 		return -1;
 	}
 	return 0;
@@ -171,7 +162,7 @@ int runtimes_parse(struct runtimes *rt, const char *text, char *err, size_t errl
 	rt->n = 0;
 	char *copy = strdup(text);
 	if (!copy) {
-		set_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return -1;
 	}
 	struct runtime *cur = NULL;
@@ -194,25 +185,25 @@ int runtimes_parse(struct runtimes *rt, const char *text, char *err, size_t errl
 		if (*s == '[') {
 			size_t n = strlen(s);
 			if (s[n - 1] != ']') {
-				set_err(err, errlen, "line %d: unterminated section", lineno);
+				errbuf_set(err, errlen, "line %d: unterminated section", lineno);
 				goto out;
 			}
 			s[n - 1] = '\0';
 			char *name = trim(s + 1);
 			if (!valid_name(name) || strlen(name) >= RUNTIMES_NAME_MAX) {
-				set_err(err, errlen, "line %d: bad language name", lineno);
+				errbuf_set(err, errlen, "line %d: bad language name", lineno);
 				goto out;
 			}
 			if (cur && check_section(cur, err, errlen) < 0)
 				goto out;
 			if (rt->n == CONF_MAX_RUNTIMES) {
-				set_err(err, errlen, "line %d: more than %d runtimes", lineno,
+				errbuf_set(err, errlen, "line %d: more than %d runtimes", lineno,
 					CONF_MAX_RUNTIMES);
 				goto out;
 			}
 			struct runtime *v = realloc(rt->v, (rt->n + 1) * sizeof *v);
 			if (!v) {
-				set_err(err, errlen, "out of memory");
+				errbuf_set(err, errlen, "out of memory");
 				goto out;
 			}
 			rt->v = v;
@@ -223,13 +214,13 @@ int runtimes_parse(struct runtimes *rt, const char *text, char *err, size_t errl
 		}
 		char *eq = strchr(s, '=');
 		if (!cur || !eq) {
-			set_err(err, errlen, "line %d: expected [language] or key = value", lineno);
+			errbuf_set(err, errlen, "line %d: expected [language] or key = value", lineno);
 			goto out;
 		}
 		*eq = '\0';
 		char *key = trim(s), *val = trim(eq + 1);
 		if (set_key(cur, key, val) < 0) {
-			set_err(err, errlen, "line %d: bad value for %s", lineno, key);
+			errbuf_set(err, errlen, "line %d: bad value for %s", lineno, key);
 			goto out;
 		}
 	}
@@ -267,13 +258,6 @@ int runtimes_extract_version(const char *text, char *out, size_t cap)
 	return -1;
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Runs a trusted, installed binary (argv, no shell) and collects its stdout and stderr,
  * bounded in size and time. */
 static int capture(char *const argv[], struct buf *out)
@@ -294,10 +278,10 @@ static int capture(char *const argv[], struct buf *out)
 		close(p[0]);
 		return -1;
 	}
-	long long deadline = now_ms() + VERSION_TIMEOUT_MS;
+	long long deadline = clock_mono_ms() + VERSION_TIMEOUT_MS;
 	char chunk[512];
 	for (;;) {
-		long long left = deadline - now_ms();
+		long long left = deadline - clock_mono_ms();
 		struct pollfd pfd = {.fd = p[0], .events = POLLIN};
 		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) {
 			kill(pid, SIGKILL);
@@ -339,7 +323,7 @@ int runtimes_load(struct runtimes *rt, const char *path, char *err, size_t errle
 	rt->n = 0;
 	FILE *f = fopen(path, "r");
 	if (!f) {
-		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		errbuf_set(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	struct buf text;
@@ -350,7 +334,7 @@ int runtimes_load(struct runtimes *rt, const char *path, char *err, size_t errle
 	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
 		if (buf_append(&text, chunk, n) < 0) {
 			rc = -1;
-			set_err(err, errlen, "%s: larger than %d bytes", path, CONF_MAX_BYTES);
+			errbuf_set(err, errlen, "%s: larger than %d bytes", path, CONF_MAX_BYTES);
 			break;
 		}
 	fclose(f);
@@ -358,7 +342,7 @@ int runtimes_load(struct runtimes *rt, const char *path, char *err, size_t errle
 		char why[200];
 		rc = runtimes_parse(rt, text.data ? text.data : "", why, sizeof why);
 		if (rc < 0)
-			set_err(err, errlen, "%s: %s", path, why);
+			errbuf_set(err, errlen, "%s: %s", path, why);
 	}
 	buf_free(&text);
 	if (rc < 0)

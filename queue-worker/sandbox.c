@@ -3,6 +3,8 @@
 #include "cfg.h"
 #include "log.h"
 #include "rnd.h"
+#include "errbuf.h"
+#include "clock.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -89,24 +91,6 @@ void sandbox_limits_default(struct sandbox_limits *l)
 	l->tmpfs = 64LL << 20;
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(int ms)
 {
 	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
@@ -124,14 +108,14 @@ int sandbox_config_from_env(struct sandbox_config *c, char *err, size_t errlen)
 	c->cgroup_group = "codecollab";
 	if (cfg_long("SANDBOX_UID", 65534, 1, 4294967294L, &uid, e, sizeof e) < 0 ||
 	    cfg_long("SANDBOX_GID", 65534, 1, 4294967294L, &gid, e, sizeof e) < 0) {
-		set_err(err, errlen, "%s", e);
+		errbuf_set(err, errlen, "%s", e);
 		return -1;
 	}
 	c->uid = (unsigned)uid;
 	c->gid = (unsigned)gid;
 	if (strcmp(c->cgroup, "auto") && strcmp(c->cgroup, "v1") && strcmp(c->cgroup, "v2") &&
 	    strcmp(c->cgroup, "none")) {
-		set_err(err, errlen, "SANDBOX_CGROUP must be auto, v1, v2 or none");
+		errbuf_set(err, errlen, "SANDBOX_CGROUP must be auto, v1, v2 or none");
 		return -1;
 	}
 	return 0;
@@ -266,7 +250,7 @@ static int cg_create(const struct sandbox *sb, struct cg *g, const struct sandbo
 	char name[48], mem[32], pids[32];
 	char hex[13];
 	if (rnd_hex(hex, 6) < 0) {
-		set_err(err, errlen, "getrandom failed");
+		errbuf_set(err, errlen, "getrandom failed");
 		return -1;
 	}
 	snprintf(name, sizeof name, "%d-%s", (int)getpid(), hex);
@@ -309,7 +293,7 @@ static int cg_create(const struct sandbox *sb, struct cg *g, const struct sandbo
 		goto fail;
 	return 0;
 fail:
-	set_err(err, errlen, "cgroup setup failed: %s", strerror(errno));
+	errbuf_set(err, errlen, "cgroup setup failed: %s", strerror(errno));
 	return -1;
 }
 
@@ -352,8 +336,8 @@ static int cg_kill(const struct cg *g)
 		write_str(g->v2, "cgroup.kill", "1");
 	const char *frz = g->frz[0] ? g->frz : NULL;
 	int v2frz = g->v2[0] && file_exists(g->v2, "cgroup.freeze");
-	long long deadline = now_ms() + KILL_WAIT_MS;
-	while (now_ms() < deadline) {
+	long long deadline = clock_mono_ms() + KILL_WAIT_MS;
+	while (clock_mono_ms() < deadline) {
 		if (frz)
 			write_str(frz, "freezer.state", "FROZEN");
 		else if (v2frz)
@@ -706,27 +690,27 @@ static int run_step(const struct sandbox *sb, const struct step_spec *sp,
 
 	build_argv(sb, sp, lim, &a);
 	if (a.overflow) {
-		set_err(err, errlen, "too many arguments");
+		errbuf_set(err, errlen, "too many arguments");
 		goto out;
 	}
 	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
 	    (sp->artifact && pipe2(art, O_CLOEXEC) < 0)) {
-		set_err(err, errlen, "pipe: %s", strerror(errno));
+		errbuf_set(err, errlen, "pipe: %s", strerror(errno));
 		goto out;
 	}
 	if (sp->stdin_fd < 0 && (null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
-		set_err(err, errlen, "/dev/null: %s", strerror(errno));
+		errbuf_set(err, errlen, "/dev/null: %s", strerror(errno));
 		goto out;
 	}
 	if (sb->nfilter && (seccomp_fd = sealed_memfd("seccomp", (const char *)sb->filter,
 						  sb->nfilter * sizeof sb->filter[0])) < 0) {
-		set_err(err, errlen, "memfd: %s", strerror(errno));
+		errbuf_set(err, errlen, "memfd: %s", strerror(errno));
 		goto out;
 	}
 	if (cg_create(sb, &g, lim, err, errlen) < 0)
 		goto out;
 	if (cg_open_procs(&g, procs) < 0) {
-		set_err(err, errlen, "cgroup.procs: %s", strerror(errno));
+		errbuf_set(err, errlen, "cgroup.procs: %s", strerror(errno));
 		goto out;
 	}
 	struct child_plan plan = {
@@ -750,10 +734,10 @@ static int run_step(const struct sandbox *sb, const struct step_spec *sp,
 		 * those of concurrent jobs too, hence the headroom */
 		.nproc = sb->mode == SANDBOX_CG_NONE ? lim->processes * 2 : 0,
 	};
-	long long start = now_ms();
+	long long start = clock_mono_ms();
 	pid = fork();
 	if (pid < 0) {
-		set_err(err, errlen, "fork: %s", strerror(errno));
+		errbuf_set(err, errlen, "fork: %s", strerror(errno));
 		goto out;
 	}
 	if (pid == 0)
@@ -778,12 +762,12 @@ static int run_step(const struct sandbox *sb, const struct step_spec *sp,
 			pid_t w = waitpid(pid, &wstatus, WNOHANG);
 			if (w == pid) {
 				exited = 1;
-				exited_at = now_ms();
+				exited_at = clock_mono_ms();
 			}
 		}
 		if (exited && open_fd[0] < 0 && open_fd[1] < 0 && open_fd[2] < 0)
 			break;
-		long long now = now_ms();
+		long long now = clock_mono_ms();
 		if (why == KILL_NONE) {
 			if (cancel && *cancel)
 				why = KILL_CANCEL;
@@ -825,7 +809,7 @@ static int run_step(const struct sandbox *sb, const struct step_spec *sp,
 			wait = 0;
 		int pr = poll(pfd, (nfds_t)n, (int)wait);
 		if (pr < 0 && errno != EINTR) {
-			set_err(err, errlen, "poll: %s", strerror(errno));
+			errbuf_set(err, errlen, "poll: %s", strerror(errno));
 			kill_all(pid, &g);
 			goto out;
 		}
@@ -852,7 +836,7 @@ static int run_step(const struct sandbox *sb, const struct step_spec *sp,
 					st->truncated = 1;
 				if (why == KILL_NONE) {
 					why = i < 2 ? KILL_OUTPUT : KILL_ARTIFACT;
-					killed_at = now_ms();
+					killed_at = clock_mono_ms();
 					kill_all(pid, &g);
 				}
 			}
@@ -863,7 +847,7 @@ static int run_step(const struct sandbox *sb, const struct step_spec *sp,
 	if (!exited) {
 		while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
 			;
-		exited_at = now_ms();
+		exited_at = clock_mono_ms();
 	}
 	pid = -1;
 	st->time_ms = exited_at - start;
@@ -989,14 +973,14 @@ struct sandbox *sandbox_open(const struct sandbox_config *c, char *err, size_t e
 {
 	struct sandbox *sb = calloc(1, sizeof *sb);
 	if (!sb) {
-		set_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return NULL;
 	}
 	snprintf(sb->bwrap, sizeof sb->bwrap, "%s", c->bwrap);
 	sb->uid = c->uid;
 	sb->gid = c->gid;
 	if (access(sb->bwrap, X_OK) < 0) {
-		set_err(err, errlen, "bubblewrap not found at %s (install the bubblewrap package)",
+		errbuf_set(err, errlen, "bubblewrap not found at %s (install the bubblewrap package)",
 			sb->bwrap);
 		goto fail;
 	}
@@ -1036,7 +1020,7 @@ struct sandbox *sandbox_open(const struct sandbox_config *c, char *err, size_t e
 	buf_free(&st.out);
 	buf_free(&st.err);
 	if (!ok) {
-		set_err(err, errlen, "sandbox self-test failed: %s", why);
+		errbuf_set(err, errlen, "sandbox self-test failed: %s", why);
 		goto fail;
 	}
 	return sb;
@@ -1071,14 +1055,14 @@ int sandbox_run(const struct sandbox *sb, const struct runtime *rt,
 	memset(res, 0, sizeof *res);
 	if (req->code_len > SANDBOX_CODE_MAX || req->stdin_len > SANDBOX_STDIN_MAX ||
 	    req->nargs > SANDBOX_ARGS_MAX) {
-		set_err(err, errlen, "request too large");
+		errbuf_set(err, errlen, "request too large");
 		goto out;
 	}
 	code_fd = sealed_memfd("code", req->code ? req->code : "", req->code_len);
 	if (req->stdin_len)
 		in_fd = sealed_memfd("stdin", req->stdin_data, req->stdin_len);
 	if (code_fd < 0 || (req->stdin_len && in_fd < 0)) {
-		set_err(err, errlen, "memfd: %s", strerror(errno));
+		errbuf_set(err, errlen, "memfd: %s", strerror(errno));
 		goto out;
 	}
 	const char *run_file_perms = "0444";
@@ -1115,7 +1099,7 @@ int sandbox_run(const struct sandbox *sb, const struct runtime *rt,
 		}
 		bin_fd = sealed_memfd("program", artifact.data ? artifact.data : "", artifact.len);
 		if (bin_fd < 0) {
-			set_err(err, errlen, "memfd: %s", strerror(errno));
+			errbuf_set(err, errlen, "memfd: %s", strerror(errno));
 			goto out;
 		}
 		run_file_fd = bin_fd;
