@@ -9,6 +9,7 @@
 
 #include "cfg.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "utf8.h"
 
 int api_config_load(struct api_config *cfg, char *err, size_t errlen)
@@ -143,6 +144,39 @@ void api_no_content(struct api_ctx *c)
 {
 	c->resp->status = 204;
 	buf_reset(&c->resp->body);
+}
+
+void api_too_many(struct api_ctx *c, long retry_s, const char *code, const char *fmt, ...)
+{
+	char msg[400], ra[24];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	snprintf(ra, sizeof ra, "%ld", retry_s);
+	api_error(c, 429, code, "%s; try again in %ld s", msg, retry_s);
+	http_resp_header(c->resp, "Retry-After", ra);
+}
+
+int api_user_quota(struct api_ctx *c, const char *what, long limit, const char *noun)
+{
+	redisContext *rd = api_redis(c);
+	if (!rd)
+		return -1;
+	char key[96];
+	long retry = 0;
+	snprintf(key, sizeof key, "cc:rl:%s:%lld", what, c->user.user_id);
+	enum ratelimit_result rl = ratelimit_check(rd, key, limit, 60000, 1, &retry);
+	if (rl == RATELIMIT_ERROR) {
+		api_redis_failed(c);
+		api_error(c, 503, "redis_unavailable", "the rate limiter is unavailable");
+		return -1;
+	}
+	if (rl == RATELIMIT_LIMITED) {
+		api_too_many(c, retry, "rate_limited", "at most %ld %s per minute", limit, noun);
+		return -1;
+	}
+	return 0;
 }
 
 int api_require_user(struct api_ctx *c)

@@ -62,6 +62,15 @@ void api_error(struct api_ctx *c, int status, const char *code, const char *fmt,
 	__attribute__((format(printf, 4, 5)));
 void api_no_content(struct api_ctx *c);
 
+/* A per-minute quota of the signed-in caller, counted in Redis under cc:rl:{what}:{user}.
+ * 0 to go on (and one more counted); -1 answered: 429 with Retry-After naming `noun`
+ * ("at most 10 runs per minute"), or 503 when Redis cannot say. */
+int api_user_quota(struct api_ctx *c, const char *what, long limit, const char *noun);
+
+/* Answers 429 `code` with a Retry-After of retry_s seconds. */
+void api_too_many(struct api_ctx *c, long retry_s, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 /* Requires a valid session token; answers 401 and returns -1 otherwise. */
 int api_require_user(struct api_ctx *c);
 

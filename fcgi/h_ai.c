@@ -19,7 +19,6 @@
 #include "handlers.h"
 #include "lang.h"
 #include "log.h"
-#include "ratelimit.h"
 #include "utf8.h"
 #include "valid.h"
 
@@ -141,29 +140,6 @@ static redisReply *rcmd(struct api_ctx *c, redisContext *rd, const char *fmt, ..
 		return NULL;
 	}
 	return rep;
-}
-
-/* A per-minute bound on the caller; 0 to go on, -1 answered (429 + Retry-After, or 503). */
-static int ai_quota(struct api_ctx *c, redisContext *rd, const char *what, long limit)
-{
-	char key[96];
-	long retry = 0;
-	snprintf(key, sizeof key, "cc:rl:%s:%lld", what, c->user.user_id);
-	enum ratelimit_result rl = ratelimit_check(rd, key, limit, 60000, 1, &retry);
-	if (rl == RATELIMIT_ERROR) {
-		api_redis_failed(c);
-		api_error(c, 503, "redis_unavailable", "the rate limiter is unavailable");
-		return -1;
-	}
-	if (rl == RATELIMIT_LIMITED) {
-		char ra[24];
-		snprintf(ra, sizeof ra, "%ld", retry);
-		api_error(c, 429, "rate_limited",
-			  "at most %ld AI requests per minute; try again in %ld s", limit, retry);
-		http_resp_header(c->resp, "Retry-After", ra);
-		return -1;
-	}
-	return 0;
 }
 
 /* Emits the room's `ai` event; a failure is logged (the answer stands either way). */
@@ -295,7 +271,7 @@ static void ask(struct api_ctx *c, const char *room, struct ai_ask *a)
 		if (failed)
 			return;
 		if (hit) {
-			if (ai_quota(c, rd, "ai-cached", c->cfg->ai_limit * AI_CACHED_LIMIT_FACTOR) < 0) {
+			if (api_user_quota(c, "ai-cached", c->cfg->ai_limit * AI_CACHED_LIMIT_FACTOR, "cached AI answers") < 0) {
 				cJSON_Delete(hit);
 				return;
 			}
@@ -334,7 +310,7 @@ static void ask(struct api_ctx *c, const char *room, struct ai_ask *a)
 		}
 		sleep_ms(20);
 	}
-	if (ai_quota(c, rd, "ai", c->cfg->ai_limit) < 0) {
+	if (api_user_quota(c, "ai", c->cfg->ai_limit, "AI requests") < 0) {
 		release_claim(c, a, "-");
 		return;
 	}

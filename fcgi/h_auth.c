@@ -108,11 +108,7 @@ static int limited(struct api_ctx *c, redisContext *rd, const char *key, long li
 		return -1;
 	}
 	if (rl == RATELIMIT_LIMITED) {
-		char ra[24];
-		snprintf(ra, sizeof ra, "%ld", retry);
-		api_error(c, 429, "too_many_attempts",
-			  "too many failed sign-ins %s; try again in %ld s", what, retry);
-		http_resp_header(c->resp, "Retry-After", ra);
+		api_too_many(c, retry, "too_many_attempts", "too many failed sign-ins %s", what);
 		return 1;
 	}
 	return 0;

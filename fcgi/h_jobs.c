@@ -10,7 +10,6 @@
 #include "handlers.h"
 #include "lang.h"
 #include "log.h"
-#include "ratelimit.h"
 #include "rnd.h"
 #include "valid.h"
 
@@ -91,32 +90,6 @@ void h_runtimes(struct api_ctx *c)
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddItemToObject(o, "runtimes", arr);
 	api_json(c, 200, o);
-}
-
-/* Rate limit per user; 0 to go on, -1 answered (429 with Retry-After, or 503). */
-static int take_quota(struct api_ctx *c, const char *what, long limit)
-{
-	redisContext *rd = api_redis(c);
-	if (!rd)
-		return -1;
-	char key[96];
-	long retry = 0;
-	snprintf(key, sizeof key, "cc:rl:%s:%lld", what, c->user.user_id);
-	enum ratelimit_result rl = ratelimit_check(rd, key, limit, 60000, 1, &retry);
-	if (rl == RATELIMIT_ERROR) {
-		api_redis_failed(c);
-		api_error(c, 503, "redis_unavailable", "the rate limiter is unavailable");
-		return -1;
-	}
-	if (rl == RATELIMIT_LIMITED) {
-		char ra[24];
-		snprintf(ra, sizeof ra, "%ld", retry);
-		api_error(c, 429, "rate_limited", "at most %ld per minute; try again in %ld s", limit,
-			  retry);
-		http_resp_header(c->resp, "Retry-After", ra);
-		return -1;
-	}
-	return 0;
 }
 
 int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, cJSON *request,
@@ -224,7 +197,7 @@ void h_execution_create(struct api_ctx *c)
 		api_error(c, 413, "code_too_large", "the code is over %d KiB", CODE_MAX / 1024);
 		return;
 	}
-	if (take_quota(c, "exec", c->cfg->exec_limit) < 0) {
+	if (api_user_quota(c, "exec", c->cfg->exec_limit, "runs") < 0) {
 		doc_state_free(&d);
 		cJSON_Delete(rt);
 		return;
