@@ -11,6 +11,7 @@
 #include "log.h"
 #include "ratelimit.h"
 #include "utf8.h"
+#include "valid.h"
 
 int api_config_load(struct api_config *cfg, char *err, size_t errlen)
 {
@@ -289,6 +290,19 @@ int api_parse_body(struct api_ctx *c, int allow_empty)
 	}
 	if (!cJSON_IsObject(c->body)) {
 		api_error(c, 400, "invalid_json", "the body must be a JSON object");
+		return -1;
+	}
+	return 0;
+}
+
+int api_body_fields(struct api_ctx *c, int allow_empty, const struct valid_field *fields,
+		    size_t n, struct valid_value *v)
+{
+	char err[256];
+	if (api_parse_body(c, allow_empty) < 0)
+		return -1;
+	if (valid_object(c->body, fields, n, v, err, sizeof err) < 0) {
+		api_error(c, 400, "invalid_request", "%s", err);
 		return -1;
 	}
 	return 0;

@@ -85,4 +85,11 @@ PGresult *api_sql(struct api_ctx *c, const char *sql, int n, const char *const *
  * error was answered (-1). An empty body gives an empty object when allow_empty. */
 int api_parse_body(struct api_ctx *c, int allow_empty);
 
+/* The request's JSON object, checked against a table of fields (valid.h): 0 with the
+ * values in v[0..n), or -1 with the error answered (400/413/415). */
+struct valid_field;
+struct valid_value;
+int api_body_fields(struct api_ctx *c, int allow_empty, const struct valid_field *fields,
+		    size_t n, struct valid_value *v);
+
 #endif

@@ -69,6 +69,22 @@ void doc_state_free(struct doc_state *d)
 	d->content_len = 0;
 }
 
+/* Copies a Redis string reply (nil: empty) into out->content, NUL-terminated. 0, or -1
+ * with 500 answered. */
+static int copy_content(struct api_ctx *c, struct doc_state *out, const redisReply *r)
+{
+	out->content_len = r->type == REDIS_REPLY_STRING ? r->len : 0;
+	out->content = malloc(out->content_len + 1);
+	if (!out->content) {
+		api_error(c, 500, "internal", "out of memory");
+		return -1;
+	}
+	if (out->content_len)
+		memcpy(out->content, r->str, out->content_len);
+	out->content[out->content_len] = '\0';
+	return 0;
+}
+
 static void keys_of(const char *room, char doc[96], char ops[96])
 {
 	snprintf(doc, 96, "cc:room:%s:doc", room);
@@ -158,18 +174,11 @@ static int read_since(struct api_ctx *c, const char *room, long long since,
 			}
 			return -1;
 		}
-		redisReply *content = rep->element[2];
 		out->revision = rev;
-		out->content_len = content->type == REDIS_REPLY_STRING ? content->len : 0;
-		out->content = malloc(out->content_len + 1);
-		if (!out->content) {
+		if (copy_content(c, out, rep->element[2]) < 0) {
 			freeReplyObject(rep);
-			api_error(c, 500, "internal", "out of memory");
 			return -1;
 		}
-		if (out->content_len)
-			memcpy(out->content, content->str, out->content_len);
-		out->content[out->content_len] = '\0';
 		*ops_reply = rep;
 		return 0;
 	}
@@ -204,19 +213,9 @@ int doc_read(struct api_ctx *c, const char *room, struct doc_state *out)
 			return -1;
 		}
 		out->revision = strtoll(rep->element[0]->str, NULL, 10);
-		redisReply *ct = rep->element[1];
-		out->content_len = ct->type == REDIS_REPLY_STRING ? ct->len : 0;
-		out->content = malloc(out->content_len + 1);
-		if (!out->content) {
-			freeReplyObject(rep);
-			api_error(c, 500, "internal", "out of memory");
-			return -1;
-		}
-		if (out->content_len)
-			memcpy(out->content, ct->str, out->content_len);
-		out->content[out->content_len] = '\0';
+		int rc = copy_content(c, out, rep->element[1]);
 		freeReplyObject(rep);
-		return 0;
+		return rc;
 	}
 	return -1;
 }

@@ -341,12 +341,8 @@ static void h_ai(struct api_ctx *c, const char *kind)
 	struct ai_ask a = {.kind = kind, .question = ""};
 	char err[256], role[16] = "";
 	const char *room = c->params[0];
-	if (api_require_user(c) < 0 || api_parse_body(c, 1) < 0)
+	if (api_require_user(c) < 0 || api_body_fields(c, 1, ai_fields, F_COUNT, v) < 0)
 		return;
-	if (valid_object(c->body, ai_fields, F_COUNT, v, err, sizeof err) < 0) {
-		api_error(c, 400, "invalid_request", "%s", err);
-		return;
-	}
 	if (v[F_QUESTION].present) {
 		size_t n = utf8_count(v[F_QUESTION].s, v[F_QUESTION].len);
 		if (n > AI_QUESTION_MAX) {

@@ -61,13 +61,8 @@ static void answer_token(struct api_ctx *c, int status, long long id, const char
 void h_register(struct api_ctx *c)
 {
 	struct valid_value v[2];
-	char err[256];
-	if (api_parse_body(c, 0) < 0)
+	if (api_body_fields(c, 0, register_fields, 2, v) < 0)
 		return;
-	if (valid_object(c->body, register_fields, 2, v, err, sizeof err) < 0) {
-		api_error(c, 400, "invalid_request", "%s", err);
-		return;
-	}
 	char hash[PW_HASH_MAX];
 	if (pw_hash(v[1].s, v[1].len, hash) < 0) {
 		api_error(c, 500, "internal", "could not hash the password");
@@ -117,13 +112,8 @@ static int limited(struct api_ctx *c, redisContext *rd, const char *key, long li
 void h_login(struct api_ctx *c)
 {
 	struct valid_value v[2];
-	char err[256];
-	if (api_parse_body(c, 0) < 0)
+	if (api_body_fields(c, 0, login_fields, 2, v) < 0)
 		return;
-	if (valid_object(c->body, login_fields, 2, v, err, sizeof err) < 0) {
-		api_error(c, 400, "invalid_request", "%s", err);
-		return;
-	}
 	redisContext *rd = api_redis(c);
 	if (!rd)
 		return;

@@ -111,12 +111,8 @@ void h_operations(struct api_ctx *c)
 {
 	struct valid_value v[3];
 	char err[256], role[16];
-	if (api_require_user(c) < 0 || api_parse_body(c, 0) < 0)
+	if (api_require_user(c) < 0 || api_body_fields(c, 0, op_fields, 3, v) < 0)
 		return;
-	if (valid_object(c->body, op_fields, 3, v, err, sizeof err) < 0) {
-		api_error(c, 400, "invalid_request", "%s", err);
-		return;
-	}
 	if (!cJSON_IsArray(v[1].item)) {
 		api_error(c, 400, "invalid_operation", "ops must be a JSON array");
 		return;
@@ -156,12 +152,8 @@ void h_presence(struct api_ctx *c)
 {
 	struct valid_value v[2], s[2];
 	char err[256], role[16];
-	if (api_require_user(c) < 0 || api_parse_body(c, 0) < 0)
+	if (api_require_user(c) < 0 || api_body_fields(c, 0, presence_fields, 2, v) < 0)
 		return;
-	if (valid_object(c->body, presence_fields, 2, v, err, sizeof err) < 0) {
-		api_error(c, 400, "invalid_request", "%s", err);
-		return;
-	}
 	int has_sel = v[1].present;
 	if (has_sel) {
 		if (!cJSON_IsObject(v[1].item)) {

@@ -141,13 +141,9 @@ int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, cJSON *r
 void h_execution_create(struct api_ctx *c)
 {
 	struct valid_value v[5];
-	char err[256], role[16] = "", lang[33] = "";
-	if (api_require_user(c) < 0 || api_parse_body(c, 1) < 0)
+	char role[16] = "", lang[33] = "";
+	if (api_require_user(c) < 0 || api_body_fields(c, 1, exec_fields, 5, v) < 0)
 		return;
-	if (valid_object(c->body, exec_fields, 5, v, err, sizeof err) < 0) {
-		api_error(c, 400, "invalid_request", "%s", err);
-		return;
-	}
 	const cJSON *args = v[4].item;
 	if (v[4].present) {
 		if (!cJSON_IsArray(args) || cJSON_GetArraySize(args) > ARGS_MAX) {

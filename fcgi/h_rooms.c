@@ -180,13 +180,8 @@ static void emit_room_event(struct api_ctx *c, const char *room, cJSON *data)
 void h_room_create(struct api_ctx *c)
 {
 	struct valid_value v[3];
-	char err[256];
-	if (api_require_user(c) < 0 || api_parse_body(c, 0) < 0)
+	if (api_require_user(c) < 0 || api_body_fields(c, 0, create_fields, 3, v) < 0)
 		return;
-	if (valid_object(c->body, create_fields, 3, v, err, sizeof err) < 0) {
-		api_error(c, 400, "invalid_request", "%s", err);
-		return;
-	}
 	const char *lang = v[1].present ? lang_canonical(v[1].s) : "python";
 	const char *vis = v[2].present ? v[2].s : "private";
 	char id[ROOM_ID_LEN + 1], invite[INVITE_LEN + 1], uid[32];
@@ -357,13 +352,8 @@ static int require_owner(struct api_ctx *c, PGresult *r)
 void h_room_patch(struct api_ctx *c)
 {
 	struct valid_value v[3];
-	char err[256];
-	if (api_require_user(c) < 0 || api_parse_body(c, 0) < 0)
+	if (api_require_user(c) < 0 || api_body_fields(c, 0, patch_fields, 3, v) < 0)
 		return;
-	if (valid_object(c->body, patch_fields, 3, v, err, sizeof err) < 0) {
-		api_error(c, 400, "invalid_request", "%s", err);
-		return;
-	}
 	PGresult *r = load_room(c);
 	if (!r)
 		return;
@@ -445,13 +435,8 @@ void h_room_delete(struct api_ctx *c)
 void h_room_join(struct api_ctx *c)
 {
 	struct valid_value v[1];
-	char err[256];
-	if (api_require_user(c) < 0 || api_parse_body(c, 1) < 0)
+	if (api_require_user(c) < 0 || api_body_fields(c, 1, join_fields, 1, v) < 0)
 		return;
-	if (valid_object(c->body, join_fields, 1, v, err, sizeof err) < 0) {
-		api_error(c, 400, "invalid_request", "%s", err);
-		return;
-	}
 	PGresult *r = load_room(c);
 	if (!r)
 		return;
@@ -543,13 +528,8 @@ static long long target_user(struct api_ctx *c)
 void h_member_put(struct api_ctx *c)
 {
 	struct valid_value v[1];
-	char err[256];
-	if (api_require_user(c) < 0 || api_parse_body(c, 0) < 0)
+	if (api_require_user(c) < 0 || api_body_fields(c, 0, role_fields, 1, v) < 0)
 		return;
-	if (valid_object(c->body, role_fields, 1, v, err, sizeof err) < 0) {
-		api_error(c, 400, "invalid_request", "%s", err);
-		return;
-	}
 	long long target = target_user(c);
 	if (target < 0)
 		return;
