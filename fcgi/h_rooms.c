@@ -150,19 +150,31 @@ static const char *role_of(PGresult *r)
 
 /* The members hash lets the broker authorise bearer tokens without PostgreSQL; a failure
  * here is logged, not fatal: the room itself is in PostgreSQL. */
-static void cache_member(struct api_ctx *c, const char *room, long long uid, const char *role)
+static int cache_member(struct api_ctx *c, const char *room, long long uid, const char *role)
 {
 	redisContext *rd = room_redis(c);
 	if (!rd)
-		return;
+		return -1;
 	redisReply *rep = role ? redisCommand(rd, "HSET cc:room:%s:members %lld %s", room, uid, role)
 			       : redisCommand(rd, "HDEL cc:room:%s:members %lld", room, uid);
-	if (!rep || rep->type == REDIS_REPLY_ERROR)
+	int rc = rep && rep->type != REDIS_REPLY_ERROR ? 0 : -1;
+	if (rc < 0)
 		log_warn("could not update the member cache of room %s", room);
 	if (!rep)
 		api_redis_failed(c);
 	if (rep)
 		freeReplyObject(rep);
+	return rc;
+}
+
+/* A change that takes rights away is only done once the cache the document endpoints and
+ * the broker trust agrees: otherwise 503, and the client's retry (which repeats the
+ * database change harmlessly) updates the cache. */
+static int revoke_failed(struct api_ctx *c)
+{
+	api_error(c, 503, "redis_unavailable",
+		  "the change is saved but not yet in force everywhere; send it again");
+	return -1;
 }
 
 static void emit_room_event(struct api_ctx *c, const char *room, cJSON *data)
@@ -411,6 +423,22 @@ void h_room_delete(struct api_ctx *c)
 		return;
 	}
 	PQclear(r);
+	/* The live state goes first: while the members cache exists, the broker and the
+	 * document endpoints still admit members; if Redis cannot be reached, nothing is
+	 * deleted and the owner can send the request again. */
+	redisContext *rd = room_redis(c);
+	redisReply *rep = rd ? redisCommand(rd, "DEL cc:room:%s:members cc:room:%s:doc cc:room:%s:ops",
+					    c->params[0], c->params[0], c->params[0])
+			     : NULL;
+	if (!rep || rep->type == REDIS_REPLY_ERROR) {
+		if (rep)
+			freeReplyObject(rep);
+		else if (rd)
+			api_redis_failed(c);
+		api_error(c, 503, "redis_unavailable", "the room cannot be deleted right now; try again");
+		return;
+	}
+	freeReplyObject(rep);
 	const char *params[] = {c->params[0]};
 	r = api_sql(c, "DELETE FROM rooms WHERE id = $1", 1, params, NULL, NULL);
 	if (!r)
@@ -420,15 +448,6 @@ void h_room_delete(struct api_ctx *c)
 	cJSON_AddStringToObject(ev, "reason", "deleted");
 	cJSON_AddStringToObject(ev, "id", c->params[0]);
 	emit_room_event(c, c->params[0], ev);
-	redisContext *rd = room_redis(c);
-	if (rd) {
-		redisReply *rep = redisCommand(rd, "DEL cc:room:%s:members cc:room:%s:doc cc:room:%s:ops",
-					       c->params[0], c->params[0], c->params[0]);
-		if (rep)
-			freeReplyObject(rep);
-		else
-			api_redis_failed(c);
-	}
 	api_no_content(c);
 }
 
@@ -559,7 +578,10 @@ void h_member_put(struct api_ctx *c)
 			  c->params[1]);
 		return;
 	}
-	cache_member(c, c->params[0], target, v[0].s);
+	if (cache_member(c, c->params[0], target, v[0].s) < 0) {
+		revoke_failed(c);
+		return;
+	}
 	cJSON *ev = cJSON_CreateObject();
 	cJSON_AddStringToObject(ev, "reason", "members");
 	emit_room_event(c, c->params[0], ev);
@@ -610,7 +632,10 @@ void h_member_delete(struct api_ctx *c)
 	/* Whatever the answer, the target is no member now (never the owner: refused above).
 	 * Clearing the cache on 404 too lets a retry heal an entry a removal could not clear
 	 * (Redis down at the time), which would otherwise keep the room open to them. */
-	cache_member(c, c->params[0], target, NULL);
+	if (cache_member(c, c->params[0], target, NULL) < 0) {
+		revoke_failed(c);
+		return;
+	}
 	if (n != 1) {
 		api_error(c, 404, "member_not_found", "user %s is not a member of this room",
 			  c->params[1]);

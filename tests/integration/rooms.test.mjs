@@ -2,7 +2,7 @@
 // the invite code staying with the owner, verbatim storage of hostile names, validation.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { call, newUser, createRoom, roomEvents, redis, sql, uniqueName } from './lib/api.mjs';
+import { call, cgi, newUser, createRoom, roomEvents, redis, sql, uniqueName } from './lib/api.mjs';
 
 function assertError(r, status, code) {
   assert.equal(r.status, status, r.text);
@@ -513,4 +513,41 @@ test('room endpoints need a valid session token', async () => {
     assertError(r, 401);
   }
   assert.equal((await call('GET', `/api/rooms/${room.id}`, { token: owner.token })).status, 200);
+});
+
+// The API run as CGI against a Redis that does not answer: the rights it takes away must
+// not be taken away in PostgreSQL only, where the broker and the document endpoints do
+// not look.
+const deadRedis = { REDIS_URL: 'redis://127.0.0.1:1' };
+
+test('taking rights away while Redis is unreachable answers 503 and a retry puts it in force', async () => {
+  const owner = await newUser();
+  const member = await newUser();
+  const room = await createRoom(owner.token);
+  await call('POST', `/api/rooms/${room.id}/join`, { token: member.token, body: { invite: room.invite } });
+  assert.equal(redis('HGET', `cc:room:${room.id}:members`, String(member.user.id)), 'editor');
+
+  // demote to viewer: saved, but 503 until the cache agrees
+  let r = cgi({ method: 'PUT', uri: `/api/rooms/${room.id}/members/${member.user.id}`, token: owner.token, body: { role: 'viewer' }, env: deadRedis });
+  assert.equal(r.status, 503, r.body);
+  r = cgi({ method: 'PUT', uri: `/api/rooms/${room.id}/members/${member.user.id}`, token: owner.token, body: { role: 'viewer' } });
+  assert.equal(r.status, 200, r.body);
+  assert.equal(redis('HGET', `cc:room:${room.id}:members`, String(member.user.id)), 'viewer');
+  const op = await call('POST', `/api/rooms/${room.id}/operations`, { token: member.token, body: { revision: 0, ops: ['x'] } });
+  assert.equal(op.status, 403);
+
+  // remove: 503 with Redis down, then the retry clears the cache (even though the row is gone)
+  r = cgi({ method: 'DELETE', uri: `/api/rooms/${room.id}/members/${member.user.id}`, token: owner.token, env: deadRedis });
+  assert.equal(r.status, 503, r.body);
+  r = cgi({ method: 'DELETE', uri: `/api/rooms/${room.id}/members/${member.user.id}`, token: owner.token });
+  assert.equal(r.status, 404, r.body);
+  assert.equal(redis('HEXISTS', `cc:room:${room.id}:members`, String(member.user.id)), '0');
+
+  // delete the room: nothing is deleted while Redis is unreachable
+  r = cgi({ method: 'DELETE', uri: `/api/rooms/${room.id}`, token: owner.token, env: deadRedis });
+  assert.equal(r.status, 503, r.body);
+  assert.equal(sql(`SELECT count(*) FROM rooms WHERE id = '${room.id}'`), '1');
+  assert.equal((await call('DELETE', `/api/rooms/${room.id}`, { token: owner.token })).status, 204);
+  assert.equal(redis('EXISTS', `cc:room:${room.id}:members`), '0');
+  assert.equal(sql(`SELECT count(*) FROM rooms WHERE id = '${room.id}'`), '0');
 });
