@@ -5,10 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
-/* KEYS[1] history stream, KEYS[2] channel; ARGV type, data, max length.
- * The published text is built here so subscribers get exactly what XRANGE readers
+/* The published text is built here so subscribers get exactly what XRANGE readers
  * reconstruct: {"type":…,"id":…,"data":…}. type is one of our own identifiers. */
-static const char emit_script[] =
+const char events_emit_script[] =
 	"local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', "
 	"'type', ARGV[1], 'data', ARGV[2]) "
 	"redis.call('PUBLISH', KEYS[2], '{\"type\":\"' .. ARGV[1] .. '\",\"id\":\"' .. id .. "
@@ -33,7 +32,7 @@ int events_emit(redisContext *r, const char *room_id, const char *type, const ch
 	events_channel(chan, sizeof chan, room_id);
 	snprintf(max, sizeof max, "%d", EVENTS_HISTORY_MAX);
 	const char *args[] = {hkey, chan, type, data_json, max};
-	redisReply *rep = rds_eval(r, emit_script, 2, 5, args, NULL);
+	redisReply *rep = rds_eval(r, events_emit_script, 2, 5, args, NULL);
 	int rc = -1;
 	if (!rep)
 		return -1;

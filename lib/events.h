@@ -20,6 +20,11 @@
 int events_emit(redisContext *r, const char *room_id, const char *type, const char *data_json,
 		char *id_out, size_t idcap);
 
+/* The Lua script events_emit() runs, for callers that must send it themselves (the broker,
+ * asynchronously): KEYS[1] history stream, KEYS[2] channel; ARGV type, data JSON, history
+ * bound. Returns the new event id. */
+extern const char events_emit_script[];
+
 /* Key names; write into out (cap bytes). */
 void events_history_key(char *out, size_t cap, const char *room_id);
 void events_channel(char *out, size_t cap, const char *room_id);

@@ -70,15 +70,6 @@ static const char catchup_script[] =
 	"end "
 	"return {first, redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2]), 0}";
 
-/* The same append-and-publish as lib/events.c (which is synchronous and would block the
- * event loop): XADD with MAXLEN ~ and PUBLISH of {"type","id","data"}. */
-static const char emit_script[] =
-	"local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', "
-	"'type', ARGV[1], 'data', ARGV[2]) "
-	"redis.call('PUBLISH', KEYS[2], '{\"type\":\"' .. ARGV[1] .. '\",\"id\":\"' .. id .. "
-	"'\",\"data\":' .. ARGV[2] .. '}') "
-	"return id";
-
 /* Presence across brokers (docs/INTERNALS.md, "Broker"). Redis' clock is the one clock.
  * KEYS[1] cc:presence:rooms (room id -> latest expiry). ARGV[1] op: open | close | refresh |
  * sweep; ARGV[2] ttl ms; ARGV[3] history bound; ARGV[4] room id (sweep: unused); ARGV[5]
@@ -917,7 +908,7 @@ int hub_emit(struct hub *h, const char *room_id, const char *type, const char *d
 	events_channel(chan, sizeof chan, room_id);
 	snprintf(max, sizeof max, "%d", EVENTS_HISTORY_MAX);
 	return redisAsyncCommand(h->ac[HUB_CMD], emit_cb, NULL, "EVAL %s 2 %s %s %s %s %s",
-				 emit_script, key, chan, type, data_json, max) == REDIS_OK
+				 events_emit_script, key, chan, type, data_json, max) == REDIS_OK
 		       ? 0
 		       : -1;
 }
