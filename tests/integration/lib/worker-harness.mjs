@@ -1,13 +1,13 @@
 // Processes for the worker's integration tests: a private redis-server, the ASan worker
-// binary, and a minimal RESP client to enqueue jobs exactly as the API does
+// binary, and helpers (over resp.mjs's client) that enqueue jobs exactly as the API does
 // (HSET cc:job:{id} …, then XADD cc:jobs * job {id}). Every child started here is killed
 // when the test process exits, also when a test fails.
 import { spawn } from 'node:child_process';
-import { createConnection, createServer } from 'node:net';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { ROOT, freePort, sleep, waitFor as procsWaitFor } from './procs.mjs';
+import { connectRedis } from './resp.mjs';
 
-export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export { ROOT, freePort, sleep };
 export const WORKER_BIN = process.env.WORKER_BIN || join(ROOT, 'build/asan/bin/codecollab-worker');
 
 const children = new Set();
@@ -17,31 +17,8 @@ process.on('exit', () => {
   }
 });
 
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-export async function waitFor(check, { timeout = 15000, interval = 50, what = 'condition' } = {}) {
-  const end = Date.now() + timeout;
-  let last;
-  while (Date.now() < end) {
-    try {
-      const v = await check();
-      if (v) return v;
-    } catch (e) { last = e; }
-    await sleep(interval);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
-}
+// A worker may take a while to come up under the sanitizers: wait longer by default.
+export const waitFor = (check, opts = {}) => procsWaitFor(check, { timeout: 15000, ...opts });
 
 function track(child) {
   children.add(child);
@@ -56,87 +33,6 @@ function track(child) {
   return child;
 }
 
-// ---- RESP2, just enough for tests ----
-
-function encode(args) {
-  const parts = [Buffer.from(`*${args.length}\r\n`)];
-  for (const a of args) {
-    const b = Buffer.isBuffer(a) ? a : Buffer.from(String(a));
-    parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n'));
-  }
-  return Buffer.concat(parts);
-}
-
-// One reply at buf[pos]: [value, next], or null when more bytes are needed.
-function parse(buf, pos) {
-  const eol = buf.indexOf('\r\n', pos);
-  if (eol < 0) return null;
-  const type = String.fromCharCode(buf[pos]);
-  const line = buf.toString('utf8', pos + 1, eol);
-  let next = eol + 2;
-  switch (type) {
-    case '+': return [line, next];
-    case '-': return [new RedisError(line), next];
-    case ':': return [Number(line), next];
-    case '$': {
-      const n = Number(line);
-      if (n < 0) return [null, next];
-      if (buf.length < next + n + 2) return null;
-      return [buf.toString('utf8', next, next + n), next + n + 2];
-    }
-    case '*': {
-      const n = Number(line);
-      if (n < 0) return [null, next];
-      const arr = [];
-      for (let i = 0; i < n; i++) {
-        const r = parse(buf, next);
-        if (!r) return null;
-        arr.push(r[0]);
-        next = r[1];
-      }
-      return [arr, next];
-    }
-    default: throw new Error(`bad RESP type ${type}`);
-  }
-}
-
-export class RedisError extends Error {}
-
-export class Redis {
-  static connect(port) {
-    return new Promise((resolve, reject) => {
-      const sock = createConnection({ port, host: '127.0.0.1' }, () => resolve(new Redis(sock)));
-      sock.once('error', reject);
-    });
-  }
-
-  constructor(sock) {
-    this.sock = sock;
-    this.buf = Buffer.alloc(0);
-    this.waiting = [];
-    sock.on('data', (d) => {
-      this.buf = Buffer.concat([this.buf, d]);
-      for (;;) {
-        const r = parse(this.buf, 0);
-        if (!r) break;
-        this.buf = this.buf.subarray(r[1]);
-        const w = this.waiting.shift();
-        if (r[0] instanceof RedisError) w.reject(r[0]); else w.resolve(r[0]);
-      }
-    });
-    sock.on('error', (e) => { for (const w of this.waiting.splice(0)) w.reject(e); });
-  }
-
-  cmd(...args) {
-    return new Promise((resolve, reject) => {
-      this.waiting.push({ resolve, reject });
-      this.sock.write(encode(args));
-    });
-  }
-
-  close() { this.sock.destroy(); }
-}
-
 // ---- processes ----
 
 export async function startRedis() {
@@ -144,7 +40,7 @@ export async function startRedis() {
   const child = track(spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1',
     '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] }));
   child.port = port;
-  child.client = await waitFor(() => Redis.connect(port).catch(() => null), { what: 'redis' });
+  child.client = await waitFor(() => connectRedis(port).catch(() => null), { what: 'redis' });
   return child;
 }
 
