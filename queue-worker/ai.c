@@ -908,19 +908,5 @@ char *ai_event_data(const struct queue_job *job, const char *status, const char 
 {
 	char kind[16];
 	ai_request_kind(job->request, kind, sizeof kind);
-	cJSON *o = cJSON_CreateObject();
-	if (!o)
-		return NULL;
-	cJSON_AddStringToObject(o, "job_id", job->id);
-	cJSON_AddStringToObject(o, "kind", kind);
-	cJSON_AddStringToObject(o, "status", status);
-	if (result_json) {
-		cJSON *res = cJSON_Parse(result_json);
-		cJSON_AddItemToObject(o, "result", res ? res : cJSON_CreateNull());
-	}
-	if (error && *error)
-		cJSON_AddStringToObject(o, "error", error);
-	char *s = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	return s;
+	return queue_event_json_kind(job->id, kind, status, result_json, error);
 }

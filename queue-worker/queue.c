@@ -271,10 +271,18 @@ int queue_job_requeue(redisContext *r, const struct queue_job *j, const char *en
 char *queue_event_json(const char *job_id, const char *status, const char *result_json,
 		       const char *error)
 {
+	return queue_event_json_kind(job_id, NULL, status, result_json, error);
+}
+
+char *queue_event_json_kind(const char *job_id, const char *kind, const char *status,
+			    const char *result_json, const char *error)
+{
 	cJSON *o = cJSON_CreateObject();
 	if (!o)
 		return NULL;
 	cJSON_AddStringToObject(o, "job_id", job_id);
+	if (kind)
+		cJSON_AddStringToObject(o, "kind", kind);
 	cJSON_AddStringToObject(o, "status", status);
 	if (result_json) {
 		cJSON *res = cJSON_Parse(result_json);

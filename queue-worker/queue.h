@@ -113,6 +113,9 @@ int queue_job_requeue(redisContext *r, const struct queue_job *j, const char *en
  * inserted as JSON (must be valid). Caller frees with free(); NULL when out of memory. */
 char *queue_event_json(const char *job_id, const char *status, const char *result_json,
 		       const char *error);
+/* The same with a `kind` field after job_id (NULL: none), as `ai` events carry. */
+char *queue_event_json_kind(const char *job_id, const char *kind, const char *status,
+			    const char *result_json, const char *error);
 
 /* Handles one entry from queue_read/queue_claim start to end: loads the job, skips one
  * already done, counts the attempt (failing the job past max_attempts), marks it running,
