@@ -1,0 +1,242 @@
+/* The API's and the library's pure modules: routing, field validation, HTTP header
+ * helpers, languages, REDIS_URL parsing, configuration, errbuf and clock. */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfg.h"
+#include "clock.h"
+#include "errbuf.h"
+#include "../../fcgi/http.h"
+#include "lang.h"
+#include "rds.h"
+#include "../../fcgi/route.h"
+#include "unit.h"
+#include "../../fcgi/valid.h"
+
+static void test_route(void)
+{
+	char p[API_MAX_PARAMS][API_ID_MAX + 1];
+	int n = -1;
+	CHECK(route_match("/api/rooms", "/api/rooms", p, &n) && n == 0);
+	CHECK(route_match("/api/rooms", "/api/rooms/", p, &n)); /* one trailing slash */
+	CHECK(!route_match("/api/rooms", "/api/rooms//", p, &n));
+	CHECK(!route_match("/api/rooms", "/api/roomsx", p, &n));
+	CHECK(!route_match("/api/rooms", "/api/room", p, &n));
+	CHECK(route_match("/api/rooms/*/members/*", "/api/rooms/ab_c-1/members/42", p, &n));
+	CHECK(n == 2);
+	CHECK_STR(p[0], "ab_c-1");
+	CHECK_STR(p[1], "42");
+	/* hostile segments never match */
+	CHECK(!route_match("/api/rooms/*", "/api/rooms/", p, &n));
+	CHECK(!route_match("/api/rooms/*", "/api/rooms/%2e%2e", p, &n));
+	CHECK(!route_match("/api/rooms/*", "/api/rooms/..", p, &n));
+	CHECK(!route_match("/api/rooms/*", "/api/rooms/a b", p, &n));
+	CHECK(!route_match("/api/rooms/*", "/api/rooms/\xc3\xa9", p, &n));
+	char longid[API_ID_MAX + 20];
+	memset(longid, 'a', sizeof longid - 1);
+	longid[sizeof longid - 1] = '\0';
+	char path[256];
+	snprintf(path, sizeof path, "/api/rooms/%s", longid);
+	CHECK(!route_match("/api/rooms/*", path, p, &n));
+	longid[API_ID_MAX] = '\0';
+	snprintf(path, sizeof path, "/api/rooms/%s", longid);
+	CHECK(route_match("/api/rooms/*", path, p, &n) && strlen(p[0]) == API_ID_MAX);
+}
+
+static const char *const colours[] = {"red", "blue", NULL};
+
+static int no_x(const char *s, const char **why)
+{
+	if (strchr(s, 'x')) {
+		*why = "must not contain x";
+		return -1;
+	}
+	return 0;
+}
+
+static const struct valid_field fields[] = {
+	{"name", VALID_STRING, VALID_REQUIRED | VALID_SINGLE_LINE, 2, 5, NULL, no_x},
+	{"n", VALID_INT, 0, -3, 10, NULL, NULL},
+	{"colour", VALID_ENUM, 0, 0, 0, colours, NULL},
+	{"code", VALID_STRING, VALID_TEXT, 0, 100, NULL, NULL},
+	{"any", VALID_ANY, 0, 0, 0, NULL, NULL},
+};
+
+/* 0 when the JSON text passes the table, else -1 with err filled */
+static int check(const char *json, struct valid_value *v, char *err)
+{
+	cJSON *o = cJSON_Parse(json);
+	if (!o)
+		return -2;
+	int rc = valid_object(o, fields, 5, v, err, 256);
+	cJSON_Delete(o);
+	return rc;
+}
+
+static void test_valid(void)
+{
+	struct valid_value v[5];
+	char err[256];
+	cJSON *o = cJSON_Parse("{\"name\":\"\xc3\xa9t\xc3\xa9\",\"n\":-3,\"colour\":\"red\",\"code\":\"a\\tb\\nc\",\"any\":[1]}");
+	CHECK(valid_object(o, fields, 5, v, err, sizeof err) == 0);
+	CHECK_STR(v[0].s, "\xc3\xa9t\xc3\xa9"); /* 3 code points, 5 bytes: within 2..5 */
+	CHECK(v[0].len == 5);
+	CHECK(v[1].present && v[1].n == -3);
+	CHECK(v[4].present && cJSON_IsArray(v[4].item));
+	cJSON_Delete(o);
+	CHECK(check("{\"name\":\"ab\",\"unknown\":1}", v, err) == 0); /* unknown fields ignored */
+	CHECK(!v[1].present && !v[2].present);
+	CHECK(check("{\"name\":\"ab\",\"n\":null}", v, err) == 0 && !v[1].present);
+	CHECK(check("{}", v, err) == -1);
+	CHECK_STR(err, "name is required");
+	CHECK(check("{\"name\":5}", v, err) == -1);
+	CHECK_STR(err, "name must be a string");
+	CHECK(check("{\"name\":\"a\"}", v, err) == -1);
+	CHECK_STR(err, "name is too short");
+	CHECK(check("{\"name\":\"abcdef\"}", v, err) == -1);
+	CHECK_STR(err, "name is too long");
+	CHECK(check("{\"name\":\"a\\nb\"}", v, err) == -1);
+	CHECK(check("{\"name\":\"axb\"}", v, err) == -1);
+	CHECK_STR(err, "name must not contain x");
+	CHECK(check("{\"name\":\"ab\",\"n\":11}", v, err) == -1);
+	CHECK_STR(err, "n must be an integer from -3 to 10");
+	CHECK(check("{\"name\":\"ab\",\"n\":1.5}", v, err) == -1);
+	CHECK(check("{\"name\":\"ab\",\"n\":\"1\"}", v, err) == -1);
+	CHECK(check("{\"name\":\"ab\",\"n\":1e300}", v, err) == -1);
+	CHECK(check("{\"name\":\"ab\",\"colour\":\"green\"}", v, err) == -1);
+	CHECK_STR(err, "colour must be one of: red, blue");
+	CHECK(check("{\"name\":\"ab\",\"code\":\"a\\u0001b\"}", v, err) == -1);
+	/* invalid UTF-8 smuggled in as raw bytes */
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "name", "a\xff" "b");
+	CHECK(valid_object(o, fields, 5, v, err, sizeof err) == -1);
+	CHECK_STR(err, "name is not valid UTF-8");
+	cJSON_Delete(o);
+	const char *why = NULL;
+	CHECK(valid_text("ok", 2, 0, 10, 0, &why) == 0);
+	CHECK(valid_text("\xed\xa0\x80", 3, 0, 10, 0, &why) == -1); /* a surrogate */
+	CHECK(valid_text("", 0, 1, 10, 0, &why) == -1);
+	CHECK_STR(why, "must not be empty");
+}
+
+static void test_http(void)
+{
+	size_t n = 0;
+	CHECK(http_parse_length("0", &n) == 0 && n == 0);
+	CHECK(http_parse_length("1048576", &n) == 0 && n == 1048576);
+	CHECK(http_parse_length("", &n) == -1);
+	CHECK(http_parse_length(NULL, &n) == -1);
+	CHECK(http_parse_length("-1", &n) == -1);
+	CHECK(http_parse_length("+1", &n) == -1);
+	CHECK(http_parse_length(" 1", &n) == -1);
+	CHECK(http_parse_length("1e3", &n) == -1);
+	CHECK(http_parse_length("0x10", &n) == -1);
+	CHECK(http_parse_length("5, 5", &n) == -1);
+	CHECK(http_parse_length("18446744073709551616", &n) == -1); /* 2^64 */
+	CHECK(http_parse_length("99999999999999999999999", &n) == -1);
+	CHECK(http_is_json_type("application/json"));
+	CHECK(http_is_json_type("Application/JSON; charset=utf-8"));
+	CHECK(http_is_json_type("  application/json;charset=UTF-8"));
+	CHECK(!http_is_json_type("application/jsonp"));
+	CHECK(!http_is_json_type("text/json"));
+	CHECK(!http_is_json_type("application/x-www-form-urlencoded"));
+	CHECK(!http_is_json_type(""));
+	CHECK(!http_is_json_type(NULL));
+	CHECK_STR(http_reason(429), "Too Many Requests");
+	CHECK_STR(http_reason(599), "Unknown");
+	struct http_resp r;
+	http_resp_init(&r);
+	CHECK(http_resp_header(&r, "Retry-After", "3") == 0);
+	CHECK(http_resp_header(&r, "X-Evil", "a\r\nSet-Cookie: x") == -1); /* no header splitting */
+	CHECK(http_resp_header(&r, "X:Evil", "a") == -1);
+	CHECK_STR(r.headers.data, "Retry-After: 3\r\n");
+	http_resp_free(&r);
+}
+
+static void test_lang(void)
+{
+	CHECK_STR(lang_canonical("cpp"), "c++");
+	CHECK_STR(lang_canonical("C++"), "c++");
+	CHECK_STR(lang_canonical("py"), "python");
+	CHECK_STR(lang_canonical("node"), "javascript");
+	CHECK_STR(lang_canonical("sh"), "bash");
+	CHECK_STR(lang_canonical("Python"), "python");
+	CHECK(lang_canonical("cobol") == NULL);
+	CHECK(lang_canonical("") == NULL);
+	CHECK(lang_canonical(NULL) == NULL);
+	for (size_t i = 0; lang_names[i]; i++)
+		CHECK(lang_canonical(lang_names[i]) == lang_names[i]);
+}
+
+static void test_rds_url(void)
+{
+	struct rds_target t;
+	char err[256];
+	CHECK(rds_parse_url(NULL, &t, err, sizeof err) == 0);
+	CHECK_STR(t.host, "127.0.0.1");
+	CHECK(t.port == 6379 && t.db == 0 && !t.password[0] && !t.socket[0]);
+	CHECK(rds_parse_url("redis://example.org:6380/3", &t, err, sizeof err) == 0);
+	CHECK_STR(t.host, "example.org");
+	CHECK(t.port == 6380 && t.db == 3);
+	CHECK(rds_parse_url("redis://:p%40ss@10.0.0.1", &t, err, sizeof err) == 0);
+	CHECK_STR(t.password, "p@ss");
+	CHECK(t.port == 6379);
+	CHECK(rds_parse_url("redis://[::1]:7000", &t, err, sizeof err) == 0);
+	CHECK_STR(t.host, "::1");
+	CHECK(t.port == 7000);
+	CHECK(rds_parse_url("unix:///run/redis.sock", &t, err, sizeof err) == 0);
+	CHECK_STR(t.socket, "/run/redis.sock");
+	CHECK(rds_parse_url("http://host", &t, err, sizeof err) == -1);
+	CHECK(rds_parse_url("redis://host:99999", &t, err, sizeof err) == -1);
+	CHECK(rds_parse_url("redis://host/notanumber", &t, err, sizeof err) == -1);
+	CHECK(rds_parse_url("not a url", &t, err, sizeof err) == -1);
+	CHECK(rds_parse_url("unix://", &t, err, sizeof err) == -1);
+}
+
+static void test_cfg(void)
+{
+	long v = 0;
+	char err[256];
+	unsetenv("CC_TEST_N");
+	CHECK(cfg_long("CC_TEST_N", 7, 1, 10, &v, err, sizeof err) == 0 && v == 7);
+	setenv("CC_TEST_N", "9", 1);
+	CHECK(cfg_long("CC_TEST_N", 7, 1, 10, &v, err, sizeof err) == 0 && v == 9);
+	setenv("CC_TEST_N", "11", 1);
+	CHECK(cfg_long("CC_TEST_N", 7, 1, 10, &v, err, sizeof err) == -1);
+	CHECK_STR(err, "CC_TEST_N must be an integer from 1 to 10 (got \"11\")");
+	setenv("CC_TEST_N", "9x", 1);
+	CHECK(cfg_long("CC_TEST_N", 7, 1, 10, &v, err, sizeof err) == -1);
+	setenv("CC_TEST_N", "99999999999999999999999", 1);
+	CHECK(cfg_long("CC_TEST_N", 7, 1, 10, &v, err, sizeof err) == -1);
+	setenv("CC_TEST_N", "", 1);
+	CHECK(cfg_long("CC_TEST_N", 7, 1, 10, &v, err, sizeof err) == 0 && v == 7);
+	CHECK_STR(cfg_str("CC_TEST_N", "dflt"), "dflt");
+	setenv("CC_TEST_N", "x", 1);
+	CHECK_STR(cfg_str("CC_TEST_N", "dflt"), "x");
+	unsetenv("CC_TEST_N");
+}
+
+static void test_errbuf_clock(void)
+{
+	char err[8];
+	errbuf_set(err, sizeof err, "%s %d", "abcdef", 123); /* truncated, terminated */
+	CHECK_STR(err, "abcdef ");
+	errbuf_set(NULL, 0, "ignored %d", 1); /* no buffer: nothing happens */
+	long long a = clock_mono_ms(), w = clock_wall_ms();
+	CHECK(a > 0);
+	CHECK(w > 1700000000000LL); /* after 2023 */
+	CHECK(clock_mono_ms() >= a);
+}
+
+int main(void)
+{
+	test_route();
+	test_valid();
+	test_http();
+	test_lang();
+	test_rds_url();
+	test_cfg();
+	test_errbuf_clock();
+	return unit_summary("api_pure");
+}
