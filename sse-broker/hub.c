@@ -452,6 +452,102 @@ static void sub_catchup(struct hub_sub *s)
 	}
 }
 
+/* ---- membership re-check ---- */
+
+/* One HMGET for the distinct users of a room's subscribers. The room is found again
+ * by id when the answer comes: it may have been freed meanwhile. */
+struct members_req {
+	char room[ROOM_ID_MAX + 1];
+	size_t n;
+	long long ids[]; /* sorted, distinct */
+};
+
+static int cmp_ll(const void *a, const void *b)
+{
+	long long x = *(const long long *)a, y = *(const long long *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void members_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct hub *h = ac->data;
+	struct members_req *q = priv;
+	redisReply *rep = reply;
+	struct hub_room *r;
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != q->n) {
+		/* Redis gone (the check runs again after the reconnect) or an error: keep all */
+		if (rep && rep->type == REDIS_REPLY_ERROR)
+			log_warn("members check in %s: %s", q->room, rep->str);
+		goto out;
+	}
+	r = room_find(h, q->room);
+	struct hub_sub *next;
+	for (struct hub_sub *s = r ? r->subs : NULL; s; s = next) {
+		next = s->next; /* s may leave during its own callback, no other may */
+		const long long *at = bsearch(&s->user_id, q->ids, q->n, sizeof *q->ids, cmp_ll);
+		if (!at)
+			continue; /* joined after the question was asked */
+		const redisReply *e = rep->element[at - q->ids];
+		if (e->type == REDIS_REPLY_STRING) {
+			s->member = 1; /* a stranger who joined: re-checked from now on */
+		} else if (e->type == REDIS_REPLY_NIL && s->member) {
+			s->member = 0;
+			s->ops->revoked(s);
+		}
+	}
+out:
+	free(q);
+}
+
+/* Asks whether the users of r's subscribers are (still) members. Bounded: one command
+ * whose size is the number of distinct users in the room. */
+static void members_check(struct hub_room *r)
+{
+	struct hub *h = r->hub;
+	const char **argv = NULL;
+	char *idtxt = NULL;
+	struct members_req *q = NULL;
+	int sent = 0;
+	if (!h->up || r->nsubs == 0)
+		return;
+	q = malloc(sizeof *q + r->nsubs * sizeof q->ids[0]);
+	if (!q)
+		goto out;
+	snprintf(q->room, sizeof q->room, "%s", r->id);
+	q->n = 0;
+	for (struct hub_sub *s = r->subs; s; s = s->next)
+		q->ids[q->n++] = s->user_id;
+	qsort(q->ids, q->n, sizeof q->ids[0], cmp_ll);
+	size_t k = 1;
+	for (size_t i = 1; i < q->n; i++)
+		if (q->ids[i] != q->ids[k - 1])
+			q->ids[k++] = q->ids[i];
+	q->n = k;
+	char key[ROOM_ID_MAX + 24];
+	snprintf(key, sizeof key, "cc:room:%s:members", r->id);
+	argv = calloc(q->n + 2, sizeof *argv);
+	idtxt = calloc(q->n, 24);
+	if (!argv || !idtxt)
+		goto out;
+	argv[0] = "HMGET";
+	argv[1] = key;
+	for (size_t i = 0; i < q->n; i++) {
+		snprintf(idtxt + 24 * i, 24, "%lld", q->ids[i]);
+		argv[i + 2] = idtxt + 24 * i;
+	}
+	if (redisAsyncCommandArgv(h->ac[HUB_CMD], members_cb, q, (int)q->n + 2, argv, NULL) ==
+	    REDIS_OK) {
+		q = NULL; /* members_cb frees it */
+		sent = 1;
+	}
+out:
+	if (!sent)
+		log_warn("members check in %s: not sent", r->id);
+	free(q);
+	free(argv);
+	free(idtxt);
+}
+
 /* ---- subscriptions ---- */
 
 static void dispatch(struct hub_room *r, const char *msg, size_t len)
@@ -478,6 +574,9 @@ static void dispatch(struct hub_room *r, const char *msg, size_t len)
 			break;
 		}
 	}
+	/* after the event went out: whoever lost the room gets it, then the stream ends */
+	if (ev->ctl == ROOM_CTL_MEMBERS)
+		members_check(r);
 	room_event_release(ev);
 }
 
@@ -674,8 +773,10 @@ static void link_up(struct hub *h)
 	log_info("redis: connected");
 	for (int b = 0; b < HUB_BUCKETS; b++) {
 		for (struct hub_room *r = h->buckets[b]; r; r = r->hnext) {
-			if (r->nsubs > 0)
+			if (r->nsubs > 0) {
 				room_subscribe(r);
+				members_check(r); /* membership may have changed meanwhile */
+			}
 			if (r->users)
 				presence_call(h, r, "refresh", NULL, NULL);
 		}

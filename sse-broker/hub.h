@@ -10,6 +10,12 @@
  * join: the room is subscribed first, then the subscriber's history is read with XRANGE
  * while live messages are held in its cursor (room.h); both are merged by event id.
  *
+ * Membership: after a `room` event {"reason":"members"} the hub asks cc:room:{id}:members, in
+ * one HMGET, about every distinct user subscribed to the room; a subscriber marked `member`
+ * whose user has no entry any more is handed to its owner's `revoked` (the event itself was
+ * delivered first), one with an entry is marked `member`. The same check runs for every
+ * room after a Redis reconnect.
+ *
  * Presence: a subscriber joined with a user counts towards that user's presence in the room;
  * the first one emits `join`, the last one `leave` – across brokers, see docs/INTERNALS.md
  * "Broker". */
@@ -34,6 +40,9 @@ struct hub_sub_ops {
 	void (*caught_up)(struct hub_sub *s);
 	/* The hub gave up on this subscriber (its hold overflowed); the owner closes it. */
 	void (*fail)(struct hub_sub *s, const char *why);
+	/* The user has no entry in cc:room:{id}:members any more: the owner ends the stream
+	 * after what it has delivered (it may leave from inside this callback). */
+	void (*revoked)(struct hub_sub *s);
 	/* Reference counting for the owner, held while a Redis reply is due. */
 	void (*reserve)(struct hub_sub *s);
 	void (*release)(struct hub_sub *s);
@@ -50,6 +59,9 @@ struct hub_sub {
 	int pinned;   /* cur.last is a real position (given, or read from the stream's tail) */
 	int pinned_checked; /* the resync test was made for this catch-up */
 	int presence; /* counts towards join/leave */
+	int member;   /* seen in cc:room:{id}:members: the stream ends when the entry goes. 0 for
+		       * a stranger a ticket let into a public room (the broker does not know
+		       * the visibility; the API checked it when it signed the ticket) */
 	long long user_id;
 	char username[TOKEN_USERNAME_MAX + 1];
 };

@@ -1,5 +1,6 @@
 #include "room.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -99,6 +100,21 @@ static int type_valid(const char *t, size_t n)
 	return 1;
 }
 
+static enum room_ctl ctl_of(const char *type, const char *data, size_t len)
+{
+	if (strcmp(type, "room") != 0)
+		return ROOM_CTL_NONE;
+	cJSON *o = cJSON_ParseWithLength(data, len);
+	const cJSON *why = cJSON_GetObjectItemCaseSensitive(o, "reason");
+	enum room_ctl ctl = ROOM_CTL_NONE;
+	if (cJSON_IsString(why) && strcmp(why->valuestring, "members") == 0)
+		ctl = ROOM_CTL_MEMBERS;
+	else if (cJSON_IsString(why) && strcmp(why->valuestring, "deleted") == 0)
+		ctl = ROOM_CTL_DELETED;
+	cJSON_Delete(o);
+	return ctl;
+}
+
 struct room_event *room_event_new(const char *idstr, const char *type, const char *data,
 				  size_t data_len)
 {
@@ -122,6 +138,7 @@ struct room_event *room_event_new(const char *idstr, const char *type, const cha
 	memcpy(ev->data, data, data_len);
 	ev->data[data_len] = '\0';
 	ev->data_len = data_len;
+	ev->ctl = ctl_of(ev->type, ev->data, data_len);
 	if (sse_event(&b, ev->idstr, ev->type, data, data_len) < 0)
 		goto fail;
 	ev->sse_len = b.len;

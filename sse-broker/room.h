@@ -34,8 +34,17 @@ int room_evid_is_zero(struct room_evid id);
 /* Whether s is an acceptable room id. */
 int room_id_valid(const char *s, size_t n);
 
+/* What a `room` event asks of the broker (the API emits them, fcgi/h_rooms.c): re-check the
+ * members of its open streams, or close them all. */
+enum room_ctl {
+	ROOM_CTL_NONE,
+	ROOM_CTL_MEMBERS, /* {"reason":"members"}: someone joined, left or changed role */
+	ROOM_CTL_DELETED, /* {"reason":"deleted"}: the room is gone */
+};
+
 struct room_event {
 	int refs;
+	enum room_ctl ctl; /* read once from data when type is "room" */
 	struct room_evid id;
 	char idstr[ROOM_EVID_MAX];
 	char type[ROOM_TYPE_MAX];

@@ -33,6 +33,8 @@
 #define SERVER_FLUSH_TIMEOUT_MS 10000
 #define SERVER_WS_CLOSE_WAIT_MS 3000
 #define SERVER_PRESENCE_PER_SEC 30
+/* RFC 6455 7.4.1 "policy violation": the room was deleted or the user is no member any more */
+#define SERVER_WS_REVOKED 1008
 
 enum conn_kind {
 	CK_HEAD,  /* reading the request head */
@@ -290,10 +292,45 @@ static void conn_error(struct conn *c, int status, const char *code, const char 
 
 static void ws_pump(struct conn *c);
 static void event_cb(struct bufferevent *bev, short what, void *arg);
+static void poll_answer(struct conn *c);
+
+/* Ends a stream whose user may not read the room any more (deleted, or no longer a member),
+ * after what was already written: SSE ends its response, WebSocket sends close 1008, a
+ * long-poll is answered with what it holds (its next poll is refused by the API's 404/403
+ * or the members hash). Safe from inside c's own callbacks: nothing is freed here. */
+static void conn_revoke(struct conn *c, const char *why)
+{
+	if (c->dead || c->kind == CK_DONE)
+		return;
+	hub_leave(c->srv->hub, &c->sub); /* no event after this one */
+	switch (c->kind) {
+	case CK_POLL:
+		poll_answer(c);
+		break;
+	case CK_WS:
+		if (c->ws) {
+			ws_conn_close(c->ws, SERVER_WS_REVOKED, why);
+			ws_pump(c);
+		}
+		if (!c->dead)
+			conn_finish(c);
+		break;
+	default:
+		conn_finish(c);
+		break;
+	}
+}
 
 static int sse_deliver(struct hub_sub *s, struct room_event *ev)
 {
-	return conn_write(sub_conn(s), ev->sse, ev->sse_len);
+	struct conn *c = sub_conn(s);
+	if (conn_write(c, ev->sse, ev->sse_len) < 0)
+		return -1;
+	if (ev->ctl == ROOM_CTL_DELETED) {
+		conn_revoke(c, "room deleted");
+		return -1;
+	}
+	return 0;
 }
 
 static int ws_deliver(struct hub_sub *s, struct room_event *ev)
@@ -306,7 +343,9 @@ static int ws_deliver(struct hub_sub *s, struct room_event *ev)
 		return -1;
 	}
 	ws_pump(c);
-	return c->dead ? -1 : 0;
+	if (!c->dead && ev->ctl == ROOM_CTL_DELETED)
+		conn_revoke(c, "room deleted");
+	return c->dead || !c->sub.room ? -1 : 0;
 }
 
 static void poll_answer(struct conn *c)
@@ -339,7 +378,7 @@ static int poll_deliver(struct hub_sub *s, struct room_event *ev)
 	if (c->answered || c->dead)
 		return -1;
 	longpoll_add(c->lp, ev);
-	if (longpoll_full(c->lp)) {
+	if (longpoll_full(c->lp) || ev->ctl == ROOM_CTL_DELETED) {
 		poll_answer(c);
 		return -1;
 	}
@@ -367,6 +406,11 @@ static void sub_fail(struct hub_sub *s, const char *why)
 	conn_close(sub_conn(s), why);
 }
 
+static void sub_revoked(struct hub_sub *s)
+{
+	conn_revoke(sub_conn(s), "not a member of this room");
+}
+
 static void sub_reserve(struct hub_sub *s)
 {
 	conn_reserve(sub_conn(s));
@@ -377,19 +421,19 @@ static void sub_release(struct hub_sub *s)
 	conn_release(sub_conn(s));
 }
 
-static const struct hub_sub_ops sse_ops = {sse_deliver, nop_caught_up, sub_fail, sub_reserve,
-					   sub_release};
-static const struct hub_sub_ops poll_ops = {poll_deliver, poll_caught_up, sub_fail, sub_reserve,
-					    sub_release};
-static const struct hub_sub_ops ws_ops = {ws_deliver, nop_caught_up, sub_fail, sub_reserve,
-					  sub_release};
+static const struct hub_sub_ops sse_ops = {sse_deliver, nop_caught_up, sub_fail, sub_revoked,
+					   sub_reserve, sub_release};
+static const struct hub_sub_ops poll_ops = {poll_deliver, poll_caught_up, sub_fail, sub_revoked,
+					    sub_reserve, sub_release};
+static const struct hub_sub_ops ws_ops = {ws_deliver, nop_caught_up, sub_fail, sub_revoked,
+					  sub_reserve, sub_release};
 /* before a transport is chosen (the membership check) only the references are used */
 static int nop_deliver(struct hub_sub *s, struct room_event *ev)
 {
 	return -1;
 }
-static const struct hub_sub_ops idle_ops = {nop_deliver, nop_caught_up, sub_fail, sub_reserve,
-					    sub_release};
+static const struct hub_sub_ops idle_ops = {nop_deliver, nop_caught_up, sub_fail, sub_revoked,
+					    sub_reserve, sub_release};
 
 static void ws_close_wait_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -556,8 +600,19 @@ static void role_cb(struct hub_sub *s, int ok, const char *role)
 		conn_error(c, 503, "unavailable", "the event store is unavailable");
 	else if (!role)
 		conn_error(c, 403, "forbidden", "not a member of this room");
-	else
+	else {
+		c->sub.member = 1;
 		start_stream(c);
+	}
+}
+
+/* A ticket's holder is a member (re-checked when the membership changes) or a stranger a
+ * public room admits (never cut off but by the room's deletion): the answer decides. */
+static void ticket_role_cb(struct hub_sub *s, int ok, const char *role)
+{
+	struct conn *c = sub_conn(s);
+	if (!c->dead && ok && role)
+		c->sub.member = 1;
 }
 
 static void authorize(struct conn *c, const struct http_head *h)
@@ -600,6 +655,9 @@ static void authorize(struct conn *c, const struct http_head *h)
 			return;
 		}
 		start_stream(c);
+		/* the stream does not wait for it; -1 (Redis down): treated as a stranger */
+		if (!c->dead && c->kind != CK_DONE)
+			hub_member_role(srv->hub, c->room, cl.user_id, &c->sub, ticket_role_cb);
 		return;
 	}
 	if (from_query) {

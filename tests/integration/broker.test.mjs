@@ -592,3 +592,111 @@ test('a slow consumer is dropped without the broker growing', async () => {
   assert.match(broker.output, /dropping a slow client/);
   fast.close();
 });
+
+// ---- membership changes and deletion (docs/INTERNALS.md "Broker", Rights) ----
+
+// A WebSocket client that also records how the broker closed it.
+function wsClosable(url, headers) {
+  const ws = new WebSocket(url, headers ? { headers } : undefined);
+  const events = [];
+  ws.on('message', (m) => events.push(JSON.parse(m.toString())));
+  const opened = new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  const closed = new Promise((resolve) => ws.once('close', (code) => resolve(code)));
+  ws.closeCode = null;
+  closed.then((code) => { ws.closeCode = code; });
+  return { ws, events, opened, closed, close: () => ws.terminate() };
+}
+
+const exited = (curl) => curl.child.exitCode !== null || curl.child.signalCode !== null;
+const roomEvents = (events, reason) => events.filter((e) => e.type === 'room' && e.data.reason === reason);
+
+test('a member removed from the room loses its open streams; other members, viewers and strangers keep theirs', async () => {
+  const room = newRoom();
+  const key = `cc:room:${room}:members`;
+  await rc.cmd('HSET', key, '61', 'editor', '62', 'editor', '63', 'viewer');
+  const bearer = (user) => ({ Authorization: `Bearer ${session(SECRET, { user, name: `u${user}` })}` });
+  const wsUrl = (t) => `ws://127.0.0.1:${broker.port}/events/rooms/${room}/ws${t ? `?ticket=${t}` : ''}`;
+  const goneSse = curlSse(`${broker.base}/events/rooms/${room}?ticket=${tk(room, 61, 'gone')}`);
+  const goneWs = wsClosable(wsUrl(), bearer(61));
+  const keptSse = curlSse(`${broker.base}/events/rooms/${room}`, bearer(62));
+  const viewerWs = wsClosable(wsUrl(tk(room, 63, 'viewer')));
+  // a stranger a public room admits with a ticket (no entry in the hash): not cut off
+  const stranger = curlSse(`${broker.base}/events/rooms/${room}?ticket=${tk(room, 64, 'stranger')}`);
+  await Promise.all([goneWs.opened, viewerWs.opened]);
+  for (const c of [goneSse, keptSse, stranger]) {
+    await waitFor(() => c.text.includes(': connected'), { what: 'SSE connected' });
+  }
+  await sleep(300); // every stream subscribed and its membership known
+
+  await rc.cmd('HDEL', key, '61');
+  const changed = await rc.emit(room, 'room', { reason: 'members' });
+  const t0 = Date.now();
+  await waitFor(() => exited(goneSse) && goneWs.ws.readyState === WebSocket.CLOSED,
+    { what: 'the removed member closed', timeout: 1000, interval: 20 });
+  assert.ok(Date.now() - t0 <= 1000);
+  // the event itself was delivered first
+  assert.deepEqual(roomEvents(goneSse.events(), 'members').map((e) => e.id), [changed]);
+  assert.deepEqual(roomEvents(goneWs.events, 'members').map((e) => e.id), [changed]);
+  assert.equal(await goneWs.closed, 1008);
+
+  const ids = await emitOps(room, 2);
+  for (const [what, evs] of [['member', () => keptSse.events()], ['viewer', () => viewerWs.events],
+    ['stranger', () => stranger.events()]]) {
+    await waitFor(() => ops(evs()).length === 2, { what: `${what} keeps receiving` });
+    assert.deepEqual(ops(evs()).map((e) => e.id), ids, what);
+    assert.deepEqual(roomEvents(evs(), 'members').map((e) => e.id), [changed], what);
+  }
+  assert.ok(!exited(keptSse) && !exited(stranger));
+  assert.equal(viewerWs.ws.readyState, WebSocket.OPEN);
+  assert.equal(ops(goneSse.events()).length + ops(goneWs.events).length, 0, 'nothing after the cut');
+
+  // a viewer whose role changes stays; once removed, goes too
+  await rc.cmd('HSET', key, '63', 'editor');
+  await rc.emit(room, 'room', { reason: 'members' });
+  await sleep(300);
+  assert.equal(viewerWs.ws.readyState, WebSocket.OPEN);
+  await rc.cmd('HDEL', key, '63');
+  await rc.emit(room, 'room', { reason: 'members' });
+  assert.equal(await Promise.race([viewerWs.closed, sleep(1000).then(() => 'open')]), 1008);
+  assert.ok(!exited(keptSse) && !exited(stranger));
+  // removed before it streams: a bearer token is refused from now on
+  const r = await fetch(`${broker.base}/events/rooms/${room}/poll?since=0`, { headers: bearer(61) });
+  assert.equal(r.status, 403);
+  keptSse.close();
+  stranger.close();
+});
+
+test('a deleted room closes every stream after delivering the event', async () => {
+  const room = newRoom();
+  await rc.cmd('HSET', `cc:room:${room}:members`, '71', 'owner', '72', 'viewer');
+  const sse = curlSse(`${broker.base}/events/rooms/${room}?ticket=${tk(room, 71, 'owner')}`);
+  const es = eventSource(`${broker.base}/events/rooms/${room}?ticket=${tk(room, 72, 'viewer')}`);
+  const ws = wsClosable(`ws://127.0.0.1:${broker.port}/events/rooms/${room}/ws?ticket=${tk(room, 73, 'stranger')}`);
+  await ws.opened;
+  await waitFor(() => sse.text.includes(': connected'), { what: 'SSE connected' });
+  await waitFor(() => es.es.readyState === 1, { what: 'eventsource open' });
+  const first = await poll(room, undefined, tk(room, 71));
+  const pending = poll(room, first.last_event_id ?? '0', tk(room, 71));
+  await sleep(300);
+
+  // as fcgi/h_rooms.c does: the members cache goes first, then the event
+  await rc.cmd('DEL', `cc:room:${room}:members`);
+  const gone = await rc.emit(room, 'room', { reason: 'deleted', id: room });
+  const t0 = Date.now();
+  const j = await pending;
+  assert.deepEqual(j.events.map((e) => [e.id, e.type, e.data.reason]), [[gone, 'room', 'deleted']]);
+  await waitFor(() => exited(sse) && ws.ws.readyState === WebSocket.CLOSED,
+    { what: 'streams closed', timeout: 1000, interval: 20 });
+  assert.ok(Date.now() - t0 <= 1000);
+  assert.equal(await ws.closed, 1008);
+  assert.deepEqual(roomEvents(sse.events(), 'deleted').map((e) => e.id), [gone]);
+  assert.deepEqual(roomEvents(ws.events, 'deleted').map((e) => e.id), [gone]);
+  await waitFor(() => roomEvents(es.events, 'deleted').length === 1, { what: 'eventsource got it' });
+  es.close();
+  // the room's bearer check fails now that its members are gone
+  const r = await fetch(`${broker.base}/events/rooms/${room}/poll?since=0`,
+    { headers: { Authorization: `Bearer ${session(SECRET, { user: 71 })}` } });
+  assert.equal(r.status, 403);
+  const h = await (await fetch(`${broker.base}/events/health`)).json();
+  assert.equal(h.redis, 'ok');
+});

@@ -1,5 +1,6 @@
 /* Event ids, events, the replay/dedup cursor and long-poll answers. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "../../sse-broker/longpoll.h"
 #include "../../sse-broker/room.h"
@@ -73,6 +74,24 @@ static void test_events(void)
 		room_event_release(e);
 	}
 	CHECK(room_event_from_message("{\"type\":\"join\"}", 15) == NULL);
+
+	/* room events the broker acts on */
+	static const struct {
+		const char *type, *data;
+		enum room_ctl ctl;
+	} ctl[] = {
+		{"room", "{\"reason\":\"members\"}", ROOM_CTL_MEMBERS},
+		{"room", "{\"reason\":\"deleted\",\"id\":\"r1\"}", ROOM_CTL_DELETED},
+		{"room", "{\"reason\":\"updated\",\"room\":{}}", ROOM_CTL_NONE},
+		{"room", "{\"reason\":1}", ROOM_CTL_NONE},
+		{"room", "[1]", ROOM_CTL_NONE},
+		{"operation", "{\"reason\":\"deleted\"}", ROOM_CTL_NONE},
+	};
+	for (size_t i = 0; i < sizeof ctl / sizeof ctl[0]; i++) {
+		e = room_event_new("9-0", ctl[i].type, ctl[i].data, strlen(ctl[i].data));
+		CHECK(e != NULL && e->ctl == ctl[i].ctl);
+		room_event_release(e);
+	}
 	CHECK(room_event_from_message("", 0) == NULL);
 	CHECK(room_event_from_message("{\"type\":\"join\",\"id\":\"7-0\",\"data\":}", 33) == NULL);
 }
