@@ -195,6 +195,11 @@ test('history: a snapshot appears, and restoring it brings its text back for eve
   await p.keyboard.type('\n# scratch to be undone by a restore');
   await converged(BASE, [A.page, B.page], roomId);
   await p.click(`[data-role="history"] li[data-revision="${snapRev}"] [data-action="restore"]`);
+  // the restore first fetches the snapshot, so both editors may still agree with the server
+  // on the text before it for a moment: wait for the restored text to reach the server
+  for (let i = 0; i < 100 && (await serverDocument(BASE, p, roomId)).content !== snap.content; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
   const doc = await converged(BASE, [A.page, B.page], roomId);
   assert.equal(doc.content, snap.content);
   assert.ok(doc.revision > before.revision);
