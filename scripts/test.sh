@@ -65,7 +65,8 @@ run_integration() {
   local files=("$@")
   [ ${#files[@]} -gt 0 ] || files=(tests/integration/*.test.mjs)
   local rc=0
-  node --test --test-concurrency=1 "${files[@]}" || rc=$?
+  # a bound per test: a hang fails that test (and says which) instead of stalling the run
+  node --test --test-concurrency=1 --test-timeout=240000 "${files[@]}" || rc=$?
   stack_down || rc=1
   if compgen -G "$var/asan*" >/dev/null || compgen -G "$var/ubsan*" >/dev/null; then
     echo "FAILED: sanitizer reports from the servers:"

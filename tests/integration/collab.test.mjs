@@ -28,17 +28,18 @@ async function ticketFor(user, room) {
 async function openStreams(user, room) {
   const got = { sse: [], ws: [], poll: [] };
   const wsBase = BASE.replace(/^http/, 'ws');
+  // each stream's open is awaited from the moment it is created: an open that happens
+  // while the next ticket is fetched must not be missed
   const es = new EventSource(`${BASE}/events/rooms/${room.id}?ticket=${await ticketFor(user, room)}`);
+  const esOpen = new Promise((res, rej) => { es.onopen = res; es.onerror = rej; });
   es.addEventListener('operation', (e) => got.sse.push(JSON.parse(e.data)));
   const ws = new WebSocket(`${wsBase}/events/rooms/${room.id}/ws?ticket=${await ticketFor(user, room)}`);
+  const wsOpen = new Promise((res, rej) => { ws.on('open', res); ws.on('error', rej); });
   ws.on('message', (m) => {
     const ev = JSON.parse(m.toString());
     if (ev.type === 'operation') got.ws.push(ev.data);
   });
-  await Promise.all([
-    new Promise((res, rej) => { es.onopen = res; es.onerror = rej; }),
-    new Promise((res, rej) => { ws.on('open', res); ws.on('error', rej); }),
-  ]);
+  await Promise.all([esOpen, wsOpen]);
   // long-poll from the stream's newest id onwards, until stopped
   let polling = true;
   const pollTicket = await ticketFor(user, room);
@@ -107,7 +108,7 @@ test('a stale operation is transformed; concurrent inserts at one place keep com
   assert.equal(events[1].user.username, a.username);
 });
 
-test('ten clients typing at once through several API processes converge, nothing lost', async () => {
+test('ten clients typing at once through several API processes converge, nothing lost', { timeout: 120000 }, async () => {
   const owner = await newUser();
   const room = await roomWith(owner);
   const clients = [owner];
