@@ -5,20 +5,11 @@
 // server's text. No browser and no stack: the machine is driven directly.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { rng } from '../e2e/lib/rng.mjs';
 import { Collab } from '../../htdocs/src/collab.js';
 import { OpBuilder, apply, cpLength, transform } from '../../htdocs/src/ot.js';
 
 const PIECES = ['a', 'b', ' ', '\n', 'é', '日', '😀', '👩‍💻'];
-
-function rng(seed) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 4294967296;
-  };
-}
 
 function randomEdit(r, len) {
   const b = new OpBuilder();

@@ -3,23 +3,13 @@
 // the same operation and the same document, emoji, combining marks and CJK included.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { rng } from '../e2e/lib/rng.mjs';
 import {
   OpBuilder, apply, baseLength, compose, cpLength, diff, normalize, targetLength, transform, transformIndex,
 } from '../../htdocs/src/ot.js';
 
 const BASE = process.env.CC_BASE_URL || 'http://127.0.0.1:8080';
 const PIECES = ['a', 'b', 'z', ' ', '\n', 'é', 'e\u0301', '日本', '語', '😀', '👩‍💻', '🚀x', '{}', 'ß'];
-
-// a small deterministic generator, so a failure can be replayed from its seed
-function rng(seed) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 4294967296;
-  };
-}
 
 function randomText(r, n) {
   let s = '';
