@@ -66,3 +66,37 @@ BEGIN
   END IF;
 END
 $$;
+
+-- 3: access that is taken away stays away
+--   users.username_key: the one canonical form of a username (ASCII letters lowered; names
+--     are ASCII by the API's rules, and nothing else is folded), used for uniqueness, sign-in
+--     and every per-name limit. PostgreSQL's lower() depends on the locale and folds
+--     look-alikes such as the Kelvin sign into ASCII, so it is no longer used for names.
+--   users.token_gen: raised by a password change; tokens signed with an older one are void.
+--   rooms.invite_enabled / invite_gen: the owner switches the invite link off or issues a new
+--     code; invite_gen counts the codes issued.
+--   room_removals: who the owner removed, and under which invite_gen. A removed user comes back
+--     only with a code issued after the removal (invite_gen greater than the one recorded).
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM schema_version WHERE version = 3) THEN
+    ALTER TABLE users ADD COLUMN username_key text GENERATED ALWAYS AS
+      (translate(username, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')) STORED;
+    CREATE UNIQUE INDEX users_username_key ON users (username_key);
+    DROP INDEX IF EXISTS users_username_lower;
+    ALTER TABLE users ADD COLUMN token_gen bigint NOT NULL DEFAULT 0 CHECK (token_gen >= 0);
+
+    ALTER TABLE rooms ADD COLUMN invite_enabled boolean NOT NULL DEFAULT true;
+    ALTER TABLE rooms ADD COLUMN invite_gen bigint NOT NULL DEFAULT 0;
+
+    CREATE TABLE room_removals (
+      room_id    text NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+      user_id    bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+      invite_gen bigint NOT NULL,
+      removed_at timestamptz NOT NULL DEFAULT now(),
+      PRIMARY KEY (room_id, user_id)
+    );
+    INSERT INTO schema_version (version) VALUES (3);
+  END IF;
+END
+$$;

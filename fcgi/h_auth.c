@@ -7,6 +7,7 @@
 #include "log.h"
 #include "pw.h"
 #include "ratelimit.h"
+#include "rnd.h"
 #include "valid.h"
 
 #define LOGIN_WINDOW_MS 60000
@@ -43,6 +44,10 @@ static void answer_token(struct api_ctx *c, int status, long long id, const char
 	cl.iat = now;
 	cl.exp = now + c->cfg->token_ttl_s;
 	snprintf(cl.username, sizeof cl.username, "%s", username);
+	if (rnd_id(cl.sid, TOKEN_SID_LEN) < 0) {
+		api_error(c, 500, "internal", "could not make a session id");
+		return;
+	}
 	char *tok = token_sign(&c->cfg->key, &cl);
 	if (!tok) {
 		api_error(c, 500, "internal", "could not sign a token");

@@ -196,6 +196,8 @@ void h_stream_ticket(struct api_ctx *c)
 	t.kind = TOKEN_TICKET;
 	t.iat = now;
 	t.exp = now + c->cfg->ticket_ttl_s;
+	if (t.exp > c->user.exp)
+		t.exp = c->user.exp; /* never outlives the session it was taken with */
 	snprintf(t.room, sizeof t.room, "%s", c->params[0]);
 	char *tok = token_sign(&c->cfg->key, &t);
 	if (!tok) {

@@ -72,11 +72,23 @@ void token_key_free(struct token_key *k)
 	k->len = 0;
 }
 
+/* A session id is TOKEN_SID_LEN characters of [a-z0-9]: it goes into Redis key names. */
+static int sid_ok(const char *s)
+{
+	size_t n = 0;
+	for (; s[n]; n++)
+		if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= '0' && s[n] <= '9')))
+			return 0;
+	return n == TOKEN_SID_LEN;
+}
+
 char *token_sign(const struct token_key *k, const struct token_claims *c)
 {
 	jwt_t *j = NULL;
 	char *out = NULL;
 	char sub[32];
+	if (!sid_ok(c->sid) || c->gen < 0)
+		return NULL;
 	if (jwt_new(&j) != 0)
 		return NULL;
 	snprintf(sub, sizeof sub, "%lld", c->user_id);
@@ -85,7 +97,8 @@ char *token_sign(const struct token_key *k, const struct token_claims *c)
 	if (jwt_add_grant(j, "iss", TOKEN_ISSUER) != 0 || jwt_add_grant(j, "sub", sub) != 0 ||
 	    jwt_add_grant(j, "name", c->username) != 0 ||
 	    jwt_add_grant(j, "typ", c->kind == TOKEN_TICKET ? "ticket" : "session") != 0 ||
-	    jwt_add_grant_int(j, "iat", c->iat) != 0 || jwt_add_grant_int(j, "exp", c->exp) != 0)
+	    jwt_add_grant_int(j, "iat", c->iat) != 0 || jwt_add_grant_int(j, "exp", c->exp) != 0 ||
+	    jwt_add_grant(j, "sid", c->sid) != 0 || jwt_add_grant_int(j, "gen", c->gen) != 0)
 		goto out;
 	if (c->kind == TOKEN_TICKET && jwt_add_grant(j, "room", c->room) != 0)
 		goto out;
@@ -169,6 +182,16 @@ int token_verify(const struct token_key *k, const char *jwt, long long now,
 		if (copy_claim(j, "room", out->room, sizeof out->room) < 0)
 			goto out;
 	} else {
+		goto out;
+	}
+	if (copy_claim(j, "sid", out->sid, sizeof out->sid) < 0 || !sid_ok(out->sid)) {
+		reason = "token without a session: sign in again";
+		goto out;
+	}
+	errno = 0;
+	out->gen = (long long)jwt_get_grant_int(j, "gen");
+	if (errno == ENOENT || out->gen < 0) {
+		reason = "token without a session: sign in again";
 		goto out;
 	}
 	out->iat = iat;

@@ -3,7 +3,9 @@
  * Two kinds share one key: session tokens (what login answers, Bearer in API calls) and
  * stream tickets (short-lived, bound to one room, for EventSource/WebSocket URLs where a
  * browser cannot set headers). Verification accepts only HS256 with our issuer and checks
- * exp itself, because libjwt 1.10 checks neither the algorithm nor any claim. */
+ * exp itself, because libjwt 1.10 checks neither the algorithm nor any claim. A valid
+ * signature says who the holder is, not that the session is still alive: that is
+ * access_session_check()'s question (lib/access.h). */
 #ifndef CC_TOKEN_H
 #define CC_TOKEN_H
 
@@ -13,6 +15,7 @@
 #define TOKEN_MAX_LEN 4096
 #define TOKEN_USERNAME_MAX 64
 #define TOKEN_ROOM_MAX 64
+#define TOKEN_SID_LEN 24 /* random [a-z0-9] characters */
 
 enum token_kind { TOKEN_SESSION, TOKEN_TICKET };
 
@@ -23,6 +26,13 @@ struct token_claims {
 	char room[TOKEN_ROOM_MAX + 1]; /* tickets only; "" for sessions */
 	long long iat;
 	long long exp;
+	/* The session a token belongs to: sid is random per sign-in, and a ticket carries the sid
+	 * of the session token it was taken with, so revoking the session (logout) revokes its
+	 * tickets and the streams they opened. gen is the user's token generation when the
+	 * session was signed in: a password change raises it, revoking every older token. Both
+	 * are required in every token (lib/access.h checks them against Redis). */
+	char sid[TOKEN_SID_LEN + 1];
+	long long gen;
 };
 
 struct token_key {

@@ -1,6 +1,7 @@
 // Accounts against the real stack: health, register, login, me; tokens that must be refused;
 // duplicate names; field validation; login rate limits; concurrent registrations.
 import { test } from 'node:test';
+import { newSid } from './lib/tokens.mjs';
 import assert from 'node:assert/strict';
 import { call, newUser, uniqueName, signJwt, clearLoginLimits, sql } from './lib/api.mjs';
 
@@ -130,7 +131,7 @@ test('register validates every field and names it in a 400', async () => {
 
 // Claims as the server signs them, for user u, valid for an hour.
 function claims(u, extra = {}) {
-  return { iss: 'codecollab', sub: String(u.user.id), name: u.username, typ: 'session', iat: now(), exp: now() + 3600, ...extra };
+  return { iss: 'codecollab', sub: String(u.user.id), name: u.username, typ: 'session', iat: now(), exp: now() + 3600, sid: newSid(), gen: 0, ...extra };
 }
 
 test('a token forged with the right key and claims is accepted (the forger is sound)', async () => {

@@ -43,6 +43,8 @@ int main(void)
 	long long now = (long long)time(NULL);
 	struct token_claims c = {.user_id = 42, .kind = TOKEN_SESSION, .iat = now, .exp = now + 60};
 	strcpy(c.username, "alice");
+	strcpy(c.sid, "abcdefghijklmnopqrstu012");
+	c.gen = 3;
 
 	char *t = token_sign(&k, &c);
 	CHECK(t != NULL);
@@ -54,6 +56,8 @@ int main(void)
 	CHECK(got.kind == TOKEN_SESSION);
 	CHECK(got.room[0] == '\0');
 	CHECK(got.exp == now + 60);
+	CHECK_STR(got.sid, "abcdefghijklmnopqrstu012");
+	CHECK(got.gen == 3);
 	/* expired at exp */
 	CHECK(token_verify(&k, t, now + 60, &got, &why) == -1);
 	CHECK_STR(why, "token expired");
@@ -75,6 +79,23 @@ int main(void)
 	CHECK(token_verify(&k, t, now, &got, &why) == 0);
 	CHECK(got.kind == TOKEN_TICKET);
 	CHECK_STR(got.room, "abc123");
+	CHECK_STR(got.sid, "abcdefghijklmnopqrstu012");
+	CHECK(got.gen == 3);
+	free(t);
+
+	/* a session id must be TOKEN_SID_LEN characters of [a-z0-9]: it names Redis keys */
+	struct token_claims bad = c;
+	strcpy(bad.sid, "short");
+	CHECK(token_sign(&k, &bad) == NULL);
+	strcpy(bad.sid, "abcdefghijklmnopqrstu:*}");
+	CHECK(token_sign(&k, &bad) == NULL);
+	bad = c;
+	bad.gen = -1;
+	CHECK(token_sign(&k, &bad) == NULL);
+	/* a validly signed token without sid or gen (signed before sessions existed) is refused */
+	t = forge(JWT_ALG_HS256, secret, TOKEN_ISSUER, now + 60);
+	CHECK(token_verify(&k, t, now, &got, &why) == -1);
+	CHECK_STR(why, "token without a session: sign in again");
 	free(t);
 
 	/* alg none is refused */

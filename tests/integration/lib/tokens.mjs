@@ -1,5 +1,9 @@
-// HS256 JWTs made the way lib/token.c makes them (iss, sub, name, typ, room, iat, exp).
-import { createHmac } from 'node:crypto';
+// HS256 JWTs made the way lib/token.c makes them (iss, sub, name, typ, room, iat, exp, and the
+// session they belong to: sid, 24 characters of [a-z0-9], and gen, the user's token generation).
+import { createHmac, randomBytes } from 'node:crypto';
+
+// a fresh session id of the shape lib/token.c requires
+export const newSid = () => [...randomBytes(24)].map((b) => 'abcdefghijklmnopqrstuvwxyz0123456789'[b % 36]).join('');
 
 const b64url = (buf) => Buffer.from(buf).toString('base64url');
 
@@ -10,14 +14,14 @@ export function sign(secret, claims) {
   return `${header}.${body}.${b64url(mac)}`;
 }
 
-export function ticket(secret, { user = 1, name = 'alice', room, ttl = 60, now } = {}) {
+export function ticket(secret, { user = 1, name = 'alice', room, ttl = 60, now, sid = newSid(), gen = 0 } = {}) {
   const iat = now ?? Math.floor(Date.now() / 1000);
   return sign(secret, {
-    iss: 'codecollab', sub: String(user), name, typ: 'ticket', room, iat, exp: iat + ttl,
+    iss: 'codecollab', sub: String(user), name, typ: 'ticket', room, iat, exp: iat + ttl, sid, gen,
   });
 }
 
-export function session(secret, { user = 1, name = 'alice', ttl = 3600, now } = {}) {
+export function session(secret, { user = 1, name = 'alice', ttl = 3600, now, sid = newSid(), gen = 0 } = {}) {
   const iat = now ?? Math.floor(Date.now() / 1000);
-  return sign(secret, { iss: 'codecollab', sub: String(user), name, typ: 'session', iat, exp: iat + ttl });
+  return sign(secret, { iss: 'codecollab', sub: String(user), name, typ: 'session', iat, exp: iat + ttl, sid, gen });
 }

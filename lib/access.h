@@ -1,0 +1,64 @@
+/* access: whether a token's holder may still act, and still read a room, as the API and the
+ * broker both see it in Redis. A valid signature (token.h) says who someone is; this module
+ * says whether what they were given is still theirs.
+ *
+ * Redis layout:
+ *   cc:room:{id}:members     hash, user id -> role (owner | editor | viewer); the API keeps it
+ *                            in step with PostgreSQL's room_members
+ *   cc:room:{id}:visibility  "public" or "private"; the API writes it when a room is created
+ *                            or changed and with every stream ticket; missing means private
+ *   cc:sess:{sid}:revoked    exists while a signed-out session's tokens could still be
+ *                            unexpired (its TTL runs to their expiry)
+ *   cc:user:{uid}:tokgen     the user's token generation; PostgreSQL users.token_gen is the
+ *                            record and the API copies it here (access_gen_store); a token
+ *                            whose gen is below it is revoked. Missing counts as 0 for the
+ *                            broker; the API refills it from PostgreSQL (ACCESS_NO_GEN)
+ *   cc:access                pub/sub channel; a message {"user":<id>} asks every broker to
+ *                            re-check every open stream of that user at once
+ * Rights in a room change through the room's own channel: a `room` event whose reason is
+ * "members", "updated" or "invite" makes the broker re-check every stream of the room. */
+#ifndef CC_ACCESS_H
+#define CC_ACCESS_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+
+#include "token.h"
+
+#define ACCESS_CHANNEL "cc:access"
+#define ACCESS_KEY_MAX 128
+
+void access_members_key(char *out, size_t cap, const char *room_id);
+void access_visibility_key(char *out, size_t cap, const char *room_id);
+void access_session_key(char *out, size_t cap, const char *sid);
+void access_gen_key(char *out, size_t cap, long long user_id);
+
+enum access_session {
+	ACCESS_OK,      /* not signed out, not older than the user's generation */
+	ACCESS_REVOKED, /* signed out, or issued before a password change */
+	ACCESS_NO_GEN,  /* not revoked by sign-out, but Redis holds no generation for the user:
+			 * read users.token_gen, access_gen_store() it, compare with t->gen */
+	ACCESS_ERROR,   /* Redis failed: the caller drops the connection and answers 503 */
+};
+
+/* One round trip (MGET). */
+enum access_session access_session_check(redisContext *r, const struct token_claims *t);
+
+/* Raises the stored generation to gen (never lowers it). 0 or -1. */
+int access_gen_store(redisContext *r, long long user_id, long long gen);
+
+/* Marks session sid signed out for ttl_s seconds (at least 1). 0 or -1. */
+int access_session_revoke(redisContext *r, const char *sid, long long ttl_s);
+
+/* Asks every broker to re-check the streams of user_id (PUBLISH on ACCESS_CHANNEL). 0 or -1. */
+int access_publish_user(redisContext *r, long long user_id);
+
+/* The broker's question about streams of one room, for any number of subjects at once.
+ * KEYS[1] members hash, KEYS[2] visibility key, then two keys per subject: its session key
+ * and its user's generation key. ARGV: two per subject, user id and the token's gen.
+ * Answers an array with one string per subject, in order: the role ("owner", "editor",
+ * "viewer"), "public" (no role, the room is public), "" (no right to read the room) or
+ * "revoked" (the session was signed out or is older than the user's generation). */
+extern const char access_stream_script[];
+
+#endif
