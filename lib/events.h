@@ -14,6 +14,10 @@
 #include <stddef.h>
 
 #define EVENTS_HISTORY_MAX 1000
+/* The largest event data (the JSON text of "data") any program may emit. Emitters refuse
+ * larger data (the API answers 413); the broker delivers every event up to this size, or a
+ * `resync` to a client that cannot take it, never silence. */
+#define EVENTS_DATA_MAX ((size_t)2 * 1024 * 1024)
 
 /* data_json must be valid JSON (an object). On success, when id_out is not NULL, the new
  * event id is copied into it (NUL-terminated, at most idcap bytes). 0 or -1. */
