@@ -2,7 +2,7 @@
  *
  * A request is read whole (parameters copied, body read up to HTTP_BODY_MAX) into one
  * struct http_req freed by http_req_free(); nothing points into libfcgi's envp after
- * reading, because that memory dies at the next FCGX_Accept_r (FACTS.md). */
+ * reading, because libfcgi reuses that memory at the next FCGX_Accept_r. */
 #ifndef CC_HTTP_H
 #define CC_HTTP_H
 

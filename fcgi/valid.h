@@ -1,5 +1,5 @@
 /* valid: request fields declared once in a table and checked before a handler runs
- * (STYLE.md rule 2). A handler gets the values that passed, or an answered 400. */
+ * (the house rule: validate at the edge). A handler gets the values that passed, or an answered 400. */
 #ifndef CC_VALID_H
 #define CC_VALID_H
 

@@ -1,5 +1,5 @@
 /* errbuf: the one way our functions hand a message for people back to their caller, in a
- * buffer the caller owns (STYLE.md rule 3). */
+ * buffer the caller owns. */
 #ifndef CC_ERRBUF_H
 #define CC_ERRBUF_H
 

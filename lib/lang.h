@@ -1,4 +1,4 @@
-/* lang: the languages a room can be in, with Piston's names and aliases (DESIGN.md). */
+/* lang: the languages a room can be in, with Piston's names and aliases (docs/API.md). */
 #ifndef CC_LANG_H
 #define CC_LANG_H
 

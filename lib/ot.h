@@ -1,4 +1,4 @@
-/* ot: operational transformation of plain-text documents (DESIGN.md, Operations).
+/* ot: operational transformation of plain-text documents (docs/API.md, Operations).
  *
  * An operation walks the document from its start. In JSON it is an array: a positive
  * integer retains that many characters, a negative one deletes that many, a string

@@ -1,6 +1,6 @@
 /* utf8: strict UTF-8 (RFC 3629) for document text.
  *
- * A document is UTF-8 and its "characters" are Unicode code points (DESIGN.md,
+ * A document is UTF-8 and its "characters" are Unicode code points (docs/API.md,
  * Operations). Everything that enters a document is validated here first; the counting
  * and offset functions then trust their input, so they only read lead bytes.
  *

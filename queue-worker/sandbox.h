@@ -121,7 +121,7 @@ int sandbox_run(const struct sandbox *sb, const struct runtime *rt,
 
 void sandbox_result_free(struct sandbox_result *res);
 
-/* The execution result JSON (DESIGN.md): {stdout, stderr, exit_code, signal, time_ms,
+/* The execution result JSON (docs/API.md): {stdout, stderr, exit_code, signal, time_ms,
  * truncated, status, message, language, version, compile?:{…}}. Output is made valid UTF-8
  * (bad bytes and NULs become U+FFFD). Caller frees with free(); NULL when out of memory. */
 char *sandbox_result_json(const struct sandbox_result *res, const struct runtime *rt);

@@ -1,4 +1,4 @@
-// The client side of the collaboration protocol (DESIGN.md, "Operations"): a state
+// The client side of the collaboration protocol (docs/API.md, "Operations"): a state
 // machine over one room's document, free of the DOM and of the network, which it reaches
 // through the functions it is given.
 //

@@ -1,4 +1,4 @@
-// Operations on plain text (DESIGN.md, "Operations"), with the server's semantics
+// Operations on plain text (docs/API.md, "Operations"), with the server's semantics
 // (lib/ot.c): an operation is an array walking the document from its start; a positive
 // number retains that many characters, a negative one deletes that many, a string
 // inserts itself. Characters are Unicode code points, never UTF-16 units: every count

@@ -1,4 +1,4 @@
-// A room's event stream (DESIGN.md, "Streams"): Server-Sent Events first, WebSocket when
+// A room's event stream (docs/API.md, "Streams"): Server-Sent Events first, WebSocket when
 // SSE cannot connect, long-poll when neither can. Every (re)connection takes a fresh
 // stream ticket (they live a minute) and resumes after the last event id it saw, so a
 // dropped connection loses nothing; events are handed on once each, in id order.

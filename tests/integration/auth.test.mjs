@@ -7,7 +7,7 @@ import { call, newUser, uniqueName, signJwt, clearLoginLimits, sql } from './lib
 
 const now = () => Math.floor(Date.now() / 1000);
 
-// An error answer as DESIGN.md has it: the status and {"error": snake_case, "message"}.
+// An error answer as docs/API.md has it: the status and {"error": snake_case, "message"}.
 function assertError(r, status, code) {
   assert.equal(r.status, status, r.text);
   assert.match(r.headers.get('content-type') || '', /^application\/json/);

@@ -17,7 +17,7 @@ function assertInvalid(r, field) {
   assert.match(r.json.message, new RegExp(`\\b${field}\\b`), `message should name ${field}: ${r.text}`);
 }
 
-// DESIGN.md's {room}: {id, name, language, visibility, owner:{id, username}, revision,
+// docs/API.md's {room}: {id, name, language, visibility, owner:{id, username}, revision,
 // created_at}, plus invite exactly when the caller owns it.
 function assertRoom(room, { owner, name, language, visibility, invite }) {
   assert.equal(typeof room.id, 'string');

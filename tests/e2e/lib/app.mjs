@@ -1,5 +1,5 @@
-// Steps a person takes in the browser client, through the stable hooks of DESIGN.md
-// ("Browser client hooks"), and what a test reads back.
+// Steps a person takes in the browser client, through the stable hooks of docs/CLIENT.md
+// ("Stable hooks"), and what a test reads back.
 import assert from 'node:assert/strict';
 
 export const PASSWORD = 'correct horse battery';

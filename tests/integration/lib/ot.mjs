@@ -1,4 +1,4 @@
-// A reference implementation of DESIGN.md's operations for tests: apply an operation to a
+// A reference implementation of the operations of docs/API.md for tests: apply an operation to a
 // string, counting characters as Unicode code points.
 export function applyOp(doc, ops) {
   const cps = Array.from(doc);
