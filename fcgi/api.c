@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "access.h"
 #include "cfg.h"
 #include "log.h"
 #include "ratelimit.h"
@@ -30,6 +31,9 @@ int api_config_load(struct api_config *cfg, char *err, size_t errlen)
 	if (!e)
 		e |= cfg_long("LOGIN_ADDRESS_RATE_LIMIT", cfg->login_limit * 5, 1, 10000000,
 			      &cfg->login_addr_limit, err, (int)errlen);
+	if (!e)
+		e |= cfg_long("REGISTER_RATE_LIMIT", 10, 1, 10000000, &cfg->register_limit, err,
+			      (int)errlen);
 	if (!e)
 		e |= cfg_long("EXECUTION_RATE_LIMIT", 10, 1, 1000000, &cfg->exec_limit, err,
 			      (int)errlen);
@@ -180,6 +184,71 @@ int api_user_quota(struct api_ctx *c, const char *what, long limit, const char *
 	return 0;
 }
 
+/* 401 for a session that was revoked. Which revocation is told apart only on this (rare)
+ * path, with one more round trip: signed out if its session key exists, else outdated. */
+static void answer_revoked(struct api_ctx *c, redisContext *rd)
+{
+	char key[ACCESS_KEY_MAX];
+	access_session_key(key, sizeof key, c->user.sid);
+	redisReply *rep = redisCommand(rd, "EXISTS %s", key);
+	int signed_out = rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+	if (!rep)
+		api_redis_failed(c);
+	else
+		freeReplyObject(rep);
+	if (signed_out)
+		api_error(c, 401, "session_revoked", "this session was signed out; sign in again");
+	else
+		api_error(c, 401, "session_revoked", "the password was changed; sign in again");
+}
+
+/* A token with a good signature may still have been revoked (lib/access.h): by a sign-out
+ * of its session, or by a password change that raised the user's generation. Asking Redis
+ * costs one round trip per request; when Redis cannot answer we cannot tell a signed-out
+ * session from a live one, so the request is refused (503) rather than let through.
+ * 0 to go on, or -1 answered. */
+static int require_live_session(struct api_ctx *c)
+{
+	redisContext *rd = api_redis(c);
+	if (!rd)
+		return -1;
+	switch (access_session_check(rd, &c->user)) {
+	case ACCESS_OK:
+		return 0;
+	case ACCESS_REVOKED:
+		answer_revoked(c, rd);
+		return -1;
+	case ACCESS_ERROR:
+		api_redis_failed(c);
+		api_error(c, 503, "redis_unavailable", "the session store is unavailable");
+		return -1;
+	case ACCESS_NO_GEN:
+		break;
+	}
+	/* Redis lost the generation (restart, eviction): PostgreSQL holds the record */
+	char uid[24];
+	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
+	const char *params[] = {uid};
+	PGresult *r = api_sql(c, "SELECT token_gen FROM users WHERE id = $1", 1, params, NULL, NULL);
+	if (!r)
+		return -1;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		api_error(c, 401, "session_revoked", "the account no longer exists");
+		return -1;
+	}
+	long long gen = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	/* only a cache for the next request: the answer below is PostgreSQL's either way */
+	if (access_gen_store(rd, c->user.user_id, gen) < 0)
+		api_redis_failed(c);
+	if (c->user.gen < gen) {
+		api_error(c, 401, "session_revoked", "the password was changed; sign in again");
+		return -1;
+	}
+	return 0;
+}
+
 int api_require_user(struct api_ctx *c)
 {
 	if (c->authed)
@@ -202,6 +271,8 @@ int api_require_user(struct api_ctx *c)
 		api_error(c, 401, "invalid_token", "a stream ticket cannot be used for the API");
 		return -1;
 	}
+	if (require_live_session(c) < 0)
+		return -1;
 	c->authed = 1;
 	return 0;
 }

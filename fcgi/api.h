@@ -20,6 +20,7 @@ struct api_config {
 	long ticket_ttl_s;
 	long login_limit;      /* failed logins per minute per username */
 	long login_addr_limit; /* failed logins per minute per client address */
+	long register_limit;   /* registrations per hour per client address */
 	long exec_limit;       /* executions per minute per user */
 	long ai_limit;         /* AI requests per minute per user */
 	long doc_max_bytes;
@@ -71,7 +72,9 @@ int api_user_quota(struct api_ctx *c, const char *what, long limit, const char *
 void api_too_many(struct api_ctx *c, long retry_s, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
-/* Requires a valid session token; answers 401 and returns -1 otherwise. */
+/* Requires a valid session token that is still live (not signed out, not older than the
+ * user's last password change; lib/access.h); answers 401 and returns -1 otherwise, or 503
+ * when Redis (or PostgreSQL, when Redis lost the user's generation) cannot say. */
 int api_require_user(struct api_ctx *c);
 
 /* Runs a parameterised statement. Returns the result (caller frees with PQclear) when its

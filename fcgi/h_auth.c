@@ -1,8 +1,10 @@
-/* Accounts: register, login (rate limited), me, and health. */
+/* Accounts: register (limited per address), login (rate limited), logout, password change,
+ * me, and health. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include "access.h"
 #include "handlers.h"
 #include "log.h"
 #include "pw.h"
@@ -11,6 +13,24 @@
 #include "valid.h"
 
 #define LOGIN_WINDOW_MS 60000
+#define REGISTER_WINDOW_MS 3600000
+
+int auth_username_key(const char *name, char *out, size_t cap)
+{
+	size_t i;
+	for (i = 0; name[i]; i++) {
+		if (i + 1 >= cap)
+			return -1;
+		char ch = name[i];
+		/* ASCII letters only: a locale's lower() folds look-alikes (the Kelvin sign, dotted
+		 * and dotless i) into ASCII, which would let them share an account's limit or name */
+		out[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + ('a' - 'A') : ch);
+	}
+	if (cap == 0)
+		return -1;
+	out[i] = '\0';
+	return 0;
+}
 
 static int check_username(const char *s, const char **why)
 {
@@ -36,10 +56,12 @@ static const struct valid_field login_fields[] = {
 	{"password", VALID_STRING, VALID_REQUIRED, 1, 4096, NULL, NULL},
 };
 
-/* {token, user:{id, username}} for a freshly authenticated user. */
-static void answer_token(struct api_ctx *c, int status, long long id, const char *username)
+/* {token, user:{id, username}} for a freshly authenticated user: a new session (fresh sid)
+ * of the user's token generation gen (users.token_gen). */
+static void answer_token(struct api_ctx *c, int status, long long id, const char *username,
+			 long long gen)
 {
-	struct token_claims cl = {.user_id = id, .kind = TOKEN_SESSION};
+	struct token_claims cl = {.user_id = id, .kind = TOKEN_SESSION, .gen = gen};
 	long long now = (long long)time(NULL);
 	cl.iat = now;
 	cl.exp = now + c->cfg->token_ttl_s;
@@ -63,10 +85,39 @@ static void answer_token(struct api_ctx *c, int status, long long id, const char
 	api_json(c, status, o);
 }
 
+/* Registrations per client address in a sliding hour, counted before the argon2 hash: each
+ * costs a hash and makes an account with fresh per-user quotas. Every attempt with a valid
+ * body counts (a taken name cost a hash too). 0 to go on, or -1 answered (429/503). */
+static int register_allowed(struct api_ctx *c)
+{
+	redisContext *rd = api_redis(c);
+	if (!rd)
+		return -1;
+	char key[320];
+	long retry = 0;
+	snprintf(key, sizeof key, "cc:rl:register:addr:%s", c->req->remote_addr);
+	enum ratelimit_result rl =
+		ratelimit_check(rd, key, c->cfg->register_limit, REGISTER_WINDOW_MS, 1, &retry);
+	if (rl == RATELIMIT_ERROR) {
+		api_redis_failed(c);
+		api_error(c, 503, "redis_unavailable", "the rate limiter is unavailable");
+		return -1;
+	}
+	if (rl == RATELIMIT_LIMITED) {
+		api_too_many(c, retry, "too_many_registrations",
+			     "at most %ld registrations per hour from one address",
+			     c->cfg->register_limit);
+		return -1;
+	}
+	return 0;
+}
+
 void h_register(struct api_ctx *c)
 {
 	struct valid_value v[2];
 	if (api_body_fields(c, 0, register_fields, 2, v) < 0)
+		return;
+	if (register_allowed(c) < 0)
 		return;
 	char hash[PW_HASH_MAX];
 	if (pw_hash(v[1].s, v[1].len, hash) < 0) {
@@ -74,19 +125,23 @@ void h_register(struct api_ctx *c)
 		return;
 	}
 	const char *params[] = {v[0].s, hash};
-	int taken = 0;
+	/* users.username_key (the canonical form, unique) decides whether the name is taken: a
+	 * conflict on it inserts nothing; any other unique violation is an error, not a 409 */
 	PGresult *r = api_sql(c,
 			      "INSERT INTO users (username, password_hash) VALUES ($1, $2) "
-			      "RETURNING id",
-			      2, params, "23505", &taken);
-	if (!r) {
-		if (taken)
-			api_error(c, 409, "username_taken", "the username \"%s\" is taken", v[0].s);
+			      "ON CONFLICT (username_key) DO NOTHING RETURNING id, token_gen",
+			      2, params, NULL, NULL);
+	if (!r)
+		return;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		api_error(c, 409, "username_taken", "the username \"%s\" is taken", v[0].s);
 		return;
 	}
 	long long id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	long long gen = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
 	PQclear(r);
-	answer_token(c, 201, id, v[0].s);
+	answer_token(c, 201, id, v[0].s, gen);
 }
 
 /* A real argon2id hash of a random password: verifying against it costs what a real
@@ -114,6 +169,40 @@ static int limited(struct api_ctx *c, redisContext *rd, const char *key, long li
 	return 0;
 }
 
+/* One password check against the sign-in limits: its places in the window of the username's
+ * canonical form and in the window of the client address. */
+struct pw_attempt {
+	char ukey[AUTH_NAME_KEY_MAX + 32], akey[320];
+	char umember[RATELIMIT_MEMBER_LEN + 1], amember[RATELIMIT_MEMBER_LEN + 1];
+};
+
+/* The attempt takes its place in both windows before the password is checked, so parallel
+ * guesses cannot pass a window that has one place left. 0 to go on; -1 answered (429/503). */
+static int attempt_begin(struct api_ctx *c, redisContext *rd, const char *name_key,
+			 struct pw_attempt *a)
+{
+	snprintf(a->ukey, sizeof a->ukey, "cc:rl:login:user:%s", name_key);
+	snprintf(a->akey, sizeof a->akey, "cc:rl:login:addr:%s", c->req->remote_addr);
+	if (limited(c, rd, a->ukey, c->cfg->login_limit, "for this username", a->umember) != 0)
+		return -1;
+	int al = limited(c, rd, a->akey, c->cfg->login_addr_limit, "from this address", a->amember);
+	if (al != 0) {
+		if (al > 0 && ratelimit_release(rd, a->ukey, a->umember) < 0)
+			api_redis_failed(c);
+		return -1;
+	}
+	return 0;
+}
+
+/* An attempt that was not a wrong password (a success, the database down) gives its places
+ * back: the limits count failed sign-ins. */
+static void attempt_forgive(struct api_ctx *c, redisContext *rd, const struct pw_attempt *a)
+{
+	if (ratelimit_release(rd, a->ukey, a->umember) < 0 ||
+	    ratelimit_release(rd, a->akey, a->amember) < 0)
+		api_redis_failed(c);
+}
+
 void h_login(struct api_ctx *c)
 {
 	struct valid_value v[2];
@@ -122,37 +211,23 @@ void h_login(struct api_ctx *c)
 	redisContext *rd = api_redis(c);
 	if (!rd)
 		return;
-	/* usernames are case-insensitive, so the limit is too */
-	char lower[257], ukey[320], akey[320];
-	size_t i;
-	for (i = 0; v[0].s[i] && i < sizeof lower - 1; i++)
-		lower[i] = (char)((v[0].s[i] >= 'A' && v[0].s[i] <= 'Z') ? v[0].s[i] + 32 : v[0].s[i]);
-	lower[i] = '\0';
-	snprintf(ukey, sizeof ukey, "cc:rl:login:user:%s", lower);
-	snprintf(akey, sizeof akey, "cc:rl:login:addr:%s", c->req->remote_addr);
-	/* The attempt takes its place in both windows before the password is checked, so
-	 * parallel guesses cannot pass a window that has one place left; an attempt that is not
-	 * a wrong password (refused by the other limit, database down, success) gives its places
-	 * back: the limits count failed sign-ins. */
-	char umember[RATELIMIT_MEMBER_LEN + 1], amember[RATELIMIT_MEMBER_LEN + 1];
-	if (limited(c, rd, ukey, c->cfg->login_limit, "for this username", umember) != 0)
-		return;
-	int al = limited(c, rd, akey, c->cfg->login_addr_limit, "from this address", amember);
-	if (al != 0) {
-		if (al > 0 && ratelimit_release(rd, ukey, umember) < 0)
-			api_redis_failed(c);
+	/* the canonical form computed here, not lower() in SQL: a name with any byte outside
+	 * ASCII (a look-alike of a real name) matches no account and has a limit of its own */
+	char key[AUTH_NAME_KEY_MAX + 1];
+	if (auth_username_key(v[0].s, key, sizeof key) < 0) {
+		api_error(c, 400, "invalid_request", "username is too long");
 		return;
 	}
-
-	const char *params[] = {v[0].s};
+	struct pw_attempt a;
+	if (attempt_begin(c, rd, key, &a) < 0)
+		return;
+	const char *params[] = {key};
 	PGresult *r = api_sql(c,
-			      "SELECT id, username, password_hash FROM users "
-			      "WHERE lower(username) = lower($1)",
+			      "SELECT id, username, password_hash, token_gen FROM users "
+			      "WHERE username_key = $1",
 			      1, params, NULL, NULL);
 	if (!r) {
-		if (ratelimit_release(rd, ukey, umember) < 0 ||
-		    ratelimit_release(rd, akey, amember) < 0)
-			api_redis_failed(c);
+		attempt_forgive(c, rd, &a);
 		return;
 	}
 	int found = PQntuples(r) == 1;
@@ -165,12 +240,145 @@ void h_login(struct api_ctx *c)
 		return;
 	}
 	long long id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	long long gen = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
 	char name[TOKEN_USERNAME_MAX + 1];
 	snprintf(name, sizeof name, "%s", PQgetvalue(r, 0, 1));
 	PQclear(r);
-	if (ratelimit_release(rd, ukey, umember) < 0 || ratelimit_release(rd, akey, amember) < 0)
+	attempt_forgive(c, rd, &a);
+	/* Raise-only, so harmless when Redis already has it; it repairs a password change whose
+	 * own store failed after its commit (h_password): this sign-in with the new password
+	 * makes the older tokens fail from now on. A failure here leaves the API's check to
+	 * PostgreSQL when Redis has no generation at all. */
+	rd = c->conns->redis;
+	if (rd && access_gen_store(rd, id, gen) < 0)
 		api_redis_failed(c);
-	answer_token(c, 200, id, name);
+	answer_token(c, 200, id, name, gen);
+}
+
+/* Tells Redis, then every broker, that user_id's tokens changed: fn (a sign-out or a new
+ * generation) then PUBLISH on cc:access. Both are idempotent, so after a failure both are
+ * retried once on a fresh connection (a connection that went stale between requests).
+ * 0, or -1: Redis failed (the caller answers) or could not be reached (503 answered). */
+static int revoke_and_tell(struct api_ctx *c, long long user_id,
+			   int (*fn)(redisContext *rd, struct api_ctx *c, long long arg),
+			   long long arg)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		redisContext *rd = api_redis(c);
+		if (!rd)
+			return -1;
+		if (fn(rd, c, arg) == 0 && access_publish_user(rd, user_id) == 0)
+			return 0;
+		api_redis_failed(c);
+	}
+	return -1;
+}
+
+static int revoke_session(redisContext *rd, struct api_ctx *c, long long ttl_s)
+{
+	return access_session_revoke(rd, c->user.sid, ttl_s);
+}
+
+static int store_gen(redisContext *rd, struct api_ctx *c, long long gen)
+{
+	return access_gen_store(rd, c->user.user_id, gen);
+}
+
+void h_logout(struct api_ctx *c)
+{
+	if (api_require_user(c) < 0)
+		return;
+	/* the mark lives as long as the token (and every ticket taken with it, which never
+	 * outlives it) could still pass token_verify; one second more for the rounding */
+	long long ttl = c->user.exp - (long long)time(NULL) + 1;
+	if (revoke_and_tell(c, c->user.user_id, revoke_session, ttl) < 0) {
+		api_error(c, 503, "redis_unavailable",
+			  "the session store is unavailable; the session may not be signed out");
+		return;
+	}
+	api_no_content(c);
+}
+
+/* The new password follows registration's rule. */
+static const struct valid_field password_fields[] = {
+	{"password", VALID_STRING, VALID_REQUIRED, 1, 4096, NULL, NULL},
+	{"new_password", VALID_STRING, VALID_REQUIRED, 8, 1024, NULL, NULL},
+};
+
+void h_password(struct api_ctx *c)
+{
+	struct valid_value v[2];
+	if (api_require_user(c) < 0 || api_body_fields(c, 0, password_fields, 2, v) < 0)
+		return;
+	redisContext *rd = api_redis(c);
+	if (!rd)
+		return;
+	/* a stolen token must not give unlimited guesses at the password: a wrong current
+	 * password counts against the same limits as a failed sign-in */
+	char key[AUTH_NAME_KEY_MAX + 1];
+	if (auth_username_key(c->user.username, key, sizeof key) < 0) {
+		api_error(c, 500, "internal", "the token's username is too long");
+		return;
+	}
+	struct pw_attempt a;
+	if (attempt_begin(c, rd, key, &a) < 0)
+		return;
+	char uid[24];
+	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
+	const char *params[] = {uid, NULL};
+	PGresult *r = api_sql(c, "SELECT password_hash FROM users WHERE id = $1", 1, params, NULL,
+			      NULL);
+	if (!r) {
+		attempt_forgive(c, rd, &a);
+		return;
+	}
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		attempt_forgive(c, rd, &a);
+		api_error(c, 401, "session_revoked", "the account no longer exists");
+		return;
+	}
+	int ok = pw_verify(PQgetvalue(r, 0, 0), v[0].s, v[0].len);
+	PQclear(r);
+	if (ok != 1) {
+		if (ok < 0)
+			log_error("user %lld has a malformed password hash", c->user.user_id);
+		/* not 401: clients take 401 as "signed out", and this session is still fine */
+		api_error(c, 403, "wrong_password", "the current password is wrong");
+		return;
+	}
+	attempt_forgive(c, rd, &a);
+	char hash[PW_HASH_MAX];
+	if (pw_hash(v[1].s, v[1].len, hash) < 0) {
+		api_error(c, 500, "internal", "could not hash the password");
+		return;
+	}
+	params[1] = hash;
+	/* one statement: the new hash and the new generation commit together */
+	r = api_sql(c,
+		    "UPDATE users SET password_hash = $2, token_gen = token_gen + 1 WHERE id = $1 "
+		    "RETURNING token_gen",
+		    2, params, NULL, NULL);
+	if (!r)
+		return;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		api_error(c, 401, "session_revoked", "the account no longer exists");
+		return;
+	}
+	long long gen = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	/* The commit is done. Until Redis holds the new generation the API and the brokers
+	 * still take the older tokens, so the new token is only handed out once it does; if
+	 * Redis cannot take it, 503 says so and the next sign-in (which stores the generation
+	 * it reads) closes the window (h_login). */
+	if (revoke_and_tell(c, c->user.user_id, store_gen, gen) < 0) {
+		api_error(c, 503, "redis_unavailable",
+			  "the password was changed, but other sessions could not be signed out "
+			  "yet; sign in with the new password");
+		return;
+	}
+	answer_token(c, 200, c->user.user_id, c->user.username, gen);
 }
 
 void h_me(struct api_ctx *c)

@@ -8,6 +8,14 @@ void h_health(struct api_ctx *c);
 void h_register(struct api_ctx *c);
 void h_login(struct api_ctx *c);
 void h_me(struct api_ctx *c);
+void h_logout(struct api_ctx *c);
+void h_password(struct api_ctx *c);
+
+/* The one canonical form of a username (users.username_key, schema.sql migration 3): ASCII
+ * letters lowered, every other byte as it is. Used for uniqueness, sign-in and every
+ * per-name limit. 0, or -1 when it does not fit in cap bytes (with its NUL). */
+#define AUTH_NAME_KEY_MAX 1024 /* login takes names of up to 256 code points */
+int auth_username_key(const char *name, char *out, size_t cap);
 
 void h_room_create(struct api_ctx *c);
 void h_room_list(struct api_ctx *c);

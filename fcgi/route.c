@@ -15,6 +15,8 @@ static const struct route routes[] = {
 	{"POST", "/api/auth/register", h_register},
 	{"POST", "/api/auth/login", h_login},
 	{"GET", "/api/auth/me", h_me},
+	{"POST", "/api/auth/logout", h_logout},
+	{"POST", "/api/auth/password", h_password},
 	{"POST", "/api/rooms", h_room_create},
 	{"GET", "/api/rooms", h_room_list},
 	{"GET", "/api/rooms/*", h_room_get},

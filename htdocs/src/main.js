@@ -3,7 +3,7 @@
 //   /r/{id}      a room (lighttpd rewrites it to index.html); ?invite=CODE joins it
 
 import './csp.js';
-import { onSessionExpired, session } from './api.js';
+import { onSessionExpired, request, session } from './api.js';
 import { $, say } from './dom.js';
 import { renderAuth } from './view-auth.js';
 import { renderRooms } from './view-rooms.js';
@@ -65,7 +65,10 @@ document.addEventListener('click', (ev) => {
   navigate(a.getAttribute('href'));
 });
 
-$('[data-action="logout"]').addEventListener('click', () => {
+// Signing out ends the session on the server too (the token stops working everywhere and its
+// streams close); the local copy goes whatever the answer, even when the server is unreachable.
+$('[data-action="logout"]').addEventListener('click', async () => {
+  if (session.token) await request('POST', '/api/auth/logout');
   session.clear();
   navigate('/');
 });

@@ -307,3 +307,48 @@ test('10 parallel registrations of the same username: exactly one 201, nine 409'
   for (const r of rs.filter((x) => x.status === 409)) assertError(r, 409);
   assert.equal(sql(`SELECT count(*) FROM users WHERE lower(username) = '${username}'`), '1');
 });
+
+test('look-alike names get no fresh guesses: the Kelvin sign and dotted/dotless i never sign in as kirkadmin', async () => {
+  clearLoginLimits();
+  try {
+    const tail = randomTail();
+    const username = `kirkadmin${tail}`;
+    const password = 'kirk-password';
+    const reg = await call('POST', '/api/auth/register', { body: { username, password } });
+    assert.equal(reg.status, 201, reg.text);
+    // lock the account: LOGIN_RATE_LIMIT (10) failures
+    for (let i = 0; i < 10; i++) {
+      assertError(await call('POST', '/api/auth/login', { body: { username, password: `wrong-${i}-pw` } }), 401);
+    }
+    assertError(await call('POST', '/api/auth/login', { body: { username, password } }), 429);
+    // PostgreSQL's lower() folds these into "kirkadmin…" in some locales; the canonical key
+    // does not, so they match no account, whatever the password
+    const lookAlikes = [
+      `\u212Airkadmin${tail}`, // KELVIN SIGN
+      `k\u0130rkadmin${tail}`, // LATIN CAPITAL LETTER I WITH DOT ABOVE
+      `k\u0131rkadmin${tail}`, // LATIN SMALL LETTER DOTLESS I
+      `\u212A\u0130RKADM\u0131N${tail}`,
+    ];
+    for (const name of lookAlikes) {
+      for (let i = 0; i < 3; i++) {
+        const r = await call('POST', '/api/auth/login', { body: { username: name, password } });
+        assert.notEqual(r.status, 200, `${JSON.stringify(name)} signed in: ${r.text}`);
+        assertError(r, 401, 'invalid_credentials');
+      }
+      // nor can they be registered
+      assertError(await call('POST', '/api/auth/register', { body: { username: name, password } }), 400);
+    }
+    // the real account is still locked, in any ASCII case
+    assertError(await call('POST', '/api/auth/login', { body: { username: username.toUpperCase(), password } }), 429);
+    // a differently-cased registration of the same name is taken
+    assertError(await call('POST', '/api/auth/register', { body: { username: `KirkAdmin${tail}`, password } }), 409);
+    assert.equal(sql(`SELECT count(*) FROM users WHERE username_key = '${username}'`), '1');
+  } finally {
+    clearLoginLimits();
+  }
+});
+
+// lower-case hex, so "kirkadmin" + it is its own canonical form
+function randomTail() {
+  return uniqueName('').toLowerCase();
+}

@@ -7,6 +7,7 @@
 #include "cfg.h"
 #include "clock.h"
 #include "errbuf.h"
+#include "../../fcgi/handlers.h"
 #include "../../fcgi/http.h"
 #include "lang.h"
 #include "rds.h"
@@ -229,9 +230,35 @@ static void test_errbuf_clock(void)
 	CHECK(clock_mono_ms() >= a);
 }
 
+/* The canonical username: ASCII letters lowered and nothing else, so look-alikes that a
+ * locale's lower() would fold into ASCII stay different names. */
+static void test_username_key(void)
+{
+	char k[16];
+	CHECK(auth_username_key("KirkAdmin_.-9", k, sizeof k) == 0);
+	CHECK_STR(k, "kirkadmin_.-9");
+	CHECK(auth_username_key("", k, sizeof k) == 0);
+	CHECK_STR(k, "");
+	/* KELVIN SIGN (U+212A) + "irkadmin": bytes kept, never "kirkadmin" */
+	CHECK(auth_username_key("\xe2\x84\xaairkadmin", k, sizeof k) == 0);
+	CHECK_STR(k, "\xe2\x84\xaairkadmin");
+	/* LATIN CAPITAL LETTER I WITH DOT ABOVE (U+0130) and DOTLESS I (U+0131) */
+	CHECK(auth_username_key("\xc4\xb0X", k, sizeof k) == 0);
+	CHECK_STR(k, "\xc4\xb0x");
+	CHECK(auth_username_key("\xc4\xb1", k, sizeof k) == 0);
+	CHECK_STR(k, "\xc4\xb1");
+	/* exactly what fits, then one byte too many */
+	CHECK(auth_username_key("ABCDEFGHIJKLMNO", k, sizeof k) == 0);
+	CHECK_STR(k, "abcdefghijklmno");
+	CHECK(auth_username_key("ABCDEFGHIJKLMNOP", k, sizeof k) < 0);
+	CHECK(auth_username_key("a", k, 0) < 0);
+	CHECK(auth_username_key("", k, 1) == 0);
+}
+
 int main(void)
 {
 	test_route();
+	test_username_key();
 	test_valid();
 	test_http();
 	test_lang();
