@@ -3,7 +3,9 @@
 // strangers by (cc:room:{id}:visibility) follows the room.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { call, cgi, newUser, createRoom, roomEvents, redis, sql } from './lib/api.mjs';
+import { BASE, call, cgi, newUser, createRoom, roomEvents, redis, sql } from './lib/api.mjs';
+import { launch, person } from '../e2e/lib/browser.mjs';
+import { createRoom as createRoomInBrowser, signUp, uniqueName, waitForEditor } from '../e2e/lib/app.mjs';
 
 function assertError(r, status, code) {
   assert.equal(r.status, status, r.text);
@@ -293,4 +295,45 @@ test('making a room private while Redis is unreachable answers 503; the retry cl
   assert.equal(r.status, 200, r.body);
   assert.equal(visibilityKey(room), 'private');
   assertError(await call('GET', `/api/rooms/${room.id}`, { token: (await newUser()).token }), 403, 'not_a_member');
+});
+
+test('browser: the owner makes a new invite link, turns it off and on; their other tab follows', async () => {
+  const browser = await launch();
+  try {
+    const owner = await person(browser, BASE);
+    const p = owner.page;
+    await signUp(p, uniqueName('inv'));
+    const roomId = await createRoomInBrowser(p, uniqueName('room '), 'python');
+    const codeOf = async (page) => new URL(await page.getAttribute('[data-role="invite-link"]', 'href')).searchParams.get('invite');
+    const first = await codeOf(p);
+    const tab = await owner.context.newPage(); // the owner's second tab: same session
+    await tab.goto(`/r/${roomId}`);
+    await waitForEditor(tab);
+    assert.equal(await codeOf(tab), first);
+
+    await p.click('[data-action="rotate-invite"]');
+    await p.waitForFunction((old) => !document.querySelector('[data-role="invite-link"]')?.href.endsWith(old), first);
+    const second = await codeOf(p);
+    assert.notEqual(second, first);
+    // the other tab hears of it through the room event
+    await tab.waitForFunction((code) => document.querySelector('[data-role="invite-link"]')?.href.endsWith(code), second);
+    const guest = await newUser();
+    assertError(await join(guest, { id: roomId }, first), 403, 'invalid_invite');
+
+    await p.click('[data-action="disable-invite"]');
+    await p.waitForSelector('[data-role="invite-off"]');
+    await tab.waitForSelector('[data-role="invite-off"]');
+    assert.equal(await p.$('[data-role="invite-link"]'), null);
+    assertError(await join(guest, { id: roomId }, second), 403, 'invite_disabled');
+
+    await p.click('[data-action="rotate-invite"]'); // "Turn invite link on"
+    await p.waitForSelector('[data-role="invite-link"]');
+    const third = await codeOf(p);
+    assert.ok(third !== first && third !== second);
+    await tab.waitForFunction((code) => document.querySelector('[data-role="invite-link"]')?.href.endsWith(code), third);
+    assert.equal((await join(guest, { id: roomId }, third)).status, 200);
+    assert.deepEqual(owner.problems, [], 'no console errors, exceptions or CSP violations');
+  } finally {
+    await browser.close();
+  }
 });
