@@ -191,6 +191,14 @@ void h_stream_ticket(struct api_ctx *c)
 	char role[16];
 	if (api_require_user(c) < 0 || room_access(c, c->params[0], NEED_READ, role, NULL) < 0)
 		return;
+	/* The broker admits strangers to a room whose visibility key says public, and treats a
+	 * missing key as private: every ticket writes it from PostgreSQL, which fills it in for
+	 * rooms created before the key existed and repairs it after a lost write. Without it
+	 * the stream could not be judged: no ticket. */
+	if (room_visibility_sync(c, c->params[0], NULL) < 0) {
+		api_error(c, 503, "redis_unavailable", "the event store is unavailable; try again");
+		return;
+	}
 	struct token_claims t = c->user;
 	long long now = (long long)time(NULL);
 	t.kind = TOKEN_TICKET;

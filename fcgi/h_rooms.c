@@ -5,10 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "events.h"
 #include "handlers.h"
 #include "lang.h"
 #include "log.h"
+#include "rds.h"
 #include "rnd.h"
 #include "valid.h"
 
@@ -17,13 +19,27 @@
 
 /* Every room query selects these columns, in this order, for room_to_json(). $2 is the
  * caller's user id (for the role column). */
-#define ROOM_COLS                                                                         \
+#define ROOM_BASE_COLS                                                                    \
 	"r.id, r.name, r.language, r.visibility, r.owner_id, u.username, r.invite_code, "  \
 	"to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "      \
-	"(SELECT role FROM room_members m WHERE m.room_id = r.id AND m.user_id = $2)"
+	"r.invite_enabled, r.invite_gen"
+#define ROOM_COLS                                                                         \
+	ROOM_BASE_COLS ", (SELECT role FROM room_members m WHERE m.room_id = r.id AND m.user_id = $2)"
 #define ROOM_FROM " FROM rooms r JOIN users u ON u.id = r.owner_id "
 
-enum { C_ID, C_NAME, C_LANG, C_VIS, C_OWNER_ID, C_OWNER_NAME, C_INVITE, C_CREATED, C_ROLE };
+enum {
+	C_ID,
+	C_NAME,
+	C_LANG,
+	C_VIS,
+	C_OWNER_ID,
+	C_OWNER_NAME,
+	C_INVITE,
+	C_CREATED,
+	C_INVITE_ON,
+	C_INVITE_GEN,
+	C_ROLE
+};
 
 static const char *const visibilities[] = {"private", "public", NULL};
 static const char *const member_roles[] = {"editor", "viewer", NULL};
@@ -96,7 +112,9 @@ static long long room_revision(struct api_ctx *c, const char *room_id)
 	return rev;
 }
 
-/* Caller owns the result (cJSON_Delete). with_invite: the caller is the owner. */
+/* Caller owns the result (cJSON_Delete). The owner also gets the invite: the code, or null
+ * while the invite is switched off (the stored code then admits no one), and
+ * invite_enabled. */
 static cJSON *room_to_json(struct api_ctx *c, PGresult *r, int row)
 {
 	cJSON *o = cJSON_CreateObject();
@@ -111,9 +129,25 @@ static cJSON *room_to_json(struct api_ctx *c, PGresult *r, int row)
 	cJSON_AddNumberToObject(o, "revision", (double)room_revision(c, id));
 	cJSON_AddStringToObject(o, "created_at", PQgetvalue(r, row, C_CREATED));
 	const char *role = PQgetisnull(r, row, C_ROLE) ? NULL : PQgetvalue(r, row, C_ROLE);
-	if (role && strcmp(role, "owner") == 0)
-		cJSON_AddStringToObject(o, "invite", PQgetvalue(r, row, C_INVITE));
+	if (role && strcmp(role, "owner") == 0) {
+		int on = strcmp(PQgetvalue(r, row, C_INVITE_ON), "t") == 0;
+		if (on)
+			cJSON_AddStringToObject(o, "invite", PQgetvalue(r, row, C_INVITE));
+		else
+			cJSON_AddNullToObject(o, "invite");
+		cJSON_AddBoolToObject(o, "invite_enabled", on);
+	}
 	return o;
+}
+
+/* A copy of the owner's {room} for a room event, which every member sees: without the
+ * invite. Caller owns the result. */
+static cJSON *public_room_json(const cJSON *room)
+{
+	cJSON *pub = cJSON_Duplicate(room, 1);
+	cJSON_DeleteItemFromObject(pub, "invite");
+	cJSON_DeleteItemFromObject(pub, "invite_enabled");
+	return pub;
 }
 
 static void add_role(cJSON *o, PGresult *r, int row)
@@ -189,6 +223,67 @@ static void emit_room_event(struct api_ctx *c, const char *room, cJSON *data)
 	free(s);
 }
 
+/* Writes the visibility only when it differs, and says whether it wrote: 1 written, 0 equal. */
+static const char visibility_script[] =
+	"if redis.call('GET', KEYS[1]) == ARGV[1] then return 0 end "
+	"redis.call('SET', KEYS[1], ARGV[1]) "
+	"return 1";
+
+/* 1 written, 0 already so, -1 Redis failed (logged). vis NULL deletes the key. */
+static int visibility_put(struct api_ctx *c, const char *room, const char *vis)
+{
+	redisContext *rd = room_redis(c);
+	if (!rd)
+		return -1;
+	char key[ACCESS_KEY_MAX];
+	access_visibility_key(key, sizeof key, room);
+	redisReply *rep;
+	if (vis) {
+		const char *args[] = {key, vis};
+		rep = rds_eval(rd, visibility_script, 1, 2, args, NULL);
+	} else {
+		rep = redisCommand(rd, "DEL %s", key);
+	}
+	int rc = rep && rep->type == REDIS_REPLY_INTEGER ? (rep->integer > 0) : -1;
+	if (rc < 0)
+		log_warn("could not update the visibility key of room %s", room);
+	if (!rep)
+		api_redis_failed(c);
+	if (rep)
+		freeReplyObject(rep);
+	return rc;
+}
+
+int room_visibility_sync(struct api_ctx *c, const char *room, const char *vis)
+{
+	/* Two writers that read PostgreSQL at different moments (a ticket and a PATCH) could
+	 * otherwise leave the older value in Redis. Whoever writes reads PostgreSQL again
+	 * after its write and corrects the key: the last write is then followed by a read that
+	 * saw the last change. Bounded: a room whose visibility flips on every read stays as
+	 * the last read left it, and the next ticket or PATCH repairs it. */
+	char now[16];
+	for (int attempt = 0; attempt < 4; attempt++) {
+		if (!vis) {
+			const char *params[] = {room};
+			PGresult *r = api_sql(c, "SELECT visibility FROM rooms WHERE id = $1", 1,
+					      params, NULL, NULL);
+			if (!r)
+				return -1;
+			if (PQntuples(r) == 1)
+				snprintf(now, sizeof now, "%s", PQgetvalue(r, 0, 0));
+			else
+				now[0] = '\0'; /* deleted: the key goes with the room */
+			PQclear(r);
+			vis = now;
+		}
+		int rc = visibility_put(c, room, vis[0] ? vis : NULL);
+		if (rc <= 0 || !vis[0])
+			return rc < 0 ? -1 : 0;
+		vis = NULL; /* written: read again */
+	}
+	return 0;
+}
+
 void h_room_create(struct api_ctx *c)
 {
 	struct valid_value v[3];
@@ -211,10 +306,7 @@ void h_room_create(struct api_ctx *c)
 			    "invite_code) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *), "
 			    "m AS (INSERT INTO room_members (room_id, user_id, role) "
 			    "SELECT id, owner_id, 'owner' FROM r) "
-			    "SELECT r.id, r.name, r.language, r.visibility, r.owner_id, u.username, "
-			    "r.invite_code, to_char(r.created_at AT TIME ZONE 'UTC', "
-			    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), 'owner' "
-			    "FROM r JOIN users u ON u.id = r.owner_id",
+			    "SELECT " ROOM_BASE_COLS ", 'owner' FROM r JOIN users u ON u.id = r.owner_id",
 			    6, params, "23505", &clash);
 		if (!r && !clash)
 			return; /* answered */
@@ -229,6 +321,9 @@ void h_room_create(struct api_ctx *c)
 		return;
 	}
 	cache_member(c, id, c->user.user_id, "owner");
+	/* missing means private, so a failure only keeps strangers of a public room out until
+	 * the first stream ticket writes it (room_visibility_sync) */
+	visibility_put(c, id, vis);
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddItemToObject(o, "room", room_to_json(c, r, 0));
 	cJSON_AddStringToObject(o, "role", "owner");
@@ -383,11 +478,7 @@ void h_room_patch(struct api_ctx *c)
 		    "WITH upd AS (UPDATE rooms SET name = coalesce($3, name), "
 		    "language = coalesce($4, language), visibility = coalesce($5, visibility), "
 		    "updated_at = now() WHERE id = $1 RETURNING *) "
-		    "SELECT r.id, r.name, r.language, r.visibility, r.owner_id, u.username, "
-		    "r.invite_code, to_char(r.created_at AT TIME ZONE 'UTC', "
-		    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-		    "(SELECT role FROM room_members m WHERE m.room_id = r.id AND m.user_id = $2) "
-		    "FROM upd r JOIN users u ON u.id = r.owner_id",
+		    "SELECT " ROOM_COLS " FROM upd r JOIN users u ON u.id = r.owner_id",
 		    5, params, NULL, NULL);
 	if (!r)
 		return;
@@ -397,14 +488,22 @@ void h_room_patch(struct api_ctx *c)
 		return;
 	}
 	room_redis(c); /* for the revision and the event */
+	char vis[16];
+	snprintf(vis, sizeof vis, "%s", PQgetvalue(r, 0, C_VIS));
 	cJSON *room = room_to_json(c, r, 0);
 	PQclear(r);
-	/* the room's event carries no invite code: every member sees it */
-	cJSON *pub = cJSON_Duplicate(room, 1);
-	cJSON_DeleteItemFromObject(pub, "invite");
+	/* The broker lets strangers stream a room the key calls public, and re-checks on the
+	 * event below: the key changes first. Closing a room that Redis does not hear of would
+	 * leave strangers reading, so that is 503 (the retry writes the key); opening one is
+	 * not urgent (the next stream ticket writes the key), and the answer stays 200. */
+	if (room_visibility_sync(c, c->params[0], vis) < 0 && strcmp(vis, "private") == 0) {
+		cJSON_Delete(room);
+		revoke_failed(c);
+		return;
+	}
 	cJSON *ev = cJSON_CreateObject();
 	cJSON_AddStringToObject(ev, "reason", "updated");
-	cJSON_AddItemToObject(ev, "room", pub);
+	cJSON_AddItemToObject(ev, "room", public_room_json(room));
 	emit_room_event(c, c->params[0], ev);
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddItemToObject(o, "room", room);
@@ -427,8 +526,10 @@ void h_room_delete(struct api_ctx *c)
 	 * document endpoints still admit members; if Redis cannot be reached, nothing is
 	 * deleted and the owner can send the request again. */
 	redisContext *rd = room_redis(c);
-	redisReply *rep = rd ? redisCommand(rd, "DEL cc:room:%s:members cc:room:%s:doc cc:room:%s:ops",
-					    c->params[0], c->params[0], c->params[0])
+	char vkey[ACCESS_KEY_MAX];
+	access_visibility_key(vkey, sizeof vkey, c->params[0]);
+	redisReply *rep = rd ? redisCommand(rd, "DEL cc:room:%s:members cc:room:%s:doc cc:room:%s:ops %s",
+					    c->params[0], c->params[0], c->params[0], vkey)
 			     : NULL;
 	if (!rep || rep->type == REDIS_REPLY_ERROR) {
 		if (rep)
@@ -444,6 +545,9 @@ void h_room_delete(struct api_ctx *c)
 	if (!r)
 		return;
 	PQclear(r);
+	/* a stream ticket between the DEL above and the row's deletion may have written the
+	 * visibility again; a room id is never reused, so this is tidiness, not safety */
+	visibility_put(c, c->params[0], NULL);
 	cJSON *ev = cJSON_CreateObject();
 	cJSON_AddStringToObject(ev, "reason", "deleted");
 	cJSON_AddStringToObject(ev, "id", c->params[0]);
@@ -451,62 +555,203 @@ void h_room_delete(struct api_ctx *c)
 	api_no_content(c);
 }
 
+/* Transactions on the process's connection. A failed statement inside one leaves it
+ * aborted: tx_abort() ends it so the next request starts clean. */
+static int tx_begin(struct api_ctx *c)
+{
+	PGresult *r = api_sql(c, "BEGIN", 0, NULL, NULL, NULL);
+	if (!r)
+		return -1;
+	PQclear(r);
+	return 0;
+}
+
+static void tx_abort(struct api_ctx *c)
+{
+	PGconn *pg = c->conns->pg;
+	if (pg && PQtransactionStatus(pg) != PQTRANS_IDLE) {
+		PGresult *r = PQexec(pg, "ROLLBACK");
+		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+			log_warn("rollback failed: %s", PQerrorMessage(pg));
+		PQclear(r);
+	}
+}
+
+static int tx_commit(struct api_ctx *c)
+{
+	PGresult *r = api_sql(c, "COMMIT", 0, NULL, NULL, NULL);
+	if (!r) {
+		tx_abort(c);
+		return -1;
+	}
+	PQclear(r);
+	return 0;
+}
+
+/* The removal record of the caller in the room: the invite generation it was made under,
+ * -1 when there is none, -2 answered (database error). */
+static long long removal_gen(struct api_ctx *c)
+{
+	char uid[32];
+	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
+	const char *params[] = {c->params[0], uid};
+	PGresult *r = api_sql(c,
+			      "SELECT invite_gen FROM room_removals WHERE room_id = $1 AND user_id = $2",
+			      2, params, NULL, NULL);
+	if (!r)
+		return -2;
+	long long gen = PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : -1;
+	PQclear(r);
+	return gen;
+}
+
+/* Why a stranger may not join, answered; 0 when they may. by_code receives the invite
+ * generation the code was checked against, or -1 when the public room admits them without
+ * one. The decision is made again in SQL (join_insert); this one picks the answer. */
+static int join_decide(struct api_ctx *c, PGresult *r, const struct valid_value *invite,
+		       long long removed, long long *by_code)
+{
+	int public_room = strcmp(PQgetvalue(r, 0, C_VIS), "public") == 0;
+	int enabled = strcmp(PQgetvalue(r, 0, C_INVITE_ON), "t") == 0;
+	long long gen = strtoll(PQgetvalue(r, 0, C_INVITE_GEN), NULL, 10);
+	const char *code = PQgetvalue(r, 0, C_INVITE);
+	int code_ok = invite->present && enabled && invite->len == strlen(code) &&
+		      CRYPTO_memcmp(invite->s, code, invite->len) == 0;
+	/* a removal holds until the owner issues a code after it, and then only that code
+	 * lets the person back, public room or not */
+	int blocked = removed >= 0 && removed >= gen;
+	if (public_room && removed < 0) {
+		*by_code = -1;
+		return 0;
+	}
+	if (code_ok && !blocked) {
+		*by_code = gen;
+		return 0;
+	}
+	if (blocked || (removed >= 0 && !invite->present))
+		api_error(c, 403, "removed",
+			  "the owner removed you from this room; ask for a new invite link");
+	else if (invite->present && !enabled)
+		api_error(c, 403, "invite_disabled",
+			  "the owner has switched this room's invite link off; ask for a new one");
+	else if (invite->present)
+		api_error(c, 403, "invalid_invite", "the invite code is not valid");
+	else
+		api_error(c, 403, "invite_required", "this room is private: join with its invite link");
+	return -1;
+}
+
+/* Makes the caller an editor if the room still admits them: 1 joined, 0 not (the room
+ * changed since join_decide, or they became a member meanwhile), -1 answered.
+ * The room row is locked first (FOR SHARE) so that the owner's removal, a rotation and the
+ * switch (which lock it for update) are wholly before or wholly after this: the insert's
+ * snapshot, taken after the lock, sees a removal that committed while we waited, and a
+ * join can never put back a membership a removal just took. */
+static int join_insert(struct api_ctx *c, long long by_code)
+{
+	char uid[32], gen[24];
+	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
+	snprintf(gen, sizeof gen, "%lld", by_code);
+	if (tx_begin(c) < 0)
+		return -1;
+	const char *lock_params[] = {c->params[0]};
+	PGresult *r = api_sql(c, "SELECT 1 FROM rooms WHERE id = $1 FOR SHARE", 1, lock_params,
+			      NULL, NULL);
+	if (!r) {
+		tx_abort(c);
+		return -1;
+	}
+	int exists = PQntuples(r) == 1;
+	PQclear(r);
+	if (!exists) {
+		tx_abort(c);
+		api_error(c, 404, "room_not_found", "no room with id %s", c->params[0]);
+		return -1;
+	}
+	const char *params[] = {c->params[0], uid, by_code >= 0 ? gen : NULL};
+	r = api_sql(c,
+		    "WITH ins AS (INSERT INTO room_members (room_id, user_id, role) "
+		    "SELECT r.id, $2, 'editor' FROM rooms r WHERE r.id = $1 AND CASE "
+		    "WHEN $3::bigint IS NULL THEN r.visibility = 'public' AND NOT EXISTS "
+		    "(SELECT 1 FROM room_removals x WHERE x.room_id = r.id AND x.user_id = $2) "
+		    "ELSE r.invite_enabled AND r.invite_gen = $3 AND NOT EXISTS "
+		    "(SELECT 1 FROM room_removals x WHERE x.room_id = r.id AND x.user_id = $2 "
+		    "AND x.invite_gen >= r.invite_gen) END "
+		    "ON CONFLICT DO NOTHING RETURNING room_id), "
+		    "del AS (DELETE FROM room_removals WHERE room_id = $1 AND user_id = $2 "
+		    "AND EXISTS (SELECT 1 FROM ins)) "
+		    "SELECT count(*) FROM ins",
+		    3, params, NULL, NULL);
+	if (!r) {
+		tx_abort(c);
+		return -1;
+	}
+	int joined = strcmp(PQgetvalue(r, 0, 0), "1") == 0;
+	PQclear(r);
+	if (tx_commit(c) < 0)
+		return -1;
+	return joined;
+}
+
 void h_room_join(struct api_ctx *c)
 {
 	struct valid_value v[1];
 	if (api_require_user(c) < 0 || api_body_fields(c, 1, join_fields, 1, v) < 0)
 		return;
-	PGresult *r = load_room(c);
-	if (!r)
-		return;
-	const char *role = role_of(r);
-	if (!role) {
-		int public_room = strcmp(PQgetvalue(r, 0, C_VIS), "public") == 0;
-		const char *code = PQgetvalue(r, 0, C_INVITE);
-		int invited = v[0].present && v[0].len == strlen(code) &&
-			      CRYPTO_memcmp(v[0].s, code, v[0].len) == 0;
-		if (!public_room && !invited) {
+	/* a second round only when the room changed between the decision and the insert
+	 * (the owner rotated or switched the invite, or removed the caller): the fresh row
+	 * then gives the right answer */
+	for (int attempt = 0; attempt < 3; attempt++) {
+		PGresult *r = load_room(c);
+		if (!r)
+			return;
+		if (role_of(r)) { /* a member already: joining again changes nothing */
+			room_redis(c); /* for the revision */
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddItemToObject(o, "room", room_to_json(c, r, 0));
+			add_role(o, r, 0);
 			PQclear(r);
-			if (v[0].present)
-				api_error(c, 403, "invalid_invite", "the invite code is not valid");
-			else
-				api_error(c, 403, "invite_required",
-					  "this room is private: join with its invite link");
+			api_json(c, 200, o);
+			return;
+		}
+		long long removed = removal_gen(c), by_code = -1;
+		if (removed < -1 || join_decide(c, r, &v[0], removed, &by_code) < 0) {
+			PQclear(r);
 			return;
 		}
 		PQclear(r);
-		char uid[32];
-		snprintf(uid, sizeof uid, "%lld", c->user.user_id);
-		const char *params[] = {c->params[0], uid};
-		int gone = 0; /* the room was deleted since load_room: a foreign key violation */
-		PGresult *ins = api_sql(c,
-					"INSERT INTO room_members (room_id, user_id, role) "
-					"VALUES ($1, $2, 'editor') ON CONFLICT DO NOTHING",
-					2, params, "23503", &gone);
-		if (!ins) {
-			if (gone)
-				api_error(c, 404, "room_not_found", "no room with id %s",
-					  c->params[0]);
+		int joined = join_insert(c, by_code);
+		if (joined < 0)
 			return;
-		}
-		PQclear(ins);
+		if (!joined)
+			continue;
+		/* The owner may remove (or demote) the new member between the insert and this
+		 * cache write, which would then put the old role back: the room is read after
+		 * the write, and the entry corrected when the role differs (as GET does). */
+		cache_member(c, c->params[0], c->user.user_id, "editor");
 		r = load_room(c);
 		if (!r)
 			return;
-		role = role_of(r);
-		if (role)
+		const char *role = role_of(r);
+		if (!role || strcmp(role, "editor") != 0)
 			cache_member(c, c->params[0], c->user.user_id, role);
 		cJSON *ev = cJSON_CreateObject();
 		cJSON_AddStringToObject(ev, "reason", "members");
 		emit_room_event(c, c->params[0], ev);
-	} else {
-		room_redis(c); /* for the revision */
+		if (!role) { /* removed again before we could answer */
+			PQclear(r);
+			api_error(c, 403, "removed",
+				  "the owner removed you from this room; ask for a new invite link");
+			return;
+		}
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddItemToObject(o, "room", room_to_json(c, r, 0));
+		add_role(o, r, 0);
+		PQclear(r);
+		api_json(c, 200, o);
+		return;
 	}
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddItemToObject(o, "room", room_to_json(c, r, 0));
-	add_role(o, r, 0);
-	PQclear(r);
-	api_json(c, 200, o);
+	api_error(c, 409, "room_changed", "the room's invite changed while you joined; try again");
 }
 
 void h_room_members(struct api_ctx *c)
@@ -593,6 +838,59 @@ void h_member_put(struct api_ctx *c)
 	api_json(c, 200, o);
 }
 
+/* A member leaving: nothing is recorded, they may join again. Rows deleted (0 or 1), or
+ * -1 answered. */
+static int leave_room(struct api_ctx *c)
+{
+	const char *params[] = {c->params[0], c->params[1]};
+	PGresult *r = api_sql(c,
+			      "DELETE FROM room_members WHERE room_id = $1 AND user_id = $2 "
+			      "AND role <> 'owner' RETURNING user_id",
+			      2, params, NULL, NULL);
+	if (!r)
+		return -1;
+	int n = PQntuples(r);
+	PQclear(r);
+	return n;
+}
+
+/* The owner removing a member: the membership goes and a removal record (under the
+ * room's current invite generation) comes in one transaction, so that no old code lets
+ * them back (join_decide). The room row is locked for update first: a join of the same
+ * user waits for this to commit and then sees the record (join_insert). Rows deleted (0
+ * or 1), or -1 answered. */
+static int remove_member(struct api_ctx *c)
+{
+	if (tx_begin(c) < 0)
+		return -1;
+	const char *lock_params[] = {c->params[0]};
+	PGresult *r = api_sql(c, "SELECT 1 FROM rooms WHERE id = $1 FOR NO KEY UPDATE", 1,
+			      lock_params, NULL, NULL);
+	if (!r) {
+		tx_abort(c);
+		return -1;
+	}
+	PQclear(r);
+	const char *params[] = {c->params[0], c->params[1]};
+	r = api_sql(c,
+		    "WITH d AS (DELETE FROM room_members WHERE room_id = $1 AND user_id = $2 "
+		    "AND role <> 'owner' RETURNING room_id, user_id) "
+		    "INSERT INTO room_removals (room_id, user_id, invite_gen) "
+		    "SELECT d.room_id, d.user_id, r.invite_gen FROM d JOIN rooms r ON r.id = d.room_id "
+		    "ON CONFLICT (room_id, user_id) DO UPDATE SET invite_gen = EXCLUDED.invite_gen, "
+		    "removed_at = now() RETURNING user_id",
+		    2, params, NULL, NULL);
+	if (!r) {
+		tx_abort(c);
+		return -1;
+	}
+	int n = PQntuples(r);
+	PQclear(r);
+	if (tx_commit(c) < 0)
+		return -1;
+	return n;
+}
+
 void h_member_delete(struct api_ctx *c)
 {
 	if (api_require_user(c) < 0)
@@ -620,15 +918,9 @@ void h_member_delete(struct api_ctx *c)
 			  "the owner cannot leave the room; delete it instead");
 		return;
 	}
-	const char *params[] = {c->params[0], c->params[1]};
-	r = api_sql(c,
-		    "DELETE FROM room_members WHERE room_id = $1 AND user_id = $2 "
-		    "AND role <> 'owner' RETURNING user_id",
-		    2, params, NULL, NULL);
-	if (!r)
+	int n = owner ? remove_member(c) : leave_room(c);
+	if (n < 0)
 		return;
-	int n = PQntuples(r);
-	PQclear(r);
 	/* Whatever the answer, the target is no member now (never the owner: refused above).
 	 * Clearing the cache on 404 too lets a retry heal an entry a removal could not clear
 	 * (Redis down at the time), which would otherwise keep the room open to them. */
@@ -645,4 +937,65 @@ void h_member_delete(struct api_ctx *c)
 	cJSON_AddStringToObject(ev, "reason", "members");
 	emit_room_event(c, c->params[0], ev);
 	api_no_content(c);
+}
+
+/* The owner's invite link: POST issues a new code (the old one stops working at once) and
+ * switches the link on; DELETE switches it off. Each raises nothing else: members stay. */
+static void invite_change(struct api_ctx *c, int rotate)
+{
+	if (api_require_user(c) < 0 || api_parse_body(c, 1) < 0)
+		return;
+	PGresult *r = load_room(c);
+	if (!r)
+		return;
+	if (require_owner(c, r) < 0) {
+		PQclear(r);
+		return;
+	}
+	PQclear(r);
+	char uid[32], invite[INVITE_LEN + 1];
+	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
+	if (rotate && rnd_id(invite, INVITE_LEN) < 0) {
+		api_error(c, 500, "internal", "no randomness");
+		return;
+	}
+	const char *params[] = {c->params[0], uid, rotate ? invite : NULL};
+	/* invite_gen counts the codes issued: a removal recorded under an older generation no
+	 * longer holds against this code (join_decide) */
+	r = api_sql(c,
+		    "WITH upd AS (UPDATE rooms SET "
+		    "invite_code = coalesce($3, invite_code), "
+		    "invite_gen = invite_gen + CASE WHEN $3::text IS NULL THEN 0 ELSE 1 END, "
+		    "invite_enabled = $3::text IS NOT NULL, updated_at = now() "
+		    "WHERE id = $1 RETURNING *) "
+		    "SELECT " ROOM_COLS " FROM upd r JOIN users u ON u.id = r.owner_id",
+		    3, params, NULL, NULL);
+	if (!r)
+		return;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		api_error(c, 404, "room_not_found", "no room with id %s", c->params[0]);
+		return;
+	}
+	room_redis(c); /* for the revision and the event */
+	cJSON *room = room_to_json(c, r, 0);
+	PQclear(r);
+	/* the owner's other tabs fetch the room again; the code itself is not in the event:
+	 * every member receives it */
+	cJSON *ev = cJSON_CreateObject();
+	cJSON_AddStringToObject(ev, "reason", "invite");
+	emit_room_event(c, c->params[0], ev);
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddItemToObject(o, "room", room);
+	api_json(c, 200, o);
+}
+
+void h_invite_rotate(struct api_ctx *c)
+{
+	invite_change(c, 1);
+}
+
+void h_invite_disable(struct api_ctx *c)
+{
+	invite_change(c, 0);
 }

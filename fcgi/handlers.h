@@ -26,6 +26,8 @@ void h_room_join(struct api_ctx *c);
 void h_room_members(struct api_ctx *c);
 void h_member_put(struct api_ctx *c);
 void h_member_delete(struct api_ctx *c);
+void h_invite_rotate(struct api_ctx *c);
+void h_invite_disable(struct api_ctx *c);
 
 void h_document(struct api_ctx *c);
 void h_operations(struct api_ctx *c);
@@ -46,6 +48,10 @@ void h_ai_review(struct api_ctx *c);
 int room_access_read(struct api_ctx *c, const char *room, char role[16]);
 /* Editors and owners only; language receives the room's language. */
 int room_access_edit(struct api_ctx *c, const char *room, char role[16], char language[33]);
+/* Brings cc:room:{id}:visibility in step with PostgreSQL (h_rooms.c). vis: the value the
+ * caller just read or wrote, or NULL to read it here. 0, or -1 when Redis (logged) or
+ * PostgreSQL (answered) failed: the caller answers. */
+int room_visibility_sync(struct api_ctx *c, const char *room, const char *vis);
 /* Puts a job on the queue (h_jobs.c); 0, or -1 answered. */
 int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, cJSON *request,
 		 char id_out[17]);

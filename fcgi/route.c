@@ -26,6 +26,8 @@ static const struct route routes[] = {
 	{"GET", "/api/rooms/*/members", h_room_members},
 	{"PUT", "/api/rooms/*/members/*", h_member_put},
 	{"DELETE", "/api/rooms/*/members/*", h_member_delete},
+	{"POST", "/api/rooms/*/invite", h_invite_rotate},
+	{"DELETE", "/api/rooms/*/invite", h_invite_disable},
 	{"GET", "/api/rooms/*/document", h_document},
 	{"POST", "/api/rooms/*/operations", h_operations},
 	{"PUT", "/api/rooms/*/presence", h_presence},

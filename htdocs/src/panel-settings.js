@@ -8,6 +8,7 @@ import { LANGUAGES } from './languages.js';
 export function settingsPanel({ roomId, navigate }) {
   const el = h('section', { class: 'panel', 'aria-labelledby': 'settings-title' });
   let armed = null;
+  let shown = null; // the info last rendered, to show an invite change at once
 
   function inviteUrl(r) {
     return `${location.origin}/r/${r.id}?invite=${encodeURIComponent(r.invite)}`;
@@ -20,6 +21,41 @@ export function settingsPanel({ roomId, navigate }) {
     } catch (e) {
       say(e.message);
     }
+  }
+
+  // A new code (the old link stops working; removed members need the new one) or the
+  // link switched off. The room event that follows refreshes the owner's other tabs.
+  async function changeInvite(method) {
+    try {
+      const res = await api(method, `${room(roomId)}/invite`, method === 'POST' ? {} : undefined);
+      say(method === 'POST' ? 'New invite link made: the old one no longer works.' : 'Invite link turned off.', 'ok');
+      if (shown) render({ ...shown, room: { ...shown.room, ...res.room } });
+    } catch (e) {
+      say(e.message);
+    }
+  }
+
+  function inviteControls(r) {
+    const rotateButton = h('button', { type: 'button', class: 'small', 'data-action': 'rotate-invite', onclick: () => changeInvite('POST') },
+      r.invite ? 'New invite link' : 'Turn invite link on');
+    if (!r.invite) {
+      return [h('p', { class: 'small muted', 'data-role': 'invite-off' }, 'The invite link is off: no one can join with a link.'),
+        h('div', { class: 'row' }, rotateButton)];
+    }
+    const url = inviteUrl(r);
+    const copy = h('button', { type: 'button', class: 'small' }, 'Copy');
+    copy.addEventListener('click', async () => {
+      try {
+        await navigator.clipboard.writeText(url);
+        say('Invite link copied.', 'ok');
+      } catch {
+        say('Copy the link by hand: select it and press Ctrl+C.');
+      }
+    });
+    return [h('p', { class: 'small muted' }, 'Send this link: whoever opens it joins as an editor.'),
+      h('div', { class: 'invite row' }, h('a', { 'data-role': 'invite-link', href: url, class: 'grow mono' }, url), copy),
+      h('div', { class: 'row' }, rotateButton,
+        h('button', { type: 'button', class: 'small', 'data-action': 'disable-invite', onclick: () => changeInvite('DELETE') }, 'Turn invite link off'))];
   }
 
   async function setRole(m, role) {
@@ -62,22 +98,12 @@ export function settingsPanel({ roomId, navigate }) {
   }
 
   function render(info) {
+    shown = info;
     const r = info.room;
     const owner = info.role === 'owner';
     const parts = [h('h3', { id: 'settings-title' }, owner ? 'Share and settings' : 'Room')];
-    if (owner && r.invite) {
-      const url = inviteUrl(r);
-      const copy = h('button', { type: 'button', class: 'small' }, 'Copy');
-      copy.addEventListener('click', async () => {
-        try {
-          await navigator.clipboard.writeText(url);
-          say('Invite link copied.', 'ok');
-        } catch {
-          say('Copy the link by hand: select it and press Ctrl+C.');
-        }
-      });
-      parts.push(h('p', { class: 'small muted' }, 'Send this link: whoever opens it joins as an editor.'),
-        h('div', { class: 'invite row' }, h('a', { 'data-role': 'invite-link', href: url, class: 'grow mono' }, url), copy));
+    if (owner) {
+      parts.push(...inviteControls(r));
       const form = h('form', { class: 'settings' },
         h('label', null, 'Name', h('input', { name: 'settings-name', value: r.name, maxlength: 100, required: true })),
         h('div', { class: 'row wrap' },
