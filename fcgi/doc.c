@@ -265,20 +265,18 @@ int doc_operation_event(long long revision, const struct ot_op *op, long long us
 	*data = NULL;
 	*len = 0;
 	cJSON *ev = cJSON_CreateObject();
-	cJSON *u = ev ? cJSON_AddObjectToObject(ev, "user") : NULL;
-	cJSON *ops = ot_to_cjson(op);
+	cJSON *ops = ot_to_cjson(op), *u = NULL;
 	int rc = -1;
-	if (!u || !ops) {
+	if (!ev || !ops || !cJSON_AddNumberToObject(ev, "revision", (double)revision)) {
 		cJSON_Delete(ops);
 		goto out;
 	}
-	if (!cJSON_AddNumberToObject(ev, "revision", (double)revision))
-		goto out;
 	if (!cJSON_AddItemToObject(ev, "ops", ops)) {
 		cJSON_Delete(ops);
 		goto out;
 	}
-	if (!cJSON_AddNumberToObject(u, "id", (double)user_id) ||
+	if (!(u = cJSON_AddObjectToObject(ev, "user")) ||
+	    !cJSON_AddNumberToObject(u, "id", (double)user_id) ||
 	    !cJSON_AddStringToObject(u, "username", username))
 		goto out;
 	if (!(client_id ? cJSON_AddStringToObject(ev, "client_id", client_id)

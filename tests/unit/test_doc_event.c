@@ -33,8 +33,8 @@ int main(void)
 	struct ot_op *op = control_insert(3);
 	CHECK(op != NULL);
 	CHECK(doc_operation_event(7, op, 42, "ann", NULL, &data, &len) == 0);
-	CHECK_STR(data, "{\"user\":{\"id\":42,\"username\":\"ann\"},\"revision\":7,"
-			"\"ops\":[\"\\u0001\\u0001\\u0001\"],\"client_id\":null}");
+	CHECK_STR(data, "{\"revision\":7,\"ops\":[\"\\u0001\\u0001\\u0001\"],"
+			"\"user\":{\"id\":42,\"username\":\"ann\"},\"client_id\":null}");
 	CHECK(data && len == strlen(data));
 	free(data);
 	ot_free(op);
