@@ -259,6 +259,39 @@ static int transform_over(struct api_ctx *c, redisReply *rep, struct ot_op **op,
 	return 0;
 }
 
+int doc_operation_event(long long revision, const struct ot_op *op, long long user_id,
+			const char *username, const char *client_id, char **data, size_t *len)
+{
+	*data = NULL;
+	*len = 0;
+	cJSON *ev = cJSON_CreateObject();
+	cJSON *ops = ot_to_cjson(op), *u = NULL;
+	int rc = -1;
+	if (!ev || !ops || !cJSON_AddNumberToObject(ev, "revision", (double)revision)) {
+		cJSON_Delete(ops);
+		goto out;
+	}
+	if (!cJSON_AddItemToObject(ev, "ops", ops)) {
+		cJSON_Delete(ops);
+		goto out;
+	}
+	if (!(u = cJSON_AddObjectToObject(ev, "user")) ||
+	    !cJSON_AddNumberToObject(u, "id", (double)user_id) ||
+	    !cJSON_AddStringToObject(u, "username", username))
+		goto out;
+	if (!(client_id ? cJSON_AddStringToObject(ev, "client_id", client_id)
+			: cJSON_AddNullToObject(ev, "client_id")))
+		goto out;
+	*data = cJSON_PrintUnformatted(ev);
+	if (!*data)
+		goto out;
+	*len = strlen(*data);
+	rc = *len > EVENTS_DATA_MAX ? 1 : 0;
+out:
+	cJSON_Delete(ev);
+	return rc;
+}
+
 int doc_commit(struct api_ctx *c, const char *room, long long revision, struct ot_op *op,
 	       const char *client_id, struct ot_op **applied, long long *new_rev)
 {
@@ -306,20 +339,19 @@ int doc_commit(struct api_ctx *c, const char *room, long long revision, struct o
 			goto retry_fail;
 		}
 		op_json = ot_to_json(a);
-		cJSON *ev = cJSON_CreateObject();
-		cJSON_AddNumberToObject(ev, "revision", (double)(st.revision + 1));
-		cJSON_AddItemToObject(ev, "ops", ot_to_cjson(a));
-		cJSON *u = cJSON_AddObjectToObject(ev, "user");
-		cJSON_AddNumberToObject(u, "id", (double)c->user.user_id);
-		cJSON_AddStringToObject(u, "username", c->user.username);
-		if (client_id)
-			cJSON_AddStringToObject(ev, "client_id", client_id);
-		else
-			cJSON_AddNullToObject(ev, "client_id");
-		data = cJSON_PrintUnformatted(ev);
-		cJSON_Delete(ev);
-		if (!op_json || !data) {
+		size_t data_len = 0;
+		int ev = doc_operation_event(st.revision + 1, a, c->user.user_id, c->user.username,
+					     client_id, &data, &data_len);
+		if (!op_json || ev < 0) {
 			api_error(c, 500, "internal", "out of memory");
+			goto retry_fail;
+		}
+		if (ev > 0) {
+			/* refused before the commit: the event could not reach every subscriber */
+			api_error(c, 413, "operation_too_large",
+				  "the operation's event would be %zu bytes; events are at most %zu "
+				  "(control characters count six bytes each, as \\u00XX)",
+				  data_len, EVENTS_DATA_MAX);
 			goto retry_fail;
 		}
 		char exp[32], keep[16], due[32], hist[16];

@@ -36,6 +36,14 @@ void doc_state_free(struct doc_state *d);
 int doc_commit(struct api_ctx *c, const char *room, long long revision, struct ot_op *op,
 	       const char *client_id, struct ot_op **applied, long long *new_rev);
 
+/* The `operation` event's data for op committed as `revision`:
+ * {"revision","ops","user":{"id","username"},"client_id"} (client_id may be NULL: null).
+ * 0 with *data (caller frees) of *len bytes; 1 when *len exceeds EVENTS_DATA_MAX (the
+ * text is still returned, for the message); -1 out of memory. The size is the printed
+ * size: a control character in inserted text counts six bytes (\u00XX). */
+int doc_operation_event(long long revision, const struct ot_op *op, long long user_id,
+			const char *username, const char *client_id, char **data, size_t *len);
+
 /* The snapshotter: a loop (until *stop) writing due snapshots to PostgreSQL. */
 int doc_snapshotter(const struct api_config *cfg, struct api_conns *conns,
 		    volatile int *stop);

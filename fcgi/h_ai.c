@@ -4,9 +4,15 @@
  * a job already under way for the same request (202, the same job id), or puts a new job of
  * kind "ai" on the queue (202); the worker (queue-worker/ai.c) answers it, fills the cache
  * and clears the pending mark. Redis keys (docs/INTERNALS.md):
- *   cc:ai:cache:{key}    the answer JSON, AICFG_CACHE_TTL_S
- *   cc:ai:pending:{key}  the id of the job answering it, while under way; "-" for the few
- *                        milliseconds between claiming it and the job existing. */
+ *   cc:ai:cache:{key}               the answer JSON, AICFG_CACHE_TTL_S, shared by all rooms
+ *   cc:ai:asked:{room}:{key}        set by the worker when a job of that room got the answer
+ *   cc:ai:pending:{room}:{key}      the id of the room's job answering it, while under way;
+ *                                   "-" for the few milliseconds between claiming it and the
+ *                                   job existing.
+ * The scope is the room: its members see each other's `ai` events anyway, so telling them
+ * "cached" reveals nothing, while another room must not learn that anyone asked. A request
+ * whose answer only another room asked for is answered like a miss (202, a new job); the
+ * worker serves the shared answer without a provider call, no sooner than that call took. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,7 +59,8 @@ struct ai_ask {
 	int has_selection;
 	char key[AICFG_KEY_HEX + 1];
 	char cache_key[AICFG_KEY_HEX + 16];
-	char pending_key[AICFG_KEY_HEX + 16];
+	char pending_key[AICFG_KEY_HEX + API_ID_MAX + 16];
+	char asked_key[AICFG_KEY_HEX + API_ID_MAX + 16];
 };
 
 static void ai_ask_free(struct ai_ask *a)
@@ -163,21 +170,28 @@ static void emit_ai(struct api_ctx *c, const char *room, const char *job_id, con
 }
 
 /* The cached answer as a new object (caller frees), NULL on a miss; *failed set when Redis
- * failed (then answered). */
+ * failed (then answered). A hit needs this room to have asked before: an answer only
+ * another room asked for is a miss here (the worker serves it, see the top). */
 static cJSON *cache_get(struct api_ctx *c, redisContext *rd, const struct ai_ask *a, int *failed)
 {
 	*failed = 0;
-	redisReply *rep = rcmd(c, rd, "GET %s", a->cache_key);
+	redisReply *rep = rcmd(c, rd, "MGET %s %s", a->asked_key, a->cache_key);
 	if (!rep) {
 		*failed = 1;
 		return NULL;
 	}
-	cJSON *res = rep->type == REDIS_REPLY_STRING ? cJSON_Parse(rep->str) : NULL;
+	cJSON *res = NULL;
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+	    rep->element[0]->type == REDIS_REPLY_STRING &&
+	    rep->element[1]->type == REDIS_REPLY_STRING)
+		res = cJSON_Parse(rep->element[1]->str);
 	freeReplyObject(rep);
 	if (res && !cJSON_IsObject(res)) {
 		cJSON_Delete(res);
 		res = NULL;
 	}
+	/* the provider's time is the worker's, never an answer's */
+	cJSON_DeleteItemFromObjectCaseSensitive(res, AICFG_CACHE_PROVIDER_MS);
 	return res;
 }
 
@@ -227,9 +241,10 @@ static void release_claim(struct api_ctx *c, const struct ai_ask *a, const char 
 }
 
 /* The job's request (caller frees with cJSON_Delete). */
-static cJSON *build_request(const struct ai_ask *a)
+static cJSON *build_request(const struct ai_ask *a, const char *room)
 {
 	cJSON *r = cJSON_CreateObject();
+	cJSON_AddStringToObject(r, "scope", room);
 	cJSON_AddStringToObject(r, "kind", a->kind);
 	cJSON_AddStringToObject(r, "provider", aicfg_provider_name(a->cfg.provider));
 	cJSON_AddStringToObject(r, "model", a->cfg.model);
@@ -314,7 +329,7 @@ static void ask(struct api_ctx *c, const char *room, struct ai_ask *a)
 		release_claim(c, a, "-");
 		return;
 	}
-	cJSON *req = build_request(a);
+	cJSON *req = build_request(a, room);
 	char id[AI_JOB_ID_LEN + 1];
 	int rc = jobs_enqueue(c, room, "ai", req, id);
 	cJSON_Delete(req);
@@ -427,7 +442,8 @@ static void h_ai(struct api_ctx *c, const char *kind)
 		goto out;
 	}
 	snprintf(a.cache_key, sizeof a.cache_key, "cc:ai:cache:%s", a.key);
-	snprintf(a.pending_key, sizeof a.pending_key, "cc:ai:pending:%s", a.key);
+	snprintf(a.pending_key, sizeof a.pending_key, "cc:ai:pending:%s:%s", room, a.key);
+	snprintf(a.asked_key, sizeof a.asked_key, "cc:ai:asked:%s:%s", room, a.key);
 	ask(c, room, &a);
 out:
 	ai_ask_free(&a);

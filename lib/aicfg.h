@@ -22,6 +22,10 @@ enum aicfg_provider { AICFG_OFF, AICFG_LOCAL, AICFG_OPENAI };
 #define AICFG_LOCAL_MODEL "compiler-diagnostics"
 /* Bumped when prompts or the result's shape change, so old cache entries stop matching. */
 #define AICFG_CACHE_VERSION "cc-ai-1"
+/* The member of a cache entry holding how long the provider took to make the answer (ms):
+ * an answer served to another scope is served no sooner (queue-worker/ai.c). Never given
+ * out. The worker treats an entry without it (written before) as a miss and replaces it. */
+#define AICFG_CACHE_PROVIDER_MS "provider_ms"
 #define AICFG_CACHE_TTL_S (24 * 3600)
 #define AICFG_KEY_HEX 64
 

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "log.h"
 #include "prompts.h"
 #include "rnd.h"
@@ -121,6 +122,7 @@ int ai_request_parse(const char *json, struct ai_request *rq, char *err, size_t 
 	rq->code = str_field(rq->root, "code");
 	rq->question = str_field(rq->root, "question");
 	rq->cache_key = str_field(rq->root, "cache_key");
+	rq->scope = str_field(rq->root, "scope");
 	const char *provider = str_field(rq->root, "provider");
 	const cJSON *fl = cJSON_GetObjectItemCaseSensitive(rq->root, "first_line");
 	if (!prompts_system(rq->kind)) {
@@ -146,6 +148,12 @@ int ai_request_parse(const char *json, struct ai_request *rq, char *err, size_t 
 		size_t n = strspn(rq->cache_key, "0123456789abcdef");
 		if (n != AICFG_KEY_HEX || rq->cache_key[n])
 			rq->cache_key = NULL; /* nothing to cache under */
+	}
+	if (rq->scope) {
+		/* a room id: it becomes part of Redis key names */
+		size_t n = strspn(rq->scope, "abcdefghijklmnopqrstuvwxyz0123456789");
+		if (n == 0 || n > 64 || rq->scope[n])
+			rq->scope = NULL;
 	}
 	return 0;
 bad:
@@ -783,22 +791,46 @@ static const char release_script[] =
 	"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
 	"return 0";
 
-/* Stores the answer (when there is one) and clears the job's pending mark, in one step. */
+/* The cache keys of a request: the shared answer, and the scope's pending and asked marks
+ * (the unscoped pending mark of jobs queued before scopes). */
+struct ai_keys {
+	char cache[AICFG_KEY_HEX + 16], pending[AICFG_KEY_HEX + 96], asked[AICFG_KEY_HEX + 96];
+};
+
+static void keys_of(const struct ai_request *rq, struct ai_keys *k)
+{
+	snprintf(k->cache, sizeof k->cache, "cc:ai:cache:%s", rq->cache_key);
+	if (rq->scope) {
+		snprintf(k->pending, sizeof k->pending, "cc:ai:pending:%s:%s", rq->scope,
+			 rq->cache_key);
+		snprintf(k->asked, sizeof k->asked, "cc:ai:asked:%s:%s", rq->scope, rq->cache_key);
+	} else {
+		snprintf(k->pending, sizeof k->pending, "cc:ai:pending:%s", rq->cache_key);
+		k->asked[0] = '\0';
+	}
+}
+
+/* Stores the answer (entry: the answer with its provider time, when there is one), marks
+ * the scope as having asked (when it got an answer) and clears the job's pending mark, in
+ * one step. */
 static void finish(redisContext *r, const struct ai_request *rq, const char *job_id,
-		   const char *result)
+		   const char *entry, int answered)
 {
 	if (!r || !rq->cache_key)
 		return;
-	char cache[AICFG_KEY_HEX + 16], pending[AICFG_KEY_HEX + 16];
-	snprintf(cache, sizeof cache, "cc:ai:cache:%s", rq->cache_key);
-	snprintf(pending, sizeof pending, "cc:ai:pending:%s", rq->cache_key);
+	struct ai_keys k;
+	keys_of(rq, &k);
 	int n = 3;
 	redisAppendCommand(r, "MULTI");
-	if (result) {
-		redisAppendCommand(r, "SET %s %s EX %d", cache, result, AICFG_CACHE_TTL_S);
+	if (entry) {
+		redisAppendCommand(r, "SET %s %s EX %d", k.cache, entry, AICFG_CACHE_TTL_S);
 		n++;
 	}
-	redisAppendCommand(r, "EVAL %s 1 %s %s", release_script, pending, job_id ? job_id : "");
+	if (answered && k.asked[0]) {
+		redisAppendCommand(r, "SET %s 1 EX %d", k.asked, AICFG_CACHE_TTL_S);
+		n++;
+	}
+	redisAppendCommand(r, "EVAL %s 1 %s %s", release_script, k.pending, job_id ? job_id : "");
 	redisAppendCommand(r, "EXEC");
 	for (int i = 0; i < n; i++) {
 		redisReply *rep = NULL;
@@ -811,10 +843,13 @@ static void finish(redisContext *r, const struct ai_request *rq, const char *job
 	}
 }
 
-/* An answer already cached under the request's key (a job delivered twice), or NULL.
+/* The shared answer cached under the request's key, or NULL: asked by another scope (or
+ * a job delivered twice). It is given out as a fresh answer (cached false, without the
+ * stored provider time), and *provider_ms says how long the provider took to make it.
  * Caller frees with free(). */
-static char *cached_answer(redisContext *r, const struct ai_request *rq)
+static char *cached_answer(redisContext *r, const struct ai_request *rq, long long *provider_ms)
 {
+	*provider_ms = 0;
 	if (!r || !rq->cache_key)
 		return NULL;
 	redisReply *rep = redisCommand(r, "GET cc:ai:cache:%s", rq->cache_key);
@@ -822,12 +857,29 @@ static char *cached_answer(redisContext *r, const struct ai_request *rq)
 	if (rep)
 		freeReplyObject(rep);
 	char *s = NULL;
-	if (cJSON_IsObject(o)) {
+	const cJSON *ms = cJSON_GetObjectItemCaseSensitive(o, AICFG_CACHE_PROVIDER_MS);
+	if (cJSON_IsObject(o) && cJSON_IsNumber(ms)) {
+		*provider_ms = ms->valuedouble > 0 && ms->valuedouble < 3600e3
+				       ? (long long)ms->valuedouble
+				       : 0;
+		cJSON_DeleteItemFromObjectCaseSensitive(o, AICFG_CACHE_PROVIDER_MS);
 		cJSON_DeleteItemFromObjectCaseSensitive(o, "cached");
-		cJSON_AddTrueToObject(o, "cached");
+		cJSON_AddFalseToObject(o, "cached");
 		s = cJSON_PrintUnformatted(o);
 	}
 	cJSON_Delete(o);
+	return s;
+}
+
+/* The cache entry for a fresh answer: the answer and how long the provider took. Caller
+ * frees; NULL when out of memory (the answer is then not cached). */
+static char *cache_entry(const cJSON *res, long long provider_ms)
+{
+	cJSON *e = cJSON_Duplicate(res, 1);
+	char *s = NULL;
+	if (e && cJSON_AddNumberToObject(e, AICFG_CACHE_PROVIDER_MS, (double)provider_ms))
+		s = cJSON_PrintUnformatted(e);
+	cJSON_Delete(e);
 	return s;
 }
 
@@ -838,18 +890,30 @@ enum ai_status ai_job_run(const struct ai_deps *d, redisContext *r, const char *
 	struct ai_request rq;
 	struct aicfg cfg;
 	cJSON *res = NULL;
-	char *text = NULL;
-	int cut = 0, store = 0;
+	char *text = NULL, *entry = NULL;
+	int cut = 0, answered = 0;
+	long long provider_ms = 0, t0 = clock_mono_ms();
 	enum ai_status st = AI_FAILED;
 	*result_json = NULL;
 	if (ai_request_parse(request_json, &rq, err, errlen) < 0)
 		return AI_FAILED;
-	if ((*result_json = cached_answer(r, &rq)) != NULL) {
+	if ((*result_json = cached_answer(r, &rq, &provider_ms)) != NULL) {
+		/* another scope's answer: no provider call, but no sooner than the call that
+		 * made it took, so neither the answer nor its timing tells that anyone asked */
+		nap(cancel, (long)(provider_ms - (clock_mono_ms() - t0)));
+		if (cancelled(cancel)) {
+			free(*result_json);
+			*result_json = NULL;
+			ai_request_free(&rq);
+			return AI_CANCELLED; /* the mark stays: the job runs again */
+		}
 		st = AI_OK;
+		answered = 1;
 		goto out;
 	}
 	if (aicfg_load(&cfg, err, errlen) < 0)
 		goto out;
+	long long call_start = clock_mono_ms();
 	if (rq.provider == AICFG_LOCAL) {
 		res = local_result(d, &rq, cancel, err, errlen);
 	} else if (openai_call(cancel, &cfg, &rq, &text, &cut, err, errlen) == 0) {
@@ -861,6 +925,7 @@ enum ai_status ai_job_run(const struct ai_deps *d, redisContext *r, const char *
 		if (cut)
 			cJSON_AddTrueToObject(res, "truncated");
 	}
+	provider_ms = clock_mono_ms() - call_start;
 	if (!res) {
 		if (cancelled(cancel)) {
 			free(*result_json);
@@ -877,11 +942,13 @@ enum ai_status ai_job_run(const struct ai_deps *d, redisContext *r, const char *
 		goto out;
 	}
 	st = AI_OK;
-	store = 1;
+	answered = 1;
+	entry = cache_entry(res, provider_ms);
 out:
-	finish(r, &rq, job_id, store ? *result_json : NULL);
+	finish(r, &rq, job_id, entry, answered);
 	cJSON_Delete(res);
 	free(text);
+	free(entry);
 	ai_request_free(&rq);
 	return st;
 }

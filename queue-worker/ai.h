@@ -81,6 +81,9 @@ void ai_request_kind(const char *request_json, char *out, size_t cap);
 struct ai_request {
 	cJSON *root;
 	const char *kind, *model, *language, *code, *question, *cache_key;
+	/* who asked: the room (NULL for jobs queued before scopes); the pending mark and the
+	 * "this scope asked" mark are per scope, the cached answer is shared (ai.c) */
+	const char *scope;
 	size_t code_len;
 	enum aicfg_provider provider;
 	long first_line;

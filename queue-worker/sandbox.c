@@ -91,6 +91,12 @@ void sandbox_limits_default(struct sandbox_limits *l)
 	l->tmpfs = 64LL << 20;
 }
 
+long long sandbox_shm_size(const struct sandbox_limits *l)
+{
+	long long q = l->tmpfs / 4;
+	return q < (1LL << 20) ? 1LL << 20 : q;
+}
+
 static void sleep_ms(int ms)
 {
 	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
@@ -527,6 +533,14 @@ static void build_argv(const struct sandbox *sb, const struct step_spec *sp,
 	arg(a, "/proc");
 	arg(a, "--dev");
 	arg(a, "/dev");
+	/* --dev leaves /dev/shm a directory of the unsized /dev tmpfs: without a memory cgroup
+	 * nothing stopped a job filling the host's memory there. A sized tmpfs of its own, a
+	 * quarter of the work directory's (at least 1 MiB): POSIX semaphores and shared
+	 * memory (Python's multiprocessing) need little */
+	arg(a, "--size");
+	argf(a, "%lld", sandbox_shm_size(lim));
+	arg(a, "--tmpfs");
+	arg(a, "/dev/shm");
 	arg(a, "--size");
 	argf(a, "%lld", lim->tmpfs);
 	arg(a, "--tmpfs");

@@ -7,7 +7,8 @@
  *     untrusted code; nested user namespaces are disabled;
  *   - read-only /usr and the /bin, /lib* links, /etc reduced to ld.so.cache and
  *     alternatives, fresh /proc and /dev, and a size-capped tmpfs at /tmp whose
- *     /tmp/work is the cwd and HOME; / itself is read-only; no environment of ours;
+ *     /tmp/work is the cwd and HOME, and another at /dev/shm (sandbox_shm_size); / itself
+ *     is read-only; no environment of ours;
  *   - code goes in through sealed memfds (bwrap --file), stdin is a sealed memfd, stdout
  *     and stderr come back through pipes, and a compiled program comes back out of the
  *     compile step through a pipe. The host never opens, writes or chowns a path inside
@@ -39,6 +40,10 @@ struct sandbox_limits {
 };
 
 void sandbox_limits_default(struct sandbox_limits *l);
+
+/* The size of the /dev/shm tmpfs: a quarter of l->tmpfs, at least 1 MiB. Writes beyond
+ * fail with ENOSPC whether or not a memory cgroup exists. */
+long long sandbox_shm_size(const struct sandbox_limits *l);
 
 enum sandbox_cgroup { SANDBOX_CG_NONE, SANDBOX_CG_V1, SANDBOX_CG_V2 };
 

@@ -139,6 +139,49 @@ test('the same request again is answered from the cache: 200 cached, no provider
   await double.waitFor(m, 4);
 });
 
+test('the shared cache tells no one that another room asked: a stranger gets a fresh-looking job, served without a second provider call', async () => {
+  const a = await owner('c');
+  const b = await owner('c'); // another user's private room
+  const m = marker();
+  double.script(m, [{ text: 'Look at the loop bound.', delayMs: 200 }]);
+  const body = { code: `int main(void) { /* ${m} */ return 0; }\n` };
+  const ra = await ask(a.u.token, a.room, 'hint', body);
+  assert.equal(ra.status, 202, ra.text);
+  const ja = await waitJob(a.u.token, ra.json.job.id);
+  assert.equal(ja.status, 'finished');
+
+  // B sends A's exact code: answered as if nobody had asked (202, a new job of B's room,
+  // not joined, not cached), and B still gets the answer
+  const rb = await ask(b.u.token, b.room, 'hint', body);
+  assert.equal(rb.status, 202, rb.text);
+  assert.equal(rb.json.cached, undefined);
+  assert.equal(rb.json.joined, undefined);
+  assert.notEqual(rb.json.job.id, ra.json.job.id);
+  const jb = await waitJob(b.u.token, rb.json.job.id);
+  assert.equal(jb.status, 'finished', JSON.stringify(jb));
+  assert.deepEqual(jb.result, ja.result);
+  assert.equal(jb.result.cached, false);
+  // B's room saw the events of a fresh request: queued, then finished with the job id
+  const evs = await waitEvents(b.room.id, (e) => e.some((x) => x.data.status === 'finished'));
+  assert.deepEqual(evs.map((e) => [e.data.job_id, e.data.status]).filter(([, st]) => st !== 'running'),
+    [[rb.json.job.id, 'queued'], [rb.json.job.id, 'finished']]);
+  assert.equal(evs.at(-1).data.result.cached, false);
+  assert.equal(evs.at(-1).data.result.provider_ms, undefined);
+  // the provider was called once in all
+  assert.equal(double.requestsFor(m).length, 1);
+
+  // A asking again in A's room is a cache hit; so is B now, in B's room
+  const again = await ask(a.u.token, a.room, 'hint', body);
+  assert.equal(again.status, 200, again.text);
+  assert.equal(again.json.cached, true);
+  assert.equal(again.json.result.text, 'Look at the loop bound.');
+  assert.equal(again.json.result.provider_ms, undefined);
+  const againB = await ask(b.u.token, b.room, 'hint', body);
+  assert.equal(againB.status, 200, againB.text);
+  assert.equal(againB.json.cached, true);
+  assert.equal(double.requestsFor(m).length, 1);
+});
+
 test('the code defaults to the room document and its language; a selection sends only its lines, numbered as in the file', async () => {
   const { u, room } = await owner('python');
   const m = marker();

@@ -517,6 +517,76 @@ static void test_cgroups_cleaned(void)
 	}
 }
 
+/* Every writable tmpfs is bounded by its own size, without a memory cgroup (as on a host
+ * without cgroups, SANDBOX_CGROUP=none): /dev/shm was an unsized tmpfs, where 152 MiB were
+ * written with TMPFS_LIMIT_MB=64. Files may be as large as they like here, so only the
+ * tmpfs sizes can stop the writes. */
+static void test_tmpfs_bounds(void)
+{
+	struct sandbox_config cfg;
+	char err[512];
+	CHECK(sandbox_config_from_env(&cfg, err, sizeof err) == 0);
+	cfg.cgroup = "none";
+	struct sandbox *nocg = sandbox_open(&cfg, err, sizeof err);
+	CHECK(nocg != NULL);
+	if (!nocg) {
+		fprintf(stderr, "sandbox_open without cgroups: %s\n", err);
+		return;
+	}
+	CHECK(sandbox_cgroup_mode(nocg) == SANDBOX_CG_NONE);
+	struct sandbox *saved = sb;
+	struct sandbox_limits saved_lim = lim;
+	sb = nocg;
+	lim.tmpfs = 64LL << 20;
+	lim.file_size = 1LL << 30;
+	lim.memory = 1LL << 30; /* address space: tmpfs pages are not counted there anyway */
+	lim.run_ms = 10000;
+	lim.cpu_s = 10;
+
+	struct sandbox_result r;
+	CHECK(run("bash", "for d in /dev/shm /tmp /tmp/work; do\n"
+			  "  dd if=/dev/zero of=$d/big bs=1M count=100 2>/dev/null; rc=$?\n"
+			  "  echo \"$d $rc $(du -k $d/big | cut -f1)\"; rm -f $d/big\n"
+			  "done\n", &r) == 0);
+	CHECK(r.status == SANDBOX_OK);
+	const char *out = out_of(&r);
+	printf("  100 MiB writes with TMPFS_LIMIT_MB=64 and no cgroup:\n%s", out);
+	const struct {
+		const char *dir;
+		long long bound;
+	} dirs[] = {{"/dev/shm", sandbox_shm_size(&lim)}, {"/tmp", lim.tmpfs}, {"/tmp/work", lim.tmpfs}};
+	for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
+		char want[32];
+		int rc = -1;
+		long long kb = -1;
+		snprintf(want, sizeof want, "%s ", dirs[i].dir);
+		const char *line = strstr(out, want);
+		/* "/tmp " must not match inside "/tmp/work " and the other way round */
+		while (line && line != out && line[-1] != '\n')
+			line = strstr(line + 1, want);
+		CHECK(line && sscanf(line + strlen(want), "%d %lld", &rc, &kb) == 2);
+		CHECK(rc != 0);			      /* dd failed: ENOSPC */
+		CHECK(kb >= 0 && kb <= dirs[i].bound >> 10); /* and no more than the bound was kept */
+	}
+	sandbox_result_free(&r);
+
+	/* small shared memory works: a multiprocessing lock (a POSIX semaphore) and 1 MiB of
+	 * shared memory, both in /dev/shm */
+	CHECK(run("py", "import multiprocessing as mp\nfrom multiprocessing import shared_memory\n"
+			"lock = mp.Lock()\nwith lock:\n    m = shared_memory.SharedMemory(create=True, "
+			"size=1 << 20)\n    m.buf[0:2] = b'ok'\n    print(bytes(m.buf[0:2]).decode())\n"
+			"    m.close()\n    m.unlink()\n", &r) == 0);
+	CHECK(r.status == SANDBOX_OK);
+	CHECK_STR(out_of(&r), "ok\n");
+	if (strcmp(out_of(&r), "ok\n") != 0)
+		fprintf(stderr, "shared memory: \"%s\" \"%s\"\n", out_of(&r), err_of(&r));
+	sandbox_result_free(&r);
+
+	sb = saved;
+	lim = saved_lim;
+	sandbox_close(nocg);
+}
+
 int main(void)
 {
 	log_init("test_sandbox");
@@ -566,6 +636,7 @@ int main(void)
 	test_network();
 	test_privilege();
 	test_output_and_disk();
+	test_tmpfs_bounds();
 	test_time();
 	test_bombs();
 	test_compile_bomb();

@@ -1,0 +1,57 @@
+/* The `operation` event of a commit (fcgi/doc.c): its size is the printed size, and an
+ * operation whose event would exceed EVENTS_DATA_MAX is told apart before the commit. */
+#include "../../fcgi/doc.h"
+#include "events.h"
+#include "unit.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* An insert of n U+0001 characters, parsed from escaped JSON as a client sends it. */
+static struct ot_op *control_insert(size_t n)
+{
+	size_t len = 6 * n + 4;
+	char *text = malloc(len + 1);
+	struct ot_op *op = NULL;
+	char err[256];
+	if (!text)
+		return NULL;
+	memcpy(text, "[\"", 2);
+	for (size_t i = 0; i < n; i++)
+		memcpy(text + 2 + 6 * i, "\\u0001", 6);
+	memcpy(text + 2 + 6 * n, "\"]", 3);
+	if (ot_parse_json(text, len, 0, &op, err, sizeof err) < 0)
+		fprintf(stderr, "ot_parse_json: %s\n", err);
+	free(text);
+	return op;
+}
+
+int main(void)
+{
+	char *data = NULL;
+	size_t len = 0;
+	struct ot_op *op = control_insert(3);
+	CHECK(op != NULL);
+	CHECK(doc_operation_event(7, op, 42, "ann", NULL, &data, &len) == 0);
+	CHECK_STR(data, "{\"revision\":7,\"ops\":[\"\\u0001\\u0001\\u0001\"],"
+			"\"user\":{\"id\":42,\"username\":\"ann\"},\"client_id\":null}");
+	CHECK(data && len == strlen(data));
+	free(data);
+	ot_free(op);
+
+	/* the reported case: 300,000 control characters are 1.8 MB of event data, under the
+	 * bound; 350,000 are 2.1 MB, over it (1 is returned, and the size for the message) */
+	op = control_insert(300000);
+	CHECK(op != NULL);
+	CHECK(doc_operation_event(1, op, 1, "ann", "tab-1", &data, &len) == 0);
+	CHECK(len > 1800000 && len < EVENTS_DATA_MAX);
+	free(data);
+	ot_free(op);
+	op = control_insert(350000);
+	CHECK(op != NULL);
+	CHECK(doc_operation_event(1, op, 1, "ann", "tab-1", &data, &len) == 1);
+	CHECK(len > EVENTS_DATA_MAX && len > 6 * 350000 && len < 6 * 350000 + 100);
+	free(data);
+	ot_free(op);
+	return unit_summary("test_doc_event");
+}
