@@ -58,6 +58,13 @@ static int room_access(struct api_ctx *c, const char *room, enum access_need nee
 		return -1;
 	}
 	int public_room = strcmp(PQgetvalue(r, 0, 0), "public") == 0;
+	/* refresh the broker's copy (lib/access.h) for rooms older than it; best effort */
+	redisContext *rv = api_redis(c);
+	redisReply *vr = rv ? redisCommand(rv, "SET cc:room:%s:visibility %s", room,
+					    public_room ? "public" : "private")
+			    : NULL;
+	if (vr)
+		freeReplyObject(vr);
 	snprintf(role, 16, "%s", PQgetisnull(r, 0, 1) ? "" : PQgetvalue(r, 0, 1));
 	if (language)
 		snprintf(language, 33, "%s", PQgetvalue(r, 0, 2));

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "events.h"
 #include "handlers.h"
 #include "lang.h"
@@ -167,6 +168,26 @@ static int cache_member(struct api_ctx *c, const char *room, long long uid, cons
 	return rc;
 }
 
+/* cc:room:{id}:visibility (lib/access.h): the broker admits strangers to a public room by it
+ * and cuts them when the room goes private (the `updated` event comes after this). */
+static int cache_visibility(struct api_ctx *c, const char *room, const char *vis)
+{
+	char key[ACCESS_KEY_MAX];
+	redisContext *rd = room_redis(c);
+	if (!rd)
+		return -1;
+	access_visibility_key(key, sizeof key, room);
+	redisReply *rep = redisCommand(rd, "SET %s %s", key, vis);
+	int rc = rep && rep->type != REDIS_REPLY_ERROR ? 0 : -1;
+	if (rc < 0)
+		log_warn("could not update the visibility cache of room %s", room);
+	if (!rep)
+		api_redis_failed(c);
+	if (rep)
+		freeReplyObject(rep);
+	return rc;
+}
+
 /* A change that takes rights away is only done once the cache the document endpoints and
  * the broker trust agrees: otherwise 503, and the client's retry (which repeats the
  * database change harmlessly) updates the cache. */
@@ -229,6 +250,7 @@ void h_room_create(struct api_ctx *c)
 		return;
 	}
 	cache_member(c, id, c->user.user_id, "owner");
+	cache_visibility(c, id, PQgetvalue(r, 0, C_VIS));
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddItemToObject(o, "room", room_to_json(c, r, 0));
 	cJSON_AddStringToObject(o, "role", "owner");
@@ -397,6 +419,7 @@ void h_room_patch(struct api_ctx *c)
 		return;
 	}
 	room_redis(c); /* for the revision and the event */
+	cache_visibility(c, c->params[0], PQgetvalue(r, 0, C_VIS));
 	cJSON *room = room_to_json(c, r, 0);
 	PQclear(r);
 	/* the room's event carries no invite code: every member sees it */
