@@ -450,8 +450,9 @@ void h_room_delete(struct api_ctx *c)
 	 * document endpoints still admit members; if Redis cannot be reached, nothing is
 	 * deleted and the owner can send the request again. */
 	redisContext *rd = room_redis(c);
-	redisReply *rep = rd ? redisCommand(rd, "DEL cc:room:%s:members cc:room:%s:doc cc:room:%s:ops",
-					    c->params[0], c->params[0], c->params[0])
+	redisReply *rep = rd ? redisCommand(rd, "DEL cc:room:%s:members cc:room:%s:visibility "
+					    "cc:room:%s:doc cc:room:%s:ops", c->params[0], c->params[0],
+					    c->params[0], c->params[0])
 			     : NULL;
 	if (!rep || rep->type == REDIS_REPLY_ERROR) {
 		if (rep)
