@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "events.h"
 #include "log.h"
 #include "rnd.h"
@@ -41,6 +42,7 @@ struct hub_room {
 	size_t nsubs;
 	struct hub_user *users;
 	struct event *linger;
+	int check_on_subscribe; /* a stream joined before the subscription was confirmed */
 };
 
 struct hub {
@@ -56,6 +58,7 @@ struct hub {
 	int shutting_down;
 	int ping_pending; /* heartbeats since the liveness PING went unanswered */
 	int shutdown_pending;
+	unsigned long rights_seq; /* rights triggers seen (hub.h) */
 	void (*shutdown_done)(void *);
 	void *shutdown_arg;
 };
@@ -414,12 +417,26 @@ static void catchup_cb(redisAsyncContext *ac, void *reply, void *priv)
 	size_t n = range->type == REDIS_REPLY_ARRAY ? range->elements : 0;
 	for (size_t i = 0; i < n; i++) {
 		struct room_event *ev = entry_event(range->element[i]);
-		if (!ev)
-			continue;
+		if (!ev) {
+			/* an entry the broker cannot take: a resync in its place, never a gap */
+			const redisReply *e = range->element[i];
+			if (e->type == REDIS_REPLY_ARRAY && e->elements >= 1 &&
+			    e->element[0]->type == REDIS_REPLY_STRING)
+				ev = room_event_resync(e->element[0]->str, "malformed_event");
+			if (!ev)
+				continue;
+		}
 		int r = 0;
+		struct room_evid before = s->cur.last;
 		if (room_cursor_replayed(&s->cur, ev) == ROOM_DELIVER)
 			r = s->ops->deliver(s, ev);
 		room_event_release(ev);
+		if (r == HUB_BUSY) {
+			/* not taken: from this one on when the owner has room again */
+			s->cur.last = before;
+			s->paused = 1;
+			goto out;
+		}
 		if (r < 0 || !s->room)
 			goto out;
 	}
@@ -429,6 +446,16 @@ static void catchup_cb(redisAsyncContext *ac, void *reply, void *priv)
 		sub_go_live(s);
 out:
 	s->ops->release(s);
+}
+
+void hub_resume(struct hub *h, struct hub_sub *s)
+{
+	if (!s->paused || !s->room || s->state != HUB_SUB_REPLAY)
+		return;
+	s->paused = 0;
+	if (h->up && s->room->link == RL_SUBSCRIBED)
+		sub_catchup(s);
+	/* else the reconnect replays it (link_up) */
 }
 
 static void sub_catchup(struct hub_sub *s)
@@ -452,110 +479,175 @@ static void sub_catchup(struct hub_sub *s)
 	}
 }
 
-/* ---- membership re-check ---- */
+/* ---- rights re-check (rights.h) ---- */
 
-/* One HMGET for the distinct users of a room's subscribers. The room is found again
- * by id when the answer comes: it may have been freed meanwhile. */
-struct members_req {
+/* One command about at most RIGHTS_BATCH subjects of a room. The room is found again by id
+ * when the answer comes: it may have been freed meanwhile. */
+struct rights_req {
 	char room[ROOM_ID_MAX + 1];
 	size_t n;
-	long long ids[]; /* sorted, distinct */
+	struct rights_subject subj[]; /* sorted, distinct */
 };
 
-static int cmp_ll(const void *a, const void *b)
+static void sub_subject(const struct hub_sub *s, struct rights_subject *out)
 {
-	long long x = *(const long long *)a, y = *(const long long *)b;
-	return x < y ? -1 : x > y;
+	memset(out, 0, sizeof *out);
+	out->user_id = s->user_id;
+	out->gen = s->gen;
+	snprintf(out->sid, sizeof out->sid, "%s", s->sid);
 }
 
-static void members_cb(redisAsyncContext *ac, void *reply, void *priv)
+static void rights_cb(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct hub *h = ac->data;
-	struct members_req *q = priv;
+	struct rights_req *q = priv;
 	redisReply *rep = reply;
 	struct hub_room *r;
 	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != q->n) {
-		/* Redis gone (the check runs again after the reconnect) or an error: keep all */
+		/* Redis gone (every room is checked again after the reconnect) or an error: the
+		 * streams stay until an answer says otherwise */
 		if (rep && rep->type == REDIS_REPLY_ERROR)
-			log_warn("members check in %s: %s", q->room, rep->str);
+			log_warn("rights check in %s: %s", q->room, rep->str);
 		goto out;
 	}
 	r = room_find(h, q->room);
 	struct hub_sub *next;
 	for (struct hub_sub *s = r ? r->subs : NULL; s; s = next) {
 		next = s->next; /* s may leave during its own callback, no other may */
-		const long long *at = bsearch(&s->user_id, q->ids, q->n, sizeof *q->ids, cmp_ll);
+		struct rights_subject key;
+		sub_subject(s, &key);
+		const struct rights_subject *at =
+			bsearch(&key, q->subj, q->n, sizeof *q->subj, rights_subject_cmp);
 		if (!at)
-			continue; /* joined after the question was asked */
-		const redisReply *e = rep->element[at - q->ids];
-		if (e->type == REDIS_REPLY_STRING) {
-			s->member = 1; /* a stranger who joined: re-checked from now on */
-		} else if (e->type == REDIS_REPLY_NIL && s->member) {
-			s->member = 0;
-			s->ops->revoked(s);
+			continue; /* not asked about here (another batch, or joined since) */
+		const redisReply *e = rep->element[at - q->subj];
+		if (e->type != REDIS_REPLY_STRING)
+			continue;
+		switch (rights_verdict_of(e->str, e->len)) {
+		case RIGHTS_READ:
+			break;
+		case RIGHTS_DENIED:
+			s->ops->revoked(s, "not a member of this room");
+			break;
+		case RIGHTS_REVOKED:
+			s->ops->revoked(s, "this session was signed out");
+			break;
+		case RIGHTS_UNKNOWN:
+			log_warn("rights check in %s: unexpected answer", q->room);
+			break;
 		}
 	}
 out:
 	free(q);
 }
 
-/* Asks whether the users of r's subscribers are (still) members. Bounded: one command
- * whose size is the number of distinct users in the room. */
-static void members_check(struct hub_room *r)
+/* Asks about every distinct (user, session, generation) among r's subscribers, or only those
+ * of user only_uid (> 0). Bounded: commands of at most RIGHTS_BATCH subjects. */
+static void rights_check(struct hub_room *r, long long only_uid)
 {
 	struct hub *h = r->hub;
-	const char **argv = NULL;
-	char *idtxt = NULL;
-	struct members_req *q = NULL;
-	int sent = 0;
+	struct rights_subject *all = NULL;
+	size_t n = 0;
 	if (!h->up || r->nsubs == 0)
 		return;
-	q = malloc(sizeof *q + r->nsubs * sizeof q->ids[0]);
-	if (!q)
-		goto out;
-	snprintf(q->room, sizeof q->room, "%s", r->id);
-	q->n = 0;
+	all = calloc(r->nsubs, sizeof *all);
+	if (!all) {
+		log_warn("rights check in %s: out of memory", r->id);
+		return;
+	}
 	for (struct hub_sub *s = r->subs; s; s = s->next)
-		q->ids[q->n++] = s->user_id;
-	qsort(q->ids, q->n, sizeof q->ids[0], cmp_ll);
-	size_t k = 1;
-	for (size_t i = 1; i < q->n; i++)
-		if (q->ids[i] != q->ids[k - 1])
-			q->ids[k++] = q->ids[i];
-	q->n = k;
-	char key[ROOM_ID_MAX + 24];
-	snprintf(key, sizeof key, "cc:room:%s:members", r->id);
-	argv = calloc(q->n + 2, sizeof *argv);
-	idtxt = calloc(q->n, 24);
-	if (!argv || !idtxt)
-		goto out;
-	argv[0] = "HMGET";
-	argv[1] = key;
-	for (size_t i = 0; i < q->n; i++) {
-		snprintf(idtxt + 24 * i, 24, "%lld", q->ids[i]);
-		argv[i + 2] = idtxt + 24 * i;
+		if (only_uid <= 0 || s->user_id == only_uid)
+			sub_subject(s, &all[n++]);
+	n = rights_subjects_unique(all, n);
+	for (size_t at = 0; at < n; at += RIGHTS_BATCH) {
+		size_t k = n - at < RIGHTS_BATCH ? n - at : RIGHTS_BATCH;
+		struct rights_cmd cmd = {0};
+		struct rights_req *q = malloc(sizeof *q + k * sizeof q->subj[0]);
+		int sent = 0;
+		if (q && rights_cmd_build(&cmd, r->id, all + at, k) == 0) {
+			snprintf(q->room, sizeof q->room, "%s", r->id);
+			q->n = k;
+			memcpy(q->subj, all + at, k * sizeof q->subj[0]);
+			sent = redisAsyncCommandArgv(h->ac[HUB_CMD], rights_cb, q, cmd.argc, cmd.argv,
+						     NULL) == REDIS_OK;
+		}
+		rights_cmd_free(&cmd);
+		if (!sent) {
+			log_warn("rights check in %s: not sent", r->id);
+			free(q);
+		}
 	}
-	if (redisAsyncCommandArgv(h->ac[HUB_CMD], members_cb, q, (int)q->n + 2, argv, NULL) ==
-	    REDIS_OK) {
-		q = NULL; /* members_cb frees it */
-		sent = 1;
+	free(all);
+}
+
+/* Something may have changed rights: checks answered before now are stale for hub_join(). */
+static void rights_changed(struct hub *h)
+{
+	h->rights_seq++;
+}
+
+/* {"user":U} on cc:access: every stream of U, in every room, is asked about again. */
+static void access_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct hub *h = ac->data;
+	redisReply *rep = reply;
+	long long uid;
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
+	    rep->element[0]->type != REDIS_REPLY_STRING ||
+	    strcmp(rep->element[0]->str, "message") != 0 ||
+	    rep->element[2]->type != REDIS_REPLY_STRING)
+		return;
+	if (rights_access_message(rep->element[2]->str, rep->element[2]->len, &uid) < 0) {
+		log_warn("%s: ignoring a malformed message", ACCESS_CHANNEL);
+		return;
 	}
-out:
-	if (!sent)
-		log_warn("members check in %s: not sent", r->id);
-	free(q);
-	free(argv);
-	free(idtxt);
+	rights_changed(h);
+	for (int b = 0; b < HUB_BUCKETS; b++)
+		for (struct hub_room *r = h->buckets[b]; r; r = r->hnext)
+			for (struct hub_sub *s = r->subs; s; s = s->next)
+				if (s->user_id == uid) {
+					rights_check(r, uid);
+					break;
+				}
 }
 
 /* ---- subscriptions ---- */
 
+/* A resync at each live subscriber's own position (nothing to order it by). */
+static void resync_live(struct hub_room *r, const char *reason)
+{
+	struct hub_sub *next;
+	for (struct hub_sub *s = r->subs; s; s = next) {
+		next = s->next;
+		if (s->state != HUB_SUB_LIVE)
+			continue; /* a replaying one reads the history, where the event is */
+		char id[ROOM_EVID_MAX];
+		room_evid_format(s->cur.last, id);
+		struct room_event *ev = room_event_resync(id, reason);
+		if (ev)
+			s->ops->deliver(s, ev);
+		else
+			s->ops->fail(s, "out of memory");
+		room_event_release(ev);
+	}
+}
+
 static void dispatch(struct hub_room *r, const char *msg, size_t len)
 {
 	struct room_event *ev = room_event_from_message(msg, len);
+	char idstr[ROOM_EVID_MAX];
 	if (!ev) {
-		log_warn("room %s: ignoring a malformed message", r->id);
-		return;
+		/* never a silent gap: in its place a resync, by its id when it has one (then the
+		 * cursor orders it like any event), else at each live client's own position */
+		log_warn("room %s: a malformed message; its subscribers get a resync", r->id);
+		if (room_message_id(msg, len, idstr) == 0) {
+			ev = room_event_resync(idstr, "malformed_event");
+		} else {
+			resync_live(r, "malformed_event");
+			return;
+		}
+		if (!ev)
+			return;
 	}
 	struct hub_sub *next;
 	for (struct hub_sub *s = r->subs; s; s = next) {
@@ -575,8 +667,10 @@ static void dispatch(struct hub_room *r, const char *msg, size_t len)
 		}
 	}
 	/* after the event went out: whoever lost the room gets it, then the stream ends */
-	if (ev->ctl == ROOM_CTL_MEMBERS)
-		members_check(r);
+	if (ev->ctl == ROOM_CTL_RIGHTS) {
+		rights_changed(r->hub);
+		rights_check(r, 0);
+	}
 	room_event_release(ev);
 }
 
@@ -602,6 +696,13 @@ static void sub_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
 		if (r->link != RL_SUBSCRIBING)
 			return;
 		r->link = RL_SUBSCRIBED;
+		/* events before this were not seen here: streams whose check was answered before
+		 * may have missed a change (hub.h) */
+		rights_changed(h);
+		if (r->check_on_subscribe) {
+			r->check_on_subscribe = 0;
+			rights_check(r, 0);
+		}
 		struct hub_sub *next;
 		for (struct hub_sub *s = r->subs; s; s = next) {
 			next = s->next;
@@ -653,8 +754,13 @@ int hub_join(struct hub *h, struct hub_sub *s, const char *room_id, const struct
 	s->pinned = start != NULL;
 	s->pinned_checked = 0;
 	s->state = HUB_SUB_WAIT;
+	s->paused = 0;
 	if (s->presence)
 		user_add(r, s);
+	if (r->link != RL_SUBSCRIBED)
+		r->check_on_subscribe = 1;
+	else if (s->rights_seq != h->rights_seq)
+		rights_check(r, 0); /* a change came while its own check was under way */
 	if (r->link == RL_IDLE)
 		room_subscribe(r);
 	else if (r->link == RL_SUBSCRIBED)
@@ -713,6 +819,7 @@ static void link_down(struct hub *h)
 			for (struct hub_sub *s = r->subs; s; s = s->next) {
 				room_cursor_clear(&s->cur);
 				s->state = HUB_SUB_WAIT;
+				s->paused = 0;
 			}
 		}
 	}
@@ -771,11 +878,17 @@ static void link_up(struct hub *h)
 	h->backoff_ms = HUB_BACKOFF_MIN_MS;
 	evtimer_del(h->conn_timeout);
 	log_info("redis: connected");
+	/* sign-outs and password changes while we were away were published to nobody: every
+	 * room is checked below, and from now on cc:access tells */
+	if (redisAsyncCommand(h->ac[HUB_SUB], access_cb, NULL, "SUBSCRIBE %s", ACCESS_CHANNEL) !=
+	    REDIS_OK)
+		log_warn("redis: cannot subscribe to %s", ACCESS_CHANNEL);
+	rights_changed(h);
 	for (int b = 0; b < HUB_BUCKETS; b++) {
 		for (struct hub_room *r = h->buckets[b]; r; r = r->hnext) {
 			if (r->nsubs > 0) {
 				room_subscribe(r);
-				members_check(r); /* membership may have changed meanwhile */
+				rights_check(r, 0); /* rights may have changed meanwhile */
 			}
 			if (r->users)
 				presence_call(h, r, "refresh", NULL, NULL);
@@ -956,41 +1069,55 @@ int hub_redis_up(const struct hub *h)
 
 /* ---- one-off commands ---- */
 
-struct role_req {
+struct check_req {
 	struct hub_sub *s;
-	void (*cb)(struct hub_sub *s, int ok, const char *role);
+	void (*cb)(struct hub_sub *s, int ok, enum rights_verdict v);
 };
 
-static void role_cb(redisAsyncContext *ac, void *reply, void *priv)
+static void check_cb(redisAsyncContext *ac, void *reply, void *priv)
 {
-	struct role_req *q = priv;
+	struct check_req *q = priv;
 	redisReply *rep = reply;
-	if (!rep || rep->type == REDIS_REPLY_ERROR)
-		q->cb(q->s, 0, NULL);
-	else
-		q->cb(q->s, 1, rep->type == REDIS_REPLY_STRING ? rep->str : NULL);
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 1 ||
+	    rep->element[0]->type != REDIS_REPLY_STRING) {
+		if (rep && rep->type == REDIS_REPLY_ERROR)
+			log_warn("rights check: %s", rep->str);
+		q->cb(q->s, 0, RIGHTS_UNKNOWN);
+	} else {
+		enum rights_verdict v = rights_verdict_of(rep->element[0]->str, rep->element[0]->len);
+		q->cb(q->s, v != RIGHTS_UNKNOWN, v);
+	}
 	q->s->ops->release(q->s);
 	free(q);
 }
 
-int hub_member_role(struct hub *h, const char *room_id, long long user_id, struct hub_sub *s,
-		    void (*cb)(struct hub_sub *s, int ok, const char *role))
+int hub_check(struct hub *h, const char *room_id, struct hub_sub *s,
+	      void (*cb)(struct hub_sub *s, int ok, enum rights_verdict v))
 {
 	if (!h->up)
 		return -1;
-	struct role_req *q = malloc(sizeof *q);
-	if (!q)
-		return -1;
+	struct rights_subject subj;
+	struct rights_cmd cmd = {0};
+	struct check_req *q = malloc(sizeof *q);
+	int rc = -1;
+	sub_subject(s, &subj);
+	if (!q || rights_cmd_build(&cmd, room_id, &subj, 1) < 0)
+		goto out;
 	q->s = s;
 	q->cb = cb;
+	s->rights_seq = h->rights_seq;
 	s->ops->reserve(s);
-	if (redisAsyncCommand(h->ac[HUB_CMD], role_cb, q, "HGET cc:room:%s:members %lld", room_id,
-			      user_id) != REDIS_OK) {
+	if (redisAsyncCommandArgv(h->ac[HUB_CMD], check_cb, q, cmd.argc, cmd.argv, NULL) !=
+	    REDIS_OK) {
 		s->ops->release(s);
-		free(q);
-		return -1;
+		goto out;
 	}
-	return 0;
+	q = NULL; /* check_cb frees it */
+	rc = 0;
+out:
+	rights_cmd_free(&cmd);
+	free(q);
+	return rc;
 }
 
 static void emit_cb(redisAsyncContext *ac, void *reply, void *priv)

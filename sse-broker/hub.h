@@ -10,11 +10,16 @@
  * join: the room is subscribed first, then the subscriber's history is read with XRANGE
  * while live messages are held in its cursor (room.h); both are merged by event id.
  *
- * Membership: after a `room` event {"reason":"members"} the hub asks cc:room:{id}:members, in
- * one HMGET, about every distinct user subscribed to the room; a subscriber marked `member`
- * whose user has no entry any more is handed to its owner's `revoked` (the event itself was
- * delivered first), one with an entry is marked `member`. The same check runs for every
- * room after a Redis reconnect.
+ * Rights (rights.h): the owner asks hub_check() before a stream starts (whatever its
+ * credential) and joins only on a reading verdict. The hub asks again for every subscriber of
+ * a room after a `room` event "members", "updated" or "invite" went through the room (the
+ * event itself is delivered first), for every room after a Redis reconnect, and for every
+ * subscriber of user U when {"user":U} arrives on cc:access (lib/access.h). A subscriber whose
+ * answer is "" or "revoked" is handed to its owner's `revoked`. A check answered before a
+ * re-check could include the stream (its answer raced a change) is covered by a sequence
+ * number: hub_join() re-checks the room when any trigger came since the stream's check was
+ * sent, and a room's first subscription re-checks once confirmed (the broker may have missed
+ * the change's event while it was not subscribed).
  *
  * Presence: a subscriber joined with a user counts towards that user's presence in the room;
  * the first one emits `join`, the last one `leave` – across brokers, see docs/INTERNALS.md
@@ -24,8 +29,9 @@
 
 #include <stddef.h>
 
-#include "room.h"
 #include "rds.h"
+#include "rights.h"
+#include "room.h"
 #include "token.h"
 
 struct event_base;
@@ -33,16 +39,21 @@ struct hub;
 struct hub_room;
 struct hub_sub;
 
+#define HUB_BUSY 1
+
 struct hub_sub_ops {
-	/* An event, in order and never twice. -1: this subscriber takes no more. */
+	/* An event, in order and never twice. -1: this subscriber takes no more. HUB_BUSY (only
+	 * while replaying history): its output is full, the event was not taken; the hub stops
+	 * the replay there until the owner calls hub_resume(). */
 	int (*deliver)(struct hub_sub *s, struct room_event *ev);
 	/* The catch-up is done; from now on events are live. */
 	void (*caught_up)(struct hub_sub *s);
 	/* The hub gave up on this subscriber (its hold overflowed); the owner closes it. */
 	void (*fail)(struct hub_sub *s, const char *why);
-	/* The user has no entry in cc:room:{id}:members any more: the owner ends the stream
-	 * after what it has delivered (it may leave from inside this callback). */
-	void (*revoked)(struct hub_sub *s);
+	/* The stream may not read the room any more (why: "not a member of this room", "this
+	 * session was signed out"): the owner ends it after what it has delivered (it may leave
+	 * from inside this callback). */
+	void (*revoked)(struct hub_sub *s, const char *why);
 	/* Reference counting for the owner, held while a Redis reply is due. */
 	void (*reserve)(struct hub_sub *s);
 	void (*release)(struct hub_sub *s);
@@ -59,11 +70,14 @@ struct hub_sub {
 	int pinned;   /* cur.last is a real position (given, or read from the stream's tail) */
 	int pinned_checked; /* the resync test was made for this catch-up */
 	int presence; /* counts towards join/leave */
-	int member;   /* seen in cc:room:{id}:members: the stream ends when the entry goes. 0 for
-		       * a stranger a ticket let into a public room (the broker does not know
-		       * the visibility; the API checked it when it signed the ticket) */
+	int paused;   /* the replay waits for hub_resume() (HUB_BUSY) */
+	/* who streams: set by the owner before hub_check() (from the token: a ticket carries
+	 * the session it was taken with) */
 	long long user_id;
 	char username[TOKEN_USERNAME_MAX + 1];
+	char sid[TOKEN_SID_LEN + 1];
+	long long gen;
+	unsigned long rights_seq; /* the hub's trigger count when this stream's check was sent */
 };
 
 struct hub_cfg {
@@ -87,11 +101,15 @@ int hub_join(struct hub *h, struct hub_sub *s, const char *room_id, const struct
 /* Leaves its room; safe from inside s's own deliver callback. */
 void hub_leave(struct hub *h, struct hub_sub *s);
 
-/* Looks up the user's role in cc:room:{id}:members. cb gets the role (borrowed, NULL when
- * not a member) and ok = 0 when Redis could not answer. s is reserved meanwhile. -1 when
- * Redis is down (nothing is called). */
-int hub_member_role(struct hub *h, const char *room_id, long long user_id, struct hub_sub *s,
-		    void (*cb)(struct hub_sub *s, int ok, const char *role));
+/* The rights question for s (its user_id, sid, gen) in room_id, one command. cb gets ok = 0
+ * when Redis could not answer, else the verdict. s is reserved meanwhile. -1 when Redis is
+ * down (nothing is called). */
+int hub_check(struct hub *h, const char *room_id, struct hub_sub *s,
+	      void (*cb)(struct hub_sub *s, int ok, enum rights_verdict v));
+
+/* The owner of a subscriber that answered HUB_BUSY can take events again: the replay goes
+ * on from where it stopped. */
+void hub_resume(struct hub *h, struct hub_sub *s);
 
 /* Appends and publishes an event like lib/events.c does, without blocking. 0 or -1. */
 int hub_emit(struct hub *h, const char *room_id, const char *type, const char *data_json);

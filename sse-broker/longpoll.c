@@ -10,6 +10,14 @@ int longpoll_add(struct longpoll *lp, struct room_event *ev)
 {
 	if (longpoll_full(lp))
 		return -1;
+	if (ev->json_len > LONGPOLL_EVENT_MAX) {
+		struct room_event *rs = room_event_resync(ev->idstr, "event_too_large");
+		if (!rs)
+			return -1;
+		lp->events[lp->n++] = rs;
+		lp->bytes += rs->json_len;
+		return 0;
+	}
 	lp->events[lp->n++] = room_event_reserve(ev);
 	lp->bytes += ev->json_len;
 	return 0;

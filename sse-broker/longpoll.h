@@ -14,6 +14,11 @@
 
 #define LONGPOLL_MAX_EVENTS 500
 #define LONGPOLL_MAX_BYTES ((size_t)512 * 1024) /* full past this much JSON (at least one event) */
+/* The largest event a poll answer carries (every event the broker takes, room.h); one over
+ * it is replaced by a `resync` with its id, never left out silently. */
+#define LONGPOLL_EVENT_MAX ROOM_JSON_MAX
+/* The most an answer can be: under LONGPOLL_MAX_BYTES, then one more event, and framing. */
+#define LONGPOLL_ANSWER_MAX (LONGPOLL_MAX_BYTES + LONGPOLL_EVENT_MAX + 4096)
 
 struct longpoll {
 	struct room_event *events[LONGPOLL_MAX_EVENTS]; /* references held */
@@ -22,7 +27,8 @@ struct longpoll {
 };
 
 void longpoll_init(struct longpoll *lp);
-/* Takes a reference. -1 when full (answer now). */
+/* Takes a reference (or adds a resync in place of an event over LONGPOLL_EVENT_MAX). -1 when
+ * full (answer now) or out of memory. */
 int longpoll_add(struct longpoll *lp, struct room_event *ev);
 int longpoll_full(const struct longpoll *lp);
 /* The full HTTP response: 200 {"events":[…],"last_event_id":…}. last_event_id is the last

@@ -40,7 +40,7 @@ int main(void)
 		{"BROKER_HEARTBEAT_MS", 15000, 50, 3600000, &cfg.heartbeat_ms},
 		{"BROKER_POLL_TIMEOUT_MS", 25000, 10, 3600000, &cfg.poll_timeout_ms},
 		{"BROKER_MAX_CLIENTS", 20000, 1, 10000000, &cfg.max_clients},
-		{"BROKER_CLIENT_BUFFER", 1024 * 1024, 4096, 1L << 30, &out_limit},
+		{"BROKER_CLIENT_BUFFER", SERVER_CLIENT_BUFFER_DEFAULT, 4096, 1L << 30, &out_limit},
 		{"BROKER_HEAD_TIMEOUT_MS", 10000, 10, 3600000, &cfg.head_timeout_ms},
 		{"BROKER_WS_TIMEOUT_MS", 45000, 100, 3600000, &cfg.ws_timeout_ms},
 		{"BROKER_WS_MAX_MESSAGE", 64 * 1024, 128, 16L << 20, &ws_max_msg},

@@ -10,9 +10,6 @@
 #include "buf.h"
 #include "sse.h"
 
-/* An event is at most this big once rendered; EVENTS data is small JSON (an operation, a
- * cursor, a job result bounded by the worker). Bigger ones are refused, not streamed. */
-#define ROOM_EVENT_MAX ((size_t)4 * 1024 * 1024)
 
 static int parse_u64(const char *s, size_t n, uint64_t *out)
 {
@@ -107,10 +104,18 @@ static enum room_ctl ctl_of(const char *type, const char *data, size_t len)
 	cJSON *o = cJSON_ParseWithLength(data, len);
 	const cJSON *why = cJSON_GetObjectItemCaseSensitive(o, "reason");
 	enum room_ctl ctl = ROOM_CTL_NONE;
-	if (cJSON_IsString(why) && strcmp(why->valuestring, "members") == 0)
-		ctl = ROOM_CTL_MEMBERS;
-	else if (cJSON_IsString(why) && strcmp(why->valuestring, "deleted") == 0)
-		ctl = ROOM_CTL_DELETED;
+	static const struct {
+		const char *reason;
+		enum room_ctl ctl;
+	} ctls[] = {
+		{"members", ROOM_CTL_RIGHTS},
+		{"updated", ROOM_CTL_RIGHTS},
+		{"invite", ROOM_CTL_RIGHTS},
+		{"deleted", ROOM_CTL_DELETED},
+	};
+	for (size_t i = 0; cJSON_IsString(why) && i < sizeof ctls / sizeof ctls[0]; i++)
+		if (strcmp(why->valuestring, ctls[i].reason) == 0)
+			ctl = ctls[i].ctl;
 	cJSON_Delete(o);
 	return ctl;
 }
@@ -120,9 +125,9 @@ struct room_event *room_event_new(const char *idstr, const char *type, const cha
 {
 	struct room_event *ev = NULL;
 	struct buf b;
-	buf_init(&b, ROOM_EVENT_MAX);
+	buf_init(&b, ROOM_SSE_MAX);
 	size_t tl = strlen(type);
-	if (!type_valid(type, tl) || data_len == 0 || data_len > ROOM_EVENT_MAX / 2)
+	if (!type_valid(type, tl) || data_len == 0 || data_len > ROOM_DATA_MAX)
 		goto fail;
 	ev = calloc(1, sizeof *ev);
 	if (!ev)
@@ -195,6 +200,35 @@ struct room_event *room_event_from_message(const char *msg, size_t len)
 	if (end - p < 2 || end[-1] != '}')
 		return NULL;
 	return room_event_new(id, type, p, (size_t)(end - 1 - p));
+}
+
+int room_message_id(const char *msg, size_t len, char idstr[ROOM_EVID_MAX])
+{
+	static const char key[] = "\"id\":\"";
+	/* the envelope comes first (lib/events.c): look in its head only */
+	size_t n = len < 256 ? len : 256;
+	for (size_t i = 0; i + sizeof key - 1 <= n; i++) {
+		if (memcmp(msg + i, key, sizeof key - 1) != 0)
+			continue;
+		const char *p = msg + i + sizeof key - 1, *end = msg + len;
+		const char *q = memchr(p, '"', (size_t)(end - p));
+		struct room_evid id;
+		if (!q || (size_t)(q - p) >= ROOM_EVID_MAX)
+			return -1;
+		memcpy(idstr, p, (size_t)(q - p));
+		idstr[q - p] = '\0';
+		return room_evid_parse(idstr, &id);
+	}
+	return -1;
+}
+
+struct room_event *room_event_resync(const char *idstr, const char *reason)
+{
+	char data[96];
+	int n = snprintf(data, sizeof data, "{\"reason\":\"%s\"}", reason);
+	if (n < 0 || (size_t)n >= sizeof data)
+		return NULL;
+	return room_event_new(idstr, "resync", data, (size_t)n);
 }
 
 struct room_event *room_event_reserve(struct room_event *ev)

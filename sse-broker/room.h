@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "events.h"
+
 #define ROOM_ID_MAX 64	  /* room ids: [A-Za-z0-9_-]{1,64} */
 #define ROOM_EVID_MAX 48  /* "18446744073709551615-18446744073709551615" */
 #define ROOM_TYPE_MAX 32
@@ -35,12 +37,20 @@ int room_evid_is_zero(struct room_evid id);
 int room_id_valid(const char *s, size_t n);
 
 /* What a `room` event asks of the broker (the API emits them, fcgi/h_rooms.c): re-check the
- * members of its open streams, or close them all. */
+ * rights of its open streams, or close them all. */
 enum room_ctl {
 	ROOM_CTL_NONE,
-	ROOM_CTL_MEMBERS, /* {"reason":"members"}: someone joined, left or changed role */
+	ROOM_CTL_RIGHTS,  /* {"reason":"members"|"updated"|"invite"}: someone joined, left or
+			   * changed role, the visibility may have changed, the invite changed */
 	ROOM_CTL_DELETED, /* {"reason":"deleted"}: the room is gone */
 };
+
+/* The largest event data the broker takes: what any emitter may send (lib/events.h). The
+ * rendered forms are bounded from it: JSON adds the envelope, SSE at worst 7 bytes per data
+ * byte ("data: " and a newline for every line of a data made of line breaks). */
+#define ROOM_DATA_MAX EVENTS_DATA_MAX
+#define ROOM_JSON_MAX (ROOM_DATA_MAX + 128)
+#define ROOM_SSE_MAX (7 * ROOM_DATA_MAX + 128)
 
 struct room_event {
 	int refs;
@@ -62,6 +72,13 @@ struct room_event *room_event_new(const char *idstr, const char *type, const cha
 				  size_t data_len);
 /* Builds an event from a pub/sub message {"type","id","data"}. NULL when invalid. */
 struct room_event *room_event_from_message(const char *msg, size_t len);
+/* The id of a message room_event_from_message() refused, when it still has a readable one
+ * (to put a resync in its place). 0 or -1. */
+int room_message_id(const char *msg, size_t len, char idstr[ROOM_EVID_MAX]);
+/* A `resync` event {"reason":<reason>} with id idstr: what a client gets in place of events
+ * it cannot have (trimmed history, an event over its bounds, a malformed message); it then
+ * refetches the document. reason is one of our identifiers. NULL on failure. */
+struct room_event *room_event_resync(const char *idstr, const char *reason);
 struct room_event *room_event_reserve(struct room_event *ev);
 void room_event_release(struct room_event *ev);
 

@@ -35,10 +35,12 @@
 #define SERVER_PRESENCE_PER_SEC 30
 /* RFC 6455 7.4.1 "policy violation": the room was deleted or the user is no member any more */
 #define SERVER_WS_REVOKED 1008
+/* the most a WebSocket frame adds to a message (RFC 6455 5.2: 2 + 8 bytes, no mask) */
+#define SERVER_WS_FRAME_HEAD 14
 
 enum conn_kind {
 	CK_HEAD,  /* reading the request head */
-	CK_AUTH,  /* waiting for the membership answer */
+	CK_AUTH,  /* waiting for the rights answer */
 	CK_SSE,
 	CK_POLL,
 	CK_WS,
@@ -71,6 +73,7 @@ struct conn {
 	struct timeval last_in;
 	time_t presence_sec;
 	int presence_count;
+	int replay_wait; /* the hub's replay waits for the output to drain (HUB_BUSY) */
 };
 
 struct server {
@@ -294,10 +297,11 @@ static void ws_pump(struct conn *c);
 static void event_cb(struct bufferevent *bev, short what, void *arg);
 static void poll_answer(struct conn *c);
 
-/* Ends a stream whose user may not read the room any more (deleted, or no longer a member),
- * after what was already written: SSE ends its response, WebSocket sends close 1008, a
- * long-poll is answered with what it holds (its next poll is refused by the API's 404/403
- * or the members hash). Safe from inside c's own callbacks: nothing is freed here. */
+/* Ends a stream whose user may not read the room any more (deleted, removed, the room went
+ * private, the session was signed out), after what was already written: SSE ends its
+ * response, WebSocket sends close 1008 with why, a long-poll is answered with what it holds
+ * (its next poll is refused by the rights check). Safe from inside c's own callbacks:
+ * nothing is freed here. */
 static void conn_revoke(struct conn *c, const char *why)
 {
 	if (c->dead || c->kind == CK_DONE)
@@ -321,10 +325,48 @@ static void conn_revoke(struct conn *c, const char *why)
 	}
 }
 
+/* Whether n more bytes fit under the client's output bound now. */
+static int conn_fits(const struct conn *c, size_t n)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev)) + n <= c->srv->cfg->out_limit;
+}
+
+/* An event that cannot fit even an empty output of this client: a resync takes its place
+ * (the client refetches the document) instead of a drop it would meet again on resuming.
+ * A replaying client whose output is merely full waits (HUB_BUSY) until it drains; a live
+ * one is dropped at the bound and resumes (conn_write). */
+static struct room_event *fit_event(struct conn *c, struct room_event *ev, size_t len)
+{
+	if (len <= c->srv->cfg->out_limit)
+		return room_event_reserve(ev);
+	return room_event_resync(ev->idstr, "event_too_large");
+}
+
+static int replay_full(struct conn *c, size_t len)
+{
+	if (c->sub.state != HUB_SUB_REPLAY || conn_fits(c, len))
+		return 0;
+	c->replay_wait = 1; /* write_cb resumes it below the low watermark */
+	return 1;
+}
+
 static int sse_deliver(struct hub_sub *s, struct room_event *ev)
 {
 	struct conn *c = sub_conn(s);
-	if (conn_write(c, ev->sse, ev->sse_len) < 0)
+	if (c->dead)
+		return -1;
+	struct room_event *out = fit_event(c, ev, ev->sse_len);
+	if (!out) {
+		conn_close(c, "out of memory");
+		return -1;
+	}
+	if (replay_full(c, out->sse_len)) {
+		room_event_release(out);
+		return HUB_BUSY;
+	}
+	int r = conn_write(c, out->sse, out->sse_len);
+	room_event_release(out);
+	if (r < 0)
 		return -1;
 	if (ev->ctl == ROOM_CTL_DELETED) {
 		conn_revoke(c, "room deleted");
@@ -338,11 +380,20 @@ static int ws_deliver(struct hub_sub *s, struct room_event *ev)
 	struct conn *c = sub_conn(s);
 	if (c->dead || !c->ws)
 		return -1;
-	if (ws_conn_send_text(c->ws, ev->json, ev->json_len) < 0) {
-		ws_pump(c);
+	struct room_event *out = fit_event(c, ev, ev->json_len + SERVER_WS_FRAME_HEAD);
+	if (!out) {
+		conn_close(c, "out of memory");
 		return -1;
 	}
+	if (replay_full(c, out->json_len + SERVER_WS_FRAME_HEAD)) {
+		room_event_release(out);
+		return HUB_BUSY;
+	}
+	int r = ws_conn_send_text(c->ws, out->json, out->json_len);
+	room_event_release(out);
 	ws_pump(c);
+	if (r < 0)
+		return -1;
 	if (!c->dead && ev->ctl == ROOM_CTL_DELETED)
 		conn_revoke(c, "room deleted");
 	return c->dead || !c->sub.room ? -1 : 0;
@@ -360,7 +411,7 @@ static void poll_answer(struct conn *c)
 	else if (c->sub.pinned)
 		room_evid_format(c->sub.cur.last, since);
 	struct buf b;
-	buf_init(&b, 0); /* bounded by LONGPOLL_MAX_EVENTS and LONGPOLL_MAX_BYTES */
+	buf_init(&b, LONGPOLL_ANSWER_MAX);
 	if (longpoll_response(&b, c->lp, (c->has_start || c->sub.pinned) ? since : NULL) == 0)
 		conn_write_ex(c, b.data, b.len, 1);
 	buf_free(&b);
@@ -377,7 +428,11 @@ static int poll_deliver(struct hub_sub *s, struct room_event *ev)
 	struct conn *c = sub_conn(s);
 	if (c->answered || c->dead)
 		return -1;
-	longpoll_add(c->lp, ev);
+	if (longpoll_add(c->lp, ev) < 0) {
+		/* full was answered before; this is out of memory: the poll comes back for it */
+		poll_answer(c);
+		return -1;
+	}
 	if (longpoll_full(c->lp) || ev->ctl == ROOM_CTL_DELETED) {
 		poll_answer(c);
 		return -1;
@@ -406,9 +461,9 @@ static void sub_fail(struct hub_sub *s, const char *why)
 	conn_close(sub_conn(s), why);
 }
 
-static void sub_revoked(struct hub_sub *s)
+static void sub_revoked(struct hub_sub *s, const char *why)
 {
-	conn_revoke(sub_conn(s), "not a member of this room");
+	conn_revoke(sub_conn(s), why);
 }
 
 static void sub_reserve(struct hub_sub *s)
@@ -473,6 +528,8 @@ static void ws_pump(struct conn *c)
 static void ws_on_text_cb(void *arg, const char *msg, size_t len)
 {
 	struct conn *c = arg;
+	if (!c->sub.room || c->kind != CK_WS)
+		return; /* the stream ended (revoked): nothing it says reaches the room */
 	cJSON *o = cJSON_ParseWithLength(msg, len);
 	const cJSON *type = cJSON_GetObjectItemCaseSensitive(o, "type");
 	if (!cJSON_IsString(type) || strcmp(type->valuestring, "presence") != 0)
@@ -531,6 +588,17 @@ static void ws_read(struct conn *c)
 
 /* ---- requests ---- */
 
+static void read_cb(struct bufferevent *bev, void *arg);
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	if (c->dead || !c->replay_wait)
+		return;
+	c->replay_wait = 0;
+	hub_resume(c->srv->hub, &c->sub);
+}
+
 static void start_stream(struct conn *c)
 {
 	struct server *srv = c->srv;
@@ -582,6 +650,11 @@ static void start_stream(struct conn *c)
 		gettimeofday(&c->last_in, NULL);
 		break;
 	}
+	if (c->kind != CK_POLL) {
+		/* a replay that filled the output goes on once half of it is sent */
+		bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+		bufferevent_setwatermark(c->bev, EV_WRITE, srv->cfg->out_limit / 2, 0);
+	}
 	srv->nstreams++;
 	if (hub_join(srv->hub, &c->sub, c->room, start) < 0) {
 		conn_close(c, "out of memory");
@@ -591,28 +664,20 @@ static void start_stream(struct conn *c)
 		ws_read(c); /* frames the client sent right behind its request */
 }
 
-static void role_cb(struct hub_sub *s, int ok, const char *role)
+/* The rights question's answer decides whether the stream starts (hub.h, rights.h). */
+static void check_cb(struct hub_sub *s, int ok, enum rights_verdict v)
 {
 	struct conn *c = sub_conn(s);
 	if (c->dead)
 		return;
 	if (!ok)
 		conn_error(c, 503, "unavailable", "the event store is unavailable");
-	else if (!role)
+	else if (v == RIGHTS_REVOKED)
+		conn_error(c, 401, "unauthorized", "this session was signed out");
+	else if (v != RIGHTS_READ)
 		conn_error(c, 403, "forbidden", "not a member of this room");
-	else {
-		c->sub.member = 1;
+	else
 		start_stream(c);
-	}
-}
-
-/* A ticket's holder is a member (re-checked when the membership changes) or a stranger a
- * public room admits (never cut off but by the room's deletion): the answer decides. */
-static void ticket_role_cb(struct hub_sub *s, int ok, const char *role)
-{
-	struct conn *c = sub_conn(s);
-	if (!c->dead && ok && role)
-		c->sub.member = 1;
 }
 
 static void authorize(struct conn *c, const struct http_head *h)
@@ -647,26 +712,22 @@ static void authorize(struct conn *c, const struct http_head *h)
 		conn_error(c, 401, "unauthorized", why ? why : "invalid token");
 		return;
 	}
-	c->sub.user_id = cl.user_id;
-	snprintf(c->sub.username, sizeof c->sub.username, "%s", cl.username);
-	if (cl.kind == TOKEN_TICKET) {
-		if (strcmp(cl.room, c->room) != 0) {
-			conn_error(c, 403, "forbidden", "this ticket is for another room");
-			return;
-		}
-		start_stream(c);
-		/* the stream does not wait for it; -1 (Redis down): treated as a stranger */
-		if (!c->dead && c->kind != CK_DONE)
-			hub_member_role(srv->hub, c->room, cl.user_id, &c->sub, ticket_role_cb);
+	if (cl.kind == TOKEN_TICKET && strcmp(cl.room, c->room) != 0) {
+		conn_error(c, 403, "forbidden", "this ticket is for another room");
 		return;
 	}
-	if (from_query) {
+	if (cl.kind != TOKEN_TICKET && from_query) {
 		conn_error(c, 401, "unauthorized", "the ticket parameter takes a stream ticket");
 		return;
 	}
-	/* a session token: membership from Redis, the API keeps cc:room:{id}:members */
+	/* a ticket says who took it and with which session, not that they may still read the
+	 * room: every stream waits for the same question, whatever its credential */
+	c->sub.user_id = cl.user_id;
+	snprintf(c->sub.username, sizeof c->sub.username, "%s", cl.username);
+	snprintf(c->sub.sid, sizeof c->sub.sid, "%s", cl.sid);
+	c->sub.gen = cl.gen;
 	c->kind = CK_AUTH;
-	if (hub_member_role(srv->hub, c->room, cl.user_id, &c->sub, role_cb) < 0)
+	if (hub_check(srv->hub, c->room, &c->sub, check_cb) < 0)
 		conn_error(c, 503, "unavailable", "the event store is unavailable");
 }
 

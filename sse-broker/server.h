@@ -9,13 +9,19 @@
 #include "hub.h"
 #include "token.h"
 
+/* BROKER_CLIENT_BUFFER's default: two of the largest events (room.h, derived from
+ * EVENTS_DATA_MAX) in the JSON form, so every event a client can be sent fits an idle
+ * client. A smaller setting is allowed: an event over it reaches that client as a resync. */
+#define SERVER_CLIENT_BUFFER_DEFAULT ((long)(2 * ROOM_JSON_MAX))
+
 struct server_cfg {
 	const char *host;
 	int port;
 	long heartbeat_ms;    /* SSE ": ping" comments and WebSocket pings */
 	long poll_timeout_ms; /* a long-poll with nothing to say is answered empty after this */
 	long max_clients;     /* connections beyond it get 503 */
-	size_t out_limit;     /* a client's unsent bytes beyond it: the client is dropped */
+	size_t out_limit;     /* a client's unsent bytes: a live client beyond it is dropped (it
+			       * resumes), a replay waits; an event over it alone is a resync */
 	long head_timeout_ms; /* time to send a request head */
 	long ws_timeout_ms;   /* a WebSocket peer silent for this long is closed */
 	size_t ws_max_msg;    /* largest message a WebSocket client may send (1009 beyond) */

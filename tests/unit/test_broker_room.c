@@ -80,9 +80,12 @@ static void test_events(void)
 		const char *type, *data;
 		enum room_ctl ctl;
 	} ctl[] = {
-		{"room", "{\"reason\":\"members\"}", ROOM_CTL_MEMBERS},
+		{"room", "{\"reason\":\"members\"}", ROOM_CTL_RIGHTS},
 		{"room", "{\"reason\":\"deleted\",\"id\":\"r1\"}", ROOM_CTL_DELETED},
-		{"room", "{\"reason\":\"updated\",\"room\":{}}", ROOM_CTL_NONE},
+		/* the visibility may have changed, or the invite: rights are asked again */
+		{"room", "{\"reason\":\"updated\",\"room\":{}}", ROOM_CTL_RIGHTS},
+		{"room", "{\"reason\":\"invite\"}", ROOM_CTL_RIGHTS},
+		{"room", "{\"reason\":\"renamed\"}", ROOM_CTL_NONE},
 		{"room", "{\"reason\":1}", ROOM_CTL_NONE},
 		{"room", "[1]", ROOM_CTL_NONE},
 		{"operation", "{\"reason\":\"deleted\"}", ROOM_CTL_NONE},
@@ -94,6 +97,75 @@ static void test_events(void)
 	}
 	CHECK(room_event_from_message("", 0) == NULL);
 	CHECK(room_event_from_message("{\"type\":\"join\",\"id\":\"7-0\",\"data\":}", 33) == NULL);
+}
+
+/* Events up to EVENTS_DATA_MAX are taken (a 2 MiB data of "\u0001" escapes is valid JSON);
+ * beyond, the message is refused but its id still names where a resync goes. */
+static void test_big_events(void)
+{
+	size_t n = ROOM_DATA_MAX;
+	char *data = malloc(n + 64);
+	char *msg = malloc(n + 128);
+	CHECK(data && msg);
+	if (!data || !msg)
+		goto out;
+	/* {"ops":["\u0001\u0001…"]} exactly n bytes */
+	size_t k = 0;
+	k += (size_t)sprintf(data, "{\"ops\":[\"");
+	while (k + 6 + 3 <= n) {
+		memcpy(data + k, "\\u0001", 6);
+		k += 6;
+	}
+	while (k + 3 < n)
+		data[k++] = 'a';
+	memcpy(data + k, "\"]}", 3);
+	k += 3;
+	CHECK(k == n);
+	int m = sprintf(msg, "{\"type\":\"operation\",\"id\":\"5-1\",\"data\":");
+	memcpy(msg + m, data, n);
+	msg[m + (int)n] = '}';
+	struct room_event *e = room_event_from_message(msg, (size_t)m + n + 1);
+	CHECK(e != NULL && e->data_len == n && e->json_len <= ROOM_JSON_MAX &&
+	      e->sse_len <= ROOM_SSE_MAX);
+	room_event_release(e);
+
+	/* one byte more is over every emitter's bound: refused, and resynced by its id */
+	char *big = malloc(n + 192);
+	CHECK(big != NULL);
+	if (big) {
+		int b = sprintf(big, "{\"type\":\"operation\",\"id\":\"5-2\",\"data\":{\"x\":\"");
+		memset(big + b, 'a', n);
+		memcpy(big + b + n, "\"}}", 3);
+		CHECK(room_event_from_message(big, (size_t)b + n + 3) == NULL);
+		char id[ROOM_EVID_MAX];
+		CHECK(room_message_id(big, (size_t)b + n + 3, id) == 0);
+		CHECK_STR(id, "5-2");
+		free(big);
+	}
+	char id[ROOM_EVID_MAX];
+	CHECK(room_message_id("{\"type\":\"x\"}", 12, id) == -1);
+	CHECK(room_message_id("{\"type\":\"x\",\"id\":\"nope\"", 26, id) == -1);
+
+	struct room_event *r = room_event_resync("5-2", "event_too_large");
+	CHECK(r != NULL && strcmp(r->type, "resync") == 0 && strcmp(r->idstr, "5-2") == 0);
+	CHECK(r && strcmp(r->data, "{\"reason\":\"event_too_large\"}") == 0);
+	room_event_release(r);
+
+	/* a long-poll answer carries the big event whole, and a resync for what is over its
+	 * own bound (never nothing) */
+	struct longpoll lp;
+	longpoll_init(&lp);
+	e = room_event_new("6-0", "operation", data, n);
+	CHECK(e && longpoll_add(&lp, e) == 0 && lp.n == 1 && lp.events[0] == e && longpoll_full(&lp));
+	struct buf b;
+	buf_init(&b, LONGPOLL_ANSWER_MAX);
+	CHECK(longpoll_response(&b, &lp, NULL) == 0 && b.len > n);
+	buf_free(&b);
+	longpoll_clear(&lp);
+	room_event_release(e);
+out:
+	free(data);
+	free(msg);
 }
 
 static void test_cursor(void)
@@ -210,6 +282,7 @@ int main(void)
 {
 	test_ids();
 	test_events();
+	test_big_events();
 	test_cursor();
 	test_resync();
 	test_longpoll();

@@ -1,0 +1,106 @@
+#include "rights.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int rights_subject_cmp(const void *a, const void *b)
+{
+	const struct rights_subject *x = a, *y = b;
+	if (x->user_id != y->user_id)
+		return x->user_id < y->user_id ? -1 : 1;
+	if (x->gen != y->gen)
+		return x->gen < y->gen ? -1 : 1;
+	return strcmp(x->sid, y->sid);
+}
+
+size_t rights_subjects_unique(struct rights_subject *v, size_t n)
+{
+	if (n == 0)
+		return 0;
+	qsort(v, n, sizeof *v, rights_subject_cmp);
+	size_t k = 1;
+	for (size_t i = 1; i < n; i++)
+		if (rights_subject_cmp(&v[i], &v[k - 1]) != 0)
+			v[k++] = v[i];
+	return k;
+}
+
+/* The script's answers (lib/access.c): one verdict each; anything else is unknown. */
+static const struct {
+	const char *answer;
+	enum rights_verdict verdict;
+} answers[] = {
+	{"owner", RIGHTS_READ},	  {"editor", RIGHTS_READ},   {"viewer", RIGHTS_READ},
+	{"public", RIGHTS_READ},  {"", RIGHTS_DENIED},	    {"revoked", RIGHTS_REVOKED},
+};
+
+enum rights_verdict rights_verdict_of(const char *answer, size_t len)
+{
+	for (size_t i = 0; i < sizeof answers / sizeof answers[0]; i++)
+		if (strlen(answers[i].answer) == len && memcmp(answers[i].answer, answer, len) == 0)
+			return answers[i].verdict;
+	return RIGHTS_UNKNOWN;
+}
+
+int rights_access_message(const char *msg, size_t len, long long *user_id)
+{
+	int rc = -1;
+	cJSON *o = cJSON_ParseWithLength(msg, len);
+	const cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "user");
+	/* user ids are positive integers well inside a double's exact range */
+	if (cJSON_IsNumber(u) && u->valuedouble >= 1 && u->valuedouble <= 9007199254740991.0 &&
+	    u->valuedouble == (double)(long long)u->valuedouble) {
+		*user_id = (long long)u->valuedouble;
+		rc = 0;
+	}
+	cJSON_Delete(o);
+	return rc;
+}
+
+int rights_cmd_build(struct rights_cmd *cmd, const char *room_id, const struct rights_subject *v,
+		     size_t n)
+{
+	memset(cmd, 0, sizeof *cmd);
+	if (n == 0 || n > RIGHTS_BATCH)
+		return -1;
+	/* EVAL script numkeys | members visibility (session gen)*n | (uid gen)*n */
+	size_t argc = 5 + 4 * n, ntext = 3 + 4 * n;
+	cmd->argv = calloc(argc, sizeof *cmd->argv);
+	cmd->text = calloc(ntext, sizeof *cmd->text);
+	if (!cmd->argv || !cmd->text)
+		return -1;
+	size_t a = 0, t = 0;
+	cmd->argv[a++] = "EVAL";
+	cmd->argv[a++] = access_stream_script;
+	snprintf(cmd->text[t], ACCESS_KEY_MAX, "%zu", 2 + 2 * n);
+	cmd->argv[a++] = cmd->text[t++];
+	access_members_key(cmd->text[t], ACCESS_KEY_MAX, room_id);
+	cmd->argv[a++] = cmd->text[t++];
+	access_visibility_key(cmd->text[t], ACCESS_KEY_MAX, room_id);
+	cmd->argv[a++] = cmd->text[t++];
+	for (size_t i = 0; i < n; i++) {
+		access_session_key(cmd->text[t], ACCESS_KEY_MAX, v[i].sid);
+		cmd->argv[a++] = cmd->text[t++];
+		access_gen_key(cmd->text[t], ACCESS_KEY_MAX, v[i].user_id);
+		cmd->argv[a++] = cmd->text[t++];
+	}
+	for (size_t i = 0; i < n; i++) {
+		snprintf(cmd->text[t], ACCESS_KEY_MAX, "%lld", v[i].user_id);
+		cmd->argv[a++] = cmd->text[t++];
+		snprintf(cmd->text[t], ACCESS_KEY_MAX, "%lld", v[i].gen);
+		cmd->argv[a++] = cmd->text[t++];
+	}
+	cmd->argc = (int)a;
+	return 0;
+}
+
+void rights_cmd_free(struct rights_cmd *cmd)
+{
+	free(cmd->argv);
+	free(cmd->text);
+	cmd->argv = NULL;
+	cmd->text = NULL;
+	cmd->argc = 0;
+}

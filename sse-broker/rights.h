@@ -1,0 +1,61 @@
+/* rights: the broker's half of "may this stream still read this room", without sockets.
+ *
+ * Every stream asks lib/access.h's access_stream_script before it starts, whatever its
+ * credential (a ticket names who took it and the session it was taken with; a bearer token
+ * is that session): a role or "public" lets it read, "" refuses it (403), "revoked" means the
+ * session was signed out or is older than the user's token generation (401). The same
+ * question is asked again for the open streams of a room when its rights may have changed
+ * (a `room` event "members", "updated", "invite"; a Redis reconnect) and for the streams of
+ * a user when cc:access says {"user":U} (sign-out, password change). One subject is one
+ * distinct (user, session, generation); one command asks about at most RIGHTS_BATCH of them.
+ * hub.c sends the commands; this module builds them and reads the answers. */
+#ifndef CC_BROKER_RIGHTS_H
+#define CC_BROKER_RIGHTS_H
+
+#include <stddef.h>
+
+#include "access.h"
+#include "token.h"
+
+/* Subjects per Redis command: bounds one command's size (about 4 arguments a subject) and
+ * the time Redis spends in one script. A room with more asks in several commands. */
+#define RIGHTS_BATCH 256
+
+struct rights_subject {
+	long long user_id;
+	long long gen;
+	char sid[TOKEN_SID_LEN + 1];
+};
+
+enum rights_verdict {
+	RIGHTS_READ,    /* a role, or a stranger in a public room */
+	RIGHTS_DENIED,  /* "": no right to read the room (removed, the room went private) */
+	RIGHTS_REVOKED, /* "revoked": the session was signed out or is too old */
+	RIGHTS_UNKNOWN, /* not an answer the script gives: keep the stream, say so in the log */
+};
+
+/* Orders subjects (user, gen, sid) for qsort/bsearch. */
+int rights_subject_cmp(const void *a, const void *b);
+/* Sorts v and removes duplicates; returns the number left. */
+size_t rights_subjects_unique(struct rights_subject *v, size_t n);
+
+/* The script's answer for one subject (a Redis string of len bytes). */
+enum rights_verdict rights_verdict_of(const char *answer, size_t len);
+
+/* A cc:access message {"user":<id>}: 0 and *user_id, -1 when it is not one. */
+int rights_access_message(const char *msg, size_t len, long long *user_id);
+
+/* One EVAL of access_stream_script about n (1..RIGHTS_BATCH) subjects of room_id:
+ * argv[0..argc) point into the command's own storage. */
+struct rights_cmd {
+	int argc;
+	const char **argv;
+	char (*text)[ACCESS_KEY_MAX]; /* owned: keys and numbers */
+};
+
+/* 0, or -1 (n out of range, out of memory). Free with rights_cmd_free() either way. */
+int rights_cmd_build(struct rights_cmd *cmd, const char *room_id, const struct rights_subject *v,
+		     size_t n);
+void rights_cmd_free(struct rights_cmd *cmd);
+
+#endif
