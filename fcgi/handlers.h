@@ -38,8 +38,9 @@ void h_ai_review(struct api_ctx *c);
 int room_access_read(struct api_ctx *c, const char *room, char role[16]);
 /* Editors and owners only; language receives the room's language. */
 int room_access_edit(struct api_ctx *c, const char *room, char role[16], char language[33]);
-/* Puts a job on the queue (h_jobs.c); 0, or -1 answered. */
-int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, cJSON *request,
-		 char id_out[17]);
+/* Puts a job on the queue (h_jobs.c) and emits its `queued` room event (type kind, data
+ * {job_id, kind: event_kind (when not NULL), status}) in the same step; 0, or -1 answered. */
+int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const char *event_kind,
+		 cJSON *request, char id_out[17]);
 
 #endif
