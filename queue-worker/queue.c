@@ -278,14 +278,14 @@ static int change(redisContext *r, const struct queue_handler *h, const struct q
  * between leaves a job that is done (skipped when delivered again), never a lost one. A
  * stale attempt acknowledges nothing: the entry is the claiming worker's now. */
 static int conclude(redisContext *r, const struct queue_handler *h, const struct queue_job *j,
-		    long attempt, const char *entry, const char *status, const char *result_json,
-		    const char *error, char *err, size_t errlen)
+		    long attempt, const char *from, const char *entry, const char *status,
+		    const char *result_json, const char *error, char *err, size_t errlen)
 {
 	char now[24];
 	snprintf(now, sizeof now, "%lld", (long long)time(NULL));
 	const char *fields[] = {"finished_at", now, "error", error ? error : "", "result",
 				result_json};
-	int rc = change(r, h, j, attempt, "queued running", status, result_json, error, fields,
+	int rc = change(r, h, j, attempt, from, status, result_json, error, fields,
 			result_json ? 3 : 2, NULL, err, errlen);
 	if (rc <= 0)
 		return rc;
@@ -326,7 +326,8 @@ int queue_process(redisContext *r, const struct queue_entry *e, const struct que
 	if (!hd) {
 		snprintf(why, sizeof why, "this worker cannot run jobs of kind \"%s\"", j.kind);
 		log_warn("job %s: %s", j.id, why);
-		rc = conclude(r, NULL, &j, -1, e->entry, "failed", NULL, why, err, errlen);
+		rc = conclude(r, NULL, &j, -1, "queued running", e->entry, "failed", NULL, why, err,
+			      errlen);
 		goto out;
 	}
 	int within = queue_job_count_attempt(r, &j, max_attempts, err, errlen);
@@ -338,7 +339,8 @@ int queue_process(redisContext *r, const struct queue_entry *e, const struct que
 			 "before it finished",
 			 max_attempts);
 		log_warn("job %s: %s", j.id, why);
-		rc = conclude(r, hd, &j, j.attempts, e->entry, "failed", NULL, why, err, errlen);
+		rc = conclude(r, hd, &j, j.attempts, "queued running", e->entry, "failed", NULL, why,
+			      err, errlen);
 		goto out;
 	}
 	log_info("job %s (%s, room %s): attempt %ld", j.id, j.kind, j.room, j.attempts);
@@ -357,11 +359,14 @@ int queue_process(redisContext *r, const struct queue_entry *e, const struct que
 	switch (o) {
 	case QUEUE_FINISHED:
 		log_info("job %s: finished", j.id);
-		rc = conclude(r, hd, &j, j.attempts, e->entry, "finished", result, NULL, err, errlen);
+		/* only from running: a job requeued meanwhile (queued again at this attempt
+		 * number) is not this attempt's any more */
+		rc = conclude(r, hd, &j, j.attempts, "running", e->entry, "finished", result, NULL,
+			      err, errlen);
 		break;
 	case QUEUE_FAILED:
 		log_info("job %s: failed: %s", j.id, why);
-		rc = conclude(r, hd, &j, j.attempts, e->entry, "failed", result,
+		rc = conclude(r, hd, &j, j.attempts, "running", e->entry, "failed", result,
 			      why[0] ? why : "failed", err, errlen);
 		break;
 	case QUEUE_REQUEUE:
