@@ -331,7 +331,7 @@ static void ask(struct api_ctx *c, const char *room, struct ai_ask *a)
 	}
 	cJSON *req = build_request(a, room);
 	char id[AI_JOB_ID_LEN + 1];
-	int rc = jobs_enqueue(c, room, "ai", req, id);
+	int rc = jobs_enqueue(c, room, "ai", a->kind, req, id); /* with its queued event */
 	cJSON_Delete(req);
 	if (rc < 0) {
 		release_claim(c, a, "-");
@@ -346,7 +346,6 @@ static void ask(struct api_ctx *c, const char *room, struct ai_ask *a)
 	} else {
 		freeReplyObject(rep);
 	}
-	emit_ai(c, room, id, a->kind, "queued", NULL);
 	answer_job(c, id, "queued", 0);
 }
 

@@ -1,13 +1,14 @@
 /* Executions and jobs: the API's side of the queue (docs/INTERNALS.md). A job is a hash
- * cc:job:{id} plus an entry in the stream cc:jobs; the worker does the rest. */
+ * cc:job:{id} plus an entry in the stream cc:jobs, created with its `queued` room event in
+ * one step (lib/jobstate.h); the worker does the rest. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "doc.h"
-#include "events.h"
 #include "handlers.h"
+#include "jobstate.h"
 #include "lang.h"
 #include "log.h"
 #include "rnd.h"
@@ -92,50 +93,40 @@ void h_runtimes(struct api_ctx *c)
 	api_json(c, 200, o);
 }
 
-int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, cJSON *request,
-		 char id_out[JOB_ID_LEN + 1])
+int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const char *event_kind,
+		 cJSON *request, char id_out[JOB_ID_LEN + 1])
 {
 	char *req = cJSON_PrintUnformatted(request);
-	if (!req || rnd_id(id_out, JOB_ID_LEN) < 0) {
-		free(req);
+	char *data = NULL;
+	int rc = -1;
+	if (!req || rnd_id(id_out, JOB_ID_LEN) < 0 ||
+	    !(data = jobstate_event_json(id_out, event_kind, "queued", NULL, NULL))) {
 		api_error(c, 500, "internal", "out of memory");
-		return -1;
+		goto out;
 	}
 	redisContext *rd = api_redis(c);
-	if (!rd) {
-		free(req);
-		return -1;
-	}
-	char key[64], uid[32], now[32];
-	snprintf(key, sizeof key, "cc:job:%s", id_out);
+	if (!rd)
+		goto out;
+	char uid[32], now[32], err[256];
 	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
 	snprintf(now, sizeof now, "%lld", (long long)time(NULL));
-	/* MULTI so the worker never sees the stream entry before the hash */
-	int ok = 1;
-	redisAppendCommand(rd, "MULTI");
-	redisAppendCommand(rd, "HSET %s kind %s room %s user %s username %s request %s status queued "
-			       "attempts 0 created_at %s",
-			   key, kind, room, uid, c->user.username, req, now);
-	redisAppendCommand(rd, "EXPIRE %s %d", key, JOB_TTL_S);
-	redisAppendCommand(rd, "XADD cc:jobs MAXLEN ~ 100000 * job %s", id_out);
-	redisAppendCommand(rd, "EXEC");
-	for (int i = 0; i < 5; i++) {
-		redisReply *rep = NULL;
-		if (redisGetReply(rd, (void **)&rep) != REDIS_OK || !rep) {
-			ok = 0;
-			break;
-		}
-		if (rep->type == REDIS_REPLY_ERROR)
-			ok = 0;
-		freeReplyObject(rep);
-	}
-	free(req);
-	if (!ok) {
+	const char *fields[] = {"kind",	    kind, "room",     room, "user",	  uid,
+				"username", c->user.username, "request", req, "attempts", "0",
+				"created_at", now};
+	/* the hash, the room's queued event, then the stream entry, in one script: no worker
+	 * can take the job (and announce running) before the room has heard queued */
+	if (jobstate_create(rd, id_out, room, kind, data, fields, sizeof fields / sizeof fields[0] / 2,
+			    JOB_TTL_S, err, sizeof err) < 0) {
+		log_warn("job %s: %s", id_out, err);
 		api_redis_failed(c);
 		api_error(c, 503, "redis_unavailable", "the queue is unavailable");
-		return -1;
+		goto out;
 	}
-	return 0;
+	rc = 0;
+out:
+	free(data);
+	free(req);
+	return rc;
 }
 
 void h_execution_create(struct api_ctx *c)
@@ -203,7 +194,7 @@ void h_execution_create(struct api_ctx *c)
 	cJSON_AddItemToObject(rt, "args", v[4].present ? cJSON_Duplicate(args, 1) : cJSON_CreateArray());
 	doc_state_free(&d);
 	char id[JOB_ID_LEN + 1];
-	int rc = jobs_enqueue(c, c->params[0], "execution", rt, id);
+	int rc = jobs_enqueue(c, c->params[0], "execution", NULL, rt, id);
 	cJSON *job = cJSON_CreateObject();
 	cJSON_AddStringToObject(job, "id", id);
 	cJSON_AddStringToObject(job, "status", "queued");
@@ -214,10 +205,6 @@ void h_execution_create(struct api_ctx *c)
 		cJSON_Delete(job);
 		return;
 	}
-	char data[128];
-	snprintf(data, sizeof data, "{\"job_id\":\"%s\",\"status\":\"queued\"}", id);
-	if (events_emit(c->conns->redis, c->params[0], "execution", data, NULL, 0) < 0)
-		log_warn("could not emit the queued event of job %s", id);
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddItemToObject(o, "job", job);
 	char loc[64];

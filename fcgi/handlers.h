@@ -52,8 +52,9 @@ int room_access_edit(struct api_ctx *c, const char *room, char role[16], char la
  * caller just read or wrote, or NULL to read it here. 0, or -1 when Redis (logged) or
  * PostgreSQL (answered) failed: the caller answers. */
 int room_visibility_sync(struct api_ctx *c, const char *room, const char *vis);
-/* Puts a job on the queue (h_jobs.c); 0, or -1 answered. */
-int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, cJSON *request,
-		 char id_out[17]);
+/* Puts a job on the queue (h_jobs.c) and emits its `queued` room event (type kind, data
+ * {job_id, kind: event_kind (when not NULL), status}) in the same step; 0, or -1 answered. */
+int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const char *event_kind,
+		 cJSON *request, char id_out[17]);
 
 #endif

@@ -1,6 +1,7 @@
 #include "queue.h"
 
 #include "events.h"
+#include "jobstate.h"
 #include "log.h"
 #include "errbuf.h"
 
@@ -198,76 +199,6 @@ int queue_job_count_attempt(redisContext *r, struct queue_job *j, long max_attem
 	return j->attempts <= max_attempts;
 }
 
-int queue_job_set_running(redisContext *r, const struct queue_job *j, const char *consumer,
-			  char *err, size_t errlen)
-{
-	char now[24];
-	snprintf(now, sizeof now, "%lld", (long long)time(NULL));
-	redisReply *rep = redisCommand(r, "HSET cc:job:%s status running worker %s started_at %s",
-				       j->id, consumer, now);
-	if (reply_failed(r, rep, err, errlen))
-		return -1;
-	freeReplyObject(rep);
-	return 0;
-}
-
-int queue_job_store(redisContext *r, const struct queue_job *j, const char *status,
-		    const char *result_json, const char *error, char *err, size_t errlen)
-{
-	char now[24];
-	snprintf(now, sizeof now, "%lld", (long long)time(NULL));
-	const char *argv[12];
-	int n = 0;
-	char key[QUEUE_ID_MAX + 8];
-	snprintf(key, sizeof key, "cc:job:%s", j->id);
-	argv[n++] = "HSET";
-	argv[n++] = key;
-	argv[n++] = "status";
-	argv[n++] = status;
-	argv[n++] = "finished_at";
-	argv[n++] = now;
-	argv[n++] = "error";
-	argv[n++] = error ? error : "";
-	if (result_json) {
-		argv[n++] = "result";
-		argv[n++] = result_json;
-	}
-	redisReply *rep = redisCommandArgv(r, n, argv, NULL);
-	if (reply_failed(r, rep, err, errlen))
-		return -1;
-	freeReplyObject(rep);
-	return 0;
-}
-
-int queue_job_requeue(redisContext *r, const struct queue_job *j, const char *entry_id,
-		      char *err, size_t errlen)
-{
-	redisAppendCommand(r, "MULTI");
-	redisAppendCommand(r, "HSET cc:job:%s status queued", j->id);
-	redisAppendCommand(r, "HINCRBY cc:job:%s attempts -1", j->id);
-	redisAppendCommand(r, "XADD %s * job %s", QUEUE_STREAM, j->id);
-	redisAppendCommand(r, "XACK %s %s %s", QUEUE_STREAM, QUEUE_GROUP, entry_id);
-	redisAppendCommand(r, "EXEC");
-	int rc = 0;
-	for (int i = 0; i < 6; i++) {
-		redisReply *rep = NULL;
-		if (redisGetReply(r, (void **)&rep) != REDIS_OK)
-			rep = NULL;
-		if (reply_failed(r, rep, err, errlen)) {
-			rc = -1;
-			if (!rep && r->err)
-				break; /* the connection is gone: no more replies */
-			continue;
-		}
-		if (i == 5 && rep->type != REDIS_REPLY_ARRAY) {
-			errbuf_set(err, errlen, "redis: requeue transaction aborted");
-			rc = -1;
-		}
-		freeReplyObject(rep);
-	}
-	return rc;
-}
-
 char *queue_event_json(const char *job_id, const char *status, const char *result_json,
 		       const char *error)
 {
@@ -277,22 +208,7 @@ char *queue_event_json(const char *job_id, const char *status, const char *resul
 char *queue_event_json_kind(const char *job_id, const char *kind, const char *status,
 			    const char *result_json, const char *error)
 {
-	cJSON *o = cJSON_CreateObject();
-	if (!o)
-		return NULL;
-	cJSON_AddStringToObject(o, "job_id", job_id);
-	if (kind)
-		cJSON_AddStringToObject(o, "kind", kind);
-	cJSON_AddStringToObject(o, "status", status);
-	if (result_json) {
-		cJSON *res = cJSON_Parse(result_json);
-		cJSON_AddItemToObject(o, "result", res ? res : cJSON_CreateNull());
-	}
-	if (error && *error)
-		cJSON_AddStringToObject(o, "error", error);
-	char *s = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	return s;
+	return jobstate_event_json(job_id, kind, status, result_json, error);
 }
 
 int queue_publish_runtimes(redisContext *r, const char *json, long ttl_s)
@@ -305,29 +221,74 @@ int queue_publish_runtimes(redisContext *r, const char *json, long ttl_s)
 	return 0;
 }
 
-static void emit(redisContext *r, const struct queue_handler *h, const struct queue_job *j,
-		 const char *status, const char *result_json, const char *error)
+/* The event data of a status change (caller frees). Data over EVENTS_DATA_MAX (a result
+ * with large outputs) is sent without its result: the job's hash keeps it, for
+ * GET /api/jobs/{id}. */
+static char *event_data(const struct queue_handler *h, const struct queue_job *j,
+			const char *status, const char *result_json, const char *error)
 {
-	if (!j->room[0])
-		return;
 	char *data = h && h->event_data ? h->event_data(j, status, result_json, error)
 					: queue_event_json(j->id, status, result_json, error);
-	const char *type = h ? h->event : "execution";
-	if (!data || events_emit(r, j->room, type, data, NULL, 0) < 0)
-		log_warn("job %s: could not emit its %s event (%s)", j->id, status,
-			 r->err ? r->errstr : "redis");
-	free(data);
+	if (data && result_json && strlen(data) > EVENTS_DATA_MAX) {
+		log_warn("job %s: its %s event would be %zu bytes: sent without the result",
+			 j->id, status, strlen(data));
+		free(data);
+		data = h && h->event_data ? h->event_data(j, status, NULL, error)
+					  : queue_event_json(j->id, status, NULL, error);
+	}
+	return data;
 }
 
-/* Stores a final status, tells the room, then acknowledges: in that order, so a crash in
- * between leaves a job that is done (skipped when delivered again), never a lost one. */
-static int conclude(redisContext *r, const struct queue_handler *h, const struct queue_job *j,
-		    const char *entry, const char *status, const char *result_json,
-		    const char *error, char *err, size_t errlen)
+/* One status change of this attempt with its room event (lib/jobstate.h): 1 done, 0
+ * refused because this worker is stale (the job moved on: another worker claimed it, or it
+ * is over), -1 Redis error (err). attempt -1: any attempt (a job failed before counting). */
+static int change(redisContext *r, const struct queue_handler *h, const struct queue_job *j,
+		  long attempt, const char *from, const char *status, const char *result_json,
+		  const char *error, const char *const *fields, size_t nfields,
+		  const char *requeue_entry, char *err, size_t errlen)
 {
-	if (queue_job_store(r, j, status, result_json, error, err, errlen) < 0)
+	char *data = event_data(h, j, status, result_json, error);
+	if (!data) {
+		errbuf_set(err, errlen, "out of memory");
 		return -1;
-	emit(r, h, j, status, result_json, error);
+	}
+	char cur[16];
+	struct jobstate_change c = {
+		.job_id = j->id,
+		.room = j->room,
+		.event_type = h ? h->event : "execution",
+		.event_data = data,
+		.attempt = attempt,
+		.from = from,
+		.status = status,
+		.fields = fields,
+		.nfields = nfields,
+		.requeue_entry = requeue_entry,
+	};
+	int rc = jobstate_change(r, &c, cur, sizeof cur, err, errlen);
+	free(data);
+	if (rc == 0)
+		log_warn("job %s: attempt %ld is stale (the job is %s at another attempt): its %s "
+			 "is dropped",
+			 j->id, j->attempts, cur[0] ? cur : "gone", status);
+	return rc;
+}
+
+/* Stores a final status with its event, then acknowledges: in that order, so a crash in
+ * between leaves a job that is done (skipped when delivered again), never a lost one. A
+ * stale attempt acknowledges nothing: the entry is the claiming worker's now. */
+static int conclude(redisContext *r, const struct queue_handler *h, const struct queue_job *j,
+		    long attempt, const char *from, const char *entry, const char *status,
+		    const char *result_json, const char *error, char *err, size_t errlen)
+{
+	char now[24];
+	snprintf(now, sizeof now, "%lld", (long long)time(NULL));
+	const char *fields[] = {"finished_at", now, "error", error ? error : "", "result",
+				result_json};
+	int rc = change(r, h, j, attempt, from, status, result_json, error, fields,
+			result_json ? 3 : 2, NULL, err, errlen);
+	if (rc <= 0)
+		return rc;
 	if (queue_ack(r, entry) < 0) {
 		errbuf_set(err, errlen, "redis: XACK failed");
 		return -1;
@@ -365,7 +326,8 @@ int queue_process(redisContext *r, const struct queue_entry *e, const struct que
 	if (!hd) {
 		snprintf(why, sizeof why, "this worker cannot run jobs of kind \"%s\"", j.kind);
 		log_warn("job %s: %s", j.id, why);
-		rc = conclude(r, NULL, &j, e->entry, "failed", NULL, why, err, errlen);
+		rc = conclude(r, NULL, &j, -1, "queued running", e->entry, "failed", NULL, why, err,
+			      errlen);
 		goto out;
 	}
 	int within = queue_job_count_attempt(r, &j, max_attempts, err, errlen);
@@ -377,30 +339,43 @@ int queue_process(redisContext *r, const struct queue_entry *e, const struct que
 			 "before it finished",
 			 max_attempts);
 		log_warn("job %s: %s", j.id, why);
-		rc = conclude(r, hd, &j, e->entry, "failed", NULL, why, err, errlen);
+		rc = conclude(r, hd, &j, j.attempts, "queued running", e->entry, "failed", NULL, why,
+			      err, errlen);
 		goto out;
 	}
 	log_info("job %s (%s, room %s): attempt %ld", j.id, j.kind, j.room, j.attempts);
-	/* the room hears first, so whoever sees the hash say running has had the event */
-	emit(r, hd, &j, "running", NULL, NULL);
-	if (queue_job_set_running(r, &j, consumer, err, errlen) < 0)
+	/* running: from queued, or from running when a dead worker's job is claimed; this
+	 * attempt only, so a worker that counted an older one cannot go on */
+	char now[24];
+	snprintf(now, sizeof now, "%lld", (long long)time(NULL));
+	const char *running[] = {"worker", consumer, "started_at", now};
+	int ok = change(r, hd, &j, j.attempts, "queued running", "running", NULL, NULL, running, 2,
+			NULL, err, errlen);
+	if (ok <= 0) {
+		rc = ok;
 		goto out;
+	}
 	enum queue_outcome o = hd->run(hd->ctx, &j, cancel, &result, why, sizeof why);
 	switch (o) {
 	case QUEUE_FINISHED:
 		log_info("job %s: finished", j.id);
-		rc = conclude(r, hd, &j, e->entry, "finished", result, NULL, err, errlen);
+		/* only from running: a job requeued meanwhile (queued again at this attempt
+		 * number) is not this attempt's any more */
+		rc = conclude(r, hd, &j, j.attempts, "running", e->entry, "finished", result, NULL,
+			      err, errlen);
 		break;
 	case QUEUE_FAILED:
 		log_info("job %s: failed: %s", j.id, why);
-		rc = conclude(r, hd, &j, e->entry, "failed", result, why[0] ? why : "failed", err,
-			      errlen);
+		rc = conclude(r, hd, &j, j.attempts, "running", e->entry, "failed", result,
+			      why[0] ? why : "failed", err, errlen);
 		break;
 	case QUEUE_REQUEUE:
+		/* status queued, attempts - 1, a new entry, this one acknowledged, the queued
+		 * event: one step, and only while this attempt is still the job's */
 		log_info("job %s: put back in the queue", j.id);
-		rc = queue_job_requeue(r, &j, e->entry, err, errlen);
-		if (rc == 0)
-			emit(r, hd, &j, "queued", NULL, NULL);
+		ok = change(r, hd, &j, j.attempts, "running", "queued", NULL, NULL, NULL, 0, e->entry,
+			    err, errlen);
+		rc = ok < 0 ? -1 : 0;
 		break;
 	}
 out:

@@ -7,17 +7,21 @@
  * A job is acknowledged (XACK) only once its outcome is stored, so a worker that dies
  * leaves it pending: another worker claims it (XAUTOCLAIM) after QUEUE min-idle time and
  * runs it again, and once `attempts` passes the retry budget the job fails with a message
- * instead of running again. Every status change is a room event (lib/events.h).
+ * instead of running again. Every status change is one step with its room event, fenced
+ * by the attempt (lib/jobstate.h): readers of the hash and of the room agree, events come
+ * in order, and a stale worker (its job claimed by another) changes nothing.
  * One redisContext per thread; nothing here keeps state between calls. */
 #ifndef CC_QUEUE_H
 #define CC_QUEUE_H
+
+#include "jobstate.h"
 
 #include <hiredis/hiredis.h>
 #include <signal.h>
 #include <stddef.h>
 
-#define QUEUE_STREAM "cc:jobs"
-#define QUEUE_GROUP "workers"
+#define QUEUE_STREAM JOBSTATE_STREAM
+#define QUEUE_GROUP JOBSTATE_GROUP
 #define QUEUE_RUNTIMES_KEY "cc:runtimes"
 #define QUEUE_ID_MAX 64
 
@@ -95,20 +99,6 @@ int queue_job_done(const struct queue_job *j);
 int queue_job_count_attempt(redisContext *r, struct queue_job *j, long max_attempts, char *err,
 			    size_t errlen);
 
-/* Marks the job running, by worker = consumer. 0 or -1. */
-int queue_job_set_running(redisContext *r, const struct queue_job *j, const char *consumer,
-			  char *err, size_t errlen);
-
-/* Stores the outcome: status finished (result JSON) or failed (error text, result JSON
- * optional). 0 or -1. */
-int queue_job_store(redisContext *r, const struct queue_job *j, const char *status,
-		    const char *result_json, const char *error, char *err, size_t errlen);
-
-/* Puts a job back in the queue for another worker, not counting this attempt: status
- * queued, attempts - 1, a new stream entry, the old one acknowledged, in one MULTI. */
-int queue_job_requeue(redisContext *r, const struct queue_job *j, const char *entry_id,
-		      char *err, size_t errlen);
-
 /* The data of an `execution` event: {job_id, status, result?, error?}. result_json is
  * inserted as JSON (must be valid). Caller frees with free(); NULL when out of memory. */
 char *queue_event_json(const char *job_id, const char *status, const char *result_json,
@@ -119,9 +109,11 @@ char *queue_event_json_kind(const char *job_id, const char *kind, const char *st
 
 /* Handles one entry from queue_read/queue_claim start to end: loads the job, skips one
  * already done, counts the attempt (failing the job past max_attempts), marks it running,
- * runs the handler of its kind, stores the outcome, emits each status as a room event and
- * acknowledges the entry last. 0 when the entry is dealt with; -1 when Redis failed (err):
- * the entry stays pending and is claimed again later. */
+ * runs the handler of its kind, stores the outcome and acknowledges the entry last; each
+ * status change together with its room event. A stale attempt (the job was claimed by
+ * another worker meanwhile, or is over) stores, announces and acknowledges nothing.
+ * 0 when the entry is dealt with; -1 when Redis failed (err): the entry stays pending and
+ * is claimed again later. */
 int queue_process(redisContext *r, const struct queue_entry *e, const struct queue_handler *h,
 		  size_t nh, const char *consumer, long max_attempts,
 		  const volatile sig_atomic_t *cancel, char *err, size_t errlen);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the whole stack in the foreground: PostgreSQL and Redis under var/ (unless
 # DATABASE_URL / REDIS_URL are given), the schema, the broker, the workers and lighttpd
-# with the API. Ctrl-C or SIGTERM stops every child. See README.md for the variables.
+# with the API. Ctrl-C, SIGTERM or SIGHUP — however many times they arrive — and the death
+# of the parent (make) stop every child. See README.md for the variables.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,11 +26,25 @@ pids=()
 pg_pid=""
 redis_pid=""
 stopping=0
+parent=$PPID # make (or whoever started us); when it dies we stop, see the loop at the end
 
 stop_all() {
+  # From here on every further stop signal is ignored, not reset to its default: a
+  # supervisor signals make's whole process group, so the script gets SIGTERM from it and
+  # again from make (which forwards it to its recipe), and a default action would kill the
+  # script half-way through, leaving the services running. SIGPIPE too: the terminal or
+  # make reading our output may be gone already. The services are in sessions of their own
+  # and get only the signals sent below. First of all, so no signal finds a window.
+  trap '' INT TERM HUP QUIT PIPE
   [ "$stopping" = 1 ] && return
   stopping=1
-  trap - INT TERM
+  # A signal can arrive between `setsid … &` and the line recording its pid: the last
+  # background process is stopped too when no list holds it (or it is our own `sleep`).
+  local last=${!:-}
+  if [ -n "$last" ] && ! in_list "$last" "${pids[@]}" "$redis_pid" "$pg_pid"; then
+    kill -TERM "$last" 2>/dev/null || true
+    wait_gone "$last" 20 || kill -KILL "$last" 2>/dev/null || true
+  fi
   # The front door first (lighttpd finishes the requests in flight), then the programs
   # behind it — the worker may take SHUTDOWN_GRACE_MS (30 s) to finish running jobs —, and
   # the data stores last, so everything before them can still write.
@@ -52,6 +67,21 @@ stop_all() {
     kill -INT "$pg_pid" 2>/dev/null || true # PostgreSQL's "fast" shutdown
     wait_gone "$pg_pid" 30 || kill -KILL "$pg_pid" 2>/dev/null || true
   fi
+}
+
+in_list() { # pid list...
+  local x=$1 y
+  shift
+  for y in "$@"; do [ "$x" = "$y" ] && return 0; done
+  return 1
+}
+
+parent_gone() { # our parent exited: we were handed to init (or a subreaper)
+  local stat
+  read -r stat </proc/$$/stat || return 1
+  stat=${stat##*) } # after "pid (comm) ": state ppid …
+  set -- $stat
+  [ "$2" != "$parent" ]
 }
 
 wait_gone() { # pid seconds
@@ -95,6 +125,7 @@ check_children() {
 
 trap 'stop_all; exit 130' INT
 trap 'stop_all; exit 0' TERM
+trap 'stop_all; exit 129' HUP # the terminal closed
 trap 'stop_all' EXIT
 
 for b in codecollab-api codecollab-broker codecollab-worker; do
@@ -194,8 +225,14 @@ wait_for "the broker" 20 curl -fsS "http://127.0.0.1:$PORT/events/health"
 say "ready: http://localhost:$PORT/  (Ctrl-C stops everything; logs in $CC_VAR/log/)"
 [ -n "${CC_READY_FILE:-}" ] && : >"$CC_READY_FILE"
 
-# Stay in the foreground until a child dies or we are told to stop.
+# Stay in the foreground until a child dies, we are told to stop, or our parent dies
+# (make killed outright: nobody would ever tell us, and the stack would hold its ports).
 while true; do
+  if parent_gone; then
+    trap '' PIPE # whoever read our output may have gone with it
+    say "the parent process (pid $parent) is gone; stopping everything" || true
+    exit 0
+  fi
   for p in "${pids[@]}" $redis_pid $pg_pid; do
     if ! kill -0 "$p" 2>/dev/null; then
       printf 'codecollab: a service (pid %s) exited; stopping everything (logs in %s/log/)\n' "$p" "$CC_VAR" >&2

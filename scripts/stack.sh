@@ -8,11 +8,18 @@ stack_free_port() {
   node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
 }
 
-stack_procs() { # var: pids of live processes whose environment has CC_VAR=var
-  local p
+stack_procs() { # var: pids of live processes whose environment has CC_VAR=var, or that
+  # work in var/ (redis-server and postgres overwrite their environment with their process
+  # titles; they work in var/redis and var/pg)
+  local p cwd
   for p in /proc/[0-9]*; do
     [ "${p#/proc/}" = "$$" ] && continue
-    grep -qzx -- "CC_VAR=$1" "$p/environ" 2>/dev/null && echo "${p#/proc/}"
+    if grep -qzx -- "CC_VAR=$1" "$p/environ" 2>/dev/null; then
+      echo "${p#/proc/}"
+      continue
+    fi
+    cwd=$(readlink "$p/cwd" 2>/dev/null) || continue
+    case "$cwd" in "$1"/*) echo "${p#/proc/}" ;; esac
   done
   return 0
 }

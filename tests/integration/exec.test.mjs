@@ -3,7 +3,8 @@
 // `execution` events.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { call, newUser, createRoom, roomEvents } from './lib/api.mjs';
+import EventSource from 'eventsource';
+import { BASE, call, newUser, createRoom, roomEvents } from './lib/api.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -154,4 +155,63 @@ test('hostile code ends contained and the service keeps working', async () => {
   await waitJob(a.token, bomb.json.job.id);
   const after = await run(a.token, room, { language: 'python', code: 'print("still here")' });
   assert.equal((await waitJob(a.token, after.json.job.id)).result.stdout, 'still here\n');
+});
+
+// Per job, its statuses in the order given ([{data: {job_id, status}}]).
+function statusesByJob(evs) {
+  const m = new Map();
+  for (const e of evs) {
+    if (!m.has(e.data.job_id)) m.set(e.data.job_id, []);
+    m.get(e.data.job_id).push(e.data.status);
+  }
+  return m;
+}
+
+async function subscribeExecutions(user, room) {
+  const t = await call('POST', `/api/rooms/${room.id}/stream-ticket`, { token: user.token, body: {} });
+  assert.equal(t.status, 200, t.text);
+  const es = new EventSource(`${BASE}/events/rooms/${room.id}?ticket=${t.json.ticket}`);
+  es.got = [];
+  es.addEventListener('execution', (e) => es.got.push({ data: JSON.parse(e.data) }));
+  await new Promise((res, rej) => { es.onopen = res; es.onerror = rej; });
+  return es;
+}
+
+test('30 runs at once: every subscriber sees queued, running, finished once each and in order; GET says finished only once the event is in the history', async () => {
+  const owner = await newUser();
+  const room = await createRoom(owner.token, { language: 'bash' });
+  // three users: EXECUTION_RATE_LIMIT is 10 runs a minute per user
+  const users = [owner, await newUser(), await newUser()];
+  for (const u of users.slice(1)) {
+    const j = await call('POST', `/api/rooms/${room.id}/join`, { token: u.token, body: { invite: room.invite } });
+    assert.equal(j.status, 200, j.text);
+  }
+  const subs = [await subscribeExecutions(owner, room), await subscribeExecutions(users[1], room)];
+  try {
+    const posted = await Promise.all(users.flatMap((u) => Array.from({ length: 10 }, (_, i) =>
+      run(u.token, room, { language: 'bash', code: `echo ${i}` }))));
+    for (const r of posted) assert.equal(r.status, 202, r.text);
+    const ids = posted.map((r) => r.json.job.id);
+    // each job read until it is over; the moment GET says so, its event must be in the history
+    await Promise.all(ids.map(async (id) => {
+      const job = await waitJob(owner.token, id, 60000);
+      assert.equal(job.status, 'finished', JSON.stringify(job));
+      const hist = statusesByJob(roomEvents(room.id).filter((e) => e.type === 'execution')).get(id) || [];
+      assert.ok(hist.includes('finished'), `GET /api/jobs/${id} said finished; the history had ${hist}`);
+    }));
+    const end = Date.now() + 20000;
+    while (!subs.every((s) => s.got.filter((e) => e.data.status === 'finished').length === 30)) {
+      if (Date.now() > end) throw new Error('not every subscriber got 30 finished events');
+      await sleep(50);
+    }
+    const expected = ['queued', 'running', 'finished'];
+    for (const [n, s] of subs.entries()) {
+      const got = statusesByJob(s.got);
+      for (const id of ids) assert.deepEqual(got.get(id), expected, `subscriber ${n + 1}, job ${id}`);
+    }
+    const hist = statusesByJob(roomEvents(room.id).filter((e) => e.type === 'execution'));
+    for (const id of ids) assert.deepEqual(hist.get(id), expected, `history of job ${id}`);
+  } finally {
+    for (const s of subs) s.close();
+  }
 });

@@ -1,12 +1,14 @@
 // scripts/run.sh itself (what `make run` runs): a second start reuses the data, the
 // DATABASE_URL / REDIS_URL mode uses existing servers, a taken port is a clear error, and
-// SIGTERM leaves nothing running. Start-up times are printed, not asserted.
+// SIGTERM leaves nothing running — also when a supervisor signals make run's whole process
+// group several times, or when make itself dies first. Start-up times are printed, not asserted.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, chmodSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, chmodSync, writeFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { ROOT, freePort, sleep } from './lib/procs.mjs';
+import { ROOT, freePort, sleep, waitFor } from './lib/procs.mjs';
 import { BASE } from './lib/api.mjs';
 
 const dirs = [];
@@ -14,6 +16,8 @@ const running = new Set();
 // A failed assertion must not leave a stack behind: stop what is still running first.
 after(async () => {
   for (const c of running) await stop(c);
+  // what a failed stop left behind must not hold ports for the rest of the run
+  for (const d of dirs) for (const pid of stackPids(d)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
@@ -24,14 +28,17 @@ function tmpVar() {
   return d;
 }
 
-// Live pids whose environment holds CC_VAR=dir (everything the stack started).
+// Live pids whose environment holds CC_VAR=dir (everything the stack started), or whose
+// working directory is in dir: redis-server overwrites its environment with its process
+// title, but it works in var/redis.
 function stackPids(dir) {
   const pids = [];
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue;
     try {
       const env = readFileSync(`/proc/${p}/environ`, 'latin1').split('\0');
-      if (env.includes(`CC_VAR=${dir}`)) pids.push(Number(p));
+      if (env.includes(`CC_VAR=${dir}`)) { pids.push(Number(p)); continue; }
+      if (readlinkSync(`/proc/${p}/cwd`).startsWith(`${dir}/`)) pids.push(Number(p));
     } catch { /* gone or not ours to read */ }
   }
   return pids;
@@ -155,4 +162,96 @@ test('DATABASE_URL and REDIS_URL point a second stack at existing servers', asyn
   assert.deepEqual(stackPids(dir), []);
   // the shared servers are still up
   assert.equal((await json(`${BASE}/api/health`)).status, 200);
+});
+
+// ---- stopping `make run` the way supervisors do ----------------------------------------
+
+// `make run` without its build step: a makefile whose run recipe is scripts/run.sh, so make
+// (GNU make forwards SIGTERM to its recipe and waits for it) sits between the signals and
+// the script exactly as in `make run`. detached: make leads a process group of its own.
+function startMake(dir, env) {
+  const mk = join(dir, 'Makefile.run');
+  writeFileSync(mk, `run:\n\t@${join(ROOT, 'scripts/run.sh')}\n`);
+  const t0 = Date.now();
+  const child = spawn('make', ['--no-print-directory', '-f', mk, 'run'], {
+    env: { ...process.env, BUILD: 'asan', CC_BIND: '127.0.0.1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'], detached: true,
+  });
+  running.add(child);
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { out += d; });
+  child.exited = new Promise((resolve) => child.on('exit', (code, sig) => {
+    running.delete(child);
+    resolve(code ?? sig);
+  }));
+  return (async () => {
+    while (!out.includes('ready: http')) {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`make run exited: ${out}`);
+      if (Date.now() - t0 > 120000) throw new Error(`make run not ready after 120 s: ${out}`);
+      await sleep(50);
+    }
+    return { child, output: () => out, ms: Date.now() - t0 };
+  })();
+}
+
+const cmdline = (pid) => {
+  try { return readFileSync(`/proc/${pid}/cmdline`, 'latin1').replaceAll('\0', ' '); } catch { return ''; }
+};
+const describe = (pids) => pids.map((p) => `${p} ${cmdline(p)}`).join('\n');
+
+// run.sh is the process that stops the stack: once it is gone, nothing of the stack may be.
+async function scriptGone(dir) {
+  await waitFor(() => !stackPids(dir).some((p) => cmdline(p).includes('scripts/run.sh')),
+    { timeout: 90000, what: 'scripts/run.sh to exit' });
+}
+
+const portFree = (port) => new Promise((resolve) => {
+  const s = createServer();
+  s.once('error', () => resolve(false));
+  s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+});
+
+async function assertStopped(dir, p, what) {
+  const left = stackPids(dir);
+  assert.deepEqual(left, [], `${what}: processes of the stack are still running:\n${describe(left)}`);
+  for (const name of ['PORT', 'BROKER_PORT', 'REDIS_PORT']) {
+    assert.ok(await portFree(Number(p[name])), `${what}: ${name} ${p[name]} is still taken`);
+  }
+  assert.ok(!existsSync(join(dir, 'run/pg', `.s.PGSQL.${p.PG_PORT}`)), `${what}: PostgreSQL's socket is still there`);
+}
+
+test('SIGTERM to make run\'s process group, several at once or in quick succession: everything stops, the next start works', async () => {
+  const dir = tmpVar();
+  const p = await ports();
+  const env = { ...p, CC_VAR: dir, DATABASE_URL: '', REDIS_URL: '', JWT_SECRET: '', JWT_SECRET_FILE: '' };
+  // gaps (ms) between the signals of each stop; 0 = sent together. The bug hit 2 stops in 10.
+  const volleys = [[0, 10, 40], [0, 0], [0, 25, 25], [0, 0, 0], [0, 50, 10], [0, 15]];
+  for (const [i, gaps] of volleys.entries()) {
+    const s = await startMake(dir, env); // on the same ports and data each time
+    for (const gap of gaps) {
+      if (gap) await sleep(gap);
+      try { process.kill(-s.child.pid, 'SIGTERM'); } catch { /* the group is gone already */ }
+    }
+    await s.child.exited;
+    await scriptGone(dir);
+    await assertStopped(dir, p, `stop ${i + 1} (signals ${gaps.join('/')} ms apart)`);
+    console.log(`# make run ${i + 1}: ready in ${s.ms} ms, ${gaps.length} SIGTERMs to its group`);
+  }
+});
+
+test('make killed outright (SIGKILL, no signal reaches the script): run.sh still stops everything', async () => {
+  const dir = tmpVar();
+  const p = await ports();
+  const env = { ...p, CC_VAR: dir, DATABASE_URL: '', REDIS_URL: '', JWT_SECRET: '', JWT_SECRET_FILE: '' };
+  const s = await startMake(dir, env);
+  process.kill(s.child.pid, 'SIGKILL'); // make only, not its group
+  await s.child.exited;
+  await scriptGone(dir);
+  await assertStopped(dir, p, 'after make died');
+  const again = await startMake(dir, env);
+  process.kill(-again.child.pid, 'SIGTERM');
+  await again.child.exited;
+  await scriptGone(dir);
+  await assertStopped(dir, p, 'the start after');
 });

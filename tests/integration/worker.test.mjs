@@ -7,9 +7,10 @@ import { existsSync } from 'node:fs';
 
 import {
   WORKER_BIN, enqueue, events, job, jobId, killWorkers, sleep, startRedis, startWorker, stopRedis,
-  stopWorker, waitFor, waitStatus,
+  stopWorker, subscribe, waitFor, waitStatus,
 } from './lib/worker-harness.mjs';
 import { RUNTIMES, startPiston } from './lib/piston-double.mjs';
+import { connectRedis } from './lib/resp.mjs';
 
 if (!existsSync(WORKER_BIN)) throw new Error(`${WORKER_BIN} is missing: run make build-asan`);
 if (process.getuid() !== 0) throw new Error('the worker tests need root (cgroups for the sandbox)');
@@ -59,9 +60,10 @@ test('a job runs: result stored, running and finished events, runtimes published
   await waitFor(async () => (await r.cmd('XPENDING', 'cc:jobs', 'workers'))[0] === 0, { what: 'ack' });
 
   const ev = await events(r, room);
-  assert.deepEqual(ev.map((e) => [e.type, e.data.status]), [['execution', 'running'], ['execution', 'finished']]);
-  assert.equal(ev[1].data.job_id, id);
-  assert.deepEqual(ev[1].data.result, j.result);
+  assert.deepEqual(ev.map((e) => [e.type, e.data.status]),
+    [['execution', 'queued'], ['execution', 'running'], ['execution', 'finished']]);
+  assert.equal(ev[2].data.job_id, id);
+  assert.deepEqual(ev[2].data.result, j.result);
 
   // a compile error, an unknown runtime, a malformed request
   const c = await enqueue(r, { room, request: { language: 'c', version: '*', code: 'int main( {', stdin: '', args: [] } });
@@ -113,7 +115,8 @@ test('a worker killed mid-job: another claims the job and finishes it', () => wi
   assert.equal(j.attempts, 2);
   assert.match(b.output, /claimed entry/);
   const statuses = (await events(r, room)).map((e) => e.data.status);
-  assert.deepEqual(statuses, ['running', 'running', 'finished']);
+  // the hash said finished in the same step as the event was added: no waiting for it
+  assert.deepEqual(statuses, ['queued', 'running', 'running', 'finished']);
   assertCleanExit(b, await stopWorker(b));
 }));
 
@@ -169,7 +172,8 @@ test('SIGTERM: the running job finishes, no new job is taken, exit 0', () => wit
   const q = await job(r, slow);
   assert.equal(q.status, 'queued');
   assert.equal(q.attempts, 0);
-  assert.ok((await events(r, room)).some((e) => e.data.job_id === slow && e.data.status === 'queued'));
+  // queued when enqueued, queued again when put back
+  assert.equal((await events(r, room)).filter((e) => e.data.job_id === slow && e.data.status === 'queued').length, 2);
   const w3 = await startWorker(redis.port, { WORKERS: '1' });
   const done = await waitStatus(r, slow, 'finished', 20000);
   assert.equal(done.result.stdout, 'second try\n');
@@ -232,4 +236,80 @@ test('Piston backend: success, 400, timeout, malformed answers, runtimes', () =>
   } finally {
     await piston.close();
   }
+}));
+
+// Per job, the statuses of `events` ({data: {job_id, status}}) in order.
+function byJob(evs) {
+  const m = new Map();
+  for (const e of evs) {
+    if (!m.has(e.data.job_id)) m.set(e.data.job_id, []);
+    m.get(e.data.job_id).push(e.data.status);
+  }
+  return m;
+}
+
+test('30 jobs on 2 threads: every subscriber sees queued, running, finished once each, in order; a finished hash always has its event', () => withRedis(async (r, redis) => {
+  const room = jobId('room');
+  const subs = [await subscribe(redis.port, room), await subscribe(redis.port, room)];
+  const watcher = await connectRedis(redis.port);
+  const w = await startWorker(redis.port, { WORKERS: '2' });
+  const ids = [];
+  for (let i = 0; i < 30; i++) ids.push(await enqueue(r, { room, request: sh(`echo ${i}`) }));
+  // Meanwhile read each job's status and the room's history in one transaction, again and
+  // again: whatever a client reads from GET /api/jobs/{id} must already be in the history.
+  const seen = [];
+  let done = false;
+  const watching = (async () => {
+    while (!done) {
+      const replies = [watcher.cmd('MULTI'), ...ids.map((id) => watcher.cmd('HGET', `cc:job:${id}`, 'status')),
+        watcher.cmd('XRANGE', `cc:room:${room}:events`, '-', '+'), watcher.cmd('EXEC')];
+      const snap = (await Promise.all(replies)).at(-1);
+      const hist = byJob(snap.at(-1).map(([, f]) => ({ data: JSON.parse(f[f.indexOf('data') + 1]) })));
+      ids.forEach((id, i) => {
+        const st = snap[i];
+        if (st !== 'queued') seen.push([id, st, (hist.get(id) || []).join(',')]);
+      });
+    }
+  })();
+  await Promise.all(ids.map((id) => waitStatus(r, id, 'finished', 60000)));
+  await waitFor(() => subs.every((s) => s.messages.filter((m) => m.data.status === 'finished').length === 30),
+    { what: 'every subscriber to hear 30 finished events' });
+  done = true;
+  await watching;
+  watcher.close();
+  for (const [id, st, hist] of seen) {
+    assert.ok(hist.split(',').includes(st), `job ${id}: the hash said ${st} while the history had only ${hist}`);
+  }
+  const expected = ['queued', 'running', 'finished'];
+  for (const [n, s] of subs.entries()) {
+    const got = byJob(s.messages);
+    for (const id of ids) assert.deepEqual(got.get(id), expected, `subscriber ${n + 1}, job ${id}`);
+    s.close();
+  }
+  const hist = byJob(await events(r, room));
+  for (const id of ids) assert.deepEqual(hist.get(id), expected, `history of job ${id}`);
+  console.log(`  30 jobs: ${seen.length} snapshots of running/finished jobs checked against the history`);
+  assertCleanExit(w, await stopWorker(w));
+}));
+
+test('a stale worker (stalled until its job was claimed and finished) stores and announces nothing', () => withRedis(async (r, redis) => {
+  const a = await startWorker(redis.port, { WORKERS: '1', CLAIM_IDLE_MS: '1500' });
+  const room = jobId('room');
+  const id = await enqueue(r, { room, request: sh('sleep 2; echo done') });
+  await waitStatus(r, id, 'running');
+  a.kill('SIGSTOP'); // its heartbeats stop: the job looks abandoned
+  const b = await startWorker(redis.port, { WORKERS: '1', CLAIM_IDLE_MS: '1500' });
+  const j = await waitStatus(r, id, 'finished', 30000);
+  assert.equal(j.attempts, 2);
+  const finishedBy = j.worker;
+  a.kill('SIGCONT'); // attempt 1 comes back with its own outcome
+  await waitFor(() => /attempt 1 is stale/.test(a.output), { timeout: 30000, what: 'the stale attempt to end' });
+  const after = await job(r, id);
+  assert.equal(after.status, 'finished');
+  assert.equal(after.attempts, 2);
+  assert.equal(after.worker, finishedBy, 'the outcome stays the one of the attempt that owns the job');
+  assert.deepEqual((await events(r, room)).map((e) => e.data.status), ['queued', 'running', 'running', 'finished']);
+  await waitFor(async () => (await r.cmd('XPENDING', 'cc:jobs', 'workers'))[0] === 0, { what: 'ack' });
+  assertCleanExit(a, await stopWorker(a));
+  assertCleanExit(b, await stopWorker(b));
 }));

@@ -22,6 +22,13 @@ static void test_event_json(void)
 	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "error")), "no \"runtime\"");
 	cJSON_Delete(o);
 	free(s);
+	/* ai events carry the request's kind after the job id (lib/jobstate.c builds both) */
+	s = queue_event_json_kind("j3", "hint", "queued", NULL, "");
+	CHECK_STR(s, "{\"job_id\":\"j3\",\"kind\":\"hint\",\"status\":\"queued\"}");
+	free(s);
+	s = queue_event_json("j4", "finished", "not json", NULL);
+	CHECK_STR(s, "{\"job_id\":\"j4\",\"status\":\"finished\",\"result\":null}");
+	free(s);
 }
 
 static void test_parse(void)

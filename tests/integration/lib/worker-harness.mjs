@@ -1,11 +1,12 @@
 // Processes for the worker's integration tests: a private redis-server, the ASan worker
 // binary, and helpers (over resp.mjs's client) that enqueue jobs exactly as the API does
-// (HSET cc:job:{id} …, then XADD cc:jobs * job {id}). Every child started here is killed
+// (HSET cc:job:{id} …, the room's queued event, then XADD cc:jobs * job {id}, as one
+// transaction like lib/jobstate.c's script). Every child started here is killed
 // when the test process exits, also when a test fails.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { ROOT, freePort, sleep, waitFor as procsWaitFor } from './procs.mjs';
-import { connectRedis } from './resp.mjs';
+import { EMIT_SCRIPT, connectRedis } from './resp.mjs';
 
 export { ROOT, freePort, sleep };
 export const WORKER_BIN = process.env.WORKER_BIN || join(ROOT, 'build/asan/bin/codecollab-worker');
@@ -98,16 +99,35 @@ export function jobId(prefix = 'job') {
   return `${prefix}${process.pid}x${seq}x${Math.random().toString(36).slice(2, 8)}`;
 }
 
-// What the API does for POST /api/rooms/{id}/executions (fcgi/h_jobs.c jobs_enqueue).
+// What the API does for POST /api/rooms/{id}/executions (fcgi/h_jobs.c jobs_enqueue): the
+// hash, the room's queued event, then the stream entry, atomically (MULTI here).
 export async function enqueue(r, { id = jobId(), room = 'room1', kind = 'execution', request }) {
   const now = Math.floor(Date.now() / 1000);
   await r.cmd('MULTI');
   await r.cmd('HSET', `cc:job:${id}`, 'kind', kind, 'room', room, 'user', '1', 'username', 'tester',
     'request', JSON.stringify(request), 'status', 'queued', 'attempts', '0', 'created_at', now);
   await r.cmd('EXPIRE', `cc:job:${id}`, 7 * 86400);
+  await r.cmd('EVAL', EMIT_SCRIPT, 2, `cc:room:${room}:events`, `cc:room:${room}`, kind,
+    JSON.stringify({ job_id: id, status: 'queued' }), 1000);
   await r.cmd('XADD', 'cc:jobs', 'MAXLEN', '~', '100000', '*', 'job', id);
   await r.cmd('EXEC');
   return id;
+}
+
+// A pub/sub subscriber of a room's channel: .messages collects every event published to it
+// ({type, id, data}), in the order Redis delivered them.
+export async function subscribe(port, room) {
+  const s = await connectRedis(port);
+  await s.cmd('SUBSCRIBE', `cc:room:${room}`);
+  s.messages = [];
+  // resp.mjs hands replies to pending callers in order: a collector that puts itself back
+  // receives every pushed message
+  const collector = {
+    resolve: (m) => { s.messages.push(JSON.parse(m[2])); s.pending.push(collector); },
+    reject: () => {},
+  };
+  s.pending.push(collector);
+  return s;
 }
 
 export async function job(r, id) {
