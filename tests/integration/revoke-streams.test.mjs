@@ -353,7 +353,14 @@ test('an operation event of about 1 MiB (\\u0001 escapes) reaches SSE, WebSocket
   assert.equal(c.sock.readyState, WebSocket.OPEN);
   assert.equal(s.child.exitCode, null, 'SSE not dropped');
 
-  // a message the broker cannot read is not skipped silently: every live client gets a resync
+  // a message the broker cannot read is not skipped silently: every live client gets a resync.
+  // The snapshotter saves revision 2 within SNAPSHOT_INTERVAL_MS and emits `snapshot`: wait for
+  // it first, so the poll below can only be answered by what this test publishes.
+  await waitFor(async () => {
+    const last = await rc.cmd('XREVRANGE', `cc:room:${room.id}:events`, '+', '-', 'COUNT', 1);
+    const f = last.length ? last[0][1] : [];
+    return f[f.indexOf('type') + 1] === 'snapshot' && JSON.parse(f[f.indexOf('data') + 1]).revision === 2;
+  }, { what: 'the snapshot of revision 2', timeout: 15000 });
   const poll2 = await pendingPoll(room, bearer);
   await rc.cmd('PUBLISH', `cc:room:${room.id}`, '{"type":"operation","data":');
   const p2 = await poll2.answer;
