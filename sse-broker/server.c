@@ -21,6 +21,7 @@
 
 #include "buf.h"
 #include "http_head.h"
+#include "jsoncheck.h"
 #include "log.h"
 #include "longpoll.h"
 #include "presence.h"
@@ -530,7 +531,9 @@ static void ws_on_text_cb(void *arg, const char *msg, size_t len)
 	struct conn *c = arg;
 	if (!c->sub.room || c->kind != CK_WS)
 		return; /* the stream ended (revoked): nothing it says reaches the room */
-	cJSON *o = cJSON_ParseWithLength(msg, len);
+	/* strict (lib/jsoncheck.h): a message other readers would parse differently, or that
+	 * carries raw control bytes, is ignored like any message that is not presence */
+	cJSON *o = jsoncheck_parse(msg, len, NULL);
 	const cJSON *type = cJSON_GetObjectItemCaseSensitive(o, "type");
 	if (!cJSON_IsString(type) || strcmp(type->valuestring, "presence") != 0)
 		goto out; /* the only message a client sends up; anything else is ignored */

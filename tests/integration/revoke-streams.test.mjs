@@ -252,9 +252,8 @@ test('a stranger streaming a public room is cut when it goes private (ticket and
 });
 
 // ---- (4) sign-out and password change ----
-// Simulated as the API's POST /api/auth/logout and /api/auth/password will do it (lib/access.h):
-// mark the session revoked or raise the user's generation, then PUBLISH {"user":U} on
-// cc:access. (To be switched to the real endpoints once they are merged.)
+// Through the API's POST /api/auth/logout and POST /api/auth/password: they mark the session
+// revoked or raise the user's generation, then PUBLISH {"user":U} on cc:access (lib/access.h).
 
 async function streamsOf(user, room) {
   const cred = { ticket: await ticketOf(user, room) };
@@ -265,7 +264,7 @@ async function streamsOf(user, room) {
   return { cred, bearer, sses, wss, polls: [await pendingPoll(room, cred), await pendingPoll(room, bearer)] };
 }
 
-test('sign-out (simulated in Redis + cc:access) ends the session\'s streams, its tickets\' too; another session keeps its own', async () => {
+test('sign-out (POST /api/auth/logout) ends the session\'s streams, its tickets\' too; another session keeps its own', async () => {
   const owner = await newUser('own');
   const m = await newUser('m');
   const room = await privateRoomWith(owner, m);
@@ -279,8 +278,9 @@ test('sign-out (simulated in Redis + cc:access) ends the session\'s streams, its
   const claims = jwtClaims(m.token);
   assert.notEqual(jwtClaims(login.json.token).sid, claims.sid);
 
-  await rc.cmd('SET', `cc:sess:${claims.sid}:revoked`, '1', 'EX', '3600');
-  await rc.cmd('PUBLISH', 'cc:access', JSON.stringify({ user: m.user.id }));
+  const out = await call('POST', '/api/auth/logout', { token: m.token });
+  assert.equal(out.status, 204, out.text);
+  assert.equal(await rc.cmd('EXISTS', `cc:sess:${claims.sid}:revoked`), 1);
   await allEnded(st);
   for (const c of st.wss) assert.equal((await c.closed).reason, 'this session was signed out');
   await postOp(owner, room, 0, ['later']);
@@ -295,17 +295,22 @@ test('sign-out (simulated in Redis + cc:access) ends the session\'s streams, its
   await w.close();
 });
 
-test('a password change (simulated in Redis + cc:access) ends every older session\'s streams', async () => {
+test('a password change (POST /api/auth/password) ends every older session\'s streams; the new token streams', async () => {
   const owner = await newUser('own');
   const m = await newUser('m');
   const room = await privateRoomWith(owner, m);
   const st = await streamsOf(m, room);
   const { gen } = jwtClaims(m.token);
-  await rc.cmd('SET', `cc:user:${m.user.id}:tokgen`, String(gen + 1));
-  await rc.cmd('PUBLISH', 'cc:access', JSON.stringify({ user: m.user.id }));
+  const pw = await call('POST', '/api/auth/password', { token: m.token, body: { password: m.password, new_password: `${m.password}-new` } });
+  assert.equal(pw.status, 200, pw.text);
+  assert.equal(jwtClaims(pw.json.token).gen, gen + 1);
   await allEnded(st);
   assert.equal(await status(pollUrl(room, { ticket: st.cred.ticket, since: '0' })), 401);
   assert.equal(await status(pollUrl(room, { since: '0' }), m.token), 401);
+  // the token the change answered is of the new generation: it streams
+  const fresh = sse(room, { token: pw.json.token });
+  await fresh.connected();
+  await fresh.close();
 });
 
 // ---- (5) big events and resync ----
