@@ -533,10 +533,14 @@ static void build_argv(const struct sandbox *sb, const struct step_spec *sp,
 	arg(a, "/proc");
 	arg(a, "--dev");
 	arg(a, "/dev");
-	/* --dev leaves /dev/shm a directory of the unsized /dev tmpfs: without a memory cgroup
-	 * nothing stopped a job filling the host's memory there. A sized tmpfs of its own, a
-	 * quarter of the work directory's (at least 1 MiB): POSIX semaphores and shared
-	 * memory (Python's multiprocessing) need little */
+	/* --dev mounts /dev as an unsized tmpfs the job may write to, and --remount-ro / below
+	 * does not reach it (a mount of its own): without a memory cgroup nothing stopped a job
+	 * filling the host's memory with /dev/x. Read-only, its device nodes still work
+	 * (writing /dev/null is writing to a device, not to the tmpfs). */
+	arg(a, "--remount-ro");
+	arg(a, "/dev");
+	/* /dev/shm: a sized tmpfs of its own, a quarter of the work directory's (at least
+	 * 1 MiB): POSIX semaphores and shared memory (Python's multiprocessing) need little */
 	arg(a, "--size");
 	argf(a, "%lld", sandbox_shm_size(lim));
 	arg(a, "--tmpfs");

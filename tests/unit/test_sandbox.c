@@ -570,6 +570,13 @@ static void test_tmpfs_bounds(void)
 	}
 	sandbox_result_free(&r);
 
+	/* /dev itself (bwrap's --dev tmpfs, unsized) takes no file; its devices still work */
+	CHECK(run("bash", "if echo x > /dev/big 2>/dev/null; then echo wrote; else echo refused; fi\n"
+			  "echo null > /dev/null && head -c 4 /dev/zero | wc -c\n", &r) == 0);
+	CHECK(r.status == SANDBOX_OK);
+	CHECK_STR(out_of(&r), "refused\n4\n");
+	sandbox_result_free(&r);
+
 	/* small shared memory works: a multiprocessing lock (a POSIX semaphore) and 1 MiB of
 	 * shared memory, both in /dev/shm */
 	CHECK(run("py", "import multiprocessing as mp\nfrom multiprocessing import shared_memory\n"
