@@ -57,6 +57,13 @@ PGconn *api_pg(struct api_ctx *c)
 	if (k->pg && PQstatus(k->pg) != CONNECTION_OK) {
 		PQfinish(k->pg);
 		k->pg = NULL;
+		if (c->in_tx) {
+			/* the transaction died with the connection; its outcome is the server's to
+			 * tell, and a new connection would run the rest of it unprotected */
+			api_error(c, 503, "database_unavailable",
+				  "the database connection was lost during the change; try again");
+			return NULL;
+		}
 	}
 	if (!k->pg) {
 		k->pg = PQconnectdb(c->cfg->database_url);
@@ -298,8 +305,9 @@ PGresult *api_sql(struct api_ctx *c, const char *sql, int n, const char *const *
 				*state_hit = 1;
 			return NULL;
 		}
-		if (PQstatus(pg) != CONNECTION_OK && attempt == 0) {
-			/* the server went away (restart): reconnect once and retry */
+		if (PQstatus(pg) != CONNECTION_OK && attempt == 0 && !c->in_tx) {
+			/* the server went away (restart): reconnect once and retry; never inside a
+			 * transaction, whose earlier statements were lost with the connection */
 			PQclear(r);
 			continue;
 		}

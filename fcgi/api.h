@@ -41,6 +41,8 @@ struct api_ctx {
 	struct http_resp *resp;
 	cJSON *body; /* the parsed JSON object, or NULL when the request had no body */
 	int authed;
+	int in_tx; /* inside BEGIN..COMMIT on conns->pg: a lost connection is never silently
+		    * replaced (the statements after it would run outside the transaction) */
 	struct token_claims user;
 	char params[API_MAX_PARAMS][API_ID_MAX + 1]; /* path segments matched by '*' */
 	int nparams;

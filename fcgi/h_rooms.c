@@ -211,16 +211,34 @@ static int revoke_failed(struct api_ctx *c)
 	return -1;
 }
 
-static void emit_room_event(struct api_ctx *c, const char *room, cJSON *data)
+/* Takes data. 0, or -1 when the event could not be sent (logged). */
+static int emit_room_event(struct api_ctx *c, const char *room, cJSON *data)
 {
 	char *s = cJSON_PrintUnformatted(data);
 	cJSON_Delete(data);
 	redisContext *rd = s ? room_redis(c) : NULL;
+	int rc = rd ? 0 : -1;
 	if (rd && events_emit(rd, room, "room", s, NULL, 0) < 0) {
 		log_warn("could not emit a room event for %s", room);
 		api_redis_failed(c);
+		rc = -1;
 	}
 	free(s);
+	return rc;
+}
+
+/* The `room` event that makes every broker re-check the rights of the room's open streams
+ * (reason "members", or "access" for a correction nobody else needs to hear of). Open
+ * streams keep their rights until it is heard, so a change that takes rights away and
+ * cannot send it answers 503 (revoke_failed): the retry sends it. 0 or -1. */
+static int emit_rights_event(struct api_ctx *c, const char *room, const char *reason)
+{
+	cJSON *ev = cJSON_CreateObject();
+	if (!ev || !cJSON_AddStringToObject(ev, "reason", reason)) {
+		cJSON_Delete(ev);
+		return -1;
+	}
+	return emit_room_event(c, room, ev);
 }
 
 /* Writes the visibility only when it differs, and says whether it wrote: 1 written, 0 equal. */
@@ -262,6 +280,7 @@ int room_visibility_sync(struct api_ctx *c, const char *room, const char *vis)
 	 * saw the last change. Bounded: a room whose visibility flips on every read stays as
 	 * the last read left it, and the next ticket or PATCH repairs it. */
 	char now[16];
+	int given = vis != NULL, closed = 0;
 	for (int attempt = 0; attempt < 4; attempt++) {
 		if (!vis) {
 			const char *params[] = {room};
@@ -277,10 +296,20 @@ int room_visibility_sync(struct api_ctx *c, const char *room, const char *vis)
 			vis = now;
 		}
 		int rc = visibility_put(c, room, vis[0] ? vis : NULL);
-		if (rc <= 0 || !vis[0])
-			return rc < 0 ? -1 : 0;
+		/* A write of "private" that no PATCH announces (a correction of what an older
+		 * reader wrote, or the first write for a room older than the key): the broker may
+		 * have judged open streams by the value this replaces, so it must look again. */
+		if (rc == 1 && strcmp(vis, "private") == 0 && (attempt > 0 || !given))
+			closed = 1;
+		if (rc <= 0 || !vis[0]) {
+			if (rc < 0)
+				return -1;
+			break;
+		}
 		vis = NULL; /* written: read again */
 	}
+	if (closed && emit_rights_event(c, room, "access") < 0)
+		return -1;
 	return 0;
 }
 
@@ -399,8 +428,10 @@ static void recheck_member(struct api_ctx *c, const cJSON *members, const char *
 		if (cJSON_IsNumber(id) && (long long)id->valuedouble == c->user.user_id)
 			now = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "role"));
 	}
-	if (!now || strcmp(now, written) != 0)
-		cache_member(c, c->params[0], c->user.user_id, now);
+	/* the broker may have re-checked streams by the entry this corrects */
+	if ((!now || strcmp(now, written) != 0) &&
+	    cache_member(c, c->params[0], c->user.user_id, now) == 0)
+		emit_rights_event(c, c->params[0], "access");
 }
 
 static void refuse_stranger(struct api_ctx *c)
@@ -504,7 +535,13 @@ void h_room_patch(struct api_ctx *c)
 	cJSON *ev = cJSON_CreateObject();
 	cJSON_AddStringToObject(ev, "reason", "updated");
 	cJSON_AddItemToObject(ev, "room", public_room_json(room));
-	emit_room_event(c, c->params[0], ev);
+	/* strangers' open streams end when the brokers hear it: a room made private whose
+	 * event did not go out answers 503, and the retry sends it */
+	if (emit_room_event(c, c->params[0], ev) < 0 && strcmp(vis, "private") == 0) {
+		cJSON_Delete(room);
+		revoke_failed(c);
+		return;
+	}
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddItemToObject(o, "room", room);
 	api_json(c, 200, o);
@@ -563,11 +600,13 @@ static int tx_begin(struct api_ctx *c)
 	if (!r)
 		return -1;
 	PQclear(r);
+	c->in_tx = 1;
 	return 0;
 }
 
 static void tx_abort(struct api_ctx *c)
 {
+	c->in_tx = 0;
 	PGconn *pg = c->conns->pg;
 	if (pg && PQtransactionStatus(pg) != PQTRANS_IDLE) {
 		PGresult *r = PQexec(pg, "ROLLBACK");
@@ -585,6 +624,7 @@ static int tx_commit(struct api_ctx *c)
 		return -1;
 	}
 	PQclear(r);
+	c->in_tx = 0;
 	return 0;
 }
 
@@ -827,9 +867,21 @@ void h_member_put(struct api_ctx *c)
 		revoke_failed(c);
 		return;
 	}
-	cJSON *ev = cJSON_CreateObject();
-	cJSON_AddStringToObject(ev, "reason", "members");
-	emit_room_event(c, c->params[0], ev);
+	/* A removal committed after our UPDATE may have cleared the entry before the write
+	 * above put the role back: read the row again and correct (before the event, which
+	 * makes the brokers look). */
+	const char *again[] = {c->params[0], c->params[1]};
+	r = api_sql(c, "SELECT role FROM room_members WHERE room_id = $1 AND user_id = $2", 2,
+		    again, NULL, NULL);
+	if (!r)
+		return;
+	const char *now = PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : NULL;
+	int fixed = (now && strcmp(now, v[0].s) == 0) || cache_member(c, c->params[0], target, now) == 0;
+	PQclear(r);
+	if (!fixed || emit_rights_event(c, c->params[0], "members") < 0) {
+		revoke_failed(c);
+		return;
+	}
 	cJSON *members = members_json(c, c->params[0]);
 	if (!members)
 		return;
@@ -928,14 +980,17 @@ void h_member_delete(struct api_ctx *c)
 		revoke_failed(c);
 		return;
 	}
+	/* On the 404 of a retry too: the first attempt may have failed before its event, and
+	 * the target's open streams end only when the brokers hear one. */
+	if (emit_rights_event(c, c->params[0], "members") < 0) {
+		revoke_failed(c);
+		return;
+	}
 	if (n != 1) {
 		api_error(c, 404, "member_not_found", "user %s is not a member of this room",
 			  c->params[1]);
 		return;
 	}
-	cJSON *ev = cJSON_CreateObject();
-	cJSON_AddStringToObject(ev, "reason", "members");
-	emit_room_event(c, c->params[0], ev);
 	api_no_content(c);
 }
 

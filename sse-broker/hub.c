@@ -503,15 +503,25 @@ static void rights_cb(redisAsyncContext *ac, void *reply, void *priv)
 	struct rights_req *q = priv;
 	redisReply *rep = reply;
 	struct hub_room *r;
-	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != q->n) {
-		/* Redis gone (every room is checked again after the reconnect) or an error: the
-		 * streams stay until an answer says otherwise */
-		if (rep && rep->type == REDIS_REPLY_ERROR)
-			log_warn("rights check in %s: %s", q->room, rep->str);
-		goto out;
-	}
+	if (!rep)
+		goto out; /* Redis gone: every room is checked again after the reconnect */
 	r = room_find(h, q->room);
 	struct hub_sub *next;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != q->n) {
+		/* An error (a busy or failing server): nothing would ask again, so the streams
+		 * asked about end (as a drop, not a revocation): each reconnects and is checked
+		 * when it opens. Failing closed, like a stream that opens while Redis errs. */
+		log_warn("rights check in %s: %s", q->room,
+			 rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected answer");
+		for (struct hub_sub *s = r ? r->subs : NULL; s; s = next) {
+			next = s->next;
+			struct rights_subject key;
+			sub_subject(s, &key);
+			if (bsearch(&key, q->subj, q->n, sizeof *q->subj, rights_subject_cmp))
+				s->ops->fail(s, "could not check the stream's rights");
+		}
+		goto out;
+	}
 	for (struct hub_sub *s = r ? r->subs : NULL; s; s = next) {
 		next = s->next; /* s may leave during its own callback, no other may */
 		struct rights_subject key;
@@ -542,8 +552,9 @@ out:
 }
 
 /* Asks about every distinct (user, session, generation) among r's subscribers, or only those
- * of user only_uid (> 0). Bounded: commands of at most RIGHTS_BATCH subjects. */
-static void rights_check(struct hub_room *r, long long only_uid)
+ * of user only_uid (> 0), or only subscriber only (not NULL). Bounded: commands of at most
+ * RIGHTS_BATCH subjects. */
+static void rights_check_some(struct hub_room *r, long long only_uid, const struct hub_sub *only)
 {
 	struct hub *h = r->hub;
 	struct rights_subject *all = NULL;
@@ -556,7 +567,7 @@ static void rights_check(struct hub_room *r, long long only_uid)
 		return;
 	}
 	for (struct hub_sub *s = r->subs; s; s = s->next)
-		if (only_uid <= 0 || s->user_id == only_uid)
+		if ((only_uid <= 0 || s->user_id == only_uid) && (!only || s == only))
 			sub_subject(s, &all[n++]);
 	n = rights_subjects_unique(all, n);
 	for (size_t at = 0; at < n; at += RIGHTS_BATCH) {
@@ -580,6 +591,20 @@ static void rights_check(struct hub_room *r, long long only_uid)
 	free(all);
 }
 
+static void rights_check(struct hub_room *r, long long only_uid)
+{
+	rights_check_some(r, only_uid, NULL);
+}
+
+/* Every room with streams. */
+static void rights_check_all(struct hub *h)
+{
+	for (int b = 0; b < HUB_BUCKETS; b++)
+		for (struct hub_room *r = h->buckets[b]; r; r = r->hnext)
+			if (r->nsubs > 0)
+				rights_check(r, 0);
+}
+
 /* Something may have changed rights: checks answered before now are stale for hub_join(). */
 static void rights_changed(struct hub *h)
 {
@@ -593,8 +618,15 @@ static void access_cb(redisAsyncContext *ac, void *reply, void *priv)
 	redisReply *rep = reply;
 	long long uid;
 	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
-	    rep->element[0]->type != REDIS_REPLY_STRING ||
-	    strcmp(rep->element[0]->str, "message") != 0 ||
+	    rep->element[0]->type != REDIS_REPLY_STRING)
+		return;
+	if (strcmp(rep->element[0]->str, "subscribe") == 0) {
+		/* a sign-out between the reconnect and now was published to nobody here */
+		rights_changed(h);
+		rights_check_all(h);
+		return;
+	}
+	if (strcmp(rep->element[0]->str, "message") != 0 ||
 	    rep->element[2]->type != REDIS_REPLY_STRING)
 		return;
 	if (rights_access_message(rep->element[2]->str, rep->element[2]->len, &uid) < 0) {
@@ -760,7 +792,9 @@ int hub_join(struct hub *h, struct hub_sub *s, const char *room_id, const struct
 	if (r->link != RL_SUBSCRIBED)
 		r->check_on_subscribe = 1;
 	else if (s->rights_seq != h->rights_seq)
-		rights_check(r, 0); /* a change came while its own check was under way */
+		/* a change came while its own check was under way: only this stream may have
+		 * missed it (the change's own re-check covered every stream joined before) */
+		rights_check_some(r, 0, s);
 	if (r->link == RL_IDLE)
 		room_subscribe(r);
 	else if (r->link == RL_SUBSCRIBED)
@@ -887,8 +921,10 @@ static void link_up(struct hub *h)
 	for (int b = 0; b < HUB_BUCKETS; b++) {
 		for (struct hub_room *r = h->buckets[b]; r; r = r->hnext) {
 			if (r->nsubs > 0) {
+				/* rights may have changed meanwhile: asked once the room's channel is
+				 * confirmed, so no change falls between the answer and the channel */
+				r->check_on_subscribe = 1;
 				room_subscribe(r);
-				rights_check(r, 0); /* rights may have changed meanwhile */
 			}
 			if (r->users)
 				presence_call(h, r, "refresh", NULL, NULL);

@@ -111,6 +111,7 @@ static enum room_ctl ctl_of(const char *type, const char *data, size_t len)
 		{"members", ROOM_CTL_RIGHTS},
 		{"updated", ROOM_CTL_RIGHTS},
 		{"invite", ROOM_CTL_RIGHTS},
+		{"access", ROOM_CTL_RIGHTS}, /* the API corrected a cache the rights depend on */
 		{"deleted", ROOM_CTL_DELETED},
 	};
 	for (size_t i = 0; cJSON_IsString(why) && i < sizeof ctls / sizeof ctls[0]; i++)

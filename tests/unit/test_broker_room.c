@@ -85,6 +85,7 @@ static void test_events(void)
 		/* the visibility may have changed, or the invite: rights are asked again */
 		{"room", "{\"reason\":\"updated\",\"room\":{}}", ROOM_CTL_RIGHTS},
 		{"room", "{\"reason\":\"invite\"}", ROOM_CTL_RIGHTS},
+		{"room", "{\"reason\":\"access\"}", ROOM_CTL_RIGHTS},
 		{"room", "{\"reason\":\"renamed\"}", ROOM_CTL_NONE},
 		{"room", "{\"reason\":1}", ROOM_CTL_NONE},
 		{"room", "[1]", ROOM_CTL_NONE},
