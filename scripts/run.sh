@@ -40,8 +40,11 @@ stop_all() {
   stopping=1
   # A signal can arrive between `setsid … &` and the line recording its pid: the last
   # background process is stopped too when no list holds it (or it is our own `sleep`).
+  # Only while it is still our child: a finished `sleep` was reaped, and its pid may belong
+  # to an unrelated process by now.
   local last=${!:-}
-  if [ -n "$last" ] && ! in_list "$last" "${pids[@]}" "$redis_pid" "$pg_pid"; then
+  if [ -n "$last" ] && [ "$(ppid_of "$last")" = "$$" ] &&
+    ! in_list "$last" "${pids[@]}" "$redis_pid" "$pg_pid"; then
     kill -TERM "$last" 2>/dev/null || true
     wait_gone "$last" 20 || kill -KILL "$last" 2>/dev/null || true
   fi
@@ -69,6 +72,14 @@ stop_all() {
   fi
 }
 
+ppid_of() { # pid: its parent's pid, or nothing when it is gone
+  local stat
+  read -r stat 2>/dev/null <"/proc/$1/stat" || return 0
+  stat=${stat##*) } # after "pid (comm) ": state ppid …; comm may hold spaces
+  set -- $stat
+  printf '%s' "${2:-}"
+}
+
 in_list() { # pid list...
   local x=$1 y
   shift
@@ -77,11 +88,9 @@ in_list() { # pid list...
 }
 
 parent_gone() { # our parent exited: we were handed to init (or a subreaper)
-  local stat
-  read -r stat </proc/$$/stat || return 1
-  stat=${stat##*) } # after "pid (comm) ": state ppid …
-  set -- $stat
-  [ "$2" != "$parent" ]
+  local now
+  now=$(ppid_of $$)
+  [ -n "$now" ] && [ "$now" != "$parent" ]
 }
 
 wait_gone() { # pid seconds
