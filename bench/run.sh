@@ -22,6 +22,8 @@ export WORKERS=${WORKERS:-2}
 # in one room at once
 export EXECUTION_RATE_LIMIT=${EXECUTION_RATE_LIMIT:-100000}
 export JOB_ROOM_BACKLOG_MAX=${JOB_ROOM_BACKLOG_MAX:-1000} JOB_USER_BACKLOG_MAX=${JOB_USER_BACKLOG_MAX:-1000}
+# the benchmarks register a few dozen users from one address
+export REGISTER_RATE_LIMIT=${REGISTER_RATE_LIMIT:-100000}
 only=${BENCH_ONLY:-api ops fanout exec fairness}
 want() { [[ " $only " == *" $1 "* ]]; }
 

@@ -27,8 +27,11 @@ static const char emit_suffix[] = " end\n";
  * touches is only known inside the script (one Redis, not a cluster, holds them all). */
 static const char fair_lib[] =
 	"local FS = 1e12 "
+	/* a room's turn: it was served now (the sequence number is kept while the room has
+	 * jobs waiting or running, so a room coming back soon is not new) */
 	"local function fair_score(room, running) "
 	"local seq = redis.call('INCR', '" JOBSTATE_FAIR_PREFIX "seq') "
+	"redis.call('HSET', '" JOBSTATE_FAIR_PREFIX "turn', room, seq) "
 	"return running * FS + seq end "
 	/* the job left the line (dispatched or cancelled): the backlog counters */
 	"local function fair_unqueue(job) "
@@ -55,7 +58,8 @@ static const char fair_lib[] =
 	"if n <= 0 then redis.call('HDEL', '" JOBSTATE_FAIR_PREFIX "running', room) n = 0 end "
 	"local sc = redis.call('ZSCORE', '" JOBSTATE_FAIR_PREFIX "rooms', room) "
 	"if sc then redis.call('ZADD', '" JOBSTATE_FAIR_PREFIX "rooms', "
-	"n * FS + math.fmod(tonumber(sc), FS), room) end end "
+	"n * FS + math.fmod(tonumber(sc), FS), room) "
+	"elseif n == 0 then redis.call('HDEL', '" JOBSTATE_FAIR_PREFIX "turn', room) end end "
 	"local function fair_dispatch(hist_max, stream_max, limit) "
 	"local t = redis.call('TIME') "
 	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
@@ -89,8 +93,10 @@ static const char fair_lib[] =
 	"running = redis.call('HINCRBY', '" JOBSTATE_FAIR_PREFIX "running', room, 1) "
 	"redis.call('XADD', '" JOBSTATE_STREAM "', 'MAXLEN', '~', stream_max, '*', 'job', job) "
 	"busy = busy + 1 end end "
+	"local score = fair_score(room, running) "
 	"if redis.call('LLEN', line) == 0 then redis.call('ZREM', '" JOBSTATE_FAIR_PREFIX "rooms', room) "
-	"else redis.call('ZADD', '" JOBSTATE_FAIR_PREFIX "rooms', fair_score(room, running), room) "
+	"if running == 0 then redis.call('HDEL', '" JOBSTATE_FAIR_PREFIX "turn', room) end "
+	"else redis.call('ZADD', '" JOBSTATE_FAIR_PREFIX "rooms', score, room) "
 	"fair_announce(room, hist_max, limit) end "
 	"end end ";
 
@@ -140,9 +146,12 @@ static const char create_body[] =
 	"local ahead = redis.call('RPUSH', line, ARGV[6]) - 1 "
 	"redis.call('INCR', '" JOBSTATE_FAIR_PREFIX "depth') "
 	"redis.call('HINCRBY', '" JOBSTATE_FAIR_PREFIX "users', ARGV[8], 1) "
+	/* a room joining the ring keeps its last turn: one served long ago (or never: 0) goes
+	 * before the rooms served since */
 	"if not redis.call('ZSCORE', '" JOBSTATE_FAIR_PREFIX "rooms', ARGV[7]) then "
 	"local running = tonumber(redis.call('HGET', '" JOBSTATE_FAIR_PREFIX "running', ARGV[7]) or '0') "
-	"redis.call('ZADD', '" JOBSTATE_FAIR_PREFIX "rooms', fair_score(ARGV[7], running), ARGV[7]) end "
+	"local turn = tonumber(redis.call('HGET', '" JOBSTATE_FAIR_PREFIX "turn', ARGV[7]) or '0') "
+	"redis.call('ZADD', '" JOBSTATE_FAIR_PREFIX "rooms', running * FS + turn, ARGV[7]) end "
 	"local pos = ahead + redis.call('ZRANK', '" JOBSTATE_FAIR_PREFIX "rooms', ARGV[7]) "
 	"local d = cjson.decode(ARGV[3]) "
 	"d.position = pos "
@@ -167,6 +176,8 @@ static const char cancel_body[] =
 	"emit({KEYS[2], KEYS[3]}, {ARGV[1], ARGV[2], ARGV[3]}) "
 	"if left then "
 	"if redis.call('LLEN', line) == 0 then redis.call('ZREM', '" JOBSTATE_FAIR_PREFIX "rooms', room) "
+	"if not redis.call('HGET', '" JOBSTATE_FAIR_PREFIX "running', room) then "
+	"redis.call('HDEL', '" JOBSTATE_FAIR_PREFIX "turn', room) end "
 	"else fair_announce(room, ARGV[3], " STR(JOBSTATE_POSITION_UPDATES) ") end end "
 	"fair_release(ARGV[4]) "
 	"fair_dispatch(ARGV[3], " STR(JOBSTATE_STREAM_MAX) ", " STR(JOBSTATE_POSITION_UPDATES) ") "
