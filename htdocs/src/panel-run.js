@@ -170,6 +170,8 @@ export function runPanel({ roomId, code, language }) {
     if (!d || typeof d.job_id !== 'string') return;
     // a waiting run told its new place in line is not a new run: it does not take the panel
     if (d.status === 'queued' && seen.has(d.job_id) && (!job || job.id !== d.job_id)) return;
+    // another run stopped: nothing to show, and a run of ours waiting keeps the panel
+    if (d.status === 'cancelled' && (!job || job.id !== d.job_id)) return;
     if (seen.size > 1000) seen.clear();
     seen.add(d.job_id);
     if (!job || job.id !== d.job_id) {

@@ -6,7 +6,9 @@
 // PostgreSQL and Redis; the stack's workers run the jobs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { call, cgi, createRoom, newUser, redis, roomEvents } from './lib/api.mjs';
+import { BASE, call, cgi, createRoom, newUser, redis, roomEvents } from './lib/api.mjs';
+import { launch, person, screenshot } from '../e2e/lib/browser.mjs';
+import * as app from '../e2e/lib/app.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const OVER = new Set(['finished', 'failed', 'cancelled']);
@@ -226,4 +228,41 @@ test('DELETE /api/jobs/{id}: submitter or room owner; a running job\'s sandbox i
   assert.deepEqual(jobEvents(room.id, wid).map((e) => e.data.status).filter((s) => s !== 'queued'), ['cancelled']);
   const finishedAfter = await call('DELETE', `/api/jobs/${after.json.job.id}`, { token: owner.token });
   assert.equal(finishedAfter.status, 409);
+});
+
+test('the browser shows "N runs ahead of yours" while a run waits, and Stop cancels it', async () => {
+  const browser = await launch();
+  const ids = [];
+  let tok;
+  try {
+    const P = await person(browser, BASE);
+    await app.signUp(P.page, app.uniqueName('wait'));
+    const roomId = await app.createRoom(P.page, app.uniqueName('line'), 'python');
+    tok = await app.token(P.page);
+    const room = { id: roomId };
+    // both workers busy, one run waiting: the browser's run has one ahead of it
+    for (let i = 0; i < 2; i++) {
+      const r = await run(tok, room, { code: 'import time; time.sleep(60)' });
+      assert.equal(r.status, 202, r.text);
+      ids.push(r.json.job.id);
+    }
+    for (const id of ids) await waitJob(tok, id, { until: (j) => j.status === 'running' });
+    const ahead = await run(tok, room, { code: 'print("ahead")' });
+    assert.equal(ahead.status, 202, ahead.text);
+    ids.push(ahead.json.job.id);
+    await P.page.click('[data-action="run"]');
+    await P.page.waitForSelector('[data-role="output"][data-state="queued"] [data-action="cancel-run"]');
+    await P.page.waitForFunction(() => /1 run ahead of yours/.test(document.querySelector('[data-role="queue-position"]')?.textContent || ''));
+    await screenshot(P.page, 'run-queued');
+    // the one ahead is cancelled: the line moves and the browser is told
+    assert.equal((await cancel(tok, ahead.json.job.id)).status, 200);
+    await P.page.waitForFunction(() => /yours is next/.test(document.querySelector('[data-role="queue-position"]')?.textContent || ''));
+    await P.page.click('[data-action="cancel-run"]');
+    await P.page.waitForSelector('[data-role="output"][data-state="cancelled"]');
+    assert.match(await P.page.textContent('[data-role="output"]'), /stopped/);
+    assert.deepEqual(P.problems, []);
+  } finally {
+    if (tok) await drain(tok, ids);
+    await browser.close();
+  }
 });
