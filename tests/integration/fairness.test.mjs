@@ -61,6 +61,10 @@ test('a busy room cannot starve another: the quiet room\'s print(1) runs while 1
     assert.equal(r.status, 202, r.body);
     ids.push(r.json.job.id);
   }
+  // the CGI runs above block node's event loop for seconds, long enough for lighttpd to
+  // close our idle keep-alive connections; one turn of the loop lets fetch see that instead
+  // of sending the next request into a closed socket
+  await sleep(100);
   try {
     const t0 = Date.now();
     const q = await run(quiet.token, quietRoom, { code: 'print(1)' });
