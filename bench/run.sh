@@ -2,11 +2,12 @@
 # make bench: starts a throwaway stack from the release build and measures the API through
 # lighttpd with wrk (requests per second and latency percentiles), committed operations
 # (bench/ops.mjs), fan-out from one writer to N SSE subscribers (bench/fanout_api.mjs) and
-# code execution end to end (bench/exec.mjs). The load generators run on the same cores as
+# code execution end to end (bench/exec.mjs) and a quiet room's wait under a noisy one
+# (bench/fairness.mjs). The load generators run on the same cores as
 # the stack; the machine's load is printed before and after. docs/BENCHMARKS.md has figures.
 #   BENCH_SECONDS (default 8), BENCH_CONNECTIONS (default 32), BENCH_THREADS (default 1)
 #   BENCH_FANOUT_MAX (default 10000): largest fan-out size of 100, 1,000, 5,000, 10,000
-#   BENCH_ONLY: run only these parts, of "api ops fanout exec" (default all)
+#   BENCH_ONLY: run only these parts, of "api ops fanout exec fairness" (default all)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -17,9 +18,13 @@ conns=${BENCH_CONNECTIONS:-32}
 threads=${BENCH_THREADS:-1}
 export API_PROCESSES=${API_PROCESSES:-4}
 export WORKERS=${WORKERS:-2}
-# exec.mjs runs about 150 jobs within a minute as one user
+# exec.mjs runs about 150 jobs within a minute as one user; fairness.mjs queues 100 runs
+# in one room at once
 export EXECUTION_RATE_LIMIT=${EXECUTION_RATE_LIMIT:-100000}
-only=${BENCH_ONLY:-api ops fanout exec}
+export JOB_ROOM_BACKLOG_MAX=${JOB_ROOM_BACKLOG_MAX:-1000} JOB_USER_BACKLOG_MAX=${JOB_USER_BACKLOG_MAX:-1000}
+# the benchmarks register a few dozen users from one address
+export REGISTER_RATE_LIMIT=${REGISTER_RATE_LIMIT:-100000}
+only=${BENCH_ONLY:-api ops fanout exec fairness}
 want() { [[ " $only " == *" $1 "* ]]; }
 
 machine() {
@@ -85,6 +90,11 @@ fi
 if want exec; then
   echo
   node "$ROOT/bench/exec.mjs" || status=1
+fi
+
+if want fairness; then
+  echo
+  node "$ROOT/bench/fairness.mjs" || status=1
 fi
 
 echo

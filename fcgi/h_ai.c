@@ -315,7 +315,9 @@ static void ask(struct api_ctx *c, const char *room, struct ai_ask *a)
 			if (rep->type == REDIS_REPLY_STRING)
 				snprintf(status, sizeof status, "%s", rep->str);
 			freeReplyObject(rep);
-			if (status[0] && strcmp(status, "finished") != 0 && strcmp(status, "failed") != 0) {
+			/* a cancelled job is over too: a new request must not join it */
+			if (status[0] && strcmp(status, "finished") != 0 && strcmp(status, "failed") != 0 &&
+			    strcmp(status, "cancelled") != 0) {
 				answer_job(c, id, status, 1);
 				return;
 			}

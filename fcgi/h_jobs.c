@@ -1,11 +1,13 @@
 /* Executions and jobs: the API's side of the queue (docs/INTERNALS.md). A job is a hash
- * cc:job:{id} plus an entry in the stream cc:jobs, created with its `queued` room event in
- * one step (lib/jobstate.h); the worker does the rest. */
+ * cc:job:{id} in its room's line of the fair scheduler, admitted (or refused with 429) and
+ * created with its `queued` room event in one step (lib/jobstate.h); the scheduler hands it
+ * to a worker through the stream cc:jobs. DELETE /api/jobs/{id} cancels it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "cfg.h"
 #include "doc.h"
 #include "handlers.h"
 #include "jobstate.h"
@@ -20,6 +22,13 @@
 #define STDIN_MAX (64 * 1024)
 #define ARGS_MAX 32
 #define ARG_MAX_LEN 1024
+/* admission defaults (README.md: JOB_ROOM_BACKLOG_MAX, JOB_USER_BACKLOG_MAX, JOB_QUEUE_MAX) */
+#define JOBS_ROOM_BACKLOG_DEFAULT 30
+#define JOBS_USER_BACKLOG_DEFAULT 20
+#define JOBS_QUEUE_MAX_DEFAULT 2000
+/* the Retry-After of a full queue: a backlog drains at the workers' pace, a few jobs a
+ * second per worker thread */
+#define JOBS_RETRY_AFTER_S 5
 
 static const struct valid_field exec_fields[] = {
 	{"language", VALID_STRING, VALID_SINGLE_LINE, 1, 32, NULL, NULL},
@@ -93,6 +102,19 @@ void h_runtimes(struct api_ctx *c)
 	api_json(c, 200, o);
 }
 
+/* The admission bounds (README.md): read per request, a getenv each; a bad value is the
+ * default (logged). */
+static long bound(const char *name, long def)
+{
+	long v;
+	char err[256];
+	if (cfg_long(name, def, 1, 10000000, &v, err, sizeof err) < 0) {
+		log_warn("%s", err);
+		return def;
+	}
+	return v;
+}
+
 int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const char *event_kind,
 		 cJSON *request, char id_out[JOB_ID_LEN + 1])
 {
@@ -110,19 +132,50 @@ int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const ch
 	char uid[32], now[32], err[256];
 	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
 	snprintf(now, sizeof now, "%lld", (long long)time(NULL));
+	/* event_kind is kept so the scheduler's place-in-line events carry it like this one */
 	const char *fields[] = {"kind",	    kind, "room",     room, "user",	  uid,
 				"username", c->user.username, "request", req, "attempts", "0",
-				"created_at", now};
-	/* the hash, the room's queued event, then the stream entry, in one script: no worker
-	 * can take the job (and announce running) before the room has heard queued */
-	if (jobstate_create(rd, id_out, room, kind, data, fields, sizeof fields / sizeof fields[0] / 2,
-			    JOB_TTL_S, err, sizeof err) < 0) {
+				"created_at", now, "event_kind", event_kind ? event_kind : ""};
+	struct jobstate_new n = {
+		.job_id = id_out,
+		.room = room,
+		.user = uid,
+		.event_type = kind,
+		.event_data = data,
+		.fields = fields,
+		.nfields = sizeof fields / sizeof fields[0] / 2,
+		.ttl_s = JOB_TTL_S,
+		.room_max = bound("JOB_ROOM_BACKLOG_MAX", JOBS_ROOM_BACKLOG_DEFAULT),
+		.user_max = bound("JOB_USER_BACKLOG_MAX", JOBS_USER_BACKLOG_DEFAULT),
+		.queue_max = bound("JOB_QUEUE_MAX", JOBS_QUEUE_MAX_DEFAULT),
+	};
+	long pos = 0, backlog = 0;
+	/* admission, the hash, the room's queued event, then the job in its room's line (and
+	 * in the stream when a worker is free), in one script: no worker can take the job
+	 * (and announce running) before the room has heard queued */
+	int admitted = jobstate_create(rd, &n, &pos, &backlog, err, sizeof err);
+	switch (admitted) {
+	case JOBSTATE_ADMITTED:
+		rc = 0;
+		break;
+	case JOBSTATE_ROOM_FULL:
+		api_too_many(c, JOBS_RETRY_AFTER_S, "room_queue_full",
+			     "this room has %ld jobs waiting (at most %ld)", backlog, n.room_max);
+		break;
+	case JOBSTATE_USER_FULL:
+		api_too_many(c, JOBS_RETRY_AFTER_S, "user_queue_full",
+			     "you have %ld jobs waiting (at most %ld)", backlog, n.user_max);
+		break;
+	case JOBSTATE_QUEUE_FULL:
+		api_too_many(c, JOBS_RETRY_AFTER_S, "queue_full",
+			     "the server has %ld jobs waiting (at most %ld)", backlog, n.queue_max);
+		break;
+	default:
 		log_warn("job %s: %s", id_out, err);
 		api_redis_failed(c);
 		api_error(c, 503, "redis_unavailable", "the queue is unavailable");
-		goto out;
+		break;
 	}
-	rc = 0;
 out:
 	free(data);
 	free(req);
@@ -257,7 +310,88 @@ void h_job_get(struct api_ctx *c)
 		cJSON_AddStringToObject(job, "error", e[4]->str);
 	if (e[5]->type == REDIS_REPLY_STRING)
 		cJSON_AddNumberToObject(job, "created_at", strtod(e[5]->str, NULL));
+	/* a job waiting in its room's line: its place, as its queued events give it */
+	long pos;
+	char err[256];
+	if (!strcmp(e[0]->str, "queued") && jobstate_position(rd, c->params[0], room, &pos, err,
+							      sizeof err) == 1)
+		cJSON_AddNumberToObject(job, "position", (double)pos);
 	freeReplyObject(rep);
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddItemToObject(o, "job", job);
+	api_json(c, 200, o);
+}
+
+void h_job_cancel(struct api_ctx *c)
+{
+	if (api_require_user(c) < 0)
+		return;
+	redisContext *rd = api_redis(c);
+	if (!rd)
+		return;
+	redisReply *rep = redisCommand(rd, "HMGET cc:job:%s status kind room user event_kind",
+				       c->params[0]);
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 5) {
+		if (rep)
+			freeReplyObject(rep);
+		api_redis_failed(c);
+		api_error(c, 503, "redis_unavailable", "the queue is unavailable");
+		return;
+	}
+	redisReply **e = rep->element;
+	if (e[0]->type != REDIS_REPLY_STRING || e[2]->type != REDIS_REPLY_STRING) {
+		freeReplyObject(rep);
+		api_error(c, 404, "job_not_found", "no job %s (jobs are kept for 7 days)", c->params[0]);
+		return;
+	}
+	char room[API_ID_MAX + 1], role[16], kind[32] = "execution", ekind[32] = "", uid[32];
+	snprintf(room, sizeof room, "%s", e[2]->str);
+	if (e[1]->type == REDIS_REPLY_STRING && e[1]->len)
+		snprintf(kind, sizeof kind, "%s", e[1]->str);
+	if (e[4]->type == REDIS_REPLY_STRING)
+		snprintf(ekind, sizeof ekind, "%s", e[4]->str);
+	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
+	int mine = e[3]->type == REDIS_REPLY_STRING && !strcmp(e[3]->str, uid);
+	freeReplyObject(rep);
+	/* who cannot read the room learns nothing (404 as room_access_read answers) */
+	if (room_access_read(c, room, role) < 0)
+		return;
+	if (!mine && strcmp(role, "owner") != 0) {
+		api_error(c, 403, "forbidden", "only who started a job or the room's owner may cancel it");
+		return;
+	}
+	char why[128], cur[16], err[256];
+	snprintf(why, sizeof why, "cancelled by %s", c->user.username);
+	char *data = jobstate_event_json(c->params[0], ekind[0] ? ekind : NULL, "cancelled", NULL, why);
+	if (!data) {
+		api_error(c, 500, "internal", "out of memory");
+		return;
+	}
+	int rc = jobstate_cancel(rd, c->params[0], room, kind, data, why, cur, sizeof cur, err,
+				 sizeof err);
+	free(data);
+	if (rc < 0) {
+		log_warn("job %s: %s", c->params[0], err);
+		api_redis_failed(c);
+		api_error(c, 503, "redis_unavailable", "the queue is unavailable");
+		return;
+	}
+	if (rc == 0 && !cur[0]) {
+		api_error(c, 404, "job_not_found", "no job %s (jobs are kept for 7 days)", c->params[0]);
+		return;
+	}
+	if (rc == 0) {
+		api_error(c, 409, "job_over", "job %s is already %s", c->params[0], cur);
+		return;
+	}
+	log_info("job %s (%s, room %s): cancelled by user %s while %s", c->params[0], kind, room,
+		 uid, cur);
+	cJSON *job = cJSON_CreateObject();
+	cJSON_AddStringToObject(job, "id", c->params[0]);
+	cJSON_AddStringToObject(job, "status", "cancelled");
+	cJSON_AddStringToObject(job, "kind", kind);
+	cJSON_AddStringToObject(job, "room", room);
+	cJSON_AddStringToObject(job, "error", why);
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddItemToObject(o, "job", job);
 	api_json(c, 200, o);

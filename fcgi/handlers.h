@@ -39,6 +39,7 @@ void h_history_one(struct api_ctx *c);
 void h_runtimes(struct api_ctx *c);
 void h_execution_create(struct api_ctx *c);
 void h_job_get(struct api_ctx *c);
+void h_job_cancel(struct api_ctx *c);
 
 void h_ai_hint(struct api_ctx *c);
 void h_ai_review(struct api_ctx *c);

@@ -36,6 +36,7 @@ static const struct route routes[] = {
 	{"GET", "/api/rooms/*/history/*", h_history_one},
 	{"POST", "/api/rooms/*/executions", h_execution_create},
 	{"GET", "/api/jobs/*", h_job_get},
+	{"DELETE", "/api/jobs/*", h_job_cancel},
 	{"GET", "/api/runtimes", h_runtimes},
 	{"POST", "/api/rooms/*/ai/hint", h_ai_hint},
 	{"POST", "/api/rooms/*/ai/review", h_ai_review},

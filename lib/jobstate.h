@@ -1,7 +1,7 @@
 /* jobstate: a job's status changes, each one atomic with its room event.
  *
- * A job is the hash cc:job:{id} (field `status`: queued, running, finished, failed) plus an
- * entry in the stream cc:jobs; every status change is also a room event (lib/events.h).
+ * A job is the hash cc:job:{id} (field `status`: queued, running, finished, failed,
+ * cancelled) plus, once the fair scheduler dispatches it, an entry in the stream cc:jobs; every status change is also a room event (lib/events.h).
  * Written as two commands, readers could disagree: GET /api/jobs/{id} could say finished
  * while the room's history had no finished event yet, and a fast worker could announce
  * running before the API announced queued. So each change here is one Lua script that
@@ -24,6 +24,8 @@
 #define JOBSTATE_GROUP "workers"
 #define JOBSTATE_STREAM_MAX 100000 /* MAXLEN ~ of cc:jobs */
 #define JOBSTATE_FIELDS_MAX 8	   /* field/value pairs one call may write besides status */
+#define JOBSTATE_FAIR_PREFIX "cc:fair:" /* the fair scheduler's keys (docs/INTERNALS.md) */
+#define JOBSTATE_POSITION_UPDATES 10	/* queued jobs of a room told their new place per move */
 
 /* One status change. */
 struct jobstate_change {
@@ -46,13 +48,54 @@ struct jobstate_change {
 int jobstate_change(redisContext *r, const struct jobstate_change *c, char *cur, size_t curcap,
 		    char *err, size_t errlen);
 
-/* A new job, the API's side: the hash (status queued plus nfields field/value pairs),
- * its expiry, the room's `queued` event and only then the cc:jobs entry, in one script, so
- * no worker can take the job before the room has heard of it. 0, or -1 (err; also when a
- * job with that id exists). */
-int jobstate_create(redisContext *r, const char *job_id, const char *room,
-		    const char *event_type, const char *event_data, const char *const *fields,
-		    size_t nfields, long ttl_s, char *err, size_t errlen);
+/* A new job, the API's side. */
+struct jobstate_new {
+	const char *job_id;
+	const char *room;
+	const char *user;	/* the submitter's id: the per-user backlog */
+	const char *event_type; /* "execution", "ai" */
+	const char *event_data; /* the queued event; `position` is added to it */
+	const char *const *fields; /* nfields field/value pairs besides status */
+	size_t nfields;
+	long ttl_s;
+	long room_max;	/* queued jobs a room may have (its line), */
+	long user_max;	/* a user may have, */
+	long queue_max; /* everyone together may have */
+};
+
+enum {
+	JOBSTATE_ADMITTED = 0,
+	JOBSTATE_ROOM_FULL = 1,
+	JOBSTATE_USER_FULL = 2,
+	JOBSTATE_QUEUE_FULL = 3,
+};
+
+/* Admission, then the hash (status queued), its expiry, the job at the end of its room's
+ * line, the room's `queued` event with the job's place in line and a dispatch, in one
+ * script: no worker can take the job before the room has heard of it. JOBSTATE_ADMITTED
+ * (*position: jobs that will run before it), JOBSTATE_*_FULL (nothing written; *backlog:
+ * the queued jobs counted against that bound), -1 (err; also when the id exists). */
+int jobstate_create(redisContext *r, const struct jobstate_new *n, long *position,
+		    long *backlog, char *err, size_t errlen);
+
+/* Cancels a queued or running job: status `cancelled` (with error and finished_at) and its
+ * room event in one step; a queued job leaves its room's line, a dispatched or running one
+ * frees its slot (its worker sees the status and stops it). 1 done; 0 refused (the job is
+ * gone or over: its status, "" when gone, in cur); -1 Redis error. */
+int jobstate_cancel(redisContext *r, const char *job_id, const char *room,
+		    const char *event_type, const char *event_data, const char *error,
+		    char *cur, size_t curcap, char *err, size_t errlen);
+
+/* A worker's registration: `threads` job threads for lifetime_ms (renewed while it lives;
+ * 0 threads: it stops), the per-room cap on jobs in flight (0: none); then a dispatch.
+ * 0 or -1. */
+int jobstate_worker(redisContext *r, const char *consumer, long threads, long lifetime_ms,
+		    long room_cap, char *err, size_t errlen);
+
+/* A queued job's place in line: 1 (*position set), 0 when it is not waiting in its room's
+ * line (dispatched or over), -1 error. */
+int jobstate_position(redisContext *r, const char *job_id, const char *room, long *position,
+		      char *err, size_t errlen);
 
 /* The data of a job's event: {job_id, kind?, status, result?, error?}; kind NULL: none;
  * result_json inserted as JSON (null when it does not parse); error omitted when NULL or "".

@@ -34,6 +34,12 @@
 #define REDIS_TIMEOUT_MS 5000
 #define BACKOFF_BASE_MS 100
 #define BACKOFF_CAP_MS 5000
+/* how often the main thread asks whether a running job was cancelled (DELETE /api/jobs) */
+#define CANCEL_POLL_MS 250
+/* the fair scheduler's registration (lib/jobstate.h): renewed every REGISTER_EVERY_MS, it
+ * lapses REGISTER_LIFETIME_MS after a worker died, and its threads stop counting */
+#define REGISTER_EVERY_MS 1000
+#define REGISTER_LIFETIME_MS 5000
 
 /* Configuration, read once from the environment. */
 struct config {
@@ -43,6 +49,7 @@ struct config {
 	long max_attempts;
 	long grace_ms;
 	long refresh_s;
+	long room_cap; /* JOB_ROOM_RUNNING_MAX: jobs of one room in flight at once, 0 none */
 	const char *piston_url;
 	long piston_timeout_ms;
 	struct sandbox_limits limits;
@@ -53,12 +60,16 @@ struct config {
 
 struct worker;
 
-/* One job thread. inflight (under lock) is the entry it is working on, for heartbeats. */
+/* One job thread. inflight and job (under lock) are the entry and job it is working on,
+ * for heartbeats and cancel polls; cancel stops that job (its owner cancelled it, or the
+ * worker is out of grace time). */
 struct slot {
 	struct worker *w;
 	pthread_t thread;
 	pthread_mutex_t lock;
 	char inflight[QUEUE_ID_MAX];
+	char job[QUEUE_ID_MAX];
+	volatile sig_atomic_t cancel;
 	volatile sig_atomic_t done;
 };
 
@@ -139,7 +150,8 @@ static int load_config(struct config *c)
 	    num("CLAIM_IDLE_MS", 30000, 300, 3600000, &c->claim_idle_ms) < 0 ||
 	    num("JOB_MAX_ATTEMPTS", 3, 1, 100, &c->max_attempts) < 0 ||
 	    num("SHUTDOWN_GRACE_MS", 30000, 0, 3600000, &c->grace_ms) < 0 ||
-	    num("RUNTIMES_REFRESH_S", 60, 1, 86400, &c->refresh_s) < 0 || load_limits(c) < 0)
+	    num("RUNTIMES_REFRESH_S", 60, 1, 86400, &c->refresh_s) < 0 ||
+	    num("JOB_ROOM_RUNNING_MAX", 0, 0, 100000, &c->room_cap) < 0 || load_limits(c) < 0)
 		return -1;
 	c->piston_url = cfg_str("PISTON_URL", NULL);
 	long def_timeout = c->limits.run_ms + c->limits.compile_ms + 10000L;
@@ -173,10 +185,14 @@ static redisContext *connect_redis(const struct worker *w, char *err, size_t err
 	return rds_connect(&w->cfg.redis, REDIS_TIMEOUT_MS, err, errlen);
 }
 
-static void set_inflight(struct slot *s, const char *entry)
+/* entry NULL: the slot is idle. A new job starts uncancelled, unless the worker is
+ * cancelling everything. */
+static void set_inflight(struct slot *s, const char *entry, const char *job)
 {
 	pthread_mutex_lock(&s->lock);
 	snprintf(s->inflight, sizeof s->inflight, "%s", entry ? entry : "");
+	snprintf(s->job, sizeof s->job, "%s", entry && job ? job : "");
+	s->cancel = s->w->cancel;
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -211,11 +227,11 @@ static void *job_thread(void *arg)
 		if (got == 0)
 			got = queue_read(r, w->consumer, READ_BLOCK_MS, &e, err, sizeof err);
 		if (got == 1) {
-			set_inflight(s, e.entry);
+			set_inflight(s, e.entry, e.job);
 			if (queue_process(r, &e, w->handlers, w->nhandlers, w->consumer,
-					  w->cfg.max_attempts, &w->cancel, err, sizeof err) < 0)
+					  w->cfg.max_attempts, &s->cancel, err, sizeof err) < 0)
 				got = -1;
-			set_inflight(s, NULL);
+			set_inflight(s, NULL, NULL);
 		}
 		if (got < 0) {
 			log_warn("%s", err);
@@ -247,6 +263,38 @@ static int heartbeat(struct worker *w, redisContext *r)
 		pthread_mutex_unlock(&s->lock);
 	}
 	return queue_touch(r, w->consumer, p, n);
+}
+
+/* Stops the running jobs whose status became cancelled (DELETE /api/jobs/{id}): their
+ * handler sees the slot's cancel flag and kills the sandbox. One HGET per busy thread. */
+static int poll_cancelled(struct worker *w, redisContext *r)
+{
+	for (long i = 0; i < w->cfg.workers; i++) {
+		struct slot *s = &w->slots[i];
+		char job[QUEUE_ID_MAX];
+		pthread_mutex_lock(&s->lock);
+		snprintf(job, sizeof job, "%s", s->cancel ? "" : s->job);
+		pthread_mutex_unlock(&s->lock);
+		if (!job[0])
+			continue;
+		redisReply *rep = redisCommand(r, "HGET cc:job:%s status", job);
+		if (!rep || rep->type == REDIS_REPLY_ERROR) {
+			if (rep)
+				freeReplyObject(rep);
+			return -1;
+		}
+		int cancelled = rep->type == REDIS_REPLY_STRING && !strcmp(rep->str, "cancelled");
+		freeReplyObject(rep);
+		if (!cancelled)
+			continue;
+		pthread_mutex_lock(&s->lock);
+		if (!strcmp(s->job, job)) { /* still that job: the thread may have moved on */
+			s->cancel = 1;
+			log_info("job %s: cancelled by its owner: stopping it", job);
+		}
+		pthread_mutex_unlock(&s->lock);
+	}
+	return 0;
 }
 
 /* The runtimes to announce: Piston's (asked each time) or the local ones. Caller frees. */
@@ -367,6 +415,8 @@ int main(void)
 		 w->consumer, started, QUEUE_STREAM, w->cfg.claim_idle_ms, w->cfg.max_attempts);
 
 	long long next_beat = 0, next_refresh = clock_mono_ms() + w->cfg.refresh_s * 1000;
+	long long next_poll = 0, next_register = 0;
+	int registered = 0;
 	long long stop_at = 0;
 	long beat_every = w->cfg.claim_idle_ms / 3;
 	for (;;) {
@@ -381,6 +431,8 @@ int main(void)
 			log_info("second signal: cancelling running jobs");
 			w->cancel = 1;
 		}
+		for (long i = 0; w->cancel && i < started; i++)
+			w->slots[i].cancel = 1;
 		if (!w->stop && started < w->cfg.workers)
 			w->stop = 1, stop_at = clock_mono_ms(); /* a thread failed to start: exit */
 		int all_done = 1;
@@ -398,6 +450,21 @@ int main(void)
 				continue;
 		}
 		int bad = 0;
+		/* the scheduler counts this worker's threads while it takes jobs; once it stops,
+		 * they stop counting at once (its running jobs still do, until they end) */
+		if (!w->stop && clock_mono_ms() >= next_register) {
+			bad |= jobstate_worker(r, w->consumer, started, REGISTER_LIFETIME_MS,
+					       w->cfg.room_cap, err, sizeof err) < 0;
+			registered = 1;
+			next_register = clock_mono_ms() + REGISTER_EVERY_MS;
+		} else if (w->stop && registered) {
+			bad |= jobstate_worker(r, w->consumer, 0, 0, w->cfg.room_cap, err, sizeof err) < 0;
+			registered = 0;
+		}
+		if (clock_mono_ms() >= next_poll) {
+			bad |= poll_cancelled(w, r) < 0;
+			next_poll = clock_mono_ms() + CANCEL_POLL_MS;
+		}
 		if (clock_mono_ms() >= next_beat) {
 			bad |= heartbeat(w, r) < 0;
 			next_beat = clock_mono_ms() + beat_every;

@@ -185,7 +185,8 @@ void queue_job_free(struct queue_job *j)
 
 int queue_job_done(const struct queue_job *j)
 {
-	return !strcmp(j->status, "finished") || !strcmp(j->status, "failed");
+	return !strcmp(j->status, "finished") || !strcmp(j->status, "failed") ||
+	       !strcmp(j->status, "cancelled");
 }
 
 int queue_job_count_attempt(redisContext *r, struct queue_job *j, long max_attempts, char *err,
@@ -274,6 +275,21 @@ static int change(redisContext *r, const struct queue_handler *h, const struct q
 	return rc;
 }
 
+/* After a refused change: when the job is over (cancelled by someone, or done by another
+ * attempt) or gone, its entry is acknowledged, so it is not delivered again and again. A
+ * job still queued or running at another attempt is that attempt's: left alone. 0 or -1. */
+static int ack_if_over(redisContext *r, const struct queue_job *j, const char *entry)
+{
+	redisReply *rep = redisCommand(r, "HGET cc:job:%s status", j->id);
+	char err[64];
+	if (reply_failed(r, rep, err, sizeof err))
+		return -1;
+	int over = rep->type != REDIS_REPLY_STRING || (strcmp(rep->str, "queued") != 0 &&
+						       strcmp(rep->str, "running") != 0);
+	freeReplyObject(rep);
+	return over ? queue_ack(r, entry) : 0;
+}
+
 /* Stores a final status with its event, then acknowledges: in that order, so a crash in
  * between leaves a job that is done (skipped when delivered again), never a lost one. A
  * stale attempt acknowledges nothing: the entry is the claiming worker's now. */
@@ -287,6 +303,10 @@ static int conclude(redisContext *r, const struct queue_handler *h, const struct
 				result_json};
 	int rc = change(r, h, j, attempt, from, status, result_json, error, fields,
 			result_json ? 3 : 2, NULL, err, errlen);
+	if (rc == 0 && ack_if_over(r, j, entry) < 0) {
+		errbuf_set(err, errlen, "redis: XACK failed");
+		return -1;
+	}
 	if (rc <= 0)
 		return rc;
 	if (queue_ack(r, entry) < 0) {
@@ -351,6 +371,8 @@ int queue_process(redisContext *r, const struct queue_entry *e, const struct que
 	const char *running[] = {"worker", consumer, "started_at", now};
 	int ok = change(r, hd, &j, j.attempts, "queued running", "running", NULL, NULL, running, 2,
 			NULL, err, errlen);
+	if (ok == 0 && ack_if_over(r, &j, e->entry) < 0)
+		ok = -1;
 	if (ok <= 0) {
 		rc = ok;
 		goto out;
@@ -375,6 +397,9 @@ int queue_process(redisContext *r, const struct queue_entry *e, const struct que
 		log_info("job %s: put back in the queue", j.id);
 		ok = change(r, hd, &j, j.attempts, "running", "queued", NULL, NULL, NULL, 0, e->entry,
 			    err, errlen);
+		/* refused because the job was cancelled (that is why it stopped): acknowledged */
+		if (ok == 0 && ack_if_over(r, &j, e->entry) < 0)
+			ok = -1;
 		rc = ok < 0 ? -1 : 0;
 		break;
 	}

@@ -1,9 +1,11 @@
 /* queue: the worker's side of the job queue (docs/INTERNALS.md).
  *
- *   cc:jobs     a Stream read by the consumer group "workers"; entry field "job" = job id
+ *   cc:jobs     a Stream read by the consumer group "workers"; entry field "job" = job id;
+ *               the fair scheduler (lib/jobstate.h) adds a job to it when a worker thread
+ *               is free for it, so a thread reads the fair choice, not the oldest job
  *   cc:job:{id} a hash: kind, room, user, request (JSON), status, result (JSON), attempts,
- *               error; written by the API (queued) and by the worker (running, finished,
- *               failed)
+ *               error; written by the API (queued, cancelled) and by the worker (running,
+ *               finished, failed)
  * A job is acknowledged (XACK) only once its outcome is stored, so a worker that dies
  * leaves it pending: another worker claims it (XAUTOCLAIM) after QUEUE min-idle time and
  * runs it again, and once `attempts` passes the retry budget the job fails with a message
@@ -90,8 +92,8 @@ int queue_job_load(redisContext *r, const char *job_id, struct queue_job *j, cha
 		   size_t errlen);
 void queue_job_free(struct queue_job *j);
 
-/* 1 when the job's outcome is already stored (finished or failed): a second delivery of a
- * job whose worker died between storing and acknowledging. */
+/* 1 when the job is over (finished, failed or cancelled): a second delivery of a job whose
+ * worker died between storing and acknowledging, or a job cancelled before it ran. */
 int queue_job_done(const struct queue_job *j);
 
 /* Counts an attempt (HINCRBY attempts 1; j->attempts updated). 1 when it is within

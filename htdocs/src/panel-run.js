@@ -5,6 +5,14 @@ import { api, room } from './api.js';
 import { h } from './dom.js';
 
 const POLL_MS = 1500;
+const OVER = new Set(['finished', 'failed', 'cancelled']);
+
+// "3 runs ahead of yours": the job's place in line, as `queued` events and GET give it.
+export function queueText(position) {
+  if (typeof position !== 'number' || position < 0) return 'Queued…';
+  if (position === 0) return 'Queued: yours is next.';
+  return `Queued: ${position} run${position === 1 ? '' : 's'} ahead of yours.`;
+}
 
 export function runPanel({ roomId, code, language }) {
   const stdin = h('textarea', { name: 'stdin', rows: 3, spellcheck: 'false', placeholder: 'Input for the program (optional)' });
@@ -20,6 +28,7 @@ export function runPanel({ roomId, code, language }) {
 
   let job = null; // the job on screen
   let previous = null; // the one before, while an unknown job's kind is looked up
+  const seen = new Set(); // jobs the room's events have named
   let pollTimer = null;
   let runtimesLoaded = false;
 
@@ -48,10 +57,35 @@ export function runPanel({ roomId, code, language }) {
       h('pre', { class: cls }, text));
   }
 
+  // Stop: DELETE /api/jobs/{id} (its submitter or the room's owner); the events say the rest.
+  async function cancel(id, button) {
+    button.disabled = true;
+    try {
+      await api('DELETE', `/api/jobs/${encodeURIComponent(id)}`);
+      if (job && job.id === id && !OVER.has(job.status)) {
+        job = { ...job, status: 'cancelled' };
+        render(job);
+      }
+    } catch (e) {
+      button.disabled = false;
+      const msg = e.status === 403 ? 'Only whoever started this run or the room owner can stop it.'
+        : e.status === 409 ? 'The run is already over.' : e.message;
+      output.append(h('p', { class: 'run-meta error', 'data-role': 'cancel-error' }, msg));
+    }
+  }
+
   function render(j) {
     const r = j.result;
     if (j.status === 'queued' || j.status === 'running') {
-      show(j.status, h('p', { class: 'run-meta' }, j.status === 'queued' ? 'Queued…' : 'Running…'));
+      const stop = h('button', { type: 'button', class: 'small', 'data-action': 'cancel-run' }, 'Stop');
+      stop.addEventListener('click', () => cancel(j.id, stop));
+      show(j.status,
+        h('p', { class: 'run-meta', 'data-role': 'queue-position' }, j.status === 'queued' ? queueText(j.position) : 'Running…'),
+        stop);
+      return;
+    }
+    if (j.status === 'cancelled') {
+      show('cancelled', h('p', { class: 'run-meta error' }, `The run was stopped${j.error ? ` (${j.error})` : ''}.`));
       return;
     }
     if (!r) {
@@ -97,9 +131,9 @@ export function runPanel({ roomId, code, language }) {
   function watch(id) {
     clearTimeout(pollTimer);
     pollTimer = setTimeout(async function tick() {
-      if (!job || job.id !== id || job.status === 'finished' || job.status === 'failed') return;
+      if (!job || job.id !== id || OVER.has(job.status)) return;
       await fetchJob(id);
-      if (job && job.id === id && job.status !== 'finished' && job.status !== 'failed') pollTimer = setTimeout(tick, POLL_MS);
+      if (job && job.id === id && !OVER.has(job.status)) pollTimer = setTimeout(tick, POLL_MS);
     }, POLL_MS * 2);
   }
 
@@ -120,7 +154,9 @@ export function runPanel({ roomId, code, language }) {
       watch(job.id);
     } catch (e) {
       let msg = e.message;
-      if (e.status === 429) msg = `You have run code often in the last minute. Try again in ${e.retryAfter || 60} seconds.`;
+      if (e.status === 429 && /queue_full$/.test(e.code || '')) {
+        msg = `${e.code === 'room_queue_full' ? 'This room has' : e.code === 'user_queue_full' ? 'You have' : 'The server has'} too many runs waiting. Try again in ${e.retryAfter || 5} seconds.`;
+      } else if (e.status === 429) msg = `You have run code often in the last minute. Try again in ${e.retryAfter || 60} seconds.`;
       else if (e.code === 'no_worker') msg = 'No worker is running on the server, so code cannot run right now.';
       else if (e.status === 403) msg = 'Viewers cannot run code.';
       show('failed', h('p', { class: 'run-meta error' }, msg));
@@ -128,9 +164,16 @@ export function runPanel({ roomId, code, language }) {
     }
   }
 
-  // `execution` event: {job_id, status, result?}. The room's latest run takes the panel.
+  // `execution` event: {job_id, status, position?, result?, error?}. The room's latest run
+  // takes the panel; a `queued` event of the job on screen moves its place in line.
   function onEvent(d) {
     if (!d || typeof d.job_id !== 'string') return;
+    // a waiting run told its new place in line is not a new run: it does not take the panel
+    if (d.status === 'queued' && seen.has(d.job_id) && (!job || job.id !== d.job_id)) return;
+    // another run stopped: nothing to show, and a run of ours waiting keeps the panel
+    if (d.status === 'cancelled' && (!job || job.id !== d.job_id)) return;
+    if (seen.size > 1000) seen.clear();
+    seen.add(d.job_id);
     if (!job || job.id !== d.job_id) {
       if (d.status !== 'queued' && d.status !== 'running' && !d.result) {
         // a run started elsewhere, or before we came: the job tells what it is
@@ -141,7 +184,7 @@ export function runPanel({ roomId, code, language }) {
       }
       job = { id: d.job_id, status: d.status };
     }
-    job = { ...job, status: d.status, result: d.result || job.result };
+    job = { ...job, status: d.status, result: d.result || job.result, position: d.position ?? job.position, error: d.error ?? job.error };
     if ((d.status === 'finished' || d.status === 'failed') && !d.result) fetchJob(d.job_id);
     else render(job);
   }

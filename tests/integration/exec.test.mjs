@@ -157,12 +157,20 @@ test('hostile code ends contained and the service keeps working', async () => {
   assert.equal((await waitJob(a.token, after.json.job.id)).result.stdout, 'still here\n');
 });
 
-// Per job, its statuses in the order given ([{data: {job_id, status}}]).
+// Per job, its statuses in the order given ([{data: {job_id, status, position?}}]). A queued
+// job is told its new place in line as the line moves: those repeated `queued` events count
+// once. (fairness.test.mjs checks how the positions move.)
 function statusesByJob(evs) {
   const m = new Map();
   for (const e of evs) {
-    if (!m.has(e.data.job_id)) m.set(e.data.job_id, []);
-    m.get(e.data.job_id).push(e.data.status);
+    const id = e.data.job_id;
+    if (!m.has(id)) m.set(id, []);
+    const s = m.get(id);
+    if (e.data.status === 'queued' && e.data.position !== undefined) {
+      assert.ok(Number.isInteger(e.data.position) && e.data.position >= 0, `job ${id}: position ${e.data.position}`);
+    }
+    if (e.data.status === 'queued' && s.at(-1) === 'queued') continue;
+    s.push(e.data.status);
   }
   return m;
 }

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
 
 import {
   WORKER_BIN, enqueue, events, job, jobId, killWorkers, sleep, startRedis, startWorker, stopRedis,
@@ -312,4 +313,75 @@ test('a stale worker (stalled until its job was claimed and finished) stores and
   await waitFor(async () => (await r.cmd('XPENDING', 'cc:jobs', 'workers'))[0] === 0, { what: 'ack' });
   assertCleanExit(a, await stopWorker(a));
   assertCleanExit(b, await stopWorker(b));
+}));
+
+// A job put in its room's line of the fair scheduler the way the API's create script
+// leaves it (lib/jobstate.c): the hash, the line, the backlog counters, the room in the
+// ring. Workers dispatch it into cc:jobs when a thread is free (their registration
+// dispatches every second).
+async function enqueueFair(r, { room, request, user = '1' }) {
+  const id = jobId();
+  await r.cmd('HSET', `cc:job:${id}`, 'kind', 'execution', 'room', room, 'user', user, 'username', 'tester',
+    'request', JSON.stringify(request), 'status', 'queued', 'attempts', '0', 'created_at', Math.floor(Date.now() / 1000));
+  await r.cmd('RPUSH', `cc:fair:room:${room}`, id);
+  await r.cmd('INCR', 'cc:fair:depth');
+  await r.cmd('HINCRBY', 'cc:fair:users', user, 1);
+  const running = Number(await r.cmd('HGET', 'cc:fair:running', room) || 0);
+  const turn = Number(await r.cmd('HGET', 'cc:fair:turn', room) || 0);
+  await r.cmd('ZADD', 'cc:fair:rooms', 'NX', running * 1e12 + turn, room);
+  return id;
+}
+
+test('fair dispatch across rooms, and a worker killed mid-job: taken over, every job once, nothing left in flight', () => withRedis(async (r, redis) => {
+  const env = { WORKERS: '1', CLAIM_IDLE_MS: '1500' };
+  const a = await startWorker(redis.port, env);
+  const busy = jobId('room');
+  const quiet = jobId('room');
+  const xs = [];
+  for (let i = 0; i < 3; i++) xs.push(await enqueueFair(r, { room: busy, request: sh(`sleep 1.5; echo x${i}`) }));
+  await waitStatus(r, xs[0], 'running');
+  const y = await enqueueFair(r, { room: quiet, request: sh('echo y') });
+  a.kill('SIGKILL');
+  await a.exited;
+  const b = await startWorker(redis.port, env);
+  for (const [i, id] of xs.entries()) assert.equal((await waitStatus(r, id, 'finished', 30000)).result.stdout, `x${i}\n`);
+  assert.equal((await waitStatus(r, y, 'finished')).result.stdout, 'y\n');
+  assert.equal((await job(r, xs[0])).attempts, 2);
+  // dispatched in fair order: the quiet room's job before the busy room's second, each once
+  const entries = (await r.cmd('XRANGE', 'cc:jobs', '-', '+')).map(([, f]) => f[1]);
+  assert.deepEqual(entries, [xs[0], y, xs[1], xs[2]]);
+  for (const id of [...xs, y]) {
+    const st = (await events(r, busy)).concat(await events(r, quiet)).filter((e) => e.data.job_id === id).map((e) => e.data.status);
+    assert.equal(st.filter((s) => s === 'finished').length, 1, `job ${id}: ${st}`);
+  }
+  // every slot released, every counter back to nothing, every entry acknowledged
+  await waitFor(async () => (await r.cmd('XPENDING', 'cc:jobs', 'workers'))[0] === 0, { what: 'ack' });
+  assert.equal(await r.cmd('HLEN', 'cc:fair:inflight'), 0);
+  assert.equal(await r.cmd('HLEN', 'cc:fair:running'), 0);
+  assert.equal(await r.cmd('GET', 'cc:fair:depth'), '0');
+  assert.equal(await r.cmd('ZCARD', 'cc:fair:rooms'), 0);
+  assert.equal(await r.cmd('HLEN', 'cc:fair:turn'), 0);
+  const consumer = `${hostname()}-${b.pid}`;
+  assert.equal(await r.cmd('HEXISTS', 'cc:fair:workers', consumer), 1);
+  assertCleanExit(b, await stopWorker(b));
+  // a stopped worker no longer counts as capacity
+  assert.equal(await r.cmd('HEXISTS', 'cc:fair:workers', consumer), 0);
+}));
+
+test('a running job whose status becomes cancelled: its sandbox is killed, the entry acknowledged, nothing stored', () => withRedis(async (r, redis) => {
+  const w = await startWorker(redis.port, { WORKERS: '1' });
+  const room = jobId('room');
+  const id = await enqueueFair(r, { room, request: sh('sleep 60; echo never') });
+  await waitStatus(r, id, 'running');
+  // what DELETE /api/jobs/{id} leaves (the API test covers the endpoint itself)
+  await r.cmd('HSET', `cc:job:${id}`, 'status', 'cancelled', 'error', 'cancelled by tester');
+  await waitFor(async () => (await r.cmd('XPENDING', 'cc:jobs', 'workers'))[0] === 0, { what: 'ack of the cancelled job', timeout: 20000 });
+  const j = await job(r, id);
+  assert.equal(j.status, 'cancelled');
+  assert.equal(j.result, undefined);
+  assert.match(w.output, /cancelled by its owner: stopping it/);
+  // the thread is free again: the next job runs
+  const next = await enqueueFair(r, { room, request: sh('echo next') });
+  assert.equal((await waitStatus(r, next, 'finished')).result.stdout, 'next\n');
+  assertCleanExit(w, await stopWorker(w));
 }));

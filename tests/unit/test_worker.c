@@ -131,8 +131,24 @@ static void test_piston_map(void)
 	CHECK(piston_map_answer(NULL, 1, 10, &json, err, sizeof err) == -1);
 }
 
+/* A delivered entry whose job is over is acknowledged unrun: cancelled counts as over, so a
+ * job cancelled after its dispatch never runs. */
+static void test_job_done(void)
+{
+	struct queue_job j = {0};
+	const char *over[] = {"finished", "failed", "cancelled"};
+	const char *live[] = {"queued", "running", ""};
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(j.status, sizeof j.status, "%s", over[i]);
+		CHECK(queue_job_done(&j) == 1);
+		snprintf(j.status, sizeof j.status, "%s", live[i]);
+		CHECK(queue_job_done(&j) == 0);
+	}
+}
+
 int main(void)
 {
+	test_job_done();
 	test_event_json();
 	test_parse();
 	test_piston_map();
