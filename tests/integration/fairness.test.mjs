@@ -105,6 +105,43 @@ test('a busy room cannot starve another: the quiet room\'s print(1) runs while 1
   }
 });
 
+test('ten noisy rooms of ten users cannot starve an eleventh: a room with one run goes before longer lines', async () => {
+  const noisy = [];
+  for (let i = 0; i < 10; i++) {
+    const u = await newUser();
+    noisy.push({ u, room: await createRoom(u.token), ids: [] });
+  }
+  const quiet = await newUser();
+  const quietRoom = await createRoom(quiet.token);
+  for (let k = 0; k < 10; k++) {
+    for (const n of noisy) {
+      const r = cgiRun(n.u.token, n.room, { code: 'import time; time.sleep(1)' });
+      assert.equal(r.status, 202, r.body);
+      n.ids.push(r.json.job.id);
+    }
+  }
+  await sleep(100); // see the test above: fetch must notice closed keep-alive connections
+  try {
+    const q = await run(quiet.token, quietRoom, { code: 'print(1)' });
+    assert.equal(q.status, 202, q.text);
+    const job = await waitJob(quiet.token, q.json.job.id);
+    // most of the ten rooms had not had a turn yet either; the shorter line went first
+    const qe = jobEvents(quietRoom.id, q.json.job.id);
+    assert.equal(qe[0].data.status, 'queued');
+    assert.equal(qe[0].data.position, 0, JSON.stringify(qe[0].data));
+    assert.equal(job.status, 'finished');
+    assert.equal(job.result.stdout, '1\n');
+    const all = noisy.flatMap((n) => n.ids);
+    const statuses = redis('--raw', 'EVAL',
+      "local o = {} for i, id in ipairs(ARGV) do o[i] = redis.call('HGET', 'cc:job:' .. id, 'status') end return o",
+      '0', ...all).split('\n').filter(Boolean);
+    const queued = statuses.filter((s) => s === 'queued').length;
+    assert.ok(queued >= 50, `only ${queued} of the 100 noisy runs still queued`);
+  } finally {
+    for (const n of noisy) await drain(n.u.token, n.ids);
+  }
+});
+
 test('the noisy room gets every worker when nobody else needs them', async () => {
   const u = await newUser();
   const room = await createRoom(u.token, { language: 'bash' });
