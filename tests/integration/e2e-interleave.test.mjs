@@ -8,8 +8,12 @@ import { launch, person, screenshot } from '../e2e/lib/browser.mjs';
 import { converged, createRoom, signUp, uniqueName, waitForEditor } from '../e2e/lib/app.mjs';
 
 const BASE = process.env.CC_BASE_URL || 'http://127.0.0.1:8080';
-const WORDS_A = 'alpha beta gamma ';
-const WORDS_B = 'δέλτα 🌍 εψιλον ';
+const FIRST_A = 'alpha beta gamma ';
+const FIRST_B = 'δέλτα 🌍 εψιλον ';
+const THEN_A = 'delta epsilon ';
+const THEN_B = 'ζήτα 日本 ';
+const WORDS_A = FIRST_A + THEN_A;
+const WORDS_B = FIRST_B + THEN_B;
 let browser;
 let A;
 let B;
@@ -37,8 +41,17 @@ test('two people typing words at one spot keep them whole, in both windows', asy
   await A.page.click('[data-role="editor"] .cm-content');
   await B.page.click('[data-role="editor"] .cm-content');
   await Promise.all([
-    A.page.keyboard.type(WORDS_A, { delay: 15 }),
-    B.page.keyboard.type(WORDS_B, { delay: 15 }),
+    A.page.keyboard.type(FIRST_A, { delay: 15 }),
+    B.page.keyboard.type(FIRST_B, { delay: 15 }),
+  ]);
+  const first = await converged(BASE, [A.page, B.page], roomId);
+  assert.ok(first.content === FIRST_A + FIRST_B || first.content === FIRST_B + FIRST_A,
+    `words torn apart: ${JSON.stringify(first.content)}`);
+  // and on, each from where their caret was left: where one run meets the other, a
+  // caret must not have been carried past the other's text
+  await Promise.all([
+    A.page.keyboard.type(THEN_A, { delay: 15 }),
+    B.page.keyboard.type(THEN_B, { delay: 15 }),
   ]);
   const doc = await converged(BASE, [A.page, B.page], roomId);
   await screenshot(A.page, 'interleave-words');
