@@ -56,7 +56,7 @@ test('ot.js: transform converges, compose equals applying in turn, indexes follo
   // the tie-break: b's insert goes first unless a's author sorts first
   assert.deepEqual(transform(['A', 2], ['B', 2]), [[1, 'A', 2], ['B', 3]]);
   assert.equal(apply(transform(['A', 2], ['B', 2])[0], apply(['B', 2], 'xy')), 'BAxy');
-  assert.deepEqual(transform(['A', 2], ['B', 2], true), [['A', 2], [1, 'B', 2]]);
+  assert.deepEqual(transform(['A', 2], ['B', 2], true), [['A', 3], [1, 'B', 2]]);
   assert.equal(apply(transform(['A', 2], ['B', 2], true)[0], apply(['B', 2], 'xy')), 'ABxy');
   // authors: user id first, then the client_id's site (before its last '.'), by code point
   assert.equal(authorCmp(author(1, 'zz.9'), author(2, 'aa.1')), -1);

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import EventSource from 'eventsource';
-import { BASE, call, newUser } from './lib/api.mjs';
+import { BASE, call, newUser, redis, redisJson } from './lib/api.mjs';
 import { rng } from '../e2e/lib/rng.mjs';
 import { Collab } from '../../htdocs/src/collab.js';
 import { OpBuilder, apply, authorCmp, cpLength, transformIndex } from '../../htdocs/src/ot.js';
@@ -183,4 +183,27 @@ test('ten typists at one spot through the real stack: one text, every run unbrok
       c.collab.stop();
     }
   }
+});
+
+test('the op log keeps authors; an entry from before authors were kept still transforms', async () => {
+  const u = await newUser('il');
+  const created = await call('POST', '/api/rooms', { token: u.token, body: { name: 'log', language: 'python' } });
+  const room = created.json.room;
+  const post = (body) => call('POST', `/api/rooms/${room.id}/operations`, { token: u.token, body });
+  assert.equal((await post({ revision: 0, ops: ['ab'], client_id: 'zz.1' })).status, 200);
+  assert.equal((await post({ revision: 1, ops: [1, 'X', 1], client_id: 'zz.2' })).status, 200);
+  const entries = redisJson('LRANGE', `cc:room:${room.id}:ops`, '0', '-1').map((e) => JSON.parse(e));
+  assert.deepEqual(entries[1], { u: u.user.id, s: 'zz', ops: [1, 'X', 1] });
+  // a lower site (same user), made at revision 1 at the same spot: goes before X
+  const first = await post({ revision: 1, ops: [1, 'a'], client_id: 'aa.1' });
+  assert.equal(first.status, 200, first.text);
+  assert.deepEqual(first.json.ops, [1, 'a', 2]); // "ab" → "aXb" → "aaXb"
+  // the entry of revision 2 rewritten as stored before authors were kept: its author is
+  // unknown, so the committed one goes first, as it always did
+  redis('LSET', `cc:room:${room.id}:ops`, '1', JSON.stringify([1, 'X', 1]));
+  const legacy = await post({ revision: 1, ops: [1, 'b'], client_id: 'aa.2' });
+  assert.equal(legacy.status, 200, legacy.text);
+  assert.deepEqual(legacy.json.ops, [3, 'b', 1]); // after X (by authors it would be before)
+  const doc = (await call('GET', `/api/rooms/${room.id}/document`, { token: u.token })).json;
+  assert.equal(doc.content, 'aaXbb');
 });
