@@ -12,8 +12,9 @@
 // we have pending (ours as `a`, the server's as `b`, and inserts at one position ordered
 // by author, user id then client site, as on the server: lib/ot.h "Who goes first") and
 // handed to the editor, with whether an insert exactly at our caret belongs before it
-// (its author sorts before us) so that our next keystroke lands where the server puts it. An answer to our POST confirms too, once every earlier revision
-// has arrived, so a slow stream does not hold up typing.
+// (its author sorts before us) so that our next keystroke lands where the server puts it.
+// An answer to our POST confirms too, once every earlier revision has arrived, so a slow
+// stream does not hold up typing.
 //
 // A gap in revisions, a `resync` event or a 409 refetches the document: the difference
 // between what we last knew and the new text stands for everything we missed, and our
