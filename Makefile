@@ -49,7 +49,7 @@ API_MODS := $(filter-out $(B)/obj/fcgi/main.o,$(API_OBJ))
 BROKER_MODS := $(filter-out $(B)/obj/sse-broker/main.o,$(BROKER_OBJ))
 WORKER_MODS := $(filter-out $(B)/obj/queue-worker/main.o,$(WORKER_OBJ))
 
-.PHONY: all build build-asan bins deps run test test-unit test-integration bench clean fmt
+.PHONY: all build build-asan bins deps run test test-unit test-integration bench clean fmt ot-sim
 
 all: build
 
@@ -114,6 +114,15 @@ test-unit: build-asan
 
 test-integration: build-asan
 	@./scripts/test.sh integration
+
+# The OT simulation at length (tests/unit/test_ot.c, lib/ot.h "Who goes first"): random
+# runs of 2..10 typists at one spot and random editors, reordered and lost answers and
+# reconnects, until OT_SIM_OPS operations have been made; prints the divergences and broken
+# runs, and fails on any. Optimised build: a few minutes. `make test` runs a slice of it.
+OT_SIM_OPS ?= 1000000
+ot-sim: deps
+	@$(MAKE) --no-print-directory BUILD=release build/release/tests/test_ot
+	build/release/tests/test_ot --sim $(OT_SIM_OPS)
 
 bench: build
 	@./bench/run.sh

@@ -220,41 +220,116 @@ int doc_read(struct api_ctx *c, const char *room, struct doc_state *out)
 	return -1;
 }
 
-/* Transforms *op over every committed op in the reply's 4th element, in order. */
-static int transform_over(struct api_ctx *c, redisReply *rep, struct ot_op **op, size_t doc_cps)
+/* One entry of the op log: {"u":user id,"s":site,"ops":[...]} (the author orders
+ * concurrent inserts, lib/ot.h "Who goes first"). An entry written before authors were
+ * kept is the bare array; its author is unknown (has_author 0). *site is a copy the
+ * caller frees. 0, or -1 with err set. */
+static int log_entry_parse(const redisReply *e, struct ot_op **op, long long *user,
+			   char **site, int *has_author, char *err, size_t errlen)
+{
+	*op = NULL;
+	*site = NULL;
+	*has_author = 0;
+	if (e->type != REDIS_REPLY_STRING) {
+		snprintf(err, errlen, "a log entry is not a string");
+		return -1;
+	}
+	if (e->len == 0 || e->str[0] != '{')
+		return ot_parse_json(e->str, e->len, 0, op, err, errlen);
+	int rc = -1;
+	cJSON *j = cJSON_ParseWithLength(e->str, e->len);
+	const cJSON *u = j ? cJSON_GetObjectItemCaseSensitive(j, "u") : NULL;
+	const cJSON *st = j ? cJSON_GetObjectItemCaseSensitive(j, "s") : NULL;
+	if (!cJSON_IsNumber(u) || !cJSON_IsString(st)) {
+		snprintf(err, errlen, "a log entry has no author");
+		goto out;
+	}
+	/* written by log_entry_write from a parsed op: no \u0000 to hide from cJSON */
+	if (ot_from_cjson(cJSON_GetObjectItemCaseSensitive(j, "ops"), 0, op, err, errlen) < 0)
+		goto out;
+	if (!(*site = strdup(st->valuestring))) {
+		snprintf(err, errlen, "out of memory");
+		ot_free(*op);
+		*op = NULL;
+		goto out;
+	}
+	*user = (long long)u->valuedouble;
+	*has_author = 1;
+	rc = 0;
+out:
+	cJSON_Delete(j);
+	return rc;
+}
+
+/* The log entry for op by user and client_id's site (may be NULL); caller frees. */
+static char *log_entry_write(const struct ot_op *op, long long user, const char *client_id)
+{
+	char *text = NULL, *site = NULL;
+	size_t sl = ot_site_len(client_id);
+	cJSON *j = cJSON_CreateObject(), *ops = ot_to_cjson(op);
+	if (!j || !ops || !(site = malloc(sl + 1)))
+		goto out;
+	if (sl)
+		memcpy(site, client_id, sl);
+	site[sl] = '\0';
+	if (!cJSON_AddNumberToObject(j, "u", (double)user) || !cJSON_AddStringToObject(j, "s", site))
+		goto out;
+	if (!cJSON_AddItemToObject(j, "ops", ops))
+		goto out;
+	ops = NULL; /* owned by j now */
+	text = cJSON_PrintUnformatted(j);
+out:
+	free(site);
+	cJSON_Delete(ops);
+	cJSON_Delete(j);
+	return text;
+}
+
+/* Transforms *op, by `me`, over every committed op in the reply's 4th element, in order;
+ * at one position the lower author's insert goes first (lib/ot.h, "Who goes first"). */
+static int transform_over(struct api_ctx *c, redisReply *rep, struct ot_op **op, size_t doc_cps,
+			  const struct ot_author *me)
 {
 	char err[256];
 	redisReply *list = rep->elements > 3 ? rep->element[3] : NULL;
 	size_t n = list && list->type == REDIS_REPLY_ARRAY ? list->elements : 0;
 	/* The op was made against the document of the client's revision: its length is the
 	 * base length of the first committed op after it, or the current length if none. */
-	struct ot_op *first = NULL;
-	if (n > 0 && ot_parse_json(list->element[0]->str, list->element[0]->len, 0, &first, err,
-				   sizeof err) < 0) {
-		log_error("a stored operation does not parse: %s", err);
-		api_error(c, 500, "internal", "the operation log is damaged");
-		return -1;
-	}
-	size_t base = first ? ot_base_len(first) : doc_cps;
-	ot_free(first);
-	if (ot_extend(*op, base, err, sizeof err) < 0) {
-		api_error(c, 400, "invalid_operation", "%s", err);
-		return -1;
-	}
 	for (size_t i = 0; i < n; i++) {
 		struct ot_op *b = NULL, *a2 = NULL, *b2 = NULL;
-		if (ot_parse_json(list->element[i]->str, list->element[i]->len, 0, &b, err,
-				  sizeof err) < 0 ||
-		    ot_transform(*op, b, &a2, &b2, err, sizeof err) < 0) {
+		char *site = NULL;
+		long long user = 0;
+		int known = 0;
+		if (log_entry_parse(list->element[i], &b, &user, &site, &known, err, sizeof err) < 0) {
+			log_error("a stored operation does not parse: %s", err);
+			api_error(c, 500, "internal", "the operation log is damaged");
+			return -1;
+		}
+		if (i == 0 && ot_extend(*op, ot_base_len(b), err, sizeof err) < 0) {
+			free(site);
 			ot_free(b);
+			api_error(c, 400, "invalid_operation", "%s", err);
+			return -1;
+		}
+		/* stored as the site already: not cut at a '.' again */
+		struct ot_author them = {.user = user, .site = site ? site : "",
+					 .site_len = site ? strlen(site) : 0};
+		int a_first = known && ot_author_cmp(me, &them) < 0;
+		int rc = ot_transform_ordered(*op, b, a_first, &a2, &b2, err, sizeof err);
+		free(site);
+		ot_free(b);
+		if (rc < 0) {
 			log_error("transform failed: %s", err);
 			api_error(c, 500, "internal", "the operation could not be transformed");
 			return -1;
 		}
-		ot_free(b);
 		ot_free(b2);
 		ot_free(*op);
 		*op = a2;
+	}
+	if (n == 0 && ot_extend(*op, doc_cps, err, sizeof err) < 0) {
+		api_error(c, 400, "invalid_operation", "%s", err);
+		return -1;
 	}
 	return 0;
 }
@@ -305,6 +380,8 @@ int doc_commit(struct api_ctx *c, const char *room, long long revision, struct o
 	buf_init(&out, (size_t)c->cfg->doc_max_bytes + OT_DEFAULT_MAX_INSERT + 16);
 	int rc = -1;
 	long interval = snapshot_interval_ms();
+	struct ot_author me;
+	ot_author_set(&me, c->user.user_id, client_id);
 
 	for (int attempt = 0; attempt < DOC_COMMIT_ATTEMPTS; attempt++) {
 		struct doc_state st = {0};
@@ -321,7 +398,7 @@ int doc_commit(struct api_ctx *c, const char *room, long long revision, struct o
 			goto retry_fail;
 		}
 		free(orig);
-		if (transform_over(c, rep, &a, utf8_count(st.content, st.content_len)) < 0)
+		if (transform_over(c, rep, &a, utf8_count(st.content, st.content_len), &me) < 0)
 			goto retry_fail;
 		if (ot_apply(a, st.content, st.content_len, &out, err, sizeof err) < 0) {
 			api_error(c, 400, "invalid_operation", "%s", err);
@@ -338,7 +415,7 @@ int doc_commit(struct api_ctx *c, const char *room, long long revision, struct o
 			api_error(c, 400, "invalid_operation", "%s", err);
 			goto retry_fail;
 		}
-		op_json = ot_to_json(a);
+		op_json = log_entry_write(a, c->user.user_id, client_id);
 		size_t data_len = 0;
 		int ev = doc_operation_event(st.revision + 1, a, c->user.user_id, c->user.username,
 					     client_id, &data, &data_len);

@@ -638,8 +638,44 @@ failed:
 	return fail(err, errlen, "%s", why);
 }
 
+/* --- Who goes first ------------------------------------------------------------------ */
+
+size_t ot_site_len(const char *client_id)
+{
+	if (!client_id)
+		return 0;
+	const char *dot = strrchr(client_id, '.');
+	return dot ? (size_t)(dot - client_id) : strlen(client_id);
+}
+
+void ot_author_set(struct ot_author *au, long long user, const char *client_id)
+{
+	au->user = user;
+	au->site = client_id ? client_id : "";
+	au->site_len = ot_site_len(client_id);
+}
+
+int ot_author_cmp(const struct ot_author *x, const struct ot_author *y)
+{
+	if (x->user != y->user)
+		return x->user < y->user ? -1 : 1;
+	/* bytewise on UTF-8 is code point order, which the browser client compares too */
+	size_t n = min_size(x->site_len, y->site_len);
+	int c = n ? memcmp(x->site, y->site, n) : 0;
+	if (c)
+		return c < 0 ? -1 : 1;
+	return x->site_len < y->site_len ? -1 : x->site_len > y->site_len ? 1 : 0;
+}
+
 int ot_transform(const struct ot_op *a, const struct ot_op *b, struct ot_op **a_prime,
 		 struct ot_op **b_prime, char *err, size_t errlen)
+{
+	return ot_transform_ordered(a, b, 0, a_prime, b_prime, err, errlen);
+}
+
+int ot_transform_ordered(const struct ot_op *a, const struct ot_op *b, int a_first,
+			 struct ot_op **a_prime, struct ot_op **b_prime, char *err,
+			 size_t errlen)
 {
 	*a_prime = *b_prime = NULL;
 	if (a->base_len != b->base_len)
@@ -658,7 +694,15 @@ int ot_transform(const struct ot_op *a, const struct ot_op *b, struct ot_op **a_
 		const struct ot_comp *ca = peek(&wa, &la), *cb = peek(&wb, &lb);
 		if (!ca && !cb)
 			break;
-		/* the tie-break: b's insert is looked at first, so it ends up before a's */
+		/* the tie-break: the insert looked at first ends up first. a's goes first only
+		 * when both insert here and a_first says so; an insert of a alone (b retains
+		 * or deletes here) is taken either way, as is one of b alone. */
+		if (a_first && ca && ca->kind == OT_INSERT) {
+			take(&wa, la, &t, &tlen);
+			if (add_insert(ap, t, tlen, la, 0) < 0 || add_retain(bp, la, 0) < 0)
+				goto failed;
+			continue;
+		}
 		if (cb && cb->kind == OT_INSERT) {
 			take(&wb, lb, &t, &tlen);
 			if (add_retain(ap, lb, 0) < 0 || add_insert(bp, t, tlen, lb, 0) < 0)
@@ -706,6 +750,24 @@ size_t ot_transform_index(const struct ot_op *op, size_t pos)
 			at += c->n;
 		} else if (c->kind == OT_INSERT) {
 			out += c->n;
+		} else {
+			out -= min_size(c->n, pos - at);
+			at += c->n;
+		}
+	}
+	return out;
+}
+
+size_t ot_transform_index_ordered(const struct ot_op *op, size_t pos, int after_op)
+{
+	size_t at = 0, out = pos; /* at: position in the old document */
+	for (size_t i = 0; i < op->ncomps && at <= pos; i++) {
+		const struct ot_comp *c = &op->comps[i];
+		if (c->kind == OT_RETAIN) {
+			at += c->n;
+		} else if (c->kind == OT_INSERT) {
+			if (at < pos || after_op)
+				out += c->n;
 		} else {
 			out -= min_size(c->n, pos - at);
 			at += c->n;

@@ -112,17 +112,81 @@ int ot_compose(const struct ot_op *a, const struct ot_op *b, struct ot_op **out,
 
 /* Transforms two operations made concurrently on the same document (equal base lengths)
  * so that apply(apply(d, a), b') == apply(apply(d, b), a').
- * Roles and tie-break: b is the operation already committed on the server, a the incoming
- * one made without seeing it. When both insert at the same position, b's text goes first
- * and a's after it. A client transforming its pending operation against one from the
- * server passes its own as a and the server's as b, the same roles, so server and
- * clients order ties alike and converge.
+ * Roles: b is the operation already committed on the server, a the incoming one made
+ * without seeing it. A client transforming its pending operation against one from the
+ * server passes its own as a and the server's as b, the same roles and the same a_first,
+ * so server and clients order ties alike and converge (any fixed tie-break does: the
+ * server is the only place where two operations meet in an order that matters).
+ * Tie-break: when both insert at the same position, a's text goes first if a_first, else
+ * b's. Callers pass a_first = ot_author_cmp(author of a, author of b) < 0; see "Who goes
+ * first" for why that keeps people's typing whole.
  * Caller frees *a_prime and *b_prime with ot_free(); both NULL on failure. */
+int ot_transform_ordered(const struct ot_op *a, const struct ot_op *b, int a_first,
+			 struct ot_op **a_prime, struct ot_op **b_prime, char *err,
+			 size_t errlen);
+
+/* ot_transform_ordered() with a_first 0: b's insert goes first. For operations of
+ * unknown authors (a log written before authors were kept, a refetched document). */
 int ot_transform(const struct ot_op *a, const struct ot_op *b, struct ot_op **a_prime,
 		 struct ot_op **b_prime, char *err, size_t errlen);
+
+/* --- Who goes first ------------------------------------------------------------------
+ *
+ * Concurrent inserts at one position are ordered by their authors, the same way every
+ * time, never by which reached the server first. An author is a user id and a site: the
+ * part of the operation's client_id before its last '.' (a browser tab sends
+ * "<random site>.<counter>"), so two tabs of one user are two authors. Lower user id
+ * first, then the lower site (bytewise, which is code point order). Equal authors (no
+ * client_id, or ids without a stable site) keep the old rule: the committed one first.
+ *
+ * Why this keeps runs whole. N typists (2..10) put their carets at one position p of a
+ * document everyone has, then each types forward (and may backspace over their own text):
+ * each of their operations inserts at the end of their own run, or deletes its last
+ * characters. Number them 1..N in author order. Claim: every document state anyone ever
+ * holds (the server's, and each client's, pending edits included) reads, from p on,
+ * R_1 R_2 ... R_N, where R_i is a prefix of typist i's run as typed (its first k_i live
+ * characters, none from anyone else), and typist i's caret is at the end of R_i.
+ *   Initially every k_i is 0. A state changes by applying one of i's own edits (at the
+ * end of R_i by the caret part of the claim: R_i grows or shrinks at its end) or an
+ * operation transformed to the state. Transforming only ever meets two operations on one
+ * state: x by i, y by j != i, each at the end of its own run there. If i < j, x's
+ * position p + k_1 + .. + k_i is <= y's, p + k_1 + .. + k_j, and equal only when
+ * R_(i+1)..R_j are all empty; then both insert at one position and the tie-break puts x
+ * (lower author) first. Either way x' still lands at the end of R_i and y' at the end of
+ * R_j in the state after the other, so the claim holds after both, whatever the order of
+ * delivery and whatever each typist had seen of the others (R_j may be any prefix).
+ * A delete of i's last characters is at or after the end of R_(i-1) and touches no one
+ * else's text, so transforming it moves nothing out of order either.
+ *   The caret: a remote insert y by j at typist i's caret, transformed to i's state, is at
+ * the end of R_j; it equals i's caret when j < i and R_(j+1)..R_i are empty (y belongs
+ * before the caret: carry the caret past it) or j > i and R_(i+1)..R_j are empty (y
+ * belongs after: leave the caret before it). So a caret is mapped over an insert exactly
+ * at it by the same order: pushed right by a lower author's insert, kept by a higher
+ * author's (ot_transform_index_ordered). A text editor's usual rule, one way for all,
+ * breaks the claim, and so does ordering by commit: "ab" and "xy" typed at one spot
+ * became "axby" or "xaby" depending on timing.
+ * The simulation in tests/unit/test_ot.c checks the claim on random runs. */
+
+/* An operation's author, for the order above. site is borrowed. */
+struct ot_author {
+	long long user;
+	const char *site;
+	size_t site_len;
+};
+
+/* The length of client_id's site: up to its last '.', or all of it; 0 for NULL. */
+size_t ot_site_len(const char *client_id);
+/* Sets *au to user and client_id's site (client_id is borrowed; NULL: no site). */
+void ot_author_set(struct ot_author *au, long long user, const char *client_id);
+/* <0 when x's inserts go before y's at one position, >0 after, 0 for the same author. */
+int ot_author_cmp(const struct ot_author *x, const struct ot_author *y);
 
 /* Where a cursor at code point index pos ends up once op is applied: text inserted at or
  * before it pushes it right, deleted text before it pulls it left. For presence. */
 size_t ot_transform_index(const struct ot_op *op, size_t pos);
+
+/* The same for the caret of the typist whose author sorts after op's (after_op 1) or
+ * before it (0): text inserted exactly at pos pushes it right only when after_op. */
+size_t ot_transform_index_ordered(const struct ot_op *op, size_t pos, int after_op);
 
 #endif

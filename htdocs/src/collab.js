@@ -9,16 +9,20 @@
 //
 // Operation events come in revision order from the room's stream. The one that carries
 // our outstanding operation's client_id confirms it; any other is transformed over what
-// we have pending (ours as `a`, the server's as `b`, so ties order as on the server) and
-// handed to the editor. An answer to our POST confirms too, once every earlier revision
-// has arrived, so a slow stream does not hold up typing.
+// we have pending (ours as `a`, the server's as `b`, and inserts at one position ordered
+// by author, user id then client site, as on the server: lib/ot.h "Who goes first") and
+// handed to the editor, with whether an insert exactly at our caret belongs before it
+// (its author sorts before us) so that our next keystroke lands where the server puts it.
+// An answer to our POST confirms too, once every earlier revision has arrived, so a slow
+// stream does not hold up typing.
 //
 // A gap in revisions, a `resync` event or a 409 refetches the document: the difference
 // between what we last knew and the new text stands for everything we missed, and our
 // pending edits are transformed over it, so they survive.
 
 import {
-  apply, compose, cpLength, diff, extend, isNoop, targetLength, transform, transformIndex,
+  apply, author, authorCmp, compose, cpLength, diff, extend, isNoop, targetLength, transform,
+  transformIndex,
 } from './ot.js';
 
 const RETRY_MIN_MS = 500;
@@ -28,15 +32,19 @@ export class Collab {
   // io: {
   //   send(body) -> Promise<{status, json}>   POST .../operations (status 0: no answer)
   //   fetchDocument() -> Promise<{revision, content}>
-  //   applyRemote(op)      change the editor by op (code points, against its current text)
+  //   applyRemote(op, before)  change the editor by op (code points, against its current
+  //                        text); before: text inserted exactly at a caret goes before it
   //   localText()          the editor's text
   //   onState(state)       'synchronized' | 'awaiting' | 'buffer' | 'resyncing'
   //   onError(code, message)  an edit was refused for good (403, 413, 400)
   //   canSend()            false while offline: sending waits for retry()
   // }
-  constructor(io, clientPrefix) {
+  // clientPrefix: this client's site (no '.'); userId: the signed-in user's id. Together
+  // they are our author for ordering concurrent inserts.
+  constructor(io, clientPrefix, userId) {
     this.io = io;
     this.prefix = clientPrefix;
+    this.me = author(userId, `${clientPrefix}.0`);
     this.seq = 0;
     this.revision = -1;
     this.serverText = '';
@@ -229,11 +237,13 @@ export class Collab {
       return;
     }
     this.revision = r;
-    if (o) [o.op, op] = transform(o.op, op);
-    if (this.buffer) [this.buffer, op] = transform(this.buffer, op);
+    const them = author(data.user && data.user.id, data.client_id);
+    const mineFirst = authorCmp(this.me, them) < 0;
+    if (o) [o.op, op] = transform(o.op, op, mineFirst);
+    if (this.buffer) [this.buffer, op] = transform(this.buffer, op, mineFirst);
     if (!isNoop(op)) {
       try {
-        this.io.applyRemote(op);
+        this.io.applyRemote(op, authorCmp(them, this.me) < 0);
       } catch {
         this.resync(); // the editor and the model disagree: the server settles it
         return;

@@ -2,7 +2,7 @@
 // CodeMirror's changes (UTF-16 offsets) and operations (code points), and the remote
 // carets and selections of the other people in the room.
 
-import { Compartment, EditorSelection, EditorState, StateEffect, StateField, Transaction } from '@codemirror/state';
+import { ChangeSet, Compartment, EditorSelection, EditorState, StateEffect, StateField, Transaction } from '@codemirror/state';
 import {
   EditorView, RectangleMarker, crosshairCursor, drawSelection, dropCursor,
   highlightActiveLine, highlightActiveLineGutter, highlightSpecialChars, keymap, layer, lineNumbers,
@@ -312,10 +312,16 @@ export class Editor {
   }
 
   // A change from elsewhere: not sent back, not undone by the local user's undo.
-  applyRemote(op) {
-    const changes = opToChanges(op, this.text());
+  // before: text inserted exactly at our caret belongs before it (its author sorts
+  // before us, lib/ot.h "Who goes first"), so the caret moves past it; otherwise the
+  // caret stays in front of it. Either way our next keystroke lands where the server's
+  // order puts it and our typing stays one run.
+  applyRemote(op, before = false) {
+    const state = this.view.state;
+    const changes = ChangeSet.of(opToChanges(op, this.text()), state.doc.length);
     this.view.dispatch({
       changes,
+      selection: state.selection.map(changes, before ? 1 : -1),
       annotations: [Transaction.remote.of(true), Transaction.addToHistory.of(false)],
     });
   }

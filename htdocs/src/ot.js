@@ -248,12 +248,40 @@ export function compose(a, b) {
   return r.done();
 }
 
+// ---- who goes first (lib/ot.h, "Who goes first") ------------------------------------
+
+// An operation's author: {user, site}, site being its client_id up to the last '.'.
+export function siteOf(clientId) {
+  if (typeof clientId !== 'string') return '';
+  const dot = clientId.lastIndexOf('.');
+  return dot >= 0 ? clientId.slice(0, dot) : clientId;
+}
+
+export function author(userId, clientId) {
+  return { user: Number.isInteger(userId) ? userId : 0, site: siteOf(clientId) };
+}
+
+// <0 when x's inserts go before y's at one position, >0 after, 0 for the same author.
+// Sites compare by code point, as the server compares their UTF-8 bytes (UTF-16 units
+// would order astral characters differently).
+export function authorCmp(x, y) {
+  if (x.user !== y.user) return x.user < y.user ? -1 : 1;
+  const a = Array.from(x.site);
+  const b = Array.from(y.site);
+  for (let i = 0; i < a.length && i < b.length; i++) {
+    const d = a[i].codePointAt(0) - b[i].codePointAt(0);
+    if (d) return d < 0 ? -1 : 1;
+  }
+  return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
+}
+
 // Transforms two operations made on the same document (equal base lengths) so that
 // apply(apply(d, a), b') == apply(apply(d, b), a'); returns [a', b'].
-// Roles and tie-break, as on the server: b is the operation committed first (the
-// server's), a the one made without seeing it (the client's pending one). When both
-// insert at the same position, b's text goes first.
-export function transform(a, b) {
+// Roles, as on the server: b is the operation committed first (the server's), a the one
+// made without seeing it (the client's pending one). When both insert at the same
+// position, a's text goes first if aFirst (its author sorts first: authorCmp), else b's;
+// server and client pass the same, so they order ties alike.
+export function transform(a, b, aFirst = false) {
   if (baseLength(a) !== baseLength(b)) {
     throw new RangeError(`cannot transform: the operations apply to documents of ${baseLength(a)} and ${baseLength(b)} characters`);
   }
@@ -265,6 +293,12 @@ export function transform(a, b) {
     const ca = wa.peek();
     const cb = wb.peek();
     if (!ca && !cb) break;
+    if (aFirst && ca && ca[0] === 'insert') {
+      const t = wa.take(ca[1]);
+      ap.insert(t, ca[1]);
+      bp.retain(ca[1]);
+      continue;
+    }
     if (cb && cb[0] === 'insert') {
       const t = wb.take(cb[1]);
       ap.retain(cb[1]);
@@ -293,15 +327,18 @@ export function transform(a, b) {
   return [ap.done(), bp.done()];
 }
 
-// Where a cursor at code point index pos ends up once op is applied: text inserted at or
+// Where a cursor at code point index pos ends up once op is applied: text inserted
 // before it pushes it right, text deleted before it pulls it left (lib/ot.c's rule).
-export function transformIndex(op, pos) {
+// Text inserted exactly at it pushes it too unless afterOp is false: the caret of a
+// typist whose author sorts before op's stays before such text, as their typing would.
+export function transformIndex(op, pos, afterOp = true) {
   let at = 0;
   let out = pos;
   for (const c of op) {
     if (at > pos) break;
-    if (typeof c === 'string') out += cpLength(c);
-    else if (c > 0) at += c;
+    if (typeof c === 'string') {
+      if (at < pos || afterOp) out += cpLength(c);
+    } else if (c > 0) at += c;
     else {
       out -= Math.min(-c, pos - at);
       at += -c;

@@ -81,7 +81,7 @@ class RoomView {
     this.collab = new Collab({
       send: (body) => request('POST', `${room(this.roomId)}/operations`, body),
       fetchDocument: () => api('GET', `${room(this.roomId)}/document`),
-      applyRemote: (op) => this.editor.applyRemote(op),
+      applyRemote: (op, before) => this.editor.applyRemote(op, before),
       localText: () => this.editor.text(),
       onState: (s) => {
         this.root.dataset.sync = s;
@@ -92,7 +92,7 @@ class RoomView {
         say(status === 413 ? `That edit would make the document too large: ${message}` : message);
       },
       canSend: () => navigator.onLine,
-    }, clientPrefix);
+    }, clientPrefix, this.me && this.me.id);
 
     const opened = new Promise((resolve) => { this.firstOpen = resolve; });
     this.stream = new RoomStream({

@@ -103,7 +103,7 @@ test('a friend opens the invite link signed out, signs up, and lands in the room
 test('two people type at once (emoji, accents, CJK) and converge with the server', async () => {
   await A.page.click('[data-role="editor"] .cm-content');
   await B.page.click('[data-role="editor"] .cm-content');
-  // at the same place: the letters interleave, but every screen ends the same
+  // at the same place: every screen ends the same (each person's text stays whole: e2e-interleave)
   await Promise.all([
     A.page.keyboard.type('aé😀b', { delay: 10 }),
     B.page.keyboard.type('x日🚀y', { delay: 10 }),

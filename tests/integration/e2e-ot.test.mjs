@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rng } from '../e2e/lib/rng.mjs';
 import {
-  OpBuilder, apply, baseLength, compose, cpLength, diff, normalize, targetLength, transform, transformIndex,
+  OpBuilder, apply, author, authorCmp, baseLength, compose, cpLength, diff, normalize, targetLength, transform,
+  transformIndex,
 } from '../../htdocs/src/ot.js';
 
 const BASE = process.env.CC_BASE_URL || 'http://127.0.0.1:8080';
@@ -41,19 +42,31 @@ test('ot.js: transform converges, compose equals applying in turn, indexes follo
     const a = randomOp(r, len);
     const b = randomOp(r, len);
     assert.equal(baseLength(a), len, `seed ${seed}`);
-    const [a2, b2] = transform(a, b);
+    const aFirst = r() < 0.5;
+    const [a2, b2] = transform(a, b, aFirst);
     const left = apply(b2, apply(a, doc));
     const right = apply(a2, apply(b, doc));
-    assert.equal(left, right, `seed ${seed}: ${JSON.stringify({ doc, a, b })}`);
+    assert.equal(left, right, `seed ${seed}: ${JSON.stringify({ doc, a, b, aFirst })}`);
     const c = randomOp(r, targetLength(a));
     assert.equal(apply(compose(a, c), doc), apply(c, apply(a, doc)), `seed ${seed} compose`);
     assert.equal(apply(diff(doc, left), doc), left, `seed ${seed} diff`);
     const pos = Math.floor(r() * (len + 1));
     assert.ok(transformIndex(a, pos) <= targetLength(a), `seed ${seed} index`);
   }
-  // the tie-break: the server's (b's) insert goes first
+  // the tie-break: b's insert goes first unless a's author sorts first
   assert.deepEqual(transform(['A', 2], ['B', 2]), [[1, 'A', 2], ['B', 3]]);
   assert.equal(apply(transform(['A', 2], ['B', 2])[0], apply(['B', 2], 'xy')), 'BAxy');
+  assert.deepEqual(transform(['A', 2], ['B', 2], true), [['A', 3], [1, 'B', 2]]);
+  assert.equal(apply(transform(['A', 2], ['B', 2], true)[0], apply(['B', 2], 'xy')), 'ABxy');
+  // authors: user id first, then the client_id's site (before its last '.'), by code point
+  assert.equal(authorCmp(author(1, 'zz.9'), author(2, 'aa.1')), -1);
+  assert.equal(authorCmp(author(3, 'tab1.7'), author(3, 'tab1.12')), 0);
+  assert.equal(authorCmp(author(3, 'a.b.7'), author(3, 'a.c')), 1); // sites "a.b" and "a"
+  assert.equal(authorCmp(author(3, 'ａ.1'), author(3, '😀.1')), -1); // U+FF41 < U+1F600, unlike UTF-16
+  // a caret at an insert: pushed past a lower author's text, kept before a higher one's
+  assert.equal(transformIndex([2, 'xy', 1], 2), 4);
+  assert.equal(transformIndex([2, 'xy', 1], 2, false), 2);
+  assert.equal(transformIndex([1, 'xy', 2], 2, false), 4);
   // normal form as on the server: an insert next to a delete is written first
   assert.deepEqual(normalize([1, -2, 'x', 3]), [1, 'x', -2, 3]);
   // code points, not UTF-16 units: an emoji is one character
@@ -85,12 +98,16 @@ test('ot.js transforms concurrent operations exactly as the server does', async 
     const a = randomOp(r, len);
     const b = randomOp(r, len);
     if (a.length === 0 || b.length === 0 || a.every((c) => c > 0) || b.every((c) => c > 0)) continue;
-    // b commits first; a was made at the same revision, without seeing it
-    const rb = await call('POST', path, t, { revision: 1, ops: b, client_id: 'b' });
+    // b commits first; a was made at the same revision, without seeing it. Their sites
+    // are picked so that either may sort first, astral against BMP included (the server
+    // compares UTF-8 bytes, ot.js code points: the same order).
+    const sites = [['a', 'b'], ['b', 'a'], ['ａ', '😀'], ['😀', 'ａ'], ['tab.x', 'tab']][seed % 5];
+    const rb = await call('POST', path, t, { revision: 1, ops: b, client_id: `${sites[1]}.1` });
     assert.equal(rb.status, 200, JSON.stringify(rb.json));
-    const ra = await call('POST', path, t, { revision: 1, ops: a, client_id: 'a' });
+    const ra = await call('POST', path, t, { revision: 1, ops: a, client_id: `${sites[0]}.1` });
     assert.equal(ra.status, 200, JSON.stringify(ra.json));
-    const [a2] = transform(a, b);
+    const uid = reg.json.user.id;
+    const [a2] = transform(a, b, authorCmp(author(uid, `${sites[0]}.1`), author(uid, `${sites[1]}.1`)) < 0);
     assert.deepEqual(ra.json.ops, a2, `seed ${seed}: ${JSON.stringify({ doc, a, b })}`);
     const { json: now } = await call('GET', `/api/rooms/${room.id}/document`, t);
     assert.equal(now.content, apply(a2, apply(b, doc)), `seed ${seed}`);

@@ -570,7 +570,8 @@ static void property(uint64_t seed, int rounds)
 		struct ot_op *ap = NULL, *bp = NULL, *ab = NULL, *ba = NULL, *back = NULL;
 		int ok = apply_ok(a, doc.data, doc.len, &da) && apply_ok(b, doc.data, doc.len, &db);
 		ok = ok && ot_target_len(a) == utf8_count(da.data, da.len);
-		ok = ok && ot_transform(a, b, &ap, &bp, err, sizeof err) == 0;
+		int first = (int)rng_below(&r, 2); /* either author may sort first */
+		ok = ok && ot_transform_ordered(a, b, first, &ap, &bp, err, sizeof err) == 0;
 		ok = ok && apply_ok(bp, da.data, da.len, &dab) && apply_ok(ap, db.data, db.len, &dba);
 		ok = ok && dab.len == dba.len && memcmp(dab.data, dba.data, dab.len) == 0;
 		ok = ok && ot_compose(a, bp, &ab, err, sizeof err) == 0;
@@ -613,54 +614,230 @@ static void property(uint64_t seed, int rounds)
 
 /* The classic OT client: synchronized (nothing sent unacknowledged), awaiting (one
  * operation sent, no answer yet) or awaiting with a buffer (and more edits made since,
- * composed into one, to send once the first is acknowledged). */
+ * composed into one, to send once the first is acknowledged). Each client is an author
+ * (lib/ot.h, "Who goes first"): a user id and a site, random per run, some users shared.
+ *
+ * A client is a typist or an editor. Typists put their carets at one spot and type
+ * forward, each with characters of its own (U+10000 + typist * 4096 + its count, all
+ * astral), pasting a few at once now and then and backspacing over their own; their
+ * carets follow remote edits as the browser's do (ot_transform_index_ordered). Editors
+ * make random edits (deletes, astral characters) before the marker '|' that precedes the
+ * spot or after the '#' that follows it, or anywhere when there are no typists. */
+#define SIM_MAX 12
+#define TYPIST_BASE 0x10000u
+#define TYPIST_SPAN 4096u
+
 struct client {
 	struct buf doc;
-	size_t rev;                /* server operations received */
+	size_t rev;                /* server operations taken from the stream */
 	struct ot_op *outstanding; /* sent, not acknowledged; NULL when synchronized */
+	unsigned long out_id;      /* its client_id's counter */
 	struct ot_op *buffer;      /* edited since; only while awaiting */
+	unsigned long next_id;
+	int typist;       /* 1: a typist, with a caret and characters of its own */
+	size_t caret;     /* typists: code points */
+	unsigned typed;   /* typists: characters made so far */
+	int resend;       /* reconnected without its outstanding op: send it once caught up */
+	struct ot_author au;
+	char site[32];
 };
 
 struct sent {
-	size_t client, rev;
+	int live;
+	size_t rev;
+	unsigned long id;
 	char *json;
 };
 
-#define NCLIENTS 5
-
-/* The server keeps its log as JSON, as Redis would, and the length of the document at
- * each revision, to extend operations sent without their trailing retain. */
+/* The server keeps its log as JSON, as Redis would, with each entry's author and
+ * client_id counter, and the length of the document at each revision, to extend
+ * operations sent without their trailing retain. Requests from different clients are
+ * taken in any order; each client has at most one in flight. */
 struct server {
 	struct buf doc;
 	char **log;
 	size_t *author;
+	unsigned long *id;
 	size_t *len_at; /* len_at[r]: characters at revision r */
 	size_t nlog, cap;
-	struct sent queue[NCLIENTS]; /* each client has at most one operation in flight */
-	size_t qhead, qlen;
+	struct sent inflight[SIM_MAX];
 };
 
-static int sim_send(struct server *s, size_t client, size_t rev, char *json)
+struct sim {
+	struct rng r;
+	struct server s;
+	struct client c[SIM_MAX];
+	size_t n, ntypists;
+	size_t edits, divergences;
+};
+
+static const char *const site_pieces[] = {"a", "b", "z", "\xC3\xA9", "\xE4\xB8\xAD",
+					  "\xF0\x9F\x98\x80", "\xEF\xBD\x81" /* ａ U+FF41 */};
+
+static int sim_send(struct sim *m, size_t id)
 {
-	if (s->qlen == NCLIENTS)
-		return -1;
-	s->queue[(s->qhead + s->qlen++) % NCLIENTS] = (struct sent){client, rev, json};
-	return 0;
+	struct client *c = &m->c[id];
+	struct sent *q = &m->s.inflight[id];
+	if (q->live)
+		return 0; /* unreachable: one in flight at a time */
+	q->json = random_json(&m->r, c->outstanding);
+	if (!q->json)
+		return 0;
+	q->live = 1;
+	q->rev = c->rev;
+	q->id = c->out_id;
+	return 1;
 }
 
-static int client_edit(struct client *c, size_t id, struct server *s, struct rng *r)
+static int apply_to(struct buf *doc, const struct ot_op *op)
 {
-	char err[ERRLEN];
-	size_t len = utf8_count(c->doc.data ? c->doc.data : "", c->doc.len);
-	struct ot_op *op = random_op(r, len);
 	struct buf out;
 	buf_init(&out, 0);
-	int ok = apply_ok(op, c->doc.data ? c->doc.data : "", c->doc.len, &out);
-	buf_free(&c->doc);
-	c->doc = out;
+	int ok = apply_ok(op, doc->data ? doc->data : "", doc->len, &out);
+	buf_free(doc);
+	*doc = out;
+	return ok;
+}
+
+static size_t doc_len(const struct buf *d)
+{
+	return utf8_count(d->data ? d->data : "", d->len);
+}
+
+/* Code points of valid UTF-8 s[0..len) into *out (caller frees); their number. */
+static size_t decode(const char *s, size_t len, uint32_t **out)
+{
+	uint32_t *cp = malloc((len + 1) * sizeof *cp);
+	size_t n = 0;
+	for (size_t i = 0; cp && i < len; n++) {
+		unsigned char b = (unsigned char)s[i];
+		int k = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+		uint32_t v = k == 1 ? b : k == 2 ? b & 0x1F : k == 3 ? b & 0x0F : b & 0x07;
+		for (int j = 1; j < k; j++)
+			v = (v << 6) | ((unsigned char)s[i + (size_t)j] & 0x3F);
+		cp[n] = v;
+		i += (size_t)k;
+	}
+	*out = cp;
+	return cp ? n : 0;
+}
+
+static size_t find_cp(const uint32_t *cp, size_t n, uint32_t what)
+{
+	for (size_t i = 0; i < n; i++)
+		if (cp[i] == what)
+			return i;
+	return n;
+}
+
+static void put_cp(struct buf *b, uint32_t v)
+{
+	char u[4] = {(char)(0xF0 | (v >> 18)), (char)(0x80 | ((v >> 12) & 0x3F)),
+		     (char)(0x80 | ((v >> 6) & 0x3F)), (char)(0x80 | (v & 0x3F))};
+	buf_append(b, u, 4);
+}
+
+/* A typist's edit at its caret: type one character, paste a few, or backspace over its
+ * own. NULL when it has nothing to do. */
+static struct ot_op *typist_op(struct sim *m, struct client *c, size_t id)
+{
+	size_t len = doc_len(&c->doc);
+	struct ot_op *op = ot_new();
+	size_t pick = rng_below(&m->r, 20);
+	if (pick < 3 && c->caret > 0) {
+		/* backspace: only over our own characters, which end at the caret */
+		uint32_t *cp = NULL;
+		size_t n = decode(c->doc.data, c->doc.len, &cp), k = 1 + rng_below(&m->r, 2);
+		size_t own = 0;
+		while (own < k && own < c->caret && c->caret - own - 1 < n &&
+		       cp[c->caret - own - 1] >= TYPIST_BASE + id * TYPIST_SPAN &&
+		       cp[c->caret - own - 1] < TYPIST_BASE + (id + 1) * TYPIST_SPAN)
+			own++;
+		free(cp);
+		if (own) {
+			ot_retain(op, c->caret - own);
+			ot_delete(op, own);
+			ot_retain(op, len - c->caret);
+			c->caret -= own;
+			return op;
+		}
+	}
+	size_t k = pick < 5 ? 2 + rng_below(&m->r, 4) : 1; /* a paste, or a keystroke */
+	if (c->typed + k >= TYPIST_SPAN) {
+		ot_free(op);
+		return NULL;
+	}
+	struct buf t;
+	buf_init(&t, 0);
+	for (size_t i = 0; i < k; i++)
+		put_cp(&t, TYPIST_BASE + (uint32_t)(id * TYPIST_SPAN + c->typed++));
+	ot_retain(op, c->caret);
+	ot_insert(op, t.data, t.len);
+	ot_retain(op, len - c->caret);
+	buf_free(&t);
+	c->caret += k;
+	return op;
+}
+
+/* An editor's random edit: anywhere without typists, else inside the part before '|'
+ * or after '#' (never the markers). */
+static struct ot_op *editor_op(struct sim *m, struct client *c)
+{
+	char err[ERRLEN];
+	size_t len = doc_len(&c->doc);
+	if (!m->ntypists)
+		return random_op(&m->r, len);
+	uint32_t *cp = NULL;
+	size_t n = decode(c->doc.data, c->doc.len, &cp);
+	size_t bar = find_cp(cp, n, '|'), hash = find_cp(cp, n, '#');
+	free(cp);
+	size_t from = 0, w = bar;
+	if (rng_below(&m->r, 2)) {
+		from = hash + 1;
+		w = len - from;
+	}
+	struct ot_op *inner = random_op(&m->r, w), *op = NULL;
+	char *js = ot_to_json(inner);
+	struct buf b;
+	buf_init(&b, 0);
+	if (js && strcmp(js, "[]") != 0) {
+		if (from)
+			buf_printf(&b, "[%zu,%s", from, js + 1);
+		else
+			buf_puts(&b, js);
+		if (ot_parse_json(b.data, b.len, 0, &op, err, sizeof err) < 0 ||
+		    ot_extend(op, len, err, sizeof err) < 0) {
+			fprintf(stderr, "editor: %s\n", err);
+			ot_free(op);
+			op = NULL;
+		}
+	}
+	if (!op)
+		op = ot_new(); /* a no-op; the caller skips it */
+	free(js);
+	buf_free(&b);
+	ot_free(inner);
+	return op;
+}
+
+static int client_edit(struct sim *m, size_t id)
+{
+	char err[ERRLEN];
+	struct client *c = &m->c[id];
+	struct ot_op *op = c->typist ? typist_op(m, c, id) : editor_op(m, c);
+	if (!op)
+		return 1;
+	if (ot_is_noop(op) || ot_base_len(op) != doc_len(&c->doc)) {
+		int ok = ot_is_noop(op);
+		ot_free(op);
+		return ok;
+	}
+	m->edits++;
+	int ok = apply_to(&c->doc, op);
 	if (!c->outstanding) {
 		c->outstanding = op;
-		ok = ok && sim_send(s, id, c->rev, random_json(r, op)) == 0;
+		c->out_id = ++c->next_id;
+		ok = ok && sim_send(m, id);
 	} else if (!c->buffer) {
 		c->buffer = op;
 	} else {
@@ -673,40 +850,42 @@ static int client_edit(struct client *c, size_t id, struct server *s, struct rng
 	return ok;
 }
 
-static int server_receive(struct server *s)
+/* The server commits client id's request, as fcgi/doc.c does: transformed over the log
+ * since its revision, the lower author's insert first at one position. */
+static int server_receive(struct sim *m, size_t id)
 {
-	char err[ERRLEN];
-	struct sent m = s->queue[s->qhead];
-	s->qhead = (s->qhead + 1) % NCLIENTS;
-	s->qlen--;
+	char err[ERRLEN] = "";
+	struct server *s = &m->s;
+	struct sent q = s->inflight[id];
+	s->inflight[id].live = 0;
 	struct ot_op *op;
-	int ok = ot_parse_json(m.json, strlen(m.json), 0, &op, err, sizeof err) == 0;
-	free(m.json);
-	ok = ok && ot_extend(op, s->len_at[m.rev], err, sizeof err) == 0;
-	for (size_t r = m.rev; ok && r < s->nlog; r++) {
+	int ok = ot_parse_json(q.json, strlen(q.json), 0, &op, err, sizeof err) == 0;
+	free(q.json);
+	ok = ok && ot_extend(op, s->len_at[q.rev], err, sizeof err) == 0;
+	for (size_t r = q.rev; ok && r < s->nlog; r++) {
 		struct ot_op *done, *ap, *bp;
+		int first = ot_author_cmp(&m->c[id].au, &m->c[s->author[r]].au) < 0;
 		ok = ot_parse_json(s->log[r], strlen(s->log[r]), 0, &done, err, sizeof err) == 0;
-		ok = ok && ot_transform(op, done, &ap, &bp, err, sizeof err) == 0;
+		ok = ok && ot_transform_ordered(op, done, first, &ap, &bp, err, sizeof err) == 0;
 		ot_free(done);
 		ot_free(op);
 		op = ok ? ap : NULL;
 		if (ok)
 			ot_free(bp);
 	}
-	struct buf out;
-	buf_init(&out, 0);
-	ok = ok && apply_ok(op, s->doc.data ? s->doc.data : "", s->doc.len, &out);
-	buf_free(&s->doc);
-	s->doc = out;
+	ok = ok && apply_to(&s->doc, op);
 	if (ok && s->nlog == s->cap) {
 		s->cap = s->cap ? s->cap * 2 : 64;
 		s->log = realloc(s->log, s->cap * sizeof *s->log);
 		s->author = realloc(s->author, s->cap * sizeof *s->author);
+		s->id = realloc(s->id, s->cap * sizeof *s->id);
 		s->len_at = realloc(s->len_at, (s->cap + 1) * sizeof *s->len_at);
+		ok = s->log && s->author && s->id && s->len_at;
 	}
 	if (ok) {
 		s->log[s->nlog] = ot_to_json(op);
-		s->author[s->nlog] = m.client;
+		s->author[s->nlog] = id;
+		s->id[s->nlog] = q.id;
 		s->len_at[s->nlog + 1] = ot_target_len(op);
 		s->nlog++;
 	} else {
@@ -716,22 +895,33 @@ static int server_receive(struct server *s)
 	return ok;
 }
 
-/* The client takes the next operation from the server's log. */
-static int client_receive(struct client *c, size_t id, struct server *s, struct rng *r)
+/* The client takes the next operation from the stream. Its own is recognised by
+ * client_id (author and counter), whether or not the answer to its request got through:
+ * an answer is only ever taken as done once every earlier revision has arrived, which
+ * is this same point of the stream. */
+static int client_receive(struct sim *m, size_t id)
 {
-	char err[ERRLEN];
+	char err[ERRLEN] = "";
+	struct client *c = &m->c[id];
+	struct server *s = &m->s;
 	size_t rev = c->rev++;
-	if (s->author[rev] == id) { /* the acknowledgement of our own */
+	if (s->author[rev] == id && c->outstanding && s->id[rev] == c->out_id) {
 		ot_free(c->outstanding);
 		c->outstanding = c->buffer;
 		c->buffer = NULL;
-		return !c->outstanding || sim_send(s, id, c->rev, random_json(r, c->outstanding)) == 0;
+		c->resend = 0;
+		if (!c->outstanding)
+			return 1;
+		c->out_id = ++c->next_id;
+		return sim_send(m, id);
 	}
+	const struct ot_author *them = &m->c[s->author[rev]].au;
+	int mine_first = ot_author_cmp(&c->au, them) < 0;
 	struct ot_op *op, *ap, *bp;
 	int ok = ot_parse_json(s->log[rev], strlen(s->log[rev]), 0, &op, err, sizeof err) == 0;
 	struct ot_op **mine[] = {&c->outstanding, &c->buffer};
 	for (int i = 0; i < 2 && ok && *mine[i]; i++) {
-		ok = ot_transform(*mine[i], op, &ap, &bp, err, sizeof err) == 0;
+		ok = ot_transform_ordered(*mine[i], op, mine_first, &ap, &bp, err, sizeof err) == 0;
 		if (ok) {
 			ot_free(*mine[i]);
 			ot_free(op);
@@ -739,15 +929,39 @@ static int client_receive(struct client *c, size_t id, struct server *s, struct 
 			op = bp;
 		}
 	}
-	struct buf out;
-	buf_init(&out, 0);
-	ok = ok && apply_ok(op, c->doc.data ? c->doc.data : "", c->doc.len, &out);
-	buf_free(&c->doc);
-	c->doc = out;
+	ok = ok && apply_to(&c->doc, op);
+	if (ok && c->typist)
+		c->caret = ot_transform_index_ordered(op, c->caret, ot_author_cmp(&c->au, them) > 0);
 	if (!ok)
 		fprintf(stderr, "client %zu: %s\n", id, err);
 	ot_free(op);
+	/* reconnected and caught up without seeing our op committed: it was lost, send again */
+	if (ok && c->resend && c->rev == s->nlog) {
+		c->resend = 0;
+		ok = sim_send(m, id);
+	}
 	return ok;
+}
+
+/* The connection drops while a request may be on its way: it is either lost or gets
+ * through before the client is back. The client cannot tell which; it replays the stream
+ * from where it was and sends again only if its operation is not in it. */
+static int client_reconnect(struct sim *m, size_t id)
+{
+	struct client *c = &m->c[id];
+	struct sent *q = &m->s.inflight[id];
+	if (!q->live)
+		return 1;
+	if (rng_below(&m->r, 2))
+		return server_receive(m, id);
+	free(q->json);
+	q->live = 0;
+	c->resend = 1;
+	if (c->rev == m->s.nlog) { /* nothing to replay */
+		c->resend = 0;
+		return sim_send(m, id);
+	}
+	return 1;
 }
 
 static int same_doc(const struct buf *a, const struct buf *b)
@@ -755,69 +969,173 @@ static int same_doc(const struct buf *a, const struct buf *b)
 	return a->len == b->len && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
 }
 
-/* Clients edit, the server commits in arrival order, clients hear back late: every
- * interleaving the network allows. A synchronized client that has heard everything must
- * hold the server's text, at every step; at the end all must. */
-static void simulate(uint64_t seed, int rounds, size_t *ops_out)
+/* Typists whose characters in the final text are not one unbroken run in the order
+ * typed; *misordered: 1 when the text between the markers is not exactly the typists'
+ * runs in author order (the claim of lib/ot.h). */
+static size_t broken_runs(const struct sim *m, int *misordered)
 {
-	struct rng r = {seed ^ 0x5151};
-	struct server s = {0};
-	struct client c[NCLIENTS] = {0};
-	buf_init(&s.doc, 0);
-	buf_puts(&s.doc, "int main(void) { return 0; } /* \xE4\xB8\xAD\xF0\x9F\x98\x80 */");
-	s.len_at = malloc(sizeof *s.len_at);
-	s.len_at[0] = utf8_count(s.doc.data, s.doc.len);
-	for (size_t i = 0; i < NCLIENTS; i++) {
-		buf_init(&c[i].doc, 0);
-		buf_append(&c[i].doc, s.doc.data, s.doc.len);
+	uint32_t *cp = NULL;
+	size_t n = decode(m->s.doc.data, m->s.doc.len, &cp), broken = 0;
+	size_t bar = find_cp(cp, n, '|'), hash = find_cp(cp, n, '#');
+	*misordered = bar >= hash || hash >= n;
+	for (size_t t = 0; t < m->ntypists; t++) {
+		uint32_t lo = TYPIST_BASE + (uint32_t)(t * TYPIST_SPAN), hi = lo + TYPIST_SPAN;
+		size_t first = n, last = 0, count = 0;
+		int ordered = 1;
+		uint32_t prev = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (cp[i] < lo || cp[i] >= hi)
+				continue;
+			if (count && cp[i] <= prev)
+				ordered = 0;
+			prev = cp[i];
+			first = count ? first : i;
+			last = i;
+			count++;
+		}
+		if (count && (last - first + 1 != count || !ordered))
+			broken++;
 	}
-	int ok = 1, diverged = 0;
+	/* between the markers: typists' characters only, grouped in author order */
+	const struct client *prev = NULL;
+	for (size_t i = bar + 1; !*misordered && i < hash; i++) {
+		if (cp[i] < TYPIST_BASE || cp[i] >= TYPIST_BASE + m->ntypists * TYPIST_SPAN) {
+			*misordered = 1;
+			break;
+		}
+		const struct client *c = &m->c[(cp[i] - TYPIST_BASE) / TYPIST_SPAN];
+		if (prev && prev != c && ot_author_cmp(&prev->au, &c->au) > 0)
+			*misordered = 1;
+		prev = c;
+	}
+	free(cp);
+	return broken;
+}
+
+struct sim_result {
+	size_t edits, committed, divergences, broken, misordered, typists;
+};
+
+/* One run: ntypists typists (0: none) and neditors editors, `rounds` random steps of
+ * typing, commits, deliveries and reconnects, then the network drains. Counts into *res. */
+static int simulate(uint64_t seed, size_t ntypists, size_t neditors, int rounds,
+		    struct sim_result *res)
+{
+	struct sim *m = calloc(1, sizeof *m);
+	if (!m)
+		return 0;
+	m->r.s = seed ^ 0x5151;
+	m->n = ntypists + neditors;
+	m->ntypists = ntypists;
+	struct server *s = &m->s;
+	buf_init(&s->doc, 0);
+	buf_puts(&s->doc, ntypists ? "int main(void) { |# return 0; } /* \xE4\xB8\xAD\xF0\x9F\x98\x80 */"
+				   : "int main(void) { return 0; } /* \xE4\xB8\xAD\xF0\x9F\x98\x80 */");
+	s->len_at = malloc(sizeof *s->len_at);
+	int ok = s->len_at != NULL;
+	if (ok)
+		s->len_at[0] = doc_len(&s->doc);
+	for (size_t i = 0; i < m->n; i++) {
+		struct client *c = &m->c[i];
+		buf_init(&c->doc, 0);
+		buf_append(&c->doc, s->doc.data, s->doc.len);
+		c->typist = i < ntypists;
+		c->caret = 18; /* just after the '|' */
+		/* a random author, distinct from the others': a pure tie-break needs them apart */
+		for (int again = 1; again;) {
+			size_t k = 1 + rng_below(&m->r, 3), off = 0;
+			for (size_t j = 0; j < k; j++) {
+				const char *p = site_pieces[rng_below(&m->r, sizeof site_pieces / sizeof *site_pieces)];
+				memcpy(c->site + off, p, strlen(p));
+				off += strlen(p);
+			}
+			c->site[off] = '\0';
+			ot_author_set(&c->au, 1 + (long long)rng_below(&m->r, 3), c->site);
+			again = 0;
+			for (size_t j = 0; j < i; j++)
+				again |= ot_author_cmp(&c->au, &m->c[j].au) == 0;
+		}
+	}
 	for (int round = 0; ok && round < rounds; round++) {
-		size_t who = rng_below(&r, NCLIENTS), what = rng_below(&r, 10);
-		if (what < 4)
-			ok = client_edit(&c[who], who, &s, &r);
-		else if (what < 6 && s.qlen)
-			ok = server_receive(&s);
-		else if (c[who].rev < s.nlog)
-			ok = client_receive(&c[who], who, &s, &r);
-		if (!c[who].outstanding && c[who].rev == s.nlog && !same_doc(&c[who].doc, &s.doc))
-			diverged++;
+		size_t who = rng_below(&m->r, m->n), what = rng_below(&m->r, 20);
+		if (what < 8)
+			ok = client_edit(m, who);
+		else if (what < 12) {
+			size_t from = rng_below(&m->r, m->n); /* any client's request, not FIFO */
+			for (size_t k = 0; k < m->n; k++) {
+				size_t j = (from + k) % m->n;
+				if (s->inflight[j].live) {
+					ok = server_receive(m, j);
+					break;
+				}
+			}
+		} else if (what < 19 && m->c[who].rev < s->nlog)
+			ok = client_receive(m, who);
+		else if (what == 19)
+			ok = client_reconnect(m, who);
+		struct client *c = &m->c[who];
+		if (!c->outstanding && c->rev == s->nlog && !same_doc(&c->doc, &s->doc))
+			m->divergences++;
 	}
 	/* the network drains */
 	for (int busy = 1; ok && busy;) {
 		busy = 0;
-		while (ok && s.qlen) {
-			ok = server_receive(&s);
-			busy = 1;
+		for (size_t i = 0; ok && i < m->n; i++) {
+			if (s->inflight[i].live) {
+				ok = server_receive(m, i);
+				busy = 1;
+			}
 		}
-		for (size_t i = 0; i < NCLIENTS; i++) {
-			while (ok && c[i].rev < s.nlog) {
-				ok = client_receive(&c[i], i, &s, &r);
+		for (size_t i = 0; ok && i < m->n; i++) {
+			while (ok && m->c[i].rev < s->nlog) {
+				ok = client_receive(m, i);
 				busy = 1;
 			}
 		}
 	}
-	CHECK(ok);
-	CHECK(diverged == 0);
-	for (size_t i = 0; i < NCLIENTS; i++) {
-		CHECK(c[i].outstanding == NULL && c[i].buffer == NULL);
-		CHECK(same_doc(&c[i].doc, &s.doc));
-		buf_free(&c[i].doc);
-		ot_free(c[i].outstanding);
-		ot_free(c[i].buffer);
+	for (size_t i = 0; i < m->n; i++) {
+		struct client *c = &m->c[i];
+		if (ok && (c->outstanding || c->buffer || !same_doc(&c->doc, &s->doc)))
+			m->divergences++;
+		buf_free(&c->doc);
+		ot_free(c->outstanding);
+		ot_free(c->buffer);
+		free(s->inflight[i].live ? s->inflight[i].json : NULL);
 	}
-	*ops_out = s.nlog;
-	for (size_t i = 0; i < s.nlog; i++)
-		free(s.log[i]);
-	while (s.qlen) {
-		free(s.queue[s.qhead].json);
-		s.qhead = (s.qhead + 1) % NCLIENTS;
-		s.qlen--;
+	int misordered = 0;
+	if (ok && ntypists) {
+		res->broken += broken_runs(m, &misordered);
+		res->misordered += (size_t)misordered;
+		if (misordered && getenv("OT_SIM_VERBOSE"))
+			fprintf(stderr, "seed %llu: %s\n", (unsigned long long)seed, s->doc.data);
 	}
-	free(s.log);
-	free(s.author);
-	free(s.len_at);
-	buf_free(&s.doc);
+	res->edits += m->edits;
+	res->committed += s->nlog;
+	res->divergences += m->divergences;
+	res->typists += ntypists;
+	for (size_t i = 0; i < s->nlog; i++)
+		free(s->log[i]);
+	free(s->log);
+	free(s->author);
+	free(s->id);
+	free(s->len_at);
+	buf_free(&s->doc);
+	free(m);
+	return ok;
+}
+
+/* Runs of 2..10 typists (and one or two editors), every fourth run editors only, until
+ * `edits` operations have been made. */
+static int sim_many(uint64_t seed, size_t edits, int rounds, struct sim_result *res)
+{
+	int ok = 1;
+	for (uint64_t i = 0; ok && res->edits < edits; i++) {
+		struct rng pick = {seed + i * 7};
+		size_t typists = i % 4 == 3 ? 0 : 2 + rng_below(&pick, 9);
+		size_t editors = typists ? rng_below(&pick, 3) : 3 + rng_below(&pick, 3);
+		ok = simulate(seed + i, typists, editors, rounds, res);
+	}
+	return ok;
 }
 
 static double now(void)
@@ -827,35 +1145,53 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-int main(void)
+/* `test_ot --sim N [rounds]`: only the simulation, until N operations have been made
+ * (make ot-sim); prints the counts and fails on any divergence or broken run. */
+static int sim_main(uint64_t seed, size_t edits, int rounds)
 {
+	struct sim_result res = {0};
+	double t0 = now();
+	int ok = sim_many(seed, edits, rounds, &res);
+	printf("ot-sim: seed %llu: %zu operations made (%zu committed), %zu typists in all; "
+	       "%zu divergences, %zu broken runs, %zu misordered spots%s; %.1f s\n",
+	       (unsigned long long)seed, res.edits, res.committed, res.typists, res.divergences,
+	       res.broken, res.misordered, ok ? "" : "; FAILED to run", now() - t0);
+	return ok && !res.divergences && !res.broken && !res.misordered ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t seed = 20261125; /* fixed, so a failure in CI replays as is */
+	const char *env = getenv("OT_SEED");
+	if (env && *env)
+		seed = strtoull(env, NULL, 10);
+	if (argc >= 3 && strcmp(argv[1], "--sim") == 0)
+		return sim_main(seed, strtoull(argv[2], NULL, 10),
+				argc >= 4 ? atoi(argv[3]) : 4000);
+
 	test_parse();
 	test_print_build();
 	test_apply();
 	test_compose();
 	test_transform();
 
-	uint64_t seed = 20261125; /* fixed, so a failure in CI replays as is */
-	const char *env = getenv("OT_SEED");
-	if (env && *env)
-		seed = strtoull(env, NULL, 10);
 	printf("ot: random seed %llu (replay with OT_SEED=%llu)\n", (unsigned long long)seed,
 	       (unsigned long long)seed);
 	fflush(stdout);
 
-	enum { PROPERTY_ROUNDS = 20000, SIM_ROUNDS = 20000, SIM_RUNS = 4 };
+	enum { PROPERTY_ROUNDS = 20000, SIM_EDITS = 40000, SIM_ROUNDS = 2000 };
 	double t0 = now();
 	property(seed, PROPERTY_ROUNDS);
 	double t1 = now();
-	size_t committed = 0;
-	for (int i = 0; i < SIM_RUNS; i++) {
-		size_t n = 0;
-		simulate(seed + (uint64_t)i, SIM_ROUNDS, &n);
-		committed += n;
-	}
+	struct sim_result res = {0};
+	CHECK(sim_many(seed, SIM_EDITS, SIM_ROUNDS, &res));
+	CHECK(res.divergences == 0);
+	CHECK(res.broken == 0);
+	CHECK(res.misordered == 0);
 	double t2 = now();
-	printf("ot: property: %d rounds in %.2f s; simulation: %d runs x %d rounds, %d clients, "
-	       "%zu operations committed, in %.2f s\n",
-	       PROPERTY_ROUNDS, t1 - t0, SIM_RUNS, SIM_ROUNDS, NCLIENTS, committed, t2 - t1);
+	printf("ot: property: %d rounds in %.2f s; simulation: %zu operations made (%zu "
+	       "committed), %zu typists in all, %zu divergences, %zu broken runs, in %.2f s\n",
+	       PROPERTY_ROUNDS, t1 - t0, res.edits, res.committed, res.typists,
+	       res.divergences, res.broken, t2 - t1);
 	return unit_summary("ot");
 }
