@@ -224,18 +224,39 @@ static void room_keys(const char *room, char *hkey, char *chan, size_t cap)
 	events_channel(chan, cap, room && *room ? room : "-");
 }
 
-static int reply_failed(redisContext *r, redisReply *rep, char *err, size_t errlen)
+/* Runs body (composed with emit and the scheduler) and reads its {1|0, status} answer:
+ * 1 done, 0 refused (cur, when given, receives the status it found), -1 failed (err says
+ * what, naming the request as `what`). */
+static int eval_verdict(redisContext *r, const char *body, int nkeys, int argc,
+			const char *const *args, const char *what, char *cur, size_t curcap,
+			char *err, size_t errlen)
 {
-	if (!rep) {
-		errbuf_set(err, errlen, "redis: %s", r->errstr[0] ? r->errstr : "no reply");
-		return 1;
+	int rc = -1;
+	redisReply *rep = NULL;
+	char *script = compose(body);
+	if (!script) {
+		errbuf_set(err, errlen, "out of memory");
+		goto out;
 	}
-	if (rep->type == REDIS_REPLY_ERROR) {
-		errbuf_set(err, errlen, "redis: %.*s", (int)rep->len, rep->str);
+	rep = rds_eval(r, script, nkeys, argc, args, NULL);
+	if (rds_reply_failed(r, rep, err, errlen)) {
+		rep = NULL;
+		goto out;
+	}
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+	    rep->element[0]->type != REDIS_REPLY_INTEGER ||
+	    rep->element[1]->type != REDIS_REPLY_STRING) {
+		errbuf_set(err, errlen, "redis: unexpected reply to %s", what);
+		goto out;
+	}
+	rc = rep->element[0]->integer == 1;
+	if (cur && curcap)
+		snprintf(cur, curcap, "%s", rep->element[1]->str);
+out:
+	if (rep)
 		freeReplyObject(rep);
-		return 1;
-	}
-	return 0;
+	free(script);
+	return rc;
 }
 
 int jobstate_change(redisContext *r, const struct jobstate_change *c, char *cur, size_t curcap,
@@ -244,9 +265,7 @@ int jobstate_change(redisContext *r, const struct jobstate_change *c, char *cur,
 	enum { KEYS = 4, FIXED = 9 };
 	const char *args[KEYS + FIXED + 2 * JOBSTATE_FIELDS_MAX];
 	char key[128], hkey[160], chan[160], attempt[24], from[128], max[16];
-	int argc = 0, rc = -1;
-	char *script = NULL;
-	redisReply *rep = NULL;
+	int argc = 0;
 	if (cur && curcap)
 		cur[0] = '\0';
 	if (c->nfields > JOBSTATE_FIELDS_MAX) {
@@ -283,29 +302,8 @@ int jobstate_change(redisContext *r, const struct jobstate_change *c, char *cur,
 	args[argc++] = c->job_id;
 	for (size_t i = 0; i < 2 * c->nfields; i++)
 		args[argc++] = c->fields[i];
-	if (!(script = compose(change_body))) {
-		errbuf_set(err, errlen, "out of memory");
-		goto out;
-	}
-	rep = rds_eval(r, script, KEYS, argc, args, NULL);
-	if (reply_failed(r, rep, err, errlen)) {
-		rep = NULL;
-		goto out;
-	}
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-	    rep->element[0]->type != REDIS_REPLY_INTEGER ||
-	    rep->element[1]->type != REDIS_REPLY_STRING) {
-		errbuf_set(err, errlen, "redis: unexpected reply to a job change");
-		goto out;
-	}
-	rc = rep->element[0]->integer == 1;
-	if (cur && curcap)
-		snprintf(cur, curcap, "%s", rep->element[1]->str);
-out:
-	if (rep)
-		freeReplyObject(rep);
-	free(script);
-	return rc;
+	return eval_verdict(r, change_body, KEYS, argc, args, "a job change", cur, curcap, err,
+			    errlen);
 }
 
 int jobstate_create(redisContext *r, const struct jobstate_new *n, long *position,
@@ -351,7 +349,7 @@ int jobstate_create(redisContext *r, const struct jobstate_new *n, long *positio
 		goto out;
 	}
 	rep = rds_eval(r, script, KEYS, argc, args, NULL);
-	if (reply_failed(r, rep, err, errlen)) {
+	if (rds_reply_failed(r, rep, err, errlen)) {
 		rep = NULL;
 		goto out;
 	}
@@ -393,9 +391,6 @@ int jobstate_cancel(redisContext *r, const char *job_id, const char *room,
 		    char *cur, size_t curcap, char *err, size_t errlen)
 {
 	char key[128], hkey[160], chan[160], max[16], now[24];
-	char *script = NULL;
-	redisReply *rep = NULL;
-	int rc = -1;
 	if (cur && curcap)
 		cur[0] = '\0';
 	if (strlen(event_data) > EVENTS_DATA_MAX) {
@@ -407,29 +402,8 @@ int jobstate_cancel(redisContext *r, const char *job_id, const char *room,
 	snprintf(max, sizeof max, "%d", EVENTS_HISTORY_MAX);
 	snprintf(now, sizeof now, "%lld", (long long)time(NULL));
 	const char *args[] = {key, hkey, chan, event_type, event_data, max, job_id, error, now};
-	if (!(script = compose(cancel_body))) {
-		errbuf_set(err, errlen, "out of memory");
-		goto out;
-	}
-	rep = rds_eval(r, script, 3, (int)(sizeof args / sizeof args[0]), args, NULL);
-	if (reply_failed(r, rep, err, errlen)) {
-		rep = NULL;
-		goto out;
-	}
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-	    rep->element[0]->type != REDIS_REPLY_INTEGER ||
-	    rep->element[1]->type != REDIS_REPLY_STRING) {
-		errbuf_set(err, errlen, "redis: unexpected reply to a cancel");
-		goto out;
-	}
-	rc = rep->element[0]->integer == 1;
-	if (cur && curcap)
-		snprintf(cur, curcap, "%s", rep->element[1]->str);
-out:
-	if (rep)
-		freeReplyObject(rep);
-	free(script);
-	return rc;
+	return eval_verdict(r, cancel_body, 3, (int)(sizeof args / sizeof args[0]), args,
+			    "a cancel", cur, curcap, err, errlen);
 }
 
 int jobstate_worker(redisContext *r, const char *consumer, long threads, long lifetime_ms,
@@ -448,7 +422,7 @@ int jobstate_worker(redisContext *r, const char *consumer, long threads, long li
 		goto out;
 	}
 	rep = rds_eval(r, script, 0, 4, args, NULL);
-	if (reply_failed(r, rep, err, errlen)) {
+	if (rds_reply_failed(r, rep, err, errlen)) {
 		rep = NULL;
 		goto out;
 	}
@@ -464,7 +438,7 @@ int jobstate_position(redisContext *r, const char *job_id, const char *room, lon
 		      char *err, size_t errlen)
 {
 	redisReply *a = redisCommand(r, "LPOS " JOBSTATE_FAIR_PREFIX "room:%s %s", room, job_id);
-	if (reply_failed(r, a, err, errlen))
+	if (rds_reply_failed(r, a, err, errlen))
 		return -1;
 	if (a->type != REDIS_REPLY_INTEGER) {
 		freeReplyObject(a);
@@ -473,7 +447,7 @@ int jobstate_position(redisContext *r, const char *job_id, const char *room, lon
 	long idx = (long)a->integer;
 	freeReplyObject(a);
 	redisReply *b = redisCommand(r, "ZRANK " JOBSTATE_FAIR_PREFIX "rooms %s", room);
-	if (reply_failed(r, b, err, errlen))
+	if (rds_reply_failed(r, b, err, errlen))
 		return -1;
 	*position = idx + (b->type == REDIS_REPLY_INTEGER ? (long)b->integer : 0);
 	freeReplyObject(b);

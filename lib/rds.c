@@ -1,5 +1,7 @@
 #include "rds.h"
 
+#include "errbuf.h"
+
 #include <curl/curl.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -164,4 +166,18 @@ redisReply *rds_eval(redisContext *c, const char *script, int nkeys, int argc,
 		r = redisCommandArgv(c, argc + 3, argv, lv);
 	}
 	return r;
+}
+
+int rds_reply_failed(redisContext *r, redisReply *rep, char *err, size_t errlen)
+{
+	if (!rep) {
+		errbuf_set(err, errlen, "redis: %s", r->errstr[0] ? r->errstr : "no reply");
+		return 1;
+	}
+	if (rep->type == REDIS_REPLY_ERROR) {
+		errbuf_set(err, errlen, "redis: %.*s", (int)rep->len, rep->str);
+		freeReplyObject(rep);
+		return 1;
+	}
+	return 0;
 }

@@ -21,6 +21,11 @@ int rds_parse_url(const char *url, struct rds_target *t, char *err, size_t errle
  * Caller frees with redisFree(). NULL on failure, message in err. */
 redisContext *rds_connect(const struct rds_target *t, int timeout_ms, char *err, size_t errlen);
 
+/* After a command: 1 when it failed, with "redis: …" in err — a NULL reply (the connection
+ * is broken, r->errstr says why) or an error reply, which is freed here; 0 for any other
+ * reply, which stays the caller's. */
+int rds_reply_failed(redisContext *r, redisReply *rep, char *err, size_t errlen);
+
 #endif
 
 /* Runs a Lua script by its SHA-1 (EVALSHA), sending the text only when Redis does not know

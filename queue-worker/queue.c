@@ -2,8 +2,9 @@
 
 #include "events.h"
 #include "jobstate.h"
-#include "log.h"
 #include "errbuf.h"
+#include "log.h"
+#include "rds.h"
 
 #include <cjson/cJSON.h>
 #include <stdarg.h>
@@ -11,22 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* A NULL reply means the connection is broken (r->err says why); an error reply is a
- * Redis error. Either way -1 with the text in err; the reply is freed. */
-static int reply_failed(redisContext *r, redisReply *rep, char *err, size_t errlen)
-{
-	if (!rep) {
-		errbuf_set(err, errlen, "redis: %s", r->errstr[0] ? r->errstr : "no reply");
-		return 1;
-	}
-	if (rep->type == REDIS_REPLY_ERROR) {
-		errbuf_set(err, errlen, "redis: %.*s", (int)rep->len, rep->str);
-		freeReplyObject(rep);
-		return 1;
-	}
-	return 0;
-}
 
 static void copy_str(char *dst, size_t cap, const redisReply *s)
 {
@@ -61,7 +46,7 @@ int queue_ensure_group(redisContext *r, char *err, size_t errlen)
 		freeReplyObject(rep);
 		return 0;
 	}
-	if (reply_failed(r, rep, err, errlen))
+	if (rds_reply_failed(r, rep, err, errlen))
 		return -1;
 	freeReplyObject(rep);
 	return 0;
@@ -72,7 +57,7 @@ int queue_read(redisContext *r, const char *consumer, int block_ms, struct queue
 {
 	redisReply *rep = redisCommand(r, "XREADGROUP GROUP %s %s COUNT 1 BLOCK %d STREAMS %s >",
 				       QUEUE_GROUP, consumer, block_ms, QUEUE_STREAM);
-	if (reply_failed(r, rep, err, errlen))
+	if (rds_reply_failed(r, rep, err, errlen))
 		return -1;
 	int rc = 0;
 	/* [[stream, [entry]]] or nil when nothing came */
@@ -92,7 +77,7 @@ int queue_claim(redisContext *r, const char *consumer, long min_idle_ms, struct 
 {
 	redisReply *rep = redisCommand(r, "XAUTOCLAIM %s %s %s %ld 0-0 COUNT 1", QUEUE_STREAM,
 				       QUEUE_GROUP, consumer, min_idle_ms);
-	if (reply_failed(r, rep, err, errlen))
+	if (rds_reply_failed(r, rep, err, errlen))
 		return -1;
 	int rc = 0;
 	/* [next cursor, [entry…], (Redis 7: deleted ids)]; a deleted entry is nil in 6.2 */
@@ -122,7 +107,7 @@ int queue_touch(redisContext *r, const char *consumer, const char *const *ids, s
 	argv[FIXED + n] = "JUSTID";
 	redisReply *rep = redisCommandArgv(r, (int)(FIXED + n + 1), argv, NULL);
 	char err[64];
-	if (reply_failed(r, rep, err, sizeof err))
+	if (rds_reply_failed(r, rep, err, sizeof err))
 		return -1;
 	freeReplyObject(rep);
 	return 0;
@@ -132,7 +117,7 @@ int queue_ack(redisContext *r, const char *entry_id)
 {
 	redisReply *rep = redisCommand(r, "XACK %s %s %s", QUEUE_STREAM, QUEUE_GROUP, entry_id);
 	char err[64];
-	if (reply_failed(r, rep, err, sizeof err))
+	if (rds_reply_failed(r, rep, err, sizeof err))
 		return -1;
 	freeReplyObject(rep);
 	return 0;
@@ -144,7 +129,7 @@ int queue_job_load(redisContext *r, const char *job_id, struct queue_job *j, cha
 	memset(j, 0, sizeof *j);
 	redisReply *rep = redisCommand(r, "HMGET cc:job:%s kind room user status request attempts",
 				       job_id);
-	if (reply_failed(r, rep, err, errlen))
+	if (rds_reply_failed(r, rep, err, errlen))
 		return -1;
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 6) {
 		errbuf_set(err, errlen, "redis: unexpected HMGET reply");
@@ -193,7 +178,7 @@ int queue_job_count_attempt(redisContext *r, struct queue_job *j, long max_attem
 			    size_t errlen)
 {
 	redisReply *rep = redisCommand(r, "HINCRBY cc:job:%s attempts 1", j->id);
-	if (reply_failed(r, rep, err, errlen))
+	if (rds_reply_failed(r, rep, err, errlen))
 		return -1;
 	j->attempts = rep->type == REDIS_REPLY_INTEGER ? (long)rep->integer : 0;
 	freeReplyObject(rep);
@@ -216,7 +201,7 @@ int queue_publish_runtimes(redisContext *r, const char *json, long ttl_s)
 {
 	redisReply *rep = redisCommand(r, "SET %s %s EX %ld", QUEUE_RUNTIMES_KEY, json, ttl_s);
 	char err[64];
-	if (reply_failed(r, rep, err, sizeof err))
+	if (rds_reply_failed(r, rep, err, sizeof err))
 		return -1;
 	freeReplyObject(rep);
 	return 0;
@@ -282,7 +267,7 @@ static int ack_if_over(redisContext *r, const struct queue_job *j, const char *e
 {
 	redisReply *rep = redisCommand(r, "HGET cc:job:%s status", j->id);
 	char err[64];
-	if (reply_failed(r, rep, err, sizeof err))
+	if (rds_reply_failed(r, rep, err, sizeof err))
 		return -1;
 	int over = rep->type != REDIS_REPLY_STRING || (strcmp(rep->str, "queued") != 0 &&
 						       strcmp(rep->str, "running") != 0);
