@@ -266,28 +266,50 @@ void h_execution_create(struct api_ctx *c)
 	api_json(c, 202, o);
 }
 
-void h_job_get(struct api_ctx *c)
+/* The job named by c->params[0]: HMGET of fields (the first "status", the third "room"),
+ * with *rd the connection used. NULL answered: 503 when Redis failed, 404 when there is no
+ * such job. Caller frees with freeReplyObject(). */
+static redisReply *job_load(struct api_ctx *c, const char *const *fields, size_t n,
+			    redisContext **rd)
 {
-	if (api_require_user(c) < 0)
-		return;
-	redisContext *rd = api_redis(c);
-	if (!rd)
-		return;
-	redisReply *rep = redisCommand(rd, "HMGET cc:job:%s status kind room result error created_at",
-				       c->params[0]);
-	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 6) {
+	const char *argv[8];
+	char key[API_ID_MAX + 16];
+	if (n + 2 > sizeof argv / sizeof argv[0])
+		return NULL;
+	*rd = api_redis(c);
+	if (!*rd)
+		return NULL;
+	snprintf(key, sizeof key, "cc:job:%s", c->params[0]);
+	argv[0] = "HMGET";
+	argv[1] = key;
+	for (size_t i = 0; i < n; i++)
+		argv[i + 2] = fields[i];
+	redisReply *rep = redisCommandArgv(*rd, (int)n + 2, argv, NULL);
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != n) {
 		if (rep)
 			freeReplyObject(rep);
 		api_redis_failed(c);
 		api_error(c, 503, "redis_unavailable", "the queue is unavailable");
-		return;
+		return NULL;
 	}
-	redisReply **e = rep->element;
-	if (e[0]->type != REDIS_REPLY_STRING || e[2]->type != REDIS_REPLY_STRING) {
+	if (rep->element[0]->type != REDIS_REPLY_STRING ||
+	    rep->element[2]->type != REDIS_REPLY_STRING) {
 		freeReplyObject(rep);
 		api_error(c, 404, "job_not_found", "no job %s (jobs are kept for 7 days)", c->params[0]);
-		return;
+		return NULL;
 	}
+	return rep;
+}
+
+void h_job_get(struct api_ctx *c)
+{
+	static const char *const fields[] = {"status", "kind", "room", "result", "error",
+					     "created_at"};
+	redisContext *rd = NULL;
+	redisReply *rep = api_require_user(c) < 0 ? NULL : job_load(c, fields, 6, &rd);
+	if (!rep)
+		return;
+	redisReply **e = rep->element;
 	/* a job is visible to whoever may read its room */
 	char room[API_ID_MAX + 1], role[16];
 	snprintf(room, sizeof room, "%s", e[2]->str);
@@ -324,26 +346,12 @@ void h_job_get(struct api_ctx *c)
 
 void h_job_cancel(struct api_ctx *c)
 {
-	if (api_require_user(c) < 0)
+	static const char *const fields[] = {"status", "kind", "room", "user", "event_kind"};
+	redisContext *rd = NULL;
+	redisReply *rep = api_require_user(c) < 0 ? NULL : job_load(c, fields, 5, &rd);
+	if (!rep)
 		return;
-	redisContext *rd = api_redis(c);
-	if (!rd)
-		return;
-	redisReply *rep = redisCommand(rd, "HMGET cc:job:%s status kind room user event_kind",
-				       c->params[0]);
-	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 5) {
-		if (rep)
-			freeReplyObject(rep);
-		api_redis_failed(c);
-		api_error(c, 503, "redis_unavailable", "the queue is unavailable");
-		return;
-	}
 	redisReply **e = rep->element;
-	if (e[0]->type != REDIS_REPLY_STRING || e[2]->type != REDIS_REPLY_STRING) {
-		freeReplyObject(rep);
-		api_error(c, 404, "job_not_found", "no job %s (jobs are kept for 7 days)", c->params[0]);
-		return;
-	}
 	char room[API_ID_MAX + 1], role[16], kind[32] = "execution", ekind[32] = "", uid[32];
 	snprintf(room, sizeof room, "%s", e[2]->str);
 	if (e[1]->type == REDIS_REPLY_STRING && e[1]->len)
