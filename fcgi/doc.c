@@ -15,12 +15,22 @@
 #define DOC_COMMIT_ATTEMPTS 200
 #define SNAP_DUE_KEY "cc:snap:due"
 
+/* The hash cc:room:{id}:doc: `revision` and `length` (code points) of the document now,
+ * `bytes` (an upper bound of its size in bytes, exact after a fold), `content` = the text
+ * at revision `crev`. The operations crev+1..revision are in the ops list, which is never
+ * trimmed below them. A commit touches only the small fields and the list: its cost does
+ * not depend on the document's size. A hash without `crev` (written before) holds the
+ * text at `revision`; the first access folds it into the new shape. */
+
 /* KEYS doc, ops; ARGV client revision.
- * {-1} no document; {0, rev} revision in the future; {1, rev} older than the kept log;
- * {2, rev, content, {ops since the client's revision}} */
+ * {-1} no document; {3, rev} old shape (fold first); {0, rev} revision in the future;
+ * {1, rev} older than the kept log; {2, rev, length, bytes, {ops since the client's
+ * revision}} */
 static const char read_script[] =
-	"local rev = tonumber(redis.call('HGET', KEYS[1], 'revision')) "
+	"local h = redis.call('HMGET', KEYS[1], 'revision', 'length', 'bytes') "
+	"local rev = tonumber(h[1]) "
 	"if not rev then return {-1} end "
+	"if not h[2] or not h[3] then return {3, rev} end "
 	"local want = tonumber(ARGV[1]) "
 	"if want > rev then return {0, rev} end "
 	"local len = redis.call('LLEN', KEYS[2]) "
@@ -28,30 +38,66 @@ static const char read_script[] =
 	"if want + 1 < first then return {1, rev} end "
 	"local ops = {} "
 	"if want < rev then ops = redis.call('LRANGE', KEYS[2], want + 1 - first, -1) end "
-	"return {2, rev, redis.call('HGET', KEYS[1], 'content'), ops}";
+	"return {2, rev, tonumber(h[2]), tonumber(h[3]), ops}";
 
-/* KEYS doc, ops; ARGV revision, content. Creates the document unless it exists. */
+/* KEYS doc, ops; ARGV revision, content, length, bytes. Creates the document unless it
+ * exists. */
 static const char init_script[] =
 	"if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end "
-	"redis.call('HSET', KEYS[1], 'revision', ARGV[1], 'content', ARGV[2]) "
+	"redis.call('HSET', KEYS[1], 'revision', ARGV[1], 'content', ARGV[2], 'crev', ARGV[1], "
+	"'length', ARGV[3], 'bytes', ARGV[4]) "
 	"redis.call('DEL', KEYS[2]) return 1";
 
-/* KEYS doc, ops, events, channel, snapshot-due; ARGV expected revision, new content, op
- * JSON, ops to keep, event data JSON, due time ms, room id, history length.
- * {0, rev} someone committed first; {1, new revision, event id}. The event text is built
- * as lib/events.c builds it, so subscribers and history readers see one shape. */
+/* KEYS doc, ops, events, channel, snapshot-due; ARGV expected revision, new length, new
+ * bytes bound, op JSON, ops to keep, event data JSON, due time ms, room id, history length.
+ * {0, rev} someone committed first; {1, new revision, event id, ops not yet folded}. The
+ * list keeps at least the ops not folded into `content`. The event text is built as
+ * lib/events.c builds it, so subscribers and history readers see one shape. */
 static const char commit_script[] =
 	"local rev = tonumber(redis.call('HGET', KEYS[1], 'revision')) "
 	"if rev ~= tonumber(ARGV[1]) then return {0, rev or -1} end "
-	"redis.call('HSET', KEYS[1], 'revision', rev + 1, 'content', ARGV[2]) "
-	"redis.call('RPUSH', KEYS[2], ARGV[3]) "
-	"redis.call('LTRIM', KEYS[2], -tonumber(ARGV[4]), -1) "
-	"local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', "
-	"'type', 'operation', 'data', ARGV[5]) "
+	"redis.call('HSET', KEYS[1], 'revision', rev + 1, 'length', ARGV[2], 'bytes', ARGV[3]) "
+	"redis.call('RPUSH', KEYS[2], ARGV[4]) "
+	"local pending = rev + 1 - (tonumber(redis.call('HGET', KEYS[1], 'crev')) or rev) "
+	"redis.call('LTRIM', KEYS[2], -math.max(tonumber(ARGV[5]), pending), -1) "
+	"local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[9], '*', "
+	"'type', 'operation', 'data', ARGV[6]) "
 	"redis.call('PUBLISH', KEYS[4], '{\"type\":\"operation\",\"id\":\"' .. id .. "
-	"'\",\"data\":' .. ARGV[5] .. '}') "
-	"redis.call('ZADD', KEYS[5], 'NX', ARGV[6], ARGV[7]) "
-	"return {1, rev + 1, id}";
+	"'\",\"data\":' .. ARGV[6] .. '}') "
+	"redis.call('ZADD', KEYS[5], 'NX', ARGV[7], ARGV[8]) "
+	"return {1, rev + 1, id, pending}";
+
+/* KEYS doc, ops. {-1} no document; {-2, rev, crev} the ops after crev are gone (damage);
+ * {kind, rev, crev, content, {ops crev+1..rev}}, kind 0 = old shape (content at rev). */
+static const char fold_read_script[] =
+	"local h = redis.call('HMGET', KEYS[1], 'revision', 'crev', 'content') "
+	"local rev = tonumber(h[1]) "
+	"if not rev then return {-1} end "
+	"local crev = tonumber(h[2]) "
+	"if not crev then return {0, rev, rev, h[3] or '', {}} end "
+	"local ops = {} "
+	"if crev < rev then "
+	"local first = rev - redis.call('LLEN', KEYS[2]) + 1 "
+	"if crev + 1 < first then return {-2, rev, crev} end "
+	"ops = redis.call('LRANGE', KEYS[2], crev + 1 - first, -1) end "
+	"return {1, rev, crev, h[3] or '', ops}";
+
+/* KEYS doc; ARGV crev read, folded revision, content, length, bytes, old shape (1/0).
+ * Stores the folded text iff nobody folded meanwhile (compare-and-set on crev; for the
+ * old shape: on the revision, which no commit moves before the fold). The exact byte size
+ * replaces the bound only while no commit came after the fold's revision. 1 stored. */
+static const char fold_store_script[] =
+	"local h = redis.call('HMGET', KEYS[1], 'revision', 'crev') "
+	"local rev = tonumber(h[1]) "
+	"if not rev then return 0 end "
+	"local crev = tonumber(h[2]) "
+	"if ARGV[6] == '1' then "
+	"if crev or rev ~= tonumber(ARGV[2]) then return 0 end "
+	"elseif crev ~= tonumber(ARGV[1]) then return 0 end "
+	"redis.call('HSET', KEYS[1], 'content', ARGV[3], 'crev', ARGV[2]) "
+	"if rev == tonumber(ARGV[2]) then "
+	"redis.call('HSET', KEYS[1], 'length', ARGV[4], 'bytes', ARGV[5]) end "
+	"return 1";
 
 static long snapshot_interval_ms(void)
 {
@@ -67,22 +113,6 @@ void doc_state_free(struct doc_state *d)
 	free(d->content);
 	d->content = NULL;
 	d->content_len = 0;
-}
-
-/* Copies a Redis string reply (nil: empty) into out->content, NUL-terminated. 0, or -1
- * with 500 answered. */
-static int copy_content(struct api_ctx *c, struct doc_state *out, const redisReply *r)
-{
-	out->content_len = r->type == REDIS_REPLY_STRING ? r->len : 0;
-	out->content = malloc(out->content_len + 1);
-	if (!out->content) {
-		api_error(c, 500, "internal", "out of memory");
-		return -1;
-	}
-	if (out->content_len)
-		memcpy(out->content, r->str, out->content_len);
-	out->content[out->content_len] = '\0';
-	return 0;
 }
 
 static void keys_of(const char *room, char doc[96], char ops[96])
@@ -104,11 +134,13 @@ static int doc_restore(struct api_ctx *c, redisContext *rd, const char *room)
 	const char *rev = PQntuples(r) ? PQgetvalue(r, 0, 0) : "0";
 	const char *content = PQntuples(r) ? PQgetvalue(r, 0, 1) : "";
 	size_t clen = PQntuples(r) ? (size_t)PQgetlength(r, 0, 1) : 0;
-	char dk[96], ok[96];
+	char dk[96], ok[96], cps[24], bytes[24];
 	keys_of(room, dk, ok);
-	const char *args[] = {dk, ok, rev, content};
-	size_t lens[] = {strlen(dk), strlen(ok), strlen(rev), clen};
-	redisReply *rep = rds_eval(rd, init_script, 2, 4, args, lens);
+	snprintf(cps, sizeof cps, "%zu", utf8_count(content, clen));
+	snprintf(bytes, sizeof bytes, "%zu", clen);
+	const char *args[] = {dk, ok, rev, content, cps, bytes};
+	size_t lens[] = {strlen(dk), strlen(ok), strlen(rev), clen, strlen(cps), strlen(bytes)};
+	redisReply *rep = rds_eval(rd, init_script, 2, 6, args, lens);
 	int rc = rep && rep->type == REDIS_REPLY_INTEGER ? 0 : -1;
 	if (rc == 0 && rep->integer == 1 && PQntuples(r))
 		log_info("room %s: document restored from its snapshot at revision %s", room, rev);
@@ -122,15 +154,154 @@ static int doc_restore(struct api_ctx *c, redisContext *rd, const char *room)
 	return rc;
 }
 
-/* One read: the state plus the committed ops since `since` (a Redis array reply the
- * caller frees with freeReplyObject; NULL when there are none). -1 answered. */
+/* Composes the stored ops (JSON strings, each with its exact base length) into one.
+ * 0 with *out (caller ot_free()s; NULL when there are none), -1 logged. */
+static int compose_ops(const redisReply *list, struct ot_op **out)
+{
+	char err[256];
+	struct ot_op *acc = NULL;
+	*out = NULL;
+	for (size_t i = 0; i < list->elements; i++) {
+		struct ot_op *b = NULL, *ab = NULL;
+		const redisReply *e = list->element[i];
+		if (e->type != REDIS_REPLY_STRING ||
+		    ot_parse_json(e->str, e->len, 0, &b, err, sizeof err) < 0) {
+			log_error("a stored operation does not parse: %s",
+				  e->type == REDIS_REPLY_STRING ? err : "not a string");
+			ot_free(acc);
+			return -1;
+		}
+		if (!acc) {
+			acc = b;
+			continue;
+		}
+		int rc = ot_compose(acc, b, &ab, err, sizeof err);
+		ot_free(b);
+		ot_free(acc);
+		acc = ab;
+		if (rc < 0) {
+			log_error("stored operations do not compose: %s", err);
+			return -1;
+		}
+	}
+	*out = acc;
+	return 0;
+}
+
+/* Materialises the document: its text at `crev` plus the ops since, composed and applied
+ * once, stored back (compare-and-set) so the next reader starts from there. out gets the
+ * text at the revision read. 0; 1 no document in Redis; -1 Redis failed (connection
+ * dropped); -2 the stored state is damaged or out of memory (logged). */
+static int fold(struct api_ctx *c, const char *room, struct doc_state *out)
+{
+	char dk[96], ok[96], err[256];
+	keys_of(room, dk, ok);
+	memset(out, 0, sizeof *out);
+	redisContext *rd = api_redis(c);
+	if (!rd)
+		return -1;
+	const char *args[] = {dk, ok};
+	redisReply *rep = rds_eval(rd, fold_read_script, 2, 2, args, NULL);
+	struct ot_op *all = NULL;
+	struct buf text;
+	buf_init(&text, 0);
+	int rc = -2;
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+	    rep->element[0]->type != REDIS_REPLY_INTEGER) {
+		api_redis_failed(c);
+		rc = -1;
+		goto out;
+	}
+	long long kind = rep->element[0]->integer;
+	if (kind == -1) {
+		rc = 1;
+		goto out;
+	}
+	if (kind == -2 || rep->elements < 5) {
+		log_error("room %s: the operations after the stored text are missing", room);
+		goto out;
+	}
+	long long rev = rep->element[1]->integer, crev = rep->element[2]->integer;
+	const redisReply *content = rep->element[3], *ops = rep->element[4];
+	const char *base = content->type == REDIS_REPLY_STRING ? content->str : "";
+	size_t base_len = content->type == REDIS_REPLY_STRING ? content->len : 0;
+	if (ops->type != REDIS_REPLY_ARRAY || compose_ops(ops, &all) < 0)
+		goto out;
+	if (all && ot_apply(all, base, base_len, &text, err, sizeof err) < 0) {
+		log_error("room %s: stored operations do not apply: %s", room, err);
+		goto out;
+	}
+	const char *now = all ? text.data : base;
+	size_t now_len = all ? text.len : base_len;
+	out->content = malloc(now_len + 1);
+	if (!out->content)
+		goto out;
+	if (now_len)
+		memcpy(out->content, now, now_len);
+	out->content[now_len] = '\0';
+	out->content_len = now_len;
+	out->revision = rev;
+	rc = 0;
+	if (all || kind == 0) {
+		/* store it back; losing the race to another folder or a failure here only means
+		 * the next reader folds again */
+		char crevs[24], revs[24], cps[24], bytes[24];
+		snprintf(crevs, sizeof crevs, "%lld", crev);
+		snprintf(revs, sizeof revs, "%lld", rev);
+		snprintf(cps, sizeof cps, "%zu", utf8_count(out->content, now_len));
+		snprintf(bytes, sizeof bytes, "%zu", now_len);
+		const char *sargs[] = {dk, crevs, revs, out->content, cps, bytes, kind == 0 ? "1" : "0"};
+		size_t lens[7];
+		for (int i = 0; i < 7; i++)
+			lens[i] = strlen(sargs[i]);
+		lens[3] = now_len;
+		redisReply *st = rds_eval(rd, fold_store_script, 1, 7, sargs, lens);
+		if (!st)
+			api_redis_failed(c);
+		else
+			freeReplyObject(st);
+	}
+out:
+	if (rc != 0)
+		doc_state_free(out);
+	ot_free(all);
+	buf_free(&text);
+	if (rep)
+		freeReplyObject(rep);
+	return rc;
+}
+
+/* Answers fold()'s failure. */
+static void fold_failed(struct api_ctx *c, int rc)
+{
+	if (rc == -1)
+		api_error(c, 503, "redis_unavailable", "the document store is unavailable");
+	else
+		api_error(c, 500, "internal", "the document could not be put together");
+}
+
+/* Brings a document written in the old shape (content only) into the new one. -1 answered. */
+static int upgrade(struct api_ctx *c, const char *room)
+{
+	struct doc_state d;
+	int rc = fold(c, room, &d);
+	doc_state_free(&d);
+	if (rc < 0) {
+		fold_failed(c, rc);
+		return -1;
+	}
+	return 0;
+}
+
+/* One read: revision, stored length and byte bound, plus the committed ops since `since`
+ * (a Redis array reply the caller frees with freeReplyObject). -1 answered. */
 static int read_since(struct api_ctx *c, const char *room, long long since,
-		      struct doc_state *out, redisReply **ops_reply)
+		      struct doc_head *out, redisReply **ops_reply)
 {
 	char dk[96], ok[96];
 	keys_of(room, dk, ok);
 	*ops_reply = NULL;
-	for (int attempt = 0; attempt < 2; attempt++) {
+	for (int attempt = 0; attempt < 3; attempt++) {
 		redisContext *rd = api_redis(c);
 		if (!rd)
 			return -1;
@@ -155,6 +326,14 @@ static int read_since(struct api_ctx *c, const char *room, long long since,
 			api_error(c, 503, "redis_unavailable", "the document could not be loaded");
 			return -1;
 		}
+		if (kind == 3) {
+			freeReplyObject(rep);
+			if (attempt < 2 && upgrade(c, room) == 0)
+				continue;
+			if (attempt == 2)
+				api_error(c, 503, "busy", "the document is being changed; try again");
+			return -1;
+		}
 		long long rev = rep->element[1]->integer;
 		if (kind == 0 || kind == 1) {
 			freeReplyObject(rep);
@@ -174,11 +353,14 @@ static int read_since(struct api_ctx *c, const char *room, long long since,
 			}
 			return -1;
 		}
-		out->revision = rev;
-		if (copy_content(c, out, rep->element[2]) < 0) {
+		if (rep->elements < 5) {
 			freeReplyObject(rep);
+			api_error(c, 500, "internal", "the document store answered oddly");
 			return -1;
 		}
+		out->revision = rev;
+		out->length = (size_t)rep->element[2]->integer;
+		out->bytes = (size_t)rep->element[3]->integer;
 		*ops_reply = rep;
 		return 0;
 	}
@@ -187,44 +369,33 @@ static int read_since(struct api_ctx *c, const char *room, long long since,
 
 int doc_read(struct api_ctx *c, const char *room, struct doc_state *out)
 {
-	redisReply *rep = NULL;
 	memset(out, 0, sizeof *out);
-	char dk[96], ok[96];
-	keys_of(room, dk, ok);
 	for (int attempt = 0; attempt < 2; attempt++) {
+		int rc = fold(c, room, out);
+		if (rc == 0)
+			return 0;
+		if (rc < 0) {
+			fold_failed(c, rc);
+			return -1;
+		}
 		redisContext *rd = api_redis(c);
 		if (!rd)
 			return -1;
-		rep = redisCommand(rd, "HMGET %s revision content", dk);
-		if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
-			if (rep)
-				freeReplyObject(rep);
-			api_redis_failed(c);
-			api_error(c, 503, "redis_unavailable", "the document store is unavailable");
-			return -1;
-		}
-		if (rep->element[0]->type != REDIS_REPLY_STRING) {
-			freeReplyObject(rep);
-			rep = NULL;
-			if (attempt == 0 && doc_restore(c, rd, room) == 0)
-				continue;
-			if (attempt == 1)
-				api_error(c, 503, "redis_unavailable", "the document could not be loaded");
-			return -1;
-		}
-		out->revision = strtoll(rep->element[0]->str, NULL, 10);
-		int rc = copy_content(c, out, rep->element[1]);
-		freeReplyObject(rep);
-		return rc;
+		if (attempt == 0 && doc_restore(c, rd, room) == 0)
+			continue;
+		if (attempt == 1)
+			api_error(c, 503, "redis_unavailable", "the document could not be loaded");
+		return -1;
 	}
 	return -1;
 }
 
-/* Transforms *op over every committed op in the reply's 4th element, in order. */
+/* Transforms *op over every committed op in the reply's 5th element, in order. doc_cps is
+ * the stored length of the document now. */
 static int transform_over(struct api_ctx *c, redisReply *rep, struct ot_op **op, size_t doc_cps)
 {
 	char err[256];
-	redisReply *list = rep->elements > 3 ? rep->element[3] : NULL;
+	redisReply *list = rep->elements > 4 ? rep->element[4] : NULL;
 	size_t n = list && list->type == REDIS_REPLY_ARRAY ? list->elements : 0;
 	/* The op was made against the document of the client's revision: its length is the
 	 * base length of the first committed op after it, or the current length if none. */
@@ -292,6 +463,58 @@ out:
 	return rc;
 }
 
+int doc_op_delta(const struct ot_op *op, size_t *ins_bytes, size_t *del_cps)
+{
+	*ins_bytes = 0;
+	*del_cps = 0;
+	cJSON *arr = ot_to_cjson(op), *e;
+	if (!arr)
+		return -1;
+	cJSON_ArrayForEach(e, arr)
+	{
+		if (cJSON_IsString(e))
+			*ins_bytes += strlen(e->valuestring);
+		else if (cJSON_IsNumber(e) && e->valuedouble < 0)
+			*del_cps += (size_t)-e->valuedouble;
+	}
+	cJSON_Delete(arr);
+	return 0;
+}
+
+/* The exact size of the document after `a` (extended to the document at `rev`), when the
+ * stored bound says it might be over the limit: fold the text (O(document), near the
+ * limit only) and apply. 0 with *bytes; 1 the document moved past rev (read again); -1
+ * answered. */
+static int exact_size_after(struct api_ctx *c, const char *room, long long rev,
+			    const struct ot_op *a, size_t *bytes)
+{
+	char err[256];
+	struct doc_state d;
+	int rc = fold(c, room, &d);
+	if (rc != 0) {
+		if (rc == 1)
+			api_error(c, 503, "redis_unavailable", "the document could not be loaded");
+		else
+			fold_failed(c, rc);
+		return -1;
+	}
+	if (d.revision != rev) {
+		doc_state_free(&d);
+		return 1;
+	}
+	struct buf out;
+	/* room for the limit plus one insert, so "too large" is told apart from "does not fit" */
+	buf_init(&out, (size_t)c->cfg->doc_max_bytes + OT_DEFAULT_MAX_INSERT + 16);
+	rc = ot_apply(a, d.content, d.content_len, &out, err, sizeof err);
+	doc_state_free(&d);
+	if (rc < 0)
+		api_error(c, 400, "invalid_operation", "%s", err);
+	else
+		*bytes = out.len;
+	buf_free(&out);
+	return rc < 0 ? -1 : 0;
+}
+
 int doc_commit(struct api_ctx *c, const char *room, long long revision, struct ot_op *op,
 	       const char *client_id, struct ot_op **applied, long long *new_rev)
 {
@@ -300,14 +523,12 @@ int doc_commit(struct api_ctx *c, const char *room, long long revision, struct o
 	events_history_key(ek, sizeof ek, room);
 	events_channel(ch, sizeof ch, room);
 	*applied = NULL;
-	struct buf out;
-	/* room for the limit plus one insert, so "too large" is told apart from "does not fit" */
-	buf_init(&out, (size_t)c->cfg->doc_max_bytes + OT_DEFAULT_MAX_INSERT + 16);
 	int rc = -1;
 	long interval = snapshot_interval_ms();
+	size_t limit = (size_t)c->cfg->doc_max_bytes;
 
 	for (int attempt = 0; attempt < DOC_COMMIT_ATTEMPTS; attempt++) {
-		struct doc_state st = {0};
+		struct doc_head st = {0};
 		redisReply *rep = NULL;
 		struct ot_op *a = NULL;
 		char *op_json = NULL, *data = NULL;
@@ -321,22 +542,36 @@ int doc_commit(struct api_ctx *c, const char *room, long long revision, struct o
 			goto retry_fail;
 		}
 		free(orig);
-		if (transform_over(c, rep, &a, utf8_count(st.content, st.content_len)) < 0)
+		if (transform_over(c, rep, &a, st.length) < 0)
 			goto retry_fail;
-		if (ot_apply(a, st.content, st.content_len, &out, err, sizeof err) < 0) {
+		/* the stored op has its exact length: extend to the document it applies to; a
+		 * retain or delete past the end of the document is refused here (stored length) */
+		if (ot_extend(a, st.length, err, sizeof err) < 0) {
 			api_error(c, 400, "invalid_operation", "%s", err);
 			goto retry_fail;
 		}
-		if (out.len > (size_t)c->cfg->doc_max_bytes) {
-			api_error(c, 413, "document_too_large",
-				  "the document would be %zu bytes; the limit is %ld", out.len,
-				  c->cfg->doc_max_bytes);
+		size_t ins = 0, del = 0;
+		if (doc_op_delta(a, &ins, &del) < 0) {
+			api_error(c, 500, "internal", "out of memory");
 			goto retry_fail;
 		}
-		/* the stored op has its exact length: extend to the document it applies to */
-		if (ot_extend(a, utf8_count(st.content, st.content_len), err, sizeof err) < 0) {
-			api_error(c, 400, "invalid_operation", "%s", err);
-			goto retry_fail;
+		/* every deleted code point was at least one byte: a bound that is exact for ASCII */
+		size_t bytes = (st.bytes > del ? st.bytes - del : 0) + ins;
+		if (bytes > limit) {
+			int ex = exact_size_after(c, room, st.revision, a, &bytes);
+			if (ex < 0)
+				goto retry_fail;
+			if (ex > 0) {
+				ot_free(a);
+				freeReplyObject(rep);
+				continue;
+			}
+			if (bytes > limit) {
+				api_error(c, 413, "document_too_large",
+					  "the document would be %zu bytes; the limit is %ld", bytes,
+					  c->cfg->doc_max_bytes);
+				goto retry_fail;
+			}
 		}
 		op_json = ot_to_json(a);
 		size_t data_len = 0;
@@ -354,19 +589,17 @@ int doc_commit(struct api_ctx *c, const char *room, long long revision, struct o
 				  data_len, EVENTS_DATA_MAX);
 			goto retry_fail;
 		}
-		char exp[32], keep[16], due[32], hist[16];
+		char exp[32], nlen[24], nbytes[24], keep[16], due[32], hist[16];
 		snprintf(exp, sizeof exp, "%lld", st.revision);
+		snprintf(nlen, sizeof nlen, "%zu", ot_target_len(a));
+		snprintf(nbytes, sizeof nbytes, "%zu", bytes);
 		snprintf(keep, sizeof keep, "%d", DOC_OPS_KEEP);
 		snprintf(due, sizeof due, "%lld", clock_wall_ms() + interval);
 		snprintf(hist, sizeof hist, "%d", EVENTS_HISTORY_MAX);
-		const char *args[] = {dk, ok, ek, ch, SNAP_DUE_KEY, exp, out.data, op_json,
+		const char *args[] = {dk, ok, ek, ch, SNAP_DUE_KEY, exp, nlen, nbytes, op_json,
 				      keep, data, due, room, hist};
-		size_t lens[13];
-		for (int i = 0; i < 13; i++)
-			lens[i] = strlen(args[i]);
-		lens[6] = out.len;
 		redisContext *rd = api_redis(c);
-		redisReply *cr = rd ? rds_eval(rd, commit_script, 5, 13, args, lens) : NULL;
+		redisReply *cr = rd ? rds_eval(rd, commit_script, 5, 14, args, NULL) : NULL;
 		if (!cr || cr->type != REDIS_REPLY_ARRAY || cr->elements < 2) {
 			if (cr)
 				freeReplyObject(cr);
@@ -377,15 +610,24 @@ int doc_commit(struct api_ctx *c, const char *room, long long revision, struct o
 		}
 		int committed = cr->element[0]->integer == 1;
 		long long nrev = cr->element[1]->integer;
+		long long pending = committed && cr->elements > 3 ? cr->element[3]->integer : 0;
 		freeReplyObject(cr);
 		free(op_json);
 		free(data);
 		freeReplyObject(rep);
-		doc_state_free(&st);
 		if (committed) {
 			*applied = a;
 			*new_rev = nrev;
 			rc = 0;
+			/* compaction: the committer that makes the pending ops a multiple of
+			 * DOC_FOLD_EVERY folds them (one at a time, without a lock), so the text
+			 * a reader must rebuild stays bounded even without a snapshotter. Its
+			 * failure costs nothing but the next reader's time. */
+			if (pending > 0 && pending % DOC_FOLD_EVERY == 0) {
+				struct doc_state d;
+				if (fold(c, room, &d) == 0)
+					doc_state_free(&d);
+			}
 			goto out;
 		}
 		ot_free(a);
@@ -396,12 +638,10 @@ int doc_commit(struct api_ctx *c, const char *room, long long revision, struct o
 		ot_free(a);
 		if (rep)
 			freeReplyObject(rep);
-		doc_state_free(&st);
 		goto out;
 	}
 	api_error(c, 503, "busy", "the room is too busy; try again");
 out:
-	buf_free(&out);
 	return rc;
 }
 
@@ -409,22 +649,19 @@ out:
 
 static void snapshot_room(struct api_ctx *c, const char *room)
 {
-	char dk[96];
-	snprintf(dk, sizeof dk, "cc:room:%s:doc", room);
-	redisContext *rd = api_redis(c);
-	if (!rd)
-		return;
-	redisReply *rep = redisCommand(rd, "HMGET %s revision content", dk);
-	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-	    rep->element[0]->type != REDIS_REPLY_STRING) {
-		if (!rep)
-			api_redis_failed(c);
-		if (rep)
-			freeReplyObject(rep);
+	/* the text is put together here (and stored folded back), not on every commit; a
+	 * room deleted meanwhile has no document and is not brought back */
+	struct doc_state d;
+	int fr = fold(c, room, &d);
+	if (fr != 0) {
+		if (fr < -1)
+			log_error("room %s: no snapshot, the document could not be put together", room);
 		return;
 	}
-	const char *content = rep->element[1]->type == REDIS_REPLY_STRING ? rep->element[1]->str : "";
-	const char *params[] = {room, rep->element[0]->str, content};
+	redisContext *rd = api_redis(c);
+	char revs[24];
+	snprintf(revs, sizeof revs, "%lld", d.revision);
+	const char *params[] = {room, revs, d.content};
 	int gone = 0;
 	PGresult *r = api_sql(c,
 			      "INSERT INTO snapshots (room_id, revision, content) VALUES ($1, $2, $3) "
@@ -432,14 +669,14 @@ static void snapshot_room(struct api_ctx *c, const char *room)
 			      "RETURNING to_char(saved_at AT TIME ZONE 'UTC', "
 			      "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
 			      3, params, "23503", &gone); /* 23503: the room was deleted */
-	if (r && PQntuples(r) == 1) {
+	if (r && PQntuples(r) == 1 && rd) {
 		char data[160];
-		snprintf(data, sizeof data, "{\"revision\":%s,\"saved_at\":\"%s\"}",
-			 rep->element[0]->str, PQgetvalue(r, 0, 0));
+		snprintf(data, sizeof data, "{\"revision\":%s,\"saved_at\":\"%s\"}", revs,
+			 PQgetvalue(r, 0, 0));
 		if (events_emit(rd, room, "snapshot", data, NULL, 0) < 0)
 			api_redis_failed(c);
 	}
-	if (!r && !gone) {
+	if (!r && !gone && rd) {
 		/* PostgreSQL failed: the claim (ZREM) took the room off the due set, and a room
 		 * that goes idle is never marked again. Give the claim back so the next pass
 		 * retries; NX keeps an earlier mark made by a commit meanwhile. */
@@ -455,7 +692,7 @@ static void snapshot_room(struct api_ctx *c, const char *room)
 	}
 	if (r)
 		PQclear(r);
-	freeReplyObject(rep);
+	doc_state_free(&d);
 }
 
 int doc_snapshotter(const struct api_config *cfg, struct api_conns *conns, volatile int *stop)
