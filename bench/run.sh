@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # make bench: starts a throwaway stack from the release build and measures the API through
-# lighttpd with wrk (requests per second and latency percentiles), committed operations
-# (bench/ops.mjs), fan-out from one writer to N SSE subscribers (bench/fanout_api.mjs) and
+# lighttpd with wrk (requests per second and latency percentiles), time per commit against
+# the document's size (bench/commit_size.mjs), committed operations (bench/ops.mjs), fan-out from one writer to N SSE subscribers (bench/fanout_api.mjs) and
 # code execution end to end (bench/exec.mjs). The load generators run on the same cores as
 # the stack; the machine's load is printed before and after. docs/BENCHMARKS.md has figures.
 #   BENCH_SECONDS (default 8), BENCH_CONNECTIONS (default 32), BENCH_THREADS (default 1)
 #   BENCH_FANOUT_MAX (default 10000): largest fan-out size of 100, 1,000, 5,000, 10,000
-#   BENCH_ONLY: run only these parts, of "api ops fanout exec" (default all)
+#   BENCH_ONLY: run only these parts, of "api size ops fanout exec" (default all)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -19,7 +19,7 @@ export API_PROCESSES=${API_PROCESSES:-4}
 export WORKERS=${WORKERS:-2}
 # exec.mjs runs about 150 jobs within a minute as one user
 export EXECUTION_RATE_LIMIT=${EXECUTION_RATE_LIMIT:-100000}
-only=${BENCH_ONLY:-api ops fanout exec}
+only=${BENCH_ONLY:-api size ops fanout exec}
 want() { [[ " $only " == *" $1 "* ]]; }
 
 machine() {
@@ -65,6 +65,12 @@ LUA
   out=$(wrk -t"$threads" -c"$conns" -d"${secs}s" --latency -s "$lua" "$BASE_URL/api/rooms")
   rm -f "$lua"
   summary "POST /api/rooms" "$out"
+fi
+
+if want size; then
+  echo
+  BASE_URL=$BASE_URL node "$ROOT/bench/commit_size.mjs" || status=1
+  echo
 fi
 
 want ops && { BASE_URL=$BASE_URL node "$ROOT/bench/ops.mjs" || status=1; }
