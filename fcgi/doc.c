@@ -99,12 +99,52 @@ static const char fold_store_script[] =
 	"redis.call('HSET', KEYS[1], 'length', ARGV[4], 'bytes', ARGV[5]) end "
 	"return 1";
 
+/* KEYS doc, ops; ARGV first, last revision. {1, {ops first..last}}, or {0} when the list
+ * no longer (or not yet) holds them all. */
+static const char ops_range_script[] =
+	"local rev = tonumber(redis.call('HGET', KEYS[1], 'revision')) "
+	"if not rev then return {0} end "
+	"local a, b = tonumber(ARGV[1]), tonumber(ARGV[2]) "
+	"local first = rev - redis.call('LLEN', KEYS[2]) + 1 "
+	"if a < first or b > rev or a > b then return {0} end "
+	"return {1, redis.call('LRANGE', KEYS[2], a - first, b - first)}";
+
 static long snapshot_interval_ms(void)
 {
 	long v = 2000;
 	char err[128];
 	if (cfg_long("SNAPSHOT_INTERVAL_MS", 2000, 50, 3600000, &v, err, sizeof err) < 0)
 		v = 2000;
+	return v;
+}
+
+/* History (docs/INTERNALS.md, "History"): a checkpoint (full text) every this many ops. */
+static long history_checkpoint_ops(void)
+{
+	long v = 5000;
+	char err[128];
+	if (cfg_long("HISTORY_CHECKPOINT_OPS", 5000, 1, 100000000, &v, err, sizeof err) < 0)
+		v = 5000;
+	return v;
+}
+
+/* After this many days the typed operations are dropped (only checkpoints remain) and
+ * checkpoints are thinned to the last of each hour. */
+static long history_keep_ops_days(void)
+{
+	long v = 7;
+	char err[128];
+	if (cfg_long("HISTORY_KEEP_OPS_DAYS", 7, 0, 36500, &v, err, sizeof err) < 0)
+		v = 7;
+	return v;
+}
+
+static long history_thin_interval_s(void)
+{
+	long v = 3600;
+	char err[128];
+	if (cfg_long("HISTORY_THIN_INTERVAL_S", 3600, 1, 86400 * 30, &v, err, sizeof err) < 0)
+		v = 3600;
 	return v;
 }
 
@@ -121,32 +161,30 @@ static void keys_of(const char *room, char doc[96], char ops[96])
 	snprintf(ops, 96, "cc:room:%s:ops", room);
 }
 
-/* Creates the Redis document from the latest snapshot, or empty at revision 0. */
+/* Creates the Redis document from the newest saved revision (a checkpoint and the typed
+ * operations after it), or empty at revision 0. */
 static int doc_restore(struct api_ctx *c, redisContext *rd, const char *room)
 {
-	const char *params[] = {room};
-	PGresult *r = api_sql(c,
-			      "SELECT revision, content FROM snapshots WHERE room_id = $1 "
-			      "ORDER BY revision DESC LIMIT 1",
-			      1, params, NULL, NULL);
-	if (!r)
+	struct doc_state h = {0};
+	int hr = doc_history_text(c, room, -1, &h, NULL);
+	if (hr < 0)
 		return -1;
-	const char *rev = PQntuples(r) ? PQgetvalue(r, 0, 0) : "0";
-	const char *content = PQntuples(r) ? PQgetvalue(r, 0, 1) : "";
-	size_t clen = PQntuples(r) ? (size_t)PQgetlength(r, 0, 1) : 0;
-	char dk[96], ok[96], cps[24], bytes[24];
+	char dk[96], ok[96], rev[24], cps[24], bytes[24];
 	keys_of(room, dk, ok);
+	snprintf(rev, sizeof rev, "%lld", hr == 0 ? h.revision : 0);
+	const char *content = hr == 0 ? h.content : "";
+	size_t clen = hr == 0 ? h.content_len : 0;
 	snprintf(cps, sizeof cps, "%zu", utf8_count(content, clen));
 	snprintf(bytes, sizeof bytes, "%zu", clen);
 	const char *args[] = {dk, ok, rev, content, cps, bytes};
 	size_t lens[] = {strlen(dk), strlen(ok), strlen(rev), clen, strlen(cps), strlen(bytes)};
 	redisReply *rep = rds_eval(rd, init_script, 2, 6, args, lens);
 	int rc = rep && rep->type == REDIS_REPLY_INTEGER ? 0 : -1;
-	if (rc == 0 && rep->integer == 1 && PQntuples(r))
-		log_info("room %s: document restored from its snapshot at revision %s", room, rev);
+	if (rc == 0 && rep->integer == 1 && hr == 0)
+		log_info("room %s: document restored from its history at revision %s", room, rev);
 	if (rep)
 		freeReplyObject(rep);
-	PQclear(r);
+	doc_state_free(&h);
 	if (rc < 0) {
 		api_redis_failed(c);
 		api_error(c, 503, "redis_unavailable", "the document store is unavailable");
@@ -645,30 +683,288 @@ out:
 	return rc;
 }
 
-/* --- snapshots ------------------------------------------------------------------------ */
+/* --- history ------------------------------------------------------------------------- */
+
+#define TS_SQL(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+/* Appends the ops of one stored batch (a JSON array of the ops first..last) to *acc by
+ * composition, up to revision `upto`. 0, or -1 logged. */
+static int compose_batch(const char *room, const char *json, size_t len, long long first,
+			 long long last, long long upto, size_t max_insert, struct ot_op **acc)
+{
+	char err[256];
+	cJSON *arr = cJSON_ParseWithLength(json, len);
+	int rc = -1;
+	if (!cJSON_IsArray(arr)) {
+		log_error("room %s: a stored history batch is not a JSON array", room);
+		goto out;
+	}
+	long long r = first;
+	const cJSON *e;
+	cJSON_ArrayForEach(e, arr)
+	{
+		if (r > upto)
+			break;
+		struct ot_op *b = NULL, *ab = NULL;
+		if (ot_from_cjson(e, max_insert, &b, err, sizeof err) < 0) {
+			log_error("room %s: stored operation %lld does not parse: %s", room, r, err);
+			goto out;
+		}
+		if (!*acc) {
+			*acc = b;
+		} else {
+			int cr = ot_compose(*acc, b, &ab, err, sizeof err);
+			ot_free(b);
+			ot_free(*acc);
+			*acc = ab;
+			if (cr < 0) {
+				log_error("room %s: stored operation %lld does not compose: %s", room, r, err);
+				goto out;
+			}
+		}
+		r++;
+	}
+	rc = r - 1 == (upto < last ? upto : last) ? 0 : -1;
+	if (rc < 0)
+		log_error("room %s: a history batch holds fewer operations than it says", room);
+out:
+	cJSON_Delete(arr);
+	return rc;
+}
+
+int doc_history_text(struct api_ctx *c, const char *room, long long rev, struct doc_state *out,
+		     char saved_at[40])
+{
+	char revs[24], cps[24], err[256];
+	PGresult *r = NULL, *cp = NULL, *bt = NULL;
+	struct ot_op *all = NULL;
+	struct buf text;
+	buf_init(&text, 0);
+	memset(out, 0, sizeof *out);
+	int rc = -1;
+	if (rev < 0) {
+		const char *p1[] = {room};
+		r = api_sql(c,
+			    "SELECT greatest((SELECT max(revision) FROM snapshots WHERE room_id = $1), "
+			    "(SELECT max(revision) FROM history_ops WHERE room_id = $1))",
+			    1, p1, NULL, NULL);
+		if (!r)
+			goto out;
+		if (PQgetisnull(r, 0, 0)) {
+			rc = 1;
+			goto out;
+		}
+		rev = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	}
+	snprintf(revs, sizeof revs, "%lld", rev);
+	const char *p2[] = {room, revs};
+	cp = api_sql(c,
+		     "SELECT revision, content, " TS_SQL("saved_at") " FROM snapshots "
+		     "WHERE room_id = $1 AND revision <= $2 ORDER BY revision DESC LIMIT 1",
+		     2, p2, NULL, NULL);
+	if (!cp)
+		goto out;
+	if (PQntuples(cp) != 1) {
+		rc = 1;
+		goto out;
+	}
+	long long cprev = strtoll(PQgetvalue(cp, 0, 0), NULL, 10);
+	if (saved_at)
+		snprintf(saved_at, 40, "%s", PQgetvalue(cp, 0, 2));
+	if (cprev < rev) {
+		snprintf(cps, sizeof cps, "%lld", cprev);
+		const char *p3[] = {room, cps, revs};
+		bt = api_sql(c,
+			     "SELECT first_revision, revision, ops, " TS_SQL("saved_at")
+			     " FROM history_ops WHERE room_id = $1 AND revision > $2 AND "
+			     "first_revision <= $3 ORDER BY revision",
+			     3, p3, NULL, NULL);
+		if (!bt)
+			goto out;
+		long long next = cprev + 1;
+		for (int i = 0; i < PQntuples(bt); i++) {
+			long long first = strtoll(PQgetvalue(bt, i, 0), NULL, 10);
+			if (first != next)
+				break; /* thinned away: the revision cannot be rebuilt */
+			long long last = strtoll(PQgetvalue(bt, i, 1), NULL, 10);
+			if (compose_batch(room, PQgetvalue(bt, i, 2), (size_t)PQgetlength(bt, i, 2), first,
+					  last, rev, (size_t)c->cfg->doc_max_bytes, &all) < 0) {
+				api_error(c, 500, "internal", "the history is damaged");
+				goto out;
+			}
+			if (saved_at)
+				snprintf(saved_at, 40, "%s", PQgetvalue(bt, i, 3));
+			next = last + 1;
+		}
+		if (next <= rev) {
+			rc = 1;
+			goto out;
+		}
+	}
+	const char *base = PQgetvalue(cp, 0, 1);
+	size_t base_len = (size_t)PQgetlength(cp, 0, 1);
+	if (all && ot_apply(all, base, base_len, &text, err, sizeof err) < 0) {
+		log_error("room %s: history does not apply at revision %lld: %s", room, rev, err);
+		api_error(c, 500, "internal", "the history is damaged");
+		goto out;
+	}
+	const char *now = all ? text.data : base;
+	size_t now_len = all ? text.len : base_len;
+	out->content = malloc(now_len + 1);
+	if (!out->content) {
+		api_error(c, 500, "internal", "out of memory");
+		goto out;
+	}
+	if (now_len)
+		memcpy(out->content, now, now_len);
+	out->content[now_len] = '\0';
+	out->content_len = now_len;
+	out->revision = rev;
+	rc = 0;
+out:
+	if (r)
+		PQclear(r);
+	if (cp)
+		PQclear(cp);
+	if (bt)
+		PQclear(bt);
+	ot_free(all);
+	buf_free(&text);
+	return rc;
+}
+
+/* The stored ops first..last as one JSON array in *out, from Redis. 0; 1 not all kept
+ * there any more; -1 Redis failed. */
+static int ops_batch(struct api_ctx *c, const char *room, long long first, long long last,
+		     struct buf *out)
+{
+	char dk[96], ok[96], a[24], b[24];
+	keys_of(room, dk, ok);
+	snprintf(a, sizeof a, "%lld", first);
+	snprintf(b, sizeof b, "%lld", last);
+	redisContext *rd = api_redis(c);
+	if (!rd)
+		return -1;
+	const char *args[] = {dk, ok, a, b};
+	redisReply *rep = rds_eval(rd, ops_range_script, 2, 4, args, NULL);
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1) {
+		if (rep)
+			freeReplyObject(rep);
+		api_redis_failed(c);
+		return -1;
+	}
+	int rc = 1;
+	if (rep->element[0]->integer == 1 && rep->elements == 2 &&
+	    rep->element[1]->type == REDIS_REPLY_ARRAY &&
+	    rep->element[1]->elements == (size_t)(last - first + 1)) {
+		rc = buf_putc(out, '[');
+		for (size_t i = 0; rc == 0 && i < rep->element[1]->elements; i++) {
+			const redisReply *e = rep->element[1]->element[i];
+			if ((i && buf_putc(out, ',') < 0) || e->type != REDIS_REPLY_STRING ||
+			    buf_append(out, e->str, e->len) < 0)
+				rc = -2;
+		}
+		if (rc == 0 && buf_putc(out, ']') < 0)
+			rc = -2;
+		if (rc == -2) {
+			log_error("room %s: the operations could not be gathered", room);
+			rc = 1; /* a checkpoint instead */
+		}
+	}
+	freeReplyObject(rep);
+	return rc;
+}
+
+/* Thins every room's history (docs/INTERNALS.md, "History"): typed operations older than
+ * HISTORY_KEEP_OPS_DAYS go once a later checkpoint holds their result; old checkpoints are
+ * thinned to the newest of each hour. Failures are logged and retried next time. */
+static void history_thin(struct api_ctx *c)
+{
+	char days[24];
+	snprintf(days, sizeof days, "%ld days", history_keep_ops_days());
+	const char *p[] = {days};
+	PGresult *r = api_sql(c,
+			      "DELETE FROM history_ops h WHERE h.saved_at < now() - $1::interval "
+			      "AND EXISTS (SELECT 1 FROM snapshots s WHERE s.room_id = h.room_id "
+			      "AND s.revision >= h.revision)",
+			      1, p, NULL, NULL);
+	long ops = r ? strtol(PQcmdTuples(r), NULL, 10) : -1;
+	if (r)
+		PQclear(r);
+	r = api_sql(c,
+		    "DELETE FROM snapshots s WHERE s.saved_at < now() - $1::interval "
+		    "AND EXISTS (SELECT 1 FROM snapshots n WHERE n.room_id = s.room_id "
+		    "AND n.revision > s.revision AND n.saved_at < now() - $1::interval "
+		    "AND date_trunc('hour', n.saved_at) = date_trunc('hour', s.saved_at))",
+		    1, p, NULL, NULL);
+	long cps = r ? strtol(PQcmdTuples(r), NULL, 10) : -1;
+	if (r)
+		PQclear(r);
+	if (ops != 0 || cps != 0)
+		log_info("history thinned: %ld operation batches, %ld checkpoints removed (-1: failed)",
+			 ops, cps);
+}
 
 static void snapshot_room(struct api_ctx *c, const char *room)
 {
 	/* the text is put together here (and stored folded back), not on every commit; a
 	 * room deleted meanwhile has no document and is not brought back */
 	struct doc_state d;
+	struct buf batch;
+	buf_init(&batch, 0);
+	PGresult *last = NULL, *r = NULL;
 	int fr = fold(c, room, &d);
 	if (fr != 0) {
 		if (fr < -1)
 			log_error("room %s: no snapshot, the document could not be put together", room);
 		return;
 	}
-	redisContext *rd = api_redis(c);
-	char revs[24];
+	int gone = 0, failed = 0;
+	char revs[24], firsts[24], cps[24];
 	snprintf(revs, sizeof revs, "%lld", d.revision);
-	const char *params[] = {room, revs, d.content};
-	int gone = 0;
-	PGresult *r = api_sql(c,
-			      "INSERT INTO snapshots (room_id, revision, content) VALUES ($1, $2, $3) "
-			      "ON CONFLICT DO NOTHING "
-			      "RETURNING to_char(saved_at AT TIME ZONE 'UTC', "
-			      "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
-			      3, params, "23503", &gone); /* 23503: the room was deleted */
+	snprintf(cps, sizeof cps, "%zu", utf8_count(d.content, d.content_len));
+	const char *p1[] = {room};
+	last = api_sql(c,
+		       "SELECT (SELECT max(revision) FROM snapshots WHERE room_id = $1), "
+		       "(SELECT max(revision) FROM history_ops WHERE room_id = $1)",
+		       1, p1, NULL, NULL);
+	if (!last) {
+		failed = 1;
+		goto out;
+	}
+	long long cp = PQgetisnull(last, 0, 0) ? -1 : strtoll(PQgetvalue(last, 0, 0), NULL, 10);
+	long long ops = PQgetisnull(last, 0, 1) ? -1 : strtoll(PQgetvalue(last, 0, 1), NULL, 10);
+	long long saved = cp > ops ? cp : ops;
+	if (d.revision <= saved)
+		goto out; /* nothing new since the last save */
+	/* a checkpoint for the first save, every HISTORY_CHECKPOINT_OPS ops, and whenever the
+	 * typed ops are gone from Redis or would take more room than the text */
+	int checkpoint = cp < 0 || d.revision - cp >= history_checkpoint_ops();
+	if (!checkpoint) {
+		int br = ops_batch(c, room, saved + 1, d.revision, &batch);
+		if (br < 0) {
+			failed = 1;
+			goto out;
+		}
+		checkpoint = br > 0 || batch.len > d.content_len;
+	}
+	if (checkpoint) {
+		const char *params[] = {room, revs, d.content};
+		r = api_sql(c,
+			    "INSERT INTO snapshots (room_id, revision, content) VALUES ($1, $2, $3) "
+			    "ON CONFLICT DO NOTHING RETURNING " TS_SQL("saved_at"),
+			    3, params, "23503", &gone); /* 23503: the room was deleted */
+	} else {
+		snprintf(firsts, sizeof firsts, "%lld", saved + 1);
+		const char *params[] = {room, revs, firsts, batch.data, cps};
+		r = api_sql(c,
+			    "INSERT INTO history_ops (room_id, revision, first_revision, ops, length) "
+			    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING "
+			    TS_SQL("saved_at"),
+			    5, params, "23503", &gone);
+	}
+	failed = !r && !gone;
+	redisContext *rd = api_redis(c);
 	if (r && PQntuples(r) == 1 && rd) {
 		char data[160];
 		snprintf(data, sizeof data, "{\"revision\":%s,\"saved_at\":\"%s\"}", revs,
@@ -676,22 +972,28 @@ static void snapshot_room(struct api_ctx *c, const char *room)
 		if (events_emit(rd, room, "snapshot", data, NULL, 0) < 0)
 			api_redis_failed(c);
 	}
-	if (!r && !gone && rd) {
-		/* PostgreSQL failed: the claim (ZREM) took the room off the due set, and a room
-		 * that goes idle is never marked again. Give the claim back so the next pass
-		 * retries; NX keeps an earlier mark made by a commit meanwhile. */
+out:
+	if (failed) {
+		/* PostgreSQL (or Redis) failed: the claim (ZREM) took the room off the due set,
+		 * and a room that goes idle is never marked again. Give the claim back so the next
+		 * pass retries; NX keeps an earlier mark made by a commit meanwhile. */
+		redisContext *rc = api_redis(c);
 		char due[32];
 		snprintf(due, sizeof due, "%lld", clock_wall_ms() + snapshot_interval_ms());
-		redisReply *again = redisCommand(rd, "ZADD %s NX %s %s", SNAP_DUE_KEY, due, room);
+		redisReply *again = rc ? redisCommand(rc, "ZADD %s NX %s %s", SNAP_DUE_KEY, due, room)
+				       : NULL;
 		if (!again || again->type == REDIS_REPLY_ERROR)
 			log_warn("room %s: its snapshot failed and could not be retried", room);
-		if (!again)
+		if (!again && rc)
 			api_redis_failed(c);
-		else
+		if (again)
 			freeReplyObject(again);
 	}
+	if (last)
+		PQclear(last);
 	if (r)
 		PQclear(r);
+	buf_free(&batch);
 	doc_state_free(&d);
 }
 
@@ -700,6 +1002,7 @@ int doc_snapshotter(const struct api_config *cfg, struct api_conns *conns, volat
 	log_info("snapshotter: writing room snapshots every %ld ms while rooms change",
 		 snapshot_interval_ms());
 	int draining = 0;
+	long long next_thin = 0; /* at start, then every HISTORY_THIN_INTERVAL_S */
 	for (;;) {
 		if (*stop && !draining)
 			draining = 1; /* one more pass that takes everything due, then exit */
@@ -737,6 +1040,12 @@ int doc_snapshotter(const struct api_config *cfg, struct api_conns *conns, volat
 			api_redis_failed(&c);
 		if (rep)
 			freeReplyObject(rep);
+		if (!draining && clock_wall_ms() >= next_thin) {
+			http_resp_init(&resp);
+			history_thin(&c);
+			http_resp_free(&resp);
+			next_thin = clock_wall_ms() + history_thin_interval_s() * 1000;
+		}
 		if (draining && n == 0)
 			break;
 		if (!draining)

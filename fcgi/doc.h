@@ -60,6 +60,13 @@ int doc_commit(struct api_ctx *c, const char *room, long long revision, struct o
 int doc_operation_event(long long revision, const struct ot_op *op, long long user_id,
 			const char *username, const char *client_id, char **data, size_t *len);
 
+/* The text at revision rev (-1: the newest saved) from PostgreSQL's history: the newest
+ * checkpoint at or before it plus the typed operations after it. 0 with *out (and the
+ * time that revision was saved in saved_at, when not NULL); 1 not kept (never saved, or
+ * thinned away); -1 answered (database). */
+int doc_history_text(struct api_ctx *c, const char *room, long long rev, struct doc_state *out,
+		     char saved_at[40]);
+
 /* The bytes op inserts and the code points it deletes. 0, or -1 out of memory. */
 int doc_op_delta(const struct ot_op *op, size_t *ins_bytes, size_t *del_cps);
 
