@@ -6,7 +6,9 @@
 # the stack; the machine's load is printed before and after. docs/BENCHMARKS.md has figures.
 #   BENCH_SECONDS (default 8), BENCH_CONNECTIONS (default 32), BENCH_THREADS (default 1)
 #   BENCH_FANOUT_MAX (default 10000): largest fan-out size of 100, 1,000, 5,000, 10,000
-#   BENCH_ONLY: run only these parts, of "api size ops fanout exec" (default all)
+#   BENCH_ONLY: run only these parts, of "api size ops fanout exec history" (default all)
+#   BENCH_HISTORY_SAVES (default 300): saves of the history part (bench/history_bytes.mjs),
+#   which runs last on a stack of its own with SNAPSHOT_INTERVAL_MS=50
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -19,7 +21,7 @@ export API_PROCESSES=${API_PROCESSES:-4}
 export WORKERS=${WORKERS:-2}
 # exec.mjs runs about 150 jobs within a minute as one user
 export EXECUTION_RATE_LIMIT=${EXECUTION_RATE_LIMIT:-100000}
-only=${BENCH_ONLY:-api size ops fanout exec}
+only=${BENCH_ONLY:-api size ops fanout exec history}
 want() { [[ " $only " == *" $1 "* ]]; }
 
 machine() {
@@ -91,6 +93,14 @@ fi
 if want exec; then
   echo
   node "$ROOT/bench/exec.mjs" || status=1
+fi
+
+if want history; then
+  # its own stack: saves every 50 ms instead of 2 s, so an hour of typing takes minutes
+  stack_down; rm -rf "$STACK_VAR"
+  SNAPSHOT_INTERVAL_MS=50 stack_up release
+  echo
+  BASE_URL=$BASE_URL DATABASE_URL=$DATABASE_URL node "$ROOT/bench/history_bytes.mjs" || status=1
 fi
 
 echo
