@@ -98,6 +98,7 @@ fi
 if want history; then
   # its own stack: saves every 50 ms instead of 2 s, so an hour of typing takes minutes
   stack_down; rm -rf "$STACK_VAR"
+  unset JWT_SECRET_FILE # the first stack's, removed with it
   SNAPSHOT_INTERVAL_MS=50 stack_up release
   echo
   BASE_URL=$BASE_URL DATABASE_URL=$DATABASE_URL node "$ROOT/bench/history_bytes.mjs" || status=1

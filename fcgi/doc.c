@@ -11,6 +11,7 @@
 #include "log.h"
 #include "utf8.h"
 #include "clock.h"
+#include "rnd.h"
 
 #define DOC_COMMIT_ATTEMPTS 200
 #define SNAP_DUE_KEY "cc:snap:due"
@@ -669,7 +670,16 @@ int doc_commit(struct api_ctx *c, const char *room, long long revision, struct o
 			goto out;
 		}
 		ot_free(a);
-		continue; /* someone committed in between: read again */
+		/* someone committed in between: read again. After a few lost races in a row, wait
+		 * a random moment (up to 50 µs per loss, at most 2 ms) so that the same
+		 * processes do not keep meeting in the same window */
+		if (attempt >= 3) {
+			long cap = 50L * attempt > 2000 ? 2000 : 50L * attempt;
+			unsigned r = 0;
+			if (rnd_bytes(&r, sizeof r) == 0)
+				usleep((useconds_t)(r % (unsigned)cap));
+		}
+		continue;
 	retry_fail:
 		free(op_json);
 		free(data);
