@@ -8,6 +8,7 @@
 
 #include "cfg.h"
 #include "events.h"
+#include "handlers.h"
 #include "log.h"
 #include "utf8.h"
 #include "clock.h"
@@ -23,11 +24,16 @@
  * not depend on the document's size. A hash without `crev` (written before) holds the
  * text at `revision`; the first access folds it into the new shape. */
 
-/* KEYS doc, ops; ARGV client revision.
- * {-1} no document; {3, rev} old shape (fold first); {0, rev} revision in the future;
- * {1, rev} older than the kept log; {2, rev, length, bytes, {ops since the client's
- * revision}} */
+/* KEYS doc, ops, members; ARGV client revision, user id ("" = the caller's right to edit
+ * was checked already). The member cache is asked first, in the same round trip, so a
+ * commit by an editor needs no separate role lookup.
+ * {-3, role} not an editor or owner by the cache (role "" when not cached); {-1} no
+ * document; {3, rev} old shape (fold first); {0, rev} revision in the future; {1, rev}
+ * older than the kept log; {2, rev, length, bytes, {ops since the client's revision}} */
 static const char read_script[] =
+	"if ARGV[2] ~= '' then "
+	"local role = redis.call('HGET', KEYS[3], ARGV[2]) "
+	"if role ~= 'owner' and role ~= 'editor' then return {-3, role or ''} end end "
 	"local h = redis.call('HMGET', KEYS[1], 'revision', 'length', 'bytes') "
 	"local rev = tonumber(h[1]) "
 	"if not rev then return {-1} end "
@@ -335,19 +341,25 @@ static int upgrade(struct api_ctx *c, const char *room)
 /* One read: revision, stored length and byte bound, plus the committed ops since `since`
  * (a Redis array reply the caller frees with freeReplyObject). -1 answered. */
 static int read_since(struct api_ctx *c, const char *room, long long since,
-		      struct doc_head *out, redisReply **ops_reply)
+		      struct doc_head *out, redisReply **ops_reply, int *role_checked)
 {
-	char dk[96], ok[96];
+	char dk[96], ok[96], mk[96], uid[24];
 	keys_of(room, dk, ok);
+	snprintf(mk, sizeof mk, "cc:room:%s:members", room);
 	*ops_reply = NULL;
-	for (int attempt = 0; attempt < 3; attempt++) {
+	int restored = 0;
+	for (int attempt = 0; attempt < 4; attempt++) {
 		redisContext *rd = api_redis(c);
 		if (!rd)
 			return -1;
 		char sincestr[24];
 		snprintf(sincestr, sizeof sincestr, "%lld", since);
-		const char *args[] = {dk, ok, sincestr};
-		redisReply *rep = rds_eval(rd, read_script, 2, 3, args, NULL);
+		if (*role_checked)
+			uid[0] = '\0';
+		else
+			snprintf(uid, sizeof uid, "%lld", c->user.user_id);
+		const char *args[] = {dk, ok, mk, sincestr, uid};
+		redisReply *rep = rds_eval(rd, read_script, 3, 5, args, NULL);
 		if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1) {
 			if (rep)
 				freeReplyObject(rep);
@@ -356,20 +368,39 @@ static int read_since(struct api_ctx *c, const char *room, long long since,
 			return -1;
 		}
 		long long kind = rep->element[0]->integer;
+		if (kind == -3) {
+			/* not an editor by the cache: a viewer is refused here; anyone else (a cold
+			 * cache, a stranger, a missing room) is judged by PostgreSQL, as
+			 * room_access_edit() does for every other edit */
+			int viewer = rep->elements > 1 && rep->element[1]->type == REDIS_REPLY_STRING &&
+				     strcmp(rep->element[1]->str, "viewer") == 0;
+			freeReplyObject(rep);
+			if (viewer) {
+				api_error(c, 403, "forbidden", "viewers can only watch this room");
+				return -1;
+			}
+			char role[16], lang[33];
+			if (room_access_edit(c, room, role, lang) < 0)
+				return -1;
+			*role_checked = 1;
+			continue;
+		}
 		if (kind == -1) {
 			freeReplyObject(rep);
-			if (attempt == 0 && doc_restore(c, rd, room) == 0)
+			if (!restored && doc_restore(c, rd, room) == 0) {
+				restored = 1;
 				continue;
-			if (attempt == 0)
+			}
+			if (!restored)
 				return -1;
 			api_error(c, 503, "redis_unavailable", "the document could not be loaded");
 			return -1;
 		}
 		if (kind == 3) {
 			freeReplyObject(rep);
-			if (attempt < 2 && upgrade(c, room) == 0)
+			if (attempt < 3 && upgrade(c, room) == 0)
 				continue;
-			if (attempt == 2)
+			if (attempt == 3)
 				api_error(c, 503, "busy", "the document is being changed; try again");
 			return -1;
 		}
@@ -565,13 +596,14 @@ int doc_commit(struct api_ctx *c, const char *room, long long revision, struct o
 	int rc = -1;
 	long interval = snapshot_interval_ms();
 	size_t limit = (size_t)c->cfg->doc_max_bytes;
+	int role_checked = 0;
 
 	for (int attempt = 0; attempt < DOC_COMMIT_ATTEMPTS; attempt++) {
 		struct doc_head st = {0};
 		redisReply *rep = NULL;
 		struct ot_op *a = NULL;
 		char *op_json = NULL, *data = NULL;
-		if (read_since(c, room, revision, &st, &rep) < 0)
+		if (read_since(c, room, revision, &st, &rep, &role_checked) < 0)
 			goto out;
 		/* work on a copy: a retry starts again from the client's operation */
 		char *orig = ot_to_json(op);

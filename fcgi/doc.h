@@ -45,8 +45,10 @@ struct doc_state {
 int doc_read(struct api_ctx *c, const char *room, struct doc_state *out);
 void doc_state_free(struct doc_state *d);
 
-/* Transforms op (made against `revision`) over what was committed since, applies and
- * commits it. On success *applied (caller ot_free()s) is the operation as applied and
+/* Checks that the caller may edit the room (the member cache, asked in the commit's first
+ * read; PostgreSQL when the cache does not say editor or owner: 403/404 as
+ * room_access_edit()), then transforms op (made against `revision`) over what was
+ * committed since and commits it. On success *applied (caller ot_free()s) is the operation as applied and
  * *new_rev the new revision; the error answered otherwise (409 stale/future revision,
  * 400 op does not fit, 413 document too large). client_id may be NULL. */
 int doc_commit(struct api_ctx *c, const char *room, long long revision, struct ot_op *op,

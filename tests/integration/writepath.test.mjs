@@ -116,3 +116,30 @@ test('many writers and readers at once: every read is a whole revision, nothing 
     assert.equal([...d.content].filter((c) => c === ch).length, EACH, `writer ${ch}`);
   }
 });
+
+test('the right to edit is asked with the commit: cached viewers refused, a cold cache asks PostgreSQL', async () => {
+  const owner = await newUser();
+  const m = await newUser();
+  const room = await roomWith(owner);
+  const j = await call('POST', `/api/rooms/${room.id}/join`, { token: m.token, body: { invite: room.invite } });
+  assert.equal(j.status, 200, j.text);
+  let r = await post(m.token, room, { revision: 0, ops: ['a'] });
+  assert.equal(r.status, 200, r.text);
+  // the member cache lost the entry: PostgreSQL still says editor
+  redis('HDEL', `cc:room:${room.id}:members`, String(m.user.id));
+  r = await post(m.token, room, { revision: 1, ops: [1, 'b'] });
+  assert.equal(r.status, 200, r.text);
+  const d = await call('PUT', `/api/rooms/${room.id}/members/${m.user.id}`, { token: owner.token, body: { role: 'viewer' } });
+  assert.equal(d.status, 200, d.text);
+  r = await post(m.token, room, { revision: 2, ops: [2, 'c'] });
+  assert.equal(r.status, 403, r.text);
+  assert.equal(r.json.error, 'forbidden');
+  // a stranger, and a room that does not exist, as before
+  const s = await newUser();
+  r = await post(s.token, room, { revision: 2, ops: ['x'] });
+  assert.equal(r.status, 403, r.text);
+  r = await post(s.token, { id: 'nosuchroom' }, { revision: 0, ops: ['x'] });
+  assert.equal(r.status, 404, r.text);
+  assert.equal(redis('EXISTS', 'cc:room:nosuchroom:doc'), '0');
+  assert.equal((await doc(owner.token, room)).content, 'ab');
+});
