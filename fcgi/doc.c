@@ -339,7 +339,9 @@ static int upgrade(struct api_ctx *c, const char *room)
 }
 
 /* One read: revision, stored length and byte bound, plus the committed ops since `since`
- * (a Redis array reply the caller frees with freeReplyObject). -1 answered. */
+ * (a Redis array reply the caller frees with freeReplyObject). Until *role_checked, the
+ * caller's role is asked in the same script (and *role_checked set once PostgreSQL said
+ * it may edit). -1 answered. */
 static int read_since(struct api_ctx *c, const char *room, long long since,
 		      struct doc_head *out, redisReply **ops_reply, int *role_checked)
 {
