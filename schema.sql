@@ -100,3 +100,28 @@ BEGIN
   END IF;
 END
 $$;
+
+-- 4: history that grows with the typing
+--   snapshots are now checkpoints: the full text, written for a room's first save, every
+--     HISTORY_CHECKPOINT_OPS operations, and when the operations since the last save are no
+--     longer in Redis or would be larger than the text.
+--   history_ops: what was typed between two saves: the operations first_revision..revision
+--     as one JSON array (each with its exact base length) and the document's length in code
+--     points at `revision`. Any revision from a checkpoint on is rebuilt from the checkpoint
+--     and the batches after it. Thinned by the snapshotter (docs/INTERNALS.md).
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM schema_version WHERE version = 4) THEN
+    CREATE TABLE history_ops (
+      room_id        text NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+      revision       bigint NOT NULL CHECK (revision > 0),
+      first_revision bigint NOT NULL CHECK (first_revision > 0 AND first_revision <= revision),
+      ops            text NOT NULL,
+      length         bigint NOT NULL CHECK (length >= 0),
+      saved_at       timestamptz NOT NULL DEFAULT now(),
+      PRIMARY KEY (room_id, revision)
+    );
+    INSERT INTO schema_version (version) VALUES (4);
+  END IF;
+END
+$$;

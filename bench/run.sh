@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # make bench: starts a throwaway stack from the release build and measures the API through
-# lighttpd with wrk (requests per second and latency percentiles), committed operations
-# (bench/ops.mjs), fan-out from one writer to N SSE subscribers (bench/fanout_api.mjs) and
-# code execution end to end (bench/exec.mjs) and a quiet room's wait under a noisy one
-# (bench/fairness.mjs). The load generators run on the same cores as
+# lighttpd with wrk (requests per second and latency percentiles), time per commit against
+# the document's size (bench/commit_size.mjs), committed operations (bench/ops.mjs), fan-out
+# from one writer to N SSE subscribers (bench/fanout_api.mjs), code execution end to end
+# (bench/exec.mjs), a quiet room's wait under a noisy one (bench/fairness.mjs) and the bytes
+# history stores (bench/history_bytes.mjs). The load generators run on the same cores as
 # the stack; the machine's load is printed before and after. docs/BENCHMARKS.md has figures.
 #   BENCH_SECONDS (default 8), BENCH_CONNECTIONS (default 32), BENCH_THREADS (default 1)
 #   BENCH_FANOUT_MAX (default 10000): largest fan-out size of 100, 1,000, 5,000, 10,000
-#   BENCH_ONLY: run only these parts, of "api ops fanout exec fairness" (default all)
+#   BENCH_ONLY: run only these parts, of "api size ops fanout exec fairness history" (default all)
+#   BENCH_HISTORY_SAVES (default 300): saves of the history part (bench/history_bytes.mjs),
+#   which runs last on a stack of its own with SNAPSHOT_INTERVAL_MS=50
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -24,7 +27,7 @@ export EXECUTION_RATE_LIMIT=${EXECUTION_RATE_LIMIT:-100000}
 export JOB_ROOM_BACKLOG_MAX=${JOB_ROOM_BACKLOG_MAX:-1000} JOB_USER_BACKLOG_MAX=${JOB_USER_BACKLOG_MAX:-1000}
 # the benchmarks register a few dozen users from one address
 export REGISTER_RATE_LIMIT=${REGISTER_RATE_LIMIT:-100000}
-only=${BENCH_ONLY:-api ops fanout exec fairness}
+only=${BENCH_ONLY:-api size ops fanout exec fairness history}
 want() { [[ " $only " == *" $1 "* ]]; }
 
 machine() {
@@ -72,6 +75,12 @@ LUA
   summary "POST /api/rooms" "$out"
 fi
 
+if want size; then
+  echo
+  BASE_URL=$BASE_URL node "$ROOT/bench/commit_size.mjs" || status=1
+  echo
+fi
+
 want ops && { BASE_URL=$BASE_URL node "$ROOT/bench/ops.mjs" || status=1; }
 
 if want fanout; then
@@ -95,6 +104,15 @@ fi
 if want fairness; then
   echo
   node "$ROOT/bench/fairness.mjs" || status=1
+fi
+
+if want history; then
+  # its own stack: saves every 50 ms instead of 2 s, so an hour of typing takes minutes
+  stack_down; rm -rf "$STACK_VAR"
+  unset JWT_SECRET_FILE # the first stack's, removed with it
+  SNAPSHOT_INTERVAL_MS=50 stack_up release
+  echo
+  BASE_URL=$BASE_URL DATABASE_URL=$DATABASE_URL node "$ROOT/bench/history_bytes.mjs" || status=1
 fi
 
 echo

@@ -8,19 +8,36 @@
 
 #include "cfg.h"
 #include "events.h"
+#include "handlers.h"
 #include "log.h"
 #include "utf8.h"
 #include "clock.h"
+#include "rnd.h"
 
 #define DOC_COMMIT_ATTEMPTS 200
 #define SNAP_DUE_KEY "cc:snap:due"
 
-/* KEYS doc, ops; ARGV client revision.
- * {-1} no document; {0, rev} revision in the future; {1, rev} older than the kept log;
- * {2, rev, content, {ops since the client's revision}} */
+/* The hash cc:room:{id}:doc: `revision` and `length` (code points) of the document now,
+ * `bytes` (an upper bound of its size in bytes, exact after a fold), `content` = the text
+ * at revision `crev`. The operations crev+1..revision are in the ops list, which is never
+ * trimmed below them. A commit touches only the small fields and the list: its cost does
+ * not depend on the document's size. A hash without `crev` (written before) holds the
+ * text at `revision`; the first access folds it into the new shape. */
+
+/* KEYS doc, ops, members; ARGV client revision, user id ("" = the caller's right to edit
+ * was checked already). The member cache is asked first, in the same round trip, so a
+ * commit by an editor needs no separate role lookup.
+ * {-3, role} not an editor or owner by the cache (role "" when not cached); {-1} no
+ * document; {3, rev} old shape (fold first); {0, rev} revision in the future; {1, rev}
+ * older than the kept log; {2, rev, length, bytes, {ops since the client's revision}} */
 static const char read_script[] =
-	"local rev = tonumber(redis.call('HGET', KEYS[1], 'revision')) "
+	"if ARGV[2] ~= '' then "
+	"local role = redis.call('HGET', KEYS[3], ARGV[2]) "
+	"if role ~= 'owner' and role ~= 'editor' then return {-3, role or ''} end end "
+	"local h = redis.call('HMGET', KEYS[1], 'revision', 'length', 'bytes') "
+	"local rev = tonumber(h[1]) "
 	"if not rev then return {-1} end "
+	"if not h[2] or not h[3] then return {3, rev} end "
 	"local want = tonumber(ARGV[1]) "
 	"if want > rev then return {0, rev} end "
 	"local len = redis.call('LLEN', KEYS[2]) "
@@ -28,30 +45,76 @@ static const char read_script[] =
 	"if want + 1 < first then return {1, rev} end "
 	"local ops = {} "
 	"if want < rev then ops = redis.call('LRANGE', KEYS[2], want + 1 - first, -1) end "
-	"return {2, rev, redis.call('HGET', KEYS[1], 'content'), ops}";
+	"return {2, rev, tonumber(h[2]), tonumber(h[3]), ops}";
 
-/* KEYS doc, ops; ARGV revision, content. Creates the document unless it exists. */
+/* KEYS doc, ops; ARGV revision, content, length, bytes. Creates the document unless it
+ * exists. */
 static const char init_script[] =
 	"if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end "
-	"redis.call('HSET', KEYS[1], 'revision', ARGV[1], 'content', ARGV[2]) "
+	"redis.call('HSET', KEYS[1], 'revision', ARGV[1], 'content', ARGV[2], 'crev', ARGV[1], "
+	"'length', ARGV[3], 'bytes', ARGV[4]) "
 	"redis.call('DEL', KEYS[2]) return 1";
 
-/* KEYS doc, ops, events, channel, snapshot-due; ARGV expected revision, new content, op
- * JSON, ops to keep, event data JSON, due time ms, room id, history length.
- * {0, rev} someone committed first; {1, new revision, event id}. The event text is built
- * as lib/events.c builds it, so subscribers and history readers see one shape. */
+/* KEYS doc, ops, events, channel, snapshot-due; ARGV expected revision, new length, new
+ * bytes bound, op JSON, ops to keep, event data JSON, due time ms, room id, history length.
+ * {0, rev} someone committed first; {1, new revision, event id, ops not yet folded}. The
+ * list keeps at least the ops not folded into `content`. The event text is built as
+ * lib/events.c builds it, so subscribers and history readers see one shape. */
 static const char commit_script[] =
 	"local rev = tonumber(redis.call('HGET', KEYS[1], 'revision')) "
 	"if rev ~= tonumber(ARGV[1]) then return {0, rev or -1} end "
-	"redis.call('HSET', KEYS[1], 'revision', rev + 1, 'content', ARGV[2]) "
-	"redis.call('RPUSH', KEYS[2], ARGV[3]) "
-	"redis.call('LTRIM', KEYS[2], -tonumber(ARGV[4]), -1) "
-	"local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', "
-	"'type', 'operation', 'data', ARGV[5]) "
+	"redis.call('HSET', KEYS[1], 'revision', rev + 1, 'length', ARGV[2], 'bytes', ARGV[3]) "
+	"redis.call('RPUSH', KEYS[2], ARGV[4]) "
+	"local pending = rev + 1 - (tonumber(redis.call('HGET', KEYS[1], 'crev')) or rev) "
+	"redis.call('LTRIM', KEYS[2], -math.max(tonumber(ARGV[5]), pending), -1) "
+	"local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[9], '*', "
+	"'type', 'operation', 'data', ARGV[6]) "
 	"redis.call('PUBLISH', KEYS[4], '{\"type\":\"operation\",\"id\":\"' .. id .. "
-	"'\",\"data\":' .. ARGV[5] .. '}') "
-	"redis.call('ZADD', KEYS[5], 'NX', ARGV[6], ARGV[7]) "
-	"return {1, rev + 1, id}";
+	"'\",\"data\":' .. ARGV[6] .. '}') "
+	"redis.call('ZADD', KEYS[5], 'NX', ARGV[7], ARGV[8]) "
+	"return {1, rev + 1, id, pending}";
+
+/* KEYS doc, ops. {-1} no document; {-2, rev, crev} the ops after crev are gone (damage);
+ * {kind, rev, crev, content, {ops crev+1..rev}}, kind 0 = old shape (content at rev). */
+static const char fold_read_script[] =
+	"local h = redis.call('HMGET', KEYS[1], 'revision', 'crev', 'content') "
+	"local rev = tonumber(h[1]) "
+	"if not rev then return {-1} end "
+	"local crev = tonumber(h[2]) "
+	"if not crev then return {0, rev, rev, h[3] or '', {}} end "
+	"local ops = {} "
+	"if crev < rev then "
+	"local first = rev - redis.call('LLEN', KEYS[2]) + 1 "
+	"if crev + 1 < first then return {-2, rev, crev} end "
+	"ops = redis.call('LRANGE', KEYS[2], crev + 1 - first, -1) end "
+	"return {1, rev, crev, h[3] or '', ops}";
+
+/* KEYS doc; ARGV crev read, folded revision, content, length, bytes, old shape (1/0).
+ * Stores the folded text iff nobody folded meanwhile (compare-and-set on crev; for the
+ * old shape: on the revision, which no commit moves before the fold). The exact byte size
+ * replaces the bound only while no commit came after the fold's revision. 1 stored. */
+static const char fold_store_script[] =
+	"local h = redis.call('HMGET', KEYS[1], 'revision', 'crev') "
+	"local rev = tonumber(h[1]) "
+	"if not rev then return 0 end "
+	"local crev = tonumber(h[2]) "
+	"if ARGV[6] == '1' then "
+	"if crev or rev ~= tonumber(ARGV[2]) then return 0 end "
+	"elseif crev ~= tonumber(ARGV[1]) then return 0 end "
+	"redis.call('HSET', KEYS[1], 'content', ARGV[3], 'crev', ARGV[2]) "
+	"if rev == tonumber(ARGV[2]) then "
+	"redis.call('HSET', KEYS[1], 'length', ARGV[4], 'bytes', ARGV[5]) end "
+	"return 1";
+
+/* KEYS doc, ops; ARGV first, last revision. {1, {ops first..last}}, or {0} when the list
+ * no longer (or not yet) holds them all. */
+static const char ops_range_script[] =
+	"local rev = tonumber(redis.call('HGET', KEYS[1], 'revision')) "
+	"if not rev then return {0} end "
+	"local a, b = tonumber(ARGV[1]), tonumber(ARGV[2]) "
+	"local first = rev - redis.call('LLEN', KEYS[2]) + 1 "
+	"if a < first or b > rev or a > b then return {0} end "
+	"return {1, redis.call('LRANGE', KEYS[2], a - first, b - first)}";
 
 static long snapshot_interval_ms(void)
 {
@@ -62,27 +125,41 @@ static long snapshot_interval_ms(void)
 	return v;
 }
 
+/* History (docs/INTERNALS.md, "History"): a checkpoint (full text) every this many ops. */
+static long history_checkpoint_ops(void)
+{
+	long v = 5000;
+	char err[128];
+	if (cfg_long("HISTORY_CHECKPOINT_OPS", 5000, 1, 100000000, &v, err, sizeof err) < 0)
+		v = 5000;
+	return v;
+}
+
+/* After this many days the typed operations are dropped (only checkpoints remain) and
+ * checkpoints are thinned to the last of each hour. */
+static long history_keep_ops_days(void)
+{
+	long v = 7;
+	char err[128];
+	if (cfg_long("HISTORY_KEEP_OPS_DAYS", 7, 0, 36500, &v, err, sizeof err) < 0)
+		v = 7;
+	return v;
+}
+
+static long history_thin_interval_s(void)
+{
+	long v = 3600;
+	char err[128];
+	if (cfg_long("HISTORY_THIN_INTERVAL_S", 3600, 1, 86400 * 30, &v, err, sizeof err) < 0)
+		v = 3600;
+	return v;
+}
+
 void doc_state_free(struct doc_state *d)
 {
 	free(d->content);
 	d->content = NULL;
 	d->content_len = 0;
-}
-
-/* Copies a Redis string reply (nil: empty) into out->content, NUL-terminated. 0, or -1
- * with 500 answered. */
-static int copy_content(struct api_ctx *c, struct doc_state *out, const redisReply *r)
-{
-	out->content_len = r->type == REDIS_REPLY_STRING ? r->len : 0;
-	out->content = malloc(out->content_len + 1);
-	if (!out->content) {
-		api_error(c, 500, "internal", "out of memory");
-		return -1;
-	}
-	if (out->content_len)
-		memcpy(out->content, r->str, out->content_len);
-	out->content[out->content_len] = '\0';
-	return 0;
 }
 
 static void keys_of(const char *room, char doc[96], char ops[96])
@@ -91,133 +168,35 @@ static void keys_of(const char *room, char doc[96], char ops[96])
 	snprintf(ops, 96, "cc:room:%s:ops", room);
 }
 
-/* Creates the Redis document from the latest snapshot, or empty at revision 0. */
+/* Creates the Redis document from the newest saved revision (a checkpoint and the typed
+ * operations after it), or empty at revision 0. */
 static int doc_restore(struct api_ctx *c, redisContext *rd, const char *room)
 {
-	const char *params[] = {room};
-	PGresult *r = api_sql(c,
-			      "SELECT revision, content FROM snapshots WHERE room_id = $1 "
-			      "ORDER BY revision DESC LIMIT 1",
-			      1, params, NULL, NULL);
-	if (!r)
+	struct doc_state h = {0};
+	int hr = doc_history_text(c, room, -1, &h, NULL);
+	if (hr < 0)
 		return -1;
-	const char *rev = PQntuples(r) ? PQgetvalue(r, 0, 0) : "0";
-	const char *content = PQntuples(r) ? PQgetvalue(r, 0, 1) : "";
-	size_t clen = PQntuples(r) ? (size_t)PQgetlength(r, 0, 1) : 0;
-	char dk[96], ok[96];
+	char dk[96], ok[96], rev[24], cps[24], bytes[24];
 	keys_of(room, dk, ok);
-	const char *args[] = {dk, ok, rev, content};
-	size_t lens[] = {strlen(dk), strlen(ok), strlen(rev), clen};
-	redisReply *rep = rds_eval(rd, init_script, 2, 4, args, lens);
+	snprintf(rev, sizeof rev, "%lld", hr == 0 ? h.revision : 0);
+	const char *content = hr == 0 ? h.content : "";
+	size_t clen = hr == 0 ? h.content_len : 0;
+	snprintf(cps, sizeof cps, "%zu", utf8_count(content, clen));
+	snprintf(bytes, sizeof bytes, "%zu", clen);
+	const char *args[] = {dk, ok, rev, content, cps, bytes};
+	size_t lens[] = {strlen(dk), strlen(ok), strlen(rev), clen, strlen(cps), strlen(bytes)};
+	redisReply *rep = rds_eval(rd, init_script, 2, 6, args, lens);
 	int rc = rep && rep->type == REDIS_REPLY_INTEGER ? 0 : -1;
-	if (rc == 0 && rep->integer == 1 && PQntuples(r))
-		log_info("room %s: document restored from its snapshot at revision %s", room, rev);
+	if (rc == 0 && rep->integer == 1 && hr == 0)
+		log_info("room %s: document restored from its history at revision %s", room, rev);
 	if (rep)
 		freeReplyObject(rep);
-	PQclear(r);
+	doc_state_free(&h);
 	if (rc < 0) {
 		api_redis_failed(c);
 		api_error(c, 503, "redis_unavailable", "the document store is unavailable");
 	}
 	return rc;
-}
-
-/* One read: the state plus the committed ops since `since` (a Redis array reply the
- * caller frees with freeReplyObject; NULL when there are none). -1 answered. */
-static int read_since(struct api_ctx *c, const char *room, long long since,
-		      struct doc_state *out, redisReply **ops_reply)
-{
-	char dk[96], ok[96];
-	keys_of(room, dk, ok);
-	*ops_reply = NULL;
-	for (int attempt = 0; attempt < 2; attempt++) {
-		redisContext *rd = api_redis(c);
-		if (!rd)
-			return -1;
-		char sincestr[24];
-		snprintf(sincestr, sizeof sincestr, "%lld", since);
-		const char *args[] = {dk, ok, sincestr};
-		redisReply *rep = rds_eval(rd, read_script, 2, 3, args, NULL);
-		if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1) {
-			if (rep)
-				freeReplyObject(rep);
-			api_redis_failed(c);
-			api_error(c, 503, "redis_unavailable", "the document store is unavailable");
-			return -1;
-		}
-		long long kind = rep->element[0]->integer;
-		if (kind == -1) {
-			freeReplyObject(rep);
-			if (attempt == 0 && doc_restore(c, rd, room) == 0)
-				continue;
-			if (attempt == 0)
-				return -1;
-			api_error(c, 503, "redis_unavailable", "the document could not be loaded");
-			return -1;
-		}
-		long long rev = rep->element[1]->integer;
-		if (kind == 0 || kind == 1) {
-			freeReplyObject(rep);
-			api_error(c, 409, kind == 0 ? "revision_in_future" : "revision_too_old",
-				  kind == 0 ? "revision %lld is ahead of the document (now at %lld)"
-					    : "revision %lld is older than the kept history (now at "
-					      "%lld): fetch the document again",
-				  since, rev);
-			char h[32];
-			snprintf(h, sizeof h, "%lld", rev);
-			http_resp_header(c->resp, "X-Revision", h);
-			/* the body names the current revision too, for clients that ignore headers */
-			cJSON *o = cJSON_Parse(c->resp->body.data);
-			if (o) {
-				cJSON_AddNumberToObject(o, "revision", (double)rev);
-				api_json(c, 409, o);
-			}
-			return -1;
-		}
-		out->revision = rev;
-		if (copy_content(c, out, rep->element[2]) < 0) {
-			freeReplyObject(rep);
-			return -1;
-		}
-		*ops_reply = rep;
-		return 0;
-	}
-	return -1;
-}
-
-int doc_read(struct api_ctx *c, const char *room, struct doc_state *out)
-{
-	redisReply *rep = NULL;
-	memset(out, 0, sizeof *out);
-	char dk[96], ok[96];
-	keys_of(room, dk, ok);
-	for (int attempt = 0; attempt < 2; attempt++) {
-		redisContext *rd = api_redis(c);
-		if (!rd)
-			return -1;
-		rep = redisCommand(rd, "HMGET %s revision content", dk);
-		if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
-			if (rep)
-				freeReplyObject(rep);
-			api_redis_failed(c);
-			api_error(c, 503, "redis_unavailable", "the document store is unavailable");
-			return -1;
-		}
-		if (rep->element[0]->type != REDIS_REPLY_STRING) {
-			freeReplyObject(rep);
-			rep = NULL;
-			if (attempt == 0 && doc_restore(c, rd, room) == 0)
-				continue;
-			if (attempt == 1)
-				api_error(c, 503, "redis_unavailable", "the document could not be loaded");
-			return -1;
-		}
-		out->revision = strtoll(rep->element[0]->str, NULL, 10);
-		int rc = copy_content(c, out, rep->element[1]);
-		freeReplyObject(rep);
-		return rc;
-	}
-	return -1;
 }
 
 /* One entry of the op log: {"u":user id,"s":site,"ops":[...]} (the author orders
@@ -285,13 +264,279 @@ out:
 	return text;
 }
 
-/* Transforms *op, by `me`, over every committed op in the reply's 4th element, in order;
- * at one position the lower author's insert goes first (lib/ot.h, "Who goes first"). */
+/* Composes the stored ops (JSON strings, each with its exact base length) into one.
+ * 0 with *out (caller ot_free()s; NULL when there are none), -1 logged. */
+static int compose_ops(const redisReply *list, struct ot_op **out)
+{
+	char err[256];
+	struct ot_op *acc = NULL;
+	*out = NULL;
+	for (size_t i = 0; i < list->elements; i++) {
+		struct ot_op *b = NULL, *ab = NULL;
+		char *site = NULL;
+		long long user;
+		int known;
+		/* the authors matter only to a transform: a fold takes the ops */
+		if (log_entry_parse(list->element[i], &b, &user, &site, &known, err, sizeof err) < 0) {
+			log_error("a stored operation does not parse: %s", err);
+			ot_free(acc);
+			return -1;
+		}
+		free(site);
+		if (!acc) {
+			acc = b;
+			continue;
+		}
+		int rc = ot_compose(acc, b, &ab, err, sizeof err);
+		ot_free(b);
+		ot_free(acc);
+		acc = ab;
+		if (rc < 0) {
+			log_error("stored operations do not compose: %s", err);
+			return -1;
+		}
+	}
+	*out = acc;
+	return 0;
+}
+
+/* Materialises the document: its text at `crev` plus the ops since, composed and applied
+ * once, stored back (compare-and-set) so the next reader starts from there. out gets the
+ * text at the revision read. 0; 1 no document in Redis; -1 Redis failed (connection
+ * dropped); -2 the stored state is damaged or out of memory (logged). */
+static int fold(struct api_ctx *c, const char *room, struct doc_state *out)
+{
+	char dk[96], ok[96], err[256];
+	keys_of(room, dk, ok);
+	memset(out, 0, sizeof *out);
+	redisContext *rd = api_redis(c);
+	if (!rd)
+		return -1;
+	const char *args[] = {dk, ok};
+	redisReply *rep = rds_eval(rd, fold_read_script, 2, 2, args, NULL);
+	struct ot_op *all = NULL;
+	struct buf text;
+	buf_init(&text, 0);
+	int rc = -2;
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+	    rep->element[0]->type != REDIS_REPLY_INTEGER) {
+		api_redis_failed(c);
+		rc = -1;
+		goto out;
+	}
+	long long kind = rep->element[0]->integer;
+	if (kind == -1) {
+		rc = 1;
+		goto out;
+	}
+	if (kind == -2 || rep->elements < 5) {
+		log_error("room %s: the operations after the stored text are missing", room);
+		goto out;
+	}
+	long long rev = rep->element[1]->integer, crev = rep->element[2]->integer;
+	const redisReply *content = rep->element[3], *ops = rep->element[4];
+	const char *base = content->type == REDIS_REPLY_STRING ? content->str : "";
+	size_t base_len = content->type == REDIS_REPLY_STRING ? content->len : 0;
+	if (ops->type != REDIS_REPLY_ARRAY || compose_ops(ops, &all) < 0)
+		goto out;
+	if (all && ot_apply(all, base, base_len, &text, err, sizeof err) < 0) {
+		log_error("room %s: stored operations do not apply: %s", room, err);
+		goto out;
+	}
+	const char *now = all ? text.data : base;
+	size_t now_len = all ? text.len : base_len;
+	out->content = malloc(now_len + 1);
+	if (!out->content)
+		goto out;
+	if (now_len)
+		memcpy(out->content, now, now_len);
+	out->content[now_len] = '\0';
+	out->content_len = now_len;
+	out->revision = rev;
+	rc = 0;
+	if (all || kind == 0) {
+		/* store it back; losing the race to another folder or a failure here only means
+		 * the next reader folds again */
+		char crevs[24], revs[24], cps[24], bytes[24];
+		snprintf(crevs, sizeof crevs, "%lld", crev);
+		snprintf(revs, sizeof revs, "%lld", rev);
+		snprintf(cps, sizeof cps, "%zu", utf8_count(out->content, now_len));
+		snprintf(bytes, sizeof bytes, "%zu", now_len);
+		const char *sargs[] = {dk, crevs, revs, out->content, cps, bytes, kind == 0 ? "1" : "0"};
+		size_t lens[7];
+		for (int i = 0; i < 7; i++)
+			lens[i] = strlen(sargs[i]);
+		lens[3] = now_len;
+		redisReply *st = rds_eval(rd, fold_store_script, 1, 7, sargs, lens);
+		if (!st)
+			api_redis_failed(c);
+		else
+			freeReplyObject(st);
+	}
+out:
+	if (rc != 0)
+		doc_state_free(out);
+	ot_free(all);
+	buf_free(&text);
+	if (rep)
+		freeReplyObject(rep);
+	return rc;
+}
+
+/* Answers fold()'s failure. */
+static void fold_failed(struct api_ctx *c, int rc)
+{
+	if (rc == -1)
+		api_error(c, 503, "redis_unavailable", "the document store is unavailable");
+	else
+		api_error(c, 500, "internal", "the document could not be put together");
+}
+
+/* Brings a document written in the old shape (content only) into the new one. -1 answered. */
+static int upgrade(struct api_ctx *c, const char *room)
+{
+	struct doc_state d;
+	int rc = fold(c, room, &d);
+	doc_state_free(&d);
+	if (rc < 0) {
+		fold_failed(c, rc);
+		return -1;
+	}
+	return 0;
+}
+
+/* One read: revision, stored length and byte bound, plus the committed ops since `since`
+ * (a Redis array reply the caller frees with freeReplyObject). Until *role_checked, the
+ * caller's role is asked in the same script (and *role_checked set once PostgreSQL said
+ * it may edit). -1 answered. */
+static int read_since(struct api_ctx *c, const char *room, long long since,
+		      struct doc_head *out, redisReply **ops_reply, int *role_checked)
+{
+	char dk[96], ok[96], mk[96], uid[24];
+	keys_of(room, dk, ok);
+	snprintf(mk, sizeof mk, "cc:room:%s:members", room);
+	*ops_reply = NULL;
+	int restored = 0;
+	for (int attempt = 0; attempt < 4; attempt++) {
+		redisContext *rd = api_redis(c);
+		if (!rd)
+			return -1;
+		char sincestr[24];
+		snprintf(sincestr, sizeof sincestr, "%lld", since);
+		if (*role_checked)
+			uid[0] = '\0';
+		else
+			snprintf(uid, sizeof uid, "%lld", c->user.user_id);
+		const char *args[] = {dk, ok, mk, sincestr, uid};
+		redisReply *rep = rds_eval(rd, read_script, 3, 5, args, NULL);
+		if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1) {
+			if (rep)
+				freeReplyObject(rep);
+			api_redis_failed(c);
+			api_error(c, 503, "redis_unavailable", "the document store is unavailable");
+			return -1;
+		}
+		long long kind = rep->element[0]->integer;
+		if (kind == -3) {
+			/* not an editor by the cache: a viewer is refused here; anyone else (a cold
+			 * cache, a stranger, a missing room) is judged by PostgreSQL, as
+			 * room_access_edit() does for every other edit */
+			int viewer = rep->elements > 1 && rep->element[1]->type == REDIS_REPLY_STRING &&
+				     strcmp(rep->element[1]->str, "viewer") == 0;
+			freeReplyObject(rep);
+			if (viewer) {
+				api_error(c, 403, "forbidden", "viewers can only watch this room");
+				return -1;
+			}
+			char role[16], lang[33];
+			if (room_access_edit(c, room, role, lang) < 0)
+				return -1;
+			*role_checked = 1;
+			continue;
+		}
+		if (kind == -1) {
+			freeReplyObject(rep);
+			if (!restored && doc_restore(c, rd, room) == 0) {
+				restored = 1;
+				continue;
+			}
+			if (!restored)
+				return -1;
+			api_error(c, 503, "redis_unavailable", "the document could not be loaded");
+			return -1;
+		}
+		if (kind == 3) {
+			freeReplyObject(rep);
+			if (attempt < 3 && upgrade(c, room) == 0)
+				continue;
+			if (attempt == 3)
+				api_error(c, 503, "busy", "the document is being changed; try again");
+			return -1;
+		}
+		long long rev = rep->element[1]->integer;
+		if (kind == 0 || kind == 1) {
+			freeReplyObject(rep);
+			api_error(c, 409, kind == 0 ? "revision_in_future" : "revision_too_old",
+				  kind == 0 ? "revision %lld is ahead of the document (now at %lld)"
+					    : "revision %lld is older than the kept history (now at "
+					      "%lld): fetch the document again",
+				  since, rev);
+			char h[32];
+			snprintf(h, sizeof h, "%lld", rev);
+			http_resp_header(c->resp, "X-Revision", h);
+			/* the body names the current revision too, for clients that ignore headers */
+			cJSON *o = cJSON_Parse(c->resp->body.data);
+			if (o) {
+				cJSON_AddNumberToObject(o, "revision", (double)rev);
+				api_json(c, 409, o);
+			}
+			return -1;
+		}
+		if (rep->elements < 5) {
+			freeReplyObject(rep);
+			api_error(c, 500, "internal", "the document store answered oddly");
+			return -1;
+		}
+		out->revision = rev;
+		out->length = (size_t)rep->element[2]->integer;
+		out->bytes = (size_t)rep->element[3]->integer;
+		*ops_reply = rep;
+		return 0;
+	}
+	return -1;
+}
+
+int doc_read(struct api_ctx *c, const char *room, struct doc_state *out)
+{
+	memset(out, 0, sizeof *out);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		int rc = fold(c, room, out);
+		if (rc == 0)
+			return 0;
+		if (rc < 0) {
+			fold_failed(c, rc);
+			return -1;
+		}
+		redisContext *rd = api_redis(c);
+		if (!rd)
+			return -1;
+		if (attempt == 0 && doc_restore(c, rd, room) == 0)
+			continue;
+		if (attempt == 1)
+			api_error(c, 503, "redis_unavailable", "the document could not be loaded");
+		return -1;
+	}
+	return -1;
+}
+
+/* Transforms *op, by `me`, over every committed op in the reply's 5th element, in order;
+ * at one position the lower author's insert goes first (lib/ot.h, "Who goes first").
+ * doc_cps is the stored length of the document now. */
 static int transform_over(struct api_ctx *c, redisReply *rep, struct ot_op **op, size_t doc_cps,
 			  const struct ot_author *me)
 {
 	char err[256];
-	redisReply *list = rep->elements > 3 ? rep->element[3] : NULL;
+	redisReply *list = rep->elements > 4 ? rep->element[4] : NULL;
 	size_t n = list && list->type == REDIS_REPLY_ARRAY ? list->elements : 0;
 	/* The op was made against the document of the client's revision: its length is the
 	 * base length of the first committed op after it, or the current length if none. */
@@ -367,6 +612,58 @@ out:
 	return rc;
 }
 
+int doc_op_delta(const struct ot_op *op, size_t *ins_bytes, size_t *del_cps)
+{
+	*ins_bytes = 0;
+	*del_cps = 0;
+	cJSON *arr = ot_to_cjson(op), *e;
+	if (!arr)
+		return -1;
+	cJSON_ArrayForEach(e, arr)
+	{
+		if (cJSON_IsString(e))
+			*ins_bytes += strlen(e->valuestring);
+		else if (cJSON_IsNumber(e) && e->valuedouble < 0)
+			*del_cps += (size_t)-e->valuedouble;
+	}
+	cJSON_Delete(arr);
+	return 0;
+}
+
+/* The exact size of the document after `a` (extended to the document at `rev`), when the
+ * stored bound says it might be over the limit: fold the text (O(document), near the
+ * limit only) and apply. 0 with *bytes; 1 the document moved past rev (read again); -1
+ * answered. */
+static int exact_size_after(struct api_ctx *c, const char *room, long long rev,
+			    const struct ot_op *a, size_t *bytes)
+{
+	char err[256];
+	struct doc_state d;
+	int rc = fold(c, room, &d);
+	if (rc != 0) {
+		if (rc == 1)
+			api_error(c, 503, "redis_unavailable", "the document could not be loaded");
+		else
+			fold_failed(c, rc);
+		return -1;
+	}
+	if (d.revision != rev) {
+		doc_state_free(&d);
+		return 1;
+	}
+	struct buf out;
+	/* room for the limit plus one insert, so "too large" is told apart from "does not fit" */
+	buf_init(&out, (size_t)c->cfg->doc_max_bytes + OT_DEFAULT_MAX_INSERT + 16);
+	rc = ot_apply(a, d.content, d.content_len, &out, err, sizeof err);
+	doc_state_free(&d);
+	if (rc < 0)
+		api_error(c, 400, "invalid_operation", "%s", err);
+	else
+		*bytes = out.len;
+	buf_free(&out);
+	return rc < 0 ? -1 : 0;
+}
+
 int doc_commit(struct api_ctx *c, const char *room, long long revision, struct ot_op *op,
 	       const char *client_id, struct ot_op **applied, long long *new_rev)
 {
@@ -375,20 +672,19 @@ int doc_commit(struct api_ctx *c, const char *room, long long revision, struct o
 	events_history_key(ek, sizeof ek, room);
 	events_channel(ch, sizeof ch, room);
 	*applied = NULL;
-	struct buf out;
-	/* room for the limit plus one insert, so "too large" is told apart from "does not fit" */
-	buf_init(&out, (size_t)c->cfg->doc_max_bytes + OT_DEFAULT_MAX_INSERT + 16);
 	int rc = -1;
 	long interval = snapshot_interval_ms();
 	struct ot_author me;
 	ot_author_set(&me, c->user.user_id, client_id);
+	size_t limit = (size_t)c->cfg->doc_max_bytes;
+	int role_checked = 0;
 
 	for (int attempt = 0; attempt < DOC_COMMIT_ATTEMPTS; attempt++) {
-		struct doc_state st = {0};
+		struct doc_head st = {0};
 		redisReply *rep = NULL;
 		struct ot_op *a = NULL;
 		char *op_json = NULL, *data = NULL;
-		if (read_since(c, room, revision, &st, &rep) < 0)
+		if (read_since(c, room, revision, &st, &rep, &role_checked) < 0)
 			goto out;
 		/* work on a copy: a retry starts again from the client's operation */
 		char *orig = ot_to_json(op);
@@ -398,22 +694,36 @@ int doc_commit(struct api_ctx *c, const char *room, long long revision, struct o
 			goto retry_fail;
 		}
 		free(orig);
-		if (transform_over(c, rep, &a, utf8_count(st.content, st.content_len), &me) < 0)
+		if (transform_over(c, rep, &a, st.length, &me) < 0)
 			goto retry_fail;
-		if (ot_apply(a, st.content, st.content_len, &out, err, sizeof err) < 0) {
+		/* the stored op has its exact length: extend to the document it applies to; a
+		 * retain or delete past the end of the document is refused here (stored length) */
+		if (ot_extend(a, st.length, err, sizeof err) < 0) {
 			api_error(c, 400, "invalid_operation", "%s", err);
 			goto retry_fail;
 		}
-		if (out.len > (size_t)c->cfg->doc_max_bytes) {
-			api_error(c, 413, "document_too_large",
-				  "the document would be %zu bytes; the limit is %ld", out.len,
-				  c->cfg->doc_max_bytes);
+		size_t ins = 0, del = 0;
+		if (doc_op_delta(a, &ins, &del) < 0) {
+			api_error(c, 500, "internal", "out of memory");
 			goto retry_fail;
 		}
-		/* the stored op has its exact length: extend to the document it applies to */
-		if (ot_extend(a, utf8_count(st.content, st.content_len), err, sizeof err) < 0) {
-			api_error(c, 400, "invalid_operation", "%s", err);
-			goto retry_fail;
+		/* every deleted code point was at least one byte: a bound that is exact for ASCII */
+		size_t bytes = (st.bytes > del ? st.bytes - del : 0) + ins;
+		if (bytes > limit) {
+			int ex = exact_size_after(c, room, st.revision, a, &bytes);
+			if (ex < 0)
+				goto retry_fail;
+			if (ex > 0) {
+				ot_free(a);
+				freeReplyObject(rep);
+				continue;
+			}
+			if (bytes > limit) {
+				api_error(c, 413, "document_too_large",
+					  "the document would be %zu bytes; the limit is %ld", bytes,
+					  c->cfg->doc_max_bytes);
+				goto retry_fail;
+			}
 		}
 		op_json = log_entry_write(a, c->user.user_id, client_id);
 		size_t data_len = 0;
@@ -431,19 +741,17 @@ int doc_commit(struct api_ctx *c, const char *room, long long revision, struct o
 				  data_len, EVENTS_DATA_MAX);
 			goto retry_fail;
 		}
-		char exp[32], keep[16], due[32], hist[16];
+		char exp[32], nlen[24], nbytes[24], keep[16], due[32], hist[16];
 		snprintf(exp, sizeof exp, "%lld", st.revision);
+		snprintf(nlen, sizeof nlen, "%zu", ot_target_len(a));
+		snprintf(nbytes, sizeof nbytes, "%zu", bytes);
 		snprintf(keep, sizeof keep, "%d", DOC_OPS_KEEP);
 		snprintf(due, sizeof due, "%lld", clock_wall_ms() + interval);
 		snprintf(hist, sizeof hist, "%d", EVENTS_HISTORY_MAX);
-		const char *args[] = {dk, ok, ek, ch, SNAP_DUE_KEY, exp, out.data, op_json,
+		const char *args[] = {dk, ok, ek, ch, SNAP_DUE_KEY, exp, nlen, nbytes, op_json,
 				      keep, data, due, room, hist};
-		size_t lens[13];
-		for (int i = 0; i < 13; i++)
-			lens[i] = strlen(args[i]);
-		lens[6] = out.len;
 		redisContext *rd = api_redis(c);
-		redisReply *cr = rd ? rds_eval(rd, commit_script, 5, 13, args, lens) : NULL;
+		redisReply *cr = rd ? rds_eval(rd, commit_script, 5, 14, args, NULL) : NULL;
 		if (!cr || cr->type != REDIS_REPLY_ARRAY || cr->elements < 2) {
 			if (cr)
 				freeReplyObject(cr);
@@ -454,85 +762,365 @@ int doc_commit(struct api_ctx *c, const char *room, long long revision, struct o
 		}
 		int committed = cr->element[0]->integer == 1;
 		long long nrev = cr->element[1]->integer;
+		long long pending = committed && cr->elements > 3 ? cr->element[3]->integer : 0;
 		freeReplyObject(cr);
 		free(op_json);
 		free(data);
 		freeReplyObject(rep);
-		doc_state_free(&st);
 		if (committed) {
 			*applied = a;
 			*new_rev = nrev;
 			rc = 0;
+			/* compaction: the committer that makes the pending ops a multiple of
+			 * DOC_FOLD_EVERY folds them (one at a time, without a lock), so the text
+			 * a reader must rebuild stays bounded even without a snapshotter. Its
+			 * failure costs nothing but the next reader's time. */
+			if (pending > 0 && pending % DOC_FOLD_EVERY == 0) {
+				struct doc_state d;
+				if (fold(c, room, &d) == 0)
+					doc_state_free(&d);
+			}
 			goto out;
 		}
 		ot_free(a);
-		continue; /* someone committed in between: read again */
+		/* someone committed in between: read again. After a few lost races in a row, wait
+		 * a random moment (up to 50 µs per loss, at most 2 ms) so that the same
+		 * processes do not keep meeting in the same window */
+		if (attempt >= 3) {
+			long cap = 50L * attempt > 2000 ? 2000 : 50L * attempt;
+			unsigned r = 0;
+			if (rnd_bytes(&r, sizeof r) == 0)
+				usleep((useconds_t)(r % (unsigned)cap));
+		}
+		continue;
 	retry_fail:
 		free(op_json);
 		free(data);
 		ot_free(a);
 		if (rep)
 			freeReplyObject(rep);
-		doc_state_free(&st);
 		goto out;
 	}
 	api_error(c, 503, "busy", "the room is too busy; try again");
 out:
-	buf_free(&out);
 	return rc;
 }
 
-/* --- snapshots ------------------------------------------------------------------------ */
+/* --- history ------------------------------------------------------------------------- */
+
+#define TS_SQL(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+/* Appends the ops of one stored batch (a JSON array of the ops first..last) to *acc by
+ * composition, up to revision `upto`. 0, or -1 logged. */
+static int compose_batch(const char *room, const char *json, size_t len, long long first,
+			 long long last, long long upto, size_t max_insert, struct ot_op **acc)
+{
+	char err[256];
+	cJSON *arr = cJSON_ParseWithLength(json, len);
+	int rc = -1;
+	if (!cJSON_IsArray(arr)) {
+		log_error("room %s: a stored history batch is not a JSON array", room);
+		goto out;
+	}
+	long long r = first;
+	const cJSON *e;
+	cJSON_ArrayForEach(e, arr)
+	{
+		if (r > upto)
+			break;
+		struct ot_op *b = NULL, *ab = NULL;
+		/* an op log entry with its author ({"u","s","ops"}) or, from before authors were
+		 * kept, the bare op */
+		const cJSON *ops = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "ops") : e;
+		if (ot_from_cjson(ops, max_insert, &b, err, sizeof err) < 0) {
+			log_error("room %s: stored operation %lld does not parse: %s", room, r, err);
+			goto out;
+		}
+		if (!*acc) {
+			*acc = b;
+		} else {
+			int cr = ot_compose(*acc, b, &ab, err, sizeof err);
+			ot_free(b);
+			ot_free(*acc);
+			*acc = ab;
+			if (cr < 0) {
+				log_error("room %s: stored operation %lld does not compose: %s", room, r, err);
+				goto out;
+			}
+		}
+		r++;
+	}
+	rc = r - 1 == (upto < last ? upto : last) ? 0 : -1;
+	if (rc < 0)
+		log_error("room %s: a history batch holds fewer operations than it says", room);
+out:
+	cJSON_Delete(arr);
+	return rc;
+}
+
+int doc_history_text(struct api_ctx *c, const char *room, long long rev, struct doc_state *out,
+		     char saved_at[40])
+{
+	char revs[24], cps[24], err[256];
+	PGresult *r = NULL, *cp = NULL, *bt = NULL;
+	struct ot_op *all = NULL;
+	struct buf text;
+	buf_init(&text, 0);
+	memset(out, 0, sizeof *out);
+	int rc = -1;
+	if (rev < 0) {
+		const char *p1[] = {room};
+		r = api_sql(c,
+			    "SELECT greatest((SELECT max(revision) FROM snapshots WHERE room_id = $1), "
+			    "(SELECT max(revision) FROM history_ops WHERE room_id = $1))",
+			    1, p1, NULL, NULL);
+		if (!r)
+			goto out;
+		if (PQgetisnull(r, 0, 0)) {
+			rc = 1;
+			goto out;
+		}
+		rev = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	}
+	snprintf(revs, sizeof revs, "%lld", rev);
+	const char *p2[] = {room, revs};
+	cp = api_sql(c,
+		     "SELECT revision, content, " TS_SQL("saved_at") " FROM snapshots "
+		     "WHERE room_id = $1 AND revision <= $2 ORDER BY revision DESC LIMIT 1",
+		     2, p2, NULL, NULL);
+	if (!cp)
+		goto out;
+	if (PQntuples(cp) != 1) {
+		rc = 1;
+		goto out;
+	}
+	long long cprev = strtoll(PQgetvalue(cp, 0, 0), NULL, 10);
+	if (saved_at)
+		snprintf(saved_at, 40, "%s", PQgetvalue(cp, 0, 2));
+	if (cprev < rev) {
+		snprintf(cps, sizeof cps, "%lld", cprev);
+		const char *p3[] = {room, cps, revs};
+		bt = api_sql(c,
+			     "SELECT first_revision, revision, ops, " TS_SQL("saved_at")
+			     " FROM history_ops WHERE room_id = $1 AND revision > $2 AND "
+			     "first_revision <= $3 ORDER BY revision",
+			     3, p3, NULL, NULL);
+		if (!bt)
+			goto out;
+		long long next = cprev + 1;
+		for (int i = 0; i < PQntuples(bt); i++) {
+			long long first = strtoll(PQgetvalue(bt, i, 0), NULL, 10);
+			if (first != next)
+				break; /* thinned away: the revision cannot be rebuilt */
+			long long last = strtoll(PQgetvalue(bt, i, 1), NULL, 10);
+			if (compose_batch(room, PQgetvalue(bt, i, 2), (size_t)PQgetlength(bt, i, 2), first,
+					  last, rev, (size_t)c->cfg->doc_max_bytes, &all) < 0) {
+				api_error(c, 500, "internal", "the history is damaged");
+				goto out;
+			}
+			if (saved_at)
+				snprintf(saved_at, 40, "%s", PQgetvalue(bt, i, 3));
+			next = last + 1;
+		}
+		if (next <= rev) {
+			rc = 1;
+			goto out;
+		}
+	}
+	const char *base = PQgetvalue(cp, 0, 1);
+	size_t base_len = (size_t)PQgetlength(cp, 0, 1);
+	if (all && ot_apply(all, base, base_len, &text, err, sizeof err) < 0) {
+		log_error("room %s: history does not apply at revision %lld: %s", room, rev, err);
+		api_error(c, 500, "internal", "the history is damaged");
+		goto out;
+	}
+	const char *now = all ? text.data : base;
+	size_t now_len = all ? text.len : base_len;
+	out->content = malloc(now_len + 1);
+	if (!out->content) {
+		api_error(c, 500, "internal", "out of memory");
+		goto out;
+	}
+	if (now_len)
+		memcpy(out->content, now, now_len);
+	out->content[now_len] = '\0';
+	out->content_len = now_len;
+	out->revision = rev;
+	rc = 0;
+out:
+	if (r)
+		PQclear(r);
+	if (cp)
+		PQclear(cp);
+	if (bt)
+		PQclear(bt);
+	ot_free(all);
+	buf_free(&text);
+	return rc;
+}
+
+/* The stored ops first..last as one JSON array in *out, from Redis. 0; 1 not all kept
+ * there any more; -1 Redis failed. */
+static int ops_batch(struct api_ctx *c, const char *room, long long first, long long last,
+		     struct buf *out)
+{
+	char dk[96], ok[96], a[24], b[24];
+	keys_of(room, dk, ok);
+	snprintf(a, sizeof a, "%lld", first);
+	snprintf(b, sizeof b, "%lld", last);
+	redisContext *rd = api_redis(c);
+	if (!rd)
+		return -1;
+	const char *args[] = {dk, ok, a, b};
+	redisReply *rep = rds_eval(rd, ops_range_script, 2, 4, args, NULL);
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1) {
+		if (rep)
+			freeReplyObject(rep);
+		api_redis_failed(c);
+		return -1;
+	}
+	int rc = 1;
+	if (rep->element[0]->integer == 1 && rep->elements == 2 &&
+	    rep->element[1]->type == REDIS_REPLY_ARRAY &&
+	    rep->element[1]->elements == (size_t)(last - first + 1)) {
+		rc = buf_putc(out, '[');
+		for (size_t i = 0; rc == 0 && i < rep->element[1]->elements; i++) {
+			const redisReply *e = rep->element[1]->element[i];
+			if ((i && buf_putc(out, ',') < 0) || e->type != REDIS_REPLY_STRING ||
+			    buf_append(out, e->str, e->len) < 0)
+				rc = -2;
+		}
+		if (rc == 0 && buf_putc(out, ']') < 0)
+			rc = -2;
+		if (rc == -2) {
+			log_error("room %s: the operations could not be gathered", room);
+			rc = 1; /* a checkpoint instead */
+		}
+	}
+	freeReplyObject(rep);
+	return rc;
+}
+
+/* Thins every room's history (docs/INTERNALS.md, "History"): typed operations older than
+ * HISTORY_KEEP_OPS_DAYS go once a later checkpoint holds their result; old checkpoints are
+ * thinned to the newest of each hour. Failures are logged and retried next time. */
+static void history_thin(struct api_ctx *c)
+{
+	char days[24];
+	snprintf(days, sizeof days, "%ld days", history_keep_ops_days());
+	const char *p[] = {days};
+	PGresult *r = api_sql(c,
+			      "DELETE FROM history_ops h WHERE h.saved_at < now() - $1::interval "
+			      "AND EXISTS (SELECT 1 FROM snapshots s WHERE s.room_id = h.room_id "
+			      "AND s.revision >= h.revision)",
+			      1, p, NULL, NULL);
+	long ops = r ? strtol(PQcmdTuples(r), NULL, 10) : -1;
+	if (r)
+		PQclear(r);
+	r = api_sql(c,
+		    "DELETE FROM snapshots s WHERE s.saved_at < now() - $1::interval "
+		    "AND EXISTS (SELECT 1 FROM snapshots n WHERE n.room_id = s.room_id "
+		    "AND n.revision > s.revision AND n.saved_at < now() - $1::interval "
+		    "AND date_trunc('hour', n.saved_at) = date_trunc('hour', s.saved_at))",
+		    1, p, NULL, NULL);
+	long cps = r ? strtol(PQcmdTuples(r), NULL, 10) : -1;
+	if (r)
+		PQclear(r);
+	if (ops != 0 || cps != 0)
+		log_info("history thinned: %ld operation batches, %ld checkpoints removed (-1: failed)",
+			 ops, cps);
+}
 
 static void snapshot_room(struct api_ctx *c, const char *room)
 {
-	char dk[96];
-	snprintf(dk, sizeof dk, "cc:room:%s:doc", room);
-	redisContext *rd = api_redis(c);
-	if (!rd)
-		return;
-	redisReply *rep = redisCommand(rd, "HMGET %s revision content", dk);
-	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-	    rep->element[0]->type != REDIS_REPLY_STRING) {
-		if (!rep)
-			api_redis_failed(c);
-		if (rep)
-			freeReplyObject(rep);
+	/* the text is put together here (and stored folded back), not on every commit; a
+	 * room deleted meanwhile has no document and is not brought back */
+	struct doc_state d;
+	struct buf batch;
+	buf_init(&batch, 0);
+	PGresult *last = NULL, *r = NULL;
+	int fr = fold(c, room, &d);
+	if (fr != 0) {
+		if (fr < -1)
+			log_error("room %s: no snapshot, the document could not be put together", room);
 		return;
 	}
-	const char *content = rep->element[1]->type == REDIS_REPLY_STRING ? rep->element[1]->str : "";
-	const char *params[] = {room, rep->element[0]->str, content};
-	int gone = 0;
-	PGresult *r = api_sql(c,
-			      "INSERT INTO snapshots (room_id, revision, content) VALUES ($1, $2, $3) "
-			      "ON CONFLICT DO NOTHING "
-			      "RETURNING to_char(saved_at AT TIME ZONE 'UTC', "
-			      "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
-			      3, params, "23503", &gone); /* 23503: the room was deleted */
-	if (r && PQntuples(r) == 1) {
+	int gone = 0, failed = 0;
+	char revs[24], firsts[24], cps[24];
+	snprintf(revs, sizeof revs, "%lld", d.revision);
+	snprintf(cps, sizeof cps, "%zu", utf8_count(d.content, d.content_len));
+	const char *p1[] = {room};
+	last = api_sql(c,
+		       "SELECT (SELECT max(revision) FROM snapshots WHERE room_id = $1), "
+		       "(SELECT max(revision) FROM history_ops WHERE room_id = $1)",
+		       1, p1, NULL, NULL);
+	if (!last) {
+		failed = 1;
+		goto out;
+	}
+	long long cp = PQgetisnull(last, 0, 0) ? -1 : strtoll(PQgetvalue(last, 0, 0), NULL, 10);
+	long long ops = PQgetisnull(last, 0, 1) ? -1 : strtoll(PQgetvalue(last, 0, 1), NULL, 10);
+	long long saved = cp > ops ? cp : ops;
+	if (d.revision <= saved)
+		goto out; /* nothing new since the last save */
+	/* a checkpoint for the first save, every HISTORY_CHECKPOINT_OPS ops, and whenever the
+	 * typed ops are gone from Redis or would take more room than the text */
+	int checkpoint = cp < 0 || d.revision - cp >= history_checkpoint_ops();
+	if (!checkpoint) {
+		int br = ops_batch(c, room, saved + 1, d.revision, &batch);
+		if (br < 0) {
+			failed = 1;
+			goto out;
+		}
+		checkpoint = br > 0 || batch.len > d.content_len;
+	}
+	if (checkpoint) {
+		const char *params[] = {room, revs, d.content};
+		r = api_sql(c,
+			    "INSERT INTO snapshots (room_id, revision, content) VALUES ($1, $2, $3) "
+			    "ON CONFLICT DO NOTHING RETURNING " TS_SQL("saved_at"),
+			    3, params, "23503", &gone); /* 23503: the room was deleted */
+	} else {
+		snprintf(firsts, sizeof firsts, "%lld", saved + 1);
+		const char *params[] = {room, revs, firsts, batch.data, cps};
+		r = api_sql(c,
+			    "INSERT INTO history_ops (room_id, revision, first_revision, ops, length) "
+			    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING "
+			    TS_SQL("saved_at"),
+			    5, params, "23503", &gone);
+	}
+	failed = !r && !gone;
+	redisContext *rd = api_redis(c);
+	if (r && PQntuples(r) == 1 && rd) {
 		char data[160];
-		snprintf(data, sizeof data, "{\"revision\":%s,\"saved_at\":\"%s\"}",
-			 rep->element[0]->str, PQgetvalue(r, 0, 0));
+		snprintf(data, sizeof data, "{\"revision\":%s,\"saved_at\":\"%s\"}", revs,
+			 PQgetvalue(r, 0, 0));
 		if (events_emit(rd, room, "snapshot", data, NULL, 0) < 0)
 			api_redis_failed(c);
 	}
-	if (!r && !gone) {
-		/* PostgreSQL failed: the claim (ZREM) took the room off the due set, and a room
-		 * that goes idle is never marked again. Give the claim back so the next pass
-		 * retries; NX keeps an earlier mark made by a commit meanwhile. */
+out:
+	if (failed) {
+		/* PostgreSQL (or Redis) failed: the claim (ZREM) took the room off the due set,
+		 * and a room that goes idle is never marked again. Give the claim back so the next
+		 * pass retries; NX keeps an earlier mark made by a commit meanwhile. */
+		redisContext *rc = api_redis(c);
 		char due[32];
 		snprintf(due, sizeof due, "%lld", clock_wall_ms() + snapshot_interval_ms());
-		redisReply *again = redisCommand(rd, "ZADD %s NX %s %s", SNAP_DUE_KEY, due, room);
+		redisReply *again = rc ? redisCommand(rc, "ZADD %s NX %s %s", SNAP_DUE_KEY, due, room)
+				       : NULL;
 		if (!again || again->type == REDIS_REPLY_ERROR)
 			log_warn("room %s: its snapshot failed and could not be retried", room);
-		if (!again)
+		if (!again && rc)
 			api_redis_failed(c);
-		else
+		if (again)
 			freeReplyObject(again);
 	}
+	if (last)
+		PQclear(last);
 	if (r)
 		PQclear(r);
-	freeReplyObject(rep);
+	buf_free(&batch);
+	doc_state_free(&d);
 }
 
 int doc_snapshotter(const struct api_config *cfg, struct api_conns *conns, volatile int *stop)
@@ -540,6 +1128,7 @@ int doc_snapshotter(const struct api_config *cfg, struct api_conns *conns, volat
 	log_info("snapshotter: writing room snapshots every %ld ms while rooms change",
 		 snapshot_interval_ms());
 	int draining = 0;
+	long long next_thin = 0; /* at start, then every HISTORY_THIN_INTERVAL_S */
 	for (;;) {
 		if (*stop && !draining)
 			draining = 1; /* one more pass that takes everything due, then exit */
@@ -577,6 +1166,12 @@ int doc_snapshotter(const struct api_config *cfg, struct api_conns *conns, volat
 			api_redis_failed(&c);
 		if (rep)
 			freeReplyObject(rep);
+		if (!draining && clock_wall_ms() >= next_thin) {
+			http_resp_init(&resp);
+			history_thin(&c);
+			http_resp_free(&resp);
+			next_thin = clock_wall_ms() + history_thin_interval_s() * 1000;
+		}
 		if (draining && n == 0)
 			break;
 		if (!draining)

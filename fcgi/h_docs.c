@@ -110,7 +110,7 @@ static const struct valid_field op_fields[] = {
 void h_operations(struct api_ctx *c)
 {
 	struct valid_value v[3];
-	char err[256], role[16];
+	char err[256];
 	if (api_require_user(c) < 0 || api_body_fields(c, 0, op_fields, 3, v) < 0)
 		return;
 	if (!cJSON_IsArray(v[1].item)) {
@@ -122,10 +122,7 @@ void h_operations(struct api_ctx *c)
 		api_error(c, 400, "invalid_operation", "%s", err);
 		return;
 	}
-	if (room_access(c, c->params[0], NEED_EDIT, role, NULL) < 0) {
-		ot_free(op);
-		return;
-	}
+	/* the right to edit is checked by doc_commit(), in its first Redis round trip */
 	long long rev = 0;
 	if (doc_commit(c, c->params[0], v[0].n, op, v[2].present ? v[2].s : NULL, &applied,
 		       &rev) == 0) {
@@ -224,11 +221,16 @@ void h_history(struct api_ctx *c)
 	char role[16];
 	if (api_require_user(c) < 0 || room_access(c, c->params[0], NEED_READ, role, NULL) < 0)
 		return;
+	/* every save: the checkpoints (full text) and the batches of typed operations, whose
+	 * row holds the document's length at its end */
 	const char *params[] = {c->params[0]};
 	PGresult *r = api_sql(c,
 			      "SELECT revision, to_char(saved_at AT TIME ZONE 'UTC', "
-			      "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), length(content) FROM snapshots "
-			      "WHERE room_id = $1 ORDER BY revision DESC LIMIT 200",
+			      "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), len FROM ("
+			      "SELECT revision, saved_at, length(content) AS len FROM snapshots "
+			      "WHERE room_id = $1 UNION ALL "
+			      "SELECT revision, saved_at, length AS len FROM history_ops "
+			      "WHERE room_id = $1) h ORDER BY revision DESC LIMIT 200",
 			      1, params, NULL, NULL);
 	if (!r)
 		return;
@@ -250,8 +252,7 @@ void h_history_one(struct api_ctx *c)
 	char role[16];
 	if (api_require_user(c) < 0 || room_access(c, c->params[0], NEED_READ, role, NULL) < 0)
 		return;
-	/* the segment goes to PostgreSQL as it is: one out of the range of a bigint would be
-	 * a database error (500) rather than a missing snapshot */
+	/* a segment out of the range of a bigint is a missing snapshot, not a database error */
 	char *end;
 	errno = 0;
 	long long rev = strtoll(c->params[1], &end, 10);
@@ -259,23 +260,21 @@ void h_history_one(struct api_ctx *c)
 		api_error(c, 404, "snapshot_not_found", "no snapshot at revision %s", c->params[1]);
 		return;
 	}
-	const char *params[] = {c->params[0], c->params[1]};
-	PGresult *r = api_sql(c,
-			      "SELECT revision, content, to_char(saved_at AT TIME ZONE 'UTC', "
-			      "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM snapshots "
-			      "WHERE room_id = $1 AND revision = $2",
-			      2, params, NULL, NULL);
-	if (!r)
+	/* any revision from the oldest kept checkpoint on: rebuilt from the checkpoint at or
+	 * before it and the typed operations after */
+	struct doc_state d;
+	char saved_at[40];
+	int hr = doc_history_text(c, c->params[0], rev, &d, saved_at);
+	if (hr < 0)
 		return;
-	if (PQntuples(r) != 1) {
-		PQclear(r);
+	if (hr > 0) {
 		api_error(c, 404, "snapshot_not_found", "no snapshot at revision %lld", rev);
 		return;
 	}
 	cJSON *o = cJSON_CreateObject();
-	cJSON_AddNumberToObject(o, "revision", strtod(PQgetvalue(r, 0, 0), NULL));
-	cJSON_AddStringToObject(o, "content", PQgetvalue(r, 0, 1));
-	cJSON_AddStringToObject(o, "saved_at", PQgetvalue(r, 0, 2));
-	PQclear(r);
+	cJSON_AddNumberToObject(o, "revision", (double)d.revision);
+	cJSON_AddStringToObject(o, "content", d.content);
+	cJSON_AddStringToObject(o, "saved_at", saved_at);
+	doc_state_free(&d);
 	api_json(c, 200, o);
 }

@@ -53,5 +53,13 @@ int main(void)
 	CHECK(len > EVENTS_DATA_MAX && len > 6 * 350000 && len < 6 * 350000 + 100);
 	free(data);
 	ot_free(op);
+
+	/* doc_op_delta: what a commit adds to the stored byte bound without the text */
+	size_t ins = 0, del = 0;
+	static const char delta_json[] = "[2,\"\u20ac\u20ac\",-3,1,\"x\",-2]";
+	CHECK(ot_parse_json(delta_json, strlen(delta_json), 0, &op, NULL, 0) == 0);
+	CHECK(op && doc_op_delta(op, &ins, &del) == 0);
+	CHECK(ins == 7 && del == 5); /* two three-byte characters and "x"; 3 + 2 deleted */
+	ot_free(op);
 	return unit_summary("test_doc_event");
 }
