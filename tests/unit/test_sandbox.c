@@ -111,12 +111,18 @@ static void test_hello(void)
 }
 
 
+/* The host uid the sandbox runs as in this test: not the worker's default (65534), so that
+ * workers of stacks running beside it (another checkout's tests, a `make run`) are never
+ * counted as our survivors. SANDBOX_UID is read by sandbox_config_from_env(). */
+#define TEST_UID 65533
+#define TEST_UID_S "65533"
+
 /* Processes of the sandbox uid still alive on the host: there must be none between jobs. */
 static int sandbox_procs_left(void)
 {
 	int n = 0;
 	char cmd[64];
-	snprintf(cmd, sizeof cmd, "ps -u 65534 -o stat= 2>/dev/null");
+	snprintf(cmd, sizeof cmd, "ps -u %d -o stat= 2>/dev/null", TEST_UID);
 	FILE *p = popen(cmd, "r");
 	if (!p)
 		return -1;
@@ -409,7 +415,7 @@ static void test_privilege(void)
 	/* a host process of the same uid the sandbox runs as: out of reach all the same */
 	pid_t victim = fork();
 	if (victim == 0) {
-		if (setgid(65534) < 0 || setuid(65534) < 0)
+		if (setgid(TEST_UID) < 0 || setuid(TEST_UID) < 0)
 			_exit(1);
 		execl("/bin/sleep", "sleep", "30", (char *)NULL);
 		_exit(1);
@@ -436,7 +442,7 @@ static void test_privilege(void)
 		       "long c=ptrace(PTRACE_TRACEME,0,0,0);"
 		       "printf(\"setuid %d ptrace %ld %d traceme %ld uid %d\\n\",a,b,eb,c,(int)getuid());return 0;}\n",
 		  &r) == 0);
-	CHECK_STR(out_of(&r), "setuid -1 ptrace -1 1 traceme -1 uid 65534\n");
+	CHECK_STR(out_of(&r), "setuid -1 ptrace -1 1 traceme -1 uid " TEST_UID_S "\n");
 	sandbox_result_free(&r);
 	check_contained("setuid and ptrace attempts");
 }
@@ -597,6 +603,8 @@ static void test_tmpfs_bounds(void)
 int main(void)
 {
 	log_init("test_sandbox");
+	setenv("SANDBOX_UID", TEST_UID_S, 1);
+	setenv("SANDBOX_GID", TEST_UID_S, 1);
 	if (geteuid() != 0) {
 		fprintf(stderr, "test_sandbox: MUST RUN AS ROOT (cgroups, sandbox uid); failing\n");
 		CHECK(geteuid() == 0);
