@@ -43,6 +43,18 @@ int api_config_load(struct api_config *cfg, char *err, size_t errlen)
 	if (!e)
 		e |= cfg_long("DOCUMENT_MAX_BYTES", 1024 * 1024, 1024, 64L * 1024 * 1024,
 			      &cfg->doc_max_bytes, err, (int)errlen);
+	if (!e)
+		e |= cfg_long("SNAPSHOT_INTERVAL_MS", 2000, 50, 3600000, &cfg->snapshot_interval_ms,
+			      err, (int)errlen);
+	if (!e)
+		e |= cfg_long("HISTORY_CHECKPOINT_OPS", 5000, 1, 100000000,
+			      &cfg->history_checkpoint_ops, err, (int)errlen);
+	if (!e)
+		e |= cfg_long("HISTORY_KEEP_OPS_DAYS", 7, 0, 36500, &cfg->history_keep_ops_days, err,
+			      (int)errlen);
+	if (!e)
+		e |= cfg_long("HISTORY_THIN_INTERVAL_S", 3600, 1, 86400 * 30,
+			      &cfg->history_thin_interval_s, err, (int)errlen);
 	return e ? -1 : 0;
 }
 

@@ -24,6 +24,10 @@ struct api_config {
 	long exec_limit;       /* executions per minute per user */
 	long ai_limit;         /* AI requests per minute per user */
 	long doc_max_bytes;
+	long snapshot_interval_ms;   /* SNAPSHOT_INTERVAL_MS: at most one save per room this often */
+	long history_checkpoint_ops; /* HISTORY_CHECKPOINT_OPS: a full text every this many ops */
+	long history_keep_ops_days;  /* HISTORY_KEEP_OPS_DAYS: typed ops kept this long */
+	long history_thin_interval_s; /* HISTORY_THIN_INTERVAL_S: how often history is thinned */
 };
 
 struct api_conns {

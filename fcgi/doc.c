@@ -116,45 +116,6 @@ static const char ops_range_script[] =
 	"if a < first or b > rev or a > b then return {0} end "
 	"return {1, redis.call('LRANGE', KEYS[2], a - first, b - first)}";
 
-static long snapshot_interval_ms(void)
-{
-	long v = 2000;
-	char err[128];
-	if (cfg_long("SNAPSHOT_INTERVAL_MS", 2000, 50, 3600000, &v, err, sizeof err) < 0)
-		v = 2000;
-	return v;
-}
-
-/* History (docs/INTERNALS.md, "History"): a checkpoint (full text) every this many ops. */
-static long history_checkpoint_ops(void)
-{
-	long v = 5000;
-	char err[128];
-	if (cfg_long("HISTORY_CHECKPOINT_OPS", 5000, 1, 100000000, &v, err, sizeof err) < 0)
-		v = 5000;
-	return v;
-}
-
-/* After this many days the typed operations are dropped (only checkpoints remain) and
- * checkpoints are thinned to the last of each hour. */
-static long history_keep_ops_days(void)
-{
-	long v = 7;
-	char err[128];
-	if (cfg_long("HISTORY_KEEP_OPS_DAYS", 7, 0, 36500, &v, err, sizeof err) < 0)
-		v = 7;
-	return v;
-}
-
-static long history_thin_interval_s(void)
-{
-	long v = 3600;
-	char err[128];
-	if (cfg_long("HISTORY_THIN_INTERVAL_S", 3600, 1, 86400 * 30, &v, err, sizeof err) < 0)
-		v = 3600;
-	return v;
-}
-
 void doc_state_free(struct doc_state *d)
 {
 	free(d->content);
@@ -673,7 +634,7 @@ int doc_commit(struct api_ctx *c, const char *room, long long revision, struct o
 	events_channel(ch, sizeof ch, room);
 	*applied = NULL;
 	int rc = -1;
-	long interval = snapshot_interval_ms();
+	long interval = c->cfg->snapshot_interval_ms;
 	struct ot_author me;
 	ot_author_set(&me, c->user.user_id, client_id);
 	size_t limit = (size_t)c->cfg->doc_max_bytes;
@@ -1007,7 +968,7 @@ static int ops_batch(struct api_ctx *c, const char *room, long long first, long 
 static void history_thin(struct api_ctx *c)
 {
 	char days[24];
-	snprintf(days, sizeof days, "%ld days", history_keep_ops_days());
+	snprintf(days, sizeof days, "%ld days", c->cfg->history_keep_ops_days);
 	const char *p[] = {days};
 	PGresult *r = api_sql(c,
 			      "DELETE FROM history_ops h WHERE h.saved_at < now() - $1::interval "
@@ -1065,7 +1026,7 @@ static void snapshot_room(struct api_ctx *c, const char *room)
 		goto out; /* nothing new since the last save */
 	/* a checkpoint for the first save, every HISTORY_CHECKPOINT_OPS ops, and whenever the
 	 * typed ops are gone from Redis or would take more room than the text */
-	int checkpoint = cp < 0 || d.revision - cp >= history_checkpoint_ops();
+	int checkpoint = cp < 0 || d.revision - cp >= c->cfg->history_checkpoint_ops;
 	if (!checkpoint) {
 		int br = ops_batch(c, room, saved + 1, d.revision, &batch);
 		if (br < 0) {
@@ -1105,7 +1066,7 @@ out:
 		 * pass retries; NX keeps an earlier mark made by a commit meanwhile. */
 		redisContext *rc = api_redis(c);
 		char due[32];
-		snprintf(due, sizeof due, "%lld", clock_wall_ms() + snapshot_interval_ms());
+		snprintf(due, sizeof due, "%lld", clock_wall_ms() + c->cfg->snapshot_interval_ms);
 		redisReply *again = rc ? redisCommand(rc, "ZADD %s NX %s %s", SNAP_DUE_KEY, due, room)
 				       : NULL;
 		if (!again || again->type == REDIS_REPLY_ERROR)
@@ -1126,7 +1087,7 @@ out:
 int doc_snapshotter(const struct api_config *cfg, struct api_conns *conns, volatile int *stop)
 {
 	log_info("snapshotter: writing room snapshots every %ld ms while rooms change",
-		 snapshot_interval_ms());
+		 cfg->snapshot_interval_ms);
 	int draining = 0;
 	long long next_thin = 0; /* at start, then every HISTORY_THIN_INTERVAL_S */
 	for (;;) {
@@ -1170,7 +1131,7 @@ int doc_snapshotter(const struct api_config *cfg, struct api_conns *conns, volat
 			http_resp_init(&resp);
 			history_thin(&c);
 			http_resp_free(&resp);
-			next_thin = clock_wall_ms() + history_thin_interval_s() * 1000;
+			next_thin = clock_wall_ms() + cfg->history_thin_interval_s * 1000;
 		}
 		if (draining && n == 0)
 			break;
