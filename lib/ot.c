@@ -741,23 +741,6 @@ failed:
 	return fail(err, errlen, "%s", why);
 }
 
-size_t ot_transform_index(const struct ot_op *op, size_t pos)
-{
-	size_t at = 0, out = pos; /* at: position in the old document */
-	for (size_t i = 0; i < op->ncomps && at <= pos; i++) {
-		const struct ot_comp *c = &op->comps[i];
-		if (c->kind == OT_RETAIN) {
-			at += c->n;
-		} else if (c->kind == OT_INSERT) {
-			out += c->n;
-		} else {
-			out -= min_size(c->n, pos - at);
-			at += c->n;
-		}
-	}
-	return out;
-}
-
 size_t ot_transform_index_ordered(const struct ot_op *op, size_t pos, int after_op)
 {
 	size_t at = 0, out = pos; /* at: position in the old document */
@@ -774,4 +757,10 @@ size_t ot_transform_index_ordered(const struct ot_op *op, size_t pos, int after_
 		}
 	}
 	return out;
+}
+
+size_t ot_transform_index(const struct ot_op *op, size_t pos)
+{
+	/* committed first: an insert at pos always carries the position past it */
+	return ot_transform_index_ordered(op, pos, 1);
 }
