@@ -177,6 +177,29 @@ static PGresult *load_room(struct api_ctx *c)
 	return r;
 }
 
+/* An UPDATE of the room c->params[0] ($1) that answers the room as load_room() reads it
+ * (ROOM_COLS): `set` is the SET list; updated_at is set too. */
+#define ROOM_UPDATE(set)                                                                   \
+	"WITH upd AS (UPDATE rooms SET " set ", updated_at = now() WHERE id = $1 RETURNING *) " \
+	"SELECT " ROOM_COLS " FROM upd r JOIN users u ON u.id = r.owner_id"
+
+/* Runs a ROOM_UPDATE statement: the room's row (caller PQclear()s), with the Redis
+ * connection up for the revision and the event that follow; NULL answered (404 when the
+ * room is gone, or the database's error). */
+static PGresult *updated_room(struct api_ctx *c, const char *sql, int n, const char *const *params)
+{
+	PGresult *r = api_sql(c, sql, n, params, NULL, NULL);
+	if (!r)
+		return NULL;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		api_error(c, 404, "room_not_found", "no room with id %s", c->params[0]);
+		return NULL;
+	}
+	room_redis(c); /* for the revision and the event */
+	return r;
+}
+
 static const char *role_of(PGresult *r)
 {
 	return PQgetisnull(r, 0, C_ROLE) ? NULL : PQgetvalue(r, 0, C_ROLE);
@@ -505,20 +528,12 @@ void h_room_patch(struct api_ctx *c)
 	const char *params[] = {c->params[0], uid, v[0].present ? v[0].s : NULL,
 				v[1].present ? lang_canonical(v[1].s) : NULL,
 				v[2].present ? v[2].s : NULL};
-	r = api_sql(c,
-		    "WITH upd AS (UPDATE rooms SET name = coalesce($3, name), "
-		    "language = coalesce($4, language), visibility = coalesce($5, visibility), "
-		    "updated_at = now() WHERE id = $1 RETURNING *) "
-		    "SELECT " ROOM_COLS " FROM upd r JOIN users u ON u.id = r.owner_id",
-		    5, params, NULL, NULL);
+	r = updated_room(c,
+			 ROOM_UPDATE("name = coalesce($3, name), language = coalesce($4, language), "
+				     "visibility = coalesce($5, visibility)"),
+			 5, params);
 	if (!r)
 		return;
-	if (PQntuples(r) != 1) {
-		PQclear(r);
-		api_error(c, 404, "room_not_found", "no room with id %s", c->params[0]);
-		return;
-	}
-	room_redis(c); /* for the revision and the event */
 	char vis[16];
 	snprintf(vis, sizeof vis, "%s", PQgetvalue(r, 0, C_VIS));
 	cJSON *room = room_to_json(c, r, 0);
@@ -1017,22 +1032,13 @@ static void invite_change(struct api_ctx *c, int rotate)
 	const char *params[] = {c->params[0], uid, rotate ? invite : NULL};
 	/* invite_gen counts the codes issued: a removal recorded under an older generation no
 	 * longer holds against this code (join_decide) */
-	r = api_sql(c,
-		    "WITH upd AS (UPDATE rooms SET "
-		    "invite_code = coalesce($3, invite_code), "
-		    "invite_gen = invite_gen + CASE WHEN $3::text IS NULL THEN 0 ELSE 1 END, "
-		    "invite_enabled = $3::text IS NOT NULL, updated_at = now() "
-		    "WHERE id = $1 RETURNING *) "
-		    "SELECT " ROOM_COLS " FROM upd r JOIN users u ON u.id = r.owner_id",
-		    3, params, NULL, NULL);
+	r = updated_room(c,
+			 ROOM_UPDATE("invite_code = coalesce($3, invite_code), "
+				     "invite_gen = invite_gen + CASE WHEN $3::text IS NULL THEN 0 ELSE 1 END, "
+				     "invite_enabled = $3::text IS NOT NULL"),
+			 3, params);
 	if (!r)
 		return;
-	if (PQntuples(r) != 1) {
-		PQclear(r);
-		api_error(c, 404, "room_not_found", "no room with id %s", c->params[0]);
-		return;
-	}
-	room_redis(c); /* for the revision and the event */
 	cJSON *room = room_to_json(c, r, 0);
 	PQclear(r);
 	/* the owner's other tabs fetch the room again; the code itself is not in the event:
