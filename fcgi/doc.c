@@ -116,6 +116,21 @@ static const char ops_range_script[] =
 	"if a < first or b > rev or a > b then return {0} end "
 	"return {1, redis.call('LRANGE', KEYS[2], a - first, b - first)}";
 
+/* out takes a NUL-terminated copy of text[0..len) as the document at revision rev (what a
+ * fold and a history rebuild end with). 0, or -1 out of memory. */
+static int state_set(struct doc_state *out, const char *text, size_t len, long long rev)
+{
+	out->content = malloc(len + 1);
+	if (!out->content)
+		return -1;
+	if (len)
+		memcpy(out->content, text, len);
+	out->content[len] = '\0';
+	out->content_len = len;
+	out->revision = rev;
+	return 0;
+}
+
 void doc_state_free(struct doc_state *d)
 {
 	free(d->content);
@@ -304,16 +319,8 @@ static int fold(struct api_ctx *c, const char *room, struct doc_state *out)
 		log_error("room %s: stored operations do not apply: %s", room, err);
 		goto out;
 	}
-	const char *now = all ? text.data : base;
-	size_t now_len = all ? text.len : base_len;
-	out->content = malloc(now_len + 1);
-	if (!out->content)
+	if (state_set(out, all ? text.data : base, all ? text.len : base_len, rev) < 0)
 		goto out;
-	if (now_len)
-		memcpy(out->content, now, now_len);
-	out->content[now_len] = '\0';
-	out->content_len = now_len;
-	out->revision = rev;
 	rc = 0;
 	if (all || kind == 0) {
 		/* store it back; losing the race to another folder or a failure here only means
@@ -321,13 +328,13 @@ static int fold(struct api_ctx *c, const char *room, struct doc_state *out)
 		char crevs[24], revs[24], cps[24], bytes[24];
 		snprintf(crevs, sizeof crevs, "%lld", crev);
 		snprintf(revs, sizeof revs, "%lld", rev);
-		snprintf(cps, sizeof cps, "%zu", utf8_count(out->content, now_len));
-		snprintf(bytes, sizeof bytes, "%zu", now_len);
+		snprintf(cps, sizeof cps, "%zu", utf8_count(out->content, out->content_len));
+		snprintf(bytes, sizeof bytes, "%zu", out->content_len);
 		const char *sargs[] = {dk, crevs, revs, out->content, cps, bytes, kind == 0 ? "1" : "0"};
 		size_t lens[7];
 		for (int i = 0; i < 7; i++)
 			lens[i] = strlen(sargs[i]);
-		lens[3] = now_len;
+		lens[3] = out->content_len;
 		redisReply *st = rds_eval(rd, fold_store_script, 1, 7, sargs, lens);
 		if (!st)
 			api_redis_failed(c);
@@ -895,18 +902,10 @@ int doc_history_text(struct api_ctx *c, const char *room, long long rev, struct 
 		api_error(c, 500, "internal", "the history is damaged");
 		goto out;
 	}
-	const char *now = all ? text.data : base;
-	size_t now_len = all ? text.len : base_len;
-	out->content = malloc(now_len + 1);
-	if (!out->content) {
+	if (state_set(out, all ? text.data : base, all ? text.len : base_len, rev) < 0) {
 		api_error(c, 500, "internal", "out of memory");
 		goto out;
 	}
-	if (now_len)
-		memcpy(out->content, now, now_len);
-	out->content[now_len] = '\0';
-	out->content_len = now_len;
-	out->revision = rev;
 	rc = 0;
 out:
 	if (r)
