@@ -55,6 +55,15 @@ int api_config_load(struct api_config *cfg, char *err, size_t errlen)
 	if (!e)
 		e |= cfg_long("HISTORY_THIN_INTERVAL_S", 3600, 1, 86400 * 30,
 			      &cfg->history_thin_interval_s, err, (int)errlen);
+	if (!e)
+		e |= cfg_long("JOB_ROOM_BACKLOG_MAX", 30, 1, 10000000, &cfg->job_room_backlog_max,
+			      err, (int)errlen);
+	if (!e)
+		e |= cfg_long("JOB_USER_BACKLOG_MAX", 20, 1, 10000000, &cfg->job_user_backlog_max,
+			      err, (int)errlen);
+	if (!e)
+		e |= cfg_long("JOB_QUEUE_MAX", 2000, 1, 10000000, &cfg->job_queue_max, err,
+			      (int)errlen);
 	return e ? -1 : 0;
 }
 

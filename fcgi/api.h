@@ -28,6 +28,9 @@ struct api_config {
 	long history_checkpoint_ops; /* HISTORY_CHECKPOINT_OPS: a full text every this many ops */
 	long history_keep_ops_days;  /* HISTORY_KEEP_OPS_DAYS: typed ops kept this long */
 	long history_thin_interval_s; /* HISTORY_THIN_INTERVAL_S: how often history is thinned */
+	long job_room_backlog_max;   /* JOB_ROOM_BACKLOG_MAX: jobs waiting in one room's line */
+	long job_user_backlog_max;   /* JOB_USER_BACKLOG_MAX: jobs one user has waiting */
+	long job_queue_max;          /* JOB_QUEUE_MAX: jobs waiting in all lines */
 };
 
 struct api_conns {

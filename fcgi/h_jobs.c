@@ -23,9 +23,6 @@
 #define ARGS_MAX 32
 #define ARG_MAX_LEN 1024
 /* admission defaults (README.md: JOB_ROOM_BACKLOG_MAX, JOB_USER_BACKLOG_MAX, JOB_QUEUE_MAX) */
-#define JOBS_ROOM_BACKLOG_DEFAULT 30
-#define JOBS_USER_BACKLOG_DEFAULT 20
-#define JOBS_QUEUE_MAX_DEFAULT 2000
 /* the Retry-After of a full queue: a backlog drains at the workers' pace, a few jobs a
  * second per worker thread */
 #define JOBS_RETRY_AFTER_S 5
@@ -102,19 +99,8 @@ void h_runtimes(struct api_ctx *c)
 	api_json(c, 200, o);
 }
 
-/* The admission bounds (README.md): read per request, a getenv each; a bad value is the
- * default (logged). */
-static long bound(const char *name, long def)
-{
-	long v;
-	char err[256];
-	if (cfg_long(name, def, 1, 10000000, &v, err, sizeof err) < 0) {
-		log_warn("%s", err);
-		return def;
-	}
-	return v;
-}
-
+/* Admission bounds: JOB_ROOM_BACKLOG_MAX, JOB_USER_BACKLOG_MAX, JOB_QUEUE_MAX (README.md),
+ * read and checked once at start (api_config_load). */
 int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const char *event_kind,
 		 cJSON *request, char id_out[JOB_ID_LEN + 1])
 {
@@ -145,9 +131,9 @@ int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const ch
 		.fields = fields,
 		.nfields = sizeof fields / sizeof fields[0] / 2,
 		.ttl_s = JOB_TTL_S,
-		.room_max = bound("JOB_ROOM_BACKLOG_MAX", JOBS_ROOM_BACKLOG_DEFAULT),
-		.user_max = bound("JOB_USER_BACKLOG_MAX", JOBS_USER_BACKLOG_DEFAULT),
-		.queue_max = bound("JOB_QUEUE_MAX", JOBS_QUEUE_MAX_DEFAULT),
+		.room_max = c->cfg->job_room_backlog_max,
+		.user_max = c->cfg->job_user_backlog_max,
+		.queue_max = c->cfg->job_queue_max,
 	};
 	long pos = 0, backlog = 0;
 	/* admission, the hash, the room's queued event, then the job in its room's line (and
