@@ -28,3 +28,13 @@ int cfg_long(const char *name, long def, long min, long max, long *out, char *er
 	*out = n;
 	return 0;
 }
+
+int cfg_load(const struct cfg_setting *table, size_t n, char *err, int errlen)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct cfg_setting *s = &table[i];
+		if (cfg_long(s->name, s->def, s->min, s->max, s->out, err, errlen) < 0)
+			return -1;
+	}
+	return 0;
+}
