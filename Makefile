@@ -9,7 +9,10 @@ B := build/$(BUILD)
 
 CC ?= cc
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -Ilib -I/usr/include/postgresql -MMD -MP $(WARN)
+# Generated sources (scripts/luagen.sh): the Lua scripts of lib/lua/ as C, shared by both
+# variants.
+GEN := build/gen
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -Ilib -I$(GEN) -I/usr/include/postgresql -MMD -MP $(WARN)
 ifeq ($(BUILD),asan)
   VARIANT_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
   VARIANT_LDFLAGS := -fsanitize=address,undefined
@@ -33,7 +36,8 @@ BROKER_SRC := $(wildcard sse-broker/*.c)
 WORKER_SRC := $(wildcard queue-worker/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 
-LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o) $(B)/obj/$(GEN)/rscripts.o
+LUA_SRC := $(wildcard lib/lua/*.lua)
 API_OBJ := $(API_SRC:%.c=$(B)/obj/%.o)
 BROKER_OBJ := $(BROKER_SRC:%.c=$(B)/obj/%.o)
 WORKER_OBJ := $(WORKER_SRC:%.c=$(B)/obj/%.o)
@@ -76,7 +80,13 @@ htdocs/dist/app.js: $(wildcard htdocs/src/*.js) node_modules/.package-lock.json
 bins: $(API_BIN) $(BROKER_BIN) $(WORKER_BIN)
 units: $(UNIT_BINS)
 
-$(B)/obj/%.o: %.c
+# The Redis contract's scripts (lib/rscript.h): rewritten only when their text changes.
+$(GEN)/.stamp: scripts/luagen.sh lib/rkeys.def $(LUA_SRC)
+	@./scripts/luagen.sh $(GEN) lib/rkeys.def $(LUA_SRC)
+	@touch $@
+$(GEN)/rscripts.c $(GEN)/rscripts.h: $(GEN)/.stamp ;
+
+$(B)/obj/%.o: %.c | $(GEN)/rscripts.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 

@@ -7,6 +7,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "rkeys.h"
+#include "rscript.h"
 #include "access.h"
 #include "cfg.h"
 #include "jsoncheck.h"
@@ -197,10 +199,11 @@ int api_user_quota(struct api_ctx *c, const char *what, long limit, const char *
 	redisContext *rd = api_redis(c);
 	if (!rd)
 		return -1;
-	char key[96];
 	long retry = 0;
-	snprintf(key, sizeof key, "cc:rl:%s:%lld", what, c->user.user_id);
-	enum ratelimit_result rl = ratelimit_check(rd, key, limit, 60000, 1, &retry);
+	char uid[24];
+	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
+	struct rkey key = rkey2(RK_RL_USER, what, uid);
+	enum ratelimit_result rl = ratelimit_check(rd, key.s, limit, 60000, 1, &retry);
 	if (rl == RATELIMIT_ERROR) {
 		api_redis_failed(c);
 		api_error(c, 503, "redis_unavailable", "the rate limiter is unavailable");
@@ -217,9 +220,8 @@ int api_user_quota(struct api_ctx *c, const char *what, long limit, const char *
  * path, with one more round trip: signed out if its session key exists, else outdated. */
 static void answer_revoked(struct api_ctx *c, redisContext *rd)
 {
-	char key[ACCESS_KEY_MAX];
-	access_session_key(key, sizeof key, c->user.sid);
-	redisReply *rep = redisCommand(rd, "EXISTS %s", key);
+	struct rkey key = rkey1(RK_SESSION_REVOKED, c->user.sid);
+	redisReply *rep = redisCommand(rd, "EXISTS %s", key.s);
 	int signed_out = rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
 	if (!rep)
 		api_redis_failed(c);

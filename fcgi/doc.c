@@ -8,6 +8,8 @@
 
 #include "cfg.h"
 #include "events.h"
+#include "rkeys.h"
+#include "rscript.h"
 #include "handlers.h"
 #include "log.h"
 #include "utf8.h"
@@ -15,7 +17,7 @@
 #include "rnd.h"
 
 #define DOC_COMMIT_ATTEMPTS 200
-#define SNAP_DUE_KEY "cc:snap:due"
+#define SNAP_DUE_KEY rkey0(RK_SNAP_DUE)
 
 /* The hash cc:room:{id}:doc: `revision` and `length` (code points) of the document now,
  * `bytes` (an upper bound of its size in bytes, exact after a fold), `content` = the text
@@ -24,97 +26,11 @@
  * not depend on the document's size. A hash without `crev` (written before) holds the
  * text at `revision`; the first access folds it into the new shape. */
 
-/* KEYS doc, ops, members; ARGV client revision, user id ("" = the caller's right to edit
- * was checked already). The member cache is asked first, in the same round trip, so a
- * commit by an editor needs no separate role lookup.
- * {-3, role} not an editor or owner by the cache (role "" when not cached); {-1} no
- * document; {3, rev} old shape (fold first); {0, rev} revision in the future; {1, rev}
- * older than the kept log; {2, rev, length, bytes, {ops since the client's revision}} */
-static const char read_script[] =
-	"if ARGV[2] ~= '' then "
-	"local role = redis.call('HGET', KEYS[3], ARGV[2]) "
-	"if role ~= 'owner' and role ~= 'editor' then return {-3, role or ''} end end "
-	"local h = redis.call('HMGET', KEYS[1], 'revision', 'length', 'bytes') "
-	"local rev = tonumber(h[1]) "
-	"if not rev then return {-1} end "
-	"if not h[2] or not h[3] then return {3, rev} end "
-	"local want = tonumber(ARGV[1]) "
-	"if want > rev then return {0, rev} end "
-	"local len = redis.call('LLEN', KEYS[2]) "
-	"local first = rev - len + 1 "
-	"if want + 1 < first then return {1, rev} end "
-	"local ops = {} "
-	"if want < rev then ops = redis.call('LRANGE', KEYS[2], want + 1 - first, -1) end "
-	"return {2, rev, tonumber(h[2]), tonumber(h[3]), ops}";
 
-/* KEYS doc, ops; ARGV revision, content, length, bytes. Creates the document unless it
- * exists. */
-static const char init_script[] =
-	"if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end "
-	"redis.call('HSET', KEYS[1], 'revision', ARGV[1], 'content', ARGV[2], 'crev', ARGV[1], "
-	"'length', ARGV[3], 'bytes', ARGV[4]) "
-	"redis.call('DEL', KEYS[2]) return 1";
 
-/* KEYS doc, ops, events, channel, snapshot-due; ARGV expected revision, new length, new
- * bytes bound, op JSON, ops to keep, event data JSON, due time ms, room id, history length.
- * {0, rev} someone committed first; {1, new revision, event id, ops not yet folded}. The
- * list keeps at least the ops not folded into `content`. The event text is built as
- * lib/events.c builds it, so subscribers and history readers see one shape. */
-static const char commit_script[] =
-	"local rev = tonumber(redis.call('HGET', KEYS[1], 'revision')) "
-	"if rev ~= tonumber(ARGV[1]) then return {0, rev or -1} end "
-	"redis.call('HSET', KEYS[1], 'revision', rev + 1, 'length', ARGV[2], 'bytes', ARGV[3]) "
-	"redis.call('RPUSH', KEYS[2], ARGV[4]) "
-	"local pending = rev + 1 - (tonumber(redis.call('HGET', KEYS[1], 'crev')) or rev) "
-	"redis.call('LTRIM', KEYS[2], -math.max(tonumber(ARGV[5]), pending), -1) "
-	"local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[9], '*', "
-	"'type', 'operation', 'data', ARGV[6]) "
-	"redis.call('PUBLISH', KEYS[4], '{\"type\":\"operation\",\"id\":\"' .. id .. "
-	"'\",\"data\":' .. ARGV[6] .. '}') "
-	"redis.call('ZADD', KEYS[5], 'NX', ARGV[7], ARGV[8]) "
-	"return {1, rev + 1, id, pending}";
 
-/* KEYS doc, ops. {-1} no document; {-2, rev, crev} the ops after crev are gone (damage);
- * {kind, rev, crev, content, {ops crev+1..rev}}, kind 0 = old shape (content at rev). */
-static const char fold_read_script[] =
-	"local h = redis.call('HMGET', KEYS[1], 'revision', 'crev', 'content') "
-	"local rev = tonumber(h[1]) "
-	"if not rev then return {-1} end "
-	"local crev = tonumber(h[2]) "
-	"if not crev then return {0, rev, rev, h[3] or '', {}} end "
-	"local ops = {} "
-	"if crev < rev then "
-	"local first = rev - redis.call('LLEN', KEYS[2]) + 1 "
-	"if crev + 1 < first then return {-2, rev, crev} end "
-	"ops = redis.call('LRANGE', KEYS[2], crev + 1 - first, -1) end "
-	"return {1, rev, crev, h[3] or '', ops}";
 
-/* KEYS doc; ARGV crev read, folded revision, content, length, bytes, old shape (1/0).
- * Stores the folded text iff nobody folded meanwhile (compare-and-set on crev; for the
- * old shape: on the revision, which no commit moves before the fold). The exact byte size
- * replaces the bound only while no commit came after the fold's revision. 1 stored. */
-static const char fold_store_script[] =
-	"local h = redis.call('HMGET', KEYS[1], 'revision', 'crev') "
-	"local rev = tonumber(h[1]) "
-	"if not rev then return 0 end "
-	"local crev = tonumber(h[2]) "
-	"if ARGV[6] == '1' then "
-	"if crev or rev ~= tonumber(ARGV[2]) then return 0 end "
-	"elseif crev ~= tonumber(ARGV[1]) then return 0 end "
-	"redis.call('HSET', KEYS[1], 'content', ARGV[3], 'crev', ARGV[2]) "
-	"if rev == tonumber(ARGV[2]) then "
-	"redis.call('HSET', KEYS[1], 'length', ARGV[4], 'bytes', ARGV[5]) end "
-	"return 1";
 
-/* KEYS doc, ops; ARGV first, last revision. {1, {ops first..last}}, or {0} when the list
- * no longer (or not yet) holds them all. */
-static const char ops_range_script[] =
-	"local rev = tonumber(redis.call('HGET', KEYS[1], 'revision')) "
-	"if not rev then return {0} end "
-	"local a, b = tonumber(ARGV[1]), tonumber(ARGV[2]) "
-	"local first = rev - redis.call('LLEN', KEYS[2]) + 1 "
-	"if a < first or b > rev or a > b then return {0} end "
-	"return {1, redis.call('LRANGE', KEYS[2], a - first, b - first)}";
 
 /* out takes a NUL-terminated copy of text[0..len) as the document at revision rev (what a
  * fold and a history rebuild end with). 0, or -1 out of memory. */
@@ -138,10 +54,10 @@ void doc_state_free(struct doc_state *d)
 	d->content_len = 0;
 }
 
-static void keys_of(const char *room, char doc[96], char ops[96])
+static void keys_of(const char *room, struct rkey *doc, struct rkey *ops)
 {
-	snprintf(doc, 96, "cc:room:%s:doc", room);
-	snprintf(ops, 96, "cc:room:%s:ops", room);
+	*doc = rkey1(RK_ROOM_DOC, room);
+	*ops = rkey1(RK_ROOM_OPS, room);
 }
 
 /* Creates the Redis document from the newest saved revision (a checkpoint and the typed
@@ -152,16 +68,17 @@ static int doc_restore(struct api_ctx *c, redisContext *rd, const char *room)
 	int hr = doc_history_text(c, room, -1, &h, NULL);
 	if (hr < 0)
 		return -1;
-	char dk[96], ok[96], rev[24], cps[24], bytes[24];
-	keys_of(room, dk, ok);
+	struct rkey dk, ok;
+	char rev[24], cps[24], bytes[24];
+	keys_of(room, &dk, &ok);
 	snprintf(rev, sizeof rev, "%lld", hr == 0 ? h.revision : 0);
 	const char *content = hr == 0 ? h.content : "";
 	size_t clen = hr == 0 ? h.content_len : 0;
 	snprintf(cps, sizeof cps, "%zu", utf8_count(content, clen));
 	snprintf(bytes, sizeof bytes, "%zu", clen);
-	const char *args[] = {dk, ok, rev, content, cps, bytes};
-	size_t lens[] = {strlen(dk), strlen(ok), strlen(rev), clen, strlen(cps), strlen(bytes)};
-	redisReply *rep = rds_eval(rd, init_script, 2, 6, args, lens);
+	const char *args[] = {dk.s, ok.s, rev, content, cps, bytes};
+	size_t lens[] = {strlen(dk.s), strlen(ok.s), strlen(rev), clen, strlen(cps), strlen(bytes)};
+	redisReply *rep = rds_script(rd, &rs_doc_init, 2, 6, args, lens);
 	int rc = rep && rep->type == REDIS_REPLY_INTEGER ? 0 : -1;
 	if (rc == 0 && rep->integer == 1 && hr == 0)
 		log_info("room %s: document restored from its history at revision %s", room, rev);
@@ -282,14 +199,15 @@ static int compose_ops(const redisReply *list, struct ot_op **out)
  * dropped); -2 the stored state is damaged or out of memory (logged). */
 static int fold(struct api_ctx *c, const char *room, struct doc_state *out)
 {
-	char dk[96], ok[96], err[256];
-	keys_of(room, dk, ok);
+	struct rkey dk, ok;
+	char err[256];
+	keys_of(room, &dk, &ok);
 	memset(out, 0, sizeof *out);
 	redisContext *rd = api_redis(c);
 	if (!rd)
 		return -1;
-	const char *args[] = {dk, ok};
-	redisReply *rep = rds_eval(rd, fold_read_script, 2, 2, args, NULL);
+	const char *args[] = {dk.s, ok.s};
+	redisReply *rep = rds_script(rd, &rs_doc_fold_read, 2, 2, args, NULL);
 	struct ot_op *all = NULL;
 	struct buf text;
 	buf_init(&text, 0);
@@ -330,12 +248,12 @@ static int fold(struct api_ctx *c, const char *room, struct doc_state *out)
 		snprintf(revs, sizeof revs, "%lld", rev);
 		snprintf(cps, sizeof cps, "%zu", utf8_count(out->content, out->content_len));
 		snprintf(bytes, sizeof bytes, "%zu", out->content_len);
-		const char *sargs[] = {dk, crevs, revs, out->content, cps, bytes, kind == 0 ? "1" : "0"};
+		const char *sargs[] = {dk.s, crevs, revs, out->content, cps, bytes, kind == 0 ? "1" : "0"};
 		size_t lens[7];
 		for (int i = 0; i < 7; i++)
 			lens[i] = strlen(sargs[i]);
 		lens[3] = out->content_len;
-		redisReply *st = rds_eval(rd, fold_store_script, 1, 7, sargs, lens);
+		redisReply *st = rds_script(rd, &rs_doc_fold_store, 1, 7, sargs, lens);
 		if (!st)
 			api_redis_failed(c);
 		else
@@ -380,9 +298,10 @@ static int upgrade(struct api_ctx *c, const char *room)
 static int read_since(struct api_ctx *c, const char *room, long long since,
 		      struct doc_head *out, redisReply **ops_reply, int *role_checked)
 {
-	char dk[96], ok[96], mk[96], uid[24];
-	keys_of(room, dk, ok);
-	snprintf(mk, sizeof mk, "cc:room:%s:members", room);
+	struct rkey dk, ok;
+	char uid[24];
+	keys_of(room, &dk, &ok);
+	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room);
 	*ops_reply = NULL;
 	int restored = 0;
 	for (int attempt = 0; attempt < 4; attempt++) {
@@ -395,8 +314,8 @@ static int read_since(struct api_ctx *c, const char *room, long long since,
 			uid[0] = '\0';
 		else
 			snprintf(uid, sizeof uid, "%lld", c->user.user_id);
-		const char *args[] = {dk, ok, mk, sincestr, uid};
-		redisReply *rep = rds_eval(rd, read_script, 3, 5, args, NULL);
+		const char *args[] = {dk.s, ok.s, mk.s, sincestr, uid};
+		redisReply *rep = rds_script(rd, &rs_doc_read, 3, 5, args, NULL);
 		if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1) {
 			if (rep)
 				freeReplyObject(rep);
@@ -635,10 +554,10 @@ static int exact_size_after(struct api_ctx *c, const char *room, long long rev,
 int doc_commit(struct api_ctx *c, const char *room, long long revision, struct ot_op *op,
 	       const char *client_id, struct ot_op **applied, long long *new_rev)
 {
-	char dk[96], ok[96], ek[96], ch[96], err[256];
-	keys_of(room, dk, ok);
-	events_history_key(ek, sizeof ek, room);
-	events_channel(ch, sizeof ch, room);
+	struct rkey dk, ok;
+	char err[256];
+	keys_of(room, &dk, &ok);
+	struct rkey ek = rkey1(RK_ROOM_EVENTS, room), ch = rkey1(RK_ROOM_CHANNEL, room);
 	*applied = NULL;
 	int rc = -1;
 	long interval = c->cfg->snapshot_interval_ms;
@@ -716,10 +635,10 @@ int doc_commit(struct api_ctx *c, const char *room, long long revision, struct o
 		snprintf(keep, sizeof keep, "%d", DOC_OPS_KEEP);
 		snprintf(due, sizeof due, "%lld", clock_wall_ms() + interval);
 		snprintf(hist, sizeof hist, "%d", EVENTS_HISTORY_MAX);
-		const char *args[] = {dk, ok, ek, ch, SNAP_DUE_KEY, exp, nlen, nbytes, op_json,
+		const char *args[] = {dk.s, ok.s, ek.s, ch.s, SNAP_DUE_KEY, exp, nlen, nbytes, op_json,
 				      keep, data, due, room, hist};
 		redisContext *rd = api_redis(c);
-		redisReply *cr = rd ? rds_eval(rd, commit_script, 5, 14, args, NULL) : NULL;
+		redisReply *cr = rd ? rds_script(rd, &rs_doc_commit, 5, 14, args, NULL) : NULL;
 		if (!cr || cr->type != REDIS_REPLY_ARRAY || cr->elements < 2) {
 			if (cr)
 				freeReplyObject(cr);
@@ -924,15 +843,16 @@ out:
 static int ops_batch(struct api_ctx *c, const char *room, long long first, long long last,
 		     struct buf *out)
 {
-	char dk[96], ok[96], a[24], b[24];
-	keys_of(room, dk, ok);
+	struct rkey dk, ok;
+	char a[24], b[24];
+	keys_of(room, &dk, &ok);
 	snprintf(a, sizeof a, "%lld", first);
 	snprintf(b, sizeof b, "%lld", last);
 	redisContext *rd = api_redis(c);
 	if (!rd)
 		return -1;
-	const char *args[] = {dk, ok, a, b};
-	redisReply *rep = rds_eval(rd, ops_range_script, 2, 4, args, NULL);
+	const char *args[] = {dk.s, ok.s, a, b};
+	redisReply *rep = rds_script(rd, &rs_doc_ops_range, 2, 4, args, NULL);
 	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1) {
 		if (rep)
 			freeReplyObject(rep);

@@ -20,6 +20,8 @@
 #include <time.h>
 
 #include "aicfg.h"
+#include "rkeys.h"
+#include "rscript.h"
 #include "doc.h"
 #include "events.h"
 #include "handlers.h"
@@ -58,9 +60,7 @@ struct ai_ask {
 	long long sel_from, sel_to;
 	int has_selection;
 	char key[AICFG_KEY_HEX + 1];
-	char cache_key[AICFG_KEY_HEX + 16];
-	char pending_key[AICFG_KEY_HEX + API_ID_MAX + 16];
-	char asked_key[AICFG_KEY_HEX + API_ID_MAX + 16];
+	struct rkey cache_key, pending_key, asked_key;
 };
 
 static void ai_ask_free(struct ai_ask *a)
@@ -175,7 +175,7 @@ static void emit_ai(struct api_ctx *c, const char *room, const char *job_id, con
 static cJSON *cache_get(struct api_ctx *c, redisContext *rd, const struct ai_ask *a, int *failed)
 {
 	*failed = 0;
-	redisReply *rep = rcmd(c, rd, "MGET %s %s", a->asked_key, a->cache_key);
+	redisReply *rep = rcmd(c, rd, "MGET %s %s", a->asked_key.s, a->cache_key.s);
 	if (!rep) {
 		*failed = 1;
 		return NULL;
@@ -223,9 +223,6 @@ static void answer_cached(struct api_ctx *c, const char *room, const struct ai_a
 	api_json(c, 200, o);
 }
 
-static const char release_script[] =
-	"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
-	"return 0";
 
 /* Drops a claim on the pending key, only if it still holds `value`. */
 static void release_claim(struct api_ctx *c, const struct ai_ask *a, const char *value)
@@ -233,7 +230,8 @@ static void release_claim(struct api_ctx *c, const struct ai_ask *a, const char 
 	redisContext *rd = c->conns->redis;
 	if (!rd)
 		return;
-	redisReply *rep = redisCommand(rd, "EVAL %s 1 %s %s", release_script, a->pending_key, value);
+	const char *args[] = {a->pending_key.s, value};
+	redisReply *rep = rds_script(rd, &rs_ai_release, 1, 2, args, NULL);
 	if (!rep)
 		api_redis_failed(c);
 	else
@@ -293,14 +291,14 @@ static void ask(struct api_ctx *c, const char *room, struct ai_ask *a)
 			answer_cached(c, room, a, hit);
 			return;
 		}
-		redisReply *rep = rcmd(c, rd, "SET %s - NX PX %d", a->pending_key, AI_CLAIM_TTL_MS);
+		redisReply *rep = rcmd(c, rd, "SET %s - NX PX %d", a->pending_key.s, AI_CLAIM_TTL_MS);
 		if (!rep)
 			return;
 		int claimed = rep->type == REDIS_REPLY_STATUS;
 		freeReplyObject(rep);
 		if (claimed)
 			break;
-		rep = rcmd(c, rd, "GET %s", a->pending_key);
+		rep = rcmd(c, rd, "GET %s", a->pending_key.s);
 		if (!rep)
 			return;
 		char id[AI_JOB_ID_LEN + 1] = "";
@@ -308,7 +306,7 @@ static void ask(struct api_ctx *c, const char *room, struct ai_ask *a)
 			memcpy(id, rep->str, AI_JOB_ID_LEN + 1);
 		freeReplyObject(rep);
 		if (id[0]) {
-			rep = rcmd(c, rd, "HGET cc:job:%s status", id);
+			rep = rcmd(c, rd, "HGET %s status", rkey1(RK_JOB, id).s);
 			if (!rep)
 				return;
 			char status[16] = "";
@@ -341,7 +339,7 @@ static void ask(struct api_ctx *c, const char *room, struct ai_ask *a)
 	}
 	rd = c->conns->redis;
 	redisReply *rep =
-		rd ? redisCommand(rd, "SET %s %s EX %d", a->pending_key, id, AI_PENDING_TTL_S) : NULL;
+		rd ? redisCommand(rd, "SET %s %s EX %d", a->pending_key.s, id, AI_PENDING_TTL_S) : NULL;
 	if (!rep) {
 		api_redis_failed(c);
 		log_warn("could not mark job %s as pending", id);
@@ -442,9 +440,9 @@ static void h_ai(struct api_ctx *c, const char *kind)
 		api_error(c, 500, "internal", "could not hash the request");
 		goto out;
 	}
-	snprintf(a.cache_key, sizeof a.cache_key, "cc:ai:cache:%s", a.key);
-	snprintf(a.pending_key, sizeof a.pending_key, "cc:ai:pending:%s:%s", room, a.key);
-	snprintf(a.asked_key, sizeof a.asked_key, "cc:ai:asked:%s:%s", room, a.key);
+	a.cache_key = rkey1(RK_AI_CACHE, a.key);
+	a.pending_key = rkey2(RK_ROOM_AI_PENDING, room, a.key);
+	a.asked_key = rkey2(RK_ROOM_AI_ASKED, room, a.key);
 	ask(c, room, &a);
 out:
 	ai_ask_free(&a);

@@ -5,6 +5,8 @@
 #include <time.h>
 
 #include "access.h"
+#include "rkeys.h"
+#include "rscript.h"
 #include "handlers.h"
 #include "log.h"
 #include "pw.h"
@@ -93,11 +95,10 @@ static int register_allowed(struct api_ctx *c)
 	redisContext *rd = api_redis(c);
 	if (!rd)
 		return -1;
-	char key[320];
 	long retry = 0;
-	snprintf(key, sizeof key, "cc:rl:register:addr:%s", c->req->remote_addr);
+	struct rkey key = rkey1(RK_RL_REGISTER_ADDR, c->req->remote_addr);
 	enum ratelimit_result rl =
-		ratelimit_check(rd, key, c->cfg->register_limit, REGISTER_WINDOW_MS, 1, &retry);
+		ratelimit_check(rd, key.s, c->cfg->register_limit, REGISTER_WINDOW_MS, 1, &retry);
 	if (rl == RATELIMIT_ERROR) {
 		api_redis_failed(c);
 		api_error(c, 503, "redis_unavailable", "the rate limiter is unavailable");
@@ -172,7 +173,7 @@ static int limited(struct api_ctx *c, redisContext *rd, const char *key, long li
 /* One password check against the sign-in limits: its places in the window of the username's
  * canonical form and in the window of the client address. */
 struct pw_attempt {
-	char ukey[AUTH_NAME_KEY_MAX + 32], akey[320];
+	struct rkey ukey, akey;
 	char umember[RATELIMIT_MEMBER_LEN + 1], amember[RATELIMIT_MEMBER_LEN + 1];
 };
 
@@ -181,13 +182,13 @@ struct pw_attempt {
 static int attempt_begin(struct api_ctx *c, redisContext *rd, const char *name_key,
 			 struct pw_attempt *a)
 {
-	snprintf(a->ukey, sizeof a->ukey, "cc:rl:login:user:%s", name_key);
-	snprintf(a->akey, sizeof a->akey, "cc:rl:login:addr:%s", c->req->remote_addr);
-	if (limited(c, rd, a->ukey, c->cfg->login_limit, "for this username", a->umember) != 0)
+	a->ukey = rkey1(RK_RL_LOGIN_USER, name_key);
+	a->akey = rkey1(RK_RL_LOGIN_ADDR, c->req->remote_addr);
+	if (limited(c, rd, a->ukey.s, c->cfg->login_limit, "for this username", a->umember) != 0)
 		return -1;
-	int al = limited(c, rd, a->akey, c->cfg->login_addr_limit, "from this address", a->amember);
+	int al = limited(c, rd, a->akey.s, c->cfg->login_addr_limit, "from this address", a->amember);
 	if (al != 0) {
-		if (al > 0 && ratelimit_release(rd, a->ukey, a->umember) < 0)
+		if (al > 0 && ratelimit_release(rd, a->ukey.s, a->umember) < 0)
 			api_redis_failed(c);
 		return -1;
 	}
@@ -198,8 +199,8 @@ static int attempt_begin(struct api_ctx *c, redisContext *rd, const char *name_k
  * back: the limits count failed sign-ins. */
 static void attempt_forgive(struct api_ctx *c, redisContext *rd, const struct pw_attempt *a)
 {
-	if (ratelimit_release(rd, a->ukey, a->umember) < 0 ||
-	    ratelimit_release(rd, a->akey, a->amember) < 0)
+	if (ratelimit_release(rd, a->ukey.s, a->umember) < 0 ||
+	    ratelimit_release(rd, a->akey.s, a->amember) < 0)
 		api_redis_failed(c);
 }
 

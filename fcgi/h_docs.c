@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "doc.h"
+#include "rkeys.h"
 #include "events.h"
 #include "handlers.h"
 #include "log.h"
@@ -28,7 +29,8 @@ static int room_access(struct api_ctx *c, const char *room, enum access_need nee
 	 * a cold cache and callers that need the language fall through to PostgreSQL. */
 	redisContext *rd = language ? NULL : api_redis(c);
 	if (rd) {
-		redisReply *rep = redisCommand(rd, "HGET cc:room:%s:members %s", room, uid);
+		struct rkey mk = rkey1(RK_ROOM_MEMBERS, room);
+		redisReply *rep = redisCommand(rd, "HGET %s %s", mk.s, uid);
 		int hit = rep && rep->type == REDIS_REPLY_STRING && rep->len > 0 && rep->len < 16;
 		if (hit)
 			snprintf(role, 16, "%s", rep->str);
@@ -136,13 +138,13 @@ void h_operations(struct api_ctx *c)
 }
 
 static const struct valid_field presence_fields[] = {
-	{"cursor", VALID_INT, VALID_REQUIRED, 0, 1LL << 40, NULL, NULL},
+	{"cursor", VALID_INT, VALID_REQUIRED, 0, PRESENCE_CURSOR_MAX, NULL, NULL},
 	{"selection", VALID_ANY, 0, 0, 0, NULL, NULL},
 };
 
 static const struct valid_field selection_fields[] = {
-	{"anchor", VALID_INT, VALID_REQUIRED, 0, 1LL << 40, NULL, NULL},
-	{"head", VALID_INT, VALID_REQUIRED, 0, 1LL << 40, NULL, NULL},
+	{"anchor", VALID_INT, VALID_REQUIRED, 0, PRESENCE_CURSOR_MAX, NULL, NULL},
+	{"head", VALID_INT, VALID_REQUIRED, 0, PRESENCE_CURSOR_MAX, NULL, NULL},
 };
 
 void h_presence(struct api_ctx *c)

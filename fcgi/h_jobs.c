@@ -8,6 +8,8 @@
 #include <time.h>
 
 #include "cfg.h"
+#include "rkeys.h"
+#include "rscript.h"
 #include "doc.h"
 #include "handlers.h"
 #include "jobstate.h"
@@ -73,7 +75,7 @@ static cJSON *load_runtimes(struct api_ctx *c)
 	redisContext *rd = api_redis(c);
 	if (!rd)
 		return NULL;
-	redisReply *rep = redisCommand(rd, "GET cc:runtimes");
+	redisReply *rep = redisCommand(rd, "GET %s", rkey0(RK_RUNTIMES));
 	if (!rep) {
 		api_redis_failed(c);
 		api_error(c, 503, "redis_unavailable", "the queue is unavailable");
@@ -259,15 +261,14 @@ static redisReply *job_load(struct api_ctx *c, const char *const *fields, size_t
 			    redisContext **rd)
 {
 	const char *argv[8];
-	char key[API_ID_MAX + 16];
 	if (n + 2 > sizeof argv / sizeof argv[0])
 		return NULL;
 	*rd = api_redis(c);
 	if (!*rd)
 		return NULL;
-	snprintf(key, sizeof key, "cc:job:%s", c->params[0]);
+	struct rkey key = rkey1(RK_JOB, c->params[0]);
 	argv[0] = "HMGET";
-	argv[1] = key;
+	argv[1] = key.s;
 	for (size_t i = 0; i < n; i++)
 		argv[i + 2] = fields[i];
 	redisReply *rep = redisCommandArgv(*rd, (int)n + 2, argv, NULL);

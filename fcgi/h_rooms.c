@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "access.h"
+#include "rkeys.h"
+#include "rscript.h"
 #include "events.h"
 #include "handlers.h"
 #include "lang.h"
@@ -99,9 +101,8 @@ static long long room_revision(struct api_ctx *c, const char *room_id)
 	redisContext *rd = c->conns->redis;
 	if (!rd || rd->err)
 		return 0;
-	char key[128];
-	snprintf(key, sizeof key, "cc:room:%s:doc", room_id);
-	redisReply *rep = redisCommand(rd, "HGET %s revision", key);
+	struct rkey key = rkey1(RK_ROOM_DOC, room_id);
+	redisReply *rep = redisCommand(rd, "HGET %s revision", key.s);
 	long long rev = 0;
 	if (rep && rep->type == REDIS_REPLY_STRING)
 		rev = strtoll(rep->str, NULL, 10);
@@ -212,8 +213,9 @@ static int cache_member(struct api_ctx *c, const char *room, long long uid, cons
 	redisContext *rd = room_redis(c);
 	if (!rd)
 		return -1;
-	redisReply *rep = role ? redisCommand(rd, "HSET cc:room:%s:members %lld %s", room, uid, role)
-			       : redisCommand(rd, "HDEL cc:room:%s:members %lld", room, uid);
+	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room);
+	redisReply *rep = role ? redisCommand(rd, "HSET %s %lld %s", mk.s, uid, role)
+			       : redisCommand(rd, "HDEL %s %lld", mk.s, uid);
 	int rc = rep && rep->type != REDIS_REPLY_ERROR ? 0 : -1;
 	if (rc < 0)
 		log_warn("could not update the member cache of room %s", room);
@@ -264,11 +266,6 @@ static int emit_rights_event(struct api_ctx *c, const char *room, const char *re
 	return emit_room_event(c, room, ev);
 }
 
-/* Writes the visibility only when it differs, and says whether it wrote: 1 written, 0 equal. */
-static const char visibility_script[] =
-	"if redis.call('GET', KEYS[1]) == ARGV[1] then return 0 end "
-	"redis.call('SET', KEYS[1], ARGV[1]) "
-	"return 1";
 
 /* 1 written, 0 already so, -1 Redis failed (logged). vis NULL deletes the key. */
 static int visibility_put(struct api_ctx *c, const char *room, const char *vis)
@@ -276,14 +273,13 @@ static int visibility_put(struct api_ctx *c, const char *room, const char *vis)
 	redisContext *rd = room_redis(c);
 	if (!rd)
 		return -1;
-	char key[ACCESS_KEY_MAX];
-	access_visibility_key(key, sizeof key, room);
+	struct rkey key = rkey1(RK_ROOM_VISIBILITY, room);
 	redisReply *rep;
 	if (vis) {
-		const char *args[] = {key, vis};
-		rep = rds_eval(rd, visibility_script, 1, 2, args, NULL);
+		const char *args[] = {key.s, vis};
+		rep = rds_script(rd, &rs_room_visibility, 1, 2, args, NULL);
 	} else {
-		rep = redisCommand(rd, "DEL %s", key);
+		rep = redisCommand(rd, "DEL %s", key.s);
 	}
 	int rc = rep && rep->type == REDIS_REPLY_INTEGER ? (rep->integer > 0) : -1;
 	if (rc < 0)
@@ -578,11 +574,10 @@ void h_room_delete(struct api_ctx *c)
 	 * document endpoints still admit members; if Redis cannot be reached, nothing is
 	 * deleted and the owner can send the request again. */
 	redisContext *rd = room_redis(c);
-	char vkey[ACCESS_KEY_MAX];
-	access_visibility_key(vkey, sizeof vkey, c->params[0]);
-	redisReply *rep = rd ? redisCommand(rd, "DEL cc:room:%s:members cc:room:%s:doc cc:room:%s:ops %s",
-					    c->params[0], c->params[0], c->params[0], vkey)
-			     : NULL;
+	struct rkey mk = rkey1(RK_ROOM_MEMBERS, c->params[0]), dk = rkey1(RK_ROOM_DOC, c->params[0]),
+		    ok = rkey1(RK_ROOM_OPS, c->params[0]),
+		    vk = rkey1(RK_ROOM_VISIBILITY, c->params[0]);
+	redisReply *rep = rd ? redisCommand(rd, "DEL %s %s %s %s", mk.s, dk.s, ok.s, vk.s) : NULL;
 	if (!rep || rep->type == REDIS_REPLY_ERROR) {
 		if (rep)
 			freeReplyObject(rep);

@@ -2,19 +2,19 @@
  * broker both see it in Redis. A valid signature (token.h) says who someone is; this module
  * says whether what they were given is still theirs.
  *
- * Redis layout:
- *   cc:room:{id}:members     hash, user id -> role (owner | editor | viewer); the API keeps it
- *                            in step with PostgreSQL's room_members
- *   cc:room:{id}:visibility  "public" or "private"; the API writes it when a room is created
- *                            or changed and with every stream ticket; missing means private
- *   cc:sess:{sid}:revoked    exists while a signed-out session's tokens could still be
- *                            unexpired (its TTL runs to their expiry)
- *   cc:user:{uid}:tokgen     the user's token generation; PostgreSQL users.token_gen is the
- *                            record and the API copies it here (access_gen_store); a token
- *                            whose gen is below it is revoked. Missing counts as 0 for the
- *                            broker; the API refills it from PostgreSQL (ACCESS_NO_GEN)
- *   cc:access                pub/sub channel; a message {"user":<id>} asks every broker to
- *                            re-check every open stream of that user at once
+ * Redis layout (lib/rkeys.def):
+ *   RK_ROOM_MEMBERS     hash, user id -> role (owner | editor | viewer); the API keeps it
+ *                       in step with PostgreSQL's room_members
+ *   RK_ROOM_VISIBILITY  "public" or "private"; the API writes it when a room is created or
+ *                       changed and with every stream ticket; missing means private
+ *   RK_SESSION_REVOKED  exists while a signed-out session's tokens could still be unexpired
+ *                       (its TTL runs to their expiry)
+ *   RK_USER_TOKGEN      the user's token generation; PostgreSQL users.token_gen is the
+ *                       record and the API copies it here (access_gen_store); a token whose
+ *                       gen is below it is revoked. Missing counts as 0 for the broker; the
+ *                       API refills it from PostgreSQL (ACCESS_NO_GEN)
+ *   RK_ACCESS_CHANNEL   pub/sub channel; a message {"user":<id>} asks every broker to
+ *                       re-check every open stream of that user at once
  * Rights in a room change through the room's own channel: a `room` event whose reason is
  * "members", "updated" or "invite" makes the broker re-check every stream of the room. */
 #ifndef CC_ACCESS_H
@@ -25,13 +25,6 @@
 
 #include "token.h"
 
-#define ACCESS_CHANNEL "cc:access"
-#define ACCESS_KEY_MAX 128
-
-void access_members_key(char *out, size_t cap, const char *room_id);
-void access_visibility_key(char *out, size_t cap, const char *room_id);
-void access_session_key(char *out, size_t cap, const char *sid);
-void access_gen_key(char *out, size_t cap, long long user_id);
 
 enum access_session {
 	ACCESS_OK,      /* not signed out, not older than the user's generation */
@@ -53,12 +46,12 @@ int access_session_revoke(redisContext *r, const char *sid, long long ttl_s);
 /* Asks every broker to re-check the streams of user_id (PUBLISH on ACCESS_CHANNEL). 0 or -1. */
 int access_publish_user(redisContext *r, long long user_id);
 
-/* The broker's question about streams of one room, for any number of subjects at once.
- * KEYS[1] members hash, KEYS[2] visibility key, then two keys per subject: its session key
- * and its user's generation key. ARGV: two per subject, user id and the token's gen.
- * Answers an array with one string per subject, in order: the role ("owner", "editor",
- * "viewer"), "public" (no role, the room is public), "" (no right to read the room) or
- * "revoked" (the session was signed out or is older than the user's generation). */
-extern const char access_stream_script[];
+/* The broker's question about streams of one room, for any number of subjects at once, is
+ * the script rs_access_stream (lib/lua/access_stream.lua). KEYS[1] members hash, KEYS[2]
+ * visibility key, then two keys per subject: its session key and its user's generation key.
+ * ARGV: two per subject, user id and the token's gen. Answers an array with one string per
+ * subject, in order: the role ("owner", "editor", "viewer"), "public" (no role, the room is
+ * public), "" (no right to read the room) or "revoked" (the session was signed out or is
+ * older than the user's generation). */
 
 #endif

@@ -1,12 +1,12 @@
 /* events: appending a room event to its history and publishing it, in one atomic step.
  *
- * Redis layout (see docs/INTERNALS.md):
- *   cc:room:{id}:events  a Stream, the room's bounded event history; entry fields
- *                        "type" and "data" (JSON text); the entry id is the event id.
- *   cc:room:{id}         the pub/sub channel; each message is the event as clients get it:
- *                        {"type":"<type>","id":"<stream id>","data":<data>}
- * A Lua script does XADD (MAXLEN ~ EVENTS_HISTORY_MAX) and PUBLISH together, so every
- * published event is in the history and ids are monotonic per room. */
+ * Redis (lib/rkeys.def, docs/INTERNALS.md): RK_ROOM_EVENTS, a Stream, is the room's
+ * bounded event history (entry fields "type" and "data", JSON text; the entry id is the
+ * event id); RK_ROOM_CHANNEL is its pub/sub channel, where each message is the event as
+ * clients get it: {"type":"<type>","id":"<stream id>","data":<data>}. The one envelope is
+ * lib/lua/_emit.lua: XADD (MAXLEN ~ EVENTS_HISTORY_MAX) and PUBLISH together, so every
+ * published event is in the history and ids are monotonic per room; every script that
+ * emits (events_emit.lua, the job scripts, the API's commit) uses it. */
 #ifndef CC_EVENTS_H
 #define CC_EVENTS_H
 
@@ -23,14 +23,5 @@
  * event id is copied into it (NUL-terminated, at most idcap bytes). 0 or -1. */
 int events_emit(redisContext *r, const char *room_id, const char *type, const char *data_json,
 		char *id_out, size_t idcap);
-
-/* The Lua script events_emit() runs, for callers that must send it themselves (the broker,
- * asynchronously): KEYS[1] history stream, KEYS[2] channel; ARGV type, data JSON, history
- * bound. Returns the new event id. */
-extern const char events_emit_script[];
-
-/* Key names; write into out (cap bytes). */
-void events_history_key(char *out, size_t cap, const char *room_id);
-void events_channel(char *out, size_t cap, const char *room_id);
 
 #endif

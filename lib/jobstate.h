@@ -1,12 +1,13 @@
 /* jobstate: a job's status changes, each one atomic with its room event.
  *
- * A job is the hash cc:job:{id} (field `status`: queued, running, finished, failed,
- * cancelled) plus, once the fair scheduler dispatches it, an entry in the stream cc:jobs; every status change is also a room event (lib/events.h).
+ * A job is the hash RK_JOB (field `status`: enum job_status below) plus, once the fair
+ * scheduler dispatches it, an entry in the stream RK_JOBS (lib/rkeys.def); every status
+ * change is also a room event (lib/events.h).
  * Written as two commands, readers could disagree: GET /api/jobs/{id} could say finished
  * while the room's history had no finished event yet, and a fast worker could announce
  * running before the API announced queued. So each change here is one Lua script that
- * checks the job, writes the hash and appends+publishes the event (events_emit_script, run
- * as a function inside it) together; Redis runs a script alone, so no one sees one without
+ * checks the job, writes the hash and appends+publishes the event (lib/lua/job_*.lua, with
+ * the one event envelope of lib/lua/_emit.lua inside) together; Redis runs a script alone, so no one sees one without
  * the other, and events come in the order of the changes.
  *
  * Fencing: a worker counts its attempt (HINCRBY attempts) before it starts a job, and every
@@ -20,12 +21,19 @@
 #include <hiredis/hiredis.h>
 #include <stddef.h>
 
-#define JOBSTATE_STREAM "cc:jobs"
 #define JOBSTATE_GROUP "workers"
-#define JOBSTATE_STREAM_MAX 100000 /* MAXLEN ~ of cc:jobs */
+#define JOBSTATE_STREAM_MAX 100000 /* MAXLEN ~ of the jobs stream */
 #define JOBSTATE_FIELDS_MAX 8	   /* field/value pairs one call may write besides status */
-#define JOBSTATE_FAIR_PREFIX "cc:fair:" /* the fair scheduler's keys (docs/INTERNALS.md) */
 #define JOBSTATE_POSITION_UPDATES 10	/* queued jobs of a room told their new place per move */
+
+/* A job's status, as the hash's `status` field, the API's answers and the events name it. */
+enum job_status { JOB_QUEUED, JOB_RUNNING, JOB_FINISHED, JOB_FAILED, JOB_CANCELLED };
+/* "queued", "running", "finished", "failed", "cancelled"; "" out of range. */
+const char *job_status_name(enum job_status st);
+/* 0 with *out, or -1 for a name that is not a status. */
+int job_status_parse(const char *name, enum job_status *out);
+/* finished, failed or cancelled: nothing will change it any more. */
+int job_status_over(enum job_status st);
 
 /* One status change. */
 struct jobstate_change {

@@ -4,6 +4,9 @@
 #define CC_PRESENCE_H
 
 #define PRESENCE_PALETTE_SIZE 12
+/* The largest cursor, anchor or head (code points) either door accepts: far past any
+ * document (DOC_MAX_BYTES), and exact in a double, as JSON numbers are read. */
+#define PRESENCE_CURSOR_MAX (1LL << 40)
 
 /* The user's colour, "#rrggbb", stable for a user id everywhere (static string). */
 const char *presence_color(long long user_id);

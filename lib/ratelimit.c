@@ -4,29 +4,10 @@
 #include <time.h>
 
 #include "rds.h"
+#include "rkeys.h"
+#include "rscript.h"
 #include "rnd.h"
 #include "clock.h"
-
-/* KEYS[1] the set; ARGV now_ms, window_ms, limit, member, record (0 or 1).
- * Returns {allowed, retry_ms}. Server time is not used so tests and callers agree on one
- * clock per request; members are unique so two events in one millisecond both count. */
-static const char check_script[] =
-	"local now = tonumber(ARGV[1]) local win = tonumber(ARGV[2]) "
-	"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - win) "
-	"local n = redis.call('ZCARD', KEYS[1]) "
-	"if n >= tonumber(ARGV[3]) then "
-	"  local old = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES') "
-	"  return {0, tonumber(old[2]) + win - now} "
-	"end "
-	"if ARGV[5] == '1' then "
-	"  redis.call('ZADD', KEYS[1], now, ARGV[4]) redis.call('PEXPIRE', KEYS[1], win) "
-	"end "
-	"return {1, 0}";
-
-static const char record_script[] =
-	"redis.call('ZADD', KEYS[1], ARGV[1], ARGV[3]) "
-	"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2])) "
-	"redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1";
 
 /* member: the id recorded when record is set (RATELIMIT_MEMBER_LEN + 1 bytes). */
 static enum ratelimit_result check(redisContext *r, const char *key, long limit, long window_ms,
@@ -39,7 +20,7 @@ static enum ratelimit_result check(redisContext *r, const char *key, long limit,
 	snprintf(win, sizeof win, "%ld", window_ms);
 	snprintf(lim, sizeof lim, "%ld", limit);
 	const char *args[] = {key, now, win, lim, member, record ? "1" : "0"};
-	redisReply *rep = rds_eval(r, check_script, 1, 6, args, NULL);
+	redisReply *rep = rds_script(r, &rs_ratelimit_check, 1, 6, args, NULL);
 	enum ratelimit_result res = RATELIMIT_ERROR;
 	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
 	    rep->element[0]->type == REDIS_REPLY_INTEGER &&
@@ -90,7 +71,7 @@ int ratelimit_record(redisContext *r, const char *key, long window_ms)
 	snprintf(now, sizeof now, "%lld", clock_wall_ms());
 	snprintf(win, sizeof win, "%ld", window_ms);
 	const char *args[] = {key, now, win, member};
-	redisReply *rep = rds_eval(r, record_script, 1, 4, args, NULL);
+	redisReply *rep = rds_script(r, &rs_ratelimit_record, 1, 4, args, NULL);
 	int rc = (rep && rep->type == REDIS_REPLY_INTEGER) ? 0 : -1;
 	if (rep)
 		freeReplyObject(rep);

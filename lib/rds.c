@@ -1,9 +1,9 @@
 #include "rds.h"
 
 #include "errbuf.h"
+#include "rscript.h"
 
 #include <curl/curl.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,38 +131,32 @@ fail:
 	return NULL;
 }
 
-#define RDS_EVAL_MAX_ARGS 32
-
-redisReply *rds_eval(redisContext *c, const char *script, int nkeys, int argc,
-		     const char *const *args, const size_t *lens)
+redisReply *rds_script(redisContext *c, const struct rscript *s, int nkeys, int argc,
+		       const char *const *args, const size_t *lens)
 {
-	const char *argv[RDS_EVAL_MAX_ARGS + 3];
-	size_t lv[RDS_EVAL_MAX_ARGS + 3];
-	char sha[2 * SHA_DIGEST_LENGTH + 1], nk[16];
-	unsigned char d[SHA_DIGEST_LENGTH];
-	if (argc > RDS_EVAL_MAX_ARGS)
+	const char *argv[RDS_SCRIPT_MAX_ARGS + 3];
+	size_t lv[RDS_SCRIPT_MAX_ARGS + 3];
+	char nk[16];
+	if (argc < 0 || argc > RDS_SCRIPT_MAX_ARGS || nkeys < 0 || nkeys > argc)
 		return NULL;
-	SHA1((const unsigned char *)script, strlen(script), d);
-	for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
-		snprintf(sha + 2 * i, 3, "%02x", d[i]);
 	snprintf(nk, sizeof nk, "%d", nkeys);
 	argv[0] = "EVALSHA";
-	argv[1] = sha;
+	argv[1] = s->sha;
 	argv[2] = nk;
 	for (int i = 0; i < argc; i++) {
 		argv[3 + i] = args[i];
 		lv[3 + i] = lens ? lens[i] : strlen(args[i]);
 	}
 	lv[0] = 7;
-	lv[1] = strlen(sha);
+	lv[1] = strlen(s->sha);
 	lv[2] = strlen(nk);
 	redisReply *r = redisCommandArgv(c, argc + 3, argv, lv);
 	if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
 		freeReplyObject(r);
 		argv[0] = "EVAL";
 		lv[0] = 4;
-		argv[1] = script;
-		lv[1] = strlen(script);
+		argv[1] = s->text;
+		lv[1] = strlen(s->text);
 		r = redisCommandArgv(c, argc + 3, argv, lv);
 	}
 	return r;

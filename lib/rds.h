@@ -28,9 +28,12 @@ int rds_reply_failed(redisContext *r, redisReply *rep, char *err, size_t errlen)
 
 #endif
 
-/* Runs a Lua script by its SHA-1 (EVALSHA), sending the text only when Redis does not know
- * it yet (NOSCRIPT): the script is parsed once per server, not once per call.
- * args: nkeys keys then the other arguments (argc in all), binary-safe with lens (NULL:
- * strlen). Caller frees the reply with freeReplyObject(); NULL when the connection failed. */
-redisReply *rds_eval(redisContext *c, const char *script, int nkeys, int argc,
-		     const char *const *args, const size_t *lens);
+struct rscript;
+/* Runs one of the contract's Lua scripts (rscript.h) by its SHA-1 (EVALSHA), sending the
+ * text only when Redis does not know it yet (NOSCRIPT): the script is parsed once per
+ * server, not once per call. args: nkeys keys then the other arguments (argc in all, at
+ * most RDS_SCRIPT_MAX_ARGS), binary-safe with lens (NULL: strlen). Caller frees the reply
+ * with freeReplyObject(); NULL when the connection failed or argc is too large. */
+#define RDS_SCRIPT_MAX_ARGS 64
+redisReply *rds_script(redisContext *c, const struct rscript *s, int nkeys, int argc,
+		       const char *const *args, const size_t *lens);

@@ -15,6 +15,8 @@
 #include "prompts.h"
 #include "rnd.h"
 #include "utf8.h"
+#include "rkeys.h"
+#include "rscript.h"
 #include "errbuf.h"
 
 #define AI_TEMPERATURE 0.2
@@ -787,26 +789,21 @@ int ai_deps_init(struct ai_deps *d, const struct sandbox *sb, const struct runti
 	return rds_parse_url(getenv("REDIS_URL"), &d->redis, err, errlen);
 }
 
-static const char release_script[] =
-	"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
-	"return 0";
-
 /* The cache keys of a request: the shared answer, and the scope's pending and asked marks
  * (the unscoped pending mark of jobs queued before scopes). */
 struct ai_keys {
-	char cache[AICFG_KEY_HEX + 16], pending[AICFG_KEY_HEX + 96], asked[AICFG_KEY_HEX + 96];
+	struct rkey cache, pending, asked;
 };
 
 static void keys_of(const struct ai_request *rq, struct ai_keys *k)
 {
-	snprintf(k->cache, sizeof k->cache, "cc:ai:cache:%s", rq->cache_key);
+	k->cache = rkey1(RK_AI_CACHE, rq->cache_key);
 	if (rq->scope) {
-		snprintf(k->pending, sizeof k->pending, "cc:ai:pending:%s:%s", rq->scope,
-			 rq->cache_key);
-		snprintf(k->asked, sizeof k->asked, "cc:ai:asked:%s:%s", rq->scope, rq->cache_key);
+		k->pending = rkey2(RK_ROOM_AI_PENDING, rq->scope, rq->cache_key);
+		k->asked = rkey2(RK_ROOM_AI_ASKED, rq->scope, rq->cache_key);
 	} else {
-		snprintf(k->pending, sizeof k->pending, "cc:ai:pending:%s", rq->cache_key);
-		k->asked[0] = '\0';
+		k->pending = rkey1(RK_AI_PENDING_UNSCOPED, rq->cache_key);
+		k->asked.s[0] = '\0';
 	}
 }
 
@@ -820,27 +817,17 @@ static void finish(redisContext *r, const struct ai_request *rq, const char *job
 		return;
 	struct ai_keys k;
 	keys_of(rq, &k);
-	int n = 3;
-	redisAppendCommand(r, "MULTI");
-	if (entry) {
-		redisAppendCommand(r, "SET %s %s EX %d", k.cache, entry, AICFG_CACHE_TTL_S);
-		n++;
+	char ttl[16];
+	snprintf(ttl, sizeof ttl, "%d", AICFG_CACHE_TTL_S);
+	const char *args[] = {k.cache.s, k.asked.s,	     k.pending.s,	  entry ? entry : "",
+			      ttl,	 answered ? "1" : "0", job_id ? job_id : ""};
+	char err[256];
+	redisReply *rep = rds_script(r, &rs_ai_finish, 3, 7, args, NULL);
+	if (rds_reply_failed(r, rep, err, sizeof err)) {
+		log_warn("ai: could not store the answer of job %s: %s", job_id ? job_id : "?", err);
+		return;
 	}
-	if (answered && k.asked[0]) {
-		redisAppendCommand(r, "SET %s 1 EX %d", k.asked, AICFG_CACHE_TTL_S);
-		n++;
-	}
-	redisAppendCommand(r, "EVAL %s 1 %s %s", release_script, k.pending, job_id ? job_id : "");
-	redisAppendCommand(r, "EXEC");
-	for (int i = 0; i < n; i++) {
-		redisReply *rep = NULL;
-		if (redisGetReply(r, (void **)&rep) != REDIS_OK || !rep) {
-			log_warn("ai: could not store the answer of job %s: %s", job_id ? job_id : "?",
-				 r->errstr[0] ? r->errstr : "no reply");
-			return;
-		}
-		freeReplyObject(rep);
-	}
+	freeReplyObject(rep);
 }
 
 /* The shared answer cached under the request's key, or NULL: asked by another scope (or
@@ -852,7 +839,8 @@ static char *cached_answer(redisContext *r, const struct ai_request *rq, long lo
 	*provider_ms = 0;
 	if (!r || !rq->cache_key)
 		return NULL;
-	redisReply *rep = redisCommand(r, "GET cc:ai:cache:%s", rq->cache_key);
+	struct rkey ck = rkey1(RK_AI_CACHE, rq->cache_key);
+	redisReply *rep = redisCommand(r, "GET %s", ck.s);
 	cJSON *o = rep && rep->type == REDIS_REPLY_STRING ? cJSON_Parse(rep->str) : NULL;
 	if (rep)
 		freeReplyObject(rep);

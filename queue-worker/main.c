@@ -7,6 +7,7 @@
  * SIGINT stops taking jobs, lets running ones finish for SHUTDOWN_GRACE_MS, then cancels
  * them (they go back to the queue) and exits 0. */
 #include "cfg.h"
+#include "rkeys.h"
 #include "log.h"
 #include "rds.h"
 #include "rnd.h"
@@ -277,7 +278,8 @@ static int poll_cancelled(struct worker *w, redisContext *r)
 		pthread_mutex_unlock(&s->lock);
 		if (!job[0])
 			continue;
-		redisReply *rep = redisCommand(r, "HGET cc:job:%s status", job);
+		struct rkey jk = rkey1(RK_JOB, job);
+		redisReply *rep = redisCommand(r, "HGET %s status", jk.s);
 		if (!rep || rep->type == REDIS_REPLY_ERROR) {
 			if (rep)
 				freeReplyObject(rep);

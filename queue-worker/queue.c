@@ -1,4 +1,5 @@
 #include "queue.h"
+#include "rkeys.h"
 
 #include "events.h"
 #include "jobstate.h"
@@ -127,8 +128,9 @@ int queue_job_load(redisContext *r, const char *job_id, struct queue_job *j, cha
 		   size_t errlen)
 {
 	memset(j, 0, sizeof *j);
-	redisReply *rep = redisCommand(r, "HMGET cc:job:%s kind room user status request attempts",
-				       job_id);
+	struct rkey jk = rkey1(RK_JOB, job_id);
+	redisReply *rep = redisCommand(r, "HMGET %s kind room user status request attempts",
+				       jk.s);
 	if (rds_reply_failed(r, rep, err, errlen))
 		return -1;
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 6) {
@@ -177,7 +179,8 @@ int queue_job_done(const struct queue_job *j)
 int queue_job_count_attempt(redisContext *r, struct queue_job *j, long max_attempts, char *err,
 			    size_t errlen)
 {
-	redisReply *rep = redisCommand(r, "HINCRBY cc:job:%s attempts 1", j->id);
+	struct rkey jk = rkey1(RK_JOB, j->id);
+	redisReply *rep = redisCommand(r, "HINCRBY %s attempts 1", jk.s);
 	if (rds_reply_failed(r, rep, err, errlen))
 		return -1;
 	j->attempts = rep->type == REDIS_REPLY_INTEGER ? (long)rep->integer : 0;
@@ -265,7 +268,8 @@ static int change(redisContext *r, const struct queue_handler *h, const struct q
  * job still queued or running at another attempt is that attempt's: left alone. 0 or -1. */
 static int ack_if_over(redisContext *r, const struct queue_job *j, const char *entry)
 {
-	redisReply *rep = redisCommand(r, "HGET cc:job:%s status", j->id);
+	struct rkey jk = rkey1(RK_JOB, j->id);
+	redisReply *rep = redisCommand(r, "HGET %s status", jk.s);
 	char err[64];
 	if (rds_reply_failed(r, rep, err, sizeof err))
 		return -1;

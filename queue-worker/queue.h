@@ -17,14 +17,15 @@
 #define CC_QUEUE_H
 
 #include "jobstate.h"
+#include "rkeys.h"
 
 #include <hiredis/hiredis.h>
 #include <signal.h>
 #include <stddef.h>
 
-#define QUEUE_STREAM JOBSTATE_STREAM
+#define QUEUE_STREAM rkey0(RK_JOBS)
 #define QUEUE_GROUP JOBSTATE_GROUP
-#define QUEUE_RUNTIMES_KEY "cc:runtimes"
+#define QUEUE_RUNTIMES_KEY rkey0(RK_RUNTIMES)
 #define QUEUE_ID_MAX 64
 
 /* One stream entry: its id and the job id it carries ("" when the entry has none). */

@@ -12,7 +12,9 @@
 #include "access.h"
 #include "events.h"
 #include "log.h"
+#include "rkeys.h"
 #include "rnd.h"
+#include "rscript.h"
 
 #define HUB_BUCKETS 1024
 #define HUB_PAGE 500		/* XRANGE entries per catch-up round trip */
@@ -35,8 +37,8 @@ struct hub_room {
 	struct hub *hub;
 	struct hub_room *hnext;
 	char id[ROOM_ID_MAX + 1];
-	char channel[ROOM_ID_MAX + 16];
-	char key[ROOM_ID_MAX + 24];
+	char channel[ROOM_ID_MAX + 16]; /* RK_ROOM_CHANNEL */
+	char key[ROOM_ID_MAX + 24];	/* RK_ROOM_EVENTS */
 	enum room_link link;
 	struct hub_sub *subs;
 	size_t nsubs;
@@ -63,88 +65,82 @@ struct hub {
 	void *shutdown_arg;
 };
 
-/* Catch-up: the oldest entry (for the resync decision) and either the entries after
- * ARGV[1] (a page) or, with ARGV[1] empty, the newest entry (the starting point of a client
- * that wants only new events). One round trip, one consistent view. */
-static const char catchup_script[] =
-	"local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1) "
-	"if ARGV[1] == '' then "
-	"  return {first, redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1), 1} "
-	"end "
-	"return {first, redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2]), 0}";
 
-/* Presence across brokers (docs/INTERNALS.md, "Broker"). Redis' clock is the one clock.
- * KEYS[1] cc:presence:rooms (room id -> latest expiry). ARGV[1] op: open | close | refresh |
- * sweep; ARGV[2] ttl ms; ARGV[3] history bound; ARGV[4] room id (sweep: unused); ARGV[5]
- * broker id; then user id / username pairs. A room's cc:room:{id}:conns holds members
- * "broker|uid|username" scored by expiry. join is emitted when a user gets their first live
- * member, leave when the last one goes (closed or expired). */
-static const char presence_script[] =
-	"local t = redis.call('TIME') "
-	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
-	"local ttl = tonumber(ARGV[2]) "
-	"local function keys(room) "
-	"  return 'cc:room:' .. room .. ':conns', 'cc:room:' .. room .. ':events', 'cc:room:' .. room "
-	"end "
-	"local function emit(room, kind, uid, name) "
-	"  local _, hist, chan = keys(room) "
-	"  local data = cjson.encode({user = {id = tonumber(uid), username = name}}) "
-	"  local id = redis.call('XADD', hist, 'MAXLEN', '~', ARGV[3], '*', 'type', kind, "
-	"    'data', data) "
-	"  redis.call('PUBLISH', chan, '{\"type\":\"' .. kind .. '\",\"id\":\"' .. id .. "
-	"    '\",\"data\":' .. data .. '}') "
-	"end "
-	"local function live(conns, uid) "
-	"  for _, m in ipairs(redis.call('ZRANGEBYSCORE', conns, now, '+inf')) do "
-	"    local _, u = string.match(m, '^([^|]*)|([^|]*)|') "
-	"    if u == uid then return true end "
-	"  end "
-	"  return false "
-	"end "
-	"local function sweep(room) "
-	"  local conns = keys(room) "
-	"  local gone = redis.call('ZRANGEBYSCORE', conns, '-inf', '(' .. now) "
-	"  if #gone == 0 then return end "
-	"  redis.call('ZREMRANGEBYSCORE', conns, '-inf', '(' .. now) "
-	"  local told = {} "
-	"  for _, m in ipairs(gone) do "
-	"    local _, u, n = string.match(m, '^([^|]*)|([^|]*)|(.*)$') "
-	"    if u and not told[u] and not live(conns, u) then "
-	"      told[u] = true emit(room, 'leave', u, n) "
-	"    end "
-	"  end "
-	"end "
-	"local function index(room) "
-	"  local conns = keys(room) "
-	"  local top = redis.call('ZRANGE', conns, -1, -1, 'WITHSCORES') "
-	"  if #top == 0 then redis.call('ZREM', KEYS[1], room) "
-	"  else redis.call('ZADD', KEYS[1], top[2], room) redis.call('PEXPIRE', conns, ttl * 4) end "
-	"end "
-	"local op = ARGV[1] "
-	"if op == 'sweep' then "
-	"  local rooms = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now, 'LIMIT', 0, 100) "
-	"  for _, room in ipairs(rooms) do sweep(room) index(room) end "
-	"  return #rooms "
-	"end "
-	"local room = ARGV[4] "
-	"local conns = keys(room) "
-	"sweep(room) "
-	"for i = 6, #ARGV, 2 do "
-	"  local uid, name = ARGV[i], ARGV[i + 1] "
-	"  local member = ARGV[5] .. '|' .. uid .. '|' .. name "
-	"  if op == 'close' then "
-	"    redis.call('ZREM', conns, member) "
-	"    if not live(conns, uid) then emit(room, 'leave', uid, name) end "
-	"  else "
-	"    local was = live(conns, uid) "
-	"    redis.call('ZADD', conns, now + ttl, member) "
-	"    if not was then emit(room, 'join', uid, name) end "
-	"  end "
-	"end "
-	"index(room) "
-	"return 0";
 
 static void hub_connect(struct hub *h);
+
+/* ---- scripts by hash (lib/rscript.h) ----
+ * Every script goes out as EVALSHA. When Redis answers NOSCRIPT (its script cache was
+ * flushed, or it has never seen this one), the same call is sent again with the text, on
+ * the same connection, and the caller's callback gets that answer instead: a caller never
+ * sees NOSCRIPT. The arguments are copied so the retry does not depend on the caller's
+ * storage. */
+
+struct script_call {
+	redisCallbackFn *cb;
+	void *priv;
+	const struct rscript *s;
+	int argc;
+	const char **argv;
+	size_t *lens;
+};
+
+static void script_cb(redisAsyncContext *ac, void *reply, void *p)
+{
+	struct script_call *sc = p;
+	redisReply *rep = reply;
+	if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
+		sc->argv[0] = "EVAL";
+		sc->lens[0] = 4;
+		sc->argv[1] = sc->s->text;
+		sc->lens[1] = strlen(sc->s->text);
+		if (redisAsyncCommandArgv(ac, sc->cb, sc->priv, sc->argc, sc->argv, sc->lens) ==
+		    REDIS_OK) {
+			free(sc);
+			return;
+		}
+		/* not sent: the caller gets the NOSCRIPT error as its failure */
+	}
+	if (sc->cb)
+		sc->cb(ac, reply, sc->priv);
+	free(sc);
+}
+
+/* argv[2..argc) are numkeys, the keys and the arguments (argv[0..1] are filled here).
+ * REDIS_OK, or REDIS_ERR when nothing was sent (cb is then not called). */
+static int hub_script(redisAsyncContext *ac, redisCallbackFn *cb, void *priv,
+		      const struct rscript *script, int argc, const char **argv)
+{
+	size_t bytes = sizeof(struct script_call) + (size_t)argc * (sizeof(char *) + sizeof(size_t));
+	for (int i = 2; i < argc; i++)
+		bytes += strlen(argv[i]) + 1;
+	struct script_call *sc = malloc(bytes);
+	if (!sc)
+		return REDIS_ERR;
+	sc->cb = cb;
+	sc->priv = priv;
+	sc->s = script;
+	sc->argc = argc;
+	sc->argv = (const char **)(sc + 1);
+	sc->lens = (size_t *)(sc->argv + argc);
+	char *text = (char *)(sc->lens + argc);
+	sc->argv[0] = "EVALSHA";
+	sc->lens[0] = 7;
+	sc->argv[1] = script->sha;
+	sc->lens[1] = strlen(script->sha);
+	for (int i = 2; i < argc; i++) {
+		size_t n = strlen(argv[i]);
+		memcpy(text, argv[i], n + 1);
+		sc->argv[i] = text;
+		sc->lens[i] = n;
+		text += n + 1;
+	}
+	if (redisAsyncCommandArgv(ac, script_cb, sc, argc, sc->argv, sc->lens) != REDIS_OK) {
+		free(sc);
+		return REDIS_ERR;
+	}
+	return REDIS_OK;
+}
 static void room_subscribe(struct hub_room *r);
 static void sub_catchup(struct hub_sub *s);
 
@@ -218,8 +214,11 @@ static struct hub_room *room_get(struct hub *h, const char *id)
 		return NULL;
 	r->hub = h;
 	snprintf(r->id, sizeof r->id, "%s", id);
-	events_channel(r->channel, sizeof r->channel, id);
-	events_history_key(r->key, sizeof r->key, id);
+	if (rkey1_into(RK_ROOM_CHANNEL, id, r->channel, sizeof r->channel) < 0 ||
+	    rkey1_into(RK_ROOM_EVENTS, id, r->key, sizeof r->key) < 0) {
+		free(r);
+		return NULL;
+	}
 	r->linger = evtimer_new(h->base, room_linger_cb, r);
 	if (!r->linger) {
 		free(r);
@@ -259,20 +258,19 @@ static int presence_call(struct hub *h, struct hub_room *r, const char *op, stru
 	size_t argc = 9 + 2 * (u ? 1 : n);
 	const char **argv = calloc(argc, sizeof *argv);
 	char *ids = calloc(u ? 1 : (n ? n : 1), 24);
-	char ttl[24], max[16];
+	char ttl[24], max[16], sweep[16];
 	int rc = -1;
 	if (!argv || !ids)
 		goto out;
 	snprintf(ttl, sizeof ttl, "%ld", h->cfg.presence_ttl_ms);
 	snprintf(max, sizeof max, "%d", EVENTS_HISTORY_MAX);
-	argv[0] = "EVAL";
-	argv[1] = presence_script;
+	snprintf(sweep, sizeof sweep, "%d", HUB_SWEEP_ROOMS);
 	argv[2] = "1";
-	argv[3] = "cc:presence:rooms";
+	argv[3] = rkey0(RK_PRESENCE_ROOMS);
 	argv[4] = op;
 	argv[5] = ttl;
 	argv[6] = max;
-	argv[7] = r ? r->id : "";
+	argv[7] = r ? r->id : sweep; /* a sweep: how many due rooms it looks at */
 	argv[8] = h->broker_id;
 	size_t i = 9, k = 0;
 	for (struct hub_user *x = u ? u : (r ? r->users : NULL); x; x = u ? NULL : x->next, k++) {
@@ -280,8 +278,8 @@ static int presence_call(struct hub *h, struct hub_room *r, const char *op, stru
 		argv[i++] = ids + 24 * k;
 		argv[i++] = x->name;
 	}
-	rc = redisAsyncCommandArgv(h->ac[HUB_CMD], presence_reply_cb, priv, (int)i, argv, NULL) ==
-			     REDIS_OK
+	rc = hub_script(h->ac[HUB_CMD], presence_reply_cb, priv, &rs_broker_presence, (int)i,
+			argv) == REDIS_OK
 		     ? 0
 		     : -1;
 out:
@@ -472,8 +470,8 @@ static void sub_catchup(struct hub_sub *s)
 		room_evid_format(room_evid_next(s->cur.last), from);
 	snprintf(page, sizeof page, "%d", HUB_PAGE);
 	s->ops->reserve(s);
-	if (redisAsyncCommand(h->ac[HUB_CMD], catchup_cb, s, "EVAL %s 1 %s %s %s", catchup_script,
-			      r->key, from, page) != REDIS_OK) {
+	const char *argv[] = {NULL, NULL, "1", r->key, from, page};
+	if (hub_script(h->ac[HUB_CMD], catchup_cb, s, &rs_broker_catchup, 6, argv) != REDIS_OK) {
 		s->ops->release(s);
 		s->ops->fail(s, "redis unavailable");
 	}
@@ -579,8 +577,8 @@ static void rights_check_some(struct hub_room *r, long long only_uid, const stru
 			snprintf(q->room, sizeof q->room, "%s", r->id);
 			q->n = k;
 			memcpy(q->subj, all + at, k * sizeof q->subj[0]);
-			sent = redisAsyncCommandArgv(h->ac[HUB_CMD], rights_cb, q, cmd.argc, cmd.argv,
-						     NULL) == REDIS_OK;
+			sent = hub_script(h->ac[HUB_CMD], rights_cb, q, &rs_access_stream, cmd.argc,
+					  cmd.argv) == REDIS_OK;
 		}
 		rights_cmd_free(&cmd);
 		if (!sent) {
@@ -630,7 +628,7 @@ static void access_cb(redisAsyncContext *ac, void *reply, void *priv)
 	    rep->element[2]->type != REDIS_REPLY_STRING)
 		return;
 	if (rights_access_message(rep->element[2]->str, rep->element[2]->len, &uid) < 0) {
-		log_warn("%s: ignoring a malformed message", ACCESS_CHANNEL);
+		log_warn("%s: ignoring a malformed message", rkey0(RK_ACCESS_CHANNEL));
 		return;
 	}
 	rights_changed(h);
@@ -715,10 +713,10 @@ static void sub_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
 	    rep->element[1]->type != REDIS_REPLY_STRING)
 		return;
 	const char *kind = rep->element[0]->str, *chan = rep->element[1]->str;
-	static const char prefix[] = "cc:room:";
-	if (strncmp(chan, prefix, sizeof prefix - 1) != 0)
+	char id[ROOM_ID_MAX + 1];
+	if (rkey_match1(RK_ROOM_CHANNEL, chan, id, sizeof id) < 0)
 		return;
-	struct hub_room *r = room_find(h, chan + sizeof prefix - 1);
+	struct hub_room *r = room_find(h, id);
 	if (!r)
 		return;
 	if (strcmp(kind, "message") == 0) {
@@ -914,9 +912,9 @@ static void link_up(struct hub *h)
 	log_info("redis: connected");
 	/* sign-outs and password changes while we were away were published to nobody: every
 	 * room is checked below, and from now on cc:access tells */
-	if (redisAsyncCommand(h->ac[HUB_SUB], access_cb, NULL, "SUBSCRIBE %s", ACCESS_CHANNEL) !=
+	if (redisAsyncCommand(h->ac[HUB_SUB], access_cb, NULL, "SUBSCRIBE %s", rkey0(RK_ACCESS_CHANNEL)) !=
 	    REDIS_OK)
-		log_warn("redis: cannot subscribe to %s", ACCESS_CHANNEL);
+		log_warn("redis: cannot subscribe to %s", rkey0(RK_ACCESS_CHANNEL));
 	rights_changed(h);
 	for (int b = 0; b < HUB_BUCKETS; b++) {
 		for (struct hub_room *r = h->buckets[b]; r; r = r->hnext) {
@@ -1143,7 +1141,7 @@ int hub_check(struct hub *h, const char *room_id, struct hub_sub *s,
 	q->cb = cb;
 	s->rights_seq = h->rights_seq;
 	s->ops->reserve(s);
-	if (redisAsyncCommandArgv(h->ac[HUB_CMD], check_cb, q, cmd.argc, cmd.argv, NULL) !=
+	if (hub_script(h->ac[HUB_CMD], check_cb, q, &rs_access_stream, cmd.argc, cmd.argv) !=
 	    REDIS_OK) {
 		s->ops->release(s);
 		goto out;
@@ -1167,14 +1165,12 @@ int hub_emit(struct hub *h, const char *room_id, const char *type, const char *d
 {
 	if (!h->up)
 		return -1;
-	char key[ROOM_ID_MAX + 24], chan[ROOM_ID_MAX + 16], max[16];
-	events_history_key(key, sizeof key, room_id);
-	events_channel(chan, sizeof chan, room_id);
+	char max[16];
+	struct rkey key = rkey1(RK_ROOM_EVENTS, room_id), chan = rkey1(RK_ROOM_CHANNEL, room_id);
 	snprintf(max, sizeof max, "%d", EVENTS_HISTORY_MAX);
-	return redisAsyncCommand(h->ac[HUB_CMD], emit_cb, NULL, "EVAL %s 2 %s %s %s %s %s",
-				 events_emit_script, key, chan, type, data_json, max) == REDIS_OK
-		       ? 0
-		       : -1;
+	const char *argv[] = {NULL, NULL, "2", key.s, chan.s, type, data_json, max};
+	return hub_script(h->ac[HUB_CMD], emit_cb, NULL, &rs_events_emit, 8, argv) == REDIS_OK ? 0
+												 : -1;
 }
 
 static void shutdown_timer_cb(evutil_socket_t fd, short what, void *arg)

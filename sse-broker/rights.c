@@ -1,5 +1,8 @@
 #include "rights.h"
 
+#include "rkeys.h"
+#include "rscript.h"
+
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,37 +62,45 @@ int rights_access_message(const char *msg, size_t len, long long *user_id)
 	return rc;
 }
 
+/* Appends a key to the command; -1 when it does not fit its slot (never cut short). */
+static int put_key(struct rights_cmd *cmd, size_t *a, size_t *t, struct rkey k)
+{
+	size_t len = strlen(k.s);
+	if (len == 0 || len >= RIGHTS_TEXT_MAX)
+		return -1;
+	memcpy(cmd->text[*t], k.s, len + 1);
+	cmd->argv[(*a)++] = cmd->text[(*t)++];
+	return 0;
+}
+
 int rights_cmd_build(struct rights_cmd *cmd, const char *room_id, const struct rights_subject *v,
 		     size_t n)
 {
 	memset(cmd, 0, sizeof *cmd);
 	if (n == 0 || n > RIGHTS_BATCH)
 		return -1;
-	/* EVAL script numkeys | members visibility (session gen)*n | (uid gen)*n */
+	/* EVALSHA sha numkeys | members visibility (session gen)*n | (uid gen)*n */
 	size_t argc = 5 + 4 * n, ntext = 3 + 4 * n;
 	cmd->argv = calloc(argc, sizeof *cmd->argv);
 	cmd->text = calloc(ntext, sizeof *cmd->text);
 	if (!cmd->argv || !cmd->text)
 		return -1;
 	size_t a = 0, t = 0;
-	cmd->argv[a++] = "EVAL";
-	cmd->argv[a++] = access_stream_script;
-	snprintf(cmd->text[t], ACCESS_KEY_MAX, "%zu", 2 + 2 * n);
+	cmd->argv[a++] = "EVALSHA";
+	cmd->argv[a++] = rs_access_stream.sha;
+	snprintf(cmd->text[t], RIGHTS_TEXT_MAX, "%zu", 2 + 2 * n);
 	cmd->argv[a++] = cmd->text[t++];
-	access_members_key(cmd->text[t], ACCESS_KEY_MAX, room_id);
-	cmd->argv[a++] = cmd->text[t++];
-	access_visibility_key(cmd->text[t], ACCESS_KEY_MAX, room_id);
-	cmd->argv[a++] = cmd->text[t++];
+	if (put_key(cmd, &a, &t, rkey1(RK_ROOM_MEMBERS, room_id)) < 0 ||
+	    put_key(cmd, &a, &t, rkey1(RK_ROOM_VISIBILITY, room_id)) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (put_key(cmd, &a, &t, rkey1(RK_SESSION_REVOKED, v[i].sid)) < 0 ||
+		    put_key(cmd, &a, &t, rkey_id(RK_USER_TOKGEN, v[i].user_id)) < 0)
+			return -1;
 	for (size_t i = 0; i < n; i++) {
-		access_session_key(cmd->text[t], ACCESS_KEY_MAX, v[i].sid);
+		snprintf(cmd->text[t], RIGHTS_TEXT_MAX, "%lld", v[i].user_id);
 		cmd->argv[a++] = cmd->text[t++];
-		access_gen_key(cmd->text[t], ACCESS_KEY_MAX, v[i].user_id);
-		cmd->argv[a++] = cmd->text[t++];
-	}
-	for (size_t i = 0; i < n; i++) {
-		snprintf(cmd->text[t], ACCESS_KEY_MAX, "%lld", v[i].user_id);
-		cmd->argv[a++] = cmd->text[t++];
-		snprintf(cmd->text[t], ACCESS_KEY_MAX, "%lld", v[i].gen);
+		snprintf(cmd->text[t], RIGHTS_TEXT_MAX, "%lld", v[i].gen);
 		cmd->argv[a++] = cmd->text[t++];
 	}
 	cmd->argc = (int)a;

@@ -1,6 +1,6 @@
 /* rights: the broker's half of "may this stream still read this room", without sockets.
  *
- * Every stream asks lib/access.h's access_stream_script before it starts, whatever its
+ * Every stream asks lib/access.h's stream question (rs_access_stream) before it starts, whatever its
  * credential (a ticket names who took it and the session it was taken with; a bearer token
  * is that session): a role or "public" lets it read, "" refuses it (403), "revoked" means the
  * session was signed out or is older than the user's token generation (401). The same
@@ -45,12 +45,15 @@ enum rights_verdict rights_verdict_of(const char *answer, size_t len);
 /* A cc:access message {"user":<id>}: 0 and *user_id, -1 when it is not one. */
 int rights_access_message(const char *msg, size_t len, long long *user_id);
 
-/* One EVAL of access_stream_script about n (1..RIGHTS_BATCH) subjects of room_id:
- * argv[0..argc) point into the command's own storage. */
+/* One EVALSHA of rs_access_stream (lib/lua/access_stream.lua) about n (1..RIGHTS_BATCH)
+ * subjects of room_id: argv[0..argc) point into the command's own storage (argv[0..1] are
+ * "EVALSHA" and the script's hash; the hub sends it with the text instead when Redis does
+ * not know the script). */
+#define RIGHTS_TEXT_MAX 160 /* a key of a room, a session or a user; a number */
 struct rights_cmd {
 	int argc;
 	const char **argv;
-	char (*text)[ACCESS_KEY_MAX]; /* owned: keys and numbers */
+	char (*text)[RIGHTS_TEXT_MAX]; /* owned: keys and numbers */
 };
 
 /* 0, or -1 (n out of range, out of memory). Free with rights_cmd_free() either way. */

@@ -539,7 +539,7 @@ static void ws_on_text_cb(void *arg, const char *msg, size_t len)
 		goto out; /* the only message a client sends up; anything else is ignored */
 	const cJSON *cursor = cJSON_GetObjectItemCaseSensitive(o, "cursor");
 	const cJSON *sel = cJSON_GetObjectItemCaseSensitive(o, "selection");
-	if (!cJSON_IsNumber(cursor) || cursor->valuedouble < 0 || cursor->valuedouble > 1e12)
+	if (!cJSON_IsNumber(cursor) || cursor->valuedouble < 0 || cursor->valuedouble > (double)PRESENCE_CURSOR_MAX)
 		goto out;
 	int has_sel = 0;
 	long long anchor = 0, head = 0;
@@ -547,7 +547,8 @@ static void ws_on_text_cb(void *arg, const char *msg, size_t len)
 		const cJSON *a = cJSON_GetObjectItemCaseSensitive(sel, "anchor");
 		const cJSON *hd = cJSON_GetObjectItemCaseSensitive(sel, "head");
 		if (!cJSON_IsNumber(a) || !cJSON_IsNumber(hd) || a->valuedouble < 0 ||
-		    hd->valuedouble < 0 || a->valuedouble > 1e12 || hd->valuedouble > 1e12)
+		    hd->valuedouble < 0 || a->valuedouble > (double)PRESENCE_CURSOR_MAX ||
+		    hd->valuedouble > (double)PRESENCE_CURSOR_MAX)
 			goto out;
 		has_sel = 1;
 		anchor = (long long)a->valuedouble;

@@ -99,7 +99,7 @@ test('a hint: queued job, one provider call with model, key and numbered code, a
     assert.equal(e.data.kind, 'hint');
   }
   assert.equal(evs[2].data.result.text, job.result.text);
-  assert.equal(redis('EXISTS', `cc:ai:pending:${JSON.parse(redis('HGET', `cc:job:${job.id}`, 'request')).cache_key}`), '0');
+  assert.equal(redis('EXISTS', `cc:room:{${room.id}}:ai:pending:${JSON.parse(redis('HGET', `cc:job:${job.id}`, 'request')).cache_key}`), '0');
 });
 
 test('the same request again is answered from the cache: 200 cached, no provider call, the room sees it', async () => {

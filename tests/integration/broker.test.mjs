@@ -30,7 +30,7 @@ let roomSeq = 0;
 // every stream's rights (lib/access.h) before it starts.
 async function newRoom({ visibility = 'public' } = {}) {
   const room = `r${process.pid}x${++roomSeq}`;
-  await rc.cmd('SET', `cc:room:${room}:visibility`, visibility);
+  await rc.cmd('SET', `cc:room:{${room}}:visibility`, visibility);
   return room;
 }
 const tk = (room, user = 1, name = `user${user}`) => ticket(SECRET, { room, user, name });
@@ -248,7 +248,7 @@ test('health, unknown paths, methods, auth errors', async () => {
 
 test('a bearer session token works for members only (private room)', async () => {
   const room = await newRoom({ visibility: 'private' });
-  await rc.cmd('HSET', `cc:room:${room}:members`, '41', 'editor');
+  await rc.cmd('HSET', `cc:room:{${room}}:members`, '41', 'editor');
   const auth = (user) => ({ Authorization: `Bearer ${session(SECRET, { user, name: `u${user}` })}` });
   let r = await fetch(`${broker.base}/events/rooms/${room}/poll?since=0`, { headers: auth(42) });
   assert.equal(r.status, 403);
@@ -352,7 +352,7 @@ test('a client behind the trimmed history gets resync', async () => {
   const room = await newRoom();
   const ids = await emitOps(room, 5);
   await emitOps(room, 5, 5);
-  await rc.cmd('XTRIM', `cc:room:${room}:events`, 'MAXLEN', '3');
+  await rc.cmd('XTRIM', `cc:room:{${room}}:events`, 'MAXLEN', '3');
   const j = await poll(room, ids[1]);
   assert.equal(j.events[0].type, 'resync');
   assert.deepEqual(j.events[0].data, { reason: 'history_trimmed' });
@@ -619,7 +619,7 @@ const roomEvents = (events, reason) => events.filter((e) => e.type === 'room' &&
 
 test('a member removed from a private room loses its open streams; other members and viewers keep theirs', async () => {
   const room = await newRoom({ visibility: 'private' });
-  const key = `cc:room:${room}:members`;
+  const key = `cc:room:{${room}}:members`;
   await rc.cmd('HSET', key, '61', 'editor', '62', 'editor', '63', 'viewer');
   const bearer = (user) => ({ Authorization: `Bearer ${session(SECRET, { user, name: `u${user}` })}` });
   const wsUrl = (t) => `ws://127.0.0.1:${broker.port}/events/rooms/${room}/ws${t ? `?ticket=${t}` : ''}`;
@@ -675,7 +675,7 @@ test('a member removed from a private room loses its open streams; other members
 
 test('a deleted room closes every stream after delivering the event', async () => {
   const room = await newRoom();
-  await rc.cmd('HSET', `cc:room:${room}:members`, '71', 'owner', '72', 'viewer');
+  await rc.cmd('HSET', `cc:room:{${room}}:members`, '71', 'owner', '72', 'viewer');
   const sse = curlSse(`${broker.base}/events/rooms/${room}?ticket=${tk(room, 71, 'owner')}`);
   const es = eventSource(`${broker.base}/events/rooms/${room}?ticket=${tk(room, 72, 'viewer')}`);
   const ws = wsClosable(`ws://127.0.0.1:${broker.port}/events/rooms/${room}/ws?ticket=${tk(room, 73, 'stranger')}`);
@@ -687,7 +687,7 @@ test('a deleted room closes every stream after delivering the event', async () =
   await sleep(300);
 
   // as fcgi/h_rooms.c does: the members and visibility caches go first, then the event
-  await rc.cmd('DEL', `cc:room:${room}:members`, `cc:room:${room}:visibility`);
+  await rc.cmd('DEL', `cc:room:{${room}}:members`, `cc:room:{${room}}:visibility`);
   const gone = await rc.emit(room, 'room', { reason: 'deleted', id: room });
   const t0 = Date.now();
   const j = await pending;

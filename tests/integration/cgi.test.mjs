@@ -139,12 +139,12 @@ test('CGI: rooms from a fresh process — PATCH emits its room event, DELETE cle
   // the broker authorises bearer tokens from the members hash: a deleted room must leave none
   const j = cgi({ method: 'POST', uri: `/api/rooms/${room.id}/join`, token: stranger.token });
   assertCgi(j, 200);
-  assert.equal(redis('HGET', `cc:room:${room.id}:members`, String(stranger.user.id)), 'editor');
+  assert.equal(redis('HGET', `cc:room:{${room.id}}:members`, String(stranger.user.id)), 'editor');
   const d = cgi({ method: 'DELETE', uri: `/api/rooms/${room.id}`, token: owner.token });
   assertCgi(d, 204);
   assert.equal(d.body, '');
-  assert.equal(redis('EXISTS', `cc:room:${room.id}:members`), '0', 'member cache of a deleted room');
-  assert.equal(redis('EXISTS', `cc:room:${room.id}:doc`), '0', 'document of a deleted room');
+  assert.equal(redis('EXISTS', `cc:room:{${room.id}}:members`), '0', 'member cache of a deleted room');
+  assert.equal(redis('EXISTS', `cc:room:{${room.id}}:doc`), '0', 'document of a deleted room');
   const gone = roomEvents(room.id).at(-1);
   assert.equal(gone?.type, 'room');
   assert.equal(gone.data.reason, 'deleted');

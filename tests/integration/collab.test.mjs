@@ -344,7 +344,7 @@ test('snapshots are saved after edits, listed, readable, and restore a flushed R
     assert.equal(big.json.error, 'snapshot_not_found');
   }
   // Redis loses the room's live state: the document comes back from its snapshot
-  redis('DEL', `cc:room:${room.id}:doc`, `cc:room:${room.id}:ops`);
+  redis('DEL', `cc:room:{${room.id}}:doc`, `cc:room:{${room.id}}:ops`);
   const d = await doc(a.token, room);
   assert.deepEqual(d, { revision: 2, content: 'print("hi")\n# 🙂 end\n', language: 'python' });
   // and editing carries on from there

@@ -67,7 +67,7 @@ test('later saves store the typed operations, not the text; every revision can b
   assert.equal((await call('GET', `/api/rooms/${room.id}/history/0`, { token: a.token })).status, 404);
 
   // Redis loses the room: the document comes back from the checkpoint and the operations
-  redis('DEL', `cc:room:${room.id}:doc`, `cc:room:${room.id}:ops`);
+  redis('DEL', `cc:room:{${room.id}}:doc`, `cc:room:{${room.id}}:ops`);
   const d = await call('GET', `/api/rooms/${room.id}/document`, { token: a.token });
   assert.deepEqual(d.json, { revision: 6, content: big + 'print', language: 'python' });
   // editing and saving carry on from there (the next save is a batch again)

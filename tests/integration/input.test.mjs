@@ -93,7 +93,7 @@ test('escaped control characters are legal text: committed, stored and emitted e
     "local e = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1][2] " +
     "local d = cjson.decode(e[4]) " +
     "return {e[2], string.len(e[4]), d.revision, redis.sha1hex(d.ops[2])}",
-    '1', `cc:room:${room.id}:events`).split('\n').map((l) => l.replace(/^\d+\) (\(integer\) )?"?|"$/g, ''));
+    '1', `cc:room:{${room.id}}:events`).split('\n').map((l) => l.replace(/^\d+\) (\(integer\) )?"?|"$/g, ''));
   assert.equal(type, 'operation');
   assert.equal(Number(rev), 2);
   assert.equal(digest, createHash('sha1').update('\x01'.repeat(n) + '\x1f\t').digest('hex'));

@@ -192,7 +192,7 @@ test('the op log keeps authors; an entry from before authors were kept still tra
   const post = (body) => call('POST', `/api/rooms/${room.id}/operations`, { token: u.token, body });
   assert.equal((await post({ revision: 0, ops: ['ab'], client_id: 'zz.1' })).status, 200);
   assert.equal((await post({ revision: 1, ops: [1, 'X', 1], client_id: 'zz.2' })).status, 200);
-  const entries = redisJson('LRANGE', `cc:room:${room.id}:ops`, '0', '-1').map((e) => JSON.parse(e));
+  const entries = redisJson('LRANGE', `cc:room:{${room.id}}:ops`, '0', '-1').map((e) => JSON.parse(e));
   assert.deepEqual(entries[1], { u: u.user.id, s: 'zz', ops: [1, 'X', 1] });
   // a lower site (same user), made at revision 1 at the same spot: goes before X
   const first = await post({ revision: 1, ops: [1, 'a'], client_id: 'aa.1' });
@@ -200,7 +200,7 @@ test('the op log keeps authors; an entry from before authors were kept still tra
   assert.deepEqual(first.json.ops, [1, 'a', 2]); // "ab" → "aXb" → "aaXb"
   // the entry of revision 2 rewritten as stored before authors were kept: its author is
   // unknown, so the committed one goes first, as it always did
-  redis('LSET', `cc:room:${room.id}:ops`, '1', JSON.stringify([1, 'X', 1]));
+  redis('LSET', `cc:room:{${room.id}}:ops`, '1', JSON.stringify([1, 'X', 1]));
   const legacy = await post({ revision: 1, ops: [1, 'b'], client_id: 'aa.2' });
   assert.equal(legacy.status, 200, legacy.text);
   assert.deepEqual(legacy.json.ops, [3, 'b', 1]); // after X (by authors it would be before)

@@ -1,6 +1,6 @@
 // Invites against the real stack: a removal sticks until the owner issues a new code, the
 // owner rotates and switches the invite link, and the visibility key the broker judges
-// strangers by (cc:room:{id}:visibility) follows the room.
+// strangers by (cc:room:{<room>}:visibility) follows the room.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BASE, call, cgi, newUser, createRoom, roomEvents, redis, sql } from './lib/api.mjs';
@@ -21,7 +21,7 @@ const disable = (u, room) => call('DELETE', `/api/rooms/${room.id}/invite`, { to
 const remove = (owner, room, u) => call('DELETE', `/api/rooms/${room.id}/members/${u.user.id}`, { token: owner.token });
 const ticket = (u, room) => call('POST', `/api/rooms/${room.id}/stream-ticket`, { token: u.token, body: {} });
 const edit = (u, room) => call('POST', `/api/rooms/${room.id}/operations`, { token: u.token, body: { revision: 0, ops: ['x'] } });
-const visibilityKey = (room) => redis('GET', `cc:room:${room.id}:visibility`);
+const visibilityKey = (room) => redis('GET', `cc:room:{${room.id}}:visibility`);
 
 async function memberIds(owner, room) {
   const r = await call('GET', `/api/rooms/${room.id}/members`, { token: owner.token });
@@ -48,7 +48,7 @@ test('the issue\'s repro: a removed member cannot come back with the old invite 
   assertError(await edit(m, room), 403, 'not_a_member');
   assert.ok(!(await memberIds(owner, room)).includes(m.user.id));
   assert.ok(!(await call('GET', '/api/rooms', { token: m.token })).json.rooms.some((x) => x.id === room.id));
-  assert.equal(redis('HEXISTS', `cc:room:${room.id}:members`, String(m.user.id)), '0');
+  assert.equal(redis('HEXISTS', `cc:room:{${room.id}}:members`, String(m.user.id)), '0');
   // the code itself still works for people who were never removed
   const other = await newUser();
   assert.equal((await join(other, room, room.invite)).status, 200);
@@ -242,7 +242,7 @@ test('a join racing the owner\'s removal never leaves the removed user a member 
     // and joins with the same code after the removal, in a burst
     const again = await Promise.all(Array.from({ length: 4 }, () => join(u, room, room.invite)));
     for (const a of again) if (a.status !== 403) bad.push(`rejoin ${a.status} ${a.text}`);
-    const cached = redis('HGET', `cc:room:${room.id}:members`, String(u.user.id));
+    const cached = redis('HGET', `cc:room:{${room.id}}:members`, String(u.user.id));
     const op = await edit(u, room);
     if (cached !== '' || op.status !== 403) bad.push(`round ${round}: cache "${cached}", edit ${op.status}`);
     if (sql(`SELECT count(*) FROM room_members WHERE room_id = '${room.id}' AND user_id = ${u.user.id}`) !== '0') bad.push(`round ${round}: member again`);
@@ -268,19 +268,19 @@ test('the visibility key follows the room: create, PATCH, stream tickets, delete
   assert.equal(last.data.room.visibility, 'private');
 
   // a room from before the key existed: the first stream ticket fills it in
-  redis('DEL', `cc:room:${pub.id}:visibility`);
+  redis('DEL', `cc:room:{${pub.id}}:visibility`);
   const stranger = await newUser();
   r = await ticket(stranger, pub);
   assert.equal(r.status, 200, r.text);
   assert.equal(visibilityKey(pub), 'public');
   // a key that disagrees with PostgreSQL is repaired by the next ticket
-  redis('SET', `cc:room:${priv.id}:visibility`, 'public');
+  redis('SET', `cc:room:{${priv.id}}:visibility`, 'public');
   assert.equal((await ticket(owner, priv)).status, 200);
   assert.equal(visibilityKey(priv), 'private');
 
   // deleting the room deletes the key
   assert.equal((await call('DELETE', `/api/rooms/${pub.id}`, { token: owner.token })).status, 204);
-  assert.equal(redis('EXISTS', `cc:room:${pub.id}:visibility`), '0');
+  assert.equal(redis('EXISTS', `cc:room:{${pub.id}}:visibility`), '0');
 });
 
 test('making a room private while Redis is unreachable answers 503; the retry closes it', async () => {

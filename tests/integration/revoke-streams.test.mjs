@@ -98,7 +98,7 @@ const streamsOpen = async () => (await (await fetch(`${BASE}/events/health`)).js
 // this only makes it likely the poll is open before what the test does next; allEnded()
 // accepts a poll that came too late and was refused).
 async function pendingPoll(room, cred) {
-  const last = await rc.cmd('XREVRANGE', `cc:room:${room.id}:events`, '+', '-', 'COUNT', 1);
+  const last = await rc.cmd('XREVRANGE', `cc:room:{${room.id}}:events`, '+', '-', 'COUNT', 1);
   const since = last.length ? last[0][0] : '0';
   const headers = cred.token ? { Authorization: `Bearer ${cred.token}` } : {};
   const before = await streamsOpen();
@@ -330,7 +330,7 @@ test('an operation event of about 1 MiB (\\u0001 escapes) reaches SSE, WebSocket
   const body = `{"revision":0,"ops":["${'\\u0001'.repeat(n)}"]}`;
   const r = await call('POST', `/api/rooms/${room.id}/operations`, { token: owner.token, body });
   assert.equal(r.status, 200, r.text.slice(0, 200));
-  const [[bigId, fields]] = await rc.cmd('XREVRANGE', `cc:room:${room.id}:events`, '+', '-', 'COUNT', 1);
+  const [[bigId, fields]] = await rc.cmd('XREVRANGE', `cc:room:{${room.id}}:events`, '+', '-', 'COUNT', 1);
   const big = { id: bigId, raw: fields[fields.indexOf('data') + 1] };
   assert.equal(fields[fields.indexOf('type') + 1], 'operation');
   assert.ok(Buffer.byteLength(big.raw) > 1024 * 1024, `event data is ${big.raw.length} bytes`);
@@ -362,12 +362,12 @@ test('an operation event of about 1 MiB (\\u0001 escapes) reaches SSE, WebSocket
   // The snapshotter saves revision 2 within SNAPSHOT_INTERVAL_MS and emits `snapshot`: wait for
   // it first, so the poll below can only be answered by what this test publishes.
   await waitFor(async () => {
-    const last = await rc.cmd('XREVRANGE', `cc:room:${room.id}:events`, '+', '-', 'COUNT', 1);
+    const last = await rc.cmd('XREVRANGE', `cc:room:{${room.id}}:events`, '+', '-', 'COUNT', 1);
     const f = last.length ? last[0][1] : [];
     return f[f.indexOf('type') + 1] === 'snapshot' && JSON.parse(f[f.indexOf('data') + 1]).revision === 2;
   }, { what: 'the snapshot of revision 2', timeout: 15000 });
   const poll2 = await pendingPoll(room, bearer);
-  await rc.cmd('PUBLISH', `cc:room:${room.id}`, '{"type":"operation","data":');
+  await rc.cmd('PUBLISH', `cc:room:{${room.id}}`, '{"type":"operation","data":');
   const p2 = await poll2.answer;
   assert.deepEqual(p2.body.events.map((ev) => [ev.type, ev.data.reason]), [['resync', 'malformed_event']]);
   await waitFor(() => s.events().some((ev) => ev.type === 'resync') && c.events.some((ev) => ev.type === 'resync'),

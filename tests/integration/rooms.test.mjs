@@ -275,7 +275,7 @@ test('a member removed or made viewer while reading the room cannot edit afterwa
     const [a] = await Promise.all([act, ...gets]);
     assert.equal(a.status, remove ? 204 : 200, a.text);
     const op = await call('POST', `/api/rooms/${room.id}/operations`, { token: m.token, body: { revision: 0, ops: ['x'] } });
-    const cached = redis('HGET', `cc:room:${room.id}:members`, String(m.user.id));
+    const cached = redis('HGET', `cc:room:{${room.id}}:members`, String(m.user.id));
     if (op.status !== 403 || cached !== (remove ? '' : 'viewer')) stale.push(`${remove ? 'removed' : 'viewer'}: edit ${op.status}, cache "${cached}"`);
   }
   assert.deepEqual(stale, []);
@@ -291,10 +291,10 @@ test('removing a member again clears a member cache entry the first removal left
   assert.equal(j.status, 200, j.text);
   let r = await call('DELETE', `/api/rooms/${room.id}/members/${m.user.id}`, { token: owner.token });
   assert.equal(r.status, 204, r.text);
-  redis('HSET', `cc:room:${room.id}:members`, String(m.user.id), 'editor'); // the lost HDEL
+  redis('HSET', `cc:room:{${room.id}}:members`, String(m.user.id), 'editor'); // the lost HDEL
   r = await call('DELETE', `/api/rooms/${room.id}/members/${m.user.id}`, { token: owner.token });
   assertError(r, 404, 'member_not_found');
-  assert.equal(redis('HGET', `cc:room:${room.id}:members`, String(m.user.id)), '');
+  assert.equal(redis('HGET', `cc:room:{${room.id}}:members`, String(m.user.id)), '');
   const op = await call('POST', `/api/rooms/${room.id}/operations`, { token: m.token, body: { revision: 0, ops: ['x'] } });
   assertError(op, 403, 'not_a_member');
 });
@@ -525,14 +525,14 @@ test('taking rights away while Redis is unreachable answers 503 and a retry puts
   const member = await newUser();
   const room = await createRoom(owner.token);
   await call('POST', `/api/rooms/${room.id}/join`, { token: member.token, body: { invite: room.invite } });
-  assert.equal(redis('HGET', `cc:room:${room.id}:members`, String(member.user.id)), 'editor');
+  assert.equal(redis('HGET', `cc:room:{${room.id}}:members`, String(member.user.id)), 'editor');
 
   // demote to viewer: saved, but 503 until the cache agrees
   let r = cgi({ method: 'PUT', uri: `/api/rooms/${room.id}/members/${member.user.id}`, token: owner.token, body: { role: 'viewer' }, env: deadRedis });
   assert.equal(r.status, 503, r.body);
   r = cgi({ method: 'PUT', uri: `/api/rooms/${room.id}/members/${member.user.id}`, token: owner.token, body: { role: 'viewer' } });
   assert.equal(r.status, 200, r.body);
-  assert.equal(redis('HGET', `cc:room:${room.id}:members`, String(member.user.id)), 'viewer');
+  assert.equal(redis('HGET', `cc:room:{${room.id}}:members`, String(member.user.id)), 'viewer');
   const op = await call('POST', `/api/rooms/${room.id}/operations`, { token: member.token, body: { revision: 0, ops: ['x'] } });
   assert.equal(op.status, 403);
 
@@ -545,13 +545,13 @@ test('taking rights away while Redis is unreachable answers 503 and a retry puts
   assert.equal(sql(`SELECT count(*) FROM room_members WHERE room_id = '${room.id}' AND user_id = ${member.user.id}`), '1');
   r = cgi({ method: 'DELETE', uri: `/api/rooms/${room.id}/members/${member.user.id}`, token: owner.token });
   assert.equal(r.status, 204, r.body);
-  assert.equal(redis('HEXISTS', `cc:room:${room.id}:members`, String(member.user.id)), '0');
+  assert.equal(redis('HEXISTS', `cc:room:{${room.id}}:members`, String(member.user.id)), '0');
 
   // delete the room: nothing is deleted while Redis is unreachable
   r = cgi({ method: 'DELETE', uri: `/api/rooms/${room.id}`, token: owner.token, env: deadRedis });
   assert.equal(r.status, 503, r.body);
   assert.equal(sql(`SELECT count(*) FROM rooms WHERE id = '${room.id}'`), '1');
   assert.equal((await call('DELETE', `/api/rooms/${room.id}`, { token: owner.token })).status, 204);
-  assert.equal(redis('EXISTS', `cc:room:${room.id}:members`), '0');
+  assert.equal(redis('EXISTS', `cc:room:{${room.id}}:members`), '0');
   assert.equal(sql(`SELECT count(*) FROM rooms WHERE id = '${room.id}'`), '0');
 });

@@ -263,7 +263,7 @@ test('30 jobs on 2 threads: every subscriber sees queued, running, finished once
   const watching = (async () => {
     while (!done) {
       const replies = [watcher.cmd('MULTI'), ...ids.map((id) => watcher.cmd('HGET', `cc:job:${id}`, 'status')),
-        watcher.cmd('XRANGE', `cc:room:${room}:events`, '-', '+'), watcher.cmd('EXEC')];
+        watcher.cmd('XRANGE', `cc:room:{${room}}:events`, '-', '+'), watcher.cmd('EXEC')];
       const snap = (await Promise.all(replies)).at(-1);
       const hist = byJob(snap.at(-1).map(([, f]) => ({ data: JSON.parse(f[f.indexOf('data') + 1]) })));
       ids.forEach((id, i) => {

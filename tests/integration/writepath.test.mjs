@@ -28,11 +28,11 @@ test('a commit leaves the stored text alone; reading the document puts it togeth
   assert.equal(r.status, 200, r.text);
   assert.equal(r.json.revision, 2);
   // the commit did not write the text: Redis still holds it at revision 1
-  assert.equal(redis('HGET', `cc:room:${room.id}:doc`, 'content'), 'hello');
-  assert.equal(redis('HGET', `cc:room:${room.id}:doc`, 'length'), '11');
+  assert.equal(redis('HGET', `cc:room:{${room.id}}:doc`, 'content'), 'hello');
+  assert.equal(redis('HGET', `cc:room:{${room.id}}:doc`, 'length'), '11');
   assert.deepEqual(await doc(a.token, room), { revision: 2, content: 'hello world', language: 'python' });
   // the read stored what it folded
-  assert.equal(redis('HGET', `cc:room:${room.id}:doc`, 'content'), 'hello world');
+  assert.equal(redis('HGET', `cc:room:{${room.id}}:doc`, 'content'), 'hello world');
   // a retain past the end is refused by the stored length, without the text
   const bad = await post(a.token, room, { revision: 2, ops: [12, 'x'] });
   assert.equal(bad.status, 400, bad.text);
@@ -69,15 +69,15 @@ test('a document stored in the old shape (text only) is read and edited', async 
   const room = await roomWith(a);
   assert.equal((await post(a.token, room, { revision: 0, ops: ['abc'] })).status, 200);
   // what the API before this change left in Redis: revision and text, no length
-  redis('DEL', `cc:room:${room.id}:doc`);
-  redis('HSET', `cc:room:${room.id}:doc`, 'revision', '1', 'content', 'abc');
+  redis('DEL', `cc:room:{${room.id}}:doc`);
+  redis('HSET', `cc:room:{${room.id}}:doc`, 'revision', '1', 'content', 'abc');
   const r = await post(a.token, room, { revision: 1, ops: [3, 'd'] });
   assert.equal(r.status, 200, r.text);
   assert.equal(r.json.revision, 2);
   assert.deepEqual(await doc(a.token, room), { revision: 2, content: 'abcd', language: 'python' });
 
   const b = await roomWith(a);
-  redis('HSET', `cc:room:${b.id}:doc`, 'revision', '4', 'content', 'zz🙂');
+  redis('HSET', `cc:room:{${b.id}}:doc`, 'revision', '4', 'content', 'zz🙂');
   assert.deepEqual(await doc(a.token, b), { revision: 4, content: 'zz🙂', language: 'python' });
   const s = await post(a.token, b, { revision: 4, ops: [3, '!'] });
   assert.equal(s.status, 200, s.text);
@@ -126,7 +126,7 @@ test('the right to edit is asked with the commit: cached viewers refused, a cold
   let r = await post(m.token, room, { revision: 0, ops: ['a'] });
   assert.equal(r.status, 200, r.text);
   // the member cache lost the entry: PostgreSQL still says editor
-  redis('HDEL', `cc:room:${room.id}:members`, String(m.user.id));
+  redis('HDEL', `cc:room:{${room.id}}:members`, String(m.user.id));
   r = await post(m.token, room, { revision: 1, ops: [1, 'b'] });
   assert.equal(r.status, 200, r.text);
   const d = await call('PUT', `/api/rooms/${room.id}/members/${m.user.id}`, { token: owner.token, body: { role: 'viewer' } });
@@ -140,6 +140,6 @@ test('the right to edit is asked with the commit: cached viewers refused, a cold
   assert.equal(r.status, 403, r.text);
   r = await post(s.token, { id: 'nosuchroom' }, { revision: 0, ops: ['x'] });
   assert.equal(r.status, 404, r.text);
-  assert.equal(redis('EXISTS', 'cc:room:nosuchroom:doc'), '0');
+  assert.equal(redis('EXISTS', 'cc:room:{nosuchroom}:doc'), '0');
   assert.equal((await doc(owner.token, room)).content, 'ab');
 });

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "../../sse-broker/rights.h"
+#include "rscript.h"
 #include "unit.h"
 
 static struct rights_subject subj(long long uid, long long gen, const char *sid)
@@ -41,15 +42,15 @@ static void test_command(void)
 				     subj(41, 0, "bbbbbbbbbbbbbbbbbbbbbbbb")};
 	struct rights_cmd cmd;
 	CHECK(rights_cmd_build(&cmd, "room1", v, 2) == 0);
-	/* EVAL script numkeys, members, visibility, then per subject its session and
+	/* EVALSHA hash numkeys, members, visibility, then per subject its session and
 	 * generation keys; ARGV: user id and gen per subject, in the same order */
 	CHECK(cmd.argc == 13);
 	if (cmd.argc == 13) {
-		CHECK_STR(cmd.argv[0], "EVAL");
-		CHECK(cmd.argv[1] == access_stream_script);
+		CHECK_STR(cmd.argv[0], "EVALSHA");
+		CHECK(cmd.argv[1] == rs_access_stream.sha);
 		CHECK_STR(cmd.argv[2], "6");
-		CHECK_STR(cmd.argv[3], "cc:room:room1:members");
-		CHECK_STR(cmd.argv[4], "cc:room:room1:visibility");
+		CHECK_STR(cmd.argv[3], "cc:room:{room1}:members");
+		CHECK_STR(cmd.argv[4], "cc:room:{room1}:visibility");
 		CHECK_STR(cmd.argv[5], "cc:sess:aaaaaaaaaaaaaaaaaaaaaaaa:revoked");
 		CHECK_STR(cmd.argv[6], "cc:user:3:tokgen");
 		CHECK_STR(cmd.argv[7], "cc:sess:bbbbbbbbbbbbbbbbbbbbbbbb:revoked");

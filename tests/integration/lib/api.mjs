@@ -76,7 +76,7 @@ export function redisJson(...args) {
 // The events of a room's history stream (cc:room:{id}:events), oldest first, as
 // [{id, type, data}] with data parsed from JSON.
 export function roomEvents(roomId) {
-  const entries = redisJson('XRANGE', `cc:room:${roomId}:events`, '-', '+');
+  const entries = redisJson('XRANGE', `cc:room:{${roomId}}:events`, '-', '+');
   return entries.map(([id, fields]) => {
     const f = {};
     for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]] = fields[i + 1];

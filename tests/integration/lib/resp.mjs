@@ -1,13 +1,17 @@
 // A tiny Redis client (RESP2) for tests: enough to EVAL, HSET, XADD, SHUTDOWN.
+import { readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
+import { fileURLToPath } from 'node:url';
 
-// lib/events.c's script, byte for byte in effect: XADD (bounded) + PUBLISH {"type","id","data"}.
-export const EMIT_SCRIPT =
-  "local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', " +
-  "'type', ARGV[1], 'data', ARGV[2]) " +
-  "redis.call('PUBLISH', KEYS[2], '{\"type\":\"' .. ARGV[1] .. '\",\"id\":\"' .. id .. " +
-  "'\",\"data\":' .. ARGV[2] .. '}') " +
-  'return id';
+const LUA = fileURLToPath(new URL('../../../lib/lua/', import.meta.url));
+// The programs' own event script (lib/lua/events_emit.lua with the one envelope of
+// lib/lua/_emit.lua), read from the repository, so a test emits exactly as they do:
+// KEYS history, channel; ARGV type, data, bound.
+export const EMIT_SCRIPT = readFileSync(`${LUA}_emit.lua`, 'utf8') +
+  readFileSync(`${LUA}events_emit.lua`, 'utf8');
+
+// Key names as lib/rkeys.def spells them (the room in braces: a Redis Cluster hash tag).
+export const roomKey = (room, suffix = '') => `cc:room:{${room}}${suffix ? `:${suffix}` : ''}`;
 
 function encode(args) {
   let out = `*${args.length}\r\n`;
@@ -90,7 +94,7 @@ export class Redis {
 
   emit(room, type, data, max = 1000) {
     const json = typeof data === 'string' ? data : JSON.stringify(data);
-    return this.cmd('EVAL', EMIT_SCRIPT, 2, `cc:room:${room}:events`, `cc:room:${room}`, type, json, max);
+    return this.cmd('EVAL', EMIT_SCRIPT, 2, roomKey(room, 'events'), roomKey(room), type, json, max);
   }
 
   close() { this.sock?.destroy(); }

@@ -107,7 +107,7 @@ export async function enqueue(r, { id = jobId(), room = 'room1', kind = 'executi
   await r.cmd('HSET', `cc:job:${id}`, 'kind', kind, 'room', room, 'user', '1', 'username', 'tester',
     'request', JSON.stringify(request), 'status', 'queued', 'attempts', '0', 'created_at', now);
   await r.cmd('EXPIRE', `cc:job:${id}`, 7 * 86400);
-  await r.cmd('EVAL', EMIT_SCRIPT, 2, `cc:room:${room}:events`, `cc:room:${room}`, kind,
+  await r.cmd('EVAL', EMIT_SCRIPT, 2, `cc:room:{${room}}:events`, `cc:room:{${room}}`, kind,
     JSON.stringify({ job_id: id, status: 'queued' }), 1000);
   await r.cmd('XADD', 'cc:jobs', 'MAXLEN', '~', '100000', '*', 'job', id);
   await r.cmd('EXEC');
@@ -118,7 +118,7 @@ export async function enqueue(r, { id = jobId(), room = 'room1', kind = 'executi
 // ({type, id, data}), in the order Redis delivered them.
 export async function subscribe(port, room) {
   const s = await connectRedis(port);
-  await s.cmd('SUBSCRIBE', `cc:room:${room}`);
+  await s.cmd('SUBSCRIBE', `cc:room:{${room}}`);
   s.messages = [];
   // resp.mjs hands replies to pending callers in order: a collector that puts itself back
   // receives every pushed message
@@ -149,7 +149,7 @@ export async function waitStatus(r, id, statuses, timeout = 20000) {
 
 // The room's history as lib/events.c writes it: [{id, type, data}].
 export async function events(r, room) {
-  const entries = await r.cmd('XRANGE', `cc:room:${room}:events`, '-', '+');
+  const entries = await r.cmd('XRANGE', `cc:room:{${room}}:events`, '-', '+');
   return entries.map(([id, fields]) => {
     const o = { id };
     for (let i = 0; i < fields.length; i += 2) o[fields[i]] = fields[i + 1];

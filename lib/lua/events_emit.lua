@@ -1,0 +1,4 @@
+--! use emit
+-- One room event (lib/events.h). KEYS history stream, channel; ARGV type, data JSON,
+-- history bound. Returns the event id.
+return emit(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
