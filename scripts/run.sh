@@ -208,6 +208,8 @@ if [ -z "${REDIS_URL:-}" ]; then
   redis_pid=$!
   wait_for "Redis" 20 redis-cli -p "$REDIS_PORT" ping
   export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+  # data kept in var/redis by an older version: its keys to the current layout (lib/rkeys.def)
+  "$ROOT/scripts/redis-upgrade-keys.sh" || die "renaming the Redis keys of an older version failed"
 fi
 
 # --- the broker, the workers, lighttpd with the API ------------------------------------
