@@ -147,6 +147,49 @@ chmod 755 "$CC_VAR"
 check_port "$PORT" "HTTP" PORT
 check_port "$BROKER_PORT" "broker" BROKER_PORT
 
+# --- HTTPS (and with it HTTP/2): TLS_CERT + TLS_KEY, or TLS=self-signed ------------------
+# lighttpd reads $CC_VAR/run/tls.conf (lighttpd.conf includes it; empty = plain HTTP). With
+# TLS_PORT, PORT stays plain HTTP and HTTPS is served on TLS_PORT as well; without it, PORT
+# itself serves HTTPS.
+scheme=http
+: >"$CC_VAR/run/tls.conf"
+if [ "${TLS:-}" = self-signed ] && [ -z "${TLS_CERT:-}${TLS_KEY:-}" ]; then
+  mkdir -p "$CC_VAR/tls"
+  TLS_CERT=$CC_VAR/tls/self-signed.crt TLS_KEY=$CC_VAR/tls/self-signed.key
+  if [ ! -s "$TLS_CERT" ] || [ ! -s "$TLS_KEY" ]; then
+    say "creating a self-signed certificate for localhost in $CC_VAR/tls/ (for trying HTTPS out)"
+    (umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+      -days 365 -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1" \
+      -keyout "$TLS_KEY" -out "$TLS_CERT" >"$CC_VAR/log/tls.log" 2>&1) ||
+      die "openssl could not create a certificate (see $CC_VAR/log/tls.log)"
+  fi
+elif [ -n "${TLS:-}" ] && [ "${TLS:-}" != self-signed ]; then
+  die "TLS may only be 'self-signed' (for a real certificate set TLS_CERT and TLS_KEY)"
+fi
+if [ -n "${TLS_CERT:-}${TLS_KEY:-}" ]; then
+  [ -n "${TLS_CERT:-}" ] && [ -n "${TLS_KEY:-}" ] || die "TLS_CERT and TLS_KEY go together: set both"
+  for f in "$TLS_CERT" "$TLS_KEY"; do
+    [ -r "$f" ] || die "cannot read $f (TLS_CERT / TLS_KEY)"
+    case "$f" in *'"'*) die "TLS_CERT / TLS_KEY may not contain a double quote: $f" ;; esac
+  done
+  [ -f /usr/lib/lighttpd/mod_openssl.so ] ||
+    die "lighttpd's TLS module is missing: apt-get install lighttpd-mod-openssl (make run does this)"
+  tls_block="ssl.engine = \"enable\"
+  ssl.pemfile = \"$TLS_CERT\"
+  ssl.privkey = \"$TLS_KEY\""
+  {
+    echo 'server.modules += ( "mod_openssl" )'
+    if [ -n "${TLS_PORT:-}" ]; then
+      check_port "$TLS_PORT" "HTTPS" TLS_PORT
+      case "$CC_BIND" in *:*) tls_sock="[$CC_BIND]:$TLS_PORT" ;; *) tls_sock="$CC_BIND:$TLS_PORT" ;; esac
+      printf '$SERVER["socket"] == "%s" {\n  %s\n}\n' "$tls_sock" "$tls_block"
+    else
+      printf '%s\n' "$tls_block"
+      scheme=https
+    fi
+  } >"$CC_VAR/run/tls.conf"
+fi
+
 # --- JWT key: JWT_SECRET, else JWT_SECRET_FILE, else one generated once into var/ -----
 if [ -n "${JWT_SECRET_FILE:-}" ] && [ -z "${JWT_SECRET:-}" ]; then
   [ -r "$JWT_SECRET_FILE" ] || die "JWT_SECRET_FILE $JWT_SECRET_FILE cannot be read"
@@ -224,16 +267,23 @@ pids+=($!)
 setsid lighttpd -D -f "$ROOT/lighttpd.conf" >>"$CC_VAR/log/lighttpd.log" 2>&1 &
 pids+=($!)
 
-wait_for "the API" 30 curl -fsS "http://127.0.0.1:$PORT/api/health"
-wait_for "the broker" 20 curl -fsS "http://127.0.0.1:$PORT/events/health"
+wait_for "the API" 30 curl -kfsS "$scheme://127.0.0.1:$PORT/api/health"
+wait_for "the broker" 20 curl -kfsS "$scheme://127.0.0.1:$PORT/events/health"
 # What clients on this machine (tests, tools) need to reach the same servers.
 {
   printf 'DATABASE_URL=%q\n' "$DATABASE_URL"
   printf 'REDIS_URL=%q\n' "$REDIS_URL"
   printf 'JWT_SECRET_FILE=%q\n' "${JWT_SECRET_FILE:-}"
-  printf 'BASE_URL=%q\n' "http://127.0.0.1:$PORT"
+  printf 'BASE_URL=%q\n' "$scheme://127.0.0.1:$PORT"
+  if [ -n "${TLS_PORT:-}" ] && [ -n "${TLS_CERT:-}" ]; then
+    printf 'TLS_URL=%q\n' "https://127.0.0.1:$TLS_PORT"
+  fi
+  [ -n "${TLS_CERT:-}" ] && printf 'TLS_CERT=%q\n' "$TLS_CERT"
 } >"$CC_VAR/run/env"
-say "ready: http://localhost:$PORT/  (Ctrl-C stops everything; logs in $CC_VAR/log/)"
+say "ready: $scheme://localhost:$PORT/  (Ctrl-C stops everything; logs in $CC_VAR/log/)"
+if [ -n "${TLS_PORT:-}" ] && [ -n "${TLS_CERT:-}" ]; then
+  say "HTTPS (HTTP/2) also on https://localhost:$TLS_PORT/"
+fi
 [ -n "${CC_READY_FILE:-}" ] && : >"$CC_READY_FILE"
 
 # Stay in the foreground until a child dies, we are told to stop, or our parent dies
