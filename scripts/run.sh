@@ -17,6 +17,8 @@ export PG_PORT=${PG_PORT:-5433}
 export REDIS_PORT=${REDIS_PORT:-6380}
 export API_PROCESSES=${API_PROCESSES:-4}
 export WORKERS=${WORKERS:-2}
+LOG_MAX_MB=${LOG_MAX_MB:-100}
+LOG_CHECK_S=${LOG_CHECK_S:-60}
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
 
 say() { printf 'codecollab: %s\n' "$*"; }
@@ -140,6 +142,11 @@ trap 'stop_all' EXIT
 for b in codecollab-api codecollab-broker codecollab-worker; do
   [ -x "$CC_BIN/$b" ] || die "$CC_BIN/$b is missing: run 'make build' first"
 done
+
+for v in LOG_MAX_MB LOG_CHECK_S; do
+  case "${!v}" in '' | *[!0-9]*) die "$v must be a whole number (got '${!v}')" ;; esac
+done
+[ "$LOG_CHECK_S" -ge 1 ] || die "LOG_CHECK_S must be at least 1"
 
 mkdir -p "$CC_VAR"/{log,run,redis}
 chmod 755 "$CC_VAR"
@@ -288,7 +295,14 @@ fi
 
 # Stay in the foreground until a child dies, we are told to stop, or our parent dies
 # (make killed outright: nobody would ever tell us, and the stack would hold its ports).
+# Every LOG_CHECK_S seconds, logs over LOG_MAX_MB are cut (scripts/cap-logs.sh; 0: never).
+ticks=0
 while true; do
+  ticks=$((ticks + 1))
+  if [ "$LOG_MAX_MB" -gt 0 ] && [ $((ticks % LOG_CHECK_S)) -eq 0 ]; then
+    "$ROOT/scripts/cap-logs.sh" "$CC_VAR/log" $((LOG_MAX_MB * 1024 * 1024)) ||
+      say "could not cap the logs in $CC_VAR/log" || true
+  fi
   if parent_gone; then
     trap '' PIPE # whoever read our output may have gone with it
     say "the parent process (pid $parent) is gone; stopping everything" || true
