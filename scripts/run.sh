@@ -17,6 +17,7 @@ export PG_PORT=${PG_PORT:-5433}
 export REDIS_PORT=${REDIS_PORT:-6380}
 export API_PROCESSES=${API_PROCESSES:-4}
 export WORKERS=${WORKERS:-2}
+export WEB=${WEB:-lighttpd}
 LOG_MAX_MB=${LOG_MAX_MB:-100}
 LOG_CHECK_S=${LOG_CHECK_S:-60}
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
@@ -143,6 +144,14 @@ for b in codecollab-api codecollab-broker codecollab-worker; do
   [ -x "$CC_BIN/$b" ] || die "$CC_BIN/$b is missing: run 'make build' first"
 done
 
+case "$WEB" in
+  lighttpd) ;;
+  apache)
+    for b in apache2 spawn-fcgi; do
+      command -v "$b" >/dev/null || die "WEB=apache needs $b (apt-get install apache2 spawn-fcgi; make run installs them)"
+    done ;;
+  *) die "WEB must be lighttpd (the default) or apache (got '$WEB')" ;;
+esac
 for v in LOG_MAX_MB LOG_CHECK_S; do
   case "${!v}" in '' | *[!0-9]*) die "$v must be a whole number (got '${!v}')" ;; esac
 done
@@ -271,8 +280,28 @@ setsid "$CC_BIN/codecollab-worker" >>"$CC_VAR/log/worker.log" 2>&1 &
 pids+=($!)
 setsid "$CC_BIN/codecollab-api" --snapshotter </dev/null >>"$CC_VAR/log/snapshotter.log" 2>&1 &
 pids+=($!)
-setsid lighttpd -D -f "$ROOT/lighttpd.conf" >>"$CC_VAR/log/lighttpd.log" 2>&1 &
-pids+=($!)
+if [ "$WEB" = apache ]; then
+  # The API under spawn-fcgi (API_PROCESSES processes on one Unix socket, as lighttpd runs
+  # them), Apache in front (deploy/apache/codecollab.conf). Apache's children run as
+  # www-data when we are root; they only need the socket and htdocs/.
+  [ -z "${TLS_CERT:-}" ] || die "make run sets up HTTPS with lighttpd only; with Apache, terminate TLS in your own site (docs/DEPLOY.md)"
+  rm -f "$CC_VAR/run/api.sock" "$CC_VAR/run/api.pids"
+  setsid spawn-fcgi -s "$CC_VAR/run/api.sock" -M 0666 -F "$API_PROCESSES" -P "$CC_VAR/run/api.pids" \
+    -- "$CC_BIN/codecollab-api" >>"$CC_VAR/log/api.log" 2>&1 </dev/null ||
+    die "spawn-fcgi could not start the API (see $CC_VAR/log/api.log)"
+  while read -r p; do
+    [ -n "$p" ] && pids+=("$p")
+  done <"$CC_VAR/run/api.pids"
+  case "$CC_BIND" in *:*) CC_LISTEN="[$CC_BIND]:$PORT" ;; *) CC_LISTEN="$CC_BIND:$PORT" ;; esac
+  if [ "$(id -u)" = 0 ]; then CC_APACHE_USER=www-data CC_APACHE_GROUP=www-data
+  else CC_APACHE_USER=$(id -un) CC_APACHE_GROUP=$(id -gn); fi
+  export CC_LISTEN CC_APACHE_USER CC_APACHE_GROUP
+  setsid apache2 -f "$ROOT/deploy/apache/codecollab.conf" -DFOREGROUND >>"$CC_VAR/log/apache.log" 2>&1 &
+  pids+=($!)
+else
+  setsid lighttpd -D -f "$ROOT/lighttpd.conf" >>"$CC_VAR/log/lighttpd.log" 2>&1 &
+  pids+=($!)
+fi
 
 wait_for "the API" 30 curl -kfsS "$scheme://127.0.0.1:$PORT/api/health"
 wait_for "the broker" 20 curl -kfsS "$scheme://127.0.0.1:$PORT/events/health"
