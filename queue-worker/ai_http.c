@@ -18,8 +18,12 @@
 #include <time.h>
 
 #define AI_CONNECT_TIMEOUT_MS 10000
-#define AI_BACKOFF_FIRST_MS 500 /* then 1 s, 2 s, … (lib/backoff.h's jitter below each) */
-#define AI_BACKOFF_MAX_MS 8000
+/* Provider retries: lib/backoff.h waits a random time in [d/2, d], d doubling from
+ * AI_BACKOFF_FIRST_MS up to AI_BACKOFF_MAX_MS: the first retry comes after 375 to 750 ms,
+ * never sooner than when the waits were 500 ms ± 25 % (doubling up to 8 s ± 25 %), and
+ * no wait is longer than that scheme's longest, 10 s. */
+#define AI_BACKOFF_FIRST_MS 750
+#define AI_BACKOFF_MAX_MS 10000
 #define AI_SLEEP_SLICE_MS 100	/* how soon a cancel ends a wait between attempts */
 
 static int cancelled(const volatile sig_atomic_t *cancel)

@@ -97,7 +97,7 @@ static int load_table(const struct cfg_setting *t, size_t n)
 	return 0;
 }
 
-#define LOAD(table) load_table(table, sizeof table / sizeof table[0])
+#define LOAD(table) load_table((table), sizeof(table) / sizeof((table)[0]))
 
 /* The limit variables; a Piston limit is sent only when the variable is set, so Piston's
  * own (often lower) maxima apply otherwise. */
