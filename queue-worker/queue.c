@@ -366,7 +366,7 @@ int queue_process(redisContext *r, const struct queue_entry *e, const struct que
 		rc = ok;
 		goto out;
 	}
-	enum queue_outcome o = hd->run(hd->ctx, &j, cancel, &result, why, sizeof why);
+	enum queue_outcome o = hd->run(hd->ctx, r, &j, cancel, &result, why, sizeof why);
 	switch (o) {
 	case QUEUE_FINISHED:
 		log_info("job %s: finished", j.id);
