@@ -289,7 +289,9 @@ static int poll_cancelled(struct worker *w, redisContext *r)
 				freeReplyObject(rep);
 			return -1;
 		}
-		int cancelled = rep->type == REDIS_REPLY_STRING && !strcmp(rep->str, "cancelled");
+		enum job_status st;
+		int cancelled = rep->type == REDIS_REPLY_STRING &&
+				job_status_parse(rep->str, &st) == 0 && st == JOB_CANCELLED;
 		freeReplyObject(rep);
 		if (!cancelled)
 			continue;
