@@ -1,0 +1,294 @@
+/* lib/metrics: the arithmetic of counters, gauges and histograms, their text exposition,
+ * and the /metrics listener (lib/metrics_http) over a real socket. */
+#include "metrics.h"
+#include "metrics_http.h"
+#include "unit.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static const char *const kinds[] = {"execution", "ai"};
+static const char *const outcomes[] = {"finished", "failed", "requeued"};
+static const char *const steps[] = {"run"};
+/* microseconds; rendered in seconds */
+static const long long bounds_us[] = {5000, 100000, 1500000};
+
+enum { M_JOBS, M_OPEN, M_PLAIN, M_LAT, M_N };
+
+static struct metric table[M_N] = {
+	[M_JOBS] = {.name = "codecollab_test_jobs_total",
+		    .help = "Jobs by kind and outcome.",
+		    .type = METRIC_COUNTER,
+		    .nlabels = 2,
+		    .label = {{"kind", kinds, 2}, {"outcome", outcomes, 3}}},
+	[M_OPEN] = {.name = "codecollab_test_open",
+		    .help = "Open things.",
+		    .type = METRIC_GAUGE},
+	[M_PLAIN] = {.name = "codecollab_test_plain_total",
+		     .help = "A counter without labels.",
+		     .type = METRIC_COUNTER},
+	[M_LAT] = {.name = "codecollab_test_seconds",
+		   .help = "Latency.",
+		   .type = METRIC_HISTOGRAM,
+		   .nlabels = 1,
+		   .label = {{"step", steps, 1}},
+		   .bounds = bounds_us,
+		   .nbounds = 3,
+		   .unit = 1000000},
+};
+
+static void test_arithmetic(void)
+{
+	/* unbound: every recording is a no-op, reading gives 0, rendering nothing */
+	metric_inc(&table[M_JOBS], 0, 0);
+	CHECK(metric_value(&table[M_JOBS], 0, 0) == 0);
+	struct buf b;
+	buf_init(&b, 0);
+	CHECK(metrics_render(table, M_N, &b) == 0);
+	CHECK(b.len == 0);
+
+	size_t n = metrics_cells(table, M_N);
+	/* 2×3 counters, 1 gauge, 1 counter, 1 histogram series of 3 bounds + Inf + sum */
+	CHECK(n == 6 + 1 + 1 + 5);
+	metric_cell *store = calloc(n, sizeof *store);
+	CHECK(store != NULL);
+	CHECK(metrics_bind(table, M_N, store, n - 1) == -1); /* too short */
+	CHECK(metrics_bind(table, M_N, store, n) == 0);
+
+	metric_inc(&table[M_JOBS], 1, 2);
+	metric_add(&table[M_JOBS], 1, 2, 4);
+	metric_inc(&table[M_JOBS], 0, 0);
+	CHECK(metric_value(&table[M_JOBS], 1, 2) == 5);
+	CHECK(metric_value(&table[M_JOBS], 0, 0) == 1);
+	CHECK(metric_value(&table[M_JOBS], 0, 2) == 0);
+	/* out of range: nothing recorded anywhere */
+	metric_inc(&table[M_JOBS], 2, 0);
+	metric_inc(&table[M_JOBS], 0, 3);
+	long long total = 0;
+	for (size_t a = 0; a < 2; a++)
+		for (size_t o = 0; o < 3; o++)
+			total += metric_value(&table[M_JOBS], a, o);
+	CHECK(total == 6);
+
+	/* a gauge goes up and down, and can be set */
+	metric_add(&table[M_OPEN], 0, 0, 3);
+	metric_add(&table[M_OPEN], 0, 0, -1);
+	CHECK(metric_value(&table[M_OPEN], 0, 0) == 2);
+	metric_set(&table[M_OPEN], 0, 0, 7);
+	CHECK(metric_value(&table[M_OPEN], 0, 0) == 7);
+	/* set is for gauges only */
+	metric_set(&table[M_PLAIN], 0, 0, 9);
+	CHECK(metric_value(&table[M_PLAIN], 0, 0) == 0);
+
+	/* histogram: a value equal to a bound is in that bucket (le is "less or equal") */
+	metric_observe(&table[M_LAT], 0, 0, 5000);
+	metric_observe(&table[M_LAT], 0, 0, 5001);
+	metric_observe(&table[M_LAT], 0, 0, 2000000);
+	CHECK(metric_value(&table[M_LAT], 0, 0) == 3);
+	CHECK(metric_sum(&table[M_LAT], 0, 0) == 2010001);
+	/* add does not touch a histogram */
+	metric_add(&table[M_LAT], 0, 0, 100);
+	CHECK(metric_value(&table[M_LAT], 0, 0) == 3);
+
+	CHECK(metric_label_index(&table[M_JOBS].label[1], "failed") == 1);
+	CHECK(metric_label_index(&table[M_JOBS].label[1], "nope") == -1);
+
+	CHECK(metrics_render(table, M_N, &b) == 0);
+	CHECK_STR(b.data,
+		  "# HELP codecollab_test_jobs_total Jobs by kind and outcome.\n"
+		  "# TYPE codecollab_test_jobs_total counter\n"
+		  "codecollab_test_jobs_total{kind=\"execution\",outcome=\"finished\"} 1\n"
+		  "codecollab_test_jobs_total{kind=\"execution\",outcome=\"failed\"} 0\n"
+		  "codecollab_test_jobs_total{kind=\"execution\",outcome=\"requeued\"} 0\n"
+		  "codecollab_test_jobs_total{kind=\"ai\",outcome=\"finished\"} 0\n"
+		  "codecollab_test_jobs_total{kind=\"ai\",outcome=\"failed\"} 0\n"
+		  "codecollab_test_jobs_total{kind=\"ai\",outcome=\"requeued\"} 5\n"
+		  "# HELP codecollab_test_open Open things.\n"
+		  "# TYPE codecollab_test_open gauge\n"
+		  "codecollab_test_open 7\n"
+		  "# HELP codecollab_test_plain_total A counter without labels.\n"
+		  "# TYPE codecollab_test_plain_total counter\n"
+		  "codecollab_test_plain_total 0\n"
+		  "# HELP codecollab_test_seconds Latency.\n"
+		  "# TYPE codecollab_test_seconds histogram\n"
+		  "codecollab_test_seconds_bucket{step=\"run\",le=\"0.005\"} 1\n"
+		  "codecollab_test_seconds_bucket{step=\"run\",le=\"0.1\"} 2\n"
+		  "codecollab_test_seconds_bucket{step=\"run\",le=\"1.5\"} 2\n"
+		  "codecollab_test_seconds_bucket{step=\"run\",le=\"+Inf\"} 3\n"
+		  "codecollab_test_seconds_sum{step=\"run\"} 2.010001\n"
+		  "codecollab_test_seconds_count{step=\"run\"} 3\n");
+
+	/* the buffer's bound is an error, not a truncated page */
+	struct buf small;
+	buf_init(&small, 64);
+	CHECK(metrics_render(table, M_N, &small) == -1);
+	buf_free(&small);
+	buf_free(&b);
+
+	metrics_unbind(table, M_N);
+	metric_inc(&table[M_PLAIN], 0, 0);
+	CHECK(store[6 + 1] == 0); /* the plain counter's cell: untouched once unbound */
+	free(store);
+}
+
+/* Tables a program could get wrong are refused whole. */
+static void test_malformed(void)
+{
+	static const long long down[] = {10, 5};
+	metric_cell store[16] = {0};
+	struct metric bad_unit = {.name = "x", .help = "x", .type = METRIC_HISTOGRAM,
+				  .bounds = bounds_us, .nbounds = 3, .unit = 1500};
+	CHECK(metrics_bind(&bad_unit, 1, store, 16) == -1);
+	CHECK(bad_unit.cells == NULL);
+	struct metric bad_bounds = {.name = "x", .help = "x", .type = METRIC_HISTOGRAM,
+				    .bounds = down, .nbounds = 2};
+	CHECK(metrics_bind(&bad_bounds, 1, store, 16) == -1);
+	struct metric no_values = {.name = "x", .help = "x", .type = METRIC_COUNTER,
+				   .nlabels = 1, .label = {{"l", NULL, 0}}};
+	CHECK(metrics_bind(&no_values, 1, store, 16) == -1);
+	/* negative gauges and sums are written with their sign, exactly */
+	struct metric g = {.name = "g", .help = "h", .type = METRIC_HISTOGRAM, .bounds = down + 1,
+			   .nbounds = 1, .unit = 1000};
+	CHECK(metrics_bind(&g, 1, store, 16) == 0);
+	metric_observe(&g, 0, 0, -1250);
+	struct buf b;
+	buf_init(&b, 0);
+	CHECK(metrics_render(&g, 1, &b) == 0);
+	CHECK(b.data && strstr(b.data, "g_sum -1.25\n") != NULL);
+	CHECK(b.data && strstr(b.data, "g_bucket{le=\"0.005\"} 1\n") != NULL);
+	buf_free(&b);
+}
+
+static void test_classify(void)
+{
+#define C(s) metrics_http_classify((s), strlen(s))
+	CHECK(C("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n") == 200);
+	CHECK(C("GET /metrics?x=1 HTTP/1.0\r\n\r\n") == 200);
+	CHECK(C("GET /metrics HTTP/1.1\n\n") == 200);
+	CHECK(C("GET /metrics HTTP/1.1\r\nHost: x\r\n") == 0); /* not complete yet */
+	CHECK(C("GET /metricsx HTTP/1.1\r\n\r\n") == 404);
+	CHECK(C("GET / HTTP/1.1\r\n\r\n") == 404);
+	CHECK(C("POST /metrics HTTP/1.1\r\n\r\n") == 405);
+	CHECK(C("GET /metrics\r\n\r\n") == 400);
+	CHECK(C("GET  HTTP/1.1\r\n\r\n") == 400);
+	CHECK(C(" /metrics HTTP/1.1\r\n\r\n") == 400);
+	char big[METRICS_HTTP_HEAD_MAX + 10];
+	memset(big, 'a', sizeof big);
+	CHECK(metrics_http_classify(big, sizeof big) == 431);
+	CHECK(metrics_http_classify(big, 100) == 0);
+#undef C
+}
+
+static int collect(void *arg, struct buf *out)
+{
+	return metrics_render(arg, M_N, out);
+}
+
+/* Sends req to 127.0.0.1:port and reads the whole answer into out. */
+static int roundtrip(int port, const char *req, char *out, size_t cap)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	size_t len = strlen(req);
+	if (send(fd, req, len, 0) != (ssize_t)len) {
+		close(fd);
+		return -1;
+	}
+	size_t n = 0;
+	ssize_t r;
+	while (n + 1 < cap && (r = recv(fd, out + n, cap - 1 - n, 0)) > 0)
+		n += (size_t)r;
+	out[n] = '\0';
+	close(fd);
+	return 0;
+}
+
+static void test_listener(void)
+{
+	size_t n = metrics_cells(table, M_N);
+	metric_cell *store = calloc(n, sizeof *store);
+	CHECK(store && metrics_bind(table, M_N, store, n) == 0);
+	metric_add(&table[M_PLAIN], 0, 0, 41);
+	metric_inc(&table[M_PLAIN], 0, 0);
+	char err[256];
+	struct metrics_http *s = metrics_http_start("127.0.0.1", 0, collect, table, err, sizeof err);
+	CHECK(s != NULL);
+	if (s) {
+		int port = metrics_http_port(s);
+		CHECK(port > 0);
+		static char out[64 * 1024];
+		CHECK(roundtrip(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", out, sizeof out) == 0);
+		CHECK(strncmp(out, "HTTP/1.1 200 OK\r\n", 17) == 0);
+		CHECK(strstr(out, "Content-Type: text/plain; version=0.0.4") != NULL);
+		CHECK(strstr(out, "\r\n\r\n# HELP codecollab_test_jobs_total") != NULL);
+		CHECK(strstr(out, "\ncodecollab_test_plain_total 42\n") != NULL);
+		CHECK(roundtrip(port, "GET /other HTTP/1.1\r\n\r\n", out, sizeof out) == 0);
+		CHECK(strncmp(out, "HTTP/1.1 404 ", 13) == 0);
+		CHECK(strstr(out, "codecollab_") == NULL);
+		CHECK(roundtrip(port, "DELETE /metrics HTTP/1.1\r\n\r\n", out, sizeof out) == 0);
+		CHECK(strncmp(out, "HTTP/1.1 405 ", 13) == 0);
+		static char big[METRICS_HTTP_HEAD_MAX + 100];
+		memset(big, 'a', sizeof big - 1);
+		memcpy(big, "GET /metrics HTTP/1.1\r\nX: ", 26);
+		CHECK(roundtrip(port, big, out, sizeof out) == 0);
+		CHECK(strncmp(out, "HTTP/1.1 431 ", 13) == 0);
+		/* it still answers after all that */
+		CHECK(roundtrip(port, "GET /metrics HTTP/1.0\r\n\r\n", out, sizeof out) == 0);
+		CHECK(strncmp(out, "HTTP/1.1 200 OK\r\n", 17) == 0);
+		metrics_http_stop(s);
+		/* stopped: nothing listens any more */
+		CHECK(roundtrip(port, "GET /metrics HTTP/1.0\r\n\r\n", out, sizeof out) == -1);
+	}
+	CHECK(metrics_http_start("not-an-ip", 0, collect, table, err, sizeof err) == NULL);
+	CHECK(strstr(err, "not an IP address") != NULL);
+	metrics_unbind(table, M_N);
+	free(store);
+}
+
+/* Counting from several threads at once loses nothing. */
+static void *hammer(void *arg)
+{
+	for (int i = 0; i < 100000; i++) {
+		metric_inc(&table[M_PLAIN], 0, 0);
+		metric_observe(&table[M_LAT], 0, 0, 1);
+	}
+	return arg;
+}
+
+static void test_threads(void)
+{
+	size_t n = metrics_cells(table, M_N);
+	metric_cell *store = calloc(n, sizeof *store);
+	CHECK(store && metrics_bind(table, M_N, store, n) == 0);
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++)
+		CHECK(pthread_create(&t[i], NULL, hammer, NULL) == 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	CHECK(metric_value(&table[M_PLAIN], 0, 0) == 400000);
+	CHECK(metric_value(&table[M_LAT], 0, 0) == 400000);
+	CHECK(metric_sum(&table[M_LAT], 0, 0) == 400000);
+	metrics_unbind(table, M_N);
+	free(store);
+}
+
+int main(void)
+{
+	test_arithmetic();
+	test_malformed();
+	test_classify();
+	test_listener();
+	test_threads();
+	return unit_summary("test_metrics");
+}
