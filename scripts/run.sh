@@ -18,6 +18,11 @@ export REDIS_PORT=${REDIS_PORT:-6380}
 export API_PROCESSES=${API_PROCESSES:-4}
 export WORKERS=${WORKERS:-2}
 export WEB=${WEB:-lighttpd}
+# Prometheus metrics (docs/OPERATIONS.md "Metrics"): each program on its own port of
+# METRICS_HOST (loopback unless you say otherwise), never on PORT; 0 switches one off.
+export METRICS_HOST=${METRICS_HOST:-127.0.0.1}
+export BROKER_METRICS_PORT=${BROKER_METRICS_PORT:-9181}
+export WORKER_METRICS_PORT=${WORKER_METRICS_PORT:-9182}
 LOG_MAX_MB=${LOG_MAX_MB:-100}
 LOG_CHECK_S=${LOG_CHECK_S:-60}
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
@@ -152,7 +157,7 @@ case "$WEB" in
     done ;;
   *) die "WEB must be lighttpd (the default) or apache (got '$WEB')" ;;
 esac
-for v in LOG_MAX_MB LOG_CHECK_S; do
+for v in LOG_MAX_MB LOG_CHECK_S BROKER_METRICS_PORT WORKER_METRICS_PORT; do
   case "${!v}" in '' | *[!0-9]*) die "$v must be a whole number (got '${!v}')" ;; esac
 done
 [ "$LOG_CHECK_S" -ge 1 ] || die "LOG_CHECK_S must be at least 1"
@@ -162,6 +167,10 @@ chmod 755 "$CC_VAR"
 
 check_port "$PORT" "HTTP" PORT
 check_port "$BROKER_PORT" "broker" BROKER_PORT
+for v in BROKER_METRICS_PORT WORKER_METRICS_PORT; do
+  [ "${!v}" -le 65535 ] || die "$v must be a port number (got '${!v}')"
+  [ "${!v}" -eq 0 ] || check_port "${!v}" "metrics" "$v"
+done
 
 # --- HTTPS (and with it HTTP/2): TLS_CERT + TLS_KEY, or TLS=self-signed ------------------
 # lighttpd reads $CC_VAR/run/tls.conf (lighttpd.conf includes it; empty = plain HTTP). With
@@ -315,6 +324,12 @@ wait_for "the broker" 20 curl -kfsS "$scheme://127.0.0.1:$PORT/events/health"
     printf 'TLS_URL=%q\n' "https://127.0.0.1:$TLS_PORT"
   fi
   [ -n "${TLS_CERT:-}" ] && printf 'TLS_CERT=%q\n' "$TLS_CERT"
+  metrics_url() { # name port
+    case "$METRICS_HOST" in *:*) h="[$METRICS_HOST]" ;; *) h=$METRICS_HOST ;; esac
+    [ "$2" -eq 0 ] || printf '%s=%q\n' "$1" "http://$h:$2/metrics"
+  }
+  metrics_url BROKER_METRICS_URL "$BROKER_METRICS_PORT"
+  metrics_url WORKER_METRICS_URL "$WORKER_METRICS_PORT"
 } >"$CC_VAR/run/env"
 say "ready: $scheme://localhost:$PORT/  (Ctrl-C stops everything; logs in $CC_VAR/log/)"
 if [ -n "${TLS_PORT:-}" ] && [ -n "${TLS_CERT:-}" ]; then

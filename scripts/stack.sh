@@ -1,7 +1,8 @@
 # Sourced by scripts/test.sh and bench/: starts a throwaway stack (scripts/run.sh) on random
 # free ports with its data in a temporary directory, and stops it again.
 #   stack_up <build>   sets STACK_VAR, STACK_PID, exports the stack's BASE_URL,
-#                      DATABASE_URL, REDIS_URL, JWT_SECRET_FILE (from var/run/env)
+#                      DATABASE_URL, REDIS_URL, JWT_SECRET_FILE and the programs'
+#                      *_METRICS_URL (from var/run/env)
 #   stack_down         stops it; returns 1 when a process of it survived
 
 stack_free_port() {
@@ -31,6 +32,8 @@ stack_up() { # build
   export CC_VAR=$STACK_VAR BUILD=$1 CC_BIND=127.0.0.1
   export PORT=$(stack_free_port) BROKER_PORT=$(stack_free_port)
   export PG_PORT=$(stack_free_port) REDIS_PORT=$(stack_free_port)
+  export METRICS_HOST=127.0.0.1
+  export BROKER_METRICS_PORT=$(stack_free_port) WORKER_METRICS_PORT=$(stack_free_port)
   export CC_READY_FILE=$STACK_VAR/ready
   # HTTPS (HTTP/2) beside plain HTTP, with a throwaway self-signed certificate: TLS_URL
   export TLS=self-signed TLS_PORT=$(stack_free_port)
