@@ -2,6 +2,7 @@
  * and the /metrics listener (lib/metrics_http) over a real socket. */
 #include "metrics.h"
 #include "metrics_http.h"
+#include "metrics_shm.h"
 #include "unit.h"
 
 #include <arpa/inet.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *const kinds[] = {"execution", "ai"};
@@ -283,6 +285,69 @@ static void test_threads(void)
 	free(store);
 }
 
+/* Processes that map one file add up; a file of another layout is replaced, not misread. */
+static void test_shm(void)
+{
+	char path[] = "/tmp/cc-test-metrics-XXXXXX";
+	int fd = mkstemp(path);
+	CHECK(fd >= 0);
+	close(fd);
+	unlink(path); /* metrics_shm creates it */
+	char err[256] = "";
+	struct metrics_shm s;
+	CHECK(metrics_shm_open(&s, path, table, M_N, err, sizeof err) == 0);
+	metric_add(&table[M_PLAIN], 0, 0, 5);
+	metric_observe(&table[M_LAT], 0, 0, 7);
+	pid_t pid = fork();
+	if (pid == 0) {
+		/* another process of the same binary: its own mapping of the same file */
+		struct metrics_shm c;
+		metrics_unbind(table, M_N);
+		if (metrics_shm_open(&c, path, table, M_N, err, sizeof err) < 0)
+			_exit(2);
+		int ok = metric_value(&table[M_PLAIN], 0, 0) == 5; /* it sees what the parent counted */
+		metric_add(&table[M_PLAIN], 0, 0, 10);
+		metric_observe(&table[M_LAT], 0, 0, 9);
+		metrics_shm_close(&c, table, M_N);
+		_exit(ok ? 0 : 1);
+	}
+	int status = -1;
+	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(metric_value(&table[M_PLAIN], 0, 0) == 15);
+	CHECK(metric_value(&table[M_LAT], 0, 0) == 2);
+	CHECK(metric_sum(&table[M_LAT], 0, 0) == 16);
+
+	/* a second mapping in this process sees the same cells */
+	struct metrics_shm s2;
+	struct metric again[M_N];
+	memcpy(again, table, sizeof again);
+	metrics_unbind(again, M_N);
+	CHECK(metrics_shm_open(&s2, path, again, M_N, err, sizeof err) == 0);
+	CHECK(metric_value(&again[M_PLAIN], 0, 0) == 15);
+	metrics_shm_close(&s2, again, M_N);
+
+	/* another layout (one metric fewer): the file is replaced, starting from zero, and the
+	 * old mapping still counts on its own */
+	struct metric other[M_N];
+	memcpy(other, table, sizeof other);
+	metrics_unbind(other, M_N);
+	struct metrics_shm s3;
+	CHECK(metrics_shm_open(&s3, path, other, M_N - 1, err, sizeof err) == 0);
+	CHECK(metric_value(&other[M_PLAIN], 0, 0) == 0);
+	metric_inc(&other[M_PLAIN], 0, 0);
+	metric_inc(&table[M_PLAIN], 0, 0);
+	CHECK(metric_value(&table[M_PLAIN], 0, 0) == 16);
+	CHECK(metric_value(&other[M_PLAIN], 0, 0) == 1);
+	CHECK(metrics_layout_hash(table, M_N) != metrics_layout_hash(table, M_N - 1));
+	metrics_shm_close(&s3, other, M_N - 1);
+	metrics_shm_close(&s, table, M_N);
+	CHECK(metric_value(&table[M_PLAIN], 0, 0) == 0); /* unbound */
+	CHECK(metrics_shm_open(&s, "/nonexistent-dir/x", table, M_N, err, sizeof err) == -1);
+	CHECK(strstr(err, "cannot open") != NULL);
+	unlink(path);
+}
+
 int main(void)
 {
 	test_arithmetic();
@@ -290,5 +355,6 @@ int main(void)
 	test_classify();
 	test_listener();
 	test_threads();
+	test_shm();
 	return unit_summary("test_metrics");
 }
