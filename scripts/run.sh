@@ -314,7 +314,9 @@ wait_for "the broker" 20 curl -kfsS "$scheme://127.0.0.1:$PORT/events/health"
   if [ -n "${TLS_PORT:-}" ] && [ -n "${TLS_CERT:-}" ]; then
     printf 'TLS_URL=%q\n' "https://127.0.0.1:$TLS_PORT"
   fi
-  [ -n "${TLS_CERT:-}" ] && printf 'TLS_CERT=%q\n' "$TLS_CERT"
+  # the certificate, for clients that must trust a self-signed one (not TLS_CERT: whoever
+  # reads this file may start another stack)
+  [ -n "${TLS_CERT:-}" ] && printf 'CC_TLS_CA=%q\n' "$TLS_CERT"
 } >"$CC_VAR/run/env"
 say "ready: $scheme://localhost:$PORT/  (Ctrl-C stops everything; logs in $CC_VAR/log/)"
 if [ -n "${TLS_PORT:-}" ] && [ -n "${TLS_CERT:-}" ]; then
