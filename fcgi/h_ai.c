@@ -6,9 +6,10 @@
  * and clears the pending mark. Redis keys (docs/INTERNALS.md):
  *   cc:ai:cache:{key}               the answer JSON, AICFG_CACHE_TTL_S, shared by all rooms
  *   cc:ai:asked:{room}:{key}        set by the worker when a job of that room got the answer
- *   cc:ai:pending:{room}:{key}      the id of the room's job answering it, while under way;
- *                                   "-" for the few milliseconds between claiming it and the
- *                                   job existing.
+ *   cc:ai:pending:{room}:{key}      the id of the room's job answering it, while under way:
+ *                                   the claimer picks the id first and claims with it, so a
+ *                                   second identical request learns the id at once and has
+ *                                   nothing to wait for.
  * The scope is the room: its members see each other's `ai` events anyway, so telling them
  * "cached" reveals nothing, while another room must not learn that anyone asked. A request
  * whose answer only another room asked for is answered like a miss (202, a new job); the
@@ -22,19 +23,20 @@
 #include "aicfg.h"
 #include "rkeys.h"
 #include "rscript.h"
-#include "doc.h"
 #include "events.h"
+#include "jobstate.h"
 #include "handlers.h"
 #include "lang.h"
 #include "log.h"
+#include "rnd.h"
 #include "utf8.h"
 #include "valid.h"
 
 #define AI_CODE_MAX (64 * 1024)	  /* bytes of code sent to the provider */
 #define AI_QUESTION_MAX 2000	  /* characters */
 #define AI_PENDING_TTL_S 300	  /* past a job's worst case: 3 attempts of 30 s, waits, queueing */
-#define AI_CLAIM_TTL_MS 10000	  /* the "-" placeholder, should its writer die */
-#define AI_JOIN_WAIT_MS 3000	  /* how long a second request waits for the placeholder */
+#define AI_CLAIM_TTL_MS 10000	  /* a claim whose job was never created, should its writer die */
+#define AI_CLAIM_ROUNDS 10	  /* stale marks taken over at most this often per request */
 #define AI_CACHED_LIMIT_FACTOR 10 /* cached answers: a separate, looser per-minute bound */
 #define AI_JOB_ID_LEN 16
 
@@ -117,18 +119,14 @@ static int apply_selection(struct api_ctx *c, struct ai_ask *a)
 /* The room's language (the read access check does not fetch it). 0 or -1 answered. */
 static int room_language(struct api_ctx *c, const char *room, char out[33])
 {
-	const char *params[] = {room};
-	PGresult *r = api_sql(c, "SELECT language FROM rooms WHERE id = $1", 1, params, NULL, NULL);
-	if (!r)
-		return -1;
-	if (PQntuples(r) != 1) {
-		PQclear(r);
+	enum store_status st = store_room_language(c->store, room, out);
+	if (st == STORE_OK)
+		return 0;
+	if (st == STORE_NOT_FOUND)
 		api_error(c, 404, "room_not_found", "no room with id %s", room);
-		return -1;
-	}
-	snprintf(out, 33, "%s", PQgetvalue(r, 0, 0));
-	PQclear(r);
-	return 0;
+	else
+		api_fail_why(c, st);
+	return -1;
 }
 
 /* A Redis command's reply (caller frees with freeReplyObject), or NULL with 503 answered
@@ -142,8 +140,7 @@ static redisReply *rcmd(struct api_ctx *c, redisContext *rd, const char *fmt, ..
 	if (!rep || rep->type == REDIS_REPLY_ERROR) {
 		if (rep)
 			freeReplyObject(rep);
-		api_redis_failed(c);
-		api_error(c, 503, "redis_unavailable", "the AI cache is unavailable");
+		api_fail(c, store_redis_failed(c->store), NULL, "the AI cache is unavailable");
 		return NULL;
 	}
 	return rep;
@@ -164,7 +161,8 @@ static void emit_ai(struct api_ctx *c, const char *room, const char *job_id, con
 		cJSON_AddItemReferenceToObject(d, "result", result);
 	char *s = cJSON_PrintUnformatted(d);
 	cJSON_Delete(d);
-	if (!s || !c->conns->redis || events_emit(c->conns->redis, room, "ai", s, NULL, 0) < 0)
+	redisContext *rd;
+	if (!s || store_redis(c->store, &rd) != STORE_OK || events_emit(rd, room, "ai", s, NULL, 0) < 0)
 		log_warn("could not emit the %s ai event of room %s", status, room);
 	free(s);
 }
@@ -216,7 +214,7 @@ static void answer_cached(struct api_ctx *c, const char *room, const struct ai_a
 {
 	cJSON_DeleteItemFromObjectCaseSensitive(res, "cached");
 	cJSON_AddTrueToObject(res, "cached");
-	emit_ai(c, room, NULL, a->kind, "finished", res);
+	emit_ai(c, room, NULL, a->kind, job_status_name(JOB_FINISHED), res);
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddItemToObject(o, "result", res);
 	cJSON_AddTrueToObject(o, "cached");
@@ -227,13 +225,13 @@ static void answer_cached(struct api_ctx *c, const char *room, const struct ai_a
 /* Drops a claim on the pending key, only if it still holds `value`. */
 static void release_claim(struct api_ctx *c, const struct ai_ask *a, const char *value)
 {
-	redisContext *rd = c->conns->redis;
-	if (!rd)
-		return;
+	redisContext *rd;
+	if (store_redis(c->store, &rd) != STORE_OK)
+		return; /* the claim expires (AI_CLAIM_TTL_MS) */
 	const char *args[] = {a->pending_key.s, value};
 	redisReply *rep = rds_script(rd, &rs_ai_release, 1, 2, args, NULL);
 	if (!rep)
-		api_redis_failed(c);
+		store_redis_failed(c->store);
 	else
 		freeReplyObject(rep);
 }
@@ -259,23 +257,30 @@ static cJSON *build_request(const struct ai_ask *a, const char *room)
 	return r;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
-/* Once the request is settled: the cache, a job under way, or a new job. */
+/* Once the request is settled: the cache, a job under way, or a new job.
+ *
+ * Identical requests race on the pending key. The claimer picks its job's id first and
+ * claims the key with that id (SET NX), so whoever loses the race reads the id of the job
+ * it joins at once: nobody waits for anybody. A mark whose job is over (or that a claimer
+ * whose enqueue failed is about to remove) is taken over; a claim whose holder died
+ * expires (AI_CLAIM_TTL_MS). A request that joins in the few milliseconds between a claim
+ * and its job's creation is told the job as queued, which it is a moment later. */
 static void ask(struct api_ctx *c, const char *room, struct ai_ask *a)
 {
-	redisContext *rd = api_redis(c);
-	if (!rd)
+	redisContext *rd;
+	enum store_status st = store_redis(c->store, &rd);
+	if (st != STORE_OK) {
+		api_fail(c, st, NULL, NULL);
 		return;
+	}
 	int failed = 0;
-	/* Identical requests race here: one claims the pending key, the others wait for its
-	 * job id. A claim whose holder died expires (AI_CLAIM_TTL_MS) and is taken over. */
+	char id[AI_JOB_ID_LEN + 1];
+	if (rnd_id(id, AI_JOB_ID_LEN) < 0) {
+		api_error(c, 500, "internal", "no randomness");
+		return;
+	}
 	for (int round = 0;; round++) {
-		if (round > AI_JOIN_WAIT_MS / 20 + 10) { /* stale marks taken over again and again */
+		if (round > AI_CLAIM_ROUNDS) { /* stale marks taken over again and again */
 			api_error(c, 503, "ai_busy",
 				  "the same request is being queued by someone else; try again");
 			return;
@@ -291,7 +296,7 @@ static void ask(struct api_ctx *c, const char *room, struct ai_ask *a)
 			answer_cached(c, room, a, hit);
 			return;
 		}
-		redisReply *rep = rcmd(c, rd, "SET %s - NX PX %d", a->pending_key.s, AI_CLAIM_TTL_MS);
+		redisReply *rep = rcmd(c, rd, "SET %s %s NX PX %d", a->pending_key.s, id, AI_CLAIM_TTL_MS);
 		if (!rep)
 			return;
 		int claimed = rep->type == REDIS_REPLY_STATUS;
@@ -301,52 +306,49 @@ static void ask(struct api_ctx *c, const char *room, struct ai_ask *a)
 		rep = rcmd(c, rd, "GET %s", a->pending_key.s);
 		if (!rep)
 			return;
-		char id[AI_JOB_ID_LEN + 1] = "";
+		char other[AI_JOB_ID_LEN + 1] = "";
 		if (rep->type == REDIS_REPLY_STRING && rep->len == AI_JOB_ID_LEN)
-			memcpy(id, rep->str, AI_JOB_ID_LEN + 1);
+			memcpy(other, rep->str, AI_JOB_ID_LEN + 1);
 		freeReplyObject(rep);
-		if (id[0]) {
-			rep = rcmd(c, rd, "HGET %s status", rkey1(RK_JOB, id).s);
-			if (!rep)
-				return;
-			char status[16] = "";
-			if (rep->type == REDIS_REPLY_STRING)
-				snprintf(status, sizeof status, "%s", rep->str);
-			freeReplyObject(rep);
-			/* a cancelled job is over too: a new request must not join it */
-			if (status[0] && strcmp(status, "finished") != 0 && strcmp(status, "failed") != 0 &&
-			    strcmp(status, "cancelled") != 0) {
-				answer_job(c, id, status, 1);
-				return;
-			}
-			/* the job is gone or over but its mark stayed: take the mark over */
-			release_claim(c, a, id);
-			continue;
+		if (!other[0])
+			continue; /* gone meanwhile (or a mark of another shape): claim again */
+		rep = rcmd(c, rd, "HGET %s status", rkey1(RK_JOB, other).s);
+		if (!rep)
+			return;
+		enum job_status js = JOB_QUEUED; /* no hash yet: its claimer is creating it */
+		int known = rep->type != REDIS_REPLY_STRING || job_status_parse(rep->str, &js) == 0;
+		freeReplyObject(rep);
+		/* a cancelled job is over too: a new request must not join it */
+		if (known && !job_status_over(js)) {
+			answer_job(c, other, job_status_name(js), 1);
+			return;
 		}
-		sleep_ms(20);
+		/* the job is over but its mark stayed: take the mark over */
+		release_claim(c, a, other);
 	}
 	if (api_user_quota(c, "ai", c->cfg->ai_limit, "AI requests") < 0) {
-		release_claim(c, a, "-");
+		release_claim(c, a, id);
 		return;
 	}
 	cJSON *req = build_request(a, room);
-	char id[AI_JOB_ID_LEN + 1];
 	int rc = jobs_enqueue(c, room, "ai", a->kind, req, id); /* with its queued event */
 	cJSON_Delete(req);
 	if (rc < 0) {
-		release_claim(c, a, "-");
+		release_claim(c, a, id);
 		return;
 	}
-	rd = c->conns->redis;
-	redisReply *rep =
-		rd ? redisCommand(rd, "SET %s %s EX %d", a->pending_key.s, id, AI_PENDING_TTL_S) : NULL;
-	if (!rep) {
-		api_redis_failed(c);
-		log_warn("could not mark job %s as pending", id);
-	} else {
-		freeReplyObject(rep);
+	/* the mark lives as long as the job may: the worker deletes it when the job ends */
+	redisReply *rep = NULL;
+	if (store_redis(c->store, &rd) == STORE_OK) {
+		rep = redisCommand(rd, "SET %s %s EX %d", a->pending_key.s, id, AI_PENDING_TTL_S);
+		if (!rep)
+			store_redis_failed(c->store);
 	}
-	answer_job(c, id, "queued", 0);
+	if (!rep)
+		log_warn("could not mark job %s as pending", id);
+	else
+		freeReplyObject(rep);
+	answer_job(c, id, job_status_name(JOB_QUEUED), 0);
 }
 
 static void h_ai(struct api_ctx *c, const char *kind)

@@ -58,6 +58,28 @@ static const struct valid_field login_fields[] = {
 	{"password", VALID_STRING, VALID_REQUIRED, 1, 4096, NULL, NULL},
 };
 
+/* A statement through the store; NULL with its failure answered (api_fail's table). */
+static PGresult *auth_sql(struct api_ctx *c, const char *sql, int n, const char *const *params)
+{
+	PGresult *r;
+	enum store_status st = store_sql(c->store, &r, NULL, sql, n, params);
+	if (st == STORE_OK)
+		return r;
+	api_fail(c, st, NULL, NULL);
+	return NULL;
+}
+
+/* The store's Redis connection; NULL with its failure answered (503). */
+static redisContext *auth_redis(struct api_ctx *c)
+{
+	redisContext *rd;
+	enum store_status st = store_redis(c->store, &rd);
+	if (st == STORE_OK)
+		return rd;
+	api_fail(c, st, NULL, NULL);
+	return NULL;
+}
+
 /* {token, user:{id, username}} for a freshly authenticated user: a new session (fresh sid)
  * of the user's token generation gen (users.token_gen). */
 static void answer_token(struct api_ctx *c, int status, long long id, const char *username,
@@ -92,7 +114,7 @@ static void answer_token(struct api_ctx *c, int status, long long id, const char
  * body counts (a taken name cost a hash too). 0 to go on, or -1 answered (429/503). */
 static int register_allowed(struct api_ctx *c)
 {
-	redisContext *rd = api_redis(c);
+	redisContext *rd = auth_redis(c);
 	if (!rd)
 		return -1;
 	long retry = 0;
@@ -100,8 +122,7 @@ static int register_allowed(struct api_ctx *c)
 	enum ratelimit_result rl =
 		ratelimit_check(rd, key.s, c->cfg->register_limit, REGISTER_WINDOW_MS, 1, &retry);
 	if (rl == RATELIMIT_ERROR) {
-		api_redis_failed(c);
-		api_error(c, 503, "redis_unavailable", "the rate limiter is unavailable");
+		api_fail(c, store_redis_failed(c->store), NULL, "the rate limiter is unavailable");
 		return -1;
 	}
 	if (rl == RATELIMIT_LIMITED) {
@@ -128,10 +149,10 @@ void h_register(struct api_ctx *c)
 	const char *params[] = {v[0].s, hash};
 	/* users.username_key (the canonical form, unique) decides whether the name is taken: a
 	 * conflict on it inserts nothing; any other unique violation is an error, not a 409 */
-	PGresult *r = api_sql(c,
+	PGresult *r = auth_sql(c,
 			      "INSERT INTO users (username, password_hash) VALUES ($1, $2) "
 			      "ON CONFLICT (username_key) DO NOTHING RETURNING id, token_gen",
-			      2, params, NULL, NULL);
+			      2, params);
 	if (!r)
 		return;
 	if (PQntuples(r) != 1) {
@@ -159,8 +180,7 @@ static int limited(struct api_ctx *c, redisContext *rd, const char *key, long li
 	long retry = 0;
 	enum ratelimit_result rl = ratelimit_reserve(rd, key, limit, LOGIN_WINDOW_MS, member, &retry);
 	if (rl == RATELIMIT_ERROR) {
-		api_redis_failed(c);
-		api_error(c, 503, "redis_unavailable", "the rate limiter is unavailable");
+		api_fail(c, store_redis_failed(c->store), NULL, "the rate limiter is unavailable");
 		return -1;
 	}
 	if (rl == RATELIMIT_LIMITED) {
@@ -189,7 +209,7 @@ static int attempt_begin(struct api_ctx *c, redisContext *rd, const char *name_k
 	int al = limited(c, rd, a->akey.s, c->cfg->login_addr_limit, "from this address", a->amember);
 	if (al != 0) {
 		if (al > 0 && ratelimit_release(rd, a->ukey.s, a->umember) < 0)
-			api_redis_failed(c);
+			store_redis_failed(c->store);
 		return -1;
 	}
 	return 0;
@@ -201,7 +221,7 @@ static void attempt_forgive(struct api_ctx *c, redisContext *rd, const struct pw
 {
 	if (ratelimit_release(rd, a->ukey.s, a->umember) < 0 ||
 	    ratelimit_release(rd, a->akey.s, a->amember) < 0)
-		api_redis_failed(c);
+		store_redis_failed(c->store);
 }
 
 void h_login(struct api_ctx *c)
@@ -209,7 +229,7 @@ void h_login(struct api_ctx *c)
 	struct valid_value v[2];
 	if (api_body_fields(c, 0, login_fields, 2, v) < 0)
 		return;
-	redisContext *rd = api_redis(c);
+	redisContext *rd = auth_redis(c);
 	if (!rd)
 		return;
 	/* the canonical form computed here, not lower() in SQL: a name with any byte outside
@@ -223,10 +243,10 @@ void h_login(struct api_ctx *c)
 	if (attempt_begin(c, rd, key, &a) < 0)
 		return;
 	const char *params[] = {key};
-	PGresult *r = api_sql(c,
+	PGresult *r = auth_sql(c,
 			      "SELECT id, username, password_hash, token_gen FROM users "
 			      "WHERE username_key = $1",
-			      1, params, NULL, NULL);
+			      1, params);
 	if (!r) {
 		attempt_forgive(c, rd, &a);
 		return;
@@ -250,9 +270,8 @@ void h_login(struct api_ctx *c)
 	 * own store failed after its commit (h_password): this sign-in with the new password
 	 * makes the older tokens fail from now on. A failure here leaves the API's check to
 	 * PostgreSQL when Redis has no generation at all. */
-	rd = c->conns->redis;
-	if (rd && access_gen_store(rd, id, gen) < 0)
-		api_redis_failed(c);
+	if (store_redis(c->store, &rd) == STORE_OK && access_gen_store(rd, id, gen) < 0)
+		store_redis_failed(c->store);
 	answer_token(c, 200, id, name, gen);
 }
 
@@ -265,12 +284,12 @@ static int revoke_and_tell(struct api_ctx *c, long long user_id,
 			   long long arg)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
-		redisContext *rd = api_redis(c);
+		redisContext *rd = auth_redis(c);
 		if (!rd)
 			return -1;
 		if (fn(rd, c, arg) == 0 && access_publish_user(rd, user_id) == 0)
 			return 0;
-		api_redis_failed(c);
+		store_redis_failed(c->store);
 	}
 	return -1;
 }
@@ -311,7 +330,7 @@ void h_password(struct api_ctx *c)
 	struct valid_value v[2];
 	if (api_require_user(c) < 0 || api_body_fields(c, 0, password_fields, 2, v) < 0)
 		return;
-	redisContext *rd = api_redis(c);
+	redisContext *rd = auth_redis(c);
 	if (!rd)
 		return;
 	/* a stolen token must not give unlimited guesses at the password: a wrong current
@@ -327,8 +346,7 @@ void h_password(struct api_ctx *c)
 	char uid[24];
 	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
 	const char *params[] = {uid, NULL};
-	PGresult *r = api_sql(c, "SELECT password_hash FROM users WHERE id = $1", 1, params, NULL,
-			      NULL);
+	PGresult *r = auth_sql(c, "SELECT password_hash FROM users WHERE id = $1", 1, params);
 	if (!r) {
 		attempt_forgive(c, rd, &a);
 		return;
@@ -356,10 +374,10 @@ void h_password(struct api_ctx *c)
 	}
 	params[1] = hash;
 	/* one statement: the new hash and the new generation commit together */
-	r = api_sql(c,
+	r = auth_sql(c,
 		    "UPDATE users SET password_hash = $2, token_gen = token_gen + 1 WHERE id = $1 "
 		    "RETURNING token_gen",
-		    2, params, NULL, NULL);
+		    2, params);
 	if (!r)
 		return;
 	if (PQntuples(r) != 1) {
@@ -396,24 +414,15 @@ void h_me(struct api_ctx *c)
 void h_health(struct api_ctx *c)
 {
 	const char *pg = "ok", *rs = "ok";
-	PGconn *conn = c->conns->pg;
-	if (!conn || PQstatus(conn) != CONNECTION_OK) {
-		if (conn)
-			PQfinish(conn);
-		conn = c->conns->pg = PQconnectdb(c->cfg->database_url);
-	}
-	PGresult *r = conn ? PQexec(conn, "SELECT 1") : NULL;
-	if (!r || PQresultStatus(r) != PGRES_TUPLES_OK)
+	PGresult *r;
+	if (store_sql(c->store, &r, NULL, "SELECT 1", 0, NULL) != STORE_OK)
 		pg = "down";
-	PQclear(r);
-	redisContext *rd = c->conns->redis;
-	if (!rd || rd->err) {
-		char err[256];
-		if (rd)
-			redisFree(rd);
-		rd = c->conns->redis = rds_connect(&c->cfg->redis, 1000, err, sizeof err);
-	}
-	redisReply *rep = rd ? redisCommand(rd, "PING") : NULL;
+	else
+		PQclear(r);
+	redisContext *rd;
+	redisReply *rep = NULL;
+	if (store_redis(c->store, &rd) == STORE_OK && !(rep = redisCommand(rd, "PING")))
+		store_redis_failed(c->store);
 	if (!rep || rep->type != REDIS_REPLY_STATUS)
 		rs = "down";
 	if (rep)

@@ -10,7 +10,6 @@
 #include "cfg.h"
 #include "rkeys.h"
 #include "rscript.h"
-#include "doc.h"
 #include "handlers.h"
 #include "jobstate.h"
 #include "lang.h"
@@ -72,13 +71,15 @@ static cJSON *find_runtime(cJSON *runtimes, const char *name, const char *want)
 /* The installed runtimes as the worker announced them (caller frees), or NULL answered. */
 static cJSON *load_runtimes(struct api_ctx *c)
 {
-	redisContext *rd = api_redis(c);
-	if (!rd)
+	redisContext *rd;
+	enum store_status st = store_redis(c->store, &rd);
+	if (st != STORE_OK) {
+		api_fail(c, st, NULL, NULL);
 		return NULL;
+	}
 	redisReply *rep = redisCommand(rd, "GET %s", rkey0(RK_RUNTIMES));
 	if (!rep) {
-		api_redis_failed(c);
-		api_error(c, 503, "redis_unavailable", "the queue is unavailable");
+		api_fail(c, store_redis_failed(c->store), NULL, "the queue is unavailable");
 		return NULL;
 	}
 	cJSON *arr = rep->type == REDIS_REPLY_STRING ? cJSON_Parse(rep->str) : NULL;
@@ -109,14 +110,18 @@ int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const ch
 	char *req = cJSON_PrintUnformatted(request);
 	char *data = NULL;
 	int rc = -1;
-	if (!req || rnd_id(id_out, JOB_ID_LEN) < 0 ||
-	    !(data = jobstate_event_json(id_out, event_kind, "queued", NULL, NULL))) {
+	if (!req || (!id_out[0] && rnd_id(id_out, JOB_ID_LEN) < 0) ||
+	    !(data = jobstate_event_json(id_out, event_kind, job_status_name(JOB_QUEUED), NULL,
+					 NULL))) {
 		api_error(c, 500, "internal", "out of memory");
 		goto out;
 	}
-	redisContext *rd = api_redis(c);
-	if (!rd)
+	redisContext *rd;
+	enum store_status st = store_redis(c->store, &rd);
+	if (st != STORE_OK) {
+		api_fail(c, st, NULL, NULL);
 		goto out;
+	}
 	char uid[32], now[32], err[256];
 	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
 	snprintf(now, sizeof now, "%lld", (long long)time(NULL));
@@ -160,8 +165,7 @@ int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const ch
 		break;
 	default:
 		log_warn("job %s: %s", id_out, err);
-		api_redis_failed(c);
-		api_error(c, 503, "redis_unavailable", "the queue is unavailable");
+		api_fail(c, store_redis_failed(c->store), NULL, "the queue is unavailable");
 		break;
 	}
 out:
@@ -234,11 +238,11 @@ void h_execution_create(struct api_ctx *c)
 	cJSON_AddStringToObject(rt, "stdin", v[3].present ? v[3].s : "");
 	cJSON_AddItemToObject(rt, "args", v[4].present ? cJSON_Duplicate(args, 1) : cJSON_CreateArray());
 	doc_state_free(&d);
-	char id[JOB_ID_LEN + 1];
+	char id[JOB_ID_LEN + 1] = "";
 	int rc = jobs_enqueue(c, c->params[0], "execution", NULL, rt, id);
 	cJSON *job = cJSON_CreateObject();
 	cJSON_AddStringToObject(job, "id", id);
-	cJSON_AddStringToObject(job, "status", "queued");
+	cJSON_AddStringToObject(job, "status", job_status_name(JOB_QUEUED));
 	cJSON_AddStringToObject(job, "language", cJSON_GetStringValue(cJSON_GetObjectItem(rt, "language")));
 	cJSON_AddStringToObject(job, "version", cJSON_GetStringValue(cJSON_GetObjectItem(rt, "version")));
 	cJSON_Delete(rt);
@@ -263,9 +267,11 @@ static redisReply *job_load(struct api_ctx *c, const char *const *fields, size_t
 	const char *argv[8];
 	if (n + 2 > sizeof argv / sizeof argv[0])
 		return NULL;
-	*rd = api_redis(c);
-	if (!*rd)
+	enum store_status st = store_redis(c->store, rd);
+	if (st != STORE_OK) {
+		api_fail(c, st, NULL, NULL);
 		return NULL;
+	}
 	struct rkey key = rkey1(RK_JOB, c->params[0]);
 	argv[0] = "HMGET";
 	argv[1] = key.s;
@@ -275,8 +281,7 @@ static redisReply *job_load(struct api_ctx *c, const char *const *fields, size_t
 	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != n) {
 		if (rep)
 			freeReplyObject(rep);
-		api_redis_failed(c);
-		api_error(c, 503, "redis_unavailable", "the queue is unavailable");
+		api_fail(c, store_redis_failed(c->store), NULL, "the queue is unavailable");
 		return NULL;
 	}
 	if (rep->element[0]->type != REDIS_REPLY_STRING ||
@@ -322,7 +327,10 @@ void h_job_get(struct api_ctx *c)
 	/* a job waiting in its room's line: its place, as its queued events give it */
 	long pos;
 	char err[256];
-	if (!strcmp(e[0]->str, "queued") && jobstate_position(rd, c->params[0], room, &pos, err,
+	enum job_status js;
+	/* the access check may have reopened the connection: ask the store for the live one */
+	if (job_status_parse(e[0]->str, &js) == 0 && js == JOB_QUEUED &&
+	    store_redis(c->store, &rd) == STORE_OK && jobstate_position(rd, c->params[0], room, &pos, err,
 							      sizeof err) == 1)
 		cJSON_AddNumberToObject(job, "position", (double)pos);
 	freeReplyObject(rep);
@@ -357,18 +365,22 @@ void h_job_cancel(struct api_ctx *c)
 	}
 	char why[128], cur[16], err[256];
 	snprintf(why, sizeof why, "cancelled by %s", c->user.username);
-	char *data = jobstate_event_json(c->params[0], ekind[0] ? ekind : NULL, "cancelled", NULL, why);
+	char *data = jobstate_event_json(c->params[0], ekind[0] ? ekind : NULL,
+					 job_status_name(JOB_CANCELLED), NULL, why);
 	if (!data) {
 		api_error(c, 500, "internal", "out of memory");
 		return;
 	}
-	int rc = jobstate_cancel(rd, c->params[0], room, kind, data, why, cur, sizeof cur, err,
-				 sizeof err);
+	/* the access check may have reopened the connection: ask the store for the live one */
+	int rc = -1;
+	snprintf(err, sizeof err, "%s", "redis: no connection");
+	if (store_redis(c->store, &rd) == STORE_OK)
+		rc = jobstate_cancel(rd, c->params[0], room, kind, data, why, cur, sizeof cur, err,
+				     sizeof err);
 	free(data);
 	if (rc < 0) {
 		log_warn("job %s: %s", c->params[0], err);
-		api_redis_failed(c);
-		api_error(c, 503, "redis_unavailable", "the queue is unavailable");
+		api_fail(c, store_redis_failed(c->store), NULL, "the queue is unavailable");
 		return;
 	}
 	if (rc == 0 && !cur[0]) {
@@ -383,7 +395,7 @@ void h_job_cancel(struct api_ctx *c)
 		 uid, cur);
 	cJSON *job = cJSON_CreateObject();
 	cJSON_AddStringToObject(job, "id", c->params[0]);
-	cJSON_AddStringToObject(job, "status", "cancelled");
+	cJSON_AddStringToObject(job, "status", job_status_name(JOB_CANCELLED));
 	cJSON_AddStringToObject(job, "kind", kind);
 	cJSON_AddStringToObject(job, "room", room);
 	cJSON_AddStringToObject(job, "error", why);

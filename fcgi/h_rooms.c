@@ -76,29 +76,35 @@ static const struct valid_field role_fields[] = {
 	{"role", VALID_ENUM, VALID_REQUIRED, 0, 0, member_roles, NULL},
 };
 
-/* The process's Redis connection, opened when there is none yet (a fresh FastCGI process,
+/* The store's Redis connection, opened when there is none yet (a fresh FastCGI process,
  * every CGI run). NULL, logged, when Redis is unreachable: the room itself lives in
- * PostgreSQL, so callers carry on without the cache, events and revisions. Borrowed: owned
- * by c->conns. */
+ * PostgreSQL, so callers carry on without the cache, events and revisions. */
 static redisContext *room_redis(struct api_ctx *c)
 {
-	redisContext *rd = c->conns->redis;
-	if (rd && !rd->err)
-		return rd;
-	char err[256];
-	if (rd)
-		redisFree(rd);
-	rd = c->conns->redis = rds_connect(&c->cfg->redis, 2000, err, sizeof err);
-	if (!rd)
-		log_warn("%s", err);
+	redisContext *rd;
+	if (store_redis(c->store, &rd) != STORE_OK) {
+		log_warn("room: %s", c->store->msg);
+		return NULL;
+	}
 	return rd;
+}
+
+/* A statement through the store; NULL with its failure answered (api_fail's table). */
+static PGresult *room_sql(struct api_ctx *c, const char *sql, int n, const char *const *params)
+{
+	PGresult *r;
+	enum store_status st = store_sql(c->store, &r, NULL, sql, n, params);
+	if (st == STORE_OK)
+		return r;
+	api_fail(c, st, NULL, NULL);
+	return NULL;
 }
 
 /* Uses the connection as it is, never opens one: a handler calls room_redis() once before
  * answering rooms, so a list of rooms costs at most one connection attempt. */
 static long long room_revision(struct api_ctx *c, const char *room_id)
 {
-	redisContext *rd = c->conns->redis;
+	redisContext *rd = c->store->redis; /* looked at, not opened */
 	if (!rd || rd->err)
 		return 0;
 	struct rkey key = rkey1(RK_ROOM_DOC, room_id);
@@ -107,7 +113,7 @@ static long long room_revision(struct api_ctx *c, const char *room_id)
 	if (rep && rep->type == REDIS_REPLY_STRING)
 		rev = strtoll(rep->str, NULL, 10);
 	if (!rep)
-		api_redis_failed(c);
+		store_redis_failed(c->store);
 	if (rep)
 		freeReplyObject(rep);
 	return rev;
@@ -166,8 +172,7 @@ static PGresult *load_room(struct api_ctx *c)
 	char uid[32];
 	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
 	const char *params[] = {c->params[0], uid};
-	PGresult *r = api_sql(c, "SELECT " ROOM_COLS ROOM_FROM "WHERE r.id = $1", 2, params, NULL,
-			      NULL);
+	PGresult *r = room_sql(c, "SELECT " ROOM_COLS ROOM_FROM "WHERE r.id = $1", 2, params);
 	if (!r)
 		return NULL;
 	if (PQntuples(r) != 1) {
@@ -189,7 +194,7 @@ static PGresult *load_room(struct api_ctx *c)
  * room is gone, or the database's error). */
 static PGresult *updated_room(struct api_ctx *c, const char *sql, int n, const char *const *params)
 {
-	PGresult *r = api_sql(c, sql, n, params, NULL, NULL);
+	PGresult *r = room_sql(c, sql, n, params);
 	if (!r)
 		return NULL;
 	if (PQntuples(r) != 1) {
@@ -220,7 +225,7 @@ static int cache_member(struct api_ctx *c, const char *room, long long uid, cons
 	if (rc < 0)
 		log_warn("could not update the member cache of room %s", room);
 	if (!rep)
-		api_redis_failed(c);
+		store_redis_failed(c->store);
 	if (rep)
 		freeReplyObject(rep);
 	return rc;
@@ -245,7 +250,7 @@ static int emit_room_event(struct api_ctx *c, const char *room, cJSON *data)
 	int rc = rd ? 0 : -1;
 	if (rd && events_emit(rd, room, "room", s, NULL, 0) < 0) {
 		log_warn("could not emit a room event for %s", room);
-		api_redis_failed(c);
+		store_redis_failed(c->store);
 		rc = -1;
 	}
 	free(s);
@@ -285,7 +290,7 @@ static int visibility_put(struct api_ctx *c, const char *room, const char *vis)
 	if (rc < 0)
 		log_warn("could not update the visibility key of room %s", room);
 	if (!rep)
-		api_redis_failed(c);
+		store_redis_failed(c->store);
 	if (rep)
 		freeReplyObject(rep);
 	return rc;
@@ -303,8 +308,8 @@ int room_visibility_sync(struct api_ctx *c, const char *room, const char *vis)
 	for (int attempt = 0; attempt < 4; attempt++) {
 		if (!vis) {
 			const char *params[] = {room};
-			PGresult *r = api_sql(c, "SELECT visibility FROM rooms WHERE id = $1", 1,
-					      params, NULL, NULL);
+			PGresult *r = room_sql(c, "SELECT visibility FROM rooms WHERE id = $1", 1,
+					      params);
 			if (!r)
 				return -1;
 			if (PQntuples(r) == 1)
@@ -348,16 +353,17 @@ void h_room_create(struct api_ctx *c)
 			return;
 		}
 		const char *params[] = {id, uid, v[0].s, lang, vis, invite};
-		int clash = 0;
-		r = api_sql(c,
+		enum store_status st = store_sql(c->store, &r, "23505",
 			    "WITH r AS (INSERT INTO rooms (id, owner_id, name, language, visibility, "
 			    "invite_code) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *), "
 			    "m AS (INSERT INTO room_members (room_id, user_id, role) "
 			    "SELECT id, owner_id, 'owner' FROM r) "
 			    "SELECT " ROOM_BASE_COLS ", 'owner' FROM r JOIN users u ON u.id = r.owner_id",
-			    6, params, "23505", &clash);
-		if (!r && !clash)
-			return; /* answered */
+			    6, params);
+		if (st != STORE_OK && st != STORE_CONFLICT) { /* 23505: the id is taken */
+			api_fail(c, st, NULL, NULL);
+			return;
+		}
 	}
 	if (!r) {
 		api_error(c, 500, "internal", "could not allocate a room id");
@@ -390,11 +396,11 @@ void h_room_list(struct api_ctx *c)
 	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
 	const char *params[] = {uid, uid};
 	/* $1 and $2 are the same value: ROOM_COLS names the caller $2 */
-	PGresult *r = api_sql(c,
+	PGresult *r = room_sql(c,
 			      "SELECT " ROOM_COLS ROOM_FROM
 			      "JOIN room_members me ON me.room_id = r.id AND me.user_id = $1 "
 			      "ORDER BY r.created_at DESC, r.id LIMIT 500",
-			      2, params, NULL, NULL);
+			      2, params);
 	if (!r)
 		return;
 	room_redis(c); /* for the revisions */
@@ -412,11 +418,11 @@ void h_room_list(struct api_ctx *c)
 static cJSON *members_json(struct api_ctx *c, const char *room)
 {
 	const char *params[] = {room};
-	PGresult *r = api_sql(c,
+	PGresult *r = room_sql(c,
 			      "SELECT u.id, u.username, m.role FROM room_members m "
 			      "JOIN users u ON u.id = m.user_id WHERE m.room_id = $1 "
 			      "ORDER BY (m.role = 'owner') DESC, m.joined_at, u.id",
-			      1, params, NULL, NULL);
+			      1, params);
 	if (!r)
 		return NULL;
 	cJSON *arr = cJSON_CreateArray();
@@ -582,13 +588,13 @@ void h_room_delete(struct api_ctx *c)
 		if (rep)
 			freeReplyObject(rep);
 		else if (rd)
-			api_redis_failed(c);
+			store_redis_failed(c->store);
 		api_error(c, 503, "redis_unavailable", "the room cannot be deleted right now; try again");
 		return;
 	}
 	freeReplyObject(rep);
 	const char *params[] = {c->params[0]};
-	r = api_sql(c, "DELETE FROM rooms WHERE id = $1", 1, params, NULL, NULL);
+	r = room_sql(c, "DELETE FROM rooms WHERE id = $1", 1, params);
 	if (!r)
 		return;
 	PQclear(r);
@@ -602,40 +608,29 @@ void h_room_delete(struct api_ctx *c)
 	api_no_content(c);
 }
 
-/* Transactions on the process's connection. A failed statement inside one leaves it
- * aborted: tx_abort() ends it so the next request starts clean. */
+/* Transactions on the store's connection (store_begin). A failed statement inside one
+ * leaves it aborted: tx_abort() ends it so the next request starts clean. */
 static int tx_begin(struct api_ctx *c)
 {
-	PGresult *r = api_sql(c, "BEGIN", 0, NULL, NULL, NULL);
-	if (!r)
-		return -1;
-	PQclear(r);
-	c->in_tx = 1;
-	return 0;
+	enum store_status st = store_begin(c->store);
+	if (st == STORE_OK)
+		return 0;
+	api_fail(c, st, NULL, NULL);
+	return -1;
 }
 
 static void tx_abort(struct api_ctx *c)
 {
-	c->in_tx = 0;
-	PGconn *pg = c->conns->pg;
-	if (pg && PQtransactionStatus(pg) != PQTRANS_IDLE) {
-		PGresult *r = PQexec(pg, "ROLLBACK");
-		if (PQresultStatus(r) != PGRES_COMMAND_OK)
-			log_warn("rollback failed: %s", PQerrorMessage(pg));
-		PQclear(r);
-	}
+	store_rollback(c->store);
 }
 
 static int tx_commit(struct api_ctx *c)
 {
-	PGresult *r = api_sql(c, "COMMIT", 0, NULL, NULL, NULL);
-	if (!r) {
-		tx_abort(c);
-		return -1;
-	}
-	PQclear(r);
-	c->in_tx = 0;
-	return 0;
+	enum store_status st = store_commit(c->store);
+	if (st == STORE_OK)
+		return 0;
+	api_fail(c, st, NULL, NULL);
+	return -1;
 }
 
 /* The removal record of the caller in the room: the invite generation it was made under,
@@ -645,9 +640,9 @@ static long long removal_gen(struct api_ctx *c)
 	char uid[32];
 	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
 	const char *params[] = {c->params[0], uid};
-	PGresult *r = api_sql(c,
+	PGresult *r = room_sql(c,
 			      "SELECT invite_gen FROM room_removals WHERE room_id = $1 AND user_id = $2",
-			      2, params, NULL, NULL);
+			      2, params);
 	if (!r)
 		return -2;
 	long long gen = PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : -1;
@@ -705,8 +700,7 @@ static int join_insert(struct api_ctx *c, long long by_code)
 	if (tx_begin(c) < 0)
 		return -1;
 	const char *lock_params[] = {c->params[0]};
-	PGresult *r = api_sql(c, "SELECT 1 FROM rooms WHERE id = $1 FOR SHARE", 1, lock_params,
-			      NULL, NULL);
+	PGresult *r = room_sql(c, "SELECT 1 FROM rooms WHERE id = $1 FOR SHARE", 1, lock_params);
 	if (!r) {
 		tx_abort(c);
 		return -1;
@@ -719,7 +713,7 @@ static int join_insert(struct api_ctx *c, long long by_code)
 		return -1;
 	}
 	const char *params[] = {c->params[0], uid, by_code >= 0 ? gen : NULL};
-	r = api_sql(c,
+	r = room_sql(c,
 		    "WITH ins AS (INSERT INTO room_members (room_id, user_id, role) "
 		    "SELECT r.id, $2, 'editor' FROM rooms r WHERE r.id = $1 AND CASE "
 		    "WHEN $3::bigint IS NULL THEN r.visibility = 'public' AND NOT EXISTS "
@@ -731,7 +725,7 @@ static int join_insert(struct api_ctx *c, long long by_code)
 		    "del AS (DELETE FROM room_removals WHERE room_id = $1 AND user_id = $2 "
 		    "AND EXISTS (SELECT 1 FROM ins)) "
 		    "SELECT count(*) FROM ins",
-		    3, params, NULL, NULL);
+		    3, params);
 	if (!r) {
 		tx_abort(c);
 		return -1;
@@ -860,10 +854,10 @@ void h_member_put(struct api_ctx *c)
 		return;
 	}
 	const char *params[] = {c->params[0], c->params[1], v[0].s};
-	r = api_sql(c,
+	r = room_sql(c,
 		    "UPDATE room_members SET role = $3 WHERE room_id = $1 AND user_id = $2 "
 		    "AND role <> 'owner' RETURNING user_id",
-		    3, params, NULL, NULL);
+		    3, params);
 	if (!r)
 		return;
 	int n = PQntuples(r);
@@ -881,8 +875,8 @@ void h_member_put(struct api_ctx *c)
 	 * above put the role back: read the row again and correct (before the event, which
 	 * makes the brokers look). */
 	const char *again[] = {c->params[0], c->params[1]};
-	r = api_sql(c, "SELECT role FROM room_members WHERE room_id = $1 AND user_id = $2", 2,
-		    again, NULL, NULL);
+	r = room_sql(c, "SELECT role FROM room_members WHERE room_id = $1 AND user_id = $2", 2,
+		    again);
 	if (!r)
 		return;
 	const char *now = PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : NULL;
@@ -905,10 +899,10 @@ void h_member_put(struct api_ctx *c)
 static int leave_room(struct api_ctx *c)
 {
 	const char *params[] = {c->params[0], c->params[1]};
-	PGresult *r = api_sql(c,
+	PGresult *r = room_sql(c,
 			      "DELETE FROM room_members WHERE room_id = $1 AND user_id = $2 "
 			      "AND role <> 'owner' RETURNING user_id",
-			      2, params, NULL, NULL);
+			      2, params);
 	if (!r)
 		return -1;
 	int n = PQntuples(r);
@@ -926,22 +920,22 @@ static int remove_member(struct api_ctx *c)
 	if (tx_begin(c) < 0)
 		return -1;
 	const char *lock_params[] = {c->params[0]};
-	PGresult *r = api_sql(c, "SELECT 1 FROM rooms WHERE id = $1 FOR NO KEY UPDATE", 1,
-			      lock_params, NULL, NULL);
+	PGresult *r = room_sql(c, "SELECT 1 FROM rooms WHERE id = $1 FOR NO KEY UPDATE", 1,
+			      lock_params);
 	if (!r) {
 		tx_abort(c);
 		return -1;
 	}
 	PQclear(r);
 	const char *params[] = {c->params[0], c->params[1]};
-	r = api_sql(c,
+	r = room_sql(c,
 		    "WITH d AS (DELETE FROM room_members WHERE room_id = $1 AND user_id = $2 "
 		    "AND role <> 'owner' RETURNING room_id, user_id) "
 		    "INSERT INTO room_removals (room_id, user_id, invite_gen) "
 		    "SELECT d.room_id, d.user_id, r.invite_gen FROM d JOIN rooms r ON r.id = d.room_id "
 		    "ON CONFLICT (room_id, user_id) DO UPDATE SET invite_gen = EXCLUDED.invite_gen, "
 		    "removed_at = now() RETURNING user_id",
-		    2, params, NULL, NULL);
+		    2, params);
 	if (!r) {
 		tx_abort(c);
 		return -1;
