@@ -486,7 +486,8 @@ static enum store_status read_since(struct store *s, const struct store_doc_cfg 
 			struct doc_state d;
 			st = fold(s, room, &d);
 			doc_state_free(&d);
-			if (st != STORE_OK)
+			/* gone meanwhile: the next read restores it */
+			if (st != STORE_OK && st != STORE_NOT_FOUND)
 				return st;
 			continue;
 		}
