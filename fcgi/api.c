@@ -14,6 +14,7 @@
 #include "jsoncheck.h"
 #include "log.h"
 #include "ratelimit.h"
+#include "store_user.h"
 #include "utf8.h"
 #include "valid.h"
 
@@ -238,22 +239,16 @@ static int require_live_session(struct api_ctx *c)
 		break;
 	}
 	/* Redis lost the generation (restart, eviction): PostgreSQL holds the record */
-	char uid[24];
-	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
-	const char *params[] = {uid};
-	PGresult *r;
-	st = store_sql(c->store, &r, NULL, "SELECT token_gen FROM users WHERE id = $1", 1, params);
-	if (st != STORE_OK) {
-		api_fail(c, st, NULL, NULL);
-		return -1;
-	}
-	if (PQntuples(r) != 1) {
-		PQclear(r);
+	long long gen;
+	st = store_user_gen(c->store, c->user.user_id, &gen);
+	if (st == STORE_NOT_FOUND) {
 		api_error(c, 401, "session_revoked", "the account no longer exists");
 		return -1;
 	}
-	long long gen = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
+	if (st != STORE_OK) {
+		api_fail_why(c, st);
+		return -1;
+	}
 	/* only a cache for the next request: the answer below is PostgreSQL's either way */
 	if (access_gen_store(rd, c->user.user_id, gen) < 0)
 		store_redis_failed(c->store);

@@ -7,6 +7,7 @@
 #include "access.h"
 #include "rkeys.h"
 #include "rscript.h"
+#include "store_user.h"
 #include "handlers.h"
 #include "log.h"
 #include "pw.h"
@@ -57,17 +58,6 @@ static const struct valid_field login_fields[] = {
 	{"username", VALID_STRING, VALID_REQUIRED, 1, 256, NULL, NULL},
 	{"password", VALID_STRING, VALID_REQUIRED, 1, 4096, NULL, NULL},
 };
-
-/* A statement through the store; NULL with its failure answered (api_fail's table). */
-static PGresult *auth_sql(struct api_ctx *c, const char *sql, int n, const char *const *params)
-{
-	PGresult *r;
-	enum store_status st = store_sql(c->store, &r, NULL, sql, n, params);
-	if (st == STORE_OK)
-		return r;
-	api_fail(c, st, NULL, NULL);
-	return NULL;
-}
 
 /* The store's Redis connection; NULL with its failure answered (503). */
 static redisContext *auth_redis(struct api_ctx *c)
@@ -146,23 +136,17 @@ void h_register(struct api_ctx *c)
 		api_error(c, 500, "internal", "could not hash the password");
 		return;
 	}
-	const char *params[] = {v[0].s, hash};
-	/* users.username_key (the canonical form, unique) decides whether the name is taken: a
-	 * conflict on it inserts nothing; any other unique violation is an error, not a 409 */
-	PGresult *r = auth_sql(c,
-			      "INSERT INTO users (username, password_hash) VALUES ($1, $2) "
-			      "ON CONFLICT (username_key) DO NOTHING RETURNING id, token_gen",
-			      2, params);
-	if (!r)
-		return;
-	if (PQntuples(r) != 1) {
-		PQclear(r);
+	/* the name's canonical form (users.username_key) decides whether it is taken */
+	long long id, gen;
+	enum store_status st = store_user_create(c->store, v[0].s, hash, &id, &gen);
+	if (st == STORE_CONFLICT) {
 		api_error(c, 409, "username_taken", "the username \"%s\" is taken", v[0].s);
 		return;
 	}
-	long long id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	long long gen = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
-	PQclear(r);
+	if (st != STORE_OK) {
+		api_fail_why(c, st);
+		return;
+	}
 	answer_token(c, 201, id, v[0].s, gen);
 }
 
@@ -242,29 +226,25 @@ void h_login(struct api_ctx *c)
 	struct pw_attempt a;
 	if (attempt_begin(c, rd, key, &a) < 0)
 		return;
-	const char *params[] = {key};
-	PGresult *r = auth_sql(c,
-			      "SELECT id, username, password_hash, token_gen FROM users "
-			      "WHERE username_key = $1",
-			      1, params);
-	if (!r) {
+	struct store_user u;
+	enum store_status st = store_user_by_key(c->store, key, &u);
+	if (st != STORE_OK && st != STORE_NOT_FOUND) {
 		attempt_forgive(c, rd, &a);
+		api_fail_why(c, st);
 		return;
 	}
-	int found = PQntuples(r) == 1;
-	int ok = pw_verify(found ? PQgetvalue(r, 0, 2) : dummy_hash, v[1].s, v[1].len);
+	int found = st == STORE_OK;
+	int ok = pw_verify(found ? u.password_hash : dummy_hash, v[1].s, v[1].len);
+	store_user_free(&u);
 	if (!found || ok != 1) {
-		PQclear(r);
 		if (ok < 0 && found)
 			log_error("user %s has a malformed password hash", v[0].s);
 		api_error(c, 401, "invalid_credentials", "wrong username or password");
 		return;
 	}
-	long long id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	long long gen = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
+	long long id = u.id, gen = u.token_gen;
 	char name[TOKEN_USERNAME_MAX + 1];
-	snprintf(name, sizeof name, "%s", PQgetvalue(r, 0, 1));
-	PQclear(r);
+	snprintf(name, sizeof name, "%s", u.username);
 	attempt_forgive(c, rd, &a);
 	/* Raise-only, so harmless when Redis already has it; it repairs a password change whose
 	 * own store failed after its commit (h_password): this sign-in with the new password
@@ -343,22 +323,18 @@ void h_password(struct api_ctx *c)
 	struct pw_attempt a;
 	if (attempt_begin(c, rd, key, &a) < 0)
 		return;
-	char uid[24];
-	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
-	const char *params[] = {uid, NULL};
-	PGresult *r = auth_sql(c, "SELECT password_hash FROM users WHERE id = $1", 1, params);
-	if (!r) {
+	struct store_user u;
+	enum store_status st = store_user_by_id(c->store, c->user.user_id, &u);
+	if (st != STORE_OK) {
 		attempt_forgive(c, rd, &a);
+		if (st == STORE_NOT_FOUND)
+			api_error(c, 401, "session_revoked", "the account no longer exists");
+		else
+			api_fail_why(c, st);
 		return;
 	}
-	if (PQntuples(r) != 1) {
-		PQclear(r);
-		attempt_forgive(c, rd, &a);
-		api_error(c, 401, "session_revoked", "the account no longer exists");
-		return;
-	}
-	int ok = pw_verify(PQgetvalue(r, 0, 0), v[0].s, v[0].len);
-	PQclear(r);
+	int ok = pw_verify(u.password_hash, v[0].s, v[0].len);
+	store_user_free(&u);
 	if (ok != 1) {
 		if (ok < 0)
 			log_error("user %lld has a malformed password hash", c->user.user_id);
@@ -372,21 +348,17 @@ void h_password(struct api_ctx *c)
 		api_error(c, 500, "internal", "could not hash the password");
 		return;
 	}
-	params[1] = hash;
-	/* one statement: the new hash and the new generation commit together */
-	r = auth_sql(c,
-		    "UPDATE users SET password_hash = $2, token_gen = token_gen + 1 WHERE id = $1 "
-		    "RETURNING token_gen",
-		    2, params);
-	if (!r)
-		return;
-	if (PQntuples(r) != 1) {
-		PQclear(r);
+	/* the new hash and the new generation commit together */
+	long long gen;
+	st = store_user_set_password(c->store, c->user.user_id, hash, &gen);
+	if (st == STORE_NOT_FOUND) {
 		api_error(c, 401, "session_revoked", "the account no longer exists");
 		return;
 	}
-	long long gen = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
+	if (st != STORE_OK) {
+		api_fail_why(c, st);
+		return;
+	}
 	/* The commit is done. Until Redis holds the new generation the API and the brokers
 	 * still take the older tokens, so the new token is only handed out once it does; if
 	 * Redis cannot take it, 503 says so and the next sign-in (which stores the generation
@@ -413,24 +385,11 @@ void h_me(struct api_ctx *c)
 
 void h_health(struct api_ctx *c)
 {
-	const char *pg = "ok", *rs = "ok";
-	PGresult *r;
-	if (store_sql(c->store, &r, NULL, "SELECT 1", 0, NULL) != STORE_OK)
-		pg = "down";
-	else
-		PQclear(r);
-	redisContext *rd;
-	redisReply *rep = NULL;
-	if (store_redis(c->store, &rd) == STORE_OK && !(rep = redisCommand(rd, "PING")))
-		store_redis_failed(c->store);
-	if (!rep || rep->type != REDIS_REPLY_STATUS)
-		rs = "down";
-	if (rep)
-		freeReplyObject(rep);
-	int up = strcmp(pg, "ok") == 0 && strcmp(rs, "ok") == 0;
+	int pg = 0, rs = 0;
+	store_health(c->store, &pg, &rs);
 	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "status", up ? "ok" : "degraded");
-	cJSON_AddStringToObject(o, "postgres", pg);
-	cJSON_AddStringToObject(o, "redis", rs);
-	api_json(c, up ? 200 : 503, o);
+	cJSON_AddStringToObject(o, "status", pg && rs ? "ok" : "degraded");
+	cJSON_AddStringToObject(o, "postgres", pg ? "ok" : "down");
+	cJSON_AddStringToObject(o, "redis", rs ? "ok" : "down");
+	api_json(c, pg && rs ? 200 : 503, o);
 }

@@ -184,3 +184,18 @@ enum store_status store_commit(struct store *s)
 	s->in_tx = 0;
 	return STORE_OK;
 }
+
+void store_health(struct store *s, int *pg_up, int *redis_up)
+{
+	PGresult *r;
+	*pg_up = store_sql(s, &r, NULL, "SELECT 1", 0, NULL) == STORE_OK;
+	if (*pg_up)
+		PQclear(r);
+	redisContext *rd;
+	redisReply *rep = NULL;
+	if (store_redis(s, &rd) == STORE_OK && !(rep = redisCommand(rd, "PING")))
+		store_redis_failed(s);
+	*redis_up = rep && rep->type == REDIS_REPLY_STATUS;
+	if (rep)
+		freeReplyObject(rep);
+}

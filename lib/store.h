@@ -78,6 +78,9 @@ enum store_status store_begin(struct store *s);
 enum store_status store_commit(struct store *s);
 void store_rollback(struct store *s);
 
+/* Whether each server answers now (SELECT 1, PING), reconnecting as the getters do. */
+void store_health(struct store *s, int *pg_up, int *redis_up);
+
 /* Sets s->msg and returns st: `return store_fail(s, STORE_ERROR, "…", …);`. */
 enum store_status store_fail(struct store *s, enum store_status st, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
