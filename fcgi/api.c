@@ -8,7 +8,6 @@
 #include <time.h>
 
 #include "rkeys.h"
-#include "rscript.h"
 #include "access.h"
 #include "cfg.h"
 #include "jsoncheck.h"
@@ -198,15 +197,10 @@ int api_user_quota(struct api_ctx *c, const char *what, long limit, const char *
 
 /* 401 for a session that was revoked. Which revocation is told apart only on this (rare)
  * path, with one more round trip: signed out if its session key exists, else outdated. */
-static void answer_revoked(struct api_ctx *c, redisContext *rd)
+static void answer_revoked(struct api_ctx *c)
 {
-	struct rkey key = rkey1(RK_SESSION_REVOKED, c->user.sid);
-	redisReply *rep = redisCommand(rd, "EXISTS %s", key.s);
-	int signed_out = rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
-	if (!rep)
-		store_redis_failed(c->store);
-	else
-		freeReplyObject(rep);
+	int signed_out = 0;
+	store_session_signed_out(c->store, c->user.sid, &signed_out);
 	if (signed_out)
 		api_error(c, 401, "session_revoked", "this session was signed out; sign in again");
 	else
@@ -230,7 +224,7 @@ static int require_live_session(struct api_ctx *c)
 	case ACCESS_OK:
 		return 0;
 	case ACCESS_REVOKED:
-		answer_revoked(c, rd);
+		answer_revoked(c);
 		return -1;
 	case ACCESS_ERROR:
 		api_fail(c, store_redis_failed(c->store), NULL, "the session store is unavailable");

@@ -14,17 +14,16 @@
  * "cached" reveals nothing, while another room must not learn that anyone asked. A request
  * whose answer only another room asked for is answered like a miss (202, a new job); the
  * worker serves the shared answer without a provider call, no sooner than that call took. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "aicfg.h"
-#include "rkeys.h"
-#include "rscript.h"
 #include "events.h"
 #include "jobstate.h"
+#include "store_ai.h"
+#include "store_job.h"
 #include "handlers.h"
 #include "lang.h"
 #include "log.h"
@@ -62,7 +61,6 @@ struct ai_ask {
 	long long sel_from, sel_to;
 	int has_selection;
 	char key[AICFG_KEY_HEX + 1];
-	struct rkey cache_key, pending_key, asked_key;
 };
 
 static void ai_ask_free(struct ai_ask *a)
@@ -129,21 +127,10 @@ static int room_language(struct api_ctx *c, const char *room, char out[33])
 	return -1;
 }
 
-/* A Redis command's reply (caller frees with freeReplyObject), or NULL with 503 answered
- * and the connection dropped. */
-static redisReply *rcmd(struct api_ctx *c, redisContext *rd, const char *fmt, ...)
+/* Answers a failed AI store call (lib/store_ai.h): its Redis is "the AI cache". */
+static void ai_failed(struct api_ctx *c, enum store_status st)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	redisReply *rep = redisvCommand(rd, fmt, ap);
-	va_end(ap);
-	if (!rep || rep->type == REDIS_REPLY_ERROR) {
-		if (rep)
-			freeReplyObject(rep);
-		api_fail(c, store_redis_failed(c->store), NULL, "the AI cache is unavailable");
-		return NULL;
-	}
-	return rep;
+	api_fail(c, st, NULL, "the AI cache is unavailable");
 }
 
 /* Emits the room's `ai` event; a failure is logged (the answer stands either way). */
@@ -165,32 +152,6 @@ static void emit_ai(struct api_ctx *c, const char *room, const char *job_id, con
 	if (!s || store_redis(c->store, &rd) != STORE_OK || events_emit(rd, room, "ai", s, NULL, 0) < 0)
 		log_warn("could not emit the %s ai event of room %s", status, room);
 	free(s);
-}
-
-/* The cached answer as a new object (caller frees), NULL on a miss; *failed set when Redis
- * failed (then answered). A hit needs this room to have asked before: an answer only
- * another room asked for is a miss here (the worker serves it, see the top). */
-static cJSON *cache_get(struct api_ctx *c, redisContext *rd, const struct ai_ask *a, int *failed)
-{
-	*failed = 0;
-	redisReply *rep = rcmd(c, rd, "MGET %s %s", a->asked_key.s, a->cache_key.s);
-	if (!rep) {
-		*failed = 1;
-		return NULL;
-	}
-	cJSON *res = NULL;
-	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
-	    rep->element[0]->type == REDIS_REPLY_STRING &&
-	    rep->element[1]->type == REDIS_REPLY_STRING)
-		res = cJSON_Parse(rep->element[1]->str);
-	freeReplyObject(rep);
-	if (res && !cJSON_IsObject(res)) {
-		cJSON_Delete(res);
-		res = NULL;
-	}
-	/* the provider's time is the worker's, never an answer's */
-	cJSON_DeleteItemFromObjectCaseSensitive(res, AICFG_CACHE_PROVIDER_MS);
-	return res;
 }
 
 static void answer_job(struct api_ctx *c, const char *id, const char *status, int joined)
@@ -222,18 +183,12 @@ static void answer_cached(struct api_ctx *c, const char *room, const struct ai_a
 }
 
 
-/* Drops a claim on the pending key, only if it still holds `value`. */
-static void release_claim(struct api_ctx *c, const struct ai_ask *a, const char *value)
+/* Drops a claim on the pending key, only if it still holds `value`; a failure is left to
+ * the claim's expiry (AI_CLAIM_TTL_MS). */
+static void release_claim(struct api_ctx *c, const char *room, const struct ai_ask *a,
+			  const char *value)
 {
-	redisContext *rd;
-	if (store_redis(c->store, &rd) != STORE_OK)
-		return; /* the claim expires (AI_CLAIM_TTL_MS) */
-	const char *args[] = {a->pending_key.s, value};
-	redisReply *rep = rds_script(rd, &rs_ai_release, 1, 2, args, NULL);
-	if (!rep)
-		store_redis_failed(c->store);
-	else
-		freeReplyObject(rep);
+	store_ai_release(c->store, room, a->key, value);
 }
 
 /* The job's request (caller frees with cJSON_Delete). */
@@ -273,7 +228,6 @@ static void ask(struct api_ctx *c, const char *room, struct ai_ask *a)
 		api_fail(c, st, NULL, NULL);
 		return;
 	}
-	int failed = 0;
 	char id[AI_JOB_ID_LEN + 1];
 	if (rnd_id(id, AI_JOB_ID_LEN) < 0) {
 		api_error(c, 500, "internal", "no randomness");
@@ -285,9 +239,11 @@ static void ask(struct api_ctx *c, const char *room, struct ai_ask *a)
 				  "the same request is being queued by someone else; try again");
 			return;
 		}
-		cJSON *hit = cache_get(c, rd, a, &failed);
-		if (failed)
+		cJSON *hit;
+		if ((st = store_ai_cached(c->store, room, a->key, &hit)) != STORE_OK) {
+			ai_failed(c, st);
 			return;
+		}
 		if (hit) {
 			if (api_user_quota(c, "ai-cached", c->cfg->ai_limit * AI_CACHED_LIMIT_FACTOR, "cached AI answers") < 0) {
 				cJSON_Delete(hit);
@@ -296,58 +252,45 @@ static void ask(struct api_ctx *c, const char *room, struct ai_ask *a)
 			answer_cached(c, room, a, hit);
 			return;
 		}
-		redisReply *rep = rcmd(c, rd, "SET %s %s NX PX %d", a->pending_key.s, id, AI_CLAIM_TTL_MS);
-		if (!rep)
-			return;
-		int claimed = rep->type == REDIS_REPLY_STATUS;
-		freeReplyObject(rep);
-		if (claimed)
+		char other[AI_JOB_ID_LEN + 1], status[16];
+		st = store_ai_claim(c->store, room, a->key, id, AI_CLAIM_TTL_MS, other);
+		if (st == STORE_OK)
 			break;
-		rep = rcmd(c, rd, "GET %s", a->pending_key.s);
-		if (!rep)
+		if (st != STORE_CONFLICT) {
+			ai_failed(c, st);
 			return;
-		char other[AI_JOB_ID_LEN + 1] = "";
-		if (rep->type == REDIS_REPLY_STRING && rep->len == AI_JOB_ID_LEN)
-			memcpy(other, rep->str, AI_JOB_ID_LEN + 1);
-		freeReplyObject(rep);
+		}
 		if (!other[0])
 			continue; /* gone meanwhile (or a mark of another shape): claim again */
-		rep = rcmd(c, rd, "HGET %s status", rkey1(RK_JOB, other).s);
-		if (!rep)
+		if ((st = store_job_status(c->store, other, status)) != STORE_OK) {
+			ai_failed(c, st);
 			return;
-		enum job_status js = JOB_QUEUED; /* no hash yet: its claimer is creating it */
-		int known = rep->type != REDIS_REPLY_STRING || job_status_parse(rep->str, &js) == 0;
-		freeReplyObject(rep);
+		}
+		/* no hash yet: its claimer is creating it */
+		enum job_status js = JOB_QUEUED;
+		int known = !status[0] || job_status_parse(status, &js) == 0;
 		/* a cancelled job is over too: a new request must not join it */
 		if (known && !job_status_over(js)) {
 			answer_job(c, other, job_status_name(js), 1);
 			return;
 		}
 		/* the job is over but its mark stayed: take the mark over */
-		release_claim(c, a, other);
+		release_claim(c, room, a, other);
 	}
 	if (api_user_quota(c, "ai", c->cfg->ai_limit, "AI requests") < 0) {
-		release_claim(c, a, id);
+		release_claim(c, room, a, id);
 		return;
 	}
 	cJSON *req = build_request(a, room);
 	int rc = jobs_enqueue(c, room, "ai", a->kind, req, id); /* with its queued event */
 	cJSON_Delete(req);
 	if (rc < 0) {
-		release_claim(c, a, id);
+		release_claim(c, room, a, id);
 		return;
 	}
 	/* the mark lives as long as the job may: the worker deletes it when the job ends */
-	redisReply *rep = NULL;
-	if (store_redis(c->store, &rd) == STORE_OK) {
-		rep = redisCommand(rd, "SET %s %s EX %d", a->pending_key.s, id, AI_PENDING_TTL_S);
-		if (!rep)
-			store_redis_failed(c->store);
-	}
-	if (!rep)
+	if (store_ai_mark(c->store, room, a->key, id, AI_PENDING_TTL_S) != STORE_OK)
 		log_warn("could not mark job %s as pending", id);
-	else
-		freeReplyObject(rep);
 	answer_job(c, id, job_status_name(JOB_QUEUED), 0);
 }
 
@@ -442,9 +385,6 @@ static void h_ai(struct api_ctx *c, const char *kind)
 		api_error(c, 500, "internal", "could not hash the request");
 		goto out;
 	}
-	a.cache_key = rkey1(RK_AI_CACHE, a.key);
-	a.pending_key = rkey2(RK_ROOM_AI_PENDING, room, a.key);
-	a.asked_key = rkey2(RK_ROOM_AI_ASKED, room, a.key);
 	ask(c, room, &a);
 out:
 	ai_ask_free(&a);

@@ -5,7 +5,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "rkeys.h"
 #include "events.h"
 #include "store_doc.h"
 #include "store_room.h"

@@ -8,8 +8,6 @@
 #include <time.h>
 
 #include "cfg.h"
-#include "rkeys.h"
-#include "rscript.h"
 #include "handlers.h"
 #include "jobstate.h"
 #include "store_job.h"

@@ -6,8 +6,6 @@
 #include <string.h>
 
 #include "access.h"
-#include "rkeys.h"
-#include "rscript.h"
 #include "events.h"
 #include "handlers.h"
 #include "lang.h"

@@ -1,5 +1,6 @@
 #include "store_job.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +54,26 @@ enum store_status store_job_load(struct store *s, const char *id, struct store_j
 	if (st != STORE_OK)
 		store_job_free(out);
 	return st;
+}
+
+enum store_status store_job_status(struct store *s, const char *id, char status[16])
+{
+	status[0] = '\0';
+	redisContext *rd;
+	enum store_status st = store_redis(s, &rd);
+	if (st != STORE_OK)
+		return st;
+	redisReply *rep = redisCommand(rd, "HGET %s status", rkey1(RK_JOB, id).s);
+	if (!rep || rep->type == REDIS_REPLY_ERROR) {
+		if (rep)
+			freeReplyObject(rep);
+		store_redis_failed(s);
+		return store_fail(s, STORE_REDIS_UNAVAILABLE, "the queue is unavailable");
+	}
+	if (rep->type == REDIS_REPLY_STRING)
+		snprintf(status, 16, "%s", rep->str);
+	freeReplyObject(rep);
+	return STORE_OK;
 }
 
 enum store_status store_runtimes(struct store *s, cJSON **out)

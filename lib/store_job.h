@@ -22,6 +22,10 @@ void store_job_free(struct store_job *j);
  * when there is none (no status or room: expired, never made); STORE_REDIS_UNAVAILABLE. */
 enum store_status store_job_load(struct store *s, const char *id, struct store_job *out);
 
+/* Only the job's status as stored (status: "" when there is no such job), or
+ * STORE_REDIS_UNAVAILABLE. */
+enum store_status store_job_status(struct store *s, const char *id, char status[16]);
+
 /* The installed runtimes as the workers announced them (a JSON array, caller
  * cJSON_Delete()s): STORE_OK; STORE_NOT_FOUND when no worker announces any;
  * STORE_REDIS_UNAVAILABLE. */

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rkeys.h"
+
 void store_user_free(struct store_user *u)
 {
 	free(u->password_hash);
@@ -119,4 +121,20 @@ enum store_status store_user_set_password(struct store *s, long long id,
 	st = one_user(s, r, -1, -1, -1, 0, &u);
 	*gen = u.token_gen;
 	return st;
+}
+
+enum store_status store_session_signed_out(struct store *s, const char *sid, int *yes)
+{
+	*yes = 0;
+	redisContext *rd;
+	enum store_status st = store_redis(s, &rd);
+	if (st != STORE_OK)
+		return st;
+	struct rkey key = rkey1(RK_SESSION_REVOKED, sid);
+	redisReply *rep = redisCommand(rd, "EXISTS %s", key.s);
+	if (!rep)
+		return store_redis_failed(s);
+	*yes = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+	freeReplyObject(rep);
+	return STORE_OK;
 }

@@ -1,6 +1,6 @@
 /* store_user: accounts in PostgreSQL (users: id, username, username_key, password_hash,
  * token_gen), as store functions (lib/store.h) for sign-up, sign-in, password changes and
- * the session check. No HTTP here: fcgi/h_auth.c and fcgi/api.c answer. */
+ * the session check (which also asks Redis whether a session was signed out). No HTTP here: fcgi/h_auth.c and fcgi/api.c answer. */
 #ifndef CC_STORE_USER_H
 #define CC_STORE_USER_H
 
@@ -32,5 +32,9 @@ enum store_status store_user_gen(struct store *s, long long id, long long *gen);
  * generation, STORE_NOT_FOUND (the account is gone), or a failure. */
 enum store_status store_user_set_password(struct store *s, long long id,
 					  const char *password_hash, long long *gen);
+
+/* Whether the session sid was signed out (its mark in Redis, lib/access.h): STORE_OK with
+ * *yes, or STORE_REDIS_UNAVAILABLE. */
+enum store_status store_session_signed_out(struct store *s, const char *sid, int *yes);
 
 #endif
