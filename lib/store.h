@@ -2,8 +2,8 @@
  *
  * A struct store owns one PostgreSQL and one Redis connection of a process. Each has ONE
  * getter (store_pg, store_redis) that hands out a live connection, opening or reopening
- * it on demand. Every function of the layer (this file, store_doc.h, store_room.h)
- * returns an enum store_status and its data through out-parameters; none of them knows
+ * it on demand. Every function of the layer (this file and the store_*.h modules: doc,
+ * room, rooms, user, job, ai) returns an enum store_status and its data through out-parameters; none of them knows
  * about HTTP. The API turns a status into an answer with one table (fcgi/api.c,
  * api_fail); the snapshotter logs it.
  *
