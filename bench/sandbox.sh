@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sandbox overhead: a C hello world, compiled once, run bare, under bubblewrap with the
 # worker's options (as the unprivileged sandbox uid), and as a full sandbox step (that plus
-# a v1/v2 cgroup created, limited and removed around it, as queue-worker/sandbox.c does).
+# a v1/v2 cgroup created, limited and removed around it, as queue-worker/sandbox_cgroup.c does).
 # Uses hyperfine when installed, else a timed loop. Needs root.
 #   bench/sandbox.sh [runs]   (default 100)
 set -euo pipefail
@@ -18,7 +18,7 @@ printf '#include <stdio.h>\nint main(void){puts("hello");return 0;}\n' >"$dir/he
 gcc -O2 -o "$dir/hello" "$dir/hello.c"
 chmod 0755 "$dir" "$dir/hello"
 
-# The worker's bwrap options (see build_argv in queue-worker/sandbox.c), the program passed
+# The worker's bwrap options (see queue-worker/sandbox_bwrap.c), the program passed
 # in through a descriptor like the worker does.
 roots=()
 for r in /bin /sbin /lib /lib32 /lib64 /libx32; do

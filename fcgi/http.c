@@ -62,6 +62,23 @@ static int read_body(struct http_io *io, char *dst, size_t len)
 	return 0;
 }
 
+/* Reads and throws away up to len bytes of the body (a FastCGI stream only), so the web
+ * server has handed all of it over before the answer: Apache's mod_proxy_fcgi cuts the
+ * client's connection (no answer at all) when the program answers while it is still
+ * sending the body. Bounded by HTTP_BODY_DRAIN_MAX: past it the connection may go. */
+static void drain_body(struct http_io *io, size_t len)
+{
+	char scratch[16384];
+	if (io->cgi || len > HTTP_BODY_DRAIN_MAX)
+		return;
+	while (len > 0) {
+		int n = FCGX_GetStr(scratch, (int)(len < sizeof scratch ? len : sizeof scratch), io->in);
+		if (n <= 0)
+			return;
+		len -= (size_t)n;
+	}
+}
+
 int http_read_request(struct http_io *io, struct http_req *req, const char **why)
 {
 	memset(req, 0, sizeof *req);
@@ -110,6 +127,7 @@ int http_read_request(struct http_io *io, struct http_req *req, const char **why
 		return 400;
 	}
 	if (len > HTTP_BODY_MAX) {
+		drain_body(io, len);
 		*why = "the request body is larger than 1 MiB";
 		return 413;
 	}

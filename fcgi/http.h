@@ -12,6 +12,9 @@
 #include "buf.h"
 
 #define HTTP_BODY_MAX ((size_t)1024 * 1024)
+/* A body refused for its size is still read (and thrown away) up to this size before the
+ * 413, so the web server can deliver the answer (fcgi/http.c, drain_body). */
+#define HTTP_BODY_DRAIN_MAX ((size_t)4 * 1024 * 1024)
 
 struct http_io {
 	FCGX_Stream *in, *out;

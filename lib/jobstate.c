@@ -98,8 +98,13 @@ int jobstate_change(redisContext *r, const struct jobstate_change *c, char *cur,
 		snprintf(attempt, sizeof attempt, "%ld", c->attempt);
 	else
 		attempt[0] = '\0';
-	/* padded with spaces so a status is found only as a whole word */
-	snprintf(from, sizeof from, " %s ", c->from);
+	/* the names, each with a space either side, so a status is found only as a whole word */
+	size_t o = 0;
+	from[o++] = ' ';
+	for (int st = JOB_QUEUED; st <= JOB_CANCELLED; st++)
+		if (c->from & JOB_BIT(st))
+			o += (size_t)snprintf(from + o, sizeof from - o, "%s ", job_status_name(st));
+	from[o] = '\0';
 	snprintf(max, sizeof max, "%d", EVENTS_HISTORY_MAX);
 	snprintf(smax, sizeof smax, "%d", JOBSTATE_STREAM_MAX);
 	snprintf(pmax, sizeof pmax, "%d", JOBSTATE_POSITION_UPDATES);
@@ -109,7 +114,7 @@ int jobstate_change(redisContext *r, const struct jobstate_change *c, char *cur,
 	args[argc++] = rkey0(RK_JOBS);
 	args[argc++] = attempt;
 	args[argc++] = from;
-	args[argc++] = c->status;
+	args[argc++] = job_status_name(c->status);
 	args[argc++] = has_event ? c->event_type : "";
 	args[argc++] = has_event ? c->event_data : "";
 	args[argc++] = max;

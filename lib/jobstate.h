@@ -34,6 +34,8 @@ const char *job_status_name(enum job_status st);
 int job_status_parse(const char *name, enum job_status *out);
 /* finished, failed or cancelled: nothing will change it any more. */
 int job_status_over(enum job_status st);
+/* A set of statuses, for the statuses a change may leave: JOB_BIT(JOB_QUEUED) | … */
+#define JOB_BIT(st) (1u << (st))
 
 /* One status change. */
 struct jobstate_change {
@@ -42,8 +44,8 @@ struct jobstate_change {
 	const char *event_type; /* "execution", "ai" */
 	const char *event_data; /* JSON object text, at most EVENTS_DATA_MAX bytes */
 	long attempt;		/* the job's attempts must equal this; -1: any */
-	const char *from;	/* the statuses it may leave, space-separated ("queued running") */
-	const char *status;	/* the new status */
+	unsigned from;		/* the statuses it may leave: JOB_BIT(JOB_QUEUED) | … */
+	enum job_status status; /* the new status */
 	const char *const *fields; /* nfields field/value pairs written with it */
 	size_t nfields;
 	/* Not NULL: a requeue. The job also gets a new cc:jobs entry, this entry is

@@ -1,6 +1,8 @@
 #include "utf8.h"
 
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 const char *utf8_status_str(enum utf8_status st)
 {
@@ -186,4 +188,61 @@ enum utf8_status utf8_json_escapes(const char *text, size_t len, size_t *bad_at)
 		i = next;
 	}
 	return UTF8_OK;
+}
+
+size_t utf8_char_len(const char *s, size_t len)
+{
+	size_t n = 0;
+	if (len == 0)
+		return 0;
+	enum utf8_status st = decode_one((const unsigned char *)s, len, &n);
+	return st == UTF8_OK || st == UTF8_NUL ? n : 0;
+}
+
+/* A valid character of n bytes at p that UTF8_SAN_CONTROLS drops. */
+static int is_control(const unsigned char *p, size_t n)
+{
+	if (n == 1)
+		return (p[0] < 0x20 || p[0] == 0x7F) && p[0] != '\n' && p[0] != '\t';
+	return n == 2 && p[0] == 0xC2 && p[1] < 0xA0;
+}
+
+char *utf8_sanitize(const char *s, size_t len, unsigned flags, size_t max, size_t *out_len)
+{
+	static const char replacement[] = "\xEF\xBF\xBD";
+	const unsigned char *p = (const unsigned char *)s;
+	/* every input byte becomes at most 3 output bytes */
+	size_t cap = len <= (SIZE_MAX - 1) / 3 ? len * 3 : SIZE_MAX - 1;
+	if (cap > max)
+		cap = max;
+	char *out = malloc(cap + 1);
+	if (!out)
+		return NULL;
+	size_t o = 0;
+	for (size_t i = 0; i < len;) {
+		size_t n = utf8_char_len(s + i, len - i);
+		const char *put = s + i;
+		size_t put_len = n;
+		if (n == 1 && p[i] == 0 && (flags & UTF8_SAN_NUL)) {
+			put = replacement;
+			put_len = 3;
+		} else if (n == 0) {
+			if ((flags & UTF8_SAN_CUT) && len - i < 4 && p[i] >= 0xC2 && p[i] <= 0xF4)
+				break; /* a character cut in half by whoever cut the bytes */
+			put = replacement;
+			put_len = 3;
+			n = 1;
+		} else if ((flags & UTF8_SAN_CONTROLS) && is_control(p + i, n)) {
+			put_len = 0;
+		}
+		if (put_len > cap - o)
+			break;
+		memcpy(out + o, put, put_len);
+		o += put_len;
+		i += n;
+	}
+	out[o] = '\0';
+	if (out_len)
+		*out_len = o;
+	return out;
 }

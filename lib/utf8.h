@@ -50,4 +50,26 @@ int utf8_offset(const char *s, size_t len, size_t n, size_t *off);
  * refuse. */
 enum utf8_status utf8_json_escapes(const char *text, size_t len, size_t *bad_at);
 
+/* Length in bytes (1 to 4) of the valid character at the start of s[0..len), U+0000
+ * included (one byte); 0 when s does not start with one (or len is 0). */
+size_t utf8_char_len(const char *s, size_t len);
+
+/* What utf8_sanitize() does besides replacing bad bytes. */
+enum utf8_sanitize_flags {
+	UTF8_SAN_NUL = 1,      /* U+0000 becomes U+FFFD (otherwise it is a character) */
+	UTF8_SAN_CONTROLS = 2, /* control characters are dropped: C0 but \n and \t (so \r, and
+				  NUL unless UTF8_SAN_NUL), DEL and C1 (U+0080..U+009F) */
+	UTF8_SAN_CUT = 4,      /* the bytes were cut off at len: a lead byte (C2..F4) within the
+				  last three bytes that does not start a valid character ends
+				  the text there, instead of becoming U+FFFD */
+};
+
+/* Untrusted bytes s[0..len) as valid UTF-8 text: valid characters are copied, and each
+ * byte that does not start one becomes U+FFFD (EF BF BD), then the scan goes on with the
+ * next byte; flags add the rules above. At most max bytes come out (SIZE_MAX: no bound),
+ * never half a character: the copy stops before the first character that does not fit.
+ * A new NUL-terminated string the caller frees with free(), its length in *out_len (may
+ * be NULL); NULL when out of memory. */
+char *utf8_sanitize(const char *s, size_t len, unsigned flags, size_t max, size_t *out_len);
+
 #endif

@@ -6,11 +6,11 @@
  * jobs fresh (so no other worker claims them), republishes cc:runtimes, and on SIGTERM or
  * SIGINT stops taking jobs, lets running ones finish for SHUTDOWN_GRACE_MS, then cancels
  * them (they go back to the queue) and exits 0. */
+#include "backoff.h"
 #include "cfg.h"
 #include "rkeys.h"
 #include "log.h"
 #include "rds.h"
-#include "rnd.h"
 
 #include "ai.h"
 #include "execution.h"
@@ -21,7 +21,6 @@
 #include "clock.h"
 
 #include <curl/curl.h>
-#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -33,8 +32,10 @@
 #define WORKERS_MAX 64
 #define READ_BLOCK_MS 1000
 #define REDIS_TIMEOUT_MS 5000
-#define BACKOFF_BASE_MS 100
-#define BACKOFF_CAP_MS 5000
+/* Redis reconnects: lib/backoff.h from 100 ms up to 5 s, the stop flag looked at every 50 */
+#define BACKOFF_FIRST_MS 100
+#define BACKOFF_MAX_MS 5000
+#define BACKOFF_SLICE_MS 50
 /* how often the main thread asks whether a running job was cancelled (DELETE /api/jobs) */
 #define CANCEL_POLL_MS 250
 /* the fair scheduler's registration (lib/jobstate.h): renewed every REGISTER_EVERY_MS, it
@@ -85,22 +86,19 @@ struct worker {
 	struct slot slots[WORKERS_MAX];
 };
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-static int num(const char *name, long def, long min, long max, long *out)
+/* Reads a table of integer settings (lib/cfg.h), saying what is wrong with the first bad
+ * one. */
+static int load_table(const struct cfg_setting *t, size_t n)
 {
 	char err[256];
-	if (cfg_long(name, def, min, max, out, err, sizeof err) < 0) {
+	if (cfg_load(t, n, err, sizeof err) < 0) {
 		log_error("%s", err);
 		return -1;
 	}
 	return 0;
 }
+
+#define LOAD(table) load_table((table), sizeof(table) / sizeof((table)[0]))
 
 /* The limit variables; a Piston limit is sent only when the variable is set, so Piston's
  * own (often lower) maxima apply otherwise. */
@@ -109,15 +107,23 @@ static int load_limits(struct config *c)
 	long run, compile, cpu, mem, procs, fsize, nofile, out, tmpfs;
 	struct sandbox_limits *l = &c->limits;
 	sandbox_limits_default(l);
-	if (num("RUN_TIMEOUT_MS", l->run_ms, 100, 600000, &run) < 0 ||
-	    num("COMPILE_TIMEOUT_MS", l->compile_ms, 100, 600000, &compile) < 0 ||
-	    num("CPU_LIMIT_S", (run + 999) / 1000, 1, 600, &cpu) < 0 ||
-	    num("MEMORY_LIMIT_MB", l->memory >> 20, 16, 65536, &mem) < 0 ||
-	    num("PROCESS_LIMIT", l->processes, 4, 4096, &procs) < 0 ||
-	    num("FILE_SIZE_LIMIT_MB", l->file_size >> 20, 1, 4096, &fsize) < 0 ||
-	    num("OPEN_FILES_LIMIT", l->open_files, 16, 65536, &nofile) < 0 ||
-	    num("OUTPUT_LIMIT_KB", (long)(l->output >> 10), 1, 65536, &out) < 0 ||
-	    num("TMPFS_LIMIT_MB", l->tmpfs >> 20, 1, 65536, &tmpfs) < 0)
+	const struct cfg_setting timeouts[] = {
+		{"RUN_TIMEOUT_MS", l->run_ms, 100, 600000, &run},
+		{"COMPILE_TIMEOUT_MS", l->compile_ms, 100, 600000, &compile},
+	};
+	if (LOAD(timeouts) < 0)
+		return -1;
+	/* the CPU limit's default follows the run timeout just read */
+	const struct cfg_setting limits[] = {
+		{"CPU_LIMIT_S", (run + 999) / 1000, 1, 600, &cpu},
+		{"MEMORY_LIMIT_MB", l->memory >> 20, 16, 65536, &mem},
+		{"PROCESS_LIMIT", l->processes, 4, 4096, &procs},
+		{"FILE_SIZE_LIMIT_MB", l->file_size >> 20, 1, 4096, &fsize},
+		{"OPEN_FILES_LIMIT", l->open_files, 16, 65536, &nofile},
+		{"OUTPUT_LIMIT_KB", (long)(l->output >> 10), 1, 65536, &out},
+		{"TMPFS_LIMIT_MB", l->tmpfs >> 20, 1, 65536, &tmpfs},
+	};
+	if (LOAD(limits) < 0)
 		return -1;
 	l->run_ms = (int)run;
 	l->compile_ms = (int)compile;
@@ -147,16 +153,23 @@ static int load_config(struct config *c)
 		log_error("REDIS_URL: %s", err);
 		return -1;
 	}
-	if (num("WORKERS", 2, 1, WORKERS_MAX, &c->workers) < 0 ||
-	    num("CLAIM_IDLE_MS", 30000, 300, 3600000, &c->claim_idle_ms) < 0 ||
-	    num("JOB_MAX_ATTEMPTS", 3, 1, 100, &c->max_attempts) < 0 ||
-	    num("SHUTDOWN_GRACE_MS", 30000, 0, 3600000, &c->grace_ms) < 0 ||
-	    num("RUNTIMES_REFRESH_S", 60, 1, 86400, &c->refresh_s) < 0 ||
-	    num("JOB_ROOM_RUNNING_MAX", 0, 0, 100000, &c->room_cap) < 0 || load_limits(c) < 0)
+	const struct cfg_setting settings[] = {
+		{"WORKERS", 2, 1, WORKERS_MAX, &c->workers},
+		{"CLAIM_IDLE_MS", 30000, 300, 3600000, &c->claim_idle_ms},
+		{"JOB_MAX_ATTEMPTS", 3, 1, 100, &c->max_attempts},
+		{"SHUTDOWN_GRACE_MS", 30000, 0, 3600000, &c->grace_ms},
+		{"RUNTIMES_REFRESH_S", 60, 1, 86400, &c->refresh_s},
+		{"JOB_ROOM_RUNNING_MAX", 0, 0, 100000, &c->room_cap},
+	};
+	if (LOAD(settings) < 0 || load_limits(c) < 0)
 		return -1;
 	c->piston_url = cfg_str("PISTON_URL", NULL);
-	long def_timeout = c->limits.run_ms + c->limits.compile_ms + 10000L;
-	if (num("PISTON_TIMEOUT_MS", def_timeout, 100, 3600000, &c->piston_timeout_ms) < 0)
+	/* Piston's timeout defaults to both steps' limits and some slack */
+	const struct cfg_setting piston[] = {
+		{"PISTON_TIMEOUT_MS", c->limits.run_ms + c->limits.compile_ms + 10000L, 100, 3600000,
+		 &c->piston_timeout_ms},
+	};
+	if (LOAD(piston) < 0)
 		return -1;
 	if (sandbox_config_from_env(&c->sandbox, err, sizeof err) < 0) {
 		log_error("%s", err);
@@ -166,19 +179,10 @@ static int load_config(struct config *c)
 	return 0;
 }
 
-/* Waits out a capped exponential backoff with jitter (STYLE 10), watching w->stop. */
-static void backoff_wait(const struct worker *w, int *attempt)
+/* Waits out the next back-off delay of b, returning early when the worker stops. */
+static void backoff_wait(const struct worker *w, struct backoff *b)
 {
-	long cap = BACKOFF_BASE_MS << (*attempt < 6 ? *attempt : 6);
-	if (cap > BACKOFF_CAP_MS)
-		cap = BACKOFF_CAP_MS;
-	unsigned char r = 0;
-	rnd_bytes(&r, 1);
-	long wait = cap / 2 + (cap / 2) * r / 255;
-	if (*attempt < 30)
-		(*attempt)++;
-	for (long waited = 0; waited < wait && !w->stop; waited += 50)
-		sleep_ms(50);
+	clock_sleep_watching(backoff_next(b), BACKOFF_SLICE_MS, &w->stop);
 }
 
 static redisContext *connect_redis(const struct worker *w, char *err, size_t errlen)
@@ -202,7 +206,7 @@ static void *job_thread(void *arg)
 	struct slot *s = arg;
 	struct worker *w = s->w;
 	redisContext *r = NULL;
-	int failures = 0;
+	struct backoff failures = {.first_ms = BACKOFF_FIRST_MS, .max_ms = BACKOFF_MAX_MS};
 	long long next_claim = 0;
 	long claim_every = w->cfg.claim_idle_ms / 2 < 1000 ? w->cfg.claim_idle_ms / 2 : 1000;
 	char err[512];
@@ -214,7 +218,7 @@ static void *job_thread(void *arg)
 				backoff_wait(w, &failures);
 				continue;
 			}
-			failures = 0;
+			backoff_reset(&failures);
 		}
 		struct queue_entry e;
 		int got = 0;
@@ -285,7 +289,9 @@ static int poll_cancelled(struct worker *w, redisContext *r)
 				freeReplyObject(rep);
 			return -1;
 		}
-		int cancelled = rep->type == REDIS_REPLY_STRING && !strcmp(rep->str, "cancelled");
+		enum job_status st;
+		int cancelled = rep->type == REDIS_REPLY_STRING &&
+				job_status_parse(rep->str, &st) == 0 && st == JOB_CANCELLED;
 		freeReplyObject(rep);
 		if (!cancelled)
 			continue;
@@ -378,7 +384,7 @@ int main(void)
 	/* more kinds are added here, each with its handler */
 
 	/* Redis and the group, before any thread reads */
-	int failures = 0;
+	struct backoff failures = {.first_ms = BACKOFF_FIRST_MS, .max_ms = BACKOFF_MAX_MS};
 	struct timespec tick = {.tv_sec = 0, .tv_nsec = 0};
 	while (!r) {
 		r = connect_redis(w, err, sizeof err);

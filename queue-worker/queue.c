@@ -172,8 +172,8 @@ void queue_job_free(struct queue_job *j)
 
 int queue_job_done(const struct queue_job *j)
 {
-	return !strcmp(j->status, "finished") || !strcmp(j->status, "failed") ||
-	       !strcmp(j->status, "cancelled");
+	enum job_status st;
+	return job_status_parse(j->status, &st) == 0 && job_status_over(st);
 }
 
 int queue_job_count_attempt(redisContext *r, struct queue_job *j, long max_attempts, char *err,
@@ -232,11 +232,11 @@ static char *event_data(const struct queue_handler *h, const struct queue_job *j
  * refused because this worker is stale (the job moved on: another worker claimed it, or it
  * is over), -1 Redis error (err). attempt -1: any attempt (a job failed before counting). */
 static int change(redisContext *r, const struct queue_handler *h, const struct queue_job *j,
-		  long attempt, const char *from, const char *status, const char *result_json,
+		  long attempt, unsigned from, enum job_status status, const char *result_json,
 		  const char *error, const char *const *fields, size_t nfields,
 		  const char *requeue_entry, char *err, size_t errlen)
 {
-	char *data = event_data(h, j, status, result_json, error);
+	char *data = event_data(h, j, job_status_name(status), result_json, error);
 	if (!data) {
 		errbuf_set(err, errlen, "out of memory");
 		return -1;
@@ -259,7 +259,7 @@ static int change(redisContext *r, const struct queue_handler *h, const struct q
 	if (rc == 0)
 		log_warn("job %s: attempt %ld is stale (the job is %s at another attempt): its %s "
 			 "is dropped",
-			 j->id, j->attempts, cur[0] ? cur : "gone", status);
+			 j->id, j->attempts, cur[0] ? cur : "gone", job_status_name(status));
 	return rc;
 }
 
@@ -273,8 +273,9 @@ static int ack_if_over(redisContext *r, const struct queue_job *j, const char *e
 	char err[64];
 	if (rds_reply_failed(r, rep, err, sizeof err))
 		return -1;
-	int over = rep->type != REDIS_REPLY_STRING || (strcmp(rep->str, "queued") != 0 &&
-						       strcmp(rep->str, "running") != 0);
+	enum job_status st;
+	int over = rep->type != REDIS_REPLY_STRING || job_status_parse(rep->str, &st) < 0 ||
+		   job_status_over(st);
 	freeReplyObject(rep);
 	return over ? queue_ack(r, entry) : 0;
 }
@@ -283,7 +284,7 @@ static int ack_if_over(redisContext *r, const struct queue_job *j, const char *e
  * between leaves a job that is done (skipped when delivered again), never a lost one. A
  * stale attempt acknowledges nothing: the entry is the claiming worker's now. */
 static int conclude(redisContext *r, const struct queue_handler *h, const struct queue_job *j,
-		    long attempt, const char *from, const char *entry, const char *status,
+		    long attempt, unsigned from, const char *entry, enum job_status status,
 		    const char *result_json, const char *error, char *err, size_t errlen)
 {
 	char now[24];
@@ -335,7 +336,7 @@ int queue_process(redisContext *r, const struct queue_entry *e, const struct que
 	if (!hd) {
 		snprintf(why, sizeof why, "this worker cannot run jobs of kind \"%s\"", j.kind);
 		log_warn("job %s: %s", j.id, why);
-		rc = conclude(r, NULL, &j, -1, "queued running", e->entry, "failed", NULL, why, err,
+		rc = conclude(r, NULL, &j, -1, JOB_BIT(JOB_QUEUED) | JOB_BIT(JOB_RUNNING), e->entry, JOB_FAILED, NULL, why, err,
 			      errlen);
 		goto out;
 	}
@@ -348,7 +349,7 @@ int queue_process(redisContext *r, const struct queue_entry *e, const struct que
 			 "before it finished",
 			 max_attempts);
 		log_warn("job %s: %s", j.id, why);
-		rc = conclude(r, hd, &j, j.attempts, "queued running", e->entry, "failed", NULL, why,
+		rc = conclude(r, hd, &j, j.attempts, JOB_BIT(JOB_QUEUED) | JOB_BIT(JOB_RUNNING), e->entry, JOB_FAILED, NULL, why,
 			      err, errlen);
 		goto out;
 	}
@@ -358,7 +359,7 @@ int queue_process(redisContext *r, const struct queue_entry *e, const struct que
 	char now[24];
 	snprintf(now, sizeof now, "%lld", (long long)time(NULL));
 	const char *running[] = {"worker", consumer, "started_at", now};
-	int ok = change(r, hd, &j, j.attempts, "queued running", "running", NULL, NULL, running, 2,
+	int ok = change(r, hd, &j, j.attempts, JOB_BIT(JOB_QUEUED) | JOB_BIT(JOB_RUNNING), JOB_RUNNING, NULL, NULL, running, 2,
 			NULL, err, errlen);
 	if (ok == 0 && ack_if_over(r, &j, e->entry) < 0)
 		ok = -1;
@@ -366,25 +367,25 @@ int queue_process(redisContext *r, const struct queue_entry *e, const struct que
 		rc = ok;
 		goto out;
 	}
-	enum queue_outcome o = hd->run(hd->ctx, &j, cancel, &result, why, sizeof why);
+	enum queue_outcome o = hd->run(hd->ctx, r, &j, cancel, &result, why, sizeof why);
 	switch (o) {
 	case QUEUE_FINISHED:
 		log_info("job %s: finished", j.id);
 		/* only from running: a job requeued meanwhile (queued again at this attempt
 		 * number) is not this attempt's any more */
-		rc = conclude(r, hd, &j, j.attempts, "running", e->entry, "finished", result, NULL,
+		rc = conclude(r, hd, &j, j.attempts, JOB_BIT(JOB_RUNNING), e->entry, JOB_FINISHED, result, NULL,
 			      err, errlen);
 		break;
 	case QUEUE_FAILED:
 		log_info("job %s: failed: %s", j.id, why);
-		rc = conclude(r, hd, &j, j.attempts, "running", e->entry, "failed", result,
+		rc = conclude(r, hd, &j, j.attempts, JOB_BIT(JOB_RUNNING), e->entry, JOB_FAILED, result,
 			      why[0] ? why : "failed", err, errlen);
 		break;
 	case QUEUE_REQUEUE:
 		/* status queued, attempts - 1, a new entry, this one acknowledged, the queued
 		 * event: one step, and only while this attempt is still the job's */
 		log_info("job %s: put back in the queue", j.id);
-		ok = change(r, hd, &j, j.attempts, "running", "queued", NULL, NULL, NULL, 0, e->entry,
+		ok = change(r, hd, &j, j.attempts, JOB_BIT(JOB_RUNNING), JOB_QUEUED, NULL, NULL, NULL, 0, e->entry,
 			    err, errlen);
 		/* refused because the job was cancelled (that is why it stopped): acknowledged */
 		if (ok == 0 && ack_if_over(r, &j, e->entry) < 0)

@@ -58,8 +58,12 @@ struct queue_handler {
 	void *ctx;	   /* handed to run; read-only configuration */
 	/* Does the work; on QUEUE_FINISHED sets *result_json (caller frees with free()), on
 	 * QUEUE_FAILED writes a message for people in err (and may set *result_json). When
-	 * *cancel becomes non-zero it should stop soon and answer QUEUE_REQUEUE. */
-	enum queue_outcome (*run)(void *ctx, const struct queue_job *job,
+	 * *cancel becomes non-zero it should stop soon and answer QUEUE_REQUEUE. r is the job
+	 * thread's Redis connection, idle while run works: a handler that needs Redis uses
+	 * it (and opens none of its own), reading every reply it asks for. When the
+	 * connection breaks there, storing the outcome fails too and the thread reconnects;
+	 * the entry stays pending and runs again later. */
+	enum queue_outcome (*run)(void *ctx, redisContext *r, const struct queue_job *job,
 				  const volatile sig_atomic_t *cancel, char **result_json,
 				  char *err, size_t errlen);
 	/* The event's data; NULL means queue_event_json ({job_id, status, result?, error?}).

@@ -16,7 +16,8 @@
  * Limits: a memory + pids cgroup per step (v1 or v2, detected at open; v1 also uses the
  * freezer when mounted), killed as a whole at the wall limit and removed afterwards;
  * rlimits (CPU, file size, open files, no core; address space only without cgroups) are
- * set before exec. Output beyond the per-stream bound kills the step and is flagged. */
+ * set before exec. Output beyond the per-stream bound kills the step and is flagged.
+ * The implementation is queue-worker/sandbox*.c; sandbox_impl.h says which file does what. */
 #ifndef CC_SANDBOX_H
 #define CC_SANDBOX_H
 

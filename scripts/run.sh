@@ -17,6 +17,9 @@ export PG_PORT=${PG_PORT:-5433}
 export REDIS_PORT=${REDIS_PORT:-6380}
 export API_PROCESSES=${API_PROCESSES:-4}
 export WORKERS=${WORKERS:-2}
+export WEB=${WEB:-lighttpd}
+LOG_MAX_MB=${LOG_MAX_MB:-100}
+LOG_CHECK_S=${LOG_CHECK_S:-60}
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
 
 say() { printf 'codecollab: %s\n' "$*"; }
@@ -141,11 +144,67 @@ for b in codecollab-api codecollab-broker codecollab-worker codecollab-snapshott
   [ -x "$CC_BIN/$b" ] || die "$CC_BIN/$b is missing: run 'make build' first"
 done
 
+case "$WEB" in
+  lighttpd) ;;
+  apache)
+    for b in apache2 spawn-fcgi; do
+      command -v "$b" >/dev/null || die "WEB=apache needs $b (apt-get install apache2 spawn-fcgi; make run installs them)"
+    done ;;
+  *) die "WEB must be lighttpd (the default) or apache (got '$WEB')" ;;
+esac
+for v in LOG_MAX_MB LOG_CHECK_S; do
+  case "${!v}" in '' | *[!0-9]*) die "$v must be a whole number (got '${!v}')" ;; esac
+done
+[ "$LOG_CHECK_S" -ge 1 ] || die "LOG_CHECK_S must be at least 1"
+
 mkdir -p "$CC_VAR"/{log,run,redis}
 chmod 755 "$CC_VAR"
 
 check_port "$PORT" "HTTP" PORT
 check_port "$BROKER_PORT" "broker" BROKER_PORT
+
+# --- HTTPS (and with it HTTP/2): TLS_CERT + TLS_KEY, or TLS=self-signed ------------------
+# lighttpd reads $CC_VAR/run/tls.conf (lighttpd.conf includes it; empty = plain HTTP). With
+# TLS_PORT, PORT stays plain HTTP and HTTPS is served on TLS_PORT as well; without it, PORT
+# itself serves HTTPS.
+scheme=http
+: >"$CC_VAR/run/tls.conf"
+if [ "${TLS:-}" = self-signed ] && [ -z "${TLS_CERT:-}${TLS_KEY:-}" ]; then
+  mkdir -p "$CC_VAR/tls"
+  TLS_CERT=$CC_VAR/tls/self-signed.crt TLS_KEY=$CC_VAR/tls/self-signed.key
+  if [ ! -s "$TLS_CERT" ] || [ ! -s "$TLS_KEY" ]; then
+    say "creating a self-signed certificate for localhost in $CC_VAR/tls/ (for trying HTTPS out)"
+    (umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+      -days 365 -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1" \
+      -keyout "$TLS_KEY" -out "$TLS_CERT" >"$CC_VAR/log/tls.log" 2>&1) ||
+      die "openssl could not create a certificate (see $CC_VAR/log/tls.log)"
+  fi
+elif [ -n "${TLS:-}" ] && [ "${TLS:-}" != self-signed ]; then
+  die "TLS may only be 'self-signed' (for a real certificate set TLS_CERT and TLS_KEY)"
+fi
+if [ -n "${TLS_CERT:-}${TLS_KEY:-}" ]; then
+  [ -n "${TLS_CERT:-}" ] && [ -n "${TLS_KEY:-}" ] || die "TLS_CERT and TLS_KEY go together: set both"
+  for f in "$TLS_CERT" "$TLS_KEY"; do
+    [ -r "$f" ] || die "cannot read $f (TLS_CERT / TLS_KEY)"
+    case "$f" in *'"'*) die "TLS_CERT / TLS_KEY may not contain a double quote: $f" ;; esac
+  done
+  [ -f /usr/lib/lighttpd/mod_openssl.so ] ||
+    die "lighttpd's TLS module is missing: apt-get install lighttpd-mod-openssl (make run does this)"
+  tls_block="ssl.engine = \"enable\"
+  ssl.pemfile = \"$TLS_CERT\"
+  ssl.privkey = \"$TLS_KEY\""
+  {
+    echo 'server.modules += ( "mod_openssl" )'
+    if [ -n "${TLS_PORT:-}" ]; then
+      check_port "$TLS_PORT" "HTTPS" TLS_PORT
+      case "$CC_BIND" in *:*) tls_sock="[$CC_BIND]:$TLS_PORT" ;; *) tls_sock="$CC_BIND:$TLS_PORT" ;; esac
+      printf '$SERVER["socket"] == "%s" {\n  %s\n}\n' "$tls_sock" "$tls_block"
+    else
+      printf '%s\n' "$tls_block"
+      scheme=https
+    fi
+  } >"$CC_VAR/run/tls.conf"
+fi
 
 # --- JWT key: JWT_SECRET, else JWT_SECRET_FILE, else one generated once into var/ -----
 if [ -n "${JWT_SECRET_FILE:-}" ] && [ -z "${JWT_SECRET:-}" ]; then
@@ -208,6 +267,8 @@ if [ -z "${REDIS_URL:-}" ]; then
   redis_pid=$!
   wait_for "Redis" 20 redis-cli -p "$REDIS_PORT" ping
   export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+  # data kept in var/redis by an older version: its keys to the current layout (lib/rkeys.def)
+  "$ROOT/scripts/redis-upgrade-keys.sh" || die "renaming the Redis keys of an older version failed"
 fi
 
 # --- the broker, the workers, lighttpd with the API ------------------------------------
@@ -219,24 +280,58 @@ setsid "$CC_BIN/codecollab-worker" >>"$CC_VAR/log/worker.log" 2>&1 &
 pids+=($!)
 setsid "$CC_BIN/codecollab-snapshotter" </dev/null >>"$CC_VAR/log/snapshotter.log" 2>&1 &
 pids+=($!)
-setsid lighttpd -D -f "$ROOT/lighttpd.conf" >>"$CC_VAR/log/lighttpd.log" 2>&1 &
-pids+=($!)
+if [ "$WEB" = apache ]; then
+  # The API under spawn-fcgi (API_PROCESSES processes on one Unix socket, as lighttpd runs
+  # them), Apache in front (deploy/apache/codecollab.conf). Apache's children run as
+  # www-data when we are root; they only need the socket and htdocs/.
+  [ -z "${TLS_CERT:-}" ] || die "make run sets up HTTPS with lighttpd only; with Apache, terminate TLS in your own site (docs/DEPLOY.md)"
+  rm -f "$CC_VAR/run/api.sock" "$CC_VAR/run/api.pids"
+  setsid spawn-fcgi -s "$CC_VAR/run/api.sock" -M 0666 -F "$API_PROCESSES" -P "$CC_VAR/run/api.pids" \
+    -- "$CC_BIN/codecollab-api" >>"$CC_VAR/log/api.log" 2>&1 </dev/null ||
+    die "spawn-fcgi could not start the API (see $CC_VAR/log/api.log)"
+  while read -r p; do
+    [ -n "$p" ] && pids+=("$p")
+  done <"$CC_VAR/run/api.pids"
+  case "$CC_BIND" in *:*) CC_LISTEN="[$CC_BIND]:$PORT" ;; *) CC_LISTEN="$CC_BIND:$PORT" ;; esac
+  if [ "$(id -u)" = 0 ]; then CC_APACHE_USER=www-data CC_APACHE_GROUP=www-data
+  else CC_APACHE_USER=$(id -un) CC_APACHE_GROUP=$(id -gn); fi
+  export CC_LISTEN CC_APACHE_USER CC_APACHE_GROUP
+  setsid apache2 -f "$ROOT/deploy/apache/codecollab.conf" -DFOREGROUND >>"$CC_VAR/log/apache.log" 2>&1 &
+  pids+=($!)
+else
+  setsid lighttpd -D -f "$ROOT/lighttpd.conf" >>"$CC_VAR/log/lighttpd.log" 2>&1 &
+  pids+=($!)
+fi
 
-wait_for "the API" 30 curl -fsS "http://127.0.0.1:$PORT/api/health"
-wait_for "the broker" 20 curl -fsS "http://127.0.0.1:$PORT/events/health"
+wait_for "the API" 30 curl -kfsS "$scheme://127.0.0.1:$PORT/api/health"
+wait_for "the broker" 20 curl -kfsS "$scheme://127.0.0.1:$PORT/events/health"
 # What clients on this machine (tests, tools) need to reach the same servers.
 {
   printf 'DATABASE_URL=%q\n' "$DATABASE_URL"
   printf 'REDIS_URL=%q\n' "$REDIS_URL"
   printf 'JWT_SECRET_FILE=%q\n' "${JWT_SECRET_FILE:-}"
-  printf 'BASE_URL=%q\n' "http://127.0.0.1:$PORT"
+  printf 'BASE_URL=%q\n' "$scheme://127.0.0.1:$PORT"
+  if [ -n "${TLS_PORT:-}" ] && [ -n "${TLS_CERT:-}" ]; then
+    printf 'TLS_URL=%q\n' "https://127.0.0.1:$TLS_PORT"
+  fi
+  [ -n "${TLS_CERT:-}" ] && printf 'TLS_CERT=%q\n' "$TLS_CERT"
 } >"$CC_VAR/run/env"
-say "ready: http://localhost:$PORT/  (Ctrl-C stops everything; logs in $CC_VAR/log/)"
+say "ready: $scheme://localhost:$PORT/  (Ctrl-C stops everything; logs in $CC_VAR/log/)"
+if [ -n "${TLS_PORT:-}" ] && [ -n "${TLS_CERT:-}" ]; then
+  say "HTTPS (HTTP/2) also on https://localhost:$TLS_PORT/"
+fi
 [ -n "${CC_READY_FILE:-}" ] && : >"$CC_READY_FILE"
 
 # Stay in the foreground until a child dies, we are told to stop, or our parent dies
 # (make killed outright: nobody would ever tell us, and the stack would hold its ports).
+# Every LOG_CHECK_S seconds, logs over LOG_MAX_MB are cut (scripts/cap-logs.sh; 0: never).
+ticks=0
 while true; do
+  ticks=$((ticks + 1))
+  if [ "$LOG_MAX_MB" -gt 0 ] && [ $((ticks % LOG_CHECK_S)) -eq 0 ]; then
+    "$ROOT/scripts/cap-logs.sh" "$CC_VAR/log" $((LOG_MAX_MB * 1024 * 1024)) ||
+      say "could not cap the logs in $CC_VAR/log" || true
+  fi
   if parent_gone; then
     trap '' PIPE # whoever read our output may have gone with it
     say "the parent process (pid $parent) is gone; stopping everything" || true

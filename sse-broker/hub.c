@@ -11,6 +11,7 @@
 
 #include "access.h"
 #include "events.h"
+#include "backoff.h"
 #include "log.h"
 #include "rkeys.h"
 #include "rnd.h"
@@ -53,7 +54,7 @@ struct hub {
 	redisAsyncContext *ac[2];
 	int ready[2];
 	int up;
-	long backoff_ms;
+	struct backoff backoff; /* Redis reconnects (lib/backoff.h) */
 	struct event *retry, *conn_timeout, *beat, *shutdown_timer;
 	struct hub_room *buckets[HUB_BUCKETS];
 	char broker_id[17];
@@ -861,12 +862,7 @@ static void schedule_retry(struct hub *h)
 {
 	if (h->shutting_down || evtimer_pending(h->retry, NULL))
 		return;
-	/* capped exponential backoff with jitter: a random delay in [d/2, d] */
-	long d = h->backoff_ms;
-	unsigned r = 0;
-	rnd_bytes(&r, sizeof r);
-	long delay = d / 2 + (long)(r % (unsigned)(d / 2 + 1));
-	h->backoff_ms = d * 2 > h->cfg.backoff_max_ms ? h->cfg.backoff_max_ms : d * 2;
+	long delay = backoff_next(&h->backoff);
 	struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
 	evtimer_add(h->retry, &tv);
 }
@@ -907,7 +903,7 @@ static void link_up(struct hub *h)
 {
 	h->up = 1;
 	h->ping_pending = 0;
-	h->backoff_ms = HUB_BACKOFF_MIN_MS;
+	backoff_reset(&h->backoff);
 	evtimer_del(h->conn_timeout);
 	log_info("redis: connected");
 	/* sign-outs and password changes while we were away were published to nobody: every
@@ -1058,7 +1054,7 @@ struct hub *hub_new(struct event_base *base, const struct hub_cfg *cfg)
 		return NULL;
 	h->base = base;
 	h->cfg = *cfg;
-	h->backoff_ms = HUB_BACKOFF_MIN_MS;
+	h->backoff = (struct backoff){.first_ms = HUB_BACKOFF_MIN_MS, .max_ms = cfg->backoff_max_ms};
 	if (rnd_hex(h->broker_id, 8) < 0)
 		goto fail;
 	h->retry = evtimer_new(base, retry_cb, h);

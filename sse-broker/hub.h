@@ -2,7 +2,7 @@
  *
  * Two hiredis async contexts on the server's libevent base: one subscribed (it may only
  * (UN)SUBSCRIBE), one for commands (XRANGE, HGET, EVAL). Both come up together and go down
- * together; the hub reconnects with capped exponential backoff and jitter (STYLE 10), then
+ * together; the hub reconnects with capped exponential backoff and jitter (lib/backoff.h), then
  * re-subscribes every room from its own table and replays each subscriber from the last
  * event it delivered, so a Redis restart loses nothing for clients.
  *

@@ -11,12 +11,6 @@
 #include "server.h"
 #include "token.h"
 
-struct setting {
-	const char *name;
-	long def, min, max;
-	long *out;
-};
-
 static void raise_nofile(void)
 {
 	/* every client is a descriptor: take all the hard limit allows */
@@ -35,7 +29,7 @@ int main(void)
 
 	static struct server_cfg cfg;
 	long port, out_limit, ws_max_msg, max_held;
-	const struct setting settings[] = {
+	const struct cfg_setting settings[] = {
 		{"BROKER_PORT", 8081, 1, 65535, &port},
 		{"BROKER_HEARTBEAT_MS", 15000, 50, 3600000, &cfg.heartbeat_ms},
 		{"BROKER_POLL_TIMEOUT_MS", 25000, 10, 3600000, &cfg.poll_timeout_ms},
@@ -52,12 +46,9 @@ int main(void)
 		{"BROKER_CATCHUP_HOLD", 10000, 16, 10000000, &max_held},
 	};
 	char err[256];
-	for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
-		const struct setting *s = &settings[i];
-		if (cfg_long(s->name, s->def, s->min, s->max, s->out, err, sizeof err) < 0) {
-			log_error("%s", err);
-			return 2;
-		}
+	if (cfg_load(settings, sizeof settings / sizeof settings[0], err, sizeof err) < 0) {
+		log_error("%s", err);
+		return 2;
 	}
 	cfg.host = cfg_str("BROKER_HOST", "127.0.0.1");
 	cfg.port = (int)port;

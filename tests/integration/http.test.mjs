@@ -37,7 +37,7 @@ test('a body over 1 MiB is refused with 413 JSON; exactly 1 MiB is read', async 
   assert.equal(Buffer.byteLength(exact), MiB);
   const ok = await call('POST', '/api/auth/register', { body: exact });
   assert.equal(ok.status, 201, ok.text.slice(0, 200));
-  // far over: lighttpd's own limit answers before the API sees it; the server lives on
+  // far over: the web server's own limit answers before the API sees it; the server lives on
   const huge = await rawHttp(`POST /api/auth/register HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: ${8 * MiB}\r\nConnection: close\r\n\r\n{"a":`);
   assert.equal(huge.status, 413, huge.head);
   await assertAlive();
@@ -172,7 +172,11 @@ test('HEAD answers like GET without a body', async () => {
   assert.equal(head.status, 200);
   assert.equal(head.text, '');
   assert.equal(head.headers.get('content-type'), get.headers.get('content-type'));
-  assert.equal(head.headers.get('content-length'), String(Buffer.byteLength(get.text)));
+  // lighttpd passes the API's Content-Length on; Apache's mod_proxy_fcgi sends API answers
+  // chunked and so gives a HEAD answer no length (docs/DEPLOY.md, "Apache httpd")
+  if (process.env.WEB !== 'apache') {
+    assert.equal(head.headers.get('content-length'), String(Buffer.byteLength(get.text)));
+  }
   const missing = await call('HEAD', '/api/nope');
   assert.equal(missing.status, 404);
   assert.equal(missing.text, '');

@@ -111,18 +111,19 @@ static void test_hello(void)
 }
 
 
-/* The host uid the sandbox runs as in this test: not the worker's default (65534), so that
- * workers of stacks running beside it (another checkout's tests, a `make run`) are never
- * counted as our survivors. SANDBOX_UID is read by sandbox_config_from_env(). */
-#define TEST_UID 65533
-#define TEST_UID_S "65533"
+/* The host uid the sandbox runs as in this test: not the worker's default (65534), and one
+ * of its own per run (60000 + pid % 5000), so that workers of stacks running beside it and
+ * this test running at the same time in another checkout are never counted as our
+ * survivors. SANDBOX_UID is read by sandbox_config_from_env(). */
+static int test_uid;
+static char test_uid_s[16];
 
 /* Processes of the sandbox uid still alive on the host: there must be none between jobs. */
 static int sandbox_procs_left(void)
 {
 	int n = 0;
 	char cmd[64];
-	snprintf(cmd, sizeof cmd, "ps -u %d -o stat= 2>/dev/null", TEST_UID);
+	snprintf(cmd, sizeof cmd, "ps -u %d -o stat= 2>/dev/null", test_uid);
 	FILE *p = popen(cmd, "r");
 	if (!p)
 		return -1;
@@ -349,7 +350,8 @@ static void test_secrets(void)
 
 	/* a symlink planted where a host might write: the host writes nothing in there, so
 	 * the canary it points at stays as it was; the next job gets a fresh directory */
-	const char *canary = "/tmp/cc-sandbox-canary";
+	char canary[64]; /* one per run: this test may run in another checkout at once */
+	snprintf(canary, sizeof canary, "/tmp/cc-sandbox-canary-%d", (int)getpid());
 	FILE *f = fopen(canary, "w");
 	CHECK(f != NULL);
 	if (f) {
@@ -357,10 +359,13 @@ static void test_secrets(void)
 		fclose(f);
 	}
 	chmod(canary, 0600);
-	const char *plant = "#include <unistd.h>\n#include <stdio.h>\nint main(void){"
-			    "unlink(\"main\");unlink(\"main.c\");symlink(\"/tmp/cc-sandbox-canary\",\"main\");"
-			    "symlink(\"/tmp/cc-sandbox-canary\",\"main.c\");symlink(\"/etc/shadow\",\"out\");"
-			    "puts(\"planted\");return 0;}\n";
+	char plant[512];
+	snprintf(plant, sizeof plant,
+		 "#include <unistd.h>\n#include <stdio.h>\nint main(void){"
+		 "unlink(\"main\");unlink(\"main.c\");symlink(\"%s\",\"main\");"
+		 "symlink(\"%s\",\"main.c\");symlink(\"/etc/shadow\",\"out\");"
+		 "puts(\"planted\");return 0;}\n",
+		 canary, canary);
 	CHECK(run("c", plant, &r) == 0);
 	CHECK_STR(out_of(&r), "planted\n");
 	sandbox_result_free(&r);
@@ -415,7 +420,7 @@ static void test_privilege(void)
 	/* a host process of the same uid the sandbox runs as: out of reach all the same */
 	pid_t victim = fork();
 	if (victim == 0) {
-		if (setgid(TEST_UID) < 0 || setuid(TEST_UID) < 0)
+		if (setgid((gid_t)test_uid) < 0 || setuid((uid_t)test_uid) < 0)
 			_exit(1);
 		execl("/bin/sleep", "sleep", "30", (char *)NULL);
 		_exit(1);
@@ -442,7 +447,9 @@ static void test_privilege(void)
 		       "long c=ptrace(PTRACE_TRACEME,0,0,0);"
 		       "printf(\"setuid %d ptrace %ld %d traceme %ld uid %d\\n\",a,b,eb,c,(int)getuid());return 0;}\n",
 		  &r) == 0);
-	CHECK_STR(out_of(&r), "setuid -1 ptrace -1 1 traceme -1 uid " TEST_UID_S "\n");
+	char want[80];
+	snprintf(want, sizeof want, "setuid -1 ptrace -1 1 traceme -1 uid %d\n", test_uid);
+	CHECK_STR(out_of(&r), want);
 	sandbox_result_free(&r);
 	check_contained("setuid and ptrace attempts");
 }
@@ -505,13 +512,15 @@ static void test_runtimes(void)
 
 static void test_cgroups_cleaned(void)
 {
-	/* every per-step group is removed: the parents have no children left */
+	/* every per-step group is removed: the parents have no children of ours left (groups
+	 * are named "<pid>-<random>"; workers of stacks running beside us have theirs) */
 	const char *parents[] = {"/sys/fs/cgroup/memory/codecollab", "/sys/fs/cgroup/pids/codecollab",
 				 "/sys/fs/cgroup/codecollab"};
 	for (size_t i = 0; i < 3; i++) {
-		char cmd[256];
-		snprintf(cmd, sizeof cmd, "find %s -mindepth 1 -maxdepth 1 -type d 2>/dev/null | wc -l",
-			 parents[i]);
+		char cmd[320];
+		snprintf(cmd, sizeof cmd,
+			 "find %s -mindepth 1 -maxdepth 1 -type d -name '%d-*' 2>/dev/null | wc -l",
+			 parents[i], (int)getpid());
 		FILE *p = popen(cmd, "r");
 		int n = -1;
 		if (p) {
@@ -603,8 +612,10 @@ static void test_tmpfs_bounds(void)
 int main(void)
 {
 	log_init("test_sandbox");
-	setenv("SANDBOX_UID", TEST_UID_S, 1);
-	setenv("SANDBOX_GID", TEST_UID_S, 1);
+	test_uid = 60000 + (int)(getpid() % 5000);
+	snprintf(test_uid_s, sizeof test_uid_s, "%d", test_uid);
+	setenv("SANDBOX_UID", test_uid_s, 1);
+	setenv("SANDBOX_GID", test_uid_s, 1);
 	if (geteuid() != 0) {
 		fprintf(stderr, "test_sandbox: MUST RUN AS ROOT (cgroups, sandbox uid); failing\n");
 		CHECK(geteuid() == 0);

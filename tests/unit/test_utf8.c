@@ -2,6 +2,8 @@
 #include "utf8.h"
 
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static enum utf8_status st_of(const char *s, size_t len)
@@ -101,6 +103,111 @@ static void exhaustive(void)
 	CHECK(bad == 0);
 }
 
+
+/* utf8_sanitize of text whose result holds no NUL, its reported length checked */
+static char *san(const char *s, size_t len, unsigned flags, size_t max)
+{
+	size_t n = 12345;
+	char *out = utf8_sanitize(s, len, flags, max, &n);
+	CHECK(out && n == strlen(out));
+	return out;
+}
+
+#define FFFD "\xEF\xBF\xBD"
+
+static void sanitizer(void)
+{
+	/* one character's length, NUL included; 0 where no valid character starts */
+	CHECK(utf8_char_len("a", 1) == 1);
+	CHECK(utf8_char_len("", 1) == 1);
+	CHECK(utf8_char_len("\xC3\xA9!", 3) == 2);
+	CHECK(utf8_char_len("\xE2\x82\xAC", 3) == 3);
+	CHECK(utf8_char_len("\xF0\x9F\x98\x80", 4) == 4);
+	CHECK(utf8_char_len("\xE2\x82\xAC", 2) == 0); /* cut short by len */
+	CHECK(utf8_char_len("\xC0\xAF", 2) == 0);     /* overlong "/" */
+	CHECK(utf8_char_len("\xED\xA0\x80", 3) == 0); /* a surrogate */
+	CHECK(utf8_char_len("\xF4\x90\x80\x80", 4) == 0); /* above U+10FFFF */
+	CHECK(utf8_char_len("\x80", 1) == 0 && utf8_char_len("\xFF", 1) == 0);
+	CHECK(utf8_char_len("a", 0) == 0);
+
+	size_t n = 99;
+	char *t = utf8_sanitize("h\xC3\xA9llo", 6, 0, SIZE_MAX, &n);
+	CHECK_STR(t, "h\xC3\xA9llo");
+	CHECK(n == 6);
+	free(t);
+	/* each byte that starts no character becomes one U+FFFD, the next one is read again */
+	t = san("a\xFF" "b\xC0\xAF" "c\xE2\x82" "d\xED\xA0\x80", 12, 0, SIZE_MAX);
+	CHECK_STR(t, "a" FFFD "b" FFFD FFFD "c" FFFD FFFD "d" FFFD FFFD FFFD);
+	free(t);
+	/* NUL: a character unless asked; with UTF8_SAN_NUL a U+FFFD */
+	t = utf8_sanitize("a\0b", 3, 0, SIZE_MAX, &n);
+	CHECK(t && n == 3 && memcmp(t, "a\0b", 4) == 0);
+	free(t);
+	t = san("a\0b", 3, UTF8_SAN_NUL, SIZE_MAX);
+	CHECK_STR(t, "a" FFFD "b");
+	free(t);
+	/* controls dropped: C0 but \n and \t (NUL too), DEL, C1; U+00A0 is no control */
+	t = utf8_sanitize("a\0\r\n\t\x01\x7F\xC2\x80\xC2\x9F\xC2\xA0z", 14, UTF8_SAN_CONTROLS,
+			  SIZE_MAX, &n);
+	CHECK_STR(t, "a\n\t\xC2\xA0z");
+	CHECK(n == 6);
+	free(t);
+	t = san("a\0b", 3, UTF8_SAN_CONTROLS | UTF8_SAN_NUL, SIZE_MAX);
+	CHECK_STR(t, "a" FFFD "b");
+	free(t);
+	/* cut bytes: a character cut in half at the very end is dropped, not replaced */
+	t = san("ok\xE2\x82", 4, UTF8_SAN_CUT, SIZE_MAX);
+	CHECK_STR(t, "ok");
+	free(t);
+	t = san("ok\xF0\x9F\x98", 5, UTF8_SAN_CUT, SIZE_MAX);
+	CHECK_STR(t, "ok");
+	free(t);
+	t = san("ok\xE2\x82", 4, 0, SIZE_MAX);
+	CHECK_STR(t, "ok" FFFD FFFD);
+	free(t);
+	t = san("ok\xFF", 3, UTF8_SAN_CUT, SIZE_MAX); /* no lead byte: still a bad byte */
+	CHECK_STR(t, "ok" FFFD);
+	free(t);
+	t = san("\xE2\x82xyzw", 6, UTF8_SAN_CUT, SIZE_MAX); /* not at the end */
+	CHECK_STR(t, FFFD FFFD "xyzw");
+	free(t);
+	/* the bound: never half a character, replacements counted */
+	t = san("ab\xE2\x82\xAC", 5, 0, 4);
+	CHECK_STR(t, "ab");
+	free(t);
+	t = san("ab\xE2\x82\xAC", 5, 0, 5);
+	CHECK_STR(t, "ab\xE2\x82\xAC");
+	free(t);
+	t = san("ab\xFF", 3, 0, 4);
+	CHECK_STR(t, "ab");
+	free(t);
+	t = san("abc", 3, 0, 0);
+	CHECK_STR(t, "");
+	free(t);
+	t = san(NULL, 0, 0, SIZE_MAX);
+	CHECK_STR(t, "");
+	free(t);
+
+	/* whatever goes in, valid UTF-8 within the bound comes out */
+	unsigned x = 12345;
+	unsigned char in[64];
+	int bad = 0;
+	for (int round = 0; round < 20000; round++) {
+		size_t len = (size_t)(round % 64);
+		for (size_t i = 0; i < len; i++) {
+			x = x * 1103515245u + 12345u;
+			in[i] = (unsigned char)(x >> 16);
+		}
+		size_t max = (size_t)(round % 50), got = 0;
+		char *o = utf8_sanitize((const char *)in, len, UTF8_SAN_NUL | (round & 1 ? UTF8_SAN_CUT : 0),
+					max, &got);
+		if (!o || got > max || utf8_validate(o, got, NULL, NULL) != UTF8_OK)
+			bad++;
+		free(o);
+	}
+	CHECK(bad == 0);
+}
+
 int main(void)
 {
 	size_t n = 99, at = 99;
@@ -195,5 +302,6 @@ int main(void)
 	CHECK(JE("\\", &at) == UTF8_OK);
 	CHECK(JE("\\uzzzz", &at) == UTF8_OK);
 
+	sanitizer();
 	return unit_summary("utf8");
 }

@@ -97,7 +97,20 @@ export async function createRoom(token, body = {}) {
   return r.json.room;
 }
 
-// Sends bytes as they are to lighttpd over TCP and reads until the server closes (or
+// A chunked body (RFC 9112, 7.1) as its content; what cannot be read as chunks is kept.
+function dechunk(raw) {
+  let out = '', at = 0;
+  for (;;) {
+    const eol = raw.indexOf('\r\n', at);
+    if (eol < 0) return out;
+    const size = parseInt(raw.slice(at, eol), 16);
+    if (!Number.isFinite(size) || size === 0) return out;
+    out += raw.slice(eol + 2, eol + 2 + size);
+    at = eol + 2 + size + 2;
+  }
+}
+
+// Sends bytes as they are to the web server over TCP and reads until the server closes (or
 // timeoutMs). Returns {status, head, body} (status 0 when no answer arrived).
 export function rawHttp(request, { timeoutMs = 5000 } = {}) {
   const u = new URL(BASE);
@@ -111,7 +124,9 @@ export function rawHttp(request, { timeoutMs = 5000 } = {}) {
       const cut = text.indexOf('\r\n\r\n');
       const head = cut < 0 ? text : text.slice(0, cut);
       const m = /^HTTP\/1\.[01] (\d{3})/.exec(head);
-      resolve({ status: m ? Number(m[1]) : 0, head, body: cut < 0 ? '' : text.slice(cut + 4) });
+      let body = cut < 0 ? '' : text.slice(cut + 4);
+      if (/^transfer-encoding:\s*chunked\s*$/im.test(head)) body = dechunk(body);
+      resolve({ status: m ? Number(m[1]) : 0, head, body });
     };
     const timer = setTimeout(done, timeoutMs);
     sock.on('data', (d) => chunks.push(d));

@@ -1,0 +1,155 @@
+/* ai_openai: the pure half of the OpenAI-compatible provider (see ai_openai.h). */
+#include "ai_openai.h"
+
+#include "ai_text.h"
+#include "errbuf.h"
+#include "prompts.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define AI_TEMPERATURE 0.2
+#define AI_MAX_TOKENS 1024
+
+long ai_retry_after(const char *value, long long now_s)
+{
+	if (!value)
+		return -1;
+	while (*value == ' ' || *value == '\t')
+		value++;
+	if (*value >= '0' && *value <= '9') {
+		char *end;
+		errno = 0;
+		long long v = strtoll(value, &end, 10);
+		while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
+			end++;
+		if (errno || *end)
+			return -1;
+		return v > 86400 ? 86400 : (long)v;
+	}
+	time_t t = curl_getdate(value, NULL);
+	if (t == (time_t)-1)
+		return -1;
+	return t <= now_s ? 0 : (t - now_s > 86400 ? 86400 : (long)(t - now_s));
+}
+
+char *ai_openai_body(const struct ai_request *rq)
+{
+	char *user = prompts_user(rq->kind, rq->language, rq->code, rq->code_len, rq->first_line,
+				  rq->question);
+	cJSON *o = cJSON_CreateObject();
+	char *s = NULL;
+	if (!user || !o)
+		goto out;
+	cJSON_AddStringToObject(o, "model", rq->model);
+	cJSON *msgs = cJSON_AddArrayToObject(o, "messages");
+	cJSON *sys = cJSON_CreateObject();
+	cJSON_AddStringToObject(sys, "role", "system");
+	cJSON_AddStringToObject(sys, "content", prompts_system(rq->kind));
+	cJSON_AddItemToArray(msgs, sys);
+	cJSON *u = cJSON_CreateObject();
+	cJSON_AddStringToObject(u, "role", "user");
+	cJSON_AddStringToObject(u, "content", user);
+	cJSON_AddItemToArray(msgs, u);
+	cJSON_AddNumberToObject(o, "temperature", AI_TEMPERATURE);
+	cJSON_AddNumberToObject(o, "max_tokens", AI_MAX_TOKENS);
+	cJSON_AddFalseToObject(o, "stream");
+	s = cJSON_PrintUnformatted(o);
+out:
+	cJSON_Delete(o);
+	free(user);
+	return s;
+}
+
+int ai_openai_answer(const char *body, size_t len, char **text, int *cut, char *err,
+		     size_t errlen)
+{
+	*text = NULL;
+	*cut = 0;
+	int rc = -1;
+	cJSON *o = body ? cJSON_ParseWithLength(body, len) : NULL;
+	if (!cJSON_IsObject(o)) {
+		errbuf_set(err, errlen, "the AI provider's answer is not valid JSON");
+		goto out;
+	}
+	const cJSON *choice = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0);
+	const cJSON *msg = cJSON_GetObjectItemCaseSensitive(choice, "message");
+	const cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content");
+	if (!cJSON_IsObject(choice) || !cJSON_IsObject(msg) ||
+	    !(cJSON_IsString(content) || cJSON_IsNull(content))) {
+		errbuf_set(err, errlen,
+			"the AI provider's answer is malformed: it has no choices[0].message.content");
+		goto out;
+	}
+	const char *s = cJSON_IsString(content) ? content->valuestring : "";
+	char *t = ai_clean_text(s, strlen(s), AI_TEXT_MAX);
+	if (!t) {
+		errbuf_set(err, errlen, "out of memory");
+		goto out;
+	}
+	size_t a = strspn(t, " \n\t");
+	if (!t[a]) {
+		free(t);
+		errbuf_set(err, errlen, "the AI provider gave an empty answer");
+		goto out;
+	}
+	const char *fin = ai_json_str(choice, "finish_reason");
+	*cut = (fin && strcmp(fin, "length") == 0) || strlen(s) > strlen(t) + AI_TEXT_MAX / 2;
+	*text = t;
+	rc = 0;
+out:
+	cJSON_Delete(o);
+	return rc;
+}
+
+void ai_provider_error(const char *body, size_t len, char *out, size_t cap)
+{
+	if (cap == 0)
+		return;
+	out[0] = '\0';
+	cJSON *o = body && len ? cJSON_ParseWithLength(body, len) : NULL;
+	const char *m = NULL;
+	if (cJSON_IsObject(o)) {
+		const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "error");
+		m = cJSON_IsString(e) ? e->valuestring : ai_json_str(e, "message");
+		if (!m)
+			m = ai_json_str(o, "message");
+	}
+	const char *src = m ? m : (body ? body : "");
+	size_t n = m ? strlen(m) : (body ? len : 0);
+	char *t = ai_clean_text(src, n > 4096 ? 4096 : n, cap > 4 ? cap - 4 : 0);
+	cJSON_Delete(o);
+	if (!t)
+		return;
+	for (char *p = t; *p; p++)
+		if (*p == '\n' || *p == '\t')
+			*p = ' ';
+	snprintf(out, cap, "%s", t);
+	free(t);
+}
+
+enum ai_call ai_openai_map(long status, const char *body, size_t len, const char *retry_after,
+			   long long now_s, char **text, int *cut, long *wait_ms, char *err,
+			   size_t errlen)
+{
+	*text = NULL;
+	*cut = 0;
+	*wait_ms = -1;
+	if (status >= 200 && status < 300)
+		return ai_openai_answer(body, len, text, cut, err, errlen) == 0 ? AI_CALL_OK
+										 : AI_CALL_FAIL;
+	char why[256];
+	ai_provider_error(body, len, why, sizeof why);
+	errbuf_set(err, errlen, "the AI provider answered HTTP %ld%s%s", status, why[0] ? ": " : "",
+		   why);
+	if (status != 429 && status < 500)
+		return AI_CALL_FAIL;
+	long ra = ai_retry_after(retry_after, now_s);
+	if (ra >= 0 && (status == 429 || status == 503))
+		*wait_ms = ra * 1000;
+	return AI_CALL_RETRY;
+}

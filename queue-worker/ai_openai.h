@@ -1,0 +1,58 @@
+/* ai_openai: the OpenAI-compatible chat completions provider.
+ *   ai_openai.c  pure: the request body, the answer read, an HTTP answer mapped to an
+ *                outcome (text, retry or fail, with the message for people), Retry-After;
+ *   ai_http.c    the call: POST {AI_BASE_URL}/chat/completions with libcurl, retried with
+ *                lib/backoff.h on 429 (honouring Retry-After) and 5xx. */
+#ifndef CC_AI_OPENAI_H
+#define CC_AI_OPENAI_H
+
+#include "aicfg.h"
+#include "ai_request.h"
+
+#include <signal.h>
+#include <stddef.h>
+
+#define AI_TEXT_MAX (32 * 1024)	    /* bytes of answer text kept */
+#define AI_RESPONSE_MAX (1024 * 1024) /* bytes of a provider's HTTP answer read */
+#define AI_ATTEMPTS 3		    /* provider calls per job, retries included */
+#define AI_RETRY_AFTER_MAX_S 30	    /* a longer Retry-After fails the job at once */
+
+/* The chat completion request body for rq. Caller frees with free(); NULL when OOM. */
+char *ai_openai_body(const struct ai_request *rq);
+
+/* Reads a chat completion answer: 0 and *text (caller frees, cleaned with ai_clean_text)
+ * and *cut (finish_reason "length"), or -1 and why in err (not JSON, no content, empty). */
+int ai_openai_answer(const char *body, size_t len, char **text, int *cut, char *err,
+		     size_t errlen);
+
+/* The provider's own error message from an error answer ({"error":{"message"}},
+ * {"error":"…"}, {"message":"…"}) or the start of the body, one line, cleaned, at most
+ * cap - 1 bytes. */
+void ai_provider_error(const char *body, size_t len, char *out, size_t cap);
+
+/* Retry-After (RFC 9110, 10.2.3): delay-seconds or an HTTP-date; seconds from now (>= 0),
+ * or -1 when unreadable. */
+long ai_retry_after(const char *value, long long now_s);
+
+/* What one provider call came to. */
+enum ai_call { AI_CALL_OK, AI_CALL_RETRY, AI_CALL_FAIL };
+
+/* Maps an HTTP answer (status, body[0..len), its Retry-After header or NULL, the time now)
+ * to an outcome:
+ *   2xx with an answer: AI_CALL_OK, *text (caller frees) and *cut as ai_openai_answer;
+ *   2xx without one (not JSON, no choices[0].message.content, empty): AI_CALL_FAIL;
+ *   429 and 5xx: AI_CALL_RETRY, and *wait_ms the delay a readable Retry-After of a 429
+ *   or 503 asks for (else -1);
+ *   any other status: AI_CALL_FAIL.
+ * Every outcome but AI_CALL_OK leaves a message for people in err ("the AI provider
+ * answered HTTP 503: <its own message>"). */
+enum ai_call ai_openai_map(long status, const char *body, size_t len, const char *retry_after,
+			   long long now_s, char **text, int *cut, long *wait_ms, char *err,
+			   size_t errlen);
+
+/* The provider's answer text for rq (ai_http.c): 0 and *text (caller frees) and *cut, or
+ * -1 and a message in err. Stops early when *cancel becomes non-zero (cancel may be NULL). */
+int ai_openai_call(const volatile sig_atomic_t *cancel, const struct aicfg *cfg,
+		   const struct ai_request *rq, char **text, int *cut, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,57 @@
+/* sandbox_bwrap: the argument list of one bwrap invocation, built from plain values (no
+ * system call, nothing read from the host): the namespaces, the read-only binds of /usr
+ * and the host's /bin, /lib… roots, the sized tmpfs mounts, the file handed in, the
+ * environment, and the command. Which descriptor carries what is fixed here too, since
+ * the arguments name them (sandbox_child.c puts them there). */
+#ifndef CC_SANDBOX_BWRAP_H
+#define CC_SANDBOX_BWRAP_H
+
+#include <stddef.h>
+
+/* Fixed descriptor numbers the bwrap process gets: --file reads BWRAP_FD_FILE, --seccomp
+ * BWRAP_FD_SECCOMP; the compile step's wrapper writes the program to BWRAP_FD_ARTIFACT. */
+#define BWRAP_FD_ARTIFACT 3
+#define BWRAP_FD_FILE 4
+#define BWRAP_FD_SECCOMP 5
+#define BWRAP_FD_FIRST_FREE 6
+
+#define BWRAP_WORK_DIR "/tmp/work"
+#define BWRAP_ARGV_MAX 256
+#define BWRAP_ARENA_MAX 8192
+#define BWRAP_ROOTS_MAX 8
+
+/* A top-level directory of the host (/bin, /lib64, …) as the sandbox sees it. */
+struct bwrap_root {
+	char path[64];	 /* "/bin" */
+	char target[64]; /* a symlink's target ("usr/bin"), recreated; "" for a real
+			    directory, bound read-only */
+};
+
+struct bwrap_spec {
+	const char *bwrap; /* argv[0] */
+	unsigned uid, gid; /* ids inside the sandbox */
+	int seccomp;	   /* a filter comes on BWRAP_FD_SECCOMP */
+	const struct bwrap_root *roots;
+	size_t nroots;
+	long long tmpfs; /* bytes of the /tmp tmpfs (holding the work directory) */
+	long long shm;	 /* bytes of the /dev/shm tmpfs */
+	const char *file_dest;	/* NULL: no file; else its name in the work directory, read */
+	const char *file_perms; /* from BWRAP_FD_FILE, with these octal permissions */
+	const char *const *cmd;	  /* argv inside the sandbox, NULL-terminated */
+	const char *const *extra; /* appended to cmd; may be NULL when nextra is 0 */
+	size_t nextra;
+};
+
+/* The argument list; v is NULL-terminated, its formatted strings live in arena. */
+struct bwrap_argv {
+	const char *v[BWRAP_ARGV_MAX + 1];
+	size_t n;
+	char arena[BWRAP_ARENA_MAX];
+	size_t used;
+	int overflow;
+};
+
+/* Fills a from s: 0, or -1 when the list does not fit (too many or too long arguments). */
+int bwrap_args_build(const struct bwrap_spec *s, struct bwrap_argv *a);
+
+#endif

@@ -1,0 +1,317 @@
+/* sandbox_cgroup: see sandbox_cgroup.h. v1 uses the memory and pids hierarchies (and the
+ * freezer when mounted), v2 one group with both controllers. */
+#include "sandbox_cgroup.h"
+
+#include "clock.h"
+#include "errbuf.h"
+#include "log.h"
+#include "rnd.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int write_str(const char *dir, const char *file, const char *val)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", dir, file);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = write(fd, val, strlen(val));
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return n == (ssize_t)strlen(val) ? 0 : -1;
+}
+
+static ssize_t read_str(const char *dir, const char *file, char *out, size_t cap)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", dir, file);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t len = 0;
+	ssize_t n;
+	while (len < cap - 1 && (n = read(fd, out + len, cap - 1 - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	out[len] = '\0';
+	return (ssize_t)len;
+}
+
+/* The value of "key N" lines (memory.oom_control, memory.events); 0 when absent. */
+static long long read_keyed(const char *dir, const char *file, const char *key)
+{
+	char text[2048];
+	if (read_str(dir, file, text, sizeof text) < 0)
+		return 0;
+	size_t kl = strlen(key);
+	for (char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+		if (!strncmp(line, key, kl) && line[kl] == ' ')
+			return atoll(line + kl + 1);
+	return 0;
+}
+
+static int file_exists(const char *dir, const char *file)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", dir, file);
+	return access(path, F_OK) == 0;
+}
+
+static int make_dir(const char *path)
+{
+	return mkdir(path, 0755) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+static int v2_enable(const char *dir)
+{
+	/* both at once; a controller the parent lacks makes the write fail */
+	return write_str(dir, "cgroup.subtree_control", "+memory +pids");
+}
+
+/* Chooses the layout and creates the parent groups (see cg_setup in the header). */
+void cg_setup(struct cg_parents *par, const struct sandbox_config *c)
+{
+	char why[600] = "";
+	const char *want = c->cgroup;
+	par->mode = SANDBOX_CG_NONE;
+	if (!strcmp(want, "none")) {
+		log_warn("sandbox: cgroups disabled (SANDBOX_CGROUP=none): limits fall back to "
+			 "rlimits and the pid namespace");
+		return;
+	}
+	if (strcmp(want, "v1") && file_exists(c->cgroup_root, "cgroup.controllers")) {
+		char ctl[512];
+		snprintf(par->v2, sizeof par->v2, "%s/%s", c->cgroup_root, c->cgroup_group);
+		if (read_str(c->cgroup_root, "cgroup.controllers", ctl, sizeof ctl) < 0 ||
+		    !strstr(ctl, "memory") || !strstr(ctl, "pids"))
+			snprintf(why, sizeof why, "cgroup v2 lacks the memory or pids controller");
+		else if ((v2_enable(c->cgroup_root) < 0 && errno != EBUSY) ||
+			 make_dir(par->v2) < 0 || v2_enable(par->v2) < 0)
+			snprintf(why, sizeof why, "cannot prepare %s: %s", par->v2, strerror(errno));
+		else {
+			par->mode = SANDBOX_CG_V2;
+			return;
+		}
+		par->v2[0] = '\0';
+	} else if (strcmp(want, "v2")) {
+		char m[300], p[300], f[300];
+		snprintf(m, sizeof m, "%s/memory", c->cgroup_root);
+		snprintf(p, sizeof p, "%s/pids", c->cgroup_root);
+		snprintf(f, sizeof f, "%s/freezer", c->cgroup_root);
+		if (!file_exists(m, "memory.limit_in_bytes") || !file_exists(p, "cgroup.procs")) {
+			snprintf(why, sizeof why, "no cgroup v1 memory and pids hierarchies under %s",
+				 c->cgroup_root);
+		} else {
+			snprintf(par->mem, sizeof par->mem, "%s/%s", m, c->cgroup_group);
+			snprintf(par->pids, sizeof par->pids, "%s/%s", p, c->cgroup_group);
+			if (file_exists(f, "cgroup.procs"))
+				snprintf(par->frz, sizeof par->frz, "%s/%s", f, c->cgroup_group);
+			if (make_dir(par->mem) < 0 || make_dir(par->pids) < 0 ||
+			    (par->frz[0] && make_dir(par->frz) < 0)) {
+				snprintf(why, sizeof why, "cannot create %s groups: %s",
+					 c->cgroup_group, strerror(errno));
+				par->mem[0] = par->pids[0] = par->frz[0] = '\0';
+			} else {
+				par->mode = SANDBOX_CG_V1;
+				return;
+			}
+		}
+	} else {
+		snprintf(why, sizeof why, "SANDBOX_CGROUP=v2 but %s is not a cgroup v2 mount",
+			 c->cgroup_root);
+	}
+	log_warn("sandbox: no cgroups (%s): limits fall back to rlimits and the pid namespace; "
+		 "memory and process counts are only loosely bounded", why);
+}
+
+int cg_create(const struct cg_parents *par, struct cg *g, const struct sandbox_limits *lim,
+	      char *err, size_t errlen)
+{
+	memset(g, 0, sizeof *g);
+	if (par->mode == SANDBOX_CG_NONE)
+		return 0;
+	char name[48], mem[32], pids[32];
+	char hex[13];
+	if (rnd_hex(hex, 6) < 0) {
+		errbuf_set(err, errlen, "getrandom failed");
+		return -1;
+	}
+	snprintf(name, sizeof name, "%d-%s", (int)getpid(), hex);
+	snprintf(mem, sizeof mem, "%lld", lim->memory);
+	snprintf(pids, sizeof pids, "%d", lim->processes);
+	if (par->mode == SANDBOX_CG_V2) {
+		snprintf(g->v2, sizeof g->v2, "%s/%s", par->v2, name);
+		if (mkdir(g->v2, 0755) < 0) {
+			g->v2[0] = '\0';
+			goto fail;
+		}
+		if (write_str(g->v2, "memory.max", mem) < 0 || write_str(g->v2, "pids.max", pids) < 0)
+			goto fail;
+		write_str(g->v2, "memory.swap.max", "0"); /* absent without swap accounting */
+		return 0;
+	}
+	snprintf(g->mem, sizeof g->mem, "%s/%s", par->mem, name);
+	snprintf(g->pids, sizeof g->pids, "%s/%s", par->pids, name);
+	if (mkdir(g->mem, 0755) < 0) {
+		g->mem[0] = g->pids[0] = '\0';
+		goto fail;
+	}
+	if (mkdir(g->pids, 0755) < 0) {
+		g->pids[0] = '\0';
+		goto fail;
+	}
+	if (par->frz[0]) {
+		snprintf(g->frz, sizeof g->frz, "%s/%s", par->frz, name);
+		if (mkdir(g->frz, 0755) < 0) {
+			g->frz[0] = '\0';
+			goto fail;
+		}
+	}
+	if (write_str(g->mem, "memory.limit_in_bytes", mem) < 0 ||
+	    write_str(g->pids, "pids.max", pids) < 0)
+		goto fail;
+	/* memory + swap: absent when the kernel does not account swap */
+	if (file_exists(g->mem, "memory.memsw.limit_in_bytes") &&
+	    write_str(g->mem, "memory.memsw.limit_in_bytes", mem) < 0)
+		goto fail;
+	return 0;
+fail:
+	errbuf_set(err, errlen, "cgroup setup failed: %s", strerror(errno));
+	return -1;
+}
+
+int cg_open_procs(const struct cg *g, int fds[3])
+{
+	const char *dirs[3] = {g->v2[0] ? g->v2 : g->mem, g->pids, g->frz};
+	for (int i = 0; i < 3; i++) {
+		fds[i] = -1;
+		if (!dirs[i][0])
+			continue;
+		char path[512];
+		snprintf(path, sizeof path, "%s/cgroup.procs", dirs[i]);
+		fds[i] = open(path, O_WRONLY | O_CLOEXEC);
+		if (fds[i] < 0) {
+			for (int j = 0; j < i; j++)
+				if (fds[j] >= 0)
+					close(fds[j]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static const char *cg_procs_dir(const struct cg *g)
+{
+	return g->v2[0] ? g->v2 : g->pids[0] ? g->pids : NULL;
+}
+
+/* Kills every process of the group until it is empty. v2 with cgroup.kill does it in one
+ * write; otherwise the group is frozen (so nothing forks between reading the list and the
+ * kills), every listed pid gets SIGKILL, and it is thawed, until the list is empty. */
+int cg_kill(const struct cg *g)
+{
+	const char *dir = cg_procs_dir(g);
+	if (!dir)
+		return 0;
+	if (g->v2[0] && file_exists(g->v2, "cgroup.kill"))
+		write_str(g->v2, "cgroup.kill", "1");
+	const char *frz = g->frz[0] ? g->frz : NULL;
+	int v2frz = g->v2[0] && file_exists(g->v2, "cgroup.freeze");
+	long long deadline = clock_mono_ms() + CG_KILL_WAIT_MS;
+	while (clock_mono_ms() < deadline) {
+		if (frz)
+			write_str(frz, "freezer.state", "FROZEN");
+		else if (v2frz)
+			write_str(g->v2, "cgroup.freeze", "1");
+		char list[8192];
+		if (read_str(dir, "cgroup.procs", list, sizeof list) < 0)
+			return -1;
+		int any = 0;
+		for (char *p = list; *p;) {
+			char *end;
+			long pid = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			if (pid > 0) {
+				kill((pid_t)pid, SIGKILL);
+				any = 1;
+			}
+			p = end;
+			while (*p == '\n')
+				p++;
+		}
+		if (frz)
+			write_str(frz, "freezer.state", "THAWED");
+		else if (v2frz)
+			write_str(g->v2, "cgroup.freeze", "0");
+		if (!any)
+			return 0;
+		clock_sleep_ms(2);
+	}
+	return -1;
+}
+
+long long cg_oom_kills(const struct cg *g)
+{
+	if (g->v2[0])
+		return read_keyed(g->v2, "memory.events", "oom_kill");
+	if (g->mem[0])
+		return read_keyed(g->mem, "memory.oom_control", "oom_kill");
+	return 0;
+}
+
+void cg_destroy(const struct cg *g)
+{
+	const char *dirs[4] = {g->v2, g->mem, g->pids, g->frz};
+	for (int i = 0; i < 4; i++) {
+		if (!dirs[i][0])
+			continue;
+		/* a group empties a moment after its last task is reaped */
+		for (int tries = 0; rmdir(dirs[i]) < 0 && errno == EBUSY && tries < 500; tries++)
+			clock_sleep_ms(2);
+		if (access(dirs[i], F_OK) == 0)
+			log_warn("sandbox: cannot remove cgroup %s: %s", dirs[i], strerror(errno));
+	}
+}
+
+void cg_sweep(const struct cg_parents *par)
+{
+	const char *parents[4] = {par->v2, par->mem, par->pids, par->frz};
+	for (int i = 0; i < 4; i++) {
+		if (!parents[i][0])
+			continue;
+		DIR *d = opendir(parents[i]);
+		if (!d)
+			continue;
+		struct dirent *de;
+		while ((de = readdir(d))) {
+			char *end;
+			long pid = strtol(de->d_name, &end, 10);
+			if (de->d_name[0] == '.' || end == de->d_name || *end != '-' || pid <= 0 ||
+			    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+				continue;
+			struct cg g;
+			memset(&g, 0, sizeof g);
+			char *slot = i == 0 ? g.v2 : i == 1 ? g.mem : i == 2 ? g.pids : g.frz;
+			snprintf(slot, sizeof g.v2, "%s/%s", parents[i], de->d_name);
+			if (i == 1) /* a memory group alone has its procs there */
+				snprintf(g.pids, sizeof g.pids, "%s", g.mem);
+			cg_kill(&g);
+			if (i == 1)
+				g.pids[0] = '\0';
+			cg_destroy(&g);
+		}
+		closedir(d);
+	}
+}
+

@@ -1,0 +1,54 @@
+/* sandbox_cgroup: the cgroups of the sandbox (v1 or v2): choosing the layout and creating
+ * the parent groups at start, one group per job step with its memory and pids limits,
+ * killing everything in a group, reading its OOM kills, removing it, and sweeping the
+ * groups a dead worker left behind. The host only ever writes cgroupfs files here. */
+#ifndef CC_SANDBOX_CGROUP_H
+#define CC_SANDBOX_CGROUP_H
+
+#include "sandbox.h"
+
+#include <stddef.h>
+
+/* How long cg_kill() keeps killing a group that does not empty. */
+#define CG_KILL_WAIT_MS 5000
+
+/* The parents of the per-step groups: v1 memory, pids, freezer ("" when not mounted);
+ * v2 uses v2 only. Read-only after cg_setup(). */
+struct cg_parents {
+	enum sandbox_cgroup mode;
+	char mem[320], pids[320], frz[320], v2[320];
+};
+
+/* One step's group(s); empty strings for what the mode does not use. */
+struct cg {
+	char mem[400], pids[400], frz[400], v2[400];
+};
+
+/* Chooses the cgroup layout c asks for and creates the parent groups. On failure the
+ * sandbox still works with rlimits and the pid namespace (mode SANDBOX_CG_NONE), and
+ * says so once in the log. */
+void cg_setup(struct cg_parents *p, const struct sandbox_config *c);
+
+/* Groups left by a worker that died (SIGKILL gives it no chance to remove them): those
+ * named after a pid that no longer runs are emptied and removed. */
+void cg_sweep(const struct cg_parents *p);
+
+/* A new group for one step with lim's memory and pids limits; nothing (0, g all empty)
+ * without cgroups. -1 and a message in err; g then holds what to cg_destroy(). */
+int cg_create(const struct cg_parents *p, struct cg *g, const struct sandbox_limits *lim,
+	      char *err, size_t errlen);
+
+/* Descriptors of the cgroup.procs files the child writes itself into ("0" = the writer).
+ * Opened before fork, so the child only does write(2). -1 where unused. */
+int cg_open_procs(const struct cg *g, int fds[3]);
+
+/* Kills every process of the group until it is empty (at most CG_KILL_WAIT_MS). */
+int cg_kill(const struct cg *g);
+
+/* Processes of the group the kernel's OOM killer killed. */
+long long cg_oom_kills(const struct cg *g);
+
+/* Removes the group's directories (waiting a little for them to empty). */
+void cg_destroy(const struct cg *g);
+
+#endif

@@ -1,0 +1,59 @@
+/* sandbox_seccomp: see sandbox_seccomp.h. */
+#include "sandbox_seccomp.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <linux/audit.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/syscall.h>
+
+#if defined(__x86_64__)
+#define SECCOMP_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define SECCOMP_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+/* A foreign architecture (i386 through int 0x80, x32) is refused, and the calls that
+ * reach into other processes or into kernel surfaces a program has no business with fail
+ * with EPERM: ptrace (the bwrap init is the same uid and would be traceable), cross-process
+ * memory, keyrings, bpf, perf, userfaultfd, io_uring, mounts and namespaces, modules. */
+size_t seccomp_filter_build(struct sock_filter *f)
+{
+#ifdef SECCOMP_ARCH
+	static const long denied[] = {
+		SYS_ptrace, SYS_process_vm_readv, SYS_process_vm_writev, SYS_kexec_load,
+		SYS_add_key, SYS_keyctl, SYS_request_key, SYS_bpf, SYS_perf_event_open,
+		SYS_userfaultfd, SYS_mount, SYS_umount2, SYS_pivot_root, SYS_setns, SYS_unshare,
+		SYS_io_uring_setup, SYS_io_uring_enter, SYS_io_uring_register,
+		SYS_open_by_handle_at, SYS_name_to_handle_at, SYS_init_module, SYS_finit_module,
+		SYS_delete_module, SYS_reboot, SYS_swapon, SYS_swapoff, SYS_acct, SYS_syslog,
+		SYS_fanotify_init, SYS_kcmp,
+	};
+	_Static_assert(6 + 2 * sizeof denied / sizeof denied[0] + 1 <= SECCOMP_FILTER_MAX,
+		       "the filter does not fit");
+	size_t n = 0;
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+					      offsetof(struct seccomp_data, arch));
+	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SECCOMP_ARCH, 1, 0);
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+					      offsetof(struct seccomp_data, nr));
+#ifdef __x86_64__
+	/* x32 system calls share the architecture value and carry this bit */
+	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1);
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
+#endif
+	for (size_t i = 0; i < sizeof denied / sizeof denied[0]; i++) {
+		f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)denied[i], 0, 1);
+		f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
+	}
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	return n;
+#else
+	(void)f;
+	log_warn("sandbox: no seccomp filter for this architecture");
+	return 0;
+#endif
+}

@@ -1,0 +1,183 @@
+/* The AI provider's pure parts (queue-worker/ai_openai.c, ai_text.c): the request body
+ * sent, an HTTP answer mapped to what the job does next (answer, retry, fail) and the
+ * message its owner reads, and the cleaning of untrusted text. */
+#include "../../queue-worker/ai_openai.h"
+#include "../../queue-worker/ai_text.h"
+#include "../../queue-worker/prompts.h"
+#include "unit.h"
+#include "utf8.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const ok_body =
+	"{\"id\":\"c1\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+	"\"content\":\"Line 2 reads x before it is set.\"},\"finish_reason\":\"stop\"}]}";
+
+struct mapped {
+	enum ai_call o;
+	char *text;
+	int cut;
+	long wait;
+	char err[256];
+};
+
+static struct mapped map(long status, const char *body, const char *retry_after)
+{
+	struct mapped m;
+	m.err[0] = '\0';
+	m.o = ai_openai_map(status, body, body ? strlen(body) : 0, retry_after, 1700000000,
+			    &m.text, &m.cut, &m.wait, m.err, sizeof m.err);
+	return m;
+}
+
+static void test_request_body(void)
+{
+	struct ai_request rq;
+	char err[256];
+	CHECK(ai_request_parse("{\"kind\":\"hint\",\"provider\":\"openai\",\"model\":\"m-2\","
+			       "\"language\":\"python\",\"code\":\"print(x)\\nx = 1\\n\","
+			       "\"question\":\"why?\",\"first_line\":7}",
+			       &rq, err, sizeof err) == 0);
+	char *body = ai_openai_body(&rq);
+	cJSON *o = body ? cJSON_Parse(body) : NULL;
+	CHECK(cJSON_IsObject(o));
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "model")), "m-2");
+	CHECK(cJSON_IsFalse(cJSON_GetObjectItem(o, "stream")));
+	CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(o, "temperature")) == 0.2);
+	CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(o, "max_tokens")) == 1024);
+	const cJSON *msgs = cJSON_GetObjectItem(o, "messages");
+	CHECK(cJSON_GetArraySize(msgs) == 2);
+	const cJSON *sys = cJSON_GetArrayItem(msgs, 0), *user = cJSON_GetArrayItem(msgs, 1);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(sys, "role")), "system");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(sys, "content")), prompts_system("hint"));
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(user, "role")), "user");
+	const char *u = cJSON_GetStringValue(cJSON_GetObjectItem(user, "content"));
+	/* the code with the document's line numbers, the language and the question */
+	CHECK(u && strstr(u, "   7 | print(x)\n   8 | x = 1\n"));
+	CHECK(u && strstr(u, "Language: python\n"));
+	CHECK(u && strstr(u, "why?"));
+	cJSON_Delete(o);
+	free(body);
+	ai_request_free(&rq);
+}
+
+static void test_answer_ok(void)
+{
+	struct mapped m = map(200, ok_body, NULL);
+	CHECK(m.o == AI_CALL_OK);
+	CHECK_STR(m.text, "Line 2 reads x before it is set.");
+	CHECK(m.cut == 0 && m.wait == -1);
+	free(m.text);
+	/* any 2xx; an answer cut by the token limit says so */
+	m = map(201, "{\"choices\":[{\"message\":{\"content\":\"Half of it\"},"
+		     "\"finish_reason\":\"length\"}]}", NULL);
+	CHECK(m.o == AI_CALL_OK && m.cut == 1);
+	CHECK_STR(m.text, "Half of it");
+	free(m.text);
+}
+
+static void test_answer_broken(void)
+{
+	/* a 200 without an answer fails the job (another attempt would get the same) */
+	static const struct {
+		const char *body, *why;
+	} cases[] = {
+		{"", "the AI provider's answer is not valid JSON"},
+		{"{\"choices\":[{\"message\":{\"content\":\"x\"}}]", "the AI provider's answer is not valid JSON"},
+		{"<html>oops</html>", "the AI provider's answer is not valid JSON"},
+		{"{\"choices\":[]}", "the AI provider's answer is malformed: it has no choices[0].message.content"},
+		{"{\"object\":\"chat.completion\"}", "the AI provider's answer is malformed: it has no choices[0].message.content"},
+		{"{\"choices\":[{\"message\":{}}]}", "the AI provider's answer is malformed: it has no choices[0].message.content"},
+		{"{\"choices\":[{\"message\":{\"content\":\"\\n \\t\"}}]}", "the AI provider gave an empty answer"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct mapped m = map(200, cases[i].body, NULL);
+		CHECK(m.o == AI_CALL_FAIL && m.text == NULL);
+		CHECK_STR(m.err, cases[i].why);
+	}
+}
+
+static void test_answer_retry(void)
+{
+	const char *slow = "{\"error\":{\"message\":\"Rate limit reached\",\"type\":\"tokens\"}}";
+	/* 429 with Retry-After in seconds: retried after what it asks */
+	struct mapped m = map(429, slow, " 7\r\n");
+	CHECK(m.o == AI_CALL_RETRY && m.wait == 7000 && m.text == NULL);
+	CHECK_STR(m.err, "the AI provider answered HTTP 429: Rate limit reached");
+	/* ... or as a date (1700000000 is Tue, 14 Nov 2023 22:13:20 GMT) */
+	m = map(429, slow, "Tue, 14 Nov 2023 22:13:32 GMT");
+	CHECK(m.o == AI_CALL_RETRY && m.wait == 12000);
+	/* without one (or unreadable): the back-off decides */
+	m = map(429, slow, NULL);
+	CHECK(m.o == AI_CALL_RETRY && m.wait == -1);
+	m = map(429, slow, "soon");
+	CHECK(m.o == AI_CALL_RETRY && m.wait == -1);
+	/* 5xx: retried; only a 503 has its Retry-After honoured */
+	m = map(503, "{\"error\":\"overloaded\"}", "2");
+	CHECK(m.o == AI_CALL_RETRY && m.wait == 2000);
+	CHECK_STR(m.err, "the AI provider answered HTTP 503: overloaded");
+	m = map(500, "", "2");
+	CHECK(m.o == AI_CALL_RETRY && m.wait == -1);
+	CHECK_STR(m.err, "the AI provider answered HTTP 500");
+	m = map(502, "<html>\r\n502 Bad Gateway\r\n</html>", NULL);
+	CHECK(m.o == AI_CALL_RETRY);
+	CHECK_STR(m.err, "the AI provider answered HTTP 502: <html> 502 Bad Gateway </html>");
+}
+
+static void test_answer_fail(void)
+{
+	/* other statuses: another attempt would not help */
+	struct mapped m = map(401, "{\"error\":{\"message\":\"Invalid API Key\"}}", "5");
+	CHECK(m.o == AI_CALL_FAIL && m.wait == -1 && m.text == NULL);
+	CHECK_STR(m.err, "the AI provider answered HTTP 401: Invalid API Key");
+	m = map(404, "{\"message\":\"model m-2 not found\"}", NULL);
+	CHECK(m.o == AI_CALL_FAIL);
+	CHECK_STR(m.err, "the AI provider answered HTTP 404: model m-2 not found");
+	m = map(400, NULL, NULL);
+	CHECK(m.o == AI_CALL_FAIL);
+	CHECK_STR(m.err, "the AI provider answered HTTP 400");
+	m = map(302, "", NULL);
+	CHECK(m.o == AI_CALL_FAIL);
+	/* the provider's message is cleaned and kept on one line */
+	m = map(400, "{\"error\":\"bad\\u001b[31m\\nrequest\\u0000x\"}", NULL);
+	CHECK_STR(m.err, "the AI provider answered HTTP 400: bad[31m request");
+}
+
+static void test_clean_text(void)
+{
+	/* bad UTF-8: each byte that starts no character becomes U+FFFD */
+	char *t = ai_clean_text("a\xff" "b\xc3(\xed\xa0\x80" "c", 9, 100);
+	CHECK_STR(t, "a\xEF\xBF\xBD" "b\xEF\xBF\xBD(\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD" "c");
+	free(t);
+	/* NUL and the other controls go; \n and \t stay; \r\n becomes \n */
+	t = ai_clean_text("x\0y\r\nz\tw\x1b\x7f\xc2\x85!", 13, 100);
+	CHECK_STR(t, "xy\nz\tw!");
+	free(t);
+	/* oversized: cut within the bound, never inside a character */
+	char big[3000];
+	for (size_t i = 0; i < sizeof big; i += 3)
+		memcpy(big + i, "\xe2\x82\xac", 3); /* 1000 euro signs */
+	t = ai_clean_text(big, sizeof big, 100);
+	CHECK(t && strlen(t) == 99 && utf8_validate(t, 99, NULL, NULL) == UTF8_OK);
+	free(t);
+	t = ai_clean_text(big, sizeof big, 2);
+	CHECK_STR(t, "");
+	free(t);
+	/* a replacement counts against the bound like any character */
+	t = ai_clean_text("ab\xff\xff", 4, 5);
+	CHECK_STR(t, "ab\xEF\xBF\xBD");
+	free(t);
+}
+
+int main(void)
+{
+	test_request_body();
+	test_answer_ok();
+	test_answer_broken();
+	test_answer_retry();
+	test_answer_fail();
+	test_clean_text();
+	return unit_summary("ai_provider");
+}
