@@ -140,7 +140,7 @@ trap 'stop_all; exit 0' TERM
 trap 'stop_all; exit 129' HUP # the terminal closed
 trap 'stop_all' EXIT
 
-for b in codecollab-api codecollab-broker codecollab-worker; do
+for b in codecollab-api codecollab-broker codecollab-worker codecollab-snapshotter; do
   [ -x "$CC_BIN/$b" ] || die "$CC_BIN/$b is missing: run 'make build' first"
 done
 
@@ -278,7 +278,7 @@ setsid "$CC_BIN/codecollab-broker" >>"$CC_VAR/log/broker.log" 2>&1 &
 pids+=($!)
 setsid "$CC_BIN/codecollab-worker" >>"$CC_VAR/log/worker.log" 2>&1 &
 pids+=($!)
-setsid "$CC_BIN/codecollab-api" --snapshotter </dev/null >>"$CC_VAR/log/snapshotter.log" 2>&1 &
+setsid "$CC_BIN/codecollab-snapshotter" </dev/null >>"$CC_VAR/log/snapshotter.log" 2>&1 &
 pids+=($!)
 if [ "$WEB" = apache ]; then
   # The API under spawn-fcgi (API_PROCESSES processes on one Unix socket, as lighttpd runs
