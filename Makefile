@@ -34,6 +34,7 @@ LIB_SRC := $(wildcard lib/*.c)
 API_SRC := $(wildcard fcgi/*.c)
 BROKER_SRC := $(wildcard sse-broker/*.c)
 WORKER_SRC := $(wildcard queue-worker/*.c)
+SNAP_SRC := $(wildcard snapshotter/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o) $(B)/obj/$(GEN)/rscripts.o
@@ -41,17 +42,20 @@ LUA_SRC := $(wildcard lib/lua/*.lua)
 API_OBJ := $(API_SRC:%.c=$(B)/obj/%.o)
 BROKER_OBJ := $(BROKER_SRC:%.c=$(B)/obj/%.o)
 WORKER_OBJ := $(WORKER_SRC:%.c=$(B)/obj/%.o)
+SNAP_OBJ := $(SNAP_SRC:%.c=$(B)/obj/%.o)
 
 LIBA := $(B)/libcodecollab.a
 API_BIN := $(B)/bin/codecollab-api
 BROKER_BIN := $(B)/bin/codecollab-broker
 WORKER_BIN := $(B)/bin/codecollab-worker
+SNAP_BIN := $(B)/bin/codecollab-snapshotter
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
 # Program objects other than main.c, so unit tests can link a program's modules.
 API_MODS := $(filter-out $(B)/obj/fcgi/main.o,$(API_OBJ))
 BROKER_MODS := $(filter-out $(B)/obj/sse-broker/main.o,$(BROKER_OBJ))
 WORKER_MODS := $(filter-out $(B)/obj/queue-worker/main.o,$(WORKER_OBJ))
+SNAP_MODS := $(filter-out $(B)/obj/snapshotter/main.o,$(SNAP_OBJ))
 
 .PHONY: all build build-asan bins deps run test test-unit test-integration bench clean fmt ot-sim
 
@@ -77,7 +81,7 @@ htdocs/dist/app.js: $(wildcard htdocs/src/*.js) node_modules/.package-lock.json
 	npx --no-install esbuild htdocs/src/main.js --bundle --format=esm --minify --sourcemap \
 	  --target=es2022 --log-level=warning --outfile=$@
 
-bins: $(API_BIN) $(BROKER_BIN) $(WORKER_BIN)
+bins: $(API_BIN) $(BROKER_BIN) $(WORKER_BIN) $(SNAP_BIN)
 units: $(UNIT_BINS)
 
 # The Redis contract's scripts (lib/rscript.h): rewritten only when their text changes.
@@ -107,10 +111,14 @@ $(WORKER_BIN): $(WORKER_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(WORKER_OBJ) $(LIBA) $(WORKER_LIBS) $(LIB_LIBS)
 
-# A unit test links the shared library and every program's modules (not their main.c).
-$(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIBA) $(API_MODS) $(BROKER_MODS) $(WORKER_MODS)
+$(SNAP_BIN): $(SNAP_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $< $(API_MODS) $(BROKER_MODS) $(WORKER_MODS) $(LIBA) \
+	$(CC) $(LDFLAGS_ALL) -o $@ $(SNAP_OBJ) $(LIBA) $(LIB_LIBS)
+
+# A unit test links the shared library and every program's modules (not their main.c).
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIBA) $(API_MODS) $(BROKER_MODS) $(WORKER_MODS) $(SNAP_MODS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(API_MODS) $(BROKER_MODS) $(WORKER_MODS) $(SNAP_MODS) $(LIBA) \
 	  $(API_LIBS) $(BROKER_LIBS) $(WORKER_LIBS) $(LIB_LIBS)
 
 run: build

@@ -164,7 +164,8 @@ export function stackProcs(ccVar = process.env.CC_VAR) {
     const pid = Number(d);
     if (exe === 'codecollab-broker') roles.broker.push(pid);
     else if (exe === 'lighttpd') roles.lighttpd.push(pid);
-    else if (exe === 'codecollab-api') (cmd.includes('--snapshotter') ? roles.snapshotter : roles.api).push(pid);
+    else if (exe === 'codecollab-snapshotter') roles.snapshotter.push(pid);
+    else if (exe === 'codecollab-api') roles.api.push(pid);
     else if (exe === 'codecollab-worker') roles.worker.push(pid);
     else if (exe.startsWith('redis-server')) roles.redis.push(pid);
     else if (exe.startsWith('postgres') || cmd[0].startsWith('postgres:')) roles.postgres.push(pid);

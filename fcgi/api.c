@@ -8,12 +8,12 @@
 #include <time.h>
 
 #include "rkeys.h"
-#include "rscript.h"
 #include "access.h"
 #include "cfg.h"
 #include "jsoncheck.h"
 #include "log.h"
 #include "ratelimit.h"
+#include "store_user.h"
 #include "utf8.h"
 #include "valid.h"
 
@@ -25,48 +25,31 @@ int api_config_load(struct api_config *cfg, char *err, size_t errlen)
 	if (rds_parse_url(cfg_str("REDIS_URL", NULL), &cfg->redis, err, errlen) < 0)
 		return -1;
 	cfg->database_url = cfg_str("DATABASE_URL", "postgresql:///codecollab");
-	int e = 0;
-	e |= cfg_long("TOKEN_TTL", 86400, 60, 365L * 86400, &cfg->token_ttl_s, err, (int)errlen);
-	if (!e)
-		e |= cfg_long("TICKET_TTL", 60, 5, 3600, &cfg->ticket_ttl_s, err, (int)errlen);
-	if (!e)
-		e |= cfg_long("LOGIN_RATE_LIMIT", 10, 1, 1000000, &cfg->login_limit, err, (int)errlen);
-	if (!e)
-		e |= cfg_long("LOGIN_ADDRESS_RATE_LIMIT", cfg->login_limit * 5, 1, 10000000,
-			      &cfg->login_addr_limit, err, (int)errlen);
-	if (!e)
-		e |= cfg_long("REGISTER_RATE_LIMIT", 10, 1, 10000000, &cfg->register_limit, err,
-			      (int)errlen);
-	if (!e)
-		e |= cfg_long("EXECUTION_RATE_LIMIT", 10, 1, 1000000, &cfg->exec_limit, err,
-			      (int)errlen);
-	if (!e)
-		e |= cfg_long("AI_RATE_LIMIT", 10, 1, 1000000, &cfg->ai_limit, err, (int)errlen);
-	if (!e)
-		e |= cfg_long("DOCUMENT_MAX_BYTES", 1024 * 1024, 1024, 64L * 1024 * 1024,
-			      &cfg->doc_max_bytes, err, (int)errlen);
-	if (!e)
-		e |= cfg_long("SNAPSHOT_INTERVAL_MS", 2000, 50, 3600000, &cfg->snapshot_interval_ms,
-			      err, (int)errlen);
-	if (!e)
-		e |= cfg_long("HISTORY_CHECKPOINT_OPS", 5000, 1, 100000000,
-			      &cfg->history_checkpoint_ops, err, (int)errlen);
-	if (!e)
-		e |= cfg_long("HISTORY_KEEP_OPS_DAYS", 7, 0, 36500, &cfg->history_keep_ops_days, err,
-			      (int)errlen);
-	if (!e)
-		e |= cfg_long("HISTORY_THIN_INTERVAL_S", 3600, 1, 86400 * 30,
-			      &cfg->history_thin_interval_s, err, (int)errlen);
-	if (!e)
-		e |= cfg_long("JOB_ROOM_BACKLOG_MAX", 30, 1, 10000000, &cfg->job_room_backlog_max,
-			      err, (int)errlen);
-	if (!e)
-		e |= cfg_long("JOB_USER_BACKLOG_MAX", 20, 1, 10000000, &cfg->job_user_backlog_max,
-			      err, (int)errlen);
-	if (!e)
-		e |= cfg_long("JOB_QUEUE_MAX", 2000, 1, 10000000, &cfg->job_queue_max, err,
-			      (int)errlen);
-	return e ? -1 : 0;
+	/* read in this order; the address limit's default is five times the per-name limit,
+	 * so the table is read in two parts around it */
+	const struct cfg_setting first[] = {
+		{"TOKEN_TTL", 86400, 60, 365L * 86400, &cfg->token_ttl_s},
+		{"TICKET_TTL", 60, 5, 3600, &cfg->ticket_ttl_s},
+		{"LOGIN_RATE_LIMIT", 10, 1, 1000000, &cfg->login_limit},
+	};
+	if (cfg_load(first, sizeof first / sizeof first[0], err, (int)errlen) < 0)
+		return -1;
+	const struct cfg_setting rest[] = {
+		{"LOGIN_ADDRESS_RATE_LIMIT", cfg->login_limit * 5, 1, 10000000, &cfg->login_addr_limit},
+		{"REGISTER_RATE_LIMIT", 10, 1, 10000000, &cfg->register_limit},
+		{"EXECUTION_RATE_LIMIT", 10, 1, 1000000, &cfg->exec_limit},
+		{"AI_RATE_LIMIT", 10, 1, 1000000, &cfg->ai_limit},
+	};
+	/* then the document's (shared with the snapshotter, lib/store_doc.h) and the jobs' */
+	const struct cfg_setting jobs[] = {
+		{"JOB_ROOM_BACKLOG_MAX", 30, 1, 10000000, &cfg->job_room_backlog_max},
+		{"JOB_USER_BACKLOG_MAX", 20, 1, 10000000, &cfg->job_user_backlog_max},
+		{"JOB_QUEUE_MAX", 2000, 1, 10000000, &cfg->job_queue_max},
+	};
+	if (cfg_load(rest, sizeof rest / sizeof rest[0], err, (int)errlen) < 0 ||
+	    store_doc_cfg_load(&cfg->doc, err, (int)errlen) < 0)
+		return -1;
+	return cfg_load(jobs, sizeof jobs / sizeof jobs[0], err, (int)errlen);
 }
 
 void api_config_free(struct api_config *cfg)
@@ -74,68 +57,46 @@ void api_config_free(struct api_config *cfg)
 	token_key_free(&cfg->key);
 }
 
-PGconn *api_pg(struct api_ctx *c)
+/* The one table from a store status to its default answer. A handler passes its own code
+ * and message where the contract names a specific one (docs/API.md). */
+static const struct api_answer answers[STORE__COUNT] = {
+	[STORE_OK] = {500, "internal", "no error to answer"},
+	[STORE_NOT_FOUND] = {404, "not_found", "not found"},
+	[STORE_CONFLICT] = {409, "conflict", "the request conflicts with what is stored"},
+	[STORE_INVALID] = {400, "invalid_request", "the request is not valid"},
+	[STORE_FORBIDDEN] = {403, "forbidden", "you may not do this"},
+	[STORE_TOO_LARGE] = {413, "payload_too_large", "the result would be too large"},
+	[STORE_BUSY] = {503, "busy", "the server is busy; try again"},
+	[STORE_UNAVAILABLE] = {503, "database_unavailable", "the database is unavailable"},
+	[STORE_REDIS_UNAVAILABLE] = {503, "redis_unavailable", "the event store is unavailable"},
+	[STORE_LOST] = {503, "database_unavailable",
+			"the database connection was lost during the change; try again"},
+	[STORE_ERROR] = {500, "internal", "a database error occurred"},
+};
+
+const struct api_answer *api_status_answer(enum store_status st)
 {
-	struct api_conns *k = c->conns;
-	if (k->pg && PQstatus(k->pg) != CONNECTION_OK) {
-		PQfinish(k->pg);
-		k->pg = NULL;
-		if (c->in_tx) {
-			/* the transaction died with the connection; its outcome is the server's to
-			 * tell, and a new connection would run the rest of it unprotected */
-			api_error(c, 503, "database_unavailable",
-				  "the database connection was lost during the change; try again");
-			return NULL;
-		}
-	}
-	if (!k->pg) {
-		k->pg = PQconnectdb(c->cfg->database_url);
-		if (!k->pg || PQstatus(k->pg) != CONNECTION_OK) {
-			log_error("postgres: %s", k->pg ? PQerrorMessage(k->pg) : "out of memory");
-			PQfinish(k->pg);
-			k->pg = NULL;
-			api_error(c, 503, "database_unavailable", "the database is unavailable");
-			return NULL;
-		}
-	}
-	return k->pg;
+	return (unsigned)st < STORE__COUNT ? &answers[st] : &answers[STORE_ERROR];
 }
 
-redisContext *api_redis(struct api_ctx *c)
+void api_fail(struct api_ctx *c, enum store_status st, const char *code, const char *fmt, ...)
 {
-	struct api_conns *k = c->conns;
-	if (k->redis && k->redis->err) {
-		redisFree(k->redis);
-		k->redis = NULL;
+	const struct api_answer *a = api_status_answer(st);
+	char msg[512];
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof msg, fmt, ap);
+		va_end(ap);
+	} else {
+		snprintf(msg, sizeof msg, "%s", a->message);
 	}
-	if (!k->redis) {
-		char err[256];
-		k->redis = rds_connect(&c->cfg->redis, 2000, err, sizeof err);
-		if (!k->redis) {
-			log_error("%s", err);
-			api_error(c, 503, "redis_unavailable", "the event store is unavailable");
-			return NULL;
-		}
-	}
-	return k->redis;
+	api_error(c, a->status, code ? code : a->code, "%s", msg);
 }
 
-void api_redis_failed(struct api_ctx *c)
+void api_fail_why(struct api_ctx *c, enum store_status st)
 {
-	if (c->conns->redis) {
-		redisFree(c->conns->redis);
-		c->conns->redis = NULL;
-	}
-}
-
-void api_conns_close(struct api_conns *conns)
-{
-	if (conns->pg)
-		PQfinish(conns->pg);
-	if (conns->redis)
-		redisFree(conns->redis);
-	conns->pg = NULL;
-	conns->redis = NULL;
+	api_fail(c, st, NULL, "%s", c->store->msg[0] ? c->store->msg : api_status_answer(st)->message);
 }
 
 void api_json(struct api_ctx *c, int status, cJSON *obj)
@@ -154,23 +115,39 @@ void api_json(struct api_ctx *c, int status, cJSON *obj)
 	free(s);
 }
 
-void api_error(struct api_ctx *c, int status, const char *code, const char *fmt, ...)
+static cJSON *error_body(const char *code, const char *fmt, va_list ap)
 {
 	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
 	/* a long argument (a request path) may be cut inside a UTF-8 sequence, and JSON text
 	 * must be UTF-8 (RFC 8259, section 8.1): end the message before the broken sequence */
 	size_t bad = 0;
 	if (utf8_validate(msg, strlen(msg), NULL, &bad) != UTF8_OK)
 		msg[bad] = '\0';
 	cJSON *o = cJSON_CreateObject();
-	if (o) {
-		cJSON_AddStringToObject(o, "error", code);
-		cJSON_AddStringToObject(o, "message", msg);
+	if (o && (!cJSON_AddStringToObject(o, "error", code) ||
+		  !cJSON_AddStringToObject(o, "message", msg))) {
+		cJSON_Delete(o);
+		o = NULL;
 	}
+	return o;
+}
+
+cJSON *api_error_body(const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	cJSON *o = error_body(code, fmt, ap);
+	va_end(ap);
+	return o;
+}
+
+void api_error(struct api_ctx *c, int status, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	cJSON *o = error_body(code, fmt, ap);
+	va_end(ap);
 	api_json(c, status, o);
 	if (!o)
 		c->resp->status = status;
@@ -196,17 +173,19 @@ void api_too_many(struct api_ctx *c, long retry_s, const char *code, const char 
 
 int api_user_quota(struct api_ctx *c, const char *what, long limit, const char *noun)
 {
-	redisContext *rd = api_redis(c);
-	if (!rd)
+	redisContext *rd;
+	enum store_status st = store_redis(c->store, &rd);
+	if (st != STORE_OK) {
+		api_fail(c, st, NULL, NULL);
 		return -1;
+	}
 	long retry = 0;
 	char uid[24];
 	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
 	struct rkey key = rkey2(RK_RL_USER, what, uid);
 	enum ratelimit_result rl = ratelimit_check(rd, key.s, limit, 60000, 1, &retry);
 	if (rl == RATELIMIT_ERROR) {
-		api_redis_failed(c);
-		api_error(c, 503, "redis_unavailable", "the rate limiter is unavailable");
+		api_fail(c, store_redis_failed(c->store), NULL, "the rate limiter is unavailable");
 		return -1;
 	}
 	if (rl == RATELIMIT_LIMITED) {
@@ -218,15 +197,10 @@ int api_user_quota(struct api_ctx *c, const char *what, long limit, const char *
 
 /* 401 for a session that was revoked. Which revocation is told apart only on this (rare)
  * path, with one more round trip: signed out if its session key exists, else outdated. */
-static void answer_revoked(struct api_ctx *c, redisContext *rd)
+static void answer_revoked(struct api_ctx *c)
 {
-	struct rkey key = rkey1(RK_SESSION_REVOKED, c->user.sid);
-	redisReply *rep = redisCommand(rd, "EXISTS %s", key.s);
-	int signed_out = rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
-	if (!rep)
-		api_redis_failed(c);
-	else
-		freeReplyObject(rep);
+	int signed_out = 0;
+	store_session_signed_out(c->store, c->user.sid, &signed_out);
 	if (signed_out)
 		api_error(c, 401, "session_revoked", "this session was signed out; sign in again");
 	else
@@ -240,39 +214,38 @@ static void answer_revoked(struct api_ctx *c, redisContext *rd)
  * 0 to go on, or -1 answered. */
 static int require_live_session(struct api_ctx *c)
 {
-	redisContext *rd = api_redis(c);
-	if (!rd)
+	redisContext *rd;
+	enum store_status st = store_redis(c->store, &rd);
+	if (st != STORE_OK) {
+		api_fail(c, st, NULL, NULL);
 		return -1;
+	}
 	switch (access_session_check(rd, &c->user)) {
 	case ACCESS_OK:
 		return 0;
 	case ACCESS_REVOKED:
-		answer_revoked(c, rd);
+		answer_revoked(c);
 		return -1;
 	case ACCESS_ERROR:
-		api_redis_failed(c);
-		api_error(c, 503, "redis_unavailable", "the session store is unavailable");
+		api_fail(c, store_redis_failed(c->store), NULL, "the session store is unavailable");
 		return -1;
 	case ACCESS_NO_GEN:
 		break;
 	}
 	/* Redis lost the generation (restart, eviction): PostgreSQL holds the record */
-	char uid[24];
-	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
-	const char *params[] = {uid};
-	PGresult *r = api_sql(c, "SELECT token_gen FROM users WHERE id = $1", 1, params, NULL, NULL);
-	if (!r)
-		return -1;
-	if (PQntuples(r) != 1) {
-		PQclear(r);
+	long long gen;
+	st = store_user_gen(c->store, c->user.user_id, &gen);
+	if (st == STORE_NOT_FOUND) {
 		api_error(c, 401, "session_revoked", "the account no longer exists");
 		return -1;
 	}
-	long long gen = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
+	if (st != STORE_OK) {
+		api_fail_why(c, st);
+		return -1;
+	}
 	/* only a cache for the next request: the answer below is PostgreSQL's either way */
 	if (access_gen_store(rd, c->user.user_id, gen) < 0)
-		api_redis_failed(c);
+		store_redis_failed(c->store);
 	if (c->user.gen < gen) {
 		api_error(c, 401, "session_revoked", "the password was changed; sign in again");
 		return -1;
@@ -306,43 +279,6 @@ int api_require_user(struct api_ctx *c)
 		return -1;
 	c->authed = 1;
 	return 0;
-}
-
-PGresult *api_sql(struct api_ctx *c, const char *sql, int n, const char *const *params,
-		  const char *expect_state, int *state_hit)
-{
-	if (state_hit)
-		*state_hit = 0;
-	for (int attempt = 0; attempt < 2; attempt++) {
-		PGconn *pg = api_pg(c);
-		if (!pg)
-			return NULL;
-		PGresult *r = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
-		ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-			return r;
-		const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-		if (expect_state && state && strcmp(state, expect_state) == 0) {
-			PQclear(r);
-			if (state_hit)
-				*state_hit = 1;
-			return NULL;
-		}
-		if (PQstatus(pg) != CONNECTION_OK && attempt == 0 && !c->in_tx) {
-			/* the server went away (restart): reconnect once and retry; never inside a
-			 * transaction, whose earlier statements were lost with the connection */
-			PQclear(r);
-			continue;
-		}
-		log_error("sql failed (%s): %s", state ? state : "-", PQerrorMessage(pg));
-		PQclear(r);
-		if (PQstatus(pg) != CONNECTION_OK)
-			api_error(c, 503, "database_unavailable", "the database is unavailable");
-		else
-			api_error(c, 500, "internal", "a database error occurred");
-		return NULL;
-	}
-	return NULL;
 }
 
 int api_parse_body(struct api_ctx *c, int allow_empty)

@@ -1,6 +1,8 @@
 /* api: what every handler of the API gets — the read-only configuration, the process's
- * connections to PostgreSQL and Redis, and one request context (struct api_ctx) that is
- * created and freed around each request. */
+ * store (lib/store.h: its PostgreSQL and Redis connections, and every data access that
+ * returns a status instead of an answer), and one request context (struct api_ctx) that
+ * is created and freed around each request. A handler turns a store status into its
+ * answer with api_fail(), through the one table in api.c. */
 #ifndef CC_API_H
 #define CC_API_H
 
@@ -10,6 +12,8 @@
 
 #include "http.h"
 #include "rds.h"
+#include "store.h"
+#include "store_doc.h"
 #include "token.h"
 
 struct api_config {
@@ -23,19 +27,10 @@ struct api_config {
 	long register_limit;   /* registrations per hour per client address */
 	long exec_limit;       /* executions per minute per user */
 	long ai_limit;         /* AI requests per minute per user */
-	long doc_max_bytes;
-	long snapshot_interval_ms;   /* SNAPSHOT_INTERVAL_MS: at most one save per room this often */
-	long history_checkpoint_ops; /* HISTORY_CHECKPOINT_OPS: a full text every this many ops */
-	long history_keep_ops_days;  /* HISTORY_KEEP_OPS_DAYS: typed ops kept this long */
-	long history_thin_interval_s; /* HISTORY_THIN_INTERVAL_S: how often history is thinned */
+	struct store_doc_cfg doc;    /* the document settings, shared with the snapshotter */
 	long job_room_backlog_max;   /* JOB_ROOM_BACKLOG_MAX: jobs waiting in one room's line */
 	long job_user_backlog_max;   /* JOB_USER_BACKLOG_MAX: jobs one user has waiting */
 	long job_queue_max;          /* JOB_QUEUE_MAX: jobs waiting in all lines */
-};
-
-struct api_conns {
-	PGconn *pg;
-	redisContext *redis;
 };
 
 #define API_MAX_PARAMS 4
@@ -43,13 +38,11 @@ struct api_conns {
 
 struct api_ctx {
 	const struct api_config *cfg;
-	struct api_conns *conns;
+	struct store *store; /* the process's; outlives the request */
 	struct http_req *req;
 	struct http_resp *resp;
 	cJSON *body; /* the parsed JSON object, or NULL when the request had no body */
 	int authed;
-	int in_tx; /* inside BEGIN..COMMIT on conns->pg: a lost connection is never silently
-		    * replaced (the statements after it would run outside the transaction) */
 	struct token_claims user;
 	char params[API_MAX_PARAMS][API_ID_MAX + 1]; /* path segments matched by '*' */
 	int nparams;
@@ -58,18 +51,29 @@ struct api_ctx {
 int api_config_load(struct api_config *cfg, char *err, size_t errlen);
 void api_config_free(struct api_config *cfg);
 
-/* Live connections, reconnected on demand; NULL (and a 503 answered) when the server is
- * unreachable. Borrowed: owned by conns. */
-PGconn *api_pg(struct api_ctx *c);
-redisContext *api_redis(struct api_ctx *c);
-void api_conns_close(struct api_conns *conns);
-/* After a failed Redis command: drop the context so the next api_redis() reconnects. */
-void api_redis_failed(struct api_ctx *c);
+/* What a store status answers by default: the HTTP status, the error code and message. */
+struct api_answer {
+	int status;
+	const char *code;
+	const char *message;
+};
+/* The table's row for st (a row for STORE_ERROR when st is out of range). */
+const struct api_answer *api_status_answer(enum store_status st);
+/* Answers a store status: the table's HTTP status, with `code` and the message fmt (each
+ * NULL: the table's) where the contract names a specific one. */
+void api_fail(struct api_ctx *c, enum store_status st, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* The same with the store's own words for why (c->store->msg): for the failures of store
+ * functions that say which part failed ("the document store is unavailable"). */
+void api_fail_why(struct api_ctx *c, enum store_status st);
 
 /* Answers: api_json takes ownership of obj (may be NULL: no body). */
 void api_json(struct api_ctx *c, int status, cJSON *obj);
 void api_error(struct api_ctx *c, int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* The error body {"error": code, "message": …} as api_error() sends it, for an answer that
+ * carries more fields (caller adds them and passes it to api_json); NULL out of memory. */
+cJSON *api_error_body(const char *code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void api_no_content(struct api_ctx *c);
 
 /* A per-minute quota of the signed-in caller, counted in Redis under cc:rl:{what}:{user}.
@@ -85,13 +89,6 @@ void api_too_many(struct api_ctx *c, long retry_s, const char *code, const char 
  * user's last password change; lib/access.h); answers 401 and returns -1 otherwise, or 503
  * when Redis (or PostgreSQL, when Redis lost the user's generation) cannot say. */
 int api_require_user(struct api_ctx *c);
-
-/* Runs a parameterised statement. Returns the result (caller frees with PQclear) when its
- * status is COMMAND_OK or TUPLES_OK. Otherwise answers 503 (connection) or 500 and returns
- * NULL, unless the SQLSTATE equals `expect_state` (e.g. "23505"): then it answers nothing,
- * sets *state_hit = 1 and returns NULL. */
-PGresult *api_sql(struct api_ctx *c, const char *sql, int n, const char *const *params,
-		  const char *expect_state, int *state_hit);
 
 /* The request's client-supplied JSON for dispatch: checks Content-Type and parses. 0 or the
  * error was answered (-1). An empty body gives an empty object when allow_empty. */

@@ -6,35 +6,36 @@
  * and clears the pending mark. Redis keys (docs/INTERNALS.md):
  *   cc:ai:cache:{key}               the answer JSON, AICFG_CACHE_TTL_S, shared by all rooms
  *   cc:ai:asked:{room}:{key}        set by the worker when a job of that room got the answer
- *   cc:ai:pending:{room}:{key}      the id of the room's job answering it, while under way;
- *                                   "-" for the few milliseconds between claiming it and the
- *                                   job existing.
+ *   cc:ai:pending:{room}:{key}      the id of the room's job answering it, while under way:
+ *                                   the claimer picks the id first and claims with it, so a
+ *                                   second identical request learns the id at once and has
+ *                                   nothing to wait for.
  * The scope is the room: its members see each other's `ai` events anyway, so telling them
  * "cached" reveals nothing, while another room must not learn that anyone asked. A request
  * whose answer only another room asked for is answered like a miss (202, a new job); the
  * worker serves the shared answer without a provider call, no sooner than that call took. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "aicfg.h"
-#include "rkeys.h"
-#include "rscript.h"
-#include "doc.h"
 #include "events.h"
+#include "jobstate.h"
+#include "store_ai.h"
+#include "store_job.h"
 #include "handlers.h"
 #include "lang.h"
 #include "log.h"
+#include "rnd.h"
 #include "utf8.h"
 #include "valid.h"
 
 #define AI_CODE_MAX (64 * 1024)	  /* bytes of code sent to the provider */
 #define AI_QUESTION_MAX 2000	  /* characters */
 #define AI_PENDING_TTL_S 300	  /* past a job's worst case: 3 attempts of 30 s, waits, queueing */
-#define AI_CLAIM_TTL_MS 10000	  /* the "-" placeholder, should its writer die */
-#define AI_JOIN_WAIT_MS 3000	  /* how long a second request waits for the placeholder */
+#define AI_CLAIM_TTL_MS 10000	  /* a claim whose job was never created, should its writer die */
+#define AI_CLAIM_ROUNDS 10	  /* stale marks taken over at most this often per request */
 #define AI_CACHED_LIMIT_FACTOR 10 /* cached answers: a separate, looser per-minute bound */
 #define AI_JOB_ID_LEN 16
 
@@ -60,7 +61,6 @@ struct ai_ask {
 	long long sel_from, sel_to;
 	int has_selection;
 	char key[AICFG_KEY_HEX + 1];
-	struct rkey cache_key, pending_key, asked_key;
 };
 
 static void ai_ask_free(struct ai_ask *a)
@@ -117,36 +117,20 @@ static int apply_selection(struct api_ctx *c, struct ai_ask *a)
 /* The room's language (the read access check does not fetch it). 0 or -1 answered. */
 static int room_language(struct api_ctx *c, const char *room, char out[33])
 {
-	const char *params[] = {room};
-	PGresult *r = api_sql(c, "SELECT language FROM rooms WHERE id = $1", 1, params, NULL, NULL);
-	if (!r)
-		return -1;
-	if (PQntuples(r) != 1) {
-		PQclear(r);
+	enum store_status st = store_room_language(c->store, room, out);
+	if (st == STORE_OK)
+		return 0;
+	if (st == STORE_NOT_FOUND)
 		api_error(c, 404, "room_not_found", "no room with id %s", room);
-		return -1;
-	}
-	snprintf(out, 33, "%s", PQgetvalue(r, 0, 0));
-	PQclear(r);
-	return 0;
+	else
+		api_fail_why(c, st);
+	return -1;
 }
 
-/* A Redis command's reply (caller frees with freeReplyObject), or NULL with 503 answered
- * and the connection dropped. */
-static redisReply *rcmd(struct api_ctx *c, redisContext *rd, const char *fmt, ...)
+/* Answers a failed AI store call (lib/store_ai.h): its Redis is "the AI cache". */
+static void ai_failed(struct api_ctx *c, enum store_status st)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	redisReply *rep = redisvCommand(rd, fmt, ap);
-	va_end(ap);
-	if (!rep || rep->type == REDIS_REPLY_ERROR) {
-		if (rep)
-			freeReplyObject(rep);
-		api_redis_failed(c);
-		api_error(c, 503, "redis_unavailable", "the AI cache is unavailable");
-		return NULL;
-	}
-	return rep;
+	api_fail(c, st, NULL, "the AI cache is unavailable");
 }
 
 /* Emits the room's `ai` event; a failure is logged (the answer stands either way). */
@@ -164,35 +148,10 @@ static void emit_ai(struct api_ctx *c, const char *room, const char *job_id, con
 		cJSON_AddItemReferenceToObject(d, "result", result);
 	char *s = cJSON_PrintUnformatted(d);
 	cJSON_Delete(d);
-	if (!s || !c->conns->redis || events_emit(c->conns->redis, room, "ai", s, NULL, 0) < 0)
+	redisContext *rd;
+	if (!s || store_redis(c->store, &rd) != STORE_OK || events_emit(rd, room, "ai", s, NULL, 0) < 0)
 		log_warn("could not emit the %s ai event of room %s", status, room);
 	free(s);
-}
-
-/* The cached answer as a new object (caller frees), NULL on a miss; *failed set when Redis
- * failed (then answered). A hit needs this room to have asked before: an answer only
- * another room asked for is a miss here (the worker serves it, see the top). */
-static cJSON *cache_get(struct api_ctx *c, redisContext *rd, const struct ai_ask *a, int *failed)
-{
-	*failed = 0;
-	redisReply *rep = rcmd(c, rd, "MGET %s %s", a->asked_key.s, a->cache_key.s);
-	if (!rep) {
-		*failed = 1;
-		return NULL;
-	}
-	cJSON *res = NULL;
-	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
-	    rep->element[0]->type == REDIS_REPLY_STRING &&
-	    rep->element[1]->type == REDIS_REPLY_STRING)
-		res = cJSON_Parse(rep->element[1]->str);
-	freeReplyObject(rep);
-	if (res && !cJSON_IsObject(res)) {
-		cJSON_Delete(res);
-		res = NULL;
-	}
-	/* the provider's time is the worker's, never an answer's */
-	cJSON_DeleteItemFromObjectCaseSensitive(res, AICFG_CACHE_PROVIDER_MS);
-	return res;
 }
 
 static void answer_job(struct api_ctx *c, const char *id, const char *status, int joined)
@@ -216,7 +175,7 @@ static void answer_cached(struct api_ctx *c, const char *room, const struct ai_a
 {
 	cJSON_DeleteItemFromObjectCaseSensitive(res, "cached");
 	cJSON_AddTrueToObject(res, "cached");
-	emit_ai(c, room, NULL, a->kind, "finished", res);
+	emit_ai(c, room, NULL, a->kind, job_status_name(JOB_FINISHED), res);
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddItemToObject(o, "result", res);
 	cJSON_AddTrueToObject(o, "cached");
@@ -224,18 +183,12 @@ static void answer_cached(struct api_ctx *c, const char *room, const struct ai_a
 }
 
 
-/* Drops a claim on the pending key, only if it still holds `value`. */
-static void release_claim(struct api_ctx *c, const struct ai_ask *a, const char *value)
+/* Drops a claim on the pending key, only if it still holds `value`; a failure is left to
+ * the claim's expiry (AI_CLAIM_TTL_MS). */
+static void release_claim(struct api_ctx *c, const char *room, const struct ai_ask *a,
+			  const char *value)
 {
-	redisContext *rd = c->conns->redis;
-	if (!rd)
-		return;
-	const char *args[] = {a->pending_key.s, value};
-	redisReply *rep = rds_script(rd, &rs_ai_release, 1, 2, args, NULL);
-	if (!rep)
-		api_redis_failed(c);
-	else
-		freeReplyObject(rep);
+	store_ai_release(c->store, room, a->key, value);
 }
 
 /* The job's request (caller frees with cJSON_Delete). */
@@ -259,30 +212,38 @@ static cJSON *build_request(const struct ai_ask *a, const char *room)
 	return r;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
-/* Once the request is settled: the cache, a job under way, or a new job. */
+/* Once the request is settled: the cache, a job under way, or a new job.
+ *
+ * Identical requests race on the pending key. The claimer picks its job's id first and
+ * claims the key with that id (SET NX), so whoever loses the race reads the id of the job
+ * it joins at once: nobody waits for anybody. A mark whose job is over (or that a claimer
+ * whose enqueue failed is about to remove) is taken over; a claim whose holder died
+ * expires (AI_CLAIM_TTL_MS). A request that joins in the few milliseconds between a claim
+ * and its job's creation is told the job as queued, which it is a moment later. */
 static void ask(struct api_ctx *c, const char *room, struct ai_ask *a)
 {
-	redisContext *rd = api_redis(c);
-	if (!rd)
+	redisContext *rd;
+	enum store_status st = store_redis(c->store, &rd);
+	if (st != STORE_OK) {
+		api_fail(c, st, NULL, NULL);
 		return;
-	int failed = 0;
-	/* Identical requests race here: one claims the pending key, the others wait for its
-	 * job id. A claim whose holder died expires (AI_CLAIM_TTL_MS) and is taken over. */
+	}
+	char id[AI_JOB_ID_LEN + 1];
+	if (rnd_id(id, AI_JOB_ID_LEN) < 0) {
+		api_error(c, 500, "internal", "no randomness");
+		return;
+	}
 	for (int round = 0;; round++) {
-		if (round > AI_JOIN_WAIT_MS / 20 + 10) { /* stale marks taken over again and again */
+		if (round > AI_CLAIM_ROUNDS) { /* stale marks taken over again and again */
 			api_error(c, 503, "ai_busy",
 				  "the same request is being queued by someone else; try again");
 			return;
 		}
-		cJSON *hit = cache_get(c, rd, a, &failed);
-		if (failed)
+		cJSON *hit;
+		if ((st = store_ai_cached(c->store, room, a->key, &hit)) != STORE_OK) {
+			ai_failed(c, st);
 			return;
+		}
 		if (hit) {
 			if (api_user_quota(c, "ai-cached", c->cfg->ai_limit * AI_CACHED_LIMIT_FACTOR, "cached AI answers") < 0) {
 				cJSON_Delete(hit);
@@ -291,62 +252,46 @@ static void ask(struct api_ctx *c, const char *room, struct ai_ask *a)
 			answer_cached(c, room, a, hit);
 			return;
 		}
-		redisReply *rep = rcmd(c, rd, "SET %s - NX PX %d", a->pending_key.s, AI_CLAIM_TTL_MS);
-		if (!rep)
-			return;
-		int claimed = rep->type == REDIS_REPLY_STATUS;
-		freeReplyObject(rep);
-		if (claimed)
+		char other[AI_JOB_ID_LEN + 1], status[16];
+		st = store_ai_claim(c->store, room, a->key, id, AI_CLAIM_TTL_MS, other);
+		if (st == STORE_OK)
 			break;
-		rep = rcmd(c, rd, "GET %s", a->pending_key.s);
-		if (!rep)
+		if (st != STORE_CONFLICT) {
+			ai_failed(c, st);
 			return;
-		char id[AI_JOB_ID_LEN + 1] = "";
-		if (rep->type == REDIS_REPLY_STRING && rep->len == AI_JOB_ID_LEN)
-			memcpy(id, rep->str, AI_JOB_ID_LEN + 1);
-		freeReplyObject(rep);
-		if (id[0]) {
-			rep = rcmd(c, rd, "HGET %s status", rkey1(RK_JOB, id).s);
-			if (!rep)
-				return;
-			char status[16] = "";
-			if (rep->type == REDIS_REPLY_STRING)
-				snprintf(status, sizeof status, "%s", rep->str);
-			freeReplyObject(rep);
-			/* a cancelled job is over too: a new request must not join it */
-			if (status[0] && strcmp(status, "finished") != 0 && strcmp(status, "failed") != 0 &&
-			    strcmp(status, "cancelled") != 0) {
-				answer_job(c, id, status, 1);
-				return;
-			}
-			/* the job is gone or over but its mark stayed: take the mark over */
-			release_claim(c, a, id);
-			continue;
 		}
-		sleep_ms(20);
+		if (!other[0])
+			continue; /* gone meanwhile (or a mark of another shape): claim again */
+		if ((st = store_job_status(c->store, other, status)) != STORE_OK) {
+			ai_failed(c, st);
+			return;
+		}
+		/* no hash yet: its claimer is creating it */
+		enum job_status js = JOB_QUEUED;
+		int known = !status[0] || job_status_parse(status, &js) == 0;
+		/* a cancelled job is over too: a new request must not join it */
+		if (known && !job_status_over(js)) {
+			answer_job(c, other, job_status_name(js), 1);
+			return;
+		}
+		/* the job is over but its mark stayed: take the mark over */
+		release_claim(c, room, a, other);
 	}
 	if (api_user_quota(c, "ai", c->cfg->ai_limit, "AI requests") < 0) {
-		release_claim(c, a, "-");
+		release_claim(c, room, a, id);
 		return;
 	}
 	cJSON *req = build_request(a, room);
-	char id[AI_JOB_ID_LEN + 1];
 	int rc = jobs_enqueue(c, room, "ai", a->kind, req, id); /* with its queued event */
 	cJSON_Delete(req);
 	if (rc < 0) {
-		release_claim(c, a, "-");
+		release_claim(c, room, a, id);
 		return;
 	}
-	rd = c->conns->redis;
-	redisReply *rep =
-		rd ? redisCommand(rd, "SET %s %s EX %d", a->pending_key.s, id, AI_PENDING_TTL_S) : NULL;
-	if (!rep) {
-		api_redis_failed(c);
+	/* the mark lives as long as the job may: the worker deletes it when the job ends */
+	if (store_ai_mark(c->store, room, a->key, id, AI_PENDING_TTL_S) != STORE_OK)
 		log_warn("could not mark job %s as pending", id);
-	} else {
-		freeReplyObject(rep);
-	}
-	answer_job(c, id, "queued", 0);
+	answer_job(c, id, job_status_name(JOB_QUEUED), 0);
 }
 
 static void h_ai(struct api_ctx *c, const char *kind)
@@ -440,9 +385,6 @@ static void h_ai(struct api_ctx *c, const char *kind)
 		api_error(c, 500, "internal", "could not hash the request");
 		goto out;
 	}
-	a.cache_key = rkey1(RK_AI_CACHE, a.key);
-	a.pending_key = rkey2(RK_ROOM_AI_PENDING, room, a.key);
-	a.asked_key = rkey2(RK_ROOM_AI_ASKED, room, a.key);
 	ask(c, room, &a);
 out:
 	ai_ask_free(&a);

@@ -7,6 +7,7 @@
 #include "access.h"
 #include "rkeys.h"
 #include "rscript.h"
+#include "store_user.h"
 #include "handlers.h"
 #include "log.h"
 #include "pw.h"
@@ -58,6 +59,17 @@ static const struct valid_field login_fields[] = {
 	{"password", VALID_STRING, VALID_REQUIRED, 1, 4096, NULL, NULL},
 };
 
+/* The store's Redis connection; NULL with its failure answered (503). */
+static redisContext *auth_redis(struct api_ctx *c)
+{
+	redisContext *rd;
+	enum store_status st = store_redis(c->store, &rd);
+	if (st == STORE_OK)
+		return rd;
+	api_fail(c, st, NULL, NULL);
+	return NULL;
+}
+
 /* {token, user:{id, username}} for a freshly authenticated user: a new session (fresh sid)
  * of the user's token generation gen (users.token_gen). */
 static void answer_token(struct api_ctx *c, int status, long long id, const char *username,
@@ -92,7 +104,7 @@ static void answer_token(struct api_ctx *c, int status, long long id, const char
  * body counts (a taken name cost a hash too). 0 to go on, or -1 answered (429/503). */
 static int register_allowed(struct api_ctx *c)
 {
-	redisContext *rd = api_redis(c);
+	redisContext *rd = auth_redis(c);
 	if (!rd)
 		return -1;
 	long retry = 0;
@@ -100,8 +112,7 @@ static int register_allowed(struct api_ctx *c)
 	enum ratelimit_result rl =
 		ratelimit_check(rd, key.s, c->cfg->register_limit, REGISTER_WINDOW_MS, 1, &retry);
 	if (rl == RATELIMIT_ERROR) {
-		api_redis_failed(c);
-		api_error(c, 503, "redis_unavailable", "the rate limiter is unavailable");
+		api_fail(c, store_redis_failed(c->store), NULL, "the rate limiter is unavailable");
 		return -1;
 	}
 	if (rl == RATELIMIT_LIMITED) {
@@ -125,23 +136,17 @@ void h_register(struct api_ctx *c)
 		api_error(c, 500, "internal", "could not hash the password");
 		return;
 	}
-	const char *params[] = {v[0].s, hash};
-	/* users.username_key (the canonical form, unique) decides whether the name is taken: a
-	 * conflict on it inserts nothing; any other unique violation is an error, not a 409 */
-	PGresult *r = api_sql(c,
-			      "INSERT INTO users (username, password_hash) VALUES ($1, $2) "
-			      "ON CONFLICT (username_key) DO NOTHING RETURNING id, token_gen",
-			      2, params, NULL, NULL);
-	if (!r)
-		return;
-	if (PQntuples(r) != 1) {
-		PQclear(r);
+	/* the name's canonical form (users.username_key) decides whether it is taken */
+	long long id, gen;
+	enum store_status st = store_user_create(c->store, v[0].s, hash, &id, &gen);
+	if (st == STORE_CONFLICT) {
 		api_error(c, 409, "username_taken", "the username \"%s\" is taken", v[0].s);
 		return;
 	}
-	long long id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	long long gen = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
-	PQclear(r);
+	if (st != STORE_OK) {
+		api_fail_why(c, st);
+		return;
+	}
 	answer_token(c, 201, id, v[0].s, gen);
 }
 
@@ -159,8 +164,7 @@ static int limited(struct api_ctx *c, redisContext *rd, const char *key, long li
 	long retry = 0;
 	enum ratelimit_result rl = ratelimit_reserve(rd, key, limit, LOGIN_WINDOW_MS, member, &retry);
 	if (rl == RATELIMIT_ERROR) {
-		api_redis_failed(c);
-		api_error(c, 503, "redis_unavailable", "the rate limiter is unavailable");
+		api_fail(c, store_redis_failed(c->store), NULL, "the rate limiter is unavailable");
 		return -1;
 	}
 	if (rl == RATELIMIT_LIMITED) {
@@ -189,7 +193,7 @@ static int attempt_begin(struct api_ctx *c, redisContext *rd, const char *name_k
 	int al = limited(c, rd, a->akey.s, c->cfg->login_addr_limit, "from this address", a->amember);
 	if (al != 0) {
 		if (al > 0 && ratelimit_release(rd, a->ukey.s, a->umember) < 0)
-			api_redis_failed(c);
+			store_redis_failed(c->store);
 		return -1;
 	}
 	return 0;
@@ -201,7 +205,7 @@ static void attempt_forgive(struct api_ctx *c, redisContext *rd, const struct pw
 {
 	if (ratelimit_release(rd, a->ukey.s, a->umember) < 0 ||
 	    ratelimit_release(rd, a->akey.s, a->amember) < 0)
-		api_redis_failed(c);
+		store_redis_failed(c->store);
 }
 
 void h_login(struct api_ctx *c)
@@ -209,7 +213,7 @@ void h_login(struct api_ctx *c)
 	struct valid_value v[2];
 	if (api_body_fields(c, 0, login_fields, 2, v) < 0)
 		return;
-	redisContext *rd = api_redis(c);
+	redisContext *rd = auth_redis(c);
 	if (!rd)
 		return;
 	/* the canonical form computed here, not lower() in SQL: a name with any byte outside
@@ -222,37 +226,32 @@ void h_login(struct api_ctx *c)
 	struct pw_attempt a;
 	if (attempt_begin(c, rd, key, &a) < 0)
 		return;
-	const char *params[] = {key};
-	PGresult *r = api_sql(c,
-			      "SELECT id, username, password_hash, token_gen FROM users "
-			      "WHERE username_key = $1",
-			      1, params, NULL, NULL);
-	if (!r) {
+	struct store_user u;
+	enum store_status st = store_user_by_key(c->store, key, &u);
+	if (st != STORE_OK && st != STORE_NOT_FOUND) {
 		attempt_forgive(c, rd, &a);
+		api_fail_why(c, st);
 		return;
 	}
-	int found = PQntuples(r) == 1;
-	int ok = pw_verify(found ? PQgetvalue(r, 0, 2) : dummy_hash, v[1].s, v[1].len);
+	int found = st == STORE_OK;
+	int ok = pw_verify(found ? u.password_hash : dummy_hash, v[1].s, v[1].len);
+	store_user_free(&u);
 	if (!found || ok != 1) {
-		PQclear(r);
 		if (ok < 0 && found)
 			log_error("user %s has a malformed password hash", v[0].s);
 		api_error(c, 401, "invalid_credentials", "wrong username or password");
 		return;
 	}
-	long long id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	long long gen = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
+	long long id = u.id, gen = u.token_gen;
 	char name[TOKEN_USERNAME_MAX + 1];
-	snprintf(name, sizeof name, "%s", PQgetvalue(r, 0, 1));
-	PQclear(r);
+	snprintf(name, sizeof name, "%s", u.username);
 	attempt_forgive(c, rd, &a);
 	/* Raise-only, so harmless when Redis already has it; it repairs a password change whose
 	 * own store failed after its commit (h_password): this sign-in with the new password
 	 * makes the older tokens fail from now on. A failure here leaves the API's check to
 	 * PostgreSQL when Redis has no generation at all. */
-	rd = c->conns->redis;
-	if (rd && access_gen_store(rd, id, gen) < 0)
-		api_redis_failed(c);
+	if (store_redis(c->store, &rd) == STORE_OK && access_gen_store(rd, id, gen) < 0)
+		store_redis_failed(c->store);
 	answer_token(c, 200, id, name, gen);
 }
 
@@ -265,12 +264,12 @@ static int revoke_and_tell(struct api_ctx *c, long long user_id,
 			   long long arg)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
-		redisContext *rd = api_redis(c);
+		redisContext *rd = auth_redis(c);
 		if (!rd)
 			return -1;
 		if (fn(rd, c, arg) == 0 && access_publish_user(rd, user_id) == 0)
 			return 0;
-		api_redis_failed(c);
+		store_redis_failed(c->store);
 	}
 	return -1;
 }
@@ -311,7 +310,7 @@ void h_password(struct api_ctx *c)
 	struct valid_value v[2];
 	if (api_require_user(c) < 0 || api_body_fields(c, 0, password_fields, 2, v) < 0)
 		return;
-	redisContext *rd = api_redis(c);
+	redisContext *rd = auth_redis(c);
 	if (!rd)
 		return;
 	/* a stolen token must not give unlimited guesses at the password: a wrong current
@@ -324,23 +323,18 @@ void h_password(struct api_ctx *c)
 	struct pw_attempt a;
 	if (attempt_begin(c, rd, key, &a) < 0)
 		return;
-	char uid[24];
-	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
-	const char *params[] = {uid, NULL};
-	PGresult *r = api_sql(c, "SELECT password_hash FROM users WHERE id = $1", 1, params, NULL,
-			      NULL);
-	if (!r) {
+	struct store_user u;
+	enum store_status st = store_user_by_id(c->store, c->user.user_id, &u);
+	if (st != STORE_OK) {
 		attempt_forgive(c, rd, &a);
+		if (st == STORE_NOT_FOUND)
+			api_error(c, 401, "session_revoked", "the account no longer exists");
+		else
+			api_fail_why(c, st);
 		return;
 	}
-	if (PQntuples(r) != 1) {
-		PQclear(r);
-		attempt_forgive(c, rd, &a);
-		api_error(c, 401, "session_revoked", "the account no longer exists");
-		return;
-	}
-	int ok = pw_verify(PQgetvalue(r, 0, 0), v[0].s, v[0].len);
-	PQclear(r);
+	int ok = pw_verify(u.password_hash, v[0].s, v[0].len);
+	store_user_free(&u);
 	if (ok != 1) {
 		if (ok < 0)
 			log_error("user %lld has a malformed password hash", c->user.user_id);
@@ -354,21 +348,17 @@ void h_password(struct api_ctx *c)
 		api_error(c, 500, "internal", "could not hash the password");
 		return;
 	}
-	params[1] = hash;
-	/* one statement: the new hash and the new generation commit together */
-	r = api_sql(c,
-		    "UPDATE users SET password_hash = $2, token_gen = token_gen + 1 WHERE id = $1 "
-		    "RETURNING token_gen",
-		    2, params, NULL, NULL);
-	if (!r)
-		return;
-	if (PQntuples(r) != 1) {
-		PQclear(r);
+	/* the new hash and the new generation commit together */
+	long long gen;
+	st = store_user_set_password(c->store, c->user.user_id, hash, &gen);
+	if (st == STORE_NOT_FOUND) {
 		api_error(c, 401, "session_revoked", "the account no longer exists");
 		return;
 	}
-	long long gen = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
+	if (st != STORE_OK) {
+		api_fail_why(c, st);
+		return;
+	}
 	/* The commit is done. Until Redis holds the new generation the API and the brokers
 	 * still take the older tokens, so the new token is only handed out once it does; if
 	 * Redis cannot take it, 503 says so and the next sign-in (which stores the generation
@@ -395,33 +385,11 @@ void h_me(struct api_ctx *c)
 
 void h_health(struct api_ctx *c)
 {
-	const char *pg = "ok", *rs = "ok";
-	PGconn *conn = c->conns->pg;
-	if (!conn || PQstatus(conn) != CONNECTION_OK) {
-		if (conn)
-			PQfinish(conn);
-		conn = c->conns->pg = PQconnectdb(c->cfg->database_url);
-	}
-	PGresult *r = conn ? PQexec(conn, "SELECT 1") : NULL;
-	if (!r || PQresultStatus(r) != PGRES_TUPLES_OK)
-		pg = "down";
-	PQclear(r);
-	redisContext *rd = c->conns->redis;
-	if (!rd || rd->err) {
-		char err[256];
-		if (rd)
-			redisFree(rd);
-		rd = c->conns->redis = rds_connect(&c->cfg->redis, 1000, err, sizeof err);
-	}
-	redisReply *rep = rd ? redisCommand(rd, "PING") : NULL;
-	if (!rep || rep->type != REDIS_REPLY_STATUS)
-		rs = "down";
-	if (rep)
-		freeReplyObject(rep);
-	int up = strcmp(pg, "ok") == 0 && strcmp(rs, "ok") == 0;
+	int pg = 0, rs = 0;
+	store_health(c->store, &pg, &rs);
 	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "status", up ? "ok" : "degraded");
-	cJSON_AddStringToObject(o, "postgres", pg);
-	cJSON_AddStringToObject(o, "redis", rs);
-	api_json(c, up ? 200 : 503, o);
+	cJSON_AddStringToObject(o, "status", pg && rs ? "ok" : "degraded");
+	cJSON_AddStringToObject(o, "postgres", pg ? "ok" : "down");
+	cJSON_AddStringToObject(o, "redis", rs ? "ok" : "down");
+	api_json(c, pg && rs ? 200 : 503, o);
 }

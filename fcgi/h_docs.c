@@ -5,92 +5,63 @@
 #include <string.h>
 #include <time.h>
 
-#include "doc.h"
-#include "rkeys.h"
 #include "events.h"
+#include "store_doc.h"
+#include "store_room.h"
 #include "handlers.h"
 #include "log.h"
 #include "presence.h"
 #include "utf8.h"
 #include "valid.h"
 
-enum access_need { NEED_READ, NEED_EDIT };
-
-/* The caller's role in the room: "owner", "editor", "viewer", or ""
- * for a stranger to a public room (who may read). Answers 404/403 and returns -1 when the
- * room is missing or the caller may not do what `need` says. */
-static int room_access(struct api_ctx *c, const char *room, enum access_need need,
-		       char role[16], char language[33])
+void room_access_failed(struct api_ctx *c, const char *room, enum store_status st,
+			enum store_refusal why)
 {
-	char uid[32];
-	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
-	/* Hot path (operations, presence): members are cached in Redis by every membership
-	 * change (h_rooms.c), so a member's role needs no PostgreSQL round trip. Strangers,
-	 * a cold cache and callers that need the language fall through to PostgreSQL. */
-	redisContext *rd = language ? NULL : api_redis(c);
-	if (rd) {
-		struct rkey mk = rkey1(RK_ROOM_MEMBERS, room);
-		redisReply *rep = redisCommand(rd, "HGET %s %s", mk.s, uid);
-		int hit = rep && rep->type == REDIS_REPLY_STRING && rep->len > 0 && rep->len < 16;
-		if (hit)
-			snprintf(role, 16, "%s", rep->str);
-		if (!rep)
-			api_redis_failed(c);
-		if (rep)
-			freeReplyObject(rep);
-		if (hit) {
-			if (need == NEED_EDIT && strcmp(role, "viewer") == 0) {
-				api_error(c, 403, "forbidden", "viewers can only watch this room");
-				return -1;
-			}
-			return 0;
-		}
-	}
-	const char *params[] = {room, uid};
-	PGresult *r = api_sql(c,
-			      "SELECT r.visibility, m.role, r.language FROM rooms r "
-			      "LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $2 "
-			      "WHERE r.id = $1",
-			      2, params, NULL, NULL);
-	if (!r)
-		return -1;
-	if (PQntuples(r) != 1) {
-		PQclear(r);
+	if (st == STORE_NOT_FOUND)
 		api_error(c, 404, "room_not_found", "no room with id %s", room);
-		return -1;
-	}
-	int public_room = strcmp(PQgetvalue(r, 0, 0), "public") == 0;
-	snprintf(role, 16, "%s", PQgetisnull(r, 0, 1) ? "" : PQgetvalue(r, 0, 1));
-	if (language)
-		snprintf(language, 33, "%s", PQgetvalue(r, 0, 2));
-	PQclear(r);
-	if (!role[0] && !public_room) {
-		api_error(c, 403, "not_a_member",
-			  "you are not a member of this room; join it (private rooms need the invite link)");
-		return -1;
-	}
-	if (need == NEED_EDIT && (!role[0] || strcmp(role, "viewer") == 0)) {
-		api_error(c, 403, "forbidden",
-			  role[0] ? "viewers can only watch this room" : "join the room first");
-		return -1;
-	}
-	return 0;
+	else if (st == STORE_FORBIDDEN)
+		api_fail(c, st, why == STORE_REFUSE_STRANGER ? "not_a_member" : "forbidden", "%s",
+			 c->store->msg);
+	else
+		api_fail_why(c, st);
+}
+
+/* The caller's role in the room (lib/store_room.h): 0, or -1 with 404/403 answered. */
+static int room_access(struct api_ctx *c, const char *room, int edit, char role[16],
+		       char language[33])
+{
+	enum store_refusal why;
+	enum store_status st =
+		store_room_access(c->store, room, c->user.user_id, edit, role, language, &why);
+	if (st == STORE_OK)
+		return 0;
+	room_access_failed(c, room, st, why);
+	return -1;
 }
 
 int room_access_read(struct api_ctx *c, const char *room, char role[16])
 {
-	return room_access(c, room, NEED_READ, role, NULL);
+	return room_access(c, room, 0, role, NULL);
 }
 
 int room_access_edit(struct api_ctx *c, const char *room, char role[16], char language[33])
 {
-	return room_access(c, room, NEED_EDIT, role, language);
+	return room_access(c, room, 1, role, language);
+}
+
+int doc_read(struct api_ctx *c, const char *room, struct doc_state *out)
+{
+	enum store_status st = store_doc_read(c->store, &c->cfg->doc, room, out);
+	if (st == STORE_OK)
+		return 0;
+	api_fail_why(c, st);
+	return -1;
 }
 
 void h_document(struct api_ctx *c)
 {
 	char role[16], lang[33];
-	if (api_require_user(c) < 0 || room_access(c, c->params[0], NEED_READ, role, lang) < 0)
+	if (api_require_user(c) < 0 || room_access(c, c->params[0], 0, role, lang) < 0)
 		return;
 	struct doc_state d;
 	if (doc_read(c, c->params[0], &d) < 0)
@@ -101,6 +72,31 @@ void h_document(struct api_ctx *c)
 	cJSON_AddStringToObject(o, "language", lang);
 	doc_state_free(&d);
 	api_json(c, 200, o);
+}
+
+/* 409 for an operation made against a revision the document does not have: the current
+ * revision in X-Revision and in the body (for clients that ignore headers). */
+static void answer_stale(struct api_ctx *c, const struct doc_commit *dc)
+{
+	char h[32];
+	cJSON *o = dc->ahead ? api_error_body("revision_in_future",
+					      "revision %lld is ahead of the document (now at %lld)",
+					      dc->revision, dc->current)
+			     : api_error_body("revision_too_old",
+					      "revision %lld is older than the kept history (now at "
+					      "%lld): fetch the document again",
+					      dc->revision, dc->current);
+	if (o && !cJSON_AddNumberToObject(o, "revision", (double)dc->current)) {
+		cJSON_Delete(o);
+		o = NULL;
+	}
+	if (!o) {
+		api_error(c, 500, "internal", "out of memory");
+		return;
+	}
+	api_json(c, 409, o);
+	snprintf(h, sizeof h, "%lld", dc->current);
+	http_resp_header(c->resp, "X-Revision", h);
 }
 
 static const struct valid_field op_fields[] = {
@@ -119,22 +115,56 @@ void h_operations(struct api_ctx *c)
 		api_error(c, 400, "invalid_operation", "ops must be a JSON array");
 		return;
 	}
-	struct ot_op *op = NULL, *applied = NULL;
-	if (ot_from_cjson(v[1].item, (size_t)c->cfg->doc_max_bytes, &op, err, sizeof err) < 0) {
+	struct ot_op *op = NULL;
+	if (ot_from_cjson(v[1].item, (size_t)c->cfg->doc.max_bytes, &op, err, sizeof err) < 0) {
 		api_error(c, 400, "invalid_operation", "%s", err);
 		return;
 	}
-	/* the right to edit is checked by doc_commit(), in its first Redis round trip */
-	long long rev = 0;
-	if (doc_commit(c, c->params[0], v[0].n, op, v[2].present ? v[2].s : NULL, &applied,
-		       &rev) == 0) {
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddNumberToObject(o, "revision", (double)rev);
-		cJSON_AddItemToObject(o, "ops", ot_to_cjson(applied));
-		api_json(c, 200, o);
-	}
+	/* the right to edit is checked by the commit, in its first Redis round trip */
+	struct doc_commit dc = {
+		.room = c->params[0],
+		.revision = v[0].n,
+		.op = op,
+		.client_id = v[2].present ? v[2].s : NULL,
+		.user_id = c->user.user_id,
+		.username = c->user.username,
+	};
+	enum store_status st = store_doc_commit(c->store, &c->cfg->doc, &dc);
 	ot_free(op);
-	ot_free(applied);
+	switch (st) {
+	case STORE_OK: {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddNumberToObject(o, "revision", (double)dc.new_rev);
+		cJSON_AddItemToObject(o, "ops", ot_to_cjson(dc.applied));
+		api_json(c, 200, o);
+		break;
+	}
+	case STORE_NOT_FOUND:
+	case STORE_FORBIDDEN:
+		room_access_failed(c, c->params[0], st, dc.refusal);
+		break;
+	case STORE_CONFLICT:
+		answer_stale(c, &dc);
+		break;
+	case STORE_INVALID:
+		api_fail(c, st, "invalid_operation", "%s", c->store->msg);
+		break;
+	case STORE_TOO_LARGE:
+		if (dc.event_too_large)
+			api_fail(c, st, "operation_too_large",
+				 "the operation's event would be %zu bytes; events are at most %zu "
+				 "(control characters count six bytes each, as \\u00XX)",
+				 dc.size, EVENTS_DATA_MAX);
+		else
+			api_fail(c, st, "document_too_large",
+				 "the document would be %zu bytes; the limit is %ld", dc.size,
+				 c->cfg->doc.max_bytes);
+		break;
+	default:
+		api_fail_why(c, st);
+		break;
+	}
+	ot_free(dc.applied);
 }
 
 static const struct valid_field presence_fields[] = {
@@ -164,31 +194,30 @@ void h_presence(struct api_ctx *c)
 			return;
 		}
 	}
-	if (room_access(c, c->params[0], NEED_READ, role, NULL) < 0)
+	if (room_access(c, c->params[0], 0, role, NULL) < 0)
 		return;
 	char *data = presence_data_json(c->user.user_id, c->user.username, v[0].n, has_sel,
 					has_sel ? s[0].n : 0, has_sel ? s[1].n : 0);
-	redisContext *rd = api_redis(c);
-	if (!data || !rd) {
-		free(data);
-		if (!data)
-			api_error(c, 500, "internal", "out of memory");
+	if (!data) {
+		api_error(c, 500, "internal", "out of memory");
 		return;
 	}
-	if (events_emit(rd, c->params[0], "presence", data, NULL, 0) < 0) {
-		free(data);
-		api_redis_failed(c);
-		api_error(c, 503, "redis_unavailable", "the event store is unavailable");
-		return;
-	}
+	redisContext *rd;
+	enum store_status st = store_redis(c->store, &rd);
+	if (st == STORE_OK && events_emit(rd, c->params[0], "presence", data, NULL, 0) < 0)
+		st = store_redis_failed(c->store);
 	free(data);
+	if (st != STORE_OK) {
+		api_fail(c, st, NULL, NULL);
+		return;
+	}
 	api_no_content(c);
 }
 
 void h_stream_ticket(struct api_ctx *c)
 {
 	char role[16];
-	if (api_require_user(c) < 0 || room_access(c, c->params[0], NEED_READ, role, NULL) < 0)
+	if (api_require_user(c) < 0 || room_access(c, c->params[0], 0, role, NULL) < 0)
 		return;
 	/* The broker admits strangers to a room whose visibility key says public, and treats a
 	 * missing key as private: every ticket writes it from PostgreSQL, which fills it in for
@@ -221,38 +250,32 @@ void h_stream_ticket(struct api_ctx *c)
 void h_history(struct api_ctx *c)
 {
 	char role[16];
-	if (api_require_user(c) < 0 || room_access(c, c->params[0], NEED_READ, role, NULL) < 0)
+	if (api_require_user(c) < 0 || room_access(c, c->params[0], 0, role, NULL) < 0)
 		return;
-	/* every save: the checkpoints (full text) and the batches of typed operations, whose
-	 * row holds the document's length at its end */
-	const char *params[] = {c->params[0]};
-	PGresult *r = api_sql(c,
-			      "SELECT revision, to_char(saved_at AT TIME ZONE 'UTC', "
-			      "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), len FROM ("
-			      "SELECT revision, saved_at, length(content) AS len FROM snapshots "
-			      "WHERE room_id = $1 UNION ALL "
-			      "SELECT revision, saved_at, length AS len FROM history_ops "
-			      "WHERE room_id = $1) h ORDER BY revision DESC LIMIT 200",
-			      1, params, NULL, NULL);
-	if (!r)
+	struct doc_save *saves;
+	int n;
+	enum store_status st = store_doc_history_list(c->store, c->params[0], 200, &saves, &n);
+	if (st != STORE_OK) {
+		api_fail_why(c, st);
 		return;
+	}
 	cJSON *o = cJSON_CreateObject();
 	cJSON *arr = cJSON_AddArrayToObject(o, "snapshots");
-	for (int i = 0; i < PQntuples(r); i++) {
+	for (int i = 0; i < n; i++) {
 		cJSON *s = cJSON_CreateObject();
-		cJSON_AddNumberToObject(s, "revision", strtod(PQgetvalue(r, i, 0), NULL));
-		cJSON_AddStringToObject(s, "saved_at", PQgetvalue(r, i, 1));
-		cJSON_AddNumberToObject(s, "length", strtod(PQgetvalue(r, i, 2), NULL));
+		cJSON_AddNumberToObject(s, "revision", (double)saves[i].revision);
+		cJSON_AddStringToObject(s, "saved_at", saves[i].saved_at);
+		cJSON_AddNumberToObject(s, "length", (double)saves[i].length);
 		cJSON_AddItemToArray(arr, s);
 	}
-	PQclear(r);
+	free(saves);
 	api_json(c, 200, o);
 }
 
 void h_history_one(struct api_ctx *c)
 {
 	char role[16];
-	if (api_require_user(c) < 0 || room_access(c, c->params[0], NEED_READ, role, NULL) < 0)
+	if (api_require_user(c) < 0 || room_access(c, c->params[0], 0, role, NULL) < 0)
 		return;
 	/* a segment out of the range of a bigint is a missing snapshot, not a database error */
 	char *end;
@@ -266,11 +289,14 @@ void h_history_one(struct api_ctx *c)
 	 * before it and the typed operations after */
 	struct doc_state d;
 	char saved_at[40];
-	int hr = doc_history_text(c, c->params[0], rev, &d, saved_at);
-	if (hr < 0)
-		return;
-	if (hr > 0) {
+	enum store_status st = store_doc_history_text(c->store, &c->cfg->doc, c->params[0], rev,
+						      &d, saved_at);
+	if (st == STORE_NOT_FOUND) {
 		api_error(c, 404, "snapshot_not_found", "no snapshot at revision %lld", rev);
+		return;
+	}
+	if (st != STORE_OK) {
+		api_fail_why(c, st);
 		return;
 	}
 	cJSON *o = cJSON_CreateObject();

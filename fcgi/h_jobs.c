@@ -8,11 +8,9 @@
 #include <time.h>
 
 #include "cfg.h"
-#include "rkeys.h"
-#include "rscript.h"
-#include "doc.h"
 #include "handlers.h"
 #include "jobstate.h"
+#include "store_job.h"
 #include "lang.h"
 #include "log.h"
 #include "rnd.h"
@@ -72,23 +70,13 @@ static cJSON *find_runtime(cJSON *runtimes, const char *name, const char *want)
 /* The installed runtimes as the worker announced them (caller frees), or NULL answered. */
 static cJSON *load_runtimes(struct api_ctx *c)
 {
-	redisContext *rd = api_redis(c);
-	if (!rd)
-		return NULL;
-	redisReply *rep = redisCommand(rd, "GET %s", rkey0(RK_RUNTIMES));
-	if (!rep) {
-		api_redis_failed(c);
-		api_error(c, 503, "redis_unavailable", "the queue is unavailable");
-		return NULL;
-	}
-	cJSON *arr = rep->type == REDIS_REPLY_STRING ? cJSON_Parse(rep->str) : NULL;
-	freeReplyObject(rep);
-	if (!cJSON_IsArray(arr)) {
-		cJSON_Delete(arr);
-		api_error(c, 503, "no_worker", "no worker is running: code cannot run right now");
-		return NULL;
-	}
-	return arr;
+	cJSON *arr;
+	enum store_status st = store_runtimes(c->store, &arr);
+	if (st == STORE_NOT_FOUND)
+		api_fail(c, STORE_UNAVAILABLE, "no_worker", "%s", c->store->msg);
+	else if (st != STORE_OK)
+		api_fail_why(c, st);
+	return st == STORE_OK ? arr : NULL;
 }
 
 void h_runtimes(struct api_ctx *c)
@@ -109,14 +97,18 @@ int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const ch
 	char *req = cJSON_PrintUnformatted(request);
 	char *data = NULL;
 	int rc = -1;
-	if (!req || rnd_id(id_out, JOB_ID_LEN) < 0 ||
-	    !(data = jobstate_event_json(id_out, event_kind, "queued", NULL, NULL))) {
+	if (!req || (!id_out[0] && rnd_id(id_out, JOB_ID_LEN) < 0) ||
+	    !(data = jobstate_event_json(id_out, event_kind, job_status_name(JOB_QUEUED), NULL,
+					 NULL))) {
 		api_error(c, 500, "internal", "out of memory");
 		goto out;
 	}
-	redisContext *rd = api_redis(c);
-	if (!rd)
+	redisContext *rd;
+	enum store_status st = store_redis(c->store, &rd);
+	if (st != STORE_OK) {
+		api_fail(c, st, NULL, NULL);
 		goto out;
+	}
 	char uid[32], now[32], err[256];
 	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
 	snprintf(now, sizeof now, "%lld", (long long)time(NULL));
@@ -160,8 +152,7 @@ int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const ch
 		break;
 	default:
 		log_warn("job %s: %s", id_out, err);
-		api_redis_failed(c);
-		api_error(c, 503, "redis_unavailable", "the queue is unavailable");
+		api_fail(c, store_redis_failed(c->store), NULL, "the queue is unavailable");
 		break;
 	}
 out:
@@ -234,11 +225,11 @@ void h_execution_create(struct api_ctx *c)
 	cJSON_AddStringToObject(rt, "stdin", v[3].present ? v[3].s : "");
 	cJSON_AddItemToObject(rt, "args", v[4].present ? cJSON_Duplicate(args, 1) : cJSON_CreateArray());
 	doc_state_free(&d);
-	char id[JOB_ID_LEN + 1];
+	char id[JOB_ID_LEN + 1] = "";
 	int rc = jobs_enqueue(c, c->params[0], "execution", NULL, rt, id);
 	cJSON *job = cJSON_CreateObject();
 	cJSON_AddStringToObject(job, "id", id);
-	cJSON_AddStringToObject(job, "status", "queued");
+	cJSON_AddStringToObject(job, "status", job_status_name(JOB_QUEUED));
 	cJSON_AddStringToObject(job, "language", cJSON_GetStringValue(cJSON_GetObjectItem(rt, "language")));
 	cJSON_AddStringToObject(job, "version", cJSON_GetStringValue(cJSON_GetObjectItem(rt, "version")));
 	cJSON_Delete(rt);
@@ -254,78 +245,57 @@ void h_execution_create(struct api_ctx *c)
 	api_json(c, 202, o);
 }
 
-/* The job named by c->params[0]: HMGET of fields (the first "status", the third "room"),
- * with *rd the connection used. NULL answered: 503 when Redis failed, 404 when there is no
- * such job. Caller frees with freeReplyObject(). */
-static redisReply *job_load(struct api_ctx *c, const char *const *fields, size_t n,
-			    redisContext **rd)
+/* The job named by c->params[0] (caller store_job_free()s): 0, or -1 answered (503 when
+ * Redis failed, 404 when there is no such job). */
+static int job_load(struct api_ctx *c, struct store_job *j)
 {
-	const char *argv[8];
-	if (n + 2 > sizeof argv / sizeof argv[0])
-		return NULL;
-	*rd = api_redis(c);
-	if (!*rd)
-		return NULL;
-	struct rkey key = rkey1(RK_JOB, c->params[0]);
-	argv[0] = "HMGET";
-	argv[1] = key.s;
-	for (size_t i = 0; i < n; i++)
-		argv[i + 2] = fields[i];
-	redisReply *rep = redisCommandArgv(*rd, (int)n + 2, argv, NULL);
-	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != n) {
-		if (rep)
-			freeReplyObject(rep);
-		api_redis_failed(c);
-		api_error(c, 503, "redis_unavailable", "the queue is unavailable");
-		return NULL;
-	}
-	if (rep->element[0]->type != REDIS_REPLY_STRING ||
-	    rep->element[2]->type != REDIS_REPLY_STRING) {
-		freeReplyObject(rep);
+	enum store_status st = store_job_load(c->store, c->params[0], j);
+	if (st == STORE_OK)
+		return 0;
+	if (st == STORE_NOT_FOUND)
 		api_error(c, 404, "job_not_found", "no job %s (jobs are kept for 7 days)", c->params[0]);
-		return NULL;
-	}
-	return rep;
+	else
+		api_fail_why(c, st);
+	return -1;
 }
 
 void h_job_get(struct api_ctx *c)
 {
-	static const char *const fields[] = {"status", "kind", "room", "result", "error",
-					     "created_at"};
-	redisContext *rd = NULL;
-	redisReply *rep = api_require_user(c) < 0 ? NULL : job_load(c, fields, 6, &rd);
-	if (!rep)
+	struct store_job j;
+	if (api_require_user(c) < 0 || job_load(c, &j) < 0)
 		return;
-	redisReply **e = rep->element;
 	/* a job is visible to whoever may read its room */
 	char room[API_ID_MAX + 1], role[16];
-	snprintf(room, sizeof room, "%s", e[2]->str);
+	snprintf(room, sizeof room, "%s", j.room);
 	if (room_access_read(c, room, role) < 0) {
-		freeReplyObject(rep);
+		store_job_free(&j);
 		return;
 	}
 	cJSON *job = cJSON_CreateObject();
 	cJSON_AddStringToObject(job, "id", c->params[0]);
-	cJSON_AddStringToObject(job, "status", e[0]->str);
-	if (e[1]->type == REDIS_REPLY_STRING)
-		cJSON_AddStringToObject(job, "kind", e[1]->str);
+	cJSON_AddStringToObject(job, "status", j.status);
+	if (j.kind)
+		cJSON_AddStringToObject(job, "kind", j.kind);
 	cJSON_AddStringToObject(job, "room", room);
-	if (e[3]->type == REDIS_REPLY_STRING) {
-		cJSON *res = cJSON_Parse(e[3]->str);
+	if (j.result) {
+		cJSON *res = cJSON_Parse(j.result);
 		if (res)
 			cJSON_AddItemToObject(job, "result", res);
 	}
-	if (e[4]->type == REDIS_REPLY_STRING && e[4]->len)
-		cJSON_AddStringToObject(job, "error", e[4]->str);
-	if (e[5]->type == REDIS_REPLY_STRING)
-		cJSON_AddNumberToObject(job, "created_at", strtod(e[5]->str, NULL));
+	if (j.error && j.error[0])
+		cJSON_AddStringToObject(job, "error", j.error);
+	if (j.created_at)
+		cJSON_AddNumberToObject(job, "created_at", strtod(j.created_at, NULL));
 	/* a job waiting in its room's line: its place, as its queued events give it */
 	long pos;
 	char err[256];
-	if (!strcmp(e[0]->str, "queued") && jobstate_position(rd, c->params[0], room, &pos, err,
-							      sizeof err) == 1)
+	enum job_status js;
+	redisContext *rd;
+	if (job_status_parse(j.status, &js) == 0 && js == JOB_QUEUED &&
+	    store_redis(c->store, &rd) == STORE_OK &&
+	    jobstate_position(rd, c->params[0], room, &pos, err, sizeof err) == 1)
 		cJSON_AddNumberToObject(job, "position", (double)pos);
-	freeReplyObject(rep);
+	store_job_free(&j);
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddItemToObject(o, "job", job);
 	api_json(c, 200, o);
@@ -333,21 +303,19 @@ void h_job_get(struct api_ctx *c)
 
 void h_job_cancel(struct api_ctx *c)
 {
-	static const char *const fields[] = {"status", "kind", "room", "user", "event_kind"};
-	redisContext *rd = NULL;
-	redisReply *rep = api_require_user(c) < 0 ? NULL : job_load(c, fields, 5, &rd);
-	if (!rep)
+	struct store_job j;
+	if (api_require_user(c) < 0 || job_load(c, &j) < 0)
 		return;
-	redisReply **e = rep->element;
 	char room[API_ID_MAX + 1], role[16], kind[32] = "execution", ekind[32] = "", uid[32];
-	snprintf(room, sizeof room, "%s", e[2]->str);
-	if (e[1]->type == REDIS_REPLY_STRING && e[1]->len)
-		snprintf(kind, sizeof kind, "%s", e[1]->str);
-	if (e[4]->type == REDIS_REPLY_STRING)
-		snprintf(ekind, sizeof ekind, "%s", e[4]->str);
+	snprintf(room, sizeof room, "%s", j.room);
+	if (j.kind && j.kind[0])
+		snprintf(kind, sizeof kind, "%s", j.kind);
+	if (j.event_kind)
+		snprintf(ekind, sizeof ekind, "%s", j.event_kind);
 	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
-	int mine = e[3]->type == REDIS_REPLY_STRING && !strcmp(e[3]->str, uid);
-	freeReplyObject(rep);
+	int mine = j.user && !strcmp(j.user, uid);
+	store_job_free(&j);
+	redisContext *rd;
 	/* who cannot read the room learns nothing (404 as room_access_read answers) */
 	if (room_access_read(c, room, role) < 0)
 		return;
@@ -357,18 +325,22 @@ void h_job_cancel(struct api_ctx *c)
 	}
 	char why[128], cur[16], err[256];
 	snprintf(why, sizeof why, "cancelled by %s", c->user.username);
-	char *data = jobstate_event_json(c->params[0], ekind[0] ? ekind : NULL, "cancelled", NULL, why);
+	char *data = jobstate_event_json(c->params[0], ekind[0] ? ekind : NULL,
+					 job_status_name(JOB_CANCELLED), NULL, why);
 	if (!data) {
 		api_error(c, 500, "internal", "out of memory");
 		return;
 	}
-	int rc = jobstate_cancel(rd, c->params[0], room, kind, data, why, cur, sizeof cur, err,
-				 sizeof err);
+	/* the access check may have reopened the connection: ask the store for the live one */
+	int rc = -1;
+	snprintf(err, sizeof err, "%s", "redis: no connection");
+	if (store_redis(c->store, &rd) == STORE_OK)
+		rc = jobstate_cancel(rd, c->params[0], room, kind, data, why, cur, sizeof cur, err,
+				     sizeof err);
 	free(data);
 	if (rc < 0) {
 		log_warn("job %s: %s", c->params[0], err);
-		api_redis_failed(c);
-		api_error(c, 503, "redis_unavailable", "the queue is unavailable");
+		api_fail(c, store_redis_failed(c->store), NULL, "the queue is unavailable");
 		return;
 	}
 	if (rc == 0 && !cur[0]) {
@@ -383,7 +355,7 @@ void h_job_cancel(struct api_ctx *c)
 		 uid, cur);
 	cJSON *job = cJSON_CreateObject();
 	cJSON_AddStringToObject(job, "id", c->params[0]);
-	cJSON_AddStringToObject(job, "status", "cancelled");
+	cJSON_AddStringToObject(job, "status", job_status_name(JOB_CANCELLED));
 	cJSON_AddStringToObject(job, "kind", kind);
 	cJSON_AddStringToObject(job, "room", room);
 	cJSON_AddStringToObject(job, "error", why);

@@ -6,42 +6,13 @@
 #include <string.h>
 
 #include "access.h"
-#include "rkeys.h"
-#include "rscript.h"
 #include "events.h"
 #include "handlers.h"
 #include "lang.h"
 #include "log.h"
-#include "rds.h"
 #include "rnd.h"
+#include "store_rooms.h"
 #include "valid.h"
-
-#define ROOM_ID_LEN 10
-#define INVITE_LEN 16
-
-/* Every room query selects these columns, in this order, for room_to_json(). $2 is the
- * caller's user id (for the role column). */
-#define ROOM_BASE_COLS                                                                    \
-	"r.id, r.name, r.language, r.visibility, r.owner_id, u.username, r.invite_code, "  \
-	"to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "      \
-	"r.invite_enabled, r.invite_gen"
-#define ROOM_COLS                                                                         \
-	ROOM_BASE_COLS ", (SELECT role FROM room_members m WHERE m.room_id = r.id AND m.user_id = $2)"
-#define ROOM_FROM " FROM rooms r JOIN users u ON u.id = r.owner_id "
-
-enum {
-	C_ID,
-	C_NAME,
-	C_LANG,
-	C_VIS,
-	C_OWNER_ID,
-	C_OWNER_NAME,
-	C_INVITE,
-	C_CREATED,
-	C_INVITE_ON,
-	C_INVITE_GEN,
-	C_ROLE
-};
 
 static const char *const visibilities[] = {"private", "public", NULL};
 static const char *const member_roles[] = {"editor", "viewer", NULL};
@@ -76,67 +47,42 @@ static const struct valid_field role_fields[] = {
 	{"role", VALID_ENUM, VALID_REQUIRED, 0, 0, member_roles, NULL},
 };
 
-/* The process's Redis connection, opened when there is none yet (a fresh FastCGI process,
+/* The store's Redis connection, opened when there is none yet (a fresh FastCGI process,
  * every CGI run). NULL, logged, when Redis is unreachable: the room itself lives in
- * PostgreSQL, so callers carry on without the cache, events and revisions. Borrowed: owned
- * by c->conns. */
+ * PostgreSQL, so callers carry on without the cache, events and revisions. */
 static redisContext *room_redis(struct api_ctx *c)
 {
-	redisContext *rd = c->conns->redis;
-	if (rd && !rd->err)
-		return rd;
-	char err[256];
-	if (rd)
-		redisFree(rd);
-	rd = c->conns->redis = rds_connect(&c->cfg->redis, 2000, err, sizeof err);
-	if (!rd)
-		log_warn("%s", err);
+	redisContext *rd;
+	if (store_redis(c->store, &rd) != STORE_OK) {
+		log_warn("room: %s", c->store->msg);
+		return NULL;
+	}
 	return rd;
-}
-
-/* Uses the connection as it is, never opens one: a handler calls room_redis() once before
- * answering rooms, so a list of rooms costs at most one connection attempt. */
-static long long room_revision(struct api_ctx *c, const char *room_id)
-{
-	redisContext *rd = c->conns->redis;
-	if (!rd || rd->err)
-		return 0;
-	struct rkey key = rkey1(RK_ROOM_DOC, room_id);
-	redisReply *rep = redisCommand(rd, "HGET %s revision", key.s);
-	long long rev = 0;
-	if (rep && rep->type == REDIS_REPLY_STRING)
-		rev = strtoll(rep->str, NULL, 10);
-	if (!rep)
-		api_redis_failed(c);
-	if (rep)
-		freeReplyObject(rep);
-	return rev;
 }
 
 /* Caller owns the result (cJSON_Delete). The owner also gets the invite: the code, or null
  * while the invite is switched off (the stored code then admits no one), and
- * invite_enabled. */
-static cJSON *room_to_json(struct api_ctx *c, PGresult *r, int row)
+ * invite_enabled. The revision comes from the Redis connection as it is: a handler calls
+ * room_redis() once before answering rooms, so a list of rooms costs at most one
+ * connection attempt. */
+static cJSON *room_to_json(struct api_ctx *c, const struct store_room *r)
 {
 	cJSON *o = cJSON_CreateObject();
-	const char *id = PQgetvalue(r, row, C_ID);
-	cJSON_AddStringToObject(o, "id", id);
-	cJSON_AddStringToObject(o, "name", PQgetvalue(r, row, C_NAME));
-	cJSON_AddStringToObject(o, "language", PQgetvalue(r, row, C_LANG));
-	cJSON_AddStringToObject(o, "visibility", PQgetvalue(r, row, C_VIS));
+	cJSON_AddStringToObject(o, "id", r->id);
+	cJSON_AddStringToObject(o, "name", r->name);
+	cJSON_AddStringToObject(o, "language", r->language);
+	cJSON_AddStringToObject(o, "visibility", r->visibility);
 	cJSON *own = cJSON_AddObjectToObject(o, "owner");
-	cJSON_AddNumberToObject(own, "id", strtod(PQgetvalue(r, row, C_OWNER_ID), NULL));
-	cJSON_AddStringToObject(own, "username", PQgetvalue(r, row, C_OWNER_NAME));
-	cJSON_AddNumberToObject(o, "revision", (double)room_revision(c, id));
-	cJSON_AddStringToObject(o, "created_at", PQgetvalue(r, row, C_CREATED));
-	const char *role = PQgetisnull(r, row, C_ROLE) ? NULL : PQgetvalue(r, row, C_ROLE);
-	if (role && strcmp(role, "owner") == 0) {
-		int on = strcmp(PQgetvalue(r, row, C_INVITE_ON), "t") == 0;
-		if (on)
-			cJSON_AddStringToObject(o, "invite", PQgetvalue(r, row, C_INVITE));
+	cJSON_AddNumberToObject(own, "id", (double)r->owner_id);
+	cJSON_AddStringToObject(own, "username", r->owner_name);
+	cJSON_AddNumberToObject(o, "revision", (double)store_room_revision(c->store, r->id));
+	cJSON_AddStringToObject(o, "created_at", r->created_at);
+	if (strcmp(r->role, "owner") == 0) {
+		if (r->invite_enabled)
+			cJSON_AddStringToObject(o, "invite", r->invite);
 		else
 			cJSON_AddNullToObject(o, "invite");
-		cJSON_AddBoolToObject(o, "invite_enabled", on);
+		cJSON_AddBoolToObject(o, "invite_enabled", r->invite_enabled);
 	}
 	return o;
 }
@@ -151,79 +97,38 @@ static cJSON *public_room_json(const cJSON *room)
 	return pub;
 }
 
-static void add_role(cJSON *o, PGresult *r, int row)
+static void add_role(cJSON *o, const struct store_room *r)
 {
-	if (PQgetisnull(r, row, C_ROLE))
+	if (!r->role[0])
 		cJSON_AddNullToObject(o, "role");
 	else
-		cJSON_AddStringToObject(o, "role", PQgetvalue(r, row, C_ROLE));
+		cJSON_AddStringToObject(o, "role", r->role);
 }
 
-/* Loads the room named by c->params[0] with the caller's role. NULL with the answer given
- * when it does not exist or the database failed. Caller PQclear()s. */
-static PGresult *load_room(struct api_ctx *c)
+/* A room the store answered (a get, a change): 0, or -1 answered (404 when it is gone, or
+ * the store's failure). */
+static int room_answered(struct api_ctx *c, enum store_status st)
 {
-	char uid[32];
-	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
-	const char *params[] = {c->params[0], uid};
-	PGresult *r = api_sql(c, "SELECT " ROOM_COLS ROOM_FROM "WHERE r.id = $1", 2, params, NULL,
-			      NULL);
-	if (!r)
-		return NULL;
-	if (PQntuples(r) != 1) {
-		PQclear(r);
+	if (st == STORE_OK)
+		return 0;
+	if (st == STORE_NOT_FOUND)
 		api_error(c, 404, "room_not_found", "no room with id %s", c->params[0]);
-		return NULL;
-	}
-	return r;
+	else
+		api_fail_why(c, st);
+	return -1;
 }
 
-/* An UPDATE of the room c->params[0] ($1) that answers the room as load_room() reads it
- * (ROOM_COLS): `set` is the SET list; updated_at is set too. */
-#define ROOM_UPDATE(set)                                                                   \
-	"WITH upd AS (UPDATE rooms SET " set ", updated_at = now() WHERE id = $1 RETURNING *) " \
-	"SELECT " ROOM_COLS " FROM upd r JOIN users u ON u.id = r.owner_id"
-
-/* Runs a ROOM_UPDATE statement: the room's row (caller PQclear()s), with the Redis
- * connection up for the revision and the event that follow; NULL answered (404 when the
- * room is gone, or the database's error). */
-static PGresult *updated_room(struct api_ctx *c, const char *sql, int n, const char *const *params)
+/* Loads the room named by c->params[0] with the caller's role. 0, or -1 answered. */
+static int load_room(struct api_ctx *c, struct store_room *r)
 {
-	PGresult *r = api_sql(c, sql, n, params, NULL, NULL);
-	if (!r)
-		return NULL;
-	if (PQntuples(r) != 1) {
-		PQclear(r);
-		api_error(c, 404, "room_not_found", "no room with id %s", c->params[0]);
-		return NULL;
-	}
-	room_redis(c); /* for the revision and the event */
-	return r;
-}
-
-static const char *role_of(PGresult *r)
-{
-	return PQgetisnull(r, 0, C_ROLE) ? NULL : PQgetvalue(r, 0, C_ROLE);
+	return room_answered(c, store_room_get(c->store, c->params[0], c->user.user_id, r));
 }
 
 /* The members hash lets the broker authorise bearer tokens without PostgreSQL; a failure
- * here is logged, not fatal: the room itself is in PostgreSQL. */
+ * here is logged, not fatal: the room itself is in PostgreSQL. 0 or -1. */
 static int cache_member(struct api_ctx *c, const char *room, long long uid, const char *role)
 {
-	redisContext *rd = room_redis(c);
-	if (!rd)
-		return -1;
-	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room);
-	redisReply *rep = role ? redisCommand(rd, "HSET %s %lld %s", mk.s, uid, role)
-			       : redisCommand(rd, "HDEL %s %lld", mk.s, uid);
-	int rc = rep && rep->type != REDIS_REPLY_ERROR ? 0 : -1;
-	if (rc < 0)
-		log_warn("could not update the member cache of room %s", room);
-	if (!rep)
-		api_redis_failed(c);
-	if (rep)
-		freeReplyObject(rep);
-	return rc;
+	return store_member_cache(c->store, room, uid, role) == STORE_OK ? 0 : -1;
 }
 
 /* A change that takes rights away is only done once the cache the document endpoints and
@@ -245,7 +150,7 @@ static int emit_room_event(struct api_ctx *c, const char *room, cJSON *data)
 	int rc = rd ? 0 : -1;
 	if (rd && events_emit(rd, room, "room", s, NULL, 0) < 0) {
 		log_warn("could not emit a room event for %s", room);
-		api_redis_failed(c);
+		store_redis_failed(c->store);
 		rc = -1;
 	}
 	free(s);
@@ -270,25 +175,7 @@ static int emit_rights_event(struct api_ctx *c, const char *room, const char *re
 /* 1 written, 0 already so, -1 Redis failed (logged). vis NULL deletes the key. */
 static int visibility_put(struct api_ctx *c, const char *room, const char *vis)
 {
-	redisContext *rd = room_redis(c);
-	if (!rd)
-		return -1;
-	struct rkey key = rkey1(RK_ROOM_VISIBILITY, room);
-	redisReply *rep;
-	if (vis) {
-		const char *args[] = {key.s, vis};
-		rep = rds_script(rd, &rs_room_visibility, 1, 2, args, NULL);
-	} else {
-		rep = redisCommand(rd, "DEL %s", key.s);
-	}
-	int rc = rep && rep->type == REDIS_REPLY_INTEGER ? (rep->integer > 0) : -1;
-	if (rc < 0)
-		log_warn("could not update the visibility key of room %s", room);
-	if (!rep)
-		api_redis_failed(c);
-	if (rep)
-		freeReplyObject(rep);
-	return rc;
+	return store_room_visibility_put(c->store, room, vis);
 }
 
 int room_visibility_sync(struct api_ctx *c, const char *room, const char *vis)
@@ -302,16 +189,12 @@ int room_visibility_sync(struct api_ctx *c, const char *room, const char *vis)
 	int given = vis != NULL, closed = 0;
 	for (int attempt = 0; attempt < 4; attempt++) {
 		if (!vis) {
-			const char *params[] = {room};
-			PGresult *r = api_sql(c, "SELECT visibility FROM rooms WHERE id = $1", 1,
-					      params, NULL, NULL);
-			if (!r)
+			/* "" when deleted: the key goes with the room */
+			enum store_status st = store_room_visibility(c->store, room, now);
+			if (st != STORE_OK) {
+				api_fail_why(c, st);
 				return -1;
-			if (PQntuples(r) == 1)
-				snprintf(now, sizeof now, "%s", PQgetvalue(r, 0, 0));
-			else
-				now[0] = '\0'; /* deleted: the key goes with the room */
-			PQclear(r);
+			}
 			vis = now;
 		}
 		int rc = visibility_put(c, room, vis[0] ? vis : NULL);
@@ -339,43 +222,24 @@ void h_room_create(struct api_ctx *c)
 		return;
 	const char *lang = v[1].present ? lang_canonical(v[1].s) : "python";
 	const char *vis = v[2].present ? v[2].s : "private";
-	char id[ROOM_ID_LEN + 1], invite[INVITE_LEN + 1], uid[32];
-	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
-	PGresult *r = NULL;
-	for (int attempt = 0; attempt < 3 && !r; attempt++) {
-		if (rnd_id(id, ROOM_ID_LEN) < 0 || rnd_id(invite, INVITE_LEN) < 0) {
-			api_error(c, 500, "internal", "no randomness");
-			return;
-		}
-		const char *params[] = {id, uid, v[0].s, lang, vis, invite};
-		int clash = 0;
-		r = api_sql(c,
-			    "WITH r AS (INSERT INTO rooms (id, owner_id, name, language, visibility, "
-			    "invite_code) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *), "
-			    "m AS (INSERT INTO room_members (room_id, user_id, role) "
-			    "SELECT id, owner_id, 'owner' FROM r) "
-			    "SELECT " ROOM_BASE_COLS ", 'owner' FROM r JOIN users u ON u.id = r.owner_id",
-			    6, params, "23505", &clash);
-		if (!r && !clash)
-			return; /* answered */
-	}
-	if (!r) {
-		api_error(c, 500, "internal", "could not allocate a room id");
-		return;
-	}
-	if (PQntuples(r) != 1) { /* the user row is gone: the token outlived its account */
-		PQclear(r);
+	struct store_room r;
+	enum store_status st = store_room_create(c->store, c->user.user_id, v[0].s, lang, vis, &r);
+	if (st == STORE_NOT_FOUND) { /* the user row is gone: the token outlived its account */
 		api_error(c, 401, "invalid_token", "this account no longer exists");
 		return;
 	}
+	if (st != STORE_OK) {
+		api_fail_why(c, st);
+		return;
+	}
+	const char *id = r.id;
 	cache_member(c, id, c->user.user_id, "owner");
 	/* missing means private, so a failure only keeps strangers of a public room out until
 	 * the first stream ticket writes it (room_visibility_sync) */
 	visibility_put(c, id, vis);
 	cJSON *o = cJSON_CreateObject();
-	cJSON_AddItemToObject(o, "room", room_to_json(c, r, 0));
+	cJSON_AddItemToObject(o, "room", room_to_json(c, &r));
 	cJSON_AddStringToObject(o, "role", "owner");
-	PQclear(r);
 	char loc[96];
 	snprintf(loc, sizeof loc, "/api/rooms/%s", id);
 	http_resp_header(c->resp, "Location", loc);
@@ -386,49 +250,45 @@ void h_room_list(struct api_ctx *c)
 {
 	if (api_require_user(c) < 0)
 		return;
-	char uid[32];
-	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
-	const char *params[] = {uid, uid};
-	/* $1 and $2 are the same value: ROOM_COLS names the caller $2 */
-	PGresult *r = api_sql(c,
-			      "SELECT " ROOM_COLS ROOM_FROM
-			      "JOIN room_members me ON me.room_id = r.id AND me.user_id = $1 "
-			      "ORDER BY r.created_at DESC, r.id LIMIT 500",
-			      2, params, NULL, NULL);
-	if (!r)
+	struct store_room *rooms;
+	int n;
+	enum store_status st = store_room_list(c->store, c->user.user_id, 500, &rooms, &n);
+	if (st != STORE_OK) {
+		api_fail_why(c, st);
 		return;
+	}
 	room_redis(c); /* for the revisions */
 	cJSON *o = cJSON_CreateObject();
 	cJSON *arr = cJSON_AddArrayToObject(o, "rooms");
-	for (int i = 0; i < PQntuples(r); i++) {
-		cJSON *room = room_to_json(c, r, i);
-		add_role(room, r, i);
+	for (int i = 0; i < n; i++) {
+		cJSON *room = room_to_json(c, &rooms[i]);
+		add_role(room, &rooms[i]);
 		cJSON_AddItemToArray(arr, room);
 	}
-	PQclear(r);
+	free(rooms);
 	api_json(c, 200, o);
 }
 
+/* The members as the API shows them, NULL answered. */
 static cJSON *members_json(struct api_ctx *c, const char *room)
 {
-	const char *params[] = {room};
-	PGresult *r = api_sql(c,
-			      "SELECT u.id, u.username, m.role FROM room_members m "
-			      "JOIN users u ON u.id = m.user_id WHERE m.room_id = $1 "
-			      "ORDER BY (m.role = 'owner') DESC, m.joined_at, u.id",
-			      1, params, NULL, NULL);
-	if (!r)
+	struct store_member *m;
+	int n;
+	enum store_status st = store_room_members(c->store, room, &m, &n);
+	if (st != STORE_OK) {
+		api_fail_why(c, st);
 		return NULL;
-	cJSON *arr = cJSON_CreateArray();
-	for (int i = 0; i < PQntuples(r); i++) {
-		cJSON *m = cJSON_CreateObject();
-		cJSON *u = cJSON_AddObjectToObject(m, "user");
-		cJSON_AddNumberToObject(u, "id", strtod(PQgetvalue(r, i, 0), NULL));
-		cJSON_AddStringToObject(u, "username", PQgetvalue(r, i, 1));
-		cJSON_AddStringToObject(m, "role", PQgetvalue(r, i, 2));
-		cJSON_AddItemToArray(arr, m);
 	}
-	PQclear(r);
+	cJSON *arr = cJSON_CreateArray();
+	for (int i = 0; i < n; i++) {
+		cJSON *e = cJSON_CreateObject();
+		cJSON *u = cJSON_AddObjectToObject(e, "user");
+		cJSON_AddNumberToObject(u, "id", (double)m[i].id);
+		cJSON_AddStringToObject(u, "username", m[i].username);
+		cJSON_AddStringToObject(e, "role", m[i].role);
+		cJSON_AddItemToArray(arr, e);
+	}
+	free(m);
 	return arr;
 }
 
@@ -461,28 +321,23 @@ static void refuse_stranger(struct api_ctx *c)
 
 void h_room_get(struct api_ctx *c)
 {
-	if (api_require_user(c) < 0)
+	struct store_room r;
+	if (api_require_user(c) < 0 || load_room(c, &r) < 0)
 		return;
-	PGresult *r = load_room(c);
-	if (!r)
-		return;
-	const char *role = role_of(r);
-	if (!role && strcmp(PQgetvalue(r, 0, C_VIS), "public") != 0) {
-		PQclear(r);
+	if (!r.role[0] && strcmp(r.visibility, "public") != 0) {
 		refuse_stranger(c);
 		return;
 	}
 	char cached[16] = "";
-	if (role) {
-		snprintf(cached, sizeof cached, "%s", role);
+	if (r.role[0]) {
+		snprintf(cached, sizeof cached, "%s", r.role);
 		cache_member(c, c->params[0], c->user.user_id, cached);
 	} else {
 		room_redis(c); /* for the revision */
 	}
 	cJSON *o = cJSON_CreateObject();
-	cJSON_AddItemToObject(o, "room", room_to_json(c, r, 0));
-	add_role(o, r, 0);
-	PQclear(r);
+	cJSON_AddItemToObject(o, "room", room_to_json(c, &r));
+	add_role(o, &r);
 	cJSON *members = members_json(c, c->params[0]);
 	if (!members) {
 		cJSON_Delete(o);
@@ -494,46 +349,42 @@ void h_room_get(struct api_ctx *c)
 	api_json(c, 200, o);
 }
 
-static int require_owner(struct api_ctx *c, PGresult *r)
+static int require_owner(struct api_ctx *c, const struct store_room *r)
 {
-	const char *role = role_of(r);
-	if (role && strcmp(role, "owner") == 0)
+	if (strcmp(r->role, "owner") == 0)
 		return 0;
-	if (!role && strcmp(PQgetvalue(r, 0, C_VIS), "public") != 0)
+	if (!r->role[0] && strcmp(r->visibility, "public") != 0)
 		refuse_stranger(c);
 	else
 		api_error(c, 403, "forbidden", "only the room's owner may do this");
 	return -1;
 }
 
+/* A change of the room that answers the room as it is now: 0 with the Redis connection up
+ * for the revision and the event that follow, or -1 answered. */
+static int room_changed(struct api_ctx *c, enum store_status st)
+{
+	if (room_answered(c, st) < 0)
+		return -1;
+	room_redis(c); /* for the revision and the event */
+	return 0;
+}
+
 void h_room_patch(struct api_ctx *c)
 {
 	struct valid_value v[3];
-	if (api_require_user(c) < 0 || api_body_fields(c, 0, patch_fields, 3, v) < 0)
+	struct store_room r;
+	if (api_require_user(c) < 0 || api_body_fields(c, 0, patch_fields, 3, v) < 0 ||
+	    load_room(c, &r) < 0 || require_owner(c, &r) < 0)
 		return;
-	PGresult *r = load_room(c);
-	if (!r)
+	enum store_status st = store_room_update(c->store, c->params[0], c->user.user_id,
+						 v[0].present ? v[0].s : NULL,
+						 v[1].present ? lang_canonical(v[1].s) : NULL,
+						 v[2].present ? v[2].s : NULL, &r);
+	if (room_changed(c, st) < 0)
 		return;
-	if (require_owner(c, r) < 0) {
-		PQclear(r);
-		return;
-	}
-	PQclear(r);
-	char uid[32];
-	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
-	const char *params[] = {c->params[0], uid, v[0].present ? v[0].s : NULL,
-				v[1].present ? lang_canonical(v[1].s) : NULL,
-				v[2].present ? v[2].s : NULL};
-	r = updated_room(c,
-			 ROOM_UPDATE("name = coalesce($3, name), language = coalesce($4, language), "
-				     "visibility = coalesce($5, visibility)"),
-			 5, params);
-	if (!r)
-		return;
-	char vis[16];
-	snprintf(vis, sizeof vis, "%s", PQgetvalue(r, 0, C_VIS));
-	cJSON *room = room_to_json(c, r, 0);
-	PQclear(r);
+	const char *vis = r.visibility;
+	cJSON *room = room_to_json(c, &r);
 	/* The broker lets strangers stream a room the key calls public, and re-checks on the
 	 * event below: the key changes first. Closing a room that Redis does not hear of would
 	 * leave strangers reading, so that is 503 (the retry writes the key); opening one is
@@ -560,38 +411,21 @@ void h_room_patch(struct api_ctx *c)
 
 void h_room_delete(struct api_ctx *c)
 {
-	if (api_require_user(c) < 0)
+	struct store_room r;
+	if (api_require_user(c) < 0 || load_room(c, &r) < 0 || require_owner(c, &r) < 0)
 		return;
-	PGresult *r = load_room(c);
-	if (!r)
-		return;
-	if (require_owner(c, r) < 0) {
-		PQclear(r);
-		return;
-	}
-	PQclear(r);
 	/* The live state goes first: while the members cache exists, the broker and the
 	 * document endpoints still admit members; if Redis cannot be reached, nothing is
 	 * deleted and the owner can send the request again. */
-	redisContext *rd = room_redis(c);
-	struct rkey mk = rkey1(RK_ROOM_MEMBERS, c->params[0]), dk = rkey1(RK_ROOM_DOC, c->params[0]),
-		    ok = rkey1(RK_ROOM_OPS, c->params[0]),
-		    vk = rkey1(RK_ROOM_VISIBILITY, c->params[0]);
-	redisReply *rep = rd ? redisCommand(rd, "DEL %s %s %s %s", mk.s, dk.s, ok.s, vk.s) : NULL;
-	if (!rep || rep->type == REDIS_REPLY_ERROR) {
-		if (rep)
-			freeReplyObject(rep);
-		else if (rd)
-			api_redis_failed(c);
+	if (store_room_drop_live(c->store, c->params[0]) != STORE_OK) {
 		api_error(c, 503, "redis_unavailable", "the room cannot be deleted right now; try again");
 		return;
 	}
-	freeReplyObject(rep);
-	const char *params[] = {c->params[0]};
-	r = api_sql(c, "DELETE FROM rooms WHERE id = $1", 1, params, NULL, NULL);
-	if (!r)
+	enum store_status st = store_room_delete(c->store, c->params[0]);
+	if (st != STORE_OK) {
+		api_fail_why(c, st);
 		return;
-	PQclear(r);
+	}
 	/* a stream ticket between the DEL above and the row's deletion may have written the
 	 * visibility again; a room id is never reused, so this is tidiness, not safety */
 	visibility_put(c, c->params[0], NULL);
@@ -602,69 +436,16 @@ void h_room_delete(struct api_ctx *c)
 	api_no_content(c);
 }
 
-/* Transactions on the process's connection. A failed statement inside one leaves it
- * aborted: tx_abort() ends it so the next request starts clean. */
-static int tx_begin(struct api_ctx *c)
-{
-	PGresult *r = api_sql(c, "BEGIN", 0, NULL, NULL, NULL);
-	if (!r)
-		return -1;
-	PQclear(r);
-	c->in_tx = 1;
-	return 0;
-}
-
-static void tx_abort(struct api_ctx *c)
-{
-	c->in_tx = 0;
-	PGconn *pg = c->conns->pg;
-	if (pg && PQtransactionStatus(pg) != PQTRANS_IDLE) {
-		PGresult *r = PQexec(pg, "ROLLBACK");
-		if (PQresultStatus(r) != PGRES_COMMAND_OK)
-			log_warn("rollback failed: %s", PQerrorMessage(pg));
-		PQclear(r);
-	}
-}
-
-static int tx_commit(struct api_ctx *c)
-{
-	PGresult *r = api_sql(c, "COMMIT", 0, NULL, NULL, NULL);
-	if (!r) {
-		tx_abort(c);
-		return -1;
-	}
-	PQclear(r);
-	c->in_tx = 0;
-	return 0;
-}
-
-/* The removal record of the caller in the room: the invite generation it was made under,
- * -1 when there is none, -2 answered (database error). */
-static long long removal_gen(struct api_ctx *c)
-{
-	char uid[32];
-	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
-	const char *params[] = {c->params[0], uid};
-	PGresult *r = api_sql(c,
-			      "SELECT invite_gen FROM room_removals WHERE room_id = $1 AND user_id = $2",
-			      2, params, NULL, NULL);
-	if (!r)
-		return -2;
-	long long gen = PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : -1;
-	PQclear(r);
-	return gen;
-}
-
 /* Why a stranger may not join, answered; 0 when they may. by_code receives the invite
  * generation the code was checked against, or -1 when the public room admits them without
- * one. The decision is made again in SQL (join_insert); this one picks the answer. */
-static int join_decide(struct api_ctx *c, PGresult *r, const struct valid_value *invite,
-		       long long removed, long long *by_code)
+ * one. The decision is made again in SQL (store_room_join); this one picks the answer. */
+static int join_decide(struct api_ctx *c, const struct store_room *r,
+		       const struct valid_value *invite, long long removed, long long *by_code)
 {
-	int public_room = strcmp(PQgetvalue(r, 0, C_VIS), "public") == 0;
-	int enabled = strcmp(PQgetvalue(r, 0, C_INVITE_ON), "t") == 0;
-	long long gen = strtoll(PQgetvalue(r, 0, C_INVITE_GEN), NULL, 10);
-	const char *code = PQgetvalue(r, 0, C_INVITE);
+	int public_room = strcmp(r->visibility, "public") == 0;
+	int enabled = r->invite_enabled;
+	long long gen = r->invite_gen;
+	const char *code = r->invite;
 	int code_ok = invite->present && enabled && invite->len == strlen(code) &&
 		      CRYPTO_memcmp(invite->s, code, invite->len) == 0;
 	/* a removal holds until the owner issues a code after it, and then only that code
@@ -691,56 +472,13 @@ static int join_decide(struct api_ctx *c, PGresult *r, const struct valid_value 
 	return -1;
 }
 
-/* Makes the caller an editor if the room still admits them: 1 joined, 0 not (the room
- * changed since join_decide, or they became a member meanwhile), -1 answered.
- * The room row is locked first (FOR SHARE) so that the owner's removal, a rotation and the
- * switch (which lock it for update) are wholly before or wholly after this: the insert's
- * snapshot, taken after the lock, sees a removal that committed while we waited, and a
- * join can never put back a membership a removal just took. */
-static int join_insert(struct api_ctx *c, long long by_code)
+/* {room, role} of a member. */
+static void answer_member_room(struct api_ctx *c, const struct store_room *r)
 {
-	char uid[32], gen[24];
-	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
-	snprintf(gen, sizeof gen, "%lld", by_code);
-	if (tx_begin(c) < 0)
-		return -1;
-	const char *lock_params[] = {c->params[0]};
-	PGresult *r = api_sql(c, "SELECT 1 FROM rooms WHERE id = $1 FOR SHARE", 1, lock_params,
-			      NULL, NULL);
-	if (!r) {
-		tx_abort(c);
-		return -1;
-	}
-	int exists = PQntuples(r) == 1;
-	PQclear(r);
-	if (!exists) {
-		tx_abort(c);
-		api_error(c, 404, "room_not_found", "no room with id %s", c->params[0]);
-		return -1;
-	}
-	const char *params[] = {c->params[0], uid, by_code >= 0 ? gen : NULL};
-	r = api_sql(c,
-		    "WITH ins AS (INSERT INTO room_members (room_id, user_id, role) "
-		    "SELECT r.id, $2, 'editor' FROM rooms r WHERE r.id = $1 AND CASE "
-		    "WHEN $3::bigint IS NULL THEN r.visibility = 'public' AND NOT EXISTS "
-		    "(SELECT 1 FROM room_removals x WHERE x.room_id = r.id AND x.user_id = $2) "
-		    "ELSE r.invite_enabled AND r.invite_gen = $3 AND NOT EXISTS "
-		    "(SELECT 1 FROM room_removals x WHERE x.room_id = r.id AND x.user_id = $2 "
-		    "AND x.invite_gen >= r.invite_gen) END "
-		    "ON CONFLICT DO NOTHING RETURNING room_id), "
-		    "del AS (DELETE FROM room_removals WHERE room_id = $1 AND user_id = $2 "
-		    "AND EXISTS (SELECT 1 FROM ins)) "
-		    "SELECT count(*) FROM ins",
-		    3, params, NULL, NULL);
-	if (!r) {
-		tx_abort(c);
-		return -1;
-	}
-	int joined = strcmp(PQgetvalue(r, 0, 0), "1") == 0;
-	PQclear(r);
-	if (tx_commit(c) < 0)
-		return -1;
-	return joined;
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddItemToObject(o, "room", room_to_json(c, r));
+	add_role(o, r);
+	api_json(c, 200, o);
 }
 
 void h_room_join(struct api_ctx *c)
@@ -752,26 +490,26 @@ void h_room_join(struct api_ctx *c)
 	 * (the owner rotated or switched the invite, or removed the caller): the fresh row
 	 * then gives the right answer */
 	for (int attempt = 0; attempt < 3; attempt++) {
-		PGresult *r = load_room(c);
-		if (!r)
+		struct store_room r;
+		if (load_room(c, &r) < 0)
 			return;
-		if (role_of(r)) { /* a member already: joining again changes nothing */
+		if (r.role[0]) { /* a member already: joining again changes nothing */
 			room_redis(c); /* for the revision */
-			cJSON *o = cJSON_CreateObject();
-			cJSON_AddItemToObject(o, "room", room_to_json(c, r, 0));
-			add_role(o, r, 0);
-			PQclear(r);
-			api_json(c, 200, o);
+			answer_member_room(c, &r);
 			return;
 		}
-		long long removed = removal_gen(c), by_code = -1;
-		if (removed < -1 || join_decide(c, r, &v[0], removed, &by_code) < 0) {
-			PQclear(r);
+		long long removed = -1, by_code = -1;
+		enum store_status st =
+			store_room_removal_gen(c->store, c->params[0], c->user.user_id, &removed);
+		if (st != STORE_OK) {
+			api_fail_why(c, st);
 			return;
 		}
-		PQclear(r);
-		int joined = join_insert(c, by_code);
-		if (joined < 0)
+		if (join_decide(c, &r, &v[0], removed, &by_code) < 0)
+			return;
+		int joined = 0;
+		st = store_room_join(c->store, c->params[0], c->user.user_id, by_code, &joined);
+		if (room_answered(c, st) < 0)
 			return;
 		if (!joined)
 			continue;
@@ -779,26 +517,19 @@ void h_room_join(struct api_ctx *c)
 		 * cache write, which would then put the old role back: the room is read after
 		 * the write, and the entry corrected when the role differs (as GET does). */
 		cache_member(c, c->params[0], c->user.user_id, "editor");
-		r = load_room(c);
-		if (!r)
+		if (load_room(c, &r) < 0)
 			return;
-		const char *role = role_of(r);
-		if (!role || strcmp(role, "editor") != 0)
-			cache_member(c, c->params[0], c->user.user_id, role);
+		if (strcmp(r.role, "editor") != 0)
+			cache_member(c, c->params[0], c->user.user_id, r.role[0] ? r.role : NULL);
 		cJSON *ev = cJSON_CreateObject();
 		cJSON_AddStringToObject(ev, "reason", "members");
 		emit_room_event(c, c->params[0], ev);
-		if (!role) { /* removed again before we could answer */
-			PQclear(r);
+		if (!r.role[0]) { /* removed again before we could answer */
 			api_error(c, 403, "removed",
 				  "the owner removed you from this room; ask for a new invite link");
 			return;
 		}
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddItemToObject(o, "room", room_to_json(c, r, 0));
-		add_role(o, r, 0);
-		PQclear(r);
-		api_json(c, 200, o);
+		answer_member_room(c, &r);
 		return;
 	}
 	api_error(c, 409, "room_changed", "the room's invite changed while you joined; try again");
@@ -806,14 +537,10 @@ void h_room_join(struct api_ctx *c)
 
 void h_room_members(struct api_ctx *c)
 {
-	if (api_require_user(c) < 0)
+	struct store_room r;
+	if (api_require_user(c) < 0 || load_room(c, &r) < 0)
 		return;
-	PGresult *r = load_room(c);
-	if (!r)
-		return;
-	int allowed = role_of(r) || strcmp(PQgetvalue(r, 0, C_VIS), "public") == 0;
-	PQclear(r);
-	if (!allowed) {
+	if (!r.role[0] && strcmp(r.visibility, "public") != 0) {
 		refuse_stranger(c);
 		return;
 	}
@@ -842,35 +569,24 @@ static long long target_user(struct api_ctx *c)
 void h_member_put(struct api_ctx *c)
 {
 	struct valid_value v[1];
+	struct store_room r;
 	if (api_require_user(c) < 0 || api_body_fields(c, 0, role_fields, 1, v) < 0)
 		return;
 	long long target = target_user(c);
-	if (target < 0)
+	if (target < 0 || load_room(c, &r) < 0 || require_owner(c, &r) < 0)
 		return;
-	PGresult *r = load_room(c);
-	if (!r)
-		return;
-	if (require_owner(c, r) < 0) {
-		PQclear(r);
-		return;
-	}
-	PQclear(r);
 	if (target == c->user.user_id) {
 		api_error(c, 400, "invalid_request", "the owner's own role cannot be changed");
 		return;
 	}
-	const char *params[] = {c->params[0], c->params[1], v[0].s};
-	r = api_sql(c,
-		    "UPDATE room_members SET role = $3 WHERE room_id = $1 AND user_id = $2 "
-		    "AND role <> 'owner' RETURNING user_id",
-		    3, params, NULL, NULL);
-	if (!r)
-		return;
-	int n = PQntuples(r);
-	PQclear(r);
-	if (n != 1) {
+	enum store_status st = store_member_set_role(c->store, c->params[0], c->params[1], v[0].s);
+	if (st == STORE_NOT_FOUND) {
 		api_error(c, 404, "member_not_found", "user %s is not a member of this room",
 			  c->params[1]);
+		return;
+	}
+	if (st != STORE_OK) {
+		api_fail_why(c, st);
 		return;
 	}
 	if (cache_member(c, c->params[0], target, v[0].s) < 0) {
@@ -880,14 +596,14 @@ void h_member_put(struct api_ctx *c)
 	/* A removal committed after our UPDATE may have cleared the entry before the write
 	 * above put the role back: read the row again and correct (before the event, which
 	 * makes the brokers look). */
-	const char *again[] = {c->params[0], c->params[1]};
-	r = api_sql(c, "SELECT role FROM room_members WHERE room_id = $1 AND user_id = $2", 2,
-		    again, NULL, NULL);
-	if (!r)
+	char now[STORE_ROLE_MAX];
+	st = store_member_role(c->store, c->params[0], c->params[1], now);
+	if (st != STORE_OK) {
+		api_fail_why(c, st);
 		return;
-	const char *now = PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : NULL;
-	int fixed = (now && strcmp(now, v[0].s) == 0) || cache_member(c, c->params[0], target, now) == 0;
-	PQclear(r);
+	}
+	int fixed = strcmp(now, v[0].s) == 0 ||
+		    cache_member(c, c->params[0], target, now[0] ? now : NULL) == 0;
 	if (!fixed || emit_rights_event(c, c->params[0], "members") < 0) {
 		revoke_failed(c);
 		return;
@@ -900,89 +616,37 @@ void h_member_put(struct api_ctx *c)
 	api_json(c, 200, o);
 }
 
-/* A member leaving: nothing is recorded, they may join again. Rows deleted (0 or 1), or
- * -1 answered. */
-static int leave_room(struct api_ctx *c)
-{
-	const char *params[] = {c->params[0], c->params[1]};
-	PGresult *r = api_sql(c,
-			      "DELETE FROM room_members WHERE room_id = $1 AND user_id = $2 "
-			      "AND role <> 'owner' RETURNING user_id",
-			      2, params, NULL, NULL);
-	if (!r)
-		return -1;
-	int n = PQntuples(r);
-	PQclear(r);
-	return n;
-}
-
-/* The owner removing a member: the membership goes and a removal record (under the
- * room's current invite generation) comes in one transaction, so that no old code lets
- * them back (join_decide). The room row is locked for update first: a join of the same
- * user waits for this to commit and then sees the record (join_insert). Rows deleted (0
- * or 1), or -1 answered. */
-static int remove_member(struct api_ctx *c)
-{
-	if (tx_begin(c) < 0)
-		return -1;
-	const char *lock_params[] = {c->params[0]};
-	PGresult *r = api_sql(c, "SELECT 1 FROM rooms WHERE id = $1 FOR NO KEY UPDATE", 1,
-			      lock_params, NULL, NULL);
-	if (!r) {
-		tx_abort(c);
-		return -1;
-	}
-	PQclear(r);
-	const char *params[] = {c->params[0], c->params[1]};
-	r = api_sql(c,
-		    "WITH d AS (DELETE FROM room_members WHERE room_id = $1 AND user_id = $2 "
-		    "AND role <> 'owner' RETURNING room_id, user_id) "
-		    "INSERT INTO room_removals (room_id, user_id, invite_gen) "
-		    "SELECT d.room_id, d.user_id, r.invite_gen FROM d JOIN rooms r ON r.id = d.room_id "
-		    "ON CONFLICT (room_id, user_id) DO UPDATE SET invite_gen = EXCLUDED.invite_gen, "
-		    "removed_at = now() RETURNING user_id",
-		    2, params, NULL, NULL);
-	if (!r) {
-		tx_abort(c);
-		return -1;
-	}
-	int n = PQntuples(r);
-	PQclear(r);
-	if (tx_commit(c) < 0)
-		return -1;
-	return n;
-}
-
 void h_member_delete(struct api_ctx *c)
 {
+	struct store_room r;
 	if (api_require_user(c) < 0)
 		return;
 	long long target = target_user(c);
-	if (target < 0)
+	if (target < 0 || load_room(c, &r) < 0)
 		return;
-	PGresult *r = load_room(c);
-	if (!r)
-		return;
-	const char *role = role_of(r);
-	int owner = role && strcmp(role, "owner") == 0;
+	int owner = strcmp(r.role, "owner") == 0;
 	int self = target == c->user.user_id;
-	if (!role || (!owner && !self)) {
-		if (role)
+	if (!r.role[0] || (!owner && !self)) {
+		if (r.role[0])
 			api_error(c, 403, "forbidden", "only the owner may remove other members");
 		else
 			refuse_stranger(c);
-		PQclear(r);
 		return;
 	}
-	PQclear(r);
 	if (owner && self) {
 		api_error(c, 400, "invalid_request",
 			  "the owner cannot leave the room; delete it instead");
 		return;
 	}
-	int n = owner ? remove_member(c) : leave_room(c);
-	if (n < 0)
+	/* the owner's removal is recorded (no old code lets them back); a member leaving may
+	 * join again */
+	int removed = 0;
+	enum store_status st =
+		store_member_remove(c->store, c->params[0], c->params[1], owner, &removed);
+	if (st != STORE_OK) {
+		api_fail_why(c, st);
 		return;
+	}
 	/* Whatever the answer, the target is no member now (never the owner: refused above).
 	 * Clearing the cache on 404 too lets a retry heal an entry a removal could not clear
 	 * (Redis down at the time), which would otherwise keep the room open to them. */
@@ -996,7 +660,7 @@ void h_member_delete(struct api_ctx *c)
 		revoke_failed(c);
 		return;
 	}
-	if (n != 1) {
+	if (!removed) {
 		api_error(c, 404, "member_not_found", "user %s is not a member of this room",
 			  c->params[1]);
 		return;
@@ -1008,34 +672,20 @@ void h_member_delete(struct api_ctx *c)
  * switches the link on; DELETE switches it off. Each raises nothing else: members stay. */
 static void invite_change(struct api_ctx *c, int rotate)
 {
-	if (api_require_user(c) < 0 || api_parse_body(c, 1) < 0)
+	struct store_room r;
+	if (api_require_user(c) < 0 || api_parse_body(c, 1) < 0 || load_room(c, &r) < 0 ||
+	    require_owner(c, &r) < 0)
 		return;
-	PGresult *r = load_room(c);
-	if (!r)
-		return;
-	if (require_owner(c, r) < 0) {
-		PQclear(r);
-		return;
-	}
-	PQclear(r);
-	char uid[32], invite[INVITE_LEN + 1];
-	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
-	if (rotate && rnd_id(invite, INVITE_LEN) < 0) {
+	char invite[STORE_INVITE_LEN + 1];
+	if (rotate && rnd_id(invite, STORE_INVITE_LEN) < 0) {
 		api_error(c, 500, "internal", "no randomness");
 		return;
 	}
-	const char *params[] = {c->params[0], uid, rotate ? invite : NULL};
-	/* invite_gen counts the codes issued: a removal recorded under an older generation no
-	 * longer holds against this code (join_decide) */
-	r = updated_room(c,
-			 ROOM_UPDATE("invite_code = coalesce($3, invite_code), "
-				     "invite_gen = invite_gen + CASE WHEN $3::text IS NULL THEN 0 ELSE 1 END, "
-				     "invite_enabled = $3::text IS NOT NULL"),
-			 3, params);
-	if (!r)
+	enum store_status st = store_room_set_invite(c->store, c->params[0], c->user.user_id,
+						     rotate ? invite : NULL, &r);
+	if (room_changed(c, st) < 0)
 		return;
-	cJSON *room = room_to_json(c, r, 0);
-	PQclear(r);
+	cJSON *room = room_to_json(c, &r);
 	/* the owner's other tabs fetch the room again; the code itself is not in the event:
 	 * every member receives it */
 	cJSON *ev = cJSON_CreateObject();

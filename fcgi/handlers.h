@@ -3,6 +3,8 @@
 #define CC_HANDLERS_H
 
 #include "api.h"
+#include "store_doc.h"
+#include "store_room.h"
 
 void h_health(struct api_ctx *c);
 void h_register(struct api_ctx *c);
@@ -49,12 +51,19 @@ void h_ai_review(struct api_ctx *c);
 int room_access_read(struct api_ctx *c, const char *room, char role[16]);
 /* Editors and owners only; language receives the room's language. */
 int room_access_edit(struct api_ctx *c, const char *room, char role[16], char language[33]);
+/* Answers a failed store_room_access() (404 room_not_found, 403 forbidden / not_a_member,
+ * or the store's failure). */
+void room_access_failed(struct api_ctx *c, const char *room, enum store_status st,
+			enum store_refusal why);
+/* The room's document (store_doc_read): 0, or -1 with the failure answered. */
+int doc_read(struct api_ctx *c, const char *room, struct doc_state *out);
 /* Brings cc:room:{id}:visibility in step with PostgreSQL (h_rooms.c). vis: the value the
  * caller just read or wrote, or NULL to read it here. 0, or -1 when Redis (logged) or
  * PostgreSQL (answered) failed: the caller answers. */
 int room_visibility_sync(struct api_ctx *c, const char *room, const char *vis);
 /* Puts a job on the queue (h_jobs.c) and emits its `queued` room event (type kind, data
- * {job_id, kind: event_kind (when not NULL), status}) in the same step; 0, or -1 answered. */
+ * {job_id, kind: event_kind (when not NULL), status}) in the same step; 0, or -1 answered.
+ * id_out: the job's id, picked here when it comes in empty ("") or the caller's. */
 int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const char *event_kind,
 		 cJSON *request, char id_out[17]);
 

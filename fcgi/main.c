@@ -11,7 +11,6 @@
 #include <fcgiapp.h>
 
 #include "api.h"
-#include "doc.h"
 #include "log.h"
 #include "route.h"
 
@@ -25,7 +24,7 @@ static void on_term(int sig)
 	FCGX_ShutdownPending();
 }
 
-static void serve(const struct api_config *cfg, struct api_conns *conns, struct http_io *io)
+static void serve(const struct api_config *cfg, struct store *store, struct http_io *io)
 {
 	struct http_req req;
 	struct http_resp resp;
@@ -34,7 +33,7 @@ static void serve(const struct api_config *cfg, struct api_conns *conns, struct 
 	memset(&c, 0, sizeof c);
 	http_resp_init(&resp);
 	c.cfg = cfg;
-	c.conns = conns;
+	c.store = store;
 	c.req = &req;
 	c.resp = &resp;
 	int st = http_read_request(io, &req, &why);
@@ -55,10 +54,10 @@ static void serve(const struct api_config *cfg, struct api_conns *conns, struct 
 	http_resp_free(&resp);
 }
 
-int main(int argc, char **argv)
+int main(void)
 {
 	struct api_config cfg;
-	struct api_conns conns = {0};
+	struct store store;
 	char err[512];
 	int rc = 1;
 
@@ -89,14 +88,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	if (argc > 1 && strcmp(argv[1], "--snapshotter") == 0) {
-		log_init("codecollab-snapshotter");
-		rc = doc_snapshotter(&cfg, &conns, &api_stop);
-		goto out;
-	}
+	store_init(&store, cfg.database_url, &cfg.redis);
 	if (cgi) {
 		struct http_io io = {.cgi = 1};
-		serve(&cfg, &conns, &io);
+		serve(&cfg, &store, &io);
 		rc = 0;
 		goto out;
 	}
@@ -118,13 +113,13 @@ int main(int argc, char **argv)
 			break;
 		}
 		struct http_io io = {.in = rq.in, .out = rq.out, .envp = rq.envp};
-		serve(&cfg, &conns, &io);
+		serve(&cfg, &store, &io);
 		FCGX_Finish_r(&rq);
 	}
 	FCGX_Free(&rq, 1);
 	rc = 0;
 out:
-	api_conns_close(&conns);
+	store_close(&store);
 	api_config_free(&cfg);
 	curl_global_cleanup();
 	return rc;

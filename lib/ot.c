@@ -57,6 +57,25 @@ struct ot_op *ot_new(void)
 	return op;
 }
 
+struct ot_op *ot_copy(const struct ot_op *op)
+{
+	struct ot_op *c = ot_new();
+	if (!c)
+		return NULL;
+	c->text.limit = op->text.limit;
+	if ((op->ncomps && !(c->comps = malloc(op->ncomps * sizeof *c->comps))) ||
+	    (op->text.len && buf_append(&c->text, op->text.data, op->text.len) < 0)) {
+		ot_free(c);
+		return NULL;
+	}
+	if (op->ncomps)
+		memcpy(c->comps, op->comps, op->ncomps * sizeof *c->comps);
+	c->ncomps = c->cap = op->ncomps;
+	c->base_len = op->base_len;
+	c->target_len = op->target_len;
+	return c;
+}
+
 void ot_free(struct ot_op *op)
 {
 	if (!op)

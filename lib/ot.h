@@ -80,6 +80,10 @@ int ot_retain(struct ot_op *op, size_t n);
 int ot_insert(struct ot_op *op, const char *text, size_t len);
 int ot_delete(struct ot_op *op, size_t n);
 
+/* A copy of op that shares nothing with it. Caller frees with ot_free(); NULL when out of
+ * memory. */
+struct ot_op *ot_copy(const struct ot_op *op);
+
 /* Frees op and everything in it. NULL is fine. */
 void ot_free(struct ot_op *op);
 

@@ -18,11 +18,11 @@ export REDIS_PORT=${REDIS_PORT:-6380}
 export API_PROCESSES=${API_PROCESSES:-4}
 export WORKERS=${WORKERS:-2}
 export WEB=${WEB:-lighttpd}
-# Prometheus metrics (docs/OPERATIONS.md "Metrics"): each program on its own port of
-# METRICS_HOST (loopback unless you say otherwise), never on PORT; 0 switches one off.
+# Prometheus metrics (docs/OPERATIONS.md "Metrics"): each program on a port of its own on
+# METRICS_HOST (loopback unless you say otherwise), never on PORT; 0 (the default): none.
 export METRICS_HOST=${METRICS_HOST:-127.0.0.1}
-export BROKER_METRICS_PORT=${BROKER_METRICS_PORT:-9181}
-export WORKER_METRICS_PORT=${WORKER_METRICS_PORT:-9182}
+export BROKER_METRICS_PORT=${BROKER_METRICS_PORT:-0}
+export WORKER_METRICS_PORT=${WORKER_METRICS_PORT:-0}
 LOG_MAX_MB=${LOG_MAX_MB:-100}
 LOG_CHECK_S=${LOG_CHECK_S:-60}
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
@@ -145,7 +145,7 @@ trap 'stop_all; exit 0' TERM
 trap 'stop_all; exit 129' HUP # the terminal closed
 trap 'stop_all' EXIT
 
-for b in codecollab-api codecollab-broker codecollab-worker; do
+for b in codecollab-api codecollab-broker codecollab-worker codecollab-snapshotter; do
   [ -x "$CC_BIN/$b" ] || die "$CC_BIN/$b is missing: run 'make build' first"
 done
 
@@ -287,7 +287,7 @@ setsid "$CC_BIN/codecollab-broker" >>"$CC_VAR/log/broker.log" 2>&1 &
 pids+=($!)
 setsid "$CC_BIN/codecollab-worker" >>"$CC_VAR/log/worker.log" 2>&1 &
 pids+=($!)
-setsid "$CC_BIN/codecollab-api" --snapshotter </dev/null >>"$CC_VAR/log/snapshotter.log" 2>&1 &
+setsid "$CC_BIN/codecollab-snapshotter" </dev/null >>"$CC_VAR/log/snapshotter.log" 2>&1 &
 pids+=($!)
 if [ "$WEB" = apache ]; then
   # The API under spawn-fcgi (API_PROCESSES processes on one Unix socket, as lighttpd runs
@@ -323,7 +323,9 @@ wait_for "the broker" 20 curl -kfsS "$scheme://127.0.0.1:$PORT/events/health"
   if [ -n "${TLS_PORT:-}" ] && [ -n "${TLS_CERT:-}" ]; then
     printf 'TLS_URL=%q\n' "https://127.0.0.1:$TLS_PORT"
   fi
-  [ -n "${TLS_CERT:-}" ] && printf 'TLS_CERT=%q\n' "$TLS_CERT"
+  # the certificate, for clients that must trust a self-signed one (not TLS_CERT: whoever
+  # reads this file may start another stack)
+  [ -n "${TLS_CERT:-}" ] && printf 'CC_TLS_CA=%q\n' "$TLS_CERT"
   metrics_url() { # name port
     case "$METRICS_HOST" in *:*) h="[$METRICS_HOST]" ;; *) h=$METRICS_HOST ;; esac
     [ "$2" -eq 0 ] || printf '%s=%q\n' "$1" "http://$h:$2/metrics"

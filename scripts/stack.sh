@@ -53,6 +53,8 @@ stack_up() { # build
     n=$((n + 1))
     sleep 0.1
   done
+  # what started this stack is not for stacks the tests start themselves (run.test.mjs)
+  unset TLS TLS_PORT
   set -a
   # shellcheck disable=SC1091
   . "$STACK_VAR/run/env"

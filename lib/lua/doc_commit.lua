@@ -1,5 +1,5 @@
 --! use emit
--- Commits one operation to a room's document (fcgi/doc.c, docs/INTERNALS.md "Operations
+-- Commits one operation to a room's document (lib/store_doc.c, docs/INTERNALS.md "Operations
 -- and snapshots"). KEYS doc, ops, events, channel, snapshot-due; ARGV expected revision,
 -- new length, new bytes bound, op JSON, ops to keep, event data JSON, due time ms, room id,
 -- history length.

@@ -37,7 +37,7 @@ class Server {
     return this.log.length;
   }
 
-  // as fcgi/doc.c: over the log since `revision`, the lower author's insert first
+  // as lib/store_doc.c: over the log since `revision`, the lower author's insert first
   commit({ revision, ops, client_id: clientId }, forceConflict, userId = 1) {
     if (revision > this.revision || forceConflict) return { status: 409, json: { error: 'revision_too_old', revision: this.revision } };
     let op = ops;

@@ -1,5 +1,5 @@
 // HTTPS and HTTP/2 (scripts/run.sh: TLS_CERT/TLS_KEY or TLS=self-signed). The test stack
-// serves HTTPS on TLS_URL beside plain HTTP, with a self-signed certificate (TLS_CERT); these
+// serves HTTPS on TLS_URL beside plain HTTP, with a self-signed certificate (CC_TLS_CA); these
 // tests check what a person or a script would: the API over HTTP/2, HSTS only over HTTPS,
 // every stream transport (SSE and long-poll over HTTP/2, WebSocket over TLS), and the
 // browser client with seven rooms open at once, all live — past the six connections per
@@ -17,7 +17,7 @@ import { editorText, waitForEditor } from '../e2e/lib/app.mjs';
 
 const TLS_URL = process.env.TLS_URL;
 if (!TLS_URL) throw new Error('TLS_URL is not set: the test stack serves HTTPS beside HTTP (scripts/stack.sh)');
-const CA = readFileSync(process.env.TLS_CERT);
+const CA = readFileSync(process.env.CC_TLS_CA);
 
 const sessions = [];
 after(() => sessions.forEach((s) => s.close()));

@@ -1,4 +1,4 @@
-// History that grows with the typing (fcgi/doc.c, schema migration 4): the snapshotter
+// History that grows with the typing (lib/store_doc.c, schema migration 4): the snapshotter
 // stores a room's first save as a checkpoint (full text) and later saves as the operations
 // typed since; any revision from a checkpoint on can be shown; restore after Redis lost a
 // room uses the checkpoint plus the operations; old history is thinned.
@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { call, newUser, redis, roomEvents, sql } from './lib/api.mjs';
 import { ROOT, start, stop, waitFor } from './lib/procs.mjs';
 
-const API_BIN = process.env.CC_API_BIN || join(ROOT, 'build/asan/bin/codecollab-api');
+const SNAP_BIN = process.env.CC_SNAP_BIN || join(ROOT, 'build/asan/bin/codecollab-snapshotter');
 
 async function roomWith(owner) {
   const r = await call('POST', '/api/rooms', { token: owner.token, body: { name: 'history', language: 'python' } });
@@ -102,7 +102,7 @@ test('old history is thinned: operations go once a later checkpoint holds them, 
   assert.equal((await call('GET', `/api/rooms/${room.id}/history/2`, { token: a.token })).status, 200);
 
   // a snapshotter thins when it starts (then every HISTORY_THIN_INTERVAL_S)
-  const snap = start(API_BIN, ['--snapshotter'], { env: { ...process.env, HISTORY_KEEP_OPS_DAYS: '7' } });
+  const snap = start(SNAP_BIN, [], { env: { ...process.env, HISTORY_KEEP_OPS_DAYS: '7' } });
   try {
     await waitFor(() => sql(`SELECT count(*) FROM snapshots WHERE room_id = '${room.id}'`) === '1',
       { what: 'the old checkpoint thinned', timeout: 15000 });

@@ -1,5 +1,5 @@
 // Strict JSON input (RFC 8259) and the size of what an operation emits, through lighttpd
-// and the API (lib/jsoncheck.c, fcgi/api.c, fcgi/doc.c).
+// and the API (lib/jsoncheck.c, fcgi/api.c, lib/store_doc.c).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 

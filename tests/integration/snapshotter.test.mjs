@@ -1,4 +1,4 @@
-// The snapshotter (`codecollab-api --snapshotter`, fcgi/doc.c) when its stores fail in the
+// The snapshotter (`codecollab-snapshotter`, snapshotter/main.c) when its stores fail in the
 // middle of a pass. It runs against a scripted Redis double (RESP2 over TCP) that records
 // every command, so a failure can be placed exactly, and a PostgreSQL that is not there.
 import { test } from 'node:test';
@@ -7,11 +7,11 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ROOT, start, stop, sleep, waitFor, freePort } from './lib/procs.mjs';
 
-const API_BIN = process.env.CC_API_BIN || join(ROOT, 'build/asan/bin/codecollab-api');
+const SNAP_BIN = process.env.CC_SNAP_BIN || join(ROOT, 'build/asan/bin/codecollab-snapshotter');
 
 const bulk = (s) => (s === null ? '$-1\r\n' : `$${Buffer.byteLength(s)}\r\n${s}\r\n`);
 const array = (items) => `*${items.length}\r\n${items.map(bulk).join('')}`;
-// The snapshotter reads a room's text with one script (fcgi/doc.c, fold_read_script): the
+// The snapshotter reads a room's text with one script (lib/lua/doc_fold_read.lua): the
 // double answers it as Redis would for a document folded at revision rev,
 // {1, rev, crev, content, {}}.
 const isRead = (cmd) => cmd === 'EVALSHA' || cmd === 'EVAL';
@@ -76,10 +76,9 @@ async function startSnapshotter(redisPort) {
     ...process.env,
     REDIS_URL: `redis://127.0.0.1:${redisPort}`,
     DATABASE_URL: `postgresql://127.0.0.1:${pgPort}/none?connect_timeout=2`,
-    JWT_SECRET: 'snapshotter-test-secret-0123456789abcdef',
     SNAPSHOT_INTERVAL_MS: '2000',
   };
-  return start(API_BIN, ['--snapshotter'], { env });
+  return start(SNAP_BIN, [], { env });
 }
 
 test('snapshotter: Redis dropping the connection in the middle of a batch is survived', async () => {

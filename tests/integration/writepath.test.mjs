@@ -1,4 +1,4 @@
-// The write path (fcgi/doc.c): a commit stores the operation and the document's length, not
+// The write path (lib/store_doc.c): a commit stores the operation and the document's length, not
 // its text; the text is put together ("folded") when someone reads it. These tests check
 // what a user sees (statuses, revisions, text) across folds, size limits, documents stored
 // in the old shape and many writers and readers at once.

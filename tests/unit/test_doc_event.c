@@ -1,6 +1,6 @@
-/* The `operation` event of a commit (fcgi/doc.c): its size is the printed size, and an
+/* The `operation` event of a commit (lib/store_doc.c): its size is the printed size, and an
  * operation whose event would exceed EVENTS_DATA_MAX is told apart before the commit. */
-#include "../../fcgi/doc.h"
+#include "store_doc.h"
 #include "events.h"
 #include "unit.h"
 

@@ -850,7 +850,7 @@ static int client_edit(struct sim *m, size_t id)
 	return ok;
 }
 
-/* The server commits client id's request, as fcgi/doc.c does: transformed over the log
+/* The server commits client id's request, as lib/store_doc.c does: transformed over the log
  * since its revision, the lower author's insert first at one position. */
 static int server_receive(struct sim *m, size_t id)
 {

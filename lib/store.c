@@ -1,0 +1,201 @@
+#include "store.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+#define STORE_REDIS_TIMEOUT_MS 2000
+
+static const char *const status_names[STORE__COUNT] = {
+	[STORE_OK] = "ok",
+	[STORE_NOT_FOUND] = "not_found",
+	[STORE_CONFLICT] = "conflict",
+	[STORE_INVALID] = "invalid",
+	[STORE_FORBIDDEN] = "forbidden",
+	[STORE_TOO_LARGE] = "too_large",
+	[STORE_BUSY] = "busy",
+	[STORE_UNAVAILABLE] = "unavailable",
+	[STORE_REDIS_UNAVAILABLE] = "redis_unavailable",
+	[STORE_LOST] = "lost",
+	[STORE_ERROR] = "error",
+};
+
+const char *store_status_name(enum store_status st)
+{
+	return (unsigned)st < STORE__COUNT ? status_names[st] : "";
+}
+
+enum store_status store_fail(struct store *s, enum store_status st, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->msg, sizeof s->msg, fmt, ap);
+	va_end(ap);
+	return st;
+}
+
+void store_init(struct store *s, const char *database_url, const struct rds_target *redis)
+{
+	memset(s, 0, sizeof *s);
+	s->database_url = database_url;
+	if (redis)
+		s->redis_target = *redis;
+	s->redis_timeout_ms = STORE_REDIS_TIMEOUT_MS;
+}
+
+void store_close(struct store *s)
+{
+	if (s->pg)
+		PQfinish(s->pg);
+	if (s->redis)
+		redisFree(s->redis);
+	s->pg = NULL;
+	s->redis = NULL;
+	s->in_tx = 0;
+}
+
+enum store_status store_pg(struct store *s, PGconn **out)
+{
+	*out = NULL;
+	if (s->pg && PQstatus(s->pg) != CONNECTION_OK) {
+		PQfinish(s->pg);
+		s->pg = NULL;
+		if (s->in_tx) {
+			/* the transaction died with the connection; its outcome is the server's to
+			 * tell, and a new connection would run the rest of it unprotected */
+			log_error("postgres: the connection was lost inside a transaction");
+			return store_fail(s, STORE_LOST, "the database connection was lost during the "
+						       "change; try again");
+		}
+	}
+	if (!s->pg) {
+		s->pg = PQconnectdb(s->database_url);
+		if (!s->pg || PQstatus(s->pg) != CONNECTION_OK) {
+			log_error("postgres: %s", s->pg ? PQerrorMessage(s->pg) : "out of memory");
+			store_fail(s, STORE_UNAVAILABLE, "the database is unavailable");
+			PQfinish(s->pg);
+			s->pg = NULL;
+			return STORE_UNAVAILABLE;
+		}
+	}
+	*out = s->pg;
+	return STORE_OK;
+}
+
+enum store_status store_redis(struct store *s, redisContext **out)
+{
+	*out = NULL;
+	if (s->redis && s->redis->err) {
+		redisFree(s->redis);
+		s->redis = NULL;
+	}
+	if (!s->redis) {
+		char err[256];
+		s->redis = rds_connect(&s->redis_target, s->redis_timeout_ms, err, sizeof err);
+		if (!s->redis) {
+			log_error("%s", err);
+			return store_fail(s, STORE_REDIS_UNAVAILABLE, "the event store is unavailable");
+		}
+	}
+	*out = s->redis;
+	return STORE_OK;
+}
+
+enum store_status store_redis_failed(struct store *s)
+{
+	if (s->redis) {
+		if (s->redis->err)
+			log_warn("redis: %s", s->redis->errstr);
+		redisFree(s->redis);
+		s->redis = NULL;
+	}
+	return store_fail(s, STORE_REDIS_UNAVAILABLE, "the event store is unavailable");
+}
+
+enum store_status store_sql(struct store *s, PGresult **out, const char *conflict_state,
+			    const char *sql, int n, const char *const *params)
+{
+	*out = NULL;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		PGconn *pg;
+		enum store_status st = store_pg(s, &pg);
+		if (st != STORE_OK)
+			return st;
+		PGresult *r = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
+		ExecStatusType es = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+		if (es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK) {
+			*out = r;
+			return STORE_OK;
+		}
+		const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+		if (conflict_state && state && strcmp(state, conflict_state) == 0) {
+			PQclear(r);
+			return store_fail(s, STORE_CONFLICT, "the change conflicts with what is stored");
+		}
+		if (PQstatus(pg) != CONNECTION_OK && attempt == 0 && !s->in_tx) {
+			/* the server went away (restart): reconnect once and retry; never inside a
+			 * transaction, whose earlier statements were lost with the connection */
+			PQclear(r);
+			continue;
+		}
+		log_error("sql failed (%s): %s", state ? state : "-", PQerrorMessage(pg));
+		PQclear(r);
+		if (PQstatus(pg) != CONNECTION_OK)
+			return store_fail(s, STORE_UNAVAILABLE, "the database is unavailable");
+		return store_fail(s, STORE_ERROR, "a database error occurred");
+	}
+	return store_fail(s, STORE_UNAVAILABLE, "the database is unavailable");
+}
+
+enum store_status store_begin(struct store *s)
+{
+	PGresult *r;
+	enum store_status st = store_sql(s, &r, NULL, "BEGIN", 0, NULL);
+	if (st != STORE_OK)
+		return st;
+	PQclear(r);
+	s->in_tx = 1;
+	return STORE_OK;
+}
+
+void store_rollback(struct store *s)
+{
+	s->in_tx = 0;
+	PGconn *pg = s->pg;
+	if (pg && PQtransactionStatus(pg) != PQTRANS_IDLE) {
+		PGresult *r = PQexec(pg, "ROLLBACK");
+		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+			log_warn("rollback failed: %s", PQerrorMessage(pg));
+		PQclear(r);
+	}
+}
+
+enum store_status store_commit(struct store *s)
+{
+	PGresult *r;
+	enum store_status st = store_sql(s, &r, NULL, "COMMIT", 0, NULL);
+	if (st != STORE_OK) {
+		store_rollback(s);
+		return st;
+	}
+	PQclear(r);
+	s->in_tx = 0;
+	return STORE_OK;
+}
+
+void store_health(struct store *s, int *pg_up, int *redis_up)
+{
+	PGresult *r;
+	*pg_up = store_sql(s, &r, NULL, "SELECT 1", 0, NULL) == STORE_OK;
+	if (*pg_up)
+		PQclear(r);
+	redisContext *rd;
+	redisReply *rep = NULL;
+	if (store_redis(s, &rd) == STORE_OK && !(rep = redisCommand(rd, "PING")))
+		store_redis_failed(s);
+	*redis_up = rep && rep->type == REDIS_REPLY_STATUS;
+	if (rep)
+		freeReplyObject(rep);
+}

@@ -1,0 +1,88 @@
+/* store: the data layer of the API and the snapshotter, apart from HTTP.
+ *
+ * A struct store owns one PostgreSQL and one Redis connection of a process. Each has ONE
+ * getter (store_pg, store_redis) that hands out a live connection, opening or reopening
+ * it on demand. Every function of the layer (this file and the store_*.h modules: doc,
+ * room, rooms, user, job, ai) returns an enum store_status and its data through out-parameters; none of them knows
+ * about HTTP. The API turns a status into an answer with one table (fcgi/api.c,
+ * api_fail); the snapshotter logs it.
+ *
+ * Why a call failed is in s->msg, in words for the person who asked ("the database is
+ * unavailable", why an operation does not fit the document): never a server's error text,
+ * which the store logs itself. It holds the last failure's and is overwritten by the next. */
+#ifndef CC_STORE_H
+#define CC_STORE_H
+
+#include <hiredis/hiredis.h>
+#include <libpq-fe.h>
+#include <stddef.h>
+
+#include "rds.h"
+
+enum store_status {
+	STORE_OK = 0,
+	STORE_NOT_FOUND,	 /* no such room, job, revision, … */
+	STORE_CONFLICT,		 /* the expected SQLSTATE, a stale revision, a job already over */
+	STORE_INVALID,		 /* the request does not fit what is stored (s->msg says why) */
+	STORE_FORBIDDEN,	 /* the caller may not do this */
+	STORE_TOO_LARGE,	 /* the result would pass a size limit */
+	STORE_BUSY,		 /* lost the race too often: try again */
+	STORE_UNAVAILABLE,	 /* PostgreSQL cannot be reached */
+	STORE_REDIS_UNAVAILABLE, /* Redis cannot be reached or failed a command */
+	STORE_LOST,		 /* the connection went inside BEGIN..COMMIT: outcome unknown */
+	STORE_ERROR,		 /* a statement failed, stored data is damaged, out of memory */
+	STORE__COUNT
+};
+
+/* "ok", "not_found", …: for logs; "" out of range. */
+const char *store_status_name(enum store_status st);
+
+struct store {
+	const char *database_url; /* borrowed */
+	struct rds_target redis_target;
+	int redis_timeout_ms; /* connect and every command */
+	PGconn *pg;
+	redisContext *redis;
+	/* inside BEGIN..COMMIT on pg: a lost connection is never silently replaced (the
+	 * statements after it would run outside the transaction) */
+	int in_tx;
+	char msg[256];
+};
+
+/* No connection is opened here: the first getter call does. */
+void store_init(struct store *s, const char *database_url, const struct rds_target *redis);
+void store_close(struct store *s);
+
+/* The live PostgreSQL connection (borrowed, owned by s): STORE_OK with *out;
+ * STORE_UNAVAILABLE when the server cannot be reached; STORE_LOST when the connection
+ * died inside a transaction (it is dropped, never replaced silently). */
+enum store_status store_pg(struct store *s, PGconn **out);
+/* The live Redis connection (borrowed): STORE_OK with *out, or STORE_REDIS_UNAVAILABLE. */
+enum store_status store_redis(struct store *s, redisContext **out);
+/* After a failed Redis command: drops the connection so the next store_redis() opens a
+ * new one. Returns STORE_REDIS_UNAVAILABLE, for `return store_redis_failed(s);`. */
+enum store_status store_redis_failed(struct store *s);
+
+/* Runs a parameterised statement. STORE_OK with *out (caller PQclear()s) for a command or
+ * rows; STORE_CONFLICT (nothing in *out) when the error's SQLSTATE is `conflict_state`
+ * (e.g. "23505", may be NULL); STORE_UNAVAILABLE when the connection is gone (outside a
+ * transaction a lost connection is reopened and the statement tried once more);
+ * STORE_LOST as store_pg; STORE_ERROR for any other failure (logged). */
+enum store_status store_sql(struct store *s, PGresult **out, const char *conflict_state,
+			    const char *sql, int n, const char *const *params);
+
+/* Transactions on s->pg. A failed statement inside one leaves it aborted: the caller ends
+ * it with store_rollback() so the next request starts clean. store_commit() rolls back
+ * itself when COMMIT fails. */
+enum store_status store_begin(struct store *s);
+enum store_status store_commit(struct store *s);
+void store_rollback(struct store *s);
+
+/* Whether each server answers now (SELECT 1, PING), reconnecting as the getters do. */
+void store_health(struct store *s, int *pg_up, int *redis_up);
+
+/* Sets s->msg and returns st: `return store_fail(s, STORE_ERROR, "…", …);`. */
+enum store_status store_fail(struct store *s, enum store_status st, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif

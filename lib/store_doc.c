@@ -1,0 +1,1078 @@
+#include "store_doc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "clock.h"
+#include "events.h"
+#include "log.h"
+#include "rkeys.h"
+#include "rnd.h"
+#include "rscript.h"
+#include "utf8.h"
+
+#define DOC_COMMIT_ATTEMPTS 200
+#define SNAP_DUE_KEY rkey0(RK_SNAP_DUE)
+
+/* The hash cc:room:{id}:doc: `revision` and `length` (code points) of the document now,
+ * `bytes` (an upper bound of its size in bytes, exact after a fold), `content` = the text
+ * at revision `crev`. The operations crev+1..revision are in the ops list, which is never
+ * trimmed below them. A commit touches only the small fields and the list: its cost does
+ * not depend on the document's size. A hash without `crev` (written before) holds the
+ * text at `revision`; the first access folds it into the new shape. */
+
+int store_doc_cfg_load(struct store_doc_cfg *cfg, char *err, int errlen)
+{
+	const struct cfg_setting table[] = {
+		{"DOCUMENT_MAX_BYTES", 1024 * 1024, 1024, 64L * 1024 * 1024, &cfg->max_bytes},
+		{"SNAPSHOT_INTERVAL_MS", 2000, 50, 3600000, &cfg->snapshot_interval_ms},
+		{"HISTORY_CHECKPOINT_OPS", 5000, 1, 100000000, &cfg->history_checkpoint_ops},
+		{"HISTORY_KEEP_OPS_DAYS", 7, 0, 36500, &cfg->history_keep_ops_days},
+		{"HISTORY_THIN_INTERVAL_S", 3600, 1, 86400 * 30, &cfg->history_thin_interval_s},
+	};
+	return cfg_load(table, sizeof table / sizeof table[0], err, errlen);
+}
+
+/* What a commit reads: no text. */
+struct doc_head {
+	long long revision;
+	size_t length; /* code points */
+	size_t bytes;  /* at least the size in bytes; exact after a fold */
+};
+
+static void keys_of(const char *room, struct rkey *doc, struct rkey *ops)
+{
+	*doc = rkey1(RK_ROOM_DOC, room);
+	*ops = rkey1(RK_ROOM_OPS, room);
+}
+
+/* out takes a NUL-terminated copy of text[0..len) as the document at revision rev (what a
+ * fold and a history rebuild end with). 0, or -1 out of memory. */
+static int state_set(struct doc_state *out, const char *text, size_t len, long long rev)
+{
+	out->content = malloc(len + 1);
+	if (!out->content)
+		return -1;
+	if (len)
+		memcpy(out->content, text, len);
+	out->content[len] = '\0';
+	out->content_len = len;
+	out->revision = rev;
+	return 0;
+}
+
+
+void doc_state_free(struct doc_state *d)
+{
+	free(d->content);
+	d->content = NULL;
+	d->content_len = 0;
+}
+
+
+/* One entry of the op log: {"u":user id,"s":site,"ops":[...]} (the author orders
+ * concurrent inserts, lib/ot.h "Who goes first"). An entry written before authors were
+ * kept is the bare array; its author is unknown (has_author 0). *site is a copy the
+ * caller frees. 0, or -1 with err set. */
+static int log_entry_parse(const redisReply *e, struct ot_op **op, long long *user,
+			   char **site, int *has_author, char *err, size_t errlen)
+{
+	*op = NULL;
+	*site = NULL;
+	*has_author = 0;
+	if (e->type != REDIS_REPLY_STRING) {
+		snprintf(err, errlen, "a log entry is not a string");
+		return -1;
+	}
+	if (e->len == 0 || e->str[0] != '{')
+		return ot_parse_json(e->str, e->len, 0, op, err, errlen);
+	int rc = -1;
+	cJSON *j = cJSON_ParseWithLength(e->str, e->len);
+	const cJSON *u = j ? cJSON_GetObjectItemCaseSensitive(j, "u") : NULL;
+	const cJSON *st = j ? cJSON_GetObjectItemCaseSensitive(j, "s") : NULL;
+	if (!cJSON_IsNumber(u) || !cJSON_IsString(st)) {
+		snprintf(err, errlen, "a log entry has no author");
+		goto out;
+	}
+	/* written by log_entry_write from a parsed op: no \u0000 to hide from cJSON */
+	if (ot_from_cjson(cJSON_GetObjectItemCaseSensitive(j, "ops"), 0, op, err, errlen) < 0)
+		goto out;
+	if (!(*site = strdup(st->valuestring))) {
+		snprintf(err, errlen, "out of memory");
+		ot_free(*op);
+		*op = NULL;
+		goto out;
+	}
+	*user = (long long)u->valuedouble;
+	*has_author = 1;
+	rc = 0;
+out:
+	cJSON_Delete(j);
+	return rc;
+}
+
+/* The log entry for op by user and client_id's site (may be NULL); caller frees. */
+static char *log_entry_write(const struct ot_op *op, long long user, const char *client_id)
+{
+	char *text = NULL, *site = NULL;
+	size_t sl = ot_site_len(client_id);
+	cJSON *j = cJSON_CreateObject(), *ops = ot_to_cjson(op);
+	if (!j || !ops || !(site = malloc(sl + 1)))
+		goto out;
+	if (sl)
+		memcpy(site, client_id, sl);
+	site[sl] = '\0';
+	if (!cJSON_AddNumberToObject(j, "u", (double)user) || !cJSON_AddStringToObject(j, "s", site))
+		goto out;
+	if (!cJSON_AddItemToObject(j, "ops", ops))
+		goto out;
+	ops = NULL; /* owned by j now */
+	text = cJSON_PrintUnformatted(j);
+out:
+	free(site);
+	cJSON_Delete(ops);
+	cJSON_Delete(j);
+	return text;
+}
+
+
+/* Composes the stored ops (JSON strings, each with its exact base length) into one.
+ * 0 with *out (caller ot_free()s; NULL when there are none), -1 logged. */
+static int compose_ops(const redisReply *list, struct ot_op **out)
+{
+	char err[256];
+	struct ot_op *acc = NULL;
+	*out = NULL;
+	for (size_t i = 0; i < list->elements; i++) {
+		struct ot_op *b = NULL, *ab = NULL;
+		char *site = NULL;
+		long long user;
+		int known;
+		/* the authors matter only to a transform: a fold takes the ops */
+		if (log_entry_parse(list->element[i], &b, &user, &site, &known, err, sizeof err) < 0) {
+			log_error("a stored operation does not parse: %s", err);
+			ot_free(acc);
+			return -1;
+		}
+		free(site);
+		if (!acc) {
+			acc = b;
+			continue;
+		}
+		int rc = ot_compose(acc, b, &ab, err, sizeof err);
+		ot_free(b);
+		ot_free(acc);
+		acc = ab;
+		if (rc < 0) {
+			log_error("stored operations do not compose: %s", err);
+			return -1;
+		}
+	}
+	*out = acc;
+	return 0;
+}
+
+
+int doc_operation_event(long long revision, const struct ot_op *op, long long user_id,
+			const char *username, const char *client_id, char **data, size_t *len)
+{
+	*data = NULL;
+	*len = 0;
+	cJSON *ev = cJSON_CreateObject();
+	cJSON *ops = ot_to_cjson(op), *u = NULL;
+	int rc = -1;
+	if (!ev || !ops || !cJSON_AddNumberToObject(ev, "revision", (double)revision)) {
+		cJSON_Delete(ops);
+		goto out;
+	}
+	if (!cJSON_AddItemToObject(ev, "ops", ops)) {
+		cJSON_Delete(ops);
+		goto out;
+	}
+	if (!(u = cJSON_AddObjectToObject(ev, "user")) ||
+	    !cJSON_AddNumberToObject(u, "id", (double)user_id) ||
+	    !cJSON_AddStringToObject(u, "username", username))
+		goto out;
+	if (!(client_id ? cJSON_AddStringToObject(ev, "client_id", client_id)
+			: cJSON_AddNullToObject(ev, "client_id")))
+		goto out;
+	*data = cJSON_PrintUnformatted(ev);
+	if (!*data)
+		goto out;
+	*len = strlen(*data);
+	rc = *len > EVENTS_DATA_MAX ? 1 : 0;
+out:
+	cJSON_Delete(ev);
+	return rc;
+}
+
+int doc_op_delta(const struct ot_op *op, size_t *ins_bytes, size_t *del_cps)
+{
+	*ins_bytes = 0;
+	*del_cps = 0;
+	cJSON *arr = ot_to_cjson(op), *e;
+	if (!arr)
+		return -1;
+	cJSON_ArrayForEach(e, arr)
+	{
+		if (cJSON_IsString(e))
+			*ins_bytes += strlen(e->valuestring);
+		else if (cJSON_IsNumber(e) && e->valuedouble < 0)
+			*del_cps += (size_t)-e->valuedouble;
+	}
+	cJSON_Delete(arr);
+	return 0;
+}
+
+
+#define TS_SQL(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+/* Appends the ops of one stored batch (a JSON array of the ops first..last) to *acc by
+ * composition, up to revision `upto`. 0, or -1 logged. */
+static int compose_batch(const char *room, const char *json, size_t len, long long first,
+			 long long last, long long upto, size_t max_insert, struct ot_op **acc)
+{
+	char err[256];
+	cJSON *arr = cJSON_ParseWithLength(json, len);
+	int rc = -1;
+	if (!cJSON_IsArray(arr)) {
+		log_error("room %s: a stored history batch is not a JSON array", room);
+		goto out;
+	}
+	long long r = first;
+	const cJSON *e;
+	cJSON_ArrayForEach(e, arr)
+	{
+		if (r > upto)
+			break;
+		struct ot_op *b = NULL, *ab = NULL;
+		/* an op log entry with its author ({"u","s","ops"}) or, from before authors were
+		 * kept, the bare op */
+		const cJSON *ops = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "ops") : e;
+		if (ot_from_cjson(ops, max_insert, &b, err, sizeof err) < 0) {
+			log_error("room %s: stored operation %lld does not parse: %s", room, r, err);
+			goto out;
+		}
+		if (!*acc) {
+			*acc = b;
+		} else {
+			int cr = ot_compose(*acc, b, &ab, err, sizeof err);
+			ot_free(b);
+			ot_free(*acc);
+			*acc = ab;
+			if (cr < 0) {
+				log_error("room %s: stored operation %lld does not compose: %s", room, r, err);
+				goto out;
+			}
+		}
+		r++;
+	}
+	rc = r - 1 == (upto < last ? upto : last) ? 0 : -1;
+	if (rc < 0)
+		log_error("room %s: a history batch holds fewer operations than it says", room);
+out:
+	cJSON_Delete(arr);
+	return rc;
+}
+
+
+/* --- reading: fold and restore ----------------------------------------------------- */
+
+/* Materialises the document: its text at `crev` plus the ops since, composed and applied
+ * once, stored back (compare-and-set) so the next reader starts from there. out gets the
+ * text at the revision read. STORE_OK; STORE_NOT_FOUND no document in Redis;
+ * STORE_REDIS_UNAVAILABLE (connection dropped); STORE_ERROR the stored state is damaged
+ * or out of memory (logged). */
+static enum store_status fold(struct store *s, const char *room, struct doc_state *out)
+{
+	struct rkey dk, ok;
+	char err[256];
+	keys_of(room, &dk, &ok);
+	memset(out, 0, sizeof *out);
+	redisContext *rd;
+	if (store_redis(s, &rd) != STORE_OK)
+		return store_fail(s, STORE_REDIS_UNAVAILABLE, "the document store is unavailable");
+	const char *args[] = {dk.s, ok.s};
+	redisReply *rep = rds_script(rd, &rs_doc_fold_read, 2, 2, args, NULL);
+	struct ot_op *all = NULL;
+	struct buf text;
+	buf_init(&text, 0);
+	enum store_status st = STORE_ERROR;
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+	    rep->element[0]->type != REDIS_REPLY_INTEGER) {
+		store_redis_failed(s);
+		st = store_fail(s, STORE_REDIS_UNAVAILABLE, "the document store is unavailable");
+		goto out;
+	}
+	long long kind = rep->element[0]->integer;
+	if (kind == -1) {
+		st = STORE_NOT_FOUND;
+		goto out;
+	}
+	if (kind == -2 || rep->elements < 5) {
+		log_error("room %s: the operations after the stored text are missing", room);
+		goto out;
+	}
+	long long rev = rep->element[1]->integer, crev = rep->element[2]->integer;
+	const redisReply *content = rep->element[3], *ops = rep->element[4];
+	const char *base = content->type == REDIS_REPLY_STRING ? content->str : "";
+	size_t base_len = content->type == REDIS_REPLY_STRING ? content->len : 0;
+	if (ops->type != REDIS_REPLY_ARRAY || compose_ops(ops, &all) < 0)
+		goto out;
+	if (all && ot_apply(all, base, base_len, &text, err, sizeof err) < 0) {
+		log_error("room %s: stored operations do not apply: %s", room, err);
+		goto out;
+	}
+	if (state_set(out, all ? text.data : base, all ? text.len : base_len, rev) < 0)
+		goto out;
+	st = STORE_OK;
+	if (all || kind == 0) {
+		/* store it back; losing the race to another folder or a failure here only means
+		 * the next reader folds again */
+		char crevs[24], revs[24], cps[24], bytes[24];
+		snprintf(crevs, sizeof crevs, "%lld", crev);
+		snprintf(revs, sizeof revs, "%lld", rev);
+		snprintf(cps, sizeof cps, "%zu", utf8_count(out->content, out->content_len));
+		snprintf(bytes, sizeof bytes, "%zu", out->content_len);
+		const char *sargs[] = {dk.s, crevs, revs, out->content, cps, bytes, kind == 0 ? "1" : "0"};
+		size_t lens[7];
+		for (int i = 0; i < 7; i++)
+			lens[i] = strlen(sargs[i]);
+		lens[3] = out->content_len;
+		redisReply *sr = rds_script(rd, &rs_doc_fold_store, 1, 7, sargs, lens);
+		if (!sr)
+			store_redis_failed(s);
+		else
+			freeReplyObject(sr);
+	}
+out:
+	if (st == STORE_ERROR)
+		store_fail(s, STORE_ERROR, "the document could not be put together");
+	if (st != STORE_OK)
+		doc_state_free(out);
+	ot_free(all);
+	buf_free(&text);
+	if (rep)
+		freeReplyObject(rep);
+	return st;
+}
+
+/* Creates the Redis document from the newest saved revision (a checkpoint and the typed
+ * operations after it), or empty at revision 0. */
+static enum store_status restore(struct store *s, const struct store_doc_cfg *cfg,
+				 redisContext *rd, const char *room)
+{
+	struct doc_state h = {0};
+	enum store_status hs = store_doc_history_text(s, cfg, room, -1, &h, NULL);
+	if (hs != STORE_OK && hs != STORE_NOT_FOUND)
+		return hs;
+	int saved = hs == STORE_OK;
+	struct rkey dk, ok;
+	char rev[24], cps[24], bytes[24];
+	keys_of(room, &dk, &ok);
+	snprintf(rev, sizeof rev, "%lld", saved ? h.revision : 0);
+	const char *content = saved ? h.content : "";
+	size_t clen = saved ? h.content_len : 0;
+	snprintf(cps, sizeof cps, "%zu", utf8_count(content, clen));
+	snprintf(bytes, sizeof bytes, "%zu", clen);
+	const char *args[] = {dk.s, ok.s, rev, content, cps, bytes};
+	size_t lens[] = {strlen(dk.s), strlen(ok.s), strlen(rev), clen, strlen(cps), strlen(bytes)};
+	redisReply *rep = rds_script(rd, &rs_doc_init, 2, 6, args, lens);
+	enum store_status st = rep && rep->type == REDIS_REPLY_INTEGER ? STORE_OK : STORE_REDIS_UNAVAILABLE;
+	if (st == STORE_OK && rep->integer == 1 && saved)
+		log_info("room %s: document restored from its history at revision %s", room, rev);
+	if (rep)
+		freeReplyObject(rep);
+	doc_state_free(&h);
+	if (st != STORE_OK) {
+		store_redis_failed(s);
+		store_fail(s, st, "the document store is unavailable");
+	}
+	return st;
+}
+
+enum store_status store_doc_read(struct store *s, const struct store_doc_cfg *cfg,
+				 const char *room, struct doc_state *out)
+{
+	memset(out, 0, sizeof *out);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		enum store_status st = fold(s, room, out);
+		if (st != STORE_NOT_FOUND)
+			return st;
+		redisContext *rd;
+		if ((st = store_redis(s, &rd)) != STORE_OK)
+			return st;
+		if (attempt == 0 && (st = restore(s, cfg, rd, room)) == STORE_OK)
+			continue;
+		if (attempt == 1)
+			st = store_fail(s, STORE_REDIS_UNAVAILABLE, "the document could not be loaded");
+		return st;
+	}
+	return store_fail(s, STORE_REDIS_UNAVAILABLE, "the document could not be loaded");
+}
+
+/* --- committing ------------------------------------------------------------------------ */
+
+/* One read: revision, stored length and byte bound, plus the committed ops since the
+ * client's revision (a Redis array reply the caller frees with freeReplyObject). Until
+ * *role_checked, the caller's role is asked in the same script (and *role_checked set
+ * once PostgreSQL said it may edit). */
+static enum store_status read_since(struct store *s, const struct store_doc_cfg *cfg,
+				    struct doc_commit *dc, struct doc_head *out,
+				    redisReply **ops_reply, int *role_checked)
+{
+	struct rkey dk, ok;
+	char uid[24];
+	const char *room = dc->room;
+	keys_of(room, &dk, &ok);
+	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room);
+	*ops_reply = NULL;
+	int restored = 0;
+	enum store_status st;
+	for (int attempt = 0; attempt < 4; attempt++) {
+		redisContext *rd;
+		if ((st = store_redis(s, &rd)) != STORE_OK)
+			return st;
+		char sincestr[24];
+		snprintf(sincestr, sizeof sincestr, "%lld", dc->revision);
+		if (*role_checked)
+			uid[0] = '\0';
+		else
+			snprintf(uid, sizeof uid, "%lld", dc->user_id);
+		const char *args[] = {dk.s, ok.s, mk.s, sincestr, uid};
+		redisReply *rep = rds_script(rd, &rs_doc_read, 3, 5, args, NULL);
+		if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1) {
+			if (rep)
+				freeReplyObject(rep);
+			store_redis_failed(s);
+			return store_fail(s, STORE_REDIS_UNAVAILABLE, "the document store is unavailable");
+		}
+		long long kind = rep->element[0]->integer;
+		if (kind == -3) {
+			/* not an editor by the cache: a viewer is refused here; anyone else (a cold
+			 * cache, a stranger, a missing room) is judged by PostgreSQL, as every other
+			 * edit is (store_room_access) */
+			int viewer = rep->elements > 1 && rep->element[1]->type == REDIS_REPLY_STRING &&
+				     strcmp(rep->element[1]->str, "viewer") == 0;
+			freeReplyObject(rep);
+			if (viewer) {
+				dc->refusal = STORE_REFUSE_VIEWER;
+				return store_fail(s, STORE_FORBIDDEN, "viewers can only watch this room");
+			}
+			char role[STORE_ROLE_MAX], lang[STORE_LANGUAGE_MAX];
+			st = store_room_access(s, room, dc->user_id, 1, role, lang, &dc->refusal);
+			if (st != STORE_OK)
+				return st;
+			*role_checked = 1;
+			continue;
+		}
+		if (kind == -1) {
+			freeReplyObject(rep);
+			if (restored)
+				return store_fail(s, STORE_REDIS_UNAVAILABLE, "the document could not be loaded");
+			if ((st = restore(s, cfg, rd, room)) != STORE_OK)
+				return st;
+			restored = 1;
+			continue;
+		}
+		if (kind == 3) {
+			/* written in the old shape (content only): a fold brings it into the new one */
+			freeReplyObject(rep);
+			if (attempt == 3)
+				break;
+			struct doc_state d;
+			st = fold(s, room, &d);
+			doc_state_free(&d);
+			/* gone meanwhile: the next read restores it */
+			if (st != STORE_OK && st != STORE_NOT_FOUND)
+				return st;
+			continue;
+		}
+		long long rev = rep->element[1]->integer;
+		if (kind == 0 || kind == 1) {
+			freeReplyObject(rep);
+			dc->current = rev;
+			dc->ahead = kind == 0;
+			return store_fail(s, STORE_CONFLICT, "revision %lld is %s (now at %lld)",
+					  dc->revision, kind == 0 ? "ahead" : "too old", rev);
+		}
+		if (rep->elements < 5) {
+			freeReplyObject(rep);
+			return store_fail(s, STORE_ERROR, "the document store answered oddly");
+		}
+		out->revision = rev;
+		out->length = (size_t)rep->element[2]->integer;
+		out->bytes = (size_t)rep->element[3]->integer;
+		*ops_reply = rep;
+		return STORE_OK;
+	}
+	return store_fail(s, STORE_BUSY, "the document is being changed; try again");
+}
+
+/* Transforms *op, by `me`, over every committed op in the reply's 5th element, in order;
+ * at one position the lower author's insert goes first (lib/ot.h, "Who goes first").
+ * doc_cps is the stored length of the document now. */
+static enum store_status transform_over(struct store *s, redisReply *rep, struct ot_op **op,
+					size_t doc_cps, const struct ot_author *me)
+{
+	char err[256];
+	redisReply *list = rep->elements > 4 ? rep->element[4] : NULL;
+	size_t n = list && list->type == REDIS_REPLY_ARRAY ? list->elements : 0;
+	/* The op was made against the document of the client's revision: its length is the
+	 * base length of the first committed op after it, or the current length if none. */
+	for (size_t i = 0; i < n; i++) {
+		struct ot_op *b = NULL, *a2 = NULL, *b2 = NULL;
+		char *site = NULL;
+		long long user = 0;
+		int known = 0;
+		if (log_entry_parse(list->element[i], &b, &user, &site, &known, err, sizeof err) < 0) {
+			log_error("a stored operation does not parse: %s", err);
+			return store_fail(s, STORE_ERROR, "the operation log is damaged");
+		}
+		if (i == 0 && ot_extend(*op, ot_base_len(b), err, sizeof err) < 0) {
+			free(site);
+			ot_free(b);
+			return store_fail(s, STORE_INVALID, "%s", err);
+		}
+		/* stored as the site already: not cut at a '.' again */
+		struct ot_author them = {.user = user, .site = site ? site : "",
+					 .site_len = site ? strlen(site) : 0};
+		int a_first = known && ot_author_cmp(me, &them) < 0;
+		int rc = ot_transform_ordered(*op, b, a_first, &a2, &b2, err, sizeof err);
+		free(site);
+		ot_free(b);
+		if (rc < 0) {
+			log_error("transform failed: %s", err);
+			return store_fail(s, STORE_ERROR, "the operation could not be transformed");
+		}
+		ot_free(b2);
+		ot_free(*op);
+		*op = a2;
+	}
+	if (n == 0 && ot_extend(*op, doc_cps, err, sizeof err) < 0)
+		return store_fail(s, STORE_INVALID, "%s", err);
+	return STORE_OK;
+}
+
+/* The exact size of the document after `a` (extended to the document at `rev`), when the
+ * stored bound says it might be over the limit: fold the text (O(document), near the
+ * limit only) and apply. STORE_OK with *bytes; STORE_CONFLICT the document moved past rev
+ * (read again); a failure otherwise. */
+static enum store_status exact_size_after(struct store *s, const struct store_doc_cfg *cfg,
+					  const char *room, long long rev, const struct ot_op *a,
+					  size_t *bytes)
+{
+	char err[256];
+	struct doc_state d;
+	enum store_status st = fold(s, room, &d);
+	if (st == STORE_NOT_FOUND)
+		return store_fail(s, STORE_REDIS_UNAVAILABLE, "the document could not be loaded");
+	if (st != STORE_OK)
+		return st;
+	if (d.revision != rev) {
+		doc_state_free(&d);
+		return STORE_CONFLICT;
+	}
+	struct buf out;
+	/* room for the limit plus one insert, so "too large" is told apart from "does not fit" */
+	buf_init(&out, (size_t)cfg->max_bytes + OT_DEFAULT_MAX_INSERT + 16);
+	int rc = ot_apply(a, d.content, d.content_len, &out, err, sizeof err);
+	doc_state_free(&d);
+	if (rc < 0)
+		st = store_fail(s, STORE_INVALID, "%s", err);
+	else
+		*bytes = out.len;
+	buf_free(&out);
+	return st;
+}
+
+enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *cfg,
+				   struct doc_commit *dc)
+{
+	struct rkey dk, ok;
+	char err[256];
+	const char *room = dc->room;
+	keys_of(room, &dk, &ok);
+	struct rkey ek = rkey1(RK_ROOM_EVENTS, room), ch = rkey1(RK_ROOM_CHANNEL, room);
+	dc->applied = NULL;
+	dc->refusal = STORE_REFUSE_NONE;
+	struct ot_author me;
+	ot_author_set(&me, dc->user_id, dc->client_id);
+	size_t limit = (size_t)cfg->max_bytes;
+	int role_checked = 0;
+	enum store_status st;
+
+	for (int attempt = 0; attempt < DOC_COMMIT_ATTEMPTS; attempt++) {
+		struct doc_head head = {0};
+		redisReply *rep = NULL;
+		struct ot_op *a = NULL;
+		char *op_json = NULL, *data = NULL;
+		if ((st = read_since(s, cfg, dc, &head, &rep, &role_checked)) != STORE_OK)
+			return st;
+		/* work on a copy: a retry starts again from the client's operation */
+		if (!(a = ot_copy(dc->op))) {
+			st = store_fail(s, STORE_ERROR, "out of memory");
+			goto fail;
+		}
+		if ((st = transform_over(s, rep, &a, head.length, &me)) != STORE_OK)
+			goto fail;
+		/* the stored op has its exact length: extend to the document it applies to; a
+		 * retain or delete past the end of the document is refused here (stored length) */
+		if (ot_extend(a, head.length, err, sizeof err) < 0) {
+			st = store_fail(s, STORE_INVALID, "%s", err);
+			goto fail;
+		}
+		size_t ins = 0, del = 0;
+		if (doc_op_delta(a, &ins, &del) < 0) {
+			st = store_fail(s, STORE_ERROR, "out of memory");
+			goto fail;
+		}
+		/* every deleted code point was at least one byte: a bound that is exact for ASCII */
+		size_t bytes = (head.bytes > del ? head.bytes - del : 0) + ins;
+		if (bytes > limit) {
+			st = exact_size_after(s, cfg, room, head.revision, a, &bytes);
+			if (st == STORE_CONFLICT) {
+				ot_free(a);
+				freeReplyObject(rep);
+				continue;
+			}
+			if (st != STORE_OK)
+				goto fail;
+			if (bytes > limit) {
+				dc->event_too_large = 0;
+				dc->size = bytes;
+				st = store_fail(s, STORE_TOO_LARGE, "the document would be %zu bytes; the "
+						"limit is %ld", bytes, cfg->max_bytes);
+				goto fail;
+			}
+		}
+		op_json = log_entry_write(a, dc->user_id, dc->client_id);
+		size_t data_len = 0;
+		int ev = doc_operation_event(head.revision + 1, a, dc->user_id, dc->username,
+					     dc->client_id, &data, &data_len);
+		if (!op_json || ev < 0) {
+			st = store_fail(s, STORE_ERROR, "out of memory");
+			goto fail;
+		}
+		if (ev > 0) {
+			/* refused before the commit: the event could not reach every subscriber */
+			dc->event_too_large = 1;
+			dc->size = data_len;
+			st = store_fail(s, STORE_TOO_LARGE, "the operation's event would be %zu bytes",
+					data_len);
+			goto fail;
+		}
+		char exp[32], nlen[24], nbytes[24], keep[16], due[32], hist[16];
+		snprintf(exp, sizeof exp, "%lld", head.revision);
+		snprintf(nlen, sizeof nlen, "%zu", ot_target_len(a));
+		snprintf(nbytes, sizeof nbytes, "%zu", bytes);
+		snprintf(keep, sizeof keep, "%d", DOC_OPS_KEEP);
+		snprintf(due, sizeof due, "%lld", clock_wall_ms() + cfg->snapshot_interval_ms);
+		snprintf(hist, sizeof hist, "%d", EVENTS_HISTORY_MAX);
+		const char *args[] = {dk.s, ok.s, ek.s, ch.s, SNAP_DUE_KEY, exp, nlen, nbytes, op_json,
+				      keep, data, due, room, hist};
+		redisContext *rd;
+		redisReply *cr = NULL;
+		if (store_redis(s, &rd) == STORE_OK)
+			cr = rds_script(rd, &rs_doc_commit, 5, 14, args, NULL);
+		if (!cr || cr->type != REDIS_REPLY_ARRAY || cr->elements < 2) {
+			if (cr)
+				freeReplyObject(cr);
+			store_redis_failed(s);
+			st = store_fail(s, STORE_REDIS_UNAVAILABLE, "the document store is unavailable");
+			goto fail;
+		}
+		int committed = cr->element[0]->integer == 1;
+		long long nrev = cr->element[1]->integer;
+		long long pending = committed && cr->elements > 3 ? cr->element[3]->integer : 0;
+		freeReplyObject(cr);
+		free(op_json);
+		free(data);
+		freeReplyObject(rep);
+		if (committed) {
+			dc->applied = a;
+			dc->new_rev = nrev;
+			/* compaction: the committer that makes the pending ops a multiple of
+			 * DOC_FOLD_EVERY folds them (one at a time, without a lock), so the text
+			 * a reader must rebuild stays bounded even without a snapshotter. Its
+			 * failure costs nothing but the next reader's time. */
+			if (pending > 0 && pending % DOC_FOLD_EVERY == 0) {
+				struct doc_state d;
+				if (fold(s, room, &d) == STORE_OK)
+					doc_state_free(&d);
+			}
+			return STORE_OK;
+		}
+		ot_free(a);
+		/* someone committed in between: read again. After a few lost races in a row, wait
+		 * a random moment (up to 50 µs per loss, at most 2 ms) so that the same
+		 * processes do not keep meeting in the same window */
+		if (attempt >= 3) {
+			long cap = 50L * attempt > 2000 ? 2000 : 50L * attempt;
+			unsigned r = 0;
+			if (rnd_bytes(&r, sizeof r) == 0)
+				usleep((useconds_t)(r % (unsigned)cap));
+		}
+		continue;
+	fail:
+		free(op_json);
+		free(data);
+		ot_free(a);
+		if (rep)
+			freeReplyObject(rep);
+		return st;
+	}
+	return store_fail(s, STORE_BUSY, "the room is too busy; try again");
+}
+
+/* --- history ------------------------------------------------------------------------- */
+
+enum store_status store_doc_history_text(struct store *s, const struct store_doc_cfg *cfg,
+					 const char *room, long long rev, struct doc_state *out,
+					 char saved_at[40])
+{
+	char revs[24], cps[24], err[256];
+	PGresult *r = NULL, *cp = NULL, *bt = NULL;
+	struct ot_op *all = NULL;
+	struct buf text;
+	buf_init(&text, 0);
+	memset(out, 0, sizeof *out);
+	enum store_status st;
+	if (rev < 0) {
+		const char *p1[] = {room};
+		st = store_sql(s, &r, NULL,
+			       "SELECT greatest((SELECT max(revision) FROM snapshots WHERE room_id = $1), "
+			       "(SELECT max(revision) FROM history_ops WHERE room_id = $1))",
+			       1, p1);
+		if (st != STORE_OK)
+			goto out;
+		if (PQgetisnull(r, 0, 0)) {
+			st = STORE_NOT_FOUND;
+			goto out;
+		}
+		rev = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	}
+	snprintf(revs, sizeof revs, "%lld", rev);
+	const char *p2[] = {room, revs};
+	st = store_sql(s, &cp, NULL,
+		       "SELECT revision, content, " TS_SQL("saved_at") " FROM snapshots "
+		       "WHERE room_id = $1 AND revision <= $2 ORDER BY revision DESC LIMIT 1",
+		       2, p2);
+	if (st != STORE_OK)
+		goto out;
+	if (PQntuples(cp) != 1) {
+		st = STORE_NOT_FOUND;
+		goto out;
+	}
+	long long cprev = strtoll(PQgetvalue(cp, 0, 0), NULL, 10);
+	if (saved_at)
+		snprintf(saved_at, 40, "%s", PQgetvalue(cp, 0, 2));
+	if (cprev < rev) {
+		snprintf(cps, sizeof cps, "%lld", cprev);
+		const char *p3[] = {room, cps, revs};
+		st = store_sql(s, &bt, NULL,
+			       "SELECT first_revision, revision, ops, " TS_SQL("saved_at")
+			       " FROM history_ops WHERE room_id = $1 AND revision > $2 AND "
+			       "first_revision <= $3 ORDER BY revision",
+			       3, p3);
+		if (st != STORE_OK)
+			goto out;
+		long long next = cprev + 1;
+		for (int i = 0; i < PQntuples(bt); i++) {
+			long long first = strtoll(PQgetvalue(bt, i, 0), NULL, 10);
+			if (first != next)
+				break; /* thinned away: the revision cannot be rebuilt */
+			long long last = strtoll(PQgetvalue(bt, i, 1), NULL, 10);
+			if (compose_batch(room, PQgetvalue(bt, i, 2), (size_t)PQgetlength(bt, i, 2), first,
+					  last, rev, (size_t)cfg->max_bytes, &all) < 0) {
+				st = store_fail(s, STORE_ERROR, "the history is damaged");
+				goto out;
+			}
+			if (saved_at)
+				snprintf(saved_at, 40, "%s", PQgetvalue(bt, i, 3));
+			next = last + 1;
+		}
+		if (next <= rev) {
+			st = STORE_NOT_FOUND;
+			goto out;
+		}
+	}
+	const char *base = PQgetvalue(cp, 0, 1);
+	size_t base_len = (size_t)PQgetlength(cp, 0, 1);
+	if (all && ot_apply(all, base, base_len, &text, err, sizeof err) < 0) {
+		log_error("room %s: history does not apply at revision %lld: %s", room, rev, err);
+		st = store_fail(s, STORE_ERROR, "the history is damaged");
+		goto out;
+	}
+	if (state_set(out, all ? text.data : base, all ? text.len : base_len, rev) < 0) {
+		st = store_fail(s, STORE_ERROR, "out of memory");
+		goto out;
+	}
+	st = STORE_OK;
+out:
+	if (st == STORE_NOT_FOUND)
+		store_fail(s, st, "no snapshot at revision %lld", rev);
+	if (r)
+		PQclear(r);
+	if (cp)
+		PQclear(cp);
+	if (bt)
+		PQclear(bt);
+	ot_free(all);
+	buf_free(&text);
+	return st;
+}
+
+enum store_status store_doc_history_list(struct store *s, const char *room, int max,
+					 struct doc_save **out, int *n)
+{
+	*out = NULL;
+	*n = 0;
+	char lim[16];
+	snprintf(lim, sizeof lim, "%d", max);
+	/* every save: the checkpoints (full text) and the batches of typed operations, whose
+	 * row holds the document's length at its end */
+	const char *params[] = {room, lim};
+	PGresult *r;
+	enum store_status st = store_sql(s, &r, NULL,
+					 "SELECT revision, " TS_SQL("saved_at") ", len FROM ("
+					 "SELECT revision, saved_at, length(content) AS len FROM snapshots "
+					 "WHERE room_id = $1 UNION ALL "
+					 "SELECT revision, saved_at, length AS len FROM history_ops "
+					 "WHERE room_id = $1) h ORDER BY revision DESC LIMIT $2",
+					 2, params);
+	if (st != STORE_OK)
+		return st;
+	int rows = PQntuples(r);
+	struct doc_save *v = rows ? calloc((size_t)rows, sizeof *v) : NULL;
+	if (rows && !v) {
+		PQclear(r);
+		return store_fail(s, STORE_ERROR, "out of memory");
+	}
+	for (int i = 0; i < rows; i++) {
+		v[i].revision = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+		snprintf(v[i].saved_at, sizeof v[i].saved_at, "%s", PQgetvalue(r, i, 1));
+		v[i].length = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+	}
+	PQclear(r);
+	*out = v;
+	*n = rows;
+	return STORE_OK;
+}
+
+/* --- the snapshotter's side ---------------------------------------------------------- */
+
+enum store_status store_doc_due(struct store *s, long long until, int max, redisReply **due)
+{
+	*due = NULL;
+	redisContext *rd;
+	enum store_status st = store_redis(s, &rd);
+	if (st != STORE_OK)
+		return st;
+	char bound[32];
+	if (until < 0)
+		snprintf(bound, sizeof bound, "+inf");
+	else
+		snprintf(bound, sizeof bound, "%lld", until);
+	redisReply *rep = redisCommand(rd, "ZRANGEBYSCORE %s -inf %s LIMIT 0 %d", SNAP_DUE_KEY,
+				       bound, max);
+	if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+		if (rep)
+			freeReplyObject(rep);
+		return store_redis_failed(s);
+	}
+	*due = rep;
+	return STORE_OK;
+}
+
+enum store_status store_doc_claim(struct store *s, const char *room)
+{
+	redisContext *rd;
+	enum store_status st = store_redis(s, &rd);
+	if (st != STORE_OK)
+		return st;
+	redisReply *claim = redisCommand(rd, "ZREM %s %s", SNAP_DUE_KEY, room);
+	if (!claim)
+		return store_redis_failed(s);
+	int mine = claim->type == REDIS_REPLY_INTEGER && claim->integer == 1;
+	freeReplyObject(claim);
+	return mine ? STORE_OK : STORE_CONFLICT;
+}
+
+/* The stored ops first..last as one JSON array in *out, from Redis. 0; 1 not all kept
+ * there any more; -1 Redis failed. */
+static int ops_batch(struct store *s, const char *room, long long first, long long last,
+		     struct buf *out)
+{
+	struct rkey dk, ok;
+	char a[24], b[24];
+	keys_of(room, &dk, &ok);
+	snprintf(a, sizeof a, "%lld", first);
+	snprintf(b, sizeof b, "%lld", last);
+	redisContext *rd;
+	if (store_redis(s, &rd) != STORE_OK)
+		return -1;
+	const char *args[] = {dk.s, ok.s, a, b};
+	redisReply *rep = rds_script(rd, &rs_doc_ops_range, 2, 4, args, NULL);
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1) {
+		if (rep)
+			freeReplyObject(rep);
+		store_redis_failed(s);
+		return -1;
+	}
+	int rc = 1;
+	if (rep->element[0]->integer == 1 && rep->elements == 2 &&
+	    rep->element[1]->type == REDIS_REPLY_ARRAY &&
+	    rep->element[1]->elements == (size_t)(last - first + 1)) {
+		rc = buf_putc(out, '[');
+		for (size_t i = 0; rc == 0 && i < rep->element[1]->elements; i++) {
+			const redisReply *e = rep->element[1]->element[i];
+			if ((i && buf_putc(out, ',') < 0) || e->type != REDIS_REPLY_STRING ||
+			    buf_append(out, e->str, e->len) < 0)
+				rc = -2;
+		}
+		if (rc == 0 && buf_putc(out, ']') < 0)
+			rc = -2;
+		if (rc == -2) {
+			log_error("room %s: the operations could not be gathered", room);
+			rc = 1; /* a checkpoint instead */
+		}
+	}
+	freeReplyObject(rep);
+	return rc;
+}
+
+void store_doc_thin(struct store *s, const struct store_doc_cfg *cfg)
+{
+	char days[24];
+	snprintf(days, sizeof days, "%ld days", cfg->history_keep_ops_days);
+	const char *p[] = {days};
+	PGresult *r;
+	long ops = -1, cps = -1;
+	if (store_sql(s, &r, NULL,
+		      "DELETE FROM history_ops h WHERE h.saved_at < now() - $1::interval "
+		      "AND EXISTS (SELECT 1 FROM snapshots s WHERE s.room_id = h.room_id "
+		      "AND s.revision >= h.revision)",
+		      1, p) == STORE_OK) {
+		ops = strtol(PQcmdTuples(r), NULL, 10);
+		PQclear(r);
+	}
+	if (store_sql(s, &r, NULL,
+		      "DELETE FROM snapshots s WHERE s.saved_at < now() - $1::interval "
+		      "AND EXISTS (SELECT 1 FROM snapshots n WHERE n.room_id = s.room_id "
+		      "AND n.revision > s.revision AND n.saved_at < now() - $1::interval "
+		      "AND date_trunc('hour', n.saved_at) = date_trunc('hour', s.saved_at))",
+		      1, p) == STORE_OK) {
+		cps = strtol(PQcmdTuples(r), NULL, 10);
+		PQclear(r);
+	}
+	if (ops != 0 || cps != 0)
+		log_info("history thinned: %ld operation batches, %ld checkpoints removed (-1: failed)",
+			 ops, cps);
+}
+
+/* PostgreSQL (or Redis) failed: the claim (ZREM) took the room off the due set, and a room
+ * that goes idle is never marked again. Give the claim back so the next pass retries; NX
+ * keeps an earlier mark made by a commit meanwhile. */
+static void due_again(struct store *s, const struct store_doc_cfg *cfg, const char *room)
+{
+	redisContext *rd;
+	redisReply *again = NULL;
+	char due[32];
+	snprintf(due, sizeof due, "%lld", clock_wall_ms() + cfg->snapshot_interval_ms);
+	if (store_redis(s, &rd) == STORE_OK) {
+		again = redisCommand(rd, "ZADD %s NX %s %s", SNAP_DUE_KEY, due, room);
+		if (!again)
+			store_redis_failed(s);
+	}
+	if (!again || again->type == REDIS_REPLY_ERROR)
+		log_warn("room %s: its snapshot failed and could not be retried", room);
+	if (again)
+		freeReplyObject(again);
+}
+
+enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg *cfg,
+				     const char *room)
+{
+	/* the text is put together here (and stored folded back), not on every commit; a
+	 * room deleted meanwhile has no document and is not brought back */
+	struct doc_state d;
+	struct buf batch;
+	buf_init(&batch, 0);
+	PGresult *last = NULL, *r = NULL;
+	enum store_status st = fold(s, room, &d);
+	if (st != STORE_OK) {
+		if (st == STORE_ERROR)
+			log_error("room %s: no snapshot, the document could not be put together", room);
+		return st;
+	}
+	char revs[24], firsts[24], cps[24];
+	snprintf(revs, sizeof revs, "%lld", d.revision);
+	snprintf(cps, sizeof cps, "%zu", utf8_count(d.content, d.content_len));
+	const char *p1[] = {room};
+	st = store_sql(s, &last, NULL,
+		       "SELECT (SELECT max(revision) FROM snapshots WHERE room_id = $1), "
+		       "(SELECT max(revision) FROM history_ops WHERE room_id = $1)",
+		       1, p1);
+	if (st != STORE_OK)
+		goto out;
+	long long cp = PQgetisnull(last, 0, 0) ? -1 : strtoll(PQgetvalue(last, 0, 0), NULL, 10);
+	long long ops = PQgetisnull(last, 0, 1) ? -1 : strtoll(PQgetvalue(last, 0, 1), NULL, 10);
+	long long saved = cp > ops ? cp : ops;
+	if (d.revision <= saved)
+		goto out; /* nothing new since the last save */
+	/* a checkpoint for the first save, every HISTORY_CHECKPOINT_OPS ops, and whenever the
+	 * typed ops are gone from Redis or would take more room than the text */
+	int checkpoint = cp < 0 || d.revision - cp >= cfg->history_checkpoint_ops;
+	if (!checkpoint) {
+		int br = ops_batch(s, room, saved + 1, d.revision, &batch);
+		if (br < 0) {
+			st = STORE_REDIS_UNAVAILABLE;
+			goto out;
+		}
+		checkpoint = br > 0 || batch.len > d.content_len;
+	}
+	/* 23503: the room was deleted meanwhile (STORE_CONFLICT): nothing to save */
+	if (checkpoint) {
+		const char *params[] = {room, revs, d.content};
+		st = store_sql(s, &r, "23503",
+			       "INSERT INTO snapshots (room_id, revision, content) VALUES ($1, $2, $3) "
+			       "ON CONFLICT DO NOTHING RETURNING " TS_SQL("saved_at"),
+			       3, params);
+	} else {
+		snprintf(firsts, sizeof firsts, "%lld", saved + 1);
+		const char *params[] = {room, revs, firsts, batch.data, cps};
+		st = store_sql(s, &r, "23503",
+			       "INSERT INTO history_ops (room_id, revision, first_revision, ops, length) "
+			       "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING "
+			       TS_SQL("saved_at"),
+			       5, params);
+	}
+	if (st == STORE_CONFLICT) {
+		st = STORE_OK;
+		goto out;
+	}
+	if (st != STORE_OK)
+		goto out;
+	redisContext *rd;
+	if (PQntuples(r) == 1 && store_redis(s, &rd) == STORE_OK) {
+		char data[160];
+		snprintf(data, sizeof data, "{\"revision\":%s,\"saved_at\":\"%s\"}", revs,
+			 PQgetvalue(r, 0, 0));
+		if (events_emit(rd, room, "snapshot", data, NULL, 0) < 0)
+			store_redis_failed(s);
+	}
+out:
+	if (st != STORE_OK)
+		due_again(s, cfg, room);
+	if (last)
+		PQclear(last);
+	if (r)
+		PQclear(r);
+	buf_free(&batch);
+	doc_state_free(&d);
+	return st;
+}

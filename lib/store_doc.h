@@ -1,0 +1,145 @@
+/* store_doc: a room's live document in Redis, its commit of operations and its history in
+ * PostgreSQL, as store functions (lib/store.h): each returns a status and the facts a
+ * caller needs, never an HTTP answer. The API (fcgi/h_docs.c, h_ai.c, h_jobs.c) and the
+ * snapshotter (snapshotter/main.c) both use it.
+ *
+ * Redis (docs/INTERNALS.md): cc:room:{id}:doc is a hash {revision, length, bytes, content,
+ * crev}: `content` is the text at revision `crev`, `length` the document's length in code
+ * points now, `bytes` a bound of its size (exact after a fold). cc:room:{id}:ops a list of
+ * the committed operations (JSON, each with an exact base length): at least the last
+ * DOC_OPS_KEEP and every one after crev; the one for revision r at index r - first,
+ * first = revision - LLEN + 1.
+ *
+ * Committing does not move the text: read the revision, the stored length and the
+ * operations since the client's revision, transform in C and check the op against the
+ * stored length, then a Lua script appends the op only if the revision is still the one
+ * read (compare-and-set); otherwise read again and retry. The text is materialised
+ * ("folded": text at crev + the ops since, composed and applied once, stored back under
+ * compare-and-set on crev) when someone reads it (GET /document, AI and run defaults,
+ * the snapshotter) and by the committer that leaves DOC_FOLD_EVERY ops unfolded. Every API
+ * process does the same, so revisions are never lost, duplicated or reordered, however
+ * many processes commit to one room at once. The script also appends the `operation`
+ * event to the room's history, publishes it and marks the room due for a snapshot, in the
+ * same step. */
+#ifndef CC_STORE_DOC_H
+#define CC_STORE_DOC_H
+
+#include <stddef.h>
+
+#include "ot.h"
+#include "store.h"
+#include "store_room.h"
+
+#define DOC_OPS_KEEP 1000
+/* A committer that leaves a multiple of this many ops unfolded folds them. */
+#define DOC_FOLD_EVERY 500
+
+/* The document settings the API and the snapshotter share. */
+struct store_doc_cfg {
+	long max_bytes;		      /* DOCUMENT_MAX_BYTES */
+	long snapshot_interval_ms;    /* SNAPSHOT_INTERVAL_MS: at most one save per room this often */
+	long history_checkpoint_ops;  /* HISTORY_CHECKPOINT_OPS: a full text every this many ops */
+	long history_keep_ops_days;   /* HISTORY_KEEP_OPS_DAYS: typed ops kept this long */
+	long history_thin_interval_s; /* HISTORY_THIN_INTERVAL_S: how often history is thinned */
+};
+
+/* Reads the settings above from the environment (lib/cfg.h table): 0, or -1 with the first
+ * bad one's message in err. */
+int store_doc_cfg_load(struct store_doc_cfg *cfg, char *err, int errlen);
+
+struct doc_state {
+	long long revision;
+	char *content; /* owned; free() */
+	size_t content_len;
+};
+
+void doc_state_free(struct doc_state *d);
+
+/* Reads (materialises) the document, restoring it from its latest saved revision (or
+ * creating it empty) when Redis holds none. STORE_OK with *out; otherwise the store's
+ * failure (s->msg says which): STORE_REDIS_UNAVAILABLE, STORE_UNAVAILABLE, STORE_ERROR
+ * (the stored state does not fit together). */
+enum store_status store_doc_read(struct store *s, const struct store_doc_cfg *cfg,
+				 const char *room, struct doc_state *out);
+
+/* One commit: what goes in, and what comes out besides the status. */
+struct doc_commit {
+	const char *room;
+	long long revision; /* the client's: the op was made against it */
+	const struct ot_op *op;
+	const char *client_id; /* may be NULL */
+	long long user_id;
+	const char *username;
+
+	struct ot_op *applied; /* STORE_OK: the op as committed (caller ot_free()s) */
+	long long new_rev;     /* STORE_OK: its revision */
+	long long current;     /* STORE_CONFLICT: the document's revision now */
+	int ahead;	       /* STORE_CONFLICT: 1 revision is ahead of it, 0 older than kept */
+	int event_too_large;   /* STORE_TOO_LARGE: 1 the op's event, 0 the document */
+	size_t size;	       /* STORE_TOO_LARGE: the bytes it would have */
+	enum store_refusal refusal; /* STORE_FORBIDDEN */
+};
+
+/* Checks that the user may edit the room (the member cache, asked in the commit's first
+ * read; PostgreSQL when the cache does not say editor or owner), then transforms the op
+ * over what was committed since its revision and commits it. STORE_OK; STORE_NOT_FOUND
+ * (no room); STORE_FORBIDDEN (refusal); STORE_CONFLICT (revision ahead or too old:
+ * current, ahead); STORE_INVALID (the op does not fit the document: s->msg); STORE_TOO_LARGE
+ * (size, event_too_large); STORE_BUSY (lost too many races, or the document kept changing
+ * shape); the store's failures. */
+enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *cfg,
+				   struct doc_commit *dc);
+
+/* The `operation` event's data for op committed as `revision`:
+ * {"revision","ops","user":{"id","username"},"client_id"} (client_id may be NULL: null).
+ * 0 with *data (caller frees) of *len bytes; 1 when *len exceeds EVENTS_DATA_MAX (the
+ * text is still returned, for the message); -1 out of memory. The size is the printed
+ * size: a control character in inserted text counts six bytes (\u00XX). */
+int doc_operation_event(long long revision, const struct ot_op *op, long long user_id,
+			const char *username, const char *client_id, char **data, size_t *len);
+
+/* The bytes op inserts and the code points it deletes. 0, or -1 out of memory. */
+int doc_op_delta(const struct ot_op *op, size_t *ins_bytes, size_t *del_cps);
+
+/* The text at revision rev (-1: the newest saved) from PostgreSQL's history: the newest
+ * checkpoint at or before it plus the typed operations after it. STORE_OK with *out (and
+ * the time that revision was saved in saved_at, when not NULL); STORE_NOT_FOUND when it is
+ * not kept (never saved, or thinned away); STORE_ERROR (damaged history) or the store's
+ * failure. */
+enum store_status store_doc_history_text(struct store *s, const struct store_doc_cfg *cfg,
+					 const char *room, long long rev, struct doc_state *out,
+					 char saved_at[40]);
+
+/* One saved revision in a room's history list. */
+struct doc_save {
+	long long revision;
+	char saved_at[40];
+	long long length; /* code points */
+};
+
+/* The room's newest saves (checkpoints and batches together), newest first, at most max.
+ * STORE_OK with *out (caller free()s) and *n, or the store's failure. */
+enum store_status store_doc_history_list(struct store *s, const char *room, int max,
+					 struct doc_save **out, int *n);
+
+/* --- the snapshotter's side ---------------------------------------------------------- */
+
+/* Rooms due for a snapshot (score up to `until` ms, or all with until < 0), at most max:
+ * STORE_OK with the reply's array in *due (caller freeReplyObject()s), or
+ * STORE_REDIS_UNAVAILABLE. */
+enum store_status store_doc_due(struct store *s, long long until, int max, redisReply **due);
+/* Claims a due room (ZREM): STORE_OK it is this process's; STORE_CONFLICT someone else
+ * took it; STORE_REDIS_UNAVAILABLE. */
+enum store_status store_doc_claim(struct store *s, const char *room);
+/* Saves the room's document to its history (a checkpoint or a batch of typed operations,
+ * docs/INTERNALS.md "History") and emits `snapshot`. STORE_OK (saved, or nothing new);
+ * STORE_NOT_FOUND (no document in Redis: the room is gone); a failure (logged; the room
+ * is marked due again so the next pass retries). */
+enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg *cfg,
+				     const char *room);
+/* Thins every room's history: typed operations older than HISTORY_KEEP_OPS_DAYS go once a
+ * later checkpoint holds their result; old checkpoints are thinned to the newest of each
+ * hour. Failures are logged and retried next time. */
+void store_doc_thin(struct store *s, const struct store_doc_cfg *cfg);
+
+#endif

@@ -1,0 +1,463 @@
+#include "store_rooms.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "rkeys.h"
+#include "rnd.h"
+#include "rscript.h"
+
+/* Every room query selects these columns, in this order, for room_from_row(). $2 is the
+ * caller's user id (for the role column). */
+#define ROOM_BASE_COLS                                                                    \
+	"r.id, r.name, r.language, r.visibility, r.owner_id, u.username, r.invite_code, "  \
+	"to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "      \
+	"r.invite_enabled, r.invite_gen"
+#define ROOM_COLS                                                                         \
+	ROOM_BASE_COLS ", (SELECT role FROM room_members m WHERE m.room_id = r.id AND m.user_id = $2)"
+#define ROOM_FROM " FROM rooms r JOIN users u ON u.id = r.owner_id "
+
+/* An UPDATE of the room $1 that answers the room as store_room_get() reads it: `set` is
+ * the SET list; updated_at is set too. */
+#define ROOM_UPDATE(set)                                                                   \
+	"WITH upd AS (UPDATE rooms SET " set ", updated_at = now() WHERE id = $1 RETURNING *) " \
+	"SELECT " ROOM_COLS " FROM upd r JOIN users u ON u.id = r.owner_id"
+
+enum { C_ID, C_NAME, C_LANG, C_VIS, C_OWNER_ID, C_OWNER_NAME, C_INVITE, C_CREATED,
+       C_INVITE_ON, C_INVITE_GEN, C_ROLE };
+
+static void room_from_row(PGresult *r, int row, struct store_room *o)
+{
+	memset(o, 0, sizeof *o);
+	snprintf(o->id, sizeof o->id, "%s", PQgetvalue(r, row, C_ID));
+	snprintf(o->name, sizeof o->name, "%s", PQgetvalue(r, row, C_NAME));
+	snprintf(o->language, sizeof o->language, "%s", PQgetvalue(r, row, C_LANG));
+	snprintf(o->visibility, sizeof o->visibility, "%s", PQgetvalue(r, row, C_VIS));
+	o->owner_id = strtoll(PQgetvalue(r, row, C_OWNER_ID), NULL, 10);
+	snprintf(o->owner_name, sizeof o->owner_name, "%s", PQgetvalue(r, row, C_OWNER_NAME));
+	snprintf(o->invite, sizeof o->invite, "%s", PQgetvalue(r, row, C_INVITE));
+	snprintf(o->created_at, sizeof o->created_at, "%s", PQgetvalue(r, row, C_CREATED));
+	o->invite_enabled = strcmp(PQgetvalue(r, row, C_INVITE_ON), "t") == 0;
+	o->invite_gen = strtoll(PQgetvalue(r, row, C_INVITE_GEN), NULL, 10);
+	if (!PQgetisnull(r, row, C_ROLE))
+		snprintf(o->role, sizeof o->role, "%s", PQgetvalue(r, row, C_ROLE));
+}
+
+/* The one row of a room query into *out; STORE_NOT_FOUND when there is none. Takes r. */
+static enum store_status one_room(struct store *s, PGresult *r, const char *room,
+				  struct store_room *out)
+{
+	enum store_status st = STORE_OK;
+	if (PQntuples(r) == 1)
+		room_from_row(r, 0, out);
+	else
+		st = store_fail(s, STORE_NOT_FOUND, "no room with id %s", room);
+	PQclear(r);
+	return st;
+}
+
+enum store_status store_room_get(struct store *s, const char *room, long long user,
+				 struct store_room *out)
+{
+	char uid[32];
+	snprintf(uid, sizeof uid, "%lld", user);
+	const char *params[] = {room, uid};
+	PGresult *r;
+	enum store_status st =
+		store_sql(s, &r, NULL, "SELECT " ROOM_COLS ROOM_FROM "WHERE r.id = $1", 2, params);
+	return st != STORE_OK ? st : one_room(s, r, room, out);
+}
+
+enum store_status store_room_list(struct store *s, long long user, int max,
+				  struct store_room **out, int *n)
+{
+	char uid[32], lim[16];
+	*out = NULL;
+	*n = 0;
+	snprintf(uid, sizeof uid, "%lld", user);
+	snprintf(lim, sizeof lim, "%d", max);
+	/* $1 and $2 are the same value: ROOM_COLS names the caller $2 */
+	const char *params[] = {uid, uid, lim};
+	PGresult *r;
+	enum store_status st = store_sql(s, &r, NULL,
+					 "SELECT " ROOM_COLS ROOM_FROM
+					 "JOIN room_members me ON me.room_id = r.id AND me.user_id = $1 "
+					 "ORDER BY r.created_at DESC, r.id LIMIT $3",
+					 3, params);
+	if (st != STORE_OK)
+		return st;
+	int rows = PQntuples(r);
+	struct store_room *v = rows ? calloc((size_t)rows, sizeof *v) : NULL;
+	if (rows && !v) {
+		PQclear(r);
+		return store_fail(s, STORE_ERROR, "out of memory");
+	}
+	for (int i = 0; i < rows; i++)
+		room_from_row(r, i, &v[i]);
+	PQclear(r);
+	*out = v;
+	*n = rows;
+	return STORE_OK;
+}
+
+enum store_status store_room_create(struct store *s, long long user, const char *name,
+				    const char *language, const char *visibility,
+				    struct store_room *out)
+{
+	char id[STORE_ROOM_ID_LEN + 1], invite[STORE_INVITE_LEN + 1], uid[32];
+	snprintf(uid, sizeof uid, "%lld", user);
+	for (int attempt = 0; attempt < 3; attempt++) {
+		if (rnd_id(id, STORE_ROOM_ID_LEN) < 0 || rnd_id(invite, STORE_INVITE_LEN) < 0)
+			return store_fail(s, STORE_ERROR, "no randomness");
+		const char *params[] = {id, uid, name, language, visibility, invite};
+		PGresult *r;
+		/* 23505: the id is taken (a clash of random ids): another one */
+		enum store_status st = store_sql(
+			s, &r, "23505",
+			"WITH r AS (INSERT INTO rooms (id, owner_id, name, language, visibility, "
+			"invite_code) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *), "
+			"m AS (INSERT INTO room_members (room_id, user_id, role) "
+			"SELECT id, owner_id, 'owner' FROM r) "
+			"SELECT " ROOM_BASE_COLS ", 'owner' FROM r JOIN users u ON u.id = r.owner_id",
+			6, params);
+		if (st == STORE_CONFLICT)
+			continue;
+		if (st != STORE_OK)
+			return st;
+		/* no row: the user's is gone (the token outlived its account) */
+		return one_room(s, r, id, out);
+	}
+	return store_fail(s, STORE_ERROR, "could not allocate a room id");
+}
+
+enum store_status store_room_update(struct store *s, const char *room, long long user,
+				    const char *name, const char *language,
+				    const char *visibility, struct store_room *out)
+{
+	char uid[32];
+	snprintf(uid, sizeof uid, "%lld", user);
+	const char *params[] = {room, uid, name, language, visibility};
+	PGresult *r;
+	enum store_status st =
+		store_sql(s, &r, NULL,
+			  ROOM_UPDATE("name = coalesce($3, name), language = coalesce($4, language), "
+				      "visibility = coalesce($5, visibility)"),
+			  5, params);
+	return st != STORE_OK ? st : one_room(s, r, room, out);
+}
+
+enum store_status store_room_set_invite(struct store *s, const char *room, long long user,
+					const char *code, struct store_room *out)
+{
+	char uid[32];
+	snprintf(uid, sizeof uid, "%lld", user);
+	const char *params[] = {room, uid, code};
+	PGresult *r;
+	/* invite_gen counts the codes issued: a removal recorded under an older generation no
+	 * longer holds against this code */
+	enum store_status st = store_sql(
+		s, &r, NULL,
+		ROOM_UPDATE("invite_code = coalesce($3, invite_code), "
+			    "invite_gen = invite_gen + CASE WHEN $3::text IS NULL THEN 0 ELSE 1 END, "
+			    "invite_enabled = $3::text IS NOT NULL"),
+		3, params);
+	return st != STORE_OK ? st : one_room(s, r, room, out);
+}
+
+enum store_status store_room_drop_live(struct store *s, const char *room)
+{
+	redisContext *rd;
+	enum store_status st = store_redis(s, &rd);
+	if (st != STORE_OK)
+		return st;
+	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room), dk = rkey1(RK_ROOM_DOC, room),
+		    ok = rkey1(RK_ROOM_OPS, room), vk = rkey1(RK_ROOM_VISIBILITY, room);
+	redisReply *rep = redisCommand(rd, "DEL %s %s %s %s", mk.s, dk.s, ok.s, vk.s);
+	if (!rep)
+		return store_redis_failed(s);
+	st = rep->type == REDIS_REPLY_ERROR ? STORE_REDIS_UNAVAILABLE : STORE_OK;
+	freeReplyObject(rep);
+	if (st != STORE_OK)
+		store_fail(s, st, "the event store is unavailable");
+	return st;
+}
+
+enum store_status store_room_delete(struct store *s, const char *room)
+{
+	const char *params[] = {room};
+	PGresult *r;
+	enum store_status st = store_sql(s, &r, NULL, "DELETE FROM rooms WHERE id = $1", 1, params);
+	if (st == STORE_OK)
+		PQclear(r);
+	return st;
+}
+
+enum store_status store_room_visibility(struct store *s, const char *room, char out[16])
+{
+	const char *params[] = {room};
+	PGresult *r;
+	enum store_status st =
+		store_sql(s, &r, NULL, "SELECT visibility FROM rooms WHERE id = $1", 1, params);
+	if (st != STORE_OK)
+		return st;
+	snprintf(out, 16, "%s", PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "");
+	PQclear(r);
+	return STORE_OK;
+}
+
+enum store_status store_room_members(struct store *s, const char *room,
+				     struct store_member **out, int *n)
+{
+	*out = NULL;
+	*n = 0;
+	const char *params[] = {room};
+	PGresult *r;
+	enum store_status st = store_sql(s, &r, NULL,
+					 "SELECT u.id, u.username, m.role FROM room_members m "
+					 "JOIN users u ON u.id = m.user_id WHERE m.room_id = $1 "
+					 "ORDER BY (m.role = 'owner') DESC, m.joined_at, u.id",
+					 1, params);
+	if (st != STORE_OK)
+		return st;
+	int rows = PQntuples(r);
+	struct store_member *v = rows ? calloc((size_t)rows, sizeof *v) : NULL;
+	if (rows && !v) {
+		PQclear(r);
+		return store_fail(s, STORE_ERROR, "out of memory");
+	}
+	for (int i = 0; i < rows; i++) {
+		v[i].id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+		snprintf(v[i].username, sizeof v[i].username, "%s", PQgetvalue(r, i, 1));
+		snprintf(v[i].role, sizeof v[i].role, "%s", PQgetvalue(r, i, 2));
+	}
+	PQclear(r);
+	*out = v;
+	*n = rows;
+	return STORE_OK;
+}
+
+enum store_status store_member_role(struct store *s, const char *room, const char *member,
+				    char role[STORE_ROLE_MAX])
+{
+	const char *params[] = {room, member};
+	PGresult *r;
+	enum store_status st = store_sql(
+		s, &r, NULL, "SELECT role FROM room_members WHERE room_id = $1 AND user_id = $2", 2,
+		params);
+	if (st != STORE_OK)
+		return st;
+	snprintf(role, STORE_ROLE_MAX, "%s", PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "");
+	PQclear(r);
+	return STORE_OK;
+}
+
+enum store_status store_member_set_role(struct store *s, const char *room, const char *member,
+					const char *role)
+{
+	const char *params[] = {room, member, role};
+	PGresult *r;
+	enum store_status st = store_sql(s, &r, NULL,
+					 "UPDATE room_members SET role = $3 WHERE room_id = $1 AND "
+					 "user_id = $2 AND role <> 'owner' RETURNING user_id",
+					 3, params);
+	if (st != STORE_OK)
+		return st;
+	int n = PQntuples(r);
+	PQclear(r);
+	return n == 1 ? STORE_OK : store_fail(s, STORE_NOT_FOUND, "not a member");
+}
+
+/* The owner's removal: the membership goes and a removal record (under the room's current
+ * invite generation) comes in one transaction, so that no old code lets them back. The room
+ * row is locked for update first: a join of the same user waits for this to commit and
+ * then sees the record (store_room_join). */
+static enum store_status remove_recorded(struct store *s, const char *room, const char *member,
+					 int *removed)
+{
+	enum store_status st = store_begin(s);
+	if (st != STORE_OK)
+		return st;
+	const char *lock_params[] = {room};
+	PGresult *r;
+	st = store_sql(s, &r, NULL, "SELECT 1 FROM rooms WHERE id = $1 FOR NO KEY UPDATE", 1,
+		       lock_params);
+	if (st != STORE_OK) {
+		store_rollback(s);
+		return st;
+	}
+	PQclear(r);
+	const char *params[] = {room, member};
+	st = store_sql(s, &r, NULL,
+		       "WITH d AS (DELETE FROM room_members WHERE room_id = $1 AND user_id = $2 "
+		       "AND role <> 'owner' RETURNING room_id, user_id) "
+		       "INSERT INTO room_removals (room_id, user_id, invite_gen) "
+		       "SELECT d.room_id, d.user_id, r.invite_gen FROM d JOIN rooms r ON r.id = d.room_id "
+		       "ON CONFLICT (room_id, user_id) DO UPDATE SET invite_gen = EXCLUDED.invite_gen, "
+		       "removed_at = now() RETURNING user_id",
+		       2, params);
+	if (st != STORE_OK) {
+		store_rollback(s);
+		return st;
+	}
+	*removed = PQntuples(r) == 1;
+	PQclear(r);
+	return store_commit(s);
+}
+
+enum store_status store_member_remove(struct store *s, const char *room, const char *member,
+				      int record, int *removed)
+{
+	*removed = 0;
+	if (record)
+		return remove_recorded(s, room, member, removed);
+	const char *params[] = {room, member};
+	PGresult *r;
+	enum store_status st = store_sql(s, &r, NULL,
+					 "DELETE FROM room_members WHERE room_id = $1 AND user_id = $2 "
+					 "AND role <> 'owner' RETURNING user_id",
+					 2, params);
+	if (st != STORE_OK)
+		return st;
+	*removed = PQntuples(r) == 1;
+	PQclear(r);
+	return STORE_OK;
+}
+
+enum store_status store_room_removal_gen(struct store *s, const char *room, long long user,
+					 long long *gen)
+{
+	char uid[32];
+	snprintf(uid, sizeof uid, "%lld", user);
+	const char *params[] = {room, uid};
+	PGresult *r;
+	enum store_status st = store_sql(
+		s, &r, NULL,
+		"SELECT invite_gen FROM room_removals WHERE room_id = $1 AND user_id = $2", 2, params);
+	if (st != STORE_OK)
+		return st;
+	*gen = PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : -1;
+	PQclear(r);
+	return STORE_OK;
+}
+
+/* The room row is locked first (FOR SHARE) so that the owner's removal, a rotation and the
+ * switch (which lock it for update) are wholly before or wholly after this: the insert's
+ * snapshot, taken after the lock, sees a removal that committed while we waited, and a
+ * join can never put back a membership a removal just took. The conditions of the API's
+ * decision are repeated in SQL. */
+enum store_status store_room_join(struct store *s, const char *room, long long user,
+				  long long by_code, int *joined)
+{
+	char uid[32], gen[24];
+	*joined = 0;
+	snprintf(uid, sizeof uid, "%lld", user);
+	snprintf(gen, sizeof gen, "%lld", by_code);
+	enum store_status st = store_begin(s);
+	if (st != STORE_OK)
+		return st;
+	const char *lock_params[] = {room};
+	PGresult *r;
+	st = store_sql(s, &r, NULL, "SELECT 1 FROM rooms WHERE id = $1 FOR SHARE", 1, lock_params);
+	if (st != STORE_OK) {
+		store_rollback(s);
+		return st;
+	}
+	int exists = PQntuples(r) == 1;
+	PQclear(r);
+	if (!exists) {
+		store_rollback(s);
+		return store_fail(s, STORE_NOT_FOUND, "no room with id %s", room);
+	}
+	const char *params[] = {room, uid, by_code >= 0 ? gen : NULL};
+	st = store_sql(s, &r, NULL,
+		       "WITH ins AS (INSERT INTO room_members (room_id, user_id, role) "
+		       "SELECT r.id, $2, 'editor' FROM rooms r WHERE r.id = $1 AND CASE "
+		       "WHEN $3::bigint IS NULL THEN r.visibility = 'public' AND NOT EXISTS "
+		       "(SELECT 1 FROM room_removals x WHERE x.room_id = r.id AND x.user_id = $2) "
+		       "ELSE r.invite_enabled AND r.invite_gen = $3 AND NOT EXISTS "
+		       "(SELECT 1 FROM room_removals x WHERE x.room_id = r.id AND x.user_id = $2 "
+		       "AND x.invite_gen >= r.invite_gen) END "
+		       "ON CONFLICT DO NOTHING RETURNING room_id), "
+		       "del AS (DELETE FROM room_removals WHERE room_id = $1 AND user_id = $2 "
+		       "AND EXISTS (SELECT 1 FROM ins)) "
+		       "SELECT count(*) FROM ins",
+		       3, params);
+	if (st != STORE_OK) {
+		store_rollback(s);
+		return st;
+	}
+	int n = strcmp(PQgetvalue(r, 0, 0), "1") == 0;
+	PQclear(r);
+	st = store_commit(s);
+	if (st == STORE_OK)
+		*joined = n;
+	return st;
+}
+
+enum store_status store_member_cache(struct store *s, const char *room, long long user,
+				     const char *role)
+{
+	redisContext *rd;
+	enum store_status st = store_redis(s, &rd);
+	if (st != STORE_OK) {
+		log_warn("room %s: %s", room, s->msg);
+		return st;
+	}
+	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room);
+	redisReply *rep = role ? redisCommand(rd, "HSET %s %lld %s", mk.s, user, role)
+			       : redisCommand(rd, "HDEL %s %lld", mk.s, user);
+	st = rep && rep->type != REDIS_REPLY_ERROR ? STORE_OK : STORE_REDIS_UNAVAILABLE;
+	if (st != STORE_OK)
+		log_warn("could not update the member cache of room %s", room);
+	if (!rep)
+		store_redis_failed(s);
+	else
+		freeReplyObject(rep);
+	if (st != STORE_OK)
+		store_fail(s, st, "the event store is unavailable");
+	return st;
+}
+
+int store_room_visibility_put(struct store *s, const char *room, const char *vis)
+{
+	redisContext *rd;
+	if (store_redis(s, &rd) != STORE_OK) {
+		log_warn("room %s: %s", room, s->msg);
+		return -1;
+	}
+	struct rkey key = rkey1(RK_ROOM_VISIBILITY, room);
+	redisReply *rep;
+	if (vis) {
+		const char *args[] = {key.s, vis};
+		rep = rds_script(rd, &rs_room_visibility, 1, 2, args, NULL);
+	} else {
+		rep = redisCommand(rd, "DEL %s", key.s);
+	}
+	int rc = rep && rep->type == REDIS_REPLY_INTEGER ? (rep->integer > 0) : -1;
+	if (rc < 0)
+		log_warn("could not update the visibility key of room %s", room);
+	if (!rep)
+		store_redis_failed(s);
+	else
+		freeReplyObject(rep);
+	return rc;
+}
+
+long long store_room_revision(struct store *s, const char *room)
+{
+	redisContext *rd = s->redis; /* looked at, not opened */
+	if (!rd || rd->err)
+		return 0;
+	struct rkey key = rkey1(RK_ROOM_DOC, room);
+	redisReply *rep = redisCommand(rd, "HGET %s revision", key.s);
+	long long rev = 0;
+	if (rep && rep->type == REDIS_REPLY_STRING)
+		rev = strtoll(rep->str, NULL, 10);
+	if (!rep)
+		store_redis_failed(s);
+	else
+		freeReplyObject(rep);
+	return rev;
+}

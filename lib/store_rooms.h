@@ -1,0 +1,97 @@
+/* store_rooms: rooms, their members, invites and removals in PostgreSQL, and the room
+ * state the API keeps in Redis for the broker and the document endpoints (the member cache
+ * RK_ROOM_MEMBERS, the visibility key RK_ROOM_VISIBILITY), as store functions
+ * (lib/store.h). The rules (who may do what, which answer) are the API's (fcgi/h_rooms.c);
+ * docs/INTERNALS.md, "Invites and removals", says why the statements look as they do. */
+#ifndef CC_STORE_ROOMS_H
+#define CC_STORE_ROOMS_H
+
+#include "store.h"
+#include "store_room.h"
+
+#define STORE_ROOM_ID_LEN 10
+#define STORE_INVITE_LEN 16
+
+/* A room as every room query reads it, with the asking user's role. */
+struct store_room {
+	char id[65];
+	char name[512];
+	char language[STORE_LANGUAGE_MAX];
+	char visibility[16];
+	long long owner_id;
+	char owner_name[65];
+	char invite[129]; /* the stored code, also while switched off */
+	char created_at[40];
+	int invite_enabled;
+	long long invite_gen;
+	char role[STORE_ROLE_MAX]; /* the user's: "owner", "editor", "viewer"; "" none */
+};
+
+struct store_member {
+	long long id;
+	char username[65];
+	char role[STORE_ROLE_MAX];
+};
+
+/* The room with the user's role: STORE_OK, STORE_NOT_FOUND, or a failure. */
+enum store_status store_room_get(struct store *s, const char *room, long long user,
+				 struct store_room *out);
+/* The rooms the user is a member of, newest first, at most max (caller free()s *out). */
+enum store_status store_room_list(struct store *s, long long user, int max,
+				  struct store_room **out, int *n);
+/* A new room owned by the user (a fresh id and invite code): STORE_OK with *out;
+ * STORE_NOT_FOUND when the user's row is gone; STORE_ERROR when no free id was found. */
+enum store_status store_room_create(struct store *s, long long user, const char *name,
+				    const char *language, const char *visibility,
+				    struct store_room *out);
+/* Changes the fields that are not NULL: STORE_OK with the room as it is now, or
+ * STORE_NOT_FOUND. */
+enum store_status store_room_update(struct store *s, const char *room, long long user,
+				    const char *name, const char *language,
+				    const char *visibility, struct store_room *out);
+/* code not NULL: a new invite code (one more generation) and the link on; NULL: the link
+ * off. STORE_OK with the room, or STORE_NOT_FOUND. */
+enum store_status store_room_set_invite(struct store *s, const char *room, long long user,
+					const char *code, struct store_room *out);
+/* The room's live state in Redis (member cache, document, operations, visibility): gone
+ * first, so that nothing admits members of a room half deleted. */
+enum store_status store_room_drop_live(struct store *s, const char *room);
+enum store_status store_room_delete(struct store *s, const char *room);
+/* The room's visibility in PostgreSQL; "" when the room is gone. */
+enum store_status store_room_visibility(struct store *s, const char *room, char out[16]);
+
+/* Members, the owner first, then by joining time (caller free()s *out). */
+enum store_status store_room_members(struct store *s, const char *room,
+				     struct store_member **out, int *n);
+/* A member's role: STORE_OK with role ("" when not a member). member: the id as text. */
+enum store_status store_member_role(struct store *s, const char *room, const char *member,
+				    char role[STORE_ROLE_MAX]);
+/* Changes a member's role (never the owner's): STORE_OK or STORE_NOT_FOUND. */
+enum store_status store_member_set_role(struct store *s, const char *room, const char *member,
+					const char *role);
+/* Takes the membership away (never the owner's); *removed 1 when there was one. `record`:
+ * the owner's removal, which also records it under the room's invite generation, in one
+ * transaction with the room row locked; a member leaving records nothing. */
+enum store_status store_member_remove(struct store *s, const char *room, const char *member,
+				      int record, int *removed);
+/* The invite generation of the user's removal record, -1 when there is none. */
+enum store_status store_room_removal_gen(struct store *s, const char *room, long long user,
+					 long long *gen);
+/* Makes the user an editor if the room still admits them: by_code = the invite generation
+ * the code was checked against, or -1 for the public path. STORE_OK with *joined (0: the
+ * room changed meanwhile, or they are a member already); STORE_NOT_FOUND. */
+enum store_status store_room_join(struct store *s, const char *room, long long user,
+				  long long by_code, int *joined);
+
+/* The member cache entry of the user (role NULL: none). STORE_OK or
+ * STORE_REDIS_UNAVAILABLE (logged). */
+enum store_status store_member_cache(struct store *s, const char *room, long long user,
+				     const char *role);
+/* Writes the visibility key when it differs (vis NULL deletes it): 1 written, 0 already
+ * so, -1 Redis failed (logged). */
+int store_room_visibility_put(struct store *s, const char *room, const char *vis);
+/* The document's revision, from the Redis connection as it is (none is opened: a list of
+ * rooms costs at most the one attempt its caller made); 0 when unknown. */
+long long store_room_revision(struct store *s, const char *room);
+
+#endif

@@ -1,0 +1,140 @@
+#include "store_user.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rkeys.h"
+
+void store_user_free(struct store_user *u)
+{
+	free(u->password_hash);
+	u->password_hash = NULL;
+}
+
+/* The single row of r into *u from columns id, username, password_hash, token_gen (a
+ * column index < 0: not selected). Takes r. */
+static enum store_status one_user(struct store *s, PGresult *r, int cid, int cname, int chash,
+				  int cgen, struct store_user *u)
+{
+	memset(u, 0, sizeof *u);
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		return store_fail(s, STORE_NOT_FOUND, "the account does not exist");
+	}
+	if (cid >= 0)
+		u->id = strtoll(PQgetvalue(r, 0, cid), NULL, 10);
+	if (cname >= 0)
+		snprintf(u->username, sizeof u->username, "%s", PQgetvalue(r, 0, cname));
+	if (cgen >= 0)
+		u->token_gen = strtoll(PQgetvalue(r, 0, cgen), NULL, 10);
+	if (chash >= 0 && !(u->password_hash = strdup(PQgetvalue(r, 0, chash)))) {
+		PQclear(r);
+		return store_fail(s, STORE_ERROR, "out of memory");
+	}
+	PQclear(r);
+	return STORE_OK;
+}
+
+enum store_status store_user_create(struct store *s, const char *username,
+				    const char *password_hash, long long *id, long long *gen)
+{
+	const char *params[] = {username, password_hash};
+	PGresult *r;
+	/* users.username_key (the canonical form, unique) decides whether the name is taken: a
+	 * conflict on it inserts nothing; any other unique violation is an error */
+	enum store_status st = store_sql(s, &r, NULL,
+					 "INSERT INTO users (username, password_hash) VALUES ($1, $2) "
+					 "ON CONFLICT (username_key) DO NOTHING RETURNING id, token_gen",
+					 2, params);
+	if (st != STORE_OK)
+		return st;
+	struct store_user u;
+	st = one_user(s, r, 0, -1, -1, 1, &u);
+	if (st == STORE_NOT_FOUND)
+		return store_fail(s, STORE_CONFLICT, "the username is taken");
+	*id = u.id;
+	*gen = u.token_gen;
+	return st;
+}
+
+enum store_status store_user_by_key(struct store *s, const char *key, struct store_user *out)
+{
+	const char *params[] = {key};
+	PGresult *r;
+	memset(out, 0, sizeof *out);
+	enum store_status st = store_sql(s, &r, NULL,
+					 "SELECT id, username, password_hash, token_gen FROM users "
+					 "WHERE username_key = $1",
+					 1, params);
+	return st != STORE_OK ? st : one_user(s, r, 0, 1, 2, 3, out);
+}
+
+enum store_status store_user_by_id(struct store *s, long long id, struct store_user *out)
+{
+	char uid[24];
+	snprintf(uid, sizeof uid, "%lld", id);
+	const char *params[] = {uid};
+	PGresult *r;
+	memset(out, 0, sizeof *out);
+	enum store_status st = store_sql(s, &r, NULL,
+					 "SELECT password_hash, token_gen FROM users WHERE id = $1", 1,
+					 params);
+	if (st != STORE_OK)
+		return st;
+	st = one_user(s, r, -1, -1, 0, 1, out);
+	out->id = id;
+	return st;
+}
+
+enum store_status store_user_gen(struct store *s, long long id, long long *gen)
+{
+	char uid[24];
+	snprintf(uid, sizeof uid, "%lld", id);
+	const char *params[] = {uid};
+	PGresult *r;
+	enum store_status st =
+		store_sql(s, &r, NULL, "SELECT token_gen FROM users WHERE id = $1", 1, params);
+	if (st != STORE_OK)
+		return st;
+	struct store_user u;
+	st = one_user(s, r, -1, -1, -1, 0, &u);
+	*gen = u.token_gen;
+	return st;
+}
+
+enum store_status store_user_set_password(struct store *s, long long id,
+					  const char *password_hash, long long *gen)
+{
+	char uid[24];
+	snprintf(uid, sizeof uid, "%lld", id);
+	const char *params[] = {uid, password_hash};
+	PGresult *r;
+	/* one statement: the new hash and the new generation commit together */
+	enum store_status st = store_sql(s, &r, NULL,
+					 "UPDATE users SET password_hash = $2, token_gen = token_gen + 1 "
+					 "WHERE id = $1 RETURNING token_gen",
+					 2, params);
+	if (st != STORE_OK)
+		return st;
+	struct store_user u;
+	st = one_user(s, r, -1, -1, -1, 0, &u);
+	*gen = u.token_gen;
+	return st;
+}
+
+enum store_status store_session_signed_out(struct store *s, const char *sid, int *yes)
+{
+	*yes = 0;
+	redisContext *rd;
+	enum store_status st = store_redis(s, &rd);
+	if (st != STORE_OK)
+		return st;
+	struct rkey key = rkey1(RK_SESSION_REVOKED, sid);
+	redisReply *rep = redisCommand(rd, "EXISTS %s", key.s);
+	if (!rep)
+		return store_redis_failed(s);
+	*yes = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+	freeReplyObject(rep);
+	return STORE_OK;
+}

@@ -1,0 +1,40 @@
+/* store_user: accounts in PostgreSQL (users: id, username, username_key, password_hash,
+ * token_gen), as store functions (lib/store.h) for sign-up, sign-in, password changes and
+ * the session check (which also asks Redis whether a session was signed out). No HTTP here: fcgi/h_auth.c and fcgi/api.c answer. */
+#ifndef CC_STORE_USER_H
+#define CC_STORE_USER_H
+
+#include "store.h"
+
+#define STORE_USERNAME_MAX 64
+
+struct store_user {
+	long long id;
+	char username[STORE_USERNAME_MAX + 1];
+	char *password_hash; /* owned: store_user_free() */
+	long long token_gen;
+};
+
+void store_user_free(struct store_user *u);
+
+/* A new account: STORE_OK with its id and token generation; STORE_CONFLICT when the name's
+ * canonical form (users.username_key) is taken; or the store's failure. */
+enum store_status store_user_create(struct store *s, const char *username,
+				    const char *password_hash, long long *id, long long *gen);
+/* The account whose username_key is key: STORE_OK with *out, STORE_NOT_FOUND, or a
+ * failure. */
+enum store_status store_user_by_key(struct store *s, const char *key, struct store_user *out);
+/* The account with this id (its password_hash and token_gen; username left empty). */
+enum store_status store_user_by_id(struct store *s, long long id, struct store_user *out);
+/* Only the token generation (users.token_gen) of the account with this id. */
+enum store_status store_user_gen(struct store *s, long long id, long long *gen);
+/* The new password hash and token_gen + 1 in one statement: STORE_OK with the new
+ * generation, STORE_NOT_FOUND (the account is gone), or a failure. */
+enum store_status store_user_set_password(struct store *s, long long id,
+					  const char *password_hash, long long *gen);
+
+/* Whether the session sid was signed out (its mark in Redis, lib/access.h): STORE_OK with
+ * *yes, or STORE_REDIS_UNAVAILABLE. */
+enum store_status store_session_signed_out(struct store *s, const char *sid, int *yes);
+
+#endif

@@ -1,0 +1,117 @@
+/* codecollab-snapshotter: saves the rooms' documents to PostgreSQL's history while they
+ * change, and thins that history (docs/INTERNALS.md, "Operations and snapshots" and
+ * "History"). A program of its own on the store layer (lib/store_doc.h); any number may
+ * run: each claims a due room (ZREM on cc:snap:due) before it saves it.
+ *
+ * Settings: REDIS_URL, DATABASE_URL and the document settings of lib/store_doc.h
+ * (DOCUMENT_MAX_BYTES, SNAPSHOT_INTERVAL_MS, HISTORY_*). SIGTERM or SIGINT: one more pass
+ * that saves every room still marked due, whatever its time, then exit 0. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "cfg.h"
+#include "clock.h"
+#include "log.h"
+#include "rds.h"
+#include "store.h"
+#include "store_doc.h"
+
+#define SNAP_BATCH 100	    /* rooms taken per pass */
+#define SNAP_IDLE_MS 200    /* between passes that found less than a batch */
+#define SNAP_SLICE_MS 50    /* how soon a stop is noticed while idle */
+#define SNAP_DRAIN_PASSES 20 /* passes at most after a stop */
+
+static volatile int snap_stop;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	snap_stop = 1;
+}
+
+/* Saves the due rooms of one pass (all marked ones when draining); the number found. */
+static size_t pass(struct store *s, const struct store_doc_cfg *cfg, int draining)
+{
+	redisReply *due;
+	if (store_doc_due(s, draining ? -1 : clock_wall_ms(), SNAP_BATCH, &due) != STORE_OK) {
+		log_warn("snapshotter: %s", s->msg);
+		return 0;
+	}
+	size_t n = due->elements;
+	for (size_t i = 0; i < n; i++) {
+		const redisReply *room = due->element[i];
+		if (room->type != REDIS_REPLY_STRING)
+			continue;
+		/* claim it; a failed connection ends the pass (the rooms left stay due for the
+		 * next one, never claimed on a connection that is gone) */
+		enum store_status st = store_doc_claim(s, room->str);
+		if (st == STORE_CONFLICT)
+			continue; /* another snapshotter took it */
+		if (st != STORE_OK)
+			break;
+		st = store_doc_snapshot(s, cfg, room->str);
+		if (st != STORE_OK && st != STORE_NOT_FOUND)
+			log_warn("room %s: no snapshot (%s): %s", room->str, store_status_name(st), s->msg);
+		if (st == STORE_REDIS_UNAVAILABLE)
+			break;
+	}
+	freeReplyObject(due);
+	return n;
+}
+
+int main(void)
+{
+	struct store_doc_cfg cfg;
+	struct rds_target redis;
+	struct store s;
+	char err[512];
+
+	log_init("codecollab-snapshotter");
+	signal(SIGPIPE, SIG_IGN);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_term;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+
+	/* rds_parse_url reads the URL with libcurl's parser */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_error("libcurl failed to initialise");
+		return 1;
+	}
+	if (rds_parse_url(cfg_str("REDIS_URL", NULL), &redis, err, sizeof err) < 0 ||
+	    store_doc_cfg_load(&cfg, err, (int)sizeof err) < 0) {
+		log_error("configuration: %s", err);
+		curl_global_cleanup();
+		return 1;
+	}
+	store_init(&s, cfg_str("DATABASE_URL", "postgresql:///codecollab"), &redis);
+	log_info("snapshotter: writing room snapshots every %ld ms while rooms change",
+		 cfg.snapshot_interval_ms);
+	long long next_thin = 0; /* at start, then every HISTORY_THIN_INTERVAL_S */
+	int drains = 0;
+	for (;;) {
+		/* once stopped: passes that take everything due, whatever its time, until none is
+		 * left (a room whose save keeps failing is marked due again: a bounded number) */
+		int draining = snap_stop;
+		size_t n = pass(&s, &cfg, draining);
+		if (draining && (n == 0 || ++drains >= SNAP_DRAIN_PASSES))
+			break;
+		if (draining)
+			continue;
+		if (clock_wall_ms() >= next_thin) {
+			store_doc_thin(&s, &cfg);
+			next_thin = clock_wall_ms() + cfg.history_thin_interval_s * 1000;
+		}
+		if (n < SNAP_BATCH)
+			clock_sleep_watching(SNAP_IDLE_MS, SNAP_SLICE_MS, &snap_stop);
+	}
+	log_info("snapshotter: stopped");
+	store_close(&s);
+	curl_global_cleanup();
+	return 0;
+}

@@ -1,0 +1,179 @@
+/* The store layer's pure parts: the one table from a store status to an HTTP answer
+ * (fcgi/api.c), what api_fail() answers with it, ot_copy(), the document settings' table,
+ * and the connection getters' statuses when nothing listens. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../fcgi/api.h"
+#include "ot.h"
+#include "store.h"
+#include "store_doc.h"
+#include "unit.h"
+
+static void check_table(void)
+{
+	/* every status the store can return has an error answer with a code and a message */
+	for (int st = STORE_NOT_FOUND; st < STORE__COUNT; st++) {
+		const struct api_answer *a = api_status_answer((enum store_status)st);
+		CHECK(a->status >= 400 && a->status < 600);
+		CHECK(a->code && a->code[0]);
+		CHECK(a->message && a->message[0]);
+		CHECK(store_status_name((enum store_status)st)[0] != '\0');
+		for (int other = STORE_OK; other < st; other++)
+			CHECK(strcmp(store_status_name((enum store_status)st),
+				     store_status_name((enum store_status)other)) != 0);
+	}
+	CHECK(api_status_answer(STORE_NOT_FOUND)->status == 404);
+	CHECK(api_status_answer(STORE_CONFLICT)->status == 409);
+	CHECK(api_status_answer(STORE_INVALID)->status == 400);
+	CHECK(api_status_answer(STORE_FORBIDDEN)->status == 403);
+	CHECK(api_status_answer(STORE_TOO_LARGE)->status == 413);
+	CHECK(api_status_answer(STORE_BUSY)->status == 503);
+	CHECK(api_status_answer(STORE_ERROR)->status == 500);
+	/* the contract's codes for the stores being down (docs/API.md) */
+	CHECK_STR(api_status_answer(STORE_UNAVAILABLE)->code, "database_unavailable");
+	CHECK_STR(api_status_answer(STORE_UNAVAILABLE)->message, "the database is unavailable");
+	CHECK_STR(api_status_answer(STORE_LOST)->code, "database_unavailable");
+	CHECK(api_status_answer(STORE_LOST)->status == 503);
+	CHECK_STR(api_status_answer(STORE_REDIS_UNAVAILABLE)->code, "redis_unavailable");
+	CHECK_STR(api_status_answer(STORE_REDIS_UNAVAILABLE)->message,
+		  "the event store is unavailable");
+	CHECK_STR(api_status_answer(STORE_ERROR)->code, "internal");
+	/* out of range: the internal error, never a crash or a 200 */
+	CHECK(api_status_answer((enum store_status)STORE__COUNT)->status == 500);
+	CHECK(api_status_answer((enum store_status)-1)->status == 500);
+	CHECK_STR(store_status_name((enum store_status)STORE__COUNT), "");
+}
+
+/* The answer api_fail() gives: table defaults, or the handler's own code and message. */
+static void check_fail(void)
+{
+	struct http_resp resp;
+	struct store s;
+	struct api_ctx c;
+	memset(&c, 0, sizeof c);
+	store_init(&s, "", NULL);
+	c.store = &s;
+	c.resp = &resp;
+
+	http_resp_init(&resp);
+	api_fail(&c, STORE_UNAVAILABLE, NULL, NULL);
+	CHECK(resp.status == 503);
+	CHECK_STR(resp.body.data,
+		  "{\"error\":\"database_unavailable\",\"message\":\"the database is unavailable\"}");
+	http_resp_free(&resp);
+
+	http_resp_init(&resp);
+	api_fail(&c, STORE_NOT_FOUND, "snapshot_not_found", "no snapshot at revision %d", 7);
+	CHECK(resp.status == 404);
+	CHECK_STR(resp.body.data,
+		  "{\"error\":\"snapshot_not_found\",\"message\":\"no snapshot at revision 7\"}");
+	http_resp_free(&resp);
+
+	/* the store's own words */
+	http_resp_init(&resp);
+	store_fail(&s, STORE_REDIS_UNAVAILABLE, "the document store is unavailable");
+	api_fail_why(&c, STORE_REDIS_UNAVAILABLE);
+	CHECK(resp.status == 503);
+	CHECK_STR(resp.body.data, "{\"error\":\"redis_unavailable\",\"message\":\"the document "
+				  "store is unavailable\"}");
+	http_resp_free(&resp);
+
+	/* an error body with one more field, built without printing and parsing it again */
+	cJSON *o = api_error_body("revision_too_old", "revision %d is old", 3);
+	CHECK(o != NULL);
+	cJSON_AddNumberToObject(o, "revision", 9);
+	char *txt = cJSON_PrintUnformatted(o);
+	CHECK_STR(txt, "{\"error\":\"revision_too_old\",\"message\":\"revision 3 is old\","
+		       "\"revision\":9}");
+	free(txt);
+	cJSON_Delete(o);
+	store_close(&s);
+}
+
+static void check_ot_copy(void)
+{
+	char err[256];
+	struct ot_op *a = NULL;
+	const char *json = "[3,\"h\\u00e9llo\",-2,\"x\"]";
+	CHECK(ot_parse_json(json, strlen(json), 0, &a, err, sizeof err) == 0);
+	struct ot_op *b = a ? ot_copy(a) : NULL;
+	CHECK(b != NULL);
+	if (!a || !b) {
+		ot_free(a);
+		ot_free(b);
+		return;
+	}
+	char *ja = ot_to_json(a), *jb = ot_to_json(b);
+	CHECK_STR(jb, ja);
+	CHECK(ot_base_len(a) == ot_base_len(b) && ot_target_len(a) == ot_target_len(b));
+	/* the copy is its own: changing it leaves the original as it was */
+	CHECK(ot_insert(b, "zz", 2) == 0);
+	char *ja2 = ot_to_json(a), *jb2 = ot_to_json(b);
+	CHECK_STR(ja2, ja);
+	CHECK(strcmp(jb2, ja) != 0);
+	free(ja);
+	free(jb);
+	free(ja2);
+	free(jb2);
+	ot_free(a);
+	/* and it outlives the original */
+	struct buf out;
+	buf_init(&out, 0);
+	CHECK(ot_apply(b, "abcde", 5, &out, err, sizeof err) == 0);
+	CHECK_STR(out.data, "abch\xc3\xa9llox" "zz");
+	buf_free(&out);
+	ot_free(b);
+	struct ot_op *e = ot_new(), *ec = e ? ot_copy(e) : NULL;
+	CHECK(ec != NULL && ot_size(ec) == 0);
+	ot_free(e);
+	ot_free(ec);
+}
+
+static void check_doc_cfg(void)
+{
+	struct store_doc_cfg cfg;
+	char err[256];
+	unsetenv("DOCUMENT_MAX_BYTES");
+	unsetenv("SNAPSHOT_INTERVAL_MS");
+	unsetenv("HISTORY_CHECKPOINT_OPS");
+	unsetenv("HISTORY_KEEP_OPS_DAYS");
+	unsetenv("HISTORY_THIN_INTERVAL_S");
+	CHECK(store_doc_cfg_load(&cfg, err, sizeof err) == 0);
+	CHECK(cfg.max_bytes == 1024 * 1024 && cfg.snapshot_interval_ms == 2000 &&
+	      cfg.history_checkpoint_ops == 5000 && cfg.history_keep_ops_days == 7 &&
+	      cfg.history_thin_interval_s == 3600);
+	setenv("SNAPSHOT_INTERVAL_MS", "10", 1); /* below its range */
+	CHECK(store_doc_cfg_load(&cfg, err, sizeof err) == -1);
+	CHECK(strstr(err, "SNAPSHOT_INTERVAL_MS") != NULL);
+	unsetenv("SNAPSHOT_INTERVAL_MS");
+}
+
+/* Nothing listens on port 1: each getter says its store is unavailable, in words. */
+static void check_getters_down(void)
+{
+	struct store s;
+	struct rds_target t;
+	char err[256];
+	CHECK(rds_parse_url("redis://127.0.0.1:1", &t, err, sizeof err) == 0);
+	store_init(&s, "postgresql://127.0.0.1:1/none?connect_timeout=2", &t);
+	redisContext *rd = NULL;
+	CHECK(store_redis(&s, &rd) == STORE_REDIS_UNAVAILABLE && rd == NULL);
+	CHECK_STR(s.msg, "the event store is unavailable");
+	PGresult *r = (PGresult *)&s; /* must be cleared */
+	CHECK(store_sql(&s, &r, NULL, "SELECT 1", 0, NULL) == STORE_UNAVAILABLE && r == NULL);
+	CHECK_STR(s.msg, "the database is unavailable");
+	/* a transaction that cannot start leaves the store outside one */
+	CHECK(store_begin(&s) == STORE_UNAVAILABLE && s.in_tx == 0);
+	store_close(&s);
+}
+
+int main(void)
+{
+	check_table();
+	check_fail();
+	check_ot_copy();
+	check_doc_cfg();
+	check_getters_down();
+	return unit_summary("store");
+}
