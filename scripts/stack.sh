@@ -33,7 +33,8 @@ stack_up() { # build
   export PORT=$(stack_free_port) BROKER_PORT=$(stack_free_port)
   export PG_PORT=$(stack_free_port) REDIS_PORT=$(stack_free_port)
   export METRICS_HOST=127.0.0.1
-  export BROKER_METRICS_PORT=$(stack_free_port) WORKER_METRICS_PORT=$(stack_free_port)
+  export METRICS_PORT=$(stack_free_port) BROKER_METRICS_PORT=$(stack_free_port)
+  export WORKER_METRICS_PORT=$(stack_free_port) SNAPSHOTTER_METRICS_PORT=$(stack_free_port)
   export CC_READY_FILE=$STACK_VAR/ready
   # HTTPS (HTTP/2) beside plain HTTP, with a throwaway self-signed certificate: TLS_URL
   export TLS=self-signed TLS_PORT=$(stack_free_port)
@@ -54,7 +55,8 @@ stack_up() { # build
     sleep 0.1
   done
   # what started this stack is not for stacks the tests start themselves (run.test.mjs)
-  unset TLS TLS_PORT
+  unset TLS TLS_PORT METRICS_HOST METRICS_PORT BROKER_METRICS_PORT WORKER_METRICS_PORT \
+    SNAPSHOTTER_METRICS_PORT
   set -a
   # shellcheck disable=SC1091
   . "$STACK_VAR/run/env"

@@ -67,8 +67,10 @@ async function waitJob(token, id, ms = 20000) {
   }
 }
 
+const API = process.env.API_METRICS_URL;
 const BROKER = process.env.BROKER_METRICS_URL;
 const WORKER = process.env.WORKER_METRICS_URL;
+const SNAPSHOTTER = process.env.SNAPSHOTTER_METRICS_URL;
 
 test('/metrics is not served on the public port', async () => {
   for (const path of ['/metrics', '/events/metrics', '/api/metrics']) {
@@ -138,10 +140,58 @@ test('the worker counts a finished run by kind and outcome, with its sandbox tim
   for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i].value >= buckets[i - 1].value);
 });
 
+test('the API counts requests by route and status, over all its processes', async () => {
+  const me = { route: 'GET /api/auth/me', status: '200' };
+  const none = { route: 'none', status: '404' };
+  const before = await scrape(API);
+  const me0 = value(before, 'codecollab_api_requests_total', me);
+  const none0 = value(before, 'codecollab_api_requests_total', none);
+  const slow0 = value(before, 'codecollab_api_request_seconds_count', { route: 'GET /api/auth/me' });
+  assert.equal(typeof me0, 'number');
+  const a = await newUser();
+  // more requests than API processes: whichever processes answer, one file adds them up
+  const N = 12;
+  for (let i = 0; i < N; i++) assert.equal((await call('GET', '/api/auth/me', { token: a.token })).status, 200);
+  assert.equal((await call('GET', '/api/no/such/thing')).status, 404);
+  const after = await scrapeUntil(API, (x) => value(x, 'codecollab_api_requests_total', me) === me0 + N, `${N} more GET /api/auth/me`);
+  assert.equal(value(after, 'codecollab_api_requests_total', none), none0 + 1, 'the 404 under route "none"');
+  assert.equal(value(after, 'codecollab_api_request_seconds_count', { route: 'GET /api/auth/me' }), slow0 + N);
+  // a 401 of the same route is told apart from its 200s
+  const u0 = value(after, 'codecollab_api_requests_total', { route: 'GET /api/auth/me', status: '401' });
+  assert.equal((await call('GET', '/api/auth/me')).status, 401);
+  await scrapeUntil(API, (x) => value(x, 'codecollab_api_requests_total', { route: 'GET /api/auth/me', status: '401' }) === u0 + 1, 'the 401');
+});
+
+test('a commit raises operations committed by one; a stale revision is refused and counted so', async () => {
+  const a = await newUser();
+  const room = await createRoom(a.token);
+  const before = await scrape(API);
+  const ok0 = value(before, 'codecollab_api_operations_total', { result: 'committed' });
+  const no0 = value(before, 'codecollab_api_operations_total', { result: 'refused' });
+  const post = (body) => call('POST', `/api/rooms/${room.id}/operations`, { token: a.token, body });
+  assert.equal((await post({ revision: 0, ops: ['x'] })).status, 200);
+  let s = await scrapeUntil(API, (x) => value(x, 'codecollab_api_operations_total', { result: 'committed' }) === ok0 + 1, 'the commit');
+  assert.equal(value(s, 'codecollab_api_operations_total', { result: 'refused' }), no0);
+  assert.equal((await post({ revision: 5, ops: [1, 'y'] })).status, 409);
+  s = await scrapeUntil(API, (x) => value(x, 'codecollab_api_operations_total', { result: 'refused' }) === no0 + 1, 'the refusal');
+  assert.equal(value(s, 'codecollab_api_operations_total', { result: 'committed' }), ok0 + 1);
+  assert.ok(value(s, 'codecollab_api_requests_total', { route: 'POST /api/rooms/*/operations', status: '409' }) >= 1);
+  // the snapshotter saves the changed room within SNAPSHOT_INTERVAL_MS
+  const saved0 = value(await scrape(SNAPSHOTTER), 'codecollab_snapshotter_snapshots_total', { outcome: 'saved' });
+  assert.equal((await post({ revision: 1, ops: [1, 'z'] })).status, 200);
+  await scrapeUntil(SNAPSHOTTER, (x) => value(x, 'codecollab_snapshotter_snapshots_total', { outcome: 'saved' }) > saved0, 'a saved snapshot', 15000);
+});
+
 test('the metrics listeners answer 404 for other paths', async () => {
-  for (const url of [BROKER, WORKER]) {
+  for (const url of [BROKER, WORKER, SNAPSHOTTER]) {
     const r = await fetch(url.replace(/\/metrics$/, '/other'));
     assert.equal(r.status, 404, url);
+    await r.text();
+  }
+  // the web server's metrics listener serves /metrics and nothing else
+  for (const path of ['/', '/api/health', '/index.html', '/events/health']) {
+    const r = await fetch(API.replace(/\/metrics$/, path));
+    assert.ok([403, 404].includes(r.status), `${path}: ${r.status}`);
     await r.text();
   }
 });
