@@ -330,7 +330,12 @@ if [ "$WEB" = apache ]; then
   if [ "$(id -u)" = 0 ]; then CC_APACHE_USER=www-data CC_APACHE_GROUP=www-data
   else CC_APACHE_USER=$(id -un) CC_APACHE_GROUP=$(id -gn); fi
   export CC_LISTEN CC_APACHE_USER CC_APACHE_GROUP
-  setsid apache2 -f "$ROOT/deploy/apache/codecollab.conf" -DFOREGROUND >>"$CC_VAR/log/apache.log" 2>&1 &
+  apache_defs=(-DFOREGROUND)
+  if [ "$METRICS_PORT" -gt 0 ]; then
+    export CC_METRICS_LISTEN=$metrics_addr:$METRICS_PORT
+    apache_defs+=(-DCC_METRICS)
+  fi
+  setsid apache2 -f "$ROOT/deploy/apache/codecollab.conf" "${apache_defs[@]}" >>"$CC_VAR/log/apache.log" 2>&1 &
   pids+=($!)
 else
   setsid lighttpd -D -f "$ROOT/lighttpd.conf" >>"$CC_VAR/log/lighttpd.log" 2>&1 &
