@@ -155,12 +155,14 @@ static int put_scaled(struct buf *out, long long v, long long unit)
 	unsigned long long frac = u % (unsigned long long)unit;
 	if (frac == 0)
 		return buf_printf(out, "%s%llu", sign, whole);
-	int digits = 0;
-	for (long long x = unit; x > 1; x /= 10)
-		digits++;
+	/* the fraction's digits, as many as the unit has zeros (at most 18), from the right */
 	char f[24];
-	snprintf(f, sizeof f, "%0*llu", digits, frac);
-	size_t len = strlen(f);
+	size_t len = 0;
+	for (long long x = unit; x > 1 && len < sizeof f - 1; x /= 10)
+		len++;
+	f[len] = '\0';
+	for (size_t i = len; i > 0; i--, frac /= 10)
+		f[i - 1] = (char)('0' + frac % 10);
 	while (len > 0 && f[len - 1] == '0')
 		f[--len] = '\0';
 	return buf_printf(out, "%s%llu.%s", sign, whole, f);
