@@ -3,8 +3,11 @@
 // have moved as an operator would expect; /metrics is not served on the public port.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import EventSource from 'eventsource';
 import { BASE, call, newUser, createRoom } from './lib/api.mjs';
+import { ROOT } from './lib/procs.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -194,4 +197,21 @@ test('the metrics listeners answer 404 for other paths', async () => {
     assert.ok([403, 404].includes(r.status), `${path}: ${r.status}`);
     await r.text();
   }
+});
+
+test('docs/OPERATIONS.md and the Grafana dashboard name exactly the metrics the programs expose', async () => {
+  const exposed = new Set();
+  for (const url of [API, BROKER, WORKER, SNAPSHOTTER]) {
+    const text = await (await fetch(url)).text();
+    for (const m of text.matchAll(/^# TYPE (\S+) /gm)) exposed.add(m[1]);
+  }
+  const base = (n) => n.replace(/_(bucket|sum|count)$/, '');
+  const named = (file) => new Set([...readFileSync(join(ROOT, file), 'utf8').matchAll(/codecollab_[a-z_]+|codecollab_jobs_[a-z_]+/g)]
+    .map((m) => m[0]).filter((n) => !n.endsWith('_')).map((n) => (exposed.has(n) ? n : base(n))));
+  const doc = named('docs/OPERATIONS.md');
+  const dash = named('deploy/grafana/codecollab.json');
+  for (const n of exposed) assert.ok(doc.has(n), `${n} is not in docs/OPERATIONS.md`);
+  for (const n of exposed) assert.ok(dash.has(n), `${n} is not on the dashboard`);
+  for (const n of doc) assert.ok(exposed.has(n), `docs/OPERATIONS.md names ${n}, which no program exposes`);
+  for (const n of dash) assert.ok(exposed.has(n), `the dashboard uses ${n}, which no program exposes`);
 });
