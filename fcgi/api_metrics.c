@@ -21,6 +21,9 @@ static const char *const statuses[] = {"200", "201", "202", "204", "304", "400",
 				       "403", "404", "405", "409", "410", "413", "415",
 				       "429", "431", "500", "502", "503", "other"};
 #define NSTATUS (sizeof statuses / sizeof statuses[0])
+/* the same as numbers, in the same order ("other" last) */
+static const int status_codes[NSTATUS - 1] = {200, 201, 202, 204, 304, 400, 401, 403, 404, 405,
+					      409, 410, 413, 415, 429, 431, 500, 502, 503};
 static const char *const commits[] = {"committed", "refused"};
 static const char *const stores[] = {"busy", "database", "redis"};
 /* microseconds, rendered in seconds */
@@ -80,6 +83,8 @@ void api_metrics_close(void)
 
 long long api_metrics_now_us(void)
 {
+	if (!api_metrics[AM_SECONDS].cells)
+		return 0; /* not recording: no clock read either */
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
@@ -88,10 +93,10 @@ long long api_metrics_now_us(void)
 void api_metrics_request(int route, int status, long long us)
 {
 	size_t r = route < 0 ? api_metrics[AM_REQUESTS].label[0].n - 1 : (size_t)route;
-	char code[8];
-	snprintf(code, sizeof code, "%d", status);
-	int s = metric_label_index(&api_metrics[AM_REQUESTS].label[1], code);
-	metric_inc(&api_metrics[AM_REQUESTS], r, s < 0 ? NSTATUS - 1 : (size_t)s);
+	size_t s = 0;
+	while (s < NSTATUS - 1 && status_codes[s] != status)
+		s++;
+	metric_inc(&api_metrics[AM_REQUESTS], r, s);
 	metric_observe(&api_metrics[AM_SECONDS], r, 0, us);
 }
 

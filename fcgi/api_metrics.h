@@ -15,7 +15,7 @@
 int api_metrics_open(const char *path, char *err, size_t errlen);
 void api_metrics_close(void);
 
-/* A monotonic time in microseconds, for a request's latency. */
+/* A monotonic time in microseconds, for a request's latency; 0 when not recording. */
 long long api_metrics_now_us(void);
 /* One request answered: its route (-1: none matched), status and time. */
 void api_metrics_request(int route, int status, long long us);

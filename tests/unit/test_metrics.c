@@ -5,6 +5,9 @@
 #include "metrics_shm.h"
 #include "unit.h"
 
+#include "../../fcgi/api_metrics.h"
+#include "../../fcgi/route.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -12,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *const kinds[] = {"execution", "ai"};
@@ -348,8 +352,67 @@ static void test_shm(void)
 	unlink(path);
 }
 
-int main(void)
+/* --bench N: what the API's recording adds to a request (fcgi/main.c serve(): two clock
+ * reads, the request's counter and its latency histogram), N times, in one process and in
+ * two at once on the same cells (docs/BENCHMARKS.md, "Metrics"). Not part of `make test`. */
+static long long bench_loop(long n, int route)
 {
+	long long t0 = api_metrics_now_us();
+	for (long i = 0; i < n; i++) {
+		long long t = api_metrics_now_us();
+		api_metrics_request(route, 200, api_metrics_now_us() - t);
+	}
+	return api_metrics_now_us() - t0;
+}
+
+static int bench(long n)
+{
+	int route = -1;
+	for (size_t i = 0; i < route_count(); i++)
+		if (!strcmp(route_method(i), "GET") && !strcmp(route_pattern(i), "/api/auth/me"))
+			route = (int)i;
+	char path[] = "/tmp/cc-bench-metrics-XXXXXX", err[256];
+	int fd = mkstemp(path);
+	if (fd < 0 || route < 0)
+		return 1;
+	close(fd);
+	unlink(path);
+	/* not yet bound: the METRICS=off path (timed with the clock: api_metrics_now_us
+	 * reads none then) */
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	bench_loop(n, route);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	long long off = (b.tv_sec - a.tv_sec) * 1000000LL + (b.tv_nsec - a.tv_nsec) / 1000;
+	if (api_metrics_open(path, err, sizeof err) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	long long one = bench_loop(n, route);
+	printf("metrics off: %.1f ns per request\n", off * 1000.0 / (double)n);
+	printf("metrics on, one process: %.1f ns per request\n", one * 1000.0 / (double)n);
+	fflush(stdout);
+	pid_t kids[2];
+	for (int k = 0; k < 2; k++) {
+		kids[k] = fork();
+		if (kids[k] == 0) {
+			long long t = bench_loop(n, route);
+			printf("metrics on, two processes at once: %.1f ns per request\n", t * 1000.0 / (double)n);
+			fflush(stdout);
+			_exit(0);
+		}
+	}
+	for (int k = 0; k < 2; k++)
+		waitpid(kids[k], NULL, 0);
+	api_metrics_close();
+	unlink(path);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && strcmp(argv[1], "--bench") == 0)
+		return bench(atol(argv[2]));
 	test_arithmetic();
 	test_malformed();
 	test_classify();
