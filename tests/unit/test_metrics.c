@@ -5,7 +5,9 @@
 #include "metrics_shm.h"
 #include "unit.h"
 
+#include "../../fcgi/api.h"
 #include "../../fcgi/api_metrics.h"
+#include "../../fcgi/handlers.h"
 #include "../../fcgi/route.h"
 
 #include <arpa/inet.h>
@@ -352,6 +354,85 @@ static void test_shm(void)
 	unlink(path);
 }
 
+/* The API's GET /metrics: the counts of every process from the shared file, answered only to
+ * a request the web server took on METRICS_PORT. */
+static void test_api_endpoint(void)
+{
+	char path[] = "/tmp/cc-test-api-metrics-XXXXXX", err[256] = "";
+	int fd = mkstemp(path);
+	CHECK(fd >= 0);
+	close(fd);
+	unlink(path);
+	struct api_config cfg = {.metrics_port = 9180};
+	struct http_req req = {.method = "GET", .path = "/metrics", .server_port = 9180};
+	struct http_resp resp;
+	struct api_ctx c = {.cfg = &cfg, .req = &req, .resp = &resp, .route = -1};
+	/* not recording: no answer even on the right port */
+	http_resp_init(&resp);
+	h_metrics(&c);
+	CHECK(resp.status == 404);
+	http_resp_free(&resp);
+
+	CHECK(api_metrics_open(path, err, sizeof err) == 0);
+	int me = -1;
+	for (size_t i = 0; i < route_count(); i++)
+		if (!strcmp(route_method(i), "GET") && !strcmp(route_pattern(i), "/api/auth/me"))
+			me = (int)i;
+	CHECK(me >= 0);
+	api_metrics_request(me, 200, 700);
+	api_metrics_request(me, 200, 1200);
+	api_metrics_request(me, 418, 10); /* a status outside the list: "other" */
+	api_metrics_request(-1, 404, 10);
+	api_metrics_commit(1, 2);
+	api_metrics_commit(0, 0);
+	api_metrics_unavailable(STORE_REDIS_UNAVAILABLE);
+	api_metrics_restores(1);
+	pid_t pid = fork();
+	if (pid == 0) {
+		/* another API process, counting into the same file */
+		api_metrics_request(me, 200, 300);
+		_exit(0);
+	}
+	CHECK(pid > 0 && waitpid(pid, NULL, 0) == pid);
+
+	http_resp_init(&resp);
+	h_metrics(&c);
+	CHECK(resp.status == 200);
+	CHECK_STR(resp.content_type, METRICS_CONTENT_TYPE);
+	const char *body = resp.body.data ? resp.body.data : "";
+	CHECK(strstr(body, "\ncodecollab_api_requests_total{route=\"GET /api/auth/me\",status=\"200\"} 3\n") != NULL);
+	CHECK(strstr(body, "\ncodecollab_api_requests_total{route=\"GET /api/auth/me\",status=\"other\"} 1\n") != NULL);
+	CHECK(strstr(body, "\ncodecollab_api_requests_total{route=\"none\",status=\"404\"} 1\n") != NULL);
+	CHECK(strstr(body, "\ncodecollab_api_request_seconds_bucket{route=\"GET /api/auth/me\",le=\"0.001\"} 3\n") != NULL);
+	CHECK(strstr(body, "\ncodecollab_api_request_seconds_sum{route=\"GET /api/auth/me\"} 0.00221\n") != NULL);
+	CHECK(strstr(body, "\ncodecollab_api_operations_total{result=\"committed\"} 1\n") != NULL);
+	CHECK(strstr(body, "\ncodecollab_api_operations_total{result=\"refused\"} 1\n") != NULL);
+	CHECK(strstr(body, "\ncodecollab_api_commit_races_total 2\n") != NULL);
+	CHECK(strstr(body, "\ncodecollab_api_unavailable_total{cause=\"redis\"} 1\n") != NULL);
+	CHECK(strstr(body, "\ncodecollab_api_document_restores_total 1\n") != NULL);
+	http_resp_free(&resp);
+
+	/* the public port (or a request whose port is unknown) gets a 404 and no numbers */
+	long ports[] = {8080, 0};
+	for (size_t i = 0; i < 2; i++) {
+		req.server_port = ports[i];
+		http_resp_init(&resp);
+		h_metrics(&c);
+		CHECK(resp.status == 404);
+		CHECK(resp.body.data && strstr(resp.body.data, "codecollab_") == NULL);
+		http_resp_free(&resp);
+	}
+	/* METRICS_PORT unset: never */
+	cfg.metrics_port = 0;
+	req.server_port = 0;
+	http_resp_init(&resp);
+	h_metrics(&c);
+	CHECK(resp.status == 404);
+	http_resp_free(&resp);
+	api_metrics_close();
+	unlink(path);
+}
+
 /* --bench N: what the API's recording adds to a request (fcgi/main.c serve(): two clock
  * reads, the request's counter and its latency histogram), N times, in one process and in
  * two at once on the same cells (docs/BENCHMARKS.md, "Metrics"). Not part of `make test`. */
@@ -419,5 +500,6 @@ int main(int argc, char **argv)
 	test_listener();
 	test_threads();
 	test_shm();
+	test_api_endpoint();
 	return unit_summary("test_metrics");
 }
