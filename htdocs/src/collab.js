@@ -93,6 +93,46 @@ export class Collab {
     clearTimeout(this.retryTimer);
   }
 
+  // ---- keeping unsent edits across a reload ------------------------------------------
+
+  // What is not confirmed yet, or null: the server's text and revision our edits were
+  // made on, the outstanding operation with the client_id it was (or will be) sent under
+  // and whether it may have reached the server, and the buffer; the site and sequence,
+  // so the page that takes them over sends as the same author (ties order by it).
+  unsent() {
+    const o = this.outstanding;
+    if (!this.ready || !o) return null;
+    return {
+      revision: this.revision,
+      base: this.serverText,
+      op: o.op,
+      id: o.id,
+      sent: Boolean(o.sent || o.inFlight || o.uncertain || o.committedAt),
+      buffer: this.buffer,
+      site: this.prefix,
+      seq: this.seq,
+      clean: !this.busy && this.queue.length === 0,
+    };
+  }
+
+  // Starts from edits kept by unsent() instead of load(): the editor already shows them
+  // applied to `base`. Operation events since then (the stream resumes after the event id
+  // kept with them) are taken in order; the one carrying the outstanding client_id
+  // confirms it when the server had it after all, else it is sent again (after a moment
+  // for the replay to arrive, as after a lost answer).
+  restore(saved) {
+    this.revision = saved.revision;
+    this.serverText = saved.base;
+    this.serverLen = cpLength(saved.base);
+    this.seq = Math.max(this.seq, saved.seq || 0);
+    this.outstanding = { op: saved.op, id: saved.id, sent: false, uncertain: Boolean(saved.sent) };
+    this.buffer = saved.buffer && !isNoop(saved.buffer) ? saved.buffer : null;
+    this.ready = true;
+    this.drainQueue();
+    this.emitState();
+    this.retry();
+  }
+
   // ---- local edits ---------------------------------------------------------------------
 
   // op: a change the user just made, against the previous local text (exact length).
