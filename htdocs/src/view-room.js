@@ -21,13 +21,13 @@ const OPEN_WAIT_MS = 3000;
 const CONNECTION_TEXT = {
   connected: 'Live',
   reconnecting: 'Reconnecting…',
-  unreachable: 'Server unreachable — retrying; edits are kept',
-  offline: 'You are offline — edits are kept',
+  unreachable: 'Server unreachable — retrying',
+  offline: 'Offline — edits are kept',
 };
 const CONNECTION_TITLE = {
   connected: 'Edits reach everyone as you type.',
   reconnecting: 'The live connection dropped; the server answers, so it comes back in a moment.',
-  unreachable: 'Your network is up but the server does not answer. The page keeps trying, and sends your edits when it answers.',
+  unreachable: 'Your network is up but the server does not answer. The page keeps trying; your edits are kept and sent when it answers.',
   offline: 'Your device has no network connection. Your edits are sent when it is back.',
 };
 
