@@ -36,6 +36,7 @@ const CONNECTION_TITLE = {
 // opens the room for the same user; see docs/CLIENT.md, "Unsent edits".
 const UNSENT_PREFIX = 'cc.unsent.';
 const UNSENT_VERSION = 1;
+const UNSENT_MAX_AGE_MS = 24 * 3600 * 1000; // older edits would surprise more than help
 
 function takeUnsent(roomId, userId) {
   const key = UNSENT_PREFIX + roomId;
@@ -47,7 +48,7 @@ function takeUnsent(roomId, userId) {
   }
   if (saved && saved.user !== userId) return null; // another account's, on this browser: not ours to send
   localStorage.removeItem(key); // taken: another window must not send them too
-  if (!saved || saved.v !== UNSENT_VERSION) return null;
+  if (!saved || saved.v !== UNSENT_VERSION || !(Date.now() - saved.savedAt < UNSENT_MAX_AGE_MS)) return null;
   if (!Number.isInteger(saved.revision) || typeof saved.base !== 'string' || !Array.isArray(saved.op)
     || typeof saved.id !== 'string' || typeof saved.site !== 'string' || !/^[0-9a-f]+$/.test(saved.site)) return null;
   return saved;
