@@ -127,7 +127,6 @@ class RoomView {
         this.root.dataset.sync = s;
         if (s === 'synchronized') this.schedulePresence();
       },
-
       onError: (status, message) => {
         if (status === 403) this.refreshInfo();
         say(status === 413 ? `That edit would make the document too large: ${message}` : message);
@@ -189,7 +188,8 @@ class RoomView {
       runKey: () => this.runButton.click(),
     });
     if (restoring) {
-      this.collab.restore(restoring);
+      // an edit that may have reached the server waits for the stream's replay to say
+      this.collab.restore(restoring, doc.revision);
       // without a replay of what happened since (or the document went back), the fetched
       // text tells: the kept edits are transformed over the difference
       if (!(restoring.clean && restoring.lastEventId) || doc.revision < restoring.revision) this.collab.resync();
