@@ -67,7 +67,7 @@ test('sign up, sign out, a wrong password, sign in', async () => {
   await p.click('[data-action="logout"]');
   await p.waitForSelector('[data-action="login"]');
   await signIn(p, ann, 'not the password');
-  await p.waitForSelector('#status:has-text("Wrong username or password")');
+  await p.waitForSelector('[data-error-for="password"]:has-text("Wrong username or password")'); // next to the field
   A.problems.length = 0; // the 401 of the wrong password is logged by the browser itself
   await signIn(p, ann);
   await p.waitForSelector('[name="room-name"]');

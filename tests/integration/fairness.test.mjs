@@ -300,7 +300,7 @@ test('the browser shows "N runs ahead of yours" while a run waits, and Stop canc
     await P.page.waitForFunction(() => /yours is next/.test(document.querySelector('[data-role="queue-position"]')?.textContent || ''));
     await P.page.click('[data-action="cancel-run"]');
     await P.page.waitForSelector('[data-role="output"][data-state="cancelled"]');
-    assert.match(await P.page.textContent('[data-role="output"]'), /stopped/);
+    assert.match(await P.page.textContent('[data-role="output"]'), /stopped/i); // "Stopped by …"
     assert.deepEqual(P.problems, []);
   } finally {
     if (tok) await drain(tok, ids);
