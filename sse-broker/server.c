@@ -565,7 +565,7 @@ static void ws_on_text_cb(void *arg, const char *msg, size_t len)
 	char *data = presence_data_json(c->sub.user_id, c->sub.username,
 					(long long)cursor->valuedouble, has_sel, anchor, head);
 	if (data)
-		hub_emit(c->srv->hub, c->room, "presence", data);
+		hub_emit(c->srv->hub, c->room, EV_PRESENCE, data);
 	free(data);
 out:
 	cJSON_Delete(o);
