@@ -35,7 +35,9 @@ API_SRC := $(wildcard fcgi/*.c)
 BROKER_SRC := $(wildcard sse-broker/*.c)
 WORKER_SRC := $(wildcard queue-worker/*.c)
 SNAP_SRC := $(wildcard snapshotter/*.c)
-UNIT_SRC := $(wildcard tests/unit/test_*.c)
+# C tests, by what they need (docs/INTERNALS.md, "Tests"): tests/unit/ pure code, tests/programs/
+# real programs and tools (bubblewrap, compilers). Both build into $(B)/tests/<group>/.
+UNIT_SRC := $(wildcard tests/unit/test_*.c) $(wildcard tests/programs/test_*.c)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o) $(B)/obj/$(GEN)/rscripts.o
 LUA_SRC := $(wildcard lib/lua/*.lua)
@@ -49,7 +51,7 @@ API_BIN := $(B)/bin/codecollab-api
 BROKER_BIN := $(B)/bin/codecollab-broker
 WORKER_BIN := $(B)/bin/codecollab-worker
 SNAP_BIN := $(B)/bin/codecollab-snapshotter
-UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+UNIT_BINS := $(UNIT_SRC:tests/%.c=$(B)/tests/%)
 
 # Program objects other than main.c, so unit tests can link a program's modules.
 API_MODS := $(filter-out $(B)/obj/fcgi/main.o,$(API_OBJ))
@@ -57,7 +59,8 @@ BROKER_MODS := $(filter-out $(B)/obj/sse-broker/main.o,$(BROKER_OBJ))
 WORKER_MODS := $(filter-out $(B)/obj/queue-worker/main.o,$(WORKER_OBJ))
 SNAP_MODS := $(filter-out $(B)/obj/snapshotter/main.o,$(SNAP_OBJ))
 
-.PHONY: all build build-asan bins deps run test test-unit test-integration bench clean fmt ot-sim
+.PHONY: all build build-asan bins deps run test test-unit test-programs \
+  test-stack test-browser test-integration bench clean fmt ot-sim
 
 all: build
 
@@ -115,8 +118,8 @@ $(SNAP_BIN): $(SNAP_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(SNAP_OBJ) $(LIBA) $(LIB_LIBS)
 
-# A unit test links the shared library and every program's modules (not their main.c).
-$(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIBA) $(API_MODS) $(BROKER_MODS) $(WORKER_MODS) $(SNAP_MODS)
+# A C test links the shared library and every program's modules (not their main.c).
+$(B)/tests/%: $(B)/obj/tests/%.o $(LIBA) $(API_MODS) $(BROKER_MODS) $(WORKER_MODS) $(SNAP_MODS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(API_MODS) $(BROKER_MODS) $(WORKER_MODS) $(SNAP_MODS) $(LIBA) \
 	  $(API_LIBS) $(BROKER_LIBS) $(WORKER_LIBS) $(LIB_LIBS)
@@ -124,11 +127,22 @@ $(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIBA) $(API_MODS) $(BROKER_MODS) $(WORKE
 run: build
 	@./scripts/run.sh
 
+# The tests by what they need (docs/INTERNALS.md, "Tests"); `make test` runs every group,
+# with one stack for the stack and browser groups. test-integration is those two groups.
 test: build-asan
 	@./scripts/test.sh
 
 test-unit: build-asan
 	@./scripts/test.sh unit
+
+test-programs: build-asan
+	@./scripts/test.sh programs
+
+test-stack: build-asan
+	@./scripts/test.sh stack
+
+test-browser: build-asan
+	@./scripts/test.sh browser
 
 test-integration: build-asan
 	@./scripts/test.sh integration
@@ -139,8 +153,8 @@ test-integration: build-asan
 # runs, and fails on any. Optimised build: a few minutes. `make test` runs a slice of it.
 OT_SIM_OPS ?= 1000000
 ot-sim: deps
-	@$(MAKE) --no-print-directory BUILD=release build/release/tests/test_ot
-	build/release/tests/test_ot --sim $(OT_SIM_OPS)
+	@$(MAKE) --no-print-directory BUILD=release build/release/tests/unit/test_ot
+	build/release/tests/unit/test_ot --sim $(OT_SIM_OPS)
 
 bench: build
 	@./bench/run.sh
