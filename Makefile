@@ -59,13 +59,19 @@ BROKER_MODS := $(filter-out $(B)/obj/sse-broker/main.o,$(BROKER_OBJ))
 WORKER_MODS := $(filter-out $(B)/obj/queue-worker/main.o,$(WORKER_OBJ))
 SNAP_MODS := $(filter-out $(B)/obj/snapshotter/main.o,$(SNAP_OBJ))
 
-.PHONY: all build build-asan bins deps run test test-unit test-programs \
+.PHONY: all build build-asan bins deps deps-test deps-bench run test test-unit test-programs \
   test-stack test-browser test-integration bench clean fmt ot-sim
 
 all: build
 
+# Debian packages, by what a target needs (scripts/deps.sh): building and running; the tests
+# add Chromium and the languages they run; the benchmarks wrk.
 deps:
 	@./scripts/deps.sh
+deps-test:
+	@./scripts/deps.sh test
+deps-bench:
+	@./scripts/deps.sh bench
 
 build: deps client
 	@$(MAKE) --no-print-directory -j2 BUILD=release bins
@@ -129,22 +135,22 @@ run: build
 
 # The tests by what they need (docs/INTERNALS.md, "Tests"); `make test` runs every group,
 # with one stack for the stack and browser groups. test-integration is those two groups.
-test: build-asan
+test: deps-test build-asan
 	@./scripts/test.sh
 
 test-unit: build-asan
 	@./scripts/test.sh unit
 
-test-programs: build-asan
+test-programs: deps-test build-asan
 	@./scripts/test.sh programs
 
-test-stack: build-asan
+test-stack: deps-test build-asan
 	@./scripts/test.sh stack
 
-test-browser: build-asan
+test-browser: deps-test build-asan
 	@./scripts/test.sh browser
 
-test-integration: build-asan
+test-integration: deps-test build-asan
 	@./scripts/test.sh integration
 
 # The OT simulation at length (tests/unit/test_ot.c, lib/ot.h "Who goes first"): random
@@ -156,7 +162,7 @@ ot-sim: deps
 	@$(MAKE) --no-print-directory BUILD=release build/release/tests/unit/test_ot
 	build/release/tests/unit/test_ot --sim $(OT_SIM_OPS)
 
-bench: build
+bench: deps-bench build
 	@./bench/run.sh
 
 clean:
