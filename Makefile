@@ -1,6 +1,7 @@
 # CodeCollab build. Two variants of every binary:
 #   build/release/  -O2, what `make run` and the benchmarks use
 #   build/asan/     AddressSanitizer + UndefinedBehaviorSanitizer, what `make test` uses
+# and build/fuzz/, the libFuzzer targets of tests/fuzz/ (clang; `make fuzz` only).
 # Sources are found by wildcard: a new module is a new .c file, nothing to register here.
 
 SHELL := /bin/bash
@@ -16,6 +17,13 @@ BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -Ilib -I$(GEN) -I/usr/include/postgresql -
 ifeq ($(BUILD),asan)
   VARIANT_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
   VARIANT_LDFLAGS := -fsanitize=address,undefined
+else ifeq ($(BUILD),fuzz)
+  # every object gets libFuzzer's coverage hooks; only the fuzz targets link its main.
+  # Warnings that only clang gives are shown but do not stop the build (gcc's -Werror does).
+  CC := clang
+  VARIANT_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+    -fno-sanitize-recover=undefined -Wno-error
+  VARIANT_LDFLAGS := -fsanitize=fuzzer,address,undefined
 else
   VARIANT_CFLAGS := -O2 -g
   VARIANT_LDFLAGS :=
@@ -53,25 +61,30 @@ WORKER_BIN := $(B)/bin/codecollab-worker
 SNAP_BIN := $(B)/bin/codecollab-snapshotter
 UNIT_BINS := $(UNIT_SRC:tests/%.c=$(B)/tests/%)
 
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/%)
+
 # Program objects other than main.c, so unit tests can link a program's modules.
 API_MODS := $(filter-out $(B)/obj/fcgi/main.o,$(API_OBJ))
 BROKER_MODS := $(filter-out $(B)/obj/sse-broker/main.o,$(BROKER_OBJ))
 WORKER_MODS := $(filter-out $(B)/obj/queue-worker/main.o,$(WORKER_OBJ))
 SNAP_MODS := $(filter-out $(B)/obj/snapshotter/main.o,$(SNAP_OBJ))
 
-.PHONY: all build build-asan bins deps deps-test deps-bench run test test-unit test-programs \
-  test-stack test-browser test-integration bench clean fmt ot-sim
+.PHONY: all build build-asan bins deps deps-test deps-bench deps-fuzz run test test-unit test-programs \
+  test-stack test-browser test-integration fuzz fuzz-bins bench clean fmt ot-sim
 
 all: build
 
 # Debian packages, by what a target needs (scripts/deps.sh): building and running; the tests
-# add Chromium and the languages they run; the benchmarks wrk.
+# add Chromium and the languages they run; the benchmarks wrk; the fuzz targets clang.
 deps:
 	@./scripts/deps.sh
 deps-test:
 	@./scripts/deps.sh test
 deps-bench:
 	@./scripts/deps.sh bench
+deps-fuzz:
+	@./scripts/deps.sh fuzz
 
 build: deps client
 	@$(MAKE) --no-print-directory -j2 BUILD=release bins
@@ -129,6 +142,20 @@ $(B)/tests/%: $(B)/obj/tests/%.o $(LIBA) $(API_MODS) $(BROKER_MODS) $(WORKER_MOD
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(API_MODS) $(BROKER_MODS) $(WORKER_MODS) $(SNAP_MODS) $(LIBA) \
 	  $(API_LIBS) $(BROKER_LIBS) $(WORKER_LIBS) $(LIB_LIBS)
+
+# A fuzz target links like a C test: the shared library and every program's modules.
+$(B)/fuzz_%: $(B)/obj/tests/fuzz/fuzz_%.o $(LIBA) $(API_MODS) $(BROKER_MODS) $(WORKER_MODS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(API_MODS) $(BROKER_MODS) $(WORKER_MODS) $(LIBA) \
+	  $(API_LIBS) $(BROKER_LIBS) $(WORKER_LIBS) $(LIB_LIBS)
+fuzz-bins: $(FUZZ_BINS)
+
+# make fuzz (tests/fuzz/README.md): installs clang and its libFuzzer runtime when missing,
+# builds every tests/fuzz/fuzz_*.c into build/fuzz/, runs each for FUZZ_SECONDS on its seeds
+# (tests/fuzz/seeds/<target>/) and fails on a crash. Not part of `make test`.
+FUZZ_SECONDS ?= 20
+fuzz: deps-fuzz
+	@$(MAKE) --no-print-directory -j2 BUILD=fuzz fuzz-bins
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) ./tests/fuzz/run.sh
 
 run: build
 	@./scripts/run.sh
