@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a make target needs, and only those that are missing:
 #   scripts/deps.sh [test|bench|fuzz ...]
-# Without an argument: what building and running need (`make build`, `make run`). Each
-# argument adds a set on top of that: test (`make test`: headless Chromium for the browser
-# suites, the languages the sandbox tests run), bench (`make bench`: wrk), fuzz (`make fuzz`:
-# clang with its sanitizer and libFuzzer runtimes). When something is missing it says what it
+# Without an argument: what building and running need (`make build`, `make run`), plus
+# lighttpd's TLS module when TLS or TLS_CERT asks for HTTPS and Apache with spawn-fcgi when
+# WEB=apache. Each argument adds a set on top of that: test (`make test`: headless Chromium
+# for the browser suites, the languages the sandbox tests run, HTTPS for the test stack),
+# bench (`make bench`: wrk), fuzz (`make fuzz`: clang with its sanitizer and libFuzzer
+# runtimes). When something is missing it says what it
 # installs and for what, and shows apt's own progress; when everything is there it is one
 # dpkg query, well under a second, and prints nothing.
 set -euo pipefail
@@ -18,9 +20,14 @@ run_pkgs=(
   lighttpd postgresql postgresql-client redis-server bubblewrap
   curl procps iproute2
 )
+# HTTPS (scripts/run.sh: TLS_CERT/TLS_KEY, TLS=self-signed)
+tls_pkgs=(lighttpd-mod-openssl openssl)
+# WEB=apache (scripts/run.sh): Apache httpd in front, the API under spawn-fcgi
+apache_pkgs=(apache2 spawn-fcgi)
 test_pkgs=(
   chromium  # headless, for tests/browser
   python3   # the sandbox and execution tests run Python programs (C, C++ and JS come with the build)
+  "${tls_pkgs[@]}" # the test stack serves HTTPS beside HTTP (scripts/stack.sh)
 )
 bench_pkgs=(wrk)
 # libclang-rt-14-dev holds the ASan, UBSan and libFuzzer runtimes; clang only recommends it
@@ -37,6 +44,8 @@ add() { # what packages...
   done
 }
 add "building and running" "${run_pkgs[@]}"
+if [ -n "${TLS:-}" ] || [ -n "${TLS_CERT:-}" ]; then add "HTTPS" "${tls_pkgs[@]}"; fi
+if [ "${WEB:-lighttpd}" = apache ]; then add "WEB=apache" "${apache_pkgs[@]}"; fi
 for set in "$@"; do
   case "$set" in
     run) ;;
@@ -89,7 +98,7 @@ echo "deps: apt-get install ${missing[*]}"
 apt-get "${quiet[@]}" install -y --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}"
 # Debian starts these system-wide services on install; the project runs its own instances
 # under var/ and the system ones would only hold the standard ports.
-for svc in lighttpd redis-server postgresql; do
+for svc in lighttpd apache2 redis-server postgresql; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" >/dev/null 2>&1 || true
     systemctl disable "$svc" >/dev/null 2>&1 || true
