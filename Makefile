@@ -144,8 +144,8 @@ $(B)/tests/%: $(B)/obj/tests/%.o $(LIBA) $(API_MODS) $(BROKER_MODS) $(WORKER_MOD
 	  $(API_LIBS) $(BROKER_LIBS) $(WORKER_LIBS) $(LIB_LIBS)
 
 # A fuzz target links like a C test: the shared library and every program's modules.
-$(B)/fuzz_%: $(B)/obj/tests/fuzz/fuzz_%.o $(LIBA) $(API_MODS) $(BROKER_MODS) $(WORKER_MODS)
-	$(CC) $(LDFLAGS_ALL) -o $@ $< $(API_MODS) $(BROKER_MODS) $(WORKER_MODS) $(LIBA) \
+$(B)/fuzz_%: $(B)/obj/tests/fuzz/fuzz_%.o $(LIBA) $(API_MODS) $(BROKER_MODS) $(WORKER_MODS) $(SNAP_MODS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(API_MODS) $(BROKER_MODS) $(WORKER_MODS) $(SNAP_MODS) $(LIBA) \
 	  $(API_LIBS) $(BROKER_LIBS) $(WORKER_LIBS) $(LIB_LIBS)
 fuzz-bins: $(FUZZ_BINS)
 

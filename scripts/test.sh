@@ -3,7 +3,7 @@
 # need, and a group starts only what it needs:
 #   unit      tests/unit/      C unit tests and node suites of pure code: no server, no tool
 #   programs  tests/programs/  one real program or tool per test, started by the test itself
-#                              (redis-server, the broker, the worker, the API's snapshotter,
+#                              (redis-server, the broker, the worker, the snapshotter,
 #                              bubblewrap and the compilers): no stack
 #   stack     tests/stack/     node suites against the whole stack (PostgreSQL, Redis,
 #                              lighttpd, API, broker, worker) that scripts/stack.sh starts on
