@@ -10,7 +10,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -74,6 +74,9 @@ async function startBroker() {
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'cc-e2e-door-'));
   for (const d of ['log', 'run']) mkdirSync(join(dir, d));
+  // lighttpd.conf includes run/tls.conf, which scripts/run.sh writes: empty for plain HTTP,
+  // what this front door serves
+  writeFileSync(join(dir, 'run', 'tls.conf'), '');
   const port = await freePort();
   env = {
     ...process.env,
