@@ -71,7 +71,7 @@ WORKER_MODS := $(filter-out $(B)/obj/queue-worker/main.o,$(WORKER_OBJ))
 SNAP_MODS := $(filter-out $(B)/obj/snapshotter/main.o,$(SNAP_OBJ))
 
 .PHONY: all build build-asan bins deps deps-test deps-bench deps-fuzz run test test-unit test-programs \
-  test-stack test-browser test-integration fuzz fuzz-bins bench clean fmt ot-sim
+  test-stack test-browser test-apache test-integration fuzz fuzz-bins bench clean fmt ot-sim
 
 all: build
 
@@ -176,6 +176,10 @@ test-stack: deps-test build-asan
 
 test-browser: deps-test build-asan
 	@./scripts/test.sh browser
+
+# the HTTP, stream and browser suites through Apache httpd instead of lighttpd
+test-apache: deps-test build-asan
+	@./scripts/test.sh apache
 
 test-integration: deps-test build-asan
 	@./scripts/test.sh integration

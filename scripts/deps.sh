@@ -28,6 +28,7 @@ test_pkgs=(
   chromium  # headless, for tests/browser
   python3   # the sandbox and execution tests run Python programs (C, C++ and JS come with the build)
   "${tls_pkgs[@]}" # the test stack serves HTTPS beside HTTP (scripts/stack.sh)
+  "${apache_pkgs[@]}" # the HTTP, stream and browser suites run through Apache too
 )
 bench_pkgs=(wrk)
 # libclang-rt-14-dev holds the ASan, UBSan and libFuzzer runtimes; clang only recommends it

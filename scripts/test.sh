@@ -173,18 +173,29 @@ run_with_stack() { # groups [files...]
   return "$rc"
 }
 
+# The suites that depend on the web server in front — HTTP, the three stream transports, the
+# browser client — again, through Apache httpd (WEB=apache: deploy/apache/codecollab.conf).
+APACHE_SUITES=(tests/stack/http.test.mjs tests/stack/revoke-streams.test.mjs tests/browser/client.test.mjs)
+run_apache() { # [files...]
+  [ $# -gt 0 ] || set -- "${APACHE_SUITES[@]}"
+  echo "== through Apache httpd (WEB=apache): $*"
+  (export WEB=apache && run_with_stack apache "$@")
+}
+
 case "$what" in
   unit) run_unit "$@" || failed=1 ;;
   programs) run_programs "$@" || failed=1 ;;
   stack) run_with_stack stack "$@" || failed=1 ;;
   browser) run_with_stack browser "$@" || failed=1 ;;
   integration) run_with_stack "stack browser" "$@" || failed=1 ;;
+  apache) run_apache "$@" || failed=1 ;;
   all)
     [ $# -eq 0 ] || { echo "usage: $0 all takes no files; name a group" >&2; exit 2; }
     run_unit || failed=1
     run_programs || failed=1
     run_with_stack "stack browser" || failed=1
+    run_apache || failed=1
     ;;
-  *) echo "usage: $0 [all|unit|programs|stack|browser|integration] [node test files...]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|unit|programs|stack|browser|integration|apache] [node test files...]" >&2; exit 2 ;;
 esac
 exit "$failed"
