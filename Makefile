@@ -1,6 +1,7 @@
 # CodeCollab build. Two variants of every binary:
 #   build/release/  -O2, what `make run` and the benchmarks use
 #   build/asan/     AddressSanitizer + UndefinedBehaviorSanitizer, what `make test` uses
+# and build/fuzz/, the libFuzzer targets of tests/fuzz/ (clang; `make fuzz` only).
 # Sources are found by wildcard: a new module is a new .c file, nothing to register here.
 
 SHELL := /bin/bash
@@ -16,6 +17,13 @@ BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -Ilib -I$(GEN) -I/usr/include/postgresql -
 ifeq ($(BUILD),asan)
   VARIANT_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
   VARIANT_LDFLAGS := -fsanitize=address,undefined
+else ifeq ($(BUILD),fuzz)
+  # every object gets libFuzzer's coverage hooks; only the fuzz targets link its main.
+  # Warnings that only clang gives are shown but do not stop the build (gcc's -Werror does).
+  CC := clang
+  VARIANT_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+    -fno-sanitize-recover=undefined -Wno-error
+  VARIANT_LDFLAGS := -fsanitize=fuzzer,address,undefined
 else
   VARIANT_CFLAGS := -O2 -g
   VARIANT_LDFLAGS :=
@@ -35,7 +43,9 @@ API_SRC := $(wildcard fcgi/*.c)
 BROKER_SRC := $(wildcard sse-broker/*.c)
 WORKER_SRC := $(wildcard queue-worker/*.c)
 SNAP_SRC := $(wildcard snapshotter/*.c)
-UNIT_SRC := $(wildcard tests/unit/test_*.c)
+# C tests, by what they need (docs/INTERNALS.md, "Tests"): tests/unit/ pure code, tests/programs/
+# real programs and tools (bubblewrap, compilers). Both build into $(B)/tests/<group>/.
+UNIT_SRC := $(wildcard tests/unit/test_*.c) $(wildcard tests/programs/test_*.c)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o) $(B)/obj/$(GEN)/rscripts.o
 LUA_SRC := $(wildcard lib/lua/*.lua)
@@ -49,7 +59,10 @@ API_BIN := $(B)/bin/codecollab-api
 BROKER_BIN := $(B)/bin/codecollab-broker
 WORKER_BIN := $(B)/bin/codecollab-worker
 SNAP_BIN := $(B)/bin/codecollab-snapshotter
-UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+UNIT_BINS := $(UNIT_SRC:tests/%.c=$(B)/tests/%)
+
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/%)
 
 # Program objects other than main.c, so unit tests can link a program's modules.
 API_MODS := $(filter-out $(B)/obj/fcgi/main.o,$(API_OBJ))
@@ -57,12 +70,21 @@ BROKER_MODS := $(filter-out $(B)/obj/sse-broker/main.o,$(BROKER_OBJ))
 WORKER_MODS := $(filter-out $(B)/obj/queue-worker/main.o,$(WORKER_OBJ))
 SNAP_MODS := $(filter-out $(B)/obj/snapshotter/main.o,$(SNAP_OBJ))
 
-.PHONY: all build build-asan bins deps run test test-unit test-integration bench clean fmt ot-sim
+.PHONY: all build build-asan bins deps deps-test deps-bench deps-fuzz run test test-unit test-programs \
+  test-stack test-browser test-apache test-integration fuzz fuzz-bins bench clean fmt ot-sim
 
 all: build
 
+# Debian packages, by what a target needs (scripts/deps.sh): building and running; the tests
+# add Chromium and the languages they run; the benchmarks wrk; the fuzz targets clang.
 deps:
 	@./scripts/deps.sh
+deps-test:
+	@./scripts/deps.sh test
+deps-bench:
+	@./scripts/deps.sh bench
+deps-fuzz:
+	@./scripts/deps.sh fuzz
 
 build: deps client
 	@$(MAKE) --no-print-directory -j2 BUILD=release bins
@@ -115,22 +137,51 @@ $(SNAP_BIN): $(SNAP_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(SNAP_OBJ) $(LIBA) $(LIB_LIBS)
 
-# A unit test links the shared library and every program's modules (not their main.c).
-$(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIBA) $(API_MODS) $(BROKER_MODS) $(WORKER_MODS) $(SNAP_MODS)
+# A C test links the shared library and every program's modules (not their main.c).
+$(B)/tests/%: $(B)/obj/tests/%.o $(LIBA) $(API_MODS) $(BROKER_MODS) $(WORKER_MODS) $(SNAP_MODS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(API_MODS) $(BROKER_MODS) $(WORKER_MODS) $(SNAP_MODS) $(LIBA) \
 	  $(API_LIBS) $(BROKER_LIBS) $(WORKER_LIBS) $(LIB_LIBS)
 
+# A fuzz target links like a C test: the shared library and every program's modules.
+$(B)/fuzz_%: $(B)/obj/tests/fuzz/fuzz_%.o $(LIBA) $(API_MODS) $(BROKER_MODS) $(WORKER_MODS) $(SNAP_MODS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(API_MODS) $(BROKER_MODS) $(WORKER_MODS) $(SNAP_MODS) $(LIBA) \
+	  $(API_LIBS) $(BROKER_LIBS) $(WORKER_LIBS) $(LIB_LIBS)
+fuzz-bins: $(FUZZ_BINS)
+
+# make fuzz (tests/fuzz/README.md): installs clang and its libFuzzer runtime when missing,
+# builds every tests/fuzz/fuzz_*.c into build/fuzz/, runs each for FUZZ_SECONDS on its seeds
+# (tests/fuzz/seeds/<target>/) and fails on a crash. Not part of `make test`.
+FUZZ_SECONDS ?= 20
+fuzz: deps-fuzz
+	@$(MAKE) --no-print-directory -j2 BUILD=fuzz fuzz-bins
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) ./tests/fuzz/run.sh
+
 run: build
 	@./scripts/run.sh
 
-test: build-asan
+# The tests by what they need (docs/INTERNALS.md, "Tests"); `make test` runs every group,
+# with one stack for the stack and browser groups. test-integration is those two groups.
+test: deps-test build-asan
 	@./scripts/test.sh
 
 test-unit: build-asan
 	@./scripts/test.sh unit
 
-test-integration: build-asan
+test-programs: deps-test build-asan
+	@./scripts/test.sh programs
+
+test-stack: deps-test build-asan
+	@./scripts/test.sh stack
+
+test-browser: deps-test build-asan
+	@./scripts/test.sh browser
+
+# the HTTP, stream and browser suites through Apache httpd instead of lighttpd
+test-apache: deps-test build-asan
+	@./scripts/test.sh apache
+
+test-integration: deps-test build-asan
 	@./scripts/test.sh integration
 
 # The OT simulation at length (tests/unit/test_ot.c, lib/ot.h "Who goes first"): random
@@ -139,10 +190,10 @@ test-integration: build-asan
 # runs, and fails on any. Optimised build: a few minutes. `make test` runs a slice of it.
 OT_SIM_OPS ?= 1000000
 ot-sim: deps
-	@$(MAKE) --no-print-directory BUILD=release build/release/tests/test_ot
-	build/release/tests/test_ot --sim $(OT_SIM_OPS)
+	@$(MAKE) --no-print-directory BUILD=release build/release/tests/unit/test_ot
+	build/release/tests/unit/test_ot --sim $(OT_SIM_OPS)
 
-bench: build
+bench: deps-bench build
 	@./bench/run.sh
 
 clean:

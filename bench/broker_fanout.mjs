@@ -12,10 +12,10 @@ import { fileURLToPath } from 'node:url';
 // procs.mjs reads BROKER_BIN when it loads: set it first, then import
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 process.env.BROKER_BIN ||= join(ROOT, 'build/release/bin/codecollab-broker');
-const procs = await import('../tests/integration/lib/procs.mjs');
+const procs = await import('../tests/lib/procs.mjs');
 const { startRedis, startBroker, stop, sleep, rssKiB, waitFor } = procs;
-const { connectRedis } = await import('../tests/integration/lib/resp.mjs');
-const { ticket } = await import('../tests/integration/lib/tokens.mjs');
+const { connectRedis } = await import('../tests/lib/resp.mjs');
+const { ticket } = await import('../tests/lib/tokens.mjs');
 
 const sizes = process.argv.slice(2).map(Number).filter(Boolean);
 const counts = sizes.length ? sizes : [100, 1000, 10000];

@@ -80,6 +80,6 @@ awk -v off="${runs[off]}" -v on="${runs[on]}" 'BEGIN {
 }'
 echo "machine:$(uptime | sed 's/.*load average/ load average/')"
 echo
-echo "the recording alone (build/release/tests/test_metrics --bench 5000000):"
-make --no-print-directory BUILD=release build/release/tests/test_metrics >/dev/null
-build/release/tests/test_metrics --bench 5000000
+echo "the recording alone (build/release/tests/unit/test_metrics --bench 5000000):"
+make --no-print-directory BUILD=release build/release/tests/unit/test_metrics >/dev/null
+build/release/tests/unit/test_metrics --bench 5000000

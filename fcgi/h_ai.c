@@ -149,7 +149,7 @@ static void emit_ai(struct api_ctx *c, const char *room, const char *job_id, con
 	char *s = cJSON_PrintUnformatted(d);
 	cJSON_Delete(d);
 	redisContext *rd;
-	if (!s || store_redis(c->store, &rd) != STORE_OK || events_emit(rd, room, "ai", s, NULL, 0) < 0)
+	if (!s || store_redis(c->store, &rd) != STORE_OK || events_emit(rd, room, EV_AI, s, NULL, 0) < 0)
 		log_warn("could not emit the %s ai event of room %s", status, room);
 	free(s);
 }

@@ -206,7 +206,7 @@ void h_presence(struct api_ctx *c)
 	}
 	redisContext *rd;
 	enum store_status st = store_redis(c->store, &rd);
-	if (st == STORE_OK && events_emit(rd, c->params[0], "presence", data, NULL, 0) < 0)
+	if (st == STORE_OK && events_emit(rd, c->params[0], EV_PRESENCE, data, NULL, 0) < 0)
 		st = store_redis_failed(c->store);
 	free(data);
 	if (st != STORE_OK) {

@@ -97,6 +97,11 @@ int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const ch
 	char *req = cJSON_PrintUnformatted(request);
 	char *data = NULL;
 	int rc = -1;
+	enum event_type ev;
+	if (event_type_parse(kind, &ev) < 0) { /* a job kind is the type of its events */
+		api_error(c, 500, "internal", "job kind %s has no events", kind);
+		goto out;
+	}
 	if (!req || (!id_out[0] && rnd_id(id_out, JOB_ID_LEN) < 0) ||
 	    !(data = jobstate_event_json(id_out, event_kind, job_status_name(JOB_QUEUED), NULL,
 					 NULL))) {
@@ -120,7 +125,7 @@ int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const ch
 		.job_id = id_out,
 		.room = room,
 		.user = uid,
-		.event_type = kind,
+		.event_type = ev,
 		.event_data = data,
 		.fields = fields,
 		.nfields = sizeof fields / sizeof fields[0] / 2,
@@ -325,6 +330,10 @@ void h_job_cancel(struct api_ctx *c)
 	}
 	char why[128], cur[16], err[256];
 	snprintf(why, sizeof why, "cancelled by %s", c->user.username);
+	enum event_type ev = EV_EXECUTION; /* a job's events have its kind as their type */
+	if (event_type_parse(kind, &ev) < 0)
+		log_warn("job %s: kind %s is no event type; its events go out as execution",
+			 c->params[0], kind);
 	char *data = jobstate_event_json(c->params[0], ekind[0] ? ekind : NULL,
 					 job_status_name(JOB_CANCELLED), NULL, why);
 	if (!data) {
@@ -335,7 +344,7 @@ void h_job_cancel(struct api_ctx *c)
 	int rc = -1;
 	snprintf(err, sizeof err, "%s", "redis: no connection");
 	if (store_redis(c->store, &rd) == STORE_OK)
-		rc = jobstate_cancel(rd, c->params[0], room, kind, data, why, cur, sizeof cur, err,
+		rc = jobstate_cancel(rd, c->params[0], room, ev, data, why, cur, sizeof cur, err,
 				     sizeof err);
 	free(data);
 	if (rc < 0) {

@@ -148,7 +148,7 @@ static int emit_room_event(struct api_ctx *c, const char *room, cJSON *data)
 	cJSON_Delete(data);
 	redisContext *rd = s ? room_redis(c) : NULL;
 	int rc = rd ? 0 : -1;
-	if (rd && events_emit(rd, room, "room", s, NULL, 0) < 0) {
+	if (rd && events_emit(rd, room, EV_ROOM, s, NULL, 0) < 0) {
 		log_warn("could not emit a room event for %s", room);
 		store_redis_failed(c->store);
 		rc = -1;

@@ -19,9 +19,26 @@
  * `resync` to a client that cannot take it, never silence. */
 #define EVENTS_DATA_MAX ((size_t)2 * 1024 * 1024)
 
+/* The room event types, as clients see them in `type` (docs/API.md lists each one's data). */
+enum event_type {
+	EV_OPERATION, /* an operation was committed (the write path's script emits it) */
+	EV_PRESENCE,  /* a cursor or selection moved */
+	EV_JOIN,      /* a user's first stream in the room opened (the broker's script) */
+	EV_LEAVE,     /* a user's last stream closed or expired (the broker's script) */
+	EV_ROOM,      /* the room itself changed: settings, members, invite, deletion */
+	EV_SNAPSHOT,  /* a revision was saved to the history */
+	EV_EXECUTION, /* a run's status changed */
+	EV_AI,	      /* an AI request's status changed */
+	EV__COUNT
+};
+/* "operation", "presence", …; "" out of range. */
+const char *event_type_name(enum event_type t);
+/* 0 with *out, -1 for a name that is no event type. */
+int event_type_parse(const char *name, enum event_type *out);
+
 /* data_json must be valid JSON (an object). On success, when id_out is not NULL, the new
  * event id is copied into it (NUL-terminated, at most idcap bytes). 0 or -1. */
-int events_emit(redisContext *r, const char *room_id, const char *type, const char *data_json,
+int events_emit(redisContext *r, const char *room_id, enum event_type type, const char *data_json,
 		char *id_out, size_t idcap);
 
 #endif

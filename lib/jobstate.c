@@ -87,7 +87,7 @@ int jobstate_change(redisContext *r, const struct jobstate_change *c, char *cur,
 			   JOBSTATE_FIELDS_MAX);
 		return -1;
 	}
-	int has_event = c->room && *c->room && c->event_type && c->event_data;
+	int has_event = c->room && *c->room && c->event_data;
 	if (has_event && strlen(c->event_data) > EVENTS_DATA_MAX) {
 		errbuf_set(err, errlen, "jobstate: event data over %zu bytes", EVENTS_DATA_MAX);
 		return -1;
@@ -115,7 +115,7 @@ int jobstate_change(redisContext *r, const struct jobstate_change *c, char *cur,
 	args[argc++] = attempt;
 	args[argc++] = from;
 	args[argc++] = job_status_name(c->status);
-	args[argc++] = has_event ? c->event_type : "";
+	args[argc++] = has_event ? event_type_name(c->event_type) : "";
 	args[argc++] = has_event ? c->event_data : "";
 	args[argc++] = max;
 	args[argc++] = c->requeue_entry ? c->requeue_entry : "";
@@ -155,7 +155,7 @@ int jobstate_create(redisContext *r, const struct jobstate_new *n, long *positio
 	args[argc++] = hkey.s;
 	args[argc++] = chan.s;
 	args[argc++] = ttl;
-	args[argc++] = n->event_type;
+	args[argc++] = event_type_name(n->event_type);
 	args[argc++] = n->event_data;
 	args[argc++] = max;
 	args[argc++] = smax;
@@ -206,7 +206,7 @@ out:
 }
 
 int jobstate_cancel(redisContext *r, const char *job_id, const char *room,
-		    const char *event_type, const char *event_data, const char *error,
+		    enum event_type event_type, const char *event_data, const char *error,
 		    char *cur, size_t curcap, char *err, size_t errlen)
 {
 	char max[16], now[24], smax[16], pmax[16];
@@ -223,7 +223,7 @@ int jobstate_cancel(redisContext *r, const char *job_id, const char *room,
 	snprintf(now, sizeof now, "%lld", (long long)time(NULL));
 	snprintf(smax, sizeof smax, "%d", JOBSTATE_STREAM_MAX);
 	snprintf(pmax, sizeof pmax, "%d", JOBSTATE_POSITION_UPDATES);
-	const char *args[] = {key.s, hkey.s, chan.s, event_type, event_data, max,
+	const char *args[] = {key.s, hkey.s, chan.s, event_type_name(event_type), event_data, max,
 			      job_id, error, now, smax, pmax};
 	return eval_verdict(r, &rs_job_cancel, 3, (int)(sizeof args / sizeof args[0]), args,
 			    "a cancel", cur, curcap, err, errlen);

@@ -19,6 +19,8 @@
 #define CC_JOBSTATE_H
 
 #include <hiredis/hiredis.h>
+
+#include "events.h"
 #include <stddef.h>
 
 #define JOBSTATE_GROUP "workers"
@@ -41,8 +43,8 @@ int job_status_over(enum job_status st);
 struct jobstate_change {
 	const char *job_id;
 	const char *room;	/* NULL or "": no event */
-	const char *event_type; /* "execution", "ai" */
-	const char *event_data; /* JSON object text, at most EVENTS_DATA_MAX bytes */
+	enum event_type event_type; /* EV_EXECUTION, EV_AI */
+	const char *event_data; /* JSON object text, at most EVENTS_DATA_MAX bytes; NULL: none */
 	long attempt;		/* the job's attempts must equal this; -1: any */
 	unsigned from;		/* the statuses it may leave: JOB_BIT(JOB_QUEUED) | … */
 	enum job_status status; /* the new status */
@@ -63,7 +65,7 @@ struct jobstate_new {
 	const char *job_id;
 	const char *room;
 	const char *user;	/* the submitter's id: the per-user backlog */
-	const char *event_type; /* "execution", "ai" */
+	enum event_type event_type; /* EV_EXECUTION, EV_AI */
 	const char *event_data; /* the queued event; `position` is added to it */
 	const char *const *fields; /* nfields field/value pairs besides status */
 	size_t nfields;
@@ -93,7 +95,7 @@ int jobstate_create(redisContext *r, const struct jobstate_new *n, long *positio
  * frees its slot (its worker sees the status and stops it). 1 done; 0 refused (the job is
  * gone or over: its status, "" when gone, in cur); -1 Redis error. */
 int jobstate_cancel(redisContext *r, const char *job_id, const char *room,
-		    const char *event_type, const char *event_data, const char *error,
+		    enum event_type event_type, const char *event_data, const char *error,
 		    char *cur, size_t curcap, char *err, size_t errlen);
 
 /* A worker's registration: `threads` job threads for lifetime_ms (renewed while it lives;

@@ -56,19 +56,3 @@ out:
 	cJSON_Delete(o);
 	return out;
 }
-
-char *presence_user_json(long long user_id, const char *username)
-{
-	char *out = NULL;
-	cJSON *o = cJSON_CreateObject();
-	cJSON *u = user_object(user_id, username);
-	if (!o || !u) {
-		cJSON_Delete(u);
-		goto out;
-	}
-	cJSON_AddItemToObject(o, "user", u);
-	out = cJSON_PrintUnformatted(o);
-out:
-	cJSON_Delete(o);
-	return out;
-}

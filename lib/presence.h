@@ -17,8 +17,7 @@ const char *presence_color(long long user_id);
 char *presence_data_json(long long user_id, const char *username, long long cursor,
 			 int has_selection, long long anchor, long long head);
 
-/* The data of a `join`/`leave` event: {"user":{"id":…,"username":…}}. Caller frees with
- * free(). NULL on OOM. */
-char *presence_user_json(long long user_id, const char *username);
+/* The data of `join`/`leave` ({"user":{"id":…,"username":…}}) is built in one place, the
+ * broker's presence script (lib/lua/broker_presence.lua), which decides when they happen. */
 
 #endif

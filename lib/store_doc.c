@@ -1068,7 +1068,7 @@ enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg
 		char data[160];
 		snprintf(data, sizeof data, "{\"revision\":%s,\"saved_at\":\"%s\"}", revs,
 			 PQgetvalue(r, 0, 0));
-		if (events_emit(rd, room, "snapshot", data, NULL, 0) < 0)
+		if (events_emit(rd, room, EV_SNAPSHOT, data, NULL, 0) < 0)
 			store_redis_failed(s);
 	}
 out:

@@ -399,12 +399,12 @@ int main(void)
 								    : "unavailable");
 	}
 	w->handlers[w->nhandlers++] = (struct queue_handler){
-		.kind = "execution", .event = "execution", .ctx = &exec, .run = execution_run};
+		.kind = "execution", .event = EV_EXECUTION, .ctx = &exec, .run = execution_run};
 	if (ai_deps_init(&ai, sb, &local, &exec.limits, err, sizeof err) < 0) {
 		log_error("%s", err);
 		goto out;
 	}
-	w->handlers[w->nhandlers++] = (struct queue_handler){.kind = "ai", .event = "ai", .ctx = &ai,
+	w->handlers[w->nhandlers++] = (struct queue_handler){.kind = "ai", .event = EV_AI, .ctx = &ai,
 							     .run = ai_queue_run, .event_data = ai_event_data};
 	/* more kinds are added here, each with its handler */
 

@@ -247,7 +247,7 @@ static int change(redisContext *r, const struct queue_handler *h, const struct q
 	struct jobstate_change c = {
 		.job_id = j->id,
 		.room = j->room,
-		.event_type = h ? h->event : "execution",
+		.event_type = h ? h->event : EV_EXECUTION,
 		.event_data = data,
 		.attempt = attempt,
 		.from = from,

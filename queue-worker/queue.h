@@ -54,7 +54,7 @@ enum queue_outcome {
 /* A job kind: the worker looks the hash's `kind` up in its table of these. */
 struct queue_handler {
 	const char *kind;  /* "execution", "ai", … */
-	const char *event; /* the room event type its status changes are sent as */
+	enum event_type event; /* the room event type its status changes are sent as */
 	void *ctx;	   /* handed to run; read-only configuration */
 	/* Does the work; on QUEUE_FINISHED sets *result_json (caller frees with free()), on
 	 * QUEUE_FAILED writes a message for people in err (and may set *result_json). When

@@ -1,16 +1,61 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the build, the stack and the tests need, and only those
-# that are missing. Quiet and fast when everything is already there.
+# Installs the Debian packages a make target needs, and only those that are missing:
+#   scripts/deps.sh [test|bench|fuzz ...]
+# Without an argument: what building and running need (`make build`, `make run`), plus
+# lighttpd's TLS module when TLS or TLS_CERT asks for HTTPS and Apache with spawn-fcgi when
+# WEB=apache. Each argument adds a set on top of that: test (`make test`: headless Chromium
+# for the browser suites, the languages the sandbox tests run, HTTPS for the test stack),
+# bench (`make bench`: wrk), fuzz (`make fuzz`: clang with its sanitizer and libFuzzer
+# runtimes). When something is missing it says what it
+# installs and for what, and shows apt's own progress; when everything is there it is one
+# dpkg query, well under a second, and prints nothing.
 set -euo pipefail
 
-pkgs=(
+# building and running: compilers, the libraries' headers, the servers the stack starts, the
+# sandbox, the tools scripts/run.sh uses
+run_pkgs=(
   build-essential pkg-config
   libfcgi-dev libhiredis-dev libpq-dev libcurl4-openssl-dev libcjson-dev libjwt-dev
   libargon2-dev libssl-dev libevent-dev libwslay-dev
   lighttpd postgresql postgresql-client redis-server bubblewrap
-  curl wrk procps iproute2
-  chromium  # headless, for the browser client's end-to-end tests
+  curl procps iproute2
 )
+# HTTPS (scripts/run.sh: TLS_CERT/TLS_KEY, TLS=self-signed)
+tls_pkgs=(lighttpd-mod-openssl openssl)
+# WEB=apache (scripts/run.sh): Apache httpd in front, the API under spawn-fcgi
+apache_pkgs=(apache2 spawn-fcgi)
+test_pkgs=(
+  chromium  # headless, for tests/browser
+  python3   # the sandbox and execution tests run Python programs (C, C++ and JS come with the build)
+  "${tls_pkgs[@]}" # the test stack serves HTTPS beside HTTP (scripts/stack.sh)
+  "${apache_pkgs[@]}" # the HTTP, stream and browser suites run through Apache too
+)
+bench_pkgs=(wrk)
+# libclang-rt-14-dev holds the ASan, UBSan and libFuzzer runtimes; clang only recommends it
+fuzz_pkgs=(clang libclang-rt-14-dev)
+
+declare -A purpose=()
+pkgs=()
+add() { # what packages...
+  local what=$1 p
+  shift
+  for p in "$@"; do
+    pkgs+=("$p")
+    purpose[$p]=$what
+  done
+}
+add "building and running" "${run_pkgs[@]}"
+if [ -n "${TLS:-}" ] || [ -n "${TLS_CERT:-}" ]; then add "HTTPS" "${tls_pkgs[@]}"; fi
+if [ "${WEB:-lighttpd}" = apache ]; then add "WEB=apache" "${apache_pkgs[@]}"; fi
+for set in "$@"; do
+  case "$set" in
+    run) ;;
+    test) add "the tests" "${test_pkgs[@]}" ;;
+    bench) add "the benchmarks" "${bench_pkgs[@]}" ;;
+    fuzz) add "the fuzz targets" "${fuzz_pkgs[@]}" ;;
+    *) echo "deps: unknown set '$set' (run, test, bench, fuzz)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 # One dpkg-query call for all packages keeps the no-op case well under a second.
@@ -19,27 +64,45 @@ installed=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${pkgs[@]}" 2>/
 for p in "${pkgs[@]}"; do
   grep -qx -- "$p" <<<"$installed" || missing+=("$p")
 done
-command -v node >/dev/null 2>&1 || missing+=(nodejs)
-command -v npm >/dev/null 2>&1 || missing+=(npm)
+if ! command -v node >/dev/null 2>&1; then missing+=(nodejs); purpose[nodejs]="building and running"; fi
+if ! command -v npm >/dev/null 2>&1; then missing+=(npm); purpose[npm]="building and running"; fi
+[ ${#missing[@]} -gt 0 ] || exit 0
 
-if [ ${#missing[@]} -gt 0 ]; then
-  # de-duplicate while keeping order
-  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | awk '!seen[$0]++')
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "deps: missing Debian packages: ${missing[*]}" >&2
-    echo "deps: run as root, or install them with: sudo apt-get install ${missing[*]}" >&2
-    exit 1
-  fi
-  echo "deps: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # Debian starts these system-wide services on install; the project runs its own
-  # instances under var/ and the system ones would only hold the standard ports.
-  for svc in lighttpd redis-server postgresql; do
-    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
-      systemctl stop "$svc" >/dev/null 2>&1 || true
-      systemctl disable "$svc" >/dev/null 2>&1 || true
-    fi
-  done
+# de-duplicate while keeping order
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | awk '!seen[$0]++')
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: missing Debian packages: ${missing[*]}" >&2
+  echo "deps: run as root, or install them with: sudo apt-get install ${missing[*]}" >&2
+  exit 1
 fi
+
+# Say what comes, for what, before apt starts.
+declare -A by_purpose=()
+order=()
+for p in "${missing[@]}"; do
+  w=${purpose[$p]:-building and running}
+  [ -n "${by_purpose[$w]:-}" ] || order+=("$w")
+  by_purpose[$w]+=" $p"
+done
+for w in "${order[@]}"; do
+  echo "deps: installing for $w:${by_purpose[$w]}"
+done
+
+export DEBIAN_FRONTEND=noninteractive
+# apt's own progress lines stay visible (Get:, Unpacking, Setting up); without a terminal,
+# -q leaves out the animated bars that would fill a log.
+quiet=()
+[ -t 1 ] || quiet=(-q)
+echo "deps: apt-get update (the package lists)"
+apt-get "${quiet[@]}" update
+echo "deps: apt-get install ${missing[*]}"
+apt-get "${quiet[@]}" install -y --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}"
+# Debian starts these system-wide services on install; the project runs its own instances
+# under var/ and the system ones would only hold the standard ports.
+for svc in lighttpd apache2 redis-server postgresql; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    systemctl stop "$svc" >/dev/null 2>&1 || true
+    systemctl disable "$svc" >/dev/null 2>&1 || true
+  fi
+done
+echo "deps: done (${#missing[@]} packages)"

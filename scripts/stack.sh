@@ -37,8 +37,11 @@ stack_up() { # build
   export WORKER_METRICS_PORT=$(stack_free_port) SNAPSHOTTER_METRICS_PORT=$(stack_free_port)
   export CC_READY_FILE=$STACK_VAR/ready
   # HTTPS (HTTP/2) beside plain HTTP, with a throwaway self-signed certificate: TLS_URL
-  export TLS=self-signed TLS_PORT=$(stack_free_port)
-  unset TLS_CERT TLS_KEY
+  # (lighttpd only: under WEB=apache, make run leaves TLS to the site's own Apache)
+  unset TLS TLS_PORT TLS_CERT TLS_KEY
+  if [ "${WEB:-lighttpd}" != apache ]; then
+    export TLS=self-signed TLS_PORT=$(stack_free_port)
+  fi
   unset DATABASE_URL REDIS_URL JWT_SECRET
   "$ROOT/scripts/run.sh" >"$STACK_VAR/log/run.out" 2>&1 &
   STACK_PID=$!

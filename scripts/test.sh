@@ -1,8 +1,21 @@
 #!/usr/bin/env bash
-# make test: the C unit tests (ASan + UBSan), then the integration suites against a real
-# stack (PostgreSQL, Redis, lighttpd, API, broker, worker) started by scripts/run.sh on
-# random free ports with throwaway data. Exits non-zero on any failure.
-#   scripts/test.sh [all|unit|integration] [integration test files...]
+# make test and its groups (docs/INTERNALS.md, "Tests"). The tests are grouped by what they
+# need, and a group starts only what it needs:
+#   unit      tests/unit/      C unit tests and node suites of pure code: no server, no tool
+#   programs  tests/programs/  one real program or tool per test, started by the test itself
+#                              (redis-server, the broker, the worker, the snapshotter,
+#                              bubblewrap and the compilers): no stack
+#   stack     tests/stack/     node suites against the whole stack (PostgreSQL, Redis,
+#                              lighttpd, API, broker, worker) that scripts/stack.sh starts on
+#                              random free ports with throwaway data
+#   browser   tests/browser/   the browser client in headless Chromium against that stack
+# C tests run under AddressSanitizer + UndefinedBehaviorSanitizer and end with
+# "C unit tests: N passed, N failed" (programs: "C program tests: …"); node suites end with
+# node's test runner summary. Exits non-zero on any failure.
+#   scripts/test.sh [all|unit|programs|stack|browser|integration] [node test files...]
+# all (the default) runs every group, with one stack for stack and browser; integration is
+# stack and browser. Given files, a group runs only those (and no C tests); stack, browser
+# and integration run any files given against the stack.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,15 +26,21 @@ what=${1:-all}
 shift || true
 failed=0
 
-run_unit() {
-  local t out rc total_pass=0 total_fail=0
-  echo "== C unit tests (AddressSanitizer + UndefinedBehaviorSanitizer)"
-  for t in build/asan/tests/test_*; do
-    [ -x "$t" ] || continue
+# Runs the ASan build of every tests/<group>/test_*.c (a source without its binary fails).
+run_c() { # group label
+  local group=$1 label=$2 src t out rc line p f total_pass=0 total_fail=0
+  echo "== $label (AddressSanitizer + UndefinedBehaviorSanitizer)"
+  for src in tests/"$group"/test_*.c; do
+    [ -e "$src" ] || continue
+    t=build/asan/tests/$group/$(basename "$src" .c)
     rc=0
-    out=$(ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-          timeout 300 "$t" 2>&1) || rc=$?
-    local line
+    if [ -x "$t" ]; then
+      out=$(ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+            timeout 300 "$t" 2>&1) || rc=$?
+    else
+      out="$t is not built: run make build-asan"
+      rc=127
+    fi
     line=$(printf '%s\n' "$out" | grep -E '^[^ ]+: [0-9]+ passed, [0-9]+ failed$' | tail -n 1 || true)
     if [ "$rc" -ne 0 ] || [ -z "$line" ]; then
       printf '%s\n' "$out" | tail -n 40
@@ -30,53 +49,122 @@ run_unit() {
     else
       echo "$line"
     fi
-    local p f
     p=$(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"${line:-x: 0 passed, 0 failed}")
     f=$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"${line:-x: 0 passed, 0 failed}")
     total_pass=$((total_pass + p))
     total_fail=$((total_fail + f))
   done
-  echo "C unit tests: $total_pass passed, $total_fail failed"
+  echo "$label: $total_pass passed, $total_fail failed"
   [ "$total_fail" -eq 0 ]
 }
 
-run_integration() {
-  echo "== integration tests (real PostgreSQL, Redis, lighttpd, API, broker, worker)"
+node_modules_ready() {
   if [ -f package-lock.json ] && { [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; }; then
     npm ci --no-audit --no-fund --loglevel=error >/dev/null
   fi
+}
+
+# node's test runner, one file at a time; a bound per test: a hang fails that test (and says
+# which) instead of stalling the run.
+run_node() { # files...
+  [ $# -gt 0 ] || return 0
+  node --test --test-concurrency=1 --test-timeout=240000 "$@"
+}
+
+# Sanitizer reports of the programs a group starts go to files, checked after the group.
+SAN_DIR=
+sanitizers_to_files() {
+  SAN_DIR=$(mktemp -d /tmp/codecollab-asan.XXXXXX)
+  export ASAN_OPTIONS=detect_leaks=1:log_path=$SAN_DIR/asan
+  export UBSAN_OPTIONS=print_stacktrace=1:log_path=$SAN_DIR/ubsan
+}
+sanitizer_reports() { # returns 1 when a program wrote one
+  local rc=0
+  if compgen -G "$SAN_DIR/asan*" >/dev/null || compgen -G "$SAN_DIR/ubsan*" >/dev/null; then
+    echo "FAILED: sanitizer reports from the programs:"
+    cat "$SAN_DIR"/asan* "$SAN_DIR"/ubsan* 2>/dev/null | head -n 200
+    rc=1
+  fi
+  rm -rf "$SAN_DIR"
+  unset ASAN_OPTIONS UBSAN_OPTIONS
+  return "$rc"
+}
+
+suites() { # group: its node suites
+  compgen -G "tests/$1/*.test.mjs" || true
+}
+
+run_unit() { # [files...]
+  local rc=0 files=("$@")
+  if [ ${#files[@]} -eq 0 ]; then
+    run_c unit "C unit tests" || rc=1
+    mapfile -t files < <(suites unit)
+  fi
+  if [ ${#files[@]} -gt 0 ]; then
+    echo "== node unit suites (no servers)"
+    node_modules_ready
+    run_node "${files[@]}" || rc=1
+  fi
+  return "$rc"
+}
+
+run_programs() { # [files...]
+  local rc=0 files=("$@")
+  if [ ${#files[@]} -eq 0 ]; then
+    run_c programs "C program tests" || rc=1
+    mapfile -t files < <(suites programs)
+  fi
+  echo "== program suites (each test starts its own redis-server, broker, worker or snapshotter)"
+  node_modules_ready
+  sanitizers_to_files
+  run_node "${files[@]}" || rc=1
+  sanitizer_reports || rc=1
+  return "$rc"
+}
+
+# The stack and browser groups against one stack. groups: "stack", "browser" or both; files,
+# when given, replace the groups' own suites.
+run_with_stack() { # groups [files...]
+  local groups=$1 g rc=0
+  shift
+  node_modules_ready
   export API_PROCESSES=${API_PROCESSES:-4} WORKERS=${WORKERS:-2}
   export LOGIN_RATE_LIMIT=${LOGIN_RATE_LIMIT:-10} LOGIN_ADDRESS_RATE_LIMIT=${LOGIN_ADDRESS_RATE_LIMIT:-40}
   # the suites register hundreds of users from 127.0.0.1; the limit itself is tested through
   # CGI runs with their own REGISTER_RATE_LIMIT and addresses (sessions.test.mjs)
   export REGISTER_RATE_LIMIT=${REGISTER_RATE_LIMIT:-100000}
   # AI: the whole test stack (API and worker) talks to an OpenAI-compatible double that
-  # tests/integration/ai.test.mjs starts on AI_DOUBLE_PORT (lib/openai-double.mjs); never to
-  # a real provider, whatever the caller's environment says. While no test runs the double,
-  # AI jobs fail fast ("could not reach the AI provider"). The local provider is tested by
-  # running the API as CGI with AI_PROVIDER=local: the worker answers with what a job asks.
+  # tests/stack/ai.test.mjs and tests/browser/client.test.mjs start on AI_DOUBLE_PORT
+  # (tests/lib/openai-double.mjs); never to a real provider, whatever the caller's
+  # environment says. While no test runs the double, AI jobs fail fast ("could not reach the
+  # AI provider"). The local provider is tested by running the API as CGI with
+  # AI_PROVIDER=local: the worker answers with what a job asks.
   AI_DOUBLE_PORT=$(stack_free_port)
   export AI_DOUBLE_PORT AI_PROVIDER=openai AI_BASE_URL=http://127.0.0.1:$AI_DOUBLE_PORT/v1
   export AI_API_KEY=test-key-$$ AI_MODEL=double-model AI_TIMEOUT_MS=2000 AI_RATE_LIMIT=10
-  # Sanitizer reports of the servers go to files, checked after the run.
-  local var=/tmp/codecollab-asan.$$
-  export ASAN_OPTIONS=detect_leaks=1:log_path=$var/asan
-  export UBSAN_OPTIONS=print_stacktrace=1:log_path=$var/ubsan
-  mkdir -p "$var"
-  stack_up asan || return 1
-  export CC_BASE_URL=$BASE_URL CC_API_BIN=$ROOT/build/asan/bin/codecollab-api
-  local files=("$@")
-  [ ${#files[@]} -gt 0 ] || files=(tests/integration/*.test.mjs)
-  local rc=0
-  # a bound per test: a hang fails that test (and says which) instead of stalling the run
-  node --test --test-concurrency=1 --test-timeout=240000 "${files[@]}" || rc=$?
-  stack_down || rc=1
-  if compgen -G "$var/asan*" >/dev/null || compgen -G "$var/ubsan*" >/dev/null; then
-    echo "FAILED: sanitizer reports from the servers:"
-    cat "$var"/asan* "$var"/ubsan* 2>/dev/null | head -n 200
-    rc=1
+  sanitizers_to_files
+  echo "== starting a throwaway stack (PostgreSQL, Redis, lighttpd, API, broker, worker)"
+  if ! stack_up asan; then
+    sanitizer_reports || true
+    return 1
   fi
-  rm -rf "$var"
+  export CC_BASE_URL=$BASE_URL CC_API_BIN=$ROOT/build/asan/bin/codecollab-api
+  if [ $# -gt 0 ]; then
+    echo "== suites against the stack: $*"
+    run_node "$@" || rc=1
+  else
+    for g in $groups; do
+      case "$g" in
+        stack) echo "== stack suites (the whole stack)" ;;
+        browser) echo "== browser suites (headless Chromium against the stack)" ;;
+      esac
+      local files=()
+      mapfile -t files < <(suites "$g")
+      run_node "${files[@]}" || rc=1
+    done
+  fi
+  stack_down || rc=1
+  sanitizer_reports || rc=1
   if [ "$rc" -eq 0 ] && [ -z "${KEEP_TEST_VAR:-}" ]; then
     rm -rf "$STACK_VAR"
   else
@@ -85,13 +173,30 @@ run_integration() {
   return "$rc"
 }
 
+# The suites that depend on the web server in front — HTTP, the three stream transports, the
+# browser client — again, through Apache httpd (WEB=apache: deploy/apache/codecollab.conf).
+APACHE_SUITES=(tests/stack/http.test.mjs tests/stack/revoke-streams.test.mjs tests/stack/metrics.test.mjs
+  tests/browser/client.test.mjs)
+run_apache() { # [files...]
+  [ $# -gt 0 ] || set -- "${APACHE_SUITES[@]}"
+  echo "== through Apache httpd (WEB=apache): $*"
+  (export WEB=apache && run_with_stack apache "$@")
+}
+
 case "$what" in
-  unit) run_unit || failed=1 ;;
-  integration) run_integration "$@" || failed=1 ;;
+  unit) run_unit "$@" || failed=1 ;;
+  programs) run_programs "$@" || failed=1 ;;
+  stack) run_with_stack stack "$@" || failed=1 ;;
+  browser) run_with_stack browser "$@" || failed=1 ;;
+  integration) run_with_stack "stack browser" "$@" || failed=1 ;;
+  apache) run_apache "$@" || failed=1 ;;
   all)
+    [ $# -eq 0 ] || { echo "usage: $0 all takes no files; name a group" >&2; exit 2; }
     run_unit || failed=1
-    run_integration "$@" || failed=1
+    run_programs || failed=1
+    run_with_stack "stack browser" || failed=1
+    run_apache || failed=1
     ;;
-  *) echo "usage: $0 [all|unit|integration] [files...]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|unit|programs|stack|browser|integration|apache] [node test files...]" >&2; exit 2 ;;
 esac
 exit "$failed"

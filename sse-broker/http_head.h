@@ -1,8 +1,8 @@
 /* http_head: the broker's HTTP/1.x request-head parser and query-string reader.
  *
- * No sockets here (STYLE 11): the server hands in the bytes it has read so far and gets
- * back "need more", "done" or a reason to refuse, so unit tests and the fuzzer drive it
- * directly. The head is bounded (HTTP_HEAD_MAX bytes, HTTP_HEADERS_MAX fields): past
+ * No sockets here (docs/CONVENTIONS.md §5): the server hands in the bytes it has read so
+ * far and gets back "need more", "done" or a reason to refuse, so unit tests and the fuzzer
+ * drive it directly. The head is bounded (HTTP_HEAD_MAX bytes, HTTP_HEADERS_MAX fields): past
  * either bound the answer is HTTP_HEAD_TOO_LARGE and the server replies 431. */
 #ifndef CC_BROKER_HTTP_HEAD_H
 #define CC_BROKER_HTTP_HEAD_H

@@ -1172,14 +1172,14 @@ static void emit_cb(redisAsyncContext *ac, void *reply, void *priv)
 		log_warn("emit: %s", rep->str);
 }
 
-int hub_emit(struct hub *h, const char *room_id, const char *type, const char *data_json)
+int hub_emit(struct hub *h, const char *room_id, enum event_type type, const char *data_json)
 {
 	if (!h->up)
 		return -1;
 	char max[16];
 	struct rkey key = rkey1(RK_ROOM_EVENTS, room_id), chan = rkey1(RK_ROOM_CHANNEL, room_id);
 	snprintf(max, sizeof max, "%d", EVENTS_HISTORY_MAX);
-	const char *argv[] = {NULL, NULL, "2", key.s, chan.s, type, data_json, max};
+	const char *argv[] = {NULL, NULL, "2", key.s, chan.s, event_type_name(type), data_json, max};
 	return hub_script(h->ac[HUB_CMD], emit_cb, NULL, &rs_events_emit, 8, argv) == REDIS_OK ? 0
 												 : -1;
 }

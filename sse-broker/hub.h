@@ -112,7 +112,7 @@ int hub_check(struct hub *h, const char *room_id, struct hub_sub *s,
 void hub_resume(struct hub *h, struct hub_sub *s);
 
 /* Appends and publishes an event like lib/events.c does, without blocking. 0 or -1. */
-int hub_emit(struct hub *h, const char *room_id, const char *type, const char *data_json);
+int hub_emit(struct hub *h, const char *room_id, enum event_type type, const char *data_json);
 
 /* Records this broker's presence connections as closed (leave events) before exit; calls
  * done when Redis answered or after a short wait. */

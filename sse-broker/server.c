@@ -120,7 +120,8 @@ static void ms_tv(long ms, struct timeval *tv)
 	tv->tv_usec = (ms % 1000) * 1000;
 }
 
-/* ---- lifetime (STYLE 8: never freed inside its own callback; the reaper frees) ---- */
+/* ---- lifetime (docs/CONVENTIONS.md §2.4: never freed inside its own callback; the reaper
+ * frees) ---- */
 
 static void conn_reserve(struct conn *c)
 {
@@ -203,7 +204,8 @@ static int conn_write_ex(struct conn *c, const void *p, size_t n, int force)
 	if (c->dead)
 		return -1;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	/* STYLE 9: a client that does not read is dropped at the bound; it may resume */
+	/* docs/CONVENTIONS.md §3: a client that does not read is dropped at the bound; it may
+	 * resume */
 	if (!force && evbuffer_get_length(out) + n > c->srv->cfg->out_limit) {
 		log_info("dropping a slow client of room %s (%zu bytes unsent)", c->room,
 			 evbuffer_get_length(out));
@@ -587,7 +589,7 @@ static void ws_on_text_cb(void *arg, const char *msg, size_t len)
 	char *data = presence_data_json(c->sub.user_id, c->sub.username,
 					(long long)cursor->valuedouble, has_sel, anchor, head);
 	if (data)
-		hub_emit(c->srv->hub, c->room, "presence", data);
+		hub_emit(c->srv->hub, c->room, EV_PRESENCE, data);
 	free(data);
 out:
 	cJSON_Delete(o);

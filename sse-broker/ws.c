@@ -109,7 +109,8 @@ static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size
 			  int flags, void *user)
 {
 	struct ws_conn *w = user;
-	/* the bound of STYLE 9: a peer that does not read is cut off, not buffered for */
+	/* the bound of docs/CONVENTIONS.md §3: a peer that does not read is cut off, not
+	 * buffered for */
 	if (buf_append(&w->out, data, len) < 0) {
 		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
 		return -1;

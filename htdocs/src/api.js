@@ -68,7 +68,10 @@ export async function request(method, path, body) {
 export async function api(method, path, body) {
   const r = await request(method, path, body);
   if (r.status >= 200 && r.status < 300) return r.json;
-  if (r.status === 0) throw new ApiError(0, 'network', 'The server cannot be reached. Check your connection.', null);
+  if (r.status === 0) {
+    throw new ApiError(0, 'network', navigator.onLine ? 'The server cannot be reached right now. Try again in a moment.'
+      : 'You are offline: check your network connection.', null);
+  }
   const j = r.json || {};
   const e = new ApiError(r.status, j.error || 'http_error', j.message || `The server answered ${r.status}.`, j);
   e.retryAfter = Number(r.headers.get('retry-after')) || 0;

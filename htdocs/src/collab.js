@@ -27,6 +27,7 @@ import {
 
 const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 10000;
+const HOLD_MAX_MS = 15000; // a kept edit waits this long at most for the stream's replay
 
 export class Collab {
   // io: {
@@ -56,6 +57,7 @@ export class Collab {
     this.retryDelay = RETRY_MIN_MS;
     this.stopped = false;
     this.ready = false;
+    this.holdUntil = null; // a kept edit that may be committed waits for this revision
   }
 
   get state() {
@@ -91,6 +93,67 @@ export class Collab {
   stop() {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.holdTimer);
+  }
+
+  // ---- keeping unsent edits across a reload ------------------------------------------
+
+  // What is not confirmed yet, or null: the server's text and revision our edits were
+  // made on, the outstanding operation with the client_id it was (or will be) sent under
+  // and whether it may have reached the server, and the buffer; the site and sequence,
+  // so the page that takes them over sends as the same author (ties order by it).
+  unsent() {
+    const o = this.outstanding;
+    if (!this.ready || !o) return null;
+    return {
+      revision: this.revision,
+      base: this.serverText,
+      op: o.op,
+      id: o.id,
+      sent: Boolean(o.sent || o.inFlight || o.uncertain || o.committedAt),
+      buffer: this.buffer,
+      site: this.prefix,
+      seq: this.seq,
+      clean: !this.busy && this.queue.length === 0,
+    };
+  }
+
+  // Starts from edits kept by unsent() instead of load(): the editor already shows them
+  // applied to `base`. Operation events since then (the stream resumes after the event id
+  // kept with them) are taken in order; the one carrying the outstanding client_id
+  // confirms it when the server had it after all. An outstanding edit that may have
+  // reached the server is held until the events have brought us to `fetchedRevision` (the
+  // document's revision now): by then its event, if any, has come. It is sent again only
+  // if not. Should the replay not come, the fetched text settles it (resync).
+  restore(saved, fetchedRevision) {
+    this.revision = saved.revision;
+    this.serverText = saved.base;
+    this.serverLen = cpLength(saved.base);
+    this.seq = Math.max(this.seq, saved.seq || 0);
+    this.outstanding = { op: saved.op, id: saved.id, sent: false, uncertain: Boolean(saved.sent) };
+    this.buffer = saved.buffer && !isNoop(saved.buffer) ? saved.buffer : null;
+    this.ready = true;
+    if (saved.sent && Number.isInteger(fetchedRevision) && fetchedRevision > saved.revision) {
+      this.holdUntil = fetchedRevision;
+      clearTimeout(this.holdTimer);
+      this.holdTimer = setTimeout(() => {
+        if (this.holdUntil === null) return;
+        this.holdUntil = null;
+        this.resync();
+      }, HOLD_MAX_MS);
+    }
+    this.drainQueue();
+    this.emitState();
+    if (this.holdUntil === null) this.retry();
+  }
+
+  // The replay has reached the revision a held edit waited for: it was not committed
+  // (or it has been confirmed already): send what is left.
+  releaseHold() {
+    if (this.holdUntil === null || this.revision < this.holdUntil) return;
+    this.holdUntil = null;
+    clearTimeout(this.holdTimer);
+    this.retry();
   }
 
   // ---- local edits ---------------------------------------------------------------------
@@ -114,7 +177,7 @@ export class Collab {
   // Sends the outstanding operation unless it is on its way or sending must wait.
   flush() {
     const o = this.outstanding;
-    if (!o || o.sent || this.busy || this.stopped || !this.ready) return;
+    if (!o || o.sent || this.busy || this.stopped || !this.ready || this.holdUntil !== null) return;
     if (!this.io.canSend()) return; // retry() comes when we are back online
     o.sent = true;
     o.inFlight = true;
@@ -225,6 +288,7 @@ export class Collab {
     const o = this.outstanding;
     if (o && data.client_id === o.id) {
       this.acknowledge(data.ops);
+      this.releaseHold();
       return;
     }
     let op;
@@ -250,6 +314,7 @@ export class Collab {
       }
     }
     this.confirmIfDue();
+    this.releaseHold();
     this.emitState();
   }
 
@@ -301,6 +366,8 @@ export class Collab {
   }
 
   rebase(doc) {
+    this.holdUntil = null; // the fetched text decides now
+    clearTimeout(this.holdTimer);
     const o = this.outstanding;
     // what the server's document was when our pending edits were made, and those edits
     let base = this.serverText;

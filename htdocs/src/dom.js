@@ -27,14 +27,37 @@ function append(el, children) {
 export const $ = (sel, root = document) => root.querySelector(sel);
 export const $$ = (sel, root = document) => [...root.querySelectorAll(sel)];
 
-// A status line in the page's live region, for screen readers as for eyes.
+// A status line in the page's live region, for screen readers as for eyes. kind: 'error'
+// and 'notice' (news to read, such as why a room was left) stay until replaced; 'ok'
+// (a confirmation) goes after a few seconds.
 export function say(text, kind = 'error') {
   const el = document.getElementById('status');
   if (!el) return;
   el.textContent = text || '';
   el.dataset.kind = kind;
   clearTimeout(say.timer);
-  if (text && kind !== 'error') say.timer = setTimeout(() => { el.textContent = ''; }, 4000);
+  if (text && kind === 'ok') say.timer = setTimeout(() => { el.textContent = ''; }, 4000);
+}
+
+// An error shown under the form field it is about (and tied to it for screen readers by
+// aria-describedby); null clears it. Typing in the field clears it too.
+export function fieldError(input, text) {
+  const id = `${input.name}-error`;
+  let el = document.getElementById(id);
+  if (!text) {
+    if (el) el.remove();
+    input.removeAttribute('aria-invalid');
+    input.removeAttribute('aria-describedby');
+    return;
+  }
+  if (!el) {
+    el = h('p', { id, class: 'field-error', 'data-error-for': input.name });
+    input.insertAdjacentElement('afterend', el);
+    input.addEventListener('input', () => fieldError(input, null), { once: true });
+  }
+  el.textContent = text;
+  input.setAttribute('aria-invalid', 'true');
+  input.setAttribute('aria-describedby', id);
 }
 
 export function formatTime(iso) {

@@ -80,17 +80,22 @@ const dropRemote = StateEffect.define(); // id
 // A caret drawn in a layer over the text, outside the editable content: widgets inside
 // it would sit where the local user types, and Chrome copies the style of neighbouring
 // inline elements into typed text as style attributes (which the CSP refuses).
+// The name tag over it shows for a few seconds after its owner moves or types, then fades
+// (style.css), so it does not keep covering the code on the line above; `moves` counts
+// the owner's moves, and a new one shows the tag again.
 class CaretMarker {
-  constructor(name, cls, left, top, height) {
+  constructor(name, cls, left, top, height, moves) {
     this.name = name;
     this.cls = cls;
     this.left = left;
     this.top = top;
     this.height = height;
+    this.moves = moves;
   }
 
   eq(o) {
-    return o.name === this.name && o.cls === this.cls && o.left === this.left && o.top === this.top && o.height === this.height;
+    return o.name === this.name && o.cls === this.cls && o.left === this.left && o.top === this.top
+      && o.height === this.height && o.moves === this.moves;
   }
 
   draw() {
@@ -109,6 +114,9 @@ class CaretMarker {
   update(dom, prev) {
     if (prev.name !== this.name || prev.cls !== this.cls) return false;
     this.place(dom);
+    if (prev.moves !== this.moves && dom.firstChild && dom.firstChild.getAnimations) {
+      for (const a of dom.firstChild.getAnimations()) a.currentTime = 0; // show the tag again
+    }
     return true;
   }
 
@@ -136,7 +144,8 @@ const remoteField = StateField.define({
         if (next === map) next = new Map(map);
         const len = tr.state.doc.length;
         const v = e.value;
-        next.set(v.id, { ...v, anchor: Math.min(v.anchor, len), head: Math.min(v.head, len) });
+        const had = next.get(v.id);
+        next.set(v.id, { ...v, anchor: Math.min(v.anchor, len), head: Math.min(v.head, len), moves: had ? had.moves + 1 : 0 });
       } else if (e.is(dropRemote)) {
         if (next === map) next = new Map(map);
         next.delete(e.value);
@@ -160,7 +169,8 @@ function remoteMarkers(view) {
     if (c.head < from || c.head > to) continue;
     const at = view.coordsAtPos(c.head, 1) || view.coordsAtPos(c.head, -1);
     if (!at) continue;
-    markers.push(new CaretMarker(c.name, c.cls, (at.left - baseLeft) / view.scaleX, (at.top - baseTop) / view.scaleY, (at.bottom - at.top) / view.scaleY));
+    markers.push(new CaretMarker(c.name, c.cls, (at.left - baseLeft) / view.scaleX, (at.top - baseTop) / view.scaleY,
+      (at.bottom - at.top) / view.scaleY, c.moves));
   }
   return markers;
 }
@@ -237,6 +247,31 @@ function opToChanges(op, text) {
   return changes;
 }
 
+// ---- Tab and the keyboard ------------------------------------------------------------
+
+// Tab indents in the editor, which would trap keyboard users and, worse, type spaces into
+// everyone's code when someone only meant to move on. So the editor reached with the
+// keyboard (Tab from the control before it) lets Tab and Shift+Tab go on to the next
+// control (CodeMirror's tab-focus mode) until any other key is pressed there: then Tab
+// indents. A click into the editor makes Tab indent at once. Esc then Tab always leaves.
+const FOCUS_BY_POINTER_MS = 1000;
+const UNTIL_ANOTHER_KEY = 24 * 3600 * 1000; // tab-focus mode ends with the next other key
+
+function tabPolicy() {
+  let pointerAt = 0;
+  return EditorView.domEventHandlers({
+    pointerdown(event, view) {
+      pointerAt = Date.now();
+      view.setTabFocusMode(false);
+      return false;
+    },
+    focus(event, view) {
+      if (Date.now() - pointerAt > FOCUS_BY_POINTER_MS) view.setTabFocusMode(UNTIL_ANOTHER_KEY);
+      return false;
+    },
+  });
+}
+
 // ---- the editor ----------------------------------------------------------------------
 
 export class Editor {
@@ -276,7 +311,10 @@ export class Editor {
         remoteLayer,
         this.language.of(languageSupport(opts.language)),
         this.editable.of(editableExt(!opts.readOnly)),
-        EditorView.contentAttributes.of({ 'aria-label': 'Code editor (Esc then Tab leaves it)' }),
+        EditorView.contentAttributes.of({
+          'aria-label': 'Code editor. Tab moves on until you type here; then Tab indents, and Esc then Tab leaves.',
+        }),
+        tabPolicy(),
         EditorView.updateListener.of((u) => self.updated(u)),
         EditorView.domEventHandlers({ beforeinput: typeOverSelection }),
       ],

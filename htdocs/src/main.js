@@ -46,10 +46,12 @@ export async function route() {
   }
 }
 
-export function navigate(path) {
+// Changes the view; `message` (optional) is shown once the new view is up, e.g. why a
+// room was left.
+export function navigate(path, message) {
   history.pushState(null, '', path);
   say('');
-  route();
+  route().then(() => { if (message) say(message, 'notice'); });
 }
 
 onSessionExpired(() => {

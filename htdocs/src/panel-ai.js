@@ -32,6 +32,7 @@ export function aiPanel({ roomId, code, language }) {
     answer);
 
   let pending = null; // {id, kind}
+  let early = []; // events that came while our request's answer was on its way
   let pollTimer = null;
 
   function show(state, kind, text, note) {
@@ -53,8 +54,8 @@ export function aiPanel({ roomId, code, language }) {
     clearTimeout(pollTimer);
     busy(false);
     if (status === 'failed') {
-      const why = result && typeof result === 'object' && result.error ? result.error : 'The assistant could not answer.';
-      show('failed', kind, String(why));
+      const why = result && typeof result === 'object' && result.error ? String(result.error) : '';
+      show('failed', kind, why ? `The assistant could not answer: ${why}` : 'The assistant could not answer.');
     } else {
       show('answered', kind, answerText(result) || '(the assistant had nothing to say)', note);
     }
@@ -64,15 +65,24 @@ export function aiPanel({ roomId, code, language }) {
     try {
       const { job } = await api('GET', `/api/jobs/${encodeURIComponent(id)}`);
       if (!pending || pending.id !== id) return;
-      if (job.status === 'finished' || job.status === 'failed') {
-        done(kind, job.status, job.result !== undefined ? job.result : { error: job.error });
+      if (job.status === 'finished') {
+        done(kind, job.status, job.result);
         return;
+      }
+      if (job.status === 'failed' || job.status === 'cancelled') {
+        done(kind, 'failed', { error: job.error || (job.status === 'cancelled' ? 'the request was cancelled' : '') });
+        return;
+      }
+      if (job.status === 'queued') { // not silence: say what it waits for
+        show('waiting', kind, typeof job.position === 'number' && job.position > 0
+          ? `Waiting for a free worker: ${job.position} ahead of this request…` : 'Waiting for a free worker…');
       }
     } catch { /* keep trying while the answer is due */ }
     if (pending && pending.id === id) pollTimer = setTimeout(() => poll(id, kind), POLL_MS);
   }
 
   async function ask(kind) {
+    early = [];
     busy(true);
     show('waiting', kind, 'Thinking…');
     const body = { code: code(), language: language() };
@@ -89,11 +99,19 @@ export function aiPanel({ roomId, code, language }) {
         done(kind, 'finished', res.job.result);
         return;
       }
+      const before = early;
+      early = [];
+      for (const d of before) onEvent(d);
+      if (!pending || pending.id !== id) return; // one of them settled it
       pollTimer = setTimeout(() => poll(id, kind), POLL_MS * 2);
     } catch (e) {
       busy(false);
       let msg = e.message;
-      if (e.status === 404 || e.status === 405) msg = 'The AI assistant is not available on this server.';
+      if (e.code === 'ai_disabled') msg = `No AI provider is configured on this server, so the assistant cannot answer (${e.message}).`;
+      else if (e.code === 'ai_misconfigured') msg = `The AI assistant is not set up correctly on this server: ${e.message}.`;
+      else if (e.code === 'no_code') msg = 'There is no code to look at yet: write some, or ask a question.';
+      else if (e.status === 404 || e.status === 405) msg = 'The AI assistant is not available on this server.';
+      else if (e.status === 429 && /queue_full$/.test(e.code || '')) msg = `Too many requests are waiting. Try again in ${e.retryAfter || 5} seconds.`;
       else if (e.status === 429) msg = `You have asked often in the last minute. Try again in ${e.retryAfter || 60} seconds.`;
       else if (e.status === 503) msg = `The AI assistant is unavailable right now (${e.message}).`;
       show('failed', kind, msg);
@@ -105,11 +123,15 @@ export function aiPanel({ roomId, code, language }) {
 
   // `ai` event: {job_id, kind, status, result?}; ours (the one we wait for) is shown.
   function onEvent(d) {
-    if (!d || !pending || d.job_id !== pending.id) return;
-    if (d.status === 'finished' || d.status === 'failed') {
-      if (d.result !== undefined) done(d.kind || pending.kind, d.status, d.result);
-      else poll(pending.id, pending.kind);
+    if (!d) return;
+    if (!pending && answer.dataset.state === 'waiting') { // ours may be this one: keep it for a moment
+      if (early.length < 50) early.push(d);
+      return;
     }
+    if (!pending || d.job_id !== pending.id) return;
+    if (d.status === 'finished' && d.result !== undefined) done(d.kind || pending.kind, d.status, d.result);
+    else if ((d.status === 'failed' || d.status === 'cancelled') && d.error) done(d.kind || pending.kind, 'failed', { error: d.error });
+    else if (d.status === 'finished' || d.status === 'failed' || d.status === 'cancelled') poll(pending.id, pending.kind);
   }
 
   return { el, onEvent, destroy() { clearTimeout(pollTimer); } };

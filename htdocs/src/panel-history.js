@@ -1,17 +1,31 @@
 // The history panel: the room's snapshots; view one, or restore it. Restoring is an
 // ordinary edit (an operation replacing the text), so everyone sees it and it can be
-// undone like typing.
+// undone like typing. The list is not a scroll box of its own (a wheel over it scrolls
+// the tools, never stops in it): it shows the newest few, and the rest on demand. The API
+// gives each snapshot's size (`length`, in characters) but not who made the change.
 
 import { api, room } from './api.js';
 import { formatTime, h, say } from './dom.js';
 
+const FIRST_SHOWN = 8;
+
+function size(n) {
+  return n === 1 ? '1 character' : `${n.toLocaleString()} characters`;
+}
+
 export function historyPanel({ roomId, restore, canEdit }) {
   const list = h('ul', { class: 'history', 'data-role': 'history' });
+  const more = h('button', { type: 'button', class: 'small', 'data-action': 'history-more', hidden: true });
+  let all = false; // the whole list, not only the newest
   const preview = h('div', { class: 'snapshot-preview', hidden: true });
   const refresh = h('button', { type: 'button', class: 'small', onclick: () => load() }, 'Refresh');
   const el = h('section', { class: 'panel', 'aria-labelledby': 'history-title' },
     h('div', { class: 'panel-head' }, h('h3', { id: 'history-title' }, 'History'), refresh),
-    list, preview);
+    list, more, preview);
+  more.addEventListener('click', () => {
+    all = !all;
+    load();
+  });
   let timer = null;
   let editable = canEdit();
 
@@ -58,12 +72,15 @@ export function historyPanel({ roomId, restore, canEdit }) {
       list.replaceChildren(h('li', { class: 'muted' }, 'No snapshots yet: they are saved a few seconds after edits.'));
       return;
     }
-    list.replaceChildren(...snapshots.map((s) => {
+    const shown = all ? snapshots : snapshots.slice(0, FIRST_SHOWN);
+    more.hidden = snapshots.length <= FIRST_SHOWN;
+    more.textContent = all ? 'Show fewer' : `Show all ${snapshots.length}`;
+    list.replaceChildren(...shown.map((s) => {
       const restoreButton = h('button', { type: 'button', class: 'small', 'data-action': 'restore', disabled: !editable, 'aria-label': `Restore revision ${s.revision}` }, 'Restore');
       restoreButton.addEventListener('click', () => doRestore(s, restoreButton));
       return h('li', { 'data-revision': s.revision },
         h('span', { class: 'grow' }, h('strong', null, `r${s.revision}`), ' ',
-          h('span', { class: 'muted small' }, `${formatTime(s.saved_at)}${s.length !== undefined ? ` · ${s.length} chars` : ''}`)),
+          h('span', { class: 'muted small' }, `${formatTime(s.saved_at)}${Number.isInteger(s.length) ? ` · ${size(s.length)}` : ''}`)),
         h('button', { type: 'button', class: 'small', onclick: () => view(s), 'aria-label': `View revision ${s.revision}` }, 'View'),
         restoreButton);
     }));

@@ -14,8 +14,75 @@ export function queueText(position) {
   return `Queued: ${position} run${position === 1 ? '' : 's'} ahead of yours.`;
 }
 
-export function runPanel({ roomId, code, language }) {
+const SIGNALS = {
+  SIGSEGV: 'invalid memory access',
+  SIGBUS: 'invalid memory access',
+  SIGABRT: 'aborted',
+  SIGFPE: 'arithmetic error, such as a division by zero',
+  SIGILL: 'illegal instruction',
+  SIGKILL: 'killed',
+  SIGTERM: 'terminated',
+  SIGPIPE: 'wrote to a closed pipe',
+  SIGXCPU: 'CPU time limit reached',
+  SIGXFSZ: 'file size limit reached',
+};
+
+function seconds(ms) {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+// The headline of a finished run, in plain words: {text, kind: 'ok'|'error'}. The result
+// (docs/API.md, "Code execution") says why a step was stopped in `status` (and `message`);
+// `signal` is only how it was stopped, which a limit explains better than "SIGKILL".
+export function outcome(r) {
+  const ms = Number.isFinite(r.time_ms) ? r.time_ms : null;
+  const c = r.compile;
+  if (r.status === 'compile_error' || (c && c.exit_code !== undefined && c.exit_code !== null && c.exit_code !== 0 && (r.exit_code === null || r.exit_code === undefined))) {
+    if (c && c.status === 'time_limit_exceeded') return { text: 'Did not compile: the compiler took too long and was stopped', kind: 'error' };
+    return { text: `Did not compile${c && c.exit_code ? ` (the compiler ended with exit code ${c.exit_code})` : ''}: see the compiler's messages below`, kind: 'error' };
+  }
+  switch (r.status) {
+    case 'time_limit_exceeded':
+      return { text: `Time limit reached: the program was stopped after ${ms !== null ? seconds(ms) : 'its time'}`, kind: 'error' };
+    case 'memory_limit_exceeded':
+      return { text: 'Memory limit reached: the program was stopped', kind: 'error' };
+    case 'output_limit_exceeded':
+      return { text: 'Output limit reached: the program was stopped', kind: 'error' };
+    case 'file_size_limit_exceeded':
+      return { text: 'File size limit reached: the program was stopped', kind: 'error' };
+    case 'cancelled':
+      return { text: 'Stopped before the end: the server\'s worker was shutting down', kind: 'error' };
+    default:
+      break;
+  }
+  const time = ms !== null ? ` · ${ms} ms` : '';
+  if (r.signal) {
+    const why = SIGNALS[r.signal];
+    return { text: `Crashed: ended by ${r.signal}${why ? ` (${why})` : ''}${time}`, kind: 'error' };
+  }
+  if (r.status && r.message) return { text: `Stopped: ${r.message}${time}`, kind: 'error' };
+  if (r.exit_code !== undefined && r.exit_code !== null) {
+    return { text: `exit code ${r.exit_code}${time}`, kind: r.exit_code === 0 ? 'ok' : 'error' };
+  }
+  return { text: `Finished${time}`, kind: 'ok' };
+}
+
+// "Stopped by ann." from a cancellation's error ("cancelled by ann").
+export function stoppedText(error) {
+  const m = /^cancelled by (.+)$/.exec(error || '');
+  if (m) return `Stopped by ${m[1]}.`;
+  return error ? `Stopped (${error}).` : 'Stopped.';
+}
+
+export function runPanel({ roomId, code, language, runKey }) {
   const stdin = h('textarea', { name: 'stdin', rows: 3, spellcheck: 'false', placeholder: 'Input for the program (optional)' });
+  // Ctrl+Enter (⌘+Enter) runs from here as from the editor
+  stdin.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter' && (ev.ctrlKey || ev.metaKey) && !ev.altKey && !ev.shiftKey) {
+      ev.preventDefault();
+      if (runKey) runKey();
+    }
+  });
   const runtime = h('select', { name: 'runtime', 'aria-label': 'Runtime' },
     h('option', { value: '' }, 'Room language'));
   const output = h('div', { class: 'output', 'data-role': 'output', 'aria-live': 'polite', tabindex: '0', 'data-state': 'idle' },
@@ -27,6 +94,7 @@ export function runPanel({ roomId, code, language }) {
     output);
 
   let job = null; // the job on screen
+  let mine = null; // the id of the last run started from this window
   let previous = null; // the one before, while an unknown job's kind is looked up
   const seen = new Set(); // jobs the room's events have named
   let pollTimer = null;
@@ -49,6 +117,12 @@ export function runPanel({ roomId, code, language }) {
   function show(state, ...children) {
     output.dataset.state = state;
     output.replaceChildren(...children);
+  }
+
+  // Whoever pressed Run sees its output: on a phone the panel is far below the editor.
+  // Nobody else's view jumps when another person runs.
+  function reveal() {
+    output.scrollIntoView({ block: 'nearest', inline: 'nearest' });
   }
 
   function stream(label, text, cls) {
@@ -85,29 +159,29 @@ export function runPanel({ roomId, code, language }) {
       return;
     }
     if (j.status === 'cancelled') {
-      show('cancelled', h('p', { class: 'run-meta error' }, `The run was stopped${j.error ? ` (${j.error})` : ''}.`));
+      show('cancelled', h('p', { class: 'run-meta stopped' }, stoppedText(j.error)));
       return;
     }
     if (!r) {
       show('failed', h('p', { class: 'run-meta error' }, `The run failed${j.error ? `: ${j.error}` : '.'}`));
       return;
     }
-    const meta = [];
-    if (r.exit_code !== undefined && r.exit_code !== null) meta.push(`exit code ${r.exit_code}`);
-    if (r.signal) meta.push(`killed by ${r.signal}`);
-    if (r.time_ms !== undefined && r.time_ms !== null) meta.push(`${r.time_ms} ms`);
-    if (r.truncated) meta.push('output truncated');
-    const ok = r.exit_code === 0 && !r.signal;
-    const parts = [h('p', { class: `run-meta ${ok ? 'ok' : 'error'}` }, meta.join(' · ') || j.status)];
+    const head = outcome(r);
+    const parts = [h('p', { class: `run-meta ${head.kind}`, 'data-role': 'run-outcome' }, head.text)];
     const c = r.compile;
-    if (c && (c.stderr || c.stdout || (c.exit_code !== undefined && c.exit_code !== 0))) {
+    if (c && (c.stderr || c.stdout || (c.exit_code !== undefined && c.exit_code !== null && c.exit_code !== 0))) {
       parts.push(stream(`compiler${c.exit_code ? ` (exit code ${c.exit_code})` : ''}`, `${c.stdout || ''}${c.stderr || ''}`, 'compile'));
     }
     if (r.stdout) parts.push(stream('stdout', r.stdout, 'stdout'));
     if (r.stderr) parts.push(stream('stderr', r.stderr, 'stderr'));
     if (r.error) parts.push(stream('error', String(r.error), 'stderr'));
     if (!r.stdout && !r.stderr && !(c && (c.stderr || c.stdout))) parts.push(h('p', { class: 'muted' }, '(no output)'));
+    if (r.truncated || (c && c.truncated)) {
+      parts.push(h('p', { class: 'run-note', 'data-role': 'truncated' },
+        'The output was cut: the program printed more than the server keeps, so only its beginning is shown.'));
+    }
     show(j.status === 'failed' ? 'failed' : 'finished', ...parts);
+    if (j.id === mine) reveal();
   }
 
   async function fetchJob(id) {
@@ -147,9 +221,12 @@ export function runPanel({ roomId, code, language }) {
       body.language = language();
     }
     show('queued', h('p', { class: 'run-meta' }, 'Starting…'));
+    reveal();
     try {
       const res = await api('POST', `${room(roomId)}/executions`, body);
-      job = { id: res.job.id, status: res.job.status || 'queued' };
+      mine = res.job.id;
+      // the room's events may have told about it already, while the answer travelled
+      if (!job || job.id !== res.job.id) job = { id: res.job.id, status: res.job.status || 'queued' };
       render(job);
       watch(job.id);
     } catch (e) {

@@ -1,17 +1,42 @@
-// The room's settings: the invite link (owner), name, language and visibility (owner),
-// members and their roles (owner), leaving or deleting the room.
+// The room's settings: a new invite link or none (owner; the link itself is in the room's
+// header, share.js), name, language and visibility (owner), members and their roles
+// (owner), leaving or deleting the room. Removing someone and deleting the room take a
+// second click on the same button.
 
 import { api, room, session } from './api.js';
 import { h, say } from './dom.js';
 import { LANGUAGES } from './languages.js';
 
-export function settingsPanel({ roomId, navigate }) {
+const CONFIRM_MS = 5000;
+
+// leaving(on): told before this user leaves or deletes the room (and again with false if
+// that failed), so the room's own news of it is not taken for a removal.
+export function settingsPanel({ roomId, navigate, onInvite, leaving = () => {} }) {
   const el = h('section', { class: 'panel', 'aria-labelledby': 'settings-title' });
   let armed = null;
   let shown = null; // the info last rendered, to show an invite change at once
 
-  function inviteUrl(r) {
-    return `${location.origin}/r/${r.id}?invite=${encodeURIComponent(r.invite)}`;
+  // Arms `button` for a second click within a few seconds, saying what it will do; true
+  // when this click is that second one.
+  function confirmed(button, question, label) {
+    if (armed === button) {
+      armed = null;
+      return true;
+    }
+    armed = button;
+    const name = button.getAttribute('aria-label');
+    button.removeAttribute('aria-label'); // the question is the name now
+    button.textContent = question;
+    button.classList.add('armed');
+    setTimeout(() => {
+      if (armed === button) {
+        armed = null;
+        button.textContent = label;
+        if (name) button.setAttribute('aria-label', name);
+        button.classList.remove('armed');
+      }
+    }, CONFIRM_MS);
+    return false;
   }
 
   async function patch(body) {
@@ -29,7 +54,11 @@ export function settingsPanel({ roomId, navigate }) {
     try {
       const res = await api(method, `${room(roomId)}/invite`, method === 'POST' ? {} : undefined);
       say(method === 'POST' ? 'New invite link made: the old one no longer works.' : 'Invite link turned off.', 'ok');
-      if (shown) render({ ...shown, room: { ...shown.room, ...res.room } });
+      if (shown) {
+        const info = { ...shown, room: { ...shown.room, ...res.room } };
+        render(info);
+        if (onInvite) onInvite(info);
+      }
     } catch (e) {
       say(e.message);
     }
@@ -42,19 +71,8 @@ export function settingsPanel({ roomId, navigate }) {
       return [h('p', { class: 'small muted', 'data-role': 'invite-off' }, 'The invite link is off: no one can join with a link.'),
         h('div', { class: 'row' }, rotateButton)];
     }
-    const url = inviteUrl(r);
-    const copy = h('button', { type: 'button', class: 'small' }, 'Copy');
-    copy.addEventListener('click', async () => {
-      try {
-        await navigator.clipboard.writeText(url);
-        say('Invite link copied.', 'ok');
-      } catch {
-        say('Copy the link by hand: select it and press Ctrl+C.');
-      }
-    });
-    return [h('p', { class: 'small muted' }, 'Send this link: whoever opens it joins as an editor.'),
-      h('div', { class: 'invite row' }, h('a', { 'data-role': 'invite-link', href: url, class: 'grow mono' }, url), copy),
-      h('div', { class: 'row' }, rotateButton,
+    return [h('p', { class: 'small muted' }, 'The invite link is at the top of the room: whoever opens it joins as an editor.'),
+      h('div', { class: 'row wrap' }, rotateButton,
         h('button', { type: 'button', class: 'small', 'data-action': 'disable-invite', onclick: () => changeInvite('DELETE') }, 'Turn invite link off'))];
   }
 
@@ -67,32 +85,28 @@ export function settingsPanel({ roomId, navigate }) {
     }
   }
 
-  async function remove(m) {
+  async function remove(m, button) {
+    const me = m.user.id === session.user?.id;
+    if (button && !me && !confirmed(button, `Click again to remove ${m.user.username}`, 'Remove')) return;
+    if (me) leaving(true);
     try {
       await api('DELETE', `${room(roomId)}/members/${m.user.id}`);
-      if (m.user.id === session.user?.id) navigate('/');
+      if (me) navigate('/', 'You left the room.');
     } catch (e) {
+      if (me) leaving(false);
       say(e.message);
     }
   }
 
   // Deleting takes two clicks on the same button (no dialogs: they trap keyboards and tests).
   async function del(button) {
-    if (armed !== button) {
-      armed = button;
-      button.textContent = 'Click again to delete for everyone';
-      setTimeout(() => {
-        if (armed === button) {
-          armed = null;
-          button.textContent = 'Delete room';
-        }
-      }, 5000);
-      return;
-    }
+    if (!confirmed(button, 'Click again to delete for everyone', 'Delete room')) return;
+    leaving(true);
     try {
       await api('DELETE', room(roomId));
-      navigate('/');
+      navigate('/', 'The room was deleted.');
     } catch (e) {
+      leaving(false);
       say(e.message);
     }
   }
@@ -133,7 +147,9 @@ export function settingsPanel({ roomId, navigate }) {
           h('option', { value: 'editor', selected: m.role === 'editor' }, 'editor'),
           h('option', { value: 'viewer', selected: m.role === 'viewer' }, 'viewer'));
         sel.addEventListener('change', () => setRole(m, sel.value));
-        controls.push(sel, h('button', { type: 'button', class: 'small', onclick: () => remove(m), 'aria-label': `Remove ${m.user.username}` }, 'Remove'));
+        const rm = h('button', { type: 'button', class: 'small danger', 'data-action': 'remove-member', 'aria-label': `Remove ${m.user.username}` }, 'Remove');
+        rm.addEventListener('click', () => remove(m, rm));
+        controls.push(sel, rm);
       } else {
         controls.push(h('span', { class: 'muted small' }, m.role));
       }

@@ -3,14 +3,16 @@
 // stream ticket (they live a minute) and resumes after the last event id it saw, so a
 // dropped connection loses nothing; events are handed on once each, in id order.
 //
-// The connection state is 'connected', 'reconnecting' (lost, trying again) or 'offline'
-// (the browser says so, or the server has not answered for a while).
+// The connection state is 'connected', 'reconnecting' (the stream was lost but the API
+// answers, e.g. a broker restarting), 'unreachable' (the browser is online but the server
+// has not answered twice in a row: it is down, or a network between fails) or 'offline'
+// (the browser says it has no network).
 
 const EVENT_TYPES = ['operation', 'presence', 'join', 'leave', 'execution', 'ai', 'room', 'snapshot', 'resync'];
 const KINDS = ['sse', 'ws', 'poll'];
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 8000;
-const OFFLINE_AFTER_FAILURES = 2;
+const UNREACHABLE_AFTER_FAILURES = 2;
 const OPEN_TIMEOUT_MS = 8000;
 const TICKET_REUSE_MS = 40000; // long-poll reuses a ticket for this long (they live 60 s)
 
@@ -23,11 +25,12 @@ export function compareIds(a, b) {
 
 export class RoomStream {
   // opts: { roomId, ticket(): Promise<string>, onEvent({type, id, data}), onState(state),
-  //         onOpen(kind, resumed), onFatal(status), kind?: 'sse'|'ws'|'poll' }
+  //         onOpen(kind, resumed), onFatal(status), kind?: 'sse'|'ws'|'poll',
+  //         lastId?: an event id to resume after (events kept across a reload) }
   constructor(opts) {
     this.o = opts;
     this.kind = KINDS.includes(opts.kind) ? opts.kind : 'sse';
-    this.lastId = null;
+    this.lastId = typeof opts.lastId === 'string' && /^\d+-\d+$/.test(opts.lastId) ? opts.lastId : null;
     this.failures = 0;
     this.networkFailures = 0;
     this.everOpened = { sse: false, ws: false, poll: false };
@@ -126,12 +129,12 @@ export class RoomStream {
     } else {
       this.failures = 0;
     }
-    // offline: the browser says so, or not even the API answers (the stream alone being
-    // down, e.g. a broker restarting, is "reconnecting")
+    // offline: the browser says so; unreachable: online, but not even the API answers (the
+    // stream alone being down, e.g. a broker restarting, is "reconnecting")
     if (status === 'network') this.networkFailures += 1;
     else this.networkFailures = 0;
-    const offline = !navigator.onLine || this.networkFailures >= OFFLINE_AFTER_FAILURES;
-    this.setState(offline ? 'offline' : 'reconnecting');
+    if (!navigator.onLine) this.setState('offline');
+    else this.setState(this.networkFailures >= UNREACHABLE_AFTER_FAILURES ? 'unreachable' : 'reconnecting');
     if (wasOpen) this.timer = setTimeout(() => this.connect(), 100 + Math.random() * 200);
     else this.schedule();
   }
@@ -139,7 +142,9 @@ export class RoomStream {
   opened(c) {
     if (c.dead) return;
     clearTimeout(c.openTimer);
-    const resumed = this.lastId !== null;
+    // resumed: this page had a stream before (one resumed after a reload is a first one)
+    const resumed = this.lastId !== null && this.openedOnce === true;
+    this.openedOnce = true;
     c.open = true;
     this.failures = 0;
     this.networkFailures = 0;
@@ -184,7 +189,8 @@ export class RoomStream {
     } catch (e) {
       const status = e && e.status;
       if (status === 401 || status === 403 || status === 404) this.lost(c, status);
-      else this.lost(c, status === 0 ? 'network' : 'ticket');
+      // no answer, or the front door's 5xx (its API behind it down): the server is not there
+      else this.lost(c, status === 0 || status >= 500 ? 'network' : 'ticket');
       return;
     }
     if (c.dead) return;

@@ -1,16 +1,33 @@
-// Sign in and sign up. One form, two buttons: Enter signs in.
+// Sign in and sign up. One form, two buttons: Enter signs in. A problem with a field is
+// said under that field; anything else (too many attempts, the server) in the status line.
 
 import { api, session } from './api.js';
-import { h, say } from './dom.js';
+import { fieldError, h, say } from './dom.js';
 
-function message(e, kind) {
-  if (e.status === 401) return 'Wrong username or password.';
-  if (e.status === 409) return 'That username is taken. Sign in, or pick another one.';
-  if (e.status === 429) return `Too many attempts. Try again in ${e.retryAfter || 60} seconds.`;
-  if (e.status === 400 && kind === 'register') {
-    return `${e.message} (usernames: 3–32 letters, digits, _ - .; passwords: at least 8 characters)`;
+const USERNAME_RULE = 'Usernames have 3 to 32 characters: letters, digits, _ - and .';
+const PASSWORD_RULE = 'Passwords have at least 8 characters.';
+
+// {field: 'username'|'password'|null, text} for a refused sign-in or sign-up.
+function problem(e, kind) {
+  if (e.status === 401) return { field: 'password', text: 'Wrong username or password.' };
+  if (e.status === 409) return { field: 'username', text: 'That username is taken. Sign in, or pick another one.' };
+  if (e.status === 429) return { field: null, text: `Too many attempts. Try again in ${e.retryAfter || 60} seconds.` };
+  if (e.status === 400) {
+    // the message names the field (docs/API.md, "Errors")
+    const field = /password/i.test(e.message) ? 'password' : 'username';
+    const rule = kind === 'register' ? ` ${field === 'password' ? PASSWORD_RULE : USERNAME_RULE}` : '';
+    return { field, text: `${e.message.charAt(0).toUpperCase()}${e.message.slice(1)}.${rule}` };
   }
-  return e.message;
+  return { field: null, text: e.message };
+}
+
+// What is wrong with the fields before asking the server, or null.
+function check(username, password, kind) {
+  if (!username) return { field: 'username', text: 'Enter a username.' };
+  if (kind === 'register' && (username.length < 3 || username.length > 32)) return { field: 'username', text: USERNAME_RULE };
+  if (!password) return { field: 'password', text: 'Enter a password.' };
+  if (kind === 'register' && [...password].length < 8) return { field: 'password', text: PASSWORD_RULE };
+  return null;
 }
 
 export function renderAuth(main, { route, roomId }) {
@@ -20,9 +37,13 @@ export function renderAuth(main, { route, roomId }) {
     if (busy) return;
     const username = form.elements.username.value.trim();
     const password = form.elements.password.value;
-    if (!username || !password) {
-      say('Enter a username and a password.');
-      (username ? form.elements.password : form.elements.username).focus();
+    fieldError(form.elements.username, null);
+    fieldError(form.elements.password, null);
+    say('');
+    const wrong = check(username, password, kind);
+    if (wrong) {
+      fieldError(form.elements[wrong.field], wrong.text);
+      form.elements[wrong.field].focus();
       return;
     }
     busy = true;
@@ -33,7 +54,9 @@ export function renderAuth(main, { route, roomId }) {
       say('');
       await route();
     } catch (e) {
-      say(message(e, kind));
+      const p = problem(e, kind);
+      if (p.field) fieldError(form.elements[p.field], p.text);
+      else say(p.text);
     } finally {
       busy = false;
       form.removeAttribute('aria-busy');

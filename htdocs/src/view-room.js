@@ -7,16 +7,52 @@ import { Collab } from './collab.js';
 import { colorClass, userColor } from './colors.js';
 import { h, say } from './dom.js';
 import { Editor } from './editor.js';
+import { apply } from './ot.js';
 import { languageName } from './languages.js';
 import { aiPanel } from './panel-ai.js';
 import { historyPanel } from './panel-history.js';
 import { runPanel } from './panel-run.js';
 import { settingsPanel } from './panel-settings.js';
+import { shareBox } from './share.js';
 import { RoomStream } from './transport.js';
 
 const PRESENCE_DEBOUNCE_MS = 100;
 const OPEN_WAIT_MS = 3000;
-const CONNECTION_TEXT = { connected: 'Live', reconnecting: 'Reconnecting…', offline: 'Offline — edits are kept' };
+const CONNECTION_TEXT = {
+  connected: 'Live',
+  reconnecting: 'Reconnecting…',
+  unreachable: 'Server unreachable — retrying',
+  offline: 'Offline — edits are kept',
+};
+const CONNECTION_TITLE = {
+  connected: 'Edits reach everyone as you type.',
+  reconnecting: 'The live connection dropped; the server answers, so it comes back in a moment.',
+  unreachable: 'Your network is up but the server does not answer. The page keeps trying; your edits are kept and sent when it answers.',
+  offline: 'Your device has no network connection. Your edits are sent when it is back.',
+};
+
+// Edits not confirmed by the server are kept in localStorage when the page goes away
+// (reload, closing the tab, leaving the room) and taken up again by the next page that
+// opens the room for the same user; see docs/CLIENT.md, "Unsent edits".
+const UNSENT_PREFIX = 'cc.unsent.';
+const UNSENT_VERSION = 1;
+const UNSENT_MAX_AGE_MS = 24 * 3600 * 1000; // older edits would surprise more than help
+
+function takeUnsent(roomId, userId) {
+  const key = UNSENT_PREFIX + roomId;
+  let saved = null;
+  try {
+    saved = JSON.parse(localStorage.getItem(key) || 'null');
+  } catch {
+    saved = null;
+  }
+  if (saved && saved.user !== userId) return null; // another account's, on this browser: not ours to send
+  localStorage.removeItem(key); // taken: another window must not send them too
+  if (!saved || saved.v !== UNSENT_VERSION || !(Date.now() - saved.savedAt < UNSENT_MAX_AGE_MS)) return null;
+  if (!Number.isInteger(saved.revision) || typeof saved.base !== 'string' || !Array.isArray(saved.op)
+    || typeof saved.id !== 'string' || typeof saved.site !== 'string' || !/^[0-9a-f]+$/.test(saved.site)) return null;
+  return saved;
+}
 
 // The room page for someone who may not enter (yet).
 function outside(main, message, actions) {
@@ -77,7 +113,11 @@ class RoomView {
 
   async start() {
     this.render();
-    const clientPrefix = Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, '0')).join('');
+    this.title.focus(); // not the editor: a keyboard user's first Tab must not indent everyone's code
+    const saved = takeUnsent(this.roomId, this.me && this.me.id);
+    // a page taking over kept edits sends as their author (the same site), so ties order alike
+    const clientPrefix = saved ? saved.site
+      : Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, '0')).join('');
     this.collab = new Collab({
       send: (body) => request('POST', `${room(this.roomId)}/operations`, body),
       fetchDocument: () => api('GET', `${room(this.roomId)}/document`),
@@ -98,6 +138,7 @@ class RoomView {
     this.stream = new RoomStream({
       roomId: this.roomId,
       kind: this.ctx.transport || localStorage.getItem('cc.transport') || 'sse',
+      lastId: saved && saved.clean ? saved.lastEventId : null, // replays what happened since
       ticket: () => api('POST', `${room(this.roomId)}/stream-ticket`, {}).then((j) => j.ticket),
       onEvent: (ev) => this.onEvent(ev),
       onState: (s) => this.connectionState(s),
@@ -109,7 +150,7 @@ class RoomView {
       },
       onFatal: (status) => {
         if (status === 401) return; // the session expired: the app signs out
-        say('You no longer have access to this room.');
+        this.leave(status === 404 ? 'deleted' : 'removed');
       },
     });
     this.connectionState('reconnecting');
@@ -125,24 +166,77 @@ class RoomView {
       return this;
     }
     if (this.destroyed) return this;
+    let shown = doc.content;
+    let restoring = null;
+    if (saved && this.canEdit) {
+      try {
+        shown = apply(saved.op, saved.base);
+        if (saved.buffer) shown = apply(saved.buffer, shown);
+        restoring = saved;
+      } catch {
+        shown = doc.content; // not edits of that text: nothing to take up
+      }
+    }
     this.editorBox.replaceChildren();
     this.editor = new Editor({
       parent: this.editorBox,
-      doc: doc.content,
+      doc: shown,
       language: this.info.room.language,
       readOnly: !this.canEdit,
       onLocal: (op) => this.collab.local(op),
       onSelection: () => this.schedulePresence(),
       runKey: () => this.runButton.click(),
     });
-    this.collab.load(doc);
+    if (restoring) {
+      // an edit that may have reached the server waits for the stream's replay to say
+      this.collab.restore(restoring, doc.revision);
+      // without a replay of what happened since (or the document went back), the fetched
+      // text tells: the kept edits are transformed over the difference
+      if (!(restoring.clean && restoring.lastEventId) || doc.revision < restoring.revision) this.collab.resync();
+      say('Your edits that had not reached the server before the page was left are being sent now.', 'ok');
+    } else {
+      this.collab.load(doc);
+    }
     this.root.dataset.ready = 'true';
-    if (this.canEdit) this.editor.focus();
     this.redrawCarets();
+    this.onPageHide = () => this.keepUnsent();
+    this.onBeforeUnload = (ev) => {
+      if (!this.collab || !this.collab.unsent()) return;
+      this.keepUnsent();
+      ev.preventDefault(); // "leave the page?": edits have not reached the others yet
+      ev.returnValue = '';
+    };
+    window.addEventListener('pagehide', this.onPageHide);
+    window.addEventListener('beforeunload', this.onBeforeUnload);
     return this;
   }
 
+  // Writes the unconfirmed edits for the next page of this room (see takeUnsent).
+  keepUnsent() {
+    const u = this.collab && this.collab.unsent();
+    if (!u || !this.canEdit) return;
+    const lastEventId = this.stream ? this.stream.lastId : null;
+    try {
+      localStorage.setItem(UNSENT_PREFIX + this.roomId, JSON.stringify({
+        v: UNSENT_VERSION, user: this.me && this.me.id, ...u, lastEventId, savedAt: Date.now(),
+      }));
+    } catch { /* storage full or off: the beforeunload warning was all we could do */ }
+  }
+
+  // Back to the room list, saying why: 'removed' (no longer a member, or the room went
+  // private) or 'deleted'.
+  leave(why) {
+    if (this.destroyed || this.left) return;
+    this.left = true;
+    const name = `“${this.info.room.name}”`;
+    this.ctx.navigate('/', why === 'deleted' ? `The room ${name} was deleted by its owner.`
+      : `You no longer have access to the room ${name}: its owner removed you, or made it private.`);
+  }
+
   destroy() {
+    if (!this.left) this.keepUnsent(); // sent when the room is opened again
+    if (this.onPageHide) window.removeEventListener('pagehide', this.onPageHide);
+    if (this.onBeforeUnload) window.removeEventListener('beforeunload', this.onBeforeUnload);
     this.destroyed = true;
     clearTimeout(this.presenceTimer);
     clearTimeout(this.announceTimer);
@@ -159,7 +253,7 @@ class RoomView {
   render() {
     const r = this.info.room;
     this.main.className = 'wide';
-    this.title = h('h2', { class: 'room-name' }, r.name);
+    this.title = h('h2', { class: 'room-name', tabindex: '-1' }, r.name);
     this.langBadge = h('span', { class: 'badge' }, languageName(r.language));
     this.roleBadge = h('span', { class: 'badge muted' }, this.role || 'visitor');
     this.connection = h('span', { class: 'connection', 'data-role': 'connection', 'data-state': 'reconnecting', role: 'status' }, CONNECTION_TEXT.reconnecting);
@@ -172,16 +266,23 @@ class RoomView {
 
     const code = () => (this.editor ? this.editor.text() : '');
     const language = () => this.info.room.language;
-    this.run = runPanel({ roomId: this.roomId, code, language });
+    this.run = runPanel({ roomId: this.roomId, code, language, runKey: () => this.runButton.click() });
     this.ai = aiPanel({ roomId: this.roomId, code, language });
     this.history = historyPanel({ roomId: this.roomId, restore: (text) => this.restore(text), canEdit: () => this.canEdit });
-    this.settings = settingsPanel({ roomId: this.roomId, navigate: this.ctx.navigate });
+    this.settings = settingsPanel({
+      roomId: this.roomId,
+      navigate: this.ctx.navigate,
+      onInvite: (info) => this.share.render(info),
+      leaving: (on) => { this.left = on; },
+    });
+    this.share = shareBox();
 
     this.joinBar = h('div', { class: 'notice', hidden: true });
     this.root = h('section', { class: 'room', 'aria-label': `Room ${r.name}` },
       h('div', { class: 'room-bar' },
         h('div', { class: 'room-title' }, h('a', { href: '/', 'data-link': true, class: 'back', 'aria-label': 'All rooms' }, '←'), this.title, this.langBadge, this.roleBadge),
         this.participants,
+        this.share.el,
         h('div', { class: 'room-actions' }, this.connection, this.runButton)),
       this.joinBar,
       h('div', { class: 'room-body' },
@@ -199,6 +300,7 @@ class RoomView {
     this.runButton.disabled = !this.canEdit;
     this.runButton.title = this.canEdit ? 'Run (Ctrl+Enter)' : 'Viewers cannot run code';
     this.settings.render(this.info);
+    this.share.render(this.info);
     this.history.setEditable(this.canEdit);
     if (this.editor) this.editor.setReadOnly(!this.canEdit);
     if (!this.role) {
@@ -228,19 +330,21 @@ class RoomView {
 
   async refreshInfo() {
     try {
+      const was = this.role;
       this.info = await api('GET', room(this.roomId));
-      if (!this.destroyed) this.applyInfo();
+      if (this.destroyed) return;
+      this.applyInfo();
+      // removed from a public room: still here, as a visitor who watches
+      if (was && !this.role) say('The owner removed you from this room: you can still watch it.', 'notice');
     } catch (e) {
-      if (e instanceof ApiError && (e.status === 403 || e.status === 404)) {
-        say(e.status === 404 ? 'This room was deleted.' : 'You are no longer a member of this room.');
-        this.ctx.navigate('/');
-      }
+      if (e instanceof ApiError && (e.status === 403 || e.status === 404)) this.leave(e.status === 404 ? 'deleted' : 'removed');
     }
   }
 
   connectionState(s) {
     this.connection.dataset.state = s;
     this.connection.textContent = CONNECTION_TEXT[s] || s;
+    this.connection.title = CONNECTION_TITLE[s] || '';
   }
 
   restore(text) {
@@ -359,8 +463,7 @@ class RoomView {
         break;
       case 'room':
         if (data.reason === 'deleted') {
-          say('The owner deleted this room.');
-          this.ctx.navigate('/');
+          this.leave('deleted');
         } else if (data.reason === 'updated' && data.room) {
           const was = this.info.room.language;
           this.info.room = { ...this.info.room, ...data.room, invite: this.info.room.invite };

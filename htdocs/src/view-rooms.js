@@ -1,7 +1,7 @@
 // The room list: the caller's rooms, a form to create one and a box to open a link.
 
 import { api } from './api.js';
-import { formatTime, h, say } from './dom.js';
+import { fieldError, formatTime, h, say } from './dom.js';
 import { LANGUAGES, languageName } from './languages.js';
 
 // "/r/ID?invite=CODE", a full URL of one, or a bare id -> the path to open.
@@ -36,7 +36,7 @@ export async function renderRooms(main, { navigate, isCurrent }) {
     ev.preventDefault();
     const name = create.elements['room-name'].value.trim();
     if (!name) {
-      say('Give the room a name.');
+      fieldError(create.elements['room-name'], 'Give the room a name.');
       create.elements['room-name'].focus();
       return;
     }
@@ -46,7 +46,8 @@ export async function renderRooms(main, { navigate, isCurrent }) {
       const { room } = await api('POST', '/api/rooms', { name, language: create.elements.language.value });
       navigate(`/r/${room.id}`);
     } catch (e) {
-      say(e.message);
+      if (e.status === 400 && /name/.test(e.message)) fieldError(create.elements['room-name'], e.message);
+      else say(e.message);
       button.disabled = false;
     }
   });
@@ -60,7 +61,8 @@ export async function renderRooms(main, { navigate, isCurrent }) {
     ev.preventDefault();
     const path = roomPathFrom(join.elements['room-link'].value);
     if (!path) {
-      say('That is not a room link. It looks like /r/abc123?invite=…');
+      fieldError(join.elements['room-link'], 'That is not a room link. It looks like /r/abc123?invite=…');
+      join.elements['room-link'].focus();
       return;
     }
     navigate(path);

@@ -1,7 +1,5 @@
-/* libFuzzer target for the broker's request-head and query parsers (not part of make test).
- *   clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilib \
- *     tests/fuzz/fuzz_broker_head.c sse-broker/http_head.c lib/buf.c -o /tmp/fuzz_broker_head
- *   /tmp/fuzz_broker_head -max_len=12000 -max_total_time=60 */
+/* fuzz_broker_head: libFuzzer target for the broker's request-head and query parsers (see
+ * README.md; `make fuzz` builds and runs it, with -max_len from fuzz_broker_head.options). */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>

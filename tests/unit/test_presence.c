@@ -23,8 +23,5 @@ int main(void)
 	s = presence_data_json(7, "b", 0, 0, 0, 0);
 	CHECK(s && strstr(s, "\"selection\":null") != NULL);
 	free(s);
-	s = presence_user_json(9, "carol");
-	CHECK_STR(s, "{\"user\":{\"id\":9,\"username\":\"carol\"}}");
-	free(s);
 	return unit_summary("test_presence");
 }

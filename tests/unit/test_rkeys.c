@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "events.h"
+#include "jobstate.h"
 #include "rkeys.h"
 #include "rscript.h"
 #include "unit.h"
@@ -237,6 +239,33 @@ static void test_no_spelled_keys(void)
 	CHECK(files > 40);
 }
 
+/* Event types and job statuses: one name each, read back to the same value; unknown
+ * names refused. */
+static void test_names_of_the_contract(void)
+{
+	const char *ev[] = {"operation", "presence", "join", "leave", "room", "snapshot", "execution",
+			    "ai"};
+	CHECK(sizeof ev / sizeof ev[0] == EV__COUNT);
+	for (int i = 0; i < EV__COUNT; i++) {
+		enum event_type t;
+		CHECK_STR(event_type_name((enum event_type)i), ev[i]);
+		CHECK(event_type_parse(ev[i], &t) == 0 && t == (enum event_type)i);
+	}
+	enum event_type t;
+	CHECK(event_type_parse("Operation", &t) < 0 && event_type_parse("", &t) < 0 &&
+	      event_type_parse(NULL, &t) < 0);
+	CHECK_STR(event_type_name(EV__COUNT), "");
+	const char *st[] = {"queued", "running", "finished", "failed", "cancelled"};
+	for (int i = JOB_QUEUED; i <= JOB_CANCELLED; i++) {
+		enum job_status s;
+		CHECK_STR(job_status_name((enum job_status)i), st[i]);
+		CHECK(job_status_parse(st[i], &s) == 0 && s == (enum job_status)i);
+		CHECK(job_status_over(s) == (i >= JOB_FINISHED));
+	}
+	enum job_status s;
+	CHECK(job_status_parse("done", &s) < 0);
+}
+
 int main(int argc, char **argv)
 {
 	test_names();
@@ -247,5 +276,6 @@ int main(int argc, char **argv)
 	test_docs(argc > 1 ? argv[1] : "docs/INTERNALS.md");
 	test_scripts();
 	test_no_spelled_keys();
+	test_names_of_the_contract();
 	return unit_summary("test_rkeys");
 }

@@ -1,5 +1,6 @@
 /* The worker's pure parts: event data, request checking, Piston answer mapping. The Redis
- * and sandbox sides are covered by tests/integration/worker.test.mjs and test_sandbox. */
+ * and sandbox sides are covered by tests/programs/worker.test.mjs and
+ * tests/programs/test_sandbox.c. */
 #include "../../queue-worker/execution.h"
 #include "../../queue-worker/piston.h"
 #include "../../queue-worker/queue.h"

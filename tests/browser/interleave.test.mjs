@@ -1,0 +1,84 @@
+// End-to-end, in headless Chromium against the real stack: two people type words at one
+// spot at the same moment and each keeps their words whole (lib/ot.h, "Who goes first");
+// then Ctrl-Z in one window takes back only that person's typing, in both windows, and
+// Ctrl-Shift-Z brings it back.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { launch, person, screenshot } from '../lib/browser.mjs';
+import { converged, createRoom, signUp, uniqueName, waitForEditor } from '../lib/app.mjs';
+
+const BASE = process.env.CC_BASE_URL || 'http://127.0.0.1:8080';
+const FIRST_A = 'alpha beta gamma ';
+const FIRST_B = 'δέλτα 🌍 εψιλον ';
+const THEN_A = 'delta epsilon ';
+const THEN_B = 'ζήτα 日本 ';
+const WORDS_A = FIRST_A + THEN_A;
+const WORDS_B = FIRST_B + THEN_B;
+let browser;
+let A;
+let B;
+let roomId;
+
+before(async () => {
+  browser = await launch();
+  A = await person(browser, BASE);
+  B = await person(browser, BASE);
+  await signUp(A.page, uniqueName('ann'));
+  roomId = await createRoom(A.page, 'words', 'python');
+  const invite = await A.page.getAttribute('[data-role="invite-link"]', 'href');
+  await signUp(B.page, uniqueName('bob'), invite);
+  await waitForEditor(B.page);
+});
+
+after(async () => {
+  if (browser) await browser.close();
+});
+
+const noProblems = (who) => assert.deepEqual(who.problems, [], 'no console errors, exceptions or CSP violations');
+
+test('two people typing words at one spot keep them whole, in both windows', async () => {
+  // both carets at the start of the new, empty document
+  await A.page.click('[data-role="editor"] .cm-content');
+  await B.page.click('[data-role="editor"] .cm-content');
+  await Promise.all([
+    A.page.keyboard.type(FIRST_A, { delay: 15 }),
+    B.page.keyboard.type(FIRST_B, { delay: 15 }),
+  ]);
+  const first = await converged(BASE, [A.page, B.page], roomId);
+  assert.ok(first.content === FIRST_A + FIRST_B || first.content === FIRST_B + FIRST_A,
+    `words torn apart: ${JSON.stringify(first.content)}`);
+  // and on, each from where their caret was left: where one run meets the other, a
+  // caret must not have been carried past the other's text
+  await Promise.all([
+    A.page.keyboard.type(THEN_A, { delay: 15 }),
+    B.page.keyboard.type(THEN_B, { delay: 15 }),
+  ]);
+  const doc = await converged(BASE, [A.page, B.page], roomId);
+  await screenshot(A.page, 'interleave-words');
+  // one run each: the two phrases side by side, in whichever order the authors sort
+  assert.ok(doc.content === WORDS_A + WORDS_B || doc.content === WORDS_B + WORDS_A,
+    `words torn apart: ${JSON.stringify(doc.content)}`);
+});
+
+// After undo, `who`'s text: what is left once the other's words are taken out, a strict
+// start of `words` (an undo takes back the last change, from the end of the run).
+function undoneOnlyOwn(content, words, others) {
+  assert.ok(content.includes(others), `the other's words survive: ${JSON.stringify(content)}`);
+  const left = content.replace(others, '');
+  assert.ok(left.length < words.length && words.startsWith(left),
+    `only the undoer's own text was taken back: ${JSON.stringify(content)}`);
+}
+
+test('Ctrl-Z undoes only your own typing, in both windows; Ctrl-Shift-Z redoes it', async () => {
+  const before = (await converged(BASE, [A.page, B.page], roomId)).content;
+  await A.page.keyboard.press('Control+z');
+  undoneOnlyOwn((await converged(BASE, [A.page, B.page], roomId)).content, WORDS_A, WORDS_B);
+  await A.page.keyboard.press('Control+Shift+z');
+  assert.equal((await converged(BASE, [A.page, B.page], roomId)).content, before);
+  await B.page.keyboard.press('Control+z');
+  undoneOnlyOwn((await converged(BASE, [A.page, B.page], roomId)).content, WORDS_B, WORDS_A);
+  await B.page.keyboard.press('Control+Shift+z');
+  assert.equal((await converged(BASE, [A.page, B.page], roomId)).content, before);
+  noProblems(A);
+  noProblems(B);
+});

@@ -1,0 +1,189 @@
+// Helpers for the suites against the real stack started by scripts/test.sh (tests/stack,
+// tests/browser).
+// CC_BASE_URL is lighttpd's address; DATABASE_URL, REDIS_URL and JWT_SECRET_FILE name the
+// stack's own servers and key (from var/run/env).
+import { createHmac, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createConnection } from 'node:net';
+
+export const BASE = process.env.CC_BASE_URL;
+if (!BASE) throw new Error('CC_BASE_URL is not set: run these suites with `make test-stack` or `make test`');
+
+// One HTTP call. body: an object (sent as JSON), a string (sent as is), or undefined.
+export async function call(method, path, { token, body, headers = {} } = {}) {
+  const h = { ...headers };
+  if (token) h.authorization = `Bearer ${token}`;
+  let payload;
+  if (body !== undefined) {
+    payload = typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body);
+    if (!Object.keys(h).some((k) => k.toLowerCase() === 'content-type')) h['content-type'] = 'application/json';
+  }
+  const res = await fetch(BASE + path, { method, headers: h, body: payload });
+  const text = await res.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch { /* not JSON: json stays null */ }
+  return { status: res.status, headers: res.headers, text, json };
+}
+
+export function uniqueName(prefix = 'u') {
+  return `${prefix}${randomBytes(5).toString('hex')}`;
+}
+
+// Registers a fresh user; returns {token, user, password}.
+export async function newUser(prefix = 'u') {
+  const username = uniqueName(prefix);
+  const password = 'pw-' + randomBytes(6).toString('hex');
+  const r = await call('POST', '/api/auth/register', { body: { username, password } });
+  if (r.status !== 201) throw new Error(`register failed: ${r.status} ${r.text}`);
+  return { token: r.json.token, user: r.json.user, password, username };
+}
+
+export function jwtSecret() {
+  if (process.env.JWT_SECRET) return process.env.JWT_SECRET;
+  return readFileSync(process.env.JWT_SECRET_FILE, 'utf8').trim();
+}
+
+const b64url = (buf) => Buffer.from(buf).toString('base64url');
+
+// Builds a JWT by hand, to forge what an attacker could send.
+export function signJwt(payload, { alg = 'HS256', key = jwtSecret() } = {}) {
+  const head = b64url(JSON.stringify({ alg, typ: 'JWT' }));
+  const body = b64url(JSON.stringify(payload));
+  if (alg === 'none') return `${head}.${body}.`;
+  const algo = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' }[alg];
+  const sig = createHmac(algo, key).update(`${head}.${body}`).digest();
+  return `${head}.${body}.${b64url(sig)}`;
+}
+
+// A redis-cli call against the stack's Redis; returns trimmed stdout.
+export function redis(...args) {
+  const u = new URL(process.env.REDIS_URL);
+  return execFileSync('redis-cli', ['-h', u.hostname, '-p', u.port || '6379', ...args], { encoding: 'utf8' }).trim();
+}
+
+// A psql query against the stack's database; returns trimmed stdout (unaligned, tuples only).
+export function sql(query) {
+  return execFileSync('psql', [process.env.DATABASE_URL, '-XAtqc', query], { encoding: 'utf8' }).trim();
+}
+
+// A redis-cli call whose answer is parsed from redis-cli's --json output.
+export function redisJson(...args) {
+  const u = new URL(process.env.REDIS_URL);
+  const out = execFileSync('redis-cli', ['-h', u.hostname, '-p', u.port || '6379', '--json', ...args], { encoding: 'utf8' });
+  return JSON.parse(out);
+}
+
+// The events of a room's history stream (cc:room:{id}:events), oldest first, as
+// [{id, type, data}] with data parsed from JSON.
+export function roomEvents(roomId) {
+  const entries = redisJson('XRANGE', `cc:room:{${roomId}}:events`, '-', '+');
+  return entries.map(([id, fields]) => {
+    const f = {};
+    for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]] = fields[i + 1];
+    return { id, type: f.type, raw: f.data, data: JSON.parse(f.data) };
+  });
+}
+
+// Forgets every login attempt, so a rate-limit test leaves nothing behind for the next.
+export function clearLoginLimits() {
+  const keys = redis('--scan', '--pattern', 'cc:rl:login:*').split('\n').filter(Boolean);
+  if (keys.length) redis('DEL', ...keys);
+}
+
+// Creates a room as `token`; returns the room object (throws unless 201).
+export async function createRoom(token, body = {}) {
+  const r = await call('POST', '/api/rooms', { token, body: { name: uniqueName('room-'), language: 'python', ...body } });
+  if (r.status !== 201) throw new Error(`create room failed: ${r.status} ${r.text}`);
+  return r.json.room;
+}
+
+// A chunked body (RFC 9112, 7.1) as its content; what cannot be read as chunks is kept.
+function dechunk(raw) {
+  let out = '', at = 0;
+  for (;;) {
+    const eol = raw.indexOf('\r\n', at);
+    if (eol < 0) return out;
+    const size = parseInt(raw.slice(at, eol), 16);
+    if (!Number.isFinite(size) || size === 0) return out;
+    out += raw.slice(eol + 2, eol + 2 + size);
+    at = eol + 2 + size + 2;
+  }
+}
+
+// Sends bytes as they are to the web server over TCP and reads until the server closes (or
+// timeoutMs). Returns {status, head, body} (status 0 when no answer arrived).
+export function rawHttp(request, { timeoutMs = 5000 } = {}) {
+  const u = new URL(BASE);
+  return new Promise((resolve) => {
+    const chunks = [];
+    const sock = createConnection({ host: u.hostname, port: Number(u.port) });
+    const done = () => {
+      clearTimeout(timer);
+      sock.destroy();
+      const text = Buffer.concat(chunks).toString('latin1');
+      const cut = text.indexOf('\r\n\r\n');
+      const head = cut < 0 ? text : text.slice(0, cut);
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(head);
+      let body = cut < 0 ? '' : text.slice(cut + 4);
+      if (/^transfer-encoding:\s*chunked\s*$/im.test(head)) body = dechunk(body);
+      resolve({ status: m ? Number(m[1]) : 0, head, body });
+    };
+    const timer = setTimeout(done, timeoutMs);
+    sock.on('data', (d) => chunks.push(d));
+    sock.on('end', done);
+    sock.on('error', done);
+    sock.on('connect', () => sock.write(request));
+  });
+}
+
+// Runs the API binary (CC_API_BIN) once as a plain CGI program (RFC 3875): the request in
+// the environment and on stdin, the answer on stdout. Returns {code, status, headers (lower-
+// case names), body, json, stderr}.
+export function cgi({ method = 'GET', uri, body, contentType, contentLength, token, https = false, remoteAddr = '192.0.2.1', env = {} } = {}) {
+  const e = {
+    PATH: process.env.PATH,
+    GATEWAY_INTERFACE: 'CGI/1.1',
+    SERVER_PROTOCOL: 'HTTP/1.1',
+    SERVER_SOFTWARE: 'codecollab-tests',
+    DATABASE_URL: process.env.DATABASE_URL,
+    REDIS_URL: process.env.REDIS_URL,
+    JWT_SECRET_FILE: process.env.JWT_SECRET_FILE,
+    // the stack's sanitizer options: a CGI run's reports land with the servers' and fail the run
+    ASAN_OPTIONS: process.env.ASAN_OPTIONS || 'detect_leaks=1',
+    UBSAN_OPTIONS: process.env.UBSAN_OPTIONS || 'print_stacktrace=1',
+    REMOTE_ADDR: remoteAddr,
+  };
+  if (method !== undefined) e.REQUEST_METHOD = method;
+  if (uri !== undefined) e.REQUEST_URI = uri;
+  let input = Buffer.alloc(0);
+  if (body !== undefined) {
+    input = Buffer.isBuffer(body) || body instanceof Uint8Array ? Buffer.from(body)
+      : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+    e.CONTENT_TYPE = contentType ?? 'application/json';
+    e.CONTENT_LENGTH = String(input.length);
+  } else if (contentType !== undefined) {
+    e.CONTENT_TYPE = contentType;
+  }
+  if (contentLength !== undefined) e.CONTENT_LENGTH = contentLength;
+  if (token) e.HTTP_AUTHORIZATION = `Bearer ${token}`;
+  if (https) e.HTTPS = 'on';
+  Object.assign(e, env);
+  for (const k of Object.keys(e)) if (e[k] === undefined || e[k] === null) delete e[k];
+  const r = spawnSync(process.env.CC_API_BIN, [], { env: e, input, timeout: 20000, maxBuffer: 8 << 20 });
+  if (r.error) throw r.error;
+  const out = r.stdout.toString('utf8');
+  const cut = out.indexOf('\r\n\r\n');
+  const headText = cut < 0 ? out : out.slice(0, cut);
+  const text = cut < 0 ? '' : out.slice(cut + 4);
+  const lines = headText.split('\r\n');
+  const headers = {};
+  for (const line of lines) {
+    const i = line.indexOf(':');
+    if (i > 0) headers[line.slice(0, i).toLowerCase()] = line.slice(i + 1).trim();
+  }
+  const m = /^(\d{3})( |$)/.exec(headers.status || '');
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
+  return { code: r.status, signal: r.signal, statusLine: lines[0], status: m ? Number(m[1]) : 0, headers, body: text, json, stderr: r.stderr.toString('utf8') };
+}

@@ -1,0 +1,130 @@
+// Start and stop the processes a test needs (redis-server, the broker), on
+// random free ports. Every child is registered and killed at exit, also when a test fails.
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const children = new Set();
+const tmpdirs = new Set();
+
+function killAll() {
+  for (const c of children) {
+    try { c.kill('SIGKILL'); } catch { /* already gone */ }
+  }
+  children.clear();
+  for (const d of tmpdirs) rmSync(d, { recursive: true, force: true });
+  tmpdirs.clear();
+}
+process.on('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => { killAll(); process.exit(130); });
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export function tempDir(prefix = 'cc-test-') {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  tmpdirs.add(d);
+  return d;
+}
+
+// A managed child: output kept (last 64 KiB) for failure messages.
+export function start(cmd, args, opts = {}) {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  children.add(child);
+  child.output = '';
+  const keep = (d) => { child.output = (child.output + d).slice(-65536); };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  child.exited = new Promise((resolve) => child.on('exit', (code, signal) => {
+    children.delete(child);
+    resolve({ code, signal });
+  }));
+  return child;
+}
+
+export async function stop(child, signal = 'SIGTERM', waitMs = 5000) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exited;
+  child.kill(signal);
+  const t = setTimeout(() => child.kill('SIGKILL'), waitMs);
+  const r = await child.exited;
+  clearTimeout(t);
+  return r;
+}
+
+export async function waitFor(check, { timeout = 10000, interval = 50, what = 'condition' } = {}) {
+  const end = Date.now() + timeout;
+  let last;
+  while (Date.now() < end) {
+    try {
+      const v = await check();
+      if (v) return v;
+    } catch (e) { last = e; }
+    await sleep(interval);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
+}
+
+export async function startRedis({ port, dir } = {}) {
+  port ??= await freePort();
+  dir ??= tempDir('cc-redis-');
+  const child = start('redis-server', ['--port', String(port), '--bind', '127.0.0.1',
+    '--save', '', '--appendonly', 'no', '--dir', dir, '--dbfilename', 'dump.rdb']);
+  child.port = port;
+  child.dir = dir;
+  await waitFor(() => new Promise((resolve) => {
+    const s = createServer(); // port taken means redis listens
+    s.once('error', () => resolve(true));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(false)));
+  }), { what: `redis on ${port}` });
+  return child;
+}
+
+export const BROKER_BIN = process.env.BROKER_BIN || join(ROOT, 'build/asan/bin/codecollab-broker');
+
+export async function startBroker({ redisPort, secret, env = {}, port } = {}) {
+  port ??= await freePort();
+  const child = start(BROKER_BIN, [], {
+    env: {
+      ...process.env,
+      // a small quarantine keeps RSS meaningful for the memory checks
+      ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0:quarantine_size_mb=4',
+      BROKER_HOST: '127.0.0.1',
+      BROKER_PORT: String(port),
+      REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+      JWT_SECRET: secret,
+      ...env,
+    },
+  });
+  child.port = port;
+  child.base = `http://127.0.0.1:${port}`;
+  await waitFor(async () => {
+    if (child.exitCode !== null) throw new Error(`broker exited: ${child.output}`);
+    const r = await fetch(`${child.base}/events/health`);
+    const j = await r.json();
+    return j.redis === 'ok';
+  }, { what: 'broker health' });
+  return child;
+}
+
+// Resident set size of a process, in KiB.
+export function rssKiB(pid) {
+  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : 0;
+}

@@ -1,0 +1,107 @@
+// A tiny Redis client (RESP2) for tests: enough to EVAL, HSET, XADD, SHUTDOWN.
+import { readFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+const LUA = fileURLToPath(new URL('../../lib/lua/', import.meta.url));
+// The programs' own event script (lib/lua/events_emit.lua with the one envelope of
+// lib/lua/_emit.lua), read from the repository, so a test emits exactly as they do:
+// KEYS history, channel; ARGV type, data, bound.
+export const EMIT_SCRIPT = readFileSync(`${LUA}_emit.lua`, 'utf8') +
+  readFileSync(`${LUA}events_emit.lua`, 'utf8');
+
+// Key names as lib/rkeys.def spells them (the room in braces: a Redis Cluster hash tag).
+export const roomKey = (room, suffix = '') => `cc:room:{${room}}${suffix ? `:${suffix}` : ''}`;
+
+function encode(args) {
+  let out = `*${args.length}\r\n`;
+  for (const a of args) {
+    const b = Buffer.from(String(a));
+    out += `$${b.length}\r\n${b.toString('binary')}\r\n`;
+  }
+  return Buffer.from(out, 'binary');
+}
+
+// Parses one reply at buf[pos]; returns [value, next] or null when incomplete.
+function parse(buf, pos) {
+  if (pos >= buf.length) return null;
+  const eol = buf.indexOf('\r\n', pos);
+  if (eol < 0) return null;
+  const type = String.fromCharCode(buf[pos]);
+  const line = buf.toString('utf8', pos + 1, eol);
+  const next = eol + 2;
+  switch (type) {
+    case '+': return [line, next];
+    case '-': return [new Error(line), next];
+    case ':': return [Number(line), next];
+    case '$': {
+      const n = Number(line);
+      if (n < 0) return [null, next];
+      if (buf.length < next + n + 2) return null;
+      return [buf.toString('utf8', next, next + n), next + n + 2];
+    }
+    case '*': {
+      const n = Number(line);
+      if (n < 0) return [null, next];
+      const arr = [];
+      let p = next;
+      for (let i = 0; i < n; i++) {
+        const r = parse(buf, p);
+        if (!r) return null;
+        arr.push(r[0]);
+        p = r[1];
+      }
+      return [arr, p];
+    }
+    default: throw new Error(`bad RESP type ${type}`);
+  }
+}
+
+export class Redis {
+  constructor(port, host = '127.0.0.1') {
+    this.port = port;
+    this.host = host;
+    this.pending = [];
+    this.buf = Buffer.alloc(0);
+  }
+
+  connect() {
+    return new Promise((resolve, reject) => {
+      this.sock = createConnection(this.port, this.host, resolve);
+      this.sock.once('error', reject);
+      this.sock.on('error', (e) => { for (const p of this.pending.splice(0)) p.reject(e); });
+      this.sock.on('close', () => {
+        for (const p of this.pending.splice(0)) p.reject(new Error('connection closed'));
+      });
+      this.sock.on('data', (d) => {
+        this.buf = Buffer.concat([this.buf, d]);
+        let r;
+        while (this.pending.length && (r = parse(this.buf, 0))) {
+          this.buf = this.buf.subarray(r[1]);
+          const p = this.pending.shift();
+          if (r[0] instanceof Error) p.reject(r[0]); else p.resolve(r[0]);
+        }
+      });
+    });
+  }
+
+  cmd(...args) {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ resolve, reject });
+      this.sock.write(encode(args));
+    });
+  }
+
+  emit(room, type, data, max = 1000) {
+    const json = typeof data === 'string' ? data : JSON.stringify(data);
+    return this.cmd('EVAL', EMIT_SCRIPT, 2, roomKey(room, 'events'), roomKey(room), type, json, max);
+  }
+
+  close() { this.sock?.destroy(); }
+}
+
+export async function connectRedis(port) {
+  const r = new Redis(port);
+  await r.connect();
+  return r;
+}

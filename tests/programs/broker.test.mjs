@@ -1,0 +1,709 @@
+// The broker against a real redis-server: SSE (curl and the eventsource package), long-poll
+// and WebSocket get the same events in order; resume loses and repeats nothing; auth; two
+// brokers; Redis restarts; many idle clients; hostile WebSocket frames; slow consumers.
+// Run: node --test tests/programs/broker.test.mjs (after make build-asan), or make test-programs.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createConnection } from 'node:net';
+import { createHash, randomBytes } from 'node:crypto';
+import EventSource from 'eventsource';
+import WebSocket from 'ws';
+
+import { startRedis, startBroker, stop, waitFor, sleep, rssKiB, start } from '../lib/procs.mjs';
+import { connectRedis } from '../lib/resp.mjs';
+import { ticket, session, sign } from '../lib/tokens.mjs';
+
+const SECRET = randomBytes(24).toString('hex');
+const BROKER_ENV = {
+  BROKER_HEARTBEAT_MS: '500',
+  BROKER_POLL_TIMEOUT_MS: '1500',
+  BROKER_WS_TIMEOUT_MS: '2500',
+  BROKER_CLIENT_BUFFER: String(256 * 1024),
+  BROKER_REDIS_BACKOFF_MAX_MS: '1000',
+};
+
+let redis, broker, rc;
+let roomSeq = 0;
+// A room as the API leaves it in Redis: public unless said otherwise, so the tickets below
+// (users with no entry in the members hash) are strangers the room admits. The broker asks
+// every stream's rights (lib/access.h) before it starts.
+async function newRoom({ visibility = 'public' } = {}) {
+  const room = `r${process.pid}x${++roomSeq}`;
+  await rc.cmd('SET', `cc:room:{${room}}:visibility`, visibility);
+  return room;
+}
+const tk = (room, user = 1, name = `user${user}`) => ticket(SECRET, { room, user, name });
+
+before(async () => {
+  redis = await startRedis();
+  rc = await connectRedis(redis.port);
+  broker = await startBroker({ redisPort: redis.port, secret: SECRET, env: BROKER_ENV });
+});
+
+after(async () => {
+  rc?.close();
+  if (broker) {
+    const r = await stop(broker);
+    assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${broker.output}`);
+  }
+  await stop(redis);
+});
+
+// ---- clients ----
+
+function parseSse(text) {
+  const events = [];
+  for (const block of text.split('\n\n')) {
+    const ev = { data: [] };
+    let any = false;
+    for (const line of block.split('\n')) {
+      if (line.startsWith(':') || line === '') continue;
+      const i = line.indexOf(':');
+      const k = i < 0 ? line : line.slice(0, i);
+      let v = i < 0 ? '' : line.slice(i + 1);
+      if (v.startsWith(' ')) v = v.slice(1);
+      if (k === 'data') ev.data.push(v); else ev[k] = v;
+      any = true;
+    }
+    if (any && ev.data.length) {
+      events.push({ id: ev.id, type: ev.event, data: JSON.parse(ev.data.join('\n')) });
+    }
+  }
+  return events;
+}
+
+// SSE through curl -N, as a child process; events parsed as they come.
+function curlSse(url, headers = {}) {
+  const args = ['-sN', '--no-buffer', url];
+  for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}: ${v}`);
+  const child = start('curl', args);
+  let text = '';
+  child.stdout.on('data', (d) => { text += d; });
+  return {
+    child,
+    get text() { return text; },
+    events: () => parseSse(text.slice(0, text.lastIndexOf('\n\n') + 2)),
+    close: () => stop(child, 'SIGKILL'),
+  };
+}
+
+const TYPES = ['operation', 'presence', 'join', 'leave', 'execution', 'ai', 'room', 'snapshot', 'resync'];
+
+function eventSource(url, headers) {
+  const es = new EventSource(url, headers ? { headers } : undefined);
+  const events = [];
+  for (const t of TYPES) {
+    es.addEventListener(t, (m) => events.push({ id: m.lastEventId, type: t, data: JSON.parse(m.data) }));
+  }
+  return { es, events, close: () => es.close() };
+}
+
+function wsClient(url) {
+  const ws = new WebSocket(url);
+  const events = [];
+  ws.on('message', (m) => events.push(JSON.parse(m.toString())));
+  const opened = new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  return { ws, events, opened, close: () => ws.terminate() };
+}
+
+async function poll(room, since, t = tk(room)) {
+  const q = new URLSearchParams({ ticket: t });
+  if (since !== undefined) q.set('since', since);
+  const r = await fetch(`${broker.base}/events/rooms/${room}/poll?${q}`);
+  assert.equal(r.status, 200);
+  return r.json();
+}
+
+const ops = (events) => events.filter((e) => e.type === 'operation');
+const strip = (events) => events.map(({ id, type, data }) => ({ id, type, data }));
+
+async function emitOps(room, n, start = 0) {
+  const ids = [];
+  for (let i = 0; i < n; i++) ids.push(await rc.emit(room, 'operation', { revision: start + i + 1, ops: [`x${i}`], text: 'a\nb' }));
+  return ids;
+}
+
+// A raw HTTP request; resolves with status line and the raw response text at close.
+function rawRequest(port, head, { waitClose = true } = {}) {
+  return new Promise((resolve, reject) => {
+    const s = createConnection(port, '127.0.0.1', () => s.write(head));
+    let buf = '';
+    s.on('data', (d) => { buf += d.toString('latin1'); if (!waitClose) { s.destroy(); resolve(buf); } });
+    s.on('error', reject);
+    s.on('close', () => resolve(buf));
+  });
+}
+
+// ---- WebSocket by hand, for frames the ws package would never send ----
+
+function wsRaw(port, path) {
+  return new Promise((resolve, reject) => {
+    const key = randomBytes(16).toString('base64');
+    const s = createConnection(port, '127.0.0.1', () => {
+      s.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${key}\r\n\r\n`);
+    });
+    let buf = Buffer.alloc(0);
+    let upgraded = false;
+    const frames = [];
+    s.done = new Promise((r) => s.on('close', r));
+    s.frames = frames;
+    s.on('error', () => {});
+    s.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (!upgraded) {
+        const i = buf.indexOf('\r\n\r\n');
+        if (i < 0) return;
+        const head = buf.subarray(0, i).toString();
+        const accept = createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');
+        if (!head.startsWith('HTTP/1.1 101') || !head.includes(`Sec-WebSocket-Accept: ${accept}`)) {
+          reject(new Error(`bad handshake: ${head}`));
+          return;
+        }
+        upgraded = true;
+        buf = buf.subarray(i + 4);
+        resolve(s);
+      }
+      while (buf.length >= 2) {
+        let n = buf[1] & 0x7f, h = 2;
+        if (n === 126) { if (buf.length < 4) return; n = buf.readUInt16BE(2); h = 4; }
+        if (buf.length < h + n) return;
+        frames.push({ opcode: buf[0] & 0x0f, payload: buf.subarray(h, h + n) });
+        buf = buf.subarray(h + n);
+      }
+    });
+  });
+}
+
+function clientFrame(opcode, payload, { mask = true, fin = true } = {}) {
+  const p = Buffer.from(payload);
+  const len = p.length;
+  const head = [(fin ? 0x80 : 0) | opcode];
+  const m = mask ? 0x80 : 0;
+  if (len < 126) head.push(m | len);
+  else if (len < 65536) head.push(m | 126, len >> 8, len & 0xff);
+  else { head.push(m | 127, 0, 0, 0, 0, (len >>> 24) & 0xff, (len >> 16) & 0xff, (len >> 8) & 0xff, len & 0xff); }
+  if (!mask) return Buffer.concat([Buffer.from(head), p]);
+  const key = randomBytes(4);
+  const body = Buffer.from(p.map((b, i) => b ^ key[i % 4]));
+  return Buffer.concat([Buffer.from(head), key, body]);
+}
+
+const closeCode = (s) => {
+  const f = s.frames.find((x) => x.opcode === 8);
+  return f && f.payload.length >= 2 ? f.payload.readUInt16BE(0) : null;
+};
+
+// ---- tests ----
+
+test('health, unknown paths, methods, auth errors', async () => {
+  const h = await (await fetch(`${broker.base}/events/health`)).json();
+  assert.equal(h.status, 'ok');
+  assert.equal(h.redis, 'ok');
+  assert.equal(typeof h.clients, 'number');
+
+  const room = await newRoom();
+  const get = (path, init) => fetch(`${broker.base}${path}`, init);
+  let r = await get('/events/nowhere');
+  assert.equal(r.status, 404);
+  assert.equal((await r.json()).error, 'not_found');
+  assert.equal((await get(`/events/rooms/${room}/other?ticket=x`)).status, 404);
+  assert.equal((await get('/events/rooms/bad%20id')).status, 404);
+  r = await get(`/events/rooms/${room}`, { method: 'POST' });
+  assert.equal(r.status, 405);
+
+  r = await get(`/events/rooms/${room}`);
+  assert.equal(r.status, 401);
+  const body = await r.json();
+  assert.equal(body.error, 'unauthorized');
+  assert.ok(body.message);
+
+  const forged = ticket('another-secret-another-secret-1234', { room, user: 1 });
+  assert.equal((await get(`/events/rooms/${room}?ticket=${forged}`)).status, 401);
+  const expired = ticket(SECRET, { room, user: 1, now: Math.floor(Date.now() / 1000) - 600 });
+  assert.equal((await get(`/events/rooms/${room}/poll?ticket=${expired}`)).status, 401);
+  const noneAlg = `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.` +
+    `${Buffer.from(JSON.stringify({ iss: 'codecollab', sub: '1', name: 'x', typ: 'ticket', room, exp: 9e9 })).toString('base64url')}.`;
+  assert.equal((await get(`/events/rooms/${room}?ticket=${noneAlg}`)).status, 401);
+  r = await get(`/events/rooms/${room}?ticket=${tk('some-other-room')}`);
+  assert.equal(r.status, 403);
+  assert.equal((await get(`/events/rooms/${room}/ws?ticket=${tk('some-other-room')}`, {
+    headers: { Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' },
+  }).catch(() => ({ status: 403 }))).status, 403);
+  // a session token is no ticket
+  assert.equal((await get(`/events/rooms/${room}?ticket=${session(SECRET, { user: 1 })}`)).status, 401);
+  // malformed resume position
+  assert.equal((await get(`/events/rooms/${room}/poll?ticket=${tk(room)}&since=abc`)).status, 400);
+  // oversized and malformed heads
+  let raw = await rawRequest(broker.port, `GET /events/health HTTP/1.1\r\nX: ${'a'.repeat(9000)}\r\n\r\n`);
+  assert.match(raw, /^HTTP\/1.1 431 /);
+  raw = await rawRequest(broker.port, 'GET /events/health HTTP/1.1\r\nBad Header\r\n\r\n');
+  assert.match(raw, /^HTTP\/1.1 400 /);
+  raw = await rawRequest(broker.port, 'GET /events/health HTTP/1.1\r\nA: b\0c\r\n\r\n');
+  assert.match(raw, /^HTTP\/1.1 400 /);
+  // the broker is still fine
+  assert.equal((await get('/events/health')).status, 200);
+});
+
+test('a bearer session token works for members only (private room)', async () => {
+  const room = await newRoom({ visibility: 'private' });
+  await rc.cmd('HSET', `cc:room:{${room}}:members`, '41', 'editor');
+  const auth = (user) => ({ Authorization: `Bearer ${session(SECRET, { user, name: `u${user}` })}` });
+  let r = await fetch(`${broker.base}/events/rooms/${room}/poll?since=0`, { headers: auth(42) });
+  assert.equal(r.status, 403);
+  const id = (await emitOps(room, 1))[0];
+  r = await fetch(`${broker.base}/events/rooms/${room}/poll?since=0`, { headers: auth(41) });
+  assert.equal(r.status, 200);
+  const j = await r.json();
+  assert.deepEqual(j.events.map((e) => e.id), [id]);
+  assert.equal(j.last_event_id, id);
+});
+
+test('SSE (curl, eventsource), long-poll and WebSocket get the same events in order', async () => {
+  const room = await newRoom();
+  const t = tk(room, 2, 'watcher');
+  const curl = curlSse(`${broker.base}/events/rooms/${room}?ticket=${t}`);
+  const es = eventSource(`${broker.base}/events/rooms/${room}?ticket=${t}`);
+  const ws = wsClient(`ws://127.0.0.1:${broker.port}/events/rooms/${room}/ws?ticket=${t}`);
+  await ws.opened;
+  const first = await poll(room, undefined, t).catch((e) => e); // empty: nothing new yet
+  assert.deepEqual(first.events, []);
+  const since = first.last_event_id ?? '0';
+  await waitFor(() => curl.text.includes(': connected'), { what: 'curl connected' });
+  await waitFor(() => es.es.readyState === 1, { what: 'eventsource open' });
+  await sleep(200); // every stream subscribed
+
+  const ids = await emitOps(room, 20);
+  const want = (evs) => ops(evs).map((e) => e.id);
+  await waitFor(() => want(curl.events()).length === 20, { what: 'curl events' });
+  await waitFor(() => want(es.events).length === 20, { what: 'eventsource events' });
+  await waitFor(() => want(ws.events).length === 20, { what: 'ws events' });
+  assert.deepEqual(want(curl.events()), ids);
+  assert.deepEqual(want(es.events), ids);
+  assert.deepEqual(want(ws.events), ids);
+  assert.deepEqual(strip(ops(curl.events())), strip(ops(ws.events)));
+  assert.deepEqual(ops(ws.events)[3].data, { revision: 4, ops: ['x3'], text: 'a\nb' });
+
+  // long-poll from where it stood, following last_event_id until caught up
+  const got = [];
+  let pos = since;
+  while (got.filter((e) => e.type === 'operation').length < 20) {
+    const j = await poll(room, pos, t);
+    assert.ok(j.events.length > 0);
+    got.push(...j.events);
+    pos = j.last_event_id;
+  }
+  assert.deepEqual(want(got), ids);
+  assert.deepEqual(strip(ops(got)), strip(ops(ws.events)));
+  curl.close();
+  es.close();
+  ws.close();
+});
+
+test('resume after Last-Event-ID / last_event_id / since loses and repeats nothing', async () => {
+  const room = await newRoom();
+  const ids = await emitOps(room, 10);
+  const t = tk(room);
+  const curl = curlSse(`${broker.base}/events/rooms/${room}?ticket=${t}`, { 'Last-Event-ID': ids[3] });
+  const es = eventSource(`${broker.base}/events/rooms/${room}?ticket=${t}&last_event_id=${ids[6]}`);
+  const ws = wsClient(`ws://127.0.0.1:${broker.port}/events/rooms/${room}/ws?ticket=${t}&last_event_id=${ids[0]}`);
+  await waitFor(() => ops(curl.events()).length === 6, { what: 'curl replay' });
+  await waitFor(() => ops(es.events).length === 3, { what: 'es replay' });
+  await waitFor(() => ops(ws.events).length === 9, { what: 'ws replay' });
+  // live events continue right after the replay, none twice
+  const more = await emitOps(room, 5, 10);
+  const all = [...ids, ...more];
+  await waitFor(() => ops(curl.events()).length === 11, { what: 'curl live' });
+  await waitFor(() => ops(es.events).length === 8, { what: 'es live' });
+  await waitFor(() => ops(ws.events).length === 14, { what: 'ws live' });
+  await sleep(200);
+  assert.deepEqual(ops(curl.events()).map((e) => e.id), all.slice(4));
+  assert.deepEqual(ops(es.events).map((e) => e.id), all.slice(7));
+  assert.deepEqual(ops(ws.events).map((e) => e.id), all.slice(1));
+  const j = await poll(room, ids[8], t);
+  assert.deepEqual(ops(j.events).map((e) => e.id), all.slice(9));
+  assert.equal(j.last_event_id, j.events.at(-1).id);
+  curl.close();
+  es.close();
+  ws.close();
+});
+
+test('events emitted while clients connect are neither lost nor doubled', async () => {
+  const room = await newRoom();
+  const t = tk(room);
+  const pre = await emitOps(room, 3);
+  const emitting = emitOps(room, 60, 3); // runs while the clients join
+  const clients = [];
+  for (let i = 0; i < 5; i++) {
+    clients.push(curlSse(`${broker.base}/events/rooms/${room}?ticket=${t}`, { 'Last-Event-ID': pre[2] }));
+    await sleep(15);
+  }
+  const ids = await emitting;
+  for (const c of clients) {
+    await waitFor(() => ops(c.events()).length >= 60, { what: 'all events' });
+  }
+  await sleep(200);
+  for (const c of clients) assert.deepEqual(ops(c.events()).map((e) => e.id), ids);
+  for (const c of clients) c.close();
+});
+
+test('a client behind the trimmed history gets resync', async () => {
+  const room = await newRoom();
+  const ids = await emitOps(room, 5);
+  await emitOps(room, 5, 5);
+  await rc.cmd('XTRIM', `cc:room:{${room}}:events`, 'MAXLEN', '3');
+  const j = await poll(room, ids[1]);
+  assert.equal(j.events[0].type, 'resync');
+  assert.deepEqual(j.events[0].data, { reason: 'history_trimmed' });
+  assert.equal(ops(j.events).length, 3);
+  const ws = wsClient(`ws://127.0.0.1:${broker.port}/events/rooms/${room}/ws?ticket=${tk(room)}&last_event_id=${ids[0]}`);
+  await waitFor(() => ws.events.length >= 4, { what: 'ws resync' });
+  assert.equal(ws.events[0].type, 'resync');
+  ws.close();
+});
+
+test('long-poll: empty at the timeout, answered as soon as an event comes', async () => {
+  const room = await newRoom();
+  const ids = await emitOps(room, 1);
+  let t0 = Date.now();
+  let j = await poll(room, ids[0]);
+  assert.deepEqual(j.events, []);
+  assert.equal(j.last_event_id, ids[0]);
+  assert.ok(Date.now() - t0 >= 1300, 'waited for the timeout');
+  t0 = Date.now();
+  const pending = poll(room, ids[0]);
+  await sleep(300);
+  const [id2] = await emitOps(room, 1, 1);
+  j = await pending;
+  assert.deepEqual(j.events.map((e) => e.id), [id2]);
+  assert.ok(Date.now() - t0 < 1300, 'answered before the timeout');
+  // without since: only new events, and last_event_id pins where the client stands
+  j = await poll(room);
+  assert.deepEqual(j.events, []);
+  assert.equal(j.last_event_id, id2);
+});
+
+test('join and leave, and WebSocket presence upward', async () => {
+  const room = await newRoom();
+  const observer = wsClient(`ws://127.0.0.1:${broker.port}/events/rooms/${room}/ws?ticket=${tk(room, 10, 'obs')}`);
+  await observer.opened;
+  await sleep(200);
+
+  const sender = wsClient(`ws://127.0.0.1:${broker.port}/events/rooms/${room}/ws?ticket=${tk(room, 11, 'alice')}`);
+  await sender.opened;
+  // a second stream of the same user: no second join
+  const sse = curlSse(`${broker.base}/events/rooms/${room}?ticket=${tk(room, 11, 'alice')}`);
+  await waitFor(() => observer.events.some((e) => e.type === 'join' && e.data.user.id === 11), { what: 'join' });
+  const join = observer.events.find((e) => e.type === 'join' && e.data.user.id === 11);
+  assert.deepEqual(join.data, { user: { id: 11, username: 'alice' } });
+
+  sender.ws.send(JSON.stringify({ type: 'presence', cursor: 7, selection: { anchor: 2, head: 7 } }));
+  sender.ws.send('not json');
+  sender.ws.send(JSON.stringify({ type: 'presence', cursor: -1 }));
+  await waitFor(() => observer.events.some((e) => e.type === 'presence'), { what: 'presence' });
+  await sleep(200);
+  const pres = observer.events.filter((e) => e.type === 'presence');
+  assert.equal(pres.length, 1);
+  assert.deepEqual(pres[0].data.user, { id: 11, username: 'alice' });
+  assert.equal(pres[0].data.cursor, 7);
+  assert.deepEqual(pres[0].data.selection, { anchor: 2, head: 7 });
+  assert.match(pres[0].data.color, /^#[0-9a-f]{6}$/);
+
+  sender.close();
+  await sleep(300);
+  assert.ok(!observer.events.some((e) => e.type === 'leave'), 'still here through SSE');
+  await sse.close();
+  await waitFor(() => observer.events.some((e) => e.type === 'leave' && e.data.user.id === 11), { what: 'leave' });
+  assert.equal(observer.events.filter((e) => e.type === 'join' && e.data.user.id === 11).length, 1);
+  observer.close();
+});
+
+test('WebSocket: unmasked, oversized and truncated frames are refused with the right code', async () => {
+  const room = await newRoom();
+  const path = `/events/rooms/${room}/ws?ticket=${tk(room)}`;
+  let s = await wsRaw(broker.port, path);
+  s.write(clientFrame(1, '{"type":"presence","cursor":1}', { mask: false }));
+  await s.done;
+  assert.equal(closeCode(s), 1002);
+
+  s = await wsRaw(broker.port, path);
+  s.write(clientFrame(1, 'x'.repeat(70000)));
+  await s.done;
+  assert.equal(closeCode(s), 1009);
+
+  s = await wsRaw(broker.port, path);
+  const f = clientFrame(1, 'hello there');
+  s.write(f.subarray(0, f.length - 5));
+  await sleep(100);
+  s.end(); // our side is done in the middle of a frame
+  await s.done;
+  assert.equal(closeCode(s), 1002);
+
+  // ping is answered, close is echoed
+  s = await wsRaw(broker.port, path);
+  s.write(clientFrame(9, 'hi'));
+  await waitFor(() => s.frames.some((x) => x.opcode === 10), { what: 'pong' });
+  s.write(clientFrame(8, Buffer.from([0x03, 0xe8])));
+  await s.done;
+  assert.equal(closeCode(s), 1000);
+});
+
+test('a silent WebSocket peer times out', async () => {
+  const room = await newRoom();
+  const s = await wsRaw(broker.port, `/events/rooms/${room}/ws?ticket=${tk(room)}`);
+  const t0 = Date.now();
+  await s.done; // we never answer the pings
+  assert.ok(Date.now() - t0 >= 2000);
+  assert.ok(s.frames.some((x) => x.opcode === 9), 'was pinged');
+  assert.equal(closeCode(s), 1001);
+});
+
+test('two brokers share a room', async () => {
+  const b2 = await startBroker({ redisPort: redis.port, secret: SECRET, env: BROKER_ENV });
+  try {
+    const room = await newRoom();
+    const a = curlSse(`${broker.base}/events/rooms/${room}?ticket=${tk(room, 21, 'a')}`);
+    await waitFor(() => a.text.includes(': connected'), { what: 'a connected' });
+    await sleep(200);
+    const b = wsClient(`ws://127.0.0.1:${b2.port}/events/rooms/${room}/ws?ticket=${tk(room, 22, 'b')}`);
+    await b.opened;
+    await waitFor(() => a.events().some((e) => e.type === 'join' && e.data.user.id === 22), { what: 'join across brokers' });
+    const ids = await emitOps(room, 5);
+    await waitFor(() => ops(a.events()).length === 5 && ops(b.events).length === 5, { what: 'both brokers' });
+    assert.deepEqual(ops(a.events()).map((e) => e.id), ids);
+    assert.deepEqual(ops(b.events).map((e) => e.id), ids);
+    // the same user on both brokers: one join, and leave only when both are gone
+    const a2 = curlSse(`${b2.base}/events/rooms/${room}?ticket=${tk(room, 21, 'a')}`);
+    await sleep(300);
+    // (b joined after a: it saw no join of 21 before, and must see none now)
+    assert.ok(!b.events.some((e) => e.type === 'join' && e.data.user.id === 21), 'no second join');
+    await a.close();
+    await sleep(300);
+    assert.ok(!b.events.some((e) => e.type === 'leave' && e.data.user.id === 21));
+    await a2.close();
+    await waitFor(() => b.events.some((e) => e.type === 'leave' && e.data.user.id === 21), { what: 'leave across brokers' });
+    // a broker that dies without a word: its users leave after the expiry
+    const watch = curlSse(`${broker.base}/events/rooms/${room}?ticket=${tk(room, 24, 'w')}`);
+    await waitFor(() => watch.text.includes(': connected'), { what: 'watch connected' });
+    await sleep(200);
+    const c = curlSse(`${b2.base}/events/rooms/${room}?ticket=${tk(room, 23, 'c')}`);
+    await waitFor(() => watch.events().some((e) => e.type === 'join' && e.data.user.id === 23), { what: 'join c' });
+    b.close();
+    await stop(b2, 'SIGKILL');
+    await c.close();
+    await waitFor(() => watch.events().some((e) => e.type === 'leave' && e.data.user.id === 23),
+      { what: 'leave after expiry', timeout: 8000 });
+    await watch.close();
+  } finally {
+    await stop(b2, 'SIGKILL');
+  }
+});
+
+test('Redis restarts mid-stream: clients resume without loss', async () => {
+  const room = await newRoom();
+  const t = tk(room, 31, 'r');
+  const curl = curlSse(`${broker.base}/events/rooms/${room}?ticket=${t}`);
+  const ws = wsClient(`ws://127.0.0.1:${broker.port}/events/rooms/${room}/ws?ticket=${t}`);
+  await ws.opened;
+  await sleep(200);
+  const ids = await emitOps(room, 3);
+  await waitFor(() => ops(curl.events()).length === 3, { what: 'before restart' });
+
+  // the broker's connections die; events go on being emitted meanwhile
+  await rc.cmd('CLIENT', 'KILL', 'TYPE', 'pubsub');
+  ids.push(...await emitOps(room, 3, 3));
+
+  // a full restart, data kept on disk; events emitted before the broker is back
+  await rc.cmd('SHUTDOWN', 'SAVE').catch(() => {});
+  rc.close();
+  await redis.exited;
+  redis = await startRedis({ port: redis.port, dir: redis.dir });
+  rc = await connectRedis(redis.port);
+  ids.push(...await emitOps(room, 4, 6));
+  await waitFor(async () => (await (await fetch(`${broker.base}/events/health`)).json()).redis === 'ok',
+    { what: 'broker reconnected' });
+  ids.push(...await emitOps(room, 2, 10));
+  await waitFor(() => ops(curl.events()).length >= 12 && ops(ws.events).length >= 12, { what: 'all events after restart', timeout: 15000 });
+  await sleep(300);
+  assert.deepEqual(ops(curl.events()).map((e) => e.id), ids);
+  assert.deepEqual(ops(ws.events).map((e) => e.id), ids);
+  curl.close();
+  ws.close();
+});
+
+test('a frozen Redis is noticed and clients catch up once it answers again', async () => {
+  const room = await newRoom();
+  const ws = wsClient(`ws://127.0.0.1:${broker.port}/events/rooms/${room}/ws?ticket=${tk(room, 35, 'f')}`);
+  await ws.opened;
+  await sleep(200);
+  const ids = await emitOps(room, 2);
+  redis.kill('SIGSTOP');
+  try {
+    await waitFor(async () => (await (await fetch(`${broker.base}/events/health`)).json()).redis === 'down',
+      { what: 'broker notices', timeout: 8000 });
+  } finally {
+    redis.kill('SIGCONT');
+  }
+  ids.push(...await emitOps(room, 3, 2)); // before the broker is back
+  await waitFor(() => ops(ws.events).length >= 5, { what: 'caught up', timeout: 15000 });
+  await sleep(200);
+  assert.deepEqual(ops(ws.events).map((e) => e.id), ids);
+  ws.close();
+});
+
+test('a thousand idle connections are held', async () => {
+  const room = await newRoom();
+  const t = tk(room, 41, 'idle');
+  const N = 1000;
+  const socks = [];
+  const got = new Array(N).fill('');
+  await Promise.all(Array.from({ length: N }, (_, i) => new Promise((resolve, reject) => {
+    const s = createConnection(broker.port, '127.0.0.1', () => {
+      s.write(`GET /events/rooms/${room}?ticket=${t} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    });
+    s.on('data', (d) => { got[i] += d; if (got[i].includes(': connected')) resolve(); });
+    s.on('error', reject);
+    socks.push(s);
+  })));
+  const h = await (await fetch(`${broker.base}/events/health`)).json();
+  assert.ok(h.clients >= N, `clients ${h.clients}`);
+  await sleep(300);
+  const [id] = await emitOps(room, 1);
+  await waitFor(() => got.every((g) => g.includes(`id: ${id}`)), { what: 'event on every connection' });
+  for (const s of socks) s.destroy();
+  await waitFor(async () => (await (await fetch(`${broker.base}/events/health`)).json()).clients < N, { what: 'clients gone' });
+});
+
+test('a slow consumer is dropped without the broker growing', async () => {
+  const room = await newRoom();
+  const t = tk(room, 51, 'slow');
+  const fast = curlSse(`${broker.base}/events/rooms/${room}?ticket=${t}`);
+  // a client that never reads
+  const slow = createConnection(broker.port, '127.0.0.1', () => {
+    slow.write(`GET /events/rooms/${room}?ticket=${t} HTTP/1.1\r\nHost: x\r\n\r\n`);
+  });
+  slow.on('error', () => {});
+  const closed = new Promise((r) => slow.on('close', r));
+  slow.pause();
+  await sleep(300);
+  const before = rssKiB(broker.pid);
+  const big = { revision: 1, ops: ['y'.repeat(16 * 1024)] };
+  for (let i = 0; i < 1000; i++) await rc.emit(room, 'operation', big);
+  await waitFor(() => ops(fast.events()).length === 1000, { what: 'fast consumer', timeout: 30000 });
+  slow.resume(); // now read: the broker must have closed it
+  await Promise.race([closed, sleep(5000).then(() => { throw new Error('slow client not dropped'); })]);
+  const grown = rssKiB(broker.pid) - before;
+  // 1000 x 16 KiB = 16 MiB went out; a slow client may hold at most its 256 KiB bound
+  assert.ok(grown < 12 * 1024, `broker grew ${grown} KiB`);
+  assert.match(broker.output, /dropping a slow client/);
+  fast.close();
+});
+
+// ---- membership changes and deletion (docs/INTERNALS.md "Broker", Rights) ----
+
+// A WebSocket client that also records how the broker closed it.
+function wsClosable(url, headers) {
+  const ws = new WebSocket(url, headers ? { headers } : undefined);
+  const events = [];
+  ws.on('message', (m) => events.push(JSON.parse(m.toString())));
+  const opened = new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  const closed = new Promise((resolve) => ws.once('close', (code) => resolve(code)));
+  ws.closeCode = null;
+  closed.then((code) => { ws.closeCode = code; });
+  return { ws, events, opened, closed, close: () => ws.terminate() };
+}
+
+const exited = (curl) => curl.child.exitCode !== null || curl.child.signalCode !== null;
+const roomEvents = (events, reason) => events.filter((e) => e.type === 'room' && e.data.reason === reason);
+
+test('a member removed from a private room loses its open streams; other members and viewers keep theirs', async () => {
+  const room = await newRoom({ visibility: 'private' });
+  const key = `cc:room:{${room}}:members`;
+  await rc.cmd('HSET', key, '61', 'editor', '62', 'editor', '63', 'viewer');
+  const bearer = (user) => ({ Authorization: `Bearer ${session(SECRET, { user, name: `u${user}` })}` });
+  const wsUrl = (t) => `ws://127.0.0.1:${broker.port}/events/rooms/${room}/ws${t ? `?ticket=${t}` : ''}`;
+  const goneSse = curlSse(`${broker.base}/events/rooms/${room}?ticket=${tk(room, 61, 'gone')}`);
+  const goneWs = wsClosable(wsUrl(), bearer(61));
+  const keptSse = curlSse(`${broker.base}/events/rooms/${room}`, bearer(62));
+  const viewerWs = wsClosable(wsUrl(tk(room, 63, 'viewer')));
+  // a stranger is refused by a private room, ticket or not
+  const refused = await fetch(`${broker.base}/events/rooms/${room}?ticket=${tk(room, 64, 'stranger')}`);
+  assert.equal(refused.status, 403);
+  assert.equal((await refused.json()).message, 'not a member of this room');
+  await Promise.all([goneWs.opened, viewerWs.opened]);
+  for (const c of [goneSse, keptSse]) {
+    await waitFor(() => c.text.includes(': connected'), { what: 'SSE connected' });
+  }
+  await sleep(300); // every stream subscribed and its membership known
+
+  await rc.cmd('HDEL', key, '61');
+  const changed = await rc.emit(room, 'room', { reason: 'members' });
+  const t0 = Date.now();
+  await waitFor(() => exited(goneSse) && goneWs.ws.readyState === WebSocket.CLOSED,
+    { what: 'the removed member closed', timeout: 1000, interval: 20 });
+  assert.ok(Date.now() - t0 <= 1000);
+  // the event itself was delivered first
+  assert.deepEqual(roomEvents(goneSse.events(), 'members').map((e) => e.id), [changed]);
+  assert.deepEqual(roomEvents(goneWs.events, 'members').map((e) => e.id), [changed]);
+  assert.equal(await goneWs.closed, 1008);
+
+  const ids = await emitOps(room, 2);
+  for (const [what, evs] of [['member', () => keptSse.events()], ['viewer', () => viewerWs.events]]) {
+    await waitFor(() => ops(evs()).length === 2, { what: `${what} keeps receiving` });
+    assert.deepEqual(ops(evs()).map((e) => e.id), ids, what);
+    assert.deepEqual(roomEvents(evs(), 'members').map((e) => e.id), [changed], what);
+  }
+  assert.ok(!exited(keptSse));
+  assert.equal(viewerWs.ws.readyState, WebSocket.OPEN);
+  assert.equal(ops(goneSse.events()).length + ops(goneWs.events).length, 0, 'nothing after the cut');
+
+  // a viewer whose role changes stays; once removed, goes too
+  await rc.cmd('HSET', key, '63', 'editor');
+  await rc.emit(room, 'room', { reason: 'members' });
+  await sleep(300);
+  assert.equal(viewerWs.ws.readyState, WebSocket.OPEN);
+  await rc.cmd('HDEL', key, '63');
+  await rc.emit(room, 'room', { reason: 'members' });
+  assert.equal(await Promise.race([viewerWs.closed, sleep(1000).then(() => 'open')]), 1008);
+  assert.ok(!exited(keptSse));
+  // removed before it streams: a bearer token is refused from now on
+  const r = await fetch(`${broker.base}/events/rooms/${room}/poll?since=0`, { headers: bearer(61) });
+  assert.equal(r.status, 403);
+  keptSse.close();
+});
+
+test('a deleted room closes every stream after delivering the event', async () => {
+  const room = await newRoom();
+  await rc.cmd('HSET', `cc:room:{${room}}:members`, '71', 'owner', '72', 'viewer');
+  const sse = curlSse(`${broker.base}/events/rooms/${room}?ticket=${tk(room, 71, 'owner')}`);
+  const es = eventSource(`${broker.base}/events/rooms/${room}?ticket=${tk(room, 72, 'viewer')}`);
+  const ws = wsClosable(`ws://127.0.0.1:${broker.port}/events/rooms/${room}/ws?ticket=${tk(room, 73, 'stranger')}`);
+  await ws.opened;
+  await waitFor(() => sse.text.includes(': connected'), { what: 'SSE connected' });
+  await waitFor(() => es.es.readyState === 1, { what: 'eventsource open' });
+  const first = await poll(room, undefined, tk(room, 71));
+  const pending = poll(room, first.last_event_id ?? '0', tk(room, 71));
+  await sleep(300);
+
+  // as fcgi/h_rooms.c does: the members and visibility caches go first, then the event
+  await rc.cmd('DEL', `cc:room:{${room}}:members`, `cc:room:{${room}}:visibility`);
+  const gone = await rc.emit(room, 'room', { reason: 'deleted', id: room });
+  const t0 = Date.now();
+  const j = await pending;
+  assert.deepEqual(j.events.map((e) => [e.id, e.type, e.data.reason]), [[gone, 'room', 'deleted']]);
+  await waitFor(() => exited(sse) && ws.ws.readyState === WebSocket.CLOSED,
+    { what: 'streams closed', timeout: 1000, interval: 20 });
+  assert.ok(Date.now() - t0 <= 1000);
+  assert.equal(await ws.closed, 1008);
+  assert.deepEqual(roomEvents(sse.events(), 'deleted').map((e) => e.id), [gone]);
+  assert.deepEqual(roomEvents(ws.events, 'deleted').map((e) => e.id), [gone]);
+  await waitFor(() => roomEvents(es.events, 'deleted').length === 1, { what: 'eventsource got it' });
+  es.close();
+  // the room's bearer check fails now that its members are gone
+  const r = await fetch(`${broker.base}/events/rooms/${room}/poll?since=0`,
+    { headers: { Authorization: `Bearer ${session(SECRET, { user: 71 })}` } });
+  assert.equal(r.status, 403);
+  const h = await (await fetch(`${broker.base}/events/health`)).json();
+  assert.equal(h.redis, 'ok');
+});

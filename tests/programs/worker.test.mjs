@@ -1,0 +1,387 @@
+// The queue worker against a real redis-server and the real sandbox: jobs enqueued the way
+// the API enqueues them (HSET cc:job:{id}, XADD cc:jobs), results and `execution` events
+// read back from Redis. Needs root (the sandbox's cgroups) and the ASan build.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+
+import {
+  WORKER_BIN, enqueue, events, job, jobId, killWorkers, sleep, startRedis, startWorker, stopRedis,
+  stopWorker, subscribe, waitFor, waitStatus,
+} from '../lib/worker-harness.mjs';
+import { RUNTIMES, startPiston } from '../lib/piston-double.mjs';
+import { connectRedis } from '../lib/resp.mjs';
+
+if (!existsSync(WORKER_BIN)) throw new Error(`${WORKER_BIN} is missing: run make build-asan`);
+if (process.getuid() !== 0) throw new Error('the worker tests need root (cgroups for the sandbox)');
+
+const py = (code, extra = {}) => ({ language: 'python', version: '3.11.2', code, stdin: '', args: [], ...extra });
+const sh = (code) => ({ language: 'bash', version: '*', code, stdin: '', args: [] });
+
+// Each test gets its own Redis, so one test's pending entries never reach another's workers.
+async function withRedis(fn) {
+  const redis = await startRedis();
+  try {
+    await fn(redis.client, redis);
+  } finally {
+    await killWorkers();
+    await stopRedis(redis);
+  }
+}
+
+function assertCleanExit(w, r) {
+  assert.deepEqual(r, { code: 0, signal: null }, `worker exit: ${JSON.stringify(r)}\n${w.output}`);
+  assert.doesNotMatch(w.output, /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/);
+}
+
+test('a job runs: result stored, running and finished events, runtimes published', () => withRedis(async (r) => {
+  const w = await startWorker((await r.cmd('CONFIG', 'GET', 'port'))[1]);
+  const runtimes = JSON.parse(await r.cmd('GET', 'cc:runtimes'));
+  const names = runtimes.map((x) => x.language);
+  for (const l of ['c', 'c++', 'python', 'javascript', 'bash']) assert.ok(names.includes(l), l);
+  assert.ok(runtimes.find((x) => x.language === 'python').aliases.includes('py'));
+  assert.ok(await r.cmd('TTL', 'cc:runtimes') > 0);
+
+  const room = jobId('room');
+  const id = await enqueue(r, {
+    room,
+    request: py('import sys\nprint(input().upper(), sys.argv[1:])\nprint("err", file=sys.stderr)\nsys.exit(4)',
+      { stdin: 'hello\n', args: ['a', 'b c'] }),
+  });
+  const j = await waitStatus(r, id, 'finished');
+  assert.equal(j.result.stdout, "HELLO ['a', 'b c']\n");
+  assert.equal(j.result.stderr, 'err\n');
+  assert.equal(j.result.exit_code, 4);
+  assert.equal(j.result.signal, null);
+  assert.equal(j.result.truncated, false);
+  assert.equal(typeof j.result.time_ms, 'number');
+  assert.equal(j.attempts, 1);
+  // acknowledged only after the result: nothing pending
+  await waitFor(async () => (await r.cmd('XPENDING', 'cc:jobs', 'workers'))[0] === 0, { what: 'ack' });
+
+  const ev = await events(r, room);
+  assert.deepEqual(ev.map((e) => [e.type, e.data.status]),
+    [['execution', 'queued'], ['execution', 'running'], ['execution', 'finished']]);
+  assert.equal(ev[2].data.job_id, id);
+  assert.deepEqual(ev[2].data.result, j.result);
+
+  // a compile error, an unknown runtime, a malformed request
+  const c = await enqueue(r, { room, request: { language: 'c', version: '*', code: 'int main( {', stdin: '', args: [] } });
+  const bad = await enqueue(r, { room, request: { language: 'cobol', code: 'x' } });
+  const worse = await enqueue(r, { room, request: { language: 'python', code: 7 } });
+  const jc = await waitStatus(r, c, 'finished');
+  assert.equal(jc.result.status, 'compile_error');
+  assert.match(jc.result.compile.stderr, /error/);
+  assert.notEqual(jc.result.compile.exit_code, 0);
+  const jb = await waitStatus(r, bad, 'failed');
+  assert.match(jb.error, /no runtime for "cobol"/);
+  const jw = await waitStatus(r, worse, 'failed');
+  assert.match(jw.error, /invalid request: code must be a string/);
+  const failedEv = (await events(r, room)).find((e) => e.data.job_id === bad && e.data.status === 'failed');
+  assert.match(failedEv.data.error, /cobol/);
+
+  assertCleanExit(w, await stopWorker(w));
+}));
+
+test('several jobs at once, up to WORKERS in parallel', () => withRedis(async (r, redis) => {
+  const w = await startWorker(redis.port, { WORKERS: '3' });
+  const room = jobId('room');
+  const t0 = Date.now();
+  const ids = [];
+  for (let i = 0; i < 6; i++) ids.push(await enqueue(r, { room, request: sh(`sleep 1; echo job ${i}`) }));
+  ids.push(await enqueue(r, { room, request: { language: 'js', version: '*', code: 'console.log(6*7)', stdin: '', args: [] } }));
+  ids.push(await enqueue(r, { room, request: { language: 'cpp', version: '*', code: '#include <cstdio>\nint main(){std::puts("cpp");}', stdin: '', args: [] } }));
+  const done = await Promise.all(ids.map((id) => waitStatus(r, id, 'finished', 30000)));
+  const took = Date.now() - t0;
+  for (let i = 0; i < 6; i++) assert.equal(done[i].result.stdout, `job ${i}\n`);
+  assert.equal(done[6].result.stdout, '42\n');
+  assert.equal(done[7].result.stdout, 'cpp\n');
+  // six 1 s jobs on 3 threads: about 2 s, well under the 6 s of one at a time
+  assert.ok(took < 5000, `took ${took} ms`);
+  console.log(`  8 jobs on 3 threads: ${took} ms`);
+  assertCleanExit(w, await stopWorker(w));
+}));
+
+test('a worker killed mid-job: another claims the job and finishes it', () => withRedis(async (r, redis) => {
+  const a = await startWorker(redis.port, { WORKERS: '1' });
+  const room = jobId('room');
+  const id = await enqueue(r, { room, request: sh('sleep 1.5; echo survived') });
+  await waitStatus(r, id, 'running');
+  a.kill('SIGKILL');
+  await a.exited;
+  const b = await startWorker(redis.port, { WORKERS: '1' });
+  const j = await waitStatus(r, id, 'finished', 20000);
+  assert.equal(j.result.stdout, 'survived\n');
+  assert.equal(j.attempts, 2);
+  assert.match(b.output, /claimed entry/);
+  const statuses = (await events(r, room)).map((e) => e.data.status);
+  // the hash said finished in the same step as the event was added: no waiting for it
+  assert.deepEqual(statuses, ['queued', 'running', 'running', 'finished']);
+  assertCleanExit(b, await stopWorker(b));
+}));
+
+test('a job that keeps killing its workers fails after the retry budget', () => withRedis(async (r, redis) => {
+  const room = jobId('room');
+  const id = await enqueue(r, { room, request: sh('sleep 30') });
+  const env = { WORKERS: '1', JOB_MAX_ATTEMPTS: '3', CLAIM_IDLE_MS: '800' };
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const w = await startWorker(redis.port, env);
+    await waitFor(async () => {
+      const j = await job(r, id);
+      return j.status === 'running' && j.attempts === attempt;
+    }, { what: `attempt ${attempt}` });
+    w.kill('SIGKILL');
+    await w.exited;
+  }
+  const last = await startWorker(redis.port, env);
+  const j = await waitStatus(r, id, 'failed', 20000);
+  assert.match(j.error, /gave up after 3 attempts/);
+  assert.equal(j.result, undefined);
+  const ev = (await events(r, room)).at(-1);
+  assert.equal(ev.data.status, 'failed');
+  assert.match(ev.data.error, /gave up after 3 attempts/);
+  await waitFor(async () => (await r.cmd('XPENDING', 'cc:jobs', 'workers'))[0] === 0, { what: 'ack' });
+  assertCleanExit(last, await stopWorker(last));
+}));
+
+test('SIGTERM: the running job finishes, no new job is taken, exit 0', () => withRedis(async (r, redis) => {
+  const w = await startWorker(redis.port, { WORKERS: '1' });
+  const room = jobId('room');
+  const id = await enqueue(r, { room, request: sh('sleep 1.2; echo finished anyway') });
+  await waitStatus(r, id, 'running');
+  const t0 = Date.now();
+  w.kill('SIGTERM');
+  await sleep(100);
+  const later = await enqueue(r, { room, request: sh('echo too late') });
+  const exit = await w.exited;
+  assertCleanExit(w, exit);
+  assert.ok(Date.now() - t0 < 5000);
+  const j = await job(r, id);
+  assert.equal(j.status, 'finished');
+  assert.equal(j.result.stdout, 'finished anyway\n');
+  assert.equal((await job(r, later)).status, 'queued');
+
+  // past the grace period a running job is cancelled and goes back to the queue
+  const w2 = await startWorker(redis.port, { WORKERS: '1', SHUTDOWN_GRACE_MS: '300' });
+  await waitStatus(r, later, 'finished');
+  const slow = await enqueue(r, { room, request: sh('sleep 4; echo second try') });
+  await waitStatus(r, slow, 'running');
+  const t1 = Date.now();
+  assertCleanExit(w2, await stopWorker(w2));
+  assert.ok(Date.now() - t1 < 3000, 'cancelled within the grace period and a bit');
+  const q = await job(r, slow);
+  assert.equal(q.status, 'queued');
+  assert.equal(q.attempts, 0);
+  // queued when enqueued, queued again when put back
+  assert.equal((await events(r, room)).filter((e) => e.data.job_id === slow && e.data.status === 'queued').length, 2);
+  const w3 = await startWorker(redis.port, { WORKERS: '1' });
+  const done = await waitStatus(r, slow, 'finished', 20000);
+  assert.equal(done.result.stdout, 'second try\n');
+  assert.equal(done.attempts, 1);
+  assertCleanExit(w3, await stopWorker(w3));
+}));
+
+test('Piston backend: success, 400, timeout, malformed answers, runtimes', () => withRedis(async (r, redis) => {
+  const piston = await startPiston({ slowMs: 3000 });
+  try {
+    const w = await startWorker(redis.port, {
+      PISTON_URL: `${piston.url}/`, PISTON_TIMEOUT_MS: '1000', WORKERS: '2', RUN_TIMEOUT_MS: '2500',
+    });
+    const runtimes = JSON.parse(await r.cmd('GET', 'cc:runtimes'));
+    assert.deepEqual(runtimes, RUNTIMES.map(({ language, version, aliases }) => ({ language, version, aliases })));
+
+    const room = jobId('room');
+    const ok = await enqueue(r, { room, request: py('print(1)', { stdin: 'in', args: ['x', 'y'] }) });
+    const j = await waitStatus(r, ok, 'finished');
+    assert.equal(j.result.stdout, 'ran print(1) | stdin=in | args=x,y\n');
+    assert.equal(j.result.stderr, 'warn\n');
+    assert.equal(j.result.exit_code, 3);
+    assert.equal(j.result.signal, null);
+    assert.equal(j.result.time_ms, 42);
+    assert.equal(j.result.language, 'python');
+    const sent = piston.requests.find((q) => q.url === '/api/v2/execute' && q.json.files[0].content === 'print(1)');
+    assert.equal(sent.json.language, 'python');
+    assert.equal(sent.json.version, '3.11.2');
+    assert.equal(sent.json.stdin, 'in');
+    assert.deepEqual(sent.json.args, ['x', 'y']);
+    assert.equal(sent.json.run_timeout, 2500); // set explicitly, so sent
+    assert.equal(sent.json.compile_timeout, undefined); // not set: Piston's own default
+    assert.match(sent.headers['content-type'], /application\/json/);
+
+    const cases = [
+      ['PISTON_400', /piston: python-3.11.2 runtime is unknown/],
+      ['PISTON_SLOW', /piston: no answer .* within 1000 ms/],
+      ['PISTON_BADJSON', /piston: malformed answer/],
+      ['PISTON_500', /piston: HTTP 500/],
+    ];
+    const ids = [];
+    for (const [marker] of cases) ids.push(await enqueue(r, { room, request: py(`# ${marker}`) }));
+    for (let i = 0; i < cases.length; i++) {
+      const f = await waitStatus(r, ids[i], 'failed');
+      assert.match(f.error, cases[i][1]);
+    }
+    const to = await waitStatus(r, await enqueue(r, { room, request: py('# PISTON_TIMEOUT') }), 'finished');
+    assert.equal(to.result.status, 'time_limit_exceeded');
+    assert.equal(to.result.signal, 'SIGKILL');
+    assert.equal(to.result.exit_code, null);
+    const ce = await waitStatus(r, await enqueue(r, {
+      room, request: { language: 'c', version: '*', code: '// PISTON_COMPILE_ERROR', stdin: '', args: [] },
+    }), 'finished');
+    assert.equal(ce.result.status, 'compile_error');
+    assert.match(ce.result.compile.stderr, /expected declaration/);
+
+    const ev = await events(r, room);
+    assert.ok(ev.some((e) => e.data.job_id === ids[0] && e.data.status === 'failed' && /unknown/.test(e.data.error)));
+    assertCleanExit(w, await stopWorker(w));
+  } finally {
+    await piston.close();
+  }
+}));
+
+// Per job, the statuses of `events` ({data: {job_id, status}}) in order.
+function byJob(evs) {
+  const m = new Map();
+  for (const e of evs) {
+    if (!m.has(e.data.job_id)) m.set(e.data.job_id, []);
+    m.get(e.data.job_id).push(e.data.status);
+  }
+  return m;
+}
+
+test('30 jobs on 2 threads: every subscriber sees queued, running, finished once each, in order; a finished hash always has its event', () => withRedis(async (r, redis) => {
+  const room = jobId('room');
+  const subs = [await subscribe(redis.port, room), await subscribe(redis.port, room)];
+  const watcher = await connectRedis(redis.port);
+  const w = await startWorker(redis.port, { WORKERS: '2' });
+  const ids = [];
+  for (let i = 0; i < 30; i++) ids.push(await enqueue(r, { room, request: sh(`echo ${i}`) }));
+  // Meanwhile read each job's status and the room's history in one transaction, again and
+  // again: whatever a client reads from GET /api/jobs/{id} must already be in the history.
+  const seen = [];
+  let done = false;
+  const watching = (async () => {
+    while (!done) {
+      const replies = [watcher.cmd('MULTI'), ...ids.map((id) => watcher.cmd('HGET', `cc:job:${id}`, 'status')),
+        watcher.cmd('XRANGE', `cc:room:{${room}}:events`, '-', '+'), watcher.cmd('EXEC')];
+      const snap = (await Promise.all(replies)).at(-1);
+      const hist = byJob(snap.at(-1).map(([, f]) => ({ data: JSON.parse(f[f.indexOf('data') + 1]) })));
+      ids.forEach((id, i) => {
+        const st = snap[i];
+        if (st !== 'queued') seen.push([id, st, (hist.get(id) || []).join(',')]);
+      });
+    }
+  })();
+  await Promise.all(ids.map((id) => waitStatus(r, id, 'finished', 60000)));
+  await waitFor(() => subs.every((s) => s.messages.filter((m) => m.data.status === 'finished').length === 30),
+    { what: 'every subscriber to hear 30 finished events' });
+  done = true;
+  await watching;
+  watcher.close();
+  for (const [id, st, hist] of seen) {
+    assert.ok(hist.split(',').includes(st), `job ${id}: the hash said ${st} while the history had only ${hist}`);
+  }
+  const expected = ['queued', 'running', 'finished'];
+  for (const [n, s] of subs.entries()) {
+    const got = byJob(s.messages);
+    for (const id of ids) assert.deepEqual(got.get(id), expected, `subscriber ${n + 1}, job ${id}`);
+    s.close();
+  }
+  const hist = byJob(await events(r, room));
+  for (const id of ids) assert.deepEqual(hist.get(id), expected, `history of job ${id}`);
+  console.log(`  30 jobs: ${seen.length} snapshots of running/finished jobs checked against the history`);
+  assertCleanExit(w, await stopWorker(w));
+}));
+
+test('a stale worker (stalled until its job was claimed and finished) stores and announces nothing', () => withRedis(async (r, redis) => {
+  const a = await startWorker(redis.port, { WORKERS: '1', CLAIM_IDLE_MS: '1500' });
+  const room = jobId('room');
+  const id = await enqueue(r, { room, request: sh('sleep 2; echo done') });
+  await waitStatus(r, id, 'running');
+  a.kill('SIGSTOP'); // its heartbeats stop: the job looks abandoned
+  const b = await startWorker(redis.port, { WORKERS: '1', CLAIM_IDLE_MS: '1500' });
+  const j = await waitStatus(r, id, 'finished', 30000);
+  assert.equal(j.attempts, 2);
+  const finishedBy = j.worker;
+  a.kill('SIGCONT'); // attempt 1 comes back with its own outcome
+  await waitFor(() => /attempt 1 is stale/.test(a.output), { timeout: 30000, what: 'the stale attempt to end' });
+  const after = await job(r, id);
+  assert.equal(after.status, 'finished');
+  assert.equal(after.attempts, 2);
+  assert.equal(after.worker, finishedBy, 'the outcome stays the one of the attempt that owns the job');
+  assert.deepEqual((await events(r, room)).map((e) => e.data.status), ['queued', 'running', 'running', 'finished']);
+  await waitFor(async () => (await r.cmd('XPENDING', 'cc:jobs', 'workers'))[0] === 0, { what: 'ack' });
+  assertCleanExit(a, await stopWorker(a));
+  assertCleanExit(b, await stopWorker(b));
+}));
+
+// A job put in its room's line of the fair scheduler the way the API's create script
+// leaves it (lib/jobstate.c): the hash, the line, the backlog counters, the room in the
+// ring. Workers dispatch it into cc:jobs when a thread is free (their registration
+// dispatches every second).
+async function enqueueFair(r, { room, request, user = '1' }) {
+  const id = jobId();
+  await r.cmd('HSET', `cc:job:${id}`, 'kind', 'execution', 'room', room, 'user', user, 'username', 'tester',
+    'request', JSON.stringify(request), 'status', 'queued', 'attempts', '0', 'created_at', Math.floor(Date.now() / 1000));
+  await r.cmd('RPUSH', `cc:fair:room:${room}`, id);
+  await r.cmd('INCR', 'cc:fair:depth');
+  await r.cmd('HINCRBY', 'cc:fair:users', user, 1);
+  const running = Number(await r.cmd('HGET', 'cc:fair:running', room) || 0);
+  const turn = Number(await r.cmd('HGET', 'cc:fair:turn', room) || 0);
+  await r.cmd('ZADD', 'cc:fair:rooms', 'NX', running * 1e12 + turn, room);
+  return id;
+}
+
+test('fair dispatch across rooms, and a worker killed mid-job: taken over, every job once, nothing left in flight', () => withRedis(async (r, redis) => {
+  const env = { WORKERS: '1', CLAIM_IDLE_MS: '1500' };
+  const a = await startWorker(redis.port, env);
+  const busy = jobId('room');
+  const quiet = jobId('room');
+  const xs = [];
+  for (let i = 0; i < 3; i++) xs.push(await enqueueFair(r, { room: busy, request: sh(`sleep 1.5; echo x${i}`) }));
+  await waitStatus(r, xs[0], 'running');
+  const y = await enqueueFair(r, { room: quiet, request: sh('echo y') });
+  a.kill('SIGKILL');
+  await a.exited;
+  const b = await startWorker(redis.port, env);
+  for (const [i, id] of xs.entries()) assert.equal((await waitStatus(r, id, 'finished', 30000)).result.stdout, `x${i}\n`);
+  assert.equal((await waitStatus(r, y, 'finished')).result.stdout, 'y\n');
+  assert.equal((await job(r, xs[0])).attempts, 2);
+  // dispatched in fair order: the quiet room's job before the busy room's second, each once
+  const entries = (await r.cmd('XRANGE', 'cc:jobs', '-', '+')).map(([, f]) => f[1]);
+  assert.deepEqual(entries, [xs[0], y, xs[1], xs[2]]);
+  for (const id of [...xs, y]) {
+    const st = (await events(r, busy)).concat(await events(r, quiet)).filter((e) => e.data.job_id === id).map((e) => e.data.status);
+    assert.equal(st.filter((s) => s === 'finished').length, 1, `job ${id}: ${st}`);
+  }
+  // every slot released, every counter back to nothing, every entry acknowledged
+  await waitFor(async () => (await r.cmd('XPENDING', 'cc:jobs', 'workers'))[0] === 0, { what: 'ack' });
+  assert.equal(await r.cmd('HLEN', 'cc:fair:inflight'), 0);
+  assert.equal(await r.cmd('HLEN', 'cc:fair:running'), 0);
+  assert.equal(await r.cmd('GET', 'cc:fair:depth'), '0');
+  assert.equal(await r.cmd('ZCARD', 'cc:fair:rooms'), 0);
+  assert.equal(await r.cmd('HLEN', 'cc:fair:turn'), 0);
+  const consumer = `${hostname()}-${b.pid}`;
+  assert.equal(await r.cmd('HEXISTS', 'cc:fair:workers', consumer), 1);
+  assertCleanExit(b, await stopWorker(b));
+  // a stopped worker no longer counts as capacity
+  assert.equal(await r.cmd('HEXISTS', 'cc:fair:workers', consumer), 0);
+}));
+
+test('a running job whose status becomes cancelled: its sandbox is killed, the entry acknowledged, nothing stored', () => withRedis(async (r, redis) => {
+  const w = await startWorker(redis.port, { WORKERS: '1' });
+  const room = jobId('room');
+  const id = await enqueueFair(r, { room, request: sh('sleep 60; echo never') });
+  await waitStatus(r, id, 'running');
+  // what DELETE /api/jobs/{id} leaves (the API test covers the endpoint itself)
+  await r.cmd('HSET', `cc:job:${id}`, 'status', 'cancelled', 'error', 'cancelled by tester');
+  await waitFor(async () => (await r.cmd('XPENDING', 'cc:jobs', 'workers'))[0] === 0, { what: 'ack of the cancelled job', timeout: 20000 });
+  const j = await job(r, id);
+  assert.equal(j.status, 'cancelled');
+  assert.equal(j.result, undefined);
+  assert.match(w.output, /cancelled by its owner: stopping it/);
+  // the thread is free again: the next job runs
+  const next = await enqueueFair(r, { room, request: sh('echo next') });
+  assert.equal((await waitStatus(r, next, 'finished')).result.stdout, 'next\n');
+  assertCleanExit(w, await stopWorker(w));
+}));

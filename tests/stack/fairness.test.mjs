@@ -1,0 +1,246 @@
+// Fair job scheduling through the real stack (API, Redis, the stack's WORKERS=2 worker): a
+// busy room cannot starve the others, full lines answer 429 at once, people are told their
+// place in line, and DELETE /api/jobs/{id} cancels a queued or running job.
+// Submissions over the stack's EXECUTION_RATE_LIMIT and with small backlog bounds go through
+// the API binary run as CGI (lib/api.mjs cgi) with its own environment, against the same
+// PostgreSQL and Redis; the stack's workers run the jobs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { call, cgi, createRoom, newUser, redis, roomEvents } from '../lib/api.mjs';
+import { cancel, drain, run, waitJob } from '../lib/jobs.mjs';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// A run through the CGI API with its own bounds (EXECUTION_RATE_LIMIT lifted).
+function cgiRun(token, room, body, env = {}) {
+  return cgi({
+    method: 'POST', uri: `/api/rooms/${room.id}/executions`, token, body,
+    env: { EXECUTION_RATE_LIMIT: '100000', ...env },
+  });
+}
+
+function jobEvents(roomId, id) {
+  return roomEvents(roomId).filter((e) => e.type === 'execution' && e.data.job_id === id);
+}
+
+test('a busy room cannot starve another: the quiet room\'s print(1) runs while 100 noisy runs wait', async () => {
+  const noisy = await newUser();
+  const quiet = await newUser();
+  const noisyRoom = await createRoom(noisy.token);
+  const quietRoom = await createRoom(quiet.token);
+  const env = { JOB_ROOM_BACKLOG_MAX: '200', JOB_USER_BACKLOG_MAX: '200' };
+  const ids = [];
+  for (let i = 0; i < 100; i++) {
+    const r = cgiRun(noisy.token, noisyRoom, { code: 'import time; time.sleep(1)' }, env);
+    assert.equal(r.status, 202, r.body);
+    ids.push(r.json.job.id);
+  }
+  // the CGI runs above block node's event loop for seconds, long enough for lighttpd to
+  // close our idle keep-alive connections; one turn of the loop lets fetch see that instead
+  // of sending the next request into a closed socket
+  await sleep(100);
+  try {
+    const t0 = Date.now();
+    const q = await run(quiet.token, quietRoom, { code: 'print(1)' });
+    assert.equal(q.status, 202, q.text);
+    const job = await waitJob(quiet.token, q.json.job.id);
+    const waited = Date.now() - t0;
+    assert.equal(job.status, 'finished');
+    assert.equal(job.result.stdout, '1\n');
+    // when it was done, most of the noisy room's runs were still waiting
+    const statuses = redis('--raw', 'EVAL',
+      "local o = {} for i, id in ipairs(ARGV) do o[i] = redis.call('HGET', 'cc:job:' .. id, 'status') end return o",
+      '0', ...ids).split('\n').filter(Boolean);
+    const queued = statuses.filter((s) => s === 'queued').length;
+    assert.ok(queued >= 50, `only ${queued} of the noisy room's 100 runs still queued`);
+    console.log(`  quiet room's print(1) under 100 noisy runs: ${waited} ms (noisy still queued: ${queued})`);
+    // its queued event: nothing ahead of it under the policy
+    const qe = jobEvents(quietRoom.id, q.json.job.id);
+    assert.equal(qe[0].data.status, 'queued');
+    assert.equal(qe[0].data.position, 0);
+    // the noisy room's waiting runs were told their place, and it went down
+    const last = jobEvents(noisyRoom.id, ids[12]).filter((e) => e.data.status === 'queued');
+    assert.ok(last.length >= 2, 'a queued job is told its new place as the line moves');
+    assert.ok(last[0].data.position > last.at(-1).data.position);
+    // GET /api/jobs/{id} says where a waiting job stands
+    const far = await call('GET', `/api/jobs/${ids[99]}`, { token: noisy.token });
+    assert.equal(far.json.job.status, 'queued');
+    assert.ok(far.json.job.position >= 40, JSON.stringify(far.json.job));
+  } finally {
+    await drain(noisy.token, ids);
+  }
+  // the cancelled runs never ran: cancelled, and no running event
+  const cancelled = ids.slice(60);
+  for (const id of cancelled) {
+    const j = await call('GET', `/api/jobs/${id}`, { token: noisy.token });
+    assert.equal(j.json.job.status, 'cancelled');
+    assert.match(j.json.job.error, /cancelled by/);
+    assert.deepEqual(jobEvents(noisyRoom.id, id).map((e) => e.data.status).filter((s) => s !== 'queued'), ['cancelled']);
+  }
+});
+
+test('ten noisy rooms of ten users cannot starve an eleventh: a room with one run goes before longer lines', async () => {
+  const noisy = [];
+  for (let i = 0; i < 10; i++) {
+    const u = await newUser();
+    noisy.push({ u, room: await createRoom(u.token), ids: [] });
+  }
+  const quiet = await newUser();
+  const quietRoom = await createRoom(quiet.token);
+  for (let k = 0; k < 10; k++) {
+    for (const n of noisy) {
+      const r = cgiRun(n.u.token, n.room, { code: 'import time; time.sleep(1)' });
+      assert.equal(r.status, 202, r.body);
+      n.ids.push(r.json.job.id);
+    }
+  }
+  await sleep(100); // see the test above: fetch must notice closed keep-alive connections
+  try {
+    const q = await run(quiet.token, quietRoom, { code: 'print(1)' });
+    assert.equal(q.status, 202, q.text);
+    const job = await waitJob(quiet.token, q.json.job.id);
+    // most of the ten rooms had not had a turn yet either; the shorter line went first
+    const qe = jobEvents(quietRoom.id, q.json.job.id);
+    assert.equal(qe[0].data.status, 'queued');
+    assert.equal(qe[0].data.position, 0, JSON.stringify(qe[0].data));
+    assert.equal(job.status, 'finished');
+    assert.equal(job.result.stdout, '1\n');
+    const all = noisy.flatMap((n) => n.ids);
+    const statuses = redis('--raw', 'EVAL',
+      "local o = {} for i, id in ipairs(ARGV) do o[i] = redis.call('HGET', 'cc:job:' .. id, 'status') end return o",
+      '0', ...all).split('\n').filter(Boolean);
+    const queued = statuses.filter((s) => s === 'queued').length;
+    assert.ok(queued >= 50, `only ${queued} of the 100 noisy runs still queued`);
+  } finally {
+    for (const n of noisy) await drain(n.u.token, n.ids);
+  }
+});
+
+test('the noisy room gets every worker when nobody else needs them', async () => {
+  const u = await newUser();
+  const room = await createRoom(u.token, { language: 'bash' });
+  const ids = [];
+  for (let i = 0; i < 4; i++) {
+    const r = cgiRun(u.token, room, { code: `sleep 1; echo ${i}` });
+    assert.equal(r.status, 202, r.body);
+    ids.push(r.json.job.id);
+  }
+  // both of the stack's workers run this room's jobs at once
+  await waitJob(u.token, ids[1], { until: (j) => j.status !== 'queued' });
+  const both = await waitJob(u.token, ids[0], { until: (j) => j.status !== 'queued' });
+  assert.ok(['running', 'finished'].includes(both.status));
+  for (const [i, id] of ids.entries()) assert.equal((await waitJob(u.token, id)).result.stdout, `${i}\n`);
+  const starts = ids.map((id) => roomEvents(room.id).findIndex((e) => e.data.job_id === id && e.data.status === 'running'));
+  const firstEnd = roomEvents(room.id).findIndex((e) => e.data.status === 'finished');
+  // the second job started before the first one ended: two at a time
+  assert.ok(starts[1] < firstEnd, `events: ${roomEvents(room.id).map((e) => `${e.data.job_id}:${e.data.status}`)}`);
+});
+
+test('admission: a full room line, a user\'s backlog and the whole queue answer 429 with Retry-After', async () => {
+  const a = await newUser();
+  const room = await createRoom(a.token, { language: 'bash' });
+  const ids = [];
+  let bJob;
+  try {
+    // two long runs take both workers, then the room's line fills
+    for (let i = 0; i < 2; i++) {
+      const r = cgiRun(a.token, room, { code: 'sleep 60' });
+      assert.equal(r.status, 202, r.body);
+      ids.push(r.json.job.id);
+    }
+    for (const id of ids) await waitJob(a.token, id, { until: (j) => j.status === 'running' });
+    const env = { JOB_ROOM_BACKLOG_MAX: '2', JOB_USER_BACKLOG_MAX: '100', JOB_QUEUE_MAX: '100000' };
+    for (let i = 0; i < 2; i++) {
+      const r = cgiRun(a.token, room, { code: `echo ${i}` }, env);
+      assert.equal(r.status, 202, r.body);
+      ids.push(r.json.job.id);
+    }
+    const full = cgiRun(a.token, room, { code: 'echo no' }, env);
+    assert.equal(full.status, 429, full.body);
+    assert.equal(full.json.error, 'room_queue_full');
+    assert.match(full.json.message, /2 jobs waiting/);
+    const retry = Number(full.headers['retry-after']);
+    assert.ok(Number.isInteger(retry) && retry >= 1, `Retry-After ${full.headers['retry-after']}`);
+
+    // the same user in another room: its own backlog bound
+    const other = await createRoom(a.token, { language: 'bash' });
+    const mine = cgiRun(a.token, other, { code: 'echo mine' }, { JOB_USER_BACKLOG_MAX: '2' });
+    assert.equal(mine.status, 429, mine.body);
+    assert.equal(mine.json.error, 'user_queue_full');
+    assert.ok(Number(mine.headers['retry-after']) >= 1);
+
+    // another user: the bound of the whole queue
+    const b = await newUser();
+    const roomB = await createRoom(b.token, { language: 'bash' });
+    const all = cgiRun(b.token, roomB, { code: 'echo all' }, { JOB_QUEUE_MAX: '1' });
+    assert.equal(all.status, 429, all.body);
+    assert.equal(all.json.error, 'queue_full');
+    assert.ok(Number(all.headers['retry-after']) >= 1);
+    // within the bounds, b's run is admitted (and waits its turn)
+    const ok = await run(b.token, roomB, { code: 'echo all' });
+    assert.equal(ok.status, 202, ok.text);
+    bJob = { token: b.token, id: ok.json.job.id };
+  } finally {
+    await drain(a.token, ids);
+  }
+  // a's long runs cancelled: b's run gets a worker and runs
+  assert.equal((await waitJob(bJob.token, bJob.id)).result.stdout, 'all\n');
+});
+
+test('DELETE /api/jobs/{id}: submitter or room owner; a running job\'s sandbox is killed, a queued one never runs', async () => {
+  const owner = await newUser();
+  const editor = await newUser();
+  const stranger = await newUser();
+  const room = await createRoom(owner.token, { language: 'bash' });
+  const j = await call('POST', `/api/rooms/${room.id}/join`, { token: editor.token, body: { invite: room.invite } });
+  assert.equal(j.status, 200, j.text);
+
+  // two long runs of the editor take both workers; a third waits
+  const long = [];
+  for (let i = 0; i < 2; i++) {
+    const r = await run(editor.token, room, { code: 'sleep 120; echo never' });
+    assert.equal(r.status, 202, r.text);
+    long.push(r.json.job.id);
+  }
+  for (const id of long) await waitJob(editor.token, id, { until: (x) => x.status === 'running' });
+  const waiting = await run(owner.token, room, { code: 'echo waited' });
+  assert.equal(waiting.status, 202, waiting.text);
+  const wid = waiting.json.job.id;
+
+  // who may not: 404 unknown, 403 another member for the owner's job, a stranger learns nothing
+  assert.equal((await cancel(editor.token, 'nosuchjob0000000')).status, 404);
+  const no = await cancel(editor.token, wid);
+  assert.equal(no.status, 403, no.text);
+  const strange = await cancel(stranger.token, long[0]);
+  assert.ok([403, 404].includes(strange.status), strange.text);
+
+  // the queued one, by its submitter: it never runs
+  const c1 = await cancel(owner.token, wid);
+  assert.equal(c1.status, 200, c1.text);
+  assert.equal(c1.json.job.status, 'cancelled');
+  // a running one, by the room's owner; the other by its submitter
+  const c2 = await cancel(owner.token, long[0]);
+  assert.equal(c2.status, 200, c2.text);
+  const c3 = await cancel(editor.token, long[1]);
+  assert.equal(c3.status, 200, c3.text);
+  // again: 409, it is over
+  const again = await cancel(owner.token, long[0]);
+  assert.equal(again.status, 409, again.text);
+  assert.equal(again.json.error, 'job_over');
+
+  // the sandboxes were killed: the workers are free for a new run long before 120 s
+  const after = await run(owner.token, room, { code: 'echo after' });
+  assert.equal(after.status, 202, after.text);
+  const done = await waitJob(owner.token, after.json.job.id, { ms: 40000 });
+  assert.equal(done.status, 'finished');
+  assert.equal(done.result.stdout, 'after\n');
+  for (const id of long) {
+    const x = await call('GET', `/api/jobs/${id}`, { token: owner.token });
+    assert.equal(x.json.job.status, 'cancelled');
+    const st = jobEvents(room.id, id).map((e) => e.data.status);
+    assert.deepEqual(st.filter((s) => s !== 'queued'), ['running', 'cancelled'], `job ${id}: ${st}`);
+  }
+  assert.deepEqual(jobEvents(room.id, wid).map((e) => e.data.status).filter((s) => s !== 'queued'), ['cancelled']);
+  const finishedAfter = await call('DELETE', `/api/jobs/${after.json.job.id}`, { token: owner.token });
+  assert.equal(finishedAfter.status, 409);
+});

@@ -1,0 +1,122 @@
+// History that grows with the typing (lib/store_doc.c, schema migration 4): the snapshotter
+// stores a room's first save as a checkpoint (full text) and later saves as the operations
+// typed since; any revision from a checkpoint on can be shown; restore after Redis lost a
+// room uses the checkpoint plus the operations; old history is thinned.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { call, newUser, redis, roomEvents, sql } from '../lib/api.mjs';
+import { ROOT, start, stop, waitFor } from '../lib/procs.mjs';
+
+const SNAP_BIN = process.env.CC_SNAP_BIN || join(ROOT, 'build/asan/bin/codecollab-snapshotter');
+
+async function roomWith(owner) {
+  const r = await call('POST', '/api/rooms', { token: owner.token, body: { name: 'history', language: 'python' } });
+  assert.equal(r.status, 201, r.text);
+  return r.json.room;
+}
+
+const post = (token, room, body) => call('POST', `/api/rooms/${room.id}/operations`, { token, body });
+
+// The room's `snapshot` event for revision rev (the snapshotter saves within
+// SNAPSHOT_INTERVAL_MS of the first change).
+const saved = (room, rev) => waitFor(
+  () => roomEvents(room.id).find((e) => e.type === 'snapshot' && e.data.revision === rev),
+  { what: `the save of revision ${rev}`, timeout: 15000 });
+
+async function commitAll(token, room, from, ops) {
+  let rev = from;
+  for (const op of ops) {
+    const r = await post(token, room, { revision: rev, ops: op });
+    assert.equal(r.status, 200, r.text);
+    rev = r.json.revision;
+  }
+  return rev;
+}
+
+test('later saves store the typed operations, not the text; every revision can be shown', async () => {
+  const a = await newUser();
+  const room = await roomWith(a);
+  const big = 'x'.repeat(20000) + '\n';
+  let rev = await commitAll(a.token, room, 0, [[big]]);
+  await saved(room, 1);
+  // typing: one character at a time at the end
+  rev = await commitAll(a.token, room, rev, ['p', 'r', 'i', 'n', 't'].map((ch, i) => [big.length + i, ch]));
+  assert.equal(rev, 6);
+  await saved(room, 6);
+  // one checkpoint (the first save), then a batch of the five operations
+  assert.equal(sql(`SELECT count(*) FROM snapshots WHERE room_id = '${room.id}'`), '1');
+  assert.equal(sql(`SELECT first_revision || '-' || revision FROM history_ops WHERE room_id = '${room.id}'`), '2-6');
+  assert.ok(Number(sql(`SELECT sum(octet_length(ops)) FROM history_ops WHERE room_id = '${room.id}'`)) < 200);
+
+  const hist = await call('GET', `/api/rooms/${room.id}/history`, { token: a.token });
+  assert.equal(hist.status, 200, hist.text);
+  assert.deepEqual(hist.json.snapshots.map((s) => [s.revision, s.length]), [[6, big.length + 5], [1, big.length]]);
+  for (const s of hist.json.snapshots) assert.match(s.saved_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/);
+  // a listed revision, and one in the middle of a batch
+  let one = await call('GET', `/api/rooms/${room.id}/history/6`, { token: a.token });
+  assert.equal(one.status, 200, one.text);
+  assert.equal(one.json.content, big + 'print');
+  assert.equal(one.json.saved_at, hist.json.snapshots[0].saved_at);
+  one = await call('GET', `/api/rooms/${room.id}/history/3`, { token: a.token });
+  assert.equal(one.status, 200, one.text);
+  assert.deepEqual([one.json.revision, one.json.content], [3, big + 'pr']);
+  one = await call('GET', `/api/rooms/${room.id}/history/1`, { token: a.token });
+  assert.equal(one.json.content, big);
+  assert.equal((await call('GET', `/api/rooms/${room.id}/history/7`, { token: a.token })).status, 404);
+  assert.equal((await call('GET', `/api/rooms/${room.id}/history/0`, { token: a.token })).status, 404);
+
+  // Redis loses the room: the document comes back from the checkpoint and the operations
+  redis('DEL', `cc:room:{${room.id}}:doc`, `cc:room:{${room.id}}:ops`);
+  const d = await call('GET', `/api/rooms/${room.id}/document`, { token: a.token });
+  assert.deepEqual(d.json, { revision: 6, content: big + 'print', language: 'python' });
+  // editing and saving carry on from there (the next save is a batch again)
+  rev = await commitAll(a.token, room, 6, [[big.length + 5, '()']]);
+  await saved(room, 7);
+  one = await call('GET', `/api/rooms/${room.id}/history/7`, { token: a.token });
+  assert.equal(one.json.content, big + 'print()');
+  assert.equal(sql(`SELECT count(*) FROM snapshots WHERE room_id = '${room.id}'`), '1');
+});
+
+test('old history is thinned: operations go once a later checkpoint holds them, checkpoints to one an hour', async () => {
+  const a = await newUser();
+  const room = await roomWith(a);
+  // text long enough that a save of a few characters typed is a batch, not a checkpoint
+  const base = '-'.repeat(1000);
+  let rev = await commitAll(a.token, room, 0, [[base + 'a']]);
+  await saved(room, 1);
+  rev = await commitAll(a.token, room, rev, [[1001, 'b']]);
+  await saved(room, 2);
+  rev = await commitAll(a.token, room, rev, [[1002, 'c']]);
+  await saved(room, 3);
+  assert.equal(sql(`SELECT string_agg(revision::text, ',' ORDER BY revision) FROM history_ops WHERE room_id = '${room.id}'`), '2,3');
+  // a checkpoint at 3 as the snapshotter writes every HISTORY_CHECKPOINT_OPS operations,
+  // then all of it ten days old and in one hour
+  sql(`INSERT INTO snapshots (room_id, revision, content) VALUES ('${room.id}', 3, '${base}abc')`);
+  sql(`DELETE FROM history_ops WHERE room_id = '${room.id}' AND revision = 3`);
+  sql(`UPDATE snapshots SET saved_at = date_trunc('hour', now() - interval '10 days') + (revision || ' seconds')::interval WHERE room_id = '${room.id}'`);
+  sql(`UPDATE history_ops SET saved_at = date_trunc('hour', now() - interval '10 days') + (revision || ' seconds')::interval WHERE room_id = '${room.id}'`);
+  // and a recent batch after the checkpoint, which stays
+  rev = await commitAll(a.token, room, rev, [[1003, 'd']]);
+  await saved(room, 4);
+  assert.equal((await call('GET', `/api/rooms/${room.id}/history/2`, { token: a.token })).status, 200);
+
+  // a snapshotter thins when it starts (then every HISTORY_THIN_INTERVAL_S)
+  const snap = start(SNAP_BIN, [], { env: { ...process.env, HISTORY_KEEP_OPS_DAYS: '7' } });
+  try {
+    await waitFor(() => sql(`SELECT count(*) FROM snapshots WHERE room_id = '${room.id}'`) === '1',
+      { what: 'the old checkpoint thinned', timeout: 15000 });
+  } finally {
+    const ex = await stop(snap);
+    assert.deepEqual(ex, { code: 0, signal: null }, snap.output);
+  }
+  assert.equal(sql(`SELECT string_agg(revision::text, ',' ORDER BY revision) FROM history_ops WHERE room_id = '${room.id}'`), '4');
+  const hist = await call('GET', `/api/rooms/${room.id}/history`, { token: a.token });
+  assert.deepEqual(hist.json.snapshots.map((s) => s.revision), [4, 3]);
+  for (const gone of [1, 2]) {
+    const r = await call('GET', `/api/rooms/${room.id}/history/${gone}`, { token: a.token });
+    assert.equal(r.status, 404, `revision ${gone}: ${r.text}`);
+  }
+  assert.equal((await call('GET', `/api/rooms/${room.id}/history/3`, { token: a.token })).json.content, base + 'abc');
+  assert.equal((await call('GET', `/api/rooms/${room.id}/history/4`, { token: a.token })).json.content, base + 'abcd');
+});

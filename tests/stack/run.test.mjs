@@ -1,0 +1,257 @@
+// scripts/run.sh itself (what `make run` runs): a second start reuses the data, the
+// DATABASE_URL / REDIS_URL mode uses existing servers, a taken port is a clear error, and
+// SIGTERM leaves nothing running — also when a supervisor signals make run's whole process
+// group several times, or when make itself dies first. Start-up times are printed, not asserted.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, chmodSync, writeFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { ROOT, freePort, sleep, waitFor } from '../lib/procs.mjs';
+import { BASE } from '../lib/api.mjs';
+
+const dirs = [];
+const running = new Set();
+// A failed assertion must not leave a stack behind: stop what is still running first.
+after(async () => {
+  for (const c of running) await stop(c);
+  // what a failed stop left behind must not hold ports for the rest of the run
+  for (const d of dirs) for (const pid of stackPids(d)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function tmpVar() {
+  const d = mkdtempSync('/tmp/codecollab-runtest.');
+  chmodSync(d, 0o755); // the postgres user must be able to enter it
+  dirs.push(d);
+  return d;
+}
+
+// Live pids whose environment holds CC_VAR=dir (everything the stack started), or whose
+// working directory is in dir: redis-server overwrites its environment with its process
+// title, but it works in var/redis.
+function stackPids(dir) {
+  const pids = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const env = readFileSync(`/proc/${p}/environ`, 'latin1').split('\0');
+      if (env.includes(`CC_VAR=${dir}`)) { pids.push(Number(p)); continue; }
+      if (readlinkSync(`/proc/${p}/cwd`).startsWith(`${dir}/`)) pids.push(Number(p));
+    } catch { /* gone or not ours to read */ }
+  }
+  return pids;
+}
+
+// Starts scripts/run.sh; resolves {child, output(), ms} once it prints "ready", or once it
+// exits (then ready is false).
+function startStack(env) {
+  const t0 = Date.now();
+  const child = spawn(join(ROOT, 'scripts/run.sh'), [], {
+    env: { ...process.env, BUILD: 'asan', CC_BIND: '127.0.0.1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  child.on('exit', () => running.delete(child));
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { out += d; });
+  return new Promise((resolve) => {
+    const timer = setInterval(() => {
+      if (out.includes('ready: http')) {
+        clearInterval(timer);
+        resolve({ child, ready: true, output: () => out, ms: Date.now() - t0 });
+      }
+    }, 50);
+    child.on('exit', (code) => {
+      clearInterval(timer);
+      resolve({ child, ready: false, code, output: () => out, ms: Date.now() - t0 });
+    });
+  });
+}
+
+function stop(child) {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve(child.exitCode);
+    child.on('exit', (code, sig) => resolve(code ?? sig));
+    child.kill('SIGTERM');
+  });
+}
+
+async function ports() {
+  return { PORT: String(await freePort()), BROKER_PORT: String(await freePort()),
+    PG_PORT: String(await freePort()), REDIS_PORT: String(await freePort()) };
+}
+
+const json = async (url, opts) => {
+  const r = await fetch(url, opts);
+  return { status: r.status, body: await r.json().catch(() => null) };
+};
+
+test('a fresh start, then a second start on the same var/ reuses the data; SIGTERM leaves nothing', async () => {
+  const dir = tmpVar();
+  const p = await ports();
+  const env = { ...p, CC_VAR: dir, DATABASE_URL: '', REDIS_URL: '', JWT_SECRET: '', JWT_SECRET_FILE: '' };
+  const first = await startStack(env);
+  assert.ok(first.ready, first.output());
+  const base = `http://127.0.0.1:${p.PORT}`;
+  const reg = await json(`${base}/api/auth/register`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'persistent', password: 'a-password' }),
+  });
+  assert.equal(reg.status, 201);
+  const secret = readFileSync(join(dir, 'jwt_secret'), 'utf8');
+  assert.ok(secret.trim().length >= 32, 'a JWT secret was generated into var/');
+  assert.equal(await stop(first.child), 0);
+  await sleep(200);
+  assert.deepEqual(stackPids(dir), [], 'nothing of the stack survives SIGTERM');
+
+  const second = await startStack(env);
+  assert.ok(second.ready, second.output());
+  console.log(`# run.sh ready: first start ${first.ms} ms (initdb included), second start ${second.ms} ms`);
+  const login = await json(`${base}/api/auth/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'persistent', password: 'a-password' }),
+  });
+  assert.equal(login.status, 200, 'the account made in the first run is still there');
+  // the old token is still valid: the secret in var/ was reused, not regenerated
+  const me = await json(`${base}/api/auth/me`, { headers: { authorization: `Bearer ${reg.body.token}` } });
+  assert.equal(me.status, 200);
+  assert.equal(readFileSync(join(dir, 'jwt_secret'), 'utf8'), secret);
+  assert.equal(await stop(second.child), 0);
+  await sleep(200);
+  assert.deepEqual(stackPids(dir), []);
+});
+
+test('a port already taken stops the start with a message naming the variable', async () => {
+  const dir = tmpVar();
+  const p = await ports();
+  const taken = new URL(BASE).port; // the test stack's lighttpd holds it
+  const r = await startStack({ ...p, PORT: taken, CC_VAR: dir, DATABASE_URL: '', REDIS_URL: '' });
+  assert.equal(r.ready, false);
+  assert.notEqual(r.code, 0);
+  assert.match(r.output(), new RegExp(`port ${taken} \\(HTTP\\) is already in use.*PORT`));
+  await sleep(200);
+  assert.deepEqual(stackPids(dir), []);
+});
+
+test('DATABASE_URL and REDIS_URL point a second stack at existing servers', async () => {
+  const dir = tmpVar();
+  const p = await ports();
+  // the test stack's own PostgreSQL and Redis, shared by a second lighttpd/API/broker/worker
+  const r = await startStack({ ...p, CC_VAR: dir, DATABASE_URL: process.env.DATABASE_URL,
+    REDIS_URL: process.env.REDIS_URL, JWT_SECRET_FILE: process.env.JWT_SECRET_FILE });
+  assert.ok(r.ready, r.output());
+  const base = `http://127.0.0.1:${p.PORT}`;
+  assert.deepEqual((await json(`${base}/api/health`)).body, { status: 'ok', postgres: 'ok', redis: 'ok' });
+  // an account made through the first stack signs in through the second one
+  const name = 'shared' + Date.now();
+  const reg = await json(`${BASE}/api/auth/register`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: name, password: 'a-password' }),
+  });
+  assert.equal(reg.status, 201);
+  const me = await json(`${base}/api/auth/me`, { headers: { authorization: `Bearer ${reg.body.token}` } });
+  assert.equal(me.status, 200);
+  assert.equal(me.body.user.username, name);
+  assert.ok(!readdirSync(dir).includes('pg'), 'no PostgreSQL of its own');
+  assert.ok(!readdirSync(dir).includes('redis') || readdirSync(join(dir, 'redis')).length === 0, 'no Redis data of its own');
+  assert.equal(await stop(r.child), 0);
+  await sleep(200);
+  assert.deepEqual(stackPids(dir), []);
+  // the shared servers are still up
+  assert.equal((await json(`${BASE}/api/health`)).status, 200);
+});
+
+// ---- stopping `make run` the way supervisors do ----------------------------------------
+
+// `make run` without its build step: a makefile whose run recipe is scripts/run.sh, so make
+// (GNU make forwards SIGTERM to its recipe and waits for it) sits between the signals and
+// the script exactly as in `make run`. detached: make leads a process group of its own.
+function startMake(dir, env) {
+  const mk = join(dir, 'Makefile.run');
+  writeFileSync(mk, `run:\n\t@${join(ROOT, 'scripts/run.sh')}\n`);
+  const t0 = Date.now();
+  const child = spawn('make', ['--no-print-directory', '-f', mk, 'run'], {
+    env: { ...process.env, BUILD: 'asan', CC_BIND: '127.0.0.1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'], detached: true,
+  });
+  running.add(child);
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { out += d; });
+  child.exited = new Promise((resolve) => child.on('exit', (code, sig) => {
+    running.delete(child);
+    resolve(code ?? sig);
+  }));
+  return (async () => {
+    while (!out.includes('ready: http')) {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`make run exited: ${out}`);
+      if (Date.now() - t0 > 120000) throw new Error(`make run not ready after 120 s: ${out}`);
+      await sleep(50);
+    }
+    return { child, output: () => out, ms: Date.now() - t0 };
+  })();
+}
+
+const cmdline = (pid) => {
+  try { return readFileSync(`/proc/${pid}/cmdline`, 'latin1').replaceAll('\0', ' '); } catch { return ''; }
+};
+const describe = (pids) => pids.map((p) => `${p} ${cmdline(p)}`).join('\n');
+
+// run.sh is the process that stops the stack: once it is gone, nothing of the stack may be.
+async function scriptGone(dir) {
+  await waitFor(() => !stackPids(dir).some((p) => cmdline(p).includes('scripts/run.sh')),
+    { timeout: 90000, what: 'scripts/run.sh to exit' });
+}
+
+const portFree = (port) => new Promise((resolve) => {
+  const s = createServer();
+  s.once('error', () => resolve(false));
+  s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+});
+
+async function assertStopped(dir, p, what) {
+  const left = stackPids(dir);
+  assert.deepEqual(left, [], `${what}: processes of the stack are still running:\n${describe(left)}`);
+  for (const name of ['PORT', 'BROKER_PORT', 'REDIS_PORT']) {
+    assert.ok(await portFree(Number(p[name])), `${what}: ${name} ${p[name]} is still taken`);
+  }
+  assert.ok(!existsSync(join(dir, 'run/pg', `.s.PGSQL.${p.PG_PORT}`)), `${what}: PostgreSQL's socket is still there`);
+}
+
+test('SIGTERM to make run\'s process group, several at once or in quick succession: everything stops, the next start works', async () => {
+  const dir = tmpVar();
+  const p = await ports();
+  const env = { ...p, CC_VAR: dir, DATABASE_URL: '', REDIS_URL: '', JWT_SECRET: '', JWT_SECRET_FILE: '' };
+  // gaps (ms) between the signals of each stop; 0 = sent together. The bug hit 2 stops in 10.
+  const volleys = [[0, 10, 40], [0, 0], [0, 25, 25], [0, 0, 0], [0, 50, 10], [0, 15]];
+  for (const [i, gaps] of volleys.entries()) {
+    const s = await startMake(dir, env); // on the same ports and data each time
+    for (const gap of gaps) {
+      if (gap) await sleep(gap);
+      try { process.kill(-s.child.pid, 'SIGTERM'); } catch { /* the group is gone already */ }
+    }
+    await s.child.exited;
+    await scriptGone(dir);
+    await assertStopped(dir, p, `stop ${i + 1} (signals ${gaps.join('/')} ms apart)`);
+    console.log(`# make run ${i + 1}: ready in ${s.ms} ms, ${gaps.length} SIGTERMs to its group`);
+  }
+});
+
+test('make killed outright (SIGKILL, no signal reaches the script): run.sh still stops everything', async () => {
+  const dir = tmpVar();
+  const p = await ports();
+  const env = { ...p, CC_VAR: dir, DATABASE_URL: '', REDIS_URL: '', JWT_SECRET: '', JWT_SECRET_FILE: '' };
+  const s = await startMake(dir, env);
+  process.kill(s.child.pid, 'SIGKILL'); // make only, not its group
+  await s.child.exited;
+  await scriptGone(dir);
+  await assertStopped(dir, p, 'after make died');
+  const again = await startMake(dir, env);
+  process.kill(-again.child.pid, 'SIGTERM');
+  await again.child.exited;
+  await scriptGone(dir);
+  await assertStopped(dir, p, 'the start after');
+});

@@ -1,0 +1,254 @@
+// Sessions that can be taken away: POST /api/auth/logout (that token stops working everywhere
+// and its streams close), POST /api/auth/password (every older token of the user stops
+// working), and the registration limit per address.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { BASE, call, cgi, newUser, createRoom, clearLoginLimits, redis, sql, uniqueName } from '../lib/api.mjs';
+
+function assertError(r, status, code) {
+  assert.equal(r.status, status, r.text);
+  assert.match(r.headers.get('content-type') || '', /^application\/json/);
+  assert.equal(typeof r.json?.message, 'string', r.text);
+  if (code) assert.equal(r.json.error, code, r.text);
+}
+
+const login = (username, password) => call('POST', '/api/auth/login', { body: { username, password } });
+const logout = (token) => call('POST', '/api/auth/logout', { token });
+const changePassword = (token, body) => call('POST', '/api/auth/password', { token, body });
+
+// Every room endpoint a signed-in user calls, as [method, path, body].
+function roomCalls(roomId) {
+  return [
+    ['GET', '/api/rooms'],
+    ['POST', '/api/rooms', { name: 'after logout', language: 'c' }],
+    ['GET', `/api/rooms/${roomId}`],
+    ['PATCH', `/api/rooms/${roomId}`, { name: 'renamed by a dead token' }],
+    ['GET', `/api/rooms/${roomId}/members`],
+    ['GET', `/api/rooms/${roomId}/document`],
+    ['POST', `/api/rooms/${roomId}/operations`, { revision: 0, ops: ['dead'] }],
+    ['PUT', `/api/rooms/${roomId}/presence`, { cursor: 0 }],
+    ['POST', `/api/rooms/${roomId}/stream-ticket`],
+    ['GET', `/api/rooms/${roomId}/history`],
+    ['POST', `/api/rooms/${roomId}/executions`, { code: 'print(1)' }],
+    ['POST', `/api/rooms/${roomId}/ai/hint`, { question: 'why?' }],
+    ['DELETE', `/api/rooms/${roomId}`],
+  ];
+}
+
+test('logout: 204, then that token is 401 everywhere while another session of the user works', async () => {
+  const u = await newUser('Out');
+  const room = await createRoom(u.token, { name: 'kept' });
+  const other = await login(u.username, u.password);
+  assert.equal(other.status, 200, other.text);
+
+  const r = await logout(u.token);
+  assert.equal(r.status, 204, r.text);
+  assert.equal(r.text, '');
+
+  const me = await call('GET', '/api/auth/me', { token: u.token });
+  assertError(me, 401, 'session_revoked');
+  assert.match(me.json.message, /signed out/);
+  for (const [method, path, body] of roomCalls(room.id)) {
+    const x = await call(method, path, { token: u.token, body });
+    assertError(x, 401, 'session_revoked');
+  }
+  // nothing the dead token asked for happened
+  const still = await call('GET', `/api/rooms/${room.id}`, { token: other.json.token });
+  assert.equal(still.status, 200, still.text);
+  assert.equal(still.json.room.name, 'kept');
+  assert.equal((await call('GET', '/api/auth/me', { token: other.json.token })).status, 200);
+  // logging out twice: the token is already revoked
+  assertError(await logout(u.token), 401, 'session_revoked');
+  // the user can sign in again, and the new session works
+  const again = await login(u.username, u.password);
+  assert.equal(again.status, 200, again.text);
+  assert.equal((await call('GET', '/api/auth/me', { token: again.json.token })).status, 200);
+  // logout without a token is an ordinary 401
+  assertError(await logout(undefined), 401);
+});
+
+test('logout revokes only its own session: every sign-in is a session of its own', async () => {
+  const u = await newUser();
+  const tokens = [u.token];
+  for (let i = 0; i < 3; i++) tokens.push((await login(u.username, u.password)).json.token);
+  assert.equal(new Set(tokens).size, 4);
+  assert.equal((await logout(tokens[2])).status, 204);
+  const statuses = await Promise.all(tokens.map(async (token) => (await call('GET', '/api/auth/me', { token })).status));
+  assert.deepEqual(statuses, [200, 200, 401, 200]);
+});
+
+test('a ticket taken before logout opens no stream; streams opened with the session close', async () => {
+  // The broker's side (refusing revoked sessions at open, closing streams on cc:access) is
+  // the broker's change in this issue; this test runs against the merged stack.
+  const u = await newUser('Str');
+  const room = await createRoom(u.token);
+  const t1 = await call('POST', `/api/rooms/${room.id}/stream-ticket`, { token: u.token });
+  const t2 = await call('POST', `/api/rooms/${room.id}/stream-ticket`, { token: u.token });
+  assert.equal(t1.status, 200, t1.text);
+  assert.equal(t2.status, 200, t2.text);
+
+  // an SSE stream open before the logout
+  const ac = new AbortController();
+  const open = await fetch(`${BASE}/events/rooms/${room.id}?ticket=${t1.json.ticket}`, { signal: ac.signal });
+  assert.equal(open.status, 200);
+  const reader = open.body.getReader();
+  const ended = (async () => {
+    for (;;) {
+      const { done } = await reader.read();
+      if (done) return 'closed';
+    }
+  })().catch((e) => (ac.signal.aborted ? 'aborted' : Promise.reject(e)));
+
+  assert.equal((await logout(u.token)).status, 204);
+  // a guard against a hang, not a timing assertion: the broker closes it on the cc:access message
+  const guard = new Promise((resolve) => { const t = setTimeout(() => { ac.abort(); resolve('still open'); }, 20000); t.unref(); });
+  assert.equal(await Promise.race([ended, guard]), 'closed', 'the stream of the signed-out session ends');
+  ac.abort();
+
+  for (const path of [`/events/rooms/${room.id}?ticket=${t2.json.ticket}`, `/events/rooms/${room.id}/poll?ticket=${t2.json.ticket}`]) {
+    const r = await fetch(BASE + path);
+    await r.body?.cancel();
+    assert.ok(r.status === 401 || r.status === 403, `${path}: ${r.status}`);
+  }
+  // bearer tokens too
+  const b = await fetch(`${BASE}/events/rooms/${room.id}/poll`, { headers: { authorization: `Bearer ${u.token}` } });
+  await b.body?.cancel();
+  assert.ok(b.status === 401 || b.status === 403, `bearer: ${b.status}`);
+});
+
+test('password change: 200 {token}; every older token is 401, the new one works; new password signs in', async () => {
+  clearLoginLimits();
+  const u = await newUser('Pw');
+  const second = (await login(u.username, u.password)).json.token;
+  const newPassword = 'new-' + randomBytes(6).toString('hex');
+  const r = await changePassword(u.token, { password: u.password, new_password: newPassword });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(typeof r.json.token, 'string');
+  assert.deepEqual(r.json.user, u.user);
+  assert.equal(r.json.expires_in > 0, true);
+
+  for (const token of [u.token, second]) {
+    const me = await call('GET', '/api/auth/me', { token });
+    assertError(me, 401, 'session_revoked');
+    assert.match(me.json.message, /password was changed/);
+    assertError(await call('GET', '/api/rooms', { token }), 401);
+  }
+  assert.equal((await call('GET', '/api/auth/me', { token: r.json.token })).status, 200);
+  assertError(await login(u.username, u.password), 401, 'invalid_credentials');
+  const fresh = await login(u.username, newPassword);
+  assert.equal(fresh.status, 200, fresh.text);
+  assert.equal((await call('GET', '/api/auth/me', { token: fresh.json.token })).status, 200);
+
+  // Redis forgetting the generation (restart, eviction) brings no old token back: the API
+  // reads it from PostgreSQL again
+  redis('DEL', `cc:user:${u.user.id}:tokgen`);
+  assertError(await call('GET', '/api/auth/me', { token: second }), 401, 'session_revoked');
+  assert.equal((await call('GET', '/api/auth/me', { token: r.json.token })).status, 200);
+  assert.equal(redis('GET', `cc:user:${u.user.id}:tokgen`), '1');
+  // a ticket taken with an older token is refused as well (the API refuses to issue one)
+  const room = await createRoom(r.json.token);
+  assertError(await call('POST', `/api/rooms/${room.id}/stream-ticket`, { token: second }), 401);
+  clearLoginLimits();
+});
+
+test('password change with a wrong current password: 403 wrong_password, counted by the sign-in limit', async () => {
+  clearLoginLimits();
+  try {
+    const u = await newUser('Guess');
+    const limit = 10; // LOGIN_RATE_LIMIT of the test stack (scripts/test.sh)
+    for (let i = 0; i < limit; i++) {
+      const r = await changePassword(u.token, { password: `wrong-${i}-pw`, new_password: 'whatever-new' });
+      assertError(r, 403, 'wrong_password');
+    }
+    const limited = await changePassword(u.token, { password: u.password, new_password: 'whatever-new' });
+    assertError(limited, 429, 'too_many_attempts');
+    assert.match(limited.headers.get('retry-after') || '', /^[1-9][0-9]*$/);
+    // the same limit as signing in: the account's sign-ins are locked too
+    assertError(await login(u.username, u.password), 429);
+    // the session itself is fine, and the password unchanged
+    assert.equal((await call('GET', '/api/auth/me', { token: u.token })).status, 200);
+    clearLoginLimits();
+    assert.equal((await login(u.username, u.password)).status, 200);
+  } finally {
+    clearLoginLimits();
+  }
+});
+
+test('password change validates its body: 400 naming the field', async () => {
+  const u = await newUser();
+  const cases = [
+    [{}, 'password'],
+    [{ password: u.password }, 'new_password'],
+    [{ new_password: 'long enough' }, 'password'],
+    [{ password: u.password, new_password: 'short' }, 'new_password'],
+    [{ password: u.password, new_password: 'x'.repeat(1025) }, 'new_password'],
+    [{ password: u.password, new_password: 12345678 }, 'new_password'],
+    [{ password: 12345678, new_password: 'long enough' }, 'password'],
+    [{ password: u.password, new_password: null }, 'new_password'],
+    [{ password: [u.password], new_password: 'long enough' }, 'password'],
+    [{ password: 'x'.repeat(4097), new_password: 'long enough' }, 'password'],
+  ];
+  for (const [body, field] of cases) {
+    const r = await changePassword(u.token, body);
+    assertError(r, 400);
+    assert.match(r.json.message, new RegExp(`\\b${field}\\b`), `${JSON.stringify(body).slice(0, 80)}: ${r.text}`);
+  }
+  assertError(await call('POST', '/api/auth/password', { token: u.token, body: '[1]' }), 400);
+  assertError(await call('POST', '/api/auth/password', { token: u.token }), 400);
+  // no token: 401 before anything else
+  assertError(await changePassword(undefined, { password: u.password, new_password: 'long enough' }), 401);
+  // nothing changed
+  assert.equal((await login(u.username, u.password)).status, 200);
+  assert.equal((await call('GET', '/api/auth/me', { token: u.token })).status, 200);
+  clearLoginLimits();
+});
+
+test('a deleted account\'s token is 401', async () => {
+  const u = await newUser('Gone');
+  redis('DEL', `cc:user:${u.user.id}:tokgen`);
+  sql(`DELETE FROM users WHERE id = ${u.user.id}`);
+  assertError(await call('GET', '/api/auth/me', { token: u.token }), 401, 'session_revoked');
+});
+
+test('without Redis no session can be told live or signed out: authenticated calls answer 503', async () => {
+  const u = await newUser();
+  const noRedis = { REDIS_URL: 'redis://127.0.0.1:1' };
+  const me = cgi({ uri: '/api/auth/me', token: u.token, env: noRedis });
+  assert.equal(me.status, 503, me.body);
+  assert.equal(me.json.error, 'redis_unavailable');
+  const lo = cgi({ method: 'POST', uri: '/api/auth/logout', token: u.token, env: noRedis });
+  assert.equal(lo.status, 503, lo.body);
+  // nothing half-done: the session still works
+  assert.equal((await call('GET', '/api/auth/me', { token: u.token })).status, 200);
+});
+
+test('registration is limited per address: the (limit+1)th from one address is 429, another address still registers', async () => {
+  const limit = 3;
+  const env = { REGISTER_RATE_LIMIT: String(limit) };
+  // documentation addresses of their own, so no other test shares these windows
+  const addr = `198.51.100.${1 + (randomBytes(1)[0] % 250)}`;
+  const other = `203.0.113.${1 + (randomBytes(1)[0] % 250)}`;
+  const reg = (remoteAddr, username) =>
+    cgi({ method: 'POST', uri: '/api/auth/register', body: { username, password: 'register-pw' }, env, remoteAddr });
+  for (let i = 0; i < limit; i++) {
+    const r = reg(addr, uniqueName('lim'));
+    assert.equal(r.status, 201, r.body);
+  }
+  const name = uniqueName('lim');
+  const over = reg(addr, name);
+  assert.equal(over.status, 429, over.body);
+  assert.equal(over.json.error, 'too_many_registrations');
+  assert.match(over.headers['retry-after'] || '', /^[1-9][0-9]*$/);
+  assert.ok(Number(over.headers['retry-after']) <= 3600);
+  assert.equal(sql(`SELECT count(*) FROM users WHERE username = '${name}'`), '0');
+  // a taken name is refused by the limit too: each attempt costs a password hash
+  assert.equal(reg(addr, name).status, 429);
+  const elsewhere = reg(other, name);
+  assert.equal(elsewhere.status, 201, elsewhere.body);
+  // an invalid body is answered 400 and does not count
+  const bad = cgi({ method: 'POST', uri: '/api/auth/register', body: { username: 'x' }, env, remoteAddr: other });
+  assert.equal(bad.status, 400, bad.body);
+  for (let i = 1; i < limit; i++) assert.equal(reg(other, uniqueName('lim')).status, 201);
+  assert.equal(reg(other, uniqueName('lim')).status, 429);
+});

@@ -1,0 +1,122 @@
+// HTTPS and HTTP/2 (scripts/run.sh: TLS_CERT/TLS_KEY or TLS=self-signed). The test stack
+// serves HTTPS on TLS_URL beside plain HTTP, with a self-signed certificate (CC_TLS_CA); these
+// tests check what a person or a script would: the API over HTTP/2, HSTS only over HTTPS,
+// and every stream transport (SSE and long-poll over HTTP/2, WebSocket over TLS). The
+// browser client over HTTPS is tests/browser/tls.test.mjs.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import { readFileSync } from 'node:fs';
+import WebSocket from 'ws';
+import { BASE, newUser } from '../lib/api.mjs';
+
+const TLS_URL = process.env.TLS_URL;
+if (!TLS_URL) throw new Error('TLS_URL is not set: the test stack serves HTTPS beside HTTP (scripts/stack.sh)');
+const CA = readFileSync(process.env.CC_TLS_CA);
+
+const sessions = [];
+after(() => sessions.forEach((s) => s.close()));
+
+function h2session() {
+  return new Promise((resolve, reject) => {
+    const s = http2.connect(TLS_URL, { ca: CA });
+    sessions.push(s);
+    s.once('connect', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+// One request on an HTTP/2 session: {status, headers, text, json}.
+function h2request(s, method, path, { token, body } = {}) {
+  return new Promise((resolve, reject) => {
+    const headers = { ':method': method, ':path': path };
+    if (token) headers.authorization = `Bearer ${token}`;
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    if (payload) {
+      // as browsers send it: lighttpd refuses a POST body of unknown length (411)
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = payload.length;
+    }
+    const req = s.request(headers);
+    let status = 0, hdrs = {}, text = '';
+    req.setEncoding('utf8');
+    req.on('response', (h) => { status = h[':status']; hdrs = h; });
+    req.on('data', (d) => { text += d; });
+    req.on('end', () => {
+      let json = null;
+      try { json = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
+      resolve({ status, headers: hdrs, text, json });
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+async function roomWithTicket(s) {
+  const u = await newUser('tls');
+  const room = await h2request(s, 'POST', '/api/rooms', { token: u.token, body: { name: 'over tls', language: 'python' } });
+  assert.equal(room.status, 201, room.text);
+  const t = await h2request(s, 'POST', `/api/rooms/${room.json.room.id}/stream-ticket`, { token: u.token, body: {} });
+  assert.equal(t.status, 200, t.text);
+  return { u, room: room.json.room, ticket: t.json.ticket };
+}
+
+test('the API answers over HTTPS with HTTP/2, with HSTS; plain HTTP sends no HSTS', async () => {
+  const s = await h2session();
+  assert.equal(s.alpnProtocol, 'h2', 'HTTP/2 negotiated by ALPN');
+  const r = await h2request(s, 'GET', '/api/health');
+  assert.equal(r.status, 200, r.text);
+  assert.match(String(r.headers['strict-transport-security']), /max-age=\d+/);
+  const page = await h2request(s, 'GET', '/');
+  assert.equal(page.status, 200);
+  assert.match(String(page.headers['strict-transport-security']), /max-age=\d+/);
+  const plain = await fetch(`${BASE}/api/health`);
+  assert.equal(plain.status, 200);
+  assert.equal(plain.headers.get('strict-transport-security'), null);
+});
+
+test('SSE and long-poll stream over HTTP/2, on the same connection as the API', async () => {
+  const s = await h2session();
+  const { u, room, ticket } = await roomWithTicket(s);
+  const sse = s.request({ ':method': 'GET', ':path': `/events/rooms/${room.id}?ticket=${ticket}`, accept: 'text/event-stream' });
+  sse.setEncoding('utf8');
+  let got = '';
+  const seen = new Promise((resolve, reject) => {
+    sse.on('data', (d) => { got += d; if (/event: operation\n/.test(got)) resolve(); });
+    sse.on('error', reject);
+    setTimeout(() => reject(new Error(`no operation event over SSE: ${JSON.stringify(got)}`)), 15000);
+  });
+  await new Promise((resolve) => sse.on('response', resolve));
+  const op = await h2request(s, 'POST', `/api/rooms/${room.id}/operations`, { token: u.token, body: { revision: 0, ops: ['über'] } });
+  assert.equal(op.status, 200, op.text);
+  await seen;
+  assert.match(got, /"ops":\["über"\]/);
+  sse.close();
+  // long-poll: the operation is waiting for a client that asks from the start
+  const t2 = await h2request(s, 'POST', `/api/rooms/${room.id}/stream-ticket`, { token: u.token, body: {} });
+  const poll = await h2request(s, 'GET', `/events/rooms/${room.id}/poll?ticket=${t2.json.ticket}&since=0`);
+  assert.equal(poll.status, 200, poll.text);
+  assert.ok(poll.json.events.some((e) => e.type === 'operation' && e.data.revision === 1), poll.text);
+});
+
+test('WebSocket over TLS (wss) delivers the room events', async () => {
+  const s = await h2session();
+  const { u, room, ticket } = await roomWithTicket(s);
+  const ws = new WebSocket(`${TLS_URL.replace('https', 'wss')}/events/rooms/${room.id}/ws?ticket=${ticket}`, { ca: CA });
+  const frames = [];
+  const got = new Promise((resolve, reject) => {
+    ws.on('message', (m) => {
+      const e = JSON.parse(m.toString());
+      frames.push(e);
+      if (e.type === 'operation') resolve(e);
+    });
+    ws.on('error', reject);
+    setTimeout(() => reject(new Error(`no operation over wss: ${JSON.stringify(frames)}`)), 15000);
+  });
+  await new Promise((resolve, reject) => { ws.on('open', resolve); ws.on('error', reject); });
+  const op = await h2request(s, 'POST', `/api/rooms/${room.id}/operations`, { token: u.token, body: { revision: 0, ops: ['wss'] } });
+  assert.equal(op.status, 200, op.text);
+  const e = await got;
+  assert.deepEqual(e.data.ops, ['wss']);
+  ws.close();
+});

@@ -1,0 +1,145 @@
+// The write path (lib/store_doc.c): a commit stores the operation and the document's length, not
+// its text; the text is put together ("folded") when someone reads it. These tests check
+// what a user sees (statuses, revisions, text) across folds, size limits, documents stored
+// in the old shape and many writers and readers at once.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { call, newUser, redis } from '../lib/api.mjs';
+
+async function roomWith(owner) {
+  const r = await call('POST', '/api/rooms', { token: owner.token, body: { name: 'writepath', language: 'python' } });
+  assert.equal(r.status, 201, r.text);
+  return r.json.room;
+}
+
+const post = (token, room, body) => call('POST', `/api/rooms/${room.id}/operations`, { token, body });
+async function doc(token, room) {
+  const r = await call('GET', `/api/rooms/${room.id}/document`, { token });
+  assert.equal(r.status, 200, r.text);
+  return r.json;
+}
+
+test('a commit leaves the stored text alone; reading the document puts it together', async () => {
+  const a = await newUser();
+  const room = await roomWith(a);
+  assert.equal((await post(a.token, room, { revision: 0, ops: ['hello'] })).status, 200);
+  assert.equal((await doc(a.token, room)).content, 'hello');
+  const r = await post(a.token, room, { revision: 1, ops: [5, ' world'] });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.revision, 2);
+  // the commit did not write the text: Redis still holds it at revision 1
+  assert.equal(redis('HGET', `cc:room:{${room.id}}:doc`, 'content'), 'hello');
+  assert.equal(redis('HGET', `cc:room:{${room.id}}:doc`, 'length'), '11');
+  assert.deepEqual(await doc(a.token, room), { revision: 2, content: 'hello world', language: 'python' });
+  // the read stored what it folded
+  assert.equal(redis('HGET', `cc:room:{${room.id}}:doc`, 'content'), 'hello world');
+  // a retain past the end is refused by the stored length, without the text
+  const bad = await post(a.token, room, { revision: 2, ops: [12, 'x'] });
+  assert.equal(bad.status, 400, bad.text);
+  assert.equal(bad.json.error, 'invalid_operation');
+  // a client behind transforms as before
+  const late = await post(a.token, room, { revision: 1, ops: ['>'] });
+  assert.equal(late.status, 200, late.text);
+  assert.deepEqual(late.json, { revision: 3, ops: ['>', 11] });
+  assert.equal((await doc(a.token, room)).content, '>hello world');
+});
+
+test('the size limit counts bytes exactly, also when multi-byte text is deleted', async () => {
+  const a = await newUser();
+  const room = await roomWith(a);
+  // 300,000 three-byte characters: 900,000 bytes (the limit is 1 MiB)
+  let r = await post(a.token, room, { revision: 0, ops: ['€'.repeat(300000)] });
+  assert.equal(r.status, 200, r.text);
+  // replaced by 1,000,000 one-byte characters: fits (1,000,000 <= 1,048,576), though a
+  // bound counting one byte per deleted character would say 1,600,000
+  r = await post(a.token, room, { revision: 1, ops: [-300000, 'x'.repeat(1000000)] });
+  assert.equal(r.status, 200, r.text);
+  r = await post(a.token, room, { revision: 2, ops: [1000000, 'y'.repeat(50000)] });
+  assert.equal(r.status, 413, r.text);
+  assert.equal(r.json.error, 'document_too_large');
+  r = await post(a.token, room, { revision: 2, ops: [1000000, 'y'.repeat(40000)] });
+  assert.equal(r.status, 200, r.text);
+  const d = await doc(a.token, room);
+  assert.equal(d.revision, 3);
+  assert.equal(d.content, 'x'.repeat(1000000) + 'y'.repeat(40000));
+});
+
+test('a document stored in the old shape (text only) is read and edited', async () => {
+  const a = await newUser();
+  const room = await roomWith(a);
+  assert.equal((await post(a.token, room, { revision: 0, ops: ['abc'] })).status, 200);
+  // what the API before this change left in Redis: revision and text, no length
+  redis('DEL', `cc:room:{${room.id}}:doc`);
+  redis('HSET', `cc:room:{${room.id}}:doc`, 'revision', '1', 'content', 'abc');
+  const r = await post(a.token, room, { revision: 1, ops: [3, 'd'] });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.revision, 2);
+  assert.deepEqual(await doc(a.token, room), { revision: 2, content: 'abcd', language: 'python' });
+
+  const b = await roomWith(a);
+  redis('HSET', `cc:room:{${b.id}}:doc`, 'revision', '4', 'content', 'zz🙂');
+  assert.deepEqual(await doc(a.token, b), { revision: 4, content: 'zz🙂', language: 'python' });
+  const s = await post(a.token, b, { revision: 4, ops: [3, '!'] });
+  assert.equal(s.status, 200, s.text);
+  assert.equal((await doc(a.token, b)).content, 'zz🙂!');
+});
+
+test('many writers and readers at once: every read is a whole revision, nothing is lost', async () => {
+  const a = await newUser();
+  const room = await roomWith(a);
+  const WRITERS = 8, EACH = 80; // 640 commits: past a committer's fold (every 500)
+  let done = false;
+  const seen = [];
+  const readers = Array.from({ length: 2 }, async () => {
+    while (!done) {
+      const d = await doc(a.token, room);
+      // only one-character inserts are committed: the text has one per revision
+      seen.push([d.revision, [...d.content].length]);
+    }
+  });
+  await Promise.all(Array.from({ length: WRITERS }, async (_, w) => {
+    let rev = 0;
+    for (let i = 0; i < EACH; i++) {
+      const r = await post(a.token, room, { revision: rev, ops: [String.fromCharCode(97 + w)] });
+      assert.equal(r.status, 200, r.text);
+      rev = r.json.revision;
+    }
+  }));
+  done = true;
+  await Promise.all(readers);
+  assert.ok(seen.length > 0);
+  for (const [rev, len] of seen) assert.equal(len, rev, `a read at revision ${rev}`);
+  const d = await doc(a.token, room);
+  assert.equal(d.revision, WRITERS * EACH);
+  for (let w = 0; w < WRITERS; w++) {
+    const ch = String.fromCharCode(97 + w);
+    assert.equal([...d.content].filter((c) => c === ch).length, EACH, `writer ${ch}`);
+  }
+});
+
+test('the right to edit is asked with the commit: cached viewers refused, a cold cache asks PostgreSQL', async () => {
+  const owner = await newUser();
+  const m = await newUser();
+  const room = await roomWith(owner);
+  const j = await call('POST', `/api/rooms/${room.id}/join`, { token: m.token, body: { invite: room.invite } });
+  assert.equal(j.status, 200, j.text);
+  let r = await post(m.token, room, { revision: 0, ops: ['a'] });
+  assert.equal(r.status, 200, r.text);
+  // the member cache lost the entry: PostgreSQL still says editor
+  redis('HDEL', `cc:room:{${room.id}}:members`, String(m.user.id));
+  r = await post(m.token, room, { revision: 1, ops: [1, 'b'] });
+  assert.equal(r.status, 200, r.text);
+  const d = await call('PUT', `/api/rooms/${room.id}/members/${m.user.id}`, { token: owner.token, body: { role: 'viewer' } });
+  assert.equal(d.status, 200, d.text);
+  r = await post(m.token, room, { revision: 2, ops: [2, 'c'] });
+  assert.equal(r.status, 403, r.text);
+  assert.equal(r.json.error, 'forbidden');
+  // a stranger, and a room that does not exist, as before
+  const s = await newUser();
+  r = await post(s.token, room, { revision: 2, ops: ['x'] });
+  assert.equal(r.status, 403, r.text);
+  r = await post(s.token, { id: 'nosuchroom' }, { revision: 0, ops: ['x'] });
+  assert.equal(r.status, 404, r.text);
+  assert.equal(redis('EXISTS', 'cc:room:{nosuchroom}:doc'), '0');
+  assert.equal((await doc(owner.token, room)).content, 'ab');
+});
