@@ -323,7 +323,7 @@ if [ "$WEB" = apache ]; then
   setsid spawn-fcgi -s "$CC_VAR/run/api.sock" -M 0666 -F "$API_PROCESSES" -P "$CC_VAR/run/api.pids" \
     -- "$CC_BIN/codecollab-api" >>"$CC_VAR/log/api.log" 2>&1 </dev/null ||
     die "spawn-fcgi could not start the API (see $CC_VAR/log/api.log)"
-  while read -r p; do
+  while read -r p || [ -n "$p" ]; do # spawn-fcgi ends the last pid without a newline
     [ -n "$p" ] && pids+=("$p")
   done <"$CC_VAR/run/api.pids"
   case "$CC_BIND" in *:*) CC_LISTEN="[$CC_BIND]:$PORT" ;; *) CC_LISTEN="$CC_BIND:$PORT" ;; esac
