@@ -714,7 +714,7 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 			long cap = 50L * attempt > 2000 ? 2000 : 50L * attempt;
 			unsigned r = 0;
 			if (rnd_bytes(&r, sizeof r) == 0)
-				usleep((useconds_t)(r % (unsigned)cap));
+				clock_sleep_us((long)(r % (unsigned)cap));
 		}
 		continue;
 	fail:
