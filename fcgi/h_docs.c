@@ -40,6 +40,15 @@ static int room_access(struct api_ctx *c, const char *room, int edit, char role[
 	return -1;
 }
 
+/* A signed-in caller who may read the path's room: 0, or -1 with the refusal answered. */
+static int require_reader(struct api_ctx *c)
+{
+	char role[16];
+	if (api_require_user(c) < 0)
+		return -1;
+	return room_access(c, c->params[0], 0, role, NULL);
+}
+
 int room_access_read(struct api_ctx *c, const char *room, char role[16])
 {
 	return room_access(c, room, 0, role, NULL);
@@ -59,6 +68,19 @@ int doc_read(struct api_ctx *c, const char *room, struct doc_state *out)
 	return -1;
 }
 
+/* Answers 200 with the text d (its revision and content) and one more string field; frees
+ * d. */
+static void answer_text(struct api_ctx *c, struct doc_state *d, const char *name,
+			const char *value)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "revision", (double)d->revision);
+	cJSON_AddStringToObject(o, "content", d->content);
+	cJSON_AddStringToObject(o, name, value);
+	doc_state_free(d);
+	api_json(c, 200, o);
+}
+
 void h_document(struct api_ctx *c)
 {
 	char role[16], lang[33];
@@ -67,12 +89,7 @@ void h_document(struct api_ctx *c)
 	struct doc_state d;
 	if (doc_read(c, c->params[0], &d) < 0)
 		return;
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddNumberToObject(o, "revision", (double)d.revision);
-	cJSON_AddStringToObject(o, "content", d.content);
-	cJSON_AddStringToObject(o, "language", lang);
-	doc_state_free(&d);
-	api_json(c, 200, o);
+	answer_text(c, &d, "language", lang);
 }
 
 /* 409 for an operation made against a revision the document does not have: the current
@@ -218,8 +235,7 @@ void h_presence(struct api_ctx *c)
 
 void h_stream_ticket(struct api_ctx *c)
 {
-	char role[16];
-	if (api_require_user(c) < 0 || room_access(c, c->params[0], 0, role, NULL) < 0)
+	if (require_reader(c) < 0)
 		return;
 	/* The broker admits strangers to a room whose visibility key says public, and treats a
 	 * missing key as private: every ticket writes it from PostgreSQL, which fills it in for
@@ -251,8 +267,7 @@ void h_stream_ticket(struct api_ctx *c)
 
 void h_history(struct api_ctx *c)
 {
-	char role[16];
-	if (api_require_user(c) < 0 || room_access(c, c->params[0], 0, role, NULL) < 0)
+	if (require_reader(c) < 0)
 		return;
 	struct doc_save *saves;
 	int n;
@@ -276,8 +291,7 @@ void h_history(struct api_ctx *c)
 
 void h_history_one(struct api_ctx *c)
 {
-	char role[16];
-	if (api_require_user(c) < 0 || room_access(c, c->params[0], 0, role, NULL) < 0)
+	if (require_reader(c) < 0)
 		return;
 	/* a segment out of the range of a bigint is a missing snapshot, not a database error */
 	char *end;
@@ -301,10 +315,5 @@ void h_history_one(struct api_ctx *c)
 		api_fail_why(c, st);
 		return;
 	}
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddNumberToObject(o, "revision", (double)d.revision);
-	cJSON_AddStringToObject(o, "content", d.content);
-	cJSON_AddStringToObject(o, "saved_at", saved_at);
-	doc_state_free(&d);
-	api_json(c, 200, o);
+	answer_text(c, &d, "saved_at", saved_at);
 }

@@ -215,6 +215,14 @@ int room_visibility_sync(struct api_ctx *c, const char *room, const char *vis)
 	return 0;
 }
 
+/* Answers 200 with {name: item}; takes item. */
+static void answer_with(struct api_ctx *c, const char *name, cJSON *item)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddItemToObject(o, name, item);
+	api_json(c, 200, o);
+}
+
 void h_room_create(struct api_ctx *c)
 {
 	struct valid_value v[3];
@@ -319,15 +327,24 @@ static void refuse_stranger(struct api_ctx *c)
 		  "you are not a member of this room; join it (private rooms need the invite link)");
 }
 
+/* The caller (signed in) and the path's room into *r when the caller may see it: a member,
+ * or anyone for a public room. 0, or -1 when answered. */
+static int load_visible_room(struct api_ctx *c, struct store_room *r)
+{
+	if (api_require_user(c) < 0 || load_room(c, r) < 0)
+		return -1;
+	if (!r->role[0] && strcmp(r->visibility, "public") != 0) {
+		refuse_stranger(c);
+		return -1;
+	}
+	return 0;
+}
+
 void h_room_get(struct api_ctx *c)
 {
 	struct store_room r;
-	if (api_require_user(c) < 0 || load_room(c, &r) < 0)
+	if (load_visible_room(c, &r) < 0)
 		return;
-	if (!r.role[0] && strcmp(r.visibility, "public") != 0) {
-		refuse_stranger(c);
-		return;
-	}
 	char cached[16] = "";
 	if (r.role[0]) {
 		snprintf(cached, sizeof cached, "%s", r.role);
@@ -404,9 +421,7 @@ void h_room_patch(struct api_ctx *c)
 		revoke_failed(c);
 		return;
 	}
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddItemToObject(o, "room", room);
-	api_json(c, 200, o);
+	answer_with(c, "room", room);
 }
 
 void h_room_delete(struct api_ctx *c)
@@ -538,18 +553,12 @@ void h_room_join(struct api_ctx *c)
 void h_room_members(struct api_ctx *c)
 {
 	struct store_room r;
-	if (api_require_user(c) < 0 || load_room(c, &r) < 0)
+	if (load_visible_room(c, &r) < 0)
 		return;
-	if (!r.role[0] && strcmp(r.visibility, "public") != 0) {
-		refuse_stranger(c);
-		return;
-	}
 	cJSON *members = members_json(c, c->params[0]);
 	if (!members)
 		return;
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddItemToObject(o, "members", members);
-	api_json(c, 200, o);
+	answer_with(c, "members", members);
 }
 
 /* Target user id from the second path segment; -1 answered 404 when not a number or out of
@@ -611,9 +620,7 @@ void h_member_put(struct api_ctx *c)
 	cJSON *members = members_json(c, c->params[0]);
 	if (!members)
 		return;
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddItemToObject(o, "members", members);
-	api_json(c, 200, o);
+	answer_with(c, "members", members);
 }
 
 void h_member_delete(struct api_ctx *c)
@@ -691,9 +698,7 @@ static void invite_change(struct api_ctx *c, int rotate)
 	cJSON *ev = cJSON_CreateObject();
 	cJSON_AddStringToObject(ev, "reason", "invite");
 	emit_room_event(c, c->params[0], ev);
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddItemToObject(o, "room", room);
-	api_json(c, 200, o);
+	answer_with(c, "room", room);
 }
 
 void h_invite_rotate(struct api_ctx *c)

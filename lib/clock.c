@@ -20,13 +20,18 @@ long long clock_mono_ms(void)
 	return ms_of(CLOCK_MONOTONIC);
 }
 
-void clock_sleep_ms(long ms)
+void clock_sleep_us(long us)
 {
-	if (ms <= 0)
+	if (us <= 0)
 		return;
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+	struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000L};
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
+}
+
+void clock_sleep_ms(long ms)
+{
+	clock_sleep_us(ms > 0 ? ms * 1000 : 0);
 }
 
 int clock_sleep_watching(long ms, long slice_ms, const volatile int *stop)

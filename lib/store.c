@@ -149,6 +149,25 @@ enum store_status store_sql(struct store *s, PGresult **out, const char *conflic
 	return store_fail(s, STORE_UNAVAILABLE, "the database is unavailable");
 }
 
+enum store_status store_row(struct store *s, PGresult **out, const char *sql, int n,
+			    const char *const *params, const char *missing, ...)
+{
+	PGresult *r;
+	enum store_status st = store_sql(s, &r, NULL, sql, n, params);
+	if (st != STORE_OK)
+		return st;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		va_list ap;
+		va_start(ap, missing);
+		vsnprintf(s->msg, sizeof s->msg, missing, ap);
+		va_end(ap);
+		return STORE_NOT_FOUND;
+	}
+	*out = r;
+	return STORE_OK;
+}
+
 enum store_status store_begin(struct store *s)
 {
 	PGresult *r;

@@ -74,6 +74,13 @@ enum store_status store_redis_failed(struct store *s);
 enum store_status store_sql(struct store *s, PGresult **out, const char *conflict_state,
 			    const char *sql, int n, const char *const *params);
 
+/* store_sql() for a statement that gives one row or none: STORE_OK with *out (the caller
+ * PQclear()s) when it gave exactly one; otherwise nothing in *out and STORE_NOT_FOUND with
+ * the message `missing` (printf-style), or store_sql()'s failure. */
+enum store_status store_row(struct store *s, PGresult **out, const char *sql, int n,
+			    const char *const *params, const char *missing, ...)
+	__attribute__((format(printf, 6, 7)));
+
 /* Transactions on s->pg. A failed statement inside one leaves it aborted: the caller ends
  * it with store_rollback() so the next request starts clean. store_commit() rolls back
  * itself when COMMIT fails. */

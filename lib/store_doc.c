@@ -719,7 +719,7 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 			long cap = 50L * attempt > 2000 ? 2000 : 50L * attempt;
 			unsigned r = 0;
 			if (rnd_bytes(&r, sizeof r) == 0)
-				usleep((useconds_t)(r % (unsigned)cap));
+				clock_sleep_us((long)(r % (unsigned)cap));
 		}
 		continue;
 	fail:
@@ -735,30 +735,46 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 
 /* --- history ------------------------------------------------------------------------- */
 
+/* The newest revision of room kept in snapshots (*snap) and in history_ops (*hist); -1
+ * where there is none. */
+static enum store_status saved_revisions(struct store *s, const char *room, long long *snap,
+					 long long *hist)
+{
+	const char *params[] = {room};
+	PGresult *r;
+	enum store_status st = store_sql(s, &r, NULL,
+					 "SELECT (SELECT max(revision) FROM snapshots WHERE room_id = $1), "
+					 "(SELECT max(revision) FROM history_ops WHERE room_id = $1)",
+					 1, params);
+	if (st != STORE_OK)
+		return st;
+	*snap = PQgetisnull(r, 0, 0) ? -1 : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	*hist = PQgetisnull(r, 0, 1) ? -1 : strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+	PQclear(r);
+	return STORE_OK;
+}
+
 enum store_status store_doc_history_text(struct store *s, const struct store_doc_cfg *cfg,
 					 const char *room, long long rev, struct doc_state *out,
 					 char saved_at[40])
 {
 	char revs[24], cps[24], err[256];
-	PGresult *r = NULL, *cp = NULL, *bt = NULL;
+	PGresult *cp = NULL, *bt = NULL;
 	struct ot_op *all = NULL;
 	struct buf text;
 	buf_init(&text, 0);
 	memset(out, 0, sizeof *out);
 	enum store_status st;
 	if (rev < 0) {
-		const char *p1[] = {room};
-		st = store_sql(s, &r, NULL,
-			       "SELECT greatest((SELECT max(revision) FROM snapshots WHERE room_id = $1), "
-			       "(SELECT max(revision) FROM history_ops WHERE room_id = $1))",
-			       1, p1);
+		long long snap, hist;
+		st = saved_revisions(s, room, &snap, &hist);
 		if (st != STORE_OK)
 			goto out;
-		if (PQgetisnull(r, 0, 0)) {
+		rev = snap > hist ? snap : hist;
+		if (rev < 0) {
 			st = STORE_NOT_FOUND;
 			goto out;
 		}
-		rev = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	}
 	snprintf(revs, sizeof revs, "%lld", rev);
 	const char *p2[] = {room, revs};
@@ -820,8 +836,6 @@ enum store_status store_doc_history_text(struct store *s, const struct store_doc
 out:
 	if (st == STORE_NOT_FOUND)
 		store_fail(s, st, "no snapshot at revision %lld", rev);
-	if (r)
-		PQclear(r);
 	if (cp)
 		PQclear(cp);
 	if (bt)
@@ -950,30 +964,34 @@ static int ops_batch(struct store *s, const char *room, long long first, long lo
 	return rc;
 }
 
+/* How many rows a statement changed; -1 when it failed. */
+static long rows_changed(struct store *s, const char *sql, int n, const char *const *params)
+{
+	PGresult *r;
+	if (store_sql(s, &r, NULL, sql, n, params) != STORE_OK)
+		return -1;
+	long rows = strtol(PQcmdTuples(r), NULL, 10);
+	PQclear(r);
+	return rows;
+}
+
 int store_doc_thin(struct store *s, const struct store_doc_cfg *cfg)
 {
 	char days[24];
 	snprintf(days, sizeof days, "%ld days", cfg->history_keep_ops_days);
 	const char *p[] = {days};
-	PGresult *r;
-	long ops = -1, cps = -1;
-	if (store_sql(s, &r, NULL,
-		      "DELETE FROM history_ops h WHERE h.saved_at < now() - $1::interval "
-		      "AND EXISTS (SELECT 1 FROM snapshots s WHERE s.room_id = h.room_id "
-		      "AND s.revision >= h.revision)",
-		      1, p) == STORE_OK) {
-		ops = strtol(PQcmdTuples(r), NULL, 10);
-		PQclear(r);
-	}
-	if (store_sql(s, &r, NULL,
-		      "DELETE FROM snapshots s WHERE s.saved_at < now() - $1::interval "
-		      "AND EXISTS (SELECT 1 FROM snapshots n WHERE n.room_id = s.room_id "
-		      "AND n.revision > s.revision AND n.saved_at < now() - $1::interval "
-		      "AND date_trunc('hour', n.saved_at) = date_trunc('hour', s.saved_at))",
-		      1, p) == STORE_OK) {
-		cps = strtol(PQcmdTuples(r), NULL, 10);
-		PQclear(r);
-	}
+	long ops = rows_changed(s,
+				"DELETE FROM history_ops h WHERE h.saved_at < now() - $1::interval "
+				"AND EXISTS (SELECT 1 FROM snapshots s WHERE s.room_id = h.room_id "
+				"AND s.revision >= h.revision)",
+				1, p);
+	long cps = rows_changed(
+		s,
+		"DELETE FROM snapshots s WHERE s.saved_at < now() - $1::interval "
+		"AND EXISTS (SELECT 1 FROM snapshots n WHERE n.room_id = s.room_id "
+		"AND n.revision > s.revision AND n.saved_at < now() - $1::interval "
+		"AND date_trunc('hour', n.saved_at) = date_trunc('hour', s.saved_at))",
+		1, p);
 	if (ops != 0 || cps != 0)
 		log_info("history thinned: %ld operation batches, %ld checkpoints removed (-1: failed)",
 			 ops, cps);
@@ -1008,7 +1026,7 @@ enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg
 	struct doc_state d;
 	struct buf batch;
 	buf_init(&batch, 0);
-	PGresult *last = NULL, *r = NULL;
+	PGresult *r = NULL;
 	enum store_status st = fold(s, room, &d);
 	if (st != STORE_OK) {
 		if (st == STORE_ERROR)
@@ -1018,15 +1036,10 @@ enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg
 	char revs[24], firsts[24], cps[24];
 	snprintf(revs, sizeof revs, "%lld", d.revision);
 	snprintf(cps, sizeof cps, "%zu", utf8_count(d.content, d.content_len));
-	const char *p1[] = {room};
-	st = store_sql(s, &last, NULL,
-		       "SELECT (SELECT max(revision) FROM snapshots WHERE room_id = $1), "
-		       "(SELECT max(revision) FROM history_ops WHERE room_id = $1)",
-		       1, p1);
+	long long cp, ops;
+	st = saved_revisions(s, room, &cp, &ops);
 	if (st != STORE_OK)
 		goto out;
-	long long cp = PQgetisnull(last, 0, 0) ? -1 : strtoll(PQgetvalue(last, 0, 0), NULL, 10);
-	long long ops = PQgetisnull(last, 0, 1) ? -1 : strtoll(PQgetvalue(last, 0, 1), NULL, 10);
 	long long saved = cp > ops ? cp : ops;
 	if (d.revision <= saved)
 		goto out; /* nothing new since the last save */
@@ -1074,8 +1087,6 @@ enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg
 out:
 	if (st != STORE_OK)
 		due_again(s, cfg, room);
-	if (last)
-		PQclear(last);
 	if (r)
 		PQclear(r);
 	buf_free(&batch);

@@ -39,17 +39,13 @@ enum store_status store_room_access(struct store *s, const char *room, long long
 	}
 	const char *params[] = {room, uid};
 	PGresult *r;
-	enum store_status st = store_sql(s, &r, NULL,
+	enum store_status st = store_row(s, &r,
 					 "SELECT r.visibility, m.role, r.language FROM rooms r "
 					 "LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $2 "
 					 "WHERE r.id = $1",
-					 2, params);
+					 2, params, "no room with id %s", room);
 	if (st != STORE_OK)
 		return st;
-	if (PQntuples(r) != 1) {
-		PQclear(r);
-		return store_fail(s, STORE_NOT_FOUND, "no room with id %s", room);
-	}
 	int public_room = strcmp(PQgetvalue(r, 0, 0), "public") == 0;
 	snprintf(role, STORE_ROLE_MAX, "%s", PQgetisnull(r, 0, 1) ? "" : PQgetvalue(r, 0, 1));
 	if (language)
@@ -73,14 +69,10 @@ enum store_status store_room_language(struct store *s, const char *room,
 {
 	const char *params[] = {room};
 	PGresult *r;
-	enum store_status st =
-		store_sql(s, &r, NULL, "SELECT language FROM rooms WHERE id = $1", 1, params);
+	enum store_status st = store_row(s, &r, "SELECT language FROM rooms WHERE id = $1", 1,
+					 params, "no room with id %s", room);
 	if (st != STORE_OK)
 		return st;
-	if (PQntuples(r) != 1) {
-		PQclear(r);
-		return store_fail(s, STORE_NOT_FOUND, "no room with id %s", room);
-	}
 	snprintf(out, STORE_LANGUAGE_MAX, "%s", PQgetvalue(r, 0, 0));
 	PQclear(r);
 	return STORE_OK;

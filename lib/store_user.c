@@ -12,16 +12,17 @@ void store_user_free(struct store_user *u)
 	u->password_hash = NULL;
 }
 
-/* The single row of r into *u from columns id, username, password_hash, token_gen (a
- * column index < 0: not selected). Takes r. */
-static enum store_status one_user(struct store *s, PGresult *r, int cid, int cname, int chash,
+/* Runs sql, which gives the account's row or none, and reads the row into *u from columns
+ * id, username, password_hash, token_gen (a column index < 0: not selected). */
+static enum store_status one_user(struct store *s, const char *sql, int n,
+				  const char *const *params, int cid, int cname, int chash,
 				  int cgen, struct store_user *u)
 {
 	memset(u, 0, sizeof *u);
-	if (PQntuples(r) != 1) {
-		PQclear(r);
-		return store_fail(s, STORE_NOT_FOUND, "the account does not exist");
-	}
+	PGresult *r;
+	enum store_status st = store_row(s, &r, sql, n, params, "the account does not exist");
+	if (st != STORE_OK)
+		return st;
 	if (cid >= 0)
 		u->id = strtoll(PQgetvalue(r, 0, cid), NULL, 10);
 	if (cname >= 0)
@@ -36,23 +37,35 @@ static enum store_status one_user(struct store *s, PGresult *r, int cid, int cna
 	return STORE_OK;
 }
 
+/* The token generation of account `id` after sql (its one parameter: the id; its one
+ * column: token_gen). */
+static enum store_status user_gen(struct store *s, const char *sql, long long id,
+				  const char *password_hash, long long *gen)
+{
+	char uid[24];
+	snprintf(uid, sizeof uid, "%lld", id);
+	const char *params[] = {uid, password_hash};
+	struct store_user u;
+	enum store_status st = one_user(s, sql, password_hash ? 2 : 1, params, -1, -1, -1, 0, &u);
+	*gen = u.token_gen;
+	return st;
+}
+
 enum store_status store_user_create(struct store *s, const char *username,
 				    const char *password_hash, long long *id, long long *gen)
 {
 	const char *params[] = {username, password_hash};
-	PGresult *r;
+	struct store_user u;
 	/* users.username_key (the canonical form, unique) decides whether the name is taken: a
 	 * conflict on it inserts nothing; any other unique violation is an error */
-	enum store_status st = store_sql(s, &r, NULL,
-					 "INSERT INTO users (username, password_hash) VALUES ($1, $2) "
-					 "ON CONFLICT (username_key) DO NOTHING RETURNING id, token_gen",
-					 2, params);
-	if (st != STORE_OK)
-		return st;
-	struct store_user u;
-	st = one_user(s, r, 0, -1, -1, 1, &u);
+	enum store_status st = one_user(s,
+					"INSERT INTO users (username, password_hash) VALUES ($1, $2) "
+					"ON CONFLICT (username_key) DO NOTHING RETURNING id, token_gen",
+					2, params, 0, -1, -1, 1, &u);
 	if (st == STORE_NOT_FOUND)
 		return store_fail(s, STORE_CONFLICT, "the username is taken");
+	if (st != STORE_OK)
+		return st;
 	*id = u.id;
 	*gen = u.token_gen;
 	return st;
@@ -61,13 +74,9 @@ enum store_status store_user_create(struct store *s, const char *username,
 enum store_status store_user_by_key(struct store *s, const char *key, struct store_user *out)
 {
 	const char *params[] = {key};
-	PGresult *r;
-	memset(out, 0, sizeof *out);
-	enum store_status st = store_sql(s, &r, NULL,
-					 "SELECT id, username, password_hash, token_gen FROM users "
-					 "WHERE username_key = $1",
-					 1, params);
-	return st != STORE_OK ? st : one_user(s, r, 0, 1, 2, 3, out);
+	return one_user(s, "SELECT id, username, password_hash, token_gen FROM users "
+			   "WHERE username_key = $1",
+			1, params, 0, 1, 2, 3, out);
 }
 
 enum store_status store_user_by_id(struct store *s, long long id, struct store_user *out)
@@ -75,52 +84,25 @@ enum store_status store_user_by_id(struct store *s, long long id, struct store_u
 	char uid[24];
 	snprintf(uid, sizeof uid, "%lld", id);
 	const char *params[] = {uid};
-	PGresult *r;
-	memset(out, 0, sizeof *out);
-	enum store_status st = store_sql(s, &r, NULL,
-					 "SELECT password_hash, token_gen FROM users WHERE id = $1", 1,
-					 params);
-	if (st != STORE_OK)
-		return st;
-	st = one_user(s, r, -1, -1, 0, 1, out);
+	enum store_status st = one_user(s, "SELECT password_hash, token_gen FROM users WHERE id = $1",
+					1, params, -1, -1, 0, 1, out);
 	out->id = id;
 	return st;
 }
 
 enum store_status store_user_gen(struct store *s, long long id, long long *gen)
 {
-	char uid[24];
-	snprintf(uid, sizeof uid, "%lld", id);
-	const char *params[] = {uid};
-	PGresult *r;
-	enum store_status st =
-		store_sql(s, &r, NULL, "SELECT token_gen FROM users WHERE id = $1", 1, params);
-	if (st != STORE_OK)
-		return st;
-	struct store_user u;
-	st = one_user(s, r, -1, -1, -1, 0, &u);
-	*gen = u.token_gen;
-	return st;
+	return user_gen(s, "SELECT token_gen FROM users WHERE id = $1", id, NULL, gen);
 }
 
 enum store_status store_user_set_password(struct store *s, long long id,
 					  const char *password_hash, long long *gen)
 {
-	char uid[24];
-	snprintf(uid, sizeof uid, "%lld", id);
-	const char *params[] = {uid, password_hash};
-	PGresult *r;
 	/* one statement: the new hash and the new generation commit together */
-	enum store_status st = store_sql(s, &r, NULL,
-					 "UPDATE users SET password_hash = $2, token_gen = token_gen + 1 "
-					 "WHERE id = $1 RETURNING token_gen",
-					 2, params);
-	if (st != STORE_OK)
-		return st;
-	struct store_user u;
-	st = one_user(s, r, -1, -1, -1, 0, &u);
-	*gen = u.token_gen;
-	return st;
+	return user_gen(s,
+			"UPDATE users SET password_hash = $2, token_gen = token_gen + 1 "
+			"WHERE id = $1 RETURNING token_gen",
+			id, password_hash, gen);
 }
 
 enum store_status store_session_signed_out(struct store *s, const char *sid, int *yes)

@@ -105,9 +105,18 @@ parent_gone() { # our parent exited: we were handed to init (or a subreaper)
   [ -n "$now" ] && [ "$now" != "$parent" ]
 }
 
+is_zombie() { # pid: dead, waiting only for its parent to reap it
+  local stat
+  read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+  stat=${stat##*) }
+  [ "${stat%% *}" = Z ]
+}
+
 wait_gone() { # pid seconds
   local n=$(($2 * 20))
-  while kill -0 "$1" 2>/dev/null; do
+  # a zombie is gone: the API processes under spawn-fcgi (WEB=apache) are not our children
+  # once spawn-fcgi has exited, and only their new parent can reap them
+  while kill -0 "$1" 2>/dev/null && ! is_zombie "$1"; do
     # reap if it is our child so kill -0 stops seeing a zombie
     wait "$1" 2>/dev/null || true
     n=$((n - 1))

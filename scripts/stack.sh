@@ -13,8 +13,13 @@ stack_procs() { # var: pids of live processes whose environment has CC_VAR=var, 
   # work in var/ (redis-server and postgres overwrite their environment with their process
   # titles; they work in var/redis and var/pg)
   local p cwd
+  local stat
   for p in /proc/[0-9]*; do
     [ "${p#/proc/}" = "$$" ] && continue
+    # a zombie is dead already (an orphan waits for the init process to reap it)
+    read -r stat 2>/dev/null <"$p/stat" || continue
+    stat=${stat##*) }
+    [ "${stat%% *}" = Z ] && continue
     if grep -qzx -- "CC_VAR=$1" "$p/environ" 2>/dev/null; then
       echo "${p#/proc/}"
       continue

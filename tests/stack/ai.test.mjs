@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 
 import { call, cgi, createRoom, newUser, redis, roomEvents } from '../lib/api.mjs';
+import { waitJob } from '../lib/jobs.mjs';
 import { startOpenAiDouble } from '../lib/openai-double.mjs';
 
 const PORT = Number(process.env.AI_DOUBLE_PORT);
@@ -23,17 +24,6 @@ after(async () => { await double?.close(); });
 const marker = () => `m${randomBytes(6).toString('hex')}`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const ask = (token, room, kind, body = {}) => call('POST', `/api/rooms/${room.id}/ai/${kind}`, { token, body });
-
-async function waitJob(token, id, { timeout = 20000 } = {}) {
-  const until = Date.now() + timeout;
-  for (;;) {
-    const r = await call('GET', `/api/jobs/${id}`, { token });
-    assert.equal(r.status, 200, r.text);
-    if (r.json.job.status === 'finished' || r.json.job.status === 'failed') return r.json.job;
-    if (Date.now() > until) throw new Error(`job ${id} still ${r.json.job.status}`);
-    await sleep(50);
-  }
-}
 
 async function waitEvents(roomId, pred, { timeout = 5000 } = {}) {
   const until = Date.now() + timeout;
@@ -349,7 +339,7 @@ test('no AI provider: the local provider names the right lines of broken C, Pyth
     const room = await createRoom(u.token, { language: lang });
     const r = askLocal(u.token, room, 'review', { code });
     assert.equal(r.status, 202, `${lang}: ${r.body} ${r.stderr}`);
-    const job = await waitJob(u.token, r.json.job.id, { timeout: 30000 });
+    const job = await waitJob(u.token, r.json.job.id, { ms: 30000 });
     assert.equal(job.status, 'finished', `${lang}: ${JSON.stringify(job)}`);
     const res = job.result;
     assert.equal(res.provider, 'local');
@@ -365,18 +355,18 @@ test('no AI provider: the local provider names the right lines of broken C, Pyth
   // clean code, and warnings with their lines; a selection moves the lines
   const room = await createRoom(u.token, { language: 'c' });
   let r = askLocal(u.token, room, 'hint', { code: 'int main(void)\n{\n\treturn 0;\n}\n' });
-  let job = await waitJob(u.token, r.json.job.id, { timeout: 30000 });
+  let job = await waitJob(u.token, r.json.job.id, { ms: 30000 });
   assert.deepEqual(job.result.diagnostics, []);
   assert.match(job.result.text, /found no problems/);
   const code = 'int main(void)\n{\n\tint unused;\n\treturn 0;\n}\n';
   r = askLocal(u.token, room, 'hint', { code, selection: { from: 0, to: code.length } });
-  job = await waitJob(u.token, r.json.job.id, { timeout: 30000 });
+  job = await waitJob(u.token, r.json.job.id, { ms: 30000 });
   assert.equal(job.result.diagnostics[0].line, 3);
   assert.equal(job.result.diagnostics[0].severity, 'warning');
   // a language without a checker still answers, and says so
   const rustRoom = await createRoom(u.token, { language: 'rust' });
   r = askLocal(u.token, rustRoom, 'hint', { code: 'fn main() {}\n' });
-  job = await waitJob(u.token, r.json.job.id, { timeout: 30000 });
+  job = await waitJob(u.token, r.json.job.id, { ms: 30000 });
   assert.equal(job.status, 'finished');
   assert.match(job.result.text, /no checker for this language/);
 });

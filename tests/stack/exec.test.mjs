@@ -5,19 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import EventSource from 'eventsource';
 import { BASE, call, newUser, createRoom, roomEvents } from '../lib/api.mjs';
+import { waitJob } from '../lib/jobs.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function waitJob(token, id, ms = 20000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const r = await call('GET', `/api/jobs/${id}`, { token });
-    assert.equal(r.status, 200, r.text);
-    if (r.json.job.status === 'finished' || r.json.job.status === 'failed') return r.json.job;
-    if (Date.now() > end) throw new Error(`job ${id} still ${r.json.job.status}`);
-    await sleep(50);
-  }
-}
 
 const run = (token, room, body = {}) => call('POST', `/api/rooms/${room.id}/executions`, { token, body });
 
@@ -202,7 +192,7 @@ test('30 runs at once: every subscriber sees queued, running, finished once each
     const ids = posted.map((r) => r.json.job.id);
     // each job read until it is over; the moment GET says so, its event must be in the history
     await Promise.all(ids.map(async (id) => {
-      const job = await waitJob(owner.token, id, 60000);
+      const job = await waitJob(owner.token, id, { ms: 60000 });
       assert.equal(job.status, 'finished', JSON.stringify(job));
       const hist = statusesByJob(roomEvents(room.id).filter((e) => e.type === 'execution')).get(id) || [];
       assert.ok(hist.includes('finished'), `GET /api/jobs/${id} said finished; the history had ${hist}`);

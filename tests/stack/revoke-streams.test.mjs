@@ -174,6 +174,17 @@ test('a removed member\'s old ticket is refused on SSE, WebSocket and long-poll 
   assert.equal(nt.status, 403);
 });
 
+// Two SSE streams and two WebSockets of `user` on `room`, one of each by a fresh ticket and
+// one by the bearer token, all connected.
+async function openStreams(user, room) {
+  const cred = { ticket: await ticketOf(user, room) };
+  const bearer = { token: user.token };
+  const sses = [sse(room, cred), sse(room, bearer)];
+  const wss = [ws(room, cred), ws(room, bearer)];
+  await Promise.all([...sses.map((x) => x.connected()), ...wss.map((c) => c.opened)]);
+  return { cred, bearer, sses, wss };
+}
+
 // ---- (2) streams open before the removal ----
 
 test('a removal ends the removed member\'s open SSE, WebSocket and long-poll streams, ticket and bearer', async () => {
@@ -181,11 +192,7 @@ test('a removal ends the removed member\'s open SSE, WebSocket and long-poll str
   const e = await newUser('e');
   const room = await privateRoomWith(owner, e);
   const w = await watch(owner, room);
-  const cred = { ticket: await ticketOf(e, room) };
-  const bearer = { token: e.token };
-  const sses = [sse(room, cred), sse(room, bearer)];
-  const wss = [ws(room, cred), ws(room, bearer)];
-  await Promise.all([...sses.map((s) => s.connected()), ...wss.map((c) => c.opened)]);
+  const { cred, bearer, sses, wss } = await openStreams(e, room);
   await waitFor(() => w.events().some((ev) => ev.type === 'join' && ev.data.user.id === e.user.id), { what: 'E joined' });
   const polls = [await pendingPoll(room, cred), await pendingPoll(room, bearer)];
   const rev = await postOp(owner, room, 0, ['before']);
@@ -227,11 +234,7 @@ test('a stranger streaming a public room is cut when it goes private (ticket and
   const s = await newUser('str');
   const room = await createRoom(owner.token, { visibility: 'public' });
   const w = await watch(owner, room);
-  const cred = { ticket: await ticketOf(s, room) };
-  const bearer = { token: s.token };
-  const sses = [sse(room, cred), sse(room, bearer)];
-  const wss = [ws(room, cred), ws(room, bearer)];
-  await Promise.all([...sses.map((x) => x.connected()), ...wss.map((c) => c.opened)]);
+  const { cred, bearer, sses, wss } = await openStreams(s, room);
   const rev = await postOp(owner, room, 0, ['public']);
   await waitFor(() => sses.every((x) => ops(x.events()).length === 1) && wss.every((c) => ops(c.events).length === 1),
     { what: 'stranger streams live' });
@@ -256,12 +259,8 @@ test('a stranger streaming a public room is cut when it goes private (ticket and
 // revoked or raise the user's generation, then PUBLISH {"user":U} on cc:access (lib/access.h).
 
 async function streamsOf(user, room) {
-  const cred = { ticket: await ticketOf(user, room) };
-  const bearer = { token: user.token };
-  const sses = [sse(room, cred), sse(room, bearer)];
-  const wss = [ws(room, cred), ws(room, bearer)];
-  await Promise.all([...sses.map((x) => x.connected()), ...wss.map((c) => c.opened)]);
-  return { cred, bearer, sses, wss, polls: [await pendingPoll(room, cred), await pendingPoll(room, bearer)] };
+  const st = await openStreams(user, room);
+  return { ...st, polls: [await pendingPoll(room, st.cred), await pendingPoll(room, st.bearer)] };
 }
 
 test('sign-out (POST /api/auth/logout) ends the session\'s streams, its tickets\' too; another session keeps its own', async () => {

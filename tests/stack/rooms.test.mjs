@@ -41,6 +41,17 @@ function assertRoom(room, { owner, name, language, visibility, invite }) {
 
 const member = (u, role) => ({ user: { id: u.user.id, username: u.username }, role });
 
+// Every endpoint of one room, as [method, path, body], the member ones about `who`.
+const endpointsOf = (room, who) => [
+  ['GET', `/api/rooms/${room.id}`],
+  ['PATCH', `/api/rooms/${room.id}`, { name: 'x' }],
+  ['DELETE', `/api/rooms/${room.id}`],
+  ['POST', `/api/rooms/${room.id}/join`, {}],
+  ['GET', `/api/rooms/${room.id}/members`],
+  ['PUT', `/api/rooms/${room.id}/members/${who.user.id}`, { role: 'viewer' }],
+  ['DELETE', `/api/rooms/${room.id}/members/${who.user.id}`],
+];
+
 test('POST /api/rooms creates a room (201 {room}, Location) whose caller is its owner', async () => {
   const owner = await newUser();
   const name = uniqueName('Room ');
@@ -122,15 +133,7 @@ test('DELETE /api/rooms/{id}: 204, then the room is gone everywhere (404)', asyn
   const r = await call('DELETE', `/api/rooms/${room.id}`, { token: owner.token });
   assert.equal(r.status, 204, r.text);
   assert.equal(r.text, '');
-  for (const [method, path, body] of [
-    ['GET', `/api/rooms/${room.id}`],
-    ['PATCH', `/api/rooms/${room.id}`, { name: 'x' }],
-    ['DELETE', `/api/rooms/${room.id}`],
-    ['POST', `/api/rooms/${room.id}/join`, {}],
-    ['GET', `/api/rooms/${room.id}/members`],
-    ['PUT', `/api/rooms/${room.id}/members/${guest.user.id}`, { role: 'viewer' }],
-    ['DELETE', `/api/rooms/${room.id}/members/${guest.user.id}`],
-  ]) {
+  for (const [method, path, body] of endpointsOf(room, guest)) {
     const x = await call(method, path, { token: owner.token, body });
     assertError(x, 404);
   }
@@ -501,13 +504,7 @@ test('room endpoints need a valid session token', async () => {
   for (const [method, path, body] of [
     ['GET', '/api/rooms'],
     ['POST', '/api/rooms', { name: 'x', language: 'c' }],
-    ['GET', `/api/rooms/${room.id}`],
-    ['PATCH', `/api/rooms/${room.id}`, { name: 'x' }],
-    ['DELETE', `/api/rooms/${room.id}`],
-    ['POST', `/api/rooms/${room.id}/join`, {}],
-    ['GET', `/api/rooms/${room.id}/members`],
-    ['PUT', `/api/rooms/${room.id}/members/${owner.user.id}`, { role: 'viewer' }],
-    ['DELETE', `/api/rooms/${room.id}/members/${owner.user.id}`],
+    ...endpointsOf(room, owner),
   ]) {
     const r = await call(method, path, { body });
     assertError(r, 401);
