@@ -13,6 +13,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "errbuf.h"
 #include "log.h"
 #include "metrics.h"
@@ -129,8 +130,12 @@ static void serve(struct metrics_http *s, int fd)
 	char head[METRICS_HTTP_HEAD_MAX];
 	size_t len = 0;
 	int status = 0;
-	/* SO_RCVTIMEO bounds each read; the whole head must come within a few of them */
-	for (int reads = 0; status == 0 && len < sizeof head && reads < 64; reads++) {
+	/* SO_RCVTIMEO bounds each read, the deadline the whole head: a client sending a byte at
+	 * a time cannot hold the one listener thread for longer */
+	long long deadline = clock_mono_ms() + METRICS_HTTP_TIMEOUT_MS;
+	while (status == 0 && len < sizeof head) {
+		if (clock_mono_ms() > deadline)
+			return;
 		ssize_t r = recv(fd, head + len, sizeof head - len, 0);
 		if (r < 0 && errno == EINTR)
 			continue;

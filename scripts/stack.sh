@@ -47,7 +47,7 @@ stack_up() { # build
   if [ "${WEB:-lighttpd}" != apache ]; then
     export TLS=self-signed TLS_PORT=$(stack_free_port)
   fi
-  unset DATABASE_URL REDIS_URL JWT_SECRET
+  unset DATABASE_URL REDIS_URL JWT_SECRET JWT_SECRET_FILE # every throwaway stack makes its own key
   "$ROOT/scripts/run.sh" >"$STACK_VAR/log/run.out" 2>&1 &
   STACK_PID=$!
   local n=0

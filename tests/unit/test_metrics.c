@@ -11,11 +11,13 @@
 #include "../../fcgi/route.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -251,6 +253,26 @@ static void test_listener(void)
 		memcpy(big, "GET /metrics HTTP/1.1\r\nX: ", 26);
 		CHECK(roundtrip(port, big, out, sizeof out) == 0);
 		CHECK(strncmp(out, "HTTP/1.1 431 ", 13) == 0);
+		/* a byte every 300 ms: cut off at the head's deadline, unanswered */
+		{
+			int fd = socket(AF_INET, SOCK_STREAM, 0);
+			struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+			sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+			CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+			const char *slow = "GET /metrics HTTP/1.1\r\nX-Slow: aaaaaaaaaaaa";
+			int cut = 0;
+			for (size_t i = 0; i < strlen(slow) && !cut; i++) {
+				cut = send(fd, slow + i, 1, MSG_NOSIGNAL) != 1;
+				usleep(300 * 1000);
+			}
+			char c;
+			struct timeval tv = {5, 0};
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+			ssize_t r = cut ? 0 : recv(fd, &c, 1, 0);
+			/* closed (or reset), nothing answered; a timeout here means it still waited */
+			CHECK(r == 0 || (r < 0 && errno == ECONNRESET));
+			close(fd);
+		}
 		/* it still answers after all that */
 		CHECK(roundtrip(port, "GET /metrics HTTP/1.0\r\n\r\n", out, sizeof out) == 0);
 		CHECK(strncmp(out, "HTTP/1.1 200 OK\r\n", 17) == 0);
