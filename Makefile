@@ -33,7 +33,7 @@ LDFLAGS_ALL := $(VARIANT_LDFLAGS) $(LDFLAGS)
 
 # Libraries of the shared library; every program links them all (static archive, so only
 # what is used ends up in a binary).
-LIB_LIBS := -lhiredis -lpq -lcjson -ljwt -largon2 -lcurl -lssl -lcrypto -lm
+LIB_LIBS := -lhiredis -lpq -lcjson -ljwt -largon2 -lcurl -lssl -lcrypto -lm -lpthread
 API_LIBS := -lfcgi
 BROKER_LIBS := -levent -lwslay
 WORKER_LIBS := -lpthread

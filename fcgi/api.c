@@ -16,6 +16,7 @@
 #include "store_user.h"
 #include "utf8.h"
 #include "valid.h"
+#include "api_metrics.h"
 
 int api_config_load(struct api_config *cfg, char *err, size_t errlen)
 {
@@ -25,6 +26,7 @@ int api_config_load(struct api_config *cfg, char *err, size_t errlen)
 	if (rds_parse_url(cfg_str("REDIS_URL", NULL), &cfg->redis, err, errlen) < 0)
 		return -1;
 	cfg->database_url = cfg_str("DATABASE_URL", "postgresql:///codecollab");
+	cfg->metrics_file = cfg_str("API_METRICS_FILE", NULL);
 	/* read in this order; the address limit's default is five times the per-name limit,
 	 * so the table is read in two parts around it */
 	const struct cfg_setting first[] = {
@@ -45,6 +47,7 @@ int api_config_load(struct api_config *cfg, char *err, size_t errlen)
 		{"JOB_ROOM_BACKLOG_MAX", 30, 1, 10000000, &cfg->job_room_backlog_max},
 		{"JOB_USER_BACKLOG_MAX", 20, 1, 10000000, &cfg->job_user_backlog_max},
 		{"JOB_QUEUE_MAX", 2000, 1, 10000000, &cfg->job_queue_max},
+		{"METRICS_PORT", 0, 0, 65535, &cfg->metrics_port},
 	};
 	if (cfg_load(rest, sizeof rest / sizeof rest[0], err, (int)errlen) < 0 ||
 	    store_doc_cfg_load(&cfg->doc, err, (int)errlen) < 0)
@@ -82,6 +85,8 @@ const struct api_answer *api_status_answer(enum store_status st)
 void api_fail(struct api_ctx *c, enum store_status st, const char *code, const char *fmt, ...)
 {
 	const struct api_answer *a = api_status_answer(st);
+	if (a->status == 503)
+		api_metrics_unavailable(st);
 	char msg[512];
 	if (fmt) {
 		va_list ap;

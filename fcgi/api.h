@@ -31,6 +31,8 @@ struct api_config {
 	long job_room_backlog_max;   /* JOB_ROOM_BACKLOG_MAX: jobs waiting in one room's line */
 	long job_user_backlog_max;   /* JOB_USER_BACKLOG_MAX: jobs one user has waiting */
 	long job_queue_max;          /* JOB_QUEUE_MAX: jobs waiting in all lines */
+	long metrics_port;           /* METRICS_PORT: GET /metrics answers there only; 0 none */
+	const char *metrics_file;    /* API_METRICS_FILE: the processes' shared counters */
 };
 
 #define API_MAX_PARAMS 4
@@ -46,6 +48,7 @@ struct api_ctx {
 	struct token_claims user;
 	char params[API_MAX_PARAMS][API_ID_MAX + 1]; /* path segments matched by '*' */
 	int nparams;
+	int route; /* the route table's index that matched, -1 none (api_metrics.h) */
 };
 
 int api_config_load(struct api_config *cfg, char *err, size_t errlen);

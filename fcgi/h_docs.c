@@ -13,6 +13,7 @@
 #include "presence.h"
 #include "utf8.h"
 #include "valid.h"
+#include "api_metrics.h"
 
 void room_access_failed(struct api_ctx *c, const char *room, enum store_status st,
 			enum store_refusal why)
@@ -148,6 +149,7 @@ void h_operations(struct api_ctx *c)
 	};
 	enum store_status st = store_doc_commit(c->store, &c->cfg->doc, &dc);
 	ot_free(op);
+	api_metrics_commit(st == STORE_OK, dc.races);
 	switch (st) {
 	case STORE_OK: {
 		cJSON *o = cJSON_CreateObject();

@@ -89,6 +89,8 @@ int http_read_request(struct http_io *io, struct http_req *req, const char **why
 	req->remote_addr = dup_or_empty(io_param(io, "REMOTE_ADDR"));
 	const char *https = io_param(io, "HTTPS");
 	req->https = https && strcasecmp(https, "on") == 0;
+	const char *sp = io_param(io, "SERVER_PORT");
+	req->server_port = sp ? strtol(sp, NULL, 10) : 0;
 	if (!req->content_type || !req->authorization || !req->remote_addr) {
 		*why = "out of memory";
 		return 500;

@@ -30,6 +30,7 @@ struct http_req {
 	char *authorization; /* owned, "" when none */
 	char *remote_addr;   /* owned */
 	int https;
+	long server_port; /* SERVER_PORT: the port the web server took the request on, 0 unknown */
 	char *body; /* NUL-terminated, owned; NULL when there is none */
 	size_t body_len;
 };

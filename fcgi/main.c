@@ -11,7 +11,9 @@
 #include <fcgiapp.h>
 
 #include "api.h"
+#include "api_metrics.h"
 #include "log.h"
+#include "metrics.h"
 #include "route.h"
 
 static volatile int api_stop;
@@ -30,7 +32,9 @@ static void serve(const struct api_config *cfg, struct store *store, struct http
 	struct http_resp resp;
 	struct api_ctx c;
 	const char *why = NULL;
+	long long t0 = api_metrics_now_us();
 	memset(&c, 0, sizeof c);
+	c.route = -1;
 	http_resp_init(&resp);
 	c.cfg = cfg;
 	c.store = store;
@@ -46,6 +50,9 @@ static void serve(const struct api_config *cfg, struct store *store, struct http
 	if (http_send(io, &req, &resp) < 0)
 		log_warn("could not write the answer to %s %s", req.method,
 			 req.path ? req.path : "?");
+	api_metrics_request(c.route, resp.status, api_metrics_now_us() - t0);
+	api_metrics_restores(store->restores);
+	store->restores = 0;
 	if (resp.status >= 500)
 		log_error("%s %s -> %d %s", req.method, req.path ? req.path : "?", resp.status,
 			  resp.body.data ? resp.body.data : "");
@@ -96,6 +103,11 @@ int main(void)
 		goto out;
 	}
 
+	/* the processes' shared counters (api_metrics.h); the API runs on without them */
+	if (cfg.metrics_file && cfg.metrics_file[0] && !metrics_disabled_by_env()) {
+		if (api_metrics_open(cfg.metrics_file, err, sizeof err) < 0)
+			log_warn("%s: running without metrics", err);
+	}
 	if (FCGX_Init() != 0) {
 		log_error("FCGX_Init failed");
 		goto out;
@@ -119,6 +131,7 @@ int main(void)
 	FCGX_Free(&rq, 1);
 	rc = 0;
 out:
+	api_metrics_close();
 	store_close(&store);
 	api_config_free(&cfg);
 	curl_global_cleanup();

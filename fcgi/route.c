@@ -40,7 +40,23 @@ static const struct route routes[] = {
 	{"GET", "/api/runtimes", h_runtimes},
 	{"POST", "/api/rooms/*/ai/hint", h_ai_hint},
 	{"POST", "/api/rooms/*/ai/review", h_ai_review},
+	{"GET", "/metrics", h_metrics},
 };
+
+size_t route_count(void)
+{
+	return sizeof routes / sizeof routes[0];
+}
+
+const char *route_method(size_t i)
+{
+	return routes[i].method;
+}
+
+const char *route_pattern(size_t i)
+{
+	return routes[i].pattern;
+}
 
 static int id_char(char ch)
 {
@@ -97,6 +113,7 @@ void route_dispatch(struct api_ctx *c)
 		if (strcmp(routes[i].method, method) == 0) {
 			memcpy(c->params, params, sizeof params);
 			c->nparams = n;
+			c->route = (int)i;
 			routes[i].fn(c);
 			return;
 		}

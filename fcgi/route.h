@@ -11,6 +11,11 @@ typedef void (*route_handler)(struct api_ctx *c);
  * 1..64 of [A-Za-z0-9_-] does not match (404). */
 void route_dispatch(struct api_ctx *c);
 
+/* The table, for the metrics' route labels: its size, and row i's method and pattern. */
+size_t route_count(void);
+const char *route_method(size_t i);
+const char *route_pattern(size_t i);
+
 /* Pure matcher, for tests: 1 when path matches pattern, with captures in params. */
 int route_match(const char *pattern, const char *path, char params[][API_ID_MAX + 1],
 		int *nparams);

@@ -47,6 +47,9 @@ struct store {
 	 * statements after it would run outside the transaction) */
 	int in_tx;
 	char msg[256];
+	/* documents restored from PostgreSQL (lib/store_doc.c) since the owner last reset it:
+	 * the API adds it to its metrics after each request */
+	int restores;
 };
 
 /* No connection is opened here: the first getter call does. */

@@ -382,8 +382,10 @@ static enum store_status restore(struct store *s, const struct store_doc_cfg *cf
 	size_t lens[] = {strlen(dk.s), strlen(ok.s), strlen(rev), clen, strlen(cps), strlen(bytes)};
 	redisReply *rep = rds_script(rd, &rs_doc_init, 2, 6, args, lens);
 	enum store_status st = rep && rep->type == REDIS_REPLY_INTEGER ? STORE_OK : STORE_REDIS_UNAVAILABLE;
-	if (st == STORE_OK && rep->integer == 1 && saved)
+	if (st == STORE_OK && rep->integer == 1 && saved) {
 		log_info("room %s: document restored from its history at revision %s", room, rev);
+		s->restores++;
+	}
 	if (rep)
 		freeReplyObject(rep);
 	doc_state_free(&h);
@@ -599,6 +601,7 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 	struct rkey ek = rkey1(RK_ROOM_EVENTS, room), ch = rkey1(RK_ROOM_CHANNEL, room);
 	dc->applied = NULL;
 	dc->refusal = STORE_REFUSE_NONE;
+	dc->races = 0;
 	struct ot_author me;
 	ot_author_set(&me, dc->user_id, dc->client_id);
 	size_t limit = (size_t)cfg->max_bytes;
@@ -637,6 +640,7 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 			if (st == STORE_CONFLICT) {
 				ot_free(a);
 				freeReplyObject(rep);
+				dc->races++;
 				continue;
 			}
 			if (st != STORE_OK)
@@ -707,6 +711,7 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 			return STORE_OK;
 		}
 		ot_free(a);
+		dc->races++;
 		/* someone committed in between: read again. After a few lost races in a row, wait
 		 * a random moment (up to 50 µs per loss, at most 2 ms) so that the same
 		 * processes do not keep meeting in the same window */
@@ -970,7 +975,7 @@ static long rows_changed(struct store *s, const char *sql, int n, const char *co
 	return rows;
 }
 
-void store_doc_thin(struct store *s, const struct store_doc_cfg *cfg)
+int store_doc_thin(struct store *s, const struct store_doc_cfg *cfg)
 {
 	char days[24];
 	snprintf(days, sizeof days, "%ld days", cfg->history_keep_ops_days);
@@ -990,6 +995,7 @@ void store_doc_thin(struct store *s, const struct store_doc_cfg *cfg)
 	if (ops != 0 || cps != 0)
 		log_info("history thinned: %ld operation batches, %ld checkpoints removed (-1: failed)",
 			 ops, cps);
+	return ops < 0 || cps < 0 ? -1 : 0;
 }
 
 /* PostgreSQL (or Redis) failed: the claim (ZREM) took the room off the due set, and a room

@@ -78,6 +78,7 @@ struct doc_commit {
 	int event_too_large;   /* STORE_TOO_LARGE: 1 the op's event, 0 the document */
 	size_t size;	       /* STORE_TOO_LARGE: the bytes it would have */
 	enum store_refusal refusal; /* STORE_FORBIDDEN */
+	int races;		    /* commits of others that came first (each a new read) */
 };
 
 /* Checks that the user may edit the room (the member cache, asked in the commit's first
@@ -139,7 +140,7 @@ enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg
 				     const char *room);
 /* Thins every room's history: typed operations older than HISTORY_KEEP_OPS_DAYS go once a
  * later checkpoint holds their result; old checkpoints are thinned to the newest of each
- * hour. Failures are logged and retried next time. */
-void store_doc_thin(struct store *s, const struct store_doc_cfg *cfg);
+ * hour. Failures are logged and retried next time: -1 when a part failed, else 0. */
+int store_doc_thin(struct store *s, const struct store_doc_cfg *cfg);
 
 #endif

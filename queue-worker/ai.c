@@ -5,6 +5,7 @@
 #include "clock.h"
 #include "errbuf.h"
 #include "log.h"
+#include "worker_metrics.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -157,6 +158,10 @@ static cJSON *fresh_answer(const struct ai_deps *d, const struct ai_request *rq,
 			errbuf_set(err, errlen, "out of memory");
 	}
 	*provider_ms = clock_mono_ms() - start;
+	if (!cancelled(cancel))
+		metric_observe(&worker_metrics[WM_AI_PROVIDER],
+			       rq->provider == AICFG_LOCAL ? WM_LOCAL : WM_OPENAI,
+			       res ? WM_CALL_OK : WM_CALL_ERROR, *provider_ms);
 	free(text);
 	if (res && !cJSON_AddFalseToObject(res, "cached")) {
 		cJSON_Delete(res);
@@ -179,7 +184,10 @@ enum ai_status ai_job_run(const struct ai_deps *d, redisContext *r, const char *
 	*result_json = NULL;
 	if (ai_request_parse(request_json, &rq, err, errlen) < 0)
 		return AI_FAILED;
-	if ((*result_json = cached_answer(r, &rq, &provider_ms)) != NULL) {
+	*result_json = cached_answer(r, &rq, &provider_ms);
+	if (rq.cache_key)
+		metric_inc(&worker_metrics[WM_AI_CACHE], *result_json ? WM_HIT : WM_MISS, 0);
+	if (*result_json) {
 		/* another scope's answer: no provider call, but no sooner than the call that
 		 * made it took, so neither the answer nor its timing tells that anyone asked */
 		clock_sleep_watching((long)(provider_ms - (clock_mono_ms() - t0)), AI_SLEEP_SLICE_MS,

@@ -19,6 +19,8 @@
 #include "runtimes.h"
 #include "sandbox.h"
 #include "clock.h"
+#include "metrics_http.h"
+#include "worker_metrics.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -52,6 +54,8 @@ struct config {
 	long grace_ms;
 	long refresh_s;
 	long room_cap; /* JOB_ROOM_RUNNING_MAX: jobs of one room in flight at once, 0 none */
+	long metrics_port; /* WORKER_METRICS_PORT: GET /metrics there, 0 none */
+	const char *metrics_host;
 	const char *piston_url;
 	long piston_timeout_ms;
 	struct sandbox_limits limits;
@@ -160,9 +164,13 @@ static int load_config(struct config *c)
 		{"SHUTDOWN_GRACE_MS", 30000, 0, 3600000, &c->grace_ms},
 		{"RUNTIMES_REFRESH_S", 60, 1, 86400, &c->refresh_s},
 		{"JOB_ROOM_RUNNING_MAX", 0, 0, 100000, &c->room_cap},
+		{"WORKER_METRICS_PORT", 0, 0, 65535, &c->metrics_port},
 	};
 	if (LOAD(settings) < 0 || load_limits(c) < 0)
 		return -1;
+	c->metrics_host = cfg_str("METRICS_HOST", "127.0.0.1");
+	if (metrics_disabled_by_env())
+		c->metrics_port = 0; /* METRICS=off: nothing counted, nothing listens */
 	c->piston_url = cfg_str("PISTON_URL", NULL);
 	/* Piston's timeout defaults to both steps' limits and some slack */
 	const struct cfg_setting piston[] = {
@@ -198,6 +206,7 @@ static void set_inflight(struct slot *s, const char *entry, const char *job)
 	snprintf(s->inflight, sizeof s->inflight, "%s", entry ? entry : "");
 	snprintf(s->job, sizeof s->job, "%s", entry && job ? job : "");
 	s->cancel = s->w->cancel;
+	metric_add(&worker_metrics[WM_THREADS_BUSY], 0, 0, entry ? 1 : -1);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -210,6 +219,7 @@ static void *job_thread(void *arg)
 	long long next_claim = 0;
 	long claim_every = w->cfg.claim_idle_ms / 2 < 1000 ? w->cfg.claim_idle_ms / 2 : 1000;
 	char err[512];
+	int connected_once = 0;
 	while (!w->stop) {
 		if (!r) {
 			r = connect_redis(w, err, sizeof err);
@@ -218,6 +228,9 @@ static void *job_thread(void *arg)
 				backoff_wait(w, &failures);
 				continue;
 			}
+			if (connected_once)
+				metric_inc(&worker_metrics[WM_REDIS_RECONNECTS], 0, 0);
+			connected_once = 1;
 			backoff_reset(&failures);
 		}
 		struct queue_entry e;
@@ -327,6 +340,9 @@ int main(void)
 	struct execution_env exec;
 	struct ai_deps ai;
 	redisContext *r = NULL;
+	metric_cell *cells = NULL;
+	struct metrics_http *mh = NULL;
+	struct worker_scrape scrape = {0};
 	int rc = 1;
 	long started = 0;
 	if (!w || load_config(&w->cfg) < 0) {
@@ -343,6 +359,15 @@ int main(void)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+
+	if (w->cfg.metrics_port > 0) {
+		size_t ncells = metrics_cells(worker_metrics, WM_N);
+		cells = calloc(ncells, sizeof *cells);
+		if (!cells || metrics_bind(worker_metrics, WM_N, cells, ncells) < 0) {
+			log_error("metrics: %s", cells ? "malformed table" : "out of memory");
+			goto out;
+		}
+	}
 
 	char host[256] = "worker";
 	gethostname(host, sizeof host - 1);
@@ -382,6 +407,17 @@ int main(void)
 	w->handlers[w->nhandlers++] = (struct queue_handler){.kind = "ai", .event = EV_AI, .ctx = &ai,
 							     .run = ai_queue_run, .event_data = ai_event_data};
 	/* more kinds are added here, each with its handler */
+
+	if (w->cfg.metrics_port > 0) {
+		scrape.redis = &w->cfg.redis;
+		mh = metrics_http_start(w->cfg.metrics_host, (int)w->cfg.metrics_port,
+					worker_metrics_collect, &scrape, err, sizeof err);
+		if (!mh) {
+			log_error("%s", err);
+			goto out;
+		}
+		log_info("metrics on %s port %ld", w->cfg.metrics_host, w->cfg.metrics_port);
+	}
 
 	/* Redis and the group, before any thread reads */
 	struct backoff failures = {.first_ms = BACKOFF_FIRST_MS, .max_ms = BACKOFF_MAX_MS};
@@ -456,6 +492,7 @@ int main(void)
 			r = connect_redis(w, err, sizeof err);
 			if (!r)
 				continue;
+			metric_inc(&worker_metrics[WM_REDIS_RECONNECTS], 0, 0);
 		}
 		int bad = 0;
 		/* the scheduler counts this worker's threads while it takes jobs; once it stops,
@@ -497,6 +534,10 @@ int main(void)
 	log_info("stopped");
 	rc = 0;
 out:
+	metrics_http_stop(mh);
+	worker_scrape_free(&scrape);
+	metrics_unbind(worker_metrics, WM_N);
+	free(cells);
 	if (r)
 		redisFree(r);
 	sandbox_close(sb);

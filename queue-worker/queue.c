@@ -6,6 +6,8 @@
 #include "errbuf.h"
 #include "log.h"
 #include "rds.h"
+#include "worker_metrics.h"
+#include "clock.h"
 
 #include <cjson/cJSON.h>
 #include <stdarg.h>
@@ -293,6 +295,9 @@ static int conclude(redisContext *r, const struct queue_handler *h, const struct
 				result_json};
 	int rc = change(r, h, j, attempt, from, status, result_json, error, fields,
 			result_json ? 3 : 2, NULL, err, errlen);
+	if (rc >= 0)
+		worker_metrics_job(j->kind, rc == 0 ? WM_STALE
+					  : status == JOB_FINISHED ? WM_FINISHED : WM_FAILED);
 	if (rc == 0 && ack_if_over(r, j, entry) < 0) {
 		errbuf_set(err, errlen, "redis: XACK failed");
 		return -1;
@@ -367,7 +372,9 @@ int queue_process(redisContext *r, const struct queue_entry *e, const struct que
 		rc = ok;
 		goto out;
 	}
+	long long t0 = clock_mono_ms();
 	enum queue_outcome o = hd->run(hd->ctx, r, &j, cancel, &result, why, sizeof why);
+	worker_metrics_job_time(j.kind, clock_mono_ms() - t0);
 	switch (o) {
 	case QUEUE_FINISHED:
 		log_info("job %s: finished", j.id);
@@ -388,6 +395,8 @@ int queue_process(redisContext *r, const struct queue_entry *e, const struct que
 		ok = change(r, hd, &j, j.attempts, JOB_BIT(JOB_RUNNING), JOB_QUEUED, NULL, NULL, NULL, 0, e->entry,
 			    err, errlen);
 		/* refused because the job was cancelled (that is why it stopped): acknowledged */
+		if (ok >= 0)
+			worker_metrics_job(j.kind, ok == 0 ? WM_STALE : WM_REQUEUED);
 		if (ok == 0 && ack_if_over(r, &j, e->entry) < 0)
 			ok = -1;
 		rc = ok < 0 ? -1 : 0;

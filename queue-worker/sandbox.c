@@ -7,6 +7,7 @@
 
 #include "errbuf.h"
 #include "sandbox_exit.h"
+#include "worker_metrics.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -155,7 +156,10 @@ static int compile_step(const struct sandbox *sb, const struct runtime *rt, int 
 		.cpu_s = (lim->compile_ms + 999) / 1000,
 	};
 	res->compiled = 1;
-	return sandbox_step_run(sb, &sp, lim, cancel, &res->compile, err, errlen);
+	if (sandbox_step_run(sb, &sp, lim, cancel, &res->compile, err, errlen) < 0)
+		return -1;
+	metric_observe(&worker_metrics[WM_SANDBOX_SECONDS], WM_COMPILE, 0, res->compile.time_ms);
+	return 0;
 }
 
 /* The run step: the program (source or compiled) from file_fd as file_dest. */
@@ -179,6 +183,7 @@ static int run_step(const struct sandbox *sb, const struct runtime *rt,
 	res->ran = 1;
 	if (sandbox_step_run(sb, &sp, lim, cancel, &res->run, err, errlen) < 0)
 		return -1;
+	metric_observe(&worker_metrics[WM_SANDBOX_SECONDS], WM_RUN, 0, res->run.time_ms);
 	res->status = res->run.status;
 	return 0;
 }

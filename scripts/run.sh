@@ -18,6 +18,15 @@ export REDIS_PORT=${REDIS_PORT:-6380}
 export API_PROCESSES=${API_PROCESSES:-4}
 export WORKERS=${WORKERS:-2}
 export WEB=${WEB:-lighttpd}
+# Prometheus metrics (docs/OPERATIONS.md "Metrics"): each program on a port of its own on
+# METRICS_HOST (loopback unless you say otherwise), never on PORT; 0 (the default): none.
+# The API's come from the web server's own listener on METRICS_PORT.
+export METRICS_HOST=${METRICS_HOST:-127.0.0.1}
+export METRICS_PORT=${METRICS_PORT:-0}
+export BROKER_METRICS_PORT=${BROKER_METRICS_PORT:-0}
+export WORKER_METRICS_PORT=${WORKER_METRICS_PORT:-0}
+export SNAPSHOTTER_METRICS_PORT=${SNAPSHOTTER_METRICS_PORT:-0}
+METRICS_VARS="METRICS_PORT BROKER_METRICS_PORT WORKER_METRICS_PORT SNAPSHOTTER_METRICS_PORT"
 LOG_MAX_MB=${LOG_MAX_MB:-100}
 LOG_CHECK_S=${LOG_CHECK_S:-60}
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
@@ -161,7 +170,7 @@ case "$WEB" in
     done ;;
   *) die "WEB must be lighttpd (the default) or apache (got '$WEB')" ;;
 esac
-for v in LOG_MAX_MB LOG_CHECK_S; do
+for v in LOG_MAX_MB LOG_CHECK_S $METRICS_VARS; do
   case "${!v}" in '' | *[!0-9]*) die "$v must be a whole number (got '${!v}')" ;; esac
 done
 [ "$LOG_CHECK_S" -ge 1 ] || die "LOG_CHECK_S must be at least 1"
@@ -171,6 +180,19 @@ chmod 755 "$CC_VAR"
 
 check_port "$PORT" "HTTP" PORT
 check_port "$BROKER_PORT" "broker" BROKER_PORT
+for v in $METRICS_VARS; do
+  [ "${!v}" -le 65535 ] || die "$v must be a port number (got '${!v}')"
+  [ "${!v}" -eq 0 ] || check_port "${!v}" "metrics" "$v"
+done
+case "$METRICS_HOST" in *:*) metrics_addr="[$METRICS_HOST]" ;; *) metrics_addr=$METRICS_HOST ;; esac
+# The API processes add up their counters in one shared file (fcgi/api_metrics.h), new at
+# every start.
+if [ "$METRICS_PORT" -gt 0 ]; then
+  export API_METRICS_FILE=$CC_VAR/run/api-metrics
+  rm -f "$API_METRICS_FILE"
+else
+  unset API_METRICS_FILE
+fi
 
 # --- HTTPS (and with it HTTP/2): TLS_CERT + TLS_KEY, or TLS=self-signed ------------------
 # lighttpd reads $CC_VAR/run/tls.conf (lighttpd.conf includes it; empty = plain HTTP). With
@@ -213,6 +235,18 @@ if [ -n "${TLS_CERT:-}${TLS_KEY:-}" ]; then
       scheme=https
     fi
   } >"$CC_VAR/run/tls.conf"
+fi
+# lighttpd's metrics listener (lighttpd.conf includes run/metrics.conf): plain HTTP on
+# METRICS_HOST:METRICS_PORT, where /metrics reaches the API and nothing else is served.
+: >"$CC_VAR/run/metrics.conf"
+if [ "$METRICS_PORT" -gt 0 ]; then
+  {
+    printf '$SERVER["socket"] == "%s:%s" {\n' "$metrics_addr" "$METRICS_PORT"
+    [ "$scheme" = https ] && printf '  ssl.engine = "disable"\n'
+    printf '  url.rewrite-once = ( "^/metrics$" => "/api/metrics" )\n'
+    printf '  $HTTP["url"] != "/api/metrics" { url.access-deny = ( "" ) }\n'
+    printf '}\n'
+  } >"$CC_VAR/run/metrics.conf"
 fi
 
 # --- JWT key: JWT_SECRET, else JWT_SECRET_FILE, else one generated once into var/ -----
@@ -298,14 +332,19 @@ if [ "$WEB" = apache ]; then
   setsid spawn-fcgi -s "$CC_VAR/run/api.sock" -M 0666 -F "$API_PROCESSES" -P "$CC_VAR/run/api.pids" \
     -- "$CC_BIN/codecollab-api" >>"$CC_VAR/log/api.log" 2>&1 </dev/null ||
     die "spawn-fcgi could not start the API (see $CC_VAR/log/api.log)"
-  while read -r p; do
+  while read -r p || [ -n "$p" ]; do # spawn-fcgi ends the last pid without a newline
     [ -n "$p" ] && pids+=("$p")
   done <"$CC_VAR/run/api.pids"
   case "$CC_BIND" in *:*) CC_LISTEN="[$CC_BIND]:$PORT" ;; *) CC_LISTEN="$CC_BIND:$PORT" ;; esac
   if [ "$(id -u)" = 0 ]; then CC_APACHE_USER=www-data CC_APACHE_GROUP=www-data
   else CC_APACHE_USER=$(id -un) CC_APACHE_GROUP=$(id -gn); fi
   export CC_LISTEN CC_APACHE_USER CC_APACHE_GROUP
-  setsid apache2 -f "$ROOT/deploy/apache/codecollab.conf" -DFOREGROUND >>"$CC_VAR/log/apache.log" 2>&1 &
+  apache_defs=(-DFOREGROUND)
+  if [ "$METRICS_PORT" -gt 0 ]; then
+    export CC_METRICS_LISTEN=$metrics_addr:$METRICS_PORT
+    apache_defs+=(-DCC_METRICS)
+  fi
+  setsid apache2 -f "$ROOT/deploy/apache/codecollab.conf" "${apache_defs[@]}" >>"$CC_VAR/log/apache.log" 2>&1 &
   pids+=($!)
 else
   setsid lighttpd -D -f "$ROOT/lighttpd.conf" >>"$CC_VAR/log/lighttpd.log" 2>&1 &
@@ -326,6 +365,13 @@ wait_for "the broker" 20 curl -kfsS "$scheme://127.0.0.1:$PORT/events/health"
   # the certificate, for clients that must trust a self-signed one (not TLS_CERT: whoever
   # reads this file may start another stack)
   [ -n "${TLS_CERT:-}" ] && printf 'CC_TLS_CA=%q\n' "$TLS_CERT"
+  metrics_url() { # name port
+    [ "$2" -eq 0 ] || printf '%s=%q\n' "$1" "http://$metrics_addr:$2/metrics"
+  }
+  metrics_url API_METRICS_URL "$METRICS_PORT"
+  metrics_url BROKER_METRICS_URL "$BROKER_METRICS_PORT"
+  metrics_url WORKER_METRICS_URL "$WORKER_METRICS_PORT"
+  metrics_url SNAPSHOTTER_METRICS_URL "$SNAPSHOTTER_METRICS_PORT"
 } >"$CC_VAR/run/env"
 say "ready: $scheme://localhost:$PORT/  (Ctrl-C stops everything; logs in $CC_VAR/log/)"
 if [ -n "${TLS_PORT:-}" ] && [ -n "${TLS_CERT:-}" ]; then

@@ -1,7 +1,8 @@
 # Sourced by scripts/test.sh and bench/: starts a throwaway stack (scripts/run.sh) on random
 # free ports with its data in a temporary directory, and stops it again.
 #   stack_up <build>   sets STACK_VAR, STACK_PID, exports the stack's BASE_URL,
-#                      DATABASE_URL, REDIS_URL, JWT_SECRET_FILE (from var/run/env)
+#                      DATABASE_URL, REDIS_URL, JWT_SECRET_FILE and the programs'
+#                      *_METRICS_URL (from var/run/env)
 #   stack_down         stops it; returns 1 when a process of it survived
 
 stack_free_port() {
@@ -36,6 +37,9 @@ stack_up() { # build
   export CC_VAR=$STACK_VAR BUILD=$1 CC_BIND=127.0.0.1
   export PORT=$(stack_free_port) BROKER_PORT=$(stack_free_port)
   export PG_PORT=$(stack_free_port) REDIS_PORT=$(stack_free_port)
+  export METRICS_HOST=127.0.0.1
+  export METRICS_PORT=$(stack_free_port) BROKER_METRICS_PORT=$(stack_free_port)
+  export WORKER_METRICS_PORT=$(stack_free_port) SNAPSHOTTER_METRICS_PORT=$(stack_free_port)
   export CC_READY_FILE=$STACK_VAR/ready
   # HTTPS (HTTP/2) beside plain HTTP, with a throwaway self-signed certificate: TLS_URL
   # (lighttpd only: under WEB=apache, make run leaves TLS to the site's own Apache)
@@ -43,7 +47,7 @@ stack_up() { # build
   if [ "${WEB:-lighttpd}" != apache ]; then
     export TLS=self-signed TLS_PORT=$(stack_free_port)
   fi
-  unset DATABASE_URL REDIS_URL JWT_SECRET
+  unset DATABASE_URL REDIS_URL JWT_SECRET JWT_SECRET_FILE # every throwaway stack makes its own key
   "$ROOT/scripts/run.sh" >"$STACK_VAR/log/run.out" 2>&1 &
   STACK_PID=$!
   local n=0
@@ -59,7 +63,8 @@ stack_up() { # build
     sleep 0.1
   done
   # what started this stack is not for stacks the tests start themselves (run.test.mjs)
-  unset TLS TLS_PORT
+  unset TLS TLS_PORT METRICS_HOST METRICS_PORT BROKER_METRICS_PORT WORKER_METRICS_PORT \
+    SNAPSHOTTER_METRICS_PORT
   set -a
   # shellcheck disable=SC1091
   . "$STACK_VAR/run/env"

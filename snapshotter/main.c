@@ -4,10 +4,12 @@
  * run: each claims a due room (ZREM on cc:snap:due) before it saves it.
  *
  * Settings: REDIS_URL, DATABASE_URL and the document settings of lib/store_doc.h
- * (DOCUMENT_MAX_BYTES, SNAPSHOT_INTERVAL_MS, HISTORY_*). SIGTERM or SIGINT: one more pass
+ * (DOCUMENT_MAX_BYTES, SNAPSHOT_INTERVAL_MS, HISTORY_*); SNAPSHOTTER_METRICS_PORT (on
+ * METRICS_HOST) for GET /metrics (snap_metrics.h). SIGTERM or SIGINT: one more pass
  * that saves every room still marked due, whatever its time, then exit 0. */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <curl/curl.h>
@@ -15,7 +17,9 @@
 #include "cfg.h"
 #include "clock.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "rds.h"
+#include "snap_metrics.h"
 #include "store.h"
 #include "store_doc.h"
 
@@ -52,7 +56,12 @@ static size_t pass(struct store *s, const struct store_doc_cfg *cfg, int drainin
 			continue; /* another snapshotter took it */
 		if (st != STORE_OK)
 			break;
+		long long t0 = clock_mono_ms();
 		st = store_doc_snapshot(s, cfg, room->str);
+		if (st == STORE_OK)
+			metric_observe(&snap_metrics[SM_SECONDS], 0, 0, clock_mono_ms() - t0);
+		metric_inc(&snap_metrics[SM_SNAPSHOTS],
+			   st == STORE_OK ? SM_SAVED : st == STORE_NOT_FOUND ? SM_GONE : SM_FAILED, 0);
 		if (st != STORE_OK && st != STORE_NOT_FOUND)
 			log_warn("room %s: no snapshot (%s): %s", room->str, store_status_name(st), s->msg);
 		if (st == STORE_REDIS_UNAVAILABLE)
@@ -89,6 +98,32 @@ int main(void)
 		curl_global_cleanup();
 		return 1;
 	}
+	long metrics_port = 0;
+	const struct cfg_setting settings[] = {
+		{"SNAPSHOTTER_METRICS_PORT", 0, 0, 65535, &metrics_port},
+	};
+	if (cfg_load(settings, 1, err, (int)sizeof err) < 0) {
+		log_error("configuration: %s", err);
+		curl_global_cleanup();
+		return 1;
+	}
+	/* METRICS=off: nothing counted, nothing listens */
+	metric_cell *cells = NULL;
+	struct metrics_http *mh = NULL;
+	if (metrics_port > 0 && !metrics_disabled_by_env()) {
+		const char *host = cfg_str("METRICS_HOST", "127.0.0.1");
+		size_t n = metrics_cells(snap_metrics, SM_N);
+		cells = calloc(n, sizeof *cells);
+		if (!cells || metrics_bind(snap_metrics, SM_N, cells, n) < 0 ||
+		    !(mh = metrics_http_start(host, (int)metrics_port, snap_metrics_collect, NULL, err,
+					      sizeof err))) {
+			log_error("%s", cells ? err : "metrics: out of memory");
+			free(cells);
+			curl_global_cleanup();
+			return 1;
+		}
+		log_info("metrics on %s port %ld", host, metrics_port);
+	}
 	store_init(&s, cfg_str("DATABASE_URL", "postgresql:///codecollab"), &redis);
 	log_info("snapshotter: writing room snapshots every %ld ms while rooms change",
 		 cfg.snapshot_interval_ms);
@@ -104,13 +139,17 @@ int main(void)
 		if (draining)
 			continue;
 		if (clock_wall_ms() >= next_thin) {
-			store_doc_thin(&s, &cfg);
+			metric_inc(&snap_metrics[SM_THINS],
+				   store_doc_thin(&s, &cfg) < 0 ? SM_THIN_FAILED : SM_THIN_OK, 0);
 			next_thin = clock_wall_ms() + cfg.history_thin_interval_s * 1000;
 		}
 		if (n < SNAP_BATCH)
 			clock_sleep_watching(SNAP_IDLE_MS, SNAP_SLICE_MS, &snap_stop);
 	}
 	log_info("snapshotter: stopped");
+	metrics_http_stop(mh);
+	metrics_unbind(snap_metrics, SM_N);
+	free(cells);
 	store_close(&s);
 	curl_global_cleanup();
 	return 0;

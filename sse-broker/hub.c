@@ -12,6 +12,7 @@
 #include "access.h"
 #include "events.h"
 #include "backoff.h"
+#include "broker_metrics.h"
 #include "log.h"
 #include "rkeys.h"
 #include "rnd.h"
@@ -54,6 +55,7 @@ struct hub {
 	redisAsyncContext *ac[2];
 	int ready[2];
 	int up;
+	int was_up; /* connected once: a later link_up is a reconnect */
 	struct backoff backoff; /* Redis reconnects (lib/backoff.h) */
 	struct event *retry, *conn_timeout, *beat, *shutdown_timer;
 	struct hub_room *buckets[HUB_BUCKETS];
@@ -474,6 +476,7 @@ static void sub_catchup(struct hub_sub *s)
 	const char *argv[] = {NULL, NULL, "1", r->key, from, page};
 	if (hub_script(h->ac[HUB_CMD], catchup_cb, s, &rs_broker_catchup, 6, argv) != REDIS_OK) {
 		s->ops->release(s);
+		metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_REDIS, 0);
 		s->ops->fail(s, "redis unavailable");
 	}
 }
@@ -516,8 +519,10 @@ static void rights_cb(redisAsyncContext *ac, void *reply, void *priv)
 			next = s->next;
 			struct rights_subject key;
 			sub_subject(s, &key);
-			if (bsearch(&key, q->subj, q->n, sizeof *q->subj, rights_subject_cmp))
+			if (bsearch(&key, q->subj, q->n, sizeof *q->subj, rights_subject_cmp)) {
+				metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_REDIS, 0);
 				s->ops->fail(s, "could not check the stream's rights");
+			}
 		}
 		goto out;
 	}
@@ -536,9 +541,11 @@ static void rights_cb(redisAsyncContext *ac, void *reply, void *priv)
 		case RIGHTS_READ:
 			break;
 		case RIGHTS_DENIED:
+			metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_REVOKED, 0);
 			s->ops->revoked(s, "not a member of this room");
 			break;
 		case RIGHTS_REVOKED:
+			metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_REVOKED, 0);
 			s->ops->revoked(s, "this session was signed out");
 			break;
 		case RIGHTS_UNKNOWN:
@@ -580,6 +587,8 @@ static void rights_check_some(struct hub_room *r, long long only_uid, const stru
 			memcpy(q->subj, all + at, k * sizeof q->subj[0]);
 			sent = hub_script(h->ac[HUB_CMD], rights_cb, q, &rs_access_stream, cmd.argc,
 					  cmd.argv) == REDIS_OK;
+			if (sent)
+				metric_add(&broker_metrics[BM_RIGHTS_RECHECKS], 0, 0, (long long)k);
 		}
 		rights_cmd_free(&cmd);
 		if (!sent) {
@@ -657,8 +666,10 @@ static void resync_live(struct hub_room *r, const char *reason)
 		struct room_event *ev = room_event_resync(id, reason);
 		if (ev)
 			s->ops->deliver(s, ev);
-		else
+		else {
+			metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_ERROR, 0);
 			s->ops->fail(s, "out of memory");
+		}
 		room_event_release(ev);
 	}
 }
@@ -690,6 +701,7 @@ static void dispatch(struct hub_room *r, const char *msg, size_t len)
 			s->ops->deliver(s, ev);
 			break;
 		case ROOM_OVERFLOW:
+			metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_CATCHUP, 0);
 			s->ops->fail(s, "too many events during catch-up");
 			break;
 		case ROOM_DUPLICATE:
@@ -906,6 +918,9 @@ static void link_up(struct hub *h)
 	backoff_reset(&h->backoff);
 	evtimer_del(h->conn_timeout);
 	log_info("redis: connected");
+	if (h->was_up)
+		metric_inc(&broker_metrics[BM_REDIS_RECONNECTS], 0, 0);
+	h->was_up = 1;
 	/* sign-outs and password changes while we were away were published to nobody: every
 	 * room is checked below, and from now on cc:access tells */
 	if (redisAsyncCommand(h->ac[HUB_SUB], access_cb, NULL, "SUBSCRIBE %s", rkey0(RK_ACCESS_CHANNEL)) !=

@@ -3,8 +3,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 
+#include "broker_metrics.h"
 #include "cfg.h"
 #include "log.h"
 #include "rds.h"
@@ -44,6 +46,7 @@ int main(void)
 		{"BROKER_REDIS_CONNECT_TIMEOUT_MS", 3000, 100, 600000, &cfg.hub.connect_timeout_ms},
 		{"BROKER_ROOM_LINGER_MS", 2000, 0, 3600000, &cfg.hub.room_linger_ms},
 		{"BROKER_CATCHUP_HOLD", 10000, 16, 10000000, &max_held},
+		{"BROKER_METRICS_PORT", 0, 0, 65535, &cfg.metrics_port},
 	};
 	char err[256];
 	if (cfg_load(settings, sizeof settings / sizeof settings[0], err, sizeof err) < 0) {
@@ -65,14 +68,32 @@ int main(void)
 		return 2;
 	}
 
+	cfg.metrics_host = cfg_str("METRICS_HOST", "127.0.0.1");
+	/* METRICS=off: nothing is counted and nothing listens (lib/metrics.h) */
+	metric_cell *cells = NULL;
+	if (metrics_disabled_by_env())
+		cfg.metrics_port = 0;
+	if (cfg.metrics_port > 0) {
+		size_t n = metrics_cells(broker_metrics, BM_N);
+		cells = calloc(n, sizeof *cells);
+		if (!cells || metrics_bind(broker_metrics, BM_N, cells, n) < 0) {
+			log_error("metrics: %s", cells ? "malformed table" : "out of memory");
+			free(cells);
+			return 2;
+		}
+	}
+
 	struct token_key key;
 	if (token_key_load(&key, err, sizeof err) < 0) {
 		log_error("%s", err);
+		free(cells);
 		return 2;
 	}
 	raise_nofile();
 	int rc = server_run(&cfg, &key);
 	token_key_free(&key);
+	metrics_unbind(broker_metrics, BM_N);
+	free(cells);
 	log_info("stopped");
 	return rc;
 }

@@ -19,11 +19,13 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "broker_metrics.h"
 #include "buf.h"
 #include "http_head.h"
 #include "jsoncheck.h"
 #include "log.h"
 #include "longpoll.h"
+#include "metrics_http.h"
 #include "presence.h"
 #include "room.h"
 #include "sse.h"
@@ -89,6 +91,7 @@ struct server {
 	struct event *reaper, *beat, *sigterm, *sigint, *quit;
 	struct http_head head; /* scratch: valid during one parse */
 	int stopping;
+	struct metrics_http *metrics; /* GET /metrics on its own port, NULL when off */
 };
 
 static struct conn *sub_conn(struct hub_sub *s)
@@ -98,6 +101,18 @@ static struct conn *sub_conn(struct hub_sub *s)
 
 static void conn_close(struct conn *c, const char *why);
 static void event_cb(struct bufferevent *bev, short what, void *arg);
+
+static int is_stream(const struct conn *c)
+{
+	return c->kind == CK_SSE || c->kind == CK_WS || c->kind == CK_POLL;
+}
+
+/* The count of open streams, here and in the metrics (enum route is their transport). */
+static void streams_add(struct conn *c, int d)
+{
+	c->srv->nstreams += (size_t)d;
+	metric_add(&broker_metrics[BM_STREAMS_OPEN], c->route, 0, d);
+}
 
 static void ms_tv(long ms, struct timeval *tv)
 {
@@ -147,8 +162,8 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 			if (c->next)
 				c->next->prev = c->prev;
 			srv->nconns--;
-			if (c->kind == CK_SSE || c->kind == CK_WS || c->kind == CK_POLL)
-				srv->nstreams--;
+			if (is_stream(c))
+				streams_add(c, -1);
 			bufferevent_free(c->bev);
 			c->bev = NULL;
 			event_free(c->timer);
@@ -194,6 +209,7 @@ static int conn_write_ex(struct conn *c, const void *p, size_t n, int force)
 	if (!force && evbuffer_get_length(out) + n > c->srv->cfg->out_limit) {
 		log_info("dropping a slow client of room %s (%zu bytes unsent)", c->room,
 			 evbuffer_get_length(out));
+		metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_SLOW, 0);
 		conn_close(c, "output bound");
 		return -1;
 	}
@@ -224,8 +240,8 @@ static void conn_finish(struct conn *c)
 {
 	if (c->dead)
 		return;
-	if (c->kind == CK_SSE || c->kind == CK_WS || c->kind == CK_POLL)
-		c->srv->nstreams--;
+	if (is_stream(c))
+		streams_add(c, -1);
 	c->kind = CK_DONE;
 	hub_leave(c->srv->hub, &c->sub);
 	bufferevent_disable(c->bev, EV_READ);
@@ -368,6 +384,8 @@ static int sse_deliver(struct hub_sub *s, struct room_event *ev)
 		return HUB_BUSY;
 	}
 	int r = conn_write(c, out->sse, out->sse_len);
+	if (r == 0)
+		broker_metrics_sent(BM_SSE, out);
 	room_event_release(out);
 	if (r < 0)
 		return -1;
@@ -393,6 +411,8 @@ static int ws_deliver(struct hub_sub *s, struct room_event *ev)
 		return HUB_BUSY;
 	}
 	int r = ws_conn_send_text(c->ws, out->json, out->json_len);
+	if (r == 0)
+		broker_metrics_sent(BM_WS, out);
 	room_event_release(out);
 	ws_pump(c);
 	if (r < 0)
@@ -436,6 +456,8 @@ static int poll_deliver(struct hub_sub *s, struct room_event *ev)
 		poll_answer(c);
 		return -1;
 	}
+	/* what the answer will carry: the event, or a resync in its place */
+	broker_metrics_sent(BM_LONGPOLL, c->lp->events[c->lp->n - 1]);
 	if (longpoll_full(c->lp) || ev->ctl == ROOM_CTL_DELETED) {
 		poll_answer(c);
 		return -1;
@@ -661,7 +683,8 @@ static void start_stream(struct conn *c)
 		bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
 		bufferevent_setwatermark(c->bev, EV_WRITE, srv->cfg->out_limit / 2, 0);
 	}
-	srv->nstreams++;
+	streams_add(c, 1);
+	metric_inc(&broker_metrics[BM_STREAMS], c->route, 0);
 	if (hub_join(srv->hub, &c->sub, c->room, start) < 0) {
 		conn_close(c, "out of memory");
 		return;
@@ -907,6 +930,7 @@ static void accept_cb(struct evconnlistener *lst, evutil_socket_t fd, struct soc
 {
 	struct server *srv = arg;
 	if (srv->nconns >= (size_t)srv->cfg->max_clients + SERVER_OVERFLOW_SLACK) {
+		metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_FULL, 0);
 		evutil_closesocket(fd);
 		return;
 	}
@@ -941,6 +965,7 @@ static void accept_cb(struct evconnlistener *lst, evutil_socket_t fd, struct soc
 	bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	if (srv->nconns > (size_t)srv->cfg->max_clients) {
+		metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_FULL, 0);
 		conn_error(c, 503, "too_many_clients", "the broker is full; retry later");
 		return;
 	}
@@ -1045,9 +1070,20 @@ int server_run(const struct server_cfg *cfg, const struct token_key *key)
 	if (!srv->hub)
 		goto out;
 	log_info("listening on %s", addr);
+	if (cfg->metrics_port > 0) {
+		char err[256];
+		srv->metrics = metrics_http_start(cfg->metrics_host, (int)cfg->metrics_port,
+						  broker_metrics_collect, NULL, err, sizeof err);
+		if (!srv->metrics) {
+			log_error("%s", err);
+			goto out;
+		}
+		log_info("metrics on %s port %ld", cfg->metrics_host, cfg->metrics_port);
+	}
 	event_base_dispatch(srv->base);
 	rc = 0;
 out:
+	metrics_http_stop(srv->metrics);
 	/* close whatever is left, then the reaper frees it; pending replies die with the hub */
 	if (srv->base) {
 		for (struct conn *c = srv->conns; c; c = c->next)

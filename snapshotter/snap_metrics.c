@@ -1,0 +1,26 @@
+#include "snap_metrics.h"
+
+static const char *const outcomes[] = {"saved", "gone", "failed"};
+static const char *const thins[] = {"ok", "failed"};
+/* milliseconds, rendered in seconds */
+static const long long save_ms[] = {1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000};
+
+struct metric snap_metrics[SM_N] = {
+	[SM_SNAPSHOTS] = {.name = "codecollab_snapshotter_snapshots_total",
+			  .help = "Due rooms handled: saved to the history, gone (deleted "
+				  "meanwhile), or failed (the room is marked due again).",
+			  .type = METRIC_COUNTER, .nlabels = 1, .label = {{"outcome", outcomes, 3}}},
+	[SM_SECONDS] = {.name = "codecollab_snapshotter_snapshot_seconds",
+			.help = "Time to save one room (fold, then write to PostgreSQL).",
+			.type = METRIC_HISTOGRAM, .bounds = save_ms,
+			.nbounds = sizeof save_ms / sizeof save_ms[0], .unit = 1000},
+	[SM_THINS] = {.name = "codecollab_snapshotter_thin_runs_total",
+		      .help = "Runs of the history's thinning, by outcome.",
+		      .type = METRIC_COUNTER, .nlabels = 1, .label = {{"outcome", thins, 2}}},
+};
+
+int snap_metrics_collect(void *arg, struct buf *out)
+{
+	(void)arg;
+	return metrics_render(snap_metrics, SM_N, out);
+}

@@ -1,0 +1,16 @@
+/* snap_metrics: what the snapshotter counts for operators (lib/metrics.h), served on
+ * SNAPSHOTTER_METRICS_PORT by lib/metrics_http; docs/OPERATIONS.md "Metrics". */
+#ifndef CC_SNAP_METRICS_H
+#define CC_SNAP_METRICS_H
+
+#include "metrics.h"
+
+enum snap_metric { SM_SNAPSHOTS, SM_SECONDS, SM_THINS, SM_N };
+enum sm_outcome { SM_SAVED, SM_GONE, SM_FAILED };
+enum sm_thin { SM_THIN_OK, SM_THIN_FAILED };
+
+extern struct metric snap_metrics[SM_N];
+
+int snap_metrics_collect(void *arg, struct buf *out);
+
+#endif

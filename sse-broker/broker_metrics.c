@@ -1,0 +1,55 @@
+#include "broker_metrics.h"
+
+#include <string.h>
+
+#include "room.h"
+
+static const char *const transports[] = {"sse", "longpoll", "ws"};
+static const char *const drops[] = {"slow_reader", "catchup_overflow", "revoked",
+				    "redis_unavailable", "server_full", "error"};
+static const char *const resyncs[] = {"history_trimmed", "event_too_large", "malformed_event"};
+
+#define TRANSPORT .nlabels = 1, .label = {{"transport", transports, 3}}
+
+struct metric broker_metrics[BM_N] = {
+	[BM_STREAMS_OPEN] = {.name = "codecollab_broker_streams_open",
+			     .help = "Streams open now, by transport.",
+			     .type = METRIC_GAUGE, TRANSPORT},
+	[BM_STREAMS] = {.name = "codecollab_broker_streams_total",
+			.help = "Streams started (after the rights check), by transport.",
+			.type = METRIC_COUNTER, TRANSPORT},
+	[BM_EVENTS] = {.name = "codecollab_broker_events_delivered_total",
+		       .help = "Events written to clients, by transport (one per client).",
+		       .type = METRIC_COUNTER, TRANSPORT},
+	[BM_DROPPED] = {.name = "codecollab_broker_clients_dropped_total",
+			.help = "Clients the broker dropped or refused, by reason.",
+			.type = METRIC_COUNTER, .nlabels = 1, .label = {{"reason", drops, 6}}},
+	[BM_RESYNCS] = {.name = "codecollab_broker_resyncs_total",
+			.help = "Resync events sent to clients (they refetch the document), by reason.",
+			.type = METRIC_COUNTER, .nlabels = 1, .label = {{"reason", resyncs, 3}}},
+	[BM_REDIS_RECONNECTS] = {.name = "codecollab_broker_redis_reconnects_total",
+				 .help = "Times the broker's Redis connections came back after a loss.",
+				 .type = METRIC_COUNTER},
+	[BM_RIGHTS_RECHECKS] = {.name = "codecollab_broker_rights_rechecks_total",
+				.help = "Open streams whose rights were asked again (a member change, "
+					"a sign-out, a Redis reconnect).",
+				.type = METRIC_COUNTER},
+};
+
+void broker_metrics_sent(enum bm_transport t, const struct room_event *ev)
+{
+	metric_inc(&broker_metrics[BM_EVENTS], t, 0);
+	if (strcmp(ev->type, "resync") != 0)
+		return;
+	for (size_t i = 0; i < sizeof resyncs / sizeof resyncs[0]; i++)
+		if (ev->data && strstr(ev->data, resyncs[i])) {
+			metric_inc(&broker_metrics[BM_RESYNCS], i, 0);
+			return;
+		}
+}
+
+int broker_metrics_collect(void *arg, struct buf *out)
+{
+	(void)arg;
+	return metrics_render(broker_metrics, BM_N, out);
+}
