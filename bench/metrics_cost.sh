@@ -9,16 +9,9 @@
 # tests/unit/test_metrics.c --bench times what fcgi/main.c adds to one request.
 #   BENCH_SECONDS (default 8), BENCH_CONNECTIONS (default 32), BENCH_THREADS (default 1),
 #   BENCH_METRICS_ROUNDS (default 3)
-set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
-. "$ROOT/scripts/stack.sh"
-
-secs=${BENCH_SECONDS:-8}
-conns=${BENCH_CONNECTIONS:-32}
-threads=${BENCH_THREADS:-1}
+# shellcheck source=bench/common.sh
+. "$(dirname "$0")/common.sh"
 rounds=${BENCH_METRICS_ROUNDS:-3}
-export API_PROCESSES=${API_PROCESSES:-4}
 export REGISTER_RATE_LIMIT=${REGISTER_RATE_LIMIT:-100000}
 
 declare -A url var pid

@@ -13,15 +13,8 @@
 #   (default all)
 #   BENCH_HISTORY_SAVES (default 300): saves of the history part (bench/history_bytes.mjs),
 #   which runs last on a stack of its own with SNAPSHOT_INTERVAL_MS=50
-set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
-. "$ROOT/scripts/stack.sh"
-
-secs=${BENCH_SECONDS:-8}
-conns=${BENCH_CONNECTIONS:-32}
-threads=${BENCH_THREADS:-1}
-export API_PROCESSES=${API_PROCESSES:-4}
+# shellcheck source=bench/common.sh
+. "$(dirname "$0")/common.sh"
 export WORKERS=${WORKERS:-2}
 # exec.mjs runs about 150 jobs within a minute as one user; fairness.mjs queues 100 runs
 # in one room at once

@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 #include <fcgiapp.h>
 
+#include "start.h"
 #include "api.h"
 #include "api_metrics.h"
 #include "log.h"
@@ -68,20 +69,8 @@ int main(void)
 	char err[512];
 	int rc = 1;
 
-	log_init("codecollab-api");
-	signal(SIGPIPE, SIG_IGN);
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_term;
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = 0; /* no SA_RESTART: a blocked accept() returns and the loop ends */
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		log_error("libcurl failed to initialise");
+	if (start_program("codecollab-api", on_term) < 0)
 		return 1;
-	}
 	int cgi = FCGX_IsCGI();
 	if (api_config_load(&cfg, err, sizeof err) < 0) {
 		log_error("configuration: %s", err);

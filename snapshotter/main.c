@@ -14,6 +14,7 @@
 
 #include <curl/curl.h>
 
+#include "start.h"
 #include "cfg.h"
 #include "clock.h"
 #include "log.h"
@@ -78,20 +79,8 @@ int main(void)
 	struct store s;
 	char err[512];
 
-	log_init("codecollab-snapshotter");
-	signal(SIGPIPE, SIG_IGN);
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_term;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-
-	/* rds_parse_url reads the URL with libcurl's parser */
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		log_error("libcurl failed to initialise");
+	if (start_program("codecollab-snapshotter", on_term) < 0)
 		return 1;
-	}
 	if (rds_parse_url(cfg_str("REDIS_URL", NULL), &redis, err, sizeof err) < 0 ||
 	    store_doc_cfg_load(&cfg, err, (int)sizeof err) < 0) {
 		log_error("configuration: %s", err);
