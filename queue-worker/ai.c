@@ -239,5 +239,5 @@ char *ai_event_data(const struct queue_job *job, const char *status, const char 
 {
 	char kind[16];
 	ai_request_kind(job->request, kind, sizeof kind);
-	return queue_event_json_kind(job->id, kind, status, result_json, error);
+	return jobstate_event_json(job->id, kind, status, result_json, error);
 }

@@ -190,18 +190,6 @@ int queue_job_count_attempt(redisContext *r, struct queue_job *j, long max_attem
 	return j->attempts <= max_attempts;
 }
 
-char *queue_event_json(const char *job_id, const char *status, const char *result_json,
-		       const char *error)
-{
-	return queue_event_json_kind(job_id, NULL, status, result_json, error);
-}
-
-char *queue_event_json_kind(const char *job_id, const char *kind, const char *status,
-			    const char *result_json, const char *error)
-{
-	return jobstate_event_json(job_id, kind, status, result_json, error);
-}
-
 int queue_publish_runtimes(redisContext *r, const char *json, long ttl_s)
 {
 	redisReply *rep = redisCommand(r, "SET %s %s EX %ld", QUEUE_RUNTIMES_KEY, json, ttl_s);
@@ -219,13 +207,13 @@ static char *event_data(const struct queue_handler *h, const struct queue_job *j
 			const char *status, const char *result_json, const char *error)
 {
 	char *data = h && h->event_data ? h->event_data(j, status, result_json, error)
-					: queue_event_json(j->id, status, result_json, error);
+					: jobstate_event_json(j->id, NULL, status, result_json, error);
 	if (data && result_json && strlen(data) > EVENTS_DATA_MAX) {
 		log_warn("job %s: its %s event would be %zu bytes: sent without the result",
 			 j->id, status, strlen(data));
 		free(data);
 		data = h && h->event_data ? h->event_data(j, status, NULL, error)
-					  : queue_event_json(j->id, status, NULL, error);
+					  : jobstate_event_json(j->id, NULL, status, NULL, error);
 	}
 	return data;
 }

@@ -66,7 +66,7 @@ struct queue_handler {
 	enum queue_outcome (*run)(void *ctx, redisContext *r, const struct queue_job *job,
 				  const volatile sig_atomic_t *cancel, char **result_json,
 				  char *err, size_t errlen);
-	/* The event's data; NULL means queue_event_json ({job_id, status, result?, error?}).
+	/* The event's data; NULL means jobstate_event_json without a kind ({job_id, status, result?, error?}).
 	 * Returns a string the caller frees with free(). */
 	char *(*event_data)(const struct queue_job *job, const char *status,
 			    const char *result_json, const char *error);
@@ -105,14 +105,6 @@ int queue_job_done(const struct queue_job *j);
  * max_attempts, 0 when over budget (the caller fails the job), -1 error. */
 int queue_job_count_attempt(redisContext *r, struct queue_job *j, long max_attempts, char *err,
 			    size_t errlen);
-
-/* The data of an `execution` event: {job_id, status, result?, error?}. result_json is
- * inserted as JSON (must be valid). Caller frees with free(); NULL when out of memory. */
-char *queue_event_json(const char *job_id, const char *status, const char *result_json,
-		       const char *error);
-/* The same with a `kind` field after job_id (NULL: none), as `ai` events carry. */
-char *queue_event_json_kind(const char *job_id, const char *kind, const char *status,
-			    const char *result_json, const char *error);
 
 /* Handles one entry from queue_read/queue_claim start to end: loads the job, skips one
  * already done, counts the attempt (failing the job past max_attempts), marks it running,

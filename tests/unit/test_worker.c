@@ -11,23 +11,23 @@
 
 static void test_event_json(void)
 {
-	char *s = queue_event_json("j1", "running", NULL, NULL);
+	char *s = jobstate_event_json("j1", NULL, "running", NULL, NULL);
 	CHECK_STR(s, "{\"job_id\":\"j1\",\"status\":\"running\"}");
 	free(s);
-	s = queue_event_json("j1", "finished", "{\"stdout\":\"x\"}", NULL);
+	s = jobstate_event_json("j1", NULL, "finished", "{\"stdout\":\"x\"}", NULL);
 	CHECK_STR(s, "{\"job_id\":\"j1\",\"status\":\"finished\",\"result\":{\"stdout\":\"x\"}}");
 	free(s);
-	s = queue_event_json("j\"2", "failed", NULL, "no \"runtime\"");
+	s = jobstate_event_json("j\"2", NULL, "failed", NULL, "no \"runtime\"");
 	cJSON *o = cJSON_Parse(s);
 	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "job_id")), "j\"2");
 	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "error")), "no \"runtime\"");
 	cJSON_Delete(o);
 	free(s);
 	/* ai events carry the request's kind after the job id (lib/jobstate.c builds both) */
-	s = queue_event_json_kind("j3", "hint", "queued", NULL, "");
+	s = jobstate_event_json("j3", "hint", "queued", NULL, "");
 	CHECK_STR(s, "{\"job_id\":\"j3\",\"kind\":\"hint\",\"status\":\"queued\"}");
 	free(s);
-	s = queue_event_json("j4", "finished", "not json", NULL);
+	s = jobstate_event_json("j4", NULL, "finished", "not json", NULL);
 	CHECK_STR(s, "{\"job_id\":\"j4\",\"status\":\"finished\",\"result\":null}");
 	free(s);
 }
