@@ -1017,11 +1017,56 @@ static long rows_changed(struct store *s, const char *sql, int n, const char *co
 	return rows;
 }
 
+/* Rooms whose old operation batches no checkpoint covers yet (they stopped changing
+ * before the next checkpoint was due) get one at their newest saved revision, so that
+ * thinning can take those batches too: without it a room left alone keeps them forever.
+ * At most `max` rooms a pass. The number of checkpoints written, or -1 (logged). */
+static long checkpoint_idle(struct store *s, const struct store_doc_cfg *cfg, const char *days,
+			    int max)
+{
+	char lim[16];
+	snprintf(lim, sizeof lim, "%d", max);
+	const char *p[] = {days, lim};
+	PGresult *r;
+	if (store_sql(s, &r, NULL,
+		      "SELECT DISTINCT h.room_id FROM history_ops h WHERE h.saved_at < now() - $1::interval "
+		      "AND NOT EXISTS (SELECT 1 FROM snapshots c WHERE c.room_id = h.room_id "
+		      "AND c.revision >= h.revision) LIMIT $2::int",
+		      2, p) != STORE_OK)
+		return -1;
+	long made = 0;
+	for (int i = 0; i < PQntuples(r); i++) {
+		const char *room = PQgetvalue(r, i, 0);
+		struct doc_state d = {0};
+		if (store_doc_history_text(s, cfg, room, -1, &d, NULL) != STORE_OK) {
+			log_warn("room %s: its newest saved revision could not be rebuilt: %s", room,
+				 s->msg);
+			continue;
+		}
+		char rev[24];
+		snprintf(rev, sizeof rev, "%lld", d.revision);
+		const char *q[] = {room, rev, d.content};
+		long n = rows_changed(s,
+				      "INSERT INTO snapshots (room_id, revision, content) VALUES ($1, $2, $3) "
+				      "ON CONFLICT DO NOTHING",
+				      3, q);
+		doc_state_free(&d);
+		if (n > 0)
+			made += n;
+	}
+	PQclear(r);
+	return made;
+}
+
 int store_doc_thin(struct store *s, const struct store_doc_cfg *cfg)
 {
 	char days[24];
 	snprintf(days, sizeof days, "%ld days", cfg->history_keep_ops_days);
 	const char *p[] = {days};
+	long idle = checkpoint_idle(s, cfg, days, 1000);
+	if (idle > 0)
+		log_info("history: %ld rooms left alone got a checkpoint, so their old operations can go",
+			 idle);
 	long ops = rows_changed(s,
 				"DELETE FROM history_ops h WHERE h.saved_at < now() - $1::interval "
 				"AND EXISTS (SELECT 1 FROM snapshots s WHERE s.room_id = h.room_id "
@@ -1037,7 +1082,7 @@ int store_doc_thin(struct store *s, const struct store_doc_cfg *cfg)
 	if (ops != 0 || cps != 0)
 		log_info("history thinned: %ld operation batches, %ld checkpoints removed (-1: failed)",
 			 ops, cps);
-	return ops < 0 || cps < 0 ? -1 : 0;
+	return ops < 0 || cps < 0 || idle < 0 ? -1 : 0;
 }
 
 /* PostgreSQL (or Redis) failed: the claim (ZREM) took the room off the due set, and a room
