@@ -675,6 +675,27 @@ static int multi_deliver(struct hub_sub *s, struct room_event *ev)
 	return c->dead || !m->sub.room ? -1 : 0;
 }
 
+/* A `subscribed` event {} whose id is where the room stands now that its catch-up is done:
+ * a client that had no position for the room resumes it from this one, so a reconnection
+ * loses nothing even in a room that has been quiet. */
+static void multi_caught_up(struct hub_sub *s)
+{
+	struct msub *m = sub_msub(s);
+	struct conn *c = m->c;
+	if (c->dead || m->dropped || !m->sub.room)
+		return;
+	char id[ROOM_EVID_MAX];
+	room_evid_format(m->sub.cur.last, id);
+	struct room_event *ev = room_event_new(id, "subscribed", "{}", 2);
+	struct buf b;
+	buf_init(&b, 1024);
+	int r = ev && multi_render(c, m->room, ev, &b) == 0 ? multi_write(c, &b) : -1;
+	buf_free(&b);
+	room_event_release(ev);
+	if (r < 0 && !c->dead)
+		conn_close(c, "out of memory");
+}
+
 static void multi_fail(struct hub_sub *s, const char *why)
 {
 	conn_close(sub_msub(s)->c, why);
@@ -696,7 +717,7 @@ static void multi_release(struct hub_sub *s)
 	conn_release(sub_msub(s)->c);
 }
 
-static const struct hub_sub_ops multi_ops = {multi_deliver, nop_caught_up, multi_fail,
+static const struct hub_sub_ops multi_ops = {multi_deliver, multi_caught_up, multi_fail,
 					     multi_revoked, multi_reserve, multi_release};
 
 static void ws_close_wait_cb(evutil_socket_t fd, short what, void *arg)

@@ -148,6 +148,16 @@ test('each room resumes from its own last event id; a trimmed room gets its own 
     assert.deepEqual(opIds(s.of(c)), []);
     assert.deepEqual(s.of(d, 'resync').map((e) => e.data), [{ reason: 'history_trimmed' }]);
     assert.deepEqual(opIds(s.of(d)), id.slice(4));
+    // each room says where it stands once caught up: the last event it delivered (after the
+    // replay), or the room's tail when it delivered none
+    for (const r of [a, b, c, d]) {
+      const evs = s.of(r);
+      const at = evs.findIndex((e) => e.type === 'subscribed');
+      assert.ok(at >= 0, `subscribed in ${r}`);
+      const before = evs.slice(0, at).filter((e) => e.type !== 'resync');
+      const tail = (await rc.cmd('XREVRANGE', `cc:room:{${r}}:events`, '+', '-', 'COUNT', '1'))[0][0];
+      assert.equal(evs[at].id, before.length ? before.at(-1).id : tail, r);
+    }
     for (const r of [a, b, c]) assert.equal(s.of(r, 'resync').length, 0, `no resync for ${r}`);
     const more = await emitOps(c, 1, 10);
     await waitFor(() => opIds(s.of(c)).length === 1, { what: 'live event in c' });
@@ -203,7 +213,7 @@ test('revoking one room drops only that room; signing out ends the stream', asyn
   for (const c of [sse, ws]) {
     await waitFor(() => c.of(priv, 'dropped').length === 1, { what: 'the room dropped' });
     // the change itself first, then the drop
-    assert.deepEqual(c.of(priv).filter((e) => e.type !== 'join' && e.type !== 'leave').map((e) => [e.type, e.id === changed || e.type === 'dropped']),
+    assert.deepEqual(c.of(priv).filter((e) => !['join', 'leave', 'subscribed'].includes(e.type)).map((e) => [e.type, e.id === changed || e.type === 'dropped']),
       [['room', true], ['dropped', true]]);
     assert.equal(c.of(priv, 'dropped')[0].data.reason, 'forbidden');
   }
