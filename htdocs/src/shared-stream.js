@@ -72,7 +72,8 @@ function onWorkerMessage(m) {
       send({ op: 'pong' });
       return;
     case 'fallback':
-      fallBack();
+      if (m.key) streams.get(m.key)?.fallBack(); // one room past the shared stream's bound
+      else fallBack();
       return;
     case 'state':
       workerState = m.state;

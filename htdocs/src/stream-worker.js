@@ -24,6 +24,7 @@ const SET_CHANGE_DELAY_MS = 30; // rooms opened together go in one reconnection
 const SILENT_MAX_MS = 45000; // the broker writes a comment at least every 15 s
 const PORT_SILENT_MAX_MS = 60000; // a tab that stopped answering pings is gone
 const PING_EVERY_MS = 15000;
+const ROOMS_MAX = 16; // the broker's bound on one stream's rooms (docs/API.md)
 
 const ports = new Map(); // port -> {seen}
 const subs = new Map(); // key -> {key, port, room, lastId, opened, live}
@@ -93,8 +94,22 @@ function closeAll() {
   current = null;
 }
 
+// Rooms past the stream's bound (the latest opened) go back to a stream of their tab's own.
+function overflow() {
+  const order = [];
+  for (const s of subs.values()) if (!order.includes(s.room)) order.push(s.room); // oldest first
+  for (const room of order.slice(ROOMS_MAX)) {
+    for (const s of [...subs.values()]) {
+      if (s.room !== room) continue;
+      subs.delete(s.key);
+      post(s.port, { kind: 'fallback', key: s.key });
+    }
+  }
+}
+
 function reconcile() {
   clearTimeout(changeTimer);
+  overflow();
   const rooms = wantedRooms();
   if (rooms.length === 0 || !token) {
     closeAll();
