@@ -1127,7 +1127,11 @@ static void route_multi(struct conn *c, const struct http_head *h, const char *t
 		c->route = RT_SSE;
 	else if (strcmp(tail, "/ws") == 0)
 		c->route = RT_WS;
-	else {
+	else if (strcmp(tail, "/poll") == 0) {
+		conn_error(c, 404, "not_found",
+			   "long-poll carries one room: use /events/rooms/{id}/poll");
+		return;
+	} else {
 		conn_error(c, 404, "not_found", "no such endpoint");
 		return;
 	}
