@@ -92,7 +92,7 @@ export class SharedRoomStream {
   constructor(opts) {
     this.o = opts;
     this.key = `${Date.now().toString(36)}.${Math.random().toString(36).slice(2)}`;
-    this.lastId = typeof opts.lastId === 'string' && /^\d+-\d+$/.test(opts.lastId) ? opts.lastId : null;
+    this.ownLastId = typeof opts.lastId === 'string' && /^\d+-\d+$/.test(opts.lastId) ? opts.lastId : null;
     this.isOpen = false;
     this.state = null;
     this.closed = false;
@@ -131,6 +131,11 @@ export class SharedRoomStream {
     streams.delete(this.key);
     this.inner = new RoomStream({ ...this.o, kind: 'sse', lastId: this.lastId });
     this.inner.start();
+  }
+
+  // The last event id handed to the view (kept across a reload with unsent edits).
+  get lastId() {
+    return this.inner ? this.inner.lastId : this.ownLastId;
   }
 
   get kind() {
@@ -178,7 +183,7 @@ export class SharedRoomStream {
       case 'event': {
         const ev = m.ev;
         if (!ev || typeof ev.type !== 'string') return;
-        if (ev.type !== 'resync' && typeof ev.id === 'string') this.lastId = ev.id;
+        if (ev.type !== 'resync' && typeof ev.id === 'string') this.ownLastId = ev.id;
         this.o.onEvent(ev);
         break;
       }
