@@ -563,6 +563,8 @@ int runtimes_load(struct runtimes *rt, const char *path, const char *extra, char
 		struct runtime *r = &rt->v[i];
 		const char *drop = NULL;
 		if (rc < 0 || (r->optional && !chosen[i])) {
+			if (rc == 0)
+				log_info("runtime %s: not offered (RUNTIMES_EXTRA adds it)", r->language);
 			runtime_free(r); /* not asked for (or past a failure): not offered */
 			continue;
 		}
