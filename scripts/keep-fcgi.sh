@@ -8,13 +8,18 @@
 # and are served by the next start instead of failing.
 # SIGTERM, SIGINT, SIGHUP: passed on to the program; this script exits when it has ended.
 # With KEEP_FCGI_WATCH_PARENT=1 (lighttpd) it also stops the program and exits when its
-# parent goes away, so a killed lighttpd leaves nothing behind.
+# parent goes away, so a killed lighttpd leaves nothing behind. KEEP_FCGI_LOG: a file that
+# its lines and the program's standard error are appended to (spawn-fcgi leaves the
+# program no standard error of its own).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=supervise.sh
 . "$here/supervise.sh"
 prog=${1:-${CC_BIN:-}/codecollab-api}
 name=${prog##*/}
+if [ -n "${KEEP_FCGI_LOG:-}" ]; then
+  exec 2>>"$KEEP_FCGI_LOG" || exit 2
+fi
 msg=$(sup_check_settings) || { echo "keep-fcgi: $msg" >&2; exit 2; }
 [ -x "$prog" ] || { echo "keep-fcgi: $prog is not an executable" >&2; exit 2; }
 parent=$PPID

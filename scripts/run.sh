@@ -417,7 +417,7 @@ if [ "$WEB" = apache ]; then
   # run as www-data when we are root; they only need the socket and htdocs/.
   [ -z "${TLS_CERT:-}" ] || die "make run sets up HTTPS with lighttpd only; with Apache, terminate TLS in your own site (docs/DEPLOY.md)"
   rm -f "$CC_VAR/run/api.sock" "$CC_VAR/run/api.pids"
-  setsid spawn-fcgi -s "$CC_VAR/run/api.sock" -M 0666 -F "$API_PROCESSES" -P "$CC_VAR/run/api.pids" \
+  KEEP_FCGI_LOG=$CC_VAR/log/api.log setsid spawn-fcgi -s "$CC_VAR/run/api.sock" -M 0666 -F "$API_PROCESSES" -P "$CC_VAR/run/api.pids" \
     -- "$ROOT/scripts/keep-fcgi.sh" "$CC_BIN/codecollab-api" >>"$CC_VAR/log/api.log" 2>&1 </dev/null ||
     die "spawn-fcgi could not start the API (see $CC_VAR/log/api.log)"
   i=0
