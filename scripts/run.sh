@@ -89,6 +89,9 @@ stop_all() {
   for ((i = n - 2; i >= 0; i--)); do
     wait_gone "${pids[$i]}" 40 || kill -KILL "${pids[$i]}" 2>/dev/null || true
   done
+  # what a web server that died left (it may have died just before this stop)
+  stop_leftovers apache2
+  [ "$WEB" = apache ] || stop_leftovers keep-fcgi.sh
   if [ -n "$redis_pid" ]; then
     kill -TERM "$redis_pid" 2>/dev/null || true
     wait_gone "$redis_pid" 20 || kill -KILL "$redis_pid" 2>/dev/null || true
@@ -194,9 +197,13 @@ start_service() { # name
     worker) setsid "$CC_BIN/codecollab-worker" >>"$CC_VAR/log/worker.log" 2>&1 & ;;
     snapshotter) setsid "$CC_BIN/codecollab-snapshotter" </dev/null >>"$CC_VAR/log/snapshotter.log" 2>&1 & ;;
     apache)
+      stop_leftovers apache2
       setsid apache2 -f "$ROOT/deploy/apache/codecollab.conf" "${apache_defs[@]}" >>"$CC_VAR/log/apache.log" 2>&1 & ;;
     lighttpd)
-      # the API processes are lighttpd's children (bin-path), each kept by keep-fcgi.sh
+      # the API processes are lighttpd's children (bin-path), each kept by keep-fcgi.sh;
+      # those of a lighttpd that died must be gone first: a new lighttpd finding a socket
+      # still answered takes it for someone else's and never starts a process on it
+      stop_leftovers keep-fcgi.sh
       setsid lighttpd -D -f "$ROOT/lighttpd.conf" >>"$CC_VAR/log/lighttpd.log" 2>&1 & ;;
     *) die "no such service: $1" ;;
   esac
@@ -205,6 +212,25 @@ start_service() { # name
   sdue[$1]=""
   case "$1" in postgres | redis) ;; *) in_list "$1" "${progs[@]}" || progs+=("$1") ;; esac
   sync_pids
+}
+
+# Processes of this stack whose command line holds word, left behind by a web server that
+# died: lighttpd's keep-fcgi.sh processes (they notice within a second and stop) or Apache's
+# children (they would keep the port). Stopped before the web server is started again, and
+# at the end.
+stop_leftovers() { # word
+  local p left=()
+  for p in /proc/[0-9]*; do
+    [ "${p#/proc/}" = "$$" ] && continue
+    grep -qz -- "$1" "$p/cmdline" 2>/dev/null || continue
+    grep -qzx -- "CC_VAR=$CC_VAR" "$p/environ" 2>/dev/null || continue
+    is_zombie "${p#/proc/}" || left+=("${p#/proc/}")
+  done
+  [ ${#left[@]} -gt 0 ] || return 0
+  kill -TERM "${left[@]}" 2>/dev/null || true
+  for p in "${left[@]}"; do
+    wait_gone "$p" 10 || kill -KILL "$p" 2>/dev/null || true
+  done
 }
 
 # Adds a process the supervisor only watches (the API processes under Apache: spawn-fcgi

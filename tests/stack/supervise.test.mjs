@@ -331,6 +331,27 @@ test('a process that keeps dying: each restart waits longer (capped), visible in
   await waitFor(() => pidsOf('codecollab-snapshotter').length === 1, { timeout: 30000, what: 'the snapshotter back' });
 });
 
+test('kill -9 of the web server: restarted, with API processes of its own, and every one answers', async () => {
+  const web = APACHE ? 'apache2' : 'lighttpd';
+  const before = pidsOf(web).filter((p) => !pidsOf(web).includes(Number(readFileSync(`/proc/${p}/stat`, 'latin1').split(') ')[1].split(' ')[1])));
+  assert.ok(before.length >= 1, `${web} runs`);
+  const oldApis = pidsOf('codecollab-api');
+  const oldWeb = pidsOf(web); // with Apache, its children too: they must not outlive it
+  const t0 = Date.now();
+  for (const p of before) process.kill(p, 'SIGKILL');
+  await waitFor(() => healthy('/api/health'), { timeout: 30000, interval: 50, what: 'the API through a new web server' });
+  times[`${web}: kill -9 to /api/health ok`] = Date.now() - t0;
+  assert.match(supervisorLog(), new RegExp(`${APACHE ? 'apache' : 'lighttpd'} \\(pid ${before[0]}\\) was killed by signal KILL`));
+  if (!APACHE) {
+    // the old keepers and their API processes went with the old lighttpd; new ones serve
+    await waitFor(() => pidsOf('codecollab-api').filter((p) => !oldApis.includes(p)).length === 2 &&
+      pidsOf('codecollab-api').length === 2, { timeout: 20000, what: 'two new API processes, no old one' });
+  }
+  await waitFor(() => !pidsOf(web).some((p) => oldWeb.includes(p)), { timeout: 20000, what: `no process of the old ${web}` });
+  assert.ok(pidsOf(web).length >= 1, `a new ${web} runs`);
+  for (let i = 0; i < 8; i++) assert.equal((await req('GET', '/api/health')).status, 200);
+});
+
 test('SIGTERM stops the supervised stack: exit 0, nothing survives', async () => {
   assert.ok(await healthy('/api/health'));
   child.kill('SIGTERM');
