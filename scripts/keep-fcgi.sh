@@ -31,6 +31,13 @@ stop() {
   [ -n "$child" ] && kill -TERM "$child" 2>/dev/null
   return 0
 }
+ppid_now() { # our parent's pid now (init's or a subreaper's once the spawner is gone)
+  local st
+  read -r st 2>/dev/null </proc/$$/stat || return 0
+  st=${st##*) }
+  set -- $st
+  printf '%s' "${2:-}"
+}
 trap stop TERM INT HUP
 # the listening socket, for every start: a background command's standard input would be
 # /dev/null otherwise (no job control), and the program would take itself for a CGI
@@ -55,7 +62,7 @@ while :; do
       rc=$?
       break
     fi
-    if [ "$watch" = 1 ] && [ "$stopping" = 0 ] && [ "$(ps -o ppid= -p $$ | tr -d ' ')" != "$parent" ]; then
+    if [ "$watch" = 1 ] && [ "$stopping" = 0 ] && [ "$(ppid_now)" != "$parent" ]; then
       stop
     fi
   done
