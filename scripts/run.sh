@@ -90,7 +90,7 @@ stop_all() {
     wait_gone "${pids[$i]}" 40 || kill -KILL "${pids[$i]}" 2>/dev/null || true
   done
   # what a web server that died left (it may have died just before this stop)
-  stop_leftovers apache2
+  stop_leftovers apache2 KILL
   [ "$WEB" = apache ] || stop_leftovers keep-fcgi.sh
   if [ -n "$redis_pid" ]; then
     kill -TERM "$redis_pid" 2>/dev/null || true
@@ -197,7 +197,7 @@ start_service() { # name
     worker) setsid "$CC_BIN/codecollab-worker" >>"$CC_VAR/log/worker.log" 2>&1 & ;;
     snapshotter) setsid "$CC_BIN/codecollab-snapshotter" </dev/null >>"$CC_VAR/log/snapshotter.log" 2>&1 & ;;
     apache)
-      stop_leftovers apache2
+      stop_leftovers apache2 KILL
       setsid apache2 -f "$ROOT/deploy/apache/codecollab.conf" "${apache_defs[@]}" >>"$CC_VAR/log/apache.log" 2>&1 & ;;
     lighttpd)
       # the API processes are lighttpd's children (bin-path), each kept by keep-fcgi.sh;
@@ -217,8 +217,10 @@ start_service() { # name
 # Processes of this stack whose command line holds word, left behind by a web server that
 # died: lighttpd's keep-fcgi.sh processes (they notice within a second and stop) or Apache's
 # children (they would keep the port). Stopped before the web server is started again, and
-# at the end.
-stop_leftovers() { # word
+# at the end: with signal (TERM: a keeper lets its API process finish the request), then KILL
+# after 10 s. Apache's orphans get KILL at once: a graceful stop would wait for their open
+# streams, which reconnect to the new one anyway.
+stop_leftovers() { # word [signal]
   local p left=()
   for p in /proc/[0-9]*; do
     [ "${p#/proc/}" = "$$" ] && continue
@@ -227,7 +229,7 @@ stop_leftovers() { # word
     is_zombie "${p#/proc/}" || left+=("${p#/proc/}")
   done
   [ ${#left[@]} -gt 0 ] || return 0
-  kill -TERM "${left[@]}" 2>/dev/null || true
+  kill "-${2:-TERM}" "${left[@]}" 2>/dev/null || true
   for p in "${left[@]}"; do
     wait_gone "$p" 10 || kill -KILL "$p" 2>/dev/null || true
   done
