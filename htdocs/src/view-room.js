@@ -9,12 +9,14 @@ import { h, say } from './dom.js';
 import { Editor } from './editor.js';
 import { apply } from './ot.js';
 import { languageName } from './languages.js';
+import { canRun, editOnlyText, loadRuntimes } from './runtimes.js';
 import { aiPanel } from './panel-ai.js';
 import { historyPanel } from './panel-history.js';
 import { runPanel } from './panel-run.js';
 import { settingsPanel } from './panel-settings.js';
 import { shareBox } from './share.js';
 import { RoomStream } from './transport.js';
+import { SharedRoomStream, sharedStreamsAvailable } from './shared-stream.js';
 
 const PRESENCE_DEBOUNCE_MS = 100;
 const OPEN_WAIT_MS = 3000;
@@ -135,9 +137,13 @@ class RoomView {
     }, clientPrefix, this.me && this.me.id);
 
     const opened = new Promise((resolve) => { this.firstOpen = resolve; });
-    this.stream = new RoomStream({
+    // one connection for the rooms of every tab (shared-stream.js), unless a transport of this
+    // tab's own is asked for (?transport=sse|ws|poll, or cc.transport in localStorage)
+    const kind = this.ctx.transport || localStorage.getItem('cc.transport') || 'shared';
+    const Stream = kind === 'shared' && sharedStreamsAvailable() ? SharedRoomStream : RoomStream;
+    this.stream = new Stream({
       roomId: this.roomId,
-      kind: this.ctx.transport || localStorage.getItem('cc.transport') || 'sse',
+      kind: kind === 'shared' ? 'sse' : kind,
       lastId: saved && saved.clean ? saved.lastEventId : null, // replays what happened since
       ticket: () => api('POST', `${room(this.roomId)}/stream-ticket`, {}).then((j) => j.ticket),
       onEvent: (ev) => this.onEvent(ev),
@@ -290,6 +296,13 @@ class RoomView {
         h('aside', { class: 'side', 'aria-label': 'Room tools' }, this.run.el, this.ai.el, this.history.el, this.settings.el)));
     this.main.append(this.root);
     this.applyInfo();
+    // whether the room's language can run here: until the list arrives (or when the server
+    // cannot say) Run stays as it is
+    loadRuntimes().then((list) => {
+      if (!list || this.destroyed) return;
+      this.runtimes = list;
+      this.applyInfo();
+    });
   }
 
   applyInfo() {
@@ -297,8 +310,12 @@ class RoomView {
     this.title.textContent = r.name;
     this.langBadge.textContent = languageName(r.language);
     this.roleBadge.textContent = this.role || 'visitor';
-    this.runButton.disabled = !this.canEdit;
-    this.runButton.title = this.canEdit ? 'Run (Ctrl+Enter)' : 'Viewers cannot run code';
+    const runnable = canRun(this.runtimes, r.language) !== false;
+    const editOnly = editOnlyText(languageName(r.language));
+    this.runButton.disabled = !this.canEdit || !runnable;
+    this.runButton.title = !runnable ? editOnly : this.canEdit ? 'Run (Ctrl+Enter)' : 'Viewers cannot run code';
+    this.runButton.dataset.runnable = String(runnable);
+    this.run.setRunnable(runnable, editOnly);
     this.settings.render(this.info);
     this.share.render(this.info);
     this.history.setEditable(this.canEdit);
