@@ -351,6 +351,8 @@ test('kill -9 of the web server: restarted, with API processes of its own, and e
   }
   await waitFor(() => !pidsOf(web).some((p) => oldWeb.includes(p)) && pidsOf(web).length >= 1,
     { timeout: 20000, what: `a new ${web} and no process of the old one` });
+  await waitFor(() => healthy('/api/health'), { timeout: 30000, interval: 50, what: `the new ${web} to serve` });
+  times[`${web}: kill -9 to a new one serving /api/health`] = Date.now() - t0;
   for (let i = 0; i < 8; i++) assert.equal((await req('GET', '/api/health')).status, 200);
 });
 
