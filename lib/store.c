@@ -1,5 +1,6 @@
 #include "store.h"
 
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -7,6 +8,9 @@
 #include "log.h"
 
 #define STORE_REDIS_TIMEOUT_MS 2000
+/* seconds a new PostgreSQL connection may take (libpq's connect_timeout; a DATABASE_URL that
+ * names its own wins): a server that does not answer makes a request fail fast, not hang */
+#define STORE_PG_CONNECT_TIMEOUT "3"
 
 static const char *const status_names[STORE__COUNT] = {
 	[STORE_OK] = "ok",
@@ -56,22 +60,65 @@ void store_close(struct store *s)
 	s->in_tx = 0;
 }
 
+/* 1 when an idle connection is gone: the server hung up on it (a PostgreSQL restart says
+ * goodbye, 57P01, and closes every connection), which libpq only notices when it reads.
+ * An idle connection has nothing to read unless that happened (or a notice came), so a
+ * socket that polls readable is read here, and a closed one turns CONNECTION_BAD. Checked
+ * before each use outside a transaction: a statement is then never sent on a connection
+ * that is already dead, and the question whether it was carried out never comes up. */
+static int pg_idle_gone(PGconn *pg)
+{
+	if (PQstatus(pg) != CONNECTION_OK)
+		return 1;
+	if (PQtransactionStatus(pg) != PQTRANS_IDLE || PQisBusy(pg))
+		return 0;
+	struct pollfd p = {.fd = PQsocket(pg), .events = POLLIN};
+	if (p.fd < 0)
+		return 1;
+	if (poll(&p, 1, 0) <= 0)
+		return 0;
+	if (!PQconsumeInput(pg))
+		return 1;
+	return PQstatus(pg) != CONNECTION_OK;
+}
+
+/* 1 when a statement that failed with the connection was certainly not carried out, so
+ * sending it again on a new connection cannot do it twice: the server said it was shutting
+ * down or restarting (admin_shutdown, crash_shutdown, cannot_connect_now: it ended the
+ * session before it ran the statement, or aborted it), or the statement only reads. A
+ * write that may have reached the server is never repeated: its caller gets
+ * STORE_UNAVAILABLE and the client decides. */
+int store_pg_repeatable(const char *state, const char *sql)
+{
+	if (state && (!strcmp(state, "57P01") || !strcmp(state, "57P02") || !strcmp(state, "57P03")))
+		return 1;
+	while (*sql == ' ' || *sql == '\t' || *sql == '\n')
+		sql++;
+	return strncasecmp(sql, "SELECT", 6) == 0 && !strcasestr(sql, " FOR UPDATE") &&
+	       !strcasestr(sql, " FOR SHARE");
+}
+
 enum store_status store_pg(struct store *s, PGconn **out)
 {
 	*out = NULL;
-	if (s->pg && PQstatus(s->pg) != CONNECTION_OK) {
+	if (s->pg && (s->in_tx ? PQstatus(s->pg) != CONNECTION_OK : pg_idle_gone(s->pg))) {
 		PQfinish(s->pg);
 		s->pg = NULL;
 		if (s->in_tx) {
 			/* the transaction died with the connection; its outcome is the server's to
-			 * tell, and a new connection would run the rest of it unprotected */
+			 * tell, and a new connection would run the rest of it unprotected. The
+			 * caller rolls back (store_rollback), which ends it here too. */
 			log_error("postgres: the connection was lost inside a transaction");
 			return store_fail(s, STORE_LOST, "the database connection was lost during the "
 						       "change; try again");
 		}
 	}
 	if (!s->pg) {
-		s->pg = PQconnectdb(s->database_url);
+		/* connect_timeout first: keywords of the URL (expanded from dbname) come after it
+		 * and win */
+		const char *const keys[] = {"connect_timeout", "dbname", NULL};
+		const char *const vals[] = {STORE_PG_CONNECT_TIMEOUT, s->database_url, NULL};
+		s->pg = PQconnectdbParams(keys, vals, 1);
 		if (!s->pg || PQstatus(s->pg) != CONNECTION_OK) {
 			log_error("postgres: %s", s->pg ? PQerrorMessage(s->pg) : "out of memory");
 			store_fail(s, STORE_UNAVAILABLE, "the database is unavailable");
@@ -134,9 +181,11 @@ enum store_status store_sql(struct store *s, PGresult **out, const char *conflic
 			PQclear(r);
 			return store_fail(s, STORE_CONFLICT, "the change conflicts with what is stored");
 		}
-		if (PQstatus(pg) != CONNECTION_OK && attempt == 0 && !s->in_tx) {
-			/* the server went away (restart): reconnect once and retry; never inside a
-			 * transaction, whose earlier statements were lost with the connection */
+		if (PQstatus(pg) != CONNECTION_OK && attempt == 0 && !s->in_tx &&
+		    store_pg_repeatable(state, sql)) {
+			/* the server went away (restart): reconnect once and retry what cannot have
+			 * been carried out or only reads; never inside a transaction, whose earlier
+			 * statements were lost with the connection */
 			PQclear(r);
 			continue;
 		}

@@ -68,11 +68,19 @@ enum store_status store_redis_failed(struct store *s);
 
 /* Runs a parameterised statement. STORE_OK with *out (caller PQclear()s) for a command or
  * rows; STORE_CONFLICT (nothing in *out) when the error's SQLSTATE is `conflict_state`
- * (e.g. "23505", may be NULL); STORE_UNAVAILABLE when the connection is gone (outside a
- * transaction a lost connection is reopened and the statement tried once more);
+ * (e.g. "23505", may be NULL); STORE_UNAVAILABLE when the connection is gone (an idle
+ * connection the server closed is found and replaced before the statement is sent; a
+ * statement that failed with its connection is tried once more on a new one, outside a
+ * transaction, only when it cannot have been carried out: the server said it was shutting
+ * down, or the statement is a SELECT; a write that may have been done is never repeated);
  * STORE_LOST as store_pg; STORE_ERROR for any other failure (logged). */
 enum store_status store_sql(struct store *s, PGresult **out, const char *conflict_state,
 			    const char *sql, int n, const char *const *params);
+/* 1 when a statement that failed with its connection cannot have been carried out, so
+ * store_sql may send it again on a new connection: the server's SQLSTATE (may be NULL)
+ * says it was shutting down (57P01, 57P02, 57P03), or sql is a SELECT without FOR
+ * UPDATE/SHARE. 0 for every statement that may have changed something. */
+int store_pg_repeatable(const char *state, const char *sql);
 
 /* store_sql() for a statement that gives one row or none: STORE_OK with *out (the caller
  * PQclear()s) when it gave exactly one; otherwise nothing in *out and STORE_NOT_FOUND with

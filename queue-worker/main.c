@@ -44,12 +44,19 @@
  * lapses REGISTER_LIFETIME_MS after a worker died, and its threads stop counting */
 #define REGISTER_EVERY_MS 1000
 #define REGISTER_LIFETIME_MS 5000
+/* the liveness key (queue_alive): renewed every ALIVE_EVERY_MS for WORKER_LIVENESS_MS; a
+ * job thread looks every CLAIM_ORPHANS_EVERY_MS for entries of workers whose key is gone,
+ * idle at least ORPHAN_MIN_IDLE_MS (so one just handed to a worker is not snatched) */
+#define ALIVE_EVERY_MS 1000
+#define CLAIM_ORPHANS_EVERY_MS 1000
+#define ORPHAN_MIN_IDLE_MS 1000
 
 /* Configuration, read once from the environment. */
 struct config {
 	struct rds_target redis;
 	long workers;
 	long claim_idle_ms;
+	long liveness_ms;
 	long max_attempts;
 	long grace_ms;
 	long refresh_s;
@@ -161,6 +168,7 @@ static int load_config(struct config *c)
 	const struct cfg_setting settings[] = {
 		{"WORKERS", 2, 1, WORKERS_MAX, &c->workers},
 		{"CLAIM_IDLE_MS", 30000, 300, 3600000, &c->claim_idle_ms},
+		{"WORKER_LIVENESS_MS", 3000, 1500, 600000, &c->liveness_ms},
 		{"JOB_MAX_ATTEMPTS", 3, 1, 100, &c->max_attempts},
 		{"SHUTDOWN_GRACE_MS", 30000, 0, 3600000, &c->grace_ms},
 		{"RUNTIMES_REFRESH_S", 60, 1, 86400, &c->refresh_s},
@@ -218,7 +226,7 @@ static void *job_thread(void *arg)
 	struct worker *w = s->w;
 	redisContext *r = NULL;
 	struct backoff failures = {.first_ms = BACKOFF_FIRST_MS, .max_ms = BACKOFF_MAX_MS};
-	long long next_claim = 0;
+	long long next_claim = 0, next_orphans = 0;
 	long claim_every = w->cfg.claim_idle_ms / 2 < 1000 ? w->cfg.claim_idle_ms / 2 : 1000;
 	char err[512];
 	int connected_once = 0;
@@ -237,8 +245,14 @@ static void *job_thread(void *arg)
 		}
 		struct queue_entry e;
 		int got = 0;
-		/* a dead worker's jobs first: they have waited longest */
-		if (clock_mono_ms() >= next_claim) {
+		/* a dead worker's jobs first: they have waited longest. One killed outright is
+		 * known by its lapsed liveness key within seconds; CLAIM_IDLE_MS catches the rest
+		 * (a worker that stalled, one of a version without the key). */
+		if (clock_mono_ms() >= next_orphans) {
+			got = queue_claim_orphan(r, w->consumer, ORPHAN_MIN_IDLE_MS, &e, err, sizeof err);
+			next_orphans = clock_mono_ms() + CLAIM_ORPHANS_EVERY_MS;
+		}
+		if (got == 0 && clock_mono_ms() >= next_claim) {
 			got = queue_claim(r, w->consumer, w->cfg.claim_idle_ms, &e, err, sizeof err);
 			next_claim = clock_mono_ms() + claim_every;
 			if (got == 1)
@@ -442,6 +456,9 @@ int main(void)
 			goto out;
 		}
 	}
+	/* alive before any thread reads, so no entry of ours is ever seen without the key */
+	if (queue_alive(r, w->consumer, w->cfg.liveness_ms) < 0)
+		log_warn("redis: could not write the liveness key");
 	char *rt_json = runtimes_text(w, &local);
 	long ttl = w->cfg.refresh_s * 3;
 	if (rt_json && queue_publish_runtimes(r, rt_json, ttl) < 0)
@@ -460,11 +477,13 @@ int main(void)
 		}
 		started++;
 	}
-	log_info("consumer %s: %ld job threads on %s (claim after %ld ms idle, %ld attempts)",
-		 w->consumer, started, QUEUE_STREAM, w->cfg.claim_idle_ms, w->cfg.max_attempts);
+	log_info("consumer %s: %ld job threads on %s (a dead worker's jobs taken over %ld ms "
+		 "after its liveness lapsed, a stalled one's after %ld ms idle, %ld attempts)",
+		 w->consumer, started, QUEUE_STREAM, w->cfg.liveness_ms, w->cfg.claim_idle_ms,
+		 w->cfg.max_attempts);
 
 	long long next_beat = 0, next_refresh = clock_mono_ms() + w->cfg.refresh_s * 1000;
-	long long next_poll = 0, next_register = 0;
+	long long next_poll = 0, next_register = 0, next_alive = clock_mono_ms() + ALIVE_EVERY_MS;
 	int registered = 0;
 	long long stop_at = 0;
 	long beat_every = w->cfg.claim_idle_ms / 3;
@@ -511,6 +530,11 @@ int main(void)
 			bad |= jobstate_worker(r, w->consumer, 0, 0, w->cfg.room_cap, err, sizeof err) < 0;
 			registered = 0;
 		}
+		/* alive while any job thread runs, stopping or not: its jobs are its own */
+		if (clock_mono_ms() >= next_alive) {
+			bad |= queue_alive(r, w->consumer, w->cfg.liveness_ms) < 0;
+			next_alive = clock_mono_ms() + ALIVE_EVERY_MS;
+		}
 		if (clock_mono_ms() >= next_poll) {
 			bad |= poll_cancelled(w, r) < 0;
 			next_poll = clock_mono_ms() + CANCEL_POLL_MS;
@@ -536,6 +560,9 @@ int main(void)
 		pthread_join(w->slots[i].thread, NULL);
 		pthread_mutex_destroy(&w->slots[i].lock);
 	}
+	/* every job thread has ended: nothing of ours is running any more */
+	if (r && queue_alive(r, w->consumer, 0) < 0)
+		log_warn("redis: could not delete the liveness key");
 	log_info("stopped");
 	rc = 0;
 out:

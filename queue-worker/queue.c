@@ -92,6 +92,94 @@ int queue_claim(redisContext *r, const char *consumer, long min_idle_ms, struct 
 	return rc;
 }
 
+int queue_alive(redisContext *r, const char *consumer, long ttl_ms)
+{
+	struct rkey k = rkey1(RK_WORKER_ALIVE, consumer);
+	if (!k.s[0])
+		return -1;
+	redisReply *rep = ttl_ms > 0 ? redisCommand(r, "SET %s 1 PX %ld", k.s, ttl_ms)
+				     : redisCommand(r, "DEL %s", k.s);
+	char err[64];
+	if (rds_reply_failed(r, rep, err, sizeof err))
+		return -1;
+	freeReplyObject(rep);
+	return 0;
+}
+
+/* 1 when consumer's liveness key exists, 0 when it is gone, -1 error. */
+static int consumer_alive(redisContext *r, const char *consumer, char *err, size_t errlen)
+{
+	struct rkey k = rkey1(RK_WORKER_ALIVE, consumer);
+	if (!k.s[0])
+		return 1; /* a name no key can hold: not ours to judge */
+	redisReply *rep = redisCommand(r, "EXISTS %s", k.s);
+	if (rds_reply_failed(r, rep, err, errlen))
+		return -1;
+	int alive = rep->type != REDIS_REPLY_INTEGER || rep->integer != 0;
+	freeReplyObject(rep);
+	return alive;
+}
+
+int queue_claim_orphan(redisContext *r, const char *consumer, long min_idle_ms,
+		       struct queue_entry *e, char *err, size_t errlen)
+{
+	/* [[id, consumer, idle ms, deliveries], …], oldest first */
+	redisReply *rep = redisCommand(r, "XPENDING %s %s IDLE %ld - + %d", QUEUE_STREAM,
+				       QUEUE_GROUP, min_idle_ms, QUEUE_ORPHAN_SCAN);
+	if (rds_reply_failed(r, rep, err, errlen))
+		return -1;
+	int rc = 0;
+	/* consumers already asked about in this pass, so a dead worker's many entries cost one
+	 * EXISTS */
+	char seen[QUEUE_ORPHAN_SCAN][QUEUE_ID_MAX * 4];
+	int alive[QUEUE_ORPHAN_SCAN];
+	size_t nseen = 0;
+	for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements && rc == 0; i++) {
+		const redisReply *x = rep->element[i];
+		if (x->type != REDIS_REPLY_ARRAY || x->elements < 3 ||
+		    x->element[0]->type != REDIS_REPLY_STRING ||
+		    x->element[1]->type != REDIS_REPLY_STRING)
+			continue;
+		char owner[QUEUE_ID_MAX * 4], id[QUEUE_ID_MAX];
+		copy_str(owner, sizeof owner, x->element[1]);
+		copy_str(id, sizeof id, x->element[0]);
+		if (!strcmp(owner, consumer))
+			continue;
+		int live = -2;
+		for (size_t k = 0; k < nseen; k++)
+			if (!strcmp(seen[k], owner))
+				live = alive[k];
+		if (live == -2) {
+			live = consumer_alive(r, owner, err, errlen);
+			if (live < 0) {
+				rc = -1;
+				break;
+			}
+			snprintf(seen[nseen], sizeof seen[nseen], "%s", owner);
+			alive[nseen++] = live;
+		}
+		if (live)
+			continue;
+		/* still idle that long: no one (the owner come back, another worker) took it
+		 * meanwhile; otherwise Redis answers an empty array and we go on */
+		redisReply *c = redisCommand(r, "XCLAIM %s %s %s %ld %s", QUEUE_STREAM, QUEUE_GROUP,
+					     consumer, min_idle_ms, id);
+		if (rds_reply_failed(r, c, err, errlen)) {
+			rc = -1;
+			break;
+		}
+		if (c->type == REDIS_REPLY_ARRAY && c->elements >= 1 &&
+		    parse_entry(c->element[0], e) == 0) {
+			log_info("entry %s (job %s): its worker %s is gone (no liveness key): taken over",
+				 e->entry, e->job, owner);
+			rc = 1;
+		}
+		freeReplyObject(c);
+	}
+	freeReplyObject(rep);
+	return rc;
+}
+
 int queue_touch(redisContext *r, const char *consumer, const char *const *ids, size_t n)
 {
 	if (n == 0)
@@ -218,6 +306,22 @@ static char *event_data(const struct queue_handler *h, const struct queue_job *j
 	return data;
 }
 
+/* A running event of attempt 2 or later: an earlier attempt's worker died (or stalled)
+ * and this one starts the job again from the beginning; its output so far is not kept.
+ * The event says so: "attempt": n, "restarted": true (docs/API.md). Takes data, returns
+ * the new text (caller frees), NULL when out of memory. */
+static char *mark_restart(char *data, long attempt)
+{
+	cJSON *o = cJSON_Parse(data);
+	free(data);
+	char *out = NULL;
+	if (o && cJSON_IsObject(o) && cJSON_AddNumberToObject(o, "attempt", (double)attempt) &&
+	    cJSON_AddTrueToObject(o, "restarted"))
+		out = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return out;
+}
+
 /* One status change of this attempt with its room event (lib/jobstate.h): 1 done, 0
  * refused because this worker is stale (the job moved on: another worker claimed it, or it
  * is over), -1 Redis error (err). attempt -1: any attempt (a job failed before counting). */
@@ -227,6 +331,8 @@ static int change(redisContext *r, const struct queue_handler *h, const struct q
 		  const char *requeue_entry, char *err, size_t errlen)
 {
 	char *data = event_data(h, j, job_status_name(status), result_json, error);
+	if (data && status == JOB_RUNNING && attempt > 1)
+		data = mark_restart(data, attempt);
 	if (!data) {
 		errbuf_set(err, errlen, "out of memory");
 		return -1;

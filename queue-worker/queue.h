@@ -86,6 +86,21 @@ int queue_read(redisContext *r, const char *consumer, int block_ms, struct queue
 int queue_claim(redisContext *r, const char *consumer, long min_idle_ms, struct queue_entry *e,
 		char *err, size_t errlen);
 
+/* This worker is alive: SET cc:worker:<consumer>:alive PX ttl_ms, renewed by the main
+ * thread every second from before the job threads read until they have all ended (also
+ * while a stopping worker finishes its jobs), deleted (ttl_ms 0) when it exits. A worker
+ * killed outright stops renewing it, and its key is gone ttl_ms later. 0 or -1. */
+int queue_alive(redisContext *r, const char *consumer, long ttl_ms);
+
+/* An entry pending with a consumer whose liveness key is gone (a worker killed outright),
+ * idle at least min_idle_ms, now ours (XCLAIM with that idle time, so of several live
+ * workers trying at once one gets it). Looks at the COUNT oldest such entries of at most
+ * QUEUE_ORPHAN_SCAN. 1 with *e, 0 none, -1 error (err). Entries of workers that are
+ * alive, however long their jobs run, are never taken here. */
+#define QUEUE_ORPHAN_SCAN 32
+int queue_claim_orphan(redisContext *r, const char *consumer, long min_idle_ms,
+		       struct queue_entry *e, char *err, size_t errlen);
+
 /* Resets the idle time of entries this worker is still working on, so they are not
  * claimed by another worker while they run (XCLAIM … JUSTID). ids: n entry ids. */
 int queue_touch(redisContext *r, const char *consumer, const char *const *ids, size_t n);

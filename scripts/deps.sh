@@ -21,7 +21,7 @@ run_pkgs=(
   build-essential pkg-config
   libfcgi-dev libhiredis-dev libpq-dev libcurl4-openssl-dev libcjson-dev libjwt-dev
   libargon2-dev libssl-dev libevent-dev libwslay-dev
-  lighttpd postgresql postgresql-client redis-server bubblewrap
+  lighttpd lighttpd-modules-lua postgresql postgresql-client redis-server bubblewrap
   curl procps iproute2
 )
 # HTTPS (scripts/run.sh: TLS_CERT/TLS_KEY, TLS=self-signed)

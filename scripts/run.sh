@@ -3,6 +3,11 @@
 # DATABASE_URL / REDIS_URL are given), the schema, the broker, the workers and lighttpd
 # with the API. Ctrl-C, SIGTERM or SIGHUP — however many times they arrive — and the death
 # of the parent (make) stop every child. See README.md for the variables.
+# Once ready it supervises: a service that dies (PostgreSQL, Redis, the broker, the worker,
+# the snapshotter, the web server) is started again after the restart back-off of
+# scripts/supervise.sh, with one line in the output and in var/log/supervisor.log; the API
+# processes are kept by scripts/keep-fcgi.sh on their sockets (docs/OPERATIONS.md,
+# "Supervision").
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,10 +36,19 @@ LOG_MAX_MB=${LOG_MAX_MB:-100}
 LOG_CHECK_S=${LOG_CHECK_S:-60}
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
 
+# shellcheck source=supervise.sh
+. "$ROOT/scripts/supervise.sh"
+
 say() { printf 'codecollab: %s\n' "$*"; }
 die() { printf 'codecollab: error: %s\n' "$*" >&2; exit 1; }
 
-pids=()
+# The supervised services by name: their pid while they run (empty while one waits to be
+# started again), when they started, when a dead one is due again, its restarts so far,
+# and the exit statuses `wait -n` collected. progs: the programs in start order (stopped in
+# reverse, the front door first); postgres and redis are stopped last.
+declare -A spid=() st0=() sdue=() snrest=() sexit=()
+progs=()
+pids=() # every pid of the stack, for the stop (the API processes under Apache too)
 pg_pid=""
 redis_pid=""
 stopping=0
@@ -55,6 +69,7 @@ stop_all() {
   # Only while it is still our child: a finished `sleep` was reaped, and its pid may belong
   # to an unrelated process by now.
   local last=${!:-}
+  sync_pids
   if [ -n "$last" ] && [ "$(ppid_of "$last")" = "$$" ] &&
     ! in_list "$last" "${pids[@]}" "$redis_pid" "$pg_pid"; then
     kill -TERM "$last" 2>/dev/null || true
@@ -74,6 +89,9 @@ stop_all() {
   for ((i = n - 2; i >= 0; i--)); do
     wait_gone "${pids[$i]}" 40 || kill -KILL "${pids[$i]}" 2>/dev/null || true
   done
+  # what a web server that died left (it may have died just before this stop)
+  stop_leftovers apache2 KILL
+  [ "$WEB" = apache ] || stop_leftovers keep-fcgi.sh
   if [ -n "$redis_pid" ]; then
     kill -TERM "$redis_pid" 2>/dev/null || true
     wait_gone "$redis_pid" 20 || kill -KILL "$redis_pid" 2>/dev/null || true
@@ -82,6 +100,15 @@ stop_all() {
     kill -INT "$pg_pid" 2>/dev/null || true # PostgreSQL's "fast" shutdown
     wait_gone "$pg_pid" 30 || kill -KILL "$pg_pid" 2>/dev/null || true
   fi
+}
+
+sync_pids() { # pids, pg_pid, redis_pid from the supervisor's table (the running ones)
+  local n
+  pids=()
+  for n in "${progs[@]}"; do [ -n "${spid[$n]:-}" ] && pids+=("${spid[$n]}"); done
+  pg_pid=${spid[postgres]:-}
+  redis_pid=${spid[redis]:-}
+  return 0
 }
 
 ppid_of() { # pid: its parent's pid, or nothing when it is gone
@@ -147,10 +174,110 @@ wait_for() { # description seconds command...
 }
 
 check_children() {
-  local p
-  for p in "${pids[@]}" $redis_pid $pg_pid; do
-    kill -0 "$p" 2>/dev/null || die "a service exited during start-up (logs in $CC_VAR/log/)"
+  local n
+  for n in "${!spid[@]}"; do
+    kill -0 "${spid[$n]}" 2>/dev/null || die "$n exited during start-up (logs in $CC_VAR/log/)"
   done
+}
+
+# Starts one service by name, in a session of its own (setsid): Ctrl-C in the terminal
+# reaches only this script, which then stops the services in order, instead of all of them
+# at once. The same command starts it again after a crash.
+start_service() { # name
+  case "$1" in
+    postgres)
+      setsid "${as_pg[@]}" "$PG_BIN/postgres" -D "$pgdata" -p "$PG_PORT" -k "$CC_VAR/run/pg" \
+        -c listen_addresses='' -c fsync=on -c max_connections=200 \
+        >>"$CC_VAR/log/postgres.log" 2>&1 & ;;
+    redis)
+      setsid redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$CC_VAR/redis" \
+        --unixsocket "$CC_VAR/run/redis.sock" --unixsocketperm 700 \
+        --appendonly yes --appendfsync everysec --save '' --daemonize no \
+        --logfile "$CC_VAR/log/redis.log" --protected-mode yes & ;;
+    broker) setsid "$CC_BIN/codecollab-broker" >>"$CC_VAR/log/broker.log" 2>&1 & ;;
+    worker) setsid "$CC_BIN/codecollab-worker" >>"$CC_VAR/log/worker.log" 2>&1 & ;;
+    snapshotter) setsid "$CC_BIN/codecollab-snapshotter" </dev/null >>"$CC_VAR/log/snapshotter.log" 2>&1 & ;;
+    apache)
+      stop_leftovers apache2 KILL
+      setsid apache2 -f "$ROOT/deploy/apache/codecollab.conf" "${apache_defs[@]}" >>"$CC_VAR/log/apache.log" 2>&1 & ;;
+    lighttpd)
+      # the API processes are lighttpd's children (bin-path), each kept by keep-fcgi.sh;
+      # those of a lighttpd that died must be gone first: a new lighttpd finding a socket
+      # still answered takes it for someone else's and never starts a process on it
+      stop_leftovers keep-fcgi.sh
+      setsid lighttpd -D -f "$ROOT/lighttpd.conf" >>"$CC_VAR/log/lighttpd.log" 2>&1 & ;;
+    *) die "no such service: $1" ;;
+  esac
+  spid[$1]=$!
+  st0[$1]=$(sup_now_ms)
+  sdue[$1]=""
+  case "$1" in postgres | redis) ;; *) in_list "$1" "${progs[@]}" || progs+=("$1") ;; esac
+  sync_pids
+}
+
+# Processes of this stack whose command line holds word, left behind by a web server that
+# died: lighttpd's keep-fcgi.sh processes (they notice within a second and stop) or Apache's
+# children (they would keep the port). Stopped before the web server is started again, and
+# at the end: with signal (TERM: a keeper lets its API process finish the request), then KILL
+# after 10 s. Apache's orphans get KILL at once: a graceful stop would wait for their open
+# streams, which reconnect to the new one anyway.
+stop_leftovers() { # word [signal]
+  local p left=()
+  for p in /proc/[0-9]*; do
+    [ "${p#/proc/}" = "$$" ] && continue
+    grep -qz -- "$1" "$p/cmdline" 2>/dev/null || continue
+    grep -qzx -- "CC_VAR=$CC_VAR" "$p/environ" 2>/dev/null || continue
+    is_zombie "${p#/proc/}" || left+=("${p#/proc/}")
+  done
+  [ ${#left[@]} -gt 0 ] || return 0
+  kill "-${2:-TERM}" "${left[@]}" 2>/dev/null || true
+  for p in "${left[@]}"; do
+    wait_gone "$p" 10 || kill -KILL "$p" 2>/dev/null || true
+  done
+}
+
+# Adds a process the supervisor only watches (the API processes under Apache: spawn-fcgi
+# started them, keep-fcgi.sh in each restarts the program itself).
+watch_service() { # name pid
+  spid[$1]=$2
+  st0[$1]=$(sup_now_ms)
+  sdue[$1]=""
+  snrest[$1]=keep
+  progs+=("$1")
+  sync_pids
+}
+
+notice() { # a line for the terminal and for var/log/supervisor.log
+  local line
+  line=$(sup_log "$*")
+  printf '%s\n' "$line" >>"$CC_VAR/log/supervisor.log" 2>/dev/null || true
+  printf '%s\n' "$line" || true
+}
+
+# A service that died: one line saying which, how and when it comes back; its restart is
+# due after the back-off (from the first delay again when it had run RESTART_RESET_S).
+service_died() { # name
+  local n=$1 p=${spid[$1]} rc up d
+  if [ -n "${sexit[$p]:-}" ]; then
+    rc=${sexit[$p]}
+    unset "sexit[$p]"
+  elif [ "$(ppid_of "$p")" = "$$" ] || ! kill -0 "$p" 2>/dev/null; then
+    wait "$p" 2>/dev/null && rc=0 || rc=$?
+  fi
+  spid[$n]=""
+  sync_pids
+  up=$(($(sup_now_ms) - st0[$n]))
+  if [ "${snrest[$n]:-}" = keep ]; then
+    notice "$n (pid $p) ended after $(sup_secs "$up") s; the other API processes serve its socket"
+    return 0
+  fi
+  [ "$up" -ge $((RESTART_RESET_S * 1000)) ] && snrest[$n]=0
+  d=$(sup_delay_ms "${snrest[$n]:-0}")
+  snrest[$n]=$((${snrest[$n]:-0} + 1))
+  sdue[$n]=$(($(sup_now_ms) + d))
+  local how="exited"
+  [ "$rc" = 127 ] || how=$(sup_how "$rc")
+  notice "$n (pid $p) $how after $(sup_secs "$up") s; restarting it in $(sup_secs "$d") s (restart ${snrest[$n]})"
 }
 
 trap 'stop_all; exit 130' INT
@@ -170,6 +297,7 @@ case "$WEB" in
     done ;;
   *) die "WEB must be lighttpd (the default) or apache (got '$WEB')" ;;
 esac
+msg=$(sup_check_settings) || die "$msg"
 for v in LOG_MAX_MB LOG_CHECK_S $METRICS_VARS; do
   case "${!v}" in '' | *[!0-9]*) die "$v must be a whole number (got '${!v}')" ;; esac
 done
@@ -286,10 +414,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
   fi
   # Unix socket only, in var/run/pg: nothing listens on TCP, so trust auth reaches no one
   # who cannot already read var/.
-  setsid "${as_pg[@]}" "$PG_BIN/postgres" -D "$pgdata" -p "$PG_PORT" -k "$CC_VAR/run/pg" \
-    -c listen_addresses='' -c fsync=on -c max_connections=200 \
-    >>"$CC_VAR/log/postgres.log" 2>&1 &
-  pg_pid=$!
+  start_service postgres
   wait_for "PostgreSQL" 30 "$PG_BIN/pg_isready" -q -h "$CC_VAR/run/pg" -p "$PG_PORT"
   export DATABASE_URL="postgresql:///codecollab?host=$CC_VAR/run/pg&port=$PG_PORT&user=postgres"
   if ! psql "postgresql:///postgres?host=$CC_VAR/run/pg&port=$PG_PORT&user=postgres" -Atqc \
@@ -306,11 +431,7 @@ if [ -z "${REDIS_URL:-}" ]; then
   check_port "$REDIS_PORT" "Redis" REDIS_PORT
   # the programs on this machine talk to it over a Unix socket (cheaper per round trip
   # than loopback TCP: docs/BENCHMARKS.md, "Write path"); the TCP port is for tools
-  setsid redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$CC_VAR/redis" \
-    --unixsocket "$CC_VAR/run/redis.sock" --unixsocketperm 700 \
-    --appendonly yes --appendfsync everysec --save '' --daemonize no \
-    --logfile "$CC_VAR/log/redis.log" --protected-mode yes &
-  redis_pid=$!
+  start_service redis
   wait_for "Redis" 20 redis-cli -p "$REDIS_PORT" ping
   export REDIS_URL="unix://$CC_VAR/run/redis.sock"
   # data kept in var/redis by an older version: its keys to the current layout (lib/rkeys.def)
@@ -318,25 +439,21 @@ if [ -z "${REDIS_URL:-}" ]; then
 fi
 
 # --- the broker, the workers, lighttpd with the API ------------------------------------
-# Every service runs in a session of its own (setsid): Ctrl-C in the terminal reaches only
-# this script, which then stops the services in order, instead of all of them at once.
-setsid "$CC_BIN/codecollab-broker" >>"$CC_VAR/log/broker.log" 2>&1 &
-pids+=($!)
-setsid "$CC_BIN/codecollab-worker" >>"$CC_VAR/log/worker.log" 2>&1 &
-pids+=($!)
-setsid "$CC_BIN/codecollab-snapshotter" </dev/null >>"$CC_VAR/log/snapshotter.log" 2>&1 &
-pids+=($!)
+start_service broker
+start_service worker
+start_service snapshotter
 if [ "$WEB" = apache ]; then
-  # The API under spawn-fcgi (API_PROCESSES processes on one Unix socket, as lighttpd runs
-  # them), Apache in front (deploy/apache/codecollab.conf). Apache's children run as
-  # www-data when we are root; they only need the socket and htdocs/.
+  # The API under spawn-fcgi (API_PROCESSES processes on one Unix socket, each kept running
+  # by keep-fcgi.sh), Apache in front (deploy/apache/codecollab.conf). Apache's children
+  # run as www-data when we are root; they only need the socket and htdocs/.
   [ -z "${TLS_CERT:-}" ] || die "make run sets up HTTPS with lighttpd only; with Apache, terminate TLS in your own site (docs/DEPLOY.md)"
   rm -f "$CC_VAR/run/api.sock" "$CC_VAR/run/api.pids"
-  setsid spawn-fcgi -s "$CC_VAR/run/api.sock" -M 0666 -F "$API_PROCESSES" -P "$CC_VAR/run/api.pids" \
-    -- "$CC_BIN/codecollab-api" >>"$CC_VAR/log/api.log" 2>&1 </dev/null ||
+  KEEP_FCGI_LOG=$CC_VAR/log/api.log setsid spawn-fcgi -s "$CC_VAR/run/api.sock" -M 0666 -F "$API_PROCESSES" -P "$CC_VAR/run/api.pids" \
+    -- "$ROOT/scripts/keep-fcgi.sh" "$CC_BIN/codecollab-api" >>"$CC_VAR/log/api.log" 2>&1 </dev/null ||
     die "spawn-fcgi could not start the API (see $CC_VAR/log/api.log)"
+  i=0
   while read -r p || [ -n "$p" ]; do # spawn-fcgi ends the last pid without a newline
-    [ -n "$p" ] && pids+=("$p")
+    [ -n "$p" ] && i=$((i + 1)) && watch_service "api-$i" "$p"
   done <"$CC_VAR/run/api.pids"
   case "$CC_BIND" in *:*) CC_LISTEN="[$CC_BIND]:$PORT" ;; *) CC_LISTEN="$CC_BIND:$PORT" ;; esac
   if [ "$(id -u)" = 0 ]; then CC_APACHE_USER=www-data CC_APACHE_GROUP=www-data
@@ -347,19 +464,17 @@ if [ "$WEB" = apache ]; then
     export CC_METRICS_LISTEN=$metrics_addr:$METRICS_PORT
     apache_defs+=(-DCC_METRICS)
   fi
-  setsid apache2 -f "$ROOT/deploy/apache/codecollab.conf" "${apache_defs[@]}" >>"$CC_VAR/log/apache.log" 2>&1 &
-  pids+=($!)
+  start_service apache
 else
-  setsid lighttpd -D -f "$ROOT/lighttpd.conf" >>"$CC_VAR/log/lighttpd.log" 2>&1 &
-  pids+=($!)
+  start_service lighttpd
 fi
 
-wait_for "the API" 30 curl -kfsS "$scheme://127.0.0.1:$PORT/api/health"
-wait_for "the broker" 20 curl -kfsS "$scheme://127.0.0.1:$PORT/events/health"
+wait_for "the API" 30 curl -kfsS --max-time 5 "$scheme://127.0.0.1:$PORT/api/health"
+wait_for "the broker" 20 curl -kfsS --max-time 5 "$scheme://127.0.0.1:$PORT/events/health"
 # the workers announce their runtimes once the sandbox works (a start error, such as a
 # runtime RUNTIMES_EXTRA names but that is not installed, ends them: check_children says so)
 if [ -z "${PISTON_URL:-}" ]; then
-  wait_for "the workers" 30 curl -kfsS "$scheme://127.0.0.1:$PORT/api/runtimes"
+  wait_for "the workers" 30 curl -kfsS --max-time 5 "$scheme://127.0.0.1:$PORT/api/runtimes"
 fi
 # What clients on this machine (tests, tools) need to reach the same servers.
 {
@@ -387,27 +502,53 @@ if [ -n "${TLS_PORT:-}" ] && [ -n "${TLS_CERT:-}" ]; then
 fi
 [ -n "${CC_READY_FILE:-}" ] && : >"$CC_READY_FILE"
 
-# Stay in the foreground until a child dies, we are told to stop, or our parent dies
-# (make killed outright: nobody would ever tell us, and the stack would hold its ports).
-# Every LOG_CHECK_S seconds, logs over LOG_MAX_MB are cut (scripts/cap-logs.sh; 0: never).
-ticks=0
+# Stay in the foreground, supervising, until we are told to stop or our parent dies (make
+# killed outright: nobody would ever tell us, and the stack would hold its ports). A service
+# that dies is started again after its back-off (service_died). `wait -n` returns as soon as
+# one of our children ends, so a death is seen at once; the API processes under Apache are
+# not our children and are looked at every second. Every LOG_CHECK_S seconds, logs over
+# LOG_MAX_MB are cut (scripts/cap-logs.sh; 0: never).
+next_cap=$(($(sup_now_ms) + LOG_CHECK_S * 1000))
 while true; do
-  ticks=$((ticks + 1))
-  if [ "$LOG_MAX_MB" -gt 0 ] && [ $((ticks % LOG_CHECK_S)) -eq 0 ]; then
+  now=$(sup_now_ms)
+  if [ "$LOG_MAX_MB" -gt 0 ] && [ "$now" -ge "$next_cap" ]; then
     "$ROOT/scripts/cap-logs.sh" "$CC_VAR/log" $((LOG_MAX_MB * 1024 * 1024)) ||
       say "could not cap the logs in $CC_VAR/log" || true
+    next_cap=$((now + LOG_CHECK_S * 1000))
   fi
   if parent_gone; then
     trap '' PIPE # whoever read our output may have gone with it
     say "the parent process (pid $parent) is gone; stopping everything" || true
     exit 0
   fi
-  for p in "${pids[@]}" $redis_pid $pg_pid; do
-    if ! kill -0 "$p" 2>/dev/null; then
-      printf 'codecollab: a service (pid %s) exited; stopping everything (logs in %s/log/)\n' "$p" "$CC_VAR" >&2
-      exit 1
+  for n in "${!spid[@]}"; do
+    p=${spid[$n]}
+    if [ -n "$p" ] && { [ -n "${sexit[$p]:-}" ] || ! kill -0 "$p" 2>/dev/null || is_zombie "$p"; }; then
+      service_died "$n"
     fi
   done
-  sleep 1 &
-  wait $! || true
+  wait_ms=1000
+  for n in "${!sdue[@]}"; do
+    [ -n "${sdue[$n]}" ] || continue
+    left=$((sdue[$n] - $(sup_now_ms)))
+    if [ "$left" -le 0 ]; then
+      start_service "$n"
+      notice "$n restarted (pid ${spid[$n]})"
+    elif [ "$left" -lt "$wait_ms" ]; then
+      wait_ms=$left
+    fi
+  done
+  sleep "$(sup_secs "$wait_ms")" &
+  tick=$!
+  children=()
+  for n in "${!spid[@]}"; do
+    [ -n "${spid[$n]}" ] && [ "$(ppid_of "${spid[$n]}")" = "$$" ] && children+=("${spid[$n]}")
+  done
+  who=""
+  wait -n -p who "$tick" "${children[@]}" && rc=0 || rc=$?
+  if [ -n "$who" ] && [ "$who" != "$tick" ]; then
+    sexit[$who]=$rc
+    kill "$tick" 2>/dev/null || true
+    wait "$tick" 2>/dev/null || true
+  fi
 done

@@ -103,22 +103,45 @@ test('several jobs at once, up to WORKERS in parallel', () => withRedis(async (r
   assertCleanExit(w, await stopWorker(w));
 }));
 
-test('a worker killed mid-job: another claims the job and finishes it', () => withRedis(async (r, redis) => {
-  const a = await startWorker(redis.port, { WORKERS: '1' });
+test('a worker killed mid-job: another takes it over once its liveness key lapses (not after CLAIM_IDLE_MS) and finishes it once', () => withRedis(async (r, redis) => {
+  // b is already running: it notices the dead worker by itself, as it would in production.
+  // CLAIM_IDLE_MS stays at its 30 s default, so only the liveness key can explain a quick takeover.
+  const env = { WORKERS: '1', CLAIM_IDLE_MS: '30000' };
+  const a = await startWorker(redis.port, env);
+  const b = await startWorker(redis.port, env);
+  const consumer = (w) => w.output.match(/consumer (\S+): \d+ job threads/)[1];
+  a.consumer = consumer(a);
+  b.consumer = consumer(b);
   const room = jobId('room');
   const id = await enqueue(r, { room, request: sh('sleep 1.5; echo survived') });
   await waitStatus(r, id, 'running');
-  a.kill('SIGKILL');
-  await a.exited;
-  const b = await startWorker(redis.port, { WORKERS: '1' });
+  const j0 = await job(r, id);
+  const victim = j0.worker === b.consumer ? b : a;
+  const survivor = victim === a ? b : a;
+  assert.equal(j0.worker, victim.consumer);
+  assert.equal(await r.cmd('EXISTS', `cc:worker:${victim.consumer}:alive`), 1, 'a running worker has its liveness key');
+  victim.kill('SIGKILL');
+  const t0 = Date.now();
+  await victim.exited;
+  await waitFor(async () => (await job(r, id)).attempts === 2, { timeout: 20000, what: 'the takeover' });
+  const took = Date.now() - t0;
   const j = await waitStatus(r, id, 'finished', 20000);
   assert.equal(j.result.stdout, 'survived\n');
   assert.equal(j.attempts, 2);
-  assert.match(b.output, /claimed entry/);
-  const statuses = (await events(r, room)).map((e) => e.data.status);
+  assert.equal(j.worker, survivor.consumer);
+  assert.match(survivor.output, /is gone \(no liveness key\): taken over/);
+  assert.ok(took < 15000, `taken over after ${took} ms (CLAIM_IDLE_MS is 30 s)`);
+  console.log(`  a worker killed mid-job: its job taken over ${took} ms after the kill`);
+  const evs = await events(r, room);
   // the hash said finished in the same step as the event was added: no waiting for it
-  assert.deepEqual(statuses, ['queued', 'running', 'running', 'finished']);
-  assertCleanExit(b, await stopWorker(b));
+  assert.deepEqual(evs.map((e) => e.data.status), ['queued', 'running', 'running', 'finished']);
+  // the second running says the job starts again from the beginning
+  assert.equal(evs[1].data.restarted, undefined);
+  assert.equal(evs[2].data.restarted, true);
+  assert.equal(evs[2].data.attempt, 2);
+  await waitFor(async () => (await r.cmd('XPENDING', 'cc:jobs', 'workers'))[0] === 0, { what: 'ack' });
+  assertCleanExit(survivor, await stopWorker(survivor));
+  assert.equal(await r.cmd('EXISTS', `cc:worker:${survivor.consumer}:alive`), 0, 'a stopped worker deletes its liveness key');
 }));
 
 test('a job that keeps killing its workers fails after the retry budget', () => withRedis(async (r, redis) => {

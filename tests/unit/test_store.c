@@ -45,6 +45,29 @@ static void check_table(void)
 	CHECK_STR(store_status_name((enum store_status)STORE__COUNT), "");
 }
 
+/* Which statements store_sql sends again after their connection died: only what cannot
+ * have been carried out (the server said it was going down) or only reads. */
+static void check_repeatable(void)
+{
+	/* the server ended the session before running it: anything may go again */
+	CHECK(store_pg_repeatable("57P01", "INSERT INTO users (name) VALUES ($1)"));
+	CHECK(store_pg_repeatable("57P02", "UPDATE rooms SET name = $1"));
+	CHECK(store_pg_repeatable("57P03", "DELETE FROM rooms WHERE id = $1"));
+	/* no word from the server (it vanished): reads only */
+	CHECK(store_pg_repeatable(NULL, "SELECT 1"));
+	CHECK(store_pg_repeatable(NULL, "  \n select id FROM rooms WHERE id = $1"));
+	CHECK(!store_pg_repeatable(NULL, "INSERT INTO users (name) VALUES ($1)"));
+	CHECK(!store_pg_repeatable(NULL, "UPDATE users SET token_gen = token_gen + 1"));
+	CHECK(!store_pg_repeatable(NULL, "COMMIT"));
+	CHECK(!store_pg_repeatable(NULL, "WITH x AS (DELETE FROM t RETURNING 1) SELECT 1"));
+	CHECK(!store_pg_repeatable(NULL, "SELECT id FROM rooms WHERE id = $1 FOR UPDATE"));
+	CHECK(!store_pg_repeatable(NULL, "SELECT role FROM room_members FOR SHARE"));
+	/* another error with the connection (a statement timeout, a disk full): not safe */
+	CHECK(!store_pg_repeatable("53100", "INSERT INTO users (name) VALUES ($1)"));
+	CHECK(!store_pg_repeatable("", "UPDATE users SET token_gen = 1"));
+	CHECK(!store_pg_repeatable(NULL, ""));
+}
+
 /* The answer api_fail() gives: table defaults, or the handler's own code and message. */
 static void check_fail(void)
 {
@@ -171,6 +194,7 @@ static void check_getters_down(void)
 int main(void)
 {
 	check_table();
+	check_repeatable();
 	check_fail();
 	check_ot_copy();
 	check_doc_cfg();

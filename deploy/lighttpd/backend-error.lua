@@ -1,0 +1,35 @@
+-- lighttpd mod_magnet, magnet.attract-response-start-to for /api/ (lighttpd.conf): the
+-- error pages lighttpd writes itself when the API cannot answer become JSON a client can act
+-- on. lighttpd 1.4.69 answers 500 when the API process died with the request in flight,
+-- 503 when no API process could be reached and 504 when one did not answer in time, each
+-- with an HTML page. Here: 502 (500 and 502), 503 or 504, `{"error","message"}` as the rest
+-- of the API answers, and Retry-After. Answers of the API itself are JSON already and pass
+-- as they are.
+local r = lighty.r
+local status = r.req_item.http_status
+if status ~= 500 and status ~= 502 and status ~= 503 and status ~= 504 then
+  return 0
+end
+local ctype = r.resp_header["Content-Type"] or ""
+if string.find(ctype, "json", 1, true) then
+  return 0
+end
+local code, message
+if status == 503 then
+  code, message = "api_unavailable",
+    "no API process could take the request; it was not carried out: try again"
+elseif status == 504 then
+  status = 504
+  code, message = "gateway_timeout",
+    "the API did not answer in time; the request may or may not have been carried out"
+else
+  status = 502
+  code, message = "bad_gateway",
+    "the API process handling the request stopped before it answered; the request may or " ..
+    "may not have been carried out: try again (after a change, check whether it was made)"
+end
+r.resp_header["Content-Type"] = "application/json"
+r.resp_header["Cache-Control"] = "no-store"
+r.resp_header["Retry-After"] = "1"
+r.resp_body.set({ '{"error":"' .. code .. '","message":"' .. message .. '"}' })
+return status

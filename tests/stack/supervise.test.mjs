@@ -1,0 +1,367 @@
+// Supervision on one box (scripts/run.sh, scripts/keep-fcgi.sh, docs/OPERATIONS.md
+// "Supervision"): a stack of its own, started as `make run` starts it, then one fault at a
+// time with real processes and sockets. kill -9 of the broker under a subscriber and a
+// writer: it is back and the subscriber, resuming, has every revision exactly once. kill -9
+// of the worker mid-job: the job is taken over and finishes once, well before CLAIM_IDLE_MS.
+// PostgreSQL restarted: /api/health says ok again soon after. An API process killed with a
+// request in flight: that request gets 502 with a JSON body. A process that keeps dying:
+// its restarts wait longer each time. SIGTERM: nothing survives. The recovery times are
+// printed (docs/BENCHMARKS.md); the bounds asserted are generous.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import http from 'node:http';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, chmodSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, freePort, sleep, waitFor } from '../lib/procs.mjs';
+import { connectRedis } from '../lib/resp.mjs';
+
+// Under WEB=apache (./scripts/test.sh apache) the stack is fronted by Apache: a request
+// whose API process died gets mod_proxy_fcgi's 503 there (lighttpd: 502), and the keeper's
+// lines go to api.log (lighttpd: its error log, where its FastCGI programs write).
+const APACHE = process.env.WEB === 'apache';
+let dir;
+let child;
+let base;
+let redisPort;
+let out = '';
+const times = {};
+
+// Live pids whose environment holds CC_VAR=dir, or that work in dir (redis-server).
+function stackPids() {
+  const pids = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'latin1');
+      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
+      const env = readFileSync(`/proc/${p}/environ`, 'latin1').split('\0');
+      if (env.includes(`CC_VAR=${dir}`)) { pids.push(Number(p)); continue; }
+      if (readlinkSync(`/proc/${p}/cwd`).startsWith(`${dir}/`)) pids.push(Number(p));
+    } catch { /* gone */ }
+  }
+  return pids;
+}
+
+// The pids of the stack whose command line runs `program` (a path's last part).
+function pidsOf(program) {
+  return stackPids().filter((p) => {
+    try {
+      const argv0 = readFileSync(`/proc/${p}/cmdline`, 'latin1').split('\0')[0];
+      return argv0.endsWith(`/${program}`) || argv0 === program;
+    } catch { return false; }
+  });
+}
+
+function procState(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch { return ''; }
+}
+
+const supervisorLog = () => readFileSync(join(dir, 'log/supervisor.log'), 'utf8');
+
+async function req(method, path, { token, body } = {}) {
+  const headers = { 'content-type': 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const r = await fetch(`${base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await r.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: r.status, body: json, text, headers: r.headers };
+}
+
+async function healthy(what) {
+  try {
+    const r = await fetch(`${base}${what}`, { signal: AbortSignal.timeout(2000) });
+    return r.ok;
+  } catch { return false; }
+}
+
+async function newUserRoom(name) {
+  const reg = await req('POST', '/api/auth/register', { body: { username: `${name}${process.pid}`, password: 'a-password-1' } });
+  assert.equal(reg.status, 201, reg.text);
+  const room = await req('POST', '/api/rooms', { token: reg.body.token, body: { name, language: 'python' } });
+  assert.equal(room.status, 201, room.text);
+  return { token: reg.body.token, room: room.body.room.id };
+}
+
+// An SSE subscriber that resumes after every disconnect with the last id it saw, as
+// clients are told to; events[] holds every event it was given.
+function subscribe(room, token) {
+  const s = { events: [], lastId: '', closed: false, connects: 0, req: null };
+  const connect = () => {
+    if (s.closed) return;
+    const headers = { authorization: `Bearer ${token}`, accept: 'text/event-stream' };
+    if (s.lastId) headers['last-event-id'] = s.lastId;
+    s.connects++;
+    const again = () => { s.req = null; if (!s.closed) setTimeout(connect, 100); };
+    const r = http.get(`${base}/events/rooms/${room}`, { headers }, (res) => {
+      if (res.statusCode !== 200) { res.resume(); res.on('end', again); return; }
+      s.open = true;
+      res.setEncoding('utf8');
+      let buf = '';
+      res.on('data', (d) => {
+        buf += d;
+        let i;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          const ev = { id: '', type: 'message', data: '' };
+          for (const line of block.split('\n')) {
+            if (line.startsWith('id:')) ev.id = line.slice(3).trim();
+            else if (line.startsWith('event:')) ev.type = line.slice(6).trim();
+            else if (line.startsWith('data:')) ev.data += line.slice(5).trim();
+          }
+          if (ev.id) s.lastId = ev.id;
+          if (ev.data) { try { ev.data = JSON.parse(ev.data); } catch { /* keep text */ } }
+          s.events.push(ev);
+        }
+      });
+      res.on('end', again);
+      res.on('error', () => {});
+    });
+    r.on('error', again);
+    s.req = r;
+  };
+  connect();
+  s.close = () => { s.closed = true; if (s.req) s.req.destroy(); };
+  return s;
+}
+
+before(async () => {
+  dir = mkdtempSync('/tmp/codecollab-supervise.');
+  chmodSync(dir, 0o755);
+  const port = await freePort();
+  redisPort = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  const env = {
+    ...process.env, BUILD: 'asan', CC_BIND: '127.0.0.1', CC_VAR: dir,
+    PORT: String(port), BROKER_PORT: String(await freePort()), PG_PORT: String(await freePort()),
+    REDIS_PORT: String(redisPort), DATABASE_URL: '', REDIS_URL: '', JWT_SECRET: '', JWT_SECRET_FILE: '',
+    API_PROCESSES: '2', WORKERS: '1', CLAIM_IDLE_MS: '30000',
+    RESTART_BACKOFF_FIRST_MS: '200', RESTART_BACKOFF_MAX_MS: '3000', RESTART_RESET_S: '30',
+  };
+  for (const v of ['TLS', 'TLS_PORT', 'TLS_CERT', 'TLS_KEY', 'METRICS_PORT', 'BROKER_METRICS_PORT',
+    'WORKER_METRICS_PORT', 'SNAPSHOTTER_METRICS_PORT', 'CC_READY_FILE']) delete env[v];
+  child = spawn(join(ROOT, 'scripts/run.sh'), [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { out += d; });
+  await waitFor(() => {
+    if (child.exitCode !== null) throw new Error(`run.sh exited ${child.exitCode}: ${out}`);
+    return out.includes('ready: http');
+  }, { timeout: 180000, what: 'the stack to start' });
+});
+
+after(async () => {
+  if (child && child.exitCode === null) {
+    child.kill('SIGTERM');
+    await new Promise((r) => { child.on('exit', r); setTimeout(r, 60000); });
+  }
+  for (const p of stackPids()) { try { process.kill(p, 'SIGKILL'); } catch { /* gone */ } }
+  const lines = Object.entries(times).map(([k, v]) => `  ${k}: ${v}`);
+  if (lines.length) console.log(`# recovery times measured (ms):\n${lines.join('\n')}`);
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test('kill -9 of the broker: restarted at once, a resuming subscriber has every revision exactly once', async () => {
+  const { token, room } = await newUserRoom('brokerroom');
+  const sub = subscribe(room, token);
+  await waitFor(() => sub.open, { what: 'the subscription' });
+  const total = 60;
+  let rev = 0;
+  let killedAt = 0;
+  const [broker] = pidsOf('codecollab-broker');
+  assert.ok(broker, 'the broker runs');
+  for (let i = 0; i < total; i++) {
+    if (i === 20) {
+      process.kill(broker, 'SIGKILL');
+      killedAt = Date.now();
+    }
+    const r = await req('POST', `/api/rooms/${room}/operations`, { token, body: { revision: rev, ops: [`${i % 10}`] } });
+    assert.equal(r.status, 200, r.text);
+    rev = r.body.revision;
+    await sleep(20);
+  }
+  await waitFor(() => healthy('/events/health'), { timeout: 30000, what: 'the broker to answer again' });
+  times['broker: kill -9 to /events/health ok'] = Date.now() - killedAt;
+  await waitFor(() => sub.events.filter((e) => e.type === 'operation').length >= total,
+    { timeout: 30000, what: 'every operation at the subscriber' });
+  times['broker: kill -9 to the subscriber having every revision'] = Date.now() - killedAt;
+  sub.close();
+  const revs = sub.events.filter((e) => e.type === 'operation').map((e) => e.data.revision);
+  assert.deepEqual(revs, Array.from({ length: total }, (_, i) => i + 1), 'each revision once, in order');
+  assert.ok(sub.connects >= 2, 'the subscriber was cut off and came back');
+  assert.match(supervisorLog(), new RegExp(`broker \\(pid ${broker}\\) was killed by signal KILL after [0-9.]+ s; restarting it in [0-9.]+ s \\(restart 1\\)`));
+  assert.match(supervisorLog(), /broker restarted \(pid \d+\)/);
+  assert.ok(times['broker: kill -9 to /events/health ok'] < 20000);
+});
+
+test('kill -9 of the worker mid-job: restarted, the job is taken over and finishes once, well before CLAIM_IDLE_MS (30 s)', async () => {
+  const { token, room } = await newUserRoom('workerroom');
+  const code = 'import time\ntime.sleep(2)\nprint("survived")\n';
+  const r = await req('POST', `/api/rooms/${room}/executions`, { token, body: { language: 'python', code } });
+  assert.equal(r.status, 202, r.text);
+  const id = r.body.job.id;
+  await waitFor(async () => (await req('GET', `/api/jobs/${id}`, { token })).body.job.status === 'running',
+    { timeout: 30000, what: 'the job to run' });
+  const [worker] = pidsOf('codecollab-worker');
+  process.kill(worker, 'SIGKILL');
+  const t0 = Date.now();
+  let j;
+  await waitFor(async () => {
+    j = (await req('GET', `/api/jobs/${id}`, { token })).body.job;
+    return j.status === 'finished' || j.status === 'failed';
+  }, { timeout: 60000, interval: 100, what: 'the job to end' });
+  const took = Date.now() - t0;
+  times['worker: kill -9 mid-job (2 s job) to finished'] = took;
+  assert.equal(j.status, 'finished', JSON.stringify(j));
+  assert.equal(j.result.stdout, 'survived\n');
+  assert.ok(took < 25000, `finished ${took} ms after the kill`);
+  const r2 = await connectRedis(redisPort);
+  const entries = await r2.cmd('XRANGE', `cc:room:{${room}}:events`, '-', '+');
+  r2.close();
+  const mine = entries.map(([, f]) => JSON.parse(f[f.indexOf('data') + 1])).filter((d) => d.job_id === id);
+  assert.deepEqual(mine.map((d) => d.status), ['queued', 'running', 'running', 'finished']);
+  assert.equal(mine[2].restarted, true, 'the second running says the job starts again');
+  assert.match(supervisorLog(), new RegExp(`worker \\(pid ${worker}\\) was killed by signal KILL`));
+  assert.match(readFileSync(join(dir, 'log/worker.log'), 'utf8'), /is gone \(no liveness key\): taken over/);
+});
+
+test('PostgreSQL restarted: the supervisor starts it again and /api/health is ok again within seconds', async () => {
+  assert.ok(await healthy('/api/health'));
+  // every API process has a connection to lose
+  for (let i = 0; i < 6; i++) await req('GET', '/api/health');
+  const pidFile = join(dir, 'pg/postmaster.pid');
+  const pg = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+  process.kill(pg, 'SIGINT'); // a fast shutdown, as a restart does
+  const t0 = Date.now();
+  await waitFor(() => { try { process.kill(pg, 0); return false; } catch { return true; } }, { timeout: 30000, what: 'postgres to stop' });
+  await waitFor(() => {
+    try {
+      execFileSync('pg_isready', ['-q', '-h', join(dir, 'run/pg'), '-p', String(readFileSync(pidFile, 'utf8').split('\n')[3])]);
+      return Number(readFileSync(pidFile, 'utf8').split('\n')[0]) !== pg;
+    } catch { return false; }
+  }, { timeout: 30000, interval: 20, what: 'postgres to be back' });
+  const back = Date.now();
+  let answers = 0;
+  await waitFor(async () => {
+    const h = await req('GET', '/api/health');
+    answers++;
+    return h.status === 200 && h.body.postgres === 'ok';
+  }, { timeout: 30000, interval: 100, what: 'health to say postgres ok' });
+  times['postgres: back to /api/health ok'] = Date.now() - back;
+  times['postgres: stop to /api/health ok'] = Date.now() - t0;
+  // and every API process answers ok now, not only the first one asked
+  for (let i = 0; i < 6; i++) {
+    const h = await req('GET', '/api/health');
+    assert.equal(h.body.postgres, 'ok', `answer ${i} after recovery: ${h.text}`);
+  }
+  assert.ok(times['postgres: back to /api/health ok'] < 5000, `health ok ${times['postgres: back to /api/health ok']} ms after postgres was back (${answers} asks)`);
+  assert.match(supervisorLog(), new RegExp(`postgres \\(pid ${pg}\\) exited with code 0`));
+});
+
+test('an API process killed with a request in flight: 502 (Apache: 503) with a JSON body, and the process is back', async () => {
+  const { token } = await newUserRoom('apiroom');
+  const name = `slow${process.pid}`;
+  const r0 = await req('POST', '/api/auth/register', { body: { username: name, password: 'a-password-1' } });
+  assert.equal(r0.status, 201);
+  let got;
+  let killed;
+  // a sign-in hashes the password (some 100 ms): the process running it is the one on the CPU
+  for (let attempt = 0; attempt < 20 && !got; attempt++) {
+    const apis = pidsOf('codecollab-api');
+    const pending = req('POST', '/api/auth/login', { body: { username: name, password: 'a-password-1' } });
+    let settled = false;
+    pending.finally(() => { settled = true; });
+    killed = 0;
+    while (!settled && !killed) {
+      for (const p of apis) {
+        if (procState(p) === 'R') {
+          process.kill(p, 'SIGSTOP'); // it holds the request: freeze it there, then kill it
+          process.kill(p, 'SIGKILL');
+          killed = p;
+          break;
+        }
+      }
+      await new Promise((r) => setImmediate(r));
+    }
+    const res = await pending;
+    if (killed && res.status !== 200) got = res;
+    else if (killed) await sleep(500); // it had answered already
+  }
+  assert.ok(got, 'a sign-in was caught in flight');
+  const t0 = Date.now();
+  assert.equal(got.status, APACHE ? 503 : 502, got.text);
+  assert.match(got.headers.get('content-type'), /application\/json/);
+  assert.equal(got.body.error, APACHE ? 'api_unavailable' : 'bad_gateway');
+  assert.ok(got.body.message.length > 10);
+  assert.equal(got.headers.get('retry-after'), '1');
+  // the API's own errors stay what they were
+  const own = await req('GET', '/api/auth/me', { token: 'not-a-token' });
+  assert.equal(own.status, 401);
+  await waitFor(() => pidsOf('codecollab-api').length === 2, { timeout: 20000, what: 'the API process to come back' });
+  times['api: kill -9 mid-request to the process back'] = Date.now() - t0;
+  const log = readFileSync(join(dir, APACHE ? 'log/api.log' : 'log/lighttpd.log'), 'utf8');
+  assert.match(log, new RegExp(`codecollab-api \\(pid ${killed}\\) was killed by signal KILL after [0-9.]+ s; starting it again in [0-9.]+ s \\(restart 1\\)`));
+  // every API process answers
+  for (let i = 0; i < 6; i++) assert.equal((await req('POST', '/api/auth/login', { body: { username: name, password: 'a-password-1' } })).status, 200);
+  assert.equal((await req('GET', `/api/auth/me`, { token })).status, 200);
+});
+
+test('a process that keeps dying: each restart waits longer (capped), visible in the log', async () => {
+  const restarts = [];
+  for (let i = 1; i <= 5; i++) {
+    let pid;
+    await waitFor(() => ([pid] = pidsOf('codecollab-snapshotter'), pid), { timeout: 30000, what: `snapshotter start ${i}` });
+    process.kill(pid, 'SIGKILL');
+    await waitFor(() => new RegExp(`snapshotter \\(pid ${pid}\\) was killed`).test(supervisorLog()), { what: 'the log line' });
+    const m = supervisorLog().match(new RegExp(`snapshotter \\(pid ${pid}\\) was killed by signal KILL after [0-9.]+ s; restarting it in ([0-9.]+) s \\(restart (\\d+)\\)`));
+    assert.ok(m, supervisorLog());
+    restarts.push({ delay: Number(m[1]) * 1000, n: Number(m[2]) });
+  }
+  console.log(`  snapshotter killed 5 times: restart delays ${restarts.map((r) => `${r.delay} ms`).join(', ')}`);
+  assert.deepEqual(restarts.map((r) => r.n), [1, 2, 3, 4, 5]);
+  // restart n waits in [d/2, d], d = 200 ms * 2^(n-1) up to 3 s (RESTART_BACKOFF_*)
+  restarts.forEach((r, i) => {
+    const d = Math.min(200 * 2 ** i, 3000);
+    assert.ok(r.delay >= d / 2 - 10 && r.delay <= d + 10, `restart ${r.n}: ${r.delay} ms outside [${d / 2}, ${d}]`);
+  });
+  await waitFor(() => pidsOf('codecollab-snapshotter').length === 1, { timeout: 30000, what: 'the snapshotter back' });
+});
+
+test('kill -9 of the web server: restarted, with API processes of its own, and every one answers', async () => {
+  const web = APACHE ? 'apache2' : 'lighttpd';
+  const before = pidsOf(web).filter((p) => !pidsOf(web).includes(Number(readFileSync(`/proc/${p}/stat`, 'latin1').split(') ')[1].split(' ')[1])));
+  assert.ok(before.length >= 1, `${web} runs`);
+  const oldApis = pidsOf('codecollab-api');
+  const oldWeb = pidsOf(web); // with Apache, its children too: they must not outlive it
+  const t0 = Date.now();
+  for (const p of before) process.kill(p, 'SIGKILL');
+  await waitFor(() => healthy('/api/health'), { timeout: 30000, interval: 50, what: 'the API through a new web server' });
+  times[`${web}: kill -9 to /api/health ok`] = Date.now() - t0;
+  // (Apache's children of the killed one may answer until they are stopped: wait for the line)
+  await waitFor(() => new RegExp(`${APACHE ? 'apache' : 'lighttpd'} \\(pid ${before[0]}\\) was killed by signal KILL`).test(supervisorLog()),
+    { timeout: 20000, what: 'the supervisor\'s line' });
+  if (!APACHE) {
+    // the old keepers and their API processes went with the old lighttpd; new ones serve
+    await waitFor(() => pidsOf('codecollab-api').filter((p) => !oldApis.includes(p)).length === 2 &&
+      pidsOf('codecollab-api').length === 2, { timeout: 20000, what: 'two new API processes, no old one' });
+  }
+  await waitFor(() => !pidsOf(web).some((p) => oldWeb.includes(p)) && pidsOf(web).length >= 1,
+    { timeout: 20000, what: `a new ${web} and no process of the old one` });
+  await waitFor(() => healthy('/api/health'), { timeout: 30000, interval: 50, what: `the new ${web} to serve` });
+  times[`${web}: kill -9 to a new one serving /api/health`] = Date.now() - t0;
+  for (let i = 0; i < 8; i++) assert.equal((await req('GET', '/api/health')).status, 200);
+});
+
+test('SIGTERM stops the supervised stack: exit 0, nothing survives', async () => {
+  assert.ok(await healthy('/api/health'));
+  child.kill('SIGTERM');
+  const code = await new Promise((r) => child.on('exit', (c, s) => r(c ?? s)));
+  assert.equal(code, 0, out);
+  await sleep(300);
+  assert.deepEqual(stackPids(), [], 'no process of the stack is left');
+  assert.ok(!existsSync(join(dir, 'pg/postmaster.pid')), 'postgres shut down cleanly');
+});
