@@ -418,6 +418,41 @@ enum store_status store_doc_read(struct store *s, const struct store_doc_cfg *cf
 
 /* --- committing ------------------------------------------------------------------------ */
 
+/* The member of the commits set (RK_ROOM_COMMITS) that names this commit: the user and the
+ * whole client_id (site and sequence), so a repeat by the same client is known and another
+ * user's equal client_id is not; "" without a client_id (nothing to recognise it by). */
+static void dedupe_member(const struct doc_commit *dc, char *out, size_t cap)
+{
+	if (dc->client_id && *dc->client_id)
+		snprintf(out, cap, "%lld|%s", dc->user_id, dc->client_id);
+	else
+		out[0] = '\0';
+}
+
+/* doc_read found the commit's client_id committed already (its answer was lost, and the
+ * client sent it again): the first commit's revision and op as applied, from its log entry
+ * (element 2), become this commit's answer; nothing is applied. Frees rep. */
+static enum store_status answer_repeat(struct store *s, struct doc_commit *dc, redisReply *rep,
+				       long long rev)
+{
+	char err[256];
+	char *site = NULL;
+	long long user = 0;
+	int known = 0;
+	enum store_status st = STORE_OK;
+	if (rep->elements < 3 ||
+	    log_entry_parse(rep->element[2], &dc->applied, &user, &site, &known, err, sizeof err) < 0) {
+		log_error("room %s: the entry of revision %lld does not parse", dc->room, rev);
+		st = store_fail(s, STORE_ERROR, "the operation log is damaged");
+	} else {
+		dc->new_rev = rev;
+		dc->repeated = 1;
+	}
+	free(site);
+	freeReplyObject(rep);
+	return st;
+}
+
 /* One read: revision, stored length and byte bound, plus the committed ops since the
  * client's revision (a Redis array reply the caller frees with freeReplyObject). Until
  * *role_checked, the caller's role is asked in the same script (and *role_checked set
@@ -430,8 +465,10 @@ static enum store_status read_since(struct store *s, const struct store_doc_cfg 
 	char uid[24];
 	const char *room = dc->room;
 	keys_of(room, &dk, &ok);
-	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room);
+	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room), ck = rkey1(RK_ROOM_COMMITS, room);
+	char member[96];
 	*ops_reply = NULL;
+	dedupe_member(dc, member, sizeof member);
 	int restored = 0;
 	enum store_status st;
 	for (int attempt = 0; attempt < 4; attempt++) {
@@ -444,8 +481,8 @@ static enum store_status read_since(struct store *s, const struct store_doc_cfg 
 			uid[0] = '\0';
 		else
 			snprintf(uid, sizeof uid, "%lld", dc->user_id);
-		const char *args[] = {dk.s, ok.s, mk.s, sincestr, uid};
-		redisReply *rep = rds_script(rd, &rs_doc_read, 3, 5, args, NULL);
+		const char *args[] = {dk.s, ok.s, mk.s, ck.s, sincestr, uid, member};
+		redisReply *rep = rds_script(rd, &rs_doc_read, 4, 7, args, NULL);
 		if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1) {
 			if (rep)
 				freeReplyObject(rep);
@@ -494,6 +531,8 @@ static enum store_status read_since(struct store *s, const struct store_doc_cfg 
 			continue;
 		}
 		long long rev = rep->element[1]->integer;
+		if (kind == 4)
+			return answer_repeat(s, dc, rep, rev);
 		if (kind == 0 || kind == 1) {
 			freeReplyObject(rep);
 			dc->current = rev;
@@ -598,10 +637,12 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 	char err[256];
 	const char *room = dc->room;
 	keys_of(room, &dk, &ok);
-	struct rkey ek = rkey1(RK_ROOM_EVENTS, room), ch = rkey1(RK_ROOM_CHANNEL, room);
+	struct rkey ek = rkey1(RK_ROOM_EVENTS, room), ch = rkey1(RK_ROOM_CHANNEL, room),
+		    ck = rkey1(RK_ROOM_COMMITS, room);
 	dc->applied = NULL;
 	dc->refusal = STORE_REFUSE_NONE;
 	dc->races = 0;
+	dc->repeated = 0;
 	struct ot_author me;
 	ot_author_set(&me, dc->user_id, dc->client_id);
 	size_t limit = (size_t)cfg->max_bytes;
@@ -615,6 +656,8 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 		char *op_json = NULL, *data = NULL;
 		if ((st = read_since(s, cfg, dc, &head, &rep, &role_checked)) != STORE_OK)
 			return st;
+		if (dc->repeated)
+			return STORE_OK; /* answered as the first commit of this client_id was */
 		/* work on a copy: a retry starts again from the client's operation */
 		if (!(a = ot_copy(dc->op))) {
 			st = store_fail(s, STORE_ERROR, "out of memory");
@@ -669,19 +712,20 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 					data_len);
 			goto fail;
 		}
-		char exp[32], nlen[24], nbytes[24], keep[16], due[32], hist[16];
+		char exp[32], nlen[24], nbytes[24], keep[16], due[32], hist[16], member[96];
+		dedupe_member(dc, member, sizeof member);
 		snprintf(exp, sizeof exp, "%lld", head.revision);
 		snprintf(nlen, sizeof nlen, "%zu", ot_target_len(a));
 		snprintf(nbytes, sizeof nbytes, "%zu", bytes);
 		snprintf(keep, sizeof keep, "%d", DOC_OPS_KEEP);
 		snprintf(due, sizeof due, "%lld", clock_wall_ms() + cfg->snapshot_interval_ms);
 		snprintf(hist, sizeof hist, "%d", EVENTS_HISTORY_MAX);
-		const char *args[] = {dk.s, ok.s, ek.s, ch.s, SNAP_DUE_KEY, exp, nlen, nbytes, op_json,
-				      keep, data, due, room, hist};
+		const char *args[] = {dk.s, ok.s, ek.s, ch.s, SNAP_DUE_KEY, ck.s, exp, nlen, nbytes, op_json,
+				      keep, data, due, room, hist, member};
 		redisContext *rd;
 		redisReply *cr = NULL;
 		if (store_redis(s, &rd) == STORE_OK)
-			cr = rds_script(rd, &rs_doc_commit, 5, 14, args, NULL);
+			cr = rds_script(rd, &rs_doc_commit, 6, 16, args, NULL);
 		if (!cr || cr->type != REDIS_REPLY_ARRAY || cr->elements < 2) {
 			if (cr)
 				freeReplyObject(cr);
@@ -856,13 +900,17 @@ enum store_status store_doc_history_list(struct store *s, const char *room, int 
 	 * row holds the document's length at its end */
 	const char *params[] = {room, lim};
 	PGresult *r;
-	enum store_status st = store_sql(s, &r, NULL,
-					 "SELECT revision, " TS_SQL("saved_at") ", len FROM ("
-					 "SELECT revision, saved_at, length(content) AS len FROM snapshots "
-					 "WHERE room_id = $1 UNION ALL "
-					 "SELECT revision, saved_at, length AS len FROM history_ops "
-					 "WHERE room_id = $1) h ORDER BY revision DESC LIMIT $2",
-					 2, params);
+	/* and who typed how much since the save before (authors named from users, by id) */
+	enum store_status st = store_sql(
+		s, &r, NULL,
+		"SELECT revision, " TS_SQL("saved_at") ", len, inserted, deleted, "
+		"CASE WHEN authors IS NULL THEN NULL ELSE (SELECT COALESCE(json_agg(json_build_array("
+		"u.id, u.username) ORDER BY u.id), '[]') FROM users u WHERE u.id = ANY(h.authors)) END "
+		"FROM (SELECT revision, saved_at, length(content) AS len, authors, inserted, deleted "
+		"FROM snapshots WHERE room_id = $1 UNION ALL "
+		"SELECT revision, saved_at, length AS len, authors, inserted, deleted FROM history_ops "
+		"WHERE room_id = $1) h ORDER BY revision DESC LIMIT $2",
+		2, params);
 	if (st != STORE_OK)
 		return st;
 	int rows = PQntuples(r);
@@ -875,6 +923,25 @@ enum store_status store_doc_history_list(struct store *s, const char *room, int 
 		v[i].revision = strtoll(PQgetvalue(r, i, 0), NULL, 10);
 		snprintf(v[i].saved_at, sizeof v[i].saved_at, "%s", PQgetvalue(r, i, 1));
 		v[i].length = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+		v[i].inserted = PQgetisnull(r, i, 3) ? -1 : strtoll(PQgetvalue(r, i, 3), NULL, 10);
+		v[i].deleted = PQgetisnull(r, i, 4) ? -1 : strtoll(PQgetvalue(r, i, 4), NULL, 10);
+		v[i].nauthors = -1;
+		if (PQgetisnull(r, i, 5))
+			continue;
+		cJSON *arr = cJSON_Parse(PQgetvalue(r, i, 5)), *a;
+		v[i].nauthors = 0;
+		cJSON_ArrayForEach(a, arr)
+		{
+			const cJSON *id = cJSON_GetArrayItem(a, 0), *name = cJSON_GetArrayItem(a, 1);
+			if (!cJSON_IsNumber(id) || !cJSON_IsString(name) ||
+			    v[i].nauthors >= DOC_SAVE_AUTHORS_MAX)
+				continue;
+			v[i].authors[v[i].nauthors].id = (long long)id->valuedouble;
+			snprintf(v[i].authors[v[i].nauthors].username,
+				 sizeof v[i].authors[v[i].nauthors].username, "%s", name->valuestring);
+			v[i].nauthors++;
+		}
+		cJSON_Delete(arr);
 	}
 	PQclear(r);
 	*out = v;
@@ -883,6 +950,48 @@ enum store_status store_doc_history_list(struct store *s, const char *room, int 
 }
 
 /* --- the snapshotter's side ---------------------------------------------------------- */
+
+int doc_batch_stats(const char *json, size_t len, long long *inserted, long long *deleted,
+		    long long *ids, int max, int *nids)
+{
+	*inserted = *deleted = 0;
+	*nids = 0;
+	cJSON *arr = cJSON_ParseWithLength(json, len);
+	const cJSON *e, *c;
+	int rc = -1;
+	if (!cJSON_IsArray(arr))
+		goto out;
+	cJSON_ArrayForEach(e, arr)
+	{
+		/* {"u","s","ops"}, or the bare op of an entry from before authors were kept */
+		const cJSON *ops = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "ops") : e;
+		const cJSON *u = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "u") : NULL;
+		if (!cJSON_IsArray(ops))
+			goto out;
+		cJSON_ArrayForEach(c, ops)
+		{
+			if (cJSON_IsString(c))
+				*inserted += (long long)utf8_count(c->valuestring, strlen(c->valuestring));
+			else if (cJSON_IsNumber(c) && c->valuedouble < 0)
+				*deleted += (long long)-c->valuedouble;
+		}
+		if (!cJSON_IsNumber(u))
+			continue;
+		long long id = (long long)u->valuedouble;
+		int at = 0;
+		while (at < *nids && ids[at] < id)
+			at++;
+		if ((at < *nids && ids[at] == id) || *nids >= max)
+			continue;
+		memmove(ids + at + 1, ids + at, (size_t)(*nids - at) * sizeof *ids);
+		ids[at] = id;
+		(*nids)++;
+	}
+	rc = 0;
+out:
+	cJSON_Delete(arr);
+	return rc;
+}
 
 enum store_status store_doc_due(struct store *s, long long until, int max, redisReply **due)
 {
@@ -1046,29 +1155,55 @@ enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg
 	/* a checkpoint for the first save, every HISTORY_CHECKPOINT_OPS ops, and whenever the
 	 * typed ops are gone from Redis or would take more room than the text */
 	int checkpoint = cp < 0 || d.revision - cp >= cfg->history_checkpoint_ops;
-	if (!checkpoint) {
-		int br = ops_batch(s, room, saved + 1, d.revision, &batch);
-		if (br < 0) {
+	/* the operations since the last save: the batch to store, and who typed how much (a
+	 * checkpoint records that too when they are still in Redis) */
+	long long first = saved < 0 ? 1 : saved + 1;
+	int have_batch = 0;
+	if (first <= d.revision) {
+		int br = ops_batch(s, room, first, d.revision, &batch);
+		if (br < 0 && !checkpoint) {
 			st = STORE_REDIS_UNAVAILABLE;
 			goto out;
 		}
-		checkpoint = br > 0 || batch.len > d.content_len;
+		have_batch = br == 0;
+	}
+	if (!checkpoint)
+		checkpoint = !have_batch || batch.len > d.content_len;
+	char ins[24], del[24], authors[DOC_SAVE_AUTHORS_MAX * 24 + 4];
+	const char *ins_p = NULL, *del_p = NULL, *authors_p = NULL;
+	long long ni, nd, ids[DOC_SAVE_AUTHORS_MAX];
+	int nids;
+	if (have_batch &&
+	    doc_batch_stats(batch.data, batch.len, &ni, &nd, ids, DOC_SAVE_AUTHORS_MAX, &nids) == 0) {
+		snprintf(ins, sizeof ins, "%lld", ni);
+		snprintf(del, sizeof del, "%lld", nd);
+		size_t o = 0;
+		authors[o++] = '{';
+		for (int i = 0; i < nids; i++)
+			o += (size_t)snprintf(authors + o, sizeof authors - o, "%s%lld", i ? "," : "",
+					      ids[i]);
+		snprintf(authors + o, sizeof authors - o, "}");
+		ins_p = ins;
+		del_p = del;
+		authors_p = authors;
 	}
 	/* 23503: the room was deleted meanwhile (STORE_CONFLICT): nothing to save */
 	if (checkpoint) {
-		const char *params[] = {room, revs, d.content};
+		const char *params[] = {room, revs, d.content, authors_p, ins_p, del_p};
 		st = store_sql(s, &r, "23503",
-			       "INSERT INTO snapshots (room_id, revision, content) VALUES ($1, $2, $3) "
+			       "INSERT INTO snapshots (room_id, revision, content, authors, inserted, "
+			       "deleted) VALUES ($1, $2, $3, $4, $5, $6) "
 			       "ON CONFLICT DO NOTHING RETURNING " TS_SQL("saved_at"),
-			       3, params);
+			       6, params);
 	} else {
 		snprintf(firsts, sizeof firsts, "%lld", saved + 1);
-		const char *params[] = {room, revs, firsts, batch.data, cps};
+		const char *params[] = {room, revs, firsts, batch.data, cps, authors_p, ins_p, del_p};
 		st = store_sql(s, &r, "23503",
-			       "INSERT INTO history_ops (room_id, revision, first_revision, ops, length) "
-			       "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING "
+			       "INSERT INTO history_ops (room_id, revision, first_revision, ops, length, "
+			       "authors, inserted, deleted) "
+			       "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING "
 			       TS_SQL("saved_at"),
-			       5, params);
+			       8, params);
 	}
 	if (st == STORE_CONFLICT) {
 		st = STORE_OK;
