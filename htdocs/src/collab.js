@@ -179,6 +179,10 @@ export class Collab {
     const o = this.outstanding;
     if (!o || o.sent || this.busy || this.stopped || !this.ready || this.holdUntil !== null) return;
     if (!this.io.canSend()) return; // retry() comes when we are back online
+    this.send(o);
+  }
+
+  send(o) {
     o.sent = true;
     o.inFlight = true;
     const revision = this.revision;
@@ -189,8 +193,13 @@ export class Collab {
 
   answered(o, res) {
     o.inFlight = false;
-    if (this.stopped || this.outstanding !== o) return;
+    if (this.stopped) return;
+    if (this.outstanding !== o) { // confirmed by its event meanwhile
+      if (this.wantResync && !this.busy && !(this.outstanding && this.outstanding.inFlight)) this.resync();
+      return;
+    }
     const { status, json } = res;
+    if (status !== 0 && status < 500) o.uncertain = false; // the server said what it did
     if (status === 200 && json && Number.isInteger(json.revision)) {
       this.retryDelay = RETRY_MIN_MS;
       o.committedAt = json.revision;
@@ -338,6 +347,17 @@ export class Collab {
     if (this.stopped) return;
     if (this.outstanding && this.outstanding.inFlight) {
       this.wantResync = true;
+      return;
+    }
+    // An edit that may have been committed without our hearing of it (its answer lost) is
+    // sent once more first, under the same client_id: the server answers a repeat with the
+    // first commit's revision (docs/API.md, "Live documents"), or commits it now. Either
+    // way we know, and the rebase below does not apply it a second time.
+    const o = this.outstanding;
+    if (o && o.uncertain && !o.committedAt && !o.probed && !this.busy && this.ready && this.io.canSend()) {
+      o.probed = true;
+      this.wantResync = true;
+      this.send(o);
       return;
     }
     if (this.busy) {
