@@ -5,6 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "cfg.h"
 #include "clock.h"
 #include "events.h"
@@ -418,14 +420,37 @@ enum store_status store_doc_read(struct store *s, const struct store_doc_cfg *cf
 
 /* --- committing ------------------------------------------------------------------------ */
 
-/* The member of the commits set (RK_ROOM_COMMITS) that names this commit: the user and the
- * whole client_id (site and sequence), so a repeat by the same client is known and another
- * user's equal client_id is not; "" without a client_id (nothing to recognise it by). */
+/* "<user id>|<revision>|<ops digest>|<client_id>": a client_id is at most 64 characters
+ * of up to 4 bytes each (fcgi/h_docs.c), so it always fits whole. */
+#define DOC_MEMBER_MAX (24 + 1 + 24 + 1 + 32 + 1 + 64 * 4 + 1)
+
+/* The member of the commits set (RK_ROOM_COMMITS) that names this commit: the user, the
+ * revision it was made against, a digest of its operation as sent (the first 16 bytes of
+ * the SHA-256 of its canonical JSON) and the whole client_id. A repeat is the same request
+ * again; a client that sends one client_id with all its operations (a stable site, as
+ * docs/API.md allows) is not taken for repeating itself, nor is another user with an equal
+ * client_id. "" without a client_id (nothing to recognise it by), or when out of memory or
+ * too long to keep whole: such a commit is not recognised. */
 static void dedupe_member(const struct doc_commit *dc, char *out, size_t cap)
 {
-	if (dc->client_id && *dc->client_id)
-		snprintf(out, cap, "%lld|%s", dc->user_id, dc->client_id);
-	else
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char hex[33];
+	out[0] = '\0';
+	if (!dc->client_id || !*dc->client_id)
+		return;
+	cJSON *j = ot_to_cjson(dc->op);
+	char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+	cJSON_Delete(j);
+	int ok = text && EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(), NULL) == 1 &&
+		 mdlen >= 16;
+	free(text);
+	if (!ok)
+		return;
+	for (int i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	int n = snprintf(out, cap, "%lld|%lld|%s|%s", dc->user_id, dc->revision, hex, dc->client_id);
+	if (n < 0 || (size_t)n >= cap)
 		out[0] = '\0';
 }
 
@@ -458,7 +483,7 @@ static enum store_status answer_repeat(struct store *s, struct doc_commit *dc, r
  * *role_checked, the caller's role is asked in the same script (and *role_checked set
  * once PostgreSQL said it may edit). */
 static enum store_status read_since(struct store *s, const struct store_doc_cfg *cfg,
-				    struct doc_commit *dc, struct doc_head *out,
+				    struct doc_commit *dc, const char *member, struct doc_head *out,
 				    redisReply **ops_reply, int *role_checked)
 {
 	struct rkey dk, ok;
@@ -466,9 +491,7 @@ static enum store_status read_since(struct store *s, const struct store_doc_cfg 
 	const char *room = dc->room;
 	keys_of(room, &dk, &ok);
 	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room), ck = rkey1(RK_ROOM_COMMITS, room);
-	char member[96];
 	*ops_reply = NULL;
-	dedupe_member(dc, member, sizeof member);
 	int restored = 0;
 	enum store_status st;
 	for (int attempt = 0; attempt < 4; attempt++) {
@@ -648,13 +671,15 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 	size_t limit = (size_t)cfg->max_bytes;
 	int role_checked = 0;
 	enum store_status st;
+	char member[DOC_MEMBER_MAX]; /* how a repeat of this very request is recognised */
+	dedupe_member(dc, member, sizeof member);
 
 	for (int attempt = 0; attempt < DOC_COMMIT_ATTEMPTS; attempt++) {
 		struct doc_head head = {0};
 		redisReply *rep = NULL;
 		struct ot_op *a = NULL;
 		char *op_json = NULL, *data = NULL;
-		if ((st = read_since(s, cfg, dc, &head, &rep, &role_checked)) != STORE_OK)
+		if ((st = read_since(s, cfg, dc, member, &head, &rep, &role_checked)) != STORE_OK)
 			return st;
 		if (dc->repeated)
 			return STORE_OK; /* answered as the first commit of this client_id was */
@@ -712,8 +737,7 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 					data_len);
 			goto fail;
 		}
-		char exp[32], nlen[24], nbytes[24], keep[16], due[32], hist[16], member[96];
-		dedupe_member(dc, member, sizeof member);
+		char exp[32], nlen[24], nbytes[24], keep[16], due[32], hist[16];
 		snprintf(exp, sizeof exp, "%lld", head.revision);
 		snprintf(nlen, sizeof nlen, "%zu", ot_target_len(a));
 		snprintf(nbytes, sizeof nbytes, "%zu", bytes);

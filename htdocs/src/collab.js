@@ -111,6 +111,7 @@ export class Collab {
       op: o.op,
       id: o.id,
       sent: Boolean(o.sent || o.inFlight || o.uncertain || o.committedAt),
+      sentAs: o.sentAs || null, // the request as it went out, to send it again the same
       buffer: this.buffer,
       site: this.prefix,
       seq: this.seq,
@@ -130,7 +131,7 @@ export class Collab {
     this.serverText = saved.base;
     this.serverLen = cpLength(saved.base);
     this.seq = Math.max(this.seq, saved.seq || 0);
-    this.outstanding = { op: saved.op, id: saved.id, sent: false, uncertain: Boolean(saved.sent) };
+    this.outstanding = { op: saved.op, id: saved.id, sent: false, uncertain: Boolean(saved.sent), sentAs: saved.sentAs || null };
     this.buffer = saved.buffer && !isNoop(saved.buffer) ? saved.buffer : null;
     this.ready = true;
     if (saved.sent && Number.isInteger(fetchedRevision) && fetchedRevision > saved.revision) {
@@ -182,11 +183,15 @@ export class Collab {
     this.send(o);
   }
 
+  // An operation goes out as it was first sent, every time: the server recognises a repeat
+  // of that exact request (same client_id, revision and ops) and answers it with the first
+  // commit instead of applying it again. (It transforms the old revision's operation over
+  // what came since, as ours was transformed here.)
   send(o) {
     o.sent = true;
     o.inFlight = true;
-    const revision = this.revision;
-    this.io.send({ revision, ops: o.op, client_id: o.id })
+    if (!o.sentAs) o.sentAs = { revision: this.revision, ops: o.op.slice() };
+    this.io.send({ revision: o.sentAs.revision, ops: o.sentAs.ops, client_id: o.id })
       .then((res) => this.answered(o, res))
       .catch(() => this.answered(o, { status: 0 }));
   }

@@ -70,8 +70,8 @@ test('the commits set stays bounded by the kept log, and repeats past it are not
   }
   const n = Number(redis('ZCARD', key));
   assert.ok(n <= 1000 && n >= 990, `${n} members`);
-  assert.equal(redis('ZSCORE', key, `${a.user.id}|bulk.0`), '', 'the oldest are gone');
-  assert.equal(redis('ZSCORE', key, `${a.user.id}|bulk.1009`), '1010');
+  assert.equal(redis('ZRANGEBYSCORE', key, '-inf', '10'), '', 'the oldest are gone');
+  assert.match(redis('ZRANGEBYSCORE', key, '1010', '1010'), new RegExp(`^${a.user.id}\\|1009\\|[0-9a-f]{32}\\|bulk\\.1009$`));
   // a repeat of the newest is still answered as before
   const again = await post(a.token, room, { revision: 1009, ops: [1009, 'x'], client_id: 'bulk.1009' });
   assert.deepEqual(again.json, { revision: 1010, ops: [1009, 'x'] });
@@ -81,6 +81,26 @@ test('the commits set stays bounded by the kept log, and repeats past it are not
   assert.equal((await doc(a.token, room)).revision, 1010);
 });
 
+test('one client_id for every operation (a stable site) is not taken for a repeat: only the same request is', async () => {
+  const a = await newUser();
+  const room = await createRoom(a.token);
+  let r = await post(a.token, room, { revision: 0, ops: ['a'], client_id: 'site' });
+  assert.deepEqual(r.json, { revision: 1, ops: ['a'] });
+  // the same client_id, another operation: new
+  r = await post(a.token, room, { revision: 1, ops: [1, 'b'], client_id: 'site' });
+  assert.deepEqual(r.json, { revision: 2, ops: [1, 'b'] });
+  // the same operation made against another revision: new (typed again)
+  r = await post(a.token, room, { revision: 2, ops: [1, 'b'], client_id: 'site' });
+  assert.deepEqual(r.json, { revision: 3, ops: [1, 'b', 1] });
+  // a stale view sending the same insert again: that exact request was answered already
+  r = await post(a.token, room, { revision: 1, ops: [1, 'b'], client_id: 'site' });
+  assert.deepEqual(r.json, { revision: 2, ops: [1, 'b'] });
+  // and the very first request again
+  r = await post(a.token, room, { revision: 0, ops: ['a'], client_id: 'site' });
+  assert.deepEqual(r.json, { revision: 1, ops: ['a'] });
+  assert.equal((await doc(a.token, room)).content, 'abb');
+});
+
 test('without a client_id nothing is deduplicated; bad client_ids are refused', async () => {
   const a = await newUser();
   const room = await createRoom(a.token);
@@ -88,9 +108,15 @@ test('without a client_id nothing is deduplicated; bad client_ids are refused', 
   assert.equal((await post(a.token, room, body)).json.revision, 1);
   assert.equal((await post(a.token, room, body)).json.revision, 2);
   assert.equal((await doc(a.token, room)).content, 'aa');
+  // the longest client_ids (64 characters of 4 bytes each) are told apart by their last one
+  const long = '😀'.repeat(63);
+  assert.deepEqual((await post(a.token, room, { revision: 2, ops: [2, 'b'], client_id: `${long}a` })).json, { revision: 3, ops: [2, 'b'] });
+  assert.deepEqual((await post(a.token, room, { revision: 3, ops: [3, 'c'], client_id: `${long}b` })).json, { revision: 4, ops: [3, 'c'] });
+  assert.deepEqual((await post(a.token, room, { revision: 3, ops: [3, 'c'], client_id: `${long}b` })).json, { revision: 4, ops: [3, 'c'] });
+  assert.equal((await doc(a.token, room)).content, 'aabc');
   for (const client_id of ['', 'x'.repeat(65), 'a\nb', 7]) {
-    const r = await post(a.token, room, { revision: 2, ops: ['z'], client_id });
+    const r = await post(a.token, room, { revision: 4, ops: ['z'], client_id });
     assert.equal(r.status, 400, `${JSON.stringify(client_id)}: ${r.text}`);
   }
-  assert.equal((await doc(a.token, room)).content, 'aa');
+  assert.equal((await doc(a.token, room)).content, 'aabc');
 });

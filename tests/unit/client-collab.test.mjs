@@ -31,7 +31,7 @@ class Server {
     this.text = '';
     this.log = []; // log[i] took revision i to i + 1
     this.clients = [];
-    this.committed = new Map(); // "user|client_id" -> the answer it got (as cc:room:{id}:commits)
+    this.committed = new Map(); // the same request again -> the answer it got (cc:room:{id}:commits)
   }
 
   get revision() {
@@ -40,7 +40,7 @@ class Server {
 
   // as lib/store_doc.c: over the log since `revision`, the lower author's insert first
   commit({ revision, ops, client_id: clientId }, forceConflict, userId = 1) {
-    const key = clientId ? `${userId}|${clientId}` : null;
+    const key = clientId ? `${userId}|${revision}|${JSON.stringify(ops)}|${clientId}` : null;
     // a repeat of a commit is answered as the first one was, and not applied again
     if (key && this.committed.has(key)) return { status: 200, json: this.committed.get(key) };
     if (revision > this.revision || forceConflict) return { status: 409, json: { error: 'revision_too_old', revision: this.revision } };
