@@ -7,10 +7,13 @@
 # new key that exists already wins (RENAMENX), so running it twice, or while the programs
 # run, is harmless. scripts/run.sh runs it on its own Redis at every start; for a Redis of
 # your own, run it once when upgrading:
-#   REDIS_URL=redis://host:6379/0 scripts/redis-upgrade-keys.sh
+#   REDIS_URL=redis://host:6379/0 scripts/redis-upgrade-keys.sh   (or unix:///path/redis.sock)
 set -euo pipefail
 url=${REDIS_URL:-redis://127.0.0.1:6379}
-cli=(redis-cli -u "$url" --no-auth-warning)
+case $url in
+  unix://*) cli=(redis-cli -s "${url#unix://}") ;;
+  *) cli=(redis-cli -u "$url" --no-auth-warning) ;;
+esac
 renamed=0
 while IFS= read -r key; do
   [ -n "$key" ] || continue
