@@ -356,6 +356,11 @@ fi
 
 wait_for "the API" 30 curl -kfsS "$scheme://127.0.0.1:$PORT/api/health"
 wait_for "the broker" 20 curl -kfsS "$scheme://127.0.0.1:$PORT/events/health"
+# the workers announce their runtimes once the sandbox works (a start error, such as a
+# runtime RUNTIMES_EXTRA names but that is not installed, ends them: check_children says so)
+if [ -z "${PISTON_URL:-}" ]; then
+  wait_for "the workers" 30 curl -kfsS "$scheme://127.0.0.1:$PORT/api/runtimes"
+fi
 # What clients on this machine (tests, tools) need to reach the same servers.
 {
   printf 'DATABASE_URL=%q\n' "$DATABASE_URL"
