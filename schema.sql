@@ -125,3 +125,20 @@ BEGIN
   END IF;
 END
 $$;
+
+-- 5: who typed a saved change, and how much
+--   authors: the user ids whose operations a save holds (NULL: not known, e.g. saved
+--     before this column, or a checkpoint whose operations were no longer in Redis);
+--   inserted / deleted: the code points those operations inserted and deleted, summed
+--     over them (NULL: not known). Written by the snapshotter with each save.
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM schema_version WHERE version = 5) THEN
+    ALTER TABLE history_ops ADD COLUMN authors bigint[], ADD COLUMN inserted bigint,
+      ADD COLUMN deleted bigint;
+    ALTER TABLE snapshots ADD COLUMN authors bigint[], ADD COLUMN inserted bigint,
+      ADD COLUMN deleted bigint;
+    INSERT INTO schema_version (version) VALUES (5);
+  END IF;
+END
+$$;

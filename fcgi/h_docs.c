@@ -283,6 +283,20 @@ void h_history(struct api_ctx *c)
 		cJSON_AddNumberToObject(s, "revision", (double)saves[i].revision);
 		cJSON_AddStringToObject(s, "saved_at", saves[i].saved_at);
 		cJSON_AddNumberToObject(s, "length", (double)saves[i].length);
+		/* who typed the change since the save before, and how much (when known) */
+		if (saves[i].nauthors >= 0) {
+			cJSON *who = cJSON_AddArrayToObject(s, "authors");
+			for (int k = 0; who && k < saves[i].nauthors; k++) {
+				cJSON *u = cJSON_CreateObject();
+				cJSON_AddNumberToObject(u, "id", (double)saves[i].authors[k].id);
+				cJSON_AddStringToObject(u, "username", saves[i].authors[k].username);
+				cJSON_AddItemToArray(who, u);
+			}
+		}
+		if (saves[i].inserted >= 0)
+			cJSON_AddNumberToObject(s, "inserted", (double)saves[i].inserted);
+		if (saves[i].deleted >= 0)
+			cJSON_AddNumberToObject(s, "deleted", (double)saves[i].deleted);
 		cJSON_AddItemToArray(arr, s);
 	}
 	free(saves);

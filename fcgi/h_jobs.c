@@ -26,6 +26,9 @@
 /* the Retry-After of a full queue: a backlog drains at the workers' pace, a few jobs a
  * second per worker thread */
 #define JOBS_RETRY_AFTER_S 5
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define RUNS_KEEP_TEXT STR(JOBSTATE_RUNS_KEEP)
 
 static const struct valid_field exec_fields[] = {
 	{"language", VALID_STRING, VALID_SINGLE_LINE, 1, 32, NULL, NULL},
@@ -34,6 +37,8 @@ static const struct valid_field exec_fields[] = {
 	{"stdin", VALID_STRING, VALID_TEXT, 0, STDIN_MAX, NULL, NULL},
 	{"args", VALID_ANY, 0, 0, 0, NULL, NULL},
 };
+
+static void add_extra(cJSON *o, const char *event_extra);
 
 /* The runtime {language, version} the worker announced for a name or alias, as a new
  * cJSON object (caller frees), or NULL. `want` may be NULL (any version). */
@@ -89,20 +94,34 @@ void h_runtimes(struct api_ctx *c)
 	api_json(c, 200, o);
 }
 
+/* A string member of the request, "" when it has none. */
+static const char *lang_or(const cJSON *request, const char *name)
+{
+	const char *v = cJSON_GetStringValue(cJSON_GetObjectItem(request, name));
+	return v ? v : "";
+}
+
 /* Admission bounds: JOB_ROOM_BACKLOG_MAX, JOB_USER_BACKLOG_MAX, JOB_QUEUE_MAX (README.md),
  * read and checked once at start (api_config_load). */
 int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const char *event_kind,
 		 cJSON *request, char id_out[JOB_ID_LEN + 1])
 {
 	char *req = cJSON_PrintUnformatted(request);
-	char *data = NULL;
+	char *data = NULL, *extra = NULL;
+	int is_run = !strcmp(kind, "execution");
+	/* who started it (and a run's stdin, bounded), carried by every event of the job */
+	const char *stdin_text = is_run ? cJSON_GetStringValue(cJSON_GetObjectItem(request, "stdin"))
+					: NULL;
+	if (is_run && !stdin_text)
+		stdin_text = "";
 	int rc = -1;
 	enum event_type ev;
 	if (event_type_parse(kind, &ev) < 0) { /* a job kind is the type of its events */
 		api_error(c, 500, "internal", "job kind %s has no events", kind);
 		goto out;
 	}
-	if (!req || (!id_out[0] && rnd_id(id_out, JOB_ID_LEN) < 0) ||
+	if (!req || !(extra = jobstate_event_extra(c->user.user_id, c->user.username, stdin_text)) ||
+	    (!id_out[0] && rnd_id(id_out, JOB_ID_LEN) < 0) ||
 	    !(data = jobstate_event_json(id_out, event_kind, job_status_name(JOB_QUEUED), NULL,
 					 NULL))) {
 		api_error(c, 500, "internal", "out of memory");
@@ -120,7 +139,11 @@ int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const ch
 	/* event_kind is kept so the scheduler's place-in-line events carry it like this one */
 	const char *fields[] = {"kind",	    kind, "room",     room, "user",	  uid,
 				"username", c->user.username, "request", req, "attempts", "0",
-				"created_at", now, "event_kind", event_kind ? event_kind : ""};
+				"created_at", now, "event_kind", event_kind ? event_kind : "",
+				"event_extra", extra,
+				/* a run's runtime, for the room's list of runs */
+				"language", is_run ? lang_or(request, "language") : "",
+				"version", is_run ? lang_or(request, "version") : ""};
 	struct jobstate_new n = {
 		.job_id = id_out,
 		.room = room,
@@ -161,6 +184,7 @@ int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const ch
 		break;
 	}
 out:
+	free(extra);
 	free(data);
 	free(req);
 	return rc;
@@ -291,6 +315,7 @@ void h_job_get(struct api_ctx *c)
 		cJSON_AddStringToObject(job, "error", j.error);
 	if (j.created_at)
 		cJSON_AddNumberToObject(job, "created_at", strtod(j.created_at, NULL));
+	add_extra(job, j.event_extra); /* who started it; a run's stdin, bounded */
 	/* a job waiting in its room's line: its place, as its queued events give it */
 	long pos;
 	char err[256];
@@ -370,5 +395,132 @@ void h_job_cancel(struct api_ctx *c)
 	cJSON_AddStringToObject(job, "error", why);
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddItemToObject(o, "job", job);
+	api_json(c, 200, o);
+}
+
+/* GET /api/rooms/{id}/executions?limit=N: the limit, from 1 to JOBSTATE_RUNS_KEEP, default
+ * RUNS_LIMIT_DEFAULT. Only digits are taken: a sign, a space, an escape, an empty or a
+ * repeated `limit` is refused. 0 with *limit, or -1 (why in *why). Other parameters are
+ * ignored. */
+#define RUNS_LIMIT_DEFAULT 10
+int jobs_parse_limit(const char *query, int *limit, const char **why)
+{
+	*limit = RUNS_LIMIT_DEFAULT;
+	int seen = 0;
+	for (const char *p = query ? query : ""; *p;) {
+		const char *end = strchr(p, '&');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		if (n >= 6 && !strncmp(p, "limit=", 6)) {
+			const char *v = p + 6;
+			size_t vn = n - 6, i;
+			long val = 0;
+			if (seen++) {
+				*why = "limit is given twice";
+				return -1;
+			}
+			for (i = 0; i < vn && v[i] >= '0' && v[i] <= '9' && val <= JOBSTATE_RUNS_KEEP; i++)
+				val = val * 10 + (v[i] - '0');
+			if (vn == 0 || i < vn || val < 1 || val > JOBSTATE_RUNS_KEEP) {
+				*why = "limit must be a whole number from 1 to " RUNS_KEEP_TEXT;
+				return -1;
+			}
+			*limit = (int)val;
+		} else if (n == 5 && !strncmp(p, "limit", 5)) {
+			*why = "limit must be a whole number from 1 to " RUNS_KEEP_TEXT;
+			return -1;
+		}
+		p += n;
+		if (*p == '&')
+			p++;
+	}
+	return 0;
+}
+
+/* Who started a job (user, and for a run stdin_given, stdin, stdin_truncated: the members
+ * every event of the job carries) added to o; nothing for a job from before they were kept. */
+static void add_extra(cJSON *o, const char *event_extra)
+{
+	if (!event_extra || !event_extra[0])
+		return;
+	size_t n = strlen(event_extra);
+	char *wrapped = malloc(n + 3);
+	cJSON *extra = NULL, *m;
+	if (!wrapped)
+		return;
+	wrapped[0] = '{';
+	memcpy(wrapped + 1, event_extra, n);
+	wrapped[n + 1] = '}';
+	wrapped[n + 2] = '\0';
+	extra = cJSON_Parse(wrapped);
+	free(wrapped);
+	cJSON_ArrayForEach(m, extra)
+	{
+		if (m->string && !cJSON_GetObjectItemCaseSensitive(o, m->string))
+			cJSON_AddItemToObject(o, m->string, cJSON_Duplicate(m, 1));
+	}
+	cJSON_Delete(extra);
+}
+
+/* One run of the room's list: the job's answer of GET /api/jobs/{id} plus who started it,
+ * the stdin (bounded) and its runtime and times. */
+static cJSON *run_json(const struct store_job *j)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (!o)
+		return NULL;
+	cJSON_AddStringToObject(o, "id", j->id);
+	cJSON_AddStringToObject(o, "status", j->status);
+	cJSON_AddStringToObject(o, "kind", j->kind ? j->kind : "execution");
+	cJSON_AddStringToObject(o, "room", j->room);
+	if (j->language && j->language[0])
+		cJSON_AddStringToObject(o, "language", j->language);
+	if (j->version && j->version[0])
+		cJSON_AddStringToObject(o, "version", j->version);
+	add_extra(o, j->event_extra);
+	if (j->result) {
+		cJSON *res = cJSON_Parse(j->result);
+		if (res)
+			cJSON_AddItemToObject(o, "result", res);
+	}
+	if (j->error && j->error[0])
+		cJSON_AddStringToObject(o, "error", j->error);
+	const char *times[][2] = {{"created_at", j->created_at},
+				  {"started_at", j->started_at},
+				  {"finished_at", j->finished_at}};
+	for (size_t i = 0; i < sizeof times / sizeof times[0]; i++)
+		if (times[i][1] && times[i][1][0])
+			cJSON_AddNumberToObject(o, times[i][0], strtod(times[i][1], NULL));
+	return o;
+}
+
+void h_room_executions(struct api_ctx *c)
+{
+	int limit;
+	const char *why = NULL;
+	char role[16];
+	if (api_require_user(c) < 0)
+		return;
+	if (jobs_parse_limit(c->req->query, &limit, &why) < 0) {
+		api_error(c, 400, "invalid_request", "%s", why);
+		return;
+	}
+	if (room_access_read(c, c->params[0], role) < 0)
+		return;
+	struct store_job *runs = NULL;
+	int n = 0;
+	enum store_status st = store_job_recent(c->store, c->params[0], limit, &runs, &n);
+	if (st != STORE_OK) {
+		api_fail_why(c, st);
+		return;
+	}
+	cJSON *o = cJSON_CreateObject();
+	cJSON *arr = cJSON_AddArrayToObject(o, "executions");
+	for (int i = 0; i < n; i++) {
+		cJSON *r = run_json(&runs[i]);
+		if (r)
+			cJSON_AddItemToArray(arr, r);
+		store_job_free(&runs[i]);
+	}
+	free(runs);
 	api_json(c, 200, o);
 }

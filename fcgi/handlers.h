@@ -43,6 +43,10 @@ void h_history_one(struct api_ctx *c);
 void h_runtimes(struct api_ctx *c);
 void h_execution_create(struct api_ctx *c);
 void h_job_get(struct api_ctx *c);
+void h_room_executions(struct api_ctx *c);
+/* The `limit` of GET /api/rooms/{id}/executions from a query string: 0 with *limit (a
+ * default when absent), or -1 with *why for people. */
+int jobs_parse_limit(const char *query, int *limit, const char **why);
 void h_job_cancel(struct api_ctx *c);
 
 void h_ai_hint(struct api_ctx *c);

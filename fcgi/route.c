@@ -35,6 +35,7 @@ static const struct route routes[] = {
 	{"GET", "/api/rooms/*/history", h_history},
 	{"GET", "/api/rooms/*/history/*", h_history_one},
 	{"POST", "/api/rooms/*/executions", h_execution_create},
+	{"GET", "/api/rooms/*/executions", h_room_executions},
 	{"GET", "/api/jobs/*", h_job_get},
 	{"DELETE", "/api/jobs/*", h_job_cancel},
 	{"GET", "/api/runtimes", h_runtimes},

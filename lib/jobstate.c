@@ -75,9 +75,9 @@ out:
 int jobstate_change(redisContext *r, const struct jobstate_change *c, char *cur, size_t curcap,
 		    char *err, size_t errlen)
 {
-	enum { KEYS = 4, FIXED = 11 };
+	enum { KEYS = 4, FIXED = 12 };
 	const char *args[KEYS + FIXED + 2 * JOBSTATE_FIELDS_MAX];
-	char attempt[24], from[128], max[16], smax[16], pmax[16];
+	char attempt[24], from[128], max[16], smax[16], pmax[16], dmax[24];
 	struct rkey key, hkey, chan;
 	int argc = 0;
 	if (cur && curcap)
@@ -123,6 +123,8 @@ int jobstate_change(redisContext *r, const struct jobstate_change *c, char *cur,
 	args[argc++] = c->job_id;
 	args[argc++] = smax;
 	args[argc++] = pmax;
+	snprintf(dmax, sizeof dmax, "%zu", (size_t)EVENTS_DATA_MAX);
+	args[argc++] = dmax; /* who started the job is added to the event within this bound */
 	for (size_t i = 0; i < 2 * c->nfields; i++)
 		args[argc++] = c->fields[i];
 	return eval_verdict(r, &rs_job_change, KEYS, argc, args, "a job change", cur, curcap, err,
@@ -132,9 +134,9 @@ int jobstate_change(redisContext *r, const struct jobstate_change *c, char *cur,
 int jobstate_create(redisContext *r, const struct jobstate_new *n, long *position,
 		    long *backlog, char *err, size_t errlen)
 {
-	enum { KEYS = 3, FIXED = 12 };
+	enum { KEYS = 3, FIXED = 13 };
 	const char *args[KEYS + FIXED + 2 * JOBSTATE_FIELDS_MAX];
-	char ttl[24], max[16], smax[16], rmax[24], umax[24], qmax[24], pmax[16];
+	char ttl[24], max[16], smax[16], rmax[24], umax[24], qmax[24], pmax[16], keep[16];
 	struct rkey key, hkey, chan;
 	int argc = 0, rc = -1;
 	redisReply *rep = NULL;
@@ -166,6 +168,8 @@ int jobstate_create(redisContext *r, const struct jobstate_new *n, long *positio
 	args[argc++] = umax;
 	args[argc++] = qmax;
 	args[argc++] = pmax;
+	snprintf(keep, sizeof keep, "%d", JOBSTATE_RUNS_KEEP);
+	args[argc++] = keep;
 	for (size_t i = 0; i < 2 * n->nfields; i++)
 		args[argc++] = n->fields[i];
 	rep = rds_script(r, &rs_job_create, KEYS, argc, args, NULL);
@@ -287,4 +291,40 @@ char *jobstate_event_json(const char *job_id, const char *kind, const char *stat
 	char *s = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	return s;
+}
+
+char *jobstate_event_extra(long long user_id, const char *username, const char *stdin_text)
+{
+	char *text = NULL, *shown = NULL;
+	cJSON *o = cJSON_CreateObject(), *u = NULL;
+	if (!o || !(u = cJSON_AddObjectToObject(o, "user")) ||
+	    !cJSON_AddNumberToObject(u, "id", (double)user_id) ||
+	    !cJSON_AddStringToObject(u, "username", username ? username : ""))
+		goto out;
+	if (stdin_text) {
+		size_t len = strlen(stdin_text), cut = len;
+		if (cut > JOBSTATE_STDIN_SHOWN) {
+			cut = JOBSTATE_STDIN_SHOWN;
+			/* back to the first byte of a character: never half of one */
+			while (cut > 0 && ((unsigned char)stdin_text[cut] & 0xC0) == 0x80)
+				cut--;
+		}
+		if (!(shown = strndup(stdin_text, cut)) ||
+		    !cJSON_AddBoolToObject(o, "stdin_given", len > 0) ||
+		    !cJSON_AddStringToObject(o, "stdin", shown) ||
+		    !cJSON_AddBoolToObject(o, "stdin_truncated", cut < len))
+			goto out;
+	}
+	char *all = cJSON_PrintUnformatted(o);
+	if (!all)
+		goto out;
+	/* {…} without its braces: members to put at the front of another object */
+	size_t n = strlen(all);
+	memmove(all, all + 1, n - 2);
+	all[n - 2] = '\0';
+	text = all;
+out:
+	free(shown);
+	cJSON_Delete(o);
+	return text;
 }

@@ -25,8 +25,10 @@
 
 #define JOBSTATE_GROUP "workers"
 #define JOBSTATE_STREAM_MAX 100000 /* MAXLEN ~ of the jobs stream */
-#define JOBSTATE_FIELDS_MAX 8	   /* field/value pairs one call may write besides status */
+#define JOBSTATE_FIELDS_MAX 12	   /* field/value pairs one call may write besides status */
 #define JOBSTATE_POSITION_UPDATES 10	/* queued jobs of a room told their new place per move */
+#define JOBSTATE_RUNS_KEEP 20	/* a room's recent executions kept in RK_ROOM_RUNS */
+#define JOBSTATE_STDIN_SHOWN 1024 /* bytes of a run's stdin its events and listings carry */
 
 /* A job's status, as the hash's `status` field, the API's answers and the events name it. */
 enum job_status { JOB_QUEUED, JOB_RUNNING, JOB_FINISHED, JOB_FAILED, JOB_CANCELLED };
@@ -60,7 +62,8 @@ struct jobstate_change {
 int jobstate_change(redisContext *r, const struct jobstate_change *c, char *cur, size_t curcap,
 		    char *err, size_t errlen);
 
-/* A new job, the API's side. */
+/* A new job, the API's side. An execution's id also goes to the front of its room's recent
+ * runs (RK_ROOM_RUNS, at most JOBSTATE_RUNS_KEEP, kept as long as a job). */
 struct jobstate_new {
 	const char *job_id;
 	const char *room;
@@ -108,6 +111,14 @@ int jobstate_worker(redisContext *r, const char *consumer, long threads, long li
  * line (dispatched or over), -1 error. */
 int jobstate_position(redisContext *r, const char *job_id, const char *room, long *position,
 		      char *err, size_t errlen);
+
+/* Who started a job, as the job's `event_extra` field: JSON members without the braces,
+ * which every event of the job carries at its front (lib/lua/_jobev.lua):
+ * "user":{"id","username"} and, for an execution (stdin not NULL), "stdin_given" (the
+ * stdin is not empty), "stdin" (at most JOBSTATE_STDIN_SHOWN bytes of it, cut at a
+ * character boundary) and "stdin_truncated". stdin must be valid UTF-8. Caller frees with
+ * free(); NULL when out of memory. */
+char *jobstate_event_extra(long long user_id, const char *username, const char *stdin_text);
 
 /* The data of a job's event: {job_id, kind?, status, result?, error?}; kind NULL: none;
  * result_json inserted as JSON (null when it does not parse); error omitted when NULL or "".

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "cfg.h"
 #include "clock.h"
 #include "events.h"
@@ -549,17 +551,52 @@ static enum store_status exact_size_after(struct store *s, const struct store_do
 	return st;
 }
 
+/* "<user id>|<revision>|<ops digest>|<client_id>": a client_id is at most 64 characters
+ * of up to 4 bytes each (fcgi/h_docs.c), so it always fits whole. */
+#define DOC_MEMBER_MAX (24 + 1 + 24 + 1 + 32 + 1 + 64 * 4 + 1)
+
+/* The member of the commits set (RK_ROOM_COMMITS) that names this commit request: the
+ * user, the revision it was made against, a digest of its operation as sent (the first 16
+ * bytes of the SHA-256 of its canonical JSON) and the whole client_id. A repeat is the same
+ * request again; a client that sends one client_id with all its operations (a stable site,
+ * as docs/API.md allows) is not taken for repeating itself, nor is another user with an
+ * equal request. "" without a client_id (nothing to recognise it by), or when out of
+ * memory or too long to keep whole: such a commit is not recognised. */
+static void dedupe_member(const struct doc_commit *dc, char *out, size_t cap)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char hex[33];
+	out[0] = '\0';
+	if (!dc->client_id || !*dc->client_id)
+		return;
+	cJSON *j = ot_to_cjson(dc->op);
+	char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+	cJSON_Delete(j);
+	int ok = text && EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(), NULL) == 1 &&
+		 mdlen >= 16;
+	free(text);
+	if (!ok)
+		return;
+	for (int i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	int n = snprintf(out, cap, "%lld|%lld|%s|%s", dc->user_id, dc->revision, hex, dc->client_id);
+	if (n < 0 || (size_t)n >= cap)
+		out[0] = '\0';
+}
+
 /* One attempt: the commit script with a's texts, expecting `expected`. The reply (caller
  * frees), or NULL when Redis failed. */
 static redisReply *commit_attempt(struct store *s, const struct store_doc_cfg *cfg,
 				  const struct doc_commit *dc, const struct doc_commit_text *t,
-				  long long expected, int role_checked, const char *exact)
+				  long long expected, int role_checked, const char *exact,
+				  const char *member)
 {
 	const char *room = dc->room;
 	struct rkey dk, ok;
 	keys_of(room, &dk, &ok);
 	struct rkey ek = rkey1(RK_ROOM_EVENTS, room), ch = rkey1(RK_ROOM_CHANNEL, room);
-	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room);
+	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room), ck = rkey1(RK_ROOM_COMMITS, room);
 	char exp[24], uid[24], span[24], ret[24], delta[24], ins[24], del[24], limit[24];
 	char keep[16], due[32], hist[16];
 	snprintf(exp, sizeof exp, "%lld", expected);
@@ -577,13 +614,14 @@ static redisReply *commit_attempt(struct store *s, const struct store_doc_cfg *c
 	snprintf(due, sizeof due, "%lld", clock_wall_ms() + cfg->snapshot_interval_ms);
 	snprintf(hist, sizeof hist, "%d", EVENTS_HISTORY_MAX);
 	const char *args[] = {dk.s,	ok.s,	   ek.s,      ch.s,	 SNAP_DUE_KEY, mk.s,
-			      exp,	uid,	   span,      ret,	 delta,	       ins,
-			      del,	limit,	   exact,     t->log[0], t->log[1],    t->ev[0],
-			      t->ev[1], t->sep,	   keep,      due,	 room,	       hist};
+			      ck.s,	exp,	   uid,	      span,	 ret,	       delta,
+			      ins,	del,	   limit,     exact,	 t->log[0],    t->log[1],
+			      t->ev[0], t->ev[1],  t->sep,    keep,	 due,	       room,
+			      hist,	member};
 	redisContext *rd;
 	redisReply *r = NULL;
 	if (store_redis(s, &rd) == STORE_OK)
-		r = rds_script(rd, &rs_doc_commit, 6, sizeof args / sizeof args[0], args, NULL);
+		r = rds_script(rd, &rs_doc_commit, 7, sizeof args / sizeof args[0], args, NULL);
 	if (r && (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
 		  r->element[0]->type != REDIS_REPLY_INTEGER)) {
 		freeReplyObject(r);
@@ -607,6 +645,9 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 	dc->applied = NULL;
 	dc->refusal = STORE_REFUSE_NONE;
 	dc->races = 0;
+	dc->repeated = 0;
+	char member[DOC_MEMBER_MAX]; /* how a repeat of this very request is recognised */
+	dedupe_member(dc, member, sizeof member);
 	struct ot_author me;
 	ot_author_set(&me, dc->user_id, dc->client_id);
 	/* a: the client's op, transformed up to `expected` as the answers bring what others
@@ -634,7 +675,7 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 					dc->size);
 			break;
 		}
-		redisReply *r = commit_attempt(s, cfg, dc, &t, expected, role_checked, exact);
+		redisReply *r = commit_attempt(s, cfg, dc, &t, expected, role_checked, exact, member);
 		doc_commit_text_free(&t);
 		exact[0] = '\0';
 		if (!r) {
@@ -665,6 +706,26 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 					doc_state_free(&d);
 			}
 			return STORE_OK;
+		}
+		if (kind == 7) {
+			/* this very request was committed already (its answer was lost, and the
+			 * client sent it again): the first commit's revision and op as applied
+			 * are the answer; nothing is applied */
+			char *site = NULL;
+			long long user = 0;
+			int known = 0;
+			if (r->elements < 3 || log_entry_parse(r->element[2], &dc->applied, &user, &site,
+							       &known, err, sizeof err) < 0) {
+				log_error("room %s: the entry of revision %lld does not parse", room, rev);
+				st = store_fail(s, STORE_ERROR, "the operation log is damaged");
+			} else {
+				dc->new_rev = rev;
+				dc->repeated = 1;
+				st = STORE_OK;
+			}
+			free(site);
+			freeReplyObject(r);
+			break;
 		}
 		if (kind == 2) {
 			/* the first answer to a client behind, or a lost race: transform over the
@@ -898,13 +959,17 @@ enum store_status store_doc_history_list(struct store *s, const char *room, int 
 	 * row holds the document's length at its end */
 	const char *params[] = {room, lim};
 	PGresult *r;
-	enum store_status st = store_sql(s, &r, NULL,
-					 "SELECT revision, " TS_SQL("saved_at") ", len FROM ("
-					 "SELECT revision, saved_at, length(content) AS len FROM snapshots "
-					 "WHERE room_id = $1 UNION ALL "
-					 "SELECT revision, saved_at, length AS len FROM history_ops "
-					 "WHERE room_id = $1) h ORDER BY revision DESC LIMIT $2",
-					 2, params);
+	/* and who typed how much since the save before (authors named from users, by id) */
+	enum store_status st = store_sql(
+		s, &r, NULL,
+		"SELECT revision, " TS_SQL("saved_at") ", len, inserted, deleted, "
+		"CASE WHEN authors IS NULL THEN NULL ELSE (SELECT COALESCE(json_agg(json_build_array("
+		"u.id, u.username) ORDER BY u.id), '[]') FROM users u WHERE u.id = ANY(h.authors)) END "
+		"FROM (SELECT revision, saved_at, length(content) AS len, authors, inserted, deleted "
+		"FROM snapshots WHERE room_id = $1 UNION ALL "
+		"SELECT revision, saved_at, length AS len, authors, inserted, deleted FROM history_ops "
+		"WHERE room_id = $1) h ORDER BY revision DESC LIMIT $2",
+		2, params);
 	if (st != STORE_OK)
 		return st;
 	int rows = PQntuples(r);
@@ -917,6 +982,25 @@ enum store_status store_doc_history_list(struct store *s, const char *room, int 
 		v[i].revision = strtoll(PQgetvalue(r, i, 0), NULL, 10);
 		snprintf(v[i].saved_at, sizeof v[i].saved_at, "%s", PQgetvalue(r, i, 1));
 		v[i].length = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+		v[i].inserted = PQgetisnull(r, i, 3) ? -1 : strtoll(PQgetvalue(r, i, 3), NULL, 10);
+		v[i].deleted = PQgetisnull(r, i, 4) ? -1 : strtoll(PQgetvalue(r, i, 4), NULL, 10);
+		v[i].nauthors = -1;
+		if (PQgetisnull(r, i, 5))
+			continue;
+		cJSON *arr = cJSON_Parse(PQgetvalue(r, i, 5)), *a;
+		v[i].nauthors = 0;
+		cJSON_ArrayForEach(a, arr)
+		{
+			const cJSON *id = cJSON_GetArrayItem(a, 0), *name = cJSON_GetArrayItem(a, 1);
+			if (!cJSON_IsNumber(id) || !cJSON_IsString(name) ||
+			    v[i].nauthors >= DOC_SAVE_AUTHORS_MAX)
+				continue;
+			v[i].authors[v[i].nauthors].id = (long long)id->valuedouble;
+			snprintf(v[i].authors[v[i].nauthors].username,
+				 sizeof v[i].authors[v[i].nauthors].username, "%s", name->valuestring);
+			v[i].nauthors++;
+		}
+		cJSON_Delete(arr);
 	}
 	PQclear(r);
 	*out = v;
@@ -925,6 +1009,48 @@ enum store_status store_doc_history_list(struct store *s, const char *room, int 
 }
 
 /* --- the snapshotter's side ---------------------------------------------------------- */
+
+int doc_batch_stats(const char *json, size_t len, long long *inserted, long long *deleted,
+		    long long *ids, int max, int *nids)
+{
+	*inserted = *deleted = 0;
+	*nids = 0;
+	cJSON *arr = cJSON_ParseWithLength(json, len);
+	const cJSON *e, *c;
+	int rc = -1;
+	if (!cJSON_IsArray(arr))
+		goto out;
+	cJSON_ArrayForEach(e, arr)
+	{
+		/* {"u","s","ops"}, or the bare op of an entry from before authors were kept */
+		const cJSON *ops = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "ops") : e;
+		const cJSON *u = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "u") : NULL;
+		if (!cJSON_IsArray(ops))
+			goto out;
+		cJSON_ArrayForEach(c, ops)
+		{
+			if (cJSON_IsString(c))
+				*inserted += (long long)utf8_count(c->valuestring, strlen(c->valuestring));
+			else if (cJSON_IsNumber(c) && c->valuedouble < 0)
+				*deleted += (long long)-c->valuedouble;
+		}
+		if (!cJSON_IsNumber(u))
+			continue;
+		long long id = (long long)u->valuedouble;
+		int at = 0;
+		while (at < *nids && ids[at] < id)
+			at++;
+		if ((at < *nids && ids[at] == id) || *nids >= max)
+			continue;
+		memmove(ids + at + 1, ids + at, (size_t)(*nids - at) * sizeof *ids);
+		ids[at] = id;
+		(*nids)++;
+	}
+	rc = 0;
+out:
+	cJSON_Delete(arr);
+	return rc;
+}
 
 enum store_status store_doc_due(struct store *s, long long until, int max, redisReply **due)
 {
@@ -1133,29 +1259,55 @@ enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg
 	/* a checkpoint for the first save, every HISTORY_CHECKPOINT_OPS ops, and whenever the
 	 * typed ops are gone from Redis or would take more room than the text */
 	int checkpoint = cp < 0 || d.revision - cp >= cfg->history_checkpoint_ops;
-	if (!checkpoint) {
-		int br = ops_batch(s, room, saved + 1, d.revision, &batch);
-		if (br < 0) {
+	/* the operations since the last save: the batch to store, and who typed how much (a
+	 * checkpoint records that too when they are still in Redis) */
+	long long first = saved < 0 ? 1 : saved + 1;
+	int have_batch = 0;
+	if (first <= d.revision) {
+		int br = ops_batch(s, room, first, d.revision, &batch);
+		if (br < 0 && !checkpoint) {
 			st = STORE_REDIS_UNAVAILABLE;
 			goto out;
 		}
-		checkpoint = br > 0 || batch.len > d.content_len;
+		have_batch = br == 0;
+	}
+	if (!checkpoint)
+		checkpoint = !have_batch || batch.len > d.content_len;
+	char ins[24], del[24], authors[DOC_SAVE_AUTHORS_MAX * 24 + 4];
+	const char *ins_p = NULL, *del_p = NULL, *authors_p = NULL;
+	long long ni, nd, ids[DOC_SAVE_AUTHORS_MAX];
+	int nids;
+	if (have_batch &&
+	    doc_batch_stats(batch.data, batch.len, &ni, &nd, ids, DOC_SAVE_AUTHORS_MAX, &nids) == 0) {
+		snprintf(ins, sizeof ins, "%lld", ni);
+		snprintf(del, sizeof del, "%lld", nd);
+		size_t o = 0;
+		authors[o++] = '{';
+		for (int i = 0; i < nids; i++)
+			o += (size_t)snprintf(authors + o, sizeof authors - o, "%s%lld", i ? "," : "",
+					      ids[i]);
+		snprintf(authors + o, sizeof authors - o, "}");
+		ins_p = ins;
+		del_p = del;
+		authors_p = authors;
 	}
 	/* 23503: the room was deleted meanwhile (STORE_CONFLICT): nothing to save */
 	if (checkpoint) {
-		const char *params[] = {room, revs, d.content};
+		const char *params[] = {room, revs, d.content, authors_p, ins_p, del_p};
 		st = store_sql(s, &r, "23503",
-			       "INSERT INTO snapshots (room_id, revision, content) VALUES ($1, $2, $3) "
+			       "INSERT INTO snapshots (room_id, revision, content, authors, inserted, "
+			       "deleted) VALUES ($1, $2, $3, $4, $5, $6) "
 			       "ON CONFLICT DO NOTHING RETURNING " TS_SQL("saved_at"),
-			       3, params);
+			       6, params);
 	} else {
 		snprintf(firsts, sizeof firsts, "%lld", saved + 1);
-		const char *params[] = {room, revs, firsts, batch.data, cps};
+		const char *params[] = {room, revs, firsts, batch.data, cps, authors_p, ins_p, del_p};
 		st = store_sql(s, &r, "23503",
-			       "INSERT INTO history_ops (room_id, revision, first_revision, ops, length) "
-			       "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING "
+			       "INSERT INTO history_ops (room_id, revision, first_revision, ops, length, "
+			       "authors, inserted, deleted) "
+			       "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING "
 			       TS_SQL("saved_at"),
-			       5, params);
+			       8, params);
 	}
 	if (st == STORE_CONFLICT) {
 		st = STORE_OK;

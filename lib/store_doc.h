@@ -79,8 +79,15 @@ struct doc_commit {
 	size_t size;	       /* STORE_TOO_LARGE: the bytes it would have */
 	enum store_refusal refusal; /* STORE_FORBIDDEN */
 	int races;		    /* commits of others that came first (one round trip each) */
+	int repeated; /* STORE_OK: the same request (user, client_id, revision, ops) was
+		       * committed already and its answer lost: applied and new_rev are that
+		       * commit's; nothing was applied again and no event was sent */
 };
 
+/* A repeat of a commit (the same user, client_id, revision and ops) is recognised for as
+ * long as the operation log keeps its revision (DOC_OPS_KEEP): RK_ROOM_COMMITS maps
+ * "<user id>|<revision>|<ops digest>|<client_id>" to the revision it became, trimmed by
+ * score on every commit. */
 /* Checks that the user may edit the room (the member cache, asked in the commit's first
  * read; PostgreSQL when the cache does not say editor or owner), then transforms the op
  * over what was committed since its revision and commits it. STORE_OK; STORE_NOT_FOUND
@@ -131,12 +138,29 @@ enum store_status store_doc_history_text(struct store *s, const struct store_doc
 					 const char *room, long long rev, struct doc_state *out,
 					 char saved_at[40]);
 
+#define DOC_SAVE_AUTHORS_MAX 16 /* authors named per saved change */
+
 /* One saved revision in a room's history list. */
 struct doc_save {
 	long long revision;
 	char saved_at[40];
 	long long length; /* code points */
+	/* what the save holds since the one before, -1 when not known (saved before this was
+	 * kept, or a checkpoint whose operations were gone): code points inserted and deleted */
+	long long inserted, deleted;
+	int nauthors; /* -1 not known; else authors[0..nauthors), by id */
+	struct {
+		long long id;
+		char username[40];
+	} authors[DOC_SAVE_AUTHORS_MAX];
 };
+
+/* Who and how much a batch of stored operations (a JSON array of op log entries, as
+ * history_ops.ops holds it) typed: *inserted and *deleted code points summed over its
+ * operations, and its distinct authors' ids, ascending, at most max in ids[] (*nids; an
+ * entry from before authors were kept has none). 0, or -1 when it is not such an array. */
+int doc_batch_stats(const char *json, size_t len, long long *inserted, long long *deleted,
+		    long long *ids, int max, int *nids);
 
 /* The room's newest saves (checkpoints and batches together), newest first, at most max.
  * STORE_OK with *out (caller free()s) and *n, or the store's failure. */

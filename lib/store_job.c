@@ -6,18 +6,48 @@
 
 #include "rkeys.h"
 
-static const char *const job_fields[] = {"status", "kind",   "room",  "user",
-					 "event_kind", "result", "error", "created_at"};
+static const char *const job_fields[] = {
+	"status",      "kind",	   "room",     "user",	   "event_kind",  "result",
+	"error",       "created_at", "event_extra", "language", "version", "started_at",
+	"finished_at"};
 #define NFIELDS (sizeof job_fields / sizeof job_fields[0])
+
+/* The struct's members in the order of job_fields. */
+static void field_slots(struct store_job *j, char **f[NFIELDS])
+{
+	char **all[NFIELDS] = {&j->status,     &j->kind,	   &j->room,	    &j->user,
+			       &j->event_kind, &j->result,	   &j->error,	    &j->created_at,
+			       &j->event_extra, &j->language, &j->version, &j->started_at,
+			       &j->finished_at};
+	memcpy(f, all, sizeof all);
+}
 
 void store_job_free(struct store_job *j)
 {
-	char **f[NFIELDS] = {&j->status, &j->kind,   &j->room,  &j->user,
-			     &j->event_kind, &j->result, &j->error, &j->created_at};
+	char **f[NFIELDS];
+	field_slots(j, f);
 	for (size_t i = 0; i < NFIELDS; i++) {
 		free(*f[i]);
 		*f[i] = NULL;
 	}
+	free(j->id);
+	j->id = NULL;
+}
+
+/* Copies an HMGET reply of job_fields into j (missing fields stay NULL): 0, or -1 out of
+ * memory (j partly filled: store_job_free it). */
+static int fields_take(const redisReply *rep, struct store_job *j)
+{
+	char **f[NFIELDS];
+	field_slots(j, f);
+	for (size_t i = 0; i < NFIELDS; i++) {
+		const redisReply *e = rep->element[i];
+		if (e->type != REDIS_REPLY_STRING)
+			continue;
+		if (!(*f[i] = strndup(e->str, e->len)))
+			return -1;
+	}
+	return 0;
 }
 
 enum store_status store_job_load(struct store *s, const char *id, struct store_job *out)
@@ -38,22 +68,92 @@ enum store_status store_job_load(struct store *s, const char *id, struct store_j
 		store_redis_failed(s);
 		return store_fail(s, STORE_REDIS_UNAVAILABLE, "the queue is unavailable");
 	}
-	char **f[NFIELDS] = {&out->status, &out->kind,   &out->room,  &out->user,
-			     &out->event_kind, &out->result, &out->error, &out->created_at};
-	st = STORE_OK;
-	for (size_t i = 0; i < NFIELDS && st == STORE_OK; i++) {
-		const redisReply *e = rep->element[i];
-		if (e->type != REDIS_REPLY_STRING)
-			continue;
-		if (!(*f[i] = strndup(e->str, e->len)))
-			st = store_fail(s, STORE_ERROR, "out of memory");
-	}
+	st = fields_take(rep, out) < 0 ? store_fail(s, STORE_ERROR, "out of memory") : STORE_OK;
 	freeReplyObject(rep);
 	if (st == STORE_OK && (!out->status || !out->room))
 		st = store_fail(s, STORE_NOT_FOUND, "no job %s (jobs are kept for 7 days)", id);
 	if (st != STORE_OK)
 		store_job_free(out);
 	return st;
+}
+
+enum store_status store_job_recent(struct store *s, const char *room, int max,
+				   struct store_job **out, int *n)
+{
+	*out = NULL;
+	*n = 0;
+	redisContext *rd;
+	enum store_status st = store_redis(s, &rd);
+	if (st != STORE_OK)
+		return st;
+	redisReply *ids = redisCommand(rd, "LRANGE %s 0 %d", rkey1(RK_ROOM_RUNS, room).s, max - 1);
+	if (!ids || ids->type != REDIS_REPLY_ARRAY) {
+		if (ids)
+			freeReplyObject(ids);
+		store_redis_failed(s);
+		return store_fail(s, STORE_REDIS_UNAVAILABLE, "the queue is unavailable");
+	}
+	size_t want = ids->elements;
+	struct store_job *v = want ? calloc(want, sizeof *v) : NULL;
+	if (want && !v) {
+		freeReplyObject(ids);
+		return store_fail(s, STORE_ERROR, "out of memory");
+	}
+	/* one round trip: every job's HMGET pipelined */
+	int sent = 0;
+	for (size_t i = 0; i < want; i++) {
+		const redisReply *e = ids->element[i];
+		if (e->type != REDIS_REPLY_STRING || e->len == 0 || e->len > 64)
+			continue;
+		char id[65];
+		memcpy(id, e->str, e->len);
+		id[e->len] = '\0';
+		struct rkey key = rkey1(RK_JOB, id);
+		const char *argv[NFIELDS + 2] = {"HMGET", key.s};
+		for (size_t k = 0; k < NFIELDS; k++)
+			argv[k + 2] = job_fields[k];
+		if (redisAppendCommandArgv(rd, (int)NFIELDS + 2, argv, NULL) != REDIS_OK ||
+		    !(v[sent].id = strdup(id))) {
+			st = store_fail(s, STORE_ERROR, "out of memory");
+			break;
+		}
+		sent++;
+	}
+	freeReplyObject(ids);
+	int kept = 0;
+	for (int i = 0; i < sent; i++) {
+		redisReply *rep = NULL;
+		if (redisGetReply(rd, (void **)&rep) != REDIS_OK || !rep) {
+			store_redis_failed(s);
+			st = store_fail(s, STORE_REDIS_UNAVAILABLE, "the queue is unavailable");
+			break;
+		}
+		if (st == STORE_OK && (rep->type != REDIS_REPLY_ARRAY || rep->elements != NFIELDS))
+			st = store_fail(s, STORE_REDIS_UNAVAILABLE, "the queue answered oddly");
+		if (st == STORE_OK) {
+			struct store_job *j = &v[kept];
+			if (j != &v[i]) { /* close the gap left by an expired job */
+				*j = v[i];
+				memset(&v[i], 0, sizeof v[i]);
+			}
+			if (fields_take(rep, j) < 0)
+				st = store_fail(s, STORE_ERROR, "out of memory");
+			else if (j->status && j->room && !strcmp(j->room, room))
+				kept++;
+			else
+				store_job_free(j); /* expired (or not this room's): left out */
+		}
+		freeReplyObject(rep);
+	}
+	if (st != STORE_OK) {
+		for (size_t i = 0; i < want; i++)
+			store_job_free(&v[i]);
+		free(v);
+		return st;
+	}
+	*out = v;
+	*n = kept;
+	return STORE_OK;
 }
 
 enum store_status store_job_status(struct store *s, const char *id, char status[16])

@@ -12,8 +12,11 @@
 
 /* A job's fields as stored; a field the hash lacks is NULL (strings) or has_* 0. */
 struct store_job {
+	char *id; /* store_job_recent only */
 	char *status, *kind, *room, *user, *event_kind, *result, *error;
 	char *created_at;
+	char *event_extra; /* who started it: JSON members without braces (lib/jobstate.h) */
+	char *language, *version, *started_at, *finished_at;
 };
 
 void store_job_free(struct store_job *j);
@@ -21,6 +24,13 @@ void store_job_free(struct store_job *j);
 /* The job with this id: STORE_OK with *out (caller store_job_free()s); STORE_NOT_FOUND
  * when there is none (no status or room: expired, never made); STORE_REDIS_UNAVAILABLE. */
 enum store_status store_job_load(struct store *s, const char *id, struct store_job *out);
+
+/* The room's most recent executions, newest first, at most max (the room keeps the last
+ * JOBSTATE_RUNS_KEEP, each as long as its job): STORE_OK with *out (n of them; caller
+ * store_job_free()s each, then free()s the array; NULL when none), or
+ * STORE_REDIS_UNAVAILABLE. Jobs that expired meanwhile are left out. */
+enum store_status store_job_recent(struct store *s, const char *room, int max,
+				   struct store_job **out, int *n);
 
 /* Only the job's status as stored (status: "" when there is no such job), or
  * STORE_REDIS_UNAVAILABLE. */

@@ -111,6 +111,7 @@ export class Collab {
       op: o.op,
       id: o.id,
       sent: Boolean(o.sent || o.inFlight || o.uncertain || o.committedAt),
+      sentAs: o.sentAs || null, // the request as it went out, to send it again the same
       buffer: this.buffer,
       site: this.prefix,
       seq: this.seq,
@@ -130,7 +131,7 @@ export class Collab {
     this.serverText = saved.base;
     this.serverLen = cpLength(saved.base);
     this.seq = Math.max(this.seq, saved.seq || 0);
-    this.outstanding = { op: saved.op, id: saved.id, sent: false, uncertain: Boolean(saved.sent) };
+    this.outstanding = { op: saved.op, id: saved.id, sent: false, uncertain: Boolean(saved.sent), sentAs: saved.sentAs || null };
     this.buffer = saved.buffer && !isNoop(saved.buffer) ? saved.buffer : null;
     this.ready = true;
     if (saved.sent && Number.isInteger(fetchedRevision) && fetchedRevision > saved.revision) {
@@ -179,18 +180,31 @@ export class Collab {
     const o = this.outstanding;
     if (!o || o.sent || this.busy || this.stopped || !this.ready || this.holdUntil !== null) return;
     if (!this.io.canSend()) return; // retry() comes when we are back online
+    this.send(o);
+  }
+
+  // An operation goes out as it was first sent, every time: the server recognises a repeat
+  // of that exact request (same client_id, revision and ops) and answers it with the first
+  // commit instead of applying it again. (It transforms the old revision's operation over
+  // what came since, as ours was transformed here.)
+  send(o) {
     o.sent = true;
     o.inFlight = true;
-    const revision = this.revision;
-    this.io.send({ revision, ops: o.op, client_id: o.id })
+    if (!o.sentAs) o.sentAs = { revision: this.revision, ops: o.op.slice() };
+    this.io.send({ revision: o.sentAs.revision, ops: o.sentAs.ops, client_id: o.id })
       .then((res) => this.answered(o, res))
       .catch(() => this.answered(o, { status: 0 }));
   }
 
   answered(o, res) {
     o.inFlight = false;
-    if (this.stopped || this.outstanding !== o) return;
+    if (this.stopped) return;
+    if (this.outstanding !== o) { // confirmed by its event meanwhile
+      if (this.wantResync && !this.busy && !(this.outstanding && this.outstanding.inFlight)) this.resync();
+      return;
+    }
     const { status, json } = res;
+    if (status !== 0 && status < 500) o.uncertain = false; // the server said what it did
     if (status === 200 && json && Number.isInteger(json.revision)) {
       this.retryDelay = RETRY_MIN_MS;
       o.committedAt = json.revision;
@@ -338,6 +352,17 @@ export class Collab {
     if (this.stopped) return;
     if (this.outstanding && this.outstanding.inFlight) {
       this.wantResync = true;
+      return;
+    }
+    // An edit that may have been committed without our hearing of it (its answer lost) is
+    // sent once more first, under the same client_id: the server answers a repeat with the
+    // first commit's revision (docs/API.md, "Live documents"), or commits it now. Either
+    // way we know, and the rebase below does not apply it a second time.
+    const o = this.outstanding;
+    if (o && o.uncertain && !o.committedAt && !o.probed && !this.busy && this.ready && this.io.canSend()) {
+      o.probed = true;
+      this.wantResync = true;
+      this.send(o);
       return;
     }
     if (this.busy) {

@@ -2,7 +2,9 @@
 // ordinary edit (an operation replacing the text), so everyone sees it and it can be
 // undone like typing. The list is not a scroll box of its own (a wheel over it scrolls
 // the tools, never stops in it): it shows the newest few, and the rest on demand. The API
-// gives each snapshot's size (`length`, in characters) but not who made the change.
+// gives each snapshot's size (`length`, in characters) and, for saves since it kept them,
+// who typed the change since the save before (`authors`) and how much (`inserted`,
+// `deleted`, in characters).
 
 import { api, room } from './api.js';
 import { formatTime, h, say } from './dom.js';
@@ -11,6 +13,27 @@ const FIRST_SHOWN = 8;
 
 function size(n) {
   return n === 1 ? '1 character' : `${n.toLocaleString()} characters`;
+}
+
+// "ann, bob · +12 −3": who typed the change and how much; '' when the save does not say.
+export function changeText(s) {
+  const parts = [];
+  if (Array.isArray(s.authors) && s.authors.length) {
+    const names = s.authors.map((a) => a.username);
+    parts.push(names.length > 3 ? `${names.slice(0, 3).join(', ')} and ${names.length - 3} more` : names.join(', '));
+  }
+  if (Number.isInteger(s.inserted) && Number.isInteger(s.deleted)) {
+    parts.push(`+${s.inserted.toLocaleString()} −${s.deleted.toLocaleString()}`);
+  }
+  return parts.join(' · ');
+}
+
+// Said in words for screen readers: "by ann and bob: 12 characters added, 3 deleted".
+function changeLabel(s) {
+  const who = Array.isArray(s.authors) && s.authors.length ? `by ${s.authors.map((a) => a.username).join(' and ')}` : '';
+  const how = Number.isInteger(s.inserted) && Number.isInteger(s.deleted)
+    ? `${size(s.inserted)} added, ${s.deleted.toLocaleString()} deleted` : '';
+  return [who, how].filter(Boolean).join(': ');
 }
 
 export function historyPanel({ roomId, restore, canEdit }) {
@@ -78,9 +101,11 @@ export function historyPanel({ roomId, restore, canEdit }) {
     list.replaceChildren(...shown.map((s) => {
       const restoreButton = h('button', { type: 'button', class: 'small', 'data-action': 'restore', disabled: !editable, 'aria-label': `Restore revision ${s.revision}` }, 'Restore');
       restoreButton.addEventListener('click', () => doRestore(s, restoreButton));
+      const change = changeText(s);
       return h('li', { 'data-revision': s.revision },
         h('span', { class: 'grow' }, h('strong', null, `r${s.revision}`), ' ',
-          h('span', { class: 'muted small' }, `${formatTime(s.saved_at)}${Number.isInteger(s.length) ? ` · ${size(s.length)}` : ''}`)),
+          h('span', { class: 'muted small' }, `${formatTime(s.saved_at)}${Number.isInteger(s.length) ? ` · ${size(s.length)}` : ''}`),
+          change ? h('span', { class: 'history-change small', 'data-role': 'history-change', title: changeLabel(s) }, change) : null),
         h('button', { type: 'button', class: 'small', onclick: () => view(s), 'aria-label': `View revision ${s.revision}` }, 'View'),
         restoreButton);
     }));

@@ -1,5 +1,8 @@
 // The run panel: stdin, the run button's work, and the output of the room's latest run,
-// which every collaborator sees (the `execution` events reach the whole room).
+// which every collaborator sees (the `execution` events reach the whole room). Each run
+// says who started it and, folded away, the input it was given (the events and the jobs
+// carry `user` and the stdin); opening the room shows its last run
+// (GET /api/rooms/{id}/executions), so a reload or a late joiner sees the same output.
 
 import { api, room } from './api.js';
 import { h } from './dom.js';
@@ -76,6 +79,28 @@ export function stoppedText(error) {
   return error ? `Stopped (${error}).` : 'Stopped.';
 }
 
+// "Run by ann" and, when the run was given input, that input folded away: the lines over a
+// run's output. The stdin shown is what the server keeps of it (the first 1,024 bytes).
+export function runByline(j) {
+  const parts = [];
+  if (j.user && j.user.username) {
+    parts.push(h('p', { class: 'run-by muted small', 'data-role': 'run-by' }, `Run by ${j.user.username}`));
+  }
+  if (j.stdin_given && typeof j.stdin === 'string') {
+    parts.push(h('details', { class: 'run-input', 'data-role': 'run-input' },
+      h('summary', null, j.stdin_truncated ? 'Input (its beginning)' : 'Input'),
+      h('pre', { class: 'stdin' }, j.stdin)));
+  }
+  return parts;
+}
+
+// The members of a job or event the panel keeps: who ran it and its input.
+function whoOf(d) {
+  const out = {};
+  for (const k of ['user', 'stdin', 'stdin_given', 'stdin_truncated']) if (d[k] !== undefined) out[k] = d[k];
+  return out;
+}
+
 export function runPanel({ roomId, code, language, runKey }) {
   const stdin = h('textarea', { name: 'stdin', rows: 3, spellcheck: 'false', placeholder: 'Input for the program (optional)' });
   // Ctrl+Enter (⌘+Enter) runs from here as from the editor
@@ -139,6 +164,11 @@ export function runPanel({ roomId, code, language, runKey }) {
     output.replaceChildren(...children);
   }
 
+  // the output of j, under who ran it and with what input
+  function showRun(state, j, ...children) {
+    show(state, ...runByline(j), ...children);
+  }
+
   // Whoever pressed Run sees its output: on a phone the panel is far below the editor.
   // Nobody else's view jumps when another person runs.
   function reveal() {
@@ -173,17 +203,17 @@ export function runPanel({ roomId, code, language, runKey }) {
     if (j.status === 'queued' || j.status === 'running') {
       const stop = h('button', { type: 'button', class: 'small', 'data-action': 'cancel-run' }, 'Stop');
       stop.addEventListener('click', () => cancel(j.id, stop));
-      show(j.status,
+      showRun(j.status, j,
         h('p', { class: 'run-meta', 'data-role': 'queue-position' }, j.status === 'queued' ? queueText(j.position) : 'Running…'),
         stop);
       return;
     }
     if (j.status === 'cancelled') {
-      show('cancelled', h('p', { class: 'run-meta stopped' }, stoppedText(j.error)));
+      showRun('cancelled', j, h('p', { class: 'run-meta stopped' }, stoppedText(j.error)));
       return;
     }
     if (!r) {
-      show('failed', h('p', { class: 'run-meta error' }, `The run failed${j.error ? `: ${j.error}` : '.'}`));
+      showRun('failed', j, h('p', { class: 'run-meta error' }, `The run failed${j.error ? `: ${j.error}` : '.'}`));
       return;
     }
     const head = outcome(r);
@@ -200,7 +230,7 @@ export function runPanel({ roomId, code, language, runKey }) {
       parts.push(h('p', { class: 'run-note', 'data-role': 'truncated' },
         'The output was cut: the program printed more than the server keeps, so only its beginning is shown.'));
     }
-    show(j.status === 'failed' ? 'failed' : 'finished', ...parts);
+    showRun(j.status === 'failed' ? 'failed' : 'finished', j, ...parts);
     if (j.id === mine) reveal();
   }
 
@@ -282,16 +312,39 @@ export function runPanel({ roomId, code, language, runKey }) {
       }
       job = { id: d.job_id, status: d.status };
     }
-    job = { ...job, status: d.status, result: d.result || job.result, position: d.position ?? job.position, error: d.error ?? job.error };
+    job = { ...job, ...whoOf(d), status: d.status, result: d.result || job.result, position: d.position ?? job.position, error: d.error ?? job.error };
     if ((d.status === 'finished' || d.status === 'failed') && !d.result) fetchJob(d.job_id);
     else render(job);
   }
+
+  // Opening the room: its last run, as everyone else saw it. A run the room's events
+  // brought meanwhile is newer and stays.
+  let destroyed = false;
+  async function loadLast() {
+    let list;
+    try {
+      ({ executions: list } = await api('GET', `${room(roomId)}/executions?limit=1`));
+    } catch {
+      return; // an older server, or none reachable: the panel starts empty as before
+    }
+    const last = list && list[0];
+    // anything on screen by now (a run started here, an event's) is newer
+    if (destroyed || !last || job || seen.has(last.id) || output.dataset.state !== 'idle') return;
+    seen.add(last.id);
+    job = last;
+    render(job);
+    if (!OVER.has(job.status)) watch(job.id);
+  }
+  loadLast();
 
   return {
     el,
     run,
     onEvent,
     setRunnable,
-    destroy() { clearTimeout(pollTimer); },
+    destroy() {
+      destroyed = true;
+      clearTimeout(pollTimer);
+    },
   };
 }

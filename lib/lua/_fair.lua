@@ -1,5 +1,6 @@
 -- The fair scheduler (docs/INTERNALS.md, "Fair scheduling"): functions every job script
--- uses, after emit. A job is first queued in its room's line; fair_dispatch() moves jobs
+-- uses, after emit and job_event (_jobev.lua). A job is first queued in its room's line;
+-- fair_dispatch() moves jobs
 -- into the jobs stream, where workers read them, while fewer are in flight than the live
 -- workers have threads, always from the room with the fewest jobs in flight (ties: the
 -- room served longest ago). Keys are named here through K_…(), not passed in KEYS: which
@@ -34,10 +35,11 @@ local function fair_announce(room, hist_max, limit)
   local rank = redis.call('ZRANK', K_FAIR_ROOMS(), room) or 0
   local ids = redis.call('LRANGE', K_FAIR_ROOM(room), 0, limit - 1)
   for i, job in ipairs(ids) do
-    local h = redis.call('HMGET', K_JOB(job), 'kind', 'event_kind')
+    local h = redis.call('HMGET', K_JOB(job), 'kind', 'event_kind', 'event_extra')
     local d = {job_id = job, status = 'queued', position = i - 1 + rank}
     if h[2] and h[2] ~= '' then d.kind = h[2] end
-    emit(K_ROOM_EVENTS(room), K_ROOM_CHANNEL(room), h[1] or 'execution', cjson.encode(d), hist_max)
+    emit(K_ROOM_EVENTS(room), K_ROOM_CHANNEL(room), h[1] or 'execution',
+      job_event(cjson.encode(d), h[3]), hist_max)
   end
 end
 -- the job is over (or cancelled): its slot is free

@@ -4,13 +4,14 @@
 -- retain: only here is the document's length known, so this script writes that retain
 -- (the length less the op's span) into the log entry and the event where the caller cut
 -- them.
--- KEYS doc, ops, events, channel, snapshot-due, members.
+-- KEYS doc, ops, events, channel, snapshot-due, members, commits.
 -- ARGV 1 expected revision, 2 user id ("": the right to edit was checked already), 3 span
 -- (code points the op covers without its final retain), 4 that final retain, 5 length
 -- change, 6 inserted bytes, 7 deleted code points, 8 size limit in bytes, 9 exact new size
 -- ("": use the bound), 10/11 log entry before/after the retain, 12/13 event data
 -- before/after it, 14 separator before it ("," or ""), 15 ops to keep, 16 due time ms,
--- 17 room id, 18 history length.
+-- 17 room id, 18 history length, 19 the request's dedupe member ("<user id>|<revision>|
+-- <ops digest>|<client_id>"; "" without a client_id).
 -- Answers:
 --   {1, new revision, event id, ops not yet folded, length before}  committed
 --   {2, rev, length, bytes, {ops after the expected revision}}  others came first:
@@ -19,6 +20,10 @@
 --   {-1} no document   {3, rev} old shape (fold first)   {0, rev} revision in the future
 --   {4, rev} older than the kept log   {5, rev, length} the op reaches past the end
 --   {6, rev, length, bytes} the size bound passes the limit (measure it exactly)
+--   {7, rev, entry} this very request was committed already, as revision rev (its answer
+--        was lost and the client sent it again): entry is its log entry, the op as applied
+-- The commits set remembers which revision each request became, for the last `ops to
+-- keep` revisions only (trimmed by score), so a repeat is found without a scan.
 if ARGV[2] ~= '' then
   local role = redis.call('HGET', KEYS[6], ARGV[2])
   if role ~= 'owner' and role ~= 'editor' then return {-3, role or ''} end
@@ -26,6 +31,13 @@ end
 local h = redis.call('HMGET', KEYS[1], 'revision', 'length', 'bytes')
 local rev = tonumber(h[1])
 if not rev then return {-1} end
+if ARGV[19] ~= '' then
+  local done = tonumber(redis.call('ZSCORE', KEYS[7], ARGV[19]))
+  if done and done <= rev then
+    local first = rev - redis.call('LLEN', KEYS[2]) + 1
+    if done >= first then return {7, done, redis.call('LINDEX', KEYS[2], done - first)} end
+  end
+end
 if not h[2] or not h[3] then return {3, rev} end
 local len, bytes = tonumber(h[2]), tonumber(h[3])
 local want = tonumber(ARGV[1])
@@ -50,6 +62,8 @@ redis.call('HSET', KEYS[1], 'revision', rev + 1, 'length', len + tonumber(ARGV[5
 redis.call('RPUSH', KEYS[2], ARGV[10] .. tail .. ARGV[11])
 local pending = rev + 1 - (tonumber(redis.call('HGET', KEYS[1], 'crev')) or rev)
 redis.call('LTRIM', KEYS[2], -math.max(tonumber(ARGV[15]), pending), -1)
+if ARGV[19] ~= '' then redis.call('ZADD', KEYS[7], rev + 1, ARGV[19]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', rev + 1 - tonumber(ARGV[15]))
 local id = emit(KEYS[3], KEYS[4], 'operation', ARGV[12] .. tail .. ARGV[13], ARGV[18])
 redis.call('ZADD', KEYS[5], 'NX', ARGV[16], ARGV[17])
 return {1, rev + 1, id, pending, len}

@@ -1,4 +1,4 @@
---! use emit fair
+--! use emit jobev fair
 -- Cancels a job (lib/jobstate.h, jobstate_cancel). KEYS: job hash, room history, room
 -- channel. ARGV: 1 event type, 2 event data, 3 history bound, 4 job id, 5 error, 6 now,
 -- 7 jobs stream bound, 8 queued jobs told their place per move.
@@ -13,7 +13,8 @@ local line = K_FAIR_ROOM(room)
 local left = st == 'queued' and redis.call('LREM', line, 1, ARGV[4]) == 1
 if left then fair_unqueue(ARGV[4]) end
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'error', ARGV[5], 'finished_at', ARGV[6])
-emit(KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3])
+emit(KEYS[2], KEYS[3], ARGV[1], job_event(ARGV[2], redis.call('HGET', KEYS[1], 'event_extra')),
+  ARGV[3])
 if left then
   if redis.call('LLEN', line) == 0 then
     redis.call('ZREM', K_FAIR_ROOMS(), room)

@@ -1,23 +1,26 @@
---! use emit fair
+--! use emit jobev fair
 -- One status change of a job (lib/jobstate.h, jobstate_change).
 -- KEYS: job hash, room history, room channel, jobs stream.
 -- ARGV: 1 attempt ("" any), 2 statuses it may leave (" a b "), 3 new status, 4 event type
 -- ("" none), 5 event data, 6 history bound, 7 requeue entry ("" none), 8 group, 9 job id,
--- 10 jobs stream bound, 11 queued jobs told their place per move, 12… field/value pairs.
+-- 10 jobs stream bound, 11 queued jobs told their place per move, 12 event data bound,
+-- 13… field/value pairs. The event carries who started the job (job_event, _jobev.lua).
 -- Returns {1, new status} or {0, current status or ""}.
-local cur = redis.call('HMGET', KEYS[1], 'status', 'attempts')
+local cur = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'event_extra')
 if not cur[1] then return {0, ''} end
 if not string.find(ARGV[2], ' ' .. cur[1] .. ' ', 1, true)
   or (ARGV[1] ~= '' and (cur[2] or '0') ~= ARGV[1]) then return {0, cur[1]} end
 local f = {'status', ARGV[3]}
-for i = 12, #ARGV do f[#f + 1] = ARGV[i] end
+for i = 13, #ARGV do f[#f + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(f))
 if ARGV[7] ~= '' then
   redis.call('HINCRBY', KEYS[1], 'attempts', -1)
   redis.call('XADD', KEYS[4], '*', 'job', ARGV[9])
   redis.call('XACK', KEYS[4], ARGV[8], ARGV[7])
 end
-if ARGV[4] ~= '' then emit(KEYS[2], KEYS[3], ARGV[4], ARGV[5], ARGV[6]) end
+if ARGV[4] ~= '' then
+  emit(KEYS[2], KEYS[3], ARGV[4], job_event(ARGV[5], cur[3], tonumber(ARGV[12])), ARGV[6])
+end
 -- an outcome frees the job's slot in the fair scheduler: the next job goes in
 if ARGV[3] == 'finished' or ARGV[3] == 'failed' then
   fair_release(ARGV[9])

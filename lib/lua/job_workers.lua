@@ -1,4 +1,4 @@
---! use emit fair
+--! use emit jobev fair
 -- A worker's registration (lib/jobstate.h, jobstate_worker). ARGV: 1 consumer, 2 threads
 -- ("0": it stops), 3 registration lifetime ms, 4 room cap, 5 history bound, 6 jobs stream
 -- bound, 7 queued jobs told their place per move. Its capacity, renewed while it lives,

@@ -162,6 +162,8 @@ test('Run shows the output, stdout and stderr apart, in both windows', async (t)
     assert.match(await p.textContent('[data-role="output"] pre.stdout'), /hello Ada 🎉/);
     assert.match(await p.textContent('[data-role="output"] pre.stderr'), /careful/);
     assert.match(await p.textContent('[data-role="output"] .run-meta'), /exit code 0 · \d+ ms/);
+    assert.equal(await p.textContent('[data-role="output"] [data-role="run-by"]'), `Run by ${ann}`);
+    assert.equal(await p.textContent('[data-role="output"] [data-role="run-input"] pre'), 'Ada');
   }
   await screenshot(B.page, 'run-output');
 });
@@ -203,6 +205,8 @@ test('history: a snapshot appears, and restoring it brings its text back for eve
   const doc = await converged(BASE, [A.page, B.page], roomId);
   assert.equal(doc.content, snap.content);
   assert.ok(doc.revision > before.revision);
+  // each save says who typed the change since the one before
+  await p.waitForSelector(`[data-role="history"] [data-role="history-change"]:has-text("${ann}")`, { timeout: 20000 });
   await p.locator('[data-role="history"]').scrollIntoViewIfNeeded();
   await screenshot(p, 'history');
 });

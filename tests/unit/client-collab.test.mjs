@@ -31,6 +31,7 @@ class Server {
     this.text = '';
     this.log = []; // log[i] took revision i to i + 1
     this.clients = [];
+    this.committed = new Map(); // the same request again -> the answer it got (cc:room:{id}:commits)
   }
 
   get revision() {
@@ -39,6 +40,9 @@ class Server {
 
   // as lib/store_doc.c: over the log since `revision`, the lower author's insert first
   commit({ revision, ops, client_id: clientId }, forceConflict, userId = 1) {
+    const key = clientId ? `${userId}|${revision}|${JSON.stringify(ops)}|${clientId}` : null;
+    // a repeat of a commit is answered as the first one was, and not applied again
+    if (key && this.committed.has(key)) return { status: 200, json: this.committed.get(key) };
     if (revision > this.revision || forceConflict) return { status: 409, json: { error: 'revision_too_old', revision: this.revision } };
     let op = ops;
     const me = author(userId, clientId);
@@ -47,6 +51,7 @@ class Server {
     this.log.push({ op, author: me });
     const ev = { revision: this.revision, ops: op, client_id: clientId, user: { id: userId, username: 'x' } };
     for (const c of this.clients) c.inbox.push(ev);
+    if (key) this.committed.set(key, { revision: this.revision, ops: op });
     return { status: 200, json: { revision: this.revision, ops: op } };
   }
 }
@@ -205,4 +210,51 @@ test('typists at one spot keep their runs whole, in author order, 2 to 10 of the
   let typed = 0;
   for (let seed = 1; seed <= 60; seed++) typed += await typists(seed, 400);
   assert.ok(typed > 5000, `enough characters were typed (${typed})`);
+});
+
+// An edit the server committed whose answer and event were both lost: the resync that
+// follows sends it once more under the same client_id first; the server answers the first
+// commit, and the edit is in the text once (docs/CLIENT.md, "Unsent edits").
+test('a committed edit whose answer and event were lost is not applied twice by a resync', async () => {
+  const server = new Server();
+  const r = rng(7);
+  const p = makeClient(server, r, 'p');
+  const q = makeClient(server, r, 'q', 2);
+  p.text = 'once';
+  p.collab.local(['once']);
+  await settle();
+  const first = p.requests.shift();
+  server.commit(first.body, false, p.userId); // committed, but the answer is lost
+  first.resolve({ status: 0 });
+  p.inbox.length = 0; // and so is its event
+  await settle();
+  // q types meanwhile
+  q.collab.remote(q.inbox.shift());
+  q.text = apply([4, '!'], q.text);
+  q.collab.local([4, '!']);
+  await settle();
+  const qr = q.requests.shift();
+  qr.resolve(server.commit(qr.body, false, q.userId));
+  await settle();
+  // p learns of a gap and resyncs: it asks the server about its edit first
+  p.collab.resync();
+  await settle();
+  assert.equal(p.requests.length, 1, 'the uncertain edit is sent again');
+  assert.equal(p.requests[0].body.client_id, first.body.client_id, 'under the same client_id');
+  const again = p.requests.shift();
+  again.resolve(server.commit(again.body, false, p.userId));
+  await settle();
+  assert.equal(p.docs.length, 1, 'then the document is fetched');
+  p.docs.shift()({ revision: server.revision, content: server.text });
+  await settle();
+  for (let i = 0; i < 50 && (p.inbox.length || p.requests.length || q.inbox.length); i++) {
+    if (p.inbox.length) p.collab.remote(p.inbox.shift());
+    if (q.inbox.length) q.collab.remote(q.inbox.shift());
+    if (p.requests.length) { const x = p.requests.shift(); x.resolve(server.commit(x.body, false, p.userId)); }
+    await settle();
+  }
+  assert.equal(server.text, 'once!');
+  assert.equal(p.text, 'once!');
+  assert.equal(q.text, 'once!');
+  assert.equal(p.collab.state, 'synchronized');
 });

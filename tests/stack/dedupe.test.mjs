@@ -1,0 +1,122 @@
+// A commit whose answer was lost and that the client sends again (the same client_id) is
+// answered as the first one was and applied once (lib/store_doc.c, cc:room:{id}:commits).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { call, newUser, createRoom, redis, roomEvents } from '../lib/api.mjs';
+
+const post = (token, room, body) => call('POST', `/api/rooms/${room.id}/operations`, { token, body });
+const doc = async (token, room) => (await call('GET', `/api/rooms/${room.id}/document`, { token })).json;
+
+test('the same operation sent twice is committed once, and both answers are the same', async () => {
+  const a = await newUser();
+  const room = await createRoom(a.token);
+  const body = { revision: 0, ops: ['hello'], client_id: 'site1.1' };
+  const first = await post(a.token, room, body);
+  assert.equal(first.status, 200, first.text);
+  const again = await post(a.token, room, body);
+  assert.equal(again.status, 200, again.text);
+  assert.deepEqual(again.json, first.json);
+  assert.deepEqual(first.json, { revision: 1, ops: ['hello'] });
+  const d = await doc(a.token, room);
+  assert.equal(d.revision, 1);
+  assert.equal(d.content, 'hello');
+  assert.equal(roomEvents(room.id).filter((e) => e.type === 'operation').length, 1, 'one event');
+});
+
+test('a repeat after other commits answers the first commit, as it was applied', async () => {
+  const a = await newUser();
+  const b = await newUser();
+  const room = await createRoom(a.token);
+  assert.equal((await call('POST', `/api/rooms/${room.id}/join`, { token: b.token, body: { invite: room.invite } })).status, 200);
+  assert.equal((await post(a.token, room, { revision: 0, ops: ['abc'] })).status, 200);
+  // b inserts at the start, made against revision 1
+  const mine = { revision: 1, ops: ['X'], client_id: 'bsite.7' };
+  const first = await post(b.token, room, mine);
+  assert.deepEqual(first.json, { revision: 2, ops: ['X', 3] });
+  // a types on; b's answer was lost and b sends the same edit again
+  assert.equal((await post(a.token, room, { revision: 2, ops: [4, '!'] })).status, 200);
+  const again = await post(b.token, room, mine);
+  assert.equal(again.status, 200, again.text);
+  assert.deepEqual(again.json, first.json);
+  assert.equal((await doc(a.token, room)).content, 'Xabc!');
+  // another user's equal client_id is a different edit
+  const other = await post(a.token, room, { revision: 3, ops: [5, '?'], client_id: 'bsite.7' });
+  assert.deepEqual(other.json, { revision: 4, ops: [5, '?'] });
+  // the next operation of b's client (a new sequence number) is new too
+  const next = await post(b.token, room, { revision: 4, ops: [6, '.'], client_id: 'bsite.8' });
+  assert.deepEqual(next.json, { revision: 5, ops: [6, '.'] });
+  assert.equal((await doc(a.token, room)).content, 'Xabc!?.');
+});
+
+test('repeats racing each other are applied once', async () => {
+  const a = await newUser();
+  const room = await createRoom(a.token);
+  const body = { revision: 0, ops: ['once'], client_id: 'race.1' };
+  const answers = await Promise.all(Array.from({ length: 8 }, () => post(a.token, room, body)));
+  for (const r of answers) assert.equal(r.status, 200, r.text);
+  for (const r of answers) assert.deepEqual(r.json, { revision: 1, ops: ['once'] });
+  assert.equal((await doc(a.token, room)).content, 'once');
+});
+
+test('the commits set stays bounded by the kept log, and repeats past it are not answered from it', async () => {
+  const a = await newUser();
+  const room = await createRoom(a.token);
+  const key = `cc:room:{${room.id}}:commits`;
+  let rev = 0;
+  for (let i = 0; i < 1010; i++) {
+    const r = await post(a.token, room, { revision: rev, ops: rev ? [rev, 'x'] : ['x'], client_id: `bulk.${i}` });
+    assert.equal(r.status, 200, r.text);
+    rev = r.json.revision;
+  }
+  const n = Number(redis('ZCARD', key));
+  assert.ok(n <= 1000 && n >= 990, `${n} members`);
+  assert.equal(redis('ZRANGEBYSCORE', key, '-inf', '10'), '', 'the oldest are gone');
+  assert.match(redis('ZRANGEBYSCORE', key, '1010', '1010'), new RegExp(`^${a.user.id}\\|1009\\|[0-9a-f]{32}\\|bulk\\.1009$`));
+  // a repeat of the newest is still answered as before
+  const again = await post(a.token, room, { revision: 1009, ops: [1009, 'x'], client_id: 'bulk.1009' });
+  assert.deepEqual(again.json, { revision: 1010, ops: [1009, 'x'] });
+  // a repeat from before the kept log is too old, as any operation that old
+  const old = await post(a.token, room, { revision: 0, ops: ['x'], client_id: 'bulk.0' });
+  assert.equal(old.status, 409, old.text);
+  assert.equal((await doc(a.token, room)).revision, 1010);
+});
+
+test('one client_id for every operation (a stable site) is not taken for a repeat: only the same request is', async () => {
+  const a = await newUser();
+  const room = await createRoom(a.token);
+  let r = await post(a.token, room, { revision: 0, ops: ['a'], client_id: 'site' });
+  assert.deepEqual(r.json, { revision: 1, ops: ['a'] });
+  // the same client_id, another operation: new
+  r = await post(a.token, room, { revision: 1, ops: [1, 'b'], client_id: 'site' });
+  assert.deepEqual(r.json, { revision: 2, ops: [1, 'b'] });
+  // the same operation made against another revision: new (typed again)
+  r = await post(a.token, room, { revision: 2, ops: [1, 'b'], client_id: 'site' });
+  assert.deepEqual(r.json, { revision: 3, ops: [1, 'b', 1] });
+  // a stale view sending the same insert again: that exact request was answered already
+  r = await post(a.token, room, { revision: 1, ops: [1, 'b'], client_id: 'site' });
+  assert.deepEqual(r.json, { revision: 2, ops: [1, 'b'] });
+  // and the very first request again
+  r = await post(a.token, room, { revision: 0, ops: ['a'], client_id: 'site' });
+  assert.deepEqual(r.json, { revision: 1, ops: ['a'] });
+  assert.equal((await doc(a.token, room)).content, 'abb');
+});
+
+test('without a client_id nothing is deduplicated; bad client_ids are refused', async () => {
+  const a = await newUser();
+  const room = await createRoom(a.token);
+  const body = { revision: 0, ops: ['a'] };
+  assert.equal((await post(a.token, room, body)).json.revision, 1);
+  assert.equal((await post(a.token, room, body)).json.revision, 2);
+  assert.equal((await doc(a.token, room)).content, 'aa');
+  // the longest client_ids (64 characters of 4 bytes each) are told apart by their last one
+  const long = '😀'.repeat(63);
+  assert.deepEqual((await post(a.token, room, { revision: 2, ops: [2, 'b'], client_id: `${long}a` })).json, { revision: 3, ops: [2, 'b'] });
+  assert.deepEqual((await post(a.token, room, { revision: 3, ops: [3, 'c'], client_id: `${long}b` })).json, { revision: 4, ops: [3, 'c'] });
+  assert.deepEqual((await post(a.token, room, { revision: 3, ops: [3, 'c'], client_id: `${long}b` })).json, { revision: 4, ops: [3, 'c'] });
+  assert.equal((await doc(a.token, room)).content, 'aabc');
+  for (const client_id of ['', 'x'.repeat(65), 'a\nb', 7]) {
+    const r = await post(a.token, room, { revision: 4, ops: ['z'], client_id });
+    assert.equal(r.status, 400, `${JSON.stringify(client_id)}: ${r.text}`);
+  }
+  assert.equal((await doc(a.token, room)).content, 'aabc');
+});
