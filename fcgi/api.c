@@ -158,6 +158,45 @@ void api_error(struct api_ctx *c, int status, const char *code, const char *fmt,
 		c->resp->status = status;
 }
 
+/* The web server's own refusals, in the API's words (api_front_door_error). */
+static const struct {
+	int status;
+	const char *code;
+	const char *message;
+} front_door[] = {
+	{400, "invalid_request", "the web server could not read this request"},
+	{403, "forbidden", "this path is not served"},
+	{404, "not_found", "no such path"},
+	{405, "method_not_allowed", "this method is not allowed here"},
+	{408, "request_timeout", "the request did not arrive in time"},
+	{413, "payload_too_large", "the request body is larger than 1 MiB"},
+	{414, "uri_too_long", "the request target is too long"},
+	{417, "expectation_failed", "only Expect: 100-continue is understood"},
+	{431, "header_too_large", "the request head is too large"},
+	{501, "not_implemented", "this method is not implemented"},
+	{505, "http_version_not_supported", "this HTTP version is not supported"},
+};
+
+void api_front_door_error(struct api_ctx *c, int status)
+{
+	for (size_t i = 0; i < sizeof front_door / sizeof front_door[0]; i++)
+		if (front_door[i].status == status) {
+			api_error(c, status, front_door[i].code, "%s", front_door[i].message);
+			return;
+		}
+	if (status == 502 || status == 503 || status == 504) {
+		/* the web server could not reach what serves the path */
+		const char *p = c->req->path ? c->req->path : "";
+		if (strncmp(p, "/events/", 8) == 0)
+			api_error(c, status, "broker_unavailable", "the event broker is unavailable");
+		else
+			api_error(c, status, "unavailable", "the service is unavailable; try again");
+		return;
+	}
+	api_error(c, status, status < 500 ? "invalid_request" : "internal",
+		  "the web server refused this request (%d)", status);
+}
+
 void api_no_content(struct api_ctx *c)
 {
 	c->resp->status = 204;

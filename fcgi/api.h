@@ -78,6 +78,10 @@ void api_error(struct api_ctx *c, int status, const char *code, const char *fmt,
  * carries more fields (caller adds them and passes it to api_json); NULL out of memory. */
 cJSON *api_error_body(const char *code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void api_no_content(struct api_ctx *c);
+/* Words the web server's own refusal of a request (a status it handed to its error handler,
+ * http_req.redirect_status: 400, 404, 413, 431, 503, …) as the API's JSON error, with the
+ * same status: one vocabulary for every answer under the front door (docs/API.md). */
+void api_front_door_error(struct api_ctx *c, int status);
 
 /* A per-minute quota of the signed-in caller, counted in Redis under cc:rl:{what}:{user}.
  * 0 to go on (and one more counted); -1 answered: 429 with Retry-After naming `noun`

@@ -21,8 +21,11 @@ void room_access_failed(struct api_ctx *c, const char *room, enum store_status s
 	if (st == STORE_NOT_FOUND)
 		api_error(c, 404, "room_not_found", "no room with id %s", room);
 	else if (st == STORE_FORBIDDEN)
-		api_fail(c, st, why == STORE_REFUSE_STRANGER ? "not_a_member" : "forbidden", "%s",
-			 c->store->msg);
+		api_fail(c, st,
+			 why == STORE_REFUSE_STRANGER || why == STORE_REFUSE_NOT_JOINED
+				 ? "not_a_member"
+				 : "forbidden",
+			 "%s", c->store->msg);
 	else
 		api_fail_why(c, st);
 }

@@ -345,6 +345,10 @@ void h_room_get(struct api_ctx *c)
 	struct store_room r;
 	if (load_visible_room(c, &r) < 0)
 		return;
+	/* the broker judges bearer-token streams by the visibility key alone: keep it filled
+	 * (after an upgrade or a lost Redis) so a token streams whatever a ticket would. Not
+	 * fatal: the answer below replaces any error it set. */
+	room_visibility_sync(c, c->params[0], r.visibility);
 	char cached[16] = "";
 	if (r.role[0]) {
 		snprintf(cached, sizeof cached, "%s", r.role);
@@ -370,7 +374,9 @@ static int require_owner(struct api_ctx *c, const struct store_room *r)
 {
 	if (strcmp(r->role, "owner") == 0)
 		return 0;
-	if (!r->role[0] && strcmp(r->visibility, "public") != 0)
+	/* one vocabulary (docs/API.md "Errors"): not_a_member for whoever is not in the room,
+	 * public or not; forbidden for a member whose role does not allow it */
+	if (!r->role[0])
 		refuse_stranger(c);
 	else
 		api_error(c, 403, "forbidden", "only the room's owner may do this");

@@ -325,3 +325,8 @@ int room_needs_resync(struct room_evid last, struct room_evid first)
 		return 0;
 	return room_evid_cmp(first, room_evid_next(last)) > 0;
 }
+
+int room_dropped_since(struct room_evid last, struct room_evid dropped)
+{
+	return !room_evid_is_zero(dropped) && room_evid_cmp(dropped, last) > 0;
+}

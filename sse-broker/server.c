@@ -700,11 +700,13 @@ static void check_cb(struct hub_sub *s, int ok, enum rights_verdict v)
 	if (c->dead)
 		return;
 	if (!ok)
-		conn_error(c, 503, "unavailable", "the event store is unavailable");
+		conn_error(c, 503, "redis_unavailable", "the event store is unavailable");
 	else if (v == RIGHTS_REVOKED)
-		conn_error(c, 401, "unauthorized", "this session was signed out");
+		conn_error(c, 401, "session_revoked", "this session was signed out");
+	else if (v == RIGHTS_NO_ROOM)
+		conn_error(c, 404, "room_not_found", "no such room");
 	else if (v != RIGHTS_READ)
-		conn_error(c, 403, "forbidden", "not a member of this room");
+		conn_error(c, 403, "not_a_member", "not a member of this room");
 	else
 		start_stream(c);
 }
@@ -717,7 +719,7 @@ static void authorize(struct conn *c, const struct http_head *h)
 	int from_query = 0;
 	int q = http_query_get(h->query, "ticket", ticket, sizeof ticket);
 	if (q < 0) {
-		conn_error(c, 401, "unauthorized", "malformed ticket");
+		conn_error(c, 401, "invalid_token", "malformed ticket");
 		return;
 	}
 	if (q == 1 && ticket[0]) {
@@ -738,7 +740,7 @@ static void authorize(struct conn *c, const struct http_head *h)
 	struct token_claims cl;
 	const char *why = NULL;
 	if (token_verify(srv->key, jwt, (long long)time(NULL), &cl, &why) < 0) {
-		conn_error(c, 401, "unauthorized", why ? why : "invalid token");
+		conn_error(c, 401, "invalid_token", why ? why : "invalid token");
 		return;
 	}
 	if (cl.kind == TOKEN_TICKET && strcmp(cl.room, c->room) != 0) {
@@ -746,7 +748,7 @@ static void authorize(struct conn *c, const struct http_head *h)
 		return;
 	}
 	if (cl.kind != TOKEN_TICKET && from_query) {
-		conn_error(c, 401, "unauthorized", "the ticket parameter takes a stream ticket");
+		conn_error(c, 401, "invalid_token", "the ticket parameter takes a stream ticket");
 		return;
 	}
 	/* a ticket says who took it and with which session, not that they may still read the
@@ -757,7 +759,7 @@ static void authorize(struct conn *c, const struct http_head *h)
 	c->sub.gen = cl.gen;
 	c->kind = CK_AUTH;
 	if (hub_check(srv->hub, c->room, &c->sub, check_cb) < 0)
-		conn_error(c, 503, "unavailable", "the event store is unavailable");
+		conn_error(c, 503, "redis_unavailable", "the event store is unavailable");
 }
 
 static int read_start(struct conn *c, const struct http_head *h, const char *name)
@@ -809,7 +811,7 @@ static void route_request(struct conn *c, const struct http_head *h)
 	const char *slash = strchr(id, '/');
 	size_t idlen = slash ? (size_t)(slash - id) : strlen(id);
 	if (!room_id_valid(id, idlen)) {
-		conn_error(c, 404, "not_found", "no such endpoint");
+		conn_error(c, 404, "room_not_found", "no such room");
 		return;
 	}
 	if (!slash)
@@ -829,7 +831,7 @@ static void route_request(struct conn *c, const struct http_head *h)
 		return;
 	}
 	if (read_start(c, h, c->route == RT_POLL ? "since" : "last_event_id") < 0) {
-		conn_error(c, 400, "bad_request", "malformed event id");
+		conn_error(c, 400, "invalid_request", "malformed event id");
 		return;
 	}
 	if (c->route == RT_WS) {
@@ -839,7 +841,8 @@ static void route_request(struct conn *c, const struct http_head *h)
 		buf_init(&b, 1024);
 		if (ws_handshake(h, &b, &why, &bad_version) < 0) {
 			buf_free(&b);
-			conn_error(c, bad_version ? 426 : 400, "bad_request", why);
+			conn_error(c, bad_version ? 426 : 400,
+				   bad_version ? "upgrade_required" : "invalid_request", why);
 			return;
 		}
 		c->ws_reply = buf_detach(&b);
@@ -867,14 +870,14 @@ static void head_read(struct conn *c)
 		conn_error(c, 431, "header_too_large", "the request head is too large");
 		return;
 	case HTTP_HEAD_BAD:
-		conn_error(c, 400, "bad_request", "malformed request");
+		conn_error(c, 400, "invalid_request", "malformed request");
 		return;
 	case HTTP_HEAD_OK:
 		break;
 	}
 	evbuffer_drain(in, srv->head.head_len);
 	if (srv->stopping) {
-		conn_error(c, 503, "unavailable", "shutting down");
+		conn_error(c, 503, "shutting_down", "the broker is shutting down; retry");
 		return;
 	}
 	route_request(c, &srv->head);
