@@ -401,13 +401,13 @@ static void catchup_cb(redisAsyncContext *ac, void *reply, void *priv)
 		sub_go_live(s);
 		goto out;
 	}
-	struct room_evid oldest, dropped = {0, 0};
-	/* a page's fourth element: the newest id the history dropped (lib/lua/broker_catchup) */
-	if (rep->elements > 3 && rep->element[3]->type == REDIS_REPLY_STRING &&
-	    room_evid_parse(rep->element[3]->str, &dropped) < 0)
-		dropped = (struct room_evid){0, 0};
+	struct room_evid oldest;
+	/* a page's fourth element: how many entries the history dropped (broker_catchup.lua) */
+	long long dropped = rep->elements > 3 && rep->element[3]->type == REDIS_REPLY_INTEGER
+				    ? rep->element[3]->integer
+				    : 0;
 	int gone = entry_id(first, &oldest) == 0 && room_needs_resync(s->cur.last, oldest);
-	if (!s->pinned_checked && (gone || room_dropped_since(s->cur.last, dropped))) {
+	if (!s->pinned_checked && (gone || room_start_trimmed(s->cur.last, dropped))) {
 		/* extension event: the history no longer reaches back to this client */
 		static const char why[] = "{\"reason\":\"history_trimmed\"}";
 		char id[ROOM_EVID_MAX];
