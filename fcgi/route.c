@@ -29,6 +29,7 @@ static const struct route routes[] = {
 	{"POST", "/api/rooms/*/invite", h_invite_rotate},
 	{"DELETE", "/api/rooms/*/invite", h_invite_disable},
 	{"GET", "/api/rooms/*/document", h_document},
+	{"PUT", "/api/rooms/*/document", h_document_replace},
 	{"POST", "/api/rooms/*/operations", h_operations},
 	{"PUT", "/api/rooms/*/presence", h_presence},
 	{"POST", "/api/rooms/*/stream-ticket", h_stream_ticket},
