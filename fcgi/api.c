@@ -1,5 +1,6 @@
 #include "api.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -375,5 +376,60 @@ int api_body_fields(struct api_ctx *c, int allow_empty, const struct valid_field
 		api_error(c, 400, "invalid_request", "%s", err);
 		return -1;
 	}
+	return 0;
+}
+
+int api_query(struct api_ctx *c, const char *name, char *out, size_t outlen)
+{
+	size_t nlen = strlen(name);
+	const char *q = c->req->query ? c->req->query : "";
+	while (*q) {
+		size_t plen = strcspn(q, "&");
+		if (plen > nlen && strncmp(q, name, nlen) == 0 && q[nlen] == '=') {
+			const char *val = q + nlen + 1;
+			size_t vlen = plen - nlen - 1;
+			if (vlen >= outlen) {
+				api_error(c, 400, "invalid_request", "the %s parameter is too long", name);
+				return -1;
+			}
+			for (size_t i = 0; i < vlen; i++) {
+				char ch = val[i];
+				if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+				      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-')) {
+					api_error(c, 400, "invalid_request",
+						  "the %s parameter holds a character it never has", name);
+					return -1;
+				}
+			}
+			memcpy(out, val, vlen);
+			out[vlen] = '\0';
+			return 1;
+		}
+		q += plen;
+		if (*q == '&')
+			q++;
+	}
+	return 0;
+}
+
+int api_query_int(struct api_ctx *c, const char *name, long long min, long long max,
+		  long long def, long long *v)
+{
+	char text[24];
+	int got = api_query(c, name, text, sizeof text);
+	if (got < 0)
+		return -1;
+	*v = def;
+	if (got == 0)
+		return 0;
+	char *end;
+	errno = 0;
+	long long n = strtoll(text, &end, 10);
+	if (!text[0] || *end || errno || n < min || n > max || (text[0] == '-' && min >= 0)) {
+		api_error(c, 400, "invalid_request", "%s must be an integer from %lld to %lld", name,
+			  min, max);
+		return -1;
+	}
+	*v = n;
 	return 0;
 }

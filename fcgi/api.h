@@ -92,6 +92,15 @@ int api_user_quota(struct api_ctx *c, const char *what, long limit, const char *
 void api_too_many(struct api_ctx *c, long retry_s, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* A query parameter (request's query string), copied undecoded into out: 1 found, 0 absent,
+ * -1 answered (400 invalid_request: longer than outlen - 1, or a byte outside
+ * [A-Za-z0-9._-], which no value the API takes needs). */
+int api_query(struct api_ctx *c, const char *name, char *out, size_t outlen);
+/* An integer query parameter in [min, max], *v = def when absent: 0, or -1 answered (400
+ * invalid_request naming the parameter and its bounds). */
+int api_query_int(struct api_ctx *c, const char *name, long long min, long long max,
+		  long long def, long long *v);
+
 /* Requires a valid session token that is still live (not signed out, not older than the
  * user's last password change; lib/access.h); answers 401 and returns -1 otherwise, or 503
  * when Redis (or PostgreSQL, when Redis lost the user's generation) cannot say. */

@@ -390,9 +390,15 @@ void h_history(struct api_ctx *c)
 {
 	if (require_reader(c) < 0)
 		return;
+	/* paging (docs/API.md): ?limit=1..200 (200), ?before=<revision> */
+	long long limit, before;
+	if (api_query_int(c, "limit", 1, 200, 200, &limit) < 0 ||
+	    api_query_int(c, "before", 1, 1LL << 50, 0, &before) < 0)
+		return;
 	struct doc_save *saves;
 	int n;
-	enum store_status st = store_doc_history_list(c->store, c->params[0], 200, &saves, &n);
+	enum store_status st =
+		store_doc_history_list(c->store, c->params[0], (int)limit, before, &saves, &n);
 	if (st != STORE_OK) {
 		api_fail_why(c, st);
 		return;
@@ -406,6 +412,10 @@ void h_history(struct api_ctx *c)
 		cJSON_AddNumberToObject(s, "length", (double)saves[i].length);
 		cJSON_AddItemToArray(arr, s);
 	}
+	if (n == limit && n > 0)
+		cJSON_AddNumberToObject(o, "next", (double)saves[n - 1].revision);
+	else
+		cJSON_AddNullToObject(o, "next");
 	free(saves);
 	api_json(c, 200, o);
 }

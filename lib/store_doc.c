@@ -846,23 +846,25 @@ out:
 }
 
 enum store_status store_doc_history_list(struct store *s, const char *room, int max,
-					 struct doc_save **out, int *n)
+					 long long before, struct doc_save **out, int *n)
 {
 	*out = NULL;
 	*n = 0;
-	char lim[16];
+	char lim[16], bef[32];
 	snprintf(lim, sizeof lim, "%d", max);
+	snprintf(bef, sizeof bef, "%lld", before > 0 ? before : (1LL << 62));
 	/* every save: the checkpoints (full text) and the batches of typed operations, whose
 	 * row holds the document's length at its end */
-	const char *params[] = {room, lim};
+	const char *params[] = {room, lim, bef};
 	PGresult *r;
 	enum store_status st = store_sql(s, &r, NULL,
 					 "SELECT revision, " TS_SQL("saved_at") ", len FROM ("
 					 "SELECT revision, saved_at, length(content) AS len FROM snapshots "
-					 "WHERE room_id = $1 UNION ALL "
+					 "WHERE room_id = $1 AND revision < $3 UNION ALL "
 					 "SELECT revision, saved_at, length AS len FROM history_ops "
-					 "WHERE room_id = $1) h ORDER BY revision DESC LIMIT $2",
-					 2, params);
+					 "WHERE room_id = $1 AND revision < $3) h "
+					 "ORDER BY revision DESC LIMIT $2",
+					 3, params);
 	if (st != STORE_OK)
 		return st;
 	int rows = PQntuples(r);
