@@ -433,3 +433,18 @@ int api_query_int(struct api_ctx *c, const char *name, long long min, long long 
 	*v = n;
 	return 0;
 }
+
+int api_iso_time(long long ms, char out[40])
+{
+	if (ms < 0)
+		return -1;
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	if (!gmtime_r(&t, &tm))
+		return -1;
+	char day[32];
+	if (strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+		return -1;
+	snprintf(out, 40, "%s.%03lldZ", day, ms % 1000);
+	return 0;
+}

@@ -92,6 +92,10 @@ int api_user_quota(struct api_ctx *c, const char *what, long limit, const char *
 void api_too_many(struct api_ctx *c, long retry_s, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* ms since 1970 as the API writes every timestamp: ISO-8601 UTC with milliseconds,
+ * "2026-11-30T04:52:18.123Z" (docs/API.md "Timestamps"). 0, or -1 when out of range. */
+int api_iso_time(long long ms, char out[40]);
+
 /* A query parameter (request's query string), copied undecoded into out: 1 found, 0 absent,
  * -1 answered (400 invalid_request: longer than outlen - 1, or a byte outside
  * [A-Za-z0-9._-], which no value the API takes needs). */

@@ -6,6 +6,8 @@
 #include <time.h>
 
 #include "events.h"
+#include "rkeys.h"
+#include "rscript.h"
 #include "store_doc.h"
 #include "store_room.h"
 #include "handlers.h"
@@ -352,6 +354,48 @@ void h_presence(struct api_ctx *c)
 		return;
 	}
 	api_no_content(c);
+}
+
+/* Entries of the conns set looked at: a bound on one answer's work (one user has one entry
+ * per broker, so far more users than any room has). */
+#define PRESENCE_LIST_MAX 10000
+
+void h_presence_list(struct api_ctx *c)
+{
+	if (require_reader(c) < 0)
+		return;
+	redisContext *rd;
+	enum store_status st = store_redis(c->store, &rd);
+	if (st != STORE_OK) {
+		api_fail(c, st, NULL, NULL);
+		return;
+	}
+	struct rkey key = rkey1(RK_ROOM_CONNS, c->params[0]);
+	char max[16];
+	snprintf(max, sizeof max, "%d", PRESENCE_LIST_MAX);
+	const char *args[] = {key.s, max};
+	redisReply *rep = rds_script(rd, &rs_presence_list, 1, 2, args, NULL);
+	if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+		if (rep)
+			freeReplyObject(rep);
+		else
+			store_redis_failed(c->store);
+		api_error(c, 503, "redis_unavailable", "the event store is unavailable");
+		return;
+	}
+	cJSON *o = cJSON_CreateObject();
+	cJSON *arr = cJSON_AddArrayToObject(o, "users");
+	for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+		const redisReply *u = rep->element[i], *n = rep->element[i + 1];
+		if (u->type != REDIS_REPLY_STRING || n->type != REDIS_REPLY_STRING)
+			continue;
+		cJSON *e = cJSON_CreateObject();
+		cJSON_AddNumberToObject(e, "id", strtod(u->str, NULL));
+		cJSON_AddStringToObject(e, "username", n->str);
+		cJSON_AddItemToArray(arr, e);
+	}
+	freeReplyObject(rep);
+	api_json(c, 200, o);
 }
 
 void h_stream_ticket(struct api_ctx *c)

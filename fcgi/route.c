@@ -32,6 +32,7 @@ static const struct route routes[] = {
 	{"PUT", "/api/rooms/*/document", h_document_replace},
 	{"POST", "/api/rooms/*/operations", h_operations},
 	{"PUT", "/api/rooms/*/presence", h_presence},
+	{"GET", "/api/rooms/*/presence", h_presence_list},
 	{"POST", "/api/rooms/*/stream-ticket", h_stream_ticket},
 	{"GET", "/api/rooms/*/history", h_history},
 	{"GET", "/api/rooms/*/history/*", h_history_one},
