@@ -82,8 +82,9 @@ static void drain_body(struct http_io *io, size_t len)
 int http_read_request(struct http_io *io, struct http_req *req, const char **why)
 {
 	memset(req, 0, sizeof *req);
-	/* first, as a refused head may lack the rest. Set by the web server only (a client's header would be HTTP_REDIRECT_STATUS); a
-	 * 2xx/3xx one is an internal rewrite, not an error */
+	/* read first: the head of a request the web server refused may lack the rest. Only the
+	 * web server sets it (a client's header would be HTTP_REDIRECT_STATUS); a 2xx/3xx one
+	 * is an internal rewrite, not an error */
 	const char *rs = io_param(io, "REDIRECT_STATUS");
 	long rsv = rs ? strtol(rs, NULL, 10) : 0;
 	req->redirect_status = rsv >= 400 && rsv <= 599 ? (int)rsv : 0;
