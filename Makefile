@@ -96,11 +96,15 @@ build-asan: deps client
 # esbuild into htdocs/dist/ (not committed). npm ci runs when the lockfile is newer than
 # node_modules; nothing of Node.js is needed at run time.
 .PHONY: client
-client: htdocs/dist/app.js
+client: htdocs/dist/app.js htdocs/dist/stream-worker.js
 node_modules/.package-lock.json: package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 htdocs/dist/app.js: $(wildcard htdocs/src/*.js) node_modules/.package-lock.json
 	npx --no-install esbuild htdocs/src/main.js --bundle --format=esm --minify --sourcemap \
+	  --target=es2022 --log-level=warning --outfile=$@
+# the shared worker that holds one stream for every tab (htdocs/src/shared-stream.js)
+htdocs/dist/stream-worker.js: htdocs/src/stream-worker.js node_modules/.package-lock.json
+	npx --no-install esbuild $< --bundle --format=iife --minify --sourcemap \
 	  --target=es2022 --log-level=warning --outfile=$@
 
 bins: $(API_BIN) $(BROKER_BIN) $(WORKER_BIN) $(SNAP_BIN)

@@ -213,3 +213,20 @@ int http_query_get(const char *query, const char *name, char *out, size_t cap)
 	}
 	return 0;
 }
+
+int http_query_count(const char *query, const char *name)
+{
+	size_t nl = strlen(name);
+	int count = 0;
+	for (const char *p = query; p && *p;) {
+		const char *amp = strchr(p, '&');
+		const char *e = amp ? amp : p + strlen(p);
+		const char *eq = memchr(p, '=', (size_t)(e - p));
+		char key[64];
+		long kl = http_percent_decode(p, (size_t)((eq ? eq : e) - p), key, sizeof key, 1);
+		if (kl == (long)nl && memcmp(key, name, nl) == 0)
+			count++;
+		p = amp ? amp + 1 : NULL;
+	}
+	return count;
+}

@@ -57,4 +57,7 @@ long http_percent_decode(const char *in, size_t n, char *out, size_t cap, int pl
  * into out. 1 found, 0 absent, -1 malformed or too long for out. */
 int http_query_get(const char *query, const char *name, char *out, size_t cap);
 
+/* How many times name occurs in query (names compared decoded, like http_query_get). */
+int http_query_count(const char *query, const char *name);
+
 #endif

@@ -28,6 +28,7 @@
 #include "metrics_http.h"
 #include "presence.h"
 #include "room.h"
+#include "roomset.h"
 #include "sse.h"
 #include "ws.h"
 
@@ -53,6 +54,22 @@ enum conn_kind {
 enum route { RT_SSE, RT_POLL, RT_WS };
 
 struct server;
+struct conn;
+
+/* One room of a multi-room stream (docs/API.md, "Several rooms on one stream"): its own
+ * subscription, rights and position. The array of them lives as long as the connection's
+ * struct: a Redis reply due for one of them holds a reference to the connection. */
+struct msub {
+	struct hub_sub sub;
+	struct conn *c;
+	char room[ROOM_ID_MAX + 1];
+	struct room_evid start;
+	int has_start;
+	int answered; /* its opening rights check came back */
+	int ok;	      /* ... with an answer */
+	enum rights_verdict verdict;
+	int dropped;  /* no longer on the stream (a `dropped` event said why) */
+};
 
 struct conn {
 	struct server *srv;
@@ -77,6 +94,11 @@ struct conn {
 	time_t presence_sec;
 	int presence_count;
 	int replay_wait; /* the hub's replay waits for the output to drain (HUB_BUSY) */
+	/* a multi-room stream: ms[0..nms) instead of sub and room */
+	int multi;
+	struct msub *ms;
+	size_t nms;
+	size_t checks_pending;
 };
 
 struct server {
@@ -97,6 +119,19 @@ struct server {
 static struct conn *sub_conn(struct hub_sub *s)
 {
 	return (struct conn *)(void *)((char *)s - offsetof(struct conn, sub));
+}
+
+static struct msub *sub_msub(struct hub_sub *s)
+{
+	return (struct msub *)(void *)((char *)s - offsetof(struct msub, sub));
+}
+
+/* Leaves every room the connection is subscribed to (one, or those of a multi-room stream). */
+static void conn_leave_all(struct conn *c)
+{
+	hub_leave(c->srv->hub, &c->sub);
+	for (size_t i = 0; i < c->nms; i++)
+		hub_leave(c->srv->hub, &c->ms[i].sub);
 }
 
 static void conn_close(struct conn *c, const char *why);
@@ -178,8 +213,10 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 			free(c->ws_reply);
 			c->ws_reply = NULL;
 		}
-		if (c->refs == 0)
+		if (c->refs == 0) {
+			free(c->ms);
 			free(c);
+		}
 	}
 }
 
@@ -189,7 +226,7 @@ static void conn_close(struct conn *c, const char *why)
 		return;
 	c->dead = 1;
 	(void)why; /* kept for debugging sessions; a log line per client would flood */
-	hub_leave(c->srv->hub, &c->sub);
+	conn_leave_all(c);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	evtimer_del(c->timer);
 	conn_schedule_reap(c);
@@ -243,7 +280,7 @@ static void conn_finish(struct conn *c)
 	if (is_stream(c))
 		streams_add(c, -1);
 	c->kind = CK_DONE;
-	hub_leave(c->srv->hub, &c->sub);
+	conn_leave_all(c);
 	bufferevent_disable(c->bev, EV_READ);
 	bufferevent_setcb(c->bev, NULL, done_write_cb, event_cb, c);
 	bufferevent_enable(c->bev, EV_WRITE);
@@ -515,6 +552,178 @@ static int nop_deliver(struct hub_sub *s, struct room_event *ev)
 static const struct hub_sub_ops idle_ops = {nop_deliver, nop_caught_up, sub_fail, sub_revoked,
 					    sub_reserve, sub_release};
 
+/* ---- the multi-room stream (docs/API.md, "Several rooms on one stream") ----
+ * Each room is its own hub subscriber (struct msub) with its own rights, catch-up and
+ * position; their events share the connection, each in the envelope {"room", "type", "id",
+ * "data"}: the data of an SSE event (whose `event:` is the type; no `id:` line, the client
+ * resumes each room by the ids in the envelopes) or a WebSocket text frame. A room that
+ * may not be read any more leaves the stream alone, told by a `dropped` event; the stream
+ * ends when no room is left. */
+
+/* Renders ev of room into out in the multi-room form of c's transport. 0 or -1. */
+static int multi_render(const struct conn *c, const char *room, const struct room_event *ev,
+			struct buf *out)
+{
+	struct buf env;
+	int r = -1;
+	buf_init(&env, ROOM_JSON_MAX + ROOM_ID_MAX + 16);
+	if (buf_printf(&env, "{\"room\":\"%s\",", room) < 0 ||
+	    buf_append(&env, ev->json + 1, ev->json_len - 1) < 0)
+		goto out;
+	if (c->route == RT_WS)
+		r = buf_append(out, env.data, env.len);
+	else
+		r = sse_event(out, NULL, ev->type, env.data, env.len);
+out:
+	buf_free(&env);
+	return r;
+}
+
+/* Writes one already rendered event; -1 when the connection is gone. */
+static int multi_write(struct conn *c, const struct buf *b)
+{
+	if (c->route != RT_WS)
+		return conn_write(c, b->data, b->len);
+	int r = ws_conn_send_text(c->ws, b->data, b->len);
+	ws_pump(c);
+	return r < 0 || c->dead ? -1 : 0;
+}
+
+static size_t multi_live(const struct conn *c)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < c->nms; i++)
+		n += !c->ms[i].dropped;
+	return n;
+}
+
+/* m leaves the stream: a `dropped` event {reason, message} with the room's position as its
+ * id, then nothing more of the room. The stream ends after its last room. Safe from inside
+ * m's own callbacks. */
+static void msub_drop(struct msub *m, const char *reason, const char *message)
+{
+	struct conn *c = m->c;
+	if (m->dropped)
+		return;
+	m->dropped = 1;
+	char id[ROOM_EVID_MAX];
+	room_evid_format(m->sub.room ? m->sub.cur.last : m->start, id);
+	hub_leave(c->srv->hub, &m->sub);
+	if (c->dead || (c->kind != CK_SSE && c->kind != CK_WS))
+		return;
+	char *data = NULL;
+	cJSON *o = cJSON_CreateObject();
+	if (o && cJSON_AddStringToObject(o, "reason", reason) &&
+	    cJSON_AddStringToObject(o, "message", message))
+		data = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	struct room_event *ev = data ? room_event_new(id, "dropped", data, strlen(data)) : NULL;
+	free(data);
+	struct buf b;
+	buf_init(&b, 4096);
+	int r = ev && multi_render(c, m->room, ev, &b) == 0 ? multi_write(c, &b) : -1;
+	buf_free(&b);
+	room_event_release(ev);
+	if (r < 0) {
+		conn_close(c, "out of memory");
+		return;
+	}
+	if (multi_live(c) == 0)
+		conn_revoke(c, message);
+}
+
+static int multi_deliver(struct hub_sub *s, struct room_event *ev)
+{
+	struct msub *m = sub_msub(s);
+	struct conn *c = m->c;
+	if (c->dead || m->dropped)
+		return -1;
+	size_t cap = (c->route == RT_WS ? ROOM_JSON_MAX : ROOM_SSE_MAX) + 2 * ROOM_ID_MAX + 64;
+	size_t frame = c->route == RT_WS ? SERVER_WS_FRAME_HEAD : 0;
+	struct buf b;
+	buf_init(&b, cap);
+	struct room_event *out = room_event_reserve(ev);
+	int r = multi_render(c, m->room, out, &b);
+	if (r == 0 && b.len + frame > c->srv->cfg->out_limit) {
+		/* over this client's bound even alone: a resync in its place (fit_event) */
+		room_event_release(out);
+		out = room_event_resync(ev->idstr, "event_too_large");
+		buf_reset(&b);
+		r = out ? multi_render(c, m->room, out, &b) : -1;
+	}
+	if (r < 0) {
+		room_event_release(out);
+		buf_free(&b);
+		conn_close(c, "out of memory");
+		return -1;
+	}
+	if (m->sub.state == HUB_SUB_REPLAY && !conn_fits(c, b.len + frame)) {
+		c->replay_wait = 1; /* write_cb resumes every room's replay */
+		room_event_release(out);
+		buf_free(&b);
+		return HUB_BUSY;
+	}
+	r = multi_write(c, &b);
+	if (r == 0)
+		broker_metrics_sent(c->route == RT_WS ? BM_WS : BM_SSE, out);
+	room_event_release(out);
+	buf_free(&b);
+	if (r < 0)
+		return -1;
+	if (ev->ctl == ROOM_CTL_DELETED)
+		msub_drop(m, "deleted", "the room was deleted");
+	return c->dead || !m->sub.room ? -1 : 0;
+}
+
+/* A `subscribed` event {} whose id is where the room stands now that its catch-up is done:
+ * a client that had no position for the room resumes it from this one, so a reconnection
+ * loses nothing even in a room that has been quiet. */
+static void multi_caught_up(struct hub_sub *s)
+{
+	struct msub *m = sub_msub(s);
+	struct conn *c = m->c;
+	if (c->dead || m->dropped || !m->sub.room)
+		return;
+	char id[ROOM_EVID_MAX];
+	room_evid_format(m->sub.cur.last, id);
+	struct room_event *ev = room_event_new(id, "subscribed", "{}", 2);
+	struct buf b;
+	buf_init(&b, 1024);
+	int r = ev && multi_render(c, m->room, ev, &b) == 0 ? multi_write(c, &b) : -1;
+	buf_free(&b);
+	room_event_release(ev);
+	if (r < 0 && !c->dead)
+		conn_close(c, "out of memory");
+}
+
+static void multi_fail(struct hub_sub *s, const char *why)
+{
+	conn_close(sub_msub(s)->c, why);
+}
+
+static void multi_revoked(struct hub_sub *s, const char *why)
+{
+	int signed_out = strstr(why, "signed out") != NULL;
+	/* the reasons are the error codes of the same refusals (docs/API.md "Errors"), but for
+	 * a deleted room, named as its `room` event names it */
+	int gone = strstr(why, "deleted") != NULL;
+	msub_drop(sub_msub(s), signed_out ? "session_revoked" : gone ? "deleted" : "not_a_member",
+		  why);
+}
+
+static void multi_reserve(struct hub_sub *s)
+{
+	conn_reserve(sub_msub(s)->c);
+}
+
+static void multi_release(struct hub_sub *s)
+{
+	conn_release(sub_msub(s)->c);
+}
+
+static const struct hub_sub_ops multi_ops = {multi_deliver, multi_caught_up, multi_fail,
+					     multi_revoked, multi_reserve, multi_release};
+
 static void ws_close_wait_cb(evutil_socket_t fd, short what, void *arg)
 {
 	conn_close(arg, "no close answer");
@@ -553,14 +762,28 @@ static void ws_pump(struct conn *c)
 static void ws_on_text_cb(void *arg, const char *msg, size_t len)
 {
 	struct conn *c = arg;
-	if (!c->sub.room || c->kind != CK_WS)
+	if ((!c->multi && !c->sub.room) || c->kind != CK_WS)
 		return; /* the stream ended (revoked): nothing it says reaches the room */
+	struct hub_sub *sub = &c->sub;
+	const char *room = c->room;
 	/* strict (lib/jsoncheck.h): a message other readers would parse differently, or that
 	 * carries raw control bytes, is ignored like any message that is not presence */
 	cJSON *o = jsoncheck_parse(msg, len, NULL);
 	const cJSON *type = cJSON_GetObjectItemCaseSensitive(o, "type");
 	if (!cJSON_IsString(type) || strcmp(type->valuestring, "presence") != 0)
 		goto out; /* the only message a client sends up; anything else is ignored */
+	if (c->multi) {
+		/* on a stream of several rooms, presence names its room: one still on the stream */
+		const cJSON *rm = cJSON_GetObjectItemCaseSensitive(o, "room");
+		int at = -1;
+		for (size_t i = 0; cJSON_IsString(rm) && i < c->nms; i++)
+			if (strcmp(c->ms[i].room, rm->valuestring) == 0)
+				at = (int)i;
+		if (at < 0 || !c->ms[at].sub.room)
+			goto out;
+		sub = &c->ms[at].sub;
+		room = c->ms[at].room;
+	}
 	const cJSON *cursor = cJSON_GetObjectItemCaseSensitive(o, "cursor");
 	const cJSON *sel = cJSON_GetObjectItemCaseSensitive(o, "selection");
 	if (!cJSON_IsNumber(cursor) || cursor->valuedouble < 0 || cursor->valuedouble > (double)PRESENCE_CURSOR_MAX)
@@ -586,10 +809,10 @@ static void ws_on_text_cb(void *arg, const char *msg, size_t len)
 	}
 	if (++c->presence_count > SERVER_PRESENCE_PER_SEC)
 		goto out;
-	char *data = presence_data_json(c->sub.user_id, c->sub.username,
+	char *data = presence_data_json(sub->user_id, sub->username,
 					(long long)cursor->valuedouble, has_sel, anchor, head);
 	if (data)
-		hub_emit(c->srv->hub, c->room, EV_PRESENCE, data);
+		hub_emit(c->srv->hub, room, EV_PRESENCE, data);
 	free(data);
 out:
 	cJSON_Delete(o);
@@ -625,6 +848,8 @@ static void write_cb(struct bufferevent *bev, void *arg)
 		return;
 	c->replay_wait = 0;
 	hub_resume(c->srv->hub, &c->sub);
+	for (size_t i = 0; i < c->nms && !c->dead; i++)
+		hub_resume(c->srv->hub, &c->ms[i].sub);
 }
 
 static void start_stream(struct conn *c)
@@ -685,7 +910,25 @@ static void start_stream(struct conn *c)
 	}
 	streams_add(c, 1);
 	metric_inc(&broker_metrics[BM_STREAMS], c->route, 0);
-	if (hub_join(srv->hub, &c->sub, c->room, start) < 0) {
+	if (c->multi) {
+		/* rooms it may not read are told at once; the others start as a single stream does */
+		for (size_t i = 0; i < c->nms && !c->dead; i++) {
+			struct msub *m = &c->ms[i];
+			if (m->verdict == RIGHTS_NO_ROOM) {
+				msub_drop(m, "room_not_found", "no such room");
+				continue;
+			}
+			if (m->verdict != RIGHTS_READ) {
+				msub_drop(m, "not_a_member", "not a member of this room");
+				continue;
+			}
+			m->sub.presence = 1;
+			if (hub_join(srv->hub, &m->sub, m->room, m->has_start ? &m->start : NULL) < 0) {
+				conn_close(c, "out of memory");
+				return;
+			}
+		}
+	} else if (hub_join(srv->hub, &c->sub, c->room, start) < 0) {
 		conn_close(c, "out of memory");
 		return;
 	}
@@ -711,6 +954,65 @@ static void check_cb(struct hub_sub *s, int ok, enum rights_verdict v)
 		start_stream(c);
 }
 
+/* A multi-room stream opens once every room's rights question is answered: with the rooms
+ * it may read (the others get a `dropped` event first), or refused as a whole when it may read
+ * none, when its session was signed out, or when Redis could not answer for one of them. */
+static void multi_decide(struct conn *c)
+{
+	size_t readable = 0;
+	int failed = 0, revoked = 0;
+	for (size_t i = 0; i < c->nms; i++) {
+		const struct msub *m = &c->ms[i];
+		if (!m->answered || !m->ok)
+			failed = 1;
+		else if (m->verdict == RIGHTS_READ)
+			readable++;
+		else if (m->verdict == RIGHTS_REVOKED)
+			revoked = 1;
+	}
+	if (failed)
+		conn_error(c, 503, "redis_unavailable", "the event store is unavailable");
+	else if (revoked)
+		conn_error(c, 401, "session_revoked", "this session was signed out");
+	else if (readable == 0)
+		conn_error(c, 403, "not_a_member", "not a member of any of these rooms");
+	else
+		start_stream(c);
+}
+
+static void multi_check_cb(struct hub_sub *s, int ok, enum rights_verdict v)
+{
+	struct msub *m = sub_msub(s);
+	struct conn *c = m->c;
+	m->answered = 1;
+	m->ok = ok;
+	m->verdict = v;
+	if (c->checks_pending > 0)
+		c->checks_pending--;
+	if (c->dead || c->kind != CK_AUTH || c->checks_pending > 0)
+		return;
+	multi_decide(c);
+}
+
+/* Every room of the set asks the same question as a single-room stream (rights.h). */
+static void multi_authorize(struct conn *c, const struct token_claims *cl)
+{
+	c->kind = CK_AUTH;
+	c->checks_pending = 0;
+	for (size_t i = 0; i < c->nms; i++) {
+		struct msub *m = &c->ms[i];
+		m->sub.user_id = cl->user_id;
+		snprintf(m->sub.username, sizeof m->sub.username, "%s", cl->username);
+		snprintf(m->sub.sid, sizeof m->sub.sid, "%s", cl->sid);
+		m->sub.gen = cl->gen;
+		if (hub_check(c->srv->hub, m->room, &m->sub, multi_check_cb) < 0)
+			break; /* Redis is down: the rooms asked so far answer, then 503 */
+		c->checks_pending++;
+	}
+	if (c->checks_pending == 0)
+		multi_decide(c);
+}
+
 static void authorize(struct conn *c, const struct http_head *h)
 {
 	struct server *srv = c->srv;
@@ -718,6 +1020,12 @@ static void authorize(struct conn *c, const struct http_head *h)
 	const char *jwt = NULL;
 	int from_query = 0;
 	int q = http_query_get(h->query, "ticket", ticket, sizeof ticket);
+	if (c->multi && q != 0) {
+		conn_error(c, 401, "invalid_token",
+			   "a stream of several rooms takes the session's bearer token "
+			   "(Authorization: Bearer), not a ticket");
+		return;
+	}
 	if (q < 0) {
 		conn_error(c, 401, "invalid_token", "malformed ticket");
 		return;
@@ -741,6 +1049,15 @@ static void authorize(struct conn *c, const struct http_head *h)
 	const char *why = NULL;
 	if (token_verify(srv->key, jwt, (long long)time(NULL), &cl, &why) < 0) {
 		conn_error(c, 401, "invalid_token", why ? why : "invalid token");
+		return;
+	}
+	if (c->multi) {
+		if (cl.kind == TOKEN_TICKET)
+			conn_error(c, 401, "invalid_token",
+				   "a stream ticket is for one room: a stream of several rooms takes "
+				   "the session's bearer token");
+		else
+			multi_authorize(c, &cl);
 		return;
 	}
 	if (cl.kind == TOKEN_TICKET && strcmp(cl.room, c->room) != 0) {
@@ -792,10 +1109,86 @@ static void health(struct conn *c)
 	conn_respond(c, 200, NULL, body);
 }
 
+/* Checks a WebSocket upgrade and keeps its 101 answer for when the rights are known. 0, or -1
+ * when the request was answered with an error. */
+static int ws_prepare(struct conn *c, const struct http_head *h)
+{
+	struct buf b;
+	const char *why = NULL;
+	int bad_version = 0;
+	buf_init(&b, 1024);
+	if (ws_handshake(h, &b, &why, &bad_version) < 0) {
+		buf_free(&b);
+		conn_error(c, bad_version ? 426 : 400,
+			   bad_version ? "upgrade_required" : "invalid_request", why);
+		return -1;
+	}
+	c->ws_reply = buf_detach(&b);
+	if (!c->ws_reply) {
+		conn_error(c, 500, "internal", "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* /events/multi (SSE) and /events/multi/ws: several rooms on one stream (roomset.h). */
+static void route_multi(struct conn *c, const struct http_head *h, const char *tail)
+{
+	if (tail[0] == '\0')
+		c->route = RT_SSE;
+	else if (strcmp(tail, "/ws") == 0)
+		c->route = RT_WS;
+	else if (strcmp(tail, "/poll") == 0) {
+		conn_error(c, 404, "not_found",
+			   "long-poll carries one room: use /events/rooms/{id}/poll");
+		return;
+	} else {
+		conn_error(c, 404, "not_found", "no such endpoint");
+		return;
+	}
+	if (strcmp(h->method, "GET") != 0) {
+		conn_error(c, 405, "method_not_allowed", "use GET");
+		return;
+	}
+	struct roomset set;
+	char err[200];
+	enum roomset_status st = roomset_parse(h->query, &set, err, sizeof err);
+	if (st != ROOMSET_OK) {
+		conn_error(c, 400, st == ROOMSET_TOO_MANY ? "too_many_rooms" : "invalid_request", err);
+		return;
+	}
+	c->ms = calloc(set.n, sizeof *c->ms);
+	if (!c->ms) {
+		conn_error(c, 500, "internal", "out of memory");
+		return;
+	}
+	c->multi = 1;
+	c->nms = set.n;
+	snprintf(c->room, sizeof c->room, "*"); /* for the log: several */
+	for (size_t i = 0; i < set.n; i++) {
+		struct msub *m = &c->ms[i];
+		m->c = c;
+		m->sub.ops = &multi_ops;
+		snprintf(m->room, sizeof m->room, "%s", set.v[i].id);
+		m->start = set.v[i].start;
+		m->has_start = set.v[i].has_start;
+		m->verdict = RIGHTS_UNKNOWN;
+	}
+	if (c->route == RT_WS && ws_prepare(c, h) < 0)
+		return;
+	authorize(c, h);
+}
+
 static void route_request(struct conn *c, const struct http_head *h)
 {
 	static const char rooms[] = "/events/rooms/";
+	static const char multi[] = "/events/multi";
 	const char *path = h->path;
+	if (strncmp(path, multi, sizeof multi - 1) == 0 &&
+	    (path[sizeof multi - 1] == '\0' || path[sizeof multi - 1] == '/')) {
+		route_multi(c, h, path + sizeof multi - 1);
+		return;
+	}
 	if (strcmp(path, "/events/health") == 0) {
 		if (strcmp(h->method, "GET") != 0 && strcmp(h->method, "HEAD") != 0)
 			conn_error(c, 405, "method_not_allowed", "use GET");
@@ -834,23 +1227,8 @@ static void route_request(struct conn *c, const struct http_head *h)
 		conn_error(c, 400, "invalid_request", "malformed event id");
 		return;
 	}
-	if (c->route == RT_WS) {
-		struct buf b;
-		const char *why = NULL;
-		int bad_version = 0;
-		buf_init(&b, 1024);
-		if (ws_handshake(h, &b, &why, &bad_version) < 0) {
-			buf_free(&b);
-			conn_error(c, bad_version ? 426 : 400,
-				   bad_version ? "upgrade_required" : "invalid_request", why);
-			return;
-		}
-		c->ws_reply = buf_detach(&b);
-		if (!c->ws_reply) {
-			conn_error(c, 500, "internal", "out of memory");
-			return;
-		}
-	}
+	if (c->route == RT_WS && ws_prepare(c, h) < 0)
+		return;
 	authorize(c, h);
 }
 

@@ -15,6 +15,7 @@ import { runPanel } from './panel-run.js';
 import { settingsPanel } from './panel-settings.js';
 import { shareBox } from './share.js';
 import { RoomStream } from './transport.js';
+import { SharedRoomStream, sharedStreamsAvailable } from './shared-stream.js';
 
 const PRESENCE_DEBOUNCE_MS = 100;
 const OPEN_WAIT_MS = 3000;
@@ -135,9 +136,13 @@ class RoomView {
     }, clientPrefix, this.me && this.me.id);
 
     const opened = new Promise((resolve) => { this.firstOpen = resolve; });
-    this.stream = new RoomStream({
+    // one connection for the rooms of every tab (shared-stream.js), unless a transport of this
+    // tab's own is asked for (?transport=sse|ws|poll, or cc.transport in localStorage)
+    const kind = this.ctx.transport || localStorage.getItem('cc.transport') || 'shared';
+    const Stream = kind === 'shared' && sharedStreamsAvailable() ? SharedRoomStream : RoomStream;
+    this.stream = new Stream({
       roomId: this.roomId,
-      kind: this.ctx.transport || localStorage.getItem('cc.transport') || 'sse',
+      kind: kind === 'shared' ? 'sse' : kind,
       lastId: saved && saved.clean ? saved.lastEventId : null, // replays what happened since
       ticket: () => api('POST', `${room(this.roomId)}/stream-ticket`, {}).then((j) => j.ticket),
       onEvent: (ev) => this.onEvent(ev),

@@ -1,0 +1,205 @@
+// A room's events through the one connection all tabs of this site share (docs/CLIENT.md,
+// "One connection for all tabs"): a SharedWorker (stream-worker.js) holds a single stream of
+// every open room and hands this page its room's events. SharedRoomStream has RoomStream's
+// interface (transport.js), so the room view uses either; where SharedWorker is missing, or
+// the server has no stream of several rooms, it is a RoomStream of its own (today's stream
+// per tab, with its fallbacks).
+import { request, session } from './api.js';
+import { RoomStream } from './transport.js';
+
+const WORKER_URL = '/dist/stream-worker.js';
+const WORKER_NAME = 'codecollab-streams';
+
+let port = null;
+let unavailable = typeof SharedWorker !== 'function';
+const streams = new Map(); // key -> SharedRoomStream
+let workerState = 'reconnecting';
+
+export function sharedStreamsAvailable() {
+  return !unavailable;
+}
+
+function send(msg) {
+  if (!port) return;
+  try {
+    port.postMessage({ ...msg, token: session.token });
+  } catch { /* the worker is gone: fallback follows */ }
+}
+
+function fallBack() {
+  unavailable = true;
+  const all = [...streams.values()];
+  streams.clear();
+  for (const s of all) s.fallBack();
+}
+
+function connectWorker() {
+  if (port || unavailable) return port;
+  let w;
+  try {
+    w = new SharedWorker(WORKER_URL, { name: WORKER_NAME });
+  } catch {
+    unavailable = true;
+    return null;
+  }
+  w.onerror = () => fallBack();
+  port = w.port;
+  port.onmessage = (ev) => onWorkerMessage(ev.data);
+  port.start();
+  // the session is shared by every tab (localStorage): a new one (signed in again, password
+  // changed) replaces the worker's; signing out ends its streams
+  window.addEventListener('storage', (ev) => {
+    if (ev.key === null || ev.key === 'cc.token') send({ op: 'token' });
+  });
+  window.addEventListener('online', () => {
+    send({ op: 'online' });
+    for (const s of streams.values()) s.online();
+  });
+  window.addEventListener('offline', () => {
+    for (const s of streams.values()) s.showState();
+  });
+  window.addEventListener('pagehide', (ev) => { if (!ev.persisted) send({ op: 'bye' }); });
+  window.addEventListener('pageshow', (ev) => {
+    if (ev.persisted) for (const s of streams.values()) s.reopen(); // back from the page cache
+  });
+  return port;
+}
+
+function onWorkerMessage(m) {
+  if (!m || typeof m !== 'object') return;
+  switch (m.kind) {
+    case 'ping':
+      send({ op: 'pong' });
+      return;
+    case 'fallback':
+      if (m.key) streams.get(m.key)?.fallBack(); // one room past the shared stream's bound
+      else fallBack();
+      return;
+    case 'state':
+      workerState = m.state;
+      for (const s of streams.values()) s.showState();
+      return;
+    default: {
+      const s = streams.get(m.key);
+      if (s) s.fromWorker(m);
+    }
+  }
+}
+
+export class SharedRoomStream {
+  // opts as RoomStream's (transport.js); `kind` is not used: the shared stream is SSE read
+  // by the worker
+  constructor(opts) {
+    this.o = opts;
+    this.key = `${Date.now().toString(36)}.${Math.random().toString(36).slice(2)}`;
+    this.ownLastId = typeof opts.lastId === 'string' && /^\d+-\d+$/.test(opts.lastId) ? opts.lastId : null;
+    this.isOpen = false;
+    this.state = null;
+    this.closed = false;
+    this.inner = null; // the RoomStream this became when the shared stream is unavailable
+  }
+
+  start() {
+    if (!connectWorker()) {
+      this.fallBack();
+      return;
+    }
+    streams.set(this.key, this);
+    this.reopen();
+    this.showState();
+  }
+
+  reopen() {
+    if (this.closed || this.inner) return;
+    this.isOpen = false;
+    send({ op: 'open', key: this.key, room: this.o.roomId, lastId: this.lastId });
+  }
+
+  close() {
+    this.closed = true;
+    if (this.inner) {
+      this.inner.close();
+      return;
+    }
+    streams.delete(this.key);
+    send({ op: 'close', key: this.key });
+  }
+
+  // The shared stream cannot be had: a stream of this tab's own, from where this one stood.
+  fallBack() {
+    if (this.closed || this.inner) return;
+    streams.delete(this.key);
+    this.inner = new RoomStream({ ...this.o, kind: 'sse', lastId: this.lastId });
+    this.inner.start();
+  }
+
+  // The last event id handed to the view (kept across a reload with unsent edits).
+  get lastId() {
+    return this.inner ? this.inner.lastId : this.ownLastId;
+  }
+
+  get kind() {
+    return this.inner ? this.inner.kind : 'shared';
+  }
+
+  // Presence goes by PUT (the shared stream is one-way).
+  sendPresence(p) {
+    return this.inner ? this.inner.sendPresence(p) : false;
+  }
+
+  reconnectNow() {
+    if (this.inner) this.inner.reconnectNow();
+    else send({ op: 'online' });
+  }
+
+  setState(s) {
+    if (s === this.state) return;
+    this.state = s;
+    this.o.onState(s);
+  }
+
+  showState() {
+    if (this.closed || this.inner) return;
+    if (!navigator.onLine) this.setState('offline');
+    else if (workerState === 'connected' && this.isOpen) this.setState('connected');
+    else this.setState(workerState === 'unreachable' ? 'unreachable' : 'reconnecting');
+  }
+
+  // The network is back; the worker's stream may never have noticed it was gone: edits held
+  // meanwhile go now, as after a reconnection.
+  online() {
+    this.showState();
+    if (this.isOpen && workerState === 'connected') this.o.onOpen('shared', true);
+  }
+
+  fromWorker(m) {
+    if (this.closed || this.inner) return;
+    switch (m.kind) {
+      case 'open':
+        this.isOpen = true;
+        this.showState();
+        this.o.onOpen('shared', Boolean(m.resumed));
+        break;
+      case 'event': {
+        const ev = m.ev;
+        if (!ev || typeof ev.type !== 'string') return;
+        if (ev.type !== 'resync' && typeof ev.id === 'string') this.ownLastId = ev.id;
+        this.o.onEvent(ev);
+        break;
+      }
+      case 'fatal':
+        this.closed = true;
+        streams.delete(this.key);
+        this.setState('offline');
+        if (m.status === 401) {
+          // the session ended (signed out, password changed, expired): an API call says so
+          // to the app, which signs this page out
+          if (session.token) request('GET', '/api/auth/me');
+        }
+        this.o.onFatal(m.status);
+        break;
+      default:
+        break;
+    }
+  }
+}

@@ -1,0 +1,378 @@
+// The shared worker behind htdocs/src/shared-stream.js: one event stream for every room open
+// in any tab of this site (docs/CLIENT.md, "One connection for all tabs"). It reads the
+// broker's stream of several rooms (docs/API.md, "Several rooms on one stream") with fetch,
+// so the session's token goes in a header, never in an address, and hands each tab the
+// events of its room.
+//
+// - Each tab's room is a subscription (a key the tab chose) with its own last event id: an
+//   event reaches it only when its id is above that one, so nothing is doubled, even while
+//   two connections overlap.
+// - When the set of rooms changes, a new connection is opened with every room resuming from
+//   the lowest last event id of its subscriptions, and the old one is closed only once the
+//   new one carries every room (so nobody sees us leave and join again, and nothing falls
+//   between the two).
+// - A room joining a connection that already carries it starts at once, from where the
+//   connection stands.
+// - The connection's state goes to every tab: 'connected', 'reconnecting' or 'unreachable'.
+//
+// Bundled on its own into /dist/stream-worker.js (Makefile, "client").
+
+const BACKOFF_MIN_MS = 250;
+const BACKOFF_MAX_MS = 8000;
+const UNREACHABLE_AFTER_FAILURES = 2;
+const SET_CHANGE_DELAY_MS = 30; // rooms opened together go in one reconnection
+const SILENT_MAX_MS = 45000; // the broker writes a comment at least every 15 s
+const PORT_SILENT_MAX_MS = 60000; // a tab that stopped answering pings is gone
+const PING_EVERY_MS = 15000;
+const ROOMS_MAX = 16; // the broker's bound on one stream's rooms (docs/API.md)
+
+const ports = new Map(); // port -> {seen}
+const subs = new Map(); // key -> {key, port, room, lastId, opened, live}
+let token = null;
+let current = null; // the connection serving now
+let next = null; // the connection that will replace it (a new set of rooms, or a retry)
+let failures = 0;
+let networkFailures = 0;
+let retryTimer = null;
+let changeTimer = null;
+let state = 'reconnecting';
+
+// Event ids are Redis stream ids, "<ms>-<seq>".
+function compareIds(a, b) {
+  const [am, as] = String(a).split('-').map(Number);
+  const [bm, bs] = String(b).split('-').map(Number);
+  return am - bm || (as || 0) - (bs || 0);
+}
+const maxId = (a, b) => (a === null ? b : b === null ? a : compareIds(a, b) >= 0 ? a : b);
+const validId = (id) => typeof id === 'string' && /^\d+-\d+$/.test(id);
+
+function post(port, msg) {
+  try {
+    port.postMessage(msg);
+  } catch { /* the tab is gone */ }
+}
+
+function broadcast(msg) {
+  for (const port of ports.keys()) post(port, msg);
+}
+
+function setState(s) {
+  if (s === state) return;
+  state = s;
+  broadcast({ kind: 'state', state: s });
+}
+
+const wantedRooms = () => [...new Set([...subs.values()].map((s) => s.room))].sort();
+const sameSet = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+let replayWanted = false; // a tab wants a room replayed from before where the stream stands
+
+// Where each room resumes: the lowest last event id among its subscriptions (none known: from
+// now on; such a subscription takes its position from the room's `subscribed` event).
+function roomsParam(rooms) {
+  return rooms.map((room) => {
+    let pos = null;
+    for (const s of subs.values()) {
+      if (s.room === room && s.lastId !== null && (pos === null || compareIds(s.lastId, pos) < 0)) pos = s.lastId;
+    }
+    return pos !== null ? `${room}:${pos}` : room;
+  }).join(',');
+}
+
+// Whether an open connection carries the room now.
+const carried = (room) => [current, next].some((c) => c && !c.dead && c.subscribed.has(room));
+
+// The set of rooms changed: a new connection after a short pause (others may follow).
+function setChanged() {
+  clearTimeout(changeTimer);
+  changeTimer = setTimeout(reconcile, SET_CHANGE_DELAY_MS);
+}
+
+function closeAll() {
+  closeConn(next);
+  closeConn(current);
+  next = null;
+  current = null;
+}
+
+// Rooms past the stream's bound (the latest opened) go back to a stream of their tab's own.
+function overflow() {
+  const order = [];
+  for (const s of subs.values()) if (!order.includes(s.room)) order.push(s.room); // oldest first
+  for (const room of order.slice(ROOMS_MAX)) {
+    for (const s of [...subs.values()]) {
+      if (s.room !== room) continue;
+      subs.delete(s.key);
+      post(s.port, { kind: 'fallback', key: s.key });
+    }
+  }
+}
+
+function reconcile() {
+  clearTimeout(changeTimer);
+  overflow();
+  const rooms = wantedRooms();
+  if (rooms.length === 0 || !token) {
+    closeAll();
+    clearTimeout(retryTimer);
+    retryTimer = null;
+    return;
+  }
+  if (retryTimer) return; // a retry is due: it takes the set as it is then
+  if (!replayWanted && next && sameSet(next.rooms, rooms)) return;
+  if (!replayWanted && current && current.open && sameSet(current.rooms, rooms)) {
+    closeConn(next);
+    next = null;
+    return;
+  }
+  replayWanted = false;
+  closeConn(next);
+  next = openConn(rooms);
+}
+
+function closeConn(c) {
+  if (!c || c.dead) return;
+  c.dead = true;
+  clearInterval(c.watch);
+  try {
+    c.ctl.abort();
+  } catch { /* already over */ }
+}
+
+function schedule() {
+  clearTimeout(retryTimer);
+  const n = Math.min(failures, 10);
+  const d = Math.min(BACKOFF_MIN_MS * 2 ** n, BACKOFF_MAX_MS);
+  retryTimer = setTimeout(() => {
+    retryTimer = null;
+    reconcile();
+  }, d / 2 + Math.random() * (d / 2));
+}
+
+// A connection ended or never opened. status: an HTTP status, 'network' or 'dropped'.
+function lost(c, status) {
+  if (c.dead) return;
+  closeConn(c);
+  const wasOpen = c.open;
+  if (c === next) next = null;
+  if (c === current) current = null;
+  for (const s of subs.values()) if (!carried(s.room)) s.live = false;
+  if (c.token !== token) {
+    setChanged(); // opened with a session that is not ours any more
+    return;
+  }
+  if (status === 404 || status === 405 || status === 400) {
+    // this server has no stream of several rooms (or refuses our list): every tab goes back
+    // to a stream of its own
+    closeAll();
+    subs.clear();
+    broadcast({ kind: 'fallback' });
+    return;
+  }
+  if (status === 401 || status === 403) {
+    for (const s of [...subs.values()]) if (c.rooms.includes(s.room)) fatal(s, status);
+    setChanged();
+    return;
+  }
+  if (c !== next && next) { // the one taking over is on its way
+    setState('reconnecting');
+    return;
+  }
+  failures = wasOpen ? 0 : failures + 1;
+  networkFailures = status === 'network' ? networkFailures + 1 : 0;
+  if (!(current && current.open)) setState(networkFailures >= UNREACHABLE_AFTER_FAILURES ? 'unreachable' : 'reconnecting');
+  schedule();
+}
+
+function fatal(s, status) {
+  subs.delete(s.key);
+  post(s.port, { kind: 'fatal', key: s.key, status });
+}
+
+function openConn(rooms) {
+  const c = {
+    rooms, subscribed: new Set(), dropped: new Set(), pos: new Map(), open: false, dead: false,
+    ctl: new AbortController(), heard: Date.now(), token,
+  };
+  const url = `/events/multi?${new URLSearchParams({ rooms: roomsParam(rooms) })}`;
+  fetch(url, { headers: { authorization: `Bearer ${c.token}` }, cache: 'no-store', signal: c.ctl.signal })
+    .then(async (res) => {
+      if (c.dead) return;
+      if (res.status !== 200 || !res.body) {
+        lost(c, res.status === 200 ? 404 : res.status);
+        return;
+      }
+      c.open = true;
+      c.watch = setInterval(() => {
+        if (Date.now() - c.heard > SILENT_MAX_MS) lost(c, 'dropped');
+      }, 5000);
+      await read(c, res.body.getReader());
+      lost(c, 'dropped');
+    })
+    .catch(() => lost(c, 'network'));
+  return c;
+}
+
+async function read(c, reader) {
+  const dec = new TextDecoder();
+  let text = '';
+  for (;;) {
+    let r;
+    try {
+      r = await reader.read();
+    } catch {
+      return;
+    }
+    if (r.done || c.dead) return;
+    c.heard = Date.now();
+    text += dec.decode(r.value, { stream: true });
+    let at;
+    while ((at = text.indexOf('\n\n')) >= 0) {
+      const block = text.slice(0, at);
+      text = text.slice(at + 2);
+      const data = block.split('\n').filter((l) => l.startsWith('data:'))
+        .map((l) => l.slice(l.startsWith('data: ') ? 6 : 5)).join('\n');
+      if (!data) continue;
+      let env;
+      try {
+        env = JSON.parse(data);
+      } catch {
+        continue;
+      }
+      if (env && typeof env.room === 'string' && typeof env.type === 'string') onEvent(c, env);
+      if (c.dead) return;
+    }
+  }
+}
+
+function onEvent(c, { room, type, id, data }) {
+  const mine = [...subs.values()].filter((s) => s.room === room);
+  if (type === 'subscribed') {
+    c.subscribed.add(room);
+    if (validId(id)) c.pos.set(room, maxId(c.pos.get(room) ?? null, id));
+    for (const s of mine) {
+      if (s.lastId === null && validId(id)) s.lastId = id;
+      if (!s.live) {
+        s.live = true;
+        post(s.port, { kind: 'open', key: s.key, resumed: s.opened });
+        s.opened = true;
+      }
+    }
+    promote(c);
+    return;
+  }
+  if (type === 'dropped') {
+    c.dropped.add(room);
+    const reason = data && data.reason;
+    const status = reason === 'deleted' || reason === 'room_not_found' ? 404
+      : reason === 'session_revoked' ? 401 : 403;
+    for (const s of mine) fatal(s, status);
+    setChanged();
+    promote(c);
+    return;
+  }
+  if (validId(id) && type !== 'resync') c.pos.set(room, maxId(c.pos.get(room) ?? null, id));
+  for (const s of mine) {
+    if (s.lastId === null) continue; // it starts where the room's `subscribed` says
+    if (type === 'resync') { // where the room stood, or the event it replaces: never skipped
+      if (validId(id)) s.lastId = maxId(s.lastId, id);
+    } else if (validId(id)) {
+      if (compareIds(id, s.lastId) <= 0) continue; // seen it
+      s.lastId = id;
+    }
+    post(s.port, { kind: 'event', key: s.key, ev: { type, id, data } });
+  }
+}
+
+// The new connection carries all its rooms: it takes over, and the old one goes.
+function promote(c) {
+  if (c !== next || !c.rooms.every((r) => c.subscribed.has(r) || c.dropped.has(r))) return;
+  closeConn(current);
+  current = c;
+  next = null;
+  failures = 0;
+  networkFailures = 0;
+  setState('connected');
+  if (!sameSet(current.rooms, wantedRooms())) setChanged();
+}
+
+function onMessage(port, m) {
+  const p = ports.get(port);
+  if (p) p.seen = Date.now();
+  if (!m || typeof m !== 'object') return;
+  if ((typeof m.token === 'string' || m.token === null) && m.token !== token) {
+    // another session (signed in again, password changed): the connections were the old one's
+    token = m.token;
+    closeAll();
+    for (const s of subs.values()) s.live = false;
+    clearTimeout(retryTimer);
+    retryTimer = null;
+    setChanged();
+  }
+  switch (m.op) {
+    case 'open': {
+      if (typeof m.key !== 'string' || typeof m.room !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(m.room)) return;
+      const s = { key: m.key, port, room: m.room, lastId: validId(m.lastId) ? m.lastId : null, opened: false, live: false };
+      subs.set(s.key, s);
+      post(port, { kind: 'state', state });
+      const pos = current && current.open && current.subscribed.has(s.room) ? current.pos.get(s.room) : undefined;
+      if (pos !== undefined && (s.lastId === null || compareIds(s.lastId, pos) >= 0)) {
+        // the room is on the stream: this tab starts from here (it reads the document next)
+        if (s.lastId === null) s.lastId = pos;
+        s.live = true;
+        s.opened = true;
+        post(port, { kind: 'open', key: s.key, resumed: false });
+      } else {
+        // a new room, or one to replay from before where the stream stands
+        if (pos !== undefined) replayWanted = true;
+        setChanged();
+      }
+      break;
+    }
+    case 'close':
+      if (subs.get(m.key)?.port === port) {
+        subs.delete(m.key);
+        setChanged();
+      }
+      break;
+    case 'online':
+      if (!current || !current.open) {
+        failures = 0;
+        clearTimeout(retryTimer);
+        retryTimer = null;
+        reconcile();
+      }
+      break;
+    case 'bye':
+      dropPort(port);
+      break;
+    default:
+      break;
+  }
+}
+
+function dropPort(port) {
+  ports.delete(port);
+  let changed = false;
+  for (const s of [...subs.values()]) {
+    if (s.port === port) {
+      subs.delete(s.key);
+      changed = true;
+    }
+  }
+  if (changed) setChanged();
+}
+
+setInterval(() => {
+  const now = Date.now();
+  for (const [port, p] of ports) {
+    if (now - p.seen > PORT_SILENT_MAX_MS) dropPort(port);
+    else post(port, { kind: 'ping' });
+  }
+}, PING_EVERY_MS);
+
+self.onconnect = (ev) => {
+  const port = ev.ports[0];
+  ports.set(port, { seen: Date.now() });
+  port.onmessage = (m) => onMessage(port, m.data);
+  port.start();
+};
