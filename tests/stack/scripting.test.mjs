@@ -43,6 +43,24 @@ test('PUT document: the whole text in, an ordinary operation committed', async (
   assert.deepEqual([d.revision, d.content], [3, '']);
 });
 
+test('PUT document: changes inside multi-byte characters never split one', async () => {
+  const u = await newUser();
+  const room = await createRoom(u.token);
+  // each step differs from the one before in the last byte(s) of a character, or only at
+  // one end, where a byte-wise common part would end inside a character
+  const steps = ['é', 'è', 'xè', 'è', 'èè', 'è', '😀', '😁', 'a😁', '😁b', '中文', '中字', '', 'end'];
+  let rev = 0;
+  for (const content of steps) {
+    const r = await put(u, room, { content, base_revision: rev });
+    assert.equal(r.status, 200, `${content}: ${r.text}`);
+    rev = r.json.revision;
+    const d = await doc(u, room);
+    assert.equal(d.content, content);
+    assert.equal(d.revision, rev);
+  }
+  assert.equal(rev, steps.length);
+});
+
 test('PUT document: conflicts, rights and bad bodies', async () => {
   const owner = await newUser();
   const viewer = await newUser();

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { BASE, call, newUser, createRoom, redis, rawHttp } from '../lib/api.mjs';
+import { BASE, call, cgi, newUser, createRoom, redis, rawHttp } from '../lib/api.mjs';
 
 const LIGHTTPD = process.env.WEB !== 'apache';
 const UPGRADE = fileURLToPath(new URL('../../scripts/redis-upgrade-keys.sh', import.meta.url));
@@ -213,4 +213,30 @@ test('from the very beginning of a trimmed history: a resync first', async () =>
   assert.equal(p.json.events[0].type, 'resync');
   assert.deepEqual(p.json.events[0].data, { reason: 'history_trimmed' });
   assert.equal(p.json.events.length, 3, 'the resync, then what is left');
+});
+
+test('the web server\'s refusal handed to the API (REDIRECT_STATUS) is worded as JSON; a client cannot fake one', async () => {
+  const u = await newUser();
+  const room = await createRoom(u.token);
+  // as lighttpd's error handler hands them over: a GET of the original URI
+  for (const [st, code] of [[400, 'invalid_request'], [404, 'not_found'], [413, 'payload_too_large'], [431, 'header_too_large'], [414, 'uri_too_long'], [503, 'unavailable'], [418, 'invalid_request'], [599, 'internal']]) {
+    const r = cgi({ uri: '/api/auth/me', token: u.token, env: { REDIRECT_STATUS: String(st) } });
+    assert.equal(r.status, st, r.body);
+    assert.equal(r.json.error, code, r.body);
+    assert.match(r.headers['x-frame-options'] || '', /DENY/);
+  }
+  assert.equal(cgi({ uri: `/events/rooms/${room.id}`, env: { REDIRECT_STATUS: '502' } }).json.error, 'broker_unavailable');
+  // 411 is the POST without a length that lighttpd refused: served as the empty POST
+  const t = cgi({ uri: `/api/rooms/${room.id}/stream-ticket`, token: u.token, env: { REDIRECT_STATUS: '411' } });
+  assert.equal(t.status, 200, t.body);
+  assert.equal(typeof t.json.ticket, 'string');
+  // 2xx/3xx (an internal rewrite) and nonsense change nothing
+  for (const v of ['200', '302', 'abc', '', '4000']) {
+    const r = cgi({ uri: '/api/auth/me', token: u.token, env: { REDIRECT_STATUS: v } });
+    assert.equal(r.status, 200, `${v}: ${r.body}`);
+  }
+  // a client's Redirect-Status header is only a header
+  const me = await call('GET', '/api/auth/me', { token: u.token, headers: { 'Redirect-Status': '404' } });
+  assert.equal(me.status, 200, me.text);
+  assert.equal(me.json.user.id, u.user.id);
 });
