@@ -21,7 +21,7 @@ static int check_language(const char *s, const char **why)
 {
 	if (!lang_canonical(s)) {
 		*why = "is not a known language (c, c++, python, javascript, typescript, bash, "
-		       "java, go, rust, plaintext, or an alias such as cpp, py, js, sh)";
+		       "java, go, rust, ruby, php, plaintext, or an alias such as cpp, py, js, sh)";
 		return -1;
 	}
 	return 0;

@@ -36,13 +36,6 @@ int store_doc_cfg_load(struct store_doc_cfg *cfg, char *err, int errlen)
 	return cfg_load(table, sizeof table / sizeof table[0], err, errlen);
 }
 
-/* What a commit reads: no text. */
-struct doc_head {
-	long long revision;
-	size_t length; /* code points */
-	size_t bytes;  /* at least the size in bytes; exact after a fold */
-};
-
 static void keys_of(const char *room, struct rkey *doc, struct rkey *ops)
 {
 	*doc = rkey1(RK_ROOM_DOC, room);
@@ -114,30 +107,27 @@ out:
 	return rc;
 }
 
-/* The log entry for op by user and client_id's site (may be NULL); caller frees. */
-static char *log_entry_write(const struct ot_op *op, long long user, const char *client_id)
+/* The log entry {"u","s","ops"} with ops_raw (JSON text put in as it is) as its ops, by
+ * user and client_id's site (may be NULL); caller frees. */
+static char *log_entry_json(const char *ops_raw, long long user, const char *client_id)
 {
 	char *text = NULL, *site = NULL;
 	size_t sl = ot_site_len(client_id);
-	cJSON *j = cJSON_CreateObject(), *ops = ot_to_cjson(op);
-	if (!j || !ops || !(site = malloc(sl + 1)))
+	cJSON *j = cJSON_CreateObject();
+	if (!j || !(site = malloc(sl + 1)))
 		goto out;
 	if (sl)
 		memcpy(site, client_id, sl);
 	site[sl] = '\0';
-	if (!cJSON_AddNumberToObject(j, "u", (double)user) || !cJSON_AddStringToObject(j, "s", site))
+	if (!cJSON_AddNumberToObject(j, "u", (double)user) || !cJSON_AddStringToObject(j, "s", site) ||
+	    !cJSON_AddRawToObject(j, "ops", ops_raw))
 		goto out;
-	if (!cJSON_AddItemToObject(j, "ops", ops))
-		goto out;
-	ops = NULL; /* owned by j now */
 	text = cJSON_PrintUnformatted(j);
 out:
 	free(site);
-	cJSON_Delete(ops);
 	cJSON_Delete(j);
 	return text;
 }
-
 
 /* Composes the stored ops (JSON strings, each with its exact base length) into one.
  * 0 with *out (caller ot_free()s; NULL when there are none), -1 logged. */
@@ -176,22 +166,16 @@ static int compose_ops(const redisReply *list, struct ot_op **out)
 }
 
 
-int doc_operation_event(long long revision, const struct ot_op *op, long long user_id,
-			const char *username, const char *client_id, char **data, size_t *len)
+/* The `operation` event's data with ops_raw (JSON text put in as it is) as its ops;
+ * caller frees. */
+static char *operation_event_json(long long revision, const char *ops_raw, long long user_id,
+				  const char *username, const char *client_id)
 {
-	*data = NULL;
-	*len = 0;
-	cJSON *ev = cJSON_CreateObject();
-	cJSON *ops = ot_to_cjson(op), *u = NULL;
-	int rc = -1;
-	if (!ev || !ops || !cJSON_AddNumberToObject(ev, "revision", (double)revision)) {
-		cJSON_Delete(ops);
+	char *text = NULL;
+	cJSON *ev = cJSON_CreateObject(), *u;
+	if (!ev || !cJSON_AddNumberToObject(ev, "revision", (double)revision) ||
+	    !cJSON_AddRawToObject(ev, "ops", ops_raw))
 		goto out;
-	}
-	if (!cJSON_AddItemToObject(ev, "ops", ops)) {
-		cJSON_Delete(ops);
-		goto out;
-	}
 	if (!(u = cJSON_AddObjectToObject(ev, "user")) ||
 	    !cJSON_AddNumberToObject(u, "id", (double)user_id) ||
 	    !cJSON_AddStringToObject(u, "username", username))
@@ -199,34 +183,24 @@ int doc_operation_event(long long revision, const struct ot_op *op, long long us
 	if (!(client_id ? cJSON_AddStringToObject(ev, "client_id", client_id)
 			: cJSON_AddNullToObject(ev, "client_id")))
 		goto out;
-	*data = cJSON_PrintUnformatted(ev);
-	if (!*data)
-		goto out;
-	*len = strlen(*data);
-	rc = *len > EVENTS_DATA_MAX ? 1 : 0;
+	text = cJSON_PrintUnformatted(ev);
 out:
 	cJSON_Delete(ev);
-	return rc;
+	return text;
 }
 
-int doc_op_delta(const struct ot_op *op, size_t *ins_bytes, size_t *del_cps)
+int doc_operation_event(long long revision, const struct ot_op *op, long long user_id,
+			const char *username, const char *client_id, char **data, size_t *len)
 {
-	*ins_bytes = 0;
-	*del_cps = 0;
-	cJSON *arr = ot_to_cjson(op), *e;
-	if (!arr)
+	*len = 0;
+	char *ops = ot_to_json(op);
+	*data = ops ? operation_event_json(revision, ops, user_id, username, client_id) : NULL;
+	free(ops);
+	if (!*data)
 		return -1;
-	cJSON_ArrayForEach(e, arr)
-	{
-		if (cJSON_IsString(e))
-			*ins_bytes += strlen(e->valuestring);
-		else if (cJSON_IsNumber(e) && e->valuedouble < 0)
-			*del_cps += (size_t)-e->valuedouble;
-	}
-	cJSON_Delete(arr);
-	return 0;
+	*len = strlen(*data);
+	return *len > EVENTS_DATA_MAX ? 1 : 0;
 }
-
 
 #define TS_SQL(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
@@ -418,100 +392,84 @@ enum store_status store_doc_read(struct store *s, const struct store_doc_cfg *cf
 
 /* --- committing ------------------------------------------------------------------------ */
 
-/* One read: revision, stored length and byte bound, plus the committed ops since the
- * client's revision (a Redis array reply the caller frees with freeReplyObject). Until
- * *role_checked, the caller's role is asked in the same script (and *role_checked set
- * once PostgreSQL said it may edit). */
-static enum store_status read_since(struct store *s, const struct store_doc_cfg *cfg,
-				    struct doc_commit *dc, struct doc_head *out,
-				    redisReply **ops_reply, int *role_checked)
+void doc_commit_text_free(struct doc_commit_text *t)
 {
-	struct rkey dk, ok;
-	char uid[24];
-	const char *room = dc->room;
-	keys_of(room, &dk, &ok);
-	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room);
-	*ops_reply = NULL;
-	int restored = 0;
-	enum store_status st;
-	for (int attempt = 0; attempt < 4; attempt++) {
-		redisContext *rd;
-		if ((st = store_redis(s, &rd)) != STORE_OK)
-			return st;
-		char sincestr[24];
-		snprintf(sincestr, sizeof sincestr, "%lld", dc->revision);
-		if (*role_checked)
-			uid[0] = '\0';
-		else
-			snprintf(uid, sizeof uid, "%lld", dc->user_id);
-		const char *args[] = {dk.s, ok.s, mk.s, sincestr, uid};
-		redisReply *rep = rds_script(rd, &rs_doc_read, 3, 5, args, NULL);
-		if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1) {
-			if (rep)
-				freeReplyObject(rep);
-			store_redis_failed(s);
-			return store_fail(s, STORE_REDIS_UNAVAILABLE, "the document store is unavailable");
-		}
-		long long kind = rep->element[0]->integer;
-		if (kind == -3) {
-			/* not an editor by the cache: a viewer is refused here; anyone else (a cold
-			 * cache, a stranger, a missing room) is judged by PostgreSQL, as every other
-			 * edit is (store_room_access) */
-			int viewer = rep->elements > 1 && rep->element[1]->type == REDIS_REPLY_STRING &&
-				     strcmp(rep->element[1]->str, "viewer") == 0;
-			freeReplyObject(rep);
-			if (viewer) {
-				dc->refusal = STORE_REFUSE_VIEWER;
-				return store_fail(s, STORE_FORBIDDEN, "viewers can only watch this room");
-			}
-			char role[STORE_ROLE_MAX], lang[STORE_LANGUAGE_MAX];
-			st = store_room_access(s, room, dc->user_id, 1, role, lang, &dc->refusal);
-			if (st != STORE_OK)
-				return st;
-			*role_checked = 1;
-			continue;
-		}
-		if (kind == -1) {
-			freeReplyObject(rep);
-			if (restored)
-				return store_fail(s, STORE_REDIS_UNAVAILABLE, "the document could not be loaded");
-			if ((st = restore(s, cfg, rd, room)) != STORE_OK)
-				return st;
-			restored = 1;
-			continue;
-		}
-		if (kind == 3) {
-			/* written in the old shape (content only): a fold brings it into the new one */
-			freeReplyObject(rep);
-			if (attempt == 3)
-				break;
-			struct doc_state d;
-			st = fold(s, room, &d);
-			doc_state_free(&d);
-			/* gone meanwhile: the next read restores it */
-			if (st != STORE_OK && st != STORE_NOT_FOUND)
-				return st;
-			continue;
-		}
-		long long rev = rep->element[1]->integer;
-		if (kind == 0 || kind == 1) {
-			freeReplyObject(rep);
-			dc->current = rev;
-			dc->ahead = kind == 0;
-			return store_fail(s, STORE_CONFLICT, "revision %lld is %s (now at %lld)",
-					  dc->revision, kind == 0 ? "ahead" : "too old", rev);
-		}
-		if (rep->elements < 5) {
-			freeReplyObject(rep);
-			return store_fail(s, STORE_ERROR, "the document store answered oddly");
-		}
-		out->revision = rev;
-		out->length = (size_t)rep->element[2]->integer;
-		out->bytes = (size_t)rep->element[3]->integer;
-		*ops_reply = rep;
-		return STORE_OK;
+	for (int i = 0; i < 2; i++) {
+		free(t->log[i]);
+		free(t->ev[i]);
 	}
-	return store_fail(s, STORE_BUSY, "the document is being changed; try again");
+}
+
+/* Splits text at its one \x01 (where the ops were put in raw): *pre = what comes before
+ * plus ops_open, *post = "]" plus what comes after. 0, or -1 (out of memory, or no mark). */
+static int cut_at_mark(const char *text, const char *ops_open, char **pre, char **post)
+{
+	const char *m = text ? strchr(text, '\x01') : NULL;
+	*pre = *post = NULL;
+	if (!m)
+		return -1;
+	size_t n = (size_t)(m - text), ol = strlen(ops_open);
+	*pre = malloc(n + ol + 1);
+	*post = malloc(strlen(m + 1) + 2);
+	if (!*pre || !*post) {
+		free(*pre);
+		free(*post);
+		*pre = *post = NULL;
+		return -1;
+	}
+	memcpy(*pre, text, n);
+	memcpy(*pre + n, ops_open, ol + 1);
+	(*post)[0] = ']';
+	strcpy(*post + 1, m + 1);
+	return 0;
+}
+
+/* A \x01 cannot occur in printed JSON otherwise (cJSON escapes control characters in
+ * strings), so it marks where the ops go. */
+int doc_commit_text(struct doc_commit_text *t, const struct ot_op *a, long long revision,
+		    const struct doc_commit *dc)
+{
+	memset(t, 0, sizeof *t);
+	char *ops = NULL, *log = NULL, *ev = NULL;
+	int rc = -1;
+	cJSON *arr = ot_to_cjson(a), *e;
+	if (!arr)
+		return -1;
+	cJSON_ArrayForEach(e, arr)
+	{
+		if (cJSON_IsString(e))
+			t->ins_bytes += strlen(e->valuestring);
+		else if (cJSON_IsNumber(e) && e->valuedouble < 0)
+			t->del_cps += (size_t)-e->valuedouble;
+	}
+	int n = cJSON_GetArraySize(arr);
+	cJSON *last = n > 0 ? cJSON_GetArrayItem(arr, n - 1) : NULL;
+	if (last && cJSON_IsNumber(last) && last->valuedouble > 0) {
+		t->retain = (size_t)last->valuedouble;
+		cJSON_DeleteItemFromArray(arr, n - 1);
+		n--;
+	}
+	t->span = ot_base_len(a) - t->retain;
+	t->delta = (long long)ot_target_len(a) - (long long)ot_base_len(a);
+	t->sep = n > 0 ? "," : "";
+	if (!(ops = cJSON_PrintUnformatted(arr)))
+		goto out;
+	ops[strlen(ops) - 1] = '\0'; /* "[…" without its "]" */
+	log = log_entry_json("\x01", dc->user_id, dc->client_id);
+	ev = operation_event_json(revision, "\x01", dc->user_id, dc->username, dc->client_id);
+	if (cut_at_mark(log, ops, &t->log[0], &t->log[1]) < 0 ||
+	    cut_at_mark(ev, ops, &t->ev[0], &t->ev[1]) < 0)
+		goto out;
+	t->ev_max = strlen(t->ev[0]) + strlen(t->ev[1]) + 21;
+	rc = 0;
+out:
+	if (rc < 0)
+		doc_commit_text_free(t);
+	cJSON_Delete(arr);
+	free(ops);
+	free(log);
+	free(ev);
+	return rc;
 }
 
 /* Transforms *op, by `me`, over every committed op in the reply's 5th element, in order;
@@ -591,114 +549,112 @@ static enum store_status exact_size_after(struct store *s, const struct store_do
 	return st;
 }
 
+/* One attempt: the commit script with a's texts, expecting `expected`. The reply (caller
+ * frees), or NULL when Redis failed. */
+static redisReply *commit_attempt(struct store *s, const struct store_doc_cfg *cfg,
+				  const struct doc_commit *dc, const struct doc_commit_text *t,
+				  long long expected, int role_checked, const char *exact)
+{
+	const char *room = dc->room;
+	struct rkey dk, ok;
+	keys_of(room, &dk, &ok);
+	struct rkey ek = rkey1(RK_ROOM_EVENTS, room), ch = rkey1(RK_ROOM_CHANNEL, room);
+	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room);
+	char exp[24], uid[24], span[24], ret[24], delta[24], ins[24], del[24], limit[24];
+	char keep[16], due[32], hist[16];
+	snprintf(exp, sizeof exp, "%lld", expected);
+	if (role_checked)
+		uid[0] = '\0';
+	else
+		snprintf(uid, sizeof uid, "%lld", dc->user_id);
+	snprintf(span, sizeof span, "%zu", t->span);
+	snprintf(ret, sizeof ret, "%zu", t->retain);
+	snprintf(delta, sizeof delta, "%lld", t->delta);
+	snprintf(ins, sizeof ins, "%zu", t->ins_bytes);
+	snprintf(del, sizeof del, "%zu", t->del_cps);
+	snprintf(limit, sizeof limit, "%ld", cfg->max_bytes);
+	snprintf(keep, sizeof keep, "%d", DOC_OPS_KEEP);
+	snprintf(due, sizeof due, "%lld", clock_wall_ms() + cfg->snapshot_interval_ms);
+	snprintf(hist, sizeof hist, "%d", EVENTS_HISTORY_MAX);
+	const char *args[] = {dk.s,	ok.s,	   ek.s,      ch.s,	 SNAP_DUE_KEY, mk.s,
+			      exp,	uid,	   span,      ret,	 delta,	       ins,
+			      del,	limit,	   exact,     t->log[0], t->log[1],    t->ev[0],
+			      t->ev[1], t->sep,	   keep,      due,	 room,	       hist};
+	redisContext *rd;
+	redisReply *r = NULL;
+	if (store_redis(s, &rd) == STORE_OK)
+		r = rds_script(rd, &rs_doc_commit, 6, sizeof args / sizeof args[0], args, NULL);
+	if (r && (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+		  r->element[0]->type != REDIS_REPLY_INTEGER)) {
+		freeReplyObject(r);
+		r = NULL;
+	}
+	return r;
+}
+
+/* The reply's element i as an integer (0 when it is missing or not one). */
+static long long reply_int(const redisReply *r, size_t i)
+{
+	return i < r->elements && r->element[i]->type == REDIS_REPLY_INTEGER ? r->element[i]->integer
+									      : 0;
+}
+
 enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *cfg,
 				   struct doc_commit *dc)
 {
-	struct rkey dk, ok;
 	char err[256];
 	const char *room = dc->room;
-	keys_of(room, &dk, &ok);
-	struct rkey ek = rkey1(RK_ROOM_EVENTS, room), ch = rkey1(RK_ROOM_CHANNEL, room);
 	dc->applied = NULL;
 	dc->refusal = STORE_REFUSE_NONE;
 	dc->races = 0;
 	struct ot_author me;
 	ot_author_set(&me, dc->user_id, dc->client_id);
-	size_t limit = (size_t)cfg->max_bytes;
-	int role_checked = 0;
-	enum store_status st;
+	/* a: the client's op, transformed up to `expected` as the answers bring what others
+	 * committed; exact: the new size in bytes once measured (near the limit only) */
+	struct ot_op *a = ot_copy(dc->op);
+	if (!a)
+		return store_fail(s, STORE_ERROR, "out of memory");
+	long long expected = dc->revision;
+	int role_checked = 0, restored = 0;
+	char exact[24] = "";
+	enum store_status st = STORE_BUSY;
 
 	for (int attempt = 0; attempt < DOC_COMMIT_ATTEMPTS; attempt++) {
-		struct doc_head head = {0};
-		redisReply *rep = NULL;
-		struct ot_op *a = NULL;
-		char *op_json = NULL, *data = NULL;
-		if ((st = read_since(s, cfg, dc, &head, &rep, &role_checked)) != STORE_OK)
-			return st;
-		/* work on a copy: a retry starts again from the client's operation */
-		if (!(a = ot_copy(dc->op))) {
+		struct doc_commit_text t;
+		if (doc_commit_text(&t, a, expected + 1, dc) < 0) {
 			st = store_fail(s, STORE_ERROR, "out of memory");
-			goto fail;
+			break;
 		}
-		if ((st = transform_over(s, rep, &a, head.length, &me)) != STORE_OK)
-			goto fail;
-		/* the stored op has its exact length: extend to the document it applies to; a
-		 * retain or delete past the end of the document is refused here (stored length) */
-		if (ot_extend(a, head.length, err, sizeof err) < 0) {
-			st = store_fail(s, STORE_INVALID, "%s", err);
-			goto fail;
-		}
-		size_t ins = 0, del = 0;
-		if (doc_op_delta(a, &ins, &del) < 0) {
-			st = store_fail(s, STORE_ERROR, "out of memory");
-			goto fail;
-		}
-		/* every deleted code point was at least one byte: a bound that is exact for ASCII */
-		size_t bytes = (head.bytes > del ? head.bytes - del : 0) + ins;
-		if (bytes > limit) {
-			st = exact_size_after(s, cfg, room, head.revision, a, &bytes);
-			if (st == STORE_CONFLICT) {
-				ot_free(a);
-				freeReplyObject(rep);
-				dc->races++;
-				continue;
-			}
-			if (st != STORE_OK)
-				goto fail;
-			if (bytes > limit) {
-				dc->event_too_large = 0;
-				dc->size = bytes;
-				st = store_fail(s, STORE_TOO_LARGE, "the document would be %zu bytes; the "
-						"limit is %ld", bytes, cfg->max_bytes);
-				goto fail;
-			}
-		}
-		op_json = log_entry_write(a, dc->user_id, dc->client_id);
-		size_t data_len = 0;
-		int ev = doc_operation_event(head.revision + 1, a, dc->user_id, dc->username,
-					     dc->client_id, &data, &data_len);
-		if (!op_json || ev < 0) {
-			st = store_fail(s, STORE_ERROR, "out of memory");
-			goto fail;
-		}
-		if (ev > 0) {
+		if (t.ev_max > EVENTS_DATA_MAX) {
 			/* refused before the commit: the event could not reach every subscriber */
 			dc->event_too_large = 1;
-			dc->size = data_len;
+			dc->size = t.ev_max;
+			doc_commit_text_free(&t);
 			st = store_fail(s, STORE_TOO_LARGE, "the operation's event would be %zu bytes",
-					data_len);
-			goto fail;
+					dc->size);
+			break;
 		}
-		char exp[32], nlen[24], nbytes[24], keep[16], due[32], hist[16];
-		snprintf(exp, sizeof exp, "%lld", head.revision);
-		snprintf(nlen, sizeof nlen, "%zu", ot_target_len(a));
-		snprintf(nbytes, sizeof nbytes, "%zu", bytes);
-		snprintf(keep, sizeof keep, "%d", DOC_OPS_KEEP);
-		snprintf(due, sizeof due, "%lld", clock_wall_ms() + cfg->snapshot_interval_ms);
-		snprintf(hist, sizeof hist, "%d", EVENTS_HISTORY_MAX);
-		const char *args[] = {dk.s, ok.s, ek.s, ch.s, SNAP_DUE_KEY, exp, nlen, nbytes, op_json,
-				      keep, data, due, room, hist};
-		redisContext *rd;
-		redisReply *cr = NULL;
-		if (store_redis(s, &rd) == STORE_OK)
-			cr = rds_script(rd, &rs_doc_commit, 5, 14, args, NULL);
-		if (!cr || cr->type != REDIS_REPLY_ARRAY || cr->elements < 2) {
-			if (cr)
-				freeReplyObject(cr);
+		redisReply *r = commit_attempt(s, cfg, dc, &t, expected, role_checked, exact);
+		doc_commit_text_free(&t);
+		exact[0] = '\0';
+		if (!r) {
 			store_redis_failed(s);
 			st = store_fail(s, STORE_REDIS_UNAVAILABLE, "the document store is unavailable");
-			goto fail;
+			break;
 		}
-		int committed = cr->element[0]->integer == 1;
-		long long nrev = cr->element[1]->integer;
-		long long pending = committed && cr->elements > 3 ? cr->element[3]->integer : 0;
-		freeReplyObject(cr);
-		free(op_json);
-		free(data);
-		freeReplyObject(rep);
-		if (committed) {
+		long long kind = r->element[0]->integer, rev = reply_int(r, 1);
+		size_t len = (size_t)reply_int(r, kind == 1 ? 4 : 2);
+		if (kind == 1) {
+			long long pending = reply_int(r, 3);
+			freeReplyObject(r);
+			/* the op as the log holds it: with its exact length */
+			if (ot_extend(a, len, err, sizeof err) < 0) {
+				log_error("room %s: a committed op does not fit its length: %s", room, err);
+				st = store_fail(s, STORE_ERROR, "the operation log is damaged");
+				break;
+			}
 			dc->applied = a;
-			dc->new_rev = nrev;
+			dc->new_rev = rev;
 			/* compaction: the committer that makes the pending ops a multiple of
 			 * DOC_FOLD_EVERY folds them (one at a time, without a lock), so the text
 			 * a reader must rebuild stays bounded even without a snapshotter. Its
@@ -710,27 +666,113 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 			}
 			return STORE_OK;
 		}
-		ot_free(a);
-		dc->races++;
-		/* someone committed in between: read again. After a few lost races in a row, wait
-		 * a random moment (up to 50 µs per loss, at most 2 ms) so that the same
-		 * processes do not keep meeting in the same window */
-		if (attempt >= 3) {
-			long cap = 50L * attempt > 2000 ? 2000 : 50L * attempt;
-			unsigned r = 0;
-			if (rnd_bytes(&r, sizeof r) == 0)
-				clock_sleep_us((long)(r % (unsigned)cap));
+		if (kind == 2) {
+			/* the first answer to a client behind, or a lost race: transform over the
+			 * ops it brings and try again at once (a pause would let more in first) */
+			if (attempt > 0)
+				dc->races++;
+			st = transform_over(s, r, &a, len, &me);
+			freeReplyObject(r);
+			if (st != STORE_OK)
+				break;
+			/* a retain or delete past the end of the document is refused here */
+			if (ot_extend(a, len, err, sizeof err) < 0) {
+				st = store_fail(s, STORE_INVALID, "%s", err);
+				break;
+			}
+			expected = rev;
+			continue;
 		}
-		continue;
-	fail:
-		free(op_json);
-		free(data);
-		ot_free(a);
-		if (rep)
-			freeReplyObject(rep);
-		return st;
+		if (kind == -3) {
+			/* not an editor by the cache: a viewer is refused here; anyone else (a cold
+			 * cache, a stranger, a missing room) is judged by PostgreSQL, as every other
+			 * edit is (store_room_access) */
+			int viewer = r->elements > 1 && r->element[1]->type == REDIS_REPLY_STRING &&
+				     strcmp(r->element[1]->str, "viewer") == 0;
+			freeReplyObject(r);
+			if (viewer) {
+				dc->refusal = STORE_REFUSE_VIEWER;
+				st = store_fail(s, STORE_FORBIDDEN, "viewers can only watch this room");
+				break;
+			}
+			char role[STORE_ROLE_MAX], lang[STORE_LANGUAGE_MAX];
+			st = store_room_access(s, room, dc->user_id, 1, role, lang, &dc->refusal);
+			if (st != STORE_OK)
+				break;
+			role_checked = 1;
+			continue;
+		}
+		freeReplyObject(r);
+		if (kind == -1) {
+			redisContext *rd;
+			if (restored) {
+				st = store_fail(s, STORE_REDIS_UNAVAILABLE, "the document could not be loaded");
+				break;
+			}
+			if ((st = store_redis(s, &rd)) != STORE_OK || (st = restore(s, cfg, rd, room)) != STORE_OK)
+				break;
+			restored = 1;
+			continue;
+		}
+		if (kind == 3) {
+			/* written in the old shape (content only): a fold brings it into the new one */
+			struct doc_state d;
+			st = fold(s, room, &d);
+			doc_state_free(&d);
+			/* gone meanwhile: the next attempt restores it */
+			if (st != STORE_OK && st != STORE_NOT_FOUND)
+				break;
+			st = STORE_BUSY;
+			continue;
+		}
+		if (kind == 0 || kind == 4) {
+			dc->current = rev;
+			dc->ahead = kind == 0;
+			st = store_fail(s, STORE_CONFLICT, "revision %lld is %s (now at %lld)",
+					dc->revision, kind == 0 ? "ahead" : "too old", rev);
+			break;
+		}
+		if (kind == 5) {
+			/* the op reaches past the end: ot_extend says how, in the usual words */
+			if (ot_extend(a, len, err, sizeof err) < 0)
+				st = store_fail(s, STORE_INVALID, "%s", err);
+			else
+				st = store_fail(s, STORE_ERROR, "the document store answered oddly");
+			break;
+		}
+		if (kind == 6) {
+			/* the bound says the document might pass the limit: measure it exactly
+			 * (folds the text: near the limit only) */
+			size_t bytes = 0;
+			if (ot_extend(a, len, err, sizeof err) < 0) {
+				st = store_fail(s, STORE_INVALID, "%s", err);
+				break;
+			}
+			st = exact_size_after(s, cfg, room, rev, a, &bytes);
+			if (st == STORE_CONFLICT) {
+				st = STORE_BUSY;
+				continue; /* moved on meanwhile: the next answer brings the ops */
+			}
+			if (st != STORE_OK)
+				break;
+			if (bytes > (size_t)cfg->max_bytes) {
+				dc->event_too_large = 0;
+				dc->size = bytes;
+				st = store_fail(s, STORE_TOO_LARGE, "the document would be %zu bytes; the "
+						"limit is %ld", bytes, cfg->max_bytes);
+				break;
+			}
+			snprintf(exact, sizeof exact, "%zu", bytes);
+			st = STORE_BUSY;
+			continue;
+		}
+		st = store_fail(s, STORE_ERROR, "the document store answered oddly");
+		break;
 	}
-	return store_fail(s, STORE_BUSY, "the room is too busy; try again");
+	ot_free(a);
+	if (st == STORE_BUSY)
+		st = store_fail(s, STORE_BUSY, "the room is too busy; try again");
+	return st;
 }
 
 /* --- history ------------------------------------------------------------------------- */
@@ -977,11 +1019,56 @@ static long rows_changed(struct store *s, const char *sql, int n, const char *co
 	return rows;
 }
 
+/* Rooms whose old operation batches no checkpoint covers yet (they stopped changing
+ * before the next checkpoint was due) get one at their newest saved revision, so that
+ * thinning can take those batches too: without it a room left alone keeps them forever.
+ * At most `max` rooms a pass. The number of checkpoints written, or -1 (logged). */
+static long checkpoint_idle(struct store *s, const struct store_doc_cfg *cfg, const char *days,
+			    int max)
+{
+	char lim[16];
+	snprintf(lim, sizeof lim, "%d", max);
+	const char *p[] = {days, lim};
+	PGresult *r;
+	if (store_sql(s, &r, NULL,
+		      "SELECT DISTINCT h.room_id FROM history_ops h WHERE h.saved_at < now() - $1::interval "
+		      "AND NOT EXISTS (SELECT 1 FROM snapshots c WHERE c.room_id = h.room_id "
+		      "AND c.revision >= h.revision) LIMIT $2::int",
+		      2, p) != STORE_OK)
+		return -1;
+	long made = 0;
+	for (int i = 0; i < PQntuples(r); i++) {
+		const char *room = PQgetvalue(r, i, 0);
+		struct doc_state d = {0};
+		if (store_doc_history_text(s, cfg, room, -1, &d, NULL) != STORE_OK) {
+			log_warn("room %s: its newest saved revision could not be rebuilt: %s", room,
+				 s->msg);
+			continue;
+		}
+		char rev[24];
+		snprintf(rev, sizeof rev, "%lld", d.revision);
+		const char *q[] = {room, rev, d.content};
+		long n = rows_changed(s,
+				      "INSERT INTO snapshots (room_id, revision, content) VALUES ($1, $2, $3) "
+				      "ON CONFLICT DO NOTHING",
+				      3, q);
+		doc_state_free(&d);
+		if (n > 0)
+			made += n;
+	}
+	PQclear(r);
+	return made;
+}
+
 int store_doc_thin(struct store *s, const struct store_doc_cfg *cfg)
 {
 	char days[24];
 	snprintf(days, sizeof days, "%ld days", cfg->history_keep_ops_days);
 	const char *p[] = {days};
+	long idle = checkpoint_idle(s, cfg, days, 1000);
+	if (idle > 0)
+		log_info("history: %ld rooms left alone got a checkpoint, so their old operations can go",
+			 idle);
 	long ops = rows_changed(s,
 				"DELETE FROM history_ops h WHERE h.saved_at < now() - $1::interval "
 				"AND EXISTS (SELECT 1 FROM snapshots s WHERE s.room_id = h.room_id "
@@ -997,7 +1084,7 @@ int store_doc_thin(struct store *s, const struct store_doc_cfg *cfg)
 	if (ops != 0 || cps != 0)
 		log_info("history thinned: %ld operation batches, %ld checkpoints removed (-1: failed)",
 			 ops, cps);
-	return ops < 0 || cps < 0 ? -1 : 0;
+	return ops < 0 || cps < 0 || idle < 0 ? -1 : 0;
 }
 
 /* PostgreSQL (or Redis) failed: the claim (ZREM) took the room off the due set, and a room

@@ -78,7 +78,7 @@ struct doc_commit {
 	int event_too_large;   /* STORE_TOO_LARGE: 1 the op's event, 0 the document */
 	size_t size;	       /* STORE_TOO_LARGE: the bytes it would have */
 	enum store_refusal refusal; /* STORE_FORBIDDEN */
-	int races;		    /* commits of others that came first (each a new read) */
+	int races;		    /* commits of others that came first (one round trip each) */
 };
 
 /* Checks that the user may edit the room (the member cache, asked in the commit's first
@@ -99,8 +99,28 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 int doc_operation_event(long long revision, const struct ot_op *op, long long user_id,
 			const char *username, const char *client_id, char **data, size_t *len);
 
-/* The bytes op inserts and the code points it deletes. 0, or -1 out of memory. */
-int doc_op_delta(const struct ot_op *op, size_t *ins_bytes, size_t *del_cps);
+/* What one commit attempt sends besides the keys (store_doc_commit): the op's texts cut
+ * where its final retain goes. Only the commit script knows the document's length, so it
+ * writes that retain (the length less span): the log entry is log[0] + retain + log[1],
+ * the event's data ev[0] + retain + ev[1], with sep before the retain when other
+ * components come first. The numbers are what the script checks the op and the size
+ * limit with, so no text is read. */
+struct doc_commit_text {
+	char *log[2], *ev[2];
+	const char *sep;
+	size_t span;	  /* code points the op covers, its final retain left out */
+	size_t retain;	  /* that final retain (0: none) */
+	long long delta;  /* length after less length before, in code points */
+	size_t ins_bytes; /* bytes inserted */
+	size_t del_cps;	  /* code points deleted */
+	size_t ev_max;	  /* the event's size at most, with the longest retain written */
+};
+
+/* The texts and numbers of op a (its base length exact or short) by dc's user and client,
+ * committed as `revision`. 0 (free with doc_commit_text_free), or -1 out of memory. */
+int doc_commit_text(struct doc_commit_text *t, const struct ot_op *a, long long revision,
+		    const struct doc_commit *dc);
+void doc_commit_text_free(struct doc_commit_text *t);
 
 /* The text at revision rev (-1: the newest saved) from PostgreSQL's history: the newest
  * checkpoint at or before it plus the typed operations after it. STORE_OK with *out (and

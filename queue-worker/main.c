@@ -62,6 +62,7 @@ struct config {
 	struct piston_limits piston_limits;
 	struct sandbox_config sandbox;
 	char runtimes_path[4096];
+	const char *runtimes_extra; /* RUNTIMES_EXTRA: optional runtimes to offer */
 };
 
 struct worker;
@@ -184,6 +185,7 @@ static int load_config(struct config *c)
 		return -1;
 	}
 	runtimes_default_path(c->runtimes_path, sizeof c->runtimes_path);
+	c->runtimes_extra = cfg_str("RUNTIMES_EXTRA", "");
 	return 0;
 }
 
@@ -381,8 +383,11 @@ int main(void)
 		exec.piston_timeout_ms = w->cfg.piston_timeout_ms;
 		exec.piston_limits = w->cfg.piston_limits;
 		log_info("running code on Piston at %s", w->cfg.piston_url);
+		if (*w->cfg.runtimes_extra)
+			log_warn("RUNTIMES_EXTRA is for the local sandbox; Piston offers its own");
 	} else {
-		if (runtimes_load(&local, w->cfg.runtimes_path, err, sizeof err) < 0) {
+		if (runtimes_load(&local, w->cfg.runtimes_path, w->cfg.runtimes_extra, err,
+				  sizeof err) < 0) {
 			log_error("runtimes: %s", err);
 			goto out;
 		}

@@ -4,11 +4,13 @@
 #include "log.h"
 #include "errbuf.h"
 #include "clock.h"
+#include "lang.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -77,6 +79,11 @@ static void runtime_free(struct runtime *r)
 	free(r->run_line);
 	r->compile_line = r->run_line = NULL;
 	r->compile[0] = r->run[0] = NULL;
+	for (size_t i = 0; i < 2 * r->nenv; i++)
+		free(r->env[i]);
+	for (size_t i = 0; i < 2 * r->nbinds; i++)
+		free(r->binds[i]);
+	r->nenv = r->nbinds = 0;
 }
 
 static int valid_name(const char *s)
@@ -93,6 +100,85 @@ static int valid_name(const char *s)
 static int valid_file(const char *s)
 {
 	return *s && !strchr(s, '/') && strcmp(s, ".") && strcmp(s, "..");
+}
+
+/* "NAME=value" (NAME a C identifier, value without spaces) into r->env. */
+static int add_env(struct runtime *r, const char *tok)
+{
+	const char *eq = strchr(tok, '=');
+	if (!eq || eq == tok || eq - tok > 63 || strlen(eq + 1) > 255 ||
+	    r->nenv == RUNTIMES_ENV_MAX || isdigit((unsigned char)tok[0]))
+		return -1;
+	for (const char *p = tok; p < eq; p++)
+		if (!isalnum((unsigned char)*p) && *p != '_')
+			return -1;
+	char *k = strndup(tok, (size_t)(eq - tok)), *v = strdup(eq + 1);
+	if (!k || !v) {
+		free(k);
+		free(v);
+		return -1;
+	}
+	r->env[2 * r->nenv] = k;
+	r->env[2 * r->nenv + 1] = v;
+	r->nenv++;
+	return 0;
+}
+
+/* Where a bind may land: an absolute path without "..", not / itself and not the
+ * sandbox's own mounts (/tmp holds the work directory, /proc and /dev are fresh). */
+static int valid_bind_dest(const char *d)
+{
+	static const char *const own[] = {"/tmp", "/proc", "/dev"};
+	if (d[0] != '/' || !d[1] || strstr(d, "..") || strlen(d) > 255)
+		return 0;
+	for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
+		size_t n = strlen(own[i]);
+		if (!strncmp(d, own[i], n) && (d[n] == '\0' || d[n] == '/'))
+			return 0;
+	}
+	return 1;
+}
+
+/* "SRC" (absolute; bound at the same place) or "SRC:DEST" into r->binds. */
+static int add_bind(struct runtime *r, const char *tok)
+{
+	if (r->nbinds == RUNTIMES_BINDS_MAX || !*tok || strlen(tok) > 511)
+		return -1;
+	const char *colon = strchr(tok, ':');
+	char *src = colon ? strndup(tok, (size_t)(colon - tok)) : strdup(tok);
+	char *dst = strdup(colon ? colon + 1 : tok);
+	if (!src || !dst || !*src || strchr(dst, ':') || !valid_bind_dest(dst)) {
+		free(src);
+		free(dst);
+		return -1;
+	}
+	r->binds[2 * r->nbinds] = src;
+	r->binds[2 * r->nbinds + 1] = dst;
+	r->nbinds++;
+	return 0;
+}
+
+/* Applies add to each space-separated word of val. */
+static int each_word(struct runtime *r, const char *val, int (*add)(struct runtime *, const char *))
+{
+	char *copy = strdup(val);
+	if (!copy)
+		return -1;
+	int rc = 0;
+	char *save = NULL;
+	for (char *t = strtok_r(copy, " \t", &save); t && rc == 0; t = strtok_r(NULL, " \t", &save))
+		rc = add(r, t);
+	free(copy);
+	return rc;
+}
+
+/* Debian package names: lower-case letters, digits, + - . */
+static int valid_packages(const char *s)
+{
+	for (; *s; s++)
+		if (!islower((unsigned char)*s) && !isdigit((unsigned char)*s) && !strchr("+-. \t", *s))
+			return 0;
+	return 1;
 }
 
 static int set_key(struct runtime *r, const char *key, const char *val)
@@ -131,6 +217,18 @@ static int set_key(struct runtime *r, const char *key, const char *val)
 		r->run_line = NULL;
 		return split_argv(val, &r->run_line, r->run);
 	}
+	if (!strcmp(key, "env"))
+		return each_word(r, val, add_env);
+	if (!strcmp(key, "bind"))
+		return each_word(r, val, add_bind);
+	if (!strcmp(key, "packages"))
+		return valid_packages(val) ? copy_field(r->packages, sizeof r->packages, val) : -1;
+	if (!strcmp(key, "optional")) {
+		if (strcmp(val, "yes") && strcmp(val, "no"))
+			return -1;
+		r->optional = !strcmp(val, "yes");
+		return 0;
+	}
 	return -1;
 }
 
@@ -151,6 +249,22 @@ static int check_section(const struct runtime *r, char *err, size_t errlen)
 	}
 	if (!!r->compile[0] != !!r->artifact[0]) {
 		errbuf_set(err, errlen, "[%s]: compile and artifact go together", r->language);
+		return -1;
+	}
+	/* "&&" only between two commands */
+	for (size_t i = 0; r->compile[i]; i++)
+		if (!strcmp(r->compile[i], "&&") &&
+		    (i == 0 || !r->compile[i + 1] || !strcmp(r->compile[i + 1], "&&"))) {
+			errbuf_set(err, errlen, "[%s]: && must stand between two commands", r->language);
+			return -1;
+		}
+	for (size_t i = 0; r->run[i]; i++)
+		if (!strcmp(r->run[i], "&&")) {
+			errbuf_set(err, errlen, "[%s]: run is one command (no &&)", r->language);
+			return -1;
+		}
+	if (r->optional && !r->packages[0]) {
+		errbuf_set(err, errlen, "[%s]: an optional runtime names its packages", r->language);
 		return -1;
 	}
 	return 0;
@@ -317,7 +431,92 @@ static int detect_version(struct runtime *r)
 	return rc;
 }
 
-int runtimes_load(struct runtimes *rt, const char *path, char *err, size_t errlen)
+/* Does section r go by name (its language, a lib/lang.c name or alias of it, or one of its
+ * own aliases)? */
+static int named(const struct runtime *r, const char *name)
+{
+	if (!strcmp(r->language, name))
+		return 1;
+	const char *canon = lang_canonical(name);
+	if (canon && !strcmp(r->language, canon))
+		return 1;
+	for (size_t a = 0; a < r->naliases; a++)
+		if (!strcmp(r->aliases[a], name))
+			return 1;
+	return 0;
+}
+
+#define EXTRA_MAX 1024
+
+int runtimes_choose(const struct runtimes *rt, const char *extra, unsigned char *chosen,
+		    char *err, size_t errlen)
+{
+	if (!extra)
+		return 0;
+	if (strlen(extra) > EXTRA_MAX) {
+		errbuf_set(err, errlen, "RUNTIMES_EXTRA is longer than %d characters", EXTRA_MAX);
+		return -1;
+	}
+	char copy[EXTRA_MAX + 1];
+	memcpy(copy, extra, strlen(extra) + 1);
+	char *save = NULL;
+	for (char *w = strtok_r(copy, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save)) {
+		if (!strcmp(w, "all")) {
+			for (size_t i = 0; i < rt->n; i++)
+				if (rt->v[i].optional)
+					chosen[i] = 1;
+			continue;
+		}
+		size_t i = 0;
+		while (i < rt->n && !named(&rt->v[i], w))
+			i++;
+		if (i < rt->n) {
+			chosen[i] = 1;
+			continue;
+		}
+		/* name the choices, so the operator sees the spelling we expect */
+		char list[512] = "";
+		size_t used = 0;
+		for (size_t k = 0; k < rt->n && used < sizeof list; k++)
+			if (rt->v[k].optional) {
+				int m = snprintf(list + used, sizeof list - used, "%s ",
+						 rt->v[k].language);
+				used += m > 0 ? (size_t)m : 0;
+			}
+		errbuf_set(err, errlen,
+			   "RUNTIMES_EXTRA: \"%.40s\" is no runtime of runtimes.conf; the ones "
+			   "that can be added are: %sor all",
+			   w, list);
+		return -1;
+	}
+	return 0;
+}
+
+/* A relative bind source is relative to the directory of the runtimes.conf at path: made
+ * absolute (and checked to exist) with realpath. 0, or -1 when it is not there. */
+static int resolve_binds(struct runtime *r, const char *path)
+{
+	for (size_t i = 0; i < r->nbinds; i++) {
+		char *src = r->binds[2 * i];
+		char joined[PATH_MAX + 512];
+		if (src[0] == '/') {
+			snprintf(joined, sizeof joined, "%s", src);
+		} else {
+			const char *slash = strrchr(path, '/');
+			int dirlen = slash ? (int)(slash - path) : 1;
+			snprintf(joined, sizeof joined, "%.*s/%s", dirlen, slash ? path : ".", src);
+		}
+		char *real = realpath(joined, NULL);
+		if (!real)
+			return -1;
+		free(src);
+		r->binds[2 * i] = real;
+	}
+	return 0;
+}
+
+int runtimes_load(struct runtimes *rt, const char *path, const char *extra, char *err,
+		  size_t errlen)
 {
 	rt->v = NULL;
 	rt->n = 0;
@@ -347,22 +546,57 @@ int runtimes_load(struct runtimes *rt, const char *path, char *err, size_t errle
 	buf_free(&text);
 	if (rc < 0)
 		return -1;
+	unsigned char *chosen = calloc(rt->n ? rt->n : 1, 1);
+	if (!chosen) {
+		errbuf_set(err, errlen, "out of memory");
+		runtimes_free(rt);
+		return -1;
+	}
+	if (runtimes_choose(rt, extra, chosen, err, errlen) < 0) {
+		free(chosen);
+		runtimes_free(rt);
+		return -1;
+	}
 	size_t kept = 0;
+	rc = 0;
 	for (size_t i = 0; i < rt->n; i++) {
 		struct runtime *r = &rt->v[i];
 		const char *drop = NULL;
+		if (rc < 0 || (r->optional && !chosen[i])) {
+			if (rc == 0)
+				log_info("runtime %s: not offered (RUNTIMES_EXTRA adds it)", r->language);
+			runtime_free(r); /* not asked for (or past a failure): not offered */
+			continue;
+		}
 		if (access(r->binary, X_OK) < 0)
 			drop = "not installed";
+		else if (resolve_binds(r, path) < 0)
+			drop = "a bind source is missing";
 		else if (!strcmp(r->version, "auto") && detect_version(r) < 0)
 			drop = "version not found";
+		if (drop && r->optional) {
+			errbuf_set(err, errlen,
+				   "RUNTIMES_EXTRA names %s, but it cannot be offered (%s: %s); "
+				   "install the Debian packages %s (scripts/deps.sh does when "
+				   "RUNTIMES_EXTRA is set)",
+				   r->language, r->binary, drop, r->packages);
+			rc = -1;
+		}
 		if (drop) {
-			log_info("runtime %s (%s): %s, not offered", r->language, r->binary, drop);
+			if (!r->optional)
+				log_info("runtime %s (%s): %s, not offered", r->language, r->binary,
+					 drop);
 			runtime_free(r);
 			continue;
 		}
 		rt->v[kept++] = *r;
 	}
+	free(chosen);
 	rt->n = kept;
+	if (rc < 0) {
+		runtimes_free(rt);
+		return -1;
+	}
 	return 0;
 }
 
@@ -406,10 +640,7 @@ const struct runtime *runtimes_find(const struct runtimes *rt, const char *langu
 		return NULL;
 	for (size_t i = 0; i < rt->n; i++) {
 		const struct runtime *r = &rt->v[i];
-		int named = !strcmp(r->language, language);
-		for (size_t a = 0; !named && a < r->naliases; a++)
-			named = !strcmp(r->aliases[a], language);
-		if (named && version_matches(r->version, want))
+		if (named(r, language) && version_matches(r->version, want))
 			return r;
 	}
 	return NULL;
@@ -433,13 +664,76 @@ char *runtimes_json(const struct runtimes *rt)
 		cJSON_AddItemToArray(arr, o);
 		cJSON_AddStringToObject(o, "language", r->language);
 		cJSON_AddStringToObject(o, "version", r->version);
+		const char *la;
+		for (size_t a = 0; (la = lang_alias(r->language, a)); a++)
+			cJSON_AddItemToArray(aliases, cJSON_CreateString(la));
 		for (size_t a = 0; a < r->naliases; a++)
-			cJSON_AddItemToArray(aliases, cJSON_CreateString(r->aliases[a]));
+			if (!lang_canonical(r->aliases[a]))
+				cJSON_AddItemToArray(aliases, cJSON_CreateString(r->aliases[a]));
 		cJSON_AddItemToObject(o, "aliases", aliases);
 	}
 	char *s = cJSON_PrintUnformatted(arr);
 	cJSON_Delete(arr);
 	return s;
+}
+
+/* Appends s to out at *used, single-quoted for sh ('...' with ' as '\''). */
+static int put_quoted(char *out, size_t cap, size_t *used, const char *s)
+{
+	char tmp[1024];
+	size_t n = 0;
+	tmp[n++] = '\'';
+	for (; *s; s++) {
+		if (n + 5 >= sizeof tmp)
+			return -1;
+		if (*s == '\'') {
+			memcpy(tmp + n, "'\\''", 4);
+			n += 4;
+		} else {
+			tmp[n++] = *s;
+		}
+	}
+	tmp[n++] = '\'';
+	tmp[n] = '\0';
+	int m = snprintf(out + *used, cap - *used, "%s", tmp);
+	if (m < 0 || (size_t)m >= cap - *used)
+		return -1;
+	*used += (size_t)m;
+	return 0;
+}
+
+static int put_text(char *out, size_t cap, size_t *used, const char *s)
+{
+	int m = snprintf(out + *used, cap - *used, "%s", s);
+	if (m < 0 || (size_t)m >= cap - *used)
+		return -1;
+	*used += (size_t)m;
+	return 0;
+}
+
+int runtimes_compile_script(const struct runtime *r, char *out, size_t cap)
+{
+	size_t used = 0;
+	if (!r->compile[0] || !cap)
+		return -1;
+	out[0] = '\0';
+	int first = 1;
+	for (size_t i = 0; r->compile[i]; i++) {
+		if (!strcmp(r->compile[i], "&&")) {
+			if (put_text(out, cap, &used, " && ") < 0)
+				return -1;
+			first = 1;
+			continue;
+		}
+		if ((!first && put_text(out, cap, &used, " ") < 0) ||
+		    put_quoted(out, cap, &used, r->compile[i]) < 0)
+			return -1;
+		first = 0;
+	}
+	if (put_text(out, cap, &used, " && exec cat -- ") < 0 ||
+	    put_quoted(out, cap, &used, r->artifact) < 0 || put_text(out, cap, &used, " >&3") < 0)
+		return -1;
+	return 0;
 }
 
 void runtimes_free(struct runtimes *rt)

@@ -126,10 +126,8 @@ enum sandbox_cgroup sandbox_cgroup_mode(const struct sandbox *sb)
 	return sb->cg.mode;
 }
 
-static const char *const compile_wrapper[] = {
-	"/bin/sh", "-c",
-	/* run the compiler; on success hand the artifact back through fd 3 */
-	"a=$1; shift; \"$@\" || exit $?; exec cat -- \"$a\" >&3", "sh", NULL};
+/* Bytes of the compile step's script (runtimes_compile_script). */
+#define COMPILE_SCRIPT_MAX 4096
 
 /* The compile step: the source from code_fd, the program into artifact. 0 with
  * res->compile filled, -1 when the sandbox failed. */
@@ -137,16 +135,16 @@ static int compile_step(const struct sandbox *sb, const struct runtime *rt, int 
 			const struct sandbox_limits *lim, const volatile sig_atomic_t *cancel,
 			struct buf *artifact, struct sandbox_result *res, char *err, size_t errlen)
 {
-	const char *cmd[RUNTIMES_ARGV_MAX + 8];
-	size_t n = 0;
-	for (size_t i = 0; compile_wrapper[i]; i++)
-		cmd[n++] = compile_wrapper[i];
-	cmd[n++] = rt->artifact;
-	for (size_t i = 0; rt->compile[i]; i++)
-		cmd[n++] = rt->compile[i];
-	cmd[n] = NULL;
+	/* run the compiler's commands; on success hand the artifact back through fd 3 */
+	char script[COMPILE_SCRIPT_MAX];
+	if (runtimes_compile_script(rt, script, sizeof script) < 0) {
+		errbuf_set(err, errlen, "the compile command of %s is too long", rt->language);
+		return -1;
+	}
+	const char *cmd[] = {"/bin/sh", "-c", script, NULL};
 	struct step_spec sp = {
 		.cmd = cmd,
+		.rt = rt,
 		.file_fd = code_fd,
 		.file_dest = rt->file,
 		.file_perms = "0644",
@@ -171,6 +169,7 @@ static int run_step(const struct sandbox *sb, const struct runtime *rt,
 {
 	struct step_spec sp = {
 		.cmd = (const char *const *)rt->run,
+		.rt = rt,
 		.extra = req->args,
 		.nextra = req->nargs,
 		.file_fd = file_fd,

@@ -100,6 +100,9 @@ static void mounts(const struct bwrap_spec *s, struct bwrap_argv *a)
 	arg(a, "/tmp");
 	arg(a, "--dir");
 	arg(a, BWRAP_WORK_DIR);
+	/* the runtime's read-only extras (a JDK's /etc directory, type declarations) */
+	for (size_t i = 0; i < s->nbinds; i++)
+		args3(a, "--ro-bind", s->binds[2 * i], s->binds[2 * i + 1]);
 	if (s->file_dest) {
 		arg(a, "--perms");
 		arg(a, s->file_perms);
@@ -121,6 +124,8 @@ static void command(const struct bwrap_spec *s, struct bwrap_argv *a)
 	args3(a, "--setenv", "HOME", BWRAP_WORK_DIR);
 	args3(a, "--setenv", "TMPDIR", "/tmp");
 	args3(a, "--setenv", "LANG", "C.UTF-8");
+	for (size_t i = 0; i < s->nenv; i++)
+		args3(a, "--setenv", s->env[2 * i], s->env[2 * i + 1]);
 	arg(a, "--");
 	for (size_t i = 0; s->cmd[i]; i++)
 		arg(a, s->cmd[i]);

@@ -37,6 +37,12 @@ struct bwrap_spec {
 	long long shm;	 /* bytes of the /dev/shm tmpfs */
 	const char *file_dest;	/* NULL: no file; else its name in the work directory, read */
 	const char *file_perms; /* from BWRAP_FD_FILE, with these octal permissions */
+	/* the runtime's own: env[2i] = env[2i+1] set after the sandbox's variables (it may
+	 * replace them), and binds[2i] bound read-only at binds[2i+1] */
+	const char *const *env;
+	size_t nenv;
+	const char *const *binds;
+	size_t nbinds;
 	const char *const *cmd;	  /* argv inside the sandbox, NULL-terminated */
 	const char *const *extra; /* appended to cmd; may be NULL when nextra is 0 */
 	size_t nextra;

@@ -34,6 +34,7 @@ struct step_spec {
 	const char *const *cmd;	    /* argv inside the sandbox */
 	const char *const *extra;   /* appended to cmd (the request's args); may be NULL */
 	size_t nextra;
+	const struct runtime *rt;   /* its env and binds; NULL for none */
 	int file_fd;		    /* copied to file_dest with file_perms; -1 for none */
 	const char *file_dest;
 	const char *file_perms;

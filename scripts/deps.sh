@@ -3,13 +3,17 @@
 #   scripts/deps.sh [test|bench|fuzz ...]
 # Without an argument: what building and running need (`make build`, `make run`), plus
 # lighttpd's TLS module when TLS or TLS_CERT asks for HTTPS and Apache with spawn-fcgi when
-# WEB=apache. Each argument adds a set on top of that: test (`make test`: headless Chromium
-# for the browser suites, the languages the sandbox tests run, HTTPS for the test stack),
+# WEB=apache, and the Debian packages of the optional runtimes RUNTIMES_EXTRA names (Java,
+# Go, Rust, TypeScript, Ruby, PHP: the `packages` of their sections in
+# queue-worker/runtimes.conf). Each argument adds a set on top of that: test (`make test`:
+# headless Chromium for the browser suites, the languages the sandbox tests run, every
+# optional runtime, HTTPS for the test stack),
 # bench (`make bench`: wrk), fuzz (`make fuzz`: clang with its sanitizer and libFuzzer
 # runtimes). When something is missing it says what it
 # installs and for what, and shows apt's own progress; when everything is there it is one
 # dpkg query, well under a second, and prints nothing.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 # building and running: compilers, the libraries' headers, the servers the stack starts, the
 # sandbox, the tools scripts/run.sh uses
@@ -31,6 +35,44 @@ test_pkgs=(
   "${apache_pkgs[@]}" # the HTTP, stream and browser suites run through Apache too
 )
 bench_pkgs=(wrk)
+
+# The optional runtimes of queue-worker/runtimes.conf: "language packages..." per line.
+optional_runtimes() {
+  awk '
+    /^[[:space:]]*\[/ { flush(); name = $0; gsub(/^[[:space:]]*\[|\][[:space:]]*$/, "", name)
+                        opt = 0; pk = ""; next }
+    /^[[:space:]]*optional[[:space:]]*=[[:space:]]*yes[[:space:]]*$/ { opt = 1 }
+    /^[[:space:]]*packages[[:space:]]*=/ { pk = $0; sub(/^[^=]*=[[:space:]]*/, "", pk); sub(/[[:space:]]*(#.*)?$/, "", pk) }
+    function flush() { if (name != "" && opt) print name, pk }
+    END { flush() }
+  ' queue-worker/runtimes.conf
+}
+# lib/lang.c's aliases as "alias name" lines (golang -> go, ts -> typescript, ...), the same
+# table the worker reads RUNTIMES_EXTRA with.
+lang_aliases() {
+  grep -oE '\{"[^"]+", *"[^"]+"\}' lib/lang.c | sed -E 's/\{"([^"]+)", *"([^"]+)"\}/\1 \2/'
+}
+# The packages for the words of RUNTIMES_EXTRA (names, aliases or "all", separated by spaces
+# or commas). An unknown word stops here with the same advice the worker would give.
+extra_runtime_pkgs() { # words
+  local w name found runtimes aliases
+  runtimes=$(optional_runtimes)
+  aliases=$(lang_aliases)
+  for w in $(tr ',' ' ' <<<"$*"); do
+    w=${w,,}
+    if [ "$w" = all ]; then cut -d' ' -f2- <<<"$runtimes"; continue; fi
+    name=$(awk -v w="$w" '$1 == w {print $2; exit}' <<<"$aliases")
+    name=${name:-$w}
+    found=$(awk -v n="$name" '$1 == n {$1 = ""; print; exit}' <<<"$runtimes")
+    if [ -z "$found" ]; then
+      # a runtime that is always there (c, python, ...) may be named; anything else is a typo
+      if grep -qE "^\[$(sed 's/[][\.*^$+]/\\&/g' <<<"$name")\]" queue-worker/runtimes.conf; then continue; fi
+      echo "deps: RUNTIMES_EXTRA: \"$w\" is no runtime of queue-worker/runtimes.conf; the ones that can be added are: $(cut -d' ' -f1 <<<"$runtimes" | tr '\n' ' ')or all" >&2
+      exit 2
+    fi
+    echo "$found"
+  done
+}
 # libclang-rt-14-dev holds the ASan, UBSan and libFuzzer runtimes; clang only recommends it
 fuzz_pkgs=(clang libclang-rt-14-dev)
 
@@ -47,10 +89,19 @@ add() { # what packages...
 add "building and running" "${run_pkgs[@]}"
 if [ -n "${TLS:-}" ] || [ -n "${TLS_CERT:-}" ]; then add "HTTPS" "${tls_pkgs[@]}"; fi
 if [ "${WEB:-lighttpd}" = apache ]; then add "WEB=apache" "${apache_pkgs[@]}"; fi
+if [ -n "${RUNTIMES_EXTRA:-}" ]; then
+  extra=$(extra_runtime_pkgs "$RUNTIMES_EXTRA") || exit $?
+  # shellcheck disable=SC2086 # package names, one word each
+  [ -z "${extra//[[:space:]]/}" ] || add "RUNTIMES_EXTRA" $extra
+fi
 for set in "$@"; do
   case "$set" in
     run) ;;
-    test) add "the tests" "${test_pkgs[@]}" ;;
+    test)
+      add "the tests" "${test_pkgs[@]}"
+      # shellcheck disable=SC2046 # package names, one word each
+      add "the tests of the optional runtimes" $(extra_runtime_pkgs all)
+      ;;
     bench) add "the benchmarks" "${bench_pkgs[@]}" ;;
     fuzz) add "the fuzz targets" "${fuzz_pkgs[@]}" ;;
     *) echo "deps: unknown set '$set' (run, test, bench, fuzz)" >&2; exit 2 ;;

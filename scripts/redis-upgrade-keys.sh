@@ -8,10 +8,14 @@
 # run, is harmless. scripts/run.sh runs it on its own Redis at every start; for a Redis of
 # your own, run it once when upgrading:
 #   REDIS_URL=redis://host:6379/0 DATABASE_URL=postgresql://… scripts/redis-upgrade-keys.sh
-# With DATABASE_URL it also fills in the rooms' visibility keys that are missing (below).
+#   (REDIS_URL may be unix:///path/redis.sock). With DATABASE_URL it also fills in the
+#   rooms' visibility keys that are missing (below).
 set -euo pipefail
 url=${REDIS_URL:-redis://127.0.0.1:6379}
-cli=(redis-cli -u "$url" --no-auth-warning)
+case $url in
+  unix://*) cli=(redis-cli -s "${url#unix://}") ;;
+  *) cli=(redis-cli -u "$url" --no-auth-warning) ;;
+esac
 renamed=0
 while IFS= read -r key; do
   [ -n "$key" ] || continue

@@ -304,12 +304,15 @@ psql "$DATABASE_URL" -X -q -v ON_ERROR_STOP=1 -1 -f "$ROOT/schema.sql" \
 # --- Redis -----------------------------------------------------------------------------
 if [ -z "${REDIS_URL:-}" ]; then
   check_port "$REDIS_PORT" "Redis" REDIS_PORT
+  # the programs on this machine talk to it over a Unix socket (cheaper per round trip
+  # than loopback TCP: docs/BENCHMARKS.md, "Write path"); the TCP port is for tools
   setsid redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$CC_VAR/redis" \
+    --unixsocket "$CC_VAR/run/redis.sock" --unixsocketperm 700 \
     --appendonly yes --appendfsync everysec --save '' --daemonize no \
     --logfile "$CC_VAR/log/redis.log" --protected-mode yes &
   redis_pid=$!
   wait_for "Redis" 20 redis-cli -p "$REDIS_PORT" ping
-  export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+  export REDIS_URL="unix://$CC_VAR/run/redis.sock"
   # data kept in var/redis by an older version: its keys to the current layout (lib/rkeys.def)
   "$ROOT/scripts/redis-upgrade-keys.sh" || die "renaming the Redis keys of an older version failed"
 fi
@@ -353,6 +356,11 @@ fi
 
 wait_for "the API" 30 curl -kfsS "$scheme://127.0.0.1:$PORT/api/health"
 wait_for "the broker" 20 curl -kfsS "$scheme://127.0.0.1:$PORT/events/health"
+# the workers announce their runtimes once the sandbox works (a start error, such as a
+# runtime RUNTIMES_EXTRA names but that is not installed, ends them: check_children says so)
+if [ -z "${PISTON_URL:-}" ]; then
+  wait_for "the workers" 30 curl -kfsS "$scheme://127.0.0.1:$PORT/api/runtimes"
+fi
 # What clients on this machine (tests, tools) need to reach the same servers.
 {
   printf 'DATABASE_URL=%q\n' "$DATABASE_URL"

@@ -38,6 +38,8 @@ stack_up() { # build
   export PORT=$(stack_free_port) BROKER_PORT=$(stack_free_port)
   export PG_PORT=$(stack_free_port) REDIS_PORT=$(stack_free_port)
   export METRICS_HOST=127.0.0.1
+  # every optional runtime (scripts/deps.sh test installs them), unless told otherwise
+  export RUNTIMES_EXTRA=${RUNTIMES_EXTRA-all}
   export METRICS_PORT=$(stack_free_port) BROKER_METRICS_PORT=$(stack_free_port)
   export WORKER_METRICS_PORT=$(stack_free_port) SNAPSHOTTER_METRICS_PORT=$(stack_free_port)
   export CC_READY_FILE=$STACK_VAR/ready

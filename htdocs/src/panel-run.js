@@ -3,6 +3,8 @@
 
 import { api, room } from './api.js';
 import { h } from './dom.js';
+import { languageName } from './languages.js';
+import { editOnlyText, loadRuntimes as fetchRuntimes } from './runtimes.js';
 
 const POLL_MS = 1500;
 const OVER = new Set(['finished', 'failed', 'cancelled']);
@@ -87,10 +89,15 @@ export function runPanel({ roomId, code, language, runKey }) {
     h('option', { value: '' }, 'Room language'));
   const output = h('div', { class: 'output', 'data-role': 'output', 'aria-live': 'polite', tabindex: '0', 'data-state': 'idle' },
     h('p', { class: 'muted' }, 'Press Run (Ctrl+Enter) to run the code. Everyone in the room sees the output.'));
+  // in a room whose language cannot run here, a sentence takes the place of the controls
+  const unavailable = h('p', { class: 'run-note', 'data-role': 'run-unavailable', hidden: true });
+  const runtimeRow = h('div', { class: 'row wrap run-control' }, h('label', { class: 'grow' }, 'Runtime', runtime));
+  const stdinLabel = h('label', { class: 'run-control' }, 'Standard input', stdin);
   const el = h('section', { class: 'panel', 'aria-labelledby': 'run-title' },
     h('h3', { id: 'run-title' }, 'Run'),
-    h('div', { class: 'row wrap' }, h('label', { class: 'grow' }, 'Runtime', runtime)),
-    h('label', null, 'Standard input', stdin),
+    unavailable,
+    runtimeRow,
+    stdinLabel,
     output);
 
   let job = null; // the job on screen
@@ -103,18 +110,31 @@ export function runPanel({ roomId, code, language, runKey }) {
   async function loadRuntimes() {
     if (runtimesLoaded) return;
     runtimesLoaded = true;
-    try {
-      const { runtimes } = await api('GET', '/api/runtimes');
-      for (const r of runtimes || []) {
-        runtime.append(h('option', { value: `${r.language}@${r.version}` }, `${r.language} ${r.version}`));
-      }
-    } catch {
+    const runtimes = await fetchRuntimes();
+    if (!runtimes) {
       runtimesLoaded = false; // no worker yet: try again next time
+      return;
+    }
+    for (const r of runtimes) {
+      runtime.append(h('option', { value: `${r.language}@${r.version}` }, `${r.language} ${r.version}`));
     }
   }
   loadRuntimes();
 
+  // runnable false: the room's language has no runtime here (the room view decides, from
+  // GET /api/runtimes); the sentence says so instead of the runtime and input controls.
+  function setRunnable(runnable, sentence) {
+    unavailable.hidden = runnable;
+    unavailable.textContent = runnable ? '' : sentence;
+    runtimeRow.hidden = !runnable;
+    stdinLabel.hidden = !runnable;
+    // "Press Run" would contradict the sentence; a run's output (from before the language
+    // changed) stays
+    output.hidden = !runnable && output.dataset.state === 'idle';
+  }
+
   function show(state, ...children) {
+    output.hidden = false;
     output.dataset.state = state;
     output.replaceChildren(...children);
   }
@@ -235,6 +255,7 @@ export function runPanel({ roomId, code, language, runKey }) {
         msg = `${e.code === 'room_queue_full' ? 'This room has' : e.code === 'user_queue_full' ? 'You have' : 'The server has'} too many runs waiting. Try again in ${e.retryAfter || 5} seconds.`;
       } else if (e.status === 429) msg = `You have run code often in the last minute. Try again in ${e.retryAfter || 60} seconds.`;
       else if (e.code === 'no_worker') msg = 'No worker is running on the server, so code cannot run right now.';
+      else if (e.status === 400 && /runtime/.test(e.code || '')) msg = editOnlyText(languageName(body.language));
       else if (e.status === 403) msg = 'Viewers cannot run code.';
       show('failed', h('p', { class: 'run-meta error' }, msg));
       loadRuntimes();
@@ -270,6 +291,7 @@ export function runPanel({ roomId, code, language, runKey }) {
     el,
     run,
     onEvent,
+    setRunnable,
     destroy() { clearTimeout(pollTimer); },
   };
 }

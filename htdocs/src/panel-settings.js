@@ -5,7 +5,8 @@
 
 import { api, room, session } from './api.js';
 import { h, say } from './dom.js';
-import { LANGUAGES } from './languages.js';
+import { LANGUAGES, languageLabel } from './languages.js';
+import { canRun, knownRuntimes } from './runtimes.js';
 
 const CONFIRM_MS = 5000;
 
@@ -122,7 +123,7 @@ export function settingsPanel({ roomId, navigate, onInvite, leaving = () => {} }
         h('label', null, 'Name', h('input', { name: 'settings-name', value: r.name, maxlength: 100, required: true })),
         h('div', { class: 'row wrap' },
           h('label', { class: 'grow' }, 'Language', h('select', { name: 'settings-language' },
-            LANGUAGES.map(([id, name]) => h('option', { value: id, selected: id === r.language }, name)))),
+            LANGUAGES.map(([id]) => h('option', { value: id, selected: id === r.language }, languageLabel(id, canRun(knownRuntimes(), id)))))),
           h('label', { class: 'grow' }, 'Visibility', h('select', { name: 'settings-visibility' },
             h('option', { value: 'private', selected: r.visibility === 'private' }, 'Private (invite only)'),
             h('option', { value: 'public', selected: r.visibility === 'public' }, 'Public (anyone signed in)')))),

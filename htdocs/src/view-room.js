@@ -9,6 +9,7 @@ import { h, say } from './dom.js';
 import { Editor } from './editor.js';
 import { apply } from './ot.js';
 import { languageName } from './languages.js';
+import { canRun, editOnlyText, loadRuntimes } from './runtimes.js';
 import { aiPanel } from './panel-ai.js';
 import { historyPanel } from './panel-history.js';
 import { runPanel } from './panel-run.js';
@@ -295,6 +296,13 @@ class RoomView {
         h('aside', { class: 'side', 'aria-label': 'Room tools' }, this.run.el, this.ai.el, this.history.el, this.settings.el)));
     this.main.append(this.root);
     this.applyInfo();
+    // whether the room's language can run here: until the list arrives (or when the server
+    // cannot say) Run stays as it is
+    loadRuntimes().then((list) => {
+      if (!list || this.destroyed) return;
+      this.runtimes = list;
+      this.applyInfo();
+    });
   }
 
   applyInfo() {
@@ -302,8 +310,12 @@ class RoomView {
     this.title.textContent = r.name;
     this.langBadge.textContent = languageName(r.language);
     this.roleBadge.textContent = this.role || 'visitor';
-    this.runButton.disabled = !this.canEdit;
-    this.runButton.title = this.canEdit ? 'Run (Ctrl+Enter)' : 'Viewers cannot run code';
+    const runnable = canRun(this.runtimes, r.language) !== false;
+    const editOnly = editOnlyText(languageName(r.language));
+    this.runButton.disabled = !this.canEdit || !runnable;
+    this.runButton.title = !runnable ? editOnly : this.canEdit ? 'Run (Ctrl+Enter)' : 'Viewers cannot run code';
+    this.runButton.dataset.runnable = String(runnable);
+    this.run.setRunnable(runnable, editOnly);
     this.settings.render(this.info);
     this.share.render(this.info);
     this.history.setEditable(this.canEdit);

@@ -2,7 +2,8 @@
 
 import { api } from './api.js';
 import { fieldError, formatTime, h, say } from './dom.js';
-import { LANGUAGES, languageName } from './languages.js';
+import { LANGUAGES, languageLabel, languageName } from './languages.js';
+import { canRun, editOnlyText, loadRuntimes } from './runtimes.js';
 
 // "/r/ID?invite=CODE", a full URL of one, or a bare id -> the path to open.
 export function roomPathFrom(text) {
@@ -31,7 +32,29 @@ export async function renderRooms(main, { navigate, isCurrent }) {
         h('input', { name: 'room-name', required: true, maxlength: 100, placeholder: 'e.g. Interview warm-up' })),
       h('label', null, 'Language',
         h('select', { name: 'language' }, LANGUAGES.map(([id, name]) => h('option', { value: id }, name))))),
+    h('p', { class: 'muted small', 'data-role': 'language-note', hidden: true }),
     h('div', { class: 'row' }, h('button', { type: 'submit', class: 'primary', 'data-action': 'create-room' }, 'Create room')));
+  // Languages without a runtime on this server are marked "edit only" once the list
+  // arrives, and picking one says what that means before the room exists.
+  let runtimes = null;
+  const note = create.querySelector('[data-role="language-note"]');
+  const select = create.elements.language;
+  const explain = () => {
+    const runnable = canRun(runtimes, select.value);
+    note.hidden = runnable !== false;
+    note.textContent = runnable === false ? editOnlyText(languageName(select.value)) : '';
+  };
+  select.addEventListener('change', explain);
+  loadRuntimes().then((list) => {
+    if (!list || !isCurrent()) return;
+    runtimes = list;
+    for (const opt of select.options) {
+      const runnable = canRun(list, opt.value);
+      opt.textContent = languageLabel(opt.value, runnable);
+      opt.dataset.runnable = String(runnable);
+    }
+    explain();
+  });
   create.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const name = create.elements['room-name'].value.trim();

@@ -56,10 +56,21 @@ export function signJwt(payload, { alg = 'HS256', key = jwtSecret() } = {}) {
   return `${head}.${body}.${b64url(sig)}`;
 }
 
+// Where the stack's Redis listens, from REDIS_URL (redis://host:port, or unix:///path, which
+// make run gives its own programs): redis-cli's arguments, and what connectRedis takes.
+function redisUrl() { return new URL(process.env.REDIS_URL); }
+export function redisCliTarget() {
+  const u = redisUrl();
+  return u.protocol === 'unix:' ? ['-s', u.pathname] : ['-h', u.hostname, '-p', u.port || '6379'];
+}
+export function redisEndpoint() {
+  const u = redisUrl();
+  return u.protocol === 'unix:' ? u.pathname : Number(u.port || 6379);
+}
+
 // A redis-cli call against the stack's Redis; returns trimmed stdout.
 export function redis(...args) {
-  const u = new URL(process.env.REDIS_URL);
-  return execFileSync('redis-cli', ['-h', u.hostname, '-p', u.port || '6379', ...args], { encoding: 'utf8' }).trim();
+  return execFileSync('redis-cli', [...redisCliTarget(), ...args], { encoding: 'utf8' }).trim();
 }
 
 // A psql query against the stack's database; returns trimmed stdout (unaligned, tuples only).
@@ -69,8 +80,7 @@ export function sql(query) {
 
 // A redis-cli call whose answer is parsed from redis-cli's --json output.
 export function redisJson(...args) {
-  const u = new URL(process.env.REDIS_URL);
-  const out = execFileSync('redis-cli', ['-h', u.hostname, '-p', u.port || '6379', '--json', ...args], { encoding: 'utf8' });
+  const out = execFileSync('redis-cli', [...redisCliTarget(), '--json', ...args], { encoding: 'utf8' });
   return JSON.parse(out);
 }
 

@@ -58,6 +58,7 @@ function parse(buf, pos) {
 }
 
 export class Redis {
+  // port: a TCP port on host, or the path of a Unix socket
   constructor(port, host = '127.0.0.1') {
     this.port = port;
     this.host = host;
@@ -67,7 +68,8 @@ export class Redis {
 
   connect() {
     return new Promise((resolve, reject) => {
-      this.sock = createConnection(this.port, this.host, resolve);
+      this.sock = typeof this.port === 'string' && this.port.startsWith('/')
+        ? createConnection(this.port, resolve) : createConnection(this.port, this.host, resolve);
       this.sock.once('error', reject);
       this.sock.on('error', (e) => { for (const p of this.pending.splice(0)) p.reject(e); });
       this.sock.on('close', () => {

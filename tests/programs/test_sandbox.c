@@ -510,6 +510,73 @@ static void test_runtimes(void)
 	free(json);
 }
 
+/* The optional runtimes (RUNTIMES_EXTRA) under the limits every job gets (the defaults,
+ * not this file's lowered ones): a hello world that reads stdin, and for the compiled ones
+ * a compile error that stops before the run. */
+static void test_optional_runtimes(void)
+{
+	static const struct {
+		const char *lang, *hello, *broken, *why;
+	} cases[] = {
+		{"java",
+		 "import java.util.Scanner;\npublic class Main {\n  public static void main(String[] a) {\n"
+		 "    Scanner in = new Scanner(System.in);\n    System.out.println(\"hello \" + in.nextLine());\n"
+		 "    Runnable r = new Runnable() { public void run() { System.out.println(\"inner\"); } };\n"
+		 "    r.run();\n  }\n}\n",
+		 "public class Main { public static void main(String[] a) { int x = \"no\"; } }\n",
+		 "incompatible types"},
+		{"golang",
+		 "package main\nimport (\"bufio\"; \"fmt\"; \"os\")\nfunc main() {\n  s := bufio.NewScanner(os.Stdin)\n"
+		 "  s.Scan()\n  fmt.Println(\"hello \" + s.Text())\n  fmt.Println(\"inner\")\n}\n",
+		 "package main\nfunc main() { var x int = \"no\" }\n", "cannot use"},
+		{"rs",
+		 "use std::io::Read;\nfn main() {\n  let mut s = String::new();\n"
+		 "  std::io::stdin().read_to_string(&mut s).unwrap();\n  println!(\"hello {}\", s.trim());\n"
+		 "  println!(\"inner\");\n}\n",
+		 "fn main() { let x: i32 = \"no\"; }\n", "mismatched types"},
+		{"ts",
+		 "const fs = require('fs');\nconst name: string = fs.readFileSync(0, 'utf8').trim();\n"
+		 "console.log(`hello ${name}`);\nconsole.log(process.argv.length > 1 ? 'inner' : '?');\n",
+		 "const x: number = 'no';\nconsole.log(x);\n", "TS2322"},
+		{"ruby", "puts \"hello #{STDIN.read.strip}\"\nputs 'inner'\n", NULL, NULL},
+		{"php", "<?php\necho 'hello ' . trim(stream_get_contents(STDIN)) . \"\\n\";\necho \"inner\\n\";\n",
+		 NULL, NULL},
+	};
+	struct sandbox_limits saved = lim;
+	sandbox_limits_default(&lim);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct sandbox_result r;
+		long long t0 = ms_now();
+		CHECK(run_args(cases[i].lang, cases[i].hello, "world\n", NULL, 0, &r) == 0);
+		CHECK(r.status == SANDBOX_OK && r.ran);
+		CHECK_STR(out_of(&r), "hello world\ninner\n");
+		CHECK(r.run.exit_code == 0 && r.run.signal == 0);
+		if (strcmp(out_of(&r), "hello world\ninner\n") != 0)
+			fprintf(stderr, "  %s: status %d stdout \"%s\" stderr \"%s\" compile \"%s\"\n",
+				cases[i].lang, r.status, out_of(&r), err_of(&r),
+				r.compile.err.data ? r.compile.err.data : "");
+		printf("  hello %-6s compile %lld ms, run %lld ms, whole job %lld ms\n", cases[i].lang,
+		       r.compiled ? r.compile.time_ms : 0, r.run.time_ms, ms_now() - t0);
+		sandbox_result_free(&r);
+		if (!cases[i].broken)
+			continue;
+		CHECK(run(cases[i].lang, cases[i].broken, &r) == 0);
+		CHECK(r.compiled && !r.ran);
+		CHECK(r.status == SANDBOX_COMPILE_ERROR);
+		CHECK(r.compile.exit_code != 0 && r.compile.signal == 0);
+		/* the compiler's message, whichever stream it chose */
+		const char *cout = r.compile.out.data ? r.compile.out.data : "";
+		const char *cerr = r.compile.err.data ? r.compile.err.data : "";
+		CHECK(strstr(cout, cases[i].why) || strstr(cerr, cases[i].why));
+		if (!strstr(cout, cases[i].why) && !strstr(cerr, cases[i].why))
+			fprintf(stderr, "  %s compile error: status %d out \"%s\" err \"%s\"\n",
+				cases[i].lang, r.status, cout, cerr);
+		sandbox_result_free(&r);
+	}
+	lim = saved;
+	check_contained("the optional runtimes");
+}
+
 static void test_cgroups_cleaned(void)
 {
 	/* every per-step group is removed: the parents have no children of ours left (groups
@@ -624,7 +691,8 @@ int main(void)
 	char err[512];
 	char path[4096];
 	runtimes_default_path(path, sizeof path);
-	if (runtimes_load(&rts, path, err, sizeof err) < 0) {
+	/* every runtime of the file: scripts/deps.sh test installs them all */
+	if (runtimes_load(&rts, path, "all", err, sizeof err) < 0) {
 		fprintf(stderr, "runtimes: %s\n", err);
 		CHECK(0);
 		return unit_summary("sandbox");
@@ -658,6 +726,7 @@ int main(void)
 	check_still_works("hello");
 	test_io();
 	test_compile_error();
+	test_optional_runtimes();
 	test_secrets();
 	test_network();
 	test_privilege();

@@ -120,3 +120,35 @@ test('old history is thinned: operations go once a later checkpoint holds them, 
   assert.equal((await call('GET', `/api/rooms/${room.id}/history/3`, { token: a.token })).json.content, base + 'abc');
   assert.equal((await call('GET', `/api/rooms/${room.id}/history/4`, { token: a.token })).json.content, base + 'abcd');
 });
+
+test('a room left alone gets a checkpoint, so its old operations are thinned too', async () => {
+  const a = await newUser();
+  const room = await roomWith(a);
+  const base = '-'.repeat(1000);
+  let rev = await commitAll(a.token, room, 0, [[base]]);
+  await saved(room, 1);
+  rev = await commitAll(a.token, room, rev, [[1000, 'x'], [1001, 'y']]);
+  await saved(room, 3);
+  assert.equal(sql(`SELECT count(*) FROM snapshots WHERE room_id = '${room.id}'`), '1');
+  assert.equal(sql(`SELECT count(*) FROM history_ops WHERE room_id = '${room.id}'`), '1');
+  // nobody typed since: ten days later, the batch is past HISTORY_KEEP_OPS_DAYS and no
+  // later checkpoint holds it
+  sql(`UPDATE snapshots SET saved_at = now() - interval '10 days' WHERE room_id = '${room.id}'`);
+  sql(`UPDATE history_ops SET saved_at = now() - interval '10 days' WHERE room_id = '${room.id}'`);
+
+  const snap = start(SNAP_BIN, [], { env: { ...process.env, HISTORY_KEEP_OPS_DAYS: '7' } });
+  try {
+    await waitFor(() => sql(`SELECT count(*) FROM history_ops WHERE room_id = '${room.id}'`) === '0',
+      { what: 'the idle room\'s old operations thinned', timeout: 15000 });
+  } finally {
+    const ex = await stop(snap);
+    assert.deepEqual(ex, { code: 0, signal: null }, snap.output);
+  }
+  // the newest revision is a checkpoint now, and still shows and restores what was typed
+  assert.equal(sql(`SELECT revision FROM snapshots WHERE room_id = '${room.id}' ORDER BY revision DESC LIMIT 1`), '3');
+  const one = await call('GET', `/api/rooms/${room.id}/history/3`, { token: a.token });
+  assert.equal(one.status, 200, one.text);
+  assert.equal(one.json.content, base + 'xy');
+  const gone = await call('GET', `/api/rooms/${room.id}/history/2`, { token: a.token });
+  assert.equal(gone.status, 404, gone.text);
+});

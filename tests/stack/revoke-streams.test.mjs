@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 
-import { BASE, call, newUser, createRoom, roomEvents } from '../lib/api.mjs';
+import { BASE, call, newUser, createRoom, roomEvents, redisEndpoint } from '../lib/api.mjs';
 import { start, stop, waitFor } from '../lib/procs.mjs';
 import { connectRedis } from '../lib/resp.mjs';
 
@@ -15,7 +15,7 @@ const WS_BASE = BASE.replace(/^http/, 'ws');
 let rc;
 
 before(async () => {
-  rc = await connectRedis(Number(new URL(process.env.REDIS_URL).port || 6379));
+  rc = await connectRedis(redisEndpoint());
 });
 after(() => rc?.close());
 

@@ -143,3 +143,27 @@ test('the right to edit is asked with the commit: cached viewers refused, a cold
   assert.equal(redis('EXISTS', 'cc:room:{nosuchroom}:doc'), '0');
   assert.equal((await doc(owner.token, room)).content, 'ab');
 });
+
+test('the commit script writes the final retain: short ops, a retain before the end, control characters', async () => {
+  const a = await newUser();
+  const room = await roomWith(a);
+  assert.equal((await post(a.token, room, { revision: 0, ops: ['hello world'] })).status, 200);
+  // an op naming less than the document: the rest is kept, and the answer, the event and
+  // the stored op name the whole length
+  let r = await post(a.token, room, { revision: 1, ops: [2, 'x', 3] });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json, { revision: 2, ops: [2, 'x', 9] });
+  const entry = JSON.parse(redis('LINDEX', `cc:room:{${room.id}}:ops`, '-1'));
+  assert.deepEqual(entry.ops, [2, 'x', 9]);
+  // text with escaped control characters (U+0001 is what marks the retain's place inside
+  // the API) and an op that already ends at the end of the document
+  r = await post(a.token, room, { revision: 2, ops: [12, '\u0001;\u0001'] });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json, { revision: 3, ops: [12, '\u0001;\u0001'] });
+  // a delete to the end, no retain after it
+  r = await post(a.token, room, { revision: 3, ops: [11, -4] });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json, { revision: 4, ops: [11, -4] });
+  assert.deepEqual(await doc(a.token, room), { revision: 4, content: 'hexllo worl', language: 'python' });
+  assert.equal(redis('HGET', `cc:room:{${room.id}}:doc`, 'length'), '11');
+});

@@ -54,12 +54,43 @@ int main(void)
 	free(data);
 	ot_free(op);
 
-	/* doc_op_delta: what a commit adds to the stored byte bound without the text */
-	size_t ins = 0, del = 0;
-	static const char delta_json[] = "[2,\"\u20ac\u20ac\",-3,1,\"x\",-2]";
+	/* doc_commit_text: the numbers the commit script checks, and the texts it completes
+	 * with the final retain (here 1 past what the op names: the document is 10 long) */
+	struct doc_commit dc = {.user_id = 42, .username = "ann", .client_id = "tab-1.7"};
+	struct doc_commit_text t;
+	static const char delta_json[] = "[2,\"\u20ac\u20ac\",-3,1,\"x\",-2,3]";
 	CHECK(ot_parse_json(delta_json, strlen(delta_json), 0, &op, NULL, 0) == 0);
-	CHECK(op && doc_op_delta(op, &ins, &del) == 0);
-	CHECK(ins == 7 && del == 5); /* two three-byte characters and "x"; 3 + 2 deleted */
+	CHECK(op && doc_commit_text(&t, op, 8, &dc) == 0);
+	CHECK(t.ins_bytes == 7 && t.del_cps == 5); /* two three-byte characters and "x" */
+	CHECK(t.retain == 3 && t.span == 8 && t.delta == -2 && strcmp(t.sep, ",") == 0);
+	char whole[512];
+	snprintf(whole, sizeof whole, "%s%s4%s", t.log[0], t.sep, t.log[1]);
+	CHECK(strcmp(whole, "{\"u\":42,\"s\":\"tab-1\",\"ops\":[2,\"\u20ac\u20ac\",-3,1,\"x\",-2,4]}") == 0);
+	snprintf(whole, sizeof whole, "%s%s4%s", t.ev[0], t.sep, t.ev[1]);
+	CHECK(strcmp(whole, "{\"revision\":8,\"ops\":[2,\"\u20ac\u20ac\",-3,1,\"x\",-2,4],"
+			    "\"user\":{\"id\":42,\"username\":\"ann\"},\"client_id\":\"tab-1.7\"}") == 0);
+	CHECK(t.ev_max >= strlen(whole) && t.ev_max < strlen(whole) + 24);
+	doc_commit_text_free(&t);
+	ot_free(op);
+
+	/* an insert alone; control characters stay escaped, so the mark where the retain goes
+	 * is never confused with the text */
+	op = control_insert(2);
+	dc.client_id = NULL;
+	CHECK(op && doc_commit_text(&t, op, 1, &dc) == 0);
+	CHECK(t.retain == 0 && t.span == 0 && t.delta == 2 && strcmp(t.sep, ",") == 0);
+	CHECK(strcmp(t.log[0], "{\"u\":42,\"s\":\"\",\"ops\":[\"\\u0001\\u0001\"") == 0);
+	CHECK(strcmp(t.log[1], "]}") == 0);
+	CHECK(strcmp(t.ev[1], "],\"user\":{\"id\":42,\"username\":\"ann\"},\"client_id\":null}") == 0);
+	doc_commit_text_free(&t);
+	ot_free(op);
+
+	/* a retain alone: nothing comes before the retain the script writes */
+	CHECK(ot_parse_json("[3]", 3, 0, &op, NULL, 0) == 0);
+	CHECK(op && doc_commit_text(&t, op, 2, &dc) == 0);
+	CHECK(t.retain == 3 && t.span == 0 && t.delta == 0 && strcmp(t.sep, "") == 0);
+	CHECK(strcmp(t.log[0], "{\"u\":42,\"s\":\"\",\"ops\":[") == 0);
+	doc_commit_text_free(&t);
 	ot_free(op);
 	return unit_summary("test_doc_event");
 }

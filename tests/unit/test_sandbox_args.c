@@ -148,6 +148,42 @@ static void test_file_systems(void)
 	CHECK(AT(&a, "--size", "1048576", "--tmpfs", "/dev/shm") > 0);
 }
 
+/* A runtime's own environment and read-only binds (runtimes.conf env, bind): set after the
+ * sandbox's variables, bound read-only before / is made read-only, nothing writable. */
+static void test_runtime_extras(void)
+{
+	static const char *const env[] = {"GOCACHE", "/tmp/go-cache", "HOME", "/tmp/h"};
+	static const char *const binds[] = {"/etc/java-17-openjdk", "/etc/java-17-openjdk",
+					    "/srv/cc/queue-worker/runtimes.d", "/opt/codecollab"};
+	struct bwrap_spec s = spec();
+	s.env = env;
+	s.nenv = 2;
+	s.binds = binds;
+	s.nbinds = 2;
+	struct bwrap_argv a;
+	CHECK(bwrap_args_build(&s, &a) == 0);
+	long dd = options_end(&a);
+	long go = AT(&a, "--setenv", "GOCACHE", "/tmp/go-cache");
+	long home = AT(&a, "--setenv", "HOME", "/tmp/h");
+	CHECK(go > AT(&a, "--setenv", "LANG", "C.UTF-8") && go < dd);
+	CHECK(home > AT(&a, "--setenv", "HOME", "/tmp/work") && home < dd); /* the later one wins */
+	long jdk = AT(&a, "--ro-bind", "/etc/java-17-openjdk", "/etc/java-17-openjdk");
+	long types = AT(&a, "--ro-bind", "/srv/cc/queue-worker/runtimes.d", "/opt/codecollab");
+	long root_ro = AT(&a, "--remount-ro", "/");
+	CHECK(jdk > 0 && types > jdk && types < root_ro);
+	CHECK(AT(&a, "--bind") < 0 && AT(&a, "--bind-try") < 0);
+	/* none: the list is as before */
+	s = spec();
+	CHECK(bwrap_args_build(&s, &a) == 0);
+	int setenvs = 0, robinds = 0;
+	for (size_t i = 0; i < a.n; i++) {
+		setenvs += strcmp(a.v[i], "--setenv") == 0;
+		robinds += strcmp(a.v[i], "--ro-bind") == 0;
+	}
+	CHECK(setenvs == 4);
+	CHECK(robinds == 2); /* /usr and /lib64 of spec() */
+}
+
 static void test_bounds(void)
 {
 	struct bwrap_spec s = spec();
@@ -192,6 +228,7 @@ int main(void)
 	test_shape();
 	test_isolation();
 	test_file_systems();
+	test_runtime_extras();
 	test_bounds();
 	return unit_summary("sandbox_args");
 }

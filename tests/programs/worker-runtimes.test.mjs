@@ -1,0 +1,92 @@
+// RUNTIMES_EXTRA as the worker binary reads it at start: the runtimes it names are announced
+// (cc:runtimes, what GET /api/runtimes serves) and run, the others are not; a bad value or a
+// named runtime that is not installed stops the worker at once with a message saying what to
+// do. Needs root (the sandbox's cgroups), the ASan build and the optional runtimes
+// (scripts/deps.sh test installs them).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+
+import {
+  ROOT, WORKER_BIN, enqueue, killWorkers, startRedis, startWorker, stopRedis, stopWorker, waitFor, waitStatus,
+} from '../lib/worker-harness.mjs';
+
+if (!existsSync(WORKER_BIN)) throw new Error(`${WORKER_BIN} is missing: run make build-asan`);
+if (process.getuid() !== 0) throw new Error('the worker tests need root (cgroups for the sandbox)');
+
+async function withRedis(fn) {
+  const redis = await startRedis();
+  try {
+    await fn(redis.client, redis);
+  } finally {
+    await killWorkers();
+    await stopRedis(redis);
+  }
+}
+
+// Runs the worker until it exits by itself (a start error): {code, output}. Gives up after
+// 20 s: a worker that starts instead is a failure.
+function startFails(redisPort, env) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(WORKER_BIN, [], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { PATH: process.env.PATH, ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0', REDIS_URL: `redis://127.0.0.1:${redisPort}`, ...env },
+    });
+    let output = '';
+    child.stdout.on('data', (d) => { output += d; });
+    child.stderr.on('data', (d) => { output += d; });
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`the worker did not stop: ${output}`)); }, 20000);
+    child.on('exit', (code) => { clearTimeout(timer); resolve({ code, output }); });
+  });
+}
+
+test('RUNTIMES_EXTRA: the named optional runtimes are announced and run, the others are not', () => withRedis(async (r, redis) => {
+  const w = await startWorker(redis.port, { RUNTIMES_EXTRA: 'golang, rb' });
+  const runtimes = await waitFor(async () => {
+    const s = await r.cmd('GET', 'cc:runtimes');
+    return s ? JSON.parse(s) : null;
+  }, { what: 'cc:runtimes' });
+  const names = runtimes.map((x) => x.language).sort();
+  assert.deepEqual(names, ['bash', 'c', 'c++', 'go', 'javascript', 'python', 'ruby']);
+  assert.deepEqual(runtimes.find((x) => x.language === 'c').aliases, ['gcc']);
+  assert.deepEqual(runtimes.find((x) => x.language === 'go').aliases, ['golang']);
+  const id = await enqueue(r, { request: { language: 'go', version: '*', code: 'package main\nimport "fmt"\nfunc main() { fmt.Println("go ran") }\n', stdin: '', args: [] } });
+  const job = await waitStatus(r, id, 'finished', 60000);
+  assert.equal(job.result.stdout, 'go ran\n');
+  const refused = await enqueue(r, { request: { language: 'java', version: '*', code: 'x', stdin: '', args: [] } });
+  const failed = await waitStatus(r, refused, 'failed', 60000);
+  assert.match(failed.error, /java/);
+  const stop = await stopWorker(w);
+  assert.deepEqual(stop, { code: 0, signal: null }, w.output);
+  assert.doesNotMatch(w.output, /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/);
+}));
+
+test('a bad RUNTIMES_EXTRA stops the worker at start, saying which names work', () => withRedis(async (r, redis) => {
+  for (const bad of ['cobol', 'java cobol', 'java;go', 'x'.repeat(2000)]) {
+    const { code, output } = await startFails(redis.port, { RUNTIMES_EXTRA: bad });
+    assert.notEqual(code, 0, output);
+    assert.match(output, /RUNTIMES_EXTRA/, output);
+    if (bad.length < 100) assert.match(output, /the ones that can be added are: java go rust typescript ruby php or all/, output);
+    assert.doesNotMatch(output, /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/);
+  }
+  assert.equal(await r.cmd('GET', 'cc:runtimes'), null, 'nothing announced');
+}));
+
+test('a named runtime that is not installed stops the worker, naming its Debian packages', () => withRedis(async (r, redis) => {
+  const dir = mkdtempSync(join(tmpdir(), 'cc-runtimes-'));
+  try {
+    // the shipped file with Java's compiler moved somewhere that does not exist
+    const conf = readFileSync(join(ROOT, 'queue-worker/runtimes.conf'), 'utf8').replace('binary = /usr/bin/javac', 'binary = /nonexistent/javac');
+    const path = join(dir, 'runtimes.conf');
+    writeFileSync(path, conf);
+    const { code, output } = await startFails(redis.port, { RUNTIMES_EXTRA: 'java', RUNTIMES_CONF: path });
+    assert.notEqual(code, 0, output);
+    assert.match(output, /RUNTIMES_EXTRA names java, but it cannot be offered \(\/nonexistent\/javac: not installed\); install the Debian packages default-jdk-headless/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}));
