@@ -1,5 +1,6 @@
 #include "api.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,6 +157,45 @@ void api_error(struct api_ctx *c, int status, const char *code, const char *fmt,
 	api_json(c, status, o);
 	if (!o)
 		c->resp->status = status;
+}
+
+/* The web server's own refusals, in the API's words (api_front_door_error). */
+static const struct {
+	int status;
+	const char *code;
+	const char *message;
+} front_door[] = {
+	{400, "invalid_request", "the web server could not read this request"},
+	{403, "forbidden", "this path is not served"},
+	{404, "not_found", "no such path"},
+	{405, "method_not_allowed", "this method is not allowed here"},
+	{408, "request_timeout", "the request did not arrive in time"},
+	{413, "payload_too_large", "the request body is larger than 1 MiB"},
+	{414, "uri_too_long", "the request target is too long"},
+	{417, "expectation_failed", "only Expect: 100-continue is understood"},
+	{431, "header_too_large", "the request head is too large"},
+	{501, "not_implemented", "this method is not implemented"},
+	{505, "http_version_not_supported", "this HTTP version is not supported"},
+};
+
+void api_front_door_error(struct api_ctx *c, int status)
+{
+	for (size_t i = 0; i < sizeof front_door / sizeof front_door[0]; i++)
+		if (front_door[i].status == status) {
+			api_error(c, status, front_door[i].code, "%s", front_door[i].message);
+			return;
+		}
+	if (status == 502 || status == 503 || status == 504) {
+		/* the web server could not reach what serves the path */
+		const char *p = c->req->path ? c->req->path : "";
+		if (strncmp(p, "/events/", 8) == 0)
+			api_error(c, status, "broker_unavailable", "the event broker is unavailable");
+		else
+			api_error(c, status, "unavailable", "the service is unavailable; try again");
+		return;
+	}
+	api_error(c, status, status < 500 ? "invalid_request" : "internal",
+		  "the web server refused this request (%d)", status);
 }
 
 void api_no_content(struct api_ctx *c)
@@ -336,5 +376,75 @@ int api_body_fields(struct api_ctx *c, int allow_empty, const struct valid_field
 		api_error(c, 400, "invalid_request", "%s", err);
 		return -1;
 	}
+	return 0;
+}
+
+int api_query(struct api_ctx *c, const char *name, char *out, size_t outlen)
+{
+	size_t nlen = strlen(name);
+	const char *q = c->req->query ? c->req->query : "";
+	while (*q) {
+		size_t plen = strcspn(q, "&");
+		if (plen > nlen && strncmp(q, name, nlen) == 0 && q[nlen] == '=') {
+			const char *val = q + nlen + 1;
+			size_t vlen = plen - nlen - 1;
+			if (vlen >= outlen) {
+				api_error(c, 400, "invalid_request", "the %s parameter is too long", name);
+				return -1;
+			}
+			for (size_t i = 0; i < vlen; i++) {
+				char ch = val[i];
+				if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+				      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-')) {
+					api_error(c, 400, "invalid_request",
+						  "the %s parameter holds a character it never has", name);
+					return -1;
+				}
+			}
+			memcpy(out, val, vlen);
+			out[vlen] = '\0';
+			return 1;
+		}
+		q += plen;
+		if (*q == '&')
+			q++;
+	}
+	return 0;
+}
+
+int api_query_int(struct api_ctx *c, const char *name, long long min, long long max,
+		  long long def, long long *v)
+{
+	char text[24];
+	int got = api_query(c, name, text, sizeof text);
+	if (got < 0)
+		return -1;
+	*v = def;
+	if (got == 0)
+		return 0;
+	char *end;
+	errno = 0;
+	long long n = strtoll(text, &end, 10);
+	if (!text[0] || *end || errno || n < min || n > max || (text[0] == '-' && min >= 0)) {
+		api_error(c, 400, "invalid_request", "%s must be an integer from %lld to %lld", name,
+			  min, max);
+		return -1;
+	}
+	*v = n;
+	return 0;
+}
+
+int api_iso_time(long long ms, char out[40])
+{
+	if (ms < 0)
+		return -1;
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	if (!gmtime_r(&t, &tm))
+		return -1;
+	char day[32];
+	if (strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+		return -1;
+	snprintf(out, 40, "%s.%03lldZ", day, ms % 1000);
 	return 0;
 }

@@ -78,6 +78,10 @@ void api_error(struct api_ctx *c, int status, const char *code, const char *fmt,
  * carries more fields (caller adds them and passes it to api_json); NULL out of memory. */
 cJSON *api_error_body(const char *code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void api_no_content(struct api_ctx *c);
+/* Words the web server's own refusal of a request (a status it handed to its error handler,
+ * http_req.redirect_status: 400, 404, 413, 431, 503, …) as the API's JSON error, with the
+ * same status: one vocabulary for every answer under the front door (docs/API.md). */
+void api_front_door_error(struct api_ctx *c, int status);
 
 /* A per-minute quota of the signed-in caller, counted in Redis under cc:rl:{what}:{user}.
  * 0 to go on (and one more counted); -1 answered: 429 with Retry-After naming `noun`
@@ -87,6 +91,19 @@ int api_user_quota(struct api_ctx *c, const char *what, long limit, const char *
 /* Answers 429 `code` with a Retry-After of retry_s seconds. */
 void api_too_many(struct api_ctx *c, long retry_s, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+
+/* ms since 1970 as the API writes every timestamp: ISO-8601 UTC with milliseconds,
+ * "2026-11-30T04:52:18.123Z" (docs/API.md "Timestamps"). 0, or -1 when out of range. */
+int api_iso_time(long long ms, char out[40]);
+
+/* A query parameter (request's query string), copied undecoded into out: 1 found, 0 absent,
+ * -1 answered (400 invalid_request: longer than outlen - 1, or a byte outside
+ * [A-Za-z0-9._-], which no value the API takes needs). */
+int api_query(struct api_ctx *c, const char *name, char *out, size_t outlen);
+/* An integer query parameter in [min, max], *v = def when absent: 0, or -1 answered (400
+ * invalid_request naming the parameter and its bounds). */
+int api_query_int(struct api_ctx *c, const char *name, long long min, long long max,
+		  long long def, long long *v);
 
 /* Requires a valid session token that is still live (not signed out, not older than the
  * user's last password change; lib/access.h); answers 401 and returns -1 otherwise, or 503

@@ -6,6 +6,8 @@
 #include <time.h>
 
 #include "events.h"
+#include "rkeys.h"
+#include "rscript.h"
 #include "store_doc.h"
 #include "store_room.h"
 #include "handlers.h"
@@ -21,8 +23,11 @@ void room_access_failed(struct api_ctx *c, const char *room, enum store_status s
 	if (st == STORE_NOT_FOUND)
 		api_error(c, 404, "room_not_found", "no room with id %s", room);
 	else if (st == STORE_FORBIDDEN)
-		api_fail(c, st, why == STORE_REFUSE_STRANGER ? "not_a_member" : "forbidden", "%s",
-			 c->store->msg);
+		api_fail(c, st,
+			 why == STORE_REFUSE_STRANGER || why == STORE_REFUSE_NOT_JOINED
+				 ? "not_a_member"
+				 : "forbidden",
+			 "%s", c->store->msg);
 	else
 		api_fail_why(c, st);
 }
@@ -117,6 +122,9 @@ static void answer_stale(struct api_ctx *c, const struct doc_commit *dc)
 	http_resp_header(c->resp, "X-Revision", h);
 }
 
+static void commit_answer(struct api_ctx *c, long long revision, const struct ot_op *op,
+			  const char *client_id);
+
 static const struct valid_field op_fields[] = {
 	{"revision", VALID_INT, VALID_REQUIRED, 0, 1LL << 50, NULL, NULL},
 	{"ops", VALID_ANY, VALID_REQUIRED, 0, 0, NULL, NULL},
@@ -139,16 +147,24 @@ void h_operations(struct api_ctx *c)
 		return;
 	}
 	/* the right to edit is checked by the commit, in its first Redis round trip */
+	commit_answer(c, v[0].n, op, v[2].present ? v[2].s : NULL);
+	ot_free(op);
+}
+
+/* Commits op (borrowed) made against `revision` and answers it: 200 {revision, ops} or the
+ * commit's refusal (docs/API.md, "Live documents"). */
+static void commit_answer(struct api_ctx *c, long long revision, const struct ot_op *op,
+			  const char *client_id)
+{
 	struct doc_commit dc = {
 		.room = c->params[0],
-		.revision = v[0].n,
+		.revision = revision,
 		.op = op,
-		.client_id = v[2].present ? v[2].s : NULL,
+		.client_id = client_id,
 		.user_id = c->user.user_id,
 		.username = c->user.username,
 	};
 	enum store_status st = store_doc_commit(c->store, &c->cfg->doc, &dc);
-	ot_free(op);
 	api_metrics_commit(st == STORE_OK, dc.races);
 	switch (st) {
 	case STORE_OK: {
@@ -184,6 +200,113 @@ void h_operations(struct api_ctx *c)
 		break;
 	}
 	ot_free(dc.applied);
+}
+
+static const struct valid_field replace_fields[] = {
+	{"content", VALID_ANY, VALID_REQUIRED, 0, 0, NULL, NULL},
+	{"base_revision", VALID_INT, VALID_REQUIRED, 0, 1LL << 50, NULL, NULL},
+	{"client_id", VALID_STRING, VALID_SINGLE_LINE, 1, 64, NULL, NULL},
+};
+
+/* Bytes at the start of a and b that are equal and end on a character boundary. */
+static size_t common_prefix(const char *a, size_t alen, const char *b, size_t blen)
+{
+	size_t n = 0, max = alen < blen ? alen : blen;
+	while (n < max && a[n] == b[n])
+		n++;
+	/* never split a UTF-8 sequence: back up to the start of the character. Both texts are
+	 * valid UTF-8 and equal up to n, so a continuation byte at a[n] means one at b[n] too */
+	while (n > 0 && n < alen && ((unsigned char)a[n] & 0xC0) == 0x80)
+		n--;
+	return n;
+}
+
+/* Bytes at the end of a and b (after their first `skip` bytes) that are equal and begin on
+ * a character boundary. */
+static size_t common_suffix(const char *a, size_t alen, const char *b, size_t blen, size_t skip)
+{
+	size_t n = 0, max = (alen < blen ? alen : blen) - skip;
+	while (n < max && a[alen - 1 - n] == b[blen - 1 - n])
+		n++;
+	/* the suffix starts on a lead byte in both (equal bytes: checking a is enough) */
+	while (n > 0 && ((unsigned char)a[alen - n] & 0xC0) == 0x80)
+		n--;
+	return n;
+}
+
+/* The operation that turns text a into text b: retain the common start, delete what
+ * differs, insert b's middle, retain the common end. NULL out of memory. */
+static struct ot_op *replace_op(const char *a, size_t alen, const char *b, size_t blen)
+{
+	size_t pre = common_prefix(a, alen, b, blen);
+	size_t suf = common_suffix(a, alen, b, blen, pre);
+	struct ot_op *op = ot_new();
+	size_t keep = utf8_count(a, pre), gone = utf8_count(a + pre, alen - pre - suf),
+	       tail = utf8_count(a + alen - suf, suf);
+	if (!op || (keep && ot_retain(op, keep) < 0) ||
+	    (blen - pre - suf && ot_insert(op, b + pre, blen - pre - suf) < 0) ||
+	    (gone && ot_delete(op, gone) < 0) || (tail && ot_retain(op, tail) < 0)) {
+		ot_free(op);
+		return NULL;
+	}
+	return op;
+}
+
+void h_document_replace(struct api_ctx *c)
+{
+	struct valid_value v[3];
+	char role[16];
+	if (api_require_user(c) < 0 || api_body_fields(c, 0, replace_fields, 3, v) < 0)
+		return;
+	if (!cJSON_IsString(v[0].item)) {
+		api_error(c, 400, "invalid_request", "content must be a string (the whole document)");
+		return;
+	}
+	const char *content = v[0].item->valuestring;
+	size_t clen = strlen(content); /* the body's check refused \u0000: no NUL inside */
+	if (clen > (size_t)c->cfg->doc.max_bytes) {
+		api_error(c, 413, "document_too_large",
+			  "the document would be %zu bytes; the limit is %ld", clen,
+			  c->cfg->doc.max_bytes);
+		return;
+	}
+	if (room_access(c, c->params[0], 1, role, NULL) < 0)
+		return;
+	struct doc_state d;
+	if (doc_read(c, c->params[0], &d) < 0)
+		return;
+	if (v[1].n != d.revision) {
+		cJSON *o = api_error_body("document_changed",
+					  "the document is at revision %lld, not %lld: fetch it again "
+					  "and decide",
+					  d.revision, v[1].n);
+		doc_state_free(&d);
+		if (!o || !cJSON_AddNumberToObject(o, "revision", (double)d.revision)) {
+			cJSON_Delete(o);
+			api_error(c, 500, "internal", "out of memory");
+			return;
+		}
+		api_json(c, 409, o);
+		return;
+	}
+	if (d.content_len == clen && memcmp(d.content, content, clen) == 0) {
+		/* nothing to change: no operation, no event */
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddNumberToObject(o, "revision", (double)d.revision);
+		cJSON_AddItemToObject(o, "ops", cJSON_CreateArray());
+		doc_state_free(&d);
+		api_json(c, 200, o);
+		return;
+	}
+	struct ot_op *op = replace_op(d.content, d.content_len, content, clen);
+	long long rev = d.revision;
+	doc_state_free(&d);
+	if (!op) {
+		api_error(c, 500, "internal", "out of memory");
+		return;
+	}
+	commit_answer(c, rev, op, v[2].present ? v[2].s : NULL);
+	ot_free(op);
 }
 
 static const struct valid_field presence_fields[] = {
@@ -233,6 +356,48 @@ void h_presence(struct api_ctx *c)
 	api_no_content(c);
 }
 
+/* Entries of the conns set looked at: a bound on one answer's work (one user has one entry
+ * per broker, so far more users than any room has). */
+#define PRESENCE_LIST_MAX 10000
+
+void h_presence_list(struct api_ctx *c)
+{
+	if (require_reader(c) < 0)
+		return;
+	redisContext *rd;
+	enum store_status st = store_redis(c->store, &rd);
+	if (st != STORE_OK) {
+		api_fail(c, st, NULL, NULL);
+		return;
+	}
+	struct rkey key = rkey1(RK_ROOM_CONNS, c->params[0]);
+	char max[16];
+	snprintf(max, sizeof max, "%d", PRESENCE_LIST_MAX);
+	const char *args[] = {key.s, max};
+	redisReply *rep = rds_script(rd, &rs_presence_list, 1, 2, args, NULL);
+	if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+		if (rep)
+			freeReplyObject(rep);
+		else
+			store_redis_failed(c->store);
+		api_error(c, 503, "redis_unavailable", "the event store is unavailable");
+		return;
+	}
+	cJSON *o = cJSON_CreateObject();
+	cJSON *arr = cJSON_AddArrayToObject(o, "users");
+	for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+		const redisReply *u = rep->element[i], *n = rep->element[i + 1];
+		if (u->type != REDIS_REPLY_STRING || n->type != REDIS_REPLY_STRING)
+			continue;
+		cJSON *e = cJSON_CreateObject();
+		cJSON_AddNumberToObject(e, "id", strtod(u->str, NULL));
+		cJSON_AddStringToObject(e, "username", n->str);
+		cJSON_AddItemToArray(arr, e);
+	}
+	freeReplyObject(rep);
+	api_json(c, 200, o);
+}
+
 void h_stream_ticket(struct api_ctx *c)
 {
 	if (require_reader(c) < 0)
@@ -269,9 +434,15 @@ void h_history(struct api_ctx *c)
 {
 	if (require_reader(c) < 0)
 		return;
+	/* paging (docs/API.md): ?limit=1..200 (200), ?before=<revision> */
+	long long limit, before;
+	if (api_query_int(c, "limit", 1, 200, 200, &limit) < 0 ||
+	    api_query_int(c, "before", 1, 1LL << 50, 0, &before) < 0)
+		return;
 	struct doc_save *saves;
 	int n;
-	enum store_status st = store_doc_history_list(c->store, c->params[0], 200, &saves, &n);
+	enum store_status st =
+		store_doc_history_list(c->store, c->params[0], (int)limit, before, &saves, &n);
 	if (st != STORE_OK) {
 		api_fail_why(c, st);
 		return;
@@ -299,6 +470,10 @@ void h_history(struct api_ctx *c)
 			cJSON_AddNumberToObject(s, "deleted", (double)saves[i].deleted);
 		cJSON_AddItemToArray(arr, s);
 	}
+	if (n == limit && n > 0)
+		cJSON_AddNumberToObject(o, "next", (double)saves[n - 1].revision);
+	else
+		cJSON_AddNullToObject(o, "next");
 	free(saves);
 	api_json(c, 200, o);
 }

@@ -313,8 +313,14 @@ void h_job_get(struct api_ctx *c)
 	}
 	if (j.error && j.error[0])
 		cJSON_AddStringToObject(job, "error", j.error);
-	if (j.created_at)
+	if (j.created_at) {
+		/* created_at stays Unix seconds for the clients that read it; submitted_at is the
+		 * same moment in the API's one timestamp format (docs/API.md "Timestamps") */
 		cJSON_AddNumberToObject(job, "created_at", strtod(j.created_at, NULL));
+		char iso[40];
+		if (api_iso_time(strtoll(j.created_at, NULL, 10) * 1000, iso) == 0)
+			cJSON_AddStringToObject(job, "submitted_at", iso);
+	}
 	add_extra(job, j.event_extra); /* who started it; a run's stdin, bounded */
 	/* a job waiting in its room's line: its place, as its queued events give it */
 	long pos;

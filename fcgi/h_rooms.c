@@ -258,9 +258,28 @@ void h_room_list(struct api_ctx *c)
 {
 	if (api_require_user(c) < 0)
 		return;
+	/* paging (docs/API.md): ?limit=1..500 (500), ?before=<the previous page's next> */
+	long long limit, before_us = 0;
+	char cursor[96], *before_id = NULL;
+	int has = 0;
+	if (api_query_int(c, "limit", 1, 500, 500, &limit) < 0 ||
+	    (has = api_query(c, "before", cursor, sizeof cursor)) < 0)
+		return;
+	if (has) {
+		char *dot = strchr(cursor, '.'), *end;
+		errno = 0;
+		before_us = dot ? strtoll(cursor, &end, 10) : 0;
+		if (!dot || end != dot || errno || before_us < 0 || !dot[1] || strchr(dot + 1, '.')) {
+			api_error(c, 400, "invalid_request",
+				  "before must be the next cursor of a previous page");
+			return;
+		}
+		before_id = dot + 1;
+	}
 	struct store_room *rooms;
 	int n;
-	enum store_status st = store_room_list(c->store, c->user.user_id, 500, &rooms, &n);
+	enum store_status st = store_room_list(c->store, c->user.user_id, (int)limit, before_us,
+					       before_id, &rooms, &n);
 	if (st != STORE_OK) {
 		api_fail_why(c, st);
 		return;
@@ -272,6 +291,14 @@ void h_room_list(struct api_ctx *c)
 		cJSON *room = room_to_json(c, &rooms[i]);
 		add_role(room, &rooms[i]);
 		cJSON_AddItemToArray(arr, room);
+	}
+	/* a full page may have more after it; a short one is the last */
+	if (n == limit && n > 0) {
+		char next[96];
+		snprintf(next, sizeof next, "%lld.%s", rooms[n - 1].created_us, rooms[n - 1].id);
+		cJSON_AddStringToObject(o, "next", next);
+	} else {
+		cJSON_AddNullToObject(o, "next");
 	}
 	free(rooms);
 	api_json(c, 200, o);
@@ -345,6 +372,10 @@ void h_room_get(struct api_ctx *c)
 	struct store_room r;
 	if (load_visible_room(c, &r) < 0)
 		return;
+	/* the broker judges bearer-token streams by the visibility key alone: keep it filled
+	 * (after an upgrade or a lost Redis) so a token streams whatever a ticket would. Not
+	 * fatal: the answer below replaces any error it set. */
+	room_visibility_sync(c, c->params[0], r.visibility);
 	char cached[16] = "";
 	if (r.role[0]) {
 		snprintf(cached, sizeof cached, "%s", r.role);
@@ -370,7 +401,9 @@ static int require_owner(struct api_ctx *c, const struct store_room *r)
 {
 	if (strcmp(r->role, "owner") == 0)
 		return 0;
-	if (!r->role[0] && strcmp(r->visibility, "public") != 0)
+	/* one vocabulary (docs/API.md "Errors"): not_a_member for whoever is not in the room,
+	 * public or not; forbidden for a member whose role does not allow it */
+	if (!r->role[0])
 		refuse_stranger(c);
 	else
 		api_error(c, 403, "forbidden", "only the room's owner may do this");

@@ -35,6 +35,8 @@ void h_invite_disable(struct api_ctx *c);
 
 void h_document(struct api_ctx *c);
 void h_operations(struct api_ctx *c);
+void h_document_replace(struct api_ctx *c);
+void h_presence_list(struct api_ctx *c);
 void h_presence(struct api_ctx *c);
 void h_stream_ticket(struct api_ctx *c);
 void h_history(struct api_ctx *c);

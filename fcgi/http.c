@@ -82,6 +82,12 @@ static void drain_body(struct http_io *io, size_t len)
 int http_read_request(struct http_io *io, struct http_req *req, const char **why)
 {
 	memset(req, 0, sizeof *req);
+	/* read first: the head of a request the web server refused may lack the rest. Only the
+	 * web server sets it (a client's header would be HTTP_REDIRECT_STATUS); a 2xx/3xx one
+	 * is an internal rewrite, not an error */
+	const char *rs = io_param(io, "REDIRECT_STATUS");
+	long rsv = rs ? strtol(rs, NULL, 10) : 0;
+	req->redirect_status = rsv >= 400 && rsv <= 599 ? (int)rsv : 0;
 	const char *m = io_param(io, "REQUEST_METHOD");
 	const char *uri = io_param(io, "REQUEST_URI");
 	req->content_type = dup_or_empty(io_param(io, "CONTENT_TYPE"));
@@ -194,13 +200,21 @@ const char *http_reason(int status)
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
 	case 409: return "Conflict";
 	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 417: return "Expectation Failed";
 	case 415: return "Unsupported Media Type";
 	case 422: return "Unprocessable Content";
 	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
 	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
 	default: return "Unknown";
 	}
 }

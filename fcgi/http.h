@@ -31,6 +31,8 @@ struct http_req {
 	char *remote_addr;   /* owned */
 	int https;
 	long server_port; /* SERVER_PORT: the port the web server took the request on, 0 unknown */
+	int redirect_status; /* REDIRECT_STATUS 400-599: the web server's own error answer, handed
+			      * over to us to word (lighttpd server.error-handler); else 0 */
 	char *body; /* NUL-terminated, owned; NULL when there is none */
 	size_t body_len;
 };

@@ -42,8 +42,19 @@ static void serve(const struct api_config *cfg, struct store *store, struct http
 	c.req = &req;
 	c.resp = &resp;
 	int st = http_read_request(io, &req, &why);
-	if (st) {
-		const char *code = st == 413 ? "payload_too_large" : st == 400 ? "bad_request" : "internal";
+	/* lighttpd 1.4.69 answers 411 to every HTTP/1.x POST without a Content-Length, which
+	 * HTTP/1.1 reads as an empty body (RFC 9112, section 6.3), and hands that refusal to
+	 * its error handler (this API, lighttpd.conf) as a GET of the same URI: served here
+	 * as the empty POST it was. Nothing after the head is read: lighttpd closes the
+	 * connection after a 411. */
+	if (!st && req.redirect_status == 411) {
+		strcpy(req.method, "POST");
+		req.redirect_status = 0;
+	}
+	if (req.redirect_status) {
+		api_front_door_error(&c, req.redirect_status);
+	} else if (st) {
+		const char *code = st == 413 ? "payload_too_large" : st == 400 ? "invalid_request" : "internal";
 		api_error(&c, st, code, "%s", why);
 	} else {
 		route_dispatch(&c);

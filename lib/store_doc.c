@@ -949,15 +949,16 @@ out:
 }
 
 enum store_status store_doc_history_list(struct store *s, const char *room, int max,
-					 struct doc_save **out, int *n)
+					 long long before, struct doc_save **out, int *n)
 {
 	*out = NULL;
 	*n = 0;
-	char lim[16];
+	char lim[16], bef[32];
 	snprintf(lim, sizeof lim, "%d", max);
+	snprintf(bef, sizeof bef, "%lld", before > 0 ? before : (1LL << 62));
 	/* every save: the checkpoints (full text) and the batches of typed operations, whose
 	 * row holds the document's length at its end */
-	const char *params[] = {room, lim};
+	const char *params[] = {room, lim, bef};
 	PGresult *r;
 	/* and who typed how much since the save before (authors named from users, by id) */
 	enum store_status st = store_sql(
@@ -966,10 +967,10 @@ enum store_status store_doc_history_list(struct store *s, const char *room, int 
 		"CASE WHEN authors IS NULL THEN NULL ELSE (SELECT COALESCE(json_agg(json_build_array("
 		"u.id, u.username) ORDER BY u.id), '[]') FROM users u WHERE u.id = ANY(h.authors)) END "
 		"FROM (SELECT revision, saved_at, length(content) AS len, authors, inserted, deleted "
-		"FROM snapshots WHERE room_id = $1 UNION ALL "
+		"FROM snapshots WHERE room_id = $1 AND revision < $3 UNION ALL "
 		"SELECT revision, saved_at, length AS len, authors, inserted, deleted FROM history_ops "
-		"WHERE room_id = $1) h ORDER BY revision DESC LIMIT $2",
-		2, params);
+		"WHERE room_id = $1 AND revision < $3) h ORDER BY revision DESC LIMIT $2",
+		3, params);
 	if (st != STORE_OK)
 		return st;
 	int rows = PQntuples(r);

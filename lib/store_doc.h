@@ -162,10 +162,11 @@ struct doc_save {
 int doc_batch_stats(const char *json, size_t len, long long *inserted, long long *deleted,
 		    long long *ids, int max, int *nids);
 
-/* The room's newest saves (checkpoints and batches together), newest first, at most max.
- * STORE_OK with *out (caller free()s) and *n, or the store's failure. */
+/* The room's newest saves (checkpoints and batches together), newest first, at most max,
+ * and with before > 0 only those of revisions below it (the page after one that ended
+ * there). STORE_OK with *out (caller free()s) and *n, or the store's failure. */
 enum store_status store_doc_history_list(struct store *s, const char *room, int max,
-					 struct doc_save **out, int *n);
+					 long long before, struct doc_save **out, int *n);
 
 /* --- the snapshotter's side ---------------------------------------------------------- */
 

@@ -70,22 +70,26 @@ enum store_status store_room_get(struct store *s, const char *room, long long us
 	return st != STORE_OK ? st : one_room(s, r, room, out);
 }
 
-enum store_status store_room_list(struct store *s, long long user, int max,
-				  struct store_room **out, int *n)
+enum store_status store_room_list(struct store *s, long long user, int max, long long before_us,
+				  const char *before_id, struct store_room **out, int *n)
 {
-	char uid[32], lim[16];
+	char uid[32], lim[16], bus[32];
 	*out = NULL;
 	*n = 0;
 	snprintf(uid, sizeof uid, "%lld", user);
 	snprintf(lim, sizeof lim, "%d", max);
+	snprintf(bus, sizeof bus, "%lld", before_us);
 	/* $1 and $2 are the same value: ROOM_COLS names the caller $2 */
-	const char *params[] = {uid, uid, lim};
+	const char *params[] = {uid, uid, lim, before_id ? bus : NULL, before_id};
 	PGresult *r;
+#define ROOM_US "(extract(epoch FROM r.created_at) * 1000000)::bigint"
 	enum store_status st = store_sql(s, &r, NULL,
-					 "SELECT " ROOM_COLS ROOM_FROM
+					 "SELECT " ROOM_COLS ", " ROOM_US ROOM_FROM
 					 "JOIN room_members me ON me.room_id = r.id AND me.user_id = $1 "
-					 "ORDER BY r.created_at DESC, r.id LIMIT $3",
-					 3, params);
+					 "WHERE $5::text IS NULL OR (" ROOM_US ", r.id) < ($4::bigint, $5) "
+					 "ORDER BY r.created_at DESC, r.id DESC LIMIT $3",
+					 5, params);
+#undef ROOM_US
 	if (st != STORE_OK)
 		return st;
 	int rows = PQntuples(r);
@@ -94,8 +98,10 @@ enum store_status store_room_list(struct store *s, long long user, int max,
 		PQclear(r);
 		return store_fail(s, STORE_ERROR, "out of memory");
 	}
-	for (int i = 0; i < rows; i++)
+	for (int i = 0; i < rows; i++) {
 		room_from_row(r, i, &v[i]);
+		v[i].created_us = strtoll(PQgetvalue(r, i, C_ROLE + 1), NULL, 10);
+	}
 	PQclear(r);
 	*out = v;
 	*n = rows;

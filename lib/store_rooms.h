@@ -25,6 +25,7 @@ struct store_room {
 	int invite_enabled;
 	long long invite_gen;
 	char role[STORE_ROLE_MAX]; /* the user's: "owner", "editor", "viewer"; "" none */
+	long long created_us; /* store_room_list only: created_at in µs since 1970 (paging) */
 };
 
 struct store_member {
@@ -36,9 +37,11 @@ struct store_member {
 /* The room with the user's role: STORE_OK, STORE_NOT_FOUND, or a failure. */
 enum store_status store_room_get(struct store *s, const char *room, long long user,
 				 struct store_room *out);
-/* The rooms the user is a member of, newest first, at most max (caller free()s *out). */
-enum store_status store_room_list(struct store *s, long long user, int max,
-				  struct store_room **out, int *n);
+/* The rooms the user is a member of, newest first (created_at, then id, descending), at
+ * most max (caller free()s *out). With before_id, only those after the room (before_us,
+ * before_id) in that order: the page after a previous one ended there. */
+enum store_status store_room_list(struct store *s, long long user, int max, long long before_us,
+				  const char *before_id, struct store_room **out, int *n);
 /* A new room owned by the user (a fresh id and invite code): STORE_OK with *out;
  * STORE_NOT_FOUND when the user's row is gone; STORE_ERROR when no free id was found. */
 enum store_status store_room_create(struct store *s, long long user, const char *name,

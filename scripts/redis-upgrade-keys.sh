@@ -7,7 +7,9 @@
 # new key that exists already wins (RENAMENX), so running it twice, or while the programs
 # run, is harmless. scripts/run.sh runs it on its own Redis at every start; for a Redis of
 # your own, run it once when upgrading:
-#   REDIS_URL=redis://host:6379/0 scripts/redis-upgrade-keys.sh   (or unix:///path/redis.sock)
+#   REDIS_URL=redis://host:6379/0 DATABASE_URL=postgresql://… scripts/redis-upgrade-keys.sh
+#   (REDIS_URL may be unix:///path/redis.sock). With DATABASE_URL it also fills in the
+#   rooms' visibility keys that are missing (below).
 set -euo pipefail
 url=${REDIS_URL:-redis://127.0.0.1:6379}
 case $url in
@@ -35,4 +37,16 @@ while IFS= read -r key; do
 done < <("${cli[@]}" --scan --pattern 'cc:room:*'; "${cli[@]}" --scan --pattern 'cc:ai:asked:*'; "${cli[@]}" --scan --pattern 'cc:ai:pending:*')
 if [ "$renamed" -gt 0 ]; then
   echo "redis: $renamed keys renamed to the current layout"
+fi
+# Rooms whose visibility key is missing (kept by a version before the key existed, or lost):
+# the broker judges bearer-token streams by that key alone (lib/access.h), so fill it from
+# PostgreSQL when DATABASE_URL is given. SET … NX: a key the API wrote since is newer.
+if [ -n "${DATABASE_URL:-}" ]; then
+  # one redis-cli for all rooms (ids are [A-Za-z0-9_-], visibility public|private)
+  filled=$(psql "$DATABASE_URL" -X -A -t -v ON_ERROR_STOP=1 \
+             -c "SELECT 'SET cc:room:{' || id || '}:visibility ' || visibility || ' NX' FROM rooms" |
+           "${cli[@]}" | grep -c '^OK$' || true)
+  if [ "${filled:-0}" -gt 0 ]; then
+    echo "redis: the visibility of $filled rooms filled in"
+  fi
 fi

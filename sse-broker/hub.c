@@ -385,7 +385,7 @@ static void catchup_cb(redisAsyncContext *ac, void *reply, void *priv)
 	redisReply *rep = reply;
 	if (!rep || !s->room || s->state != HUB_SUB_REPLAY)
 		goto out;
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
 	    rep->element[2]->type != REDIS_REPLY_INTEGER) {
 		/* not a stream (or an error): nothing to replay */
 		if (rep->type == REDIS_REPLY_ERROR)
@@ -402,8 +402,12 @@ static void catchup_cb(redisAsyncContext *ac, void *reply, void *priv)
 		goto out;
 	}
 	struct room_evid oldest;
-	if (!s->pinned_checked && entry_id(first, &oldest) == 0 &&
-	    room_needs_resync(s->cur.last, oldest)) {
+	/* a page's fourth element: how many entries the history dropped (broker_catchup.lua) */
+	long long dropped = rep->elements > 3 && rep->element[3]->type == REDIS_REPLY_INTEGER
+				    ? rep->element[3]->integer
+				    : 0;
+	int gone = entry_id(first, &oldest) == 0 && room_needs_resync(s->cur.last, oldest);
+	if (!s->pinned_checked && (gone || room_start_trimmed(s->cur.last, dropped))) {
 		/* extension event: the history no longer reaches back to this client */
 		static const char why[] = "{\"reason\":\"history_trimmed\"}";
 		char id[ROOM_EVID_MAX];
@@ -547,6 +551,10 @@ static void rights_cb(redisAsyncContext *ac, void *reply, void *priv)
 		case RIGHTS_REVOKED:
 			metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_REVOKED, 0);
 			s->ops->revoked(s, "this session was signed out");
+			break;
+		case RIGHTS_NO_ROOM:
+			metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_REVOKED, 0);
+			s->ops->revoked(s, "the room was deleted");
 			break;
 		case RIGHTS_UNKNOWN:
 			log_warn("rights check in %s: unexpected answer", q->room);

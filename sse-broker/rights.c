@@ -37,6 +37,7 @@ static const struct {
 } answers[] = {
 	{"owner", RIGHTS_READ},	  {"editor", RIGHTS_READ},   {"viewer", RIGHTS_READ},
 	{"public", RIGHTS_READ},  {"", RIGHTS_DENIED},	    {"revoked", RIGHTS_REVOKED},
+	{"gone", RIGHTS_NO_ROOM},
 };
 
 enum rights_verdict rights_verdict_of(const char *answer, size_t len)

@@ -3,7 +3,8 @@
  * Every stream asks lib/access.h's stream question (rs_access_stream) before it starts, whatever its
  * credential (a ticket names who took it and the session it was taken with; a bearer token
  * is that session): a role or "public" lets it read, "" refuses it (403), "revoked" means the
- * session was signed out or is older than the user's token generation (401). The same
+ * session was signed out or is older than the user's token generation (401), "gone" that
+ * Redis knows no such room (404). The same
  * question is asked again for the open streams of a room when its rights may have changed
  * (a `room` event "members", "updated", "invite"; a Redis reconnect) and for the streams of
  * a user when cc:access says {"user":U} (sign-out, password change). One subject is one
@@ -31,6 +32,7 @@ enum rights_verdict {
 	RIGHTS_READ,    /* a role, or a stranger in a public room */
 	RIGHTS_DENIED,  /* "": no right to read the room (removed, the room went private) */
 	RIGHTS_REVOKED, /* "revoked": the session was signed out or is too old */
+	RIGHTS_NO_ROOM, /* "gone": Redis knows no such room (never created, or deleted): 404 */
 	RIGHTS_UNKNOWN, /* not an answer the script gives: keep the stream, say so in the log */
 };
 

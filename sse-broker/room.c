@@ -325,3 +325,8 @@ int room_needs_resync(struct room_evid last, struct room_evid first)
 		return 0;
 	return room_evid_cmp(first, room_evid_next(last)) > 0;
 }
+
+int room_start_trimmed(struct room_evid last, long long dropped)
+{
+	return room_evid_is_zero(last) && dropped > 0;
+}

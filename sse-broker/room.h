@@ -117,5 +117,9 @@ int room_cursor_finish(struct room_cursor *c, int (*deliver)(void *arg, struct r
  * when entries after `last` may have been trimmed away: the oldest kept entry is newer than
  * `last`. (Conservative: it may fire when only `last` itself was trimmed.) */
 int room_needs_resync(struct room_evid last, struct room_evid first);
+/* 1 when a client starting from the very beginning (`last` zero: last_event_id=0) cannot get
+ * it: the history has dropped `dropped` (> 0) entries. room_needs_resync cannot tell, since
+ * a zero position names no event to look for. */
+int room_start_trimmed(struct room_evid last, long long dropped);
 
 #endif

@@ -704,7 +704,11 @@ static void multi_fail(struct hub_sub *s, const char *why)
 static void multi_revoked(struct hub_sub *s, const char *why)
 {
 	int signed_out = strstr(why, "signed out") != NULL;
-	msub_drop(sub_msub(s), signed_out ? "signed_out" : "forbidden", why);
+	/* the reasons are the error codes of the same refusals (docs/API.md "Errors"), but for
+	 * a deleted room, named as its `room` event names it */
+	int gone = strstr(why, "deleted") != NULL;
+	msub_drop(sub_msub(s), signed_out ? "session_revoked" : gone ? "deleted" : "not_a_member",
+		  why);
 }
 
 static void multi_reserve(struct hub_sub *s)
@@ -910,8 +914,12 @@ static void start_stream(struct conn *c)
 		/* rooms it may not read are told at once; the others start as a single stream does */
 		for (size_t i = 0; i < c->nms && !c->dead; i++) {
 			struct msub *m = &c->ms[i];
+			if (m->verdict == RIGHTS_NO_ROOM) {
+				msub_drop(m, "room_not_found", "no such room");
+				continue;
+			}
 			if (m->verdict != RIGHTS_READ) {
-				msub_drop(m, "forbidden", "not a member of this room");
+				msub_drop(m, "not_a_member", "not a member of this room");
 				continue;
 			}
 			m->sub.presence = 1;
@@ -935,11 +943,13 @@ static void check_cb(struct hub_sub *s, int ok, enum rights_verdict v)
 	if (c->dead)
 		return;
 	if (!ok)
-		conn_error(c, 503, "unavailable", "the event store is unavailable");
+		conn_error(c, 503, "redis_unavailable", "the event store is unavailable");
 	else if (v == RIGHTS_REVOKED)
-		conn_error(c, 401, "unauthorized", "this session was signed out");
+		conn_error(c, 401, "session_revoked", "this session was signed out");
+	else if (v == RIGHTS_NO_ROOM)
+		conn_error(c, 404, "room_not_found", "no such room");
 	else if (v != RIGHTS_READ)
-		conn_error(c, 403, "forbidden", "not a member of this room");
+		conn_error(c, 403, "not_a_member", "not a member of this room");
 	else
 		start_stream(c);
 }
@@ -961,11 +971,11 @@ static void multi_decide(struct conn *c)
 			revoked = 1;
 	}
 	if (failed)
-		conn_error(c, 503, "unavailable", "the event store is unavailable");
+		conn_error(c, 503, "redis_unavailable", "the event store is unavailable");
 	else if (revoked)
-		conn_error(c, 401, "unauthorized", "this session was signed out");
+		conn_error(c, 401, "session_revoked", "this session was signed out");
 	else if (readable == 0)
-		conn_error(c, 403, "forbidden", "not a member of any of these rooms");
+		conn_error(c, 403, "not_a_member", "not a member of any of these rooms");
 	else
 		start_stream(c);
 }
@@ -1011,13 +1021,13 @@ static void authorize(struct conn *c, const struct http_head *h)
 	int from_query = 0;
 	int q = http_query_get(h->query, "ticket", ticket, sizeof ticket);
 	if (c->multi && q != 0) {
-		conn_error(c, 401, "unauthorized",
+		conn_error(c, 401, "invalid_token",
 			   "a stream of several rooms takes the session's bearer token "
 			   "(Authorization: Bearer), not a ticket");
 		return;
 	}
 	if (q < 0) {
-		conn_error(c, 401, "unauthorized", "malformed ticket");
+		conn_error(c, 401, "invalid_token", "malformed ticket");
 		return;
 	}
 	if (q == 1 && ticket[0]) {
@@ -1038,12 +1048,12 @@ static void authorize(struct conn *c, const struct http_head *h)
 	struct token_claims cl;
 	const char *why = NULL;
 	if (token_verify(srv->key, jwt, (long long)time(NULL), &cl, &why) < 0) {
-		conn_error(c, 401, "unauthorized", why ? why : "invalid token");
+		conn_error(c, 401, "invalid_token", why ? why : "invalid token");
 		return;
 	}
 	if (c->multi) {
 		if (cl.kind == TOKEN_TICKET)
-			conn_error(c, 401, "unauthorized",
+			conn_error(c, 401, "invalid_token",
 				   "a stream ticket is for one room: a stream of several rooms takes "
 				   "the session's bearer token");
 		else
@@ -1055,7 +1065,7 @@ static void authorize(struct conn *c, const struct http_head *h)
 		return;
 	}
 	if (cl.kind != TOKEN_TICKET && from_query) {
-		conn_error(c, 401, "unauthorized", "the ticket parameter takes a stream ticket");
+		conn_error(c, 401, "invalid_token", "the ticket parameter takes a stream ticket");
 		return;
 	}
 	/* a ticket says who took it and with which session, not that they may still read the
@@ -1066,7 +1076,7 @@ static void authorize(struct conn *c, const struct http_head *h)
 	c->sub.gen = cl.gen;
 	c->kind = CK_AUTH;
 	if (hub_check(srv->hub, c->room, &c->sub, check_cb) < 0)
-		conn_error(c, 503, "unavailable", "the event store is unavailable");
+		conn_error(c, 503, "redis_unavailable", "the event store is unavailable");
 }
 
 static int read_start(struct conn *c, const struct http_head *h, const char *name)
@@ -1109,7 +1119,8 @@ static int ws_prepare(struct conn *c, const struct http_head *h)
 	buf_init(&b, 1024);
 	if (ws_handshake(h, &b, &why, &bad_version) < 0) {
 		buf_free(&b);
-		conn_error(c, bad_version ? 426 : 400, "bad_request", why);
+		conn_error(c, bad_version ? 426 : 400,
+			   bad_version ? "upgrade_required" : "invalid_request", why);
 		return -1;
 	}
 	c->ws_reply = buf_detach(&b);
@@ -1143,7 +1154,7 @@ static void route_multi(struct conn *c, const struct http_head *h, const char *t
 	char err[200];
 	enum roomset_status st = roomset_parse(h->query, &set, err, sizeof err);
 	if (st != ROOMSET_OK) {
-		conn_error(c, 400, st == ROOMSET_TOO_MANY ? "too_many_rooms" : "bad_request", err);
+		conn_error(c, 400, st == ROOMSET_TOO_MANY ? "too_many_rooms" : "invalid_request", err);
 		return;
 	}
 	c->ms = calloc(set.n, sizeof *c->ms);
@@ -1193,7 +1204,7 @@ static void route_request(struct conn *c, const struct http_head *h)
 	const char *slash = strchr(id, '/');
 	size_t idlen = slash ? (size_t)(slash - id) : strlen(id);
 	if (!room_id_valid(id, idlen)) {
-		conn_error(c, 404, "not_found", "no such endpoint");
+		conn_error(c, 404, "room_not_found", "no such room");
 		return;
 	}
 	if (!slash)
@@ -1213,7 +1224,7 @@ static void route_request(struct conn *c, const struct http_head *h)
 		return;
 	}
 	if (read_start(c, h, c->route == RT_POLL ? "since" : "last_event_id") < 0) {
-		conn_error(c, 400, "bad_request", "malformed event id");
+		conn_error(c, 400, "invalid_request", "malformed event id");
 		return;
 	}
 	if (c->route == RT_WS && ws_prepare(c, h) < 0)
@@ -1237,14 +1248,14 @@ static void head_read(struct conn *c)
 		conn_error(c, 431, "header_too_large", "the request head is too large");
 		return;
 	case HTTP_HEAD_BAD:
-		conn_error(c, 400, "bad_request", "malformed request");
+		conn_error(c, 400, "invalid_request", "malformed request");
 		return;
 	case HTTP_HEAD_OK:
 		break;
 	}
 	evbuffer_drain(in, srv->head.head_len);
 	if (srv->stopping) {
-		conn_error(c, 503, "unavailable", "shutting down");
+		conn_error(c, 503, "shutting_down", "the broker is shutting down; retry");
 		return;
 	}
 	route_request(c, &srv->head);

@@ -263,7 +263,8 @@ function onEvent(c, { room, type, id, data }) {
   if (type === 'dropped') {
     c.dropped.add(room);
     const reason = data && data.reason;
-    const status = reason === 'deleted' ? 404 : reason === 'signed_out' ? 401 : 403;
+    const status = reason === 'deleted' || reason === 'room_not_found' ? 404
+      : reason === 'session_revoked' ? 401 : 403;
     for (const s of mine) fatal(s, status);
     setChanged();
     promote(c);

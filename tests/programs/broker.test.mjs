@@ -700,10 +700,11 @@ test('a deleted room closes every stream after delivering the event', async () =
   assert.deepEqual(roomEvents(ws.events, 'deleted').map((e) => e.id), [gone]);
   await waitFor(() => roomEvents(es.events, 'deleted').length === 1, { what: 'eventsource got it' });
   es.close();
-  // the room's bearer check fails now that its members are gone
+  // the room's bearer check fails now that its members and visibility are gone: no such room
   const r = await fetch(`${broker.base}/events/rooms/${room}/poll?since=0`,
     { headers: { Authorization: `Bearer ${session(SECRET, { user: 71 })}` } });
-  assert.equal(r.status, 403);
+  assert.equal(r.status, 404);
+  assert.equal((await r.json()).error, 'room_not_found');
   const h = await (await fetch(`${broker.base}/events/health`)).json();
   assert.equal(h.redis, 'ok');
 });

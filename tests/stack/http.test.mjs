@@ -197,7 +197,7 @@ test('one trailing slash is forgiven; odd path segments are 404', async () => {
   const u = await newUser();
   const a = await call('GET', '/api/rooms/', { token: u.token });
   assert.equal(a.status, 200, a.text);
-  assert.deepEqual(a.json, { rooms: [] });
+  assert.deepEqual(a.json, { rooms: [], next: null });
   assert.equal((await call('GET', '/api/health/')).status, 200);
   assert.equal((await call('GET', '/api/auth/me/', { token: u.token })).status, 200);
   const room = await call('POST', '/api/rooms/', { token: u.token, body: { name: 'slash', language: 'c' } });

@@ -61,7 +61,7 @@ test('a member\'s rooms on one stream: a room it may not read is dropped, a remo
   assert.equal(s.status, 200);
   await waitFor(() => s.of(priv.id, 'subscribed').length && s.of(pub.id, 'subscribed').length && s.of(closed.id, 'dropped').length,
     { what: 'both rooms live, the third dropped' });
-  assert.equal(s.of(closed.id, 'dropped')[0].data.reason, 'forbidden');
+  assert.equal(s.of(closed.id, 'dropped')[0].data.reason, 'not_a_member');
 
   await op(owner.token, priv, 'in the private room');
   await op(owner.token, pub, 'in the public room');
@@ -74,7 +74,7 @@ test('a member\'s rooms on one stream: a room it may not read is dropped, a remo
   r = await call('DELETE', `/api/rooms/${priv.id}/members/${m.user.id}`, { token: owner.token });
   assert.equal(r.status, 204, r.text);
   await waitFor(() => s.of(priv.id, 'dropped').length === 1, { what: 'the private room dropped' });
-  assert.equal(s.of(priv.id, 'dropped')[0].data.reason, 'forbidden');
+  assert.equal(s.of(priv.id, 'dropped')[0].data.reason, 'not_a_member');
   await call('POST', `/api/rooms/${priv.id}/operations`, { token: owner.token, body: { revision: 1, ops: ['after the removal '] } });
   await op(owner.token, pub, 'still live ');
   await waitFor(() => s.of(pub.id, 'operation').length === 2, { what: 'the public room goes on' });
@@ -91,7 +91,7 @@ test('a member\'s rooms on one stream: a room it may not read is dropped, a remo
   r = await call('POST', '/api/auth/logout', { token: m.token });
   assert.equal(r.status, 204);
   await waitFor(() => s.ended, { what: 'the stream ended' });
-  assert.equal(s.of(pub.id, 'dropped')[0].data.reason, 'signed_out');
+  assert.equal(s.of(pub.id, 'dropped')[0].data.reason, 'session_revoked');
   const again = multi([pub.id], m.token);
   await again.opened;
   assert.equal(again.status, 401);

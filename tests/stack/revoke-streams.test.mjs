@@ -164,7 +164,7 @@ test('a removed member\'s old ticket is refused on SSE, WebSocket and long-poll 
 
   const r = await fetch(`${BASE}/events/rooms/${room.id}?ticket=${t}`);
   assert.equal(r.status, 403);
-  assert.deepEqual(await r.json(), { error: 'forbidden', message: 'not a member of this room' });
+  assert.deepEqual(await r.json(), { error: 'not_a_member', message: 'not a member of this room' });
   assert.equal(await wsStatus(room, { ticket: t }), 403);
   assert.equal(await status(pollUrl(room, { ticket: t, since: '0' })), 403);
   // the bearer token and a new ticket too
@@ -288,7 +288,7 @@ test('sign-out (POST /api/auth/logout) ends the session\'s streams, its tickets\
   // the signed-out session's token and tickets open nothing any more (401)
   const r = await fetch(pollUrl(room, { ticket: st.cred.ticket, since: '0' }));
   assert.equal(r.status, 401);
-  assert.deepEqual(await r.json(), { error: 'unauthorized', message: 'this session was signed out' });
+  assert.deepEqual(await r.json(), { error: 'session_revoked', message: 'this session was signed out' });
   assert.equal(await wsStatus(room, st.bearer), 401);
   await other.close();
   await w.close();

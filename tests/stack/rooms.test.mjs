@@ -86,7 +86,7 @@ test('GET /api/rooms lists the caller\'s rooms, and only theirs', async () => {
   const c = await newUser();
   const lc = await call('GET', '/api/rooms', { token: c.token });
   assert.equal(lc.status, 200);
-  assert.deepEqual(lc.json, { rooms: [] });
+  assert.deepEqual(lc.json, { rooms: [], next: null });
 });
 
 test('GET /api/rooms/{id} answers {room, members:[{user, role}], role}', async () => {

@@ -84,7 +84,7 @@ static void test_verdicts(void)
 	} cases[] = {
 		{"owner", RIGHTS_READ},	  {"editor", RIGHTS_READ},   {"viewer", RIGHTS_READ},
 		{"public", RIGHTS_READ},  {"", RIGHTS_DENIED},	    {"revoked", RIGHTS_REVOKED},
-		{"Owner", RIGHTS_UNKNOWN}, {"publicx", RIGHTS_UNKNOWN},
+		{"gone", RIGHTS_NO_ROOM}, {"Owner", RIGHTS_UNKNOWN}, {"publicx", RIGHTS_UNKNOWN},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		CHECK(rights_verdict_of(cases[i].answer, strlen(cases[i].answer)) == cases[i].v);

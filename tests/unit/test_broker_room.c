@@ -226,6 +226,10 @@ static void test_resync(void)
 	CHECK(!room_needs_resync(a, a));
 	CHECK(!room_needs_resync(a, b));  /* only a itself is gone */
 	CHECK(room_needs_resync(a, c));   /* events between a and c may be gone */
+	/* from the beginning (last_event_id=0) of a history whose beginning was trimmed */
+	CHECK(room_start_trimmed(z, 1));
+	CHECK(!room_start_trimmed(z, 0));  /* nothing ever dropped */
+	CHECK(!room_start_trimmed(a, 5));  /* a position: room_needs_resync decides */
 }
 
 static void test_longpoll(void)
