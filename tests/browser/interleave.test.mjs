@@ -69,16 +69,30 @@ function undoneOnlyOwn(content, words, others) {
     `only the undoer's own text was taken back: ${JSON.stringify(content)}`);
 }
 
+// After a keystroke: the text once the editors and the server agree on something other
+// than `from` (a key press returns before the editor has made it an edit, so the state
+// right after it can still be the one before)
+async function convergedAwayFrom(from) {
+  const end = Date.now() + 15000;
+  for (;;) {
+    const { content } = await converged(BASE, [A.page, B.page], roomId);
+    if (content !== from || Date.now() > end) return content;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 test('Ctrl-Z undoes only your own typing, in both windows; Ctrl-Shift-Z redoes it', async () => {
   const before = (await converged(BASE, [A.page, B.page], roomId)).content;
   await A.page.keyboard.press('Control+z');
-  undoneOnlyOwn((await converged(BASE, [A.page, B.page], roomId)).content, WORDS_A, WORDS_B);
+  const undoneA = await convergedAwayFrom(before);
+  undoneOnlyOwn(undoneA, WORDS_A, WORDS_B);
   await A.page.keyboard.press('Control+Shift+z');
-  assert.equal((await converged(BASE, [A.page, B.page], roomId)).content, before);
+  assert.equal(await convergedAwayFrom(undoneA), before);
   await B.page.keyboard.press('Control+z');
-  undoneOnlyOwn((await converged(BASE, [A.page, B.page], roomId)).content, WORDS_B, WORDS_A);
+  const undoneB = await convergedAwayFrom(before);
+  undoneOnlyOwn(undoneB, WORDS_B, WORDS_A);
   await B.page.keyboard.press('Control+Shift+z');
-  assert.equal((await converged(BASE, [A.page, B.page], roomId)).content, before);
+  assert.equal(await convergedAwayFrom(undoneB), before);
   noProblems(A);
   noProblems(B);
 });
