@@ -176,7 +176,8 @@ run_with_stack() { # groups [files...]
 # The suites that depend on the web server in front — HTTP, the three stream transports, the
 # browser client — again, through Apache httpd (WEB=apache: deploy/apache/codecollab.conf).
 APACHE_SUITES=(tests/stack/http.test.mjs tests/stack/revoke-streams.test.mjs tests/stack/metrics.test.mjs
-  tests/stack/multi-stream.test.mjs tests/stack/supervise.test.mjs tests/browser/client.test.mjs)
+  tests/stack/multi-stream.test.mjs tests/stack/supervise.test.mjs tests/stack/walkthrough.test.mjs
+  tests/stack/scripting.test.mjs tests/browser/client.test.mjs)
 run_apache() { # [files...]
   [ $# -gt 0 ] || set -- "${APACHE_SUITES[@]}"
   echo "== through Apache httpd (WEB=apache): $*"
