@@ -153,6 +153,19 @@ const makers = { ours, nchan, socketio };
 const rssOf = (procs) => Object.values(procs).flat().reduce((a, p) => a + (rssKiB(p) || 0), 0);
 const cpuOf = (procs) => Object.values(procs).flat().reduce((a, p) => a + cpuSeconds(p), 0);
 const baseline = {}; // RSS (KiB) of each system's processes before its first stream
+const baselineByRole = {};
+const rssByRole = (procs) => Object.fromEntries(Object.entries(procs).map(([k, ps]) => [k, ps.reduce((a, p) => a + (rssKiB(p) || 0), 0)]));
+
+// What lighttpd's error log says about connection limits since `from` (its byte length then).
+function lighttpdLimits(from) {
+  if (!process.env.CC_VAR) return '';
+  try {
+    const log = readFileSync(`${process.env.CC_VAR}/log/lighttpd.log`, 'latin1').slice(from);
+    const hits = log.split('\n').filter((l) => /connection limit|sockets disabled|fd|too many open/i.test(l));
+    return hits.length ? `; lighttpd's log: "${hits[0].trim()}"${hits.length > 1 ? ` (and ${hits.length - 1} more lines)` : ''}` : '';
+  } catch { return ''; }
+}
+const logLength = () => { try { return readFileSync(`${process.env.CC_VAR}/log/lighttpd.log`, 'latin1').length; } catch { return 0; } };
 
 async function runOne(key, sys, n) {
   const M = Number(process.env.BENCH_COMPARE_EVENTS || (n > 5000 ? 20 : 50));
@@ -161,6 +174,8 @@ async function runOne(key, sys, n) {
   const procs = sys.procs();
   if (!Object.values(procs).flat().length) throw new Error('no process of it found');
   baseline[key] ??= rssOf(procs);
+  baselineByRole[key] ??= rssByRole(procs);
+  const log0 = key === 'ours' ? logLength() : 0;
 
   const sent = new Float64Array(M).fill(NaN);
   const lat = [];
@@ -183,15 +198,18 @@ async function runOne(key, sys, n) {
   if (pool.socks.length < n) {
     close();
     r.error = `${pool.socks.length.toLocaleString('en-US')} of ${n.toLocaleString('en-US')} streams opened ` +
-      `(${pool.failed} attempts failed, giving up after ${CONC}; first: ${pool.firstError})`;
+      `(${pool.failed} attempts failed, giving up after ${CONC}; first: ${pool.firstError})` +
+      (key === 'ours' ? lighttpdLimits(log0) : '');
     return r;
   }
   await sleep(1000);
-  const procs1 = sys.procs(); // nginx may have more workers than at the baseline? never: same set
+  const procs1 = sys.procs();
   r.rssIdleKiB = rssOf(procs1);
   r.rssBaseKiB = baseline[key];
   r.perStreamBytes = ((r.rssIdleKiB - baseline[key]) * 1024) / n;
-  r.rssByProcKiB = Object.fromEntries(Object.entries(procs1).map(([k, ps]) => [k, ps.reduce((a, p) => a + (rssKiB(p) || 0), 0)]));
+  r.rssByRoleKiB = rssByRole(procs1);
+  r.perStreamByRoleBytes = Object.fromEntries(Object.entries(r.rssByRoleKiB).map(([k, v]) =>
+    [k, ((v - (baselineByRole[key][k] ?? v)) * 1024) / n]));
 
   const sysCpu0 = cpuOf(procs1), cpu0 = process.cpuUsage();
   const ts0 = now();
@@ -246,7 +264,8 @@ for (const n of sizes) {
     if (r.p50 !== undefined) {
       console.log(`  N=${n} ${name}: connected in ${r.connectS.toFixed(1)} s; received ${r.received}/${r.expected}` +
         `${r.unexpected ? ` (+${r.unexpected} unexpected)` : ''}; p50 ${fmtMs(r.p50)} ms, p99 ${fmtMs(r.p99)} ms, max ${fmtMs(r.max)} ms; ` +
-        `RSS ${(r.rssIdleKiB / 1024).toFixed(1)} MiB with ${n} idle streams (${(r.perStreamBytes / 1024).toFixed(1)} KiB each); ` +
+        `RSS ${(r.rssIdleKiB / 1024).toFixed(1)} MiB with ${n} idle streams (${(r.perStreamBytes / 1024).toFixed(1)} KiB each: ` +
+        `${Object.entries(r.perStreamByRoleBytes).map(([k, v]) => `${k} ${(v / 1024).toFixed(1)}`).join(', ')}); ` +
         `CPU during the ${r.sendS.toFixed(1)} s of sends: system ${r.systemCpuS.toFixed(2)} s, harness ${r.harnessCpuS.toFixed(2)} s ` +
         `(${((r.harnessCpuS * 1e6) / Math.max(1, r.received)).toFixed(1)} µs per receipt); load ${r.load}` +
         `${r.error ? `; ${r.error}` : ''}`);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a make target needs, and only those that are missing:
-#   scripts/deps.sh [test|bench|fuzz ...]
+#   scripts/deps.sh [test|bench|compare|fuzz ...]
 # Without an argument: what building and running need (`make build`, `make run`), plus
 # lighttpd's TLS module when TLS or TLS_CERT asks for HTTPS and Apache with spawn-fcgi when
 # WEB=apache. Each argument adds a set on top of that: test (`make test`: headless Chromium
