@@ -2,7 +2,8 @@
 // server with the Redis adapter on its own redis-server, the way Socket.IO is deployed when
 // it has to scale past one process. Every client that connects joins the room "bench";
 // POST /publish with a JSON body sends it as the `msg` event to the room (the writer's side,
-// shaped like our POST of an operation and Nchan's publisher POST).
+// shaped like our POST of an operation and Nchan's publisher POST). POST /gc runs V8's
+// garbage collector (with --expose-gc) before the harness reads the process's RSS.
 //   PORT (the HTTP port), REDIS_URL (redis://127.0.0.1:PORT)
 import { createServer } from 'node:http';
 import { Server } from 'socket.io';
@@ -22,6 +23,13 @@ for (const c of [pub, sub]) c.on('error', (e) => console.error(`compare-socketio
 await Promise.all([pub.connect(), sub.connect()]);
 
 const http = createServer((req, res) => {
+  if (req.method === 'POST' && req.url === '/gc') {
+    // before the harness reads our RSS: a collected heap, so that the per-stream figure
+    // is not V8's garbage of the moment (node --expose-gc; bench/compare.sh starts it so)
+    if (global.gc) global.gc();
+    res.writeHead(204).end();
+    return;
+  }
   if (req.method !== 'POST' || req.url !== '/publish') {
     res.writeHead(404).end();
     return;

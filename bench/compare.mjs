@@ -139,6 +139,7 @@ async function socketio() {
   return {
     label: 'Socket.IO 4 (Redis adapter)',
     procs: () => ({ 'node server': [pid] }),
+    beforeRss: () => post(`${base.origin}/gc`, '').catch(() => {}),
     async channel() {
       return {
         open: (onEvent) => sioConnect({
@@ -177,6 +178,7 @@ async function runOne(key, sys, n) {
   const ch = await sys.channel(n);
   const procs = sys.procs();
   if (!Object.values(procs).flat().length) throw new Error('no process of it found');
+  if (!baseline[key] && sys.beforeRss) await sys.beforeRss();
   baseline[key] ??= rssOf(procs);
   baselineByRole[key] ??= rssByRole(procs);
   const log0 = key === 'ours' ? logLength() : 0;
@@ -207,6 +209,7 @@ async function runOne(key, sys, n) {
     return r;
   }
   await sleep(1000);
+  if (sys.beforeRss) await sys.beforeRss();
   const procs1 = sys.procs();
   r.rssIdleKiB = rssOf(procs1);
   r.rssBaseKiB = baseline[key];

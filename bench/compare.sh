@@ -131,7 +131,7 @@ if want_sys socketio; then
   sredis=$redis_port
   sport=$(stack_free_port)
   mkdir -p "$CMP_TMP/socketio"
-  (cd "$CMP_TMP/socketio" && PORT=$sport REDIS_URL=redis://127.0.0.1:$sredis exec node "$ROOT/bench/compare-socketio.mjs" \
+  (cd "$CMP_TMP/socketio" && PORT=$sport REDIS_URL=redis://127.0.0.1:$sredis exec node --expose-gc "$ROOT/bench/compare-socketio.mjs" \
     >"$CMP_TMP/socketio.log" 2>&1) &
   pids+=($!)
   export SIO_PID=$! SIO_URL=http://127.0.0.1:$sport
@@ -144,9 +144,16 @@ if want_sys ours; then
   export REGISTER_RATE_LIMIT=${REGISTER_RATE_LIMIT:-100000}
   stack_up release
   echo "ours: release stack on $BASE_URL (lighttpd), broker on $BROKER_PORT"
+else
+  export BASE_URL=${BASE_URL:-http://127.0.0.1:9} # bench/lib.mjs wants one; nothing uses it
 fi
 
+# in the background, so that a signal to this script is handled at once (bash runs a trap
+# only after a foreground command ends) and the harness is stopped with the rest
 status=0
-node "$ROOT/bench/compare.mjs" || status=$?
+node "$ROOT/bench/compare.mjs" &
+harness=$!
+pids+=("$harness")
+wait "$harness" || status=$?
 echo "machine after:$(uptime | sed 's/.*load average/ load average/')"
 exit "$status"
