@@ -155,7 +155,6 @@ const makers = { ours, nchan, socketio };
 
 // ---- one run ------------------------------------------------------------------------------
 
-const rssOf = (procs) => Object.values(procs).flat().reduce((a, p) => a + (rssKiB(p) || 0), 0);
 const cpuOf = (procs) => Object.values(procs).flat().reduce((a, p) => a + cpuSeconds(p), 0);
 const baseline = {}; // RSS (KiB) of each system's processes before its first stream
 const baselineByRole = {};
@@ -179,8 +178,8 @@ async function runOne(key, sys, n) {
   const procs = sys.procs();
   if (!Object.values(procs).flat().length) throw new Error('no process of it found');
   if (!baseline[key] && sys.beforeRss) await sys.beforeRss();
-  baseline[key] ??= rssOf(procs);
   baselineByRole[key] ??= rssByRole(procs);
+  baseline[key] ??= Object.values(baselineByRole[key]).reduce((a, b) => a + b, 0);
   const log0 = key === 'ours' ? logLength() : 0;
 
   const sent = new Float64Array(M).fill(NaN);
@@ -211,10 +210,10 @@ async function runOne(key, sys, n) {
   await sleep(1000);
   if (sys.beforeRss) await sys.beforeRss();
   const procs1 = sys.procs();
-  r.rssIdleKiB = rssOf(procs1);
+  r.rssByRoleKiB = rssByRole(procs1);
+  r.rssIdleKiB = Object.values(r.rssByRoleKiB).reduce((a, b) => a + b, 0);
   r.rssBaseKiB = baseline[key];
   r.perStreamBytes = ((r.rssIdleKiB - baseline[key]) * 1024) / n;
-  r.rssByRoleKiB = rssByRole(procs1);
   r.perStreamByRoleBytes = Object.fromEntries(Object.entries(r.rssByRoleKiB).map(([k, v]) =>
     [k, ((v - (baselineByRole[key][k] ?? v)) * 1024) / n]));
 
