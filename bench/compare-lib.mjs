@@ -13,9 +13,9 @@ export function pct(sorted, p) {
 
 export const fmtMs = (v) => (Number.isFinite(v) ? (v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0)) : 'n/a');
 
-// ---- WebSocket frames (RFC 6455), only what a client of engine.io needs -----------------
+// ---- WebSocket frames (RFC 6455 §5.2), only what a client of engine.io needs ------------
 
-// A client's frame: FIN, the opcode, masked as clients must.
+// A client's frame: FIN, the opcode, masked as clients must (RFC 6455 §5.3).
 export function wsFrame(opcode, payload) {
   const body = Buffer.isBuffer(payload) ? payload : Buffer.from(payload, 'utf8');
   const len = body.length;
@@ -68,7 +68,8 @@ export function wsParse(buf, maxLen = 1 << 20) {
   return { frames, rest: off ? buf.subarray(off) : buf };
 }
 
-// A Socket.IO 4 client of the default namespace, WebSocket transport only: upgrades, answers
+// A Socket.IO 4 client of the default namespace, WebSocket transport only (engine.io
+// protocol 4 packets carrying Socket.IO protocol 5 packets): upgrades, answers
 // engine.io's open packet with a namespace CONNECT ("40"), its pings ("2") with pongs ("3"),
 // and calls onEvent(text, receivedAt) for every event packet ("42[...]"); receivedAt is taken
 // once per socket read, before parsing (as in the SSE client). Resolves once the namespace
