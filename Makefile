@@ -70,8 +70,8 @@ BROKER_MODS := $(filter-out $(B)/obj/sse-broker/main.o,$(BROKER_OBJ))
 WORKER_MODS := $(filter-out $(B)/obj/queue-worker/main.o,$(WORKER_OBJ))
 SNAP_MODS := $(filter-out $(B)/obj/snapshotter/main.o,$(SNAP_OBJ))
 
-.PHONY: all build build-asan bins deps deps-test deps-bench deps-fuzz run test test-unit test-programs \
-  test-stack test-browser test-apache test-integration fuzz fuzz-bins bench clean fmt ot-sim
+.PHONY: all build build-asan bins deps deps-test deps-bench deps-compare deps-fuzz run test test-unit test-programs \
+  test-stack test-browser test-apache test-integration fuzz fuzz-bins bench bench-compare clean fmt ot-sim
 
 all: build
 
@@ -83,6 +83,8 @@ deps-test:
 	@./scripts/deps.sh test
 deps-bench:
 	@./scripts/deps.sh bench
+deps-compare:
+	@./scripts/deps.sh compare
 deps-fuzz:
 	@./scripts/deps.sh fuzz
 
@@ -199,6 +201,11 @@ ot-sim: deps
 
 bench: deps-bench build
 	@./bench/run.sh
+
+# Our fan-out against nginx + Nchan and Socket.IO 4 in one run (bench/compare.sh;
+# BENCH_COMPARE_N="1000 5000" for other sizes). Not part of `make bench` or `make test`.
+bench-compare: deps-compare build
+	@./bench/compare.sh
 
 clean:
 	rm -rf build

@@ -67,10 +67,20 @@ export function ticketSource(room, token) {
 // when the server uses one (lighttpd does; the broker itself sends the stream as is) and
 // calls onEvent(block, receivedAt) for every complete event block ("id:…\nevent:…\ndata:…").
 // receivedAt is taken once per socket read, before any parsing. Resolves once the server's
-// ": connected" comment has arrived.
-export function sseConnect({ host, port, path, onEvent }) {
+// ": connected" comment has arrived, or with ready: 'headers' once a 200 answer's headers
+// have (servers that send nothing before the first event: Nchan). With timeoutMs, rejects
+// and closes the socket when it is not ready by then.
+export function sseConnect({ host, port, path, onEvent, ready: readyOn = 'connected', timeoutMs = 0 }) {
   return new Promise((resolve, reject) => {
     const s = createConnection({ host, port });
+    if (timeoutMs > 0) {
+      const timer = setTimeout(() => {
+        if (ready) return;
+        s.destroy();
+        reject(new Error(`no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      s.once('close', () => clearTimeout(timer));
+    }
     s.setEncoding('latin1'); // the markers are ASCII; latin1 never splits a character
     s.setNoDelay(true);
     let head = '', inHead = true, chunked = false;
@@ -131,6 +141,7 @@ export function sseConnect({ host, port, path, onEvent }) {
           return;
         }
         chunked = /\r\ntransfer-encoding:\s*chunked/i.test(head.slice(0, cut + 2));
+        if (readyOn === 'headers') { ready = true; resolve(s); }
         d = head.slice(cut + 4);
         head = '';
       }

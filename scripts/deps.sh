@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a make target needs, and only those that are missing:
-#   scripts/deps.sh [test|bench|fuzz ...]
+#   scripts/deps.sh [test|bench|compare|fuzz ...]
 # Without an argument: what building and running need (`make build`, `make run`), plus
 # lighttpd's TLS module when TLS or TLS_CERT asks for HTTPS and Apache with spawn-fcgi when
 # WEB=apache, and the Debian packages of the optional runtimes RUNTIMES_EXTRA names (Java,
@@ -8,7 +8,8 @@
 # queue-worker/runtimes.conf). Each argument adds a set on top of that: test (`make test`:
 # headless Chromium for the browser suites, the languages the sandbox tests run, every
 # optional runtime, HTTPS for the test stack),
-# bench (`make bench`: wrk), fuzz (`make fuzz`: clang with its sanitizer and libFuzzer
+# bench (`make bench`: wrk), compare (`make bench-compare`: nginx with Nchan, the competitor it
+# measures against; Socket.IO comes from npm), fuzz (`make fuzz`: clang with its sanitizer and libFuzzer
 # runtimes). When something is missing it says what it
 # installs and for what, and shows apt's own progress; when everything is there it is one
 # dpkg query, well under a second, and prints nothing.
@@ -73,6 +74,8 @@ extra_runtime_pkgs() { # words
     echo "$found"
   done
 }
+# make bench-compare: nginx with the Nchan module, started on its own config (bench/compare.sh)
+compare_pkgs=(nginx libnginx-mod-nchan)
 # libclang-rt-14-dev holds the ASan, UBSan and libFuzzer runtimes; clang only recommends it
 fuzz_pkgs=(clang libclang-rt-14-dev)
 
@@ -103,8 +106,9 @@ for set in "$@"; do
       add "the tests of the optional runtimes" $(extra_runtime_pkgs all)
       ;;
     bench) add "the benchmarks" "${bench_pkgs[@]}" ;;
+    compare) add "the comparison benchmark" "${compare_pkgs[@]}" ;;
     fuzz) add "the fuzz targets" "${fuzz_pkgs[@]}" ;;
-    *) echo "deps: unknown set '$set' (run, test, bench, fuzz)" >&2; exit 2 ;;
+    *) echo "deps: unknown set '$set' (run, test, bench, compare, fuzz)" >&2; exit 2 ;;
   esac
 done
 
@@ -150,7 +154,7 @@ echo "deps: apt-get install ${missing[*]}"
 apt-get "${quiet[@]}" install -y --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}"
 # Debian starts these system-wide services on install; the project runs its own instances
 # under var/ and the system ones would only hold the standard ports.
-for svc in lighttpd apache2 redis-server postgresql; do
+for svc in lighttpd apache2 nginx redis-server postgresql; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" >/dev/null 2>&1 || true
     systemctl disable "$svc" >/dev/null 2>&1 || true

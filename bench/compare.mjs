@@ -1,0 +1,307 @@
+// `make bench-compare`: our fan-out side by side with nginx + Nchan and Socket.IO 4, in one
+// run, one harness. bench/compare.sh starts the three systems (each on its own Redis) and
+// runs this; it can also be run against systems started by hand (the variables below).
+//
+// For every N and every system, the same shape: one channel (ours: a new room; Nchan: a new
+// channel id; Socket.IO: the room every client joins), N subscribers opened at most
+// BENCH_COMPARE_CONCURRENCY at a time, 1 s of quiet, RSS of the system's processes with the
+// N idle streams, then one writer POSTs M messages on a 50 ms grid, each
+// carrying a marker, and every subscriber notes when the socket read that carried the
+// marker returned (one clock, this process's). Latency: start of the POST to that moment,
+// over all N x M receipts. The writer keeps to the grid whatever the answers take (open
+// loop: a POST is not awaited before the next; ours carries the newest revision answered so
+// far, and the server transforms it over any operation committed since, as with several
+// writers); a send more than 10 ms behind the grid (this process too busy) is counted. The
+// systems run one after the other; the others sit idle.
+//   ours:      POST /api/rooms/{id}/operations through the URL `make run` prints (lighttpd,
+//              FastCGI API, OT commit and PUBLISH in Redis, broker), subscribers
+//              GET /events/rooms/{id}?ticket=T through lighttpd at every N
+//   Nchan:     POST /pub?c=CH to nginx, subscribers GET /sub?c=CH as EventSource, Redis-backed
+//   Socket.IO: POST /publish to the node server (bench/compare-socketio.mjs), which emits to
+//              the room through the Redis adapter; subscribers are engine.io WebSockets
+// Every subscriber is a raw socket of this process (bench/lib.mjs sseConnect,
+// bench/compare-lib.mjs sioConnect); the harness prints the CPU it used itself.
+// A subscriber that does not connect within BENCH_COMPARE_CONNECT_TIMEOUT_MS (10 s) counts
+// as failed; after BENCH_COMPARE_CONCURRENCY failures no more are opened and the run is
+// reported as failed (with the reason) without sending, and the next one starts.
+//
+//   BENCH_COMPARE_N            sizes (default "1000 5000 10000")
+//   BENCH_COMPARE_EVENTS       M (default 50, and 20 above N = 5,000)
+//   BENCH_COMPARE_SYSTEMS      which of "ours nchan socketio" (default all three)
+//   BENCH_COMPARE_CONCURRENCY  connections being opened at once (default 200)
+//   BENCH_COMPARE_OUT          where the raw results go as JSON (default /tmp/...)
+//   BASE_URL, CC_VAR           our stack (scripts/stack.sh exports them)
+//   NCHAN_URL, NGINX_PID       nginx with Nchan, and its master's pid
+//   SIO_URL, SIO_PID           the Socket.IO server and its pid
+import { writeFileSync, readFileSync, readdirSync } from 'node:fs';
+import { availableParallelism, cpus } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import {
+  now, sleep, must, newUser, newRoom, ticketSource, sseConnect, stackProcs, rssKiB,
+  cpuSeconds, loadavg,
+} from './lib.mjs';
+import { pct, fmtMs, sioConnect, openPool, table, SYSTEMS } from './compare-lib.mjs';
+
+const words = (s) => (s || '').trim().split(/[\s,]+/).filter(Boolean);
+const sizes = words(process.env.BENCH_COMPARE_N || '1000 5000 10000').map(Number).filter((n) => n > 0);
+const systems = words(process.env.BENCH_COMPARE_SYSTEMS || 'ours nchan socketio');
+const CONC = Number(process.env.BENCH_COMPARE_CONCURRENCY || 200);
+const CONNECT_TIMEOUT = Number(process.env.BENCH_COMPARE_CONNECT_TIMEOUT_MS || 10000);
+const out = process.env.BENCH_COMPARE_OUT ||
+  `/tmp/codecollab-bench-compare-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
+for (const s of systems) {
+  if (!SYSTEMS.some(([k]) => k === s)) { console.error(`unknown system ${s} (ours nchan socketio)`); process.exit(2); }
+}
+
+const withTimeout = (p, ms, what) => Promise.race([p, new Promise((_, rej) =>
+  setTimeout(() => rej(new Error(`${what}: no answer within ${ms} ms`)), ms))]);
+
+function children(ppid) {
+  const out = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const st = readFileSync(`/proc/${d}/stat`, 'utf8');
+      if (Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]) === ppid) out.push(Number(d));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+async function post(url, body) {
+  const res = await fetch(url, { method: 'POST', body, signal: AbortSignal.timeout(10000) });
+  await res.arrayBuffer();
+  if (res.status >= 300) throw new Error(`POST ${url}: ${res.status}`);
+}
+
+// A competitor's message: the marker in a body about the size of our operation event's data.
+const pad = 'x'.repeat(120);
+const body = (k) => `{"type":"operation","client_id":"m${k}","ops":["x"],"pad":"${pad}"}`;
+const markerRe = /"client_id":"m(\d+)"/;
+
+// ---- the three systems: how to subscribe, how to send, which processes are on the path ----
+
+async function ours() {
+  const base = new URL(process.env.BASE_URL);
+  const writer = await newUser('cmpw');
+  const reader = await newUser('cmpr');
+  return {
+    label: 'ours (lighttpd → broker)',
+    procs: () => { const p = stackProcs(); return { lighttpd: p.lighttpd, broker: p.broker }; },
+    async channel() {
+      const room = await newRoom(writer.token);
+      const joined = await must('POST', `/api/rooms/${room.id}/join`, reader.token, { invite: room.invite });
+      if (joined.role !== 'editor') throw new Error('the reader did not join');
+      const ticket = ticketSource(room.id, reader.token);
+      let revision = 0;
+      return {
+        open: (onEvent) => withTimeout((async () => {
+          const t = await ticket();
+          return sseConnect({
+            host: base.hostname, port: Number(base.port || 80),
+            path: `/events/rooms/${room.id}?ticket=${encodeURIComponent(t)}`,
+            onEvent: (block, at) => { if (block.includes('event: operation')) onEvent(block, at); },
+            timeoutMs: CONNECT_TIMEOUT,
+          });
+        })(), CONNECT_TIMEOUT + 2000, 'subscribe'),
+        async send(k) {
+          const j = await withTimeout(must('POST', `/api/rooms/${room.id}/operations`, writer.token,
+            { revision, ops: ['x'], client_id: `m${k}` }), 10000, 'POST operation');
+          revision = Math.max(revision, j.revision);
+        },
+      };
+    },
+  };
+}
+
+async function nchan() {
+  const base = new URL(process.env.NCHAN_URL);
+  const master = Number(process.env.NGINX_PID);
+  return {
+    label: 'Nchan (nginx, Redis)',
+    procs: () => ({ 'nginx workers': children(master) }),
+    async channel(n) {
+      const ch = `b${n}t${Date.now()}`;
+      return {
+        open: (onEvent) => sseConnect({
+          host: base.hostname, port: Number(base.port), path: `/sub?c=${ch}`, ready: 'headers',
+          onEvent, timeoutMs: CONNECT_TIMEOUT,
+        }),
+        send: (k) => post(`${base.origin}/pub?c=${ch}`, body(k)),
+      };
+    },
+  };
+}
+
+async function socketio() {
+  const base = new URL(process.env.SIO_URL);
+  const pid = Number(process.env.SIO_PID);
+  return {
+    label: 'Socket.IO 4 (Redis adapter)',
+    procs: () => ({ 'node server': [pid] }),
+    beforeRss: () => post(`${base.origin}/gc`, '').catch(() => {}),
+    async channel() {
+      return {
+        open: (onEvent) => sioConnect({
+          host: base.hostname, port: Number(base.port), onEvent, now, timeoutMs: CONNECT_TIMEOUT,
+        }),
+        send: (k) => post(`${base.origin}/publish`, body(k)),
+      };
+    },
+  };
+}
+
+const makers = { ours, nchan, socketio };
+
+// ---- one run ------------------------------------------------------------------------------
+
+const cpuOf = (procs) => Object.values(procs).flat().reduce((a, p) => a + cpuSeconds(p), 0);
+const baseline = {}; // RSS (KiB) of each system's processes before its first stream
+const baselineByRole = {};
+const rssByRole = (procs) => Object.fromEntries(Object.entries(procs).map(([k, ps]) => [k, ps.reduce((a, p) => a + (rssKiB(p) || 0), 0)]));
+
+// What lighttpd's error log says about connection limits since `from` (its byte length then).
+function lighttpdLimits(from) {
+  if (!process.env.CC_VAR) return '';
+  try {
+    const log = readFileSync(`${process.env.CC_VAR}/log/lighttpd.log`, 'latin1').slice(from);
+    const hits = log.split('\n').filter((l) => /connection limit|sockets disabled|fd|too many open/i.test(l));
+    return hits.length ? `; lighttpd's log: "${hits[0].trim()}"${hits.length > 1 ? ` (and ${hits.length - 1} more lines)` : ''}` : '';
+  } catch { return ''; }
+}
+const logLength = () => { try { return readFileSync(`${process.env.CC_VAR}/log/lighttpd.log`, 'latin1').length; } catch { return 0; } };
+
+async function runOne(key, sys, n) {
+  const M = Number(process.env.BENCH_COMPARE_EVENTS || (n > 5000 ? 20 : 50));
+  const r = { system: key, n, M, expected: n * M, received: 0, load: loadavg() };
+  const ch = await sys.channel(n);
+  const procs = sys.procs();
+  if (!Object.values(procs).flat().length) throw new Error('no process of it found');
+  if (!baseline[key] && sys.beforeRss) await sys.beforeRss();
+  baselineByRole[key] ??= rssByRole(procs);
+  baseline[key] ??= Object.values(baselineByRole[key]).reduce((a, b) => a + b, 0);
+  const log0 = key === 'ours' ? logLength() : 0;
+
+  const sent = new Float64Array(M).fill(NaN);
+  const lat = [];
+  let unexpected = 0;
+  const onEvent = (text, at) => {
+    const m = markerRe.exec(text);
+    if (!m) return;
+    const k = Number(m[1]);
+    if (!(k < M) || Number.isNaN(sent[k])) { unexpected++; return; }
+    lat.push(at - sent[k]);
+  };
+
+  const cpuC0 = process.cpuUsage();
+  const tc0 = now();
+  const pool = await openPool(n, CONC, () => ch.open(onEvent));
+  r.connectS = (now() - tc0) / 1000;
+  r.connected = pool.socks.length;
+  r.harnessConnectCpuS = cpuDiff(cpuC0);
+  const close = () => { for (const s of pool.socks) s.destroy(); };
+  if (pool.socks.length < n) {
+    close();
+    r.error = `${pool.socks.length.toLocaleString('en-US')} of ${n.toLocaleString('en-US')} streams opened ` +
+      `(${pool.failed} attempts failed, giving up after ${CONC}; first: ${pool.firstError})` +
+      (key === 'ours' ? lighttpdLimits(log0) : '');
+    return r;
+  }
+  await sleep(1000);
+  if (sys.beforeRss) await sys.beforeRss();
+  const procs1 = sys.procs();
+  r.rssByRoleKiB = rssByRole(procs1);
+  r.rssIdleKiB = Object.values(r.rssByRoleKiB).reduce((a, b) => a + b, 0);
+  r.rssBaseKiB = baseline[key];
+  r.perStreamBytes = ((r.rssIdleKiB - baseline[key]) * 1024) / n;
+  r.perStreamByRoleBytes = Object.fromEntries(Object.entries(r.rssByRoleKiB).map(([k, v]) =>
+    [k, ((v - (baselineByRole[key][k] ?? v)) * 1024) / n]));
+
+  const sysCpu0 = cpuOf(procs1), cpu0 = process.cpuUsage();
+  const ts0 = now();
+  let sendFailed = 0, firstSendError = null, lateSends = 0;
+  const failed = (e) => { sendFailed++; firstSendError ??= e.message; };
+  const pending = [];
+  for (let k = 0; k < M; k++) {
+    const due = ts0 + k * 50;
+    if (now() < due) await sleep(due - now());
+    sent[k] = now();
+    if (sent[k] - due > 10) lateSends++;
+    // not awaited: a server slower than the grid gets the next message anyway (open loop),
+    // as it would from a real writer, instead of slowing the writer to its pace
+    pending.push(ch.send(k).catch(failed));
+  }
+  r.sendSpanS = (now() - ts0) / 1000;
+  r.lateSends = lateSends;
+  await Promise.all(pending);
+  const deadline = now() + 15000 + n; // a slow delivery is a result; only a lost one is a failure
+  while (lat.length < r.expected && now() < deadline) await sleep(20);
+  r.sendS = (now() - ts0) / 1000;
+  r.systemCpuS = cpuOf(procs1) - sysCpu0;
+  r.harnessCpuS = cpuDiff(cpu0);
+  close();
+  lat.sort((a, b) => a - b);
+  Object.assign(r, {
+    received: lat.length, unexpected, sendFailed,
+    p50: pct(lat, 50), p90: pct(lat, 90), p99: pct(lat, 99), max: lat.at(-1),
+  });
+  if (sendFailed) r.error = `${sendFailed} of ${M} sends failed (first: ${firstSendError})`;
+  return r;
+}
+
+function cpuDiff(c0) {
+  const d = process.cpuUsage(c0);
+  return (d.user + d.system) / 1e6;
+}
+
+// ---- main -----------------------------------------------------------------------------------
+
+const started = new Date();
+const cores = availableParallelism();
+let commit = '?';
+try { commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim(); } catch { /* not a checkout */ }
+console.log(`bench-compare: N = ${sizes.join(', ')}; ${systems.join(', ')}; ${cores} cores (${cpus()[0]?.model || '?'}), ` +
+  `load average ${loadavg()}; commit ${commit}; ${started.toISOString()}`);
+const sys = {};
+for (const k of systems) sys[k] = await makers[k]();
+const results = [];
+for (const n of sizes) {
+  for (const k of systems) {
+    let r;
+    try {
+      r = await runOne(k, sys[k], n);
+    } catch (e) {
+      r = { system: k, n, error: e.message, received: 0 };
+    }
+    results.push(r);
+    const name = sys[k].label;
+    if (r.p50 !== undefined) {
+      console.log(`  N=${n} ${name}: connected in ${r.connectS.toFixed(1)} s; received ${r.received}/${r.expected}` +
+        `${r.unexpected ? ` (+${r.unexpected} unexpected)` : ''}; p50 ${fmtMs(r.p50)} ms, p99 ${fmtMs(r.p99)} ms, max ${fmtMs(r.max)} ms; ` +
+        `RSS ${(r.rssIdleKiB / 1024).toFixed(1)} MiB with ${n} idle streams (${(r.perStreamBytes / 1024).toFixed(1)} KiB each: ` +
+        `${Object.entries(r.perStreamByRoleBytes).map(([k, v]) => `${k} ${(v / 1024).toFixed(1)}`).join(', ')}); ` +
+        `CPU during the ${r.sendS.toFixed(1)} s of sends: system ${r.systemCpuS.toFixed(2)} s, harness ${r.harnessCpuS.toFixed(2)} s ` +
+        `(${((r.harnessCpuS * 1e6) / Math.max(1, r.received)).toFixed(1)} µs per receipt); ` +
+        `${r.lateSends ? `${r.lateSends} of ${r.M} sends more than 10 ms behind the 50 ms grid; ` : ''}load ${r.load}` +
+        `${r.error ? `; ${r.error}` : ''}`);
+    } else {
+      console.log(`  N=${n} ${name}: FAILED: ${r.error}`);
+    }
+    await sleep(2000); // let the server drop the closed streams before the next run
+  }
+}
+const finished = new Date();
+console.log('');
+console.log(table(results));
+const hc = results.filter((r) => r.harnessCpuS > 0);
+if (hc.length) {
+  const per = hc.map((r) => (r.harnessCpuS * 1e6) / Math.max(1, r.received));
+  console.log(`(p50 / p99: start of the writer's POST to the subscriber's read, over all N × M receipts; ` +
+    `memory per stream: RSS with N idle streams less RSS before the system's first stream, over N; ` +
+    `ours = lighttpd + broker, Nchan = nginx workers, Socket.IO = its node process. ` +
+    `Harness CPU: ${Math.min(...per).toFixed(1)}–${Math.max(...per).toFixed(1)} µs per receipt during the sends. ` +
+    `Load average now ${loadavg()}.)`);
+}
+writeFileSync(out, JSON.stringify({ started, finished, commit, cores, sizes, systems, results }, null, 1));
+console.log(`raw results: ${out}`);
+process.exit(results.some((r) => r.error || r.received < r.expected) ? 1 : 0);
