@@ -185,13 +185,29 @@ void api_front_door_error(struct api_ctx *c, int status)
 			api_error(c, status, front_door[i].code, "%s", front_door[i].message);
 			return;
 		}
-	if (status == 502 || status == 503 || status == 504) {
-		/* the web server could not reach what serves the path */
+	if (status == 500 || status == 502 || status == 503 || status == 504) {
+		/* the web server could not get an answer from what serves the path: for the API,
+		 * lighttpd says 500 when the API process died with the request in flight, 503 when
+		 * none could take it, 504 when none answered in time. The same codes as
+		 * deploy/lighttpd/backend-error.lua gives when no API process can answer this one
+		 * either, and Retry-After */
 		const char *p = c->req->path ? c->req->path : "";
 		if (strncmp(p, "/events/", 8) == 0)
-			api_error(c, status, "broker_unavailable", "the event broker is unavailable");
+			api_error(c, status == 500 ? 502 : status, "broker_unavailable",
+				  "the event broker is unavailable");
+		else if (status == 503)
+			api_error(c, 503, "api_unavailable",
+				  "no API process could take the request; it was not carried out: try "
+				  "again");
+		else if (status == 504)
+			api_error(c, 504, "gateway_timeout", "the API did not answer in time; the "
+				  "request may or may not have been carried out");
 		else
-			api_error(c, status, "unavailable", "the service is unavailable; try again");
+			api_error(c, 502, "bad_gateway",
+				  "the API process handling the request stopped before it answered; the "
+				  "request may or may not have been carried out: try again (after a "
+				  "change, check whether it was made)");
+		http_resp_header(c->resp, "Retry-After", "1");
 		return;
 	}
 	api_error(c, status, status < 500 ? "invalid_request" : "internal",

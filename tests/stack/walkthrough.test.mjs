@@ -219,13 +219,18 @@ test('the web server\'s refusal handed to the API (REDIRECT_STATUS) is worded as
   const u = await newUser();
   const room = await createRoom(u.token);
   // as lighttpd's error handler hands them over: a GET of the original URI
-  for (const [st, code] of [[400, 'invalid_request'], [404, 'not_found'], [413, 'payload_too_large'], [431, 'header_too_large'], [414, 'uri_too_long'], [503, 'unavailable'], [418, 'invalid_request'], [599, 'internal']]) {
+  for (const [st, code] of [[400, 'invalid_request'], [404, 'not_found'], [413, 'payload_too_large'], [431, 'header_too_large'], [414, 'uri_too_long'], [503, 'api_unavailable'], [504, 'gateway_timeout'], [418, 'invalid_request'], [599, 'internal']]) {
     const r = cgi({ uri: '/api/auth/me', token: u.token, env: { REDIRECT_STATUS: String(st) } });
     assert.equal(r.status, st, r.body);
     assert.equal(r.json.error, code, r.body);
     assert.match(r.headers['x-frame-options'] || '', /DENY/);
   }
   assert.equal(cgi({ uri: `/events/rooms/${room.id}`, env: { REDIRECT_STATUS: '502' } }).json.error, 'broker_unavailable');
+  // lighttpd's 500 for an API process that died with the request in flight: 502, try again
+  const died = cgi({ uri: '/api/auth/me', token: u.token, env: { REDIRECT_STATUS: '500' } });
+  assert.equal(died.status, 502, died.body);
+  assert.equal(died.json.error, 'bad_gateway');
+  assert.equal(died.headers['retry-after'], '1');
   // 411 is the POST without a length that lighttpd refused: served as the empty POST
   const t = cgi({ uri: `/api/rooms/${room.id}/stream-ticket`, token: u.token, env: { REDIRECT_STATUS: '411' } });
   assert.equal(t.status, 200, t.body);
