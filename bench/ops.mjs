@@ -42,40 +42,53 @@ async function register() {
   return (await res.json()).token;
 }
 
-// One writer's connection: a request at a time, the answer's status and body.
+// One writer's connection: a request at a time, the answer's status and body. lighttpd
+// closes a kept-alive connection after server.max-keep-alive-requests (1,000) answers:
+// the next request then opens a new one (a request in flight when it closes fails).
 function connection() {
   const url = new URL(BASE);
-  const sock = net.connect(Number(url.port), url.hostname);
-  sock.setNoDelay(true);
-  let buf = Buffer.alloc(0);
-  let waiting = null;
-  sock.on('data', (d) => {
-    buf = buf.length ? Buffer.concat([buf, d]) : d;
-    if (!waiting) return;
-    const end = buf.indexOf('\r\n\r\n');
-    if (end < 0) return;
-    const head = buf.toString('latin1', 0, end);
-    const m = /\r\ncontent-length: *(\d+)/i.exec(head);
-    const len = m ? Number(m[1]) : 0;
-    if (buf.length < end + 4 + len) return;
-    const body = buf.toString('utf8', end + 4, end + 4 + len);
-    buf = buf.subarray(end + 4 + len);
-    const w = waiting;
-    waiting = null;
-    w.resolve({ status: Number(head.slice(9, 12)), body });
-  });
-  sock.on('error', (e) => { if (waiting) waiting.reject(e); });
-  const ready = new Promise((res, rej) => { sock.once('connect', res); sock.once('error', rej); });
+  let sock = null, buf = Buffer.alloc(0), waiting = null, ready = null;
+  function open() {
+    buf = Buffer.alloc(0);
+    const s = sock = net.connect(Number(url.port), url.hostname);
+    s.setNoDelay(true);
+    s.on('data', (d) => {
+      buf = buf.length ? Buffer.concat([buf, d]) : d;
+      if (!waiting) return;
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const head = buf.toString('latin1', 0, end);
+      const m = /\r\ncontent-length: *(\d+)/i.exec(head);
+      const len = m ? Number(m[1]) : 0;
+      if (buf.length < end + 4 + len) return;
+      const body = buf.toString('utf8', end + 4, end + 4 + len);
+      buf = buf.subarray(end + 4 + len);
+      const w = waiting;
+      waiting = null;
+      // the server's last answer on this connection: the next request opens a new one
+      if (/\r\nconnection: *close/i.test(head)) { sock = null; s.destroy(); }
+      w.resolve({ status: Number(head.slice(9, 12)), body });
+    });
+    s.on('error', () => {});
+    s.on('close', () => {
+      if (sock === s) sock = null;
+      if (waiting) { const w = waiting; waiting = null; w.reject(new Error('the connection closed')); }
+    });
+    ready = new Promise((res, rej) => { s.once('connect', res); s.once('error', rej); });
+    return ready;
+  }
+  open();
   return {
-    ready,
-    request(path, token, body) {
+    get ready() { return ready; },
+    async request(path, token, body) {
+      if (!sock) await open();
       return new Promise((resolve, reject) => {
         waiting = { resolve, reject };
         sock.write(`POST ${path} HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${token}\r\n` +
           `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
       });
     },
-    close() { sock.destroy(); },
+    close() { const s = sock; sock = null; s?.destroy(); },
   };
 }
 
@@ -111,7 +124,8 @@ async function run(label, rooms, token, rate = 0) {
         s = process.hrtime.bigint();
       }
       if (rate > 0 && s - due > 1000000n) late++;
-      const r = await conn.request(`/api/rooms/${room}/operations`, token, `{"revision":${known.get(room)},"ops":["x"]}`);
+      const r = await conn.request(`/api/rooms/${room}/operations`, token, `{"revision":${known.get(room)},"ops":["x"]}`)
+        .catch((e) => ({ status: 0, body: e.message }));
       const end = process.hrtime.bigint();
       if (rate > 0) {
         latSent.push(Number(end - s) / 1e6);
