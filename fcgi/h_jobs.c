@@ -446,19 +446,7 @@ int jobs_parse_limit(const char *query, int *limit, const char **why)
  * every event of the job carries) added to o; nothing for a job from before they were kept. */
 static void add_extra(cJSON *o, const char *event_extra)
 {
-	if (!event_extra || !event_extra[0])
-		return;
-	size_t n = strlen(event_extra);
-	char *wrapped = malloc(n + 3);
-	cJSON *extra = NULL, *m;
-	if (!wrapped)
-		return;
-	wrapped[0] = '{';
-	memcpy(wrapped + 1, event_extra, n);
-	wrapped[n + 1] = '}';
-	wrapped[n + 2] = '\0';
-	extra = cJSON_Parse(wrapped);
-	free(wrapped);
+	cJSON *extra = jobstate_event_extra_parse(event_extra), *m;
 	cJSON_ArrayForEach(m, extra)
 	{
 		if (m->string && !cJSON_GetObjectItemCaseSensitive(o, m->string))

@@ -293,6 +293,23 @@ char *jobstate_event_json(const char *job_id, const char *kind, const char *stat
 	return s;
 }
 
+struct cJSON *jobstate_event_extra_parse(const char *event_extra)
+{
+	if (!event_extra || !event_extra[0])
+		return NULL;
+	size_t n = strlen(event_extra);
+	char *wrapped = malloc(n + 3);
+	if (!wrapped)
+		return NULL;
+	wrapped[0] = '{';
+	memcpy(wrapped + 1, event_extra, n);
+	wrapped[n + 1] = '}';
+	wrapped[n + 2] = '\0';
+	cJSON *o = cJSON_Parse(wrapped);
+	free(wrapped);
+	return o;
+}
+
 char *jobstate_event_extra(long long user_id, const char *username, const char *stdin_text)
 {
 	char *text = NULL, *shown = NULL;

@@ -120,6 +120,10 @@ int jobstate_position(redisContext *r, const char *job_id, const char *room, lon
  * free(); NULL when out of memory. */
 char *jobstate_event_extra(long long user_id, const char *username, const char *stdin_text);
 
+/* The members of an `event_extra` field (above) as the object they are put into; NULL when
+ * there are none, they do not parse, or out of memory. Caller cJSON_Delete()s. */
+struct cJSON *jobstate_event_extra_parse(const char *event_extra);
+
 /* The data of a job's event: {job_id, kind?, status, result?, error?}; kind NULL: none;
  * result_json inserted as JSON (null when it does not parse); error omitted when NULL or "".
  * Caller frees with free(); NULL when out of memory. */

@@ -75,6 +75,24 @@ test('the API answers over HTTPS with HTTP/2, with HSTS; plain HTTP sends no HST
   assert.equal(plain.headers.get('strict-transport-security'), null);
 });
 
+// Commits `text` at the start of the room's document, again every 300 ms, until `arrived`
+// settles (a stream opened without a position carries what is committed once the broker
+// has subscribed to the room, which can come a moment after the response's head on a
+// loaded machine). Resolves to the last revision committed; `arrived`'s rejection (its own
+// timeout) ends it too.
+async function commitUntil(s, u, room, text, arrived) {
+  let rev = 0, settled = false;
+  arrived.then(() => { settled = true; }, () => { settled = true; });
+  while (!settled) {
+    const op = await h2request(s, 'POST', `/api/rooms/${room.id}/operations`, { token: u.token, body: { revision: rev, ops: [text] } });
+    assert.equal(op.status, 200, op.text);
+    rev = op.json.revision;
+    await Promise.race([arrived.catch(() => {}), new Promise((r) => setTimeout(r, 300))]);
+  }
+  await arrived;
+  return rev;
+}
+
 test('SSE and long-poll stream over HTTP/2, on the same connection as the API', async () => {
   const s = await h2session();
   const { u, room, ticket } = await roomWithTicket(s);
@@ -87,18 +105,7 @@ test('SSE and long-poll stream over HTTP/2, on the same connection as the API', 
     setTimeout(() => reject(new Error(`no operation event over SSE: ${JSON.stringify(got)}`)), 15000);
   });
   await new Promise((resolve) => sse.on('response', resolve));
-  // a stream opened without a position carries what is committed once the broker has
-  // subscribed to the room, which may come a moment after the response's head: commit
-  // until one arrives (every commit is one more revision)
-  let rev = 0, settled = false;
-  seen.then(() => { settled = true; }, () => { settled = true; });
-  while (!settled) {
-    const op = await h2request(s, 'POST', `/api/rooms/${room.id}/operations`, { token: u.token, body: { revision: rev, ops: ['über'] } });
-    assert.equal(op.status, 200, op.text);
-    rev = op.json.revision;
-    await Promise.race([seen, new Promise((r) => setTimeout(r, 300))]);
-  }
-  await seen;
+  const rev = await commitUntil(s, u, room, 'über', seen);
   assert.match(got, /"ops":\[(\d+,)?"über"(,\d+)?\]/);
   sse.close();
   // long-poll: the operation is waiting for a client that asks from the start
@@ -123,15 +130,7 @@ test('WebSocket over TLS (wss) delivers the room events', async () => {
     setTimeout(() => reject(new Error(`no operation over wss: ${JSON.stringify(frames)}`)), 15000);
   });
   await new Promise((resolve, reject) => { ws.on('open', resolve); ws.on('error', reject); });
-  // as over SSE: commit until the stream carries one
-  let rev = 0, settled = false;
-  got.then(() => { settled = true; }, () => { settled = true; });
-  while (!settled) {
-    const op = await h2request(s, 'POST', `/api/rooms/${room.id}/operations`, { token: u.token, body: { revision: rev, ops: ['wss'] } });
-    assert.equal(op.status, 200, op.text);
-    rev = op.json.revision;
-    await Promise.race([got, new Promise((r) => setTimeout(r, 300))]);
-  }
+  await commitUntil(s, u, room, 'wss', got);
   const e = await got;
   assert.equal(e.data.ops.find((x) => typeof x === 'string'), 'wss');
   ws.close();

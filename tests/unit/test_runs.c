@@ -67,17 +67,7 @@ static cJSON *extra_json(long long uid, const char *name, const char *in)
 	CHECK(s != NULL);
 	if (!s)
 		return NULL;
-	size_t n = strlen(s);
-	char *w = malloc(n + 3);
-	cJSON *o = NULL;
-	if (w) {
-		w[0] = '{';
-		memcpy(w + 1, s, n);
-		w[n + 1] = '}';
-		w[n + 2] = '\0';
-		o = cJSON_Parse(w);
-		free(w);
-	}
+	cJSON *o = jobstate_event_extra_parse(s);
 	CHECK(o != NULL);
 	free(s);
 	return o;
