@@ -76,6 +76,21 @@ test('a room in each optional language runs its document with stdin', async () =
   }
 });
 
+test('TypeScript imports Node\'s built-in modules (untyped), as people write it', async () => {
+  const u = await newUser('rt');
+  const room = await createRoom(u.token, { language: 'typescript' });
+  const code = "import * as fs from 'fs';\nimport { basename } from 'node:path';\n" +
+    "function greet(name: string): string { return `hello ${name.trim()} from ${basename('/x/main.ts')}`; }\n" +
+    "console.log(greet(fs.readFileSync(0, 'utf8')));\n";
+  const op = await call('POST', `/api/rooms/${room.id}/operations`, { token: u.token, body: { revision: 0, ops: [code] } });
+  assert.equal(op.status, 200, op.text);
+  const r = await run(u.token, room, { stdin: 'world\n' });
+  assert.equal(r.status, 202, r.text);
+  const job = await waitJob(u.token, r.json.job.id, { ms: 60000 });
+  assert.equal(job.status, 'finished', JSON.stringify(job));
+  assert.equal(job.result.stdout, 'hello world from main.ts\n', JSON.stringify(job.result));
+});
+
 test('a compile error in Java, Go, Rust and TypeScript stops before the run and says why', async () => {
   const u = await newUser('rt');
   const room = await createRoom(u.token, { language: 'java' });
