@@ -59,6 +59,18 @@ export async function stopRedis(redis) {
   await redis.exited;
 }
 
+// Runs fn(client, redis) against a Redis of its own; afterwards every worker still running
+// is killed and the Redis stopped, whatever fn did.
+export async function withRedis(fn) {
+  const redis = await startRedis();
+  try {
+    await fn(redis.client, redis);
+  } finally {
+    await killWorkers();
+    await stopRedis(redis);
+  }
+}
+
 // Starts the worker and waits until its job threads run. env adds to / overrides the
 // defaults chosen for tests (short claim times, sanitizer reports on stderr).
 export async function startWorker(redisPort, env = {}) {

@@ -11,21 +11,11 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 
 import {
-  ROOT, WORKER_BIN, enqueue, killWorkers, startRedis, startWorker, stopRedis, stopWorker, waitFor, waitStatus,
+  ROOT, WORKER_BIN, enqueue, startWorker, stopWorker, waitFor, waitStatus, withRedis,
 } from '../lib/worker-harness.mjs';
 
 if (!existsSync(WORKER_BIN)) throw new Error(`${WORKER_BIN} is missing: run make build-asan`);
 if (process.getuid() !== 0) throw new Error('the worker tests need root (cgroups for the sandbox)');
-
-async function withRedis(fn) {
-  const redis = await startRedis();
-  try {
-    await fn(redis.client, redis);
-  } finally {
-    await killWorkers();
-    await stopRedis(redis);
-  }
-}
 
 // Runs the worker until it exits by itself (a start error): {code, output}. Gives up after
 // 20 s: a worker that starts instead is a failure.

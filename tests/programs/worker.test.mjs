@@ -7,8 +7,7 @@ import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 
 import {
-  WORKER_BIN, enqueue, events, job, jobId, killWorkers, sleep, startRedis, startWorker, stopRedis,
-  stopWorker, subscribe, waitFor, waitStatus,
+  WORKER_BIN, enqueue, events, job, jobId, sleep, startWorker, stopWorker, subscribe, waitFor, waitStatus, withRedis,
 } from '../lib/worker-harness.mjs';
 import { RUNTIMES, startPiston } from '../lib/piston-double.mjs';
 import { connectRedis } from '../lib/resp.mjs';
@@ -20,16 +19,6 @@ const py = (code, extra = {}) => ({ language: 'python', version: '3.11.2', code,
 const sh = (code) => ({ language: 'bash', version: '*', code, stdin: '', args: [] });
 
 // Each test gets its own Redis, so one test's pending entries never reach another's workers.
-async function withRedis(fn) {
-  const redis = await startRedis();
-  try {
-    await fn(redis.client, redis);
-  } finally {
-    await killWorkers();
-    await stopRedis(redis);
-  }
-}
-
 function assertCleanExit(w, r) {
   assert.deepEqual(r, { code: 0, signal: null }, `worker exit: ${JSON.stringify(r)}\n${w.output}`);
   assert.doesNotMatch(w.output, /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/);
