@@ -1,0 +1,36 @@
+// Writers, subscribers and runs at once on one room, no fault (tests/lib/steady-load.mjs):
+// every acknowledged operation is in the document exactly once, every subscriber has every
+// revision once, every run ends once. The checker the fault suites rely on must hold on a
+// healthy stack first; and it must catch a lost commit, which the second test shows by
+// deleting one from the live document behind the API's back.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { BASE } from '../lib/api.mjs';
+import { startLoad } from '../lib/steady-load.mjs';
+
+test('a healthy stack under steady load keeps every operation, revision and run', async () => {
+  const load = await startLoad({ base: BASE, writers: 3, subscribers: 8, execEveryMs: 1500 });
+  await new Promise((r) => setTimeout(r, 4000));
+  const report = await load.finish();
+  assert.deepEqual(report.problems, []);
+  assert.ok(report.acked > 20, `only ${report.acked} commits acknowledged`);
+  assert.ok(report.jobs.finished >= 2, `runs: ${JSON.stringify(report.jobs)}`);
+  assert.equal(report.final.content.match(/<w\d+\.\d+>/g).length, report.acked);
+});
+
+test('the checker sees an acknowledged operation that went missing', async () => {
+  const load = await startLoad({ base: BASE, writers: 1, subscribers: 1, execEveryMs: 0 });
+  await new Promise((r) => setTimeout(r, 800));
+  assert.ok(load.stats.commits > 0);
+  const report = await load.finish();
+  assert.deepEqual(report.problems, []);
+  const doc = report.final.content;
+  const victim = doc.match(/<w\d+\.\d+>/)[0];
+  // tamper with the checker's input exactly as a lost commit would look
+  report.final.content = doc.replace(victim, '');
+  const { problems } = load.check(report.final);
+  assert.ok(problems.some((p) => p.includes(victim)), problems.join('\n'));
+  // and one applied twice
+  const twice = load.check({ ...report.final, content: doc + victim });
+  assert.ok(twice.problems.some((p) => p.includes(`${victim} is in the document 2 times`)), twice.problems.join('\n'));
+});
