@@ -1,7 +1,7 @@
 /* Executions and jobs: the API's side of the queue (docs/INTERNALS.md). A job is a hash
- * cc:job:{id} in its room's line of the fair scheduler, admitted (or refused with 429) and
+ * cc:{jobs}:job:{id} in its room's line of the fair scheduler, admitted (or refused with 429) and
  * created with its `queued` room event in one step (lib/jobstate.h); the scheduler hands it
- * to a worker through the stream cc:jobs. DELETE /api/jobs/{id} cancels it. */
+ * to a worker through the stream cc:{jobs}:stream. DELETE /api/jobs/{id} cancels it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

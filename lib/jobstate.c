@@ -2,6 +2,7 @@
 
 #include "errbuf.h"
 #include "events.h"
+#include "log.h"
 #include "rds.h"
 #include "rkeys.h"
 #include "rscript.h"
@@ -37,11 +38,13 @@ int job_status_over(enum job_status st)
 	return st == JOB_FINISHED || st == JOB_FAILED || st == JOB_CANCELLED;
 }
 
-/* Keys of a job's room; a job without a room still needs names for KEYS (never touched). */
-static void room_keys(const char *room, struct rkey *hkey, struct rkey *chan)
+/* After a change: its events (and any left by others) into their rooms. A failure here
+ * does not undo the change; the events wait in the outbox for the next drain. */
+static void drain_after(redisContext *r, const char *what)
 {
-	*hkey = rkey1(RK_ROOM_EVENTS, room && *room ? room : "-");
-	*chan = rkey1(RK_ROOM_CHANNEL, room && *room ? room : "-");
+	char err[256];
+	if (jobstate_drain(r, err, sizeof err) < 0)
+		log_warn("%s: its room events wait in the outbox: %s", what, err);
 }
 
 /* Runs a job script and reads its {1|0, status} answer: 1 done, 0 refused (cur, when
@@ -66,6 +69,8 @@ static int eval_verdict(redisContext *r, const struct rscript *script, int nkeys
 	rc = rep->element[0]->integer == 1;
 	if (cur && curcap)
 		snprintf(cur, curcap, "%s", rep->element[1]->str);
+	if (rc == 1)
+		drain_after(r, what);
 out:
 	if (rep)
 		freeReplyObject(rep);
@@ -75,10 +80,10 @@ out:
 int jobstate_change(redisContext *r, const struct jobstate_change *c, char *cur, size_t curcap,
 		    char *err, size_t errlen)
 {
-	enum { KEYS = 4, FIXED = 12 };
+	enum { KEYS = 2, FIXED = 12 };
 	const char *args[KEYS + FIXED + 2 * JOBSTATE_FIELDS_MAX];
-	char attempt[24], from[128], max[16], smax[16], pmax[16], dmax[24];
-	struct rkey key, hkey, chan;
+	char attempt[24], from[128], smax[16], pmax[16], dmax[24];
+	struct rkey key;
 	int argc = 0;
 	if (cur && curcap)
 		cur[0] = '\0';
@@ -93,7 +98,6 @@ int jobstate_change(redisContext *r, const struct jobstate_change *c, char *cur,
 		return -1;
 	}
 	key = rkey1(RK_JOB, c->job_id);
-	room_keys(c->room, &hkey, &chan);
 	if (c->attempt >= 0)
 		snprintf(attempt, sizeof attempt, "%ld", c->attempt);
 	else
@@ -105,19 +109,16 @@ int jobstate_change(redisContext *r, const struct jobstate_change *c, char *cur,
 		if (c->from & JOB_BIT(st))
 			o += (size_t)snprintf(from + o, sizeof from - o, "%s ", job_status_name(st));
 	from[o] = '\0';
-	snprintf(max, sizeof max, "%d", EVENTS_HISTORY_MAX);
 	snprintf(smax, sizeof smax, "%d", JOBSTATE_STREAM_MAX);
 	snprintf(pmax, sizeof pmax, "%d", JOBSTATE_POSITION_UPDATES);
 	args[argc++] = key.s;
-	args[argc++] = hkey.s;
-	args[argc++] = chan.s;
 	args[argc++] = rkey0(RK_JOBS);
 	args[argc++] = attempt;
 	args[argc++] = from;
 	args[argc++] = job_status_name(c->status);
 	args[argc++] = has_event ? event_type_name(c->event_type) : "";
 	args[argc++] = has_event ? c->event_data : "";
-	args[argc++] = max;
+	args[argc++] = has_event ? c->room : "";
 	args[argc++] = c->requeue_entry ? c->requeue_entry : "";
 	args[argc++] = JOBSTATE_GROUP;
 	args[argc++] = c->job_id;
@@ -134,10 +135,10 @@ int jobstate_change(redisContext *r, const struct jobstate_change *c, char *cur,
 int jobstate_create(redisContext *r, const struct jobstate_new *n, long *position,
 		    long *backlog, char *err, size_t errlen)
 {
-	enum { KEYS = 3, FIXED = 13 };
+	enum { KEYS = 1, FIXED = 12 };
 	const char *args[KEYS + FIXED + 2 * JOBSTATE_FIELDS_MAX];
-	char ttl[24], max[16], smax[16], rmax[24], umax[24], qmax[24], pmax[16], keep[16];
-	struct rkey key, hkey, chan;
+	char ttl[24], smax[16], rmax[24], umax[24], qmax[24], pmax[16], keep[16];
+	struct rkey key;
 	int argc = 0, rc = -1;
 	redisReply *rep = NULL;
 	if (n->nfields > JOBSTATE_FIELDS_MAX || strlen(n->event_data) > EVENTS_DATA_MAX) {
@@ -145,21 +146,18 @@ int jobstate_create(redisContext *r, const struct jobstate_new *n, long *positio
 		return -1;
 	}
 	key = rkey1(RK_JOB, n->job_id);
-	room_keys(n->room, &hkey, &chan);
 	snprintf(ttl, sizeof ttl, "%ld", n->ttl_s);
-	snprintf(max, sizeof max, "%d", EVENTS_HISTORY_MAX);
+	snprintf(keep, sizeof keep, "%d", JOBSTATE_RUNS_KEEP);
 	snprintf(smax, sizeof smax, "%d", JOBSTATE_STREAM_MAX);
 	snprintf(rmax, sizeof rmax, "%ld", n->room_max);
 	snprintf(umax, sizeof umax, "%ld", n->user_max);
 	snprintf(qmax, sizeof qmax, "%ld", n->queue_max);
 	snprintf(pmax, sizeof pmax, "%d", JOBSTATE_POSITION_UPDATES);
 	args[argc++] = key.s;
-	args[argc++] = hkey.s;
-	args[argc++] = chan.s;
 	args[argc++] = ttl;
 	args[argc++] = event_type_name(n->event_type);
 	args[argc++] = n->event_data;
-	args[argc++] = max;
+	args[argc++] = keep;
 	args[argc++] = smax;
 	args[argc++] = n->job_id;
 	args[argc++] = n->room;
@@ -168,8 +166,6 @@ int jobstate_create(redisContext *r, const struct jobstate_new *n, long *positio
 	args[argc++] = umax;
 	args[argc++] = qmax;
 	args[argc++] = pmax;
-	snprintf(keep, sizeof keep, "%d", JOBSTATE_RUNS_KEEP);
-	args[argc++] = keep;
 	for (size_t i = 0; i < 2 * n->nfields; i++)
 		args[argc++] = n->fields[i];
 	rep = rds_script(r, &rs_job_create, KEYS, argc, args, NULL);
@@ -188,6 +184,7 @@ int jobstate_create(redisContext *r, const struct jobstate_new *n, long *positio
 					    ? (long)rep->element[1]->integer
 					    : 0;
 		rc = JOBSTATE_ADMITTED;
+		drain_after(r, "a new job");
 		goto out;
 	}
 	const char *what = rep->element[1]->type == REDIS_REPLY_STRING ? rep->element[1]->str : "";
@@ -213,8 +210,8 @@ int jobstate_cancel(redisContext *r, const char *job_id, const char *room,
 		    enum event_type event_type, const char *event_data, const char *error,
 		    char *cur, size_t curcap, char *err, size_t errlen)
 {
-	char max[16], now[24], smax[16], pmax[16];
-	struct rkey key, hkey, chan;
+	char now[24], smax[16], pmax[16];
+	struct rkey key;
 	if (cur && curcap)
 		cur[0] = '\0';
 	if (strlen(event_data) > EVENTS_DATA_MAX) {
@@ -222,32 +219,127 @@ int jobstate_cancel(redisContext *r, const char *job_id, const char *room,
 		return -1;
 	}
 	key = rkey1(RK_JOB, job_id);
-	room_keys(room, &hkey, &chan);
-	snprintf(max, sizeof max, "%d", EVENTS_HISTORY_MAX);
 	snprintf(now, sizeof now, "%lld", (long long)time(NULL));
 	snprintf(smax, sizeof smax, "%d", JOBSTATE_STREAM_MAX);
 	snprintf(pmax, sizeof pmax, "%d", JOBSTATE_POSITION_UPDATES);
-	const char *args[] = {key.s, hkey.s, chan.s, event_type_name(event_type), event_data, max,
+	const char *args[] = {key.s, event_type_name(event_type), event_data, room ? room : "",
 			      job_id, error, now, smax, pmax};
-	return eval_verdict(r, &rs_job_cancel, 3, (int)(sizeof args / sizeof args[0]), args,
+	return eval_verdict(r, &rs_job_cancel, 1, (int)(sizeof args / sizeof args[0]), args,
 			    "a cancel", cur, curcap, err, errlen);
 }
 
 int jobstate_worker(redisContext *r, const char *consumer, long threads, long lifetime_ms,
 		    long room_cap, char *err, size_t errlen)
 {
-	char n[24], life[24], cap[24], max[16], smax[16], pmax[16];
+	char n[24], life[24], cap[24], smax[16], pmax[16];
 	snprintf(n, sizeof n, "%ld", threads);
 	snprintf(life, sizeof life, "%ld", lifetime_ms);
 	snprintf(cap, sizeof cap, "%ld", room_cap);
-	snprintf(max, sizeof max, "%d", EVENTS_HISTORY_MAX);
 	snprintf(smax, sizeof smax, "%d", JOBSTATE_STREAM_MAX);
 	snprintf(pmax, sizeof pmax, "%d", JOBSTATE_POSITION_UPDATES);
-	const char *args[] = {consumer, n, life, cap, max, smax, pmax};
-	redisReply *rep = rds_script(r, &rs_job_workers, 0, 7, args, NULL);
+	const char *args[] = {rkey0(RK_FAIR_WORKERS), consumer, n, life, cap, smax, pmax};
+	redisReply *rep = rds_script(r, &rs_job_workers, 1, 7, args, NULL);
 	if (rds_reply_failed(r, rep, err, errlen))
 		return -1;
 	freeReplyObject(rep);
+	/* every worker's registration, every second, is also the drain that catches events
+	 * whose writer died between its change and its own drain */
+	return jobstate_drain(r, err, errlen);
+}
+
+/* The value of field name in a stream entry's flat field/value array; NULL when absent. */
+static const char *entry_field(const redisReply *f, const char *name)
+{
+	for (size_t i = 0; i + 1 < f->elements; i += 2)
+		if (f->element[i]->type == REDIS_REPLY_STRING &&
+		    f->element[i + 1]->type == REDIS_REPLY_STRING && !strcmp(f->element[i]->str, name))
+			return f->element[i + 1]->str;
+	return NULL;
+}
+
+/* One outbox entry into its room (outbox_apply.lua): 0 applied now or before, 1 an entry
+ * that is not ours to apply (malformed: it is dropped with a line in the log), -1 failed. */
+static int drain_one(redisContext *r, const redisReply *e, char *err, size_t errlen)
+{
+	const char *id = e->element[0]->str;
+	const redisReply *f = e->element[1];
+	const char *room = entry_field(f, "room"), *type = entry_field(f, "type");
+	const char *data = entry_field(f, "data"), *run = entry_field(f, "run");
+	const char *keep = entry_field(f, "keep"), *ttl = entry_field(f, "ttl");
+	if (!room || !*room || !type || !data || (run && (!keep || !ttl))) {
+		log_warn("jobs outbox: entry %s is malformed; dropped", id);
+		return 1;
+	}
+	struct rkey ek = rkey1(RK_ROOM_EVENTS, room), ck = rkey1(RK_ROOM_CHANNEL, room);
+	struct rkey mk = rkey1(RK_ROOM_OUTBOX, room), rk = rkey1(RK_ROOM_RUNS, room);
+	if (!rkey_ok(&ek) || !rkey_ok(&ck) || !rkey_ok(&mk) || !rkey_ok(&rk)) {
+		log_warn("jobs outbox: entry %s names an impossible room; dropped", id);
+		return 1;
+	}
+	char hist[16], mttl[24];
+	snprintf(hist, sizeof hist, "%d", EVENTS_HISTORY_MAX);
+	snprintf(mttl, sizeof mttl, "%d", JOBSTATE_MARK_TTL_S);
+	const char *args[] = {ek.s, ck.s, mk.s, rk.s, id, type, data, hist, run ? run : "",
+			      run ? keep : "", run ? ttl : "", mttl};
+	redisReply *rep = rds_script(r, &rs_outbox_apply, 4, 12, args, NULL);
+	if (rds_reply_failed(r, rep, err, errlen))
+		return -1;
+	freeReplyObject(rep);
+	return 0;
+}
+
+int jobstate_drain(redisContext *r, char *err, size_t errlen)
+{
+	for (int round = 0; round < JOBSTATE_DRAIN_ROUNDS; round++) {
+		redisReply *rep = redisCommand(r, "XRANGE %s - + COUNT %d", rkey0(RK_JOBS_OUTBOX),
+					       JOBSTATE_DRAIN_BATCH);
+		if (rds_reply_failed(r, rep, err, errlen))
+			return -1;
+		if (rep->type != REDIS_REPLY_ARRAY) {
+			freeReplyObject(rep);
+			errbuf_set(err, errlen, "redis: unexpected reply to XRANGE of the outbox");
+			return -1;
+		}
+		/* XDEL key id… of the entries done, in one command at the end */
+		const char *argv[2 + JOBSTATE_DRAIN_BATCH];
+		int argc = 0, rc = 0;
+		argv[argc++] = "XDEL";
+		argv[argc++] = rkey0(RK_JOBS_OUTBOX);
+		size_t n = rep->elements;
+		for (size_t i = 0; i < n && i < JOBSTATE_DRAIN_BATCH; i++) {
+			const redisReply *e = rep->element[i];
+			if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+			    e->element[0]->type != REDIS_REPLY_STRING ||
+			    e->element[1]->type != REDIS_REPLY_ARRAY) {
+				errbuf_set(err, errlen, "redis: unexpected entry in the outbox");
+				rc = -1;
+				break;
+			}
+			/* in order: an entry left undone stops the drain, so no later entry of
+			 * its room can pass it (the room's mark would then skip it) */
+			if (drain_one(r, e, err, errlen) < 0) {
+				rc = -1;
+				break;
+			}
+			argv[argc++] = e->element[0]->str;
+		}
+		if (argc > 2) {
+			char xerr[128];
+			redisReply *d = redisCommandArgv(r, argc, argv, NULL);
+			if (rds_reply_failed(r, d, xerr, sizeof xerr)) {
+				if (rc == 0)
+					errbuf_set(err, errlen, "%s", xerr);
+				rc = -1;
+			} else {
+				freeReplyObject(d);
+			}
+		}
+		freeReplyObject(rep);
+		if (rc < 0)
+			return -1;
+		if (n < JOBSTATE_DRAIN_BATCH)
+			return 0;
+	}
 	return 0;
 }
 

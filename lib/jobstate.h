@@ -6,9 +6,19 @@
  * Written as two commands, readers could disagree: GET /api/jobs/{id} could say finished
  * while the room's history had no finished event yet, and a fast worker could announce
  * running before the API announced queued. So each change here is one Lua script that
- * checks the job, writes the hash and appends+publishes the event (lib/lua/job_*.lua, with
- * the one event envelope of lib/lua/_emit.lua inside) together; Redis runs a script alone, so no one sees one without
- * the other, and events come in the order of the changes.
+ * checks the job, writes the hash and appends the event to the jobs' outbox
+ * (lib/lua/job_*.lua, lib/lua/_outbox.lua) together; Redis runs a script alone, so no one
+ * sees one without the other, and the outbox holds the events in the order of the changes.
+ *
+ * Redis Cluster: every key of the queue carries the hash tag {jobs} (one slot), a room's
+ * keys {<room>}, and no script may touch two slots. So the room's side comes second: after
+ * each change (and every second from each worker's registration) jobstate_drain() carries
+ * the outbox's entries, oldest first, to their rooms (lib/lua/outbox_apply.lua, in the
+ * room's slot), each at most once thanks to the room's mark of the last entry applied, then
+ * deletes them. A process that dies between the two steps only delays its events: the next
+ * drain, by anyone, delivers them, once and in order. Each function below drains before it
+ * returns, so its caller's events are in the room when it answers (unless Redis failed
+ * meanwhile: then the next drain brings them).
  *
  * Fencing: a worker counts its attempt (HINCRBY attempts) before it starts a job, and every
  * later change names that attempt. A change is refused unless the job is still at that
@@ -29,6 +39,9 @@
 #define JOBSTATE_POSITION_UPDATES 10	/* queued jobs of a room told their new place per move */
 #define JOBSTATE_RUNS_KEEP 20	/* a room's recent executions kept in RK_ROOM_RUNS */
 #define JOBSTATE_STDIN_SHOWN 1024 /* bytes of a run's stdin its events and listings carry */
+#define JOBSTATE_DRAIN_BATCH 64	  /* outbox entries read per round trip of a drain */
+#define JOBSTATE_DRAIN_ROUNDS 16  /* batches one drain takes at most (the rest: next drain) */
+#define JOBSTATE_MARK_TTL_S (7 * 86400) /* a room's outbox mark outlives every entry */
 
 /* A job's status, as the hash's `status` field, the API's answers and the events name it. */
 enum job_status { JOB_QUEUED, JOB_RUNNING, JOB_FINISHED, JOB_FAILED, JOB_CANCELLED };
@@ -52,7 +65,7 @@ struct jobstate_change {
 	enum job_status status; /* the new status */
 	const char *const *fields; /* nfields field/value pairs written with it */
 	size_t nfields;
-	/* Not NULL: a requeue. The job also gets a new cc:jobs entry, this entry is
+	/* Not NULL: a requeue. The job also gets a new RK_JOBS entry, this entry is
 	 * acknowledged and attempts goes down by one (this attempt does not count). */
 	const char *requeue_entry;
 };
@@ -86,8 +99,9 @@ enum {
 };
 
 /* Admission, then the hash (status queued), its expiry, the job at the end of its room's
- * line, the room's `queued` event with the job's place in line and a dispatch, in one
- * script: no worker can take the job before the room has heard of it. JOBSTATE_ADMITTED
+ * line, the room's `queued` event with the job's place in line (into the outbox) and a
+ * dispatch, in one script: the outbox holds the queued event before any worker can take the
+ * job, so its room hears `queued` before anything else of it. JOBSTATE_ADMITTED
  * (*position: jobs that will run before it), JOBSTATE_*_FULL (nothing written; *backlog:
  * the queued jobs counted against that bound), -1 (err; also when the id exists). */
 int jobstate_create(redisContext *r, const struct jobstate_new *n, long *position,
@@ -106,6 +120,12 @@ int jobstate_cancel(redisContext *r, const char *job_id, const char *room,
  * 0 or -1. */
 int jobstate_worker(redisContext *r, const char *consumer, long threads, long lifetime_ms,
 		    long room_cap, char *err, size_t errlen);
+
+/* The second step of every change above: the outbox's entries (oldest first, at most
+ * JOBSTATE_DRAIN_ROUNDS batches) emitted in their rooms, each once, then deleted from the
+ * outbox. Any process may call it at any time. 0, or -1 with err (what is left stays for the
+ * next drain). */
+int jobstate_drain(redisContext *r, char *err, size_t errlen);
 
 /* A queued job's place in line: 1 (*position set), 0 when it is not waiting in its room's
  * line (dispatched or over), -1 error. */

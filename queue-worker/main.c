@@ -1,4 +1,4 @@
-/* codecollab-worker: runs the jobs of the Redis Stream cc:jobs (docs/INTERNALS.md).
+/* codecollab-worker: runs the jobs of the Redis Stream cc:{jobs}:stream (docs/INTERNALS.md).
  *
  * WORKERS threads, each with its own Redis connection, read the consumer group "workers"
  * and hand each job to the handler of its kind (execution: the local bubblewrap sandbox

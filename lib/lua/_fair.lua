@@ -1,10 +1,12 @@
 -- The fair scheduler (docs/INTERNALS.md, "Fair scheduling"): functions every job script
--- uses, after emit and job_event (_jobev.lua). A job is first queued in its room's line;
+-- uses, after outbox (_outbox.lua) and job_event (_jobev.lua). A job is first queued in its
+-- room's line;
 -- fair_dispatch() moves jobs
 -- into the jobs stream, where workers read them, while fewer are in flight than the live
 -- workers have threads, always from the room with the fewest jobs in flight (ties: the
 -- room served longest ago). Keys are named here through K_…(), not passed in KEYS: which
--- rooms a dispatch touches is only known inside the script (one Redis holds them all).
+-- rooms a dispatch touches is only known inside the script. All of them carry the hash tag
+-- {jobs}, one slot; the rooms' events go through the outbox.
 --
 -- A room's score: jobs in flight, then its last turn, then the length of its line (capped
 -- at LW - 1), as one number: running * FS + turn * LW + waiting. Rooms that never had a
@@ -31,15 +33,14 @@ local function fair_unqueue(job)
   end
 end
 -- places in line of the first few queued jobs of a room, as queued events
-local function fair_announce(room, hist_max, limit)
+local function fair_announce(room, limit)
   local rank = redis.call('ZRANK', K_FAIR_ROOMS(), room) or 0
   local ids = redis.call('LRANGE', K_FAIR_ROOM(room), 0, limit - 1)
   for i, job in ipairs(ids) do
     local h = redis.call('HMGET', K_JOB(job), 'kind', 'event_kind', 'event_extra')
     local d = {job_id = job, status = 'queued', position = i - 1 + rank}
     if h[2] and h[2] ~= '' then d.kind = h[2] end
-    emit(K_ROOM_EVENTS(room), K_ROOM_CHANNEL(room), h[1] or 'execution',
-      job_event(cjson.encode(d), h[3]), hist_max)
+    outbox(room, h[1] or 'execution', job_event(cjson.encode(d), h[3]))
   end
 end
 -- the job is over (or cancelled): its slot is free
@@ -53,7 +54,7 @@ local function fair_release(job)
   if sc then redis.call('ZADD', K_FAIR_ROOMS(), n * FS + math.fmod(tonumber(sc), FS), room)
   elseif n == 0 then redis.call('HDEL', K_FAIR_TURN(), room) end
 end
-local function fair_dispatch(hist_max, stream_max, limit)
+local function fair_dispatch(stream_max, limit)
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local cap = 0
@@ -97,7 +98,7 @@ local function fair_dispatch(hist_max, stream_max, limit)
       if running == 0 then redis.call('HDEL', K_FAIR_TURN(), room) end
     else
       redis.call('ZADD', K_FAIR_ROOMS(), score, room)
-      fair_announce(room, hist_max, limit)
+      fair_announce(room, limit)
     end
   end
 end

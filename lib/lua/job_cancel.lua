@@ -1,7 +1,8 @@
---! use emit jobev fair
--- Cancels a job (lib/jobstate.h, jobstate_cancel). KEYS: job hash, room history, room
--- channel. ARGV: 1 event type, 2 event data, 3 history bound, 4 job id, 5 error, 6 now,
--- 7 jobs stream bound, 8 queued jobs told their place per move.
+--! use outbox jobev fair
+--! keys JOB
+-- Cancels a job (lib/jobstate.h, jobstate_cancel). KEYS: job hash. ARGV: 1 event type,
+-- 2 event data, 3 the job's room (for the event), 4 job id, 5 error, 6 now, 7 jobs stream
+-- bound, 8 queued jobs told their place per move.
 -- A queued job leaves its room's line (it never runs), a dispatched or running one its slot
 -- (the worker notices the status and kills its sandbox). Returns {1, status it left} or
 -- {0, current status or ""}.
@@ -13,8 +14,7 @@ local line = K_FAIR_ROOM(room)
 local left = st == 'queued' and redis.call('LREM', line, 1, ARGV[4]) == 1
 if left then fair_unqueue(ARGV[4]) end
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'error', ARGV[5], 'finished_at', ARGV[6])
-emit(KEYS[2], KEYS[3], ARGV[1], job_event(ARGV[2], redis.call('HGET', KEYS[1], 'event_extra')),
-  ARGV[3])
+outbox(ARGV[3], ARGV[1], job_event(ARGV[2], redis.call('HGET', KEYS[1], 'event_extra')))
 if left then
   if redis.call('LLEN', line) == 0 then
     redis.call('ZREM', K_FAIR_ROOMS(), room)
@@ -22,9 +22,9 @@ if left then
       redis.call('HDEL', K_FAIR_TURN(), room)
     end
   else
-    fair_announce(room, ARGV[3], ARGV[8])
+    fair_announce(room, ARGV[8])
   end
 end
 fair_release(ARGV[4])
-fair_dispatch(ARGV[3], ARGV[7], ARGV[8])
+fair_dispatch(ARGV[7], ARGV[8])
 return {1, st}

@@ -1,13 +1,14 @@
---! use emit jobev fair
--- A new job (lib/jobstate.h, jobstate_create). KEYS: job hash, room history, room channel.
--- ARGV: 1 ttl, 2 event type, 3 event data, 4 history bound, 5 jobs stream bound, 6 job id,
--- 7 room, 8 user, 9 room backlog bound, 10 user backlog bound, 11 queue bound, 12 queued
--- jobs told their place per move, 13 runs kept per room, 14… field/value pairs. Admission first (nothing is
--- written for a job refused), then the hash, the job at the end of its room's line, the
--- queued event with its place in line, and a dispatch (the job goes straight into the jobs
--- stream when a worker is free). An execution also goes to the front of its room's recent
--- runs (GET /api/rooms/{id}/executions), a list of at most ARGV[13] ids that lives as long
--- as a job.
+--! use outbox jobev fair
+--! keys JOB
+-- A new job (lib/jobstate.h, jobstate_create). KEYS: job hash. ARGV: 1 ttl, 2 event type,
+-- 3 event data, 4 runs kept per room, 5 jobs stream bound, 6 job id, 7 room, 8 user, 9 room
+-- backlog bound, 10 user backlog bound, 11 queue bound, 12 queued jobs told their place per
+-- move, 13… field/value pairs. Admission first (nothing is written for a job refused), then
+-- the hash, the job at the end of its room's line, the queued event with its place in line
+-- (into the outbox: the drain brings it to the room), and a dispatch (the job goes straight
+-- into the jobs stream when a worker is free). An execution also goes to the front of its
+-- room's recent runs (GET /api/rooms/{id}/executions), a list of at most ARGV[4] ids that
+-- lives as long as a job: the outbox entry of its queued event carries it.
 -- Returns {1, position} or {0, what is full ("room", "user", "queue", "exists"), backlog}.
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0, 'exists', 0} end
 local line = K_FAIR_ROOM(ARGV[7])
@@ -18,15 +19,9 @@ if n >= tonumber(ARGV[10]) then return {0, 'user', n} end
 n = tonumber(redis.call('GET', K_FAIR_DEPTH()) or '0')
 if n >= tonumber(ARGV[11]) then return {0, 'queue', n} end
 local f = {'status', 'queued'}
-for i = 14, #ARGV do f[#f + 1] = ARGV[i] end
+for i = 13, #ARGV do f[#f + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(f))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
-if ARGV[2] == 'execution' then
-  local runs = K_ROOM_RUNS(ARGV[7])
-  redis.call('LPUSH', runs, ARGV[6])
-  redis.call('LTRIM', runs, 0, tonumber(ARGV[13]) - 1)
-  redis.call('EXPIRE', runs, ARGV[1])
-end
 local ahead = redis.call('RPUSH', line, ARGV[6]) - 1
 redis.call('INCR', K_FAIR_DEPTH())
 redis.call('HINCRBY', K_FAIR_USERS(), ARGV[8], 1)
@@ -38,7 +33,9 @@ redis.call('ZADD', K_FAIR_ROOMS(), running * FS + fair_tail(turn, ahead + 1), AR
 local pos = ahead + redis.call('ZRANK', K_FAIR_ROOMS(), ARGV[7])
 local d = cjson.decode(ARGV[3])
 d.position = pos
-emit(KEYS[2], KEYS[3], ARGV[2],
-  job_event(cjson.encode(d), redis.call('HGET', KEYS[1], 'event_extra')), ARGV[4])
-fair_dispatch(ARGV[4], ARGV[5], ARGV[12])
+local run = nil
+if ARGV[2] == 'execution' then run = ARGV[6] end
+outbox(ARGV[7], ARGV[2], job_event(cjson.encode(d), redis.call('HGET', KEYS[1], 'event_extra')),
+  run, ARGV[4], ARGV[1])
+fair_dispatch(ARGV[5], ARGV[12])
 return {1, pos}

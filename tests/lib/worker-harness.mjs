@@ -1,6 +1,6 @@
 // Processes for the worker's tests (tests/programs): a private redis-server, the ASan worker
 // binary, and helpers (over resp.mjs's client) that enqueue jobs exactly as the API does
-// (HSET cc:job:{id} …, the room's queued event, then XADD cc:jobs * job {id}, as one
+// (HSET cc:{jobs}:job:{id} …, the room's queued event, then XADD cc:{jobs}:stream * job {id}, as one
 // transaction like lib/jobstate.c's script). Every child started here is killed
 // when the test process exits, also when a test fails.
 import { spawn } from 'node:child_process';
@@ -116,12 +116,12 @@ export function jobId(prefix = 'job') {
 export async function enqueue(r, { id = jobId(), room = 'room1', kind = 'execution', request }) {
   const now = Math.floor(Date.now() / 1000);
   await r.cmd('MULTI');
-  await r.cmd('HSET', `cc:job:${id}`, 'kind', kind, 'room', room, 'user', '1', 'username', 'tester',
+  await r.cmd('HSET', `cc:{jobs}:job:${id}`, 'kind', kind, 'room', room, 'user', '1', 'username', 'tester',
     'request', JSON.stringify(request), 'status', 'queued', 'attempts', '0', 'created_at', now);
-  await r.cmd('EXPIRE', `cc:job:${id}`, 7 * 86400);
+  await r.cmd('EXPIRE', `cc:{jobs}:job:${id}`, 7 * 86400);
   await r.cmd('EVAL', EMIT_SCRIPT, 2, `cc:room:{${room}}:events`, `cc:room:{${room}}`, kind,
     JSON.stringify({ job_id: id, status: 'queued' }), 1000);
-  await r.cmd('XADD', 'cc:jobs', 'MAXLEN', '~', '100000', '*', 'job', id);
+  await r.cmd('XADD', 'cc:{jobs}:stream', 'MAXLEN', '~', '100000', '*', 'job', id);
   await r.cmd('EXEC');
   return id;
 }
@@ -143,7 +143,7 @@ export async function subscribe(port, room) {
 }
 
 export async function job(r, id) {
-  const flat = await r.cmd('HGETALL', `cc:job:${id}`);
+  const flat = await r.cmd('HGETALL', `cc:{jobs}:job:${id}`);
   const o = {};
   for (let i = 0; i < flat.length; i += 2) o[flat[i]] = flat[i + 1];
   if (o.result) o.result = JSON.parse(o.result);

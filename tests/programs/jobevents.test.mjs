@@ -20,9 +20,9 @@ const EXTRA = `"user":{"id":7,"username":"ann"},"stdin_given":true,"stdin":"${'x
 async function enqueue(r, room, code, extra = EXTRA) {
   const id = jobId();
   const request = { language: 'python', version: '3.11.2', code, stdin: '', args: [] };
-  await r.cmd('HSET', `cc:job:${id}`, 'kind', 'execution', 'room', room, 'user', '7', 'username', 'ann',
+  await r.cmd('HSET', `cc:{jobs}:job:${id}`, 'kind', 'execution', 'room', room, 'user', '7', 'username', 'ann',
     'request', JSON.stringify(request), 'status', 'queued', 'attempts', '0', 'event_extra', extra);
-  await r.cmd('XADD', 'cc:jobs', '*', 'job', id);
+  await r.cmd('XADD', 'cc:{jobs}:stream', '*', 'job', id);
   return id;
 }
 

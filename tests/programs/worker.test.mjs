@@ -1,5 +1,5 @@
 // The queue worker against a real redis-server and the real sandbox: jobs enqueued the way
-// the API enqueues them (HSET cc:job:{id}, XADD cc:jobs), results and `execution` events
+// the API enqueues them (HSET cc:{jobs}:job:{id}, XADD cc:{jobs}:stream), results and `execution` events
 // read back from Redis. Needs root (the sandbox's cgroups) and the ASan build.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -47,7 +47,7 @@ test('a job runs: result stored, running and finished events, runtimes published
   assert.equal(typeof j.result.time_ms, 'number');
   assert.equal(j.attempts, 1);
   // acknowledged only after the result: nothing pending
-  await waitFor(async () => (await r.cmd('XPENDING', 'cc:jobs', 'workers'))[0] === 0, { what: 'ack' });
+  await waitFor(async () => (await r.cmd('XPENDING', 'cc:{jobs}:stream', 'workers'))[0] === 0, { what: 'ack' });
 
   const ev = await events(r, room);
   assert.deepEqual(ev.map((e) => [e.type, e.data.status]),
@@ -128,7 +128,7 @@ test('a worker killed mid-job: another takes it over once its liveness key lapse
   assert.equal(evs[1].data.restarted, undefined);
   assert.equal(evs[2].data.restarted, true);
   assert.equal(evs[2].data.attempt, 2);
-  await waitFor(async () => (await r.cmd('XPENDING', 'cc:jobs', 'workers'))[0] === 0, { what: 'ack' });
+  await waitFor(async () => (await r.cmd('XPENDING', 'cc:{jobs}:stream', 'workers'))[0] === 0, { what: 'ack' });
   assertCleanExit(survivor, await stopWorker(survivor));
   assert.equal(await r.cmd('EXISTS', `cc:worker:${survivor.consumer}:alive`), 0, 'a stopped worker deletes its liveness key');
 }));
@@ -153,7 +153,7 @@ test('a job that keeps killing its workers fails after the retry budget', () => 
   const ev = (await events(r, room)).at(-1);
   assert.equal(ev.data.status, 'failed');
   assert.match(ev.data.error, /gave up after 3 attempts/);
-  await waitFor(async () => (await r.cmd('XPENDING', 'cc:jobs', 'workers'))[0] === 0, { what: 'ack' });
+  await waitFor(async () => (await r.cmd('XPENDING', 'cc:{jobs}:stream', 'workers'))[0] === 0, { what: 'ack' });
   assertCleanExit(last, await stopWorker(last));
 }));
 
@@ -274,7 +274,7 @@ test('30 jobs on 2 threads: every subscriber sees queued, running, finished once
   let done = false;
   const watching = (async () => {
     while (!done) {
-      const replies = [watcher.cmd('MULTI'), ...ids.map((id) => watcher.cmd('HGET', `cc:job:${id}`, 'status')),
+      const replies = [watcher.cmd('MULTI'), ...ids.map((id) => watcher.cmd('HGET', `cc:{jobs}:job:${id}`, 'status')),
         watcher.cmd('XRANGE', `cc:room:{${room}}:events`, '-', '+'), watcher.cmd('EXEC')];
       const snap = (await Promise.all(replies)).at(-1);
       const hist = byJob(snap.at(-1).map(([, f]) => ({ data: JSON.parse(f[f.indexOf('data') + 1]) })));
@@ -322,25 +322,25 @@ test('a stale worker (stalled until its job was claimed and finished) stores and
   assert.equal(after.attempts, 2);
   assert.equal(after.worker, finishedBy, 'the outcome stays the one of the attempt that owns the job');
   assert.deepEqual((await events(r, room)).map((e) => e.data.status), ['queued', 'running', 'running', 'finished']);
-  await waitFor(async () => (await r.cmd('XPENDING', 'cc:jobs', 'workers'))[0] === 0, { what: 'ack' });
+  await waitFor(async () => (await r.cmd('XPENDING', 'cc:{jobs}:stream', 'workers'))[0] === 0, { what: 'ack' });
   assertCleanExit(a, await stopWorker(a));
   assertCleanExit(b, await stopWorker(b));
 }));
 
 // A job put in its room's line of the fair scheduler the way the API's create script
 // leaves it (lib/jobstate.c): the hash, the line, the backlog counters, the room in the
-// ring. Workers dispatch it into cc:jobs when a thread is free (their registration
+// ring. Workers dispatch it into cc:{jobs}:stream when a thread is free (their registration
 // dispatches every second).
 async function enqueueFair(r, { room, request, user = '1' }) {
   const id = jobId();
-  await r.cmd('HSET', `cc:job:${id}`, 'kind', 'execution', 'room', room, 'user', user, 'username', 'tester',
+  await r.cmd('HSET', `cc:{jobs}:job:${id}`, 'kind', 'execution', 'room', room, 'user', user, 'username', 'tester',
     'request', JSON.stringify(request), 'status', 'queued', 'attempts', '0', 'created_at', Math.floor(Date.now() / 1000));
-  await r.cmd('RPUSH', `cc:fair:room:${room}`, id);
-  await r.cmd('INCR', 'cc:fair:depth');
-  await r.cmd('HINCRBY', 'cc:fair:users', user, 1);
-  const running = Number(await r.cmd('HGET', 'cc:fair:running', room) || 0);
-  const turn = Number(await r.cmd('HGET', 'cc:fair:turn', room) || 0);
-  await r.cmd('ZADD', 'cc:fair:rooms', 'NX', running * 1e12 + turn, room);
+  await r.cmd('RPUSH', `cc:{jobs}:fair:room:${room}`, id);
+  await r.cmd('INCR', 'cc:{jobs}:fair:depth');
+  await r.cmd('HINCRBY', 'cc:{jobs}:fair:users', user, 1);
+  const running = Number(await r.cmd('HGET', 'cc:{jobs}:fair:running', room) || 0);
+  const turn = Number(await r.cmd('HGET', 'cc:{jobs}:fair:turn', room) || 0);
+  await r.cmd('ZADD', 'cc:{jobs}:fair:rooms', 'NX', running * 1e12 + turn, room);
   return id;
 }
 
@@ -360,24 +360,24 @@ test('fair dispatch across rooms, and a worker killed mid-job: taken over, every
   assert.equal((await waitStatus(r, y, 'finished')).result.stdout, 'y\n');
   assert.equal((await job(r, xs[0])).attempts, 2);
   // dispatched in fair order: the quiet room's job before the busy room's second, each once
-  const entries = (await r.cmd('XRANGE', 'cc:jobs', '-', '+')).map(([, f]) => f[1]);
+  const entries = (await r.cmd('XRANGE', 'cc:{jobs}:stream', '-', '+')).map(([, f]) => f[1]);
   assert.deepEqual(entries, [xs[0], y, xs[1], xs[2]]);
   for (const id of [...xs, y]) {
     const st = (await events(r, busy)).concat(await events(r, quiet)).filter((e) => e.data.job_id === id).map((e) => e.data.status);
     assert.equal(st.filter((s) => s === 'finished').length, 1, `job ${id}: ${st}`);
   }
   // every slot released, every counter back to nothing, every entry acknowledged
-  await waitFor(async () => (await r.cmd('XPENDING', 'cc:jobs', 'workers'))[0] === 0, { what: 'ack' });
-  assert.equal(await r.cmd('HLEN', 'cc:fair:inflight'), 0);
-  assert.equal(await r.cmd('HLEN', 'cc:fair:running'), 0);
-  assert.equal(await r.cmd('GET', 'cc:fair:depth'), '0');
-  assert.equal(await r.cmd('ZCARD', 'cc:fair:rooms'), 0);
-  assert.equal(await r.cmd('HLEN', 'cc:fair:turn'), 0);
+  await waitFor(async () => (await r.cmd('XPENDING', 'cc:{jobs}:stream', 'workers'))[0] === 0, { what: 'ack' });
+  assert.equal(await r.cmd('HLEN', 'cc:{jobs}:fair:inflight'), 0);
+  assert.equal(await r.cmd('HLEN', 'cc:{jobs}:fair:running'), 0);
+  assert.equal(await r.cmd('GET', 'cc:{jobs}:fair:depth'), '0');
+  assert.equal(await r.cmd('ZCARD', 'cc:{jobs}:fair:rooms'), 0);
+  assert.equal(await r.cmd('HLEN', 'cc:{jobs}:fair:turn'), 0);
   const consumer = `${hostname()}-${b.pid}`;
-  assert.equal(await r.cmd('HEXISTS', 'cc:fair:workers', consumer), 1);
+  assert.equal(await r.cmd('HEXISTS', 'cc:{jobs}:fair:workers', consumer), 1);
   assertCleanExit(b, await stopWorker(b));
   // a stopped worker no longer counts as capacity
-  assert.equal(await r.cmd('HEXISTS', 'cc:fair:workers', consumer), 0);
+  assert.equal(await r.cmd('HEXISTS', 'cc:{jobs}:fair:workers', consumer), 0);
 }));
 
 test('a running job whose status becomes cancelled: its sandbox is killed, the entry acknowledged, nothing stored', () => withRedis(async (r, redis) => {
@@ -386,8 +386,8 @@ test('a running job whose status becomes cancelled: its sandbox is killed, the e
   const id = await enqueueFair(r, { room, request: sh('sleep 60; echo never') });
   await waitStatus(r, id, 'running');
   // what DELETE /api/jobs/{id} leaves (the API test covers the endpoint itself)
-  await r.cmd('HSET', `cc:job:${id}`, 'status', 'cancelled', 'error', 'cancelled by tester');
-  await waitFor(async () => (await r.cmd('XPENDING', 'cc:jobs', 'workers'))[0] === 0, { what: 'ack of the cancelled job', timeout: 20000 });
+  await r.cmd('HSET', `cc:{jobs}:job:${id}`, 'status', 'cancelled', 'error', 'cancelled by tester');
+  await waitFor(async () => (await r.cmd('XPENDING', 'cc:{jobs}:stream', 'workers'))[0] === 0, { what: 'ack of the cancelled job', timeout: 20000 });
   const j = await job(r, id);
   assert.equal(j.status, 'cancelled');
   assert.equal(j.result, undefined);

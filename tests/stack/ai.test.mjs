@@ -89,7 +89,7 @@ test('a hint: queued job, one provider call with model, key and numbered code, a
     assert.equal(e.data.kind, 'hint');
   }
   assert.equal(evs[2].data.result.text, job.result.text);
-  assert.equal(redis('EXISTS', `cc:room:{${room.id}}:ai:pending:${JSON.parse(redis('HGET', `cc:job:${job.id}`, 'request')).cache_key}`), '0');
+  assert.equal(redis('EXISTS', `cc:room:{${room.id}}:ai:pending:${JSON.parse(redis('HGET', `cc:{jobs}:job:${job.id}`, 'request')).cache_key}`), '0');
 });
 
 test('the same request again is answered from the cache: 200 cached, no provider call, the room sees it', async () => {
@@ -100,7 +100,7 @@ test('the same request again is answered from the cache: 200 cached, no provider
   assert.equal(r1.status, 202, r1.text);
   const job = await waitJob(u.token, r1.json.job.id);
   assert.equal(job.status, 'finished');
-  const key = JSON.parse(redis('HGET', `cc:job:${job.id}`, 'request')).cache_key;
+  const key = JSON.parse(redis('HGET', `cc:{jobs}:job:${job.id}`, 'request')).cache_key;
   assert.match(key, /^[0-9a-f]{64}$/);
   const ttl = Number(redis('TTL', `cc:ai:cache:${key}`));
   assert.ok(ttl > 86000 && ttl <= 86400, `ttl ${ttl}`);

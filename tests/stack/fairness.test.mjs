@@ -49,7 +49,7 @@ test('a busy room cannot starve another: the quiet room\'s print(1) runs while 1
     assert.equal(job.result.stdout, '1\n');
     // when it was done, most of the noisy room's runs were still waiting
     const statuses = redis('--raw', 'EVAL',
-      "local o = {} for i, id in ipairs(ARGV) do o[i] = redis.call('HGET', 'cc:job:' .. id, 'status') end return o",
+      "local o = {} for i, id in ipairs(ARGV) do o[i] = redis.call('HGET', 'cc:{jobs}:job:' .. id, 'status') end return o",
       '0', ...ids).split('\n').filter(Boolean);
     const queued = statuses.filter((s) => s === 'queued').length;
     assert.ok(queued >= 50, `only ${queued} of the noisy room's 100 runs still queued`);
@@ -107,7 +107,7 @@ test('ten noisy rooms of ten users cannot starve an eleventh: a room with one ru
     assert.equal(job.result.stdout, '1\n');
     const all = noisy.flatMap((n) => n.ids);
     const statuses = redis('--raw', 'EVAL',
-      "local o = {} for i, id in ipairs(ARGV) do o[i] = redis.call('HGET', 'cc:job:' .. id, 'status') end return o",
+      "local o = {} for i, id in ipairs(ARGV) do o[i] = redis.call('HGET', 'cc:{jobs}:job:' .. id, 'status') end return o",
       '0', ...all).split('\n').filter(Boolean);
     const queued = statuses.filter((s) => s === 'queued').length;
     assert.ok(queued >= 50, `only ${queued} of the 100 noisy runs still queued`);

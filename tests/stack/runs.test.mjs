@@ -105,7 +105,7 @@ test('GET /api/rooms/{id}/executions: the newest runs first, with their results,
   // the other parameters of a query are ignored; limit bounds the list
   assert.deepEqual((await runs(a.token, room.id, '?x=1&limit=2&y')).json.executions.map((e) => e.id), [ids[2], ids[1]]);
   // an expired job drops out of the list instead of failing it
-  redis('DEL', `cc:job:${ids[1]}`);
+  redis('DEL', `cc:{jobs}:job:${ids[1]}`);
   assert.deepEqual((await runs(a.token, room.id)).json.executions.map((e) => e.id), [ids[2], ids[0]]);
   // AI jobs are not runs
   const ai = await call('POST', `/api/rooms/${room.id}/ai/hint`, { token: a.token, body: { code: 'print(1)\n' } });

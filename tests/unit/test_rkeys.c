@@ -36,7 +36,8 @@ static void test_names(void)
 	CHECK_STR(k.s, "cc:user:42:tokgen");
 	k = rkey2(RK_RL_USER, "exec", "7");
 	CHECK_STR(k.s, "cc:rl:exec:7");
-	CHECK_STR(rkey0(RK_JOBS), "cc:jobs");
+	CHECK_STR(rkey0(RK_JOBS), "cc:{jobs}:stream");
+	CHECK_STR(rkey1(RK_JOB, "j1").s, "cc:{jobs}:job:j1");
 	CHECK_STR(rkey0(RK_ACCESS_CHANNEL), "cc:access");
 	CHECK_STR(rkey_name(RK_SNAP_DUE), "SNAP_DUE");
 	CHECK(rkey_pattern(RK__COUNT) == NULL);
@@ -179,7 +180,9 @@ static void test_scripts(void)
 	CHECK(strstr(rs_broker_presence.text,
 		     "local function K_ROOM_CONNS(a1) return 'cc:room:{' .. a1 .. '}:conns' end") !=
 	      NULL);
-	CHECK(strstr(rs_job_create.text, "local function emit(") != NULL);
+	CHECK(strstr(rs_job_create.text, "local function outbox(") != NULL);
+	CHECK(strstr(rs_job_create.text, "local function emit(") == NULL);
+	CHECK(strstr(rs_outbox_apply.text, "local function emit(") != NULL);
 	CHECK(strstr(rs_doc_commit.text, "local function emit(") != NULL);
 }
 
