@@ -27,14 +27,23 @@ enum store_status store_ai_cached(struct store *s, const char *room, const char 
 	if (st != STORE_OK)
 		return st;
 	struct rkey asked = rkey2(RK_ROOM_AI_ASKED, room, key), cache = rkey1(RK_AI_CACHE, key);
-	redisReply *rep = ai_cmd_done(s, redisCommand(rd, "MGET %s %s", asked.s, cache.s));
+	/* two slots (the room's mark, the shared answer): two GETs in one pipeline, not MGET */
+	redisReply *a = NULL, *rep = NULL;
+	if (redisAppendCommand(rd, "GET %s", asked.s) != REDIS_OK ||
+	    redisAppendCommand(rd, "GET %s", cache.s) != REDIS_OK ||
+	    redisGetReply(rd, (void **)&a) != REDIS_OK)
+		a = NULL;
+	else if (redisGetReply(rd, (void **)&rep) != REDIS_OK)
+		rep = NULL;
+	int got = a && a->type == REDIS_REPLY_STRING;
+	if (a)
+		freeReplyObject(a);
+	rep = ai_cmd_done(s, a ? rep : NULL);
 	if (!rep)
 		return STORE_REDIS_UNAVAILABLE;
 	cJSON *res = NULL;
-	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
-	    rep->element[0]->type == REDIS_REPLY_STRING &&
-	    rep->element[1]->type == REDIS_REPLY_STRING)
-		res = cJSON_Parse(rep->element[1]->str);
+	if (got && rep->type == REDIS_REPLY_STRING)
+		res = cJSON_Parse(rep->str);
 	freeReplyObject(rep);
 	if (res && !cJSON_IsObject(res)) {
 		cJSON_Delete(res);

@@ -587,6 +587,44 @@ static void dedupe_member(const struct doc_commit *dc, char *out, size_t cap)
 
 /* One attempt: the commit script with a's texts, expecting `expected`. The reply (caller
  * frees), or NULL when Redis failed. */
+/* The commit script, and right behind it in the same pipeline (one round trip) the room's
+ * snapshot mark: ZADD NX on the schedule, a key of another slot than the room's, so it
+ * cannot be in the script (docs/INTERNALS.md, "Redis Cluster: one slot per script"). Sent
+ * together, the two reach one server together; a mark that failed (logged) is made again
+ * by the room's next commit, and a refused attempt's mark only costs the snapshotter a
+ * look at a room with nothing new. The script's reply, or NULL when the connection failed. */
+static redisReply *commit_and_mark(redisContext *rd, int nkeys, int argc, const char *const *args,
+				   const char *due, const char *room)
+{
+	const char *argv[3 + RDS_SCRIPT_MAX_ARGS];
+	char nk[16];
+	if (argc > RDS_SCRIPT_MAX_ARGS)
+		return NULL;
+	snprintf(nk, sizeof nk, "%d", nkeys);
+	argv[0] = "EVALSHA";
+	argv[1] = rs_doc_commit.sha;
+	argv[2] = nk;
+	for (int i = 0; i < argc; i++)
+		argv[3 + i] = args[i];
+	redisReply *r = NULL, *z = NULL;
+	if (redisAppendCommandArgv(rd, 3 + argc, argv, NULL) != REDIS_OK ||
+	    redisAppendCommand(rd, "ZADD %s NX %s %s", SNAP_DUE_KEY, due, room) != REDIS_OK ||
+	    redisGetReply(rd, (void **)&r) != REDIS_OK || redisGetReply(rd, (void **)&z) != REDIS_OK) {
+		if (r)
+			freeReplyObject(r);
+		return NULL;
+	}
+	if (z->type == REDIS_REPLY_ERROR)
+		log_warn("room %s: its snapshot mark failed: %s", room, z->str);
+	freeReplyObject(z);
+	if (r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOSCRIPT", 8)) {
+		/* the first commit since Redis started: the text once (the mark is made already) */
+		freeReplyObject(r);
+		r = rds_script(rd, &rs_doc_commit, nkeys, argc, args, NULL);
+	}
+	return r;
+}
+
 static redisReply *commit_attempt(struct store *s, const struct store_doc_cfg *cfg,
 				  const struct doc_commit *dc, const struct doc_commit_text *t,
 				  long long expected, int role_checked, const char *exact,
@@ -613,15 +651,14 @@ static redisReply *commit_attempt(struct store *s, const struct store_doc_cfg *c
 	snprintf(keep, sizeof keep, "%d", DOC_OPS_KEEP);
 	snprintf(due, sizeof due, "%lld", clock_wall_ms() + cfg->snapshot_interval_ms);
 	snprintf(hist, sizeof hist, "%d", EVENTS_HISTORY_MAX);
-	const char *args[] = {dk.s,	ok.s,	   ek.s,      ch.s,	 SNAP_DUE_KEY, mk.s,
-			      ck.s,	exp,	   uid,	      span,	 ret,	       delta,
-			      ins,	del,	   limit,     exact,	 t->log[0],    t->log[1],
-			      t->ev[0], t->ev[1],  t->sep,    keep,	 due,	       room,
-			      hist,	member};
+	const char *args[] = {dk.s,	 ok.s,	   ek.s,      ch.s,	 mk.s,	   ck.s,
+			      exp,	 uid,	   span,      ret,	 delta,	   ins,
+			      del,	 limit,	   exact,     t->log[0], t->log[1], t->ev[0],
+			      t->ev[1], t->sep,	   keep,      hist,	 member};
 	redisContext *rd;
 	redisReply *r = NULL;
 	if (store_redis(s, &rd) == STORE_OK)
-		r = rds_script(rd, &rs_doc_commit, 7, sizeof args / sizeof args[0], args, NULL);
+		r = commit_and_mark(rd, 6, sizeof args / sizeof args[0], args, due, room);
 	if (r && (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
 		  r->element[0]->type != REDIS_REPLY_INTEGER)) {
 		freeReplyObject(r);

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jobstate.h"
+#include "log.h"
 #include "rkeys.h"
 
 static const char *const job_fields[] = {
@@ -72,6 +74,13 @@ enum store_status store_job_load(struct store *s, const char *id, struct store_j
 	freeReplyObject(rep);
 	if (st == STORE_OK && (!out->status || !out->room))
 		st = store_fail(s, STORE_NOT_FOUND, "no job %s (jobs are kept for 7 days)", id);
+	if (st == STORE_OK) {
+		/* the status read is in the room's history before it is answered: its event may
+		 * still wait in the jobs' outbox when its writer has not drained yet (lib/jobstate.h) */
+		char err[256];
+		if (jobstate_drain(rd, err, sizeof err) < 0)
+			log_warn("job %s: the outbox could not be drained: %s", id, err);
+	}
 	if (st != STORE_OK)
 		store_job_free(out);
 	return st;

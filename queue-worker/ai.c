@@ -58,9 +58,10 @@ static void keys_of(const struct ai_request *rq, struct ai_keys *k)
 	}
 }
 
-/* Stores the answer (entry: the answer with its provider time, when there is one), marks
- * the scope as having asked (when it got an answer) and clears the job's pending mark, in
- * one step. */
+/* Stores the answer (entry: the answer with its provider time, when there is one), then
+ * marks the scope as having asked (when it got an answer) and clears the job's pending mark
+ * in one step of the room's slot (the shared answer lives in another slot; it goes first,
+ * so a request that still finds the pending mark joins a job whose answer is stored). */
 static void finish(redisContext *r, const struct ai_request *rq, const char *job_id,
 		   const char *entry, int answered)
 {
@@ -68,14 +69,29 @@ static void finish(redisContext *r, const struct ai_request *rq, const char *job
 		return;
 	struct ai_keys k;
 	keys_of(rq, &k);
-	char ttl[16];
+	char ttl[16], err[256];
 	snprintf(ttl, sizeof ttl, "%d", AICFG_CACHE_TTL_S);
-	const char *args[] = {k.cache.s, k.asked.s,	     k.pending.s,	  entry ? entry : "",
-			      ttl,	 answered ? "1" : "0", job_id ? job_id : ""};
-	char err[256];
-	redisReply *rep = rds_script(r, &rs_ai_finish, 3, 7, args, NULL);
+	redisReply *rep;
+	if (entry) {
+		rep = redisCommand(r, "SET %s %s EX %s", k.cache.s, entry, ttl);
+		if (rds_reply_failed(r, rep, err, sizeof err)) {
+			log_warn("ai: could not store the answer of job %s: %s",
+				 job_id ? job_id : "?", err);
+			return;
+		}
+		freeReplyObject(rep);
+	}
+	if (rq->scope) {
+		const char *args[] = {k.asked.s, k.pending.s, ttl, answered ? "1" : "0",
+				      job_id ? job_id : ""};
+		rep = rds_script(r, &rs_ai_finish, 2, 5, args, NULL);
+	} else { /* a job queued before marks had rooms: only its mark to clear */
+		const char *args[] = {k.pending.s, job_id ? job_id : ""};
+		rep = rds_script(r, &rs_ai_release, 1, 2, args, NULL);
+	}
 	if (rds_reply_failed(r, rep, err, sizeof err)) {
-		log_warn("ai: could not store the answer of job %s: %s", job_id ? job_id : "?", err);
+		log_warn("ai: could not clear the pending mark of job %s: %s", job_id ? job_id : "?",
+			 err);
 		return;
 	}
 	freeReplyObject(rep);

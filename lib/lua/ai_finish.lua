@@ -1,9 +1,10 @@
--- An AI job is over (queue-worker/ai.c). KEYS[1] the shared answer, KEYS[2] the room's
--- "asked" mark, KEYS[3] the pending mark. ARGV[1] the answer to store ("" none), ARGV[2]
--- ttl s, ARGV[3] 1 when the room got an answer (mark it asked), ARGV[4] the job id: the
--- pending mark is deleted only while it still names this job (a later request's mark is
--- never removed by an older job). One step: nobody sees the answer without the mark gone.
-if ARGV[1] ~= '' then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
-if ARGV[3] == '1' and KEYS[2] ~= '' then redis.call('SET', KEYS[2], '1', 'EX', ARGV[2]) end
-if redis.call('GET', KEYS[3]) == ARGV[4] then redis.call('DEL', KEYS[3]) end
+--! keys ROOM_AI_ASKED ROOM_AI_PENDING
+-- An AI job of a room is over (queue-worker/ai.c), after the shared answer was stored (a key
+-- of another slot, so a command of its own, sent first). KEYS[1] the room's "asked" mark,
+-- KEYS[2] its pending mark. ARGV[1] ttl s, ARGV[2] 1 when the room got an answer (mark it
+-- asked), ARGV[3] the job id: the pending mark is deleted only while it still names this
+-- job (a later request's mark is never removed by an older job). The answer is stored
+-- before the pending mark goes: an identical request meanwhile joins the job, never misses.
+if ARGV[2] == '1' then redis.call('SET', KEYS[1], '1', 'EX', ARGV[1]) end
+if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
 return 1

@@ -4,14 +4,17 @@
 -- retain: only here is the document's length known, so this script writes that retain
 -- (the length less the op's span) into the log entry and the event where the caller cut
 -- them.
--- KEYS doc, ops, events, channel, snapshot-due, members, commits.
+--! keys ROOM_DOC ROOM_OPS ROOM_EVENTS ROOM_CHANNEL ROOM_MEMBERS ROOM_COMMITS
+-- KEYS doc, ops, events, channel, members, commits (all the room's: one slot; the snapshot
+-- schedule is another slot, so the API marks the room due in the same pipeline, right after
+-- this script: lib/store_doc.c, commit_attempt).
 -- ARGV 1 expected revision, 2 user id ("": the right to edit was checked already), 3 span
 -- (code points the op covers without its final retain), 4 that final retain, 5 length
 -- change, 6 inserted bytes, 7 deleted code points, 8 size limit in bytes, 9 exact new size
 -- ("": use the bound), 10/11 log entry before/after the retain, 12/13 event data
--- before/after it, 14 separator before it ("," or ""), 15 ops to keep, 16 due time ms,
--- 17 room id, 18 history length, 19 the request's dedupe member ("<user id>|<revision>|
--- <ops digest>|<client_id>"; "" without a client_id).
+-- before/after it, 14 separator before it ("," or ""), 15 ops to keep, 16 history length,
+-- 17 the request's dedupe member ("<user id>|<revision>|<ops digest>|<client_id>"; "" without
+-- a client_id).
 -- Answers:
 --   {1, new revision, event id, ops not yet folded, length before}  committed
 --   {2, rev, length, bytes, {ops after the expected revision}}  others came first:
@@ -25,14 +28,14 @@
 -- The commits set remembers which revision each request became, for the last `ops to
 -- keep` revisions only (trimmed by score), so a repeat is found without a scan.
 if ARGV[2] ~= '' then
-  local role = redis.call('HGET', KEYS[6], ARGV[2])
+  local role = redis.call('HGET', KEYS[5], ARGV[2])
   if role ~= 'owner' and role ~= 'editor' then return {-3, role or ''} end
 end
 local h = redis.call('HMGET', KEYS[1], 'revision', 'length', 'bytes')
 local rev = tonumber(h[1])
 if not rev then return {-1} end
-if ARGV[19] ~= '' then
-  local done = tonumber(redis.call('ZSCORE', KEYS[7], ARGV[19]))
+if ARGV[17] ~= '' then
+  local done = tonumber(redis.call('ZSCORE', KEYS[6], ARGV[17]))
   if done and done <= rev then
     local first = rev - redis.call('LLEN', KEYS[2]) + 1
     if done >= first then return {7, done, redis.call('LINDEX', KEYS[2], done - first)} end
@@ -62,8 +65,7 @@ redis.call('HSET', KEYS[1], 'revision', rev + 1, 'length', len + tonumber(ARGV[5
 redis.call('RPUSH', KEYS[2], ARGV[10] .. tail .. ARGV[11])
 local pending = rev + 1 - (tonumber(redis.call('HGET', KEYS[1], 'crev')) or rev)
 redis.call('LTRIM', KEYS[2], -math.max(tonumber(ARGV[15]), pending), -1)
-if ARGV[19] ~= '' then redis.call('ZADD', KEYS[7], rev + 1, ARGV[19]) end
-redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', rev + 1 - tonumber(ARGV[15]))
-local id = emit(KEYS[3], KEYS[4], 'operation', ARGV[12] .. tail .. ARGV[13], ARGV[18])
-redis.call('ZADD', KEYS[5], 'NX', ARGV[16], ARGV[17])
+if ARGV[17] ~= '' then redis.call('ZADD', KEYS[6], rev + 1, ARGV[17]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', rev + 1 - tonumber(ARGV[15]))
+local id = emit(KEYS[3], KEYS[4], 'operation', ARGV[12] .. tail .. ARGV[13], ARGV[16])
 return {1, rev + 1, id, pending, len}

@@ -268,16 +268,20 @@ test('30 jobs on 2 threads: every subscriber sees queued, running, finished once
   const w = await startWorker(redis.port, { WORKERS: '2' });
   const ids = [];
   for (let i = 0; i < 30; i++) ids.push(await enqueue(r, { room, request: sh(`echo ${i}`) }));
-  // Meanwhile read each job's status and the room's history in one transaction, again and
-  // again: whatever a client reads from GET /api/jobs/{id} must already be in the history.
+  // Meanwhile read each job's status, the room's history and the jobs' outbox in one
+  // transaction, again and again: a status is never without its event, which is in the
+  // history or still in the outbox (written in the same step as the status; the drain
+  // carries it to the room, and the API drains before it answers GET /api/jobs/{id}).
   const seen = [];
   let done = false;
   const watching = (async () => {
     while (!done) {
       const replies = [watcher.cmd('MULTI'), ...ids.map((id) => watcher.cmd('HGET', `cc:{jobs}:job:${id}`, 'status')),
-        watcher.cmd('XRANGE', `cc:room:{${room}}:events`, '-', '+'), watcher.cmd('EXEC')];
+        watcher.cmd('XRANGE', `cc:room:{${room}}:events`, '-', '+'),
+        watcher.cmd('XRANGE', 'cc:{jobs}:outbox', '-', '+'), watcher.cmd('EXEC')];
       const snap = (await Promise.all(replies)).at(-1);
-      const hist = byJob(snap.at(-1).map(([, f]) => ({ data: JSON.parse(f[f.indexOf('data') + 1]) })));
+      const entries = [...snap.at(-2), ...snap.at(-1).filter(([, f]) => f[f.indexOf('room') + 1] === room)];
+      const hist = byJob(entries.map(([, f]) => ({ data: JSON.parse(f[f.indexOf('data') + 1]) })));
       ids.forEach((id, i) => {
         const st = snap[i];
         if (st !== 'queued') seen.push([id, st, (hist.get(id) || []).join(',')]);
@@ -291,7 +295,7 @@ test('30 jobs on 2 threads: every subscriber sees queued, running, finished once
   await watching;
   watcher.close();
   for (const [id, st, hist] of seen) {
-    assert.ok(hist.split(',').includes(st), `job ${id}: the hash said ${st} while the history had only ${hist}`);
+    assert.ok(hist.split(',').includes(st), `job ${id}: the hash said ${st} while the history and the outbox had only ${hist}`);
   }
   const expected = ['queued', 'running', 'finished'];
   for (const [n, s] of subs.entries()) {
