@@ -47,11 +47,13 @@ int access_session_revoke(redisContext *r, const char *sid, long long ttl_s);
 int access_publish_user(redisContext *r, long long user_id);
 
 /* The broker's question about streams of one room, for any number of subjects at once, is
- * the script rs_access_stream (lib/lua/access_stream.lua). KEYS[1] members hash, KEYS[2]
- * visibility key, then two keys per subject: its session key and its user's generation key.
- * ARGV: two per subject, user id and the token's gen. Answers an array with one string per
- * subject, in order: the role ("owner", "editor", "viewer"), "public" (no role, the room is
- * public), "" (no right to read the room) or "revoked" (the session was signed out or is
- * older than the user's generation). */
+ * in two parts, as Redis Cluster runs a script only on keys of one slot. The room's: the
+ * script rs_access_stream (lib/lua/access_stream.lua), KEYS[1] members hash, KEYS[2]
+ * visibility key, ARGV the subjects' user ids, answering one string per subject, in order:
+ * the role ("owner", "editor", "viewer"), "public" (no role, the room is public), "" (no
+ * right to read the room) or "gone" (Redis knows no such room). Each subject's: EXISTS of
+ * its session key and GET of its user's generation key; signed out, or a token older than
+ * that generation, makes its answer "revoked" whatever the room said
+ * (sse-broker/rights.h). */
 
 #endif

@@ -1,7 +1,9 @@
 #include "rds.h"
 
 #include "errbuf.h"
+#include "log.h"
 #include "rscript.h"
+#include "rslot.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -139,6 +141,15 @@ redisReply *rds_script(redisContext *c, const struct rscript *s, int nkeys, int 
 	char nk[16];
 	if (argc < 0 || argc > RDS_SCRIPT_MAX_ARGS || nkeys < 0 || nkeys > argc)
 		return NULL;
+	/* Redis Cluster runs a script only when all its KEYS share one slot: refuse such a call
+	 * here, on a single server too, so every test catches it (docs/INTERNALS.md, "Redis
+	 * Cluster: one slot per script") */
+	for (int i = 1; i < nkeys; i++)
+		if (rslot_of(args[i], lens ? lens[i] : strlen(args[i])) !=
+		    rslot_of(args[0], lens ? lens[0] : strlen(args[0]))) {
+			log_error("script %s: KEYS[1] and KEYS[%d] hash to two slots", s->name, i + 1);
+			return NULL;
+		}
 	snprintf(nk, sizeof nk, "%d", nkeys);
 	argv[0] = "EVALSHA";
 	argv[1] = s->sha;

@@ -235,60 +235,131 @@ static struct hub_room *room_get(struct hub *h, const char *id)
 
 /* ---- presence ---- */
 
+/* One presence change in flight: which room (the index is written when it answers) and the
+ * shutdown's marker (NULL otherwise). */
+struct presence_req {
+	void *priv;
+	char room[ROOM_ID_MAX + 1];
+};
+
+static void index_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+	redisReply *rep = reply;
+	if (rep && rep->type == REDIS_REPLY_ERROR)
+		log_warn("presence index: %s", rep->str);
+}
+
 static void presence_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct hub *h = ac->data;
+	struct presence_req *q = priv;
 	redisReply *rep = reply;
 	if (rep && rep->type == REDIS_REPLY_ERROR)
 		log_warn("presence script: %s", rep->str);
-	if (priv && h->shutdown_pending > 0 && --h->shutdown_pending == 0 && h->shutdown_done) {
+	/* the second step, in the index's slot: the room's latest expiry (0: none left). Not
+	 * while stopping (the hub may be gone by its answer): an entry left behind is swept
+	 * once it is past, and then taken out. */
+	if (rep && rep->type == REDIS_REPLY_INTEGER && !q->priv && h->up) {
+		char exp[24];
+		snprintf(exp, sizeof exp, "%lld", (long long)rep->integer);
+		const char *argv[] = {NULL, NULL, "1", rkey0(RK_PRESENCE_ROOMS), q->room, exp};
+		if (hub_script(h->ac[HUB_CMD], index_reply_cb, NULL, &rs_presence_index, 6, argv) !=
+		    REDIS_OK)
+			log_warn("presence index of %s: not sent", q->room);
+	}
+	if (q->priv && h->shutdown_pending > 0 && --h->shutdown_pending == 0 && h->shutdown_done) {
 		void (*done)(void *) = h->shutdown_done;
 		h->shutdown_done = NULL;
 		evtimer_del(h->shutdown_timer);
 		done(h->shutdown_arg);
 	}
+	free(q);
 }
 
-/* Runs the presence script for some users of r (one, or all when u is NULL). */
-static int presence_call(struct hub *h, struct hub_room *r, const char *op, struct hub_user *u,
-			 void *priv)
+/* Runs the presence script in room_id for some users of r (one, or all when u is NULL; none
+ * for a sweep, r NULL). */
+static int presence_room(struct hub *h, const char *room_id, struct hub_room *r, const char *op,
+			 struct hub_user *u, void *priv)
 {
 	if (!h->up)
 		return -1;
 	size_t n = 0;
 	for (struct hub_user *x = r ? r->users : NULL; x; x = x->next)
 		n++;
-	size_t argc = 9 + 2 * (u ? 1 : n);
+	size_t argc = 10 + 2 * (u ? 1 : n);
 	const char **argv = calloc(argc, sizeof *argv);
 	char *ids = calloc(u ? 1 : (n ? n : 1), 24);
-	char ttl[24], max[16], sweep[16];
+	struct presence_req *q = calloc(1, sizeof *q);
+	char ttl[24], max[16];
+	struct rkey ck = rkey1(RK_ROOM_CONNS, room_id), ek = rkey1(RK_ROOM_EVENTS, room_id),
+		    chk = rkey1(RK_ROOM_CHANNEL, room_id);
 	int rc = -1;
-	if (!argv || !ids)
+	if (!argv || !ids || !q || !rkey_ok(&ck) || !rkey_ok(&ek) || !rkey_ok(&chk))
 		goto out;
+	q->priv = priv;
+	snprintf(q->room, sizeof q->room, "%s", room_id);
 	snprintf(ttl, sizeof ttl, "%ld", h->cfg.presence_ttl_ms);
 	snprintf(max, sizeof max, "%d", EVENTS_HISTORY_MAX);
-	snprintf(sweep, sizeof sweep, "%d", HUB_SWEEP_ROOMS);
-	argv[2] = "1";
-	argv[3] = rkey0(RK_PRESENCE_ROOMS);
-	argv[4] = op;
-	argv[5] = ttl;
-	argv[6] = max;
-	argv[7] = r ? r->id : sweep; /* a sweep: how many due rooms it looks at */
-	argv[8] = h->broker_id;
-	size_t i = 9, k = 0;
+	argv[2] = "3";
+	argv[3] = ck.s;
+	argv[4] = ek.s;
+	argv[5] = chk.s;
+	argv[6] = op;
+	argv[7] = ttl;
+	argv[8] = max;
+	argv[9] = h->broker_id;
+	size_t i = 10, k = 0;
 	for (struct hub_user *x = u ? u : (r ? r->users : NULL); x; x = u ? NULL : x->next, k++) {
 		snprintf(ids + 24 * k, 24, "%lld", x->id);
 		argv[i++] = ids + 24 * k;
 		argv[i++] = x->name;
 	}
-	rc = hub_script(h->ac[HUB_CMD], presence_reply_cb, priv, &rs_broker_presence, (int)i,
-			argv) == REDIS_OK
-		     ? 0
-		     : -1;
+	if (hub_script(h->ac[HUB_CMD], presence_reply_cb, q, &rs_broker_presence, (int)i, argv) ==
+	    REDIS_OK) {
+		q = NULL; /* presence_reply_cb frees it */
+		rc = 0;
+	}
 out:
 	free(argv);
 	free(ids);
+	free(q);
 	return rc;
+}
+
+/* The sweep's first step: the rooms due, from the index; then each room in its own slot. */
+static void due_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct hub *h = ac->data;
+	redisReply *rep = reply;
+	if (!rep)
+		return;
+	if (rep->type != REDIS_REPLY_ARRAY) {
+		log_warn("presence sweep: %s", rep->type == REDIS_REPLY_ERROR ? rep->str : "bad reply");
+		return;
+	}
+	for (size_t i = 0; i < rep->elements; i++) {
+		const redisReply *e = rep->element[i];
+		if (e->type == REDIS_REPLY_STRING && e->len > 0 && e->len <= ROOM_ID_MAX &&
+		    !memchr(e->str, '\0', e->len))
+			presence_room(h, e->str, NULL, "sweep", NULL, NULL);
+	}
+}
+
+/* Runs the presence script for some users of r (one, or all when u is NULL); r NULL and op
+ * "sweep": the rooms whose members may have expired, any broker's. */
+static int presence_call(struct hub *h, struct hub_room *r, const char *op, struct hub_user *u,
+			 void *priv)
+{
+	if (!h->up)
+		return -1;
+	if (r)
+		return presence_room(h, r->id, r, op, u, priv);
+	char sweep[16];
+	snprintf(sweep, sizeof sweep, "%d", HUB_SWEEP_ROOMS);
+	const char *argv[] = {NULL, NULL, "1", rkey0(RK_PRESENCE_ROOMS), sweep};
+	return hub_script(h->ac[HUB_CMD], due_reply_cb, NULL, &rs_presence_due, 5, argv) == REDIS_OK
+		       ? 0
+		       : -1;
 }
 
 static void user_add(struct hub_room *r, struct hub_sub *s)
@@ -487,6 +558,169 @@ static void sub_catchup(struct hub_sub *s)
 
 /* ---- rights re-check (rights.h) ---- */
 
+/* The rights question (sse-broker/rights.h) in its parts, one slot each: the room's script
+ * and, per subject, EXISTS of its session key and GET of its user's generation key, sent
+ * together. When every reply is in, cb gets one answer as the single script used to give:
+ * an array of one string per subject ("revoked" before whatever the room said), an error
+ * reply (the first error), or NULL (the connection went). */
+struct rights_gather;
+struct rights_part {
+	struct rights_gather *g;
+	size_t i;  /* the subject; the room's script: n */
+	int which; /* 0 the room, 1 EXISTS, 2 GET */
+};
+struct rights_gather {
+	redisCallbackFn *cb;
+	void *priv;
+	size_t n, left;
+	int lost, room_ok;
+	char err[160];
+	char (*answer)[16];	 /* the room's answer per subject */
+	long long *gen;		 /* each subject's token generation */
+	redisReply **exists, **genv; /* copies of the two replies of each subject */
+	struct rights_part *parts;
+};
+
+static void gather_free(struct rights_gather *g)
+{
+	for (size_t i = 0; i < g->n; i++) {
+		free(g->exists[i]);
+		free(g->genv[i]);
+	}
+	free(g->answer);
+	free(g->gen);
+	free(g->exists);
+	free(g->genv);
+	free(g->parts);
+	free(g);
+}
+
+/* The few fields of a reply rights_subject_revoked reads (hiredis frees its own). */
+static redisReply *reply_copy(const redisReply *r)
+{
+	size_t len = r->type == REDIS_REPLY_STRING ? r->len : 0;
+	redisReply *c = calloc(1, sizeof *c + len + 1);
+	if (!c)
+		return NULL;
+	c->type = r->type;
+	c->integer = r->integer;
+	c->len = len;
+	c->str = (char *)(c + 1);
+	if (len)
+		memcpy(c->str, r->str, len);
+	return c;
+}
+
+static void gather_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct rights_part *p = priv;
+	struct rights_gather *g = p->g;
+	redisReply *rep = reply;
+	if (!rep)
+		g->lost = 1;
+	else if (rep->type == REDIS_REPLY_ERROR) {
+		if (!g->err[0])
+			snprintf(g->err, sizeof g->err, "%s", rep->str);
+	} else if (p->which == 0) {
+		if (rep->type == REDIS_REPLY_ARRAY && rep->elements == g->n) {
+			g->room_ok = 1;
+			for (size_t i = 0; i < g->n; i++) {
+				const redisReply *e = rep->element[i];
+				if (e->type == REDIS_REPLY_STRING && e->len < sizeof g->answer[i])
+					memcpy(g->answer[i], e->str, e->len + 1);
+				else
+					snprintf(g->answer[i], sizeof g->answer[i], "?");
+			}
+		}
+	} else if (!(p->which == 1 ? (g->exists[p->i] = reply_copy(rep))
+				   : (g->genv[p->i] = reply_copy(rep)))) {
+		snprintf(g->err, sizeof g->err, "out of memory");
+	}
+	if (--g->left > 0)
+		return;
+	if (g->lost) {
+		g->cb(ac, NULL, g->priv);
+		gather_free(g);
+		return;
+	}
+	redisReply out = {0}, *elems = calloc(g->n, sizeof *elems);
+	redisReply **ptrs = calloc(g->n, sizeof *ptrs);
+	if ((!elems || !ptrs) && !g->err[0])
+		snprintf(g->err, sizeof g->err, "out of memory");
+	if (!g->err[0] && !g->room_ok)
+		snprintf(g->err, sizeof g->err, "unexpected answer");
+	for (size_t i = 0; !g->err[0] && i < g->n; i++) {
+		int rv = rights_subject_revoked(g->exists[i], g->genv[i], g->gen[i]);
+		const char *a = rv == 1 ? "revoked" : rv == 0 ? g->answer[i] : "?";
+		elems[i].type = REDIS_REPLY_STRING;
+		elems[i].str = (char *)a;
+		elems[i].len = strlen(a);
+		ptrs[i] = &elems[i];
+	}
+	if (g->err[0]) {
+		out.type = REDIS_REPLY_ERROR;
+		out.str = g->err;
+		out.len = strlen(g->err);
+	} else {
+		out.type = REDIS_REPLY_ARRAY;
+		out.elements = g->n;
+		out.element = ptrs;
+	}
+	g->cb(ac, &out, g->priv);
+	free(elems);
+	free(ptrs);
+	gather_free(g);
+}
+
+/* Sends the question cmd about subj (cmd->n of them); cb(ac, answer, priv) once. REDIS_OK,
+ * or REDIS_ERR with nothing sent (cb is not called). */
+static int rights_send(struct hub *h, const struct rights_cmd *cmd,
+		       const struct rights_subject *subj, redisCallbackFn *cb, void *priv)
+{
+	struct rights_gather *g = calloc(1, sizeof *g);
+	size_t n = cmd->n;
+	if (!g)
+		return REDIS_ERR;
+	g->cb = cb;
+	g->priv = priv;
+	g->n = n;
+	g->answer = calloc(n, sizeof *g->answer);
+	g->gen = calloc(n, sizeof *g->gen);
+	g->exists = calloc(n, sizeof *g->exists);
+	g->genv = calloc(n, sizeof *g->genv);
+	g->parts = calloc(2 * n + 1, sizeof *g->parts);
+	if (!g->answer || !g->gen || !g->exists || !g->genv || !g->parts) {
+		gather_free(g);
+		return REDIS_ERR;
+	}
+	for (size_t i = 0; i < n; i++)
+		g->gen[i] = subj[i].gen;
+	g->parts[0] = (struct rights_part){g, n, 0};
+	if (hub_script(h->ac[HUB_CMD], gather_cb, &g->parts[0], &rs_access_stream, cmd->argc,
+		       cmd->argv) != REDIS_OK) {
+		gather_free(g);
+		return REDIS_ERR;
+	}
+	g->left = 1;
+	/* from here on the replies (or their NULLs when the connection goes) free g */
+	for (size_t i = 0; i < n; i++) {
+		struct rights_part *e = &g->parts[1 + 2 * i], *v = e + 1;
+		*e = (struct rights_part){g, i, 1};
+		*v = (struct rights_part){g, i, 2};
+		if (redisAsyncCommand(h->ac[HUB_CMD], gather_cb, e, "EXISTS %s", cmd->skey[i]) ==
+		    REDIS_OK)
+			g->left++;
+		else
+			snprintf(g->err, sizeof g->err, "not sent");
+		if (redisAsyncCommand(h->ac[HUB_CMD], gather_cb, v, "GET %s", cmd->gkey[i]) ==
+		    REDIS_OK)
+			g->left++;
+		else
+			snprintf(g->err, sizeof g->err, "not sent");
+	}
+	return REDIS_OK;
+}
+
 /* One command about at most RIGHTS_BATCH subjects of a room. The room is found again by id
  * when the answer comes: it may have been freed meanwhile. */
 struct rights_req {
@@ -593,8 +827,7 @@ static void rights_check_some(struct hub_room *r, long long only_uid, const stru
 			snprintf(q->room, sizeof q->room, "%s", r->id);
 			q->n = k;
 			memcpy(q->subj, all + at, k * sizeof q->subj[0]);
-			sent = hub_script(h->ac[HUB_CMD], rights_cb, q, &rs_access_stream, cmd.argc,
-					  cmd.argv) == REDIS_OK;
+			sent = rights_send(h, &cmd, all + at, rights_cb, q) == REDIS_OK;
 			if (sent)
 				metric_add(&broker_metrics[BM_RIGHTS_RECHECKS], 0, 0, (long long)k);
 		}
@@ -1160,8 +1393,7 @@ int hub_check(struct hub *h, const char *room_id, struct hub_sub *s,
 	q->cb = cb;
 	s->rights_seq = h->rights_seq;
 	s->ops->reserve(s);
-	if (hub_script(h->ac[HUB_CMD], check_cb, q, &rs_access_stream, cmd.argc, cmd.argv) !=
-	    REDIS_OK) {
+	if (rights_send(h, &cmd, &subj, check_cb, q) != REDIS_OK) {
 		s->ops->release(s);
 		goto out;
 	}

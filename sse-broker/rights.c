@@ -63,14 +63,23 @@ int rights_access_message(const char *msg, size_t len, long long *user_id)
 	return rc;
 }
 
-/* Appends a key to the command; -1 when it does not fit its slot (never cut short). */
-static int put_key(struct rights_cmd *cmd, size_t *a, size_t *t, struct rkey k)
+/* Copies a key into the command's storage; NULL when it does not fit (never cut short). */
+static const char *put_text(struct rights_cmd *cmd, size_t *t, struct rkey k)
 {
 	size_t len = strlen(k.s);
 	if (len == 0 || len >= RIGHTS_TEXT_MAX)
-		return -1;
+		return NULL;
 	memcpy(cmd->text[*t], k.s, len + 1);
-	cmd->argv[(*a)++] = cmd->text[(*t)++];
+	return cmd->text[(*t)++];
+}
+
+/* Appends a key to the script's arguments; -1 when it does not fit. */
+static int put_key(struct rights_cmd *cmd, size_t *a, size_t *t, struct rkey k)
+{
+	const char *s = put_text(cmd, t, k);
+	if (!s)
+		return -1;
+	cmd->argv[(*a)++] = s;
 	return 0;
 }
 
@@ -80,39 +89,57 @@ int rights_cmd_build(struct rights_cmd *cmd, const char *room_id, const struct r
 	memset(cmd, 0, sizeof *cmd);
 	if (n == 0 || n > RIGHTS_BATCH)
 		return -1;
-	/* EVALSHA sha numkeys | members visibility (session gen)*n | (uid gen)*n */
-	size_t argc = 5 + 4 * n, ntext = 3 + 4 * n;
+	/* EVALSHA sha 2 members visibility uid*n; then the subjects' keys, 2 per subject */
+	size_t argc = 5 + n, ntext = 3 + 3 * n;
 	cmd->argv = calloc(argc, sizeof *cmd->argv);
+	cmd->skey = calloc(n, sizeof *cmd->skey);
+	cmd->gkey = calloc(n, sizeof *cmd->gkey);
 	cmd->text = calloc(ntext, sizeof *cmd->text);
-	if (!cmd->argv || !cmd->text)
+	if (!cmd->argv || !cmd->skey || !cmd->gkey || !cmd->text)
 		return -1;
 	size_t a = 0, t = 0;
 	cmd->argv[a++] = "EVALSHA";
 	cmd->argv[a++] = rs_access_stream.sha;
-	snprintf(cmd->text[t], RIGHTS_TEXT_MAX, "%zu", 2 + 2 * n);
+	snprintf(cmd->text[t], RIGHTS_TEXT_MAX, "2");
 	cmd->argv[a++] = cmd->text[t++];
 	if (put_key(cmd, &a, &t, rkey1(RK_ROOM_MEMBERS, room_id)) < 0 ||
 	    put_key(cmd, &a, &t, rkey1(RK_ROOM_VISIBILITY, room_id)) < 0)
 		return -1;
-	for (size_t i = 0; i < n; i++)
-		if (put_key(cmd, &a, &t, rkey1(RK_SESSION_REVOKED, v[i].sid)) < 0 ||
-		    put_key(cmd, &a, &t, rkey_id(RK_USER_TOKGEN, v[i].user_id)) < 0)
-			return -1;
 	for (size_t i = 0; i < n; i++) {
 		snprintf(cmd->text[t], RIGHTS_TEXT_MAX, "%lld", v[i].user_id);
 		cmd->argv[a++] = cmd->text[t++];
-		snprintf(cmd->text[t], RIGHTS_TEXT_MAX, "%lld", v[i].gen);
-		cmd->argv[a++] = cmd->text[t++];
 	}
 	cmd->argc = (int)a;
+	for (size_t i = 0; i < n; i++)
+		if (!(cmd->skey[i] = put_text(cmd, &t, rkey1(RK_SESSION_REVOKED, v[i].sid))) ||
+		    !(cmd->gkey[i] = put_text(cmd, &t, rkey_id(RK_USER_TOKGEN, v[i].user_id))))
+			return -1;
+	cmd->n = n;
 	return 0;
 }
 
 void rights_cmd_free(struct rights_cmd *cmd)
 {
 	free(cmd->argv);
+	free(cmd->skey);
+	free(cmd->gkey);
 	free(cmd->text);
-	cmd->argv = NULL;
-	cmd->text = NULL;
-	cmd->argc = 0;
+	memset(cmd, 0, sizeof *cmd);
+}
+
+int rights_subject_revoked(const redisReply *exists, const redisReply *gen, long long token_gen)
+{
+	if (!exists || !gen || exists->type != REDIS_REPLY_INTEGER ||
+	    (gen->type != REDIS_REPLY_NIL && gen->type != REDIS_REPLY_STRING))
+		return -1;
+	if (exists->integer != 0)
+		return 1;
+	long long cur = 0;
+	if (gen->type == REDIS_REPLY_STRING) {
+		char *end;
+		cur = strtoll(gen->str, &end, 10);
+		if (end == gen->str || *end != '\0')
+			cur = 0; /* what the script did with a value that is not a number */
+	}
+	return token_gen < cur;
 }

@@ -13,6 +13,7 @@
 #ifndef CC_BROKER_RIGHTS_H
 #define CC_BROKER_RIGHTS_H
 
+#include <hiredis/hiredis.h>
 #include <stddef.h>
 
 #include "access.h"
@@ -47,14 +48,19 @@ enum rights_verdict rights_verdict_of(const char *answer, size_t len);
 /* A cc:access message {"user":<id>}: 0 and *user_id, -1 when it is not one. */
 int rights_access_message(const char *msg, size_t len, long long *user_id);
 
-/* One EVALSHA of rs_access_stream (lib/lua/access_stream.lua) about n (1..RIGHTS_BATCH)
- * subjects of room_id: argv[0..argc) point into the command's own storage (argv[0..1] are
- * "EVALSHA" and the script's hash; the hub sends it with the text instead when Redis does
- * not know the script). */
+/* The question about n (1..RIGHTS_BATCH) subjects of room_id, in the parts Redis Cluster
+ * allows (each command in one slot): argv[0..argc) is one EVALSHA of rs_access_stream
+ * (lib/lua/access_stream.lua) on the room's keys with the subjects' user ids, answering a
+ * role, "public", "" or "gone" per subject (argv[0..1] are "EVALSHA" and the script's hash;
+ * the hub sends it with the text instead when Redis does not know the script); skey[i] and
+ * gkey[i] are subject i's session key and its user's generation key, which the hub asks with
+ * EXISTS and GET (rights_subject_revoked). All point into the command's own storage. */
 #define RIGHTS_TEXT_MAX 160 /* a key of a room, a session or a user; a number */
 struct rights_cmd {
 	int argc;
 	const char **argv;
+	size_t n;
+	const char **skey, **gkey;
 	char (*text)[RIGHTS_TEXT_MAX]; /* owned: keys and numbers */
 };
 
@@ -62,5 +68,10 @@ struct rights_cmd {
 int rights_cmd_build(struct rights_cmd *cmd, const char *room_id, const struct rights_subject *v,
 		     size_t n);
 void rights_cmd_free(struct rights_cmd *cmd);
+
+/* A subject's own half of the question, from the replies to EXISTS of its session key and
+ * GET of its user's generation key: 1 revoked (signed out, or token_gen below the stored
+ * generation; none stored counts as 0), 0 not, -1 a reply of another kind (an error). */
+int rights_subject_revoked(const redisReply *exists, const redisReply *gen, long long token_gen);
 
 #endif

@@ -1,3 +1,4 @@
+--! keys USER_TOKGEN
 -- KEYS[1] a user's token generation; ARGV[1] the generation read from PostgreSQL.
 -- Raises, never lowers: two API processes storing what they read at different moments
 -- cannot put an older generation back.

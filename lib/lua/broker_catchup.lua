@@ -1,3 +1,4 @@
+--! keys ROOM_EVENTS
 -- Catch-up: the oldest entry (for the resync decision) and either the entries after
 -- ARGV[1] (a page) or, with ARGV[1] empty, the newest entry (the starting point of a client
 -- that wants only new events). One round trip, one consistent view. A page also carries how

@@ -1,10 +1,10 @@
 --! use emit
+--! keys ROOM_DOC ROOM_OPS ROOM_EVENTS ROOM_CHANNEL ROOM_MEMBERS ROOM_COMMITS
 -- Commits one operation to a room's document in one round trip (lib/store_doc.c,
 -- docs/INTERNALS.md "Operations and snapshots"). The operation comes without its final
 -- retain: only here is the document's length known, so this script writes that retain
 -- (the length less the op's span) into the log entry and the event where the caller cut
 -- them.
---! keys ROOM_DOC ROOM_OPS ROOM_EVENTS ROOM_CHANNEL ROOM_MEMBERS ROOM_COMMITS
 -- KEYS doc, ops, events, channel, members, commits (all the room's: one slot; the snapshot
 -- schedule is another slot, so the API marks the room due in the same pipeline, right after
 -- this script: lib/store_doc.c, commit_attempt).

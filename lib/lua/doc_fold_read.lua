@@ -1,3 +1,4 @@
+--! keys ROOM_DOC ROOM_OPS
 -- KEYS doc, ops. {-1} no document; {-2, rev, crev} the ops after crev are gone (damage);
 -- {kind, rev, crev, content, {ops crev+1..rev}}, kind 0 = old shape (content at rev).
 local h = redis.call('HMGET', KEYS[1], 'revision', 'crev', 'content')

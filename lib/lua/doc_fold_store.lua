@@ -1,3 +1,4 @@
+--! keys ROOM_DOC
 -- KEYS doc; ARGV crev read, folded revision, content, length, bytes, old shape (1/0).
 -- Stores the folded text iff nobody folded meanwhile (compare-and-set on crev; for the
 -- old shape: on the revision, which no commit moves before the fold). The exact byte size

@@ -1,3 +1,4 @@
+--! keys ROOM_DOC ROOM_OPS
 -- KEYS doc, ops; ARGV revision, content, length, bytes. Creates the document unless it
 -- exists.
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end

@@ -1,3 +1,4 @@
+--! keys ROOM_DOC ROOM_OPS
 -- KEYS doc, ops; ARGV first, last revision. {1, {ops first..last}}, or {0} when the list
 -- no longer (or not yet) holds them all.
 local rev = tonumber(redis.call('HGET', KEYS[1], 'revision'))

@@ -1,3 +1,4 @@
+--! keys ROOM_CONNS
 -- Who is in a room now (GET /api/rooms/{id}/presence), as the broker's presence script
 -- keeps it (broker_presence.lua): KEYS[1] the room's conns set, members "broker|uid|username"
 -- scored by expiry, by Redis' clock. ARGV[1] the most members to look at. Returns uid,

@@ -42,23 +42,24 @@ static void test_command(void)
 				     subj(41, 0, "bbbbbbbbbbbbbbbbbbbbbbbb")};
 	struct rights_cmd cmd;
 	CHECK(rights_cmd_build(&cmd, "room1", v, 2) == 0);
-	/* EVALSHA hash numkeys, members, visibility, then per subject its session and
-	 * generation keys; ARGV: user id and gen per subject, in the same order */
-	CHECK(cmd.argc == 13);
-	if (cmd.argc == 13) {
+	/* the room's part, one slot: EVALSHA hash 2, members, visibility; ARGV the user ids */
+	CHECK(cmd.argc == 7);
+	if (cmd.argc == 7) {
 		CHECK_STR(cmd.argv[0], "EVALSHA");
 		CHECK(cmd.argv[1] == rs_access_stream.sha);
-		CHECK_STR(cmd.argv[2], "6");
+		CHECK_STR(cmd.argv[2], "2");
 		CHECK_STR(cmd.argv[3], "cc:room:{room1}:members");
 		CHECK_STR(cmd.argv[4], "cc:room:{room1}:visibility");
-		CHECK_STR(cmd.argv[5], "cc:sess:aaaaaaaaaaaaaaaaaaaaaaaa:revoked");
-		CHECK_STR(cmd.argv[6], "cc:user:3:tokgen");
-		CHECK_STR(cmd.argv[7], "cc:sess:bbbbbbbbbbbbbbbbbbbbbbbb:revoked");
-		CHECK_STR(cmd.argv[8], "cc:user:41:tokgen");
-		CHECK_STR(cmd.argv[9], "3");
-		CHECK_STR(cmd.argv[10], "1");
-		CHECK_STR(cmd.argv[11], "41");
-		CHECK_STR(cmd.argv[12], "0");
+		CHECK_STR(cmd.argv[5], "3");
+		CHECK_STR(cmd.argv[6], "41");
+	}
+	/* each subject's part: its session key and its user's generation key (other slots) */
+	CHECK(cmd.n == 2);
+	if (cmd.n == 2) {
+		CHECK_STR(cmd.skey[0], "cc:sess:aaaaaaaaaaaaaaaaaaaaaaaa:revoked");
+		CHECK_STR(cmd.gkey[0], "cc:user:3:tokgen");
+		CHECK_STR(cmd.skey[1], "cc:sess:bbbbbbbbbbbbbbbbbbbbbbbb:revoked");
+		CHECK_STR(cmd.gkey[1], "cc:user:41:tokgen");
 	}
 	rights_cmd_free(&cmd);
 	/* bounded: at most RIGHTS_BATCH subjects in one command, at least one */
@@ -66,7 +67,7 @@ static void test_command(void)
 	CHECK(many != NULL);
 	if (many) {
 		CHECK(rights_cmd_build(&cmd, "r", many, RIGHTS_BATCH) == 0 &&
-		      cmd.argc == 5 + 4 * RIGHTS_BATCH);
+		      cmd.argc == 5 + RIGHTS_BATCH && cmd.n == RIGHTS_BATCH);
 		rights_cmd_free(&cmd);
 		CHECK(rights_cmd_build(&cmd, "r", many, RIGHTS_BATCH + 1) == -1);
 		rights_cmd_free(&cmd);
@@ -74,6 +75,27 @@ static void test_command(void)
 	}
 	CHECK(rights_cmd_build(&cmd, "r", v, 0) == -1);
 	rights_cmd_free(&cmd);
+}
+
+/* A subject's own half: signed out, or a token older than the user's generation. */
+static void test_subject_revoked(void)
+{
+	redisReply zero = {.type = REDIS_REPLY_INTEGER, .integer = 0};
+	redisReply one = {.type = REDIS_REPLY_INTEGER, .integer = 1};
+	redisReply nil = {.type = REDIS_REPLY_NIL};
+	redisReply g3 = {.type = REDIS_REPLY_STRING, .str = "3", .len = 1};
+	redisReply junk = {.type = REDIS_REPLY_STRING, .str = "3x", .len = 2};
+	redisReply err = {.type = REDIS_REPLY_ERROR, .str = "ERR", .len = 3};
+	CHECK(rights_subject_revoked(&zero, &nil, 0) == 0);   /* no generation stored: 0 */
+	CHECK(rights_subject_revoked(&one, &nil, 5) == 1);    /* signed out */
+	CHECK(rights_subject_revoked(&zero, &g3, 2) == 1);    /* older than the generation */
+	CHECK(rights_subject_revoked(&zero, &g3, 3) == 0);
+	CHECK(rights_subject_revoked(&zero, &g3, 4) == 0);
+	CHECK(rights_subject_revoked(&zero, &junk, 0) == 0);  /* not a number: counts as 0 */
+	CHECK(rights_subject_revoked(&err, &g3, 3) == -1);
+	CHECK(rights_subject_revoked(&zero, &err, 3) == -1);
+	CHECK(rights_subject_revoked(&g3, &g3, 3) == -1);     /* EXISTS answers an integer */
+	CHECK(rights_subject_revoked(NULL, &g3, 3) == -1);
 }
 
 static void test_verdicts(void)
@@ -109,6 +131,7 @@ int main(void)
 	test_subjects();
 	test_command();
 	test_verdicts();
+	test_subject_revoked();
 	test_access_message();
 	return unit_summary("test_broker_rights");
 }

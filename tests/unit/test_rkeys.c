@@ -177,9 +177,8 @@ static void test_scripts(void)
 		CHECK(strlen(all[i]->sha) == 40 && strspn(all[i]->sha, "0123456789abcdef") == 40);
 		CHECK(strstr(all[i]->text, "--") == NULL || strstr(all[i]->text, "\n--") == NULL);
 	}
-	CHECK(strstr(rs_broker_presence.text,
-		     "local function K_ROOM_CONNS(a1) return 'cc:room:{' .. a1 .. '}:conns' end") !=
-	      NULL);
+	CHECK(strstr(rs_job_create.text,
+		     "local function K_FAIR_ROOM(a1) return 'cc:{jobs}:fair:room:' .. a1 end") != NULL);
 	CHECK(strstr(rs_job_create.text, "local function outbox(") != NULL);
 	CHECK(strstr(rs_job_create.text, "local function emit(") == NULL);
 	CHECK(strstr(rs_outbox_apply.text, "local function emit(") != NULL);
