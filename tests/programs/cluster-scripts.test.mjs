@@ -1,0 +1,209 @@
+// Every Lua script of lib/lua/, exactly as the programs send it (build/gen/rscripts.c), run
+// with realistic arguments on a real Redis Cluster of three masters (tests/lib/rcluster.mjs):
+// none may be refused with CROSSSLOT or "Script attempted to access keys that do not hash to
+// the same slot" / "a non local key". The job queue runs end to end across slots: its
+// scripts in the slot {jobs}, the outbox's entries carried into rooms served by other nodes.
+// tests/unit/lua-slots.test.mjs checks the same rule from the sources.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startRedisCluster } from '../lib/rcluster.mjs';
+import { scripts } from '../lib/rscripts.mjs';
+
+const S = scripts();
+let c;
+const rk = (room, what) => `cc:room:{${room}}${what ? `:${what}` : ''}`;
+const TTL = String(7 * 86400);
+
+before(async () => { c = await startRedisCluster({ masters: 3, replicas: 0 }); });
+after(async () => { await c?.stop(); });
+
+const run = (name, keys, args) => c.cmd('EVAL', S.get(name).text, keys.length, ...keys, ...args);
+
+// Fresh rooms served by another node than the job queue, so every cross-slot mistake shows.
+let roomSeq = 0;
+async function roomsAway(n) {
+  const jobs = await c.portOf('cc:{jobs}:stream');
+  const out = [];
+  for (let i = 0; out.length < n && i < 1000; i++) {
+    const id = `room${roomSeq++}x${process.pid}`;
+    if (await c.portOf(rk(id)) !== jobs) out.push(id);
+  }
+  assert.equal(out.length, n);
+  return out;
+}
+
+function createArgs(id, room, kind = 'execution') {
+  const extra = '"user":{"id":7,"username":"ann"}';
+  return [String(TTL), kind, JSON.stringify({ job_id: id, status: 'queued' }), '20', '100000', id,
+    room, '7', '100', '100', '10000', '10', 'kind', kind, 'room', room, 'user', '7', 'username',
+    'ann', 'request', '{}', 'attempts', '0', 'created_at', '1', 'event_extra', extra];
+}
+
+// jobstate_drain, step for step: each outbox entry applied in its room's slot, then deleted.
+async function drain() {
+  const box = await c.cmd('XRANGE', 'cc:{jobs}:outbox', '-', '+');
+  for (const [eid, f] of box) {
+    const o = {};
+    for (let i = 0; i < f.length; i += 2) o[f[i]] = f[i + 1];
+    await run('outbox_apply', [rk(o.room, 'events'), rk(o.room), rk(o.room, 'outbox'), rk(o.room, 'runs')],
+      [eid, o.type, o.data, '1000', o.run || '', o.run ? o.keep : '', o.run ? o.ttl : '', TTL]);
+  }
+  if (box.length) await c.cmd('XDEL', 'cc:{jobs}:outbox', ...box.map(([eid]) => eid));
+  return box.length;
+}
+
+async function history(room) {
+  return (await c.cmd('XRANGE', rk(room, 'events'), '-', '+'))
+    .map(([, f]) => ({ type: f[f.indexOf('type') + 1], data: JSON.parse(f[f.indexOf('data') + 1]) }));
+}
+
+// One case per script; a script without one fails the last test, so a new script is run
+// here from the day it is added.
+const cases = {
+  async access_gen_store() { assert.equal(await run('access_gen_store', ['cc:user:7:tokgen'], ['3']), 1); },
+  async access_stream() {
+    const [r] = await roomsAway(1);
+    await c.cmd('HSET', rk(r, 'members'), '7', 'owner');
+    assert.deepEqual(await run('access_stream', [rk(r, 'members'), rk(r, 'visibility')], ['7', '8']), ['owner', '']);
+  },
+  async ai_finish() {
+    const [r] = await roomsAway(1);
+    await c.cmd('SET', rk(r, 'ai:pending:ab12'), 'job1');
+    assert.equal(await run('ai_finish', [rk(r, 'ai:asked:ab12'), rk(r, 'ai:pending:ab12')], ['600', '1', 'job1']), 1);
+    assert.equal(await c.cmd('EXISTS', rk(r, 'ai:pending:ab12')), 0);
+    assert.equal(await c.cmd('GET', rk(r, 'ai:asked:ab12')), '1');
+  },
+  async ai_release() {
+    const [r] = await roomsAway(1);
+    assert.equal(await run('ai_release', [rk(r, 'ai:pending:ab12')], ['-']), 0);
+    assert.equal(await run('ai_release', ['cc:ai:pending:ab12'], ['job1']), 0);
+  },
+  async broker_catchup() {
+    const [r] = await roomsAway(1);
+    await run('events_emit', [rk(r, 'events'), rk(r)], ['room', '{}', '1000']);
+    assert.equal((await run('broker_catchup', [rk(r, 'events')], ['0-0', '100']))[1].length, 1);
+    assert.equal((await run('broker_catchup', [rk(r, 'events')], ['', '100']))[1].length, 1);
+  },
+  async broker_presence() {
+    const [r] = await roomsAway(1);
+    const keys = [rk(r, 'conns'), rk(r, 'events'), rk(r)];
+    const exp = await run('broker_presence', keys, ['open', '30000', '1000', 'b1', '7', 'ann']);
+    assert.ok(exp > Date.now() - 60000);
+    assert.equal(await run('presence_index', ['cc:presence:rooms'], [r, String(exp)]), 1);
+    assert.ok(await run('broker_presence', keys, ['refresh', '30000', '1000', 'b1', '7', 'ann']) >= exp);
+    assert.equal(await run('broker_presence', keys, ['close', '30000', '1000', 'b1', '7', 'ann']), 0);
+    assert.equal(await run('broker_presence', keys, ['sweep', '30000', '1000', 'b1']), 0);
+    assert.deepEqual((await history(r)).map((e) => e.type), ['join', 'leave']);
+  },
+  async presence_index() {
+    assert.equal(await run('presence_index', ['cc:presence:rooms'], ['nobody', '0']), 0);
+  },
+  async presence_due() {
+    assert.ok(Array.isArray(await run('presence_due', ['cc:presence:rooms'], ['100'])));
+  },
+  async presence_list() {
+    const [r] = await roomsAway(1);
+    assert.deepEqual(await run('presence_list', [rk(r, 'conns')], ['100']), []);
+  },
+  async doc_init() {
+    const [r] = await roomsAway(1);
+    assert.equal(await run('doc_init', [rk(r, 'doc'), rk(r, 'ops')], ['0', '', '0', '0']), 1);
+  },
+  async doc_commit() {
+    const [r] = await roomsAway(1);
+    await run('doc_init', [rk(r, 'doc'), rk(r, 'ops')], ['0', '', '0', '0']);
+    const keys = [rk(r, 'doc'), rk(r, 'ops'), rk(r, 'events'), rk(r), rk(r, 'members'), rk(r, 'commits')];
+    const a = await run('doc_commit', keys, ['0', '', '0', '0', '5', '5', '0', '1000000', '',
+      '{"u":7,"s":"s1","ops":["hello"', ']}', '{"ops":["hello"', ']}', ',', '1000', '1000', '7|1|d1|c1']);
+    assert.equal(a[0], 1);
+    assert.equal(a[1], 1);
+    // the snapshot mark, in its own slot, right behind (lib/store_doc.c pipelines it)
+    assert.equal(await c.cmd('ZADD', 'cc:snap:due', 'NX', String(Date.now() + 1000), r), 1);
+    // the same request again: answered from the commits set
+    const again = await run('doc_commit', keys, ['0', '', '0', '0', '5', '5', '0', '1000000', '',
+      '{"u":7,"s":"s1","ops":["hello"', ']}', '{"ops":["hello"', ']}', ',', '1000', '1000', '7|1|d1|c1']);
+    assert.equal(again[0], 7);
+    assert.equal((await run('doc_fold_read', [rk(r, 'doc'), rk(r, 'ops')], []))[0], 1);
+    assert.deepEqual(await run('doc_ops_range', [rk(r, 'doc'), rk(r, 'ops')], ['1', '1']),
+      [1, ['{"u":7,"s":"s1","ops":["hello"]}']]);
+    assert.equal(await run('doc_fold_store', [rk(r, 'doc')], ['0', '1', 'hello', '5', '5', '0']), 1);
+  },
+  async doc_fold_read() { await cases.doc_commit(); },
+  async doc_fold_store() { await cases.doc_commit(); },
+  async doc_ops_range() { await cases.doc_commit(); },
+  async events_emit() {
+    const [r] = await roomsAway(1);
+    assert.match(await run('events_emit', [rk(r, 'events'), rk(r)], ['room', '{"reason":"updated"}', '1000']), /^\d+-\d+$/);
+  },
+  async ratelimit_check() {
+    assert.deepEqual(await run('ratelimit_check', ['cc:rl:exec:7'], [String(Date.now()), '60000', '2', 'm1', '1']), [1, 0]);
+  },
+  async ratelimit_record() {
+    assert.equal(await run('ratelimit_record', ['cc:rl:login:user:ann'], [String(Date.now()), '60000', 'm1']), 1);
+  },
+  async room_visibility() {
+    const [r] = await roomsAway(1);
+    assert.equal(await run('room_visibility', [rk(r, 'visibility')], ['public']), 1);
+    assert.equal(await run('room_visibility', [rk(r, 'visibility')], ['public']), 0);
+  },
+  // the queue, end to end (once: the queue is one for the whole cluster): create, a
+  // worker's registration (dispatch), running, finished, a cancel, every event carried to
+  // rooms of other nodes by the drain, once
+  job_create() { queueFlow ??= queueCase(); return queueFlow; },
+  job_workers() { return cases.job_create(); },
+  job_change() { return cases.job_create(); },
+  job_cancel() { return cases.job_create(); },
+  outbox_apply() { return cases.job_create(); },
+};
+let queueFlow;
+
+async function queueCase() {
+  const [a, b] = await roomsAway(2);
+  await c.cmd('XGROUP', 'CREATE', 'cc:{jobs}:stream', 'workers', '$', 'MKSTREAM').catch(() => {});
+  const tag = `${process.pid}x${roomSeq}`;
+  const j1 = `j1x${tag}`, j2 = `j2x${tag}`, j3 = `j3x${tag}`;
+  assert.deepEqual(await run('job_create', [`cc:{jobs}:job:${j1}`], createArgs(j1, a)), [1, 0]);
+  assert.deepEqual(await run('job_create', [`cc:{jobs}:job:${j2}`], createArgs(j2, a)), [1, 1]);
+  assert.deepEqual(await run('job_create', [`cc:{jobs}:job:${j3}`], createArgs(j3, b, 'ai')), [1, 0]);
+  assert.equal(await run('job_workers', ['cc:{jobs}:fair:workers'], ['w1', '1', '5000', '0', '100000', '10']), 1);
+  const [[, [[entry, fields]]]] = await c.cmd('XREADGROUP', 'GROUP', 'workers', 'w1', 'COUNT', '1', 'STREAMS', 'cc:{jobs}:stream', '>');
+  const picked = fields[1];
+  assert.ok([j1, j3].includes(picked), `dispatched ${picked}`);
+  await c.cmd('HINCRBY', `cc:{jobs}:job:${picked}`, 'attempts', 1);
+  const pr = picked === j1 ? a : b, kind = picked === j1 ? 'execution' : 'ai';
+  const change = (status, from, data, extra = []) => run('job_change', [`cc:{jobs}:job:${picked}`, 'cc:{jobs}:stream'],
+    ['1', from, status, kind, JSON.stringify(data), pr, '', 'workers', picked, '100000', '10', String(2 << 20), ...extra]);
+  assert.deepEqual(await change('running', ' queued running ', { job_id: picked, status: 'running' }), [1, 'running']);
+  assert.deepEqual(await change('finished', ' queued running ', { job_id: picked, status: 'finished', result: {} },
+    ['result', '{}']), [1, 'finished']);
+  await c.cmd('XACK', 'cc:{jobs}:stream', 'workers', entry);
+  assert.deepEqual(await run('job_cancel', [`cc:{jobs}:job:${j2}`], ['execution',
+    JSON.stringify({ job_id: j2, status: 'cancelled', error: 'cancelled by ann' }), a, j2, 'cancelled by ann',
+    String(Math.floor(Date.now() / 1000)), '100000', '10']), [1, 'queued']);
+  assert.ok(await drain() > 0);
+  assert.equal(await drain(), 0);
+  const ha = await history(a);
+  const st = (h, id) => h.filter((e) => e.data.job_id === id).map((e) => e.data.status);
+  assert.equal(st(ha, j2).at(-1), 'cancelled');
+  assert.equal(st(ha, j2).filter((s) => s === 'cancelled').length, 1);
+  const hp = await history(pr);
+  assert.deepEqual(st(hp, picked).filter((s) => s !== 'queued'), ['running', 'finished']);
+  assert.equal(st(hp, picked)[0], 'queued');
+  assert.deepEqual((await c.cmd('LRANGE', rk(a, 'runs'), 0, -1)).sort(), [j1, j2].sort());
+  assert.deepEqual(ha.at(0).data.user, { id: 7, username: 'ann' });
+}
+
+for (const name of [...S.keys()].sort()) {
+  test(`${name} runs on a Redis Cluster without crossing slots`, async () => {
+    assert.ok(cases[name], `no case for ${name} in this test: add one`);
+    await cases[name]();
+  });
+}
+
+test('the cluster refuses what crosses slots (so the cases above prove something)', async () => {
+  const [a, b] = await roomsAway(2);
+  await assert.rejects(run('events_emit', [rk(a, 'events'), 'cc:{jobs}:outbox'], ['room', '{}', '1000']),
+    /CROSSSLOT|same slot|non local key/);
+  await assert.rejects(c.cmd('EVAL', "return redis.call('GET', KEYS[1]) or redis.call('GET', 'cc:snap:due')", 1, rk(b, 'doc')),
+    /same slot|non local key|WRONGTYPE/);
+});
