@@ -12,12 +12,17 @@ enum access_session access_session_check(redisContext *r, const struct token_cla
 {
 	struct rkey skey = rkey1(RK_SESSION_REVOKED, t->sid);
 	struct rkey gkey = rkey_id(RK_USER_TOKGEN, t->user_id);
-	redisReply *rep = redisCommand(r, "MGET %s %s", skey.s, gkey.s);
-	if (!rep)
+	/* two slots (the session's, the user's): two GETs in one pipeline, not MGET */
+	redisReply *rev = NULL, *gen = NULL;
+	if (redisAppendCommand(r, "GET %s", skey.s) != REDIS_OK ||
+	    redisAppendCommand(r, "GET %s", gkey.s) != REDIS_OK ||
+	    redisGetReply(r, (void **)&rev) != REDIS_OK || redisGetReply(r, (void **)&gen) != REDIS_OK) {
+		if (rev)
+			freeReplyObject(rev);
 		return ACCESS_ERROR;
+	}
 	enum access_session res = ACCESS_ERROR;
-	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
-		const redisReply *rev = rep->element[0], *gen = rep->element[1];
+	if (rev->type != REDIS_REPLY_ERROR && gen->type != REDIS_REPLY_ERROR) {
 		if (rev->type != REDIS_REPLY_NIL) {
 			res = ACCESS_REVOKED;
 		} else if (gen->type == REDIS_REPLY_NIL) {
@@ -29,7 +34,8 @@ enum access_session access_session_check(redisContext *r, const struct token_cla
 				res = t->gen < g ? ACCESS_REVOKED : ACCESS_OK;
 		}
 	}
-	freeReplyObject(rep);
+	freeReplyObject(rev);
+	freeReplyObject(gen);
 	return res;
 }
 

@@ -34,7 +34,7 @@ enum access_session {
 	ACCESS_ERROR,   /* Redis failed: the caller drops the connection and answers 503 */
 };
 
-/* One round trip (MGET). */
+/* One round trip (two GETs pipelined: the keys live in two slots). */
 enum access_session access_session_check(redisContext *r, const struct token_claims *t);
 
 /* Raises the stored generation to gen (never lowers it). 0 or -1. */

@@ -5,7 +5,9 @@
 # tag), and the per-room AI marks cc:ai:asked|pending:ROOM:KEY become
 # cc:room:{ROOM}:ai:asked|pending:KEY. Keys already in the new layout are left alone, and a
 # new key that exists already wins (RENAMENX), so running it twice, or while the programs
-# run, is harmless. scripts/run.sh runs it on its own Redis at every start; for a Redis of
+# run, is harmless. The job queue (cc:jobs, cc:job:*, cc:fair:*) moves under the hash tag
+# {jobs} in one step (scripts/redis-upgrade-jobs.lua), merged with whatever the current
+# programs queued meanwhile: queued and running jobs are kept and run. scripts/run.sh runs it on its own Redis at every start; for a Redis of
 # your own, run it once when upgrading:
 #   REDIS_URL=redis://host:6379/0 DATABASE_URL=postgresql://… scripts/redis-upgrade-keys.sh
 #   (REDIS_URL may be unix:///path/redis.sock). With DATABASE_URL it also fills in the
@@ -35,6 +37,11 @@ while IFS= read -r key; do
     renamed=$((renamed + 1))
   fi
 done < <("${cli[@]}" --scan --pattern 'cc:room:*'; "${cli[@]}" --scan --pattern 'cc:ai:asked:*'; "${cli[@]}" --scan --pattern 'cc:ai:pending:*')
+jobs=$("${cli[@]}" EVAL "$(cat "$(dirname "$0")/redis-upgrade-jobs.lua")" 0)
+case $jobs in
+  ''|*[!0-9]*) echo "redis: the job queue could not be moved: $jobs" >&2; exit 1 ;;
+esac
+renamed=$((renamed + jobs))
 if [ "$renamed" -gt 0 ]; then
   echo "redis: $renamed keys renamed to the current layout"
 fi

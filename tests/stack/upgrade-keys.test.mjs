@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { call, newUser, redis } from '../lib/api.mjs';
+import { call, newUser, redis, redisJson, roomEvents } from '../lib/api.mjs';
+import { run, waitJob } from '../lib/jobs.mjs';
 
 const SCRIPT = fileURLToPath(new URL('../../scripts/redis-upgrade-keys.sh', import.meta.url));
 const upgrade = () => execFileSync(SCRIPT, { env: { ...process.env }, encoding: 'utf8' });
@@ -46,5 +47,53 @@ test('keys of the old layout are renamed and the room carries on where it was', 
   assert.equal(next.status, 200, next.text);
   assert.equal(next.json.revision, 4);
   // a second run finds nothing to do
+  assert.equal(upgrade(), '');
+});
+
+// The job queue before its keys carried the hash tag {jobs}: a job waiting in its room's old
+// line and one dispatched into the old stream (with its old in-flight slot) are moved, merged
+// with the queue the current programs run meanwhile, and both run to the end once.
+test('jobs queued under the old names are kept and run after the upgrade', async () => {
+  const a = await newUser();
+  const r = await call('POST', '/api/rooms', { token: a.token, body: { name: 'upgrade jobs', language: 'python' } });
+  assert.equal(r.status, 201, r.text);
+  const room = r.json.room;
+  // a real job first, to copy what a job's hash holds
+  const first = await run(a.token, room, { code: 'print(1)' });
+  assert.equal(first.status, 202, first.text);
+  await waitJob(a.token, first.json.job.id);
+  const got = redisJson('HGETALL', `cc:{jobs}:job:${first.json.job.id}`);
+  const flat = Array.isArray(got) ? Object.fromEntries(got.flatMap((v, i) => (i % 2 ? [] : [[v, got[i + 1]]]))) : got;
+  const fields = Object.entries(flat).filter(([k]) => !['result', 'worker', 'started_at', 'finished_at',
+    'error'].includes(k)).flatMap(([k, v]) => [k, k === 'status' ? 'queued' : k === 'attempts' ? '0' : v]);
+  const waiting = `${first.json.job.id}w`, sent = `${first.json.job.id}s`;
+  // as an older version held them: the hashes, the room's line and backlog, the ring, and
+  // a dispatched job in the stream and in flight
+  redis('HSET', `cc:job:${waiting}`, ...fields);
+  redis('HSET', `cc:job:${sent}`, ...fields);
+  redis('RPUSH', `cc:fair:room:${room.id}`, waiting);
+  redis('INCR', 'cc:fair:depth');
+  redis('HINCRBY', 'cc:fair:users', String(a.user.id), '1');
+  redis('ZADD', 'cc:fair:rooms', '0', room.id);
+  redis('HSET', 'cc:fair:inflight', sent, room.id);
+  redis('HINCRBY', 'cc:fair:running', room.id, '1');
+  redis('XADD', 'cc:jobs', '*', 'job', sent);
+  assert.match(upgrade(), /redis: \d+ keys renamed/);
+  for (const k of ['cc:jobs', 'cc:fair:depth', 'cc:fair:users', 'cc:fair:rooms', 'cc:fair:inflight',
+    'cc:fair:running', `cc:fair:room:${room.id}`, `cc:job:${waiting}`, `cc:job:${sent}`]) {
+    assert.equal(redis('EXISTS', k), '0', `${k} is gone`);
+  }
+  for (const id of [waiting, sent]) {
+    const j = await waitJob(a.token, id);
+    assert.equal(j.status, 'finished', JSON.stringify(j));
+    assert.equal(j.result.stdout, '1\n');
+    assert.equal(j.attempts, 1, 'run once');
+  }
+  assert.equal(redis('HEXISTS', 'cc:{jobs}:fair:inflight', sent), '0', 'its slot is free again');
+  const statuses = roomEvents(room.id).filter((e) => [waiting, sent].includes(e.data?.job_id))
+    .map((e) => `${e.data.job_id === waiting ? 'w' : 's'}:${e.data.status}`);
+  for (const x of ['w:running', 'w:finished', 's:running', 's:finished']) {
+    assert.equal(statuses.filter((s) => s === x).length, 1, `${x} once in ${statuses}`);
+  }
   assert.equal(upgrade(), '');
 });
