@@ -74,6 +74,10 @@ export async function startCluster({ redis = 'single', ready = true, env = {}, t
       CC_BIND: '127.0.0.1',
       CLUSTER_REDIS: redis,
       CC_READY_FILE: readyFile,
+      // small by default (the layout, not the load, is under test); a suite may ask for more
+      API_PROCESSES: '2',
+      WORKERS: '1',
+      RUNTIMES_EXTRA: '',
       ...env,
     },
   });
