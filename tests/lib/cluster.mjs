@@ -64,9 +64,14 @@ export async function startCluster({ redis = 'single', ready = true, env = {}, t
   const port = await freeBlock(1);
   const base = await freeBlock(16);
   const readyFile = join(dir, 'ready');
+  // what a stack started before in the same run (scripts/test.sh) exported is not for this
+  // layout: it makes its own key and servers
+  const inherited = { ...process.env };
+  for (const k of ['JWT_SECRET', 'JWT_SECRET_FILE', 'DATABASE_URL', 'DATABASE_READ_URL', 'REDIS_URL',
+    'REDIS_CLUSTER', 'BASE_URL', 'TLS_URL', 'CC_TLS_CA', 'STACK_VAR']) delete inherited[k];
   const script = start(join(ROOT, 'scripts/cluster.sh'), [], {
     env: {
-      ...process.env,
+      ...inherited,
       BUILD: process.env.CLUSTER_BUILD || 'asan',
       CC_VAR: dir,
       PORT: String(port),
@@ -82,10 +87,10 @@ export async function startCluster({ redis = 'single', ready = true, env = {}, t
     },
   });
   const topoFile = join(dir, 'topology.json');
-  await waitFor(() => {
-    if (script.exitCode !== null) throw new Error(`cluster.sh exited (${script.exitCode}):\n${script.output}`);
-    return ready ? existsSync(readyFile) : existsSync(topoFile);
-  }, { timeout, interval: 100, what: `make cluster ${ready ? 'ready' : 'data stores'}` });
+  // a script that ended ends the wait at once (waitFor would take a throw for "not yet")
+  await waitFor(() => script.exitCode !== null || (ready ? existsSync(readyFile) : existsSync(topoFile)),
+    { timeout, interval: 100, what: `make cluster ${ready ? 'ready' : 'data stores'}` });
+  if (script.exitCode !== null) throw new Error(`cluster.sh exited (${script.exitCode}):\n${script.output}`);
   const c = {
     dir,
     port,
