@@ -70,8 +70,9 @@ BROKER_MODS := $(filter-out $(B)/obj/sse-broker/main.o,$(BROKER_OBJ))
 WORKER_MODS := $(filter-out $(B)/obj/queue-worker/main.o,$(WORKER_OBJ))
 SNAP_MODS := $(filter-out $(B)/obj/snapshotter/main.o,$(SNAP_OBJ))
 
-.PHONY: all build build-asan bins deps deps-test deps-bench deps-compare deps-fuzz run test test-unit test-programs \
-  test-stack test-browser test-apache test-integration fuzz fuzz-bins bench bench-compare clean fmt ot-sim
+.PHONY: all build build-asan bins deps deps-test deps-bench deps-compare deps-fuzz deps-cluster run cluster test \
+  test-unit test-programs test-stack test-browser test-apache test-integration test-cluster fuzz fuzz-bins bench \
+  bench-compare clean fmt ot-sim
 
 all: build
 
@@ -87,6 +88,8 @@ deps-compare:
 	@./scripts/deps.sh compare
 deps-fuzz:
 	@./scripts/deps.sh fuzz
+deps-cluster:
+	@./scripts/deps.sh cluster
 
 build: deps client
 	@$(MAKE) --no-print-directory -j2 BUILD=release bins
@@ -166,6 +169,13 @@ fuzz: deps-fuzz
 run: build
 	@./scripts/run.sh
 
+# The layout of several machines on this one (docs/SCALING.md): HAProxy on PORT, two web
+# nodes, two brokers, two workers, two snapshotters, a Redis Cluster (three masters, three
+# replicas; CLUSTER_REDIS=single for one plain Redis) and a PostgreSQL primary with a
+# streaming replica, data under var/cluster/. Foreground, supervised, Ctrl-C stops it all.
+cluster: deps-cluster build
+	@./scripts/cluster.sh
+
 # The tests by what they need (docs/INTERNALS.md, "Tests"); `make test` runs every group,
 # with one stack for the stack and browser groups. test-integration is those two groups.
 test: deps-test build-asan
@@ -189,6 +199,10 @@ test-apache: deps-test build-asan
 
 test-integration: deps-test build-asan
 	@./scripts/test.sh integration
+
+# the make cluster layout (tests/cluster/): started on free ports by each suite
+test-cluster: deps-test build-asan
+	@./scripts/test.sh cluster
 
 # The OT simulation at length (tests/unit/test_ot.c, lib/ot.h "Who goes first"): random
 # runs of 2..10 typists at one spot and random editors, reordered and lost answers and

@@ -27,6 +27,7 @@ int api_config_load(struct api_config *cfg, char *err, size_t errlen)
 	if (rds_parse_url(cfg_str("REDIS_URL", NULL), &cfg->redis, err, errlen) < 0)
 		return -1;
 	cfg->database_url = cfg_str("DATABASE_URL", "postgresql:///codecollab");
+	cfg->database_read_url = cfg_str("DATABASE_READ_URL", ""); /* a hot standby, or none */
 	cfg->metrics_file = cfg_str("API_METRICS_FILE", NULL);
 	/* read in this order; the address limit's default is five times the per-name limit,
 	 * so the table is read in two parts around it */

@@ -20,6 +20,7 @@ struct api_config {
 	struct token_key key;
 	struct rds_target redis;
 	const char *database_url;
+	const char *database_read_url; /* reads that may lag (lib/store.h); "" for none */
 	long token_ttl_s;
 	long ticket_ttl_s;
 	long login_limit;      /* failed logins per minute per username */

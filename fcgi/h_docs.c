@@ -441,8 +441,9 @@ void h_history(struct api_ctx *c)
 		return;
 	struct doc_save *saves;
 	int n;
-	enum store_status st =
-		store_doc_history_list(c->store, c->params[0], (int)limit, before, &saves, &n);
+	/* the saves may lag behind by a moment: a replica may answer (docs/SCALING.md) */
+	enum store_status st = STORE_MAY_LAG(
+		c->store, store_doc_history_list(c->store, c->params[0], (int)limit, before, &saves, &n));
 	if (st != STORE_OK) {
 		api_fail_why(c, st);
 		return;
@@ -494,8 +495,8 @@ void h_history_one(struct api_ctx *c)
 	 * before it and the typed operations after */
 	struct doc_state d;
 	char saved_at[40];
-	enum store_status st = store_doc_history_text(c->store, &c->cfg->doc, c->params[0], rev,
-						      &d, saved_at);
+	enum store_status st = STORE_MAY_LAG(c->store, store_doc_history_text(c->store, &c->cfg->doc,
+							c->params[0], rev, &d, saved_at));
 	if (st == STORE_NOT_FOUND) {
 		api_error(c, 404, "snapshot_not_found", "no snapshot at revision %lld", rev);
 		return;

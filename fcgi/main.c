@@ -96,6 +96,7 @@ int main(void)
 	}
 
 	store_init(&store, cfg.database_url, &cfg.redis);
+	store_set_read_url(&store, cfg.database_read_url);
 	if (cgi) {
 		struct http_io io = {.cgi = 1};
 		serve(&cfg, &store, &io);

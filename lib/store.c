@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "backoff.h"
+#include "clock.h"
 #include "log.h"
 
 #define STORE_REDIS_TIMEOUT_MS 2000
@@ -49,8 +51,27 @@ void store_init(struct store *s, const char *database_url, const struct rds_targ
 	s->redis_timeout_ms = STORE_REDIS_TIMEOUT_MS;
 }
 
+void store_set_read_url(struct store *s, const char *url)
+{
+	s->database_read_url = url && url[0] ? url : NULL;
+}
+
+void store_lag_begin(struct store *s)
+{
+	s->may_lag = 1;
+}
+
+enum store_status store_lag_end(struct store *s, enum store_status st)
+{
+	s->may_lag = 0;
+	return st;
+}
+
 void store_close(struct store *s)
 {
+	if (s->pg_read)
+		PQfinish(s->pg_read);
+	s->pg_read = NULL;
 	if (s->pg)
 		PQfinish(s->pg);
 	if (s->redis)
@@ -98,6 +119,22 @@ int store_pg_repeatable(const char *state, const char *sql)
 	       !strcasestr(sql, " FOR SHARE");
 }
 
+/* A new connection to url, or NULL (logged under `who`). */
+static PGconn *pg_open(const char *url, const char *who)
+{
+	/* connect_timeout first: keywords of the URL (expanded from dbname) come after it and
+	 * win */
+	const char *const keys[] = {"connect_timeout", "dbname", NULL};
+	const char *const vals[] = {STORE_PG_CONNECT_TIMEOUT, url, NULL};
+	PGconn *pg = PQconnectdbParams(keys, vals, 1);
+	if (!pg || PQstatus(pg) != CONNECTION_OK) {
+		log_error("%s: %s", who, pg ? PQerrorMessage(pg) : "out of memory");
+		PQfinish(pg);
+		return NULL;
+	}
+	return pg;
+}
+
 enum store_status store_pg(struct store *s, PGconn **out)
 {
 	*out = NULL;
@@ -114,21 +151,57 @@ enum store_status store_pg(struct store *s, PGconn **out)
 		}
 	}
 	if (!s->pg) {
-		/* connect_timeout first: keywords of the URL (expanded from dbname) come after it
-		 * and win */
-		const char *const keys[] = {"connect_timeout", "dbname", NULL};
-		const char *const vals[] = {STORE_PG_CONNECT_TIMEOUT, s->database_url, NULL};
-		s->pg = PQconnectdbParams(keys, vals, 1);
-		if (!s->pg || PQstatus(s->pg) != CONNECTION_OK) {
-			log_error("postgres: %s", s->pg ? PQerrorMessage(s->pg) : "out of memory");
-			store_fail(s, STORE_UNAVAILABLE, "the database is unavailable");
-			PQfinish(s->pg);
-			s->pg = NULL;
-			return STORE_UNAVAILABLE;
-		}
+		s->pg = pg_open(s->database_url, "postgres");
+		if (!s->pg)
+			return store_fail(s, STORE_UNAVAILABLE, "the database is unavailable");
 	}
 	*out = s->pg;
 	return STORE_OK;
+}
+
+/* The replica's connection, under the same rules as the primary's (an idle connection the
+ * server closed is replaced before use) and never inside a transaction; NULL when there is
+ * no replica, or it cannot be reached (then it is not tried again before its back-off has
+ * passed: RETRY_FIRST_MS doubling up to RETRY_MAX_MS). */
+#define STORE_READ_RETRY_FIRST_MS 500
+#define STORE_READ_RETRY_MAX_MS 10000
+static PGconn *pg_read(struct store *s)
+{
+	if (!s->database_read_url || s->in_tx)
+		return NULL;
+	if (s->pg_read && pg_idle_gone(s->pg_read)) {
+		log_warn("postgres replica: the connection was closed; opening a new one");
+		PQfinish(s->pg_read);
+		s->pg_read = NULL;
+	}
+	if (!s->pg_read) {
+		if (clock_mono_ms() < s->read_retry_at)
+			return NULL;
+		s->pg_read = pg_open(s->database_read_url, "postgres replica");
+		if (!s->pg_read) {
+			struct backoff b = {STORE_READ_RETRY_FIRST_MS, STORE_READ_RETRY_MAX_MS,
+					    s->read_attempt};
+			s->read_retry_at = clock_mono_ms() + backoff_next(&b);
+			s->read_attempt = b.attempt;
+			return NULL;
+		}
+		s->read_attempt = 0;
+	}
+	return s->pg_read;
+}
+
+/* A replica's failure (it cannot be reached, or it gave up the statement, e.g. cancelled by
+ * a conflict with recovery): logged, the connection dropped when it is broken; the caller
+ * asks the primary instead. */
+static void read_failed(struct store *s, PGresult *r)
+{
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	log_warn("postgres replica: a read failed (%s), asking the primary: %s",
+		 state ? state : "-", PQerrorMessage(s->pg_read));
+	if (PQstatus(s->pg_read) != CONNECTION_OK) {
+		PQfinish(s->pg_read);
+		s->pg_read = NULL;
+	}
 }
 
 enum store_status store_redis(struct store *s, redisContext **out)
@@ -165,6 +238,17 @@ enum store_status store_sql(struct store *s, PGresult **out, const char *conflic
 			    const char *sql, int n, const char *const *params)
 {
 	*out = NULL;
+	PGconn *rd;
+	if (s->may_lag && store_pg_repeatable(NULL, sql) && (rd = pg_read(s))) {
+		/* a read that may lag: the replica answers it, or the primary below */
+		PGresult *r = PQexecParams(rd, sql, n, NULL, params, NULL, NULL, 0);
+		if (r && PQresultStatus(r) == PGRES_TUPLES_OK) {
+			*out = r;
+			return STORE_OK;
+		}
+		read_failed(s, r);
+		PQclear(r);
+	}
 	for (int attempt = 0; attempt < 2; attempt++) {
 		PGconn *pg;
 		enum store_status st = store_pg(s, &pg);

@@ -39,6 +39,16 @@ const char *store_status_name(enum store_status st);
 
 struct store {
 	const char *database_url; /* borrowed */
+	/* Reads that may lag (below, "Reads from a replica"): the hot standby's URL (borrowed;
+	 * NULL or "": none), its connection, opened on first use with the primary's reconnect
+	 * rules, and after a failed connect the monotonic time before which it is not tried
+	 * again (back-off), so a dead replica costs one refused connect now and then, not one
+	 * per request. may_lag: set by STORE_MAY_LAG for the length of one call. */
+	const char *database_read_url;
+	PGconn *pg_read;
+	long long read_retry_at;
+	int read_attempt;
+	int may_lag;
 	struct rds_target redis_target;
 	int redis_timeout_ms; /* connect and every command */
 	PGconn *pg;
@@ -55,6 +65,20 @@ struct store {
 /* No connection is opened here: the first getter call does. */
 void store_init(struct store *s, const char *database_url, const struct rds_target *redis);
 void store_close(struct store *s);
+
+/* Reads from a replica (DATABASE_READ_URL): set the hot standby's URL (borrowed, NULL or ""
+ * for none) once after store_init. Only calls wrapped in STORE_MAY_LAG use it: there every
+ * plain SELECT outside a transaction (store_pg_repeatable) goes to the replica, and to the
+ * primary when the replica cannot be reached or fails the statement; writes, SELECT ... FOR
+ * UPDATE/SHARE and everything inside BEGIN..COMMIT stay on the primary. Everything not
+ * wrapped (sign-in, membership and access checks, reads right after a write) reads the
+ * primary. Which API reads are wrapped: docs/SCALING.md, "DATABASE_READ_URL". */
+void store_set_read_url(struct store *s, const char *url);
+void store_lag_begin(struct store *s);
+enum store_status store_lag_end(struct store *s, enum store_status st);
+/* `st = STORE_MAY_LAG(s, store_doc_history_list(s, ...));`: one store call whose reads may
+ * be answered by the replica (a few milliseconds behind the primary, more under load). */
+#define STORE_MAY_LAG(s, call) (store_lag_begin(s), store_lag_end((s), (call)))
 
 /* The live PostgreSQL connection (borrowed, owned by s): STORE_OK with *out;
  * STORE_UNAVAILABLE when the server cannot be reached; STORE_LOST when the connection

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a make target needs, and only those that are missing:
-#   scripts/deps.sh [test|bench|compare|fuzz ...]
+#   scripts/deps.sh [test|bench|compare|fuzz|cluster ...]
 # Without an argument: what building and running need (`make build`, `make run`), plus
 # lighttpd's TLS module when TLS or TLS_CERT asks for HTTPS and Apache with spawn-fcgi when
 # WEB=apache, and the Debian packages of the optional runtimes RUNTIMES_EXTRA names (Java,
@@ -8,7 +8,7 @@
 # queue-worker/runtimes.conf). Each argument adds a set on top of that: test (`make test`:
 # headless Chromium for the browser suites, the languages the sandbox tests run, every
 # optional runtime, HTTPS for the test stack),
-# bench (`make bench`: wrk), compare (`make bench-compare`: nginx with Nchan, the competitor it
+# bench (`make bench`: wrk), cluster (`make cluster`: HAProxy), compare (`make bench-compare`: nginx with Nchan, the competitor it
 # measures against; Socket.IO comes from npm), fuzz (`make fuzz`: clang with its sanitizer and libFuzzer
 # runtimes). When something is missing it says what it
 # installs and for what, and shows apt's own progress; when everything is there it is one
@@ -34,8 +34,11 @@ test_pkgs=(
   python3   # the sandbox and execution tests run Python programs (C, C++ and JS come with the build)
   "${tls_pkgs[@]}" # the test stack serves HTTPS beside HTTP (scripts/stack.sh)
   "${apache_pkgs[@]}" # the HTTP, stream and browser suites run through Apache too
+  "${cluster_pkgs[@]}" # tests/cluster starts the make cluster layout
 )
 bench_pkgs=(wrk)
+# make cluster (scripts/cluster.sh): HAProxy in front of the web nodes and the brokers
+cluster_pkgs=(haproxy)
 
 # The optional runtimes of queue-worker/runtimes.conf: "language packages..." per line.
 optional_runtimes() {
@@ -106,9 +109,10 @@ for set in "$@"; do
       add "the tests of the optional runtimes" $(extra_runtime_pkgs all)
       ;;
     bench) add "the benchmarks" "${bench_pkgs[@]}" ;;
+    cluster) add "make cluster" "${cluster_pkgs[@]}" ;;
     compare) add "the comparison benchmark" "${compare_pkgs[@]}" ;;
     fuzz) add "the fuzz targets" "${fuzz_pkgs[@]}" ;;
-    *) echo "deps: unknown set '$set' (run, test, bench, compare, fuzz)" >&2; exit 2 ;;
+    *) echo "deps: unknown set '$set' (run, test, bench, compare, fuzz, cluster)" >&2; exit 2 ;;
   esac
 done
 
@@ -154,7 +158,7 @@ echo "deps: apt-get install ${missing[*]}"
 apt-get "${quiet[@]}" install -y --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}"
 # Debian starts these system-wide services on install; the project runs its own instances
 # under var/ and the system ones would only hold the standard ports.
-for svc in lighttpd apache2 nginx redis-server postgresql; do
+for svc in lighttpd apache2 nginx redis-server postgresql haproxy; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" >/dev/null 2>&1 || true
     systemctl disable "$svc" >/dev/null 2>&1 || true

@@ -36,23 +36,19 @@ LOG_MAX_MB=${LOG_MAX_MB:-100}
 LOG_CHECK_S=${LOG_CHECK_S:-60}
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
 
-# shellcheck source=supervise.sh
-. "$ROOT/scripts/supervise.sh"
+# shellcheck source=services.sh
+. "$ROOT/scripts/services.sh"
 
 say() { printf 'codecollab: %s\n' "$*"; }
 die() { printf 'codecollab: error: %s\n' "$*" >&2; exit 1; }
 
-# The supervised services by name: their pid while they run (empty while one waits to be
-# started again), when they started, when a dead one is due again, its restarts so far,
-# and the exit statuses `wait -n` collected. progs: the programs in start order (stopped in
-# reverse, the front door first); postgres and redis are stopped last.
-declare -A spid=() st0=() sdue=() snrest=() sexit=()
-progs=()
+# The supervised services (scripts/services.sh: spid, st0, sdue, snrest, sexit). progs: the
+# programs in start order (stopped in reverse, the front door first); postgres and redis are
+# stopped last.
 pids=() # every pid of the stack, for the stop (the API processes under Apache too)
 pg_pid=""
 redis_pid=""
 stopping=0
-parent=$PPID # make (or whoever started us); when it dies we stop, see the loop at the end
 
 stop_all() {
   # From here on every further stop signal is ignored, not reset to its default: a
@@ -111,75 +107,6 @@ sync_pids() { # pids, pg_pid, redis_pid from the supervisor's table (the running
   return 0
 }
 
-ppid_of() { # pid: its parent's pid, or nothing when it is gone
-  local stat
-  read -r stat 2>/dev/null <"/proc/$1/stat" || return 0
-  stat=${stat##*) } # after "pid (comm) ": state ppid …; comm may hold spaces
-  set -- $stat
-  printf '%s' "${2:-}"
-}
-
-in_list() { # pid list...
-  local x=$1 y
-  shift
-  for y in "$@"; do [ "$x" = "$y" ] && return 0; done
-  return 1
-}
-
-parent_gone() { # our parent exited: we were handed to init (or a subreaper)
-  local now
-  now=$(ppid_of $$)
-  [ -n "$now" ] && [ "$now" != "$parent" ]
-}
-
-is_zombie() { # pid: dead, waiting only for its parent to reap it
-  local stat
-  read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
-  stat=${stat##*) }
-  [ "${stat%% *}" = Z ]
-}
-
-wait_gone() { # pid seconds
-  local n=$(($2 * 20))
-  # a zombie is gone: the API processes under spawn-fcgi (WEB=apache) are not our children
-  # once spawn-fcgi has exited, and only their new parent can reap them
-  while kill -0 "$1" 2>/dev/null && ! is_zombie "$1"; do
-    # reap if it is our child so kill -0 stops seeing a zombie
-    wait "$1" 2>/dev/null || true
-    n=$((n - 1))
-    [ "$n" -le 0 ] && return 1
-    sleep 0.05
-  done
-  return 0
-}
-
-port_free() { # port
-  ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-check_port() { # port name variable
-  port_free "$1" || die "port $1 ($2) is already in use; stop what holds it or set $3 to another port"
-}
-
-wait_for() { # description seconds command...
-  local what=$1 secs=$2
-  shift 2
-  local n=$((secs * 20))
-  until "$@" >/dev/null 2>&1; do
-    n=$((n - 1))
-    [ "$n" -le 0 ] && die "$what did not become ready within ${secs}s (logs in $CC_VAR/log/)"
-    check_children
-    sleep 0.05
-  done
-}
-
-check_children() {
-  local n
-  for n in "${!spid[@]}"; do
-    kill -0 "${spid[$n]}" 2>/dev/null || die "$n exited during start-up (logs in $CC_VAR/log/)"
-  done
-}
-
 # Starts one service by name, in a session of its own (setsid): Ctrl-C in the terminal
 # reaches only this script, which then stops the services in order, instead of all of them
 # at once. The same command starts it again after a crash.
@@ -215,27 +142,6 @@ start_service() { # name
   sync_pids
 }
 
-# Processes of this stack whose command line holds word, left behind by a web server that
-# died: lighttpd's keep-fcgi.sh processes (they notice within a second and stop) or Apache's
-# children (they would keep the port). Stopped before the web server is started again, and
-# at the end: with signal (TERM: a keeper lets its API process finish the request), then KILL
-# after 10 s. Apache's orphans get KILL at once: a graceful stop would wait for their open
-# streams, which reconnect to the new one anyway.
-stop_leftovers() { # word [signal]
-  local p left=()
-  for p in /proc/[0-9]*; do
-    [ "${p#/proc/}" = "$$" ] && continue
-    grep -qz -- "$1" "$p/cmdline" 2>/dev/null || continue
-    grep -qzx -- "CC_VAR=$CC_VAR" "$p/environ" 2>/dev/null || continue
-    is_zombie "${p#/proc/}" || left+=("${p#/proc/}")
-  done
-  [ ${#left[@]} -gt 0 ] || return 0
-  kill "-${2:-TERM}" "${left[@]}" 2>/dev/null || true
-  for p in "${left[@]}"; do
-    wait_gone "$p" 10 || kill -KILL "$p" 2>/dev/null || true
-  done
-}
-
 # Adds a process the supervisor only watches (the API processes under Apache: spawn-fcgi
 # started them, keep-fcgi.sh in each restarts the program itself).
 watch_service() { # name pid
@@ -245,39 +151,6 @@ watch_service() { # name pid
   snrest[$1]=keep
   progs+=("$1")
   sync_pids
-}
-
-notice() { # a line for the terminal and for var/log/supervisor.log
-  local line
-  line=$(sup_log "$*")
-  printf '%s\n' "$line" >>"$CC_VAR/log/supervisor.log" 2>/dev/null || true
-  printf '%s\n' "$line" || true
-}
-
-# A service that died: one line saying which, how and when it comes back; its restart is
-# due after the back-off (from the first delay again when it had run RESTART_RESET_S).
-service_died() { # name
-  local n=$1 p=${spid[$1]} rc up d
-  if [ -n "${sexit[$p]:-}" ]; then
-    rc=${sexit[$p]}
-    unset "sexit[$p]"
-  elif [ "$(ppid_of "$p")" = "$$" ] || ! kill -0 "$p" 2>/dev/null; then
-    wait "$p" 2>/dev/null && rc=0 || rc=$?
-  fi
-  spid[$n]=""
-  sync_pids
-  up=$(($(sup_now_ms) - st0[$n]))
-  if [ "${snrest[$n]:-}" = keep ]; then
-    notice "$n (pid $p) ended after $(sup_secs "$up") s; the other API processes serve its socket"
-    return 0
-  fi
-  [ "$up" -ge $((RESTART_RESET_S * 1000)) ] && snrest[$n]=0
-  d=$(sup_delay_ms "${snrest[$n]:-0}")
-  snrest[$n]=$((${snrest[$n]:-0} + 1))
-  sdue[$n]=$(($(sup_now_ms) + d))
-  local how="exited"
-  [ "$rc" = 127 ] || how=$(sup_how "$rc")
-  notice "$n (pid $p) $how after $(sup_secs "$up") s; restarting it in $(sup_secs "$d") s (restart ${snrest[$n]})"
 }
 
 trap 'stop_all; exit 130' INT
@@ -378,53 +251,22 @@ if [ "$METRICS_PORT" -gt 0 ]; then
 fi
 
 # --- JWT key: JWT_SECRET, else JWT_SECRET_FILE, else one generated once into var/ -----
-if [ -n "${JWT_SECRET_FILE:-}" ] && [ -z "${JWT_SECRET:-}" ]; then
-  [ -r "$JWT_SECRET_FILE" ] || die "JWT_SECRET_FILE $JWT_SECRET_FILE cannot be read"
-elif [ -z "${JWT_SECRET:-}" ]; then
-  if [ ! -s "$CC_VAR/jwt_secret" ]; then
-    (umask 077 && head -c 48 /dev/urandom | base64 -w0 >"$CC_VAR/jwt_secret")
-  fi
-  export JWT_SECRET_FILE=$CC_VAR/jwt_secret
-fi
+jwt_setup
 
 # --- PostgreSQL ------------------------------------------------------------------------
 if [ -z "${DATABASE_URL:-}" ]; then
   [ -x "$PG_BIN/postgres" ] || die "PostgreSQL binaries not found (PG_BIN=$PG_BIN)"
   pgdata=$CC_VAR/pg
-  if [ ! -e "$pgdata" ] && ! setpriv --reuid=postgres --regid=postgres --clear-groups test -x "$CC_VAR"; then
-    # initdb and postgres refuse root; the postgres user cannot reach var/ here (e.g. the
-    # checkout is under /root), so the cluster lives in a private directory with a link.
-    alt=/var/tmp/codecollab-pg-$(printf '%s' "$CC_VAR" | sha1sum | cut -c1-12)
-    mkdir -p "$alt" && chown postgres:postgres "$alt" && chmod 700 "$alt"
-    ln -s "$alt" "$pgdata"
-    say "PostgreSQL data is in $alt (linked from $pgdata): postgres cannot enter $CC_VAR"
-  fi
-  mkdir -p "$pgdata" "$CC_VAR/run/pg"
-  chown postgres:postgres "$pgdata" "$CC_VAR/run/pg"
-  chmod 700 "$pgdata"
-  as_pg=(setpriv --reuid=postgres --regid=postgres --clear-groups --reset-env)
-  if [ ! -s "$pgdata/PG_VERSION" ]; then
-    say "creating the PostgreSQL cluster in $pgdata"
-    "${as_pg[@]}" "$PG_BIN/initdb" -D "$pgdata" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
-      >"$CC_VAR/log/initdb.log" 2>&1 || die "initdb failed, see $CC_VAR/log/initdb.log"
-  fi
-  if [ -f "$pgdata/postmaster.pid" ]; then
-    oldpid=$(head -n 1 "$pgdata/postmaster.pid")
-    kill -0 "$oldpid" 2>/dev/null && die "a PostgreSQL server (pid $oldpid) already runs on $pgdata"
-  fi
+  pg_data_dir "$pgdata"
+  pg_initdb "$pgdata" initdb
   # Unix socket only, in var/run/pg: nothing listens on TCP, so trust auth reaches no one
   # who cannot already read var/.
   start_service postgres
   wait_for "PostgreSQL" 30 "$PG_BIN/pg_isready" -q -h "$CC_VAR/run/pg" -p "$PG_PORT"
   export DATABASE_URL="postgresql:///codecollab?host=$CC_VAR/run/pg&port=$PG_PORT&user=postgres"
-  if ! psql "postgresql:///postgres?host=$CC_VAR/run/pg&port=$PG_PORT&user=postgres" -Atqc \
-       "SELECT 1 FROM pg_database WHERE datname = 'codecollab'" | grep -q 1; then
-    psql "postgresql:///postgres?host=$CC_VAR/run/pg&port=$PG_PORT&user=postgres" -qc \
-      "CREATE DATABASE codecollab" >/dev/null || die "cannot create the database"
-  fi
+  pg_create_db "$PG_PORT"
 fi
-psql "$DATABASE_URL" -X -q -v ON_ERROR_STOP=1 -1 -f "$ROOT/schema.sql" \
-  >>"$CC_VAR/log/schema.log" 2>&1 || die "applying schema.sql failed, see $CC_VAR/log/schema.log"
+pg_schema "$DATABASE_URL"
 
 # --- Redis -----------------------------------------------------------------------------
 if [ -z "${REDIS_URL:-}" ]; then
@@ -502,53 +344,4 @@ if [ -n "${TLS_PORT:-}" ] && [ -n "${TLS_CERT:-}" ]; then
 fi
 [ -n "${CC_READY_FILE:-}" ] && : >"$CC_READY_FILE"
 
-# Stay in the foreground, supervising, until we are told to stop or our parent dies (make
-# killed outright: nobody would ever tell us, and the stack would hold its ports). A service
-# that dies is started again after its back-off (service_died). `wait -n` returns as soon as
-# one of our children ends, so a death is seen at once; the API processes under Apache are
-# not our children and are looked at every second. Every LOG_CHECK_S seconds, logs over
-# LOG_MAX_MB are cut (scripts/cap-logs.sh; 0: never).
-next_cap=$(($(sup_now_ms) + LOG_CHECK_S * 1000))
-while true; do
-  now=$(sup_now_ms)
-  if [ "$LOG_MAX_MB" -gt 0 ] && [ "$now" -ge "$next_cap" ]; then
-    "$ROOT/scripts/cap-logs.sh" "$CC_VAR/log" $((LOG_MAX_MB * 1024 * 1024)) ||
-      say "could not cap the logs in $CC_VAR/log" || true
-    next_cap=$((now + LOG_CHECK_S * 1000))
-  fi
-  if parent_gone; then
-    trap '' PIPE # whoever read our output may have gone with it
-    say "the parent process (pid $parent) is gone; stopping everything" || true
-    exit 0
-  fi
-  for n in "${!spid[@]}"; do
-    p=${spid[$n]}
-    if [ -n "$p" ] && { [ -n "${sexit[$p]:-}" ] || ! kill -0 "$p" 2>/dev/null || is_zombie "$p"; }; then
-      service_died "$n"
-    fi
-  done
-  wait_ms=1000
-  for n in "${!sdue[@]}"; do
-    [ -n "${sdue[$n]}" ] || continue
-    left=$((sdue[$n] - $(sup_now_ms)))
-    if [ "$left" -le 0 ]; then
-      start_service "$n"
-      notice "$n restarted (pid ${spid[$n]})"
-    elif [ "$left" -lt "$wait_ms" ]; then
-      wait_ms=$left
-    fi
-  done
-  sleep "$(sup_secs "$wait_ms")" &
-  tick=$!
-  children=()
-  for n in "${!spid[@]}"; do
-    [ -n "${spid[$n]}" ] && [ "$(ppid_of "${spid[$n]}")" = "$$" ] && children+=("${spid[$n]}")
-  done
-  who=""
-  wait -n -p who "$tick" "${children[@]}" && rc=0 || rc=$?
-  if [ -n "$who" ] && [ "$who" != "$tick" ]; then
-    sexit[$who]=$rc
-    kill "$tick" 2>/dev/null || true
-    wait "$tick" 2>/dev/null || true
-  fi
-done
+svc_supervise

@@ -9,10 +9,14 @@
 #                              lighttpd, API, broker, worker) that scripts/stack.sh starts on
 #                              random free ports with throwaway data
 #   browser   tests/browser/   the browser client in headless Chromium against that stack
+#   cluster   tests/cluster/   the make cluster layout (scripts/cluster.sh: HAProxy, two web
+#                              nodes, brokers, workers, Redis, a PostgreSQL primary and
+#                              replica), which each suite starts on free ports through
+#                              tests/lib/cluster.mjs
 # C tests run under AddressSanitizer + UndefinedBehaviorSanitizer and end with
 # "C unit tests: N passed, N failed" (programs: "C program tests: …"); node suites end with
 # node's test runner summary. Exits non-zero on any failure.
-#   scripts/test.sh [all|unit|programs|stack|browser|integration] [node test files...]
+#   scripts/test.sh [all|unit|programs|stack|browser|integration|cluster] [node test files...]
 # all (the default) runs every group, with one stack for stack and browser; integration is
 # stack and browser. Given files, a group runs only those (and no C tests); stack, browser
 # and integration run any files given against the stack.
@@ -173,6 +177,19 @@ run_with_stack() { # groups [files...]
   return "$rc"
 }
 
+# The make cluster layout: each suite starts its own (tests/lib/cluster.mjs) with the ASan
+# build, on free ports and with throwaway data, and checks that nothing is left after it.
+run_cluster() { # [files...]
+  local rc=0 files=("$@")
+  [ ${#files[@]} -gt 0 ] || mapfile -t files < <(suites cluster)
+  echo "== cluster suites (each starts the make cluster layout)"
+  node_modules_ready
+  sanitizers_to_files
+  run_node "${files[@]}" || rc=1
+  sanitizer_reports || rc=1
+  return "$rc"
+}
+
 # The suites that depend on the web server in front — HTTP, the three stream transports, the
 # browser client — again, through Apache httpd (WEB=apache: deploy/apache/codecollab.conf).
 APACHE_SUITES=(tests/stack/http.test.mjs tests/stack/revoke-streams.test.mjs tests/stack/metrics.test.mjs
@@ -191,13 +208,15 @@ case "$what" in
   browser) run_with_stack browser "$@" || failed=1 ;;
   integration) run_with_stack "stack browser" "$@" || failed=1 ;;
   apache) run_apache "$@" || failed=1 ;;
+  cluster) run_cluster "$@" || failed=1 ;;
   all)
     [ $# -eq 0 ] || { echo "usage: $0 all takes no files; name a group" >&2; exit 2; }
     run_unit || failed=1
     run_programs || failed=1
     run_with_stack "stack browser" || failed=1
     run_apache || failed=1
+    run_cluster || failed=1
     ;;
-  *) echo "usage: $0 [all|unit|programs|stack|browser|integration|apache] [node test files...]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|unit|programs|stack|browser|integration|apache|cluster] [node test files...]" >&2; exit 2 ;;
 esac
 exit "$failed"

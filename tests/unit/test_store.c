@@ -191,6 +191,36 @@ static void check_getters_down(void)
 	store_close(&s);
 }
 
+/* DATABASE_READ_URL: a read that may lag with no replica reachable is asked of the primary
+ * (here down too: the primary's answer), the replica is not tried again before its back-off,
+ * and STORE_MAY_LAG sets the mode for one call only. */
+static int seen_may_lag(struct store *s)
+{
+	return s->may_lag ? STORE_NOT_FOUND : STORE_OK;
+}
+
+static void check_read_replica(void)
+{
+	struct store s;
+	store_init(&s, "postgresql://127.0.0.1:1/none?connect_timeout=2", NULL);
+	store_set_read_url(&s, "");
+	CHECK(s.database_read_url == NULL);
+	store_set_read_url(&s, "postgresql://127.0.0.1:1/replica?connect_timeout=2");
+	CHECK(s.database_read_url != NULL);
+	CHECK(STORE_MAY_LAG(&s, seen_may_lag(&s)) == STORE_NOT_FOUND);
+	CHECK(s.may_lag == 0);
+	PGresult *r = NULL;
+	CHECK(STORE_MAY_LAG(&s, store_sql(&s, &r, NULL, "SELECT 1", 0, NULL)) == STORE_UNAVAILABLE);
+	CHECK(r == NULL && s.pg_read == NULL && s.may_lag == 0);
+	CHECK_STR(s.msg, "the database is unavailable");
+	/* the failed connect set a back-off: the next read does not wait for the replica */
+	CHECK(s.read_retry_at > 0 && s.read_attempt == 1);
+	long long at = s.read_retry_at;
+	CHECK(STORE_MAY_LAG(&s, store_sql(&s, &r, NULL, "SELECT 2", 0, NULL)) == STORE_UNAVAILABLE);
+	CHECK(s.read_retry_at == at && s.read_attempt == 1);
+	store_close(&s);
+}
+
 int main(void)
 {
 	check_table();
@@ -199,5 +229,6 @@ int main(void)
 	check_ot_copy();
 	check_doc_cfg();
 	check_getters_down();
+	check_read_replica();
 	return unit_summary("store");
 }

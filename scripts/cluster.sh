@@ -1,0 +1,491 @@
+#!/usr/bin/env bash
+# `make cluster`: the layout of several machines, on one machine (docs/SCALING.md), in the
+# foreground like `make run`, with its data under var/cluster/:
+#   haproxy        on PORT, the only public port: /events/ to the brokers, the rest to the web
+#                  nodes; health-checked, no stickiness
+#   web-N          lighttpd with its FastCGI API processes (API_PROCESSES each)
+#   broker-N, worker-N, snapshotter-N
+#   redis-1..6     a Redis Cluster of three masters and three replicas (CLUSTER_REDIS=single:
+#                  one plain redis-server instead, for small setups)
+#   pg-primary, pg-replica   PostgreSQL with a streaming hot standby (pg_basebackup -R); the
+#                  API sends the reads that may lag to the replica (DATABASE_READ_URL)
+# Every process is supervised as under `make run` (scripts/services.sh): one that dies is
+# started again after the restart back-off. Ctrl-C, SIGTERM, SIGHUP or the death of the parent
+# stop everything, the front door first and the data stores last. $CC_VAR/topology.json
+# describes the layout: every process with its name, role, pid and ports, which PostgreSQL
+# server is the primary and which Redis node a master or a replica (and of which master);
+# written with "state": "starting" once the data stores are up, with "ready" once everything
+# answers (then it prints "ready: http://localhost:PORT/"), and again whenever a restarted
+# process changes a pid. $CC_VAR/run/env holds the URLs for tools and tests.
+#
+# Settings (environment): PORT (8080); CLUSTER_PORT_BASE (PORT+1): the other ports are taken
+# from it upwards, one each for the web nodes, the brokers, the PostgreSQL servers and the
+# Redis nodes (whose cluster bus is on port + 10000); CLUSTER_WEB_NODES, CLUSTER_BROKERS,
+# CLUSTER_WORKERS, CLUSTER_SNAPSHOTTERS (2 each); CLUSTER_REDIS (cluster | single);
+# REDIS_NODE_TIMEOUT_MS (2000: how long a master may be silent before its replica takes
+# over); API_PROCESSES (2 per web node); CC_VAR ($ROOT/var/cluster); CC_READY_FILE (touched
+# when ready, for tests); the programs' own settings pass through.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+export CC_ROOT=$ROOT
+export CC_VAR=${CC_VAR:-$ROOT/var/cluster}
+BUILD=${BUILD:-release}
+export CC_BIN=${CC_BIN:-$ROOT/build/$BUILD/bin}
+export PORT=${PORT:-8080}
+export CC_BIND=${CC_BIND:-0.0.0.0}
+CLUSTER_PORT_BASE=${CLUSTER_PORT_BASE:-$((PORT + 1))}
+CLUSTER_WEB_NODES=${CLUSTER_WEB_NODES:-2}
+CLUSTER_BROKERS=${CLUSTER_BROKERS:-2}
+CLUSTER_WORKERS=${CLUSTER_WORKERS:-2}
+CLUSTER_SNAPSHOTTERS=${CLUSTER_SNAPSHOTTERS:-2}
+CLUSTER_REDIS=${CLUSTER_REDIS:-cluster}
+REDIS_NODE_TIMEOUT_MS=${REDIS_NODE_TIMEOUT_MS:-2000}
+export API_PROCESSES=${API_PROCESSES:-2}
+LOG_MAX_MB=${LOG_MAX_MB:-100}
+LOG_CHECK_S=${LOG_CHECK_S:-60}
+PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+# what `make run` offers and this layout does not (yet): HTTPS at the web nodes (terminate
+# TLS at HAProxy on real hosts, docs/SCALING.md), metrics listeners, Apache
+unset TLS TLS_PORT TLS_CERT TLS_KEY METRICS_PORT BROKER_METRICS_PORT WORKER_METRICS_PORT \
+  SNAPSHOTTER_METRICS_PORT API_METRICS_FILE DATABASE_URL DATABASE_READ_URL REDIS_URL REDIS_CLUSTER
+
+# shellcheck source=services.sh
+. "$ROOT/scripts/services.sh"
+
+say() { printf 'codecollab-cluster: %s\n' "$*"; }
+die() { printf 'codecollab-cluster: error: %s\n' "$*" >&2; exit 1; }
+
+stopping=0
+# services by tier, in start order; each tier is stopped in the reverse order of `order`
+redis_nodes=() order=()
+declare -A port=() role=()
+
+sync_pids() { :; } # the table of scripts/services.sh is all this script keeps
+
+# Stops one service: signal, then KILL when it has not gone within secs.
+stop_one() { # name signal secs
+  local p=${spid[$1]:-}
+  [ -n "$p" ] || return 0
+  kill "-$2" "$p" 2>/dev/null || true
+  wait_gone "$p" "$3" || kill -KILL "$p" 2>/dev/null || true
+  spid[$1]=""
+}
+
+stop_all() {
+  # as scripts/run.sh: every further stop signal ignored from here on, first of all
+  trap '' INT TERM HUP QUIT PIPE
+  [ "$stopping" = 1 ] && return
+  stopping=1
+  local last=${!:-} n i p
+  if [ -n "$last" ] && [ "$(ppid_of "$last")" = "$$" ]; then
+    in_list "$last" "${spid[@]}" || { kill -TERM "$last" 2>/dev/null || true; }
+  fi
+  # the front door, then the programs (all at once, waited for together), then the web
+  # nodes' API processes, Redis, the replica, the primary
+  stop_one haproxy TERM 10
+  for ((i = ${#order[@]} - 1; i >= 0; i--)); do
+    n=${order[$i]}
+    case "$n" in haproxy | redis* | pg-*) continue ;; esac
+    p=${spid[$n]:-}
+    [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true
+  done
+  for ((i = ${#order[@]} - 1; i >= 0; i--)); do
+    n=${order[$i]}
+    case "$n" in haproxy | redis* | pg-*) continue ;; esac
+    stop_one "$n" TERM 40
+  done
+  for n in "${order[@]}"; do
+    case "$n" in web-*) stop_leftovers keep-fcgi.sh TERM "$CC_VAR/$n" ;; esac
+  done
+  for n in "${redis_nodes[@]}"; do
+    p=${spid[$n]:-}
+    [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true
+  done
+  for n in "${redis_nodes[@]}"; do stop_one "$n" TERM 20; done
+  stop_one pg-replica INT 30 # PostgreSQL's "fast" shutdown
+  stop_one pg-primary INT 30
+  rm -f "$CC_VAR/run/env"
+}
+
+trap 'stop_all; exit 130' INT
+trap 'stop_all; exit 0' TERM
+trap 'stop_all; exit 129' HUP
+trap 'stop_all' EXIT
+
+# --- checks ------------------------------------------------------------------------------
+for b in codecollab-api codecollab-broker codecollab-worker codecollab-snapshotter; do
+  [ -x "$CC_BIN/$b" ] || die "$CC_BIN/$b is missing: run 'make build' first"
+done
+for b in haproxy lighttpd redis-server redis-cli psql; do
+  command -v "$b" >/dev/null || die "$b is missing (make cluster installs it: scripts/deps.sh)"
+done
+[ -x "$PG_BIN/postgres" ] || die "PostgreSQL binaries not found (PG_BIN=$PG_BIN)"
+msg=$(sup_check_settings) || die "$msg"
+for v in PORT CLUSTER_PORT_BASE CLUSTER_WEB_NODES CLUSTER_BROKERS CLUSTER_WORKERS \
+  CLUSTER_SNAPSHOTTERS REDIS_NODE_TIMEOUT_MS API_PROCESSES LOG_MAX_MB LOG_CHECK_S; do
+  case "${!v}" in '' | *[!0-9]*) die "$v must be a whole number (got '${!v}')" ;; esac
+done
+for v in CLUSTER_WEB_NODES CLUSTER_BROKERS CLUSTER_WORKERS CLUSTER_SNAPSHOTTERS API_PROCESSES LOG_CHECK_S; do
+  [ "${!v}" -ge 1 ] && [ "${!v}" -le 64 ] || die "$v must be between 1 and 64 (got ${!v})"
+done
+case "$CLUSTER_REDIS" in cluster | single) ;; *) die "CLUSTER_REDIS must be cluster or single (got '$CLUSTER_REDIS')" ;; esac
+
+# --- the ports: PORT for HAProxy, the rest from CLUSTER_PORT_BASE up -----------------------
+next_port=$CLUSTER_PORT_BASE
+take_port() { # name role
+  port[$1]=$next_port
+  role[$1]=$2
+  order+=("$1")
+  next_port=$((next_port + 1))
+}
+for ((i = 1; i <= CLUSTER_WEB_NODES; i++)); do take_port "web-$i" web; done
+for ((i = 1; i <= CLUSTER_BROKERS; i++)); do take_port "broker-$i" broker; done
+take_port pg-primary postgres
+take_port pg-replica postgres
+if [ "$CLUSTER_REDIS" = cluster ]; then
+  for i in 1 2 3 4 5 6; do take_port "redis-$i" redis; redis_nodes+=("redis-$i"); done
+else
+  take_port redis redis
+  redis_nodes=(redis)
+fi
+[ $((next_port - 1)) -le 55535 ] || die "CLUSTER_PORT_BASE $CLUSTER_PORT_BASE leaves no room for the Redis cluster bus (port + 10000)"
+check_port "$PORT" "HAProxy" PORT
+for n in "${!port[@]}"; do
+  check_port "${port[$n]}" "$n" CLUSTER_PORT_BASE
+  case "$n" in redis-*) check_port $((port[$n] + 10000)) "$n's cluster bus" CLUSTER_PORT_BASE ;; esac
+done
+# the programs without a port of their own, in start order after the brokers
+for ((i = 1; i <= CLUSTER_WORKERS; i++)); do order+=("worker-$i"); role[worker-$i]=worker; done
+for ((i = 1; i <= CLUSTER_SNAPSHOTTERS; i++)); do order+=("snapshotter-$i"); role[snapshotter-$i]=snapshotter; done
+order+=(haproxy)
+role[haproxy]=haproxy
+port[haproxy]=$PORT
+
+mkdir -p "$CC_VAR"/{log,run}
+chmod 755 "$CC_VAR"
+rm -f "$CC_VAR/topology.json" "$CC_VAR/run/env" # a layout of an earlier start is no more
+SVC_LOG_DIRS=("$CC_VAR/log")
+for ((i = 1; i <= CLUSTER_WEB_NODES; i++)); do
+  mkdir -p "$CC_VAR/web-$i"/{log,run}
+  # lighttpd.conf includes these; plain HTTP and no metrics listener at the web nodes. The
+  # client's address comes from HAProxy's X-Forwarded-For (mod_extforward), so the API's
+  # per-address limits see the client and not the load balancer.
+  : >"$CC_VAR/web-$i/run/tls.conf"
+  : >"$CC_VAR/web-$i/run/metrics.conf"
+  printf '%s\n' 'server.modules += ( "mod_extforward" )' \
+    'extforward.forwarder = ( "127.0.0.1" => "trust" )' \
+    'extforward.headers = ( "X-Forwarded-For" )' >"$CC_VAR/web-$i/run/proxy.conf"
+  SVC_LOG_DIRS+=("$CC_VAR/web-$i/log")
+done
+
+# --- how each service starts (also again, after a crash) -----------------------------------
+redis_args() { # name
+  local n=$1 p=${port[$1]}
+  local a=(--bind 127.0.0.1 --port "$p" --dir "$CC_VAR/$n" --daemonize no --protected-mode yes
+    --appendonly yes --appendfsync everysec --save '' --logfile "$CC_VAR/log/$n.log")
+  [ "$n" = redis ] || a+=(--cluster-enabled yes --cluster-config-file nodes.conf
+    --cluster-node-timeout "$REDIS_NODE_TIMEOUT_MS" --cluster-require-full-coverage no)
+  printf '%s\0' "${a[@]}"
+}
+
+start_service() { # name
+  local n=$1 i=${1##*-} args=()
+  case "$n" in
+    pg-primary | pg-replica)
+      setsid "${as_pg[@]}" "$PG_BIN/postgres" -D "$CC_VAR/$n" -p "${port[$n]}" -k "$CC_VAR/run/pg" \
+        -c listen_addresses='' -c fsync=on -c max_connections=300 -c wal_keep_size=512MB \
+        -c hot_standby=on -c hot_standby_feedback=on \
+        >>"$CC_VAR/log/$n.log" 2>&1 & ;;
+    redis*)
+      mapfile -d '' args < <(redis_args "$n")
+      setsid redis-server "${args[@]}" >>"$CC_VAR/log/$n.log" 2>&1 & ;;
+    broker-*)
+      BROKER_HOST=127.0.0.1 BROKER_PORT=${port[$n]} \
+        setsid "$CC_BIN/codecollab-broker" >>"$CC_VAR/log/$n.log" 2>&1 & ;;
+    worker-*) setsid "$CC_BIN/codecollab-worker" >>"$CC_VAR/log/$n.log" 2>&1 & ;;
+    snapshotter-*) setsid "$CC_BIN/codecollab-snapshotter" </dev/null >>"$CC_VAR/log/$n.log" 2>&1 & ;;
+    web-*)
+      # the API processes of a lighttpd that died first (as scripts/run.sh does); its streams
+      # go to its own broker when asked directly (HAProxy sends /events/ to the brokers)
+      stop_leftovers keep-fcgi.sh TERM "$CC_VAR/$n"
+      CC_VAR=$CC_VAR/$n PORT=${port[$n]} CC_BIND=127.0.0.1 \
+        BROKER_PORT=${port[broker-$(((i - 1) % CLUSTER_BROKERS + 1))]} \
+        DATABASE_READ_URL=$DATABASE_READ_URL \
+        setsid lighttpd -D -f "$ROOT/lighttpd.conf" >>"$CC_VAR/$n/log/lighttpd.log" 2>&1 & ;;
+    haproxy) setsid haproxy -db -f "$CC_VAR/run/haproxy.cfg" >>"$CC_VAR/log/haproxy.log" 2>&1 & ;;
+    *) die "no such service: $n" ;;
+  esac
+  spid[$n]=$!
+  st0[$n]=$(sup_now_ms)
+  sdue[$n]=""
+  # a restart after start-up: the topology changes with the pid (and, a moment later, a web
+  # node's API processes: written again for a few seconds, svc_tick)
+  if [ "${ready:-0}" = 1 ]; then
+    write_topology
+    topo_until=$(($(sup_now_ms) + 5000))
+  fi
+  return 0
+}
+topo_until=0
+svc_tick() {
+  if [ "$topo_until" -gt 0 ]; then
+    write_topology
+    [ "$(sup_now_ms)" -lt "$topo_until" ] || topo_until=0
+  fi
+}
+
+pg_sock=$CC_VAR/run/pg
+pg_url() { # name [db]
+  printf 'postgresql:///%s?host=%s&port=%s&user=postgres' "${2:-codecollab}" "$pg_sock" "${port[$1]}"
+}
+
+json_str() { # a JSON string of $1
+  local s=${1//\\/\\\\}
+  s=${s//\"/\\\"}
+  printf '"%s"' "$s"
+}
+
+# The pids of the processes under pid (the web nodes' keep-fcgi.sh and API processes).
+descendants() { # pid
+  local c
+  for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+    printf '%s ' "$c"
+    descendants "$c"
+  done
+}
+
+redis_role_of() { # name: master | replica, and for a replica " <master port>"
+  local info r mp
+  info=$(redis-cli -p "${port[$1]}" info replication 2>/dev/null | tr -d '\r') || return 0
+  r=$(sed -n 's/^role://p' <<<"$info")
+  mp=$(sed -n 's/^master_port://p' <<<"$info")
+  if [ "$r" = slave ]; then printf 'replica %s' "$mp"; else printf '%s' "${r:-unknown}"; fi
+}
+
+write_topology() {
+  local n first=1 p ports rr master m kids k
+  {
+    printf '{\n  "var": %s,\n  "url": %s,\n  "port": %s,\n  "redis": %s,\n' \
+      "$(json_str "$CC_VAR")" "$(json_str "http://localhost:$PORT/")" "$PORT" "$(json_str "$CLUSTER_REDIS")"
+    printf '  "state": %s,\n' "$(json_str "$([ "${ready:-0}" = 1 ] && echo ready || echo starting)")"
+    printf '  "written_at": %s,\n  "processes": [\n' "$(json_str "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)")"
+    for n in "${order[@]}"; do
+      p=${spid[$n]:-}
+      ports=""
+      [ -n "${port[$n]:-}" ] && ports=${port[$n]}
+      case "$n" in redis-*) ports="$ports, $((port[$n] + 10000))" ;; esac
+      [ "$first" = 1 ] || printf ',\n'
+      first=0
+      printf '    {"name": %s, "role": %s, "pid": %s, "ports": [%s]' "$(json_str "$n")" \
+        "$(json_str "${role[$n]}")" "${p:-null}" "$ports"
+      case "$n" in
+        pg-primary) printf ', "postgres_role": "primary", "socket_dir": %s, "url": %s' \
+          "$(json_str "$pg_sock")" "$(json_str "$(pg_url "$n")")" ;;
+        pg-replica) printf ', "postgres_role": "replica", "socket_dir": %s, "url": %s' \
+          "$(json_str "$pg_sock")" "$(json_str "$(pg_url "$n")")" ;;
+        redis*)
+          rr=$(redis_role_of "$n")
+          printf ', "redis_role": %s' "$(json_str "${rr%% *}")"
+          if [ "${rr%% *}" = replica ]; then
+            master=null
+            for m in "${redis_nodes[@]}"; do
+              [ "${port[$m]}" = "${rr#* }" ] && master=$(json_str "$m")
+            done
+            printf ', "master": %s' "$master"
+          fi ;;
+        web-*)
+          kids=""
+          if [ -n "$p" ]; then
+            for k in $(descendants "$p"); do
+              grep -qz 'codecollab-api$' "/proc/$k/cmdline" 2>/dev/null && kids="$kids${kids:+, }$k"
+            done
+          fi
+          printf ', "api_pids": [%s]' "$kids" ;;
+      esac
+      printf '}'
+    done
+    printf '\n  ]\n}\n'
+  } >"$CC_VAR/topology.json.tmp" && mv "$CC_VAR/topology.json.tmp" "$CC_VAR/topology.json"
+}
+
+# --- secrets, PostgreSQL primary and replica ------------------------------------------------
+jwt_setup
+pg_data_dir "$CC_VAR/pg-primary"
+pg_initdb "$CC_VAR/pg-primary" initdb-primary
+start_service pg-primary
+wait_for "the PostgreSQL primary" 30 "$PG_BIN/pg_isready" -q -h "$pg_sock" -p "${port[pg-primary]}"
+pg_create_db "${port[pg-primary]}"
+export DATABASE_URL
+DATABASE_URL=$(pg_url pg-primary)
+pg_schema "$DATABASE_URL"
+
+pg_data_dir "$CC_VAR/pg-replica"
+if [ ! -s "$CC_VAR/pg-replica/PG_VERSION" ]; then
+  say "making the PostgreSQL replica (pg_basebackup -R) in $CC_VAR/pg-replica"
+  "${as_pg[@]}" "$PG_BIN/pg_basebackup" -h "$pg_sock" -p "${port[pg-primary]}" -U postgres \
+    -D "$CC_VAR/pg-replica" -R -X stream -c fast >"$CC_VAR/log/basebackup.log" 2>&1 ||
+    die "pg_basebackup failed, see $CC_VAR/log/basebackup.log"
+fi
+pg_not_running "$CC_VAR/pg-replica"
+# the replica's primary_conninfo names the primary's socket and port of when it was made
+sed -i "s/port=[0-9]*/port=${port[pg-primary]}/" "$CC_VAR/pg-replica/postgresql.auto.conf"
+start_service pg-replica
+wait_for "the PostgreSQL replica" 30 "$PG_BIN/pg_isready" -q -h "$pg_sock" -p "${port[pg-replica]}"
+DATABASE_READ_URL=$(pg_url pg-replica)
+streaming() {
+  [ "$(psql "$DATABASE_READ_URL" -XAtqc "SELECT status FROM pg_stat_wal_receiver")" = streaming ]
+}
+wait_for "the replica to stream from the primary" 30 streaming
+
+# --- Redis ----------------------------------------------------------------------------------
+for n in "${redis_nodes[@]}"; do
+  mkdir -p "$CC_VAR/$n"
+  start_service "$n"
+done
+for n in "${redis_nodes[@]}"; do
+  wait_for "$n" 20 redis-cli -p "${port[$n]}" ping
+done
+if [ "$CLUSTER_REDIS" = cluster ]; then
+  seeds=()
+  for n in "${redis_nodes[@]}"; do seeds+=("127.0.0.1:${port[$n]}"); done
+  known=$(redis-cli -p "${port[redis-1]}" cluster info | tr -d '\r' | sed -n 's/^cluster_known_nodes://p')
+  if [ "${known:-1}" = 1 ]; then
+    say "creating the Redis Cluster (3 masters, 3 replicas)"
+    redis-cli --cluster create "${seeds[@]}" --cluster-replicas 1 --cluster-yes \
+      >"$CC_VAR/log/redis-create.log" 2>&1 || die "redis-cli --cluster create failed, see $CC_VAR/log/redis-create.log"
+  fi
+  cluster_ok() {
+    local n
+    for n in "${redis_nodes[@]}"; do
+      redis-cli -p "${port[$n]}" cluster info | tr -d '\r' | grep -qx 'cluster_state:ok' || return 1
+    done
+    redis-cli --cluster check "127.0.0.1:${port[redis-1]}" | grep -q 'All 16384 slots covered'
+  }
+  wait_for "the Redis Cluster (cluster_state:ok, every slot covered)" 30 cluster_ok
+  REDIS_CLUSTER=$(IFS=,; printf '%s' "${seeds[*]}")
+  export REDIS_CLUSTER
+  # for a program (or tool) that knows only one server: a node it is sent MOVED from
+  export REDIS_URL=redis://127.0.0.1:${port[redis-1]}
+else
+  export REDIS_URL=redis://127.0.0.1:${port[redis]}
+fi
+
+# the data stores are up: a first topology (state "starting"; the programs' pids follow)
+write_topology
+
+# --- HAProxy's configuration ------------------------------------------------------------------
+# Streams (SSE, WebSocket, long-poll: /events/) go straight to the brokers, the rest to the web
+# nodes, each round-robin / least-connections with no stickiness: a stream resumes on any
+# broker from its last event id. A server is checked every 500 ms and taken out after two
+# failed checks (a refused connection fails a check at once): within about 1 s. A request that
+# could not connect is sent to another server (redispatch).
+# HAProxy needs two descriptors a connection (client and server), within the hard limit
+fd_max=$(ulimit -Hn)
+[ "$fd_max" = unlimited ] && fd_max=1048576
+maxconn=$(((fd_max - 200) / 2))
+[ "$maxconn" -gt 50000 ] && maxconn=50000
+case "$CC_BIND" in *:*) front="[$CC_BIND]:$PORT" ;; *) front="$CC_BIND:$PORT" ;; esac
+{
+  cat <<EOF
+# written by scripts/cluster.sh at every start
+global
+  maxconn $maxconn
+  log stdout format raw local0 notice
+
+defaults
+  mode http
+  log global
+  option dontlognull
+  timeout connect 1s
+  timeout check 1s
+  timeout client 60s
+  timeout server 60s
+  timeout http-request 10s
+  timeout http-keep-alive 30s
+  # a stream is long-lived: an upgraded WebSocket counts as a tunnel; an SSE or long-poll
+  # response as a slow server (the brokers' backend below)
+  timeout tunnel 1h
+  timeout client-fin 5s
+  retries 2
+  option redispatch 1
+  option forwardfor
+  default-server inter 500ms fastinter 250ms downinter 1s rise 2 fall 2
+
+frontend www
+  bind $front
+  # only HAProxy's own X-Forwarded-For reaches the web nodes, which trust it (mod_extforward)
+  http-request del-header X-Forwarded-For
+  # which server answered (web-N, broker-N): for operators and the layout's tests
+  http-response set-header X-Served-By %[srv_name]
+  use_backend brokers if { path_beg /events/ }
+  default_backend web
+
+# The web nodes: lighttpd with the API. A node is healthy when the API itself answers
+# /api/health, 200 or 503 (its own "degraded" body names postgres): a data store that is down
+# is every node's problem, and the API's own JSON answer is better than none. A node whose
+# lighttpd or API processes do not answer is taken out.
+backend web
+  balance roundrobin
+  # a web node that dies with a request in flight: a GET or HEAD, which changes nothing, is
+  # sent again to another node; any other request is answered 502 (the client decides)
+  retry-on conn-failure empty-response
+  http-request disable-l7-retry unless METH_GET
+  option httpchk GET /api/health
+  http-check expect rstring "postgres"
+EOF
+  for ((i = 1; i <= CLUSTER_WEB_NODES; i++)); do
+    printf '  server web-%s 127.0.0.1:%s check\n' "$i" "${port[web-$i]}"
+  done
+  cat <<EOF
+
+# The brokers: SSE, WebSocket and long-poll. Streams are long: an idle stream still gets the
+# brokers' heartbeat, so an hour without a byte means a dead peer. A broker marked down
+# has its streams cut so their clients reconnect (to another broker) at once.
+backend brokers
+  balance leastconn
+  timeout server 1h
+  option httpchk GET /events/health
+  http-check expect status 200
+  default-server inter 500ms fastinter 250ms downinter 1s rise 2 fall 2 on-marked-down shutdown-sessions
+EOF
+  for ((i = 1; i <= CLUSTER_BROKERS; i++)); do
+    printf '  server broker-%s 127.0.0.1:%s check\n' "$i" "${port[broker-$i]}"
+  done
+} >"$CC_VAR/run/haproxy.cfg"
+haproxy -c -q -f "$CC_VAR/run/haproxy.cfg" >"$CC_VAR/log/haproxy-check.log" 2>&1 ||
+  die "HAProxy refuses its configuration, see $CC_VAR/log/haproxy-check.log"
+
+# --- the programs, the web nodes, HAProxy ---------------------------------------------------
+for n in "${order[@]}"; do
+  case "$n" in broker-* | worker-* | snapshotter-*) start_service "$n" ;; esac
+done
+for ((i = 1; i <= CLUSTER_WEB_NODES; i++)); do start_service "web-$i"; done
+for ((i = 1; i <= CLUSTER_BROKERS; i++)); do
+  wait_for "broker-$i" 30 curl -fsS --max-time 5 "http://127.0.0.1:${port[broker-$i]}/events/health"
+done
+for ((i = 1; i <= CLUSTER_WEB_NODES; i++)); do
+  wait_for "web-$i" 30 curl -fsS --max-time 5 "http://127.0.0.1:${port[web-$i]}/api/health"
+done
+start_service haproxy
+wait_for "HAProxy" 20 curl -fsS --max-time 5 "http://127.0.0.1:$PORT/api/health"
+wait_for "the brokers through HAProxy" 20 curl -fsS --max-time 5 "http://127.0.0.1:$PORT/events/health"
+if [ -z "${PISTON_URL:-}" ]; then
+  wait_for "the workers" 30 curl -fsS --max-time 5 "http://127.0.0.1:$PORT/api/runtimes"
+fi
+
+ready=1
+write_topology
+{
+  printf 'DATABASE_URL=%q\n' "$DATABASE_URL"
+  printf 'DATABASE_READ_URL=%q\n' "$DATABASE_READ_URL"
+  printf 'REDIS_URL=%q\n' "$REDIS_URL"
+  printf 'REDIS_CLUSTER=%q\n' "${REDIS_CLUSTER:-}"
+  printf 'JWT_SECRET_FILE=%q\n' "${JWT_SECRET_FILE:-}"
+  printf 'BASE_URL=%q\n' "http://127.0.0.1:$PORT"
+  printf 'TOPOLOGY=%q\n' "$CC_VAR/topology.json"
+} >"$CC_VAR/run/env"
+say "ready: http://localhost:$PORT/  (Ctrl-C stops everything; logs in $CC_VAR/log/, layout in $CC_VAR/topology.json)"
+[ -n "${CC_READY_FILE:-}" ] && : >"$CC_READY_FILE"
+
+svc_supervise

@@ -1,0 +1,274 @@
+# Sourced by scripts/run.sh (`make run`) and scripts/cluster.sh (`make cluster`): the
+# supervisor they share. The script that sources it defines
+#   say, die          its lines for the terminal
+#   start_service N   starts service N in a session of its own (setsid … &) and records it:
+#                     spid[N]=$!, st0[N]=$(sup_now_ms), sdue[N]="", then sync_pids
+#   sync_pids         called whenever the table below changes (the script's own pid lists)
+#   svc_tick          (optional) called about once a second while supervising
+# and sets ROOT, CC_VAR (logs in $CC_VAR/log/, or SVC_LOG_DIRS: the directories whose logs are
+# kept under LOG_MAX_MB), LOG_MAX_MB, LOG_CHECK_S and PG_BIN, then calls
+# svc_supervise once everything has started: it stays in the foreground and starts a dead
+# service again after the restart back-off of scripts/supervise.sh, until a signal's trap
+# or the death of the parent ends the script.
+# shellcheck source=supervise.sh
+. "$(dirname "${BASH_SOURCE[0]}")/supervise.sh"
+
+# The supervised services by name: their pid while they run (empty while one waits to be
+# started again), when they started, when a dead one is due again, its restarts so far
+# ("keep": watched only, never restarted here), and the exit statuses `wait -n` collected.
+declare -A spid=() st0=() sdue=() snrest=() sexit=()
+progs=()
+parent=$PPID # make (or whoever started us); when it dies we stop (svc_supervise)
+
+ppid_of() { # pid: its parent's pid, or nothing when it is gone
+  local stat
+  read -r stat 2>/dev/null <"/proc/$1/stat" || return 0
+  stat=${stat##*) } # after "pid (comm) ": state ppid …; comm may hold spaces
+  set -- $stat
+  printf '%s' "${2:-}"
+}
+
+in_list() { # pid list...
+  local x=$1 y
+  shift
+  for y in "$@"; do [ "$x" = "$y" ] && return 0; done
+  return 1
+}
+
+parent_gone() { # our parent exited: we were handed to init (or a subreaper)
+  local now
+  now=$(ppid_of $$)
+  [ -n "$now" ] && [ "$now" != "$parent" ]
+}
+
+is_zombie() { # pid: dead, waiting only for its parent to reap it
+  local stat
+  read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+  stat=${stat##*) }
+  [ "${stat%% *}" = Z ]
+}
+
+wait_gone() { # pid seconds
+  local n=$(($2 * 20))
+  # a zombie is gone: the API processes under spawn-fcgi (WEB=apache) are not our children
+  # once spawn-fcgi has exited, and only their new parent can reap them
+  while kill -0 "$1" 2>/dev/null && ! is_zombie "$1"; do
+    # reap if it is our child so kill -0 stops seeing a zombie
+    wait "$1" 2>/dev/null || true
+    n=$((n - 1))
+    [ "$n" -le 0 ] && return 1
+    sleep 0.05
+  done
+  return 0
+}
+
+port_free() { # port
+  ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+check_port() { # port name variable
+  port_free "$1" || die "port $1 ($2) is already in use; stop what holds it or set $3 to another port"
+}
+
+wait_for() { # description seconds command...
+  local what=$1 secs=$2
+  shift 2
+  local n=$((secs * 20))
+  until "$@" >/dev/null 2>&1; do
+    n=$((n - 1))
+    [ "$n" -le 0 ] && die "$what did not become ready within ${secs}s (logs in $CC_VAR/log/)"
+    check_children
+    sleep 0.05
+  done
+}
+
+check_children() {
+  local n
+  for n in "${!spid[@]}"; do
+    kill -0 "${spid[$n]}" 2>/dev/null || die "$n exited during start-up (logs in $CC_VAR/log/)"
+  done
+}
+
+
+# Processes of this stack whose command line holds word, left behind by a web server that
+# died: lighttpd's keep-fcgi.sh processes (they notice within a second and stop) or Apache's
+# children (they would keep the port). Stopped before the web server is started again, and
+# at the end: with signal (TERM: a keeper lets its API process finish the request), then KILL
+# after 10 s. Apache's orphans get KILL at once: a graceful stop would wait for their open
+# streams, which reconnect to the new one anyway.
+stop_leftovers() { # word [signal] [var: whose CC_VAR; the script's own by default]
+  local p left=() var=${3:-$CC_VAR}
+  for p in /proc/[0-9]*; do
+    [ "${p#/proc/}" = "$$" ] && continue
+    grep -qz -- "$1" "$p/cmdline" 2>/dev/null || continue
+    grep -qzx -- "CC_VAR=$var" "$p/environ" 2>/dev/null || continue
+    is_zombie "${p#/proc/}" || left+=("${p#/proc/}")
+  done
+  [ ${#left[@]} -gt 0 ] || return 0
+  kill "-${2:-TERM}" "${left[@]}" 2>/dev/null || true
+  for p in "${left[@]}"; do
+    wait_gone "$p" 10 || kill -KILL "$p" 2>/dev/null || true
+  done
+}
+
+notice() { # a line for the terminal and for var/log/supervisor.log
+  local line
+  line=$(sup_log "$*")
+  printf '%s\n' "$line" >>"$CC_VAR/log/supervisor.log" 2>/dev/null || true
+  printf '%s\n' "$line" || true
+}
+
+# A service that died: one line saying which, how and when it comes back; its restart is
+# due after the back-off (from the first delay again when it had run RESTART_RESET_S).
+service_died() { # name
+  local n=$1 p=${spid[$1]} rc up d
+  if [ -n "${sexit[$p]:-}" ]; then
+    rc=${sexit[$p]}
+    unset "sexit[$p]"
+  elif [ "$(ppid_of "$p")" = "$$" ] || ! kill -0 "$p" 2>/dev/null; then
+    wait "$p" 2>/dev/null && rc=0 || rc=$?
+  fi
+  spid[$n]=""
+  sync_pids
+  up=$(($(sup_now_ms) - st0[$n]))
+  if [ "${snrest[$n]:-}" = keep ]; then
+    notice "$n (pid $p) ended after $(sup_secs "$up") s; the other API processes serve its socket"
+    return 0
+  fi
+  [ "$up" -ge $((RESTART_RESET_S * 1000)) ] && snrest[$n]=0
+  d=$(sup_delay_ms "${snrest[$n]:-0}")
+  snrest[$n]=$((${snrest[$n]:-0} + 1))
+  sdue[$n]=$(($(sup_now_ms) + d))
+  local how="exited"
+  [ "$rc" = 127 ] || how=$(sup_how "$rc")
+  notice "$n (pid $p) $how after $(sup_secs "$up") s; restarting it in $(sup_secs "$d") s (restart ${snrest[$n]})"
+}
+
+# Stay in the foreground, supervising, until we are told to stop or our parent dies (make
+# killed outright: nobody would ever tell us, and the stack would hold its ports). A service
+# that dies is started again after its back-off (service_died). `wait -n` returns as soon as
+# one of our children ends, so a death is seen at once; the API processes under Apache are
+# not our children and are looked at every second. Every LOG_CHECK_S seconds, logs over
+# LOG_MAX_MB are cut (scripts/cap-logs.sh; 0: never).
+svc_supervise() {
+  local next_cap now n p d wait_ms left tick children who rc
+  next_cap=$(($(sup_now_ms) + LOG_CHECK_S * 1000))
+  while true; do
+    now=$(sup_now_ms)
+    if [ "$LOG_MAX_MB" -gt 0 ] && [ "$now" -ge "$next_cap" ]; then
+      for d in "${SVC_LOG_DIRS[@]:-$CC_VAR/log}"; do
+        "$ROOT/scripts/cap-logs.sh" "$d" $((LOG_MAX_MB * 1024 * 1024)) ||
+          say "could not cap the logs in $d" || true
+      done
+      next_cap=$((now + LOG_CHECK_S * 1000))
+    fi
+    if declare -F svc_tick >/dev/null; then svc_tick; fi
+    if parent_gone; then
+      trap '' PIPE # whoever read our output may have gone with it
+      say "the parent process (pid $parent) is gone; stopping everything" || true
+      exit 0
+    fi
+    for n in "${!spid[@]}"; do
+      p=${spid[$n]}
+      if [ -n "$p" ] && { [ -n "${sexit[$p]:-}" ] || ! kill -0 "$p" 2>/dev/null || is_zombie "$p"; }; then
+        service_died "$n"
+      fi
+    done
+    wait_ms=1000
+    for n in "${!sdue[@]}"; do
+      [ -n "${sdue[$n]}" ] || continue
+      left=$((sdue[$n] - $(sup_now_ms)))
+      if [ "$left" -le 0 ]; then
+        start_service "$n"
+        notice "$n restarted (pid ${spid[$n]})"
+      elif [ "$left" -lt "$wait_ms" ]; then
+        wait_ms=$left
+      fi
+    done
+    sleep "$(sup_secs "$wait_ms")" &
+    tick=$!
+    children=()
+    for n in "${!spid[@]}"; do
+      [ -n "${spid[$n]}" ] && [ "$(ppid_of "${spid[$n]}")" = "$$" ] && children+=("${spid[$n]}")
+    done
+    who=""
+    wait -n -p who "$tick" "${children[@]}" && rc=0 || rc=$?
+    if [ -n "$who" ] && [ "$who" != "$tick" ]; then
+      sexit[$who]=$rc
+      kill "$tick" 2>/dev/null || true
+      wait "$tick" 2>/dev/null || true
+    fi
+  done
+}
+
+# --- what both scripts set up the same way -------------------------------------------------
+
+# The JWT key: JWT_SECRET, else JWT_SECRET_FILE, else one generated once into $CC_VAR
+# (exported as JWT_SECRET_FILE for every program).
+jwt_setup() {
+  if [ -n "${JWT_SECRET_FILE:-}" ] && [ -z "${JWT_SECRET:-}" ]; then
+    [ -r "$JWT_SECRET_FILE" ] || die "JWT_SECRET_FILE $JWT_SECRET_FILE cannot be read"
+  elif [ -z "${JWT_SECRET:-}" ]; then
+    if [ ! -s "$CC_VAR/jwt_secret" ]; then
+      (umask 077 && head -c 48 /dev/urandom | base64 -w0 >"$CC_VAR/jwt_secret")
+    fi
+    export JWT_SECRET_FILE=$CC_VAR/jwt_secret
+  fi
+}
+
+# PostgreSQL runs as the postgres user (initdb and postgres refuse root).
+as_pg=(setpriv --reuid=postgres --regid=postgres --clear-groups --reset-env)
+
+# A data directory for PostgreSQL at dir, owned by postgres (mode 700), and the socket
+# directory $CC_VAR/run/pg. When the postgres user cannot enter dir's parent (e.g. the
+# checkout is under /root), the data lives in a private directory under /var/tmp with a link
+# at dir.
+pg_data_dir() { # dir
+  local dir=$1 parent alt name
+  parent=$(dirname "$dir")
+  name=$(basename "$dir")
+  if [ ! -e "$dir" ] && ! setpriv --reuid=postgres --regid=postgres --clear-groups test -x "$parent"; then
+    alt=/var/tmp/codecollab-pg-$(printf '%s' "$parent" | sha1sum | cut -c1-12)
+    [ "$name" = pg ] || alt=$alt-$name
+    mkdir -p "$alt" && chown postgres:postgres "$alt" && chmod 700 "$alt"
+    ln -s "$alt" "$dir"
+    say "PostgreSQL data is in $alt (linked from $dir): postgres cannot enter $parent"
+  fi
+  mkdir -p "$dir" "$CC_VAR/run/pg"
+  chown postgres:postgres "$dir" "$CC_VAR/run/pg"
+  chmod 700 "$dir"
+}
+
+# A new PostgreSQL cluster in dir unless it has one; refuses a dir a running server holds.
+pg_initdb() { # dir log-name
+  local dir=$1
+  if [ ! -s "$dir/PG_VERSION" ]; then
+    say "creating the PostgreSQL cluster in $dir"
+    "${as_pg[@]}" "$PG_BIN/initdb" -D "$dir" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
+      >"$CC_VAR/log/$2.log" 2>&1 || die "initdb failed, see $CC_VAR/log/$2.log"
+  fi
+  pg_not_running "$dir"
+}
+
+pg_not_running() { # dir
+  local oldpid
+  if [ -f "$1/postmaster.pid" ]; then
+    oldpid=$(head -n 1 "$1/postmaster.pid")
+    if kill -0 "$oldpid" 2>/dev/null; then die "a PostgreSQL server (pid $oldpid) already runs on $1"; fi
+  fi
+  return 0
+}
+
+# The database codecollab on the server at $CC_VAR/run/pg, port, unless it exists.
+pg_create_db() { # port
+  local admin="postgresql:///postgres?host=$CC_VAR/run/pg&port=$1&user=postgres"
+  if ! psql "$admin" -Atqc "SELECT 1 FROM pg_database WHERE datname = 'codecollab'" | grep -q 1; then
+    psql "$admin" -qc "CREATE DATABASE codecollab" >/dev/null || die "cannot create the database"
+  fi
+}
+
+# schema.sql (idempotent) on the database at url.
+pg_schema() { # url
+  psql "$1" -X -q -v ON_ERROR_STOP=1 -1 -f "$ROOT/schema.sql" \
+    >>"$CC_VAR/log/schema.log" 2>&1 || die "applying schema.sql failed, see $CC_VAR/log/schema.log"
+}

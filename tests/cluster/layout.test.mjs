@@ -1,0 +1,148 @@
+// `make cluster` (scripts/cluster.sh, docs/SCALING.md): the layout itself. Started on free
+// ports with throwaway data through tests/lib/cluster.mjs, which later cluster suites use too.
+// - topology.json against the real processes: each named process runs the right program,
+//   listens on its ports, and the PostgreSQL primary and replica are what they say;
+// - HAProxy serves the front page and /api/health through both web nodes and streams
+//   through the brokers;
+// - kill -9 of a web node: requests keep being answered, the node is started again;
+// - SIGTERM: nothing of the layout is left running.
+// A second test forms the Redis Cluster (three masters, three replicas) and checks its roles
+// in topology.json, then stops. CLUSTER_TEST_REDIS picks the Redis of the first test
+// (single: one plain redis-server; cluster: the Redis Cluster, once every program speaks it).
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { startCluster } from '../lib/cluster.mjs';
+import { waitFor, sleep } from '../lib/procs.mjs';
+
+const PROGRAM = {
+  haproxy: /^haproxy /,
+  web: /^lighttpd /,
+  broker: /codecollab-broker$/,
+  worker: /codecollab-worker$/,
+  snapshotter: /codecollab-snapshotter$/,
+  postgres: /\/postgres -D /,
+  redis: /^redis-server /,
+};
+const cmdline = (pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+const alive = (pid) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+const listening = (port) => new Promise((resolve) => {
+  const s = connect(port, '127.0.0.1');
+  s.once('connect', () => { s.destroy(); resolve(true); });
+  s.once('error', () => resolve(false));
+});
+const psql = (url, q) => execFileSync('psql', ['-X', '-At', url, '-c', q]).toString().trim();
+
+let running = [];
+after(async () => { for (const c of running) await c.stop(); });
+
+test('make cluster: topology.json is the real layout; HAProxy spreads over both web nodes; a killed web node is not missed; SIGTERM stops all', async () => {
+  const c = await startCluster({ redis: process.env.CLUSTER_TEST_REDIS || 'single' });
+  running.push(c);
+  const topo = c.topology();
+  assert.equal(topo.state, 'ready');
+  assert.equal(topo.port, c.port);
+  const count = (role) => topo.processes.filter((p) => p.role === role).length;
+  assert.deepEqual([count('haproxy'), count('web'), count('broker'), count('worker'), count('snapshotter'), count('postgres')],
+    [1, 2, 2, 2, 2, 2], JSON.stringify(topo.processes.map((p) => p.name)));
+  for (const p of topo.processes) {
+    assert.ok(Number.isInteger(p.pid) && alive(p.pid), `${p.name}: pid ${p.pid} runs`);
+    assert.match(cmdline(p.pid), PROGRAM[p.role], `${p.name} (pid ${p.pid}) is a ${p.role}`);
+    if (p.role === 'postgres') {
+      assert.ok(existsSync(join(p.socket_dir, `.s.PGSQL.${p.ports[0]}`)), `${p.name}'s socket`);
+    } else {
+      for (const port of p.ports) assert.ok(await listening(port), `${p.name} listens on ${port}`);
+    }
+  }
+  for (const w of c.byRole('web')) {
+    assert.ok(w.api_pids.length >= 1, `${w.name} has API processes`);
+    for (const a of w.api_pids) assert.match(cmdline(a), /codecollab-api$/);
+  }
+  // the PostgreSQL servers are what they say, and the replica streams from the primary
+  const primary = c.proc('pg-primary');
+  const replica = c.proc('pg-replica');
+  assert.equal(psql(primary.url, 'SELECT pg_is_in_recovery()'), 'f');
+  assert.equal(psql(replica.url, 'SELECT pg_is_in_recovery()'), 't');
+  assert.equal(psql(replica.url, 'SELECT status FROM pg_stat_wal_receiver'), 'streaming');
+  assert.equal(c.env.DATABASE_READ_URL, replica.url);
+  // which node is which in Redis
+  for (const r of c.byRole('redis')) assert.ok(['master', 'replica'].includes(r.redis_role), JSON.stringify(r));
+
+  // the front page and the API through HAProxy, served by both web nodes (no stickiness;
+  // HAProxy names the server that answered in X-Served-By)
+  const servedBy = new Set();
+  for (let i = 0; i < 8; i++) {
+    const page = await fetch(`${c.base}/`);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<html/i);
+    servedBy.add(page.headers.get('x-served-by'));
+    const h = await fetch(`${c.base}/api/health`);
+    assert.equal(h.status, 200);
+    assert.equal((await h.json()).status, 'ok');
+    servedBy.add(h.headers.get('x-served-by'));
+  }
+  assert.deepEqual([...servedBy].sort(), ['web-1', 'web-2']);
+  // streams go to the brokers
+  const bh = await fetch(`${c.base}/events/health`);
+  assert.equal(bh.status, 200);
+  assert.match(bh.headers.get('x-served-by'), /^broker-[12]$/);
+  assert.equal((await bh.json()).status, 'ok');
+
+  // kill -9 one web node: every request is still answered (HAProxy retries a refused
+  // connection elsewhere and takes the node out), and the supervisor starts it again
+  const victim = c.proc('web-1');
+  process.kill(victim.pid, 'SIGKILL');
+  const t0 = Date.now();
+  let answered = 0;
+  while (Date.now() - t0 < 3000) {
+    const r = await fetch(`${c.base}/api/health`);
+    assert.equal(r.status, 200, `a request ${Date.now() - t0} ms after the kill`);
+    answered++;
+    await sleep(20);
+  }
+  assert.ok(answered >= 10);
+  const back = await waitFor(() => {
+    const w = c.proc('web-1');
+    return w.pid !== victim.pid && alive(w.pid) && w.api_pids.length > 0 && w;
+  }, { timeout: 30000, what: 'web-1 started again' });
+  assert.match(cmdline(back.pid), /^lighttpd /);
+  await waitFor(async () => (await fetch(`http://127.0.0.1:${back.ports[0]}/api/health`)).status === 200,
+    { timeout: 20000, what: 'web-1 answering again' });
+  assert.match(readFileSync(join(c.dir, 'log/supervisor.log'), 'utf8'), /web-1 \(pid \d+\) was killed by signal KILL/);
+
+  // SIGTERM: nothing of the layout is left
+  const pids = c.topology().processes.flatMap((p) => [p.pid, ...(p.api_pids || [])]);
+  running = running.filter((x) => x !== c);
+  const left = await c.stop();
+  assert.deepEqual(left, [], 'processes of the layout left after SIGTERM');
+  assert.deepEqual(pids.filter(alive), []);
+});
+
+test('make cluster: the Redis Cluster forms with three masters and three replicas, every slot covered', async () => {
+  const c = await startCluster({ redis: 'cluster', ready: false });
+  running.push(c);
+  const nodes = c.byRole('redis');
+  assert.equal(nodes.length, 6);
+  const masters = nodes.filter((n) => n.redis_role === 'master');
+  const replicas = nodes.filter((n) => n.redis_role === 'replica');
+  assert.equal(masters.length, 3, JSON.stringify(nodes));
+  assert.equal(replicas.length, 3);
+  // each master has its own replica
+  assert.deepEqual(replicas.map((r) => r.master).sort(), masters.map((m) => m.name).sort());
+  for (const n of nodes) {
+    assert.match(cmdline(n.pid), /^redis-server .*\[cluster\]/);
+    assert.deepEqual(n.ports.length, 2, 'the node and its cluster bus');
+    const info = execFileSync('redis-cli', ['-p', String(n.ports[0]), 'cluster', 'info']).toString();
+    assert.match(info, /cluster_state:ok/);
+    assert.match(info, /cluster_slots_ok:16384/);
+    assert.match(info, /cluster_known_nodes:6/);
+    const conf = execFileSync('redis-cli', ['-p', String(n.ports[0]), 'config', 'get', 'appendonly']).toString();
+    assert.match(conf, /appendonly\s+yes/);
+  }
+  running = running.filter((x) => x !== c);
+  const left = await c.stop();
+  assert.deepEqual(left, []);
+});

@@ -1,0 +1,125 @@
+// The `make cluster` layout (scripts/cluster.sh) for tests: started on free ports with its
+// data in a throwaway directory, read through its topology.json, stopped with SIGTERM and
+// checked for leftovers. The hook for every suite that needs the layout:
+//
+//   const c = await startCluster({ redis: 'single' });   // waits for "ready"
+//   c.base                  HAProxy's URL (the only public port)
+//   c.topology()            var/topology.json, read now ({state, processes: [{name, role,
+//                           pid, ports, ...}]})
+//   c.proc('web-1')         one process's entry; c.byRole('redis') all of a role
+//   c.env                   var/run/env as an object (DATABASE_URL, DATABASE_READ_URL,
+//                           REDIS_URL, REDIS_CLUSTER, JWT_SECRET_FILE, BASE_URL)
+//   await c.stop()          SIGTERM; resolves to the processes of the layout still running
+//                           afterwards (none, when all is well; they are killed)
+//
+// { ready: false } returns as soon as topology.json first appears (state "starting": the
+// data stores are up), for tests of the data layer alone.
+import { existsSync, readFileSync, readdirSync, readlinkSync, chmodSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { ROOT, start, stop, tempDir, waitFor } from './procs.mjs';
+
+const portFree = (port) => new Promise((resolve) => {
+  const s = createServer();
+  s.once('error', () => resolve(false));
+  s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+});
+
+// A block of n free ports (and their cluster-bus twins, port + 10000) below the ephemeral
+// range, so no outgoing connection takes one meanwhile.
+async function freeBlock(n) {
+  for (let tries = 0; tries < 200; tries++) {
+    const base = 10000 + Math.floor(Math.random() * 12000);
+    let ok = true;
+    for (let p = base; p < base + n && ok; p++) ok = (await portFree(p)) && (await portFree(p + 10000));
+    if (ok) return base;
+  }
+  throw new Error('no block of free ports found');
+}
+
+// Live processes whose environment or working directory lies in dir (lighttpd under its
+// web-N directories, PostgreSQL and Redis in their data directories).
+export function processesIn(dir) {
+  const found = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
+      let mine = false;
+      try { mine = readlinkSync(`/proc/${e}/cwd`).startsWith(dir + '/'); } catch { /* gone, or not ours */ }
+      if (!mine) {
+        const env = readFileSync(`/proc/${e}/environ`, 'utf8').split('\0');
+        mine = env.some((v) => v === `CC_VAR=${dir}` || v.startsWith(`CC_VAR=${dir}/`));
+      }
+      if (mine) found.push({ pid: Number(e), cmd: readFileSync(`/proc/${e}/cmdline`, 'utf8').replace(/\0/g, ' ').trim() });
+    } catch { /* the process ended meanwhile */ }
+  }
+  return found;
+}
+
+export async function startCluster({ redis = 'single', ready = true, env = {}, timeout = 180000 } = {}) {
+  const dir = tempDir('cc-cluster-');
+  chmodSync(dir, 0o755); // the postgres user works in it
+  const port = await freeBlock(1);
+  const base = await freeBlock(16);
+  const readyFile = join(dir, 'ready');
+  // what a stack started before in the same run (scripts/test.sh) exported is not for this
+  // layout: it makes its own key and servers
+  const inherited = { ...process.env };
+  for (const k of ['JWT_SECRET', 'JWT_SECRET_FILE', 'DATABASE_URL', 'DATABASE_READ_URL', 'REDIS_URL',
+    'REDIS_CLUSTER', 'BASE_URL', 'TLS_URL', 'CC_TLS_CA', 'STACK_VAR']) delete inherited[k];
+  const script = start(join(ROOT, 'scripts/cluster.sh'), [], {
+    env: {
+      ...inherited,
+      BUILD: process.env.CLUSTER_BUILD || 'asan',
+      CC_VAR: dir,
+      PORT: String(port),
+      CLUSTER_PORT_BASE: String(base),
+      CC_BIND: '127.0.0.1',
+      CLUSTER_REDIS: redis,
+      CC_READY_FILE: readyFile,
+      // small by default (the layout, not the load, is under test); a suite may ask for more
+      API_PROCESSES: '2',
+      WORKERS: '1',
+      RUNTIMES_EXTRA: '',
+      ...env,
+    },
+  });
+  const topoFile = join(dir, 'topology.json');
+  // a script that ended ends the wait at once (waitFor would take a throw for "not yet")
+  await waitFor(() => script.exitCode !== null || (ready ? existsSync(readyFile) : existsSync(topoFile)),
+    { timeout, interval: 100, what: `make cluster ${ready ? 'ready' : 'data stores'}` });
+  if (script.exitCode !== null) throw new Error(`cluster.sh exited (${script.exitCode}):\n${script.output}`);
+  const c = {
+    dir,
+    port,
+    portBase: base,
+    script,
+    base: `http://127.0.0.1:${port}`,
+    topology: () => JSON.parse(readFileSync(topoFile, 'utf8')),
+    proc: (name) => c.topology().processes.find((p) => p.name === name),
+    byRole: (role) => c.topology().processes.filter((p) => p.role === role),
+    get env() {
+      const out = {};
+      for (const line of readFileSync(join(dir, 'run/env'), 'utf8').split('\n')) {
+        const m = /^([A-Z_]+)=(.*)$/.exec(line);
+        // printf %q: backslash escapes ('' for an empty value)
+        if (m) out[m[1]] = m[2] === "''" ? '' : m[2].replace(/\\(.)/g, '$1');
+      }
+      return out;
+    },
+    async stop() {
+      await stop(script, 'SIGTERM', 90000);
+      let left = processesIn(dir);
+      if (left.length) {
+        await new Promise((r) => setTimeout(r, 1000));
+        left = processesIn(dir);
+      }
+      for (const p of left) { try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ } }
+      if (!left.length && !process.env.KEEP_TEST_VAR) rmSync(dir, { recursive: true, force: true });
+      return left;
+    },
+  };
+  return c;
+}
