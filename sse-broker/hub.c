@@ -77,6 +77,7 @@ struct hub_node {
 	int cmd_ready;	  /* its PING was answered */
 	int ping_pending; /* heartbeats since the liveness PING went unanswered */
 	int was_up;
+	int quiet;	  /* its failure was logged: the next ones of this outage are not */
 	struct rsub *sub;
 	int sub_ready;
 	int sub_ping_pending;
@@ -260,10 +261,12 @@ static void script_cb(redisAsyncContext *ac, void *reply, void *p)
 		}
 	}
 	if (reply_transient(rep) && !h->shutting_down) {
+		int first = !sc->retry;
 		if (!sc->retry)
 			sc->retry = evtimer_new(h->base, script_retry_cb, sc);
 		if (sc->retry && clock_mono_ms() < sc->deadline_ms) {
-			log_info("redis: %s; trying again", rep->str);
+			if (first)
+				log_info("redis: %s; trying again", rep->str);
 			struct timeval tv = {0, HUB_RETRY_MS * 1000};
 			evtimer_add(sc->retry, &tv);
 			return;
@@ -1256,12 +1259,14 @@ static void node_down(struct hub_node *n, const char *why)
 	n->sub_ready = 0;
 	n->sub_ping_pending = 0;
 	evtimer_del(n->conn_timeout);
-	if (!h->shutting_down) {
+	if (!h->shutting_down && (was_ready || !n->quiet)) {
 		if (was_ready)
 			log_warn("redis: %s:%d lost (%s); clients are kept and will be caught up",
 				 n->socket[0] ? n->socket : n->host, n->port, why);
 		else
-			log_warn("redis: %s:%d: %s", n->socket[0] ? n->socket : n->host, n->port, why);
+			log_warn("redis: %s:%d: %s (trying again)", n->socket[0] ? n->socket : n->host,
+				 n->port, why);
+		n->quiet = 1;
 		h->up_logged = 0;
 	}
 	if (c)
@@ -1340,6 +1345,7 @@ static void ping_cb(redisAsyncContext *ac, void *reply, void *priv)
 	struct hub *h = n->hub;
 	n->cmd_ready = 1;
 	n->ping_pending = 0;
+	n->quiet = 0;
 	evtimer_del(n->conn_timeout);
 	if (n->was_up)
 		metric_inc(&broker_metrics[BM_REDIS_RECONNECTS], 0, 0);
