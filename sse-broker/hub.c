@@ -103,6 +103,7 @@ struct hub {
 	struct backoff backoff;	       /* reconnects and map refreshes (lib/backoff.h) */
 	struct event *refresh, *reaper, *beat, *shutdown_timer;
 	struct dead_sub *dead;	       /* closed subscription connections, freed by the reaper */
+	struct script_call *retrying;  /* commands waiting to be sent again (hub_free answers them) */
 	struct hub_room *buckets[HUB_BUCKETS];
 	char broker_id[17];
 	int shutting_down;
@@ -184,12 +185,40 @@ struct script_call {
 	int with_text; /* sent as EVAL */
 	long long deadline_ms;
 	struct event *retry;
+	struct script_call *rprev, *rnext; /* in h->retrying while a retry is armed */
 };
 
 static void script_cb(redisAsyncContext *ac, void *reply, void *p);
 
+static void retry_unlink(struct script_call *sc)
+{
+	if (!sc->retry || !evtimer_pending(sc->retry, NULL))
+		return;
+	evtimer_del(sc->retry);
+	if (sc->rprev)
+		sc->rprev->rnext = sc->rnext;
+	else
+		sc->h->retrying = sc->rnext;
+	if (sc->rnext)
+		sc->rnext->rprev = sc->rprev;
+	sc->rprev = sc->rnext = NULL;
+}
+
+static void retry_arm(struct script_call *sc)
+{
+	struct timeval tv = {0, HUB_RETRY_MS * 1000};
+	retry_unlink(sc);
+	evtimer_add(sc->retry, &tv);
+	sc->rprev = NULL;
+	sc->rnext = sc->h->retrying;
+	if (sc->rnext)
+		sc->rnext->rprev = sc;
+	sc->h->retrying = sc;
+}
+
 static void script_done(struct script_call *sc, redisReply *rep)
 {
+	retry_unlink(sc);
 	if (sc->cb)
 		sc->cb(sc->h, rep, sc->priv);
 	if (sc->retry)
@@ -211,12 +240,19 @@ static int script_send(struct script_call *sc, struct hub_node *n)
 static void script_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct script_call *sc = arg;
+	/* no longer armed: out of the list */
+	if (sc->rprev)
+		sc->rprev->rnext = sc->rnext;
+	else
+		sc->h->retrying = sc->rnext;
+	if (sc->rnext)
+		sc->rnext->rprev = sc->rprev;
+	sc->rprev = sc->rnext = NULL;
 	struct hub_node *n = route_ready(sc->h, sc->key);
 	if (n && script_send(sc, n) == REDIS_OK)
 		return;
 	if (clock_mono_ms() < sc->deadline_ms && !sc->h->shutting_down) {
-		struct timeval tv = {0, HUB_RETRY_MS * 1000};
-		evtimer_add(sc->retry, &tv);
+		retry_arm(sc);
 		return;
 	}
 	script_done(sc, NULL);
@@ -267,8 +303,7 @@ static void script_cb(redisAsyncContext *ac, void *reply, void *p)
 		if (sc->retry && clock_mono_ms() < sc->deadline_ms) {
 			if (first)
 				log_info("redis: %s; trying again", rep->str);
-			struct timeval tv = {0, HUB_RETRY_MS * 1000};
-			evtimer_add(sc->retry, &tv);
+			retry_arm(sc);
 			return;
 		}
 	}
@@ -1666,6 +1701,8 @@ void hub_free(struct hub *h)
 	h->shutting_down = 1;
 	for (int i = 0; i < h->nnodes; i++)
 		node_down(h->nodes[i], "stopping");
+	while (h->retrying)
+		script_done(h->retrying, NULL);
 	for (int b = 0; b < HUB_BUCKETS; b++)
 		while (h->buckets[b])
 			room_free(h->buckets[b]);

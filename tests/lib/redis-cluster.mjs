@@ -50,21 +50,46 @@ function info(text, field) {
   return m ? m[1].trim() : undefined;
 }
 
+function startNode(port, dir, nodeTimeout) {
+  return start('redis-server', ['--port', String(port), '--bind', '127.0.0.1',
+    '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'),
+    '--cluster-node-timeout', String(nodeTimeout), '--save', '', '--appendonly', 'yes',
+    '--dir', dir]);
+}
+
 export async function startRedisCluster({ masters = 3, replicas = 1, nodeTimeout = 1000 } = {}) {
   const total = masters * (1 + replicas);
   const nodes = [];
-  for (let i = 0; i < total; i++) {
-    const port = await freePort();
-    const dir = tempDir('cc-rcluster-');
-    const child = start('redis-server', ['--port', String(port), '--bind', '127.0.0.1',
-      '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'),
-      '--cluster-node-timeout', String(nodeTimeout), '--save', '', '--appendonly', 'yes',
-      '--dir', dir]);
-    nodes.push({ port, dir, child });
+  try {
+    return await build();
+  } catch (e) {
+    // nothing of a cluster that did not come up is left running
+    await Promise.all(nodes.map((n) => stop(n.child, 'SIGKILL')));
+    throw e;
   }
-  for (const n of nodes) {
-    await waitFor(async () => (await once(n.port, 'PING')) === 'PONG', { what: `redis ${n.port}` });
-    n.id = await once(n.port, 'CLUSTER', 'MYID');
+
+  async function build() {
+  const used = new Set();
+  for (let i = 0; i < total; i++) {
+    // a port another process takes between freePort() and the bind: another port
+    for (let attempt = 1; ; attempt++) {
+      let port;
+      do port = await freePort(); while (used.has(port));
+      used.add(port);
+      const dir = tempDir('cc-rcluster-');
+      const child = startNode(port, dir, nodeTimeout);
+      const up = await waitFor(async () => {
+        if (child.exitCode !== null || child.signalCode !== null) return 'exited';
+        return (await once(port, 'PING')) === 'PONG' && 'up';
+      }, { what: `redis ${port}`, timeout: 30000 });
+      if (up === 'up') {
+        const n = { port, dir, child };
+        n.id = await once(port, 'CLUSTER', 'MYID');
+        nodes.push(n);
+        break;
+      }
+      if (attempt === 3) throw new Error(`redis-server on ${port} exited: ${child.output}`);
+    }
   }
   const create = spawnSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`),
     '--cluster-replicas', String(replicas), '--cluster-yes'], { encoding: 'utf8', timeout: 60000 });
@@ -187,4 +212,5 @@ export async function startRedisCluster({ masters = 3, replicas = 1, nodeTimeout
     }, { what: 'replicas in sync', timeout: 30000, interval: 200 });
   }
   return c;
+  }
 }
