@@ -14,7 +14,7 @@
 // writers); a send more than 10 ms behind the grid (this process too busy) is counted. The
 // systems run one after the other; the others sit idle.
 //   ours:      POST /api/rooms/{id}/operations through the URL `make run` prints (lighttpd,
-//              FastCGI API, OT commit and PUBLISH in Redis, broker), subscribers
+//              FastCGI API, OT commit and SPUBLISH in Redis, broker), subscribers
 //              GET /events/rooms/{id}?ticket=T through lighttpd at every N
 //   Nchan:     POST /pub?c=CH to nginx, subscribers GET /sub?c=CH as EventSource, Redis-backed
 //   Socket.IO: POST /publish to the node server (bench/compare-socketio.mjs), which emits to

@@ -1,6 +1,6 @@
 // Fan-out through the whole product: one room, one writer, N SSE subscribers. The writer
 // POSTs M operations to /api/rooms/{id}/operations 50 ms apart (lighttpd, FastCGI API, OT
-// commit in Redis, PUBLISH), each carrying a marker in its client_id; every subscriber
+// commit in Redis, SPUBLISH), each carrying a marker in its client_id; every subscriber
 // parses the `operation` event and the latency is taken from the start of the POST to that
 // moment, on this process's one clock. All N x M receipts are counted. Subscribers connect
 // through lighttpd (/events/rooms/{id}?ticket=T) up to BENCH_FANOUT_DIRECT_FROM - 1; from

@@ -256,7 +256,7 @@ void h_login(struct api_ctx *c)
 }
 
 /* Tells Redis, then every broker, that user_id's tokens changed: fn (a sign-out or a new
- * generation) then PUBLISH on cc:access. Both are idempotent, so after a failure both are
+ * generation) then SPUBLISH on cc:access. Both are idempotent, so after a failure both are
  * retried once on a fresh connection (a connection that went stale between requests).
  * 0, or -1: Redis failed (the caller answers) or could not be reached (503 answered). */
 static int revoke_and_tell(struct api_ctx *c, long long user_id,

@@ -66,7 +66,7 @@ int access_publish_user(redisContext *r, long long user_id)
 {
 	char msg[48];
 	snprintf(msg, sizeof msg, "{\"user\":%lld}", user_id);
-	redisReply *rep = redisCommand(r, "PUBLISH %s %s", rkey0(RK_ACCESS_CHANNEL), msg);
+	redisReply *rep = redisCommand(r, "SPUBLISH %s %s", rkey0(RK_ACCESS_CHANNEL), msg);
 	int rc = rep && rep->type == REDIS_REPLY_INTEGER ? 0 : -1;
 	if (rep)
 		freeReplyObject(rep);

@@ -43,7 +43,8 @@ int access_gen_store(redisContext *r, long long user_id, long long gen);
 /* Marks session sid signed out for ttl_s seconds (at least 1). 0 or -1. */
 int access_session_revoke(redisContext *r, const char *sid, long long ttl_s);
 
-/* Asks every broker to re-check the streams of user_id (PUBLISH on ACCESS_CHANNEL). 0 or -1. */
+/* Asks every broker to re-check the streams of user_id (SPUBLISH on ACCESS_CHANNEL, a sharded
+ * channel). 0 or -1. */
 int access_publish_user(redisContext *r, long long user_id);
 
 /* The broker's question about streams of one room, for any number of subjects at once, is

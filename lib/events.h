@@ -4,7 +4,7 @@
  * bounded event history (entry fields "type" and "data", JSON text; the entry id is the
  * event id); RK_ROOM_CHANNEL is its pub/sub channel, where each message is the event as
  * clients get it: {"type":"<type>","id":"<stream id>","data":<data>}. The one envelope is
- * lib/lua/_emit.lua: XADD (MAXLEN ~ EVENTS_HISTORY_MAX) and PUBLISH together, so every
+ * lib/lua/_emit.lua: XADD (MAXLEN ~ EVENTS_HISTORY_MAX) and SPUBLISH together, so every
  * published event is in the history and ids are monotonic per room; every script that
  * emits (events_emit.lua, the job scripts, the API's commit) uses it. */
 #ifndef CC_EVENTS_H

@@ -8,25 +8,42 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "access.h"
 #include "events.h"
 #include "backoff.h"
 #include "broker_metrics.h"
+#include "clock.h"
 #include "log.h"
 #include "rkeys.h"
 #include "rnd.h"
 #include "rscript.h"
+#include "rslot.h"
+#include "rsub.h"
 
 #define HUB_BUCKETS 1024
 #define HUB_PAGE 500		/* XRANGE entries per catch-up round trip */
 #define HUB_BACKOFF_MIN_MS 100
+#define HUB_CLUSTER_BACKOFF_MAX_MS 1000 /* slot map refreshes while a slot has no live owner */
 #define HUB_SWEEP_ROOMS 100	/* rooms the periodic sweep looks at per heartbeat */
 #define HUB_SHUTDOWN_WAIT_MS 1000
+#define HUB_REDIRECTS 5		/* MOVED/ASK followed per command */
+#define HUB_RETRY_MS 150	/* a command answered TRYAGAIN/CLUSTERDOWN is sent again after this */
+#define HUB_RETRY_DEADLINE_MS 5000 /* ... until this long after it was first sent */
+#define HUB_NODES_MAX 1024
 
-enum { HUB_SUB, HUB_CMD }; /* the two contexts */
-
+/* A sharded channel's state at the node it lives on (hub.h). */
 enum room_link { RL_IDLE, RL_SUBSCRIBING, RL_SUBSCRIBED, RL_UNSUBSCRIBING };
+
+struct hub_node;
+
+/* One sharded channel this broker listens to: a room's, or cc:access. */
+struct hub_chan {
+	char name[ROOM_ID_MAX + 16];
+	enum room_link link;
+	struct hub_node *node; /* where it is (being) subscribed; NULL when RL_IDLE */
+};
 
 struct hub_user {
 	struct hub_user *next;
@@ -39,112 +56,343 @@ struct hub_room {
 	struct hub *hub;
 	struct hub_room *hnext;
 	char id[ROOM_ID_MAX + 1];
-	char channel[ROOM_ID_MAX + 16]; /* RK_ROOM_CHANNEL */
+	struct hub_chan ch;		/* RK_ROOM_CHANNEL */
 	char key[ROOM_ID_MAX + 24];	/* RK_ROOM_EVENTS */
-	enum room_link link;
 	struct hub_sub *subs;
 	size_t nsubs;
 	struct hub_user *users;
 	struct event *linger;
 	int check_on_subscribe; /* a stream joined before the subscription was confirmed */
+	int lost;		/* its subscription was lost: presence is refreshed once it is back */
+};
+
+/* One Redis server (a master in a cluster): a hiredis async context for commands, and our own
+ * sharded pub/sub connection (rsub.h). Both are opened on demand and go down together. */
+struct hub_node {
+	struct hub *hub;
+	char host[256];
+	int port;
+	char socket[256];
+	redisAsyncContext *cmd;
+	int cmd_ready;	  /* its PING was answered */
+	int ping_pending; /* heartbeats since the liveness PING went unanswered */
+	int was_up;
+	int quiet;	  /* its failure was logged: the next ones of this outage are not */
+	struct rsub *sub;
+	int sub_ready;
+	int sub_ping_pending;
+	struct event *conn_timeout;
+};
+
+struct dead_sub {
+	struct dead_sub *next;
+	struct rsub *c;
 };
 
 struct hub {
 	struct event_base *base;
 	struct hub_cfg cfg;
-	redisAsyncContext *ac[2];
-	int ready[2];
-	int up;
-	int was_up; /* connected once: a later link_up is a reconnect */
-	struct backoff backoff; /* Redis reconnects (lib/backoff.h) */
-	struct event *retry, *conn_timeout, *beat, *shutdown_timer;
+	int cluster;		       /* REDIS_CLUSTER: the slot map comes from CLUSTER SLOTS */
+	struct hub_node **nodes;       /* every server known (seeds, map, redirects), owned */
+	int nnodes;
+	struct hub_node *owner[RSLOT_COUNT]; /* slot -> the node serving it (NULL: unknown) */
+	int map_known;
+	int slots_wanted;	       /* a CLUSTER SLOTS is due once any node answers */
+	int slots_inflight;
+	struct hub_chan access;	       /* cc:access */
+	struct backoff backoff;	       /* reconnects and map refreshes (lib/backoff.h) */
+	struct event *refresh, *reaper, *beat, *shutdown_timer;
+	struct dead_sub *dead;	       /* closed subscription connections, freed by the reaper */
+	struct script_call *retrying;  /* commands waiting to be sent again (hub_free answers them) */
 	struct hub_room *buckets[HUB_BUCKETS];
 	char broker_id[17];
 	int shutting_down;
-	int ping_pending; /* heartbeats since the liveness PING went unanswered */
 	int shutdown_pending;
-	unsigned long rights_seq; /* rights triggers seen (hub.h) */
+	int up_logged;		       /* "redis: connected" said once per outage */
+	unsigned long rights_seq;      /* rights triggers seen (hub.h) */
 	void (*shutdown_done)(void *);
 	void *shutdown_arg;
 };
 
+static void place_all(struct hub *h);
+static void want_refresh(struct hub *h);
+static void node_down(struct hub_node *n, const char *why);
+static void node_ensure(struct hub_node *n);
+static struct hub_node *node_get(struct hub *h, const char *host, int port);
+static void chan_subscribe(struct hub *h, struct hub_chan *c);
 
+/* The node serving key's slot (a channel name routes like a key), or NULL. */
+static struct hub_node *route(struct hub *h, const char *key)
+{
+	if (!key)
+		return h->nnodes ? h->nodes[0] : NULL;
+	return h->owner[rslot_of(key, strlen(key))];
+}
 
-static void hub_connect(struct hub *h);
+/* A command connection that can take a command now. */
+static struct hub_node *route_ready(struct hub *h, const char *key)
+{
+	struct hub_node *n = route(h, key);
+	if (!n || !n->cmd_ready) {
+		if (n)
+			node_ensure(n);
+		else
+			want_refresh(h);
+		return NULL;
+	}
+	return n;
+}
 
-/* ---- scripts by hash (lib/rscript.h) ----
- * Every script goes out as EVALSHA. When Redis answers NOSCRIPT (its script cache was
- * flushed, or it has never seen this one), the same call is sent again with the text, on
- * the same connection, and the caller's callback gets that answer instead: a caller never
- * sees NOSCRIPT. The arguments are copied so the retry does not depend on the caller's
- * storage. */
+/* A reply that is an error whose text starts with word. */
+static int reply_is(const redisReply *rep, const char *word)
+{
+	size_t n = strlen(word);
+	return rep && rep->type == REDIS_REPLY_ERROR && rep->len >= n &&
+	       strncmp(rep->str, word, n) == 0 && (rep->len == n || rep->str[n] == ' ');
+}
+
+/* Errors of a cluster in motion (a failover, a slot being moved): worth another try. */
+static int reply_transient(const redisReply *rep)
+{
+	return reply_is(rep, "TRYAGAIN") || reply_is(rep, "CLUSTERDOWN") ||
+	       reply_is(rep, "LOADING") || reply_is(rep, "MASTERDOWN") || reply_is(rep, "MOVED") ||
+	       reply_is(rep, "ASK");
+}
+
+/* ---- scripts by hash (lib/rscript.h), routed by their first key ----
+ * Every script goes out as EVALSHA to the node serving its first key (every key of one call
+ * lives in one slot). When Redis answers NOSCRIPT (its script cache was flushed, or it has
+ * never seen this one), the same call is sent again with the text, on the same connection.
+ * MOVED updates the slot's owner and sends the call there (a map refresh follows); ASK sends
+ * ASKING and the call to the named node, once; TRYAGAIN, CLUSTERDOWN and the like are sent
+ * again after HUB_RETRY_MS until HUB_RETRY_DEADLINE_MS. A caller never sees NOSCRIPT or a
+ * redirect it could follow. The arguments are copied so a resend does not depend on the
+ * caller's storage. A NULL reply means the connection went down (the node is marked down
+ * first). */
+
+typedef void hub_reply_fn(struct hub *h, redisReply *rep, void *priv);
 
 struct script_call {
-	redisCallbackFn *cb;
+	struct hub *h;
+	hub_reply_fn *cb;
 	void *priv;
 	const struct rscript *s;
+	const char *key; /* routing key: the first key, or NULL */
 	int argc;
 	const char **argv;
 	size_t *lens;
+	int redirects;
+	int with_text; /* sent as EVAL */
+	long long deadline_ms;
+	struct event *retry;
+	struct script_call *rprev, *rnext; /* in h->retrying while a retry is armed */
 };
+
+static void script_cb(redisAsyncContext *ac, void *reply, void *p);
+
+static void retry_unlink(struct script_call *sc)
+{
+	if (!sc->retry || !evtimer_pending(sc->retry, NULL))
+		return;
+	evtimer_del(sc->retry);
+	if (sc->rprev)
+		sc->rprev->rnext = sc->rnext;
+	else
+		sc->h->retrying = sc->rnext;
+	if (sc->rnext)
+		sc->rnext->rprev = sc->rprev;
+	sc->rprev = sc->rnext = NULL;
+}
+
+static void retry_arm(struct script_call *sc)
+{
+	struct timeval tv = {0, HUB_RETRY_MS * 1000};
+	retry_unlink(sc);
+	evtimer_add(sc->retry, &tv);
+	sc->rprev = NULL;
+	sc->rnext = sc->h->retrying;
+	if (sc->rnext)
+		sc->rnext->rprev = sc;
+	sc->h->retrying = sc;
+}
+
+static void script_done(struct script_call *sc, redisReply *rep)
+{
+	retry_unlink(sc);
+	if (sc->cb)
+		sc->cb(sc->h, rep, sc->priv);
+	if (sc->retry)
+		event_free(sc->retry);
+	free(sc);
+}
+
+static int script_send(struct script_call *sc, struct hub_node *n)
+{
+	if (!n || !n->cmd)
+		return REDIS_ERR;
+	if (!sc->s) /* a plain command (hub_command): argv as given */
+		return redisAsyncCommandArgv(n->cmd, script_cb, sc, sc->argc, sc->argv, sc->lens);
+	sc->argv[0] = sc->with_text ? "EVAL" : "EVALSHA";
+	sc->lens[0] = strlen(sc->argv[0]);
+	sc->argv[1] = sc->with_text ? sc->s->text : sc->s->sha;
+	sc->lens[1] = strlen(sc->argv[1]);
+	return redisAsyncCommandArgv(n->cmd, script_cb, sc, sc->argc, sc->argv, sc->lens);
+}
+
+static void script_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct script_call *sc = arg;
+	/* no longer armed: out of the list */
+	if (sc->rprev)
+		sc->rprev->rnext = sc->rnext;
+	else
+		sc->h->retrying = sc->rnext;
+	if (sc->rnext)
+		sc->rnext->rprev = sc->rprev;
+	sc->rprev = sc->rnext = NULL;
+	struct hub_node *n = route_ready(sc->h, sc->key);
+	if (n && script_send(sc, n) == REDIS_OK)
+		return;
+	if (clock_mono_ms() < sc->deadline_ms && !sc->h->shutting_down) {
+		retry_arm(sc);
+		return;
+	}
+	script_done(sc, NULL);
+}
+
+static void cmd_gone(struct hub_node *n, const redisAsyncContext *ac);
 
 static void script_cb(redisAsyncContext *ac, void *reply, void *p)
 {
 	struct script_call *sc = p;
+	struct hub_node *n = ac->data;
+	struct hub *h = sc->h;
 	redisReply *rep = reply;
-	if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
-		sc->argv[0] = "EVAL";
-		sc->lens[0] = 4;
-		sc->argv[1] = sc->s->text;
-		sc->lens[1] = strlen(sc->s->text);
-		if (redisAsyncCommandArgv(ac, sc->cb, sc->priv, sc->argc, sc->argv, sc->lens) ==
-		    REDIS_OK) {
-			free(sc);
+	if (!rep) {
+		cmd_gone(n, ac);
+		script_done(sc, NULL);
+		return;
+	}
+	if (sc->s && reply_is(rep, "NOSCRIPT") && !sc->with_text) {
+		sc->with_text = 1;
+		if (script_send(sc, n) == REDIS_OK)
 			return;
-		}
 		/* not sent: the caller gets the NOSCRIPT error as its failure */
 	}
-	if (sc->cb)
-		sc->cb(ac, reply, sc->priv);
-	free(sc);
+	int ask;
+	unsigned slot;
+	struct rslot_node to;
+	if (rep->type == REDIS_REPLY_ERROR && sc->redirects < HUB_REDIRECTS &&
+	    rslot_redirect(rep->str, rep->len, &ask, &slot, &to)) {
+		sc->redirects++;
+		struct hub_node *t = to.host[0] ? node_get(h, to.host, to.port) : n;
+		if (t) {
+			if (!ask) {
+				h->owner[slot] = t;
+				want_refresh(h); /* one MOVED is rarely alone */
+			}
+			node_ensure(t); /* a command queued on a connecting context waits for it */
+			if (t->cmd && (!ask || redisAsyncCommand(t->cmd, NULL, NULL, "ASKING") ==
+						       REDIS_OK) &&
+			    script_send(sc, t) == REDIS_OK)
+				return;
+		}
+	}
+	if (reply_transient(rep) && !h->shutting_down) {
+		int first = !sc->retry;
+		if (!sc->retry)
+			sc->retry = evtimer_new(h->base, script_retry_cb, sc);
+		if (sc->retry && clock_mono_ms() < sc->deadline_ms) {
+			if (first)
+				log_info("redis: %s; trying again", rep->str);
+			retry_arm(sc);
+			return;
+		}
+	}
+	script_done(sc, rep);
 }
 
 /* argv[2..argc) are numkeys, the keys and the arguments (argv[0..1] are filled here).
- * REDIS_OK, or REDIS_ERR when nothing was sent (cb is then not called). */
-static int hub_script(redisAsyncContext *ac, redisCallbackFn *cb, void *priv,
-		      const struct rscript *script, int argc, const char **argv)
+ * REDIS_OK, or REDIS_ERR when nothing was sent (cb is then not called): no node serving the
+ * first key is connected. */
+static int hub_script(struct hub *h, hub_reply_fn *cb, void *priv, const struct rscript *script,
+		      int argc, const char **argv)
 {
+	const char *key = argc > 3 && strcmp(argv[2], "0") != 0 ? argv[3] : NULL;
+	struct hub_node *n = route_ready(h, key);
+	if (!n)
+		return REDIS_ERR;
 	size_t bytes = sizeof(struct script_call) + (size_t)argc * (sizeof(char *) + sizeof(size_t));
 	for (int i = 2; i < argc; i++)
 		bytes += strlen(argv[i]) + 1;
-	struct script_call *sc = malloc(bytes);
+	struct script_call *sc = calloc(1, bytes);
 	if (!sc)
 		return REDIS_ERR;
+	sc->h = h;
 	sc->cb = cb;
 	sc->priv = priv;
 	sc->s = script;
 	sc->argc = argc;
 	sc->argv = (const char **)(sc + 1);
 	sc->lens = (size_t *)(sc->argv + argc);
+	sc->deadline_ms = clock_mono_ms() + HUB_RETRY_DEADLINE_MS;
 	char *text = (char *)(sc->lens + argc);
-	sc->argv[0] = "EVALSHA";
-	sc->lens[0] = 7;
-	sc->argv[1] = script->sha;
-	sc->lens[1] = strlen(script->sha);
 	for (int i = 2; i < argc; i++) {
-		size_t n = strlen(argv[i]);
-		memcpy(text, argv[i], n + 1);
+		size_t len = strlen(argv[i]);
+		memcpy(text, argv[i], len + 1);
 		sc->argv[i] = text;
-		sc->lens[i] = n;
-		text += n + 1;
+		sc->lens[i] = len;
+		if (i == 3 && key)
+			sc->key = text;
+		text += len + 1;
 	}
-	if (redisAsyncCommandArgv(ac, script_cb, sc, argc, sc->argv, sc->lens) != REDIS_OK) {
+	if (script_send(sc, n) != REDIS_OK) {
 		free(sc);
 		return REDIS_ERR;
 	}
 	return REDIS_OK;
 }
-static void room_subscribe(struct hub_room *r);
+
+/* A plain command routed by key (its slot's node), with the redirects and retries of
+ * hub_script; argv[0] is the command. REDIS_OK, or REDIS_ERR with nothing sent. */
+static int hub_command(struct hub *h, hub_reply_fn *cb, void *priv, const char *key, int argc,
+		       const char **argv)
+{
+	struct hub_node *n = route_ready(h, key);
+	if (!n || argc < 1)
+		return REDIS_ERR;
+	size_t bytes = sizeof(struct script_call) + (size_t)argc * (sizeof(char *) + sizeof(size_t));
+	for (int i = 0; i < argc; i++)
+		bytes += strlen(argv[i]) + 1;
+	bytes += key ? strlen(key) + 1 : 0;
+	struct script_call *sc = calloc(1, bytes);
+	if (!sc)
+		return REDIS_ERR;
+	sc->h = h;
+	sc->cb = cb;
+	sc->priv = priv;
+	sc->argc = argc;
+	sc->argv = (const char **)(sc + 1);
+	sc->lens = (size_t *)(sc->argv + argc);
+	sc->deadline_ms = clock_mono_ms() + HUB_RETRY_DEADLINE_MS;
+	char *text = (char *)(sc->lens + argc);
+	for (int i = 0; i < argc; i++) {
+		size_t len = strlen(argv[i]);
+		memcpy(text, argv[i], len + 1);
+		sc->argv[i] = text;
+		sc->lens[i] = len;
+		text += len + 1;
+	}
+	if (key) {
+		memcpy(text, key, strlen(key) + 1);
+		sc->key = text;
+	}
+	if (script_send(sc, n) != REDIS_OK) {
+		free(sc);
+		return REDIS_ERR;
+	}
+	return REDIS_OK;
+}
 static void sub_catchup(struct hub_sub *s);
 
 /* ---- rooms table ---- */
@@ -185,19 +433,25 @@ static void room_free(struct hub_room *r)
 static void room_linger_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct hub_room *r = arg;
-	struct hub *h = r->hub;
 	if (r->nsubs > 0)
 		return;
-	switch (r->link) {
+	switch (r->ch.link) {
 	case RL_IDLE:
 		room_free(r);
 		break;
 	case RL_SUBSCRIBED:
-		r->link = RL_UNSUBSCRIBING;
-		redisAsyncCommand(h->ac[HUB_SUB], NULL, NULL, "UNSUBSCRIBE %s", r->channel);
+		if (r->ch.node && r->ch.node->sub_ready &&
+		    rsub_sunsubscribe(r->ch.node->sub, r->ch.name) == 0) {
+			r->ch.link = RL_UNSUBSCRIBING;
+		} else {
+			/* the connection is going down: nothing to take back */
+			r->ch.link = RL_IDLE;
+			r->ch.node = NULL;
+			room_free(r);
+		}
 		break;
 	case RL_SUBSCRIBING: {
-		/* wait for the SUBSCRIBE answer before taking it back */
+		/* wait for the SSUBSCRIBE answer before taking it back */
 		struct timeval tv = {0, 200 * 1000};
 		evtimer_add(r->linger, &tv);
 		break;
@@ -217,7 +471,7 @@ static struct hub_room *room_get(struct hub *h, const char *id)
 		return NULL;
 	r->hub = h;
 	snprintf(r->id, sizeof r->id, "%s", id);
-	if (rkey1_into(RK_ROOM_CHANNEL, id, r->channel, sizeof r->channel) < 0 ||
+	if (rkey1_into(RK_ROOM_CHANNEL, id, r->ch.name, sizeof r->ch.name) < 0 ||
 	    rkey1_into(RK_ROOM_EVENTS, id, r->key, sizeof r->key) < 0) {
 		free(r);
 		return NULL;
@@ -242,29 +496,25 @@ struct presence_req {
 	char room[ROOM_ID_MAX + 1];
 };
 
-static void index_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
+static void index_reply_cb(struct hub *h, redisReply *rep, void *priv)
 {
-	redisReply *rep = reply;
 	if (rep && rep->type == REDIS_REPLY_ERROR)
 		log_warn("presence index: %s", rep->str);
 }
 
-static void presence_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
+static void presence_reply_cb(struct hub *h, redisReply *rep, void *priv)
 {
-	struct hub *h = ac->data;
 	struct presence_req *q = priv;
-	redisReply *rep = reply;
 	if (rep && rep->type == REDIS_REPLY_ERROR)
 		log_warn("presence script: %s", rep->str);
 	/* the second step, in the index's slot: the room's latest expiry (0: none left). Not
 	 * while stopping (the hub may be gone by its answer): an entry left behind is swept
 	 * once it is past, and then taken out. */
-	if (rep && rep->type == REDIS_REPLY_INTEGER && !q->priv && h->up) {
+	if (rep && rep->type == REDIS_REPLY_INTEGER && !q->priv && !h->shutting_down) {
 		char exp[24];
 		snprintf(exp, sizeof exp, "%lld", (long long)rep->integer);
 		const char *argv[] = {NULL, NULL, "1", rkey0(RK_PRESENCE_ROOMS), q->room, exp};
-		if (hub_script(h->ac[HUB_CMD], index_reply_cb, NULL, &rs_presence_index, 6, argv) !=
-		    REDIS_OK)
+		if (hub_script(h, index_reply_cb, NULL, &rs_presence_index, 6, argv) != REDIS_OK)
 			log_warn("presence index of %s: not sent", q->room);
 	}
 	if (q->priv && h->shutdown_pending > 0 && --h->shutdown_pending == 0 && h->shutdown_done) {
@@ -281,8 +531,6 @@ static void presence_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
 static int presence_room(struct hub *h, const char *room_id, struct hub_room *r, const char *op,
 			 struct hub_user *u, void *priv)
 {
-	if (!h->up)
-		return -1;
 	size_t n = 0;
 	for (struct hub_user *x = r ? r->users : NULL; x; x = x->next)
 		n++;
@@ -314,8 +562,7 @@ static int presence_room(struct hub *h, const char *room_id, struct hub_room *r,
 		argv[i++] = ids + 24 * k;
 		argv[i++] = x->name;
 	}
-	if (hub_script(h->ac[HUB_CMD], presence_reply_cb, q, &rs_broker_presence, (int)i, argv) ==
-	    REDIS_OK) {
+	if (hub_script(h, presence_reply_cb, q, &rs_broker_presence, (int)i, argv) == REDIS_OK) {
 		q = NULL; /* presence_reply_cb frees it */
 		rc = 0;
 	}
@@ -327,11 +574,9 @@ out:
 }
 
 /* The sweep's first step: the rooms due, from the index; then each room in its own slot. */
-static void due_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
+static void due_reply_cb(struct hub *h, redisReply *rep, void *priv)
 {
-	struct hub *h = ac->data;
-	redisReply *rep = reply;
-	if (!rep)
+	if (!rep || h->shutting_down)
 		return;
 	if (rep->type != REDIS_REPLY_ARRAY) {
 		log_warn("presence sweep: %s", rep->type == REDIS_REPLY_ERROR ? rep->str : "bad reply");
@@ -346,20 +591,17 @@ static void due_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
 }
 
 /* Runs the presence script for some users of r (one, or all when u is NULL); r NULL and op
- * "sweep": the rooms whose members may have expired, any broker's. */
+ * "sweep": the rooms whose members may have expired, any broker's. The one place presence
+ * is sent from. */
 static int presence_call(struct hub *h, struct hub_room *r, const char *op, struct hub_user *u,
 			 void *priv)
 {
-	if (!h->up)
-		return -1;
 	if (r)
 		return presence_room(h, r->id, r, op, u, priv);
 	char sweep[16];
 	snprintf(sweep, sizeof sweep, "%d", HUB_SWEEP_ROOMS);
 	const char *argv[] = {NULL, NULL, "1", rkey0(RK_PRESENCE_ROOMS), sweep};
-	return hub_script(h->ac[HUB_CMD], due_reply_cb, NULL, &rs_presence_due, 5, argv) == REDIS_OK
-		       ? 0
-		       : -1;
+	return hub_script(h, due_reply_cb, NULL, &rs_presence_due, 5, argv) == REDIS_OK ? 0 : -1;
 }
 
 static void user_add(struct hub_room *r, struct hub_sub *s)
@@ -450,12 +692,20 @@ static void sub_go_live(struct hub_sub *s)
 	s->ops->caught_up(s);
 }
 
-static void catchup_cb(redisAsyncContext *ac, void *reply, void *priv)
+static void catchup_cb(struct hub *h, redisReply *rep, void *priv)
 {
 	struct hub_sub *s = priv;
-	redisReply *rep = reply;
-	if (!rep || !s->room || s->state != HUB_SUB_REPLAY)
+	if (!s->room || s->state != HUB_SUB_REPLAY)
 		goto out;
+	if (!rep || reply_transient(rep)) {
+		/* the node went away with the room (then the room is resubscribed and this
+		 * subscriber replayed: it is not REPLAY any more), or the cluster could not answer
+		 * in time: the client resumes from its last event elsewhere or later */
+		log_warn("catch-up in %s: %s", s->room->id, rep ? rep->str : "connection lost");
+		metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_REDIS, 0);
+		s->ops->fail(s, "redis unavailable");
+		goto out;
+	}
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
 	    rep->element[2]->type != REDIS_REPLY_INTEGER) {
 		/* not a stream (or an error): nothing to replay */
@@ -529,7 +779,7 @@ void hub_resume(struct hub *h, struct hub_sub *s)
 	if (!s->paused || !s->room || s->state != HUB_SUB_REPLAY)
 		return;
 	s->paused = 0;
-	if (h->up && s->room->link == RL_SUBSCRIBED)
+	if (s->room->ch.link == RL_SUBSCRIBED)
 		sub_catchup(s);
 	/* else the reconnect replays it (link_up) */
 }
@@ -549,7 +799,7 @@ static void sub_catchup(struct hub_sub *s)
 	snprintf(page, sizeof page, "%d", HUB_PAGE);
 	s->ops->reserve(s);
 	const char *argv[] = {NULL, NULL, "1", r->key, from, page};
-	if (hub_script(h->ac[HUB_CMD], catchup_cb, s, &rs_broker_catchup, 6, argv) != REDIS_OK) {
+	if (hub_script(h, catchup_cb, s, &rs_broker_catchup, 6, argv) != REDIS_OK) {
 		s->ops->release(s);
 		metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_REDIS, 0);
 		s->ops->fail(s, "redis unavailable");
@@ -559,10 +809,11 @@ static void sub_catchup(struct hub_sub *s)
 /* ---- rights re-check (rights.h) ---- */
 
 /* The rights question (sse-broker/rights.h) in its parts, one slot each: the room's script
- * and, per subject, EXISTS of its session key and GET of its user's generation key, sent
- * together. When every reply is in, cb gets one answer as the single script used to give:
- * an array of one string per subject ("revoked" before whatever the room said), an error
- * reply (the first error), or NULL (the connection went). */
+ * and, per subject, EXISTS of its session key and GET of its user's generation key, each
+ * routed to its own slot's node. When every reply is in, cb gets one answer as a single
+ * script would give it: an array of one string per subject ("revoked" before whatever the
+ * room said), an error reply (the first error), or NULL (a connection went). The one place
+ * that sends it, so a change of its steps changes this part only. */
 struct rights_gather;
 struct rights_part {
 	struct rights_gather *g;
@@ -570,13 +821,13 @@ struct rights_part {
 	int which; /* 0 the room, 1 EXISTS, 2 GET */
 };
 struct rights_gather {
-	redisCallbackFn *cb;
+	hub_reply_fn *cb;
 	void *priv;
 	size_t n, left;
 	int lost, room_ok;
 	char err[160];
-	char (*answer)[16];	 /* the room's answer per subject */
-	long long *gen;		 /* each subject's token generation */
+	char (*answer)[16];	     /* the room's answer per subject */
+	long long *gen;		     /* each subject's token generation */
 	redisReply **exists, **genv; /* copies of the two replies of each subject */
 	struct rights_part *parts;
 };
@@ -611,11 +862,10 @@ static redisReply *reply_copy(const redisReply *r)
 	return c;
 }
 
-static void gather_cb(redisAsyncContext *ac, void *reply, void *priv)
+static void gather_cb(struct hub *h, redisReply *rep, void *priv)
 {
 	struct rights_part *p = priv;
 	struct rights_gather *g = p->g;
-	redisReply *rep = reply;
 	if (!rep)
 		g->lost = 1;
 	else if (rep->type == REDIS_REPLY_ERROR) {
@@ -639,7 +889,7 @@ static void gather_cb(redisAsyncContext *ac, void *reply, void *priv)
 	if (--g->left > 0)
 		return;
 	if (g->lost) {
-		g->cb(ac, NULL, g->priv);
+		g->cb(h, NULL, g->priv);
 		gather_free(g);
 		return;
 	}
@@ -666,16 +916,16 @@ static void gather_cb(redisAsyncContext *ac, void *reply, void *priv)
 		out.elements = g->n;
 		out.element = ptrs;
 	}
-	g->cb(ac, &out, g->priv);
+	g->cb(h, &out, g->priv);
 	free(elems);
 	free(ptrs);
 	gather_free(g);
 }
 
-/* Sends the question cmd about subj (cmd->n of them); cb(ac, answer, priv) once. REDIS_OK,
+/* Sends the question cmd about subj (cmd->n of them); cb(h, answer, priv) once. REDIS_OK,
  * or REDIS_ERR with nothing sent (cb is not called). */
-static int rights_send(struct hub *h, const struct rights_cmd *cmd,
-		       const struct rights_subject *subj, redisCallbackFn *cb, void *priv)
+static int rights_ask(struct hub *h, hub_reply_fn *cb, void *priv, const struct rights_cmd *cmd,
+		      const struct rights_subject *subj)
 {
 	struct rights_gather *g = calloc(1, sizeof *g);
 	size_t n = cmd->n;
@@ -696,27 +946,29 @@ static int rights_send(struct hub *h, const struct rights_cmd *cmd,
 	for (size_t i = 0; i < n; i++)
 		g->gen[i] = subj[i].gen;
 	g->parts[0] = (struct rights_part){g, n, 0};
-	if (hub_script(h->ac[HUB_CMD], gather_cb, &g->parts[0], &rs_access_stream, cmd->argc,
-		       cmd->argv) != REDIS_OK) {
+	/* counted before the first send: an answer may come back before this returns only
+	 * through a callback of the event loop, never inside the send, but the count must be
+	 * whole before any part can finish it */
+	g->left = 1 + 2 * n;
+	if (hub_script(h, gather_cb, &g->parts[0], &rs_access_stream, cmd->argc, cmd->argv) !=
+	    REDIS_OK) {
 		gather_free(g);
 		return REDIS_ERR;
 	}
-	g->left = 1;
-	/* from here on the replies (or their NULLs when the connection goes) free g */
+	/* from here on the replies (or their NULLs when a connection goes) free g */
 	for (size_t i = 0; i < n; i++) {
 		struct rights_part *e = &g->parts[1 + 2 * i], *v = e + 1;
 		*e = (struct rights_part){g, i, 1};
 		*v = (struct rights_part){g, i, 2};
-		if (redisAsyncCommand(h->ac[HUB_CMD], gather_cb, e, "EXISTS %s", cmd->skey[i]) ==
-		    REDIS_OK)
-			g->left++;
-		else
+		const char *ea[] = {"EXISTS", cmd->skey[i]}, *ga[] = {"GET", cmd->gkey[i]};
+		if (hub_command(h, gather_cb, e, cmd->skey[i], 2, ea) != REDIS_OK) {
 			snprintf(g->err, sizeof g->err, "not sent");
-		if (redisAsyncCommand(h->ac[HUB_CMD], gather_cb, v, "GET %s", cmd->gkey[i]) ==
-		    REDIS_OK)
-			g->left++;
-		else
+			g->left--;
+		}
+		if (hub_command(h, gather_cb, v, cmd->gkey[i], 2, ga) != REDIS_OK) {
 			snprintf(g->err, sizeof g->err, "not sent");
+			g->left--;
+		}
 	}
 	return REDIS_OK;
 }
@@ -737,14 +989,12 @@ static void sub_subject(const struct hub_sub *s, struct rights_subject *out)
 	snprintf(out->sid, sizeof out->sid, "%s", s->sid);
 }
 
-static void rights_cb(redisAsyncContext *ac, void *reply, void *priv)
+static void rights_cb(struct hub *h, redisReply *rep, void *priv)
 {
-	struct hub *h = ac->data;
 	struct rights_req *q = priv;
-	redisReply *rep = reply;
 	struct hub_room *r;
 	if (!rep)
-		goto out; /* Redis gone: every room is checked again after the reconnect */
+		goto out; /* the node is gone: its rooms are checked again once resubscribed */
 	r = room_find(h, q->room);
 	struct hub_sub *next;
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != q->n) {
@@ -807,7 +1057,7 @@ static void rights_check_some(struct hub_room *r, long long only_uid, const stru
 	struct hub *h = r->hub;
 	struct rights_subject *all = NULL;
 	size_t n = 0;
-	if (!h->up || r->nsubs == 0)
+	if (r->nsubs == 0)
 		return;
 	all = calloc(r->nsubs, sizeof *all);
 	if (!all) {
@@ -827,7 +1077,7 @@ static void rights_check_some(struct hub_room *r, long long only_uid, const stru
 			snprintf(q->room, sizeof q->room, "%s", r->id);
 			q->n = k;
 			memcpy(q->subj, all + at, k * sizeof q->subj[0]);
-			sent = rights_send(h, &cmd, all + at, rights_cb, q) == REDIS_OK;
+			sent = rights_ask(h, rights_cb, q, &cmd, all + at) == REDIS_OK;
 			if (sent)
 				metric_add(&broker_metrics[BM_RIGHTS_RECHECKS], 0, 0, (long long)k);
 		}
@@ -861,24 +1111,10 @@ static void rights_changed(struct hub *h)
 }
 
 /* {"user":U} on cc:access: every stream of U, in every room, is asked about again. */
-static void access_cb(redisAsyncContext *ac, void *reply, void *priv)
+static void access_message(struct hub *h, const char *msg, size_t len)
 {
-	struct hub *h = ac->data;
-	redisReply *rep = reply;
 	long long uid;
-	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
-	    rep->element[0]->type != REDIS_REPLY_STRING)
-		return;
-	if (strcmp(rep->element[0]->str, "subscribe") == 0) {
-		/* a sign-out between the reconnect and now was published to nobody here */
-		rights_changed(h);
-		rights_check_all(h);
-		return;
-	}
-	if (strcmp(rep->element[0]->str, "message") != 0 ||
-	    rep->element[2]->type != REDIS_REPLY_STRING)
-		return;
-	if (rights_access_message(rep->element[2]->str, rep->element[2]->len, &uid) < 0) {
+	if (rights_access_message(msg, len, &uid) < 0) {
 		log_warn("%s: ignoring a malformed message", rkey0(RK_ACCESS_CHANNEL));
 		return;
 	}
@@ -958,66 +1194,50 @@ static void dispatch(struct hub_room *r, const char *msg, size_t len)
 	room_event_release(ev);
 }
 
-static void sub_reply_cb(redisAsyncContext *ac, void *reply, void *priv)
+/* The room's channel is confirmed at its node: held streams start their catch-up. */
+static void room_subscribed(struct hub_room *r)
 {
-	struct hub *h = ac->data;
-	redisReply *rep = reply;
-	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
-	    rep->element[0]->type != REDIS_REPLY_STRING ||
-	    rep->element[1]->type != REDIS_REPLY_STRING)
-		return;
-	const char *kind = rep->element[0]->str, *chan = rep->element[1]->str;
-	char id[ROOM_ID_MAX + 1];
-	if (rkey_match1(RK_ROOM_CHANNEL, chan, id, sizeof id) < 0)
-		return;
-	struct hub_room *r = room_find(h, id);
-	if (!r)
-		return;
-	if (strcmp(kind, "message") == 0) {
-		if (r->link == RL_SUBSCRIBED && rep->element[2]->type == REDIS_REPLY_STRING)
-			dispatch(r, rep->element[2]->str, rep->element[2]->len);
-	} else if (strcmp(kind, "subscribe") == 0) {
-		if (r->link != RL_SUBSCRIBING)
-			return;
-		r->link = RL_SUBSCRIBED;
-		/* events before this were not seen here: streams whose check was answered before
-		 * may have missed a change (hub.h) */
-		rights_changed(h);
-		if (r->check_on_subscribe) {
-			r->check_on_subscribe = 0;
-			rights_check(r, 0);
-		}
-		struct hub_sub *next;
-		for (struct hub_sub *s = r->subs; s; s = next) {
-			next = s->next;
-			if (s->state == HUB_SUB_WAIT)
-				sub_catchup(s);
-		}
-		if (r->nsubs == 0) {
-			struct timeval tv = {h->cfg.room_linger_ms / 1000,
-					     (h->cfg.room_linger_ms % 1000) * 1000};
-			evtimer_add(r->linger, &tv);
-		}
-	} else if (strcmp(kind, "unsubscribe") == 0) {
-		if (r->link != RL_UNSUBSCRIBING)
-			return;
-		r->link = RL_IDLE;
-		if (r->nsubs > 0)
-			room_subscribe(r);
-		else
-			room_free(r);
+	struct hub *h = r->hub;
+	/* events before this were not seen here: streams whose check was answered before
+	 * may have missed a change (hub.h) */
+	rights_changed(h);
+	if (r->check_on_subscribe) {
+		r->check_on_subscribe = 0;
+		rights_check(r, 0);
+	}
+	if (r->lost) {
+		/* our presence records may have lapsed while the room's node was away */
+		r->lost = 0;
+		if (r->users)
+			presence_call(h, r, "refresh", NULL, NULL);
+	}
+	struct hub_sub *next;
+	for (struct hub_sub *s = r->subs; s; s = next) {
+		next = s->next;
+		if (s->state == HUB_SUB_WAIT)
+			sub_catchup(s);
+	}
+	if (r->nsubs == 0) {
+		struct timeval tv = {h->cfg.room_linger_ms / 1000,
+				     (h->cfg.room_linger_ms % 1000) * 1000};
+		evtimer_add(r->linger, &tv);
 	}
 }
 
-static void room_subscribe(struct hub_room *r)
+/* The room's subscription is gone (its node went down, or the server unsubscribed it because
+ * its slot moved): every stream keeps its cursor and waits; held events are read again from
+ * the history once the channel is back, at whichever node serves it then. */
+static void room_lost(struct hub_room *r)
 {
-	struct hub *h = r->hub;
-	if (!h->up || r->link != RL_IDLE)
-		return;
-	r->link = RL_SUBSCRIBING;
-	if (redisAsyncCommand(h->ac[HUB_SUB], sub_reply_cb, NULL, "SUBSCRIBE %s", r->channel) !=
-	    REDIS_OK)
-		r->link = RL_IDLE;
+	r->ch.link = RL_IDLE;
+	r->ch.node = NULL;
+	r->check_on_subscribe = 1; /* rights may have changed meanwhile */
+	r->lost = 1;
+	for (struct hub_sub *s = r->subs; s; s = s->next) {
+		room_cursor_clear(&s->cur);
+		s->state = HUB_SUB_WAIT;
+		s->paused = 0;
+	}
 }
 
 int hub_join(struct hub *h, struct hub_sub *s, const char *room_id, const struct room_evid *start)
@@ -1041,15 +1261,15 @@ int hub_join(struct hub *h, struct hub_sub *s, const char *room_id, const struct
 	s->paused = 0;
 	if (s->presence)
 		user_add(r, s);
-	if (r->link != RL_SUBSCRIBED)
+	if (r->ch.link != RL_SUBSCRIBED)
 		r->check_on_subscribe = 1;
 	else if (s->rights_seq != h->rights_seq)
 		/* a change came while its own check was under way: only this stream may have
 		 * missed it (the change's own re-check covered every stream joined before) */
 		rights_check_some(r, 0, s);
-	if (r->link == RL_IDLE)
-		room_subscribe(r);
-	else if (r->link == RL_SUBSCRIBED)
+	if (r->ch.link == RL_IDLE)
+		chan_subscribe(h, &r->ch);
+	else if (r->ch.link == RL_SUBSCRIBED)
 		sub_catchup(s);
 	return 0;
 }
@@ -1079,222 +1299,612 @@ void hub_leave(struct hub *h, struct hub_sub *s)
 	}
 }
 
-/* ---- connection ---- */
+/* ---- nodes and channels ----
+ * The slot map says which node serves each slot: from CLUSTER SLOTS in a cluster, one node
+ * for every slot on a single server. Each node gets, on demand, a command context (hiredis
+ * async) and a subscription connection (rsub.h); a channel (a room's, cc:access) is
+ * SSUBSCRIBEd at the node serving its slot. When a node goes down, or the server pushes a
+ * sunsubscribe (the slot moved), the channels there go back to RL_IDLE, their streams wait
+ * with their cursors, and the map is refreshed (with back-off) until each is subscribed again
+ * at its current owner; the subscription's confirmation starts each stream's catch-up from
+ * the history after its last event, so nothing is lost or doubled. */
 
-static int ctx_index(struct hub *h, const redisAsyncContext *ac)
+static struct hub_chan *chan_find(struct hub *h, const char *name, size_t len,
+				  struct hub_room **room)
 {
-	if (ac && h->ac[HUB_SUB] == ac)
-		return HUB_SUB;
-	if (ac && h->ac[HUB_CMD] == ac)
-		return HUB_CMD;
-	return -1;
+	char buf[sizeof h->access.name], id[ROOM_ID_MAX + 1];
+	*room = NULL;
+	if (len >= sizeof buf || memchr(name, '\0', len))
+		return NULL;
+	memcpy(buf, name, len);
+	buf[len] = '\0';
+	if (strcmp(buf, h->access.name) == 0)
+		return &h->access;
+	if (rkey_match1(RK_ROOM_CHANNEL, buf, id, sizeof id) < 0)
+		return NULL;
+	*room = room_find(h, id);
+	return *room ? &(*room)->ch : NULL;
 }
 
-static void link_down(struct hub *h)
+static void chan_subscribe(struct hub *h, struct hub_chan *c)
 {
+	if (c->link != RL_IDLE || h->shutting_down)
+		return;
+	struct hub_node *n = route(h, c->name);
+	if (!n) {
+		want_refresh(h);
+		return;
+	}
+	if (!n->sub_ready || !n->cmd_ready) {
+		/* a confirmed channel starts catch-ups and rights checks at once: both connections
+		 * first (whichever comes up last places every channel waiting) */
+		node_ensure(n);
+		return;
+	}
+	c->node = n;
+	c->link = RL_SUBSCRIBING;
+	if (rsub_ssubscribe(n->sub, c->name) < 0) {
+		c->link = RL_IDLE;
+		c->node = NULL;
+		want_refresh(h);
+	}
+}
+
+/* A channel's subscription went away on its own: resubscribe wherever it lives now. */
+static void chan_lost(struct hub *h, struct hub_chan *c, struct hub_room *r)
+{
+	if (r)
+		room_lost(r);
+	c->link = RL_IDLE;
+	c->node = NULL;
+	if (r && r->nsubs == 0) {
+		evtimer_del(r->linger);
+		room_free(r);
+		return;
+	}
+	chan_subscribe(h, c);
+}
+
+static void access_subscribed(struct hub *h)
+{
+	/* sign-outs and password changes published while we were not listening reached nobody
+	 * here: every room is checked again */
+	rights_changed(h);
+	rights_check_all(h);
+}
+
+static void sub_up(void *arg, struct rsub *c)
+{
+	struct hub_node *n = arg;
+	n->sub_ready = 1;
+	n->sub_ping_pending = 0;
+	place_all(n->hub);
+}
+
+static int sub_event(void *arg, struct rsub *c, const struct rsub_event *ev)
+{
+	struct hub_node *n = arg;
+	struct hub *h = n->hub;
+	struct hub_room *r = NULL;
+	struct hub_chan *ch = NULL;
+	if (ev->kind == RSUB_PONG) {
+		n->sub_ping_pending = 0;
+		return 0;
+	}
+	if (ev->channel)
+		ch = chan_find(h, ev->channel, ev->channel_len, &r);
+	if (!ch || ch->node != n)
+		return 0; /* a channel we no longer want here (left, or moved on) */
+	switch (ev->kind) {
+	case RSUB_MESSAGE:
+		if (ch->link != RL_SUBSCRIBED)
+			break;
+		if (r)
+			dispatch(r, ev->data, ev->len);
+		else
+			access_message(h, ev->data, ev->len);
+		break;
+	case RSUB_SUBSCRIBED:
+		if (ch->link != RL_SUBSCRIBING)
+			break;
+		ch->link = RL_SUBSCRIBED;
+		if (r)
+			room_subscribed(r);
+		else
+			access_subscribed(h);
+		break;
+	case RSUB_UNSUBSCRIBED:
+		if (ch->link != RL_UNSUBSCRIBING)
+			break;
+		ch->link = RL_IDLE;
+		ch->node = NULL;
+		if (r && r->nsubs > 0)
+			chan_subscribe(h, ch);
+		else if (r)
+			room_free(r);
+		break;
+	case RSUB_PUSHED_OUT:
+		/* the slot moved to another node (CLUSTER SETSLOT, a failover seen by this one) */
+		if (ch->link == RL_UNSUBSCRIBING) {
+			ch->link = RL_IDLE;
+			ch->node = NULL;
+			if (r && r->nsubs > 0)
+				chan_subscribe(h, ch);
+			else if (r)
+				room_free(r);
+			break;
+		}
+		if (ch->link != RL_SUBSCRIBED)
+			break;
+		log_info("redis: %s:%d unsubscribed %s (its slot moved); following it", n->host,
+			 n->port, ch->name);
+		want_refresh(h);
+		chan_lost(h, ch, r);
+		break;
+	case RSUB_ERROR: {
+		if (ev->cmd == RSUB_CMD_SSUB && ch->link == RL_SUBSCRIBING) {
+			int ask;
+			unsigned slot;
+			struct rslot_node to;
+			struct hub_node *t = NULL;
+			ch->link = RL_IDLE;
+			ch->node = NULL;
+			if (rslot_redirect(ev->data, ev->len, &ask, &slot, &to) && !ask &&
+			    to.host[0] && slot == rslot_of(ch->name, strlen(ch->name)))
+				t = node_get(h, to.host, to.port);
+			else
+				log_warn("redis: SSUBSCRIBE %s at %s:%d: %.*s", ch->name, n->host,
+					 n->port, (int)ev->len, ev->data);
+			want_refresh(h);
+			if (t && t != n) {
+				/* MOVED: the channel's slot is served there now; the refresh that
+				 * follows brings the rest of the map */
+				h->owner[slot] = t;
+				if (!r || r->nsubs > 0)
+					chan_subscribe(h, ch);
+			}
+			/* else the refresh tries again; a room left meanwhile goes with its linger */
+		} else if (ev->cmd == RSUB_CMD_SUNSUB && ch->link == RL_UNSUBSCRIBING) {
+			ch->link = RL_IDLE;
+			ch->node = NULL;
+			if (r && r->nsubs > 0)
+				chan_subscribe(h, ch);
+			else if (r)
+				room_free(r);
+		}
+		break;
+	}
+	case RSUB_OK:
+	case RSUB_PONG:
+		break;
+	}
+	return 0;
+}
+
+static void reaper_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct hub *h = arg;
+	while (h->dead) {
+		struct dead_sub *d = h->dead;
+		h->dead = d->next;
+		rsub_free(d->c);
+		free(d);
+	}
+}
+
+/* A subscription connection that is no longer used: freed from the event loop, never inside
+ * its own callbacks (docs/CONVENTIONS.md §2.4). */
+static void sub_retire(struct hub *h, struct rsub *c)
+{
+	struct dead_sub *d = malloc(sizeof *d);
+	if (!d) {
+		/* cannot defer: its callbacks are off (rsub_down has run, or we are not inside
+		 * them when node_down closes a live one from a timer or a hiredis callback) */
+		log_warn("redis: out of memory retiring a connection");
+		return; /* leaked rather than freed under a running callback */
+	}
+	d->c = c;
+	d->next = h->dead;
+	h->dead = d;
+	struct timeval tv = {0, 0};
+	evtimer_add(h->reaper, &tv);
+}
+
+static void sub_down(void *arg, struct rsub *c, const char *why)
+{
+	struct hub_node *n = arg;
+	if (n->sub != c)
+		return;
+	node_down(n, why);
+}
+
+static const struct rsub_ops sub_ops = {sub_up, sub_event, sub_down};
+
+/* Every channel at n goes back to waiting. */
+static void chans_lost_on(struct hub *h, struct hub_node *n)
+{
+	if (h->access.node == n) {
+		h->access.link = RL_IDLE;
+		h->access.node = NULL;
+	}
 	for (int b = 0; b < HUB_BUCKETS; b++) {
 		struct hub_room *next;
 		for (struct hub_room *r = h->buckets[b]; r; r = next) {
 			next = r->hnext;
-			r->link = RL_IDLE;
+			if (r->ch.node != n)
+				continue;
 			if (r->nsubs == 0) {
 				room_free(r);
 				continue;
 			}
-			/* held events are re-read from the history after the reconnect */
-			for (struct hub_sub *s = r->subs; s; s = s->next) {
-				room_cursor_clear(&s->cur);
-				s->state = HUB_SUB_WAIT;
-				s->paused = 0;
-			}
+			room_lost(r);
 		}
 	}
 }
 
-static void schedule_retry(struct hub *h)
+/* Both connections of n are closed (whatever is left of them); its channels wait for the
+ * map's next refresh. Safe to call again and from inside any callback. */
+static void node_down(struct hub_node *n, const char *why)
 {
-	if (h->shutting_down || evtimer_pending(h->retry, NULL))
+	struct hub *h = n->hub;
+	redisAsyncContext *ac = n->cmd;
+	struct rsub *c = n->sub;
+	if (!ac && !c)
 		return;
-	long delay = backoff_next(&h->backoff);
-	struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
-	evtimer_add(h->retry, &tv);
-}
-
-static void ctx_gone(struct hub *h, const redisAsyncContext *ac);
-
-static void ctx_drop(struct hub *h, int which)
-{
-	redisAsyncContext *ac = h->ac[which];
-	if (!ac)
-		return;
-	/* hiredis calls the disconnect callback (when it was connected), and the pending
-	 * callbacks with NULL replies; both find the context already gone from h->ac */
-	ctx_gone(h, ac);
-	redisAsyncFree(ac);
-}
-
-static void ctx_gone(struct hub *h, const redisAsyncContext *ac)
-{
-	int which = ctx_index(h, ac);
-	if (which < 0)
-		return;
-	h->ac[which] = NULL;
-	h->ready[which] = 0;
-	if (h->up) {
-		h->up = 0;
-		log_warn("redis: connection lost; clients are kept and will be caught up");
-		link_down(h);
+	int was_ready = n->cmd_ready && n->sub_ready;
+	n->cmd = NULL;
+	n->cmd_ready = 0;
+	n->ping_pending = 0;
+	n->sub = NULL;
+	n->sub_ready = 0;
+	n->sub_ping_pending = 0;
+	evtimer_del(n->conn_timeout);
+	if (!h->shutting_down && (was_ready || !n->quiet)) {
+		if (was_ready)
+			log_warn("redis: %s:%d lost (%s); clients are kept and will be caught up",
+				 n->socket[0] ? n->socket : n->host, n->port, why);
+		else
+			log_warn("redis: %s:%d: %s (trying again)", n->socket[0] ? n->socket : n->host,
+				 n->port, why);
+		n->quiet = 1;
+		h->up_logged = 0;
 	}
-	ctx_drop(h, 1 - which);
-	if (!h->ac[HUB_SUB] && !h->ac[HUB_CMD]) {
-		evtimer_del(h->conn_timeout);
-		schedule_retry(h);
+	if (c)
+		sub_retire(h, c);
+	chans_lost_on(h, n);
+	/* pending commands are answered NULL from here: they find n down already */
+	if (ac)
+		redisAsyncFree(ac);
+	want_refresh(h);
+}
+
+/* The command context ac of n is being freed by hiredis (a NULL reply, a failed connect, a
+ * disconnect): it must not be freed again. */
+static void cmd_gone(struct hub_node *n, const redisAsyncContext *ac)
+{
+	if (!n || n->cmd != ac)
+		return;
+	n->cmd = NULL;
+	n->cmd_ready = 0;
+	node_down(n, ac->errstr[0] ? ac->errstr : "connection lost");
+}
+
+static void log_up(struct hub *h)
+{
+	for (int i = 0; i < h->nnodes; i++) {
+		struct hub_node *n = h->nodes[i];
+		int owns = 0;
+		for (int s = 0; s < RSLOT_COUNT && !owns; s++)
+			owns = h->owner[s] == n;
+		if (owns && !(n->cmd_ready && n->sub_ready))
+			return;
+	}
+	if (!h->up_logged && h->map_known) {
+		h->up_logged = 1;
+		log_info("redis: connected");
 	}
 }
 
-static void link_up(struct hub *h)
+static void slots_cb(redisAsyncContext *ac, void *reply, void *priv);
+
+static void send_cluster_slots(struct hub *h)
 {
-	h->up = 1;
-	h->ping_pending = 0;
-	backoff_reset(&h->backoff);
-	evtimer_del(h->conn_timeout);
-	log_info("redis: connected");
-	if (h->was_up)
-		metric_inc(&broker_metrics[BM_REDIS_RECONNECTS], 0, 0);
-	h->was_up = 1;
-	/* sign-outs and password changes while we were away were published to nobody: every
-	 * room is checked below, and from now on cc:access tells */
-	if (redisAsyncCommand(h->ac[HUB_SUB], access_cb, NULL, "SUBSCRIBE %s", rkey0(RK_ACCESS_CHANNEL)) !=
-	    REDIS_OK)
-		log_warn("redis: cannot subscribe to %s", rkey0(RK_ACCESS_CHANNEL));
-	rights_changed(h);
-	for (int b = 0; b < HUB_BUCKETS; b++) {
-		for (struct hub_room *r = h->buckets[b]; r; r = r->hnext) {
-			if (r->nsubs > 0) {
-				/* rights may have changed meanwhile: asked once the room's channel is
-				 * confirmed, so no change falls between the answer and the channel */
-				r->check_on_subscribe = 1;
-				room_subscribe(r);
-			}
-			if (r->users)
-				presence_call(h, r, "refresh", NULL, NULL);
+	if (h->slots_inflight)
+		return;
+	for (int i = 0; i < h->nnodes; i++) {
+		struct hub_node *n = h->nodes[i];
+		if (n->cmd_ready &&
+		    redisAsyncCommand(n->cmd, slots_cb, NULL, "CLUSTER SLOTS") == REDIS_OK) {
+			h->slots_inflight = 1;
+			h->slots_wanted = 0;
+			return;
 		}
 	}
+	/* nobody to ask yet: every known node is tried, the first to answer is asked */
+	h->slots_wanted = 1;
+	for (int i = 0; i < h->nnodes; i++)
+		node_ensure(h->nodes[i]);
 }
 
 static void ping_cb(redisAsyncContext *ac, void *reply, void *priv)
 {
-	struct hub *h = ac->data;
+	struct hub_node *n = ac->data;
 	redisReply *rep = reply;
-	int which = ctx_index(h, ac);
-	if (!rep || which < 0)
+	if (!rep) {
+		cmd_gone(n, ac);
+		return;
+	}
+	if (n->cmd != ac)
 		return;
 	if (rep->type == REDIS_REPLY_ERROR) {
-		log_warn("redis: %s", rep->str);
-		ctx_drop(h, which);
+		char why[160];
+		snprintf(why, sizeof why, "%.150s", rep->str);
+		node_down(n, why);
 		return;
 	}
-	h->ready[which] = 1;
-	if (h->ready[HUB_SUB] && h->ready[HUB_CMD] && !h->up)
-		link_up(h);
-}
-
-static void connect_cb(const redisAsyncContext *ac, int status)
-{
-	struct hub *h = ac->data;
-	if (status != REDIS_OK) {
-		log_warn("redis: connect failed: %s", ac->errstr);
-		ctx_gone(h, ac); /* hiredis frees it after this callback */
-	}
-}
-
-static void disconnect_cb(const redisAsyncContext *ac, int status)
-{
-	ctx_gone(ac->data, ac);
-}
-
-static redisAsyncContext *ctx_open(struct hub *h, int which)
-{
-	const struct rds_target *t = &h->cfg.redis;
-	redisAsyncContext *ac = t->socket[0] ? redisAsyncConnectUnix(t->socket)
-					     : redisAsyncConnect(t->host, t->port);
-	if (!ac)
-		return NULL;
-	if (ac->err) {
-		log_warn("redis: %s", ac->errstr);
-		redisAsyncFree(ac);
-		return NULL;
-	}
-	ac->data = h;
-	if (redisLibeventAttach(ac, h->base) != REDIS_OK) {
-		redisAsyncFree(ac);
-		return NULL;
-	}
-	redisAsyncSetConnectCallback(ac, connect_cb);
-	redisAsyncSetDisconnectCallback(ac, disconnect_cb);
-	h->ac[which] = ac;
-	/* queued now, written once connected; a failed AUTH shows as an error to PING */
-	if (t->password[0])
-		redisAsyncCommand(ac, NULL, NULL, "AUTH %s", t->password);
-	if (which == HUB_CMD && t->db)
-		redisAsyncCommand(ac, NULL, NULL, "SELECT %d", t->db);
-	redisAsyncCommand(ac, ping_cb, NULL, "PING");
-	return ac;
-}
-
-static void hub_connect(struct hub *h)
-{
-	if (!ctx_open(h, HUB_SUB) || !ctx_open(h, HUB_CMD)) {
-		ctx_drop(h, HUB_SUB);
-		ctx_drop(h, HUB_CMD);
-		schedule_retry(h);
-		return;
-	}
-	struct timeval tv = {h->cfg.connect_timeout_ms / 1000,
-			     (h->cfg.connect_timeout_ms % 1000) * 1000};
-	evtimer_add(h->conn_timeout, &tv);
-}
-
-static void retry_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct hub *h = arg;
-	if (!h->ac[HUB_SUB] && !h->ac[HUB_CMD])
-		hub_connect(h);
-}
-
-static void conn_timeout_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct hub *h = arg;
-	if (h->up)
-		return;
-	log_warn("redis: no answer within %ld ms", h->cfg.connect_timeout_ms);
-	ctx_drop(h, HUB_SUB);
-	ctx_drop(h, HUB_CMD);
-	schedule_retry(h);
+	struct hub *h = n->hub;
+	n->cmd_ready = 1;
+	n->ping_pending = 0;
+	n->quiet = 0;
+	evtimer_del(n->conn_timeout);
+	if (n->was_up)
+		metric_inc(&broker_metrics[BM_REDIS_RECONNECTS], 0, 0);
+	n->was_up = 1;
+	if (h->cluster && (h->slots_wanted || !h->map_known))
+		send_cluster_slots(h);
+	place_all(h);
 }
 
 static void alive_cb(redisAsyncContext *ac, void *reply, void *priv)
 {
-	struct hub *h = ac->data;
-	if (reply)
-		h->ping_pending = 0;
+	struct hub_node *n = ac->data;
+	if (!reply) {
+		cmd_gone(n, ac);
+		return;
+	}
+	if (n->cmd == ac)
+		n->ping_pending = 0;
+}
+
+static void connect_cb(const redisAsyncContext *ac, int status)
+{
+	if (status != REDIS_OK)
+		cmd_gone(ac->data, ac); /* hiredis frees it after this callback */
+}
+
+static void disconnect_cb(const redisAsyncContext *ac, int status)
+{
+	cmd_gone(ac->data, ac);
+}
+
+static void node_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct hub_node *n = arg;
+	char why[64];
+	snprintf(why, sizeof why, "no answer within %ld ms", n->hub->cfg.connect_timeout_ms);
+	if (!n->cmd_ready || (n->sub && !n->sub_ready))
+		node_down(n, why);
+}
+
+static int cmd_open(struct hub_node *n)
+{
+	struct hub *h = n->hub;
+	const struct rds_target *t = &h->cfg.redis;
+	redisAsyncContext *ac = n->socket[0] ? redisAsyncConnectUnix(n->socket)
+					     : redisAsyncConnect(n->host, n->port);
+	if (!ac)
+		return -1;
+	if (ac->err) {
+		log_warn("redis: %s", ac->errstr);
+		redisAsyncFree(ac);
+		return -1;
+	}
+	ac->data = n;
+	if (redisLibeventAttach(ac, h->base) != REDIS_OK) {
+		redisAsyncFree(ac);
+		return -1;
+	}
+	redisAsyncSetConnectCallback(ac, connect_cb);
+	redisAsyncSetDisconnectCallback(ac, disconnect_cb);
+	n->cmd = ac;
+	/* queued now, written once connected; a failed AUTH shows as an error to PING */
+	if (t->password[0])
+		redisAsyncCommand(ac, NULL, NULL, "AUTH %s", t->password);
+	if (!h->cluster && t->db)
+		redisAsyncCommand(ac, NULL, NULL, "SELECT %d", t->db);
+	redisAsyncCommand(ac, ping_cb, NULL, "PING");
+	return 0;
+}
+
+/* Opens what n lacks (the command context, the subscription connection). */
+static void node_ensure(struct hub_node *n)
+{
+	struct hub *h = n->hub;
+	if (h->shutting_down || (n->cmd && n->sub))
+		return;
+	int opened = 0;
+	if (!n->cmd) {
+		if (cmd_open(n) < 0) {
+			node_down(n, "cannot connect");
+			want_refresh(h);
+			return;
+		}
+		opened = 1;
+	}
+	if (!n->sub) {
+		n->sub = rsub_open(h->base, n->host, n->port, n->socket, h->cfg.redis.password,
+				   h->cfg.connect_timeout_ms, &sub_ops, n);
+		if (!n->sub) {
+			node_down(n, "cannot connect");
+			return;
+		}
+		opened = 1;
+	}
+	if (opened) {
+		struct timeval tv = {h->cfg.connect_timeout_ms / 1000,
+				     (h->cfg.connect_timeout_ms % 1000) * 1000};
+		evtimer_add(n->conn_timeout, &tv);
+	}
+}
+
+static struct hub_node *node_new(struct hub *h, const char *host, int port, const char *socket)
+{
+	if (h->nnodes >= HUB_NODES_MAX)
+		return NULL;
+	struct hub_node **v = realloc(h->nodes, (size_t)(h->nnodes + 1) * sizeof *v);
+	if (!v)
+		return NULL;
+	h->nodes = v;
+	struct hub_node *n = calloc(1, sizeof *n);
+	if (!n)
+		return NULL;
+	n->hub = h;
+	snprintf(n->host, sizeof n->host, "%s", host);
+	n->port = port;
+	snprintf(n->socket, sizeof n->socket, "%s", socket ? socket : "");
+	n->conn_timeout = evtimer_new(h->base, node_timeout_cb, n);
+	if (!n->conn_timeout) {
+		free(n);
+		return NULL;
+	}
+	h->nodes[h->nnodes++] = n;
+	return n;
+}
+
+static struct hub_node *node_get(struct hub *h, const char *host, int port)
+{
+	for (int i = 0; i < h->nnodes; i++)
+		if (h->nodes[i]->port == port && strcmp(h->nodes[i]->host, host) == 0)
+			return h->nodes[i];
+	return node_new(h, host, port, NULL);
+}
+
+static void slots_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct hub_node *n = ac->data;
+	struct hub *h = n->hub;
+	redisReply *rep = reply;
+	h->slots_inflight = 0;
+	if (!rep) {
+		cmd_gone(n, ac);
+		return;
+	}
+	struct rslot_map *m = malloc(sizeof *m);
+	char err[160];
+	if (!m) {
+		want_refresh(h);
+		return;
+	}
+	if (rep->type == REDIS_REPLY_ERROR ||
+	    rslot_map_parse(m, rep, n->host, err, sizeof err) < 0) {
+		log_warn("redis: CLUSTER SLOTS at %s:%d: %s", n->host, n->port,
+			 rep->type == REDIS_REPLY_ERROR ? rep->str : err);
+		free(m);
+		want_refresh(h);
+		return;
+	}
+	struct hub_node **byidx = calloc((size_t)(m->nnodes ? m->nnodes : 1), sizeof *byidx);
+	if (byidx) {
+		for (int i = 0; i < m->nnodes; i++)
+			byidx[i] = node_get(h, m->nodes[i].host, m->nodes[i].port);
+		for (int s = 0; s < RSLOT_COUNT; s++)
+			h->owner[s] = m->owner[s] >= 0 ? byidx[m->owner[s]] : NULL;
+		h->map_known = 1;
+	}
+	free(byidx);
+	if (m->covered < RSLOT_COUNT)
+		log_warn("redis: the cluster serves %d of %d slots", m->covered, RSLOT_COUNT);
+	rslot_map_free(m);
+	free(m);
+	place_all(h);
+}
+
+/* Subscribes every channel that waits, at its node; connects the nodes that serve slots.
+ * Anything left waiting (no node known or up for it yet) keeps the refresh going. */
+static void place_all(struct hub *h)
+{
+	if (h->shutting_down)
+		return;
+	if (!h->map_known) {
+		want_refresh(h);
+		return;
+	}
+	int waiting = 0;
+	chan_subscribe(h, &h->access);
+	waiting |= h->access.link == RL_IDLE;
+	for (int b = 0; b < HUB_BUCKETS; b++) {
+		for (struct hub_room *r = h->buckets[b]; r; r = r->hnext) {
+			if (r->nsubs == 0)
+				continue;
+			chan_subscribe(h, &r->ch);
+			waiting |= r->ch.link == RL_IDLE;
+		}
+	}
+	/* every node that serves a slot is kept connected (commands go there) */
+	for (int i = 0; i < h->nnodes; i++) {
+		struct hub_node *n = h->nodes[i];
+		int owns = 0;
+		for (int s = 0; s < RSLOT_COUNT && !owns; s++)
+			owns = h->owner[s] == n;
+		if (!owns)
+			continue;
+		node_ensure(n);
+		waiting |= !(n->cmd_ready && n->sub_ready);
+	}
+	if (waiting) {
+		want_refresh(h);
+	} else {
+		backoff_reset(&h->backoff);
+		log_up(h);
+	}
+}
+
+static void want_refresh(struct hub *h)
+{
+	if (h->shutting_down || evtimer_pending(h->refresh, NULL))
+		return;
+	long delay = backoff_next(&h->backoff);
+	struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
+	evtimer_add(h->refresh, &tv);
+}
+
+static void refresh_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct hub *h = arg;
+	if (h->cluster)
+		send_cluster_slots(h); /* its answer places the channels */
+	place_all(h);
 }
 
 static void beat_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct hub *h = arg;
-	if (!h->up)
-		return;
 	/* A Redis that stopped answering without closing (a half-open link, a frozen host)
 	 * is given two heartbeats; then it is treated as gone and reconnected. */
-	if (h->ping_pending >= 2) {
-		log_warn("redis: no answer for %ld ms; reconnecting", 2 * h->cfg.heartbeat_ms);
-		ctx_drop(h, HUB_SUB);
-		ctx_drop(h, HUB_CMD);
-		return;
+	for (int i = 0; i < h->nnodes; i++) {
+		struct hub_node *n = h->nodes[i];
+		if (n->cmd_ready) {
+			if (n->ping_pending >= 2) {
+				char why[64];
+				snprintf(why, sizeof why, "no answer for %ld ms",
+					 2 * h->cfg.heartbeat_ms);
+				node_down(n, why);
+				continue;
+			}
+			if (n->ping_pending++ == 0)
+				redisAsyncCommand(n->cmd, alive_cb, NULL, "PING");
+		}
+		if (n->sub_ready) {
+			if (n->sub_ping_pending >= 2) {
+				node_down(n, "no answer on the subscription connection");
+				continue;
+			}
+			if (n->sub_ping_pending++ == 0 && rsub_ping(n->sub) < 0)
+				n->sub_ping_pending = 0;
+		}
 	}
-	if (h->ping_pending++ == 0)
-		redisAsyncCommand(h->ac[HUB_CMD], alive_cb, NULL, "PING");
+	if (h->cluster)
+		send_cluster_slots(h); /* slots move without telling the clients that do not use them */
 	for (int b = 0; b < HUB_BUCKETS; b++)
 		for (struct hub_room *r = h->buckets[b]; r; r = r->hnext)
 			if (r->users)
@@ -1310,17 +1920,39 @@ struct hub *hub_new(struct event_base *base, const struct hub_cfg *cfg)
 		return NULL;
 	h->base = base;
 	h->cfg = *cfg;
-	h->backoff = (struct backoff){.first_ms = HUB_BACKOFF_MIN_MS, .max_ms = cfg->backoff_max_ms};
+	h->cfg.seeds = NULL;
+	h->cluster = cfg->nseeds > 0;
+	long cap = cfg->backoff_max_ms;
+	if (h->cluster && cap > HUB_CLUSTER_BACKOFF_MAX_MS)
+		cap = HUB_CLUSTER_BACKOFF_MAX_MS; /* a failover is waited for, not slept through */
+	h->backoff = (struct backoff){.first_ms = HUB_BACKOFF_MIN_MS, .max_ms = cap};
+	snprintf(h->access.name, sizeof h->access.name, "%s", rkey0(RK_ACCESS_CHANNEL));
 	if (rnd_hex(h->broker_id, 8) < 0)
 		goto fail;
-	h->retry = evtimer_new(base, retry_cb, h);
-	h->conn_timeout = evtimer_new(base, conn_timeout_cb, h);
+	h->refresh = evtimer_new(base, refresh_cb, h);
+	h->reaper = evtimer_new(base, reaper_cb, h);
 	h->beat = event_new(base, -1, EV_PERSIST, beat_cb, h);
-	if (!h->retry || !h->conn_timeout || !h->beat)
+	if (!h->refresh || !h->reaper || !h->beat)
 		goto fail;
+	if (h->cluster) {
+		for (int i = 0; i < cfg->nseeds; i++)
+			if (!node_get(h, cfg->seeds[i].host, cfg->seeds[i].port))
+				goto fail;
+	} else {
+		const struct rds_target *t = &cfg->redis;
+		struct hub_node *n = node_new(h, t->host, t->port, t->socket);
+		if (!n)
+			goto fail;
+		for (int s = 0; s < RSLOT_COUNT; s++)
+			h->owner[s] = n; /* a single server: a cluster whose one node has every slot */
+		h->map_known = 1;
+	}
 	struct timeval tv = {cfg->heartbeat_ms / 1000, (cfg->heartbeat_ms % 1000) * 1000};
 	event_add(h->beat, &tv);
-	hub_connect(h);
+	if (h->cluster)
+		send_cluster_slots(h);
+	else
+		place_all(h);
 	return h;
 fail:
 	hub_free(h);
@@ -1332,15 +1964,24 @@ void hub_free(struct hub *h)
 	if (!h)
 		return;
 	h->shutting_down = 1;
-	ctx_drop(h, HUB_SUB);
-	ctx_drop(h, HUB_CMD);
+	for (int i = 0; i < h->nnodes; i++)
+		node_down(h->nodes[i], "stopping");
+	while (h->retrying)
+		script_done(h->retrying, NULL);
 	for (int b = 0; b < HUB_BUCKETS; b++)
 		while (h->buckets[b])
 			room_free(h->buckets[b]);
-	if (h->retry)
-		event_free(h->retry);
-	if (h->conn_timeout)
-		event_free(h->conn_timeout);
+	if (h->reaper)
+		reaper_cb(-1, 0, h);
+	for (int i = 0; i < h->nnodes; i++) {
+		event_free(h->nodes[i]->conn_timeout);
+		free(h->nodes[i]);
+	}
+	free(h->nodes);
+	if (h->refresh)
+		event_free(h->refresh);
+	if (h->reaper)
+		event_free(h->reaper);
 	if (h->beat)
 		event_free(h->beat);
 	if (h->shutdown_timer)
@@ -1350,7 +1991,17 @@ void hub_free(struct hub *h)
 
 int hub_redis_up(const struct hub *h)
 {
-	return h->up;
+	if (!h->map_known)
+		return 0;
+	for (int i = 0; i < h->nnodes; i++) {
+		const struct hub_node *n = h->nodes[i];
+		if (n->cmd_ready && n->sub_ready)
+			continue;
+		for (int s = 0; s < RSLOT_COUNT; s++)
+			if (h->owner[s] == n)
+				return 0;
+	}
+	return 1;
 }
 
 /* ---- one-off commands ---- */
@@ -1360,10 +2011,9 @@ struct check_req {
 	void (*cb)(struct hub_sub *s, int ok, enum rights_verdict v);
 };
 
-static void check_cb(redisAsyncContext *ac, void *reply, void *priv)
+static void check_cb(struct hub *h, redisReply *rep, void *priv)
 {
 	struct check_req *q = priv;
-	redisReply *rep = reply;
 	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 1 ||
 	    rep->element[0]->type != REDIS_REPLY_STRING) {
 		if (rep && rep->type == REDIS_REPLY_ERROR)
@@ -1380,8 +2030,6 @@ static void check_cb(redisAsyncContext *ac, void *reply, void *priv)
 int hub_check(struct hub *h, const char *room_id, struct hub_sub *s,
 	      void (*cb)(struct hub_sub *s, int ok, enum rights_verdict v))
 {
-	if (!h->up)
-		return -1;
 	struct rights_subject subj;
 	struct rights_cmd cmd = {0};
 	struct check_req *q = malloc(sizeof *q);
@@ -1393,7 +2041,7 @@ int hub_check(struct hub *h, const char *room_id, struct hub_sub *s,
 	q->cb = cb;
 	s->rights_seq = h->rights_seq;
 	s->ops->reserve(s);
-	if (rights_send(h, &cmd, &subj, check_cb, q) != REDIS_OK) {
+	if (rights_ask(h, check_cb, q, &cmd, &subj) != REDIS_OK) {
 		s->ops->release(s);
 		goto out;
 	}
@@ -1405,23 +2053,19 @@ out:
 	return rc;
 }
 
-static void emit_cb(redisAsyncContext *ac, void *reply, void *priv)
+static void emit_cb(struct hub *h, redisReply *rep, void *priv)
 {
-	redisReply *rep = reply;
 	if (rep && rep->type == REDIS_REPLY_ERROR)
 		log_warn("emit: %s", rep->str);
 }
 
 int hub_emit(struct hub *h, const char *room_id, enum event_type type, const char *data_json)
 {
-	if (!h->up)
-		return -1;
 	char max[16];
 	struct rkey key = rkey1(RK_ROOM_EVENTS, room_id), chan = rkey1(RK_ROOM_CHANNEL, room_id);
 	snprintf(max, sizeof max, "%d", EVENTS_HISTORY_MAX);
 	const char *argv[] = {NULL, NULL, "2", key.s, chan.s, event_type_name(type), data_json, max};
-	return hub_script(h->ac[HUB_CMD], emit_cb, NULL, &rs_events_emit, 8, argv) == REDIS_OK ? 0
-												 : -1;
+	return hub_script(h, emit_cb, NULL, &rs_events_emit, 8, argv) == REDIS_OK ? 0 : -1;
 }
 
 static void shutdown_timer_cb(evutil_socket_t fd, short what, void *arg)

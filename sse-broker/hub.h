@@ -1,10 +1,16 @@
 /* hub: the broker's Redis side – room subscriptions, history catch-up, presence.
  *
- * Two hiredis async contexts on the server's libevent base: one subscribed (it may only
- * (UN)SUBSCRIBE), one for commands (XRANGE, HGET, EVAL). Both come up together and go down
- * together; the hub reconnects with capped exponential backoff and jitter (lib/backoff.h), then
- * re-subscribes every room from its own table and replays each subscriber from the last
- * event it delivered, so a Redis restart loses nothing for clients.
+ * One code path for a single server (REDIS_URL) and a Redis Cluster (REDIS_CLUSTER seeds): a
+ * slot map says which node serves each slot (CLUSTER SLOTS, lib/rslot.h; a single server is
+ * one node serving every slot). Per node, on the server's libevent base: a hiredis async
+ * context for commands (scripts, routed by their first key; MOVED, ASK, TRYAGAIN and
+ * CLUSTERDOWN followed) and a sharded pub/sub connection of our own (rsub.h: hiredis 0.14's
+ * async API does not understand SSUBSCRIBE). A room's channel `cc:room:{<room>}` and
+ * `cc:access` are SSUBSCRIBEd at the node serving their slot. When a node goes down or the
+ * server unsubscribes a channel (its slot moved), the map is refreshed with capped
+ * exponential backoff and jitter (lib/backoff.h), every channel concerned is subscribed again
+ * at its current owner, and each subscriber is replayed from the last event it delivered, so a
+ * Redis restart, a failover or a slot migration loses nothing for clients and doubles nothing.
  *
  * A subscriber (struct hub_sub, embedded in a client connection) joins one room. Order of a
  * join: the room is subscribed first, then the subscriber's history is read with XRANGE
@@ -80,8 +86,12 @@ struct hub_sub {
 	unsigned long rights_seq; /* the hub's trigger count when this stream's check was sent */
 };
 
+struct rslot_node;
+
 struct hub_cfg {
-	struct rds_target redis;
+	struct rds_target redis;	 /* the single server; its password is used everywhere */
+	const struct rslot_node *seeds; /* REDIS_CLUSTER (borrowed during hub_new); NULL: single */
+	int nseeds;
 	long heartbeat_ms;     /* presence refresh period */
 	long presence_ttl_ms;  /* a connection record lives this long without a refresh */
 	long backoff_max_ms;   /* reconnect backoff cap */

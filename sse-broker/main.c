@@ -10,6 +10,7 @@
 #include "cfg.h"
 #include "log.h"
 #include "rds.h"
+#include "rslot.h"
 #include "server.h"
 #include "token.h"
 
@@ -67,6 +68,20 @@ int main(void)
 		log_error("%s", err);
 		return 2;
 	}
+	/* REDIS_CLUSTER=host:port[,...]: seed nodes of a Redis Cluster (the slot map is asked from
+	 * them); empty or unset: the one server of REDIS_URL. The password: REDIS_PASSWORD, else
+	 * the URL's. */
+	struct rslot_node *seeds = NULL;
+	const char *cluster = cfg_str("REDIS_CLUSTER", "");
+	if (cluster[0] &&
+	    rslot_parse_seeds(cluster, &seeds, &cfg.hub.nseeds, err, sizeof err) < 0) {
+		log_error("%s", err);
+		return 2;
+	}
+	cfg.hub.seeds = seeds;
+	const char *password = cfg_str("REDIS_PASSWORD", "");
+	if (password[0])
+		snprintf(cfg.hub.redis.password, sizeof cfg.hub.redis.password, "%s", password);
 
 	cfg.metrics_host = cfg_str("METRICS_HOST", "127.0.0.1");
 	/* METRICS=off: nothing is counted and nothing listens (lib/metrics.h) */
@@ -87,10 +102,12 @@ int main(void)
 	if (token_key_load(&key, err, sizeof err) < 0) {
 		log_error("%s", err);
 		free(cells);
+		free(seeds);
 		return 2;
 	}
 	raise_nofile();
 	int rc = server_run(&cfg, &key);
+	free(seeds);
 	token_key_free(&key);
 	metrics_unbind(broker_metrics, BM_N);
 	free(cells);

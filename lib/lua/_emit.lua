@@ -5,7 +5,7 @@
 -- identifiers; data is JSON text. Returns the new event id.
 local function emit(history, channel, etype, data, bound)
   local id = redis.call('XADD', history, 'MAXLEN', '~', bound, '*', 'type', etype, 'data', data)
-  redis.call('PUBLISH', channel,
+  redis.call('SPUBLISH', channel,
     '{"type":"' .. etype .. '","id":"' .. id .. '","data":' .. data .. '}')
   return id
 end

@@ -130,7 +130,7 @@ export async function enqueue(r, { id = jobId(), room = 'room1', kind = 'executi
 // ({type, id, data}), in the order Redis delivered them.
 export async function subscribe(port, room) {
   const s = await connectRedis(port);
-  await s.cmd('SUBSCRIBE', `cc:room:{${room}}`);
+  await s.cmd('SSUBSCRIBE', `cc:room:{${room}}`);
   s.messages = [];
   // resp.mjs hands replies to pending callers in order: a collector that puts itself back
   // receives every pushed message

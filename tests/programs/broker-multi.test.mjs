@@ -234,7 +234,7 @@ test('revoking one room drops only that room; signing out ends the stream', asyn
 
   // sign-out: the last room goes, with the stream
   await rc.cmd('SET', `cc:sess:${sid}:revoked`, '1');
-  await rc.cmd('PUBLISH', 'cc:access', JSON.stringify({ user: 7 }));
+  await rc.cmd('SPUBLISH', 'cc:access', JSON.stringify({ user: 7 }));
   await waitFor(() => sse.ended, { what: 'SSE ended' });
   assert.equal(await ws.closed, 1008);
   for (const c of [sse, ws]) assert.equal(c.of(other, 'dropped')[0].data.reason, 'session_revoked');

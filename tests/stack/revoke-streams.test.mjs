@@ -366,7 +366,7 @@ test('an operation event of about 1 MiB (\\u0001 escapes) reaches SSE, WebSocket
     return f[f.indexOf('type') + 1] === 'snapshot' && JSON.parse(f[f.indexOf('data') + 1]).revision === 2;
   }, { what: 'the snapshot of revision 2', timeout: 15000 });
   const poll2 = await pendingPoll(room, bearer);
-  await rc.cmd('PUBLISH', `cc:room:{${room.id}}`, '{"type":"operation","data":');
+  await rc.cmd('SPUBLISH', `cc:room:{${room.id}}`, '{"type":"operation","data":');
   const p2 = await poll2.answer;
   assert.deepEqual(p2.body.events.map((ev) => [ev.type, ev.data.reason]), [['resync', 'malformed_event']]);
   await waitFor(() => s.events().some((ev) => ev.type === 'resync') && c.events.some((ev) => ev.type === 'resync'),

@@ -1,0 +1,222 @@
+// The broker against a REAL Redis Cluster (3 masters, 3 replicas, on free ports:
+// tests/lib/redis-cluster.mjs) with REDIS_CLUSTER set: rooms whose slots live on all three
+// masters get their events over sharded pub/sub (SPUBLISH by the programs' own emit script,
+// SSUBSCRIBE by the broker, one subscription connection per master); kill -9 of the master of
+// a room's slot: its replica takes over and the room's stream goes on without a reconnect,
+// every event exactly once; a slot moved with CLUSTER SETSLOT/MIGRATE: the broker follows the
+// server's sunsubscribe to the new owner and nothing is lost or doubled.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { startBroker, stop, waitFor, sleep } from '../lib/procs.mjs';
+import { EMIT_SCRIPT, roomKey } from '../lib/resp.mjs';
+import { ticket, newSid } from '../lib/tokens.mjs';
+import { startRedisCluster, slotOf } from '../lib/redis-cluster.mjs';
+
+const SECRET = randomBytes(24).toString('hex');
+let cluster, broker;
+
+before(async () => {
+  cluster = await startRedisCluster({ masters: 3, replicas: 1 });
+  // a seed list naming one master: the rest of the cluster is learnt from CLUSTER SLOTS
+  broker = await startBroker({
+    redisPort: 1,
+    secret: SECRET,
+    env: {
+      REDIS_CLUSTER: `127.0.0.1:${cluster.nodes[0].port}`,
+      BROKER_HEARTBEAT_MS: '500',
+      BROKER_REDIS_BACKOFF_MAX_MS: '1000',
+      BROKER_REDIS_CONNECT_TIMEOUT_MS: '1000',
+    },
+  });
+});
+
+after(async () => {
+  if (process.env.BROKER_CLUSTER_LOG) console.log(broker?.output);
+  if (broker) {
+    const r = await stop(broker);
+    assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${broker.output}`);
+    assert.doesNotMatch(broker.output, /AddressSanitizer|runtime error/);
+  }
+  await cluster?.stop();
+});
+
+// The rights question (lib/lua/access_stream.lua) reads the room's keys and the subject's
+// session and generation keys in one script. Until those are split per slot, a subject whose
+// keys share the room's slot is picked, so the script runs where the room lives.
+function subjectFor(room) {
+  const slot = slotOf(roomKey(room));
+  let user = 1;
+  while (slotOf(`cc:user:${user}:tokgen`) !== slot) user++;
+  let sid;
+  do sid = newSid(); while (slotOf(`cc:sess:${sid}:revoked`) !== slot);
+  return { user, sid };
+}
+
+let seq = 0;
+// A public room (as the API leaves it) whose slot is served by master `m`.
+async function roomOn(m) {
+  for (;;) {
+    const room = `c${process.pid}x${++seq}`;
+    if ((await cluster.masterOf(roomKey(room))).port === m.port) {
+      await cluster.cmd(roomKey(room, 'visibility'), 'SET', roomKey(room, 'visibility'), 'public');
+      return room;
+    }
+  }
+}
+
+// One event, the way every program emits one (lib/lua/_emit.lua: XADD + SPUBLISH), at the node
+// serving the room; with `replicated`, acknowledged by a replica (WAIT) before it counts, as the
+// API's writes are (a master killed later cannot take it along).
+async function emit(room, n, { replicated = false } = {}) {
+  const args = ['EVAL', EMIT_SCRIPT, 2, roomKey(room, 'events'), roomKey(room), 'operation', JSON.stringify({ n }), 1000];
+  if (!replicated) return cluster.cmd(roomKey(room, 'events'), ...args);
+  const [id, acks] = await cluster.cmdThen(roomKey(room, 'events'), args, (r) => r.cmd('WAIT', 1, 5000));
+  assert.equal(acks, 1, 'a replica has the event');
+  return id;
+}
+
+// An SSE stream of a room that resumes with Last-Event-ID whenever it is cut, and counts how
+// often it had to connect.
+function stream(room) {
+  const { user, sid } = subjectFor(room);
+  const s = { events: [], connects: 0, closed: false, statuses: [] };
+  const ac = new AbortController();
+  s.close = () => { s.closed = true; ac.abort(); };
+  (async () => {
+    while (!s.closed) {
+      const t = ticket(SECRET, { room, user, name: `u${user}`, sid });
+      const last = s.events.at(-1)?.id;
+      try {
+        const res = await fetch(`${broker.base}/events/rooms/${room}?ticket=${t}`,
+          { headers: last ? { 'Last-Event-ID': last } : {}, signal: ac.signal });
+        s.statuses.push(res.status);
+        if (res.status !== 200) { await sleep(200); continue; }
+        s.connects++;
+        let buf = '';
+        for await (const chunk of res.body) {
+          buf += Buffer.from(chunk).toString();
+          let at;
+          while ((at = buf.indexOf('\n\n')) >= 0) {
+            const block = buf.slice(0, at);
+            buf = buf.slice(at + 2);
+            const ev = {};
+            for (const line of block.split('\n')) {
+              const c = line.indexOf(':');
+              if (c <= 0) continue;
+              ev[line.slice(0, c)] = line.slice(c + 1).trimStart();
+            }
+            if (ev.event === 'operation') s.events.push({ id: ev.id, n: JSON.parse(ev.data).n });
+          }
+        }
+      } catch { /* cut: resume */ }
+      if (!s.closed) await sleep(100);
+    }
+  })();
+  return s;
+}
+
+// The broker listens to the room's channel at the node that serves it now.
+async function subscribedAt(room) {
+  const m = await cluster.masterOf(roomKey(room));
+  const r = await cluster.once(m.port, 'PUBSUB', 'SHARDNUMSUB', roomKey(room));
+  return r[1] >= 1 ? m : null;
+}
+
+const ids = (s) => s.events.map((e) => e.id);
+
+test('rooms on all three masters get their events over sharded pub/sub', async () => {
+  const masters = await cluster.masters();
+  assert.equal(masters.length, 3);
+  const rooms = [];
+  for (const m of masters) rooms.push(await roomOn(m), await roomOn(m));
+  const streams = rooms.map((r) => stream(r));
+  try {
+    for (const r of rooms) await waitFor(() => subscribedAt(r), { what: `the broker subscribed to ${r}` });
+    // one subscription connection per master, each holding that master's rooms
+    for (const m of masters) {
+      const clients = await cluster.once(m.port, 'CLIENT', 'LIST');
+      const ssub = clients.split('\n').filter((l) => / ssub=[1-9]/.test(l));
+      assert.equal(ssub.length, 1, `one sharded subscriber at ${m.port}:\n${clients}`);
+    }
+    const want = rooms.map(() => []);
+    for (let n = 1; n <= 5; n++) {
+      for (let i = 0; i < rooms.length; i++) want[i].push(await emit(rooms[i], n));
+    }
+    await waitFor(() => streams.every((s, i) => s.events.length >= want[i].length), { what: 'every event at every stream' });
+    await sleep(200); // nothing more (a double would come right behind)
+    streams.forEach((s, i) => assert.deepEqual(ids(s), want[i], `room ${rooms[i]}`));
+    assert.ok(streams.every((s) => s.connects === 1));
+  } finally {
+    for (const s of streams) s.close();
+  }
+});
+
+test('kill -9 of the master of a room: its replica takes over and the stream goes on, every event once', async () => {
+  const masters = await cluster.masters();
+  const [victim, other] = masters;
+  const room = await roomOn(victim);
+  const calm = await roomOn(other);
+  const s = stream(room);
+  const c = stream(calm);
+  try {
+    await waitFor(() => subscribedAt(room), { what: 'subscribed' });
+    await waitFor(() => subscribedAt(calm), { what: 'subscribed (calm room)' });
+    const want = [];
+    for (let n = 1; n <= 3; n++) want.push(await emit(room, n, { replicated: true }));
+    await waitFor(() => s.events.length === 3, { what: 'events before the kill' });
+
+    const killedAt = Date.now();
+    await cluster.kill(victim);
+    // the other master's rooms do not wait for the failover
+    const calmId = await emit(calm, 1);
+    await waitFor(() => ids(c).includes(calmId), { what: 'the calm room during the failover' });
+    // the room's first event after the kill is written once the replica has taken over
+    // (cmd tries again until then); the stream must have it within 5 s of that
+    want.push(await emit(room, 4));
+    const writableAt = Date.now();
+    await waitFor(() => s.events.length >= 4, { what: 'the first event after the failover', timeout: 20000 });
+    const back = Date.now();
+    for (let n = 5; n <= 8; n++) want.push(await emit(room, n));
+    await waitFor(() => s.events.length >= want.length, { what: 'every event after the failover' });
+    await sleep(300);
+    assert.deepEqual(ids(s), want);
+    assert.equal(s.connects, 1, 'the stream was never cut');
+    const promoted = await cluster.masterOf(roomKey(room));
+    assert.notEqual(promoted.port, victim.port);
+    assert.ok(await subscribedAt(room), 'subscribed at the promoted replica');
+    console.log(`# failover: the room's slot writable again ${writableAt - killedAt} ms after the kill; ` +
+      `its first event at the stream ${back - writableAt} ms later (${back - killedAt} ms after the kill)`);
+    assert.ok(back - writableAt < 5000, `the stream went on ${back - writableAt} ms after the slot was writable`);
+  } finally {
+    s.close();
+    c.close();
+  }
+});
+
+test('a slot moved with CLUSTER SETSLOT/MIGRATE: the broker follows it and nothing is lost or doubled', async () => {
+  const masters = (await cluster.masters());
+  const from = masters[0];
+  const to = masters[1];
+  const room = await roomOn(from);
+  const s = stream(room);
+  try {
+    await waitFor(() => subscribedAt(room), { what: 'subscribed' });
+    const want = [];
+    for (let n = 1; n <= 3; n++) want.push(await emit(room, n));
+    await waitFor(() => s.events.length === 3, { what: 'events before the move' });
+    await cluster.migrateSlot(slotOf(roomKey(room)), to);
+    assert.equal((await cluster.masterOf(roomKey(room))).port, to.port);
+    for (let n = 4; n <= 7; n++) want.push(await emit(room, n));
+    await waitFor(() => s.events.length >= want.length, { what: 'events after the move', timeout: 10000 });
+    await sleep(300);
+    assert.deepEqual(ids(s), want);
+    assert.equal(s.connects, 1, 'the stream was never cut');
+    const at = await waitFor(() => subscribedAt(room), { what: 'subscribed at the new owner' });
+    assert.equal(at.port, to.port);
+    const old = await cluster.once(from.port, 'PUBSUB', 'SHARDNUMSUB', roomKey(room));
+    assert.equal(old[1], 0, 'nothing left at the old owner');
+  } finally {
+    s.close();
+  }
+});
