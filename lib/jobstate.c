@@ -47,7 +47,7 @@ static void room_keys(const char *room, struct rkey *hkey, struct rkey *chan)
 /* Runs a job script and reads its {1|0, status} answer: 1 done, 0 refused (cur, when
  * given, receives the status it found), -1 failed (err says what, naming the request as
  * `what`). */
-static int eval_verdict(redisContext *r, const struct rscript *script, int nkeys, int argc,
+static int eval_verdict(struct rds *r, const struct rscript *script, int nkeys, int argc,
 			const char *const *args, const char *what, char *cur, size_t curcap,
 			char *err, size_t errlen)
 {
@@ -72,7 +72,7 @@ out:
 	return rc;
 }
 
-int jobstate_change(redisContext *r, const struct jobstate_change *c, char *cur, size_t curcap,
+int jobstate_change(struct rds *r, const struct jobstate_change *c, char *cur, size_t curcap,
 		    char *err, size_t errlen)
 {
 	enum { KEYS = 4, FIXED = 12 };
@@ -131,7 +131,7 @@ int jobstate_change(redisContext *r, const struct jobstate_change *c, char *cur,
 			    errlen);
 }
 
-int jobstate_create(redisContext *r, const struct jobstate_new *n, long *position,
+int jobstate_create(struct rds *r, const struct jobstate_new *n, long *position,
 		    long *backlog, char *err, size_t errlen)
 {
 	enum { KEYS = 3, FIXED = 13 };
@@ -183,6 +183,10 @@ int jobstate_create(redisContext *r, const struct jobstate_new *n, long *positio
 		goto out;
 	}
 	if (rep->element[0]->integer == 1) {
+		/* durability: the job is acknowledged only once enough replicas hold it
+		 * (REDIS_WAIT_REPLICAS, lib/rds.h); short of that the caller answers 503 */
+		if (rds_wait(r, args[0], err, errlen) < 0)
+			goto out;
 		if (position)
 			*position = rep->element[1]->type == REDIS_REPLY_INTEGER
 					    ? (long)rep->element[1]->integer
@@ -209,7 +213,7 @@ out:
 	return rc;
 }
 
-int jobstate_cancel(redisContext *r, const char *job_id, const char *room,
+int jobstate_cancel(struct rds *r, const char *job_id, const char *room,
 		    enum event_type event_type, const char *event_data, const char *error,
 		    char *cur, size_t curcap, char *err, size_t errlen)
 {
@@ -233,7 +237,7 @@ int jobstate_cancel(redisContext *r, const char *job_id, const char *room,
 			    "a cancel", cur, curcap, err, errlen);
 }
 
-int jobstate_worker(redisContext *r, const char *consumer, long threads, long lifetime_ms,
+int jobstate_worker(struct rds *r, const char *consumer, long threads, long lifetime_ms,
 		    long room_cap, char *err, size_t errlen)
 {
 	char n[24], life[24], cap[24], max[16], smax[16], pmax[16];
@@ -251,11 +255,11 @@ int jobstate_worker(redisContext *r, const char *consumer, long threads, long li
 	return 0;
 }
 
-int jobstate_position(redisContext *r, const char *job_id, const char *room, long *position,
+int jobstate_position(struct rds *r, const char *job_id, const char *room, long *position,
 		      char *err, size_t errlen)
 {
 	struct rkey line = rkey1(RK_FAIR_ROOM, room);
-	redisReply *a = redisCommand(r, "LPOS %s %s", line.s, job_id);
+	redisReply *a = rds_cmd(r, line.s, "LPOS %s %s", line.s, job_id);
 	if (rds_reply_failed(r, a, err, errlen))
 		return -1;
 	if (a->type != REDIS_REPLY_INTEGER) {
@@ -264,7 +268,7 @@ int jobstate_position(redisContext *r, const char *job_id, const char *room, lon
 	}
 	long idx = (long)a->integer;
 	freeReplyObject(a);
-	redisReply *b = redisCommand(r, "ZRANK %s %s", rkey0(RK_FAIR_ROOMS), room);
+	redisReply *b = rds_cmd(r, rkey0(RK_FAIR_ROOMS), "ZRANK %s %s", rkey0(RK_FAIR_ROOMS), room);
 	if (rds_reply_failed(r, b, err, errlen))
 		return -1;
 	*position = idx + (b->type == REDIS_REPLY_INTEGER ? (long)b->integer : 0);

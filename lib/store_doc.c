@@ -268,7 +268,7 @@ static enum store_status fold(struct store *s, const char *room, struct doc_stat
 	char err[256];
 	keys_of(room, &dk, &ok);
 	memset(out, 0, sizeof *out);
-	redisContext *rd;
+	struct rds *rd;
 	if (store_redis(s, &rd) != STORE_OK)
 		return store_fail(s, STORE_REDIS_UNAVAILABLE, "the document store is unavailable");
 	const char *args[] = {dk.s, ok.s};
@@ -339,7 +339,7 @@ out:
 /* Creates the Redis document from the newest saved revision (a checkpoint and the typed
  * operations after it), or empty at revision 0. */
 static enum store_status restore(struct store *s, const struct store_doc_cfg *cfg,
-				 redisContext *rd, const char *room)
+				 struct rds *rd, const char *room)
 {
 	struct doc_state h = {0};
 	enum store_status hs = store_doc_history_text(s, cfg, room, -1, &h, NULL);
@@ -380,7 +380,7 @@ enum store_status store_doc_read(struct store *s, const struct store_doc_cfg *cf
 		enum store_status st = fold(s, room, out);
 		if (st != STORE_NOT_FOUND)
 			return st;
-		redisContext *rd;
+		struct rds *rd;
 		if ((st = store_redis(s, &rd)) != STORE_OK)
 			return st;
 		if (attempt == 0 && (st = restore(s, cfg, rd, room)) == STORE_OK)
@@ -618,7 +618,7 @@ static redisReply *commit_attempt(struct store *s, const struct store_doc_cfg *c
 			      ins,	del,	   limit,     exact,	 t->log[0],    t->log[1],
 			      t->ev[0], t->ev[1],  t->sep,    keep,	 due,	       room,
 			      hist,	member};
-	redisContext *rd;
+	struct rds *rd;
 	redisReply *r = NULL;
 	if (store_redis(s, &rd) == STORE_OK)
 		r = rds_script(rd, &rs_doc_commit, 7, sizeof args / sizeof args[0], args, NULL);
@@ -694,6 +694,18 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 				st = store_fail(s, STORE_ERROR, "the operation log is damaged");
 				break;
 			}
+			/* durability: the commit is answered only once enough replicas hold it
+			 * (REDIS_WAIT_REPLICAS; lib/rds.h). Short of that it is applied but not
+			 * safe from the loss of its master: 503, and the client's retry is
+			 * recognised as this very commit (kind 7) */
+			struct rkey wk = rkey1(RK_ROOM_DOC, room);
+			if (rds_wait(s->redis, wk.s, err, sizeof err) < 0) {
+				log_warn("room %s: revision %lld: %s", room, rev, err);
+				st = store_fail(s, STORE_REDIS_UNAVAILABLE,
+						"the change was not confirmed by a Redis replica in time; "
+						"try again");
+				break;
+			}
 			dc->applied = a;
 			dc->new_rev = rev;
 			/* compaction: the committer that makes the pending ops a multiple of
@@ -765,7 +777,7 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 		}
 		freeReplyObject(r);
 		if (kind == -1) {
-			redisContext *rd;
+			struct rds *rd;
 			if (restored) {
 				st = store_fail(s, STORE_REDIS_UNAVAILABLE, "the document could not be loaded");
 				break;
@@ -1056,7 +1068,7 @@ out:
 enum store_status store_doc_due(struct store *s, long long until, int max, redisReply **due)
 {
 	*due = NULL;
-	redisContext *rd;
+	struct rds *rd;
 	enum store_status st = store_redis(s, &rd);
 	if (st != STORE_OK)
 		return st;
@@ -1065,7 +1077,7 @@ enum store_status store_doc_due(struct store *s, long long until, int max, redis
 		snprintf(bound, sizeof bound, "+inf");
 	else
 		snprintf(bound, sizeof bound, "%lld", until);
-	redisReply *rep = redisCommand(rd, "ZRANGEBYSCORE %s -inf %s LIMIT 0 %d", SNAP_DUE_KEY,
+	redisReply *rep = rds_cmd(rd, SNAP_DUE_KEY, "ZRANGEBYSCORE %s -inf %s LIMIT 0 %d", SNAP_DUE_KEY,
 				       bound, max);
 	if (!rep || rep->type != REDIS_REPLY_ARRAY) {
 		if (rep)
@@ -1078,11 +1090,11 @@ enum store_status store_doc_due(struct store *s, long long until, int max, redis
 
 enum store_status store_doc_claim(struct store *s, const char *room)
 {
-	redisContext *rd;
+	struct rds *rd;
 	enum store_status st = store_redis(s, &rd);
 	if (st != STORE_OK)
 		return st;
-	redisReply *claim = redisCommand(rd, "ZREM %s %s", SNAP_DUE_KEY, room);
+	redisReply *claim = rds_cmd(rd, SNAP_DUE_KEY, "ZREM %s %s", SNAP_DUE_KEY, room);
 	if (!claim)
 		return store_redis_failed(s);
 	int mine = claim->type == REDIS_REPLY_INTEGER && claim->integer == 1;
@@ -1100,7 +1112,7 @@ static int ops_batch(struct store *s, const char *room, long long first, long lo
 	keys_of(room, &dk, &ok);
 	snprintf(a, sizeof a, "%lld", first);
 	snprintf(b, sizeof b, "%lld", last);
-	redisContext *rd;
+	struct rds *rd;
 	if (store_redis(s, &rd) != STORE_OK)
 		return -1;
 	const char *args[] = {dk.s, ok.s, a, b};
@@ -1217,12 +1229,12 @@ int store_doc_thin(struct store *s, const struct store_doc_cfg *cfg)
  * keeps an earlier mark made by a commit meanwhile. */
 static void due_again(struct store *s, const struct store_doc_cfg *cfg, const char *room)
 {
-	redisContext *rd;
+	struct rds *rd;
 	redisReply *again = NULL;
 	char due[32];
 	snprintf(due, sizeof due, "%lld", clock_wall_ms() + cfg->snapshot_interval_ms);
 	if (store_redis(s, &rd) == STORE_OK) {
-		again = redisCommand(rd, "ZADD %s NX %s %s", SNAP_DUE_KEY, due, room);
+		again = rds_cmd(rd, SNAP_DUE_KEY, "ZADD %s NX %s %s", SNAP_DUE_KEY, due, room);
 		if (!again)
 			store_redis_failed(s);
 	}
@@ -1316,7 +1328,7 @@ enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg
 	}
 	if (st != STORE_OK)
 		goto out;
-	redisContext *rd;
+	struct rds *rd;
 	if (PQntuples(r) == 1 && store_redis(s, &rd) == STORE_OK) {
 		char data[160];
 		snprintf(data, sizeof data, "{\"revision\":%s,\"saved_at\":\"%s\"}", revs,

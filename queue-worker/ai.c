@@ -61,7 +61,7 @@ static void keys_of(const struct ai_request *rq, struct ai_keys *k)
 /* Stores the answer (entry: the answer with its provider time, when there is one), marks
  * the scope as having asked (when it got an answer) and clears the job's pending mark, in
  * one step. */
-static void finish(redisContext *r, const struct ai_request *rq, const char *job_id,
+static void finish(struct rds *r, const struct ai_request *rq, const char *job_id,
 		   const char *entry, int answered)
 {
 	if (!r || !rq->cache_key)
@@ -85,13 +85,13 @@ static void finish(redisContext *r, const struct ai_request *rq, const char *job
  * a job delivered twice). It is given out as a fresh answer (cached false, without the
  * stored provider time), and *provider_ms says how long the provider took to make it.
  * Caller frees with free(). */
-static char *cached_answer(redisContext *r, const struct ai_request *rq, long long *provider_ms)
+static char *cached_answer(struct rds *r, const struct ai_request *rq, long long *provider_ms)
 {
 	*provider_ms = 0;
 	if (!r || !rq->cache_key)
 		return NULL;
 	struct rkey ck = rkey1(RK_AI_CACHE, rq->cache_key);
-	redisReply *rep = redisCommand(r, "GET %s", ck.s);
+	redisReply *rep = rds_cmd(r, ck.s, "GET %s", ck.s);
 	cJSON *o = rep && rep->type == REDIS_REPLY_STRING ? cJSON_Parse(rep->str) : NULL;
 	if (rep)
 		freeReplyObject(rep);
@@ -171,7 +171,7 @@ static cJSON *fresh_answer(const struct ai_deps *d, const struct ai_request *rq,
 	return res;
 }
 
-enum ai_status ai_job_run(const struct ai_deps *d, redisContext *r, const char *job_id,
+enum ai_status ai_job_run(const struct ai_deps *d, struct rds *r, const char *job_id,
 			  const char *request_json, const volatile sig_atomic_t *cancel,
 			  char **result_json, char *err, size_t errlen)
 {
@@ -224,7 +224,7 @@ cancelled:
 	return AI_CANCELLED; /* the mark stays: the job runs again */
 }
 
-enum queue_outcome ai_queue_run(void *ctx, redisContext *r, const struct queue_job *job,
+enum queue_outcome ai_queue_run(void *ctx, struct rds *r, const struct queue_job *job,
 				const volatile sig_atomic_t *cancel, char **result_json, char *err,
 				size_t errlen)
 {
