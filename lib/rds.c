@@ -212,8 +212,14 @@ struct rds {
 	int last;
 	unsigned long last_serial;
 	unsigned last_slot;
+	struct rds_stats stats;
 	char err[256];
 };
+
+void rds_stats(const struct rds *d, struct rds_stats *out)
+{
+	*out = d->stats;
+}
 
 struct rds *rds_new(const struct rds_target *t, int timeout_ms)
 {
@@ -340,6 +346,7 @@ static int conn_get(struct rds *d, const struct rslot_node *node)
 		return -1;
 	}
 	d->conns[i].serial = ++d->serials;
+	d->stats.connects++;
 	return i;
 }
 
@@ -378,11 +385,20 @@ static int refresh_from(struct rds *d, const struct rslot_node *node)
 	memcpy(&d->map, m, sizeof *m);
 	d->have_map = 1;
 	d->refresh_due = 0;
+	d->stats.refreshes++;
 	rc = 0;
 out:
 	free(m);
 	freeReplyObject(rep);
 	return rc;
+}
+
+static int in_map(const struct rds *d, const struct rslot_node *n)
+{
+	for (int i = 0; i < d->map.nnodes; i++)
+		if (same_node(&d->map.nodes[i], n))
+			return 1;
+	return 0;
 }
 
 static int refresh(struct rds *d)
@@ -391,9 +407,10 @@ static int refresh(struct rds *d)
 		return 0;
 	char keep[256];
 	snprintf(keep, sizeof keep, "%s", d->err);
-	/* nodes with an open connection first: no connect to pay */
+	/* masters of the map with an open connection first: no connect to pay, and a master
+	 * knows its slots before the replicas hear of a change */
 	for (int i = 0; i < d->nconns; i++)
-		if (d->conns[i].c && !conn_gone(d->conns[i].c)) {
+		if (d->conns[i].c && !conn_gone(d->conns[i].c) && in_map(d, &d->conns[i].node)) {
 			struct rslot_node n = d->conns[i].node;
 			if (refresh_from(d, &n) == 0)
 				goto done;
@@ -569,8 +586,12 @@ static redisReply *route(struct rds *d, const char *key, size_t keylen, const ch
 		}
 		redisReply *rep = NULL;
 		if (redisGetReply(c, (void **)&rep) != REDIS_OK || !rep) {
+			/* hiredis reports a read timeout as EAGAIN's text */
+			int timed_out = c->err == REDIS_ERR_IO &&
+					strstr(c->errstr, "temporarily unavailable") != NULL;
 			errbuf_set(d->err, sizeof d->err, "redis: %s (%s:%d)",
-				   c->errstr[0] ? c->errstr : "no reply", node.host, node.port);
+				   timed_out ? "no answer in time" : c->errstr[0] ? c->errstr : "no reply",
+				   node.host, node.port);
 			conn_close(d, ci);
 			if (!may_resend) {
 				/* it was sent and may have run: never sent twice */
@@ -594,9 +615,11 @@ static redisReply *route(struct rds *d, const char *key, size_t keylen, const ch
 				return NULL;
 			}
 			if (ask) {
+				d->stats.asked++;
 				asking = 1;
 				ask_to = to;
 			} else {
+				d->stats.moved++;
 				asking = 0;
 				map_move(d, rslot, &to);
 				d->refresh_due = 1;
@@ -619,8 +642,17 @@ static redisReply *route(struct rds *d, const char *key, size_t keylen, const ch
 		if (d->cluster)
 			d->refresh_due = 1;
 		long wait = backoff_next(&bo);
-		if (clock_mono_ms() + wait > deadline)
+		if (clock_mono_ms() + wait > deadline) {
+			if (d->t.retry_ms > 0) {
+				char last[sizeof d->err];
+				snprintf(last, sizeof last, "%s", d->err);
+				errbuf_set(d->err, sizeof d->err,
+					   "redis: unavailable after %ld ms of retries; last: %s",
+					   d->t.retry_ms, last);
+			}
 			return NULL;
+		}
+		d->stats.retries++;
 		clock_sleep_ms(wait);
 		if (d->cluster)
 			(void)refresh(d);
@@ -873,6 +905,7 @@ static void pipe_collect(struct rds_pipe *p)
 		if (rslot_redirect(pc->rep->str, pc->rep->len, &ask, &slot, &to) ||
 		    transient_refusal(pc->rep)) {
 			if (!ask && to.host[0]) {
+				d->stats.moved++;
 				map_move(d, slot, &to);
 				d->refresh_due = 1;
 			}

@@ -90,6 +90,15 @@ int rds_is_cluster(const struct rds *d);
 int rds_ready(struct rds *d);
 /* Why the last call failed, "redis: ..." (borrowed; overwritten by the next call). */
 const char *rds_error(const struct rds *d);
+/* What the client has had to do since rds_new (for logs, metrics and tests). */
+struct rds_stats {
+	unsigned long moved;	 /* MOVED answers followed */
+	unsigned long asked;	 /* ASK answers followed */
+	unsigned long retries;	 /* pauses before sending again (node down, TRYAGAIN, ...) */
+	unsigned long refreshes; /* slot maps read from the cluster */
+	unsigned long connects;	 /* connections opened */
+};
+void rds_stats(const struct rds *d, struct rds_stats *out);
 /* Closes every connection (the map is kept): after a failure the caller no longer trusts. */
 void rds_reset(struct rds *d);
 
