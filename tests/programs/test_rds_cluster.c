@@ -802,6 +802,65 @@ static void test_failover(struct rds *d)
 	CHECK(strncmp(rds_error(d), "redis:", 6) == 0);
 }
 
+static int cmp_ll(const void *a, const void *b)
+{
+	long long x = *(const long long *)a, y = *(const long long *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* RDS_BENCH=N: what WAIT costs a commit-like write on this cluster. One client sends N
+ * scripts in turn (each: HINCRBY of a revision, RPUSH of an op and LTRIM, in one room's
+ * slot, rooms spread over the three masters), without WAIT and with WAIT 1 after each;
+ * prints writes per second and p50/p99 in microseconds. Figures in docs/BENCHMARKS.md. */
+static const struct rscript bench_script = {
+	.name = "bench_commit",
+	.text = "local r = redis.call('HINCRBY', KEYS[1], 'revision', 1) "
+		"redis.call('RPUSH', KEYS[2], ARGV[1]) redis.call('LTRIM', KEYS[2], -100, -1) "
+		"return r",
+	.sha = "",
+};
+
+static void bench_wait(struct rds *d, int n)
+{
+	static char sha[41];
+	unsigned char md[SHA_DIGEST_LENGTH];
+	SHA1((const unsigned char *)bench_script.text, strlen(bench_script.text), md);
+	for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
+		snprintf(sha + 2 * i, 3, "%02x", md[i]);
+	struct rscript sc = bench_script;
+	sc.sha = sha;
+	long long *lat = calloc((size_t)n, sizeof *lat);
+	if (!lat)
+		return;
+	for (int with_wait = 0; with_wait < 2; with_wait++) {
+		int fails = 0;
+		long long t0 = now_ms();
+		for (int i = 0; i < n; i++) {
+			char dk[64], ok[64], err[256];
+			snprintf(dk, sizeof dk, "cc:room:{bench%d}:doc", i % 64);
+			snprintf(ok, sizeof ok, "cc:room:{bench%d}:ops", i % 64);
+			const char *args[] = {dk, ok, "{\"op\":[1,\"x\"]}"};
+			struct timespec a, b;
+			clock_gettime(CLOCK_MONOTONIC, &a);
+			redisReply *r = rds_script(d, &sc, 2, 3, args, NULL);
+			int good = r && r->type == REDIS_REPLY_INTEGER;
+			if (r)
+				freeReplyObject(r);
+			if (good && with_wait && rds_wait(d, dk, err, sizeof err) < 0)
+				good = 0;
+			clock_gettime(CLOCK_MONOTONIC, &b);
+			fails += !good;
+			lat[i] = (b.tv_sec - a.tv_sec) * 1000000LL + (b.tv_nsec - a.tv_nsec) / 1000;
+		}
+		long long ms = now_ms() - t0;
+		qsort(lat, (size_t)n, sizeof *lat, cmp_ll);
+		printf("bench: %s: %d writes in %lld ms: %.0f/s, p50 %lld us, p99 %lld us, %d failed\n",
+		       with_wait ? "WAIT 1 200 after each" : "no WAIT              ", n, ms,
+		       ms ? n * 1000.0 / (double)ms : 0.0, lat[n / 2], lat[n * 99 / 100], fails);
+	}
+	free(lat);
+}
+
 static void test_cluster(void)
 {
 	if (start_cluster() < 0) {
@@ -818,6 +877,9 @@ static void test_cluster(void)
 	CHECK(rds_is_cluster(d));
 	CHECK(rds_ready(d) == 0);
 	test_spread(d);
+	const char *bench = getenv("RDS_BENCH");
+	if (bench && atoi(bench) > 0)
+		bench_wait(d, atoi(bench));
 	test_moved(d);
 	test_ask(d);
 	test_failover(d);
