@@ -890,32 +890,6 @@ static void test_cluster(void)
 	rds_free(d);
 }
 
-static void test_config(void)
-{
-	struct rds_target t;
-	char err[256];
-	setenv("REDIS_CLUSTER", "10.0.0.1:7000,10.0.0.2:7001", 1);
-	setenv("REDIS_PASSWORD", "secret", 1);
-	unsetenv("REDIS_WAIT_REPLICAS");
-	unsetenv("REDIS_URL");
-	CHECK(rds_config_env(&t, NULL, err, sizeof err) == 0);
-	CHECK(t.wait_replicas == 1 && t.wait_ms == 200 && t.retry_ms == 5000);
-	CHECK_STR(t.password, "secret");
-	setenv("REDIS_WAIT_REPLICAS", "x", 1);
-	CHECK(rds_config_env(&t, NULL, err, sizeof err) == -1 && strstr(err, "REDIS_WAIT_REPLICAS"));
-	setenv("REDIS_WAIT_REPLICAS", "0", 1);
-	setenv("REDIS_CLUSTER", "nohost", 1);
-	CHECK(rds_config_env(&t, NULL, err, sizeof err) == -1 && strstr(err, "REDIS_CLUSTER"));
-	unsetenv("REDIS_CLUSTER");
-	unsetenv("REDIS_WAIT_REPLICAS");
-	unsetenv("REDIS_PASSWORD");
-	CHECK(rds_config_env(&t, "redis://:pw@h:1", err, sizeof err) == 0);
-	CHECK(t.wait_replicas == 0 && t.retry_ms == 0 && !t.cluster[0]);
-	CHECK_STR(t.password, "pw");
-	CHECK(rds_read_only("get", 3) && rds_read_only("XPENDING", 8));
-	CHECK(!rds_read_only("SET", 3) && !rds_read_only("EVALSHA", 7) && !rds_read_only("INCR", 4));
-}
-
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -926,7 +900,6 @@ int main(void)
 	}
 	atexit(cleanup);
 	init_script();
-	test_config();
 	test_single();
 	test_cluster();
 	return unit_summary("rds_cluster");
