@@ -194,6 +194,7 @@ struct rds_conn {
 	struct rslot_node node; /* host "" for the single server (its target says where) */
 	redisContext *c;	/* NULL: closed */
 	unsigned long serial;	/* changes each time c is (re)opened */
+	long long failed_ms;	/* when a connect last failed (monotonic), 0: never */
 };
 
 struct rds {
@@ -329,6 +330,7 @@ static int conn_get(struct rds *d, const struct rslot_node *node)
 		}
 		i = free_slot;
 		d->conns[i].node = *node;
+		d->conns[i].failed_ms = 0;
 	}
 	struct rds_target t;
 	if (d->cluster) {
@@ -342,6 +344,7 @@ static int conn_get(struct rds *d, const struct rslot_node *node)
 	char why[200];
 	d->conns[i].c = rds_connect(&t, d->timeout_ms, why, sizeof why);
 	if (!d->conns[i].c) {
+		d->conns[i].failed_ms = clock_mono_ms();
 		errbuf_set(d->err, sizeof d->err, "%s (%s:%d)", why, node->host, node->port);
 		return -1;
 	}
@@ -401,6 +404,15 @@ static int in_map(const struct rds *d, const struct rslot_node *n)
 	return 0;
 }
 
+static int recently_failed(const struct rds *d, const struct rslot_node *n)
+{
+	for (int i = 0; i < d->nconns; i++)
+		if (same_node(&d->conns[i].node, n))
+			return !d->conns[i].c && d->conns[i].failed_ms &&
+			       clock_mono_ms() - d->conns[i].failed_ms < 1000;
+	return 0;
+}
+
 static int refresh(struct rds *d)
 {
 	if (!d->cluster)
@@ -415,9 +427,11 @@ static int refresh(struct rds *d)
 			if (refresh_from(d, &n) == 0)
 				goto done;
 		}
+	/* then any node of the map, but not one that just refused a connection (a dead
+	 * machine costs a whole connect timeout); the seeds are always tried */
 	for (int i = 0; i < d->map.nnodes; i++) {
 		struct rslot_node n = d->map.nodes[i];
-		if (refresh_from(d, &n) == 0)
+		if (!recently_failed(d, &n) && refresh_from(d, &n) == 0)
 			goto done;
 	}
 	for (int i = 0; i < d->nseeds; i++)
@@ -455,6 +469,7 @@ static void map_move(struct rds *d, unsigned slot, const struct rslot_node *to)
 
 int rds_ready(struct rds *d)
 {
+	d->err[0] = '\0';
 	for (int i = 0; i < d->nconns; i++)
 		if (d->conns[i].c && !d->conns[i].c->err)
 			return 0;
@@ -743,6 +758,11 @@ int rds_reply_failed(struct rds *d, redisReply *rep, char *err, size_t errlen)
 		return 1;
 	}
 	return 0;
+}
+
+long rds_wait_replicas(const struct rds *d)
+{
+	return d->t.wait_replicas;
 }
 
 int rds_wait(struct rds *d, const char *key, char *err, size_t errlen)

@@ -139,6 +139,8 @@ int rds_reply_failed(struct rds *d, redisReply *rep, char *err, size_t errlen);
  * cover the write). The write itself is done: the caller answers 503 (retryable) so that
  * the client checks and retries; our writes are either idempotent or refuse a repeat. */
 int rds_wait(struct rds *d, const char *key, char *err, size_t errlen);
+/* The replicas rds_wait asks for (0: it sends nothing). */
+long rds_wait_replicas(const struct rds *d);
 
 /* Pipelines: commands added with their keys are sent together, each to the node that owns
  * its key (a pipeline to one slot stays on one connection); replies come back in the order
