@@ -24,7 +24,7 @@ int api_config_load(struct api_config *cfg, char *err, size_t errlen)
 	memset(cfg, 0, sizeof *cfg);
 	if (token_key_load(&cfg->key, err, errlen) < 0)
 		return -1;
-	if (rds_parse_url(cfg_str("REDIS_URL", NULL), &cfg->redis, err, errlen) < 0)
+	if (rds_config_env(&cfg->redis, NULL, err, errlen) < 0)
 		return -1;
 	cfg->database_url = cfg_str("DATABASE_URL", "postgresql:///codecollab");
 	cfg->database_read_url = cfg_str("DATABASE_READ_URL", ""); /* a hot standby, or none */
@@ -235,7 +235,7 @@ void api_too_many(struct api_ctx *c, long retry_s, const char *code, const char 
 
 int api_user_quota(struct api_ctx *c, const char *what, long limit, const char *noun)
 {
-	redisContext *rd;
+	struct rds *rd;
 	enum store_status st = store_redis(c->store, &rd);
 	if (st != STORE_OK) {
 		api_fail(c, st, NULL, NULL);
@@ -276,7 +276,7 @@ static void answer_revoked(struct api_ctx *c)
  * 0 to go on, or -1 answered. */
 static int require_live_session(struct api_ctx *c)
 {
-	redisContext *rd;
+	struct rds *rd;
 	enum store_status st = store_redis(c->store, &rd);
 	if (st != STORE_OK) {
 		api_fail(c, st, NULL, NULL);

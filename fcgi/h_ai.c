@@ -148,7 +148,7 @@ static void emit_ai(struct api_ctx *c, const char *room, const char *job_id, con
 		cJSON_AddItemReferenceToObject(d, "result", result);
 	char *s = cJSON_PrintUnformatted(d);
 	cJSON_Delete(d);
-	redisContext *rd;
+	struct rds *rd;
 	if (!s || store_redis(c->store, &rd) != STORE_OK || events_emit(rd, room, EV_AI, s, NULL, 0) < 0)
 		log_warn("could not emit the %s ai event of room %s", status, room);
 	free(s);
@@ -222,7 +222,7 @@ static cJSON *build_request(const struct ai_ask *a, const char *room)
  * and its job's creation is told the job as queued, which it is a moment later. */
 static void ask(struct api_ctx *c, const char *room, struct ai_ask *a)
 {
-	redisContext *rd;
+	struct rds *rd;
 	enum store_status st = store_redis(c->store, &rd);
 	if (st != STORE_OK) {
 		api_fail(c, st, NULL, NULL);

@@ -60,9 +60,9 @@ static const struct valid_field login_fields[] = {
 };
 
 /* The store's Redis connection; NULL with its failure answered (503). */
-static redisContext *auth_redis(struct api_ctx *c)
+static struct rds *auth_redis(struct api_ctx *c)
 {
-	redisContext *rd;
+	struct rds *rd;
 	enum store_status st = store_redis(c->store, &rd);
 	if (st == STORE_OK)
 		return rd;
@@ -104,7 +104,7 @@ static void answer_token(struct api_ctx *c, int status, long long id, const char
  * body counts (a taken name cost a hash too). 0 to go on, or -1 answered (429/503). */
 static int register_allowed(struct api_ctx *c)
 {
-	redisContext *rd = auth_redis(c);
+	struct rds *rd = auth_redis(c);
 	if (!rd)
 		return -1;
 	long retry = 0;
@@ -158,7 +158,7 @@ static const char dummy_hash[] =
 
 /* Takes this attempt's place in the window of key (member receives its id). 0 when there
  * was one; else answered: 1 limited (429), -1 Redis failed (503; rd is gone then). */
-static int limited(struct api_ctx *c, redisContext *rd, const char *key, long limit,
+static int limited(struct api_ctx *c, struct rds *rd, const char *key, long limit,
 		   const char *what, char member[RATELIMIT_MEMBER_LEN + 1])
 {
 	long retry = 0;
@@ -183,7 +183,7 @@ struct pw_attempt {
 
 /* The attempt takes its place in both windows before the password is checked, so parallel
  * guesses cannot pass a window that has one place left. 0 to go on; -1 answered (429/503). */
-static int attempt_begin(struct api_ctx *c, redisContext *rd, const char *name_key,
+static int attempt_begin(struct api_ctx *c, struct rds *rd, const char *name_key,
 			 struct pw_attempt *a)
 {
 	a->ukey = rkey1(RK_RL_LOGIN_USER, name_key);
@@ -201,7 +201,7 @@ static int attempt_begin(struct api_ctx *c, redisContext *rd, const char *name_k
 
 /* An attempt that was not a wrong password (a success, the database down) gives its places
  * back: the limits count failed sign-ins. */
-static void attempt_forgive(struct api_ctx *c, redisContext *rd, const struct pw_attempt *a)
+static void attempt_forgive(struct api_ctx *c, struct rds *rd, const struct pw_attempt *a)
 {
 	if (ratelimit_release(rd, a->ukey.s, a->umember) < 0 ||
 	    ratelimit_release(rd, a->akey.s, a->amember) < 0)
@@ -213,7 +213,7 @@ void h_login(struct api_ctx *c)
 	struct valid_value v[2];
 	if (api_body_fields(c, 0, login_fields, 2, v) < 0)
 		return;
-	redisContext *rd = auth_redis(c);
+	struct rds *rd = auth_redis(c);
 	if (!rd)
 		return;
 	/* the canonical form computed here, not lower() in SQL: a name with any byte outside
@@ -260,11 +260,11 @@ void h_login(struct api_ctx *c)
  * retried once on a fresh connection (a connection that went stale between requests).
  * 0, or -1: Redis failed (the caller answers) or could not be reached (503 answered). */
 static int revoke_and_tell(struct api_ctx *c, long long user_id,
-			   int (*fn)(redisContext *rd, struct api_ctx *c, long long arg),
+			   int (*fn)(struct rds *rd, struct api_ctx *c, long long arg),
 			   long long arg)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
-		redisContext *rd = auth_redis(c);
+		struct rds *rd = auth_redis(c);
 		if (!rd)
 			return -1;
 		if (fn(rd, c, arg) == 0 && access_publish_user(rd, user_id) == 0)
@@ -274,12 +274,12 @@ static int revoke_and_tell(struct api_ctx *c, long long user_id,
 	return -1;
 }
 
-static int revoke_session(redisContext *rd, struct api_ctx *c, long long ttl_s)
+static int revoke_session(struct rds *rd, struct api_ctx *c, long long ttl_s)
 {
 	return access_session_revoke(rd, c->user.sid, ttl_s);
 }
 
-static int store_gen(redisContext *rd, struct api_ctx *c, long long gen)
+static int store_gen(struct rds *rd, struct api_ctx *c, long long gen)
 {
 	return access_gen_store(rd, c->user.user_id, gen);
 }
@@ -310,7 +310,7 @@ void h_password(struct api_ctx *c)
 	struct valid_value v[2];
 	if (api_require_user(c) < 0 || api_body_fields(c, 0, password_fields, 2, v) < 0)
 		return;
-	redisContext *rd = auth_redis(c);
+	struct rds *rd = auth_redis(c);
 	if (!rd)
 		return;
 	/* a stolen token must not give unlimited guesses at the password: a wrong current

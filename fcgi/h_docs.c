@@ -344,7 +344,7 @@ void h_presence(struct api_ctx *c)
 		api_error(c, 500, "internal", "out of memory");
 		return;
 	}
-	redisContext *rd;
+	struct rds *rd;
 	enum store_status st = store_redis(c->store, &rd);
 	if (st == STORE_OK && events_emit(rd, c->params[0], EV_PRESENCE, data, NULL, 0) < 0)
 		st = store_redis_failed(c->store);
@@ -364,7 +364,7 @@ void h_presence_list(struct api_ctx *c)
 {
 	if (require_reader(c) < 0)
 		return;
-	redisContext *rd;
+	struct rds *rd;
 	enum store_status st = store_redis(c->store, &rd);
 	if (st != STORE_OK) {
 		api_fail(c, st, NULL, NULL);

@@ -127,7 +127,7 @@ int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const ch
 		api_error(c, 500, "internal", "out of memory");
 		goto out;
 	}
-	redisContext *rd;
+	struct rds *rd;
 	enum store_status st = store_redis(c->store, &rd);
 	if (st != STORE_OK) {
 		api_fail(c, st, NULL, NULL);
@@ -326,7 +326,7 @@ void h_job_get(struct api_ctx *c)
 	long pos;
 	char err[256];
 	enum job_status js;
-	redisContext *rd;
+	struct rds *rd;
 	if (job_status_parse(j.status, &js) == 0 && js == JOB_QUEUED &&
 	    store_redis(c->store, &rd) == STORE_OK &&
 	    jobstate_position(rd, c->params[0], room, &pos, err, sizeof err) == 1)
@@ -351,7 +351,7 @@ void h_job_cancel(struct api_ctx *c)
 	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
 	int mine = j.user && !strcmp(j.user, uid);
 	store_job_free(&j);
-	redisContext *rd;
+	struct rds *rd;
 	/* who cannot read the room learns nothing (404 as room_access_read answers) */
 	if (room_access_read(c, room, role) < 0)
 		return;

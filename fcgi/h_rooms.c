@@ -50,9 +50,9 @@ static const struct valid_field role_fields[] = {
 /* The store's Redis connection, opened when there is none yet (a fresh FastCGI process,
  * every CGI run). NULL, logged, when Redis is unreachable: the room itself lives in
  * PostgreSQL, so callers carry on without the cache, events and revisions. */
-static redisContext *room_redis(struct api_ctx *c)
+static struct rds *room_redis(struct api_ctx *c)
 {
-	redisContext *rd;
+	struct rds *rd;
 	if (store_redis(c->store, &rd) != STORE_OK) {
 		log_warn("room: %s", c->store->msg);
 		return NULL;
@@ -146,7 +146,7 @@ static int emit_room_event(struct api_ctx *c, const char *room, cJSON *data)
 {
 	char *s = cJSON_PrintUnformatted(data);
 	cJSON_Delete(data);
-	redisContext *rd = s ? room_redis(c) : NULL;
+	struct rds *rd = s ? room_redis(c) : NULL;
 	int rc = rd ? 0 : -1;
 	if (rd && events_emit(rd, room, EV_ROOM, s, NULL, 0) < 0) {
 		log_warn("could not emit a room event for %s", room);

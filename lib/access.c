@@ -8,21 +8,24 @@
 #include <stdio.h>
 #include <string.h>
 
-enum access_session access_session_check(redisContext *r, const struct token_claims *t)
+enum access_session access_session_check(struct rds *r, const struct token_claims *t)
 {
 	struct rkey skey = rkey1(RK_SESSION_REVOKED, t->sid);
 	struct rkey gkey = rkey_id(RK_USER_TOKGEN, t->user_id);
-	/* two slots (the session's, the user's): two GETs in one pipeline, not MGET */
-	redisReply *rev = NULL, *gen = NULL;
-	if (redisAppendCommand(r, "GET %s", skey.s) != REDIS_OK ||
-	    redisAppendCommand(r, "GET %s", gkey.s) != REDIS_OK ||
-	    redisGetReply(r, (void **)&rev) != REDIS_OK || redisGetReply(r, (void **)&gen) != REDIS_OK) {
-		if (rev)
-			freeReplyObject(rev);
+	/* two keys of two slots (a cluster): one pipeline of two GETs, one round trip when
+	 * they live on one node */
+	struct rds_pipe *p = rds_pipe_new(r);
+	if (!p)
 		return ACCESS_ERROR;
-	}
+	const char *ga[] = {"GET", skey.s}, *gb[] = {"GET", gkey.s};
+	redisReply *rev = NULL, *gen = NULL;
 	enum access_session res = ACCESS_ERROR;
-	if (rev->type != REDIS_REPLY_ERROR && gen->type != REDIS_REPLY_ERROR) {
+	if (rds_pipe_add(p, skey.s, 2, ga, NULL) == 0 && rds_pipe_add(p, gkey.s, 2, gb, NULL) == 0) {
+		rev = rds_pipe_reply(p);
+		gen = rev ? rds_pipe_reply(p) : NULL;
+	}
+	rds_pipe_free(p);
+	if (rev && gen && rev->type != REDIS_REPLY_ERROR && gen->type != REDIS_REPLY_ERROR) {
 		if (rev->type != REDIS_REPLY_NIL) {
 			res = ACCESS_REVOKED;
 		} else if (gen->type == REDIS_REPLY_NIL) {
@@ -34,12 +37,14 @@ enum access_session access_session_check(redisContext *r, const struct token_cla
 				res = t->gen < g ? ACCESS_REVOKED : ACCESS_OK;
 		}
 	}
-	freeReplyObject(rev);
-	freeReplyObject(gen);
+	if (rev)
+		freeReplyObject(rev);
+	if (gen)
+		freeReplyObject(gen);
 	return res;
 }
 
-int access_gen_store(redisContext *r, long long user_id, long long gen)
+int access_gen_store(struct rds *r, long long user_id, long long gen)
 {
 	char val[24];
 	struct rkey key = rkey_id(RK_USER_TOKGEN, user_id);
@@ -52,21 +57,23 @@ int access_gen_store(redisContext *r, long long user_id, long long gen)
 	return rc;
 }
 
-int access_session_revoke(redisContext *r, const char *sid, long long ttl_s)
+int access_session_revoke(struct rds *r, const char *sid, long long ttl_s)
 {
 	struct rkey key = rkey1(RK_SESSION_REVOKED, sid);
-	redisReply *rep = redisCommand(r, "SET %s 1 EX %lld", key.s, ttl_s > 0 ? ttl_s : 1);
+	redisReply *rep = rds_cmd(r, key.s, "SET %s 1 EX %lld", key.s, ttl_s > 0 ? ttl_s : 1);
 	int rc = rep && rep->type == REDIS_REPLY_STATUS ? 0 : -1;
 	if (rep)
 		freeReplyObject(rep);
 	return rc;
 }
 
-int access_publish_user(redisContext *r, long long user_id)
+int access_publish_user(struct rds *r, long long user_id)
 {
 	char msg[48];
 	snprintf(msg, sizeof msg, "{\"user\":%lld}", user_id);
-	redisReply *rep = redisCommand(r, "SPUBLISH %s %s", rkey0(RK_ACCESS_CHANNEL), msg);
+	/* routed by the channel's name: the node that owns its slot (sharded pub/sub) */
+	redisReply *rep = rds_cmd(r, rkey0(RK_ACCESS_CHANNEL), "SPUBLISH %s %s",
+				  rkey0(RK_ACCESS_CHANNEL), msg);
 	int rc = rep && rep->type == REDIS_REPLY_INTEGER ? 0 : -1;
 	if (rep)
 		freeReplyObject(rep);

@@ -21,6 +21,8 @@
 #define CC_ACCESS_H
 
 #include <hiredis/hiredis.h>
+
+#include "rds.h"
 #include <stddef.h>
 
 #include "token.h"
@@ -35,17 +37,17 @@ enum access_session {
 };
 
 /* One round trip (two GETs pipelined: the keys live in two slots). */
-enum access_session access_session_check(redisContext *r, const struct token_claims *t);
+enum access_session access_session_check(struct rds *r, const struct token_claims *t);
 
 /* Raises the stored generation to gen (never lowers it). 0 or -1. */
-int access_gen_store(redisContext *r, long long user_id, long long gen);
+int access_gen_store(struct rds *r, long long user_id, long long gen);
 
 /* Marks session sid signed out for ttl_s seconds (at least 1). 0 or -1. */
-int access_session_revoke(redisContext *r, const char *sid, long long ttl_s);
+int access_session_revoke(struct rds *r, const char *sid, long long ttl_s);
 
 /* Asks every broker to re-check the streams of user_id (SPUBLISH on ACCESS_CHANNEL, a sharded
  * channel). 0 or -1. */
-int access_publish_user(redisContext *r, long long user_id);
+int access_publish_user(struct rds *r, long long user_id);
 
 /* The broker's question about streams of one room, for any number of subjects at once, is
  * in two parts, as Redis Cluster runs a script only on keys of one slot. The room's: the

@@ -28,7 +28,7 @@ int event_type_parse(const char *name, enum event_type *out)
 	return -1;
 }
 
-int events_emit(redisContext *r, const char *room_id, enum event_type type, const char *data_json,
+int events_emit(struct rds *r, const char *room_id, enum event_type type, const char *data_json,
 		char *id_out, size_t idcap)
 {
 	char max[16];

@@ -11,6 +11,8 @@
 #define CC_EVENTS_H
 
 #include <hiredis/hiredis.h>
+
+#include "rds.h"
 #include <stddef.h>
 
 #define EVENTS_HISTORY_MAX 1000
@@ -38,7 +40,7 @@ int event_type_parse(const char *name, enum event_type *out);
 
 /* data_json must be valid JSON (an object). On success, when id_out is not NULL, the new
  * event id is copied into it (NUL-terminated, at most idcap bytes). 0 or -1. */
-int events_emit(redisContext *r, const char *room_id, enum event_type type, const char *data_json,
+int events_emit(struct rds *r, const char *room_id, enum event_type type, const char *data_json,
 		char *id_out, size_t idcap);
 
 #endif

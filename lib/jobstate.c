@@ -40,7 +40,7 @@ int job_status_over(enum job_status st)
 
 /* After a change: its events (and any left by others) into their rooms. A failure here
  * does not undo the change; the events wait in the outbox for the next drain. */
-static void drain_after(redisContext *r, const char *what)
+static void drain_after(struct rds *r, const char *what)
 {
 	char err[256];
 	if (jobstate_drain(r, err, sizeof err) < 0)
@@ -50,7 +50,7 @@ static void drain_after(redisContext *r, const char *what)
 /* Runs a job script and reads its {1|0, status} answer: 1 done, 0 refused (cur, when
  * given, receives the status it found), -1 failed (err says what, naming the request as
  * `what`). */
-static int eval_verdict(redisContext *r, const struct rscript *script, int nkeys, int argc,
+static int eval_verdict(struct rds *r, const struct rscript *script, int nkeys, int argc,
 			const char *const *args, const char *what, char *cur, size_t curcap,
 			char *err, size_t errlen)
 {
@@ -77,7 +77,7 @@ out:
 	return rc;
 }
 
-int jobstate_change(redisContext *r, const struct jobstate_change *c, char *cur, size_t curcap,
+int jobstate_change(struct rds *r, const struct jobstate_change *c, char *cur, size_t curcap,
 		    char *err, size_t errlen)
 {
 	enum { KEYS = 2, FIXED = 12 };
@@ -132,7 +132,7 @@ int jobstate_change(redisContext *r, const struct jobstate_change *c, char *cur,
 			    errlen);
 }
 
-int jobstate_create(redisContext *r, const struct jobstate_new *n, long *position,
+int jobstate_create(struct rds *r, const struct jobstate_new *n, long *position,
 		    long *backlog, char *err, size_t errlen)
 {
 	enum { KEYS = 1, FIXED = 12 };
@@ -179,6 +179,10 @@ int jobstate_create(redisContext *r, const struct jobstate_new *n, long *positio
 		goto out;
 	}
 	if (rep->element[0]->integer == 1) {
+		/* durability: the job is acknowledged only once enough replicas hold it
+		 * (REDIS_WAIT_REPLICAS, lib/rds.h); short of that the caller answers 503 */
+		if (rds_wait(r, args[0], err, errlen) < 0)
+			goto out;
 		if (position)
 			*position = rep->element[1]->type == REDIS_REPLY_INTEGER
 					    ? (long)rep->element[1]->integer
@@ -206,7 +210,7 @@ out:
 	return rc;
 }
 
-int jobstate_cancel(redisContext *r, const char *job_id, const char *room,
+int jobstate_cancel(struct rds *r, const char *job_id, const char *room,
 		    enum event_type event_type, const char *event_data, const char *error,
 		    char *cur, size_t curcap, char *err, size_t errlen)
 {
@@ -228,7 +232,7 @@ int jobstate_cancel(redisContext *r, const char *job_id, const char *room,
 			    "a cancel", cur, curcap, err, errlen);
 }
 
-int jobstate_worker(redisContext *r, const char *consumer, long threads, long lifetime_ms,
+int jobstate_worker(struct rds *r, const char *consumer, long threads, long lifetime_ms,
 		    long room_cap, char *err, size_t errlen)
 {
 	char n[24], life[24], cap[24], smax[16], pmax[16];
@@ -259,7 +263,7 @@ static const char *entry_field(const redisReply *f, const char *name)
 
 /* One outbox entry into its room (outbox_apply.lua): 0 applied now or before, 1 an entry
  * that is not ours to apply (malformed: it is dropped with a line in the log), -1 failed. */
-static int drain_one(redisContext *r, const redisReply *e, char *err, size_t errlen)
+static int drain_one(struct rds *r, const redisReply *e, char *err, size_t errlen)
 {
 	const char *id = e->element[0]->str;
 	const redisReply *f = e->element[1];
@@ -288,11 +292,11 @@ static int drain_one(redisContext *r, const redisReply *e, char *err, size_t err
 	return 0;
 }
 
-int jobstate_drain(redisContext *r, char *err, size_t errlen)
+int jobstate_drain(struct rds *r, char *err, size_t errlen)
 {
 	for (int round = 0; round < JOBSTATE_DRAIN_ROUNDS; round++) {
-		redisReply *rep = redisCommand(r, "XRANGE %s - + COUNT %d", rkey0(RK_JOBS_OUTBOX),
-					       JOBSTATE_DRAIN_BATCH);
+		redisReply *rep = rds_cmd(r, rkey0(RK_JOBS_OUTBOX), "XRANGE %s - + COUNT %d",
+					   rkey0(RK_JOBS_OUTBOX), JOBSTATE_DRAIN_BATCH);
 		if (rds_reply_failed(r, rep, err, errlen))
 			return -1;
 		if (rep->type != REDIS_REPLY_ARRAY) {
@@ -325,7 +329,7 @@ int jobstate_drain(redisContext *r, char *err, size_t errlen)
 		}
 		if (argc > 2) {
 			char xerr[128];
-			redisReply *d = redisCommandArgv(r, argc, argv, NULL);
+			redisReply *d = rds_cmdv(r, rkey0(RK_JOBS_OUTBOX), argc, argv, NULL);
 			if (rds_reply_failed(r, d, xerr, sizeof xerr)) {
 				if (rc == 0)
 					errbuf_set(err, errlen, "%s", xerr);
@@ -343,11 +347,11 @@ int jobstate_drain(redisContext *r, char *err, size_t errlen)
 	return 0;
 }
 
-int jobstate_position(redisContext *r, const char *job_id, const char *room, long *position,
+int jobstate_position(struct rds *r, const char *job_id, const char *room, long *position,
 		      char *err, size_t errlen)
 {
 	struct rkey line = rkey1(RK_FAIR_ROOM, room);
-	redisReply *a = redisCommand(r, "LPOS %s %s", line.s, job_id);
+	redisReply *a = rds_cmd(r, line.s, "LPOS %s %s", line.s, job_id);
 	if (rds_reply_failed(r, a, err, errlen))
 		return -1;
 	if (a->type != REDIS_REPLY_INTEGER) {
@@ -356,7 +360,7 @@ int jobstate_position(redisContext *r, const char *job_id, const char *room, lon
 	}
 	long idx = (long)a->integer;
 	freeReplyObject(a);
-	redisReply *b = redisCommand(r, "ZRANK %s %s", rkey0(RK_FAIR_ROOMS), room);
+	redisReply *b = rds_cmd(r, rkey0(RK_FAIR_ROOMS), "ZRANK %s %s", rkey0(RK_FAIR_ROOMS), room);
 	if (rds_reply_failed(r, b, err, errlen))
 		return -1;
 	*position = idx + (b->type == REDIS_REPLY_INTEGER ? (long)b->integer : 0);

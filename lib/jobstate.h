@@ -30,6 +30,8 @@
 
 #include <hiredis/hiredis.h>
 
+#include "rds.h"
+
 #include "events.h"
 #include <stddef.h>
 
@@ -72,7 +74,7 @@ struct jobstate_change {
 
 /* 1 done; 0 refused (the job is gone, or not at that attempt in a `from` status: its
  * status, "" when gone, is copied into cur); -1 Redis error (message in err). */
-int jobstate_change(redisContext *r, const struct jobstate_change *c, char *cur, size_t curcap,
+int jobstate_change(struct rds *r, const struct jobstate_change *c, char *cur, size_t curcap,
 		    char *err, size_t errlen);
 
 /* A new job, the API's side. An execution's id also goes to the front of its room's recent
@@ -104,32 +106,32 @@ enum {
  * job, so its room hears `queued` before anything else of it. JOBSTATE_ADMITTED
  * (*position: jobs that will run before it), JOBSTATE_*_FULL (nothing written; *backlog:
  * the queued jobs counted against that bound), -1 (err; also when the id exists). */
-int jobstate_create(redisContext *r, const struct jobstate_new *n, long *position,
+int jobstate_create(struct rds *r, const struct jobstate_new *n, long *position,
 		    long *backlog, char *err, size_t errlen);
 
 /* Cancels a queued or running job: status `cancelled` (with error and finished_at) and its
  * room event in one step; a queued job leaves its room's line, a dispatched or running one
  * frees its slot (its worker sees the status and stops it). 1 done; 0 refused (the job is
  * gone or over: its status, "" when gone, in cur); -1 Redis error. */
-int jobstate_cancel(redisContext *r, const char *job_id, const char *room,
+int jobstate_cancel(struct rds *r, const char *job_id, const char *room,
 		    enum event_type event_type, const char *event_data, const char *error,
 		    char *cur, size_t curcap, char *err, size_t errlen);
 
 /* A worker's registration: `threads` job threads for lifetime_ms (renewed while it lives;
  * 0 threads: it stops), the per-room cap on jobs in flight (0: none); then a dispatch.
  * 0 or -1. */
-int jobstate_worker(redisContext *r, const char *consumer, long threads, long lifetime_ms,
+int jobstate_worker(struct rds *r, const char *consumer, long threads, long lifetime_ms,
 		    long room_cap, char *err, size_t errlen);
 
 /* The second step of every change above: the outbox's entries (oldest first, at most
  * JOBSTATE_DRAIN_ROUNDS batches) emitted in their rooms, each once, then deleted from the
  * outbox. Any process may call it at any time. 0, or -1 with err (what is left stays for the
  * next drain). */
-int jobstate_drain(redisContext *r, char *err, size_t errlen);
+int jobstate_drain(struct rds *r, char *err, size_t errlen);
 
 /* A queued job's place in line: 1 (*position set), 0 when it is not waiting in its room's
  * line (dispatched or over), -1 error. */
-int jobstate_position(redisContext *r, const char *job_id, const char *room, long *position,
+int jobstate_position(struct rds *r, const char *job_id, const char *room, long *position,
 		      char *err, size_t errlen);
 
 /* Who started a job, as the job's `event_extra` field: JSON members without the braces,

@@ -10,7 +10,7 @@
 #include "clock.h"
 
 /* member: the id recorded when record is set (RATELIMIT_MEMBER_LEN + 1 bytes). */
-static enum ratelimit_result check(redisContext *r, const char *key, long limit, long window_ms,
+static enum ratelimit_result check(struct rds *r, const char *key, long limit, long window_ms,
 				   int record, char *member, long *retry_after_s)
 {
 	if (rnd_hex(member, RATELIMIT_MEMBER_LEN / 2) < 0)
@@ -39,30 +39,30 @@ static enum ratelimit_result check(redisContext *r, const char *key, long limit,
 	return res;
 }
 
-enum ratelimit_result ratelimit_check(redisContext *r, const char *key, long limit,
+enum ratelimit_result ratelimit_check(struct rds *r, const char *key, long limit,
 				      long window_ms, int record, long *retry_after_s)
 {
 	char member[RATELIMIT_MEMBER_LEN + 1];
 	return check(r, key, limit, window_ms, record, member, retry_after_s);
 }
 
-enum ratelimit_result ratelimit_reserve(redisContext *r, const char *key, long limit,
+enum ratelimit_result ratelimit_reserve(struct rds *r, const char *key, long limit,
 					long window_ms, char member[RATELIMIT_MEMBER_LEN + 1],
 					long *retry_after_s)
 {
 	return check(r, key, limit, window_ms, 1, member, retry_after_s);
 }
 
-int ratelimit_release(redisContext *r, const char *key, const char *member)
+int ratelimit_release(struct rds *r, const char *key, const char *member)
 {
-	redisReply *rep = redisCommand(r, "ZREM %s %s", key, member);
+	redisReply *rep = rds_cmd(r, key, "ZREM %s %s", key, member);
 	int rc = (rep && rep->type == REDIS_REPLY_INTEGER) ? 0 : -1;
 	if (rep)
 		freeReplyObject(rep);
 	return rc;
 }
 
-int ratelimit_record(redisContext *r, const char *key, long window_ms)
+int ratelimit_record(struct rds *r, const char *key, long window_ms)
 {
 	char member[40];
 	if (rnd_hex(member, 16) < 0)

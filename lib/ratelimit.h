@@ -5,16 +5,18 @@
 
 #include <hiredis/hiredis.h>
 
+#include "rds.h"
+
 enum ratelimit_result { RATELIMIT_OK = 0, RATELIMIT_LIMITED = 1, RATELIMIT_ERROR = -1 };
 
 /* Counts the events of `key` in the last window_ms. When `record` is set and the count is
  * below `limit`, records one more event. LIMITED when the count already reached the limit;
  * then *retry_after_s is the whole seconds until the oldest event leaves the window (>= 1). */
-enum ratelimit_result ratelimit_check(redisContext *r, const char *key, long limit,
+enum ratelimit_result ratelimit_check(struct rds *r, const char *key, long limit,
 				      long window_ms, int record, long *retry_after_s);
 
 /* Records one event unconditionally (e.g. a failed login after the check passed). */
-int ratelimit_record(redisContext *r, const char *key, long window_ms);
+int ratelimit_record(struct rds *r, const char *key, long window_ms);
 
 #define RATELIMIT_MEMBER_LEN 32
 
@@ -22,11 +24,11 @@ int ratelimit_record(redisContext *r, const char *key, long window_ms);
  * caller can take the event back with ratelimit_release (a login that succeeded). Check and
  * record are one step: concurrent requests cannot all pass a window that has one place
  * left, as they can between ratelimit_check and a later ratelimit_record. */
-enum ratelimit_result ratelimit_reserve(redisContext *r, const char *key, long limit,
+enum ratelimit_result ratelimit_reserve(struct rds *r, const char *key, long limit,
 					long window_ms, char member[RATELIMIT_MEMBER_LEN + 1],
 					long *retry_after_s);
 
 /* Forgets the event that ratelimit_reserve recorded as member. 0 or -1 (Redis failed). */
-int ratelimit_release(redisContext *r, const char *key, const char *member);
+int ratelimit_release(struct rds *r, const char *key, const char *member);
 
 #endif

@@ -74,8 +74,7 @@ void store_close(struct store *s)
 	s->pg_read = NULL;
 	if (s->pg)
 		PQfinish(s->pg);
-	if (s->redis)
-		redisFree(s->redis);
+	rds_free(s->redis);
 	s->pg = NULL;
 	s->redis = NULL;
 	s->in_tx = 0;
@@ -204,20 +203,16 @@ static void read_failed(struct store *s, PGresult *r)
 	}
 }
 
-enum store_status store_redis(struct store *s, redisContext **out)
+enum store_status store_redis(struct store *s, struct rds **out)
 {
 	*out = NULL;
-	if (s->redis && s->redis->err) {
-		redisFree(s->redis);
-		s->redis = NULL;
+	if (!s->redis && !(s->redis = rds_new(&s->redis_target, s->redis_timeout_ms))) {
+		log_error("redis: out of memory");
+		return store_fail(s, STORE_REDIS_UNAVAILABLE, "the event store is unavailable");
 	}
-	if (!s->redis) {
-		char err[256];
-		s->redis = rds_connect(&s->redis_target, s->redis_timeout_ms, err, sizeof err);
-		if (!s->redis) {
-			log_error("%s", err);
-			return store_fail(s, STORE_REDIS_UNAVAILABLE, "the event store is unavailable");
-		}
+	if (rds_ready(s->redis) < 0) {
+		log_error("%s", rds_error(s->redis));
+		return store_fail(s, STORE_REDIS_UNAVAILABLE, "the event store is unavailable");
 	}
 	*out = s->redis;
 	return STORE_OK;
@@ -225,12 +220,8 @@ enum store_status store_redis(struct store *s, redisContext **out)
 
 enum store_status store_redis_failed(struct store *s)
 {
-	if (s->redis) {
-		if (s->redis->err)
-			log_warn("redis: %s", s->redis->errstr);
-		redisFree(s->redis);
-		s->redis = NULL;
-	}
+	if (s->redis)
+		log_warn("%s", rds_error(s->redis));
 	return store_fail(s, STORE_REDIS_UNAVAILABLE, "the event store is unavailable");
 }
 
@@ -343,9 +334,9 @@ void store_health(struct store *s, int *pg_up, int *redis_up)
 	*pg_up = store_sql(s, &r, NULL, "SELECT 1", 0, NULL) == STORE_OK;
 	if (*pg_up)
 		PQclear(r);
-	redisContext *rd;
+	struct rds *rd;
 	redisReply *rep = NULL;
-	if (store_redis(s, &rd) == STORE_OK && !(rep = redisCommand(rd, "PING")))
+	if (store_redis(s, &rd) == STORE_OK && !(rep = rds_cmd(rd, NULL, "PING")))
 		store_redis_failed(s);
 	*redis_up = rep && rep->type == REDIS_REPLY_STATUS;
 	if (rep)

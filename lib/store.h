@@ -52,7 +52,7 @@ struct store {
 	struct rds_target redis_target;
 	int redis_timeout_ms; /* connect and every command */
 	PGconn *pg;
-	redisContext *redis;
+	struct rds *redis; /* opened by the first store_redis() */
 	/* inside BEGIN..COMMIT on pg: a lost connection is never silently replaced (the
 	 * statements after it would run outside the transaction) */
 	int in_tx;
@@ -84,10 +84,13 @@ enum store_status store_lag_end(struct store *s, enum store_status st);
  * STORE_UNAVAILABLE when the server cannot be reached; STORE_LOST when the connection
  * died inside a transaction (it is dropped, never replaced silently). */
 enum store_status store_pg(struct store *s, PGconn **out);
-/* The live Redis connection (borrowed): STORE_OK with *out, or STORE_REDIS_UNAVAILABLE. */
-enum store_status store_redis(struct store *s, redisContext **out);
-/* After a failed Redis command: drops the connection so the next store_redis() opens a
- * new one. Returns STORE_REDIS_UNAVAILABLE, for `return store_redis_failed(s);`. */
+/* The Redis client (borrowed; lib/rds.h: one server or a cluster, commands routed by key):
+ * STORE_OK with *out once some node answers (a connection is open), or
+ * STORE_REDIS_UNAVAILABLE. */
+enum store_status store_redis(struct store *s, struct rds **out);
+/* After a failed Redis command: logs why (the client has already dropped a broken
+ * connection and reopens on the next command). Returns STORE_REDIS_UNAVAILABLE, for
+ * `return store_redis_failed(s);`. */
 enum store_status store_redis_failed(struct store *s);
 
 /* Runs a parameterised statement. STORE_OK with *out (caller PQclear()s) for a command or

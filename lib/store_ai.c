@@ -22,29 +22,33 @@ enum store_status store_ai_cached(struct store *s, const char *room, const char 
 				  cJSON **hit)
 {
 	*hit = NULL;
-	redisContext *rd;
+	struct rds *rd;
 	enum store_status st = store_redis(s, &rd);
 	if (st != STORE_OK)
 		return st;
 	struct rkey asked = rkey2(RK_ROOM_AI_ASKED, room, key), cache = rkey1(RK_AI_CACHE, key);
-	/* two slots (the room's mark, the shared answer): two GETs in one pipeline, not MGET */
-	redisReply *a = NULL, *rep = NULL;
-	if (redisAppendCommand(rd, "GET %s", asked.s) != REDIS_OK ||
-	    redisAppendCommand(rd, "GET %s", cache.s) != REDIS_OK ||
-	    redisGetReply(rd, (void **)&a) != REDIS_OK)
-		a = NULL;
-	else if (redisGetReply(rd, (void **)&rep) != REDIS_OK)
-		rep = NULL;
-	int got = a && a->type == REDIS_REPLY_STRING;
-	if (a)
-		freeReplyObject(a);
-	rep = ai_cmd_done(s, a ? rep : NULL);
-	if (!rep)
+	/* the room's mark and the shared answer live in two slots (a cluster): two GETs in one
+	 * pipeline, one round trip when both are on one node */
+	struct rds_pipe *p = rds_pipe_new(rd);
+	const char *ga[] = {"GET", asked.s}, *gc[] = {"GET", cache.s};
+	int queued = p && rds_pipe_add(p, asked.s, 2, ga, NULL) == 0 &&
+		     rds_pipe_add(p, cache.s, 2, gc, NULL) == 0;
+	redisReply *a = queued ? rds_pipe_reply(p) : NULL;
+	redisReply *c = queued ? rds_pipe_reply(p) : NULL;
+	rds_pipe_free(p);
+	if (!a || !c || a->type == REDIS_REPLY_ERROR || c->type == REDIS_REPLY_ERROR) {
+		if (c)
+			freeReplyObject(c);
+		ai_cmd_done(s, a && a->type != REDIS_REPLY_ERROR ? NULL : a);
+		if (a && a->type != REDIS_REPLY_ERROR)
+			freeReplyObject(a);
 		return STORE_REDIS_UNAVAILABLE;
+	}
 	cJSON *res = NULL;
-	if (got && rep->type == REDIS_REPLY_STRING)
-		res = cJSON_Parse(rep->str);
-	freeReplyObject(rep);
+	if (a->type == REDIS_REPLY_STRING && c->type == REDIS_REPLY_STRING)
+		res = cJSON_Parse(c->str);
+	freeReplyObject(a);
+	freeReplyObject(c);
 	if (res && !cJSON_IsObject(res)) {
 		cJSON_Delete(res);
 		res = NULL;
@@ -59,20 +63,20 @@ enum store_status store_ai_claim(struct store *s, const char *room, const char *
 				 const char *id, long ttl_ms, char other[STORE_AI_JOB_ID_LEN + 1])
 {
 	other[0] = '\0';
-	redisContext *rd;
+	struct rds *rd;
 	enum store_status st = store_redis(s, &rd);
 	if (st != STORE_OK)
 		return st;
 	struct rkey pending = rkey2(RK_ROOM_AI_PENDING, room, key);
 	redisReply *rep =
-		ai_cmd_done(s, redisCommand(rd, "SET %s %s NX PX %ld", pending.s, id, ttl_ms));
+		ai_cmd_done(s, rds_cmd(rd, pending.s, "SET %s %s NX PX %ld", pending.s, id, ttl_ms));
 	if (!rep)
 		return STORE_REDIS_UNAVAILABLE;
 	int claimed = rep->type == REDIS_REPLY_STATUS;
 	freeReplyObject(rep);
 	if (claimed)
 		return STORE_OK;
-	if (!(rep = ai_cmd_done(s, redisCommand(rd, "GET %s", pending.s))))
+	if (!(rep = ai_cmd_done(s, rds_cmd(rd, pending.s, "GET %s", pending.s))))
 		return STORE_REDIS_UNAVAILABLE;
 	if (rep->type == REDIS_REPLY_STRING && rep->len == STORE_AI_JOB_ID_LEN)
 		memcpy(other, rep->str, STORE_AI_JOB_ID_LEN + 1);
@@ -83,12 +87,12 @@ enum store_status store_ai_claim(struct store *s, const char *room, const char *
 enum store_status store_ai_mark(struct store *s, const char *room, const char *key,
 				const char *id, long ttl_s)
 {
-	redisContext *rd;
+	struct rds *rd;
 	enum store_status st = store_redis(s, &rd);
 	if (st != STORE_OK)
 		return st;
 	struct rkey pending = rkey2(RK_ROOM_AI_PENDING, room, key);
-	redisReply *rep = ai_cmd_done(s, redisCommand(rd, "SET %s %s EX %ld", pending.s, id, ttl_s));
+	redisReply *rep = ai_cmd_done(s, rds_cmd(rd, pending.s, "SET %s %s EX %ld", pending.s, id, ttl_s));
 	if (!rep)
 		return STORE_REDIS_UNAVAILABLE;
 	freeReplyObject(rep);
@@ -98,7 +102,7 @@ enum store_status store_ai_mark(struct store *s, const char *room, const char *k
 enum store_status store_ai_release(struct store *s, const char *room, const char *key,
 				   const char *id)
 {
-	redisContext *rd;
+	struct rds *rd;
 	enum store_status st = store_redis(s, &rd);
 	if (st != STORE_OK)
 		return st;

@@ -268,7 +268,7 @@ static enum store_status fold(struct store *s, const char *room, struct doc_stat
 	char err[256];
 	keys_of(room, &dk, &ok);
 	memset(out, 0, sizeof *out);
-	redisContext *rd;
+	struct rds *rd;
 	if (store_redis(s, &rd) != STORE_OK)
 		return store_fail(s, STORE_REDIS_UNAVAILABLE, "the document store is unavailable");
 	const char *args[] = {dk.s, ok.s};
@@ -339,7 +339,7 @@ out:
 /* Creates the Redis document from the newest saved revision (a checkpoint and the typed
  * operations after it), or empty at revision 0. */
 static enum store_status restore(struct store *s, const struct store_doc_cfg *cfg,
-				 redisContext *rd, const char *room)
+				 struct rds *rd, const char *room)
 {
 	struct doc_state h = {0};
 	enum store_status hs = store_doc_history_text(s, cfg, room, -1, &h, NULL);
@@ -380,7 +380,7 @@ enum store_status store_doc_read(struct store *s, const struct store_doc_cfg *cf
 		enum store_status st = fold(s, room, out);
 		if (st != STORE_NOT_FOUND)
 			return st;
-		redisContext *rd;
+		struct rds *rd;
 		if ((st = store_redis(s, &rd)) != STORE_OK)
 			return st;
 		if (attempt == 0 && (st = restore(s, cfg, rd, room)) == STORE_OK)
@@ -593,12 +593,12 @@ static void dedupe_member(const struct doc_commit *dc, char *out, size_t cap)
  * together, the two reach one server together; a mark that failed (logged) is made again
  * by the room's next commit, and a refused attempt's mark only costs the snapshotter a
  * look at a room with nothing new. The script's reply, or NULL when the connection failed. */
-static redisReply *commit_and_mark(redisContext *rd, int nkeys, int argc, const char *const *args,
+static redisReply *commit_and_mark(struct rds *rd, int nkeys, int argc, const char *const *args,
 				   const char *due, const char *room)
 {
 	const char *argv[3 + RDS_SCRIPT_MAX_ARGS];
 	char nk[16];
-	if (argc > RDS_SCRIPT_MAX_ARGS)
+	if (argc > RDS_SCRIPT_MAX_ARGS || argc < 1)
 		return NULL;
 	snprintf(nk, sizeof nk, "%d", nkeys);
 	argv[0] = "EVALSHA";
@@ -606,18 +606,25 @@ static redisReply *commit_and_mark(redisContext *rd, int nkeys, int argc, const 
 	argv[2] = nk;
 	for (int i = 0; i < argc; i++)
 		argv[3 + i] = args[i];
+	const char *zv[] = {"ZADD", SNAP_DUE_KEY, "NX", due, room};
+	/* one pipeline: the commit to its room's node, the mark to the schedule's (the same
+	 * connection on a single server) */
+	struct rds_pipe *p = rds_pipe_new(rd);
 	redisReply *r = NULL, *z = NULL;
-	if (redisAppendCommandArgv(rd, 3 + argc, argv, NULL) != REDIS_OK ||
-	    redisAppendCommand(rd, "ZADD %s NX %s %s", SNAP_DUE_KEY, due, room) != REDIS_OK ||
-	    redisGetReply(rd, (void **)&r) != REDIS_OK || redisGetReply(rd, (void **)&z) != REDIS_OK) {
-		if (r)
-			freeReplyObject(r);
-		return NULL;
+	if (p && rds_pipe_add(p, args[0], 3 + argc, argv, NULL) == 0 &&
+	    rds_pipe_add(p, SNAP_DUE_KEY, 5, zv, NULL) == 0) {
+		r = rds_pipe_reply(p);
+		z = r ? rds_pipe_reply(p) : NULL;
 	}
-	if (z->type == REDIS_REPLY_ERROR)
+	if (p)
+		rds_pipe_free(p);
+	if (r && !z)
+		log_warn("room %s: its snapshot mark failed: %s", room, rds_error(rd));
+	else if (z && z->type == REDIS_REPLY_ERROR)
 		log_warn("room %s: its snapshot mark failed: %s", room, z->str);
-	freeReplyObject(z);
-	if (r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOSCRIPT", 8)) {
+	if (z)
+		freeReplyObject(z);
+	if (r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOSCRIPT", 8)) {
 		/* the first commit since Redis started: the text once (the mark is made already) */
 		freeReplyObject(r);
 		r = rds_script(rd, &rs_doc_commit, nkeys, argc, args, NULL);
@@ -655,7 +662,7 @@ static redisReply *commit_attempt(struct store *s, const struct store_doc_cfg *c
 			      exp,	 uid,	   span,      ret,	 delta,	   ins,
 			      del,	 limit,	   exact,     t->log[0], t->log[1], t->ev[0],
 			      t->ev[1], t->sep,	   keep,      hist,	 member};
-	redisContext *rd;
+	struct rds *rd;
 	redisReply *r = NULL;
 	if (store_redis(s, &rd) == STORE_OK)
 		r = commit_and_mark(rd, 6, sizeof args / sizeof args[0], args, due, room);
@@ -731,6 +738,18 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 				st = store_fail(s, STORE_ERROR, "the operation log is damaged");
 				break;
 			}
+			/* durability: the commit is answered only once enough replicas hold it
+			 * (REDIS_WAIT_REPLICAS; lib/rds.h). Short of that it is applied but not
+			 * safe from the loss of its master: 503, and the client's retry is
+			 * recognised as this very commit (kind 7) */
+			struct rkey wk = rkey1(RK_ROOM_DOC, room);
+			if (rds_wait(s->redis, wk.s, err, sizeof err) < 0) {
+				log_warn("room %s: revision %lld: %s", room, rev, err);
+				st = store_fail(s, STORE_REDIS_UNAVAILABLE,
+						"the change was not confirmed by a Redis replica in time; "
+						"try again");
+				break;
+			}
 			dc->applied = a;
 			dc->new_rev = rev;
 			/* compaction: the committer that makes the pending ops a multiple of
@@ -759,6 +778,26 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 				dc->new_rev = rev;
 				dc->repeated = 1;
 				st = STORE_OK;
+			}
+			/* durability of the first commit, which another connection wrote (its
+			 * WAIT may have fallen short): a write of ours after it in the same
+			 * master's replication stream (a revision moved by 0, which Redis
+			 * propagates like any HINCRBY), then WAIT for that, covers it too */
+			if (st == STORE_OK && rds_wait_replicas(s->redis) > 0) {
+				struct rkey wk = rkey1(RK_ROOM_DOC, room);
+				redisReply *w = rds_cmd(s->redis, wk.s, "HINCRBY %s revision 0", wk.s);
+				int wrote = w && w->type == REDIS_REPLY_INTEGER;
+				if (w)
+					freeReplyObject(w);
+				if (!wrote || rds_wait(s->redis, wk.s, err, sizeof err) < 0) {
+					log_warn("room %s: repeated revision %lld: %s", room, rev,
+						 wrote ? err : rds_error(s->redis));
+					ot_free(dc->applied);
+					dc->applied = NULL;
+					st = store_fail(s, STORE_REDIS_UNAVAILABLE,
+							"the change was not confirmed by a Redis replica "
+							"in time; try again");
+				}
 			}
 			free(site);
 			freeReplyObject(r);
@@ -802,7 +841,7 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 		}
 		freeReplyObject(r);
 		if (kind == -1) {
-			redisContext *rd;
+			struct rds *rd;
 			if (restored) {
 				st = store_fail(s, STORE_REDIS_UNAVAILABLE, "the document could not be loaded");
 				break;
@@ -1093,7 +1132,7 @@ out:
 enum store_status store_doc_due(struct store *s, long long until, int max, redisReply **due)
 {
 	*due = NULL;
-	redisContext *rd;
+	struct rds *rd;
 	enum store_status st = store_redis(s, &rd);
 	if (st != STORE_OK)
 		return st;
@@ -1102,7 +1141,7 @@ enum store_status store_doc_due(struct store *s, long long until, int max, redis
 		snprintf(bound, sizeof bound, "+inf");
 	else
 		snprintf(bound, sizeof bound, "%lld", until);
-	redisReply *rep = redisCommand(rd, "ZRANGEBYSCORE %s -inf %s LIMIT 0 %d", SNAP_DUE_KEY,
+	redisReply *rep = rds_cmd(rd, SNAP_DUE_KEY, "ZRANGEBYSCORE %s -inf %s LIMIT 0 %d", SNAP_DUE_KEY,
 				       bound, max);
 	if (!rep || rep->type != REDIS_REPLY_ARRAY) {
 		if (rep)
@@ -1115,11 +1154,11 @@ enum store_status store_doc_due(struct store *s, long long until, int max, redis
 
 enum store_status store_doc_claim(struct store *s, const char *room)
 {
-	redisContext *rd;
+	struct rds *rd;
 	enum store_status st = store_redis(s, &rd);
 	if (st != STORE_OK)
 		return st;
-	redisReply *claim = redisCommand(rd, "ZREM %s %s", SNAP_DUE_KEY, room);
+	redisReply *claim = rds_cmd(rd, SNAP_DUE_KEY, "ZREM %s %s", SNAP_DUE_KEY, room);
 	if (!claim)
 		return store_redis_failed(s);
 	int mine = claim->type == REDIS_REPLY_INTEGER && claim->integer == 1;
@@ -1137,7 +1176,7 @@ static int ops_batch(struct store *s, const char *room, long long first, long lo
 	keys_of(room, &dk, &ok);
 	snprintf(a, sizeof a, "%lld", first);
 	snprintf(b, sizeof b, "%lld", last);
-	redisContext *rd;
+	struct rds *rd;
 	if (store_redis(s, &rd) != STORE_OK)
 		return -1;
 	const char *args[] = {dk.s, ok.s, a, b};
@@ -1254,12 +1293,12 @@ int store_doc_thin(struct store *s, const struct store_doc_cfg *cfg)
  * keeps an earlier mark made by a commit meanwhile. */
 static void due_again(struct store *s, const struct store_doc_cfg *cfg, const char *room)
 {
-	redisContext *rd;
+	struct rds *rd;
 	redisReply *again = NULL;
 	char due[32];
 	snprintf(due, sizeof due, "%lld", clock_wall_ms() + cfg->snapshot_interval_ms);
 	if (store_redis(s, &rd) == STORE_OK) {
-		again = redisCommand(rd, "ZADD %s NX %s %s", SNAP_DUE_KEY, due, room);
+		again = rds_cmd(rd, SNAP_DUE_KEY, "ZADD %s NX %s %s", SNAP_DUE_KEY, due, room);
 		if (!again)
 			store_redis_failed(s);
 	}
@@ -1353,7 +1392,7 @@ enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg
 	}
 	if (st != STORE_OK)
 		goto out;
-	redisContext *rd;
+	struct rds *rd;
 	if (PQntuples(r) == 1 && store_redis(s, &rd) == STORE_OK) {
 		char data[160];
 		snprintf(data, sizeof data, "{\"revision\":%s,\"saved_at\":\"%s\"}", revs,

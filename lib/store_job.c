@@ -55,7 +55,7 @@ static int fields_take(const redisReply *rep, struct store_job *j)
 enum store_status store_job_load(struct store *s, const char *id, struct store_job *out)
 {
 	memset(out, 0, sizeof *out);
-	redisContext *rd;
+	struct rds *rd;
 	enum store_status st = store_redis(s, &rd);
 	if (st != STORE_OK)
 		return st;
@@ -63,7 +63,7 @@ enum store_status store_job_load(struct store *s, const char *id, struct store_j
 	const char *argv[NFIELDS + 2] = {"HMGET", key.s};
 	for (size_t i = 0; i < NFIELDS; i++)
 		argv[i + 2] = job_fields[i];
-	redisReply *rep = redisCommandArgv(rd, (int)NFIELDS + 2, argv, NULL);
+	redisReply *rep = rds_cmdv(rd, key.s, (int)NFIELDS + 2, argv, NULL);
 	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != NFIELDS) {
 		if (rep)
 			freeReplyObject(rep);
@@ -91,11 +91,12 @@ enum store_status store_job_recent(struct store *s, const char *room, int max,
 {
 	*out = NULL;
 	*n = 0;
-	redisContext *rd;
+	struct rds *rd;
 	enum store_status st = store_redis(s, &rd);
 	if (st != STORE_OK)
 		return st;
-	redisReply *ids = redisCommand(rd, "LRANGE %s 0 %d", rkey1(RK_ROOM_RUNS, room).s, max - 1);
+	struct rkey runs = rkey1(RK_ROOM_RUNS, room);
+	redisReply *ids = rds_cmd(rd, runs.s, "LRANGE %s 0 %d", runs.s, max - 1);
 	if (!ids || ids->type != REDIS_REPLY_ARRAY) {
 		if (ids)
 			freeReplyObject(ids);
@@ -108,7 +109,13 @@ enum store_status store_job_recent(struct store *s, const char *room, int max,
 		freeReplyObject(ids);
 		return store_fail(s, STORE_ERROR, "out of memory");
 	}
-	/* one round trip: every job's HMGET pipelined */
+	/* one round trip per node: every job's HMGET pipelined (routed by each job's key) */
+	struct rds_pipe *p = rds_pipe_new(rd);
+	if (!p) {
+		freeReplyObject(ids);
+		free(v);
+		return store_fail(s, STORE_ERROR, "out of memory");
+	}
 	int sent = 0;
 	for (size_t i = 0; i < want; i++) {
 		const redisReply *e = ids->element[i];
@@ -121,9 +128,15 @@ enum store_status store_job_recent(struct store *s, const char *room, int max,
 		const char *argv[NFIELDS + 2] = {"HMGET", key.s};
 		for (size_t k = 0; k < NFIELDS; k++)
 			argv[k + 2] = job_fields[k];
-		if (redisAppendCommandArgv(rd, (int)NFIELDS + 2, argv, NULL) != REDIS_OK ||
-		    !(v[sent].id = strdup(id))) {
+		if (!(v[sent].id = strdup(id))) {
 			st = store_fail(s, STORE_ERROR, "out of memory");
+			break;
+		}
+		if (rds_pipe_add(p, key.s, (int)NFIELDS + 2, argv, NULL) < 0) {
+			free(v[sent].id);
+			v[sent].id = NULL;
+			store_redis_failed(s);
+			st = store_fail(s, STORE_REDIS_UNAVAILABLE, "the queue is unavailable");
 			break;
 		}
 		sent++;
@@ -131,8 +144,8 @@ enum store_status store_job_recent(struct store *s, const char *room, int max,
 	freeReplyObject(ids);
 	int kept = 0;
 	for (int i = 0; i < sent; i++) {
-		redisReply *rep = NULL;
-		if (redisGetReply(rd, (void **)&rep) != REDIS_OK || !rep) {
+		redisReply *rep = rds_pipe_reply(p);
+		if (!rep) {
 			store_redis_failed(s);
 			st = store_fail(s, STORE_REDIS_UNAVAILABLE, "the queue is unavailable");
 			break;
@@ -154,6 +167,7 @@ enum store_status store_job_recent(struct store *s, const char *room, int max,
 		}
 		freeReplyObject(rep);
 	}
+	rds_pipe_free(p);
 	if (st != STORE_OK) {
 		for (size_t i = 0; i < want; i++)
 			store_job_free(&v[i]);
@@ -168,11 +182,12 @@ enum store_status store_job_recent(struct store *s, const char *room, int max,
 enum store_status store_job_status(struct store *s, const char *id, char status[16])
 {
 	status[0] = '\0';
-	redisContext *rd;
+	struct rds *rd;
 	enum store_status st = store_redis(s, &rd);
 	if (st != STORE_OK)
 		return st;
-	redisReply *rep = redisCommand(rd, "HGET %s status", rkey1(RK_JOB, id).s);
+	struct rkey jk = rkey1(RK_JOB, id);
+	redisReply *rep = rds_cmd(rd, jk.s, "HGET %s status", jk.s);
 	if (!rep || rep->type == REDIS_REPLY_ERROR) {
 		if (rep)
 			freeReplyObject(rep);
@@ -188,11 +203,11 @@ enum store_status store_job_status(struct store *s, const char *id, char status[
 enum store_status store_runtimes(struct store *s, cJSON **out)
 {
 	*out = NULL;
-	redisContext *rd;
+	struct rds *rd;
 	enum store_status st = store_redis(s, &rd);
 	if (st != STORE_OK)
 		return st;
-	redisReply *rep = redisCommand(rd, "GET %s", rkey0(RK_RUNTIMES));
+	redisReply *rep = rds_cmd(rd, rkey0(RK_RUNTIMES), "GET %s", rkey0(RK_RUNTIMES));
 	if (!rep) {
 		store_redis_failed(s);
 		return store_fail(s, STORE_REDIS_UNAVAILABLE, "the queue is unavailable");

@@ -17,10 +17,10 @@ enum store_status store_room_access(struct store *s, const char *room, long long
 	 * change (fcgi/h_rooms.c), so a member's role needs no PostgreSQL round trip.
 	 * Strangers, a cold cache, a Redis that fails and callers that need the language
 	 * fall through to PostgreSQL. */
-	redisContext *rd = NULL;
+	struct rds *rd = NULL;
 	if (!language && store_redis(s, &rd) == STORE_OK) {
 		struct rkey mk = rkey1(RK_ROOM_MEMBERS, room);
-		redisReply *rep = redisCommand(rd, "HGET %s %s", mk.s, uid);
+		redisReply *rep = rds_cmd(rd, mk.s, "HGET %s %s", mk.s, uid);
 		int hit = rep && rep->type == REDIS_REPLY_STRING && rep->len > 0 &&
 			  rep->len < STORE_ROLE_MAX;
 		if (hit)

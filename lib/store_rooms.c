@@ -174,14 +174,14 @@ enum store_status store_room_set_invite(struct store *s, const char *room, long 
 
 enum store_status store_room_drop_live(struct store *s, const char *room)
 {
-	redisContext *rd;
+	struct rds *rd;
 	enum store_status st = store_redis(s, &rd);
 	if (st != STORE_OK)
 		return st;
 	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room), dk = rkey1(RK_ROOM_DOC, room),
 		    ok = rkey1(RK_ROOM_OPS, room), vk = rkey1(RK_ROOM_VISIBILITY, room),
 		    ck = rkey1(RK_ROOM_COMMITS, room), rk = rkey1(RK_ROOM_RUNS, room);
-	redisReply *rep = redisCommand(rd, "DEL %s %s %s %s %s %s", mk.s, dk.s, ok.s, vk.s, ck.s,
+	redisReply *rep = rds_cmd(rd, mk.s, "DEL %s %s %s %s %s %s", mk.s, dk.s, ok.s, vk.s, ck.s,
 				       rk.s);
 	if (!rep)
 		return store_redis_failed(s);
@@ -407,15 +407,15 @@ enum store_status store_room_join(struct store *s, const char *room, long long u
 enum store_status store_member_cache(struct store *s, const char *room, long long user,
 				     const char *role)
 {
-	redisContext *rd;
+	struct rds *rd;
 	enum store_status st = store_redis(s, &rd);
 	if (st != STORE_OK) {
 		log_warn("room %s: %s", room, s->msg);
 		return st;
 	}
 	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room);
-	redisReply *rep = role ? redisCommand(rd, "HSET %s %lld %s", mk.s, user, role)
-			       : redisCommand(rd, "HDEL %s %lld", mk.s, user);
+	redisReply *rep = role ? rds_cmd(rd, mk.s, "HSET %s %lld %s", mk.s, user, role)
+			       : rds_cmd(rd, mk.s, "HDEL %s %lld", mk.s, user);
 	st = rep && rep->type != REDIS_REPLY_ERROR ? STORE_OK : STORE_REDIS_UNAVAILABLE;
 	if (st != STORE_OK)
 		log_warn("could not update the member cache of room %s", room);
@@ -430,7 +430,7 @@ enum store_status store_member_cache(struct store *s, const char *room, long lon
 
 int store_room_visibility_put(struct store *s, const char *room, const char *vis)
 {
-	redisContext *rd;
+	struct rds *rd;
 	if (store_redis(s, &rd) != STORE_OK) {
 		log_warn("room %s: %s", room, s->msg);
 		return -1;
@@ -441,7 +441,7 @@ int store_room_visibility_put(struct store *s, const char *room, const char *vis
 		const char *args[] = {key.s, vis};
 		rep = rds_script(rd, &rs_room_visibility, 1, 2, args, NULL);
 	} else {
-		rep = redisCommand(rd, "DEL %s", key.s);
+		rep = rds_cmd(rd, key.s, "DEL %s", key.s);
 	}
 	int rc = rep && rep->type == REDIS_REPLY_INTEGER ? (rep->integer > 0) : -1;
 	if (rc < 0)
@@ -455,11 +455,11 @@ int store_room_visibility_put(struct store *s, const char *room, const char *vis
 
 long long store_room_revision(struct store *s, const char *room)
 {
-	redisContext *rd = s->redis; /* looked at, not opened */
-	if (!rd || rd->err)
+	struct rds *rd = s->redis; /* looked at, not opened */
+	if (!rd)
 		return 0;
 	struct rkey key = rkey1(RK_ROOM_DOC, room);
-	redisReply *rep = redisCommand(rd, "HGET %s revision", key.s);
+	redisReply *rep = rds_cmd(rd, key.s, "HGET %s revision", key.s);
 	long long rev = 0;
 	if (rep && rep->type == REDIS_REPLY_STRING)
 		rev = strtoll(rep->str, NULL, 10);

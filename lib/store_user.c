@@ -108,12 +108,12 @@ enum store_status store_user_set_password(struct store *s, long long id,
 enum store_status store_session_signed_out(struct store *s, const char *sid, int *yes)
 {
 	*yes = 0;
-	redisContext *rd;
+	struct rds *rd;
 	enum store_status st = store_redis(s, &rd);
 	if (st != STORE_OK)
 		return st;
 	struct rkey key = rkey1(RK_SESSION_REVOKED, sid);
-	redisReply *rep = redisCommand(rd, "EXISTS %s", key.s);
+	redisReply *rep = rds_cmd(rd, key.s, "EXISTS %s", key.s);
 	if (!rep)
 		return store_redis_failed(s);
 	*yes = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;

@@ -62,7 +62,7 @@ static void keys_of(const struct ai_request *rq, struct ai_keys *k)
  * marks the scope as having asked (when it got an answer) and clears the job's pending mark
  * in one step of the room's slot (the shared answer lives in another slot; it goes first,
  * so a request that still finds the pending mark joins a job whose answer is stored). */
-static void finish(redisContext *r, const struct ai_request *rq, const char *job_id,
+static void finish(struct rds *r, const struct ai_request *rq, const char *job_id,
 		   const char *entry, int answered)
 {
 	if (!r || !rq->cache_key)
@@ -73,7 +73,7 @@ static void finish(redisContext *r, const struct ai_request *rq, const char *job
 	snprintf(ttl, sizeof ttl, "%d", AICFG_CACHE_TTL_S);
 	redisReply *rep;
 	if (entry) {
-		rep = redisCommand(r, "SET %s %s EX %s", k.cache.s, entry, ttl);
+		rep = rds_cmd(r, k.cache.s, "SET %s %s EX %s", k.cache.s, entry, ttl);
 		if (rds_reply_failed(r, rep, err, sizeof err)) {
 			log_warn("ai: could not store the answer of job %s: %s",
 				 job_id ? job_id : "?", err);
@@ -101,13 +101,13 @@ static void finish(redisContext *r, const struct ai_request *rq, const char *job
  * a job delivered twice). It is given out as a fresh answer (cached false, without the
  * stored provider time), and *provider_ms says how long the provider took to make it.
  * Caller frees with free(). */
-static char *cached_answer(redisContext *r, const struct ai_request *rq, long long *provider_ms)
+static char *cached_answer(struct rds *r, const struct ai_request *rq, long long *provider_ms)
 {
 	*provider_ms = 0;
 	if (!r || !rq->cache_key)
 		return NULL;
 	struct rkey ck = rkey1(RK_AI_CACHE, rq->cache_key);
-	redisReply *rep = redisCommand(r, "GET %s", ck.s);
+	redisReply *rep = rds_cmd(r, ck.s, "GET %s", ck.s);
 	cJSON *o = rep && rep->type == REDIS_REPLY_STRING ? cJSON_Parse(rep->str) : NULL;
 	if (rep)
 		freeReplyObject(rep);
@@ -187,7 +187,7 @@ static cJSON *fresh_answer(const struct ai_deps *d, const struct ai_request *rq,
 	return res;
 }
 
-enum ai_status ai_job_run(const struct ai_deps *d, redisContext *r, const char *job_id,
+enum ai_status ai_job_run(const struct ai_deps *d, struct rds *r, const char *job_id,
 			  const char *request_json, const volatile sig_atomic_t *cancel,
 			  char **result_json, char *err, size_t errlen)
 {
@@ -240,7 +240,7 @@ cancelled:
 	return AI_CANCELLED; /* the mark stays: the job runs again */
 }
 
-enum queue_outcome ai_queue_run(void *ctx, redisContext *r, const struct queue_job *job,
+enum queue_outcome ai_queue_run(void *ctx, struct rds *r, const struct queue_job *job,
 				const volatile sig_atomic_t *cancel, char **result_json, char *err,
 				size_t errlen)
 {

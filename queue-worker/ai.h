@@ -48,7 +48,7 @@ int ai_deps_init(struct ai_deps *d, const struct sandbox *sb, const struct runti
  * ai_queue_run runs ai_job_run() with the job thread's Redis connection r (for the job's
  * cache entry and pending mark); ai_event_data makes the `ai` event {job_id, kind,
  * status, result?, error?}. */
-enum queue_outcome ai_queue_run(void *ctx, redisContext *r, const struct queue_job *job,
+enum queue_outcome ai_queue_run(void *ctx, struct rds *r, const struct queue_job *job,
 				const volatile sig_atomic_t *cancel, char **result_json, char *err,
 				size_t errlen);
 char *ai_event_data(const struct queue_job *job, const char *status, const char *result_json,
@@ -61,7 +61,7 @@ enum ai_status { AI_OK = 0, AI_FAILED = -1, AI_CANCELLED = -2 };
  * *result_json (caller frees with free()); AI_FAILED and a message for people in err, or
  * AI_CANCELLED when *cancel became non-zero (the job should run again later). The answer
  * is cached and the pending mark cleared unless cancelled. */
-enum ai_status ai_job_run(const struct ai_deps *d, redisContext *r, const char *job_id,
+enum ai_status ai_job_run(const struct ai_deps *d, struct rds *r, const char *job_id,
 			  const char *request_json, const volatile sig_atomic_t *cancel,
 			  char **result_json, char *err, size_t errlen);
 

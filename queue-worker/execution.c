@@ -174,7 +174,7 @@ static enum queue_outcome run_piston(const struct execution_env *env,
 	return QUEUE_FAILED;
 }
 
-enum queue_outcome execution_run(void *ctx, redisContext *r, const struct queue_job *job,
+enum queue_outcome execution_run(void *ctx, struct rds *r, const struct queue_job *job,
 				 const volatile sig_atomic_t *cancel, char **result_json,
 				 char *err, size_t errlen)
 {

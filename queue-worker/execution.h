@@ -39,7 +39,7 @@ struct execution_env {
 };
 
 /* A queue_handler's run function for kind "execution"; ctx is a struct execution_env. */
-enum queue_outcome execution_run(void *ctx, redisContext *r, const struct queue_job *job,
+enum queue_outcome execution_run(void *ctx, struct rds *r, const struct queue_job *job,
 				 const volatile sig_atomic_t *cancel, char **result_json,
 				 char *err, size_t errlen);
 

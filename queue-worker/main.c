@@ -160,9 +160,8 @@ static int load_config(struct config *c)
 {
 	char err[512];
 	memset(c, 0, sizeof *c);
-	if (rds_parse_url(cfg_str("REDIS_URL", "redis://127.0.0.1:6379"), &c->redis, err,
-			  sizeof err) < 0) {
-		log_error("REDIS_URL: %s", err);
+	if (rds_config_env(&c->redis, "redis://127.0.0.1:6379", err, sizeof err) < 0) {
+		log_error("%s", err);
 		return -1;
 	}
 	const struct cfg_setting settings[] = {
@@ -203,9 +202,21 @@ static void backoff_wait(const struct worker *w, struct backoff *b)
 	clock_sleep_watching(backoff_next(b), BACKOFF_SLICE_MS, &w->stop);
 }
 
-static redisContext *connect_redis(const struct worker *w, char *err, size_t errlen)
+static struct rds *connect_redis(const struct worker *w, char *err, size_t errlen)
 {
-	return rds_connect(&w->cfg.redis, REDIS_TIMEOUT_MS, err, errlen);
+	/* one client per thread (lib/rds.h), opened here so a Redis that is down is found
+	 * before the loop starts */
+	struct rds *r = rds_new(&w->cfg.redis, REDIS_TIMEOUT_MS);
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (rds_ready(r) < 0) {
+		snprintf(err, errlen, "%s", rds_error(r));
+		rds_free(r);
+		return NULL;
+	}
+	return r;
 }
 
 /* entry NULL: the slot is idle. A new job starts uncancelled, unless the worker is
@@ -224,7 +235,7 @@ static void *job_thread(void *arg)
 {
 	struct slot *s = arg;
 	struct worker *w = s->w;
-	redisContext *r = NULL;
+	struct rds *r = NULL;
 	struct backoff failures = {.first_ms = BACKOFF_FIRST_MS, .max_ms = BACKOFF_MAX_MS};
 	long long next_claim = 0, next_orphans = 0;
 	long claim_every = w->cfg.claim_idle_ms / 2 < 1000 ? w->cfg.claim_idle_ms / 2 : 1000;
@@ -269,19 +280,19 @@ static void *job_thread(void *arg)
 		}
 		if (got < 0) {
 			log_warn("%s", err);
-			redisFree(r);
+			rds_free(r);
 			r = NULL;
 			backoff_wait(w, &failures);
 		}
 	}
 	if (r)
-		redisFree(r);
+		rds_free(r);
 	s->done = 1;
 	return NULL;
 }
 
 /* Keeps the entries of running jobs from looking abandoned. */
-static int heartbeat(struct worker *w, redisContext *r)
+static int heartbeat(struct worker *w, struct rds *r)
 {
 	char ids[WORKERS_MAX][QUEUE_ID_MAX];
 	const char *p[WORKERS_MAX];
@@ -301,7 +312,7 @@ static int heartbeat(struct worker *w, redisContext *r)
 
 /* Stops the running jobs whose status became cancelled (DELETE /api/jobs/{id}): their
  * handler sees the slot's cancel flag and kills the sandbox. One HGET per busy thread. */
-static int poll_cancelled(struct worker *w, redisContext *r)
+static int poll_cancelled(struct worker *w, struct rds *r)
 {
 	for (long i = 0; i < w->cfg.workers; i++) {
 		struct slot *s = &w->slots[i];
@@ -312,7 +323,7 @@ static int poll_cancelled(struct worker *w, redisContext *r)
 		if (!job[0])
 			continue;
 		struct rkey jk = rkey1(RK_JOB, job);
-		redisReply *rep = redisCommand(r, "HGET %s status", jk.s);
+		redisReply *rep = rds_cmd(r, jk.s, "HGET %s status", jk.s);
 		if (!rep || rep->type == REDIS_REPLY_ERROR) {
 			if (rep)
 				freeReplyObject(rep);
@@ -355,7 +366,7 @@ int main(void)
 	struct sandbox *sb = NULL;
 	struct execution_env exec;
 	struct ai_deps ai;
-	redisContext *r = NULL;
+	struct rds *r = NULL;
 	metric_cell *cells = NULL;
 	struct metrics_http *mh = NULL;
 	struct worker_scrape scrape = {0};
@@ -444,7 +455,7 @@ int main(void)
 	while (!r) {
 		r = connect_redis(w, err, sizeof err);
 		if (r && queue_ensure_group(r, err, sizeof err) < 0) {
-			redisFree(r);
+			rds_free(r);
 			r = NULL;
 		}
 		if (r)
@@ -551,8 +562,8 @@ int main(void)
 			next_refresh = clock_mono_ms() + w->cfg.refresh_s * 1000;
 		}
 		if (bad) {
-			log_warn("redis: %s", r->err ? r->errstr : "command failed");
-			redisFree(r);
+			log_warn("%s", rds_error(r));
+			rds_free(r);
 			r = NULL;
 		}
 	}
@@ -571,7 +582,7 @@ out:
 	metrics_unbind(worker_metrics, WM_N);
 	free(cells);
 	if (r)
-		redisFree(r);
+		rds_free(r);
 	sandbox_close(sb);
 	runtimes_free(&local);
 	free(w);

@@ -42,9 +42,9 @@ static int parse_entry(const redisReply *x, struct queue_entry *e)
 	return 0;
 }
 
-int queue_ensure_group(redisContext *r, char *err, size_t errlen)
+int queue_ensure_group(struct rds *r, char *err, size_t errlen)
 {
-	redisReply *rep = redisCommand(r, "XGROUP CREATE %s %s 0 MKSTREAM", QUEUE_STREAM, QUEUE_GROUP);
+	redisReply *rep = rds_cmd(r, QUEUE_STREAM, "XGROUP CREATE %s %s 0 MKSTREAM", QUEUE_STREAM, QUEUE_GROUP);
 	if (rep && rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "BUSYGROUP", 9)) {
 		freeReplyObject(rep);
 		return 0;
@@ -55,11 +55,10 @@ int queue_ensure_group(redisContext *r, char *err, size_t errlen)
 	return 0;
 }
 
-int queue_read(redisContext *r, const char *consumer, int block_ms, struct queue_entry *e,
+int queue_read(struct rds *r, const char *consumer, int block_ms, struct queue_entry *e,
 	       char *err, size_t errlen)
 {
-	redisReply *rep = redisCommand(r, "XREADGROUP GROUP %s %s COUNT 1 BLOCK %d STREAMS %s >",
-				       QUEUE_GROUP, consumer, block_ms, QUEUE_STREAM);
+	redisReply *rep = rds_cmd(r, QUEUE_STREAM, "XREADGROUP GROUP %s %s COUNT 1 BLOCK %d STREAMS %s >", QUEUE_GROUP, consumer, block_ms, QUEUE_STREAM);
 	if (rds_reply_failed(r, rep, err, errlen))
 		return -1;
 	int rc = 0;
@@ -75,10 +74,10 @@ int queue_read(redisContext *r, const char *consumer, int block_ms, struct queue
 	return rc;
 }
 
-int queue_claim(redisContext *r, const char *consumer, long min_idle_ms, struct queue_entry *e,
+int queue_claim(struct rds *r, const char *consumer, long min_idle_ms, struct queue_entry *e,
 		char *err, size_t errlen)
 {
-	redisReply *rep = redisCommand(r, "XAUTOCLAIM %s %s %s %ld 0-0 COUNT 1", QUEUE_STREAM,
+	redisReply *rep = rds_cmd(r, QUEUE_STREAM, "XAUTOCLAIM %s %s %s %ld 0-0 COUNT 1", QUEUE_STREAM,
 				       QUEUE_GROUP, consumer, min_idle_ms);
 	if (rds_reply_failed(r, rep, err, errlen))
 		return -1;
@@ -92,13 +91,13 @@ int queue_claim(redisContext *r, const char *consumer, long min_idle_ms, struct 
 	return rc;
 }
 
-int queue_alive(redisContext *r, const char *consumer, long ttl_ms)
+int queue_alive(struct rds *r, const char *consumer, long ttl_ms)
 {
 	struct rkey k = rkey1(RK_WORKER_ALIVE, consumer);
 	if (!k.s[0])
 		return -1;
-	redisReply *rep = ttl_ms > 0 ? redisCommand(r, "SET %s 1 PX %ld", k.s, ttl_ms)
-				     : redisCommand(r, "DEL %s", k.s);
+	redisReply *rep = ttl_ms > 0 ? rds_cmd(r, k.s, "SET %s 1 PX %ld", k.s, ttl_ms)
+				     : rds_cmd(r, k.s, "DEL %s", k.s);
 	char err[64];
 	if (rds_reply_failed(r, rep, err, sizeof err))
 		return -1;
@@ -107,12 +106,12 @@ int queue_alive(redisContext *r, const char *consumer, long ttl_ms)
 }
 
 /* 1 when consumer's liveness key exists, 0 when it is gone, -1 error. */
-static int consumer_alive(redisContext *r, const char *consumer, char *err, size_t errlen)
+static int consumer_alive(struct rds *r, const char *consumer, char *err, size_t errlen)
 {
 	struct rkey k = rkey1(RK_WORKER_ALIVE, consumer);
 	if (!k.s[0])
 		return 1; /* a name no key can hold: not ours to judge */
-	redisReply *rep = redisCommand(r, "EXISTS %s", k.s);
+	redisReply *rep = rds_cmd(r, k.s, "EXISTS %s", k.s);
 	if (rds_reply_failed(r, rep, err, errlen))
 		return -1;
 	int alive = rep->type != REDIS_REPLY_INTEGER || rep->integer != 0;
@@ -120,11 +119,11 @@ static int consumer_alive(redisContext *r, const char *consumer, char *err, size
 	return alive;
 }
 
-int queue_claim_orphan(redisContext *r, const char *consumer, long min_idle_ms,
+int queue_claim_orphan(struct rds *r, const char *consumer, long min_idle_ms,
 		       struct queue_entry *e, char *err, size_t errlen)
 {
 	/* [[id, consumer, idle ms, deliveries], …], oldest first */
-	redisReply *rep = redisCommand(r, "XPENDING %s %s IDLE %ld - + %d", QUEUE_STREAM,
+	redisReply *rep = rds_cmd(r, QUEUE_STREAM, "XPENDING %s %s IDLE %ld - + %d", QUEUE_STREAM,
 				       QUEUE_GROUP, min_idle_ms, QUEUE_ORPHAN_SCAN);
 	if (rds_reply_failed(r, rep, err, errlen))
 		return -1;
@@ -162,7 +161,7 @@ int queue_claim_orphan(redisContext *r, const char *consumer, long min_idle_ms,
 			continue;
 		/* still idle that long: no one (the owner come back, another worker) took it
 		 * meanwhile; otherwise Redis answers an empty array and we go on */
-		redisReply *c = redisCommand(r, "XCLAIM %s %s %s %ld %s", QUEUE_STREAM, QUEUE_GROUP,
+		redisReply *c = rds_cmd(r, QUEUE_STREAM, "XCLAIM %s %s %s %ld %s", QUEUE_STREAM, QUEUE_GROUP,
 					     consumer, min_idle_ms, id);
 		if (rds_reply_failed(r, c, err, errlen)) {
 			rc = -1;
@@ -180,7 +179,7 @@ int queue_claim_orphan(redisContext *r, const char *consumer, long min_idle_ms,
 	return rc;
 }
 
-int queue_touch(redisContext *r, const char *consumer, const char *const *ids, size_t n)
+int queue_touch(struct rds *r, const char *consumer, const char *const *ids, size_t n)
 {
 	if (n == 0)
 		return 0;
@@ -196,7 +195,7 @@ int queue_touch(redisContext *r, const char *consumer, const char *const *ids, s
 	for (size_t i = 0; i < n; i++)
 		argv[FIXED + i] = ids[i];
 	argv[FIXED + n] = "JUSTID";
-	redisReply *rep = redisCommandArgv(r, (int)(FIXED + n + 1), argv, NULL);
+	redisReply *rep = rds_cmdv(r, QUEUE_STREAM, (int)(FIXED + n + 1), argv, NULL);
 	char err[64];
 	if (rds_reply_failed(r, rep, err, sizeof err))
 		return -1;
@@ -204,9 +203,9 @@ int queue_touch(redisContext *r, const char *consumer, const char *const *ids, s
 	return 0;
 }
 
-int queue_ack(redisContext *r, const char *entry_id)
+int queue_ack(struct rds *r, const char *entry_id)
 {
-	redisReply *rep = redisCommand(r, "XACK %s %s %s", QUEUE_STREAM, QUEUE_GROUP, entry_id);
+	redisReply *rep = rds_cmd(r, QUEUE_STREAM, "XACK %s %s %s", QUEUE_STREAM, QUEUE_GROUP, entry_id);
 	char err[64];
 	if (rds_reply_failed(r, rep, err, sizeof err))
 		return -1;
@@ -214,13 +213,12 @@ int queue_ack(redisContext *r, const char *entry_id)
 	return 0;
 }
 
-int queue_job_load(redisContext *r, const char *job_id, struct queue_job *j, char *err,
+int queue_job_load(struct rds *r, const char *job_id, struct queue_job *j, char *err,
 		   size_t errlen)
 {
 	memset(j, 0, sizeof *j);
 	struct rkey jk = rkey1(RK_JOB, job_id);
-	redisReply *rep = redisCommand(r, "HMGET %s kind room user status request attempts",
-				       jk.s);
+	redisReply *rep = rds_cmd(r, jk.s, "HMGET %s kind room user status request attempts", jk.s);
 	if (rds_reply_failed(r, rep, err, errlen))
 		return -1;
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 6) {
@@ -266,11 +264,11 @@ int queue_job_done(const struct queue_job *j)
 	return job_status_parse(j->status, &st) == 0 && job_status_over(st);
 }
 
-int queue_job_count_attempt(redisContext *r, struct queue_job *j, long max_attempts, char *err,
+int queue_job_count_attempt(struct rds *r, struct queue_job *j, long max_attempts, char *err,
 			    size_t errlen)
 {
 	struct rkey jk = rkey1(RK_JOB, j->id);
-	redisReply *rep = redisCommand(r, "HINCRBY %s attempts 1", jk.s);
+	redisReply *rep = rds_cmd(r, jk.s, "HINCRBY %s attempts 1", jk.s);
 	if (rds_reply_failed(r, rep, err, errlen))
 		return -1;
 	j->attempts = rep->type == REDIS_REPLY_INTEGER ? (long)rep->integer : 0;
@@ -278,9 +276,9 @@ int queue_job_count_attempt(redisContext *r, struct queue_job *j, long max_attem
 	return j->attempts <= max_attempts;
 }
 
-int queue_publish_runtimes(redisContext *r, const char *json, long ttl_s)
+int queue_publish_runtimes(struct rds *r, const char *json, long ttl_s)
 {
-	redisReply *rep = redisCommand(r, "SET %s %s EX %ld", QUEUE_RUNTIMES_KEY, json, ttl_s);
+	redisReply *rep = rds_cmd(r, QUEUE_RUNTIMES_KEY, "SET %s %s EX %ld", QUEUE_RUNTIMES_KEY, json, ttl_s);
 	char err[64];
 	if (rds_reply_failed(r, rep, err, sizeof err))
 		return -1;
@@ -325,7 +323,7 @@ static char *mark_restart(char *data, long attempt)
 /* One status change of this attempt with its room event (lib/jobstate.h): 1 done, 0
  * refused because this worker is stale (the job moved on: another worker claimed it, or it
  * is over), -1 Redis error (err). attempt -1: any attempt (a job failed before counting). */
-static int change(redisContext *r, const struct queue_handler *h, const struct queue_job *j,
+static int change(struct rds *r, const struct queue_handler *h, const struct queue_job *j,
 		  long attempt, unsigned from, enum job_status status, const char *result_json,
 		  const char *error, const char *const *fields, size_t nfields,
 		  const char *requeue_entry, char *err, size_t errlen)
@@ -362,10 +360,10 @@ static int change(redisContext *r, const struct queue_handler *h, const struct q
 /* After a refused change: when the job is over (cancelled by someone, or done by another
  * attempt) or gone, its entry is acknowledged, so it is not delivered again and again. A
  * job still queued or running at another attempt is that attempt's: left alone. 0 or -1. */
-static int ack_if_over(redisContext *r, const struct queue_job *j, const char *entry)
+static int ack_if_over(struct rds *r, const struct queue_job *j, const char *entry)
 {
 	struct rkey jk = rkey1(RK_JOB, j->id);
-	redisReply *rep = redisCommand(r, "HGET %s status", jk.s);
+	redisReply *rep = rds_cmd(r, jk.s, "HGET %s status", jk.s);
 	char err[64];
 	if (rds_reply_failed(r, rep, err, sizeof err))
 		return -1;
@@ -379,7 +377,7 @@ static int ack_if_over(redisContext *r, const struct queue_job *j, const char *e
 /* Stores a final status with its event, then acknowledges: in that order, so a crash in
  * between leaves a job that is done (skipped when delivered again), never a lost one. A
  * stale attempt acknowledges nothing: the entry is the claiming worker's now. */
-static int conclude(redisContext *r, const struct queue_handler *h, const struct queue_job *j,
+static int conclude(struct rds *r, const struct queue_handler *h, const struct queue_job *j,
 		    long attempt, unsigned from, const char *entry, enum job_status status,
 		    const char *result_json, const char *error, char *err, size_t errlen)
 {
@@ -405,7 +403,7 @@ static int conclude(redisContext *r, const struct queue_handler *h, const struct
 	return 0;
 }
 
-int queue_process(redisContext *r, const struct queue_entry *e, const struct queue_handler *h,
+int queue_process(struct rds *r, const struct queue_entry *e, const struct queue_handler *h,
 		  size_t nh, const char *consumer, long max_attempts,
 		  const volatile sig_atomic_t *cancel, char *err, size_t errlen)
 {

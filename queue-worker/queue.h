@@ -12,7 +12,8 @@
  * instead of running again. Every status change is one step with its room event, fenced
  * by the attempt (lib/jobstate.h): readers of the hash and of the room agree, events come
  * in order, and a stale worker (its job claimed by another) changes nothing.
- * One redisContext per thread; nothing here keeps state between calls. */
+ * One Redis client (struct rds, lib/rds.h) per thread; nothing here keeps state between
+ * calls. */
 #ifndef CC_QUEUE_H
 #define CC_QUEUE_H
 
@@ -63,7 +64,7 @@ struct queue_handler {
 	 * it (and opens none of its own), reading every reply it asks for. When the
 	 * connection breaks there, storing the outcome fails too and the thread reconnects;
 	 * the entry stays pending and runs again later. */
-	enum queue_outcome (*run)(void *ctx, redisContext *r, const struct queue_job *job,
+	enum queue_outcome (*run)(void *ctx, struct rds *r, const struct queue_job *job,
 				  const volatile sig_atomic_t *cancel, char **result_json,
 				  char *err, size_t errlen);
 	/* The event's data; NULL means jobstate_event_json without a kind ({job_id, status, result?, error?}).
@@ -74,23 +75,23 @@ struct queue_handler {
 
 /* XGROUP CREATE cc:jobs workers 0 MKSTREAM: a new group starts at the beginning, so jobs
  * queued before any worker ever ran are not skipped; an existing group (BUSYGROUP) is fine. */
-int queue_ensure_group(redisContext *r, char *err, size_t errlen);
+int queue_ensure_group(struct rds *r, char *err, size_t errlen);
 
 /* A new entry for this consumer, waiting up to block_ms. 1 with *e filled, 0 when none
  * came, -1 on a Redis error (message in err). */
-int queue_read(redisContext *r, const char *consumer, int block_ms, struct queue_entry *e,
+int queue_read(struct rds *r, const char *consumer, int block_ms, struct queue_entry *e,
 	       char *err, size_t errlen);
 
 /* An entry pending for more than min_idle_ms with any consumer (a dead worker's), now
  * ours. 1, 0 or -1 as queue_read. Entries deleted from the stream are dropped by Redis. */
-int queue_claim(redisContext *r, const char *consumer, long min_idle_ms, struct queue_entry *e,
+int queue_claim(struct rds *r, const char *consumer, long min_idle_ms, struct queue_entry *e,
 		char *err, size_t errlen);
 
 /* This worker is alive: SET cc:worker:<consumer>:alive PX ttl_ms, renewed by the main
  * thread every second from before the job threads read until they have all ended (also
  * while a stopping worker finishes its jobs), deleted (ttl_ms 0) when it exits. A worker
  * killed outright stops renewing it, and its key is gone ttl_ms later. 0 or -1. */
-int queue_alive(redisContext *r, const char *consumer, long ttl_ms);
+int queue_alive(struct rds *r, const char *consumer, long ttl_ms);
 
 /* An entry pending with a consumer whose liveness key is gone (a worker killed outright),
  * idle at least min_idle_ms, now ours (XCLAIM with that idle time, so of several live
@@ -98,17 +99,17 @@ int queue_alive(redisContext *r, const char *consumer, long ttl_ms);
  * QUEUE_ORPHAN_SCAN. 1 with *e, 0 none, -1 error (err). Entries of workers that are
  * alive, however long their jobs run, are never taken here. */
 #define QUEUE_ORPHAN_SCAN 32
-int queue_claim_orphan(redisContext *r, const char *consumer, long min_idle_ms,
+int queue_claim_orphan(struct rds *r, const char *consumer, long min_idle_ms,
 		       struct queue_entry *e, char *err, size_t errlen);
 
 /* Resets the idle time of entries this worker is still working on, so they are not
  * claimed by another worker while they run (XCLAIM … JUSTID). ids: n entry ids. */
-int queue_touch(redisContext *r, const char *consumer, const char *const *ids, size_t n);
+int queue_touch(struct rds *r, const char *consumer, const char *const *ids, size_t n);
 
-int queue_ack(redisContext *r, const char *entry_id);
+int queue_ack(struct rds *r, const char *entry_id);
 
 /* Reads cc:job:{id}. 1 found (free with queue_job_free), 0 no such job, -1 error. */
-int queue_job_load(redisContext *r, const char *job_id, struct queue_job *j, char *err,
+int queue_job_load(struct rds *r, const char *job_id, struct queue_job *j, char *err,
 		   size_t errlen);
 void queue_job_free(struct queue_job *j);
 
@@ -118,7 +119,7 @@ int queue_job_done(const struct queue_job *j);
 
 /* Counts an attempt (HINCRBY attempts 1; j->attempts updated). 1 when it is within
  * max_attempts, 0 when over budget (the caller fails the job), -1 error. */
-int queue_job_count_attempt(redisContext *r, struct queue_job *j, long max_attempts, char *err,
+int queue_job_count_attempt(struct rds *r, struct queue_job *j, long max_attempts, char *err,
 			    size_t errlen);
 
 /* Handles one entry from queue_read/queue_claim start to end: loads the job, skips one
@@ -128,12 +129,12 @@ int queue_job_count_attempt(redisContext *r, struct queue_job *j, long max_attem
  * another worker meanwhile, or is over) stores, announces and acknowledges nothing.
  * 0 when the entry is dealt with; -1 when Redis failed (err): the entry stays pending and
  * is claimed again later. */
-int queue_process(redisContext *r, const struct queue_entry *e, const struct queue_handler *h,
+int queue_process(struct rds *r, const struct queue_entry *e, const struct queue_handler *h,
 		  size_t nh, const char *consumer, long max_attempts,
 		  const volatile sig_atomic_t *cancel, char *err, size_t errlen);
 
 /* SET cc:runtimes <json> EX ttl_s: it lapses when no worker refreshes it, so the API can
  * tell that nothing would run a job. 0 or -1. */
-int queue_publish_runtimes(redisContext *r, const char *json, long ttl_s);
+int queue_publish_runtimes(struct rds *r, const char *json, long ttl_s);
 
 #endif

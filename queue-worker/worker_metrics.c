@@ -81,18 +81,18 @@ static int read_depth(struct worker_scrape *s)
 {
 	char err[256];
 	if (!s->r) {
-		s->r = rds_connect(s->redis, 1000, err, sizeof err);
+		s->r = rds_new(s->redis, 1000);
 		if (!s->r) {
-			log_warn("metrics: %s", err);
+			log_warn("metrics: out of memory");
 			return -1;
 		}
 	}
-	redisReply *rep = redisCommand(s->r, "GET %s", rkey0(RK_FAIR_DEPTH));
+	redisReply *rep = rds_cmd(s->r, rkey0(RK_FAIR_DEPTH), "GET %s", rkey0(RK_FAIR_DEPTH));
 	if (rds_reply_failed(s->r, rep, err, sizeof err))
 		goto fail;
 	long long queued = rep->type == REDIS_REPLY_STRING ? atoll(rep->str) : 0;
 	freeReplyObject(rep);
-	rep = redisCommand(s->r, "HLEN %s", rkey0(RK_FAIR_INFLIGHT));
+	rep = rds_cmd(s->r, rkey0(RK_FAIR_INFLIGHT), "HLEN %s", rkey0(RK_FAIR_INFLIGHT));
 	if (rds_reply_failed(s->r, rep, err, sizeof err))
 		goto fail;
 	long long inflight = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
@@ -102,7 +102,7 @@ static int read_depth(struct worker_scrape *s)
 	return 0;
 fail:
 	log_warn("metrics: %s", err);
-	redisFree(s->r);
+	rds_free(s->r);
 	s->r = NULL;
 	return -1;
 }
@@ -115,7 +115,6 @@ int worker_metrics_collect(void *arg, struct buf *out)
 
 void worker_scrape_free(struct worker_scrape *s)
 {
-	if (s->r)
-		redisFree(s->r);
+	rds_free(s->r);
 	s->r = NULL;
 }

@@ -36,7 +36,7 @@ void worker_metrics_job_time(const char *kind, long long ms);
  * connection, opened on demand, arg is a struct worker_scrape), then renders the table. */
 struct worker_scrape {
 	const struct rds_target *redis;
-	redisContext *r; /* the listener thread's; freed by worker_scrape_free */
+	struct rds *r; /* the listener thread's client; freed by worker_scrape_free */
 };
 int worker_metrics_collect(void *arg, struct buf *out);
 void worker_scrape_free(struct worker_scrape *s);

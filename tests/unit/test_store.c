@@ -180,7 +180,7 @@ static void check_getters_down(void)
 	char err[256];
 	CHECK(rds_parse_url("redis://127.0.0.1:1", &t, err, sizeof err) == 0);
 	store_init(&s, "postgresql://127.0.0.1:1/none?connect_timeout=2", &t);
-	redisContext *rd = NULL;
+	struct rds *rd = NULL;
 	CHECK(store_redis(&s, &rd) == STORE_REDIS_UNAVAILABLE && rd == NULL);
 	CHECK_STR(s.msg, "the event store is unavailable");
 	PGresult *r = (PGresult *)&s; /* must be cleared */

@@ -1,0 +1,82 @@
+// Durability with a replicated Redis (REDIS_WAIT_REPLICAS, lib/rds.h rds_wait; docs/API.md):
+// an operation or a new job is answered only once a replica holds it. The stack's API runs
+// without WAIT, so the API binary runs here as CGI against the stack's Redis and database
+// with REDIS_WAIT_REPLICAS=1: with no replica the commit is answered 503 redis_unavailable
+// (applied, not confirmed); once a real replica (redis-server --replicaof) is in sync, the
+// same request sent again is answered as the first commit, and new operations and jobs are
+// answered as usual.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { call, cgi, newUser, createRoom, redis } from '../lib/api.mjs';
+import { freePort, waitFor } from '../lib/procs.mjs';
+import { connectRedis } from '../lib/resp.mjs';
+
+const WAIT = { REDIS_WAIT_REPLICAS: '1', REDIS_WAIT_MS: '100' };
+let replica;
+let dir;
+
+after(async () => {
+  if (replica && replica.exitCode === null) {
+    replica.kill('SIGKILL');
+    await new Promise((r) => replica.once('exit', r));
+  }
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const commit = (token, room, body) => cgi({ method: 'POST', uri: `/api/rooms/${room.id}/operations`, token, body, env: WAIT });
+const doc = async (token, room) => (await call('GET', `/api/rooms/${room.id}/document`, { token })).json;
+
+async function startReplica() {
+  const masterPort = Number(redis('CONFIG', 'GET', 'port').split('\n')[1]);
+  assert.ok(masterPort > 0, 'the stack\'s Redis has a TCP port');
+  const port = await freePort();
+  dir = mkdtempSync(join(tmpdir(), 'cc-replica-'));
+  replica = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--replicaof', '127.0.0.1', String(masterPort),
+    '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+  await waitFor(async () => {
+    try {
+      const r = await connectRedis(port);
+      try { return /master_link_status:up/.test(await r.cmd('INFO', 'replication')); } finally { r.close(); }
+    } catch { return false; }
+  }, { timeout: 30000, what: 'the replica in sync' });
+}
+
+test('no replica to confirm: 503 redis_unavailable; with one in sync, the repeat is answered as the first commit', async () => {
+  const a = await newUser();
+  const room = await createRoom(a.token);
+  const body = { revision: 0, ops: ['kept'], client_id: 'wait.1' };
+  const first = commit(a.token, room, body);
+  assert.equal(first.status, 503, first.body);
+  assert.equal(first.json.error, 'redis_unavailable');
+  // applied on the master all the same
+  assert.equal((await doc(a.token, room)).content, 'kept');
+  // the same request again is recognised, but still not confirmed: no 200 for it yet
+  const repeat = commit(a.token, room, body);
+  assert.equal(repeat.status, 503, repeat.body);
+  assert.equal(repeat.json.error, 'redis_unavailable');
+  assert.equal((await doc(a.token, room)).revision, 1, 'applied once');
+
+  // a job is not confirmed either
+  const job = cgi({ method: 'POST', uri: `/api/rooms/${room.id}/executions`, token: a.token, env: WAIT,
+    body: { language: 'python', code: 'print(1)' } });
+  assert.equal(job.status, 503, job.body);
+  assert.equal(job.json.error, 'redis_unavailable');
+
+  await startReplica();
+  const again = commit(a.token, room, body);
+  assert.equal(again.status, 200, again.body);
+  assert.deepEqual(again.json, { revision: 1, ops: ['kept'] });
+  const next = commit(a.token, room, { revision: 1, ops: [4, '!'], client_id: 'wait.2' });
+  assert.equal(next.status, 200, next.body);
+  assert.deepEqual(next.json, { revision: 2, ops: [4, '!'] });
+  const d = await doc(a.token, room);
+  assert.equal(d.content, 'kept!');
+  assert.equal(d.revision, 2);
+  const job2 = cgi({ method: 'POST', uri: `/api/rooms/${room.id}/executions`, token: a.token, env: WAIT,
+    body: { language: 'python', code: 'print(2)' } });
+  assert.equal(job2.status, 202, job2.body);
+});
