@@ -144,7 +144,17 @@ for ((i = 1; i <= CLUSTER_BROKERS; i++)); do take_port "broker-$i" broker; done
 take_port pg-primary postgres
 take_port pg-replica postgres
 if [ "$CLUSTER_REDIS" = cluster ]; then
-  for i in 1 2 3 4 5 6; do take_port "redis-$i" redis; redis_nodes+=("redis-$i"); done
+  # A dead Redis node comes back only once the cluster has failed it over (svc_tick), or
+  # after 5 node timeouts at the latest: a master restarted sooner is still the master when
+  # it returns, with only what its append-only file had (up to a second behind), and its
+  # replica, which holds every write acknowledged after WAIT, would then copy that shorter
+  # history. Promoted instead, the replica keeps those writes, and the old master rejoins as
+  # its replica.
+  for i in 1 2 3 4 5 6; do
+    take_port "redis-$i" redis
+    redis_nodes+=("redis-$i")
+    smin[redis-$i]=$((REDIS_NODE_TIMEOUT_MS * 5))
+  done
 else
   take_port redis redis
   redis_nodes=(redis)
@@ -180,10 +190,13 @@ for ((i = 1; i <= CLUSTER_WEB_NODES; i++)); do
 done
 
 # --- how each service starts (also again, after a crash) -----------------------------------
+# repl-diskless-sync-delay 0: a node that rejoins as a replica after a failover gets its new
+# master's data at once (the default waits 5 s for more replicas to share the transfer); until
+# then a master without a replica in sync refuses to acknowledge writes (WAIT, lib/rds.h).
 redis_args() { # name
   local n=$1 p=${port[$1]}
   local a=(--bind 127.0.0.1 --port "$p" --dir "$CC_VAR/$n" --daemonize no --protected-mode yes
-    --appendonly yes --appendfsync everysec --save '' --logfile "$CC_VAR/log/$n.log")
+    --appendonly yes --appendfsync everysec --save '' --repl-diskless-sync-delay 0 --logfile "$CC_VAR/log/$n.log")
   [ "$n" = redis ] || a+=(--cluster-enabled yes --cluster-config-file nodes.conf
     --cluster-node-timeout "$REDIS_NODE_TIMEOUT_MS" --cluster-require-full-coverage no)
   printf '%s\0' "${a[@]}"
@@ -233,6 +246,29 @@ svc_tick() {
     write_topology
     [ "$(sup_now_ms)" -lt "$topo_until" ] || topo_until=0
   fi
+  # a dead Redis Cluster node waits for its restart (smin) until the cluster has failed it
+  # over; then it is started at once, to rejoin as a replica (redis_taken_over)
+  local n
+  for n in "${redis_nodes[@]}"; do
+    [ -n "${sdue[$n]:-}" ] && [ "$CLUSTER_REDIS" = cluster ] && redis_taken_over "$n" &&
+      sdue[$n]=$(sup_now_ms)
+  done
+  return 0
+}
+
+# 0 when the other nodes mark node n failed (FAIL, not the first suspicion PFAIL) and it
+# serves no slot any more: its replica was promoted, or it was a replica itself.
+redis_taken_over() { # name
+  local o line
+  for o in "${redis_nodes[@]}"; do
+    [ "$o" != "$1" ] && [ -n "${spid[$o]:-}" ] || continue
+    line=$(redis-cli -p "${port[$o]}" cluster nodes 2>/dev/null | grep " 127.0.0.1:${port[$1]}@") || continue
+    set -- "$1" $line
+    # id addr flags master ping pong epoch link [slots...]
+    [ $# -le 9 ] && [[ ",$4," == *,fail,* ]] && return 0
+    return 1
+  done
+  return 1
 }
 
 pg_sock=$CC_VAR/run/pg
@@ -360,9 +396,15 @@ if [ "$CLUSTER_REDIS" = cluster ]; then
     for n in "${redis_nodes[@]}"; do
       redis-cli -p "${port[$n]}" cluster info | tr -d '\r' | grep -qx 'cluster_state:ok' || return 1
     done
-    redis-cli --cluster check "127.0.0.1:${port[redis-1]}" | grep -q 'All 16384 slots covered'
+    redis-cli --cluster check "127.0.0.1:${port[redis-1]}" | grep -q 'All 16384 slots covered' || return 1
+    # every replica has its master's data: only then can it take over (a replica that never
+    # synchronised does not stand for election) and WAIT count it
+    for n in "${redis_nodes[@]}"; do
+      redis-cli -p "${port[$n]}" info replication | tr -d '\r' | grep -qx 'role:slave' || continue
+      redis-cli -p "${port[$n]}" info replication | tr -d '\r' | grep -qx 'master_link_status:up' || return 1
+    done
   }
-  wait_for "the Redis Cluster (cluster_state:ok, every slot covered)" 30 cluster_ok
+  wait_for "the Redis Cluster (cluster_state:ok, every slot covered, every replica in sync)" 30 cluster_ok
   REDIS_CLUSTER=$(IFS=,; printf '%s' "${seeds[*]}")
   export REDIS_CLUSTER
   # for a program (or tool) that knows only one server: a node it is sent MOVED from

@@ -16,7 +16,9 @@
 # The supervised services by name: their pid while they run (empty while one waits to be
 # started again), when they started, when a dead one is due again, its restarts so far
 # ("keep": watched only, never restarted here), and the exit statuses `wait -n` collected.
-declare -A spid=() st0=() sdue=() snrest=() sexit=()
+# smin: a service's shortest restart delay in ms, when it has one (scripts/cluster.sh: a Redis
+# Cluster node)
+declare -A spid=() st0=() sdue=() snrest=() sexit=() smin=()
 progs=()
 parent=$PPID # make (or whoever started us); when it dies we stop (svc_supervise)
 
@@ -137,6 +139,7 @@ service_died() { # name
   fi
   [ "$up" -ge $((RESTART_RESET_S * 1000)) ] && snrest[$n]=0
   d=$(sup_delay_ms "${snrest[$n]:-0}")
+  [ -n "${smin[$n]:-}" ] && [ "$d" -lt "${smin[$n]}" ] && d=${smin[$n]}
   snrest[$n]=$((${snrest[$n]:-0} + 1))
   sdue[$n]=$(($(sup_now_ms) + d))
   local how="exited"

@@ -68,11 +68,12 @@ node_modules_ready() {
   fi
 }
 
-# node's test runner, one file at a time; a bound per test: a hang fails that test (and says
-# which) instead of stalling the run.
+# node's test runner, one file at a time; a bound per test (and per file: node counts a
+# file as a test): a hang fails that test (and says which) instead of stalling the run.
+NODE_TEST_TIMEOUT_MS=240000
 run_node() { # files...
   [ $# -gt 0 ] || return 0
-  node --test --test-concurrency=1 --test-timeout=240000 "$@"
+  node --test --test-concurrency=1 --test-timeout="$NODE_TEST_TIMEOUT_MS" "$@"
 }
 
 # Sanitizer reports of the programs a group starts go to files, checked after the group.
@@ -185,7 +186,8 @@ run_cluster() { # [files...]
   echo "== cluster suites (each starts the make cluster layout)"
   node_modules_ready
   sanitizers_to_files
-  run_node "${files[@]}" || rc=1
+  # a fault suite runs several faults, each under a load of its own, in one layout
+  NODE_TEST_TIMEOUT_MS=600000 run_node "${files[@]}" || rc=1
   sanitizer_reports || rc=1
   return "$rc"
 }

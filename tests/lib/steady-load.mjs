@@ -66,7 +66,7 @@ const MARK = /<w(\d+)\.(\d+)>/g;
 
 export async function startLoad({
   base, bases = [base], writers = 4, subscribers = 20, execEveryMs = 2500, writeGapMs = 20,
-  language = 'python', log = () => {},
+  language = 'python', execCode = (i) => `print(${i})`, log = () => {},
 } = {}) {
   let turn = 0;
   const pick = () => bases[turn++ % bases.length];
@@ -89,6 +89,7 @@ export async function startLoad({
   const acked = new Set();   // markers whose commit got a 200
   const sent = new Set();    // markers ever sent
   const stats = { commits: 0, retries: 0, errors: {}, lastAckAt: 0, execs: 0 };
+  const ackLog = []; // {sent, t, rev} of every acknowledged commit, in order
   const note = (what) => { stats.errors[what] = (stats.errors[what] || 0) + 1; };
 
   // ---- writers
@@ -99,6 +100,7 @@ export async function startLoad({
       const marker = `<w${w}.${n++}>`;
       const body = { revision, ops: [marker], client_id: `load${w}.${n}` };
       sent.add(marker);
+      const sentAt = Date.now(); // its first try: a repeat may be answered with an older commit
       for (;;) {
         let r;
         try {
@@ -111,6 +113,7 @@ export async function startLoad({
           stats.commits++;
           stats.lastAckAt = Date.now();
           revision = r.json.revision;
+          ackLog.push({ sent: sentAt, t: stats.lastAckAt, rev: revision });
           break;
         }
         if (r.status === 409) {
@@ -137,7 +140,7 @@ export async function startLoad({
   const subs = [];
   const subscriber = async (k) => {
     const token = tokens[k % tokens.length];
-    const me = { k, revisions: [], dup: 0, lastId: '', connects: 0, lastAt: 0, resync: 0, ctrl: null, finals: new Map(), since: 0 };
+    const me = { k, revisions: [], recvAt: new Map(), dup: 0, lastId: '', connects: 0, lastAt: 0, resync: 0, ctrl: null, finals: new Map() };
     subs.push(me);
     while (!stopping) {
       try {
@@ -176,6 +179,7 @@ export async function startLoad({
             if (me.revisions.length && rev <= me.revisions[me.revisions.length - 1]) me.dup++;
             me.revisions.push(rev);
             me.lastAt = Date.now();
+            me.recvAt.set(rev, me.lastAt);
           }
         }
       } catch (e) {
@@ -193,7 +197,7 @@ export async function startLoad({
     while (!stopping) {
       const token = tokens[i++ % tokens.length];
       try {
-        const r = await http(pick(), 'POST', `/api/rooms/${room.id}/executions`, { token, body: { language: 'python', code: `print(${i})` } });
+        const r = await http(pick(), 'POST', `/api/rooms/${room.id}/executions`, { token, body: { language: 'python', code: execCode(i) } });
         if (r.status === 202) { jobs.set(r.json.job.id, token); stats.execs++; }
         else note(`exec ${r.status}`);
       } catch (e) { note('exec network'); }
@@ -234,23 +238,30 @@ export async function startLoad({
 
   return {
     check,
-    room, stats, subs,
-    // ms from `since` (a Date.now() value) until a commit was acknowledged after it and every
-    // subscriber has received that commit's revision.
+    room, stats, subs, tokens,
+    // a job started outside the trickle, checked at the end like the others
+    track(id, token) { jobs.set(id, token); },
+    // ms from `since` (a Date.now() value) until the first commit sent after it was
+    // acknowledged (commitMs), and until the last subscriber received that commit's revision
+    // (streamsMs).
     async recovered(since, { timeoutMs = 60000 } = {}) {
       const until2 = since + timeoutMs;
-      while (stats.lastAckAt <= since) {
+      let first;
+      while (!(first = ackLog.find((a) => a.sent > since))) {
         if (Date.now() > until2) throw new Error('no commit acknowledged after the fault');
         await sleep(20);
       }
-      const ackAt = stats.lastAckAt;
-      const d = await must(pick(), 'GET', `/api/rooms/${room.id}/document`, { token: owner });
-      const rev = d.json.revision;
-      while (subs.some((s) => !s.revisions.length || s.revisions[s.revisions.length - 1] < rev)) {
-        if (Date.now() > until2) throw new Error(`subscribers did not reach revision ${rev}`);
+      while (subs.some((s) => !s.revisions.length || s.revisions[s.revisions.length - 1] < first.rev)) {
+        if (Date.now() > until2) throw new Error(`subscribers did not reach revision ${first.rev}`);
         await sleep(20);
       }
-      return { commitMs: ackAt - since, streamsMs: Date.now() - since };
+      let last = 0;
+      for (const s of subs) {
+        let t = s.recvAt.get(first.rev);
+        if (t === undefined) for (const [rev, at] of s.recvAt) if (rev >= first.rev && (t === undefined || at < t)) t = at;
+        last = Math.max(last, t);
+      }
+      return { commitMs: first.t - since, streamsMs: last - since };
     },
     async finish({ settleMs = 20000 } = {}) {
       stopDeadline = Date.now() + settleMs;
