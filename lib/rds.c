@@ -944,7 +944,18 @@ static void pipe_collect(struct rds_pipe *p)
 			freeReplyObject(pc->rep);
 			pc->rep = route(d, pc->key, pc->key ? strlen(pc->key) : 0, pc->cmd,
 					(size_t)pc->len);
+			pc->ci = -1; /* route() noted where it went */
 		}
+	}
+	/* the connection of the pipeline's last command that was answered where it was
+	 * queued, for rds_wait (a write to WAIT for goes last) */
+	for (int i = 0; i < p->n; i++) {
+		struct pipe_cmd *pc = &p->v[i];
+		if (pc->ci < 0 || !pc->rep || pc->rep->type == REDIS_REPLY_ERROR)
+			continue;
+		d->last = pc->ci;
+		d->last_serial = pc->serial;
+		d->last_slot = pc->key ? rslot_of(pc->key, strlen(pc->key)) : RSLOT_COUNT;
 	}
 }
 

@@ -607,18 +607,20 @@ static redisReply *commit_and_mark(struct rds *rd, int nkeys, int argc, const ch
 	for (int i = 0; i < argc; i++)
 		argv[3 + i] = args[i];
 	const char *zv[] = {"ZADD", SNAP_DUE_KEY, "NX", due, room};
-	/* one pipeline: the commit to its room's node, the mark to the schedule's (the same
-	 * connection on a single server) */
+	/* one pipeline: the mark to the schedule's node, the commit to its room's (the same
+	 * connection on a single server). The commit goes last, so that rds_wait finds the
+	 * connection that carried it; a mark whose commit is then refused only makes the
+	 * snapshotter look at a room with nothing new. */
 	struct rds_pipe *p = rds_pipe_new(rd);
 	redisReply *r = NULL, *z = NULL;
-	if (p && rds_pipe_add(p, args[0], 3 + argc, argv, NULL) == 0 &&
-	    rds_pipe_add(p, SNAP_DUE_KEY, 5, zv, NULL) == 0) {
+	if (p && rds_pipe_add(p, SNAP_DUE_KEY, 5, zv, NULL) == 0 &&
+	    rds_pipe_add(p, args[0], 3 + argc, argv, NULL) == 0) {
+		z = rds_pipe_reply(p);
 		r = rds_pipe_reply(p);
-		z = r ? rds_pipe_reply(p) : NULL;
 	}
 	if (p)
 		rds_pipe_free(p);
-	if (r && !z)
+	if (!z)
 		log_warn("room %s: its snapshot mark failed: %s", room, rds_error(rd));
 	else if (z && z->type == REDIS_REPLY_ERROR)
 		log_warn("room %s: its snapshot mark failed: %s", room, z->str);

@@ -428,6 +428,9 @@ fd_max=$(ulimit -Hn)
 maxconn=$(((fd_max - 200) / 2))
 [ "$maxconn" -gt 50000 ] && maxconn=50000
 case "$CC_BIND" in *:*) front="[$CC_BIND]:$PORT" ;; *) front="$CC_BIND:$PORT" ;; esac
+# the one Content-Security-Policy, as lighttpd.conf sets it
+csp=$(sed -n 's/^ *"Content-Security-Policy" => "\(.*\)",$/\1/p' "$ROOT/lighttpd.conf" | head -n 1)
+[ -n "$csp" ] || die "no Content-Security-Policy found in lighttpd.conf"
 {
   cat <<EOF
 # written by scripts/cluster.sh at every start
@@ -487,6 +490,12 @@ EOF
 backend brokers
   balance leastconn
   timeout server 1h
+  # the security headers lighttpd puts on every answer of a web node (lighttpd.conf), on
+  # the brokers' answers too
+  http-response set-header Content-Security-Policy "$csp"
+  http-response set-header X-Content-Type-Options nosniff
+  http-response set-header Referrer-Policy no-referrer
+  http-response set-header X-Frame-Options DENY
   option httpchk GET /events/health
   http-check expect status 200
   default-server inter 500ms fastinter 250ms downinter 1s rise 2 fall 2 on-marked-down shutdown-sessions

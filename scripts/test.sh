@@ -129,10 +129,9 @@ run_programs() { # [files...]
 
 # The stack and browser groups against one stack. groups: "stack", "browser" or both; files,
 # when given, replace the groups' own suites.
-run_with_stack() { # groups [files...]
-  local groups=$1 g rc=0
-  shift
-  node_modules_ready
+# What the stack suites expect of the stack they run against (one stack, or the cluster
+# layout): exported for the programs the stack starts.
+stack_test_env() {
   export API_PROCESSES=${API_PROCESSES:-4} WORKERS=${WORKERS:-2}
   export LOGIN_RATE_LIMIT=${LOGIN_RATE_LIMIT:-10} LOGIN_ADDRESS_RATE_LIMIT=${LOGIN_ADDRESS_RATE_LIMIT:-40}
   # the suites register hundreds of users from 127.0.0.1; the limit itself is tested through
@@ -147,6 +146,13 @@ run_with_stack() { # groups [files...]
   AI_DOUBLE_PORT=$(stack_free_port)
   export AI_DOUBLE_PORT AI_PROVIDER=openai AI_BASE_URL=http://127.0.0.1:$AI_DOUBLE_PORT/v1
   export AI_API_KEY=test-key-$$ AI_MODEL=double-model AI_TIMEOUT_MS=2000 AI_RATE_LIMIT=10
+}
+
+run_with_stack() { # groups [files...]
+  local groups=$1 g rc=0
+  shift
+  node_modules_ready
+  stack_test_env
   sanitizers_to_files
   echo "== starting a throwaway stack (PostgreSQL, Redis, lighttpd, API, broker, worker)"
   if ! stack_up asan; then
@@ -188,9 +194,22 @@ run_cluster() { # [files...]
   sanitizers_to_files
   # a fault suite runs several faults, each under a load of its own, in one layout
   NODE_TEST_TIMEOUT_MS=600000 run_node "${files[@]}" || rc=1
+  if [ $# -eq 0 ]; then
+    echo "== stack suites against the make cluster layout (tests/cluster/stack-suites.mjs)"
+    ( stack_test_env && node tests/cluster/stack-suites.mjs "${CLUSTER_STACK_SUITES[@]}" ) || rc=1
+  fi
   sanitizer_reports || rc=1
   return "$rc"
 }
+
+# The stack suites that make sense on the cluster layout: those that speak HTTP to the front
+# door and read Redis and PostgreSQL like any client. Left out: the suites of one stack's
+# own processes and files (run, supervise, metrics, cgi, tls, durability, upgrade-keys),
+# those that stop its Redis, and those bound to lighttpd's own answers.
+CLUSTER_STACK_SUITES=(tests/stack/smoke.test.mjs tests/stack/collab.test.mjs tests/stack/dedupe.test.mjs
+  tests/stack/client-ot.test.mjs tests/stack/history.test.mjs tests/stack/history-authors.test.mjs
+  tests/stack/invites.test.mjs tests/stack/interleave.test.mjs tests/stack/runs.test.mjs
+  tests/stack/multi-stream.test.mjs tests/stack/exec.test.mjs tests/stack/input.test.mjs)
 
 # The suites that depend on the web server in front — HTTP, the three stream transports, the
 # browser client — again, through Apache httpd (WEB=apache: deploy/apache/codecollab.conf).

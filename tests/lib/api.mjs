@@ -59,9 +59,12 @@ export function signJwt(payload, { alg = 'HS256', key = jwtSecret() } = {}) {
 // Where the stack's Redis listens, from REDIS_URL (redis://host:port, or unix:///path, which
 // make run gives its own programs): redis-cli's arguments, and what connectRedis takes.
 function redisUrl() { return new URL(process.env.REDIS_URL); }
+// Against a Redis Cluster (REDIS_CLUSTER set: the make cluster layout) redis-cli follows
+// MOVED and ASK itself (-c), from the node REDIS_URL names.
 export function redisCliTarget() {
   const u = redisUrl();
-  return u.protocol === 'unix:' ? ['-s', u.pathname] : ['-h', u.hostname, '-p', u.port || '6379'];
+  const cluster = process.env.REDIS_CLUSTER ? ['-c'] : [];
+  return u.protocol === 'unix:' ? ['-s', u.pathname] : [...cluster, '-h', u.hostname, '-p', u.port || '6379'];
 }
 export function redisEndpoint() {
   const u = redisUrl();

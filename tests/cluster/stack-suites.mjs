@@ -1,0 +1,45 @@
+// The stack suites that make sense on the cluster layout, run against it:
+//   node tests/cluster/stack-suites.mjs tests/stack/X.test.mjs ...
+// starts `make cluster` on free ports (tests/lib/cluster.mjs: a Redis Cluster of three
+// masters and three replicas, a PostgreSQL primary and hot standby, HAProxy in front of two
+// web nodes and two brokers), runs the given files with node's test runner against HAProxy's
+// URL, as scripts/test.sh runs them against one stack (CC_BASE_URL and the data stores'
+// addresses; redis-cli follows the cluster's redirections, tests/lib/api.mjs), stops the
+// layout and fails when anything of it is left running. The settings the suites expect of a
+// stack (rate limits, the AI double) come from scripts/test.sh's environment.
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { ROOT } from '../lib/procs.mjs';
+import { startCluster } from '../lib/cluster.mjs';
+
+const files = process.argv.slice(2);
+if (!files.length) {
+  console.error('usage: node tests/cluster/stack-suites.mjs FILE...');
+  process.exit(2);
+}
+const passOn = ['WORKERS', 'LOGIN_RATE_LIMIT', 'LOGIN_ADDRESS_RATE_LIMIT', 'REGISTER_RATE_LIMIT',
+  'AI_PROVIDER', 'AI_BASE_URL', 'AI_API_KEY', 'AI_MODEL', 'AI_TIMEOUT_MS', 'AI_RATE_LIMIT'];
+const env = {};
+for (const k of passOn) if (process.env[k] !== undefined) env[k] = process.env[k];
+const c = await startCluster({ redis: 'cluster', env });
+const e = c.env;
+const child = spawn(process.execPath, ['--test', '--test-concurrency=1',
+  `--test-timeout=${process.env.NODE_TEST_TIMEOUT_MS || 240000}`, ...files], {
+  stdio: 'inherit',
+  env: {
+    ...process.env,
+    CC_BASE_URL: c.base,
+    DATABASE_URL: e.DATABASE_URL,
+    REDIS_URL: e.REDIS_URL,
+    REDIS_CLUSTER: e.REDIS_CLUSTER,
+    JWT_SECRET_FILE: e.JWT_SECRET_FILE,
+    CC_API_BIN: join(ROOT, 'build/asan/bin/codecollab-api'),
+  },
+});
+const code = await new Promise((resolve) => child.on('exit', (rc, sig) => resolve(rc ?? (sig ? 1 : 0))));
+const left = await c.stop();
+if (left.length) {
+  console.error(`left running after the layout stopped: ${left.map((p) => `${p.pid} ${p.cmd}`).join('; ')}`);
+  process.exit(1);
+}
+process.exit(code);
