@@ -13,15 +13,30 @@
 #include "server.h"
 #include "token.h"
 
-static void raise_nofile(void)
+/* Every client is a descriptor: the soft limit goes up to want, or as far as the hard limit
+ * allows; a process that may (root) raises the hard limit too. Says so when the limit stays
+ * below want: past it, clients are refused by accept(2) instead of answered 503. */
+static void raise_nofile(rlim_t want)
 {
-	/* every client is a descriptor: take all the hard limit allows */
 	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-			log_warn("cannot raise the open-files limit");
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		log_warn("cannot read the open-files limit");
+		return;
 	}
+	if (rl.rlim_cur >= want)
+		return;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
+		struct rlimit up = {want, want};
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			return;
+	}
+	rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ? rl.rlim_max : want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_warn("cannot raise the open-files limit");
+	if (rl.rlim_cur < want)
+		log_warn("the open-files limit is %llu, below the %llu that BROKER_MAX_CLIENTS "
+			 "needs: raise the hard limit (ulimit -Hn, LimitNOFILE=)",
+			 (unsigned long long)rl.rlim_cur, (unsigned long long)want);
 }
 
 int main(void)
@@ -35,7 +50,8 @@ int main(void)
 		{"BROKER_PORT", 8081, 1, 65535, &port},
 		{"BROKER_HEARTBEAT_MS", 15000, 50, 3600000, &cfg.heartbeat_ms},
 		{"BROKER_POLL_TIMEOUT_MS", 25000, 10, 3600000, &cfg.poll_timeout_ms},
-		{"BROKER_MAX_CLIENTS", 20000, 1, 10000000, &cfg.max_clients},
+		{"BROKER_MAX_CLIENTS", 26000, 1, 10000000, &cfg.max_clients},
+		{"BROKER_MAX_STREAMS", 25000, 1, 10000000, &cfg.max_streams},
 		{"BROKER_CLIENT_BUFFER", SERVER_CLIENT_BUFFER_DEFAULT, 4096, 1L << 30, &out_limit},
 		{"BROKER_HEAD_TIMEOUT_MS", 10000, 10, 3600000, &cfg.head_timeout_ms},
 		{"BROKER_WS_TIMEOUT_MS", 45000, 100, 3600000, &cfg.ws_timeout_ms},
@@ -89,7 +105,8 @@ int main(void)
 		free(cells);
 		return 2;
 	}
-	raise_nofile();
+	/* the clients, those refused past the limit, Redis and the metrics listener */
+	raise_nofile((rlim_t)cfg.max_clients + 256);
 	int rc = server_run(&cfg, &key);
 	token_key_free(&key);
 	metrics_unbind(broker_metrics, BM_N);

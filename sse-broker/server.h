@@ -20,6 +20,7 @@ struct server_cfg {
 	long heartbeat_ms;    /* SSE ": ping" comments and WebSocket pings */
 	long poll_timeout_ms; /* a long-poll with nothing to say is answered empty after this */
 	long max_clients;     /* connections beyond it get 503 */
+	long max_streams;     /* streams (SSE, WebSocket, long-poll) beyond it get 503 */
 	size_t out_limit;     /* a client's unsent bytes: a live client beyond it is dropped (it
 			       * resumes), a replay waits; an event over it alone is a resync */
 	long head_timeout_ms; /* time to send a request head */
