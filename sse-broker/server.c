@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,8 @@
 #define SERVER_WS_FRAME_HEAD 14
 /* the most one read takes from a client socket (a request head, WebSocket frames) */
 #define SERVER_READ_MAX 16384
+/* the listening socket's queue of connections not yet accepted (capped by somaxconn) */
+#define SERVER_BACKLOG 4096
 
 /* what the socket told a connection besides bytes */
 enum { CONN_EOF = 1, CONN_ERROR = 2 };
@@ -123,10 +126,9 @@ struct server {
 	struct hub *hub;
 	struct evconnlistener *lst;
 	struct conn *conns;
-	size_t nconns, nstreams;
+	size_t nconns;
 	struct conn *reap;
 	struct conn *flushq; /* connections with output to send in this turn of the loop */
-	size_t nslots;	     /* streams open or being authorized (max_streams) */
 	struct event *reaper, *flusher, *beat, *sigterm, *sigint, *quit;
 	struct http_head head; /* scratch: valid during one parse */
 	int stopping;
@@ -161,7 +163,7 @@ static int is_stream(const struct conn *c)
 /* The count of open streams, here and in the metrics (enum route is their transport). */
 static void streams_add(struct conn *c, int d)
 {
-	c->srv->nstreams += (size_t)d;
+	atomic_fetch_add(&c->srv->cfg->shared->streams, d);
 	metric_add(&broker_metrics[BM_STREAMS_OPEN], c->route, 0, d);
 }
 
@@ -201,7 +203,7 @@ static void slot_release(struct conn *c)
 	if (!c->slot)
 		return;
 	c->slot = 0;
-	c->srv->nslots--;
+	atomic_fetch_sub(&c->srv->cfg->shared->slots, 1);
 }
 
 static void reap_cb(evutil_socket_t fd, short what, void *arg)
@@ -1217,7 +1219,8 @@ static void health(struct conn *c)
 {
 	char body[128];
 	snprintf(body, sizeof body, "{\"status\":\"ok\",\"redis\":\"%s\",\"clients\":%zu}",
-		 hub_redis_up(c->srv->hub) ? "ok" : "down", c->srv->nstreams);
+		 hub_redis_up(c->srv->hub) ? "ok" : "down",
+		 (long)atomic_load(&c->srv->cfg->shared->streams));
 	conn_respond(c, 200, NULL, body);
 }
 
@@ -1251,7 +1254,9 @@ static int ws_prepare(struct conn *c, const struct http_head *h)
 static int stream_admit(struct conn *c)
 {
 	struct server *srv = c->srv;
-	if (srv->nslots >= (size_t)srv->cfg->max_streams) {
+	/* shared by every broker process (BROKER_PROCESSES): the bound is on all of them */
+	if (atomic_fetch_add(&srv->cfg->shared->slots, 1) >= srv->cfg->max_streams) {
+		atomic_fetch_sub(&srv->cfg->shared->slots, 1);
 		metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_FULL, 0);
 		conn_error(c, 503, "too_many_clients",
 			   "the broker holds as many streams as it may (BROKER_MAX_STREAMS); retry "
@@ -1259,7 +1264,6 @@ static int stream_admit(struct conn *c)
 		return -1;
 	}
 	c->slot = 1;
-	srv->nslots++;
 	return 0;
 }
 
@@ -1556,17 +1560,51 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	hub_shutdown(srv->hub, quit_cb, srv);
 }
 
-int server_run(const struct server_cfg *cfg, const struct token_key *key)
+int server_listen(const struct server_cfg *cfg)
+{
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof ss);
+	int sslen = sizeof ss;
+	char addr[300];
+	snprintf(addr, sizeof addr, strchr(cfg->host, ':') ? "[%s]:%d" : "%s:%d", cfg->host,
+		 cfg->port);
+	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) < 0) {
+		log_error("BROKER_HOST %s is not an IP address", cfg->host);
+		return -1;
+	}
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1;
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+	    bind(fd, (struct sockaddr *)&ss, (socklen_t)sslen) < 0 ||
+	    listen(fd, SERVER_BACKLOG) < 0) {
+		log_error("cannot listen on %s: %s", addr, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	log_info("listening on %s", addr);
+	return fd;
+}
+
+int server_run(const struct server_cfg *cfg, const struct token_key *key, int lfd)
 {
 	struct server *srv = calloc(1, sizeof *srv);
 	int rc = 1;
-	if (!srv)
+	if (!srv) {
+		close(lfd);
 		return 1;
+	}
 	srv->cfg = cfg;
 	srv->key = key;
 	srv->base = event_base_new();
-	if (!srv->base)
+	if (srv->base)
+		srv->lst = evconnlistener_new(srv->base, accept_cb, srv, LEV_OPT_CLOSE_ON_FREE, -1,
+					      lfd);
+	if (!srv->lst) {
+		log_error("cannot take the listening socket: %s", strerror(errno));
+		close(lfd);
 		goto out;
+	}
 	srv->reaper = event_new(srv->base, -1, 0, reap_cb, srv);
 	srv->flusher = event_new(srv->base, -1, 0, flush_cb, srv);
 	srv->beat = event_new(srv->base, -1, EV_PERSIST, beat_cb, srv);
@@ -1580,27 +1618,9 @@ int server_run(const struct server_cfg *cfg, const struct token_key *key)
 	event_add(srv->sigterm, NULL);
 	event_add(srv->sigint, NULL);
 
-	struct sockaddr_storage ss;
-	memset(&ss, 0, sizeof ss);
-	int sslen = sizeof ss;
-	char addr[300];
-	snprintf(addr, sizeof addr, strchr(cfg->host, ':') ? "[%s]:%d" : "%s:%d", cfg->host,
-		 cfg->port);
-	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) < 0) {
-		log_error("BROKER_HOST %s is not an IP address", cfg->host);
-		goto out;
-	}
-	srv->lst = evconnlistener_new_bind(srv->base, accept_cb, srv,
-					   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
-					   (struct sockaddr *)&ss, sslen);
-	if (!srv->lst) {
-		log_error("cannot listen on %s: %s", addr, strerror(errno));
-		goto out;
-	}
 	srv->hub = hub_new(srv->base, &cfg->hub);
 	if (!srv->hub)
 		goto out;
-	log_info("listening on %s", addr);
 	if (cfg->metrics_port > 0) {
 		char err[256];
 		srv->metrics = metrics_http_start(cfg->metrics_host, (int)cfg->metrics_port,
