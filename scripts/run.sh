@@ -522,6 +522,7 @@ fi
   metrics_url WORKER_METRICS_URL "$WORKER_METRICS_PORT"
   metrics_url SNAPSHOTTER_METRICS_URL "$SNAPSHOTTER_METRICS_PORT"
 } >"$CC_VAR/run/env"
+say "capacity: $BROKER_MAX_STREAMS streams (the broker: $BROKER_PROCESSES process(es) of $BROKER_MAX_CLIENTS clients; lighttpd: $LIGHTTPD_WORKERS process(es) of $LIGHTTPD_MAX_FDS descriptors)"
 say "ready: $scheme://localhost:$PORT/  (Ctrl-C stops everything; logs in $CC_VAR/log/)"
 if [ -n "${TLS_PORT:-}" ] && [ -n "${TLS_CERT:-}" ]; then
   say "HTTPS (HTTP/2) also on https://localhost:$TLS_PORT/"
