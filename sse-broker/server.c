@@ -79,8 +79,8 @@ struct msub {
 	int dropped;  /* no longer on the stream (a `dropped` event said why) */
 };
 
-/* The socket of a connection: its own read event, and a write event that is registered only
- * while the socket would block (docs/INTERNALS.md, "Broker": the write path). Output goes to
+/* The socket of a connection: its own read event, and a write event (made when first
+ * needed) that is registered only while the socket would block (docs/INTERNALS.md, "Broker": the write path). Output goes to
  * `out` and leaves in one writev per connection per turn of the loop (flush_cb), so one
  * delivery costs one system call and several queued events leave together. */
 struct conn {
@@ -228,7 +228,8 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 				streams_add(c, -1);
 			slot_release(c);
 			event_free(c->rev);
-			event_free(c->wev);
+			if (c->wev)
+				event_free(c->wev);
 			c->rev = c->wev = NULL;
 			evbuffer_free(c->in);
 			evbuffer_free(c->out);
@@ -263,7 +264,8 @@ static void conn_close(struct conn *c, const char *why)
 	conn_leave_all(c);
 	slot_release(c);
 	event_del(c->rev);
-	event_del(c->wev);
+	if (c->wev)
+		event_del(c->wev);
 	c->wev_on = 0;
 	evtimer_del(c->timer);
 	conn_schedule_reap(c);
@@ -278,6 +280,7 @@ static void conn_close(struct conn *c, const char *why)
  * no epoll_ctl at all. */
 
 static void conn_drained(struct conn *c, size_t left);
+static void write_ready_cb(evutil_socket_t fd, short what, void *arg);
 
 static int would_block(void)
 {
@@ -305,7 +308,10 @@ static void conn_flush(struct conn *c)
 		left = 0;
 	}
 	if (left > 0 && !c->wev_on) {
-		if (event_add(c->wev, NULL) < 0) {
+		/* made the first time it is needed: most connections never fill their socket */
+		if (!c->wev)
+			c->wev = event_new(c->srv->base, c->fd, EV_WRITE | EV_PERSIST, write_ready_cb, c);
+		if (!c->wev || event_add(c->wev, NULL) < 0) {
 			conn_close(c, "event_add");
 			return;
 		}
@@ -1474,15 +1480,12 @@ static void accept_cb(struct evconnlistener *lst, evutil_socket_t fd, struct soc
 	c->fd = fd;
 	c->sub.ops = &idle_ops;
 	c->rev = event_new(srv->base, fd, EV_READ | EV_PERSIST, read_cb, c);
-	c->wev = event_new(srv->base, fd, EV_WRITE | EV_PERSIST, write_ready_cb, c);
 	c->in = evbuffer_new();
 	c->out = evbuffer_new();
 	c->timer = evtimer_new(srv->base, head_timeout_cb, c);
-	if (!c->rev || !c->wev || !c->in || !c->out || !c->timer || event_add(c->rev, NULL) < 0) {
+	if (!c->rev || !c->in || !c->out || !c->timer || event_add(c->rev, NULL) < 0) {
 		if (c->rev)
 			event_free(c->rev);
-		if (c->wev)
-			event_free(c->wev);
 		if (c->in)
 			evbuffer_free(c->in);
 		if (c->out)
