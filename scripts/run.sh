@@ -92,6 +92,8 @@ stop_all() {
   # what a web server that died left (it may have died just before this stop)
   stop_leftovers apache2 KILL
   [ "$WEB" = apache ] || stop_leftovers keep-fcgi.sh
+  # lighttpd's worker processes (server.max-worker) outlive a master killed outright
+  [ "$WEB" = apache ] || stop_leftovers lighttpd KILL
   if [ -n "$redis_pid" ]; then
     kill -TERM "$redis_pid" 2>/dev/null || true
     wait_gone "$redis_pid" 20 || kill -KILL "$redis_pid" 2>/dev/null || true
@@ -205,6 +207,9 @@ start_service() { # name
       # those of a lighttpd that died must be gone first: a new lighttpd finding a socket
       # still answered takes it for someone else's and never starts a process on it
       stop_leftovers keep-fcgi.sh
+      # the worker processes (server.max-worker) of a lighttpd killed outright keep serving
+      # on its port, with API processes that are gone: they go before a new one starts
+      stop_leftovers lighttpd KILL
       setsid lighttpd -D -f "$ROOT/lighttpd.conf" >>"$CC_VAR/log/lighttpd.log" 2>&1 & ;;
     *) die "no such service: $1" ;;
   esac

@@ -1558,8 +1558,12 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	srv->stopping = 1;
 	log_info("signal %d: stopping", (int)sig);
-	if (srv->lst)
-		evconnlistener_disable(srv->lst);
+	/* closed, not only disabled: a broker started again binds the port while this one
+	 * still says goodbye to its clients (its other processes close their copies too) */
+	if (srv->lst) {
+		evconnlistener_free(srv->lst);
+		srv->lst = NULL;
+	}
 	hub_shutdown(srv->hub, quit_cb, srv);
 }
 

@@ -558,12 +558,16 @@ test('a thousand idle connections are held', async () => {
   const N = 1000;
   const socks = [];
   const got = new Array(N).fill('');
+  // the test before froze Redis: every stream's rights check needs it back
+  await waitFor(async () => (await (await fetch(`${broker.base}/events/health`)).json()).redis === 'ok', { what: 'Redis back' });
   await Promise.all(Array.from({ length: N }, (_, i) => new Promise((resolve, reject) => {
     const s = createConnection(broker.port, '127.0.0.1', () => {
       s.write(`GET /events/rooms/${room}?ticket=${t} HTTP/1.1\r\nHost: x\r\n\r\n`);
     });
     s.on('data', (d) => { got[i] += d; if (got[i].includes(': connected')) resolve(); });
     s.on('error', reject);
+    // an answer instead of a stream fails the test with it, instead of waiting forever
+    s.on('close', () => reject(new Error(`connection ${i} closed: ${got[i].slice(0, 300)}`)));
     socks.push(s);
   })));
   const h = await (await fetch(`${broker.base}/events/health`)).json();
