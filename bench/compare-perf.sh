@@ -31,12 +31,16 @@ for _ in $(seq 600); do
   sleep 0.2
 done
 [ -n "$port" ] || { echo "compare-perf: the stack did not start" >&2; exit 1; }
-bpid=$(ss -Htlnp "sport = :$port" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n1)
+bpid=$(ss -Htlnp "sport = :$port" | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2)
 var=$(tr '\0' '\n' <"/proc/$bpid/environ" | sed -n 's/^CC_VAR=//p')
-lpid=
+# every process of each (the broker's BROKER_PROCESSES, lighttpd's workers), as perf's
+# comma-separated pid lists
+bpid= lpid=
 for p in /proc/[0-9]*; do
-  [ "$(basename "$(readlink "$p/exe" 2>/dev/null || true)")" = lighttpd ] || continue
-  grep -qzx "CC_VAR=$var" "$p/environ" 2>/dev/null && lpid=${p#/proc/} && break
+  exe=$(basename "$(readlink "$p/exe" 2>/dev/null || true)")
+  case "$exe" in lighttpd | codecollab-broker) ;; *) continue ;; esac
+  grep -qzx "CC_VAR=$var" "$p/environ" 2>/dev/null || continue
+  if [ "$exe" = lighttpd ]; then lpid=${lpid:+$lpid,}${p#/proc/}; else bpid=${bpid:+$bpid,}${p#/proc/}; fi
 done
 if [ -z "$bpid" ] || [ -z "$lpid" ]; then echo "compare-perf: broker or lighttpd not found" >&2; exit 1; fi
 

@@ -30,12 +30,16 @@
 //   BENCH_COMPARE_SYSTEMS      which of "ours nchan socketio" (default all three)
 //   BENCH_COMPARE_CONCURRENCY  connections being opened at once (default 200)
 //   BENCH_COMPARE_OUT          where the raw results go as JSON (default /tmp/...)
+//   BENCH_COMPARE_PER_PROCESS  ours only: above this N (default 15000, under a process's
+//                              descriptors) the subscribers are split over child processes
+//                              (bench/compare-sub.mjs), each timing its receipts on the
+//                              clock all processes share (performance.timeOrigin + now)
 //   BASE_URL, CC_VAR           our stack (scripts/stack.sh exports them)
 //   NCHAN_URL, NGINX_PID       nginx with Nchan, and its master's pid
 //   SIO_URL, SIO_PID           the Socket.IO server and its pid
 import { writeFileSync, readFileSync, readdirSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import {
   now, sleep, must, newUser, newRoom, ticketSource, sseConnect, stackProcs, rssKiB,
   cpuSeconds, loadavg,
@@ -47,6 +51,7 @@ const sizes = words(process.env.BENCH_COMPARE_N || '1000 5000 10000').map(Number
 const systems = words(process.env.BENCH_COMPARE_SYSTEMS || 'ours nchan socketio');
 const CONC = Number(process.env.BENCH_COMPARE_CONCURRENCY || 200);
 const CONNECT_TIMEOUT = Number(process.env.BENCH_COMPARE_CONNECT_TIMEOUT_MS || 10000);
+const PER_PROCESS = Number(process.env.BENCH_COMPARE_PER_PROCESS || 15000);
 const out = process.env.BENCH_COMPARE_OUT ||
   `/tmp/codecollab-bench-compare-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
 for (const s of systems) {
@@ -95,6 +100,9 @@ async function ours() {
       const ticket = ticketSource(room.id, reader.token);
       let revision = 0;
       return {
+        // for subscribers in child processes (splitPool)
+        sse: { host: base.hostname, port: Number(base.port || 80), ticket,
+          path: `/events/rooms/${room.id}?ticket={ticket}` },
         open: (onEvent) => withTimeout((async () => {
           const t = await ticket();
           return sseConnect({
@@ -153,6 +161,49 @@ async function socketio() {
 
 const makers = { ours, nchan, socketio };
 
+// ---- subscribers in child processes (N above PER_PROCESS) ---------------------------------
+
+// Opens n SSE streams over ceil(n / PER_PROCESS) processes of bench/compare-sub.mjs. The same
+// shape as openPool's answer, plus what runOne needs of them: count() (receipts so far),
+// latencies(sent) (every receipt less its send, both on the shared clock), cpuS() and close().
+async function splitPool(n, sse) {
+  const k = Math.ceil(n / PER_PROCESS);
+  const kids = Array.from({ length: k }, () => fork(new URL('./compare-sub.mjs', import.meta.url)));
+  const ask = (kid, msg) => new Promise((resolve) => { kid.once('message', resolve); kid.send(msg); });
+  const fresh = async () => { const t = await sse.ticket(); for (const kid of kids) kid.send({ ticket: t }); };
+  await fresh();
+  const refresh = setInterval(() => { fresh().catch(() => {}); }, 5000);
+  const answers = await Promise.all(kids.map((kid, i) => ask(kid, {
+    cmd: 'open', n: Math.floor(n / k) + (i < n % k ? 1 : 0), conc: Math.max(1, Math.floor(CONC / k)),
+    host: sse.host, port: sse.port, path: sse.path, timeoutMs: CONNECT_TIMEOUT,
+  })));
+  clearInterval(refresh);
+  const connected = answers.reduce((a, r) => a + r.connected, 0);
+  return {
+    socks: { length: connected },
+    failed: answers.reduce((a, r) => a + r.failed, 0),
+    firstError: answers.find((r) => r.firstError)?.firstError ?? null,
+    count: async () => (await Promise.all(kids.map((kid) => ask(kid, { cmd: 'count' })))).reduce((a, r) => a + r.count, 0),
+    async latencies(sent) {
+      const lat = [];
+      let unexpected = 0;
+      for (const { rec } of await Promise.all(kids.map((kid) => ask(kid, { cmd: 'collect' })))) {
+        for (let i = 0; i < rec.length; i += 2) {
+          const t = sent[rec[i]];
+          if (!(rec[i] < sent.length) || Number.isNaN(t)) { unexpected++; continue; }
+          lat.push(rec[i + 1] - (t + performance.timeOrigin));
+        }
+      }
+      return { lat, unexpected };
+    },
+    cpuS: () => kids.reduce((a, kid) => a + cpuSeconds(kid.pid), 0),
+    async close() {
+      await Promise.all(kids.map((kid) => ask(kid, { cmd: 'close' })));
+      for (const kid of kids) kid.disconnect();
+    },
+  };
+}
+
 // ---- one run ------------------------------------------------------------------------------
 
 const cpuOf = (procs) => Object.values(procs).flat().reduce((a, p) => a + cpuSeconds(p), 0);
@@ -195,13 +246,15 @@ async function runOne(key, sys, n) {
 
   const cpuC0 = process.cpuUsage();
   const tc0 = now();
-  const pool = await openPool(n, CONC, () => ch.open(onEvent));
+  const split = n > PER_PROCESS && ch.sse;
+  if (split) r.subscriberProcesses = Math.ceil(n / PER_PROCESS);
+  const pool = split ? await splitPool(n, ch.sse) : await openPool(n, CONC, () => ch.open(onEvent));
   r.connectS = (now() - tc0) / 1000;
   r.connected = pool.socks.length;
   r.harnessConnectCpuS = cpuDiff(cpuC0);
-  const close = () => { for (const s of pool.socks) s.destroy(); };
+  const close = async () => { if (split) await pool.close(); else for (const s of pool.socks) s.destroy(); };
   if (pool.socks.length < n) {
-    close();
+    await close();
     r.error = `${pool.socks.length.toLocaleString('en-US')} of ${n.toLocaleString('en-US')} streams opened ` +
       `(${pool.failed} attempts failed, giving up after ${CONC}; first: ${pool.firstError})` +
       (key === 'ours' ? lighttpdLimits(log0) : '');
@@ -218,6 +271,7 @@ async function runOne(key, sys, n) {
     [k, ((v - (baselineByRole[key][k] ?? v)) * 1024) / n]));
 
   const sysCpu0 = cpuOf(procs1), cpu0 = process.cpuUsage();
+  const kidsCpu1 = split ? pool.cpuS() : 0;
   const ts0 = now();
   let sendFailed = 0, firstSendError = null, lateSends = 0;
   const failed = (e) => { sendFailed++; firstSendError ??= e.message; };
@@ -235,11 +289,17 @@ async function runOne(key, sys, n) {
   r.lateSends = lateSends;
   await Promise.all(pending);
   const deadline = now() + 15000 + n; // a slow delivery is a result; only a lost one is a failure
-  while (lat.length < r.expected && now() < deadline) await sleep(20);
+  const got = split ? pool.count : async () => lat.length;
+  while ((await got()) < r.expected && now() < deadline) await sleep(split ? 200 : 20);
   r.sendS = (now() - ts0) / 1000;
   r.systemCpuS = cpuOf(procs1) - sysCpu0;
-  r.harnessCpuS = cpuDiff(cpu0);
-  close();
+  r.harnessCpuS = cpuDiff(cpu0) + (split ? pool.cpuS() - kidsCpu1 : 0);
+  if (split) {
+    const got2 = await pool.latencies(sent);
+    for (const v of got2.lat) lat.push(v);
+    unexpected += got2.unexpected;
+  }
+  await close();
   lat.sort((a, b) => a - b);
   Object.assign(r, {
     received: lat.length, unexpected, sendFailed,

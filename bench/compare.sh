@@ -23,7 +23,10 @@ if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$want_fds" ]; then
 fi
 ulimit -n "$(ulimit -Hn)"
 fds=$(ulimit -n)
-if [ "$fds" != unlimited ] && [ "$fds" -lt $((max + 500)) ]; then
+# ours above BENCH_COMPARE_PER_PROCESS subscribers: split over processes (bench/compare.mjs)
+per=${BENCH_COMPARE_PER_PROCESS:-15000}
+need=$((max < per ? max : per))
+if [ "$fds" != unlimited ] && [ "$fds" -lt $((need + 500)) ]; then
   echo "bench-compare: ulimit -n is $fds, too few for N = $max (raise the hard limit)" >&2
   exit 2
 fi

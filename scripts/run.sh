@@ -88,6 +88,8 @@ stop_all() {
   # what a web server that died left (it may have died just before this stop)
   stop_leftovers apache2 KILL
   [ "$WEB" = apache ] || stop_leftovers keep-fcgi.sh
+  # lighttpd's worker processes (server.max-worker) outlive a master killed outright
+  [ "$WEB" = apache ] || stop_leftovers lighttpd KILL
   if [ -n "$redis_pid" ]; then
     kill -TERM "$redis_pid" 2>/dev/null || true
     wait_gone "$redis_pid" 20 || kill -KILL "$redis_pid" 2>/dev/null || true
@@ -132,6 +134,9 @@ start_service() { # name
       # those of a lighttpd that died must be gone first: a new lighttpd finding a socket
       # still answered takes it for someone else's and never starts a process on it
       stop_leftovers keep-fcgi.sh
+      # the worker processes (server.max-worker) of a lighttpd killed outright keep serving
+      # on its port, with API processes that are gone: they go before a new one starts
+      stop_leftovers lighttpd KILL
       setsid lighttpd -D -f "$ROOT/lighttpd.conf" >>"$CC_VAR/log/lighttpd.log" 2>&1 & ;;
     *) die "no such service: $1" ;;
   esac
@@ -178,6 +183,32 @@ done
 
 mkdir -p "$CC_VAR"/{log,run,redis}
 chmod 755 "$CC_VAR"
+
+# --- capacity (docs/OPERATIONS.md, "Capacity") ------------------------------------------
+# How many streams the front door and the broker hold is set here, on both sides together,
+# from the descriptors a process may have: a stream is one in the broker and two in
+# lighttpd (the client's and the proxy's), and the broker must refuse a stream with a 503
+# (BROKER_MAX_STREAMS) before lighttpd runs out and stops accepting without an answer.
+# Root raises the hard limit when the system lets it; otherwise lighttpd and the broker
+# run as many processes as that limit needs.
+export BROKER_MAX_STREAMS=${BROKER_MAX_STREAMS:-25000}
+case "$BROKER_MAX_STREAMS" in '' | *[!0-9]* | 0) die "BROKER_MAX_STREAMS must be a positive whole number (got '$BROKER_MAX_STREAMS')" ;; esac
+fd_hard=$(ulimit -Hn)
+[ "$fd_hard" = unlimited ] && fd_hard=1048576
+if [ "$fd_hard" -lt 65536 ] && ulimit -Hn 65536 2>/dev/null; then fd_hard=65536; fi
+ulimit -n "$fd_hard"
+# lighttpd: every worker process (server.max-worker) takes max-fds, and stops accepting at
+# 90 % of them; 2048 descriptors are kept for the API's requests and the static files
+export LIGHTTPD_MAX_FDS=${LIGHTTPD_MAX_FDS:-$((fd_hard < 65536 ? fd_hard : 65536))}
+[ "$LIGHTTPD_MAX_FDS" -le "$fd_hard" ] || die "LIGHTTPD_MAX_FDS ($LIGHTTPD_MAX_FDS) is above the open-files limit ($fd_hard)"
+lt_usable=$((LIGHTTPD_MAX_FDS * 9 / 10 - 256))
+export LIGHTTPD_WORKERS=${LIGHTTPD_WORKERS:-$(((2 * BROKER_MAX_STREAMS + 2048 + lt_usable - 1) / lt_usable))}
+export LIGHTTPD_MAX_CONNECTIONS=$((LIGHTTPD_MAX_FDS / 2))
+# the broker: a process holds as many clients as its descriptors, less 256 of its own
+br_fit=$((fd_hard - 256))
+br_want=$((BROKER_MAX_STREAMS + 1000))
+export BROKER_MAX_CLIENTS=${BROKER_MAX_CLIENTS:-$((br_want < br_fit ? br_want : br_fit))}
+export BROKER_PROCESSES=${BROKER_PROCESSES:-$(((br_want + BROKER_MAX_CLIENTS - 1) / BROKER_MAX_CLIENTS))}
 
 check_port "$PORT" "HTTP" PORT
 check_port "$BROKER_PORT" "broker" BROKER_PORT
@@ -338,6 +369,7 @@ fi
   metrics_url WORKER_METRICS_URL "$WORKER_METRICS_PORT"
   metrics_url SNAPSHOTTER_METRICS_URL "$SNAPSHOTTER_METRICS_PORT"
 } >"$CC_VAR/run/env"
+say "capacity: $BROKER_MAX_STREAMS streams (the broker: $BROKER_PROCESSES process(es) of $BROKER_MAX_CLIENTS clients; lighttpd: $LIGHTTPD_WORKERS process(es) of $LIGHTTPD_MAX_FDS descriptors)"
 say "ready: $scheme://localhost:$PORT/  (Ctrl-C stops everything; logs in $CC_VAR/log/)"
 if [ -n "${TLS_PORT:-}" ] && [ -n "${TLS_CERT:-}" ]; then
   say "HTTPS (HTTP/2) also on https://localhost:$TLS_PORT/"

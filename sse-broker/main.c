@@ -1,28 +1,168 @@
 /* codecollab-broker: streams room events to clients over SSE, long-poll and WebSocket.
  * Configuration comes from the environment (README lists every variable), read once here. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "broker_metrics.h"
 #include "cfg.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "rds.h"
 #include "rslot.h"
 #include "server.h"
 #include "token.h"
 
-static void raise_nofile(void)
+/* the most processes BROKER_PROCESSES may ask for */
+#define BROKER_PROCESSES_MAX 64
+
+/* Descriptors a process keeps besides its clients: Redis, the listener, the metrics
+ * listener, the log, the 503s past BROKER_MAX_CLIENTS (SERVER_OVERFLOW_SLACK). */
+#define BROKER_FD_RESERVE 256
+
+/* Every client is a descriptor: the soft limit goes up to want, or as far as the hard limit
+ * allows; a process that may (root with CAP_SYS_RESOURCE) raises the hard limit too. The
+ * limit reached. */
+static rlim_t raise_nofile(rlim_t want)
 {
-	/* every client is a descriptor: take all the hard limit allows */
 	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-			log_warn("cannot raise the open-files limit");
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		log_warn("cannot read the open-files limit");
+		return 1024;
 	}
+	if (rl.rlim_cur >= want)
+		return rl.rlim_cur;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
+		struct rlimit up = {want, want};
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			return want;
+	}
+	struct rlimit soft = rl;
+	soft.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ? rl.rlim_max : want;
+	if (setrlimit(RLIMIT_NOFILE, &soft) < 0) {
+		log_warn("cannot raise the open-files limit");
+		return rl.rlim_cur;
+	}
+	return soft.rlim_cur;
+}
+
+/* Memory every process of the broker shares (MAP_SHARED before the fork). */
+static void *shared_alloc(size_t n)
+{
+	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* BROKER_PROCESSES > 1: the parent forks the processes, each a whole broker with its own
+ * event loop and Redis connections on the one listening socket, and keeps the metrics
+ * listener (the counters are shared). SIGTERM or SIGINT are passed on to every process and
+ * their ends awaited; a process that ends by itself ends the others and the parent with 1,
+ * so a supervisor starts the broker again as a whole. Returns in the parent with the exit
+ * status; in a child, *child is set and the caller runs the server. */
+static int run_processes(long n, const struct server_cfg *cfg, int *child)
+{
+	sigset_t set, old;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &set, &old) < 0) {
+		log_error("sigprocmask: %s", strerror(errno));
+		return 1;
+	}
+	pid_t pids[BROKER_PROCESSES_MAX];
+	long started = 0;
+	pid_t parent = getpid();
+	for (; started < n; started++) {
+		pid_t p = fork();
+		if (p < 0) {
+			log_error("fork: %s", strerror(errno));
+			break;
+		}
+		if (p == 0) {
+			/* the parent's death ends the process too (no broker left without its
+			 * supervisor-facing parent) */
+			if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
+				_exit(1);
+			sigprocmask(SIG_SETMASK, &old, NULL);
+			*child = 1;
+			return 0;
+		}
+		pids[started] = p;
+	}
+	struct metrics_http *metrics = NULL;
+	int rc = started == n ? 0 : 1;
+	if (rc == 0 && cfg->metrics_port > 0) {
+		char err[256];
+		metrics = metrics_http_start(cfg->metrics_host, (int)cfg->metrics_port,
+					     broker_metrics_collect, NULL, err, sizeof err);
+		if (!metrics) {
+			log_error("%s", err);
+			rc = 1;
+		} else {
+			log_info("metrics on %s port %ld", cfg->metrics_host, cfg->metrics_port);
+		}
+	}
+	log_info("%ld processes", started);
+	long live = started;
+	int stopping = rc != 0;
+	if (stopping)
+		for (long i = 0; i < started; i++)
+			kill(pids[i], SIGTERM);
+	while (live > 0) {
+		int sig = stopping ? SIGCHLD : sigwaitinfo(&set, NULL);
+		if (sig < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("sigwaitinfo: %s", strerror(errno));
+			sig = SIGTERM;
+		}
+		if (sig != SIGCHLD) {
+			if (!stopping)
+				log_info("signal %d: stopping", sig);
+			stopping = 1;
+			for (long i = 0; i < started; i++)
+				if (pids[i] > 0)
+					kill(pids[i], SIGTERM);
+			continue;
+		}
+		for (;;) {
+			int st;
+			pid_t p = waitpid(-1, &st, stopping ? 0 : WNOHANG);
+			if (p <= 0)
+				break;
+			for (long i = 0; i < started; i++) {
+				if (pids[i] != p)
+					continue;
+				pids[i] = 0;
+				live--;
+				int ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+				if (!ok)
+					rc = 1;
+				if (!stopping) {
+					log_error("process %d ended (%s %d): stopping the others",
+						  (int)p, WIFEXITED(st) ? "status" : "signal",
+						  WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+					rc = 1;
+					stopping = 1;
+					for (long j = 0; j < started; j++)
+						if (pids[j] > 0)
+							kill(pids[j], SIGTERM);
+				}
+			}
+			if (live == 0)
+				break;
+		}
+	}
+	metrics_http_stop(metrics);
+	return rc;
 }
 
 int main(void)
@@ -31,12 +171,14 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 
 	static struct server_cfg cfg;
-	long port, out_limit, ws_max_msg, max_held;
+	long port, out_limit, ws_max_msg, max_held, procs;
 	const struct cfg_setting settings[] = {
 		{"BROKER_PORT", 8081, 1, 65535, &port},
 		{"BROKER_HEARTBEAT_MS", 15000, 50, 3600000, &cfg.heartbeat_ms},
 		{"BROKER_POLL_TIMEOUT_MS", 25000, 10, 3600000, &cfg.poll_timeout_ms},
-		{"BROKER_MAX_CLIENTS", 20000, 1, 10000000, &cfg.max_clients},
+		{"BROKER_MAX_CLIENTS", 26000, 1, 10000000, &cfg.max_clients},
+		{"BROKER_MAX_STREAMS", 25000, 1, 10000000, &cfg.max_streams},
+		{"BROKER_PROCESSES", 1, 1, BROKER_PROCESSES_MAX, &procs},
 		{"BROKER_CLIENT_BUFFER", SERVER_CLIENT_BUFFER_DEFAULT, 4096, 1L << 30, &out_limit},
 		{"BROKER_HEAD_TIMEOUT_MS", 10000, 10, 3600000, &cfg.head_timeout_ms},
 		{"BROKER_WS_TIMEOUT_MS", 45000, 100, 3600000, &cfg.ws_timeout_ms},
@@ -86,31 +228,72 @@ int main(void)
 	cfg.metrics_host = cfg_str("METRICS_HOST", "127.0.0.1");
 	/* METRICS=off: nothing is counted and nothing listens (lib/metrics.h) */
 	metric_cell *cells = NULL;
+	size_t ncells = 0;
 	if (metrics_disabled_by_env())
 		cfg.metrics_port = 0;
 	if (cfg.metrics_port > 0) {
-		size_t n = metrics_cells(broker_metrics, BM_N);
-		cells = calloc(n, sizeof *cells);
-		if (!cells || metrics_bind(broker_metrics, BM_N, cells, n) < 0) {
+		ncells = metrics_cells(broker_metrics, BM_N);
+		/* shared, zeroed: every process counts into the same cells (atomics) */
+		cells = shared_alloc(ncells * sizeof *cells);
+		if (!cells || metrics_bind(broker_metrics, BM_N, cells, ncells) < 0) {
 			log_error("metrics: %s", cells ? "malformed table" : "out of memory");
-			free(cells);
+			if (cells)
+				munmap(cells, ncells * sizeof *cells);
+			free(seeds);
 			return 2;
 		}
 	}
-
-	struct token_key key;
-	if (token_key_load(&key, err, sizeof err) < 0) {
-		log_error("%s", err);
-		free(cells);
+	cfg.shared = shared_alloc(sizeof *cfg.shared);
+	if (!cfg.shared) {
+		log_error("out of memory");
 		free(seeds);
 		return 2;
 	}
-	raise_nofile();
-	int rc = server_run(&cfg, &key);
-	free(seeds);
+
+	struct token_key key;
+	int rc = 2;
+	int lfd = -1;
+	if (token_key_load(&key, err, sizeof err) < 0) {
+		log_error("%s", err);
+		goto out_metrics;
+	}
+	/* Each process's clients must fit its descriptors: past them accept(2) fails and a
+	 * client waits unanswered instead of being refused with a 503. */
+	rlim_t lim = raise_nofile((rlim_t)cfg.max_clients + BROKER_FD_RESERVE);
+	long fit = lim > 2 * BROKER_FD_RESERVE ? (long)(lim - BROKER_FD_RESERVE) : BROKER_FD_RESERVE;
+	if (cfg.max_clients > fit) {
+		log_warn("the open-files limit (%llu) holds %ld clients per process, not "
+			 "BROKER_MAX_CLIENTS %ld: %ld it is",
+			 (unsigned long long)lim, fit, cfg.max_clients, fit);
+		cfg.max_clients = fit;
+	}
+	if (cfg.max_streams > cfg.max_clients * procs)
+		log_warn("BROKER_MAX_STREAMS %ld is more than %ld processes of %ld clients hold: "
+			 "raise the open-files limit or BROKER_PROCESSES",
+			 cfg.max_streams, procs, cfg.max_clients);
+	lfd = server_listen(&cfg);
+	if (lfd < 0) {
+		rc = 1;
+		goto out_key;
+	}
+	int child = 0;
+	if (procs > 1) {
+		rc = run_processes(procs, &cfg, &child);
+		if (!child) {
+			close(lfd);
+			goto out_key;
+		}
+		cfg.metrics_port = 0; /* the parent serves the shared counters */
+	}
+	rc = server_run(&cfg, &key, lfd);
+out_key:
 	token_key_free(&key);
+out_metrics:
 	metrics_unbind(broker_metrics, BM_N);
-	free(cells);
+	if (cells)
+		munmap(cells, ncells * sizeof *cells);
+	munmap(cfg.shared, sizeof *cfg.shared);
+	free(seeds);
 	log_info("stopped");
 	return rc;
 }

@@ -4,12 +4,12 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "broker_metrics.h"
 #include "buf.h"
@@ -41,6 +42,13 @@
 #define SERVER_WS_REVOKED 1008
 /* the most a WebSocket frame adds to a message (RFC 6455 5.2: 2 + 8 bytes, no mask) */
 #define SERVER_WS_FRAME_HEAD 14
+/* the most one read takes from a client socket (a request head, WebSocket frames) */
+#define SERVER_READ_MAX 16384
+/* the listening socket's queue of connections not yet accepted (capped by somaxconn) */
+#define SERVER_BACKLOG 4096
+
+/* what the socket told a connection besides bytes */
+enum { CONN_EOF = 1, CONN_ERROR = 2 };
 
 enum conn_kind {
 	CK_HEAD,  /* reading the request head */
@@ -71,9 +79,19 @@ struct msub {
 	int dropped;  /* no longer on the stream (a `dropped` event said why) */
 };
 
+/* The socket of a connection: its own read event, and a write event (made when first
+ * needed) that is registered only while the socket would block (docs/INTERNALS.md, "Broker": the write path). Output goes to
+ * `out` and leaves in one writev per connection per turn of the loop (flush_cb), so one
+ * delivery costs one system call and several queued events leave together. */
 struct conn {
 	struct server *srv;
-	struct bufferevent *bev;
+	evutil_socket_t fd;
+	struct event *rev, *wev;
+	struct evbuffer *in, *out;
+	int wev_on;   /* wev is registered: the socket would block */
+	int queued;   /* on the server's flush list (holds a reference) */
+	int slot;     /* counted against max_streams (server_cfg) */
+	struct conn *flush_next;
 	int refs;     /* the connection itself holds one; pending Redis replies hold more */
 	int dead;     /* closed: waiting in the reap list for its resources to go */
 	int released; /* resources freed; the struct goes when refs reaches 0 */
@@ -108,9 +126,10 @@ struct server {
 	struct hub *hub;
 	struct evconnlistener *lst;
 	struct conn *conns;
-	size_t nconns, nstreams;
+	size_t nconns;
 	struct conn *reap;
-	struct event *reaper, *beat, *sigterm, *sigint, *quit;
+	struct conn *flushq; /* connections with output to send in this turn of the loop */
+	struct event *reaper, *flusher, *beat, *sigterm, *sigint, *quit;
 	struct http_head head; /* scratch: valid during one parse */
 	int stopping;
 	struct metrics_http *metrics; /* GET /metrics on its own port, NULL when off */
@@ -135,7 +154,6 @@ static void conn_leave_all(struct conn *c)
 }
 
 static void conn_close(struct conn *c, const char *why);
-static void event_cb(struct bufferevent *bev, short what, void *arg);
 
 static int is_stream(const struct conn *c)
 {
@@ -145,7 +163,7 @@ static int is_stream(const struct conn *c)
 /* The count of open streams, here and in the metrics (enum route is their transport). */
 static void streams_add(struct conn *c, int d)
 {
-	c->srv->nstreams += (size_t)d;
+	atomic_fetch_add(&c->srv->cfg->shared->streams, d);
 	metric_add(&broker_metrics[BM_STREAMS_OPEN], c->route, 0, d);
 }
 
@@ -179,6 +197,15 @@ static void conn_release(struct conn *c)
 		conn_schedule_reap(c);
 }
 
+/* A stream's place under max_streams is given back once (finished, closed or reaped). */
+static void slot_release(struct conn *c)
+{
+	if (!c->slot)
+		return;
+	c->slot = 0;
+	atomic_fetch_sub(&c->srv->cfg->shared->slots, 1);
+}
+
 static void reap_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
@@ -199,8 +226,16 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 			srv->nconns--;
 			if (is_stream(c))
 				streams_add(c, -1);
-			bufferevent_free(c->bev);
-			c->bev = NULL;
+			slot_release(c);
+			event_free(c->rev);
+			if (c->wev)
+				event_free(c->wev);
+			c->rev = c->wev = NULL;
+			evbuffer_free(c->in);
+			evbuffer_free(c->out);
+			c->in = c->out = NULL;
+			evutil_closesocket(c->fd);
+			c->fd = -1;
 			event_free(c->timer);
 			c->timer = NULL;
 			ws_conn_free(c->ws);
@@ -227,20 +262,107 @@ static void conn_close(struct conn *c, const char *why)
 	c->dead = 1;
 	(void)why; /* kept for debugging sessions; a log line per client would flood */
 	conn_leave_all(c);
-	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	slot_release(c);
+	event_del(c->rev);
+	if (c->wev)
+		event_del(c->wev);
+	c->wev_on = 0;
 	evtimer_del(c->timer);
 	conn_schedule_reap(c);
 	conn_release(c);
 }
 
-/* ---- writing ---- */
+/* ---- writing ----
+ * conn_write appends to the connection's output and puts it on the flush list; flush_cb,
+ * run once the callbacks of this turn of the loop are done, sends each listed connection's
+ * output with one writev. Only when the socket takes less than everything is the write event
+ * registered, and it is removed once the output is drained: a connection that keeps up costs
+ * no epoll_ctl at all. */
+
+static void conn_drained(struct conn *c, size_t left);
+static void write_ready_cb(evutil_socket_t fd, short what, void *arg);
+
+static int would_block(void)
+{
+	return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+}
+
+/* Sends what the output holds: one writev, or more while the socket takes it all. */
+static void conn_flush(struct conn *c)
+{
+	size_t left = evbuffer_get_length(c->out);
+	while (left > 0) {
+		int n = evbuffer_write(c->out, c->fd);
+		if (n < 0) {
+			if (would_block())
+				break;
+			conn_close(c, "write error");
+			return;
+		}
+		if ((size_t)n < left) {
+			/* a short write: the socket's buffer is full (or more pieces than one writev
+			 * takes); writability says when to go on */
+			left -= (size_t)n;
+			break;
+		}
+		left = 0;
+	}
+	if (left > 0 && !c->wev_on) {
+		/* made the first time it is needed: most connections never fill their socket */
+		if (!c->wev)
+			c->wev = event_new(c->srv->base, c->fd, EV_WRITE | EV_PERSIST, write_ready_cb, c);
+		if (!c->wev || event_add(c->wev, NULL) < 0) {
+			conn_close(c, "event_add");
+			return;
+		}
+		c->wev_on = 1;
+	} else if (left == 0 && c->wev_on) {
+		event_del(c->wev);
+		c->wev_on = 0;
+	}
+	conn_drained(c, left);
+}
+
+static void write_ready_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	if (!c->dead)
+		conn_flush(c);
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	struct conn *list = srv->flushq;
+	srv->flushq = NULL;
+	while (list) {
+		struct conn *c = list;
+		list = c->flush_next;
+		c->queued = 0;
+		/* with the write event registered the socket is full: writability goes on */
+		if (!c->dead && !c->wev_on)
+			conn_flush(c);
+		conn_release(c);
+	}
+}
+
+static void conn_schedule_flush(struct conn *c)
+{
+	if (c->queued || c->wev_on)
+		return;
+	c->queued = 1;
+	conn_reserve(c); /* the list holds it until flush_cb has run */
+	c->flush_next = c->srv->flushq;
+	c->srv->flushq = c;
+	event_active(c->srv->flusher, EV_TIMEOUT, 0);
+}
 
 /* force: a one-shot answer already bounded by its producer (a long-poll answer) */
 static int conn_write_ex(struct conn *c, const void *p, size_t n, int force)
 {
 	if (c->dead)
 		return -1;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = c->out;
 	/* docs/CONVENTIONS.md §3: a client that does not read is dropped at the bound; it may
 	 * resume */
 	if (!force && evbuffer_get_length(out) + n > c->srv->cfg->out_limit) {
@@ -254,6 +376,7 @@ static int conn_write_ex(struct conn *c, const void *p, size_t n, int force)
 		conn_close(c, "out of memory");
 		return -1;
 	}
+	conn_schedule_flush(c);
 	return 0;
 }
 
@@ -267,11 +390,6 @@ static void flush_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	conn_close(arg, "flush timeout");
 }
 
-static void done_write_cb(struct bufferevent *bev, void *arg)
-{
-	conn_close(arg, NULL);
-}
-
 /* Stop reading; close once everything written is sent (or after a timeout). */
 static void conn_finish(struct conn *c)
 {
@@ -281,15 +399,15 @@ static void conn_finish(struct conn *c)
 		streams_add(c, -1);
 	c->kind = CK_DONE;
 	conn_leave_all(c);
-	bufferevent_disable(c->bev, EV_READ);
-	bufferevent_setcb(c->bev, NULL, done_write_cb, event_cb, c);
-	bufferevent_enable(c->bev, EV_WRITE);
+	slot_release(c);
+	event_del(c->rev);
 	struct timeval tv;
 	ms_tv(SERVER_FLUSH_TIMEOUT_MS, &tv);
 	evtimer_del(c->timer);
 	event_assign(c->timer, c->srv->base, -1, 0, flush_timeout_cb, c);
 	evtimer_add(c->timer, &tv);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+	/* otherwise conn_drained closes it once the output has left */
+	if (evbuffer_get_length(c->out) == 0)
 		conn_close(c, NULL);
 }
 
@@ -341,6 +459,8 @@ static void conn_error(struct conn *c, int status, const char *code, const char 
 	const char *extra = NULL;
 	if (status == 405)
 		extra = "Allow: GET\r\n";
+	else if (status == 503)
+		extra = "Retry-After: 1\r\n";
 	else if (status == 426)
 		extra = "Sec-WebSocket-Version: 13\r\n";
 	conn_respond(c, status, extra, body ? body : "{\"error\":\"internal\"}");
@@ -350,7 +470,6 @@ static void conn_error(struct conn *c, int status, const char *code, const char 
 /* ---- transports ---- */
 
 static void ws_pump(struct conn *c);
-static void event_cb(struct bufferevent *bev, short what, void *arg);
 static void poll_answer(struct conn *c);
 
 /* Ends a stream whose user may not read the room any more (deleted, removed, the room went
@@ -384,7 +503,7 @@ static void conn_revoke(struct conn *c, const char *why)
 /* Whether n more bytes fit under the client's output bound now. */
 static int conn_fits(const struct conn *c, size_t n)
 {
-	return evbuffer_get_length(bufferevent_get_output(c->bev)) + n <= c->srv->cfg->out_limit;
+	return evbuffer_get_length(c->out) + n <= c->srv->cfg->out_limit;
 }
 
 /* An event that cannot fit even an empty output of this client: a resync takes its place
@@ -820,7 +939,7 @@ out:
 
 static void ws_read(struct conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = c->in;
 	size_t len = evbuffer_get_length(in);
 	if (len == 0)
 		return;
@@ -839,12 +958,18 @@ static void ws_read(struct conn *c)
 
 /* ---- requests ---- */
 
-static void read_cb(struct bufferevent *bev, void *arg);
-
-static void write_cb(struct bufferevent *bev, void *arg)
+/* After a flush, left bytes still unsent: a finished answer closes once it is all sent; a
+ * replay that filled the output goes on once half of it is sent. */
+static void conn_drained(struct conn *c, size_t left)
 {
-	struct conn *c = arg;
-	if (c->dead || !c->replay_wait)
+	if (c->dead)
+		return;
+	if (c->kind == CK_DONE) {
+		if (left == 0)
+			conn_close(c, NULL);
+		return;
+	}
+	if (!c->replay_wait || left > c->srv->cfg->out_limit / 2)
 		return;
 	c->replay_wait = 0;
 	hub_resume(c->srv->hub, &c->sub);
@@ -902,11 +1027,6 @@ static void start_stream(struct conn *c)
 		c->kind = CK_WS;
 		gettimeofday(&c->last_in, NULL);
 		break;
-	}
-	if (c->kind != CK_POLL) {
-		/* a replay that filled the output goes on once half of it is sent */
-		bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-		bufferevent_setwatermark(c->bev, EV_WRITE, srv->cfg->out_limit / 2, 0);
 	}
 	streams_add(c, 1);
 	metric_inc(&broker_metrics[BM_STREAMS], c->route, 0);
@@ -1105,7 +1225,8 @@ static void health(struct conn *c)
 {
 	char body[128];
 	snprintf(body, sizeof body, "{\"status\":\"ok\",\"redis\":\"%s\",\"clients\":%zu}",
-		 hub_redis_up(c->srv->hub) ? "ok" : "down", c->srv->nstreams);
+		 hub_redis_up(c->srv->hub) ? "ok" : "down",
+		 (long)atomic_load(&c->srv->cfg->shared->streams));
 	conn_respond(c, 200, NULL, body);
 }
 
@@ -1128,6 +1249,27 @@ static int ws_prepare(struct conn *c, const struct http_head *h)
 		conn_error(c, 500, "internal", "out of memory");
 		return -1;
 	}
+	return 0;
+}
+
+/* A stream takes one of max_streams places until it ends; past them it is refused at once
+ * with a 503, before anything is asked of Redis (docs/OPERATIONS.md, "Capacity"). The
+ * default keeps the broker below what the web server in front can hold, so a client past
+ * capacity gets an answer instead of waiting on a front door that stopped accepting. 0, or
+ * -1 when the connection was answered. */
+static int stream_admit(struct conn *c)
+{
+	struct server *srv = c->srv;
+	/* shared by every broker process (BROKER_PROCESSES): the bound is on all of them */
+	if (atomic_fetch_add(&srv->cfg->shared->slots, 1) >= srv->cfg->max_streams) {
+		atomic_fetch_sub(&srv->cfg->shared->slots, 1);
+		metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_FULL, 0);
+		conn_error(c, 503, "too_many_clients",
+			   "the broker holds as many streams as it may (BROKER_MAX_STREAMS); retry "
+			   "later");
+		return -1;
+	}
+	c->slot = 1;
 	return 0;
 }
 
@@ -1174,6 +1316,8 @@ static void route_multi(struct conn *c, const struct http_head *h, const char *t
 		m->has_start = set.v[i].has_start;
 		m->verdict = RIGHTS_UNKNOWN;
 	}
+	if (stream_admit(c) < 0)
+		return;
 	if (c->route == RT_WS && ws_prepare(c, h) < 0)
 		return;
 	authorize(c, h);
@@ -1227,6 +1371,8 @@ static void route_request(struct conn *c, const struct http_head *h)
 		conn_error(c, 400, "invalid_request", "malformed event id");
 		return;
 	}
+	if (stream_admit(c) < 0)
+		return;
 	if (c->route == RT_WS && ws_prepare(c, h) < 0)
 		return;
 	authorize(c, h);
@@ -1235,7 +1381,7 @@ static void route_request(struct conn *c, const struct http_head *h)
 static void head_read(struct conn *c)
 {
 	struct server *srv = c->srv;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = c->in;
 	size_t len = evbuffer_get_length(in);
 	size_t take = len < HTTP_HEAD_MAX + 4 ? len : HTTP_HEAD_MAX + 4;
 	const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)take);
@@ -1261,11 +1407,8 @@ static void head_read(struct conn *c)
 	route_request(c, &srv->head);
 }
 
-static void read_cb(struct bufferevent *bev, void *arg)
+static void conn_input(struct conn *c)
 {
-	struct conn *c = arg;
-	if (c->dead)
-		return;
 	switch (c->kind) {
 	case CK_HEAD:
 		head_read(c);
@@ -1275,19 +1418,15 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		break;
 	default: {
 		/* nothing else is expected from a client: read and forget (bounded) */
-		struct evbuffer *in = bufferevent_get_input(bev);
-		evbuffer_drain(in, evbuffer_get_length(in));
+		evbuffer_drain(c->in, evbuffer_get_length(c->in));
 		break;
 	}
 	}
 }
 
-static void event_cb(struct bufferevent *bev, short what, void *arg)
+static void conn_event(struct conn *c, int what)
 {
-	struct conn *c = arg;
-	if (c->dead)
-		return;
-	if ((what & BEV_EVENT_EOF) && c->kind == CK_WS && c->ws) {
+	if ((what & CONN_EOF) && c->kind == CK_WS && c->ws) {
 		ws_read(c);
 		if (c->dead || !c->ws)
 			return;
@@ -1297,8 +1436,21 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 			conn_finish(c);
 		return;
 	}
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		conn_close(c, (what & BEV_EVENT_EOF) ? "peer closed" : "socket error");
+	conn_close(c, (what & CONN_EOF) ? "peer closed" : "socket error");
+}
+
+static void read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	if (c->dead)
+		return;
+	int n = evbuffer_read(c->in, c->fd, SERVER_READ_MAX);
+	if (n > 0)
+		conn_input(c);
+	else if (n == 0)
+		conn_event(c, CONN_EOF);
+	else if (!would_block())
+		conn_event(c, CONN_ERROR);
 }
 
 static void head_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -1325,16 +1477,22 @@ static void accept_cb(struct evconnlistener *lst, evutil_socket_t fd, struct soc
 	}
 	c->srv = srv;
 	c->refs = 1;
+	c->fd = fd;
 	c->sub.ops = &idle_ops;
-	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->rev = event_new(srv->base, fd, EV_READ | EV_PERSIST, read_cb, c);
+	c->in = evbuffer_new();
+	c->out = evbuffer_new();
 	c->timer = evtimer_new(srv->base, head_timeout_cb, c);
-	if (!c->bev || !c->timer) {
-		if (c->bev)
-			bufferevent_free(c->bev);
-		else
-			evutil_closesocket(fd);
+	if (!c->rev || !c->in || !c->out || !c->timer || event_add(c->rev, NULL) < 0) {
+		if (c->rev)
+			event_free(c->rev);
+		if (c->in)
+			evbuffer_free(c->in);
+		if (c->out)
+			evbuffer_free(c->out);
 		if (c->timer)
 			event_free(c->timer);
+		evutil_closesocket(fd);
 		free(c);
 		return;
 	}
@@ -1343,8 +1501,6 @@ static void accept_cb(struct evconnlistener *lst, evutil_socket_t fd, struct soc
 		srv->conns->prev = c;
 	srv->conns = c;
 	srv->nconns++;
-	bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	if (srv->nconns > (size_t)srv->cfg->max_clients) {
 		metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_FULL, 0);
 		conn_error(c, 503, "too_many_clients", "the broker is full; retry later");
@@ -1402,34 +1558,17 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	srv->stopping = 1;
 	log_info("signal %d: stopping", (int)sig);
-	if (srv->lst)
-		evconnlistener_disable(srv->lst);
+	/* closed, not only disabled: a broker started again binds the port while this one
+	 * still says goodbye to its clients (its other processes close their copies too) */
+	if (srv->lst) {
+		evconnlistener_free(srv->lst);
+		srv->lst = NULL;
+	}
 	hub_shutdown(srv->hub, quit_cb, srv);
 }
 
-int server_run(const struct server_cfg *cfg, const struct token_key *key)
+int server_listen(const struct server_cfg *cfg)
 {
-	struct server *srv = calloc(1, sizeof *srv);
-	int rc = 1;
-	if (!srv)
-		return 1;
-	srv->cfg = cfg;
-	srv->key = key;
-	srv->base = event_base_new();
-	if (!srv->base)
-		goto out;
-	srv->reaper = event_new(srv->base, -1, 0, reap_cb, srv);
-	srv->beat = event_new(srv->base, -1, EV_PERSIST, beat_cb, srv);
-	srv->sigterm = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
-	srv->sigint = evsignal_new(srv->base, SIGINT, signal_cb, srv);
-	if (!srv->reaper || !srv->beat || !srv->sigterm || !srv->sigint)
-		goto out;
-	struct timeval tv;
-	ms_tv(cfg->heartbeat_ms, &tv);
-	event_add(srv->beat, &tv);
-	event_add(srv->sigterm, NULL);
-	event_add(srv->sigint, NULL);
-
 	struct sockaddr_storage ss;
 	memset(&ss, 0, sizeof ss);
 	int sslen = sizeof ss;
@@ -1438,19 +1577,57 @@ int server_run(const struct server_cfg *cfg, const struct token_key *key)
 		 cfg->port);
 	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) < 0) {
 		log_error("BROKER_HOST %s is not an IP address", cfg->host);
-		goto out;
+		return -1;
 	}
-	srv->lst = evconnlistener_new_bind(srv->base, accept_cb, srv,
-					   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
-					   (struct sockaddr *)&ss, sslen);
-	if (!srv->lst) {
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1;
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+	    bind(fd, (struct sockaddr *)&ss, (socklen_t)sslen) < 0 ||
+	    listen(fd, SERVER_BACKLOG) < 0) {
 		log_error("cannot listen on %s: %s", addr, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	log_info("listening on %s", addr);
+	return fd;
+}
+
+int server_run(const struct server_cfg *cfg, const struct token_key *key, int lfd)
+{
+	struct server *srv = calloc(1, sizeof *srv);
+	int rc = 1;
+	if (!srv) {
+		close(lfd);
+		return 1;
+	}
+	srv->cfg = cfg;
+	srv->key = key;
+	srv->base = event_base_new();
+	if (srv->base)
+		srv->lst = evconnlistener_new(srv->base, accept_cb, srv, LEV_OPT_CLOSE_ON_FREE, -1,
+					      lfd);
+	if (!srv->lst) {
+		log_error("cannot take the listening socket: %s", strerror(errno));
+		close(lfd);
 		goto out;
 	}
+	srv->reaper = event_new(srv->base, -1, 0, reap_cb, srv);
+	srv->flusher = event_new(srv->base, -1, 0, flush_cb, srv);
+	srv->beat = event_new(srv->base, -1, EV_PERSIST, beat_cb, srv);
+	srv->sigterm = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
+	srv->sigint = evsignal_new(srv->base, SIGINT, signal_cb, srv);
+	if (!srv->reaper || !srv->flusher || !srv->beat || !srv->sigterm || !srv->sigint)
+		goto out;
+	struct timeval tv;
+	ms_tv(cfg->heartbeat_ms, &tv);
+	event_add(srv->beat, &tv);
+	event_add(srv->sigterm, NULL);
+	event_add(srv->sigint, NULL);
+
 	srv->hub = hub_new(srv->base, &cfg->hub);
 	if (!srv->hub)
 		goto out;
-	log_info("listening on %s", addr);
 	if (cfg->metrics_port > 0) {
 		char err[256];
 		srv->metrics = metrics_http_start(cfg->metrics_host, (int)cfg->metrics_port,
@@ -1470,6 +1647,8 @@ out:
 		for (struct conn *c = srv->conns; c; c = c->next)
 			if (!c->dead)
 				conn_close(c, NULL);
+		if (srv->flusher)
+			flush_cb(-1, 0, srv); /* gives back the flush list's references */
 		hub_free(srv->hub); /* NULL replies: releases the remaining references */
 		srv->hub = NULL;
 		if (srv->reaper)
@@ -1479,6 +1658,8 @@ out:
 		evconnlistener_free(srv->lst);
 	if (srv->reaper)
 		event_free(srv->reaper);
+	if (srv->flusher)
+		event_free(srv->flusher);
 	if (srv->beat)
 		event_free(srv->beat);
 	if (srv->sigterm)

@@ -4,6 +4,7 @@
 #ifndef CC_BROKER_SERVER_H
 #define CC_BROKER_SERVER_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "hub.h"
@@ -14,12 +15,21 @@
  * client. A smaller setting is allowed: an event over it reaches that client as a resync. */
 #define SERVER_CLIENT_BUFFER_DEFAULT ((long)(2 * ROOM_JSON_MAX))
 
+/* What the broker's processes (BROKER_PROCESSES) count together, in memory they share:
+ * streams holding a place under max_streams (open or being authorized), and open streams
+ * (GET /events/health "clients"). */
+struct server_shared {
+	atomic_long slots;
+	atomic_long streams;
+};
+
 struct server_cfg {
 	const char *host;
 	int port;
 	long heartbeat_ms;    /* SSE ": ping" comments and WebSocket pings */
 	long poll_timeout_ms; /* a long-poll with nothing to say is answered empty after this */
 	long max_clients;     /* connections beyond it get 503 */
+	long max_streams;     /* streams (SSE, WebSocket, long-poll) beyond it get 503 */
 	size_t out_limit;     /* a client's unsent bytes: a live client beyond it is dropped (it
 			       * resumes), a replay waits; an event over it alone is a resync */
 	long head_timeout_ms; /* time to send a request head */
@@ -29,9 +39,15 @@ struct server_cfg {
 	const char *metrics_host; /* GET /metrics listener (broker_metrics.h); */
 	long metrics_port;	  /* 0: none */
 	struct hub_cfg hub;
+	struct server_shared *shared; /* shared by every process of the broker */
 };
 
-/* Runs until SIGTERM or SIGINT. key is borrowed. 0 on a clean stop, else 1. */
-int server_run(const struct server_cfg *cfg, const struct token_key *key);
+/* Binds and listens on cfg's host and port (before the processes fork, so all of them take
+ * connections from the one queue). The socket, or -1 (logged). */
+int server_listen(const struct server_cfg *cfg);
+
+/* Runs until SIGTERM or SIGINT, taking connections on lfd (closed at the end). key is
+ * borrowed. 0 on a clean stop, else 1. */
+int server_run(const struct server_cfg *cfg, const struct token_key *key, int lfd);
 
 #endif

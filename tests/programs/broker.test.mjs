@@ -558,12 +558,16 @@ test('a thousand idle connections are held', async () => {
   const N = 1000;
   const socks = [];
   const got = new Array(N).fill('');
+  // the test before froze Redis: every stream's rights check needs it back
+  await waitFor(async () => (await (await fetch(`${broker.base}/events/health`)).json()).redis === 'ok', { what: 'Redis back' });
   await Promise.all(Array.from({ length: N }, (_, i) => new Promise((resolve, reject) => {
     const s = createConnection(broker.port, '127.0.0.1', () => {
       s.write(`GET /events/rooms/${room}?ticket=${t} HTTP/1.1\r\nHost: x\r\n\r\n`);
     });
     s.on('data', (d) => { got[i] += d; if (got[i].includes(': connected')) resolve(); });
     s.on('error', reject);
+    // an answer instead of a stream fails the test with it, instead of waiting forever
+    s.on('close', () => reject(new Error(`connection ${i} closed: ${got[i].slice(0, 300)}`)));
     socks.push(s);
   })));
   const h = await (await fetch(`${broker.base}/events/health`)).json();
@@ -707,4 +711,71 @@ test('a deleted room closes every stream after delivering the event', async () =
   assert.equal((await r.json()).error, 'room_not_found');
   const h = await (await fetch(`${broker.base}/events/health`)).json();
   assert.equal(h.redis, 'ok');
+});
+
+// ---- capacity (docs/OPERATIONS.md, "Capacity") ----
+
+// A raw SSE stream: resolves once the broker says ": connected", or with the whole answer
+// when the broker answers and closes instead (a refusal).
+function rawSse(port, path) {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const s = createConnection(port, '127.0.0.1', () => s.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`));
+    s.text = '';
+    s.on('data', (d) => { s.text += d; if (s.text.includes(': connected')) resolve(s); });
+    s.on('error', reject);
+    s.on('close', () => { s.ms = performance.now() - t0; resolve(s); });
+  });
+}
+
+test('BROKER_MAX_STREAMS over two processes: a stream past it gets 503 at once, a freed place is taken again, events reach both processes', async () => {
+  const MAX = 4;
+  const capped = await startBroker({
+    redisPort: redis.port, secret: SECRET,
+    env: { ...BROKER_ENV, BROKER_MAX_STREAMS: String(MAX), BROKER_PROCESSES: '2' },
+  });
+  const health = async () => (await fetch(`${capped.base}/events/health`)).json();
+  try {
+    const room = await newRoom();
+    const t = tk(room, 61, 'cap');
+    const path = `/events/rooms/${room}?ticket=${t}`;
+    // each stream lands on whichever process accepts it: the bound counts them all
+    const open = [];
+    for (let i = 0; i < MAX; i++) open.push(await rawSse(capped.port, path));
+    for (const s of open) assert.match(s.text, /^HTTP\/1\.1 200/);
+    assert.equal((await health()).clients, MAX, 'health counts the streams of both processes');
+
+    // every kind of stream is refused past the bound, with JSON and at once (no rights
+    // check, no waiting)
+    const refused = await rawSse(capped.port, path);
+    assert.match(refused.text, /^HTTP\/1\.1 503 /);
+    assert.match(refused.text, /\r\nRetry-After: 1\r\n/);
+    const body = JSON.parse(refused.text.slice(refused.text.indexOf('\r\n\r\n') + 4));
+    assert.equal(body.error, 'too_many_clients');
+    assert.ok(refused.ms < 2000, `the 503 took ${refused.ms} ms`);
+    const ws = await fetch(`${capped.base}/events/rooms/${room}/ws?ticket=${t}`, {
+      headers: { Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': randomBytes(16).toString('base64') },
+    }).catch((e) => e);
+    if (!(ws instanceof Error)) assert.equal(ws.status, 503);
+    const lp = await fetch(`${capped.base}/events/rooms/${room}/poll?ticket=${t}`);
+    assert.equal(lp.status, 503);
+    assert.equal((await lp.json()).error, 'too_many_clients');
+
+    // an event reaches every open stream, whichever process holds it
+    const [id] = await emitOps(room, 1);
+    await waitFor(() => open.every((s) => s.text.includes(`id: ${id}`)), { what: 'the event on every stream' });
+
+    // a stream that ends gives its place back
+    open.pop().destroy();
+    await waitFor(async () => (await health()).clients === MAX - 1, { what: 'the place given back' });
+    const again = await rawSse(capped.port, path);
+    assert.match(again.text, /^HTTP\/1\.1 200/);
+    open.push(again);
+    for (const s of open) s.destroy();
+    await waitFor(async () => (await health()).clients === 0, { what: 'streams gone' });
+  } finally {
+    const r = await stop(capped);
+    assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${capped.output}`);
+  }
+  assert.match(capped.output, /2 processes/);
 });

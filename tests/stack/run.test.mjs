@@ -6,10 +6,10 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, chmodSync, writeFileSync, existsSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import { ROOT, freePort, sleep, waitFor } from '../lib/procs.mjs';
-import { BASE } from '../lib/api.mjs';
+import { BASE, call, newUser, createRoom } from '../lib/api.mjs';
 
 const dirs = [];
 const running = new Set();
@@ -254,4 +254,78 @@ test('make killed outright (SIGKILL, no signal reaches the script): run.sh still
   await again.child.exited;
   await scriptGone(dir);
   await assertStopped(dir, p, 'the start after');
+});
+
+// ---- capacity (docs/OPERATIONS.md, "Capacity") -----------------------------------------
+
+// One SSE request through a front door: resolves once the stream is open (": connected"),
+// or once a whole answer with a Content-Length has arrived (lighttpd keeps the connection
+// for the next request), with the text and how long it took.
+function sseThrough(port, path) {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const s = createConnection({ host: '127.0.0.1', port }, () => s.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`));
+    let text = '';
+    const done = () => resolve({ sock: s, text, ms: performance.now() - t0 });
+    s.on('data', (d) => {
+      text += d.toString('latin1');
+      const cut = text.indexOf('\r\n\r\n');
+      const len = /\r\ncontent-length: *(\d+)/i.exec(text.slice(0, cut));
+      if (text.includes(': connected') || (cut >= 0 && len && text.length - cut - 4 >= Number(len[1]))) done();
+    });
+    s.on('end', done);
+    s.on('error', reject);
+  });
+}
+
+test('past BROKER_MAX_STREAMS a stream through lighttpd gets a 503 at once, and lighttpd is sized to hold more', async () => {
+  const MAX = 3;
+  const dir = tmpVar();
+  const p = await ports();
+  // a second front door and broker on the test stack's PostgreSQL, Redis and key
+  const r = await startStack({ ...p, CC_VAR: dir, DATABASE_URL: process.env.DATABASE_URL,
+    REDIS_URL: process.env.REDIS_URL, JWT_SECRET_FILE: process.env.JWT_SECRET_FILE,
+    BROKER_MAX_STREAMS: String(MAX),
+    // lighttpd notices a client gone from a stream when it next writes to it: a heartbeat
+    BROKER_HEARTBEAT_MS: '300' });
+  assert.ok(r.ready, r.output());
+  try {
+    // what run.sh gave lighttpd holds every stream the broker lets through, with room to spare
+    const cap = /capacity: (\d+) streams \(the broker: (\d+) process\(es\) of (\d+) clients; lighttpd: (\d+) process\(es\) of (\d+) descriptors\)/.exec(r.output());
+    assert.ok(cap, r.output());
+    const [, streams, , , workers, fds] = cap.map(Number);
+    assert.equal(streams, MAX);
+    assert.ok(workers * (fds * 0.9) > 2 * streams + 1000, `lighttpd: ${workers} × ${fds} descriptors`);
+
+    const user = await newUser('cap');
+    const room = await createRoom(user.token);
+    const t = await call('POST', `/api/rooms/${room.id}/stream-ticket`, { token: user.token, body: {} });
+    assert.equal(t.status, 200, t.text);
+    const path = `/events/rooms/${room.id}?ticket=${encodeURIComponent(t.json.ticket)}`;
+    const port = Number(p.PORT);
+    const open = [];
+    for (let i = 0; i < MAX; i++) open.push(await sseThrough(port, path));
+    for (const o of open) assert.match(o.text, /^HTTP\/1\.1 200/, o.text);
+
+    // the next one is refused by the broker, through lighttpd, with JSON, at once
+    const no = await sseThrough(port, path);
+    assert.match(no.text, /^HTTP\/1\.1 503/, no.text);
+    const body = JSON.parse(no.text.slice(no.text.indexOf('\r\n\r\n') + 4));
+    assert.equal(body.error, 'too_many_clients');
+    assert.ok(no.ms < 3000, `the 503 took ${no.ms} ms`);
+    no.sock.destroy();
+
+    // a stream that ends gives its place back
+    open.pop().sock.destroy();
+    await waitFor(async () => (await json(`http://127.0.0.1:${p.PORT}/events/health`)).body?.clients === MAX - 1,
+      { what: 'the place given back', timeout: 20000 });
+    const again = await sseThrough(port, path);
+    assert.match(again.text, /^HTTP\/1\.1 200/, again.text);
+    open.push(again);
+    for (const o of open) o.sock.destroy();
+  } finally {
+    assert.equal(await stop(r.child), 0);
+  }
+  await sleep(200);
+  assert.deepEqual(stackPids(dir), []);
 });
