@@ -514,8 +514,9 @@ test('room endpoints need a valid session token', async () => {
 
 // The API run as CGI against a Redis that does not answer: the rights it takes away must
 // not be taken away in PostgreSQL only, where the broker and the document endpoints do
-// not look.
-const deadRedis = { REDIS_URL: 'redis://127.0.0.1:1' };
+// not look. On the make cluster layout too it is one server that does not answer (no
+// REDIS_CLUSTER: the CGI run's client then tries REDIS_URL alone).
+const deadRedis = { REDIS_URL: 'redis://127.0.0.1:1', REDIS_CLUSTER: undefined };
 
 test('taking rights away while Redis is unreachable answers 503 and a retry puts it in force', async () => {
   const owner = await newUser();

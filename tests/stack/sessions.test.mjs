@@ -213,7 +213,8 @@ test('a deleted account\'s token is 401', async () => {
 
 test('without Redis no session can be told live or signed out: authenticated calls answer 503', async () => {
   const u = await newUser();
-  const noRedis = { REDIS_URL: 'redis://127.0.0.1:1' };
+  // one server that does not answer, on the make cluster layout too (no REDIS_CLUSTER)
+  const noRedis = { REDIS_URL: 'redis://127.0.0.1:1', REDIS_CLUSTER: undefined };
   const me = cgi({ uri: '/api/auth/me', token: u.token, env: noRedis });
   assert.equal(me.status, 503, me.body);
   assert.equal(me.json.error, 'redis_unavailable');
