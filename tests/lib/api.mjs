@@ -187,6 +187,11 @@ export function rawHttp(request, { timeoutMs = 5000 } = {}) {
   });
 }
 
+// A CGI run's environment for a Redis that does not answer: one server on a port where
+// nothing listens, on the make cluster layout too (without REDIS_CLUSTER, which cgi() passes
+// on otherwise and which would win over REDIS_URL).
+export const DEAD_REDIS = Object.freeze({ REDIS_URL: 'redis://127.0.0.1:1', REDIS_CLUSTER: undefined });
+
 // Runs the API binary (CC_API_BIN) once as a plain CGI program (RFC 3875): the request in
 // the environment and on stdin, the answer on stdout. Returns {code, status, headers (lower-
 // case names), body, json, stderr}.

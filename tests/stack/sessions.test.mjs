@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { BASE, call, cgi, newUser, createRoom, clearLoginLimits, redis, sql, uniqueName } from '../lib/api.mjs';
+import { BASE, DEAD_REDIS, call, cgi, newUser, createRoom, clearLoginLimits, redis, sql, uniqueName } from '../lib/api.mjs';
 import { slotOf } from '../lib/redis-cluster.mjs';
 
 function assertError(r, status, code) {
@@ -214,8 +214,7 @@ test('a deleted account\'s token is 401', async () => {
 
 test('without Redis no session can be told live or signed out: authenticated calls answer 503', async () => {
   const u = await newUser();
-  // one server that does not answer, on the make cluster layout too (no REDIS_CLUSTER)
-  const noRedis = { REDIS_URL: 'redis://127.0.0.1:1', REDIS_CLUSTER: undefined };
+  const noRedis = DEAD_REDIS;
   const me = cgi({ uri: '/api/auth/me', token: u.token, env: noRedis });
   assert.equal(me.status, 503, me.body);
   assert.equal(me.json.error, 'redis_unavailable');
