@@ -28,9 +28,6 @@ const WORKER_NODES = 2;
 if (env.WORKERS) env.WORKERS = String(Math.max(1, Math.round(Number(env.WORKERS) / WORKER_NODES)));
 const c = await startCluster({ redis: 'cluster', env: { CLUSTER_WORKERS: String(WORKER_NODES), ...env } });
 const e = c.env;
-// a suite that must see a stream end at the broker at once goes to one broker straight, as
-// to the one stack's BROKER_PORT: HAProxy, like any front door, notices a client that went
-// away only at the broker's next heartbeat
 const child = spawn(process.execPath, ['--test', '--test-concurrency=1',
   `--test-timeout=${process.env.NODE_TEST_TIMEOUT_MS || 240000}`, ...files], {
   stdio: 'inherit',
@@ -42,6 +39,9 @@ const child = spawn(process.execPath, ['--test', '--test-concurrency=1',
     REDIS_CLUSTER: e.REDIS_CLUSTER,
     JWT_SECRET_FILE: e.JWT_SECRET_FILE,
     CC_API_BIN: join(ROOT, 'build/asan/bin/codecollab-api'),
+    // a suite that must see a stream end at the broker at once goes to one broker straight,
+    // as to the one stack's BROKER_PORT: HAProxy, like any front door, notices a client that
+    // went away only at the broker's next heartbeat
     BROKER_PORT: String(c.proc('broker-1').ports[0]),
   },
 });
