@@ -216,6 +216,7 @@ struct rds {
 	unsigned long last_serial;
 	unsigned last_slot;
 	struct rds_stats stats;
+	int told_cluster; /* the "REDIS_URL names a cluster node" error was logged */
 	char err[256];
 };
 
@@ -526,6 +527,40 @@ static int transient_refusal(const redisReply *r)
 	return 0;
 }
 
+/* An error reply kept as the reason of the call (rds_error), for a caller that only learns
+ * that its command failed. */
+static void note_error_reply(struct rds *d, const redisReply *rep)
+{
+	errbuf_set(d->err, sizeof d->err, "redis: %.*s", (int)rep->len, rep->str ? rep->str : "");
+}
+
+/* One server (no REDIS_CLUSTER) that answers MOVED or ASK is a node of a Redis Cluster: the
+ * command did not run, and it never will there, whatever is retried. 1 then, with the reason
+ * in d->err (logged once per client: every later call of the process fails the same way). */
+static int single_is_cluster(struct rds *d, const redisReply *rep)
+{
+	int ask;
+	unsigned slot;
+	struct rslot_node to;
+	if (d->cluster || rep->type != REDIS_REPLY_ERROR ||
+	    !rslot_redirect(rep->str, rep->len, &ask, &slot, &to))
+		return 0;
+	char where[300];
+	if (d->t.socket[0])
+		snprintf(where, sizeof where, "%s", d->t.socket);
+	else
+		snprintf(where, sizeof where, "%s:%d", d->t.host, d->t.port);
+	errbuf_set(d->err, sizeof d->err,
+		   "redis: %s is a node of a Redis Cluster (it answered %.*s): REDIS_URL names "
+		   "one server; set REDIS_CLUSTER to the cluster's nodes",
+		   where, (int)(rep->len < 40 ? rep->len : 40), rep->str);
+	if (!d->told_cluster) {
+		d->told_cluster = 1;
+		log_error("%s", d->err);
+	}
+	return 1;
+}
+
 /* Writes the whole request: 0; -1 when it could not be written in full (it did not run). */
 static int send_all(redisContext *c, const char *cmd, size_t len)
 {
@@ -643,6 +678,10 @@ static redisReply *route(struct rds *d, const char *key, size_t keylen, const ch
 			}
 			continue;
 		}
+		if (single_is_cluster(d, rep)) {
+			freeReplyObject(rep);
+			return NULL;
+		}
 		if (rep->type == REDIS_REPLY_ERROR && transient_refusal(rep)) {
 			errbuf_set(d->err, sizeof d->err, "redis: %.*s (%s:%d)", (int)rep->len,
 				   rep->str, node.host, node.port);
@@ -650,6 +689,8 @@ static redisReply *route(struct rds *d, const char *key, size_t keylen, const ch
 			asking = 0;
 			goto again;
 		}
+		if (rep->type == REDIS_REPLY_ERROR)
+			note_error_reply(d, rep);
 		d->last = ci;
 		d->last_serial = d->conns[ci].serial;
 		d->last_slot = slot;
@@ -932,20 +973,28 @@ static void pipe_collect(struct rds_pipe *p)
 		int ask;
 		unsigned slot;
 		struct rslot_node to;
-		if (!pc->rep || pc->rep->type != REDIS_REPLY_ERROR || !d->cluster)
+		if (!pc->rep || pc->rep->type != REDIS_REPLY_ERROR)
 			continue;
-		if (rslot_redirect(pc->rep->str, pc->rep->len, &ask, &slot, &to) ||
-		    transient_refusal(pc->rep)) {
-			if (!ask && to.host[0]) {
-				d->stats.moved++;
-				map_move(d, slot, &to);
-				d->refresh_due = 1;
-			}
+		if (single_is_cluster(d, pc->rep)) {
 			freeReplyObject(pc->rep);
-			pc->rep = route(d, pc->key, pc->key ? strlen(pc->key) : 0, pc->cmd,
-					(size_t)pc->len);
-			pc->ci = -1; /* route() noted where it went */
+			pc->rep = NULL;
+			continue;
 		}
+		int redirected = d->cluster && rslot_redirect(pc->rep->str, pc->rep->len, &ask,
+							      &slot, &to);
+		if (!redirected && !(d->cluster && transient_refusal(pc->rep))) {
+			note_error_reply(d, pc->rep);
+			continue;
+		}
+		/* it did not run: sent again alone (a refusal carries no node to note) */
+		if (redirected && !ask && to.host[0]) {
+			d->stats.moved++;
+			map_move(d, slot, &to);
+			d->refresh_due = 1;
+		}
+		freeReplyObject(pc->rep);
+		pc->rep = route(d, pc->key, pc->key ? strlen(pc->key) : 0, pc->cmd, (size_t)pc->len);
+		pc->ci = -1; /* route() noted where it went */
 	}
 	/* the connection of the pipeline's last command that was answered where it was
 	 * queued, for rds_wait (a write to WAIT for goes last) */

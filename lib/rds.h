@@ -28,6 +28,10 @@
  *   TRYAGAIN, CLUSTERDOWN, LOADING, MASTERDOWN, READONLY (a replica that used to be our
  *              master): the map is read again and the command resent after a short back-off;
  *   at most RDS_MAX_REDIRECTS redirections per call.
+ * A client of one server (no REDIS_CLUSTER) that gets MOVED or ASK was pointed at a node of a
+ * Redis Cluster: the call fails (NULL; in a pipeline, that command's reply), rds_error says
+ * to set REDIS_CLUSTER, and the first time is logged. Any other error reply is returned as it
+ * is, and rds_error gives its text too.
  * Connections: an idle connection that the server closed (a restart, a kill -9 of the node:
  * the socket reads EOF) is found before anything is sent on it and replaced. A connection
  * that cannot be opened (the node is down) makes a cluster client read the map again, from

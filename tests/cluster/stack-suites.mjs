@@ -4,7 +4,8 @@
 // masters and three replicas, a PostgreSQL primary and hot standby, HAProxy in front of two
 // web nodes and two brokers), runs the given files with node's test runner against HAProxy's
 // URL, as scripts/test.sh runs them against one stack (CC_BASE_URL and the data stores'
-// addresses; redis-cli follows the cluster's redirections, tests/lib/api.mjs), stops the
+// addresses; redis-cli follows the cluster's redirections, tests/lib/api.mjs; a test that
+// is bound to one stack is skipped where REDIS_CLUSTER is set, with its reason), stops the
 // layout and fails when anything of it is left running. The settings the suites expect of a
 // stack (rate limits, the AI double) come from scripts/test.sh's environment.
 import { spawn } from 'node:child_process';
@@ -21,7 +22,11 @@ const passOn = ['WORKERS', 'LOGIN_RATE_LIMIT', 'LOGIN_ADDRESS_RATE_LIMIT', 'REGI
   'AI_PROVIDER', 'AI_BASE_URL', 'AI_API_KEY', 'AI_MODEL', 'AI_TIMEOUT_MS', 'AI_RATE_LIMIT'];
 const env = {};
 for (const k of passOn) if (process.env[k] !== undefined) env[k] = process.env[k];
-const c = await startCluster({ redis: 'cluster', env });
+// WORKERS is what the suites count on in all (fairness.test.mjs: "two long runs take both
+// workers"); the layout runs two worker processes with WORKERS threads each
+const WORKER_NODES = 2;
+if (env.WORKERS) env.WORKERS = String(Math.max(1, Math.round(Number(env.WORKERS) / WORKER_NODES)));
+const c = await startCluster({ redis: 'cluster', env: { CLUSTER_WORKERS: String(WORKER_NODES), ...env } });
 const e = c.env;
 const child = spawn(process.execPath, ['--test', '--test-concurrency=1',
   `--test-timeout=${process.env.NODE_TEST_TIMEOUT_MS || 240000}`, ...files], {
@@ -34,6 +39,10 @@ const child = spawn(process.execPath, ['--test', '--test-concurrency=1',
     REDIS_CLUSTER: e.REDIS_CLUSTER,
     JWT_SECRET_FILE: e.JWT_SECRET_FILE,
     CC_API_BIN: join(ROOT, 'build/asan/bin/codecollab-api'),
+    // a suite that must see a stream end at the broker at once goes to one broker straight,
+    // as to the one stack's BROKER_PORT: HAProxy, like any front door, notices a client that
+    // went away only at the broker's next heartbeat
+    BROKER_PORT: String(c.proc('broker-1').ports[0]),
   },
 });
 const code = await new Promise((resolve) => child.on('exit', (rc, sig) => resolve(rc ?? (sig ? 1 : 0))));

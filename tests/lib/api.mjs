@@ -6,6 +6,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createConnection } from 'node:net';
+import { connectRedis } from './resp.mjs';
 
 export const BASE = process.env.CC_BASE_URL;
 if (!BASE) throw new Error('CC_BASE_URL is not set: run these suites with `make test-stack` or `make test`');
@@ -70,6 +71,11 @@ export function redisEndpoint() {
   const u = redisUrl();
   return u.protocol === 'unix:' ? u.pathname : Number(u.port || 6379);
 }
+// A RESP client (lib/resp.mjs) for the stack's Redis: on a Redis Cluster one that follows
+// MOVED and ASK from the node REDIS_URL names.
+export function connectStackRedis() {
+  return connectRedis(redisEndpoint(), { cluster: Boolean(process.env.REDIS_CLUSTER) });
+}
 
 // A redis-cli call against the stack's Redis; returns trimmed stdout.
 export function redis(...args) {
@@ -98,10 +104,41 @@ export function roomEvents(roomId) {
   });
 }
 
+// The masters of the stack's Redis Cluster, as redis-cli arguments ([['-h', host, '-p',
+// port], ...]), from CLUSTER NODES asked of the node REDIS_URL names.
+export function clusterMasters() {
+  const out = redis('CLUSTER', 'NODES');
+  const masters = [];
+  for (const line of out.split('\n')) {
+    // <id> <ip:port@cport[,hostname]> <flags> <master> ... <state> <slots...>
+    const f = line.trim().split(' ');
+    const flags = (f[2] || '').split(',');
+    if (!flags.includes('master') || flags.includes('fail') || flags.includes('noaddr')) continue;
+    const addr = f[1].split('@')[0];
+    const i = addr.lastIndexOf(':');
+    masters.push(['-h', addr.slice(0, i) || '127.0.0.1', '-p', addr.slice(i + 1)]);
+  }
+  return masters;
+}
+
+// The keys matching pattern, on every master of a cluster (a SCAN sees one node's keys only).
+export function redisScan(pattern) {
+  const targets = process.env.REDIS_CLUSTER ? clusterMasters() : [redisCliTarget()];
+  const keys = [];
+  for (const t of targets) {
+    const out = execFileSync('redis-cli', [...t, '--scan', '--pattern', pattern], { encoding: 'utf8' });
+    keys.push(...out.split('\n').filter(Boolean));
+  }
+  return keys;
+}
+
 // Forgets every login attempt, so a rate-limit test leaves nothing behind for the next.
 export function clearLoginLimits() {
-  const keys = redis('--scan', '--pattern', 'cc:rl:login:*').split('\n').filter(Boolean);
-  if (keys.length) redis('DEL', ...keys);
+  const keys = redisScan('cc:rl:login:*');
+  if (!keys.length) return;
+  // on a cluster the keys lie in many slots, and one DEL names keys of one slot only
+  if (process.env.REDIS_CLUSTER) for (const k of keys) redis('DEL', k);
+  else redis('DEL', ...keys);
 }
 
 // Creates a room as `token`; returns the room object (throws unless 201).
@@ -150,6 +187,11 @@ export function rawHttp(request, { timeoutMs = 5000 } = {}) {
   });
 }
 
+// A CGI run's environment for a Redis that does not answer: one server on a port where
+// nothing listens, on the make cluster layout too (without REDIS_CLUSTER, which cgi() passes
+// on otherwise and which would win over REDIS_URL).
+export const DEAD_REDIS = Object.freeze({ REDIS_URL: 'redis://127.0.0.1:1', REDIS_CLUSTER: undefined });
+
 // Runs the API binary (CC_API_BIN) once as a plain CGI program (RFC 3875): the request in
 // the environment and on stdin, the answer on stdout. Returns {code, status, headers (lower-
 // case names), body, json, stderr}.
@@ -161,6 +203,8 @@ export function cgi({ method = 'GET', uri, body, contentType, contentLength, tok
     SERVER_SOFTWARE: 'codecollab-tests',
     DATABASE_URL: process.env.DATABASE_URL,
     REDIS_URL: process.env.REDIS_URL,
+    // on the make cluster layout: the cluster's nodes (REDIS_URL names one of them)
+    REDIS_CLUSTER: process.env.REDIS_CLUSTER,
     JWT_SECRET_FILE: process.env.JWT_SECRET_FILE,
     // the stack's sanitizer options: a CGI run's reports land with the servers' and fail the run
     ASAN_OPTIONS: process.env.ASAN_OPTIONS || 'detect_leaks=1',

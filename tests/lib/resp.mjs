@@ -102,8 +102,62 @@ export class Redis {
   close() { this.sock?.destroy(); }
 }
 
-export async function connectRedis(port) {
-  const r = new Redis(port);
+// A Redis Cluster seen through one of its nodes: each command goes to the seed first; a MOVED
+// answer sends it on to the node named, an ASK answer too, after ASKING (one connection per
+// node, kept). Enough for tests: a command's keys share one slot on a cluster anyway, and a
+// second round trip costs nothing there.
+const REDIRECTS_MAX = 5;
+export class ClusterRedis {
+  constructor(port, host = '127.0.0.1') {
+    this.seed = `${host}:${port}`;
+    this.nodes = new Map(); // "host:port" -> a connected Redis
+  }
+
+  async node(addr) {
+    let r = this.nodes.get(addr);
+    if (!r) {
+      const i = addr.lastIndexOf(':');
+      r = new Redis(Number(addr.slice(i + 1)), addr.slice(0, i) || '127.0.0.1');
+      await r.connect();
+      this.nodes.set(addr, r);
+    }
+    return r;
+  }
+
+  async connect() { await this.node(this.seed); }
+
+  async cmd(...args) {
+    let addr = this.seed, asking = false;
+    for (let n = 0; ; n++) {
+      const r = await this.node(addr);
+      try {
+        if (asking) await r.cmd('ASKING');
+        return await r.cmd(...args);
+      } catch (e) {
+        const m = /^(MOVED|ASK) (\d+) (\S+)$/.exec(e.message);
+        if (!m || n >= REDIRECTS_MAX) throw e;
+        // "MOVED 1234 :6380" names the node that answered's own host
+        addr = m[3].startsWith(':') ? `${addr.slice(0, addr.lastIndexOf(':'))}${m[3]}` : m[3];
+        asking = m[1] === 'ASK';
+      }
+    }
+  }
+
+  emit(room, type, data, max = 1000) {
+    const json = typeof data === 'string' ? data : JSON.stringify(data);
+    return this.cmd('EVAL', EMIT_SCRIPT, 2, roomKey(room, 'events'), roomKey(room), type, json, max);
+  }
+
+  close() {
+    for (const r of this.nodes.values()) r.close();
+    this.nodes.clear();
+  }
+}
+
+// One server, or, with cluster, a Redis Cluster reached through the node at port (a TCP port
+// on 127.0.0.1).
+export async function connectRedis(port, { cluster = false } = {}) {
+  const r = cluster ? new ClusterRedis(port) : new Redis(port);
   await r.connect();
   return r;
 }

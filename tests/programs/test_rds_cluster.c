@@ -294,6 +294,8 @@ static void single_basics(struct rds *d, const char *label)
 	/* an error answer is handed back as it is */
 	redisReply *e = rds_cmd(d, "cc:room:{a}:doc", "INCR %s", "cc:room:{a}:doc");
 	CHECK(e && e->type == REDIS_REPLY_ERROR);
+	/* and is the reason rds_error gives, for a caller that only learns it failed */
+	CHECK(strstr(rds_error(d), "not an integer") != NULL);
 	char err[256];
 	CHECK(rds_reply_failed(d, e, err, sizeof err) == 1 && strstr(err, "not an integer"));
 }
@@ -861,6 +863,72 @@ static void bench_wait(struct rds *d, int n)
 	free(lat);
 }
 
+/* A client of one server (REDIS_URL, no REDIS_CLUSTER) pointed at a master of the cluster:
+ * its own slots work; a key of another master's slot fails at once (NULL, also inside a
+ * pipeline and for a script) with a reason that says to set REDIS_CLUSTER, never an error
+ * reply the caller would take for the answer. */
+static void test_single_on_node(void)
+{
+	fprintf(stderr, "cluster: a one-server client given one of its nodes\n");
+	struct node *m = NULL;
+	for (int i = 0; i < NODES && !m; i++)
+		if (!nodes[i].master[0])
+			m = &nodes[i];
+	CHECK(m != NULL);
+	if (!m)
+		return;
+	/* a key this master serves and one it does not */
+	char mine[64] = "", other[64] = "";
+	for (int i = 0; i < 1000 && (!mine[0] || !other[0]); i++) {
+		char k[64];
+		snprintf(k, sizeof k, "cc:room:{n%d}:doc", i);
+		struct node *o = owner_of(rslot_of(k, strlen(k)));
+		if (o == m && !mine[0])
+			snprintf(mine, sizeof mine, "%s", k);
+		else if (o && o != m && !other[0])
+			snprintf(other, sizeof other, "%s", k);
+	}
+	CHECK(mine[0] && other[0]);
+	char url[64];
+	snprintf(url, sizeof url, "redis://127.0.0.1:%d", m->port);
+	struct rds *d = client(url, NULL, 0, 0, 1000);
+	CHECK(d != NULL);
+	if (!d)
+		return;
+	CHECK(reply_is(rds_cmd(d, mine, "SET %s %s", mine, "here"), "OK"));
+	redisReply *r = rds_cmd(d, other, "SET %s %s", other, "there");
+	CHECK(r == NULL);
+	if (r)
+		freeReplyObject(r);
+	CHECK(strstr(rds_error(d), "REDIS_CLUSTER") != NULL);
+	CHECK(strstr(rds_error(d), "MOVED") != NULL);
+	fprintf(stderr, "  %s\n", rds_error(d));
+	/* a pipeline over both, the foreign key first (as the session check's two GETs) */
+	struct rds_pipe *p = rds_pipe_new(d);
+	CHECK(p != NULL);
+	if (p) {
+		const char *g1[] = {"GET", other}, *g2[] = {"GET", mine};
+		CHECK(rds_pipe_add(p, other, 2, g1, NULL) == 0);
+		CHECK(rds_pipe_add(p, mine, 2, g2, NULL) == 0);
+		r = rds_pipe_reply(p);
+		CHECK(r == NULL);
+		if (r)
+			freeReplyObject(r);
+		CHECK(strstr(rds_error(d), "REDIS_CLUSTER") != NULL);
+		CHECK(reply_is(rds_pipe_reply(p), "here"));
+		rds_pipe_free(p);
+	}
+	const char *args[] = {other, "scripted"};
+	r = rds_script(d, &test_script, 1, 2, args, NULL);
+	CHECK(r == NULL);
+	if (r)
+		freeReplyObject(r);
+	CHECK(strstr(rds_error(d), "REDIS_CLUSTER") != NULL);
+	/* the node's own slots still answer */
+	CHECK(reply_is(rds_cmd(d, mine, "GET %s", mine), "here"));
+	rds_free(d);
+}
+
 static void test_cluster(void)
 {
 	if (start_cluster() < 0) {
@@ -877,6 +945,7 @@ static void test_cluster(void)
 	CHECK(rds_is_cluster(d));
 	CHECK(rds_ready(d) == 0);
 	test_spread(d);
+	test_single_on_node();
 	const char *bench = getenv("RDS_BENCH");
 	if (bench && atoi(bench) > 0)
 		bench_wait(d, atoi(bench));

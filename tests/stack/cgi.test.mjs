@@ -3,7 +3,7 @@
 // FastCGI process does on its first request, before it has any connection open.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { call, cgi, newUser, createRoom, roomEvents, redis, uniqueName } from '../lib/api.mjs';
+import { DEAD_REDIS, call, cgi, newUser, createRoom, roomEvents, redis, uniqueName } from '../lib/api.mjs';
 
 // A CGI answer: exit 0, a Status line first, JSON with the status's shape.
 function assertCgi(r, status, { errorShape = status >= 400 } = {}) {
@@ -152,7 +152,7 @@ test('CGI: rooms from a fresh process — PATCH emits its room event, DELETE cle
 });
 
 test('CGI: with a store down, health answers 503 naming it and the API answers 503 JSON', async () => {
-  const noRedis = { REDIS_URL: 'redis://127.0.0.1:1' };
+  const noRedis = DEAD_REDIS;
   const noPg = { DATABASE_URL: 'postgresql:///codecollab?host=/nonexistent&port=1&user=postgres&connect_timeout=2' };
   const h1 = cgi({ uri: '/api/health', env: noRedis });
   assertCgi(h1, 503, { errorShape: false });

@@ -3,7 +3,7 @@
 // strangers by (cc:room:{<room>}:visibility) follows the room.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { call, cgi, newUser, createRoom, roomEvents, redis, sql } from '../lib/api.mjs';
+import { DEAD_REDIS, call, cgi, newUser, createRoom, roomEvents, redis, sql } from '../lib/api.mjs';
 
 function assertError(r, status, code) {
   assert.equal(r.status, status, r.text);
@@ -285,7 +285,7 @@ test('making a room private while Redis is unreachable answers 503; the retry cl
   const owner = await newUser();
   const room = await createRoom(owner.token, { visibility: 'public' });
   assert.equal(visibilityKey(room), 'public');
-  let r = cgi({ method: 'PATCH', uri: `/api/rooms/${room.id}`, token: owner.token, body: { visibility: 'private' }, env: { REDIS_URL: 'redis://127.0.0.1:1' } });
+  let r = cgi({ method: 'PATCH', uri: `/api/rooms/${room.id}`, token: owner.token, body: { visibility: 'private' }, env: DEAD_REDIS });
   assert.equal(r.status, 503, r.body);
   assert.equal(r.json?.error, 'redis_unavailable', r.body);
   assert.equal(visibilityKey(room), 'public', 'Redis was not reached');

@@ -7,15 +7,14 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 
-import { BASE, call, newUser, createRoom, roomEvents, redisEndpoint } from '../lib/api.mjs';
+import { BASE, call, newUser, createRoom, roomEvents, connectStackRedis } from '../lib/api.mjs';
 import { start, stop, waitFor } from '../lib/procs.mjs';
-import { connectRedis } from '../lib/resp.mjs';
 
 const WS_BASE = BASE.replace(/^http/, 'ws');
 let rc;
 
 before(async () => {
-  rc = await connectRedis(redisEndpoint());
+  rc = await connectStackRedis();
 });
 after(() => rc?.close());
 

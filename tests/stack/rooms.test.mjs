@@ -2,7 +2,7 @@
 // the invite code staying with the owner, verbatim storage of hostile names, validation.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { call, cgi, newUser, createRoom, roomEvents, redis, sql, uniqueName } from '../lib/api.mjs';
+import { DEAD_REDIS, call, cgi, newUser, createRoom, roomEvents, redis, sql, uniqueName } from '../lib/api.mjs';
 
 function assertError(r, status, code) {
   assert.equal(r.status, status, r.text);
@@ -515,7 +515,7 @@ test('room endpoints need a valid session token', async () => {
 // The API run as CGI against a Redis that does not answer: the rights it takes away must
 // not be taken away in PostgreSQL only, where the broker and the document endpoints do
 // not look.
-const deadRedis = { REDIS_URL: 'redis://127.0.0.1:1' };
+const deadRedis = DEAD_REDIS;
 
 test('taking rights away while Redis is unreachable answers 503 and a retry puts it in force', async () => {
   const owner = await newUser();

@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { BASE, call, cgi, newUser, createRoom, clearLoginLimits, redis, sql, uniqueName } from '../lib/api.mjs';
+import { BASE, DEAD_REDIS, call, cgi, newUser, createRoom, clearLoginLimits, redis, sql, uniqueName } from '../lib/api.mjs';
+import { slotOf } from '../lib/redis-cluster.mjs';
 
 function assertError(r, status, code) {
   assert.equal(r.status, status, r.text);
@@ -213,7 +214,7 @@ test('a deleted account\'s token is 401', async () => {
 
 test('without Redis no session can be told live or signed out: authenticated calls answer 503', async () => {
   const u = await newUser();
-  const noRedis = { REDIS_URL: 'redis://127.0.0.1:1' };
+  const noRedis = DEAD_REDIS;
   const me = cgi({ uri: '/api/auth/me', token: u.token, env: noRedis });
   assert.equal(me.status, 503, me.body);
   assert.equal(me.json.error, 'redis_unavailable');
@@ -221,6 +222,33 @@ test('without Redis no session can be told live or signed out: authenticated cal
   assert.equal(lo.status, 503, lo.body);
   // nothing half-done: the session still works
   assert.equal((await call('GET', '/api/auth/me', { token: u.token })).status, 200);
+});
+
+// The slots the node REDIS_URL names serves as a master, from its CLUSTER NODES line.
+function ownSlots() {
+  const mine = redis('CLUSTER', 'NODES').split('\n').find((l) => l.split(' ')[2]?.split(',').includes('myself'));
+  return mine.trim().split(' ').slice(8).filter((r) => /^\d+(-\d+)?$/.test(r)).map((r) => r.split('-').map(Number));
+}
+
+test('an API given one node of a Redis Cluster as its one server answers 503 and logs that REDIS_CLUSTER is missing', { skip: !process.env.REDIS_CLUSTER && 'needs a Redis Cluster (the make cluster layout)' }, async () => {
+  const ranges = ownSlots();
+  const served = (key) => ranges.some(([a, b = a]) => slotOf(key) >= a && slotOf(key) <= b);
+  // a user whose token generation lives on another master (two in three do)
+  let u;
+  for (let i = 0; i < 30 && !u; i++) {
+    const c = await newUser();
+    if (!served(`cc:user:${c.user.id}:tokgen`)) u = c;
+  }
+  assert.ok(u, 'a user whose keys live on another master');
+  const oneNode = { REDIS_CLUSTER: undefined }; // REDIS_URL alone: one node of the cluster
+  const me = cgi({ uri: '/api/auth/me', token: u.token, env: oneNode });
+  assert.equal(me.status, 503, me.body);
+  assert.equal(me.json.error, 'redis_unavailable');
+  assert.match(me.stderr, /is a node of a Redis Cluster .*set REDIS_CLUSTER/);
+  // with the cluster's nodes the same call works
+  const ok = cgi({ uri: '/api/auth/me', token: u.token });
+  assert.equal(ok.status, 200, ok.body);
+  assert.equal(ok.json.user.id, u.user.id);
 });
 
 test('registration is limited per address: the (limit+1)th from one address is 429, another address still registers', async () => {
