@@ -17,7 +17,7 @@
 // `ulimit -n` above N + a few hundred.
 import {
   now, sleep, must, newUser, newRoom, ticketSource, sseConnect, stackProcs, rssKiB,
-  cpuByRole, cpuDelta, formatCpu, pct, ms, loadavg, BASE,
+  cpuByRole, cpuDelta, formatCpu, pct, ms, loadavg, postMarkers, BASE,
 } from './lib.mjs';
 
 const args = process.argv.slice(2).map(Number).filter((n) => n > 0);
@@ -87,26 +87,9 @@ async function runOne(n, writer, reader) {
   const rss1 = rssKiB(broker);
   const lrss1 = rssKiB(lighttpd);
 
-  // The writer: M one-character inserts, each POST started on a 50 ms grid (or at once when
-  // the previous one took longer), awaited before the next so its revision is current.
   const cpu0 = cpuByRole(procs);
   const ts0 = now();
-  let revision = 0, postFailed = 0;
-  const postLat = [];
-  for (let k = 0; k < M; k++) {
-    const due = ts0 + k * 50;
-    if (now() < due) await sleep(due - now());
-    sent[k] = now();
-    try {
-      const j = await must('POST', `/api/rooms/${room.id}/operations`, writer.token,
-        { revision, ops: ['x'], client_id: `m${k}` });
-      revision = j.revision;
-    } catch (e) {
-      postFailed++;
-      console.error(`POST ${k}: ${e.message}`);
-    }
-    postLat.push(now() - sent[k]);
-  }
+  const { postLat, postFailed } = await postMarkers(room.id, writer.token, sent);
   const slowestMs = Math.max(...postLat), slowest = postLat.indexOf(slowestMs);
   const want = n * M;
   const deadline = now() + 30000 + n; // generous: a slow delivery is a result, not a hang

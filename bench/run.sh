@@ -25,12 +25,6 @@ export REGISTER_RATE_LIMIT=${REGISTER_RATE_LIMIT:-100000}
 only=${BENCH_ONLY:-api size ops fanout exec fairness history metrics}
 want() { [[ " $only " == *" $1 "* ]]; }
 
-machine() {
-  echo "machine: $(nproc) cores, shared by the load generator and the stack;$(uptime | sed 's/.*load average/ load average/')"
-  # what else ran meanwhile: the busiest processes over one second
-  top -b -n 2 -d 1 -w 160 2>/dev/null | awk '/^top -/ {n++} n == 2 && /^ *[0-9]/ && $9 + 0 >= 10 {
-    printf "  busy: pid %s %s%% cpu %s\n", $1, $9, $12 }' | head -n 5 || true
-}
 machine
 
 stack_up release
