@@ -36,10 +36,16 @@ function run(script, env) {
 }
 const readJson = (file) => { try { return JSON.parse(readFileSync(file, 'utf8')); } catch { return null; } };
 
-// "api 1.23, lighttpd 0.80": the roles that used the most CPU, over the run's wall time
-const topCpu = (cpu, secs, k = 4) => Object.entries(cpu || {})
-  .filter(([r]) => r !== 'whole machine').sort((a, b) => b[1] - a[1]).slice(0, k)
-  .map(([r, v]) => `${r} ${f(v / secs)}`).join(', ');
+// "api 0.62, lighttpd 0.40, …, the rest 0.50": the roles that used the most CPU, in cores
+// (CPU seconds over the run's wall time); the rest is every other process on the machine
+// (other people's work too) and the kernel's time not charged to a process
+function topCpu(cpu, secs, k = 4) {
+  const roles = Object.entries(cpu || {}).filter(([r]) => r !== 'whole machine');
+  const known = roles.reduce((a, [, v]) => a + v, 0);
+  const top = roles.sort((a, b) => b[1] - a[1]).slice(0, k).map(([r, v]) => `${r} ${f(v / secs)}`);
+  if (Number.isFinite(cpu?.['whole machine'])) top.push(`the rest ${f(Math.max(0, cpu['whole machine'] - known) / secs)}`);
+  return top.join(', ');
+}
 
 console.log(`bench-cluster: layouts with ${layouts.join(', ')} web node(s), ${apiProcs} API processes each; ` +
   `${availableParallelism()} cores shared by the layout and the load generators; load average ${load()}`);
