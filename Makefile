@@ -213,11 +213,12 @@ ot-sim: deps
 	@$(MAKE) --no-print-directory BUILD=release build/release/tests/unit/test_ot
 	build/release/tests/unit/test_ot --sim $(OT_SIM_OPS)
 
-bench: deps-bench build
+bench: deps-bench deps-cluster build
 	@./bench/run.sh
 
 # The make cluster layout's figures (bench/cluster.sh): committed operations per second with
-# one and with two web nodes, and the fan-out to 20,000 subscribers through HAProxy.
+# one and with two web nodes, and the fan-out to 20,000 subscribers through HAProxy. The last
+# part of `make bench` too (BENCH_ONLY=cluster: that part alone).
 bench-cluster: deps-bench deps-cluster build
 	@./bench/cluster.sh
 

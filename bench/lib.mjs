@@ -223,23 +223,25 @@ export function stackProcs(ccVar = process.env.CC_VAR) {
 
 // The processes of a `make cluster` layout (scripts/cluster.sh), grouped by role: every
 // process its topology.json names and their descendants (a web node's API processes,
-// PostgreSQL's backends), plus the pids of `extra` (processes started beside the layout).
+// PostgreSQL's backends; Redis Cluster nodes as "redis masters" and "redis replicas"), plus the pids of `extra` (processes started beside the layout).
 export function clusterProcs(topologyFile, extra = []) {
   const roles = emptyRoles();
   const topo = JSON.parse(readFileSync(topologyFile, 'utf8'));
   const seen = new Set();
-  const visit = (pid) => {
+  const visit = (pid, as) => {
     if (!pid || seen.has(pid)) return;
     seen.add(pid);
     try {
-      const role = roleOf(cmdline(pid));
-      if (role) roles[role].push(pid);
+      const role = as || roleOf(cmdline(pid));
+      if (role) (roles[role] ??= []).push(pid);
       for (const t of readdirSync(`/proc/${pid}/task`)) {
         for (const c of readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').split(' ')) if (c) visit(Number(c));
       }
     } catch { /* it ended meanwhile */ }
   };
-  for (const p of topo.processes) visit(p.pid);
+  // a Redis Cluster's masters apart from their replicas: a room's commits load its master
+  for (const p of topo.processes) visit(p.pid, p.redis_role ? `redis ${p.redis_role}s` : undefined);
+  delete roles.redis;
   for (const p of extra) visit(p);
   return roles;
 }
