@@ -9,6 +9,10 @@
 //   BENCH_CLUSTER_WEB_NODES (default "1 2"): the layouts, by web nodes
 //   BENCH_CLUSTER_OPS_RATES (default auto): BENCH_OPS_RATES of bench/ops.mjs
 //   BENCH_CLUSTER_ONLY (default "ops fanout")
+//   BENCH_CLUSTER_BROKER_MAX_STREAMS (default 25000, the broker's own default): each broker's
+//   BROKER_MAX_STREAMS. The layout's default keeps the brokers under what one HAProxy process
+//   holds (scripts/cluster.sh); the fan-out runs more HAProxy processes (cluster_fanout.mjs).
+//   "layout": leave the layout's default
 //   API_PROCESSES (default 2 per web node), BENCH_SECONDS (5 per part), BENCH_CONCURRENCY (32)
 //   and bench/cluster_fanout.mjs's settings
 import { spawn } from 'node:child_process';
@@ -21,6 +25,7 @@ process.env.CLUSTER_BUILD ||= 'release';
 const layouts = (process.env.BENCH_CLUSTER_WEB_NODES || '1 2').trim().split(/\s+/).map(Number);
 const only = (process.env.BENCH_CLUSTER_ONLY || 'ops fanout').split(/\s+/);
 const apiProcs = process.env.API_PROCESSES || '2';
+const maxStreams = process.env.BENCH_CLUSTER_BROKER_MAX_STREAMS || '25000';
 const tmp = mkdtempSync(join(tmpdir(), 'cc-bench-cluster-'));
 const load = () => osLoad().map((v) => v.toFixed(2)).join(' ');
 const f = (v, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : 'n/a');
@@ -56,7 +61,10 @@ for (const nodes of layouts) {
   const c = await startCluster({
     redis: 'cluster',
     timeout: 300000,
-    env: { CLUSTER_WEB_NODES: String(nodes), API_PROCESSES: apiProcs, REGISTER_RATE_LIMIT: '100000' },
+    env: {
+      CLUSTER_WEB_NODES: String(nodes), API_PROCESSES: apiProcs, REGISTER_RATE_LIMIT: '100000',
+      ...(maxStreams === 'layout' ? {} : { BROKER_MAX_STREAMS: maxStreams }),
+    },
   });
   console.log(`\n== ${nodes} web node(s): the layout answered in ${((Date.now() - t0) / 1000).toFixed(0)} s ` +
     `on ${c.base} (${c.byRole('broker').length} brokers, ${c.byRole('redis').length} Redis nodes); load average ${load()}`);
