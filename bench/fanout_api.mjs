@@ -28,7 +28,7 @@ const DIRECT_FROM = Number(process.env.BENCH_FANOUT_DIRECT_FROM || 8000);
 const BATCH = 250; // connections opened at once
 const base = new URL(BASE);
 
-// The broker's and lighttpd's RSS before the first stream of this bench: per-stream memory
+// The broker's and lighttpd's RSS (all their processes) before the first stream of this bench: per-stream memory
 // is the growth from there to N idle streams, divided by N. The sizes run in ascending
 // order and a freed heap is reused, so growth since each run's own start would understate
 // every size after the first.
@@ -47,12 +47,15 @@ async function runOne(n, writer, reader) {
   const ticket = ticketSource(room.id, reader.token);
 
   const procs = stackProcs();
-  const broker = procs.broker[0];
-  const lighttpd = procs.lighttpd[0];
-  const rss0 = rssKiB(broker);
-  const lrss0 = rssKiB(lighttpd);
-  start ??= { broker, lighttpd, rss: rss0, lrss: lrss0 };
-  if (start.broker !== broker || start.lighttpd !== lighttpd) throw new Error('the broker or lighttpd was restarted');
+  // every process of each (make run may start several: BROKER_PROCESSES, LIGHTTPD_WORKERS),
+  // summed: the streams live in the children, not in the first process found
+  const broker = procs.broker, lighttpd = procs.lighttpd;
+  const ids = (pids) => [...pids].sort((a, b) => a - b).join(',');
+  const rssOf = (pids) => pids.reduce((a, p) => a + (rssKiB(p) || 0), 0);
+  const rss0 = rssOf(broker);
+  const lrss0 = rssOf(lighttpd);
+  start ??= { broker: ids(broker), lighttpd: ids(lighttpd), rss: rss0, lrss: lrss0 };
+  if (start.broker !== ids(broker) || start.lighttpd !== ids(lighttpd)) throw new Error('the broker or lighttpd was restarted');
 
   const sent = new Float64Array(M).fill(NaN); // when the POST of marker k started
   const got = new Uint32Array(M);             // receipts per marker
@@ -84,8 +87,8 @@ async function runOne(n, writer, reader) {
   }
   const connectS = (now() - tc0) / 1000;
   await sleep(1000); // let joins, presence and replays settle
-  const rss1 = rssKiB(broker);
-  const lrss1 = rssKiB(lighttpd);
+  const rss1 = rssOf(broker);
+  const lrss1 = rssOf(lighttpd);
 
   const cpu0 = cpuByRole(procs);
   const ts0 = now();
@@ -96,8 +99,8 @@ async function runOne(n, writer, reader) {
   while (lat.length < want && now() < deadline) await sleep(20);
   const sendS = (now() - ts0) / 1000;
   const cpu = cpuDelta(cpu0, cpuByRole(procs));
-  const rss2 = rssKiB(broker);
-  const lrss2 = rssKiB(lighttpd);
+  const rss2 = rssOf(broker);
+  const lrss2 = rssOf(lighttpd);
 
   for (const s of socks) s.destroy();
   lat.sort((a, b) => a - b);
