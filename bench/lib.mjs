@@ -1,7 +1,8 @@
-// Shared by bench/fanout_api.mjs and bench/exec.mjs: API calls, a lean SSE client over a
-// raw TCP socket (thousands of them fit in one process), and what /proc says about the
-// stack's processes (RSS, CPU time). The stack is the one bench/run.sh starts: BASE_URL,
-// BROKER_PORT and CC_VAR come from scripts/stack.sh.
+// Shared by the node scripts of bench/: API calls, a lean SSE client over a raw TCP socket
+// (thousands of them fit in one process), the fan-out's writer, and what /proc says about
+// the stack's processes (RSS, CPU time), or the `make cluster` layout's (clusterProcs). The
+// stack is the one bench/run.sh starts: BASE_URL, BROKER_PORT and CC_VAR come from
+// scripts/stack.sh; bench/cluster.mjs sets BASE_URL to the layout's HAProxy.
 import { createConnection } from 'node:net';
 import { readFileSync, readdirSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
