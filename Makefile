@@ -72,7 +72,7 @@ SNAP_MODS := $(filter-out $(B)/obj/snapshotter/main.o,$(SNAP_OBJ))
 
 .PHONY: all build build-asan bins deps deps-test deps-bench deps-compare deps-fuzz deps-cluster run cluster test \
   test-unit test-programs test-stack test-browser test-apache test-integration test-cluster fuzz fuzz-bins bench \
-  bench-compare clean fmt ot-sim
+  bench-cluster bench-compare clean fmt ot-sim
 
 all: build
 
@@ -213,8 +213,14 @@ ot-sim: deps
 	@$(MAKE) --no-print-directory BUILD=release build/release/tests/unit/test_ot
 	build/release/tests/unit/test_ot --sim $(OT_SIM_OPS)
 
-bench: deps-bench build
+bench: deps-bench deps-cluster build
 	@./bench/run.sh
+
+# The make cluster layout's figures (bench/cluster.sh): committed operations per second with
+# one and with two web nodes, and the fan-out to 20,000 subscribers through HAProxy. The last
+# part of `make bench` too (BENCH_ONLY=cluster: that part alone).
+bench-cluster: deps-bench deps-cluster build
+	@./bench/cluster.sh
 
 # Our fan-out against nginx + Nchan and Socket.IO 4 in one run (bench/compare.sh;
 # BENCH_COMPARE_N="1000 5000" for other sizes). Not part of `make bench` or `make test`.

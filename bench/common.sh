@@ -1,5 +1,5 @@
 # Sourced by the benchmark scripts: the checkout, scripts/stack.sh (throwaway stacks) and
-# the load settings every part shares (BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_THREADS,
+# the machine's load (machine), and the load settings every part shares (BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_THREADS,
 # API_PROCESSES; see bench/run.sh for what each means).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -10,3 +10,11 @@ secs=${BENCH_SECONDS:-8}
 conns=${BENCH_CONNECTIONS:-32}
 threads=${BENCH_THREADS:-1}
 export API_PROCESSES=${API_PROCESSES:-4}
+
+# The machine's cores and load average, and what else ran meanwhile: the busiest processes
+# over one second (other sessions may share the machine).
+machine() {
+  echo "machine: $(nproc) cores, shared by the load generator and the stack;$(uptime | sed 's/.*load average/ load average/')"
+  top -b -n 2 -d 1 -w 160 2>/dev/null | awk '/^top -/ {n++} n == 2 && /^ *[0-9]/ && $9 + 0 >= 10 {
+    printf "  busy: pid %s %s%% cpu %s\n", $1, $9, $12 }' | head -n 5 || true
+}

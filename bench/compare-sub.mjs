@@ -1,5 +1,6 @@
-// A share of bench/compare.mjs's SSE subscribers in a process of its own, for N above what
-// one process's descriptors hold (BENCH_COMPARE_PER_PROCESS). Told over the IPC channel:
+// A share of the SSE subscribers of bench/compare.mjs or bench/cluster.mjs in a process of its
+// own, for N above what one process's descriptors hold (started by bench/subpool.mjs). Told
+// over the IPC channel:
 //   {cmd: 'open', n, conc, host, port, path, timeoutMs}  opens n streams ("{ticket}" in path
 //        is replaced by the latest ticket sent), answers {connected, failed, firstError}
 //   {ticket}                 a fresh stream ticket for the streams still to open

@@ -32,19 +32,20 @@
 //   BENCH_COMPARE_OUT          where the raw results go as JSON (default /tmp/...)
 //   BENCH_COMPARE_PER_PROCESS  ours only: above this N (default 15000, under a process's
 //                              descriptors) the subscribers are split over child processes
-//                              (bench/compare-sub.mjs), each timing its receipts on the
+//                              (bench/compare-sub.mjs, bench/subpool.mjs), each timing its receipts on the
 //                              clock all processes share (performance.timeOrigin + now)
 //   BASE_URL, CC_VAR           our stack (scripts/stack.sh exports them)
 //   NCHAN_URL, NGINX_PID       nginx with Nchan, and its master's pid
 //   SIO_URL, SIO_PID           the Socket.IO server and its pid
 import { writeFileSync, readFileSync, readdirSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
-import { execFileSync, fork } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import {
   now, sleep, must, newUser, newRoom, ticketSource, sseConnect, stackProcs, rssKiB,
   cpuSeconds, loadavg,
 } from './lib.mjs';
 import { pct, fmtMs, sioConnect, openPool, table, SYSTEMS } from './compare-lib.mjs';
+import { splitPool } from './subpool.mjs';
 
 const words = (s) => (s || '').trim().split(/[\s,]+/).filter(Boolean);
 const sizes = words(process.env.BENCH_COMPARE_N || '1000 5000 10000').map(Number).filter((n) => n > 0);
@@ -161,49 +162,6 @@ async function socketio() {
 
 const makers = { ours, nchan, socketio };
 
-// ---- subscribers in child processes (N above PER_PROCESS) ---------------------------------
-
-// Opens n SSE streams over ceil(n / PER_PROCESS) processes of bench/compare-sub.mjs. The same
-// shape as openPool's answer, plus what runOne needs of them: count() (receipts so far),
-// latencies(sent) (every receipt less its send, both on the shared clock), cpuS() and close().
-async function splitPool(n, sse) {
-  const k = Math.ceil(n / PER_PROCESS);
-  const kids = Array.from({ length: k }, () => fork(new URL('./compare-sub.mjs', import.meta.url)));
-  const ask = (kid, msg) => new Promise((resolve) => { kid.once('message', resolve); kid.send(msg); });
-  const fresh = async () => { const t = await sse.ticket(); for (const kid of kids) kid.send({ ticket: t }); };
-  await fresh();
-  const refresh = setInterval(() => { fresh().catch(() => {}); }, 5000);
-  const answers = await Promise.all(kids.map((kid, i) => ask(kid, {
-    cmd: 'open', n: Math.floor(n / k) + (i < n % k ? 1 : 0), conc: Math.max(1, Math.floor(CONC / k)),
-    host: sse.host, port: sse.port, path: sse.path, timeoutMs: CONNECT_TIMEOUT,
-  })));
-  clearInterval(refresh);
-  const connected = answers.reduce((a, r) => a + r.connected, 0);
-  return {
-    socks: { length: connected },
-    failed: answers.reduce((a, r) => a + r.failed, 0),
-    firstError: answers.find((r) => r.firstError)?.firstError ?? null,
-    count: async () => (await Promise.all(kids.map((kid) => ask(kid, { cmd: 'count' })))).reduce((a, r) => a + r.count, 0),
-    async latencies(sent) {
-      const lat = [];
-      let unexpected = 0;
-      for (const { rec } of await Promise.all(kids.map((kid) => ask(kid, { cmd: 'collect' })))) {
-        for (let i = 0; i < rec.length; i += 2) {
-          const t = sent[rec[i]];
-          if (!(rec[i] < sent.length) || Number.isNaN(t)) { unexpected++; continue; }
-          lat.push(rec[i + 1] - (t + performance.timeOrigin));
-        }
-      }
-      return { lat, unexpected };
-    },
-    cpuS: () => kids.reduce((a, kid) => a + cpuSeconds(kid.pid), 0),
-    async close() {
-      await Promise.all(kids.map((kid) => ask(kid, { cmd: 'close' })));
-      for (const kid of kids) kid.disconnect();
-    },
-  };
-}
-
 // ---- one run ------------------------------------------------------------------------------
 
 const cpuOf = (procs) => Object.values(procs).flat().reduce((a, p) => a + cpuSeconds(p), 0);
@@ -248,7 +206,7 @@ async function runOne(key, sys, n) {
   const tc0 = now();
   const split = n > PER_PROCESS && ch.sse;
   if (split) r.subscriberProcesses = Math.ceil(n / PER_PROCESS);
-  const pool = split ? await splitPool(n, ch.sse) : await openPool(n, CONC, () => ch.open(onEvent));
+  const pool = split ? await splitPool(n, ch.sse, { perProcess: PER_PROCESS, conc: CONC, timeoutMs: CONNECT_TIMEOUT }) : await openPool(n, CONC, () => ch.open(onEvent));
   r.connectS = (now() - tc0) / 1000;
   r.connected = pool.socks.length;
   r.harnessConnectCpuS = cpuDiff(cpuC0);

@@ -17,7 +17,7 @@
 // `ulimit -n` above N + a few hundred.
 import {
   now, sleep, must, newUser, newRoom, ticketSource, sseConnect, stackProcs, rssKiB,
-  cpuByRole, cpuDelta, formatCpu, pct, ms, loadavg, BASE,
+  cpuByRole, cpuDelta, formatCpu, pct, ms, loadavg, postMarkers, BASE,
 } from './lib.mjs';
 
 const args = process.argv.slice(2).map(Number).filter((n) => n > 0);
@@ -28,7 +28,7 @@ const DIRECT_FROM = Number(process.env.BENCH_FANOUT_DIRECT_FROM || 8000);
 const BATCH = 250; // connections opened at once
 const base = new URL(BASE);
 
-// The broker's and lighttpd's RSS before the first stream of this bench: per-stream memory
+// The broker's and lighttpd's RSS (all their processes) before the first stream of this bench: per-stream memory
 // is the growth from there to N idle streams, divided by N. The sizes run in ascending
 // order and a freed heap is reused, so growth since each run's own start would understate
 // every size after the first.
@@ -47,12 +47,15 @@ async function runOne(n, writer, reader) {
   const ticket = ticketSource(room.id, reader.token);
 
   const procs = stackProcs();
-  const broker = procs.broker[0];
-  const lighttpd = procs.lighttpd[0];
-  const rss0 = rssKiB(broker);
-  const lrss0 = rssKiB(lighttpd);
-  start ??= { broker, lighttpd, rss: rss0, lrss: lrss0 };
-  if (start.broker !== broker || start.lighttpd !== lighttpd) throw new Error('the broker or lighttpd was restarted');
+  // every process of each (make run may start several: BROKER_PROCESSES, LIGHTTPD_WORKERS),
+  // summed: the streams live in the children, not in the first process found
+  const broker = procs.broker, lighttpd = procs.lighttpd;
+  const ids = (pids) => [...pids].sort((a, b) => a - b).join(',');
+  const rssOf = (pids) => pids.reduce((a, p) => a + (rssKiB(p) || 0), 0);
+  const rss0 = rssOf(broker);
+  const lrss0 = rssOf(lighttpd);
+  start ??= { broker: ids(broker), lighttpd: ids(lighttpd), rss: rss0, lrss: lrss0 };
+  if (start.broker !== ids(broker) || start.lighttpd !== ids(lighttpd)) throw new Error('the broker or lighttpd was restarted');
 
   const sent = new Float64Array(M).fill(NaN); // when the POST of marker k started
   const got = new Uint32Array(M);             // receipts per marker
@@ -84,37 +87,20 @@ async function runOne(n, writer, reader) {
   }
   const connectS = (now() - tc0) / 1000;
   await sleep(1000); // let joins, presence and replays settle
-  const rss1 = rssKiB(broker);
-  const lrss1 = rssKiB(lighttpd);
+  const rss1 = rssOf(broker);
+  const lrss1 = rssOf(lighttpd);
 
-  // The writer: M one-character inserts, each POST started on a 50 ms grid (or at once when
-  // the previous one took longer), awaited before the next so its revision is current.
   const cpu0 = cpuByRole(procs);
   const ts0 = now();
-  let revision = 0, postFailed = 0;
-  const postLat = [];
-  for (let k = 0; k < M; k++) {
-    const due = ts0 + k * 50;
-    if (now() < due) await sleep(due - now());
-    sent[k] = now();
-    try {
-      const j = await must('POST', `/api/rooms/${room.id}/operations`, writer.token,
-        { revision, ops: ['x'], client_id: `m${k}` });
-      revision = j.revision;
-    } catch (e) {
-      postFailed++;
-      console.error(`POST ${k}: ${e.message}`);
-    }
-    postLat.push(now() - sent[k]);
-  }
+  const { postLat, postFailed } = await postMarkers(room.id, writer.token, sent);
   const slowestMs = Math.max(...postLat), slowest = postLat.indexOf(slowestMs);
   const want = n * M;
   const deadline = now() + 30000 + n; // generous: a slow delivery is a result, not a hang
   while (lat.length < want && now() < deadline) await sleep(20);
   const sendS = (now() - ts0) / 1000;
   const cpu = cpuDelta(cpu0, cpuByRole(procs));
-  const rss2 = rssKiB(broker);
-  const lrss2 = rssKiB(lighttpd);
+  const rss2 = rssOf(broker);
+  const lrss2 = rssOf(lighttpd);
 
   for (const s of socks) s.destroy();
   lat.sort((a, b) => a - b);

@@ -1,7 +1,8 @@
-// Shared by bench/fanout_api.mjs and bench/exec.mjs: API calls, a lean SSE client over a
-// raw TCP socket (thousands of them fit in one process), and what /proc says about the
-// stack's processes (RSS, CPU time). The stack is the one bench/run.sh starts: BASE_URL,
-// BROKER_PORT and CC_VAR come from scripts/stack.sh.
+// Shared by the node scripts of bench/: API calls, a lean SSE client over a raw TCP socket
+// (thousands of them fit in one process), the fan-out's writer, and what /proc says about
+// the stack's processes (RSS, CPU time), or the `make cluster` layout's (clusterProcs). The
+// stack is the one bench/run.sh starts: BASE_URL, BROKER_PORT and CC_VAR come from
+// scripts/stack.sh; bench/cluster.mjs sets BASE_URL to the layout's HAProxy.
 import { createConnection } from 'node:net';
 import { readFileSync, readdirSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -152,15 +153,59 @@ export function sseConnect({ host, port, path, onEvent, ready: readyOn = 'connec
   });
 }
 
+// The fan-out's writer: sent.length one-character inserts into the room, each POST started on
+// a gapMs grid (or at once when the previous one took longer) and awaited before the next,
+// so its revision is current; the k-th carries the marker "m<k>" as its client_id, and
+// sent[k] is when its POST started. Answers { postLat (ms, in order), postFailed }.
+export async function postMarkers(roomId, token, sent, gapMs = 50) {
+  const ts0 = now();
+  let revision = 0, postFailed = 0;
+  const postLat = [];
+  for (let k = 0; k < sent.length; k++) {
+    const due = ts0 + k * gapMs;
+    if (now() < due) await sleep(due - now());
+    sent[k] = now();
+    try {
+      const j = await must('POST', `/api/rooms/${roomId}/operations`, token,
+        { revision, ops: ['x'], client_id: `m${k}` });
+      revision = j.revision;
+    } catch (e) {
+      postFailed++;
+      console.error(`POST ${k}: ${e.message}`);
+    }
+    postLat.push(now() - sent[k]);
+  }
+  return { postLat, postFailed };
+}
+
 // ---- the stack's processes, from /proc ---------------------------------------------------
 
 const CLK_TCK = (() => {
   try { return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' })) || 100; } catch { return 100; }
 })();
 
+// The role of a process by its command line: which program it runs.
+function roleOf(cmd) {
+  const exe = cmd[0].split('/').pop();
+  if (exe === 'codecollab-broker') return 'broker';
+  if (exe === 'lighttpd') return 'lighttpd';
+  if (exe === 'codecollab-snapshotter') return 'snapshotter';
+  if (exe === 'codecollab-api') return 'api';
+  if (exe === 'codecollab-worker') return 'worker';
+  if (exe === 'haproxy') return 'haproxy';
+  if (exe.startsWith('redis-server')) return 'redis';
+  if (exe.startsWith('postgres') || cmd[0].startsWith('postgres:')) return 'postgres';
+  return null;
+}
+
+const emptyRoles = () => ({
+  haproxy: [], broker: [], lighttpd: [], api: [], snapshotter: [], worker: [], redis: [], postgres: [],
+});
+const cmdline = (pid) => readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0');
+
 // Processes whose environment carries CC_VAR=<the stack's>, grouped by role.
 export function stackProcs(ccVar = process.env.CC_VAR) {
-  const roles = { broker: [], lighttpd: [], api: [], snapshotter: [], worker: [], redis: [], postgres: [] };
+  const roles = emptyRoles();
   if (!ccVar) return roles;
   const want = `CC_VAR=${ccVar}`;
   for (const d of readdirSync('/proc')) {
@@ -168,19 +213,37 @@ export function stackProcs(ccVar = process.env.CC_VAR) {
     let env, cmd;
     try {
       env = readFileSync(`/proc/${d}/environ`, 'latin1');
-      cmd = readFileSync(`/proc/${d}/cmdline`, 'latin1').split('\0');
+      cmd = cmdline(d);
     } catch { continue; }
     if (!env.split('\0').includes(want)) continue;
-    const exe = cmd[0].split('/').pop();
-    const pid = Number(d);
-    if (exe === 'codecollab-broker') roles.broker.push(pid);
-    else if (exe === 'lighttpd') roles.lighttpd.push(pid);
-    else if (exe === 'codecollab-snapshotter') roles.snapshotter.push(pid);
-    else if (exe === 'codecollab-api') roles.api.push(pid);
-    else if (exe === 'codecollab-worker') roles.worker.push(pid);
-    else if (exe.startsWith('redis-server')) roles.redis.push(pid);
-    else if (exe.startsWith('postgres') || cmd[0].startsWith('postgres:')) roles.postgres.push(pid);
+    const role = roleOf(cmd);
+    if (role) roles[role].push(Number(d));
   }
+  return roles;
+}
+
+// The processes of a `make cluster` layout (scripts/cluster.sh), grouped by role: every
+// process its topology.json names and their descendants (a web node's API processes,
+// PostgreSQL's backends; Redis Cluster nodes as "redis masters" and "redis replicas"), plus the pids of `extra` (processes started beside the layout).
+export function clusterProcs(topologyFile, extra = []) {
+  const roles = emptyRoles();
+  const topo = JSON.parse(readFileSync(topologyFile, 'utf8'));
+  const seen = new Set();
+  const visit = (pid, as) => {
+    if (!pid || seen.has(pid)) return;
+    seen.add(pid);
+    try {
+      const role = as || roleOf(cmdline(pid));
+      if (role) (roles[role] ??= []).push(pid);
+      for (const t of readdirSync(`/proc/${pid}/task`)) {
+        for (const c of readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').split(' ')) if (c) visit(Number(c));
+      }
+    } catch { /* it ended meanwhile */ }
+  };
+  // a Redis Cluster's masters apart from their replicas: a room's commits load its master
+  for (const p of topo.processes) visit(p.pid, p.redis_role ? `redis ${p.redis_role}s` : undefined);
+  delete roles.redis;
+  for (const p of extra) visit(p);
   return roles;
 }
 

@@ -3,7 +3,10 @@
 // 100 rooms side by side. Prints its figures. Needs BASE_URL (bench/run.sh sets it).
 //   BENCH_SECONDS (default 5), BENCH_CONCURRENCY (default 32)
 //   BENCH_OPS_RATES (default "2500 4000"): the offered rates of the second part, one room
-//   and 100 rooms
+//   and 100 rooms; "auto": 70 % of what the first part reached with as many rooms
+//   BENCH_OPS_JSON: write every part's figures there as JSON
+//   BENCH_TOPOLOGY: a `make cluster` layout's topology.json, whose processes' CPU is shown
+//   (else the stack's of CC_VAR, bench/lib.mjs stackProcs)
 // Two parts. "As fast as they can": every writer sends its next commit as soon as the last
 // is answered (closed loop), which finds the most commits per second; its latency is set
 // by the queue the writers themselves keep full (Little's law: mean = writers / rate, so
@@ -16,11 +19,18 @@
 // holds one kept-alive TCP connection and writes its requests by hand (fetch costs several
 // times more CPU per request); it prints the CPU it used itself.
 import net from 'node:net';
+import { writeFileSync } from 'node:fs';
+import { stackProcs, clusterProcs, cpuByRole, cpuDelta, formatCpu } from './lib.mjs';
 
 const BASE = process.env.BASE_URL;
 const SECONDS = Number(process.env.BENCH_SECONDS || 5);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY || 32);
-const RATES = (process.env.BENCH_OPS_RATES || '2500 4000').trim().split(/\s+/).map(Number);
+const RATES_SET = (process.env.BENCH_OPS_RATES || '2500 4000').trim();
+const RATES = RATES_SET === 'auto' ? [] : RATES_SET.split(/\s+/).map(Number);
+const TOPOLOGY = process.env.BENCH_TOPOLOGY;
+// the processes measured, looked up again for every part (a web node's API processes may
+// have been restarted meanwhile)
+const procs = () => (TOPOLOGY ? clusterProcs(TOPOLOGY) : stackProcs());
 
 async function call(method, path, token, body) {
   const res = await fetch(BASE + path, {
@@ -108,6 +118,8 @@ async function run(label, rooms, token, rate = 0) {
   const conns = Array.from({ length: CONCURRENCY }, connection);
   await Promise.all(conns.map((c) => c.ready));
   const t0 = Date.now();
+  const roles = procs();
+  const roleCpu0 = cpuByRole(roles);
   const cpu0 = process.cpuUsage();
   const start = process.hrtime.bigint();
   const gap = rate > 0 ? (1e9 * CONCURRENCY) / rate : 0; // ns between one writer's commits
@@ -145,6 +157,7 @@ async function run(label, rooms, token, rate = 0) {
   }));
   const secs = (Date.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
+  const roleCpu = cpuDelta(roleCpu0, cpuByRole(roles));
   for (const c of conns) c.close();
   lat.sort((a, b) => a - b);
   latSent.sort((a, b) => a - b);
@@ -152,16 +165,24 @@ async function run(label, rooms, token, rate = 0) {
   const cpuMs = (cpu.user + cpu.system) / 1000;
   const offered = rate > 0 ? `offered ${rate}/s, ` : '';
   const behind = rate > 0 ? `, ${late} sent more than 1 ms after due; from the send: p50 ${pct(latSent, 50).toFixed(2)} ms, p99 ${pct(latSent, 99).toFixed(2)} ms` : '';
-  console.log(`${label.padEnd(34)} ${(ok / secs).toFixed(0).padStart(7)} commits/s   p50 ${pct(lat, 50).toFixed(2)} ms   p99 ${pct(lat, 99).toFixed(2)} ms   (${offered}${ok} ok, ${failed} failed, ${CONCURRENCY} writers${behind}; load generator ${(cpuMs / secs / 10).toFixed(0)}% of a core, ${(cpuMs * 1000 / (ok + failed)).toFixed(0)} µs CPU per request)`);
+  console.log(`${label.padEnd(34)} ${(ok / secs).toFixed(0).padStart(7)} commits/s   p50 ${pct(lat, 50).toFixed(2)} ms   p99 ${pct(lat, 99).toFixed(2)} ms   (${offered}${ok} ok, ${failed} failed, ${CONCURRENCY} writers${behind}; load generator ${(cpuMs / secs / 10).toFixed(0)}% of a core, ${(cpuMs * 1000 / (ok + failed)).toFixed(0)} µs CPU per request)`);  console.log(`    CPU: ${formatCpu(roleCpu, secs)}`);
+  results.push({ label, rooms: rooms.length, rate, perS: ok / secs, p50: pct(lat, 50), p99: pct(lat, 99), ok, failed, secs, cpu: roleCpu });
+  return ok / secs;
 }
 
+const results = [];
 const token = await register();
 const mk = async () => (await call('POST', '/api/rooms', token, { name: 'bench', language: 'plaintext' })).json.room.id;
 // new rooms for every part, so each starts from revision 0 and small documents
 const rooms = async (n) => { const r = []; for (let i = 0; i < n; i++) r.push(await mk()); return r; };
 console.log('as fast as they can (closed loop):');
-await run('operations, 1 room', await rooms(1), token);
-await run('operations, 100 rooms', await rooms(100), token);
+const closed1 = await run('operations, 1 room', await rooms(1), token);
+const closed100 = await run('operations, 100 rooms', await rooms(100), token);
+// "auto": below what the closed loop reached, so the open loop measures latency at a load
+// the layout carries rather than a queue that only grows
+const auto = (v) => Math.max(10, Math.round((v * 0.7) / 10) * 10);
+const rate1 = RATES[0] ?? auto(closed1), rate100 = RATES[1] ?? RATES[0] ?? auto(closed100);
 console.log('at a fixed rate (open loop, latency from when each commit was due):');
-await run(`operations, 1 room @ ${RATES[0]}/s`, await rooms(1), token, RATES[0]);
-await run(`operations, 100 rooms @ ${RATES[1] ?? RATES[0]}/s`, await rooms(100), token, RATES[1] ?? RATES[0]);
+await run(`operations, 1 room @ ${rate1}/s`, await rooms(1), token, rate1);
+await run(`operations, 100 rooms @ ${rate100}/s`, await rooms(100), token, rate100);
+if (process.env.BENCH_OPS_JSON) writeFileSync(process.env.BENCH_OPS_JSON, JSON.stringify(results));

@@ -5,12 +5,13 @@
 # from one writer to N SSE subscribers (bench/fanout_api.mjs), code execution end to end
 # (bench/exec.mjs), a quiet room's wait under a noisy one (bench/fairness.mjs) and the bytes
 # history stores (bench/history_bytes.mjs), and what the metrics cost (bench/metrics_cost.sh,
-# two stacks of its own). The load generators run on the same cores as
+# two stacks of its own), and last the `make cluster` layout's figures (bench/cluster.sh, about
+# 1.5 minutes: `make bench-cluster` runs that part alone). The load generators run on the same cores as
 # the stack; the machine's load is printed before and after. docs/BENCHMARKS.md has figures.
 #   BENCH_SECONDS (default 8), BENCH_CONNECTIONS (default 32), BENCH_THREADS (default 1)
 #   BENCH_FANOUT_MAX (default 10000): largest fan-out size of 100, 1,000, 5,000, 10,000
-#   BENCH_ONLY: run only these parts, of "api size ops fanout exec fairness history metrics"
-#   (default all)
+#   BENCH_ONLY: run only these parts, of "api size ops fanout exec fairness history metrics
+#   cluster" (default all)
 #   BENCH_HISTORY_SAVES (default 300): saves of the history part (bench/history_bytes.mjs),
 #   which runs last on a stack of its own with SNAPSHOT_INTERVAL_MS=50
 # shellcheck source=bench/common.sh
@@ -22,15 +23,9 @@ export EXECUTION_RATE_LIMIT=${EXECUTION_RATE_LIMIT:-100000}
 export JOB_ROOM_BACKLOG_MAX=${JOB_ROOM_BACKLOG_MAX:-1000} JOB_USER_BACKLOG_MAX=${JOB_USER_BACKLOG_MAX:-1000}
 # the benchmarks register a few dozen users from one address
 export REGISTER_RATE_LIMIT=${REGISTER_RATE_LIMIT:-100000}
-only=${BENCH_ONLY:-api size ops fanout exec fairness history metrics}
+only=${BENCH_ONLY:-api size ops fanout exec fairness history metrics cluster}
 want() { [[ " $only " == *" $1 "* ]]; }
 
-machine() {
-  echo "machine: $(nproc) cores, shared by the load generator and the stack;$(uptime | sed 's/.*load average/ load average/')"
-  # what else ran meanwhile: the busiest processes over one second
-  top -b -n 2 -d 1 -w 160 2>/dev/null | awk '/^top -/ {n++} n == 2 && /^ *[0-9]/ && $9 + 0 >= 10 {
-    printf "  busy: pid %s %s%% cpu %s\n", $1, $9, $12 }' | head -n 5 || true
-}
 machine
 
 stack_up release
@@ -113,6 +108,13 @@ fi
 if want metrics; then
   echo
   "$ROOT/bench/metrics_cost.sh" || status=1
+fi
+
+if want cluster; then
+  # the layout of several machines, on free ports of its own; this stack is not needed by then
+  stack_down || status=1
+  echo
+  "$ROOT/bench/cluster.sh" || status=1
 fi
 
 echo

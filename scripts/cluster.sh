@@ -23,7 +23,8 @@
 # Redis nodes (whose cluster bus is on port + 10000); CLUSTER_WEB_NODES, CLUSTER_BROKERS,
 # CLUSTER_WORKERS, CLUSTER_SNAPSHOTTERS (2 each); CLUSTER_REDIS (cluster | single);
 # REDIS_NODE_TIMEOUT_MS (2000: how long a master may be silent before its replica takes
-# over); API_PROCESSES (2 per web node); CC_VAR ($ROOT/var/cluster); CC_READY_FILE (touched
+# over); API_PROCESSES (2 per web node); BROKER_MAX_STREAMS (each broker's; by default the
+# brokers together stay 1,000 below HAProxy's maxconn, half the hard open-files limit); CC_VAR ($ROOT/var/cluster); CC_READY_FILE (touched
 # when ready, for tests); the programs' own settings pass through.
 set -euo pipefail
 
@@ -427,6 +428,16 @@ fd_max=$(ulimit -Hn)
 [ "$fd_max" = unlimited ] && fd_max=1048576
 maxconn=$(((fd_max - 200) / 2))
 [ "$maxconn" -gt 50000 ] && maxconn=50000
+# HAProxy at maxconn stops accepting: every new connection, the API's requests too, then
+# waits unanswered. A broker past BROKER_MAX_STREAMS answers a new stream 503 at once
+# instead (the client retries). So, unless BROKER_MAX_STREAMS is set, the brokers together
+# take at most maxconn less 1,000 streams (left for the API's requests and those 503s),
+# shared evenly as leastconn spreads them. More streams need more HAProxy processes or hosts
+# (docs/SCALING.md), and BROKER_MAX_STREAMS set to match.
+if [ -z "${BROKER_MAX_STREAMS:-}" ]; then
+  export BROKER_MAX_STREAMS=$(((maxconn - 1000) / CLUSTER_BROKERS))
+  [ "$BROKER_MAX_STREAMS" -ge 1 ] || die "HAProxy's maxconn $maxconn (from the open-files limit $fd_max) leaves no room for streams"
+fi
 case "$CC_BIND" in *:*) front="[$CC_BIND]:$PORT" ;; *) front="$CC_BIND:$PORT" ;; esac
 # the one Content-Security-Policy, as lighttpd.conf sets it
 csp=$(sed -n 's/^ *"Content-Security-Policy" => "\(.*\)",$/\1/p' "$ROOT/lighttpd.conf" | head -n 1)
@@ -536,6 +547,7 @@ write_topology
   printf 'BASE_URL=%q\n' "http://127.0.0.1:$PORT"
   printf 'TOPOLOGY=%q\n' "$CC_VAR/topology.json"
 } >"$CC_VAR/run/env"
+say "capacity: HAProxy maxconn $maxconn (half the open-files limit $fd_max, less a margin); BROKER_MAX_STREAMS $BROKER_MAX_STREAMS per broker, $CLUSTER_BROKERS broker(s)"
 say "ready: http://localhost:$PORT/  (Ctrl-C stops everything; logs in $CC_VAR/log/, layout in $CC_VAR/topology.json)"
 [ -n "${CC_READY_FILE:-}" ] && : >"$CC_READY_FILE"
 
