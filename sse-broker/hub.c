@@ -190,11 +190,9 @@ struct script_call {
 
 static void script_cb(redisAsyncContext *ac, void *reply, void *p);
 
-static void retry_unlink(struct script_call *sc)
+/* Out of h->retrying. */
+static void retry_list_out(struct script_call *sc)
 {
-	if (!sc->retry || !evtimer_pending(sc->retry, NULL))
-		return;
-	evtimer_del(sc->retry);
 	if (sc->rprev)
 		sc->rprev->rnext = sc->rnext;
 	else
@@ -202,6 +200,14 @@ static void retry_unlink(struct script_call *sc)
 	if (sc->rnext)
 		sc->rnext->rprev = sc->rprev;
 	sc->rprev = sc->rnext = NULL;
+}
+
+static void retry_unlink(struct script_call *sc)
+{
+	if (!sc->retry || !evtimer_pending(sc->retry, NULL))
+		return;
+	evtimer_del(sc->retry);
+	retry_list_out(sc);
 }
 
 static void retry_arm(struct script_call *sc)
@@ -242,14 +248,7 @@ static int script_send(struct script_call *sc, struct hub_node *n)
 static void script_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct script_call *sc = arg;
-	/* no longer armed: out of the list */
-	if (sc->rprev)
-		sc->rprev->rnext = sc->rnext;
-	else
-		sc->h->retrying = sc->rnext;
-	if (sc->rnext)
-		sc->rnext->rprev = sc->rprev;
-	sc->rprev = sc->rnext = NULL;
+	retry_list_out(sc); /* no longer armed */
 	struct hub_node *n = route_ready(sc->h, sc->key);
 	if (n && script_send(sc, n) == REDIS_OK)
 		return;
@@ -312,19 +311,18 @@ static void script_cb(redisAsyncContext *ac, void *reply, void *p)
 	script_done(sc, rep);
 }
 
-/* argv[2..argc) are numkeys, the keys and the arguments (argv[0..1] are filled here).
- * REDIS_OK, or REDIS_ERR when nothing was sent (cb is then not called): no node serving the
- * first key is connected. */
-static int hub_script(struct hub *h, hub_reply_fn *cb, void *priv, const struct rscript *script,
-		      int argc, const char **argv)
+/* One call (a script, or a plain command when script is NULL) with copies of argv[from..argc)
+ * and of key, sent to the node that serves key. REDIS_OK, or REDIS_ERR with nothing sent. */
+static int call_send(struct hub *h, hub_reply_fn *cb, void *priv, const struct rscript *script,
+		     const char *key, int from, int argc, const char **argv)
 {
-	const char *key = argc > 3 && strcmp(argv[2], "0") != 0 ? argv[3] : NULL;
 	struct hub_node *n = route_ready(h, key);
-	if (!n)
+	if (!n || argc <= from)
 		return REDIS_ERR;
 	size_t bytes = sizeof(struct script_call) + (size_t)argc * (sizeof(char *) + sizeof(size_t));
-	for (int i = 2; i < argc; i++)
+	for (int i = from; i < argc; i++)
 		bytes += strlen(argv[i]) + 1;
+	bytes += key ? strlen(key) + 1 : 0;
 	struct script_call *sc = calloc(1, bytes);
 	if (!sc)
 		return REDIS_ERR;
@@ -337,46 +335,7 @@ static int hub_script(struct hub *h, hub_reply_fn *cb, void *priv, const struct 
 	sc->lens = (size_t *)(sc->argv + argc);
 	sc->deadline_ms = clock_mono_ms() + HUB_RETRY_DEADLINE_MS;
 	char *text = (char *)(sc->lens + argc);
-	for (int i = 2; i < argc; i++) {
-		size_t len = strlen(argv[i]);
-		memcpy(text, argv[i], len + 1);
-		sc->argv[i] = text;
-		sc->lens[i] = len;
-		if (i == 3 && key)
-			sc->key = text;
-		text += len + 1;
-	}
-	if (script_send(sc, n) != REDIS_OK) {
-		free(sc);
-		return REDIS_ERR;
-	}
-	return REDIS_OK;
-}
-
-/* A plain command routed by key (its slot's node), with the redirects and retries of
- * hub_script; argv[0] is the command. REDIS_OK, or REDIS_ERR with nothing sent. */
-static int hub_command(struct hub *h, hub_reply_fn *cb, void *priv, const char *key, int argc,
-		       const char **argv)
-{
-	struct hub_node *n = route_ready(h, key);
-	if (!n || argc < 1)
-		return REDIS_ERR;
-	size_t bytes = sizeof(struct script_call) + (size_t)argc * (sizeof(char *) + sizeof(size_t));
-	for (int i = 0; i < argc; i++)
-		bytes += strlen(argv[i]) + 1;
-	bytes += key ? strlen(key) + 1 : 0;
-	struct script_call *sc = calloc(1, bytes);
-	if (!sc)
-		return REDIS_ERR;
-	sc->h = h;
-	sc->cb = cb;
-	sc->priv = priv;
-	sc->argc = argc;
-	sc->argv = (const char **)(sc + 1);
-	sc->lens = (size_t *)(sc->argv + argc);
-	sc->deadline_ms = clock_mono_ms() + HUB_RETRY_DEADLINE_MS;
-	char *text = (char *)(sc->lens + argc);
-	for (int i = 0; i < argc; i++) {
+	for (int i = from; i < argc; i++) {
 		size_t len = strlen(argv[i]);
 		memcpy(text, argv[i], len + 1);
 		sc->argv[i] = text;
@@ -392,6 +351,24 @@ static int hub_command(struct hub *h, hub_reply_fn *cb, void *priv, const char *
 		return REDIS_ERR;
 	}
 	return REDIS_OK;
+}
+
+/* argv[2..argc) are numkeys, the keys and the arguments (argv[0..1] are filled here).
+ * REDIS_OK, or REDIS_ERR when nothing was sent (cb is then not called): no node serving the
+ * first key is connected. */
+static int hub_script(struct hub *h, hub_reply_fn *cb, void *priv, const struct rscript *script,
+		      int argc, const char **argv)
+{
+	const char *key = argc > 3 && strcmp(argv[2], "0") != 0 ? argv[3] : NULL;
+	return call_send(h, cb, priv, script, key, 2, argc, argv);
+}
+
+/* A plain command routed by key (its slot's node), with the redirects and retries of
+ * hub_script; argv[0] is the command. REDIS_OK, or REDIS_ERR with nothing sent. */
+static int hub_command(struct hub *h, hub_reply_fn *cb, void *priv, const char *key, int argc,
+		       const char **argv)
+{
+	return call_send(h, cb, priv, NULL, key, 0, argc, argv);
 }
 static void sub_catchup(struct hub_sub *s);
 
@@ -1381,6 +1358,18 @@ static void sub_up(void *arg, struct rsub *c)
 	place_all(n->hub);
 }
 
+/* A channel no longer subscribed anywhere: subscribed again while its room has clients, or
+ * its room freed (r NULL: the access channel, whose caller decides). */
+static void chan_idle(struct hub *h, struct hub_chan *ch, struct hub_room *r)
+{
+	ch->link = RL_IDLE;
+	ch->node = NULL;
+	if (r && r->nsubs > 0)
+		chan_subscribe(h, ch);
+	else if (r)
+		room_free(r);
+}
+
 static int sub_event(void *arg, struct rsub *c, const struct rsub_event *ev)
 {
 	struct hub_node *n = arg;
@@ -1416,22 +1405,12 @@ static int sub_event(void *arg, struct rsub *c, const struct rsub_event *ev)
 	case RSUB_UNSUBSCRIBED:
 		if (ch->link != RL_UNSUBSCRIBING)
 			break;
-		ch->link = RL_IDLE;
-		ch->node = NULL;
-		if (r && r->nsubs > 0)
-			chan_subscribe(h, ch);
-		else if (r)
-			room_free(r);
+		chan_idle(h, ch, r);
 		break;
 	case RSUB_PUSHED_OUT:
 		/* the slot moved to another node (CLUSTER SETSLOT, a failover seen by this one) */
 		if (ch->link == RL_UNSUBSCRIBING) {
-			ch->link = RL_IDLE;
-			ch->node = NULL;
-			if (r && r->nsubs > 0)
-				chan_subscribe(h, ch);
-			else if (r)
-				room_free(r);
+			chan_idle(h, ch, r);
 			break;
 		}
 		if (ch->link != RL_SUBSCRIBED)
@@ -1465,12 +1444,7 @@ static int sub_event(void *arg, struct rsub *c, const struct rsub_event *ev)
 			}
 			/* else the refresh tries again; a room left meanwhile goes with its linger */
 		} else if (ev->cmd == RSUB_CMD_SUNSUB && ch->link == RL_UNSUBSCRIBING) {
-			ch->link = RL_IDLE;
-			ch->node = NULL;
-			if (r && r->nsubs > 0)
-				chan_subscribe(h, ch);
-			else if (r)
-				room_free(r);
+			chan_idle(h, ch, r);
 		}
 		break;
 	}
