@@ -141,7 +141,10 @@ async function run(label, rooms, token, rate = 0) {
       const end = process.hrtime.bigint();
       if (rate > 0) {
         latSent.push(Number(end - s) / 1e6);
-        s = due; // counted from when it was due
+        // counted from when it was due, or from the send if that came first: node's timers
+        // run on a clock cached once per loop turn, so a wait can end up to a millisecond
+        // before the moment it waited for
+        if (due < s) s = due;
         due += BigInt(Math.round(gap));
       }
       lat.push(Number(end - s) / 1e6);
