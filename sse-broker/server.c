@@ -244,7 +244,8 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 			c->in = c->out = NULL;
 			evutil_closesocket(c->fd);
 			c->fd = -1;
-			event_free(c->timer);
+			if (c->timer)
+				event_free(c->timer);
 			c->timer = NULL;
 			ws_conn_free(c->ws);
 			c->ws = NULL;
@@ -275,7 +276,8 @@ static void conn_close(struct conn *c, const char *why)
 	if (c->wev)
 		event_del(c->wev);
 	c->wev_on = 0;
-	evtimer_del(c->timer);
+	if (c->timer)
+		evtimer_del(c->timer);
 	conn_schedule_reap(c);
 	conn_release(c);
 }
@@ -409,6 +411,13 @@ static void conn_finish(struct conn *c)
 	conn_leave_all(c);
 	slot_release(c);
 	event_del(c->rev);
+	/* an SSE stream gave its timer back when it started (start_stream) */
+	if (!c->timer)
+		c->timer = evtimer_new(c->srv->base, flush_timeout_cb, c);
+	if (!c->timer) {
+		conn_close(c, "out of memory");
+		return;
+	}
 	struct timeval tv;
 	ms_tv(SERVER_FLUSH_TIMEOUT_MS, &tv);
 	evtimer_del(c->timer);
@@ -1003,6 +1012,9 @@ static void start_stream(struct conn *c)
 	case RT_SSE:
 		if (conn_write(c, srv->sse_open.data, srv->sse_open.len) < 0)
 			return;
+		/* an SSE stream waits for nothing until it ends: its timer is made again then */
+		event_free(c->timer);
+		c->timer = NULL;
 		c->sub.ops = &sse_ops;
 		c->kind = CK_SSE;
 		break;
