@@ -28,7 +28,8 @@ int longpoll_full(const struct longpoll *lp)
 	return lp->n == LONGPOLL_MAX_EVENTS || lp->bytes >= LONGPOLL_MAX_BYTES;
 }
 
-int longpoll_response(struct buf *out, const struct longpoll *lp, const char *since)
+int longpoll_response(struct buf *out, const struct longpoll *lp, const char *since,
+		      const char *extra)
 {
 	struct buf body;
 	int rc = -1;
@@ -50,9 +51,10 @@ int longpoll_response(struct buf *out, const struct longpoll *lp, const char *si
 		       "Content-Type: application/json\r\n"
 		       "Cache-Control: no-store\r\n"
 		       "Content-Length: %zu\r\n"
+		       "%s"
 		       "Connection: close\r\n"
 		       "\r\n",
-		       body.len) < 0 ||
+		       body.len, extra ? extra : "") < 0 ||
 	    buf_append(out, body.data, body.len) < 0)
 		goto out;
 	rc = 0;

@@ -32,8 +32,10 @@ void longpoll_init(struct longpoll *lp);
 int longpoll_add(struct longpoll *lp, struct room_event *ev);
 int longpoll_full(const struct longpoll *lp);
 /* The full HTTP response: 200 {"events":[…],"last_event_id":…}. last_event_id is the last
- * collected event's id, else `since` (NULL → null). */
-int longpoll_response(struct buf *out, const struct longpoll *lp, const char *since);
+ * collected event's id, else `since` (NULL → null). extra: more header lines (each ending in
+ * CRLF) or NULL. */
+int longpoll_response(struct buf *out, const struct longpoll *lp, const char *since,
+		      const char *extra);
 void longpoll_clear(struct longpoll *lp);
 
 #endif

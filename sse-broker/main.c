@@ -13,6 +13,7 @@
 
 #include "broker_metrics.h"
 #include "cfg.h"
+#include "cors.h"
 #include "log.h"
 #include "metrics_http.h"
 #include "rds.h"
@@ -197,6 +198,15 @@ int main(void)
 		return 2;
 	}
 	cfg.host = cfg_str("BROKER_HOST", "127.0.0.1");
+	/* BROKER_ALLOW_ORIGIN: who may read answers cross-origin (sse-broker/cors.h) */
+	static char allow_origin[CORS_ORIGIN_MAX + 1];
+	char why[200];
+	if (cors_origin_parse(cfg_str("BROKER_ALLOW_ORIGIN", "*"), allow_origin,
+			      sizeof allow_origin, why, sizeof why) < 0) {
+		log_error("BROKER_ALLOW_ORIGIN %s", why);
+		return 2;
+	}
+	cfg.allow_origin = allow_origin;
 	cfg.port = (int)port;
 	cfg.out_limit = (size_t)out_limit;
 	cfg.ws_max_msg = (size_t)ws_max_msg;

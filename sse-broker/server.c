@@ -22,6 +22,7 @@
 
 #include "broker_metrics.h"
 #include "buf.h"
+#include "cors.h"
 #include "http_head.h"
 #include "jsoncheck.h"
 #include "log.h"
@@ -42,7 +43,8 @@
 #define SERVER_WS_REVOKED 1008
 /* the most a WebSocket frame adds to a message (RFC 6455 5.2: 2 + 8 bytes, no mask) */
 #define SERVER_WS_FRAME_HEAD 14
-/* the most one read takes from a client socket (a request head, WebSocket frames) */
+/* the most one read takes from a client socket (a request head, WebSocket frames); read onto
+ * the stack, so a connection's input buffer holds only what it has to keep */
 #define SERVER_READ_MAX 16384
 /* the listening socket's queue of connections not yet accepted (capped by somaxconn) */
 #define SERVER_BACKLOG 4096
@@ -87,6 +89,8 @@ struct conn {
 	struct server *srv;
 	evutil_socket_t fd;
 	struct event *rev, *wev;
+	/* in: bytes read but not yet used (a partial head, a partial WebSocket frame), made when
+	 * first needed: a stream whose head came in one read never has one */
 	struct evbuffer *in, *out;
 	int wev_on;   /* wev is registered: the socket would block */
 	int queued;   /* on the server's flush list (holds a reference) */
@@ -131,6 +135,9 @@ struct server {
 	struct conn *flushq; /* connections with output to send in this turn of the loop */
 	struct event *reaper, *flusher, *beat, *sigterm, *sigint, *quit;
 	struct http_head head; /* scratch: valid during one parse */
+	/* built once at start (cors.h): the header lines every answer carries, a whole SSE
+	 * opening (head, retry, ": connected") and the preflight answers */
+	struct buf hdrs, sse_open, preflight_keep, preflight_close;
 	int stopping;
 	struct metrics_http *metrics; /* GET /metrics on its own port, NULL when off */
 };
@@ -231,12 +238,14 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 			if (c->wev)
 				event_free(c->wev);
 			c->rev = c->wev = NULL;
-			evbuffer_free(c->in);
+			if (c->in)
+				evbuffer_free(c->in);
 			evbuffer_free(c->out);
 			c->in = c->out = NULL;
 			evutil_closesocket(c->fd);
 			c->fd = -1;
-			event_free(c->timer);
+			if (c->timer)
+				event_free(c->timer);
 			c->timer = NULL;
 			ws_conn_free(c->ws);
 			c->ws = NULL;
@@ -267,7 +276,8 @@ static void conn_close(struct conn *c, const char *why)
 	if (c->wev)
 		event_del(c->wev);
 	c->wev_on = 0;
-	evtimer_del(c->timer);
+	if (c->timer)
+		evtimer_del(c->timer);
 	conn_schedule_reap(c);
 	conn_release(c);
 }
@@ -401,6 +411,13 @@ static void conn_finish(struct conn *c)
 	conn_leave_all(c);
 	slot_release(c);
 	event_del(c->rev);
+	/* an SSE stream gave its timer back when it started (start_stream) */
+	if (!c->timer)
+		c->timer = evtimer_new(c->srv->base, flush_timeout_cb, c);
+	if (!c->timer) {
+		conn_close(c, "out of memory");
+		return;
+	}
 	struct timeval tv;
 	ms_tv(SERVER_FLUSH_TIMEOUT_MS, &tv);
 	evtimer_del(c->timer);
@@ -439,10 +456,10 @@ static void conn_respond(struct conn *c, int status, const char *extra_headers, 
 		       "Cache-Control: no-store\r\n"
 		       "Content-Length: %zu\r\n"
 		       "Connection: close\r\n"
-		       "%s"
+		       "%s%s"
 		       "\r\n%s",
-		       status, status_text(status), strlen(body), extra_headers ? extra_headers : "",
-		       body) == 0)
+		       status, status_text(status), strlen(body), c->srv->hdrs.data,
+		       extra_headers ? extra_headers : "", body) == 0)
 		conn_write(c, b.data, b.len);
 	buf_free(&b);
 	conn_finish(c);
@@ -458,7 +475,7 @@ static void conn_error(struct conn *c, int status, const char *code, const char 
 	cJSON_Delete(o);
 	const char *extra = NULL;
 	if (status == 405)
-		extra = "Allow: GET\r\n";
+		extra = "Allow: GET, OPTIONS\r\n";
 	else if (status == 503)
 		extra = "Retry-After: 1\r\n";
 	else if (status == 426)
@@ -591,7 +608,8 @@ static void poll_answer(struct conn *c)
 		room_evid_format(c->sub.cur.last, since);
 	struct buf b;
 	buf_init(&b, LONGPOLL_ANSWER_MAX);
-	if (longpoll_response(&b, c->lp, (c->has_start || c->sub.pinned) ? since : NULL) == 0)
+	if (longpoll_response(&b, c->lp, (c->has_start || c->sub.pinned) ? since : NULL,
+			      c->srv->hdrs.data) == 0)
 		conn_write_ex(c, b.data, b.len, 1);
 	buf_free(&b);
 	conn_finish(c);
@@ -937,23 +955,30 @@ out:
 	cJSON_Delete(o);
 }
 
+/* Bytes from a WebSocket peer (all taken: wslay keeps a partial frame itself). */
+static void ws_feed(struct conn *c, const unsigned char *p, size_t len)
+{
+	gettimeofday(&c->last_in, NULL);
+	int r = ws_conn_feed(c->ws, p, len);
+	ws_pump(c);
+	if (r < 0 && !c->dead)
+		conn_finish(c);
+}
+
+/* What waits in c->in for the WebSocket (frames sent right behind the request). */
 static void ws_read(struct conn *c)
 {
-	struct evbuffer *in = c->in;
-	size_t len = evbuffer_get_length(in);
-	if (len == 0)
+	size_t len = c->in ? evbuffer_get_length(c->in) : 0;
+	if (len == 0 || !c->ws)
 		return;
-	gettimeofday(&c->last_in, NULL);
-	const unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)len);
-	int r = p ? ws_conn_feed(c->ws, p, len) : -1;
-	evbuffer_drain(in, len);
-	if (r < 0) {
-		ws_pump(c);
-		if (!c->dead)
-			conn_finish(c);
+	const unsigned char *p = evbuffer_pullup(c->in, (ev_ssize_t)len);
+	if (!p) {
+		conn_close(c, "out of memory");
 		return;
 	}
-	ws_pump(c);
+	ws_feed(c, p, len);
+	/* the reaper frees c->in, never a callback: still there after a close */
+	evbuffer_drain(c->in, len);
 }
 
 /* ---- requests ---- */
@@ -984,20 +1009,15 @@ static void start_stream(struct conn *c)
 	c->sub.presence = c->route != RT_POLL;
 	evtimer_del(c->timer);
 	switch (c->route) {
-	case RT_SSE: {
-		struct buf b;
-		buf_init(&b, 4096);
-		int r = sse_response_head(&b) == 0 && sse_retry(&b, srv->cfg->retry_ms) == 0 &&
-				sse_comment(&b, "connected") == 0
-			? conn_write(c, b.data, b.len)
-			: -1;
-		buf_free(&b);
-		if (r < 0)
+	case RT_SSE:
+		if (conn_write(c, srv->sse_open.data, srv->sse_open.len) < 0)
 			return;
+		/* an SSE stream waits for nothing until it ends: its timer is made again then */
+		event_free(c->timer);
+		c->timer = NULL;
 		c->sub.ops = &sse_ops;
 		c->kind = CK_SSE;
 		break;
-	}
 	case RT_POLL: {
 		c->lp = malloc(sizeof *c->lp);
 		if (!c->lp) {
@@ -1054,6 +1074,12 @@ static void start_stream(struct conn *c)
 	}
 	if (c->kind == CK_WS)
 		ws_read(c); /* frames the client sent right behind its request */
+	/* an idle stream keeps no input buffer: nothing more is read into it but WebSocket
+	 * frames, and one is made again for a frame that arrives split */
+	if (!c->dead && c->in && (c->kind != CK_WS || evbuffer_get_length(c->in) == 0)) {
+		evbuffer_free(c->in);
+		c->in = NULL;
+	}
 }
 
 /* The rights question's answer decides whether the stream starts (hub.h, rights.h). */
@@ -1238,7 +1264,7 @@ static int ws_prepare(struct conn *c, const struct http_head *h)
 	const char *why = NULL;
 	int bad_version = 0;
 	buf_init(&b, 1024);
-	if (ws_handshake(h, &b, &why, &bad_version) < 0) {
+	if (ws_handshake(h, &b, &why, &bad_version, c->srv->hdrs.data) < 0) {
 		buf_free(&b);
 		conn_error(c, bad_version ? 426 : 400,
 			   bad_version ? "upgrade_required" : "invalid_request", why);
@@ -1323,11 +1349,45 @@ static void route_multi(struct conn *c, const struct http_head *h, const char *t
 	authorize(c, h);
 }
 
+/* A CORS preflight (cors.h). Every /events/ endpoint takes GET with the same request headers,
+ * so the answer is the same for all of them; other paths are none of the broker's. Unlike
+ * the other answers it may keep the connection for the next request (HTTP/1.1 without
+ * "Connection: close" and without a body), the browser's GET that follows. */
+static void preflight(struct conn *c, const struct http_head *h)
+{
+	static const char events[] = "/events/";
+	struct server *srv = c->srv;
+	if (strncmp(h->path, events, sizeof events - 1) != 0) {
+		conn_error(c, 404, "not_found", "no such endpoint");
+		return;
+	}
+	const char *conn = http_head_get(h, "Connection");
+	const char *clen = http_head_get(h, "Content-Length");
+	int keep = h->minor == 1 && !(conn && http_list_has(conn, "close")) &&
+		   !(clen && strcmp(clen, "0") != 0) && !http_head_get(h, "Transfer-Encoding");
+	const struct buf *a = keep ? &srv->preflight_keep : &srv->preflight_close;
+	if (conn_write(c, a->data, a->len) < 0)
+		return;
+	if (!keep) {
+		conn_finish(c);
+		return;
+	}
+	/* the next request has a whole head timeout of its own */
+	struct timeval tv;
+	ms_tv(srv->cfg->head_timeout_ms, &tv);
+	evtimer_del(c->timer);
+	evtimer_add(c->timer, &tv);
+}
+
 static void route_request(struct conn *c, const struct http_head *h)
 {
 	static const char rooms[] = "/events/rooms/";
 	static const char multi[] = "/events/multi";
 	const char *path = h->path;
+	if (strcmp(h->method, "OPTIONS") == 0) {
+		preflight(c, h);
+		return;
+	}
 	if (strncmp(path, multi, sizeof multi - 1) == 0 &&
 	    (path[sizeof multi - 1] == '\0' || path[sizeof multi - 1] == '/')) {
 		route_multi(c, h, path + sizeof multi - 1);
@@ -1378,49 +1438,119 @@ static void route_request(struct conn *c, const struct http_head *h)
 	authorize(c, h);
 }
 
-static void head_read(struct conn *c)
+/* The connection's input buffer, made when first needed; NULL when out of memory. */
+static struct evbuffer *conn_in(struct conn *c)
 {
-	struct server *srv = c->srv;
-	struct evbuffer *in = c->in;
-	size_t len = evbuffer_get_length(in);
-	size_t take = len < HTTP_HEAD_MAX + 4 ? len : HTTP_HEAD_MAX + 4;
-	const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)take);
-	if (!p)
-		return;
-	switch (http_head_parse(&srv->head, p, take)) {
+	if (!c->in)
+		c->in = evbuffer_new();
+	return c->in;
+}
+
+/* Keeps p[0..n) in the input buffer for later. 0, or -1 when the connection was closed. */
+static int conn_keep(struct conn *c, const void *p, size_t n)
+{
+	if (n == 0)
+		return 0;
+	struct evbuffer *in = conn_in(c);
+	if (!in || evbuffer_add(in, p, n) < 0) {
+		conn_close(c, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* Parses a head at the start of p[0..n) into srv->head. 1 complete, 0 not yet, -1 answered. */
+static int head_parse(struct conn *c, const char *p, size_t n)
+{
+	size_t take = n < HTTP_HEAD_MAX + 4 ? n : HTTP_HEAD_MAX + 4;
+	switch (http_head_parse(&c->srv->head, p, take)) {
 	case HTTP_HEAD_MORE:
-		return;
+		return 0;
 	case HTTP_HEAD_TOO_LARGE:
 		conn_error(c, 431, "header_too_large", "the request head is too large");
-		return;
+		return -1;
 	case HTTP_HEAD_BAD:
 		conn_error(c, 400, "invalid_request", "malformed request");
-		return;
+		return -1;
 	case HTTP_HEAD_OK:
 		break;
 	}
-	evbuffer_drain(in, srv->head.head_len);
-	if (srv->stopping) {
+	return 1;
+}
+
+/* Acts on the head just parsed; whatever followed it is in c->in already. */
+static void head_route(struct conn *c)
+{
+	if (c->srv->stopping) {
 		conn_error(c, 503, "shutting_down", "the broker is shutting down; retry");
 		return;
 	}
-	route_request(c, &srv->head);
+	route_request(c, &c->srv->head);
 }
 
-static void conn_input(struct conn *c)
+/* Heads waiting in c->in: one after the other while the connection takes requests (a head
+ * split over several reads, a preflight and the request behind it). */
+static void head_read(struct conn *c)
+{
+	while (!c->dead && c->kind == CK_HEAD && c->in) {
+		size_t len = evbuffer_get_length(c->in);
+		if (len == 0)
+			return;
+		size_t take = len < HTTP_HEAD_MAX + 4 ? len : HTTP_HEAD_MAX + 4;
+		const char *p = (const char *)evbuffer_pullup(c->in, (ev_ssize_t)take);
+		if (!p) {
+			conn_close(c, "out of memory");
+			return;
+		}
+		if (head_parse(c, p, take) <= 0)
+			return;
+		evbuffer_drain(c->in, c->srv->head.head_len);
+		head_route(c);
+	}
+}
+
+/* Fresh bytes of a connection still reading its request: parsed where they are when nothing
+ * waits before them (the usual head, in one read: nothing is allocated for it), else behind
+ * what waits. */
+static void head_input(struct conn *c, const char *p, size_t n)
+{
+	if (c->in && evbuffer_get_length(c->in) > 0) {
+		if (conn_keep(c, p, n) == 0)
+			head_read(c);
+		return;
+	}
+	int r = head_parse(c, p, n);
+	if (r < 0)
+		return;
+	if (r == 0) {
+		conn_keep(c, p, n);
+		return;
+	}
+	size_t used = c->srv->head.head_len;
+	/* what came behind the head (WebSocket frames, a next request) waits in c->in */
+	if (conn_keep(c, p + used, n - used) < 0)
+		return;
+	head_route(c);
+	head_read(c);
+}
+
+static void conn_input(struct conn *c, const char *p, size_t n)
 {
 	switch (c->kind) {
 	case CK_HEAD:
-		head_read(c);
+		head_input(c, p, n);
 		break;
 	case CK_WS:
-		ws_read(c);
+		if (c->in && evbuffer_get_length(c->in) > 0) {
+			if (conn_keep(c, p, n) == 0)
+				ws_read(c);
+		} else {
+			ws_feed(c, (const unsigned char *)p, n);
+		}
 		break;
-	default: {
-		/* nothing else is expected from a client: read and forget (bounded) */
-		evbuffer_drain(c->in, evbuffer_get_length(c->in));
+	default:
+		/* nothing else is expected from a client: read and forget */
 		break;
-	}
 	}
 }
 
@@ -1444,9 +1574,10 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 	struct conn *c = arg;
 	if (c->dead)
 		return;
-	int n = evbuffer_read(c->in, c->fd, SERVER_READ_MAX);
+	char buf[SERVER_READ_MAX];
+	ssize_t n = recv(c->fd, buf, sizeof buf, 0);
 	if (n > 0)
-		conn_input(c);
+		conn_input(c, buf, (size_t)n);
 	else if (n == 0)
 		conn_event(c, CONN_EOF);
 	else if (!would_block())
@@ -1480,14 +1611,11 @@ static void accept_cb(struct evconnlistener *lst, evutil_socket_t fd, struct soc
 	c->fd = fd;
 	c->sub.ops = &idle_ops;
 	c->rev = event_new(srv->base, fd, EV_READ | EV_PERSIST, read_cb, c);
-	c->in = evbuffer_new();
 	c->out = evbuffer_new();
 	c->timer = evtimer_new(srv->base, head_timeout_cb, c);
-	if (!c->rev || !c->in || !c->out || !c->timer || event_add(c->rev, NULL) < 0) {
+	if (!c->rev || !c->out || !c->timer || event_add(c->rev, NULL) < 0) {
 		if (c->rev)
 			event_free(c->rev);
-		if (c->in)
-			evbuffer_free(c->in);
 		if (c->out)
 			evbuffer_free(c->out);
 		if (c->timer)
@@ -1603,6 +1731,21 @@ int server_run(const struct server_cfg *cfg, const struct token_key *key, int lf
 	}
 	srv->cfg = cfg;
 	srv->key = key;
+	/* the answers' fixed parts, made once here instead of once per answer */
+	buf_init(&srv->hdrs, 1024);
+	buf_init(&srv->sse_open, 4096);
+	buf_init(&srv->preflight_keep, 4096);
+	buf_init(&srv->preflight_close, 4096);
+	if (cors_headers(&srv->hdrs, cfg->allow_origin) < 0 ||
+	    sse_response_head(&srv->sse_open, srv->hdrs.data) < 0 ||
+	    sse_retry(&srv->sse_open, cfg->retry_ms) < 0 ||
+	    sse_comment(&srv->sse_open, "connected") < 0 ||
+	    cors_preflight(&srv->preflight_keep, srv->hdrs.data, 1) < 0 ||
+	    cors_preflight(&srv->preflight_close, srv->hdrs.data, 0) < 0) {
+		log_error("out of memory");
+		close(lfd);
+		goto out;
+	}
 	srv->base = event_base_new();
 	if (srv->base)
 		srv->lst = evconnlistener_new(srv->base, accept_cb, srv, LEV_OPT_CLOSE_ON_FREE, -1,
@@ -1668,6 +1811,10 @@ out:
 		event_free(srv->sigint);
 	if (srv->base)
 		event_base_free(srv->base);
+	buf_free(&srv->hdrs);
+	buf_free(&srv->sse_open);
+	buf_free(&srv->preflight_keep);
+	buf_free(&srv->preflight_close);
 	free(srv);
 	return rc;
 }

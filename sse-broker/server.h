@@ -36,6 +36,7 @@ struct server_cfg {
 	long ws_timeout_ms;   /* a WebSocket peer silent for this long is closed */
 	size_t ws_max_msg;    /* largest message a WebSocket client may send (1009 beyond) */
 	long retry_ms;	      /* SSE "retry:" */
+	const char *allow_origin; /* Access-Control-Allow-Origin: "*" or one origin (cors.h) */
 	const char *metrics_host; /* GET /metrics listener (broker_metrics.h); */
 	long metrics_port;	  /* 0: none */
 	struct hub_cfg hub;

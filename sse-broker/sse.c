@@ -2,17 +2,20 @@
 
 #include <string.h>
 
-int sse_response_head(struct buf *out)
+int sse_response_head(struct buf *out, const char *extra)
 {
 	/* No length and no chunking: the stream ends when the connection does. X-Accel-Buffering
 	 * tells nginx-style proxies not to hold the body; lighttpd needs
 	 * server.stream-response-body = 2 on its side. */
-	return buf_puts(out, "HTTP/1.1 200 OK\r\n"
-			     "Content-Type: text/event-stream; charset=utf-8\r\n"
-			     "Cache-Control: no-cache, no-transform\r\n"
-			     "X-Accel-Buffering: no\r\n"
-			     "Connection: close\r\n"
-			     "\r\n");
+	return buf_printf(out,
+			  "HTTP/1.1 200 OK\r\n"
+			  "Content-Type: text/event-stream; charset=utf-8\r\n"
+			  "Cache-Control: no-cache, no-transform\r\n"
+			  "X-Accel-Buffering: no\r\n"
+			  "%s"
+			  "Connection: close\r\n"
+			  "\r\n",
+			  extra ? extra : "");
 }
 
 static int one_line(const char *s)

@@ -7,8 +7,9 @@
 
 #include "buf.h"
 
-/* The response head of an event stream. */
-int sse_response_head(struct buf *out);
+/* The response head of an event stream; extra: more header lines (each ending in CRLF) or
+ * NULL. */
+int sse_response_head(struct buf *out, const char *extra);
 
 /* One event: "id:", "event:", then one "data:" line per line of data (a CR, LF or CRLF in
  * data starts a new line, as the parser on the other side splits them), then a blank line.

@@ -37,7 +37,8 @@ int ws_accept_key(const char *key, char out[WS_ACCEPT_LEN + 1])
 	return 0;
 }
 
-int ws_handshake(const struct http_head *h, struct buf *out, const char **why, int *bad_version)
+int ws_handshake(const struct http_head *h, struct buf *out, const char **why, int *bad_version,
+		 const char *extra)
 {
 	*bad_version = 0;
 	const char *upgrade = http_head_get(h, "Upgrade");
@@ -68,8 +69,9 @@ int ws_handshake(const struct http_head *h, struct buf *out, const char **why, i
 		       "Upgrade: websocket\r\n"
 		       "Connection: Upgrade\r\n"
 		       "Sec-WebSocket-Accept: %s\r\n"
+		       "%s"
 		       "\r\n",
-		       accept) < 0) {
+		       accept, extra ? extra : "") < 0) {
 		*why = "out of memory";
 		return -1;
 	}

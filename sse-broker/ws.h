@@ -24,8 +24,10 @@ int ws_accept_key(const char *key, char out[WS_ACCEPT_LEN + 1]);
 /* Checks an upgrade request (§4.2.1: GET, HTTP/1.1, Upgrade: websocket, Connection: upgrade,
  * Sec-WebSocket-Version: 13, a valid key) and writes the 101 answer into out. 0 or -1 with a
  * short reason in *why; a wrong version gets 426 from the caller with
- * "Sec-WebSocket-Version: 13" (§4.4), flagged by *bad_version. */
-int ws_handshake(const struct http_head *h, struct buf *out, const char **why, int *bad_version);
+ * "Sec-WebSocket-Version: 13" (§4.4), flagged by *bad_version. extra: more header lines of
+ * the 101 (each ending in CRLF) or NULL. */
+int ws_handshake(const struct http_head *h, struct buf *out, const char **why, int *bad_version,
+		 const char *extra);
 
 enum ws_state {
 	WS_OPEN,

@@ -449,6 +449,43 @@ test('WebSocket: unmasked, oversized and truncated frames are refused with the r
   assert.equal(closeCode(s), 1000);
 });
 
+test('WebSocket frames sent with the upgrade request, or split byte by byte, are read whole', async () => {
+  const room = await newRoom();
+  const key = randomBytes(16).toString('base64');
+  const s = createConnection(broker.port, '127.0.0.1');
+  await new Promise((resolve) => s.once('connect', resolve));
+  let buf = Buffer.alloc(0);
+  s.on('data', (d) => { buf = Buffer.concat([buf, d]); });
+  s.on('error', () => {});
+  // the request and a ping in one write: the ping waits through the rights check
+  s.write(Buffer.concat([
+    Buffer.from(`GET /events/rooms/${room}/ws?ticket=${tk(room)} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n` +
+      `Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${key}\r\n\r\n`),
+    clientFrame(0x9, 'first'),
+  ]));
+  const pongs = () => {
+    const at = buf.indexOf('\r\n\r\n');
+    const out = [];
+    if (at < 0) return out;
+    let b = buf.subarray(at + 4);
+    while (b.length >= 2) {
+      const n = b[1] & 0x7f;
+      if (b.length < 2 + n) break;
+      if ((b[0] & 0x0f) === 0xa) out.push(b.subarray(2, 2 + n).toString());
+      b = b.subarray(2 + n);
+    }
+    return out;
+  };
+  await waitFor(() => pongs().includes('first'), { what: 'the pong of the ping sent with the request' });
+  assert.match(buf.toString('latin1'), /^HTTP\/1.1 101 /);
+  for (const byte of clientFrame(0x9, 'second')) {
+    s.write(Buffer.from([byte]));
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  await waitFor(() => pongs().includes('second'), { what: 'the pong of the split ping' });
+  s.destroy();
+});
+
 test('a silent WebSocket peer times out', async () => {
   const room = await newRoom();
   const s = await wsRaw(broker.port, `/events/rooms/${room}/ws?ticket=${tk(room)}`);

@@ -96,3 +96,21 @@ test('a member\'s rooms on one stream: a room it may not read is dropped, a remo
   await again.opened;
   assert.equal(again.status, 401);
 });
+
+test('through the front door a broker answer carries each security header once, and its CORS origin', async () => {
+  // the broker sets them for answers read straight from its port; the web server in front
+  // sets (replaces) its own, so a proxied answer must not carry two of a kind
+  const u = await newUser();
+  for (const [path, init, status] of [
+    ['/events/health', {}, 200],
+    ['/events/multi?rooms=nosuchroom1', { headers: { Authorization: `Bearer ${u.token}` } }, 403],
+    ['/events/rooms/nosuchroom1', {}, 401],
+  ]) {
+    const r = await fetch(`${BASE}${path}`, init);
+    await r.arrayBuffer();
+    assert.equal(r.status, status, path);
+    assert.equal(r.headers.get('x-content-type-options'), 'nosniff', path);
+    assert.ok(!r.headers.get('referrer-policy').includes(','), `${path}: ${r.headers.get('referrer-policy')}`);
+    assert.equal(r.headers.get('access-control-allow-origin'), '*', path);
+  }
+});

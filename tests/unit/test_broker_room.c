@@ -160,7 +160,7 @@ static void test_big_events(void)
 	CHECK(e && longpoll_add(&lp, e) == 0 && lp.n == 1 && lp.events[0] == e && longpoll_full(&lp));
 	struct buf b;
 	buf_init(&b, LONGPOLL_ANSWER_MAX);
-	CHECK(longpoll_response(&b, &lp, NULL) == 0 && b.len > n);
+	CHECK(longpoll_response(&b, &lp, NULL, NULL) == 0 && b.len > n);
 	buf_free(&b);
 	longpoll_clear(&lp);
 	room_event_release(e);
@@ -238,17 +238,18 @@ static void test_longpoll(void)
 	struct buf b;
 	buf_init(&b, 0);
 	longpoll_init(lp);
-	CHECK(longpoll_response(&b, lp, "9-0") == 0);
+	CHECK(longpoll_response(&b, lp, "9-0", "A: 1\r\n") == 0);
 	CHECK(strstr(b.data, "Content-Length: 35\r\n") != NULL);
+	CHECK(strstr(b.data, "\r\nA: 1\r\n") != NULL);
 	CHECK(strstr(b.data, "\r\n\r\n{\"events\":[],\"last_event_id\":\"9-0\"}") != NULL);
 	buf_reset(&b);
-	CHECK(longpoll_response(&b, lp, NULL) == 0);
+	CHECK(longpoll_response(&b, lp, NULL, NULL) == 0);
 	CHECK(strstr(b.data, "{\"events\":[],\"last_event_id\":null}") != NULL);
 	struct room_event *e1 = ev("1-0"), *e2 = ev("2-0");
 	CHECK(longpoll_add(lp, e1) == 0);
 	CHECK(longpoll_add(lp, e2) == 0);
 	buf_reset(&b);
-	CHECK(longpoll_response(&b, lp, "0-0") == 0);
+	CHECK(longpoll_response(&b, lp, "0-0", NULL) == 0);
 	CHECK(strstr(b.data, "{\"events\":[{\"type\":\"operation\",\"id\":\"1-0\",\"data\":{\"n\":1}},"
 			     "{\"type\":\"operation\",\"id\":\"2-0\",\"data\":{\"n\":1}}],"
 			     "\"last_event_id\":\"2-0\"}") != NULL);

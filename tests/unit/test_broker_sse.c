@@ -36,8 +36,13 @@ int main(void)
 	CHECK(sse_retry(&b, 3000) == 0);
 	CHECK_STR(b.data, "retry: 3000\n\n");
 	buf_reset(&b);
-	CHECK(sse_response_head(&b) == 0);
+	CHECK(sse_response_head(&b, NULL) == 0);
 	CHECK(strstr(b.data, "Content-Type: text/event-stream") != NULL);
+	CHECK(strstr(b.data, "\r\n\r\n") == b.data + b.len - 4);
+	/* more header lines go inside the head, before its end */
+	buf_reset(&b);
+	CHECK(sse_response_head(&b, "A: 1\r\nB: 2\r\n") == 0);
+	CHECK(strstr(b.data, "\r\nA: 1\r\nB: 2\r\n") != NULL);
 	CHECK(strstr(b.data, "\r\n\r\n") == b.data + b.len - 4);
 	buf_free(&b);
 

@@ -81,7 +81,7 @@ static int handshake(const char *req, struct buf *b, int *bad_version)
 	const char *why;
 	if (http_head_parse(&hh, req, strlen(req)) != HTTP_HEAD_OK)
 		return -2;
-	return ws_handshake(&hh, b, &why, bad_version);
+	return ws_handshake(&hh, b, &why, bad_version, NULL);
 }
 
 static void test_handshake(void)

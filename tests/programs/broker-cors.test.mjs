@@ -1,0 +1,320 @@
+// The broker read by a page of another origin (docs/API.md, "Streams from another origin"):
+// against a real redis-server, every answer on /events/* carries Access-Control-Allow-Origin
+// and the security headers (stream heads, long-poll answers, the 101, errors up to the 503 of
+// a full broker), a preflight is answered 204 with exactly the headers a browser needs, hostile
+// preflights get a clean answer, and BROKER_ALLOW_ORIGIN narrows the origin or, when it is not
+// one, stops the broker at start with a message naming it.
+// Run: node --test tests/programs/broker-cors.test.mjs (after make build-asan).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createConnection } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import WebSocket from 'ws';
+
+import { startRedis, startBroker, stop, start, waitFor, freePort, BROKER_BIN } from '../lib/procs.mjs';
+import { connectRedis } from '../lib/resp.mjs';
+import { ticket, session } from '../lib/tokens.mjs';
+
+const SECRET = randomBytes(24).toString('hex');
+let redis, broker, rc;
+let roomSeq = 0;
+
+async function newRoom() {
+  const room = `c${process.pid}x${++roomSeq}`;
+  await rc.cmd('SET', `cc:room:{${room}}:visibility`, 'public');
+  return room;
+}
+const tk = (room) => ticket(SECRET, { room, user: 7, name: 'cross' });
+
+before(async () => {
+  redis = await startRedis();
+  rc = await connectRedis(redis.port);
+  broker = await startBroker({ redisPort: redis.port, secret: SECRET, env: { BROKER_POLL_TIMEOUT_MS: '300' } });
+});
+
+after(async () => {
+  rc?.close();
+  if (broker) {
+    const r = await stop(broker);
+    assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${broker.output}`);
+  }
+  await stop(redis);
+});
+
+// One connection, the request written as is; resolves with everything read once the broker
+// closes it, or once until() holds for what was read so far (then the socket is dropped).
+function raw(port, request, until = null) {
+  return new Promise((resolve, reject) => {
+    const s = createConnection(port, '127.0.0.1', () => s.write(request));
+    let text = '';
+    s.setEncoding('latin1');
+    s.on('data', (d) => {
+      text += d;
+      if (until && until(text)) { s.destroy(); resolve(text); }
+    });
+    s.on('error', reject);
+    s.on('close', () => resolve(text));
+  });
+}
+
+// "HTTP/1.1 204 No Content\r\nA: b\r\n..." -> { status, lines (as sent), headers (lower-case
+// names), body }
+function parse(text) {
+  const cut = text.indexOf('\r\n\r\n');
+  assert.ok(cut > 0, `no complete head in ${JSON.stringify(text.slice(0, 300))}`);
+  const [first, ...lines] = text.slice(0, cut).split('\r\n');
+  const headers = {};
+  for (const l of lines) {
+    const i = l.indexOf(':');
+    headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
+  }
+  return { status: Number(first.split(' ')[1]), first, lines, headers, body: text.slice(cut + 4) };
+}
+
+function assertCors(h, origin = '*', what = '') {
+  assert.equal(h['access-control-allow-origin'], origin, `${what}: ${JSON.stringify(h)}`);
+  assert.equal(h['x-content-type-options'], 'nosniff', what);
+  assert.equal(h['referrer-policy'], 'no-referrer', what);
+}
+
+const ORIGIN = 'Origin: http://page.example:8080\r\n';
+
+test('streams, long-poll answers, the 101 and error answers carry the CORS and security headers', async () => {
+  const room = await newRoom();
+  // the SSE head, as a page's EventSource gets it
+  let r = parse(await raw(broker.port, `GET /events/rooms/${room}?ticket=${tk(room)} HTTP/1.1\r\nHost: b\r\n${ORIGIN}\r\n`,
+    (t) => t.includes(': connected')));
+  assert.equal(r.status, 200);
+  assert.equal(r.headers['content-type'], 'text/event-stream; charset=utf-8');
+  assertCors(r.headers, '*', 'SSE');
+
+  // the same seen by fetch (what the browser's CORS check reads)
+  let res = await fetch(`${broker.base}/events/rooms/${room}/poll?ticket=${tk(room)}`, { headers: { Origin: 'http://page.example' } });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('access-control-allow-origin'), '*');
+  assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
+  assert.deepEqual((await res.json()).events, []);
+  // a long-poll answered with events (the history from the start holds one)
+  await rc.emit(room, 'operation', { revision: 1, ops: ['a'] });
+  res = await fetch(`${broker.base}/events/rooms/${room}/poll?ticket=${tk(room)}&since=0-0`);
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('access-control-allow-origin'), '*');
+  assert.equal(res.headers.get('referrer-policy'), 'no-referrer');
+  assert.ok((await res.json()).events.some((e) => e.type === 'operation'));
+
+  // errors: bad ticket, unknown path, unknown room, method, malformed head, oversized head
+  for (const [path, status, code] of [
+    [`/events/rooms/${room}?ticket=not-a-token`, 401, 'invalid_token'],
+    [`/events/rooms/${room}`, 401, 'unauthorized'],
+    ['/events/nowhere', 404, 'not_found'],
+    ['/elsewhere', 404, 'not_found'],
+    [`/events/rooms/${room}/poll?ticket=${tk(room)}&since=abc`, 400, 'invalid_request'],
+    [`/events/rooms/${room}?ticket=${tk('another')}`, 403, 'forbidden'],
+  ]) {
+    res = await fetch(`${broker.base}${path}`);
+    assert.equal(res.status, status, path);
+    assert.equal((await res.json()).error, code, path);
+    assertCors(Object.fromEntries(res.headers), '*', path);
+  }
+  const gone = `c${process.pid}gone`;
+  res = await fetch(`${broker.base}/events/rooms/${gone}?ticket=${tk(gone)}`);
+  assert.equal(res.status, 404);
+  assert.equal((await res.json()).error, 'room_not_found');
+  assert.equal(res.headers.get('access-control-allow-origin'), '*');
+  r = parse(await raw(broker.port, `DELETE /events/rooms/${room} HTTP/1.1\r\nHost: b\r\n\r\n`));
+  assert.equal(r.status, 405);
+  assert.equal(r.headers.allow, 'GET, OPTIONS');
+  assertCors(r.headers, '*', '405');
+  r = parse(await raw(broker.port, `GET /events/health HTTP/1.1\r\nX: ${'a'.repeat(9000)}\r\n\r\n`));
+  assert.equal(r.status, 431);
+  assertCors(r.headers, '*', '431');
+  r = parse(await raw(broker.port, 'GET /events/health HTTP/1.1\r\nBad Header\r\n\r\n'));
+  assert.equal(r.status, 400);
+  assertCors(r.headers, '*', '400');
+  res = await fetch(`${broker.base}/events/health`);
+  assert.equal(res.headers.get('access-control-allow-origin'), '*');
+
+  // the WebSocket's 101
+  const ws = new WebSocket(`ws://127.0.0.1:${broker.port}/events/rooms/${room}/ws?ticket=${tk(room)}`, { origin: 'http://page.example' });
+  const up = await new Promise((resolve, reject) => { ws.once('upgrade', resolve); ws.once('error', reject); });
+  assert.equal(up.statusCode, 101);
+  assertCors(up.headers, '*', '101');
+  ws.terminate();
+
+  // a stream of several rooms
+  const auth = `Bearer ${session(SECRET, { user: 7, name: 'cross' })}`;
+  r = parse(await raw(broker.port, `GET /events/multi?rooms=${room} HTTP/1.1\r\nHost: b\r\nAuthorization: ${auth}\r\n${ORIGIN}\r\n`,
+    (t) => t.includes(': connected')));
+  assert.equal(r.status, 200);
+  assertCors(r.headers, '*', 'multi');
+  res = await fetch(`${broker.base}/events/multi?rooms=${room}`, { headers: { Authorization: `Bearer ${tk(room)}` } });
+  assert.equal(res.status, 401);
+  assert.equal(res.headers.get('access-control-allow-origin'), '*');
+});
+
+const PREFLIGHT = (path, extra = '') => `OPTIONS ${path} HTTP/1.1\r\nHost: b\r\n${ORIGIN}` +
+  'Access-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: authorization, last-event-id\r\n' + extra + '\r\n';
+
+test('a preflight is answered 204 with exactly the CORS headers, no body, and the connection can go on', async () => {
+  const room = await newRoom();
+  for (const path of [`/events/multi?rooms=${room}`, `/events/rooms/${room}`, `/events/rooms/${room}/poll`, `/events/rooms/${room}/ws`]) {
+    const text = await raw(broker.port, PREFLIGHT(path, 'Connection: close\r\n'));
+    const r = parse(text);
+    assert.equal(r.first, 'HTTP/1.1 204 No Content', path);
+    assert.deepEqual(r.lines.sort(), [
+      'Access-Control-Allow-Headers: authorization, last-event-id',
+      'Access-Control-Allow-Methods: GET',
+      'Access-Control-Allow-Origin: *',
+      'Access-Control-Max-Age: 600',
+      'Connection: close',
+      'Referrer-Policy: no-referrer',
+      'X-Content-Type-Options: nosniff',
+    ], path);
+    // no body: the answer ends with its head, and the connection with the answer
+    assert.equal(r.body, '', path);
+  }
+
+  // fetch's view of it
+  const res = await fetch(`${broker.base}/events/rooms/${room}`, {
+    method: 'OPTIONS',
+    headers: { Origin: 'http://page.example', 'Access-Control-Request-Method': 'GET', 'Access-Control-Request-Headers': 'authorization' },
+  });
+  assert.equal(res.status, 204);
+  assert.equal(res.headers.get('access-control-allow-methods'), 'GET');
+  assert.equal(res.headers.get('access-control-allow-headers'), 'authorization, last-event-id');
+  assert.equal(res.headers.get('access-control-max-age'), '600');
+  assert.equal(await res.text(), '');
+
+  // HTTP/1.1 keeps the connection: the request behind the preflight is answered on it
+  // (here sent at once, pipelined), and no other answer comes before it
+  const text = await raw(broker.port, PREFLIGHT(`/events/rooms/${room}`) +
+    `GET /events/rooms/${room}?ticket=${tk(room)} HTTP/1.1\r\nHost: b\r\n\r\n`, (t) => t.includes(': connected'));
+  const cut = text.indexOf('\r\n\r\n') + 4;
+  const first = parse(text.slice(0, cut));
+  assert.equal(first.status, 204);
+  assert.equal(first.headers.connection, undefined);
+  const second = parse(text.slice(cut));
+  assert.equal(second.status, 200);
+  assert.equal(second.headers['content-type'], 'text/event-stream; charset=utf-8');
+  assertCors(second.headers);
+
+  // HTTP/1.0, or a preflight with a body, closes after the answer
+  for (const req of [
+    `OPTIONS /events/rooms/${room} HTTP/1.0\r\n\r\n`,
+    `OPTIONS /events/rooms/${room} HTTP/1.1\r\nHost: b\r\nContent-Length: 5\r\n\r\nhello`,
+  ]) {
+    const r = parse(await raw(broker.port, req));
+    assert.equal(r.status, 204, req);
+    assert.equal(r.headers.connection, 'close', req);
+    assert.equal(r.body, '', req);
+  }
+});
+
+test('OPTIONS outside /events/ is not a preflight: 404 with the CORS headers, nothing allowed', async () => {
+  for (const path of ['/', '/api/rooms', '/events', '/eventsx/rooms/a']) {
+    const r = parse(await raw(broker.port, `OPTIONS ${path} HTTP/1.1\r\nHost: b\r\n${ORIGIN}Access-Control-Request-Method: GET\r\n\r\n`));
+    assert.equal(r.status, 404, path);
+    assert.equal(JSON.parse(r.body).error, 'not_found', path);
+    assertCors(r.headers, '*', path);
+    assert.equal(r.headers['access-control-allow-methods'], undefined, path);
+  }
+  // the asterisk form (RFC 9110 §9.3.7) is not taken either
+  const r = parse(await raw(broker.port, 'OPTIONS * HTTP/1.1\r\nHost: b\r\n\r\n'));
+  assert.equal(r.status, 400);
+  assertCors(r.headers);
+});
+
+test('hostile preflights get a clean answer and the broker goes on', async () => {
+  const room = await newRoom();
+  // a request-headers list past the head's bound, in one field and in many
+  let r = parse(await raw(broker.port, PREFLIGHT(`/events/rooms/${room}`,
+    `Access-Control-Request-Headers: ${'x-a,'.repeat(50000)}x\r\n`)));
+  assert.equal(r.status, 431);
+  assert.equal(JSON.parse(r.body).error, 'header_too_large');
+  assertCors(r.headers);
+  const many = Array.from({ length: 100 }, (_, i) => `Access-Control-Request-Headers: h${i}\r\n`).join('');
+  r = parse(await raw(broker.port, PREFLIGHT(`/events/rooms/${room}`, many)));
+  assert.equal(r.status, 431);
+  assertCors(r.headers);
+  // no Host, odd values, control bytes
+  r = parse(await raw(broker.port, `OPTIONS /events/rooms/${room} HTTP/1.1\r\nConnection: close\r\n\r\n`));
+  assert.equal(r.status, 204);
+  r = parse(await raw(broker.port, `OPTIONS /events/rooms/${room} HTTP/1.1\r\nAccess-Control-Request-Method: DELETE\r\n` +
+    'Origin: null\r\nConnection: close\r\n\r\n'));
+  assert.equal(r.status, 204);
+  assert.equal(r.headers['access-control-allow-methods'], 'GET');
+  r = parse(await raw(broker.port, `OPTIONS /events/rooms/${room} HTTP/1.1\r\nOrigin: a\x01b\r\n\r\n`));
+  assert.equal(r.status, 400);
+  assertCors(r.headers);
+  // a head split byte by byte still makes one preflight
+  const s = createConnection(broker.port, '127.0.0.1');
+  await new Promise((resolve) => s.once('connect', resolve));
+  let got = '';
+  s.setEncoding('latin1');
+  s.on('data', (d) => { got += d; });
+  const closed = new Promise((resolve) => s.on('close', resolve));
+  for (const ch of PREFLIGHT(`/events/rooms/${room}`, 'Connection: close\r\n')) {
+    s.write(ch);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  await closed;
+  assert.equal(parse(got).status, 204);
+  // a thousand pipelined preflights: each answered in order while the client reads, then a
+  // last one that closes
+  const n = 1000;
+  const text = await raw(broker.port, PREFLIGHT(`/events/rooms/${room}`).repeat(n) +
+    PREFLIGHT(`/events/rooms/${room}`, 'Connection: close\r\n'));
+  assert.equal(text.split('HTTP/1.1 204 No Content\r\n').length - 1, n + 1);
+  assert.ok(text.endsWith('Connection: close\r\n\r\n'));
+  const h = await (await fetch(`${broker.base}/events/health`)).json();
+  assert.equal(h.status, 'ok');
+});
+
+test('BROKER_ALLOW_ORIGIN narrows every answer to one origin; a value that is not one stops the broker', async () => {
+  const one = await startBroker({
+    redisPort: redis.port, secret: SECRET,
+    env: { BROKER_ALLOW_ORIGIN: 'https://A.example:443', BROKER_MAX_STREAMS: '1' },
+  });
+  try {
+    const room = await newRoom();
+    const held = parse(await raw(one.port, `GET /events/rooms/${room}?ticket=${tk(room)} HTTP/1.1\r\nHost: b\r\n\r\n`,
+      (t) => t.includes(': connected')));
+    // written the way a browser sends its Origin
+    assertCors(held.headers, 'https://a.example', 'SSE');
+    // the broker is full now (raw() dropped the socket: wait until it holds a stream again)
+    const s = createConnection(one.port, '127.0.0.1', () => s.write(`GET /events/rooms/${room}?ticket=${tk(room)} HTTP/1.1\r\nHost: b\r\n\r\n`));
+    s.on('error', () => {});
+    await waitFor(async () => (await (await fetch(`${one.base}/events/health`)).json()).clients === 1, { what: 'one stream held' });
+    const full = await fetch(`${one.base}/events/rooms/${room}?ticket=${tk(room)}`);
+    assert.equal(full.status, 503);
+    assert.equal((await full.json()).error, 'too_many_clients');
+    assert.equal(full.headers.get('access-control-allow-origin'), 'https://a.example');
+    assert.equal(full.headers.get('retry-after'), '1');
+    s.destroy();
+    const pre = parse(await raw(one.port, PREFLIGHT(`/events/rooms/${room}`, 'Connection: close\r\n')));
+    assert.equal(pre.status, 204);
+    assertCors(pre.headers, 'https://a.example', 'preflight');
+    const nf = await fetch(`${one.base}/events/nowhere`);
+    assert.equal(nf.headers.get('access-control-allow-origin'), 'https://a.example');
+  } finally {
+    const r = await stop(one);
+    assert.equal(r.code, 0, one.output);
+  }
+
+  for (const bad of ['https://a.example/', 'a.example', 'https://a.example, https://b.example', 'ftp://a.example', 'https://a.example:0']) {
+    const child = start(BROKER_BIN, [], {
+      env: {
+        ...process.env, BROKER_HOST: '127.0.0.1', BROKER_PORT: String(await freePort()), REDIS_URL: `redis://127.0.0.1:${redis.port}`,
+        JWT_SECRET: SECRET, BROKER_ALLOW_ORIGIN: bad,
+      },
+    });
+    // a broker that took the value would listen: it is stopped instead of hanging the test
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10000);
+    const { code } = await child.exited;
+    clearTimeout(timer);
+    assert.equal(code, 2, `${bad}: ${child.output}`);
+    assert.match(child.output, /BROKER_ALLOW_ORIGIN/, bad);
+    assert.match(child.output, /one origin/, bad);
+    assert.doesNotMatch(child.output, /listening/, bad);
+  }
+});
