@@ -29,6 +29,17 @@ int api_config_load(struct api_config *cfg, char *err, size_t errlen)
 	cfg->database_url = cfg_str("DATABASE_URL", "postgresql:///codecollab");
 	cfg->database_read_url = cfg_str("DATABASE_READ_URL", ""); /* a hot standby, or none */
 	cfg->metrics_file = cfg_str("API_METRICS_FILE", NULL);
+	/* where clients may open their streams straight on the broker (docs/API.md, "Direct
+	 * streams"): checked here, so that a wrong value stops the API with its reason */
+	cfg->stream_origin = cfg_str("STREAM_ORIGIN", "");
+	if (*cfg->stream_origin && strcmp(cfg->stream_origin, "off") != 0 &&
+	    strcmp(cfg->stream_origin, "auto") != 0 && http_origin_check(cfg->stream_origin) < 0) {
+		snprintf(err, errlen,
+			 "STREAM_ORIGIN must be auto, off, or an origin such as "
+			 "http://streams.example.com:8081 (no path), not \"%.80s\"",
+			 cfg->stream_origin);
+		return -1;
+	}
 	/* read in this order; the address limit's default is five times the per-name limit,
 	 * so the table is read in two parts around it */
 	const struct cfg_setting first[] = {
@@ -50,6 +61,7 @@ int api_config_load(struct api_config *cfg, char *err, size_t errlen)
 		{"JOB_USER_BACKLOG_MAX", 20, 1, 10000000, &cfg->job_user_backlog_max},
 		{"JOB_QUEUE_MAX", 2000, 1, 10000000, &cfg->job_queue_max},
 		{"METRICS_PORT", 0, 0, 65535, &cfg->metrics_port},
+		{"BROKER_PORT", 8081, 1, 65535, &cfg->broker_port},
 	};
 	if (cfg_load(rest, sizeof rest / sizeof rest[0], err, (int)errlen) < 0 ||
 	    store_doc_cfg_load(&cfg->doc, err, (int)errlen) < 0)

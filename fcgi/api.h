@@ -34,6 +34,8 @@ struct api_config {
 	long job_queue_max;          /* JOB_QUEUE_MAX: jobs waiting in all lines */
 	long metrics_port;           /* METRICS_PORT: GET /metrics answers there only; 0 none */
 	const char *metrics_file;    /* API_METRICS_FILE: the processes' shared counters */
+	const char *stream_origin;   /* STREAM_ORIGIN: "auto", an origin, or "" / "off" */
+	long broker_port;            /* BROKER_PORT: the broker's port, for "auto" */
 };
 
 #define API_MAX_PARAMS 4

@@ -383,6 +383,20 @@ void h_me(struct api_ctx *c)
 	api_json(c, 200, o);
 }
 
+/* GET /api/streams: where this client may open its streams straight on the broker
+ * (docs/API.md, "Direct streams"); null: on the front door's /events/ */
+void h_streams(struct api_ctx *c)
+{
+	char origin[HTTP_ORIGIN_MAX];
+	cJSON *o = cJSON_CreateObject();
+	if (http_stream_origin(c->cfg->stream_origin, c->cfg->broker_port, c->req->host,
+			       c->req->https, origin, sizeof origin))
+		cJSON_AddStringToObject(o, "origin", origin);
+	else
+		cJSON_AddNullToObject(o, "origin");
+	api_json(c, 200, o);
+}
+
 void h_health(struct api_ctx *c)
 {
 	int pg = 0, rs = 0;

@@ -427,6 +427,10 @@ void h_stream_ticket(struct api_ctx *c)
 	cJSON_AddStringToObject(o, "ticket", tok);
 	cJSON_AddNumberToObject(o, "expires_in", (double)c->cfg->ticket_ttl_s);
 	free(tok);
+	char origin[HTTP_ORIGIN_MAX];
+	if (http_stream_origin(c->cfg->stream_origin, c->cfg->broker_port, c->req->host,
+			       c->req->https, origin, sizeof origin))
+		cJSON_AddStringToObject(o, "stream_origin", origin);
 	api_json(c, 200, o);
 }
 

@@ -7,6 +7,7 @@
 #include "store_room.h"
 
 void h_health(struct api_ctx *c);
+void h_streams(struct api_ctx *c);
 /* GET /metrics (api_metrics.c): only on the web server's METRICS_PORT, 404 elsewhere */
 void h_metrics(struct api_ctx *c);
 void h_register(struct api_ctx *c);

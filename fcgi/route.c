@@ -12,6 +12,7 @@ struct route {
 
 static const struct route routes[] = {
 	{"GET", "/api/health", h_health},
+	{"GET", "/api/streams", h_streams},
 	{"POST", "/api/auth/register", h_register},
 	{"POST", "/api/auth/login", h_login},
 	{"GET", "/api/auth/me", h_me},

@@ -35,6 +35,8 @@ BUILD=${BUILD:-release}
 export CC_BIN=${CC_BIN:-$ROOT/build/$BUILD/bin}
 export PORT=${PORT:-8080}
 export CC_BIND=${CC_BIND:-0.0.0.0}
+# streams reach the brokers through HAProxy (its /events/ route): no direct origin for clients
+export STREAM_ORIGIN=off
 CLUSTER_PORT_BASE=${CLUSTER_PORT_BASE:-$((PORT + 1))}
 CLUSTER_WEB_NODES=${CLUSTER_WEB_NODES:-2}
 CLUSTER_BROKERS=${CLUSTER_BROKERS:-2}

@@ -268,6 +268,43 @@ if [ -n "${TLS_CERT:-}${TLS_KEY:-}" ]; then
     fi
   } >"$CC_VAR/run/tls.conf"
 fi
+# --- Direct streams (docs/OPERATIONS.md, "Direct streams") -------------------------------
+# STREAM_ORIGIN=auto (the default with lighttpd): the API tells clients that came over plain
+# HTTP to open their streams at http://<the host they used>:BROKER_PORT, so the broker listens
+# on CC_BIND, and the page's Content-Security-Policy lets it connect there (run/csp.conf,
+# which lighttpd.conf includes). An origin: that one (a TLS terminator in front of the broker,
+# say). off (the default with Apache, whose site has its own policy): streams stay on the
+# front door's /events/.
+export STREAM_ORIGIN=${STREAM_ORIGIN:-$([ "$WEB" = apache ] && echo off || echo auto)}
+origin_re='^https?://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*)(:[0-9]{1,5})?$'
+case "$STREAM_ORIGIN" in
+  off) stream_src="" ;;
+  auto) stream_src="http://*:$BROKER_PORT ws://*:$BROKER_PORT" ;;
+  *)
+    [[ "$STREAM_ORIGIN" =~ $origin_re ]] ||
+      die "STREAM_ORIGIN must be auto, off, or an origin such as http://streams.example.com:8081 with no path (got '$STREAM_ORIGIN')"
+    stream_src="$STREAM_ORIGIN ${STREAM_ORIGIN/#http/ws}" ;;
+esac
+: >"$CC_VAR/run/csp.conf"
+if [ -n "$stream_src" ]; then
+  export BROKER_HOST=${BROKER_HOST:-$CC_BIND}
+  csp=$(sed -n 's/^ *"Content-Security-Policy" => "\(.*\)",$/\1/p' "$ROOT/lighttpd.conf" | head -n 1)
+  [[ "$csp" == *"connect-src 'self'"* ]] || die "no connect-src 'self' in lighttpd.conf's Content-Security-Policy"
+  csp=${csp/"connect-src 'self'"/"connect-src 'self' $stream_src"}
+  headers() { # scheme, extra header line
+    printf '$HTTP["scheme"] == "%s" {\n  setenv.set-response-header = (\n' "$1"
+    printf '    "Content-Security-Policy" => "%s",\n' "$csp"
+    printf '    "X-Content-Type-Options" => "nosniff",\n    "Referrer-Policy" => "no-referrer",\n'
+    printf '    "X-Frame-Options" => "DENY",\n%s  )\n}\n' "$2"
+  }
+  headers http "" >"$CC_VAR/run/csp.conf"
+  # a page served over TLS can only use a TLS origin: one given by name
+  if [ "$STREAM_ORIGIN" != auto ]; then
+    headers https $'    "Strict-Transport-Security" => "max-age=31536000; includeSubDomains",\n' \
+      >>"$CC_VAR/run/csp.conf"
+  fi
+fi
+
 # lighttpd's metrics listener (lighttpd.conf includes run/metrics.conf): plain HTTP on
 # METRICS_HOST:METRICS_PORT, where /metrics reaches the API and nothing else is served.
 : >"$CC_VAR/run/metrics.conf"

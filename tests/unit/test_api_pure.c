@@ -155,6 +155,76 @@ static void test_http(void)
 	http_resp_free(&r);
 }
 
+/* STREAM_ORIGIN and the Host header: what the API answers as a stream origin */
+static void test_stream_origin(void)
+{
+	CHECK(http_origin_check("http://localhost:8081") == 0);
+	CHECK(http_origin_check("https://streams.example.com") == 0);
+	CHECK(http_origin_check("http://[::1]:8081") == 0);
+	CHECK(http_origin_check("http://10.0.0.5:1") == 0);
+	CHECK(http_origin_check("https://a-b.c:65535") == 0);
+	CHECK(http_origin_check("http://localhost:8081/") == -1);      /* a path */
+	CHECK(http_origin_check("http://localhost:8081/events") == -1);
+	CHECK(http_origin_check("ftp://localhost") == -1);
+	CHECK(http_origin_check("localhost:8081") == -1);              /* no scheme */
+	CHECK(http_origin_check("http://") == -1);
+	CHECK(http_origin_check("http://:80") == -1);
+	CHECK(http_origin_check("http://host:0") == -1);
+	CHECK(http_origin_check("http://host:65536") == -1);
+	CHECK(http_origin_check("http://host:123456") == -1);
+	CHECK(http_origin_check("http://host:") == -1);
+	CHECK(http_origin_check("http://host:80x") == -1);
+	CHECK(http_origin_check("http://user@host") == -1);
+	CHECK(http_origin_check("http://ho st") == -1);
+	CHECK(http_origin_check("http://host\r\nX: y") == -1);       /* header splitting */
+	CHECK(http_origin_check("http://\"><script>") == -1);
+	CHECK(http_origin_check("http://-host") == -1);
+	CHECK(http_origin_check("http://[::1") == -1);
+	CHECK(http_origin_check("http://[zz]:80") == -1);
+	CHECK(http_origin_check("http://[::1]x") == -1);
+	CHECK(http_origin_check(NULL) == -1);
+	char big[400];
+	memset(big, 'a', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	memcpy(big, "http://", 7);
+	CHECK(http_origin_check(big) == -1); /* oversized */
+
+	char name[HTTP_ORIGIN_MAX];
+	CHECK(http_host_name("example.com:8080", name, sizeof name) == 0);
+	CHECK_STR(name, "example.com");
+	CHECK(http_host_name("localhost", name, sizeof name) == 0);
+	CHECK_STR(name, "localhost");
+	CHECK(http_host_name("[::1]:8080", name, sizeof name) == 0);
+	CHECK_STR(name, "[::1]");
+	CHECK(http_host_name("", name, sizeof name) == -1);
+	CHECK(http_host_name(NULL, name, sizeof name) == -1);
+	CHECK(http_host_name("evil.com/x", name, sizeof name) == -1);
+	CHECK(http_host_name("a b", name, sizeof name) == -1);
+	CHECK(http_host_name("host:99999", name, sizeof name) == -1);
+	CHECK(http_host_name("host:80:80", name, sizeof name) == -1);
+	CHECK(http_host_name("example.com", name, 4) == -1); /* does not fit */
+	CHECK(http_host_name(big + 7, name, sizeof name) == -1);
+
+	char o[HTTP_ORIGIN_MAX];
+	CHECK(http_stream_origin("auto", 8081, "localhost:8080", 0, o, sizeof o) == 1);
+	CHECK_STR(o, "http://localhost:8081");
+	CHECK(http_stream_origin("auto", 9000, "[::1]:8080", 0, o, sizeof o) == 1);
+	CHECK_STR(o, "http://[::1]:9000");
+	CHECK(http_stream_origin("auto", 8081, "localhost:8443", 1, o, sizeof o) == 0); /* TLS */
+	CHECK(http_stream_origin("auto", 8081, "", 0, o, sizeof o) == 0);              /* no Host */
+	CHECK(http_stream_origin("auto", 8081, "x\r\ny", 0, o, sizeof o) == 0);
+	CHECK(http_stream_origin("auto", 0, "localhost", 0, o, sizeof o) == 0);
+	CHECK(http_stream_origin("https://s.example.com", 8081, "localhost", 1, o, sizeof o) == 1);
+	CHECK_STR(o, "https://s.example.com");
+	CHECK(http_stream_origin("http://s.example.com:81", 8081, "", 0, o, sizeof o) == 1);
+	CHECK_STR(o, "http://s.example.com:81");
+	CHECK(http_stream_origin("off", 8081, "localhost", 0, o, sizeof o) == 0);
+	CHECK(http_stream_origin("", 8081, "localhost", 0, o, sizeof o) == 0);
+	CHECK(http_stream_origin(NULL, 8081, "localhost", 0, o, sizeof o) == 0);
+	CHECK(http_stream_origin("http://x/y", 8081, "localhost", 0, o, sizeof o) == 0);
+	CHECK(http_stream_origin("auto", 8081, "localhost", 0, o, 10) == 0); /* does not fit */
+}
+
 static void test_lang(void)
 {
 	CHECK_STR(lang_canonical("cpp"), "c++");
@@ -263,6 +333,7 @@ int main(void)
 	test_username_key();
 	test_valid();
 	test_http();
+	test_stream_origin();
 	test_lang();
 	test_rds_url();
 	test_cfg();
