@@ -126,9 +126,10 @@ export class RoomStream {
       this.o.onFatal(status);
       return;
     }
-    // a failure of the stream itself at the direct origin (not of the API's ticket)
+    // a failure of the stream itself at the direct origin (not of the API's ticket) before it
+    // ever worked: a long-poll "open" by standing a moment has worked once it was answered
     const direct = Boolean(c.origin) && c.started && status !== 'ticket' && status !== 'network';
-    if (direct && !wasOpen) directFailed(status === 'blocked');
+    if (direct && !c.proven) directFailed(status === 'blocked');
     if (!wasOpen) {
       this.failures += 1;
       // a transport that never worked here is given up for the next one (not for a failure
@@ -164,13 +165,20 @@ export class RoomStream {
     this.networkFailures = 0;
     this.kindFailures = 0;
     this.everOpened[c.kind] = true;
+    if (c.kind !== 'poll') this.routeWorks(c);
+    this.setState('connected');
+    if (this.o.onRoute) this.o.onRoute(c.origin ? 'direct' : 'front');
+    this.o.onOpen(c.kind, resumed);
+  }
+
+  // The stream has shown that its route works (an answer read at the origin).
+  routeWorks(c) {
+    if (c.proven) return;
+    c.proven = true;
     if (c.origin) {
       this.directEverOpened = true;
       directOpened();
     }
-    this.setState('connected');
-    if (this.o.onRoute) this.o.onRoute(c.origin ? 'direct' : 'front');
-    this.o.onOpen(c.kind, resumed);
   }
 
   // One event from any transport; data may be JSON text or already parsed.
@@ -302,6 +310,7 @@ export class RoomStream {
         return;
       }
       if (!c.open) this.opened(c);
+      this.routeWorks(c);
       for (const ev of body.events || []) this.deliver(ev.type, ev.id, ev.data);
       if (body.last_event_id) since = body.last_event_id;
       else if (this.lastId) since = this.lastId;
