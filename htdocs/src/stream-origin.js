@@ -19,7 +19,8 @@ export function checkOrigin(value, pageOrigin) {
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') return null;
   if (u.username || u.password || u.search || u.hash || (u.pathname !== '/' && u.pathname !== '')) return null;
-  if (!/^https?:\/\/[^/?#@]+\/?$/.test(value)) return null; // nothing the parser tidied away
+  // a host name or a bracketed IPv6 address and a port, nothing the parser would tidy away
+  if (!/^https?:\/\/[A-Za-z0-9.\-[\]:]+\/?$/i.test(value)) return null;
   let page = null;
   try {
     page = new URL(pageOrigin);
