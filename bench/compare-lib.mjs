@@ -159,6 +159,7 @@ export const SYSTEMS = [
   ['ours', 'ours'],
   ['nchan', 'Nchan'],
   ['socketio', 'Socket.IO'],
+  ['front', 'ours via lighttpd'],
 ];
 
 const kib = (bytes) => (Number.isFinite(bytes) ? `${(bytes / 1024).toFixed(1)} KiB` : 'n/a');
@@ -176,17 +177,22 @@ function latCell(r) {
 export function table(results) {
   const sizes = [...new Set(results.map((r) => r.n))].sort((a, b) => a - b);
   const get = (sys, n) => results.find((r) => r.system === sys && r.n === n);
+  // ours through the front door's proxy: a column of its own, only when it was run
+  const front = results.some((r) => r.system === 'front');
   const lines = [
-    '| N | ours p50 / p99 ms | Nchan p50 / p99 ms | Socket.IO p50 / p99 ms | received (ours; Nchan; Socket.IO) | ours / Nchan p50; p99 | memory per stream (ours; Nchan; Socket.IO) |',
-    '|---|---|---|---|---|---|---|',
+    '| N | ours p50 / p99 ms | Nchan p50 / p99 ms | Socket.IO p50 / p99 ms | received (ours; Nchan; Socket.IO) | ours / Nchan p50; p99 | memory per stream (ours; Nchan; Socket.IO) |' +
+      (front ? ' ours via lighttpd: p50 / p99 ms; received; memory per stream |' : ''),
+    '|---|---|---|---|---|---|---|' + (front ? '---|' : ''),
   ];
   for (const n of sizes) {
-    const [o, c, s] = SYSTEMS.map(([k]) => get(k, n));
+    const [o, c, s, f] = SYSTEMS.map(([k]) => get(k, n));
     const recv = [o, c, s].map((r) => (r && !r.error ? `${r.received}/${r.expected}` : r ? `${r.received ?? 0}/${r.expected ?? '?'}` : '—')).join('; ');
     const ok = (r) => r && !r.error;
     const rat = ok(o) && ok(c) ? `${ratio(o.p50, c.p50)}; ${ratio(o.p99, c.p99)}` : 'n/a';
     const mem = [o, c, s].map((r) => (r ? kib(r.perStreamBytes) : '—')).join('; ');
-    lines.push(`| ${n.toLocaleString('en-US')} | ${latCell(o)} | ${latCell(c)} | ${latCell(s)} | ${recv} | ${rat} | ${mem} |`);
+    const fcell = !front ? '' : !f ? ' not run |'
+      : ` ${latCell(f)}; ${f.received ?? 0}/${f.expected ?? '?'}; ${f.error ? 'n/a' : kib(f.perStreamBytes)} |`;
+    lines.push(`| ${n.toLocaleString('en-US')} | ${latCell(o)} | ${latCell(c)} | ${latCell(s)} | ${recv} | ${rat} | ${mem} |${fcell}`);
   }
   return lines.join('\n');
 }

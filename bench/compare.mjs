@@ -14,8 +14,11 @@
 // writers); a send more than 10 ms behind the grid (this process too busy) is counted. The
 // systems run one after the other; the others sit idle.
 //   ours:      POST /api/rooms/{id}/operations through the URL `make run` prints (lighttpd,
-//              FastCGI API, OT commit and SPUBLISH in Redis, broker), subscribers
-//              GET /events/rooms/{id}?ticket=T through lighttpd at every N
+//              FastCGI API, OT commit and SPUBLISH in Redis, broker); the subscribers ask
+//              that URL where to stream (GET /api/streams: the broker's own port, "direct
+//              streams") and GET /events/rooms/{id}?ticket=T there, as the browser client does
+//   front:     ours with the subscribers on the front door's /events/ (lighttpd's proxy hop),
+//              the route of clients that are told no origin; a column of its own
 //   Nchan:     POST /pub?c=CH to nginx, subscribers GET /sub?c=CH as EventSource, Redis-backed
 //   Socket.IO: POST /publish to the node server (bench/compare-socketio.mjs), which emits to
 //              the room through the Redis adapter; subscribers are engine.io WebSockets
@@ -27,7 +30,7 @@
 //
 //   BENCH_COMPARE_N            sizes (default "1000 5000 10000")
 //   BENCH_COMPARE_EVENTS       M (default 50, and 20 above N = 5,000)
-//   BENCH_COMPARE_SYSTEMS      which of "ours nchan socketio" (default all three)
+//   BENCH_COMPARE_SYSTEMS      which of "ours nchan socketio front" (default all four)
 //   BENCH_COMPARE_CONCURRENCY  connections being opened at once (default 200)
 //   BENCH_COMPARE_OUT          where the raw results go as JSON (default /tmp/...)
 //   BENCH_COMPARE_PER_PROCESS  ours only: above this N (default 15000, under a process's
@@ -49,14 +52,14 @@ import { splitPool } from './subpool.mjs';
 
 const words = (s) => (s || '').trim().split(/[\s,]+/).filter(Boolean);
 const sizes = words(process.env.BENCH_COMPARE_N || '1000 5000 10000').map(Number).filter((n) => n > 0);
-const systems = words(process.env.BENCH_COMPARE_SYSTEMS || 'ours nchan socketio');
+const systems = words(process.env.BENCH_COMPARE_SYSTEMS || 'ours nchan socketio front');
 const CONC = Number(process.env.BENCH_COMPARE_CONCURRENCY || 200);
 const CONNECT_TIMEOUT = Number(process.env.BENCH_COMPARE_CONNECT_TIMEOUT_MS || 10000);
 const PER_PROCESS = Number(process.env.BENCH_COMPARE_PER_PROCESS || 15000);
 const out = process.env.BENCH_COMPARE_OUT ||
   `/tmp/codecollab-bench-compare-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
 for (const s of systems) {
-  if (!SYSTEMS.some(([k]) => k === s)) { console.error(`unknown system ${s} (ours nchan socketio)`); process.exit(2); }
+  if (!SYSTEMS.some(([k]) => k === s)) { console.error(`unknown system ${s} (ours nchan socketio front)`); process.exit(2); }
 }
 
 const withTimeout = (p, ms, what) => Promise.race([p, new Promise((_, rej) =>
@@ -87,12 +90,22 @@ const markerRe = /"client_id":"m(\d+)"/;
 
 // ---- the three systems: how to subscribe, how to send, which processes are on the path ----
 
-async function ours() {
+// route 'direct': the subscribers open their streams where the API tells clients to
+// (GET /api/streams: the broker's own port under make run, docs/API.md "Direct streams"), as
+// the browser client does; 'front': on the front door's /events/, through lighttpd's proxy.
+async function oursVia(route) {
   const base = new URL(process.env.BASE_URL);
   const writer = await newUser('cmpw');
   const reader = await newUser('cmpr');
+  let streams = base;
+  if (route === 'direct') {
+    const { origin } = await must('GET', '/api/streams');
+    if (!origin) throw new Error('the stack names no stream origin (STREAM_ORIGIN is off): run BENCH_COMPARE_SYSTEMS with front instead of ours');
+    streams = new URL(origin);
+  }
+  const host = streams.hostname, port = Number(streams.port || 80);
   return {
-    label: 'ours (lighttpd → broker)',
+    label: route === 'direct' ? `ours (direct to the broker at ${streams.host}, told by the front door)` : 'ours (lighttpd → broker)',
     procs: () => { const p = stackProcs(); return { lighttpd: p.lighttpd, broker: p.broker }; },
     async channel() {
       const room = await newRoom(writer.token);
@@ -102,12 +115,12 @@ async function ours() {
       let revision = 0;
       return {
         // for subscribers in child processes (splitPool)
-        sse: { host: base.hostname, port: Number(base.port || 80), ticket,
+        sse: { host, port, ticket,
           path: `/events/rooms/${room.id}?ticket={ticket}` },
         open: (onEvent) => withTimeout((async () => {
           const t = await ticket();
           return sseConnect({
-            host: base.hostname, port: Number(base.port || 80),
+            host, port,
             path: `/events/rooms/${room.id}?ticket=${encodeURIComponent(t)}`,
             onEvent: (block, at) => { if (block.includes('event: operation')) onEvent(block, at); },
             timeoutMs: CONNECT_TIMEOUT,
@@ -160,7 +173,7 @@ async function socketio() {
   };
 }
 
-const makers = { ours, nchan, socketio };
+const makers = { ours: () => oursVia('direct'), front: () => oursVia('front'), nchan, socketio };
 
 // ---- one run ------------------------------------------------------------------------------
 
@@ -186,10 +199,12 @@ async function runOne(key, sys, n) {
   const ch = await sys.channel(n);
   const procs = sys.procs();
   if (!Object.values(procs).flat().length) throw new Error('no process of it found');
-  if (!baseline[key] && sys.beforeRss) await sys.beforeRss();
-  baselineByRole[key] ??= rssByRole(procs);
-  baseline[key] ??= Object.values(baselineByRole[key]).reduce((a, b) => a + b, 0);
-  const log0 = key === 'ours' ? logLength() : 0;
+  // both of our routes are one stack: the RSS before its first stream of either
+  const bkey = key === 'front' ? 'ours' : key;
+  if (!baseline[bkey] && sys.beforeRss) await sys.beforeRss();
+  baselineByRole[bkey] ??= rssByRole(procs);
+  baseline[bkey] ??= Object.values(baselineByRole[bkey]).reduce((a, b) => a + b, 0);
+  const log0 = key === 'ours' || key === 'front' ? logLength() : 0;
 
   const sent = new Float64Array(M).fill(NaN);
   const lat = [];
@@ -215,7 +230,7 @@ async function runOne(key, sys, n) {
     await close();
     r.error = `${pool.socks.length.toLocaleString('en-US')} of ${n.toLocaleString('en-US')} streams opened ` +
       `(${pool.failed} attempts failed, giving up after ${CONC}; first: ${pool.firstError})` +
-      (key === 'ours' ? lighttpdLimits(log0) : '');
+      (key === 'ours' || key === 'front' ? lighttpdLimits(log0) : '');
     return r;
   }
   await sleep(1000);
@@ -223,10 +238,10 @@ async function runOne(key, sys, n) {
   const procs1 = sys.procs();
   r.rssByRoleKiB = rssByRole(procs1);
   r.rssIdleKiB = Object.values(r.rssByRoleKiB).reduce((a, b) => a + b, 0);
-  r.rssBaseKiB = baseline[key];
-  r.perStreamBytes = ((r.rssIdleKiB - baseline[key]) * 1024) / n;
+  r.rssBaseKiB = baseline[bkey];
+  r.perStreamBytes = ((r.rssIdleKiB - baseline[bkey]) * 1024) / n;
   r.perStreamByRoleBytes = Object.fromEntries(Object.entries(r.rssByRoleKiB).map(([k, v]) =>
-    [k, ((v - (baselineByRole[key][k] ?? v)) * 1024) / n]));
+    [k, ((v - (baselineByRole[bkey][k] ?? v)) * 1024) / n]));
 
   const sysCpu0 = cpuOf(procs1), cpu0 = process.cpuUsage();
   const kidsCpu1 = split ? pool.cpuS() : 0;

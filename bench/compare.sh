@@ -82,7 +82,7 @@ redis() { # name: starts a throwaway redis-server on port $redis_port
   pids+=($!)
   wait_port "$redis_port" "redis-server ($1)"
 }
-want_sys() { [[ " ${BENCH_COMPARE_SYSTEMS:-ours nchan socketio} " == *" $1 "* ]]; }
+want_sys() { [[ " ${BENCH_COMPARE_SYSTEMS:-ours nchan socketio front} " == *" $1 "* ]]; }
 
 echo "machine: $(nproc) cores;$(uptime | sed 's/.*load average/ load average/')"
 
@@ -143,7 +143,7 @@ if want_sys socketio; then
 fi
 
 # ---- ours ------------------------------------------------------------------------------
-if want_sys ours; then
+if want_sys ours || want_sys front; then
   export REGISTER_RATE_LIMIT=${REGISTER_RATE_LIMIT:-100000}
   stack_up release
   echo "ours: release stack on $BASE_URL (lighttpd), broker on $BROKER_PORT"

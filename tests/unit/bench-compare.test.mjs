@@ -95,4 +95,18 @@ test('the table has one row per N with each system, the ratio and failures spell
   assert.equal(rows.length, 4);
   assert.match(rows[2], /^\| 1,000 \| 20\.0 \/ 40\.0 \| 10\.0 \/ 20\.0 \| 12\.5 \/ 30\.0 \| 50000\/50000; 50000\/50000; 49999\/50000 \| 2\.00×; 2\.00× \| 4\.0 KiB; 2\.0 KiB; 10\.0 KiB \|$/);
   assert.match(rows[3], /^\| 10,000 \| \*\*failed\*\*: 8,000 of 10,000 streams opened \| 80\.0 \/ 200 \| not run \| 0\/200000; 200000\/200000; — \| n\/a \|/);
+  assert.ok(!rows[0].includes('via lighttpd'), 'no column for a route that was not run');
+});
+
+test('ours through lighttpd gets a column of its own when it was run', () => {
+  const rows = table([
+    { system: 'ours', n: 1000, p50: 5, p99: 10, received: 50000, expected: 50000, perStreamBytes: 2048 },
+    { system: 'nchan', n: 1000, p50: 10, p99: 20, received: 50000, expected: 50000, perStreamBytes: 10240 },
+    { system: 'front', n: 1000, p50: 15, p99: 33, received: 50000, expected: 50000, perStreamBytes: 12288 },
+    { system: 'ours', n: 5000, p50: 40, p99: 90, received: 250000, expected: 250000, perStreamBytes: 2048 },
+  ]).split('\n');
+  assert.match(rows[0], /\| ours via lighttpd: p50 \/ p99 ms; received; memory per stream \|$/);
+  assert.equal(rows[1].split('|').length, rows[0].split('|').length);
+  assert.match(rows[2], /^\| 1,000 \| 5\.00 \/ 10\.0 \| 10\.0 \/ 20\.0 \| not run \| .* \| 0\.50×; 0\.50× \| .* \| 15\.0 \/ 33\.0; 50000\/50000; 12\.0 KiB \|$/);
+  assert.match(rows[3], /\| not run \|$/);
 });
