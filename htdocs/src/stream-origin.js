@@ -44,6 +44,19 @@ export function wsOrigin(origin, pageLocation) {
   return `${pageLocation.protocol === 'https:' ? 'wss:' : 'ws:'}//${pageLocation.host}`;
 }
 
+// Whether the broker is away, as the front door sees it (`GET /events/health` through it,
+// with the `fetch` given): its proxy answering that the broker is down (502, 503, 504), or no
+// answer at all (nothing of the site can be reached). A failure at the direct origin then
+// says nothing about that route. Any other answer means the broker is there.
+export async function brokerAway(fetchFn) {
+  try {
+    const r = await fetchFn('/events/health', { cache: 'no-store' });
+    return r.status === 502 || r.status === 503 || r.status === 504;
+  } catch {
+    return true;
+  }
+}
+
 // Whether an address (a CSP report's blocked URI, say) is at `origin`'s host and port,
 // whatever its scheme (ws: for http:, wss: for https:).
 export function atOrigin(address, origin) {

@@ -3,17 +3,19 @@
 // stream ticket's `stream_origin`), or through the front door (the page's own origin).
 //
 // The front door is taken from then on, for this page, when the direct route cannot be
-// had: two stream attempts in a row at the origin that never opened, the browser refusing
-// it by the page's Content-Security-Policy, or the shared worker saying it gave up on it.
-// Listeners (the shared stream, to tell its worker) hear of that once.
+// had: two stream attempts in a row at the origin that never opened while the broker
+// answered through the front door, the browser refusing it by the page's
+// Content-Security-Policy, or the shared worker saying it gave up on it. Listeners (the
+// shared stream, to tell its worker) hear of that once.
 import { request } from './api.js';
-import { atOrigin, checkOrigin } from './stream-origin.js';
+import { atOrigin, brokerAway, checkOrigin } from './stream-origin.js';
 
 const DIRECT_FAILURES_MAX = 2;
 
 let origin = null;
 let front = false;
 let failures = 0;
+let generation = 0; // a stream that opened makes earlier failures' checks moot
 let asked = null;
 const listeners = new Set();
 
@@ -67,13 +69,24 @@ export function useFrontDoor() {
 // A stream at the direct origin opened: failures before it no longer count.
 export function directOpened() {
   failures = 0;
+  generation += 1;
 }
 
 // A stream at the direct origin failed before it ever opened; `blocked`: the browser
-// refused it outright (CSP), which no retry changes.
-export function directFailed(blocked) {
+// refused it outright (CSP), which no retry changes. Otherwise it counts only when the
+// broker is there behind the front door: a broker restarting fails both routes alike, and
+// the streams come back straight to it afterwards.
+export async function directFailed(blocked) {
+  if (front) return;
+  if (blocked) {
+    useFrontDoor();
+    return;
+  }
+  const gen = generation;
+  if (await brokerAway(fetch.bind(globalThis))) return;
+  if (gen !== generation || front) return;
   failures += 1;
-  if (blocked || failures >= DIRECT_FAILURES_MAX) useFrontDoor();
+  if (failures >= DIRECT_FAILURES_MAX) useFrontDoor();
 }
 
 // A connection the page's policy refused (connect-src without the stream origin: a front

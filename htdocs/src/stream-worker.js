@@ -22,7 +22,7 @@
 //   the connection that carries the rooms took goes to the tabs ('route').
 //
 // Bundled on its own into /dist/stream-worker.js (Makefile, "client").
-import { atOrigin, checkOrigin } from './stream-origin.js';
+import { atOrigin, brokerAway, checkOrigin } from './stream-origin.js';
 
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 8000;
@@ -50,6 +50,7 @@ let origin = null; // the broker's own origin, as the tabs know it
 let front = false; // the direct route was given up: the site's own origin from now on
 let directFailures = 0;
 let directWorked = false;
+let directGeneration = 0; // a connection that opened makes earlier failures' checks moot
 
 // Event ids are Redis stream ids, "<ms>-<seq>".
 function compareIds(a, b) {
@@ -178,9 +179,9 @@ function lost(c, status) {
   if (c.origin && !wasOpen && status !== 401 && status !== 403) {
     // the direct route did not answer as the broker would (refused, unreachable, blocked by
     // the policy, a stranger's answer): not the server being down, nor a server without the
-    // stream of several rooms; after the second such failure the site's own origin it is
-    directFailures += 1;
-    if (directFailures >= DIRECT_FAILURES_MAX) useFrontDoor();
+    // stream of several rooms; after the second such failure while the broker answers
+    // through the front door, the site's own origin it is
+    directFailed();
     status = 'dropped';
   }
   if (status === 404 || status === 405 || status === 400) {
@@ -204,6 +205,15 @@ function lost(c, status) {
   networkFailures = status === 'network' ? networkFailures + 1 : 0;
   if (!(current && current.open)) setState(networkFailures >= UNREACHABLE_AFTER_FAILURES ? 'unreachable' : 'reconnecting');
   schedule();
+}
+
+// Counts a direct failure unless the broker is away (a restart fails both routes alike).
+async function directFailed() {
+  const gen = directGeneration;
+  if (await brokerAway(fetch.bind(self))) return;
+  if (gen !== directGeneration || front) return;
+  directFailures += 1;
+  if (directFailures >= DIRECT_FAILURES_MAX) useFrontDoor();
 }
 
 // The direct route is given up for the worker's life, and every tab hears of it.
@@ -241,6 +251,7 @@ function openConn(rooms) {
       clearTimeout(c.openTimer);
       if (c.origin) {
         directFailures = 0;
+        directGeneration += 1;
         directWorked = true;
       }
       c.watch = setInterval(() => {

@@ -35,8 +35,8 @@ after(async () => {
   for (const d of doors) await d.stop();
 });
 
-async function door(env, csp) {
-  const d = await startFrontDoor({ env, csp });
+async function door(env, csp, broker) {
+  const d = await startFrontDoor({ env, csp, broker });
   doors.push(d);
   return d;
 }
@@ -193,6 +193,42 @@ for (const kind of KINDS) {
       }
       await editsFlow(d.base, two, kind);
       assert.deepEqual(problems([two.A, two.B], origin), [], 'no console errors but the refusals by the policy');
+    } finally {
+      await close(two.A, two.B);
+    }
+  });
+}
+
+for (const kind of ['shared', 'sse']) {
+  test(`[${NEEDS_API}] the broker restarts under direct ${kind} streams: they come back straight to it, nothing lost`, async () => {
+    const d = await door({ STREAM_ORIGIN: 'auto' }, 'stream-origin', 'own');
+    const origin = `http://127.0.0.1:${d.brokerPort}`;
+    assert.equal(await streamOrigin(d.base), origin, 'the front door names its broker');
+    const two = await pair(d.base, kind);
+    try {
+      for (const p of [two.A, two.B]) assert.equal(await route(p), 'direct');
+      await editsFlow(d.base, two, 'before');
+      await d.killBroker();
+      for (const p of [two.A, two.B]) {
+        await p.page.waitForSelector('[data-role="connection"][data-state="reconnecting"]', { timeout: 15000 });
+      }
+      // typed while the broker is away: the operations reach the API meanwhile
+      await two.A.page.keyboard.press('Control+Home');
+      await two.A.page.keyboard.press('End');
+      await two.A.page.keyboard.type(' away');
+      await d.startBroker();
+      for (const p of [two.A, two.B]) {
+        await p.page.waitForSelector('[data-role="connection"][data-state="connected"]', { timeout: 20000 });
+        // a broker restart fails the front door's /events/ alike: not the direct route's fault
+        assert.equal(await route(p), 'direct');
+      }
+      await two.B.page.keyboard.press('Control+End');
+      await two.B.page.keyboard.type(' back');
+      const doc = await converged(d.base, [two.A, two.B], two.roomId);
+      assert.equal(doc.content, '# ann before away\n# bob before back');
+      // the outage's own noise: the refused connections, the proxy's 502s for /events/health
+      const outage = (m) => m.includes(new URL(origin).host) || /events\/health|status of 50[234]/.test(m);
+      assert.deepEqual(problems([two.A, two.B]).filter((m) => !outage(m)), [], 'no console errors but the outage\'s');
     } finally {
       await close(two.A, two.B);
     }

@@ -9,6 +9,10 @@
 //   ... door.base ...
 //   await door.stop();
 //
+// broker: 'stack' (the default) sends /events/ to the stack's broker; 'own' starts a broker
+// for this front door alone (on a port of its own, BROKER_PORT for its API too), which
+// door.killBroker() and door.startBroker() stop (SIGKILL) and start again on that port.
+//
 // csp: 'stream-origin' writes run/csp.conf as scripts/run.sh does for such a value (the
 // page may connect to the origin: a refusal there is the network's); 'self' writes none,
 // so the page's policy is lighttpd.conf's own, which allows only the page's origin (as a
@@ -60,7 +64,7 @@ function cspConf(sources) {
 async function until(what, check, child, timeout = 20000) {
   const end = Date.now() + timeout;
   while (Date.now() < end) {
-    if (child.exitCode !== null) throw new Error(`${what}: lighttpd exited (${child.exitCode}): ${child.log}`);
+    if (child.exitCode !== null) throw new Error(`${what}: it exited (${child.exitCode}): ${child.log}`);
     try {
       if (await check()) return;
     } catch { /* not yet */ }
@@ -69,7 +73,27 @@ async function until(what, check, child, timeout = 20000) {
   throw new Error(`timed out waiting for ${what}: ${child.log}`);
 }
 
-export async function startFrontDoor({ env: extra = {}, csp = 'self' } = {}) {
+function startChild(cmd, args, env) {
+  const child = spawn(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  child.log = '';
+  child.stderr.on('data', (d) => { child.log = (child.log + d).slice(-8192); });
+  child.done = new Promise((r) => child.on('exit', r));
+  return child;
+}
+
+async function stopChild(child, signal = 'SIGTERM') {
+  if (child && child.exitCode === null && child.signalCode === null) {
+    child.kill(signal);
+    await child.done;
+  }
+}
+
+export async function startFrontDoor({ env: extra = {}, csp = 'self', broker = 'stack' } = {}) {
+  if (broker !== 'stack' && broker !== 'own') throw new Error(`broker: 'stack' or 'own', not ${broker}`);
+  if (csp !== 'stream-origin' && csp !== 'self') throw new Error(`csp: 'stream-origin' or 'self', not ${csp}`);
+  if (csp === 'stream-origin' && (!extra.STREAM_ORIGIN || extra.STREAM_ORIGIN === 'off')) {
+    throw new Error('csp: stream-origin needs STREAM_ORIGIN');
+  }
   const dir = mkdtempSync(join(tmpdir(), 'cc-door-'));
   for (const d of ['log', 'run']) mkdirSync(join(dir, d));
   writeFileSync(join(dir, 'run', 'tls.conf'), ''); // plain HTTP
@@ -80,35 +104,45 @@ export async function startFrontDoor({ env: extra = {}, csp = 'self' } = {}) {
     CC_ROOT: ROOT, CC_VAR: dir, CC_BIN: BIN, CC_BIND: '127.0.0.1', PORT: String(port), API_PROCESSES: '2',
     ...extra,
   };
+  if (broker === 'own') {
+    env.BROKER_PORT = String(await freePort());
+    env.BROKER_HOST = '127.0.0.1';
+  }
   for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
-  if (!env.BROKER_PORT) throw new Error('the stack\'s BROKER_PORT is unknown');
+  if (!env.BROKER_PORT) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error('the stack\'s BROKER_PORT is unknown');
+  }
   const origin = env.STREAM_ORIGIN;
   if (csp === 'stream-origin') {
-    if (!origin || origin === 'off') throw new Error('csp: stream-origin needs STREAM_ORIGIN');
     const sources = origin === 'auto' ? `http://*:${env.BROKER_PORT} ws://*:${env.BROKER_PORT}`
       : `${origin} ${origin.replace(/^http/, 'ws')}`;
     writeFileSync(join(dir, 'run', 'csp.conf'), cspConf(sources));
-  } else if (csp !== 'self') {
-    throw new Error(`csp: 'stream-origin' or 'self', not ${csp}`);
   }
-  const child = spawn('lighttpd', ['-D', '-f', join(ROOT, 'lighttpd.conf')], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  child.log = '';
-  child.stderr.on('data', (d) => { child.log = (child.log + d).slice(-8192); });
-  child.done = new Promise((r) => child.on('exit', r));
+  const child = startChild('lighttpd', ['-D', '-f', join(ROOT, 'lighttpd.conf')], env);
   const base = `http://127.0.0.1:${port}`;
+  let brokerChild = null;
   const door = {
     base,
     dir,
+    brokerPort: Number(env.BROKER_PORT),
+    async startBroker() {
+      if (broker !== 'own') throw new Error('the stack\'s broker is not this door\'s to start');
+      brokerChild = startChild(join(BIN, 'codecollab-broker'), [], env);
+      await until('the broker', async () => (await fetch(`http://127.0.0.1:${env.BROKER_PORT}/events/health`)).status === 200, brokerChild);
+    },
+    async killBroker() {
+      await stopChild(brokerChild, 'SIGKILL');
+    },
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        await child.done;
-      }
+      await stopChild(brokerChild);
+      await stopChild(child);
       rmSync(dir, { recursive: true, force: true });
     },
   };
   try {
     await until('lighttpd and the API', async () => (await fetch(`${base}/api/health`)).status === 200, child);
+    if (broker === 'own') await door.startBroker();
   } catch (e) {
     await door.stop();
     throw e;

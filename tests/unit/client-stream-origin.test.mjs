@@ -4,7 +4,7 @@
 // the page on the front door. No browser and no stack.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { atOrigin, checkOrigin, eventsBase, wsOrigin } from '../../htdocs/src/stream-origin.js';
+import { atOrigin, brokerAway, checkOrigin, eventsBase, wsOrigin } from '../../htdocs/src/stream-origin.js';
 
 const PAGE = 'http://localhost:8080';
 
@@ -67,4 +67,16 @@ test('an address is at the origin whatever its scheme (a CSP report names ws: fo
   assert.ok(!atOrigin('ws://s.example.com/x', 'https://s.example.com'), 'port 80 is not 443');
   for (const junk of [undefined, null, '', 'inline', 'eval', 'self', 42]) assert.ok(!atOrigin(junk, 'http://localhost:8081'), String(junk));
   assert.ok(!atOrigin('http://localhost:8081/', null));
+});
+
+test('the broker is away when the front door\'s proxy says so, or nothing answers', async () => {
+  const answering = (status) => async (url, init) => {
+    assert.equal(url, '/events/health');
+    assert.equal(init.cache, 'no-store');
+    return { status };
+  };
+  for (const status of [502, 503, 504]) assert.equal(await brokerAway(answering(status)), true, String(status));
+  assert.equal(await brokerAway(async () => { throw new TypeError('Failed to fetch'); }), true, 'no answer');
+  // the broker answered, or a front door without the path: a direct failure is the route's
+  for (const status of [200, 404, 500]) assert.equal(await brokerAway(answering(status)), false, String(status));
 });
