@@ -224,7 +224,7 @@ for (const kind of ['shared', 'sse']) {
       }
       await two.B.page.keyboard.press('Control+End');
       await two.B.page.keyboard.type(' back');
-      const doc = await converged(d.base, [two.A, two.B], two.roomId);
+      const doc = await converged(d.base, [two.A.page, two.B.page], two.roomId);
       assert.equal(doc.content, '# ann before away\n# bob before back');
       // the outage's own noise: the refused connections, the proxy's 502s for /events/health
       const outage = (m) => m.includes(new URL(origin).host) || /events\/health|status of 50[234]/.test(m);
