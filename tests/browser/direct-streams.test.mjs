@@ -70,8 +70,10 @@ async function user(base, prefix) {
 async function enter(base, who, roomId, kind) {
   const p = await person(browser, base);
   p.streamUrls = [];
+  p.failedUrls = [];
   const note = (u) => { if (u.includes('/events/')) p.streamUrls.push(u); };
   p.context.on('request', (r) => note(r.url()));
+  p.context.on('requestfailed', (r) => { if (r.url().includes('/events/')) p.failedUrls.push(r.url()); });
   p.page.on('websocket', (ws) => note(ws.url()));
   // signed in (the session in the site's storage) before the app reads it
   await p.context.addInitScript(({ token, u }) => {
@@ -216,6 +218,14 @@ for (const kind of ['shared', 'sse']) {
       await two.A.page.keyboard.press('Control+Home');
       await two.A.page.keyboard.press('End');
       await two.A.page.keyboard.type(' away');
+      // an outage of a few seconds: several attempts at the origin fail meanwhile (more than
+      // the two after which a route that fails alone is given up)
+      const failedBefore = two.A.failedUrls.length;
+      await new Promise((r) => setTimeout(r, 4000));
+      if (kind === 'sse') {
+        const tries = two.A.failedUrls.slice(failedBefore).filter((u) => u.startsWith(`${origin}/`));
+        assert.ok(tries.length >= 3, `attempts at ${origin} during the outage: ${tries.length}`);
+      }
       await d.startBroker();
       for (const p of [two.A, two.B]) {
         await p.page.waitForSelector('[data-role="connection"][data-state="connected"]', { timeout: 20000 });
