@@ -18,10 +18,10 @@
 //   carries the one its page knows: docs/CLIENT.md, "Direct streams"), with the token in
 //   the header as ever (a cross-origin request the broker allows). Two connections in a row
 //   there that never opened while the broker answered through the front door (a broker
-//   restarting fails both routes: that counts for nothing), or a policy refusal, or a tab
-//   saying it gave the direct route up ('front'), and the
-//   worker opens at the site's own origin from then on, and tells every tab so. Which route
-//   the connection that carries the rooms took goes to the tabs ('route').
+//   restarting fails both routes: that counts for nothing), a policy refusal, or a tab
+//   saying it gave the direct route up ('front'): the worker opens at the site's own origin
+//   from then on, and tells every tab so. Which route the connection that carries the rooms
+//   took goes to the tabs ('route').
 //
 // Bundled on its own into /dist/stream-worker.js (Makefile, "client").
 import { atOrigin, brokerAway, checkOrigin } from './stream-origin.js';
