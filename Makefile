@@ -108,7 +108,7 @@ htdocs/dist/app.js: $(wildcard htdocs/src/*.js) node_modules/.package-lock.json
 	npx --no-install esbuild htdocs/src/main.js --bundle --format=esm --minify --sourcemap \
 	  --target=es2022 --log-level=warning --outfile=$@
 # the shared worker that holds one stream for every tab (htdocs/src/shared-stream.js)
-htdocs/dist/stream-worker.js: htdocs/src/stream-worker.js node_modules/.package-lock.json
+htdocs/dist/stream-worker.js: htdocs/src/stream-worker.js htdocs/src/stream-origin.js node_modules/.package-lock.json
 	npx --no-install esbuild $< --bundle --format=iife --minify --sourcemap \
 	  --target=es2022 --log-level=warning --outfile=$@
 

@@ -8,6 +8,7 @@ import { $, say } from './dom.js';
 import { renderAuth } from './view-auth.js';
 import { renderRooms } from './view-rooms.js';
 import { openRoom } from './view-room.js';
+import { streamRouteReady } from './stream-route.js';
 
 let current = null; // the view on screen: {destroy()}
 let generation = 0;
@@ -76,4 +77,5 @@ $('[data-action="logout"]').addEventListener('click', async () => {
 });
 
 window.addEventListener('popstate', () => route());
+streamRouteReady(); // where room streams open: asked once, while the first view loads
 route();

@@ -4,8 +4,13 @@
 // interface (transport.js), so the room view uses either; where SharedWorker is missing, or
 // the server has no stream of several rooms, it is a RoomStream of its own (today's stream
 // per tab, with its fallbacks).
+//
+// The worker opens its stream at the direct origin this page knows (stream-route.js), which
+// goes with every message; a page that gives the direct route up tells it ('front'), and a
+// worker that gives it up tells the pages.
 import { request, session } from './api.js';
 import { RoomStream } from './transport.js';
+import { directOrigin, onFrontDoor, streamRouteReady, useFrontDoor } from './stream-route.js';
 
 const WORKER_URL = '/dist/stream-worker.js';
 const WORKER_NAME = 'codecollab-streams';
@@ -22,7 +27,7 @@ export function sharedStreamsAvailable() {
 function send(msg) {
   if (!port) return;
   try {
-    port.postMessage({ ...msg, token: session.token });
+    port.postMessage({ ...msg, token: session.token, origin: directOrigin() });
   } catch { /* the worker is gone: fallback follows */ }
 }
 
@@ -46,6 +51,7 @@ function connectWorker() {
   port = w.port;
   port.onmessage = (ev) => onWorkerMessage(ev.data);
   port.start();
+  onFrontDoor(() => send({ op: 'front' }));
   // the session is shared by every tab (localStorage): a new one (signed in again, password
   // changed) replaces the worker's; signing out ends its streams
   window.addEventListener('storage', (ev) => {
@@ -79,6 +85,12 @@ function onWorkerMessage(m) {
       workerState = m.state;
       for (const s of streams.values()) s.showState();
       return;
+    case 'route': // the route of the worker's connection now
+      for (const s of streams.values()) s.showRoute(m.route);
+      return;
+    case 'front': // the worker gave the direct route up: so does this page
+      useFrontDoor();
+      return;
     default: {
       const s = streams.get(m.key);
       if (s) s.fromWorker(m);
@@ -105,8 +117,9 @@ export class SharedRoomStream {
       return;
     }
     streams.set(this.key, this);
-    this.reopen();
     this.showState();
+    // the worker needs the origin with the room's first message
+    streamRouteReady().then(() => this.reopen());
   }
 
   reopen() {
@@ -140,6 +153,11 @@ export class SharedRoomStream {
 
   get kind() {
     return this.inner ? this.inner.kind : 'shared';
+  }
+
+  showRoute(route) {
+    if (this.closed || this.inner || (route !== 'direct' && route !== 'front')) return;
+    if (this.o.onRoute) this.o.onRoute(route);
   }
 
   // Presence goes by PUT (the shared stream is one-way).
@@ -178,6 +196,7 @@ export class SharedRoomStream {
       case 'open':
         this.isOpen = true;
         this.showState();
+        this.showRoute(m.route);
         this.o.onOpen('shared', Boolean(m.resumed));
         break;
       case 'event': {

@@ -14,8 +14,17 @@
 // - A room joining a connection that already carries it starts at once, from where the
 //   connection stands.
 // - The connection's state goes to every tab: 'connected', 'reconnecting' or 'unreachable'.
+// - The stream opens straight at the broker when the tabs name its origin (each message
+//   carries the one its page knows: docs/CLIENT.md, "Direct streams"), with the token in
+//   the header as ever (a cross-origin request the broker allows). Two connections in a row
+//   there that never opened while the broker answered through the front door (a broker
+//   restarting fails both routes: that counts for nothing), a policy refusal, or a tab
+//   saying it gave the direct route up ('front'): the worker opens at the site's own origin
+//   from then on, and tells every tab so. Which route the connection that carries the rooms
+//   took goes to the tabs ('route').
 //
 // Bundled on its own into /dist/stream-worker.js (Makefile, "client").
+import { atOrigin, brokerAway, checkOrigin } from './stream-origin.js';
 
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 8000;
@@ -25,6 +34,9 @@ const SILENT_MAX_MS = 45000; // the broker writes a comment at least every 15 s
 const PORT_SILENT_MAX_MS = 60000; // a tab that stopped answering pings is gone
 const PING_EVERY_MS = 15000;
 const ROOMS_MAX = 16; // the broker's bound on one stream's rooms (docs/API.md)
+const DIRECT_FAILURES_MAX = 2;
+const DIRECT_OPEN_TIMEOUT_MS = 4000; // a direct route not yet seen working is given this long
+const DIRECT_OPEN_MAX_MS = 8000; // and one that worked before this
 
 const ports = new Map(); // port -> {seen}
 const subs = new Map(); // key -> {key, port, room, lastId, opened, live}
@@ -36,6 +48,11 @@ let networkFailures = 0;
 let retryTimer = null;
 let changeTimer = null;
 let state = 'reconnecting';
+let origin = null; // the broker's own origin, as the tabs know it
+let front = false; // the direct route was given up: the site's own origin from now on
+let directFailures = 0;
+let directWorked = false;
+let directGeneration = 0; // a connection that opened makes earlier failures' checks moot
 
 // Event ids are Redis stream ids, "<ms>-<seq>".
 function compareIds(a, b) {
@@ -133,6 +150,7 @@ function closeConn(c) {
   if (!c || c.dead) return;
   c.dead = true;
   clearInterval(c.watch);
+  clearTimeout(c.openTimer);
   try {
     c.ctl.abort();
   } catch { /* already over */ }
@@ -160,6 +178,14 @@ function lost(c, status) {
     setChanged(); // opened with a session that is not ours any more
     return;
   }
+  if (c.origin && !wasOpen && status !== 401 && status !== 403) {
+    // the direct route did not answer as the broker would (refused, unreachable, blocked by
+    // the policy, a stranger's answer): not the server being down, nor a server without the
+    // stream of several rooms; after the second such failure while the broker answers
+    // through the front door, the site's own origin it is
+    directFailed();
+    status = 'dropped';
+  }
   if (status === 404 || status === 405 || status === 400) {
     // this server has no stream of several rooms (or refuses our list): every tab goes back
     // to a stream of its own
@@ -183,6 +209,24 @@ function lost(c, status) {
   schedule();
 }
 
+// Counts a direct failure unless the broker is away (a restart fails both routes alike).
+async function directFailed() {
+  const gen = directGeneration;
+  if (await brokerAway(fetch.bind(self))) return;
+  if (gen !== directGeneration || front) return;
+  directFailures += 1;
+  if (directFailures >= DIRECT_FAILURES_MAX) useFrontDoor();
+}
+
+// The direct route is given up for the worker's life, and every tab hears of it.
+function useFrontDoor() {
+  if (front) return;
+  front = true;
+  broadcast({ kind: 'front' });
+}
+
+const routeOf = (c) => (c.origin ? 'direct' : 'front');
+
 function fatal(s, status) {
   subs.delete(s.key);
   post(s.port, { kind: 'fatal', key: s.key, status });
@@ -191,9 +235,13 @@ function fatal(s, status) {
 function openConn(rooms) {
   const c = {
     rooms, subscribed: new Set(), dropped: new Set(), pos: new Map(), open: false, dead: false,
-    ctl: new AbortController(), heard: Date.now(), token,
+    ctl: new AbortController(), heard: Date.now(), token, origin: front ? null : origin,
   };
-  const url = `/events/multi?${new URLSearchParams({ rooms: roomsParam(rooms) })}`;
+  const url = `${c.origin || ''}/events/multi?${new URLSearchParams({ rooms: roomsParam(rooms) })}`;
+  if (c.origin) {
+    // an address that takes connections nowhere (a firewall dropping them) is not waited on
+    c.openTimer = setTimeout(() => { if (!c.open) lost(c, 'dropped'); }, directWorked ? DIRECT_OPEN_MAX_MS : DIRECT_OPEN_TIMEOUT_MS);
+  }
   fetch(url, { headers: { authorization: `Bearer ${c.token}` }, cache: 'no-store', signal: c.ctl.signal })
     .then(async (res) => {
       if (c.dead) return;
@@ -202,6 +250,12 @@ function openConn(rooms) {
         return;
       }
       c.open = true;
+      clearTimeout(c.openTimer);
+      if (c.origin) {
+        directFailures = 0;
+        directGeneration += 1;
+        directWorked = true;
+      }
       c.watch = setInterval(() => {
         if (Date.now() - c.heard > SILENT_MAX_MS) lost(c, 'dropped');
       }, 5000);
@@ -253,7 +307,7 @@ function onEvent(c, { room, type, id, data }) {
       if (s.lastId === null && validId(id)) s.lastId = id;
       if (!s.live) {
         s.live = true;
-        post(s.port, { kind: 'open', key: s.key, resumed: s.opened });
+        post(s.port, { kind: 'open', key: s.key, resumed: s.opened, route: routeOf(c) });
         s.opened = true;
       }
     }
@@ -292,6 +346,7 @@ function promote(c) {
   failures = 0;
   networkFailures = 0;
   setState('connected');
+  broadcast({ kind: 'route', route: routeOf(c) });
   if (!sameSet(current.rooms, wantedRooms())) setChanged();
 }
 
@@ -308,19 +363,24 @@ function onMessage(port, m) {
     retryTimer = null;
     setChanged();
   }
+  if (!front && typeof m.origin === 'string') {
+    const o = checkOrigin(m.origin, self.location.origin);
+    if (o) origin = o;
+  }
   switch (m.op) {
     case 'open': {
       if (typeof m.key !== 'string' || typeof m.room !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(m.room)) return;
       const s = { key: m.key, port, room: m.room, lastId: validId(m.lastId) ? m.lastId : null, opened: false, live: false };
       subs.set(s.key, s);
       post(port, { kind: 'state', state });
+      if (front) post(port, { kind: 'front' }); // a tab that came after the worker gave up
       const pos = current && current.open && current.subscribed.has(s.room) ? current.pos.get(s.room) : undefined;
       if (pos !== undefined && (s.lastId === null || compareIds(s.lastId, pos) >= 0)) {
         // the room is on the stream: this tab starts from here (it reads the document next)
         if (s.lastId === null) s.lastId = pos;
         s.live = true;
         s.opened = true;
-        post(port, { kind: 'open', key: s.key, resumed: false });
+        post(port, { kind: 'open', key: s.key, resumed: false, route: routeOf(current) });
       } else {
         // a new room, or one to replay from before where the stream stands
         if (pos !== undefined) replayWanted = true;
@@ -344,6 +404,9 @@ function onMessage(port, m) {
       break;
     case 'bye':
       dropPort(port);
+      break;
+    case 'front': // a tab gave the direct route up
+      useFrontDoor();
       break;
     default:
       break;
@@ -369,6 +432,12 @@ setInterval(() => {
     else post(port, { kind: 'ping' });
   }
 }, PING_EVERY_MS);
+
+// A connection the worker's policy refused (connect-src without the broker's origin) is
+// the front door's cue, as on a page.
+self.addEventListener('securitypolicyviolation', (e) => {
+  if (!front && origin && atOrigin(e.blockedURI, origin)) useFrontDoor();
+});
 
 self.onconnect = (ev) => {
   const port = ev.ports[0];

@@ -7,6 +7,13 @@
 // answers, e.g. a broker restarting), 'unreachable' (the browser is online but the server
 // has not answered twice in a row: it is down, or a network between fails) or 'offline'
 // (the browser says it has no network).
+//
+// Streams open straight at the broker when the server names its origin (stream-route.js,
+// docs/CLIENT.md "Direct streams"), through the front door otherwise or once the direct
+// route has failed: a direct attempt that never opened does not count against the
+// transport (SSE stays SSE on the front door) nor as the server being unreachable.
+import { directFailed, directOpened, directOrigin, streamRouteReady } from './stream-route.js';
+import { eventsBase, wsOrigin } from './stream-origin.js';
 
 const EVENT_TYPES = ['operation', 'presence', 'join', 'leave', 'execution', 'ai', 'room', 'snapshot', 'resync'];
 const KINDS = ['sse', 'ws', 'poll'];
@@ -14,6 +21,7 @@ const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 8000;
 const UNREACHABLE_AFTER_FAILURES = 2;
 const OPEN_TIMEOUT_MS = 8000;
+const DIRECT_OPEN_TIMEOUT_MS = 4000; // a direct route not yet seen working is given less
 const TICKET_REUSE_MS = 40000; // long-poll reuses a ticket for this long (they live 60 s)
 
 // Event ids are Redis stream ids, "<ms>-<seq>"; compares two of them.
@@ -26,7 +34,8 @@ export function compareIds(a, b) {
 export class RoomStream {
   // opts: { roomId, ticket(): Promise<string>, onEvent({type, id, data}), onState(state),
   //         onOpen(kind, resumed), onFatal(status), kind?: 'sse'|'ws'|'poll',
-  //         lastId?: an event id to resume after (events kept across a reload) }
+  //         lastId?: an event id to resume after (events kept across a reload),
+  //         onRoute?(route): 'direct' or 'front', the route of each stream that opens }
   constructor(opts) {
     this.o = opts;
     this.kind = KINDS.includes(opts.kind) ? opts.kind : 'sse';
@@ -34,6 +43,7 @@ export class RoomStream {
     this.failures = 0;
     this.networkFailures = 0;
     this.everOpened = { sse: false, ws: false, poll: false };
+    this.directEverOpened = false;
     this.kindFailures = 0;
     this.state = null;
     this.closed = false;
@@ -116,10 +126,15 @@ export class RoomStream {
       this.o.onFatal(status);
       return;
     }
+    // a failure of the stream itself at the direct origin (not of the API's ticket) before it
+    // ever worked: a long-poll "open" by standing a moment has worked once it was answered
+    const direct = Boolean(c.origin) && c.started && status !== 'ticket' && status !== 'network';
+    if (direct && !c.proven) directFailed(status === 'blocked');
     if (!wasOpen) {
       this.failures += 1;
-      // a transport that never worked here is given up for the next one
-      if (!this.everOpened[this.kind] && status !== 'ticket' && status !== 'network') {
+      // a transport that never worked here is given up for the next one (not for a failure
+      // of the direct route: the front door tries the same transport next)
+      if (!direct && !this.everOpened[this.kind] && status !== 'ticket' && status !== 'network') {
         this.kindFailures += 1;
         if (this.kindFailures >= 2 && this.kind !== 'poll') {
           this.kind = KINDS[KINDS.indexOf(this.kind) + 1];
@@ -150,8 +165,20 @@ export class RoomStream {
     this.networkFailures = 0;
     this.kindFailures = 0;
     this.everOpened[c.kind] = true;
+    if (c.kind !== 'poll') this.routeWorks(c);
     this.setState('connected');
+    if (this.o.onRoute) this.o.onRoute(c.origin ? 'direct' : 'front');
     this.o.onOpen(c.kind, resumed);
+  }
+
+  // The stream has shown that its route works (an answer read at the origin).
+  routeWorks(c) {
+    if (c.proven) return;
+    c.proven = true;
+    if (c.origin) {
+      this.directEverOpened = true;
+      directOpened();
+    }
   }
 
   // One event from any transport; data may be JSON text or already parsed.
@@ -181,8 +208,10 @@ export class RoomStream {
       this.setState('offline');
       return; // the 'online' event brings us back
     }
-    const c = { kind: this.kind, open: false, dead: false };
+    const c = { kind: this.kind, open: false, dead: false, origin: null, started: false };
     this.conn = c;
+    await streamRouteReady(); // asked once per page, at its start: at most a moment here
+    if (c.dead || this.closed) return;
     let ticket;
     try {
       ticket = await this.o.ticket();
@@ -194,12 +223,21 @@ export class RoomStream {
       return;
     }
     if (c.dead) return;
-    c.openTimer = setTimeout(() => this.lost(c, 'timeout'), OPEN_TIMEOUT_MS);
-    const base = `/events/rooms/${encodeURIComponent(this.o.roomId)}`;
+    // the route is settled after the ticket, whose answer may name the origin
+    c.origin = directOrigin();
+    c.started = true;
+    const wait = c.origin && !this.directEverOpened ? DIRECT_OPEN_TIMEOUT_MS : OPEN_TIMEOUT_MS;
+    c.openTimer = setTimeout(() => this.lost(c, 'timeout'), wait);
+    const base = eventsBase(c.origin, this.o.roomId);
     const q = new URLSearchParams({ ticket });
-    if (c.kind === 'sse') this.openSse(c, base, q);
-    else if (c.kind === 'ws') this.openWs(c, base, q);
-    else this.openPoll(c, base, ticket);
+    try {
+      if (c.kind === 'sse') this.openSse(c, base, q);
+      else if (c.kind === 'ws') this.openWs(c, q);
+      else this.openPoll(c, base, ticket);
+    } catch {
+      // the constructor refused the address: the page's policy (CSP) forbids it
+      this.lost(c, 'blocked');
+    }
   }
 
   openSse(c, base, q) {
@@ -215,10 +253,10 @@ export class RoomStream {
     es.onmessage = (ev) => { if (!c.dead) this.deliver('message', ev.lastEventId, ev.data); };
   }
 
-  openWs(c, base, q) {
+  openWs(c, q) {
     if (this.lastId) q.set('last_event_id', this.lastId);
-    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const ws = new WebSocket(`${scheme}//${location.host}${base}/ws?${q}`);
+    const path = eventsBase(null, this.o.roomId);
+    const ws = new WebSocket(`${wsOrigin(c.origin, location)}${path}/ws?${q}`);
     c.ws = ws;
     ws.onopen = () => this.opened(c);
     ws.onclose = () => this.lost(c, 'dropped');
@@ -272,6 +310,7 @@ export class RoomStream {
         return;
       }
       if (!c.open) this.opened(c);
+      this.routeWorks(c);
       for (const ev of body.events || []) this.deliver(ev.type, ev.id, ev.data);
       if (body.last_event_id) since = body.last_event_id;
       else if (this.lastId) since = this.lastId;

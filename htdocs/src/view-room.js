@@ -17,6 +17,7 @@ import { settingsPanel } from './panel-settings.js';
 import { shareBox } from './share.js';
 import { RoomStream } from './transport.js';
 import { SharedRoomStream, sharedStreamsAvailable } from './shared-stream.js';
+import { noteTicketOrigin } from './stream-route.js';
 
 const PRESENCE_DEBOUNCE_MS = 100;
 const OPEN_WAIT_MS = 3000;
@@ -145,9 +146,14 @@ class RoomView {
       roomId: this.roomId,
       kind: kind === 'shared' ? 'sse' : kind,
       lastId: saved && saved.clean ? saved.lastEventId : null, // replays what happened since
-      ticket: () => api('POST', `${room(this.roomId)}/stream-ticket`, {}).then((j) => j.ticket),
+      ticket: () => api('POST', `${room(this.roomId)}/stream-ticket`, {}).then((j) => {
+        noteTicketOrigin(j);
+        return j.ticket;
+      }),
       onEvent: (ev) => this.onEvent(ev),
       onState: (s) => this.connectionState(s),
+      // straight to the broker or through the front door (docs/CLIENT.md, "Direct streams")
+      onRoute: (r) => { this.root.dataset.streamRoute = r; },
       onOpen: (kind, resumed) => {
         this.root.dataset.transport = kind;
         this.firstOpen();
