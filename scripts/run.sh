@@ -305,19 +305,6 @@ if [ -n "$stream_src" ]; then
   fi
 fi
 
-# lighttpd reaches the broker over a Unix socket (BROKER_SOCKET; set it empty for TCP on
-# BROKER_PORT): a proxied stream's events then cross no TCP stack between the two
-# (docs/OPERATIONS.md, "Direct streams"). lighttpd.conf includes run/broker-proxy.conf.
-: >"$CC_VAR/run/broker-proxy.conf"
-if [ "$WEB" = lighttpd ]; then
-  export BROKER_SOCKET=${BROKER_SOCKET-$CC_VAR/run/broker.sock}
-  case "$BROKER_SOCKET" in *'"'*) die "BROKER_SOCKET may not contain a double quote: $BROKER_SOCKET" ;; esac
-  [ -z "$BROKER_SOCKET" ] ||
-    printf 'proxy.server := ( "" => (( "socket" => "%s" )) )\n' "$BROKER_SOCKET" >"$CC_VAR/run/broker-proxy.conf"
-else
-  unset BROKER_SOCKET
-fi
-
 # lighttpd's metrics listener (lighttpd.conf includes run/metrics.conf): plain HTTP on
 # METRICS_HOST:METRICS_PORT, where /metrics reaches the API and nothing else is served.
 : >"$CC_VAR/run/metrics.conf"

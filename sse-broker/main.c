@@ -198,7 +198,6 @@ int main(void)
 		return 2;
 	}
 	cfg.host = cfg_str("BROKER_HOST", "127.0.0.1");
-	cfg.socket_path = cfg_str("BROKER_SOCKET", "");
 	/* BROKER_ALLOW_ORIGIN: who may read answers cross-origin (sse-broker/cors.h) */
 	static char allow_origin[CORS_ORIGIN_MAX + 1];
 	char why[200];
@@ -263,7 +262,7 @@ int main(void)
 
 	struct token_key key;
 	int rc = 2;
-	int lfd = -1, ufd = -1;
+	int lfd = -1;
 	if (token_key_load(&key, err, sizeof err) < 0) {
 		log_error("%s", err);
 		goto out_metrics;
@@ -287,26 +286,16 @@ int main(void)
 		rc = 1;
 		goto out_key;
 	}
-	if (cfg.socket_path[0]) {
-		ufd = server_listen_unix(&cfg);
-		if (ufd < 0) {
-			close(lfd);
-			rc = 1;
-			goto out_key;
-		}
-	}
 	int child = 0;
 	if (procs > 1) {
 		rc = run_processes(procs, &cfg, &child);
 		if (!child) {
 			close(lfd);
-			if (ufd >= 0)
-				close(ufd);
 			goto out_key;
 		}
 		cfg.metrics_port = 0; /* the parent serves the shared counters */
 	}
-	rc = server_run(&cfg, &key, lfd, ufd);
+	rc = server_run(&cfg, &key, lfd);
 out_key:
 	token_key_free(&key);
 out_metrics:

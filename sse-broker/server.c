@@ -16,8 +16,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -130,7 +128,7 @@ struct server {
 	const struct server_cfg *cfg;
 	const struct token_key *key;
 	struct hub *hub;
-	struct evconnlistener *lst, *ulst; /* BROKER_HOST:BROKER_PORT, BROKER_SOCKET */
+	struct evconnlistener *lst;
 	struct conn *conns;
 	size_t nconns;
 	struct conn *reap;
@@ -1600,11 +1598,9 @@ static void accept_cb(struct evconnlistener *lst, evutil_socket_t fd, struct soc
 		evutil_closesocket(fd);
 		return;
 	}
-	if (sa->sa_family != AF_UNIX) { /* the web server's proxy on BROKER_SOCKET: no TCP */
-		int one = 1;
-		setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	}
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	struct conn *c = calloc(1, sizeof *c);
 	if (!c) {
 		evutil_closesocket(fd);
@@ -1696,10 +1692,6 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		evconnlistener_free(srv->lst);
 		srv->lst = NULL;
 	}
-	if (srv->ulst) {
-		evconnlistener_free(srv->ulst);
-		srv->ulst = NULL;
-	}
 	hub_shutdown(srv->hub, quit_cb, srv);
 }
 
@@ -1729,51 +1721,12 @@ int server_listen(const struct server_cfg *cfg)
 	return fd;
 }
 
-int server_listen_unix(const struct server_cfg *cfg)
-{
-	struct sockaddr_un sun;
-	memset(&sun, 0, sizeof sun);
-	sun.sun_family = AF_UNIX;
-	size_t n = strlen(cfg->socket_path);
-	if (n == 0 || n >= sizeof sun.sun_path) {
-		log_error("BROKER_SOCKET must be a path of 1 to %zu bytes", sizeof sun.sun_path - 1);
-		return -1;
-	}
-	memcpy(sun.sun_path, cfg->socket_path, n + 1);
-	/* a socket left by a broker that died is replaced; a file of another kind is not ours */
-	struct stat st;
-	if (lstat(cfg->socket_path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			log_error("BROKER_SOCKET %s exists and is not a socket", cfg->socket_path);
-			return -1;
-		}
-		if (unlink(cfg->socket_path) < 0) {
-			log_error("cannot replace %s: %s", cfg->socket_path, strerror(errno));
-			return -1;
-		}
-	}
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	/* the web server may run as another user; whoever can reach the file could reach
-	 * BROKER_HOST:BROKER_PORT as well */
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 ||
-	    chmod(cfg->socket_path, 0666) < 0 || listen(fd, SERVER_BACKLOG) < 0) {
-		log_error("cannot listen on %s: %s", cfg->socket_path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	log_info("listening on %s", cfg->socket_path);
-	return fd;
-}
-
-int server_run(const struct server_cfg *cfg, const struct token_key *key, int lfd, int ufd)
+int server_run(const struct server_cfg *cfg, const struct token_key *key, int lfd)
 {
 	struct server *srv = calloc(1, sizeof *srv);
 	int rc = 1;
 	if (!srv) {
 		close(lfd);
-		if (ufd >= 0)
-			close(ufd);
 		return 1;
 	}
 	srv->cfg = cfg;
@@ -1791,8 +1744,6 @@ int server_run(const struct server_cfg *cfg, const struct token_key *key, int lf
 	    cors_preflight(&srv->preflight_close, srv->hdrs.data, 0) < 0) {
 		log_error("out of memory");
 		close(lfd);
-		if (ufd >= 0)
-			close(ufd);
 		goto out;
 	}
 	srv->base = event_base_new();
@@ -1802,18 +1753,7 @@ int server_run(const struct server_cfg *cfg, const struct token_key *key, int lf
 	if (!srv->lst) {
 		log_error("cannot take the listening socket: %s", strerror(errno));
 		close(lfd);
-		if (ufd >= 0)
-			close(ufd);
 		goto out;
-	}
-	if (ufd >= 0) {
-		srv->ulst = evconnlistener_new(srv->base, accept_cb, srv, LEV_OPT_CLOSE_ON_FREE, -1,
-					       ufd);
-		if (!srv->ulst) {
-			log_error("cannot take the Unix socket: %s", strerror(errno));
-			close(ufd);
-			goto out;
-		}
 	}
 	srv->reaper = event_new(srv->base, -1, 0, reap_cb, srv);
 	srv->flusher = event_new(srv->base, -1, 0, flush_cb, srv);
@@ -1859,8 +1799,6 @@ out:
 	}
 	if (srv->lst)
 		evconnlistener_free(srv->lst);
-	if (srv->ulst)
-		evconnlistener_free(srv->ulst);
 	if (srv->reaper)
 		event_free(srv->reaper);
 	if (srv->flusher)

@@ -26,7 +26,6 @@ struct server_shared {
 struct server_cfg {
 	const char *host;
 	int port;
-	const char *socket_path; /* BROKER_SOCKET: a Unix socket for the web server's proxy, "" none */
 	long heartbeat_ms;    /* SSE ": ping" comments and WebSocket pings */
 	long poll_timeout_ms; /* a long-poll with nothing to say is answered empty after this */
 	long max_clients;     /* connections beyond it get 503 */
@@ -48,14 +47,8 @@ struct server_cfg {
  * connections from the one queue). The socket, or -1 (logged). */
 int server_listen(const struct server_cfg *cfg);
 
-/* Listens on cfg->socket_path, a Unix socket the web server's proxy connects to (a stream's
- * events then cross no TCP stack between the two: docs/OPERATIONS.md, "Direct streams"). A
- * socket file left by an earlier run is replaced; anything else at the path is an error.
- * The socket, or -1 (logged). */
-int server_listen_unix(const struct server_cfg *cfg);
-
-/* Runs until SIGTERM or SIGINT, taking connections on lfd and, when ufd >= 0, on ufd too
- * (both closed at the end). key is borrowed. 0 on a clean stop, else 1. */
-int server_run(const struct server_cfg *cfg, const struct token_key *key, int lfd, int ufd);
+/* Runs until SIGTERM or SIGINT, taking connections on lfd (closed at the end). key is
+ * borrowed. 0 on a clean stop, else 1. */
+int server_run(const struct server_cfg *cfg, const struct token_key *key, int lfd);
 
 #endif
