@@ -106,6 +106,7 @@ async function oursVia(route) {
   const host = streams.hostname, port = Number(streams.port || 80);
   return {
     label: route === 'direct' ? `ours (direct to the broker at ${streams.host}, told by the front door)` : 'ours (lighttpd → broker)',
+    streamHolders: route === 'direct' ? ['broker'] : undefined,
     procs: () => { const p = stackProcs(); return { lighttpd: p.lighttpd, broker: p.broker }; },
     async channel() {
       const room = await newRoom(writer.token);
@@ -239,9 +240,13 @@ async function runOne(key, sys, n) {
   r.rssByRoleKiB = rssByRole(procs1);
   r.rssIdleKiB = Object.values(r.rssByRoleKiB).reduce((a, b) => a + b, 0);
   r.rssBaseKiB = baseline[bkey];
-  r.perStreamBytes = ((r.rssIdleKiB - baseline[bkey]) * 1024) / n;
   r.perStreamByRoleBytes = Object.fromEntries(Object.entries(r.rssByRoleKiB).map(([k, v]) =>
     [k, ((v - (baselineByRole[bkey][k] ?? v)) * 1024) / n]));
+  // the processes that hold the streams (a direct stream is the broker's alone: lighttpd
+  // only answered its ticket); the others' growth is shown beside it, not counted
+  const holders = sys.streamHolders || Object.keys(r.perStreamByRoleBytes);
+  r.perStreamBytes = holders.reduce((a, k) => a + (r.perStreamByRoleBytes[k] ?? 0), 0);
+  r.holders = holders;
 
   const sysCpu0 = cpuOf(procs1), cpu0 = process.cpuUsage();
   const kidsCpu1 = split ? pool.cpuS() : 0;
@@ -312,7 +317,8 @@ for (const n of sizes) {
       console.log(`  N=${n} ${name}: connected in ${r.connectS.toFixed(1)} s; received ${r.received}/${r.expected}` +
         `${r.unexpected ? ` (+${r.unexpected} unexpected)` : ''}; p50 ${fmtMs(r.p50)} ms, p99 ${fmtMs(r.p99)} ms, max ${fmtMs(r.max)} ms; ` +
         `RSS ${(r.rssIdleKiB / 1024).toFixed(1)} MiB with ${n} idle streams (${(r.perStreamBytes / 1024).toFixed(1)} KiB each: ` +
-        `${Object.entries(r.perStreamByRoleBytes).map(([k, v]) => `${k} ${(v / 1024).toFixed(1)}`).join(', ')}); ` +
+        `${Object.entries(r.perStreamByRoleBytes).filter(([role]) => r.holders.includes(role)).map(([k, v]) => `${k} ${(v / 1024).toFixed(1)}`).join(', ')}` +
+        `${Object.entries(r.perStreamByRoleBytes).filter(([role]) => !r.holders.includes(role)).map(([k, v]) => `; not counted, holding none of the streams: ${k} ${v >= 0 ? '+' : ''}${(v / 1024).toFixed(1)}`).join('')}); ` +
         `CPU during the ${r.sendS.toFixed(1)} s of sends: system ${r.systemCpuS.toFixed(2)} s, harness ${r.harnessCpuS.toFixed(2)} s ` +
         `(${((r.harnessCpuS * 1e6) / Math.max(1, r.received)).toFixed(1)} µs per receipt); ` +
         `${r.lateSends ? `${r.lateSends} of ${r.M} sends more than 10 ms behind the 50 ms grid; ` : ''}load ${r.load}` +
@@ -331,7 +337,8 @@ if (hc.length) {
   const per = hc.map((r) => (r.harnessCpuS * 1e6) / Math.max(1, r.received));
   console.log(`(p50 / p99: start of the writer's POST to the subscriber's read, over all N × M receipts; ` +
     `memory per stream: RSS with N idle streams less RSS before the system's first stream, over N; ` +
-    `ours = lighttpd + broker, Nchan = nginx workers, Socket.IO = its node process. ` +
+    `ours = the broker (a direct stream is held by it alone; lighttpd, which answered the tickets, is shown beside it), ` +
+    `ours via lighttpd = lighttpd + broker, Nchan = nginx workers, Socket.IO = its node process. ` +
     `Harness CPU: ${Math.min(...per).toFixed(1)}–${Math.max(...per).toFixed(1)} µs per receipt during the sends. ` +
     `Load average now ${loadavg()}.)`);
 }
