@@ -37,6 +37,10 @@
 /* Connections past max_clients get a 503; past this many more they are closed unanswered. */
 #define SERVER_OVERFLOW_SLACK 64
 #define SERVER_FLUSH_TIMEOUT_MS 10000
+/* After a finished answer: the time the client gets to close its side, and the most of its
+ * further bytes that are read and dropped meanwhile (a lingering close) */
+#define SERVER_LINGER_MS 2000
+#define SERVER_LINGER_MAX ((size_t)1 << 20)
 #define SERVER_WS_CLOSE_WAIT_MS 3000
 #define SERVER_PRESENCE_PER_SEC 30
 /* RFC 6455 7.4.1 "policy violation": the room was deleted or the user is no member any more */
@@ -100,6 +104,8 @@ struct conn {
 	int dead;     /* closed: waiting in the reap list for its resources to go */
 	int released; /* resources freed; the struct goes when refs reaches 0 */
 	int on_reap;
+	int lingering;    /* CK_DONE, all sent, our side shut: waiting for the client's */
+	size_t discarded; /* bytes read and dropped since the answer was finished */
 	enum conn_kind kind;
 	enum route route;
 	struct conn *prev, *next, *reap_next;
@@ -400,6 +406,44 @@ static void flush_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	conn_close(arg, "flush timeout");
 }
 
+/* The whole answer has left: shut our side, so the client reads the end of it, and close
+ * once the client closes its side (read_cb) or after SERVER_LINGER_MS. */
+static void conn_linger(struct conn *c)
+{
+	if (c->dead || c->lingering)
+		return;
+	c->lingering = 1;
+	if (shutdown(c->fd, SHUT_WR) < 0) {
+		conn_close(c, NULL);
+		return;
+	}
+	struct timeval tv;
+	ms_tv(SERVER_LINGER_MS, &tv);
+	evtimer_del(c->timer);
+	evtimer_add(c->timer, &tv);
+}
+
+/* A finished connection's input: read and dropped, up to SERVER_LINGER_MAX; the client's
+ * end or an error closes it. */
+static void conn_discard(struct conn *c)
+{
+	char buf[SERVER_READ_MAX];
+	for (int i = 0; i < 4; i++) {
+		ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+		if (n > 0) {
+			c->discarded += (size_t)n;
+			if (c->discarded > SERVER_LINGER_MAX) {
+				conn_close(c, "too much after the answer");
+				return;
+			}
+			continue;
+		}
+		if (n == 0 || !would_block())
+			conn_close(c, NULL);
+		return;
+	}
+}
+
 /* Stop reading; close once everything written is sent (or after a timeout). */
 static void conn_finish(struct conn *c)
 {
@@ -410,7 +454,9 @@ static void conn_finish(struct conn *c)
 	c->kind = CK_DONE;
 	conn_leave_all(c);
 	slot_release(c);
-	event_del(c->rev);
+	/* still read, to drop what the client goes on sending (read_cb): a socket closed with
+	 * unread bytes sends a reset, which can take the answer with it */
+	event_add(c->rev, NULL);
 	/* an SSE stream gave its timer back when it started (start_stream) */
 	if (!c->timer)
 		c->timer = evtimer_new(c->srv->base, flush_timeout_cb, c);
@@ -423,9 +469,9 @@ static void conn_finish(struct conn *c)
 	evtimer_del(c->timer);
 	event_assign(c->timer, c->srv->base, -1, 0, flush_timeout_cb, c);
 	evtimer_add(c->timer, &tv);
-	/* otherwise conn_drained closes it once the output has left */
+	/* otherwise conn_drained does once the output has left */
 	if (evbuffer_get_length(c->out) == 0)
-		conn_close(c, NULL);
+		conn_linger(c);
 }
 
 static const char *status_text(int status)
@@ -991,7 +1037,7 @@ static void conn_drained(struct conn *c, size_t left)
 		return;
 	if (c->kind == CK_DONE) {
 		if (left == 0)
-			conn_close(c, NULL);
+			conn_linger(c);
 		return;
 	}
 	if (!c->replay_wait || left > c->srv->cfg->out_limit / 2)
@@ -1574,6 +1620,10 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 	struct conn *c = arg;
 	if (c->dead)
 		return;
+	if (c->kind == CK_DONE) {
+		conn_discard(c);
+		return;
+	}
 	char buf[SERVER_READ_MAX];
 	ssize_t n = recv(c->fd, buf, sizeof buf, 0);
 	if (n > 0)
