@@ -285,9 +285,21 @@ case "$STREAM_ORIGIN" in
       die "STREAM_ORIGIN must be auto, off, or an origin such as http://streams.example.com:8081 with no path (got '$STREAM_ORIGIN')"
     stream_src="$STREAM_ORIGIN ${STREAM_ORIGIN/#http/ws}" ;;
 esac
+# auto: the broker is reached where the page was, so it listens where lighttpd does (an
+# origin of your own is served by whatever you put there; it keeps to 127.0.0.1 unless told)
+[ "$STREAM_ORIGIN" = auto ] && export BROKER_HOST=${BROKER_HOST:-$CC_BIND}
+export BROKER_HOST=${BROKER_HOST:-127.0.0.1}
+# lighttpd's proxy reaches the broker at its address, or at loopback when it listens on all
+# (lighttpd.conf includes run/broker-proxy.conf; without it: 127.0.0.1)
+: >"$CC_VAR/run/broker-proxy.conf"
+case "$BROKER_HOST" in
+  0.0.0.0 | :: | 127.0.0.1) ;;
+  *'"'* | *' '*) die "BROKER_HOST must be an IP address (got '$BROKER_HOST')" ;;
+  *) printf 'proxy.server := ( "" => (( "host" => "%s", "port" => env.BROKER_PORT )) )\n' "$BROKER_HOST" \
+    >"$CC_VAR/run/broker-proxy.conf" ;;
+esac
 : >"$CC_VAR/run/csp.conf"
 if [ -n "$stream_src" ]; then
-  export BROKER_HOST=${BROKER_HOST:-$CC_BIND}
   csp=$(sed -n 's/^ *"Content-Security-Policy" => "\(.*\)",$/\1/p' "$ROOT/lighttpd.conf" | head -n 1)
   [[ "$csp" == *"connect-src 'self'"* ]] || die "no connect-src 'self' in lighttpd.conf's Content-Security-Policy"
   csp=${csp/"connect-src 'self'"/"connect-src 'self' $stream_src"}

@@ -438,6 +438,12 @@ static void conn_discard(struct conn *c)
 			}
 			continue;
 		}
+		if (n == 0 && !c->lingering) {
+			/* the client shut its side before the whole answer left: stop reading and
+			 * let the rest go (conn_drained, or the flush timeout) */
+			event_del(c->rev);
+			return;
+		}
 		if (n == 0 || !would_block())
 			conn_close(c, NULL);
 		return;
@@ -456,7 +462,10 @@ static void conn_finish(struct conn *c)
 	slot_release(c);
 	/* still read, to drop what the client goes on sending (read_cb): a socket closed with
 	 * unread bytes sends a reset, which can take the answer with it */
-	event_add(c->rev, NULL);
+	if (event_add(c->rev, NULL) < 0) {
+		conn_close(c, "out of memory");
+		return;
+	}
 	/* an SSE stream gave its timer back when it started (start_stream) */
 	if (!c->timer)
 		c->timer = evtimer_new(c->srv->base, flush_timeout_cb, c);

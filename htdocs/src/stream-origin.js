@@ -51,7 +51,13 @@ export function wsOrigin(origin, pageLocation) {
 export async function brokerAway(fetchFn) {
   try {
     const r = await fetchFn('/events/health', { cache: 'no-store' });
-    return r.status === 502 || r.status === 503 || r.status === 504;
+    if (r.status === 502 || r.status === 503 || r.status === 504) return true;
+    // the broker is up but without its event store: streams fail on either route alike
+    if (r.status === 200 && typeof r.json === 'function') {
+      const j = await r.json().catch(() => null);
+      return Boolean(j && typeof j === 'object' && typeof j.redis === 'string' && j.redis !== 'ok');
+    }
+    return false;
   } catch {
     return true;
   }

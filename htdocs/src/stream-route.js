@@ -11,6 +11,7 @@ import { request } from './api.js';
 import { atOrigin, brokerAway, checkOrigin } from './stream-origin.js';
 
 const DIRECT_FAILURES_MAX = 2;
+const ROUTE_ASK_WAIT_MS = 3000;
 
 let origin = null;
 let front = false;
@@ -27,9 +28,12 @@ function pageOrigin() {
 // answer other than 200 leaves the page on the front door.
 export function streamRouteReady() {
   if (!asked) {
-    asked = request('GET', '/api/streams').then((r) => {
+    const answer = request('GET', '/api/streams').then((r) => {
       if (r.status === 200 && r.json && typeof r.json === 'object') setOrigin(r.json.origin);
     }, () => {});
+    // an answer that does not come keeps no stream waiting: the front door meanwhile (a
+    // late answer still names the origin for the streams opened after it)
+    asked = Promise.race([answer, new Promise((resolve) => setTimeout(resolve, ROUTE_ASK_WAIT_MS))]);
   }
   return asked;
 }

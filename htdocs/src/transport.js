@@ -278,6 +278,22 @@ export class RoomStream {
     let ticket = firstTicket;
     let ticketAt = Date.now();
     let since = this.lastId;
+    // a poll stands unanswered while the room is quiet, so standing proves nothing of a
+    // direct origin that is never answered (a firewall dropping packets): there the broker's
+    // health answer must come first, within the direct route's open time
+    if (c.origin && !this.directEverOpened) {
+      let ok = false;
+      try {
+        const r = await fetch(`${c.origin}/events/health`,
+          { cache: 'no-store', signal: AbortSignal.timeout(DIRECT_OPEN_TIMEOUT_MS) });
+        ok = r.ok;
+      } catch { /* refused, never answered, or not readable from this page (CORS, CSP) */ }
+      if (c.dead || this.closed) return;
+      if (!ok) {
+        this.lost(c, 'refused');
+        return;
+      }
+    }
     // a poll is answered only when there are events: the stream counts as open once the
     // first request has stood for a moment without failing
     clearTimeout(c.openTimer);

@@ -366,7 +366,10 @@ test('the history list does not stop the scroll wheel', async () => {
     }
   }
   await p.unroute(isHistory);
-  await p.click('[data-action="history-more"]'); // "Show fewer"
+  // back to the short list ("Show fewer"), unless a snapshot event has meanwhile redrawn the
+  // list from the room's real history, which is short and has no such button to show
+  const fewer = p.locator('[data-action="history-more"]:has-text("Show fewer")');
+  if (await fewer.isVisible()) await fewer.click();
 });
 
 test('"offline" is the network; a server that does not answer is "unreachable, retrying"', async () => {

@@ -79,4 +79,9 @@ test('the broker is away when the front door\'s proxy says so, or nothing answer
   assert.equal(await brokerAway(async () => { throw new TypeError('Failed to fetch'); }), true, 'no answer');
   // the broker answered, or a front door without the path: a direct failure is the route's
   for (const status of [200, 404, 500]) assert.equal(await brokerAway(answering(status)), false, String(status));
+  // a broker that answers but has lost Redis fails the front door's streams too
+  const health = (body) => async () => ({ status: 200, json: async () => body });
+  assert.equal(await brokerAway(health({ status: 'degraded', redis: 'down', clients: 0 })), true, 'redis down');
+  assert.equal(await brokerAway(health({ status: 'ok', redis: 'ok', clients: 3 })), false, 'redis ok');
+  assert.equal(await brokerAway(async () => ({ status: 200, json: async () => { throw new SyntaxError('x'); } })), false, 'not JSON');
 });
