@@ -19,23 +19,12 @@
 // site whose policy was not told of the stream origin, e.g. Apache's).
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './browser.mjs';
+import { freePort } from './procs.mjs';
 
 const BIN = process.env.CC_BIN_DIR || join(ROOT, 'build', process.env.BUILD || 'asan', 'bin');
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 // The stack's DATABASE_URL, REDIS_URL, JWT key and broker port: exported by scripts/test.sh,
 // or read from the run/env file of the stack in CC_VAR.
