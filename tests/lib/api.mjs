@@ -161,6 +161,24 @@ function dechunk(raw) {
   }
 }
 
+// Reads an SSE body (a fetch response's) block by block: onBlock gets each block's text
+// without its blank line. Resolves when the body ends or the request is aborted.
+export async function sseBlocks(body, onBlock) {
+  const dec = new TextDecoder();
+  let text = '';
+  try {
+    for await (const chunk of body) {
+      text += dec.decode(chunk, { stream: true });
+      let at;
+      while ((at = text.indexOf('\n\n')) >= 0) {
+        const block = text.slice(0, at);
+        text = text.slice(at + 2);
+        onBlock(block);
+      }
+    }
+  } catch { /* aborted */ }
+}
+
 // Sends bytes as they are to the web server over TCP and reads until the server closes (or
 // timeoutMs). Returns {status, head, body} (status 0 when no answer arrived).
 export function rawHttp(request, { timeoutMs = 5000 } = {}) {

@@ -10,7 +10,7 @@ import http2 from 'node:http2';
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
 
-import { BASE, call, cgi, newUser, createRoom, rawHttp } from '../lib/api.mjs';
+import { BASE, call, cgi, newUser, createRoom, rawHttp, sseBlocks } from '../lib/api.mjs';
 import { waitFor } from '../lib/procs.mjs';
 
 const BROKER_PORT = process.env.BROKER_PORT;
@@ -34,20 +34,7 @@ function sse(url, headers = {}) {
   s.opened = fetch(url, { headers: { origin: BASE, ...headers }, signal: ctl.signal }).then((res) => {
     s.status = res.status;
     s.headers = res.headers;
-    (async () => {
-      const dec = new TextDecoder();
-      let text = '';
-      try {
-        for await (const chunk of res.body) {
-          text += dec.decode(chunk, { stream: true });
-          let at;
-          while ((at = text.indexOf('\n\n')) >= 0) {
-            s.blocks.push(text.slice(0, at));
-            text = text.slice(at + 2);
-          }
-        }
-      } catch { /* aborted */ }
-    })();
+    sseBlocks(res.body, (block) => s.blocks.push(block));
   });
   s.close = () => ctl.abort();
   return s;

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { BASE, call, newUser, createRoom } from '../lib/api.mjs';
+import { BASE, call, newUser, createRoom, sseBlocks } from '../lib/api.mjs';
 import { waitFor } from '../lib/procs.mjs';
 
 // The stream read with fetch, as the browser client's shared worker reads it.
@@ -20,22 +20,10 @@ function multi(rooms, token) {
       s.ended = true;
       return;
     }
-    (async () => {
-      const dec = new TextDecoder();
-      let text = '';
-      try {
-        for await (const chunk of res.body) {
-          text += dec.decode(chunk, { stream: true });
-          let at;
-          while ((at = text.indexOf('\n\n')) >= 0) {
-            const data = text.slice(0, at).split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
-            text = text.slice(at + 2);
-            if (data) s.events.push(JSON.parse(data));
-          }
-        }
-      } catch { /* aborted */ }
-      s.ended = true;
-    })();
+    sseBlocks(res.body, (block) => {
+      const data = block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+      if (data) s.events.push(JSON.parse(data));
+    }).then(() => { s.ended = true; });
   });
   s.of = (room, type) => s.events.filter((e) => e.room === room && (!type || e.type === type));
   s.close = () => ctl.abort();
