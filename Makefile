@@ -61,6 +61,11 @@ WORKER_BIN := $(B)/bin/codecollab-worker
 SNAP_BIN := $(B)/bin/codecollab-snapshotter
 UNIT_BINS := $(UNIT_SRC:tests/%.c=$(B)/tests/%)
 
+# Load tools of the benchmarks (bench/c/NAME.c -> $(B)/bin/bench-NAME): plain C with libc
+# only, built with the programs so the tests can run them under the sanitizers too.
+BENCH_SRC := $(wildcard bench/c/*.c)
+BENCH_BINS := $(BENCH_SRC:bench/c/%.c=$(B)/bin/bench-%)
+
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/%)
 
@@ -112,7 +117,7 @@ htdocs/dist/stream-worker.js: htdocs/src/stream-worker.js htdocs/src/stream-orig
 	npx --no-install esbuild $< --bundle --format=iife --minify --sourcemap \
 	  --target=es2022 --log-level=warning --outfile=$@
 
-bins: $(API_BIN) $(BROKER_BIN) $(WORKER_BIN) $(SNAP_BIN)
+bins: $(API_BIN) $(BROKER_BIN) $(WORKER_BIN) $(SNAP_BIN) $(BENCH_BINS)
 units: $(UNIT_BINS)
 
 # The Redis contract's scripts (lib/rscript.h): rewritten only when their text changes.
@@ -145,6 +150,10 @@ $(WORKER_BIN): $(WORKER_OBJ) $(LIBA)
 $(SNAP_BIN): $(SNAP_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(SNAP_OBJ) $(LIBA) $(LIB_LIBS)
+
+$(B)/bin/bench-%: $(B)/obj/bench/c/%.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< -lm
 
 # A C test links the shared library and every program's modules (not their main.c).
 $(B)/tests/%: $(B)/obj/tests/%.o $(LIBA) $(API_MODS) $(BROKER_MODS) $(WORKER_MODS) $(SNAP_MODS)
