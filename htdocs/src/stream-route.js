@@ -7,11 +7,19 @@
 // answered through the front door, the browser refusing it by the page's
 // Content-Security-Policy, or the shared worker saying it gave up on it. Listeners (the
 // shared stream, to tell its worker) hear of that once.
+//
+// A page that gave the direct route up notes it in sessionStorage (this tab only, with the
+// origin it gave up), and for FRONT_REMEMBER_MS after that the tab's next pages start on
+// the front door at once: a firewalled broker port would otherwise cost every reload the
+// seconds of failed attempts. With another origin named, or the time passed, the direct
+// route is tried again.
 import { request } from './api.js';
 import { atOrigin, brokerAway, checkOrigin } from './stream-origin.js';
 
 const DIRECT_FAILURES_MAX = 2;
 const ROUTE_ASK_WAIT_MS = 3000;
+const FRONT_REMEMBER_MS = 10 * 60 * 1000;
+const FRONT_KEY = 'cc.streamFront';
 
 let origin = null;
 let front = false;
@@ -38,8 +46,27 @@ export function streamRouteReady() {
   return asked;
 }
 
+// The tab's note of a direct route given up: { origin, until }. Storage that cannot be
+// read or written (disabled, full) only costs the note.
+function rememberedFront(o) {
+  try {
+    const v = JSON.parse(sessionStorage.getItem(FRONT_KEY) || 'null');
+    return !!v && v.origin === o && typeof v.until === 'number' && v.until > Date.now() &&
+      v.until <= Date.now() + FRONT_REMEMBER_MS;
+  } catch {
+    return false;
+  }
+}
+
+function rememberFront(o) {
+  try {
+    sessionStorage.setItem(FRONT_KEY, JSON.stringify({ origin: o, until: Date.now() + FRONT_REMEMBER_MS }));
+  } catch { /* see rememberedFront */ }
+}
+
 function setOrigin(value) {
   origin = checkOrigin(value, pageOrigin());
+  if (origin && rememberedFront(origin)) giveUp(false);
 }
 
 // A stream ticket's answer: its `stream_origin`, when there is one, is the origin to use.
@@ -47,6 +74,7 @@ export function noteTicketOrigin(answer) {
   if (answer && typeof answer === 'object' && typeof answer.stream_origin === 'string') {
     const o = checkOrigin(answer.stream_origin, pageOrigin());
     if (o) origin = o;
+    if (o && rememberedFront(o)) giveUp(false);
   }
 }
 
@@ -59,10 +87,15 @@ export function onFrontDoor(fn) {
   listeners.add(fn);
 }
 
-// The direct route is given up for this page.
+// The direct route is given up for this page (and noted for the tab's next pages).
 export function useFrontDoor() {
+  giveUp(true);
+}
+
+function giveUp(note) {
   if (front) return;
   front = true;
+  if (note && origin) rememberFront(origin);
   for (const fn of listeners) {
     try {
       fn();

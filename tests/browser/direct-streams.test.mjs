@@ -202,6 +202,61 @@ for (const kind of KINDS) {
 }
 
 for (const kind of ['shared', 'sse']) {
+  test(`[${NEEDS_API}] a tab that fell back remembers it: after a reload its ${kind} stream takes the front door at once`, async () => {
+    const d = await door({ STREAM_ORIGIN: CLOSED }, 'stream-origin');
+    assert.equal(await streamOrigin(d.base), CLOSED, 'the front door names the closed origin');
+    const two = await pair(d.base, kind);
+    try {
+      assert.equal(await route(two.A), 'front');
+      const note = JSON.parse(await two.A.page.evaluate(() => sessionStorage.getItem('cc.streamFront')));
+      assert.equal(note && note.origin, CLOSED, `the tab noted the origin it gave up: ${JSON.stringify(note)}`);
+      const before = two.A.streamUrls.length;
+      const failedBefore = two.A.failedUrls.length;
+      await two.A.page.reload();
+      await waitForEditor(two.A.page);
+      await waitFor(async () => (await route(two.A)) === 'front', { timeout: 10000, what: 'the reloaded page on the front door' });
+      assert.equal(await two.A.page.getAttribute('[data-role="connection"]', 'data-state'), 'connected');
+      if (kind !== 'shared') {
+        const after = two.A.streamUrls.slice(before);
+        assert.ok(after.length > 0, 'the reloaded page opened a stream');
+        assert.deepEqual(after.filter((u) => u.startsWith(`${CLOSED}/`)), [], 'no attempt at the closed origin after the reload');
+        // (the old page's stream through the front door is cut by the reload itself)
+        assert.deepEqual(two.A.failedUrls.slice(failedBefore).filter((u) => u.startsWith(`${CLOSED}/`)), [],
+          'no failed request at the closed origin after the reload');
+      }
+      await editsFlow(d.base, two, `${kind} reloaded`);
+    } finally {
+      await close(two.A, two.B);
+    }
+  });
+}
+
+test(`[${NEEDS_API}] a note of a fallback that has run out, or names another origin, is not followed: the stream goes direct`, async () => {
+  const origin = await streamOrigin(BASE);
+  assert.ok(origin, 'make run\'s stack names an origin');
+  const ann = await user(BASE, 'nann');
+  const made = await call(BASE, 'POST', '/api/rooms', ann.token, { name: 'notes', language: 'python' });
+  assert.equal(made.status, 201, JSON.stringify(made.json));
+  for (const note of [{ origin, until: Date.now() - 1000 }, { origin: CLOSED, until: Date.now() + 60000 },
+    { origin, until: Date.now() + 24 * 3600 * 1000 }, 'not json']) {
+    const p = await person(browser, BASE);
+    try {
+      await p.context.addInitScript(({ token, u, n }) => {
+        localStorage.setItem('cc.token', token);
+        localStorage.setItem('cc.user', JSON.stringify(u));
+        sessionStorage.setItem('cc.streamFront', typeof n === 'string' ? n : JSON.stringify(n));
+      }, { token: ann.token, u: ann.user, n: note });
+      await p.page.goto(`/r/${made.json.room.id}?transport=sse`);
+      await waitForEditor(p.page);
+      await waitFor(async () => (await route(p)) !== null, { timeout: 10000, what: 'a stream open' });
+      assert.equal(await route(p), 'direct', `with the note ${JSON.stringify(note)}`);
+    } finally {
+      await p.context.close();
+    }
+  }
+});
+
+for (const kind of ['shared', 'sse']) {
   test(`[${NEEDS_API}] the broker restarts under direct ${kind} streams: they come back straight to it, nothing lost`, async () => {
     const d = await door({ STREAM_ORIGIN: 'auto' }, 'stream-origin', 'own');
     const origin = `http://127.0.0.1:${d.brokerPort}`;
