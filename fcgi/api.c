@@ -33,12 +33,15 @@ int api_config_load(struct api_config *cfg, char *err, size_t errlen)
 	 * streams"): checked here, so that a wrong value stops the API with its reason */
 	cfg->stream_origin = cfg_str("STREAM_ORIGIN", "");
 	if (*cfg->stream_origin && strcmp(cfg->stream_origin, "off") != 0 &&
-	    strcmp(cfg->stream_origin, "auto") != 0 && http_origin_check(cfg->stream_origin) < 0) {
-		snprintf(err, errlen,
-			 "STREAM_ORIGIN must be auto, off, or an origin such as "
-			 "http://streams.example.com:8081 (no path), not \"%.80s\"",
-			 cfg->stream_origin);
-		return -1;
+	    strcmp(cfg->stream_origin, "auto") != 0) {
+		char norm[HTTP_ORIGIN_MAX], why[160];
+		if (origin_parse(cfg->stream_origin, norm, sizeof norm, why, sizeof why) < 0) {
+			snprintf(err, errlen,
+				 "STREAM_ORIGIN %s: write auto, off, or an origin such as "
+				 "http://streams.example.com:8081 (no path), not \"%.80s\"",
+				 why, cfg->stream_origin);
+			return -1;
+		}
 	}
 	/* read in this order; the address limit's default is five times the per-name limit,
 	 * so the table is read in two parts around it */

@@ -33,81 +33,17 @@ int http_parse_length(const char *s, size_t *out)
 	return 0;
 }
 
-/* A host name's characters: letters, digits, '.' and '-', not starting with '.' or '-'. */
-static int host_name_ok(const char *s, size_t n)
-{
-	if (n == 0 || s[0] == '.' || s[0] == '-')
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char ch = s[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		      ch == '.' || ch == '-'))
-			return 0;
-	}
-	return 1;
-}
-
-/* An IPv6 literal's characters inside its brackets. */
-static int ipv6_ok(const char *s, size_t n)
-{
-	if (n < 2)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char ch = s[i];
-		if (!((ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F') || (ch >= '0' && ch <= '9') ||
-		      ch == ':' || ch == '.'))
-			return 0;
-	}
-	return 1;
-}
-
-/* s: "name" or "[v6]", then an optional ":port" and nothing else. The host part's length
- * in *hostlen; -1 when it is not such a string. */
-static int host_port_split(const char *s, size_t *hostlen)
-{
-	size_t n;
-	if (s[0] == '[') {
-		const char *close = strchr(s, ']');
-		if (!close || !ipv6_ok(s + 1, (size_t)(close - s - 1)))
-			return -1;
-		n = (size_t)(close - s) + 1;
-	} else {
-		n = strcspn(s, ":");
-		if (!host_name_ok(s, n))
-			return -1;
-	}
-	if (s[n] == ':') {
-		const char *p = s + n + 1;
-		size_t digits = strspn(p, "0123456789");
-		if (digits == 0 || digits > 5 || p[digits] != '\0' || strtol(p, NULL, 10) < 1 ||
-		    strtol(p, NULL, 10) > 65535)
-			return -1;
-	} else if (s[n] != '\0') {
-		return -1;
-	}
-	*hostlen = n;
-	return 0;
-}
-
 int http_origin_check(const char *s)
 {
-	size_t hl;
-	if (!s || strlen(s) >= HTTP_ORIGIN_MAX)
-		return -1;
-	if (strncmp(s, "http://", 7) == 0)
-		s += 7;
-	else if (strncmp(s, "https://", 8) == 0)
-		s += 8;
-	else
-		return -1;
-	return host_port_split(s, &hl);
+	char norm[ORIGIN_MAX + 1];
+	return origin_parse(s, norm, sizeof norm, NULL, 0);
 }
 
 int http_host_name(const char *host, char *out, size_t outlen)
 {
 	size_t hl;
-	if (!host || strlen(host) >= HTTP_ORIGIN_MAX || host_port_split(host, &hl) < 0 ||
-	    hl >= outlen)
+	long port;
+	if (origin_host_port(host, &hl, &port) < 0 || hl >= outlen)
 		return -1;
 	memcpy(out, host, hl);
 	out[hl] = '\0';
@@ -119,12 +55,8 @@ int http_stream_origin(const char *setting, long port, const char *host, int htt
 {
 	if (!setting || !*setting || strcmp(setting, "off") == 0)
 		return 0;
-	if (strcmp(setting, "auto") != 0) {
-		if (http_origin_check(setting) < 0 || strlen(setting) >= outlen)
-			return 0;
-		memcpy(out, setting, strlen(setting) + 1);
-		return 1;
-	}
+	if (strcmp(setting, "auto") != 0)
+		return origin_parse(setting, out, outlen, NULL, 0) == 0;
 	char name[HTTP_ORIGIN_MAX];
 	if (https || port < 1 || port > 65535 || http_host_name(host, name, sizeof name) < 0)
 		return 0;

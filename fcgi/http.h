@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "buf.h"
+#include "origin.h"
 
 #define HTTP_BODY_MAX ((size_t)1024 * 1024)
 /* A body refused for its size is still read (and thrown away) up to this size before the
@@ -62,19 +63,20 @@ int http_parse_length(const char *s, size_t *out);
 /* 1 when the media type (before any ';' parameters) is application/json. */
 int http_is_json_type(const char *content_type);
 
-/* The longest origin (scheme://host[:port]) the API answers for direct streams. */
-#define HTTP_ORIGIN_MAX 300
-/* 0 when s is an origin a browser can use for a stream: "http://" or "https://", a host
- * name (letters, digits, '.', '-') or an IPv6 address in brackets, an optional port of
- * 1..65535, nothing after it (no path, no trailing slash); -1 otherwise. */
+/* A buffer for the origin the API answers for direct streams (lib/origin.h's bound). */
+#define HTTP_ORIGIN_MAX (ORIGIN_MAX + 1)
+/* 0 when s is an origin a browser can use for a stream (lib/origin.h: "http://" or
+ * "https://", a host, an optional port, nothing after it); -1 otherwise. */
 int http_origin_check(const char *s);
 /* The host name of a Host header value ("example.com:8080" -> "example.com", "[::1]:80" ->
- * "[::1]") into out; -1 when the value is empty, too long or holds anything else. */
+ * "[::1]", lib/origin.h's grammar) into out; -1 when the value is empty, too long or holds
+ * anything else. */
 int http_host_name(const char *host, char *out, size_t outlen);
 /* The origin a client of this request may open its streams at (docs/API.md, "Direct
  * streams"), from STREAM_ORIGIN's value: "auto" = http://<the request's host name>:<port>
  * for a plain-http request (none for https: a page served over TLS cannot use it), an
- * origin = itself, "" or "off" = none. 1 with the origin in out, 0 for none. */
+ * origin = itself as a browser writes it (lower case, no default port), "" or "off" =
+ * none. 1 with the origin in out, 0 for none. */
 int http_stream_origin(const char *setting, long port, const char *host, int https, char *out,
 		       size_t outlen);
 

@@ -12,15 +12,15 @@
 #include <stddef.h>
 
 #include "buf.h"
+#include "origin.h"
 
-/* The longest origin taken: scheme, "://", a DNS name (253) and a port. */
-#define CORS_ORIGIN_MAX 300
+/* The longest origin taken (lib/origin.h). */
+#define CORS_ORIGIN_MAX ORIGIN_MAX
 
-/* Reads an allowed origin: "*", or one origin "scheme://host[:port]" with scheme http or
- * https, host a DNS name, an IPv4 address or a bracketed IPv6 address, port 1-65535, and
- * nothing after it (no path, not even "/"). It is written into out (cap bytes) the way a
- * browser sends its Origin, which it must equal exactly: scheme and host lower-cased, the
- * scheme's default port left out. 0, or -1 with the reason in err (for people). */
+/* Reads an allowed origin: "*", or one origin by lib/origin.h's grammar (http or https, a
+ * host, an optional port, nothing after it), written into out (cap bytes) the way a browser
+ * sends its Origin, which it must equal exactly: scheme and host lower-cased, the scheme's
+ * default port left out. 0, or -1 with the reason in err (for people). */
 int cors_origin_parse(const char *in, char *out, size_t cap, char *err, size_t errlen);
 
 /* The header lines every answer carries (CRLF after each): the allowed origin, nosniff and

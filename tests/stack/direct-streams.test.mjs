@@ -135,11 +135,13 @@ test('a refusal at the direct origin is readable cross-origin: a bad ticket is a
   assert.equal(typeof j.error, 'string');
 });
 
-test('STREAM_ORIGIN: an origin is answered as given, off and an unknown host give none, a bad value stops the API', () => {
+test('STREAM_ORIGIN: an origin is answered as a browser writes it, off and an unknown host give none, a bad value stops the API', () => {
   const run = (env, extra = {}) => cgi({ uri: '/api/streams', env, ...extra });
   let r = run({ STREAM_ORIGIN: 'https://streams.example.com' }, { https: true });
   assert.equal(r.status, 200, r.body + r.stderr);
   assert.deepEqual(r.json, { origin: 'https://streams.example.com' });
+  r = run({ STREAM_ORIGIN: 'HTTPS://Streams.Example.COM:443' }, { https: true });
+  assert.deepEqual(r.json, { origin: 'https://streams.example.com' }, 'lower case, no default port');
   r = run({ STREAM_ORIGIN: 'off', HTTP_HOST: 'localhost:8080' });
   assert.deepEqual(r.json, { origin: null });
   r = run({ STREAM_ORIGIN: undefined, HTTP_HOST: 'localhost:8080' });
@@ -151,7 +153,7 @@ test('STREAM_ORIGIN: an origin is answered as given, off and an unknown host giv
     r = run({ STREAM_ORIGIN: 'auto', BROKER_PORT: '9001', HTTP_HOST: host });
     assert.deepEqual(r.json, { origin: null }, host);
   }
-  for (const bad of ['streams.example.com', 'http://s.example.com/events', 'ftp://x', 'http://x:0', 'yes']) {
+  for (const bad of ['streams.example.com', 'http://s.example.com/events', 'ftp://x', 'http://x:0', 'yes', 'http://a..b', 'http://x:080']) {
     r = run({ STREAM_ORIGIN: bad, HTTP_HOST: 'localhost' });
     assert.notEqual(r.status, 200, bad);
     assert.match(r.stderr + r.body, /STREAM_ORIGIN/, bad);
