@@ -3,7 +3,7 @@
 // - topology.json against the real processes: each named process runs the right program,
 //   listens on its ports, and the PostgreSQL primary and replica are what they say;
 // - HAProxy serves the front page and /api/health through both web nodes and streams
-//   through the brokers;
+//   through the brokers; its own refusals (no broker up) are JSON;
 // - kill -9 of a web node: requests keep being answered, the node is started again;
 // - SIGTERM: nothing of the layout is left running.
 // A second test forms the Redis Cluster (three masters, three replicas) and checks its roles
@@ -90,6 +90,27 @@ test('make cluster: topology.json is the real layout; HAProxy spreads over both 
   assert.equal(bh.status, 200);
   assert.match(bh.headers.get('x-served-by'), /^broker-[12]$/);
   assert.equal((await bh.json()).status, 'ok');
+
+  // HAProxy's own refusals are JSON in the API's error shape: no broker to take a stream
+  // (both stopped: HAProxy's checks mark them down), with Retry-After; the streams come back
+  // when the brokers do
+  const brokers = c.byRole('broker');
+  for (const b of brokers) process.kill(b.pid, 'SIGSTOP');
+  try {
+    const refused = await waitFor(async () => {
+      const r = await fetch(`${c.base}/events/health`, { signal: AbortSignal.timeout(1500) }).catch(() => null);
+      return r && r.status === 503 && r;
+    }, { timeout: 20000, what: 'HAProxy refusing /events/ with both brokers stopped' });
+    assert.match(refused.headers.get('content-type'), /^application\/json/);
+    assert.equal(refused.headers.get('retry-after'), '1');
+    const j = await refused.json();
+    assert.equal(j.error, 'broker_unavailable');
+    assert.equal(typeof j.message, 'string');
+  } finally {
+    for (const b of brokers) process.kill(b.pid, 'SIGCONT');
+  }
+  await waitFor(async () => (await fetch(`${c.base}/events/health`, { signal: AbortSignal.timeout(1500) }).catch(() => null))?.status === 200,
+    { timeout: 20000, what: 'the brokers back behind HAProxy' });
 
   // kill -9 one web node: every request is still answered (HAProxy retries a refused
   // connection elsewhere and takes the node out), and the supervisor starts it again
