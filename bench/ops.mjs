@@ -209,7 +209,7 @@ async function runC(label, rooms, token, rate = 0) {
   const kinds = Object.entries(g.failures).filter(([, v]) => v).map(([k, v]) => `${k} ${v}`).join(', ');
   const offered = rate > 0 ? `offered ${rate}/s, ` : '';
   const behind = rate > 0 ? `, ${g.late + g.late_queued} sent more than 1 ms after due (${g.late} by the load generator, ${g.late_queued} waiting for the answer before); from the send: p50 ${sent.p50.toFixed(2)} ms, p99 ${sent.p99.toFixed(2)} ms` : '';
-  console.log(`${label.padEnd(34)} ${g.per_s.toFixed(0).padStart(7)} commits/s   p50 ${lat.p50.toFixed(2)} ms   p99 ${lat.p99.toFixed(2)} ms   (${offered}${g.ok} ok, ${g.failed} failed${kinds ? ` (${kinds})` : ''}, ${CONCURRENCY} writers${behind}; load generator bench-opsgen ${(g.cpu_us / 1e4 / secs).toFixed(0)}% of a core, ${g.cpu_us_per_request.toFixed(1)} µs CPU per request)`);
+  console.log(`${label.padEnd(34)} ${g.per_s.toFixed(0).padStart(7)} commits/s   p50 ${lat.p50.toFixed(2)} ms   p99 ${lat.p99.toFixed(2)} ms   (${offered}${g.ok} ok, ${g.failed} failed${kinds ? ` (${kinds})` : ''}, ${CONCURRENCY} writers${behind}; load generator bench-opsgen ${(g.cpu_us / 1e4 / secs).toFixed(0)}% of a core, ${g.cpu_us_per_request.toFixed(1)} µs CPU per request, ${(100 * g.cpu_sys_us / Math.max(1, g.cpu_us)).toFixed(0)}% of it in the kernel)`);
   console.log(`    p90 ${lat.p90.toFixed(2)} ms, p99.9 ${lat.p999.toFixed(2)} ms, max ${lat.max.toFixed(2)} ms; ${g.reconnects} reconnects`);
   console.log(`    CPU: ${formatCpu(roleCpu, secs)}`);
   results.push({ label, rooms: rooms.length, rate, perS: g.per_s, p50: lat.p50, p99: lat.p99, ok: g.ok, failed: g.failed, secs, cpu: roleCpu });
