@@ -594,7 +594,9 @@ static void on_readable(struct writer *w) {
   w->in_len += (size_t)n;
   int r = parse(w);
   if (r <= 0) return;
-  int reopen = w->close_after || w->in_len; // bytes after the answer: out of step with the server
+  // bytes after the answer, or an answer before the whole request was sent: the connection is
+  // out of step with the server
+  int reopen = w->close_after || w->in_len || w->out_off < w->out_len;
   if (reopen) conn_close(w);
   int was_ok = w->status == 200;
   answered(w);
@@ -620,8 +622,9 @@ static void on_event(struct writer *w, uint32_t ev) {
     else watch_out(w, 0);
     return;
   }
-  if ((ev & EPOLLOUT) && w->busy && w->out_off < w->out_len) {
-    flush(w);
+  if (ev & EPOLLOUT) {
+    if (w->busy && w->out_off < w->out_len) flush(w);
+    else watch_out(w, 0); // nothing to write: level-triggered EPOLLOUT would spin the loop
     if (w->fd < 0) return;
   }
   if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) on_readable(w);
