@@ -146,9 +146,13 @@ test('many writers in one room: each sends a revision it was answered, never one
     assert.equal(j.failed, 0, j.first_failure);
     assert.equal(j.ok, srv.requests.length);
     const answered = new Set([0, ...srv.requests.map((r) => r.answered)]);
+    const lastOn = new Map(); // connection: the revision its last answer carried
     for (const r of srv.requests) {
       const sent = JSON.parse(r.body).revision;
       assert.ok(answered.has(sent) && sent < r.answered, `request ${r.n} sent revision ${sent}`);
+      // a writer has read its own last answer before it sends again: at least that revision
+      assert.ok(sent >= (lastOn.get(r.conn) || 0), `request ${r.n} sent ${sent}, behind its own last answer`);
+      lastOn.set(r.conn, r.answered);
     }
     // 8 connections opened before the clock started (and the address probe), no more
     assert.equal(new Set(srv.requests.map((r) => r.conn)).size, 8);
