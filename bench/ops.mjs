@@ -22,8 +22,8 @@
 // holds one kept-alive TCP connection and writes its requests by hand (fetch costs several
 // times more CPU per request); it prints the CPU it used itself. The Node writers cost
 // 40-65 µs of CPU per request and node's event loop sends some commits late (its timers run
-// once per loop turn), which shows in the latency from due; bench-opsgen sends on an
-// absolute timer and says how many of its sends were more than 1 ms late, and why.
+// once per loop turn), which shows in the latency from due; bench-opsgen waits with a
+// nanosecond timeout and says how many of its sends were more than 1 ms late, and why.
 import net from 'node:net';
 import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';

@@ -23,9 +23,10 @@
 //                 (default 10000)
 // Open loop: writer w's commits are due at start + gap*w/W, then every gap = W/rate s. A
 // commit due while the previous one is in flight is sent when that answer arrives, and its
-// latency still counts from when it was due (no coordinated omission). Wake-ups come from
-// an absolute CLOCK_MONOTONIC timerfd with a timer slack of 1 ns, so a send is not late by
-// the loop's granularity; sends more than 1 ms after due are counted: "late" when the writer
+// latency still counts from when it was due (no coordinated omission). The loop waits in
+// epoll_pwait2 with a nanosecond timeout, computed from CLOCK_MONOTONIC just before, and a
+// timer slack of 1 ns, so a send is not late by the loop's granularity (and costs no timerfd
+// system calls: at a fixed rate most requests have a wake-up of their own); sends more than 1 ms after due are counted: "late" when the writer
 // was free at the due time (the generator's own lateness), "late_queued" when it was waiting
 // for the previous answer (the server's).
 // Answers: status line, headers (Content-Length, chunked, or until close), body. A head over
@@ -61,7 +62,6 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -117,8 +117,7 @@ static struct {
   int64_t *known; // newest revision seen per room
   struct writer *w;
   size_t nw;
-  int epfd, tfd;
-  int64_t armed; // the timerfd's expiry, 0: disarmed
+  int epfd;
   struct sockaddr_storage addr;
   socklen_t addrlen;
   char hosthdr[300];
@@ -763,13 +762,21 @@ static void resolve(void) {
   if (n < 0 || (size_t)n >= sizeof G.hosthdr) usage();
 }
 
-// Arms the timer for `at` unless it already fires earlier (an early wake-up costs one turn
-// of the loop; a timerfd_settime per turn would cost more).
-static void arm(int64_t at) {
-  if (G.armed && G.armed <= at) return;
-  struct itimerspec its = {.it_value = {.tv_sec = at / 1000000000, .tv_nsec = at % 1000000000}};
-  if (timerfd_settime(G.tfd, TFD_TIMER_ABSTIME, &its, NULL) != 0) fatal("timerfd_settime");
-  G.armed = at;
+// Waits for events until `at` (CLOCK_MONOTONIC ns; INT64_MAX: no limit): their count, 0
+// at `at`. A relative timeout in nanoseconds, computed just before the call.
+static int wait_until(struct epoll_event *evs, int max, int64_t at) {
+  for (;;) {
+    struct timespec ts, *tp = NULL;
+    if (at != INT64_MAX) {
+      int64_t d = at - now_ns();
+      if (d < 0) d = 0;
+      ts = (struct timespec){.tv_sec = d / 1000000000, .tv_nsec = d % 1000000000};
+      tp = &ts;
+    }
+    int n = epoll_pwait2(G.epfd, evs, max, tp, NULL);
+    if (n >= 0) return n;
+    if (errno != EINTR) fatal("epoll_pwait2");
+  }
 }
 
 // This process's CPU so far, user and system, in µs.
@@ -793,14 +800,10 @@ int main(int argc, char **argv) {
   G.nw = (size_t)G.o.writers;
   G.known = calloc(G.nrooms, sizeof *G.known);
   G.w = calloc(G.nw, sizeof *G.w);
-  struct epoll_event *evs = calloc(G.nw + 1, sizeof *evs);
+  struct epoll_event *evs = calloc(G.nw, sizeof *evs);
   if (!G.known || !G.w || !evs) fatal("calloc");
   G.epfd = epoll_create1(EPOLL_CLOEXEC);
   if (G.epfd < 0) fatal("epoll_create1");
-  G.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-  if (G.tfd < 0) fatal("timerfd_create");
-  struct epoll_event tev = {.events = EPOLLIN, .data.ptr = NULL};
-  if (epoll_ctl(G.epfd, EPOLL_CTL_ADD, G.tfd, &tev) != 0) fatal("epoll_ctl ADD timerfd");
   size_t room_max = 0;
   for (size_t i = 0; i < G.nrooms; i++)
     if (strlen(G.rooms[i]) > room_max) room_max = strlen(G.rooms[i]);
@@ -820,21 +823,11 @@ int main(int argc, char **argv) {
     if (conn_open(&G.w[i]) != 0) fatal("connect");
     pending += (size_t)G.w[i].connecting;
   }
-  arm(until);
-  while (pending) {
-    int n = epoll_wait(G.epfd, evs, (int)G.nw + 1, -1);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fatal("epoll_wait");
-    }
-    int timed_out = 0;
-    for (int i = 0; i < n; i++) {
-      if (!evs[i].data.ptr) timed_out = 1;
-      else on_event(evs[i].data.ptr, evs[i].events);
-    }
+  while (pending && now_ns() < until) { // after that, the rest fail with their first request
+    int n = wait_until(evs, (int)G.nw, until);
+    for (int i = 0; i < n; i++) on_event(evs[i].data.ptr, evs[i].events);
     pending = 0;
     for (size_t i = 0; i < G.nw; i++) pending += (size_t)(G.w[i].fd >= 0 && G.w[i].connecting);
-    if (timed_out && now_ns() >= until) break; // the rest fail with their first request
   }
 
   double user0, sys0;
@@ -863,23 +856,8 @@ int main(int argc, char **argv) {
     }
     if (!busy && now >= G.end) break;
     if (now < G.end && G.end < next) next = G.end;
-    int timeout = -1;
-    if (next <= now) timeout = 0;
-    else arm(next);
-    int n = epoll_wait(G.epfd, evs, (int)G.nw + 1, timeout);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fatal("epoll_wait");
-    }
-    for (int i = 0; i < n; i++) {
-      if (!evs[i].data.ptr) {
-        uint64_t x;
-        if (read(G.tfd, &x, sizeof x) < 0 && errno != EAGAIN) fatal("read timerfd");
-        G.armed = 0; // expired
-      } else {
-        on_event(evs[i].data.ptr, evs[i].events);
-      }
-    }
+    int n = wait_until(evs, (int)G.nw, next);
+    for (int i = 0; i < n; i++) on_event(evs[i].data.ptr, evs[i].events);
   }
   int64_t stop = now_ns();
   double user, sys;
@@ -922,6 +900,6 @@ int main(int argc, char **argv) {
   free(evs);
   free(G.lat_due.v);
   free(G.lat_send.v);
-  if (close(G.tfd) != 0 || close(G.epfd) != 0) fatal("close");
+  if (close(G.epfd) != 0) fatal("close");
   return 0;
 }
