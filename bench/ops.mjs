@@ -7,6 +7,9 @@
 //   BENCH_OPS_JSON: write every part's figures there as JSON
 //   BENCH_TOPOLOGY: a `make cluster` layout's topology.json, whose processes' CPU is shown
 //   (else the stack's of CC_VAR, bench/lib.mjs stackProcs)
+//   BENCH_OPS_GEN (default "c"): the writers. "c": build/release/bin/bench-opsgen
+//   (bench/c/opsgen.c, one epoll loop; this script registers, creates the rooms, reads the
+//   processes' CPU and runs it once per part); "node": the writers in this script
 // Two parts. "As fast as they can": every writer sends its next commit as soon as the last
 // is answered (closed loop), which finds the most commits per second; its latency is set
 // by the queue the writers themselves keep full (Little's law: mean = writers / rate, so
@@ -17,9 +20,13 @@
 // the commits queued behind it (no coordinated omission). The latency goal is judged there.
 // The load generator shares the machine with the stack, so it is kept lean: each writer
 // holds one kept-alive TCP connection and writes its requests by hand (fetch costs several
-// times more CPU per request); it prints the CPU it used itself.
+// times more CPU per request); it prints the CPU it used itself. The Node writers cost
+// 40-65 µs of CPU per request and node's event loop sends some commits late (its timers run
+// once per loop turn), which shows in the latency from due; bench-opsgen waits with a
+// nanosecond timeout and says how many of its sends were more than 1 ms late, and why.
 import net from 'node:net';
-import { writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
 import { stackProcs, clusterProcs, cpuByRole, cpuDelta, formatCpu } from './lib.mjs';
 
 const BASE = process.env.BASE_URL;
@@ -28,6 +35,10 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY || 32);
 const RATES_SET = (process.env.BENCH_OPS_RATES || '2500 4000').trim();
 const RATES = RATES_SET === 'auto' ? [] : RATES_SET.split(/\s+/).map(Number);
 const TOPOLOGY = process.env.BENCH_TOPOLOGY;
+const GEN = process.env.BENCH_OPS_GEN || 'c';
+const GEN_BIN = new URL('../build/release/bin/bench-opsgen', import.meta.url).pathname;
+if (GEN !== 'c' && GEN !== 'node') throw new Error(`BENCH_OPS_GEN is "c" or "node", not "${GEN}"`);
+if (GEN === 'c' && !existsSync(GEN_BIN)) throw new Error(`${GEN_BIN} is not built: make build`);
 // the processes measured, looked up again for every part (a web node's API processes may
 // have been restarted meanwhile)
 const procs = () => (TOPOLOGY ? clusterProcs(TOPOLOGY) : stackProcs());
@@ -110,7 +121,7 @@ function pct(sorted, p) {
 // revision it saw, so most commits are transformed over others' (the realistic case).
 // rate: commits per second offered by all writers together (open loop), or 0 for as fast
 // as they can (closed loop).
-async function run(label, rooms, token, rate = 0) {
+async function runNode(label, rooms, token, rate = 0) {
   const known = new Map(rooms.map((r) => [r, 0]));
   let ok = 0, failed = 0, firstFailure = '';
   const lat = [];
@@ -168,16 +179,50 @@ async function run(label, rooms, token, rate = 0) {
   const cpuMs = (cpu.user + cpu.system) / 1000;
   const offered = rate > 0 ? `offered ${rate}/s, ` : '';
   const behind = rate > 0 ? `, ${late} sent more than 1 ms after due; from the send: p50 ${pct(latSent, 50).toFixed(2)} ms, p99 ${pct(latSent, 99).toFixed(2)} ms` : '';
-  console.log(`${label.padEnd(34)} ${(ok / secs).toFixed(0).padStart(7)} commits/s   p50 ${pct(lat, 50).toFixed(2)} ms   p99 ${pct(lat, 99).toFixed(2)} ms   (${offered}${ok} ok, ${failed} failed, ${CONCURRENCY} writers${behind}; load generator ${(cpuMs / secs / 10).toFixed(0)}% of a core, ${(cpuMs * 1000 / (ok + failed)).toFixed(0)} µs CPU per request)`);  console.log(`    CPU: ${formatCpu(roleCpu, secs)}`);
+  console.log(`${label.padEnd(34)} ${(ok / secs).toFixed(0).padStart(7)} commits/s   p50 ${pct(lat, 50).toFixed(2)} ms   p99 ${pct(lat, 99).toFixed(2)} ms   (${offered}${ok} ok, ${failed} failed, ${CONCURRENCY} writers${behind}; load generator ${(cpuMs / secs / 10).toFixed(0)}% of a core, ${(cpuMs * 1000 / (ok + failed)).toFixed(0)} µs CPU per request)`);
+  console.log(`    CPU: ${formatCpu(roleCpu, secs)}`);
   results.push({ label, rooms: rooms.length, rate, perS: ok / secs, p50: pct(lat, 50), p99: pct(lat, 99), ok, failed, secs, cpu: roleCpu });
   return ok / secs;
 }
 
+// The same part with bench-opsgen as the writers: its one line of JSON (bench/c/opsgen.c's
+// header) gives the counts, the latencies and its own CPU; the stack's CPU is read around it
+// (its connection set-up, a few milliseconds, included).
+async function runC(label, rooms, token, rate = 0) {
+  const url = new URL(BASE);
+  if (url.protocol !== 'http:') throw new Error(`bench-opsgen speaks plain HTTP, not ${BASE}`);
+  const args = ['--host', url.hostname.replace(/^\[(.*)\]$/, '$1'), '--port', url.port || '80', '--token', token,
+    '--rooms', rooms.join(','), '--writers', String(CONCURRENCY), '--seconds', String(SECONDS), '--rate', String(rate)];
+  const roles = procs();
+  const roleCpu0 = cpuByRole(roles);
+  const child = spawn(GEN_BIN, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  const code = await new Promise((resolve) => child.on('close', (c, sig) => resolve(sig || c)));
+  const roleCpu = cpuDelta(roleCpu0, cpuByRole(roles));
+  let g;
+  try { g = JSON.parse(out.trim().split('\n').at(-1)); } catch { g = null; }
+  if (code !== 0 || !g) throw new Error(`bench-opsgen ended with ${code}: ${out.slice(0, 500)}`);
+  roleCpu['bench-opsgen'] = g.cpu_us / 1e6;
+  const secs = g.secs, lat = g.latency_ms, sent = g.from_send_ms;
+  if (g.failed) console.log(`  first failure: ${g.first_failure.slice(0, 200)}`);
+  const kinds = Object.entries(g.failures).filter(([, v]) => v).map(([k, v]) => `${k} ${v}`).join(', ');
+  const offered = rate > 0 ? `offered ${rate}/s, ` : '';
+  const behind = rate > 0 ? `, ${g.late + g.late_queued} sent more than 1 ms after due (${g.late} by the load generator, ${g.late_queued} waiting for the answer before); from the send: p50 ${sent.p50.toFixed(2)} ms, p99 ${sent.p99.toFixed(2)} ms` : '';
+  console.log(`${label.padEnd(34)} ${g.per_s.toFixed(0).padStart(7)} commits/s   p50 ${lat.p50.toFixed(2)} ms   p99 ${lat.p99.toFixed(2)} ms   (${offered}${g.ok} ok, ${g.failed} failed${kinds ? ` (${kinds})` : ''}, ${CONCURRENCY} writers${behind}; load generator bench-opsgen ${(g.cpu_us / 1e4 / secs).toFixed(0)}% of a core, ${g.cpu_us_per_request.toFixed(1)} µs CPU per request, ${(100 * g.cpu_sys_us / Math.max(1, g.cpu_us)).toFixed(0)}% of it in the kernel)`);
+  console.log(`    p90 ${lat.p90.toFixed(2)} ms, p99.9 ${lat.p999.toFixed(2)} ms, max ${lat.max.toFixed(2)} ms; ${g.reconnects} reconnects`);
+  console.log(`    CPU: ${formatCpu(roleCpu, secs)}`);
+  results.push({ label, rooms: rooms.length, rate, perS: g.per_s, p50: lat.p50, p99: lat.p99, ok: g.ok, failed: g.failed, secs, cpu: roleCpu });
+  return g.per_s;
+}
+
+const run = GEN === 'c' ? runC : runNode;
 const results = [];
 const token = await register();
 const mk = async () => (await call('POST', '/api/rooms', token, { name: 'bench', language: 'plaintext' })).json.room.id;
 // new rooms for every part, so each starts from revision 0 and small documents
 const rooms = async (n) => { const r = []; for (let i = 0; i < n; i++) r.push(await mk()); return r; };
+console.log(`load generator: ${GEN === 'c' ? 'bench-opsgen (bench/c/opsgen.c)' : 'node (this script)'}, BENCH_OPS_GEN=${GEN}`);
 console.log('as fast as they can (closed loop):');
 const closed1 = await run('operations, 1 room', await rooms(1), token);
 const closed100 = await run('operations, 100 rooms', await rooms(100), token);

@@ -4,7 +4,9 @@
 // in the old shape and many writers and readers at once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { call, newUser, redis } from '../lib/api.mjs';
+import { join } from 'node:path';
+import { BASE, call, newUser, redis } from '../lib/api.mjs';
+import { ROOT, start } from '../lib/procs.mjs';
 
 async function roomWith(owner) {
   const r = await call('POST', '/api/rooms', { token: owner.token, body: { name: 'writepath', language: 'python' } });
@@ -115,6 +117,25 @@ test('many writers and readers at once: every read is a whole revision, nothing 
     const ch = String.fromCharCode(97 + w);
     assert.equal([...d.content].filter((c) => c === ch).length, EACH, `writer ${ch}`);
   }
+});
+
+// bench-opsgen (bench/c/opsgen.c), the writers of bench/ops.mjs, through lighttpd with a
+// real token: every commit it counts ok is in the document, one "x" each.
+test('bench-opsgen at a low fixed rate: the document holds exactly the commits it counted', async () => {
+  const a = await newUser();
+  const room = await roomWith(a);
+  const url = new URL(BASE);
+  const gen = start(join(ROOT, 'build/asan/bin/bench-opsgen'), ['--host', url.hostname, '--port', url.port,
+    '--token', a.token, '--rooms', room.id, '--writers', '4', '--rate', '100', '--seconds', '1']);
+  let out = '';
+  gen.stdout.on('data', (d) => { out += d; });
+  const { code } = await gen.exited;
+  assert.equal(code, 0, gen.output);
+  assert.equal(gen.output.trim(), out.trim(), 'nothing on stderr');
+  const j = JSON.parse(out);
+  assert.equal(j.failed, 0, j.first_failure);
+  assert.ok(j.ok >= 50 && j.ok <= 100, `${j.ok} commits at 100/s for 1 s`);
+  assert.deepEqual(await doc(a.token, room), { revision: j.ok, content: 'x'.repeat(j.ok), language: 'python' });
 });
 
 test('the right to edit is asked with the commit: cached viewers refused, a cold cache asks PostgreSQL', async () => {
