@@ -245,3 +245,34 @@ test('a refused port: CONC failures stop the opening', async () => {
   assert.deepEqual(await s.open(50, 4), { ready: 0, failed: 4, error: 'connect: Connection refused' });
   await s.finish();
 });
+
+test('bench/subpool.mjs with harness c: receipts on the writer\'s now(), none before its send, all within it', async () => {
+  process.env.BASE_URL ??= 'http://127.0.0.1:9'; // bench/lib.mjs wants one; nothing here uses it
+  process.env.BENCH_SSESUB_BIN ??= BIN;
+  const { splitPool } = await import('../../bench/subpool.mjs');
+  const srv = await server((c) => c.write(HEAD + ': connected\n\n'));
+  let tickets = 0;
+  const pool = await splitPool(5, {
+    host: '127.0.0.1', port: srv.port, path: '/events/rooms/1?ticket={ticket}', filter: 'event: operation',
+    ticket: async () => `t${++tickets}`,
+  }, { harness: 'c', processes: 2, conc: 4, timeoutMs: 2000 });
+  try {
+    assert.equal(pool.socks.length, 5);
+    assert.equal(pool.failed, 0);
+    assert.equal(pool.pids.length, 2);
+    const sent = new Float64Array(3).fill(NaN);
+    for (let k = 0; k < 3; k++) {
+      sent[k] = performance.now();
+      for (const c of srv.conns) c.write(op(k));
+    }
+    await waitFor(async () => (await pool.count()) === 15, { what: '15 receipts' });
+    const { lat, unexpected } = await pool.latencies(sent);
+    const span = performance.now() - sent[0];
+    assert.equal(unexpected, 0);
+    assert.equal(lat.length, 15);
+    for (const v of lat) assert.ok(v >= 0 && v <= span, `latency ${v} ms outside [0, ${span}]`);
+    assert.ok(pool.cpuS() >= 0);
+  } finally {
+    await pool.close();
+  }
+});
