@@ -28,7 +28,8 @@
 //              process, BENCH_COMPARE_SUB_PROCESSES of them (bench/subpool.mjs), which times
 //              each receipt on CLOCK_MONOTONIC right after its read(); Nchan with
 //              --ready headers and no filter, ours on "event: operation". Node's harness costs
-//              11-14 µs of CPU per receipt, which at N = 1,000 hides the servers' differences.
+//              11-14 µs of CPU per receipt, which at N = 1,000 hides the servers' differences;
+//              this one 4-6 µs, most of it the kernel's ACK inside read().
 //              Socket.IO (engine.io over WebSocket) stays on node's harness below.
 //   node:      every subscriber a raw socket of this process (bench/lib.mjs sseConnect,
 //              bench/compare-lib.mjs sioConnect), ours split over node children above
