@@ -172,16 +172,18 @@ function latCell(r) {
   return `${fmtMs(r.p50)} / ${fmtMs(r.p99)}`;
 }
 
-// results: [{ system, n, p50, p99, received, expected, perStreamBytes, error }]
+// results: [{ system, n, p50, p99, received, expected, perStreamBytes, error, harness }]
 // Returns the Markdown table, one row per N.
 export function table(results) {
   const sizes = [...new Set(results.map((r) => r.n))].sort((a, b) => a - b);
   const get = (sys, n) => results.find((r) => r.system === sys && r.n === n);
   // ours through the front door's proxy: a column of its own, only when it was run
   const front = results.some((r) => r.system === 'front');
+  // which harness measured a system (bench/compare.mjs's results say), in its header cell
+  const by = (sys) => { const h = results.find((r) => r.system === sys && r.harness)?.harness; return h ? ` (harness: ${h})` : ''; };
   const lines = [
-    '| N | ours p50 / p99 ms | Nchan p50 / p99 ms | Socket.IO p50 / p99 ms | received (ours; Nchan; Socket.IO) | ours / Nchan p50; p99 | memory per stream (ours; Nchan; Socket.IO) |' +
-      (front ? ' ours via lighttpd: p50 / p99 ms; received; memory per stream |' : ''),
+    `| N | ours p50 / p99 ms${by('ours')} | Nchan p50 / p99 ms${by('nchan')} | Socket.IO p50 / p99 ms${by('socketio')} | received (ours; Nchan; Socket.IO) | ours / Nchan p50; p99 | memory per stream (ours; Nchan; Socket.IO) |` +
+      (front ? ` ours via lighttpd${by('front')}: p50 / p99 ms; received; memory per stream |` : ''),
     '|---|---|---|---|---|---|---|' + (front ? '---|' : ''),
   ];
   for (const n of sizes) {

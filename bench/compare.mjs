@@ -22,8 +22,20 @@
 //   Nchan:     POST /pub?c=CH to nginx, subscribers GET /sub?c=CH as EventSource, Redis-backed
 //   Socket.IO: POST /publish to the node server (bench/compare-socketio.mjs), which emits to
 //              the room through the Redis adapter; subscribers are engine.io WebSockets
-// Every subscriber is a raw socket of this process (bench/lib.mjs sseConnect,
-// bench/compare-lib.mjs sioConnect); the harness prints the CPU it used itself.
+// The subscribers (the harness, BENCH_COMPARE_HARNESS):
+//   c (default): the SSE systems (ours, front, Nchan) alike through bench-ssesub
+//              (bench/c/ssesub.c, build/release/bin/bench-ssesub), one epoll loop in C a
+//              process, BENCH_COMPARE_SUB_PROCESSES of them (bench/subpool.mjs), which times
+//              each receipt on CLOCK_MONOTONIC right after its read(); Nchan with
+//              --ready headers and no filter, ours on "event: operation". Node's harness costs
+//              11-14 µs of CPU per receipt, which at N = 1,000 hides the servers' differences;
+//              this one 4-6 µs, most of it the kernel's ACK inside read().
+//              Socket.IO (engine.io over WebSocket) stays on node's harness below.
+//   node:      every subscriber a raw socket of this process (bench/lib.mjs sseConnect,
+//              bench/compare-lib.mjs sioConnect), ours split over node children above
+//              BENCH_COMPARE_PER_PROCESS.
+// Which harness measured which system is in the table and its labels. The harness's CPU
+// during the sends (this process plus its subscriber processes) is printed per receipt.
 // A subscriber that does not connect within BENCH_COMPARE_CONNECT_TIMEOUT_MS (10 s) counts
 // as failed; after BENCH_COMPARE_CONCURRENCY failures no more are opened and the run is
 // reported as failed (with the reason) without sending, and the next one starts.
@@ -33,14 +45,16 @@
 //   BENCH_COMPARE_SYSTEMS      which of "ours nchan socketio front" (default all four)
 //   BENCH_COMPARE_CONCURRENCY  connections being opened at once (default 200)
 //   BENCH_COMPARE_OUT          where the raw results go as JSON (default /tmp/...)
-//   BENCH_COMPARE_PER_PROCESS  ours only: above this N (default 15000, under a process's
+//   BENCH_COMPARE_HARNESS      c (default) or node: see above
+//   BENCH_COMPARE_SUB_PROCESSES  c: bench-ssesub processes the N streams are split over (default 1)
+//   BENCH_COMPARE_PER_PROCESS  node, ours only: above this N (default 15000, under a process's
 //                              descriptors) the subscribers are split over child processes
 //                              (bench/compare-sub.mjs, bench/subpool.mjs), each timing its receipts on the
 //                              clock all processes share (performance.timeOrigin + now)
 //   BASE_URL, CC_VAR           our stack (scripts/stack.sh exports them)
 //   NCHAN_URL, NGINX_PID       nginx with Nchan, and its master's pid
 //   SIO_URL, SIO_PID           the Socket.IO server and its pid
-import { writeFileSync, readFileSync, readdirSync } from 'node:fs';
+import { writeFileSync, readFileSync, readdirSync, existsSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import {
@@ -48,7 +62,7 @@ import {
   cpuSeconds, loadavg,
 } from './lib.mjs';
 import { pct, fmtMs, sioConnect, openPool, table, SYSTEMS } from './compare-lib.mjs';
-import { splitPool } from './subpool.mjs';
+import { splitPool, SSESUB_BIN } from './subpool.mjs';
 
 const words = (s) => (s || '').trim().split(/[\s,]+/).filter(Boolean);
 const sizes = words(process.env.BENCH_COMPARE_N || '1000 5000 10000').map(Number).filter((n) => n > 0);
@@ -56,6 +70,13 @@ const systems = words(process.env.BENCH_COMPARE_SYSTEMS || 'ours nchan socketio 
 const CONC = Number(process.env.BENCH_COMPARE_CONCURRENCY || 200);
 const CONNECT_TIMEOUT = Number(process.env.BENCH_COMPARE_CONNECT_TIMEOUT_MS || 10000);
 const PER_PROCESS = Number(process.env.BENCH_COMPARE_PER_PROCESS || 15000);
+const HARNESS = process.env.BENCH_COMPARE_HARNESS || 'c';
+const SUB_PROCESSES = Math.max(1, Number(process.env.BENCH_COMPARE_SUB_PROCESSES || 1));
+if (!['c', 'node'].includes(HARNESS)) { console.error(`BENCH_COMPARE_HARNESS is c or node, not ${HARNESS}`); process.exit(2); }
+if (HARNESS === 'c' && !existsSync(SSESUB_BIN)) { console.error(`${SSESUB_BIN} is not built: make build`); process.exit(2); }
+// the harness of a system's subscribers, for the labels and the table
+const harnessOf = (key) => (HARNESS === 'c' && key !== 'socketio'
+  ? `C (bench-ssesub${SUB_PROCESSES > 1 ? ` × ${SUB_PROCESSES}` : ''})` : 'node');
 const out = process.env.BENCH_COMPARE_OUT ||
   `/tmp/codecollab-bench-compare-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
 for (const s of systems) {
@@ -116,7 +137,7 @@ async function oursVia(route) {
       let revision = 0;
       return {
         // for subscribers in child processes (splitPool)
-        sse: { host, port, ticket,
+        sse: { host, port, ticket, filter: 'event: operation',
           path: `/events/rooms/${room.id}?ticket={ticket}` },
         open: (onEvent) => withTimeout((async () => {
           const t = await ticket();
@@ -146,6 +167,8 @@ async function nchan() {
     async channel(n) {
       const ch = `b${n}t${Date.now()}`;
       return {
+        // for bench-ssesub (BENCH_COMPARE_HARNESS=c): no ticket, ready at the head, no filter
+        sse: { host: base.hostname, port: Number(base.port), path: `/sub?c=${ch}`, ready: 'headers', cSplitOnly: true },
         open: (onEvent) => sseConnect({
           host: base.hostname, port: Number(base.port), path: `/sub?c=${ch}`, ready: 'headers',
           onEvent, timeoutMs: CONNECT_TIMEOUT,
@@ -196,7 +219,7 @@ const logLength = () => { try { return readFileSync(`${process.env.CC_VAR}/log/l
 
 async function runOne(key, sys, n) {
   const M = Number(process.env.BENCH_COMPARE_EVENTS || (n > 5000 ? 20 : 50));
-  const r = { system: key, n, M, expected: n * M, received: 0, load: loadavg() };
+  const r = { system: key, n, M, expected: n * M, received: 0, load: loadavg(), harness: harnessOf(key) };
   const ch = await sys.channel(n);
   const procs = sys.procs();
   if (!Object.values(procs).flat().length) throw new Error('no process of it found');
@@ -220,9 +243,15 @@ async function runOne(key, sys, n) {
 
   const cpuC0 = process.cpuUsage();
   const tc0 = now();
-  const split = n > PER_PROCESS && ch.sse;
-  if (split) r.subscriberProcesses = Math.ceil(n / PER_PROCESS);
-  const pool = split ? await splitPool(n, ch.sse, { perProcess: PER_PROCESS, conc: CONC, timeoutMs: CONNECT_TIMEOUT }) : await openPool(n, CONC, () => ch.open(onEvent));
+  // c: every SSE system through bench-ssesub; node: ours over node children above PER_PROCESS
+  const cSplit = HARNESS === 'c' && Boolean(ch.sse);
+  const split = cSplit || (n > PER_PROCESS && ch.sse && !ch.sse.cSplitOnly);
+  if (split) r.subscriberProcesses = cSplit ? Math.min(SUB_PROCESSES, n) : Math.ceil(n / PER_PROCESS);
+  const pool = split
+    ? await splitPool(n, ch.sse, cSplit
+      ? { harness: 'c', processes: SUB_PROCESSES, conc: CONC, timeoutMs: CONNECT_TIMEOUT }
+      : { perProcess: PER_PROCESS, conc: CONC, timeoutMs: CONNECT_TIMEOUT })
+    : await openPool(n, CONC, () => ch.open(onEvent));
   r.connectS = (now() - tc0) / 1000;
   r.connected = pool.socks.length;
   r.harnessConnectCpuS = cpuDiff(cpuC0);
@@ -271,7 +300,8 @@ async function runOne(key, sys, n) {
   while ((await got()) < r.expected && now() < deadline) await sleep(split ? 200 : 20);
   r.sendS = (now() - ts0) / 1000;
   r.systemCpuS = cpuOf(procs1) - sysCpu0;
-  r.harnessCpuS = cpuDiff(cpu0) + (split ? pool.cpuS() - kidsCpu1 : 0);
+  r.subscriberCpuS = split ? pool.cpuS() - kidsCpu1 : 0;
+  r.harnessCpuS = cpuDiff(cpu0) + r.subscriberCpuS;
   if (split) {
     const got2 = await pool.latencies(sent);
     for (const v of got2.lat) lat.push(v);
@@ -286,6 +316,8 @@ async function runOne(key, sys, n) {
   if (sendFailed) r.error = `${sendFailed} of ${M} sends failed (first: ${firstSendError})`;
   return r;
 }
+
+const splitRun = (r) => r.subscriberProcesses > 0;
 
 function cpuDiff(c0) {
   const d = process.cpuUsage(c0);
@@ -312,7 +344,7 @@ for (const n of sizes) {
       r = { system: k, n, error: e.message, received: 0 };
     }
     results.push(r);
-    const name = sys[k].label;
+    const name = `${sys[k].label} [harness: ${harnessOf(k)}]`;
     if (r.p50 !== undefined) {
       console.log(`  N=${n} ${name}: connected in ${r.connectS.toFixed(1)} s; received ${r.received}/${r.expected}` +
         `${r.unexpected ? ` (+${r.unexpected} unexpected)` : ''}; p50 ${fmtMs(r.p50)} ms, p99 ${fmtMs(r.p99)} ms, max ${fmtMs(r.max)} ms; ` +
@@ -320,7 +352,8 @@ for (const n of sizes) {
         `${Object.entries(r.perStreamByRoleBytes).filter(([role]) => r.holders.includes(role)).map(([k, v]) => `${k} ${(v / 1024).toFixed(1)}`).join(', ')}` +
         `${Object.entries(r.perStreamByRoleBytes).filter(([role]) => !r.holders.includes(role)).map(([k, v]) => `; not counted, holding none of the streams: ${k} ${v >= 0 ? '+' : ''}${(v / 1024).toFixed(1)}`).join('')}); ` +
         `CPU during the ${r.sendS.toFixed(1)} s of sends: system ${r.systemCpuS.toFixed(2)} s, harness ${r.harnessCpuS.toFixed(2)} s ` +
-        `(${((r.harnessCpuS * 1e6) / Math.max(1, r.received)).toFixed(1)} µs per receipt); ` +
+        `(${((r.harnessCpuS * 1e6) / Math.max(1, r.received)).toFixed(1)} µs per receipt` +
+        `${splitRun(r) ? `, of which the ${r.subscriberProcesses} subscriber process${r.subscriberProcesses > 1 ? 'es' : ''} ${((r.subscriberCpuS * 1e6) / Math.max(1, r.received)).toFixed(1)} µs` : ''}); ` +
         `${r.lateSends ? `${r.lateSends} of ${r.M} sends more than 10 ms behind the 50 ms grid; ` : ''}load ${r.load}` +
         `${r.error ? `; ${r.error}` : ''}`);
     } else {
@@ -332,6 +365,7 @@ for (const n of sizes) {
 const finished = new Date();
 console.log('');
 console.log(table(results));
+console.log(`Harness (the subscribers): ${systems.map((k) => `${k} ${harnessOf(k)}`).join('; ')}.`);
 const hc = results.filter((r) => r.harnessCpuS > 0);
 if (hc.length) {
   const per = hc.map((r) => (r.harnessCpuS * 1e6) / Math.max(1, r.received));

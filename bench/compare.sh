@@ -6,7 +6,9 @@
 # stack of scripts/stack.sh (the URL `make run` prints: lighttpd in front). All on free
 # ports on 127.0.0.1; every process started here is stopped on exit or Ctrl-C.
 #   BENCH_COMPARE_N (default "1000 5000 10000"), BENCH_COMPARE_EVENTS, BENCH_COMPARE_SYSTEMS,
-#   BENCH_COMPARE_CONCURRENCY, BENCH_COMPARE_OUT: see bench/compare.mjs
+#   BENCH_COMPARE_CONCURRENCY, BENCH_COMPARE_OUT, BENCH_COMPARE_HARNESS (c: the SSE systems
+#   through build/release/bin/bench-ssesub; node), BENCH_COMPARE_SUB_PROCESSES: see
+#   bench/compare.mjs
 #   NGINX_WORKERS (default: one per core)
 # shellcheck source=bench/common.sh
 . "$(dirname "$0")/common.sh"
@@ -23,8 +25,14 @@ if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$want_fds" ]; then
 fi
 ulimit -n "$(ulimit -Hn)"
 fds=$(ulimit -n)
-# ours above BENCH_COMPARE_PER_PROCESS subscribers: split over processes (bench/compare.mjs)
-per=${BENCH_COMPARE_PER_PROCESS:-15000}
+# the subscribers of one process: with the C harness N over BENCH_COMPARE_SUB_PROCESSES; with
+# node's, ours above BENCH_COMPARE_PER_PROCESS is split over processes (bench/compare.mjs)
+if [ "${BENCH_COMPARE_HARNESS:-c}" = c ]; then
+  subp=${BENCH_COMPARE_SUB_PROCESSES:-1}
+  per=$(((max + subp - 1) / subp))
+else
+  per=${BENCH_COMPARE_PER_PROCESS:-15000}
+fi
 need=$((max < per ? max : per))
 if [ "$fds" != unlimited ] && [ "$fds" -lt $((need + 500)) ]; then
   echo "bench-compare: ulimit -n is $fds, too few for N = $max (raise the hard limit)" >&2

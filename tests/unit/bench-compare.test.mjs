@@ -110,3 +110,14 @@ test('ours through lighttpd gets a column of its own when it was run', () => {
   assert.match(rows[2], /^\| 1,000 \| 5\.00 \/ 10\.0 \| 10\.0 \/ 20\.0 \| not run \| .* \| 0\.50×; 0\.50× \| .* \| 15\.0 \/ 33\.0; 50000\/50000; 12\.0 KiB \|$/);
   assert.match(rows[3], /\| not run \|$/);
 });
+
+test('the header says which harness measured each system when the results say', () => {
+  const rows = table([
+    { system: 'ours', n: 1000, p50: 5, p99: 10, received: 50000, expected: 50000, perStreamBytes: 2048, harness: 'C (bench-ssesub)' },
+    { system: 'socketio', n: 1000, p50: 10, p99: 20, received: 50000, expected: 50000, perStreamBytes: 10240, harness: 'node' },
+    { system: 'front', n: 1000, p50: 15, p99: 33, received: 50000, expected: 50000, perStreamBytes: 12288, harness: 'C (bench-ssesub)' },
+  ]).split('\n');
+  assert.match(rows[0], /^\| N \| ours p50 \/ p99 ms \(harness: C \(bench-ssesub\)\) \| Nchan p50 \/ p99 ms \| Socket\.IO p50 \/ p99 ms \(harness: node\) \|/);
+  assert.match(rows[0], /\| ours via lighttpd \(harness: C \(bench-ssesub\)\): p50/);
+  assert.equal(rows[1].split('|').length, rows[0].split('|').length);
+});
