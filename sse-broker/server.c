@@ -122,6 +122,7 @@ struct conn {
 	time_t presence_sec;
 	int presence_count;
 	int replay_wait; /* the hub's replay waits for the output to drain (HUB_BUSY) */
+	int live_said;	 /* an SSE stream's ": connected" is written (once it is live) */
 	/* a multi-room stream: ms[0..nms) instead of sub and room */
 	int multi;
 	struct msub *ms;
@@ -143,7 +144,7 @@ struct server {
 	struct http_head head; /* scratch: valid during one parse */
 	/* built once at start (cors.h): the header lines every answer carries, a whole SSE
 	 * opening (head, retry, ": connected") and the preflight answers */
-	struct buf hdrs, sse_open, preflight_keep, preflight_close;
+	struct buf hdrs, sse_open, sse_live, preflight_keep, preflight_close;
 	int stopping;
 	struct metrics_http *metrics; /* GET /metrics on its own port, NULL when off */
 };
@@ -710,6 +711,20 @@ static void nop_caught_up(struct hub_sub *s)
 {
 }
 
+/* ": connected" tells an SSE client that it gets every event from here on: it is written
+ * when the stream is live (subscribed, caught up), not with the head, or an event published
+ * between the two would reach neither the history read nor the subscription of a stream
+ * that gave no start. Once: a catch-up after a lost Redis connection says nothing new. */
+static void sse_caught_up(struct hub_sub *s)
+{
+	struct conn *c = sub_conn(s);
+	if (c->dead || c->live_said)
+		return;
+	c->live_said = 1;
+	/* a write that fails closes the stream itself (conn_write_ex) */
+	(void)conn_write(c, c->srv->sse_live.data, c->srv->sse_live.len);
+}
+
 static void sub_fail(struct hub_sub *s, const char *why)
 {
 	conn_close(sub_conn(s), why);
@@ -730,7 +745,7 @@ static void sub_release(struct hub_sub *s)
 	conn_release(sub_conn(s));
 }
 
-static const struct hub_sub_ops sse_ops = {sse_deliver, nop_caught_up, sub_fail, sub_revoked,
+static const struct hub_sub_ops sse_ops = {sse_deliver, sse_caught_up, sub_fail, sub_revoked,
 					   sub_reserve, sub_release};
 static const struct hub_sub_ops poll_ops = {poll_deliver, poll_caught_up, sub_fail, sub_revoked,
 					    sub_reserve, sub_release};
@@ -1065,7 +1080,9 @@ static void start_stream(struct conn *c)
 	evtimer_del(c->timer);
 	switch (c->route) {
 	case RT_SSE:
-		if (conn_write(c, srv->sse_open.data, srv->sse_open.len) < 0)
+		/* a multi-room stream says "subscribed" per room instead (multi_caught_up) */
+		if (conn_write(c, srv->sse_open.data, srv->sse_open.len) < 0 ||
+		    (c->multi && conn_write(c, srv->sse_live.data, srv->sse_live.len) < 0))
 			return;
 		/* an SSE stream waits for nothing until it ends: its timer is made again then */
 		event_free(c->timer);
@@ -1793,12 +1810,13 @@ int server_run(const struct server_cfg *cfg, const struct token_key *key, int lf
 	/* the answers' fixed parts, made once here instead of once per answer */
 	buf_init(&srv->hdrs, 1024);
 	buf_init(&srv->sse_open, 4096);
+	buf_init(&srv->sse_live, 64);
 	buf_init(&srv->preflight_keep, 4096);
 	buf_init(&srv->preflight_close, 4096);
 	if (cors_headers(&srv->hdrs, cfg->allow_origin) < 0 ||
 	    sse_response_head(&srv->sse_open, srv->hdrs.data) < 0 ||
 	    sse_retry(&srv->sse_open, cfg->retry_ms) < 0 ||
-	    sse_comment(&srv->sse_open, "connected") < 0 ||
+	    sse_comment(&srv->sse_live, "connected") < 0 ||
 	    cors_preflight(&srv->preflight_keep, srv->hdrs.data, 1) < 0 ||
 	    cors_preflight(&srv->preflight_close, srv->hdrs.data, 0) < 0) {
 		log_error("out of memory");
@@ -1872,6 +1890,7 @@ out:
 		event_base_free(srv->base);
 	buf_free(&srv->hdrs);
 	buf_free(&srv->sse_open);
+	buf_free(&srv->sse_live);
 	buf_free(&srv->preflight_keep);
 	buf_free(&srv->preflight_close);
 	free(srv);

@@ -750,6 +750,36 @@ test('a deleted room closes every stream after delivering the event', async () =
   assert.equal(h.redis, 'ok');
 });
 
+// ": connected" means live: subscribed and caught up. A stream that resumes gets its replay
+// first, then the comment; a stream that gives no id and acts on the comment at once (a
+// script that posts right after it) gets what it caused, in a room no stream of this broker
+// followed before (its subscription is new), again and again.
+test('SSE ": connected" comes once the stream is live: after the replay, and nothing published after it is missed', async () => {
+  const room = await newRoom();
+  const ids = await emitOps(room, 3);
+  const resumed = await rawSse(broker.port, `/events/rooms/${room}?ticket=${tk(room)}&last_event_id=0`);
+  try {
+    const at = resumed.text.indexOf(': connected');
+    assert.ok(at > 0, resumed.text);
+    const before = parseSse(resumed.text.slice(0, at));
+    assert.deepEqual(before.filter((e) => e.type === 'operation').map((e) => e.id), ids, 'the replay comes before ": connected"');
+    assert.equal(resumed.text.split(': connected').length, 2, 'said once');
+  } finally {
+    resumed.destroy();
+  }
+  for (let i = 0; i < 20; i++) {
+    const fresh = await newRoom();
+    const s = await rawSse(broker.port, `/events/rooms/${fresh}?ticket=${tk(fresh)}`);
+    try {
+      assert.ok(s.text.includes(': connected'), s.text);
+      const id = await rc.emit(fresh, 'operation', { revision: 1, ops: ['now'] });
+      await waitFor(() => parseSse(s.text).some((e) => e.id === id), { timeout: 5000, what: `the event sent right after ": connected" (round ${i})` });
+    } finally {
+      s.destroy();
+    }
+  }
+});
+
 // ---- capacity (docs/OPERATIONS.md, "Capacity") ----
 
 // A raw SSE stream: resolves once the broker says ": connected", or with the whole answer
