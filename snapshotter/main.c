@@ -24,7 +24,7 @@
 #include "store.h"
 #include "store_doc.h"
 
-#define SNAP_BATCH 100	    /* rooms taken per pass */
+#define SNAP_BATCH 500	    /* rooms taken per pass */
 #define SNAP_IDLE_MS 200    /* between passes that found less than a batch */
 #define SNAP_SLICE_MS 50    /* how soon a stop is noticed while idle */
 #define SNAP_DRAIN_PASSES 20 /* passes at most after a stop */
@@ -37,7 +37,14 @@ static void on_term(int sig)
 	snap_stop = 1;
 }
 
-/* Saves the due rooms of one pass (all marked ones when draining); the number found. */
+/* Saves the due rooms of one pass (all marked ones when draining); the number found.
+ *
+ * Rooms that started changing together come due together, every SNAPSHOT_INTERVAL_MS: saved
+ * back to back, their reads of the history in Redis and their writes into PostgreSQL queue
+ * every commit behind them for tens of milliseconds (docs/BENCHMARKS.md, "The snapshotter's
+ * bursts"). So a pass that holds everything due (fewer than a batch) spreads its saves over a
+ * quarter of the interval; a full batch means a backlog and is saved at full speed, as is
+ * everything when draining. */
 static size_t pass(struct store *s, const struct store_doc_cfg *cfg, int draining)
 {
 	redisReply *due;
@@ -46,7 +53,17 @@ static size_t pass(struct store *s, const struct store_doc_cfg *cfg, int drainin
 		return 0;
 	}
 	size_t n = due->elements;
+	long long started = 0;
+	long long gap = !draining && n > 1 && n < SNAP_BATCH
+				? cfg->snapshot_interval_ms / 4 / (long long)n
+				: 0;
 	for (size_t i = 0; i < n; i++) {
+		if (gap > 0 && i > 0 && !snap_stop) {
+			long long wait = gap - (clock_mono_ms() - started);
+			if (wait > 0)
+				clock_sleep_watching(wait, SNAP_SLICE_MS, &snap_stop);
+		}
+		started = clock_mono_ms();
 		const redisReply *room = due->element[i];
 		if (room->type != REDIS_REPLY_STRING)
 			continue;
