@@ -76,12 +76,17 @@ async function splitPoolC(n, sse, { processes = 1, conc = 200, timeoutMs = 10000
     if (/[\r\n]/.test(t)) throw new Error('a ticket with a line break');
     for (const c of kids) c.tell(`ticket ${t}`);
   };
-  await fresh();
-  const refresh = setInterval(() => { fresh().catch(() => {}); }, 5000);
+  let refresh = null;
   let answers;
   try {
+    await fresh();
+    refresh = setInterval(() => { fresh().catch(() => {}); }, 5000);
     answers = await Promise.all(kids.map((c, i) => c.ask(
-      `open ${Math.floor(n / k) + (i < n % k ? 1 : 0)} ${Math.max(1, Math.floor(conc / k))}`)));
+      `open ${Math.floor(n / k) + (i < n % k ? 1 : 0)} ${Math.max(1, Math.min(Math.floor(conc / k), Math.floor(n / k) || 1))}`)));
+  } catch (e) {
+    // no subscriber process outlives a failed start: its streams would skew the next runs
+    for (const c of kids) c.kid.kill('SIGKILL');
+    throw e;
   } finally {
     clearInterval(refresh);
   }

@@ -469,13 +469,10 @@ defaults
   option redispatch 1
   option forwardfor
   default-server inter 500ms fastinter 250ms downinter 1s rise 2 fall 2
-  # HAProxy's own answers (a head it cannot read, a request too slow, no node to take it, a
-  # node that died or did not answer in time) in the API's error shape (docs/API.md,
-  # "Errors") instead of its HTML pages; those that mean "try again" say when. (A head that
-  # HAProxy 2.6 cannot parse at all, or that never completes, still gets its built-in HTML
-  # 400 or 408: its HTTP/1 layer answers those before any of this applies.)
-  http-error status 400 content-type application/json string '{"error":"invalid_request","message":"the request head could not be read (malformed or too large)"}'
-  http-error status 408 content-type application/json string '{"error":"request_timeout","message":"the request did not arrive in time"}'
+  # HAProxy's own answers (no node to take a request, a node that died or did not answer in
+  # time) in the API's error shape (docs/API.md, "Errors") instead of its HTML pages, with
+  # Retry-After. (A head HAProxy 2.6 cannot parse, or one that never completes, still gets its
+  # built-in HTML 400 or 408: its HTTP/1 layer answers those before any of this applies.)
   http-error status 500 content-type application/json string '{"error":"internal","message":"the front door failed on this request"}'
   http-error status 502 content-type application/json string '{"error":"bad_gateway","message":"the server handling the request stopped before it answered; try again (after a change, check whether it was made)"}' hdr Retry-After 1
   http-error status 503 content-type application/json string '{"error":"api_unavailable","message":"no web node can take the request now; try again"}' hdr Retry-After 1

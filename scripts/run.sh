@@ -281,9 +281,12 @@ case "$STREAM_ORIGIN" in
   off) stream_src="" ;;
   auto) stream_src="http://*:$BROKER_PORT ws://*:$BROKER_PORT" ;;
   *)
-    [[ "$STREAM_ORIGIN" =~ $origin_re ]] ||
+    # in lower case, as the API answers it; this guards the policy line, and the API checks
+    # the exact grammar (lib/origin.h) when it starts
+    origin_lc=${STREAM_ORIGIN,,}
+    [[ "$origin_lc" =~ $origin_re ]] ||
       die "STREAM_ORIGIN must be auto, off, or an origin such as http://streams.example.com:8081 with no path (got '$STREAM_ORIGIN')"
-    stream_src="$STREAM_ORIGIN ${STREAM_ORIGIN/#http/ws}" ;;
+    stream_src="$origin_lc ${origin_lc/#http/ws}" ;;
 esac
 # auto: the broker is reached where the page was, so it listens where lighttpd does (an
 # origin of your own is served by whatever you put there; it keeps to 127.0.0.1 unless told)

@@ -28,6 +28,7 @@
 #define SNAP_IDLE_MS 200    /* between passes that found less than a batch */
 #define SNAP_SLICE_MS 50    /* how soon a stop is noticed while idle */
 #define SNAP_DRAIN_PASSES 20 /* passes at most after a stop */
+#define SNAP_SPREAD_MAX_MS 500 /* a pass's saves spread over at most this */
 
 static volatile int snap_stop;
 
@@ -43,8 +44,8 @@ static void on_term(int sig)
  * back to back, their reads of the history in Redis and their writes into PostgreSQL queue
  * every commit behind them for tens of milliseconds (docs/BENCHMARKS.md, "The snapshotter's
  * bursts"). So a pass that holds everything due (fewer than a batch) spreads its saves over a
- * quarter of the interval; a full batch means a backlog and is saved at full speed, as is
- * everything when draining. */
+ * quarter of the interval, at most SNAP_SPREAD_MAX_MS; a full batch means a backlog and is
+ * saved at full speed, as is everything when draining. */
 static size_t pass(struct store *s, const struct store_doc_cfg *cfg, int draining)
 {
 	redisReply *due;
@@ -54,9 +55,10 @@ static size_t pass(struct store *s, const struct store_doc_cfg *cfg, int drainin
 	}
 	size_t n = due->elements;
 	long long started = 0;
-	long long gap = !draining && n > 1 && n < SNAP_BATCH
-				? cfg->snapshot_interval_ms / 4 / (long long)n
-				: 0;
+	long long spread = cfg->snapshot_interval_ms / 4;
+	if (spread > SNAP_SPREAD_MAX_MS)
+		spread = SNAP_SPREAD_MAX_MS;
+	long long gap = !draining && n > 1 && n < SNAP_BATCH ? spread / (long long)n : 0;
 	for (size_t i = 0; i < n; i++) {
 		if (gap > 0 && i > 0 && !snap_stop) {
 			long long wait = gap - (clock_mono_ms() - started);

@@ -721,8 +721,10 @@ static void sse_caught_up(struct hub_sub *s)
 	if (c->dead || c->live_said)
 		return;
 	c->live_said = 1;
-	/* a write that fails closes the stream itself (conn_write_ex) */
-	(void)conn_write(c, c->srv->sse_live.data, c->srv->sse_live.len);
+	/* forced past the output bound: a replay may have filled it to the brim, and these few
+	 * bytes must not drop the client just as it caught up. A write that fails closes the
+	 * stream itself (conn_write_ex). */
+	(void)conn_write_ex(c, c->srv->sse_live.data, c->srv->sse_live.len, 1);
 }
 
 static void sub_fail(struct hub_sub *s, const char *why)

@@ -752,13 +752,15 @@ static void command(char *line)
 			outf("error an open is under way\n");
 			return;
 		}
-		if (!n || !c || *e || n > 10000000) {
-			outf("error usage: open N CONC\n");
+		/* strtoull takes "-1" as a huge number: digits only, both bounded */
+		if (!n || !c || *e || n > 10000000 || c > 10000000 || strchr(line + 5, '-')) {
+			outf("error usage: open N CONC (1 to 10000000 each)\n");
 			return;
 		}
 		size_t total = g.nst + (size_t)n;
 		struct stream *p = realloc(g.st, total * sizeof *p);
-		size_t *f = realloc(g.fly, (size_t)c * sizeof *f);
+		/* no more than the N new streams are ever connecting at once */
+		size_t *f = realloc(g.fly, (size_t)(c < n ? c : n) * sizeof *f);
 		if (p)
 			g.st = p;
 		if (f)

@@ -429,7 +429,9 @@ class RoomView {
   }
 
   sendPresence() {
-    if (this.destroyed || !this.editor || !this.collab) return;
+    // not while leaving: a cursor sent as the room is deleted is answered 404, which the
+    // browser logs as an error
+    if (this.destroyed || this.left || !this.editor || !this.collab) return;
     if (this.collab.state !== 'synchronized') return; // sent again once synchronized
     const p = this.editor.selectionCp();
     if (this.stream.sendPresence(p)) return;

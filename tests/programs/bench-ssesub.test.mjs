@@ -7,9 +7,9 @@
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { ROOT, freePort, waitFor } from '../lib/procs.mjs';
+import { ssesub } from '../lib/ssesub.mjs';
 
 const BIN = process.env.SSESUB_BIN || join(ROOT, 'build/asan/bin/bench-ssesub');
 const HEAD = 'HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\r\n';
@@ -52,65 +52,10 @@ async function server(onRequest) {
   return { port: srv.address().port, conns, close };
 }
 
-// bench-ssesub with its answers as promises; sanitizer reports go to its stderr.
-function sub(port, args = []) {
-  const kid = spawn(BIN, ['--host', '127.0.0.1', '--port', String(port), '--path', '/events/rooms/1?ticket={ticket}', ...args], {
-    env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=1', UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1' },
-  });
-  running.kids.add(kid);
-  let stderr = '', buf = '';
-  const lines = [], waiters = [];
-  kid.stderr.on('data', (d) => { stderr += d; });
-  kid.stdout.on('data', (d) => {
-    buf += d;
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      lines.push(buf.slice(0, nl));
-      buf = buf.slice(nl + 1);
-      while (waiters.length && lines.length) waiters.shift()(lines.shift());
-    }
-  });
-  const exited = new Promise((resolve) => kid.on('exit', (code, signal) => {
-    running.kids.delete(kid);
-    resolve({ code, signal });
-  }));
-  const line = () => new Promise((resolve, reject) => {
-    if (lines.length) { resolve(lines.shift()); return; }
-    waiters.push(resolve);
-    exited.then(() => reject(new Error(`bench-ssesub exited; stderr: ${stderr}`)));
-  });
-  const s = {
-    kid,
-    tell: (cmd) => kid.stdin.write(`${cmd}\n`),
-    ask: async (cmd) => { s.tell(cmd); return line(); },
-    async open(n, conc) {
-      const m = /^open (\d+) (\d+) (.*)$/.exec(await s.ask(`open ${n} ${conc}`));
-      assert.ok(m, 'an open answer');
-      return { ready: Number(m[1]), failed: Number(m[2]), error: m[3] };
-    },
-    async count() {
-      const [, rec, live, lost] = (await s.ask('count')).split(' ').map(Number);
-      return { rec, live, lost };
-    },
-    async collect() {
-      s.tell('collect');
-      const out = [];
-      for (let l = await line(); l !== 'end'; l = await line()) {
-        const [m, ns] = l.split(' ');
-        out.push({ marker: Number(m), ns: BigInt(ns) });
-      }
-      return out;
-    },
-    // end of stdin: it must exit 0 with nothing on stderr (no sanitizer report)
-    async finish() {
-      kid.stdin.end();
-      const r = await exited;
-      assert.deepEqual(r, { code: 0, signal: null }, `exit; stderr: ${stderr}`);
-      assert.equal(stderr, '', 'nothing on stderr');
-    },
-  };
-  return s;
-}
+// bench-ssesub with its answers as promises (tests/lib/ssesub.mjs); sanitizer reports go to
+// its stderr.
+const sub = (port, args = []) => ssesub(BIN,
+  ['--host', '127.0.0.1', '--port', String(port), '--path', '/events/rooms/1?ticket={ticket}', ...args], running.kids);
 
 // Writes the pieces one after the other, each on its own turn of the event loop (the reads
 // on the other side often, not always, end between them: the result must not depend on it).
@@ -160,6 +105,11 @@ test('plain SSE: the exact markers of every stream, each timed after it was writ
   assert.deepEqual(await s.count(), { rec: 0, live: 0, lost: 0 });
   assert.match(await s.ask('what'), /^error unknown command "what"$/);
   assert.match(await s.ask('open 0 1'), /^error usage/);
+  // hostile counts: negative (strtoull would wrap it), past the bound, junk
+  for (const bad of ['open 2 -1', 'open -1 1', 'open 2 18446744073709551615',
+    'open 99999999999 1', 'open 2 1x', 'open 2']) {
+    assert.match(await s.ask(bad), /^error usage/, bad);
+  }
   assert.match(await s.ask('cpu'), /^cpu \d+$/);
   await s.finish();
   await srv.close();

@@ -153,8 +153,11 @@ test('snapshotter: the saves of one pass are spread over a quarter of the interv
     }, { what: 'every room of the pass claimed', timeout: 15000 });
     assert.deepEqual(claims.map((e) => e.args[2]), rooms);
     const gaps = claims.slice(1).map((e, i) => e.at - claims[i].at);
-    // each at least the 100 ms share (less a little for the clocks), never back to back
-    for (const g of gaps) assert.ok(g >= 90, `gaps between saves: ${gaps.map((x) => x.toFixed(0)).join(', ')} ms`);
+    const shown = `gaps between saves: ${gaps.map((x) => x.toFixed(0)).join(', ')} ms`;
+    // four shares of 100 ms in all (this side's clock reads each claim when its bytes arrive,
+    // so one gap may look shorter by what the next looks longer); never back to back
+    assert.ok(claims.at(-1).at - claims[0].at >= 360, shown);
+    for (const g of gaps) assert.ok(g >= 50, shown);
     assert.equal(snap.exitCode, null, `the snapshotter died:\n${snap.output}`);
   } finally {
     const ex = await stop(snap);
