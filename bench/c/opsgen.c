@@ -64,6 +64,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chunk.h"
+
 #define HEAD_MAX 16384
 #define BODY_MAX (1024 * 1024)
 #define LINE_MAX_CHUNK 4096 /* a chunk-size line (with extensions) */
@@ -603,22 +605,10 @@ static int parse(struct writer *w)
 				}
 				continue;
 			}
-			size_t i = 0, size = 0;
-			int big = 0;
-			for (; i < ln; i++) {
-				char c = p[i];
-				int d = c >= '0' && c <= '9'   ? c - '0'
-				        : c >= 'a' && c <= 'f' ? c - 'a' + 10
-				        : c >= 'A' && c <= 'F' ? c - 'A' + 10
-				                               : -1;
-				if (d < 0)
-					break;
-				if (!big) {
-					size = size * 16 + (size_t)d;
-					if (size > BODY_MAX)
-						big = 1;
-				}
-			}
+			uint64_t size64;
+			int big;
+			size_t i = chunk_size_hex(p, ln, BODY_MAX, &size64, &big);
+			size_t size = (size_t)size64;
 			size_t j = i;
 			while (j < ln && (p[j] == ' ' || p[j] == '\t'))
 				j++;

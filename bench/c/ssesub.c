@@ -54,6 +54,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chunk.h"
+
 #define HEAD_CAP (16 * 1024)
 #define BLOCK_CAP (1024 * 1024)
 #define CMD_CAP (64 * 1024)
@@ -541,21 +543,12 @@ static bool dechunk(size_t i, const char *d, size_t n, uint64_t t)
 			size_t len = s->szlen;
 			if (len && s->szline[len - 1] == '\r')
 				len--;
-			uint64_t v = 0;
-			size_t p = 0;
-			for (; p < len; p++) {
-				char h = s->szline[p];
-				int x = h >= '0' && h <= '9'   ? h - '0'
-				        : h >= 'a' && h <= 'f' ? h - 'a' + 10
-				        : h >= 'A' && h <= 'F' ? h - 'A' + 10
-				                               : -1;
-				if (x < 0)
-					break;
-				if (v > (UINT64_C(1) << 40)) {
-					stream_fail(i, "chunk size too large");
-					return false;
-				}
-				v = v * 16 + (uint64_t)x;
+			uint64_t v;
+			int over;
+			size_t p = chunk_size_hex(s->szline, len, UINT64_C(1) << 40, &v, &over);
+			if (over) {
+				stream_fail(i, "chunk size too large");
+				return false;
 			}
 			if (p == 0 || (p < len && s->szline[p] != ';' && s->szline[p] != ' ' &&
 			               s->szline[p] != '\t')) {
