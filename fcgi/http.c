@@ -33,12 +33,6 @@ int http_parse_length(const char *s, size_t *out)
 	return 0;
 }
 
-int http_origin_check(const char *s)
-{
-	char norm[ORIGIN_MAX + 1];
-	return origin_parse(s, norm, sizeof norm, NULL, 0);
-}
-
 int http_host_name(const char *host, char *out, size_t outlen)
 {
 	size_t hl;

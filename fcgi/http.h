@@ -65,9 +65,6 @@ int http_is_json_type(const char *content_type);
 
 /* A buffer for the origin the API answers for direct streams (lib/origin.h's bound). */
 #define HTTP_ORIGIN_MAX (ORIGIN_MAX + 1)
-/* 0 when s is an origin a browser can use for a stream (lib/origin.h: "http://" or
- * "https://", a host, an optional port, nothing after it); -1 otherwise. */
-int http_origin_check(const char *s);
 /* The host name of a Host header value ("example.com:8080" -> "example.com", "[::1]:80" ->
  * "[::1]", lib/origin.h's grammar) into out; -1 when the value is empty, too long or holds
  * anything else. */
