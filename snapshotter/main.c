@@ -42,8 +42,8 @@ static void on_term(int sig)
  *
  * Rooms that started changing together come due together, every SNAPSHOT_INTERVAL_MS: saved
  * back to back, their reads of the history in Redis and their writes into PostgreSQL queue
- * every commit behind them for tens of milliseconds (docs/BENCHMARKS.md, "The snapshotter's
- * bursts"). So a pass that holds everything due (fewer than a batch) spreads its saves over a
+ * every commit behind them for tens of milliseconds (docs/INTERNALS.md, "History";
+ * docs/BENCHMARKS.md, "Write path at a fixed rate"). So a pass that holds everything due (fewer than a batch) spreads its saves over a
  * quarter of the interval, at most SNAP_SPREAD_MAX_MS; a full batch means a backlog and is
  * saved at full speed, as is everything when draining. */
 static size_t pass(struct store *s, const struct store_doc_cfg *cfg, int draining)
