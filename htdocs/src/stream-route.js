@@ -37,7 +37,7 @@ function pageOrigin() {
 export function streamRouteReady() {
   if (!asked) {
     const answer = request('GET', '/api/streams').then((r) => {
-      if (r.status === 200 && r.json && typeof r.json === 'object') setOrigin(r.json.origin);
+      if (r.status === 200 && r.json && typeof r.json === 'object') setOrigin(checkOrigin(r.json.origin, pageOrigin()));
     }, () => {});
     // an answer that does not come keeps no stream waiting: the front door meanwhile (a
     // late answer still names the origin for the streams opened after it)
@@ -64,17 +64,17 @@ function rememberFront(o) {
   } catch { /* see rememberedFront */ }
 }
 
-function setOrigin(value) {
-  origin = checkOrigin(value, pageOrigin());
-  if (origin && rememberedFront(origin)) giveUp(false);
+// The origin the server named (checked), or null; a fallback this tab noted for it holds.
+function setOrigin(o) {
+  origin = o;
+  if (o && rememberedFront(o)) giveUp(false);
 }
 
 // A stream ticket's answer: its `stream_origin`, when there is one, is the origin to use.
 export function noteTicketOrigin(answer) {
   if (answer && typeof answer === 'object' && typeof answer.stream_origin === 'string') {
     const o = checkOrigin(answer.stream_origin, pageOrigin());
-    if (o) origin = o;
-    if (o && rememberedFront(o)) giveUp(false);
+    if (o) setOrigin(o);
   }
 }
 
