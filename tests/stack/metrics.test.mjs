@@ -88,7 +88,12 @@ test('the broker counts an SSE stream while it is open, and the events it delive
   const a = await newUser();
   const room = await createRoom(a.token);
   const T = { transport: 'sse' };
-  const before = await scrape(BROKER);
+  // a stable count first: an SSE stream an earlier suite opened through Apache stays open on
+  // the broker until a heartbeat to its gone client fails (BROKER_HEARTBEAT_MS, 15 s), and
+  // one closing during this test would keep the count below the baseline for good. The
+  // suites run one at a time, so none is left once those have gone.
+  const before = await scrapeUntil(BROKER, (x) => value(x, 'codecollab_broker_streams_open', T) === 0,
+    'no SSE stream left open by earlier suites', 45000);
   const open0 = value(before, 'codecollab_broker_streams_open', T);
   const started0 = value(before, 'codecollab_broker_streams_total', T);
   const sent0 = value(before, 'codecollab_broker_events_delivered_total', T);
