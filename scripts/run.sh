@@ -208,7 +208,13 @@ export LIGHTTPD_MAX_CONNECTIONS=$((LIGHTTPD_MAX_FDS / 2))
 br_fit=$((fd_hard - 256))
 br_want=$((BROKER_MAX_STREAMS + 1000))
 export BROKER_MAX_CLIENTS=${BROKER_MAX_CLIENTS:-$((br_want < br_fit ? br_want : br_fit))}
-export BROKER_PROCESSES=${BROKER_PROCESSES:-$(((br_want + BROKER_MAX_CLIENTS - 1) / BROKER_MAX_CLIENTS))}
+# and one process per core (at most 8), each fanning out to its share of the streams: the
+# kernel spreads new connections over the processes (SO_REUSEPORT), so a room's event is
+# written to its subscribers by all cores at once
+br_fd_procs=$(((br_want + BROKER_MAX_CLIENTS - 1) / BROKER_MAX_CLIENTS))
+br_cores=$(nproc 2>/dev/null || echo 1)
+[ "$br_cores" -le 8 ] || br_cores=8
+export BROKER_PROCESSES=${BROKER_PROCESSES:-$((br_fd_procs > br_cores ? br_fd_procs : br_cores))}
 
 check_port "$PORT" "HTTP" PORT
 check_port "$BROKER_PORT" "broker" BROKER_PORT

@@ -63,12 +63,13 @@ static void *shared_alloc(size_t n)
 }
 
 /* BROKER_PROCESSES > 1: the parent forks the processes, each a whole broker with its own
- * event loop and Redis connections on the one listening socket, and keeps the metrics
+ * event loop, Redis connections and listening socket (server_listen), and keeps the metrics
  * listener (the counters are shared). SIGTERM or SIGINT are passed on to every process and
  * their ends awaited; a process that ends by itself ends the others and the parent with 1,
  * so a supervisor starts the broker again as a whole. Returns in the parent with the exit
- * status; in a child, *child is set and the caller runs the server. */
-static int run_processes(long n, const struct server_cfg *cfg, int *child)
+ * status; in a child, *child is set, *index is its number (0 …) and the caller runs the
+ * server. */
+static int run_processes(long n, const struct server_cfg *cfg, int *child, long *index)
 {
 	sigset_t set, old;
 	sigemptyset(&set);
@@ -95,6 +96,7 @@ static int run_processes(long n, const struct server_cfg *cfg, int *child)
 				_exit(1);
 			sigprocmask(SIG_SETMASK, &old, NULL);
 			*child = 1;
+			*index = started;
 			return 0;
 		}
 		pids[started] = p;
@@ -263,7 +265,7 @@ int main(void)
 
 	struct token_key key;
 	int rc = 2;
-	int lfd = -1;
+	int lfds[BROKER_PROCESSES_MAX];
 	if (token_key_load(&key, err, sizeof err) < 0) {
 		log_error("%s", err);
 		goto out_metrics;
@@ -296,21 +298,23 @@ int main(void)
 	if (!wtok || token_verify(&key, wtok, warm.iat, &back, &wwhy) < 0)
 		log_warn("the start-up token check failed (%s); streams will be checked as usual", wwhy);
 	free(wtok);
-	lfd = server_listen(&cfg);
-	if (lfd < 0) {
+	if (server_listen(&cfg, lfds, procs) < 0) {
 		rc = 1;
 		goto out_key;
 	}
 	int child = 0;
+	long mine = 0;
 	if (procs > 1) {
-		rc = run_processes(procs, &cfg, &child);
-		if (!child) {
-			close(lfd);
+		rc = run_processes(procs, &cfg, &child, &mine);
+		/* each process keeps its own listening socket only */
+		for (long i = 0; i < procs; i++)
+			if (!child || i != mine)
+				close(lfds[i]);
+		if (!child)
 			goto out_key;
-		}
 		cfg.metrics_port = 0; /* the parent serves the shared counters */
 	}
-	rc = server_run(&cfg, &key, lfd);
+	rc = server_run(&cfg, &key, lfds[mine]);
 out_key:
 	token_key_free(&key);
 out_metrics:

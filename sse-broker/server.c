@@ -1773,7 +1773,25 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	hub_shutdown(srv->hub, quit_cb, srv);
 }
 
-int server_listen(const struct server_cfg *cfg)
+/* One listening socket on ss; reuseport: joins the port's SO_REUSEPORT group. */
+static int listen_one(const struct sockaddr_storage *ss, int sslen, int reuseport, int backlog)
+{
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1;
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+	    (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
+	    bind(fd, (const struct sockaddr *)ss, (socklen_t)sslen) < 0 ||
+	    (backlog > 0 && listen(fd, backlog) < 0)) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+int server_listen(const struct server_cfg *cfg, int *fds, long n)
 {
 	struct sockaddr_storage ss;
 	memset(&ss, 0, sizeof ss);
@@ -1785,18 +1803,30 @@ int server_listen(const struct server_cfg *cfg)
 		log_error("BROKER_HOST %s is not an IP address", cfg->host);
 		return -1;
 	}
-	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	int one = 1;
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-	    bind(fd, (struct sockaddr *)&ss, (socklen_t)sslen) < 0 ||
-	    listen(fd, SERVER_BACKLOG) < 0) {
-		log_error("cannot listen on %s: %s", addr, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
+	if (n > 1) {
+		/* a socket without SO_REUSEPORT first: it fails if anything holds the port, even
+		 * a socket that would let ours into its group */
+		int probe = listen_one(&ss, sslen, 0, 0);
+		if (probe < 0) {
+			log_error("cannot listen on %s: %s", addr, strerror(errno));
+			return -1;
+		}
+		close(probe);
 	}
-	log_info("listening on %s", addr);
-	return fd;
+	for (long i = 0; i < n; i++) {
+		fds[i] = listen_one(&ss, sslen, n > 1, SERVER_BACKLOG);
+		if (fds[i] < 0) {
+			log_error("cannot listen on %s: %s", addr, strerror(errno));
+			while (i-- > 0)
+				close(fds[i]);
+			return -1;
+		}
+	}
+	if (n > 1)
+		log_info("listening on %s (%ld sockets, one per process)", addr, n);
+	else
+		log_info("listening on %s", addr);
+	return 0;
 }
 
 int server_run(const struct server_cfg *cfg, const struct token_key *key, int lfd)

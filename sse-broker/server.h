@@ -43,9 +43,13 @@ struct server_cfg {
 	struct server_shared *shared; /* shared by every process of the broker */
 };
 
-/* Binds and listens on cfg's host and port (before the processes fork, so all of them take
- * connections from the one queue). The socket, or -1 (logged). */
-int server_listen(const struct server_cfg *cfg);
+/* Binds and listens on cfg's host and port, before the processes fork: n sockets, one per
+ * process. With n > 1 they share the port through SO_REUSEPORT, so the kernel spreads new
+ * connections evenly over the processes (one queue shared by all goes mostly to whichever
+ * process wakes first, and the busiest one ends up with most of the streams); the port is
+ * first checked to be free, so that a second broker on it is refused and not let into the
+ * group. Fills fds[0..n-1]; 0, or -1 (logged, nothing left open). */
+int server_listen(const struct server_cfg *cfg, int *fds, long n);
 
 /* Runs until SIGTERM or SIGINT, taking connections on lfd (closed at the end). key is
  * borrowed. 0 on a clean stop, else 1. */

@@ -7,10 +7,11 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createConnection } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import EventSource from 'eventsource';
 import WebSocket from 'ws';
 
-import { startRedis, startBroker, stop, waitFor, sleep, rssKiB, start } from '../lib/procs.mjs';
+import { startRedis, startBroker, stop, waitFor, sleep, rssKiB, start, BROKER_BIN } from '../lib/procs.mjs';
 import { connectRedis } from '../lib/resp.mjs';
 import { ticket, session, sign } from '../lib/tokens.mjs';
 
@@ -845,4 +846,67 @@ test('BROKER_MAX_STREAMS over two processes: a stream past it gets 503 at once, 
     assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${capped.output}`);
   }
   assert.match(capped.output, /2 processes/);
+});
+
+// The processes of a broker: the children of its pid (each holds its own streams).
+function childPids(pid) {
+  const kids = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    let stat;
+    try { stat = readFileSync(`/proc/${d}/stat`, 'utf8'); } catch { continue; }
+    // the fields after the command's closing parenthesis: state, then the parent's pid
+    if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) kids.push(Number(d));
+  }
+  return kids;
+}
+const socketCount = (pid) => readdirSync(`/proc/${pid}/fd`)
+  .filter((fd) => { try { return readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:'); } catch { return false; } }).length;
+
+test('BROKER_PROCESSES=2: each process takes about half of the new streams, and a second broker on the port is refused', async () => {
+  const two = await startBroker({ redisPort: redis.port, secret: SECRET, env: { ...BROKER_ENV, BROKER_PROCESSES: '2' } });
+  const open = [];
+  try {
+    const kids = childPids(two.pid);
+    assert.equal(kids.length, 2, `the broker's processes: ${kids}`);
+    const before = kids.map(socketCount);
+    const room = await newRoom();
+    const path = `/events/rooms/${room}?ticket=${tk(room, 62, 'share')}`;
+    // 400 streams, 40 at a time; with one shared queue of connections the process that
+    // woke first took most of them (a third and two thirds were measured)
+    const N = 400;
+    for (let i = 0; i < N; i += 40) {
+      const batch = await Promise.all(Array.from({ length: 40 }, () => rawSse(two.port, path)));
+      for (const s of batch) assert.match(s.text, /^HTTP\/1\.1 200/);
+      open.push(...batch);
+    }
+    const held = kids.map((k, i) => socketCount(k) - before[i]);
+    assert.equal(held[0] + held[1], N, `streams per process: ${held}`);
+    // even odds per stream: 200 ± 10 (one standard deviation); 140 … 260 is six of them
+    for (const h of held) assert.ok(h >= 140 && h <= 260, `streams per process: ${held}`);
+    // and every one of them gets the room's events
+    const [id] = await emitOps(room, 1);
+    await waitFor(() => open.every((s) => s.text.includes(`id: ${id}`)), { what: 'the event on all 400 streams' });
+
+    // a second broker on the same port would join the port's group and take half of the
+    // new streams: it is refused, and the first one is left as it was
+    const second = start(BROKER_BIN, [], {
+      env: {
+        ...process.env, ...BROKER_ENV, BROKER_HOST: '127.0.0.1', BROKER_PORT: String(two.port),
+        BROKER_PROCESSES: '2', REDIS_URL: `redis://127.0.0.1:${redis.port}`, JWT_SECRET: SECRET,
+      },
+    });
+    await waitFor(() => second.exitCode !== null, { what: 'the second broker to give up' });
+    assert.equal(second.exitCode, 1, second.output);
+    assert.match(second.output, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${two.port}: Address already in use`));
+    const more = await rawSse(two.port, path);
+    assert.match(more.text, /^HTTP\/1\.1 200/);
+    open.push(more);
+    assert.equal(kids.reduce((a, k, i) => a + socketCount(k) - before[i], 0), N + 1);
+  } finally {
+    for (const s of open) s.destroy();
+    const r = await stop(two);
+    assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${two.output}`);
+  }
+  assert.match(two.output, /2 sockets, one per process/);
 });
