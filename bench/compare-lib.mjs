@@ -198,3 +198,26 @@ export function table(results) {
   }
   return lines.join('\n');
 }
+
+// The shape of one message's fan-out, as the median over the messages: its first receipt
+// (the fixed path: POST, commit or publish, the server's first write) and the spread from
+// its first to its last receipt (the fan-out itself). The p99 over all receipts is about the
+// first plus the spread of the worst few messages. lat[i] is a receipt's latency, latMsg[i]
+// its message (0 … M-1); messages nobody received are left out.
+export function perMessage(lat, latMsg, M) {
+  const first = new Float64Array(M).fill(Infinity), last = new Float64Array(M).fill(-Infinity);
+  for (let i = 0; i < lat.length; i++) {
+    const k = latMsg[i];
+    if (lat[i] < first[k]) first[k] = lat[i];
+    if (lat[i] > last[k]) last[k] = lat[i];
+  }
+  const firsts = [], spreads = [];
+  for (let k = 0; k < M; k++) {
+    if (first[k] === Infinity) continue;
+    firsts.push(first[k]);
+    spreads.push(last[k] - first[k]);
+  }
+  firsts.sort((a, b) => a - b);
+  spreads.sort((a, b) => a - b);
+  return { firstP50: pct(firsts, 50), spreadP50: pct(spreads, 50), spreadMax: spreads.at(-1) };
+}

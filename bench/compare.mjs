@@ -12,7 +12,9 @@
 // loop: a POST is not awaited before the next; ours carries the newest revision answered so
 // far, and the server transforms it over any operation committed since, as with several
 // writers); a send more than 10 ms behind the grid (this process too busy) is counted. The
-// systems run one after the other; the others sit idle.
+// systems run one after the other; the others sit idle. Each system's line also gives the
+// shape of a message's fan-out (the median over the messages of its first receipt, and of
+// the time from its first to its last receipt): the fixed path and the fan-out apart.
 //   ours:      POST /api/rooms/{id}/operations through the URL `make run` prints (lighttpd,
 //              FastCGI API, OT commit and SPUBLISH in Redis, broker); the subscribers ask
 //              that URL where to stream (GET /api/streams: the broker's own port, "direct
@@ -61,7 +63,7 @@ import {
   now, sleep, must, newUser, newRoom, ticketSource, sseConnect, stackProcs, rssKiB,
   cpuSeconds, loadavg,
 } from './lib.mjs';
-import { pct, fmtMs, sioConnect, openPool, table, SYSTEMS } from './compare-lib.mjs';
+import { pct, fmtMs, sioConnect, openPool, table, perMessage, SYSTEMS } from './compare-lib.mjs';
 import { splitPool, SSESUB_BIN } from './subpool.mjs';
 
 const words = (s) => (s || '').trim().split(/[\s,]+/).filter(Boolean);
@@ -231,7 +233,7 @@ async function runOne(key, sys, n) {
   const log0 = key === 'ours' || key === 'front' ? logLength() : 0;
 
   const sent = new Float64Array(M).fill(NaN);
-  const lat = [];
+  const lat = [], latMsg = []; // every receipt's latency, and its message
   let unexpected = 0;
   const onEvent = (text, at) => {
     const m = markerRe.exec(text);
@@ -239,6 +241,7 @@ async function runOne(key, sys, n) {
     const k = Number(m[1]);
     if (!(k < M) || Number.isNaN(sent[k])) { unexpected++; return; }
     lat.push(at - sent[k]);
+    latMsg.push(k);
   };
 
   const cpuC0 = process.cpuUsage();
@@ -305,9 +308,11 @@ async function runOne(key, sys, n) {
   if (split) {
     const got2 = await pool.latencies(sent);
     for (const v of got2.lat) lat.push(v);
+    for (const k of got2.msg) latMsg.push(k);
     unexpected += got2.unexpected;
   }
   await close();
+  Object.assign(r, perMessage(lat, latMsg, M));
   lat.sort((a, b) => a - b);
   Object.assign(r, {
     received: lat.length, unexpected, sendFailed,
@@ -348,6 +353,7 @@ for (const n of sizes) {
     if (r.p50 !== undefined) {
       console.log(`  N=${n} ${name}: connected in ${r.connectS.toFixed(1)} s; received ${r.received}/${r.expected}` +
         `${r.unexpected ? ` (+${r.unexpected} unexpected)` : ''}; p50 ${fmtMs(r.p50)} ms, p99 ${fmtMs(r.p99)} ms, max ${fmtMs(r.max)} ms; ` +
+        `per message (median of ${r.M}): first receipt ${fmtMs(r.firstP50)} ms, first to last ${fmtMs(r.spreadP50)} ms (at most ${fmtMs(r.spreadMax)}); ` +
         `RSS ${(r.rssIdleKiB / 1024).toFixed(1)} MiB with ${n} idle streams (${(r.perStreamBytes / 1024).toFixed(1)} KiB each: ` +
         `${Object.entries(r.perStreamByRoleBytes).filter(([role]) => r.holders.includes(role)).map(([k, v]) => `${k} ${(v / 1024).toFixed(1)}`).join(', ')}` +
         `${Object.entries(r.perStreamByRoleBytes).filter(([role]) => !r.holders.includes(role)).map(([k, v]) => `; not counted, holding none of the streams: ${k} ${v >= 0 ? '+' : ''}${(v / 1024).toFixed(1)}`).join('')}); ` +

@@ -105,7 +105,7 @@ async function splitPoolC(n, sse, { processes = 1, conc = 200, timeoutMs = 10000
     // every receipt less the send of its marker (sent[] on now()); a negative one would be
     // a wrong clock conversion, and throws
     async latencies(sent) {
-      const lat = [];
+      const lat = [], msg = [];
       let unexpected = 0, negative = 0, worst = 0;
       for (const lines of await Promise.all(kids.map((c) => c.ask('collect')))) {
         for (const line of lines) {
@@ -117,10 +117,11 @@ async function splitPoolC(n, sse, { processes = 1, conc = 200, timeoutMs = 10000
           const v = at - t;
           if (v < 0) { negative++; worst = Math.min(worst, v); }
           lat.push(v);
+          msg.push(m);
         }
       }
       if (negative) throw new Error(`${negative} receipts before their send (down to ${worst.toFixed(3)} ms): the clocks do not match`);
-      return { lat, unexpected };
+      return { lat, msg, unexpected };
     },
     cpuS: () => kids.reduce((a, c) => a + cpuSeconds(c.kid.pid), 0),
     async close() {
@@ -163,16 +164,17 @@ export async function splitPool(n, sse, { perProcess = 15000, conc = 200, timeou
     pids: kids.map((kid) => kid.pid),
     count: async () => (await Promise.all(kids.map((kid) => ask(kid, { cmd: 'count' })))).reduce((a, r) => a + r.count, 0),
     async latencies(sent) {
-      const lat = [];
+      const lat = [], msg = [];
       let unexpected = 0;
       for (const { rec } of await Promise.all(kids.map((kid) => ask(kid, { cmd: 'collect' })))) {
         for (let i = 0; i < rec.length; i += 2) {
           const t = sent[rec[i]];
           if (!(rec[i] < sent.length) || Number.isNaN(t)) { unexpected++; continue; }
           lat.push(rec[i + 1] - (t + performance.timeOrigin));
+          msg.push(rec[i]);
         }
       }
-      return { lat, unexpected };
+      return { lat, msg, unexpected };
     },
     cpuS: () => kids.reduce((a, kid) => a + cpuSeconds(kid.pid), 0),
     async close() {

@@ -216,10 +216,12 @@ test('bench/subpool.mjs with harness c: receipts on the writer\'s now(), none be
       for (const c of srv.conns) c.write(op(k));
     }
     await waitFor(async () => (await pool.count()) === 15, { what: '15 receipts' });
-    const { lat, unexpected } = await pool.latencies(sent);
+    const { lat, msg, unexpected } = await pool.latencies(sent);
     const span = performance.now() - sent[0];
     assert.equal(unexpected, 0);
     assert.equal(lat.length, 15);
+    // each receipt's message, for the per-message figures: every marker once per stream
+    assert.deepEqual([...msg].sort(), [0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2]);
     for (const v of lat) assert.ok(v >= 0 && v <= span, `latency ${v} ms outside [0, ${span}]`);
     assert.ok(pool.cpuS() >= 0);
   } finally {

@@ -4,7 +4,7 @@
 // receipts; a wrong table would misreport a competitor.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { wsFrame, wsParse, pct, openPool, table } from '../../bench/compare-lib.mjs';
+import { wsFrame, wsParse, pct, openPool, table, perMessage } from '../../bench/compare-lib.mjs';
 
 // A server's (unmasked) frame.
 function serverFrame(opcode, text, fin = true) {
@@ -120,4 +120,19 @@ test('the header says which harness measured each system when the results say', 
   assert.match(rows[0], /^\| N \| ours p50 \/ p99 ms \(harness: C \(bench-ssesub\)\) \| Nchan p50 \/ p99 ms \| Socket\.IO p50 \/ p99 ms \(harness: node\) \|/);
   assert.match(rows[0], /\| ours via lighttpd \(harness: C \(bench-ssesub\)\): p50/);
   assert.equal(rows[1].split('|').length, rows[0].split('|').length);
+});
+
+test('perMessage: the median first receipt and first-to-last spread over the messages, in any order of receipts', () => {
+  // message 0: 2 … 9 ms, message 1: 3 … 5, message 2: 1 … 4; message 3 never arrived
+  const rec = [[0, 9], [1, 3], [2, 4], [0, 2], [1, 5], [2, 1], [0, 5], [1, 4], [2, 2]];
+  for (const order of [rec, [...rec].reverse()]) {
+    const got = perMessage(order.map((r) => r[1]), order.map((r) => r[0]), 4);
+    // firsts 2, 3, 1 → sorted 1, 2, 3: median 2; spreads 7, 2, 3 → 2, 3, 7: median 3, most 7
+    assert.deepEqual(got, { firstP50: 2, spreadP50: 3, spreadMax: 7 });
+  }
+  // one receipt per message: no spread
+  assert.deepEqual(perMessage([4, 6], [0, 1], 2), { firstP50: 6, spreadP50: 0, spreadMax: 0 });
+  // nothing received
+  const none = perMessage([], [], 3);
+  assert.ok(Number.isNaN(none.firstP50) && Number.isNaN(none.spreadP50) && none.spreadMax === undefined);
 });
