@@ -7,6 +7,7 @@
 //   const c = await startRedisCluster({ masters: 3, replicas: 1 });
 //   c.seeds            // "127.0.0.1:P1,127.0.0.1:P2,..." (REDIS_CLUSTER)
 //   await c.cmd(key, 'GET', key)
+//   await c.send('EVAL', script, 1, key, arg)   // routed by the command's own key
 //   await c.stop()
 //
 // Every process is registered with procs.mjs, so it is killed when the test process exits.
@@ -133,8 +134,20 @@ export async function startRedisCluster({ masters = 3, replicas = 1, nodeTimeout
 
     // A command for key at the node that serves it; MOVED and ASK followed; while the
     // cluster is failing over (refused connections, CLUSTERDOWN, TRYAGAIN) tried again until
-    // timeout. Extra commands may follow on the same connection (e.g. WAIT): `then`.
+    // timeout. Any other error answer (CROSSSLOT, a script's error) is the command's own
+    // and comes back at once. Extra commands may follow on the same connection (e.g. WAIT):
+    // `then`.
     async cmd(key, ...args) { return c.cmdThen(key, args, null); },
+    // The same, routed by the command's own key: an EVAL's or EVALSHA's first key, else its
+    // first argument; a command without a key goes to any master.
+    async send(...args) {
+      const verb = String(args[0]).toUpperCase();
+      let key = args.length > 1 ? args[1] : undefined;
+      if (verb === 'EVAL' || verb === 'EVALSHA') key = Number(args[2]) > 0 ? args[3] : undefined;
+      if (key === undefined) return once((await c.masters())[0].port, ...args);
+      return c.cmd(key, ...args);
+    },
+    portOf: async (key) => (await c.masterOf(key))?.port,
     async cmdThen(key, args, then, { timeout = 15000 } = {}) {
       const end = Date.now() + timeout;
       let port = (await c.masterOf(key).catch(() => undefined))?.port;
@@ -157,6 +170,7 @@ export async function startRedisCluster({ masters = 3, replicas = 1, nodeTimeout
             asking = m[1] === 'ASK';
             continue;
           }
+          if (e.reply && !/^(CLUSTERDOWN|TRYAGAIN|LOADING|MASTERDOWN|READONLY)\b/.test(e.message)) throw e;
           asking = false;
           await sleep(100);
           port = (await c.masterOf(key).catch(() => undefined))?.port;

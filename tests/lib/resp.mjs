@@ -32,7 +32,7 @@ function parse(buf, pos) {
   const next = eol + 2;
   switch (type) {
     case '+': return [line, next];
-    case '-': return [new Error(line), next];
+    case '-': return [Object.assign(new Error(line), { reply: true }), next]; // the server's error answer
     case ':': return [Number(line), next];
     case '$': {
       const n = Number(line);

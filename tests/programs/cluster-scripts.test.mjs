@@ -1,12 +1,12 @@
 // Every Lua script of lib/lua/, exactly as the programs send it (build/gen/rscripts.c), run
-// with realistic arguments on a real Redis Cluster of three masters (tests/lib/rcluster.mjs):
+// with realistic arguments on a real Redis Cluster of three masters (tests/lib/redis-cluster.mjs):
 // none may be refused with CROSSSLOT or "Script attempted to access keys that do not hash to
 // the same slot" / "a non local key". The job queue runs end to end across slots: its
 // scripts in the slot {jobs}, the outbox's entries carried into rooms served by other nodes.
 // tests/unit/lua-slots.test.mjs checks the same rule from the sources.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startRedisCluster } from '../lib/rcluster.mjs';
+import { startRedisCluster } from '../lib/redis-cluster.mjs';
 import { scripts } from '../lib/rscripts.mjs';
 
 const S = scripts();
@@ -17,7 +17,7 @@ const TTL = String(7 * 86400);
 before(async () => { c = await startRedisCluster({ masters: 3, replicas: 0 }); });
 after(async () => { await c?.stop(); });
 
-const run = (name, keys, args) => c.cmd('EVAL', S.get(name).text, keys.length, ...keys, ...args);
+const run = (name, keys, args) => c.send('EVAL', S.get(name).text, keys.length, ...keys, ...args);
 
 // Fresh rooms served by another node than the job queue, so every cross-slot mistake shows.
 let roomSeq = 0;
@@ -41,19 +41,19 @@ function createArgs(id, room, kind = 'execution') {
 
 // jobstate_drain, step for step: each outbox entry applied in its room's slot, then deleted.
 async function drain() {
-  const box = await c.cmd('XRANGE', 'cc:{jobs}:outbox', '-', '+');
+  const box = await c.send('XRANGE', 'cc:{jobs}:outbox', '-', '+');
   for (const [eid, f] of box) {
     const o = {};
     for (let i = 0; i < f.length; i += 2) o[f[i]] = f[i + 1];
     await run('outbox_apply', [rk(o.room, 'events'), rk(o.room), rk(o.room, 'outbox'), rk(o.room, 'runs')],
       [eid, o.type, o.data, '1000', o.run || '', o.run ? o.keep : '', o.run ? o.ttl : '', TTL]);
   }
-  if (box.length) await c.cmd('XDEL', 'cc:{jobs}:outbox', ...box.map(([eid]) => eid));
+  if (box.length) await c.send('XDEL', 'cc:{jobs}:outbox', ...box.map(([eid]) => eid));
   return box.length;
 }
 
 async function history(room) {
-  return (await c.cmd('XRANGE', rk(room, 'events'), '-', '+'))
+  return (await c.send('XRANGE', rk(room, 'events'), '-', '+'))
     .map(([, f]) => ({ type: f[f.indexOf('type') + 1], data: JSON.parse(f[f.indexOf('data') + 1]) }));
 }
 
@@ -63,15 +63,15 @@ const cases = {
   async access_gen_store() { assert.equal(await run('access_gen_store', ['cc:user:7:tokgen'], ['3']), 1); },
   async access_stream() {
     const [r] = await roomsAway(1);
-    await c.cmd('HSET', rk(r, 'members'), '7', 'owner');
+    await c.send('HSET', rk(r, 'members'), '7', 'owner');
     assert.deepEqual(await run('access_stream', [rk(r, 'members'), rk(r, 'visibility')], ['7', '8']), ['owner', '']);
   },
   async ai_finish() {
     const [r] = await roomsAway(1);
-    await c.cmd('SET', rk(r, 'ai:pending:ab12'), 'job1');
+    await c.send('SET', rk(r, 'ai:pending:ab12'), 'job1');
     assert.equal(await run('ai_finish', [rk(r, 'ai:asked:ab12'), rk(r, 'ai:pending:ab12')], ['600', '1', 'job1']), 1);
-    assert.equal(await c.cmd('EXISTS', rk(r, 'ai:pending:ab12')), 0);
-    assert.equal(await c.cmd('GET', rk(r, 'ai:asked:ab12')), '1');
+    assert.equal(await c.send('EXISTS', rk(r, 'ai:pending:ab12')), 0);
+    assert.equal(await c.send('GET', rk(r, 'ai:asked:ab12')), '1');
   },
   async ai_release() {
     const [r] = await roomsAway(1);
@@ -118,7 +118,7 @@ const cases = {
     assert.equal(a[0], 1);
     assert.equal(a[1], 1);
     // the snapshot mark, in its own slot, right behind (lib/store_doc.c pipelines it)
-    assert.equal(await c.cmd('ZADD', 'cc:snap:due', 'NX', String(Date.now() + 1000), r), 1);
+    assert.equal(await c.send('ZADD', 'cc:snap:due', 'NX', String(Date.now() + 1000), r), 1);
     // the same request again: answered from the commits set
     const again = await run('doc_commit', keys, ['0', '', '0', '0', '5', '5', '0', '1000000', '',
       '{"u":7,"s":"s1","ops":["hello"', ']}', '{"ops":["hello"', ']}', ',', '1000', '1000', '7|1|d1|c1']);
@@ -159,24 +159,24 @@ let queueFlow;
 
 async function queueCase() {
   const [a, b] = await roomsAway(2);
-  await c.cmd('XGROUP', 'CREATE', 'cc:{jobs}:stream', 'workers', '$', 'MKSTREAM').catch(() => {});
+  await c.send('XGROUP', 'CREATE', 'cc:{jobs}:stream', 'workers', '$', 'MKSTREAM').catch(() => {});
   const tag = `${process.pid}x${roomSeq}`;
   const j1 = `j1x${tag}`, j2 = `j2x${tag}`, j3 = `j3x${tag}`;
   assert.deepEqual(await run('job_create', [`cc:{jobs}:job:${j1}`], createArgs(j1, a)), [1, 0]);
   assert.deepEqual(await run('job_create', [`cc:{jobs}:job:${j2}`], createArgs(j2, a)), [1, 1]);
   assert.deepEqual(await run('job_create', [`cc:{jobs}:job:${j3}`], createArgs(j3, b, 'ai')), [1, 0]);
   assert.equal(await run('job_workers', ['cc:{jobs}:fair:workers'], ['w1', '1', '5000', '0', '100000', '10']), 1);
-  const [[, [[entry, fields]]]] = await c.cmd('XREADGROUP', 'GROUP', 'workers', 'w1', 'COUNT', '1', 'STREAMS', 'cc:{jobs}:stream', '>');
+  const [[, [[entry, fields]]]] = await c.send('XREADGROUP', 'GROUP', 'workers', 'w1', 'COUNT', '1', 'STREAMS', 'cc:{jobs}:stream', '>');
   const picked = fields[1];
   assert.ok([j1, j3].includes(picked), `dispatched ${picked}`);
-  await c.cmd('HINCRBY', `cc:{jobs}:job:${picked}`, 'attempts', 1);
+  await c.send('HINCRBY', `cc:{jobs}:job:${picked}`, 'attempts', 1);
   const pr = picked === j1 ? a : b, kind = picked === j1 ? 'execution' : 'ai';
   const change = (status, from, data, extra = []) => run('job_change', [`cc:{jobs}:job:${picked}`, 'cc:{jobs}:stream'],
     ['1', from, status, kind, JSON.stringify(data), pr, '', 'workers', picked, '100000', '10', String(2 << 20), ...extra]);
   assert.deepEqual(await change('running', ' queued running ', { job_id: picked, status: 'running' }), [1, 'running']);
   assert.deepEqual(await change('finished', ' queued running ', { job_id: picked, status: 'finished', result: {} },
     ['result', '{}']), [1, 'finished']);
-  await c.cmd('XACK', 'cc:{jobs}:stream', 'workers', entry);
+  await c.send('XACK', 'cc:{jobs}:stream', 'workers', entry);
   assert.deepEqual(await run('job_cancel', [`cc:{jobs}:job:${j2}`], ['execution',
     JSON.stringify({ job_id: j2, status: 'cancelled', error: 'cancelled by ann' }), a, j2, 'cancelled by ann',
     String(Math.floor(Date.now() / 1000)), '100000', '10']), [1, 'queued']);
@@ -189,7 +189,7 @@ async function queueCase() {
   const hp = await history(pr);
   assert.deepEqual(st(hp, picked).filter((s) => s !== 'queued'), ['running', 'finished']);
   assert.equal(st(hp, picked)[0], 'queued');
-  assert.deepEqual((await c.cmd('LRANGE', rk(a, 'runs'), 0, -1)).sort(), [j1, j2].sort());
+  assert.deepEqual((await c.send('LRANGE', rk(a, 'runs'), 0, -1)).sort(), [j1, j2].sort());
   assert.deepEqual(ha.at(0).data.user, { id: 7, username: 'ann' });
 }
 
@@ -204,6 +204,6 @@ test('the cluster refuses what crosses slots (so the cases above prove something
   const [a, b] = await roomsAway(2);
   await assert.rejects(run('events_emit', [rk(a, 'events'), 'cc:{jobs}:outbox'], ['room', '{}', '1000']),
     /CROSSSLOT|same slot|non local key/);
-  await assert.rejects(c.cmd('EVAL', "return redis.call('GET', KEYS[1]) or redis.call('GET', 'cc:snap:due')", 1, rk(b, 'doc')),
+  await assert.rejects(c.send('EVAL', "return redis.call('GET', KEYS[1]) or redis.call('GET', 'cc:snap:due')", 1, rk(b, 'doc')),
     /same slot|non local key|WRONGTYPE/);
 });
