@@ -1,5 +1,7 @@
-/* BROKER_ALLOW_ORIGIN's parser and the CORS header text: what is taken, how it is written
- * (as a browser's Origin), what is refused, and the preflight answer. */
+/* BROKER_ALLOW_ORIGIN's parser and the CORS header text. The origin grammar itself (what
+ * is an origin, how it is written) is lib/origin.c's, checked case by case in
+ * test_origin.c; here only what CORS adds: "*", the refusal's advice, and that a value is
+ * taken or refused whole. */
 #include <stdlib.h>
 
 #include "../../sse-broker/cors.h"
@@ -19,44 +21,21 @@ static void test_taken(void)
 {
 	CHECK(parse("*") == 0);
 	CHECK_STR(out, "*");
-	CHECK(parse("https://a.example") == 0);
-	CHECK_STR(out, "https://a.example");
-	CHECK(parse("http://localhost:8080") == 0);
-	CHECK_STR(out, "http://localhost:8080");
-	CHECK(parse("http://127.0.0.1:65535") == 0);
-	CHECK_STR(out, "http://127.0.0.1:65535");
+	/* an origin comes back as lib/origin.c writes it: as a browser sends it */
+	CHECK(parse("HTTPS://App.Example.COM:443") == 0);
+	CHECK_STR(out, "https://app.example.com");
 	CHECK(parse("https://[::1]:8443") == 0);
 	CHECK_STR(out, "https://[::1]:8443");
-	CHECK(parse("http://[2001:db8::7]") == 0);
-	CHECK_STR(out, "http://[2001:db8::7]");
-	/* written as the browser sends it: lower case, no default port */
-	CHECK(parse("HTTPS://App.Example.COM") == 0);
-	CHECK_STR(out, "https://app.example.com");
-	CHECK(parse("https://a.example:443") == 0);
-	CHECK_STR(out, "https://a.example");
-	CHECK(parse("http://a.example:80") == 0);
-	CHECK_STR(out, "http://a.example");
-	CHECK(parse("http://a.example:443") == 0);
-	CHECK_STR(out, "http://a.example:443");
-	CHECK(parse("https://a.example:1") == 0);
-	CHECK_STR(out, "https://a.example:1");
 }
 
 static void test_refused(void)
 {
+	/* "*" only alone; a list or a header injection is no origin; one of the grammar's own
+	 * refusals, to show its reason reaches the message */
 	static const char *bad[] = {
-		"", "**", "* ", "null", "a.example", "//a.example", "ftp://a.example",
-		"ws://a.example", "https:/a.example", "https://", "https://:8080",
-		"https://a.example/", "https://a.example/path", "https://a.example?x=1",
-		"https://a.example#f", "https://user@a.example", "https://a.example:",
-		"https://a.example:0", "https://a.example:080", "https://a.example:65536",
-		"https://a.example:99999999999999999999", "https://a.example:80a",
-		"https://a.example:-1", "https://a.example, https://b.example",
-		"https://a.example https://b.example", " https://a.example",
-		"https://a.example\r\nX-Evil: 1", "https://a.example\n", "https://a_b.example",
-		"https://.a.example", "https://a.example.", "https://-a.example",
-		"https://a..example", "https://[::1", "https://[zz::1]", "https://[1]",
-		"https://[::1]x", "http://a.exa\tmple", "https://\xc3\xa9.example",
+		"", "**", "* ", " *", "*,https://a.example", "null",
+		"https://a.example, https://b.example", "https://a.example\r\nX-Evil: 1",
+		"https://a.example/",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		int r = parse(bad[i]);
@@ -64,19 +43,18 @@ static void test_refused(void)
 		if (r != -1)
 			fprintf(stderr, "  taken: \"%s\" -> \"%s\"\n", bad[i], out);
 		/* every refusal says what to write instead */
-		CHECK(strstr(err, "one origin") != NULL);
+		CHECK(strstr(err, "write * or one origin") != NULL);
 	}
+	CHECK(parse("https://a.example/") == -1);
+	CHECK(strstr(err, "has more than an origin") == err); /* the grammar's reason first */
 	CHECK(cors_origin_parse(NULL, out, sizeof out, err, sizeof err) == -1);
 
-	/* oversized: a long host, and a value far past the bound */
+	/* far past the bound */
 	char *big = malloc(100000);
 	CHECK(big != NULL);
 	if (!big)
 		return;
 	strcpy(big, "https://");
-	memset(big + 8, 'a', 254);
-	big[8 + 254] = '\0';
-	CHECK(parse(big) == -1);
 	memset(big + 8, 'a', 99990);
 	big[99998] = '\0';
 	CHECK(parse(big) == -1);
@@ -87,6 +65,7 @@ static void test_refused(void)
 	char tiny[12];
 	CHECK(cors_origin_parse("https://a.example", tiny, sizeof tiny, err, sizeof err) == -1);
 	CHECK(cors_origin_parse("*", tiny, 1, err, sizeof err) == -1);
+	CHECK(strstr(err, "fit") != NULL);
 }
 
 static void test_headers(void)
