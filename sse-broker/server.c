@@ -122,7 +122,7 @@ struct conn {
 	time_t presence_sec;
 	int presence_count;
 	int replay_wait; /* the hub's replay waits for the output to drain (HUB_BUSY) */
-	int live_said;	 /* an SSE stream's ": connected" is written (once it is live) */
+	int live_said;	 /* ": connected" or the WebSocket `subscribed` is sent (once live) */
 	/* a multi-room stream: ms[0..nms) instead of sub and room */
 	int multi;
 	struct msub *ms;
@@ -543,6 +543,7 @@ static void conn_error(struct conn *c, int status, const char *code, const char 
 /* ---- transports ---- */
 
 static void ws_pump(struct conn *c);
+static void ws_pump_ex(struct conn *c, int force);
 static void poll_answer(struct conn *c);
 
 /* Ends a stream whose user may not read the room any more (deleted, removed, the room went
@@ -711,11 +712,21 @@ static void nop_caught_up(struct hub_sub *s)
 {
 }
 
-/* ": connected" tells an SSE client that it gets every event from here on: it is written
- * when the stream is live (subscribed, caught up), not with the head, or an event published
- * between the two would reach neither the history read nor the subscription of a stream
- * that gave no start. Once: a catch-up after a lost Redis connection says nothing new. */
-static void sse_caught_up(struct hub_sub *s)
+/* A `subscribed` event {} whose id is where the room stands now that s caught up (its last
+ * event so far, or the last one replayed). */
+static struct room_event *subscribed_event(const struct hub_sub *s)
+{
+	char id[ROOM_EVID_MAX];
+	room_evid_format(s->cur.last, id);
+	return room_event_new(id, "subscribed", "{}", 2);
+}
+
+/* The stream tells its client that it gets every event from here on: SSE with ": connected",
+ * WebSocket with a `subscribed` frame. Sent when the stream is live (subscribed, caught up),
+ * not with the head or the 101, or an event published between the two would reach neither
+ * the history read nor the subscription of a stream that gave no start. Once: a catch-up
+ * after a lost Redis connection says nothing new (the stream resumed where it was). */
+static void stream_caught_up(struct hub_sub *s)
 {
 	struct conn *c = sub_conn(s);
 	if (c->dead || c->live_said)
@@ -724,7 +735,19 @@ static void sse_caught_up(struct hub_sub *s)
 	/* forced past the output bound: a replay may have filled it to the brim, and these few
 	 * bytes must not drop the client just as it caught up. A write that fails closes the
 	 * stream itself (conn_write_ex). */
-	(void)conn_write_ex(c, c->srv->sse_live.data, c->srv->sse_live.len, 1);
+	if (c->kind != CK_WS) {
+		(void)conn_write_ex(c, c->srv->sse_live.data, c->srv->sse_live.len, 1);
+		return;
+	}
+	struct room_event *ev = subscribed_event(s);
+	if (!ev) {
+		conn_close(c, "out of memory");
+		return;
+	}
+	/* fails only once the WebSocket is closing: then the stream is ending anyway */
+	(void)ws_conn_send_text(c->ws, ev->json, ev->json_len);
+	room_event_release(ev);
+	ws_pump_ex(c, 1);
 }
 
 static void sub_fail(struct hub_sub *s, const char *why)
@@ -747,11 +770,11 @@ static void sub_release(struct hub_sub *s)
 	conn_release(sub_conn(s));
 }
 
-static const struct hub_sub_ops sse_ops = {sse_deliver, sse_caught_up, sub_fail, sub_revoked,
+static const struct hub_sub_ops sse_ops = {sse_deliver, stream_caught_up, sub_fail, sub_revoked,
 					   sub_reserve, sub_release};
 static const struct hub_sub_ops poll_ops = {poll_deliver, poll_caught_up, sub_fail, sub_revoked,
 					    sub_reserve, sub_release};
-static const struct hub_sub_ops ws_ops = {ws_deliver, nop_caught_up, sub_fail, sub_revoked,
+static const struct hub_sub_ops ws_ops = {ws_deliver, stream_caught_up, sub_fail, sub_revoked,
 					  sub_reserve, sub_release};
 /* before a transport is chosen (the membership check) only the references are used */
 static int nop_deliver(struct hub_sub *s, struct room_event *ev)
@@ -893,9 +916,7 @@ static void multi_caught_up(struct hub_sub *s)
 	struct conn *c = m->c;
 	if (c->dead || m->dropped || !m->sub.room)
 		return;
-	char id[ROOM_EVID_MAX];
-	room_evid_format(m->sub.cur.last, id);
-	struct room_event *ev = room_event_new(id, "subscribed", "{}", 2);
+	struct room_event *ev = subscribed_event(&m->sub);
 	struct buf b;
 	buf_init(&b, 1024);
 	int r = ev && multi_render(c, m->room, ev, &b) == 0 ? multi_write(c, &b) : -1;
@@ -938,14 +959,15 @@ static void ws_close_wait_cb(evutil_socket_t fd, short what, void *arg)
 	conn_close(arg, "no close answer");
 }
 
-/* Moves the WebSocket's output to the socket and acts on its state. */
-static void ws_pump(struct conn *c)
+/* Moves the WebSocket's output to the socket and acts on its state; force: past the output
+ * bound (conn_write_ex). */
+static void ws_pump_ex(struct conn *c, int force)
 {
 	if (c->dead || !c->ws)
 		return;
 	struct buf *out = ws_conn_output(c->ws);
 	if (out->len) {
-		int r = conn_write(c, out->data, out->len);
+		int r = conn_write_ex(c, out->data, out->len, force);
 		buf_reset(out);
 		if (r < 0)
 			return;
@@ -966,6 +988,11 @@ static void ws_pump(struct conn *c)
 		conn_finish(c);
 		break;
 	}
+}
+
+static void ws_pump(struct conn *c)
+{
+	ws_pump_ex(c, 0);
 }
 
 static void ws_on_text_cb(void *arg, const char *msg, size_t len)

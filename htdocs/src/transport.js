@@ -190,6 +190,9 @@ export class RoomStream {
         return;
       }
     }
+    // a WebSocket stream's "live from here" (docs/API.md, "Streams"): not a room event; the
+    // position stays that of the last event handed on
+    if (type === 'subscribed') return;
     if (type === 'resync') { // its id is where we stood: not a new event
       this.o.onEvent({ type, id, data });
       return;

@@ -543,8 +543,7 @@ test('Redis restarts mid-stream: clients resume without loss', async () => {
   const t = tk(room, 31, 'r');
   const curl = curlSse(`${broker.base}/events/rooms/${room}?ticket=${t}`);
   const ws = wsClient(`ws://127.0.0.1:${broker.port}/events/rooms/${room}/ws?ticket=${t}`);
-  await ws.opened;
-  await sleep(200);
+  await waitFor(() => curl.text.includes(': connected') && subscribedFrames(ws.events).length, { what: 'both live' });
   const ids = await emitOps(room, 3);
   await waitFor(() => ops(curl.events()).length === 3, { what: 'before restart' });
 
@@ -566,6 +565,9 @@ test('Redis restarts mid-stream: clients resume without loss', async () => {
   await sleep(300);
   assert.deepEqual(ops(curl.events()).map((e) => e.id), ids);
   assert.deepEqual(ops(ws.events).map((e) => e.id), ids);
+  // live was said once, first: the catch-ups after the reconnections say nothing more
+  assert.equal(curl.text.split(': connected').length, 2, 'SSE said live once');
+  assert.equal(subscribedFrames(ws.events).length, 1, 'WebSocket said live once');
   curl.close();
   ws.close();
 });
@@ -777,6 +779,75 @@ test('SSE ": connected" comes once the stream is live: after the replay, and not
       await waitFor(() => parseSse(s.text).some((e) => e.id === id), { timeout: 5000, what: `the event sent right after ": connected" (round ${i})` });
     } finally {
       s.destroy();
+    }
+  }
+});
+
+// The one-room WebSocket stream's counterpart of ": connected": a `subscribed` frame once
+// live, whose id is where the room stood then (the last replayed event of a stream that gave
+// an id). Resolves once it has come, with every frame so far in `events`; rejects if the
+// stream closes first or it does not come within 5 s.
+function wsLive(room, query = '') {
+  const c = wsClient(`ws://127.0.0.1:${broker.port}/events/rooms/${room}/ws?ticket=${tk(room)}${query}`);
+  c.live = new Promise((resolve, reject) => {
+    const late = setTimeout(() => reject(new Error(`no "subscribed" within 5 s: ${JSON.stringify(c.events)}`)), 5000);
+    c.ws.on('message', () => { if (c.events.at(-1).type === 'subscribed') { clearTimeout(late); resolve(c); } });
+    c.ws.once('error', reject);
+    c.ws.once('close', (code) => reject(new Error(`closed (${code}) before "subscribed": ${JSON.stringify(c.events)}`)));
+  }).catch((e) => { c.close(); throw e; });
+  return c;
+}
+const subscribedFrames = (events) => events.filter((e) => e.type === 'subscribed');
+
+// Redis stream ids "ms-seq", in order.
+const compareIds = (a, b) => {
+  const [am, as] = a.split('-').map(BigInt);
+  const [bm, bs] = b.split('-').map(BigInt);
+  return am === bm ? (as === bs ? 0 : as < bs ? -1 : 1) : am < bm ? -1 : 1;
+};
+const historyIds = async (room) => (await rc.cmd('XRANGE', `cc:room:{${room}}:events`, '-', '+')).map((e) => e[0]);
+
+// Opening a stream also writes its user's `join` to the history, before or after the stream
+// is live: ids are compared with the history as it is, not with the operations alone.
+test('WebSocket "subscribed" comes once the stream is live: after the replay with its last id, and nothing published after it is missed', async () => {
+  const room = await newRoom();
+  const ids = await emitOps(room, 3);
+  for (const [start, replayed] of [['0', ids], [ids[0], ids.slice(1)], [ids[2], []]]) {
+    const resumed = await wsLive(room, `&last_event_id=${start}`).live;
+    try {
+      const at = resumed.events.findIndex((e) => e.type === 'subscribed');
+      const before = resumed.events.slice(0, at);
+      assert.deepEqual(ops(before).map((e) => e.id), replayed, `from ${start}: the replay comes first`);
+      assert.deepEqual(resumed.events[at], { type: 'subscribed', id: before.length ? before.at(-1).id : start, data: {} },
+        `from ${start}: the id of the last event replayed`);
+    } finally {
+      resumed.close();
+    }
+  }
+  // no id: where the room stands (0-0 before its first event); every event after that id
+  // reaches the stream, on a subscription the broker makes for it, however soon it is sent
+  const quiet = await newRoom();
+  const q = await wsLive(quiet).live;
+  const qid = q.events.find((e) => e.type === 'subscribed').id;
+  assert.ok(qid === '0-0' || (await historyIds(quiet))[0] === qid, `${qid}: 0-0 or this stream's join`);
+  q.close();
+  for (let i = 0; i < 20; i++) {
+    const r = i === 0 ? room : await newRoom();
+    const s = await wsLive(r).live;
+    try {
+      const live = s.events.find((e) => e.type === 'subscribed').id;
+      const id = await rc.emit(r, 'operation', { revision: 1, ops: ['now'] });
+      const all = await historyIds(r);
+      assert.ok(all.includes(live), `round ${i}: ${live} is an event of the room`);
+      const after = all.filter((x) => compareIds(x, live) > 0);
+      assert.ok(after.includes(id));
+      await waitFor(() => after.every((x) => s.events.some((e) => e.id === x)), { timeout: 5000, what: `every event after "subscribed" (round ${i})` });
+      // events the subscription brought during the catch-up come before it, within its id
+      const at = s.events.findIndex((e) => e.type === 'subscribed');
+      assert.ok(s.events.every((e, k) => k === at || (compareIds(e.id, live) > 0) === (k > at)), `round ${i}: split at ${live}`);
+      assert.equal(subscribedFrames(s.events).length, 1);
+    } finally {
+      s.close();
     }
   }
 });
