@@ -113,6 +113,29 @@ stop_leftovers() { # word [signal] [var: whose CC_VAR; the script's own by defau
   done
 }
 
+# The watchdog (scripts/watchdog.sh): a process outside every session of ours that stops the
+# services should the script die without its traps running (SIGKILL). start_service records
+# each new service's pid (a session id: it was started with setsid) in $CC_VAR/run/sessions,
+# so a restarted service is covered as well; the watchdog itself looks only at the script's
+# pid, never at a service's death. Started before the first service; svc_watchdog_stop is the
+# last step of the script's own stop.
+watchdog_pid=""
+svc_watchdog_start() {
+  : >"$CC_VAR/run/sessions" || die "cannot write $CC_VAR/run/sessions"
+  setsid "$ROOT/scripts/watchdog.sh" $$ "$CC_VAR/run/sessions" "$CC_VAR/log/watchdog.log" &
+  watchdog_pid=$!
+}
+svc_session() { # pid: a service started in a session of its own
+  printf '%s\n' "$1" >>"$CC_VAR/run/sessions" ||
+    say "could not record pid $1 for the watchdog: a SIGKILL of this script would leave it running"
+}
+svc_watchdog_stop() {
+  [ -n "$watchdog_pid" ] || return 0
+  kill -TERM "$watchdog_pid" 2>/dev/null || true
+  wait_gone "$watchdog_pid" 5 || kill -KILL "$watchdog_pid" 2>/dev/null || true
+  watchdog_pid=""
+}
+
 notice() { # a line for the terminal and for var/log/supervisor.log
   local line
   line=$(sup_log "$*")
