@@ -22,12 +22,12 @@ declare -A spid=() st0=() sdue=() snrest=() sexit=() smin=()
 progs=()
 parent=$PPID # make (or whoever started us); when it dies we stop (svc_supervise)
 
+# shellcheck source=proc.sh
+. "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
+
 ppid_of() { # pid: its parent's pid, or nothing when it is gone
-  local stat
-  read -r stat 2>/dev/null <"/proc/$1/stat" || return 0
-  stat=${stat##*) } # after "pid (comm) ": state ppid …; comm may hold spaces
-  set -- $stat
-  printf '%s' "${2:-}"
+  proc_stat "$1" && printf '%s' "${pstat[1]}"
+  return 0
 }
 
 in_list() { # pid list...
@@ -44,10 +44,7 @@ parent_gone() { # our parent exited: we were handed to init (or a subreaper)
 }
 
 is_zombie() { # pid: dead, waiting only for its parent to reap it
-  local stat
-  read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
-  stat=${stat##*) }
-  [ "${stat%% *}" = Z ]
+  proc_stat "$1" && [ "${pstat[0]}" = Z ]
 }
 
 wait_gone() { # pid seconds
@@ -125,7 +122,7 @@ svc_watchdog_start() {
   setsid "$ROOT/scripts/watchdog.sh" $$ "$CC_VAR/run/sessions" "$CC_VAR/log/watchdog.log" &
   watchdog_pid=$!
 }
-svc_session() { # pid: a service started in a session of its own
+svc_session() { # pid: a service started in a session of its own (or: watched, its session)
   printf '%s\n' "$1" >>"$CC_VAR/run/sessions" ||
     say "could not record pid $1 for the watchdog: a SIGKILL of this script would leave it running"
 }

@@ -6,8 +6,9 @@
 # SIGTERM after its own stop.
 #
 # SESSIONS holds one pid a line: every service the script started with `setsid`, so each is
-# the leader of a session whose id is that pid. Every process still in one of those sessions
-# (a service's children too: PostgreSQL's backends, lighttpd's API processes) gets SIGTERM
+# the leader of a session whose id is that pid (for run.sh's API processes under spawn-fcgi:
+# their session). Every process still in one of those sessions (a service's children too:
+# PostgreSQL's backends, lighttpd's API processes) gets SIGTERM
 # (the postmaster SIGINT, PostgreSQL's fast shutdown), and SIGKILL after WATCHDOG_GRACE_S.
 #
 # Why polling /proc and not a pipe whose write end only the script holds: the services
@@ -21,35 +22,23 @@ grace=${WATCHDOG_GRACE_S:-5}
 exec </dev/null >>"$log" 2>&1
 trap 'exit 0' TERM INT HUP
 
-stat_of() { # pid: "state starttime" from /proc/pid/stat, nothing when it is gone
-  local s
-  read -r s 2>/dev/null <"/proc/$1/stat" || return 0
-  s=${s##*) } # after "pid (comm) ", comm may hold spaces
-  set -- $s
-  printf '%s %s' "$1" "${20}"
-}
+# shellcheck source=proc.sh
+. "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
 
-first=$(stat_of "$pid")
-[ -n "$first" ] || exit 0
-born=${first#* }
-while true; do
-  now=$(stat_of "$pid")
-  [ -n "$now" ] && [ "${now%% *}" != Z ] && [ "${now#* }" = "$born" ] || break
+proc_stat "$pid" || exit 0
+born=${pstat[19]}
+while proc_stat "$pid" && [ "${pstat[0]}" != Z ] && [ "${pstat[19]}" = "$born" ]; do
   sleep 0.2
 done
 
-# The processes of the recorded sessions, with their session leader's name.
+# The live processes of the recorded sessions: "pid session" a line.
 members() {
-  local p s sid
+  local p s
   declare -A want=()
   while read -r s; do [ -n "$s" ] && want[$s]=1; done <"$sessions" 2>/dev/null
   for p in /proc/[0-9]*; do
-    read -r s 2>/dev/null <"$p/stat" || continue
-    s=${s##*) }
-    set -- $s
-    # state ppid pgrp session …
-    sid=$4
-    [ "$1" != Z ] && [ -n "${want[$sid]:-}" ] && printf '%s %s\n' "${p#/proc/}" "$sid"
+    proc_stat "${p#/proc/}" && [ "${pstat[0]}" != Z ] && [ -n "${want[${pstat[3]}]:-}" ] &&
+      printf '%s %s\n' "${p#/proc/}" "${pstat[3]}"
   done
 }
 
