@@ -50,7 +50,6 @@ REDIS_NODE_TIMEOUT_MS=${REDIS_NODE_TIMEOUT_MS:-2000}
 export API_PROCESSES=${API_PROCESSES:-2}
 LOG_MAX_MB=${LOG_MAX_MB:-100}
 LOG_CHECK_S=${LOG_CHECK_S:-60}
-export WATCHDOG_GRACE_S=${WATCHDOG_GRACE_S:-5}
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
 # what `make run` offers and this layout does not (yet): HTTPS at the web nodes (terminate
 # TLS at HAProxy on real hosts, docs/SCALING.md), metrics listeners, Apache
@@ -131,7 +130,7 @@ done
 [ -x "$PG_BIN/postgres" ] || die "PostgreSQL binaries not found (PG_BIN=$PG_BIN)"
 msg=$(sup_check_settings) || die "$msg"
 for v in PORT CLUSTER_PORT_BASE CLUSTER_WEB_NODES CLUSTER_BROKERS CLUSTER_WORKERS \
-  CLUSTER_SNAPSHOTTERS REDIS_NODE_TIMEOUT_MS API_PROCESSES LOG_MAX_MB LOG_CHECK_S WATCHDOG_GRACE_S; do
+  CLUSTER_SNAPSHOTTERS REDIS_NODE_TIMEOUT_MS API_PROCESSES LOG_MAX_MB LOG_CHECK_S; do
   case "${!v}" in '' | *[!0-9]*) die "$v must be a whole number (got '${!v}')" ;; esac
 done
 for v in CLUSTER_WEB_NODES CLUSTER_BROKERS CLUSTER_WORKERS CLUSTER_SNAPSHOTTERS API_PROCESSES LOG_CHECK_S; do

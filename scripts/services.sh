@@ -117,7 +117,9 @@ stop_leftovers() { # word [signal] [var: whose CC_VAR; the script's own by defau
 # pid, never at a service's death. Started before the first service; svc_watchdog_stop is the
 # last step of the script's own stop.
 watchdog_pid=""
+export WATCHDOG_GRACE_S=${WATCHDOG_GRACE_S:-5} # SIGTERM, then SIGKILL this many seconds later
 svc_watchdog_start() {
+  case "$WATCHDOG_GRACE_S" in '' | *[!0-9]*) die "WATCHDOG_GRACE_S must be a whole number (got '$WATCHDOG_GRACE_S')" ;; esac
   : >"$CC_VAR/run/sessions" || die "cannot write $CC_VAR/run/sessions"
   setsid "$ROOT/scripts/watchdog.sh" $$ "$CC_VAR/run/sessions" "$CC_VAR/log/watchdog.log" &
   watchdog_pid=$!
