@@ -154,8 +154,9 @@ start_service() { # name
 # started them, keep-fcgi.sh in each restarts the program itself).
 watch_service() { # name pid
   spid[$1]=$2
-  # spawn-fcgi, which started it, was the leader of its session (setsid) and has exited
-  proc_stat "$2" && svc_session "${pstat[3]}"
+  # spawn-fcgi puts each of its children in a session of its own (setsid), though maybe only
+  # after it wrote the pid file: the pid is the session's id, whatever /proc says yet
+  svc_session "$2"
   st0[$1]=$(sup_now_ms)
   sdue[$1]=""
   snrest[$1]=keep

@@ -2,11 +2,13 @@
 # supervisor they share. The script that sources it defines
 #   say, die          its lines for the terminal
 #   start_service N   starts service N in a session of its own (setsid … &) and records it:
-#                     spid[N]=$!, st0[N]=$(sup_now_ms), sdue[N]="", then sync_pids
+#                     spid[N]=$!, svc_session $! (for the watchdog), st0[N]=$(sup_now_ms),
+#                     sdue[N]="", then sync_pids
 #   sync_pids         called whenever the table below changes (the script's own pid lists)
 #   svc_tick          (optional) called about once a second while supervising
 # and sets ROOT, CC_VAR (logs in $CC_VAR/log/, or SVC_LOG_DIRS: the directories whose logs are
 # kept under LOG_MAX_MB), LOG_MAX_MB, LOG_CHECK_S and PG_BIN, then calls
+# svc_watchdog_start before its first service and svc_watchdog_stop at the end of its stop, and
 # svc_supervise once everything has started: it stays in the foreground and starts a dead
 # service again after the restart back-off of scripts/supervise.sh, until a signal's trap
 # or the death of the parent ends the script.
