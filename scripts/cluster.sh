@@ -11,7 +11,9 @@
 #                  API sends the reads that may lag to the replica (DATABASE_READ_URL)
 # Every process is supervised as under `make run` (scripts/services.sh): one that dies is
 # started again after the restart back-off. Ctrl-C, SIGTERM, SIGHUP or the death of the parent
-# stop everything, the front door first and the data stores last. $CC_VAR/topology.json
+# stop everything, the front door first and the data stores last. Should this script itself be
+# killed outright (SIGKILL: no trap runs), scripts/watchdog.sh stops every service it started
+# within a few seconds (SIGTERM, SIGKILL after WATCHDOG_GRACE_S, 5). $CC_VAR/topology.json
 # describes the layout: every process with its name, role, pid and ports, which PostgreSQL
 # server is the primary and which Redis node a master or a replica (and of which master);
 # written with "state": "starting" once the data stores are up, with "ready" once everything
@@ -25,7 +27,8 @@
 # REDIS_NODE_TIMEOUT_MS (2000: how long a master may be silent before its replica takes
 # over); API_PROCESSES (2 per web node); BROKER_MAX_STREAMS (each broker's; by default the
 # brokers together stay 1,000 below HAProxy's maxconn, half the hard open-files limit); CC_VAR ($ROOT/var/cluster); CC_READY_FILE (touched
-# when ready, for tests); the programs' own settings pass through.
+# when ready, for tests); WATCHDOG_GRACE_S (5: after a SIGKILL of this script, how long the
+# services have between SIGTERM and SIGKILL); the programs' own settings pass through.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -109,6 +112,7 @@ stop_all() {
   stop_one pg-replica INT 30 # PostgreSQL's "fast" shutdown
   stop_one pg-primary INT 30
   rm -f "$CC_VAR/run/env"
+  svc_watchdog_stop
 }
 
 trap 'stop_all; exit 130' INT
@@ -177,6 +181,8 @@ port[haproxy]=$PORT
 
 mkdir -p "$CC_VAR"/{log,run}
 chmod 755 "$CC_VAR"
+# from here on a SIGKILL of this script (no trap runs) still stops the layout: scripts/watchdog.sh
+svc_watchdog_start
 rm -f "$CC_VAR/topology.json" "$CC_VAR/run/env" # a layout of an earlier start is no more
 SVC_LOG_DIRS=("$CC_VAR/log")
 for ((i = 1; i <= CLUSTER_WEB_NODES; i++)); do
@@ -233,6 +239,7 @@ start_service() { # name
     *) die "no such service: $n" ;;
   esac
   spid[$n]=$!
+  svc_session "$!"
   st0[$n]=$(sup_now_ms)
   sdue[$n]=""
   # a restart after start-up: the topology changes with the pid (and, a moment later, a web

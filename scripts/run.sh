@@ -2,7 +2,8 @@
 # Starts the whole stack in the foreground: PostgreSQL and Redis under var/ (unless
 # DATABASE_URL / REDIS_URL are given), the schema, the broker, the workers and lighttpd
 # with the API. Ctrl-C, SIGTERM or SIGHUP — however many times they arrive — and the death
-# of the parent (make) stop every child. See README.md for the variables.
+# of the parent (make) stop every child; so does scripts/watchdog.sh when this script is
+# killed outright (SIGKILL), within WATCHDOG_GRACE_S (5) seconds. See README.md for the variables.
 # Once ready it supervises: a service that dies (PostgreSQL, Redis, the broker, the worker,
 # the snapshotter, the web server) is started again after the restart back-off of
 # scripts/supervise.sh, with one line in the output and in var/log/supervisor.log; the API
@@ -98,6 +99,7 @@ stop_all() {
     kill -INT "$pg_pid" 2>/dev/null || true # PostgreSQL's "fast" shutdown
     wait_gone "$pg_pid" 30 || kill -KILL "$pg_pid" 2>/dev/null || true
   fi
+  svc_watchdog_stop
 }
 
 sync_pids() { # pids, pg_pid, redis_pid from the supervisor's table (the running ones)
@@ -141,6 +143,7 @@ start_service() { # name
     *) die "no such service: $1" ;;
   esac
   spid[$1]=$!
+  svc_session "$!"
   st0[$1]=$(sup_now_ms)
   sdue[$1]=""
   case "$1" in postgres | redis) ;; *) in_list "$1" "${progs[@]}" || progs+=("$1") ;; esac
@@ -151,6 +154,9 @@ start_service() { # name
 # started them, keep-fcgi.sh in each restarts the program itself).
 watch_service() { # name pid
   spid[$1]=$2
+  # spawn-fcgi puts each of its children in a session of its own (setsid), though maybe only
+  # after it wrote the pid file: the pid is the session's id, whatever /proc says yet
+  svc_session "$2"
   st0[$1]=$(sup_now_ms)
   sdue[$1]=""
   snrest[$1]=keep
@@ -183,6 +189,8 @@ done
 
 mkdir -p "$CC_VAR"/{log,run,redis}
 chmod 755 "$CC_VAR"
+# from here on a SIGKILL of this script (no trap runs) still stops the stack: scripts/watchdog.sh
+svc_watchdog_start
 
 # --- capacity (docs/OPERATIONS.md, "Capacity") ------------------------------------------
 # How many streams the front door and the broker hold is set here, on both sides together,

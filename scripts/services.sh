@@ -2,11 +2,13 @@
 # supervisor they share. The script that sources it defines
 #   say, die          its lines for the terminal
 #   start_service N   starts service N in a session of its own (setsid … &) and records it:
-#                     spid[N]=$!, st0[N]=$(sup_now_ms), sdue[N]="", then sync_pids
+#                     spid[N]=$!, svc_session $! (for the watchdog), st0[N]=$(sup_now_ms),
+#                     sdue[N]="", then sync_pids
 #   sync_pids         called whenever the table below changes (the script's own pid lists)
 #   svc_tick          (optional) called about once a second while supervising
 # and sets ROOT, CC_VAR (logs in $CC_VAR/log/, or SVC_LOG_DIRS: the directories whose logs are
 # kept under LOG_MAX_MB), LOG_MAX_MB, LOG_CHECK_S and PG_BIN, then calls
+# svc_watchdog_start before its first service and svc_watchdog_stop at the end of its stop, and
 # svc_supervise once everything has started: it stays in the foreground and starts a dead
 # service again after the restart back-off of scripts/supervise.sh, until a signal's trap
 # or the death of the parent ends the script.
@@ -22,12 +24,12 @@ declare -A spid=() st0=() sdue=() snrest=() sexit=() smin=()
 progs=()
 parent=$PPID # make (or whoever started us); when it dies we stop (svc_supervise)
 
+# shellcheck source=proc.sh
+. "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
+
 ppid_of() { # pid: its parent's pid, or nothing when it is gone
-  local stat
-  read -r stat 2>/dev/null <"/proc/$1/stat" || return 0
-  stat=${stat##*) } # after "pid (comm) ": state ppid …; comm may hold spaces
-  set -- $stat
-  printf '%s' "${2:-}"
+  proc_stat "$1" && printf '%s' "${pstat[1]}"
+  return 0
 }
 
 in_list() { # pid list...
@@ -44,10 +46,7 @@ parent_gone() { # our parent exited: we were handed to init (or a subreaper)
 }
 
 is_zombie() { # pid: dead, waiting only for its parent to reap it
-  local stat
-  read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
-  stat=${stat##*) }
-  [ "${stat%% *}" = Z ]
+  proc_stat "$1" && [ "${pstat[0]}" = Z ]
 }
 
 wait_gone() { # pid seconds
@@ -111,6 +110,31 @@ stop_leftovers() { # word [signal] [var: whose CC_VAR; the script's own by defau
   for p in "${left[@]}"; do
     wait_gone "$p" 10 || kill -KILL "$p" 2>/dev/null || true
   done
+}
+
+# The watchdog (scripts/watchdog.sh): a process outside every session of ours that stops the
+# services should the script die without its traps running (SIGKILL). start_service records
+# each new service's pid (a session id: it was started with setsid) in $CC_VAR/run/sessions,
+# so a restarted service is covered as well; the watchdog itself looks only at the script's
+# pid, never at a service's death. Started before the first service; svc_watchdog_stop is the
+# last step of the script's own stop.
+watchdog_pid=""
+export WATCHDOG_GRACE_S=${WATCHDOG_GRACE_S:-5} # SIGTERM, then SIGKILL this many seconds later
+svc_watchdog_start() {
+  case "$WATCHDOG_GRACE_S" in '' | *[!0-9]*) die "WATCHDOG_GRACE_S must be a whole number (got '$WATCHDOG_GRACE_S')" ;; esac
+  : >"$CC_VAR/run/sessions" || die "cannot write $CC_VAR/run/sessions"
+  setsid "$ROOT/scripts/watchdog.sh" $$ "$CC_VAR/run/sessions" "$CC_VAR/log/watchdog.log" &
+  watchdog_pid=$!
+}
+svc_session() { # pid: a service started in a session of its own (or: watched, its session)
+  printf '%s\n' "$1" >>"$CC_VAR/run/sessions" ||
+    say "could not record pid $1 for the watchdog: a SIGKILL of this script would leave it running"
+}
+svc_watchdog_stop() {
+  [ -n "$watchdog_pid" ] || return 0
+  kill -TERM "$watchdog_pid" 2>/dev/null || true
+  wait_gone "$watchdog_pid" 5 || kill -KILL "$watchdog_pid" 2>/dev/null || true
+  watchdog_pid=""
 }
 
 notice() { # a line for the terminal and for var/log/supervisor.log

@@ -256,6 +256,25 @@ test('make killed outright (SIGKILL, no signal reaches the script): run.sh still
   await assertStopped(dir, p, 'the start after');
 });
 
+test('run.sh itself killed outright (SIGKILL, no trap runs): its watchdog stops everything within seconds', async () => {
+  const dir = tmpVar();
+  const p = await ports();
+  const env = { ...p, CC_VAR: dir, DATABASE_URL: '', REDIS_URL: '', JWT_SECRET: '', JWT_SECRET_FILE: '',
+    WATCHDOG_GRACE_S: '3' };
+  const s = await startStack(env);
+  assert.ok(s.ready, s.output());
+  const t0 = Date.now();
+  const exited = new Promise((resolve) => s.child.once('exit', resolve));
+  s.child.kill('SIGKILL');
+  await exited;
+  // the watchdog's poll, SIGTERM, and SIGKILL after WATCHDOG_GRACE_S for what is left
+  await waitFor(() => stackPids(dir).length === 0, { timeout: 10000, interval: 100, what: 'the stack gone' })
+    .catch(() => assert.fail(`10 s after the SIGKILL of run.sh still running:\n${describe(stackPids(dir))}`));
+  console.log(`# the stack was gone ${Date.now() - t0} ms after the SIGKILL of run.sh`);
+  await assertStopped(dir, p, 'after run.sh was killed');
+  assert.match(readFileSync(join(dir, 'log/watchdog.log'), 'utf8'), /is gone without stopping its services/);
+});
+
 // ---- capacity (docs/OPERATIONS.md, "Capacity") -----------------------------------------
 
 // One SSE request through a front door: resolves once the stream is open (": connected"),
