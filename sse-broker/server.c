@@ -739,6 +739,8 @@ static void stream_caught_up(struct hub_sub *s)
 		(void)conn_write_ex(c, c->srv->sse_live.data, c->srv->sse_live.len, 1);
 		return;
 	}
+	if (!c->ws)
+		return; /* its WebSocket is gone (closing): nothing more is sent */
 	struct room_event *ev = subscribed_event(s);
 	if (!ev) {
 		conn_close(c, "out of memory");
