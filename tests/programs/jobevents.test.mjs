@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 
 import {
-  WORKER_BIN, events, jobId, killWorkers, startRedis, startWorker, stopRedis, waitStatus,
+  WORKER_BIN, events, jobId, killWorkers, startRedis, startWorker, stopRedis, waitFor, waitStatus,
 } from '../lib/worker-harness.mjs';
 
 if (!existsSync(WORKER_BIN)) throw new Error(`${WORKER_BIN} is missing: run make build-asan`);
@@ -26,6 +26,14 @@ async function enqueue(r, room, code, extra = EXTRA) {
   return id;
 }
 
+// The room's events of job id once its `running` and final event are there: the worker
+// writes a status and its event to the outbox in one step and carries the event into the
+// room just after (jobstate_drain), so the status can be read a moment before the event.
+const jobEvents = (r, room, id) => waitFor(async () => {
+  const ev = (await events(r, room)).filter((e) => e.data.job_id === id);
+  return ev.length >= 2 && ev;
+}, { what: `the running and final events of job ${id}` });
+
 async function withWorker(fn) {
   const redis = await startRedis();
   try {
@@ -42,7 +50,7 @@ test('running and finished events carry who started the job; one too large with 
   const room = jobId('room');
   const small = await enqueue(r, room, 'print("a" * 10)');
   await waitStatus(r, small, 'finished');
-  let ev = (await events(r, room)).filter((e) => e.data.job_id === small);
+  let ev = await jobEvents(r, room, small);
   assert.deepEqual(ev.map((e) => e.data.status), ['running', 'finished']);
   for (const e of ev) {
     assert.deepEqual(e.data.user, { id: 7, username: 'ann' });
@@ -59,7 +67,7 @@ test('running and finished events carry who started the job; one too large with 
   const big = await enqueue(r, room, `import sys\nsys.stdout.write("a" * ${n})`);
   const done = await waitStatus(r, big, 'finished', 60000);
   assert.equal(done.result.stdout.length, n, 'the hash keeps the whole result');
-  ev = (await events(r, room)).filter((e) => e.data.job_id === big);
+  ev = await jobEvents(r, room, big);
   const fin = ev.find((e) => e.data.status === 'finished');
   assert.ok(fin, 'the finished event went out');
   assert.equal(fin.data.result, undefined, 'without its result');
@@ -68,7 +76,7 @@ test('running and finished events carry who started the job; one too large with 
   // a job from before event_extra existed: the events as they were
   const old = await enqueue(r, room, 'print(1)', '');
   await waitStatus(r, old, 'finished');
-  ev = (await events(r, room)).filter((e) => e.data.job_id === old);
+  ev = await jobEvents(r, room, old);
   assert.equal(ev[1].data.user, undefined);
   assert.equal(ev[1].data.result.stdout, '1\n');
 }));
