@@ -199,11 +199,39 @@ export function table(results) {
   return lines.join('\n');
 }
 
+// With BENCH_COMPARE_ROUNDS > 1: per N, every round's ours / Nchan p50 and p99 ratios (a round
+// where either failed is n/a) and the median of each over the rounds that have one.
+export function roundsTable(results) {
+  const sizes = [...new Set(results.map((r) => r.n))].sort((a, b) => a - b);
+  const lines = ['| N | rounds | ours / Nchan p50, each round | p99, each round | median p50; p99 | rounds with p99 ≤ 0.8× |',
+    '|---|---|---|---|---|---|'];
+  const ok = (r) => r && !r.error && Number.isFinite(r.p50);
+  for (const n of sizes) {
+    const rs = [...new Set(results.filter((r) => r.n === n).map((r) => r.round))].sort((a, b) => a - b);
+    const p50 = [], p99 = [];
+    for (const round of rs) {
+      const o = results.find((r) => r.n === n && r.round === round && r.system === 'ours');
+      const c = results.find((r) => r.n === n && r.round === round && r.system === 'nchan');
+      p50.push(ok(o) && ok(c) ? o.p50 / c.p50 : NaN);
+      p99.push(ok(o) && ok(c) ? o.p99 / c.p99 : NaN);
+    }
+    const cell = (v) => v.map((x) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a')).join(' ');
+    const med = (v) => {
+      const f = v.filter(Number.isFinite).sort((a, b) => a - b), h = f.length >> 1;
+      return f.length ? `${(f.length % 2 ? f[h] : (f[h - 1] + f[h]) / 2).toFixed(2)}×` : 'n/a';
+    };
+    const under = p99.filter((x) => Number.isFinite(x) && x <= 0.8).length;
+    lines.push(`| ${n.toLocaleString('en-US')} | ${rs.length} | ${cell(p50)} | ${cell(p99)} | ${med(p50)}; ${med(p99)} | ${under} of ${p99.filter(Number.isFinite).length} |`);
+  }
+  return lines.join('\n');
+}
+
 // The shape of one message's fan-out, as the median over the messages: its first receipt
 // (the fixed path: POST, commit or publish, the server's first write) and the spread from
 // its first to its last receipt (the fan-out itself). The p99 over all receipts is about the
 // first plus the spread of the worst few messages. lat[i] is a receipt's latency, latMsg[i]
-// its message (0 … M-1); messages nobody received are left out.
+// its message (0 … M-1); messages nobody received are left out of the medians. byMessage
+// keeps each message's [first, last] (null if nobody received it) for the raw results.
 export function perMessage(lat, latMsg, M) {
   const first = new Float64Array(M).fill(Infinity), last = new Float64Array(M).fill(-Infinity);
   for (let i = 0; i < lat.length; i++) {
@@ -211,13 +239,14 @@ export function perMessage(lat, latMsg, M) {
     if (lat[i] < first[k]) first[k] = lat[i];
     if (lat[i] > last[k]) last[k] = lat[i];
   }
-  const firsts = [], spreads = [];
+  const firsts = [], spreads = [], byMessage = [];
   for (let k = 0; k < M; k++) {
-    if (first[k] === Infinity) continue;
+    if (first[k] === Infinity) { byMessage.push(null); continue; }
     firsts.push(first[k]);
     spreads.push(last[k] - first[k]);
+    byMessage.push([+first[k].toFixed(3), +last[k].toFixed(3)]);
   }
   firsts.sort((a, b) => a - b);
   spreads.sort((a, b) => a - b);
-  return { firstP50: pct(firsts, 50), spreadP50: pct(spreads, 50), spreadMax: spreads.at(-1) };
+  return { firstP50: pct(firsts, 50), spreadP50: pct(spreads, 50), spreadMax: spreads.at(-1), byMessage };
 }

@@ -45,6 +45,10 @@
 //   BENCH_COMPARE_N            sizes (default "1000 5000 10000")
 //   BENCH_COMPARE_EVENTS       M (default 50, and 20 above N = 5,000)
 //   BENCH_COMPARE_SYSTEMS      which of "ours nchan socketio front" (default all four)
+//   BENCH_COMPARE_ROUNDS       runs of every system at each N, alternating (default 1); above 1
+//                              the table is the first round's, and a second table gives each
+//                              round's ratios to Nchan and their median: one p99 of M
+//                              messages is set by its worst few messages and scatters
 //   BENCH_COMPARE_CONCURRENCY  connections being opened at once (default 200)
 //   BENCH_COMPARE_OUT          where the raw results go as JSON (default /tmp/...)
 //   BENCH_COMPARE_HARNESS      c (default) or node: see above
@@ -61,13 +65,14 @@ import { availableParallelism, cpus } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import {
   now, sleep, must, newUser, newRoom, ticketSource, sseConnect, stackProcs, rssKiB,
-  cpuSeconds, loadavg,
+  cpuSeconds, loadavg, send,
 } from './lib.mjs';
-import { pct, fmtMs, sioConnect, openPool, table, perMessage, SYSTEMS } from './compare-lib.mjs';
+import { pct, fmtMs, sioConnect, openPool, table, roundsTable, perMessage, SYSTEMS } from './compare-lib.mjs';
 import { splitPool, SSESUB_BIN } from './subpool.mjs';
 
 const words = (s) => (s || '').trim().split(/[\s,]+/).filter(Boolean);
 const sizes = words(process.env.BENCH_COMPARE_N || '1000 5000 10000').map(Number).filter((n) => n > 0);
+const rounds = Math.max(1, Math.floor(Number(process.env.BENCH_COMPARE_ROUNDS || 1)) || 1);
 const systems = words(process.env.BENCH_COMPARE_SYSTEMS || 'ours nchan socketio front');
 const CONC = Number(process.env.BENCH_COMPARE_CONCURRENCY || 200);
 const CONNECT_TIMEOUT = Number(process.env.BENCH_COMPARE_CONNECT_TIMEOUT_MS || 10000);
@@ -101,8 +106,7 @@ function children(ppid) {
 }
 
 async function post(url, body) {
-  const res = await fetch(url, { method: 'POST', body, signal: AbortSignal.timeout(10000) });
-  await res.arrayBuffer();
+  const res = await send('POST', url, { body });
   if (res.status >= 300) throw new Error(`POST ${url}: ${res.status}`);
 }
 
@@ -151,9 +155,13 @@ async function oursVia(route) {
           });
         })(), CONNECT_TIMEOUT + 2000, 'subscribe'),
         async send(k) {
-          const j = await withTimeout(must('POST', `/api/rooms/${room.id}/operations`, writer.token,
-            { revision, ops: ['x'], client_id: `m${k}` }), 10000, 'POST operation');
-          revision = Math.max(revision, j.revision);
+          const path = `/api/rooms/${room.id}/operations`;
+          const res = await send('POST', base.origin + path, {
+            headers: { authorization: `Bearer ${writer.token}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ revision, ops: ['x'], client_id: `m${k}` }),
+          });
+          if (res.status < 200 || res.status > 202) throw new Error(`POST ${path}: ${res.status} ${res.text.slice(0, 200)}`);
+          revision = Math.max(revision, JSON.parse(res.text).revision);
         },
       };
     },
@@ -341,17 +349,18 @@ const sys = {};
 for (const k of systems) sys[k] = await makers[k]();
 const results = [];
 for (const n of sizes) {
-  for (const k of systems) {
+  for (let round = 1; round <= rounds; round++) for (const k of systems) {
     let r;
     try {
       r = await runOne(k, sys[k], n);
     } catch (e) {
       r = { system: k, n, error: e.message, received: 0 };
     }
+    r.round = round;
     results.push(r);
     const name = `${sys[k].label} [harness: ${harnessOf(k)}]`;
     if (r.p50 !== undefined) {
-      console.log(`  N=${n} ${name}: connected in ${r.connectS.toFixed(1)} s; received ${r.received}/${r.expected}` +
+      console.log(`  N=${n}${rounds > 1 ? ` round ${round}` : ''} ${name}: connected in ${r.connectS.toFixed(1)} s; received ${r.received}/${r.expected}` +
         `${r.unexpected ? ` (+${r.unexpected} unexpected)` : ''}; p50 ${fmtMs(r.p50)} ms, p99 ${fmtMs(r.p99)} ms, max ${fmtMs(r.max)} ms; ` +
         `per message (median of ${r.M}): first receipt ${fmtMs(r.firstP50)} ms, first to last ${fmtMs(r.spreadP50)} ms (at most ${fmtMs(r.spreadMax)}); ` +
         `RSS ${(r.rssIdleKiB / 1024).toFixed(1)} MiB with ${n} idle streams (${(r.perStreamBytes / 1024).toFixed(1)} KiB each: ` +
@@ -363,14 +372,15 @@ for (const n of sizes) {
         `${r.lateSends ? `${r.lateSends} of ${r.M} sends more than 10 ms behind the 50 ms grid; ` : ''}load ${r.load}` +
         `${r.error ? `; ${r.error}` : ''}`);
     } else {
-      console.log(`  N=${n} ${name}: FAILED: ${r.error}`);
+      console.log(`  N=${n}${rounds > 1 ? ` round ${round}` : ''} ${name}: FAILED: ${r.error}`);
     }
     await sleep(2000); // let the server drop the closed streams before the next run
   }
 }
 const finished = new Date();
 console.log('');
-console.log(table(results));
+console.log(table(results.filter((r) => r.round === 1)));
+if (rounds > 1) console.log(`\n${roundsTable(results)}`);
 console.log(`Harness (the subscribers): ${systems.map((k) => `${k} ${harnessOf(k)}`).join('; ')}.`);
 const hc = results.filter((r) => r.harnessCpuS > 0);
 if (hc.length) {

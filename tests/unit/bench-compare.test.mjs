@@ -4,7 +4,7 @@
 // receipts; a wrong table would misreport a competitor.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { wsFrame, wsParse, pct, openPool, table, perMessage } from '../../bench/compare-lib.mjs';
+import { wsFrame, wsParse, pct, openPool, table, roundsTable, perMessage } from '../../bench/compare-lib.mjs';
 
 // A server's (unmasked) frame.
 function serverFrame(opcode, text, fin = true) {
@@ -122,17 +122,35 @@ test('the header says which harness measured each system when the results say', 
   assert.equal(rows[1].split('|').length, rows[0].split('|').length);
 });
 
-test('perMessage: the median first receipt and first-to-last spread over the messages, in any order of receipts', () => {
+test('perMessage: the median first receipt and first-to-last spread over the messages, and each message\'s first and last, in any order of receipts', () => {
   // message 0: 2 … 9 ms, message 1: 3 … 5, message 2: 1 … 4; message 3 never arrived
   const rec = [[0, 9], [1, 3], [2, 4], [0, 2], [1, 5], [2, 1], [0, 5], [1, 4], [2, 2]];
   for (const order of [rec, [...rec].reverse()]) {
     const got = perMessage(order.map((r) => r[1]), order.map((r) => r[0]), 4);
     // firsts 2, 3, 1 → sorted 1, 2, 3: median 2; spreads 7, 2, 3 → 2, 3, 7: median 3, most 7
-    assert.deepEqual(got, { firstP50: 2, spreadP50: 3, spreadMax: 7 });
+    assert.deepEqual(got, { firstP50: 2, spreadP50: 3, spreadMax: 7,
+      byMessage: [[2, 9], [3, 5], [1, 4], null] });
   }
   // one receipt per message: no spread
-  assert.deepEqual(perMessage([4, 6], [0, 1], 2), { firstP50: 6, spreadP50: 0, spreadMax: 0 });
+  assert.deepEqual(perMessage([4, 6], [0, 1], 2),
+    { firstP50: 6, spreadP50: 0, spreadMax: 0, byMessage: [[4, 4], [6, 6]] });
   // nothing received
   const none = perMessage([], [], 3);
   assert.ok(Number.isNaN(none.firstP50) && Number.isNaN(none.spreadP50) && none.spreadMax === undefined);
+});
+
+test('roundsTable: each round\'s ratios to Nchan, their median, and how many rounds met 0.8× at p99', () => {
+  const r = (system, n, round, p50, p99, extra = {}) => ({ system, n, round, p50, p99, received: 1, expected: 1, ...extra });
+  const rows = roundsTable([
+    r('ours', 1000, 1, 8, 12), r('nchan', 1000, 1, 10, 16), // 0.80, 0.75
+    r('ours', 1000, 2, 9, 14), r('nchan', 1000, 2, 10, 14), // 0.90, 1.00
+    r('ours', 1000, 3, 7, 10), r('nchan', 1000, 3, 10, 10), // 0.70, 1.00
+    r('ours', 1000, 4, 7, 10), r('nchan', 1000, 4, 10, 10, { error: 'lost' }), // n/a
+    r('ours', 5000, 1, 5, 8), r('nchan', 5000, 1, 10, 20), // 0.50, 0.40
+    r('ours', 5000, 2, 6, 6), r('nchan', 5000, 2, 10, 10), // 0.60, 0.60
+  ]).split('\n');
+  assert.equal(rows.length, 4);
+  assert.equal(rows[2], '| 1,000 | 4 | 0.80 0.90 0.70 n/a | 0.75 1.00 1.00 n/a | 0.80×; 1.00× | 1 of 3 |');
+  // an even count: the mean of the middle two
+  assert.equal(rows[3], '| 5,000 | 2 | 0.50 0.60 | 0.40 0.60 | 0.55×; 0.50× | 2 of 2 |');
 });
