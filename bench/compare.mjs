@@ -60,7 +60,7 @@
 //   BASE_URL, CC_VAR           our stack (scripts/stack.sh exports them)
 //   NCHAN_URL, NGINX_PID       nginx with Nchan, and its master's pid
 //   SIO_URL, SIO_PID           the Socket.IO server and its pid
-import { writeFileSync, readFileSync, readdirSync, existsSync } from 'node:fs';
+import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import {
@@ -69,6 +69,7 @@ import {
 } from './lib.mjs';
 import { pct, fmtMs, sioConnect, openPool, table, roundsTable, perMessage, SYSTEMS } from './compare-lib.mjs';
 import { splitPool, SSESUB_BIN } from './subpool.mjs';
+import { childPids } from '../tests/lib/proctree.mjs';
 
 const words = (s) => (s || '').trim().split(/[\s,]+/).filter(Boolean);
 const sizes = words(process.env.BENCH_COMPARE_N || '1000 5000 10000').map(Number).filter((n) => n > 0);
@@ -92,18 +93,6 @@ for (const s of systems) {
 
 const withTimeout = (p, ms, what) => Promise.race([p, new Promise((_, rej) =>
   setTimeout(() => rej(new Error(`${what}: no answer within ${ms} ms`)), ms))]);
-
-function children(ppid) {
-  const out = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const st = readFileSync(`/proc/${d}/stat`, 'utf8');
-      if (Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]) === ppid) out.push(Number(d));
-    } catch { /* gone */ }
-  }
-  return out;
-}
 
 async function post(url, body) {
   const res = await send('POST', url, { body });
@@ -173,7 +162,7 @@ async function nchan() {
   const master = Number(process.env.NGINX_PID);
   return {
     label: 'Nchan (nginx, Redis)',
-    procs: () => ({ 'nginx workers': children(master) }),
+    procs: () => ({ 'nginx workers': childPids(master) }),
     async channel(n) {
       const ch = `b${n}t${Date.now()}`;
       return {

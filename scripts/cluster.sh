@@ -238,10 +238,7 @@ start_service() { # name
     haproxy) setsid haproxy -db -f "$CC_VAR/run/haproxy.cfg" >>"$CC_VAR/log/haproxy.log" 2>&1 & ;;
     *) die "no such service: $n" ;;
   esac
-  spid[$n]=$!
-  svc_session "$!"
-  st0[$n]=$(sup_now_ms)
-  sdue[$n]=""
+  svc_started "$n" "$!"
   # a restart after start-up: the topology changes with the pid (and, a moment later, a web
   # node's API processes: written again for a few seconds, svc_tick)
   if [ "${ready:-0}" = 1 ]; then

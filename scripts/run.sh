@@ -142,10 +142,7 @@ start_service() { # name
       setsid lighttpd -D -f "$ROOT/lighttpd.conf" >>"$CC_VAR/log/lighttpd.log" 2>&1 & ;;
     *) die "no such service: $1" ;;
   esac
-  spid[$1]=$!
-  svc_session "$!"
-  st0[$1]=$(sup_now_ms)
-  sdue[$1]=""
+  svc_started "$1" "$!"
   case "$1" in postgres | redis) ;; *) in_list "$1" "${progs[@]}" || progs+=("$1") ;; esac
   sync_pids
 }
@@ -153,12 +150,9 @@ start_service() { # name
 # Adds a process the supervisor only watches (the API processes under Apache: spawn-fcgi
 # started them, keep-fcgi.sh in each restarts the program itself).
 watch_service() { # name pid
-  spid[$1]=$2
   # spawn-fcgi puts each of its children in a session of its own (setsid), though maybe only
   # after it wrote the pid file: the pid is the session's id, whatever /proc says yet
-  svc_session "$2"
-  st0[$1]=$(sup_now_ms)
-  sdue[$1]=""
+  svc_started "$1" "$2"
   snrest[$1]=keep
   progs+=("$1")
   sync_pids

@@ -1,9 +1,8 @@
 # Sourced by scripts/run.sh (`make run`) and scripts/cluster.sh (`make cluster`): the
 # supervisor they share. The script that sources it defines
 #   say, die          its lines for the terminal
-#   start_service N   starts service N in a session of its own (setsid … &) and records it:
-#                     spid[N]=$!, svc_session $! (for the watchdog), st0[N]=$(sup_now_ms),
-#                     sdue[N]="", then sync_pids
+#   start_service N   starts service N in a session of its own (setsid … &), records it
+#                     with svc_started N $!, then calls sync_pids
 #   sync_pids         called whenever the table below changes (the script's own pid lists)
 #   svc_tick          (optional) called about once a second while supervising
 # and sets ROOT, CC_VAR (logs in $CC_VAR/log/, or SVC_LOG_DIRS: the directories whose logs are
@@ -113,7 +112,7 @@ stop_leftovers() { # word [signal] [var: whose CC_VAR; the script's own by defau
 }
 
 # The watchdog (scripts/watchdog.sh): a process outside every session of ours that stops the
-# services should the script die without its traps running (SIGKILL). start_service records
+# services should the script die without its traps running (SIGKILL). svc_started records
 # each new service's pid (a session id: it was started with setsid) in $CC_VAR/run/sessions,
 # so a restarted service is covered as well; the watchdog itself looks only at the script's
 # pid, never at a service's death. Started before the first service; svc_watchdog_stop is the
@@ -126,9 +125,14 @@ svc_watchdog_start() {
   setsid "$ROOT/scripts/watchdog.sh" $$ "$CC_VAR/run/sessions" "$CC_VAR/log/watchdog.log" &
   watchdog_pid=$!
 }
-svc_session() { # pid: a service started in a session of its own (or: watched, its session)
-  printf '%s\n' "$1" >>"$CC_VAR/run/sessions" ||
-    say "could not record pid $1 for the watchdog: a SIGKILL of this script would leave it running"
+# A service now running as pid, started in a session of its own (or watched: its session):
+# into the service table, up since now and not due, and the session recorded for the watchdog.
+svc_started() { # name pid
+  spid[$1]=$2
+  printf '%s\n' "$2" >>"$CC_VAR/run/sessions" ||
+    say "could not record pid $2 for the watchdog: a SIGKILL of this script would leave it running"
+  st0[$1]=$(sup_now_ms)
+  sdue[$1]=""
 }
 svc_watchdog_stop() {
   [ -n "$watchdog_pid" ] || return 0

@@ -169,3 +169,13 @@ export async function events(r, room) {
     return o;
   });
 }
+
+// Job id's events in its room, once the room has the event of its current status: the worker's
+// drain (lib/jobstate.c) carries an event from the outbox into the room just after the status.
+export async function jobEvents(r, room, id, timeout = 20000) {
+  return waitFor(async () => {
+    const { status } = await job(r, id);
+    const ev = (await events(r, room)).filter((e) => e.data.job_id === id);
+    return ev.at(-1)?.data.status === status && ev;
+  }, { timeout, what: `the room's event of job ${id}'s status` });
+}

@@ -7,12 +7,13 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createConnection } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
 import EventSource from 'eventsource';
 import WebSocket from 'ws';
 
 import { startRedis, startBroker, stop, waitFor, sleep, rssKiB, start, BROKER_BIN } from '../lib/procs.mjs';
 import { connectRedis } from '../lib/resp.mjs';
+import { childPids } from '../lib/proctree.mjs';
 import { ticket, session, sign } from '../lib/tokens.mjs';
 
 const SECRET = randomBytes(24).toString('hex');
@@ -919,18 +920,6 @@ test('BROKER_MAX_STREAMS over two processes: a stream past it gets 503 at once, 
   assert.match(capped.output, /2 processes/);
 });
 
-// The processes of a broker: the children of its pid (each holds its own streams).
-function childPids(pid) {
-  const kids = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    let stat;
-    try { stat = readFileSync(`/proc/${d}/stat`, 'utf8'); } catch { continue; }
-    // the fields after the command's closing parenthesis: state, then the parent's pid
-    if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) kids.push(Number(d));
-  }
-  return kids;
-}
 const socketCount = (pid) => readdirSync(`/proc/${pid}/fd`)
   .filter((fd) => { try { return readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:'); } catch { return false; } }).length;
 

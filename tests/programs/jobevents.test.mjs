@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 
 import {
-  WORKER_BIN, events, jobId, killWorkers, startRedis, startWorker, stopRedis, waitFor, waitStatus,
+  WORKER_BIN, jobEvents, jobId, killWorkers, startRedis, startWorker, stopRedis, waitStatus,
 } from '../lib/worker-harness.mjs';
 
 if (!existsSync(WORKER_BIN)) throw new Error(`${WORKER_BIN} is missing: run make build-asan`);
@@ -25,14 +25,6 @@ async function enqueue(r, room, code, extra = EXTRA) {
   await r.cmd('XADD', 'cc:{jobs}:stream', '*', 'job', id);
   return id;
 }
-
-// The room's events of job id once its `running` and final event are there: the worker
-// writes a status and its event to the outbox in one step and carries the event into the
-// room just after (jobstate_drain), so the status can be read a moment before the event.
-const jobEvents = (r, room, id) => waitFor(async () => {
-  const ev = (await events(r, room)).filter((e) => e.data.job_id === id);
-  return ev.length >= 2 && ev;
-}, { what: `the running and final events of job ${id}` });
 
 async function withWorker(fn) {
   const redis = await startRedis();

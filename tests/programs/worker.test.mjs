@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 
 import {
-  WORKER_BIN, enqueue, events, job, jobId, sleep, startWorker, stopWorker, subscribe, waitFor, waitStatus, withRedis,
+  WORKER_BIN, enqueue, events, job, jobEvents, jobId, sleep, startWorker, stopWorker, subscribe, waitFor, waitStatus, withRedis,
 } from '../lib/worker-harness.mjs';
 import { RUNTIMES, startPiston } from '../lib/piston-double.mjs';
 import { connectRedis } from '../lib/resp.mjs';
@@ -49,7 +49,7 @@ test('a job runs: result stored, running and finished events, runtimes published
   // acknowledged only after the result: nothing pending
   await waitFor(async () => (await r.cmd('XPENDING', 'cc:{jobs}:stream', 'workers'))[0] === 0, { what: 'ack' });
 
-  const ev = await events(r, room);
+  const ev = await jobEvents(r, room, id);
   assert.deepEqual(ev.map((e) => [e.type, e.data.status]),
     [['execution', 'queued'], ['execution', 'running'], ['execution', 'finished']]);
   assert.equal(ev[2].data.job_id, id);
@@ -67,7 +67,7 @@ test('a job runs: result stored, running and finished events, runtimes published
   assert.match(jb.error, /no runtime for "cobol"/);
   const jw = await waitStatus(r, worse, 'failed');
   assert.match(jw.error, /invalid request: code must be a string/);
-  const failedEv = (await events(r, room)).find((e) => e.data.job_id === bad && e.data.status === 'failed');
+  const failedEv = (await jobEvents(r, room, bad)).find((e) => e.data.job_id === bad && e.data.status === 'failed');
   assert.match(failedEv.data.error, /cobol/);
 
   assertCleanExit(w, await stopWorker(w));
@@ -121,8 +121,7 @@ test('a worker killed mid-job: another takes it over once its liveness key lapse
   assert.match(survivor.output, /is gone \(no liveness key\): taken over/);
   assert.ok(took < 15000, `taken over after ${took} ms (CLAIM_IDLE_MS is 30 s)`);
   console.log(`  a worker killed mid-job: its job taken over ${took} ms after the kill`);
-  const evs = await events(r, room);
-  // the hash said finished in the same step as the event was added: no waiting for it
+  const evs = await jobEvents(r, room, id);
   assert.deepEqual(evs.map((e) => e.data.status), ['queued', 'running', 'running', 'finished']);
   // the second running says the job starts again from the beginning
   assert.equal(evs[1].data.restarted, undefined);
@@ -150,7 +149,7 @@ test('a job that keeps killing its workers fails after the retry budget', () => 
   const j = await waitStatus(r, id, 'failed', 20000);
   assert.match(j.error, /gave up after 3 attempts/);
   assert.equal(j.result, undefined);
-  const ev = (await events(r, room)).at(-1);
+  const ev = (await jobEvents(r, room, id)).at(-1);
   assert.equal(ev.data.status, 'failed');
   assert.match(ev.data.error, /gave up after 3 attempts/);
   await waitFor(async () => (await r.cmd('XPENDING', 'cc:{jobs}:stream', 'workers'))[0] === 0, { what: 'ack' });
@@ -186,7 +185,7 @@ test('SIGTERM: the running job finishes, no new job is taken, exit 0', () => wit
   assert.equal(q.status, 'queued');
   assert.equal(q.attempts, 0);
   // queued when enqueued, queued again when put back
-  assert.equal((await events(r, room)).filter((e) => e.data.job_id === slow && e.data.status === 'queued').length, 2);
+  assert.equal((await jobEvents(r, room, slow)).filter((e) => e.data.job_id === slow && e.data.status === 'queued').length, 2);
   const w3 = await startWorker(redis.port, { WORKERS: '1' });
   const done = await waitStatus(r, slow, 'finished', 20000);
   assert.equal(done.result.stdout, 'second try\n');
@@ -243,7 +242,7 @@ test('Piston backend: success, 400, timeout, malformed answers, runtimes', () =>
     assert.equal(ce.result.status, 'compile_error');
     assert.match(ce.result.compile.stderr, /expected declaration/);
 
-    const ev = await events(r, room);
+    const ev = await jobEvents(r, room, ids[0]);
     assert.ok(ev.some((e) => e.data.job_id === ids[0] && e.data.status === 'failed' && /unknown/.test(e.data.error)));
     assertCleanExit(w, await stopWorker(w));
   } finally {
@@ -303,6 +302,7 @@ test('30 jobs on 2 threads: every subscriber sees queued, running, finished once
     for (const id of ids) assert.deepEqual(got.get(id), expected, `subscriber ${n + 1}, job ${id}`);
     s.close();
   }
+  // every finished event was published, and a drain adds an event and publishes it in one step
   const hist = byJob(await events(r, room));
   for (const id of ids) assert.deepEqual(hist.get(id), expected, `history of job ${id}`);
   console.log(`  30 jobs: ${seen.length} snapshots of running/finished jobs checked against the history`);
@@ -325,7 +325,7 @@ test('a stale worker (stalled until its job was claimed and finished) stores and
   assert.equal(after.status, 'finished');
   assert.equal(after.attempts, 2);
   assert.equal(after.worker, finishedBy, 'the outcome stays the one of the attempt that owns the job');
-  assert.deepEqual((await events(r, room)).map((e) => e.data.status), ['queued', 'running', 'running', 'finished']);
+  assert.deepEqual((await jobEvents(r, room, id)).map((e) => e.data.status), ['queued', 'running', 'running', 'finished']);
   await waitFor(async () => (await r.cmd('XPENDING', 'cc:{jobs}:stream', 'workers'))[0] === 0, { what: 'ack' });
   assertCleanExit(a, await stopWorker(a));
   assertCleanExit(b, await stopWorker(b));
@@ -367,7 +367,7 @@ test('fair dispatch across rooms, and a worker killed mid-job: taken over, every
   const entries = (await r.cmd('XRANGE', 'cc:{jobs}:stream', '-', '+')).map(([, f]) => f[1]);
   assert.deepEqual(entries, [xs[0], y, xs[1], xs[2]]);
   for (const id of [...xs, y]) {
-    const st = (await events(r, busy)).concat(await events(r, quiet)).filter((e) => e.data.job_id === id).map((e) => e.data.status);
+    const st = (await jobEvents(r, id === y ? quiet : busy, id)).filter((e) => e.data.job_id === id).map((e) => e.data.status);
     assert.equal(st.filter((s) => s === 'finished').length, 1, `job ${id}: ${st}`);
   }
   // every slot released, every counter back to nothing, every entry acknowledged
