@@ -22,3 +22,8 @@ export function childPids(pid) {
   }
   return kids;
 }
+
+// The parent of pid (NaN if it is gone).
+export function parentPid(pid) {
+  try { return statParent(readFileSync(`/proc/${pid}/stat`, 'latin1')); } catch { return NaN; }
+}

@@ -14,6 +14,7 @@ import http from 'node:http';
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, chmodSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, freePort, sleep, waitFor } from '../lib/procs.mjs';
+import { parentPid } from '../lib/proctree.mjs';
 import { connectRedis } from '../lib/resp.mjs';
 
 // Under WEB=apache (./scripts/test.sh apache) the stack is fronted by Apache: a request
@@ -333,7 +334,7 @@ test('a process that keeps dying: each restart waits longer (capped), visible in
 
 test('kill -9 of the web server: restarted, with API processes of its own, and every one answers', async () => {
   const web = APACHE ? 'apache2' : 'lighttpd';
-  const before = pidsOf(web).filter((p) => !pidsOf(web).includes(Number(readFileSync(`/proc/${p}/stat`, 'latin1').split(') ')[1].split(' ')[1])));
+  const before = pidsOf(web).filter((p) => !pidsOf(web).includes(parentPid(p)));
   assert.ok(before.length >= 1, `${web} runs`);
   const oldApis = pidsOf('codecollab-api');
   const oldWeb = pidsOf(web); // with Apache, its children too: they must not outlive it
