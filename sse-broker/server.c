@@ -83,6 +83,7 @@ struct msub {
 	int ok;	      /* ... with an answer */
 	enum rights_verdict verdict;
 	int dropped;  /* no longer on the stream (a `dropped` event said why) */
+	int live_said; /* its first `subscribed` is sent (the one forced past the bound) */
 };
 
 /* The socket of a connection: its own read event, and a write event (made when first
@@ -912,8 +913,10 @@ static int multi_deliver(struct hub_sub *s, struct room_event *ev)
 
 /* A `subscribed` event {} whose id is where the room stands now that its catch-up is done:
  * a client that had no position for the room resumes it from this one, so a reconnection
- * loses nothing even in a room that has been quiet. Forced past the output bound, as the
- * one-room markers are (stream_caught_up): another room's replay may have filled it. */
+ * loses nothing even in a room that has been quiet. The first of each room is forced past
+ * the output bound, as the one-room markers are (stream_caught_up): a replay may have filled
+ * it. Those after a lost Redis connection are not, so a client that never reads cannot
+ * grow its output past the bound by more than one marker per room. */
 static void multi_caught_up(struct hub_sub *s)
 {
 	struct msub *m = sub_msub(s);
@@ -923,7 +926,8 @@ static void multi_caught_up(struct hub_sub *s)
 	struct room_event *ev = subscribed_event(&m->sub);
 	struct buf b;
 	buf_init(&b, 1024);
-	int r = ev && multi_render(c, m->room, ev, &b) == 0 ? multi_write(c, &b, 1) : -1;
+	int r = ev && multi_render(c, m->room, ev, &b) == 0 ? multi_write(c, &b, !m->live_said) : -1;
+	m->live_said = 1;
 	buf_free(&b);
 	room_event_release(ev);
 	if (r < 0 && !c->dead)

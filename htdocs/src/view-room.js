@@ -162,6 +162,7 @@ class RoomView {
         // read before then (the stream was slow to open, or this is a reconnection that had
         // no position) is read again, and the difference is what was missed
         if (fromNow && this.collab.ready) this.collab.resync();
+        else if (fromNow && this.docAsked) this.rereadDoc = true; // the read is on its way
         if (!resumed || kind === 'poll') this.announce();
       },
       onFatal: (status) => {
@@ -175,6 +176,7 @@ class RoomView {
     await Promise.race([opened, new Promise((r) => setTimeout(r, OPEN_WAIT_MS))]);
     if (this.destroyed) return this;
     let doc;
+    this.docAsked = true;
     try {
       doc = await api('GET', `${room(this.roomId)}/document`);
     } catch (e) {
@@ -213,6 +215,7 @@ class RoomView {
     } else {
       this.collab.load(doc);
     }
+    if (this.rereadDoc) this.collab.resync();
     this.root.dataset.ready = 'true';
     this.redrawCarets();
     this.onPageHide = () => this.keepUnsent();
