@@ -83,6 +83,7 @@ struct msub {
 	int ok;	      /* ... with an answer */
 	enum rights_verdict verdict;
 	int dropped;  /* no longer on the stream (a `dropped` event said why) */
+	int live_said; /* its first `subscribed` is sent (the one forced past the bound) */
 };
 
 /* The socket of a connection: its own read event, and a write event (made when first
@@ -813,13 +814,14 @@ out:
 	return r;
 }
 
-/* Writes one already rendered event; -1 when the connection is gone. */
-static int multi_write(struct conn *c, const struct buf *b)
+/* Writes one already rendered event; -1 when the connection is gone. force: past the
+ * output bound (conn_write_ex), for the few bytes of a live marker. */
+static int multi_write(struct conn *c, const struct buf *b, int force)
 {
 	if (c->route != RT_WS)
-		return conn_write(c, b->data, b->len);
+		return conn_write_ex(c, b->data, b->len, force);
 	int r = ws_conn_send_text(c->ws, b->data, b->len);
-	ws_pump(c);
+	ws_pump_ex(c, force);
 	return r < 0 || c->dead ? -1 : 0;
 }
 
@@ -855,7 +857,7 @@ static void msub_drop(struct msub *m, const char *reason, const char *message)
 	free(data);
 	struct buf b;
 	buf_init(&b, 4096);
-	int r = ev && multi_render(c, m->room, ev, &b) == 0 ? multi_write(c, &b) : -1;
+	int r = ev && multi_render(c, m->room, ev, &b) == 0 ? multi_write(c, &b, 0) : -1;
 	buf_free(&b);
 	room_event_release(ev);
 	if (r < 0) {
@@ -897,7 +899,7 @@ static int multi_deliver(struct hub_sub *s, struct room_event *ev)
 		buf_free(&b);
 		return HUB_BUSY;
 	}
-	r = multi_write(c, &b);
+	r = multi_write(c, &b, 0);
 	if (r == 0)
 		broker_metrics_sent(c->route == RT_WS ? BM_WS : BM_SSE, out);
 	room_event_release(out);
@@ -911,7 +913,10 @@ static int multi_deliver(struct hub_sub *s, struct room_event *ev)
 
 /* A `subscribed` event {} whose id is where the room stands now that its catch-up is done:
  * a client that had no position for the room resumes it from this one, so a reconnection
- * loses nothing even in a room that has been quiet. */
+ * loses nothing even in a room that has been quiet. The first of each room is forced past
+ * the output bound, as the one-room markers are (stream_caught_up): a replay may have filled
+ * it. Those after a lost Redis connection are not, so a client that never reads cannot
+ * grow its output past the bound by more than one marker per room. */
 static void multi_caught_up(struct hub_sub *s)
 {
 	struct msub *m = sub_msub(s);
@@ -921,7 +926,8 @@ static void multi_caught_up(struct hub_sub *s)
 	struct room_event *ev = subscribed_event(&m->sub);
 	struct buf b;
 	buf_init(&b, 1024);
-	int r = ev && multi_render(c, m->room, ev, &b) == 0 ? multi_write(c, &b) : -1;
+	int r = ev && multi_render(c, m->room, ev, &b) == 0 ? multi_write(c, &b, !m->live_said) : -1;
+	m->live_said = 1;
 	buf_free(&b);
 	room_event_release(ev);
 	if (r < 0 && !c->dead)

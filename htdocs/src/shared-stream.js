@@ -197,7 +197,7 @@ export class SharedRoomStream {
         this.isOpen = true;
         this.showState();
         this.showRoute(m.route);
-        this.o.onOpen('shared', Boolean(m.resumed));
+        this.o.onOpen('shared', Boolean(m.resumed), Boolean(m.fromNow));
         break;
       case 'event': {
         const ev = m.ev;

@@ -304,10 +304,11 @@ function onEvent(c, { room, type, id, data }) {
     c.subscribed.add(room);
     if (validId(id)) c.pos.set(room, maxId(c.pos.get(room) ?? null, id));
     for (const s of mine) {
-      if (s.lastId === null && validId(id)) s.lastId = id;
+      const fromNow = s.lastId === null; // nothing from before this moment reaches the tab
+      if (fromNow && validId(id)) s.lastId = id;
       if (!s.live) {
         s.live = true;
-        post(s.port, { kind: 'open', key: s.key, resumed: s.opened, route: routeOf(c) });
+        post(s.port, { kind: 'open', key: s.key, resumed: s.opened, route: routeOf(c), fromNow });
         s.opened = true;
       }
     }
@@ -377,10 +378,11 @@ function onMessage(port, m) {
       const pos = current && current.open && current.subscribed.has(s.room) ? current.pos.get(s.room) : undefined;
       if (pos !== undefined && (s.lastId === null || compareIds(s.lastId, pos) >= 0)) {
         // the room is on the stream: this tab starts from here (it reads the document next)
-        if (s.lastId === null) s.lastId = pos;
+        const fromNow = s.lastId === null;
+        if (fromNow) s.lastId = pos;
         s.live = true;
         s.opened = true;
-        post(port, { kind: 'open', key: s.key, resumed: false, route: routeOf(current) });
+        post(port, { kind: 'open', key: s.key, resumed: false, route: routeOf(current), fromNow });
       } else {
         // a new room, or one to replay from before where the stream stands
         if (pos !== undefined) replayWanted = true;

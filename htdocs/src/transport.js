@@ -3,6 +3,13 @@
 // stream ticket (they live a minute) and resumes after the last event id it saw, so a
 // dropped connection loses nothing; events are handed on once each, in id order.
 //
+// A stream counts as open once it is live (docs/API.md, "Streams"): a WebSocket at its
+// `subscribed` frame, whose id becomes the position when there is none yet (so a reconnection
+// in a quiet room resumes instead of starting from its own moment again); SSE at EventSource's
+// open, the only signal it gives (the broker's ": connected" comment is not shown to pages);
+// long-poll once its first request stood or was answered. onOpen says whether the stream
+// started from a position: one that did not carries nothing from before it was live.
+//
 // The connection state is 'connected', 'reconnecting' (the stream was lost but the API
 // answers, e.g. a broker restarting), 'unreachable' (the browser is online but the server
 // has not answered twice in a row: it is down, or a network between fails) or 'offline'
@@ -33,7 +40,7 @@ export function compareIds(a, b) {
 
 export class RoomStream {
   // opts: { roomId, ticket(): Promise<string>, onEvent({type, id, data}), onState(state),
-  //         onOpen(kind, resumed), onFatal(status), kind?: 'sse'|'ws'|'poll',
+  //         onOpen(kind, resumed, fromNow), onFatal(status), kind?: 'sse'|'ws'|'poll',
   //         lastId?: an event id to resume after (events kept across a reload),
   //         onRoute?(route): 'direct' or 'front', the route of each stream that opens }
   constructor(opts) {
@@ -158,7 +165,7 @@ export class RoomStream {
     if (c.dead) return;
     clearTimeout(c.openTimer);
     // resumed: this page had a stream before (one resumed after a reload is a first one)
-    const resumed = this.lastId !== null && this.openedOnce === true;
+    const resumed = c.from !== null && this.openedOnce === true;
     this.openedOnce = true;
     c.open = true;
     this.failures = 0;
@@ -168,7 +175,8 @@ export class RoomStream {
     if (c.kind !== 'poll') this.routeWorks(c);
     this.setState('connected');
     if (this.o.onRoute) this.o.onRoute(c.origin ? 'direct' : 'front');
-    this.o.onOpen(c.kind, resumed);
+    // fromNow: the stream began where the room stood when it went live, not after an id
+    this.o.onOpen(c.kind, resumed, c.from === null);
   }
 
   // The stream has shown that its route works (an answer read at the origin).
@@ -190,8 +198,7 @@ export class RoomStream {
         return;
       }
     }
-    // a WebSocket stream's "live from here" (docs/API.md, "Streams"): not a room event; the
-    // position stays that of the last event handed on
+    // a WebSocket stream's "live from here" is taken by openWs: not a room event
     if (type === 'subscribed') return;
     if (type === 'resync') { // its id is where we stood: not a new event
       this.o.onEvent({ type, id, data });
@@ -211,7 +218,7 @@ export class RoomStream {
       this.setState('offline');
       return; // the 'online' event brings us back
     }
-    const c = { kind: this.kind, open: false, dead: false, origin: null, started: false };
+    const c = { kind: this.kind, open: false, dead: false, origin: null, started: false, from: null };
     this.conn = c;
     await streamRouteReady(); // asked once per page, at its start: at most a moment here
     if (c.dead || this.closed) return;
@@ -233,6 +240,7 @@ export class RoomStream {
     c.openTimer = setTimeout(() => this.lost(c, 'timeout'), wait);
     const base = eventsBase(c.origin, this.o.roomId);
     const q = new URLSearchParams({ ticket });
+    c.from = this.lastId; // where this stream resumes (null: from when it is live)
     try {
       if (c.kind === 'sse') this.openSse(c, base, q);
       else if (c.kind === 'ws') this.openWs(c, q);
@@ -261,7 +269,9 @@ export class RoomStream {
     const path = eventsBase(null, this.o.roomId);
     const ws = new WebSocket(`${wsOrigin(c.origin, location)}${path}/ws?${q}`);
     c.ws = ws;
-    ws.onopen = () => this.opened(c);
+    // the 101 proves the route, not that the stream is live: events committed before the
+    // broker has caught up would be neither in a document read now nor on the stream
+    ws.onopen = () => { if (!c.dead) this.routeWorks(c); };
     ws.onclose = () => this.lost(c, 'dropped');
     ws.onerror = () => { /* onclose follows */ };
     ws.onmessage = (ev) => {
@@ -272,8 +282,17 @@ export class RoomStream {
       } catch {
         return;
       }
-      if (m && typeof m.type === 'string') this.deliver(m.type, m.id, m.data);
+      if (!m || typeof m.type !== 'string') return;
+      if (m.type === 'subscribed') this.live(c, m.id);
+      else this.deliver(m.type, m.id, m.data);
     };
+  }
+
+  // The WebSocket's `subscribed`: live from here; its id is where the room stood.
+  live(c, id) {
+    if (c.dead || c.open) return;
+    if (this.lastId === null && typeof id === 'string' && /^\d+-\d+$/.test(id)) this.lastId = id;
+    this.opened(c);
   }
 
   // Long-poll: one request after another, each answered when there are events.

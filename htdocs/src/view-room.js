@@ -154,10 +154,15 @@ class RoomView {
       onState: (s) => this.connectionState(s),
       // straight to the broker or through the front door (docs/CLIENT.md, "Direct streams")
       onRoute: (r) => { this.root.dataset.streamRoute = r; },
-      onOpen: (kind, resumed) => {
+      onOpen: (kind, resumed, fromNow) => {
         this.root.dataset.transport = kind;
         this.firstOpen();
         this.collab.retry();
+        // a stream that began at its live moment carries nothing from before it: a document
+        // read before then (the stream was slow to open, or this is a reconnection that had
+        // no position) is read again, and the difference is what was missed
+        if (fromNow && this.collab.ready) this.collab.resync();
+        else if (fromNow && this.docAsked) this.rereadDoc = true; // the read is on its way
         if (!resumed || kind === 'poll') this.announce();
       },
       onFatal: (status) => {
@@ -167,10 +172,11 @@ class RoomView {
     });
     this.connectionState('reconnecting');
     this.stream.start();
-    // the document is read once the stream is open, so nothing falls between the two
+    // the document is read once the stream is live, so nothing falls between the two
     await Promise.race([opened, new Promise((r) => setTimeout(r, OPEN_WAIT_MS))]);
     if (this.destroyed) return this;
     let doc;
+    this.docAsked = true;
     try {
       doc = await api('GET', `${room(this.roomId)}/document`);
     } catch (e) {
@@ -209,6 +215,7 @@ class RoomView {
     } else {
       this.collab.load(doc);
     }
+    if (this.rereadDoc) this.collab.resync();
     this.root.dataset.ready = 'true';
     this.redrawCarets();
     this.onPageHide = () => this.keepUnsent();

@@ -42,11 +42,11 @@ after(async () => {
 
 // The stream read with fetch, as the browser's shared worker reads it: SSE blocks parsed as
 // they come; every event's data is the envelope.
-function multiSse(query, auth = bearer()) {
+function multiSse(query, auth = bearer(), at = broker) {
   const ctl = new AbortController();
   const s = { events: [], blocks: [], status: null, ended: false, body: '' };
   s.opened = (async () => {
-    const res = await fetch(`${broker.base}/events/multi?${query}`, { headers: { Authorization: auth }, signal: ctl.signal });
+    const res = await fetch(`${at.base}/events/multi?${query}`, { headers: { Authorization: auth }, signal: ctl.signal });
     s.status = res.status;
     s.contentType = res.headers.get('content-type');
     if (res.status !== 200) {
@@ -84,13 +84,14 @@ function multiSse(query, auth = bearer()) {
   return s;
 }
 
-function multiWs(query, auth = bearer()) {
-  const ws = new WebSocket(`ws://127.0.0.1:${broker.port}/events/multi/ws?${query}`, { headers: { Authorization: auth } });
+function multiWs(query, auth = bearer(), at = broker) {
+  const ws = new WebSocket(`ws://127.0.0.1:${at.port}/events/multi/ws?${query}`, { headers: { Authorization: auth } });
   const events = [];
   ws.on('message', (m) => events.push(JSON.parse(m.toString())));
   const opened = new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
-  const closed = new Promise((resolve) => ws.once('close', (code) => resolve(code)));
-  return { ws, events, opened, closed, of: (room, type) => events.filter((e) => e.room === room && (!type || e.type === type)), close: () => ws.terminate() };
+  const c = { ws, events, opened, ended: false, of: (room, type) => events.filter((e) => e.room === room && (!type || e.type === type)), close: () => ws.terminate() };
+  c.closed = new Promise((resolve) => ws.once('close', (code) => { c.ended = true; resolve(code); }));
+  return c;
 }
 
 const emitOps = async (room, n, from = 0) => {
@@ -317,4 +318,47 @@ test('a stream of several rooms joins each of them; WebSocket presence up it nam
   // and leaves both when it closes
   await waitFor(() => [a, b].every((r) => watch.of(r, 'leave').some((e) => e.data.user.id === 9)), { what: 'leaves' });
   watch.close();
+});
+
+// A room's `subscribed` goes out even when the client's output is at its bound
+// (BROKER_CLIENT_BUFFER), as a one-room stream's marker does: the replay of this room (or of
+// another room of the stream) may have filled it. The bound is reached exactly: the one event
+// replayed is as large as the bound lets an event be, so it is written only into an empty
+// output and leaves less room than the marker takes (the output goes to the socket on a later
+// turn of the broker's loop), as for a client that has not read.
+test('a room\'s "subscribed" goes out past the output bound, over SSE and WebSocket', async () => {
+  const BOUND = 4096;
+  const WS_HEAD_ALLOWANCE = 14; // what the broker counts for a frame's head (server.c)
+  const envelope = (room, id, data) => `{"room":"${room}","type":"operation","id":"${id}","data":${data}}`;
+  const sseSize = (room, id, data) => `event: operation\ndata: ${envelope(room, id, data)}\n\n`.length;
+  const wsSize = (room, id, data) => envelope(room, id, data).length + WS_HEAD_ALLOWANCE;
+  const low = await startBroker({ redisPort: redis.port, secret: SECRET, env: { BROKER_HEARTBEAT_MS: '500', BROKER_CLIENT_BUFFER: String(BOUND) } });
+  const history = async (room) => (await rc.cmd('XRANGE', `cc:room:{${room}}:events`, '-', '+')).map((e) => e[0]);
+  try {
+    let user = 70;
+    for (const [name, open, size] of [['SSE', multiSse, sseSize], ['WebSocket', multiWs, wsSize]]) {
+      const auth = bearer(++user);
+      const room = await newRoom();
+      // a first stream of the user, so the one tested writes no `join` after the event
+      const keeper = multiSse(`rooms=${room}`, auth, low);
+      await keeper.opened;
+      await waitFor(() => keeper.of(room, 'subscribed').length === 1, { what: 'keeper live' });
+      await waitFor(async () => (await history(room)).length > 0, { what: 'the keeper\'s join' });
+      const from = (await history(room)).at(-1);
+      const guess = `${Date.now()}-0`; // ids are as long as this one for centuries
+      const pad = size(room, guess, '{"revision":1,"ops":[""]}');
+      const id = await rc.emit(room, 'operation', `{"revision":1,"ops":["${'x'.repeat(BOUND - pad)}"]}`);
+      assert.equal(id.length, guess.length, `event id ${id}`);
+      const s = open(`rooms=${room}:${from}`, auth, low);
+      await s.opened;
+      await waitFor(() => s.of(room, 'subscribed').length === 1 || s.ended, { what: `${name}: subscribed or the end` });
+      s.close();
+      keeper.close();
+      assert.deepEqual(s.of(room).map((e) => [e.type, e.id]), [['operation', id], ['subscribed', id]],
+        `${name}: the event at the bound, then "subscribed"`);
+    }
+  } finally {
+    const r = await stop(low);
+    assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${low.output}`);
+  }
 });

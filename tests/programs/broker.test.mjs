@@ -853,6 +853,72 @@ test('WebSocket "subscribed" comes once the stream is live: after the replay wit
   }
 });
 
+// The live marker goes out even when the client's output is at its bound
+// (BROKER_CLIENT_BUFFER): a replay may leave it full to the brim, and the few bytes of the
+// marker must not drop the client just as it caught up. The bound is reached exactly here:
+// the one event replayed is as large as the bound lets an event be, so it is written only into
+// an empty output and leaves less room than the marker takes (the output goes to the socket
+// on a later turn of the broker's loop, after the marker), as for a client that has not read.
+const LOW_BOUND = 4096;
+const WS_HEAD_ALLOWANCE = 14; // what the broker counts for a frame's head (server.c)
+
+// An operation's data padded so that render(data) is `size` bytes long.
+function paddedData(render, size) {
+  const data = (pad) => `{"revision":1,"ops":["${pad}"]}`;
+  const pad = size - render(data(''));
+  assert.ok(pad > 0);
+  return data('x'.repeat(pad));
+}
+
+// A room with a quiet first stream of `user` (so the stream under test writes no `join`
+// after the event) and one event of the size `render` gives; resolves with the id to resume
+// from (just before that event) and the event's id.
+async function brimRoom(port, render, user) {
+  const room = await newRoom();
+  const keeper = await rawSse(port, `/events/rooms/${room}?ticket=${tk(room, user)}`);
+  assert.ok(keeper.text.includes(': connected'), keeper.text);
+  await waitFor(async () => (await historyIds(room)).length > 0, { what: 'the keeper\'s join' });
+  const from = (await historyIds(room)).at(-1);
+  const guess = `${Date.now()}-0`; // ids are as long as this one for centuries
+  const id = await rc.emit(room, 'operation', paddedData((d) => render(room, guess, d), LOW_BOUND));
+  assert.equal(id.length, guess.length, `event id ${id}`);
+  return { room, from, id, keeper };
+}
+
+test('the live marker goes out past the output bound: SSE ": connected", WebSocket "subscribed"', async () => {
+  const low = await startBroker({ redisPort: redis.port, secret: SECRET, env: { ...BROKER_ENV, BROKER_CLIENT_BUFFER: String(LOW_BOUND) } });
+  const sseSize = (room, id, data) => `id: ${id}\nevent: operation\ndata: ${data}\n\n`.length;
+  const wsSize = (room, id, data) => `{"type":"operation","id":"${id}","data":${data}}`.length + WS_HEAD_ALLOWANCE;
+  try {
+    {
+      const user = 81;
+      const { room, from, id, keeper } = await brimRoom(low.port, sseSize, user);
+      const s = await rawSse(low.port, `/events/rooms/${room}?ticket=${tk(room, user)}&last_event_id=${from}`);
+      s.destroy();
+      keeper.destroy();
+      assert.deepEqual(parseSse(s.text).map((e) => e.id), [id], s.text.slice(0, 400));
+      assert.ok(s.text.endsWith(`\n\n: connected\n\n`), `SSE ": connected" after the event at the bound: ${s.text.slice(-200)}`);
+    }
+    {
+      const user = 82;
+      const { room, from, id, keeper } = await brimRoom(low.port, wsSize, user);
+      const c = wsClient(`ws://127.0.0.1:${low.port}/events/rooms/${room}/ws?ticket=${tk(room, user)}&last_event_id=${from}`);
+      const end = await new Promise((resolve) => {
+        c.ws.on('message', () => { if (c.events.at(-1).type === 'subscribed') resolve('subscribed'); });
+        c.ws.once('close', (code) => resolve(`closed (${code})`));
+        c.ws.once('error', (e) => resolve(`error: ${e.message}`));
+      });
+      c.close();
+      keeper.destroy();
+      assert.equal(end, 'subscribed', `WebSocket "subscribed" after the event at the bound: ${JSON.stringify(c.events.map((e) => e.type))}`);
+      assert.deepEqual(c.events.map((e) => [e.type, e.id]), [['operation', id], ['subscribed', id]]);
+    }
+  } finally {
+    const r = await stop(low);
+    assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${low.output}`);
+  }
+});
+
 // ---- capacity (docs/OPERATIONS.md, "Capacity") ----
 
 // A raw SSE stream: resolves once the broker says ": connected", or with the whole answer
