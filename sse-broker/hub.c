@@ -159,6 +159,14 @@ static int reply_transient(const redisReply *rep)
 	       reply_is(rep, "ASK");
 }
 
+/* A MOVED answer: slot is served by t now. The map is asked again too, for the rest of the
+ * change (one MOVED is rarely alone). */
+static void slot_moved(struct hub *h, unsigned slot, struct hub_node *t)
+{
+	h->owner[slot] = t;
+	want_refresh(h);
+}
+
 /* ---- scripts by hash (lib/rscript.h), routed by their first key ----
  * Every script goes out as EVALSHA to the node serving its first key (every key of one call
  * lives in one slot). When Redis answers NOSCRIPT (its script cache was flushed, or it has
@@ -286,10 +294,8 @@ static void script_cb(redisAsyncContext *ac, void *reply, void *p)
 		sc->redirects++;
 		struct hub_node *t = to.host[0] ? node_get(h, to.host, to.port) : n;
 		if (t) {
-			if (!ask) {
-				h->owner[slot] = t;
-				want_refresh(h); /* one MOVED is rarely alone */
-			}
+			if (!ask)
+				slot_moved(h, slot, t);
 			node_ensure(t); /* a command queued on a connecting context waits for it */
 			if (t->cmd && (!ask || redisAsyncCommand(t->cmd, NULL, NULL, "ASKING") ==
 						       REDIS_OK) &&
@@ -1370,6 +1376,47 @@ static void chan_idle(struct hub *h, struct hub_chan *ch, struct hub_room *r)
 		room_free(r);
 }
 
+/* SSUBSCRIBE of ch refused at n (err: the error text).
+ * MOVED: the slot is served by the node named (a failover or a finished move the map has
+ * not caught up with): subscribed there at once.
+ * ASK: Redis 7 never answers it to SSUBSCRIBE. A migrating slot's source serves the slot's
+ * channels until the slot is handed over, then unsubscribes their subscribers, and nothing
+ * is published at the importing node before it owns the slot (docs/INTERNALS.md, "A slot
+ * migrated live"). A server that answers ASK anyway is asked again after the map refresh,
+ * never the importing node with ASKING: a subscription there would not see what is still
+ * published at the source, and would outlive the hand-over, so nothing would catch those
+ * events up. Waiting loses nothing: the confirmation catches every stream up.
+ * Anything else (CLUSTERDOWN, TRYAGAIN, ...): asked again after the map refresh. A room left
+ * meanwhile goes with its linger. */
+static void chan_refused(struct hub *h, struct hub_node *n, struct hub_chan *ch,
+			 struct hub_room *r, const char *err, size_t len)
+{
+	int ask = 0;
+	unsigned slot;
+	struct rslot_node to;
+	struct hub_node *t = NULL;
+	ch->link = RL_IDLE;
+	ch->node = NULL;
+	int redirect = rslot_redirect(err, len, &ask, &slot, &to) &&
+		       slot == rslot_of(ch->name, strlen(ch->name));
+	if (redirect && !ask && to.host[0])
+		t = node_get(h, to.host, to.port);
+	if (t && t != n) {
+		slot_moved(h, slot, t);
+		if (!r || r->nsubs > 0)
+			chan_subscribe(h, ch);
+		return;
+	}
+	want_refresh(h);
+	if (redirect && ask)
+		log_info("redis: %s:%d answers ASK to SSUBSCRIBE %s (slot %u being migrated); "
+			 "asking the slot's owner again after a map refresh",
+			 n->host, n->port, ch->name, slot);
+	else
+		log_warn("redis: SSUBSCRIBE %s at %s:%d: %.*s", ch->name, n->host, n->port,
+			 (int)len, err);
+}
+
 static int sub_event(void *arg, struct rsub *c, const struct rsub_event *ev)
 {
 	struct hub_node *n = arg;
@@ -1420,34 +1467,12 @@ static int sub_event(void *arg, struct rsub *c, const struct rsub_event *ev)
 		want_refresh(h);
 		chan_lost(h, ch, r);
 		break;
-	case RSUB_ERROR: {
-		if (ev->cmd == RSUB_CMD_SSUB && ch->link == RL_SUBSCRIBING) {
-			int ask;
-			unsigned slot;
-			struct rslot_node to;
-			struct hub_node *t = NULL;
-			ch->link = RL_IDLE;
-			ch->node = NULL;
-			if (rslot_redirect(ev->data, ev->len, &ask, &slot, &to) && !ask &&
-			    to.host[0] && slot == rslot_of(ch->name, strlen(ch->name)))
-				t = node_get(h, to.host, to.port);
-			else
-				log_warn("redis: SSUBSCRIBE %s at %s:%d: %.*s", ch->name, n->host,
-					 n->port, (int)ev->len, ev->data);
-			want_refresh(h);
-			if (t && t != n) {
-				/* MOVED: the channel's slot is served there now; the refresh that
-				 * follows brings the rest of the map */
-				h->owner[slot] = t;
-				if (!r || r->nsubs > 0)
-					chan_subscribe(h, ch);
-			}
-			/* else the refresh tries again; a room left meanwhile goes with its linger */
-		} else if (ev->cmd == RSUB_CMD_SUNSUB && ch->link == RL_UNSUBSCRIBING) {
+	case RSUB_ERROR:
+		if (ev->cmd == RSUB_CMD_SSUB && ch->link == RL_SUBSCRIBING)
+			chan_refused(h, n, ch, r, ev->data, ev->len);
+		else if (ev->cmd == RSUB_CMD_SUNSUB && ch->link == RL_UNSUBSCRIBING)
 			chan_idle(h, ch, r);
-		}
 		break;
-	}
 	case RSUB_OK:
 	case RSUB_PONG:
 		break;

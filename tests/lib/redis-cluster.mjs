@@ -189,19 +189,26 @@ export async function startRedisCluster({ masters = 3, replicas = 1, nodeTimeout
 
     // Moves slot from its master to the master `to` (a node object): IMPORTING/MIGRATING,
     // MIGRATE of every key, then SETSLOT NODE on every master, as redis-cli --cluster reshard does.
-    async migrateSlot(slot, to) {
+    // `step(stage, from)`, when given, is awaited after each stage ('importing', 'migrating',
+    // 'migrated', 'target', 'source'): a test looks at the cluster, or lets writes go on, there.
+    async migrateSlot(slot, to, { step = async () => {} } = {}) {
       const from = await c.masterOfSlot(slot);
       if (!from || from === to) throw new Error('migrateSlot: no move');
       await once(to.port, 'CLUSTER', 'SETSLOT', slot, 'IMPORTING', from.id);
+      await step('importing', from);
       await once(from.port, 'CLUSTER', 'SETSLOT', slot, 'MIGRATING', to.id);
+      await step('migrating', from);
       for (;;) {
         const keys = await once(from.port, 'CLUSTER', 'GETKEYSINSLOT', slot, 100);
         if (!keys.length) break;
         await once(from.port, 'MIGRATE', '127.0.0.1', to.port, '', 0, 5000, 'KEYS', ...keys);
       }
+      await step('migrated', from);
       // the new owner first, then the old one (its subscribers are unsubscribed there), then the rest
       await once(to.port, 'CLUSTER', 'SETSLOT', slot, 'NODE', to.id);
+      await step('target', from);
       await once(from.port, 'CLUSTER', 'SETSLOT', slot, 'NODE', to.id);
+      await step('source', from);
       for (const m of await c.masters()) {
         if (m !== to && m !== from) await once(m.port, 'CLUSTER', 'SETSLOT', slot, 'NODE', to.id).catch(() => {});
       }
