@@ -32,10 +32,10 @@ int events_emit(struct rds *r, const char *room_id, enum event_type type, const 
 		char *id_out, size_t idcap)
 {
 	char max[16];
-	struct rkey hkey = rkey1(RK_ROOM_EVENTS, room_id), chan = rkey1(RK_ROOM_CHANNEL, room_id);
+	struct rkey hkey = rkey1(RK_ROOM_EVENTS, room_id);
 	snprintf(max, sizeof max, "%d", EVENTS_HISTORY_MAX);
-	const char *args[] = {hkey.s, chan.s, event_type_name(type), data_json, max};
-	redisReply *rep = rds_script(r, &rs_events_emit, 2, 5, args, NULL);
+	const char *args[] = {hkey.s, event_type_name(type), data_json, max};
+	redisReply *rep = rds_script(r, &rs_events_emit, 1, 4, args, NULL);
 	int rc = -1;
 	if (!rep)
 		return -1;

@@ -274,18 +274,18 @@ static int drain_one(struct rds *r, const redisReply *e, char *err, size_t errle
 		log_warn("jobs outbox: entry %s is malformed; dropped", id);
 		return 1;
 	}
-	struct rkey ek = rkey1(RK_ROOM_EVENTS, room), ck = rkey1(RK_ROOM_CHANNEL, room);
+	struct rkey ek = rkey1(RK_ROOM_EVENTS, room);
 	struct rkey mk = rkey1(RK_ROOM_OUTBOX, room), rk = rkey1(RK_ROOM_RUNS, room);
-	if (!rkey_ok(&ek) || !rkey_ok(&ck) || !rkey_ok(&mk) || !rkey_ok(&rk)) {
+	if (!rkey_ok(&ek) || !rkey_ok(&mk) || !rkey_ok(&rk)) {
 		log_warn("jobs outbox: entry %s names an impossible room; dropped", id);
 		return 1;
 	}
 	char hist[16], mttl[24];
 	snprintf(hist, sizeof hist, "%d", EVENTS_HISTORY_MAX);
 	snprintf(mttl, sizeof mttl, "%d", JOBSTATE_MARK_TTL_S);
-	const char *args[] = {ek.s, ck.s, mk.s, rk.s, id, type, data, hist, run ? run : "",
+	const char *args[] = {ek.s, mk.s, rk.s, id, type, data, hist, run ? run : "",
 			      run ? keep : "", run ? ttl : "", mttl};
-	redisReply *rep = rds_script(r, &rs_outbox_apply, 4, 12, args, NULL);
+	redisReply *rep = rds_script(r, &rs_outbox_apply, 3, 11, args, NULL);
 	if (rds_reply_failed(r, rep, err, errlen))
 		return -1;
 	freeReplyObject(rep);

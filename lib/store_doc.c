@@ -642,7 +642,7 @@ static redisReply *commit_attempt(struct store *s, const struct store_doc_cfg *c
 	const char *room = dc->room;
 	struct rkey dk, ok;
 	keys_of(room, &dk, &ok);
-	struct rkey ek = rkey1(RK_ROOM_EVENTS, room), ch = rkey1(RK_ROOM_CHANNEL, room);
+	struct rkey ek = rkey1(RK_ROOM_EVENTS, room);
 	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room), ck = rkey1(RK_ROOM_COMMITS, room);
 	char exp[24], uid[24], span[24], ret[24], delta[24], ins[24], del[24], limit[24];
 	char keep[16], due[32], hist[16];
@@ -660,14 +660,14 @@ static redisReply *commit_attempt(struct store *s, const struct store_doc_cfg *c
 	snprintf(keep, sizeof keep, "%d", DOC_OPS_KEEP);
 	snprintf(due, sizeof due, "%lld", clock_wall_ms() + cfg->snapshot_interval_ms);
 	snprintf(hist, sizeof hist, "%d", EVENTS_HISTORY_MAX);
-	const char *args[] = {dk.s,	 ok.s,	   ek.s,      ch.s,	 mk.s,	   ck.s,
+	const char *args[] = {dk.s,	 ok.s,	   ek.s,      mk.s,	 ck.s,
 			      exp,	 uid,	   span,      ret,	 delta,	   ins,
 			      del,	 limit,	   exact,     t->log[0], t->log[1], t->ev[0],
 			      t->ev[1], t->sep,	   keep,      hist,	 member};
 	struct rds *rd;
 	redisReply *r = NULL;
 	if (store_redis(s, &rd) == STORE_OK)
-		r = commit_and_mark(rd, 6, sizeof args / sizeof args[0], args, due, room);
+		r = commit_and_mark(rd, 5, sizeof args / sizeof args[0], args, due, room);
 	if (r && (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
 		  r->element[0]->type != REDIS_REPLY_INTEGER)) {
 		freeReplyObject(r);

@@ -1,7 +1,7 @@
 --! use emit
---! keys ROOM_CONNS ROOM_EVENTS ROOM_CHANNEL
+--! keys ROOM_CONNS ROOM_EVENTS
 -- Presence across brokers (docs/INTERNALS.md, "Broker"), one room: its keys only, one slot.
--- Redis' clock is the one clock. KEYS: the room's conns set, history, channel. ARGV[1] op:
+-- Redis' clock is the one clock. KEYS: the room's conns set, history (the channel: _emit.lua). ARGV[1] op:
 -- open | close | refresh | sweep; ARGV[2] ttl ms; ARGV[3] history bound; ARGV[4] broker
 -- id; then user id / username pairs. The conns set holds members "broker|uid|username"
 -- scored by expiry. join is emitted when a user gets their first live member, leave when
@@ -14,7 +14,7 @@ local ttl = tonumber(ARGV[2])
 local conns = KEYS[1]
 local function tell(kind, uid, name)
   local data = cjson.encode({user = {id = tonumber(uid), username = name}})
-  emit(KEYS[2], KEYS[3], kind, data, ARGV[3])
+  emit(KEYS[2], kind, data, ARGV[3])
 end
 local function live(uid)
   for _, m in ipairs(redis.call('ZRANGEBYSCORE', conns, now, '+inf')) do

@@ -1,11 +1,12 @@
 --! use emit
---! keys ROOM_DOC ROOM_OPS ROOM_EVENTS ROOM_CHANNEL ROOM_MEMBERS ROOM_COMMITS
+--! keys ROOM_DOC ROOM_OPS ROOM_EVENTS ROOM_MEMBERS ROOM_COMMITS
 -- Commits one operation to a room's document in one round trip (lib/store_doc.c,
 -- docs/INTERNALS.md "Operations and snapshots"). The operation comes without its final
 -- retain: only here is the document's length known, so this script writes that retain
 -- (the length less the op's span) into the log entry and the event where the caller cut
 -- them.
--- KEYS doc, ops, events, channel, members, commits (all the room's: one slot; the snapshot
+-- KEYS doc, ops, events, members, commits (all the room's: one slot; the event's channel is
+-- named by _emit.lua, in the same slot; the snapshot
 -- schedule is another slot, so the API marks the room due in the same pipeline, right after
 -- this script: lib/store_doc.c, commit_attempt).
 -- ARGV 1 expected revision, 2 user id ("": the right to edit was checked already), 3 span
@@ -28,14 +29,14 @@
 -- The commits set remembers which revision each request became, for the last `ops to
 -- keep` revisions only (trimmed by score), so a repeat is found without a scan.
 if ARGV[2] ~= '' then
-  local role = redis.call('HGET', KEYS[5], ARGV[2])
+  local role = redis.call('HGET', KEYS[4], ARGV[2])
   if role ~= 'owner' and role ~= 'editor' then return {-3, role or ''} end
 end
 local h = redis.call('HMGET', KEYS[1], 'revision', 'length', 'bytes')
 local rev = tonumber(h[1])
 if not rev then return {-1} end
 if ARGV[17] ~= '' then
-  local done = tonumber(redis.call('ZSCORE', KEYS[6], ARGV[17]))
+  local done = tonumber(redis.call('ZSCORE', KEYS[5], ARGV[17]))
   if done and done <= rev then
     local first = rev - redis.call('LLEN', KEYS[2]) + 1
     if done >= first then return {7, done, redis.call('LINDEX', KEYS[2], done - first)} end
@@ -65,7 +66,7 @@ redis.call('HSET', KEYS[1], 'revision', rev + 1, 'length', len + tonumber(ARGV[5
 redis.call('RPUSH', KEYS[2], ARGV[10] .. tail .. ARGV[11])
 local pending = rev + 1 - (tonumber(redis.call('HGET', KEYS[1], 'crev')) or rev)
 redis.call('LTRIM', KEYS[2], -math.max(tonumber(ARGV[15]), pending), -1)
-if ARGV[17] ~= '' then redis.call('ZADD', KEYS[6], rev + 1, ARGV[17]) end
-redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', rev + 1 - tonumber(ARGV[15]))
-local id = emit(KEYS[3], KEYS[4], 'operation', ARGV[12] .. tail .. ARGV[13], ARGV[16])
+if ARGV[17] ~= '' then redis.call('ZADD', KEYS[5], rev + 1, ARGV[17]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', rev + 1 - tonumber(ARGV[15]))
+local id = emit(KEYS[3], 'operation', ARGV[12] .. tail .. ARGV[13], ARGV[16])
 return {1, rev + 1, id, pending, len}

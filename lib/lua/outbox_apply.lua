@@ -1,8 +1,8 @@
 --! use emit
---! keys ROOM_EVENTS ROOM_CHANNEL ROOM_OUTBOX ROOM_RUNS
+--! keys ROOM_EVENTS ROOM_OUTBOX ROOM_RUNS
 -- The second step of a job's room event (lib/jobstate.c, jobstate_drain): one entry of the
 -- jobs' outbox (_outbox.lua) carried out in its room's slot. KEYS: the room's history,
--- channel, outbox mark (the id of the last entry applied here) and recent runs. ARGV: 1 the
+-- outbox mark (the id of the last entry applied here) and recent runs. ARGV: 1 the
 -- entry's id, 2 event type ("" none), 3 event data, 4 history bound, 5 a job id for the
 -- recent runs ("" none), 6 runs kept, 7 their lifetime s, 8 the mark's lifetime s.
 -- Entries are drained oldest first, so an entry not after the mark was applied already (by
@@ -17,13 +17,13 @@ local function after(a, b)
   return am > bm or (am == bm and as > bs)
 end
 if not after(ARGV[1], '') then return redis.error_reply('ERR outbox entry id ' .. ARGV[1]) end
-local last = redis.call('GET', KEYS[3])
+local last = redis.call('GET', KEYS[2])
 if last and not after(ARGV[1], last) then return 0 end
-redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[8])
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[8])
 if ARGV[5] ~= '' then
-  redis.call('LPUSH', KEYS[4], ARGV[5])
-  redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[6]) - 1)
-  redis.call('EXPIRE', KEYS[4], ARGV[7])
+  redis.call('LPUSH', KEYS[3], ARGV[5])
+  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[6]) - 1)
+  redis.call('EXPIRE', KEYS[3], ARGV[7])
 end
-if ARGV[2] ~= '' then emit(KEYS[1], KEYS[2], ARGV[2], ARGV[3], ARGV[4]) end
+if ARGV[2] ~= '' then emit(KEYS[1], ARGV[2], ARGV[3], ARGV[4]) end
 return 1

@@ -1,14 +1,13 @@
 // A tiny Redis client (RESP2) for tests: enough to EVAL, HSET, XADD, SHUTDOWN.
-import { readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { scripts } from './rscripts.mjs';
 
-const LUA = fileURLToPath(new URL('../../lib/lua/', import.meta.url));
 // The programs' own event script (lib/lua/events_emit.lua with the one envelope of
-// lib/lua/_emit.lua), read from the repository, so a test emits exactly as they do:
-// KEYS history, channel; ARGV type, data, bound.
-export const EMIT_SCRIPT = readFileSync(`${LUA}_emit.lua`, 'utf8') +
-  readFileSync(`${LUA}events_emit.lua`, 'utf8');
+// lib/lua/_emit.lua), as they send it (build/gen/rscripts.c), so a test emits exactly as
+// they do: KEYS history; ARGV type, data, bound (the channel is named from the history key).
+export const EMIT_SCRIPT = scripts(fileURLToPath(new URL('../../build/gen/rscripts.c', import.meta.url)))
+  .get('events_emit').text;
 
 // Key names as lib/rkeys.def spells them (the room in braces: a Redis Cluster hash tag).
 export const roomKey = (room, suffix = '') => `cc:room:{${room}}${suffix ? `:${suffix}` : ''}`;
@@ -96,7 +95,7 @@ export class Redis {
 
   emit(room, type, data, max = 1000) {
     const json = typeof data === 'string' ? data : JSON.stringify(data);
-    return this.cmd('EVAL', EMIT_SCRIPT, 2, roomKey(room, 'events'), roomKey(room), type, json, max);
+    return this.cmd('EVAL', EMIT_SCRIPT, 1, roomKey(room, 'events'), type, json, max);
   }
 
   close() { this.sock?.destroy(); }
@@ -145,7 +144,7 @@ export class ClusterRedis {
 
   emit(room, type, data, max = 1000) {
     const json = typeof data === 'string' ? data : JSON.stringify(data);
-    return this.cmd('EVAL', EMIT_SCRIPT, 2, roomKey(room, 'events'), roomKey(room), type, json, max);
+    return this.cmd('EVAL', EMIT_SCRIPT, 1, roomKey(room, 'events'), type, json, max);
   }
 
   close() {

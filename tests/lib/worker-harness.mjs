@@ -119,7 +119,7 @@ export async function enqueue(r, { id = jobId(), room = 'room1', kind = 'executi
   await r.cmd('HSET', `cc:{jobs}:job:${id}`, 'kind', kind, 'room', room, 'user', '1', 'username', 'tester',
     'request', JSON.stringify(request), 'status', 'queued', 'attempts', '0', 'created_at', now);
   await r.cmd('EXPIRE', `cc:{jobs}:job:${id}`, 7 * 86400);
-  await r.cmd('EVAL', EMIT_SCRIPT, 2, `cc:room:{${room}}:events`, `cc:room:{${room}}`, kind,
+  await r.cmd('EVAL', EMIT_SCRIPT, 1, `cc:room:{${room}}:events`, kind,
     JSON.stringify({ job_id: id, status: 'queued' }), 1000);
   await r.cmd('XADD', 'cc:{jobs}:stream', 'MAXLEN', '~', '100000', '*', 'job', id);
   await r.cmd('EXEC');

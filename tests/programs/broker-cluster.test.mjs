@@ -71,7 +71,7 @@ async function roomOn(m) {
 // serving the room; with `replicated`, acknowledged by a replica (WAIT) before it counts, as the
 // API's writes are (a master killed later cannot take it along).
 async function emit(room, n, { replicated = false } = {}) {
-  const args = ['EVAL', EMIT_SCRIPT, 2, roomKey(room, 'events'), roomKey(room), 'operation', JSON.stringify({ n }), 1000];
+  const args = ['EVAL', EMIT_SCRIPT, 1, roomKey(room, 'events'), 'operation', JSON.stringify({ n }), 1000];
   if (!replicated) return cluster.cmd(roomKey(room, 'events'), ...args);
   const [id, acks] = await cluster.cmdThen(roomKey(room, 'events'), args, (r) => r.cmd('WAIT', 1, 5000));
   assert.equal(acks, 1, 'a replica has the event');
@@ -246,17 +246,21 @@ const byId = (a, b) => {
   return am !== bm ? (am < bm ? -1 : 1) : as === bs ? 0 : as < bs ? -1 : 1;
 };
 
-// One event by the programs' own emit script (the channel declared as a key), routed the way
-// lib/rds.c routes it: MOVED and ASK followed (ASK after ASKING), TRYAGAIN tried again shortly.
-// Every refusal met is counted by its kind in `refused`.
-async function emitRouted(room, n, refused) {
+// One event by the programs' own emit script (KEYS: the history only; the channel is named
+// from it), routed the way lib/rds.c routes it: MOVED and ASK followed (ASK after ASKING),
+// TRYAGAIN tried again shortly. Every refusal met is counted by its kind in `refused`; the
+// port that wrote it is kept in `wroteAt` (event id → port).
+async function emitRouted(room, n, refused, wroteAt) {
   const history = roomKey(room, 'events');
-  const args = ['EVAL', EMIT_SCRIPT, 2, history, roomKey(room), 'operation', JSON.stringify({ n }), 1000];
+  const args = ['EVAL', EMIT_SCRIPT, 1, history, 'operation', JSON.stringify({ n }), 1000];
   let port = await cluster.portOf(history);
   let asking = false;
   for (let tries = 0; tries < 1000; tries++) {
     const r = await at(port, asking, ...args);
-    if (/^\d+-\d+$/.test(r)) return r;
+    if (/^\d+-\d+$/.test(r)) {
+      wroteAt.set(r, port);
+      return r;
+    }
     const m = /^(MOVED|ASK|TRYAGAIN)\b(?: \d+ [^:]+:(\d+))?/.exec(r);
     if (!m) throw new Error(`emit: ${r}`);
     refused[m[1]] = (refused[m[1]] ?? 0) + 1;
@@ -271,7 +275,12 @@ async function emitRouted(room, n, refused) {
   throw new Error('emit: refused too often');
 }
 
-test('a live migration of a room\'s slot, step by step, under a steady stream of writes: every event once, in order, the stream never cut', async () => {
+// A script that declares the channel among its KEYS, as every emitting script did before:
+// the control that shows what the step-by-step test below avoids.
+const DECLARED = "redis.call('XADD', KEYS[1], '*', 'type', 'operation', 'data', '{}') " +
+  "return redis.call('SPUBLISH', KEYS[2], 'x')";
+
+test('a live migration of a room\'s slot, step by step, under a steady stream of writes: the writes never wait, every event once, in order, the stream never cut', async () => {
   const masters = await cluster.masters();
   const to = masters[0];
   const room = await roomOn(masters[2]);
@@ -281,28 +290,26 @@ test('a live migration of a room\'s slot, step by step, under a steady stream of
   const s = stream(room);
   const want = [];
   const refused = {};
+  const wroteAt = new Map();
   let writing = true;
   let writer;
   const written = (more) => {
     const goal = want.length + more;
     return waitFor(() => want.length >= goal, { what: `${more} more events written`, timeout: 15000 });
   };
-  const refusals = (kind, more) => {
-    const goal = (refused[kind] ?? 0) + more;
-    return waitFor(() => (refused[kind] ?? 0) >= goal, { what: `writes refused with ${kind}`, timeout: 15000 });
-  };
+  const count = (kind) => refused[kind] ?? 0;
   // the broker's subscription is where it started (a connection of the test's own would add one)
   const listening = async (port, what) => {
     const r = await at(port, false, 'PUBSUB', 'SHARDNUMSUB', ch);
     assert.equal(r[1], 1, `the broker listens at the source ${what}`);
   };
-  let extra;
+  let atTarget = [];
   try {
     await waitFor(() => subscribedAt(room), { what: 'subscribed' });
     await waitFor(() => s.connects === 1, { what: 'the stream open' });
     writer = (async () => {
       for (let n = 1; writing; n++) {
-        want.push(await emitRouted(room, n, refused));
+        want.push(await emitRouted(room, n, refused, wroteAt));
         await sleep(10); // a steady pace, not a flood
       }
     })();
@@ -314,29 +321,42 @@ test('a live migration of a room\'s slot, step by step, under a steady stream of
           assert.match(await at(to.port, false, 'SSUBSCRIBE', ch), new RegExp(`^MOVED ${slot} .*:${from.port}$`));
           await written(5);
           await listening(from.port, 'while the target imports');
-        } else if (stage === 'migrating' || stage === 'migrated') {
-          await listening(from.port, `once ${stage}`);
+        } else if (stage === 'migrating') {
+          await listening(from.port, 'once migrating');
           // Redis answers no ASK for a shard channel: the source serves it until the hand-over
           assert.deepEqual(await at(from.port, false, 'SSUBSCRIBE', ch), ['ssubscribe', ch, 1]);
-          // and no room event is published anywhere meanwhile: every emitting script declares
-          // the channel, which is never a key, so the slot's open state refuses the script
-          // (TRYAGAIN; ASK first at the source once the keys are gone); the writes wait
-          await refusals(stage === 'migrating' ? 'TRYAGAIN' : 'ASK', 3);
-          const emitArgs = ['EVAL', EMIT_SCRIPT, 2, history, ch, 'operation', '{"n":0}', 1000];
-          assert.match(await at(to.port, true, ...emitArgs), /^TRYAGAIN/);
-          if (stage === 'migrated') {
-            await refusals('TRYAGAIN', 3);
-            // An event that does land at the target now (a script declaring only the history,
-            // sent there with ASKING): published where the broker does not listen, so it can
-            // only reach the client from the history once the slot has moved.
-            extra = await at(to.port, true, 'EVAL',
-              "local id = redis.call('XADD', KEYS[1], '*', 'type', 'operation', 'data', ARGV[2]) " +
-              "redis.call('SPUBLISH', ARGV[1], '{\"type\":\"operation\",\"id\":\"' .. id .. '\",\"data\":' .. ARGV[2] .. '}') " +
-              'return id', 1, history, ch, '{"n":-1}');
-            assert.match(extra, /^\d+-\d+$/, 'written at the target');
-          }
+          // a script declaring the channel (a key Redis never finds) is refused now ...
+          assert.match(await at(from.port, false, 'EVAL', DECLARED, 2, history, ch), /^TRYAGAIN/);
+          // ... ours, which publishes the channel without declaring it, is served at the
+          // source at once, and the broker, still listening there, gets it live
+          const tries = count('TRYAGAIN');
+          const id = await at(from.port, false, 'EVAL', EMIT_SCRIPT, 1, history, 'operation', '{"n":0}', 1000);
+          assert.match(id, /^\d+-\d+$/, 'written at the source while migrating');
+          want.push(id);
+          await written(5);
+          await waitFor(() => ids(s).includes(id), { what: 'an event written while migrating, live' });
+          assert.equal(count('TRYAGAIN'), tries, 'no write waited');
+        } else if (stage === 'migrated') {
+          await listening(from.port, 'once the keys have moved');
+          assert.deepEqual(await at(from.port, false, 'SSUBSCRIBE', ch), ['ssubscribe', ch, 1]);
+          // the keys are at the target: the source answers ASK, the target under ASKING writes
+          // and publishes at once (a declared channel would be TRYAGAIN there)
+          assert.match(await at(to.port, true, 'EVAL', DECLARED, 2, history, ch), /^TRYAGAIN/);
+          const tries = count('TRYAGAIN');
+          const asks = count('ASK');
+          const before = want.length;
+          await written(5);
+          assert.equal(count('TRYAGAIN'), tries, 'no write waited');
+          assert.ok(count('ASK') >= asks + 5, 'each write was asked to the target');
+          atTarget = want.slice(before).filter((id) => wroteAt.get(id) === to.port);
+          assert.ok(atTarget.length >= 5, 'written at the target under ASKING');
+          // published at the target, where nobody listens yet: they reach the client only
+          // from the history, after the hand-over
+          const r = await at(to.port, false, 'PUBSUB', 'SHARDNUMSUB', ch);
+          assert.equal(r[1], 0, 'nobody listens at the target before the hand-over');
+          assert.ok(!atTarget.some((id) => ids(s).includes(id)), 'not delivered before the hand-over');
         } else if (stage === 'target') {
-          // the waiting writes go on at the new owner
+          // the writes go on at the new owner
           await written(5);
         }
       },
@@ -344,12 +364,13 @@ test('a live migration of a room\'s slot, step by step, under a steady stream of
     await written(5);
     writing = false;
     await writer;
-    want.push(extra);
     want.sort(byId);
     await waitFor(() => s.events.length >= want.length, { what: 'every event at the client', timeout: 10000 });
     await sleep(300); // a duplicate would come right behind
     assert.deepEqual(ids(s), want);
     assert.equal(s.connects, 1, 'the stream was never cut');
+    assert.ok(atTarget.every((id) => ids(s).includes(id)));
+    assert.equal(count('TRYAGAIN'), 0, `no write was refused with TRYAGAIN: ${JSON.stringify(refused)}`);
     const now = await waitFor(() => subscribedAt(room), { what: 'subscribed at the new owner' });
     assert.equal(now.port, to.port);
   } finally {

@@ -8,7 +8,11 @@
 //   - all its keys, declared and named, share one hash tag (the same fixed text, or the same
 //     placeholder, which the caller fills with one value per call; lib/rds.c refuses a call
 //     whose KEYS hash to two slots), unless it touches exactly one key;
-//   - it reads no KEYS[n] beyond those it declares.
+//   - it reads no KEYS[n] beyond those it declares;
+//   - a channel (a name of lib/rkeys.def ending in _CHANNEL) is never declared (Redis would
+//     count it as a key that is missing while the slot migrates, and refuse the call); a
+//     script names it itself (_emit.lua: from the hash tag of the history key), and it must
+//     share the hash tag of the script's keys, so it is published in their slot.
 // tests/programs/cluster-scripts.test.mjs then runs every script on a real cluster.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -34,6 +38,7 @@ export function tagOf(pattern) {
   return /^<[a-z]+>$/.test(t) ? { placeholder: t } : (/[<>]/.test(t) ? { mixed: t } : { fixed: t });
 }
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+const isChannel = (name) => name.endsWith('_CHANNEL');
 
 const code = (text) => text.split('\n').filter((l) => !/^\s*--/.test(l)).join('\n');
 
@@ -66,11 +71,12 @@ export function problems(name, info = scriptInfo(name)) {
   for (const d of info.decl) {
     for (const a of d.replace(/\*$/, '').split('|')) {
       if (!patterns.has(a)) out.push(`${name}: declares ${a}, which lib/rkeys.def lacks`);
+      else if (isChannel(a)) out.push(`${name}: declares the channel ${a} among its KEYS`);
     }
   }
   for (const k of info.named) {
     if (!patterns.has(k)) out.push(`${name}: calls K_${k}, which lib/rkeys.def lacks`);
-    else if (!tagOf(patterns.get(k))?.fixed) {
+    else if (!isChannel(k) && !tagOf(patterns.get(k))?.fixed) {
       out.push(`${name}: names ${patterns.get(k)} itself; a key without a fixed hash tag must come in KEYS`);
     }
   }
@@ -120,4 +126,9 @@ test('the check itself: scripts that would cross slots are caught', () => {
   assert.deepEqual(problems('j', { ...base, decl: ['RL_USER|RL_LOGIN_ADDR'] }), []);
   assert.deepEqual(problems('k', { ...base, decl: ['JOB', 'JOBS'], named: ['FAIR_ROOMS'], maxKey: 2 }), []);
   assert.deepEqual(problems('l', { ...base, decl: ['ROOM_DOC', 'ROOM_OPS'], maxKey: 2 }), []);
+  // a room's channel: named by the script, in the room's slot, never declared
+  assert.deepEqual(problems('m', { ...base, decl: ['ROOM_EVENTS'], named: ['ROOM_CHANNEL'] }), []);
+  assert.match(problems('n', { ...base, decl: ['ROOM_EVENTS', 'ROOM_CHANNEL'], maxKey: 2 })[0], /declares the channel/);
+  assert.match(problems('o', { ...base, decl: ['JOB'], named: ['ROOM_CHANNEL'] })[0], /hash tags differ/);
+  assert.match(problems('p', { ...base, decl: ['JOB'], named: ['ACCESS_CHANNEL'] })[0], /without a hash tag/);
 });
