@@ -3,7 +3,9 @@
  * Redis (lib/rkeys.def, docs/INTERNALS.md): RK_ROOM_EVENTS, a Stream, is the room's
  * bounded event history (entry fields "type" and "data", JSON text; the entry id is the
  * event id); RK_ROOM_CHANNEL is its pub/sub channel, where each message is the event as
- * clients get it: {"type":"<type>","id":"<stream id>","data":<data>}. The one envelope is
+ * clients get it: {"type":"<type>","id":"<stream id>","data":<data>}. The channel is not
+ * passed in KEYS: the script names it from the history key (a slot being migrated would
+ * refuse a declared channel, docs/INTERNALS.md "A slot migrated live"). The one envelope is
  * lib/lua/_emit.lua: XADD (MAXLEN ~ EVENTS_HISTORY_MAX) and SPUBLISH together, so every
  * published event is in the history and ids are monotonic per room; every script that
  * emits (events_emit.lua, the job scripts, the API's commit) uses it. */
