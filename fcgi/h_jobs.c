@@ -237,10 +237,16 @@ static int request_digest(const struct valid_value *v, char hex[33])
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 	cJSON *o = cJSON_CreateObject();
-	for (int i = F_LANGUAGE; o && i <= F_ARGS; i++)
-		if (v[i].present)
-			cJSON_AddItemToObject(o, exec_fields[i].name, cJSON_Duplicate(v[i].item, 1));
-	char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+	int whole = o != NULL; /* a field lost to memory would change the digest */
+	for (int i = F_LANGUAGE; whole && i <= F_ARGS; i++) {
+		if (!v[i].present)
+			continue;
+		cJSON *dup = cJSON_Duplicate(v[i].item, 1);
+		whole = dup && cJSON_AddItemToObject(o, exec_fields[i].name, dup);
+		if (dup && !whole)
+			cJSON_Delete(dup);
+	}
+	char *text = whole ? cJSON_PrintUnformatted(o) : NULL;
 	cJSON_Delete(o);
 	int ok = text && EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(), NULL) == 1 &&
 		 mdlen >= 16;
