@@ -248,7 +248,9 @@ void api_too_many(struct api_ctx *c, long retry_s, const char *code, const char 
 	http_resp_header(c->resp, "Retry-After", ra);
 }
 
-int api_user_quota(struct api_ctx *c, const char *what, long limit, const char *noun)
+/* api_user_quota; member not NULL: the event counted is handed back there. */
+static int user_quota(struct api_ctx *c, const char *what, long limit, const char *noun,
+		      char *member)
 {
 	struct rds *rd;
 	enum store_status st = store_redis(c->store, &rd);
@@ -260,7 +262,8 @@ int api_user_quota(struct api_ctx *c, const char *what, long limit, const char *
 	char uid[24];
 	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
 	struct rkey key = rkey2(RK_RL_USER, what, uid);
-	enum ratelimit_result rl = ratelimit_check(rd, key.s, limit, 60000, 1, &retry);
+	enum ratelimit_result rl = member ? ratelimit_reserve(rd, key.s, limit, 60000, member, &retry)
+				       : ratelimit_check(rd, key.s, limit, 60000, 1, &retry);
 	if (rl == RATELIMIT_ERROR) {
 		api_fail(c, store_redis_failed(c->store), NULL, "the rate limiter is unavailable");
 		return -1;
@@ -270,6 +273,27 @@ int api_user_quota(struct api_ctx *c, const char *what, long limit, const char *
 		return -1;
 	}
 	return 0;
+}
+
+int api_user_quota(struct api_ctx *c, const char *what, long limit, const char *noun)
+{
+	return user_quota(c, what, limit, noun, NULL);
+}
+
+int api_user_quota_reserve(struct api_ctx *c, const char *what, long limit, const char *noun,
+			   char member[RATELIMIT_MEMBER_LEN + 1])
+{
+	return user_quota(c, what, limit, noun, member);
+}
+
+void api_user_quota_release(struct api_ctx *c, const char *what, const char *member)
+{
+	struct rds *rd;
+	char uid[24];
+	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
+	struct rkey key = rkey2(RK_RL_USER, what, uid);
+	if (store_redis(c->store, &rd) != STORE_OK || ratelimit_release(rd, key.s, member) < 0)
+		log_warn("user %s: could not take back a counted %s", uid, what);
 }
 
 /* 401 for a session that was revoked. Which revocation is told apart only on this (rare)

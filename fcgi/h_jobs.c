@@ -7,12 +7,15 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+
 #include "cfg.h"
 #include "handlers.h"
 #include "jobstate.h"
 #include "store_job.h"
 #include "lang.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "rnd.h"
 #include "valid.h"
 
@@ -30,12 +33,33 @@
 #define STR(x) STR_(x)
 #define RUNS_KEEP_TEXT STR(JOBSTATE_RUNS_KEEP)
 
-static const struct valid_field exec_fields[] = {
+/* a run's request_id names its job this long (docs/API.md, "Sending a run again is safe") */
+#define REQUEST_ID_TTL_S 600
+#define REQUEST_ID_MAX 64
+
+/* A request id goes into a Redis key name (RK_JOB_REQUEST): a short set of characters keeps
+ * it one plain component (no ':', braces, spaces or bytes a log would mangle). */
+static int check_request_id(const char *s, const char **why)
+{
+	for (; *s; s++) {
+		char ch = *s;
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      ch == '_' || ch == '-' || ch == '.')) {
+			*why = "may only contain letters, digits, '_', '-' and '.'";
+			return -1;
+		}
+	}
+	return 0;
+}
+
+enum { F_LANGUAGE, F_VERSION, F_CODE, F_STDIN, F_ARGS, F_REQUEST_ID, F_COUNT };
+static const struct valid_field exec_fields[F_COUNT] = {
 	{"language", VALID_STRING, VALID_SINGLE_LINE, 1, 32, NULL, NULL},
 	{"version", VALID_STRING, VALID_SINGLE_LINE, 1, 32, NULL, NULL},
 	{"code", VALID_STRING, VALID_TEXT, 0, CODE_MAX, NULL, NULL},
 	{"stdin", VALID_STRING, VALID_TEXT, 0, STDIN_MAX, NULL, NULL},
 	{"args", VALID_ANY, 0, 0, 0, NULL, NULL},
+	{"request_id", VALID_STRING, VALID_SINGLE_LINE, 1, REQUEST_ID_MAX, NULL, check_request_id},
 };
 
 static void add_extra(cJSON *o, const char *event_extra);
@@ -104,7 +128,7 @@ static const char *lang_or(const cJSON *request, const char *name)
 /* Admission bounds: JOB_ROOM_BACKLOG_MAX, JOB_USER_BACKLOG_MAX, JOB_QUEUE_MAX (README.md),
  * read and checked once at start (api_config_load). */
 int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const char *event_kind,
-		 cJSON *request, char id_out[JOB_ID_LEN + 1])
+		 cJSON *request, char id_out[JOB_ID_LEN + 1], struct jobs_request *rq)
 {
 	char *req = cJSON_PrintUnformatted(request);
 	char *data = NULL, *extra = NULL;
@@ -156,6 +180,10 @@ int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const ch
 		.room_max = c->cfg->job_room_backlog_max,
 		.user_max = c->cfg->job_user_backlog_max,
 		.queue_max = c->cfg->job_queue_max,
+		.request_id = rq ? rq->id : NULL,
+		.request_digest = rq ? rq->digest : NULL,
+		.request_ttl_s = REQUEST_ID_TTL_S,
+		.first = rq ? &rq->first : NULL,
 	};
 	long pos = 0, backlog = 0;
 	/* admission, the hash, the room's queued event, then the job in its room's line (and
@@ -165,6 +193,15 @@ int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const ch
 	switch (admitted) {
 	case JOBSTATE_ADMITTED:
 		rc = 0;
+		break;
+	case JOBSTATE_REPEATED:
+		rc = 1;
+		break;
+	case JOBSTATE_REUSED:
+		api_error(c, 409, "request_id_reused",
+			  "request_id %s already named another run in this room (job %s) in the "
+			  "last %d minutes; send a new request_id for a new run",
+			  rq->id, rq->first.id, REQUEST_ID_TTL_S / 60);
 		break;
 	case JOBSTATE_ROOM_FULL:
 		api_too_many(c, JOBS_RETRY_AFTER_S, "room_queue_full",
@@ -190,14 +227,63 @@ out:
 	return rc;
 }
 
+/* The digest a request_id's mark keeps (hex, 32 digits): the SHA-256 (first 16 bytes) of
+ * the run's fields as the body gave them, in a fixed order, so a repeat compares equal
+ * whatever its JSON spacing or member order. Fields left out count as left out: a body
+ * without code is the same request again even if the room's document changed meanwhile.
+ * 0, or -1 out of memory. */
+static int request_digest(const struct valid_value *v, char hex[33])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	cJSON *o = cJSON_CreateObject();
+	int whole = o != NULL; /* a field lost to memory would change the digest */
+	for (int i = F_LANGUAGE; whole && i <= F_ARGS; i++) {
+		if (!v[i].present)
+			continue;
+		cJSON *dup = cJSON_Duplicate(v[i].item, 1);
+		whole = dup && cJSON_AddItemToObject(o, exec_fields[i].name, dup);
+		if (dup && !whole)
+			cJSON_Delete(dup);
+	}
+	char *text = whole ? cJSON_PrintUnformatted(o) : NULL;
+	cJSON_Delete(o);
+	int ok = text && EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(), NULL) == 1 &&
+		 mdlen >= 16;
+	free(text);
+	if (!ok)
+		return -1;
+	for (int i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
+/* 202 {job:{id, status, language, version}, repeated?} with its Location. */
+static void answer_run(struct api_ctx *c, const char *id, const char *status, const char *lang,
+		       const char *ver, int repeated)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON *job = cJSON_AddObjectToObject(o, "job");
+	cJSON_AddStringToObject(job, "id", id);
+	cJSON_AddStringToObject(job, "status", status);
+	cJSON_AddStringToObject(job, "language", lang);
+	cJSON_AddStringToObject(job, "version", ver);
+	if (repeated)
+		cJSON_AddTrueToObject(o, "repeated");
+	char loc[96];
+	snprintf(loc, sizeof loc, "/api/jobs/%s", id);
+	http_resp_header(c->resp, "Location", loc);
+	api_json(c, 202, o);
+}
+
 void h_execution_create(struct api_ctx *c)
 {
-	struct valid_value v[5];
-	char role[16] = "", lang[33] = "";
-	if (api_require_user(c) < 0 || api_body_fields(c, 1, exec_fields, 5, v) < 0)
+	struct valid_value v[F_COUNT];
+	char role[16] = "", lang[33] = "", digest[33] = "";
+	if (api_require_user(c) < 0 || api_body_fields(c, 1, exec_fields, F_COUNT, v) < 0)
 		return;
-	const cJSON *args = v[4].item;
-	if (v[4].present) {
+	const cJSON *args = v[F_ARGS].item;
+	if (v[F_ARGS].present) {
 		if (!cJSON_IsArray(args) || cJSON_GetArraySize(args) > ARGS_MAX) {
 			api_error(c, 400, "invalid_request", "args must be an array of at most %d strings",
 				  ARGS_MAX);
@@ -217,61 +303,73 @@ void h_execution_create(struct api_ctx *c)
 			}
 		}
 	}
+	struct jobs_request rq = {.id = v[F_REQUEST_ID].present ? v[F_REQUEST_ID].s : NULL,
+				  .digest = digest};
+	if (rq.id && request_digest(v, digest) < 0) {
+		api_error(c, 500, "internal", "out of memory");
+		return;
+	}
 	if (room_access_edit(c, c->params[0], role, lang) < 0)
 		return;
 	cJSON *runtimes = load_runtimes(c);
 	if (!runtimes)
 		return;
-	const char *want_lang = v[0].present ? v[0].s : lang;
-	cJSON *rt = find_runtime(runtimes, want_lang, v[1].present ? v[1].s : NULL);
+	const char *ver_want = v[F_VERSION].present ? v[F_VERSION].s : NULL;
+	const char *want_lang = v[F_LANGUAGE].present ? v[F_LANGUAGE].s : lang;
+	cJSON *rt = find_runtime(runtimes, want_lang, ver_want);
 	if (!rt && lang_canonical(want_lang)) /* "py" for a runtime announced as "python" */
-		rt = find_runtime(runtimes, lang_canonical(want_lang), v[1].present ? v[1].s : NULL);
+		rt = find_runtime(runtimes, lang_canonical(want_lang), ver_want);
 	cJSON_Delete(runtimes);
 	if (!rt) {
 		api_error(c, 400, "unknown_runtime",
 			  "no installed runtime for %s%s%s; GET /api/runtimes lists them", want_lang,
-			  v[1].present ? " " : "", v[1].present ? v[1].s : "");
+			  ver_want ? " " : "", ver_want ? ver_want : "");
 		return;
 	}
 	/* the code defaults to the room's document */
 	struct doc_state d = {0};
-	if (!v[2].present && doc_read(c, c->params[0], &d) < 0) {
+	if (!v[F_CODE].present && doc_read(c, c->params[0], &d) < 0) {
 		cJSON_Delete(rt);
 		return;
 	}
-	if (!v[2].present && d.content_len > CODE_MAX) {
+	if (!v[F_CODE].present && d.content_len > CODE_MAX) {
 		doc_state_free(&d);
 		cJSON_Delete(rt);
 		api_error(c, 413, "code_too_large", "the code is over %d KiB", CODE_MAX / 1024);
 		return;
 	}
-	if (api_user_quota(c, "exec", c->cfg->exec_limit, "runs") < 0) {
+	/* a repeat is no new run: a request id already known is not counted, and a run counted
+	 * that turns out to be a repeat (two copies raced) is taken back below */
+	int known = 0;
+	char counted[RATELIMIT_MEMBER_LEN + 1] = "", uid[32], err[256];
+	struct rds *rd;
+	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
+	if (rq.id && store_redis(c->store, &rd) == STORE_OK) {
+		known = jobstate_request_known(rd, c->params[0], uid, rq.id, err, sizeof err);
+		if (known < 0) /* then it is counted, as any run; the script still decides */
+			log_warn("request id of user %s: %s", uid, err);
+	}
+	if (known != 1 && api_user_quota_reserve(c, "exec", c->cfg->exec_limit, "runs", counted) < 0) {
 		doc_state_free(&d);
 		cJSON_Delete(rt);
 		return;
 	}
-	cJSON_AddStringToObject(rt, "code", v[2].present ? v[2].s : d.content);
-	cJSON_AddStringToObject(rt, "stdin", v[3].present ? v[3].s : "");
-	cJSON_AddItemToObject(rt, "args", v[4].present ? cJSON_Duplicate(args, 1) : cJSON_CreateArray());
+	cJSON_AddStringToObject(rt, "code", v[F_CODE].present ? v[F_CODE].s : d.content);
+	cJSON_AddStringToObject(rt, "stdin", v[F_STDIN].present ? v[F_STDIN].s : "");
+	cJSON_AddItemToObject(rt, "args",
+			      v[F_ARGS].present ? cJSON_Duplicate(args, 1) : cJSON_CreateArray());
 	doc_state_free(&d);
 	char id[JOB_ID_LEN + 1] = "";
-	int rc = jobs_enqueue(c, c->params[0], "execution", NULL, rt, id);
-	cJSON *job = cJSON_CreateObject();
-	cJSON_AddStringToObject(job, "id", id);
-	cJSON_AddStringToObject(job, "status", job_status_name(JOB_QUEUED));
-	cJSON_AddStringToObject(job, "language", cJSON_GetStringValue(cJSON_GetObjectItem(rt, "language")));
-	cJSON_AddStringToObject(job, "version", cJSON_GetStringValue(cJSON_GetObjectItem(rt, "version")));
+	int rc = jobs_enqueue(c, c->params[0], "execution", NULL, rt, id, rq.id ? &rq : NULL);
+	if (rc == 1 && counted[0])
+		api_user_quota_release(c, "exec", counted);
+	if (rc == 0)
+		answer_run(c, id, job_status_name(JOB_QUEUED),
+			   cJSON_GetStringValue(cJSON_GetObjectItem(rt, "language")),
+			   cJSON_GetStringValue(cJSON_GetObjectItem(rt, "version")), 0);
+	else if (rc == 1)
+		answer_run(c, rq.first.id, rq.first.status, rq.first.language, rq.first.version, 1);
 	cJSON_Delete(rt);
-	if (rc < 0) {
-		cJSON_Delete(job);
-		return;
-	}
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddItemToObject(o, "job", job);
-	char loc[64];
-	snprintf(loc, sizeof loc, "/api/jobs/%s", id);
-	http_resp_header(c->resp, "Location", loc);
-	api_json(c, 202, o);
 }
 
 /* The job named by c->params[0] (caller store_job_free()s): 0, or -1 answered (503 when

@@ -5,6 +5,7 @@
 #include "api.h"
 #include "store_doc.h"
 #include "store_room.h"
+#include "jobstate.h"
 
 void h_health(struct api_ctx *c);
 void h_streams(struct api_ctx *c);
@@ -70,10 +71,19 @@ int doc_read(struct api_ctx *c, const char *room, struct doc_state *out);
  * caller just read or wrote, or NULL to read it here. 0, or -1 when Redis (logged) or
  * PostgreSQL (answered) failed: the caller answers. */
 int room_visibility_sync(struct api_ctx *c, const char *room, const char *vis);
+/* A client's request id for a job (docs/API.md, "Sending a run again is safe"): its id, a
+ * digest of the request (hex) and, after a repeat, the job it names. */
+struct jobs_request {
+	const char *id;
+	const char *digest;
+	struct jobstate_first first;
+};
 /* Puts a job on the queue (h_jobs.c) and emits its `queued` room event (type kind, data
- * {job_id, kind: event_kind (when not NULL), status}) in the same step; 0, or -1 answered.
+ * {job_id, kind: event_kind (when not NULL), status}) in the same step; 0, 1 when rq (may be
+ * NULL) names a job made for the same request (rq->first; nothing made), or -1 answered
+ * (409 request_id_reused when rq names a job made for another request).
  * id_out: the job's id, picked here when it comes in empty ("") or the caller's. */
 int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const char *event_kind,
-		 cJSON *request, char id_out[17]);
+		 cJSON *request, char id_out[17], struct jobs_request *rq);
 
 #endif

@@ -132,12 +132,25 @@ int jobstate_change(struct rds *r, const struct jobstate_change *c, char *cur, s
 			    errlen);
 }
 
+/* A string reply copied into out (cap bytes; out NULL: only checked): 1, or 0 when it is no
+ * string or would not fit. */
+static int copy_reply_str(const redisReply *e, char *out, size_t cap)
+{
+	if (e->type != REDIS_REPLY_STRING || e->len >= cap)
+		return 0;
+	if (out) {
+		memcpy(out, e->str, e->len);
+		out[e->len] = '\0';
+	}
+	return 1;
+}
+
 int jobstate_create(struct rds *r, const struct jobstate_new *n, long *position,
 		    long *backlog, char *err, size_t errlen)
 {
-	enum { KEYS = 1, FIXED = 12 };
+	enum { KEYS = 1, FIXED = 15 };
 	const char *args[KEYS + FIXED + 2 * JOBSTATE_FIELDS_MAX];
-	char ttl[24], smax[16], rmax[24], umax[24], qmax[24], pmax[16], keep[16];
+	char ttl[24], smax[16], rmax[24], umax[24], qmax[24], pmax[16], keep[16], rttl[24];
 	struct rkey key;
 	int argc = 0, rc = -1;
 	redisReply *rep = NULL;
@@ -166,6 +179,11 @@ int jobstate_create(struct rds *r, const struct jobstate_new *n, long *position,
 	args[argc++] = umax;
 	args[argc++] = qmax;
 	args[argc++] = pmax;
+	int with_rid = n->request_id && n->request_id[0];
+	snprintf(rttl, sizeof rttl, "%ld", n->request_ttl_s);
+	args[argc++] = with_rid ? n->request_id : "";
+	args[argc++] = with_rid && n->request_digest ? n->request_digest : "";
+	args[argc++] = rttl;
 	for (size_t i = 0; i < 2 * n->nfields; i++)
 		args[argc++] = n->fields[i];
 	rep = rds_script(r, &rs_job_create, KEYS, argc, args, NULL);
@@ -176,6 +194,25 @@ int jobstate_create(struct rds *r, const struct jobstate_new *n, long *position,
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
 	    rep->element[0]->type != REDIS_REPLY_INTEGER) {
 		errbuf_set(err, errlen, "redis: unexpected reply to a new job");
+		goto out;
+	}
+	if (rep->element[0]->integer == 2) {
+		/* a repeat: the script's count of repeats on the first job is a write of ours
+		 * behind that job's creation in the master's replication stream (as kind 7 of
+		 * doc_commit does), so the WAIT below covers the first job as well */
+		if (rep->elements < 5 || !copy_reply_str(rep->element[1], n->first ? n->first->id : NULL,
+							   sizeof n->first->id)) {
+			errbuf_set(err, errlen, "redis: unexpected reply to a repeated job");
+			goto out;
+		}
+		if (n->first) {
+			copy_reply_str(rep->element[2], n->first->status, sizeof n->first->status);
+			copy_reply_str(rep->element[3], n->first->language, sizeof n->first->language);
+			copy_reply_str(rep->element[4], n->first->version, sizeof n->first->version);
+		}
+		if (rds_wait(r, args[0], err, errlen) < 0)
+			goto out;
+		rc = JOBSTATE_REPEATED;
 		goto out;
 	}
 	if (rep->element[0]->integer == 1) {
@@ -202,12 +239,33 @@ int jobstate_create(struct rds *r, const struct jobstate_new *n, long *position,
 		rc = JOBSTATE_USER_FULL;
 	else if (!strcmp(what, "queue"))
 		rc = JOBSTATE_QUEUE_FULL;
+	else if (!strcmp(what, "reused") && rep->elements > 3 &&
+		 copy_reply_str(rep->element[3], n->first ? n->first->id : NULL,
+				sizeof n->first->id))
+		rc = JOBSTATE_REUSED;
 	else
 		errbuf_set(err, errlen, "jobstate: job %s exists already", n->job_id);
 out:
 	if (rep)
 		freeReplyObject(rep);
 	return rc;
+}
+
+int jobstate_request_known(struct rds *r, const char *room, const char *user, const char *rid,
+			   char *err, size_t errlen)
+{
+	const char *ids[] = {room, user, rid};
+	struct rkey key = rkey_fill(RK_JOB_REQUEST, 3, ids);
+	if (!rkey_ok(&key)) {
+		errbuf_set(err, errlen, "jobstate: request id too long for a key");
+		return -1;
+	}
+	redisReply *rep = rds_cmd(r, key.s, "EXISTS %s", key.s);
+	if (rds_reply_failed(r, rep, err, errlen))
+		return -1;
+	int known = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+	freeReplyObject(rep);
+	return known;
 }
 
 int jobstate_cancel(struct rds *r, const char *job_id, const char *room,

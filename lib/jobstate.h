@@ -91,6 +91,24 @@ struct jobstate_new {
 	long room_max;	/* queued jobs a room may have (its line), */
 	long user_max;	/* a user may have, */
 	long queue_max; /* everyone together may have */
+	/* Idempotent submission (RK_JOB_REQUEST): the client's request id (NULL or "": none;
+	 * letters, digits, '_', '-', '.', validated by the caller), a digest of its request
+	 * (hex, no ':') and how long the id names the job it made. */
+	const char *request_id;
+	const char *request_digest;
+	long request_ttl_s;
+	/* Not NULL: filled for JOBSTATE_REPEATED (the first job) and JOBSTATE_REUSED (its id). */
+	struct jobstate_first *first;
+};
+
+#define JOBSTATE_ID_MAX 64 /* the longest job id jobstate_first holds */
+
+/* The job a request id already names. */
+struct jobstate_first {
+	char id[JOBSTATE_ID_MAX + 1];
+	char status[16];
+	char language[33];
+	char version[33];
 };
 
 enum {
@@ -98,14 +116,21 @@ enum {
 	JOBSTATE_ROOM_FULL = 1,
 	JOBSTATE_USER_FULL = 2,
 	JOBSTATE_QUEUE_FULL = 3,
+	JOBSTATE_REPEATED = 4, /* the request id names a job made for the same request */
+	JOBSTATE_REUSED = 5,   /* the request id names a job made for another request */
 };
 
 /* Admission, then the hash (status queued), its expiry, the job at the end of its room's
  * line, the room's `queued` event with the job's place in line (into the outbox) and a
  * dispatch, in one script: the outbox holds the queued event before any worker can take the
- * job, so its room hears `queued` before anything else of it. JOBSTATE_ADMITTED
- * (*position: jobs that will run before it), JOBSTATE_*_FULL (nothing written; *backlog:
- * the queued jobs counted against that bound), -1 (err; also when the id exists). */
+ * job, so its room hears `queued` before anything else of it. With a request id, its mark
+ * is written in the same script, so of requests that race under one id exactly one makes
+ * a job. JOBSTATE_ADMITTED (*position: jobs that will run before it), JOBSTATE_*_FULL
+ * (nothing written; *backlog: the queued jobs counted against that bound),
+ * JOBSTATE_REPEATED / JOBSTATE_REUSED (nothing made; the first job in *n->first), -1 (err;
+ * also when the id exists). ADMITTED and REPEATED are answered only once enough replicas
+ * hold the job (rds_wait; short of that -1): a repeat wrote to the first job in the same
+ * script, so its WAIT also covers a first creation whose own WAIT fell short. */
 int jobstate_create(struct rds *r, const struct jobstate_new *n, long *position,
 		    long *backlog, char *err, size_t errlen);
 
@@ -128,6 +153,12 @@ int jobstate_worker(struct rds *r, const char *consumer, long threads, long life
  * outbox. Any process may call it at any time. 0, or -1 with err (what is left stays for the
  * next drain). */
 int jobstate_drain(struct rds *r, char *err, size_t errlen);
+
+/* Does the request id (rid) name a job of this room and user (RK_JOB_REQUEST)? 1 yes, 0 no,
+ * -1 error. A hint only (jobstate_create decides): a caller may skip work a repeat does not
+ * need, such as counting a run against a rate limit. */
+int jobstate_request_known(struct rds *r, const char *room, const char *user, const char *rid,
+			   char *err, size_t errlen);
 
 /* A queued job's place in line: 1 (*position set), 0 when it is not waiting in its room's
  * line (dispatched or over), -1 error. */

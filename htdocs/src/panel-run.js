@@ -12,6 +12,29 @@ import { editOnlyText, loadRuntimes as fetchRuntimes } from './runtimes.js';
 const POLL_MS = 1500;
 const OVER = new Set(['finished', 'failed', 'cancelled']);
 
+// A Run whose answer is lost (503 while Redis waits for a replica, a dropped connection, a
+// proxy timeout) is sent again with the same request_id: the server answers the job it
+// made, so a retry never starts a second run (docs/API.md, "Sending a run again is safe").
+const RUN_RETRIES = 2;
+const RUN_RETRY_MS = 500; // then doubled
+const retryable = (e) => e.status === 0 || e.status === 502 || e.status === 504 ||
+  (e.status === 503 && e.code !== 'no_worker');
+const newRequestId = () =>
+  Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+
+// POST the run, retrying as above; the answer, or the last ApiError.
+export async function submitRun(path, body) {
+  const sent = { ...body, request_id: newRequestId() };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await api('POST', path, sent);
+    } catch (e) {
+      if (attempt >= RUN_RETRIES || !retryable(e)) throw e;
+      await new Promise((r) => setTimeout(r, RUN_RETRY_MS * 2 ** attempt));
+    }
+  }
+}
+
 // "3 runs ahead of yours": the job's place in line, as `queued` events and GET give it.
 export function queueText(position) {
   if (typeof position !== 'number' || position < 0) return 'Queued…';
@@ -273,7 +296,7 @@ export function runPanel({ roomId, code, language, runKey }) {
     show('queued', h('p', { class: 'run-meta' }, 'Starting…'));
     reveal();
     try {
-      const res = await api('POST', `${room(roomId)}/executions`, body);
+      const res = await submitRun(`${room(roomId)}/executions`, body);
       mine = res.job.id;
       // the room's events may have told about it already, while the answer travelled
       if (!job || job.id !== res.job.id) job = { id: res.job.id, status: res.job.status || 'queued' };

@@ -3,13 +3,34 @@
 -- A new job (lib/jobstate.h, jobstate_create). KEYS: job hash. ARGV: 1 ttl, 2 event type,
 -- 3 event data, 4 runs kept per room, 5 jobs stream bound, 6 job id, 7 room, 8 user, 9 room
 -- backlog bound, 10 user backlog bound, 11 queue bound, 12 queued jobs told their place per
--- move, 13… field/value pairs. Admission first (nothing is written for a job refused), then
+-- move, 13 the client's request id ("": none), 14 a digest of its request, 15 how long the
+-- id is remembered (seconds), 16… field/value pairs. A request id the same user gave in the
+-- same room within that time names the job it created then: that job is answered (a
+-- repeat, nothing new is written but a count of repeats on it, a write so that the WAIT
+-- after this script also covers the first job), or, for a different request, nothing is
+-- done. Then admission (nothing is written for a job refused), then
 -- the hash, the job at the end of its room's line, the queued event with its place in line
 -- (into the outbox: the drain brings it to the room), and a dispatch (the job goes straight
 -- into the jobs stream when a worker is free). An execution also goes to the front of its
 -- room's recent runs (GET /api/rooms/{id}/executions), a list of at most ARGV[4] ids that
 -- lives as long as a job: the outbox entry of its queued event carries it.
--- Returns {1, position} or {0, what is full ("room", "user", "queue", "exists"), backlog}.
+-- Returns {1, position}, {2, first job, its status, language, version} (a repeat), or {0,
+-- what is full ("room", "user", "queue"; "exists"; "reused" with the first job), backlog}.
+local claim = nil
+if ARGV[13] ~= '' then
+  claim = K_JOB_REQUEST(ARGV[7], ARGV[8], ARGV[13])
+  local prior = redis.call('GET', claim)
+  if prior then
+    local digest, first = string.match(prior, '^([^:]*):(.+)$')
+    if first and redis.call('EXISTS', K_JOB(first)) == 1 then
+      if digest ~= ARGV[14] then return {0, 'reused', 0, first} end
+      redis.call('HINCRBY', K_JOB(first), 'repeats', 1)
+      local j = redis.call('HMGET', K_JOB(first), 'status', 'language', 'version')
+      return {2, first, j[1] or '', j[2] or '', j[3] or ''}
+    end
+    -- a mark whose job is gone names nothing: this request makes a new job and the mark
+  end
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0, 'exists', 0} end
 local line = K_FAIR_ROOM(ARGV[7])
 local n = redis.call('LLEN', line)
@@ -19,7 +40,7 @@ if n >= tonumber(ARGV[10]) then return {0, 'user', n} end
 n = tonumber(redis.call('GET', K_FAIR_DEPTH()) or '0')
 if n >= tonumber(ARGV[11]) then return {0, 'queue', n} end
 local f = {'status', 'queued'}
-for i = 13, #ARGV do f[#f + 1] = ARGV[i] end
+for i = 16, #ARGV do f[#f + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(f))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 local ahead = redis.call('RPUSH', line, ARGV[6]) - 1
@@ -37,5 +58,8 @@ local run = nil
 if ARGV[2] == 'execution' then run = ARGV[6] end
 outbox(ARGV[7], ARGV[2], job_event(cjson.encode(d), redis.call('HGET', KEYS[1], 'event_extra')),
   run, ARGV[4], ARGV[1])
+if claim then
+  redis.call('SET', claim, ARGV[14] .. ':' .. ARGV[6], 'EX', ARGV[15])
+end
 fair_dispatch(ARGV[5], ARGV[12])
 return {1, pos}

@@ -126,6 +126,52 @@ test('the last run survives a reload, and a late joiner sees it, on a phone too'
   await C.context.close();
 });
 
+test('a Run whose answer is lost is sent again with its request_id: it runs once', async (t) => {
+  if (!python) return t.skip('no python runtime on this server');
+  const p = A.page;
+  const path = `/api/rooms/${roomId}/executions`;
+  const isRun = (u) => u.pathname === path;
+  const before = await fetch(`${BASE}${path}?limit=20`, { headers: { authorization: `Bearer ${await token(p)}` } });
+  const known = new Set((await before.json()).executions.map((x) => x.id));
+  // the first POST reaches the server (the job is made), its answer is replaced by a 503
+  // as a Redis replica that did not confirm in time gives it; later POSTs go through
+  const sent = [];
+  let retried;
+  const retry = new Promise((resolve) => { retried = resolve; });
+  await p.route(isRun, async (r) => {
+    if (r.request().method() !== 'POST') return r.continue();
+    sent.push(JSON.parse(r.request().postData()).request_id);
+    if (sent.length > 1) {
+      await r.continue();
+      return retried();
+    }
+    await r.fetch();
+    return r.fulfill({ status: 503, contentType: 'application/json',
+      body: JSON.stringify({ error: 'redis_unavailable', message: 'the change was not confirmed by a Redis replica in time; try again' }) });
+  });
+  await setCode(p, 'print("just once")\n');
+  await converged(BASE, [p, B.page], roomId);
+  await p.fill('[name="stdin"]', '');
+  await p.click('[data-action="run"]');
+  // the room's events may show the output before the retry goes out: wait for both
+  let bound;
+  await Promise.race([retry, new Promise((_, reject) => {
+    bound = setTimeout(() => reject(new Error('the Run was not sent again within 10 s')), 10000);
+  })]);
+  clearTimeout(bound);
+  await p.waitForSelector(`${out}[data-state="finished"] pre.stdout:has-text("just once")`, { timeout: 60000 });
+  await p.unroute(isRun);
+  assert.equal(sent.length, 2, 'one retry');
+  assert.match(sent[0], /^[0-9a-f]{32}$/);
+  assert.equal(sent[1], sent[0], 'the retry carries the same request_id');
+  const after = await fetch(`${BASE}${path}?limit=20`, { headers: { authorization: `Bearer ${await token(p)}` } });
+  const fresh = (await after.json()).executions.filter((x) => !known.has(x.id));
+  assert.equal(fresh.length, 1, 'one run made');
+  assert.equal(fresh[0].result.stdout, 'just once\n');
+  // the 503 is the browser's own network log line, nothing of the page
+  A.problems.splice(0, A.problems.length, ...A.problems.filter((m) => !/Failed to load resource.*503/.test(m)));
+});
+
 test('a room without runs opens with the idle panel', async () => {
   const p = A.page;
   await p.click('.room-title a.back');

@@ -36,7 +36,7 @@ async function roomsAway(n) {
 function createArgs(id, room, kind = 'execution') {
   const extra = '"user":{"id":7,"username":"ann"}';
   return [String(TTL), kind, JSON.stringify({ job_id: id, status: 'queued' }), '20', '100000', id,
-    room, '7', '100', '100', '10000', '10', 'kind', kind, 'room', room, 'user', '7', 'username',
+    room, '7', '100', '100', '10000', '10', '', '', '0', 'kind', kind, 'room', room, 'user', '7', 'username',
     'ann', 'request', '{}', 'attempts', '0', 'created_at', '1', 'event_extra', extra];
 }
 

@@ -4,7 +4,7 @@
 // with REDIS_WAIT_REPLICAS=1: with no replica the commit is answered 503 redis_unavailable
 // (applied, not confirmed); once a real replica (redis-server --replicaof) is in sync, the
 // same request sent again is answered as the first commit, and new operations and jobs are
-// answered as usual.
+// answered as usual. A run submitted again with its request_id is likewise the first job.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -19,13 +19,15 @@ const WAIT = { REDIS_WAIT_REPLICAS: '1', REDIS_WAIT_MS: '100' };
 let replica;
 let dir;
 
-after(async () => {
+async function stopReplica() {
   if (replica && replica.exitCode === null) {
     replica.kill('SIGKILL');
     await new Promise((r) => replica.once('exit', r));
   }
   if (dir) rmSync(dir, { recursive: true, force: true });
-});
+  replica = dir = undefined;
+}
+after(stopReplica);
 
 const commit = (token, room, body) => cgi({ method: 'POST', uri: `/api/rooms/${room.id}/operations`, token, body, env: WAIT });
 const doc = async (token, room) => (await call('GET', `/api/rooms/${room.id}/document`, { token })).json;
@@ -79,4 +81,34 @@ test('no replica to confirm: 503 redis_unavailable; with one in sync, the repeat
   const job2 = cgi({ method: 'POST', uri: `/api/rooms/${room.id}/executions`, token: a.token, env: WAIT,
     body: { language: 'python', code: 'print(2)' } });
   assert.equal(job2.status, 202, job2.body);
+});
+
+test('a run answered 503 and submitted again with its request_id is the same run, once a replica confirms it', async () => {
+  await stopReplica(); // the test before left one in sync: none confirms from here on
+  const a = await newUser();
+  const room = await createRoom(a.token);
+  const runs = async () => (await call('GET', `/api/rooms/${room.id}/executions`, { token: a.token })).json.executions;
+  const submit = () => cgi({ method: 'POST', uri: `/api/rooms/${room.id}/executions`, token: a.token, env: WAIT,
+    body: { language: 'python', code: 'print(3)', request_id: 'durable-1' } });
+  const first = submit();
+  assert.equal(first.status, 503, first.body);
+  assert.equal(first.json.error, 'redis_unavailable');
+  const made = await runs();
+  assert.equal(made.length, 1, 'the job exists on the master');
+  // the retry is recognised, but its answer waits for a replica too
+  const retry = submit();
+  assert.equal(retry.status, 503, retry.body);
+  assert.equal((await runs()).length, 1, 'no second job');
+  await startReplica();
+  // a client retries on 503; a WAIT of 100 ms may still fall short on a busy machine, so
+  // retry as a client would: every answer is a 503 or the first job, never a new one
+  const again = await waitFor(() => {
+    const r = submit();
+    assert.ok(r.status === 503 || r.status === 202, r.body);
+    return r.status === 202 && r;
+  }, { timeout: 20000, what: 'the retry confirmed' });
+  assert.equal(again.json.repeated, true);
+  assert.equal(again.json.job.id, made[0].id);
+  assert.equal(again.headers.location, `/api/jobs/${made[0].id}`);
+  assert.deepEqual((await runs()).map((j) => j.id), [made[0].id]);
 });
