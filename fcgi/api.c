@@ -137,6 +137,14 @@ void api_json(struct api_ctx *c, int status, cJSON *obj)
 	free(s);
 }
 
+void api_job_accepted(struct api_ctx *c, const char *id, cJSON *obj)
+{
+	char loc[128];
+	snprintf(loc, sizeof loc, "/api/jobs/%s", id);
+	http_resp_header(c->resp, "Location", loc);
+	api_json(c, 202, obj);
+}
+
 static cJSON *error_body(const char *code, const char *fmt, va_list ap)
 {
 	char msg[512];

@@ -75,6 +75,8 @@ void api_fail_why(struct api_ctx *c, enum store_status st);
 
 /* Answers: api_json takes ownership of obj (may be NULL: no body). */
 void api_json(struct api_ctx *c, int status, cJSON *obj);
+/* 202 with obj (taken) and `Location: /api/jobs/{id}`: a job was created or joined. */
+void api_job_accepted(struct api_ctx *c, const char *id, cJSON *obj);
 void api_error(struct api_ctx *c, int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 /* The error body {"error": code, "message": …} as api_error() sends it, for an answer that

@@ -164,10 +164,7 @@ static void answer_job(struct api_ctx *c, const char *id, const char *status, in
 	cJSON_AddItemToObject(o, "job", job);
 	if (joined)
 		cJSON_AddTrueToObject(o, "joined");
-	char loc[64];
-	snprintf(loc, sizeof loc, "/api/jobs/%s", id);
-	http_resp_header(c->resp, "Location", loc);
-	api_json(c, 202, o);
+	api_job_accepted(c, id, o);
 }
 
 /* Takes ownership of res. */

@@ -35,21 +35,8 @@ int auth_username_key(const char *name, char *out, size_t cap)
 	return 0;
 }
 
-static int check_username(const char *s, const char **why)
-{
-	for (; *s; s++) {
-		char ch = *s;
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		      ch == '_' || ch == '-' || ch == '.')) {
-			*why = "may only contain letters, digits, '_', '-' and '.'";
-			return -1;
-		}
-	}
-	return 0;
-}
-
 static const struct valid_field register_fields[] = {
-	{"username", VALID_STRING, VALID_REQUIRED | VALID_SINGLE_LINE, 3, 32, NULL, check_username},
+	{"username", VALID_STRING, VALID_REQUIRED | VALID_SINGLE_LINE, 3, 32, NULL, valid_plain_name},
 	{"password", VALID_STRING, VALID_REQUIRED, 8, 1024, NULL, NULL},
 };
 

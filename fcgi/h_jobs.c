@@ -37,21 +37,6 @@
 #define REQUEST_ID_TTL_S 600
 #define REQUEST_ID_MAX 64
 
-/* A request id goes into a Redis key name (RK_JOB_REQUEST): a short set of characters keeps
- * it one plain component (no ':', braces, spaces or bytes a log would mangle). */
-static int check_request_id(const char *s, const char **why)
-{
-	for (; *s; s++) {
-		char ch = *s;
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		      ch == '_' || ch == '-' || ch == '.')) {
-			*why = "may only contain letters, digits, '_', '-' and '.'";
-			return -1;
-		}
-	}
-	return 0;
-}
-
 enum { F_LANGUAGE, F_VERSION, F_CODE, F_STDIN, F_ARGS, F_REQUEST_ID, F_COUNT };
 static const struct valid_field exec_fields[F_COUNT] = {
 	{"language", VALID_STRING, VALID_SINGLE_LINE, 1, 32, NULL, NULL},
@@ -59,7 +44,8 @@ static const struct valid_field exec_fields[F_COUNT] = {
 	{"code", VALID_STRING, VALID_TEXT, 0, CODE_MAX, NULL, NULL},
 	{"stdin", VALID_STRING, VALID_TEXT, 0, STDIN_MAX, NULL, NULL},
 	{"args", VALID_ANY, 0, 0, 0, NULL, NULL},
-	{"request_id", VALID_STRING, VALID_SINGLE_LINE, 1, REQUEST_ID_MAX, NULL, check_request_id},
+	/* part of a Redis key's name (RK_JOB_REQUEST) */
+	{"request_id", VALID_STRING, VALID_SINGLE_LINE, 1, REQUEST_ID_MAX, NULL, valid_plain_name},
 };
 
 static void add_extra(cJSON *o, const char *event_extra);
@@ -270,10 +256,7 @@ static void answer_run(struct api_ctx *c, const char *id, const char *status, co
 	cJSON_AddStringToObject(job, "version", ver);
 	if (repeated)
 		cJSON_AddTrueToObject(o, "repeated");
-	char loc[96];
-	snprintf(loc, sizeof loc, "/api/jobs/%s", id);
-	http_resp_header(c->resp, "Location", loc);
-	api_json(c, 202, o);
+	api_job_accepted(c, id, o);
 }
 
 void h_execution_create(struct api_ctx *c)

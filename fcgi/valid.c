@@ -110,3 +110,16 @@ int valid_object(const cJSON *obj, const struct valid_field *fields, size_t n,
 	}
 	return 0;
 }
+
+int valid_plain_name(const char *s, const char **why)
+{
+	for (; *s; s++) {
+		char ch = *s;
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      ch == '_' || ch == '-' || ch == '.')) {
+			*why = "may only contain letters, digits, '_', '-' and '.'";
+			return -1;
+		}
+	}
+	return 0;
+}

@@ -46,4 +46,8 @@ int valid_object(const cJSON *obj, const struct valid_field *fields, size_t n,
 int valid_text(const char *s, size_t len, long long min, long long max, int flags,
 	       const char **why);
 
+/* A `check` for names that go into keys and URLs as one plain component (usernames, a
+ * run's request_id): ASCII letters, digits, '_', '-' and '.' only. */
+int valid_plain_name(const char *s, const char **why);
+
 #endif

@@ -75,6 +75,20 @@ static int check(const char *json, struct valid_value *v, char *err)
 	return rc;
 }
 
+/* usernames and request ids: one plain key/URL component */
+static void test_plain_name(void)
+{
+	const char *why = NULL;
+	CHECK(valid_plain_name("Ann_b-1.x", &why) == 0 && why == NULL);
+	CHECK(valid_plain_name("", &why) == 0); /* the length is the field's bound's business */
+	const char *bad[] = {"a:b", "{room}", "a b", "a/b", "\xc3\xa9", "a\x7f", "a\tb", "*", "%41"};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		why = NULL;
+		CHECK(valid_plain_name(bad[i], &why) == -1);
+		CHECK(why && strstr(why, "letters, digits"));
+	}
+}
+
 static void test_valid(void)
 {
 	struct valid_value v[5];
@@ -339,6 +353,7 @@ int main(void)
 	test_route();
 	test_username_key();
 	test_valid();
+	test_plain_name();
 	test_http();
 	test_stream_origin();
 	test_lang();
