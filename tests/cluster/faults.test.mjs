@@ -14,6 +14,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { cpSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startCluster } from '../lib/cluster.mjs';
 import { startLoad } from '../lib/steady-load.mjs';
 import { sleep, waitFor } from '../lib/procs.mjs';
@@ -70,6 +73,12 @@ async function underLoad(name, fault, { execCode } = {}) {
   const extra = note.extra ? `, ${note.extra}` : '';
   times.push(`${name}: commits again after ${rec.commitMs}, every stream caught up after ${rec.streamsMs}${extra}` +
     ` (${report.acked} operations acknowledged, ${report.jobs.finished} runs finished, ${report.stats.retries} retried requests)`);
+  if (report.problems.length) {
+    // the layout's logs go with its directory when the suite ends: keep a copy to read
+    const kept = mkdtempSync(join(tmpdir(), 'cc-faults-logs-'));
+    cpSync(join(c.dir, 'log'), kept, { recursive: true });
+    report.problems.push(`(the layout's logs are kept in ${kept})`);
+  }
   assert.deepEqual(report.problems, [], `${name}: ${report.problems.slice(0, 10).join('\n')}`);
   assert.ok(report.acked > 30, `${name}: only ${report.acked} operations acknowledged`);
   assert.ok(rec.streamsMs < 30000, `${name}: recovery took ${rec.streamsMs} ms`);
