@@ -93,9 +93,11 @@ test('SSE, long-poll and WebSocket at the direct origin carry the room\'s events
     assert.match(s.headers.get('content-type'), /^text\/event-stream/);
     assert.equal(s.headers.get('access-control-allow-origin'), '*');
     assert.equal(s.headers.get('x-content-type-options'), 'nosniff');
+    // a stream with no id carries events from its live moment on, which ": connected" marks
+    await waitFor(() => s.blocks.some((b) => b.startsWith(': connected')), { timeout: 5000, what: 'the SSE stream live' });
     await op(u.token, room, 0, 'direct');
     await waitFor(() => s.blocks.some((b) => b.includes('event: operation') && b.includes('"direct"')),
-      5000, 'the operation on the direct SSE stream');
+      { timeout: 5000, what: 'the operation on the direct SSE stream' });
   } finally {
     s.close();
   }
@@ -117,9 +119,11 @@ test('SSE, long-poll and WebSocket at the direct origin carry the room\'s events
   ws.on('message', (m) => frames.push(JSON.parse(String(m))));
   await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
   try {
+    // live at its "subscribed" frame, not at the 101
+    await waitFor(() => frames.some((f) => f.type === 'subscribed'), { timeout: 5000, what: 'the WebSocket live' });
     await op(u.token, room, 1, 'again');
     await waitFor(() => frames.some((f) => f.type === 'operation' && JSON.stringify(f.data).includes('again')),
-      5000, 'the operation on the direct WebSocket');
+      { timeout: 5000, what: 'the operation on the direct WebSocket' });
   } finally {
     ws.close();
   }
