@@ -256,6 +256,14 @@ void api_too_many(struct api_ctx *c, long retry_s, const char *code, const char 
 	http_resp_header(c->resp, "Retry-After", ra);
 }
 
+/* The signed-in user's rate-limit key for what (RK_RL_USER). */
+static struct rkey user_rl_key(const struct api_ctx *c, const char *what)
+{
+	char uid[24];
+	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
+	return rkey2(RK_RL_USER, what, uid);
+}
+
 /* api_user_quota; member not NULL: the event counted is handed back there. */
 static int user_quota(struct api_ctx *c, const char *what, long limit, const char *noun,
 		      char *member)
@@ -267,9 +275,7 @@ static int user_quota(struct api_ctx *c, const char *what, long limit, const cha
 		return -1;
 	}
 	long retry = 0;
-	char uid[24];
-	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
-	struct rkey key = rkey2(RK_RL_USER, what, uid);
+	struct rkey key = user_rl_key(c, what);
 	enum ratelimit_result rl = member ? ratelimit_reserve(rd, key.s, limit, 60000, member, &retry)
 				       : ratelimit_check(rd, key.s, limit, 60000, 1, &retry);
 	if (rl == RATELIMIT_ERROR) {
@@ -297,11 +303,9 @@ int api_user_quota_reserve(struct api_ctx *c, const char *what, long limit, cons
 void api_user_quota_release(struct api_ctx *c, const char *what, const char *member)
 {
 	struct rds *rd;
-	char uid[24];
-	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
-	struct rkey key = rkey2(RK_RL_USER, what, uid);
+	struct rkey key = user_rl_key(c, what);
 	if (store_redis(c->store, &rd) != STORE_OK || ratelimit_release(rd, key.s, member) < 0)
-		log_warn("user %s: could not take back a counted %s", uid, what);
+		log_warn("user %lld: could not take back a counted %s", c->user.user_id, what);
 }
 
 /* 401 for a session that was revoked. Which revocation is told apart only on this (rare)

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createConnection } from 'node:net';
 import { connectRedis } from './resp.mjs';
+import { sseBlockStream } from './sse.mjs';
 
 export const BASE = process.env.CC_BASE_URL;
 if (!BASE) throw new Error('CC_BASE_URL is not set: run these suites with `make test-stack` or `make test`');
@@ -164,18 +165,8 @@ function dechunk(raw) {
 // Reads an SSE body (a fetch response's) block by block: onBlock gets each block's text
 // without its blank line. Resolves when the body ends or the request is aborted.
 export async function sseBlocks(body, onBlock) {
-  const dec = new TextDecoder();
-  let text = '';
   try {
-    for await (const chunk of body) {
-      text += dec.decode(chunk, { stream: true });
-      let at;
-      while ((at = text.indexOf('\n\n')) >= 0) {
-        const block = text.slice(0, at);
-        text = text.slice(at + 2);
-        onBlock(block);
-      }
-    }
+    for await (const block of sseBlockStream(body)) onBlock(block);
   } catch { /* aborted */ }
 }
 

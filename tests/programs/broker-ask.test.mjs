@@ -13,6 +13,7 @@ import { startRedis, startBroker, stop, waitFor, sleep, freePort } from '../lib/
 import { connectRedis } from '../lib/resp.mjs';
 import { ticket } from '../lib/tokens.mjs';
 import { slotOf } from '../lib/redis-cluster.mjs';
+import { sseBlockStream, sseFields } from '../lib/sse.mjs';
 
 const SECRET = randomBytes(24).toString('hex');
 const MARK = 'ask-marker';
@@ -104,19 +105,9 @@ function stream(room, lastId) {
       { headers: { 'Last-Event-ID': lastId }, signal: ac.signal });
     assert.equal(res.status, 200);
     s.connects++;
-    let buf = '';
-    for await (const chunk of res.body) {
-      buf += Buffer.from(chunk).toString();
-      let at;
-      while ((at = buf.indexOf('\n\n')) >= 0) {
-        const ev = {};
-        for (const line of buf.slice(0, at).split('\n')) {
-          const c = line.indexOf(':');
-          if (c > 0) ev[line.slice(0, c)] = line.slice(c + 1).trimStart();
-        }
-        buf = buf.slice(at + 2);
-        if (ev.event === 'operation') s.events.push(ev.id);
-      }
+    for await (const block of sseBlockStream(res.body)) {
+      const ev = sseFields(block);
+      if (ev.event === 'operation') s.events.push(ev.id);
     }
   })().catch((e) => { if (e.name !== 'AbortError') throw e; });
   return s;

@@ -14,6 +14,7 @@ import { startBroker, stop, waitFor, sleep } from '../lib/procs.mjs';
 import { EMIT_SCRIPT, roomKey, Redis } from '../lib/resp.mjs';
 import { ticket, newSid } from '../lib/tokens.mjs';
 import { startRedisCluster, slotOf } from '../lib/redis-cluster.mjs';
+import { sseBlockStream, sseFields } from '../lib/sse.mjs';
 
 const SECRET = randomBytes(24).toString('hex');
 let cluster, broker;
@@ -95,21 +96,9 @@ function stream(room) {
         s.statuses.push(res.status);
         if (res.status !== 200) { await sleep(200); continue; }
         s.connects++;
-        let buf = '';
-        for await (const chunk of res.body) {
-          buf += Buffer.from(chunk).toString();
-          let at;
-          while ((at = buf.indexOf('\n\n')) >= 0) {
-            const block = buf.slice(0, at);
-            buf = buf.slice(at + 2);
-            const ev = {};
-            for (const line of block.split('\n')) {
-              const c = line.indexOf(':');
-              if (c <= 0) continue;
-              ev[line.slice(0, c)] = line.slice(c + 1).trimStart();
-            }
-            if (ev.event === 'operation') s.events.push({ id: ev.id, n: JSON.parse(ev.data).n });
-          }
+        for await (const block of sseBlockStream(res.body)) {
+          const ev = sseFields(block);
+          if (ev.event === 'operation') s.events.push({ id: ev.id, n: JSON.parse(ev.data).n });
         }
       } catch { /* cut: resume */ }
       if (!s.closed) await sleep(100);
