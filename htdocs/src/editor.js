@@ -2,13 +2,13 @@
 // CodeMirror's changes (UTF-16 offsets) and operations (code points), and the remote
 // carets and selections of the other people in the room.
 
-import { ChangeSet, Compartment, EditorSelection, EditorState, StateEffect, StateField, Transaction } from '@codemirror/state';
+import { ChangeSet, Compartment, EditorSelection, EditorState, Prec, StateEffect, StateField, Transaction } from '@codemirror/state';
 import {
   EditorView, RectangleMarker, crosshairCursor, drawSelection, dropCursor,
   highlightActiveLine, highlightActiveLineGutter, highlightSpecialChars, keymap, layer, lineNumbers,
   rectangularSelection,
 } from '@codemirror/view';
-import { defaultKeymap, history, historyKeymap, indentWithTab } from '@codemirror/commands';
+import { defaultKeymap, history, historyKeymap, indentWithTab, redo } from '@codemirror/commands';
 import {
   HighlightStyle, StreamLanguage, bracketMatching, foldGutter, foldKeymap, indentOnInput,
   indentUnit, syntaxHighlighting,
@@ -272,6 +272,23 @@ function tabPolicy() {
   });
 }
 
+// Ctrl+Shift+Z (Cmd+Shift+Z on macOS) redoes whatever case the letter comes in. With Caps
+// Lock on the key is a lowercase 'z' with Shift held, which CodeMirror's keymap takes as
+// Ctrl-z (undo) whenever there is something to undo; this runs before the keymap.
+const MAC = /Mac|iPhone|iPad|iPod/.test(navigator.platform);
+
+function redoKey() {
+  return Prec.highest(EditorView.domEventHandlers({
+    keydown(event, view) {
+      const mod = MAC ? event.metaKey && !event.ctrlKey : event.ctrlKey && !event.metaKey;
+      if (!mod || !event.shiftKey || event.altKey || event.key.toLowerCase() !== 'z') return false;
+      event.preventDefault();
+      redo(view);
+      return true;
+    },
+  }));
+}
+
 // ---- the editor ----------------------------------------------------------------------
 
 export class Editor {
@@ -315,6 +332,7 @@ export class Editor {
           'aria-label': 'Code editor. Tab moves on until you type here; then Tab indents, and Esc then Tab leaves.',
         }),
         tabPolicy(),
+        redoKey(),
         EditorView.updateListener.of((u) => self.updated(u)),
         EditorView.domEventHandlers({ beforeinput: typeOverSelection }),
       ],
