@@ -111,6 +111,15 @@ static const char *lang_or(const cJSON *request, const char *name)
 	return v ? v : "";
 }
 
+/* 409: the request id names a run made for another request (rq->first). */
+static void request_id_reused(struct api_ctx *c, const struct jobs_request *rq)
+{
+	api_error(c, 409, "request_id_reused",
+		  "request_id %s already named another run in this room (job %s) in the "
+		  "last %d minutes; send a new request_id for a new run",
+		  rq->id, rq->first.id, REQUEST_ID_TTL_S / 60);
+}
+
 /* Admission bounds: JOB_ROOM_BACKLOG_MAX, JOB_USER_BACKLOG_MAX, JOB_QUEUE_MAX (README.md),
  * read and checked once at start (api_config_load). */
 int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const char *event_kind,
@@ -184,10 +193,7 @@ int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const ch
 		rc = 1;
 		break;
 	case JOBSTATE_REUSED:
-		api_error(c, 409, "request_id_reused",
-			  "request_id %s already named another run in this room (job %s) in the "
-			  "last %d minutes; send a new request_id for a new run",
-			  rq->id, rq->first.id, REQUEST_ID_TTL_S / 60);
+		request_id_reused(c, rq);
 		break;
 	case JOBSTATE_ROOM_FULL:
 		api_too_many(c, JOBS_RETRY_AFTER_S, "room_queue_full",
@@ -294,6 +300,29 @@ void h_execution_create(struct api_ctx *c)
 	}
 	if (room_access_edit(c, c->params[0], role, lang) < 0)
 		return;
+	/* a repeat is answered before anything else is looked at: as the first request was,
+	 * whatever changed since (the runtimes, the document's size), and not counted as a
+	 * new run. Copies racing past this look are settled by the job's creation script,
+	 * which claims the id atomically; a run counted there that turns out to be a repeat
+	 * is taken back below. */
+	char counted[RATELIMIT_MEMBER_LEN + 1] = "", uid[32], err[256];
+	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
+	struct rds *rd;
+	if (rq.id && store_redis(c->store, &rd) == STORE_OK) {
+		int prior = jobstate_request_repeat(rd, c->params[0], uid, rq.id, rq.digest,
+						    &rq.first, err, sizeof err);
+		if (prior == JOBSTATE_REPEATED) {
+			answer_run(c, rq.first.id, rq.first.status, rq.first.language,
+				   rq.first.version, 1);
+			return;
+		}
+		if (prior == JOBSTATE_REUSED) {
+			request_id_reused(c, &rq);
+			return;
+		}
+		if (prior < 0) /* the creation script still decides */
+			log_warn("request id of user %s: %s", uid, err);
+	}
 	cJSON *runtimes = load_runtimes(c);
 	if (!runtimes)
 		return;
@@ -321,18 +350,7 @@ void h_execution_create(struct api_ctx *c)
 		api_error(c, 413, "code_too_large", "the code is over %d KiB", CODE_MAX / 1024);
 		return;
 	}
-	/* a repeat is no new run: a request id already known is not counted, and a run counted
-	 * that turns out to be a repeat (two copies raced) is taken back below */
-	int known = 0;
-	char counted[RATELIMIT_MEMBER_LEN + 1] = "", uid[32], err[256];
-	struct rds *rd;
-	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
-	if (rq.id && store_redis(c->store, &rd) == STORE_OK) {
-		known = jobstate_request_known(rd, c->params[0], uid, rq.id, err, sizeof err);
-		if (known < 0) /* then it is counted, as any run; the script still decides */
-			log_warn("request id of user %s: %s", uid, err);
-	}
-	if (known != 1 && api_user_quota_reserve(c, "exec", c->cfg->exec_limit, "runs", counted) < 0) {
+	if (api_user_quota_reserve(c, "exec", c->cfg->exec_limit, "runs", counted) < 0) {
 		doc_state_free(&d);
 		cJSON_Delete(rt);
 		return;

@@ -145,6 +145,38 @@ static int copy_reply_str(const redisReply *e, char *out, size_t cap)
 	return 1;
 }
 
+/* The answer about a request id in a script's reply (lib/lua/_jobreq.lua): {2, first job,
+ * its status, language, version}, a repeat, answered once enough replicas hold the first
+ * job (the script's count of repeats on it is a write of ours behind that job's creation
+ * in the master's replication stream, as kind 7 of doc_commit does, so a WAIT on key, a
+ * key of the queue's slot, covers it), or {0, "reused", 0, first job}. JOBSTATE_REPEATED or
+ * JOBSTATE_REUSED (*first filled when not NULL), 0 when the reply is neither, -1 (err).
+ * rep: an array whose first element is an integer. */
+static int prior_reply(struct rds *r, const redisReply *rep, const char *key,
+		       struct jobstate_first *first, char *err, size_t errlen)
+{
+	if (rep->element[0]->integer == 2) {
+		if (rep->elements < 5 ||
+		    !copy_reply_str(rep->element[1], first ? first->id : NULL, sizeof first->id)) {
+			errbuf_set(err, errlen, "redis: unexpected reply to a repeated job");
+			return -1;
+		}
+		if (first) {
+			copy_reply_str(rep->element[2], first->status, sizeof first->status);
+			copy_reply_str(rep->element[3], first->language, sizeof first->language);
+			copy_reply_str(rep->element[4], first->version, sizeof first->version);
+		}
+		if (rds_wait(r, key, err, errlen) < 0)
+			return -1;
+		return JOBSTATE_REPEATED;
+	}
+	if (rep->element[0]->integer == 0 && rep->elements > 3 &&
+	    rep->element[1]->type == REDIS_REPLY_STRING && !strcmp(rep->element[1]->str, "reused") &&
+	    copy_reply_str(rep->element[3], first ? first->id : NULL, sizeof first->id))
+		return JOBSTATE_REUSED;
+	return 0;
+}
+
 int jobstate_create(struct rds *r, const struct jobstate_new *n, long *position,
 		    long *backlog, char *err, size_t errlen)
 {
@@ -196,25 +228,10 @@ int jobstate_create(struct rds *r, const struct jobstate_new *n, long *position,
 		errbuf_set(err, errlen, "redis: unexpected reply to a new job");
 		goto out;
 	}
-	if (rep->element[0]->integer == 2) {
-		/* a repeat: the script's count of repeats on the first job is a write of ours
-		 * behind that job's creation in the master's replication stream (as kind 7 of
-		 * doc_commit does), so the WAIT below covers the first job as well */
-		if (rep->elements < 5 || !copy_reply_str(rep->element[1], n->first ? n->first->id : NULL,
-							   sizeof n->first->id)) {
-			errbuf_set(err, errlen, "redis: unexpected reply to a repeated job");
-			goto out;
-		}
-		if (n->first) {
-			copy_reply_str(rep->element[2], n->first->status, sizeof n->first->status);
-			copy_reply_str(rep->element[3], n->first->language, sizeof n->first->language);
-			copy_reply_str(rep->element[4], n->first->version, sizeof n->first->version);
-		}
-		if (rds_wait(r, args[0], err, errlen) < 0)
-			goto out;
-		rc = JOBSTATE_REPEATED;
+	rc = prior_reply(r, rep, args[0], n->first, err, errlen);
+	if (rc != 0)
 		goto out;
-	}
+	rc = -1;
 	if (rep->element[0]->integer == 1) {
 		/* durability: the job is acknowledged only once enough replicas hold it
 		 * (REDIS_WAIT_REPLICAS, lib/rds.h); short of that the caller answers 503 */
@@ -239,10 +256,6 @@ int jobstate_create(struct rds *r, const struct jobstate_new *n, long *position,
 		rc = JOBSTATE_USER_FULL;
 	else if (!strcmp(what, "queue"))
 		rc = JOBSTATE_QUEUE_FULL;
-	else if (!strcmp(what, "reused") && rep->elements > 3 &&
-		 copy_reply_str(rep->element[3], n->first ? n->first->id : NULL,
-				sizeof n->first->id))
-		rc = JOBSTATE_REUSED;
 	else
 		errbuf_set(err, errlen, "jobstate: job %s exists already", n->job_id);
 out:
@@ -251,8 +264,9 @@ out:
 	return rc;
 }
 
-int jobstate_request_known(struct rds *r, const char *room, const char *user, const char *rid,
-			   char *err, size_t errlen)
+int jobstate_request_repeat(struct rds *r, const char *room, const char *user, const char *rid,
+			    const char *digest, struct jobstate_first *first, char *err,
+			    size_t errlen)
 {
 	const char *ids[] = {room, user, rid};
 	struct rkey key = rkey_fill(RK_JOB_REQUEST, 3, ids);
@@ -260,12 +274,21 @@ int jobstate_request_known(struct rds *r, const char *room, const char *user, co
 		errbuf_set(err, errlen, "jobstate: request id too long for a key");
 		return -1;
 	}
-	redisReply *rep = rds_cmd(r, key.s, "EXISTS %s", key.s);
+	const char *args[] = {key.s, digest};
+	redisReply *rep = rds_script(r, &rs_job_repeat, 1, 2, args, NULL);
 	if (rds_reply_failed(r, rep, err, errlen))
 		return -1;
-	int known = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+	int rc = -1;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+	    rep->element[0]->type != REDIS_REPLY_INTEGER)
+		errbuf_set(err, errlen, "redis: unexpected reply to a request id");
+	else if ((rc = prior_reply(r, rep, key.s, first, err, errlen)) == 0 &&
+		 rep->element[0]->integer != 1) {
+		errbuf_set(err, errlen, "redis: unexpected reply to a request id");
+		rc = -1;
+	}
 	freeReplyObject(rep);
-	return known;
+	return rc;
 }
 
 int jobstate_cancel(struct rds *r, const char *job_id, const char *room,

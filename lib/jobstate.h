@@ -154,11 +154,14 @@ int jobstate_worker(struct rds *r, const char *consumer, long threads, long life
  * next drain). */
 int jobstate_drain(struct rds *r, char *err, size_t errlen);
 
-/* Does the request id (rid) name a job of this room and user (RK_JOB_REQUEST)? 1 yes, 0 no,
- * -1 error. A hint only (jobstate_create decides): a caller may skip work a repeat does not
- * need, such as counting a run against a rate limit. */
-int jobstate_request_known(struct rds *r, const char *room, const char *user, const char *rid,
-			   char *err, size_t errlen);
+/* Is this request a repeat? The request id (rid) of this room and user, with the digest of
+ * the request (as in jobstate_new), looked up (lib/lua/job_repeat.lua) before any work is
+ * done for the job: JOBSTATE_REPEATED (counted and answered as jobstate_create does, the
+ * first job in *first) or JOBSTATE_REUSED (its id in *first), 0 when the id names no job
+ * (jobstate_create then decides, atomically, for copies racing past this), -1 error. */
+int jobstate_request_repeat(struct rds *r, const char *room, const char *user, const char *rid,
+			    const char *digest, struct jobstate_first *first, char *err,
+			    size_t errlen);
 
 /* A queued job's place in line: 1 (*position set), 0 when it is not waiting in its room's
  * line (dispatched or over), -1 error. */

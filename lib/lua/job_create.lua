@@ -1,4 +1,4 @@
---! use outbox jobev fair
+--! use outbox jobev fair jobreq
 --! keys JOB
 -- A new job (lib/jobstate.h, jobstate_create). KEYS: job hash. ARGV: 1 ttl, 2 event type,
 -- 3 event data, 4 runs kept per room, 5 jobs stream bound, 6 job id, 7 room, 8 user, 9 room
@@ -8,8 +8,9 @@
 -- same room within that time names the job it created then: that job is answered (a
 -- repeat, nothing new is written but a count of repeats on it, a write so that the WAIT
 -- after this script also covers the first job), or, for a different request, nothing is
--- done. Then admission (nothing is written for a job refused), then
--- the hash, the job at the end of its room's line, the queued event with its place in line
+-- done (_jobreq.lua; job_repeat.lua asks the same before the API does any work, this is
+-- for copies that raced past it). Then admission (nothing is written for a job refused),
+-- then the hash, the job at the end of its room's line, the queued event with its place in line
 -- (into the outbox: the drain brings it to the room), and a dispatch (the job goes straight
 -- into the jobs stream when a worker is free). An execution also goes to the front of its
 -- room's recent runs (GET /api/rooms/{id}/executions), a list of at most ARGV[4] ids that
@@ -19,17 +20,8 @@
 local claim = nil
 if ARGV[13] ~= '' then
   claim = K_JOB_REQUEST(ARGV[7], ARGV[8], ARGV[13])
-  local prior = redis.call('GET', claim)
-  if prior then
-    local digest, first = string.match(prior, '^([^:]*):(.+)$')
-    if first and redis.call('EXISTS', K_JOB(first)) == 1 then
-      if digest ~= ARGV[14] then return {0, 'reused', 0, first} end
-      redis.call('HINCRBY', K_JOB(first), 'repeats', 1)
-      local j = redis.call('HMGET', K_JOB(first), 'status', 'language', 'version')
-      return {2, first, j[1] or '', j[2] or '', j[3] or ''}
-    end
-    -- a mark whose job is gone names nothing: this request makes a new job and the mark
-  end
+  local prior = request_prior(claim, ARGV[14])
+  if prior then return prior end
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0, 'exists', 0} end
 local line = K_FAIR_ROOM(ARGV[7])

@@ -170,6 +170,20 @@ const cases = {
   job_change() { return cases.job_create(); },
   job_cancel() { return cases.job_create(); },
   outbox_apply() { return cases.job_create(); },
+  // a request id's mark and its job, as job_create leaves them: a repeat, another request
+  // under the id, an id that names nothing
+  async job_repeat() {
+    const [a] = await roomsAway(1);
+    const id = `jr${process.pid}x${roomSeq}`;
+    const claim = `cc:{jobs}:request:${a}:7:rid-1`;
+    await c.send('HSET', `cc:{jobs}:job:${id}`, 'status', 'queued', 'language', 'bash', 'version', '5');
+    await c.send('EXPIRE', `cc:{jobs}:job:${id}`, TTL);
+    await c.send('SET', claim, `d1:${id}`, 'EX', '600');
+    assert.deepEqual(await run('job_repeat', [claim], ['d1']), [2, id, 'queued', 'bash', '5']);
+    assert.equal(await c.send('HGET', `cc:{jobs}:job:${id}`, 'repeats'), '1');
+    assert.deepEqual(await run('job_repeat', [claim], ['d2']), [0, 'reused', 0, id]);
+    assert.deepEqual(await run('job_repeat', [`cc:{jobs}:request:${a}:7:rid-2`], ['d1']), [1]);
+  },
 };
 let queueFlow;
 

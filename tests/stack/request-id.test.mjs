@@ -133,6 +133,37 @@ test('a repeat is answered even when the user has used up the runs of the minute
   for (const id of ids) await waitJob(a.token, id);
 });
 
+test('a repeat is answered as the first request was, even when the document has since grown past the code limit', async () => {
+  const a = await newUser();
+  const room = await createRoom(a.token);
+  const body = { language: 'bash', request_id: 'doc-run' }; // no code: the room's document
+  const put = async (revision, ops) => {
+    const r = await call('POST', `/api/rooms/${room.id}/operations`, { token: a.token, body: { revision, ops } });
+    assert.equal(r.status, 200, r.text);
+    return r.json.revision;
+  };
+  const rev = await put(0, ['echo small\n']);
+  const first = await run(a.token, room, body);
+  assert.equal(first.status, 202, first.text);
+  const id = first.json.job.id;
+  // the document is now over the 64 KiB a run's code may have: a new run of it is refused
+  await put(rev, [11, `# ${'x'.repeat(64 * 1024)}\n`]);
+  const fresh = await run(a.token, room, { ...body, request_id: 'doc-run-2' });
+  assert.equal(fresh.status, 413, fresh.text);
+  assert.equal(fresh.json.error, 'code_too_large');
+  // the repeat is the run that was made, not a new one that would no longer be
+  const repeat = await run(a.token, room, body);
+  assert.equal(repeat.status, 202, repeat.text);
+  assert.deepEqual([repeat.json.job.id, repeat.json.repeated], [id, true]);
+  assert.equal(repeat.headers.get('location'), `/api/jobs/${id}`);
+  // and a different request under the id is still refused as one
+  const other = await run(a.token, room, { ...body, stdin: 'x' });
+  assert.equal(other.status, 409, other.text);
+  assert.equal(other.json.error, 'request_id_reused');
+  assert.equal((await waitJob(a.token, id)).result.stdout, 'small\n');
+  assert.deepEqual((await runs(a.token, room)).map((x) => x.id), [id]);
+});
+
 test('malformed, oversized or hostile request ids: 400 invalid_request naming the field', async () => {
   const a = await newUser();
   const room = await createRoom(a.token);
