@@ -19,6 +19,8 @@
 //     (none lost, none finished twice).
 // `bases` may list several front doors (web nodes): requests go round them.
 
+import { sseBlockStream, sseFields } from './sse.mjs';
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // p, or nothing after ms: the timer is cleared either way, so it keeps no process alive
 async function within(p, ms) {
@@ -152,35 +154,22 @@ export async function startLoad({
         const res = await fetch(`${pick()}/events/rooms/${room.id}?ticket=${encodeURIComponent(t.json.ticket)}`, { headers, signal: me.ctrl.signal });
         if (res.status !== 200) { await res.body?.cancel(); throw new Error(`stream ${res.status}`); }
         me.connects++;
-        const dec = new TextDecoder();
-        let buf = '';
-        for await (const chunk of res.body) {
-          buf += dec.decode(chunk, { stream: true });
-          let cut;
-          while ((cut = buf.indexOf('\n\n')) >= 0) {
-            const block = buf.slice(0, cut);
-            buf = buf.slice(cut + 2);
-            let id = '', type = 'message', data = '';
-            for (const line of block.split('\n')) {
-              if (line.startsWith('id:')) id = line.slice(3).trim();
-              else if (line.startsWith('event:')) type = line.slice(6).trim();
-              else if (line.startsWith('data:')) data += line.slice(5).trim();
-            }
-            if (id) me.lastId = id;
-            if (type === 'resync') me.resync++;
-            if (type === 'execution') {
-              const e = JSON.parse(data);
-              if (['finished', 'failed', 'cancelled', 'compile_error'].includes(e.status))
-                me.finals.set(e.job_id, (me.finals.get(e.job_id) || 0) + 1);
-              continue;
-            }
-            if (type !== 'operation') continue;
-            const rev = JSON.parse(data).revision;
-            if (me.revisions.length && rev <= me.revisions[me.revisions.length - 1]) me.dup++;
-            me.revisions.push(rev);
-            me.lastAt = Date.now();
-            me.recvAt.set(rev, me.lastAt);
+        for await (const block of sseBlockStream(res.body)) {
+          const { id, event: type = 'message', data } = sseFields(block);
+          if (id) me.lastId = id;
+          if (type === 'resync') me.resync++;
+          if (type === 'execution') {
+            const e = JSON.parse(data);
+            if (['finished', 'failed', 'cancelled', 'compile_error'].includes(e.status))
+              me.finals.set(e.job_id, (me.finals.get(e.job_id) || 0) + 1);
+            continue;
           }
+          if (type !== 'operation') continue;
+          const rev = JSON.parse(data).revision;
+          if (me.revisions.length && rev <= me.revisions[me.revisions.length - 1]) me.dup++;
+          me.revisions.push(rev);
+          me.lastAt = Date.now();
+          me.recvAt.set(rev, me.lastAt);
         }
       } catch (e) {
         if (stopping) break;

@@ -12,6 +12,7 @@ import WebSocket from 'ws';
 import { startRedis, startBroker, stop, waitFor, sleep } from '../lib/procs.mjs';
 import { connectRedis } from '../lib/resp.mjs';
 import { ticket, session, newSid } from '../lib/tokens.mjs';
+import { sseBlockStream, sseFields } from '../lib/sse.mjs';
 
 const SECRET = randomBytes(24).toString('hex');
 let redis, broker, rc;
@@ -54,25 +55,12 @@ function multiSse(query, auth = bearer(), at = broker) {
       s.ended = true;
       return s;
     }
-    const reader = res.body.getReader();
-    const dec = new TextDecoder();
     (async () => {
-      let text = '';
       try {
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          text += dec.decode(value, { stream: true });
-          let at;
-          while ((at = text.indexOf('\n\n')) >= 0) {
-            const block = text.slice(0, at);
-            text = text.slice(at + 2);
-            s.blocks.push(block);
-            const lines = block.split('\n');
-            const type = lines.find((l) => l.startsWith('event: '));
-            const data = lines.filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
-            if (data) s.events.push({ sseType: type && type.slice(7), ...JSON.parse(data) });
-          }
+        for await (const block of sseBlockStream(res.body)) {
+          s.blocks.push(block);
+          const { event, data } = sseFields(block);
+          if (data) s.events.push({ sseType: event, ...JSON.parse(data) });
         }
       } catch { /* aborted */ }
       s.ended = true;

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { ROOT, freePort, sleep, waitFor } from '../lib/procs.mjs';
 import { parentPid } from '../lib/proctree.mjs';
 import { connectRedis } from '../lib/resp.mjs';
+import { sseBlockStream, sseFields } from '../lib/sse.mjs';
 
 // Under WEB=apache (./scripts/test.sh apache) the stack is fronted by Apache: a request
 // whose API process died gets mod_proxy_fcgi's 503 there (lighttpd: 502), and the keeper's
@@ -101,27 +102,16 @@ function subscribe(room, token) {
     const r = http.get(`${base}/events/rooms/${room}`, { headers }, (res) => {
       if (res.statusCode !== 200) { res.resume(); res.on('end', again); return; }
       s.open = true;
-      res.setEncoding('utf8');
-      let buf = '';
-      res.on('data', (d) => {
-        buf += d;
-        let i;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const ev = { id: '', type: 'message', data: '' };
-          for (const line of block.split('\n')) {
-            if (line.startsWith('id:')) ev.id = line.slice(3).trim();
-            else if (line.startsWith('event:')) ev.type = line.slice(6).trim();
-            else if (line.startsWith('data:')) ev.data += line.slice(5).trim();
-          }
+      (async () => {
+        for await (const block of sseBlockStream(res)) {
+          const f = sseFields(block);
+          const ev = { id: f.id ?? '', type: f.event ?? 'message', data: f.data ?? '' };
           if (ev.id) s.lastId = ev.id;
           if (ev.data) { try { ev.data = JSON.parse(ev.data); } catch { /* keep text */ } }
           s.events.push(ev);
         }
-      });
-      res.on('end', again);
-      res.on('error', () => {});
+        again();
+      })().catch(() => {});
     });
     r.on('error', again);
     s.req = r;
