@@ -5,7 +5,8 @@
 // written in the job's own creation script, lib/lua/job_create.lua).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { call, newUser, createRoom, roomEvents, redis } from '../lib/api.mjs';
+import { execFileSync } from 'node:child_process';
+import { call, newUser, createRoom, roomEvents, redis, redisCliTarget, clusterMasters } from '../lib/api.mjs';
 import { run, waitJob } from '../lib/jobs.mjs';
 
 const runs = async (token, room) => {
@@ -16,6 +17,13 @@ const runs = async (token, room) => {
 const queuedEvents = (room, id) => roomEvents(room.id)
   .filter((e) => e.type === 'execution' && e.data.job_id === id && e.data.status === 'queued');
 const counted = (user) => Number(redis('ZCARD', `cc:rl:exec:${user.user.id}`));
+
+// Writes held for ms on the stack's Redis; on a Redis Cluster on every master, the queue's
+// among them (the node REDIS_URL names need not be the one holding `{jobs}`).
+function pauseWrites(ms) {
+  for (const t of process.env.REDIS_CLUSTER ? clusterMasters() : [redisCliTarget()])
+    execFileSync('redis-cli', [...t, 'CLIENT', 'PAUSE', String(ms), 'WRITE']);
+}
 
 async function invite(room, guest) {
   const r = await call('POST', `/api/rooms/${room.id}/join`, { token: guest.token, body: { invite: room.invite } });
@@ -81,7 +89,7 @@ test('ten copies at once through the API processes: exactly one job, counted onc
   // the creation lets several through here; the claim in the creation's script does not.
   for (let round = 0; round < 3; round++) {
     const body = { language: 'bash', code: `echo ${round}`, request_id: `burst-${round}` };
-    redis('CLIENT', 'PAUSE', '500', 'WRITE');
+    pauseWrites(500);
     const answers = await Promise.all(Array.from({ length: 10 }, () => run(a.token, room, body)));
     for (const r of answers) assert.equal(r.status, 202, r.text);
     const ids = new Set(answers.map((r) => r.json.job.id));
