@@ -1003,15 +1003,18 @@ test('the live marker goes out past the output bound: SSE ": connected" or "subs
 // ---- capacity (docs/OPERATIONS.md, "Capacity") ----
 
 // A raw SSE stream: resolves once the broker says ": connected" (or `live`, a string or a
-// pattern), or with the whole answer when the broker answers and closes instead (a refusal).
+// pattern), or with the whole answer when the broker answers and closes instead (a refusal),
+// or with what came so far (the socket still open) when neither happened within 10 s.
 function rawSse(port, path, live = ': connected') {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const s = createConnection(port, '127.0.0.1', () => s.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`));
+    const late = setTimeout(() => resolve(s), 10000);
+    const done = () => { clearTimeout(late); resolve(s); };
     s.text = '';
-    s.on('data', (d) => { s.text += d; if (typeof live === 'string' ? s.text.includes(live) : live.test(s.text)) resolve(s); });
-    s.on('error', reject);
-    s.on('close', () => { s.ms = performance.now() - t0; resolve(s); });
+    s.on('data', (d) => { s.text += d; if (typeof live === 'string' ? s.text.includes(live) : live.test(s.text)) done(); });
+    s.on('error', (e) => { clearTimeout(late); reject(e); });
+    s.on('close', () => { s.ms = performance.now() - t0; done(); });
   });
 }
 
