@@ -124,6 +124,7 @@ struct conn {
 	int presence_count;
 	int replay_wait; /* the hub's replay waits for the output to drain (HUB_BUSY) */
 	int live_said;	 /* ": connected" or the WebSocket `subscribed` is sent (once live) */
+	int live_event;	 /* a one-room SSE stream asked for `subscribed=1`: an event, not the comment */
 	/* a multi-room stream: ms[0..nms) instead of sub and room */
 	int multi;
 	struct msub *ms;
@@ -722,11 +723,13 @@ static struct room_event *subscribed_event(const struct hub_sub *s)
 	return room_event_new(id, "subscribed", "{}", 2);
 }
 
-/* The stream tells its client that it gets every event from here on: SSE with ": connected",
- * WebSocket with a `subscribed` frame. Sent when the stream is live (subscribed, caught up),
- * not with the head or the 101, or an event published between the two would reach neither
- * the history read nor the subscription of a stream that gave no start. Once: a catch-up
- * after a lost Redis connection says nothing new (the stream resumed where it was). */
+/* The stream tells its client that it gets every event from here on: SSE with ": connected"
+ * (or, asked for with `subscribed=1`, an event `subscribed` whose id is the position: a page's
+ * EventSource does not show comments), WebSocket with a `subscribed` frame. Sent when the
+ * stream is live (subscribed, caught up), not with the head or the 101, or an event published
+ * between the two would reach neither the history read nor the subscription of a stream that
+ * gave no start. Once: a catch-up after a lost Redis connection says nothing new (the stream
+ * resumed where it was). */
 static void stream_caught_up(struct hub_sub *s)
 {
 	struct conn *c = sub_conn(s);
@@ -736,15 +739,20 @@ static void stream_caught_up(struct hub_sub *s)
 	/* forced past the output bound: a replay may have filled it to the brim, and these few
 	 * bytes must not drop the client just as it caught up. A write that fails closes the
 	 * stream itself (conn_write_ex). */
-	if (c->kind != CK_WS) {
+	if (c->kind != CK_WS && !c->live_event) {
 		(void)conn_write_ex(c, c->srv->sse_live.data, c->srv->sse_live.len, 1);
 		return;
 	}
-	if (!c->ws)
+	if (c->kind == CK_WS && !c->ws)
 		return; /* its WebSocket is gone (closing): nothing more is sent */
 	struct room_event *ev = subscribed_event(s);
 	if (!ev) {
 		conn_close(c, "out of memory");
+		return;
+	}
+	if (c->kind != CK_WS) {
+		(void)conn_write_ex(c, ev->sse, ev->sse_len, 1);
+		room_event_release(ev);
 		return;
 	}
 	/* fails only once the WebSocket is closing: then the stream is ending anyway */
@@ -1356,6 +1364,21 @@ static int read_start(struct conn *c, const struct http_head *h, const char *nam
 	return 0;
 }
 
+/* `subscribed` on a one-room SSE stream: absent or 0 keeps the comment ": connected", 1 asks
+ * for the event `subscribed` in its place. 0, or -1 for any other value or a second one. */
+static int read_live_event(struct conn *c, const struct http_head *h)
+{
+	char v[4];
+	int q = http_query_get(h->query, "subscribed", v, sizeof v);
+	if (q == 0)
+		return 0;
+	if (q < 0 || http_query_count(h->query, "subscribed") != 1 ||
+	    (strcmp(v, "0") != 0 && strcmp(v, "1") != 0))
+		return -1;
+	c->live_event = v[0] == '1';
+	return 0;
+}
+
 static void health(struct conn *c)
 {
 	char body[128];
@@ -1538,6 +1561,10 @@ static void route_request(struct conn *c, const struct http_head *h)
 	}
 	if (read_start(c, h, c->route == RT_POLL ? "since" : "last_event_id") < 0) {
 		conn_error(c, 400, "invalid_request", "malformed event id");
+		return;
+	}
+	if (c->route == RT_SSE && read_live_event(c, h) < 0) {
+		conn_error(c, 400, "invalid_request", "subscribed takes 0 or 1, once");
 		return;
 	}
 	if (stream_admit(c) < 0)

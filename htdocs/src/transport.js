@@ -4,10 +4,10 @@
 // dropped connection loses nothing; events are handed on once each, in id order.
 //
 // A stream counts as open once it is live (docs/API.md, "Streams"): a WebSocket at its
-// `subscribed` frame, whose id becomes the position when there is none yet (so a reconnection
-// in a quiet room resumes instead of starting from its own moment again); SSE at EventSource's
-// open, the only signal it gives (the broker's ": connected" comment is not shown to pages);
-// long-poll once its first request stood or was answered. onOpen says whether the stream
+// `subscribed` frame, SSE at its `subscribed` event (asked for with `subscribed=1`: the
+// broker's default ": connected" comment is not shown to pages), whose id becomes the
+// position when there is none yet (so a reconnection in a quiet room resumes instead of
+// starting from its own moment again); long-poll once its first request stood or was answered. onOpen says whether the stream
 // started from a position: one that did not carries nothing from before it was live.
 //
 // The connection state is 'connected', 'reconnecting' (the stream was lost but the API
@@ -198,7 +198,7 @@ export class RoomStream {
         return;
       }
     }
-    // a WebSocket stream's "live from here" is taken by openWs: not a room event
+    // a stream's "live from here" is taken by openSse and openWs: not a room event
     if (type === 'subscribed') return;
     if (type === 'resync') { // its id is where we stood: not a new event
       this.o.onEvent({ type, id, data });
@@ -253,9 +253,12 @@ export class RoomStream {
 
   openSse(c, base, q) {
     if (this.lastId) q.set('last_event_id', this.lastId);
+    q.set('subscribed', '1'); // "live from here" as an event: EventSource hides comments
     const es = new EventSource(`${base}?${q}`);
     c.es = es;
-    es.onopen = () => this.opened(c);
+    // the head proves the route, not that the stream is live (as a WebSocket's 101)
+    es.onopen = () => { if (!c.dead) this.routeWorks(c); };
+    es.addEventListener('subscribed', (ev) => this.live(c, ev.lastEventId));
     // EventSource would reconnect by itself, but with an expired ticket: we do it instead
     es.onerror = () => this.lost(c, es.readyState === EventSource.CLOSED && !c.open ? 'refused' : 'dropped');
     for (const t of EVENT_TYPES) {
@@ -288,7 +291,8 @@ export class RoomStream {
     };
   }
 
-  // The WebSocket's `subscribed`: live from here; its id is where the room stood.
+  // The stream's `subscribed` (a WebSocket frame, an SSE event): live from here; its id is
+  // where the room stood.
   live(c, id) {
     if (c.dead || c.open) return;
     if (this.lastId === null && typeof id === 'string' && /^\d+-\d+$/.test(id)) this.lastId = id;

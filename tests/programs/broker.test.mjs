@@ -853,6 +853,78 @@ test('WebSocket "subscribed" comes once the stream is live: after the replay wit
   }
 });
 
+// A one-room SSE stream that asks for it (`subscribed=1`) says "live" with an event, as the
+// WebSocket does with its frame: `event: subscribed`, `data: {}`, and an `id:` that is where
+// the room stood (the last replayed event of a stream that gave an id), in place of the
+// comment, which a page's EventSource never shows. Without the parameter (or with 0) the
+// stream is as it always was; any other value is refused.
+const SSE_LIVE_EVENT = /event: subscribed\ndata: \{\}\n\n/;
+
+test('SSE with subscribed=1 says "subscribed" with the room\'s position once live; without it, ": connected" as before', async () => {
+  const room = await newRoom();
+  const ids = await emitOps(room, 3);
+  const live = (r, query) => rawSse(broker.port, `/events/rooms/${r}?ticket=${tk(r)}&subscribed=1${query}`, SSE_LIVE_EVENT);
+  for (const [start, replayed] of [['0', ids], [ids[0], ids.slice(1)], [ids[2], []]]) {
+    const s = await live(room, `&last_event_id=${start}`);
+    s.destroy();
+    const events = parseSse(s.text);
+    const at = events.findIndex((e) => e.type === 'subscribed');
+    assert.ok(at >= 0, `from ${start}: ${s.text}`);
+    const before = events.slice(0, at);
+    assert.deepEqual(ops(before).map((e) => e.id), replayed, `from ${start}: the replay comes first`);
+    assert.deepEqual(events[at], { type: 'subscribed', id: before.length ? before.at(-1).id : start, data: {} },
+      `from ${start}: the id of the last event replayed`);
+    assert.ok(!s.text.includes(': connected'), `from ${start}: the event instead of the comment: ${s.text}`);
+  }
+  // no id: where the room stands (0-0 before its first event, or this stream's join), and
+  // every event after that id reaches the stream however soon it is sent
+  const quiet = await newRoom();
+  const q = await live(quiet, '');
+  q.destroy();
+  const qid = parseSse(q.text).find((e) => e.type === 'subscribed').id;
+  assert.ok(qid === '0-0' || (await historyIds(quiet))[0] === qid, `${qid}: 0-0 or this stream's join`);
+  for (let i = 0; i < 10; i++) {
+    const r = await newRoom();
+    const s = await live(r, '');
+    try {
+      const at = parseSse(s.text).find((e) => e.type === 'subscribed').id;
+      const id = await rc.emit(r, 'operation', { revision: 1, ops: ['now'] });
+      const after = (await historyIds(r)).filter((x) => compareIds(x, at) > 0);
+      assert.ok(after.includes(id));
+      await waitFor(() => after.every((x) => parseSse(s.text).some((e) => e.id === x)), { timeout: 5000, what: `every event after "subscribed" (round ${i})` });
+      const events = parseSse(s.text);
+      const k = events.findIndex((e) => e.type === 'subscribed');
+      assert.ok(events.every((e, j) => j === k || (compareIds(e.id, at) > 0) === (j > k)), `round ${i}: split at ${at}`);
+      assert.equal(events.filter((e) => e.type === 'subscribed').length, 1, 'said once');
+    } finally {
+      s.destroy();
+    }
+  }
+  // not asked for (or 0): the comment, and no event that is not the room's
+  for (const query of ['', '&subscribed=0', '&last_event_id=0', '&last_event_id=0&subscribed=0']) {
+    const s = await rawSse(broker.port, `/events/rooms/${room}?ticket=${tk(room)}${query}`);
+    s.destroy();
+    assert.ok(s.text.includes(': connected'), `${query}: ${s.text}`);
+    assert.ok(!s.text.includes('subscribed'), `${query}: ${s.text}`);
+  }
+  // any other value, or the parameter twice: 400 before anything else
+  for (const v of ['', 'yes', 'true', '2', '10', '01', '1%00', '%0a1', 'x'.repeat(5000)]) {
+    const raw = await rawRequest(broker.port, `GET /events/rooms/${room}?ticket=${tk(room)}&subscribed=${v} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    assert.match(raw, /^HTTP\/1.1 400 /, `subscribed=${v.slice(0, 20)}`);
+    assert.match(raw, /"error":"invalid_request"/);
+    assert.match(raw, /subscribed takes 0 or 1/);
+  }
+  for (const query of ['subscribed=1&subscribed=1', 'subscribed=1&subscribed=0', 'subscribed&x=1']) {
+    const raw = await rawRequest(broker.port, `GET /events/rooms/${room}?ticket=${tk(room)}&${query} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    assert.match(raw, /^HTTP\/1.1 400 /, query);
+  }
+  // a percent-encoded name or value is the same parameter
+  const enc = await rawSse(broker.port, `/events/rooms/${room}?ticket=${tk(room)}&sub%73cribed=%31`, SSE_LIVE_EVENT);
+  enc.destroy();
+  assert.match(enc.text, SSE_LIVE_EVENT);
+  assert.equal((await fetch(`${broker.base}/events/health`)).status, 200);
+});
+
 // The live marker goes out even when the client's output is at its bound
 // (BROKER_CLIENT_BUFFER): a replay may leave it full to the brim, and the few bytes of the
 // marker must not drop the client just as it caught up. The bound is reached exactly here:
@@ -885,7 +957,7 @@ async function brimRoom(port, render, user) {
   return { room, from, id, keeper };
 }
 
-test('the live marker goes out past the output bound: SSE ": connected", WebSocket "subscribed"', async () => {
+test('the live marker goes out past the output bound: SSE ": connected" or "subscribed", WebSocket "subscribed"', async () => {
   const low = await startBroker({ redisPort: redis.port, secret: SECRET, env: { ...BROKER_ENV, BROKER_CLIENT_BUFFER: String(LOW_BOUND) } });
   const sseSize = (room, id, data) => `id: ${id}\nevent: operation\ndata: ${data}\n\n`.length;
   const wsSize = (room, id, data) => `{"type":"operation","id":"${id}","data":${data}}`.length + WS_HEAD_ALLOWANCE;
@@ -898,6 +970,15 @@ test('the live marker goes out past the output bound: SSE ": connected", WebSock
       keeper.destroy();
       assert.deepEqual(parseSse(s.text).map((e) => e.id), [id], s.text.slice(0, 400));
       assert.ok(s.text.endsWith(`\n\n: connected\n\n`), `SSE ": connected" after the event at the bound: ${s.text.slice(-200)}`);
+    }
+    {
+      const user = 83;
+      const { room, from, id, keeper } = await brimRoom(low.port, sseSize, user);
+      const s = await rawSse(low.port, `/events/rooms/${room}?ticket=${tk(room, user)}&last_event_id=${from}&subscribed=1`, SSE_LIVE_EVENT);
+      s.destroy();
+      keeper.destroy();
+      assert.deepEqual(parseSse(s.text).map((e) => [e.type, e.id]), [['operation', id], ['subscribed', id]], s.text.slice(0, 400));
+      assert.ok(s.text.endsWith(`\n\nid: ${id}\nevent: subscribed\ndata: {}\n\n`), `SSE "subscribed" after the event at the bound: ${s.text.slice(-200)}`);
     }
     {
       const user = 82;
@@ -921,16 +1002,19 @@ test('the live marker goes out past the output bound: SSE ": connected", WebSock
 
 // ---- capacity (docs/OPERATIONS.md, "Capacity") ----
 
-// A raw SSE stream: resolves once the broker says ": connected", or with the whole answer
-// when the broker answers and closes instead (a refusal).
-function rawSse(port, path) {
+// A raw SSE stream: resolves once the broker says ": connected" (or `live`, a string or a
+// pattern), or with the whole answer when the broker answers and closes instead (a refusal),
+// or with what came so far (the socket still open) when neither happened within 10 s.
+function rawSse(port, path, live = ': connected') {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const s = createConnection(port, '127.0.0.1', () => s.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`));
+    const late = setTimeout(() => resolve(s), 10000);
+    const done = () => { clearTimeout(late); resolve(s); };
     s.text = '';
-    s.on('data', (d) => { s.text += d; if (s.text.includes(': connected')) resolve(s); });
-    s.on('error', reject);
-    s.on('close', () => { s.ms = performance.now() - t0; resolve(s); });
+    s.on('data', (d) => { s.text += d; if (typeof live === 'string' ? s.text.includes(live) : live.test(s.text)) done(); });
+    s.on('error', (e) => { clearTimeout(late); reject(e); });
+    s.on('close', () => { s.ms = performance.now() - t0; done(); });
   });
 }
 
