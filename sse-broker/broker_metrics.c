@@ -34,6 +34,10 @@ struct metric broker_metrics[BM_N] = {
 				.help = "Open streams whose rights were asked again (a member change, "
 					"a sign-out, a Redis reconnect).",
 				.type = METRIC_COUNTER},
+	[BM_GAPS] = {.name = "codecollab_broker_gap_repairs_total",
+		     .help = "Live streams caught up from the room's history because a message "
+			     "before the one that came never arrived over pub/sub.",
+		     .type = METRIC_COUNTER},
 };
 
 void broker_metrics_sent(enum bm_transport t, const struct room_event *ev)

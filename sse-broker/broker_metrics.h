@@ -14,6 +14,7 @@ enum broker_metric {
 	BM_RESYNCS,	     /* counter {reason}: resync events sent */
 	BM_REDIS_RECONNECTS, /* counter */
 	BM_RIGHTS_RECHECKS,  /* counter: streams (distinct subjects) asked about again */
+	BM_GAPS,	     /* counter: streams caught up from the history after a lost message */
 	BM_N
 };
 

@@ -1132,6 +1132,24 @@ static void resync_live(struct hub_room *r, const char *reason)
 	}
 }
 
+/* A live stream that ev shows to have missed messages on the channel (room_cursor_gap):
+ * ev is held and the stream replays the history from its last event, as after a reconnect,
+ * so it gets what it missed in order and then ev. Pub/sub keeps nothing for a subscriber
+ * that was not there or was at the wrong node (docs/INTERNALS.md, "A gap on the channel"). */
+static void sub_repair(struct hub_sub *s, struct room_event *ev)
+{
+	s->state = HUB_SUB_REPLAY;
+	s->pinned_checked = 0;
+	room_cursor_begin(&s->cur);
+	if (room_cursor_offer(&s->cur, ev) != ROOM_HELD) {
+		metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_ERROR, 0);
+		s->ops->fail(s, "out of memory");
+		return;
+	}
+	metric_inc(&broker_metrics[BM_GAPS], 0, 0);
+	sub_catchup(s);
+}
+
 static void dispatch(struct hub_room *r, const char *msg, size_t len)
 {
 	struct room_event *ev = room_event_from_message(msg, len);
@@ -1150,10 +1168,23 @@ static void dispatch(struct hub_room *r, const char *msg, size_t len)
 			return;
 	}
 	struct hub_sub *next;
+	int gaps = 0;
 	for (struct hub_sub *s = r->subs; s; s = next) {
 		next = s->next; /* s may leave during its own callbacks, no other may */
 		if (s->state != HUB_SUB_REPLAY && s->state != HUB_SUB_LIVE)
 			continue;
+		if (s->state == HUB_SUB_LIVE && room_cursor_gap(&s->cur, ev)) {
+			if (gaps++ == 0) {
+				char last[ROOM_EVID_MAX], prev[ROOM_EVID_MAX];
+				room_evid_format(s->cur.last, last);
+				room_evid_format(ev->prev, prev);
+				log_warn("room %s: event %s came after %s, but a stream's last was %s: "
+					 "messages were lost on the channel; catching up from the history",
+					 r->id, ev->idstr, prev, last);
+			}
+			sub_repair(s, ev);
+			continue;
+		}
 		switch (room_cursor_offer(&s->cur, ev)) {
 		case ROOM_DELIVER:
 			s->ops->deliver(s, ev);

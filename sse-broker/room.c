@@ -170,12 +170,14 @@ fail:
 }
 
 /* The message is exactly what lib/events.c's script publishes:
- * {"type":"<type>","id":"<id>","data":<data>} – read it by that shape so data reaches clients
- * byte for byte as XRANGE readers get it (a JSON round trip could rewrite numbers). */
+ * {"type":"<type>","id":"<id>","prev":"<id>","data":<data>} ("prev" only when the history had
+ * an entry before) – read it by that shape so data reaches clients byte for byte as XRANGE
+ * readers get it (a JSON round trip could rewrite numbers). */
 struct room_event *room_event_from_message(const char *msg, size_t len)
 {
-	static const char p1[] = "{\"type\":\"", p2[] = "\",\"id\":\"", p3[] = "\",\"data\":";
-	char type[ROOM_TYPE_MAX], id[ROOM_EVID_MAX];
+	static const char p1[] = "{\"type\":\"", p2[] = "\",\"id\":\"", p3[] = "\",\"data\":",
+			  pp[] = "\",\"prev\":\"";
+	char type[ROOM_TYPE_MAX], id[ROOM_EVID_MAX], prev[ROOM_EVID_MAX];
 	const char *p = msg, *end = msg + len;
 	if (len < sizeof p1 || memcmp(p, p1, sizeof p1 - 1) != 0)
 		return NULL;
@@ -195,12 +197,30 @@ struct room_event *room_event_from_message(const char *msg, size_t len)
 	memcpy(id, p, (size_t)(q - p));
 	id[q - p] = '\0';
 	p = q;
+	int has_prev = (size_t)(end - p) >= sizeof pp - 1 && memcmp(p, pp, sizeof pp - 1) == 0;
+	if (has_prev) {
+		p += sizeof pp - 1;
+		q = memchr(p, '"', (size_t)(end - p));
+		if (!q || (size_t)(q - p) >= sizeof prev)
+			return NULL;
+		memcpy(prev, p, (size_t)(q - p));
+		prev[q - p] = '\0';
+		p = q;
+	}
+	struct room_evid pid = {0, 0};
+	if (has_prev && room_evid_parse(prev, &pid) < 0)
+		return NULL;
 	if ((size_t)(end - p) < sizeof p3 - 1 || memcmp(p, p3, sizeof p3 - 1) != 0)
 		return NULL;
 	p += sizeof p3 - 1;
 	if (end - p < 2 || end[-1] != '}')
 		return NULL;
-	return room_event_new(id, type, p, (size_t)(end - 1 - p));
+	struct room_event *ev = room_event_new(id, type, p, (size_t)(end - 1 - p));
+	if (ev && has_prev) {
+		ev->prev = pid;
+		ev->has_prev = 1;
+	}
+	return ev;
 }
 
 int room_message_id(const char *msg, size_t len, char idstr[ROOM_EVID_MAX])
@@ -289,6 +309,12 @@ enum room_offer room_cursor_offer(struct room_cursor *c, struct room_event *ev)
 		return ROOM_HELD;
 	}
 	return room_cursor_replayed(c, ev);
+}
+
+int room_cursor_gap(const struct room_cursor *c, const struct room_event *ev)
+{
+	return !c->replaying && ev->has_prev && room_evid_cmp(ev->prev, c->last) > 0 &&
+	       room_evid_cmp(ev->id, c->last) > 0;
 }
 
 enum room_offer room_cursor_replayed(struct room_cursor *c, struct room_event *ev)

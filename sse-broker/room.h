@@ -56,6 +56,8 @@ struct room_event {
 	int refs;
 	enum room_ctl ctl; /* read once from data when type is "room" */
 	struct room_evid id;
+	struct room_evid prev; /* the history entry before it, from a live message (has_prev) */
+	int has_prev;
 	char idstr[ROOM_EVID_MAX];
 	char type[ROOM_TYPE_MAX];
 	char *data; /* the event's data, JSON text */
@@ -70,7 +72,8 @@ struct room_event {
  * copied. Refcount 1: the caller releases with room_event_release(). NULL when invalid. */
 struct room_event *room_event_new(const char *idstr, const char *type, const char *data,
 				  size_t data_len);
-/* Builds an event from a pub/sub message {"type","id","data"}. NULL when invalid. */
+/* Builds an event from a pub/sub message {"type","id","data"} or {"type","id","prev","data"}
+ * (prev: the entry before it in the room's history). NULL when invalid. */
 struct room_event *room_event_from_message(const char *msg, size_t len);
 /* The id of a message room_event_from_message() refused, when it still has a readable one
  * (to put a resync in its place). 0 or -1. */
@@ -104,6 +107,10 @@ void room_cursor_clear(struct room_cursor *c);
 void room_cursor_begin(struct room_cursor *c);
 /* A live event. ROOM_HELD takes a reference. */
 enum room_offer room_cursor_offer(struct room_cursor *c, struct room_event *ev);
+/* Whether a live event shows that events before it never arrived at a cursor that is not
+ * replaying: it names a predecessor in the history above the cursor's last event (and is
+ * itself above it). */
+int room_cursor_gap(const struct room_cursor *c, const struct room_event *ev);
 /* An event from history: ROOM_DELIVER or ROOM_DUPLICATE, never held. */
 enum room_offer room_cursor_replayed(struct room_cursor *c, struct room_event *ev);
 /* Ends the replay: calls deliver for each held event above the cursor, in order, moving the

@@ -404,6 +404,29 @@ static int conn_write(struct conn *c, const void *p, size_t n)
 	return conn_write_ex(c, p, n, 0);
 }
 
+/* A live event for a stream with nothing waiting to be sent goes to the socket at once: no
+ * copy into the output buffer (libevent gives every piece a chunk of at least 1 KiB), no
+ * trip through the flush list, and in a big room the first streams are written while the
+ * later ones' turns are still to come, not after all of them were queued. What the socket
+ * does not take, and anything for a stream with output waiting, goes the conn_write way,
+ * behind what is already there, so the order holds. */
+static int conn_write_now(struct conn *c, const char *p, size_t n)
+{
+	if (c->dead)
+		return -1;
+	if (c->queued || c->wev_on || evbuffer_get_length(c->out) > 0)
+		return conn_write(c, p, n);
+	ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (w < 0) {
+		if (!would_block()) {
+			conn_close(c, "write error");
+			return -1;
+		}
+		w = 0;
+	}
+	return (size_t)w == n ? 0 : conn_write(c, p + w, n - (size_t)w);
+}
+
 static void flush_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	conn_close(arg, "flush timeout");
@@ -615,7 +638,7 @@ static int sse_deliver(struct hub_sub *s, struct room_event *ev)
 		room_event_release(out);
 		return HUB_BUSY;
 	}
-	int r = conn_write(c, out->sse, out->sse_len);
+	int r = conn_write_now(c, out->sse, out->sse_len);
 	if (r == 0)
 		broker_metrics_sent(BM_SSE, out);
 	room_event_release(out);

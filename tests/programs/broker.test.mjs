@@ -11,8 +11,8 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import EventSource from 'eventsource';
 import WebSocket from 'ws';
 
-import { startRedis, startBroker, stop, waitFor, sleep, rssKiB, start, BROKER_BIN } from '../lib/procs.mjs';
-import { connectRedis } from '../lib/resp.mjs';
+import { startRedis, startBroker, stop, waitFor, sleep, rssKiB, start, freePort, BROKER_BIN } from '../lib/procs.mjs';
+import { connectRedis, roomKey } from '../lib/resp.mjs';
 import { childPids } from '../lib/proctree.mjs';
 import { ticket, session, sign } from '../lib/tokens.mjs';
 
@@ -956,6 +956,49 @@ async function brimRoom(port, render, user) {
   assert.equal(id.length, guess.length, `event id ${id}`);
   return { room, from, id, keeper };
 }
+
+// Pub/sub keeps nothing: a message the broker's subscription never got (it was at a node
+// that was not yet told of a failover, say) would be a silent hole in every live stream.
+// Each message names the history entry before it, so the next one that does come shows the
+// hole, and the streams catch up from the history, in order, before that one goes out.
+test('a message lost on the channel: the next one shows it, and live streams catch up from the history in order', async () => {
+  const metricsPort = await freePort();
+  const own = await startBroker({ redisPort: redis.port, secret: SECRET, env: { ...BROKER_ENV, BROKER_METRICS_PORT: String(metricsPort) } });
+  const repairs = async () => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const m = /^codecollab_broker_gap_repairs_total (\d+)$/m.exec(text);
+    assert.ok(m, text);
+    return Number(m[1]);
+  };
+  const room = await newRoom();
+  const curl = curlSse(`${own.base}/events/rooms/${room}?ticket=${tk(room)}`);
+  const ws = wsClient(`ws://127.0.0.1:${own.port}/events/rooms/${room}/ws?ticket=${tk(room)}`);
+  try {
+    await waitFor(() => curl.text.includes(': connected') && subscribedFrames(ws.events).length === 1, { what: 'both streams live' });
+    const want = await emitOps(room, 3);
+    const got = (c) => ops(c === ws ? ws.events : c.events()).map((e) => e.id);
+    await waitFor(() => got(curl).length === 3 && got(ws).length === 3, { what: 'the first three' });
+    assert.equal(await repairs(), 0, 'no repair while nothing was lost');
+    // an event written to the history but never published: lost on the way
+    want.push(await rc.cmd('XADD', roomKey(room, 'events'), '*', 'type', 'operation',
+      'data', JSON.stringify({ revision: 4, ops: ['lost'], text: 'a\nb' })));
+    want.push(...await emitOps(room, 2, 4));
+    for (const c of [curl, ws]) {
+      await waitFor(() => got(c).length >= 6, { timeout: 5000, what: `the lost event and the two after it (${c === ws ? 'WebSocket' : 'SSE'})` });
+      assert.deepEqual(got(c), want, 'every event once, in order');
+    }
+    assert.equal(ops(ws.events)[3].data.ops[0], 'lost');
+    assert.equal(await repairs(), 2, 'one repair per live stream');
+    assert.match(own.output, /messages were lost on the channel; catching up from the history/);
+    assert.equal(subscribedFrames(ws.events).length, 1, 'the WebSocket still said live once');
+    assert.equal(curl.text.split(': connected').length, 2, 'SSE still said live once');
+  } finally {
+    ws.close();
+    await curl.close();
+    const r = await stop(own);
+    assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${own.output}`);
+  }
+});
 
 test('the live marker goes out past the output bound: SSE ": connected" or "subscribed", WebSocket "subscribed"', async () => {
   const low = await startBroker({ redisPort: redis.port, secret: SECRET, env: { ...BROKER_ENV, BROKER_CLIENT_BUFFER: String(LOW_BOUND) } });

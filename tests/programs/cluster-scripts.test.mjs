@@ -147,6 +147,11 @@ const cases = {
       // the message was sent before this PING's answer, so it is the next reply read
       assert.deepEqual(await sub.cmd('PING'),
         ['smessage', rk(r), `{"type":"room","id":"${id}","data":{"reason":"updated"}}`]);
+      // the next names the entry before it, so a subscriber can tell it missed one
+      const id2 = await run('events_emit', [rk(r, 'events')], ['room', '{"reason":"invite"}', '1000']);
+      assert.deepEqual(await sub.cmd('PING'), ['pong', '']); // the answer to the first PING
+      assert.deepEqual(await sub.cmd('PING'),
+        ['smessage', rk(r), `{"type":"room","id":"${id2}","prev":"${id}","data":{"reason":"invite"}}`]);
     } finally {
       sub.close();
     }

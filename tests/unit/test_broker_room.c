@@ -217,6 +217,65 @@ static void test_cursor(void)
 	room_event_release(e4);
 }
 
+/* A live message names the history entry before it ("prev"); a cursor below that entry has
+ * missed messages and must catch up (room_cursor_gap). Hostile prev values are refused. */
+static void test_gap(void)
+{
+	const char with[] = "{\"type\":\"operation\",\"id\":\"9-2\",\"prev\":\"9-1\",\"data\":{\"r\":3}}";
+	struct room_event *e = room_event_from_message(with, sizeof with - 1);
+	CHECK(e != NULL);
+	if (!e)
+		return;
+	CHECK(e->has_prev && e->prev.ms == 9 && e->prev.seq == 1);
+	CHECK_STR(e->data, "{\"r\":3}");
+	/* what clients get does not name prev */
+	CHECK_STR(e->json, "{\"type\":\"operation\",\"id\":\"9-2\",\"data\":{\"r\":3}}");
+	CHECK_STR(e->sse, "id: 9-2\nevent: operation\ndata: {\"r\":3}\n\n");
+
+	struct room_cursor c;
+	struct room_evid at = {9, 1}, before = {9, 0}, after = {9, 2}, zero = {0, 0};
+	room_cursor_init(&c, at, 4);
+	CHECK(!room_cursor_gap(&c, e)); /* the stream had 9-1: nothing missed */
+	room_cursor_init(&c, before, 4);
+	CHECK(room_cursor_gap(&c, e)); /* 9-1 never came */
+	room_cursor_init(&c, zero, 4);
+	CHECK(room_cursor_gap(&c, e)); /* a stream with no event yet, in a room that had 9-1 */
+	room_cursor_init(&c, after, 4);
+	CHECK(!room_cursor_gap(&c, e)); /* e itself was had: a duplicate, not a gap */
+	room_cursor_init(&c, before, 4);
+	room_cursor_begin(&c);
+	CHECK(!room_cursor_gap(&c, e)); /* replaying: the history read covers it */
+	room_cursor_clear(&c);
+	room_event_release(e);
+
+	/* without prev (a history that was empty, or an older emitter): never a gap */
+	const char without[] = "{\"type\":\"operation\",\"id\":\"9-2\",\"data\":{}}";
+	e = room_event_from_message(without, sizeof without - 1);
+	CHECK(e != NULL && !e->has_prev);
+	room_cursor_init(&c, zero, 4);
+	CHECK(e && !room_cursor_gap(&c, e));
+	room_event_release(e);
+
+	static const char *const bad[] = {
+		"{\"type\":\"operation\",\"id\":\"9-2\",\"prev\":\"x-1\",\"data\":{}}",
+		"{\"type\":\"operation\",\"id\":\"9-2\",\"prev\":\"\",\"data\":{}}",
+		"{\"type\":\"operation\",\"id\":\"9-2\",\"prev\":\"9-99999999999999999999999\",\"data\":{}}",
+		"{\"type\":\"operation\",\"id\":\"9-2\",\"prev\":\"9-1",
+		"{\"type\":\"operation\",\"id\":\"9-2\",\"prev\":\"9-1\",\"prev\":\"9-0\",\"data\":{}}",
+		"{\"type\":\"operation\",\"id\":\"9-2\",\"prev\":\"9-1\"}",
+		"{\"type\":\"operation\",\"id\":\"9-2\",\"prev\":\"12345678901234567890123456789012345678901234567890\",\"data\":{}}",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		e = room_event_from_message(bad[i], strlen(bad[i]));
+		CHECK(e == NULL);
+		room_event_release(e);
+	}
+	/* a refused message still names its id, for the resync in its place */
+	char id[ROOM_EVID_MAX];
+	CHECK(room_message_id(bad[0], strlen(bad[0]), id) == 0);
+	CHECK_STR(id, "9-2");
+}
+
 static void test_resync(void)
 {
 	struct room_evid z = {0, 0}, a = {10, 0}, b = {10, 1}, c = {20, 0};
@@ -290,6 +349,7 @@ int main(void)
 	test_events();
 	test_big_events();
 	test_cursor();
+	test_gap();
 	test_resync();
 	test_longpoll();
 	return unit_summary("test_broker_room");
