@@ -27,7 +27,12 @@ extern char **environ;
 #define CONF_MAX_BYTES (64 * 1024)
 #define CONF_MAX_RUNTIMES 64
 #define VERSION_OUTPUT_MAX 4096
-#define VERSION_TIMEOUT_MS 5000
+/* A version command on a cold page cache (a compiler's first start after its files were
+ * evicted: rustc and javac were seen to take 8 s on a 2-core VM that was otherwise idle) may
+ * take several seconds; a timeout would drop a runtime that is there, or end the worker when
+ * RUNTIMES_EXTRA names it. */
+#define VERSION_TIMEOUT_MS 30000
+#define VERSION_SLOW_MS 2000
 
 static char *trim(char *s)
 {
@@ -422,7 +427,11 @@ static int detect_version(struct runtime *r)
 		return -1;
 	struct buf out;
 	buf_init(&out, VERSION_OUTPUT_MAX);
+	long long t0 = clock_mono_ms();
 	int rc = capture(argv, &out);
+	long long took = clock_mono_ms() - t0;
+	if (took >= VERSION_SLOW_MS)
+		log_info("runtime %s: `%s` took %lld ms", r->language, r->version_cmd, took);
 	if (rc == 0)
 		rc = runtimes_extract_version(out.data ? out.data : "", r->version,
 					      sizeof r->version);
