@@ -3,6 +3,9 @@
 // would, and held without events; the broker's RSS before and after gives the cost of one.
 //   node bench/broker_idle_rss.mjs [N ...]      (default 1000 5000)
 //   BROKER_BIN (default build/release/bin/codecollab-broker)
+//   BENCH_RSS_USERS=distinct: every stream has a user of its own, so each arrival is a
+//     `join` that goes to every stream already there (a room people walk into), not one
+//     user's many streams (the default)
 import { createConnection } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { join, dirname } from 'node:path';
@@ -29,11 +32,12 @@ function open(port, path) {
         'User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)\r\n' +
         'Accept-Language: en-US,en;q=0.9\r\nAccept-Encoding: gzip, deflate, br\r\n\r\n');
     });
-    let got = '';
+    let got = '', live = false;
     s.setEncoding('latin1');
     s.on('data', (d) => {
+      if (live) return; // read and dropped (the joins of those who come later)
       got += d;
-      if (got.includes(': connected')) { got = ''; resolve(s); }
+      if (got.includes(': connected')) { got = ''; live = true; resolve(s); }
     });
     s.on('error', reject);
     s.on('close', () => reject(new Error(`closed: ${got.slice(0, 200)}`)));
@@ -49,8 +53,9 @@ async function run(n) {
   });
   const room = `idle${n}`;
   await rc.cmd('SET', `cc:room:{${room}}:visibility`, 'public');
-  const t = ticket(secret, { room, user: 1, name: 'idle', ttl: 3600 });
-  const path = `/events/rooms/${room}?ticket=${t}`;
+  const distinct = process.env.BENCH_RSS_USERS === 'distinct';
+  const pathOf = (i) => `/events/rooms/${room}?ticket=${ticket(secret, { room, user: distinct ? i + 1 : 1, name: distinct ? `idle${i + 1}` : 'idle', ttl: 3600 })}`;
+  const path = pathOf(0);
   const rssStart = rssKiB(broker.pid);
   // one stream first, so the room's subscription and the loop's tables are in the baseline
   const first = await open(broker.port, path);
@@ -59,7 +64,7 @@ async function run(n) {
   const socks = [];
   for (let i = 1; i < n; i += BATCH) {
     const k = Math.min(BATCH, n - i);
-    socks.push(...(await Promise.all(Array.from({ length: k }, () => open(broker.port, path)))));
+    socks.push(...(await Promise.all(Array.from({ length: k }, (_, j) => open(broker.port, pathOf(i + j))))));
   }
   await waitFor(async () => (await (await fetch(`${broker.base}/events/health`)).json()).clients >= n,
     { what: 'every stream open' });
@@ -67,7 +72,7 @@ async function run(n) {
   const rss1 = rssKiB(broker.pid);
   const per = ((rss1 - rss0) * 1024) / (n - 1);
   console.log(`(from before the first stream: ${((rss1 - rssStart) / n).toFixed(2)} KiB per stream)`);
-  console.log(`N=${n}: broker RSS ${(rss0 / 1024).toFixed(1)} -> ${(rss1 / 1024).toFixed(1)} MiB, ` +
+  console.log(`N=${n}${distinct ? ', a user each' : ''}: broker RSS ${(rss0 / 1024).toFixed(1)} -> ${(rss1 / 1024).toFixed(1)} MiB, ` +
     `${(per / 1024).toFixed(2)} KiB per idle SSE stream`);
   for (const s of socks) s.destroy();
   first.destroy();
