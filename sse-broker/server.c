@@ -404,12 +404,13 @@ static int conn_write(struct conn *c, const void *p, size_t n)
 	return conn_write_ex(c, p, n, 0);
 }
 
-/* A live event for a stream with nothing waiting to be sent goes to the socket at once: no
- * copy into the output buffer (libevent gives every piece a chunk of at least 1 KiB), no
- * trip through the flush list, and in a big room the first streams are written while the
- * later ones' turns are still to come, not after all of them were queued. What the socket
- * does not take, and anything for a stream with output waiting, goes the conn_write way,
- * behind what is already there, so the order holds. */
+/* Stream output (a live event on SSE, one room or several, a WebSocket's frames) for a
+ * connection with nothing waiting to be sent goes to the socket at once: no copy into the
+ * output buffer (libevent gives every piece a chunk of at least 1 KiB), no trip through the
+ * flush list, and in a big room the first streams are written while the later ones' turns
+ * are still to come, not after all of them were queued. What the socket does not take, and
+ * anything for a stream with output waiting, goes the conn_write way, behind what is
+ * already there, so the order holds. */
 static int conn_write_now(struct conn *c, const char *p, size_t n)
 {
 	if (c->dead)
@@ -850,7 +851,7 @@ out:
 static int multi_write(struct conn *c, const struct buf *b, int force)
 {
 	if (c->route != RT_WS)
-		return conn_write_ex(c, b->data, b->len, force);
+		return force ? conn_write_ex(c, b->data, b->len, 1) : conn_write_now(c, b->data, b->len);
 	int r = ws_conn_send_text(c->ws, b->data, b->len);
 	ws_pump_ex(c, force);
 	return r < 0 || c->dead ? -1 : 0;
@@ -1006,7 +1007,8 @@ static void ws_pump_ex(struct conn *c, int force)
 		return;
 	struct buf *out = ws_conn_output(c->ws);
 	if (out->len) {
-		int r = conn_write_ex(c, out->data, out->len, force);
+		int r = force ? conn_write_ex(c, out->data, out->len, 1)
+			      : conn_write_now(c, out->data, out->len);
 		buf_reset(out);
 		if (r < 0)
 			return;

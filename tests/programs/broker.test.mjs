@@ -389,14 +389,16 @@ test('long-poll: empty at the timeout, answered as soon as an event comes', asyn
 test('join and leave, and WebSocket presence upward', async () => {
   const room = await newRoom();
   const observer = wsClient(`ws://127.0.0.1:${broker.port}/events/rooms/${room}/ws?ticket=${tk(room, 10, 'obs')}`);
-  await observer.opened;
-  await sleep(200);
+  // live, so alice's join cannot come before it (the 101 is earlier than that)
+  await waitFor(() => subscribedFrames(observer.events).length === 1, { what: 'the observer live' });
 
   const sender = wsClient(`ws://127.0.0.1:${broker.port}/events/rooms/${room}/ws?ticket=${tk(room, 11, 'alice')}`);
   await sender.opened;
   // a second stream of the same user: no second join
   const sse = curlSse(`${broker.base}/events/rooms/${room}?ticket=${tk(room, 11, 'alice')}`);
   await waitFor(() => observer.events.some((e) => e.type === 'join' && e.data.user.id === 11), { what: 'join' });
+  // alice's second stream has surely joined the room once it is live
+  await waitFor(() => sse.text.includes(': connected'), { what: 'the SSE stream live' });
   const join = observer.events.find((e) => e.type === 'join' && e.data.user.id === 11);
   assert.deepEqual(join.data, { user: { id: 11, username: 'alice' } });
 
