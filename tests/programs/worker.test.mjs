@@ -199,7 +199,8 @@ test('Piston backend: success, 400, timeout, malformed answers, runtimes', () =>
     const w = await startWorker(redis.port, {
       PISTON_URL: `${piston.url}/`, PISTON_TIMEOUT_MS: '1000', WORKERS: '2', RUN_TIMEOUT_MS: '2500',
     });
-    const runtimes = JSON.parse(await r.cmd('GET', 'cc:runtimes'));
+    // published once the worker has Piston's list: a moment after it started, on a busy machine
+    const runtimes = await waitFor(async () => JSON.parse(await r.cmd('GET', 'cc:runtimes')), { what: 'cc:runtimes' });
     assert.deepEqual(runtimes, RUNTIMES.map(({ language, version, aliases }) => ({ language, version, aliases })));
 
     const room = jobId('room');
