@@ -377,9 +377,9 @@ int runtimes_extract_version(const char *text, char *out, size_t cap)
 	return -1;
 }
 
-/* Runs a trusted, installed binary (argv, no shell) and collects its stdout and stderr,
- * bounded in size and time. */
-static int capture(char *const argv[], struct buf *out)
+/* Starts a trusted, installed binary (argv, no shell) with its stdout and stderr on a pipe:
+ * the pipe's read end, or -1. */
+static int spawn_captured(char *const argv[], pid_t *pid)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
@@ -389,55 +389,103 @@ static int capture(char *const argv[], struct buf *out)
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
 	posix_spawn_file_actions_adddup2(&fa, p[1], 2);
-	pid_t pid;
-	int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+	int rc = posix_spawn(pid, argv[0], &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	close(p[1]);
 	if (rc != 0) {
 		close(p[0]);
 		return -1;
 	}
-	long long deadline = clock_mono_ms() + VERSION_TIMEOUT_MS;
-	char chunk[512];
-	for (;;) {
-		long long left = deadline - clock_mono_ms();
-		struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) {
-			kill(pid, SIGKILL);
-			break;
-		}
-		ssize_t n = read(p[0], chunk, sizeof chunk);
-		if (n <= 0)
-			break;
-		if (buf_append(out, chunk, (size_t)n) < 0)
-			break; /* enough to find a version in */
-	}
-	close(p[0]);
-	int status;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	return 0;
+	return p[0];
 }
 
-static int detect_version(struct runtime *r)
-{
-	char *line = NULL;
-	char *argv[RUNTIMES_ARGV_MAX + 1];
-	if (split_argv(r->version_cmd, &line, argv) < 0)
-		return -1;
+struct probe {
+	pid_t pid;
+	int fd; /* -1 once read to its end (or never started) */
+	char *line;
 	struct buf out;
-	buf_init(&out, VERSION_OUTPUT_MAX);
-	long long t0 = clock_mono_ms();
-	int rc = capture(argv, &out);
-	long long took = clock_mono_ms() - t0;
-	if (took >= VERSION_SLOW_MS)
-		log_info("runtime %s: `%s` took %lld ms", r->language, r->version_cmd, took);
-	if (rc == 0)
-		rc = runtimes_extract_version(out.data ? out.data : "", r->version,
-					      sizeof r->version);
-	buf_free(&out);
-	free(line);
-	return rc;
+	long long took;
+};
+
+/* The version commands of the runtimes marked in want[], all at once (each a cold start may
+ * take seconds, see VERSION_TIMEOUT_MS: one after the other they would add up), their
+ * output bounded in size and the whole in time; found[i] is set for each whose output
+ * names a version, which goes into rt->v[i].version. */
+static void detect_versions(struct runtimes *rt, const unsigned char *want, unsigned char *found)
+{
+	struct probe *pr = calloc(rt->n ? rt->n : 1, sizeof *pr);
+	struct pollfd *pf = calloc(rt->n ? rt->n : 1, sizeof *pf);
+	size_t *at = calloc(rt->n ? rt->n : 1, sizeof *at);
+	if (!pr || !pf || !at)
+		goto out;
+	long long t0 = clock_mono_ms(), deadline = t0 + VERSION_TIMEOUT_MS;
+	for (size_t i = 0; i < rt->n; i++) {
+		char *argv[RUNTIMES_ARGV_MAX + 1];
+		pr[i].fd = -1;
+		buf_init(&pr[i].out, VERSION_OUTPUT_MAX);
+		if (want[i] && split_argv(rt->v[i].version_cmd, &pr[i].line, argv) == 0)
+			pr[i].fd = spawn_captured(argv, &pr[i].pid);
+	}
+	char chunk[512];
+	for (;;) {
+		size_t k = 0;
+		for (size_t i = 0; i < rt->n; i++)
+			if (pr[i].fd >= 0) {
+				pf[k] = (struct pollfd){.fd = pr[i].fd, .events = POLLIN};
+				at[k++] = i;
+			}
+		long long left = deadline - clock_mono_ms();
+		if (k == 0 || left <= 0)
+			break;
+		int ready = poll(pf, k, (int)left);
+		if (ready < 0 && errno == EINTR)
+			continue;
+		if (ready <= 0)
+			break;
+		for (size_t j = 0; j < k; j++) {
+			struct probe *q = &pr[at[j]];
+			if (!pf[j].revents)
+				continue;
+			ssize_t n = read(q->fd, chunk, sizeof chunk);
+			if (n < 0 && errno == EINTR)
+				continue;
+			/* the end, or enough to find a version in */
+			if (n <= 0 || buf_append(&q->out, chunk, (size_t)n) < 0) {
+				close(q->fd);
+				q->fd = -1;
+				q->took = clock_mono_ms() - t0;
+			}
+		}
+	}
+	for (size_t i = 0; i < rt->n; i++) {
+		if (pr[i].fd >= 0) { /* not done in time */
+			kill(pr[i].pid, SIGKILL);
+			close(pr[i].fd);
+			pr[i].fd = -1;
+			pr[i].took = clock_mono_ms() - t0;
+		}
+		if (pr[i].pid > 0) {
+			int status;
+			while (waitpid(pr[i].pid, &status, 0) < 0 && errno == EINTR)
+				;
+		}
+		if (!want[i])
+			continue;
+		if (pr[i].took >= VERSION_SLOW_MS)
+			log_info("runtime %s: `%s` took %lld ms", rt->v[i].language,
+				 rt->v[i].version_cmd, pr[i].took);
+		found[i] = pr[i].pid > 0 &&
+			   runtimes_extract_version(pr[i].out.data ? pr[i].out.data : "",
+						    rt->v[i].version, sizeof rt->v[i].version) == 0;
+	}
+out:
+	for (size_t i = 0; pr && i < rt->n; i++) {
+		buf_free(&pr[i].out);
+		free(pr[i].line);
+	}
+	free(pr);
+	free(pf);
+	free(at);
 }
 
 /* Does section r go by name (its language, a lib/lang.c name or alias of it, or one of its
@@ -566,6 +614,26 @@ int runtimes_load(struct runtimes *rt, const char *path, const char *extra, char
 		runtimes_free(rt);
 		return -1;
 	}
+	/* which are offered, what they need checked, then every version command at once */
+	unsigned char *installed = calloc(rt->n ? rt->n : 1, 1), *probe = calloc(rt->n ? rt->n : 1, 1),
+		      *versioned = calloc(rt->n ? rt->n : 1, 1);
+	if (!installed || !probe || !versioned) {
+		free(installed);
+		free(probe);
+		free(versioned);
+		free(chosen);
+		errbuf_set(err, errlen, "out of memory");
+		runtimes_free(rt);
+		return -1;
+	}
+	for (size_t i = 0; i < rt->n; i++) {
+		struct runtime *r = &rt->v[i];
+		if (r->optional && !chosen[i])
+			continue;
+		installed[i] = access(r->binary, X_OK) == 0 && resolve_binds(r, path) == 0;
+		probe[i] = installed[i] && !strcmp(r->version, "auto");
+	}
+	detect_versions(rt, probe, versioned);
 	size_t kept = 0;
 	rc = 0;
 	for (size_t i = 0; i < rt->n; i++) {
@@ -579,9 +647,9 @@ int runtimes_load(struct runtimes *rt, const char *path, const char *extra, char
 		}
 		if (access(r->binary, X_OK) < 0)
 			drop = "not installed";
-		else if (resolve_binds(r, path) < 0)
+		else if (!installed[i])
 			drop = "a bind source is missing";
-		else if (!strcmp(r->version, "auto") && detect_version(r) < 0)
+		else if (probe[i] && !versioned[i])
 			drop = "version not found";
 		if (drop && r->optional) {
 			errbuf_set(err, errlen,
@@ -600,6 +668,9 @@ int runtimes_load(struct runtimes *rt, const char *path, const char *extra, char
 		}
 		rt->v[kept++] = *r;
 	}
+	free(installed);
+	free(probe);
+	free(versioned);
 	free(chosen);
 	rt->n = kept;
 	if (rc < 0) {

@@ -407,7 +407,7 @@ wait_for "the broker" 20 curl -kfsS --max-time 5 "$scheme://127.0.0.1:$PORT/even
 # the workers announce their runtimes once the sandbox works (a start error, such as a
 # runtime RUNTIMES_EXTRA names but that is not installed, ends them: check_children says so)
 if [ -z "${PISTON_URL:-}" ]; then
-  wait_for "the workers" 30 curl -kfsS --max-time 5 "$scheme://127.0.0.1:$PORT/api/runtimes"
+  wait_for "the workers" 60 curl -kfsS --max-time 5 "$scheme://127.0.0.1:$PORT/api/runtimes"
 fi
 # What clients on this machine (tests, tools) need to reach the same servers.
 {
