@@ -169,6 +169,27 @@ fail:
 	return NULL;
 }
 
+/* The text from p up to the next '"' (before end) into out (cap bytes with its NUL): the
+ * quote's address, or NULL when there is none or the text does not fit. */
+static const char *take_quoted(const char *p, const char *end, char *out, size_t cap)
+{
+	const char *q = memchr(p, '"', (size_t)(end - p));
+	if (!q || (size_t)(q - p) >= cap)
+		return NULL;
+	memcpy(out, p, (size_t)(q - p));
+	out[q - p] = '\0';
+	return q;
+}
+
+/* Whether the literal lit (n bytes) is at p (before end); then p moves past it. */
+static int take_literal(const char **p, const char *end, const char *lit, size_t n)
+{
+	if ((size_t)(end - *p) < n || memcmp(*p, lit, n) != 0)
+		return 0;
+	*p += n;
+	return 1;
+}
+
 /* The message is exactly what lib/events.c's script publishes:
  * {"type":"<type>","id":"<id>","prev":"<id>","data":<data>} ("prev" only when the history had
  * an entry before) – read it by that shape so data reaches clients byte for byte as XRANGE
@@ -179,41 +200,14 @@ struct room_event *room_event_from_message(const char *msg, size_t len)
 			  pp[] = "\",\"prev\":\"";
 	char type[ROOM_TYPE_MAX], id[ROOM_EVID_MAX], prev[ROOM_EVID_MAX];
 	const char *p = msg, *end = msg + len;
-	if (len < sizeof p1 || memcmp(p, p1, sizeof p1 - 1) != 0)
+	if (!take_literal(&p, end, p1, sizeof p1 - 1) || !(p = take_quoted(p, end, type, sizeof type)) ||
+	    !take_literal(&p, end, p2, sizeof p2 - 1) || !(p = take_quoted(p, end, id, sizeof id)))
 		return NULL;
-	p += sizeof p1 - 1;
-	const char *q = memchr(p, '"', (size_t)(end - p));
-	if (!q || (size_t)(q - p) >= sizeof type)
-		return NULL;
-	memcpy(type, p, (size_t)(q - p));
-	type[q - p] = '\0';
-	p = q;
-	if ((size_t)(end - p) < sizeof p2 - 1 || memcmp(p, p2, sizeof p2 - 1) != 0)
-		return NULL;
-	p += sizeof p2 - 1;
-	q = memchr(p, '"', (size_t)(end - p));
-	if (!q || (size_t)(q - p) >= sizeof id)
-		return NULL;
-	memcpy(id, p, (size_t)(q - p));
-	id[q - p] = '\0';
-	p = q;
-	int has_prev = (size_t)(end - p) >= sizeof pp - 1 && memcmp(p, pp, sizeof pp - 1) == 0;
-	if (has_prev) {
-		p += sizeof pp - 1;
-		q = memchr(p, '"', (size_t)(end - p));
-		if (!q || (size_t)(q - p) >= sizeof prev)
-			return NULL;
-		memcpy(prev, p, (size_t)(q - p));
-		prev[q - p] = '\0';
-		p = q;
-	}
+	int has_prev = take_literal(&p, end, pp, sizeof pp - 1);
 	struct room_evid pid = {0, 0};
-	if (has_prev && room_evid_parse(prev, &pid) < 0)
+	if (has_prev && (!(p = take_quoted(p, end, prev, sizeof prev)) || room_evid_parse(prev, &pid) < 0))
 		return NULL;
-	if ((size_t)(end - p) < sizeof p3 - 1 || memcmp(p, p3, sizeof p3 - 1) != 0)
-		return NULL;
-	p += sizeof p3 - 1;
-	if (end - p < 2 || end[-1] != '}')
+	if (!take_literal(&p, end, p3, sizeof p3 - 1) || end - p < 2 || end[-1] != '}')
 		return NULL;
 	struct room_event *ev = room_event_new(id, type, p, (size_t)(end - 1 - p));
 	if (ev && has_prev) {

@@ -81,22 +81,28 @@ async function call(method, path, token, body, base = BASE) {
   return { status: r.status, json: await r.json().catch(() => null) };
 }
 
-test('an operation committed before the WebSocket stream is live reaches the page', async () => {
-  const username = `live${Date.now().toString(36).slice(-5)}`;
-  const reg = await call('POST', '/api/auth/register', undefined, { username, password: 'correct horse battery' });
+// A new user with a room whose document is "before\n" (revision 1), through the front door
+// at base, and a browser context signed in as that user.
+async function roomAndPerson(base, prefix) {
+  const username = `${prefix}${Date.now().toString(36).slice(-5)}`;
+  const reg = await call('POST', '/api/auth/register', undefined, { username, password: 'correct horse battery' }, base);
   assert.equal(reg.status, 201, JSON.stringify(reg.json));
   const { token, user } = reg.json;
-  const made = await call('POST', '/api/rooms', token, { name: 'live marker', language: 'python' });
+  const made = await call('POST', '/api/rooms', token, { name: `${prefix} marker`, language: 'python' }, base);
   assert.equal(made.status, 201, JSON.stringify(made.json));
   const roomId = made.json.room.id;
-  const put = await call('PUT', `/api/rooms/${roomId}/document`, token, { content: 'before\n', base_revision: 0 });
+  const put = await call('PUT', `/api/rooms/${roomId}/document`, token, { content: 'before\n', base_revision: 0 }, base);
   assert.equal(put.status, 200, JSON.stringify(put.json));
-
-  const p = await person(browser, BASE);
+  const p = await person(browser, base);
   await p.context.addInitScript(({ t, u }) => {
     localStorage.setItem('cc.token', t);
     localStorage.setItem('cc.user', JSON.stringify(u));
   }, { t: token, u: user });
+  return { token, roomId, p };
+}
+
+test('an operation committed before the WebSocket stream is live reaches the page', async () => {
+  const { token, roomId, p } = await roomAndPerson(BASE, 'live');
   // the page's WebSocket is taken by the test, and reaches the broker only when it says
   let release;
   const released = new Promise((r) => { release = r; });
@@ -134,21 +140,7 @@ test('an operation committed before the per-tab SSE stream is live reaches the p
   cleanup.push(() => door.stop());
   held.brokerPort = door.brokerPort; // the stack's broker
   const base = door.base;
-  const username = `sselive${Date.now().toString(36).slice(-5)}`;
-  const reg = await call('POST', '/api/auth/register', undefined, { username, password: 'correct horse battery' }, base);
-  assert.equal(reg.status, 201, JSON.stringify(reg.json));
-  const { token, user } = reg.json;
-  const made = await call('POST', '/api/rooms', token, { name: 'live marker sse', language: 'python' }, base);
-  assert.equal(made.status, 201, JSON.stringify(made.json));
-  const roomId = made.json.room.id;
-  const put = await call('PUT', `/api/rooms/${roomId}/document`, token, { content: 'before\n', base_revision: 0 }, base);
-  assert.equal(put.status, 200, JSON.stringify(put.json));
-
-  const p = await person(browser, base);
-  await p.context.addInitScript(({ t, u }) => {
-    localStorage.setItem('cc.token', t);
-    localStorage.setItem('cc.user', JSON.stringify(u));
-  }, { t: token, u: user });
+  const { token, roomId, p } = await roomAndPerson(base, 'sselive');
   const read = p.page.waitForResponse((r) => r.url().endsWith(`/api/rooms/${roomId}/document`) && r.request().method() === 'GET');
   // ?transport=sse: the tab's own EventSource, not the shared worker's stream
   await p.page.goto(`/r/${roomId}?transport=sse`);
