@@ -409,14 +409,14 @@ static int conn_write(struct conn *c, const void *p, size_t n)
  * output buffer (libevent gives every piece a chunk of at least 1 KiB), no trip through the
  * flush list, and in a big room the first streams are written while the later ones' turns
  * are still to come, not after all of them were queued. What the socket does not take, and
- * anything for a stream with output waiting, goes the conn_write way, behind what is
- * already there, so the order holds. */
-static int conn_write_now(struct conn *c, const char *p, size_t n)
+ * anything for a stream with output waiting, goes the conn_write_ex way (force as there),
+ * behind what is already there, so the order holds. */
+static int conn_write_now(struct conn *c, const char *p, size_t n, int force)
 {
 	if (c->dead)
 		return -1;
 	if (c->queued || c->wev_on || evbuffer_get_length(c->out) > 0)
-		return conn_write(c, p, n);
+		return conn_write_ex(c, p, n, force);
 	ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (w < 0) {
 		if (!would_block()) {
@@ -425,7 +425,7 @@ static int conn_write_now(struct conn *c, const char *p, size_t n)
 		}
 		w = 0;
 	}
-	return (size_t)w == n ? 0 : conn_write(c, p + w, n - (size_t)w);
+	return (size_t)w == n ? 0 : conn_write_ex(c, p + w, n - (size_t)w, force);
 }
 
 static void flush_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -639,7 +639,7 @@ static int sse_deliver(struct hub_sub *s, struct room_event *ev)
 		room_event_release(out);
 		return HUB_BUSY;
 	}
-	int r = conn_write_now(c, out->sse, out->sse_len);
+	int r = conn_write_now(c, out->sse, out->sse_len, 0);
 	if (r == 0)
 		broker_metrics_sent(BM_SSE, out);
 	room_event_release(out);
@@ -851,7 +851,7 @@ out:
 static int multi_write(struct conn *c, const struct buf *b, int force)
 {
 	if (c->route != RT_WS)
-		return force ? conn_write_ex(c, b->data, b->len, 1) : conn_write_now(c, b->data, b->len);
+		return conn_write_now(c, b->data, b->len, force);
 	int r = ws_conn_send_text(c->ws, b->data, b->len);
 	ws_pump_ex(c, force);
 	return r < 0 || c->dead ? -1 : 0;
@@ -1007,8 +1007,7 @@ static void ws_pump_ex(struct conn *c, int force)
 		return;
 	struct buf *out = ws_conn_output(c->ws);
 	if (out->len) {
-		int r = force ? conn_write_ex(c, out->data, out->len, 1)
-			      : conn_write_now(c, out->data, out->len);
+		int r = conn_write_now(c, out->data, out->len, force);
 		buf_reset(out);
 		if (r < 0)
 			return;
