@@ -62,6 +62,31 @@ static void *shared_alloc(size_t n)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/* A token to check once in each process that serves streams, before its first client: the
+ * first check pulls about 1.5 MiB of the crypto library's code into the process's memory, a
+ * cost of the program, not of the first stream that happens to need it (and the first client
+ * would wait for it). The token is signed before the fork and checked after it, in each
+ * process: a child does not inherit its parent's pages of library code as resident, so a
+ * check before the fork would warm only the parent, which serves no streams. NULL when it
+ * could not be signed. */
+static char *warm_token(const struct token_key *key)
+{
+	struct token_claims warm = {.user_id = 1, .kind = TOKEN_SESSION, .gen = 0};
+	snprintf(warm.username, sizeof warm.username, "warm-up");
+	snprintf(warm.sid, sizeof warm.sid, "%s", "startupcheck000000000000"); /* TOKEN_SID_LEN of [a-z0-9] */
+	warm.iat = (long long)time(NULL);
+	warm.exp = warm.iat + 60;
+	return token_sign(key, &warm);
+}
+
+static void warm_token_check(const struct token_key *key, const char *tok)
+{
+	struct token_claims back;
+	const char *why = "could not sign";
+	if (!tok || token_verify(key, tok, (long long)time(NULL), &back, &why) < 0)
+		log_warn("the start-up token check failed (%s); streams will be checked as usual", why);
+}
+
 /* BROKER_PROCESSES > 1: the parent forks the processes, each a whole broker with its own
  * event loop, Redis connections and listening socket (server_listen), and keeps the metrics
  * listener (the counters are shared). SIGTERM or SIGINT are passed on to every process and
@@ -284,20 +309,7 @@ int main(void)
 		log_warn("BROKER_MAX_STREAMS %ld is more than %ld processes of %ld clients hold: "
 			 "raise the open-files limit or BROKER_PROCESSES",
 			 cfg.max_streams, procs, cfg.max_clients);
-	/* One token signed and checked now, before the processes fork: the first check pulls
-	 * about 2 MiB of the crypto library's code into memory, a cost of the program, not of
-	 * the first stream that happens to need it (and the first client would wait for it). */
-	struct token_claims warm = {.user_id = 1, .kind = TOKEN_SESSION, .gen = 0};
-	snprintf(warm.username, sizeof warm.username, "warm-up");
-	snprintf(warm.sid, sizeof warm.sid, "%s", "startupcheck000000000000"); /* TOKEN_SID_LEN of [a-z0-9] */
-	warm.iat = (long long)time(NULL);
-	warm.exp = warm.iat + 60;
-	char *wtok = token_sign(&key, &warm);
-	struct token_claims back;
-	const char *wwhy = "could not sign";
-	if (!wtok || token_verify(&key, wtok, warm.iat, &back, &wwhy) < 0)
-		log_warn("the start-up token check failed (%s); streams will be checked as usual", wwhy);
-	free(wtok);
+	char *wtok = warm_token(&key);
 	if (server_listen(&cfg, lfds, procs) < 0) {
 		rc = 1;
 		goto out_key;
@@ -314,8 +326,10 @@ int main(void)
 			goto out_key;
 		cfg.metrics_port = 0; /* the parent serves the shared counters */
 	}
+	warm_token_check(&key, wtok);
 	rc = server_run(&cfg, &key, lfds[mine]);
 out_key:
+	free(wtok);
 	token_key_free(&key);
 out_metrics:
 	metrics_unbind(broker_metrics, BM_N);
