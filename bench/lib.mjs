@@ -37,7 +37,11 @@ export async function api(method, path, token, body) {
 // this process about half a millisecond more CPU per request and puts the request on the
 // wire about half a millisecond later (measured 2026-11-30: 1.0 against 0.5 ms from the
 // call to the server's read, median of 50), time that fell inside every system's latency.
-const keepAlive = new Agent({ keepAlive: true });
+// A kept-alive connection left unused for 4 s is closed by this side: a server closes its
+// idle ones after a while (lighttpd here after 30 s, node's own after 5 s), and a request sent
+// on one just as the server closes it fails with "socket hang up". `timeout` applies to a
+// free socket; a request in flight has its own (timeoutMs below).
+const keepAlive = new Agent({ keepAlive: true, timeout: 4000 });
 export function send(method, url, { headers = {}, body, timeoutMs = 10000 } = {}) {
   return new Promise((resolve, reject) => {
     const h = { ...headers };
