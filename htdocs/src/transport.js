@@ -7,8 +7,9 @@
 // `subscribed` frame, SSE at its `subscribed` event (asked for with `subscribed=1`: the
 // broker's default ": connected" comment is not shown to pages), whose id becomes the
 // position when there is none yet (so a reconnection in a quiet room resumes instead of
-// starting from its own moment again); long-poll once its first request stood or was answered. onOpen says whether the stream
-// started from a position: one that did not carries nothing from before it was live.
+// starting from its own moment again); long-poll once its first request stood or was
+// answered. onOpen says whether the stream started from a position: one that did not carries
+// nothing from before it was live.
 //
 // The connection state is 'connected', 'reconnecting' (the stream was lost but the API
 // answers, e.g. a broker restarting), 'unreachable' (the browser is online but the server

@@ -92,7 +92,8 @@ export async function startRedis({ port, dir } = {}) {
     const s = createServer(); // port taken means redis listens
     s.once('error', () => resolve(true));
     s.listen(port, '127.0.0.1', () => s.close(() => resolve(false)));
-  }), { what: `redis on ${port}` });
+    // a loaded machine (load average 8–9) once took more than the default 10 s
+  }), { what: `redis on ${port}`, timeout: 30000 });
   return child;
 }
 
