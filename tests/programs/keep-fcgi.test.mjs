@@ -62,8 +62,6 @@ test('KEEP_FCGI_WATCH_PARENT=1: same pid, no process while idle, restarts, and e
   const [prog] = t.pids();
   assert.equal(parentPid(keeper), parent.pid, 'the keeper is still the process its parent started');
   assert.equal(parentPid(prog), keeper);
-  const env = readFileSync(`/proc/${prog}/environ`, 'latin1').split('\0');
-  assert.ok(!env.some((v) => v.startsWith('KEEP_FCGI_REEXEC=')), 'the program does not inherit the marker');
   // while the program runs the keeper only waits: it has no other child at any look
   const seen = new Set();
   const t0 = Date.now();
@@ -72,6 +70,8 @@ test('KEEP_FCGI_WATCH_PARENT=1: same pid, no process while idle, restarts, and e
     await sleep(10);
   }
   assert.deepEqual([...seen], [prog], 'the children the keeper had over 2.5 s');
+  const env = readFileSync(`/proc/${prog}/environ`, 'latin1').split('\0');
+  assert.ok(!env.some((v) => v.startsWith('KEEP_FCGI_REEXEC=')), 'the program does not inherit the marker');
   // a crash: started again after the back-off, with its line
   process.kill(prog, 'SIGKILL');
   await waitFor(() => t.pids().length === 2, { what: 'the program started again' });
