@@ -180,25 +180,35 @@ test('an idle stack starts no process but the supervisor\'s tick, about one a se
   try {
     const supervisor = s.child.pid; // run.sh
     // every process seen with CC_VAR=dir in its environment (a fork has its parent's):
-    // pid -> "comm, parent"; the pids of others are remembered so each is read once
+    // pid -> { comm, ppid }; the pids of others are remembered so each is read once. A new
+    // one is looked at again while it lives: caught between its fork and its exec, the
+    // supervisor's `sleep` is still called bash.
     const ours = new Map();
     const others = new Set();
+    let old = new Set();
+    const stat = (d) => {
+      const st = readFileSync(`/proc/${d}/stat`, 'latin1');
+      return { comm: st.slice(st.indexOf('(') + 1, st.lastIndexOf(')')),
+        ppid: Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]) };
+    };
     const look = () => {
       for (const d of readdirSync('/proc')) {
-        if (!/^\d+$/.test(d) || others.has(d) || ours.has(d)) continue;
+        if (!/^\d+$/.test(d) || others.has(d)) continue;
         try {
+          if (ours.has(d)) {
+            if (!old.has(d)) ours.set(d, stat(d));
+            continue;
+          }
           if (!readFileSync(`/proc/${d}/environ`, 'latin1').split('\0').includes(`CC_VAR=${dir}`)) {
             others.add(d);
             continue;
           }
-          const stat = readFileSync(`/proc/${d}/stat`, 'latin1');
-          const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-          ours.set(d, { comm, ppid: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) });
+          ours.set(d, stat(d));
         } catch { /* gone already */ }
       }
     };
     look();
-    const old = new Set(ours.keys());
+    old = new Set(ours.keys());
     const machine0 = processesCreated();
     const t0 = Date.now();
     while (Date.now() - t0 < 3000) {
