@@ -135,9 +135,11 @@ out:
 	return text;
 }
 
-/* Composes room's stored ops (JSON strings, each with its exact base length) into one.
- * 0 with *out (caller ot_free()s; NULL when there are none), -1 logged. */
-static int compose_ops(const char *room, const redisReply *list, struct ot_op **out)
+/* Composes room's stored ops (JSON strings, each with its exact base length; the first of
+ * revision `first`) into one. 0 with *out (caller ot_free()s; NULL when there are none), -1
+ * logged with the revision at fault. */
+static int compose_ops(const char *room, long long first, const redisReply *list,
+		       struct ot_op **out)
 {
 	char err[256];
 	struct ot_op *acc = NULL;
@@ -149,7 +151,8 @@ static int compose_ops(const char *room, const redisReply *list, struct ot_op **
 		int known;
 		/* the authors matter only to a transform: a fold takes the ops */
 		if (log_entry_parse(list->element[i], &b, &user, &site, &known, err, sizeof err) < 0) {
-			log_error("room %s: a stored operation does not parse: %s", room, err);
+			log_error("room %s: stored operation %lld does not parse: %s", room,
+				  first + (long long)i, err);
 			ot_free(acc);
 			return -1;
 		}
@@ -163,7 +166,8 @@ static int compose_ops(const char *room, const redisReply *list, struct ot_op **
 		ot_free(acc);
 		acc = ab;
 		if (rc < 0) {
-			log_error("room %s: stored operations do not compose: %s", room, err);
+			log_error("room %s: stored operation %lld does not compose: %s", room,
+				  first + (long long)i, err);
 			return -1;
 		}
 	}
@@ -300,7 +304,7 @@ static enum store_status fold(struct store *s, const char *room, struct doc_stat
 	const redisReply *content = rep->element[3], *ops = rep->element[4];
 	const char *base = content->type == REDIS_REPLY_STRING ? content->str : "";
 	size_t base_len = content->type == REDIS_REPLY_STRING ? content->len : 0;
-	if (ops->type != REDIS_REPLY_ARRAY || compose_ops(room, ops, &all) < 0)
+	if (ops->type != REDIS_REPLY_ARRAY || compose_ops(room, crev + 1, ops, &all) < 0)
 		goto out;
 	if (all && ot_apply(all, base, base_len, &text, err, sizeof err) < 0) {
 		log_error("room %s: stored operations do not apply: %s", room, err);
