@@ -196,6 +196,16 @@ static void commit_answer(struct api_ctx *c, long long revision, const struct ot
 				 c->cfg->doc.max_bytes);
 		break;
 	default:
+		if (st == STORE_ERROR && dc.unfolded > 0) {
+			/* a damaged stored op stops folds: nothing more is taken until an operator
+			 * repairs it (docs/OPERATIONS.md); what was committed stays */
+			api_error(c, 503, "document_unfoldable",
+				  "the document's history cannot be folded: %lld operations wait to be "
+				  "folded into its text and one of them is damaged; an operator must "
+				  "repair it before more changes are accepted",
+				  dc.unfolded);
+			break;
+		}
 		api_fail_why(c, st);
 		break;
 	}

@@ -34,6 +34,10 @@ int store_doc_cfg_load(struct store_doc_cfg *cfg, char *err, int errlen)
 		{"HISTORY_CHECKPOINT_OPS", 5000, 1, 100000000, &cfg->history_checkpoint_ops},
 		{"HISTORY_KEEP_OPS_DAYS", 7, 0, 36500, &cfg->history_keep_ops_days},
 		{"HISTORY_THIN_INTERVAL_S", 3600, 1, 86400 * 30, &cfg->history_thin_interval_s},
+		/* above the fold interval: a bound at or below it would stand in for the regular
+		 * fold, not back it up */
+		{"DOCUMENT_PENDING_OPS_MAX", DOC_PENDING_MAX, DOC_FOLD_EVERY + 1, 1000000,
+		 &cfg->pending_max},
 	};
 	return cfg_load(table, sizeof table / sizeof table[0], err, errlen);
 }
@@ -131,9 +135,11 @@ out:
 	return text;
 }
 
-/* Composes the stored ops (JSON strings, each with its exact base length) into one.
- * 0 with *out (caller ot_free()s; NULL when there are none), -1 logged. */
-static int compose_ops(const redisReply *list, struct ot_op **out)
+/* Composes room's stored ops (JSON strings, each with its exact base length; the first of
+ * revision `first`) into one. 0 with *out (caller ot_free()s; NULL when there are none), -1
+ * logged with the revision at fault. */
+static int compose_ops(const char *room, long long first, const redisReply *list,
+		       struct ot_op **out)
 {
 	char err[256];
 	struct ot_op *acc = NULL;
@@ -145,7 +151,8 @@ static int compose_ops(const redisReply *list, struct ot_op **out)
 		int known;
 		/* the authors matter only to a transform: a fold takes the ops */
 		if (log_entry_parse(list->element[i], &b, &user, &site, &known, err, sizeof err) < 0) {
-			log_error("a stored operation does not parse: %s", err);
+			log_error("room %s: stored operation %lld does not parse: %s", room,
+				  first + (long long)i, err);
 			ot_free(acc);
 			return -1;
 		}
@@ -159,7 +166,8 @@ static int compose_ops(const redisReply *list, struct ot_op **out)
 		ot_free(acc);
 		acc = ab;
 		if (rc < 0) {
-			log_error("stored operations do not compose: %s", err);
+			log_error("room %s: stored operation %lld does not compose: %s", room,
+				  first + (long long)i, err);
 			return -1;
 		}
 	}
@@ -296,7 +304,7 @@ static enum store_status fold(struct store *s, const char *room, struct doc_stat
 	const redisReply *content = rep->element[3], *ops = rep->element[4];
 	const char *base = content->type == REDIS_REPLY_STRING ? content->str : "";
 	size_t base_len = content->type == REDIS_REPLY_STRING ? content->len : 0;
-	if (ops->type != REDIS_REPLY_ARRAY || compose_ops(ops, &all) < 0)
+	if (ops->type != REDIS_REPLY_ARRAY || compose_ops(room, crev + 1, ops, &all) < 0)
 		goto out;
 	if (all && ot_apply(all, base, base_len, &text, err, sizeof err) < 0) {
 		log_error("room %s: stored operations do not apply: %s", room, err);
@@ -645,7 +653,7 @@ static redisReply *commit_attempt(struct store *s, const struct store_doc_cfg *c
 	struct rkey ek = rkey1(RK_ROOM_EVENTS, room);
 	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room), ck = rkey1(RK_ROOM_COMMITS, room);
 	char exp[24], uid[24], span[24], ret[24], delta[24], ins[24], del[24], limit[24];
-	char keep[16], due[32], hist[16];
+	char keep[16], due[32], hist[16], pmax[24];
 	snprintf(exp, sizeof exp, "%lld", expected);
 	if (role_checked)
 		uid[0] = '\0';
@@ -660,10 +668,11 @@ static redisReply *commit_attempt(struct store *s, const struct store_doc_cfg *c
 	snprintf(keep, sizeof keep, "%d", DOC_OPS_KEEP);
 	snprintf(due, sizeof due, "%lld", clock_wall_ms() + cfg->snapshot_interval_ms);
 	snprintf(hist, sizeof hist, "%d", EVENTS_HISTORY_MAX);
+	snprintf(pmax, sizeof pmax, "%ld", cfg->pending_max);
 	const char *args[] = {dk.s,	 ok.s,	   ek.s,      mk.s,	 ck.s,
 			      exp,	 uid,	   span,      ret,	 delta,	   ins,
 			      del,	 limit,	   exact,     t->log[0], t->log[1], t->ev[0],
-			      t->ev[1], t->sep,	   keep,      hist,	 member};
+			      t->ev[1], t->sep,	   keep,      hist,	 member,    pmax};
 	struct rds *rd;
 	redisReply *r = NULL;
 	if (store_redis(s, &rd) == STORE_OK)
@@ -692,6 +701,7 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 	dc->refusal = STORE_REFUSE_NONE;
 	dc->races = 0;
 	dc->repeated = 0;
+	dc->unfolded = 0;
 	char member[DOC_MEMBER_MAX]; /* how a repeat of this very request is recognised */
 	dedupe_member(dc, member, sizeof member);
 	struct ot_author me;
@@ -702,7 +712,7 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 	if (!a)
 		return store_fail(s, STORE_ERROR, "out of memory");
 	long long expected = dc->revision;
-	int role_checked = 0, restored = 0;
+	int role_checked = 0, restored = 0, folded_at_bound = 0;
 	char exact[24] = "";
 	enum store_status st = STORE_BUSY;
 
@@ -731,6 +741,7 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 		}
 		long long kind = r->element[0]->integer, rev = reply_int(r, 1);
 		size_t len = (size_t)reply_int(r, kind == 1 ? 4 : 2);
+		long long unfolded = kind == 8 ? reply_int(r, 2) : 0; /* read before r is freed */
 		if (kind == 1) {
 			long long pending = reply_int(r, 3);
 			freeReplyObject(r);
@@ -757,11 +768,16 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 			/* compaction: the committer that makes the pending ops a multiple of
 			 * DOC_FOLD_EVERY folds them (one at a time, without a lock), so the text
 			 * a reader must rebuild stays bounded even without a snapshotter. Its
-			 * failure costs nothing but the next reader's time. */
+			 * failure costs the next reader's time; a fold that keeps failing stops
+			 * commits at cfg->pending_max (kind 8 below). */
 			if (pending > 0 && pending % DOC_FOLD_EVERY == 0) {
 				struct doc_state d;
 				if (fold(s, room, &d) == STORE_OK)
 					doc_state_free(&d);
+				else
+					log_warn("room %s: %lld operations could not be folded (%s); "
+						 "commits are refused once %ld wait",
+						 room, pending, s->msg, cfg->pending_max);
 			}
 			return STORE_OK;
 		}
@@ -863,6 +879,32 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 				break;
 			st = STORE_BUSY;
 			continue;
+		}
+		if (kind == 8) {
+			/* cfg->pending_max ops wait to be folded: fold them now (once per request:
+			 * a document repaired since is taken up again without a reader's help), or
+			 * refuse, so the ops list and every read's replay stay bounded. Nothing
+			 * committed is touched */
+			if (!folded_at_bound) {
+				folded_at_bound = 1;
+				struct doc_state d;
+				st = fold(s, room, &d);
+				/* folded: commit again; gone meanwhile: the next attempt restores it */
+				if (st == STORE_OK || st == STORE_NOT_FOUND) {
+					doc_state_free(&d);
+					st = STORE_BUSY;
+					continue;
+				}
+				if (st != STORE_ERROR)
+					break; /* Redis failed: say so, as for any commit */
+			}
+			log_error("room %s: commit refused: %lld operations wait to be folded (the most "
+				  "is %ld, DOCUMENT_PENDING_OPS_MAX) and they do not fold: the stored "
+				  "operations are damaged and must be repaired (docs/OPERATIONS.md)",
+				  room, unfolded, cfg->pending_max);
+			dc->unfolded = unfolded > 0 ? unfolded : 1;
+			st = store_fail(s, STORE_ERROR, "the document's history cannot be folded");
+			break;
 		}
 		if (kind == 0 || kind == 4) {
 			dc->current = rev;

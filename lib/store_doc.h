@@ -33,6 +33,14 @@
 #define DOC_OPS_KEEP 1000
 /* A committer that leaves a multiple of this many ops unfolded folds them. */
 #define DOC_FOLD_EVERY 500
+/* The most ops a document may hold unfolded (DOCUMENT_PENDING_OPS_MAX, this by default):
+ * a commit that would pass it is refused (503 document_unfoldable) unless a fold, tried
+ * right then, brings them down. A healthy room never gets near it (every DOC_FOLD_EVERY-th
+ * commit folds, and so does every read); only a fold that keeps failing (a damaged stored
+ * op) lets them pile up. Ten folds' worth leaves room for folds that failed once (Redis
+ * dropped the connection), and keeps what every read must replay, and what the ops list
+ * holds in memory, at 5,000 ops. */
+#define DOC_PENDING_MAX (10 * DOC_FOLD_EVERY)
 
 /* The document settings the API and the snapshotter share. */
 struct store_doc_cfg {
@@ -41,6 +49,7 @@ struct store_doc_cfg {
 	long history_checkpoint_ops;  /* HISTORY_CHECKPOINT_OPS: a full text every this many ops */
 	long history_keep_ops_days;   /* HISTORY_KEEP_OPS_DAYS: typed ops kept this long */
 	long history_thin_interval_s; /* HISTORY_THIN_INTERVAL_S: how often history is thinned */
+	long pending_max; /* DOCUMENT_PENDING_OPS_MAX: the most ops left unfolded (DOC_PENDING_MAX) */
 };
 
 /* Reads the settings above from the environment (lib/cfg.h table): 0, or -1 with the first
@@ -82,6 +91,9 @@ struct doc_commit {
 	int repeated; /* STORE_OK: the same request (user, client_id, revision, ops) was
 		       * committed already and its answer lost: applied and new_rev are that
 		       * commit's; nothing was applied again and no event was sent */
+	long long unfolded; /* STORE_ERROR: > 0 when refused because this many ops wait to be
+			     * folded, cfg->pending_max or more, and folding them failed (a
+			     * damaged stored op: an operator must repair it); 0 otherwise */
 };
 
 /* A repeat of a commit (the same user, client_id, revision and ops) is recognised for as
@@ -94,7 +106,8 @@ struct doc_commit {
  * (no room); STORE_FORBIDDEN (refusal); STORE_CONFLICT (revision ahead or too old:
  * current, ahead); STORE_INVALID (the op does not fit the document: s->msg); STORE_TOO_LARGE
  * (size, event_too_large); STORE_BUSY (lost too many races, or the document kept changing
- * shape); the store's failures. */
+ * shape); STORE_ERROR with unfolded > 0 (cfg->pending_max ops wait to be folded and a fold
+ * failed: nothing committed, logged with the room); the store's failures. */
 enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *cfg,
 				   struct doc_commit *dc);
 

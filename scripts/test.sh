@@ -137,6 +137,10 @@ stack_test_env() {
   # the suites register hundreds of users from 127.0.0.1; the limit itself is tested through
   # CGI runs with their own REGISTER_RATE_LIMIT and addresses (sessions.test.mjs)
   export REGISTER_RATE_LIMIT=${REGISTER_RATE_LIMIT:-100000}
+  # a document's operations left unfolded: just above the fold interval (500), so that
+  # tests/stack/writepath.test.mjs reaches the bound behind a damaged operation in about 520
+  # commits rather than the default's 5,000 (a healthy room never gets near it)
+  export DOCUMENT_PENDING_OPS_MAX=${DOCUMENT_PENDING_OPS_MAX:-520}
   # AI: the whole test stack (API and worker) talks to an OpenAI-compatible double that
   # tests/stack/ai.test.mjs and tests/browser/client.test.mjs start on AI_DOUBLE_PORT
   # (tests/lib/openai-double.mjs); never to a real provider, whatever the caller's

@@ -15,7 +15,7 @@
 -- ("": use the bound), 10/11 log entry before/after the retain, 12/13 event data
 -- before/after it, 14 separator before it ("," or ""), 15 ops to keep, 16 history length,
 -- 17 the request's dedupe member ("<user id>|<revision>|<ops digest>|<client_id>"; "" without
--- a client_id).
+-- a client_id), 18 the most ops left unfolded (DOCUMENT_PENDING_OPS_MAX).
 -- Answers:
 --   {1, new revision, event id, ops not yet folded, length before}  committed
 --   {2, rev, length, bytes, {ops after the expected revision}}  others came first:
@@ -26,13 +26,15 @@
 --   {6, rev, length, bytes} the size bound passes the limit (measure it exactly)
 --   {7, rev, entry} this very request was committed already, as revision rev (its answer
 --        was lost and the client sent it again): entry is its log entry, the op as applied
+--   {8, rev, pending} the ops after crev number ARGV 18 or more: nothing is committed
+--        until they are folded (a fold that keeps failing: a damaged stored op)
 -- The commits set remembers which revision each request became, for the last `ops to
 -- keep` revisions only (trimmed by score), so a repeat is found without a scan.
 if ARGV[2] ~= '' then
   local role = redis.call('HGET', KEYS[4], ARGV[2])
   if role ~= 'owner' and role ~= 'editor' then return {-3, role or ''} end
 end
-local h = redis.call('HMGET', KEYS[1], 'revision', 'length', 'bytes')
+local h = redis.call('HMGET', KEYS[1], 'revision', 'length', 'bytes', 'crev')
 local rev = tonumber(h[1])
 if not rev then return {-1} end
 if ARGV[17] ~= '' then
@@ -43,6 +45,8 @@ if ARGV[17] ~= '' then
   end
 end
 if not h[2] or not h[3] then return {3, rev} end
+local unfolded = rev - (tonumber(h[4]) or rev)
+if unfolded >= tonumber(ARGV[18]) then return {8, rev, unfolded} end
 local len, bytes = tonumber(h[2]), tonumber(h[3])
 local want = tonumber(ARGV[1])
 if want > rev then return {0, rev} end
@@ -64,7 +68,7 @@ if len > span then tail = ARGV[14] .. string.format('%d', len - span) end
 redis.call('HSET', KEYS[1], 'revision', rev + 1, 'length', len + tonumber(ARGV[5]),
   'bytes', nbytes)
 redis.call('RPUSH', KEYS[2], ARGV[10] .. tail .. ARGV[11])
-local pending = rev + 1 - (tonumber(redis.call('HGET', KEYS[1], 'crev')) or rev)
+local pending = unfolded + 1
 redis.call('LTRIM', KEYS[2], -math.max(tonumber(ARGV[15]), pending), -1)
 if ARGV[17] ~= '' then redis.call('ZADD', KEYS[5], rev + 1, ARGV[17]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', rev + 1 - tonumber(ARGV[15]))

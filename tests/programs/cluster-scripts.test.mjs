@@ -115,14 +115,14 @@ const cases = {
     await run('doc_init', [rk(r, 'doc'), rk(r, 'ops')], ['0', '', '0', '0']);
     const keys = [rk(r, 'doc'), rk(r, 'ops'), rk(r, 'events'), rk(r, 'members'), rk(r, 'commits')];
     const a = await run('doc_commit', keys, ['0', '', '0', '0', '5', '5', '0', '1000000', '',
-      '{"u":7,"s":"s1","ops":["hello"', ']}', '{"ops":["hello"', ']}', ',', '1000', '1000', '7|1|d1|c1']);
+      '{"u":7,"s":"s1","ops":["hello"', ']}', '{"ops":["hello"', ']}', ',', '1000', '1000', '7|1|d1|c1', '5000']);
     assert.equal(a[0], 1);
     assert.equal(a[1], 1);
     // the snapshot mark, in its own slot, right behind (lib/store_doc.c pipelines it)
     assert.equal(await c.send('ZADD', 'cc:snap:due', 'NX', String(Date.now() + 1000), r), 1);
     // the same request again: answered from the commits set
     const again = await run('doc_commit', keys, ['0', '', '0', '0', '5', '5', '0', '1000000', '',
-      '{"u":7,"s":"s1","ops":["hello"', ']}', '{"ops":["hello"', ']}', ',', '1000', '1000', '7|1|d1|c1']);
+      '{"u":7,"s":"s1","ops":["hello"', ']}', '{"ops":["hello"', ']}', ',', '1000', '1000', '7|1|d1|c1', '5000']);
     assert.equal(again[0], 7);
     assert.equal((await run('doc_fold_read', [rk(r, 'doc'), rk(r, 'ops')], []))[0], 1);
     assert.deepEqual(await run('doc_ops_range', [rk(r, 'doc'), rk(r, 'ops')], ['1', '1']),

@@ -4,9 +4,10 @@
 // in the old shape and many writers and readers at once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BASE, call, newUser, redis } from '../lib/api.mjs';
-import { ROOT, start } from '../lib/procs.mjs';
+import { ROOT, start, waitFor } from '../lib/procs.mjs';
 
 async function roomWith(owner) {
   const r = await call('POST', '/api/rooms', { token: owner.token, body: { name: 'writepath', language: 'python' } });
@@ -187,4 +188,90 @@ test('the commit script writes the final retain: short ops, a retain before the 
   assert.deepEqual(r.json, { revision: 4, ops: [11, -4] });
   assert.deepEqual(await doc(a.token, room), { revision: 4, content: 'hexllo worl', language: 'python' });
   assert.equal(redis('HGET', `cc:room:{${room.id}}:doc`, 'length'), '11');
+});
+
+// DOCUMENT_PENDING_OPS_MAX: scripts/test.sh gives the stack a bound just above the fold
+// interval (500), so that the fold at the 500th pending operation fails first and the bound
+// comes soon after; the default (5,000) would take ten times the commits.
+const PENDING_MAX = Number(process.env.DOCUMENT_PENDING_OPS_MAX || 5000);
+
+test('a damaged stored operation: commits stop at DOCUMENT_PENDING_OPS_MAX with 503, nothing committed is lost', async () => {
+  const a = await newUser();
+  const room = await roomWith(a);
+  const dk = `cc:room:{${room.id}}:doc`, lk = `cc:room:{${room.id}}:ops`;
+  let rev = 0;
+  for (const t of ['a', 'b', 'c']) {
+    const r = await post(a.token, room, { revision: rev, ops: rev ? [rev, t] : [t] });
+    assert.equal(r.status, 200, r.text);
+    rev = r.json.revision;
+  }
+  // a read folds them: the stored text is at revision 3
+  assert.equal((await doc(a.token, room)).content, 'abc');
+  assert.equal(redis('HGET', dk, 'crev'), '3');
+  // the snapshotter saves revision 3 within SNAPSHOT_INTERVAL_MS (2 s) of the first commit
+  const saved = async () => (await call('GET', `/api/rooms/${room.id}/history`, { token: a.token })).json?.snapshots?.[0]?.revision === 3;
+  await waitFor(saved, { what: 'revision 3 saved' });
+  // the next commit's save is due 2 s after it: the entry is damaged long before that
+  let r = await post(a.token, room, { revision: 3, ops: [3, 'd'] });
+  assert.equal(r.status, 200, r.text);
+  rev = 4;
+  // someone writes a bad entry over revision 4's, the one operation not folded yet
+  const good = redis('LINDEX', lk, '-1');
+  redis('LSET', lk, '-1', 'not an operation');
+  // the text cannot be put together without it: reads answer 500, bound or not
+  const broken = await call('GET', `/api/rooms/${room.id}/document`, { token: a.token });
+  assert.equal(broken.status, 500, broken.text);
+  assert.equal(broken.json.error, 'internal');
+  // commits at the current revision do not read the log, so they go on; the fold at every
+  // 500th fails; the last one taken leaves PENDING_MAX operations after the stored text
+  while (rev - 3 < PENDING_MAX) {
+    r = await post(a.token, room, { revision: rev, ops: ['x'], client_id: `t.${rev}` });
+    assert.equal(r.status, 200, r.text);
+    rev = r.json.revision;
+  }
+  assert.equal(redis('HGET', dk, 'crev'), '3', 'no fold got past the damaged entry');
+  // one more: refused, at the current revision and from behind alike, and nothing stored
+  for (const base of [rev, rev - 10]) {
+    r = await post(a.token, room, { revision: base, ops: ['y'], client_id: `t.late.${base}` });
+    assert.equal(r.status, 503, r.text);
+    assert.equal(r.json.error, 'document_unfoldable', r.text);
+    assert.match(r.json.message, /history cannot be folded/);
+    assert.match(r.json.message, /an operator must repair it/);
+    assert.match(r.json.message, new RegExp(`${PENDING_MAX} operations`));
+    assert.deepEqual(Object.keys(r.json).sort(), ['error', 'message']);
+  }
+  assert.equal(redis('HGET', dk, 'revision'), String(rev));
+  // the same through PUT …/document: it reads first, and that read fails already
+  r = await call('PUT', `/api/rooms/${room.id}/document`, { token: a.token, body: { content: 'z', base_revision: rev } });
+  assert.equal(r.status, 500, r.text);
+  // what was saved before the damage reads as ever
+  r = await call('GET', `/api/rooms/${room.id}/history/3`, { token: a.token });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.content, 'abc');
+  assert.ok(await saved(), 'the history list answers, newest save 3');
+  // a log line names the room (the API processes log to lighttpd's error log; under
+  // WEB=apache to api.log); the make cluster layout keeps its logs elsewhere
+  if (process.env.CC_VAR && !process.env.REDIS_CLUSTER) {
+    const log = `${process.env.CC_VAR}/log/${process.env.WEB === 'apache' ? 'api.log' : 'lighttpd.log'}`;
+    const logged = (line) => waitFor(() => readFileSync(log, 'utf8').includes(`room ${room.id}: ${line}`), { what: line });
+    await logged('stored operation 4 does not parse');
+    await logged('500 operations could not be folded');
+    await logged(`commit refused: ${PENDING_MAX} operations wait to be folded`);
+  }
+  // every committed operation is still stored: the log holds revisions 4..rev
+  const first = rev - Number(redis('LLEN', lk)) + 1;
+  assert.ok(first <= 4, `the log starts at ${first}`);
+  for (const i of [5, rev]) {
+    assert.deepEqual(JSON.parse(redis('LINDEX', lk, String(i - first))).ops, ['x', i - 1]);
+  }
+  // an operator puts the entry right: the next commit folds everything and is taken,
+  // without a read first
+  redis('LSET', lk, String(4 - first), good);
+  r = await post(a.token, room, { revision: rev, ops: ['!'] });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.revision, rev + 1);
+  assert.equal(redis('HGET', dk, 'crev'), String(rev));
+  const d = await doc(a.token, room);
+  assert.equal(d.revision, rev + 1);
+  assert.equal(d.content, '!' + 'x'.repeat(rev - 4) + 'abcd');
 });

@@ -162,14 +162,25 @@ static void check_doc_cfg(void)
 	unsetenv("HISTORY_CHECKPOINT_OPS");
 	unsetenv("HISTORY_KEEP_OPS_DAYS");
 	unsetenv("HISTORY_THIN_INTERVAL_S");
+	unsetenv("DOCUMENT_PENDING_OPS_MAX");
 	CHECK(store_doc_cfg_load(&cfg, err, sizeof err) == 0);
 	CHECK(cfg.max_bytes == 1024 * 1024 && cfg.snapshot_interval_ms == 2000 &&
 	      cfg.history_checkpoint_ops == 5000 && cfg.history_keep_ops_days == 7 &&
-	      cfg.history_thin_interval_s == 3600);
+	      cfg.history_thin_interval_s == 3600 && cfg.pending_max == 5000);
 	setenv("SNAPSHOT_INTERVAL_MS", "10", 1); /* below its range */
 	CHECK(store_doc_cfg_load(&cfg, err, sizeof err) == -1);
 	CHECK(strstr(err, "SNAPSHOT_INTERVAL_MS") != NULL);
 	unsetenv("SNAPSHOT_INTERVAL_MS");
+	/* the bound on unfolded ops: above the fold interval, an integer */
+	const char *bad[] = {"500", "0", "-1", "many", "1000001"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		setenv("DOCUMENT_PENDING_OPS_MAX", bad[i], 1);
+		CHECK(store_doc_cfg_load(&cfg, err, sizeof err) == -1);
+		CHECK(strstr(err, "DOCUMENT_PENDING_OPS_MAX") != NULL);
+	}
+	setenv("DOCUMENT_PENDING_OPS_MAX", "501", 1);
+	CHECK(store_doc_cfg_load(&cfg, err, sizeof err) == 0 && cfg.pending_max == 501);
+	unsetenv("DOCUMENT_PENDING_OPS_MAX");
 }
 
 /* Nothing listens on port 1: each getter says its store is unavailable, in words. */
