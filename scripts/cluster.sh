@@ -83,8 +83,9 @@ stop_all() {
   trap '' INT TERM HUP QUIT PIPE
   [ "$stopping" = 1 ] && return
   stopping=1
-  local last=${!:-} n i p
-  if [ -n "$last" ] && [ "$(ppid_of "$last")" = "$$" ]; then
+  local last=${!:-} n i p last_parent=""
+  [ -z "$last" ] || ppid_of last_parent "$last"
+  if [ -n "$last" ] && [ "$last_parent" = "$$" ]; then
     in_list "$last" "${spid[@]}" || { kill -TERM "$last" 2>/dev/null || true; }
   fi
   # the front door, then the programs (all at once, waited for together), then the web
@@ -243,22 +244,24 @@ start_service() { # name
   # node's API processes: written again for a few seconds, svc_tick)
   if [ "${ready:-0}" = 1 ]; then
     write_topology
-    topo_until=$(($(sup_now_ms) + 5000))
+    sup_now_ms topo_until
+    topo_until=$((topo_until + 5000))
   fi
   return 0
 }
 topo_until=0
 svc_tick() {
+  local n now
+  sup_now_ms now
   if [ "$topo_until" -gt 0 ]; then
     write_topology
-    [ "$(sup_now_ms)" -lt "$topo_until" ] || topo_until=0
+    [ "$now" -lt "$topo_until" ] || topo_until=0
   fi
   # a dead Redis Cluster node waits for its restart (smin) until the cluster has failed it
   # over; then it is started at once, to rejoin as a replica (redis_taken_over)
-  local n
   for n in "${redis_nodes[@]}"; do
     [ -n "${sdue[$n]:-}" ] && [ "$CLUSTER_REDIS" = cluster ] && redis_taken_over "$n" &&
-      sdue[$n]=$(sup_now_ms)
+      sdue[$n]=$now
   done
   return 0
 }

@@ -65,9 +65,10 @@ stop_all() {
   # background process is stopped too when no list holds it (or it is our own `sleep`).
   # Only while it is still our child: a finished `sleep` was reaped, and its pid may belong
   # to an unrelated process by now.
-  local last=${!:-}
+  local last=${!:-} last_parent=""
   sync_pids
-  if [ -n "$last" ] && [ "$(ppid_of "$last")" = "$$" ] &&
+  [ -z "$last" ] || ppid_of last_parent "$last"
+  if [ -n "$last" ] && [ "$last_parent" = "$$" ] &&
     ! in_list "$last" "${pids[@]}" "$redis_pid" "$pg_pid"; then
     kill -TERM "$last" 2>/dev/null || true
     wait_gone "$last" 20 || kill -KILL "$last" 2>/dev/null || true
