@@ -48,18 +48,33 @@ is_zombie() { # pid: dead, waiting only for its parent to reap it
   proc_stat "$1" && [ "${pstat[0]}" = Z ]
 }
 
+# 0 once pid has gone, 1 when it is still there after seconds. A zombie is gone: the API
+# processes under spawn-fcgi (WEB=apache) are not our children once spawn-fcgi has exited,
+# and only their new parent can reap them. The `wait` builtin is used only on a zombie, to
+# reap it at once: on a live child of ours it returns only when that child has ended, however
+# long that takes, so the bound (and the SIGKILL that follows it, gone_or_kill) would never
+# come for a service that does not end on its signal, and the whole stop would hang on it.
 wait_gone() { # pid seconds
   local n=$(($2 * 20))
-  # a zombie is gone: the API processes under spawn-fcgi (WEB=apache) are not our children
-  # once spawn-fcgi has exited, and only their new parent can reap them
-  while kill -0 "$1" 2>/dev/null && ! is_zombie "$1"; do
-    # reap if it is our child so kill -0 stops seeing a zombie
-    wait "$1" 2>/dev/null || true
+  while kill -0 "$1" 2>/dev/null; do
+    if is_zombie "$1"; then
+      wait "$1" 2>/dev/null || true
+      return 0
+    fi
     n=$((n - 1))
     [ "$n" -le 0 ] && return 1
     sleep 0.05
   done
   return 0
+}
+
+# After its stop signal, pid has seconds to end; then it gets SIGKILL, and this returns once
+# it has gone (a SIGKILL is not refused, even by a stopped process), so nothing is left.
+gone_or_kill() { # pid seconds [name: for the line saying it was killed]
+  wait_gone "$1" "$2" && return 0
+  kill -KILL "$1" 2>/dev/null || true
+  [ -z "${3:-}" ] || say "$3 (pid $1) had not ended $2 s after its stop signal: killed" || true
+  wait_gone "$1" 10 || say "pid $1 is still there 10 s after SIGKILL" || true
 }
 
 port_free() { # port
@@ -106,9 +121,7 @@ stop_leftovers() { # word [signal] [var: whose CC_VAR; the script's own by defau
   done
   [ ${#left[@]} -gt 0 ] || return 0
   kill "-${2:-TERM}" "${left[@]}" 2>/dev/null || true
-  for p in "${left[@]}"; do
-    wait_gone "$p" 10 || kill -KILL "$p" 2>/dev/null || true
-  done
+  for p in "${left[@]}"; do gone_or_kill "$p" 10; done
 }
 
 # The watchdog (scripts/watchdog.sh): a process outside every session of ours that stops the
@@ -139,7 +152,7 @@ svc_started() { # name pid
 svc_watchdog_stop() {
   [ -n "$watchdog_pid" ] || return 0
   kill -TERM "$watchdog_pid" 2>/dev/null || true
-  wait_gone "$watchdog_pid" 5 || kill -KILL "$watchdog_pid" 2>/dev/null || true
+  gone_or_kill "$watchdog_pid" 5 watchdog
   watchdog_pid=""
 }
 
