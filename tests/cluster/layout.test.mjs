@@ -138,6 +138,7 @@ test('make cluster: topology.json is the real layout; HAProxy spreads over both 
   const pids = c.topology().processes.flatMap((p) => [p.pid, ...(p.api_pids || [])]);
   running = running.filter((x) => x !== c);
   const left = await c.stop();
+  assert.deepEqual(c.exit, { code: 0, signal: null }, `cluster.sh ended by itself:\n${c.script.output.slice(-3000)}`);
   assert.deepEqual(left, [], 'processes of the layout left after SIGTERM');
   assert.deepEqual(pids.filter(alive), []);
 });
@@ -164,7 +165,10 @@ test('make cluster: the Redis Cluster forms with three masters and three replica
     assert.match(conf, /appendonly\s+yes/);
   }
   running = running.filter((x) => x !== c);
+  // stopped while it still starts the programs: it ends by itself (not by the harness's
+  // SIGKILL after 90 s), having waited for everything it started
   const left = await c.stop();
+  assert.deepEqual(c.exit, { code: 0, signal: null }, `cluster.sh ended by itself:\n${c.script.output.slice(-3000)}`);
   assert.deepEqual(left, []);
 });
 
