@@ -343,6 +343,29 @@ test('run.sh itself killed outright (SIGKILL, no trap runs): its watchdog stops 
   assert.match(readFileSync(join(dir, 'log/watchdog.log'), 'utf8'), /is gone without stopping its services/);
 });
 
+// The stop's bounds hold for a service that never acts on its signal: lighttpd, stopped with
+// SIGSTOP, gets SIGKILL after its 20 s and the stop goes on to the end. (A `wait` on the
+// stopped child, which returns only when the child ends, held such a stop for good.)
+test('a service that ignores its stop signal (lighttpd stopped) is killed after 20 s; SIGTERM still stops everything', async (t) => {
+  const dir = tmpVar();
+  const p = await ports();
+  const env = { ...p, CC_VAR: dir, DATABASE_URL: '', REDIS_URL: '', JWT_SECRET: '', JWT_SECRET_FILE: '' };
+  const s = await startStack(env);
+  assert.ok(s.ready, s.output());
+  const ppid = (pid) => Number(readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1].split(' ')[1]);
+  const web = stackPids(dir).find((pid) => cmdline(pid).startsWith('lighttpd ') && ppid(pid) === s.child.pid);
+  assert.ok(web, `lighttpd under run.sh:\n${describe(stackPids(dir))}`);
+  process.kill(web, 'SIGSTOP');
+  const t0 = Date.now();
+  const code = await Promise.race([stop(s.child), sleep(60000).then(() => 'still running after 60 s')]);
+  const took = Date.now() - t0;
+  t.diagnostic(`the stop took ${took} ms with lighttpd stopped`);
+  if (code !== 0) s.child.kill('SIGKILL');
+  assert.equal(code, 0, `run.sh ended by itself after SIGTERM:\n${s.output().slice(-2000)}`);
+  assert.ok(took >= 19000, `lighttpd had its 20 s (${took} ms)`);
+  await assertStopped(dir, p, 'after the stop with lighttpd stopped');
+});
+
 // ---- capacity (docs/OPERATIONS.md, "Capacity") -----------------------------------------
 
 // One SSE request through a front door: resolves once the stream is open (": connected"),
