@@ -69,12 +69,13 @@ declare -A port=() role=()
 
 sync_pids() { :; } # the table of scripts/services.sh is all this script keeps
 
-# Stops one service: signal, then KILL when it has not gone within secs.
+# Stops one service: signal, then KILL when it has not gone within secs; returns once it has
+# gone either way (scripts/services.sh: gone_or_kill).
 stop_one() { # name signal secs
   local p=${spid[$1]:-}
   [ -n "$p" ] || return 0
   kill "-$2" "$p" 2>/dev/null || true
-  wait_gone "$p" "$3" || kill -KILL "$p" 2>/dev/null || true
+  gone_or_kill "$p" "$3" "$1"
   spid[$1]=""
 }
 
@@ -83,9 +84,13 @@ stop_all() {
   trap '' INT TERM HUP QUIT PIPE
   [ "$stopping" = 1 ] && return
   stopping=1
-  local last=${!:-} n i p
-  if [ -n "$last" ] && [ "$(ppid_of "$last")" = "$$" ]; then
-    in_list "$last" "${spid[@]}" || { kill -TERM "$last" 2>/dev/null || true; }
+  # a signal between `setsid … &` and svc_started: the service not in the table yet (nor in
+  # the watchdog's sessions) is stopped here, and waited for like the others
+  local last=${!:-} n i p last_parent="" deadline
+  [ -z "$last" ] || ppid_of last_parent "$last"
+  if [ -n "$last" ] && [ "$last_parent" = "$$" ] && ! in_list "$last" "${spid[@]}" "$watchdog_pid"; then
+    kill -TERM "$last" 2>/dev/null || true
+    gone_or_kill "$last" 20 "the service started last"
   fi
   # the front door, then the programs (all at once, waited for together), then the web
   # nodes' API processes, Redis, the replica, the primary
@@ -96,10 +101,12 @@ stop_all() {
     p=${spid[$n]:-}
     [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true
   done
+  # 40 s for them together: each is waited for with what is left of it, then killed
+  deadline=$((SECONDS + 40))
   for ((i = ${#order[@]} - 1; i >= 0; i--)); do
     n=${order[$i]}
     case "$n" in haproxy | redis* | pg-*) continue ;; esac
-    stop_one "$n" TERM 40
+    stop_one "$n" TERM $((deadline > SECONDS ? deadline - SECONDS : 0))
   done
   for n in "${order[@]}"; do
     case "$n" in web-*) stop_leftovers keep-fcgi.sh TERM "$CC_VAR/$n" ;; esac
@@ -243,22 +250,24 @@ start_service() { # name
   # node's API processes: written again for a few seconds, svc_tick)
   if [ "${ready:-0}" = 1 ]; then
     write_topology
-    topo_until=$(($(sup_now_ms) + 5000))
+    sup_now_ms topo_until
+    topo_until=$((topo_until + 5000))
   fi
   return 0
 }
 topo_until=0
 svc_tick() {
+  local n now
+  sup_now_ms now
   if [ "$topo_until" -gt 0 ]; then
     write_topology
-    [ "$(sup_now_ms)" -lt "$topo_until" ] || topo_until=0
+    [ "$now" -lt "$topo_until" ] || topo_until=0
   fi
   # a dead Redis Cluster node waits for its restart (smin) until the cluster has failed it
   # over; then it is started at once, to rejoin as a replica (redis_taken_over)
-  local n
   for n in "${redis_nodes[@]}"; do
     [ -n "${sdue[$n]:-}" ] && [ "$CLUSTER_REDIS" = cluster ] && redis_taken_over "$n" &&
-      sdue[$n]=$(sup_now_ms)
+      sdue[$n]=$now
   done
   return 0
 }

@@ -8,13 +8,31 @@
 # and are served by the next start instead of failing.
 # SIGTERM, SIGINT, SIGHUP: passed on to the program; this script exits when it has ended.
 # With KEEP_FCGI_WATCH_PARENT=1 (lighttpd) it also stops the program and exits when its
-# parent goes away, so a killed lighttpd leaves nothing behind. KEEP_FCGI_LOG: a file that
+# parent goes away, so a killed lighttpd leaves nothing behind: the kernel sends this script
+# SIGTERM then (PR_SET_PDEATHSIG, armed by running itself again once under
+# `setpriv --pdeathsig TERM`, same process), so it waits for the program without polling and
+# starts no process while all is well. KEEP_FCGI_LOG: a file that
 # its lines and the program's standard error are appended to (spawn-fcgi leaves the
 # program no standard error of its own).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+watch=${KEEP_FCGI_WATCH_PARENT:-0}
+# The first run arms the parent-death signal and runs the script again in this same process;
+# KEEP_FCGI_REEXEC ("our pid:the parent we were started by") marks the second run (a value
+# inherited from elsewhere names another pid) and carries the parent to check below.
+if [ "$watch" = 1 ]; then
+  reexec=${KEEP_FCGI_REEXEC:-}
+  if [ "${reexec%%:*}" != "$$" ]; then
+    export KEEP_FCGI_REEXEC=$$:$PPID
+    exec setpriv --pdeathsig TERM -- "$here/${0##*/}" "$@"
+  fi
+  parent=${reexec#*:}
+  unset KEEP_FCGI_REEXEC # not for the program
+fi
 # shellcheck source=supervise.sh
 . "$here/supervise.sh"
+# shellcheck source=proc.sh
+. "$here/proc.sh"
 prog=${1:-${CC_BIN:-}/codecollab-api}
 name=${prog##*/}
 if [ -n "${KEEP_FCGI_LOG:-}" ]; then
@@ -22,8 +40,6 @@ if [ -n "${KEEP_FCGI_LOG:-}" ]; then
 fi
 msg=$(sup_check_settings) || { echo "keep-fcgi: $msg" >&2; exit 2; }
 [ -x "$prog" ] || { echo "keep-fcgi: $prog is not an executable" >&2; exit 2; }
-parent=$PPID
-watch=${KEEP_FCGI_WATCH_PARENT:-0}
 child=""
 stopping=0
 stop() {
@@ -31,49 +47,42 @@ stop() {
   [ -n "$child" ] && kill -TERM "$child" 2>/dev/null
   return 0
 }
-ppid_now() { # our parent's pid now (init's or a subreaper's once the spawner is gone)
-  local st
-  read -r st 2>/dev/null </proc/$$/stat || return 0
-  st=${st##*) }
-  set -- $st
-  printf '%s' "${2:-}"
-}
 trap stop TERM INT HUP
+# the parent may have gone before the death signal was armed: then none will come
+if [ "$watch" = 1 ] && ! { proc_stat $$ && [ "${pstat[1]}" = "$parent" ]; }; then
+  echo "keep-fcgi: the parent (pid $parent) is gone; not starting $name" >&2
+  exit 0
+fi
 # the listening socket, for every start: a background command's standard input would be
 # /dev/null otherwise (no job control), and the program would take itself for a CGI
 exec 3<&0
-restarts=0
+restarts=0 t0=0 now=0 up_s="" d_s=""
 while :; do
-  t0=$(sup_now_ms)
+  sup_now_ms t0
   "$prog" <&3 3<&- &
   child=$!
+  # a stop signal between the start and the line above found no program to pass it on to
+  [ "$stopping" = 0 ] || stop
+  # a trapped signal ends `wait` early (its trap has run): wait again until the program ends
   while :; do
-    if [ "$watch" = 1 ]; then
-      sleep 1 &
-      tick=$!
-      wait -n "$child" "$tick" 2>/dev/null
-      kill "$tick" 2>/dev/null
-      wait "$tick" 2>/dev/null
-    else
-      wait "$child" 2>/dev/null
-    fi
+    wait "$child" 2>/dev/null
     if ! kill -0 "$child" 2>/dev/null; then
       wait "$child" 2>/dev/null
       rc=$?
       break
     fi
-    if [ "$watch" = 1 ] && [ "$stopping" = 0 ] && [ "$(ppid_now)" != "$parent" ]; then
-      stop
-    fi
   done
   [ "$stopping" = 1 ] && exit 0
-  up=$(($(sup_now_ms) - t0))
+  sup_now_ms now
+  up=$((now - t0))
   [ "$up" -ge $((RESTART_RESET_S * 1000)) ] && restarts=0
   d=$(sup_delay_ms "$restarts")
   restarts=$((restarts + 1))
-  sup_log "$name (pid $child) $(sup_how "$rc") after $(sup_secs "$up") s; starting it again in $(sup_secs "$d") s (restart $restarts)" >&2
+  sup_secs up_s "$up"
+  sup_secs d_s "$d"
+  sup_log "$name (pid $child) $(sup_how "$rc") after $up_s s; starting it again in $d_s s (restart $restarts)" >&2
   child=""
-  sleep "$(sup_secs "$d")" &
+  sleep "$d_s" &
   child=$!
   wait "$child" 2>/dev/null
   while kill -0 "$child" 2>/dev/null; do wait "$child" 2>/dev/null; done

@@ -65,12 +65,13 @@ stop_all() {
   # background process is stopped too when no list holds it (or it is our own `sleep`).
   # Only while it is still our child: a finished `sleep` was reaped, and its pid may belong
   # to an unrelated process by now.
-  local last=${!:-}
+  local last=${!:-} last_parent=""
   sync_pids
-  if [ -n "$last" ] && [ "$(ppid_of "$last")" = "$$" ] &&
+  [ -z "$last" ] || ppid_of last_parent "$last"
+  if [ -n "$last" ] && [ "$last_parent" = "$$" ] &&
     ! in_list "$last" "${pids[@]}" "$redis_pid" "$pg_pid"; then
     kill -TERM "$last" 2>/dev/null || true
-    wait_gone "$last" 20 || kill -KILL "$last" 2>/dev/null || true
+    gone_or_kill "$last" 20
   fi
   # The front door first (lighttpd finishes the requests in flight), then the programs
   # behind it — the worker may take SHUTDOWN_GRACE_MS (30 s) to finish running jobs —, and
@@ -78,13 +79,13 @@ stop_all() {
   local i n=${#pids[@]}
   if [ "$n" -gt 0 ]; then
     kill -TERM "${pids[$((n - 1))]}" 2>/dev/null || true
-    wait_gone "${pids[$((n - 1))]}" 20 || kill -KILL "${pids[$((n - 1))]}" 2>/dev/null || true
+    gone_or_kill "${pids[$((n - 1))]}" 20
   fi
   for ((i = n - 2; i >= 0; i--)); do
     kill -TERM "${pids[$i]}" 2>/dev/null || true
   done
   for ((i = n - 2; i >= 0; i--)); do
-    wait_gone "${pids[$i]}" 40 || kill -KILL "${pids[$i]}" 2>/dev/null || true
+    gone_or_kill "${pids[$i]}" 40
   done
   # what a web server that died left (it may have died just before this stop)
   stop_leftovers apache2 KILL
@@ -93,11 +94,11 @@ stop_all() {
   [ "$WEB" = apache ] || stop_leftovers lighttpd KILL
   if [ -n "$redis_pid" ]; then
     kill -TERM "$redis_pid" 2>/dev/null || true
-    wait_gone "$redis_pid" 20 || kill -KILL "$redis_pid" 2>/dev/null || true
+    gone_or_kill "$redis_pid" 20
   fi
   if [ -n "$pg_pid" ]; then
     kill -INT "$pg_pid" 2>/dev/null || true # PostgreSQL's "fast" shutdown
-    wait_gone "$pg_pid" 30 || kill -KILL "$pg_pid" 2>/dev/null || true
+    gone_or_kill "$pg_pid" 30
   fi
   svc_watchdog_stop
 }

@@ -26,9 +26,9 @@ parent=$PPID # make (or whoever started us); when it dies we stop (svc_supervise
 # shellcheck source=proc.sh
 . "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
 
-ppid_of() { # pid: its parent's pid, or nothing when it is gone
-  proc_stat "$1" && printf '%s' "${pstat[1]}"
-  return 0
+# ppid_of sets a variable instead of printing (no fork: the supervisor asks every tick).
+ppid_of() { # var pid: var = pid's parent's pid, or nothing when pid is gone
+  if proc_stat "$2"; then printf -v "$1" '%s' "${pstat[1]}"; else printf -v "$1" '%s' ""; fi
 }
 
 in_list() { # pid list...
@@ -40,7 +40,7 @@ in_list() { # pid list...
 
 parent_gone() { # our parent exited: we were handed to init (or a subreaper)
   local now
-  now=$(ppid_of $$)
+  ppid_of now $$
   [ -n "$now" ] && [ "$now" != "$parent" ]
 }
 
@@ -48,18 +48,33 @@ is_zombie() { # pid: dead, waiting only for its parent to reap it
   proc_stat "$1" && [ "${pstat[0]}" = Z ]
 }
 
+# 0 once pid has gone, 1 when it is still there after seconds. A zombie is gone: the API
+# processes under spawn-fcgi (WEB=apache) are not our children once spawn-fcgi has exited,
+# and only their new parent can reap them. The `wait` builtin is used only on a zombie, to
+# reap it at once: on a live child of ours it returns only when that child has ended, however
+# long that takes, so the bound (and the SIGKILL that follows it, gone_or_kill) would never
+# come for a service that does not end on its signal, and the whole stop would hang on it.
 wait_gone() { # pid seconds
   local n=$(($2 * 20))
-  # a zombie is gone: the API processes under spawn-fcgi (WEB=apache) are not our children
-  # once spawn-fcgi has exited, and only their new parent can reap them
-  while kill -0 "$1" 2>/dev/null && ! is_zombie "$1"; do
-    # reap if it is our child so kill -0 stops seeing a zombie
-    wait "$1" 2>/dev/null || true
+  while kill -0 "$1" 2>/dev/null; do
+    if is_zombie "$1"; then
+      wait "$1" 2>/dev/null || true
+      return 0
+    fi
     n=$((n - 1))
     [ "$n" -le 0 ] && return 1
     sleep 0.05
   done
   return 0
+}
+
+# After its stop signal, pid has seconds to end; then it gets SIGKILL, and this returns once
+# it has gone (a SIGKILL is not refused, even by a stopped process), so nothing is left.
+gone_or_kill() { # pid seconds [name: for the line saying it was killed]
+  wait_gone "$1" "$2" && return 0
+  kill -KILL "$1" 2>/dev/null || true
+  [ -z "${3:-}" ] || say "$3 (pid $1) had not ended $2 s after its stop signal: killed" || true
+  wait_gone "$1" 10 || say "pid $1 is still there 10 s after SIGKILL" || true
 }
 
 port_free() { # port
@@ -91,11 +106,11 @@ check_children() {
 
 
 # Processes of this stack whose command line holds word, left behind by a web server that
-# died: lighttpd's keep-fcgi.sh processes (they notice within a second and stop) or Apache's
-# children (they would keep the port). Stopped before the web server is started again, and
-# at the end: with signal (TERM: a keeper lets its API process finish the request), then KILL
-# after 10 s. Apache's orphans get KILL at once: a graceful stop would wait for their open
-# streams, which reconnect to the new one anyway.
+# died: lighttpd's keep-fcgi.sh processes (the kernel's SIGTERM at its death stops them) or
+# Apache's children (they would keep the port). Stopped before the web server is started
+# again, and at the end: with signal (TERM: a keeper lets its API process finish the
+# request), then KILL after 10 s. Apache's orphans get KILL at once: a graceful stop would
+# wait for their open streams, which reconnect to the new one anyway.
 stop_leftovers() { # word [signal] [var: whose CC_VAR; the script's own by default]
   local p left=() var=${3:-$CC_VAR}
   for p in /proc/[0-9]*; do
@@ -106,9 +121,7 @@ stop_leftovers() { # word [signal] [var: whose CC_VAR; the script's own by defau
   done
   [ ${#left[@]} -gt 0 ] || return 0
   kill "-${2:-TERM}" "${left[@]}" 2>/dev/null || true
-  for p in "${left[@]}"; do
-    wait_gone "$p" 10 || kill -KILL "$p" 2>/dev/null || true
-  done
+  for p in "${left[@]}"; do gone_or_kill "$p" 10; done
 }
 
 # The watchdog (scripts/watchdog.sh): a process outside every session of ours that stops the
@@ -131,13 +144,15 @@ svc_started() { # name pid
   spid[$1]=$2
   printf '%s\n' "$2" >>"$CC_VAR/run/sessions" ||
     say "could not record pid $2 for the watchdog: a SIGKILL of this script would leave it running"
-  st0[$1]=$(sup_now_ms)
+  local now
+  sup_now_ms now
+  st0[$1]=$now
   sdue[$1]=""
 }
 svc_watchdog_stop() {
   [ -n "$watchdog_pid" ] || return 0
   kill -TERM "$watchdog_pid" 2>/dev/null || true
-  wait_gone "$watchdog_pid" 5 || kill -KILL "$watchdog_pid" 2>/dev/null || true
+  gone_or_kill "$watchdog_pid" 5 watchdog
   watchdog_pid=""
 }
 
@@ -151,28 +166,32 @@ notice() { # a line for the terminal and for var/log/supervisor.log
 # A service that died: one line saying which, how and when it comes back; its restart is
 # due after the back-off (from the first delay again when it had run RESTART_RESET_S).
 service_died() { # name
-  local n=$1 p=${spid[$1]} rc up d
+  local n=$1 p=${spid[$1]} rc up d now pp up_s d_s
+  ppid_of pp "$p"
   if [ -n "${sexit[$p]:-}" ]; then
     rc=${sexit[$p]}
     unset "sexit[$p]"
-  elif [ "$(ppid_of "$p")" = "$$" ] || ! kill -0 "$p" 2>/dev/null; then
+  elif [ "$pp" = "$$" ] || ! kill -0 "$p" 2>/dev/null; then
     wait "$p" 2>/dev/null && rc=0 || rc=$?
   fi
   spid[$n]=""
   sync_pids
-  up=$(($(sup_now_ms) - st0[$n]))
+  sup_now_ms now
+  up=$((now - st0[$n]))
+  sup_secs up_s "$up"
   if [ "${snrest[$n]:-}" = keep ]; then
-    notice "$n (pid $p) ended after $(sup_secs "$up") s; the other API processes serve its socket"
+    notice "$n (pid $p) ended after $up_s s; the other API processes serve its socket"
     return 0
   fi
   [ "$up" -ge $((RESTART_RESET_S * 1000)) ] && snrest[$n]=0
   d=$(sup_delay_ms "${snrest[$n]:-0}")
   [ -n "${smin[$n]:-}" ] && [ "$d" -lt "${smin[$n]}" ] && d=${smin[$n]}
   snrest[$n]=$((${snrest[$n]:-0} + 1))
-  sdue[$n]=$(($(sup_now_ms) + d))
+  sdue[$n]=$((now + d))
   local how="exited"
   [ "$rc" = 127 ] || how=$(sup_how "$rc")
-  notice "$n (pid $p) $how after $(sup_secs "$up") s; restarting it in $(sup_secs "$d") s (restart ${snrest[$n]})"
+  sup_secs d_s "$d"
+  notice "$n (pid $p) $how after $up_s s; restarting it in $d_s s (restart ${snrest[$n]})"
 }
 
 # Stay in the foreground, supervising, until we are told to stop or our parent dies (make
@@ -180,12 +199,16 @@ service_died() { # name
 # that dies is started again after its back-off (service_died). `wait -n` returns as soon as
 # one of our children ends, so a death is seen at once; the API processes under Apache are
 # not our children and are looked at every second. Every LOG_CHECK_S seconds, logs over
-# LOG_MAX_MB are cut (scripts/cap-logs.sh; 0: never).
+# LOG_MAX_MB are cut (scripts/cap-logs.sh; 0: never). An idle tick starts one process, the
+# `sleep` that `wait -n` waits for besides the services (a builtin such as `read -t` would not
+# wake when a child dies): everything else in it, svc_tick's idle path included, is builtins
+# and functions that set variables (sup_now_ms, sup_secs, ppid_of), never `$(…)`.
 svc_supervise() {
-  local next_cap now n p d wait_ms left tick children who rc
-  next_cap=$(($(sup_now_ms) + LOG_CHECK_S * 1000))
+  local next_cap now n p d wait_ms wait_s left tick children who rc pp
+  sup_now_ms now
+  next_cap=$((now + LOG_CHECK_S * 1000))
   while true; do
-    now=$(sup_now_ms)
+    sup_now_ms now
     if [ "$LOG_MAX_MB" -gt 0 ] && [ "$now" -ge "$next_cap" ]; then
       for d in "${SVC_LOG_DIRS[@]:-$CC_VAR/log}"; do
         "$ROOT/scripts/cap-logs.sh" "$d" $((LOG_MAX_MB * 1024 * 1024)) ||
@@ -208,7 +231,8 @@ svc_supervise() {
     wait_ms=1000
     for n in "${!sdue[@]}"; do
       [ -n "${sdue[$n]}" ] || continue
-      left=$((sdue[$n] - $(sup_now_ms)))
+      sup_now_ms now
+      left=$((sdue[$n] - now))
       if [ "$left" -le 0 ]; then
         start_service "$n"
         notice "$n restarted (pid ${spid[$n]})"
@@ -216,11 +240,14 @@ svc_supervise() {
         wait_ms=$left
       fi
     done
-    sleep "$(sup_secs "$wait_ms")" &
+    sup_secs wait_s "$wait_ms"
+    sleep "$wait_s" &
     tick=$!
     children=()
     for n in "${!spid[@]}"; do
-      [ -n "${spid[$n]}" ] && [ "$(ppid_of "${spid[$n]}")" = "$$" ] && children+=("${spid[$n]}")
+      [ -n "${spid[$n]}" ] || continue
+      ppid_of pp "${spid[$n]}"
+      [ "$pp" = "$$" ] && children+=("${spid[$n]}")
     done
     who=""
     wait -n -p who "$tick" "${children[@]}" && rc=0 || rc=$?

@@ -20,9 +20,11 @@ sup_check_settings() { # prints what is wrong, returns 1; nothing and 0 when all
   return 0
 }
 
-sup_now_ms() { # wall clock in milliseconds
-  local t=${EPOCHREALTIME/[.,]/}
-  printf '%s' $((t / 1000))
+# sup_now_ms and sup_secs set the variable named first instead of printing: the supervisors
+# call them every tick, and a command substitution would fork a process each time. They keep
+# no locals, so the variable may have any name.
+sup_now_ms() { # var: the wall clock in milliseconds
+  printf -v "$1" '%s' $((${EPOCHREALTIME/[.,]/} / 1000))
 }
 
 sup_delay_ms() { # restart: the wait before restart n (0 first), drawn in [d/2, d]
@@ -40,8 +42,8 @@ sup_how() { # exit status as the shell reports it ($? of wait): how the process 
   fi
 }
 
-sup_secs() { # milliseconds as seconds with two decimals
-  printf '%d.%02d' $(($1 / 1000)) $((($1 % 1000) / 10))
+sup_secs() { # var milliseconds: the milliseconds as seconds with two decimals
+  printf -v "$1" '%d.%02d' $(($2 / 1000)) $((($2 % 1000) / 10))
 }
 
 sup_log() { # one line for the log: time, who, what

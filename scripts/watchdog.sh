@@ -14,7 +14,10 @@
 # Why polling /proc and not a pipe whose write end only the script holds: the services
 # inherit every descriptor of the script (setsid closes none), so the pipe would reach EOF
 # only once the last service had gone too. A zombie counts as gone (its parent may not reap
-# it at once), and the start time read at the start guards against a reused pid.
+# it at once), and the start time read at the start guards against a reused pid. The poll
+# starts no process: proc_stat reads /proc with builtins, and the pause between two looks is
+# a `read -t` on a pipe nobody writes to (nap), not a `sleep` (five processes a second for as
+# long as the stack runs); a SIGTERM still ends it at once, its trap running.
 set -u
 
 pid=$1 sessions=$2 log=$3
@@ -25,10 +28,16 @@ trap 'exit 0' TERM INT HUP
 # shellcheck source=proc.sh
 . "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
 
+# this process holds both ends of the pipe, so a read on it only ever times out
+exec {nap_fd}<> <(:)
+nap() { # seconds
+  read -r -t "$1" -u "$nap_fd" _ || true
+}
+
 proc_stat "$pid" || exit 0
 born=${pstat[19]}
 while proc_stat "$pid" && [ "${pstat[0]}" != Z ] && [ "${pstat[19]}" = "$born" ]; do
-  sleep 0.2
+  nap 0.2
 done
 
 # The live processes of the recorded sessions: "pid session" a line.
@@ -58,7 +67,7 @@ done <<<"$left"
 for ((i = 0; i < grace * 10; i++)); do
   left=$(members)
   [ -n "$left" ] || exit 0
-  sleep 0.1
+  nap 0.1
 done
 while read -r p sid; do kill -KILL "$p" 2>/dev/null; done <<<"$left"
 printf '%s codecollab-watchdog: killed what was left after %s s: %s\n' \

@@ -138,6 +138,7 @@ test('make cluster: topology.json is the real layout; HAProxy spreads over both 
   const pids = c.topology().processes.flatMap((p) => [p.pid, ...(p.api_pids || [])]);
   running = running.filter((x) => x !== c);
   const left = await c.stop();
+  assert.deepEqual(c.exit, { code: 0, signal: null }, `cluster.sh ended by itself:\n${c.script.output.slice(-3000)}`);
   assert.deepEqual(left, [], 'processes of the layout left after SIGTERM');
   assert.deepEqual(pids.filter(alive), []);
 });
@@ -164,6 +165,32 @@ test('make cluster: the Redis Cluster forms with three masters and three replica
     assert.match(conf, /appendonly\s+yes/);
   }
   running = running.filter((x) => x !== c);
+  // stopped while it still starts the programs: it ends by itself (not by the harness's
+  // SIGKILL after 90 s), having waited for everything it started
   const left = await c.stop();
+  assert.deepEqual(c.exit, { code: 0, signal: null }, `cluster.sh ended by itself:\n${c.script.output.slice(-3000)}`);
   assert.deepEqual(left, []);
+});
+
+// The stop waits for every service and kills one that does not end on its signal: haproxy,
+// stopped with SIGSTOP, never acts on its SIGTERM, and gets SIGKILL after its 10 s. The script
+// then goes on and ends by itself, with nothing of the layout left. (A `wait` on the stopped
+// child, which returns only when the child ends, held such a stop until the test's SIGKILL.)
+test('make cluster: a service that ignores its stop signal is killed after its grace; the stop ends by itself and leaves nothing', async (t) => {
+  const c = await startCluster({ redis: 'single' });
+  running.push(c);
+  const hap = c.proc('haproxy');
+  const pids = c.topology().processes.flatMap((p) => [p.pid, ...(p.api_pids || [])]);
+  process.kill(hap.pid, 'SIGSTOP');
+  running = running.filter((x) => x !== c);
+  const t0 = Date.now();
+  const left = await c.stop({ waitMs: 45000 });
+  const took = Date.now() - t0;
+  t.diagnostic(`the stop took ${took} ms with haproxy stopped`);
+  assert.deepEqual(c.exit, { code: 0, signal: null },
+    `cluster.sh ended by itself after its stop (not by the test's SIGKILL):\n${c.script.output.slice(-3000)}`);
+  assert.deepEqual(left, [], 'processes of the layout left after the stop');
+  assert.deepEqual(pids.filter(alive), []);
+  assert.match(c.script.output, new RegExp(`haproxy \\(pid ${hap.pid}\\) had not ended 10 s after its stop signal: killed`));
+  assert.ok(took >= 9500, `haproxy had its 10 s (${took} ms)`);
 });

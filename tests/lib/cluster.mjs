@@ -10,7 +10,9 @@
 //   c.env                   var/run/env as an object (DATABASE_URL, DATABASE_READ_URL,
 //                           REDIS_URL, REDIS_CLUSTER, JWT_SECRET_FILE, BASE_URL)
 //   await c.stop()          SIGTERM; resolves to the processes of the layout still running
-//                           afterwards (none, when all is well; they are killed)
+//                           afterwards (none, when all is well; they are killed).
+//                           { waitMs } (90 s): the SIGKILL of cluster.sh after that long;
+//                           c.exit then says how it ended ({ code, signal })
 //
 // { ready: false } returns as soon as topology.json first appears (state "starting": the
 // data stores are up), for tests of the data layer alone.
@@ -109,8 +111,8 @@ export async function startCluster({ redis = 'single', ready = true, env = {}, t
       }
       return out;
     },
-    async stop() {
-      await stop(script, 'SIGTERM', 90000);
+    async stop({ waitMs = 90000 } = {}) {
+      c.exit = await stop(script, 'SIGTERM', waitMs);
       let left = processesIn(dir);
       if (left.length) {
         await new Promise((r) => setTimeout(r, 1000));

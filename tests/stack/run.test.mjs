@@ -164,6 +164,74 @@ test('DATABASE_URL and REDIS_URL point a second stack at existing servers', asyn
   assert.equal((await json(`${BASE}/api/health`)).status, 200);
 });
 
+// ---- an idle stack is idle ---------------------------------------------------------------
+
+// The machine's count of processes created since boot (/proc/stat), for the record only:
+// other sessions share the machine.
+const processesCreated = () => Number(/^processes (\d+)$/m.exec(readFileSync('/proc/stat', 'latin1'))[1]);
+
+test('an idle stack starts no process but the supervisor\'s tick, about one a second', async () => {
+  const dir = tmpVar();
+  const p = await ports();
+  // LOG_CHECK_S: no log check (scripts/cap-logs.sh) falls in the window
+  const s = await startStack({ ...p, CC_VAR: dir, DATABASE_URL: '', REDIS_URL: '', JWT_SECRET: '',
+    JWT_SECRET_FILE: '', LOG_CHECK_S: '3600' });
+  assert.ok(s.ready, s.output());
+  try {
+    const supervisor = s.child.pid; // run.sh
+    // every process seen with CC_VAR=dir in its environment (a fork has its parent's):
+    // pid -> { comm, ppid }; the pids of others are remembered so each is read once. A new
+    // one is looked at again while it lives: caught between its fork and its exec, the
+    // supervisor's `sleep` is still called bash.
+    const ours = new Map();
+    const others = new Set();
+    let old = new Set();
+    const stat = (d) => {
+      const st = readFileSync(`/proc/${d}/stat`, 'latin1');
+      return { comm: st.slice(st.indexOf('(') + 1, st.lastIndexOf(')')),
+        ppid: Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]) };
+    };
+    const look = () => {
+      for (const d of readdirSync('/proc')) {
+        if (!/^\d+$/.test(d) || others.has(d)) continue;
+        try {
+          if (ours.has(d)) {
+            if (!old.has(d)) ours.set(d, stat(d));
+            continue;
+          }
+          if (!readFileSync(`/proc/${d}/environ`, 'latin1').split('\0').includes(`CC_VAR=${dir}`)) {
+            others.add(d);
+            continue;
+          }
+          ours.set(d, stat(d));
+        } catch { /* gone already */ }
+      }
+    };
+    look();
+    old = new Set(ours.keys());
+    const machine0 = processesCreated();
+    const t0 = Date.now();
+    while (Date.now() - t0 < 3000) {
+      look();
+      await sleep(5);
+    }
+    const machine = processesCreated() - machine0;
+    const fresh = [...ours].filter(([pid]) => !old.has(pid));
+    // the `sleep` that the supervisor's `wait -n` waits for beside the services, once a tick
+    const ticks = fresh.filter(([, d]) => d.ppid === supervisor && d.comm === 'sleep');
+    const rest = fresh.filter(([, d]) => !(d.ppid === supervisor && d.comm === 'sleep'));
+    console.log(`# idle stack over ${Date.now() - t0} ms: ${ticks.length} supervisor ticks, ` +
+      `${rest.length} other new processes of the stack; the machine created ${machine} in all`);
+    assert.deepEqual(rest.map(([pid, d]) => `${pid} ${d.comm} (parent ${d.ppid} ${ours.get(String(d.ppid))?.comm ?? ''})`),
+      [], 'no process of the stack but the supervisor\'s tick starts one');
+    assert.ok(ticks.length >= 1 && ticks.length <= 6, `${ticks.length} ticks in 3 s`);
+  } finally {
+    assert.equal(await stop(s.child), 0);
+  }
+  await sleep(200);
+  assert.deepEqual(stackPids(dir), []);
+});
+
 // ---- stopping `make run` the way supervisors do ----------------------------------------
 
 // `make run` without its build step: a makefile whose run recipe is scripts/run.sh, so make
@@ -273,6 +341,29 @@ test('run.sh itself killed outright (SIGKILL, no trap runs): its watchdog stops 
   console.log(`# the stack was gone ${Date.now() - t0} ms after the SIGKILL of run.sh`);
   await assertStopped(dir, p, 'after run.sh was killed');
   assert.match(readFileSync(join(dir, 'log/watchdog.log'), 'utf8'), /is gone without stopping its services/);
+});
+
+// The stop's bounds hold for a service that never acts on its signal: lighttpd, stopped with
+// SIGSTOP, gets SIGKILL after its 20 s and the stop goes on to the end. (A `wait` on the
+// stopped child, which returns only when the child ends, held such a stop for good.)
+test('a service that ignores its stop signal (lighttpd stopped) is killed after 20 s; SIGTERM still stops everything', async (t) => {
+  const dir = tmpVar();
+  const p = await ports();
+  const env = { ...p, CC_VAR: dir, DATABASE_URL: '', REDIS_URL: '', JWT_SECRET: '', JWT_SECRET_FILE: '' };
+  const s = await startStack(env);
+  assert.ok(s.ready, s.output());
+  const ppid = (pid) => Number(readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1].split(' ')[1]);
+  const web = stackPids(dir).find((pid) => cmdline(pid).startsWith('lighttpd ') && ppid(pid) === s.child.pid);
+  assert.ok(web, `lighttpd under run.sh:\n${describe(stackPids(dir))}`);
+  process.kill(web, 'SIGSTOP');
+  const t0 = Date.now();
+  const code = await Promise.race([stop(s.child), sleep(60000).then(() => 'still running after 60 s')]);
+  const took = Date.now() - t0;
+  t.diagnostic(`the stop took ${took} ms with lighttpd stopped`);
+  if (code !== 0) s.child.kill('SIGKILL');
+  assert.equal(code, 0, `run.sh ended by itself after SIGTERM:\n${s.output().slice(-2000)}`);
+  assert.ok(took >= 19000, `lighttpd had its 20 s (${took} ms)`);
+  await assertStopped(dir, p, 'after the stop with lighttpd stopped');
 });
 
 // ---- capacity (docs/OPERATIONS.md, "Capacity") -----------------------------------------

@@ -347,6 +347,30 @@ test('kill -9 of the web server: restarted, with API processes of its own, and e
   for (let i = 0; i < 8; i++) assert.equal((await req('GET', '/api/health')).status, 200);
 });
 
+test('lighttpd killed outright while the supervisor is held: its keepers and API processes end at once on their own', { skip: APACHE }, async () => {
+  const [lighttpd] = pidsOf('lighttpd').filter((p) => !pidsOf('lighttpd').includes(parentPid(p)));
+  assert.ok(lighttpd, 'lighttpd runs');
+  const keepers = stackPids().filter((p) => {
+    try { return readFileSync(`/proc/${p}/cmdline`, 'latin1').includes('keep-fcgi.sh'); } catch { return false; }
+  });
+  const apis = pidsOf('codecollab-api');
+  assert.equal(keepers.length, 2, 'one keeper per API process');
+  assert.equal(apis.length, 2);
+  // held, the supervisor cannot stop what the old lighttpd left before starting a new one
+  // (stop_leftovers): whatever ends now ends by the keepers' own doing
+  process.kill(child.pid, 'SIGSTOP');
+  try {
+    const t0 = Date.now();
+    process.kill(lighttpd, 'SIGKILL');
+    await waitFor(() => [...keepers, ...apis].every((p) => ['', 'Z'].includes(procState(p))),
+      { timeout: 5000, interval: 20, what: 'the keepers and API processes of the killed lighttpd to end' });
+    times['lighttpd: kill -9 to its keepers and API processes gone'] = Date.now() - t0;
+  } finally {
+    process.kill(child.pid, 'SIGCONT');
+  }
+  await waitFor(() => healthy('/api/health'), { timeout: 30000, interval: 50, what: 'the API through a new lighttpd' });
+});
+
 test('SIGTERM stops the supervised stack: exit 0, nothing survives', async () => {
   assert.ok(await healthy('/api/health'));
   child.kill('SIGTERM');
