@@ -53,6 +53,12 @@
 //   BENCH_COMPARE_OUT          where the raw results go as JSON (default /tmp/...)
 //   BENCH_COMPARE_HARNESS      c (default) or node: see above
 //   BENCH_COMPARE_SUB_PROCESSES  c: bench-ssesub processes the N streams are split over (default 1)
+//   BENCH_SSESUB_ACK           c: quick (default; an ACK inside every read, as any TCP client) or
+//                              delayed (the kernel's delayed-ACK timer: the harness's CPU per
+//                              receipt falls by about 40 %, part of it now counted to the servers)
+//   BENCH_SSESUB_SCHED         c: other (default) or fifo (real-time priority 1: the harness reads
+//                              a stream when its bytes arrive, not after the server process that
+//                              holds the core ends its time slice; more switches per receipt)
 //   BENCH_COMPARE_PER_PROCESS  node, ours only: above this N (default 15000, under a process's
 //                              descriptors) the subscribers are split over child processes
 //                              (bench/compare-sub.mjs, bench/subpool.mjs), each timing its receipts on the
@@ -68,7 +74,7 @@ import {
   cpuSeconds, loadavg, send,
 } from './lib.mjs';
 import { pct, fmtMs, sioConnect, openPool, table, roundsTable, perMessage, SYSTEMS } from './compare-lib.mjs';
-import { splitPool, SSESUB_BIN } from './subpool.mjs';
+import { splitPool, SSESUB_BIN, SSESUB_ACK, SSESUB_SCHED } from './subpool.mjs';
 import { childPids } from '../tests/lib/proctree.mjs';
 
 const words = (s) => (s || '').trim().split(/[\s,]+/).filter(Boolean);
@@ -84,7 +90,7 @@ if (!['c', 'node'].includes(HARNESS)) { console.error(`BENCH_COMPARE_HARNESS is 
 if (HARNESS === 'c' && !existsSync(SSESUB_BIN)) { console.error(`${SSESUB_BIN} is not built: make build`); process.exit(2); }
 // the harness of a system's subscribers, for the labels and the table
 const harnessOf = (key) => (HARNESS === 'c' && key !== 'socketio'
-  ? `C (bench-ssesub${SUB_PROCESSES > 1 ? ` × ${SUB_PROCESSES}` : ''})` : 'node');
+  ? `C (bench-ssesub${SUB_PROCESSES > 1 ? ` × ${SUB_PROCESSES}` : ''}${SSESUB_ACK === 'delayed' ? ', delayed ACKs' : ''}${SSESUB_SCHED === 'fifo' ? ', SCHED_FIFO' : ''})` : 'node');
 const out = process.env.BENCH_COMPARE_OUT ||
   `/tmp/codecollab-bench-compare-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
 for (const s of systems) {

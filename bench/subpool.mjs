@@ -15,6 +15,14 @@ import { cpuSeconds } from './lib.mjs';
 export const SSESUB_BIN = process.env.BENCH_SSESUB_BIN ||
   fileURLToPath(new URL('../build/release/bin/bench-ssesub', import.meta.url));
 
+// How bench-ssesub reads (bench/c/ssesub.c): BENCH_SSESUB_ACK 'quick' (an ACK inside every
+// read(), the kernel's way) or 'delayed' (by the kernel's delayed-ACK timer, about 40 ms
+// later); BENCH_SSESUB_SCHED 'other' or 'fifo' (real-time priority 1).
+export const SSESUB_ACK = process.env.BENCH_SSESUB_ACK || 'quick';
+if (!['quick', 'delayed'].includes(SSESUB_ACK)) throw new Error(`BENCH_SSESUB_ACK is quick or delayed, not ${SSESUB_ACK}`);
+export const SSESUB_SCHED = process.env.BENCH_SSESUB_SCHED || 'other';
+if (!['other', 'fifo'].includes(SSESUB_SCHED)) throw new Error(`BENCH_SSESUB_SCHED is other or fifo, not ${SSESUB_SCHED}`);
+
 // process.hrtime.bigint() (ns, CLOCK_MONOTONIC) less performance.now() (ms) in ns: from the
 // tightest of many pairs of hrtime readings around one now() reading.
 export function hrtimeOffset(samples = 2000) {
@@ -38,6 +46,7 @@ function sseSub(sse, timeoutMs) {
     '--timeout-ms', String(timeoutMs)];
   if (sse.ready === 'headers') args.push('--ready', 'headers');
   if (sse.filter) args.push('--filter', sse.filter);
+  args.push('--ack', SSESUB_ACK, '--sched', SSESUB_SCHED);
   const kid = spawn(SSESUB_BIN, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const waiting = []; // [word, resolve, reject, lines]
   let exited = null;

@@ -2,11 +2,16 @@
  * bench-ssesub: many Server-Sent Events subscribers in one single-threaded process, for
  * `make bench-compare` (bench/compare.mjs through bench/subpool.mjs). The Node harness spends
  * 11-14 µs of CPU per receipt; this one is an epoll loop that does one read() per ready
- * stream and a few memmem() scans (4-6 µs a receipt on a 2-core VM, most of it the kernel's
+ * stream and a few short scans (4-6 µs a receipt on a 2-core VM, most of it the kernel's
  * ACK inside read()), so that at N = 1,000+ the figures measure the servers.
  *
  *   bench-ssesub --host H --port P --path PATH [--ready connected|headers]
- *                [--filter TEXT] [--timeout-ms MS]
+ *                [--filter TEXT] [--timeout-ms MS] [--ack quick|delayed] [--sched other|fifo]
+ *
+ * --ack delayed: no ACK inside the read (the kernel's delayed-ACK timer sends it about 40 ms
+ * later), which takes about 40 % off this process's CPU per receipt. --sched fifo: real-time
+ * priority 1, so that bytes are read when they arrive instead of when a server process that
+ * holds the core ends its time slice (docs/BENCHMARKS.md has what each does to the figures).
  *
  * Every stream sends "GET PATH HTTP/1.1" with Host and Accept: text/event-stream; each
  * "{ticket}" in PATH is replaced by the latest ticket given (percent-encoded). A stream is
@@ -49,6 +54,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -95,6 +101,8 @@ static struct {
 	const char *host, *path, *filter;
 	int port;
 	bool ready_headers;
+	bool ack_delayed;
+	bool sched_fifo;
 	uint64_t timeout_ns;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
@@ -413,9 +421,25 @@ static bool add_receipt(uint64_t marker, uint64_t t)
 	return true;
 }
 
+/*
+ * memmem() for the short blocks and needles here: glibc's is built for long haystacks and
+ * was a tenth of this process's CPU in perf; a memchr() for the first byte and a memcmp()
+ * of the rest take less on blocks of a few hundred bytes.
+ */
 static const char *find(const char *h, size_t hl, const char *n, size_t nl)
 {
-	return memmem(h, hl, n, nl);
+	if (!nl)
+		return h;
+	const char *end = h + hl;
+	while ((size_t)(end - h) >= nl) {
+		const char *p = memchr(h, n[0], (size_t)(end - h) - nl + 1);
+		if (!p)
+			return NULL;
+		if (!memcmp(p + 1, n + 1, nl - 1))
+			return p;
+		h = p + 1;
+	}
+	return NULL;
 }
 
 /* One complete block [b, b+len). */
@@ -616,6 +640,19 @@ static char rbuf[READ_BUF];
 static void stream_read(size_t i)
 {
 	struct stream *s = &g.st[i];
+	/*
+	 * --ack delayed: the socket is put in the kernel's "pingpong" mode before every read, so
+	 * that this read() does not send an ACK for the small segment it takes; the kernel
+	 * acknowledges it by its delayed-ACK timer (about 40 ms later) instead. The mode does not
+	 * stick: the timer ends it when it fires, hence once a read.
+	 */
+	if (g.ack_delayed) {
+		int zero = 0;
+		if (setsockopt(s->fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero) != 0) {
+			stream_fail(i, "setsockopt TCP_QUICKACK: %s", strerror(errno));
+			return;
+		}
+	}
 	ssize_t n = read(s->fd, rbuf, sizeof rbuf);
 	uint64_t t = now_ns(); /* the moment these bytes came in: taken before any parsing */
 	if (n < 0) {
@@ -844,7 +881,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 	        "usage: bench-ssesub --host H --port P --path PATH [--ready connected|headers] "
-	        "[--filter TEXT] [--timeout-ms MS]\n");
+	        "[--filter TEXT] [--timeout-ms MS] [--ack quick|delayed] [--sched other|fifo]\n");
 	exit(2);
 }
 
@@ -868,6 +905,16 @@ int main(int argc, char **argv)
 			if (!strcmp(v, "headers"))
 				g.ready_headers = true;
 			else if (strcmp(v, "connected"))
+				usage();
+		} else if (!strcmp(o, "--sched")) {
+			if (!strcmp(v, "fifo"))
+				g.sched_fifo = true;
+			else if (strcmp(v, "other"))
+				usage();
+		} else if (!strcmp(o, "--ack")) {
+			if (!strcmp(v, "delayed"))
+				g.ack_delayed = true;
+			else if (strcmp(v, "quick"))
 				usage();
 		} else if (!strcmp(o, "--timeout-ms")) {
 			long ms = atol(v);
@@ -898,6 +945,18 @@ int main(int argc, char **argv)
 		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? 1048576 : rl.rlim_max;
 		if (setrlimit(RLIMIT_NOFILE, &rl) !=
 		    0) { /* the soft limit stays; "open" reports EMFILE */
+		}
+	}
+
+	/*
+	 * --sched fifo: real-time priority 1, so that a stream's bytes are read as soon as they
+	 * arrive, not when the server process that holds this core ends its time slice.
+	 */
+	if (g.sched_fifo) {
+		struct sched_param sp = {.sched_priority = 1};
+		if (sched_setscheduler(0, SCHED_FIFO, &sp) != 0) {
+			fprintf(stderr, "bench-ssesub: --sched fifo: %s\n", strerror(errno));
+			return 1;
 		}
 	}
 

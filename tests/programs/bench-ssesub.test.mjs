@@ -8,6 +8,7 @@ import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { ROOT, freePort, waitFor } from '../lib/procs.mjs';
 import { ssesub } from '../lib/ssesub.mjs';
 
@@ -113,6 +114,45 @@ test('plain SSE: the exact markers of every stream, each timed after it was writ
   assert.match(await s.ask('cpu'), /^cpu \d+$/);
   await s.finish();
   await srv.close();
+});
+
+// --ack delayed (BENCH_SSESUB_ACK=delayed): the kernel acknowledges by its timer, not in the
+// read. Every receipt must still come, on streams that keep getting events after the
+// timer has fired (70 ms apart), and for events cut over two writes.
+// --sched fifo: the process runs at real-time priority 1 (the tests run as root, as make test
+// does), seen in /proc as the kernel's policy 1 (SCHED_FIFO).
+test('--ack delayed, --sched fifo: every marker of every stream, events on both sides of the delayed-ACK timer', async () => {
+  const srv = await server((c) => c.write(HEAD + ': connected\n\n'));
+  const s = sub(srv.port, ['--ack', 'delayed', '--sched', 'fifo', '--filter', 'event: operation']);
+  assert.deepEqual(await s.open(4, 4), { ready: 4, failed: 0, error: '-' });
+  // /proc/PID/stat: policy is the 41st field, rt_priority the 40th (after the command in parentheses)
+  const stat = readFileSync(`/proc/${s.kid.pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  assert.deepEqual([fields[40 - 3], fields[41 - 3]], ['1', '1'], 'rt_priority 1, policy SCHED_FIFO');
+  const want = [];
+  for (let k = 0; k < 5; k++) {
+    for (const [j, c] of srv.conns.entries()) {
+      const text = op(j * 10 + k);
+      want.push(j * 10 + k);
+      await writePieces(c, k % 2 ? [text.slice(0, 20), text.slice(20)] : [text]);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 70));
+  }
+  await waitFor(async () => (await s.count()).rec === want.length, { what: `${want.length} receipts` });
+  assert.deepEqual(sorted((await s.collect()).map((r) => r.marker)), sorted(want));
+  assert.deepEqual(await s.count(), { rec: want.length, live: 4, lost: 0 });
+  await s.finish();
+  await srv.close();
+});
+
+test('bad option values: the usage on stderr and exit 2, nothing opened', async () => {
+  for (const bad of [['--ack', 'sometimes'], ['--ack', ''], ['--sched', 'batch'], ['--ready', 'soon'],
+    ['--timeout-ms', '-5'], ['--ack']]) {
+    const s = sub(1, bad);
+    const { code } = await new Promise((resolve) => s.kid.on('exit', (c) => resolve({ code: c })));
+    assert.equal(code, 2, bad.join(' '));
+    assert.match(s.stderr(), /^usage: bench-ssesub /, bad.join(' '));
+  }
 });
 
 test('chunked SSE: markers and block ends cut across chunks and reads, extensions ignored', async () => {
