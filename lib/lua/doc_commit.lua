@@ -5,10 +5,10 @@
 -- retain: only here is the document's length known, so this script writes that retain
 -- (the length less the op's span) into the log entry and the event where the caller cut
 -- them.
--- KEYS doc, ops, events, members, commits, fold-failed mark (all the room's: one slot; the event's channel is
--- named by _emit.lua, in the same slot; the snapshot
--- schedule is another slot, so the API marks the room due in the same pipeline, right after
--- this script: lib/store_doc.c, commit_attempt).
+-- KEYS doc, ops, events, members, commits, fold-failed mark (all the room's: one slot; the
+-- event's channel is named by _emit.lua, in the same slot; the snapshot schedule is another
+-- slot, so the API marks the room due in the same pipeline, right after this script:
+-- lib/store_doc.c, commit_attempt).
 -- ARGV 1 expected revision, 2 user id ("": the right to edit was checked already), 3 span
 -- (code points the op covers without its final retain), 4 that final retain, 5 length
 -- change, 6 inserted bytes, 7 deleted code points, 8 size limit in bytes, 9 exact new size
