@@ -10,7 +10,16 @@
 #include "metrics_shm.h"
 #include "route.h"
 
-enum api_metric { AM_REQUESTS, AM_SECONDS, AM_COMMITS, AM_RACES, AM_UNAVAILABLE, AM_RESTORES, AM_N };
+enum api_metric {
+	AM_REQUESTS,
+	AM_SECONDS,
+	AM_COMMITS,
+	AM_RACES,
+	AM_UNAVAILABLE,
+	AM_RESTORES,
+	AM_DAMAGED,
+	AM_N
+};
 
 /* "METHOD pattern" of every route, then "none" (no route matched: 404 or 405) */
 #define ROUTES_MAX 64
@@ -26,6 +35,7 @@ static const int status_codes[NSTATUS - 1] = {200, 201, 202, 204, 304, 400, 401,
 					      409, 410, 413, 415, 429, 431, 500, 502, 503};
 static const char *const commits[] = {"committed", "refused"};
 static const char *const stores[] = {"busy", "database", "redis"};
+static const char *const damaged_answers[] = {"read", "commit"};
 /* microseconds, rendered in seconds */
 static const long long request_us[] = {250,    500,    1000,   2500,    5000,    10000,  25000,
 				       50000,  100000, 250000, 500000,  1000000, 2500000, 10000000};
@@ -55,6 +65,12 @@ static struct metric api_metrics[AM_N] = {
 	[AM_RESTORES] = {.name = "codecollab_api_document_restores_total",
 			 .help = "Documents missing from Redis restored from PostgreSQL's history.",
 			 .type = METRIC_COUNTER},
+	[AM_DAMAGED] = {.name = "codecollab_api_document_damaged_total",
+			.help = "Answers given because a room's stored operations are damaged (an "
+				"operator must repair it): reads (500 document_damaged) and commits "
+				"refused (503 document_unfoldable).",
+			.type = METRIC_COUNTER, .nlabels = 1,
+			.label = {{"answer", damaged_answers, 2}}},
 };
 
 static struct metrics_shm shm;
@@ -111,6 +127,11 @@ void api_metrics_unavailable(enum store_status st)
 {
 	size_t i = st == STORE_BUSY ? 0 : st == STORE_REDIS_UNAVAILABLE ? 2 : 1;
 	metric_inc(&api_metrics[AM_UNAVAILABLE], i, 0);
+}
+
+void api_metrics_document_damaged(int commit)
+{
+	metric_inc(&api_metrics[AM_DAMAGED], commit ? 1 : 0, 0);
 }
 
 void api_metrics_restores(int n)

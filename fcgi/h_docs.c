@@ -69,6 +69,16 @@ int doc_read(struct api_ctx *c, const char *room, struct doc_state *out)
 	enum store_status st = store_doc_read(c->store, &c->cfg->doc, room, out);
 	if (st == STORE_OK)
 		return 0;
+	if (st == STORE_ERROR && out->damaged > 0) {
+		/* the server's stored state, not the request: 500, but saying what is wrong
+		 * (docs/OPERATIONS.md, "A document that cannot be folded") */
+		api_metrics_document_damaged(0);
+		api_error(c, 500, "document_damaged",
+			  "the document cannot be read: its stored operation of revision %lld is "
+			  "damaged; an operator must repair it",
+			  out->damaged);
+		return -1;
+	}
 	api_fail_why(c, st);
 	return -1;
 }
@@ -199,6 +209,7 @@ static void commit_answer(struct api_ctx *c, long long revision, const struct ot
 		if (st == STORE_ERROR && dc.unfolded > 0) {
 			/* a damaged stored op stops folds: nothing more is taken until an operator
 			 * repairs it (docs/OPERATIONS.md); what was committed stays */
+			api_metrics_document_damaged(1);
 			api_error(c, 503, "document_unfoldable",
 				  "the document's history cannot be folded: %lld operations wait to be "
 				  "folded into its text and one of them is damaged; an operator must "

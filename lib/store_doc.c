@@ -137,13 +137,14 @@ out:
 
 /* Composes room's stored ops (JSON strings, each with its exact base length; the first of
  * revision `first`) into one. 0 with *out (caller ot_free()s; NULL when there are none), -1
- * logged with the revision at fault. */
+ * logged with the revision at fault, which *bad gets (0 when out of memory). */
 static int compose_ops(const char *room, long long first, const redisReply *list,
-		       struct ot_op **out)
+		       struct ot_op **out, long long *bad)
 {
 	char err[256];
 	struct ot_op *acc = NULL;
 	*out = NULL;
+	*bad = 0;
 	for (size_t i = 0; i < list->elements; i++) {
 		struct ot_op *b = NULL, *ab = NULL;
 		char *site = NULL;
@@ -154,6 +155,7 @@ static int compose_ops(const char *room, long long first, const redisReply *list
 			log_error("room %s: stored operation %lld does not parse: %s", room,
 				  first + (long long)i, err);
 			ot_free(acc);
+			*bad = first + (long long)i;
 			return -1;
 		}
 		free(site);
@@ -168,6 +170,7 @@ static int compose_ops(const char *room, long long first, const redisReply *list
 		if (rc < 0) {
 			log_error("room %s: stored operation %lld does not compose: %s", room,
 				  first + (long long)i, err);
+			*bad = first + (long long)i;
 			return -1;
 		}
 	}
@@ -265,11 +268,41 @@ out:
 
 /* --- reading: fold and restore ----------------------------------------------------- */
 
+/* A fold of room failed at the stored op of revision `at` (ops: the entries from crev + 1
+ * on, as read): marks it for DOC_FOLD_FAILED_MS as "<at>:<SHA-1 of that entry, hex>", so
+ * that commits at the bound are refused without folding again while the entry stays as it
+ * is (doc_commit.lua compares the digest with redis.sha1hex). Best effort: without the mark
+ * the next commit at the bound only folds again. */
+static void mark_fold_failed(struct rds *rd, const char *room, long long crev,
+			     const redisReply *ops, long long at)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char val[24 + 1 + 2 * EVP_MAX_MD_SIZE + 1], ms[24];
+	if (at <= crev || (size_t)(at - crev - 1) >= ops->elements)
+		return;
+	const redisReply *e = ops->element[at - crev - 1];
+	if (e->type != REDIS_REPLY_STRING ||
+	    EVP_Digest(e->str, e->len, md, &mdlen, EVP_sha1(), NULL) != 1)
+		return;
+	size_t o = (size_t)snprintf(val, sizeof val, "%lld:", at);
+	for (unsigned int i = 0; i < mdlen && o + 3 <= sizeof val; i++)
+		o += (size_t)snprintf(val + o, sizeof val - o, "%02x", md[i]);
+	snprintf(ms, sizeof ms, "%d", DOC_FOLD_FAILED_MS);
+	struct rkey mk = rkey1(RK_ROOM_FOLD_FAILED, room);
+	redisReply *r = rds_cmd(rd, mk.s, "SET %s %s PX %s", mk.s, val, ms);
+	if (!r || r->type == REDIS_REPLY_ERROR)
+		log_warn("room %s: the failed fold could not be marked", room);
+	if (r)
+		freeReplyObject(r);
+}
+
 /* Materialises the document: its text at `crev` plus the ops since, composed and applied
  * once, stored back (compare-and-set) so the next reader starts from there. out gets the
  * text at the revision read. STORE_OK; STORE_NOT_FOUND no document in Redis;
  * STORE_REDIS_UNAVAILABLE (connection dropped); STORE_ERROR the stored state is damaged
- * or out of memory (logged). */
+ * or out of memory (logged), with out->damaged the revision of the stored op no fold gets
+ * past when one is to blame (and that failure marked: mark_fold_failed). */
 static enum store_status fold(struct store *s, const char *room, struct doc_state *out)
 {
 	struct rkey dk, ok;
@@ -304,10 +337,18 @@ static enum store_status fold(struct store *s, const char *room, struct doc_stat
 	const redisReply *content = rep->element[3], *ops = rep->element[4];
 	const char *base = content->type == REDIS_REPLY_STRING ? content->str : "";
 	size_t base_len = content->type == REDIS_REPLY_STRING ? content->len : 0;
-	if (ops->type != REDIS_REPLY_ARRAY || compose_ops(room, crev + 1, ops, &all) < 0)
+	if (ops->type != REDIS_REPLY_ARRAY)
 		goto out;
+	if (compose_ops(room, crev + 1, ops, &all, &out->damaged) < 0) {
+		mark_fold_failed(rd, room, crev, ops, out->damaged);
+		goto out;
+	}
 	if (all && ot_apply(all, base, base_len, &text, err, sizeof err) < 0) {
-		log_error("room %s: stored operations do not apply: %s", room, err);
+		/* the ops fit together but not the stored text: the first of them does not */
+		log_error("room %s: stored operations do not apply from revision %lld: %s", room,
+			  crev + 1, err);
+		out->damaged = crev + 1;
+		mark_fold_failed(rd, room, crev, ops, out->damaged);
 		goto out;
 	}
 	if (state_set(out, all ? text.data : base, all ? text.len : base_len, rev) < 0)
@@ -652,6 +693,7 @@ static redisReply *commit_attempt(struct store *s, const struct store_doc_cfg *c
 	keys_of(room, &dk, &ok);
 	struct rkey ek = rkey1(RK_ROOM_EVENTS, room);
 	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room), ck = rkey1(RK_ROOM_COMMITS, room);
+	struct rkey fk = rkey1(RK_ROOM_FOLD_FAILED, room);
 	char exp[24], uid[24], span[24], ret[24], delta[24], ins[24], del[24], limit[24];
 	char keep[16], due[32], hist[16], pmax[24];
 	snprintf(exp, sizeof exp, "%lld", expected);
@@ -669,14 +711,14 @@ static redisReply *commit_attempt(struct store *s, const struct store_doc_cfg *c
 	snprintf(due, sizeof due, "%lld", clock_wall_ms() + cfg->snapshot_interval_ms);
 	snprintf(hist, sizeof hist, "%d", EVENTS_HISTORY_MAX);
 	snprintf(pmax, sizeof pmax, "%ld", cfg->pending_max);
-	const char *args[] = {dk.s,	 ok.s,	   ek.s,      mk.s,	 ck.s,
+	const char *args[] = {dk.s,	 ok.s,	   ek.s,      mk.s,	 ck.s,	    fk.s,
 			      exp,	 uid,	   span,      ret,	 delta,	   ins,
 			      del,	 limit,	   exact,     t->log[0], t->log[1], t->ev[0],
 			      t->ev[1], t->sep,	   keep,      hist,	 member,    pmax};
 	struct rds *rd;
 	redisReply *r = NULL;
 	if (store_redis(s, &rd) == STORE_OK)
-		r = commit_and_mark(rd, 5, sizeof args / sizeof args[0], args, due, room);
+		r = commit_and_mark(rd, 6, sizeof args / sizeof args[0], args, due, room);
 	if (r && (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
 		  r->element[0]->type != REDIS_REPLY_INTEGER)) {
 		freeReplyObject(r);
@@ -741,7 +783,8 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 		}
 		long long kind = r->element[0]->integer, rev = reply_int(r, 1);
 		size_t len = (size_t)reply_int(r, kind == 1 ? 4 : 2);
-		long long unfolded = kind == 8 ? reply_int(r, 2) : 0; /* read before r is freed */
+		/* read before r is freed */
+		long long unfolded = kind == 8 || kind == 9 ? reply_int(r, 2) : 0;
 		if (kind == 1) {
 			long long pending = reply_int(r, 3);
 			freeReplyObject(r);
@@ -880,12 +923,14 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 			st = STORE_BUSY;
 			continue;
 		}
-		if (kind == 8) {
+		if (kind == 8 || kind == 9) {
 			/* cfg->pending_max ops wait to be folded: fold them now (once per request:
 			 * a document repaired since is taken up again without a reader's help), or
 			 * refuse, so the ops list and every read's replay stay bounded. Nothing
-			 * committed is touched */
-			if (!folded_at_bound) {
+			 * committed is touched. 9: a fold failed moments ago and the entry it
+			 * failed at is as it was then (the mark, DOC_FOLD_FAILED_MS): refused
+			 * without reading the list again */
+			if (kind == 8 && !folded_at_bound) {
 				folded_at_bound = 1;
 				struct doc_state d;
 				st = fold(s, room, &d);
@@ -899,9 +944,10 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 					break; /* Redis failed: say so, as for any commit */
 			}
 			log_error("room %s: commit refused: %lld operations wait to be folded (the most "
-				  "is %ld, DOCUMENT_PENDING_OPS_MAX) and they do not fold: the stored "
+				  "is %ld, DOCUMENT_PENDING_OPS_MAX) and they do not fold%s: the stored "
 				  "operations are damaged and must be repaired (docs/OPERATIONS.md)",
-				  room, unfolded, cfg->pending_max);
+				  room, unfolded, cfg->pending_max,
+				  kind == 9 ? " (a fold failed moments ago, not tried again)" : "");
 			dc->unfolded = unfolded > 0 ? unfolded : 1;
 			st = store_fail(s, STORE_ERROR, "the document's history cannot be folded");
 			break;

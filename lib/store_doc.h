@@ -41,6 +41,10 @@
  * dropped the connection), and keeps what every read must replay, and what the ops list
  * holds in memory, at 5,000 ops. */
 #define DOC_PENDING_MAX (10 * DOC_FOLD_EVERY)
+/* How long a failed fold is remembered (RK_ROOM_FOLD_FAILED): while the damaged entry stays
+ * as it was, commits at the bound are refused without folding again; a repaired room is
+ * taken up again at the latest this much later. */
+#define DOC_FOLD_FAILED_MS 5000
 
 /* The document settings the API and the snapshotter share. */
 struct store_doc_cfg {
@@ -60,6 +64,9 @@ struct doc_state {
 	long long revision;
 	char *content; /* owned; free() */
 	size_t content_len;
+	/* a read that failed with STORE_ERROR: > 0 when a stored operation is to blame, the
+	 * revision of the one no fold gets past (an operator must repair it); 0 otherwise */
+	long long damaged;
 };
 
 void doc_state_free(struct doc_state *d);
@@ -67,7 +74,8 @@ void doc_state_free(struct doc_state *d);
 /* Reads (materialises) the document, restoring it from its latest saved revision (or
  * creating it empty) when Redis holds none. STORE_OK with *out; otherwise the store's
  * failure (s->msg says which): STORE_REDIS_UNAVAILABLE, STORE_UNAVAILABLE, STORE_ERROR
- * (the stored state does not fit together). */
+ * (the stored state does not fit together; out->damaged names the stored operation at
+ * fault when one is). */
 enum store_status store_doc_read(struct store *s, const struct store_doc_cfg *cfg,
 				 const char *room, struct doc_state *out);
 

@@ -180,9 +180,10 @@ enum store_status store_room_drop_live(struct store *s, const char *room)
 		return st;
 	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room), dk = rkey1(RK_ROOM_DOC, room),
 		    ok = rkey1(RK_ROOM_OPS, room), vk = rkey1(RK_ROOM_VISIBILITY, room),
-		    ck = rkey1(RK_ROOM_COMMITS, room), rk = rkey1(RK_ROOM_RUNS, room);
-	redisReply *rep = rds_cmd(rd, mk.s, "DEL %s %s %s %s %s %s", mk.s, dk.s, ok.s, vk.s, ck.s,
-				       rk.s);
+		    ck = rkey1(RK_ROOM_COMMITS, room), rk = rkey1(RK_ROOM_RUNS, room),
+		    fk = rkey1(RK_ROOM_FOLD_FAILED, room);
+	redisReply *rep = rds_cmd(rd, mk.s, "DEL %s %s %s %s %s %s %s", mk.s, dk.s, ok.s, vk.s,
+				       ck.s, rk.s, fk.s);
 	if (!rep)
 		return store_redis_failed(s);
 	st = rep->type == REDIS_REPLY_ERROR ? STORE_REDIS_UNAVAILABLE : STORE_OK;

@@ -1,14 +1,14 @@
 --! use emit
---! keys ROOM_DOC ROOM_OPS ROOM_EVENTS ROOM_MEMBERS ROOM_COMMITS
+--! keys ROOM_DOC ROOM_OPS ROOM_EVENTS ROOM_MEMBERS ROOM_COMMITS ROOM_FOLD_FAILED
 -- Commits one operation to a room's document in one round trip (lib/store_doc.c,
 -- docs/INTERNALS.md "Operations and snapshots"). The operation comes without its final
 -- retain: only here is the document's length known, so this script writes that retain
 -- (the length less the op's span) into the log entry and the event where the caller cut
 -- them.
--- KEYS doc, ops, events, members, commits (all the room's: one slot; the event's channel is
--- named by _emit.lua, in the same slot; the snapshot
--- schedule is another slot, so the API marks the room due in the same pipeline, right after
--- this script: lib/store_doc.c, commit_attempt).
+-- KEYS doc, ops, events, members, commits, fold-failed mark (all the room's: one slot; the
+-- event's channel is named by _emit.lua, in the same slot; the snapshot schedule is another
+-- slot, so the API marks the room due in the same pipeline, right after this script:
+-- lib/store_doc.c, commit_attempt).
 -- ARGV 1 expected revision, 2 user id ("": the right to edit was checked already), 3 span
 -- (code points the op covers without its final retain), 4 that final retain, 5 length
 -- change, 6 inserted bytes, 7 deleted code points, 8 size limit in bytes, 9 exact new size
@@ -28,6 +28,9 @@
 --        was lost and the client sent it again): entry is its log entry, the op as applied
 --   {8, rev, pending} the ops after crev number ARGV 18 or more: nothing is committed
 --        until they are folded (a fold that keeps failing: a damaged stored op)
+--   {9, rev, pending, at} as 8, but a fold failed at revision `at` moments ago (the mark
+--        "<at>:<SHA-1 of its entry>", set for a few seconds) and that entry is unchanged:
+--        refuse without folding again
 -- The commits set remembers which revision each request became, for the last `ops to
 -- keep` revisions only (trimmed by score), so a repeat is found without a scan.
 if ARGV[2] ~= '' then
@@ -46,7 +49,18 @@ if ARGV[17] ~= '' then
 end
 if not h[2] or not h[3] then return {3, rev} end
 local unfolded = rev - (tonumber(h[4]) or rev)
-if unfolded >= tonumber(ARGV[18]) then return {8, rev, unfolded} end
+if unfolded >= tonumber(ARGV[18]) then
+  local mark = redis.call('GET', KEYS[6])
+  local at, digest
+  if mark then at, digest = string.match(mark, '^(%d+):(%x+)$') end
+  at = tonumber(at)
+  if at then
+    local first = rev - redis.call('LLEN', KEYS[2]) + 1
+    local e = at >= first and at <= rev and redis.call('LINDEX', KEYS[2], at - first)
+    if e and redis.sha1hex(e) == digest then return {9, rev, unfolded, at} end
+  end
+  return {8, rev, unfolded}
+end
 local len, bytes = tonumber(h[2]), tonumber(h[3])
 local want = tonumber(ARGV[1])
 if want > rev then return {0, rev} end

@@ -194,6 +194,21 @@ test('the commit script writes the final retain: short ops, a retain before the 
 // interval (500), so that the fold at the 500th pending operation fails first and the bound
 // comes soon after; the default (5,000) would take ten times the commits.
 const PENDING_MAX = Number(process.env.DOCUMENT_PENDING_OPS_MAX || 5000);
+// How long a failed fold is remembered (DOC_FOLD_FAILED_MS, lib/store_doc.h).
+const FOLD_FAILED_MS = 5000;
+
+// codecollab_api_document_damaged_total by answer ({read, commit}), or null without the
+// API's metrics (API_METRICS_URL, scripts/stack.sh).
+async function damagedCount() {
+  if (!process.env.API_METRICS_URL) return null;
+  const r = await fetch(process.env.API_METRICS_URL);
+  assert.equal(r.status, 200);
+  const text = await r.text();
+  const at = (answer) => Number(new RegExp(`^codecollab_api_document_damaged_total\\{answer="${answer}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+  const out = { read: at('read'), commit: at('commit') };
+  assert.ok(Number.isFinite(out.read) && Number.isFinite(out.commit), 'codecollab_api_document_damaged_total is exported');
+  return out;
+}
 
 test('a damaged stored operation: commits stop at DOCUMENT_PENDING_OPS_MAX with 503, nothing committed is lost', async () => {
   const a = await newUser();
@@ -218,10 +233,19 @@ test('a damaged stored operation: commits stop at DOCUMENT_PENDING_OPS_MAX with 
   // someone writes a bad entry over revision 4's, the one operation not folded yet
   const good = redis('LINDEX', lk, '-1');
   redis('LSET', lk, '-1', 'not an operation');
-  // the text cannot be put together without it: reads answer 500, bound or not
+  // the text cannot be put together without it: reads answer 500, bound or not, and say
+  // what is wrong: the stored operation of revision 4 is damaged, an operator must act
+  const damagedBefore = await damagedCount();
   const broken = await call('GET', `/api/rooms/${room.id}/document`, { token: a.token });
   assert.equal(broken.status, 500, broken.text);
-  assert.equal(broken.json.error, 'internal');
+  assert.equal(broken.json.error, 'document_damaged', broken.text);
+  assert.match(broken.json.message, /stored operation of revision 4 is damaged/);
+  assert.match(broken.json.message, /an operator must repair it/);
+  assert.deepEqual(Object.keys(broken.json).sort(), ['error', 'message']);
+  if (damagedBefore) {
+    const after = await damagedCount();
+    assert.ok(after.read >= damagedBefore.read + 1, `damaged reads counted: ${JSON.stringify(after)}`);
+  }
   // commits at the current revision do not read the log, so they go on; the fold at every
   // 500th fails; the last one taken leaves PENDING_MAX operations after the stored text
   while (rev - 3 < PENDING_MAX) {
@@ -241,9 +265,14 @@ test('a damaged stored operation: commits stop at DOCUMENT_PENDING_OPS_MAX with 
     assert.deepEqual(Object.keys(r.json).sort(), ['error', 'message']);
   }
   assert.equal(redis('HGET', dk, 'revision'), String(rev));
+  // the failed fold is remembered for a few seconds, naming revision 4 and its entry
+  assert.match(redis('GET', `cc:room:{${room.id}}:foldfail`), /^4:[0-9a-f]{40}$/);
+  const ttl = Number(redis('PTTL', `cc:room:{${room.id}}:foldfail`));
+  assert.ok(ttl > 0 && ttl <= FOLD_FAILED_MS, `the mark lasts ${ttl} ms`);
   // the same through PUT …/document: it reads first, and that read fails already
   r = await call('PUT', `/api/rooms/${room.id}/document`, { token: a.token, body: { content: 'z', base_revision: rev } });
   assert.equal(r.status, 500, r.text);
+  assert.equal(r.json.error, 'document_damaged', r.text);
   // what was saved before the damage reads as ever
   r = await call('GET', `/api/rooms/${room.id}/history/3`, { token: a.token });
   assert.equal(r.status, 200, r.text);
@@ -257,6 +286,23 @@ test('a damaged stored operation: commits stop at DOCUMENT_PENDING_OPS_MAX with 
     await logged('stored operation 4 does not parse');
     await logged('500 operations could not be folded');
     await logged(`commit refused: ${PENDING_MAX} operations wait to be folded`);
+    // refusals are cheap: while the mark lasts a refused commit does not fold (read the
+    // whole list and parse it) again, so the failed fold's line comes once per mark
+    // lifetime, not once per commit (each fold logs it before its answer is written)
+    const folds = () => readFileSync(log, 'utf8').split('\n').filter((l) => l.includes(`room ${room.id}: stored operation 4 does not parse`)).length;
+    const before = folds(), t0 = Date.now(), N = 20;
+    for (let i = 0; i < N; i++) {
+      r = await post(a.token, room, { revision: rev, ops: ['y'], client_id: `t.burst.${i}` });
+      assert.equal(r.status, 503, r.text);
+      assert.equal(r.json.error, 'document_unfoldable', r.text);
+    }
+    const lifetimes = Math.ceil((Date.now() - t0) / FOLD_FAILED_MS) + 1;
+    const tried = folds() - before;
+    assert.ok(tried <= lifetimes, `${N} refused commits folded ${tried} times (at most ${lifetimes} expected)`);
+  }
+  if (damagedBefore) {
+    const after = await damagedCount();
+    assert.ok(after.commit >= damagedBefore.commit + 2, `refused commits counted: ${JSON.stringify(after)}`);
   }
   // every committed operation is still stored: the log holds revisions 4..rev
   const first = rev - Number(redis('LLEN', lk)) + 1;
@@ -264,8 +310,14 @@ test('a damaged stored operation: commits stop at DOCUMENT_PENDING_OPS_MAX with 
   for (const i of [5, rev]) {
     assert.deepEqual(JSON.parse(redis('LINDEX', lk, String(i - first))).ops, ['x', i - 1]);
   }
+  // one more refusal leaves the room freshly marked (it folds and fails again if the mark
+  // lapsed meanwhile)
+  r = await post(a.token, room, { revision: rev, ops: ['y'], client_id: 't.last' });
+  assert.equal(r.status, 503, r.text);
+  assert.match(redis('GET', `cc:room:{${room.id}}:foldfail`), /^4:/);
   // an operator puts the entry right: the next commit folds everything and is taken,
-  // without a read first
+  // without a read first and without waiting for the mark to lapse (it names the entry as
+  // it was)
   redis('LSET', lk, String(4 - first), good);
   r = await post(a.token, room, { revision: rev, ops: ['!'] });
   assert.equal(r.status, 200, r.text);
