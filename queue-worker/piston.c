@@ -88,6 +88,9 @@ static void http_error(long status, const struct buf *body, char *err, size_t er
 	cJSON_Delete(o);
 }
 
+/* the largest wall_time taken from Piston: a year, far past any run's time limit */
+#define PISTON_WALL_MAX_MS (366.0 * 24 * 3600 * 1000)
+
 static int signal_number(const char *name)
 {
 	for (int s = 1; name && s < 65; s++) {
@@ -128,7 +131,10 @@ static int map_stage(const cJSON *o, long long elapsed_ms, size_t output_max,
 	st->exit_code = cJSON_IsNumber(code) ? code->valueint : -1;
 	if (!st->signal && !cJSON_IsNumber(code))
 		st->signal = sig ? SIGKILL : 0; /* a signal we have no name for */
-	st->time_ms = cJSON_IsNumber(wall) ? (long long)wall->valuedouble : elapsed_ms;
+	/* a wall_time that is no time (below 0, or past what a long long holds, where converting
+	 * is undefined) counts as missing: the time we measured stands in */
+	double w = cJSON_IsNumber(wall) ? wall->valuedouble : -1;
+	st->time_ms = w >= 0 && w <= PISTON_WALL_MAX_MS ? (long long)w : elapsed_ms;
 	/* Piston's (isolate's) status codes: TO timeout, OL/EL stdout/stderr too long,
 	 * SG signal, RE runtime error, XX internal */
 	if (status && !strcmp(status, "TO"))

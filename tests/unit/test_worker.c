@@ -125,6 +125,19 @@ static void test_piston_map(void)
 	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "compile"), "stderr")), "e");
 	cJSON_Delete(o);
 
+	/* a wall_time that is no time (negative, or past any long long: undefined to convert)
+	 * gives way to the time we measured, as a missing one does */
+	const char *walls[] = {"-5", "1e300", "-1e300", "9.3e18"};
+	for (size_t i = 0; i < sizeof walls / sizeof walls[0]; i++) {
+		char answer[160];
+		snprintf(answer, sizeof answer,
+			 "{\"run\":{\"stdout\":\"\",\"stderr\":\"\",\"code\":0,\"wall_time\":%s}}",
+			 walls[i]);
+		o = mapped(answer, 42, 100);
+		CHECK(o != NULL && cJSON_GetObjectItem(o, "time_ms")->valueint == 42);
+		cJSON_Delete(o);
+	}
+
 	char *json = NULL, err[256];
 	CHECK(piston_map_answer("{\"run\": \"cut", 1, 10, &json, err, sizeof err) == -1);
 	CHECK(json == NULL && strstr(err, "malformed") != NULL);
