@@ -7,13 +7,16 @@
  *      bounds, names, text, integers, enums, anything);
  *   1: a request path, matched against every route of the table (route_match);
  *   2: a header value: Content-Length (http_parse_length), Content-Type
- *      (http_is_json_type) and Host (http_host_name, and the stream origin built from it).
+ *      (http_is_json_type) and Host (http_host_name, and the stream origin built from it);
+ *   3: a query string, read by api_query and api_query_int as handlers read theirs.
  *
  * Laws (a break aborts): a refused body says why, naming the field; every value of an
  * accepted one is within its field's rules again (valid_text, the integer bounds, the enum's
  * choices, the name check); a path's captures are one per '*' of the pattern, 1..64 id
  * characters each; a length taken is the decimal the value spells; a host name is a prefix
- * of the value; a stream origin built from a Host passes origin_parse unchanged but for
+ * of the value; a query value taken holds only [A-Za-z0-9._-] and fits its buffer, an integer
+ * taken is within its bounds, and a refused one is answered 400 with a JSON error; a stream
+ * origin built from a Host passes origin_parse unchanged but for
  * case. */
 #include <cjson/cJSON.h>
 #include <stdint.h>
@@ -22,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../../fcgi/api.h"
 #include "../../fcgi/http.h"
 #include "../../fcgi/route.h"
 #include "../../fcgi/valid.h"
@@ -167,6 +171,53 @@ static void fuzz_header(const char *v)
 	}
 }
 
+static void refused_well(struct http_resp *resp)
+{
+	cJSON *o = cJSON_ParseWithLength(resp->body.data, resp->body.len);
+	if (resp->status != 400 || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "error")) ||
+	    !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "message")))
+		__builtin_trap();
+	cJSON_Delete(o);
+}
+
+static void fuzz_query(char *query)
+{
+	struct http_req req;
+	memset(&req, 0, sizeof req);
+	req.query = query;
+	struct http_resp resp;
+	http_resp_init(&resp);
+	struct api_ctx c;
+	memset(&c, 0, sizeof c);
+	c.req = &req;
+	c.resp = &resp;
+	static const char *const names[] = {"before", "status", "kind", "q"};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		char v[24];
+		int got = api_query(&c, names[i], v, sizeof v);
+		if (got < 0) {
+			refused_well(&resp);
+			http_resp_free(&resp);
+			http_resp_init(&resp);
+			continue;
+		}
+		if (got == 1) {
+			size_t n = strnlen(v, sizeof v);
+			if (n >= sizeof v)
+				__builtin_trap();
+			for (size_t k = 0; k < n; k++)
+				if (!id_char(v[k]) && v[k] != '.')
+					__builtin_trap();
+		}
+	}
+	long long n = 0;
+	if (api_query_int(&c, "limit", 1, 500, 50, &n) < 0)
+		refused_well(&resp);
+	else if (n < 1 || n > 500)
+		__builtin_trap();
+	http_resp_free(&resp);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
@@ -176,15 +227,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(s, data + 1, size - 1);
 	s[size - 1] = '\0';
-	switch (data[0] % 3) {
+	switch (data[0] % 4) {
 	case 0:
 		fuzz_body(s, size - 1);
 		break;
 	case 1:
 		fuzz_path(s);
 		break;
-	default:
+	case 2:
 		fuzz_header(s);
+		break;
+	default:
+		fuzz_query(s);
 		break;
 	}
 	free(s);
