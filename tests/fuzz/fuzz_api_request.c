@@ -8,14 +8,16 @@
  *   1: a request path, matched against every route of the table (route_match);
  *   2: a header value: Content-Length (http_parse_length), Content-Type
  *      (http_is_json_type) and Host (http_host_name, and the stream origin built from it);
- *   3: a query string, read by api_query and api_query_int as handlers read theirs.
+ *   3: a query string, read by api_query and api_query_int as handlers read theirs, and
+ *      the rooms list's `before` cursor (rooms_parse_before).
  *
  * Laws (a break aborts): a refused body says why, naming the field; every value of an
  * accepted one is within its field's rules again (valid_text, the integer bounds, the enum's
  * choices, the name check); a path's captures are one per '*' of the pattern, 1..64 id
  * characters each; a length taken is the decimal the value spells; a host name is a prefix
  * of the value; a query value taken holds only [A-Za-z0-9._-] and fits its buffer, an integer
- * taken is within its bounds, and a refused one is answered 400 with a JSON error; a stream
+ * taken is within its bounds, a `before` cursor taken prints back as the same text, and a
+ * refused one is answered 400 with a JSON error; a stream
  * origin built from a Host passes origin_parse unchanged but for
  * case. */
 #include <cjson/cJSON.h>
@@ -26,6 +28,7 @@
 #include <strings.h>
 
 #include "../../fcgi/api.h"
+#include "../../fcgi/handlers.h"
 #include "../../fcgi/http.h"
 #include "../../fcgi/route.h"
 #include "../../fcgi/valid.h"
@@ -193,7 +196,7 @@ static void fuzz_query(char *query)
 	c.resp = &resp;
 	static const char *const names[] = {"before", "status", "kind", "q"};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-		char v[24];
+		char v[96];
 		int got = api_query(&c, names[i], v, sizeof v);
 		if (got < 0) {
 			refused_well(&resp);
@@ -208,6 +211,14 @@ static void fuzz_query(char *query)
 			for (size_t k = 0; k < n; k++)
 				if (!id_char(v[k]) && v[k] != '.')
 					__builtin_trap();
+			/* the rooms list's cursor: taken only as a page writes it */
+			long long us = -1;
+			const char *id = NULL;
+			char back[128];
+			if (i == 0 && rooms_parse_before(v, &us, &id) == 0 &&
+			    (us < 0 || !id || !*id || strchr(id, '.') ||
+			     (snprintf(back, sizeof back, "%lld.%s", us, id), strcmp(back, v) != 0)))
+				__builtin_trap();
 		}
 	}
 	long long n = 0;
