@@ -103,8 +103,10 @@ static void check_sse(const struct room_event *ev)
 static void check_json(const struct room_event *ev)
 {
 	/* strict (lib/jsoncheck.h): cJSON alone takes a JSON prefix and ignores what follows */
-	if (jsoncheck_text(ev->data, ev->data_len, NULL) != JSONCHECK_OK)
+	cJSON *d = jsoncheck_parse(ev->data, ev->data_len, NULL);
+	if (!d)
 		return;
+	cJSON_Delete(d);
 	cJSON *o = jsoncheck_parse(ev->json, ev->json_len, NULL);
 	const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "type");
 	const cJSON *i = cJSON_GetObjectItemCaseSensitive(o, "id");
