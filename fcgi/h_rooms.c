@@ -254,27 +254,40 @@ void h_room_create(struct api_ctx *c)
 	api_json(c, 201, o);
 }
 
+int rooms_parse_before(const char *cursor, long long *us, const char **id)
+{
+	/* the time as a page writes it (%lld of a time >= 0): 1 to 18 digits, no sign, no
+	 * leading zero; strtoll alone took ".x" as 0, and "-0", "007" and leading blanks */
+	const char *dot = strchr(cursor, '.');
+	size_t nd = dot ? (size_t)(dot - cursor) : 0;
+	if (nd == 0 || nd > 18 || (nd > 1 && cursor[0] == '0') || !dot[1] || strchr(dot + 1, '.'))
+		return -1;
+	long long v = 0;
+	for (size_t i = 0; i < nd; i++) {
+		if (cursor[i] < '0' || cursor[i] > '9')
+			return -1;
+		v = v * 10 + (cursor[i] - '0');
+	}
+	*us = v;
+	*id = dot + 1;
+	return 0;
+}
+
 void h_room_list(struct api_ctx *c)
 {
 	if (api_require_user(c) < 0)
 		return;
 	/* paging (docs/API.md): ?limit=1..500 (500), ?before=<the previous page's next> */
 	long long limit, before_us = 0;
-	char cursor[96], *before_id = NULL;
+	char cursor[96];
+	const char *before_id = NULL;
 	int has = 0;
 	if (api_query_int(c, "limit", 1, 500, 500, &limit) < 0 ||
 	    (has = api_query(c, "before", cursor, sizeof cursor)) < 0)
 		return;
-	if (has) {
-		char *dot = strchr(cursor, '.'), *end;
-		errno = 0;
-		before_us = dot ? strtoll(cursor, &end, 10) : 0;
-		if (!dot || end != dot || errno || before_us < 0 || !dot[1] || strchr(dot + 1, '.')) {
-			api_error(c, 400, "invalid_request",
-				  "before must be the next cursor of a previous page");
-			return;
-		}
-		before_id = dot + 1;
+	if (has && rooms_parse_before(cursor, &before_us, &before_id) < 0) {
+		api_error(c, 400, "invalid_request", "before must be the next cursor of a previous page");
+		return;
 	}
 	struct store_room *rooms;
 	int n;

@@ -25,6 +25,10 @@ int auth_username_key(const char *name, char *out, size_t cap);
 
 void h_room_create(struct api_ctx *c);
 void h_room_list(struct api_ctx *c);
+/* The `before` of GET /api/rooms (a page's `next`, "<created_us>.<room id>", as api_query
+ * passed it): 0 with the time and the id (pointing into cursor), or -1 for anything a page
+ * never gave. */
+int rooms_parse_before(const char *cursor, long long *us, const char **id);
 void h_room_get(struct api_ctx *c);
 void h_room_patch(struct api_ctx *c);
 void h_room_delete(struct api_ctx *c);

@@ -2,6 +2,9 @@
 
 #include <cjson/cJSON.h>
 #include <stdint.h>
+#include <string.h>
+
+#include "jsoncheck.h"
 
 /* Twelve colours that stay readable on light and dark editor themes. */
 static const char *const presence_palette[PRESENCE_PALETTE_SIZE] = {
@@ -55,4 +58,44 @@ out:
 	cJSON_Delete(u);
 	cJSON_Delete(o);
 	return out;
+}
+
+/* a number a cursor position can be: 0..PRESENCE_CURSOR_MAX */
+static int position(const cJSON *n, long long *out)
+{
+	if (!cJSON_IsNumber(n) || !(n->valuedouble >= 0) ||
+	    n->valuedouble > (double)PRESENCE_CURSOR_MAX)
+		return -1;
+	*out = (long long)n->valuedouble;
+	return 0;
+}
+
+int presence_msg_parse(const char *msg, size_t len, struct presence_msg *out)
+{
+	memset(out, 0, sizeof *out);
+	/* strict: a message other readers would parse differently, or that carries raw control
+	 * bytes, is not presence */
+	cJSON *o = jsoncheck_parse(msg, len, NULL);
+	int ok = 0;
+	const cJSON *type = cJSON_GetObjectItemCaseSensitive(o, "type");
+	if (!cJSON_IsString(type) || strcmp(type->valuestring, "presence") != 0)
+		goto out;
+	if (position(cJSON_GetObjectItemCaseSensitive(o, "cursor"), &out->cursor) < 0)
+		goto out;
+	const cJSON *sel = cJSON_GetObjectItemCaseSensitive(o, "selection");
+	if (cJSON_IsObject(sel)) {
+		if (position(cJSON_GetObjectItemCaseSensitive(sel, "anchor"), &out->anchor) < 0 ||
+		    position(cJSON_GetObjectItemCaseSensitive(sel, "head"), &out->head) < 0)
+			goto out;
+		out->has_selection = 1;
+	}
+	const cJSON *room = cJSON_GetObjectItemCaseSensitive(o, "room");
+	if (cJSON_IsString(room) && strlen(room->valuestring) <= PRESENCE_ROOM_MAX)
+		strcpy(out->room, room->valuestring);
+	ok = 1;
+out:
+	cJSON_Delete(o);
+	if (!ok)
+		memset(out, 0, sizeof *out);
+	return ok;
 }

@@ -4,6 +4,7 @@
 #include "sandbox.h"
 #include "errbuf.h"
 #include "clock.h"
+#include "utf8.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -88,6 +89,9 @@ static void http_error(long status, const struct buf *body, char *err, size_t er
 	cJSON_Delete(o);
 }
 
+/* the largest wall_time taken from Piston: a year, far past any run's time limit */
+#define PISTON_WALL_MAX_MS (366.0 * 24 * 3600 * 1000)
+
 static int signal_number(const char *name)
 {
 	for (int s = 1; name && s < 65; s++) {
@@ -109,6 +113,17 @@ static void keep(struct buf *b, const char *s, size_t max, int *truncated)
 	buf_append(b, s ? s : "", n);
 }
 
+/* A name from Piston's answer (language, version) into dst, as the result carries it: valid
+ * UTF-8 without control characters (bytes of another encoding become U+FFFD), cut at a
+ * character boundary to fit; snprintf alone copied any bytes and could cut a character. */
+static void answer_name(char *dst, size_t cap, const char *s)
+{
+	char *t = utf8_sanitize(s ? s : "", s ? strlen(s) : 0, UTF8_SAN_NUL | UTF8_SAN_CONTROLS,
+				cap - 1, NULL);
+	snprintf(dst, cap, "%s", t ? t : "");
+	free(t);
+}
+
 /* One stage of Piston's answer (run or compile) → our step. -1 when it is not an object. */
 static int map_stage(const cJSON *o, long long elapsed_ms, size_t output_max,
 		     struct sandbox_step *st)
@@ -128,7 +143,10 @@ static int map_stage(const cJSON *o, long long elapsed_ms, size_t output_max,
 	st->exit_code = cJSON_IsNumber(code) ? code->valueint : -1;
 	if (!st->signal && !cJSON_IsNumber(code))
 		st->signal = sig ? SIGKILL : 0; /* a signal we have no name for */
-	st->time_ms = cJSON_IsNumber(wall) ? (long long)wall->valuedouble : elapsed_ms;
+	/* a wall_time that is no time (below 0, or past what a long long holds, where converting
+	 * is undefined) counts as missing: the time we measured stands in */
+	double w = cJSON_IsNumber(wall) ? wall->valuedouble : -1;
+	st->time_ms = w >= 0 && w <= PISTON_WALL_MAX_MS ? (long long)w : elapsed_ms;
 	/* Piston's (isolate's) status codes: TO timeout, OL/EL stdout/stderr too long,
 	 * SG signal, RE runtime error, XX internal */
 	if (status && !strcmp(status, "TO"))
@@ -172,10 +190,10 @@ int piston_map_answer(const char *body, long long elapsed_ms, size_t output_max,
 	}
 	struct runtime rt;
 	memset(&rt, 0, sizeof rt);
-	snprintf(rt.language, sizeof rt.language, "%s",
-		 cJSON_GetStringValue(cJSON_GetObjectItem(o, "language")) ?: "");
-	snprintf(rt.version, sizeof rt.version, "%s",
-		 cJSON_GetStringValue(cJSON_GetObjectItem(o, "version")) ?: "");
+	answer_name(rt.language, sizeof rt.language,
+		    cJSON_GetStringValue(cJSON_GetObjectItem(o, "language")));
+	answer_name(rt.version, sizeof rt.version,
+		    cJSON_GetStringValue(cJSON_GetObjectItem(o, "version")));
 	*result_json = sandbox_result_json(&res, &rt);
 	if (!*result_json) {
 		errbuf_set(err, errlen, "out of memory");

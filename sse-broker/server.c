@@ -24,7 +24,6 @@
 #include "buf.h"
 #include "cors.h"
 #include "http_head.h"
-#include "jsoncheck.h"
 #include "log.h"
 #include "longpoll.h"
 #include "metrics_http.h"
@@ -1042,40 +1041,20 @@ static void ws_on_text_cb(void *arg, const char *msg, size_t len)
 		return; /* the stream ended (revoked): nothing it says reaches the room */
 	struct hub_sub *sub = &c->sub;
 	const char *room = c->room;
-	/* strict (lib/jsoncheck.h): a message other readers would parse differently, or that
-	 * carries raw control bytes, is ignored like any message that is not presence */
-	cJSON *o = jsoncheck_parse(msg, len, NULL);
-	const cJSON *type = cJSON_GetObjectItemCaseSensitive(o, "type");
-	if (!cJSON_IsString(type) || strcmp(type->valuestring, "presence") != 0)
-		goto out; /* the only message a client sends up; anything else is ignored */
+	/* the only message a client sends up; anything else is ignored (lib/presence.h) */
+	struct presence_msg pm;
+	if (!presence_msg_parse(msg, len, &pm))
+		return;
 	if (c->multi) {
 		/* on a stream of several rooms, presence names its room: one still on the stream */
-		const cJSON *rm = cJSON_GetObjectItemCaseSensitive(o, "room");
 		int at = -1;
-		for (size_t i = 0; cJSON_IsString(rm) && i < c->nms; i++)
-			if (strcmp(c->ms[i].room, rm->valuestring) == 0)
+		for (size_t i = 0; pm.room[0] && i < c->nms; i++)
+			if (strcmp(c->ms[i].room, pm.room) == 0)
 				at = (int)i;
 		if (at < 0 || !c->ms[at].sub.room)
-			goto out;
+			return;
 		sub = &c->ms[at].sub;
 		room = c->ms[at].room;
-	}
-	const cJSON *cursor = cJSON_GetObjectItemCaseSensitive(o, "cursor");
-	const cJSON *sel = cJSON_GetObjectItemCaseSensitive(o, "selection");
-	if (!cJSON_IsNumber(cursor) || cursor->valuedouble < 0 || cursor->valuedouble > (double)PRESENCE_CURSOR_MAX)
-		goto out;
-	int has_sel = 0;
-	long long anchor = 0, head = 0;
-	if (cJSON_IsObject(sel)) {
-		const cJSON *a = cJSON_GetObjectItemCaseSensitive(sel, "anchor");
-		const cJSON *hd = cJSON_GetObjectItemCaseSensitive(sel, "head");
-		if (!cJSON_IsNumber(a) || !cJSON_IsNumber(hd) || a->valuedouble < 0 ||
-		    hd->valuedouble < 0 || a->valuedouble > (double)PRESENCE_CURSOR_MAX ||
-		    hd->valuedouble > (double)PRESENCE_CURSOR_MAX)
-			goto out;
-		has_sel = 1;
-		anchor = (long long)a->valuedouble;
-		head = (long long)hd->valuedouble;
 	}
 	/* a bound on what one client can make every other client receive */
 	time_t now = time(NULL);
@@ -1084,14 +1063,12 @@ static void ws_on_text_cb(void *arg, const char *msg, size_t len)
 		c->presence_count = 0;
 	}
 	if (++c->presence_count > SERVER_PRESENCE_PER_SEC)
-		goto out;
-	char *data = presence_data_json(sub->user_id, sub->username,
-					(long long)cursor->valuedouble, has_sel, anchor, head);
+		return;
+	char *data = presence_data_json(sub->user_id, sub->username, pm.cursor, pm.has_selection,
+					pm.anchor, pm.head);
 	if (data)
 		hub_emit(c->srv->hub, room, EV_PRESENCE, data);
 	free(data);
-out:
-	cJSON_Delete(o);
 }
 
 /* Bytes from a WebSocket peer (all taken: wslay keeps a partial frame itself). */

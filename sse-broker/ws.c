@@ -272,12 +272,17 @@ enum ws_state ws_conn_state(const struct ws_conn *w)
 	return WS_OPEN;
 }
 
+/* wslay answers 1006 (abnormal closure) before any close frame; ws.h promises 0 then */
 uint16_t ws_conn_code_sent(const struct ws_conn *w)
 {
+	if (!wslay_event_get_close_sent(w->ctx))
+		return 0;
 	return wslay_event_get_status_code_sent(w->ctx);
 }
 
 uint16_t ws_conn_code_received(const struct ws_conn *w)
 {
+	if (!wslay_event_get_close_received(w->ctx))
+		return 0;
 	return wslay_event_get_status_code_received(w->ctx);
 }

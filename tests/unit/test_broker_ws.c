@@ -147,6 +147,9 @@ static void test_messages(void)
 	CHECK(out->len == 2 && (uint8_t)out->data[0] == 0x89);
 	buf_reset(out);
 	CHECK(ws_conn_state(w) == WS_OPEN);
+	/* no close frame either way yet: both codes are 0 (ws.h), not wslay's 1006 */
+	CHECK(ws_conn_code_sent(w) == 0);
+	CHECK(ws_conn_code_received(w) == 0);
 
 	/* the peer closes: we answer with its code and are done */
 	uint8_t code[2] = {0x03, 0xe8};
@@ -154,6 +157,7 @@ static void test_messages(void)
 	CHECK(ws_conn_feed(w, f, n) == 0);
 	CHECK(close_code(w) == 1000);
 	CHECK(ws_conn_code_received(w) == 1000);
+	CHECK(ws_conn_code_sent(w) == 1000);
 	CHECK(ws_conn_state(w) == WS_DONE);
 	ws_conn_free(w);
 }

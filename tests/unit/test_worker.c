@@ -5,6 +5,7 @@
 #include "../../queue-worker/piston.h"
 #include "../../queue-worker/queue.h"
 #include "unit.h"
+#include "utf8.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -124,6 +125,32 @@ static void test_piston_map(void)
 	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "status")), "compile_error");
 	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "compile"), "stderr")), "e");
 	cJSON_Delete(o);
+
+	/* Piston's language and version go into the result as valid UTF-8 that fits, never cut
+	 * inside a character: bytes of another encoding become U+FFFD */
+	o = mapped("{\"language\":\"c\xcf\",\"version\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+		   "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\",\"run\":"
+		   "{\"stdout\":\"\",\"stderr\":\"\",\"code\":0}}",
+		   5, 100);
+	CHECK(o != NULL);
+	const char *lang = cJSON_GetStringValue(cJSON_GetObjectItem(o, "language"));
+	const char *ver = cJSON_GetStringValue(cJSON_GetObjectItem(o, "version"));
+	CHECK(lang && strcmp(lang, "c\xef\xbf\xbd") == 0);
+	CHECK(ver && strlen(ver) == 30 && utf8_validate(ver, strlen(ver), NULL, NULL) == UTF8_OK);
+	cJSON_Delete(o);
+
+	/* a wall_time that is no time (negative, or past any long long: undefined to convert)
+	 * gives way to the time we measured, as a missing one does */
+	const char *walls[] = {"-5", "1e300", "-1e300", "9.3e18"};
+	for (size_t i = 0; i < sizeof walls / sizeof walls[0]; i++) {
+		char answer[160];
+		snprintf(answer, sizeof answer,
+			 "{\"run\":{\"stdout\":\"\",\"stderr\":\"\",\"code\":0,\"wall_time\":%s}}",
+			 walls[i]);
+		o = mapped(answer, 42, 100);
+		CHECK(o != NULL && cJSON_GetObjectItem(o, "time_ms")->valueint == 42);
+		cJSON_Delete(o);
+	}
 
 	char *json = NULL, err[256];
 	CHECK(piston_map_answer("{\"run\": \"cut", 1, 10, &json, err, sizeof err) == -1);
