@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, chmodSync, writeFileSync, existsSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
-import { ROOT, freePort, sleep, waitFor } from '../lib/procs.mjs';
+import { ROOT, freePort, sleep, waitFor, pauseProcess } from '../lib/procs.mjs';
 import { BASE, call, newUser, createRoom } from '../lib/api.mjs';
 
 const dirs = [];
@@ -344,8 +344,9 @@ test('run.sh itself killed outright (SIGKILL, no trap runs): its watchdog stops 
 });
 
 // The stop's bounds hold for a service that never acts on its signal: lighttpd, stopped with
-// SIGSTOP, gets SIGKILL after its 20 s and the stop goes on to the end. (A `wait` on the
-// stopped child, which returns only when the child ends, held such a stop for good.)
+// SIGSTOP, gets SIGKILL after its 20 s and the stop goes on to the end, saying which service it
+// killed. (A `wait` on the stopped child, which returns only when the child ends, held such a
+// stop for good.) The stop starts once lighttpd has stopped (tests/lib/procs.mjs: pauseProcess).
 test('a service that ignores its stop signal (lighttpd stopped) is killed after 20 s; SIGTERM still stops everything', async (t) => {
   const dir = tmpVar();
   const p = await ports();
@@ -355,7 +356,7 @@ test('a service that ignores its stop signal (lighttpd stopped) is killed after 
   const ppid = (pid) => Number(readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1].split(' ')[1]);
   const web = stackPids(dir).find((pid) => cmdline(pid).startsWith('lighttpd ') && ppid(pid) === s.child.pid);
   assert.ok(web, `lighttpd under run.sh:\n${describe(stackPids(dir))}`);
-  process.kill(web, 'SIGSTOP');
+  await pauseProcess(web);
   const t0 = Date.now();
   const code = await Promise.race([stop(s.child), sleep(60000).then(() => 'still running after 60 s')]);
   const took = Date.now() - t0;
@@ -363,6 +364,7 @@ test('a service that ignores its stop signal (lighttpd stopped) is killed after 
   if (code !== 0) s.child.kill('SIGKILL');
   assert.equal(code, 0, `run.sh ended by itself after SIGTERM:\n${s.output().slice(-2000)}`);
   assert.ok(took >= 19000, `lighttpd had its 20 s (${took} ms)`);
+  assert.match(s.output(), new RegExp(`lighttpd \\(pid ${web}\\) had not ended 20 s after its stop signal: killed`));
   await assertStopped(dir, p, 'after the stop with lighttpd stopped');
 });
 
