@@ -70,11 +70,25 @@ wait_gone() { # pid seconds
 
 # After its stop signal, pid has seconds to end; then it gets SIGKILL, and this returns once
 # it has gone (a SIGKILL is not refused, even by a stopped process), so nothing is left.
-gone_or_kill() { # pid seconds [name: for the line saying it was killed]
+# bound: the grace the line names, when it is not seconds (gone_or_kill_all: what was left of
+# a bound shared with others).
+gone_or_kill() { # pid seconds [name: for the line saying it was killed] [bound]
   wait_gone "$1" "$2" && return 0
   kill -KILL "$1" 2>/dev/null || true
-  [ -z "${3:-}" ] || say "$3 (pid $1) had not ended $2 s after its stop signal: killed" || true
+  [ -z "${3:-}" ] || say "$3 (pid $1) had not ended ${4:-$2} s after its stop signal: killed" || true
   wait_gone "$1" 10 || say "pid $1 is still there 10 s after SIGKILL" || true
+}
+
+# Services that were all sent their stop signal just before, with seconds for all of them
+# together: each is waited for with what is left of the bound, then killed (gone_or_kill).
+# The wait is seconds in all (plus the SIGKILLs' own), not seconds for each in turn.
+gone_or_kill_all() { # seconds [name pid]...
+  local bound=$1 end=$((SECONDS + $1))
+  shift
+  while [ $# -ge 2 ]; do
+    gone_or_kill "$2" $((end > SECONDS ? end - SECONDS : 0)) "$1" "$bound"
+    shift 2
+  done
 }
 
 port_free() { # port

@@ -5,7 +5,7 @@
 // - HAProxy serves the front page and /api/health through both web nodes and streams
 //   through the brokers; its own refusals (no broker up) are JSON;
 // - kill -9 of a web node: requests keep being answered, the node is started again;
-// - SIGTERM: nothing of the layout is left running.
+// - SIGTERM: nothing of the layout is left running, and each worker was told to stop once.
 // A second test forms the Redis Cluster (three masters, three replicas) and checks its roles
 // in topology.json, then stops. CLUSTER_TEST_REDIS picks the Redis of the first test
 // (single: one plain redis-server; cluster: the Redis Cluster, once every program speaks it).
@@ -137,10 +137,17 @@ test('make cluster: topology.json is the real layout; HAProxy spreads over both 
   // SIGTERM: nothing of the layout is left
   const pids = c.topology().processes.flatMap((p) => [p.pid, ...(p.api_pids || [])]);
   running = running.filter((x) => x !== c);
-  const left = await c.stop();
+  const left = await c.stop({ keep: true });
   assert.deepEqual(c.exit, { code: 0, signal: null }, `cluster.sh ended by itself:\n${c.script.output.slice(-3000)}`);
   assert.deepEqual(left, [], 'processes of the layout left after SIGTERM');
   assert.deepEqual(pids.filter(alive), []);
+  // one stop signal for each program: a second SIGTERM makes a worker cancel its running jobs
+  for (const w of c.byRole('worker')) {
+    const log = readFileSync(join(c.dir, `log/${w.name}.log`), 'utf8');
+    assert.equal(log.match(/taking no more jobs/g)?.length, 1, `${w.name} told to stop once:\n${log.slice(-2000)}`);
+    assert.doesNotMatch(log, /second signal/, `${w.name} was sent a second stop signal`);
+  }
+  c.remove();
 });
 
 test('make cluster: the Redis Cluster forms with three masters and three replicas, every slot covered', async () => {
