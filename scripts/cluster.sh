@@ -86,6 +86,12 @@ stop_together() { # signal secs name...
 }
 stop_one() { stop_together "$2" "$3" "$1"; } # name signal secs
 
+# Each tier's bound is shared by its services, so the worst case does not grow with their
+# number: with every service refusing to end, the stop takes about HAProxy 10 s + the programs
+# 40 s + each web node's leftover API processes 10 s (20 s with two web nodes) + the Redis
+# nodes 20 s + the PostgreSQL replica 30 s + the primary 30 s = 150 s with the default layout
+# (10 s more for each further web node), 20 s more when the stop comes while a service is
+# being started (the service started last), and a moment for each SIGKILL to take.
 stop_all() {
   # as scripts/run.sh: every further stop signal ignored from here on, first of all
   trap '' INT TERM HUP QUIT PIPE
@@ -93,14 +99,14 @@ stop_all() {
   stopping=1
   # a signal between `setsid … &` and svc_started: the service not in the table yet (nor in
   # the watchdog's sessions) is stopped here, and waited for like the others
-  local last=${!:-} n i p last_parent="" programs=()
+  local last=${!:-} n i last_parent="" programs=()
   [ -z "$last" ] || ppid_of last_parent "$last"
   if [ -n "$last" ] && [ "$last_parent" = "$$" ] && ! in_list "$last" "${spid[@]}" "$watchdog_pid"; then
     kill -TERM "$last" 2>/dev/null || true
     gone_or_kill "$last" 20 "the service started last"
   fi
   # the front door, then the programs (all at once, 40 s for them together), then the web
-  # nodes' API processes, Redis, the replica, the primary
+  # nodes' API processes, Redis (its nodes together, 20 s), the replica, the primary
   stop_one haproxy TERM 10
   for ((i = ${#order[@]} - 1; i >= 0; i--)); do
     n=${order[$i]}
@@ -110,11 +116,7 @@ stop_all() {
   for n in "${order[@]}"; do
     case "$n" in web-*) stop_leftovers keep-fcgi.sh TERM "$CC_VAR/$n" ;; esac
   done
-  for n in "${redis_nodes[@]}"; do
-    p=${spid[$n]:-}
-    [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true
-  done
-  for n in "${redis_nodes[@]}"; do stop_one "$n" 0 20; done
+  stop_together TERM 20 "${redis_nodes[@]}"
   stop_one pg-replica INT 30 # PostgreSQL's "fast" shutdown
   stop_one pg-primary INT 30
   rm -f "$CC_VAR/run/env"

@@ -123,10 +123,11 @@ check_children() {
 # died: lighttpd's keep-fcgi.sh processes (the kernel's SIGTERM at its death stops them) or
 # Apache's children (they would keep the port). Stopped before the web server is started
 # again, and at the end: with signal (TERM: a keeper lets its API process finish the
-# request), then KILL after 10 s. Apache's orphans get KILL at once: a graceful stop would
-# wait for their open streams, which reconnect to the new one anyway.
+# request), then KILL after 10 s, one bound for all of them. Apache's orphans get KILL at
+# once: a graceful stop would wait for their open streams, which reconnect to the new one
+# anyway.
 stop_leftovers() { # word [signal] [var: whose CC_VAR; the script's own by default]
-  local p left=() var=${3:-$CC_VAR}
+  local p left=() gone=() var=${3:-$CC_VAR}
   for p in /proc/[0-9]*; do
     [ "${p#/proc/}" = "$$" ] && continue
     grep -qz -- "$1" "$p/cmdline" 2>/dev/null || continue
@@ -135,7 +136,8 @@ stop_leftovers() { # word [signal] [var: whose CC_VAR; the script's own by defau
   done
   [ ${#left[@]} -gt 0 ] || return 0
   kill "-${2:-TERM}" "${left[@]}" 2>/dev/null || true
-  for p in "${left[@]}"; do gone_or_kill "$p" 10; done
+  for p in "${left[@]}"; do gone+=("a left-over $1 process" "$p"); done
+  gone_or_kill_all 10 "${gone[@]}"
 }
 
 # The watchdog (scripts/watchdog.sh): a process outside every session of ours that stops the

@@ -173,7 +173,7 @@ test('make cluster: the Redis Cluster forms with three masters and three replica
   }
   running = running.filter((x) => x !== c);
   // stopped while it still starts the programs: it ends by itself (not by the harness's
-  // SIGKILL after 90 s), having waited for everything it started
+  // SIGKILL), having waited for everything it started
   const left = await c.stop();
   assert.deepEqual(c.exit, { code: 0, signal: null }, `cluster.sh ended by itself:\n${c.script.output.slice(-3000)}`);
   assert.deepEqual(left, []);

@@ -11,7 +11,8 @@
 //                           REDIS_URL, REDIS_CLUSTER, JWT_SECRET_FILE, BASE_URL)
 //   await c.stop()          SIGTERM; resolves to the processes of the layout still running
 //                           afterwards (none, when all is well; they are killed).
-//                           { waitMs } (90 s): the SIGKILL of cluster.sh after that long;
+//                           { waitMs } (180 s: above the stop's worst case, 150 s,
+//                           scripts/cluster.sh): the SIGKILL of cluster.sh after that long;
 //                           c.exit then says how it ended ({ code, signal }). { keep: true }
 //                           leaves the directory (its logs) for the test: c.remove() then
 //
@@ -112,7 +113,7 @@ export async function startCluster({ redis = 'single', ready = true, env = {}, t
       }
       return out;
     },
-    async stop({ waitMs = 90000, keep = false } = {}) {
+    async stop({ waitMs = 180000, keep = false } = {}) {
       c.exit = await stop(script, 'SIGTERM', waitMs);
       let left = processesIn(dir);
       if (left.length) {
