@@ -69,16 +69,29 @@ declare -A port=() role=()
 
 sync_pids() { :; } # the table of scripts/services.sh is all this script keeps
 
-# Stops one service: signal, then KILL when it has not gone within secs; returns once it has
-# gone either way (scripts/services.sh: gone_or_kill).
-stop_one() { # name signal secs
-  local p=${spid[$1]:-}
-  [ -n "$p" ] || return 0
-  kill "-$2" "$p" 2>/dev/null || true
-  gone_or_kill "$p" "$3" "$1"
-  spid[$1]=""
+# Stops services together: each gets signal once (a second SIGTERM is not the same as the
+# first: the worker then cancels its running jobs at once), then they have secs together, each
+# waited for with what is left of them and killed when it has not gone (scripts/services.sh:
+# gone_or_kill_all); returns once every one has gone either way.
+stop_together() { # signal secs name...
+  local sig=$1 secs=$2 n gone=()
+  shift 2
+  for n in "$@"; do
+    [ -n "${spid[$n]:-}" ] || continue
+    kill "-$sig" "${spid[$n]}" 2>/dev/null || true
+    gone+=("$n" "${spid[$n]}")
+  done
+  gone_or_kill_all "$secs" "${gone[@]}"
+  for n in "$@"; do spid[$n]=""; done
 }
+stop_one() { stop_together "$2" "$3" "$1"; } # name signal secs
 
+# Each tier's bound is shared by its services, so the worst case does not grow with their
+# number: with every service refusing to end, the stop takes about HAProxy 10 s + the programs
+# 40 s + each web node's leftover API processes 10 s (20 s with two web nodes) + the Redis
+# nodes 20 s + the PostgreSQL replica 30 s + the primary 30 s = 150 s with the default layout
+# (10 s more for each further web node), 20 s more when the stop comes while a service is
+# being started (the service started last), and a moment for each SIGKILL to take.
 stop_all() {
   # as scripts/run.sh: every further stop signal ignored from here on, first of all
   trap '' INT TERM HUP QUIT PIPE
@@ -86,36 +99,24 @@ stop_all() {
   stopping=1
   # a signal between `setsid … &` and svc_started: the service not in the table yet (nor in
   # the watchdog's sessions) is stopped here, and waited for like the others
-  local last=${!:-} n i p last_parent="" deadline
+  local last=${!:-} n i last_parent="" programs=()
   [ -z "$last" ] || ppid_of last_parent "$last"
   if [ -n "$last" ] && [ "$last_parent" = "$$" ] && ! in_list "$last" "${spid[@]}" "$watchdog_pid"; then
     kill -TERM "$last" 2>/dev/null || true
     gone_or_kill "$last" 20 "the service started last"
   fi
-  # the front door, then the programs (all at once, waited for together), then the web
-  # nodes' API processes, Redis, the replica, the primary
+  # the front door, then the programs (all at once, 40 s for them together), then the web
+  # nodes' API processes, Redis (its nodes together, 20 s), the replica, the primary
   stop_one haproxy TERM 10
   for ((i = ${#order[@]} - 1; i >= 0; i--)); do
     n=${order[$i]}
-    case "$n" in haproxy | redis* | pg-*) continue ;; esac
-    p=${spid[$n]:-}
-    [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true
+    case "$n" in haproxy | redis* | pg-*) ;; *) programs+=("$n") ;; esac
   done
-  # 40 s for them together: each is waited for with what is left of it, then killed
-  deadline=$((SECONDS + 40))
-  for ((i = ${#order[@]} - 1; i >= 0; i--)); do
-    n=${order[$i]}
-    case "$n" in haproxy | redis* | pg-*) continue ;; esac
-    stop_one "$n" TERM $((deadline > SECONDS ? deadline - SECONDS : 0))
-  done
+  stop_together TERM 40 "${programs[@]}"
   for n in "${order[@]}"; do
     case "$n" in web-*) stop_leftovers keep-fcgi.sh TERM "$CC_VAR/$n" ;; esac
   done
-  for n in "${redis_nodes[@]}"; do
-    p=${spid[$n]:-}
-    [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true
-  done
-  for n in "${redis_nodes[@]}"; do stop_one "$n" TERM 20; done
+  stop_together TERM 20 "${redis_nodes[@]}"
   stop_one pg-replica INT 30 # PostgreSQL's "fast" shutdown
   stop_one pg-primary INT 30
   rm -f "$CC_VAR/run/env"

@@ -47,6 +47,7 @@ die() { printf 'codecollab: error: %s\n' "$*" >&2; exit 1; }
 # programs in start order (stopped in reverse, the front door first); postgres and redis are
 # stopped last.
 pids=() # every pid of the stack, for the stop (the API processes under Apache too)
+pnames=() # their names in the supervisor's table, for the stop's lines
 pg_pid=""
 redis_pid=""
 stopping=0
@@ -71,22 +72,25 @@ stop_all() {
   if [ -n "$last" ] && [ "$last_parent" = "$$" ] &&
     ! in_list "$last" "${pids[@]}" "$redis_pid" "$pg_pid"; then
     kill -TERM "$last" 2>/dev/null || true
-    gone_or_kill "$last" 20
+    gone_or_kill "$last" 20 "the service started last"
   fi
   # The front door first (lighttpd finishes the requests in flight), then the programs
   # behind it — the worker may take SHUTDOWN_GRACE_MS (30 s) to finish running jobs —, and
-  # the data stores last, so everything before them can still write.
-  local i n=${#pids[@]}
+  # the data stores last, so everything before them can still write. The programs get their
+  # signal together and have 40 s together (gone_or_kill_all), not 40 s each in turn. With
+  # every service refusing to end the stop takes about 20 s (the front door) + 40 s + 10 s
+  # (leftover API processes) + 20 s (Redis) + 30 s (PostgreSQL) = 120 s, 20 s more when the
+  # stop comes while a service is being started, and a moment for each SIGKILL to take.
+  local i n=${#pids[@]} gone=()
   if [ "$n" -gt 0 ]; then
     kill -TERM "${pids[$((n - 1))]}" 2>/dev/null || true
-    gone_or_kill "${pids[$((n - 1))]}" 20
+    gone_or_kill "${pids[$((n - 1))]}" 20 "${pnames[$((n - 1))]}"
   fi
   for ((i = n - 2; i >= 0; i--)); do
     kill -TERM "${pids[$i]}" 2>/dev/null || true
+    gone+=("${pnames[$i]}" "${pids[$i]}")
   done
-  for ((i = n - 2; i >= 0; i--)); do
-    gone_or_kill "${pids[$i]}" 40
-  done
+  gone_or_kill_all 40 "${gone[@]}"
   # what a web server that died left (it may have died just before this stop)
   stop_leftovers apache2 KILL
   [ "$WEB" = apache ] || stop_leftovers keep-fcgi.sh
@@ -94,19 +98,23 @@ stop_all() {
   [ "$WEB" = apache ] || stop_leftovers lighttpd KILL
   if [ -n "$redis_pid" ]; then
     kill -TERM "$redis_pid" 2>/dev/null || true
-    gone_or_kill "$redis_pid" 20
+    gone_or_kill "$redis_pid" 20 redis
   fi
   if [ -n "$pg_pid" ]; then
     kill -INT "$pg_pid" 2>/dev/null || true # PostgreSQL's "fast" shutdown
-    gone_or_kill "$pg_pid" 30
+    gone_or_kill "$pg_pid" 30 postgres
   fi
   svc_watchdog_stop
 }
 
-sync_pids() { # pids, pg_pid, redis_pid from the supervisor's table (the running ones)
+sync_pids() { # pids (pnames), pg_pid, redis_pid from the supervisor's table (the running ones)
   local n
-  pids=()
-  for n in "${progs[@]}"; do [ -n "${spid[$n]:-}" ] && pids+=("${spid[$n]}"); done
+  pids=() pnames=()
+  for n in "${progs[@]}"; do
+    [ -n "${spid[$n]:-}" ] || continue
+    pids+=("${spid[$n]}")
+    pnames+=("$n")
+  done
   pg_pid=${spid[postgres]:-}
   redis_pid=${spid[redis]:-}
   return 0

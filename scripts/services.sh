@@ -70,11 +70,25 @@ wait_gone() { # pid seconds
 
 # After its stop signal, pid has seconds to end; then it gets SIGKILL, and this returns once
 # it has gone (a SIGKILL is not refused, even by a stopped process), so nothing is left.
-gone_or_kill() { # pid seconds [name: for the line saying it was killed]
+# bound: the grace the line names, when it is not seconds (gone_or_kill_all: what was left of
+# a bound shared with others).
+gone_or_kill() { # pid seconds [name: for the line saying it was killed] [bound]
   wait_gone "$1" "$2" && return 0
   kill -KILL "$1" 2>/dev/null || true
-  [ -z "${3:-}" ] || say "$3 (pid $1) had not ended $2 s after its stop signal: killed" || true
+  [ -z "${3:-}" ] || say "$3 (pid $1) had not ended ${4:-$2} s after its stop signal: killed" || true
   wait_gone "$1" 10 || say "pid $1 is still there 10 s after SIGKILL" || true
+}
+
+# Services that were all sent their stop signal just before, with seconds for all of them
+# together: each is waited for with what is left of the bound, then killed (gone_or_kill).
+# The wait is seconds in all (plus the SIGKILLs' own), not seconds for each in turn.
+gone_or_kill_all() { # seconds [name pid]...
+  local bound=$1 end=$((SECONDS + $1))
+  shift
+  while [ $# -ge 2 ]; do
+    gone_or_kill "$2" $((end > SECONDS ? end - SECONDS : 0)) "$1" "$bound"
+    shift 2
+  done
 }
 
 port_free() { # port
@@ -109,10 +123,11 @@ check_children() {
 # died: lighttpd's keep-fcgi.sh processes (the kernel's SIGTERM at its death stops them) or
 # Apache's children (they would keep the port). Stopped before the web server is started
 # again, and at the end: with signal (TERM: a keeper lets its API process finish the
-# request), then KILL after 10 s. Apache's orphans get KILL at once: a graceful stop would
-# wait for their open streams, which reconnect to the new one anyway.
+# request), then KILL after 10 s, one bound for all of them. Apache's orphans get KILL at
+# once: a graceful stop would wait for their open streams, which reconnect to the new one
+# anyway.
 stop_leftovers() { # word [signal] [var: whose CC_VAR; the script's own by default]
-  local p left=() var=${3:-$CC_VAR}
+  local p left=() gone=() var=${3:-$CC_VAR}
   for p in /proc/[0-9]*; do
     [ "${p#/proc/}" = "$$" ] && continue
     grep -qz -- "$1" "$p/cmdline" 2>/dev/null || continue
@@ -121,7 +136,8 @@ stop_leftovers() { # word [signal] [var: whose CC_VAR; the script's own by defau
   done
   [ ${#left[@]} -gt 0 ] || return 0
   kill "-${2:-TERM}" "${left[@]}" 2>/dev/null || true
-  for p in "${left[@]}"; do gone_or_kill "$p" 10; done
+  for p in "${left[@]}"; do gone+=("a left-over $1 process" "$p"); done
+  gone_or_kill_all 10 "${gone[@]}"
 }
 
 # The watchdog (scripts/watchdog.sh): a process outside every session of ours that stops the

@@ -11,8 +11,10 @@
 //                           REDIS_URL, REDIS_CLUSTER, JWT_SECRET_FILE, BASE_URL)
 //   await c.stop()          SIGTERM; resolves to the processes of the layout still running
 //                           afterwards (none, when all is well; they are killed).
-//                           { waitMs } (90 s): the SIGKILL of cluster.sh after that long;
-//                           c.exit then says how it ended ({ code, signal })
+//                           { waitMs } (180 s: above the stop's worst case, 150 s,
+//                           scripts/cluster.sh): the SIGKILL of cluster.sh after that long;
+//                           c.exit then says how it ended ({ code, signal }). { keep: true }
+//                           leaves the directory (its logs) for the test: c.remove() then
 //
 // { ready: false } returns as soon as topology.json first appears (state "starting": the
 // data stores are up), for tests of the data layer alone.
@@ -111,7 +113,7 @@ export async function startCluster({ redis = 'single', ready = true, env = {}, t
       }
       return out;
     },
-    async stop({ waitMs = 90000 } = {}) {
+    async stop({ waitMs = 180000, keep = false } = {}) {
       c.exit = await stop(script, 'SIGTERM', waitMs);
       let left = processesIn(dir);
       if (left.length) {
@@ -119,8 +121,11 @@ export async function startCluster({ redis = 'single', ready = true, env = {}, t
         left = processesIn(dir);
       }
       for (const p of left) { try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ } }
-      if (!left.length && !process.env.KEEP_TEST_VAR) rmSync(dir, { recursive: true, force: true });
+      if (!left.length && !keep) c.remove();
       return left;
+    },
+    remove() {
+      if (!process.env.KEEP_TEST_VAR) rmSync(dir, { recursive: true, force: true });
     },
   };
   return c;

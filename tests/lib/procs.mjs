@@ -2,7 +2,7 @@
 // random free ports. Every child is registered and killed at exit, also when a test fails.
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,6 +66,22 @@ export async function stop(child, signal = 'SIGTERM', waitMs = 5000) {
   const r = await child.exited;
   clearTimeout(t);
   return r;
+}
+
+// SIGSTOP to pid, resolved once every one of its threads is in state T (stopped). kill()
+// only queues the signal: each thread stops when it next runs. A signal sent to the process
+// meanwhile is not held back by the stop: SIGTERM (15) is taken before SIGSTOP (19), and
+// where its disposition is still the default (HAProxy never catches SIGTERM: for it that
+// means exit), the process ends instead of staying stopped. Once it has stopped, a SIGTERM
+// only waits, pending, until SIGCONT or SIGKILL.
+export async function pauseProcess(pid, { timeout = 5000 } = {}) {
+  process.kill(pid, 'SIGSTOP');
+  const state = (task) => {
+    const s = readFileSync(`/proc/${pid}/task/${task}/stat`, 'latin1');
+    return s.slice(s.lastIndexOf(')') + 2, s.lastIndexOf(')') + 3);
+  };
+  await waitFor(() => readdirSync(`/proc/${pid}/task`).every((task) => state(task) === 'T'),
+    { timeout, interval: 10, what: `every thread of pid ${pid} stopped (state T)` });
 }
 
 export async function waitFor(check, { timeout = 10000, interval = 50, what = 'condition' } = {}) {

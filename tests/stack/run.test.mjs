@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, chmodSync, writeFileSync, existsSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
-import { ROOT, freePort, sleep, waitFor } from '../lib/procs.mjs';
+import { ROOT, freePort, sleep, waitFor, pauseProcess } from '../lib/procs.mjs';
 import { BASE, call, newUser, createRoom } from '../lib/api.mjs';
 
 const dirs = [];
@@ -343,27 +343,38 @@ test('run.sh itself killed outright (SIGKILL, no trap runs): its watchdog stops 
   assert.match(readFileSync(join(dir, 'log/watchdog.log'), 'utf8'), /is gone without stopping its services/);
 });
 
-// The stop's bounds hold for a service that never acts on its signal: lighttpd, stopped with
-// SIGSTOP, gets SIGKILL after its 20 s and the stop goes on to the end. (A `wait` on the
-// stopped child, which returns only when the child ends, held such a stop for good.)
-test('a service that ignores its stop signal (lighttpd stopped) is killed after 20 s; SIGTERM still stops everything', async (t) => {
+// The stop's bounds hold for services that never act on their signal: lighttpd, the worker and
+// the snapshotter, stopped with SIGSTOP. lighttpd gets SIGKILL after its 20 s, the two
+// programs after the 40 s they share (not 40 s each in turn: 80 s), each named in a line, and
+// the stop goes on to the end. (A `wait` on the stopped child, which returns only when the
+// child ends, held such a stop for good.) The stop starts once all three have stopped
+// (tests/lib/procs.mjs: pauseProcess).
+test('services that ignore their stop signal (lighttpd, worker, snapshotter stopped) are killed after their bounds; SIGTERM still stops everything', async (t) => {
   const dir = tmpVar();
   const p = await ports();
   const env = { ...p, CC_VAR: dir, DATABASE_URL: '', REDIS_URL: '', JWT_SECRET: '', JWT_SECRET_FILE: '' };
   const s = await startStack(env);
   assert.ok(s.ready, s.output());
   const ppid = (pid) => Number(readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1].split(' ')[1]);
-  const web = stackPids(dir).find((pid) => cmdline(pid).startsWith('lighttpd ') && ppid(pid) === s.child.pid);
-  assert.ok(web, `lighttpd under run.sh:\n${describe(stackPids(dir))}`);
-  process.kill(web, 'SIGSTOP');
+  const child = (re) => stackPids(dir).find((pid) => re.test(cmdline(pid).trim()) && ppid(pid) === s.child.pid);
+  const paused = { lighttpd: child(/^lighttpd /), worker: child(/codecollab-worker$/), snapshotter: child(/codecollab-snapshotter$/) };
+  for (const [name, pid] of Object.entries(paused)) {
+    assert.ok(pid, `${name} under run.sh:\n${describe(stackPids(dir))}`);
+    await pauseProcess(pid);
+  }
   const t0 = Date.now();
-  const code = await Promise.race([stop(s.child), sleep(60000).then(() => 'still running after 60 s')]);
+  const code = await Promise.race([stop(s.child), sleep(150000).then(() => 'still running after 150 s')]);
   const took = Date.now() - t0;
-  t.diagnostic(`the stop took ${took} ms with lighttpd stopped`);
+  t.diagnostic(`the stop took ${took} ms with lighttpd, the worker and the snapshotter stopped`);
   if (code !== 0) s.child.kill('SIGKILL');
   assert.equal(code, 0, `run.sh ended by itself after SIGTERM:\n${s.output().slice(-2000)}`);
-  assert.ok(took >= 19000, `lighttpd had its 20 s (${took} ms)`);
-  await assertStopped(dir, p, 'after the stop with lighttpd stopped');
+  assert.match(s.output(), new RegExp(`lighttpd \\(pid ${paused.lighttpd}\\) had not ended 20 s after its stop signal: killed`));
+  for (const name of ['worker', 'snapshotter']) {
+    assert.match(s.output(), new RegExp(`${name} \\(pid ${paused[name]}\\) had not ended 40 s after its stop signal: killed`));
+  }
+  assert.ok(took >= 58000, `lighttpd had its 20 s, the programs their 40 s (${took} ms)`);
+  assert.ok(took < 90000, `the programs shared their 40 s (${took} ms; 40 s each in turn would be 100 s and more)`);
+  await assertStopped(dir, p, 'after the stop with three services stopped');
 });
 
 // ---- capacity (docs/OPERATIONS.md, "Capacity") -----------------------------------------
