@@ -1,7 +1,7 @@
 // Start and stop the processes a test needs (redis-server, the broker), on
 // random free ports. Every child is registered and killed at exit, also when a test fails.
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -97,20 +97,44 @@ export async function waitFor(check, { timeout = 10000, interval = 50, what = 'c
   throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
 }
 
+// Asks for PING on a new connection: true on +PONG. Only a redis-server that is up answers
+// it (a probe that bound the port itself, as this once did, could take the port from under
+// a redis-server still starting, which then exited with "Address already in use").
+function redisPong(port) {
+  return new Promise((resolve) => {
+    const s = createConnection(port, '127.0.0.1');
+    let got = '';
+    const done = (v) => { s.destroy(); resolve(v); };
+    s.setTimeout(2000, () => done(false));
+    s.once('error', () => done(false));
+    s.once('connect', () => s.write('PING\r\n'));
+    s.on('data', (d) => { got += d; if (got.includes('\r\n')) done(got.startsWith('+PONG')); });
+  });
+}
+
+// A redis-server on port (a free one when none is given). Should the free port be taken by
+// someone else between the pick and redis-server's bind, it exits at once, and another port
+// is tried (twice more); with a port given, that is an error.
 export async function startRedis({ port, dir } = {}) {
-  port ??= await freePort();
+  const chosen = port !== undefined;
   dir ??= tempDir('cc-redis-');
-  const child = start('redis-server', ['--port', String(port), '--bind', '127.0.0.1',
-    '--save', '', '--appendonly', 'no', '--dir', dir, '--dbfilename', 'dump.rdb']);
-  child.port = port;
-  child.dir = dir;
-  await waitFor(() => new Promise((resolve) => {
-    const s = createServer(); // port taken means redis listens
-    s.once('error', () => resolve(true));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(false)));
+  for (let attempt = 1; ; attempt++) {
+    const p = chosen ? port : await freePort();
+    const child = start('redis-server', ['--port', String(p), '--bind', '127.0.0.1',
+      '--save', '', '--appendonly', 'no', '--dir', dir, '--dbfilename', 'dump.rdb']);
+    child.port = p;
+    child.dir = dir;
     // a loaded machine (load average 8–9) once took more than the default 10 s
-  }), { what: `redis on ${port}`, timeout: 30000 });
-  return child;
+    const up = await waitFor(async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return 'exited';
+      return (await redisPong(p)) && 'up';
+    }, { what: `redis on ${p}`, timeout: 30000 });
+    if (up === 'up') return child;
+    const inUse = /already in use/i.test(child.output);
+    if (!inUse || chosen || attempt >= 3) {
+      throw new Error(`redis-server on ${p} exited: ${child.output.slice(-2000)}`);
+    }
+  }
 }
 
 export const BROKER_BIN = process.env.BROKER_BIN || join(ROOT, 'build/asan/bin/codecollab-broker');
