@@ -74,8 +74,7 @@ static int whole(double d)
 	return d >= 0 && d <= 1e9 && d == (double)(long long)d;
 }
 
-/* selection {from, to}: code points, 0 <= from < to. 0 or -1 answered. */
-static int parse_selection(struct api_ctx *c, const cJSON *sel, struct ai_ask *a)
+int ai_selection_parse(struct api_ctx *c, const cJSON *sel, long long *from, long long *to)
 {
 	const cJSON *f = cJSON_GetObjectItemCaseSensitive(sel, "from");
 	const cJSON *t = cJSON_GetObjectItemCaseSensitive(sel, "to");
@@ -85,32 +84,29 @@ static int parse_selection(struct api_ctx *c, const cJSON *sel, struct ai_ask *a
 			  "selection must be {from, to}: character offsets with 0 <= from < to");
 		return -1;
 	}
-	a->sel_from = (long long)f->valuedouble;
-	a->sel_to = (long long)t->valuedouble;
-	a->has_selection = 1;
+	*from = (long long)f->valuedouble;
+	*to = (long long)t->valuedouble;
 	return 0;
 }
 
-/* Narrows a->code to the selection and finds its first line. 0 or -1 answered. */
-static int apply_selection(struct api_ctx *c, struct ai_ask *a)
+int ai_selection_apply(struct api_ctx *c, char *code, size_t *len, long long sel_from,
+		       long long sel_to, long *first_line)
 {
-	a->first_line = 1;
-	if (!a->has_selection)
-		return 0;
 	size_t from = 0, to = 0;
-	if (utf8_offset(a->code, a->code_len, (size_t)a->sel_from, &from) < 0 ||
-	    utf8_offset(a->code, a->code_len, (size_t)a->sel_to, &to) < 0) {
+	*first_line = 1;
+	if (utf8_offset(code, *len, (size_t)sel_from, &from) < 0 ||
+	    utf8_offset(code, *len, (size_t)sel_to, &to) < 0) {
 		api_error(c, 400, "invalid_selection",
 			  "the selection %lld..%lld is outside the code (%zu characters)",
-			  a->sel_from, a->sel_to, utf8_count(a->code, a->code_len));
+			  sel_from, sel_to, utf8_count(code, *len));
 		return -1;
 	}
 	for (size_t i = 0; i < from; i++)
-		if (a->code[i] == '\n')
-			a->first_line++;
-	memmove(a->code, a->code + from, to - from);
-	a->code_len = to - from;
-	a->code[a->code_len] = '\0';
+		if (code[i] == '\n')
+			(*first_line)++;
+	memmove(code, code + from, to - from);
+	*len = to - from;
+	code[*len] = '\0';
 	return 0;
 }
 
@@ -315,9 +311,11 @@ static void h_ai(struct api_ctx *c, const char *kind)
 			  AI_CODE_MAX / 1024, v[F_CODE].len);
 		return;
 	}
-	if (v[F_SELECTION].present && !cJSON_IsNull(v[F_SELECTION].item) &&
-	    parse_selection(c, v[F_SELECTION].item, &a) < 0)
-		return;
+	if (v[F_SELECTION].present && !cJSON_IsNull(v[F_SELECTION].item)) {
+		if (ai_selection_parse(c, v[F_SELECTION].item, &a.sel_from, &a.sel_to) < 0)
+			return;
+		a.has_selection = 1;
+	}
 	if (v[F_LANGUAGE].present) {
 		const char *canon = lang_canonical(v[F_LANGUAGE].s);
 		if (!canon) {
@@ -356,7 +354,9 @@ static void h_ai(struct api_ctx *c, const char *kind)
 		api_error(c, 500, "internal", "out of memory");
 		return;
 	}
-	if (apply_selection(c, &a) < 0)
+	a.first_line = 1;
+	if (a.has_selection && ai_selection_apply(c, a.code, &a.code_len, a.sel_from, a.sel_to,
+						  &a.first_line) < 0)
 		goto out;
 	if (a.code_len > AI_CODE_MAX) {
 		api_error(c, 413, "code_too_large",

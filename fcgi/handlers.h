@@ -58,6 +58,14 @@ int jobs_parse_limit(const char *query, int *limit, const char **why);
 void h_job_cancel(struct api_ctx *c);
 
 void h_ai_hint(struct api_ctx *c);
+/* An AI request's `selection`: {from, to}, whole numbers of code points with
+ * 0 <= from < to <= 1e9. 0 with them, or -1 answered (400 invalid_request). */
+int ai_selection_parse(struct api_ctx *c, const cJSON *sel, long long *from, long long *to);
+/* Narrows code[0..*len) (valid UTF-8, with room for a NUL after it) to the code points
+ * from..to in place, NUL-terminated, and *first_line to the line it starts on (from 1).
+ * 0, or -1 answered (400 invalid_selection) when the code has fewer than to code points. */
+int ai_selection_apply(struct api_ctx *c, char *code, size_t *len, long long from,
+		       long long to, long *first_line);
 void h_ai_review(struct api_ctx *c);
 
 /* Access to a room (h_docs.c): 0, or -1 with 404/403 answered.

@@ -127,7 +127,7 @@ int http_read_request(struct http_io *io, struct http_req *req, const char **why
 		*why = "out of memory";
 		return 500;
 	}
-	if (!m || strlen(m) >= sizeof req->method) {
+	if (!m || !m[0] || strlen(m) >= sizeof req->method) {
 		*why = "missing or unknown request method";
 		return 400;
 	}

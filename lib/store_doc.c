@@ -1,5 +1,6 @@
 #include "store_doc.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,8 @@
 #include "utf8.h"
 
 #define DOC_COMMIT_ATTEMPTS 200
+/* user ids a log entry may name: integers a double holds exactly */
+#define LOG_USER_MAX 9007199254740992.0
 #define SNAP_DUE_KEY rkey0(RK_SNAP_DUE)
 
 /* The hash cc:room:{id}:doc: `revision` and `length` (code points) of the document now,
@@ -72,12 +75,8 @@ void doc_state_free(struct doc_state *d)
 }
 
 
-/* One entry of the op log: {"u":user id,"s":site,"ops":[...]} (the author orders
- * concurrent inserts, lib/ot.h "Who goes first"). An entry written before authors were
- * kept is the bare array; its author is unknown (has_author 0). *site is a copy the
- * caller frees. 0, or -1 with err set. */
-static int log_entry_parse(const redisReply *e, struct ot_op **op, long long *user,
-			   char **site, int *has_author, char *err, size_t errlen)
+int store_doc_log_entry_parse(const redisReply *e, struct ot_op **op, long long *user,
+			      char **site, int *has_author, char *err, size_t errlen)
 {
 	*op = NULL;
 	*site = NULL;
@@ -92,7 +91,9 @@ static int log_entry_parse(const redisReply *e, struct ot_op **op, long long *us
 	cJSON *j = cJSON_ParseWithLength(e->str, e->len);
 	const cJSON *u = j ? cJSON_GetObjectItemCaseSensitive(j, "u") : NULL;
 	const cJSON *st = j ? cJSON_GetObjectItemCaseSensitive(j, "s") : NULL;
-	if (!cJSON_IsNumber(u) || !cJSON_IsString(st)) {
+	/* a user id beyond what a double holds exactly is no id (and converting one past
+	 * what a long long holds would be undefined) */
+	if (!cJSON_IsNumber(u) || !(fabs(u->valuedouble) <= LOG_USER_MAX) || !cJSON_IsString(st)) {
 		snprintf(err, errlen, "a log entry has no author");
 		goto out;
 	}
@@ -151,7 +152,8 @@ static int compose_ops(const char *room, long long first, const redisReply *list
 		long long user;
 		int known;
 		/* the authors matter only to a transform: a fold takes the ops */
-		if (log_entry_parse(list->element[i], &b, &user, &site, &known, err, sizeof err) < 0) {
+		if (store_doc_log_entry_parse(list->element[i], &b, &user, &site, &known, err,
+					      sizeof err) < 0) {
 			log_error("room %s: stored operation %lld does not parse: %s", room,
 				  first + (long long)i, err);
 			ot_free(acc);
@@ -539,7 +541,8 @@ static enum store_status transform_over(struct store *s, redisReply *rep, struct
 		char *site = NULL;
 		long long user = 0;
 		int known = 0;
-		if (log_entry_parse(list->element[i], &b, &user, &site, &known, err, sizeof err) < 0) {
+		if (store_doc_log_entry_parse(list->element[i], &b, &user, &site, &known, err,
+					      sizeof err) < 0) {
 			log_error("a stored operation does not parse: %s", err);
 			return store_fail(s, STORE_ERROR, "the operation log is damaged");
 		}
@@ -831,8 +834,9 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 			char *site = NULL;
 			long long user = 0;
 			int known = 0;
-			if (r->elements < 3 || log_entry_parse(r->element[2], &dc->applied, &user, &site,
-							       &known, err, sizeof err) < 0) {
+			if (r->elements < 3 ||
+			    store_doc_log_entry_parse(r->element[2], &dc->applied, &user, &site,
+						      &known, err, sizeof err) < 0) {
 				log_error("room %s: the entry of revision %lld does not parse", room, rev);
 				st = store_fail(s, STORE_ERROR, "the operation log is damaged");
 			} else {

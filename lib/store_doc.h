@@ -119,6 +119,15 @@ struct doc_commit {
 enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *cfg,
 				   struct doc_commit *dc);
 
+/* One entry of the op log as Redis hands it: {"u":user id,"s":site,"ops":[...]} (the
+ * author orders concurrent inserts, lib/ot.h "Who goes first"). An entry written before
+ * authors were kept is the bare array; its author is unknown (*has_author 0). 0 with *op
+ * (ot_free) and *site (a copy, free(); NULL without an author), or -1 with err set and
+ * both NULL: not a string, not an op, or an author without a user id (a number of at
+ * most 2^53 either way) and a site string. */
+int store_doc_log_entry_parse(const redisReply *e, struct ot_op **op, long long *user,
+			      char **site, int *has_author, char *err, size_t errlen);
+
 /* The `operation` event's data for op committed as `revision`:
  * {"revision","ops","user":{"id","username"},"client_id"} (client_id may be NULL: null).
  * 0 with *data (caller frees) of *len bytes; 1 when *len exceeds EVENTS_DATA_MAX (the

@@ -23,22 +23,30 @@ static void copy_str(char *dst, size_t cap, const redisReply *s)
 	dst[n] = '\0';
 }
 
-/* [id, [field, value, …]] → e. 0, or -1 when the shape is not an entry (a deleted one). */
-static int parse_entry(const redisReply *x, struct queue_entry *e)
+/* A string reply that fits dst whole (no NUL inside, shorter than cap) into dst: 0, or -1
+ * with dst "" (a cut id could name another entry or job). */
+static int copy_id(char *dst, size_t cap, const redisReply *s)
 {
-	if (!x || x->type != REDIS_REPLY_ARRAY || x->elements < 2 ||
-	    x->element[0]->type != REDIS_REPLY_STRING)
+	dst[0] = '\0';
+	if (s->type != REDIS_REPLY_STRING || s->len >= cap || memchr(s->str, '\0', s->len))
 		return -1;
-	copy_str(e->entry, sizeof e->entry, x->element[0]);
-	e->job[0] = '\0';
+	copy_str(dst, cap, s);
+	return 0;
+}
+
+int queue_entry_parse(const redisReply *x, struct queue_entry *e)
+{
+	e->entry[0] = e->job[0] = '\0';
+	if (!x || x->type != REDIS_REPLY_ARRAY || x->elements < 2 ||
+	    copy_id(e->entry, sizeof e->entry, x->element[0]) < 0 || !e->entry[0])
+		return -1;
 	const redisReply *f = x->element[1];
 	if (f->type != REDIS_REPLY_ARRAY)
 		return 0;
 	for (size_t i = 0; i + 1 < f->elements; i += 2)
-		if (f->element[i]->type == REDIS_REPLY_STRING &&
-		    f->element[i + 1]->type == REDIS_REPLY_STRING &&
-		    !strcmp(f->element[i]->str, "job"))
-			copy_str(e->job, sizeof e->job, f->element[i + 1]);
+		if (f->element[i]->type == REDIS_REPLY_STRING && f->element[i]->len == 3 &&
+		    !memcmp(f->element[i]->str, "job", 3))
+			copy_id(e->job, sizeof e->job, f->element[i + 1]);
 	return 0;
 }
 
@@ -67,7 +75,7 @@ int queue_read(struct rds *r, const char *consumer, int block_ms, struct queue_e
 	    rep->element[0]->type == REDIS_REPLY_ARRAY && rep->element[0]->elements == 2) {
 		const redisReply *entries = rep->element[0]->element[1];
 		if (entries->type == REDIS_REPLY_ARRAY && entries->elements >= 1 &&
-		    parse_entry(entries->element[0], e) == 0)
+		    queue_entry_parse(entries->element[0], e) == 0)
 			rc = 1;
 	}
 	freeReplyObject(rep);
@@ -85,7 +93,7 @@ int queue_claim(struct rds *r, const char *consumer, long min_idle_ms, struct qu
 	/* [next cursor, [entry…], (Redis 7: deleted ids)]; a deleted entry is nil in 6.2 */
 	if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 &&
 	    rep->element[1]->type == REDIS_REPLY_ARRAY && rep->element[1]->elements >= 1 &&
-	    parse_entry(rep->element[1]->element[0], e) == 0)
+	    queue_entry_parse(rep->element[1]->element[0], e) == 0)
 		rc = 1;
 	freeReplyObject(rep);
 	return rc;
@@ -168,7 +176,7 @@ int queue_claim_orphan(struct rds *r, const char *consumer, long min_idle_ms,
 			break;
 		}
 		if (c->type == REDIS_REPLY_ARRAY && c->elements >= 1 &&
-		    parse_entry(c->element[0], e) == 0) {
+		    queue_entry_parse(c->element[0], e) == 0) {
 			log_info("entry %s (job %s): its worker %s is gone (no liveness key): taken over",
 				 e->entry, e->job, owner);
 			rc = 1;

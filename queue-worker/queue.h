@@ -35,6 +35,12 @@ struct queue_entry {
 	char job[QUEUE_ID_MAX];
 };
 
+/* A stream entry as Redis hands it, [id, [field, value, …]], into e: 0, or -1 when it is
+ * not one (a deleted entry is nil; an id that is empty or does not fit whole is refused).
+ * e->job is the value of the field `job` (the last one when there are several), or ""
+ * when there is none or it is not an id that fits whole (the entry is then dropped). */
+int queue_entry_parse(const redisReply *x, struct queue_entry *e);
+
 struct queue_job {
 	char id[QUEUE_ID_MAX];
 	char kind[32];	  /* "execution" when the hash has none */

@@ -348,8 +348,29 @@ static void test_username_key(void)
 	CHECK(auth_username_key("", k, 1) == 0);
 }
 
+/* A request whose REQUEST_METHOD is there but empty is refused like one without it
+ * (found by tests/fuzz/fuzz_api_http.c); the body stream is not read before that. */
+static void test_read_request_method(void)
+{
+	char m_empty[] = "REQUEST_METHOD=", m_get[] = "REQUEST_METHOD=GET";
+	char uri[] = "REQUEST_URI=/api/health";
+	char *env[] = {m_empty, uri, NULL};
+	struct http_io io = {.in = NULL, .out = NULL, .envp = env, .cgi = 0};
+	struct http_req req;
+	const char *why = NULL;
+	CHECK(http_read_request(&io, &req, &why) == 400);
+	CHECK_STR(why, "missing or unknown request method");
+	http_req_free(&req);
+	env[0] = m_get;
+	CHECK(http_read_request(&io, &req, &why) == 0);
+	CHECK_STR(req.method, "GET");
+	CHECK_STR(req.path, "/api/health");
+	http_req_free(&req);
+}
+
 int main(void)
 {
+	test_read_request_method();
 	test_route();
 	test_username_key();
 	test_valid();

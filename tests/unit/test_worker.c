@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void test_event_json(void)
 {
@@ -174,9 +175,53 @@ static void test_job_done(void)
 	}
 }
 
+/* A string reply as hiredis makes them (len bytes, NUL after). */
+static redisReply str_reply(const char *s, size_t len)
+{
+	redisReply r = {.type = REDIS_REPLY_STRING, .str = (char *)s, .len = len};
+	return r;
+}
+
+/* A stream entry's ids are taken whole or not at all: a job id cut to fit, or cut short by
+ * a NUL, could name another job (found by tests/fuzz/fuzz_worker_redis.c). */
+static void test_entry_parse(void)
+{
+	char long_job[100];
+	memset(long_job, 'j', sizeof long_job - 1);
+	long_job[sizeof long_job - 1] = '\0';
+	redisReply id = str_reply("1764590000000-0", 15), name = str_reply("job", 3);
+	redisReply job = str_reply("m2k0", 4);
+	redisReply *fv[2] = {&name, &job};
+	redisReply fields = {.type = REDIS_REPLY_ARRAY, .element = fv, .elements = 2};
+	redisReply *ev[2] = {&id, &fields};
+	redisReply entry = {.type = REDIS_REPLY_ARRAY, .element = ev, .elements = 2};
+	struct queue_entry e;
+	CHECK(queue_entry_parse(&entry, &e) == 0);
+	CHECK_STR(e.entry, "1764590000000-0");
+	CHECK_STR(e.job, "m2k0");
+	/* too long for an id: no job (the entry is dropped), not the first 63 bytes of it */
+	job = str_reply(long_job, strlen(long_job));
+	CHECK(queue_entry_parse(&entry, &e) == 0);
+	CHECK_STR(e.job, "");
+	/* a NUL inside the value or the field's name */
+	job = str_reply("m2\0k0", 5);
+	CHECK(queue_entry_parse(&entry, &e) == 0);
+	CHECK_STR(e.job, "");
+	job = str_reply("m2k0", 4);
+	name = str_reply("job\0x", 5);
+	CHECK(queue_entry_parse(&entry, &e) == 0);
+	CHECK_STR(e.job, "");
+	/* an entry id that does not fit is no entry; nil is a deleted one */
+	id = str_reply(long_job, strlen(long_job));
+	CHECK(queue_entry_parse(&entry, &e) == -1);
+	redisReply nil = {.type = REDIS_REPLY_NIL};
+	CHECK(queue_entry_parse(&nil, &e) == -1);
+}
+
 int main(void)
 {
 	test_job_done();
+	test_entry_parse();
 	test_event_json();
 	test_parse();
 	test_piston_map();
