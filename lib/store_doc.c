@@ -160,30 +160,34 @@ static int compose_ops(const char *room, long long first, const redisReply *list
 		long long user;
 		int known;
 		/* the authors matter only to a transform: a fold takes the ops */
+		const char *what = "parse";
 		int rc = log_entry_parse(list->element[i], &b, &user, &site, &known, err,
 					 sizeof err);
-		if (rc < 0) {
-			log_error("room %s: stored operation %lld does not parse: %s", room,
-				  first + (long long)i, err);
-			ot_free(acc);
-			*bad = rc == OT_NOMEM ? 0 : first + (long long)i;
-			return -1;
-		}
+		if (rc < 0)
+			goto failed;
 		free(site);
 		if (!acc) {
 			acc = b;
 			continue;
 		}
+		what = "compose";
 		rc = ot_compose(acc, b, &ab, err, sizeof err);
 		ot_free(b);
 		ot_free(acc);
-		acc = ab;
-		if (rc < 0) {
-			log_error("room %s: stored operation %lld does not compose: %s", room,
-				  first + (long long)i, err);
-			*bad = rc == OT_NOMEM ? 0 : first + (long long)i;
+		acc = ab; /* NULL on failure */
+		if (rc < 0)
+			goto failed;
+		continue;
+	failed:
+		ot_free(acc);
+		if (rc == OT_NOMEM) { /* nothing stored is to blame: *bad stays 0 */
+			log_error("room %s: the document could not be folded: %s", room, err);
 			return -1;
 		}
+		log_error("room %s: stored operation %lld does not %s: %s", room,
+			  first + (long long)i, what, err);
+		*bad = first + (long long)i;
+		return -1;
 	}
 	*out = acc;
 	return 0;
