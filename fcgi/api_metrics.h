@@ -23,8 +23,9 @@ void api_metrics_request(int route, int status, long long us);
 void api_metrics_commit(int committed, int races);
 /* One 503 of a store status (busy, a store down). */
 void api_metrics_unavailable(enum store_status st);
-/* An answer given because a room's stored operations are damaged: a read (0: 500
- * document_damaged) or a commit refused (1: 503 document_unfoldable). */
+/* An answer given because a room's stored operations are damaged: 0 a 500
+ * document_damaged (a read, or a commit that needed the text), 1 a commit refused (503
+ * document_unfoldable). */
 void api_metrics_document_damaged(int commit);
 /* Documents restored from PostgreSQL. */
 void api_metrics_restores(int n);

@@ -64,22 +64,35 @@ int room_access_edit(struct api_ctx *c, const char *room, char role[16], char la
 	return room_access(c, room, 1, role, language);
 }
 
+/* 500 document_damaged: the text could not be made from what is stored, and the stored op
+ * of revision `damaged` (text: or the stored text before it) is to blame. The server's
+ * stored state, not the request: 500, but saying what is wrong (docs/OPERATIONS.md, "A
+ * document that cannot be folded"). */
+static void answer_damaged(struct api_ctx *c, long long damaged, int text)
+{
+	api_metrics_document_damaged(0);
+	if (text)
+		api_error(c, 500, "document_damaged",
+			  "the document cannot be read: its stored text at revision %lld and its "
+			  "stored operation of revision %lld do not fit together, one of them is "
+			  "damaged; an operator must repair it",
+			  damaged - 1, damaged);
+	else
+		api_error(c, 500, "document_damaged",
+			  "the document cannot be read: its stored operation of revision %lld is "
+			  "damaged; an operator must repair it",
+			  damaged);
+}
+
 int doc_read(struct api_ctx *c, const char *room, struct doc_state *out)
 {
 	enum store_status st = store_doc_read(c->store, &c->cfg->doc, room, out);
 	if (st == STORE_OK)
 		return 0;
-	if (st == STORE_ERROR && out->damaged > 0) {
-		/* the server's stored state, not the request: 500, but saying what is wrong
-		 * (docs/OPERATIONS.md, "A document that cannot be folded") */
-		api_metrics_document_damaged(0);
-		api_error(c, 500, "document_damaged",
-			  "the document cannot be read: its stored operation of revision %lld is "
-			  "damaged; an operator must repair it",
-			  out->damaged);
-		return -1;
-	}
-	api_fail_why(c, st);
+	if (st == STORE_ERROR && out->damaged > 0)
+		answer_damaged(c, out->damaged, out->damaged_text);
+	else
+		api_fail_why(c, st);
 	return -1;
 }
 
@@ -215,6 +228,11 @@ static void commit_answer(struct api_ctx *c, long long revision, const struct ot
 				  "folded into its text and one of them is damaged; an operator must "
 				  "repair it before more changes are accepted",
 				  dc.unfolded);
+			break;
+		}
+		if (st == STORE_ERROR && dc.damaged > 0) {
+			/* the commit folded the text to measure the document (near its limit) */
+			answer_damaged(c, dc.damaged, dc.damaged_text);
 			break;
 		}
 		api_fail_why(c, st);

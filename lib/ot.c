@@ -1,5 +1,6 @@
 #include "ot.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,6 +41,13 @@ __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen,
 		va_end(ap);
 	}
 	return -1;
+}
+
+/* fail() for memory that ran out: OT_NOMEM. */
+static int nomem(char *err, size_t errlen)
+{
+	fail(err, errlen, "out of memory");
+	return OT_NOMEM;
 }
 
 static const char *plural(size_t n)
@@ -259,7 +267,7 @@ static int parse_number(struct ot_op *op, const cJSON *v, size_t i, char *err, s
 			    i);
 	int rc = whole > 0 ? add_retain(op, (size_t)whole, i) : add_delete(op, (size_t)-whole, i);
 	if (rc < 0)
-		return fail(err, errlen, "out of memory");
+		return nomem(err, errlen);
 	return 0;
 }
 
@@ -283,7 +291,7 @@ static int parse_string(struct ot_op *op, const cJSON *v, size_t i, size_t max_i
 			    "byte %zu",
 			    i, utf8_status_str(st), bad);
 	if (add_insert(op, s, len, ncp, i) < 0)
-		return fail(err, errlen, "out of memory");
+		return nomem(err, errlen);
 	return 0;
 }
 
@@ -307,7 +315,7 @@ int ot_from_cjson(const cJSON *arr, size_t max_insert, struct ot_op **out, char 
 	}
 	struct ot_op *op = ot_new();
 	if (!op)
-		return fail(err, errlen, "out of memory");
+		return nomem(err, errlen);
 	size_t i = 0;
 	for (const cJSON *v = arr->child; v; v = v->next) {
 		int rc;
@@ -323,7 +331,7 @@ int ot_from_cjson(const cJSON *arr, size_t max_insert, struct ot_op **out, char 
 				  i, json_type(v));
 		if (rc < 0) {
 			ot_free(op);
-			return -1;
+			return rc;
 		}
 	}
 	*out = op;
@@ -340,7 +348,10 @@ int ot_parse_json(const char *text, size_t len, size_t max_insert, struct ot_op 
 		return fail(err, errlen, "the escape at byte %zu of the operation stands for %s",
 			    bad, utf8_status_str(st));
 	const char *end = NULL;
+	errno = 0;
 	cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+	if (!j && errno == ENOMEM) /* cJSON says only "no": malloc says why */
+		return nomem(err, errlen);
 	if (!j) {
 		size_t at = end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
 		return fail(err, errlen, "the operation is not valid JSON (error at byte %zu)", at);
@@ -503,7 +514,7 @@ int ot_extend(struct ot_op *op, size_t doc_len, char *err, size_t errlen)
 		}
 	}
 	if (add_retain(op, doc_len - op->base_len, 0) < 0)
-		return fail(err, errlen, "out of memory");
+		return nomem(err, errlen);
 	return 0;
 }
 
@@ -514,7 +525,7 @@ static int append_doc(struct buf *out, const char *s, size_t len, char *err, siz
 	if (len > out->limit || out->len > out->limit - len)
 		return fail(err, errlen, "the document would grow past its limit of %zu bytes",
 			    out->limit);
-	return fail(err, errlen, "out of memory");
+	return nomem(err, errlen);
 }
 
 int ot_apply(const struct ot_op *op, const char *doc, size_t doclen, struct buf *out,
@@ -611,7 +622,7 @@ int ot_compose(const struct ot_op *a, const struct ot_op *b, struct ot_op **out,
 			    "cannot compose: the first operation leaves %zu characters but the "
 			    "second expects %zu",
 			    a->target_len, b->base_len);
-	const char *why = "out of memory";
+	const char *why = NULL; /* NULL: out of memory */
 	struct ot_op *r = ot_new();
 	if (!r)
 		goto failed;
@@ -654,7 +665,7 @@ int ot_compose(const struct ot_op *a, const struct ot_op *b, struct ot_op **out,
 	return 0;
 failed:
 	ot_free(r);
-	return fail(err, errlen, "%s", why);
+	return why ? fail(err, errlen, "%s", why) : nomem(err, errlen);
 }
 
 /* --- Who goes first ------------------------------------------------------------------ */
@@ -702,7 +713,7 @@ int ot_transform_ordered(const struct ot_op *a, const struct ot_op *b, int a_fir
 			    "cannot transform: the operations apply to documents of different "
 			    "lengths (%zu and %zu characters)",
 			    a->base_len, b->base_len);
-	const char *why = "out of memory";
+	const char *why = NULL; /* NULL: out of memory */
 	struct ot_op *ap = ot_new(), *bp = ot_new();
 	if (!ap || !bp)
 		goto failed;
@@ -757,7 +768,7 @@ int ot_transform_ordered(const struct ot_op *a, const struct ot_op *b, int a_fir
 failed:
 	ot_free(ap);
 	ot_free(bp);
-	return fail(err, errlen, "%s", why);
+	return why ? fail(err, errlen, "%s", why) : nomem(err, errlen);
 }
 
 size_t ot_transform_index_ordered(const struct ot_op *op, size_t pos, int after_op)

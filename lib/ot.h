@@ -15,7 +15,8 @@
  * base length is only a lower bound; ot_extend() makes it exact for a given document.
  * ot_compose() and ot_transform() need exact lengths, ot_apply() does not.
  *
- * Every function that can fail returns 0 or -1; on -1 a message for people (it ends up as
+ * Every function that can fail returns 0 or a negative number: OT_NOMEM when memory ran
+ * out (the input may be fine), else -1; either way a message for people (it ends up as
  * the "message" of a 400) is written to err[0..errlen) when err is not NULL. Nothing here
  * touches sockets, Redis or globals, so tests and the fuzzer drive it directly. */
 #ifndef CC_OT_H
@@ -35,6 +36,10 @@
 /* The inserted text of one parsed operation, in bytes, when the caller passes 0. Matches
  * the default document limit. */
 #define OT_DEFAULT_MAX_INSERT ((size_t)1 << 20)
+
+/* What a function that can fail returns when memory ran out (not -1: the input is not to
+ * blame). */
+#define OT_NOMEM (-2)
 
 struct ot_op; /* opaque */
 

@@ -1,5 +1,6 @@
 #include "store_doc.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +76,7 @@ void doc_state_free(struct doc_state *d)
 }
 
 
+/* lib/store_doc.h */
 int store_doc_log_entry_parse(const redisReply *e, struct ot_op **op, long long *user,
 			      char **site, int *has_author, char *err, size_t errlen)
 {
@@ -88,7 +90,12 @@ int store_doc_log_entry_parse(const redisReply *e, struct ot_op **op, long long 
 	if (e->len == 0 || e->str[0] != '{')
 		return ot_parse_json(e->str, e->len, 0, op, err, errlen);
 	int rc = -1;
+	errno = 0;
 	cJSON *j = cJSON_ParseWithLength(e->str, e->len);
+	if (!j && errno == ENOMEM) { /* cJSON says only "no": malloc says why */
+		snprintf(err, errlen, "out of memory");
+		return OT_NOMEM;
+	}
 	const cJSON *u = j ? cJSON_GetObjectItemCaseSensitive(j, "u") : NULL;
 	const cJSON *st = j ? cJSON_GetObjectItemCaseSensitive(j, "s") : NULL;
 	/* a user id beyond what a double holds exactly is no id (and converting one past
@@ -98,12 +105,14 @@ int store_doc_log_entry_parse(const redisReply *e, struct ot_op **op, long long 
 		goto out;
 	}
 	/* written by log_entry_write from a parsed op: no \u0000 to hide from cJSON */
-	if (ot_from_cjson(cJSON_GetObjectItemCaseSensitive(j, "ops"), 0, op, err, errlen) < 0)
+	rc = ot_from_cjson(cJSON_GetObjectItemCaseSensitive(j, "ops"), 0, op, err, errlen);
+	if (rc < 0)
 		goto out;
 	if (!(*site = strdup(st->valuestring))) {
 		snprintf(err, errlen, "out of memory");
 		ot_free(*op);
 		*op = NULL;
+		rc = OT_NOMEM;
 		goto out;
 	}
 	*user = (long long)u->valuedouble;
@@ -138,7 +147,8 @@ out:
 
 /* Composes room's stored ops (JSON strings, each with its exact base length; the first of
  * revision `first`) into one. 0 with *out (caller ot_free()s; NULL when there are none), -1
- * logged with the revision at fault, which *bad gets (0 when out of memory). */
+ * logged, with *bad the revision at fault, or 0 when memory ran out (nothing stored is to
+ * blame then). */
 static int compose_ops(const char *room, long long first, const redisReply *list,
 		       struct ot_op **out, long long *bad)
 {
@@ -152,29 +162,34 @@ static int compose_ops(const char *room, long long first, const redisReply *list
 		long long user;
 		int known;
 		/* the authors matter only to a transform: a fold takes the ops */
-		if (store_doc_log_entry_parse(list->element[i], &b, &user, &site, &known, err,
-					      sizeof err) < 0) {
-			log_error("room %s: stored operation %lld does not parse: %s", room,
-				  first + (long long)i, err);
-			ot_free(acc);
-			*bad = first + (long long)i;
-			return -1;
-		}
+		const char *what = "parse";
+		int rc = store_doc_log_entry_parse(list->element[i], &b, &user, &site, &known, err,
+						   sizeof err);
+		if (rc < 0)
+			goto failed;
 		free(site);
 		if (!acc) {
 			acc = b;
 			continue;
 		}
-		int rc = ot_compose(acc, b, &ab, err, sizeof err);
+		what = "compose";
+		rc = ot_compose(acc, b, &ab, err, sizeof err);
 		ot_free(b);
 		ot_free(acc);
-		acc = ab;
-		if (rc < 0) {
-			log_error("room %s: stored operation %lld does not compose: %s", room,
-				  first + (long long)i, err);
-			*bad = first + (long long)i;
+		acc = ab; /* NULL on failure */
+		if (rc < 0)
+			goto failed;
+		continue;
+	failed:
+		ot_free(acc);
+		if (rc == OT_NOMEM) { /* nothing stored is to blame: *bad stays 0 */
+			log_error("room %s: the document could not be folded: %s", room, err);
 			return -1;
 		}
+		log_error("room %s: stored operation %lld does not %s: %s", room,
+			  first + (long long)i, what, err);
+		*bad = first + (long long)i;
+		return -1;
 	}
 	*out = acc;
 	return 0;
@@ -304,7 +319,8 @@ static void mark_fold_failed(struct rds *rd, const char *room, long long crev,
  * text at the revision read. STORE_OK; STORE_NOT_FOUND no document in Redis;
  * STORE_REDIS_UNAVAILABLE (connection dropped); STORE_ERROR the stored state is damaged
  * or out of memory (logged), with out->damaged the revision of the stored op no fold gets
- * past when one is to blame (and that failure marked: mark_fold_failed). */
+ * past when one is to blame, and out->damaged_text 1 when the stored text before it may be
+ * instead (that failure marked: mark_fold_failed). */
 static enum store_status fold(struct store *s, const char *room, struct doc_state *out)
 {
 	struct rkey dk, ok;
@@ -342,14 +358,23 @@ static enum store_status fold(struct store *s, const char *room, struct doc_stat
 	if (ops->type != REDIS_REPLY_ARRAY)
 		goto out;
 	if (compose_ops(room, crev + 1, ops, &all, &out->damaged) < 0) {
+		/* out->damaged 0 (out of memory): nothing is marked */
 		mark_fold_failed(rd, room, crev, ops, out->damaged);
 		goto out;
 	}
-	if (all && ot_apply(all, base, base_len, &text, err, sizeof err) < 0) {
-		/* the ops fit together but not the stored text: the first of them does not */
-		log_error("room %s: stored operations do not apply from revision %lld: %s", room,
-			  crev + 1, err);
+	int rc = all ? ot_apply(all, base, base_len, &text, err, sizeof err) : 0;
+	if (rc == OT_NOMEM) {
+		log_error("room %s: the document could not be folded: %s", room, err);
+		goto out;
+	}
+	if (rc < 0) {
+		/* the ops fit together but not onto the stored text: either that text (at crev)
+		 * or the first of them is at fault, nothing here tells which */
+		log_error("room %s: the stored text at revision %lld and the stored operation of "
+			  "revision %lld do not fit together: %s",
+			  room, crev, crev + 1, err);
 		out->damaged = crev + 1;
+		out->damaged_text = 1;
 		mark_fold_failed(rd, room, crev, ops, out->damaged);
 		goto out;
 	}
@@ -574,18 +599,22 @@ static enum store_status transform_over(struct store *s, redisReply *rep, struct
 /* The exact size of the document after `a` (extended to the document at `rev`), when the
  * stored bound says it might be over the limit: fold the text (O(document), near the
  * limit only) and apply. STORE_OK with *bytes; STORE_CONFLICT the document moved past rev
- * (read again); a failure otherwise. */
+ * (read again); a failure otherwise (STORE_ERROR with dc->damaged when the fold found a
+ * damaged stored op). */
 static enum store_status exact_size_after(struct store *s, const struct store_doc_cfg *cfg,
-					  const char *room, long long rev, const struct ot_op *a,
-					  size_t *bytes)
+					  struct doc_commit *dc, long long rev,
+					  const struct ot_op *a, size_t *bytes)
 {
 	char err[256];
 	struct doc_state d;
-	enum store_status st = fold(s, room, &d);
+	enum store_status st = fold(s, dc->room, &d);
 	if (st == STORE_NOT_FOUND)
 		return store_fail(s, STORE_REDIS_UNAVAILABLE, "the document could not be loaded");
-	if (st != STORE_OK)
+	if (st != STORE_OK) {
+		dc->damaged = d.damaged;
+		dc->damaged_text = d.damaged_text;
 		return st;
+	}
 	if (d.revision != rev) {
 		doc_state_free(&d);
 		return STORE_CONFLICT;
@@ -747,6 +776,8 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 	dc->races = 0;
 	dc->repeated = 0;
 	dc->unfolded = 0;
+	dc->damaged = 0;
+	dc->damaged_text = 0;
 	char member[DOC_MEMBER_MAX]; /* how a repeat of this very request is recognised */
 	dedupe_member(dc, member, sizeof member);
 	struct ot_author me;
@@ -979,7 +1010,7 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 				st = store_fail(s, STORE_INVALID, "%s", err);
 				break;
 			}
-			st = exact_size_after(s, cfg, room, rev, a, &bytes);
+			st = exact_size_after(s, cfg, dc, rev, a, &bytes);
 			if (st == STORE_CONFLICT) {
 				st = STORE_BUSY;
 				continue; /* moved on meanwhile: the next answer brings the ops */

@@ -67,6 +67,10 @@ struct doc_state {
 	/* a read that failed with STORE_ERROR: > 0 when a stored operation is to blame, the
 	 * revision of the one no fold gets past (an operator must repair it); 0 otherwise */
 	long long damaged;
+	/* with damaged: 1 when the stored ops fit together but not onto the stored text, so
+	 * that text (at revision damaged - 1) may be at fault as well as the op of revision
+	 * damaged; 0 when that op does not parse or compose with the ones before it */
+	int damaged_text;
 };
 
 void doc_state_free(struct doc_state *d);
@@ -102,6 +106,8 @@ struct doc_commit {
 	long long unfolded; /* STORE_ERROR: > 0 when refused because this many ops wait to be
 			     * folded, cfg->pending_max or more, and folding them failed (a
 			     * damaged stored op: an operator must repair it); 0 otherwise */
+	long long damaged;  /* STORE_ERROR: as in struct doc_state, when the commit had to fold */
+	int damaged_text;   /* the text to measure the document's size and that fold failed */
 };
 
 /* A repeat of a commit (the same user, client_id, revision and ops) is recognised for as
@@ -122,9 +128,10 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 /* One entry of the op log as Redis hands it: {"u":user id,"s":site,"ops":[...]} (the
  * author orders concurrent inserts, lib/ot.h "Who goes first"). An entry written before
  * authors were kept is the bare array; its author is unknown (*has_author 0). 0 with *op
- * (ot_free) and *site (a copy, free(); NULL without an author), or -1 with err set and
- * both NULL: not a string, not an op, or an author without a user id (a number of at
- * most 2^53 either way) and a site string. */
+ * (ot_free) and *site (a copy, free(); NULL without an author), or with err set and both
+ * NULL: -1 when the entry is at fault (not a string, not an op, or an author without a
+ * user id, a number of at most 2^53 either way, and a site string), OT_NOMEM when memory
+ * ran out. */
 int store_doc_log_entry_parse(const redisReply *e, struct ot_op **op, long long *user,
 			      char **site, int *has_author, char *err, size_t errlen);
 

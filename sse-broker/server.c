@@ -33,6 +33,10 @@
 #include "sse.h"
 #include "ws.h"
 
+/* presence names its room (lib/presence.h) and is matched against the stream's room ids:
+ * every room id must fit it, or a room could never be named */
+_Static_assert(PRESENCE_ROOM_MAX >= ROOM_ID_MAX, "a presence message must hold any room id");
+
 /* Connections past max_clients get a 503; past this many more they are closed unanswered. */
 #define SERVER_OVERFLOW_SLACK 64
 #define SERVER_FLUSH_TIMEOUT_MS 10000

@@ -46,7 +46,7 @@ static size_t b64url(const uint8_t *in, size_t n, char *out)
 	return o;
 }
 
-/* header.claims.signature, signed with secret; NULL when it would not fit a token */
+/* header.claims.signature, signed with secret; caller frees (aborts when out of memory) */
 static char *sign_raw(const uint8_t *hdr, size_t hn, const uint8_t *cl, size_t cn)
 {
 	size_t cap = (hn + cn) * 4 / 3 + 64 + 8;

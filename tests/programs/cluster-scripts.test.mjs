@@ -5,6 +5,7 @@
 // scripts in the slot {jobs}, the outbox's entries carried into rooms served by other nodes.
 // tests/unit/lua-slots.test.mjs checks the same rule from the sources.
 import { test, before, after } from 'node:test';
+import { createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { startRedisCluster } from '../lib/redis-cluster.mjs';
 import { scripts } from '../lib/rscripts.mjs';
@@ -113,7 +114,8 @@ const cases = {
   async doc_commit() {
     const [r] = await roomsAway(1);
     await run('doc_init', [rk(r, 'doc'), rk(r, 'ops')], ['0', '', '0', '0']);
-    const keys = [rk(r, 'doc'), rk(r, 'ops'), rk(r, 'events'), rk(r, 'members'), rk(r, 'commits')];
+    const keys = [rk(r, 'doc'), rk(r, 'ops'), rk(r, 'events'), rk(r, 'members'), rk(r, 'commits'),
+      rk(r, 'foldfail')];
     const a = await run('doc_commit', keys, ['0', '', '0', '0', '5', '5', '0', '1000000', '',
       '{"u":7,"s":"s1","ops":["hello"', ']}', '{"ops":["hello"', ']}', ',', '1000', '1000', '7|1|d1|c1', '5000']);
     assert.equal(a[0], 1);
@@ -124,10 +126,27 @@ const cases = {
     const again = await run('doc_commit', keys, ['0', '', '0', '0', '5', '5', '0', '1000000', '',
       '{"u":7,"s":"s1","ops":["hello"', ']}', '{"ops":["hello"', ']}', ',', '1000', '1000', '7|1|d1|c1', '5000']);
     assert.equal(again[0], 7);
+    // at the bound (ARGV 18 '0': every commit is at it): refused, {9} while the fold-failed
+    // mark names an entry as it is stored, {8} (fold again) otherwise
+    const bound = (member) => run('doc_commit', keys, ['1', '', '0', '0', '1', '1', '0', '1000000', '',
+      '{"u":7,"s":"s1","ops":["!"', ']}', '{"ops":["!"', ']}', ',', '1000', '1000', member, '0']);
+    const entry = await c.send('LINDEX', rk(r, 'ops'), '-1');
+    const digest = createHash('sha1').update(entry).digest('hex');
+    assert.deepEqual(await bound('7|1|d2|c2'), [8, 1, 1]); // no mark
+    assert.equal(await c.send('SET', rk(r, 'foldfail'), `1:${digest}`, 'PX', '60000'), 'OK');
+    assert.deepEqual(await bound('7|1|d2|c2'), [9, 1, 1, 1]);
+    assert.equal(await c.send('SET', rk(r, 'foldfail'), `1:${'0'.repeat(40)}`, 'PX', '60000'), 'OK');
+    assert.deepEqual(await bound('7|1|d2|c2'), [8, 1, 1]); // the entry changed since
+    assert.equal(await c.send('SET', rk(r, 'foldfail'), `0:${digest}`, 'PX', '60000'), 'OK');
+    assert.deepEqual(await bound('7|1|d2|c2'), [8, 1, 1]); // below the list's first revision
+    assert.equal(await c.send('SET', rk(r, 'foldfail'), `1:${digest}`, 'PX', '60000'), 'OK');
     assert.equal((await run('doc_fold_read', [rk(r, 'doc'), rk(r, 'ops')], []))[0], 1);
     assert.deepEqual(await run('doc_ops_range', [rk(r, 'doc'), rk(r, 'ops')], ['1', '1']),
       [1, ['{"u":7,"s":"s1","ops":["hello"]}']]);
     assert.equal(await run('doc_fold_store', [rk(r, 'doc')], ['0', '1', 'hello', '5', '5', '0']), 1);
+    // an empty ops list: the mark (right a moment ago) names nothing stored
+    assert.equal(await c.send('DEL', rk(r, 'ops')), 1);
+    assert.deepEqual(await bound('7|1|d2|c2'), [8, 1, 0]);
   },
   async doc_fold_read() { await cases.doc_commit(); },
   async doc_fold_store() { await cases.doc_commit(); },

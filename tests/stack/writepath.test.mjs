@@ -265,9 +265,19 @@ test('a damaged stored operation: commits stop at DOCUMENT_PENDING_OPS_MAX with 
     assert.deepEqual(Object.keys(r.json).sort(), ['error', 'message']);
   }
   assert.equal(redis('HGET', dk, 'revision'), String(rev));
-  // the failed fold is remembered for a few seconds, naming revision 4 and its entry
-  assert.match(redis('GET', `cc:room:{${room.id}}:foldfail`), /^4:[0-9a-f]{40}$/);
-  const ttl = Number(redis('PTTL', `cc:room:{${room.id}}:foldfail`));
+  // the failed fold is remembered for a few seconds, naming revision 4 and its entry. A
+  // refusal that finds the mark does not set it again, so the mark is taken away first:
+  // the next refusal folds, fails and marks afresh, whatever time has passed
+  const fk = `cc:room:{${room.id}}:foldfail`;
+  const refuseAndMark = async (clientId) => {
+    redis('DEL', fk);
+    const res = await post(a.token, room, { revision: rev, ops: ['y'], client_id: clientId });
+    assert.equal(res.status, 503, res.text);
+    assert.equal(res.json.error, 'document_unfoldable', res.text);
+  };
+  await refuseAndMark('t.mark');
+  assert.match(redis('GET', fk), /^4:[0-9a-f]{40}$/);
+  const ttl = Number(redis('PTTL', fk));
   assert.ok(ttl > 0 && ttl <= FOLD_FAILED_MS, `the mark lasts ${ttl} ms`);
   // the same through PUT …/document: it reads first, and that read fails already
   r = await call('PUT', `/api/rooms/${room.id}/document`, { token: a.token, body: { content: 'z', base_revision: rev } });
@@ -310,11 +320,9 @@ test('a damaged stored operation: commits stop at DOCUMENT_PENDING_OPS_MAX with 
   for (const i of [5, rev]) {
     assert.deepEqual(JSON.parse(redis('LINDEX', lk, String(i - first))).ops, ['x', i - 1]);
   }
-  // one more refusal leaves the room freshly marked (it folds and fails again if the mark
-  // lapsed meanwhile)
-  r = await post(a.token, room, { revision: rev, ops: ['y'], client_id: 't.last' });
-  assert.equal(r.status, 503, r.text);
-  assert.match(redis('GET', `cc:room:{${room.id}}:foldfail`), /^4:/);
+  // one more refusal, without the mark, leaves the room freshly marked
+  await refuseAndMark('t.last');
+  assert.match(redis('GET', fk), /^4:/);
   // an operator puts the entry right: the next commit folds everything and is taken,
   // without a read first and without waiting for the mark to lapse (it names the entry as
   // it was)
@@ -326,4 +334,42 @@ test('a damaged stored operation: commits stop at DOCUMENT_PENDING_OPS_MAX with 
   const d = await doc(a.token, room);
   assert.equal(d.revision, rev + 1);
   assert.equal(d.content, '!' + 'x'.repeat(rev - 4) + 'abcd');
+});
+
+test('a damaged document near DOCUMENT_MAX_BYTES: the commit that folds to measure it answers 500 document_damaged', async () => {
+  const a = await newUser();
+  const room = await roomWith(a);
+  const dk = `cc:room:{${room.id}}:doc`, lk = `cc:room:{${room.id}}:ops`;
+  // 1,000,000 bytes, folded into the stored text (crev 1), then one small op not folded
+  let r = await post(a.token, room, { revision: 0, ops: ['x'.repeat(1000000)] });
+  assert.equal(r.status, 200, r.text);
+  assert.equal((await doc(a.token, room)).revision, 1);
+  assert.equal(redis('HGET', dk, 'crev'), '1');
+  r = await post(a.token, room, { revision: 1, ops: [1000000, 'a'] });
+  assert.equal(r.status, 200, r.text);
+  // a commit past the size bound folds the text to measure it exactly (lib/store_doc.c,
+  // exact_size_after); 50,000 more bytes would pass the limit (1 MiB)
+  const big = { revision: 2, ops: [1000001, 'y'.repeat(50000)] };
+  // the unfolded op of revision 2 damaged: the commit names it, as a read does
+  const good = redis('LINDEX', lk, '-1');
+  redis('LSET', lk, '-1', 'not an operation');
+  r = await post(a.token, room, big);
+  assert.equal(r.status, 500, r.text);
+  assert.equal(r.json.error, 'document_damaged', r.text);
+  assert.match(r.json.message, /stored operation of revision 2 is damaged/);
+  assert.deepEqual(Object.keys(r.json).sort(), ['error', 'message']);
+  // repaired, but the stored text (at revision 1) cut short: the op of revision 2 no longer
+  // fits it, and either may be at fault; reads and the measuring commit say both
+  redis('LSET', lk, '-1', good);
+  redis('HSET', dk, 'content', 'short');
+  const both = /stored text at revision 1 and its stored operation of revision 2 do not fit together/;
+  const broken = await call('GET', `/api/rooms/${room.id}/document`, { token: a.token });
+  assert.equal(broken.status, 500, broken.text);
+  assert.equal(broken.json.error, 'document_damaged', broken.text);
+  assert.match(broken.json.message, both);
+  r = await post(a.token, room, big);
+  assert.equal(r.status, 500, r.text);
+  assert.equal(r.json.error, 'document_damaged', r.text);
+  assert.match(r.json.message, both);
+  assert.equal(redis('HGET', dk, 'revision'), '2', 'nothing was committed');
 });

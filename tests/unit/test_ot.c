@@ -5,6 +5,7 @@
 #include "unit.h"
 #include "utf8.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -408,6 +409,28 @@ static void test_compose(void)
 	CHECK_STR(compose("[]", "[]"), "[]");
 	CHECK_STR(compose("[3]", "[2]"), "!cannot compose: the first operation leaves 3 characters "
 					 "but the second expects 2");
+}
+
+/* A fault of the input is -1, never OT_NOMEM (which tells a caller that memory ran out and
+ * the input may be fine: lib/store_doc.c then blames no stored operation), also when errno
+ * still holds ENOMEM from something earlier. */
+static void test_nomem_apart(void)
+{
+	char err[ERRLEN];
+	struct ot_op *a = parse("[3]"), *b = parse("[2]"), *c = NULL, *op = NULL;
+	struct buf out;
+	buf_init(&out, 0);
+	CHECK(OT_NOMEM != -1 && OT_NOMEM < 0);
+	errno = ENOMEM;
+	CHECK(ot_parse_json("[1,", 3, 0, &op, err, sizeof err) == -1 && !op);
+	errno = ENOMEM;
+	CHECK(ot_parse_json("[0]", 3, 0, &op, err, sizeof err) == -1 && !op);
+	CHECK(a && b && ot_compose(a, b, &c, err, sizeof err) == -1 && !c);
+	CHECK(a && ot_apply(a, "xy", 2, &out, err, sizeof err) == -1);
+	CHECK(a && ot_extend(a, 2, err, sizeof err) == -1);
+	buf_free(&out);
+	ot_free(a);
+	ot_free(b);
 }
 
 static void test_transform(void)
@@ -1173,6 +1196,7 @@ int main(int argc, char **argv)
 	test_print_build();
 	test_apply();
 	test_compose();
+	test_nomem_apart();
 	test_transform();
 
 	printf("ot: random seed %llu (replay with OT_SEED=%llu)\n", (unsigned long long)seed,
