@@ -1233,11 +1233,18 @@ int doc_batch_stats(const char *json, size_t len, long long *inserted, long long
 		{
 			if (cJSON_IsString(c))
 				*inserted += (long long)utf8_count(c->valuestring, strlen(c->valuestring));
-			else if (cJSON_IsNumber(c) && c->valuedouble < 0)
+			else if (cJSON_IsNumber(c) && c->valuedouble < 0) {
+				/* no document holds 2^31 code points: a larger count (or one that
+				 * would not convert, as 1e300) is no entry we wrote */
+				if (!(c->valuedouble >= -2147483648.0))
+					goto out;
 				*deleted += (long long)-c->valuedouble;
+			}
 		}
 		if (!cJSON_IsNumber(u))
 			continue;
+		if (!(fabs(u->valuedouble) <= LOG_USER_MAX))
+			goto out; /* no user id (store_doc_log_entry_parse says the same) */
 		long long id = (long long)u->valuedouble;
 		int at = 0;
 		while (at < *nids && ids[at] < id)

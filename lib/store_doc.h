@@ -195,7 +195,8 @@ struct doc_save {
 /* Who and how much a batch of stored operations (a JSON array of op log entries, as
  * history_ops.ops holds it) typed: *inserted and *deleted code points summed over its
  * operations, and its distinct authors' ids, ascending, at most max in ids[] (*nids; an
- * entry from before authors were kept has none). 0, or -1 when it is not such an array. */
+ * entry from before authors were kept has none). 0, or -1 when it is not such an array
+ * (or holds a delete of 2^31 or more, or a user id past 2^53: nothing we wrote). */
 int doc_batch_stats(const char *json, size_t len, long long *inserted, long long *deleted,
 		    long long *ids, int max, int *nids);
 

@@ -124,7 +124,11 @@ static void test_batch_stats(void)
 	CHECK(doc_batch_stats(many, strlen(many), &ins, &del, ids, 4, &n) == 0);
 	CHECK(n == 4 && ids[0] == 1 && ids[3] == 9);
 	CHECK(ins == 5);
-	const char *junk[] = {"", "{}", "[1]", "[{\"u\":1}]", "[{\"ops\":7}]", "[", "null"};
+	/* junk, and numbers no entry of ours holds (converting 1e300 to a count or an id
+	 * would be undefined) */
+	const char *junk[] = {"", "{}", "[1]", "[{\"u\":1}]", "[{\"ops\":7}]", "[", "null",
+			      "[{\"u\":1,\"ops\":[-1e300]}]", "[{\"u\":1e300,\"ops\":[\"a\"]}]",
+			      "[{\"u\":-1e300,\"ops\":[\"a\"]}]", "[[-3e9]]"};
 	for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++)
 		CHECK(doc_batch_stats(junk[i], strlen(junk[i]), &ins, &del, ids, 4, &n) == -1);
 	CHECK(doc_batch_stats("[]", 2, &ins, &del, ids, 4, &n) == 0 && n == 0 && ins == 0);
