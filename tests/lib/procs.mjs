@@ -11,15 +11,22 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const children = new Set();
 const tmpdirs = new Set();
 
-function killAll() {
+// The temporary directories (a layout's logs and data among them) go too, unless the file
+// failed (a non-zero exit code) or KEEP_TEST_VAR is set: then they stay, named on stderr, for
+// whoever looks into the failure (as scripts/test.sh keeps a failed stack's directory).
+function killAll(code = 0) {
   for (const c of children) {
     try { c.kill('SIGKILL'); } catch { /* already gone */ }
   }
   children.clear();
-  for (const d of tmpdirs) rmSync(d, { recursive: true, force: true });
+  if (tmpdirs.size && (code !== 0 || process.env.KEEP_TEST_VAR)) {
+    process.stderr.write(`kept for inspection: ${[...tmpdirs].join(' ')}\n`);
+  } else {
+    for (const d of tmpdirs) rmSync(d, { recursive: true, force: true });
+  }
   tmpdirs.clear();
 }
-process.on('exit', killAll);
+process.on('exit', (code) => killAll(code));
 for (const sig of ['SIGINT', 'SIGTERM']) {
   process.on(sig, () => { killAll(); process.exit(130); });
 }
