@@ -16,12 +16,7 @@
 #include "../../fcgi/handlers.h"
 #include "../../fcgi/http.h"
 #include "utf8.h"
-
-#define CHECK(c)                                                                               \
-	do {                                                                                   \
-		if (!(c))                                                                      \
-			__builtin_trap();                                                      \
-	} while (0)
+#include "fuzz.h"
 
 static void refused_with(struct http_resp *resp, const char *code)
 {

@@ -21,12 +21,7 @@
 #include <string.h>
 
 #include "../../fcgi/http.h"
-
-#define CHECK(c)                                                                               \
-	do {                                                                                   \
-		if (!(c))                                                                      \
-			__builtin_trap();                                                      \
-	} while (0)
+#include "fuzz.h"
 
 #define PARAMS_MAX 64
 

@@ -34,6 +34,7 @@
 #include "../../fcgi/valid.h"
 #include "jsoncheck.h"
 #include "origin.h"
+#include "fuzz.h"
 
 static const char *const vis[] = {"public", "private", NULL};
 
@@ -231,13 +232,9 @@ static void fuzz_query(char *query)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 1)
-		return 0;
-	char *s = malloc(size);
+	char *s = fuzz_cstr(data, size);
 	if (!s)
 		return 0;
-	memcpy(s, data + 1, size - 1);
-	s[size - 1] = '\0';
 	switch (data[0] % 4) {
 	case 0:
 		fuzz_body(s, size - 1);

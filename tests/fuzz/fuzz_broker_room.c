@@ -19,6 +19,7 @@
 
 #include "../../sse-broker/room.h"
 #include "jsoncheck.h"
+#include "fuzz.h"
 
 static void fuzz_id(const char *s)
 {
@@ -157,13 +158,9 @@ static void fuzz_message(const char *msg, size_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 1)
-		return 0;
-	char *s = malloc(size);
+	char *s = fuzz_cstr(data, size);
 	if (!s)
 		return 0;
-	memcpy(s, data + 1, size - 1);
-	s[size - 1] = '\0';
 	if (data[0] & 1)
 		fuzz_message(s, size - 1);
 	else

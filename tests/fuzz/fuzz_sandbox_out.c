@@ -30,12 +30,7 @@
 #include "jobstate.h"
 #include "jsoncheck.h"
 #include "utf8.h"
-
-#define CHECK(c)                                                                               \
-	do {                                                                                   \
-		if (!(c))                                                                      \
-			__builtin_trap();                                                      \
-	} while (0)
+#include "fuzz.h"
 
 struct input {
 	const uint8_t *p;

@@ -28,12 +28,7 @@
 #include "ot.h"
 #include "store_doc.h"
 #include "utf8.h"
-
-#define CHECK(c)                                                                               \
-	do {                                                                                   \
-		if (!(c))                                                                      \
-			__builtin_trap();                                                      \
-	} while (0)
+#include "fuzz.h"
 
 struct input {
 	const uint8_t *p;
