@@ -19,10 +19,10 @@ ifeq ($(BUILD),asan)
   VARIANT_LDFLAGS := -fsanitize=address,undefined
 else ifeq ($(BUILD),fuzz)
   # every object gets libFuzzer's coverage hooks; only the fuzz targets link its main.
-  # Warnings that only clang gives are shown but do not stop the build (gcc's -Werror does).
+  # clang's warnings stop this build as gcc's stop the others (-Werror).
   CC := clang
   VARIANT_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
-    -fno-sanitize-recover=undefined -Wno-error
+    -fno-sanitize-recover=undefined
   VARIANT_LDFLAGS := -fsanitize=fuzzer,address,undefined
 else
   VARIANT_CFLAGS := -O2 -g

@@ -145,7 +145,8 @@ void api_job_accepted(struct api_ctx *c, const char *id, cJSON *obj)
 	api_json(c, 202, obj);
 }
 
-static cJSON *error_body(const char *code, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static cJSON *error_body(const char *code, const char *fmt,
+								  va_list ap)
 {
 	char msg[512];
 	vsnprintf(msg, sizeof msg, fmt, ap);
