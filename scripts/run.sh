@@ -70,7 +70,7 @@ stop_all() {
   sync_pids
   [ -z "$last" ] || ppid_of last_parent "$last"
   if [ -n "$last" ] && [ "$last_parent" = "$$" ] &&
-    ! in_list "$last" "${pids[@]}" "$redis_pid" "$pg_pid"; then
+    ! in_list "$last" "${pids[@]}" "$redis_pid" "$pg_pid" "$watchdog_pid"; then
     kill -TERM "$last" 2>/dev/null || true
     gone_or_kill "$last" 20 "the service started last"
   fi
@@ -81,12 +81,18 @@ stop_all() {
   # every service refusing to end the stop takes about 20 s (the front door) + 40 s + 10 s
   # (leftover API processes) + 20 s (Redis) + 30 s (PostgreSQL) = 120 s, 20 s more when the
   # stop comes while a service is being started, and a moment for each SIGKILL to take.
-  local i n=${#pids[@]} gone=()
-  if [ "$n" -gt 0 ]; then
-    kill -TERM "${pids[$((n - 1))]}" 2>/dev/null || true
-    gone_or_kill "${pids[$((n - 1))]}" 20 "${pnames[$((n - 1))]}"
+  # The front door by its name: while it waits to be started again, the others are all
+  # programs, and none of them is stopped ahead of the rest.
+  local i n=${#pids[@]} gone=() front=-1
+  for ((i = 0; i < n; i++)); do
+    case "${pnames[$i]}" in lighttpd | apache) front=$i ;; esac
+  done
+  if [ "$front" -ge 0 ]; then
+    kill -TERM "${pids[$front]}" 2>/dev/null || true
+    gone_or_kill "${pids[$front]}" 20 "${pnames[$front]}"
   fi
-  for ((i = n - 2; i >= 0; i--)); do
+  for ((i = n - 1; i >= 0; i--)); do
+    [ "$i" -eq "$front" ] && continue
     kill -TERM "${pids[$i]}" 2>/dev/null || true
     gone+=("${pnames[$i]}" "${pids[$i]}")
   done

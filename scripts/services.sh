@@ -54,15 +54,23 @@ is_zombie() { # pid: dead, waiting only for its parent to reap it
 # reap it at once: on a live child of ours it returns only when that child has ended, however
 # long that takes, so the bound (and the SIGKILL that follows it, gone_or_kill) would never
 # come for a service that does not end on its signal, and the whole stop would hang on it.
+# The bound is kept on the clock (a count of naps would stretch it by what each nap's
+# `sleep` costs on a loaded machine). wait_gone_until takes the deadline in milliseconds.
 wait_gone() { # pid seconds
-  local n=$(($2 * 20))
+  local now
+  sup_now_ms now
+  wait_gone_until "$1" $((now + $2 * 1000))
+}
+
+wait_gone_until() { # pid deadline_ms
+  local now
   while kill -0 "$1" 2>/dev/null; do
     if is_zombie "$1"; then
       wait "$1" 2>/dev/null || true
       return 0
     fi
-    n=$((n - 1))
-    [ "$n" -le 0 ] && return 1
+    sup_now_ms now
+    [ "$now" -ge "$2" ] && return 1
     sleep 0.05
   done
   return 0
@@ -72,21 +80,29 @@ wait_gone() { # pid seconds
 # it has gone (a SIGKILL is not refused, even by a stopped process), so nothing is left.
 # bound: the grace the line names, when it is not seconds (gone_or_kill_all: what was left of
 # a bound shared with others).
-gone_or_kill() { # pid seconds [name: for the line saying it was killed] [bound]
-  wait_gone "$1" "$2" && return 0
+gone_or_kill() { # pid seconds [name: for the line saying it was killed]
+  local now
+  sup_now_ms now
+  gone_or_kill_until "$1" $((now + $2 * 1000)) "${3:-}" "$2"
+}
+
+gone_or_kill_until() { # pid deadline_ms name bound_s (the bound the line names)
+  wait_gone_until "$1" "$2" && return 0
   kill -KILL "$1" 2>/dev/null || true
-  [ -z "${3:-}" ] || say "$3 (pid $1) had not ended ${4:-$2} s after its stop signal: killed" || true
+  [ -z "$3" ] || say "$3 (pid $1) had not ended $4 s after its stop signal: killed" || true
   wait_gone "$1" 10 || say "pid $1 is still there 10 s after SIGKILL" || true
 }
 
 # Services that were all sent their stop signal just before, with seconds for all of them
-# together: each is waited for with what is left of the bound, then killed (gone_or_kill).
-# The wait is seconds in all (plus the SIGKILLs' own), not seconds for each in turn.
+# together: each is waited for until the one deadline, then killed (gone_or_kill). The wait
+# is seconds in all (plus the SIGKILLs' own), not seconds for each in turn.
 gone_or_kill_all() { # seconds [name pid]...
-  local bound=$1 end=$((SECONDS + $1))
+  local bound=$1 end
+  sup_now_ms end
+  end=$((end + $1 * 1000))
   shift
   while [ $# -ge 2 ]; do
-    gone_or_kill "$2" $((end > SECONDS ? end - SECONDS : 0)) "$1" "$bound"
+    gone_or_kill_until "$2" "$end" "$1" "$bound"
     shift 2
   done
 }

@@ -27,9 +27,10 @@ function killAll(code = 0) {
   tmpdirs.clear();
 }
 process.on('exit', (code) => killAll(code));
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, () => { killAll(); process.exit(130); });
-}
+// Stopped by a signal (the test runner's timeout sends SIGTERM to a file that hangs): the
+// exit handler above cleans up, keeping the directories, which a hang needs most.
+process.on('SIGINT', () => process.exit(130));
+process.on('SIGTERM', () => process.exit(143));
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -63,6 +64,8 @@ export function start(cmd, args, opts = {}) {
     children.delete(child);
     resolve({ code, signal });
   }));
+  // 'close': exited, and its output read to the end
+  child.closed = new Promise((resolve) => child.on('close', () => resolve()));
   return child;
 }
 
@@ -104,24 +107,37 @@ export async function waitFor(check, { timeout = 10000, interval = 50, what = 'c
   throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
 }
 
-// Asks for PING on a new connection: true on +PONG. Only a redis-server that is up answers
-// it (a probe that bound the port itself, as this once did, could take the port from under
-// a redis-server still starting, which then exited with "Address already in use").
-function redisPong(port) {
+// The pid of the redis-server answering on port (INFO server's process_id), or 0 when none
+// answers in full within 2 s (not up yet, still loading, closed, or not Redis). Only a
+// redis-server that is up answers it. (A probe that bound the port itself, as this once did,
+// could take the port from a redis-server still starting, which then exited with "Address
+// already in use".)
+function redisPid(port) {
   return new Promise((resolve) => {
     const s = createConnection(port, '127.0.0.1');
     let got = '';
-    const done = (v) => { s.destroy(); resolve(v); };
-    s.setTimeout(2000, () => done(false));
-    s.once('error', () => done(false));
-    s.once('connect', () => s.write('PING\r\n'));
-    s.on('data', (d) => { got += d; if (got.includes('\r\n')) done(got.startsWith('+PONG')); });
+    let settled = false;
+    const done = (v) => { if (!settled) { settled = true; s.destroy(); resolve(v); } };
+    const timer = setTimeout(() => done(0), 2000);
+    s.once('close', () => { clearTimeout(timer); done(0); });
+    s.once('error', () => done(0));
+    s.once('connect', () => s.write('INFO server\r\n'));
+    s.on('data', (d) => {
+      got += d;
+      const m = /^\$(\d+)\r\n/.exec(got);
+      if (!m && (got.includes('\r\n') || got.length > 64)) return done(0); // an error, or not Redis
+      if (m && got.length >= m[0].length + Number(m[1])) {
+        const pid = /\r\nprocess_id:(\d+)\r\n/.exec(got);
+        done(pid ? Number(pid[1]) : 0);
+      }
+    });
   });
 }
 
-// A redis-server on port (a free one when none is given). Should the free port be taken by
-// someone else between the pick and redis-server's bind, it exits at once, and another port
-// is tried (twice more); with a port given, that is an error.
+// A redis-server on port (a free one when none is given), ready when the one answering there
+// is the child started here. Should the free port be taken by someone else between the pick
+// and redis-server's bind, the child exits at once, and another port is tried (twice more);
+// with a port given, that is an error.
 export async function startRedis({ port, dir } = {}) {
   const chosen = port !== undefined;
   dir ??= tempDir('cc-redis-');
@@ -132,11 +148,18 @@ export async function startRedis({ port, dir } = {}) {
     child.port = p;
     child.dir = dir;
     // a loaded machine (load average 8–9) once took more than the default 10 s
-    const up = await waitFor(async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return 'exited';
-      return (await redisPong(p)) && 'up';
-    }, { what: `redis on ${p}`, timeout: 30000 });
+    let up;
+    try {
+      up = await waitFor(async () => {
+        if (child.exitCode !== null || child.signalCode !== null) return 'exited';
+        return (await redisPid(p)) === child.pid && 'up';
+      }, { what: `redis-server (pid ${child.pid}) on ${p}`, timeout: 30000 });
+    } catch (e) {
+      await stop(child, 'SIGKILL');
+      throw e;
+    }
     if (up === 'up') return child;
+    await child.closed; // all of its output read
     const inUse = /already in use/i.test(child.output);
     if (!inUse || chosen || attempt >= 3) {
       throw new Error(`redis-server on ${p} exited: ${child.output.slice(-2000)}`);
