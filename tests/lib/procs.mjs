@@ -60,10 +60,20 @@ export function start(cmd, args, opts = {}) {
   const keep = (d) => { child.output = (child.output + d).slice(-65536); };
   child.stdout.on('data', keep);
   child.stderr.on('data', keep);
-  child.exited = new Promise((resolve) => child.on('exit', (code, signal) => {
-    children.delete(child);
-    resolve({ code, signal });
-  }));
+  child.exited = new Promise((resolve) => {
+    child.on('exit', (code, signal) => {
+      children.delete(child);
+      resolve({ code, signal });
+    });
+    // a program that cannot be started (not installed): said in its output, not thrown at
+    // the whole file as an unhandled 'error'
+    child.on('error', (e) => {
+      child.failed = e.message;
+      keep(`\n${cmd}: ${e.message}\n`);
+      children.delete(child);
+      resolve({ code: null, signal: null, error: e.message });
+    });
+  });
   // 'close': exited, and its output read to the end
   child.closed = new Promise((resolve) => child.on('close', () => resolve()));
   return child;
@@ -151,7 +161,7 @@ export async function startRedis({ port, dir } = {}) {
     let up;
     try {
       up = await waitFor(async () => {
-        if (child.exitCode !== null || child.signalCode !== null) return 'exited';
+        if (child.exitCode !== null || child.signalCode !== null || child.failed) return 'exited';
         return (await redisPid(p)) === child.pid && 'up';
       }, { what: `redis-server (pid ${child.pid}) on ${p}`, timeout: 30000 });
     } catch (e) {
