@@ -114,7 +114,13 @@ stop_all() {
   done
   stop_together TERM 40 "${programs[@]}"
   for n in "${order[@]}"; do
-    case "$n" in web-*) stop_leftovers keep-fcgi.sh TERM "$CC_VAR/$n" ;; esac
+    case "$n" in
+      web-*)
+        stop_leftovers keep-fcgi.sh TERM "$CC_VAR/$n"
+        # an API process its keeper could not stop outlives the keeper's SIGKILL
+        stop_leftovers codecollab-api KILL "$CC_VAR/$n"
+        ;;
+    esac
   done
   stop_together TERM 20 "${redis_nodes[@]}"
   stop_one pg-replica INT 30 # PostgreSQL's "fast" shutdown

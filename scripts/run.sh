@@ -100,6 +100,9 @@ stop_all() {
   # what a web server that died left (it may have died just before this stop)
   stop_leftovers apache2 KILL
   [ "$WEB" = apache ] || stop_leftovers keep-fcgi.sh
+  # an API process its keeper could not stop (one that does not act on SIGTERM outlives the
+  # keeper's SIGKILL above)
+  [ "$WEB" = apache ] || stop_leftovers codecollab-api KILL
   # lighttpd's worker processes (server.max-worker) outlive a master killed outright
   [ "$WEB" = apache ] || stop_leftovers lighttpd KILL
   if [ -n "$redis_pid" ]; then
