@@ -78,8 +78,7 @@ wait_gone_until() { # pid deadline_ms
 
 # After its stop signal, pid has seconds to end; then it gets SIGKILL, and this returns once
 # it has gone (a SIGKILL is not refused, even by a stopped process), so nothing is left.
-# bound: the grace the line names, when it is not seconds (gone_or_kill_all: what was left of
-# a bound shared with others).
+# gone_or_kill_until: the same up to a deadline in milliseconds (one shared with others).
 gone_or_kill() { # pid seconds [name: for the line saying it was killed]
   local now
   sup_now_ms now
