@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "fuzz.h"
 
 static void law(int ok, const char *what)
 {
@@ -35,11 +36,9 @@ static const char *const languages[] = {"c", "c++", "python", "javascript", "bas
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *s = malloc(size + 1);
+	char *s = fuzz_str(data, size);
 	if (!s)
 		return 0;
-	memcpy(s, data, size);
-	s[size] = '\0';
 
 	char *text = NULL, err[256];
 	int cut = 0;

@@ -17,6 +17,7 @@
 #include "../../fcgi/http.h"
 #include "utf8.h"
 #include "fuzz.h"
+#include "fuzz_api.h"
 
 static void refused_with(struct http_resp *resp, const char *code)
 {
@@ -40,13 +41,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(orig);
 
 	struct http_req req;
-	memset(&req, 0, sizeof req);
 	struct http_resp resp;
-	http_resp_init(&resp);
 	struct api_ctx c;
-	memset(&c, 0, sizeof c);
-	c.req = &req;
-	c.resp = &resp;
+	fuzz_api_ctx(&c, &req, &resp);
 	long long from = -1, to = -1;
 	if (ai_selection_parse(&c, sel, &from, &to) < 0) {
 		refused_with(&resp, "invalid_request");

@@ -35,6 +35,7 @@
 #include "jsoncheck.h"
 #include "origin.h"
 #include "fuzz.h"
+#include "fuzz_api.h"
 
 static const char *const vis[] = {"public", "private", NULL};
 
@@ -187,14 +188,10 @@ static void refused_well(struct http_resp *resp)
 static void fuzz_query(char *query)
 {
 	struct http_req req;
-	memset(&req, 0, sizeof req);
-	req.query = query;
 	struct http_resp resp;
-	http_resp_init(&resp);
 	struct api_ctx c;
-	memset(&c, 0, sizeof c);
-	c.req = &req;
-	c.resp = &resp;
+	fuzz_api_ctx(&c, &req, &resp);
+	req.query = query;
 	static const char *const names[] = {"before", "status", "kind", "q"};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		char v[96];

@@ -9,16 +9,15 @@
 
 #include "../../sse-broker/http_head.h"
 #include "../../sse-broker/roomset.h"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size > HTTP_HEAD_MAX)
 		return 0; /* the broker never hands in more than a head */
-	char *q = malloc(size + 1);
+	char *q = fuzz_str(data, size);
 	if (!q)
 		return 0;
-	memcpy(q, data, size);
-	q[size] = '\0';
 	struct roomset rs;
 	char err[256] = "";
 	enum roomset_status st = roomset_parse(q, &rs, err, sizeof err);

@@ -12,14 +12,13 @@
 #include <string.h>
 
 #include "../../queue-worker/execution.h"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *json = malloc(size + 1);
+	char *json = fuzz_str(data, size);
 	if (!json)
 		return 0;
-	memcpy(json, data, size);
-	json[size] = '\0';
 	struct execution_request req;
 	char err[256] = "";
 	if (execution_parse(json, &req, err, sizeof err) < 0) {

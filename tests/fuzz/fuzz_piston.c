@@ -13,6 +13,7 @@
 
 #include "../../queue-worker/piston.h"
 #include "jsoncheck.h"
+#include "fuzz.h"
 
 #define OUTPUT_MAX 64
 
@@ -28,11 +29,9 @@ static void check_stage(const cJSON *st)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *body = malloc(size + 1);
+	char *body = fuzz_str(data, size);
 	if (!body)
 		return 0;
-	memcpy(body, data, size);
-	body[size] = '\0';
 	char *res = NULL, err[256] = "";
 	if (piston_map_answer(body, 1234, OUTPUT_MAX, &res, err, sizeof err) < 0) {
 		if (res || !err[0])
