@@ -5,8 +5,9 @@
 #                      *_METRICS_URL (from var/run/env)
 #   stack_down         stops it; returns 1 when a process of it survived
 
-stack_free_port() {
-  node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+stack_free_port() { # [n [taken...]]: n free ports on one line, below the ephemeral range and
+  # claimed for a while against every other test process (tests/lib/ports.mjs)
+  node "$ROOT/tests/lib/ports.mjs" "${1:-1}" "${@:2}"
 }
 
 stack_procs() { # var: pids of live processes whose environment has CC_VAR=var, or that
@@ -35,19 +36,21 @@ stack_up() { # build
   chmod 755 "$STACK_VAR"
   mkdir -p "$STACK_VAR/log"
   export CC_VAR=$STACK_VAR BUILD=$1 CC_BIND=127.0.0.1
-  export PORT=$(stack_free_port) BROKER_PORT=$(stack_free_port)
-  export PG_PORT=$(stack_free_port) REDIS_PORT=$(stack_free_port)
+  local ports tls_port
+  ports=$(stack_free_port 9 "${AI_DOUBLE_PORT:-}") || return 1
+  read -r PORT BROKER_PORT PG_PORT REDIS_PORT METRICS_PORT BROKER_METRICS_PORT \
+    WORKER_METRICS_PORT SNAPSHOTTER_METRICS_PORT tls_port <<<"$ports"
+  export PORT BROKER_PORT PG_PORT REDIS_PORT
   export METRICS_HOST=127.0.0.1
   # every optional runtime (scripts/deps.sh test installs them), unless told otherwise
   export RUNTIMES_EXTRA=${RUNTIMES_EXTRA-all}
-  export METRICS_PORT=$(stack_free_port) BROKER_METRICS_PORT=$(stack_free_port)
-  export WORKER_METRICS_PORT=$(stack_free_port) SNAPSHOTTER_METRICS_PORT=$(stack_free_port)
+  export METRICS_PORT BROKER_METRICS_PORT WORKER_METRICS_PORT SNAPSHOTTER_METRICS_PORT
   export CC_READY_FILE=$STACK_VAR/ready
   # HTTPS (HTTP/2) beside plain HTTP, with a throwaway self-signed certificate: TLS_URL
   # (lighttpd only: under WEB=apache, make run leaves TLS to the site's own Apache)
   unset TLS TLS_PORT TLS_CERT TLS_KEY
   if [ "${WEB:-lighttpd}" != apache ]; then
-    export TLS=self-signed TLS_PORT=$(stack_free_port)
+    export TLS=self-signed TLS_PORT=$tls_port
   fi
   unset DATABASE_URL REDIS_URL JWT_SECRET JWT_SECRET_FILE # every throwaway stack makes its own key
   "$ROOT/scripts/run.sh" >"$STACK_VAR/log/run.out" 2>&1 &

@@ -11,10 +11,10 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, launch, person, screenshot } from '../lib/browser.mjs';
+import { freePort } from '../lib/ports.mjs';
 import { PASSWORD, converged, createRoom, uniqueName, waitForEditor } from '../lib/app.mjs';
 
 const BIN = process.env.CC_BIN_DIR || join(ROOT, 'build', process.env.BUILD || 'asan', 'bin');
@@ -24,17 +24,6 @@ let lighttpd;
 let broker;
 let base;
 let browser;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 // The stack's DATABASE_URL, REDIS_URL and JWT key: exported by scripts/test.sh, or read
 // from the run/env file of the stack in CC_VAR (written with bash quoting).

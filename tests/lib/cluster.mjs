@@ -19,27 +19,9 @@
 // { ready: false } returns as soon as topology.json first appears (state "starting": the
 // data stores are up), for tests of the data layer alone.
 import { existsSync, readFileSync, readdirSync, readlinkSync, chmodSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ROOT, start, stop, tempDir, waitFor } from './procs.mjs';
-
-const portFree = (port) => new Promise((resolve) => {
-  const s = createServer();
-  s.once('error', () => resolve(false));
-  s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-});
-
-// A block of n free ports (and their cluster-bus twins, port + 10000) below the ephemeral
-// range, so no outgoing connection takes one meanwhile.
-async function freeBlock(n) {
-  for (let tries = 0; tries < 200; tries++) {
-    const base = 10000 + Math.floor(Math.random() * 12000);
-    let ok = true;
-    for (let p = base; p < base + n && ok; p++) ok = (await portFree(p)) && (await portFree(p + 10000));
-    if (ok) return base;
-  }
-  throw new Error('no block of free ports found');
-}
+import { freeBlock } from './ports.mjs';
 
 // Live processes whose environment or working directory lies in dir (lighttpd under its
 // web-N directories, PostgreSQL and Redis in their data directories).
@@ -66,7 +48,8 @@ export async function startCluster({ redis = 'single', ready = true, env = {}, t
   const dir = tempDir('cc-cluster-');
   chmodSync(dir, 0o755); // the postgres user works in it
   const port = await freeBlock(1);
-  const base = await freeBlock(16);
+  // 16 ports and, for Redis Cluster nodes, their bus ports (port + 10000)
+  const base = await freeBlock(16, { twin: 10000 });
   const readyFile = join(dir, 'ready');
   // what a stack started before in the same run (scripts/test.sh) exported is not for this
   // layout: it makes its own key and servers

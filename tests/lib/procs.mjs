@@ -1,7 +1,7 @@
 // Start and stop the processes a test needs (redis-server, the broker), on
 // random free ports. Every child is registered and killed at exit, also when a test fails.
 import { spawn } from 'node:child_process';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -32,19 +32,11 @@ process.on('exit', (code) => killAll(code));
 process.on('SIGINT', () => process.exit(130));
 process.on('SIGTERM', () => process.exit(143));
 
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// ports below the ephemeral range, claimed across test processes (tests/lib/ports.mjs)
+import { freePort } from './ports.mjs';
+export { freePort };
 
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export function tempDir(prefix = 'cc-test-') {
   const d = mkdtempSync(join(tmpdir(), prefix));

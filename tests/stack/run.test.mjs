@@ -6,9 +6,10 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync, chmodSync, writeFileSync, existsSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { ROOT, freePort, sleep, waitFor, pauseProcess, tempDir } from '../lib/procs.mjs';
+import { portFree } from '../lib/ports.mjs';
 import { BASE, call, newUser, createRoom } from '../lib/api.mjs';
 
 const dirs = [];
@@ -274,12 +275,6 @@ async function scriptGone(dir) {
   await waitFor(() => !stackPids(dir).some((p) => cmdline(p).includes('scripts/run.sh')),
     { timeout: 90000, what: 'scripts/run.sh to exit' });
 }
-
-const portFree = (port) => new Promise((resolve) => {
-  const s = createServer();
-  s.once('error', () => resolve(false));
-  s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-});
 
 async function assertStopped(dir, p, what) {
   const left = stackPids(dir);
