@@ -57,13 +57,13 @@ static cJSON *find_runtime(cJSON *runtimes, const char *name, const char *want)
 	cJSON *rt;
 	cJSON_ArrayForEach(rt, runtimes)
 	{
-		const char *lang = cJSON_GetStringValue(cJSON_GetObjectItem(rt, "language"));
-		const char *ver = cJSON_GetStringValue(cJSON_GetObjectItem(rt, "version"));
+		const char *lang = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rt, "language"));
+		const char *ver = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rt, "version"));
 		if (!lang || !ver)
 			continue;
 		int match = strcmp(lang, name) == 0;
 		cJSON *al;
-		cJSON_ArrayForEach(al, cJSON_GetObjectItem(rt, "aliases"))
+		cJSON_ArrayForEach(al, cJSON_GetObjectItemCaseSensitive(rt, "aliases"))
 		{
 			if (cJSON_IsString(al) && strcmp(al->valuestring, name) == 0)
 				match = 1;
@@ -107,7 +107,7 @@ void h_runtimes(struct api_ctx *c)
 /* A string member of the request, "" when it has none. */
 static const char *lang_or(const cJSON *request, const char *name)
 {
-	const char *v = cJSON_GetStringValue(cJSON_GetObjectItem(request, name));
+	const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(request, name));
 	return v ? v : "";
 }
 
@@ -129,8 +129,8 @@ int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const ch
 	char *data = NULL, *extra = NULL;
 	int is_run = !strcmp(kind, "execution");
 	/* who started it (and a run's stdin, bounded), carried by every event of the job */
-	const char *stdin_text = is_run ? cJSON_GetStringValue(cJSON_GetObjectItem(request, "stdin"))
-					: NULL;
+	const char *stdin_text =
+		is_run ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(request, "stdin")) : NULL;
 	if (is_run && !stdin_text)
 		stdin_text = "";
 	int rc = -1;
@@ -366,8 +366,8 @@ void h_execution_create(struct api_ctx *c)
 		api_user_quota_release(c, "exec", counted);
 	if (rc == 0)
 		answer_run(c, id, job_status_name(JOB_QUEUED),
-			   cJSON_GetStringValue(cJSON_GetObjectItem(rt, "language")),
-			   cJSON_GetStringValue(cJSON_GetObjectItem(rt, "version")), 0);
+			   cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rt, "language")),
+			   cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rt, "version")), 0);
 	else if (rc == 1)
 		answer_run(c, rq.first.id, rq.first.status, rq.first.language, rq.first.version, 1);
 	cJSON_Delete(rt);

@@ -40,7 +40,7 @@ int execution_parse(const char *json, struct execution_request *req, char *err, 
 	}
 	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
 		const struct field *f = &fields[i];
-		const cJSON *v = cJSON_GetObjectItem(o, f->name);
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, f->name);
 		if (!v || cJSON_IsNull(v)) {
 			if (f->required) {
 				errbuf_set(err, errlen, "invalid request: %s is missing", f->name);

@@ -46,8 +46,8 @@ static void test_parse(void)
 	CHECK_STR(rq.args[1], "b");
 	execution_request_free(&rq);
 
-	CHECK(execution_parse("{\"language\":\"c\"}", &rq, err, sizeof err) == 0);
-	CHECK_STR(rq.code, "");
+	CHECK(execution_parse("{\"language\":\"c\",\"CODE\":\"x\"}", &rq, err, sizeof err) == 0);
+	CHECK_STR(rq.code, ""); /* not "code" */
 	CHECK_STR(rq.version, "");
 	CHECK(rq.nargs == 0);
 	execution_request_free(&rq);
@@ -60,6 +60,8 @@ static void test_parse(void)
 		{"{\"language\":\"c\",\"args\":\"x\"}", "args must be an array"},
 		{"{\"language\":\"c\",\"args\":[1]}", "args must be strings"},
 		{"{\"language\":\"c\",\"stdin\":{}}", "stdin must be a string"},
+		/* member names are exact, as the API writes them */
+		{"{\"Language\":\"c\"}", "language is missing"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		CHECK(execution_parse(bad[i][0], &rq, err, sizeof err) == -1);
