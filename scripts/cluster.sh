@@ -78,7 +78,7 @@ stop_together() { # signal secs name...
   shift 2
   for n in "$@"; do
     [ -n "${spid[$n]:-}" ] || continue
-    kill "-$sig" "${spid[$n]}" 2>/dev/null || true
+    svc_kill "$sig" "${spid[$n]}"
     gone+=("$n" "${spid[$n]}")
   done
   gone_or_kill_all "$secs" "${gone[@]}"
@@ -102,7 +102,8 @@ stop_all() {
   local last=${!:-} n i last_parent="" programs=()
   [ -z "$last" ] || ppid_of last_parent "$last"
   if [ -n "$last" ] && [ "$last_parent" = "$$" ] && ! in_list "$last" "${spid[@]}" "$watchdog_pid"; then
-    kill -TERM "$last" 2>/dev/null || true
+    svc_note "$last"
+    svc_kill TERM "$last"
     gone_or_kill "$last" 20 "the service started last"
   fi
   # the front door, then the programs (all at once, 40 s for them together), then the web
@@ -416,8 +417,13 @@ if [ "$CLUSTER_REDIS" = cluster ]; then
   fi
   cluster_ok() {
     local n
+    local info
     for n in "${redis_nodes[@]}"; do
-      redis-cli -p "${port[$n]}" cluster info | tr -d '\r' | grep -qx 'cluster_state:ok' || return 1
+      info=$(redis-cli -p "${port[$n]}" cluster info | tr -d '\r')
+      grep -qx 'cluster_state:ok' <<<"$info" || return 1
+      # every node has met every other (gossip can leave one a node short for a moment after
+      # the create, while every slot is already covered)
+      grep -qx "cluster_known_nodes:${#redis_nodes[@]}" <<<"$info" || return 1
     done
     redis-cli --cluster check "127.0.0.1:${port[redis-1]}" | grep -q 'All 16384 slots covered' || return 1
     # every replica has its master's data: only then can it take over (a replica that never
@@ -427,7 +433,7 @@ if [ "$CLUSTER_REDIS" = cluster ]; then
       redis-cli -p "${port[$n]}" info replication | tr -d '\r' | grep -qx 'master_link_status:up' || return 1
     done
   }
-  wait_for "the Redis Cluster (cluster_state:ok, every slot covered, every replica in sync)" 30 cluster_ok
+  wait_for "the Redis Cluster (cluster_state:ok, every node known to all, every slot covered, every replica in sync)" 30 cluster_ok
   REDIS_CLUSTER=$(IFS=,; printf '%s' "${seeds[*]}")
   export REDIS_CLUSTER
   # for a program (or tool) that knows only one server: a node it is sent MOVED from
