@@ -71,7 +71,8 @@ stop_all() {
   [ -z "$last" ] || ppid_of last_parent "$last"
   if [ -n "$last" ] && [ "$last_parent" = "$$" ] &&
     ! in_list "$last" "${pids[@]}" "$redis_pid" "$pg_pid" "$watchdog_pid"; then
-    kill -TERM "$last" 2>/dev/null || true
+    svc_note "$last"
+    svc_kill TERM "$last"
     gone_or_kill "$last" 20 "the service started last"
   fi
   # The front door first (lighttpd finishes the requests in flight), then the programs
@@ -88,12 +89,12 @@ stop_all() {
     case "${pnames[$i]}" in lighttpd | apache) front=$i ;; esac
   done
   if [ "$front" -ge 0 ]; then
-    kill -TERM "${pids[$front]}" 2>/dev/null || true
+    svc_kill TERM "${pids[$front]}"
     gone_or_kill "${pids[$front]}" 20 "${pnames[$front]}"
   fi
   for ((i = n - 1; i >= 0; i--)); do
     [ "$i" -eq "$front" ] && continue
-    kill -TERM "${pids[$i]}" 2>/dev/null || true
+    svc_kill TERM "${pids[$i]}"
     gone+=("${pnames[$i]}" "${pids[$i]}")
   done
   gone_or_kill_all 40 "${gone[@]}"
@@ -106,11 +107,11 @@ stop_all() {
   # lighttpd's worker processes (server.max-worker) outlive a master killed outright
   [ "$WEB" = apache ] || stop_leftovers lighttpd KILL
   if [ -n "$redis_pid" ]; then
-    kill -TERM "$redis_pid" 2>/dev/null || true
+    svc_kill TERM "$redis_pid"
     gone_or_kill "$redis_pid" 20 redis
   fi
   if [ -n "$pg_pid" ]; then
-    kill -INT "$pg_pid" 2>/dev/null || true # PostgreSQL's "fast" shutdown
+    svc_kill INT "$pg_pid" # PostgreSQL's "fast" shutdown
     gone_or_kill "$pg_pid" 30 postgres
   fi
   svc_watchdog_stop

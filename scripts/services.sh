@@ -26,6 +26,24 @@ parent=$PPID # make (or whoever started us); when it dies we stop (svc_supervise
 # shellcheck source=proc.sh
 . "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
 
+# The start time (/proc/PID/stat, clock ticks since boot) of each process this script may
+# signal, by pid. Once a process has ended and been reaped, the kernel may give its pid to an
+# unrelated process, and a stop waits up to 40 s on a service before its SIGKILL: every check
+# and signal below first makes sure the pid still names the process that was noted.
+declare -A sborn=()
+svc_note() { # pid: its start time, noted (nothing when it has gone already)
+  if proc_stat "$1"; then sborn[$1]=${pstat[19]}; fi
+  return 0
+}
+svc_same() { # pid: 0 while pid is the process noted (or one never noted) and has not gone
+  proc_stat "$1" || return 1
+  [ -z "${sborn[$1]:-}" ] || [ "${pstat[19]}" = "${sborn[$1]}" ]
+}
+svc_kill() { # signal pid: sent only to the process noted
+  if svc_same "$2"; then kill "-$1" "$2" 2>/dev/null || true; fi
+  return 0
+}
+
 # ppid_of sets a variable instead of printing (no fork: the supervisor asks every tick).
 ppid_of() { # var pid: var = pid's parent's pid, or nothing when pid is gone
   if proc_stat "$2"; then printf -v "$1" '%s' "${pstat[1]}"; else printf -v "$1" '%s' ""; fi
@@ -64,7 +82,7 @@ wait_gone() { # pid seconds
 
 wait_gone_until() { # pid deadline_ms
   local now
-  while kill -0 "$1" 2>/dev/null; do
+  while svc_same "$1"; do
     if is_zombie "$1"; then
       wait "$1" 2>/dev/null || true
       return 0
@@ -87,7 +105,7 @@ gone_or_kill() { # pid seconds [name: for the line saying it was killed]
 
 gone_or_kill_until() { # pid deadline_ms name bound_s (the bound the line names)
   wait_gone_until "$1" "$2" && return 0
-  kill -KILL "$1" 2>/dev/null || true
+  svc_kill KILL "$1"
   [ -z "$3" ] || say "$3 (pid $1) had not ended $4 s after its stop signal: killed" || true
   wait_gone "$1" 10 || say "pid $1 is still there 10 s after SIGKILL" || true
 }
@@ -129,7 +147,7 @@ wait_for() { # description seconds command...
 check_children() {
   local n
   for n in "${!spid[@]}"; do
-    kill -0 "${spid[$n]}" 2>/dev/null || die "$n exited during start-up (logs in $CC_VAR/log/)"
+    svc_same "${spid[$n]}" || die "$n exited during start-up (logs in $CC_VAR/log/)"
   done
 }
 
@@ -147,10 +165,12 @@ stop_leftovers() { # word [signal] [var: whose CC_VAR; the script's own by defau
     [ "${p#/proc/}" = "$$" ] && continue
     grep -qz -- "$1" "$p/cmdline" 2>/dev/null || continue
     grep -qzx -- "CC_VAR=$var" "$p/environ" 2>/dev/null || continue
-    is_zombie "${p#/proc/}" || left+=("${p#/proc/}")
+    is_zombie "${p#/proc/}" && continue
+    left+=("${p#/proc/}")
+    svc_note "${p#/proc/}"
   done
   [ ${#left[@]} -gt 0 ] || return 0
-  kill "-${2:-TERM}" "${left[@]}" 2>/dev/null || true
+  for p in "${left[@]}"; do svc_kill "${2:-TERM}" "$p"; done
   for p in "${left[@]}"; do gone+=("a left-over $1 process" "$p"); done
   gone_or_kill_all 10 "${gone[@]}"
 }
@@ -168,11 +188,13 @@ svc_watchdog_start() {
   : >"$CC_VAR/run/sessions" || die "cannot write $CC_VAR/run/sessions"
   setsid "$ROOT/scripts/watchdog.sh" $$ "$CC_VAR/run/sessions" "$CC_VAR/log/watchdog.log" &
   watchdog_pid=$!
+  svc_note "$watchdog_pid"
 }
 # A service now running as pid, started in a session of its own (or watched: its session):
 # into the service table, up since now and not due, and the session recorded for the watchdog.
 svc_started() { # name pid
   spid[$1]=$2
+  svc_note "$2"
   printf '%s\n' "$2" >>"$CC_VAR/run/sessions" ||
     say "could not record pid $2 for the watchdog: a SIGKILL of this script would leave it running"
   local now
@@ -182,7 +204,7 @@ svc_started() { # name pid
 }
 svc_watchdog_stop() {
   [ -n "$watchdog_pid" ] || return 0
-  kill -TERM "$watchdog_pid" 2>/dev/null || true
+  svc_kill TERM "$watchdog_pid"
   gone_or_kill "$watchdog_pid" 5 watchdog
   watchdog_pid=""
 }
@@ -255,7 +277,7 @@ svc_supervise() {
     fi
     for n in "${!spid[@]}"; do
       p=${spid[$n]}
-      if [ -n "$p" ] && { [ -n "${sexit[$p]:-}" ] || ! kill -0 "$p" 2>/dev/null || is_zombie "$p"; }; then
+      if [ -n "$p" ] && { [ -n "${sexit[$p]:-}" ] || ! svc_same "$p" || is_zombie "$p"; }; then
         service_died "$n"
       fi
     done

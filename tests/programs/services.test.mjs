@@ -1,0 +1,90 @@
+// scripts/services.sh, the supervisor `make run` and `make cluster` share, on its own: its
+// stop helpers wait for a pid and then SIGKILL it, up to tens of seconds after the service
+// was started. By then the service may have ended and its pid been given to an unrelated
+// process. The helpers check the process's start time against the one noted when the
+// service started (svc_note), and leave a process that is not the one noted alone.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT } from '../lib/procs.mjs';
+
+const started = [];
+after(() => {
+  for (const c of started) { try { c.kill('SIGKILL'); } catch { /* gone */ } }
+});
+
+// A bystander: a process of the test's own that takes no notice of SIGTERM.
+function bystander() {
+  const c = spawn('sh', ['-c', 'trap "" TERM; while :; do sleep 1; done'], { stdio: 'ignore' });
+  started.push(c);
+  return c;
+}
+
+function startTime(pid) {
+  const s = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[19]);
+}
+
+// Live, and not a zombie waiting for this test to reap it.
+function alive(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return s.slice(s.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+const exitSignal = (c) => (c.exitCode !== null || c.signalCode !== null
+  ? Promise.resolve(c.signalCode) : new Promise((res) => c.once('exit', (code, sig) => res(sig))));
+
+// The script, sourced by a bash with the say/die its users define; prints what it says.
+function services(body) {
+  const script = `say() { printf 'say: %s\\n' "$*"; }\ndie() { printf 'die: %s\\n' "$*"; exit 1; }\n` +
+    `ROOT=${JSON.stringify(ROOT)}\n. "$ROOT/scripts/services.sh"\n${body}\n`;
+  const t0 = Date.now();
+  const r = spawnSync('bash', ['-c', script], { encoding: 'utf8', timeout: 30000 });
+  return { ...r, ms: Date.now() - t0 };
+}
+
+test('a pid now held by another process than the one noted is neither waited for nor signalled', async () => {
+  const b = bystander();
+  await new Promise((r) => setTimeout(r, 200));
+  // as if a service that had this pid was noted, ended, and the pid was given to b since
+  const r = services(`sborn[${b.pid}]=${startTime(b.pid) - 1}
+svc_kill TERM ${b.pid}
+svc_kill KILL ${b.pid}
+gone_or_kill ${b.pid} 3 the-service && echo gone
+gone_or_kill_all 3 the-service ${b.pid} && echo all-gone`);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^gone$/m);
+  assert.match(r.stdout, /^all-gone$/m);
+  assert.doesNotMatch(r.stdout, /killed/, 'no line says it was killed');
+  assert.ok(r.ms < 2500, `the helpers returned at once, not after their bound (${r.ms} ms)`);
+  assert.ok(alive(b.pid), 'the other process is still running');
+});
+
+test('the process noted gets SIGKILL after its bound, with a line naming it', async () => {
+  const b = bystander();
+  await new Promise((r) => setTimeout(r, 200));
+  const r = services(`svc_note ${b.pid}
+svc_kill TERM ${b.pid}
+gone_or_kill ${b.pid} 1 the-service && echo returned`);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`say: the-service \\(pid ${b.pid}\\) had not ended 1 s after its stop signal: killed`));
+  assert.match(r.stdout, /^returned$/m);
+  assert.ok(r.ms >= 900, `it waited for the bound first (${r.ms} ms)`);
+  assert.ok(!alive(b.pid), 'it is gone');
+  assert.equal(await exitSignal(b), 'SIGKILL');
+});
+
+test('a pid never noted is handled as before: waited for, then killed', async () => {
+  const b = bystander();
+  await new Promise((r) => setTimeout(r, 200));
+  const r = services(`gone_or_kill ${b.pid} 1 the-service; echo rc=$?`);
+  assert.match(r.stdout, /rc=0/);
+  assert.match(r.stdout, /had not ended 1 s after its stop signal: killed/);
+  assert.ok(!alive(b.pid));
+});
