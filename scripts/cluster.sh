@@ -97,6 +97,8 @@ stop_all() {
   trap '' INT TERM HUP QUIT PIPE
   [ "$stopping" = 1 ] && return
   stopping=1
+  # said first, so a stop that takes long shows it has begun (and when)
+  notice "stopping everything (the front door first, the data stores last)" || true
   # a signal between `setsid … &` and svc_started: the service not in the table yet (nor in
   # the watchdog's sessions) is stopped here, and waited for like the others
   local last=${!:-} n i last_parent="" programs=()
@@ -416,14 +418,14 @@ if [ "$CLUSTER_REDIS" = cluster ]; then
       >"$CC_VAR/log/redis-create.log" 2>&1 || die "redis-cli --cluster create failed, see $CC_VAR/log/redis-create.log"
   fi
   cluster_ok() {
-    local n
-    local info
+    local n info
     for n in "${redis_nodes[@]}"; do
       info=$(redis-cli -p "${port[$n]}" cluster info | tr -d '\r')
       grep -qx 'cluster_state:ok' <<<"$info" || return 1
-      # every node has met every other (gossip can leave one a node short for a moment after
-      # the create, while every slot is already covered)
-      grep -qx "cluster_known_nodes:${#redis_nodes[@]}" <<<"$info" || return 1
+      # every node has met every other: gossip can leave one a node short for a moment after
+      # the create, while every slot is already covered (at least as many: a node replaced in
+      # an earlier start stays in the others' tables)
+      [ "$(sed -n 's/^cluster_known_nodes://p' <<<"$info")" -ge "${#redis_nodes[@]}" ] 2>/dev/null || return 1
     done
     redis-cli --cluster check "127.0.0.1:${port[redis-1]}" | grep -q 'All 16384 slots covered' || return 1
     # every replica has its master's data: only then can it take over (a replica that never

@@ -62,6 +62,8 @@ stop_all() {
   trap '' INT TERM HUP QUIT PIPE
   [ "$stopping" = 1 ] && return
   stopping=1
+  # said first, so a stop that takes long shows it has begun (and when)
+  notice "stopping everything (the front door first, the data stores last)" || true
   # A signal can arrive between `setsid … &` and the line recording its pid: the last
   # background process is stopped too when no list holds it (or it is our own `sleep`).
   # Only while it is still our child: a finished `sleep` was reaped, and its pid may belong

@@ -31,8 +31,9 @@ parent=$PPID # make (or whoever started us); when it dies we stop (svc_supervise
 # unrelated process, and a stop waits up to 40 s on a service before its SIGKILL: every check
 # and signal below first makes sure the pid still names the process that was noted.
 declare -A sborn=()
-svc_note() { # pid: its start time, noted (nothing when it has gone already)
-  if proc_stat "$1"; then sborn[$1]=${pstat[19]}; fi
+svc_note() { # pid: its start time, noted ("gone" when it has gone already: whatever has
+  # the pid later is another process)
+  if proc_stat "$1"; then sborn[$1]=${pstat[19]}; else sborn[$1]=gone; fi
   return 0
 }
 svc_same() { # pid: 0 while pid is the process noted (or one never noted) and has not gone
@@ -219,12 +220,14 @@ notice() { # a line for the terminal and for var/log/supervisor.log
 # A service that died: one line saying which, how and when it comes back; its restart is
 # due after the back-off (from the first delay again when it had run RESTART_RESET_S).
 service_died() { # name
-  local n=$1 p=${spid[$1]} rc up d now pp up_s d_s
+  local n=$1 p=${spid[$1]} rc=127 up d now pp up_s d_s
   ppid_of pp "$p"
   if [ -n "${sexit[$p]:-}" ]; then
     rc=${sexit[$p]}
     unset "sexit[$p]"
-  elif [ "$pp" = "$$" ] || ! kill -0 "$p" 2>/dev/null; then
+  elif [ "$pp" = "$$" ] || ! svc_same "$p"; then
+    # our child, or gone (its pid may be another process's by now): the shell keeps the
+    # status of a child it has reaped
     wait "$p" 2>/dev/null && rc=0 || rc=$?
   fi
   spid[$n]=""

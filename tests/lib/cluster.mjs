@@ -104,7 +104,9 @@ export async function startCluster({ redis = 'single', ready = true, env = {}, t
         left = processesIn(dir);
       }
       for (const p of left) { try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ } }
-      if (!left.length && !keep) c.remove();
+      // a stop that did not end by itself keeps its logs (removed with the file's other
+      // temporary directories when the file passes)
+      if (!left.length && !keep && c.exit?.code === 0) c.remove();
       return left;
     },
     remove() {

@@ -13,7 +13,8 @@
 // Every process is registered with procs.mjs, so it is killed when the test process exits.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { freePort, start, stop, tempDir, waitFor, sleep } from './procs.mjs';
+import { start, stop, tempDir, waitFor, sleep } from './procs.mjs';
+import { freeBlock } from './ports.mjs';
 import { Redis } from './resp.mjs';
 
 // CRC16/XMODEM of the hash tag (or the whole key), mod 16384: Redis Cluster's key slot.
@@ -72,10 +73,11 @@ export async function startRedisCluster({ masters = 3, replicas = 1, nodeTimeout
   async function build() {
   const used = new Set();
   for (let i = 0; i < total; i++) {
-    // a port another process takes between freePort() and the bind: another port
+    // a port another process takes between the choice and the bind: another port
     for (let attempt = 1; ; attempt++) {
       let port;
-      do port = await freePort(); while (used.has(port));
+      // its cluster bus port (port + 10000) free and claimed as well
+      do port = await freeBlock(1, { twin: 10000 }); while (used.has(port));
       used.add(port);
       const dir = tempDir('cc-rcluster-');
       const child = startNode(port, dir, nodeTimeout);

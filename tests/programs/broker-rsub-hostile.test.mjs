@@ -87,7 +87,10 @@ test('hostile replies on the subscription connection cost only that connection',
   let broker;
   try {
     const port = await freePort();
-    await new Promise((r) => server.listen(port, '127.0.0.1', r));
+    await new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', resolve);
+    });
     broker = await startBroker({
       redisPort: port,
       secret: randomBytes(24).toString('hex'),

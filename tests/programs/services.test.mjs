@@ -8,17 +8,27 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT } from '../lib/procs.mjs';
+import { ROOT, waitFor } from '../lib/procs.mjs';
 
 const started = [];
 after(() => {
   for (const c of started) { try { c.kill('SIGKILL'); } catch { /* gone */ } }
 });
 
-// A bystander: a process of the test's own that takes no notice of SIGTERM.
-function bystander() {
+// A bystander: a process of the test's own that takes no notice of SIGTERM, returned once
+// it ignores it (bit 15 of SigIgn in /proc/PID/status).
+async function bystander() {
   const c = spawn('sh', ['-c', 'trap "" TERM; while :; do sleep 1; done'], { stdio: 'ignore' });
   started.push(c);
+  const ignoresTerm = () => {
+    try {
+      const m = /^SigIgn:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${c.pid}/status`, 'latin1'));
+      return m && (BigInt(`0x${m[1]}`) & (1n << 14n)) !== 0n;
+    } catch {
+      return false;
+    }
+  };
+  await waitFor(ignoresTerm, { what: `pid ${c.pid} ignoring SIGTERM` });
   return c;
 }
 
@@ -50,25 +60,24 @@ function services(body) {
 }
 
 test('a pid now held by another process than the one noted is neither waited for nor signalled', async () => {
-  const b = bystander();
-  await new Promise((r) => setTimeout(r, 200));
+  const b = await bystander();
   // as if a service that had this pid was noted, ended, and the pid was given to b since
   const r = services(`sborn[${b.pid}]=${startTime(b.pid) - 1}
 svc_kill TERM ${b.pid}
 svc_kill KILL ${b.pid}
-gone_or_kill ${b.pid} 3 the-service && echo gone
-gone_or_kill_all 3 the-service ${b.pid} && echo all-gone`);
+gone_or_kill ${b.pid} 10 the-service && echo gone
+gone_or_kill_all 10 the-service ${b.pid} && echo all-gone`);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^gone$/m);
   assert.match(r.stdout, /^all-gone$/m);
   assert.doesNotMatch(r.stdout, /killed/, 'no line says it was killed');
-  assert.ok(r.ms < 2500, `the helpers returned at once, not after their bound (${r.ms} ms)`);
+  // each would wait its 10 s for the process noted, and then kill it
+  assert.ok(r.ms < 8000, `the helpers returned at once, not after their bounds (${r.ms} ms)`);
   assert.ok(alive(b.pid), 'the other process is still running');
 });
 
 test('the process noted gets SIGKILL after its bound, with a line naming it', async () => {
-  const b = bystander();
-  await new Promise((r) => setTimeout(r, 200));
+  const b = await bystander();
   const r = services(`svc_note ${b.pid}
 svc_kill TERM ${b.pid}
 gone_or_kill ${b.pid} 1 the-service && echo returned`);
@@ -81,8 +90,7 @@ gone_or_kill ${b.pid} 1 the-service && echo returned`);
 });
 
 test('a pid never noted is handled as before: waited for, then killed', async () => {
-  const b = bystander();
-  await new Promise((r) => setTimeout(r, 200));
+  const b = await bystander();
   const r = services(`gone_or_kill ${b.pid} 1 the-service; echo rc=$?`);
   assert.match(r.stdout, /rc=0/);
   assert.match(r.stdout, /had not ended 1 s after its stop signal: killed/);
