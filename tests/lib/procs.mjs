@@ -6,6 +6,10 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+// ports below the ephemeral range, claimed across test processes
+import { freePort } from './ports.mjs';
+
+export { freePort };
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const children = new Set();
@@ -31,10 +35,6 @@ process.on('exit', (code) => killAll(code));
 // exit handler above cleans up, keeping the directories, which a hang needs most.
 process.on('SIGINT', () => process.exit(130));
 process.on('SIGTERM', () => process.exit(143));
-
-// ports below the ephemeral range, claimed across test processes (tests/lib/ports.mjs)
-import { freePort } from './ports.mjs';
-export { freePort };
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
