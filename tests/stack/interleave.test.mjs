@@ -13,7 +13,12 @@ import { Collab } from '../../htdocs/src/collab.js';
 import { OpBuilder, apply, authorCmp, cpLength, transformIndex } from '../../htdocs/src/ot.js';
 
 const CLIENTS = 10;
-const OPERATIONS = 10000; // made in all, by the ten together
+// made in all, by the ten together; INTERLEAVE_OPERATIONS sets fewer (tests/cluster/
+// stack-suites.mjs, where the ten thousand of the one stack's run are not repeated)
+const OPERATIONS = Number(process.env.INTERLEAVE_OPERATIONS || 10000);
+if (!Number.isInteger(OPERATIONS) || OPERATIONS < CLIENTS || OPERATIONS % CLIENTS !== 0) {
+  throw new Error(`INTERLEAVE_OPERATIONS: a whole multiple of ${CLIENTS}, not ${process.env.INTERLEAVE_OPERATIONS}`);
+}
 const SEED_TEXT = 'def main():\n    print(|#)\n';
 const SPOT = Array.from(SEED_TEXT).indexOf('|') + 1;
 // typist i types U+10000 + i * 4096 + its count: astral, and whose it is can be read back
