@@ -12,11 +12,18 @@ import { start, stop, waitFor } from '../lib/procs.mjs';
 
 const WS_BASE = BASE.replace(/^http/, 'ws');
 let rc;
+// every stream this file opens (sse(), ws()): the ones a test leaves open on purpose (a
+// session that keeps its streams) are closed at the end, or the file would stay until the
+// front door drops them
+const openedStreams = new Set();
 
 before(async () => {
   rc = await connectStackRedis();
 });
-after(() => rc?.close());
+after(async () => {
+  for (const s of openedStreams) await s.close();
+  rc?.close();
+});
 
 // ---- clients ----
 
@@ -34,7 +41,7 @@ function sse(room, { ticket, token }) {
   let text = '';
   child.stdout.on('data', (d) => { text += d; });
   const exited = new Promise((resolve) => child.once('exit', () => resolve(true)));
-  return {
+  const stream = {
     child,
     exited,
     get text() { return text; },
@@ -54,6 +61,8 @@ function sse(room, { ticket, token }) {
     },
     close: () => stop(child, 'SIGKILL'),
   };
+  openedStreams.add(stream);
+  return stream;
 }
 
 function ws(room, { ticket, token }) {
@@ -68,7 +77,9 @@ function ws(room, { ticket, token }) {
   });
   opened.catch(() => {});
   const closed = new Promise((resolve) => sock.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
-  return { sock, events, opened, closed, close: () => sock.terminate() };
+  const stream = { sock, events, opened, closed, close: () => sock.terminate() };
+  openedStreams.add(stream);
+  return stream;
 }
 
 // The status a WebSocket upgrade is answered with (101 when it opens).

@@ -102,7 +102,8 @@ test('SSE and long-poll stream over HTTP/2, on the same connection as the API', 
   const seen = new Promise((resolve, reject) => {
     sse.on('data', (d) => { got += d; if (/event: operation\n/.test(got)) resolve(); });
     sse.on('error', reject);
-    setTimeout(() => reject(new Error(`no operation event over SSE: ${JSON.stringify(got)}`)), 15000);
+    // unref: a pending timer would hold the file open for its 15 s after the test
+    setTimeout(() => reject(new Error(`no operation event over SSE: ${JSON.stringify(got)}`)), 15000).unref();
   });
   await new Promise((resolve) => sse.on('response', resolve));
   const rev = await commitUntil(s, u, room, 'über', seen);
@@ -127,7 +128,7 @@ test('WebSocket over TLS (wss) delivers the room events', async () => {
       if (e.type === 'operation') resolve(e);
     });
     ws.on('error', reject);
-    setTimeout(() => reject(new Error(`no operation over wss: ${JSON.stringify(frames)}`)), 15000);
+    setTimeout(() => reject(new Error(`no operation over wss: ${JSON.stringify(frames)}`)), 15000).unref();
   });
   await new Promise((resolve, reject) => { ws.on('open', resolve); ws.on('error', reject); });
   await commitUntil(s, u, room, 'wss', got);
