@@ -9,6 +9,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
+import { procStat } from '../tests/lib/proctree.mjs';
 
 export const BASE = process.env.BASE_URL;
 if (!BASE) {
@@ -283,11 +284,8 @@ export function rssKiB(pid) {
 // CPU seconds (user + system) a process has used so far. Children are not counted: the
 // worker's sandboxed jobs run under bubblewrap's own pid namespace and land in "the rest".
 export function cpuSeconds(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime, stime: fields 14 and 15 of proc(5)
-  } catch { return 0; }
+  const stat = procStat(pid);
+  return stat ? (stat.utime + stat.stime) / CLK_TCK : 0;
 }
 
 // CPU seconds per role, this process included as "node (bench)".

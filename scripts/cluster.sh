@@ -288,7 +288,7 @@ redis_taken_over() { # name
   local o line
   for o in "${redis_nodes[@]}"; do
     [ "$o" != "$1" ] && [ -n "${spid[$o]:-}" ] || continue
-    line=$(redis-cli -p "${port[$o]}" cluster nodes 2>/dev/null | grep " 127.0.0.1:${port[$1]}@") || continue
+    line=$(rcli -p "${port[$o]}" cluster nodes 2>/dev/null | grep " 127.0.0.1:${port[$1]}@") || continue
     set -- "$1" $line
     # id addr flags master ping pong epoch link [slots...]
     [ $# -le 9 ] && [[ ",$4," == *,fail,* ]] && return 0
@@ -319,13 +319,14 @@ descendants() { # pid
 
 redis_role_of() { # name: master | replica, and for a replica " <master port>"
   local info r mp
-  info=$(redis-cli -p "${port[$1]}" info replication 2>/dev/null | tr -d '\r') || return 0
+  info=$(rcli -p "${port[$1]}" info replication 2>/dev/null | tr -d '\r') || return 0
   r=$(sed -n 's/^role://p' <<<"$info")
   mp=$(sed -n 's/^master_port://p' <<<"$info")
   if [ "$r" = slave ]; then printf 'replica %s' "$mp"; else printf '%s' "${r:-unknown}"; fi
 }
 
-write_topology() {
+# The layout as JSON (topology.json), on stdout.
+topology_json() {
   local n first=1 p ports rr master m kids k
   {
     printf '{\n  "var": %s,\n  "url": %s,\n  "port": %s,\n  "redis": %s,\n' \
@@ -368,7 +369,15 @@ write_topology() {
       printf '}'
     done
     printf '\n  ]\n}\n'
-  } >"$CC_VAR/topology.json.tmp" && mv "$CC_VAR/topology.json.tmp" "$CC_VAR/topology.json"
+  }
+}
+# Built first, written after: a stop signal's trap runs between two commands, and would
+# print the stop's lines into the file were the signal to come (as it may while a Redis node
+# is slow to answer, rcli) inside a block redirected to it.
+write_topology() {
+  local json
+  json=$(topology_json) && printf '%s\n' "$json" >"$CC_VAR/topology.json.tmp" &&
+    mv "$CC_VAR/topology.json.tmp" "$CC_VAR/topology.json"
 }
 
 # --- secrets, PostgreSQL primary and replica ------------------------------------------------
@@ -376,7 +385,7 @@ jwt_setup
 pg_data_dir "$CC_VAR/pg-primary"
 pg_initdb "$CC_VAR/pg-primary" initdb-primary
 start_service pg-primary
-wait_for "the PostgreSQL primary" 30 "$PG_BIN/pg_isready" -q -h "$pg_sock" -p "${port[pg-primary]}"
+wait_for "the PostgreSQL primary" 30 "$PG_BIN/pg_isready" -t 5 -q -h "$pg_sock" -p "${port[pg-primary]}"
 pg_create_db "${port[pg-primary]}"
 export DATABASE_URL
 DATABASE_URL=$(pg_url pg-primary)
@@ -393,10 +402,10 @@ pg_not_running "$CC_VAR/pg-replica"
 # the replica's primary_conninfo names the primary's socket and port of when it was made
 sed -i "s/port=[0-9]*/port=${port[pg-primary]}/" "$CC_VAR/pg-replica/postgresql.auto.conf"
 start_service pg-replica
-wait_for "the PostgreSQL replica" 30 "$PG_BIN/pg_isready" -q -h "$pg_sock" -p "${port[pg-replica]}"
+wait_for "the PostgreSQL replica" 30 "$PG_BIN/pg_isready" -t 5 -q -h "$pg_sock" -p "${port[pg-replica]}"
 DATABASE_READ_URL=$(pg_url pg-replica)
 streaming() {
-  [ "$(psql "$DATABASE_READ_URL" -XAtqc "SELECT status FROM pg_stat_wal_receiver")" = streaming ]
+  [ "$(bounded 5 psql "$DATABASE_READ_URL" -XAtqc "SELECT status FROM pg_stat_wal_receiver")" = streaming ]
 }
 wait_for "the replica to stream from the primary" 30 streaming
 
@@ -406,33 +415,33 @@ for n in "${redis_nodes[@]}"; do
   start_service "$n"
 done
 for n in "${redis_nodes[@]}"; do
-  wait_for "$n" 20 redis-cli -p "${port[$n]}" ping
+  wait_for "$n" 20 rcli -p "${port[$n]}" ping
 done
 if [ "$CLUSTER_REDIS" = cluster ]; then
   seeds=()
   for n in "${redis_nodes[@]}"; do seeds+=("127.0.0.1:${port[$n]}"); done
-  known=$(redis-cli -p "${port[redis-1]}" cluster info | tr -d '\r' | sed -n 's/^cluster_known_nodes://p')
+  known=$(rcli -p "${port[redis-1]}" cluster info | tr -d '\r' | sed -n 's/^cluster_known_nodes://p')
   if [ "${known:-1}" = 1 ]; then
     say "creating the Redis Cluster (3 masters, 3 replicas)"
-    redis-cli --cluster create "${seeds[@]}" --cluster-replicas 1 --cluster-yes \
+    bounded 120 redis-cli --cluster create "${seeds[@]}" --cluster-replicas 1 --cluster-yes \
       >"$CC_VAR/log/redis-create.log" 2>&1 || die "redis-cli --cluster create failed, see $CC_VAR/log/redis-create.log"
   fi
   cluster_ok() {
     local n info
     for n in "${redis_nodes[@]}"; do
-      info=$(redis-cli -p "${port[$n]}" cluster info | tr -d '\r')
+      info=$(rcli -p "${port[$n]}" cluster info | tr -d '\r')
       grep -qx 'cluster_state:ok' <<<"$info" || return 1
       # every node has met every other: gossip can leave one a node short for a moment after
       # the create, while every slot is already covered (at least as many: a node replaced in
       # an earlier start stays in the others' tables)
       [ "$(sed -n 's/^cluster_known_nodes://p' <<<"$info")" -ge "${#redis_nodes[@]}" ] 2>/dev/null || return 1
     done
-    redis-cli --cluster check "127.0.0.1:${port[redis-1]}" | grep -q 'All 16384 slots covered' || return 1
+    bounded 10 redis-cli --cluster check "127.0.0.1:${port[redis-1]}" | grep -q 'All 16384 slots covered' || return 1
     # every replica has its master's data: only then can it take over (a replica that never
     # synchronised does not stand for election) and WAIT count it
     for n in "${redis_nodes[@]}"; do
-      redis-cli -p "${port[$n]}" info replication | tr -d '\r' | grep -qx 'role:slave' || continue
-      redis-cli -p "${port[$n]}" info replication | tr -d '\r' | grep -qx 'master_link_status:up' || return 1
+      rcli -p "${port[$n]}" info replication | tr -d '\r' | grep -qx 'role:slave' || continue
+      rcli -p "${port[$n]}" info replication | tr -d '\r' | grep -qx 'master_link_status:up' || return 1
     done
   }
   wait_for "the Redis Cluster (cluster_state:ok, every node known to all, every slot covered, every replica in sync)" 30 cluster_ok

@@ -374,7 +374,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
   # Unix socket only, in var/run/pg: nothing listens on TCP, so trust auth reaches no one
   # who cannot already read var/.
   start_service postgres
-  wait_for "PostgreSQL" 30 "$PG_BIN/pg_isready" -q -h "$CC_VAR/run/pg" -p "$PG_PORT"
+  wait_for "PostgreSQL" 30 "$PG_BIN/pg_isready" -t 5 -q -h "$CC_VAR/run/pg" -p "$PG_PORT"
   export DATABASE_URL="postgresql:///codecollab?host=$CC_VAR/run/pg&port=$PG_PORT&user=postgres"
   pg_create_db "$PG_PORT"
 fi
@@ -386,7 +386,7 @@ if [ -z "${REDIS_URL:-}" ]; then
   # the programs on this machine talk to it over a Unix socket (cheaper per round trip
   # than loopback TCP: docs/BENCHMARKS.md, "Write path"); the TCP port is for tools
   start_service redis
-  wait_for "Redis" 20 redis-cli -p "$REDIS_PORT" ping
+  wait_for "Redis" 20 rcli -p "$REDIS_PORT" ping
   export REDIS_URL="unix://$CC_VAR/run/redis.sock"
   # data kept in var/redis by an older version: its keys to the current layout (lib/rkeys.def)
   "$ROOT/scripts/redis-upgrade-keys.sh" || die "renaming the Redis keys of an older version failed"

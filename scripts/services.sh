@@ -125,6 +125,22 @@ gone_or_kill_all() { # seconds [name pid]...
   done
 }
 
+# A call to a data store's client (redis-cli, psql) that cannot hang the script: killed
+# after seconds, its status then 124 (or 137), a failure like any other. bash runs a signal's
+# trap only once the foreground command has ended, so one unbounded call on a Redis node that
+# is stopped or paused (SIGSTOP: the kernel still accepts the connection, no answer ever
+# comes) would hold the supervision loop and every stop signal behind it; redis-cli 7.0's -t
+# bounds only the connect. --foreground: the client stays in the terminal's process group, so
+# Ctrl-C reaches it as before.
+bounded() { # seconds command...
+  local s=$1
+  shift
+  timeout --foreground -k 2 "$s" "$@"
+}
+# redis-cli with a bound of a few seconds: a single command answers in milliseconds, even on
+# a loaded machine
+rcli() { bounded 5 redis-cli "$@"; }
+
 port_free() { # port
   ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }

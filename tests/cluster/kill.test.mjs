@@ -10,13 +10,9 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { startCluster, processesIn } from '../lib/cluster.mjs';
 import { waitFor } from '../lib/procs.mjs';
+import { isAlive } from '../lib/proctree.mjs';
 
-const alive = (pid) => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch { return false; }
-};
+const alive = isAlive;
 const listening = (port) => new Promise((resolve) => {
   const s = connect(port, '127.0.0.1');
   s.once('connect', () => { s.destroy(); resolve(true); });

@@ -22,6 +22,7 @@ import { existsSync, readFileSync, readdirSync, readlinkSync, chmodSync, rmSync 
 import { join } from 'node:path';
 import { ROOT, start, stop, tempDir, waitFor } from './procs.mjs';
 import { freeBlock } from './ports.mjs';
+import { procStat } from './proctree.mjs';
 
 // Live processes whose environment or working directory lies in dir (lighttpd under its
 // web-N directories, PostgreSQL and Redis in their data directories).
@@ -30,8 +31,8 @@ export function processesIn(dir) {
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
     try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
+      const stat = procStat(e);
+      if (!stat || stat.state === 'Z') continue;
       let mine = false;
       try { mine = readlinkSync(`/proc/${e}/cwd`).startsWith(dir + '/'); } catch { /* gone, or not ours */ }
       if (!mine) {

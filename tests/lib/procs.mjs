@@ -8,6 +8,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 // ports below the ephemeral range, claimed across test processes
 import { freePort } from './ports.mjs';
+import { procStat } from './proctree.mjs';
 
 export { freePort };
 
@@ -88,10 +89,7 @@ export async function stop(child, signal = 'SIGTERM', waitMs = 5000) {
 // only waits, pending, until SIGCONT or SIGKILL.
 export async function pauseProcess(pid, { timeout = 5000 } = {}) {
   process.kill(pid, 'SIGSTOP');
-  const state = (task) => {
-    const s = readFileSync(`/proc/${pid}/task/${task}/stat`, 'latin1');
-    return s.slice(s.lastIndexOf(')') + 2, s.lastIndexOf(')') + 3);
-  };
+  const state = (task) => procStat(pid, { task })?.state;
   await waitFor(() => readdirSync(`/proc/${pid}/task`).every((task) => state(task) === 'T'),
     { timeout, interval: 10, what: `every thread of pid ${pid} stopped (state T)` });
 }

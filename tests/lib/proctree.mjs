@@ -2,13 +2,50 @@
 // exit and signal handlers a bench script must not inherit), so bench/ can use it too.
 import { readdirSync, readFileSync } from 'node:fs';
 
-// The parent pid in the text of /proc/PID/stat: "pid (comm) state ppid …". comm is the
-// program's name as the program set it and may hold spaces and ')', so the fields are
-// counted from its last ')', after which none can appear.
-function statParent(stat) {
-  const close = stat.lastIndexOf(')');
-  if (close < 0) return NaN;
-  return Number(stat.slice(close + 2).split(' ')[1]);
+// The fields of a /proc/PID/stat text (proc(5); /proc/PID/task/TID/stat reads the same), or
+// null when it is not one: "pid (comm) state ppid pgrp session …". comm is the program's name
+// as the program set it and may hold spaces, ')' and ') ', so the fields are counted from
+// the LAST ') ', after which none can appear. Numbers as numbers; `fields` holds every field
+// from state on as text (fields[0] is proc(5)'s field 3), for one not named here.
+export function parseStat(text) {
+  const open = text.indexOf(' (');
+  const close = text.lastIndexOf(') ');
+  if (open < 0 || close < open) return null;
+  const fields = text.slice(close + 2).trimEnd().split(' ');
+  if (fields.length < 20) return null;
+  const n = (field) => Number(fields[field - 3]); // by proc(5)'s numbering, from 1
+  return {
+    pid: Number(text.slice(0, open)),
+    comm: text.slice(open + 2, close),
+    state: fields[0],
+    ppid: n(4),
+    pgrp: n(5),
+    session: n(6),
+    utime: n(14), // clock ticks
+    stime: n(15),
+    starttime: n(22), // clock ticks after boot
+    rtPriority: n(40),
+    policy: n(41),
+    fields,
+  };
+}
+
+// /proc/PID/stat read now and parsed (parseStat), or null when the process is gone (a zombie
+// is still there: state 'Z'). { task: TID } reads one thread's instead.
+export function procStat(pid, { task } = {}) {
+  let text;
+  try {
+    text = readFileSync(task === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${task}/stat`, 'latin1');
+  } catch {
+    return null;
+  }
+  return parseStat(text);
+}
+
+// Running or asleep, not a zombie waiting to be reaped, and not gone.
+export function isAlive(pid) {
+  const s = procStat(pid);
+  return s !== null && s.state !== 'Z';
 }
 
 // The pids whose parent is pid (its direct children; a process gone while read is skipped).
@@ -16,14 +53,12 @@ export function childPids(pid) {
   const kids = [];
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
-    let stat;
-    try { stat = readFileSync(`/proc/${d}/stat`, 'latin1'); } catch { continue; }
-    if (statParent(stat) === pid) kids.push(Number(d));
+    if (procStat(d)?.ppid === pid) kids.push(Number(d));
   }
   return kids;
 }
 
 // The parent of pid (NaN if it is gone).
 export function parentPid(pid) {
-  try { return statParent(readFileSync(`/proc/${pid}/stat`, 'latin1')); } catch { return NaN; }
+  return procStat(pid)?.ppid ?? NaN;
 }

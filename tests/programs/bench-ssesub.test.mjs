@@ -8,9 +8,9 @@ import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
 import { ROOT, freePort, waitFor } from '../lib/procs.mjs';
 import { ssesub } from '../lib/ssesub.mjs';
+import { procStat } from '../lib/proctree.mjs';
 
 const BIN = process.env.SSESUB_BIN || join(ROOT, 'build/asan/bin/bench-ssesub');
 const HEAD = 'HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\r\n';
@@ -125,10 +125,9 @@ test('--ack delayed, --sched fifo: every marker of every stream, events on both 
   const srv = await server((c) => c.write(HEAD + ': connected\n\n'));
   const s = sub(srv.port, ['--ack', 'delayed', '--sched', 'fifo', '--filter', 'event: operation']);
   assert.deepEqual(await s.open(4, 4), { ready: 4, failed: 0, error: '-' });
-  // /proc/PID/stat: policy is the 41st field, rt_priority the 40th (after the command in parentheses)
-  const stat = readFileSync(`/proc/${s.kid.pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  assert.deepEqual([fields[40 - 3], fields[41 - 3]], ['1', '1'], 'rt_priority 1, policy SCHED_FIFO');
+  // /proc/PID/stat: rt_priority (its 40th field) and policy (the 41st)
+  const stat = procStat(s.kid.pid);
+  assert.deepEqual([stat.rtPriority, stat.policy], [1, 1], 'rt_priority 1, policy SCHED_FIFO');
   const want = [];
   for (let k = 0; k < 5; k++) {
     for (const [j, c] of srv.conns.entries()) {

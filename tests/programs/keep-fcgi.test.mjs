@@ -12,7 +12,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, sleep, waitFor } from '../lib/procs.mjs';
-import { childPids, parentPid } from '../lib/proctree.mjs';
+import { childPids, isAlive, parentPid } from '../lib/proctree.mjs';
 
 const KEEP = join(ROOT, 'scripts/keep-fcgi.sh');
 const dirs = [];
@@ -35,12 +35,7 @@ function setup() {
 }
 
 // A process counts as gone once it is a zombie (its new parent may not have reaped it yet).
-function alive(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
-  } catch { return false; }
-}
+const alive = isAlive;
 
 // bash starts the keeper in the background and waits: the keeper's parent, killed by the test.
 async function startUnderParent(t, env) {

@@ -9,6 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, waitFor } from '../lib/procs.mjs';
+import { isAlive, procStat } from '../lib/proctree.mjs';
 
 const started = [];
 after(() => {
@@ -32,20 +33,10 @@ async function bystander() {
   return c;
 }
 
-function startTime(pid) {
-  const s = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[19]);
-}
+const startTime = (pid) => procStat(pid).starttime;
 
 // Live, and not a zombie waiting for this test to reap it.
-function alive(pid) {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return s.slice(s.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
+const alive = isAlive;
 
 const exitSignal = (c) => (c.exitCode !== null || c.signalCode !== null
   ? Promise.resolve(c.signalCode) : new Promise((res) => c.once('exit', (code, sig) => res(sig))));

@@ -10,6 +10,7 @@ import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { ROOT, freePort, sleep, waitFor, pauseProcess, tempDir } from '../lib/procs.mjs';
 import { portFree } from '../lib/ports.mjs';
+import { parentPid, procStat } from '../lib/proctree.mjs';
 import { BASE, call, newUser, createRoom } from '../lib/api.mjs';
 
 const dirs = [];
@@ -189,9 +190,9 @@ test('an idle stack starts no process but the supervisor\'s tick, about one a se
     const others = new Set();
     let old = new Set();
     const stat = (d) => {
-      const st = readFileSync(`/proc/${d}/stat`, 'latin1');
-      return { comm: st.slice(st.indexOf('(') + 1, st.lastIndexOf(')')),
-        ppid: Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]) };
+      const st = procStat(d);
+      if (!st) throw new Error(`pid ${d} is gone`);
+      return { comm: st.comm, ppid: st.ppid };
     };
     const look = () => {
       for (const d of readdirSync('/proc')) {
@@ -352,7 +353,7 @@ test('services that ignore their stop signal (lighttpd, worker, snapshotter, an 
   const env = { ...p, CC_VAR: dir, DATABASE_URL: '', REDIS_URL: '', JWT_SECRET: '', JWT_SECRET_FILE: '' };
   const s = await startStack(env);
   assert.ok(s.ready, s.output());
-  const ppid = (pid) => Number(readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1].split(' ')[1]);
+  const ppid = parentPid;
   const child = (re) => stackPids(dir).find((pid) => re.test(cmdline(pid).trim()) && ppid(pid) === s.child.pid);
   const paused = { lighttpd: child(/^lighttpd /), worker: child(/codecollab-worker$/), snapshotter: child(/codecollab-snapshotter$/),
     // an API process: its keeper cannot stop it either, and is killed after its 10 s

@@ -14,7 +14,7 @@ import http from 'node:http';
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, chmodSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, freePort, sleep, waitFor } from '../lib/procs.mjs';
-import { parentPid } from '../lib/proctree.mjs';
+import { parentPid, procStat } from '../lib/proctree.mjs';
 import { connectRedis } from '../lib/resp.mjs';
 import { sseBlockStream, sseFields } from '../lib/sse.mjs';
 
@@ -35,8 +35,8 @@ function stackPids() {
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue;
     try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'latin1');
-      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
+      const stat = procStat(p);
+      if (!stat || stat.state === 'Z') continue;
       const env = readFileSync(`/proc/${p}/environ`, 'latin1').split('\0');
       if (env.includes(`CC_VAR=${dir}`)) { pids.push(Number(p)); continue; }
       if (readlinkSync(`/proc/${p}/cwd`).startsWith(`${dir}/`)) pids.push(Number(p));
@@ -55,12 +55,7 @@ function pidsOf(program) {
   });
 }
 
-function procState(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  } catch { return ''; }
-}
+const procState = (pid) => procStat(pid)?.state ?? '';
 
 const supervisorLog = () => readFileSync(join(dir, 'log/supervisor.log'), 'utf8');
 

@@ -1,0 +1,46 @@
+// `make cluster` stopped while a Redis node it asks does not answer: the node is paused
+// (SIGSTOP: the kernel still accepts a connection to it, no answer ever comes) just before
+// the script asks it its role for topology.json, as it does after every restart. bash runs
+// the SIGTERM trap only once the foreground command has ended, so that redis-cli call must
+// end by itself (scripts/services.sh: rcli, a few seconds) for the stop to begin; the stop
+// then kills the paused node after its bound and ends like any other.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startCluster, processesIn } from '../lib/cluster.mjs';
+import { pauseProcess, waitFor } from '../lib/procs.mjs';
+
+let running = [];
+// a failed assertion: the script is killed at once, its watchdog stops the rest, c.stop()
+// kills whatever is left
+after(async () => { for (const c of running) await c.stop({ waitMs: 1000 }); });
+
+// from the SIGTERM to the stop's first line: the redis-cli call's bound (5 s, and 2 s more
+// for its SIGKILL) and the rest of a supervisor tick, with room for a loaded machine
+const STOP_BEGUN_WITHIN_MS = 20000;
+
+test('make cluster: a SIGTERM while the script waits on a paused Redis node starts the stop within the call\'s bound, and the stop ends by itself', async () => {
+  const c = await startCluster({ redis: 'single' });
+  running.push(c);
+  const redis = c.proc('redis');
+  await pauseProcess(redis.pid);
+
+  // a restarted broker: the script writes topology.json again, asking the paused node its role
+  process.kill(c.proc('broker-1').pid, 'SIGKILL');
+  const asking = new RegExp(`^redis-cli -p ${redis.ports[0]} info replication$`);
+  await waitFor(() => processesIn(c.dir).some((p) => asking.test(p.cmd)),
+    { timeout: 30000, interval: 20, what: 'the script asking the paused Redis node its role' });
+
+  const t0 = Date.now();
+  process.kill(c.script.pid, 'SIGTERM');
+  await waitFor(() => /stopping everything/.test(c.script.output),
+    { timeout: STOP_BEGUN_WITHIN_MS, interval: 50, what: 'the stop begun' });
+  const begun = Date.now() - t0;
+
+  // the paused node gets SIGKILL after the Redis nodes' 20 s; the rest stop as usual
+  const left = await c.stop({ waitMs: 180000 });
+  running = running.filter((x) => x !== c);
+  console.log(`# the stop began ${begun} ms after the SIGTERM and ended after ${Date.now() - t0} ms`);
+  assert.deepEqual(left, [], 'nothing of the layout is left running');
+  assert.deepEqual(c.exit, { code: 0, signal: null }, `cluster.sh ended by itself:\n${c.script.output}`);
+  assert.match(c.script.output, /redis \(pid \d+\) had not ended 20 s after its stop signal: killed/);
+});
