@@ -500,6 +500,39 @@ test('a silent WebSocket peer times out', async () => {
   assert.equal(closeCode(s), 1001);
 });
 
+test('the heartbeat comment goes only to idle SSE streams: one that carries events gets none, an idle one still one per BROKER_HEARTBEAT_MS', async () => {
+  const HB = 1000;
+  const b = await startBroker({ redisPort: redis.port, secret: SECRET, env: { ...BROKER_ENV, BROKER_HEARTBEAT_MS: String(HB) } });
+  const busyRoom = await newRoom();
+  const idleRoom = await newRoom();
+  const busy = curlSse(`${b.base}/events/rooms/${busyRoom}?ticket=${tk(busyRoom, 41, 'busy')}`);
+  const idle = curlSse(`${b.base}/events/rooms/${idleRoom}?ticket=${tk(idleRoom, 42, 'idle')}`);
+  const pings = (text) => text.split('\n').filter((l) => l === ': ping').length;
+  try {
+    await waitFor(() => busy.text.includes(': connected') && idle.text.includes(': connected'), { what: 'both connected' });
+    const idleFrom = idle.text.length;
+    // an event every 50 ms for three and a half heartbeat periods: a ping needs the stream
+    // to have had nothing for at least three quarters of one
+    let n = 0;
+    const t0 = Date.now();
+    while (Date.now() - t0 < 3.5 * HB) {
+      n++;
+      await rc.emit(busyRoom, 'operation', { revision: n, ops: [`x${n}`] });
+      await sleep(50);
+    }
+    await waitFor(() => ops(busy.events()).length === n, { what: `the busy stream's ${n} events` });
+    const fromFirst = busy.text.slice(busy.text.indexOf('event: operation'));
+    assert.equal(pings(fromFirst), 0, `a stream that carried ${n} events was pinged:\n${fromFirst.slice(0, 2000)}`);
+    // the idle stream heard from the broker about once a period all along (3.5 periods)
+    assert.ok(pings(idle.text.slice(idleFrom)) >= 2, `the idle stream: ${JSON.stringify(idle.text.slice(idleFrom))}`);
+  } finally {
+    await busy.close();
+    await idle.close();
+    const r = await stop(b);
+    assert.equal(r.code, 0, b.output);
+  }
+});
+
 test('two brokers share a room', async () => {
   const b2 = await startBroker({ redisPort: redis.port, secret: SECRET, env: BROKER_ENV });
   try {
