@@ -190,12 +190,22 @@ check_children() {
 # request), then KILL after STOP_LEFTOVERS_S (10 s), one bound for all of them. Apache's orphans get KILL at
 # once: a graceful stop would wait for their open streams, which reconnect to the new one
 # anyway.
+# The scan of /proc uses builtins only (mapfile, not grep): a stop looks four times, and two
+# greps for each of the machine's processes took about 0.3 s a look.
 stop_leftovers() { # word [signal] [var: whose CC_VAR; the script's own by default]
-  local p left=() gone=() var=${3:-$CC_VAR}
+  local p left=() gone=() var=${3:-$CC_VAR} recs r found
   for p in /proc/[0-9]*; do
     [ "${p#/proc/}" = "$$" ] && continue
-    grep -qz -- "$1" "$p/cmdline" 2>/dev/null || continue
-    grep -qzx -- "CC_VAR=$var" "$p/environ" 2>/dev/null || continue
+    # its command line holds word (the arguments, NUL-separated, joined with spaces)
+    mapfile -d '' recs 2>/dev/null <"$p/cmdline" || continue
+    [[ "${recs[*]}" == *"$1"* ]] || continue
+    # and its environment has CC_VAR=var, exactly
+    mapfile -d '' recs 2>/dev/null <"$p/environ" || continue
+    found=0
+    for r in "${recs[@]}"; do
+      if [ "$r" = "CC_VAR=$var" ]; then found=1 && break; fi
+    done
+    [ "$found" = 1 ] || continue
     is_zombie "${p#/proc/}" && continue
     left+=("${p#/proc/}")
     svc_note "${p#/proc/}"
