@@ -28,7 +28,10 @@
 # over); API_PROCESSES (2 per web node); BROKER_MAX_STREAMS (each broker's; by default the
 # brokers together stay 1,000 below HAProxy's maxconn, half the hard open-files limit); CC_VAR ($ROOT/var/cluster); CC_READY_FILE (touched
 # when ready, for tests); WATCHDOG_GRACE_S (5: after a SIGKILL of this script, how long the
-# services have between SIGTERM and SIGKILL); the programs' own settings pass through.
+# services have between SIGTERM and SIGKILL); the stop's bounds in seconds, STOP_FRONT_S
+# (HAProxy, 10), STOP_PROGRAMS_S (40), STOP_LEFTOVERS_S (10), STOP_REDIS_S (20),
+# STOP_POSTGRES_S (30), STOP_STARTING_S (20), as under `make run` (scripts/services.sh); the
+# programs' own settings pass through.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -51,6 +54,7 @@ export API_PROCESSES=${API_PROCESSES:-2}
 LOG_MAX_MB=${LOG_MAX_MB:-100}
 LOG_CHECK_S=${LOG_CHECK_S:-60}
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+STOP_FRONT_S=${STOP_FRONT_S:-10} # HAProxy in the stop; the other bounds: services.sh
 # what `make run` offers and this layout does not (yet): HTTPS at the web nodes (terminate
 # TLS at HAProxy on real hosts, docs/SCALING.md), metrics listeners, Apache
 unset TLS TLS_PORT TLS_CERT TLS_KEY METRICS_PORT BROKER_METRICS_PORT WORKER_METRICS_PORT \
@@ -86,12 +90,14 @@ stop_together() { # signal secs name...
 }
 stop_one() { stop_together "$2" "$3" "$1"; } # name signal secs
 
-# Each tier's bound is shared by its services, so the worst case does not grow with their
-# number: with every service refusing to end, the stop takes about HAProxy 10 s + the programs
-# 40 s + each web node's leftover API processes 10 s (20 s with two web nodes) + the Redis
-# nodes 20 s + the PostgreSQL replica 30 s + the primary 30 s = 150 s with the default layout
-# (10 s more for each further web node), 20 s more when the stop comes while a service is
-# being started (the service started last), and a moment for each SIGKILL to take.
+# Each tier's bound (STOP_*_S, scripts/services.sh) is shared by its services, so the worst
+# case does not grow with their number: with every service refusing to end, the stop takes
+# about STOP_FRONT_S (HAProxy) + STOP_PROGRAMS_S + STOP_LEFTOVERS_S for each web node's
+# leftover API processes + STOP_REDIS_S (the Redis nodes) + STOP_POSTGRES_S twice (the
+# replica, the primary): by default 10 + 40 + 2 × 10 + 20 + 2 × 30 = 150 s with the default
+# layout (10 s more for each further web node), STOP_STARTING_S (20 s) more when the stop
+# comes while a service is being started (the service started last), and a moment for each
+# SIGKILL to take.
 stop_all() {
   # as scripts/run.sh: every further stop signal ignored from here on, first of all
   trap '' INT TERM HUP QUIT PIPE
@@ -106,16 +112,16 @@ stop_all() {
   if [ -n "$last" ] && [ "$last_parent" = "$$" ] && ! in_list "$last" "${spid[@]}" "$watchdog_pid"; then
     svc_note "$last"
     svc_kill TERM "$last"
-    gone_or_kill "$last" 20 "the service started last"
+    gone_or_kill "$last" "$STOP_STARTING_S" "the service started last"
   fi
-  # the front door, then the programs (all at once, 40 s for them together), then the web
-  # nodes' API processes, Redis (its nodes together, 20 s), the replica, the primary
-  stop_one haproxy TERM 10
+  # the front door, then the programs (all at once, STOP_PROGRAMS_S for them together), then
+  # the web nodes' API processes, Redis (its nodes together), the replica, the primary
+  stop_one haproxy TERM "$STOP_FRONT_S"
   for ((i = ${#order[@]} - 1; i >= 0; i--)); do
     n=${order[$i]}
     case "$n" in haproxy | redis* | pg-*) ;; *) programs+=("$n") ;; esac
   done
-  stop_together TERM 40 "${programs[@]}"
+  stop_together TERM "$STOP_PROGRAMS_S" "${programs[@]}"
   for n in "${order[@]}"; do
     case "$n" in
       web-*)
@@ -125,12 +131,15 @@ stop_all() {
         ;;
     esac
   done
-  stop_together TERM 20 "${redis_nodes[@]}"
-  stop_one pg-replica INT 30 # PostgreSQL's "fast" shutdown
-  stop_one pg-primary INT 30
+  stop_together TERM "$STOP_REDIS_S" "${redis_nodes[@]}"
+  stop_one pg-replica INT "$STOP_POSTGRES_S" # PostgreSQL's "fast" shutdown
+  stop_one pg-primary INT "$STOP_POSTGRES_S"
   rm -f "$CC_VAR/run/env"
   svc_watchdog_stop
 }
+
+# before the traps: the stop uses them
+svc_check_stop_bounds
 
 trap 'stop_all; exit 130' INT
 trap 'stop_all; exit 0' TERM

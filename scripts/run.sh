@@ -3,7 +3,8 @@
 # DATABASE_URL / REDIS_URL are given), the schema, the broker, the workers and lighttpd
 # with the API. Ctrl-C, SIGTERM or SIGHUP — however many times they arrive — and the death
 # of the parent (make) stop every child; so does scripts/watchdog.sh when this script is
-# killed outright (SIGKILL), within WATCHDOG_GRACE_S (5) seconds. See README.md for the variables.
+# killed outright (SIGKILL), within WATCHDOG_GRACE_S (5) seconds. The stop gives each tier a
+# bound, STOP_*_S (scripts/services.sh), then SIGKILL. See README.md for the variables.
 # Once ready it supervises: a service that dies (PostgreSQL, Redis, the broker, the worker,
 # the snapshotter, the web server) is started again after the restart back-off of
 # scripts/supervise.sh, with one line in the output and in var/log/supervisor.log; the API
@@ -36,6 +37,7 @@ METRICS_VARS="METRICS_PORT BROKER_METRICS_PORT WORKER_METRICS_PORT SNAPSHOTTER_M
 LOG_MAX_MB=${LOG_MAX_MB:-100}
 LOG_CHECK_S=${LOG_CHECK_S:-60}
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+STOP_FRONT_S=${STOP_FRONT_S:-20} # lighttpd (or Apache) in the stop; the other bounds: services.sh
 
 # shellcheck source=services.sh
 . "$ROOT/scripts/services.sh"
@@ -75,15 +77,17 @@ stop_all() {
     ! in_list "$last" "${pids[@]}" "$redis_pid" "$pg_pid" "$watchdog_pid"; then
     svc_note "$last"
     svc_kill TERM "$last"
-    gone_or_kill "$last" 20 "the service started last"
+    gone_or_kill "$last" "$STOP_STARTING_S" "the service started last"
   fi
   # The front door first (lighttpd finishes the requests in flight), then the programs
-  # behind it — the worker may take SHUTDOWN_GRACE_MS (30 s) to finish running jobs —, and
-  # the data stores last, so everything before them can still write. The programs get their
-  # signal together and have 40 s together (gone_or_kill_all), not 40 s each in turn. With
-  # every service refusing to end the stop takes about 20 s (the front door) + 40 s + 10 s
-  # (leftover API processes) + 20 s (Redis) + 30 s (PostgreSQL) = 120 s, 20 s more when the
-  # stop comes while a service is being started, and a moment for each SIGKILL to take.
+  # behind it — the worker may take SHUTDOWN_GRACE_MS (30 s) to finish running jobs, which
+  # stays below STOP_PROGRAMS_S —, and the data stores last, so everything before them can
+  # still write. The programs get their signal together and have STOP_PROGRAMS_S together
+  # (gone_or_kill_all), not each in turn. With every service refusing to end the stop takes
+  # about STOP_FRONT_S + STOP_PROGRAMS_S + STOP_LEFTOVERS_S (left-over API processes) +
+  # STOP_REDIS_S + STOP_POSTGRES_S, by default 20 + 40 + 10 + 20 + 30 = 120 s, STOP_STARTING_S
+  # (20 s) more when the stop comes while a service is being started, and a moment for each
+  # SIGKILL to take.
   # The front door by its name: while it waits to be started again, the others are all
   # programs, and none of them is stopped ahead of the rest.
   local i n=${#pids[@]} gone=() front=-1
@@ -92,14 +96,14 @@ stop_all() {
   done
   if [ "$front" -ge 0 ]; then
     svc_kill TERM "${pids[$front]}"
-    gone_or_kill "${pids[$front]}" 20 "${pnames[$front]}"
+    gone_or_kill "${pids[$front]}" "$STOP_FRONT_S" "${pnames[$front]}"
   fi
   for ((i = n - 1; i >= 0; i--)); do
     [ "$i" -eq "$front" ] && continue
     svc_kill TERM "${pids[$i]}"
     gone+=("${pnames[$i]}" "${pids[$i]}")
   done
-  gone_or_kill_all 40 "${gone[@]}"
+  gone_or_kill_all "$STOP_PROGRAMS_S" "${gone[@]}"
   # what a web server that died left (it may have died just before this stop)
   stop_leftovers apache2 KILL
   [ "$WEB" = apache ] || stop_leftovers keep-fcgi.sh
@@ -110,11 +114,11 @@ stop_all() {
   [ "$WEB" = apache ] || stop_leftovers lighttpd KILL
   if [ -n "$redis_pid" ]; then
     svc_kill TERM "$redis_pid"
-    gone_or_kill "$redis_pid" 20 redis
+    gone_or_kill "$redis_pid" "$STOP_REDIS_S" redis
   fi
   if [ -n "$pg_pid" ]; then
     svc_kill INT "$pg_pid" # PostgreSQL's "fast" shutdown
-    gone_or_kill "$pg_pid" 30 postgres
+    gone_or_kill "$pg_pid" "$STOP_POSTGRES_S" postgres
   fi
   svc_watchdog_stop
 }
@@ -178,6 +182,9 @@ watch_service() { # name pid
   progs+=("$1")
   sync_pids
 }
+
+# before the traps: the stop uses them
+svc_check_stop_bounds
 
 trap 'stop_all; exit 130' INT
 trap 'stop_all; exit 0' TERM

@@ -140,6 +140,35 @@ bounded() { # seconds command...
 # redis-cli with a bound of a few seconds: a single command answers in milliseconds, even on
 # a loaded machine
 rcli() { bounded 5 redis-cli "$@"; }
+# The stop's bounds, in seconds (docs/OPERATIONS.md, "Stopping"): how long each tier of
+# services has between its stop signal and SIGKILL. The script sets STOP_FRONT_S's default
+# (its front door: lighttpd or Apache 20, HAProxy 10) before it sources this file, and calls
+# svc_check_stop_bounds before it sets its traps (the stop does arithmetic with them).
+STOP_PROGRAMS_S=${STOP_PROGRAMS_S:-40}   # the programs behind the front door, together
+STOP_LEFTOVERS_S=${STOP_LEFTOVERS_S:-10} # left-over processes of a web server (stop_leftovers)
+STOP_REDIS_S=${STOP_REDIS_S:-20}         # Redis (every node together)
+STOP_POSTGRES_S=${STOP_POSTGRES_S:-30}   # each PostgreSQL server
+STOP_STARTING_S=${STOP_STARTING_S:-20}   # a service being started when the stop came
+STOP_VARS="STOP_FRONT_S STOP_PROGRAMS_S STOP_LEFTOVERS_S STOP_REDIS_S STOP_POSTGRES_S STOP_STARTING_S"
+# Each a whole number of seconds from 1 to 86400 (die otherwise, naming it). A worker given
+# SHUTDOWN_GRACE_MS (30 s) as long as the programs' bound or longer may be killed while its
+# jobs still finish: a warning says so, and the start goes on.
+svc_check_stop_bounds() {
+  local v val grace=${SHUTDOWN_GRACE_MS:-30000}
+  for v in $STOP_VARS; do
+    val=${!v:-}
+    case "$val" in
+      '' | *[!0-9]* | 0*) die "$v must be a whole number of seconds from 1 to 86400 (got '$val')" ;;
+    esac
+    [ "${#val}" -le 5 ] && [ "$val" -le 86400 ] ||
+      die "$v must be a whole number of seconds from 1 to 86400 (got '$val')"
+  done
+  case "$grace" in '' | *[!0-9]*) return 0 ;; esac # the worker refuses it itself
+  if [ "${#grace}" -gt 9 ] || [ "$grace" -ge $((STOP_PROGRAMS_S * 1000)) ]; then
+    say "warning: SHUTDOWN_GRACE_MS ($grace) is not below STOP_PROGRAMS_S ($STOP_PROGRAMS_S s): a worker still finishing its jobs at that bound is killed" || true
+  fi
+  return 0
+}
 
 port_free() { # port
   ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
@@ -173,15 +202,25 @@ check_children() {
 # died: lighttpd's keep-fcgi.sh processes (the kernel's SIGTERM at its death stops them) or
 # Apache's children (they would keep the port). Stopped before the web server is started
 # again, and at the end: with signal (TERM: a keeper lets its API process finish the
-# request), then KILL after 10 s, one bound for all of them. Apache's orphans get KILL at
+# request), then KILL after STOP_LEFTOVERS_S (10 s), one bound for all of them. Apache's orphans get KILL at
 # once: a graceful stop would wait for their open streams, which reconnect to the new one
 # anyway.
+# The scan of /proc uses builtins only (mapfile, not grep): a stop looks four times, and two
+# greps for each of the machine's processes took about 0.3 s a look.
 stop_leftovers() { # word [signal] [var: whose CC_VAR; the script's own by default]
-  local p left=() gone=() var=${3:-$CC_VAR}
+  local p left=() gone=() var=${3:-$CC_VAR} recs r found
   for p in /proc/[0-9]*; do
     [ "${p#/proc/}" = "$$" ] && continue
-    grep -qz -- "$1" "$p/cmdline" 2>/dev/null || continue
-    grep -qzx -- "CC_VAR=$var" "$p/environ" 2>/dev/null || continue
+    # its command line holds word (the arguments, NUL-separated, joined with spaces)
+    mapfile -d '' recs 2>/dev/null <"$p/cmdline" || continue
+    [[ "${recs[*]}" == *"$1"* ]] || continue
+    # and its environment has CC_VAR=var, exactly
+    mapfile -d '' recs 2>/dev/null <"$p/environ" || continue
+    found=0
+    for r in "${recs[@]}"; do
+      if [ "$r" = "CC_VAR=$var" ]; then found=1 && break; fi
+    done
+    [ "$found" = 1 ] || continue
     is_zombie "${p#/proc/}" && continue
     left+=("${p#/proc/}")
     svc_note "${p#/proc/}"
@@ -189,7 +228,7 @@ stop_leftovers() { # word [signal] [var: whose CC_VAR; the script's own by defau
   [ ${#left[@]} -gt 0 ] || return 0
   for p in "${left[@]}"; do svc_kill "${2:-TERM}" "$p"; done
   for p in "${left[@]}"; do gone+=("a left-over $1 process" "$p"); done
-  gone_or_kill_all 10 "${gone[@]}"
+  gone_or_kill_all "$STOP_LEFTOVERS_S" "${gone[@]}"
 }
 
 # The watchdog (scripts/watchdog.sh): a process outside every session of ours that stops the

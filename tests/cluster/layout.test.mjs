@@ -180,7 +180,8 @@ test('make cluster: the Redis Cluster forms with three masters and three replica
 });
 
 // The stop waits for every service and kills one that does not end on its signal: haproxy,
-// stopped with SIGSTOP, never acts on its SIGTERM, and gets SIGKILL after its 10 s. The script
+// stopped with SIGSTOP, never acts on its SIGTERM, and gets SIGKILL after its STOP_FRONT_S
+// (3 s here; the default, 10 s, is not what is under test and only made the test slower). The script
 // then goes on and ends by itself, with nothing of the layout left. (A `wait` on the stopped
 // child, which returns only when the child ends, held such a stop until the test's SIGKILL.)
 // The stop starts only once every thread of haproxy is in state T: HAProxy never catches
@@ -189,7 +190,8 @@ test('make cluster: the Redis Cluster forms with three masters and three replica
 // taken its SIGSTOP was taken first (15 before 19) and ended it at once: the stop was over
 // after 1.7 s with no kill line, once in four runs on a busy machine.
 test('make cluster: a service that ignores its stop signal is killed after its grace; the stop ends by itself and leaves nothing', async (t) => {
-  const c = await startCluster({ redis: 'single' });
+  const grace = 3;
+  const c = await startCluster({ redis: 'single', env: { STOP_FRONT_S: String(grace) } });
   running.push(c);
   const hap = c.proc('haproxy');
   const pids = c.topology().processes.flatMap((p) => [p.pid, ...(p.api_pids || [])]);
@@ -206,6 +208,18 @@ test('make cluster: a service that ignores its stop signal is killed after its g
     `cluster.sh ended by itself after its stop (not by the test's SIGKILL):\n${c.script.output.slice(-3000)}`);
   assert.deepEqual(left, [], 'processes of the layout left after the stop');
   assert.deepEqual(pids.filter(alive), []);
-  assert.match(c.script.output, new RegExp(`haproxy \\(pid ${hap.pid}\\) had not ended 10 s after its stop signal: killed`));
-  assert.ok(took >= 9500, `haproxy had its 10 s (${took} ms)`);
+  assert.match(c.script.output, new RegExp(`haproxy \\(pid ${hap.pid}\\) had not ended ${grace} s after its stop signal: killed`));
+  assert.ok(took >= grace * 1000 - 500, `haproxy had its ${grace} s (${took} ms)`);
+});
+
+// A stop bound that is not a whole number of seconds from 1 to 86400 ends the start before
+// anything runs, with a line naming the variable (scripts/services.sh: svc_check_stop_bounds).
+test('make cluster: a bad stop bound (STOP_*_S) is refused at start, naming the variable', async () => {
+  for (const [name, value] of [['STOP_FRONT_S', '0'], ['STOP_REDIS_S', 'ten']]) {
+    await assert.rejects(startCluster({ redis: 'single', env: { [name]: value } }), (e) => {
+      assert.match(e.message, /^cluster\.sh exited \(1\)/, e.message);
+      assert.match(e.message, new RegExp(`error: ${name} must be a whole number of seconds from 1 to 86400 \\(got '${value}'\\)`));
+      return true;
+    });
+  }
 });

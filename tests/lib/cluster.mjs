@@ -78,7 +78,10 @@ export async function startCluster({ redis = 'single', ready = true, env = {}, t
   // a script that ended ends the wait at once (waitFor would take a throw for "not yet")
   await waitFor(() => script.exitCode !== null || (ready ? existsSync(readyFile) : existsSync(topoFile)),
     { timeout, interval: 100, what: `make cluster ${ready ? 'ready' : 'data stores'}` });
-  if (script.exitCode !== null) throw new Error(`cluster.sh exited (${script.exitCode}):\n${script.output}`);
+  if (script.exitCode !== null) {
+    await script.closed; // its output read to the end (its last line: why)
+    throw new Error(`cluster.sh exited (${script.exitCode}):\n${script.output}`);
+  }
   const c = {
     dir,
     port,

@@ -341,18 +341,24 @@ test('run.sh itself killed outright (SIGKILL, no trap runs): its watchdog stops 
 });
 
 // The stop's bounds hold for services that never act on their signal: lighttpd, the worker,
-// the snapshotter and an API process, stopped with SIGSTOP. lighttpd gets SIGKILL after its
-// 20 s, the two programs after the 40 s they share (not 40 s each in turn: 80 s), each named
-// in a line, the API process's keeper after its 10 s and the API process after it, and the
-// stop goes on to the end. (A `wait` on the stopped child, which returns only when the
-// child ends, held such a stop for good.) The stop starts once all three have stopped
-// (tests/lib/procs.mjs: pauseProcess).
+// the snapshotter and an API process, stopped with SIGSTOP. With small bounds (STOP_*_S;
+// the defaults, 20 s, 40 s and 10 s, made this test take 75 s), lighttpd gets SIGKILL after
+// STOP_FRONT_S, the two programs after the STOP_PROGRAMS_S they share (not each in turn:
+// twice as long), each named in a line, the API process's keeper after STOP_LEFTOVERS_S and
+// the API process after it, and the stop goes on to the end. (A `wait` on the stopped child,
+// which returns only when the child ends, held such a stop for good.) The stop starts once
+// all of them have stopped (tests/lib/procs.mjs: pauseProcess). The worker's
+// SHUTDOWN_GRACE_MS (30 s by default) is not below STOP_PROGRAMS_S here: the start warns.
+const BOUND = { front: 3, programs: 12, leftovers: 3 };
 test('services that ignore their stop signal (lighttpd, worker, snapshotter, an API process stopped) are killed after their bounds; SIGTERM still stops everything', async (t) => {
   const dir = tmpVar();
   const p = await ports();
-  const env = { ...p, CC_VAR: dir, DATABASE_URL: '', REDIS_URL: '', JWT_SECRET: '', JWT_SECRET_FILE: '' };
+  const env = { ...p, CC_VAR: dir, DATABASE_URL: '', REDIS_URL: '', JWT_SECRET: '', JWT_SECRET_FILE: '',
+    STOP_FRONT_S: String(BOUND.front), STOP_PROGRAMS_S: String(BOUND.programs),
+    STOP_LEFTOVERS_S: String(BOUND.leftovers), SHUTDOWN_GRACE_MS: '30000' };
   const s = await startStack(env);
   assert.ok(s.ready, s.output());
+  assert.match(s.output(), new RegExp(`warning: SHUTDOWN_GRACE_MS \\(30000\\) is not below STOP_PROGRAMS_S \\(${BOUND.programs} s\\)`));
   const ppid = parentPid;
   const child = (re) => stackPids(dir).find((pid) => re.test(cmdline(pid).trim()) && ppid(pid) === s.child.pid);
   const paused = { lighttpd: child(/^lighttpd /), worker: child(/codecollab-worker$/), snapshotter: child(/codecollab-snapshotter$/),
@@ -371,13 +377,33 @@ test('services that ignore their stop signal (lighttpd, worker, snapshotter, an 
   t.diagnostic(`the stop took ${took} ms with lighttpd, the worker, the snapshotter and an API process stopped`);
   if (code !== 0) s.child.kill('SIGKILL');
   assert.equal(code, 0, `run.sh ended by itself after SIGTERM:\n${s.output().slice(-2000)}`);
-  assert.match(s.output(), new RegExp(`lighttpd \\(pid ${paused.lighttpd}\\) had not ended 20 s after its stop signal: killed`));
+  assert.match(s.output(), new RegExp(`lighttpd \\(pid ${paused.lighttpd}\\) had not ended ${BOUND.front} s after its stop signal: killed`));
   for (const name of ['worker', 'snapshotter']) {
-    assert.match(s.output(), new RegExp(`${name} \\(pid ${paused[name]}\\) had not ended 40 s after its stop signal: killed`));
+    assert.match(s.output(), new RegExp(`${name} \\(pid ${paused[name]}\\) had not ended ${BOUND.programs} s after its stop signal: killed`));
   }
-  assert.ok(took >= 68000, `lighttpd had its 20 s, the programs their 40 s, the API's keeper its 10 s (${took} ms)`);
-  assert.ok(took < 100000, `the programs shared their 40 s (${took} ms; 40 s each in turn would be 110 s and more)`);
+  const sum = (BOUND.front + BOUND.programs + BOUND.leftovers) * 1000;
+  const inTurn = (BOUND.front + 2 * BOUND.programs + BOUND.leftovers) * 1000;
+  assert.ok(took >= sum - 500, `lighttpd had its ${BOUND.front} s, the programs their ${BOUND.programs} s, the API's keeper its ${BOUND.leftovers} s (${took} ms)`);
+  assert.ok(took < inTurn, `the programs shared their ${BOUND.programs} s (${took} ms; each in turn would be ${inTurn} ms and more)`);
   await assertStopped(dir, p, 'after the stop with four processes stopped');
+});
+
+// The bounds are checked before anything starts: a value that is not a whole number of
+// seconds from 1 to 86400 ends the start at once with a line naming the variable, not a stop
+// that falls back to a default (or fails half-way through) when it comes.
+test('a stop bound (STOP_*_S) that is not a positive whole number is refused at start, naming the variable', async () => {
+  const dir = tmpVar();
+  const p = await ports();
+  for (const [name, value] of [['STOP_PROGRAMS_S', 'abc'], ['STOP_FRONT_S', '0'], ['STOP_POSTGRES_S', '-5'],
+    ['STOP_LEFTOVERS_S', '1.5'], ['STOP_REDIS_S', '999999'], ['STOP_STARTING_S', '10s']]) {
+    const r = await startStack({ ...p, CC_VAR: dir, DATABASE_URL: '', REDIS_URL: '', [name]: value });
+    assert.equal(r.ready, false, `${name}=${value} started a stack:\n${r.output()}`);
+    assert.notEqual(r.code, 0);
+    // 'exit' may come before the last of the output has been read
+    await waitFor(() => r.output().includes('error:'), { timeout: 5000, what: `the error line for ${name}` });
+    assert.match(r.output(), new RegExp(`error: ${name} must be a whole number of seconds from 1 to 86400 \\(got '${value.replace('.', '\\.')}'\\)`));
+    assert.deepEqual(stackPids(dir), [], `${name}=${value}: nothing of the stack runs`);
+  }
 });
 
 // ---- capacity (docs/OPERATIONS.md, "Capacity") -----------------------------------------
