@@ -429,7 +429,8 @@ done
 if [ "$CLUSTER_REDIS" = cluster ]; then
   seeds=()
   for n in "${redis_nodes[@]}"; do seeds+=("127.0.0.1:${port[$n]}"); done
-  known=$(rcli -p "${port[redis-1]}" cluster info | tr -d '\r' | sed -n 's/^cluster_known_nodes://p')
+  known=$(rcli -p "${port[redis-1]}" cluster info | tr -d '\r' | sed -n 's/^cluster_known_nodes://p') ||
+    die "redis-1 did not answer CLUSTER INFO (logs in $CC_VAR/log/)"
   if [ "${known:-1}" = 1 ]; then
     say "creating the Redis Cluster (3 masters, 3 replicas)"
     bounded 120 redis-cli --cluster create "${seeds[@]}" --cluster-replicas 1 --cluster-yes \

@@ -157,11 +157,10 @@ svc_check_stop_bounds() {
   local v val grace=${SHUTDOWN_GRACE_MS:-30000}
   for v in $STOP_VARS; do
     val=${!v:-}
-    case "$val" in
-      '' | *[!0-9]* | 0*) die "$v must be a whole number of seconds from 1 to 86400 (got '$val')" ;;
-    esac
-    [ "${#val}" -le 5 ] && [ "$val" -le 86400 ] ||
-      die "$v must be a whole number of seconds from 1 to 86400 (got '$val')"
+    # digits only, no leading 0 (bash would read 010 as octal), at most 86400
+    case "$val" in '' | *[!0-9]* | 0*) val=x ;; esac
+    [ "$val" != x ] && [ "${#val}" -le 5 ] && [ "$val" -le 86400 ] ||
+      die "$v must be a whole number of seconds from 1 to 86400 (got '${!v:-}')"
   done
   case "$grace" in '' | *[!0-9]*) return 0 ;; esac # the worker refuses it itself
   if [ "${#grace}" -gt 9 ] || [ "$grace" -ge $((STOP_PROGRAMS_S * 1000)) ]; then
@@ -178,13 +177,16 @@ check_port() { # port name variable
   port_free "$1" || die "port $1 ($2) is already in use; stop what holds it or set $3 to another port"
 }
 
+# The bound is on the clock, not a count of tries: one try may itself take seconds (rcli,
+# pg_isready -t 5), and `secs` of them would add up to far more than `secs`.
 wait_for() { # description seconds command...
-  local what=$1 secs=$2
+  local what=$1 secs=$2 now until
   shift 2
-  local n=$((secs * 20))
+  sup_now_ms now
+  until=$((now + secs * 1000))
   until "$@" >/dev/null 2>&1; do
-    n=$((n - 1))
-    [ "$n" -le 0 ] && die "$what did not become ready within ${secs}s (logs in $CC_VAR/log/)"
+    sup_now_ms now
+    [ "$now" -ge "$until" ] && die "$what did not become ready within ${secs}s (logs in $CC_VAR/log/)"
     check_children
     sleep 0.05
   done

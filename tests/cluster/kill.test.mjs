@@ -10,9 +10,8 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { startCluster, processesIn } from '../lib/cluster.mjs';
 import { waitFor } from '../lib/procs.mjs';
-import { isAlive } from '../lib/proctree.mjs';
+import { isAlive as alive } from '../lib/proctree.mjs';
 
-const alive = isAlive;
 const listening = (port) => new Promise((resolve) => {
   const s = connect(port, '127.0.0.1');
   s.once('connect', () => { s.destroy(); resolve(true); });

@@ -12,7 +12,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, sleep, waitFor } from '../lib/procs.mjs';
-import { childPids, isAlive, parentPid } from '../lib/proctree.mjs';
+import { childPids, isAlive as alive, parentPid } from '../lib/proctree.mjs';
 
 const KEEP = join(ROOT, 'scripts/keep-fcgi.sh');
 const dirs = [];
@@ -35,7 +35,6 @@ function setup() {
 }
 
 // A process counts as gone once it is a zombie (its new parent may not have reaped it yet).
-const alive = isAlive;
 
 // bash starts the keeper in the background and waits: the keeper's parent, killed by the test.
 async function startUnderParent(t, env) {

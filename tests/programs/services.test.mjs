@@ -9,7 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, waitFor } from '../lib/procs.mjs';
-import { isAlive, procStat } from '../lib/proctree.mjs';
+import { isAlive as alive, procStat } from '../lib/proctree.mjs';
 
 const started = [];
 after(() => {
@@ -36,7 +36,6 @@ async function bystander() {
 const startTime = (pid) => procStat(pid).starttime;
 
 // Live, and not a zombie waiting for this test to reap it.
-const alive = isAlive;
 
 const exitSignal = (c) => (c.exitCode !== null || c.signalCode !== null
   ? Promise.resolve(c.signalCode) : new Promise((res) => c.once('exit', (code, sig) => res(sig))));

@@ -16,8 +16,9 @@ const CLIENTS = 10;
 // made in all, by the ten together; INTERLEAVE_OPERATIONS sets fewer (tests/cluster/
 // stack-suites.mjs, where the ten thousand of the one stack's run are not repeated)
 const OPERATIONS = Number(process.env.INTERLEAVE_OPERATIONS || 10000);
-if (!Number.isInteger(OPERATIONS) || OPERATIONS < CLIENTS || OPERATIONS % CLIENTS !== 0) {
-  throw new Error(`INTERLEAVE_OPERATIONS: a whole multiple of ${CLIENTS}, not ${process.env.INTERLEAVE_OPERATIONS}`);
+// at most 10,000: each typist's characters are numbered within 4,096 code points (base())
+if (!Number.isInteger(OPERATIONS) || OPERATIONS < CLIENTS || OPERATIONS > 10000 || OPERATIONS % CLIENTS !== 0) {
+  throw new Error(`INTERLEAVE_OPERATIONS: a multiple of ${CLIENTS} up to 10000, not ${process.env.INTERLEAVE_OPERATIONS}`);
 }
 const SEED_TEXT = 'def main():\n    print(|#)\n';
 const SPOT = Array.from(SEED_TEXT).indexOf('|') + 1;
@@ -180,6 +181,7 @@ test('ten typists at one spot through the real stack: one text, every run unbrok
     const made = clients.reduce((n, c) => n + c.made, 0);
     console.log(`interleave: ${made} operations made by ${CLIENTS} clients, ${doc.revision - 1} committed; 0 divergences; ${broken} broken runs; ${misordered} misordered joins`);
     assert.equal(made, OPERATIONS);
+    assert.ok(clients.every((c) => c.typed < 4096), 'each typist within its 4,096 code points');
     assert.equal(broken, 0, 'broken runs');
     assert.equal(misordered, 0, 'runs out of author order');
   } finally {
