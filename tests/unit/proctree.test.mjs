@@ -12,18 +12,25 @@ import { waitFor } from '../lib/procs.mjs';
 
 const comm = (pid) => readFileSync(`/proc/${pid}/comm`, 'latin1').trimEnd();
 
-test('children of a pid, also when its name holds spaces and parentheses', async (t) => {
+// /bin/sh copied under `name` (the kernel names a process after its program's file) and run
+// with args, detached: a session and a group of its own, killed whole when the test ends.
+// The copy's path comes back too, to start it again.
+async function shNamed(t, name, args) {
   const dir = mkdtempSync(join(tmpdir(), 'cc-proctree-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  // the kernel names a process after its program's file: sh under a name that reads
-  // "state S, parent 1" to a parser that stops at the first ') '
-  const name = 'x) S 1 (';
   copyFileSync('/bin/sh', join(dir, name));
   chmodSync(join(dir, name), 0o755);
-  // a group of its own, so that the shell and its sleep go together at the end
-  const sh = spawn(join(dir, name), ['-c', 'sleep 60 & wait'], { stdio: 'ignore', detached: true });
+  const sh = spawn(join(dir, name), args, { stdio: 'ignore', detached: true });
   await new Promise((resolve, reject) => { sh.once('spawn', resolve); sh.once('error', reject); });
   t.after(() => { try { process.kill(-sh.pid, 'SIGKILL'); } catch { /* gone */ } });
+  return { sh, program: join(dir, name) };
+}
+
+test('children of a pid, also when its name holds spaces and parentheses', async (t) => {
+  // sh under a name that reads "state S, parent 1" to a parser that stops at the first ') ';
+  // its group (the shell and its sleep) goes together at the end
+  const name = 'x) S 1 (';
+  const { sh } = await shNamed(t, name, ['-c', 'sleep 60 & wait']);
   assert.equal(comm(sh.pid), name);
   assert.ok(childPids(process.pid).includes(sh.pid), 'the shell is a child of this process');
   // the shell forks its sleep a moment after it starts
@@ -58,16 +65,10 @@ test('parseStat: the fields after the last ") ", whatever the name holds', () =>
 });
 
 test('procStat: a live process whose name holds spaces and ") ", a zombie, a pid that is gone', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'cc-proctree-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const name = 'a) R 1 2 3 (b';
-  copyFileSync('/bin/sh', join(dir, name));
-  chmodSync(join(dir, name), 0o755);
-  // detached: a session and a group of its own (setsid). The shell's first child exits and,
-  // the shell having become `sleep 60` (exec), nobody reaps it: a zombie.
-  const sh = spawn(join(dir, name), ['-c', 'sleep 0 & exec sleep 60'], { stdio: 'ignore', detached: true });
-  await new Promise((resolve, reject) => { sh.once('spawn', resolve); sh.once('error', reject); });
-  t.after(() => { try { process.kill(-sh.pid, 'SIGKILL'); } catch { /* gone */ } });
+  // a session and a group of its own (setsid). The shell's first child exits and, the shell
+  // having become `sleep 60` (exec), nobody reaps it: a zombie.
+  const { sh, program } = await shNamed(t, name, ['-c', 'sleep 0 & exec sleep 60']);
 
   const zombie = await waitFor(() => {
     const k = childPids(sh.pid);
@@ -87,7 +88,7 @@ test('procStat: a live process whose name holds spaces and ") ", a zombie, a pid
   assert.equal(isAlive(zombie), false, 'a zombie is not alive');
 
   // while it was still "sh": its name, as the kernel read it from the file name
-  const named = spawn(join(dir, name), ['-c', 'read x'], { stdio: ['pipe', 'ignore', 'ignore'] });
+  const named = spawn(program, ['-c', 'read x'], { stdio: ['pipe', 'ignore', 'ignore'] });
   await new Promise((resolve, reject) => { named.once('spawn', resolve); named.once('error', reject); });
   t.after(() => named.kill('SIGKILL')); // a failed assertion below leaves it waiting for input
   const n = procStat(named.pid);
