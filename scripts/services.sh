@@ -318,6 +318,7 @@ service_died() { # name
 # and functions that set variables (sup_now_ms, sup_secs, ppid_of), never `$(…)`.
 svc_supervise() {
   local next_cap now n p d wait_ms wait_s left tick children who rc pp
+  local -A pp_of
   sup_now_ms now
   next_cap=$((now + LOG_CHECK_S * 1000))
   while true; do
@@ -335,10 +336,16 @@ svc_supervise() {
       say "the parent process (pid $parent) is gone; stopping everything" || true
       exit 0
     fi
+    # one look at each service's /proc/PID/stat a tick: svc_same leaves its fields in pstat
+    # (the state: a zombie has died; the parent, kept for the wait below)
+    pp_of=()
     for n in "${!spid[@]}"; do
       p=${spid[$n]}
-      if [ -n "$p" ] && { [ -n "${sexit[$p]:-}" ] || ! svc_same "$p" || is_zombie "$p"; }; then
+      [ -n "$p" ] || continue
+      if [ -n "${sexit[$p]:-}" ] || ! svc_same "$p" || [ "${pstat[0]}" = Z ]; then
         service_died "$n"
+      else
+        pp_of[$p]=${pstat[1]}
       fi
     done
     wait_ms=1000
@@ -358,9 +365,13 @@ svc_supervise() {
     tick=$!
     children=()
     for n in "${!spid[@]}"; do
-      [ -n "${spid[$n]}" ] || continue
-      ppid_of pp "${spid[$n]}"
-      [ "$pp" = "$$" ] && children+=("${spid[$n]}")
+      p=${spid[$n]}
+      [ -n "$p" ] || continue
+      # a child of ours stays one until we reap it: the parent seen above holds (a service
+      # started again in this tick is looked at now)
+      pp=${pp_of[$p]:-}
+      [ -n "$pp" ] || ppid_of pp "$p"
+      [ "$pp" = "$$" ] && children+=("$p")
     done
     who=""
     wait -n -p who "$tick" "${children[@]}" && rc=0 || rc=$?

@@ -1,6 +1,9 @@
 // What /proc says about who started whom. No side effects on import (unlike procs.mjs, whose
 // exit and signal handlers a bench script must not inherit), so bench/ can use it too.
-import { readdirSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 // The fields of a /proc/PID/stat text (proc(5); /proc/PID/task/TID/stat reads the same), or
 // null when it is not one: "pid (comm) state ppid pgrp session …". comm is the program's name
@@ -61,4 +64,18 @@ export function childPids(pid) {
 // The parent of pid (NaN if it is gone).
 export function parentPid(pid) {
   return procStat(pid)?.ppid ?? NaN;
+}
+
+// /bin/sh copied under `name` (the kernel names a process after its program's file, cut to
+// 15 bytes) and run with args, detached: a session and a group of its own, killed whole when
+// the test t ends. The copy's path comes back too, to start it again.
+export async function shNamed(t, name, args) {
+  const dir = mkdtempSync(join(tmpdir(), 'cc-proctree-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  copyFileSync('/bin/sh', join(dir, name));
+  chmodSync(join(dir, name), 0o755);
+  const sh = spawn(join(dir, name), args, { stdio: 'ignore', detached: true });
+  await new Promise((resolve, reject) => { sh.once('spawn', resolve); sh.once('error', reject); });
+  t.after(() => { try { process.kill(-sh.pid, 'SIGKILL'); } catch { /* gone */ } });
+  return { sh, program: join(dir, name) };
 }

@@ -4,27 +4,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { childPids, isAlive, parseStat, procStat } from '../lib/proctree.mjs';
+import { readFileSync } from 'node:fs';
+import { childPids, isAlive, parseStat, procStat, shNamed } from '../lib/proctree.mjs';
 import { waitFor } from '../lib/procs.mjs';
 
 const comm = (pid) => readFileSync(`/proc/${pid}/comm`, 'latin1').trimEnd();
-
-// /bin/sh copied under `name` (the kernel names a process after its program's file) and run
-// with args, detached: a session and a group of its own, killed whole when the test ends.
-// The copy's path comes back too, to start it again.
-async function shNamed(t, name, args) {
-  const dir = mkdtempSync(join(tmpdir(), 'cc-proctree-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  copyFileSync('/bin/sh', join(dir, name));
-  chmodSync(join(dir, name), 0o755);
-  const sh = spawn(join(dir, name), args, { stdio: 'ignore', detached: true });
-  await new Promise((resolve, reject) => { sh.once('spawn', resolve); sh.once('error', reject); });
-  t.after(() => { try { process.kill(-sh.pid, 'SIGKILL'); } catch { /* gone */ } });
-  return { sh, program: join(dir, name) };
-}
 
 test('children of a pid, also when its name holds spaces and parentheses', async (t) => {
   // sh under a name that reads "state S, parent 1" to a parser that stops at the first ') ';
