@@ -3,20 +3,21 @@
 # 3 session, 19 start time in clock ticks since boot; 1 when the process is gone. Read
 # without a fork: the supervisor and the watchdog ask many times a second.
 #
-# The file is split by `read -a` straight from /proc, in one read of it: no here-string,
-# which bash feeds through a pipe that `read` then takes one byte per system call (some 300
-# calls a look; the supervisor looked about twenty times a tick). The command name after the
-# pid may hold spaces and parentheses: it is at most 15 bytes, so with its parentheses at most
-# nine words (f[1] to f[9]), and the last of them ends in ")"; no field after it does (a state
-# letter, then numbers).
+# The file is taken whole by one `read` (one read(2) of it and one at its end) and split by
+# word splitting, not through a here-string: bash feeds a here-string through a pipe, and
+# `read` takes a pipe one byte per system call (some 300 calls a look). The command name
+# after the pid may hold spaces, parentheses, tabs and newlines, and a kernel thread's may be
+# long: the fields are what follows the last ") ". After it come only a state letter and
+# numbers (no glob characters). `read -d ''` ends at the end of the file with status 1:
+# not an error, hence `|| :` (a bare call under `set -e` must not end the script).
 proc_stat() { # pid
-  local -a f=()
-  local i k=1
+  local s
+  local -a a
   pstat=()
-  read -ra f -d '' 2>/dev/null <"/proc/$1/stat" # status 1 at the end of the file: not an error
-  for ((i = 2; i < 10 && i < ${#f[@]}; i++)); do
-    [[ ${f[i]} == *')' ]] && k=$i
-  done
-  [ ${#f[@]} -gt $((k + 20)) ] || return 1
-  pstat=([0]="${f[k + 1]}" [1]="${f[k + 2]}" [2]="${f[k + 3]}" [3]="${f[k + 4]}" [19]="${f[k + 20]}")
+  read -r -d '' s 2>/dev/null <"/proc/$1/stat" || :
+  [[ ${s:-} == *') '* ]] || return 1
+  # shellcheck disable=SC2206 # split on purpose; the fields hold no glob characters
+  a=(${s##*) })
+  [ ${#a[@]} -gt 19 ] || return 1
+  pstat=([0]="${a[0]}" [1]="${a[1]}" [2]="${a[2]}" [3]="${a[3]}" [19]="${a[19]}")
 }

@@ -11,13 +11,14 @@ import { join } from 'node:path';
 import { childPids, procStat, shNamed } from '../lib/proctree.mjs';
 import { ROOT, waitFor } from '../lib/procs.mjs';
 
-// proc_stat on each pid, in one bash that sourced scripts/proc.sh under `set -u` (as the
-// supervisor and the watchdog run it): per pid, "0 state ppid
+// proc_stat on each pid, in one bash that sourced scripts/proc.sh under `set -euo pipefail`
+// (as scripts/run.sh runs it), after one bare call on its own pid: per pid, "0 state ppid
 // pgrp session starttime" when it answers, "STATUS COUNT" (its status and how many fields
 // it left) when it does not.
 function procStatSh(pids) {
-  const script = `set -u
+  const script = `set -euo pipefail
 . ${JSON.stringify(join(ROOT, 'scripts/proc.sh'))}
+proc_stat $$
 for p in "$@"; do
   if proc_stat "$p"; then
     echo "0 \${pstat[0]} \${pstat[1]} \${pstat[2]} \${pstat[3]} \${pstat[19]}"
@@ -35,7 +36,8 @@ test('proc_stat reads state, parent, group, session and start time whatever the 
   const names = [
     'plain',
     'x) S 1 (', // a parser that stops at the first ") " reads state S, parent 1
-    ') ) ) ) ) ) ) )', // 15 bytes: the most words a name can split into
+    ') ) ) ) ) ) ) )', // 15 bytes, eight words
+    ' ) ) ) ) ) ) ) ', // 15 bytes, nine: the most a program's name can split into
     'a\tb) c', // a tab splits words as a space does
     'n\nl) Z 9', // a newline too, and a line reader would stop at it
     'end)',
@@ -55,21 +57,22 @@ test('proc_stat reads state, parent, group, session and start time whatever the 
     assert.equal(want.comm, names[i].slice(0, 15));
     const [status, state, ppid, pgrp, session, start] = got[i].split(' ');
     assert.equal(status, '0', `proc_stat answered for ${JSON.stringify(names[i])}: ${got[i]}`);
-    assert.match(state, /^[RS]$/, names[i]);
+    assert.match(state, /^[RSD]$/, names[i]); // live: running, asleep, or in a disk wait
     assert.deepEqual([ppid, pgrp, session, start].map(Number),
       [process.pid, pid, pid, want.starttime], `fields of ${JSON.stringify(names[i])}`);
   });
 });
 
 test('proc_stat: a zombie is state Z; a pid that is gone answers 1 and leaves no fields', async (t) => {
-  // the shell's first child exits and, the shell having become `sleep 60` (exec), nobody
-  // reaps it
-  const { sh } = await shNamed(t, 'z) R 1 (', ['-c', 'sleep 0 & exec sleep 60']);
+  // the shell's first child (a subshell, so it keeps the shell's name) exits and, the shell
+  // having become `sleep 60` (exec), nobody reaps it
+  const { sh } = await shNamed(t, 'z) R 1 (', ['-c', ': & exec sleep 60']);
   const zombie = await waitFor(() => {
     const k = childPids(sh.pid);
     return k.length === 1 && procStat(k[0])?.state === 'Z' && k[0];
   }, { what: 'the unreaped child of the shell' });
   const pidMax = Number(readFileSync('/proc/sys/kernel/pid_max', 'latin1')); // never a pid
+  assert.equal(procStat(zombie).comm, 'z) R 1 (', 'the zombie has the odd name');
   const [z, gone] = procStatSh([zombie, pidMax]);
   const [status, state, ppid, pgrp, session, start] = z.split(' ');
   assert.deepEqual([status, state], ['0', 'Z'], z);
