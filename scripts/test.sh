@@ -11,7 +11,7 @@
 #   browser   tests/browser/   the browser client in headless Chromium against that stack
 #   fuzz      tests/fuzz/      every libFuzzer target (build/fuzz/, clang) on its seeds and a
 #                              fixed number of mutations from a fixed seed: the smoke run of
-#                              tests/fuzz/run.sh, the same every time; no server
+#                              tests/fuzz/run.sh (no time limit); no server
 #   cluster   tests/cluster/   the make cluster layout (scripts/cluster.sh: HAProxy, two web
 #                              nodes, brokers, workers, Redis, a PostgreSQL primary and
 #                              replica), which each suite starts on free ports through
