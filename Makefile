@@ -1,7 +1,8 @@
 # CodeCollab build. Two variants of every binary:
 #   build/release/  -O2, what `make run` and the benchmarks use
 #   build/asan/     AddressSanitizer + UndefinedBehaviorSanitizer, what `make test` uses
-# and build/fuzz/, the libFuzzer targets of tests/fuzz/ (clang; `make fuzz` only).
+# and build/fuzz/, the libFuzzer targets of tests/fuzz/ (clang; `make fuzz`, and `make test`
+# for their short smoke run).
 # Sources are found by wildcard: a new module is a new .c file, nothing to register here.
 
 SHELL := /bin/bash
@@ -76,13 +77,14 @@ WORKER_MODS := $(filter-out $(B)/obj/queue-worker/main.o,$(WORKER_OBJ))
 SNAP_MODS := $(filter-out $(B)/obj/snapshotter/main.o,$(SNAP_OBJ))
 
 .PHONY: all build build-asan bins deps deps-test deps-bench deps-compare deps-fuzz deps-cluster run cluster test \
-  test-unit test-programs test-stack test-browser test-apache test-integration test-cluster fuzz fuzz-bins bench \
+  test-unit test-programs test-fuzz test-stack test-browser test-apache test-integration test-cluster fuzz fuzz-bins bench \
   bench-cluster bench-compare clean fmt ot-sim
 
 all: build
 
 # Debian packages, by what a target needs (scripts/deps.sh): building and running; the tests
-# add Chromium and the languages they run; the benchmarks wrk; the fuzz targets clang.
+# add Chromium, the languages they run and clang (the fuzz targets' smoke run); the benchmarks
+# wrk; `make fuzz` clang alone.
 deps:
 	@./scripts/deps.sh
 deps-test:
@@ -169,10 +171,14 @@ fuzz-bins: $(FUZZ_BINS)
 
 # make fuzz (tests/fuzz/README.md): installs clang and its libFuzzer runtime when missing,
 # builds every tests/fuzz/fuzz_*.c into build/fuzz/, runs each for FUZZ_SECONDS on its seeds
-# (tests/fuzz/seeds/<target>/) and fails on a crash. Not part of `make test`.
+# (tests/fuzz/seeds/<target>/) and fails on a crash. `make test` runs the same targets for a
+# fixed number of inputs instead (tests/fuzz/run.sh smoke, tests/fuzz/smoke-runs).
+# The fuzz variant is its own make (BUILD=fuzz: build/fuzz/, clang), run after the other
+# builds, never beside them (they share build/gen).
+FUZZ_BUILD = $(MAKE) --no-print-directory -j2 BUILD=fuzz fuzz-bins
 FUZZ_SECONDS ?= 20
 fuzz: deps-fuzz
-	@$(MAKE) --no-print-directory -j2 BUILD=fuzz fuzz-bins
+	@$(FUZZ_BUILD)
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) ./tests/fuzz/run.sh
 
 run: build
@@ -187,7 +193,9 @@ cluster: deps-cluster build
 
 # The tests by what they need (docs/INTERNALS.md, "Tests"); `make test` runs every group,
 # with one stack for the stack and browser groups. test-integration is those two groups.
+# The fuzz group needs the fuzz variant too (build/fuzz/); every other group the ASan build.
 test: deps-test build-asan
+	@$(FUZZ_BUILD)
 	@./scripts/test.sh
 
 test-unit: build-asan
@@ -195,6 +203,11 @@ test-unit: build-asan
 
 test-programs: deps-test build-asan
 	@./scripts/test.sh programs
+
+# every fuzz target on its seeds and a fixed number of mutations (tests/fuzz/run.sh smoke)
+test-fuzz: deps-fuzz
+	@$(FUZZ_BUILD)
+	@./scripts/test.sh fuzz
 
 test-stack: deps-test build-asan
 	@./scripts/test.sh stack

@@ -7,7 +7,8 @@
 # Go, Rust, TypeScript, Ruby, PHP: the `packages` of their sections in
 # queue-worker/runtimes.conf). Each argument adds a set on top of that: test (`make test`:
 # headless Chromium for the browser suites, the languages the sandbox tests run, every
-# optional runtime, HTTPS for the test stack),
+# optional runtime, HTTPS for the test stack, HAProxy for the cluster suites, clang with its
+# sanitizer and libFuzzer runtimes for the fuzz targets' smoke run),
 # bench (`make bench`: wrk), cluster (`make cluster`: HAProxy), compare (`make bench-compare`: nginx with Nchan, the competitor it
 # measures against; Socket.IO comes from npm), fuzz (`make fuzz`: clang with its sanitizer and libFuzzer
 # runtimes). When something is missing it says what it
@@ -29,16 +30,21 @@ run_pkgs=(
 tls_pkgs=(lighttpd-mod-openssl openssl)
 # WEB=apache (scripts/run.sh): Apache httpd in front, the API under spawn-fcgi
 apache_pkgs=(apache2 spawn-fcgi)
+# make cluster (scripts/cluster.sh): HAProxy in front of the web nodes and the brokers
+cluster_pkgs=(haproxy)
+# libclang-rt-14-dev holds the ASan, UBSan and libFuzzer runtimes; clang only recommends it
+fuzz_pkgs=(clang libclang-rt-14-dev)
+# the sets above come first: test_pkgs takes them in (an array used before it is set would
+# expand to nothing, even under set -u)
 test_pkgs=(
   chromium  # headless, for tests/browser
   python3   # the sandbox and execution tests run Python programs (C, C++ and JS come with the build)
   "${tls_pkgs[@]}" # the test stack serves HTTPS beside HTTP (scripts/stack.sh)
   "${apache_pkgs[@]}" # the HTTP, stream and browser suites run through Apache too
   "${cluster_pkgs[@]}" # tests/cluster starts the make cluster layout
+  "${fuzz_pkgs[@]}" # make test runs every fuzz target briefly (tests/fuzz/run.sh smoke)
 )
 bench_pkgs=(wrk)
-# make cluster (scripts/cluster.sh): HAProxy in front of the web nodes and the brokers
-cluster_pkgs=(haproxy)
 
 # The optional runtimes of queue-worker/runtimes.conf: "language packages..." per line.
 optional_runtimes() {
@@ -79,8 +85,6 @@ extra_runtime_pkgs() { # words
 }
 # make bench-compare: nginx with the Nchan module, started on its own config (bench/compare.sh)
 compare_pkgs=(nginx libnginx-mod-nchan)
-# libclang-rt-14-dev holds the ASan, UBSan and libFuzzer runtimes; clang only recommends it
-fuzz_pkgs=(clang libclang-rt-14-dev)
 
 declare -A purpose=()
 pkgs=()

@@ -9,14 +9,18 @@
 #                              lighttpd, API, broker, worker) that scripts/stack.sh starts on
 #                              random free ports with throwaway data
 #   browser   tests/browser/   the browser client in headless Chromium against that stack
+#   fuzz      tests/fuzz/      every libFuzzer target (build/fuzz/, clang) on its seeds and a
+#                              fixed number of mutations from a fixed seed: the smoke run of
+#                              tests/fuzz/run.sh (no time limit); no server
 #   cluster   tests/cluster/   the make cluster layout (scripts/cluster.sh: HAProxy, two web
 #                              nodes, brokers, workers, Redis, a PostgreSQL primary and
 #                              replica), which each suite starts on free ports through
 #                              tests/lib/cluster.mjs
 # C tests run under AddressSanitizer + UndefinedBehaviorSanitizer and end with
-# "C unit tests: N passed, N failed" (programs: "C program tests: …"); node suites end with
-# node's test runner summary. Exits non-zero on any failure.
-#   scripts/test.sh [all|unit|programs|stack|browser|integration|cluster] [node test files...]
+# "C unit tests: N passed, N failed" (programs: "C program tests: …"; the fuzz targets, one
+# test each: "fuzz smoke: …"); node suites end with node's test runner summary. Exits
+# non-zero on any failure.
+#   scripts/test.sh [all|unit|programs|fuzz|stack|browser|integration|cluster] [node test files...]
 # all (the default) runs every group, with one stack for stack and browser; integration is
 # stack and browser. Given files, a group runs only those (and no C tests); stack, browser
 # and integration run any files given against the stack.
@@ -127,6 +131,13 @@ run_programs() { # [files...]
   return "$rc"
 }
 
+# The fuzz targets' smoke run (tests/fuzz/run.sh smoke; make builds build/fuzz/ first).
+run_fuzz() {
+  [ $# -eq 0 ] || { echo "usage: $0 fuzz takes no files" >&2; return 2; }
+  echo "== fuzz smoke (each libFuzzer target: its seeds, then a fixed number of mutations)"
+  ./tests/fuzz/run.sh smoke
+}
+
 # The stack and browser groups against one stack. groups: "stack", "browser" or both; files,
 # when given, replace the groups' own suites.
 # What the stack suites expect of the stack they run against (one stack, or the cluster
@@ -234,6 +245,7 @@ run_apache() { # [files...]
 case "$what" in
   unit) run_unit "$@" || failed=1 ;;
   programs) run_programs "$@" || failed=1 ;;
+  fuzz) run_fuzz "$@" || failed=1 ;;
   stack) run_with_stack stack "$@" || failed=1 ;;
   browser) run_with_stack browser "$@" || failed=1 ;;
   integration) run_with_stack "stack browser" "$@" || failed=1 ;;
@@ -242,11 +254,12 @@ case "$what" in
   all)
     [ $# -eq 0 ] || { echo "usage: $0 all takes no files; name a group" >&2; exit 2; }
     run_unit || failed=1
+    run_fuzz || failed=1
     run_programs || failed=1
     run_with_stack "stack browser" || failed=1
     run_apache || failed=1
     run_cluster || failed=1
     ;;
-  *) echo "usage: $0 [all|unit|programs|stack|browser|integration|apache|cluster] [node test files...]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|unit|programs|fuzz|stack|browser|integration|apache|cluster] [node test files...]" >&2; exit 2 ;;
 esac
 exit "$failed"
