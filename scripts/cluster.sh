@@ -417,8 +417,8 @@ pg_schema "$DATABASE_URL"
 pg_data_dir "$CC_VAR/pg-replica"
 if [ ! -s "$CC_VAR/pg-replica/PG_VERSION" ]; then
   say "making the PostgreSQL replica (pg_basebackup -R) in $CC_VAR/pg-replica"
-  oneshot pg_basebackup "${as_pg[@]}" "$PG_BIN/pg_basebackup" -h "$pg_sock" -p "${port[pg-primary]}" -U postgres \
-    -D "$CC_VAR/pg-replica" -R -X stream -c fast >"$CC_VAR/log/basebackup.log" 2>&1 ||
+  oneshot pg_basebackup ">$CC_VAR/log/basebackup.log" "${as_pg[@]}" "$PG_BIN/pg_basebackup" \
+    -h "$pg_sock" -p "${port[pg-primary]}" -U postgres -D "$CC_VAR/pg-replica" -R -X stream -c fast ||
     die "pg_basebackup failed, see $CC_VAR/log/basebackup.log"
 fi
 pg_not_running "$CC_VAR/pg-replica"
@@ -447,8 +447,8 @@ if [ "$CLUSTER_REDIS" = cluster ]; then
     die "redis-1 did not answer CLUSTER INFO (logs in $CC_VAR/log/)"
   if [ "${known:-1}" = 1 ]; then
     say "creating the Redis Cluster (3 masters, 3 replicas)"
-    oneshot "redis-cli --cluster create" bounded 120 redis-cli --cluster create "${seeds[@]}" --cluster-replicas 1 --cluster-yes \
-      >"$CC_VAR/log/redis-create.log" 2>&1 || die "redis-cli --cluster create failed, see $CC_VAR/log/redis-create.log"
+    oneshot "redis-cli --cluster create" ">$CC_VAR/log/redis-create.log" \
+      bounded 120 redis-cli --cluster create "${seeds[@]}" --cluster-replicas 1 --cluster-yes || die "redis-cli --cluster create failed, see $CC_VAR/log/redis-create.log"
   fi
   cluster_ok() {
     local n info

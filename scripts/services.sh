@@ -142,16 +142,23 @@ bounded() { # seconds command...
 # the background, with the `wait` builtin waiting for it. A trapped signal ends a `wait` at
 # once and its trap runs, where a foreground command would hold the trap until it ended
 # (which may be never, on a server that does not answer); the stop then ends the command
-# first (svc_stop_oneshot). Its output, exit status and error messages are the command's
-# own, as in the foreground; its standard input is /dev/null, and it ignores SIGINT (bash
-# does both for a script's background commands): Ctrl-C reaches the script, whose stop ends
-# it.
+# first (svc_stop_oneshot). Its exit status and error messages are the command's own, as
+# in the foreground; its standard input is /dev/null, and it ignores SIGINT (bash does both
+# for a script's background commands): Ctrl-C reaches the script, whose stop ends it. Its
+# output goes where log says, given here rather than as a redirection of the call: one of
+# the call would hold while the stop's trap runs inside it, and put the stop's lines into
+# the log.
 oneshot_pid="" oneshot_name=""
-oneshot() { # name command...: the command's exit status
-  local rc
+oneshot() { # name log command...: log ">file" (output and errors, the file anew),
+  # ">>file" (added to it) or "" (the script's own); the command's exit status
+  local rc log=$2
   oneshot_name=$1
-  shift
-  "$@" &
+  shift 2
+  case "$log" in
+    '>>'*) "$@" >>"${log#>>}" 2>&1 & ;;
+    '>'*) "$@" >"${log#>}" 2>&1 & ;;
+    *) "$@" & ;;
+  esac
   oneshot_pid=$!
   svc_note "$oneshot_pid"
   # a `wait` that a signal ended leaves the command running: wait again (the trap of a stop
@@ -452,8 +459,8 @@ pg_initdb() { # dir log-name
   local dir=$1
   if [ ! -s "$dir/PG_VERSION" ]; then
     say "creating the PostgreSQL cluster in $dir"
-    oneshot initdb "${as_pg[@]}" "$PG_BIN/initdb" -D "$dir" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
-      >"$CC_VAR/log/$2.log" 2>&1 || die "initdb failed, see $CC_VAR/log/$2.log"
+    oneshot initdb ">$CC_VAR/log/$2.log" \
+      "${as_pg[@]}" "$PG_BIN/initdb" -D "$dir" -U postgres -A trust -E UTF8 --locale=C.UTF-8 || die "initdb failed, see $CC_VAR/log/$2.log"
   fi
   pg_not_running "$dir"
 }
@@ -471,13 +478,13 @@ pg_not_running() { # dir
 # (oneshot), which creates it only when the query finds none (\gexec runs what it returns).
 pg_create_db() { # port
   local admin="postgresql:///postgres?host=$CC_VAR/run/pg&port=$1&user=postgres"
-  oneshot "psql creating the database" psql "$admin" -X -q -v ON_ERROR_STOP=1 -f <(printf '%s\n' \
-    "SELECT 'CREATE DATABASE codecollab' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'codecollab')\gexec") \
-    >/dev/null || die "cannot create the database"
+  oneshot "psql creating the database" "" psql "$admin" -X -q -o /dev/null -v ON_ERROR_STOP=1 -f <(printf '%s\n' \
+    "SELECT 'CREATE DATABASE codecollab' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'codecollab')\gexec") ||
+    die "cannot create the database"
 }
 
 # schema.sql (idempotent) on the database at url.
 pg_schema() { # url
-  oneshot "psql loading schema.sql" psql "$1" -X -q -v ON_ERROR_STOP=1 -1 -f "$ROOT/schema.sql" \
-    >>"$CC_VAR/log/schema.log" 2>&1 || die "applying schema.sql failed, see $CC_VAR/log/schema.log"
+  oneshot "psql loading schema.sql" ">>$CC_VAR/log/schema.log" \
+    psql "$1" -X -q -v ON_ERROR_STOP=1 -1 -f "$ROOT/schema.sql" || die "applying schema.sql failed, see $CC_VAR/log/schema.log"
 }
