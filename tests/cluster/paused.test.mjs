@@ -46,3 +46,41 @@ test('make cluster: a SIGTERM while the script waits on a paused Redis node star
   assert.deepEqual(c.exit, { code: 0, signal: null }, `cluster.sh ended by itself:\n${c.script.output}`);
   assert.match(c.script.output, new RegExp(`redis \\(pid \\d+\\) had not ended ${REDIS_BOUND_S} s after its stop signal: killed`));
 });
+
+// The same with a Redis Cluster of six nodes, all paused. topology.json names each node's
+// role, asked one node at a time in the script's own shell (scripts/cluster.sh:
+// write_topology): the trap runs once the call under way has ended, so the stop begins within
+// one call's bound however many nodes do not answer. Asked inside topology_json's command
+// substitution, as before, the calls held the trap for the bound of each paused node in turn:
+// six of 5 s, 30 s.
+const ONE_CALL_WITHIN_MS = 15000;
+
+test('make cluster with a Redis Cluster: a SIGTERM while every node is paused starts the stop within one call\'s bound, not one per node', async () => {
+  const c = await startCluster({ redis: 'cluster', env: { STOP_REDIS_S: String(REDIS_BOUND_S) } });
+  running.push(c);
+  const nodes = c.byRole('redis');
+  assert.equal(nodes.length, 6);
+  for (const n of nodes) await pauseProcess(n.pid);
+
+  process.kill(c.proc('broker-1').pid, 'SIGKILL');
+  // the first node asked: five more paused ones follow it
+  const asking = new RegExp(`^redis-cli -p ${c.proc('redis-1').ports[0]} info replication$`);
+  await waitFor(() => processesIn(c.dir).some((p) => asking.test(p.cmd)),
+    { timeout: 30000, interval: 20, what: 'the script asking redis-1 its role' });
+
+  const t0 = Date.now();
+  process.kill(c.script.pid, 'SIGTERM');
+  await waitFor(() => /stopping everything/.test(c.script.output),
+    { timeout: 60000, interval: 50, what: 'the stop begun' });
+  const begun = Date.now() - t0;
+  console.log(`# the stop began ${begun} ms after the SIGTERM`);
+  assert.ok(begun < ONE_CALL_WITHIN_MS, `the stop began within one call's bound (${begun} ms)`);
+
+  const left = await c.stop({ waitMs: 180000 });
+  running = running.filter((x) => x !== c);
+  assert.deepEqual(left, [], 'nothing of the layout is left running');
+  assert.deepEqual(c.exit, { code: 0, signal: null }, `cluster.sh ended by itself:\n${c.script.output}`);
+  for (const n of nodes) {
+    assert.match(c.script.output, new RegExp(`${n.name} \\(pid ${n.pid}\\) had not ended ${REDIS_BOUND_S} s after its stop signal: killed`));
+  }
+});
