@@ -6,8 +6,12 @@
 // then kills the paused node after its bound and ends like any other.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { chmodSync, existsSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { startCluster, processesIn } from '../lib/cluster.mjs';
-import { pauseProcess, waitFor } from '../lib/procs.mjs';
+import { pauseProcess, tempDir, waitFor } from '../lib/procs.mjs';
+import { PG_BIN } from '../lib/pg.mjs';
+import { parentPid } from '../lib/proctree.mjs';
 
 let running = [];
 // a failed assertion: the script is killed at once, its watchdog stops the rest, c.stop()
@@ -82,5 +86,43 @@ test('make cluster with a Redis Cluster: a SIGTERM while every node is paused st
   assert.deepEqual(c.exit, { code: 0, signal: null }, `cluster.sh ended by itself:\n${c.script.output}`);
   for (const n of nodes) {
     assert.match(c.script.output, new RegExp(`${n.name} \\(pid ${n.pid}\\) had not ended ${REDIS_BOUND_S} s after its stop signal: killed`));
+  }
+});
+
+// The first start's pg_basebackup (the replica's copy) runs in the background under `wait`
+// (scripts/services.sh: oneshot): a SIGTERM's trap runs at once, ends it, and removes the
+// copy it had not finished, so that the next start makes it again. The pg_basebackup here
+// (PG_BIN: the real binaries, this one wrapped) makes a real copy and then never ends, as a
+// copy that stalls; in the foreground, as before, it held the trap, and the stop, for good.
+test('make cluster: a SIGTERM while pg_basebackup makes the replica stops at once, and the unfinished copy is removed', async () => {
+  const bin = tempDir('cc-pgbin-');
+  chmodSync(bin, 0o755); // run as the postgres user
+  for (const f of readdirSync(PG_BIN)) if (f !== 'pg_basebackup') symlinkSync(join(PG_BIN, f), join(bin, f));
+  writeFileSync(join(bin, 'pg_basebackup'),
+    `#!/bin/sh\n${join(PG_BIN, 'pg_basebackup')} "$@" || exit\nexec sleep 3600\n`, { mode: 0o755 });
+  const c = await startCluster({ redis: 'single', wait: false, env: { PG_BIN: bin } });
+  running.push(c);
+  // the copy made (cluster.sh's own child, set to the postgres user, now the sleep)
+  const stalled = () => readdirSync('/proc').find((p) => /^\d+$/.test(p) && parentPid(p) === c.script.pid &&
+    readFileSync(`/proc/${p}/cmdline`, 'latin1').startsWith('sleep\x003600'));
+  let sleeper;
+  try {
+    await waitFor(() => (sleeper = stalled()), { timeout: 120000, interval: 100, what: 'pg_basebackup\'s copy made' });
+    assert.ok(existsSync(join(c.dir, 'pg-replica/PG_VERSION')), 'the copy is in the replica\'s directory');
+
+    const t0 = Date.now();
+    process.kill(c.script.pid, 'SIGTERM');
+    await waitFor(() => /stopping everything/.test(c.script.output),
+      { timeout: 20000, interval: 50, what: 'the stop begun (it waited for pg_basebackup instead)' });
+    console.log(`# the stop began ${Date.now() - t0} ms after the SIGTERM`);
+    const left = await c.stop({ waitMs: 180000, keep: true });
+    running = running.filter((x) => x !== c);
+    assert.deepEqual(left, [], 'nothing of the layout is left running');
+    assert.deepEqual(c.exit, { code: 0, signal: null }, `cluster.sh ended by itself:\n${c.script.output}`);
+    assert.ok(!existsSync(`/proc/${sleeper}`), 'pg_basebackup is gone');
+    assert.deepEqual(readdirSync(join(c.dir, 'pg-replica')), [], 'the unfinished copy is removed');
+    c.remove();
+  } finally {
+    try { if (sleeper) process.kill(Number(sleeper), 'SIGKILL'); } catch { /* gone */ }
   }
 });
