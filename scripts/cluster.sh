@@ -96,8 +96,8 @@ stop_one() { stop_together "$2" "$3" "$1"; } # name signal secs
 # leftover API processes + STOP_REDIS_S (the Redis nodes) + STOP_POSTGRES_S twice (the
 # replica, the primary): by default 10 + 40 + 2 × 10 + 20 + 2 × 30 = 150 s with the default
 # layout (10 s more for each further web node), STOP_STARTING_S (20 s) more when the stop
-# comes while a service is being started (the service started last), and a moment for each
-# SIGKILL to take.
+# comes while a service is being started (the service started last) or a one-time command of
+# the start runs (oneshot), and a moment for each SIGKILL to take.
 stop_all() {
   # as scripts/run.sh: every further stop signal ignored from here on, first of all
   trap '' INT TERM HUP QUIT PIPE

@@ -88,8 +88,8 @@ stop_all() {
   # (gone_or_kill_all), not each in turn. With every service refusing to end the stop takes
   # about STOP_FRONT_S + STOP_PROGRAMS_S + STOP_LEFTOVERS_S (left-over API processes) +
   # STOP_REDIS_S + STOP_POSTGRES_S, by default 20 + 40 + 10 + 20 + 30 = 120 s, STOP_STARTING_S
-  # (20 s) more when the stop comes while a service is being started, and a moment for each
-  # SIGKILL to take.
+  # (20 s) more when the stop comes while a service is being started or a one-time command of
+  # the start runs (oneshot), and a moment for each SIGKILL to take.
   # The front door by its name: while it waits to be started again, the others are all
   # programs, and none of them is stopped ahead of the rest.
   local i n=${#pids[@]} gone=() front=-1

@@ -1,4 +1,6 @@
-// `make cluster` stopped while a Redis node it asks does not answer: the node is paused
+// `make cluster` stopped while it waits on something that does not end: a Redis node it asks
+// (below), every node of a Redis Cluster, or the first start's pg_basebackup (at the end).
+// The first case: a Redis node that does not answer. The node is paused
 // (SIGSTOP: the kernel still accepts a connection to it, no answer ever comes) just before
 // the script asks it its role for topology.json, as it does after every restart. bash runs
 // the SIGTERM trap only once the foreground command has ended, so that redis-cli call must
