@@ -447,8 +447,10 @@ if [ "$CLUSTER_REDIS" = cluster ]; then
     die "redis-1 did not answer CLUSTER INFO (logs in $CC_VAR/log/)"
   if [ "${known:-1}" = 1 ]; then
     say "creating the Redis Cluster (3 masters, 3 replicas)"
+    # timeout itself rather than the function bounded (oneshot runs a program): the stop's
+    # SIGTERM reaches timeout, which passes it on to redis-cli
     oneshot "redis-cli --cluster create" ">$CC_VAR/log/redis-create.log" \
-      bounded 120 redis-cli --cluster create "${seeds[@]}" --cluster-replicas 1 --cluster-yes || die "redis-cli --cluster create failed, see $CC_VAR/log/redis-create.log"
+      timeout -k 2 120 redis-cli --cluster create "${seeds[@]}" --cluster-replicas 1 --cluster-yes || die "redis-cli --cluster create failed, see $CC_VAR/log/redis-create.log"
   fi
   cluster_ok() {
     local n info

@@ -148,6 +148,8 @@ bounded() { # seconds command...
 # output goes where log says, given here rather than as a redirection of the call: one of
 # the call would hold while the stop's trap runs inside it, and put the stop's lines into
 # the log.
+# The command is a program, not a shell function: the stop signals the process started here,
+# which for a function would be a subshell that leaves the function's own commands running.
 oneshot_pid="" oneshot_name=""
 oneshot() { # name log command...: log ">file" (output and errors, the file anew),
   # ">>file" (added to it) or "" (the script's own); the command's exit status
@@ -161,11 +163,12 @@ oneshot() { # name log command...: log ">file" (output and errors, the file anew
   esac
   oneshot_pid=$!
   svc_note "$oneshot_pid"
-  # a `wait` that a signal ended leaves the command running: wait again (the trap of a stop
-  # signal never comes back here; this is for any other trapped signal)
+  # the command reaped: rc is its status. A `wait` that a trapped signal ended leaves it
+  # there (running or a zombie): wait again (a stop's trap never comes back here; this is for
+  # any other trapped signal)
   while true; do
     wait "$oneshot_pid" && rc=0 || rc=$?
-    svc_same "$oneshot_pid" && ! is_zombie "$oneshot_pid" || break
+    svc_same "$oneshot_pid" || break
   done
   oneshot_pid=""
   return "$rc"

@@ -115,9 +115,13 @@ test('a one-time command that ends by itself: its exit status, its log anew (">f
 oneshot second ">>${log}" sh -c 'echo two >&2'; echo "rc=$?"
 oneshot third "" sh -c 'echo three'; echo "rc=$?"
 oneshot fourth ">${log}" sh -c 'echo four'; echo "rc=$? pid=[$oneshot_pid]"
-svc_stop_oneshot || echo "none under way"`);
+svc_stop_oneshot || echo "none under way"
+# a trapped signal whose trap returns: the wait goes on, and the status is still the command's
+trap 'echo usr1' USR1
+( sleep 0.3; kill -USR1 $$ ) &
+oneshot fifth "" sh -c 'sleep 1; exit 4'; echo "rc=$?"`);
   assert.equal(r.status, 0, r.stderr);
-  assert.equal(r.stdout, 'rc=3\nrc=0\nthree\nrc=0\nrc=0 pid=[]\nnone under way\n');
+  assert.equal(r.stdout, 'rc=3\nrc=0\nthree\nrc=0\nrc=0 pid=[]\nnone under way\nusr1\nrc=4\n');
   assert.equal(readFileSync(log, 'utf8'), 'four\n');
 });
 
