@@ -96,8 +96,8 @@ stop_one() { stop_together "$2" "$3" "$1"; } # name signal secs
 # leftover API processes + STOP_REDIS_S (the Redis nodes) + STOP_POSTGRES_S twice (the
 # replica, the primary): by default 10 + 40 + 2 × 10 + 20 + 2 × 30 = 150 s with the default
 # layout (10 s more for each further web node), STOP_STARTING_S (20 s) more when the stop
-# comes while a service is being started (the service started last), and a moment for each
-# SIGKILL to take.
+# comes while a service is being started (the service started last) or a one-time command of
+# the start runs (oneshot), and a moment for each SIGKILL to take.
 stop_all() {
   # as scripts/run.sh: every further stop signal ignored from here on, first of all
   trap '' INT TERM HUP QUIT PIPE
@@ -105,6 +105,12 @@ stop_all() {
   stopping=1
   # said first, so a stop that takes long shows it has begun (and when)
   notice "stopping everything (the front door first, the data stores last)" || true
+  # a one-time command of the start under way (oneshot) ends first; a replica's copy that
+  # pg_basebackup did not finish is removed, so that the next start makes it again
+  if svc_stop_oneshot && [ "$oneshot_name" = pg_basebackup ]; then
+    find "$CC_VAR/pg-replica/" -mindepth 1 -delete 2>/dev/null ||
+      say "could not remove the unfinished replica in $CC_VAR/pg-replica: remove it before the next start" || true
+  fi
   # a signal between `setsid … &` and svc_started: the service not in the table yet (nor in
   # the watchdog's sessions) is stopped here, and waited for like the others
   local last=${!:-} n i last_parent="" programs=()
@@ -326,12 +332,16 @@ descendants() { # pid
   done
 }
 
-redis_role_of() { # name: master | replica, and for a replica " <master port>"
+# Each Redis node's role for topology.json, by name: master | replica, and for a replica
+# " <master port>" (empty when the node did not answer).
+declare -A rrole=()
+redis_role_of() { # name: sets rrole[name]
   local info r mp
+  rrole[$1]=""
   info=$(rcli -p "${port[$1]}" info replication 2>/dev/null | tr -d '\r') || return 0
   r=$(sed -n 's/^role://p' <<<"$info")
   mp=$(sed -n 's/^master_port://p' <<<"$info")
-  if [ "$r" = slave ]; then printf 'replica %s' "$mp"; else printf '%s' "${r:-unknown}"; fi
+  if [ "$r" = slave ]; then rrole[$1]="replica $mp"; else rrole[$1]=${r:-unknown}; fi
 }
 
 # The layout as JSON (topology.json), on stdout.
@@ -357,7 +367,7 @@ topology_json() {
         pg-replica) printf ', "postgres_role": "replica", "socket_dir": %s, "url": %s' \
           "$(json_str "$pg_sock")" "$(json_str "$(pg_url "$n")")" ;;
         redis*)
-          rr=$(redis_role_of "$n")
+          rr=${rrole[$n]:-}
           printf ', "redis_role": %s' "$(json_str "${rr%% *}")"
           if [ "${rr%% *}" = replica ]; then
             master=null
@@ -382,9 +392,13 @@ topology_json() {
 }
 # Built first, written after: a stop signal's trap runs between two commands, and would
 # print the stop's lines into the file were the signal to come (as it may while a Redis node
-# is slow to answer, rcli) inside a block redirected to it.
+# is slow to answer, rcli) inside a block redirected to it. The Redis nodes are asked their
+# roles before, one call for each in this shell: the trap then waits for one call's bound at
+# most (a node that does not answer), where calls made inside topology_json's command
+# substitution would hold it for the bound of every such node in turn.
 write_topology() {
-  local json
+  local json n
+  for n in "${redis_nodes[@]}"; do redis_role_of "$n"; done
   json=$(topology_json) && printf '%s\n' "$json" >"$CC_VAR/topology.json.tmp" &&
     mv "$CC_VAR/topology.json.tmp" "$CC_VAR/topology.json"
 }
@@ -403,8 +417,8 @@ pg_schema "$DATABASE_URL"
 pg_data_dir "$CC_VAR/pg-replica"
 if [ ! -s "$CC_VAR/pg-replica/PG_VERSION" ]; then
   say "making the PostgreSQL replica (pg_basebackup -R) in $CC_VAR/pg-replica"
-  "${as_pg[@]}" "$PG_BIN/pg_basebackup" -h "$pg_sock" -p "${port[pg-primary]}" -U postgres \
-    -D "$CC_VAR/pg-replica" -R -X stream -c fast >"$CC_VAR/log/basebackup.log" 2>&1 ||
+  oneshot pg_basebackup ">$CC_VAR/log/basebackup.log" "${as_pg[@]}" "$PG_BIN/pg_basebackup" \
+    -h "$pg_sock" -p "${port[pg-primary]}" -U postgres -D "$CC_VAR/pg-replica" -R -X stream -c fast ||
     die "pg_basebackup failed, see $CC_VAR/log/basebackup.log"
 fi
 pg_not_running "$CC_VAR/pg-replica"
@@ -433,8 +447,10 @@ if [ "$CLUSTER_REDIS" = cluster ]; then
     die "redis-1 did not answer CLUSTER INFO (logs in $CC_VAR/log/)"
   if [ "${known:-1}" = 1 ]; then
     say "creating the Redis Cluster (3 masters, 3 replicas)"
-    bounded 120 redis-cli --cluster create "${seeds[@]}" --cluster-replicas 1 --cluster-yes \
-      >"$CC_VAR/log/redis-create.log" 2>&1 || die "redis-cli --cluster create failed, see $CC_VAR/log/redis-create.log"
+    # timeout itself rather than the function bounded (oneshot runs a program): the stop's
+    # SIGTERM reaches timeout, which passes it on to redis-cli
+    oneshot "redis-cli --cluster create" ">$CC_VAR/log/redis-create.log" \
+      timeout -k 2 120 redis-cli --cluster create "${seeds[@]}" --cluster-replicas 1 --cluster-yes || die "redis-cli --cluster create failed, see $CC_VAR/log/redis-create.log"
   fi
   cluster_ok() {
     local n info
@@ -450,8 +466,9 @@ if [ "$CLUSTER_REDIS" = cluster ]; then
     # every replica has its master's data: only then can it take over (a replica that never
     # synchronised does not stand for election) and WAIT count it
     for n in "${redis_nodes[@]}"; do
-      rcli -p "${port[$n]}" info replication | tr -d '\r' | grep -qx 'role:slave' || continue
-      rcli -p "${port[$n]}" info replication | tr -d '\r' | grep -qx 'master_link_status:up' || return 1
+      info=$(rcli -p "${port[$n]}" info replication | tr -d '\r') || return 1
+      grep -qx 'role:slave' <<<"$info" || continue
+      grep -qx 'master_link_status:up' <<<"$info" || return 1
     done
   }
   wait_for "the Redis Cluster (cluster_state:ok, every node known to all, every slot covered, every replica in sync)" 30 cluster_ok
@@ -491,8 +508,15 @@ case "$CC_BIND" in *:*) front="[$CC_BIND]:$PORT" ;; *) front="$CC_BIND:$PORT" ;;
 # the one Content-Security-Policy, as lighttpd.conf sets it
 csp=$(sed -n 's/^ *"Content-Security-Policy" => "\(.*\)",$/\1/p' "$ROOT/lighttpd.conf" | head -n 1)
 [ -n "$csp" ] || die "no Content-Security-Policy found in lighttpd.conf"
-{
-  cat <<EOF
+# built first, written after (as topology.json: write_topology)
+web_servers="" broker_servers=""
+for ((i = 1; i <= CLUSTER_WEB_NODES; i++)); do
+  printf -v web_servers '%s  server web-%s 127.0.0.1:%s check\n' "$web_servers" "$i" "${port[web-$i]}"
+done
+for ((i = 1; i <= CLUSTER_BROKERS; i++)); do
+  printf -v broker_servers '%s  server broker-%s 127.0.0.1:%s check\n' "$broker_servers" "$i" "${port[broker-$i]}"
+done
+haproxy_cfg=$(cat <<EOF
 # written by scripts/cluster.sh at every start
 global
   maxconn $maxconn
@@ -546,12 +570,7 @@ backend web
   http-request disable-l7-retry unless METH_GET
   option httpchk GET /api/health
   http-check expect rstring "postgres"
-EOF
-  for ((i = 1; i <= CLUSTER_WEB_NODES; i++)); do
-    printf '  server web-%s 127.0.0.1:%s check\n' "$i" "${port[web-$i]}"
-  done
-  cat <<EOF
-
+${web_servers}
 # The brokers: SSE, WebSocket and long-poll. Streams are long: an idle stream still gets the
 # brokers' heartbeat, so an hour without a byte means a dead peer. A broker marked down
 # has its streams cut so their clients reconnect (to another broker) at once.
@@ -568,11 +587,10 @@ backend brokers
   option httpchk GET /events/health
   http-check expect status 200
   default-server inter 500ms fastinter 250ms downinter 1s rise 2 fall 2 on-marked-down shutdown-sessions
+${broker_servers}
 EOF
-  for ((i = 1; i <= CLUSTER_BROKERS; i++)); do
-    printf '  server broker-%s 127.0.0.1:%s check\n' "$i" "${port[broker-$i]}"
-  done
-} >"$CC_VAR/run/haproxy.cfg"
+)
+printf '%s\n' "$haproxy_cfg" >"$CC_VAR/run/haproxy.cfg"
 haproxy -c -q -f "$CC_VAR/run/haproxy.cfg" >"$CC_VAR/log/haproxy-check.log" 2>&1 ||
   die "HAProxy refuses its configuration, see $CC_VAR/log/haproxy-check.log"
 
@@ -596,15 +614,11 @@ fi
 
 ready=1
 write_topology
-{
-  printf 'DATABASE_URL=%q\n' "$DATABASE_URL"
-  printf 'DATABASE_READ_URL=%q\n' "$DATABASE_READ_URL"
-  printf 'REDIS_URL=%q\n' "$REDIS_URL"
-  printf 'REDIS_CLUSTER=%q\n' "${REDIS_CLUSTER:-}"
-  printf 'JWT_SECRET_FILE=%q\n' "${JWT_SECRET_FILE:-}"
-  printf 'BASE_URL=%q\n' "http://127.0.0.1:$PORT"
-  printf 'TOPOLOGY=%q\n' "$CC_VAR/topology.json"
-} >"$CC_VAR/run/env"
+# built first, written after (as topology.json)
+printf -v env_file 'DATABASE_URL=%q\nDATABASE_READ_URL=%q\nREDIS_URL=%q\nREDIS_CLUSTER=%q\nJWT_SECRET_FILE=%q\nBASE_URL=%q\nTOPOLOGY=%q\n' \
+  "$DATABASE_URL" "$DATABASE_READ_URL" "$REDIS_URL" "${REDIS_CLUSTER:-}" "${JWT_SECRET_FILE:-}" \
+  "http://127.0.0.1:$PORT" "$CC_VAR/topology.json"
+printf '%s' "$env_file" >"$CC_VAR/run/env"
 say "capacity: HAProxy maxconn $maxconn (half the open-files limit $fd_max, less a margin); BROKER_MAX_STREAMS $BROKER_MAX_STREAMS per broker, $CLUSTER_BROKERS broker(s)"
 say "ready: http://localhost:$PORT/  (Ctrl-C stops everything; logs in $CC_VAR/log/, layout in $CC_VAR/topology.json)"
 [ -n "${CC_READY_FILE:-}" ] && : >"$CC_READY_FILE"

@@ -66,6 +66,8 @@ stop_all() {
   stopping=1
   # said first, so a stop that takes long shows it has begun (and when)
   notice "stopping everything (the front door first, the data stores last)" || true
+  # a one-time command of the start under way (initdb, schema.sql: oneshot) ends first
+  svc_stop_oneshot || true
   # A signal can arrive between `setsid … &` and the line recording its pid: the last
   # background process is stopped too when no list holds it (or it is our own `sleep`).
   # Only while it is still our child: a finished `sleep` was reaped, and its pid may belong
@@ -86,8 +88,8 @@ stop_all() {
   # (gone_or_kill_all), not each in turn. With every service refusing to end the stop takes
   # about STOP_FRONT_S + STOP_PROGRAMS_S + STOP_LEFTOVERS_S (left-over API processes) +
   # STOP_REDIS_S + STOP_POSTGRES_S, by default 20 + 40 + 10 + 20 + 30 = 120 s, STOP_STARTING_S
-  # (20 s) more when the stop comes while a service is being started, and a moment for each
-  # SIGKILL to take.
+  # (20 s) more when the stop comes while a service is being started or a one-time command of
+  # the start runs (oneshot), and a moment for each SIGKILL to take.
   # The front door by its name: while it waits to be started again, the others are all
   # programs, and none of them is stopped ahead of the rest.
   local i n=${#pids[@]} gone=() front=-1
@@ -292,17 +294,18 @@ if [ -n "${TLS_CERT:-}${TLS_KEY:-}" ]; then
   tls_block="ssl.engine = \"enable\"
   ssl.pemfile = \"$TLS_CERT\"
   ssl.privkey = \"$TLS_KEY\""
-  {
-    echo 'server.modules += ( "mod_openssl" )'
-    if [ -n "${TLS_PORT:-}" ]; then
-      check_port "$TLS_PORT" "HTTPS" TLS_PORT
-      case "$CC_BIND" in *:*) tls_sock="[$CC_BIND]:$TLS_PORT" ;; *) tls_sock="$CC_BIND:$TLS_PORT" ;; esac
-      printf '$SERVER["socket"] == "%s" {\n  %s\n}\n' "$tls_sock" "$tls_block"
-    else
-      printf '%s\n' "$tls_block"
-      scheme=https
-    fi
-  } >"$CC_VAR/run/tls.conf"
+  # Each file below is built in a variable first and written with one printf: a stop
+  # signal's trap runs between two commands, and inside a block redirected to the file it
+  # would print the stop's lines into it.
+  tls_conf='server.modules += ( "mod_openssl" )'
+  if [ -n "${TLS_PORT:-}" ]; then
+    check_port "$TLS_PORT" "HTTPS" TLS_PORT
+    case "$CC_BIND" in *:*) tls_sock="[$CC_BIND]:$TLS_PORT" ;; *) tls_sock="$CC_BIND:$TLS_PORT" ;; esac
+    printf -v tls_block '$SERVER["socket"] == "%s" {\n  %s\n}' "$tls_sock" "$tls_block"
+  else
+    scheme=https
+  fi
+  printf '%s\n%s\n' "$tls_conf" "$tls_block" >"$CC_VAR/run/tls.conf"
 fi
 # --- Direct streams (docs/OPERATIONS.md, "Direct streams") -------------------------------
 # STREAM_ORIGIN=auto (the default with lighttpd): the API tells clients that came over plain
@@ -342,31 +345,32 @@ if [ -n "$stream_src" ]; then
   csp=$(sed -n 's/^ *"Content-Security-Policy" => "\(.*\)",$/\1/p' "$ROOT/lighttpd.conf" | head -n 1)
   [[ "$csp" == *"connect-src 'self'"* ]] || die "no connect-src 'self' in lighttpd.conf's Content-Security-Policy"
   csp=${csp/"connect-src 'self'"/"connect-src 'self' $stream_src"}
-  headers() { # scheme, extra header line
-    printf '$HTTP["scheme"] == "%s" {\n  setenv.set-response-header = (\n' "$1"
-    printf '    "Content-Security-Policy" => "%s",\n' "$csp"
-    printf '    "X-Content-Type-Options" => "nosniff",\n    "Referrer-Policy" => "no-referrer",\n'
-    printf '    "X-Frame-Options" => "DENY",\n%s  )\n}\n' "$2"
+  headers() { # var scheme extra-header-line: var += the block for scheme
+    local h
+    printf -v h '$HTTP["scheme"] == "%s" {\n  setenv.set-response-header = (\n' "$2"
+    printf -v h '%s    "Content-Security-Policy" => "%s",\n' "$h" "$csp"
+    printf -v h '%s    "X-Content-Type-Options" => "nosniff",\n    "Referrer-Policy" => "no-referrer",\n' "$h"
+    printf -v h '%s    "X-Frame-Options" => "DENY",\n%s  )\n}\n' "$h" "$3"
+    printf -v "$1" '%s%s' "${!1}" "$h"
   }
-  headers http "" >"$CC_VAR/run/csp.conf"
+  csp_conf=""
+  headers csp_conf http ""
   # a page served over TLS can only use a TLS origin: one given by name
   if [ "$STREAM_ORIGIN" != auto ]; then
-    headers https $'    "Strict-Transport-Security" => "max-age=31536000; includeSubDomains",\n' \
-      >>"$CC_VAR/run/csp.conf"
+    headers csp_conf https $'    "Strict-Transport-Security" => "max-age=31536000; includeSubDomains",\n'
   fi
+  printf '%s' "$csp_conf" >"$CC_VAR/run/csp.conf"
 fi
 
 # lighttpd's metrics listener (lighttpd.conf includes run/metrics.conf): plain HTTP on
 # METRICS_HOST:METRICS_PORT, where /metrics reaches the API and nothing else is served.
 : >"$CC_VAR/run/metrics.conf"
 if [ "$METRICS_PORT" -gt 0 ]; then
-  {
-    printf '$SERVER["socket"] == "%s:%s" {\n' "$metrics_addr" "$METRICS_PORT"
-    [ "$scheme" = https ] && printf '  ssl.engine = "disable"\n'
-    printf '  url.rewrite-once = ( "^/metrics$" => "/api/metrics" )\n'
-    printf '  $HTTP["url"] != "/api/metrics" { url.access-deny = ( "" ) }\n'
-    printf '}\n'
-  } >"$CC_VAR/run/metrics.conf"
+  metrics_off=""
+  [ "$scheme" = https ] && metrics_off=$'  ssl.engine = "disable"\n'
+  printf '$SERVER["socket"] == "%s:%s" {\n%s%s\n%s\n}\n' "$metrics_addr" "$METRICS_PORT" "$metrics_off" \
+    '  url.rewrite-once = ( "^/metrics$" => "/api/metrics" )' \
+    '  $HTTP["url"] != "/api/metrics" { url.access-deny = ( "" ) }' >"$CC_VAR/run/metrics.conf"
 fi
 
 # --- JWT key: JWT_SECRET, else JWT_SECRET_FILE, else one generated once into var/ -----
@@ -437,26 +441,24 @@ wait_for "the broker" 20 curl -kfsS --max-time 5 "$scheme://127.0.0.1:$PORT/even
 if [ -z "${PISTON_URL:-}" ]; then
   wait_for "the workers" 60 curl -kfsS --max-time 5 "$scheme://127.0.0.1:$PORT/api/runtimes"
 fi
-# What clients on this machine (tests, tools) need to reach the same servers.
-{
-  printf 'DATABASE_URL=%q\n' "$DATABASE_URL"
-  printf 'REDIS_URL=%q\n' "$REDIS_URL"
-  printf 'JWT_SECRET_FILE=%q\n' "${JWT_SECRET_FILE:-}"
-  printf 'BASE_URL=%q\n' "$scheme://127.0.0.1:$PORT"
-  if [ -n "${TLS_PORT:-}" ] && [ -n "${TLS_CERT:-}" ]; then
-    printf 'TLS_URL=%q\n' "https://127.0.0.1:$TLS_PORT"
-  fi
-  # the certificate, for clients that must trust a self-signed one (not TLS_CERT: whoever
-  # reads this file may start another stack)
-  [ -n "${TLS_CERT:-}" ] && printf 'CC_TLS_CA=%q\n' "$TLS_CERT"
-  metrics_url() { # name port
-    [ "$2" -eq 0 ] || printf '%s=%q\n' "$1" "http://$metrics_addr:$2/metrics"
-  }
-  metrics_url API_METRICS_URL "$METRICS_PORT"
-  metrics_url BROKER_METRICS_URL "$BROKER_METRICS_PORT"
-  metrics_url WORKER_METRICS_URL "$WORKER_METRICS_PORT"
-  metrics_url SNAPSHOTTER_METRICS_URL "$SNAPSHOTTER_METRICS_PORT"
-} >"$CC_VAR/run/env"
+# What clients on this machine (tests, tools) need to reach the same servers: built first,
+# written after (as tls.conf above).
+printf -v env_file 'DATABASE_URL=%q\nREDIS_URL=%q\nJWT_SECRET_FILE=%q\nBASE_URL=%q\n' \
+  "$DATABASE_URL" "$REDIS_URL" "${JWT_SECRET_FILE:-}" "$scheme://127.0.0.1:$PORT"
+if [ -n "${TLS_PORT:-}" ] && [ -n "${TLS_CERT:-}" ]; then
+  printf -v env_file '%sTLS_URL=%q\n' "$env_file" "https://127.0.0.1:$TLS_PORT"
+fi
+# the certificate, for clients that must trust a self-signed one (not TLS_CERT: whoever
+# reads this file may start another stack)
+[ -z "${TLS_CERT:-}" ] || printf -v env_file '%sCC_TLS_CA=%q\n' "$env_file" "$TLS_CERT"
+metrics_url() { # name port: its line, added to env_file
+  [ "$2" -eq 0 ] || printf -v env_file '%s%s=%q\n' "$env_file" "$1" "http://$metrics_addr:$2/metrics"
+}
+metrics_url API_METRICS_URL "$METRICS_PORT"
+metrics_url BROKER_METRICS_URL "$BROKER_METRICS_PORT"
+metrics_url WORKER_METRICS_URL "$WORKER_METRICS_PORT"
+metrics_url SNAPSHOTTER_METRICS_URL "$SNAPSHOTTER_METRICS_PORT"
+printf '%s' "$env_file" >"$CC_VAR/run/env"
 say "capacity: $BROKER_MAX_STREAMS streams (the broker: $BROKER_PROCESSES process(es) of $BROKER_MAX_CLIENTS clients; lighttpd: $LIGHTTPD_WORKERS process(es) of $LIGHTTPD_MAX_FDS descriptors)"
 say "ready: $scheme://localhost:$PORT/  (Ctrl-C stops everything; logs in $CC_VAR/log/)"
 if [ -n "${TLS_PORT:-}" ] && [ -n "${TLS_CERT:-}" ]; then

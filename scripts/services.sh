@@ -137,6 +137,53 @@ bounded() { # seconds command...
   shift
   timeout --foreground -k 2 "$s" "$@"
 }
+# A long one-time command of the start (initdb, the database's creation, schema.sql,
+# pg_basebackup, the Redis Cluster's creation), run so that a stop need not wait for it: in
+# the background, with the `wait` builtin waiting for it. A trapped signal ends a `wait` at
+# once and its trap runs, where a foreground command would hold the trap until it ended
+# (which may be never, on a server that does not answer); the stop then ends the command
+# first (svc_stop_oneshot). Its exit status and error messages are the command's own, as
+# in the foreground; its standard input is /dev/null, and it ignores SIGINT (bash does both
+# for a script's background commands): Ctrl-C reaches the script, whose stop ends it. Its
+# output goes where log says, given here rather than as a redirection of the call: one of
+# the call would hold while the stop's trap runs inside it, and put the stop's lines into
+# the log.
+# The command is a program, not a shell function: the stop signals the process started here,
+# which for a function would be a subshell that leaves the function's own commands running.
+oneshot_pid="" oneshot_name=""
+oneshot() { # name log command...: log ">file" (output and errors, the file anew),
+  # ">>file" (added to it) or "" (the script's own); the command's exit status
+  local rc log=$2
+  oneshot_name=$1
+  shift 2
+  case "$log" in
+    '>>'*) "$@" >>"${log#>>}" 2>&1 & ;;
+    '>'*) "$@" >"${log#>}" 2>&1 & ;;
+    *) "$@" & ;;
+  esac
+  oneshot_pid=$!
+  svc_note "$oneshot_pid"
+  # the command reaped: rc is its status. A `wait` that a trapped signal ended leaves it
+  # there (running or a zombie): wait again (a stop's trap never comes back here; this is for
+  # any other trapped signal)
+  while true; do
+    wait "$oneshot_pid" && rc=0 || rc=$?
+    svc_same "$oneshot_pid" || break
+  done
+  oneshot_pid=""
+  return "$rc"
+}
+# The stop's first step: the one-time command under way, if any, gets SIGTERM, then SIGKILL
+# after STOP_STARTING_S. 0 when there was one (oneshot_name says which), 1 otherwise.
+svc_stop_oneshot() {
+  local p=$oneshot_pid
+  [ -n "$p" ] || return 1
+  oneshot_pid=""
+  svc_kill TERM "$p"
+  gone_or_kill "$p" "$STOP_STARTING_S" "$oneshot_name"
+  return 0
+}
+
 # redis-cli with a bound of a few seconds: a single command answers in milliseconds, even on
 # a loaded machine
 rcli() { bounded 5 redis-cli "$@"; }
@@ -180,13 +227,13 @@ check_port() { # port name variable
 # The bound is on the clock, not a count of tries: one try may itself take seconds (rcli,
 # pg_isready -t 5), and `secs` of them would add up to far more than `secs`.
 wait_for() { # description seconds command...
-  local what=$1 secs=$2 now until
+  local what=$1 secs=$2 now deadline
   shift 2
   sup_now_ms now
-  until=$((now + secs * 1000))
+  deadline=$((now + secs * 1000))
   until "$@" >/dev/null 2>&1; do
     sup_now_ms now
-    [ "$now" -ge "$until" ] && die "$what did not become ready within ${secs}s (logs in $CC_VAR/log/)"
+    [ "$now" -ge "$deadline" ] && die "$what did not become ready within ${secs}s (logs in $CC_VAR/log/)"
     check_children
     sleep 0.05
   done
@@ -426,8 +473,8 @@ pg_initdb() { # dir log-name
   local dir=$1
   if [ ! -s "$dir/PG_VERSION" ]; then
     say "creating the PostgreSQL cluster in $dir"
-    "${as_pg[@]}" "$PG_BIN/initdb" -D "$dir" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
-      >"$CC_VAR/log/$2.log" 2>&1 || die "initdb failed, see $CC_VAR/log/$2.log"
+    oneshot initdb ">$CC_VAR/log/$2.log" \
+      "${as_pg[@]}" "$PG_BIN/initdb" -D "$dir" -U postgres -A trust -E UTF8 --locale=C.UTF-8 || die "initdb failed, see $CC_VAR/log/$2.log"
   fi
   pg_not_running "$dir"
 }
@@ -441,16 +488,17 @@ pg_not_running() { # dir
   return 0
 }
 
-# The database codecollab on the server at $CC_VAR/run/pg, port, unless it exists.
+# The database codecollab on the server at $CC_VAR/run/pg, port, unless it exists: one psql
+# (oneshot), which creates it only when the query finds none (\gexec runs what it returns).
 pg_create_db() { # port
   local admin="postgresql:///postgres?host=$CC_VAR/run/pg&port=$1&user=postgres"
-  if ! psql "$admin" -Atqc "SELECT 1 FROM pg_database WHERE datname = 'codecollab'" | grep -q 1; then
-    psql "$admin" -qc "CREATE DATABASE codecollab" >/dev/null || die "cannot create the database"
-  fi
+  oneshot "psql creating the database" "" psql "$admin" -X -q -o /dev/null -v ON_ERROR_STOP=1 -f <(printf '%s\n' \
+    "SELECT 'CREATE DATABASE codecollab' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'codecollab')\gexec") ||
+    die "cannot create the database"
 }
 
 # schema.sql (idempotent) on the database at url.
 pg_schema() { # url
-  psql "$1" -X -q -v ON_ERROR_STOP=1 -1 -f "$ROOT/schema.sql" \
-    >>"$CC_VAR/log/schema.log" 2>&1 || die "applying schema.sql failed, see $CC_VAR/log/schema.log"
+  oneshot "psql loading schema.sql" ">>$CC_VAR/log/schema.log" \
+    psql "$1" -X -q -v ON_ERROR_STOP=1 -1 -f "$ROOT/schema.sql" || die "applying schema.sql failed, see $CC_VAR/log/schema.log"
 }

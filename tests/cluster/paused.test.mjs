@@ -1,4 +1,6 @@
-// `make cluster` stopped while a Redis node it asks does not answer: the node is paused
+// `make cluster` stopped while it waits on something that does not end: a Redis node it asks
+// (below), every node of a Redis Cluster, or the first start's pg_basebackup (at the end).
+// The first case: a Redis node that does not answer. The node is paused
 // (SIGSTOP: the kernel still accepts a connection to it, no answer ever comes) just before
 // the script asks it its role for topology.json, as it does after every restart. bash runs
 // the SIGTERM trap only once the foreground command has ended, so that redis-cli call must
@@ -6,8 +8,12 @@
 // then kills the paused node after its bound and ends like any other.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { chmodSync, existsSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { startCluster, processesIn } from '../lib/cluster.mjs';
-import { pauseProcess, waitFor } from '../lib/procs.mjs';
+import { pauseProcess, tempDir, waitFor } from '../lib/procs.mjs';
+import { PG_BIN } from '../lib/pg.mjs';
+import { parentPid } from '../lib/proctree.mjs';
 
 let running = [];
 // a failed assertion: the script is killed at once, its watchdog stops the rest, c.stop()
@@ -45,4 +51,80 @@ test('make cluster: a SIGTERM while the script waits on a paused Redis node star
   assert.deepEqual(left, [], 'nothing of the layout is left running');
   assert.deepEqual(c.exit, { code: 0, signal: null }, `cluster.sh ended by itself:\n${c.script.output}`);
   assert.match(c.script.output, new RegExp(`redis \\(pid \\d+\\) had not ended ${REDIS_BOUND_S} s after its stop signal: killed`));
+});
+
+// The same with a Redis Cluster of six nodes, all paused. topology.json names each node's
+// role, asked one node at a time in the script's own shell (scripts/cluster.sh:
+// write_topology): the trap runs once the call under way has ended, so the stop begins within
+// one call's bound however many nodes do not answer. Asked inside topology_json's command
+// substitution, as before, the calls held the trap for the bound of each paused node in turn:
+// six of 5 s, 30 s.
+const ONE_CALL_WITHIN_MS = 15000;
+
+test('make cluster with a Redis Cluster: a SIGTERM while every node is paused starts the stop within one call\'s bound, not one per node', async () => {
+  const c = await startCluster({ redis: 'cluster', env: { STOP_REDIS_S: String(REDIS_BOUND_S) } });
+  running.push(c);
+  const nodes = c.byRole('redis');
+  assert.equal(nodes.length, 6);
+  for (const n of nodes) await pauseProcess(n.pid);
+
+  process.kill(c.proc('broker-1').pid, 'SIGKILL');
+  // the first node asked: five more paused ones follow it
+  const asking = new RegExp(`^redis-cli -p ${c.proc('redis-1').ports[0]} info replication$`);
+  await waitFor(() => processesIn(c.dir).some((p) => asking.test(p.cmd)),
+    { timeout: 30000, interval: 20, what: 'the script asking redis-1 its role' });
+
+  const t0 = Date.now();
+  process.kill(c.script.pid, 'SIGTERM');
+  await waitFor(() => /stopping everything/.test(c.script.output),
+    { timeout: 60000, interval: 50, what: 'the stop begun' });
+  const begun = Date.now() - t0;
+  console.log(`# the stop began ${begun} ms after the SIGTERM`);
+  assert.ok(begun < ONE_CALL_WITHIN_MS, `the stop began within one call's bound (${begun} ms)`);
+
+  const left = await c.stop({ waitMs: 180000 });
+  running = running.filter((x) => x !== c);
+  assert.deepEqual(left, [], 'nothing of the layout is left running');
+  assert.deepEqual(c.exit, { code: 0, signal: null }, `cluster.sh ended by itself:\n${c.script.output}`);
+  for (const n of nodes) {
+    assert.match(c.script.output, new RegExp(`${n.name} \\(pid ${n.pid}\\) had not ended ${REDIS_BOUND_S} s after its stop signal: killed`));
+  }
+});
+
+// The first start's pg_basebackup (the replica's copy) runs in the background under `wait`
+// (scripts/services.sh: oneshot): a SIGTERM's trap runs at once, ends it, and removes the
+// copy it had not finished, so that the next start makes it again. The pg_basebackup here
+// (PG_BIN: the real binaries, this one wrapped) makes a real copy and then never ends, as a
+// copy that stalls; in the foreground, as before, it held the trap, and the stop, for good.
+test('make cluster: a SIGTERM while pg_basebackup makes the replica stops at once, and the unfinished copy is removed', async () => {
+  const bin = tempDir('cc-pgbin-');
+  chmodSync(bin, 0o755); // run as the postgres user
+  for (const f of readdirSync(PG_BIN)) if (f !== 'pg_basebackup') symlinkSync(join(PG_BIN, f), join(bin, f));
+  writeFileSync(join(bin, 'pg_basebackup'),
+    `#!/bin/sh\n${join(PG_BIN, 'pg_basebackup')} "$@" || exit\nexec sleep 3600\n`, { mode: 0o755 });
+  const c = await startCluster({ redis: 'single', wait: false, env: { PG_BIN: bin } });
+  running.push(c);
+  // the copy made (cluster.sh's own child, set to the postgres user, now the sleep)
+  const stalled = () => readdirSync('/proc').find((p) => /^\d+$/.test(p) && parentPid(p) === c.script.pid &&
+    readFileSync(`/proc/${p}/cmdline`, 'latin1').startsWith('sleep\x003600'));
+  let sleeper;
+  try {
+    await waitFor(() => (sleeper = stalled()), { timeout: 120000, interval: 100, what: 'pg_basebackup\'s copy made' });
+    assert.ok(existsSync(join(c.dir, 'pg-replica/PG_VERSION')), 'the copy is in the replica\'s directory');
+
+    const t0 = Date.now();
+    process.kill(c.script.pid, 'SIGTERM');
+    await waitFor(() => /stopping everything/.test(c.script.output),
+      { timeout: 20000, interval: 50, what: 'the stop begun (it waited for pg_basebackup instead)' });
+    console.log(`# the stop began ${Date.now() - t0} ms after the SIGTERM`);
+    const left = await c.stop({ waitMs: 180000, keep: true });
+    running = running.filter((x) => x !== c);
+    assert.deepEqual(left, [], 'nothing of the layout is left running');
+    assert.deepEqual(c.exit, { code: 0, signal: null }, `cluster.sh ended by itself:\n${c.script.output}`);
+    assert.ok(!existsSync(`/proc/${sleeper}`), 'pg_basebackup is gone');
+    assert.deepEqual(readdirSync(join(c.dir, 'pg-replica')), [], 'the unfinished copy is removed');
+    c.remove();
+  } finally {
+    try { if (sleeper) process.kill(Number(sleeper), 'SIGKILL'); } catch { /* gone */ }
+  }
 });

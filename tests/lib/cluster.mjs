@@ -17,7 +17,8 @@
 //                           leaves the directory (its logs) for the test: c.remove() then
 //
 // { ready: false } returns as soon as topology.json first appears (state "starting": the
-// data stores are up), for tests of the data layer alone.
+// data stores are up), for tests of the data layer alone; { wait: false } at once, for tests
+// of the start itself (c.script, c.dir and c.stop() then; the rest once the layout is up).
 import { existsSync, readFileSync, readdirSync, readlinkSync, chmodSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, start, stop, tempDir, waitFor } from './procs.mjs';
@@ -45,7 +46,7 @@ export function processesIn(dir) {
   return found;
 }
 
-export async function startCluster({ redis = 'single', ready = true, env = {}, timeout = 180000 } = {}) {
+export async function startCluster({ redis = 'single', ready = true, wait = true, env = {}, timeout = 180000 } = {}) {
   const dir = tempDir('cc-cluster-');
   chmodSync(dir, 0o755); // the postgres user works in it
   const port = await freeBlock(1);
@@ -75,13 +76,6 @@ export async function startCluster({ redis = 'single', ready = true, env = {}, t
     },
   });
   const topoFile = join(dir, 'topology.json');
-  // a script that ended ends the wait at once (waitFor would take a throw for "not yet")
-  await waitFor(() => script.exitCode !== null || (ready ? existsSync(readyFile) : existsSync(topoFile)),
-    { timeout, interval: 100, what: `make cluster ${ready ? 'ready' : 'data stores'}` });
-  if (script.exitCode !== null) {
-    await script.closed; // its output read to the end (its last line: why)
-    throw new Error(`cluster.sh exited (${script.exitCode}):\n${script.output}`);
-  }
   const c = {
     dir,
     port,
@@ -117,5 +111,13 @@ export async function startCluster({ redis = 'single', ready = true, env = {}, t
       if (!process.env.KEEP_TEST_VAR) rmSync(dir, { recursive: true, force: true });
     },
   };
+  if (!wait) return c;
+  // a script that ended ends the wait at once (waitFor would take a throw for "not yet")
+  await waitFor(() => script.exitCode !== null || (ready ? existsSync(readyFile) : existsSync(topoFile)),
+    { timeout, interval: 100, what: `make cluster ${ready ? 'ready' : 'data stores'}` });
+  if (script.exitCode !== null) {
+    await script.closed; // its output read to the end (its last line: why)
+    throw new Error(`cluster.sh exited (${script.exitCode}):\n${script.output}`);
+  }
   return c;
 }

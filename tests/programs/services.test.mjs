@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, waitFor } from '../lib/procs.mjs';
+import { ROOT, tempDir, waitFor } from '../lib/procs.mjs';
 import { isAlive as alive, procStat } from '../lib/proctree.mjs';
 
 const started = [];
@@ -85,4 +85,70 @@ test('a pid never noted is handled as before: waited for, then killed', async ()
   assert.match(r.stdout, /rc=0/);
   assert.match(r.stdout, /had not ended 1 s after its stop signal: killed/);
   assert.ok(!alive(b.pid));
+});
+
+// oneshot: a long one-time command of the start (initdb, schema.sql, pg_basebackup) runs in
+// the background under the `wait` builtin, which a trapped signal ends at once: the stop's
+// trap runs then, not once the command has ended, and ends the command (svc_stop_oneshot).
+// Run in the foreground, as before, the `sleep 30` below would hold the trap for 30 s.
+test('a stop signal during a one-time command runs its trap at once; the command is ended, its output stays in its log and the stop\'s lines do not', async () => {
+  const dir = tempDir('cc-oneshot-');
+  const log = join(dir, 'oneshot.log');
+  const r = services(`trap 'say "stopping (command pid $oneshot_pid)"; svc_stop_oneshot && say "ended $oneshot_name"; exit 0' TERM
+( sleep 0.5; kill -TERM $$ ) &
+oneshot "the sleeper" ">${log}" sh -c 'echo started; echo to-stderr >&2; exec sleep 30'
+say "not reached"`);
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(r.ms < 10000, `the trap ran at once, not after the command (${r.ms} ms)`);
+  const pid = Number(/stopping \(command pid (\d+)\)/.exec(r.stdout)?.[1]);
+  assert.ok(pid > 0, r.stdout);
+  assert.match(r.stdout, /^say: ended the sleeper$/m);
+  assert.doesNotMatch(r.stdout, /not reached/);
+  assert.ok(!alive(pid), 'the command is gone');
+  assert.equal(readFileSync(log, 'utf8'), 'started\nto-stderr\n', 'its output and errors in its log, nothing of the stop');
+});
+
+test('a one-time command that ends by itself: its exit status, its log anew (">file") or added to (">>file"), or the script\'s own output', () => {
+  const dir = tempDir('cc-oneshot-');
+  const log = join(dir, 'a.log');
+  const r = services(`oneshot first ">${log}" sh -c 'echo one; exit 3'; echo "rc=$?"
+oneshot second ">>${log}" sh -c 'echo two >&2'; echo "rc=$?"
+oneshot third "" sh -c 'echo three'; echo "rc=$?"
+oneshot fourth ">${log}" sh -c 'echo four'; echo "rc=$? pid=[$oneshot_pid]"
+svc_stop_oneshot || echo "none under way"
+# a trapped signal whose trap returns: the wait goes on, and the status is still the command's
+trap 'echo usr1' USR1
+( sleep 0.3; kill -USR1 $$ ) &
+oneshot fifth "" sh -c 'sleep 1; exit 4'; echo "rc=$?"`);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, 'rc=3\nrc=0\nthree\nrc=0\nrc=0 pid=[]\nnone under way\nusr1\nrc=4\n');
+  assert.equal(readFileSync(log, 'utf8'), 'four\n');
+});
+
+// A stop signal's trap runs between two commands; inside a block or function call whose
+// output is redirected to a file, the stop's lines (say, notice) would land in that file
+// (tls.conf, haproxy.cfg, run/env, a log). The scripts build such a file's text first and
+// write it with one command, and give oneshot its log as an argument. A signal inside such a
+// block cannot be timed from a test, so this reads the scripts: no compound command
+// (`{ …; }`, a loop, if, case) and no call of one of their functions has its output
+// redirected to a file (/dev/null and other descriptors are fine).
+test('run.sh, cluster.sh and the files they source redirect no block and no function call into a file', () => {
+  const files = ['run.sh', 'cluster.sh', 'services.sh', 'supervise.sh', 'proc.sh'].map((f) => join(ROOT, 'scripts', f));
+  const texts = files.map((f) => readFileSync(f, 'utf8'));
+  const fns = new Set();
+  for (const t of texts) for (const m of t.matchAll(/^\s*([A-Za-z_]\w*)\(\)\s*\{/gm)) fns.add(m[1]);
+  const intoFile = /(^|[^<&\d])\d?>{1,2}\s*(?!&)(?!\/dev\/null)\S/;
+  const found = [];
+  texts.forEach((t, i) => {
+    for (const line of t.replace(/\\\n/g, ' ').split('\n')) {
+      // quoted text and comments are not redirections
+      const code = line.replace(/'[^']*'|"(\\.|[^"\\])*"/g, "''").replace(/(^|\s)#.*$/, '');
+      const closing = /^\s*(\}|done|fi|esac)\s*(\S.*)?$/.exec(code);
+      const call = /^\s*([A-Za-z_]\w*)(\s|$)/.exec(code);
+      if ((closing?.[2] && intoFile.test(closing[2])) || (call && fns.has(call[1]) && intoFile.test(code))) {
+        found.push(`${files[i]}: ${line.trim()}`);
+      }
+    }
+  });
+  assert.deepEqual(found, []);
 });

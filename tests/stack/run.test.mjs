@@ -8,7 +8,8 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync, chmodSync, writeFileSync, existsSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
-import { ROOT, freePort, sleep, waitFor, pauseProcess, tempDir } from '../lib/procs.mjs';
+import { ROOT, freePort, sleep, waitFor, pauseProcess, tempDir, stop as stopProcess } from '../lib/procs.mjs';
+import { startPrimary, pgUrl } from '../lib/pg.mjs';
 import { portFree } from '../lib/ports.mjs';
 import { parentPid, procStat } from '../lib/proctree.mjs';
 import { BASE, call, newUser, createRoom } from '../lib/api.mjs';
@@ -48,7 +49,7 @@ function stackPids(dir) {
 }
 
 // Starts scripts/run.sh; resolves {child, output(), ms} once it prints "ready", or once it
-// exits (then ready is false).
+// exits (then ready is false). The promise's own child and output() are there at once.
 function startStack(env) {
   const t0 = Date.now();
   const child = spawn(join(ROOT, 'scripts/run.sh'), [], {
@@ -60,7 +61,7 @@ function startStack(env) {
   let out = '';
   child.stdout.on('data', (d) => { out += d; });
   child.stderr.on('data', (d) => { out += d; });
-  return new Promise((resolve) => {
+  const started = new Promise((resolve) => {
     const timer = setInterval(() => {
       if (out.includes('ready: http')) {
         clearInterval(timer);
@@ -72,6 +73,7 @@ function startStack(env) {
       resolve({ child, ready: false, code, output: () => out, ms: Date.now() - t0 });
     });
   });
+  return Object.assign(started, { child, output: () => out });
 }
 
 function stop(child) {
@@ -349,6 +351,39 @@ test('run.sh itself killed outright (SIGKILL, no trap runs): its watchdog stops 
 // which returns only when the child ends, held such a stop for good.) The stop starts once
 // all of them have stopped (tests/lib/procs.mjs: pauseProcess). The worker's
 // SHUTDOWN_GRACE_MS (30 s by default) is not below STOP_PROGRAMS_S here: the start warns.
+// The start's one-time PostgreSQL work (here schema.sql, into a server of DATABASE_URL) runs
+// in the background under `wait` (scripts/services.sh: oneshot): a stop signal's trap runs at
+// once, and ends the psql. The server is paused (SIGSTOP: the kernel still takes the
+// connection, no answer ever comes), so the psql never ends by itself; in the foreground, as
+// before, it held the trap, and the stop, for as long as that lasted.
+test('a SIGTERM while schema.sql is loaded into a server that does not answer stops at once, ending the psql', async () => {
+  const srv = await startPrimary();
+  const dir = tmpVar();
+  const p = await ports();
+  await pauseProcess(srv.pid);
+  try {
+    const s = startStack({ ...p, CC_VAR: dir, DATABASE_URL: pgUrl(srv), REDIS_URL: process.env.REDIS_URL,
+      JWT_SECRET: '', JWT_SECRET_FILE: process.env.JWT_SECRET_FILE });
+    const loading = () => stackPids(dir).find((pid) => /(^|\/)psql .*schema\.sql/.test(cmdline(pid)));
+    await waitFor(loading, { timeout: 30000, what: 'run.sh loading schema.sql' });
+    const psql = loading();
+    const t0 = Date.now();
+    s.child.kill('SIGTERM');
+    await waitFor(() => s.output().includes('stopping everything'),
+      { timeout: 10000, what: 'the stop begun (it waited for the psql instead)' });
+    const r = await s;
+    console.log(`# the stop began and ended ${Date.now() - t0} ms after the SIGTERM`);
+    assert.equal(r.ready, false);
+    assert.equal(r.code, 0, r.output());
+    assert.ok(!cmdline(psql).includes('schema.sql'), 'the psql is gone');
+    assert.deepEqual(stackPids(dir), [], describe(stackPids(dir)));
+    assert.doesNotMatch(readFileSync(join(dir, 'log/schema.log'), 'utf8'), /stopping/, 'the stop\'s lines are not in the log');
+  } finally {
+    process.kill(srv.pid, 'SIGCONT');
+    await stopProcess(srv);
+  }
+});
+
 const BOUND = { front: 3, programs: 15, leftovers: 3 };
 test('services that ignore their stop signal (lighttpd, worker, snapshotter, an API process stopped) are killed after their bounds; SIGTERM still stops everything', async (t) => {
   const dir = tmpVar();
