@@ -105,12 +105,9 @@ stop_all() {
   stopping=1
   # said first, so a stop that takes long shows it has begun (and when)
   notice "stopping everything (the front door first, the data stores last)" || true
-  # a one-time command of the start under way (oneshot) ends first; a replica's copy that
-  # pg_basebackup did not finish is removed, so that the next start makes it again
-  if svc_stop_oneshot && [ "$oneshot_name" = pg_basebackup ]; then
-    find "$CC_VAR/pg-replica/" -mindepth 1 -delete 2>/dev/null ||
-      say "could not remove the unfinished replica in $CC_VAR/pg-replica: remove it before the next start" || true
-  fi
+  # a one-time command of the start under way (oneshot) ends first; what it left half made
+  # (a replica's copy, the Redis Cluster's nodes.conf files) goes at the end
+  svc_stop_oneshot || true
   # a signal between `setsid … &` and svc_started: the service not in the table yet (nor in
   # the watchdog's sessions) is stopped here, and waited for like the others
   local last=${!:-} n i last_parent="" programs=()
@@ -140,6 +137,8 @@ stop_all() {
   stop_together TERM "$STOP_REDIS_S" "${redis_nodes[@]}"
   stop_one pg-replica INT "$STOP_POSTGRES_S" # PostgreSQL's "fast" shutdown
   stop_one pg-primary INT "$STOP_POSTGRES_S"
+  # after the primary: pg_basebackup's WAL stream ends only with it
+  svc_remove_unfinished
   rm -f "$CC_VAR/run/env"
   svc_watchdog_stop
 }
@@ -417,6 +416,7 @@ pg_schema "$DATABASE_URL"
 pg_data_dir "$CC_VAR/pg-replica"
 if [ ! -s "$CC_VAR/pg-replica/PG_VERSION" ]; then
   say "making the PostgreSQL replica (pg_basebackup -R) in $CC_VAR/pg-replica"
+  oneshot_undo=("$CC_VAR/pg-replica")
   oneshot pg_basebackup ">$CC_VAR/log/basebackup.log" "${as_pg[@]}" "$PG_BIN/pg_basebackup" \
     -h "$pg_sock" -p "${port[pg-primary]}" -U postgres -D "$CC_VAR/pg-replica" -R -X stream -c fast ||
     die "pg_basebackup failed, see $CC_VAR/log/basebackup.log"
@@ -447,6 +447,12 @@ if [ "$CLUSTER_REDIS" = cluster ]; then
     die "redis-1 did not answer CLUSTER INFO (logs in $CC_VAR/log/)"
   if [ "${known:-1}" = 1 ]; then
     say "creating the Redis Cluster (3 masters, 3 replicas)"
+    # cut short, the create leaves nodes that know each other with slots and no replicas (or
+    # with slots and no peers), which the next start would take for a made cluster. Only a
+    # create that got under way is cut: it had found every node empty, so nothing else is in
+    # those files.
+    oneshot_undo=()
+    for n in "${redis_nodes[@]}"; do oneshot_undo+=("$CC_VAR/$n/nodes.conf"); done
     # timeout itself rather than the function bounded (oneshot runs a program): the stop's
     # SIGTERM reaches timeout, which passes it on to redis-cli
     oneshot "redis-cli --cluster create" ">$CC_VAR/log/redis-create.log" \
@@ -464,14 +470,19 @@ if [ "$CLUSTER_REDIS" = cluster ]; then
     done
     bounded 10 redis-cli --cluster check "127.0.0.1:${port[redis-1]}" | grep -q 'All 16384 slots covered' || return 1
     # every replica has its master's data: only then can it take over (a replica that never
-    # synchronised does not stand for election) and WAIT count it
+    # synchronised does not stand for election) and WAIT count it; and there are as many
+    # replicas as masters (a create cut short before its replicas were set leaves none, and
+    # every write that waits for a replica would fail)
+    local replicas=0
     for n in "${redis_nodes[@]}"; do
       info=$(rcli -p "${port[$n]}" info replication | tr -d '\r') || return 1
       grep -qx 'role:slave' <<<"$info" || continue
       grep -qx 'master_link_status:up' <<<"$info" || return 1
+      replicas=$((replicas + 1))
     done
+    [ "$replicas" -ge $((${#redis_nodes[@]} / 2)) ]
   }
-  wait_for "the Redis Cluster (cluster_state:ok, every node known to all, every slot covered, every replica in sync)" 30 cluster_ok
+  wait_for "the Redis Cluster (cluster_state:ok, every node known to all, every slot covered, a replica in sync for every master)" 30 cluster_ok
   REDIS_CLUSTER=$(IFS=,; printf '%s' "${seeds[*]}")
   export REDIS_CLUSTER
   # for a program (or tool) that knows only one server: a node it is sent MOVED from

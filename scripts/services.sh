@@ -143,8 +143,9 @@ bounded() { # seconds command...
 # once and its trap runs, where a foreground command would hold the trap until it ended
 # (which may be never, on a server that does not answer); the stop then ends the command
 # first (svc_stop_oneshot). Its exit status and error messages are the command's own, as
-# in the foreground; its standard input is /dev/null, and it ignores SIGINT (bash does both
-# for a script's background commands): Ctrl-C reaches the script, whose stop ends it. Its
+# in the foreground; its standard input is /dev/null, and SIGINT is ignored for it (bash does
+# both for a script's background commands; a program that sets its own handler, as psql and
+# initdb do, still hears a Ctrl-C): Ctrl-C reaches the script, whose stop ends it. Its
 # output goes where log says, given here rather than as a redirection of the call: one of
 # the call would hold while the stop's trap runs inside it, and put the stop's lines into
 # the log.
@@ -163,25 +164,56 @@ oneshot() { # name log command...: log ">file" (output and errors, the file anew
   esac
   oneshot_pid=$!
   svc_note "$oneshot_pid"
-  # the command reaped: rc is its status. A `wait` that a trapped signal ended leaves it
-  # there (running or a zombie): wait again (a stop's trap never comes back here; this is for
-  # any other trapped signal)
-  while true; do
-    wait "$oneshot_pid" && rc=0 || rc=$?
-    svc_same "$oneshot_pid" || break
+  # A `wait` that a trapped signal ended leaves the command there (running or a zombie):
+  # wait again (a stop's trap never comes back here; this is for any other trapped signal).
+  # Once it is reaped, one more `wait` gives its own status, which bash keeps: the status of
+  # a `wait` that a trap cut short (128 + the signal) may be all the loop saw.
+  while svc_same "$oneshot_pid"; do
+    wait "$oneshot_pid" || true
   done
+  wait "$oneshot_pid" && rc=0 || rc=$?
   oneshot_pid=""
+  oneshot_undo=()
   return "$rc"
 }
 # The stop's first step: the one-time command under way, if any, gets SIGTERM, then SIGKILL
-# after STOP_STARTING_S. 0 when there was one (oneshot_name says which), 1 otherwise.
+# after STOP_STARTING_S. 0 when there was one still running (oneshot_name says which), 1
+# otherwise.
+# What such a command makes is left half made when it is cut short (initdb's data directory,
+# pg_basebackup's copy, the Redis Cluster's nodes.conf files), and a later start would take
+# it for done. The caller names it in `oneshot_undo` before calling oneshot, which forgets it
+# once the command has ended by itself (a command that fails by itself is left to its own
+# clean-up: what it refused, a directory not empty, say, is not ours to remove). Cut short
+# by the stop, it is moved to `unfinished`, which the stop's last step removes
+# (svc_remove_unfinished), once every service has gone: the primary that a replica's copy
+# streams from among them.
+oneshot_undo=() unfinished=()
 svc_stop_oneshot() {
   local p=$oneshot_pid
   [ -n "$p" ] || return 1
   oneshot_pid=""
+  # ended by itself already (a zombie, or gone): not cut short
+  if ! svc_same "$p" || [ "${pstat[0]}" = Z ]; then
+    oneshot_undo=()
+    return 1
+  fi
+  unfinished+=("${oneshot_undo[@]}")
+  oneshot_undo=()
   svc_kill TERM "$p"
   gone_or_kill "$p" "$STOP_STARTING_S" "$oneshot_name"
   return 0
+}
+# The stop's last step: a directory named in `unfinished` is emptied, a file removed.
+svc_remove_unfinished() {
+  local f
+  for f in "${unfinished[@]}"; do
+    if [ -d "$f" ]; then
+      find "$f/" -mindepth 1 -delete 2>/dev/null
+    else
+      rm -f "$f"
+    fi || say "could not remove $f, left unfinished by the stop: remove it before the next start" || true
+  done
+  unfinished=()
 }
 
 # redis-cli with a bound of a few seconds: a single command answers in milliseconds, even on
@@ -473,6 +505,7 @@ pg_initdb() { # dir log-name
   local dir=$1
   if [ ! -s "$dir/PG_VERSION" ]; then
     say "creating the PostgreSQL cluster in $dir"
+    oneshot_undo=("$dir")
     oneshot initdb ">$CC_VAR/log/$2.log" \
       "${as_pg[@]}" "$PG_BIN/initdb" -D "$dir" -U postgres -A trust -E UTF8 --locale=C.UTF-8 || die "initdb failed, see $CC_VAR/log/$2.log"
   fi

@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, tempDir, waitFor } from '../lib/procs.mjs';
 import { isAlive as alive, procStat } from '../lib/proctree.mjs';
@@ -94,8 +94,9 @@ test('a pid never noted is handled as before: waited for, then killed', async ()
 test('a stop signal during a one-time command runs its trap at once; the command is ended, its output stays in its log and the stop\'s lines do not', async () => {
   const dir = tempDir('cc-oneshot-');
   const log = join(dir, 'oneshot.log');
+  // the signal once the command has written both lines (a fixed delay could come first)
   const r = services(`trap 'say "stopping (command pid $oneshot_pid)"; svc_stop_oneshot && say "ended $oneshot_name"; exit 0' TERM
-( sleep 0.5; kill -TERM $$ ) &
+( until grep -q to-stderr "${log}" 2>/dev/null; do sleep 0.05; done; kill -TERM $$ ) &
 oneshot "the sleeper" ">${log}" sh -c 'echo started; echo to-stderr >&2; exec sleep 30'
 say "not reached"`);
   assert.equal(r.status, 0, r.stderr);
@@ -116,13 +117,42 @@ oneshot second ">>${log}" sh -c 'echo two >&2'; echo "rc=$?"
 oneshot third "" sh -c 'echo three'; echo "rc=$?"
 oneshot fourth ">${log}" sh -c 'echo four'; echo "rc=$? pid=[$oneshot_pid]"
 svc_stop_oneshot || echo "none under way"
-# a trapped signal whose trap returns: the wait goes on, and the status is still the command's
-trap 'echo usr1' USR1
+# a trapped signal whose trap returns: the wait goes on, and the status is still the
+# command's, also when the command ends while the trap runs (the cut-short wait's own
+# status, 138, is not it)
+trap 'sleep 1; echo usr1' USR1
 ( sleep 0.3; kill -USR1 $$ ) &
-oneshot fifth "" sh -c 'sleep 1; exit 4'; echo "rc=$?"`);
+oneshot fifth "" sh -c 'sleep 0.6; exit 4'; echo "rc=$?"`);
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, 'rc=3\nrc=0\nthree\nrc=0\nrc=0 pid=[]\nnone under way\nusr1\nrc=4\n');
   assert.equal(readFileSync(log, 'utf8'), 'four\n');
+});
+
+// What a one-time command makes (oneshot_undo: initdb's directory, pg_basebackup's copy, the
+// Redis Cluster's nodes.conf files) is removed at the stop's end only when the stop cut the
+// command short: one that ended by itself, failing or not, keeps it (a directory that was not
+// empty, which initdb or pg_basebackup refused, is not ours to remove).
+test('oneshot_undo: removed at the stop\'s end when the stop cut the command short, kept when it ended by itself', async () => {
+  const dir = tempDir('cc-oneshot-');
+  for (const d of ['cut', 'failed', 'done']) mkdirSync(join(dir, d));
+  for (const f of ['cut/half-made', 'failed/an-operators-file', 'done/made', 'cut.conf']) writeFileSync(join(dir, f), 'x');
+  const r = services(`oneshot_undo=("${dir}/failed"); oneshot failing "" sh -c 'exit 1' || echo "failed rc=$?"
+oneshot_undo=("${dir}/done"); oneshot succeeding "" true && echo "done rc=0"
+svc_stop_oneshot || echo "nothing under way"
+svc_remove_unfinished
+echo "undo after: \${#oneshot_undo[@]}"
+trap 'svc_stop_oneshot && echo "cut $oneshot_name"; svc_remove_unfinished; exit 0' TERM
+( until [ -e "${dir}/cut/started" ]; do sleep 0.05; done; kill -TERM $$ ) &
+oneshot_undo=("${dir}/cut" "${dir}/cut.conf")
+oneshot long "" sh -c 'touch "${dir}/cut/started"; exec sleep 30'
+echo "not reached"`);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, 'failed rc=1\ndone rc=0\nnothing under way\nundo after: 0\ncut long\n');
+  assert.deepEqual(readdirSync(join(dir, 'cut')), [], 'the cut command\'s directory is emptied');
+  assert.ok(existsSync(join(dir, 'cut')), 'the directory itself stays');
+  assert.ok(!existsSync(join(dir, 'cut.conf')), 'the cut command\'s file is removed');
+  assert.ok(existsSync(join(dir, 'failed/an-operators-file')), 'a command that failed by itself keeps what was there');
+  assert.ok(existsSync(join(dir, 'done/made')), 'a command that succeeded keeps what it made');
 });
 
 // A stop signal's trap runs between two commands; inside a block or function call whose

@@ -342,15 +342,6 @@ test('run.sh itself killed outright (SIGKILL, no trap runs): its watchdog stops 
   assert.match(readFileSync(join(dir, 'log/watchdog.log'), 'utf8'), /is gone without stopping its services/);
 });
 
-// The stop's bounds hold for services that never act on their signal: lighttpd, the worker,
-// the snapshotter and an API process, stopped with SIGSTOP. With small bounds (STOP_*_S;
-// the defaults, 20 s, 40 s and 10 s, made this test take 75 s), lighttpd gets SIGKILL after
-// STOP_FRONT_S, the two programs after the STOP_PROGRAMS_S they share (not each in turn:
-// twice as long), each named in a line, the API process's keeper after STOP_LEFTOVERS_S and
-// the API process after it, and the stop goes on to the end. (A `wait` on the stopped child,
-// which returns only when the child ends, held such a stop for good.) The stop starts once
-// all of them have stopped (tests/lib/procs.mjs: pauseProcess). The worker's
-// SHUTDOWN_GRACE_MS (30 s by default) is not below STOP_PROGRAMS_S here: the start warns.
 // The start's one-time PostgreSQL work (here schema.sql, into a server of DATABASE_URL) runs
 // in the background under `wait` (scripts/services.sh: oneshot): a stop signal's trap runs at
 // once, and ends the psql. The server is paused (SIGSTOP: the kernel still takes the
@@ -384,6 +375,15 @@ test('a SIGTERM while schema.sql is loaded into a server that does not answer st
   }
 });
 
+// The stop's bounds hold for services that never act on their signal: lighttpd, the worker,
+// the snapshotter and an API process, stopped with SIGSTOP. With small bounds (STOP_*_S;
+// the defaults, 20 s, 40 s and 10 s, made this test take 75 s), lighttpd gets SIGKILL after
+// STOP_FRONT_S, the two programs after the STOP_PROGRAMS_S they share (not each in turn:
+// twice as long), each named in a line, the API process's keeper after STOP_LEFTOVERS_S and
+// the API process after it, and the stop goes on to the end. (A `wait` on the stopped child,
+// which returns only when the child ends, held such a stop for good.) The stop starts once
+// all of them have stopped (tests/lib/procs.mjs: pauseProcess). The worker's
+// SHUTDOWN_GRACE_MS (30 s by default) is not below STOP_PROGRAMS_S here: the start warns.
 const BOUND = { front: 3, programs: 15, leftovers: 3 };
 test('services that ignore their stop signal (lighttpd, worker, snapshotter, an API process stopped) are killed after their bounds; SIGTERM still stops everything', async (t) => {
   const dir = tmpVar();
