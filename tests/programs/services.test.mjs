@@ -167,17 +167,30 @@ test('run.sh, cluster.sh and the files they source redirect no block and no func
   const texts = files.map((f) => readFileSync(f, 'utf8'));
   const fns = new Set();
   for (const t of texts) for (const m of t.matchAll(/^\s*([A-Za-z_]\w*)\(\)\s*\{/gm)) fns.add(m[1]);
-  const intoFile = /(^|[^<&\d])\d?>{1,2}\s*(?!&)(?!\/dev\/null)\S/;
+  // >file, >>file, 2>file, &>file; not >&2, 2>&1 or /dev/null
+  const intoFile = /(^|[^<&\d])[&\d]?>{1,2}\s*(?!&)(?!\/dev\/null)\S/;
+  // one command of a line: what follows ;, &&, ||, |, !, if, then, else, do, while, until
+  const commands = (code) => code.split(/&&|\|\||[;|]|!\s|\b(?:if|then|else|do|while|until)\b/);
+  const offending = (code) => commands(code).some((c) => {
+    const closing = /^\s*(\}|done|fi|esac)\s*(\S.*)?$/.exec(c);
+    const call = /^\s*([A-Za-z_]\w*)(\s|$)/.exec(c);
+    return (closing?.[2] && intoFile.test(closing[2])) || (call && fns.has(call[1]) && intoFile.test(c));
+  });
+  // quoted text and comments are not redirections
+  const bare = (line) => line.replace(/'[^']*'|"(\\.|[^"\\])*"/g, "''").replace(/(^|\s)#.*$/, '');
+  // the check itself finds the shapes it is for
+  fns.add('probe_fn'); // a name none of the scripts uses
+  for (const bad of ['{ a; } >"$f"', 'x && probe_fn hi >>log', 'if probe_fn hi &>out; then', 'done >"$CC_VAR/x"', '  probe_fn hi 2>err']) {
+    assert.ok(offending(bare(bad)), `the check finds: ${bad}`);
+  }
+  for (const fine of ['probe_fn hi >&2', 'probe_fn hi 2>/dev/null', 'echo x >"$f"', 'probe_fn "a > b"', 'done <"$f"', 'x 2>&1']) {
+    assert.ok(!offending(bare(fine)), `the check lets through: ${fine}`);
+  }
+  fns.delete('probe_fn');
   const found = [];
   texts.forEach((t, i) => {
     for (const line of t.replace(/\\\n/g, ' ').split('\n')) {
-      // quoted text and comments are not redirections
-      const code = line.replace(/'[^']*'|"(\\.|[^"\\])*"/g, "''").replace(/(^|\s)#.*$/, '');
-      const closing = /^\s*(\}|done|fi|esac)\s*(\S.*)?$/.exec(code);
-      const call = /^\s*([A-Za-z_]\w*)(\s|$)/.exec(code);
-      if ((closing?.[2] && intoFile.test(closing[2])) || (call && fns.has(call[1]) && intoFile.test(code))) {
-        found.push(`${files[i]}: ${line.trim()}`);
-      }
+      if (offending(bare(line))) found.push(`${files[i]}: ${line.trim()}`);
     }
   });
   assert.deepEqual(found, []);
