@@ -106,7 +106,7 @@ stop_all() {
   # said first, so a stop that takes long shows it has begun (and when)
   notice "stopping everything (the front door first, the data stores last)" || true
   # a one-time command of the start under way (oneshot) ends first; what it left half made
-  # (a replica's copy, the Redis Cluster's nodes.conf files) goes at the end
+  # (a replica's copy, the Redis Cluster's node files) the next start removes (unfinished_undo)
   svc_stop_oneshot || true
   # a signal between `setsid … &` and svc_started: the service not in the table yet (nor in
   # the watchdog's sessions) is stopped here, and waited for like the others
@@ -137,8 +137,6 @@ stop_all() {
   stop_together TERM "$STOP_REDIS_S" "${redis_nodes[@]}"
   stop_one pg-replica INT "$STOP_POSTGRES_S" # PostgreSQL's "fast" shutdown
   stop_one pg-primary INT "$STOP_POSTGRES_S"
-  # after the primary: pg_basebackup's WAL stream ends only with it
-  svc_remove_unfinished
   rm -f "$CC_VAR/run/env"
   svc_watchdog_stop
 }
@@ -414,12 +412,14 @@ DATABASE_URL=$(pg_url pg-primary)
 pg_schema "$DATABASE_URL"
 
 pg_data_dir "$CC_VAR/pg-replica"
+unfinished_undo pg_basebackup
 if [ ! -s "$CC_VAR/pg-replica/PG_VERSION" ]; then
   say "making the PostgreSQL replica (pg_basebackup -R) in $CC_VAR/pg-replica"
-  oneshot_undo=("$CC_VAR/pg-replica")
+  if dir_empty "$CC_VAR/pg-replica"; then unfinished_begin pg_basebackup "$CC_VAR/pg-replica"; fi
   oneshot pg_basebackup ">$CC_VAR/log/basebackup.log" "${as_pg[@]}" "$PG_BIN/pg_basebackup" \
     -h "$pg_sock" -p "${port[pg-primary]}" -U postgres -D "$CC_VAR/pg-replica" -R -X stream -c fast ||
     die "pg_basebackup failed, see $CC_VAR/log/basebackup.log"
+  unfinished_end pg_basebackup
 fi
 pg_not_running "$CC_VAR/pg-replica"
 # the replica's primary_conninfo names the primary's socket and port of when it was made
@@ -433,30 +433,43 @@ streaming() {
 wait_for "the replica to stream from the primary" 30 streaming
 
 # --- Redis ----------------------------------------------------------------------------------
-for n in "${redis_nodes[@]}"; do
-  mkdir -p "$CC_VAR/$n"
-  start_service "$n"
-done
+for n in "${redis_nodes[@]}"; do mkdir -p "$CC_VAR/$n"; done
+# the node files of a cluster create that did not finish, before any node reads its own
+unfinished_undo redis-create
+for n in "${redis_nodes[@]}"; do start_service "$n"; done
 for n in "${redis_nodes[@]}"; do
   wait_for "$n" 20 rcli -p "${port[$n]}" ping
 done
 if [ "$CLUSTER_REDIS" = cluster ]; then
   seeds=()
   for n in "${redis_nodes[@]}"; do seeds+=("127.0.0.1:${port[$n]}"); done
-  known=$(rcli -p "${port[redis-1]}" cluster info | tr -d '\r' | sed -n 's/^cluster_known_nodes://p') ||
-    die "redis-1 did not answer CLUSTER INFO (logs in $CC_VAR/log/)"
-  if [ "${known:-1}" = 1 ]; then
+  # how many nodes each knows (itself included): every one 1 on the first start. A node
+  # still loading its data answers CLUSTER INFO with an error, not a number: asked again.
+  declare -A known=()
+  known_of() { # name: known[name] once the node answers with a number
+    known[$1]=$(rcli -p "${port[$1]}" cluster info | tr -d '\r' | sed -n 's/^cluster_known_nodes://p')
+    [[ ${known[$1]} =~ ^[0-9]+$ ]]
+  }
+  fresh=()
+  for n in "${redis_nodes[@]}"; do
+    wait_for "$n to answer CLUSTER INFO" 60 known_of "$n"
+    [ "${known[$n]}" != 1 ] || fresh+=("$n")
+  done
+  if [ "${#fresh[@]}" = "${#redis_nodes[@]}" ]; then
     say "creating the Redis Cluster (3 masters, 3 replicas)"
     # cut short, the create leaves nodes that know each other with slots and no replicas (or
-    # with slots and no peers), which the next start would take for a made cluster. Only a
-    # create that got under way is cut: it had found every node empty, so nothing else is in
-    # those files.
-    oneshot_undo=()
-    for n in "${redis_nodes[@]}"; do oneshot_undo+=("$CC_VAR/$n/nodes.conf"); done
+    # with slots and no peers), which the next start would take for a made cluster: marked
+    # unfinished until it has succeeded (the node files then hold nothing else)
+    nodes_conf=()
+    for n in "${redis_nodes[@]}"; do nodes_conf+=("$CC_VAR/$n/nodes.conf"); done
+    unfinished_begin redis-create "${nodes_conf[@]}"
     # timeout itself rather than the function bounded (oneshot runs a program): the stop's
     # SIGTERM reaches timeout, which passes it on to redis-cli
     oneshot "redis-cli --cluster create" ">$CC_VAR/log/redis-create.log" \
       timeout -k 2 120 redis-cli --cluster create "${seeds[@]}" --cluster-replicas 1 --cluster-yes || die "redis-cli --cluster create failed, see $CC_VAR/log/redis-create.log"
+    unfinished_end redis-create
+  elif [ "${#fresh[@]}" -gt 0 ]; then
+    die "${fresh[*]} know(s) no other node while the rest form a cluster: its node file (nodes.conf in $CC_VAR/<node>/) is gone; add it back with redis-cli --cluster add-node, or remove every node's directory to start afresh"
   fi
   cluster_ok() {
     local n info
@@ -470,17 +483,17 @@ if [ "$CLUSTER_REDIS" = cluster ]; then
     done
     bounded 10 redis-cli --cluster check "127.0.0.1:${port[redis-1]}" | grep -q 'All 16384 slots covered' || return 1
     # every replica has its master's data: only then can it take over (a replica that never
-    # synchronised does not stand for election) and WAIT count it; and there are as many
-    # replicas as masters (a create cut short before its replicas were set leaves none, and
+    # synchronised does not stand for election) and WAIT count it; and every master (half
+    # the nodes) has one (a create cut short before its replicas were set leaves none, and
     # every write that waits for a replica would fail)
-    local replicas=0
+    local -A served=()
     for n in "${redis_nodes[@]}"; do
       info=$(rcli -p "${port[$n]}" info replication | tr -d '\r') || return 1
       grep -qx 'role:slave' <<<"$info" || continue
       grep -qx 'master_link_status:up' <<<"$info" || return 1
-      replicas=$((replicas + 1))
+      served[$(sed -n 's/^master_port://p' <<<"$info")]=1
     done
-    [ "$replicas" -ge $((${#redis_nodes[@]} / 2)) ]
+    [ "${#served[@]}" -ge $((${#redis_nodes[@]} / 2)) ]
   }
   wait_for "the Redis Cluster (cluster_state:ok, every node known to all, every slot covered, a replica in sync for every master)" 30 cluster_ok
   REDIS_CLUSTER=$(IFS=,; printf '%s' "${seeds[*]}")

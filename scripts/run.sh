@@ -122,8 +122,6 @@ stop_all() {
     svc_kill INT "$pg_pid" # PostgreSQL's "fast" shutdown
     gone_or_kill "$pg_pid" "$STOP_POSTGRES_S" postgres
   fi
-  # what a one-time command of the start left half made (initdb's cluster)
-  svc_remove_unfinished
   svc_watchdog_stop
 }
 

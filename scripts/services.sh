@@ -166,55 +166,69 @@ oneshot() { # name log command...: log ">file" (output and errors, the file anew
   svc_note "$oneshot_pid"
   # A `wait` that a trapped signal ended leaves the command there (running or a zombie):
   # wait again (a stop's trap never comes back here; this is for any other trapped signal).
-  # Once it is reaped, one more `wait` gives its own status, which bash keeps: the status of
-  # a `wait` that a trap cut short (128 + the signal) may be all the loop saw.
-  while svc_same "$oneshot_pid"; do
-    wait "$oneshot_pid" || true
+  # A status above 128 may be such a cut-short wait's own, the command having ended while
+  # the trap ran: bash keeps the command's status for one more `wait` (in POSIX mode it does
+  # not, and that wait says 127: the status seen stands then).
+  local again
+  while true; do
+    wait "$oneshot_pid" && rc=0 || rc=$?
+    svc_same "$oneshot_pid" || break
   done
-  wait "$oneshot_pid" && rc=0 || rc=$?
+  if [ "$rc" -gt 128 ]; then
+    wait "$oneshot_pid" 2>/dev/null && again=0 || again=$?
+    [ "$again" = 127 ] || rc=$again
+  fi
   oneshot_pid=""
-  oneshot_undo=()
   return "$rc"
 }
 # The stop's first step: the one-time command under way, if any, gets SIGTERM, then SIGKILL
-# after STOP_STARTING_S. 0 when there was one still running (oneshot_name says which), 1
-# otherwise.
-# What such a command makes is left half made when it is cut short (initdb's data directory,
-# pg_basebackup's copy, the Redis Cluster's nodes.conf files), and a later start would take
-# it for done. The caller names it in `oneshot_undo` before calling oneshot, which forgets it
-# once the command has ended by itself (a command that fails by itself is left to its own
-# clean-up: what it refused, a directory not empty, say, is not ours to remove). Cut short
-# by the stop, it is moved to `unfinished`, which the stop's last step removes
-# (svc_remove_unfinished), once every service has gone: the primary that a replica's copy
-# streams from among them.
-oneshot_undo=() unfinished=()
+# after STOP_STARTING_S. 0 when there was one (oneshot_name says which), 1 otherwise.
 svc_stop_oneshot() {
   local p=$oneshot_pid
   [ -n "$p" ] || return 1
   oneshot_pid=""
-  # ended by itself already (a zombie, or gone): not cut short
-  if ! svc_same "$p" || [ "${pstat[0]}" = Z ]; then
-    oneshot_undo=()
-    return 1
-  fi
-  unfinished+=("${oneshot_undo[@]}")
-  oneshot_undo=()
   svc_kill TERM "$p"
   gone_or_kill "$p" "$STOP_STARTING_S" "$oneshot_name"
   return 0
 }
-# The stop's last step: a directory named in `unfinished` is emptied, a file removed.
-svc_remove_unfinished() {
-  local f
-  for f in "${unfinished[@]}"; do
-    if [ -d "$f" ]; then
-      find "$f/" -mindepth 1 -delete 2>/dev/null
-    else
-      rm -f "$f"
-    fi || say "could not remove $f, left unfinished by the stop: remove it before the next start" || true
-  done
-  unfinished=()
+
+# A one-time command that makes something (initdb's data directory, pg_basebackup's copy, the
+# Redis Cluster's node files) may not finish: a stop cuts it short, the script is killed, the
+# machine goes down, or it fails. The next start would take what it left half made for done
+# (PG_VERSION is among the first files of a copy; a cut cluster create leaves masters without
+# replicas). So before it runs, and only when nothing is there yet (an empty directory:
+# initdb and pg_basebackup refuse anything else; Redis nodes that know no other node), the
+# script leaves a mark in $CC_VAR naming what the command makes (unfinished_begin); once the
+# command has succeeded the mark goes (unfinished_end). A start that finds a mark removes
+# what it names before anything else touches it (unfinished_undo): the command made it from
+# nothing, and no service runs on it then.
+# Each path is noted as given and as it resolves then (a directory may be a link into
+# /var/tmp: pg_data_dir): one that resolves elsewhere by the next start is not touched.
+unfinished_begin() { # name path...
+  local name=$1 f text=""
+  shift
+  for f in "$@"; do text+="$f"$'\t'"$(realpath -m -- "$f")"$'\n'; done
+  printf '%s' "$text" >"$CC_VAR/.unfinished-$name"
 }
+unfinished_end() { rm -f "$CC_VAR/.unfinished-$1"; }
+unfinished_undo() { # name
+  local mark=$CC_VAR/.unfinished-$1 f
+  [ -e "$mark" ] || return 0
+  local real
+  while IFS=$'\t' read -r f real; do
+    [ -n "$f" ] || continue
+    [ "$(realpath -m -- "$f")" = "$real" ] ||
+      die "$f no longer leads to $real, where an unfinished $1 left its work: see to it, remove $mark, then start again"
+    say "removing what an unfinished $1 left: $f"
+    if [ -d "$f" ]; then
+      find "$f/" -mindepth 1 -delete || die "could not empty $f (left unfinished by $1): empty it, then start again"
+    else
+      rm -f "$f" || die "could not remove $f (left unfinished by $1): remove it, then start again"
+    fi
+  done <"$mark"
+  rm -f "$mark"
+}
+dir_empty() { [ -d "$1" ] && [ -z "$(ls -A "$1")" ]; }
 
 # redis-cli with a bound of a few seconds: a single command answers in milliseconds, even on
 # a loaded machine
@@ -491,6 +505,11 @@ pg_data_dir() { # dir
   if [ ! -e "$dir" ] && ! setpriv --reuid=postgres --regid=postgres --clear-groups test -x "$parent"; then
     alt=/var/tmp/codecollab-pg-$(printf '%s' "$parent" | sha1sum | cut -c1-12)
     [ "$name" = pg ] || alt=$alt-$name
+    # its name is predictable, and /var/tmp open to all: one that someone else put there (a
+    # link, or a directory of another owner) is not used
+    if [ -L "$alt" ] || { [ -e "$alt" ] && ! [[ $(stat -c %U "$alt") =~ ^(root|postgres)$ ]]; }; then
+      die "$alt is a symbolic link or belongs to another user: remove it, or give CC_VAR a place postgres can enter"
+    fi
     mkdir -p "$alt" && chown postgres:postgres "$alt" && chmod 700 "$alt"
     ln -s "$alt" "$dir"
     say "PostgreSQL data is in $alt (linked from $dir): postgres cannot enter $parent"
@@ -503,11 +522,13 @@ pg_data_dir() { # dir
 # A new PostgreSQL cluster in dir unless it has one; refuses a dir a running server holds.
 pg_initdb() { # dir log-name
   local dir=$1
+  unfinished_undo "$2"
   if [ ! -s "$dir/PG_VERSION" ]; then
     say "creating the PostgreSQL cluster in $dir"
-    oneshot_undo=("$dir")
+    if dir_empty "$dir"; then unfinished_begin "$2" "$dir"; fi
     oneshot initdb ">$CC_VAR/log/$2.log" \
       "${as_pg[@]}" "$PG_BIN/initdb" -D "$dir" -U postgres -A trust -E UTF8 --locale=C.UTF-8 || die "initdb failed, see $CC_VAR/log/$2.log"
+    unfinished_end "$2"
   fi
   pg_not_running "$dir"
 }

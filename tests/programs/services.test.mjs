@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, tempDir, waitFor } from '../lib/procs.mjs';
 import { isAlive as alive, procStat } from '../lib/proctree.mjs';
@@ -96,7 +96,7 @@ test('a stop signal during a one-time command runs its trap at once; the command
   const log = join(dir, 'oneshot.log');
   // the signal once the command has written both lines (a fixed delay could come first)
   const r = services(`trap 'say "stopping (command pid $oneshot_pid)"; svc_stop_oneshot && say "ended $oneshot_name"; exit 0' TERM
-( until grep -q to-stderr "${log}" 2>/dev/null; do sleep 0.05; done; kill -TERM $$ ) &
+( n=0; until grep -q to-stderr "${log}" 2>/dev/null || [ $n -ge 200 ]; do sleep 0.05; n=$((n + 1)); done; kill -TERM $$ ) &
 oneshot "the sleeper" ">${log}" sh -c 'echo started; echo to-stderr >&2; exec sleep 30'
 say "not reached"`);
   assert.equal(r.status, 0, r.stderr);
@@ -119,40 +119,64 @@ oneshot fourth ">${log}" sh -c 'echo four'; echo "rc=$? pid=[$oneshot_pid]"
 svc_stop_oneshot || echo "none under way"
 # a trapped signal whose trap returns: the wait goes on, and the status is still the
 # command's, also when the command ends while the trap runs (the cut-short wait's own
-# status, 138, is not it)
-trap 'sleep 1; echo usr1' USR1
-( sleep 0.3; kill -USR1 $$ ) &
-oneshot fifth "" sh -c 'sleep 0.6; exit 4'; echo "rc=$?"`);
+# status, 138, is not it). The command ends only once the trap has begun (a handshake, not
+# a race of delays).
+trap 'touch "${dir}/go"; sleep 1; echo usr1' USR1
+( n=0; until [ -e "${dir}/ready" ] || [ $n -ge 200 ]; do sleep 0.05; n=$((n + 1)); done; kill -USR1 $$ ) &
+oneshot fifth "" sh -c 'touch "${dir}/ready"; n=0; until [ -e "${dir}/go" ] || [ $n -ge 200 ]; do sleep 0.05; n=$((n + 1)); done; exit 4'; echo "rc=$?"`);
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, 'rc=3\nrc=0\nthree\nrc=0\nrc=0 pid=[]\nnone under way\nusr1\nrc=4\n');
   assert.equal(readFileSync(log, 'utf8'), 'four\n');
 });
 
-// What a one-time command makes (oneshot_undo: initdb's directory, pg_basebackup's copy, the
-// Redis Cluster's nodes.conf files) is removed at the stop's end only when the stop cut the
-// command short: one that ended by itself, failing or not, keeps it (a directory that was not
-// empty, which initdb or pg_basebackup refused, is not ours to remove).
-test('oneshot_undo: removed at the stop\'s end when the stop cut the command short, kept when it ended by itself', async () => {
-  const dir = tempDir('cc-oneshot-');
-  for (const d of ['cut', 'failed', 'done']) mkdirSync(join(dir, d));
-  for (const f of ['cut/half-made', 'failed/an-operators-file', 'done/made', 'cut.conf']) writeFileSync(join(dir, f), 'x');
-  const r = services(`oneshot_undo=("${dir}/failed"); oneshot failing "" sh -c 'exit 1' || echo "failed rc=$?"
-oneshot_undo=("${dir}/done"); oneshot succeeding "" true && echo "done rc=0"
-svc_stop_oneshot || echo "nothing under way"
-svc_remove_unfinished
-echo "undo after: \${#oneshot_undo[@]}"
-trap 'svc_stop_oneshot && echo "cut $oneshot_name"; svc_remove_unfinished; exit 0' TERM
-( until [ -e "${dir}/cut/started" ]; do sleep 0.05; done; kill -TERM $$ ) &
-oneshot_undo=("${dir}/cut" "${dir}/cut.conf")
-oneshot long "" sh -c 'touch "${dir}/cut/started"; exec sleep 30'
-echo "not reached"`);
+// What a one-time command makes from nothing (initdb's directory, pg_basebackup's copy, the
+// Redis nodes' files) is marked unfinished before it runs and unmarked once it has
+// succeeded; a start that finds the mark (the command was cut short, killed with the script,
+// or failed) removes what it names: a directory's contents, a file. Nothing else is touched.
+test('unfinished_begin / unfinished_end / unfinished_undo: what a command left unfinished is removed by the next start, nothing else', () => {
+  const dir = tempDir('cc-unfinished-');
+  for (const d of ['copy', 'done', 'other']) mkdirSync(join(dir, d));
+  for (const f of ['copy/PG_VERSION', 'copy/base', 'node.conf', 'done/PG_VERSION', 'other/keep']) writeFileSync(join(dir, f), 'x');
+  mkdirSync(join(dir, 'empty'));
+  const r = services(`set -euo pipefail
+CC_VAR=${dir}
+dir_empty "${dir}/empty" && echo "empty: yes"
+dir_empty "${dir}/other" || echo "other: not empty"
+dir_empty "${dir}/none" || echo "none: not a directory"
+unfinished_begin copying "${dir}/copy" "${dir}/node.conf"
+unfinished_begin made "${dir}/done"
+unfinished_end made
+unfinished_undo copying
+unfinished_undo made
+unfinished_undo never
+ls -A "${dir}"`);
   assert.equal(r.status, 0, r.stderr);
-  assert.equal(r.stdout, 'failed rc=1\ndone rc=0\nnothing under way\nundo after: 0\ncut long\n');
-  assert.deepEqual(readdirSync(join(dir, 'cut')), [], 'the cut command\'s directory is emptied');
-  assert.ok(existsSync(join(dir, 'cut')), 'the directory itself stays');
-  assert.ok(!existsSync(join(dir, 'cut.conf')), 'the cut command\'s file is removed');
-  assert.ok(existsSync(join(dir, 'failed/an-operators-file')), 'a command that failed by itself keeps what was there');
-  assert.ok(existsSync(join(dir, 'done/made')), 'a command that succeeded keeps what it made');
+  assert.equal(r.stdout, `empty: yes\nother: not empty\nnone: not a directory\n` +
+    `say: removing what an unfinished copying left: ${dir}/copy\n` +
+    `say: removing what an unfinished copying left: ${dir}/node.conf\n` +
+    'copy\ndone\nempty\nother\n');
+  assert.deepEqual(readdirSync(join(dir, 'copy')), [], 'the unfinished copy\'s directory is emptied (the directory stays)');
+  assert.deepEqual(readdirSync(join(dir, 'done')), ['PG_VERSION'], 'what a finished command made stays');
+  assert.deepEqual(readdirSync(join(dir, 'other')), ['keep']);
+});
+
+// A directory noted through a link (pg_data_dir links into /var/tmp, a place open to all) that
+// leads elsewhere by the next start is not touched: the start stops, saying so.
+test('unfinished_undo leaves alone a path that no longer leads where it led when it was marked', () => {
+  const dir = tempDir('cc-unfinished-');
+  for (const d of ['a', 'b']) mkdirSync(join(dir, d));
+  writeFileSync(join(dir, 'b/precious'), 'x');
+  symlinkSync(join(dir, 'a'), join(dir, 'link'));
+  const r = services(`set -euo pipefail
+CC_VAR=${dir}
+unfinished_begin copying "${dir}/link"
+rm "${dir}/link"; ln -s "${dir}/b" "${dir}/link"
+unfinished_undo copying
+echo "not reached"`);
+  assert.equal(r.status, 1, r.stdout + r.stderr);
+  assert.match(r.stdout, new RegExp(`^die: ${dir}/link no longer leads to ${dir}/a`, 'm'));
+  assert.doesNotMatch(r.stdout, /not reached|removing/);
+  assert.deepEqual(readdirSync(join(dir, 'b')), ['precious']);
 });
 
 // A stop signal's trap runs between two commands; inside a block or function call whose
