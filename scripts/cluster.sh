@@ -106,7 +106,8 @@ stop_all() {
   # said first, so a stop that takes long shows it has begun (and when)
   notice "stopping everything (the front door first, the data stores last)" || true
   # a one-time command of the start under way (oneshot) ends first; what it left half made
-  # (a replica's copy, the Redis Cluster's node files) the next start removes (unfinished_undo)
+  # (a replica's copy, the Redis Cluster's node files) stays marked: the next start stops
+  # and says what to remove (unfinished_check)
   svc_stop_oneshot || true
   # a signal between `setsid … &` and svc_started: the service not in the table yet (nor in
   # the watchdog's sessions) is stopped here, and waited for like the others
@@ -412,14 +413,16 @@ DATABASE_URL=$(pg_url pg-primary)
 pg_schema "$DATABASE_URL"
 
 pg_data_dir "$CC_VAR/pg-replica"
-unfinished_undo pg_basebackup
+unfinished_check pg_basebackup
 if [ ! -s "$CC_VAR/pg-replica/PG_VERSION" ]; then
   say "making the PostgreSQL replica (pg_basebackup -R) in $CC_VAR/pg-replica"
-  if dir_empty "$CC_VAR/pg-replica"; then unfinished_begin pg_basebackup "$CC_VAR/pg-replica"; fi
+  unfinished_begin pg_basebackup "rm -rf ${CC_VAR@Q}/pg-replica/*"
   oneshot pg_basebackup ">$CC_VAR/log/basebackup.log" "${as_pg[@]}" "$PG_BIN/pg_basebackup" \
-    -h "$pg_sock" -p "${port[pg-primary]}" -U postgres -D "$CC_VAR/pg-replica" -R -X stream -c fast ||
-    die "pg_basebackup failed, see $CC_VAR/log/basebackup.log"
+    -h "$pg_sock" -p "${port[pg-primary]}" -U postgres -D "$CC_VAR/pg-replica" -R -X stream -c fast &&
+    rc=0 || rc=$?
+  # ended by itself, well or not (a failed pg_basebackup removes what it made)
   unfinished_end pg_basebackup
+  [ "$rc" = 0 ] || die "pg_basebackup failed, see $CC_VAR/log/basebackup.log"
 fi
 pg_not_running "$CC_VAR/pg-replica"
 # the replica's primary_conninfo names the primary's socket and port of when it was made
@@ -434,8 +437,8 @@ wait_for "the replica to stream from the primary" 30 streaming
 
 # --- Redis ----------------------------------------------------------------------------------
 for n in "${redis_nodes[@]}"; do mkdir -p "$CC_VAR/$n"; done
-# the node files of a cluster create that did not finish, before any node reads its own
-unfinished_undo redis-create
+# a cluster create that did not finish, before any node reads its node file
+unfinished_check redis-create
 for n in "${redis_nodes[@]}"; do start_service "$n"; done
 for n in "${redis_nodes[@]}"; do
   wait_for "$n" 20 rcli -p "${port[$n]}" ping
@@ -457,12 +460,10 @@ if [ "$CLUSTER_REDIS" = cluster ]; then
   done
   if [ "${#fresh[@]}" = "${#redis_nodes[@]}" ]; then
     say "creating the Redis Cluster (3 masters, 3 replicas)"
-    # cut short, the create leaves nodes that know each other with slots and no replicas (or
-    # with slots and no peers), which the next start would take for a made cluster: marked
-    # unfinished until it has succeeded (the node files then hold nothing else)
-    nodes_conf=()
-    for n in "${redis_nodes[@]}"; do nodes_conf+=("$CC_VAR/$n/nodes.conf"); done
-    unfinished_begin redis-create "${nodes_conf[@]}"
+    # cut short or failed, the create leaves nodes that know each other with slots and no
+    # replicas (or with slots and no peers), which the next start would take for a made
+    # cluster: marked unfinished until it has succeeded (a failure keeps the mark)
+    unfinished_begin redis-create "rm ${CC_VAR@Q}/redis-*/nodes.conf"
     # timeout itself rather than the function bounded (oneshot runs a program): the stop's
     # SIGTERM reaches timeout, which passes it on to redis-cli
     oneshot "redis-cli --cluster create" ">$CC_VAR/log/redis-create.log" \
@@ -487,11 +488,14 @@ if [ "$CLUSTER_REDIS" = cluster ]; then
     # the nodes) has one (a create cut short before its replicas were set leaves none, and
     # every write that waits for a replica would fail)
     local -A served=()
+    local mp
     for n in "${redis_nodes[@]}"; do
       info=$(rcli -p "${port[$n]}" info replication | tr -d '\r') || return 1
       grep -qx 'role:slave' <<<"$info" || continue
       grep -qx 'master_link_status:up' <<<"$info" || return 1
-      served[$(sed -n 's/^master_port://p' <<<"$info")]=1
+      mp=$(sed -n 's/^master_port://p' <<<"$info")
+      [ -n "$mp" ] || return 1
+      served[$mp]=1
     done
     [ "${#served[@]}" -ge $((${#redis_nodes[@]} / 2)) ]
   }

@@ -194,41 +194,24 @@ svc_stop_oneshot() {
 
 # A one-time command that makes something (initdb's data directory, pg_basebackup's copy, the
 # Redis Cluster's node files) may not finish: a stop cuts it short, the script is killed, the
-# machine goes down, or it fails. The next start would take what it left half made for done
-# (PG_VERSION is among the first files of a copy; a cut cluster create leaves masters without
-# replicas). So before it runs, and only when nothing is there yet (an empty directory:
-# initdb and pg_basebackup refuse anything else; Redis nodes that know no other node), the
-# script leaves a mark in $CC_VAR naming what the command makes (unfinished_begin); once the
-# command has succeeded the mark goes (unfinished_end). A start that finds a mark removes
-# what it names before anything else touches it (unfinished_undo): the command made it from
-# nothing, and no service runs on it then.
-# Each path is noted as given and as it resolves then (a directory may be a link into
-# /var/tmp: pg_data_dir): one that resolves elsewhere by the next start is not touched.
-unfinished_begin() { # name path...
-  local name=$1 f text=""
-  shift
-  for f in "$@"; do text+="$f"$'\t'"$(realpath -m -- "$f")"$'\n'; done
-  printf '%s' "$text" >"$CC_VAR/.unfinished-$name"
+# machine goes down. The next start would take what it left half made for done (PG_VERSION
+# is among the first files of a copy; a cut cluster create leaves masters without
+# replicas). So before it runs, the script leaves a mark in $CC_VAR (unfinished_begin), gone
+# once the command has ended, by succeeding or by failing by itself (unfinished_end: initdb
+# and pg_basebackup remove what they made when they fail; a create's failure is marked by
+# its caller). A start that finds a mark stops and says what to remove (unfinished_check):
+# nothing is removed for the operator, since what is at that path by then may be anything
+# (a backup put back, another checkout's data).
+unfinished_begin() { # name what-to-remove (as a command for the operator)
+  printf '%s\n' "$2" >"$CC_VAR/.unfinished-$1"
 }
 unfinished_end() { rm -f "$CC_VAR/.unfinished-$1"; }
-unfinished_undo() { # name
-  local mark=$CC_VAR/.unfinished-$1 f
+unfinished_check() { # name
+  local mark=$CC_VAR/.unfinished-$1 what
   [ -e "$mark" ] || return 0
-  local real
-  while IFS=$'\t' read -r f real; do
-    [ -n "$f" ] || continue
-    [ "$(realpath -m -- "$f")" = "$real" ] ||
-      die "$f no longer leads to $real, where an unfinished $1 left its work: see to it, remove $mark, then start again"
-    say "removing what an unfinished $1 left: $f"
-    if [ -d "$f" ]; then
-      find "$f/" -mindepth 1 -delete || die "could not empty $f (left unfinished by $1): empty it, then start again"
-    else
-      rm -f "$f" || die "could not remove $f (left unfinished by $1): remove it, then start again"
-    fi
-  done <"$mark"
-  rm -f "$mark"
+  what=$(cat "$mark")
+  die "an earlier start's $1 did not finish, and what it left is not to be taken for done: remove it ($what), then $mark, and start again"
 }
-dir_empty() { [ -d "$1" ] && [ -z "$(ls -A "$1")" ]; }
 
 # redis-cli with a bound of a few seconds: a single command answers in milliseconds, even on
 # a loaded machine
@@ -511,7 +494,7 @@ pg_data_dir() { # dir
       die "$alt is a symbolic link or belongs to another user: remove it, or give CC_VAR a place postgres can enter"
     fi
     mkdir -p "$alt" && chown postgres:postgres "$alt" && chmod 700 "$alt"
-    ln -s "$alt" "$dir"
+    ln -sfn "$alt" "$dir" # -n: over a link whose directory is gone, not into it
     say "PostgreSQL data is in $alt (linked from $dir): postgres cannot enter $parent"
   fi
   mkdir -p "$dir" "$CC_VAR/run/pg"
@@ -521,14 +504,16 @@ pg_data_dir() { # dir
 
 # A new PostgreSQL cluster in dir unless it has one; refuses a dir a running server holds.
 pg_initdb() { # dir log-name
-  local dir=$1
-  unfinished_undo "$2"
+  local dir=$1 rc
+  unfinished_check "$2"
   if [ ! -s "$dir/PG_VERSION" ]; then
     say "creating the PostgreSQL cluster in $dir"
-    if dir_empty "$dir"; then unfinished_begin "$2" "$dir"; fi
+    unfinished_begin "$2" "rm -rf ${dir@Q}/*"
     oneshot initdb ">$CC_VAR/log/$2.log" \
-      "${as_pg[@]}" "$PG_BIN/initdb" -D "$dir" -U postgres -A trust -E UTF8 --locale=C.UTF-8 || die "initdb failed, see $CC_VAR/log/$2.log"
+      "${as_pg[@]}" "$PG_BIN/initdb" -D "$dir" -U postgres -A trust -E UTF8 --locale=C.UTF-8 && rc=0 || rc=$?
+    # ended by itself, well or not (a failed initdb removes what it made)
     unfinished_end "$2"
+    [ "$rc" = 0 ] || die "initdb failed, see $CC_VAR/log/$2.log"
   fi
   pg_not_running "$dir"
 }

@@ -94,7 +94,8 @@ test('make cluster with a Redis Cluster: a SIGTERM while every node is paused st
 // The first start's pg_basebackup (the replica's copy) runs in the background under `wait`
 // (scripts/services.sh: oneshot): a SIGTERM's trap runs at once and ends it. The copy it had
 // not finished stays marked unfinished (scripts/services.sh: unfinished_begin), so that the
-// next start removes it and makes it again (the removal: tests/programs/services.test.mjs).
+// next start stops and says what to remove instead of starting a half copy (what that start
+// says: tests/programs/services.test.mjs).
 // The pg_basebackup here
 // (PG_BIN: the real binaries, this one wrapped) makes a real copy and then never ends, as a
 // copy that stalls; in the foreground, as before, it held the trap, and the stop, for good.
@@ -124,8 +125,9 @@ test('make cluster: a SIGTERM while pg_basebackup makes the replica stops at onc
     assert.deepEqual(left, [], 'nothing of the layout is left running');
     assert.deepEqual(c.exit, { code: 0, signal: null }, `cluster.sh ended by itself:\n${c.script.output}`);
     assert.ok(!existsSync(`/proc/${sleeper}`), 'pg_basebackup is gone');
-    assert.equal(readFileSync(join(c.dir, '.unfinished-pg_basebackup'), 'utf8').split('\t')[0], join(c.dir, 'pg-replica'),
-      'the copy is marked unfinished, for the next start to remove');
+    assert.equal(readFileSync(join(c.dir, '.unfinished-pg_basebackup'), 'utf8'), `rm -rf '${join(c.dir, 'pg-replica')}'/*\n`,
+      'the copy is marked unfinished: the next start stops and says what to remove');
+    assert.ok(existsSync(join(c.dir, 'pg-replica/PG_VERSION')), 'nothing is removed');
     c.remove();
   } finally {
     try { if (sleeper) process.kill(Number(sleeper), 'SIGKILL'); } catch { /* gone */ }

@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, tempDir, waitFor } from '../lib/procs.mjs';
 import { isAlive as alive, procStat } from '../lib/proctree.mjs';
@@ -121,7 +121,7 @@ svc_stop_oneshot || echo "none under way"
 # command's, also when the command ends while the trap runs (the cut-short wait's own
 # status, 138, is not it). The command ends only once the trap has begun (a handshake, not
 # a race of delays).
-trap 'touch "${dir}/go"; sleep 1; echo usr1' USR1
+trap 'touch "${dir}/go"; n=0; while [ -e /proc/$oneshot_pid ] && [ $n -lt 200 ]; do sleep 0.05; n=$((n + 1)); done; echo usr1' USR1
 ( n=0; until [ -e "${dir}/ready" ] || [ $n -ge 200 ]; do sleep 0.05; n=$((n + 1)); done; kill -USR1 $$ ) &
 oneshot fifth "" sh -c 'touch "${dir}/ready"; n=0; until [ -e "${dir}/go" ] || [ $n -ge 200 ]; do sleep 0.05; n=$((n + 1)); done; exit 4'; echo "rc=$?"`);
   assert.equal(r.status, 0, r.stderr);
@@ -129,54 +129,27 @@ oneshot fifth "" sh -c 'touch "${dir}/ready"; n=0; until [ -e "${dir}/go" ] || [
   assert.equal(readFileSync(log, 'utf8'), 'four\n');
 });
 
-// What a one-time command makes from nothing (initdb's directory, pg_basebackup's copy, the
-// Redis nodes' files) is marked unfinished before it runs and unmarked once it has
-// succeeded; a start that finds the mark (the command was cut short, killed with the script,
-// or failed) removes what it names: a directory's contents, a file. Nothing else is touched.
-test('unfinished_begin / unfinished_end / unfinished_undo: what a command left unfinished is removed by the next start, nothing else', () => {
+// What a one-time command makes (initdb's directory, pg_basebackup's copy, the Redis nodes'
+// files) is marked unfinished while it runs, until it has ended by itself; a start that finds
+// a mark (the command was cut short, or killed with the script) stops with a line saying what
+// to remove, and removes nothing.
+test('unfinished_begin / unfinished_end / unfinished_check: a start that finds a mark stops, saying what to remove, and removes nothing', () => {
   const dir = tempDir('cc-unfinished-');
-  for (const d of ['copy', 'done', 'other']) mkdirSync(join(dir, d));
-  for (const f of ['copy/PG_VERSION', 'copy/base', 'node.conf', 'done/PG_VERSION', 'other/keep']) writeFileSync(join(dir, f), 'x');
-  mkdirSync(join(dir, 'empty'));
+  mkdirSync(join(dir, 'pg'));
+  writeFileSync(join(dir, 'pg/PG_VERSION'), '15');
   const r = services(`set -euo pipefail
 CC_VAR=${dir}
-dir_empty "${dir}/empty" && echo "empty: yes"
-dir_empty "${dir}/other" || echo "other: not empty"
-dir_empty "${dir}/none" || echo "none: not a directory"
-unfinished_begin copying "${dir}/copy" "${dir}/node.conf"
-unfinished_begin made "${dir}/done"
+unfinished_begin made "rm -rf nothing"
 unfinished_end made
-unfinished_undo copying
-unfinished_undo made
-unfinished_undo never
-ls -A "${dir}"`);
-  assert.equal(r.status, 0, r.stderr);
-  assert.equal(r.stdout, `empty: yes\nother: not empty\nnone: not a directory\n` +
-    `say: removing what an unfinished copying left: ${dir}/copy\n` +
-    `say: removing what an unfinished copying left: ${dir}/node.conf\n` +
-    'copy\ndone\nempty\nother\n');
-  assert.deepEqual(readdirSync(join(dir, 'copy')), [], 'the unfinished copy\'s directory is emptied (the directory stays)');
-  assert.deepEqual(readdirSync(join(dir, 'done')), ['PG_VERSION'], 'what a finished command made stays');
-  assert.deepEqual(readdirSync(join(dir, 'other')), ['keep']);
-});
-
-// A directory noted through a link (pg_data_dir links into /var/tmp, a place open to all) that
-// leads elsewhere by the next start is not touched: the start stops, saying so.
-test('unfinished_undo leaves alone a path that no longer leads where it led when it was marked', () => {
-  const dir = tempDir('cc-unfinished-');
-  for (const d of ['a', 'b']) mkdirSync(join(dir, d));
-  writeFileSync(join(dir, 'b/precious'), 'x');
-  symlinkSync(join(dir, 'a'), join(dir, 'link'));
-  const r = services(`set -euo pipefail
-CC_VAR=${dir}
-unfinished_begin copying "${dir}/link"
-rm "${dir}/link"; ln -s "${dir}/b" "${dir}/link"
-unfinished_undo copying
+unfinished_check made && echo "made: no mark"
+unfinished_check never && echo "never: no mark"
+unfinished_begin initdb "rm -rf '${dir}/pg'/*"
+unfinished_check initdb
 echo "not reached"`);
   assert.equal(r.status, 1, r.stdout + r.stderr);
-  assert.match(r.stdout, new RegExp(`^die: ${dir}/link no longer leads to ${dir}/a`, 'm'));
-  assert.doesNotMatch(r.stdout, /not reached|removing/);
-  assert.deepEqual(readdirSync(join(dir, 'b')), ['precious']);
+  assert.equal(r.stdout, 'made: no mark\nnever: no mark\n' +
+    `die: an earlier start's initdb did not finish, and what it left is not to be taken for done: remove it (rm -rf '${dir}/pg'/*), then ${dir}/.unfinished-initdb, and start again\n`);
+  assert.deepEqual(readdirSync(join(dir, 'pg')), ['PG_VERSION'], 'nothing is removed');
 });
 
 // A stop signal's trap runs between two commands; inside a block or function call whose

@@ -375,6 +375,34 @@ test('a SIGTERM while schema.sql is loaded into a server that does not answer st
   }
 });
 
+// initdb cut short by a stop leaves a data directory that may already hold PG_VERSION; a
+// start that took it for done would run PostgreSQL on half a cluster. While initdb runs, a
+// mark in var/ says so (scripts/services.sh: unfinished_begin); the next start stops with a
+// line naming what to remove, and removes nothing itself.
+test('a SIGTERM during initdb: the stop is at once, and the next start refuses the unfinished cluster, saying what to remove', async () => {
+  const dir = tmpVar();
+  const p = await ports();
+  const env = { ...p, CC_VAR: dir, DATABASE_URL: '', REDIS_URL: '', JWT_SECRET: '', JWT_SECRET_FILE: '' };
+  const first = startStack(env);
+  // initdb runs as postgres with a clean environment (setpriv): found by its arguments
+  const initdb = () => readdirSync('/proc').find((pid) => /^\d+$/.test(pid) && cmdline(pid).includes(`initdb -D ${join(dir, 'pg')} `));
+  await waitFor(initdb, { timeout: 30000, interval: 20, what: 'run.sh running initdb' });
+  first.child.kill('SIGTERM');
+  const r = await first;
+  assert.equal(r.ready, false);
+  assert.match(r.output(), /stopping everything/);
+  assert.deepEqual(stackPids(dir), [], describe(stackPids(dir)));
+  assert.ok(existsSync(join(dir, '.unfinished-initdb')), `the unfinished initdb is marked:\n${r.output()}`);
+  const before = readdirSync(join(dir, 'pg'));
+
+  const again = await startStack(env);
+  assert.equal(again.ready, false);
+  assert.notEqual(again.code, 0);
+  assert.match(again.output(), new RegExp(`initdb did not finish.*remove it \\(rm -rf '${dir}/pg'/\\*\\)`));
+  assert.deepEqual(readdirSync(join(dir, 'pg')), before, 'the start removed nothing');
+  assert.deepEqual(stackPids(dir), [], describe(stackPids(dir)));
+});
+
 // The stop's bounds hold for services that never act on their signal: lighttpd, the worker,
 // the snapshotter and an API process, stopped with SIGSTOP. With small bounds (STOP_*_S;
 // the defaults, 20 s, 40 s and 10 s, made this test take 75 s), lighttpd gets SIGKILL after
