@@ -416,7 +416,8 @@ pg_data_dir "$CC_VAR/pg-replica"
 unfinished_check pg_basebackup
 if [ ! -s "$CC_VAR/pg-replica/PG_VERSION" ]; then
   say "making the PostgreSQL replica (pg_basebackup -R) in $CC_VAR/pg-replica"
-  unfinished_begin pg_basebackup "rm -rf ${CC_VAR@Q}/pg-replica/*"
+  replica_dir=$CC_VAR/pg-replica
+  unfinished_begin pg_basebackup "rm -rf ${replica_dir@Q}/*"
   oneshot pg_basebackup ">$CC_VAR/log/basebackup.log" "${as_pg[@]}" "$PG_BIN/pg_basebackup" \
     -h "$pg_sock" -p "${port[pg-primary]}" -U postgres -D "$CC_VAR/pg-replica" -R -X stream -c fast &&
     rc=0 || rc=$?
