@@ -35,6 +35,8 @@ const child = spawn(process.execPath, ['--test', '--test-concurrency=1',
     ...process.env,
     CC_BASE_URL: c.base,
     DATABASE_URL: e.DATABASE_URL,
+    // the standby the API reads history from (tests/lib/api.mjs: replicaCaughtUp)
+    DATABASE_READ_URL: e.DATABASE_READ_URL,
     REDIS_URL: e.REDIS_URL,
     REDIS_CLUSTER: e.REDIS_CLUSTER,
     JWT_SECRET_FILE: e.JWT_SECRET_FILE,

@@ -84,8 +84,33 @@ export function redis(...args) {
 }
 
 // A psql query against the stack's database; returns trimmed stdout (unaligned, tuples only).
+// A query that changes something returns once the read replica, if there is one, shows it.
 export function sql(query) {
-  return execFileSync('psql', [process.env.DATABASE_URL, '-XAtqc', query], { encoding: 'utf8' }).trim();
+  const out = psql(process.env.DATABASE_URL, query);
+  if (!/^\s*SELECT\b/i.test(query)) replicaCaughtUp();
+  return out;
+}
+
+function psql(url, query) {
+  return execFileSync('psql', [url, '-XAtqc', query], { encoding: 'utf8' }).trim();
+}
+
+// On the cluster layout the API answers the reads that may lag (the history list and a
+// revision's text) from PostgreSQL's hot standby, DATABASE_READ_URL. A test that has just
+// seen a save happen (its `snapshot` event) or made a change itself waits here until the
+// standby has replayed everything the primary had written by now; with no standby it returns
+// at once.
+export function replicaCaughtUp({ timeout = 15000 } = {}) {
+  const replica = process.env.DATABASE_READ_URL;
+  if (!replica) return;
+  const lsn = psql(process.env.DATABASE_URL, 'SELECT pg_current_wal_lsn()');
+  const until = Date.now() + timeout;
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    if (psql(replica, `SELECT pg_last_wal_replay_lsn() >= '${lsn}'::pg_lsn`) === 't') return;
+    if (Date.now() > until) throw new Error(`the read replica has not replayed ${lsn} after ${timeout} ms`);
+    Atomics.wait(nap, 0, 0, 20);
+  }
 }
 
 // A redis-cli call whose answer is parsed from redis-cli's --json output.

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { call, newUser, redis, roomEvents, sql } from '../lib/api.mjs';
+import { call, newUser, redis, replicaCaughtUp, roomEvents, sql } from '../lib/api.mjs';
 import { ROOT, start, stop, waitFor } from '../lib/procs.mjs';
 
 const SNAP_BIN = process.env.CC_SNAP_BIN || join(ROOT, 'build/asan/bin/codecollab-snapshotter');
@@ -19,10 +19,13 @@ async function roomWith(owner) {
 const post = (token, room, body) => call('POST', `/api/rooms/${room.id}/operations`, { token, body });
 
 // The room's `snapshot` event for revision rev (the snapshotter saves within
-// SNAPSHOT_INTERVAL_MS of the first change).
-const saved = (room, rev) => waitFor(
-  () => roomEvents(room.id).find((e) => e.type === 'snapshot' && e.data.revision === rev),
-  { what: `the save of revision ${rev}`, timeout: 15000 });
+// SNAPSHOT_INTERVAL_MS of the first change), and the save readable where the API reads
+// history (a read replica may be behind: tests/lib/api.mjs).
+const saved = async (room, rev) => {
+  await waitFor(() => roomEvents(room.id).find((e) => e.type === 'snapshot' && e.data.revision === rev),
+    { what: `the save of revision ${rev}`, timeout: 15000 });
+  replicaCaughtUp();
+};
 
 async function commitAll(token, room, from, ops) {
   let rev = from;
@@ -110,6 +113,7 @@ test('old history is thinned: operations go once a later checkpoint holds them, 
     const ex = await stop(snap);
     assert.deepEqual(ex, { code: 0, signal: null }, snap.output);
   }
+  replicaCaughtUp(); // what the snapshotter thinned, as the API reads it
   assert.equal(sql(`SELECT string_agg(revision::text, ',' ORDER BY revision) FROM history_ops WHERE room_id = '${room.id}'`), '4');
   const hist = await call('GET', `/api/rooms/${room.id}/history`, { token: a.token });
   assert.deepEqual(hist.json.snapshots.map((s) => s.revision), [4, 3]);
@@ -144,6 +148,7 @@ test('a room left alone gets a checkpoint, so its old operations are thinned too
     const ex = await stop(snap);
     assert.deepEqual(ex, { code: 0, signal: null }, snap.output);
   }
+  replicaCaughtUp(); // what the snapshotter thinned, as the API reads it
   // the newest revision is a checkpoint now, and still shows and restores what was typed
   assert.equal(sql(`SELECT revision FROM snapshots WHERE room_id = '${room.id}' ORDER BY revision DESC LIMIT 1`), '3');
   const one = await call('GET', `/api/rooms/${room.id}/history/3`, { token: a.token });
