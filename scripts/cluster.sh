@@ -330,16 +330,29 @@ descendants() { # pid
   done
 }
 
+# A Redis node's replication as INFO replication gives it, in repl_role (master | slave),
+# repl_master_port and repl_link (master_link_status, a replica's); 1, all three empty, when
+# the node did not answer.
+repl_of() { # name
+  local info line
+  repl_role="" repl_master_port="" repl_link=""
+  info=$(rcli -p "${port[$1]}" info replication 2>/dev/null | tr -d '\r') || return 1
+  while IFS= read -r line; do
+    case "$line" in
+      role:*) repl_role=${line#role:} ;;
+      master_port:*) repl_master_port=${line#master_port:} ;;
+      master_link_status:*) repl_link=${line#master_link_status:} ;;
+    esac
+  done <<<"$info"
+}
+
 # Each Redis node's role for topology.json, by name: master | replica, and for a replica
 # " <master port>" (empty when the node did not answer).
 declare -A rrole=()
 redis_role_of() { # name: sets rrole[name]
-  local info r mp
   rrole[$1]=""
-  info=$(rcli -p "${port[$1]}" info replication 2>/dev/null | tr -d '\r') || return 0
-  r=$(sed -n 's/^role://p' <<<"$info")
-  mp=$(sed -n 's/^master_port://p' <<<"$info")
-  if [ "$r" = slave ]; then rrole[$1]="replica $mp"; else rrole[$1]=${r:-unknown}; fi
+  repl_of "$1" || return 0
+  if [ "$repl_role" = slave ]; then rrole[$1]="replica $repl_master_port"; else rrole[$1]=${repl_role:-unknown}; fi
 }
 
 # The layout as JSON (topology.json), on stdout.
@@ -413,19 +426,8 @@ DATABASE_URL=$(pg_url pg-primary)
 pg_schema "$DATABASE_URL"
 
 pg_data_dir "$CC_VAR/pg-replica"
-unfinished_check pg_basebackup
-if [ ! -s "$CC_VAR/pg-replica/PG_VERSION" ]; then
-  say "making the PostgreSQL replica (pg_basebackup -R) in $CC_VAR/pg-replica"
-  replica_dir=$CC_VAR/pg-replica
-  unfinished_begin pg_basebackup "rm -rf ${replica_dir@Q}/*"
-  oneshot pg_basebackup ">$CC_VAR/log/basebackup.log" "${as_pg[@]}" "$PG_BIN/pg_basebackup" \
-    -h "$pg_sock" -p "${port[pg-primary]}" -U postgres -D "$CC_VAR/pg-replica" -R -X stream -c fast &&
-    rc=0 || rc=$?
-  # ended by itself, well or not (a failed pg_basebackup removes what it made)
-  unfinished_end pg_basebackup
-  [ "$rc" = 0 ] || die "pg_basebackup failed, see $CC_VAR/log/basebackup.log"
-fi
-pg_not_running "$CC_VAR/pg-replica"
+pg_make_data pg_basebackup "$CC_VAR/pg-replica" "making the PostgreSQL replica (pg_basebackup -R)" pg_basebackup \
+  -h "$pg_sock" -p "${port[pg-primary]}" -U postgres -D "$CC_VAR/pg-replica" -R -X stream -c fast
 # the replica's primary_conninfo names the primary's socket and port of when it was made
 sed -i "s/port=[0-9]*/port=${port[pg-primary]}/" "$CC_VAR/pg-replica/postgresql.auto.conf"
 start_service pg-replica
@@ -489,14 +491,11 @@ if [ "$CLUSTER_REDIS" = cluster ]; then
     # the nodes) has one (a create cut short before its replicas were set leaves none, and
     # every write that waits for a replica would fail)
     local -A served=()
-    local mp
     for n in "${redis_nodes[@]}"; do
-      info=$(rcli -p "${port[$n]}" info replication | tr -d '\r') || return 1
-      grep -qx 'role:slave' <<<"$info" || continue
-      grep -qx 'master_link_status:up' <<<"$info" || return 1
-      mp=$(sed -n 's/^master_port://p' <<<"$info")
-      [ -n "$mp" ] || return 1
-      served[$mp]=1
+      repl_of "$n" || return 1
+      [ "$repl_role" = slave ] || continue
+      [ "$repl_link" = up ] && [ -n "$repl_master_port" ] || return 1
+      served[$repl_master_port]=1
     done
     [ "${#served[@]}" -ge $((${#redis_nodes[@]} / 2)) ]
   }

@@ -502,20 +502,29 @@ pg_data_dir() { # dir
   chmod 700 "$dir"
 }
 
-# A new PostgreSQL cluster in dir unless it has one; refuses a dir a running server holds.
-pg_initdb() { # dir log-name
-  local dir=$1 rc
-  unfinished_check "$2"
+# A PostgreSQL data directory made from nothing by a PostgreSQL program run as the postgres
+# user (initdb, pg_basebackup), unless dir holds one already; marked unfinished while the
+# program runs. Both remove what they made when they fail by themselves, so the mark goes
+# whichever way the program ends, unless a stop cut it short. Then: refuses a dir a running
+# server holds.
+pg_make_data() { # name dir doing program args...: name is the mark's and the log's (log/<name>.log)
+  local name=$1 dir=$2 doing=$3 prog=$4 rc
+  shift 4
+  unfinished_check "$name"
   if [ ! -s "$dir/PG_VERSION" ]; then
-    say "creating the PostgreSQL cluster in $dir"
-    unfinished_begin "$2" "rm -rf ${dir@Q}/*"
-    oneshot initdb ">$CC_VAR/log/$2.log" \
-      "${as_pg[@]}" "$PG_BIN/initdb" -D "$dir" -U postgres -A trust -E UTF8 --locale=C.UTF-8 && rc=0 || rc=$?
-    # ended by itself, well or not (a failed initdb removes what it made)
-    unfinished_end "$2"
-    [ "$rc" = 0 ] || die "initdb failed, see $CC_VAR/log/$2.log"
+    say "$doing in $dir"
+    unfinished_begin "$name" "rm -rf ${dir@Q}/*"
+    oneshot "$prog" ">$CC_VAR/log/$name.log" "${as_pg[@]}" "$PG_BIN/$prog" "$@" && rc=0 || rc=$?
+    unfinished_end "$name"
+    [ "$rc" = 0 ] || die "$prog failed, see $CC_VAR/log/$name.log"
   fi
   pg_not_running "$dir"
+}
+
+# A new PostgreSQL cluster in dir unless it has one.
+pg_initdb() { # dir log-name
+  pg_make_data "$2" "$1" "creating the PostgreSQL cluster" initdb \
+    -D "$1" -U postgres -A trust -E UTF8 --locale=C.UTF-8
 }
 
 pg_not_running() { # dir
