@@ -485,21 +485,37 @@ pg_data_dir() { # dir
   local dir=$1 parent alt name
   parent=$(dirname "$dir")
   name=$(basename "$dir")
-  if [ ! -e "$dir" ] && ! setpriv --reuid=postgres --regid=postgres --clear-groups test -x "$parent"; then
-    alt=/var/tmp/codecollab-pg-$(printf '%s' "$parent" | sha1sum | cut -c1-12)
-    [ "$name" = pg ] || alt=$alt-$name
-    # its name is predictable, and /var/tmp open to all: one that someone else put there (a
-    # link, or a directory of another owner) is not used
-    if [ -L "$alt" ] || { [ -e "$alt" ] && ! [[ $(stat -c %U "$alt") =~ ^(root|postgres)$ ]]; }; then
-      die "$alt is a symbolic link or belongs to another user: remove it, or give CC_VAR a place postgres can enter"
-    fi
-    mkdir -p "$alt" && chown postgres:postgres "$alt" && chmod 700 "$alt"
+  alt=/var/tmp/codecollab-pg-$(printf '%s' "$parent" | sha1sum | cut -c1-12)
+  [ "$name" = pg ] || alt=$alt-$name
+  if [ -L "$dir" ] && [ "$(readlink "$dir")" = "$alt" ]; then
+    # made so by an earlier start: the chown below follows the link, so what is at the
+    # other end is checked again (a cleaner of /var/tmp may have removed the directory, and
+    # someone else put a link in its place since)
+    pg_alt_dir "$alt"
+  elif [ ! -e "$dir" ] && ! setpriv --reuid=postgres --regid=postgres --clear-groups test -x "$parent"; then
+    pg_alt_dir "$alt"
     ln -sfn "$alt" "$dir" # -n: over a link whose directory is gone, not into it
     say "PostgreSQL data is in $alt (linked from $dir): postgres cannot enter $parent"
   fi
   mkdir -p "$dir" "$CC_VAR/run/pg"
   chown postgres:postgres "$dir" "$CC_VAR/run/pg"
   chmod 700 "$dir"
+}
+
+# The private directory alt under /var/tmp, made if it is not there. Its name is
+# predictable and /var/tmp open to all: one that someone else put there (a link, or anything
+# that is not a directory of root or postgres) is refused. Made here with mkdir, which fails
+# on anything put there meanwhile; once checked, it cannot be swapped (/var/tmp is sticky:
+# only its owner may remove or rename it).
+pg_alt_dir() { # alt
+  local alt=$1
+  if [ ! -e "$alt" ] && [ ! -L "$alt" ]; then
+    mkdir -m 700 "$alt" || die "could not make $alt: remove what is there, or give CC_VAR a place postgres can enter"
+  fi
+  if [ -L "$alt" ] || [ ! -d "$alt" ] || ! [[ $(stat -c %U "$alt") =~ ^(root|postgres)$ ]]; then
+    die "$alt is a symbolic link, not a directory, or belongs to another user: remove it, or give CC_VAR a place postgres can enter"
+  fi
+  chown postgres:postgres "$alt" && chmod 700 "$alt"
 }
 
 # A PostgreSQL data directory made from nothing by a PostgreSQL program run as the postgres

@@ -6,7 +6,9 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync,
+  unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, tempDir, waitFor } from '../lib/procs.mjs';
 import { isAlive as alive, procStat } from '../lib/proctree.mjs';
@@ -191,4 +193,59 @@ test('run.sh, cluster.sh and the files they source redirect no block and no func
     }
   });
   assert.deepEqual(found, []);
+});
+
+// pg_data_dir where the postgres user cannot enter CC_VAR (a checkout under /root): the data
+// lives in a directory under /var/tmp, linked from CC_VAR/pg. That name is predictable and
+// /var/tmp open to all, and every start gives what the link leads to to postgres (a chown
+// that follows the link): so the far end is checked at every start, not only the first. A
+// cleaner of /var/tmp may remove the directory, and anyone may then put a link there.
+test('pg_data_dir: the /var/tmp directory behind CC_VAR/pg is checked at every start; a link or another user\'s directory there is refused, and what it leads to is not given to postgres', () => {
+  const cc = tempDir('cc-pgdir-');
+  chmodSync(cc, 0o700); // postgres cannot enter it
+  const dir = join(cc, 'pg');
+  const alt = `/var/tmp/codecollab-pg-${createHash('sha1').update(cc).digest('hex').slice(0, 12)}`;
+  const victim = tempDir('cc-victim-');
+  chmodSync(victim, 0o755);
+  const pgUid = Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout.trim());
+  const nobody = 65534;
+  const start = () => services(`CC_VAR=${JSON.stringify(cc)}\npg_data_dir ${JSON.stringify(dir)} && echo ready`);
+  try {
+    // the first start: the directory made, postgres's, private, and linked
+    let r = start();
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, new RegExp(`^say: PostgreSQL data is in ${alt} `, 'm'));
+    assert.equal(readlinkSync(dir), alt);
+    let st = lstatSync(alt);
+    assert.ok(st.isDirectory());
+    assert.equal(st.uid, pgUid);
+    assert.equal(st.mode & 0o777, 0o700);
+    // the next start takes it as it is
+    r = start();
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.equal(r.stdout, 'ready\n');
+    // the directory removed, and a link to another directory put in its place
+    rmSync(alt, { recursive: true });
+    symlinkSync(victim, alt);
+    r = start();
+    assert.equal(r.status, 1, r.stdout);
+    assert.match(r.stdout, new RegExp(`^die: ${alt} is a symbolic link, not a directory, or belongs to another user`, 'm'));
+    st = statSync(victim);
+    assert.deepEqual([st.uid, st.mode & 0o777], [0, 0o755], 'what the link leads to is left as it was');
+    // a directory of another user in its place
+    unlinkSync(alt);
+    mkdirSync(alt, { mode: 0o777 });
+    chownSync(alt, nobody, nobody);
+    r = start();
+    assert.equal(r.status, 1, r.stdout);
+    assert.match(r.stdout, /^die: .* belongs to another user/m);
+    assert.equal(statSync(alt).uid, nobody);
+    // once it is gone, a start makes it anew
+    rmSync(alt, { recursive: true });
+    r = start();
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.equal(lstatSync(alt).uid, pgUid);
+  } finally {
+    rmSync(alt, { recursive: true, force: true });
+  }
 });
