@@ -245,7 +245,7 @@ start_service() { # name
   local n=$1 i=${1##*-} args=()
   case "$n" in
     pg-primary | pg-replica)
-      setsid "${as_pg[@]}" "$PG_BIN/postgres" -D "$CC_VAR/$n" -p "${port[$n]}" -k "$CC_VAR/run/pg" \
+      setsid "${as_pg[@]}" "$PG_BIN/postgres" -D "$(pg_real "$CC_VAR/$n")" -p "${port[$n]}" -k "$(pg_real "$CC_VAR/run/pg")" \
         -c listen_addresses='' -c fsync=on -c max_connections=300 -c wal_keep_size=512MB \
         -c hot_standby=on -c hot_standby_feedback=on \
         >>"$CC_VAR/log/$n.log" 2>&1 & ;;
@@ -427,7 +427,7 @@ pg_schema "$DATABASE_URL"
 
 pg_data_dir "$CC_VAR/pg-replica"
 pg_make_data pg_basebackup "$CC_VAR/pg-replica" "making the PostgreSQL replica (pg_basebackup -R)" pg_basebackup \
-  -h "$pg_sock" -p "${port[pg-primary]}" -U postgres -D "$CC_VAR/pg-replica" -R -X stream -c fast
+  -h "$(pg_real "$pg_sock")" -p "${port[pg-primary]}" -U postgres -D "$(pg_real "$CC_VAR/pg-replica")" -R -X stream -c fast
 # the replica's primary_conninfo names the primary's socket and port of when it was made
 sed -i "s/port=[0-9]*/port=${port[pg-primary]}/" "$CC_VAR/pg-replica/postgresql.auto.conf"
 start_service pg-replica

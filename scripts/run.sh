@@ -144,7 +144,7 @@ sync_pids() { # pids (pnames), pg_pid, redis_pid from the supervisor's table (th
 start_service() { # name
   case "$1" in
     postgres)
-      setsid "${as_pg[@]}" "$PG_BIN/postgres" -D "$pgdata" -p "$PG_PORT" -k "$CC_VAR/run/pg" \
+      setsid "${as_pg[@]}" "$PG_BIN/postgres" -D "$(pg_real "$pgdata")" -p "$PG_PORT" -k "$(pg_real "$CC_VAR/run/pg")" \
         -c listen_addresses='' -c fsync=on -c max_connections=200 \
         >>"$CC_VAR/log/postgres.log" 2>&1 & ;;
     redis)

@@ -474,32 +474,46 @@ jwt_setup() {
   fi
 }
 
-# PostgreSQL runs as the postgres user (initdb and postgres refuse root).
-as_pg=(setpriv --reuid=postgres --regid=postgres --clear-groups --reset-env)
+# PostgreSQL runs as the postgres user (initdb and postgres refuse root), in / (a checkout's
+# directory may be closed to it).
+as_pg=(setpriv --reuid=postgres --regid=postgres --clear-groups --reset-env /usr/bin/env -C /)
 
 # A data directory for PostgreSQL at dir, owned by postgres (mode 700), and the socket
-# directory $CC_VAR/run/pg. When the postgres user cannot enter dir's parent (e.g. the
-# checkout is under /root), the data lives in a private directory under /var/tmp with a link
-# at dir.
+# directory $CC_VAR/run/pg. Where the postgres user cannot reach them (a checkout under
+# /root, say: /root is closed to other users), each is a private directory under /var/tmp
+# with a link at its place in var/ (pg_place). A program run as postgres is given the path
+# that the links lead to (pg_real): postgres cannot follow a path through var/.
 pg_data_dir() { # dir
-  local dir=$1 parent alt name
-  parent=$(dirname "$dir")
-  name=$(basename "$dir")
-  alt=/var/tmp/codecollab-pg-$(printf '%s' "$parent" | sha1sum | cut -c1-12)
-  [ "$name" = pg ] || alt=$alt-$name
-  if [ -L "$dir" ] && [ "$(readlink "$dir")" = "$alt" ]; then
+  local dir=$1 alt
+  mkdir -p "$CC_VAR/run"
+  alt=/var/tmp/codecollab-pg-$(printf '%s' "$(dirname "$dir")" | sha1sum | cut -c1-12)
+  pg_place "$dir" "$alt$([ "$(basename "$dir")" = pg ] || printf -- '-%s' "$(basename "$dir")")" "data"
+  chmod 700 "$dir"
+  pg_place "$CC_VAR/run/pg" "$alt-socket" "socket directory"
+}
+
+# path as the postgres user reaches it: with every link resolved.
+pg_real() { readlink -f "$1"; }
+
+# A directory postgres works in at path, postgres's. Where postgres cannot enter path's
+# parent, the directory is alt under /var/tmp and path a link to it: made so when path is not
+# there yet (or is an empty directory, as an earlier start that failed here left it).
+pg_place() { # path alt what
+  local path=$1 alt=$2 parent
+  parent=$(dirname "$path")
+  if [ -L "$path" ] && [ "$(readlink "$path")" = "$alt" ]; then
     # made so by an earlier start: the chown below follows the link, so what is at the
     # other end is checked again (a cleaner of /var/tmp may have removed the directory, and
     # someone else put a link in its place since)
     pg_alt_dir "$alt"
-  elif [ ! -e "$dir" ] && ! setpriv --reuid=postgres --regid=postgres --clear-groups test -x "$parent"; then
+  elif ! setpriv --reuid=postgres --regid=postgres --clear-groups test -x "$parent" &&
+    { [ ! -e "$path" ] || { [ ! -L "$path" ] && rmdir "$path" 2>/dev/null; }; }; then
     pg_alt_dir "$alt"
-    ln -sfn "$alt" "$dir" # -n: over a link whose directory is gone, not into it
-    say "PostgreSQL data is in $alt (linked from $dir): postgres cannot enter $parent"
+    ln -sfn "$alt" "$path" # -n: over a link whose directory is gone, not into it
+    say "PostgreSQL's $3 is in $alt (linked from $path): postgres cannot enter $parent"
   fi
-  mkdir -p "$dir" "$CC_VAR/run/pg"
-  chown postgres:postgres "$dir" "$CC_VAR/run/pg"
-  chmod 700 "$dir"
+  mkdir -p "$path"
+  chown postgres:postgres "$path"
 }
 
 # The private directory alt under /var/tmp, made if it is not there. Its name is
@@ -540,7 +554,7 @@ pg_make_data() { # name dir doing program args...: name is the mark's and the lo
 # A new PostgreSQL cluster in dir unless it has one.
 pg_initdb() { # dir log-name
   pg_make_data "$2" "$1" "creating the PostgreSQL cluster" initdb \
-    -D "$1" -U postgres -A trust -E UTF8 --locale=C.UTF-8
+    -D "$(pg_real "$1")" -U postgres -A trust -E UTF8 --locale=C.UTF-8
 }
 
 pg_not_running() { # dir

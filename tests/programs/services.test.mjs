@@ -214,7 +214,8 @@ test('pg_data_dir: the /var/tmp directory behind CC_VAR/pg is checked at every s
     // the first start: the directory made, postgres's, private, and linked
     let r = start();
     assert.equal(r.status, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, new RegExp(`^say: PostgreSQL data is in ${alt} `, 'm'));
+    assert.match(r.stdout, new RegExp(`^say: PostgreSQL's data is in ${alt} \\(linked from ${dir}\\)`, 'm'));
+    assert.match(r.stdout, new RegExp(`^say: PostgreSQL's socket directory is in ${alt}-socket \\(linked from ${cc}/run/pg\\)`, 'm'));
     assert.equal(readlinkSync(dir), alt);
     let st = lstatSync(alt);
     assert.ok(st.isDirectory());
@@ -246,6 +247,6 @@ test('pg_data_dir: the /var/tmp directory behind CC_VAR/pg is checked at every s
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.equal(lstatSync(alt).uid, pgUid);
   } finally {
-    rmSync(alt, { recursive: true, force: true });
+    for (const d of [alt, `${alt}-socket`]) rmSync(d, { recursive: true, force: true });
   }
 });

@@ -5,7 +5,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync, chmodSync, writeFileSync, existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, readlinkSync, chmodSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { ROOT, freePort, sleep, waitFor, pauseProcess, tempDir, stop as stopProcess } from '../lib/procs.mjs';
@@ -127,6 +128,46 @@ test('a fresh start, then a second start on the same var/ reuses the data; SIGTE
   assert.equal(await stop(second.child), 0);
   await sleep(200);
   assert.deepEqual(stackPids(dir), []);
+});
+
+// A checkout where the postgres user cannot enter var/, as one under /root (closed to other
+// users): PostgreSQL's data and socket directories are private directories under /var/tmp,
+// linked from var/pg and var/run/pg, and the programs run as postgres are given the paths
+// the links lead to (scripts/services.sh: pg_data_dir). The next start reuses both.
+test('a var/ the postgres user cannot enter: the data and the socket live under /var/tmp, linked from var/; a second start reuses them', async () => {
+  const closed = tmpVar();
+  chmodSync(closed, 0o700); // as /root
+  const dir = join(closed, 'var');
+  const alt = `/var/tmp/codecollab-pg-${createHash('sha1').update(dir).digest('hex').slice(0, 12)}`;
+  const p = await ports();
+  const env = { ...p, CC_VAR: dir, DATABASE_URL: '', REDIS_URL: '', JWT_SECRET: '', JWT_SECRET_FILE: '' };
+  const base = `http://127.0.0.1:${p.PORT}`;
+  const body = JSON.stringify({ username: 'closedvar', password: 'a-password' });
+  // postgres, working in /var/tmp with its environment reset, is not among stackPids(dir)
+  const postgresGone = () => !existsSync(join(alt, 'postmaster.pid'));
+  try {
+    const first = await startStack(env);
+    assert.ok(first.ready, first.output());
+    assert.match(first.output(), new RegExp(`PostgreSQL's data is in ${alt} \\(linked from ${dir}/pg\\)`));
+    assert.equal(readlinkSync(join(dir, 'pg')), alt);
+    assert.equal(readlinkSync(join(dir, 'run/pg')), `${alt}-socket`);
+    const reg = await json(`${base}/api/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    assert.equal(reg.status, 201, JSON.stringify(reg.body));
+    assert.equal(await stop(first.child), 0);
+    await waitFor(postgresGone, { timeout: 20000, what: 'PostgreSQL stopped' });
+    assert.deepEqual(stackPids(dir), []);
+
+    const second = await startStack(env);
+    assert.ok(second.ready, second.output());
+    assert.doesNotMatch(second.output(), /PostgreSQL's data is in/, 'the links are reused');
+    const login = await json(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    assert.equal(login.status, 200, 'the account made in the first run is still there');
+    assert.equal(await stop(second.child), 0);
+    await waitFor(postgresGone, { timeout: 20000, what: 'PostgreSQL stopped' });
+    assert.deepEqual(stackPids(dir), []);
+  } finally {
+    for (const d of [alt, `${alt}-socket`]) rmSync(d, { recursive: true, force: true });
+  }
 });
 
 test('a port already taken stops the start with a message naming the variable', async () => {
