@@ -37,6 +37,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export CC_ROOT=$ROOT
 export CC_VAR=${CC_VAR:-$ROOT/var/cluster}
+# a relative CC_VAR from where make was started (the data directory's place and name
+# under /var/tmp depend on it: scripts/services.sh, pg_data_dir)
+case "$CC_VAR" in /*) ;; *) CC_VAR=$PWD/$CC_VAR ;; esac
 BUILD=${BUILD:-release}
 export CC_BIN=${CC_BIN:-$ROOT/build/$BUILD/bin}
 export PORT=${PORT:-8080}

@@ -483,13 +483,12 @@ as_pg=(setpriv --reuid=postgres --regid=postgres --clear-groups --reset-env /usr
 # /root, say: /root is closed to other users), each is a private directory under /var/tmp
 # with a link at its place in var/ (pg_place). A program run as postgres is given the path
 # that the links lead to (pg_real): postgres cannot follow a path through var/.
-pg_data_dir() { # dir
+pg_data_dir() { # dir (absolute, in $CC_VAR)
   local dir=$1 alt
   mkdir -p "$CC_VAR/run"
   alt=/var/tmp/codecollab-pg-$(printf '%s' "$(dirname "$dir")" | sha1sum | cut -c1-12)
-  pg_place "$dir" "$alt$([ "$(basename "$dir")" = pg ] || printf -- '-%s' "$(basename "$dir")")" "data"
-  chmod 700 "$dir"
-  pg_place "$CC_VAR/run/pg" "$alt-socket" "socket directory"
+  pg_place "$dir" "$alt$([ "$(basename "$dir")" = pg ] || printf -- '-%s' "$(basename "$dir")")" "data" 700
+  pg_place "$CC_VAR/run/pg" "$alt-socket" "socket directory" ""
 }
 
 # path as the postgres user reaches it: with every link resolved.
@@ -497,39 +496,59 @@ pg_real() { readlink -f "$1"; }
 
 # A directory postgres works in at path, postgres's. Where postgres cannot enter path's
 # parent, the directory is alt under /var/tmp and path a link to it: made so when path is not
-# there yet (or is an empty directory, as an earlier start that failed here left it).
-pg_place() { # path alt what
-  local path=$1 alt=$2 parent
+# there yet (or is an empty directory, as an earlier start that failed here left it). A
+# directory in var/ itself is made, given to postgres and set to mode (unless "") here; one
+# under /var/tmp only by pg_alt_dir, which follows no link.
+pg_place() { # path alt what mode
+  local path=$1 alt=$2 parent target
   parent=$(dirname "$path")
-  if [ -L "$path" ] && [ "$(readlink "$path")" = "$alt" ]; then
-    # made so by an earlier start: the chown below follows the link, so what is at the
-    # other end is checked again (a cleaner of /var/tmp may have removed the directory, and
-    # someone else put a link in its place since)
-    pg_alt_dir "$alt"
+  if [ -L "$path" ]; then
+    # a link: made by an earlier start (to alt, or to another such name when var/ was moved
+    # or named otherwise since), or the operator's own. One to /var/tmp/codecollab-pg-*
+    # leads where anyone may have put something since (after a cleaner removed the
+    # directory): what it names is checked again, at every start. The operator's own,
+    # elsewhere, is followed as before
+    target=$(readlink "$path")
+    if [ "$(dirname "$target")" = /var/tmp ] && [[ $(basename "$target") == codecollab-pg-* ]]; then
+      pg_alt_dir "$target"
+      return 0
+    fi
   elif ! setpriv --reuid=postgres --regid=postgres --clear-groups test -x "$parent" &&
-    { [ ! -e "$path" ] || { [ ! -L "$path" ] && rmdir "$path" 2>/dev/null; }; }; then
+    { [ ! -e "$path" ] || rmdir "$path" 2>/dev/null; }; then
     pg_alt_dir "$alt"
     ln -sfn "$alt" "$path" # -n: over a link whose directory is gone, not into it
     say "PostgreSQL's $3 is in $alt (linked from $path): postgres cannot enter $parent"
+    return 0
   fi
   mkdir -p "$path"
   chown postgres:postgres "$path"
+  [ -z "$4" ] || chmod "$4" "$path"
 }
 
-# The private directory alt under /var/tmp, made if it is not there. Its name is
-# predictable and /var/tmp open to all: one that someone else put there (a link, or anything
-# that is not a directory of root or postgres) is refused. Made here with mkdir, which fails
-# on anything put there meanwhile; once checked, it cannot be swapped (/var/tmp is sticky:
-# only its owner may remove or rename it).
+# The private directory alt under /var/tmp, postgres's and mode 700, made if it is not there.
+# Its name is predictable and /var/tmp open to all: one that someone else put there (a
+# link, anything but a directory, or one of another user than root and postgres) is
+# refused. Nothing here follows a link out of /var/tmp: a new one is made by root with
+# mkdir (which fails on anything put there meanwhile) at mode 700, then given to postgres
+# with chown -h; one of root's is given with chown -h (/var/tmp is sticky: no other user can
+# rename or replace it); one of postgres's, which postgres itself could swap for a link at any
+# moment, is left as it is, but for a mode other than 700, set by postgres itself.
 pg_alt_dir() { # alt
-  local alt=$1
+  local alt=$1 owner
   if [ ! -e "$alt" ] && [ ! -L "$alt" ]; then
     mkdir -m 700 "$alt" || die "could not make $alt: remove what is there, or give CC_VAR a place postgres can enter"
+    chown -h postgres:postgres "$alt"
+    return 0
   fi
-  if [ -L "$alt" ] || [ ! -d "$alt" ] || ! [[ $(stat -c %U "$alt") =~ ^(root|postgres)$ ]]; then
+  owner=$(stat -c %U "$alt")
+  if [ -L "$alt" ] || [ ! -d "$alt" ] || ! [[ $owner =~ ^(root|postgres)$ ]]; then
     die "$alt is a symbolic link, not a directory, or belongs to another user: remove it, or give CC_VAR a place postgres can enter"
   fi
-  chown postgres:postgres "$alt" && chmod 700 "$alt"
+  if [ "$owner" = root ]; then
+    chmod 700 "$alt" && chown -h postgres:postgres "$alt"
+  elif [ "$(stat -c %a "$alt")" != 700 ]; then
+    "${as_pg[@]}" chmod 700 "$alt"
+  fi
 }
 
 # A PostgreSQL data directory made from nothing by a PostgreSQL program run as the postgres

@@ -92,7 +92,7 @@ export function sql(query) {
 }
 
 function psql(url, query) {
-  return execFileSync('psql', [url, '-XAtqc', query], { encoding: 'utf8' }).trim();
+  return execFileSync('psql', [url, '-XAtqc', query], { encoding: 'utf8', timeout: 20000 }).trim();
 }
 
 // On the cluster layout the API answers the reads that may lag (the history list and a
@@ -107,9 +107,10 @@ export function replicaCaughtUp({ timeout = 15000 } = {}) {
   const until = Date.now() + timeout;
   const nap = new Int32Array(new SharedArrayBuffer(4));
   for (;;) {
-    if (psql(replica, `SELECT pg_last_wal_replay_lsn() >= '${lsn}'::pg_lsn`) === 't') return;
+    // (a DATABASE_READ_URL that names a primary has nothing to replay)
+    if (psql(replica, `SELECT coalesce(pg_last_wal_replay_lsn() >= '${lsn}'::pg_lsn, NOT pg_is_in_recovery())`) === 't') return;
     if (Date.now() > until) throw new Error(`the read replica has not replayed ${lsn} after ${timeout} ms`);
-    Atomics.wait(nap, 0, 0, 20);
+    Atomics.wait(nap, 0, 0, 50);
   }
 }
 

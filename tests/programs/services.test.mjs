@@ -196,43 +196,53 @@ test('run.sh, cluster.sh and the files they source redirect no block and no func
 });
 
 // pg_data_dir where the postgres user cannot enter CC_VAR (a checkout under /root): the data
-// lives in a directory under /var/tmp, linked from CC_VAR/pg. That name is predictable and
-// /var/tmp open to all, and every start gives what the link leads to to postgres (a chown
-// that follows the link): so the far end is checked at every start, not only the first. A
+// and the socket live in directories under /var/tmp, linked from CC_VAR/pg and CC_VAR/run/pg.
+// Those names are predictable and /var/tmp open to all, and every start gives what the links
+// lead to to postgres: so the far end is checked at every start, not only the first. A
 // cleaner of /var/tmp may remove the directory, and anyone may then put a link there.
 test('pg_data_dir: the /var/tmp directory behind CC_VAR/pg is checked at every start; a link or another user\'s directory there is refused, and what it leads to is not given to postgres', () => {
   const cc = tempDir('cc-pgdir-');
   chmodSync(cc, 0o700); // postgres cannot enter it
   const dir = join(cc, 'pg');
   const alt = `/var/tmp/codecollab-pg-${createHash('sha1').update(cc).digest('hex').slice(0, 12)}`;
+  // the name a checkout elsewhere (before a move) would have had
+  const moved = `/var/tmp/codecollab-pg-${createHash('sha1').update(`${cc}-before`).digest('hex').slice(0, 12)}`;
   const victim = tempDir('cc-victim-');
   chmodSync(victim, 0o755);
   const pgUid = Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout.trim());
   const nobody = 65534;
   const start = () => services(`CC_VAR=${JSON.stringify(cc)}\npg_data_dir ${JSON.stringify(dir)} && echo ready`);
+  const untouched = () => {
+    const st = statSync(victim);
+    assert.deepEqual([st.uid, st.mode & 0o777], [0, 0o755], 'what the link leads to is left as it was');
+  };
   try {
-    // the first start: the directory made, postgres's, private, and linked
+    // an empty directory where the data goes, as a start that failed here before left it
+    mkdirSync(dir);
     let r = start();
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.match(r.stdout, new RegExp(`^say: PostgreSQL's data is in ${alt} \\(linked from ${dir}\\)`, 'm'));
     assert.match(r.stdout, new RegExp(`^say: PostgreSQL's socket directory is in ${alt}-socket \\(linked from ${cc}/run/pg\\)`, 'm'));
     assert.equal(readlinkSync(dir), alt);
-    let st = lstatSync(alt);
-    assert.ok(st.isDirectory());
-    assert.equal(st.uid, pgUid);
-    assert.equal(st.mode & 0o777, 0o700);
-    // the next start takes it as it is
+    assert.equal(readlinkSync(join(cc, 'run/pg')), `${alt}-socket`);
+    for (const d of [alt, `${alt}-socket`]) {
+      const st = lstatSync(d);
+      assert.ok(st.isDirectory(), d);
+      assert.deepEqual([st.uid, st.mode & 0o777], [pgUid, 0o700], d);
+    }
+    // the next start takes them as they are; a mode postgres changed is set back
+    chmodSync(alt, 0o755);
     r = start();
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.equal(r.stdout, 'ready\n');
+    assert.equal(lstatSync(alt).mode & 0o777, 0o700);
     // the directory removed, and a link to another directory put in its place
     rmSync(alt, { recursive: true });
     symlinkSync(victim, alt);
     r = start();
     assert.equal(r.status, 1, r.stdout);
     assert.match(r.stdout, new RegExp(`^die: ${alt} is a symbolic link, not a directory, or belongs to another user`, 'm'));
-    st = statSync(victim);
-    assert.deepEqual([st.uid, st.mode & 0o777], [0, 0o755], 'what the link leads to is left as it was');
+    untouched();
     // a directory of another user in its place
     unlinkSync(alt);
     mkdirSync(alt, { mode: 0o777 });
@@ -241,12 +251,37 @@ test('pg_data_dir: the /var/tmp directory behind CC_VAR/pg is checked at every s
     assert.equal(r.status, 1, r.stdout);
     assert.match(r.stdout, /^die: .* belongs to another user/m);
     assert.equal(statSync(alt).uid, nobody);
-    // once it is gone, a start makes it anew
+    // var/ moved here from elsewhere: its link names the old place's directory, which is
+    // gone, and a link to another directory was put there
     rmSync(alt, { recursive: true });
+    unlinkSync(dir);
+    symlinkSync(moved, dir);
+    symlinkSync(victim, moved);
+    r = start();
+    assert.equal(r.status, 1, r.stdout);
+    assert.match(r.stdout, new RegExp(`^die: ${moved} is a symbolic link`, 'm'));
+    untouched();
+    // once the link is gone, a start makes it anew
+    unlinkSync(dir);
     r = start();
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.equal(lstatSync(alt).uid, pgUid);
   } finally {
-    for (const d of [alt, `${alt}-socket`]) rmSync(d, { recursive: true, force: true });
+    for (const d of [alt, `${alt}-socket`, moved]) rmSync(d, { recursive: true, force: true });
   }
+});
+
+// Where postgres can enter CC_VAR (the usual case): plain directories in it, no links.
+test('pg_data_dir: a CC_VAR the postgres user can enter holds the data and socket directories themselves', () => {
+  const cc = tempDir('cc-pgdir-');
+  chmodSync(cc, 0o755);
+  const pgUid = Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout.trim());
+  const r = services(`CC_VAR=${JSON.stringify(cc)}\npg_data_dir ${JSON.stringify(join(cc, 'pg'))} && echo ready`);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.equal(r.stdout, 'ready\n');
+  const data = lstatSync(join(cc, 'pg'));
+  const sock = lstatSync(join(cc, 'run/pg'));
+  assert.ok(data.isDirectory() && sock.isDirectory(), 'directories, not links');
+  assert.deepEqual([data.uid, data.mode & 0o777], [pgUid, 0o700]);
+  assert.equal(sock.uid, pgUid);
 });

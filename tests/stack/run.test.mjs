@@ -6,7 +6,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, readlinkSync, chmodSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, readlinkSync, chmodSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { ROOT, freePort, sleep, waitFor, pauseProcess, tempDir, stop as stopProcess } from '../lib/procs.mjs';
@@ -101,6 +101,9 @@ test('a fresh start, then a second start on the same var/ reuses the data; SIGTE
   const env = { ...p, CC_VAR: dir, DATABASE_URL: '', REDIS_URL: '', JWT_SECRET: '', JWT_SECRET_FILE: '' };
   const first = await startStack(env);
   assert.ok(first.ready, first.output());
+  // postgres can enter var/ here: its data and socket directories are var/'s own
+  assert.ok(lstatSync(join(dir, 'pg')).isDirectory() && lstatSync(join(dir, 'run/pg')).isDirectory(), 'no links');
+  assert.doesNotMatch(first.output(), /PostgreSQL's (data|socket directory) is in/);
   const base = `http://127.0.0.1:${p.PORT}`;
   const reg = await json(`${base}/api/auth/register`, {
     method: 'POST', headers: { 'content-type': 'application/json' },
@@ -166,6 +169,10 @@ test('a var/ the postgres user cannot enter: the data and the socket live under 
     await waitFor(postgresGone, { timeout: 20000, what: 'PostgreSQL stopped' });
     assert.deepEqual(stackPids(dir), []);
   } finally {
+    // a failed assertion: the stack stopped (postgres, working in /var/tmp with its
+    // environment reset, is not among stackPids) before its directories go
+    for (const c of [...running]) await stop(c);
+    await waitFor(postgresGone, { timeout: 30000, what: 'PostgreSQL stopped' }).catch(() => {});
     for (const d of [alt, `${alt}-socket`]) rmSync(d, { recursive: true, force: true });
   }
 });
