@@ -4,7 +4,7 @@
 // group several times, or when make itself dies first. Start-up times are printed, not asserted.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, readlinkSync, chmodSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createConnection } from 'node:net';
@@ -128,6 +128,57 @@ test('a fresh start, then a second start on the same var/ reuses the data; SIGTE
   const me = await json(`${base}/api/auth/me`, { headers: { authorization: `Bearer ${reg.body.token}` } });
   assert.equal(me.status, 200);
   assert.equal(readFileSync(join(dir, 'jwt_secret'), 'utf8'), secret);
+  assert.equal(await stop(second.child), 0);
+  await sleep(200);
+  assert.deepEqual(stackPids(dir), []);
+});
+
+// An installation from before the programs had a role of their own: the database and its
+// tables belong to postgres (and here the role was even given superuser and more). The next
+// start hands them to the role codecollab, strips it back to a plain login, and the programs,
+// connecting as it, keep the accounts and can write.
+test('a start hands the database of an older installation to the ordinary role the programs use', async () => {
+  const dir = tmpVar();
+  const p = await ports();
+  const env = { ...p, CC_VAR: dir, DATABASE_URL: '', REDIS_URL: '', JWT_SECRET: '', JWT_SECRET_FILE: '' };
+  const base = `http://127.0.0.1:${p.PORT}`;
+  const body = JSON.stringify({ username: 'oldinstall', password: 'a-password' });
+  const first = await startStack(env);
+  assert.ok(first.ready, first.output());
+  assert.equal((await json(`${base}/api/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).status, 201);
+  const app = `postgresql:///codecollab?host=${dir}/run/pg&port=${p.PG_PORT}&user=codecollab`;
+  assert.match(readFileSync(join(dir, 'run/env'), 'utf8'), /^DATABASE_URL=.*user=codecollab$/m);
+  const admin = app.replace('user=codecollab', 'user=postgres');
+  const q = (url, query) => execFileSync('psql', [url, '-XAtqc', query], { encoding: 'utf8', timeout: 20000 }).trim();
+  const owners = "SELECT string_agg(DISTINCT tableowner, ',') FROM pg_tables WHERE schemaname = 'public'";
+  assert.equal(q(admin, owners), 'codecollab');
+  // as an older start left it
+  const tables = q(admin, "SELECT string_agg(format('%I', tablename), ',') FROM pg_tables WHERE schemaname = 'public'");
+  for (const t of tables.split(',')) q(admin, `ALTER TABLE ${t} OWNER TO postgres`);
+  q(admin, 'ALTER DATABASE codecollab OWNER TO postgres');
+  q(admin, 'ALTER ROLE codecollab SUPERUSER CREATEDB CREATEROLE');
+  assert.equal(q(admin, owners), 'postgres');
+  assert.equal(await stop(first.child), 0);
+  await sleep(200);
+
+  const second = await startStack(env);
+  assert.ok(second.ready, second.output());
+  assert.equal(q(admin, owners), 'codecollab');
+  assert.equal(q(admin, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'codecollab'"), 'codecollab');
+  assert.equal(q(admin, "SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = 'codecollab'"), 'f|f|f');
+  assert.equal(q(admin, "SELECT count(*) FROM pg_sequences WHERE sequenceowner <> 'codecollab'"), '0', 'the sequences went with their tables');
+  const login = await json(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  assert.equal(login.status, 200, 'the account is still there');
+  const reg = await json(`${base}/api/auth/register`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'afterupgrade', password: 'a-password' }),
+  });
+  assert.equal(reg.status, 201, 'a new account takes the next id from the sequence');
+  const room = await json(`${base}/api/rooms`, {
+    method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${reg.body.token}` },
+    body: JSON.stringify({ name: 'after', language: 'python' }),
+  });
+  assert.equal(room.status, 201, JSON.stringify(room.body));
   assert.equal(await stop(second.child), 0);
   await sleep(200);
   assert.deepEqual(stackPids(dir), []);
