@@ -314,8 +314,11 @@ redis_taken_over() { # name
 }
 
 pg_sock=$CC_VAR/run/pg
-pg_url() { # name [db]
-  printf 'postgresql:///%s?host=%s&port=%s&user=postgres' "${2:-codecollab}" "$pg_sock" "${port[$1]}"
+# The superuser's URL of a PostgreSQL node, for the script and operators: the database
+# postgres, never codecollab, which the programs' role owns and could lay traps in
+# (scripts/services.sh, pg_create_db).
+pg_url() { # name
+  printf 'postgresql:///postgres?host=%s&port=%s&user=postgres' "$pg_sock" "${port[$1]}"
 }
 
 json_str() { # a JSON string of $1
@@ -440,6 +443,8 @@ streaming() { # (the receiver's status is shown to superusers and pg_read_all_st
   [ "$(bounded 5 psql "$(pg_url pg-replica)" -XAtqc "SELECT status FROM pg_stat_wal_receiver")" = streaming ]
 }
 wait_for "the replica to stream from the primary" 30 streaming
+# a replica kept from an older start replays the role pg_create_db has just made
+wait_for "the programs' role on the replica" 30 bounded 5 psql "$DATABASE_READ_URL" -XAtqc "SELECT 1"
 
 # --- Redis ----------------------------------------------------------------------------------
 for n in "${redis_nodes[@]}"; do mkdir -p "$CC_VAR/$n"; done
