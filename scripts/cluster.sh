@@ -314,8 +314,11 @@ redis_taken_over() { # name
 }
 
 pg_sock=$CC_VAR/run/pg
-pg_url() { # name [db]
-  printf 'postgresql:///%s?host=%s&port=%s&user=postgres' "${2:-codecollab}" "$pg_sock" "${port[$1]}"
+# The superuser's URL of a PostgreSQL node, for the script and operators: the database
+# postgres, never codecollab, which the programs' role owns and could lay traps in
+# (scripts/services.sh, pg_create_db).
+pg_url() { # name
+  printf 'postgresql:///postgres?host=%s&port=%s&user=postgres' "$pg_sock" "${port[$1]}"
 }
 
 json_str() { # a JSON string of $1
@@ -425,7 +428,7 @@ start_service pg-primary
 wait_for "the PostgreSQL primary" 30 "$PG_BIN/pg_isready" -t 5 -q -h "$pg_sock" -p "${port[pg-primary]}"
 pg_create_db "${port[pg-primary]}"
 export DATABASE_URL
-DATABASE_URL=$(pg_url pg-primary)
+DATABASE_URL=$(pg_app_url "${port[pg-primary]}")
 pg_schema "$DATABASE_URL"
 
 pg_data_dir "$CC_VAR/pg-replica"
@@ -435,11 +438,13 @@ pg_make_data pg_basebackup "$CC_VAR/pg-replica" "making the PostgreSQL replica (
 sed -i "s/port=[0-9]*/port=${port[pg-primary]}/" "$CC_VAR/pg-replica/postgresql.auto.conf"
 start_service pg-replica
 wait_for "the PostgreSQL replica" 30 "$PG_BIN/pg_isready" -t 5 -q -h "$pg_sock" -p "${port[pg-replica]}"
-DATABASE_READ_URL=$(pg_url pg-replica)
-streaming() {
-  [ "$(bounded 5 psql "$DATABASE_READ_URL" -XAtqc "SELECT status FROM pg_stat_wal_receiver")" = streaming ]
+DATABASE_READ_URL=$(pg_app_url "${port[pg-replica]}")
+streaming() { # (the receiver's status is shown to superusers and pg_read_all_stats only)
+  [ "$(bounded 5 psql "$(pg_url pg-replica)" -XAtqc "SELECT status FROM pg_stat_wal_receiver")" = streaming ]
 }
 wait_for "the replica to stream from the primary" 30 streaming
+# a replica kept from an older start replays the role pg_create_db has just made
+wait_for "the programs' role on the replica" 30 bounded 5 psql "$DATABASE_READ_URL" -XAtqc "SELECT 1"
 
 # --- Redis ----------------------------------------------------------------------------------
 for n in "${redis_nodes[@]}"; do mkdir -p "$CC_VAR/$n"; done

@@ -389,8 +389,9 @@ if [ -z "${DATABASE_URL:-}" ]; then
   # who cannot already read var/.
   start_service postgres
   wait_for "PostgreSQL" 30 "$PG_BIN/pg_isready" -t 5 -q -h "$CC_VAR/run/pg" -p "$PG_PORT"
-  export DATABASE_URL="postgresql:///codecollab?host=$CC_VAR/run/pg&port=$PG_PORT&user=postgres"
   pg_create_db "$PG_PORT"
+  DATABASE_URL=$(pg_app_url "$PG_PORT")
+  export DATABASE_URL
 fi
 pg_schema "$DATABASE_URL"
 

@@ -585,13 +585,40 @@ pg_not_running() { # dir
   return 0
 }
 
-# The database codecollab on the server at $CC_VAR/run/pg, port, unless it exists: one psql
-# (oneshot), which creates it only when the query finds none (\gexec runs what it returns).
+# The role and database codecollab on the server at $CC_VAR/run/pg, port: one psql as the
+# superuser postgres (oneshot). The programs connect as codecollab, an ordinary role that owns
+# the database and its tables and nothing else: an SQL injection, were one ever found, could
+# not reach what only a superuser can (COPY ... TO PROGRAM, reading the server's files, other
+# databases). Every start makes sure of it: the role is created when missing, stripped of any
+# attribute beyond LOGIN, of any membership in another role and of its session settings; a
+# database or tables of an older installation, made by postgres, are handed to codecollab.
+# The database is codecollab's, so whatever runs there as postgres must not let codecollab's
+# objects in: its settings (ALTER DATABASE ... SET search_path, say) are reset before
+# postgres connects to it, and there postgres looks up names in pg_catalog alone, every
+# function and operator named with its schema (a public.format or public.<> that matched
+# better would otherwise run as the superuser). (\gexec runs the statements a query returns.)
 pg_create_db() { # port
   local admin="postgresql:///postgres?host=$CC_VAR/run/pg&port=$1&user=postgres"
   oneshot "psql creating the database" "" psql "$admin" -X -q -o /dev/null -v ON_ERROR_STOP=1 -f <(printf '%s\n' \
-    "SELECT 'CREATE DATABASE codecollab' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'codecollab')\gexec") ||
+    "SET search_path = pg_catalog, pg_temp;" \
+    "SELECT 'CREATE ROLE codecollab LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'codecollab')\gexec" \
+    "ALTER ROLE codecollab LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;" \
+    "ALTER ROLE codecollab RESET ALL;" \
+    "SELECT pg_catalog.format('REVOKE %I FROM codecollab', r.rolname) FROM pg_auth_members m JOIN pg_roles r ON r.oid OPERATOR(pg_catalog.=) m.roleid WHERE m.member OPERATOR(pg_catalog.=) 'codecollab'::pg_catalog.regrole\gexec" \
+    "SELECT 'CREATE DATABASE codecollab OWNER codecollab' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname OPERATOR(pg_catalog.=) 'codecollab')\gexec" \
+    "ALTER DATABASE codecollab OWNER TO codecollab;" \
+    "ALTER DATABASE codecollab RESET ALL;" \
+    "\\connect codecollab" \
+    "SET search_path = pg_catalog, pg_temp;" \
+    "GRANT USAGE, CREATE ON SCHEMA public TO codecollab;" \
+    "SELECT pg_catalog.format('ALTER TABLE public.%I OWNER TO codecollab', tablename) FROM pg_tables WHERE schemaname OPERATOR(pg_catalog.=) 'public' AND tableowner OPERATOR(pg_catalog.<>) 'codecollab'\gexec") ||
     die "cannot create the database"
+}
+
+# The URL the programs use for the database codecollab at $CC_VAR/run/pg, port (the role
+# pg_create_db keeps; the superuser postgres is for the start scripts alone).
+pg_app_url() { # port
+  printf 'postgresql:///codecollab?host=%s&port=%s&user=codecollab' "$CC_VAR/run/pg" "$1"
 }
 
 # schema.sql (idempotent) on the database at url.

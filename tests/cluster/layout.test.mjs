@@ -67,7 +67,12 @@ test('make cluster: topology.json is the real layout; HAProxy spreads over both 
   assert.equal(psql(primary.url, 'SELECT pg_is_in_recovery()'), 'f');
   assert.equal(psql(replica.url, 'SELECT pg_is_in_recovery()'), 't');
   assert.equal(psql(replica.url, 'SELECT status FROM pg_stat_wal_receiver'), 'streaming');
-  assert.equal(c.env.DATABASE_READ_URL, replica.url);
+  // the programs get the same servers under their ordinary role, in its database
+  // (topology.json's URLs are the superuser's, for an operator, in the database postgres)
+  const asApp = (url) => url.replace('user=postgres', 'user=codecollab').replace(':///postgres?', ':///codecollab?');
+  assert.equal(c.env.DATABASE_READ_URL, asApp(replica.url));
+  assert.equal(c.env.DATABASE_URL, asApp(primary.url));
+  assert.match(replica.url, /^postgresql:\/\/\/postgres\?.*user=postgres/);
   // which node is which in Redis
   for (const r of c.byRole('redis')) assert.ok(['master', 'replica'].includes(r.redis_role), JSON.stringify(r));
 

@@ -4,11 +4,12 @@
 // group several times, or when make itself dies first. Start-up times are printed, not asserted.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, readlinkSync, chmodSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { ROOT, freePort, sleep, waitFor, pauseProcess, tempDir, stop as stopProcess } from '../lib/procs.mjs';
 import { startPrimary, pgUrl } from '../lib/pg.mjs';
 import { portFree } from '../lib/ports.mjs';
@@ -131,6 +132,87 @@ test('a fresh start, then a second start on the same var/ reuses the data; SIGTE
   assert.equal(await stop(second.child), 0);
   await sleep(200);
   assert.deepEqual(stackPids(dir), []);
+});
+
+// An installation from before the programs had a role of their own: the database and its
+// tables belong to postgres (and here the role was even given superuser, more attributes and
+// a membership). The next start hands them to the role codecollab, strips it back to a plain
+// login, and the programs, connecting as it, keep the accounts and can write. And what the
+// role itself could lay in its own database for the superuser the start connects as there
+// (a setting that puts public first in search_path, an operator <> and a format() that match
+// better than pg_catalog's) never runs as that superuser.
+test('a start hands the database of an older installation to the ordinary role the programs use, and runs none of its objects as postgres', async () => {
+  const dir = tmpVar();
+  const p = await ports();
+  const env = { ...p, CC_VAR: dir, DATABASE_URL: '', REDIS_URL: '', JWT_SECRET: '', JWT_SECRET_FILE: '' };
+  const base = `http://127.0.0.1:${p.PORT}`;
+  const body = JSON.stringify({ username: 'oldinstall', password: 'a-password' });
+  const marker = join(tmpdir(), `codecollab-trap-${process.pid}-${Date.now()}`);
+  try {
+    const first = await startStack(env);
+    assert.ok(first.ready, first.output());
+    assert.equal((await json(`${base}/api/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).status, 201);
+    const app = `postgresql:///codecollab?host=${dir}/run/pg&port=${p.PG_PORT}&user=codecollab`;
+    assert.match(readFileSync(join(dir, 'run/env'), 'utf8'), /^DATABASE_URL=.*user=codecollab$/m);
+    // the superuser, in the database postgres (nothing of codecollab's there) or in codecollab
+    const adminDb = `postgresql:///postgres?host=${dir}/run/pg&port=${p.PG_PORT}&user=postgres`;
+    const admin = app.replace('user=codecollab', 'user=postgres');
+    const q = (url, query) => execFileSync('psql', [url, '-XAtqc', query], { encoding: 'utf8', timeout: 20000 }).trim();
+    // (no <> and no format() in these queries: the traps below would catch this file's own)
+    const owners = "SELECT string_agg(DISTINCT tableowner::text, ',') FROM pg_catalog.pg_tables WHERE schemaname = 'public'";
+    assert.equal(q(admin, owners), 'codecollab');
+
+    // what the role can do in its own database, as an injection would
+    const trap = `EXECUTE 'COPY (SELECT 1) TO PROGRAM ' || pg_catalog.quote_literal('touch ${marker}')`;
+    execFileSync('psql', [app, '-Xq', '-v', 'ON_ERROR_STOP=1'], { encoding: 'utf8', timeout: 20000, input: `
+      ALTER DATABASE codecollab SET search_path = public, pg_catalog;
+      CREATE FUNCTION public.trap_ne(name, name) RETURNS boolean LANGUAGE plpgsql AS $f$
+        BEGIN ${trap}; RETURN $1::text OPERATOR(pg_catalog.<>) $2::text; END $f$;
+      CREATE OPERATOR public.<> (LEFTARG = name, RIGHTARG = name, FUNCTION = public.trap_ne);
+      CREATE FUNCTION public.format(text, name) RETURNS text LANGUAGE plpgsql AS $f$
+        BEGIN ${trap}; RETURN pg_catalog.format($1, $2::text); END $f$;
+    ` });
+    // as an older start left it, or someone since
+    const tables = q(admin, "SELECT string_agg(pg_catalog.quote_ident(tablename::text), ',') FROM pg_catalog.pg_tables WHERE schemaname = 'public'");
+    for (const t of tables.split(',')) q(admin, `ALTER TABLE ${t} OWNER TO postgres`);
+    q(adminDb, 'ALTER DATABASE codecollab OWNER TO postgres');
+    q(adminDb, 'ALTER ROLE codecollab SUPERUSER CREATEDB CREATEROLE');
+    q(adminDb, 'GRANT pg_execute_server_program, pg_read_server_files TO codecollab');
+    q(adminDb, "ALTER ROLE codecollab SET statement_timeout = '1ms'");
+    assert.equal(q(admin, owners), 'postgres');
+    assert.equal(existsSync(marker), false, 'the setup itself sprang no trap');
+    assert.equal(await stop(first.child), 0);
+    await sleep(200);
+
+    const second = await startStack(env);
+    assert.ok(second.ready, second.output());
+    assert.equal(existsSync(marker), false, 'nothing of the role ran as the superuser at the start');
+    assert.equal(q(adminDb, "SELECT count(*) FROM pg_catalog.pg_db_role_setting s JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase WHERE d.datname = 'codecollab'"), '0',
+      'the database\'s settings are gone');
+    assert.equal(q(adminDb, "SELECT count(*) FROM pg_catalog.pg_db_role_setting WHERE setrole = 'codecollab'::regrole"), '0', 'and the role\'s');
+    assert.equal(q(adminDb, "SELECT count(*) FROM pg_catalog.pg_auth_members WHERE member = 'codecollab'::regrole"), '0', 'no memberships are left');
+    assert.equal(q(adminDb, "SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_catalog.pg_roles WHERE rolname = 'codecollab'"), 'f|f|f');
+    assert.equal(q(adminDb, "SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_catalog.pg_database WHERE datname = 'codecollab'"), 'codecollab');
+    assert.equal(q(admin, owners), 'codecollab');
+    assert.equal(q(admin, "SELECT count(*) FROM pg_catalog.pg_sequences WHERE NOT sequenceowner = 'codecollab'"), '0', 'the sequences went with their tables');
+    const login = await json(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    assert.equal(login.status, 200, 'the account is still there');
+    const reg = await json(`${base}/api/auth/register`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'afterupgrade', password: 'a-password' }),
+    });
+    assert.equal(reg.status, 201, 'a new account takes the next id from the sequence');
+    const room = await json(`${base}/api/rooms`, {
+      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${reg.body.token}` },
+      body: JSON.stringify({ name: 'after', language: 'python' }),
+    });
+    assert.equal(room.status, 201, JSON.stringify(room.body));
+    assert.equal(await stop(second.child), 0);
+    await sleep(200);
+    assert.deepEqual(stackPids(dir), []);
+  } finally {
+    rmSync(marker, { force: true });
+  }
 });
 
 // A checkout where the postgres user cannot enter var/, as one under /root (closed to other
