@@ -542,7 +542,7 @@ pg_place() { # path alt what mode
       pg_alt_dir "$target"
       return 0
     fi
-  elif ! setpriv --reuid=postgres --regid=postgres --clear-groups test -x "$parent" &&
+  elif ! "${as_pg[@]}" test -x "$parent" &&
     { [ ! -e "$path" ] || rmdir "$path" 2>/dev/null; }; then
     pg_alt_dir "$alt"
     ln -sfn "$alt" "$path" # -n: over a link whose directory is gone, not into it
