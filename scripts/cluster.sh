@@ -18,7 +18,8 @@
 # server is the primary and which Redis node a master or a replica (and of which master);
 # written with "state": "starting" once the data stores are up, with "ready" once everything
 # answers (then it prints "ready: http://localhost:PORT/"), and again whenever a restarted
-# process changes a pid. $CC_VAR/run/env holds the URLs for tools and tests.
+# process changes a pid. $CC_VAR/run/env holds the URLs for tools and tests. A CC_VAR that
+# a running make cluster or make run holds is refused at once (svc_lock, scripts/services.sh).
 #
 # Settings (environment): PORT (8080); CLUSTER_PORT_BASE (PORT+1): the other ports are taken
 # from it upwards, one each for the web nodes, the brokers, the PostgreSQL servers and the
@@ -145,6 +146,9 @@ stop_all() {
   svc_watchdog_stop
 }
 
+# One stack per CC_VAR, as scripts/run.sh: a directory that make run or make cluster holds
+# is refused before anything in it is written, and before the traps
+svc_lock "make cluster"
 # before the traps: the stop uses them
 svc_check_stop_bounds
 
@@ -270,7 +274,7 @@ start_service() { # name
         setsid lighttpd -D -f "$ROOT/lighttpd.conf" >>"$CC_VAR/$n/log/lighttpd.log" 2>&1 & ;;
     haproxy) setsid haproxy -db -f "$CC_VAR/run/haproxy.cfg" >>"$CC_VAR/log/haproxy.log" 2>&1 & ;;
     *) die "no such service: $n" ;;
-  esac
+  esac 9>&- # not the lock's descriptor (svc_lock, scripts/services.sh)
   svc_started "$n" "$!"
   # a restart after start-up: the topology changes with the pid (and, a moment later, a web
   # node's API processes: written again for a few seconds, svc_tick)

@@ -9,7 +9,8 @@
 # the snapshotter, the web server) is started again after the restart back-off of
 # scripts/supervise.sh, with one line in the output and in var/log/supervisor.log; the API
 # processes are kept by scripts/keep-fcgi.sh on their sockets (docs/OPERATIONS.md,
-# "Supervision").
+# "Supervision"). One stack at a time on a CC_VAR: a start on one that a running stack
+# (make run or make cluster) holds stops at once and changes nothing (svc_lock).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -143,7 +144,8 @@ sync_pids() { # pids (pnames), pg_pid, redis_pid from the supervisor's table (th
 
 # Starts one service by name, in a session of its own (setsid): Ctrl-C in the terminal
 # reaches only this script, which then stops the services in order, instead of all of them
-# at once. The same command starts it again after a crash.
+# at once. The same command starts it again after a crash. None gets the lock's descriptor
+# (9>&- on the case: svc_lock, scripts/services.sh).
 start_service() { # name
   case "$1" in
     postgres)
@@ -171,7 +173,7 @@ start_service() { # name
       stop_leftovers lighttpd KILL
       setsid lighttpd -D -f "$ROOT/lighttpd.conf" >>"$CC_VAR/log/lighttpd.log" 2>&1 & ;;
     *) die "no such service: $1" ;;
-  esac
+  esac 9>&-
   svc_started "$1" "$!"
   case "$1" in postgres | redis) ;; *) in_list "$1" "${progs[@]}" || progs+=("$1") ;; esac
   sync_pids
@@ -188,6 +190,9 @@ watch_service() { # name pid
   sync_pids
 }
 
+# One stack per CC_VAR (scripts/services.sh): before anything in it is written, and before
+# the traps, whose stop would act on the stack that holds it
+svc_lock "make run"
 # before the traps: the stop uses them
 svc_check_stop_bounds
 
@@ -418,7 +423,7 @@ if [ "$WEB" = apache ]; then
   [ -z "${TLS_CERT:-}" ] || die "make run sets up HTTPS with lighttpd only; with Apache, terminate TLS in your own site (docs/DEPLOY.md)"
   rm -f "$CC_VAR/run/api.sock" "$CC_VAR/run/api.pids"
   KEEP_FCGI_LOG=$CC_VAR/log/api.log setsid spawn-fcgi -s "$CC_VAR/run/api.sock" -M 0666 -F "$API_PROCESSES" -P "$CC_VAR/run/api.pids" \
-    -- "$ROOT/scripts/keep-fcgi.sh" "$CC_BIN/codecollab-api" >>"$CC_VAR/log/api.log" 2>&1 </dev/null ||
+    -- "$ROOT/scripts/keep-fcgi.sh" "$CC_BIN/codecollab-api" >>"$CC_VAR/log/api.log" 2>&1 </dev/null 9>&- ||
     die "spawn-fcgi could not start the API (see $CC_VAR/log/api.log)"
   i=0
   while read -r p || [ -n "$p" ]; do # spawn-fcgi ends the last pid without a newline

@@ -157,10 +157,11 @@ oneshot() { # name log command...: log ">file" (output and errors, the file anew
   local rc log=$2
   oneshot_name=$1
   shift 2
+  # 9>&-: not the lock's descriptor (svc_lock)
   case "$log" in
-    '>>'*) "$@" >>"${log#>>}" 2>&1 & ;;
-    '>'*) "$@" >"${log#>}" 2>&1 & ;;
-    *) "$@" & ;;
+    '>>'*) "$@" >>"${log#>>}" 2>&1 9>&- & ;;
+    '>'*) "$@" >"${log#>}" 2>&1 9>&- & ;;
+    *) "$@" 9>&- & ;;
   esac
   oneshot_pid=$!
   svc_note "$oneshot_pid"
@@ -245,6 +246,33 @@ svc_check_stop_bounds() {
   return 0
 }
 
+# One stack per CC_VAR. A start takes an exclusive lock (flock) on $CC_VAR/stack.lock before
+# it writes anything else in $CC_VAR, and holds it on descriptor 9 for as long as the script
+# runs; the file says whose it is. A second start on the same directory (`make run` or `make
+# cluster`, either way round) stops at once with a line naming the directory and the pid
+# holding it, and exits 1 without touching anything there. The scripts call this before they
+# set their traps: the stop of a start that never began would otherwise act on the running
+# stack (stop_leftovers finds its processes by CC_VAR; supervisor.log, run/env).
+# The services do not get the descriptor (start_service, oneshot and the supervisor's tick
+# close it: `9>&-`), so none that outlives the script can keep the lock. The watchdog does
+# get it, on purpose: after a SIGKILL of the script the directory stays taken until the
+# watchdog has stopped the services (WATCHDOG_GRACE_S and a moment at most), so a new start
+# neither finds them on its ports nor has its own services stopped by that watchdog (it
+# reads run/sessions, which a new start writes anew). The lock goes with the last of the
+# two, whatever ends them.
+svc_lock() { # who: the script's name in the file and in a refusal ("make run")
+  local lock=$CC_VAR/stack.lock hpid="" hwho=""
+  command -v flock >/dev/null || die "flock is missing (Debian package util-linux)"
+  mkdir -p "$CC_VAR" || die "cannot make $CC_VAR"
+  # <>: opened without truncating, so a refused start changes nothing in the file
+  exec 9<>"$lock" || die "cannot open $lock"
+  if ! flock -n 9; then
+    read -r hpid hwho <"$lock" 2>/dev/null || true
+    die "$CC_VAR is in use by another stack${hpid:+ (${hwho:+$hwho, }pid $hpid)}: stop it first, or set CC_VAR to another directory"
+  fi
+  printf '%s %s\n' "$$" "$1" >"$lock"
+}
+
 port_free() { # port
   ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
@@ -320,6 +348,7 @@ export WATCHDOG_GRACE_S=${WATCHDOG_GRACE_S:-5} # SIGTERM, then SIGKILL this many
 svc_watchdog_start() {
   case "$WATCHDOG_GRACE_S" in '' | *[!0-9]*) die "WATCHDOG_GRACE_S must be a whole number (got '$WATCHDOG_GRACE_S')" ;; esac
   : >"$CC_VAR/run/sessions" || die "cannot write $CC_VAR/run/sessions"
+  # with the lock's descriptor, 9 (svc_lock): the directory stays taken until it is done
   setsid "$ROOT/scripts/watchdog.sh" $$ "$CC_VAR/run/sessions" "$CC_VAR/log/watchdog.log" &
   watchdog_pid=$!
   svc_note "$watchdog_pid"
@@ -401,7 +430,7 @@ svc_supervise() {
     sup_now_ms now
     if [ "$LOG_MAX_MB" -gt 0 ] && [ "$now" -ge "$next_cap" ]; then
       for d in "${SVC_LOG_DIRS[@]:-$CC_VAR/log}"; do
-        "$ROOT/scripts/cap-logs.sh" "$d" $((LOG_MAX_MB * 1024 * 1024)) ||
+        "$ROOT/scripts/cap-logs.sh" "$d" $((LOG_MAX_MB * 1024 * 1024)) 9>&- ||
           say "could not cap the logs in $d" || true
       done
       next_cap=$((now + LOG_CHECK_S * 1000))
@@ -437,7 +466,7 @@ svc_supervise() {
       fi
     done
     sup_secs wait_s "$wait_ms"
-    sleep "$wait_s" &
+    sleep "$wait_s" 9>&- &
     tick=$!
     children=()
     for n in "${!spid[@]}"; do
@@ -513,7 +542,7 @@ pg_place() { # path alt what mode
       pg_alt_dir "$target"
       return 0
     fi
-  elif ! setpriv --reuid=postgres --regid=postgres --clear-groups test -x "$parent" &&
+  elif ! "${as_pg[@]}" test -x "$parent" &&
     { [ ! -e "$path" ] || rmdir "$path" 2>/dev/null; }; then
     pg_alt_dir "$alt"
     ln -sfn "$alt" "$path" # -n: over a link whose directory is gone, not into it

@@ -11,8 +11,13 @@
 # PostgreSQL's backends, lighttpd's API processes) gets SIGTERM
 # (the postmaster SIGINT, PostgreSQL's fast shutdown), and SIGKILL after WATCHDOG_GRACE_S.
 #
+# It inherits the script's lock on CC_VAR (descriptor 9: svc_lock, scripts/services.sh) and
+# keeps it until it exits: a new start on the directory is refused until the services are
+# stopped. Otherwise they would still hold its ports, and this watchdog, which reads
+# SESSIONS anew at every look, would stop the new start's services that it records there.
+#
 # Why polling /proc and not a pipe whose write end only the script holds: the services
-# inherit every descriptor of the script (setsid closes none), so the pipe would reach EOF
+# inherit the script's descriptors (setsid closes none), so the pipe would reach EOF
 # only once the last service had gone too. A zombie counts as gone (its parent may not reap
 # it at once), and the start time read at the start guards against a reused pid. The poll
 # starts no process: proc_stat reads /proc with builtins, and the pause between two looks is

@@ -8,6 +8,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createConnection } from 'node:net';
 import { connectRedis } from './resp.mjs';
 import { sseBlockStream } from './sse.mjs';
+import { waitFor } from './procs.mjs';
 
 export const BASE = process.env.CC_BASE_URL;
 if (!BASE) throw new Error('CC_BASE_URL is not set: run these suites with `make test-stack` or `make test`');
@@ -112,6 +113,15 @@ export function replicaCaughtUp({ timeout = 15000 } = {}) {
     if (Date.now() > until) throw new Error(`the read replica has not replayed ${lsn} after ${timeout} ms`);
     Atomics.wait(nap, 0, 0, 50);
   }
+}
+
+// The room's `snapshot` event for revision rev (the snapshotter saves within
+// SNAPSHOT_INTERVAL_MS of the first change), then the save readable where the API reads
+// history (replicaCaughtUp: a read replica may be behind).
+export async function saved(room, rev) {
+  await waitFor(() => roomEvents(room.id).find((e) => e.type === 'snapshot' && e.data.revision === rev),
+    { what: `the save of revision ${rev}`, timeout: 15000 });
+  replicaCaughtUp();
 }
 
 // A redis-cli call whose answer is parsed from redis-cli's --json output.

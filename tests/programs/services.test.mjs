@@ -195,6 +195,9 @@ test('run.sh, cluster.sh and the files they source redirect no block and no func
   assert.deepEqual(found, []);
 });
 
+// The postgres user's uid: pg_data_dir gives it the data and socket directories.
+const PG_UID = Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout.trim());
+
 // pg_data_dir where the postgres user cannot enter CC_VAR (a checkout under /root): the data
 // and the socket live in directories under /var/tmp, linked from CC_VAR/pg and CC_VAR/run/pg.
 // Those names are predictable and /var/tmp open to all, and every start gives what the links
@@ -209,7 +212,6 @@ test('pg_data_dir: the /var/tmp directory behind CC_VAR/pg is checked at every s
   const moved = `/var/tmp/codecollab-pg-${createHash('sha1').update(`${cc}-before`).digest('hex').slice(0, 12)}`;
   const victim = tempDir('cc-victim-');
   chmodSync(victim, 0o755);
-  const pgUid = Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout.trim());
   const nobody = 65534;
   const start = () => services(`CC_VAR=${JSON.stringify(cc)}\npg_data_dir ${JSON.stringify(dir)} && echo ready`);
   const untouched = () => {
@@ -228,7 +230,7 @@ test('pg_data_dir: the /var/tmp directory behind CC_VAR/pg is checked at every s
     for (const d of [alt, `${alt}-socket`]) {
       const st = lstatSync(d);
       assert.ok(st.isDirectory(), d);
-      assert.deepEqual([st.uid, st.mode & 0o777], [pgUid, 0o700], d);
+      assert.deepEqual([st.uid, st.mode & 0o777], [PG_UID, 0o700], d);
     }
     // the next start takes them as they are; a mode postgres changed is set back
     chmodSync(alt, 0o755);
@@ -265,7 +267,7 @@ test('pg_data_dir: the /var/tmp directory behind CC_VAR/pg is checked at every s
     unlinkSync(dir);
     r = start();
     assert.equal(r.status, 0, r.stdout + r.stderr);
-    assert.equal(lstatSync(alt).uid, pgUid);
+    assert.equal(lstatSync(alt).uid, PG_UID);
   } finally {
     for (const d of [alt, `${alt}-socket`, moved]) rmSync(d, { recursive: true, force: true });
   }
@@ -275,13 +277,12 @@ test('pg_data_dir: the /var/tmp directory behind CC_VAR/pg is checked at every s
 test('pg_data_dir: a CC_VAR the postgres user can enter holds the data and socket directories themselves', () => {
   const cc = tempDir('cc-pgdir-');
   chmodSync(cc, 0o755);
-  const pgUid = Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout.trim());
   const r = services(`CC_VAR=${JSON.stringify(cc)}\npg_data_dir ${JSON.stringify(join(cc, 'pg'))} && echo ready`);
   assert.equal(r.status, 0, r.stdout + r.stderr);
   assert.equal(r.stdout, 'ready\n');
   const data = lstatSync(join(cc, 'pg'));
   const sock = lstatSync(join(cc, 'run/pg'));
   assert.ok(data.isDirectory() && sock.isDirectory(), 'directories, not links');
-  assert.deepEqual([data.uid, data.mode & 0o777], [pgUid, 0o700]);
-  assert.equal(sock.uid, pgUid);
+  assert.deepEqual([data.uid, data.mode & 0o777], [PG_UID, 0o700]);
+  assert.equal(sock.uid, PG_UID);
 });

@@ -3,17 +3,9 @@
 // deleted summed over the change's operations.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { call, newUser, createRoom, replicaCaughtUp, roomEvents, sql } from '../lib/api.mjs';
-import { waitFor } from '../lib/procs.mjs';
+import { call, newUser, createRoom, saved, sql } from '../lib/api.mjs';
 
 const post = (token, room, body) => call('POST', `/api/rooms/${room.id}/operations`, { token, body });
-// the save's event, and the save readable where the API reads history (a read replica may
-// be behind: tests/lib/api.mjs)
-const saved = async (room, rev) => {
-  await waitFor(() => roomEvents(room.id).find((e) => e.type === 'snapshot' && e.data.revision === rev),
-    { what: `the save of revision ${rev}`, timeout: 15000 });
-  replicaCaughtUp();
-};
 const history = async (token, room) => {
   const r = await call('GET', `/api/rooms/${room.id}/history`, { token });
   assert.equal(r.status, 200, r.text);

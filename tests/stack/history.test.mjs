@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { call, newUser, redis, replicaCaughtUp, roomEvents, sql } from '../lib/api.mjs';
+import { call, newUser, redis, replicaCaughtUp, saved, sql } from '../lib/api.mjs';
 import { ROOT, start, stop, waitFor } from '../lib/procs.mjs';
 
 const SNAP_BIN = process.env.CC_SNAP_BIN || join(ROOT, 'build/asan/bin/codecollab-snapshotter');
@@ -17,15 +17,6 @@ async function roomWith(owner) {
 }
 
 const post = (token, room, body) => call('POST', `/api/rooms/${room.id}/operations`, { token, body });
-
-// The room's `snapshot` event for revision rev (the snapshotter saves within
-// SNAPSHOT_INTERVAL_MS of the first change), and the save readable where the API reads
-// history (a read replica may be behind: tests/lib/api.mjs).
-const saved = async (room, rev) => {
-  await waitFor(() => roomEvents(room.id).find((e) => e.type === 'snapshot' && e.data.revision === rev),
-    { what: `the save of revision ${rev}`, timeout: 15000 });
-  replicaCaughtUp();
-};
 
 async function commitAll(token, room, from, ops) {
   let rev = from;

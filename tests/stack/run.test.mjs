@@ -1,4 +1,5 @@
-// scripts/run.sh itself (what `make run` runs): a second start reuses the data, the
+// scripts/run.sh itself (what `make run` runs): a second start reuses the data, a start on a
+// var/ a running stack holds is refused, the
 // DATABASE_URL / REDIS_URL mode uses existing servers, a taken port is a clear error, and
 // SIGTERM leaves nothing running — also when a supervisor signals make run's whole process
 // group several times, or when make itself dies first. Start-up times are printed, not asserted.
@@ -50,11 +51,12 @@ function stackPids(dir) {
   return pids;
 }
 
-// Starts scripts/run.sh; resolves {child, output(), ms} once it prints "ready", or once it
-// exits (then ready is false). The promise's own child and output() are there at once.
-function startStack(env) {
+// Starts scripts/run.sh (or script); resolves {child, output(), ms} once it prints "ready",
+// or once it exits (then ready is false). The promise's own child and output() are there at
+// once.
+function startStack(env, script = 'scripts/run.sh') {
   const t0 = Date.now();
-  const child = spawn(join(ROOT, 'scripts/run.sh'), [], {
+  const child = spawn(join(ROOT, script), [], {
     env: { ...process.env, BUILD: 'asan', CC_BIND: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -257,6 +259,96 @@ test('a var/ the postgres user cannot enter: the data and the socket live under 
     await waitFor(postgresGone, { timeout: 30000, what: 'PostgreSQL stopped' }).catch(() => {});
     for (const d of [alt, `${alt}-socket`]) rmSync(d, { recursive: true, force: true });
   }
+});
+
+// ---- one stack per var/ (scripts/services.sh: svc_lock) -----------------------------------
+
+// The pids that have path open, on any descriptor.
+function openers(path) {
+  const pids = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    let fds;
+    try { fds = readdirSync(`/proc/${p}/fd`); } catch { continue; }
+    for (const fd of fds) {
+      try {
+        if (readlinkSync(`/proc/${p}/fd/${fd}`) === path) { pids.push(Number(p)); break; }
+      } catch { /* closed meanwhile */ }
+    }
+  }
+  return pids;
+}
+
+// Every regular file under dir, by its path in it, with its bytes.
+function filesUnder(dir, into = new Map(), prefix = '') {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const rel = join(prefix, e.name);
+    if (e.isDirectory()) filesUnder(join(dir, e.name), into, rel);
+    else if (e.isFile()) into.set(rel, readFileSync(join(dir, e.name)));
+  }
+  return into;
+}
+
+// A second start on a var/ that a running stack uses would rewrite the files in var/run/ (the
+// .conf files lighttpd includes, env, sessions) before failing on a port, and its stop would
+// act on the running stack's processes: the start takes a lock on var/stack.lock first and
+// is refused at once. Every port of the second start is free, so only the lock can stop it.
+test('a second make run (or make cluster) on the var/ of a running stack stops at once, naming it, and changes nothing; the lock is not in the services; after the stop the var/ starts again', async () => {
+  const dir = tmpVar();
+  const p = await ports();
+  const env = { ...p, CC_VAR: dir, DATABASE_URL: '', REDIS_URL: '', JWT_SECRET: '', JWT_SECRET_FILE: '' };
+  const lock = join(dir, 'stack.lock');
+  const first = await startStack(env);
+  assert.ok(first.ready, first.output());
+  const base = `http://127.0.0.1:${p.PORT}`;
+  try {
+    // the lock's descriptor is the script's and its watchdog's (which keeps the directory
+    // taken until it has stopped the services of a script killed outright), no service's.
+    // Looked at twice: a child the script has just forked holds it until its exec.
+    const watchdog = stackPids(dir).filter((pid) => cmdline(pid).includes('scripts/watchdog.sh'));
+    assert.equal(watchdog.length, 1, describe(stackPids(dir)));
+    const once = openers(lock);
+    await sleep(300);
+    const holders = openers(lock).filter((pid) => once.includes(pid)).sort((a, b) => a - b);
+    assert.deepEqual(holders, [first.child.pid, watchdog[0]].sort((a, b) => a - b),
+      `the processes with ${lock} open:\n${describe(holders)}`);
+    const services = stackPids(dir).filter((pid) => !holders.includes(pid));
+    assert.ok(services.length >= 5, `the services run:\n${describe(services)}`);
+    assert.equal(readFileSync(lock, 'utf8'), `${first.child.pid} make run\n`);
+
+    const before = filesUnder(join(dir, 'run'));
+    assert.ok(['env', 'tls.conf', 'csp.conf', 'sessions'].every((f) => before.has(f)), [...before.keys()].join(' '));
+    const other = await ports();
+    const refused = `error: ${dir} is in use by another stack \\(make run, pid ${first.child.pid}\\): stop it first, or set CC_VAR to another directory`;
+    for (const script of ['scripts/run.sh', 'scripts/cluster.sh']) {
+      const second = await startStack({ ...env, ...other }, script);
+      assert.equal(second.ready, false, second.output());
+      assert.equal(second.code, 1, second.output());
+      assert.ok(second.ms < 5000, `${script} was refused at once (${second.ms} ms)`);
+      // 'exit' may come before the last of the output has been read
+      await waitFor(() => second.output().includes('error:'), { timeout: 5000, what: `${script}'s error line` });
+      assert.match(second.output(), new RegExp(`^codecollab(-cluster)?: ${refused}\n$`));
+      console.log(`# ${script} refused in ${second.ms} ms`);
+    }
+    const after = filesUnder(join(dir, 'run'));
+    assert.deepEqual([...after.keys()].sort(), [...before.keys()].sort(), 'no file in run/ made or removed');
+    for (const [f, bytes] of before) assert.ok(after.get(f).equals(bytes), `run/${f} is unchanged`);
+    assert.equal(readFileSync(lock, 'utf8'), `${first.child.pid} make run\n`);
+    assert.deepEqual((await json(`${base}/api/health`)).body, { status: 'ok', postgres: 'ok', redis: 'ok' });
+    for (const name of ['PORT', 'BROKER_PORT', 'REDIS_PORT']) assert.ok(await portFree(Number(other[name])), name);
+  } finally {
+    assert.equal(await stop(first.child), 0);
+  }
+  await sleep(200);
+  assert.deepEqual(stackPids(dir), []);
+  assert.deepEqual(openers(lock), [], 'the lock went with the stack');
+
+  const again = await startStack(env);
+  assert.ok(again.ready, again.output());
+  assert.equal((await json(`${base}/api/health`)).status, 200);
+  assert.equal(await stop(again.child), 0);
+  await sleep(200);
+  assert.deepEqual(stackPids(dir), []);
 });
 
 test('a port already taken stops the start with a message naming the variable', async () => {
@@ -470,6 +562,12 @@ test('run.sh itself killed outright (SIGKILL, no trap runs): its watchdog stops 
   console.log(`# the stack was gone ${Date.now() - t0} ms after the SIGKILL of run.sh`);
   await assertStopped(dir, p, 'after run.sh was killed');
   assert.match(readFileSync(join(dir, 'log/watchdog.log'), 'utf8'), /is gone without stopping its services/);
+  // the lock on var/ went with the script and its watchdog: the next start works
+  const again = await startStack(env);
+  assert.ok(again.ready, again.output());
+  assert.equal(await stop(again.child), 0);
+  await scriptGone(dir);
+  await assertStopped(dir, p, 'the start after');
 });
 
 // The start's one-time PostgreSQL work (here schema.sql, into a server of DATABASE_URL) runs
