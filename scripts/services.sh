@@ -256,19 +256,36 @@ svc_check_stop_bounds() {
 # The services do not get the descriptor (start_service, oneshot and the supervisor's tick
 # close it: `9>&-`), so none that outlives the script can keep the lock. The watchdog does
 # get it, on purpose: after a SIGKILL of the script the directory stays taken until the
-# watchdog has stopped the services (WATCHDOG_GRACE_S and a moment at most), so a new start
+# watchdog has stopped the services (a few seconds past WATCHDOG_GRACE_S), so a new start
 # neither finds them on its ports nor has its own services stopped by that watchdog (it
 # reads run/sessions, which a new start writes anew). The lock goes with the last of the
 # two, whatever ends them.
 svc_lock() { # who: the script's name in the file and in a refusal ("make run")
-  local lock=$CC_VAR/stack.lock hpid="" hwho=""
+  local lock=$CC_VAR/stack.lock hpid="" hwho="" rc=0 old_umask
   command -v flock >/dev/null || die "flock is missing (Debian package util-linux)"
   mkdir -p "$CC_VAR" || die "cannot make $CC_VAR"
-  # <>: opened without truncating, so a refused start changes nothing in the file
+  # <>: opened without truncating, so a refused start changes nothing in the file. Made
+  # readable by its owner alone, and refused if another user's: flock needs only a read
+  # descriptor, so a file others can open is one anybody could hold to block every start.
+  old_umask=$(umask)
+  umask 077
   exec 9<>"$lock" || die "cannot open $lock"
-  if ! flock -n 9; then
+  umask "$old_umask"
+  [ -O "$lock" ] || die "$lock belongs to another user: remove it (any user who can open it can hold the lock)"
+  chmod 600 "$lock" || die "cannot set the mode of $lock"
+  # 1 only when another holds the lock; any other failure (a file system without locks) is
+  # told apart rather than taken for a running stack
+  flock -n -E 200 9 || rc=$?
+  if [ "$rc" = 200 ]; then
     read -r hpid hwho <"$lock" 2>/dev/null || true
+    if [ -n "$hpid" ] && ! kill -0 "$hpid" 2>/dev/null; then
+      # the script was killed outright: its watchdog holds the lock while it stops the
+      # services (WATCHDOG_GRACE_S), or the winner of a start has not written its pid yet
+      die "$CC_VAR is still held: the stack of ${hwho:-a start} (pid $hpid) is gone but its processes are being stopped; try again in a few seconds"
+    fi
     die "$CC_VAR is in use by another stack${hpid:+ (${hwho:+$hwho, }pid $hpid)}: stop it first, or set CC_VAR to another directory"
+  elif [ "$rc" != 0 ]; then
+    die "cannot lock $lock (flock exit status $rc)"
   fi
   printf '%s %s\n' "$$" "$1" >"$lock"
 }

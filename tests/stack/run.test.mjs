@@ -7,7 +7,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { lstatSync, readdirSync, readFileSync, readlinkSync, chmodSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { lstatSync, statSync, chownSync, readdirSync, readFileSync, readlinkSync, realpathSync, chmodSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -263,8 +263,12 @@ test('a var/ the postgres user cannot enter: the data and the socket live under 
 
 // ---- one stack per var/ (scripts/services.sh: svc_lock) -----------------------------------
 
-// The pids that have path open, on any descriptor.
+// s as a regular expression matching itself
+const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+// The pids that have path open, on any descriptor (/proc names the file by its real path).
 function openers(path) {
+  const real = realpathSync(path);
   const pids = [];
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue;
@@ -272,7 +276,7 @@ function openers(path) {
     try { fds = readdirSync(`/proc/${p}/fd`); } catch { continue; }
     for (const fd of fds) {
       try {
-        if (readlinkSync(`/proc/${p}/fd/${fd}`) === path) { pids.push(Number(p)); break; }
+        if (readlinkSync(`/proc/${p}/fd/${fd}`) === real) { pids.push(Number(p)); break; }
       } catch { /* closed meanwhile */ }
     }
   }
@@ -315,11 +319,12 @@ test('a second make run (or make cluster) on the var/ of a running stack stops a
     const services = stackPids(dir).filter((pid) => !holders.includes(pid));
     assert.ok(services.length >= 5, `the services run:\n${describe(services)}`);
     assert.equal(readFileSync(lock, 'utf8'), `${first.child.pid} make run\n`);
+    assert.equal(statSync(lock).mode & 0o777, 0o600, 'the lock file is the starting user\'s alone');
 
     const before = filesUnder(join(dir, 'run'));
     assert.ok(['env', 'tls.conf', 'csp.conf', 'sessions'].every((f) => before.has(f)), [...before.keys()].join(' '));
     const other = await ports();
-    const refused = `error: ${dir} is in use by another stack \\(make run, pid ${first.child.pid}\\): stop it first, or set CC_VAR to another directory`;
+    const refused = `error: ${escapeRe(dir)} is in use by another stack \\(make run, pid ${first.child.pid}\\): stop it first, or set CC_VAR to another directory`;
     for (const script of ['scripts/run.sh', 'scripts/cluster.sh']) {
       const second = await startStack({ ...env, ...other }, script);
       assert.equal(second.ready, false, second.output());
@@ -543,6 +548,24 @@ test('make killed outright (SIGKILL, no signal reaches the script): run.sh still
   await again.child.exited;
   await scriptGone(dir);
   await assertStopped(dir, p, 'the start after');
+});
+
+// Anybody who can open the lock file can hold the lock (flock needs no more than a read
+// descriptor) and block every start: one that another user owns is refused, saying so, and
+// nothing else happens.
+test('a lock file of another user is refused with a line saying to remove it', async () => {
+  const dir = tmpVar();
+  const lock = join(dir, 'stack.lock');
+  writeFileSync(lock, '');
+  chownSync(lock, 65534, 65534); // nobody
+  const r = await startStack({ ...(await ports()), CC_VAR: dir, DATABASE_URL: '', REDIS_URL: '' });
+  assert.equal(r.ready, false);
+  assert.equal(r.code, 1);
+  await waitFor(() => r.output().includes('error:'), { timeout: 5000, what: 'the error line' });
+  assert.match(r.output(), new RegExp(`error: ${escapeRe(lock)} belongs to another user: remove it`));
+  assert.deepEqual(readdirSync(dir), ['stack.lock'], 'nothing else was made');
+  await sleep(200);
+  assert.deepEqual(stackPids(dir), []);
 });
 
 test('run.sh itself killed outright (SIGKILL, no trap runs): its watchdog stops everything within seconds', async () => {
