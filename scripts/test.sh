@@ -75,9 +75,9 @@ node_modules_ready() {
 # node's test runner, one file at a time; a bound per test (and per file: node counts a
 # file as a test): a hang fails that test (and says which) instead of stalling the run.
 NODE_TEST_TIMEOUT_MS=240000
-run_node() { # files...
+run_node() { # files...: one file at a time, or NODE_TEST_CONCURRENCY at once
   [ $# -gt 0 ] || return 0
-  node --test --test-concurrency=1 --test-timeout="$NODE_TEST_TIMEOUT_MS" "$@"
+  node --test --test-concurrency="${NODE_TEST_CONCURRENCY:-1}" --test-timeout="$NODE_TEST_TIMEOUT_MS" "$@"
 }
 
 # Sanitizer reports of the programs a group starts go to files, checked after the group.
@@ -126,7 +126,9 @@ run_programs() { # [files...]
   echo "== program suites (each test starts its own redis-server, broker, worker or snapshotter)"
   node_modules_ready
   sanitizers_to_files
-  run_node "${files[@]}" || rc=1
+  # Two files at once: each starts its own servers on ports of its own (tests/lib/ports.mjs),
+  # and one file at a time kept the two cores a fifth busy.
+  NODE_TEST_CONCURRENCY=${NODE_TEST_CONCURRENCY:-2} run_node "${files[@]}" || rc=1
   sanitizer_reports || rc=1
   return "$rc"
 }
