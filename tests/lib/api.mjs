@@ -92,7 +92,8 @@ export function sql(query) {
   return out;
 }
 
-function psql(url, query) {
+// A psql query against the database at url (any role); trimmed stdout, and throws on an error.
+export function psql(url, query) {
   return execFileSync('psql', [url, '-XAtqc', query], { encoding: 'utf8', timeout: 20000 }).trim();
 }
 

@@ -15,7 +15,7 @@ import { ROOT, freePort, sleep, waitFor, pauseProcess, tempDir, stop as stopProc
 import { startPrimary, pgUrl } from '../lib/pg.mjs';
 import { portFree } from '../lib/ports.mjs';
 import { parentPid, procStat } from '../lib/proctree.mjs';
-import { BASE, call, newUser, createRoom } from '../lib/api.mjs';
+import { BASE, call, newUser, createRoom, psql } from '../lib/api.mjs';
 
 const dirs = [];
 const running = new Set();
@@ -159,10 +159,9 @@ test('a start hands the database of an older installation to the ordinary role t
     // the superuser, in the database postgres (nothing of codecollab's there) or in codecollab
     const adminDb = `postgresql:///postgres?host=${dir}/run/pg&port=${p.PG_PORT}&user=postgres`;
     const admin = app.replace('user=codecollab', 'user=postgres');
-    const q = (url, query) => execFileSync('psql', [url, '-XAtqc', query], { encoding: 'utf8', timeout: 20000 }).trim();
     // (no <> and no format() in these queries: the traps below would catch this file's own)
     const owners = "SELECT string_agg(DISTINCT tableowner::text, ',') FROM pg_catalog.pg_tables WHERE schemaname = 'public'";
-    assert.equal(q(admin, owners), 'codecollab');
+    assert.equal(psql(admin, owners), 'codecollab');
 
     // what the role can do in its own database, as an injection would
     const trap = `EXECUTE 'COPY (SELECT 1) TO PROGRAM ' || pg_catalog.quote_literal('touch ${marker}')`;
@@ -175,13 +174,13 @@ test('a start hands the database of an older installation to the ordinary role t
         BEGIN ${trap}; RETURN pg_catalog.format($1, $2::text); END $f$;
     ` });
     // as an older start left it, or someone since
-    const tables = q(admin, "SELECT string_agg(pg_catalog.quote_ident(tablename::text), ',') FROM pg_catalog.pg_tables WHERE schemaname = 'public'");
-    for (const t of tables.split(',')) q(admin, `ALTER TABLE ${t} OWNER TO postgres`);
-    q(adminDb, 'ALTER DATABASE codecollab OWNER TO postgres');
-    q(adminDb, 'ALTER ROLE codecollab SUPERUSER CREATEDB CREATEROLE');
-    q(adminDb, 'GRANT pg_execute_server_program, pg_read_server_files TO codecollab');
-    q(adminDb, "ALTER ROLE codecollab SET statement_timeout = '1ms'");
-    assert.equal(q(admin, owners), 'postgres');
+    const tables = psql(admin, "SELECT string_agg(pg_catalog.quote_ident(tablename::text), ',') FROM pg_catalog.pg_tables WHERE schemaname = 'public'");
+    for (const t of tables.split(',')) psql(admin, `ALTER TABLE ${t} OWNER TO postgres`);
+    psql(adminDb, 'ALTER DATABASE codecollab OWNER TO postgres');
+    psql(adminDb, 'ALTER ROLE codecollab SUPERUSER CREATEDB CREATEROLE');
+    psql(adminDb, 'GRANT pg_execute_server_program, pg_read_server_files TO codecollab');
+    psql(adminDb, "ALTER ROLE codecollab SET statement_timeout = '1ms'");
+    assert.equal(psql(admin, owners), 'postgres');
     assert.equal(existsSync(marker), false, 'the setup itself sprang no trap');
     assert.equal(await stop(first.child), 0);
     await sleep(200);
@@ -189,14 +188,14 @@ test('a start hands the database of an older installation to the ordinary role t
     const second = await startStack(env);
     assert.ok(second.ready, second.output());
     assert.equal(existsSync(marker), false, 'nothing of the role ran as the superuser at the start');
-    assert.equal(q(adminDb, "SELECT count(*) FROM pg_catalog.pg_db_role_setting s JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase WHERE d.datname = 'codecollab'"), '0',
+    assert.equal(psql(adminDb, "SELECT count(*) FROM pg_catalog.pg_db_role_setting s JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase WHERE d.datname = 'codecollab'"), '0',
       'the database\'s settings are gone');
-    assert.equal(q(adminDb, "SELECT count(*) FROM pg_catalog.pg_db_role_setting WHERE setrole = 'codecollab'::regrole"), '0', 'and the role\'s');
-    assert.equal(q(adminDb, "SELECT count(*) FROM pg_catalog.pg_auth_members WHERE member = 'codecollab'::regrole"), '0', 'no memberships are left');
-    assert.equal(q(adminDb, "SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_catalog.pg_roles WHERE rolname = 'codecollab'"), 'f|f|f');
-    assert.equal(q(adminDb, "SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_catalog.pg_database WHERE datname = 'codecollab'"), 'codecollab');
-    assert.equal(q(admin, owners), 'codecollab');
-    assert.equal(q(admin, "SELECT count(*) FROM pg_catalog.pg_sequences WHERE NOT sequenceowner = 'codecollab'"), '0', 'the sequences went with their tables');
+    assert.equal(psql(adminDb, "SELECT count(*) FROM pg_catalog.pg_db_role_setting WHERE setrole = 'codecollab'::regrole"), '0', 'and the role\'s');
+    assert.equal(psql(adminDb, "SELECT count(*) FROM pg_catalog.pg_auth_members WHERE member = 'codecollab'::regrole"), '0', 'no memberships are left');
+    assert.equal(psql(adminDb, "SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_catalog.pg_roles WHERE rolname = 'codecollab'"), 'f|f|f');
+    assert.equal(psql(adminDb, "SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_catalog.pg_database WHERE datname = 'codecollab'"), 'codecollab');
+    assert.equal(psql(admin, owners), 'codecollab');
+    assert.equal(psql(admin, "SELECT count(*) FROM pg_catalog.pg_sequences WHERE NOT sequenceowner = 'codecollab'"), '0', 'the sequences went with their tables');
     const login = await json(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
     assert.equal(login.status, 200, 'the account is still there');
     const reg = await json(`${base}/api/auth/register`, {
