@@ -165,7 +165,12 @@ void h_operations(struct api_ctx *c)
 		return;
 	}
 	struct ot_op *op = NULL;
-	if (ot_from_cjson(v[1].item, (size_t)c->cfg->doc.max_bytes, &op, err, sizeof err) < 0) {
+	int rc = ot_from_cjson(v[1].item, (size_t)c->cfg->doc.max_bytes, &op, err, sizeof err);
+	if (rc == OT_NOMEM) {
+		api_error(c, 500, "internal", "out of memory");
+		return;
+	}
+	if (rc < 0) {
 		api_error(c, 400, "invalid_operation", "%s", err);
 		return;
 	}

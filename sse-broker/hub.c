@@ -717,11 +717,36 @@ static void catchup_cb(struct hub *h, redisReply *rep, void *priv)
 		struct room_event *ev = room_event_new(id, "resync", why, sizeof why - 1);
 		int r = ev ? s->ops->deliver(s, ev) : -1;
 		room_event_release(ev);
+		if (r == HUB_BUSY) {
+			/* not taken: the whole check again when the owner has room */
+			s->paused = 1;
+			goto out;
+		}
 		if (r < 0 || !s->room)
 			goto out;
 	}
 	s->pinned_checked = 1;
 	size_t n = range->type == REDIS_REPLY_ARRAY ? range->elements : 0;
+	struct room_evid newest, page_from = s->cur.last;
+	if (n == 0 && s->pinned && rep->elements > 4 && entry_id(rep->element[4], &newest) == 0 &&
+	    room_evid_cmp(s->cur.last, newest) > 0) {
+		/* extension event: the client's position lies past everything the history holds (an
+		 * id this room never gave, or entries lost with a Redis node): the client starts
+		 * over from the newest event, which is where its stream now stands */
+		char id[ROOM_EVID_MAX];
+		room_evid_format(newest, id);
+		s->cur.last = newest;
+		struct room_event *ev = room_event_resync(id, "unknown_position");
+		int r = ev ? s->ops->deliver(s, ev) : -1;
+		room_event_release(ev);
+		if (r == HUB_BUSY) {
+			s->cur.last = page_from; /* told when the owner has room again */
+			s->paused = 1;
+			goto out;
+		}
+		if (r < 0 || !s->room)
+			goto out;
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct room_event *ev = entry_event(range->element[i]);
 		if (!ev) {
@@ -747,10 +772,11 @@ static void catchup_cb(struct hub *h, redisReply *rep, void *priv)
 		if (r < 0 || !s->room)
 			goto out;
 	}
-	if (n == HUB_PAGE)
+	if (n == HUB_PAGE && room_evid_cmp(s->cur.last, page_from) > 0)
 		sub_catchup(s); /* more pages; live events stay held meanwhile */
 	else
-		sub_go_live(s);
+		sub_go_live(s); /* the last page, or one that moved nothing on: asking again would
+				 * get the same page for ever */
 out:
 	s->ops->release(s);
 }

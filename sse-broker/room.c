@@ -60,6 +60,8 @@ void room_evid_format(struct room_evid id, char out[ROOM_EVID_MAX])
 
 struct room_evid room_evid_next(struct room_evid id)
 {
+	if (id.seq == UINT64_MAX && id.ms == UINT64_MAX)
+		return id; /* the largest id has no next: wrapping to 0-0 would replay from the start */
 	if (id.seq == UINT64_MAX) {
 		id.ms++;
 		id.seq = 0;

@@ -3,7 +3,9 @@
 -- ARGV[1] (a page) or, with ARGV[1] empty, the newest entry (the starting point of a client
 -- that wants only new events). One round trip, one consistent view. A page also carries how
 -- many entries the history has dropped (trimmed) so far, so a client starting from the very
--- beginning (last_event_id=0) learns that the beginning is gone.
+-- beginning (last_event_id=0) learns that the beginning is gone. An empty page carries the
+-- newest entry as well, so that a client whose position lies past everything the history
+-- holds (an id this room never gave, or entries lost with a Redis node) is told to start over.
 local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
 if ARGV[1] == '' then
   return {first, redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1), 1}
@@ -17,4 +19,8 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   end
   dropped = added - len
 end
-return {first, redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2]), 0, dropped}
+local page = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2])
+if #page == 0 then
+  return {first, page, 0, dropped, redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)}
+end
+return {first, page, 0, dropped}

@@ -365,6 +365,51 @@ test('a client behind the trimmed history gets resync', async () => {
   ws.close();
 });
 
+// A position past everything the history holds: the largest id (whose "next" once wrapped to
+// 0-0, so a full page of replayed entries was asked for again for ever), or an id the room
+// never gave. Every transport says resync at once, from the newest event, and goes live.
+test('a position past the history gets resync unknown_position at once, then live events; Redis is not asked again and again', async () => {
+  const room = await newRoom();
+  const ids = await emitOps(room, 501); // more than one catch-up page (HUB_PAGE)
+  const newest = ids.at(-1);
+  const MAX = '18446744073709551615-18446744073709551615';
+  const t = tk(room);
+  // the newest event when the stream starts: the last operation, or a later join of these streams
+  const isTold = (e) => e.type === 'resync' && e.data.reason === 'unknown_position' && compareIds(e.id, newest) >= 0;
+  const curl = curlSse(`${broker.base}/events/rooms/${room}?ticket=${t}`, { 'Last-Event-ID': MAX });
+  const ws = wsClient(`ws://127.0.0.1:${broker.port}/events/rooms/${room}/ws?ticket=${t}&last_event_id=${MAX}`);
+  const future = curlSse(`${broker.base}/events/rooms/${room}?ticket=${t}&last_event_id=99999999999999-7`);
+  const t0 = Date.now();
+  const j = await poll(room, MAX, t); // BROKER_POLL_TIMEOUT_MS is 1500
+  assert.ok(Date.now() - t0 < 1000, `long-poll answered after ${Date.now() - t0} ms`);
+  assert.equal(j.events.length, 1, JSON.stringify(j.events));
+  assert.ok(isTold(j.events[0]), JSON.stringify(j.events));
+  assert.equal(j.last_event_id, j.events[0].id);
+  await waitFor(() => curl.text.includes(': connected') && future.text.includes(': connected') &&
+    subscribedFrames(ws.events).length === 1, { what: 'every stream live' });
+  const calls = async () => Number(/total_commands_processed:(\d+)/.exec(await rc.cmd('INFO', 'stats'))[1]);
+  const c0 = await calls();
+  await sleep(1000);
+  const idle = (await calls()) - c0;
+  assert.ok(idle < 200, `${idle} Redis commands in a second with three streams live`);
+  const more = await emitOps(room, 3, 501);
+  await waitFor(() => ops(curl.events()).length === 3 && ops(future.events()).length === 3 &&
+    ops(ws.events).length === 3, { what: 'live events' });
+  await sleep(200);
+  for (const events of [curl.events(), future.events(), ws.events]) {
+    const seen = events.filter((e) => e.type === 'resync' || e.type === 'operation');
+    assert.equal(seen.length, 4, JSON.stringify(seen));
+    assert.ok(isTold(seen[0]), JSON.stringify(seen[0]));
+    assert.deepEqual(seen.slice(1).map((e) => e.id), more);
+  }
+  // resuming from the resync's id is an ordinary resume
+  const again = await poll(room, newest, t);
+  assert.deepEqual(ops(again.events).map((e) => e.id), more);
+  curl.close();
+  future.close();
+  ws.close();
+});
+
 test('long-poll: empty at the timeout, answered as soon as an event comes', async () => {
   const room = await newRoom();
   const ids = await emitOps(room, 1);

@@ -47,6 +47,10 @@ static void test_ids(void)
 	struct room_evid top = {5, UINT64_MAX};
 	room_evid_format(room_evid_next(top), s);
 	CHECK_STR(s, "6-0");
+	/* the largest id stays the largest: wrapping to 0-0 would replay a room from its start */
+	struct room_evid max = {UINT64_MAX, UINT64_MAX};
+	room_evid_format(room_evid_next(max), s);
+	CHECK_STR(s, "18446744073709551615-18446744073709551615");
 	CHECK(room_id_valid("abc-DEF_09", 10));
 	CHECK(!room_id_valid("a/b", 3));
 	CHECK(!room_id_valid("", 0));
