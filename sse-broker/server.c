@@ -1015,7 +1015,8 @@ static void ws_pump_ex(struct conn *c, int force)
 	struct buf *out = ws_conn_output(c->ws);
 	if (out->len) {
 		int r = conn_write_now(c, out->data, out->len, force);
-		buf_reset(out);
+		/* whatever the socket did not take was copied into c->out */
+		ws_conn_output_sent(c->ws);
 		if (r < 0)
 			return;
 	}
