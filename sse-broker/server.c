@@ -22,6 +22,7 @@
 
 #include "broker_metrics.h"
 #include "buf.h"
+#include "clock.h"
 #include "cors.h"
 #include "http_head.h"
 #include "log.h"
@@ -55,6 +56,11 @@ _Static_assert(PRESENCE_ROOM_MAX >= ROOM_ID_MAX, "a presence message must hold a
 #define SERVER_READ_MAX 16384
 /* the listening socket's queue of connections not yet accepted (capped by somaxconn) */
 #define SERVER_BACKLOG 4096
+/* The most requests one connection makes before it is a stream or answered for good: a
+ * preflight keeps the connection for the request behind it (preflight()), and the one that
+ * reaches this many is answered with "Connection: close". A browser sends one preflight and
+ * its GET; the bound keeps a client from holding a connection with preflights alone. */
+#define SERVER_KEEPALIVE_MAX 100
 
 /* what the socket told a connection besides bytes */
 enum { CONN_EOF = 1, CONN_ERROR = 2 };
@@ -109,6 +115,10 @@ struct conn {
 	int released; /* resources freed; the struct goes when refs reaches 0 */
 	int on_reap;
 	int lingering;    /* CK_DONE, all sent, our side shut: waiting for the client's */
+	int read_paused;  /* CK_HEAD: not read until the answers written so far have left */
+	unsigned requests;     /* request heads routed on this connection (SERVER_KEEPALIVE_MAX) */
+	long long accepted_ms; /* clock_mono_ms() when accepted: a preflight keeps it only within
+				* BROKER_HEAD_TIMEOUT_MS of this (preflight()) */
 	size_t discarded; /* bytes read and dropped since the answer was finished */
 	enum conn_kind kind;
 	enum route route;
@@ -304,6 +314,7 @@ static void conn_close(struct conn *c, const char *why)
  * no epoll_ctl at all. */
 
 static void conn_drained(struct conn *c, size_t left);
+static void conn_resume_heads(struct conn *c);
 static void write_ready_cb(evutil_socket_t fd, short what, void *arg);
 
 static int would_block(void)
@@ -496,6 +507,7 @@ static void conn_finish(struct conn *c)
 	slot_release(c);
 	/* still read, to drop what the client goes on sending (read_cb): a socket closed with
 	 * unread bytes sends a reset, which can take the answer with it */
+	c->read_paused = 0;
 	if (event_add(c->rev, NULL) < 0) {
 		conn_close(c, "out of memory");
 		return;
@@ -1015,7 +1027,8 @@ static void ws_pump_ex(struct conn *c, int force)
 	struct buf *out = ws_conn_output(c->ws);
 	if (out->len) {
 		int r = conn_write_now(c, out->data, out->len, force);
-		buf_reset(out);
+		/* whatever the socket did not take was copied into c->out */
+		ws_conn_output_sent(c->ws);
 		if (r < 0)
 			return;
 	}
@@ -1113,6 +1126,11 @@ static void conn_drained(struct conn *c, size_t left)
 {
 	if (c->dead)
 		return;
+	if (c->kind == CK_HEAD) {
+		if (left == 0 && c->read_paused)
+			conn_resume_heads(c);
+		return;
+	}
 	if (c->kind == CK_DONE) {
 		if (left == 0)
 			conn_linger(c);
@@ -1493,7 +1511,16 @@ static void route_multi(struct conn *c, const struct http_head *h, const char *t
 /* A CORS preflight (cors.h). Every /events/ endpoint takes GET with the same request headers,
  * so the answer is the same for all of them; other paths are none of the broker's. Unlike
  * the other answers it may keep the connection for the next request (HTTP/1.1 without
- * "Connection: close" and without a body), the browser's GET that follows. */
+ * "Connection: close" and without a body), the browser's GET that follows.
+ *
+ * The request behind a kept preflight gets a whole BROKER_HEAD_TIMEOUT_MS of its own, but a
+ * preflight keeps the connection only while it comes within one head timeout of the accept,
+ * and only below SERVER_KEEPALIVE_MAX requests; past either it is answered with
+ * "Connection: close". A browser's preflight comes at once on its connection, so it is never
+ * refused a keep-alive; a client that sends nothing but preflights cannot hold a connection
+ * longer than two head timeouts (renewing the timeout at each preflight held it forever), and
+ * the count bounds what it can make the broker answer on one connection. Closing a kept
+ * connection between requests is always allowed (RFC 9112 §9.6): a client opens another. */
 static void preflight(struct conn *c, const struct http_head *h)
 {
 	static const char events[] = "/events/";
@@ -1505,7 +1532,9 @@ static void preflight(struct conn *c, const struct http_head *h)
 	const char *conn = http_head_get(h, "Connection");
 	const char *clen = http_head_get(h, "Content-Length");
 	int keep = h->minor == 1 && !(conn && http_list_has(conn, "close")) &&
-		   !(clen && strcmp(clen, "0") != 0) && !http_head_get(h, "Transfer-Encoding");
+		   !(clen && strcmp(clen, "0") != 0) && !http_head_get(h, "Transfer-Encoding") &&
+		   c->requests < SERVER_KEEPALIVE_MAX &&
+		   clock_mono_ms() - c->accepted_ms < srv->cfg->head_timeout_ms;
 	const struct buf *a = keep ? &srv->preflight_keep : &srv->preflight_close;
 	if (conn_write(c, a->data, a->len) < 0)
 		return;
@@ -1626,6 +1655,7 @@ static int head_parse(struct conn *c, const char *p, size_t n)
 /* Acts on the head just parsed; whatever followed it is in c->in already. */
 static void head_route(struct conn *c)
 {
+	c->requests++;
 	if (c->srv->stopping) {
 		conn_error(c, 503, "shutting_down", "the broker is shutting down; retry");
 		return;
@@ -1633,14 +1663,44 @@ static void head_route(struct conn *c)
 	route_request(c, &c->srv->head);
 }
 
+/* A pipelined request (RFC 9112 §9.3) is read only once the answers before it have left: a
+ * client that sends requests without reading the answers would otherwise make the broker
+ * hold the answers (a 29-byte preflight is answered with about 260 bytes, up to
+ * BROKER_CLIENT_BUFFER per connection). The socket is not read meanwhile, so the input
+ * waiting is at most one read. conn_drained resumes once the output is empty. */
+static void head_read(struct conn *c);
+
+static void conn_pause_heads(struct conn *c)
+{
+	if (c->read_paused)
+		return;
+	c->read_paused = 1;
+	event_del(c->rev);
+}
+
+static void conn_resume_heads(struct conn *c)
+{
+	c->read_paused = 0;
+	if (event_add(c->rev, NULL) < 0) {
+		conn_close(c, "event_add");
+		return;
+	}
+	head_read(c);
+}
+
 /* Heads waiting in c->in: one after the other while the connection takes requests (a head
- * split over several reads, a preflight and the request behind it). */
+ * split over several reads, a preflight and the request behind it), each once the answers
+ * before it have left (conn_pause_heads). */
 static void head_read(struct conn *c)
 {
 	while (!c->dead && c->kind == CK_HEAD && c->in) {
 		size_t len = evbuffer_get_length(c->in);
 		if (len == 0)
 			return;
+		if (evbuffer_get_length(c->out) > 0) {
+			conn_pause_heads(c);
+			return;
+		}
 		size_t take = len < HTTP_HEAD_MAX + 4 ? len : HTTP_HEAD_MAX + 4;
 		const char *p = (const char *)evbuffer_pullup(c->in, (ev_ssize_t)take);
 		if (!p) {
@@ -1656,10 +1716,10 @@ static void head_read(struct conn *c)
 
 /* Fresh bytes of a connection still reading its request: parsed where they are when nothing
  * waits before them (the usual head, in one read: nothing is allocated for it), else behind
- * what waits. */
+ * what waits, and only once the answers before them have left. */
 static void head_input(struct conn *c, const char *p, size_t n)
 {
-	if (c->in && evbuffer_get_length(c->in) > 0) {
+	if ((c->in && evbuffer_get_length(c->in) > 0) || evbuffer_get_length(c->out) > 0) {
 		if (conn_keep(c, p, n) == 0)
 			head_read(c);
 		return;
@@ -1759,6 +1819,7 @@ static void accept_cb(struct evconnlistener *lst, evutil_socket_t fd, struct soc
 	c->refs = 1;
 	c->fd = fd;
 	c->beat_out = srv->beats;
+	c->accepted_ms = clock_mono_ms();
 	c->sub.ops = &idle_ops;
 	c->rev = event_new(srv->base, fd, EV_READ | EV_PERSIST, read_cb, c);
 	c->out = evbuffer_new();

@@ -260,6 +260,16 @@ struct buf *ws_conn_output(struct ws_conn *w)
 	return &w->out;
 }
 
+void ws_conn_output_sent(struct ws_conn *w)
+{
+	/* one large message grows the buffer to twice its size (buf_reserve doubles); kept, it
+	 * would stay with the stream until it closes, on every stream of the room that got it */
+	if (w->out.cap > WS_OUT_KEEP)
+		buf_free(&w->out);
+	else
+		buf_reset(&w->out);
+}
+
 enum ws_state ws_conn_state(const struct ws_conn *w)
 {
 	if (w->failed || w->eof)

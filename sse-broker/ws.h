@@ -55,8 +55,15 @@ int ws_conn_send_text(struct ws_conn *w, const char *msg, size_t len);
 int ws_conn_ping(struct ws_conn *w);
 int ws_conn_close(struct ws_conn *w, uint16_t code, const char *reason);
 
-/* The bytes waiting to be written: the caller writes them out and buf_reset()s it. */
+/* The most the output buffer keeps of its memory between writes: a buffer grown past it
+ * (a large message) is freed once its bytes are handed on, so an idle stream holds little. */
+#define WS_OUT_KEEP ((size_t)64 * 1024)
+
+/* The bytes waiting to be written: the caller hands them on, then calls
+ * ws_conn_output_sent(). */
 struct buf *ws_conn_output(struct ws_conn *w);
+/* The output was handed on: empties it, and frees its memory when it grew past WS_OUT_KEEP. */
+void ws_conn_output_sent(struct ws_conn *w);
 enum ws_state ws_conn_state(const struct ws_conn *w);
 /* The close code we sent (0 if none yet), and the one we got (0 if none). */
 uint16_t ws_conn_code_sent(const struct ws_conn *w);

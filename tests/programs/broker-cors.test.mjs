@@ -2,16 +2,19 @@
 // against a real redis-server, every answer on /events/* carries Access-Control-Allow-Origin
 // and the security headers (stream heads, long-poll answers, the 101, errors up to the 503 of
 // a full broker), a preflight is answered 204 with exactly the headers a browser needs, hostile
-// preflights get a clean answer, and BROKER_ALLOW_ORIGIN narrows the origin or, when it is not
-// one, stops the broker at start with a message naming it.
+// preflights get a clean answer, a connection kept by preflights is bounded (100 requests, two
+// head timeouts, the next request read once the answers before it are sent), and
+// BROKER_ALLOW_ORIGIN narrows the origin or, when it is not one, stops the broker at start with
+// a message naming it.
 // Run: node --test tests/programs/broker-cors.test.mjs (after make build-asan).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createConnection } from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
 
-import { startRedis, startBroker, stop, start, waitFor, freePort, BROKER_BIN } from '../lib/procs.mjs';
+import { startRedis, startBroker, stop, start, waitFor, freePort, sleep, rssKiB, BROKER_BIN } from '../lib/procs.mjs';
 import { connectRedis } from '../lib/resp.mjs';
 import { ticket, session } from '../lib/tokens.mjs';
 
@@ -259,15 +262,157 @@ test('hostile preflights get a clean answer and the broker goes on', async () =>
   }
   await closed;
   assert.equal(parse(got).status, 204);
-  // a thousand pipelined preflights: each answered in order while the client reads, then a
-  // last one that closes
-  const n = 1000;
-  const text = await raw(broker.port, PREFLIGHT(`/events/rooms/${room}`).repeat(n) +
-    PREFLIGHT(`/events/rooms/${room}`, 'Connection: close\r\n'));
-  assert.equal(text.split('HTTP/1.1 204 No Content\r\n').length - 1, n + 1);
+  // a thousand pipelined preflights: answered in order while the client reads, up to the
+  // hundredth, which closes the connection (SERVER_KEEPALIVE_MAX); the rest are not answered
+  const text = await raw(broker.port, PREFLIGHT(`/events/rooms/${room}`).repeat(1000));
+  const answers = text.split('HTTP/1.1 204 No Content\r\n').slice(1);
+  assert.equal(answers.length, KEEPALIVE_MAX);
+  assert.ok(answers.slice(0, -1).every((a) => !a.includes('Connection:')));
   assert.ok(text.endsWith('Connection: close\r\n\r\n'));
   const h = await (await fetch(`${broker.base}/events/health`)).json();
   assert.equal(h.status, 'ok');
+});
+
+// ---- keep-alive after a preflight: what one connection can make the broker do ----
+
+const KEEPALIVE_MAX = 100; // SERVER_KEEPALIVE_MAX, sse-broker/server.c
+const peakKiB = (pid) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+const answersIn = (text) => text.split('HTTP/1.1 204 No Content\r\n').length - 1;
+
+// A connection whose client writes `request` and then reads nothing until told to.
+function mute(port, request) {
+  const s = createConnection(port, '127.0.0.1');
+  s.pause();
+  s.on('error', () => {});
+  s.written = new Promise((resolve) => s.once('connect', () => s.write(request, () => resolve())));
+  s.readAll = () => new Promise((resolve) => {
+    let text = '';
+    s.setEncoding('latin1');
+    s.on('data', (d) => { text += d; });
+    s.once('close', () => resolve(text));
+    s.resume();
+  });
+  return s;
+}
+
+test('preflights pipelined by clients that never read: at most the bound answered per connection, and the broker does not grow', async () => {
+  const own = await startBroker({ redisPort: redis.port, secret: SECRET });
+  const C = 20;
+  const PER = 30000; // 870 KB of requests each; their answers were 7.5 MB
+  const socks = [];
+  try {
+    const before = rssKiB(own.pid);
+    for (let i = 0; i < C; i++) socks.push(mute(own.port, 'OPTIONS /events/ HTTP/1.1\r\n\r\n'.repeat(PER)));
+    await Promise.all(socks.map((s) => s.written));
+    await sleep(1000); // time for the broker to read and answer what it will
+    const grown = peakKiB(own.pid) - before;
+    // the answers were kept for the client up to BROKER_CLIENT_BUFFER (4 MiB) per connection:
+    // C x 4 MiB at most, 80 MiB here; now at most a hundred answers, which the socket takes
+    assert.ok(grown < C * 1024 / 2, `the broker's resident size rose by ${grown} KiB at its peak`);
+    // what each client gets once it reads: the bound's worth of answers, the last one closing
+    let timer;
+    const texts = await Promise.race([
+      Promise.all(socks.map((s) => s.readAll())),
+      new Promise((resolve, reject) => {
+        timer = setTimeout(() => reject(new Error('connections still open 20 s after the flood')), 20000);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    for (const text of texts) {
+      assert.equal(answersIn(text), KEEPALIVE_MAX);
+      assert.ok(text.endsWith('Connection: close\r\n\r\n'), text.slice(-300));
+    }
+    assert.equal((await (await fetch(`${own.base}/events/health`)).json()).status, 'ok');
+  } finally {
+    for (const s of socks) s.destroy();
+    const r = await stop(own);
+    assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${own.output}`);
+  }
+});
+
+// One connection; send(i) writes the i-th request once the answer before it was read, `gap`
+// ms later. Resolves with the answers read and whether the broker closed the connection,
+// after `most` requests or at the close.
+function oneByOne(port, { most, gap, request }) {
+  return new Promise((resolve, reject) => {
+    const s = createConnection(port, '127.0.0.1');
+    let text = '', sent = 0, closed = false;
+    s.setEncoding('latin1');
+    const next = () => {
+      if (closed) return;
+      if (sent === most) { s.destroy(); return; }
+      sent++;
+      s.write(request);
+    };
+    s.on('connect', next);
+    s.on('data', (d) => {
+      text += d;
+      if (answersIn(text) === sent && text.endsWith('\r\n\r\n') && !text.endsWith('Connection: close\r\n\r\n')) {
+        setTimeout(next, gap);
+      }
+    });
+    s.on('end', () => { closed = true; });
+    s.on('error', reject);
+    s.on('close', () => resolve({ text, sent, closed }));
+  });
+}
+
+test('a connection is kept for at most the bound of requests: the last preflight says Connection: close, and the broker closes it', async () => {
+  // a head timeout long enough that only the count ends the connection
+  const own = await startBroker({ redisPort: redis.port, secret: SECRET, env: { BROKER_HEAD_TIMEOUT_MS: '120000' } });
+  try {
+    const room = await newRoom();
+    const { text, sent, closed } = await oneByOne(own.port, { most: KEEPALIVE_MAX + 20, gap: 10, request: PREFLIGHT(`/events/rooms/${room}`) });
+    assert.ok(closed, 'the broker closed the connection');
+    assert.equal(sent, KEEPALIVE_MAX);
+    const answers = text.split('HTTP/1.1 204 No Content\r\n').slice(1);
+    assert.equal(answers.length, KEEPALIVE_MAX);
+    assert.ok(answers.slice(0, -1).every((a) => !a.includes('Connection:')));
+    assert.ok(text.endsWith('Connection: close\r\n\r\n'));
+
+    // as a browser does it: a preflight, its answer read, then the GET on the same connection
+    const b = createConnection(own.port, '127.0.0.1');
+    let got = '';
+    b.setEncoding('latin1');
+    b.on('data', (d) => { got += d; });
+    b.on('error', () => {});
+    await new Promise((resolve) => b.once('connect', resolve));
+    b.write(PREFLIGHT(`/events/rooms/${room}`));
+    await waitFor(() => answersIn(got) === 1 && got.endsWith('\r\n\r\n'), { what: 'the preflight answer' });
+    await sleep(200);
+    b.write(`GET /events/rooms/${room}?ticket=${tk(room)} HTTP/1.1\r\nHost: b\r\n${ORIGIN}\r\n`);
+    await waitFor(() => got.includes(': connected'), { what: 'the stream behind the preflight' });
+    assert.match(got, /\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
+    b.destroy();
+
+    // below the bound, the request behind the preflights still opens its stream
+    const s = await raw(own.port, PREFLIGHT(`/events/rooms/${room}`).repeat(KEEPALIVE_MAX - 1) +
+      `GET /events/rooms/${room}?ticket=${tk(room)} HTTP/1.1\r\nHost: b\r\n\r\n`, (t) => t.includes(': connected'));
+    assert.equal(answersIn(s), KEEPALIVE_MAX - 1);
+    assert.match(s, /\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
+  } finally {
+    const r = await stop(own);
+    assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${own.output}`);
+  }
+});
+
+test('preflights every few hundred ms do not hold a connection past twice the head timeout: one after the first timeout says Connection: close', async () => {
+  const T = 1000;
+  const own = await startBroker({ redisPort: redis.port, secret: SECRET, env: { BROKER_HEAD_TIMEOUT_MS: String(T) } });
+  try {
+    const room = await newRoom();
+    const t0 = Date.now();
+    // each preflight within the head timeout of the one before: that renewed it forever
+    const { text, sent, closed } = await oneByOne(own.port, { most: 30, gap: 300, request: PREFLIGHT(`/events/rooms/${room}`) });
+    const ms = Date.now() - t0;
+    assert.ok(closed, `the broker kept the connection for ${sent} preflights over ${ms} ms`);
+    assert.ok(ms < 2 * T + 1000, `closed after ${ms} ms`);
+    assert.ok(sent >= 2 && sent <= 6, `${sent} preflights`);
+    assert.equal(answersIn(text), sent);
+    assert.ok(text.endsWith('Connection: close\r\n\r\n'));
+  } finally {
+    const r = await stop(own);
+    assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${own.output}`);
+  }
 });
 
 test('BROKER_ALLOW_ORIGIN narrows every answer to one origin; a value that is not one stops the broker', async () => {

@@ -258,6 +258,49 @@ static void test_binary_and_bound(void)
 	ws_conn_free(w);
 }
 
+/* A buffer grown for one large message is given back once its bytes are handed on; a small
+ * one is kept for the next message. */
+static void test_output_shrinks(void)
+{
+	struct got g = {{0}, 0};
+	size_t big = 1024 * 1024;
+	struct ws_conn *w = ws_conn_new(1024, 4 * big, on_text, &g);
+	char *msg = malloc(big);
+	CHECK(w && msg);
+	if (!w || !msg) {
+		free(msg);
+		ws_conn_free(w);
+		return;
+	}
+	memset(msg, 'x', big);
+	CHECK(ws_conn_send_text(w, msg, big) == 0);
+	struct buf *out = ws_conn_output(w);
+	CHECK(out->len == big + 10); /* 2 + 8 bytes of head, no mask */
+	CHECK(out->cap > WS_OUT_KEEP);
+	ws_conn_output_sent(w);
+	CHECK(out->len == 0);
+	CHECK(out->cap == 0 && out->data == NULL);
+	/* the bound is still there after the memory went */
+	CHECK(out->limit == 4 * big);
+
+	CHECK(ws_conn_send_text(w, msg, 100) == 0);
+	CHECK(out->len == 102);
+	size_t cap = out->cap;
+	CHECK(cap > 0 && cap <= WS_OUT_KEEP);
+	ws_conn_output_sent(w);
+	CHECK(out->len == 0);
+	CHECK(out->cap == cap && out->data != NULL);
+
+	/* a message grows it again and it is given back again */
+	CHECK(ws_conn_send_text(w, msg, big) == 0);
+	CHECK(out->len == big + 10);
+	ws_conn_output_sent(w);
+	CHECK(out->cap == 0);
+	CHECK(ws_conn_state(w) == WS_OPEN);
+	free(msg);
+	ws_conn_free(w);
+}
+
 int main(void)
 {
 	test_accept_key();
@@ -267,5 +310,6 @@ int main(void)
 	test_oversized();
 	test_truncated();
 	test_binary_and_bound();
+	test_output_shrinks();
 	return unit_summary("test_broker_ws");
 }
