@@ -8,8 +8,8 @@
  *   cc:ai:asked:{room}:{key}        set by the worker when a job of that room got the answer
  *   cc:ai:pending:{room}:{key}      the id of the room's job answering it, while under way:
  *                                   the claimer picks the id first and claims with it, so a
- *                                   second identical request learns the id at once and has
- *                                   nothing to wait for.
+ *                                   second identical request learns the id at once; it joins
+ *                                   once that job exists (see ask()).
  * The scope is the room: its members see each other's `ai` events anyway, so telling them
  * "cached" reveals nothing, while another room must not learn that anyone asked. A request
  * whose answer only another room asked for is answered like a miss (202, a new job); the
@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "aicfg.h"
+#include "clock.h"
 #include "events.h"
 #include "jobstate.h"
 #include "store_ai.h"
@@ -35,7 +36,9 @@
 #define AI_QUESTION_MAX 2000	  /* characters */
 #define AI_PENDING_TTL_S 300	  /* past a job's worst case: 3 attempts of 30 s, waits, queueing */
 #define AI_CLAIM_TTL_MS 10000	  /* a claim whose job was never created, should its writer die */
-#define AI_CLAIM_ROUNDS 10	  /* stale marks taken over at most this often per request */
+#define AI_CLAIM_ROUNDS 10	  /* marks of jobs that are over taken over at most this often */
+#define AI_JOIN_WAIT_MS 3000	  /* the longest wait for a claimed job to be created */
+#define AI_JOIN_NAP_MS 50	  /* the longest pause between two looks at such a claim */
 #define AI_CACHED_LIMIT_FACTOR 10 /* cached answers: a separate, looser per-minute bound */
 #define AI_JOB_ID_LEN 16
 
@@ -205,14 +208,28 @@ static cJSON *build_request(const struct ai_ask *a, const char *room)
 	return r;
 }
 
+/* 503 ai_busy: the same request's claim stayed without a job (or its marks kept changing). */
+static void answer_busy(struct api_ctx *c)
+{
+	api_error(c, 503, "ai_busy", "the same request is being queued by someone else; try again");
+	http_resp_header(c->resp, "Retry-After", "1");
+}
+
 /* Once the request is settled: the cache, a job under way, or a new job.
  *
  * Identical requests race on the pending key. The claimer picks its job's id first and
  * claims the key with that id (SET NX), so whoever loses the race reads the id of the job
- * it joins at once: nobody waits for anybody. A mark whose job is over (or that a claimer
- * whose enqueue failed is about to remove) is taken over; a claim whose holder died
- * expires (AI_CLAIM_TTL_MS). A request that joins in the few milliseconds between a claim
- * and its job's creation is told the job as queued, which it is a moment later. */
+ * it may join. The claimer creates the job only after the claim, its rate limit and the
+ * queue's admission (jobs_enqueue), and any of these may refuse it (429) or fail (Redis): it
+ * then gives the claim back, and that id never names a job. So a request joins only a job
+ * that exists (its hash does; the job's creation writes it in the same script as its
+ * admission, so a job whose hash exists was admitted). A mark naming an id without a job
+ * is a claimer between its claim and its job, normally for a few milliseconds: the request
+ * looks again after a short pause (1, 2, 4 … at most AI_JOIN_NAP_MS), and then joins the
+ * job once created, or claims the request itself once the claim is given back (or expires,
+ * AI_CLAIM_TTL_MS, should its claimer have died); after AI_JOIN_WAIT_MS in all it answers
+ * 503 ai_busy rather than hand out an id whose job may never come. A mark whose job is over
+ * is taken over. */
 static void ask(struct api_ctx *c, const char *room, struct ai_ask *a)
 {
 	struct rds *rd;
@@ -226,12 +243,9 @@ static void ask(struct api_ctx *c, const char *room, struct ai_ask *a)
 		api_error(c, 500, "internal", "no randomness");
 		return;
 	}
-	for (int round = 0;; round++) {
-		if (round > AI_CLAIM_ROUNDS) { /* stale marks taken over again and again */
-			api_error(c, 503, "ai_busy",
-				  "the same request is being queued by someone else; try again");
-			return;
-		}
+	long long deadline = clock_mono_ms() + AI_JOIN_WAIT_MS;
+	long nap = 1;
+	for (int takeovers = 0;;) {
 		cJSON *hit;
 		if ((st = store_ai_cached(c->store, room, a->key, &hit)) != STORE_OK) {
 			ai_failed(c, st);
@@ -253,23 +267,41 @@ static void ask(struct api_ctx *c, const char *room, struct ai_ask *a)
 			ai_failed(c, st);
 			return;
 		}
-		if (!other[0])
-			continue; /* gone meanwhile (or a mark of another shape): claim again */
-		if ((st = store_job_status(c->store, other, status)) != STORE_OK) {
-			ai_failed(c, st);
+		if (other[0]) {
+			if ((st = store_job_status(c->store, other, status)) != STORE_OK) {
+				ai_failed(c, st);
+				return;
+			}
+			if (status[0]) { /* the job exists */
+				enum job_status js = JOB_QUEUED;
+				/* a cancelled job is over too: a new request must not join it */
+				if (job_status_parse(status, &js) == 0 && !job_status_over(js)) {
+					answer_job(c, other, job_status_name(js), 1);
+					return;
+				}
+				/* the job is over but its mark stayed: take the mark over */
+				if (++takeovers > AI_CLAIM_ROUNDS) {
+					answer_busy(c);
+					return;
+				}
+				release_claim(c, room, a, other);
+				continue;
+			}
+		}
+		/* a claim without its job yet, or a mark gone meanwhile (or of another shape):
+		 * look again shortly */
+		long long left = deadline - clock_mono_ms();
+		if (left <= 0) {
+			log_warn("room %s: the AI request's claim %s got no job in %d ms", room,
+				 other[0] ? other : "(none)", AI_JOIN_WAIT_MS);
+			answer_busy(c);
 			return;
 		}
-		/* no hash yet: its claimer is creating it */
-		enum job_status js = JOB_QUEUED;
-		int known = !status[0] || job_status_parse(status, &js) == 0;
-		/* a cancelled job is over too: a new request must not join it */
-		if (known && !job_status_over(js)) {
-			answer_job(c, other, job_status_name(js), 1);
-			return;
-		}
-		/* the job is over but its mark stayed: take the mark over */
-		release_claim(c, room, a, other);
+		clock_sleep_ms(nap < left ? nap : (long)left);
+		nap = nap * 2 < AI_JOIN_NAP_MS ? nap * 2 : AI_JOIN_NAP_MS;
 	}
+	/* Ours until the job exists: whatever ends the request before that gives it back (a
+	 * failed release leaves it to AI_CLAIM_TTL_MS), and waiting requests never join it. */
 	if (api_user_quota(c, "ai", c->cfg->ai_limit, "AI requests") < 0) {
 		release_claim(c, room, a, id);
 		return;
