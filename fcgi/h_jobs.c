@@ -13,6 +13,7 @@
 #include "handlers.h"
 #include "jobstate.h"
 #include "store_job.h"
+#include "store_room.h"
 #include "lang.h"
 #include "log.h"
 #include "ratelimit.h"
@@ -21,8 +22,13 @@
 
 #define JOB_ID_LEN 16
 #define JOB_TTL_S (7 * 86400)
+/* code and stdin are bounded in bytes (docs/API.md: "code and stdin 64 KiB each"), checked
+ * after the fields' own checks: code over it is 413 code_too_large whether the body gave it
+ * or it came from the room's document, stdin over it 400 invalid_request. The fields' bound
+ * in code points is only the body's (1 MiB): every over-long text is counted in bytes. */
 #define CODE_MAX (64 * 1024)
 #define STDIN_MAX (64 * 1024)
+#define TEXT_FIELD_MAX (1024 * 1024)
 #define ARGS_MAX 32
 #define ARG_MAX_LEN 1024
 /* admission defaults (README.md: JOB_ROOM_BACKLOG_MAX, JOB_USER_BACKLOG_MAX, JOB_QUEUE_MAX) */
@@ -41,8 +47,8 @@ enum { F_LANGUAGE, F_VERSION, F_CODE, F_STDIN, F_ARGS, F_REQUEST_ID, F_COUNT };
 static const struct valid_field exec_fields[F_COUNT] = {
 	{"language", VALID_STRING, VALID_SINGLE_LINE, 1, 32, NULL, NULL},
 	{"version", VALID_STRING, VALID_SINGLE_LINE, 1, 32, NULL, NULL},
-	{"code", VALID_STRING, VALID_TEXT, 0, CODE_MAX, NULL, NULL},
-	{"stdin", VALID_STRING, VALID_TEXT, 0, STDIN_MAX, NULL, NULL},
+	{"code", VALID_STRING, VALID_TEXT, 0, TEXT_FIELD_MAX, NULL, NULL},
+	{"stdin", VALID_STRING, VALID_TEXT, 0, TEXT_FIELD_MAX, NULL, NULL},
 	{"args", VALID_ANY, 0, 0, 0, NULL, NULL},
 	/* part of a Redis key's name (RK_JOB_REQUEST) */
 	{"request_id", VALID_STRING, VALID_SINGLE_LINE, 1, REQUEST_ID_MAX, NULL, valid_plain_name},
@@ -265,12 +271,28 @@ static void answer_run(struct api_ctx *c, const char *id, const char *status, co
 	api_job_accepted(c, id, o);
 }
 
+/* 413: the code (the body's or the room's document) is over CODE_MAX bytes. */
+static void code_too_large(struct api_ctx *c, size_t bytes)
+{
+	api_error(c, 413, "code_too_large", "the code is over %d KiB (it has %zu bytes)",
+		  CODE_MAX / 1024, bytes);
+}
+
 void h_execution_create(struct api_ctx *c)
 {
 	struct valid_value v[F_COUNT];
 	char role[16] = "", lang[33] = "", digest[33] = "";
 	if (api_require_user(c) < 0 || api_body_fields(c, 1, exec_fields, F_COUNT, v) < 0)
 		return;
+	if (v[F_CODE].present && v[F_CODE].len > CODE_MAX) {
+		code_too_large(c, v[F_CODE].len);
+		return;
+	}
+	if (v[F_STDIN].present && v[F_STDIN].len > STDIN_MAX) {
+		api_error(c, 400, "invalid_request", "stdin is over %d KiB (it has %zu bytes)",
+			  STDIN_MAX / 1024, v[F_STDIN].len);
+		return;
+	}
 	const cJSON *args = v[F_ARGS].item;
 	if (v[F_ARGS].present) {
 		if (!cJSON_IsArray(args) || cJSON_GetArraySize(args) > ARGS_MAX) {
@@ -345,9 +367,9 @@ void h_execution_create(struct api_ctx *c)
 		return;
 	}
 	if (!v[F_CODE].present && d.content_len > CODE_MAX) {
+		code_too_large(c, d.content_len);
 		doc_state_free(&d);
 		cJSON_Delete(rt);
-		api_error(c, 413, "code_too_large", "the code is over %d KiB", CODE_MAX / 1024);
 		return;
 	}
 	if (api_user_quota_reserve(c, "exec", c->cfg->exec_limit, "runs", counted) < 0) {
@@ -373,6 +395,12 @@ void h_execution_create(struct api_ctx *c)
 	cJSON_Delete(rt);
 }
 
+/* 404 job_not_found for the job named by c->params[0]. */
+static void job_not_found(struct api_ctx *c)
+{
+	api_error(c, 404, "job_not_found", "no job %s (jobs are kept for 7 days)", c->params[0]);
+}
+
 /* The job named by c->params[0] (caller store_job_free()s): 0, or -1 answered (503 when
  * Redis failed, 404 when there is no such job). */
 static int job_load(struct api_ctx *c, struct store_job *j)
@@ -381,7 +409,25 @@ static int job_load(struct api_ctx *c, struct store_job *j)
 	if (st == STORE_OK)
 		return 0;
 	if (st == STORE_NOT_FOUND)
-		api_error(c, 404, "job_not_found", "no job %s (jobs are kept for 7 days)", c->params[0]);
+		job_not_found(c);
+	else
+		api_fail_why(c, st);
+	return -1;
+}
+
+/* The caller's role in the job's room: 0, or -1 answered. A job is visible to whoever may
+ * read its room; anyone else (a stranger to a private room, a removed member; the room gone)
+ * gets 404 job_not_found like for an unknown job, so that a job id confirms nothing to them
+ * (docs/API.md). */
+static int job_room_access(struct api_ctx *c, const char *room, char role[16])
+{
+	enum store_refusal why;
+	enum store_status st =
+		store_room_access(c->store, room, c->user.user_id, 0, role, NULL, &why);
+	if (st == STORE_OK)
+		return 0;
+	if (st == STORE_NOT_FOUND || st == STORE_FORBIDDEN)
+		job_not_found(c);
 	else
 		api_fail_why(c, st);
 	return -1;
@@ -392,10 +438,9 @@ void h_job_get(struct api_ctx *c)
 	struct store_job j;
 	if (api_require_user(c) < 0 || job_load(c, &j) < 0)
 		return;
-	/* a job is visible to whoever may read its room */
 	char room[API_ID_MAX + 1], role[16];
 	snprintf(room, sizeof room, "%s", j.room);
-	if (room_access_read(c, room, role) < 0) {
+	if (job_room_access(c, room, role) < 0) {
 		store_job_free(&j);
 		return;
 	}
@@ -451,8 +496,8 @@ void h_job_cancel(struct api_ctx *c)
 	int mine = j.user && !strcmp(j.user, uid);
 	store_job_free(&j);
 	struct rds *rd;
-	/* who cannot read the room learns nothing (404 as room_access_read answers) */
-	if (room_access_read(c, room, role) < 0)
+	/* who cannot read the room learns nothing: 404 job_not_found, as for no such job */
+	if (job_room_access(c, room, role) < 0)
 		return;
 	if (!mine && strcmp(role, "owner") != 0) {
 		api_error(c, 403, "forbidden", "only who started a job or the room's owner may cancel it");
@@ -483,7 +528,7 @@ void h_job_cancel(struct api_ctx *c)
 		return;
 	}
 	if (rc == 0 && !cur[0]) {
-		api_error(c, 404, "job_not_found", "no job %s (jobs are kept for 7 days)", c->params[0]);
+		job_not_found(c);
 		return;
 	}
 	if (rc == 0) {
@@ -586,6 +631,35 @@ static cJSON *run_json(const struct store_job *j)
 	return o;
 }
 
+/* The bytes a room's list of runs may take (docs/API.md): well under the response buffer
+ * (fcgi/http.c, 8 MiB), whatever the room's 20 runs printed (with the default output
+ * limit, a result of control bytes is about 790 KB of JSON once escaped). */
+#define RUNS_LIST_BUDGET (4 * 1024 * 1024)
+
+/* Keeps the list of runs within RUNS_LIST_BUDGET: run r (with a comma before it when
+ * `comma`) is counted in *used; a run whose result would take the list past the budget
+ * loses its `result` and gets `"result_omitted": true` instead (GET /api/jobs/{id} has it).
+ * So the list is always answered, newest first, with every run the limit asked for; the
+ * results that fit are given, the newest first. 0, or -1 out of memory. */
+static int run_within_budget(cJSON *r, size_t *used, int comma)
+{
+	char *text = cJSON_PrintUnformatted(r);
+	if (!text)
+		return -1;
+	size_t len = strlen(text) + (comma ? 1 : 0);
+	free(text);
+	if (*used + len <= RUNS_LIST_BUDGET || !cJSON_HasObjectItem(r, "result")) {
+		*used += len;
+		return 0;
+	}
+	cJSON_DeleteItemFromObjectCaseSensitive(r, "result");
+	if (!cJSON_AddTrueToObject(r, "result_omitted") || !(text = cJSON_PrintUnformatted(r)))
+		return -1;
+	*used += strlen(text) + (comma ? 1 : 0);
+	free(text);
+	return 0;
+}
+
 void h_room_executions(struct api_ctx *c)
 {
 	int limit;
@@ -607,13 +681,22 @@ void h_room_executions(struct api_ctx *c)
 		return;
 	}
 	cJSON *o = cJSON_CreateObject();
-	cJSON *arr = cJSON_AddArrayToObject(o, "executions");
+	cJSON *arr = o ? cJSON_AddArrayToObject(o, "executions") : NULL;
+	/* the answer's bytes so far: {"executions":[ and ]} */
+	size_t used = strlen("{\"executions\":[]}");
+	int ok = arr != NULL;
 	for (int i = 0; i < n; i++) {
-		cJSON *r = run_json(&runs[i]);
-		if (r)
-			cJSON_AddItemToArray(arr, r);
+		cJSON *r = ok ? run_json(&runs[i]) : NULL;
+		ok = r && run_within_budget(r, &used, i > 0) == 0 && cJSON_AddItemToArray(arr, r);
+		if (!ok)
+			cJSON_Delete(r);
 		store_job_free(&runs[i]);
 	}
 	free(runs);
+	if (!ok) {
+		cJSON_Delete(o);
+		api_error(c, 500, "internal", "out of memory");
+		return;
+	}
 	api_json(c, 200, o);
 }

@@ -355,7 +355,9 @@ export function runPanel({ roomId, code, language, runKey }) {
     if (destroyed || !last || job || seen.has(last.id) || output.dataset.state !== 'idle') return;
     seen.add(last.id);
     job = last;
-    render(job);
+    // a list that would have been too large leaves a huge output out: the job itself has it
+    if (job.result_omitted) fetchJob(job.id);
+    else render(job);
     if (!OVER.has(job.status)) watch(job.id);
   }
   loadLast();

@@ -471,7 +471,9 @@ test('who may ask: members and viewers yes, strangers to private rooms no, publi
   assert.equal(s.status, 403);
   assert.equal(s.json.error, 'not_a_member');
   // nor can they read the job or get the cached answer
-  assert.equal((await call('GET', `/api/jobs/${r.json.job.id}`, { token: stranger.token })).status, 403);
+  const hidden = await call('GET', `/api/jobs/${r.json.job.id}`, { token: stranger.token });
+  assert.equal(hidden.status, 404, hidden.text);
+  assert.equal(hidden.json.error, 'job_not_found');
   s = await ask(stranger.token, room, 'hint', { code: `// ${m} viewer\n` });
   assert.equal(s.status, 403);
   assert.equal((await ask(null, room, 'hint', { code: 'x' })).status, 401);

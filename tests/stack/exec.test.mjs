@@ -69,7 +69,7 @@ test('bad requests: unknown language, oversized code and stdin, bad args, malfor
   const cases = [
     [{ language: 'cobol', code: 'x' }, 400, 'unknown_runtime'],
     [{ language: 'python', version: '1.0', code: 'x' }, 400, 'unknown_runtime'],
-    [{ code: 'x'.repeat(64 * 1024 + 1) }, 400, 'invalid_request'],
+    [{ code: 'x'.repeat(64 * 1024 + 1) }, 413, 'code_too_large'],
     [{ code: 'print(1)', stdin: 'y'.repeat(64 * 1024 + 1) }, 400, 'invalid_request'],
     [{ code: 'print(1)', args: 'notarray' }, 400, 'invalid_request'],
     [{ code: 'print(1)', args: Array(33).fill('a') }, 400, 'invalid_request'],
@@ -104,9 +104,59 @@ test('viewers and strangers cannot run; jobs are visible to the room only', asyn
   const r = await run(owner.token, room, { code: 'print(1)' });
   assert.equal(r.status, 202);
   assert.equal((await call('GET', `/api/jobs/${r.json.job.id}`, { token: viewer.token })).status, 200);
-  assert.equal((await call('GET', `/api/jobs/${r.json.job.id}`, { token: stranger.token })).status, 403);
   assert.equal((await call('GET', '/api/jobs/doesnotexist0000', { token: owner.token })).status, 404);
   await waitJob(owner.token, r.json.job.id);
+});
+
+test('a stranger to a private room gets 404 job_not_found for its jobs, as for no job at all (GET and DELETE)', async () => {
+  const owner = await newUser();
+  const stranger = await newUser();
+  const room = await createRoom(owner.token);
+  const r = await run(owner.token, room, { language: 'python', code: 'import time\ntime.sleep(30)\n' });
+  assert.equal(r.status, 202, r.text);
+  const id = r.json.job.id;
+  const unknown = 'doesnotexist0000';
+  for (const method of ['GET', 'DELETE']) {
+    const theirs = await call(method, `/api/jobs/${id}`, { token: stranger.token });
+    const none = await call(method, `/api/jobs/${unknown}`, { token: stranger.token });
+    assert.equal(theirs.status, 404, `${method}: ${theirs.text}`);
+    assert.equal(theirs.json.error, 'job_not_found');
+    // the same answer but for the id it names: nothing says the job exists
+    assert.equal(theirs.json.message.replace(id, '{id}'), none.json.message.replace(unknown, '{id}'));
+    assert.equal(none.status, 404);
+  }
+  // the job was not cancelled by the stranger's DELETE; its owner can
+  assert.notEqual((await call('GET', `/api/jobs/${id}`, { token: owner.token })).json.job.status, 'cancelled');
+  const c = await call('DELETE', `/api/jobs/${id}`, { token: owner.token });
+  assert.equal(c.status, 200, c.text);
+});
+
+test('code and stdin are bounded in bytes, 64 KiB each; code over it is 413 code_too_large from the body and from the document alike', async () => {
+  const a = await newUser();
+  const room = await createRoom(a.token, { language: 'bash' });
+  // 2-byte characters: 32,769 of them are 65,538 bytes, well under 65,536 characters
+  const over = 'é'.repeat(32 * 1024 + 1);
+  assert.equal(Buffer.byteLength(over), 64 * 1024 + 2);
+  let r = await run(a.token, room, { code: `#${over}` });
+  assert.equal(r.status, 413, r.text);
+  assert.equal(r.json.error, 'code_too_large');
+  assert.match(r.json.message, /64 KiB/);
+  r = await run(a.token, room, { code: 'cat >/dev/null', stdin: over });
+  assert.equal(r.status, 400, r.text);
+  assert.equal(r.json.error, 'invalid_request');
+  assert.match(r.json.message, /stdin/);
+  // exactly 64 KiB of bytes is taken, code and stdin alike
+  const exact = `#${'é'.repeat(32 * 1024 - 1)}\n`;
+  assert.equal(Buffer.byteLength(exact), 64 * 1024);
+  r = await run(a.token, room, { code: exact, stdin: 'é'.repeat(32 * 1024) });
+  assert.equal(r.status, 202, r.text);
+  await waitJob(a.token, r.json.job.id);
+  // the room's document over 64 KiB of bytes: the same answer
+  const op = await call('POST', `/api/rooms/${room.id}/operations`, { token: a.token, body: { revision: 0, ops: [`#${over}`] } });
+  assert.equal(op.status, 200, op.text);
+  r = await run(a.token, room, {});
+  assert.equal(r.status, 413, r.text);
+  assert.equal(r.json.error, 'code_too_large');
 });
 
 test('EXECUTION_RATE_LIMIT per user: then 429 with Retry-After, other users unaffected', async () => {

@@ -113,6 +113,63 @@ test('GET /api/rooms/{id}/executions: the newest runs first, with their results,
   assert.equal((await runs(a.token, room.id)).json.executions.length, 2);
 });
 
+test('a list of big results stays within 4 MiB: the runs past it come without result, result_omitted; never a 500', async () => {
+  // each run prints 64 KiB of \x01 on stdout and on stderr: escaped as \u0001, about 790 KB
+  // of JSON a result, so eleven of them were over the API's 8 MiB answer (500 out of memory)
+  const owner = await newUser();
+  const editor = await newUser();
+  const room = await createRoom(owner.token, { language: 'python' });
+  await invite(owner, room, editor);
+  const code = "import sys\nsys.stdout.write('\\x01' * 65536)\nsys.stdout.flush()\nsys.stderr.write('\\x01' * 65536)\n";
+  // twelve runs, six per user (EXECUTION_RATE_LIMIT is 10 a minute per user), one by one so
+  // that their order is known
+  const ids = [];
+  for (let i = 0; i < 12; i++) {
+    const r = await run((i % 2 ? editor : owner).token, room, { code });
+    assert.equal(r.status, 202, r.text);
+    ids.push(r.json.job.id);
+  }
+  for (const id of ids) {
+    const job = await waitJob(owner.token, id, { ms: 60000 });
+    assert.equal(job.status, 'finished', JSON.stringify(job).slice(0, 300));
+    assert.equal(job.result.stdout, '\x01'.repeat(65536));
+    assert.equal(job.result.stderr, '\x01'.repeat(65536));
+  }
+  const newest = [...ids].reverse();
+  for (const limit of [20, 12, 11]) {
+    const r = await runs(editor.token, room.id, `?limit=${limit}`);
+    assert.equal(r.status, 200, `limit=${limit}: ${r.text.slice(0, 200)}`);
+    assert.ok(Buffer.byteLength(r.text) <= 4 * 1024 * 1024, `limit=${limit}: ${Buffer.byteLength(r.text)} bytes`);
+    const list = r.json.executions;
+    assert.deepEqual(list.map((e) => e.id), newest.slice(0, limit), 'every run, newest first');
+    const full = list.filter((e) => e.result);
+    // five results fit in 4 MiB, the newest five
+    assert.deepEqual(full.map((e) => e.id), newest.slice(0, 5));
+    for (const e of full) {
+      assert.equal(e.result.stdout.length, 65536);
+      assert.equal(e.result_omitted, undefined);
+    }
+    for (const e of list.slice(5)) {
+      assert.equal(e.result, undefined, e.id);
+      assert.equal(e.result_omitted, true, e.id);
+      // the rest of the run is there
+      assert.equal(e.status, 'finished');
+      assert.equal(e.language, 'python');
+      assert.ok(Number.isInteger(e.finished_at));
+    }
+  }
+  // a short list that fits is not cut
+  const five = await runs(owner.token, room.id, '?limit=5');
+  assert.equal(five.status, 200);
+  assert.equal(five.json.executions.filter((e) => e.result).length, 5);
+  // a run listed without its result: GET /api/jobs/{id} has it
+  const omitted = (await runs(owner.token, room.id, '?limit=20')).json.executions.at(-1);
+  assert.equal(omitted.result_omitted, true);
+  const job = await call('GET', `/api/jobs/${omitted.id}`, { token: editor.token });
+  assert.equal(job.status, 200);
+  assert.equal(job.json.job.result.stderr, '\x01'.repeat(65536));
+});
+
 test('the room keeps its last 20 runs; deleting the room drops the list', async () => {
   const a = await newUser();
   const room = await createRoom(a.token);
