@@ -91,6 +91,8 @@ int doc_read(struct api_ctx *c, const char *room, struct doc_state *out)
 		return 0;
 	if (st == STORE_ERROR && out->damaged > 0)
 		answer_damaged(c, out->damaged, out->damaged_text);
+	else if (st == STORE_NOT_FOUND) /* deleted since the access check (restore) */
+		api_error(c, 404, "room_not_found", "no room with id %s", room);
 	else
 		api_fail_why(c, st);
 	return -1;
@@ -482,16 +484,21 @@ void h_history(struct api_ctx *c)
 {
 	if (require_reader(c) < 0)
 		return;
-	/* paging (docs/API.md): ?limit=1..200 (200), ?before=<revision> */
+	/* paging (docs/API.md): ?limit=1..200 (200), ?before=<revision>; -1: no before */
 	long long limit, before;
 	if (api_query_int(c, "limit", 1, 200, 200, &limit) < 0 ||
-	    api_query_int(c, "before", 1, 1LL << 50, 0, &before) < 0)
+	    api_query_int(c, "before", 0, 1LL << 50, -1, &before) < 0)
 		return;
-	struct doc_save *saves;
-	int n;
-	/* the saves may lag behind by a moment: a replica may answer (docs/SCALING.md) */
-	enum store_status st = STORE_MAY_LAG(
-		c->store, store_doc_history_list(c->store, c->params[0], (int)limit, before, &saves, &n));
+	struct doc_save *saves = NULL;
+	int n = 0;
+	/* nothing is saved below revision 0 (the store reads 0 as "no bound"): an empty page.
+	 * No page names 0 as its next; older servers did, and their clients send it. */
+	enum store_status st = STORE_OK;
+	if (before != 0)
+		/* the saves may lag behind by a moment: a replica may answer (docs/SCALING.md) */
+		st = STORE_MAY_LAG(c->store,
+				   store_doc_history_list(c->store, c->params[0], (int)limit,
+							  before < 0 ? 0 : before, &saves, &n));
 	if (st != STORE_OK) {
 		api_fail_why(c, st);
 		return;
@@ -519,7 +526,8 @@ void h_history(struct api_ctx *c)
 			cJSON_AddNumberToObject(s, "deleted", (double)saves[i].deleted);
 		cJSON_AddItemToArray(arr, s);
 	}
-	if (n == limit && n > 0)
+	/* a full page may have more after it, unless it ends at revision 0 */
+	if (n == limit && n > 0 && saves[n - 1].revision > 0)
 		cJSON_AddNumberToObject(o, "next", (double)saves[n - 1].revision);
 	else
 		cJSON_AddNullToObject(o, "next");

@@ -404,6 +404,17 @@ void h_room_get(struct api_ctx *c)
 		cJSON_Delete(o);
 		return;
 	}
+	/* A room always has its owner among its members: none, and it was deleted after our
+	 * read. The entry written above may then have come after the DELETE's clears: taken
+	 * back, and the room is gone (no rights event: its streams end with `deleted`). */
+	if (cJSON_GetArraySize(members) == 0) {
+		cJSON_Delete(members);
+		cJSON_Delete(o);
+		if (cached[0])
+			cache_member(c, c->params[0], c->user.user_id, NULL);
+		api_error(c, 404, "room_not_found", "no room with id %s", c->params[0]);
+		return;
+	}
 	if (cached[0])
 		recheck_member(c, members, cached);
 	cJSON_AddItemToObject(o, "members", members);
@@ -487,13 +498,25 @@ void h_room_delete(struct api_ctx *c)
 		api_fail_why(c, st);
 		return;
 	}
-	/* a stream ticket between the DEL above and the row's deletion may have written the
-	 * visibility again; a room id is never reused, so this is tidiness, not safety */
-	visibility_put(c, c->params[0], NULL);
+	/* Again, now that the row is gone: a join, GET or stream ticket that read the room
+	 * before the row went may have written its member entry or the visibility back after
+	 * the first clear, and a commit between the two steps its document, operations and
+	 * commits; the member entry alone would admit its user for ever (the document
+	 * endpoints and the broker trust it). Whoever writes after this reads the row again and
+	 * takes back what it wrote (join, GET, restore in lib/store_doc.c). The owner cannot
+	 * repeat the request (the room answers 404 now): a failure is logged. */
+	if (store_room_drop_live(c->store, c->params[0]) != STORE_OK)
+		log_error("room %s: deleted, but its live state could not be cleared again: %s",
+			  c->params[0], c->store->msg);
 	cJSON *ev = cJSON_CreateObject();
 	cJSON_AddStringToObject(ev, "reason", "deleted");
 	cJSON_AddStringToObject(ev, "id", c->params[0]);
-	emit_room_event(c, c->params[0], ev);
+	/* the history goes a while after the event that ends the room's streams: one catching
+	 * up from it (a gap on the channel, a reconnect) still reads `deleted` */
+	if (emit_room_event(c, c->params[0], ev) < 0 ||
+	    store_room_events_expire(c->store, c->params[0], ROOM_EVENTS_AFTER_DELETE_S) != STORE_OK)
+		log_warn("room %s: deleted, but its event history may be left without an expiry",
+			 c->params[0]);
 	api_no_content(c);
 }
 
@@ -578,7 +601,12 @@ void h_room_join(struct api_ctx *c)
 		 * cache write, which would then put the old role back: the room is read after
 		 * the write, and the entry corrected when the role differs (as GET does). */
 		cache_member(c, c->params[0], c->user.user_id, "editor");
-		if (load_room(c, &r) < 0)
+		st = store_room_get(c->store, c->params[0], c->user.user_id, &r);
+		/* Deleted meanwhile: the DELETE's clears may both have run before the write
+		 * above, which then outlives the room: take it back. */
+		if (st == STORE_NOT_FOUND)
+			cache_member(c, c->params[0], c->user.user_id, NULL);
+		if (room_answered(c, st) < 0)
 			return;
 		if (strcmp(r.role, "editor") != 0)
 			cache_member(c, c->params[0], c->user.user_id, r.role[0] ? r.role : NULL);

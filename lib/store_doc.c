@@ -412,8 +412,27 @@ out:
 	return st;
 }
 
+/* STORE_OK when the room's row is in PostgreSQL, STORE_NOT_FOUND when it is not, or the
+ * query's failure. */
+static enum store_status room_row_exists(struct store *s, const char *room)
+{
+	const char *params[] = {room};
+	PGresult *r;
+	enum store_status st = store_sql(s, &r, NULL, "SELECT 1 FROM rooms WHERE id = $1", 1, params);
+	if (st != STORE_OK)
+		return st;
+	int found = PQntuples(r) == 1;
+	PQclear(r);
+	return found ? STORE_OK : store_fail(s, STORE_NOT_FOUND, "no room with id %s", room);
+}
+
 /* Creates the Redis document from the newest saved revision (a checkpoint and the typed
- * operations after it), or empty at revision 0. */
+ * operations after it), or empty at revision 0. STORE_NOT_FOUND when the room's row is gone:
+ * a deleted room gets no document back (its commits then answer 404, and no keys without
+ * an expiry are left behind). The row is read after the document is written: a DELETE
+ * that removes the row after this read clears the room's keys after it too
+ * (fcgi/h_rooms.c, h_room_delete), and one that removed it before is seen here, and what
+ * was just written is taken back. */
 static enum store_status restore(struct store *s, const struct store_doc_cfg *cfg,
 				 struct rds *rd, const char *room)
 {
@@ -444,6 +463,20 @@ static enum store_status restore(struct store *s, const struct store_doc_cfg *cf
 	if (st != STORE_OK) {
 		store_redis_failed(s);
 		store_fail(s, st, "the document store is unavailable");
+		return st;
+	}
+	if ((st = room_row_exists(s, room)) == STORE_NOT_FOUND) {
+		redisReply *del = rds_cmd(rd, dk.s, "DEL %s %s", dk.s, ok.s);
+		if (!del || del->type == REDIS_REPLY_ERROR)
+			log_warn("room %s: the document restored for a deleted room could not be "
+				 "deleted",
+				 room);
+		if (del)
+			freeReplyObject(del);
+		else
+			store_redis_failed(s);
+		/* the message names the room, not the Redis failure */
+		store_fail(s, STORE_NOT_FOUND, "no room with id %s", room);
 	}
 	return st;
 }
@@ -666,55 +699,38 @@ static void dedupe_member(const struct doc_commit *dc, char *out, size_t cap)
 		out[0] = '\0';
 }
 
-/* One attempt: the commit script with a's texts, expecting `expected`. The reply (caller
- * frees), or NULL when Redis failed. */
-/* The commit script, and right behind it in the same pipeline (one round trip) the room's
- * snapshot mark: ZADD NX on the schedule, a key of another slot than the room's, so it
- * cannot be in the script (docs/INTERNALS.md, "Redis Cluster: one slot per script"). Sent
- * together, the two reach one server together; a mark that failed (logged) is made again
- * by the room's next commit, and a refused attempt's mark only costs the snapshotter a
- * look at a room with nothing new. The script's reply, or NULL when the connection failed. */
-static redisReply *commit_and_mark(struct rds *rd, int nkeys, int argc, const char *const *args,
-				   const char *due, const char *room)
+/* The room's snapshot mark: ZADD NX on the schedule, made once a commit was applied (the
+ * snapshotter saves the room by `due`). Best effort: a mark that failed (logged) is made
+ * again by the room's next commit.
+ *
+ * Why after the commit's answer and not in its pipeline: the schedule is a key of another
+ * slot than the room's, so it cannot be in the commit script (docs/INTERNALS.md, "Redis
+ * Cluster: one slot per script"), and whether to mark depends on that script's answer.
+ * Pipelined ahead of the script it was made for every attempt, refused ones too, so any
+ * signed-in user could put any room id on the schedule by posting operations to it. Sent
+ * without waiting for its answer it would leave an unread reply on a connection other
+ * commands share. So a commit that was applied costs one more round trip; a refused one
+ * costs none. */
+static void mark_due(struct store *s, const struct store_doc_cfg *cfg, const char *room)
 {
-	const char *argv[3 + RDS_SCRIPT_MAX_ARGS];
-	char nk[16];
-	if (argc > RDS_SCRIPT_MAX_ARGS || argc < 1)
-		return NULL;
-	snprintf(nk, sizeof nk, "%d", nkeys);
-	argv[0] = "EVALSHA";
-	argv[1] = rs_doc_commit.sha;
-	argv[2] = nk;
-	for (int i = 0; i < argc; i++)
-		argv[3 + i] = args[i];
-	const char *zv[] = {"ZADD", SNAP_DUE_KEY, "NX", due, room};
-	/* one pipeline: the mark to the schedule's node, the commit to its room's (the same
-	 * connection on a single server). The commit goes last, so that rds_wait finds the
-	 * connection that carried it; a mark whose commit is then refused only makes the
-	 * snapshotter look at a room with nothing new. */
-	struct rds_pipe *p = rds_pipe_new(rd);
-	redisReply *r = NULL, *z = NULL;
-	if (p && rds_pipe_add(p, SNAP_DUE_KEY, 5, zv, NULL) == 0 &&
-	    rds_pipe_add(p, args[0], 3 + argc, argv, NULL) == 0) {
-		z = rds_pipe_reply(p);
-		r = rds_pipe_reply(p);
+	struct rds *rd;
+	char due[32];
+	if (store_redis(s, &rd) != STORE_OK) {
+		log_warn("room %s: its snapshot mark failed: %s", room, s->msg);
+		return;
 	}
-	if (p)
-		rds_pipe_free(p);
+	snprintf(due, sizeof due, "%lld", clock_wall_ms() + cfg->snapshot_interval_ms);
+	redisReply *z = rds_cmd(rd, SNAP_DUE_KEY, "ZADD %s NX %s %s", SNAP_DUE_KEY, due, room);
 	if (!z)
 		log_warn("room %s: its snapshot mark failed: %s", room, rds_error(rd));
-	else if (z && z->type == REDIS_REPLY_ERROR)
+	else if (z->type == REDIS_REPLY_ERROR)
 		log_warn("room %s: its snapshot mark failed: %s", room, z->str);
 	if (z)
 		freeReplyObject(z);
-	if (r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOSCRIPT", 8)) {
-		/* the first commit since Redis started: the text once (the mark is made already) */
-		freeReplyObject(r);
-		r = rds_script(rd, &rs_doc_commit, nkeys, argc, args, NULL);
-	}
-	return r;
 }
 
+/* One attempt: the commit script with a's texts, expecting `expected`. The reply (caller
+ * frees), or NULL when Redis failed. */
 static redisReply *commit_attempt(struct store *s, const struct store_doc_cfg *cfg,
 				  const struct doc_commit *dc, const struct doc_commit_text *t,
 				  long long expected, int role_checked, const char *exact,
@@ -727,7 +743,7 @@ static redisReply *commit_attempt(struct store *s, const struct store_doc_cfg *c
 	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room), ck = rkey1(RK_ROOM_COMMITS, room);
 	struct rkey fk = rkey1(RK_ROOM_FOLD_FAILED, room);
 	char exp[24], uid[24], span[24], ret[24], delta[24], ins[24], del[24], limit[24];
-	char keep[16], due[32], hist[16], pmax[24];
+	char keep[16], hist[16], pmax[24];
 	snprintf(exp, sizeof exp, "%lld", expected);
 	if (role_checked)
 		uid[0] = '\0';
@@ -740,7 +756,6 @@ static redisReply *commit_attempt(struct store *s, const struct store_doc_cfg *c
 	snprintf(del, sizeof del, "%zu", t->del_cps);
 	snprintf(limit, sizeof limit, "%ld", cfg->max_bytes);
 	snprintf(keep, sizeof keep, "%d", DOC_OPS_KEEP);
-	snprintf(due, sizeof due, "%lld", clock_wall_ms() + cfg->snapshot_interval_ms);
 	snprintf(hist, sizeof hist, "%d", EVENTS_HISTORY_MAX);
 	snprintf(pmax, sizeof pmax, "%ld", cfg->pending_max);
 	const char *args[] = {dk.s,	 ok.s,	   ek.s,      mk.s,	 ck.s,	    fk.s,
@@ -750,7 +765,7 @@ static redisReply *commit_attempt(struct store *s, const struct store_doc_cfg *c
 	struct rds *rd;
 	redisReply *r = NULL;
 	if (store_redis(s, &rd) == STORE_OK)
-		r = commit_and_mark(rd, 6, sizeof args / sizeof args[0], args, due, room);
+		r = rds_script(rd, &rs_doc_commit, 6, sizeof args / sizeof args[0], args, NULL);
 	if (r && (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
 		  r->element[0]->type != REDIS_REPLY_INTEGER)) {
 		freeReplyObject(r);
@@ -833,7 +848,10 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 			 * safe from the loss of its master: 503, and the client's retry is
 			 * recognised as this very commit (kind 7) */
 			struct rkey wk = rkey1(RK_ROOM_DOC, room);
-			if (rds_wait(s->redis, wk.s, err, sizeof err) < 0) {
+			int waited = rds_wait(s->redis, wk.s, err, sizeof err);
+			/* applied either way (the WAIT must follow the write directly): due */
+			mark_due(s, cfg, room);
+			if (waited < 0) {
 				log_warn("room %s: revision %lld: %s", room, rev, err);
 				st = store_fail(s, STORE_REDIS_UNAVAILABLE,
 						"the change was not confirmed by a Redis replica in time; "

@@ -193,6 +193,23 @@ enum store_status store_room_drop_live(struct store *s, const char *room)
 	return st;
 }
 
+enum store_status store_room_events_expire(struct store *s, const char *room, int seconds)
+{
+	struct rds *rd;
+	enum store_status st = store_redis(s, &rd);
+	if (st != STORE_OK)
+		return st;
+	struct rkey ek = rkey1(RK_ROOM_EVENTS, room);
+	redisReply *rep = rds_cmd(rd, ek.s, "EXPIRE %s %d", ek.s, seconds);
+	if (!rep)
+		return store_redis_failed(s);
+	st = rep->type == REDIS_REPLY_ERROR ? STORE_REDIS_UNAVAILABLE : STORE_OK;
+	freeReplyObject(rep);
+	if (st != STORE_OK)
+		store_fail(s, st, "the event store is unavailable");
+	return st;
+}
+
 enum store_status store_room_delete(struct store *s, const char *room)
 {
 	const char *params[] = {room};

@@ -56,10 +56,16 @@ enum store_status store_room_update(struct store *s, const char *room, long long
  * off. STORE_OK with the room, or STORE_NOT_FOUND. */
 enum store_status store_room_set_invite(struct store *s, const char *room, long long user,
 					const char *code, struct store_room *out);
-/* The room's live state in Redis (member cache, document, operations, visibility): gone
- * first, so that nothing admits members of a room half deleted. */
+/* The room's live state in Redis (member cache, document, operations, commits,
+ * visibility, runs, fold mark): gone first, so that nothing admits members of a room half
+ * deleted, and again once the row is gone, for what racing requests wrote back between. */
 enum store_status store_room_drop_live(struct store *s, const char *room);
 enum store_status store_room_delete(struct store *s, const char *room);
+/* How long a deleted room's event history is kept after its `deleted` event (seconds):
+ * enough for a stream catching up from it to read that event. */
+#define ROOM_EVENTS_AFTER_DELETE_S 60
+/* Gives the room's event history (RK_ROOM_EVENTS) an expiry of `seconds`. */
+enum store_status store_room_events_expire(struct store *s, const char *room, int seconds);
 /* The room's visibility in PostgreSQL; "" when the room is gone. */
 enum store_status store_room_visibility(struct store *s, const char *room, char out[16]);
 

@@ -7,8 +7,8 @@
 -- them.
 -- KEYS doc, ops, events, members, commits, fold-failed mark (all the room's: one slot; the
 -- event's channel is named by _emit.lua, in the same slot; the snapshot schedule is another
--- slot, so the API marks the room due in the same pipeline, right after this script:
--- lib/store_doc.c, commit_attempt).
+-- slot, so the API marks the room due once this script answered 1: lib/store_doc.c,
+-- mark_due).
 -- ARGV 1 expected revision, 2 user id ("": the right to edit was checked already), 3 span
 -- (code points the op covers without its final retain), 4 that final retain, 5 length
 -- change, 6 inserted bytes, 7 deleted code points, 8 size limit in bytes, 9 exact new size

@@ -148,3 +148,21 @@ test('a room left alone gets a checkpoint, so its old operations are thinned too
   const gone = await call('GET', `/api/rooms/${room.id}/history/2`, { token: a.token });
   assert.equal(gone.status, 404, gone.text);
 });
+
+test('a history page that ends at revision 0 has next null; ?before=0 is an empty last page', async () => {
+  const a = await newUser();
+  const room = await roomWith(a);
+  // a checkpoint of the empty document, as a save of revision 0 is stored
+  sql(`INSERT INTO snapshots (room_id, revision, content) VALUES ('${room.id}', 0, '')`);
+  let r = await call('GET', `/api/rooms/${room.id}/history?limit=1`, { token: a.token });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json.snapshots.map((s) => s.revision), [0]);
+  assert.equal(r.json.next, null, 'nothing is saved before revision 0');
+  r = await call('GET', `/api/rooms/${room.id}/history?before=0`, { token: a.token });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json, { snapshots: [], next: null });
+  for (const bad of ['-1', '-0', 'x']) {
+    r = await call('GET', `/api/rooms/${room.id}/history?before=${bad}`, { token: a.token });
+    assert.equal(r.status, 400, `before=${bad}: ${r.text}`);
+  }
+});
