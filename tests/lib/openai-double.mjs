@@ -15,6 +15,23 @@
 //   { hang: true }                                never answers (the socket stays open)
 // Requests that match no script get { text: 'Double answer …' }.
 import { createServer } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { before, after } from 'node:test';
+
+// For a stack suite: the double on AI_DOUBLE_PORT (where the test stack's AI provider points,
+// scripts/test.sh), started before the file's tests and closed after them. The handle's
+// `double` is the running double once the tests run.
+export function useStackAiDouble() {
+  const port = Number(process.env.AI_DOUBLE_PORT);
+  if (!port) throw new Error('AI_DOUBLE_PORT is not set: run through scripts/test.sh');
+  const handle = { double: null };
+  before(async () => { handle.double = await startOpenAiDouble({ port }); });
+  after(async () => { await handle.double?.close(); });
+  return handle;
+}
+
+// A text to put in a request so that the double's script and records find it.
+export const aiMarker = () => `m${randomBytes(6).toString('hex')}`;
 
 export async function startOpenAiDouble({ port = 0, host = '127.0.0.1' } = {}) {
   const requests = [];

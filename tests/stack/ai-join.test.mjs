@@ -5,22 +5,17 @@
 // that died) must not hand its id to anyone, or their GET /api/jobs/{id} answers 404 for
 // ever. The claimer's moment between claim and job is made long here by planting the mark
 // by hand, as a failing claimer leaves it; an OpenAI-compatible double is the provider.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 
 import { call, createRoom, newUser, redis } from '../lib/api.mjs';
 import { waitJob } from '../lib/jobs.mjs';
-import { startOpenAiDouble } from '../lib/openai-double.mjs';
+import { useStackAiDouble, aiMarker } from '../lib/openai-double.mjs';
 
-const PORT = Number(process.env.AI_DOUBLE_PORT);
-if (!PORT) throw new Error('AI_DOUBLE_PORT is not set: run through scripts/test.sh');
 
-let double;
-before(async () => { double = await startOpenAiDouble({ port: PORT }); });
-after(async () => { await double?.close(); });
-
-const marker = () => `m${randomBytes(6).toString('hex')}`;
+const ai = useStackAiDouble();
+const marker = aiMarker;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const ask = (token, room, kind, body = {}) => call('POST', `/api/rooms/${room.id}/ai/${kind}`, { token, body });
 const ghostId = () => randomBytes(8).toString('hex'); // a job id no job has
@@ -89,7 +84,7 @@ test('a pending mark whose job does not exist yet is not joined: when its claime
 test('a pending mark whose job appears meanwhile is joined with that job id', async () => {
   const { u, room } = await owner();
   const m = marker();
-  double.script(m, [{ text: 'the first asker\'s answer', delayMs: 1500 }]);
+  ai.double.script(m, [{ text: 'the first asker\'s answer', delayMs: 1500 }]);
   const body = { code: `int ${m};\n` };
   const first = await ask(u.token, room, 'hint', body);
   assert.equal(first.status, 202, first.text);
@@ -141,7 +136,7 @@ test('identical requests at once from two users at the edge of their rate limit:
   try {
     for (let round = 0; round < 6; round++) {
       const m = marker();
-      double.script(m, [{ text: `answer ${round}`, delayMs: 1500 }]);
+      ai.double.script(m, [{ text: `answer ${round}`, delayMs: 1500 }]);
       const body = { code: `int ${m};\n` };
       spent(a, LIMIT); // a may not start a job: each of its claims ends in 429
       spent(b, LIMIT - 1); // b may start exactly one

@@ -4,24 +4,18 @@
 // The local provider (compiler diagnostics) is reached by running the API as CGI with
 // AI_PROVIDER=local: the job carries its provider, and the stack's worker runs the checker
 // in its sandbox.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 
 import { call, cgi, createRoom, newUser, redis, roomEvents } from '../lib/api.mjs';
 import { waitJob } from '../lib/jobs.mjs';
-import { startOpenAiDouble } from '../lib/openai-double.mjs';
+import { useStackAiDouble, aiMarker } from '../lib/openai-double.mjs';
 
-const PORT = Number(process.env.AI_DOUBLE_PORT);
-if (!PORT) throw new Error('AI_DOUBLE_PORT is not set: run through scripts/test.sh');
 const MODEL = process.env.AI_MODEL;
 const KEY = process.env.AI_API_KEY;
 
-let double;
-before(async () => { double = await startOpenAiDouble({ port: PORT }); });
-after(async () => { await double?.close(); });
-
-const marker = () => `m${randomBytes(6).toString('hex')}`;
+const ai = useStackAiDouble();
+const marker = aiMarker;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const ask = (token, room, kind, body = {}) => call('POST', `/api/rooms/${room.id}/ai/${kind}`, { token, body });
 
@@ -50,7 +44,7 @@ test('a hint: queued job, one provider call with model, key and numbered code, a
   const { u, room } = await owner('c');
   const m = marker();
   const code = `#include <stdio.h>\nint main(void) { /* ${m} */\n  return 0;\n}\n`;
-  double.script(m, [{ text: 'Think about what main returns. Which line decides it?' }]);
+  ai.double.script(m, [{ text: 'Think about what main returns. Which line decides it?' }]);
   const r = await ask(u.token, room, 'hint', { code });
   assert.equal(r.status, 202, r.text);
   assert.deepEqual(Object.keys(r.json.job).sort(), ['id', 'kind', 'status']);
@@ -66,7 +60,7 @@ test('a hint: queued job, one provider call with model, key and numbered code, a
     text: 'Think about what main returns. Which line decides it?',
   });
 
-  const reqs = double.requestsFor(m);
+  const reqs = ai.double.requestsFor(m);
   assert.equal(reqs.length, 1);
   const q = reqs[0];
   assert.equal(q.method, 'POST');
@@ -115,7 +109,7 @@ test('the same request again is answered from the cache: 200 cached, no provider
   const r3 = await ask(u.token, room, 'review', body);
   assert.equal(r3.status, 200);
   await sleep(300);
-  assert.equal(double.requestsFor(m).length, 1);
+  assert.equal(ai.double.requestsFor(m).length, 1);
   const evs = await waitEvents(room.id, (e) => e.filter((x) => x.data.job_id === null).length === 2);
   const cachedEv = evs.find((e) => e.data.job_id === null);
   assert.equal(cachedEv.data.status, 'finished');
@@ -126,14 +120,14 @@ test('the same request again is answered from the cache: 200 cached, no provider
   assert.equal((await ask(u.token, room, 'review', { ...body, question: 'And now?' })).status, 202);
   assert.equal((await ask(u.token, room, 'hint', body)).status, 202);
   assert.equal((await ask(u.token, room, 'review', { ...body, code: body.code + '\n' })).status, 202);
-  await double.waitFor(m, 4);
+  await ai.double.waitFor(m, 4);
 });
 
 test('the shared cache tells no one that another room asked: a stranger gets a fresh-looking job, served without a second provider call', async () => {
   const a = await owner('c');
   const b = await owner('c'); // another user's private room
   const m = marker();
-  double.script(m, [{ text: 'Look at the loop bound.', delayMs: 200 }]);
+  ai.double.script(m, [{ text: 'Look at the loop bound.', delayMs: 200 }]);
   const body = { code: `int main(void) { /* ${m} */ return 0; }\n` };
   const ra = await ask(a.u.token, a.room, 'hint', body);
   assert.equal(ra.status, 202, ra.text);
@@ -158,7 +152,7 @@ test('the shared cache tells no one that another room asked: a stranger gets a f
   assert.equal(evs.at(-1).data.result.cached, false);
   assert.equal(evs.at(-1).data.result.provider_ms, undefined);
   // the provider was called once in all
-  assert.equal(double.requestsFor(m).length, 1);
+  assert.equal(ai.double.requestsFor(m).length, 1);
 
   // A asking again in A's room is a cache hit; so is B now, in B's room
   const again = await ask(a.u.token, a.room, 'hint', body);
@@ -169,7 +163,7 @@ test('the shared cache tells no one that another room asked: a stranger gets a f
   const againB = await ask(b.u.token, b.room, 'hint', body);
   assert.equal(againB.status, 200, againB.text);
   assert.equal(againB.json.cached, true);
-  assert.equal(double.requestsFor(m).length, 1);
+  assert.equal(ai.double.requestsFor(m).length, 1);
 });
 
 test('the code defaults to the room document and its language; a selection sends only its lines, numbered as in the file', async () => {
@@ -180,10 +174,10 @@ test('the code defaults to the room document and its language; a selection sends
   const r = await ask(u.token, room, 'review', {});
   assert.equal(r.status, 202, r.text);
   assert.equal((await waitJob(u.token, r.json.job.id)).status, 'finished');
-  let user = double.requestsFor(m).at(-1).body.messages[1].content;
+  let user = ai.double.requestsFor(m).at(-1).body.messages[1].content;
   assert.match(user, /Language: python\n/);
   assert.ok(user.includes(`   1 | import os\n   2 | # ${m}\n   3 | def f(x):\n`), user);
-  assert.match(double.requestsFor(m).at(-1).body.messages[0].content, /Security/);
+  assert.match(ai.double.requestsFor(m).at(-1).body.messages[0].content, /Security/);
 
   // lines 2 to 4: from the "#" of line 2 to the end of line 4 (code points)
   const from = doc.indexOf('#');
@@ -191,7 +185,7 @@ test('the code defaults to the room document and its language; a selection sends
   const r2 = await ask(u.token, room, 'hint', { selection: { from, to }, language: 'py', question: 'why +1?' });
   assert.equal(r2.status, 202, r2.text);
   assert.equal((await waitJob(u.token, r2.json.job.id)).status, 'finished');
-  user = double.requestsFor(m).at(-1).body.messages[1].content;
+  user = ai.double.requestsFor(m).at(-1).body.messages[1].content;
   assert.match(user, /starts at line 2/);
   assert.match(user, /Question from the user: why \+1\?/);
   assert.ok(user.includes(`   2 | # ${m}\n   3 | def f(x):\n   4 |     return x + 1\nCODE>>>`), user);
@@ -202,7 +196,7 @@ test('the code defaults to the room document and its language; a selection sends
   const r3 = await ask(u.token, room, 'hint', { code, selection: { from: code.indexOf('ñ'), to: code.indexOf('z') } });
   assert.equal(r3.status, 202);
   assert.equal((await waitJob(u.token, r3.json.job.id)).status, 'finished');
-  user = double.requestsFor(m).at(-1).body.messages[1].content;
+  user = ai.double.requestsFor(m).at(-1).body.messages[1].content;
   assert.ok(user.includes(`   2 | ñ = "${m}"\nCODE>>>`), user);
   assert.ok(!user.includes('é = 1'), user);
 });
@@ -213,7 +207,7 @@ test('concurrent identical requests make one provider call and share one job id'
   const inv = await call('GET', `/api/rooms/${room.id}`, { token: u.token });
   assert.equal((await call('POST', `/api/rooms/${room.id}/join`, { token: other.token, body: { invite: inv.json.room.invite } })).status, 200);
   const m = marker();
-  double.script(m, [{ text: 'one answer for all', delayMs: 1500 }]);
+  ai.double.script(m, [{ text: 'one answer for all', delayMs: 1500 }]);
   const body = { code: `int ${m};\n` };
   const rs = await Promise.all(Array.from({ length: 8 }, (_, i) => ask(i % 2 ? other.token : u.token, room, 'hint', body)));
   for (const r of rs) assert.equal(r.status, 202, r.text);
@@ -222,7 +216,7 @@ test('concurrent identical requests make one provider call and share one job id'
   const job = await waitJob(u.token, [...ids][0]);
   assert.equal(job.result.text, 'one answer for all');
   await sleep(300);
-  assert.equal(double.requestsFor(m).length, 1);
+  assert.equal(ai.double.requestsFor(m).length, 1);
   // and now it is cached
   const again = await ask(other.token, room, 'hint', body);
   assert.equal(again.status, 200);
@@ -232,7 +226,7 @@ test('concurrent identical requests make one provider call and share one job id'
 test('provider 429 with Retry-After, then success: the job waits as told and finishes', async () => {
   const { u, room } = await owner('c');
   const m = marker();
-  double.script(m, [
+  ai.double.script(m, [
     { status: 429, headers: { 'retry-after': '1' }, body: { error: { message: 'Rate limit reached' } } },
     { text: 'second time lucky' },
   ]);
@@ -240,7 +234,7 @@ test('provider 429 with Retry-After, then success: the job waits as told and fin
   const job = await waitJob(u.token, r.json.job.id);
   assert.equal(job.status, 'finished', JSON.stringify(job));
   assert.equal(job.result.text, 'second time lucky');
-  const reqs = double.requestsFor(m);
+  const reqs = ai.double.requestsFor(m);
   assert.equal(reqs.length, 2);
   assert.ok(reqs[1].at - reqs[0].at >= 900, `retried after ${reqs[1].at - reqs[0].at} ms`);
 });
@@ -249,19 +243,19 @@ test('provider 500: retried with backoff, then a failed job naming the status an
   const { u, room } = await owner('c');
   const m = marker();
   const boom = { status: 500, body: { error: { message: 'upstream exploded' } } };
-  double.script(m, [boom, boom, boom]);
+  ai.double.script(m, [boom, boom, boom]);
   const r = await ask(u.token, room, 'hint', { code: `// ${m}\n` });
   const job = await waitJob(u.token, r.json.job.id);
   assert.equal(job.status, 'failed');
   assert.match(job.error, /AI provider answered HTTP 500: upstream exploded \(3 attempts\)/);
   assert.equal(job.result, undefined);
-  const reqs = double.requestsFor(m);
+  const reqs = ai.double.requestsFor(m);
   assert.equal(reqs.length, 3);
   assert.ok(reqs[1].at - reqs[0].at >= 300 && reqs[2].at - reqs[1].at >= reqs[1].at - reqs[0].at - 200);
   const evs = await waitEvents(room.id, (e) => e.some((x) => x.data.status === 'failed'));
   assert.match(evs.find((e) => e.data.status === 'failed').data.error, /HTTP 500/);
   // a failure is not cached and leaves no pending mark: asking again makes a new job
-  double.script(m, [boom, { text: 'recovered' }]);
+  ai.double.script(m, [boom, { text: 'recovered' }]);
   const r2 = await ask(u.token, room, 'hint', { code: `// ${m}\n` });
   assert.equal(r2.status, 202);
   assert.notEqual(r2.json.job.id, r.json.job.id);
@@ -273,7 +267,7 @@ test('provider 500: retried with backoff, then a failed job naming the status an
 test('a provider that hangs past AI_TIMEOUT_MS: one attempt, a failed job saying so', async () => {
   const { u, room } = await owner('c');
   const m = marker();
-  double.script(m, [{ hang: true }]);
+  ai.double.script(m, [{ hang: true }]);
   const t0 = Date.now();
   const r = await ask(u.token, room, 'hint', { code: `// ${m}\n` });
   const job = await waitJob(u.token, r.json.job.id);
@@ -281,7 +275,7 @@ test('a provider that hangs past AI_TIMEOUT_MS: one attempt, a failed job saying
   assert.match(job.error, /did not answer within 2\.0 s/);
   const took = Date.now() - t0;
   assert.ok(took >= 1900 && took < 8000, `took ${took} ms`);
-  assert.equal(double.requestsFor(m).length, 1);
+  assert.equal(ai.double.requestsFor(m).length, 1);
 });
 
 test('malformed, empty and refused answers fail the job with a clear message, without retries', async () => {
@@ -296,13 +290,13 @@ test('malformed, empty and refused answers fail the job with a clear message, wi
   ];
   for (const [answer, want] of cases) {
     const m = marker();
-    double.script(m, [answer]);
+    ai.double.script(m, [answer]);
     const r = await ask(u.token, room, 'review', { code: `// ${m}\n` });
     assert.equal(r.status, 202);
     const job = await waitJob(u.token, r.json.job.id);
     assert.equal(job.status, 'failed', JSON.stringify(answer));
     assert.match(job.error, want);
-    assert.equal(double.requestsFor(m).length, 1, JSON.stringify(answer));
+    assert.equal(ai.double.requestsFor(m).length, 1, JSON.stringify(answer));
   }
 });
 
@@ -310,7 +304,7 @@ test('hostile provider text stays text: stored and broadcast as a JSON string, w
   const { u, room } = await owner('javascript');
   const m = marker();
   const evil = '<img src=x onerror=alert(1)>\u001b[2J"}],"x":{"\r\nline\u0000after';
-  double.script(m, [{ text: evil }]);
+  ai.double.script(m, [{ text: evil }]);
   const r = await ask(u.token, room, 'hint', { code: `// ${m}\n` });
   const job = await waitJob(u.token, r.json.job.id);
   assert.equal(job.status, 'finished');
@@ -479,7 +473,7 @@ test('who may ask: members and viewers yes, strangers to private rooms no, publi
   assert.equal((await ask(null, room, 'hint', { code: 'x' })).status, 401);
   assert.equal((await ask(u.token, { id: 'nosuchroom1' }, 'hint', { code: 'x' })).status, 404);
   await sleep(200);
-  assert.equal(double.requestsFor(`${m} stranger`).length, 0);
+  assert.equal(ai.double.requestsFor(`${m} stranger`).length, 0);
 
   const pub = await createRoom(u.token, { language: 'python', visibility: 'public' });
   const p = await ask(stranger.token, pub, 'review', { code: `# ${m} public\n` });
