@@ -37,7 +37,8 @@
 #define AI_PENDING_TTL_S 300	  /* past a job's worst case: 3 attempts of 30 s, waits, queueing */
 #define AI_CLAIM_TTL_MS 10000	  /* a claim whose job was never created, should its writer die */
 #define AI_CLAIM_ROUNDS 10	  /* marks of jobs that are over taken over at most this often */
-#define AI_JOIN_WAIT_MS 3000	  /* the longest wait for a claimed job to be created */
+#define AI_JOIN_WAIT_MS 1000	  /* the longest wait for a claimed job to be created: short, it
+				   * holds an API process (normally a few ms) */
 #define AI_JOIN_NAP_MS 50	  /* the longest pause between two looks at such a claim */
 #define AI_CACHED_LIMIT_FACTOR 10 /* cached answers: a separate, looser per-minute bound */
 #define AI_JOB_ID_LEN 16

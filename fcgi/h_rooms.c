@@ -513,9 +513,11 @@ void h_room_delete(struct api_ctx *c)
 	cJSON_AddStringToObject(ev, "id", c->params[0]);
 	/* the history goes a while after the event that ends the room's streams: one catching
 	 * up from it (a gap on the channel, a reconnect) still reads `deleted` */
-	if (emit_room_event(c, c->params[0], ev) < 0 ||
-	    store_room_events_expire(c->store, c->params[0], ROOM_EVENTS_AFTER_DELETE_S) != STORE_OK)
-		log_warn("room %s: deleted, but its event history may be left without an expiry",
+	int emitted = emit_room_event(c, c->params[0], ev);
+	/* the expiry whether or not the event went out: a history from before stays otherwise */
+	if (store_room_events_expire(c->store, c->params[0], ROOM_EVENTS_AFTER_DELETE_S) != STORE_OK ||
+	    emitted < 0)
+		log_warn("room %s: deleted, but its `deleted` event or its history's expiry failed",
 			 c->params[0]);
 	api_no_content(c);
 }

@@ -730,9 +730,9 @@ static void catchup_cb(struct hub *h, redisReply *rep, void *priv)
 	struct room_evid newest, page_from = s->cur.last;
 	if (n == 0 && s->pinned && rep->elements > 4 && entry_id(rep->element[4], &newest) == 0 &&
 	    room_evid_cmp(s->cur.last, newest) > 0) {
-		/* extension event: the client's position lies past everything the history holds (an
-		 * id this room never gave, or entries lost with a Redis node): the client starts
-		 * over from the newest event, which is where its stream now stands */
+		/* extension event: the client's position lies past everything the history holds
+		 * (an id this room never gave, or entries lost with a Redis node and nothing newer):
+		 * the client starts over from the newest event, where its stream now stands */
 		char id[ROOM_EVID_MAX];
 		room_evid_format(newest, id);
 		s->cur.last = newest;

@@ -5,7 +5,7 @@
 -- many entries the history has dropped (trimmed) so far, so a client starting from the very
 -- beginning (last_event_id=0) learns that the beginning is gone. An empty page carries the
 -- newest entry as well, so that a client whose position lies past everything the history
--- holds (an id this room never gave, or entries lost with a Redis node) is told to start over.
+-- holds (an id this room never gave, or entries lost with a Redis node while nothing newer came) is told to start over.
 local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
 if ARGV[1] == '' then
   return {first, redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1), 1}

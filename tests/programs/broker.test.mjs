@@ -379,9 +379,7 @@ test('a position past the history gets resync unknown_position at once, then liv
   const curl = curlSse(`${broker.base}/events/rooms/${room}?ticket=${t}`, { 'Last-Event-ID': MAX });
   const ws = wsClient(`ws://127.0.0.1:${broker.port}/events/rooms/${room}/ws?ticket=${t}&last_event_id=${MAX}`);
   const future = curlSse(`${broker.base}/events/rooms/${room}?ticket=${t}&last_event_id=99999999999999-7`);
-  const t0 = Date.now();
-  const j = await poll(room, MAX, t); // BROKER_POLL_TIMEOUT_MS is 1500
-  assert.ok(Date.now() - t0 < 1000, `long-poll answered after ${Date.now() - t0} ms`);
+  const j = await poll(room, MAX, t); // told at once; one not told waits out BROKER_POLL_TIMEOUT_MS with nothing
   assert.equal(j.events.length, 1, JSON.stringify(j.events));
   assert.ok(isTold(j.events[0]), JSON.stringify(j.events));
   assert.equal(j.last_event_id, j.events[0].id);

@@ -84,7 +84,8 @@ test('a pending mark whose job does not exist yet is not joined: when its claime
 test('a pending mark whose job appears meanwhile is joined with that job id', async () => {
   const { u, room } = await owner();
   const m = marker();
-  ai.double.script(m, [{ text: 'the first asker\'s answer', delayMs: 1500 }]);
+  // long at the provider: the job's record is set aside for 300 ms of it, well before it ends
+  ai.double.script(m, [{ text: 'the first asker\'s answer', delayMs: 5000 }]);
   const body = { code: `int ${m};\n` };
   const first = await ask(u.token, room, 'hint', body);
   assert.equal(first.status, 202, first.text);
@@ -118,7 +119,7 @@ test('a claim whose job never comes (its claimer died): 503 ai_busy with Retry-A
   assert.equal(r.status, 503, r.text);
   assert.equal(r.json.error, 'ai_busy');
   assert.equal(r.headers.get('retry-after'), '1');
-  assert.ok(took >= 2500 && took < 6000, `answered after ${took} ms`);
+  assert.ok(took >= 800 && took < 5000, `answered after ${took} ms`); // AI_JOIN_WAIT_MS is 1 s
   // once the dead claim expires, the request is queued as a new one
   redis('DEL', pending);
   const again = await ask(u.token, room, 'review', body);
@@ -142,7 +143,8 @@ test('identical requests at once from two users at the edge of their rate limit:
       spent(b, LIMIT - 1); // b may start exactly one
       const rs = await Promise.all(Array.from({ length: 24 }, (_, i) => ask(i % 2 ? b.token : a.token, room, 'hint', body)));
       const got = rs.map((r) => `${r.status} ${r.json?.error ?? r.json?.job?.id ?? ''}`);
-      for (const r of rs) assert.ok([202, 429].includes(r.status), `round ${round}: ${got}`);
+      // 200: a request that came once the job had answered (a slow machine) gets the answer
+      for (const r of rs) assert.ok([200, 202, 429].includes(r.status), `round ${round}: ${got}`);
       const round202 = new Set(rs.filter((r) => r.status === 202).map((r) => r.json.job.id));
       for (const id of round202) await jobExists(a.token, id);
       assert.equal(round202.size, 1, `round ${round}: one job, b's: ${got}`);
