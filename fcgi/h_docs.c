@@ -484,21 +484,17 @@ void h_history(struct api_ctx *c)
 {
 	if (require_reader(c) < 0)
 		return;
-	/* paging (docs/API.md): ?limit=1..200 (200), ?before=<revision>; -1: no before */
+	/* paging (docs/API.md): ?limit=1..200 (200), ?before=<revision> (1 or more: no page
+	 * names 0 as its next, a page ending at revision 0 says null) */
 	long long limit, before;
 	if (api_query_int(c, "limit", 1, 200, 200, &limit) < 0 ||
-	    api_query_int(c, "before", 0, 1LL << 50, -1, &before) < 0)
+	    api_query_int(c, "before", 1, 1LL << 50, 0, &before) < 0)
 		return;
 	struct doc_save *saves = NULL;
 	int n = 0;
-	/* nothing is saved below revision 0 (the store reads 0 as "no bound"): an empty page.
-	 * No page names 0 as its next; older servers did, and their clients send it. */
-	enum store_status st = STORE_OK;
-	if (before != 0)
-		/* the saves may lag behind by a moment: a replica may answer (docs/SCALING.md) */
-		st = STORE_MAY_LAG(c->store,
-				   store_doc_history_list(c->store, c->params[0], (int)limit,
-							  before < 0 ? 0 : before, &saves, &n));
+	/* the saves may lag behind by a moment: a replica may answer (docs/SCALING.md) */
+	enum store_status st = STORE_MAY_LAG(
+		c->store, store_doc_history_list(c->store, c->params[0], (int)limit, before, &saves, &n));
 	if (st != STORE_OK) {
 		api_fail_why(c, st);
 		return;

@@ -84,8 +84,9 @@ test('a pending mark whose job does not exist yet is not joined: when its claime
 test('a pending mark whose job appears meanwhile is joined with that job id', async () => {
   const { u, room } = await owner();
   const m = marker();
-  // long at the provider: the job's record is set aside for 300 ms of it, well before it ends
-  ai.double.script(m, [{ text: 'the first asker\'s answer', delayMs: 5000 }]);
+  // at the provider for 1.8 s (the test stack's AI_TIMEOUT_MS is 2 s): the job's record is
+  // set aside for 300 ms of it, right after it is seen running
+  ai.double.script(m, [{ text: 'the first asker\'s answer', delayMs: 1800 }]);
   const body = { code: `int ${m};\n` };
   const first = await ask(u.token, room, 'hint', body);
   assert.equal(first.status, 202, first.text);
@@ -93,7 +94,7 @@ test('a pending mark whose job appears meanwhile is joined with that job id', as
   const pending = `cc:room:{${room.id}}:ai:pending:${key}`;
   // the same job's mark, back to a claim of a job not created yet: the request waits for it
   const hash = `cc:{jobs}:job:${first.json.job.id}`;
-  await waitJob(u.token, first.json.job.id, { until: (j) => j.status === 'running' }); // at the provider for 1.5 s
+  await waitJob(u.token, first.json.job.id, { until: (j) => j.status === 'running' }); // at the provider for 1.8 s
   redis('RENAME', hash, `${hash}:aside`);
   const asking = ask(u.token, room, 'hint', body);
   await sleep(300);
