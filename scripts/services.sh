@@ -157,6 +157,10 @@ oneshot() { # name log command...: log ">file" (output and errors, the file anew
   local rc log=$2
   oneshot_name=$1
   shift 2
+  # A stop's trap can run between the launch and the line that notes its pid: it then
+  # finds the command by $! (svc_stop_oneshot), which bash sets at the launch itself.
+  oneshot_prev=${!:-}
+  oneshot_starting=1
   # 9>&-: not the lock's descriptor (svc_lock)
   case "$log" in
     '>>'*) "$@" >>"${log#>>}" 2>&1 9>&- & ;;
@@ -164,6 +168,7 @@ oneshot() { # name log command...: log ">file" (output and errors, the file anew
     *) "$@" 9>&- & ;;
   esac
   oneshot_pid=$!
+  oneshot_starting=""
   svc_note "$oneshot_pid"
   # A `wait` that a trapped signal ended leaves the command there (running or a zombie):
   # wait again (a stop's trap never comes back here; this is for any other trapped signal).
@@ -183,11 +188,18 @@ oneshot() { # name log command...: log ">file" (output and errors, the file anew
   return "$rc"
 }
 # The stop's first step: the one-time command under way, if any, gets SIGTERM, then SIGKILL
-# after STOP_STARTING_S. 0 when there was one (oneshot_name says which), 1 otherwise.
+# after STOP_STARTING_S. 0 when there was one (oneshot_name says which, oneshot_stopped its
+# pid), 1 otherwise.
 svc_stop_oneshot() {
   local p=$oneshot_pid
+  # launched, its pid not noted yet: the newest background process is the command
+  if [ -z "$p" ] && [ -n "${oneshot_starting:-}" ] && [ "${!:-}" != "${oneshot_prev:-}" ]; then
+    p=$!
+  fi
+  oneshot_starting=""
   [ -n "$p" ] || return 1
   oneshot_pid=""
+  oneshot_stopped=$p
   svc_kill TERM "$p"
   gone_or_kill "$p" "$STOP_STARTING_S" "$oneshot_name"
   return 0

@@ -97,18 +97,34 @@ test('a stop signal during a one-time command runs its trap at once; the command
   const dir = tempDir('cc-oneshot-');
   const log = join(dir, 'oneshot.log');
   // the signal once the command has written both lines (a fixed delay could come first)
-  const r = services(`trap 'say "stopping (command pid $oneshot_pid)"; svc_stop_oneshot && say "ended $oneshot_name"; exit 0' TERM
+  const r = services(`trap 'svc_stop_oneshot && say "ended $oneshot_name (pid $oneshot_stopped)"; exit 0' TERM
 ( n=0; until grep -q to-stderr "${log}" 2>/dev/null || [ $n -ge 200 ]; do sleep 0.05; n=$((n + 1)); done; kill -TERM $$ ) &
 oneshot "the sleeper" ">${log}" sh -c 'echo started; echo to-stderr >&2; exec sleep 30'
 say "not reached"`);
   assert.equal(r.status, 0, r.stderr);
   assert.ok(r.ms < 10000, `the trap ran at once, not after the command (${r.ms} ms)`);
-  const pid = Number(/stopping \(command pid (\d+)\)/.exec(r.stdout)?.[1]);
+  const pid = Number(/^say: ended the sleeper \(pid (\d+)\)$/m.exec(r.stdout)?.[1]);
   assert.ok(pid > 0, r.stdout);
-  assert.match(r.stdout, /^say: ended the sleeper$/m);
   assert.doesNotMatch(r.stdout, /not reached/);
   assert.ok(!alive(pid), 'the command is gone');
   assert.equal(readFileSync(log, 'utf8'), 'started\nto-stderr\n', 'its output and errors in its log, nothing of the stop');
+});
+
+// The stop's signal as early as can be: the command itself sends it on its first step, so
+// the trap often runs before oneshot has noted the pid (it then finds the command by $!).
+test('a stop signal right at a one-time command\'s launch still ends the command', () => {
+  for (let i = 0; i < 20; i++) {
+    const dir = tempDir('cc-oneshot-');
+    const pidFile = join(dir, 'pid');
+    const r = services(`trap 'svc_stop_oneshot && say "ended $oneshot_name (pid $oneshot_stopped)"; exit 0' TERM
+oneshot "the early one" "" sh -c 'echo $$ >"${pidFile}"; kill -TERM ${'$'}PPID; exec sleep 30'
+say "not reached"`);
+    assert.equal(r.status, 0, r.stderr);
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    assert.match(r.stdout, new RegExp(`^say: ended the early one \\(pid ${pid}\\)$`, 'm'), `round ${i}: ${r.stdout}`);
+    assert.ok(r.ms < 10000, `round ${i}: the trap ran at once (${r.ms} ms)`);
+    assert.ok(!alive(pid), `round ${i}: the command is gone`);
+  }
 });
 
 test('a one-time command that ends by itself: its exit status, its log anew (">file") or added to (">>file"), or the script\'s own output', () => {
