@@ -63,6 +63,9 @@ int api_config_load(struct api_config *cfg, char *err, size_t errlen)
 		{"JOB_ROOM_BACKLOG_MAX", 30, 1, 10000000, &cfg->job_room_backlog_max},
 		{"JOB_USER_BACKLOG_MAX", 20, 1, 10000000, &cfg->job_user_backlog_max},
 		{"JOB_QUEUE_MAX", 2000, 1, 10000000, &cfg->job_queue_max},
+		/* anyone with an invite link may join: the bound of a room's member list and of
+		 * the answers that list it (docs/CONVENTIONS.md §3); a join past it: 409 room_full */
+		{"ROOM_MEMBERS_MAX", 1000, 1, 1000000, &cfg->room_members_max},
 		{"METRICS_PORT", 0, 0, 65535, &cfg->metrics_port},
 		{"BROKER_PORT", 8081, 1, 65535, &cfg->broker_port},
 	};
@@ -473,6 +476,26 @@ int api_query(struct api_ctx *c, const char *name, char *out, size_t outlen)
 			memcpy(out, val, vlen);
 			out[vlen] = '\0';
 			return 1;
+		}
+		q += plen;
+		if (*q == '&')
+			q++;
+	}
+	return 0;
+}
+
+int api_query_once(struct api_ctx *c, const char *name)
+{
+	size_t nlen = strlen(name);
+	const char *q = c->req->query ? c->req->query : "";
+	int seen = 0;
+	while (*q) {
+		size_t plen = strcspn(q, "&");
+		if (plen >= nlen && strncmp(q, name, nlen) == 0 && (plen == nlen || q[nlen] == '=') &&
+		    seen++) {
+			api_error(c, 400, "invalid_request", "the %s parameter is given more than once",
+				  name);
+			return -1;
 		}
 		q += plen;
 		if (*q == '&')

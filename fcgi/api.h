@@ -32,6 +32,7 @@ struct api_config {
 	long job_room_backlog_max;   /* JOB_ROOM_BACKLOG_MAX: jobs waiting in one room's line */
 	long job_user_backlog_max;   /* JOB_USER_BACKLOG_MAX: jobs one user has waiting */
 	long job_queue_max;          /* JOB_QUEUE_MAX: jobs waiting in all lines */
+	long room_members_max;       /* ROOM_MEMBERS_MAX: members of one room, the owner too */
 	long metrics_port;           /* METRICS_PORT: GET /metrics answers there only; 0 none */
 	const char *metrics_file;    /* API_METRICS_FILE: the processes' shared counters */
 	const char *stream_origin;   /* STREAM_ORIGIN: "auto", an origin, or "" / "off" */
@@ -111,6 +112,9 @@ int api_iso_time(long long ms, char out[40]);
  * -1 answered (400 invalid_request: longer than outlen - 1, or a byte outside
  * [A-Za-z0-9._-], which no value the API takes needs). */
 int api_query(struct api_ctx *c, const char *name, char *out, size_t outlen);
+/* 0 when the query parameter `name` is given at most once; -1 answered (400
+ * invalid_request) when it is repeated, for an endpoint that refuses to pick one. */
+int api_query_once(struct api_ctx *c, const char *name);
 /* An integer query parameter in [min, max], *v = def when absent: 0, or -1 answered (400
  * invalid_request naming the parameter and its bounds). */
 int api_query_int(struct api_ctx *c, const char *name, long long min, long long max,

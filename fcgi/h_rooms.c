@@ -1,5 +1,6 @@
 /* Rooms: create, list, get, patch, delete, join, and members with their roles. */
 #include <errno.h>
+#include <limits.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -317,6 +318,17 @@ void h_room_list(struct api_ctx *c)
 	api_json(c, 200, o);
 }
 
+/* One member as the API shows them. */
+static cJSON *member_json(const struct store_member *m)
+{
+	cJSON *e = cJSON_CreateObject();
+	cJSON *u = cJSON_AddObjectToObject(e, "user");
+	cJSON_AddNumberToObject(u, "id", (double)m->id);
+	cJSON_AddStringToObject(u, "username", m->username);
+	cJSON_AddStringToObject(e, "role", m->role);
+	return e;
+}
+
 /* The members as the API shows them, NULL answered. */
 static cJSON *members_json(struct api_ctx *c, const char *room)
 {
@@ -328,14 +340,8 @@ static cJSON *members_json(struct api_ctx *c, const char *room)
 		return NULL;
 	}
 	cJSON *arr = cJSON_CreateArray();
-	for (int i = 0; i < n; i++) {
-		cJSON *e = cJSON_CreateObject();
-		cJSON *u = cJSON_AddObjectToObject(e, "user");
-		cJSON_AddNumberToObject(u, "id", (double)m[i].id);
-		cJSON_AddStringToObject(u, "username", m[i].username);
-		cJSON_AddStringToObject(e, "role", m[i].role);
-		cJSON_AddItemToArray(arr, e);
-	}
+	for (int i = 0; i < n; i++)
+		cJSON_AddItemToArray(arr, member_json(&m[i]));
 	free(m);
 	return arr;
 }
@@ -594,7 +600,13 @@ void h_room_join(struct api_ctx *c)
 		if (join_decide(c, &r, &v[0], removed, &by_code) < 0)
 			return;
 		int joined = 0;
-		st = store_room_join(c->store, c->params[0], c->user.user_id, by_code, &joined);
+		st = store_room_join(c->store, c->params[0], c->user.user_id, by_code,
+				     c->cfg->room_members_max, &joined);
+		if (st == STORE_TOO_LARGE) {
+			api_error(c, 409, "room_full", "this room has reached its limit of %ld members",
+				  c->cfg->room_members_max);
+			return;
+		}
 		if (room_answered(c, st) < 0)
 			return;
 		if (!joined)
@@ -631,10 +643,48 @@ void h_room_members(struct api_ctx *c)
 	struct store_room r;
 	if (load_visible_room(c, &r) < 0)
 		return;
-	cJSON *members = members_json(c, c->params[0]);
-	if (!members)
+	/* paging (docs/API.md): ?limit=1..500 (500), ?after=<user id, a previous page's next>;
+	 * neither: every member, as before there were pages. A parameter given twice is refused
+	 * rather than read one way here and another way by a cache or proxy in front. */
+	long long limit, after;
+	char text[24];
+	int has_limit, has_after;
+	if (api_query_once(c, "limit") < 0 || api_query_once(c, "after") < 0 ||
+	    (has_limit = api_query(c, "limit", text, sizeof text)) < 0 ||
+	    (has_after = api_query(c, "after", text, sizeof text)) < 0 ||
+	    api_query_int(c, "limit", 1, 500, 500, &limit) < 0 ||
+	    api_query_int(c, "after", 1, LLONG_MAX, 0, &after) < 0)
 		return;
-	answer_with(c, "members", members);
+	if (!has_limit && !has_after) {
+		cJSON *members = members_json(c, c->params[0]);
+		if (!members)
+			return;
+		answer_with(c, "members", members);
+		return;
+	}
+	struct store_member *m;
+	int n, more;
+	enum store_status st =
+		store_room_members_page(c->store, c->params[0], after, (int)limit, &m, &n, &more);
+	if (st == STORE_INVALID) {
+		api_error(c, 400, "invalid_request",
+			  "after names no member of this room (any more): start from the first page");
+		return;
+	}
+	if (st != STORE_OK) {
+		api_fail_why(c, st);
+		return;
+	}
+	cJSON *o = cJSON_CreateObject();
+	cJSON *arr = cJSON_AddArrayToObject(o, "members");
+	for (int i = 0; i < n; i++)
+		cJSON_AddItemToArray(arr, member_json(&m[i]));
+	if (more && n > 0)
+		cJSON_AddNumberToObject(o, "next", (double)m[n - 1].id);
+	else
+		cJSON_AddNullToObject(o, "next");
+	free(m);
+	api_json(c, 200, o);
 }
 
 /* Target user id from the second path segment; -1 answered 404 when not a number or out of

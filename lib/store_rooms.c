@@ -264,6 +264,66 @@ enum store_status store_room_members(struct store *s, const char *room,
 	return STORE_OK;
 }
 
+/* The page's rows are the members whose place in the order (owner first, then by joining
+ * time and id) comes after that of `after`; one row more than the page tells whether more
+ * follow. A member that left between two pages has no place: the client starts over. */
+enum store_status store_room_members_page(struct store *s, const char *room, long long after,
+					  int limit, struct store_member **out, int *n, int *more)
+{
+	*out = NULL;
+	*n = 0;
+	*more = 0;
+	char aid[32], lim[16];
+	snprintf(aid, sizeof aid, "%lld", after);
+	snprintf(lim, sizeof lim, "%d", limit + 1);
+	const char *params[] = {room, after > 0 ? aid : NULL, lim};
+	PGresult *r;
+	enum store_status st = store_sql(
+		s, &r, NULL,
+		"WITH a AS (SELECT role <> 'owner' AS o, joined_at, user_id FROM room_members "
+		"WHERE room_id = $1 AND user_id = $2::bigint) "
+		"SELECT u.id, u.username, m.role, (SELECT count(*) FROM a) FROM room_members m "
+		"JOIN users u ON u.id = m.user_id WHERE m.room_id = $1 AND ($2::bigint IS NULL OR "
+		"(m.role <> 'owner', m.joined_at, m.user_id) > (SELECT o, joined_at, user_id FROM a)) "
+		"ORDER BY (m.role = 'owner') DESC, m.joined_at, u.id LIMIT $3::int",
+		3, params);
+	if (st != STORE_OK)
+		return st;
+	int rows = PQntuples(r);
+	if (after > 0 && rows == 0) {
+		/* no row to say whether `after` was found: ask */
+		PQclear(r);
+		char role[STORE_ROLE_MAX];
+		st = store_member_role(s, room, aid, role);
+		if (st != STORE_OK)
+			return st;
+		return role[0] ? STORE_OK
+			       : store_fail(s, STORE_INVALID, "after names no member of this room");
+	}
+	if (after > 0 && strcmp(PQgetvalue(r, 0, 3), "1") != 0) {
+		PQclear(r);
+		return store_fail(s, STORE_INVALID, "after names no member of this room");
+	}
+	if (rows > limit) {
+		rows = limit;
+		*more = 1;
+	}
+	struct store_member *v = rows ? calloc((size_t)rows, sizeof *v) : NULL;
+	if (rows && !v) {
+		PQclear(r);
+		return store_fail(s, STORE_ERROR, "out of memory");
+	}
+	for (int i = 0; i < rows; i++) {
+		v[i].id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+		snprintf(v[i].username, sizeof v[i].username, "%s", PQgetvalue(r, i, 1));
+		snprintf(v[i].role, sizeof v[i].role, "%s", PQgetvalue(r, i, 2));
+	}
+	PQclear(r);
+	*out = v;
+	*n = rows;
+	return STORE_OK;
+}
+
 enum store_status store_member_role(struct store *s, const char *room, const char *member,
 				    char role[STORE_ROLE_MAX])
 {
@@ -368,24 +428,28 @@ enum store_status store_room_removal_gen(struct store *s, const char *room, long
 	return STORE_OK;
 }
 
-/* The room row is locked first (FOR SHARE) so that the owner's removal, a rotation and the
- * switch (which lock it for update) are wholly before or wholly after this: the insert's
- * snapshot, taken after the lock, sees a removal that committed while we waited, and a
- * join can never put back a membership a removal just took. The conditions of the API's
- * decision are repeated in SQL. */
+/* The room row is locked first (FOR NO KEY UPDATE) so that the owner's removal, a rotation
+ * and the switch (which lock it for update) and other joins are wholly before or wholly
+ * after this: the insert's snapshot, taken after the lock, sees a removal or a member that
+ * committed while we waited, so a join can never put back a membership a removal just took,
+ * and two joins can never both take the room's last place (docs/CONVENTIONS.md §3: the
+ * member list is bounded by max_members). The conditions of the API's decision are repeated
+ * in SQL. */
 enum store_status store_room_join(struct store *s, const char *room, long long user,
-				  long long by_code, int *joined)
+				  long long by_code, long max_members, int *joined)
 {
-	char uid[32], gen[24];
+	char uid[32], gen[24], max[24];
 	*joined = 0;
 	snprintf(uid, sizeof uid, "%lld", user);
 	snprintf(gen, sizeof gen, "%lld", by_code);
+	snprintf(max, sizeof max, "%ld", max_members);
 	enum store_status st = store_begin(s);
 	if (st != STORE_OK)
 		return st;
 	const char *lock_params[] = {room};
 	PGresult *r;
-	st = store_sql(s, &r, NULL, "SELECT 1 FROM rooms WHERE id = $1 FOR SHARE", 1, lock_params);
+	st = store_sql(s, &r, NULL, "SELECT 1 FROM rooms WHERE id = $1 FOR NO KEY UPDATE", 1,
+		       lock_params);
 	if (st != STORE_OK) {
 		store_rollback(s);
 		return st;
@@ -396,10 +460,15 @@ enum store_status store_room_join(struct store *s, const char *room, long long u
 		store_rollback(s);
 		return store_fail(s, STORE_NOT_FOUND, "no room with id %s", room);
 	}
-	const char *params[] = {room, uid, by_code >= 0 ? gen : NULL};
+	const char *params[] = {room, uid, by_code >= 0 ? gen : NULL, max};
+	/* full: the members as the statement's snapshot has them (without its own insert) are
+	 * at the bound, and the user is not among them */
 	st = store_sql(s, &r, NULL,
-		       "WITH ins AS (INSERT INTO room_members (room_id, user_id, role) "
-		       "SELECT r.id, $2, 'editor' FROM rooms r WHERE r.id = $1 AND CASE "
+		       "WITH cur AS (SELECT count(*) AS n, count(*) FILTER (WHERE user_id = $2) AS me "
+		       "FROM room_members WHERE room_id = $1), "
+		       "ins AS (INSERT INTO room_members (room_id, user_id, role) "
+		       "SELECT r.id, $2, 'editor' FROM rooms r, cur WHERE r.id = $1 "
+		       "AND cur.n < $4::bigint AND CASE "
 		       "WHEN $3::bigint IS NULL THEN r.visibility = 'public' AND NOT EXISTS "
 		       "(SELECT 1 FROM room_removals x WHERE x.room_id = r.id AND x.user_id = $2) "
 		       "ELSE r.invite_enabled AND r.invite_gen = $3 AND NOT EXISTS "
@@ -408,14 +477,20 @@ enum store_status store_room_join(struct store *s, const char *room, long long u
 		       "ON CONFLICT DO NOTHING RETURNING room_id), "
 		       "del AS (DELETE FROM room_removals WHERE room_id = $1 AND user_id = $2 "
 		       "AND EXISTS (SELECT 1 FROM ins)) "
-		       "SELECT count(*) FROM ins",
-		       3, params);
+		       "SELECT (SELECT count(*) FROM ins), cur.n >= $4::bigint AND cur.me = 0 FROM cur",
+		       4, params);
 	if (st != STORE_OK) {
 		store_rollback(s);
 		return st;
 	}
 	int n = strcmp(PQgetvalue(r, 0, 0), "1") == 0;
+	int full = !n && strcmp(PQgetvalue(r, 0, 1), "t") == 0;
 	PQclear(r);
+	if (full) {
+		store_rollback(s);
+		return store_fail(s, STORE_TOO_LARGE, "this room has reached its limit of %ld members",
+				  max_members);
+	}
 	st = store_commit(s);
 	if (st == STORE_OK)
 		*joined = n;

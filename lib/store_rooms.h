@@ -72,6 +72,11 @@ enum store_status store_room_visibility(struct store *s, const char *room, char 
 /* Members, the owner first, then by joining time (caller free()s *out). */
 enum store_status store_room_members(struct store *s, const char *room,
 				     struct store_member **out, int *n);
+/* One page of them in the same order: at most limit (> 0), after the member `after` (0: from
+ * the start). *more: members follow this page. STORE_INVALID when after is not a member
+ * (any more). Caller free()s *out. */
+enum store_status store_room_members_page(struct store *s, const char *room, long long after,
+					  int limit, struct store_member **out, int *n, int *more);
 /* A member's role: STORE_OK with role ("" when not a member). member: the id as text. */
 enum store_status store_member_role(struct store *s, const char *room, const char *member,
 				    char role[STORE_ROLE_MAX]);
@@ -88,9 +93,11 @@ enum store_status store_room_removal_gen(struct store *s, const char *room, long
 					 long long *gen);
 /* Makes the user an editor if the room still admits them: by_code = the invite generation
  * the code was checked against, or -1 for the public path. STORE_OK with *joined (0: the
- * room changed meanwhile, or they are a member already); STORE_NOT_FOUND. */
+ * room changed meanwhile, or they are a member already); STORE_NOT_FOUND; STORE_TOO_LARGE
+ * when the room has max_members members already and the user is not one of them
+ * (ROOM_MEMBERS_MAX, the owner counted). */
 enum store_status store_room_join(struct store *s, const char *room, long long user,
-				  long long by_code, int *joined);
+				  long long by_code, long max_members, int *joined);
 
 /* The member cache entry of the user (role NULL: none). STORE_OK or
  * STORE_REDIS_UNAVAILABLE (logged). */

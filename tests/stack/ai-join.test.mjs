@@ -47,6 +47,18 @@ async function jobExists(token, id, ms = 3000) {
   }
 }
 
+// A room whose pending mark for a request of this kind holds a claim no job will ever have,
+// as a claimer between SET NX and its job leaves it (or leaves it behind when it dies).
+async function plantClaim(kind) {
+  const { u, room } = await owner();
+  const body = { code: `int ${marker()};\n` };
+  const key = await cacheKey(u, kind, body);
+  const pending = `cc:room:{${room.id}}:ai:pending:${key}`;
+  const ghost = ghostId();
+  assert.equal(redis('SET', pending, ghost, 'PX', '10000'), 'OK');
+  return { u, room, body, pending, ghost };
+}
+
 // The user's AI rate limit with n requests counted in this minute (lib/ratelimit.c's set).
 function spent(u, n) {
   const key = `cc:rl:ai:${u.user.id}`;
@@ -60,13 +72,8 @@ function spent(u, n) {
 }
 
 test('a pending mark whose job does not exist yet is not joined: when its claimer drops it (429), the request makes a job of its own', async () => {
-  const { u, room } = await owner();
-  const body = { code: `int ${marker()};\n` };
-  const key = await cacheKey(u, 'hint', body);
-  const pending = `cc:room:{${room.id}}:ai:pending:${key}`;
-  const ghost = ghostId();
   // the first request's claim, between SET NX and its rate-limit check
-  assert.equal(redis('SET', pending, ghost, 'PX', '10000'), 'OK');
+  const { u, room, body, pending, ghost } = await plantClaim('hint');
   const asking = ask(u.token, room, 'hint', body);
   await sleep(300);
   // its rate limit said 429: it gives the claim back, and no job ever has that id
@@ -108,12 +115,7 @@ test('a pending mark whose job appears meanwhile is joined with that job id', as
 });
 
 test('a claim whose job never comes (its claimer died): 503 ai_busy with Retry-After after a bounded wait, never its id', async () => {
-  const { u, room } = await owner();
-  const body = { code: `int ${marker()};\n` };
-  const key = await cacheKey(u, 'review', body);
-  const pending = `cc:room:{${room.id}}:ai:pending:${key}`;
-  const ghost = ghostId();
-  assert.equal(redis('SET', pending, ghost, 'PX', '10000'), 'OK');
+  const { u, room, body, pending, ghost } = await plantClaim('review');
   const t0 = Date.now();
   const r = await ask(u.token, room, 'review', body);
   const took = Date.now() - t0;

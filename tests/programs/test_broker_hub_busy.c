@@ -1,0 +1,393 @@
+/* The broker's hub (sse-broker/hub.c) catching a subscriber up against a real redis-server,
+ * started here on a free port, when the subscriber's output is full: its deliver answers
+ * HUB_BUSY to the `resync` the catch-up starts with. The two resyncs of a catch-up are
+ *  - history_trimmed: the history no longer reaches back to the subscriber's position;
+ *  - unknown_position: the position lies past everything the history holds.
+ * Either one, refused once, must come again after hub_resume() (the owner's "my output
+ * drained"), exactly once and before any event, and the catch-up must then end (caught_up),
+ * never fail or stop. The catch-up runs in the hub's Redis reply callback, so it cannot be
+ * driven without a server: this is a program test, not a unit test.
+ * Needs redis-server (Debian's redis-server). */
+#include "../../sse-broker/hub.h"
+#include "rkeys.h"
+#include "../unit/unit.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_GOT 32
+
+static char dir[64];
+static pid_t redis_pid;
+static int redis_port;
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static int free_port(void)
+{
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t l = sizeof a;
+	int port = -1;
+	if (s >= 0 && bind(s, (struct sockaddr *)&a, sizeof a) == 0 &&
+	    getsockname(s, (struct sockaddr *)&a, &l) == 0)
+		port = ntohs(a.sin_port);
+	if (s >= 0)
+		close(s);
+	return port;
+}
+
+static redisContext *direct(void)
+{
+	struct timeval tv = {2, 0};
+	redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
+	if (c && c->err) {
+		redisFree(c);
+		return NULL;
+	}
+	if (c)
+		redisSetTimeout(c, tv);
+	return c;
+}
+
+static void cleanup(void)
+{
+	if (redis_pid > 0) {
+		kill(redis_pid, SIGKILL);
+		waitpid(redis_pid, NULL, 0);
+		redis_pid = 0;
+	}
+	if (dir[0]) {
+		char cmd[128];
+		snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", dir);
+	}
+}
+
+static int start_redis(void)
+{
+	char port[16], log[128];
+	redis_port = free_port();
+	if (redis_port < 0)
+		return -1;
+	snprintf(port, sizeof port, "%d", redis_port);
+	snprintf(log, sizeof log, "%s/redis.log", dir);
+	pid_t p = fork();
+	if (p < 0)
+		return -1;
+	if (p == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save",
+		       "", "--appendonly", "no", "--dir", dir, (char *)NULL);
+		_exit(127);
+	}
+	redis_pid = p;
+	for (long long end = now_ms() + 10000; now_ms() < end; sleep_ms(50)) {
+		redisContext *c = direct();
+		if (!c)
+			continue;
+		redisReply *r = redisCommand(c, "PING");
+		int ok = r && r->type == REDIS_REPLY_STATUS;
+		if (r)
+			freeReplyObject(r);
+		redisFree(c);
+		if (ok)
+			return 0;
+	}
+	fprintf(stderr, "redis-server did not start (see %s)\n", log);
+	return -1;
+}
+
+/* One command, 0 when Redis answered without an error. */
+static int cmd(redisContext *c, int argc, const char **argv)
+{
+	redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+	int ok = r && r->type != REDIS_REPLY_ERROR;
+	if (!ok)
+		fprintf(stderr, "redis: %s\n", r ? r->str : c->errstr);
+	if (r)
+		freeReplyObject(r);
+	return ok ? 0 : -1;
+}
+
+/* A public room whose history holds the entries ids[0..n) (ms-0 each), of which the first
+ * `trim` are then trimmed away (XDEL keeps the stream's count of entries added). */
+static int make_room(const char *room, const long *ids, int n, int trim)
+{
+	redisContext *c = direct();
+	if (!c)
+		return -1;
+	struct rkey ek = rkey1(RK_ROOM_EVENTS, room), vk = rkey1(RK_ROOM_VISIBILITY, room);
+	int rc = 0;
+	const char *vis[] = {"SET", vk.s, "public"};
+	rc |= cmd(c, 3, vis);
+	for (int i = 0; i < n && rc == 0; i++) {
+		char id[32], data[32];
+		snprintf(id, sizeof id, "%ld-0", ids[i]);
+		snprintf(data, sizeof data, "{\"n\":%d}", i);
+		const char *add[] = {"XADD", ek.s, id, "type", "operation", "data", data};
+		rc |= cmd(c, 7, add);
+	}
+	if (trim > 0 && rc == 0) {
+		char keep[16];
+		snprintf(keep, sizeof keep, "%d", n - trim);
+		const char *xt[] = {"XTRIM", ek.s, "MAXLEN", "=", keep};
+		rc |= cmd(c, 5, xt);
+	}
+	redisFree(c);
+	return rc;
+}
+
+/* A subscriber whose output is full for its first `busy` deliveries. */
+struct probe {
+	struct hub_sub sub; /* first: the hub's callbacks get &sub */
+	struct hub *h;
+	struct event_base *base;
+	struct event *resume, *poll, *deadline;
+	const char *room;
+	struct room_evid start;
+	int busy;
+	int busy_answers;
+	int resumes;
+	char got[MAX_GOT][96]; /* "type id data" of each event taken */
+	int n;
+	int caught_up, failed, revoked, refs;
+};
+
+static int probe_deliver(struct hub_sub *s, struct room_event *ev)
+{
+	struct probe *p = (struct probe *)s;
+	if (p->busy > 0) {
+		p->busy--;
+		p->busy_answers++;
+		/* the output drains later, as a connection's would: never from inside deliver */
+		struct timeval tv = {0, 20000};
+		evtimer_add(p->resume, &tv);
+		return HUB_BUSY;
+	}
+	if (p->n < MAX_GOT)
+		snprintf(p->got[p->n], sizeof p->got[0], "%s %s %.*s", ev->type, ev->idstr,
+			 (int)ev->data_len, ev->data);
+	p->n++;
+	return 0;
+}
+
+static void probe_caught_up(struct hub_sub *s)
+{
+	struct probe *p = (struct probe *)s;
+	p->caught_up++;
+	event_base_loopbreak(p->base);
+}
+
+static void probe_fail(struct hub_sub *s, const char *why)
+{
+	struct probe *p = (struct probe *)s;
+	fprintf(stderr, "subscriber failed: %s\n", why);
+	p->failed++;
+	event_base_loopbreak(p->base);
+}
+
+static void probe_revoked(struct hub_sub *s, const char *why)
+{
+	struct probe *p = (struct probe *)s;
+	fprintf(stderr, "subscriber revoked: %s\n", why);
+	p->revoked++;
+}
+
+static void probe_reserve(struct hub_sub *s)
+{
+	((struct probe *)s)->refs++;
+}
+
+static void probe_release(struct hub_sub *s)
+{
+	((struct probe *)s)->refs--;
+}
+
+static const struct hub_sub_ops probe_ops = {
+	.deliver = probe_deliver,
+	.caught_up = probe_caught_up,
+	.fail = probe_fail,
+	.revoked = probe_revoked,
+	.reserve = probe_reserve,
+	.release = probe_release,
+};
+
+static void resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	struct probe *p = arg;
+	p->resumes++;
+	hub_resume(p->h, &p->sub);
+}
+
+/* Joins once the hub is connected (a join before that is tested elsewhere). */
+static void poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	struct probe *p = arg;
+	if (!hub_redis_up(p->h)) {
+		struct timeval tv = {0, 20000};
+		evtimer_add(p->poll, &tv);
+		return;
+	}
+	if (hub_join(p->h, &p->sub, p->room, &p->start) < 0) {
+		p->failed++;
+		event_base_loopbreak(p->base);
+	}
+}
+
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	struct probe *p = arg;
+	fprintf(stderr, "no end of the catch-up within the deadline\n");
+	event_base_loopbreak(p->base);
+}
+
+/* Runs one catch-up of room from start (after `busy` refusals); fills p. 0 or -1. */
+static int catch_up(struct probe *p, const char *room, struct room_evid start, int busy)
+{
+	memset(p, 0, sizeof *p);
+	p->sub.ops = &probe_ops;
+	p->room = room;
+	p->start = start;
+	p->busy = busy;
+	int rc = -1;
+	p->base = event_base_new();
+	if (!p->base)
+		return -1;
+	struct hub_cfg cfg = {
+		.heartbeat_ms = 15000,
+		.presence_ttl_ms = 45000,
+		.backoff_max_ms = 1000,
+		.connect_timeout_ms = 3000,
+		.room_linger_ms = 0,
+		.max_held = 1000,
+	};
+	snprintf(cfg.redis.host, sizeof cfg.redis.host, "127.0.0.1");
+	cfg.redis.port = redis_port;
+	p->h = hub_new(p->base, &cfg);
+	p->resume = evtimer_new(p->base, resume_cb, p);
+	p->poll = evtimer_new(p->base, poll_cb, p);
+	p->deadline = evtimer_new(p->base, deadline_cb, p);
+	if (!p->h || !p->resume || !p->poll || !p->deadline)
+		goto out;
+	struct timeval now = {0, 0}, limit = {20, 0}; /* generous: a loaded machine */
+	evtimer_add(p->poll, &now);
+	evtimer_add(p->deadline, &limit);
+	if (event_base_dispatch(p->base) < 0)
+		goto out;
+	rc = 0;
+out:
+	if (p->h) {
+		hub_leave(p->h, &p->sub);
+		hub_free(p->h);
+	}
+	if (p->resume)
+		event_free(p->resume);
+	if (p->poll)
+		event_free(p->poll);
+	if (p->deadline)
+		event_free(p->deadline);
+	event_base_free(p->base);
+	return rc;
+}
+
+/* history_trimmed: 1000..1009 written, 1000..1004 trimmed away; the client was at 1001. */
+static void test_trimmed_busy(int busy)
+{
+	fprintf(stderr, "history_trimmed, output full %d time(s)\n", busy);
+	char room[32];
+	snprintf(room, sizeof room, "trimmed-%d", busy);
+	long ids[10];
+	for (int i = 0; i < 10; i++)
+		ids[i] = 1000 + i;
+	CHECK(make_room(room, ids, 10, 5) == 0);
+	struct probe p;
+	struct room_evid start = {1001, 0};
+	CHECK(catch_up(&p, room, start, busy) == 0);
+	CHECK(p.busy_answers == busy);
+	CHECK(p.resumes == busy);
+	CHECK(p.failed == 0);
+	CHECK(p.revoked == 0);
+	CHECK(p.caught_up == 1);
+	CHECK(p.refs == 0);
+	/* the resync first, once, then every entry kept, in order */
+	CHECK(p.n == 6);
+	CHECK_STR(p.got[0], "resync 1001-0 {\"reason\":\"history_trimmed\"}");
+	for (int i = 1; i < 6 && i < p.n; i++) {
+		char want[96];
+		snprintf(want, sizeof want, "operation %d-0 {\"n\":%d}", 1004 + i, 4 + i);
+		CHECK_STR(p.got[i], want);
+	}
+}
+
+/* unknown_position: 2000..2002 written; the client says it was at 5000. */
+static void test_unknown_busy(int busy)
+{
+	fprintf(stderr, "unknown_position, output full %d time(s)\n", busy);
+	char room[32];
+	snprintf(room, sizeof room, "unknown-%d", busy);
+	long ids[3] = {2000, 2001, 2002};
+	CHECK(make_room(room, ids, 3, 0) == 0);
+	struct probe p;
+	struct room_evid start = {5000, 0};
+	CHECK(catch_up(&p, room, start, busy) == 0);
+	CHECK(p.busy_answers == busy);
+	CHECK(p.resumes == busy);
+	CHECK(p.failed == 0);
+	CHECK(p.revoked == 0);
+	CHECK(p.caught_up == 1);
+	CHECK(p.refs == 0);
+	/* told once to start over from the newest event, and nothing else */
+	CHECK(p.n == 1);
+	CHECK_STR(p.got[0], "resync 2002-0 {\"reason\":\"unknown_position\"}");
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(dir, sizeof dir, "/tmp/cc-hub-busy.XXXXXX");
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	atexit(cleanup);
+	if (start_redis() < 0) {
+		CHECK(!"redis-server started");
+		return unit_summary("broker_hub_busy");
+	}
+	for (int busy = 0; busy <= 2; busy++) {
+		test_trimmed_busy(busy);
+		test_unknown_busy(busy);
+	}
+	return unit_summary("broker_hub_busy");
+}
