@@ -13,6 +13,7 @@
 #include "cfg.h"
 #include "jsoncheck.h"
 #include "log.h"
+#include "presence.h"
 #include "ratelimit.h"
 #include "store_user.h"
 #include "utf8.h"
@@ -57,6 +58,7 @@ int api_config_load(struct api_config *cfg, char *err, size_t errlen)
 		{"REGISTER_RATE_LIMIT", 10, 1, 10000000, &cfg->register_limit},
 		{"EXECUTION_RATE_LIMIT", 10, 1, 1000000, &cfg->exec_limit},
 		{"AI_RATE_LIMIT", 10, 1, 1000000, &cfg->ai_limit},
+		{"PRESENCE_RATE_LIMIT", PRESENCE_RATE_LIMIT_DEFAULT, 1, 1000000, &cfg->presence_limit},
 	};
 	/* then the document's (shared with the snapshotter, lib/store_doc.h) and the jobs' */
 	const struct cfg_setting jobs[] = {

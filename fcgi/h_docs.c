@@ -390,13 +390,28 @@ void h_presence(struct api_ctx *c)
 		api_error(c, 500, "internal", "out of memory");
 		return;
 	}
+	/* the user's budget in the room, shared with their WebSocket presence (lib/events.h):
+	 * counted and emitted by one script */
 	struct rds *rd;
+	long retry_ms = 0;
+	enum events_presence res = EVENTS_PRESENCE_ERROR;
 	enum store_status st = store_redis(c->store, &rd);
-	if (st == STORE_OK && events_emit(rd, c->params[0], EV_PRESENCE, data, NULL, 0) < 0)
-		st = store_redis_failed(c->store);
+	if (st == STORE_OK) {
+		res = events_presence_emit(rd, c->params[0], c->user.user_id, data,
+					   c->cfg->presence_limit, &retry_ms);
+		if (res == EVENTS_PRESENCE_ERROR)
+			st = store_redis_failed(c->store);
+	}
 	free(data);
 	if (st != STORE_OK) {
 		api_fail(c, st, NULL, NULL);
+		return;
+	}
+	if (res == EVENTS_PRESENCE_LIMITED) {
+		/* Retry-After is in whole seconds: the window (1 s) ends within one */
+		api_too_many(c, (retry_ms + 999) / 1000, "rate_limited",
+			     "at most %ld presence updates per second in a room",
+			     c->cfg->presence_limit);
 		return;
 	}
 	api_no_content(c);

@@ -1,5 +1,6 @@
 #include "events.h"
 
+#include "presence.h"
 #include "rds.h"
 #include "rkeys.h"
 #include "rscript.h"
@@ -49,4 +50,57 @@ int events_emit(struct rds *r, const char *room_id, enum event_type type, const 
 	}
 	freeReplyObject(rep);
 	return rc;
+}
+
+int events_presence_args(struct events_presence_args *a, const char *room_id, long long user_id,
+			 const char *data_json, long limit)
+{
+	char uid[24];
+	snprintf(uid, sizeof uid, "%lld", user_id);
+	a->history = rkey1(RK_ROOM_EVENTS, room_id);
+	a->counter = rkey2(RK_ROOM_PRESENCE_RL, room_id, uid);
+	if (!rkey_ok(&a->history) || !rkey_ok(&a->counter))
+		return -1;
+	snprintf(a->limit, sizeof a->limit, "%ld", limit);
+	snprintf(a->window, sizeof a->window, "%d", PRESENCE_RATE_WINDOW_MS);
+	snprintf(a->bound, sizeof a->bound, "%d", EVENTS_HISTORY_MAX);
+	a->argv[0] = a->history.s;
+	a->argv[1] = a->counter.s;
+	a->argv[2] = data_json;
+	a->argv[3] = a->bound;
+	a->argv[4] = a->limit;
+	a->argv[5] = a->window;
+	return 0;
+}
+
+enum events_presence events_presence_reply(const redisReply *rep, long *retry_ms)
+{
+	*retry_ms = 0;
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+	    rep->element[0]->type != REDIS_REPLY_INTEGER)
+		return EVENTS_PRESENCE_ERROR;
+	const redisReply *v = rep->element[1];
+	if (rep->element[0]->integer == 1 && v->type == REDIS_REPLY_STRING)
+		return EVENTS_PRESENCE_SENT;
+	if (rep->element[0]->integer == 0 && v->type == REDIS_REPLY_INTEGER) {
+		/* the rest of the window, at least a millisecond and at most one window */
+		long long ms = v->integer;
+		*retry_ms = ms < 1 ? 1 : ms > PRESENCE_RATE_WINDOW_MS ? PRESENCE_RATE_WINDOW_MS : (long)ms;
+		return EVENTS_PRESENCE_LIMITED;
+	}
+	return EVENTS_PRESENCE_ERROR;
+}
+
+enum events_presence events_presence_emit(struct rds *r, const char *room_id, long long user_id,
+					  const char *data_json, long limit, long *retry_ms)
+{
+	*retry_ms = 0;
+	struct events_presence_args a;
+	if (events_presence_args(&a, room_id, user_id, data_json, limit) < 0)
+		return EVENTS_PRESENCE_ERROR;
+	redisReply *rep = rds_script(r, &rs_presence_emit, 2, 6, a.argv, NULL);
+	enum events_presence res = events_presence_reply(rep, retry_ms);
+	if (rep)
+		freeReplyObject(rep);
+	return res;
 }

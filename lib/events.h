@@ -15,6 +15,7 @@
 #include <hiredis/hiredis.h>
 
 #include "rds.h"
+#include "rkeys.h"
 #include <stddef.h>
 
 #define EVENTS_HISTORY_MAX 1000
@@ -44,5 +45,29 @@ int event_type_parse(const char *name, enum event_type *out);
  * event id is copied into it (NUL-terminated, at most idcap bytes). 0 or -1. */
 int events_emit(struct rds *r, const char *room_id, enum event_type type, const char *data_json,
 		char *id_out, size_t idcap);
+
+/* Presence has a budget per user per room, whichever way it comes (PUT, WebSocket): at most
+ * `limit` events per window of PRESENCE_RATE_WINDOW_MS (lib/presence.h), counted under
+ * RK_ROOM_PRESENCE_RL in the room's slot by the script that emits the event
+ * (lib/lua/presence_emit.lua), one round trip. */
+enum events_presence {
+	EVENTS_PRESENCE_SENT,	 /* emitted */
+	EVENTS_PRESENCE_LIMITED, /* over the budget: not emitted; *retry_ms until the window ends */
+	EVENTS_PRESENCE_ERROR,	 /* Redis failed or answered something else */
+};
+/* The script's arguments for room_id and user_id (keys first, as rds_script takes them).
+ * The strings are owned by *a; argv points into it. -1 when a key would not fit. */
+struct events_presence_args {
+	struct rkey history, counter;
+	char limit[24], window[24], bound[16];
+	const char *argv[6]; /* history, counter, data, bound, limit, window */
+};
+int events_presence_args(struct events_presence_args *a, const char *room_id, long long user_id,
+			 const char *data_json, long limit);
+/* Reads the script's answer (borrowed). */
+enum events_presence events_presence_reply(const redisReply *rep, long *retry_ms);
+/* Runs it on r (synchronous). data_json is a `presence` event's data (presence_data_json). */
+enum events_presence events_presence_emit(struct rds *r, const char *room_id, long long user_id,
+					  const char *data_json, long limit, long *retry_ms);
 
 #endif

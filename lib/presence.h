@@ -10,6 +10,14 @@
  * document (DOC_MAX_BYTES), and exact in a double, as JSON numbers are read. */
 #define PRESENCE_CURSOR_MAX (1LL << 40)
 
+/* The budget of presence events per user per room (docs/API.md): PRESENCE_RATE_LIMIT (the
+ * API's and the broker's setting, the same on both, default PRESENCE_RATE_LIMIT_DEFAULT)
+ * events per fixed window of PRESENCE_RATE_WINDOW_MS, counted in Redis (lib/events.h,
+ * events_presence_emit). The browser client sends at most one presence per 100 ms of quiet
+ * per tab (htdocs/src/view-room.js), under half of the default. */
+#define PRESENCE_RATE_WINDOW_MS 1000
+#define PRESENCE_RATE_LIMIT_DEFAULT 20
+
 /* The user's colour, "#rrggbb", stable for a user id everywhere (static string). */
 const char *presence_color(long long user_id);
 

@@ -2107,19 +2107,26 @@ out:
 	return rc;
 }
 
-static void emit_cb(struct hub *h, redisReply *rep, void *priv)
+static void presence_emit_cb(struct hub *h, redisReply *rep, void *priv)
 {
+	long retry_ms;
 	if (rep && rep->type == REDIS_REPLY_ERROR)
-		log_warn("emit: %s", rep->str);
+		log_warn("presence: %s", rep->str);
+	else if (rep && events_presence_reply(rep, &retry_ms) == EVENTS_PRESENCE_ERROR)
+		log_warn("presence: an unexpected answer");
+	/* EVENTS_PRESENCE_LIMITED: over the user's budget in the room, dropped (docs/API.md:
+	 * the client's next move carries its position) */
 }
 
-int hub_emit(struct hub *h, const char *room_id, enum event_type type, const char *data_json)
+int hub_presence(struct hub *h, const char *room_id, long long user_id, const char *data_json)
 {
-	char max[16];
-	struct rkey key = rkey1(RK_ROOM_EVENTS, room_id);
-	snprintf(max, sizeof max, "%d", EVENTS_HISTORY_MAX);
-	const char *argv[] = {NULL, NULL, "1", key.s, event_type_name(type), data_json, max};
-	return hub_script(h, emit_cb, NULL, &rs_events_emit, 7, argv) == REDIS_OK ? 0 : -1;
+	struct events_presence_args a;
+	if (events_presence_args(&a, room_id, user_id, data_json, h->cfg.presence_limit) < 0)
+		return -1;
+	const char *argv[] = {NULL, NULL, "2", a.argv[0], a.argv[1], a.argv[2], a.argv[3],
+			      a.argv[4], a.argv[5]};
+	return hub_script(h, presence_emit_cb, NULL, &rs_presence_emit, 9, argv) == REDIS_OK ? 0
+												: -1;
 }
 
 static void shutdown_timer_cb(evutil_socket_t fd, short what, void *arg)

@@ -98,6 +98,8 @@ struct hub_cfg {
 	long connect_timeout_ms;
 	long room_linger_ms;   /* an empty room stays subscribed this long */
 	size_t max_held;       /* live events held per subscriber during its catch-up */
+	long presence_limit;   /* PRESENCE_RATE_LIMIT: presence events per user per room per
+				* PRESENCE_RATE_WINDOW_MS (lib/presence.h) */
 };
 
 /* Caller frees with hub_free(). The hub starts connecting at once. */
@@ -121,8 +123,11 @@ int hub_check(struct hub *h, const char *room_id, struct hub_sub *s,
  * on from where it stopped. */
 void hub_resume(struct hub *h, struct hub_sub *s);
 
-/* Appends and publishes an event like lib/events.c does, without blocking. 0 or -1. */
-int hub_emit(struct hub *h, const char *room_id, enum event_type type, const char *data_json);
+/* A `presence` event of user_id in room_id (data_json: presence_data_json, copied), without
+ * blocking: emitted like lib/events.c's events_presence_emit does, within the user's budget
+ * in the room (cfg presence_limit per PRESENCE_RATE_WINDOW_MS, shared with the API's PUT and
+ * every broker); over it, dropped. 0 sent, or -1 (not sent). */
+int hub_presence(struct hub *h, const char *room_id, long long user_id, const char *data_json);
 
 /* Records this broker's presence connections as closed (leave events) before exit; calls
  * done when Redis answered or after a short wait. */

@@ -17,6 +17,7 @@
 #include "cors.h"
 #include "log.h"
 #include "metrics_http.h"
+#include "presence.h"
 #include "rds.h"
 #include "rslot.h"
 #include "server.h"
@@ -219,6 +220,8 @@ int main(void)
 		{"BROKER_ROOM_LINGER_MS", 2000, 0, 3600000, &cfg.hub.room_linger_ms},
 		{"BROKER_CATCHUP_HOLD", 10000, 16, 10000000, &max_held},
 		{"BROKER_METRICS_PORT", 0, 0, 65535, &cfg.metrics_port},
+		{"PRESENCE_RATE_LIMIT", PRESENCE_RATE_LIMIT_DEFAULT, 1, 1000000,
+		 &cfg.hub.presence_limit},
 	};
 	char err[256];
 	if (cfg_load(settings, sizeof settings / sizeof settings[0], err, sizeof err) < 0) {

@@ -46,7 +46,6 @@ _Static_assert(PRESENCE_ROOM_MAX >= ROOM_ID_MAX, "a presence message must hold a
 #define SERVER_LINGER_MS 2000
 #define SERVER_LINGER_MAX ((size_t)1 << 20)
 #define SERVER_WS_CLOSE_WAIT_MS 3000
-#define SERVER_PRESENCE_PER_SEC 30
 /* RFC 6455 7.4.1 "policy violation": the room was deleted or the user is no member any more */
 #define SERVER_WS_REVOKED 1008
 /* the most a WebSocket frame adds to a message (RFC 6455 5.2: 2 + 8 bytes, no mask) */
@@ -135,7 +134,7 @@ struct conn {
 	struct timeval last_in;
 	unsigned beat_out; /* the server's beat tick at the last output (beat_cb) */
 	time_t presence_sec;
-	int presence_count;
+	long presence_count;
 	int replay_wait; /* the hub's replay waits for the output to drain (HUB_BUSY) */
 	int live_said;	 /* ": connected" or the WebSocket `subscribed` is sent (once live) */
 	int live_event;	 /* a one-room SSE stream asked for `subscribed=1`: an event, not the comment */
@@ -1077,18 +1076,24 @@ static void ws_on_text_cb(void *arg, const char *msg, size_t len)
 		sub = &c->ms[at].sub;
 		room = c->ms[at].room;
 	}
-	/* a bound on what one client can make every other client receive */
+	/* The bound on what one user can make every other client receive is their budget in
+	 * the room, counted in Redis by the script that emits (hub_presence), for all their
+	 * connections, brokers and PUTs together. No connection can use more than the whole
+	 * budget of each of its rooms, so what one sends past that within a second is dropped
+	 * here, before Redis. */
 	time_t now = time(NULL);
 	if (now != c->presence_sec) {
 		c->presence_sec = now;
 		c->presence_count = 0;
 	}
-	if (++c->presence_count > SERVER_PRESENCE_PER_SEC)
+	long rooms = c->multi ? (long)c->nms : 1;
+	if (c->presence_count >= c->srv->cfg->hub.presence_limit * rooms)
 		return;
+	c->presence_count++;
 	char *data = presence_data_json(sub->user_id, sub->username, pm.cursor, pm.has_selection,
 					pm.anchor, pm.head);
 	if (data)
-		hub_emit(c->srv->hub, room, EV_PRESENCE, data);
+		hub_presence(c->srv->hub, room, sub->user_id, data);
 	free(data);
 }
 

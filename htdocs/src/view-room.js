@@ -442,7 +442,15 @@ class RoomView {
     if (this.collab.state !== 'synchronized') return; // sent again once synchronized
     const p = this.editor.selectionCp();
     if (this.stream.sendPresence(p)) return;
-    request('PUT', `${room(this.roomId)}/presence`, p);
+    request('PUT', `${room(this.roomId)}/presence`, p).then((r) => {
+      // over the budget (PRESENCE_RATE_LIMIT, far above what the debounce sends): the
+      // position was not sent; the latest one goes when the window opens (in place of a
+      // move scheduled meanwhile, which would be refused too)
+      if (r.status !== 429 || this.destroyed) return;
+      const wait = (Number(r.headers.get('retry-after')) || 1) * 1000;
+      clearTimeout(this.presenceTimer);
+      this.presenceTimer = setTimeout(() => this.sendPresence(), wait);
+    });
   }
 
   // ---- events ------------------------------------------------------------------------

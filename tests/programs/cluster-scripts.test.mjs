@@ -97,6 +97,18 @@ const cases = {
     assert.equal(await run('broker_presence', keys, ['sweep', '30000', '1000', 'b1']), 0);
     assert.deepEqual((await history(r)).map((e) => e.type), ['join', 'leave']);
   },
+  async presence_emit() {
+    // the budget (2 a window here) and the event in one call, on the room's node
+    const [r] = await roomsAway(1);
+    const keys = [rk(r, 'events'), rk(r, 'presence:rl:7')];
+    const args = (cursor) => [JSON.stringify({ cursor }), '1000', '2', '60000'];
+    assert.equal((await run('presence_emit', keys, args(1)))[0], 1);
+    assert.equal((await run('presence_emit', keys, args(2)))[0], 1);
+    const over = await run('presence_emit', keys, args(3));
+    assert.equal(over[0], 0);
+    assert.ok(over[1] > 0 && over[1] <= 60000);
+    assert.deepEqual((await history(r)).map((e) => [e.type, e.data.cursor]), [['presence', 1], ['presence', 2]]);
+  },
   async presence_index() {
     assert.equal(await run('presence_index', ['cc:presence:rooms'], ['nobody', '0']), 0);
   },

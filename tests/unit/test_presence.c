@@ -1,7 +1,9 @@
 /* lib/presence: stable colours, the event data shapes, and the presence message a client
- * sends up its WebSocket. */
+ * sends up its WebSocket; the budget's script arguments and answers (lib/events.h). */
 #include <stdlib.h>
+#include <string.h>
 
+#include "events.h"
 #include "presence.h"
 #include "unit.h"
 
@@ -58,9 +60,52 @@ static void test_msg(void)
 	CHECK(presence_msg_parse(t, strlen(t) - 7, &m) == 1 && m.cursor == 7);
 }
 
+/* The budget per user per room: the script's keys in the room's slot, and its answers read
+ * as sent, limited (with the window's rest, bounded) or failed. */
+static void test_budget(void)
+{
+	struct events_presence_args a;
+	CHECK(events_presence_args(&a, "r1", 42, "{}", 20) == 0);
+	CHECK_STR(a.argv[0], "cc:room:{r1}:events");
+	CHECK_STR(a.argv[1], "cc:room:{r1}:presence:rl:42");
+	CHECK_STR(a.argv[2], "{}");
+	CHECK_STR(a.argv[4], "20");
+	CHECK_STR(a.argv[5], "1000");
+	char big[RKEY_MAX + 1];
+	memset(big, 'r', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	CHECK(events_presence_args(&a, big, 42, "{}", 20) == -1);
+
+	redisReply flag = {.type = REDIS_REPLY_INTEGER, .integer = 1};
+	char id[] = "1-0", tryagain[] = "TRYAGAIN";
+	redisReply val = {.type = REDIS_REPLY_STRING, .str = id, .len = 3};
+	redisReply *els[] = {&flag, &val};
+	redisReply rep = {.type = REDIS_REPLY_ARRAY, .elements = 2, .element = els};
+	long retry = -1;
+	CHECK(events_presence_reply(&rep, &retry) == EVENTS_PRESENCE_SENT && retry == 0);
+	flag.integer = 0;
+	val = (redisReply){.type = REDIS_REPLY_INTEGER, .integer = 640};
+	CHECK(events_presence_reply(&rep, &retry) == EVENTS_PRESENCE_LIMITED && retry == 640);
+	/* the rest of a window is at least 1 ms and at most the window */
+	val.integer = 0;
+	CHECK(events_presence_reply(&rep, &retry) == EVENTS_PRESENCE_LIMITED && retry == 1);
+	val.integer = 99999;
+	CHECK(events_presence_reply(&rep, &retry) == EVENTS_PRESENCE_LIMITED &&
+	      retry == PRESENCE_RATE_WINDOW_MS);
+	/* anything else is a failure, never a silent success */
+	flag.integer = 1; /* sent, but no event id */
+	CHECK(events_presence_reply(&rep, &retry) == EVENTS_PRESENCE_ERROR);
+	rep.elements = 1;
+	CHECK(events_presence_reply(&rep, &retry) == EVENTS_PRESENCE_ERROR);
+	redisReply err = {.type = REDIS_REPLY_ERROR, .str = tryagain, .len = 8};
+	CHECK(events_presence_reply(&err, &retry) == EVENTS_PRESENCE_ERROR);
+	CHECK(events_presence_reply(NULL, &retry) == EVENTS_PRESENCE_ERROR);
+}
+
 int main(void)
 {
 	test_msg();
+	test_budget();
 	CHECK_STR(presence_color(42), presence_color(42));
 	CHECK(strlen(presence_color(1)) == 7 && presence_color(1)[0] == '#');
 	int distinct = 0;

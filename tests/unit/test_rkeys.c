@@ -34,6 +34,8 @@ static void test_names(void)
 	CHECK_STR(k.s, "cc:room:{r1}:ai:pending:ff00");
 	k = rkey_id(RK_USER_TOKGEN, 42);
 	CHECK_STR(k.s, "cc:user:42:tokgen");
+	k = rkey2(RK_ROOM_PRESENCE_RL, "r1", "7");
+	CHECK_STR(k.s, "cc:room:{r1}:presence:rl:7");
 	k = rkey2(RK_RL_USER, "exec", "7");
 	CHECK_STR(k.s, "cc:rl:exec:7");
 	CHECK_STR(rkey0(RK_JOBS), "cc:{jobs}:stream");
@@ -172,7 +174,7 @@ static void test_docs(const char *path)
 static void test_scripts(void)
 {
 	const struct rscript *all[] = {&rs_events_emit, &rs_job_create, &rs_broker_presence,
-				       &rs_doc_commit};
+				       &rs_doc_commit, &rs_presence_emit};
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
 		CHECK(strlen(all[i]->sha) == 40 && strspn(all[i]->sha, "0123456789abcdef") == 40);
 		CHECK(strstr(all[i]->text, "--") == NULL || strstr(all[i]->text, "\n--") == NULL);
@@ -183,6 +185,7 @@ static void test_scripts(void)
 	CHECK(strstr(rs_job_create.text, "local function emit(") == NULL);
 	CHECK(strstr(rs_outbox_apply.text, "local function emit(") != NULL);
 	CHECK(strstr(rs_doc_commit.text, "local function emit(") != NULL);
+	CHECK(strstr(rs_presence_emit.text, "local function emit(") != NULL);
 }
 
 /* Does a line of C have "cc:" inside a string literal (outside comments)? */
