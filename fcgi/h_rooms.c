@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "access.h"
+#include "jobstate.h"
 #include "events.h"
 #include "handlers.h"
 #include "lang.h"
@@ -509,11 +510,29 @@ void h_room_delete(struct api_ctx *c)
 	 * the first clear, and a commit between the two steps its document, operations and
 	 * commits; the member entry alone would admit its user for ever (the document
 	 * endpoints and the broker trust it). Whoever writes after this reads the row again and
-	 * takes back what it wrote (join, GET, restore in lib/store_doc.c). The owner cannot
-	 * repeat the request (the room answers 404 now): a failure is logged. */
-	if (store_room_drop_live(c->store, c->params[0]) != STORE_OK)
+	 * takes back what it wrote (join, GET, restore in lib/store_doc.c). This time the room
+	 * is marked deleted first, so that its jobs' events and runs (the outbox) and its AI
+	 * answers are no longer written into it, and every other key of the room goes too
+	 * (store_room_bury). The owner cannot repeat the request (the room answers 404 now):
+	 * a failure is logged. */
+	if (store_room_bury(c->store, c->params[0]) != STORE_OK)
 		log_error("room %s: deleted, but its live state could not be cleared again: %s",
 			  c->params[0], c->store->msg);
+	/* Its jobs end: queued ones never run, running ones are stopped by their workers;
+	 * GET /api/jobs/{id} of one answers 404 job_not_found like every job of a room that
+	 * is gone. A job that raced this (created after it) meets the deleted mark in the
+	 * worker and is cancelled there unrun. */
+	struct rds *rd;
+	long cancelled = 0;
+	char err[256] = "redis: no connection";
+	if (store_redis(c->store, &rd) != STORE_OK ||
+	    jobstate_room_drop(rd, c->params[0], JOBSTATE_ROOM_DELETED_ERROR, &cancelled, err,
+			       sizeof err) < 0)
+		log_error("room %s: deleted, but its jobs could not be cancelled: %s", c->params[0],
+			  err);
+	else if (cancelled > 0)
+		log_info("room %s: deleted with %ld jobs queued or running: cancelled", c->params[0],
+			 cancelled);
 	cJSON *ev = cJSON_CreateObject();
 	cJSON_AddStringToObject(ev, "reason", "deleted");
 	cJSON_AddStringToObject(ev, "id", c->params[0]);

@@ -313,6 +313,54 @@ int jobstate_cancel(struct rds *r, const char *job_id, const char *room,
 			    "a cancel", cur, curcap, err, errlen);
 }
 
+int jobstate_room_drop(struct rds *r, const char *room, const char *error, long *cancelled,
+		       char *err, size_t errlen)
+{
+	char now[24], smax[16], pmax[16];
+	struct rkey line = rkey1(RK_FAIR_ROOM, room);
+	*cancelled = 0;
+	if (!rkey_ok(&line)) {
+		errbuf_set(err, errlen, "jobstate: room id %s does not fit a key", room);
+		return -1;
+	}
+	snprintf(now, sizeof now, "%lld", (long long)time(NULL));
+	snprintf(smax, sizeof smax, "%d", JOBSTATE_STREAM_MAX);
+	snprintf(pmax, sizeof pmax, "%d", JOBSTATE_POSITION_UPDATES);
+	const char *args[] = {line.s, room, error, now, smax, pmax};
+	redisReply *rep = rds_script(r, &rs_job_room_drop, 1, 6, args, NULL);
+	if (rds_reply_failed(r, rep, err, errlen))
+		return -1;
+	int rc = 0;
+	if (rep->type == REDIS_REPLY_INTEGER) {
+		*cancelled = (long)rep->integer;
+	} else {
+		errbuf_set(err, errlen, "redis: unexpected reply to a room's jobs dropped");
+		rc = -1;
+	}
+	freeReplyObject(rep);
+	/* the dispatch at its end may have told other rooms' jobs their new place */
+	if (rc == 0)
+		drain_after(r, "a room's jobs dropped");
+	return rc;
+}
+
+int jobstate_room_deleted(struct rds *r, const char *room, char *err, size_t errlen)
+{
+	struct rkey dk = rkey1(RK_ROOM_DELETED, room);
+	if (!rkey_ok(&dk)) /* no room of ours: it has no mark */
+		return 0;
+	redisReply *rep = rds_cmd(r, dk.s, "EXISTS %s", dk.s);
+	if (rds_reply_failed(r, rep, err, errlen))
+		return -1;
+	int rc = -1;
+	if (rep->type == REDIS_REPLY_INTEGER)
+		rc = rep->integer > 0;
+	else
+		errbuf_set(err, errlen, "redis: unexpected reply to EXISTS");
+	freeReplyObject(rep);
+	return rc;
+}
+
 int jobstate_worker(struct rds *r, const char *consumer, long threads, long lifetime_ms,
 		    long room_cap, char *err, size_t errlen)
 {
@@ -357,16 +405,18 @@ static int drain_one(struct rds *r, const redisReply *e, char *err, size_t errle
 	}
 	struct rkey ek = rkey1(RK_ROOM_EVENTS, room);
 	struct rkey mk = rkey1(RK_ROOM_OUTBOX, room), rk = rkey1(RK_ROOM_RUNS, room);
-	if (!rkey_ok(&ek) || !rkey_ok(&mk) || !rkey_ok(&rk)) {
+	struct rkey dk = rkey1(RK_ROOM_DELETED, room);
+	if (!rkey_ok(&ek) || !rkey_ok(&mk) || !rkey_ok(&rk) || !rkey_ok(&dk)) {
 		log_warn("jobs outbox: entry %s names an impossible room; dropped", id);
 		return 1;
 	}
 	char hist[16], mttl[24];
 	snprintf(hist, sizeof hist, "%d", EVENTS_HISTORY_MAX);
 	snprintf(mttl, sizeof mttl, "%d", JOBSTATE_MARK_TTL_S);
-	const char *args[] = {ek.s, mk.s, rk.s, id, type, data, hist, run ? run : "",
+	/* a deleted room's entry is dropped there (2): done all the same, deleted below */
+	const char *args[] = {ek.s, mk.s, rk.s, dk.s, id, type, data, hist, run ? run : "",
 			      run ? keep : "", run ? ttl : "", mttl};
-	redisReply *rep = rds_script(r, &rs_outbox_apply, 3, 11, args, NULL);
+	redisReply *rep = rds_script(r, &rs_outbox_apply, 4, 12, args, NULL);
 	if (rds_reply_failed(r, rep, err, errlen))
 		return -1;
 	freeReplyObject(rep);

@@ -142,6 +142,24 @@ int jobstate_cancel(struct rds *r, const char *job_id, const char *room,
 		    enum event_type event_type, const char *event_data, const char *error,
 		    char *cur, size_t curcap, char *err, size_t errlen);
 
+/* A room was deleted (DELETE /api/rooms/{id}): every job of it still queued or running
+ * becomes `cancelled` with `error`, without an event (lib/lua/job_room_drop.lua). A job
+ * waiting in the room's line leaves it and never runs; one dispatched or running frees its
+ * slot (its worker sees the status and stops it); the room leaves the fair scheduler; then
+ * a dispatch. 0 with *cancelled (how many), or -1 (err). */
+int jobstate_room_drop(struct rds *r, const char *room, const char *error, long *cancelled,
+		       char *err, size_t errlen);
+
+/* Is the room deleted, i.e. does its deleted mark (RK_ROOM_DELETED, written by the API when
+ * it deletes the room, expiring after JOBSTATE_ROOM_DELETED_TTL_S) exist? 1, 0, or -1 (err).
+ * A job of such a room is not run (queue-worker/queue.c). */
+int jobstate_room_deleted(struct rds *r, const char *room, char *err, size_t errlen);
+/* How long a deleted room's mark lasts: longer than any job of the room (its hash lives
+ * 7 days) and any outbox entry of one, so nothing of the room is written back meanwhile. */
+#define JOBSTATE_ROOM_DELETED_TTL_S (8 * 86400)
+/* The error of a job its room's deletion ended (the API's drop, the worker's check). */
+#define JOBSTATE_ROOM_DELETED_ERROR "the room was deleted"
+
 /* A worker's registration: `threads` job threads for lifetime_ms (renewed while it lives;
  * 0 threads: it stops), the per-room cap on jobs in flight (0: none); then a dispatch.
  * 0 or -1. */

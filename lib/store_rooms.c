@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jobstate.h"
 #include "log.h"
 #include "rkeys.h"
 #include "rnd.h"
@@ -191,6 +192,86 @@ enum store_status store_room_drop_live(struct store *s, const char *room)
 	if (st != STORE_OK)
 		store_fail(s, st, "the event store is unavailable");
 	return st;
+}
+
+/* A command's reply, freed, as the store's status: STORE_OK unless it failed (no answer,
+ * or an error answer). */
+static enum store_status reply_done(struct store *s, redisReply *rep)
+{
+	if (!rep)
+		return store_redis_failed(s);
+	int failed = rep->type == REDIS_REPLY_ERROR;
+	freeReplyObject(rep);
+	return failed ? store_fail(s, STORE_REDIS_UNAVAILABLE, "the event store is unavailable")
+		      : STORE_OK;
+}
+
+/* Deletes every key of the room the node of its slot holds, but its history and its
+ * deleted mark: one SCAN of that node for the room's prefix (every key of the room begins
+ * with its channel's name and a ':', lib/rkeys.def), deleting each batch as it comes, so
+ * nothing grows with the number of keys; the keys whose names carry more than the room
+ * (the AI marks of each request) are found this way, and so is any key a later version
+ * adds. A key written during the SCAN may be missed: the deleted mark stops the writers
+ * that could come after the delete (jobs, AI answers), and what else could is deleted by
+ * name as well (store_room_drop_live). */
+static enum store_status sweep_room(struct store *s, struct rds *rd, const char *room)
+{
+	struct rkey ch = rkey1(RK_ROOM_CHANNEL, room), ek = rkey1(RK_ROOM_EVENTS, room),
+		    dk = rkey1(RK_ROOM_DELETED, room);
+	char pattern[sizeof ch.s + 2], cursor[32] = "0";
+	snprintf(pattern, sizeof pattern, "%s:*", ch.s);
+	do {
+		redisReply *rep = rds_cmd(rd, ek.s, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+		if (!rep)
+			return store_redis_failed(s);
+		if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+		    rep->element[0]->type != REDIS_REPLY_STRING ||
+		    rep->element[0]->len >= sizeof cursor ||
+		    rep->element[1]->type != REDIS_REPLY_ARRAY) {
+			freeReplyObject(rep);
+			return store_fail(s, STORE_REDIS_UNAVAILABLE, "unexpected reply to SCAN");
+		}
+		snprintf(cursor, sizeof cursor, "%s", rep->element[0]->str);
+		const redisReply *keys = rep->element[1];
+		/* DEL and the batch's keys: a batch is what one SCAN answered */
+		const char **argv = calloc(keys->elements + 1, sizeof *argv);
+		if (!argv) {
+			freeReplyObject(rep);
+			return store_fail(s, STORE_ERROR, "out of memory");
+		}
+		int argc = 0;
+		argv[argc++] = "DEL";
+		for (size_t i = 0; i < keys->elements; i++) {
+			const redisReply *k = keys->element[i];
+			if (k->type == REDIS_REPLY_STRING && strcmp(k->str, ek.s) != 0 &&
+			    strcmp(k->str, dk.s) != 0)
+				argv[argc++] = k->str;
+		}
+		enum store_status st = STORE_OK;
+		if (argc > 1)
+			st = reply_done(s, rds_cmdv(rd, ek.s, argc, argv, NULL));
+		free(argv);
+		freeReplyObject(rep);
+		if (st != STORE_OK)
+			return st;
+	} while (strcmp(cursor, "0") != 0);
+	return STORE_OK;
+}
+
+enum store_status store_room_bury(struct store *s, const char *room)
+{
+	struct rds *rd;
+	enum store_status st = store_redis(s, &rd);
+	if (st != STORE_OK)
+		return st;
+	struct rkey dk = rkey1(RK_ROOM_DELETED, room);
+	st = reply_done(s, rds_cmd(rd, dk.s, "SET %s 1 EX %d", dk.s, JOBSTATE_ROOM_DELETED_TTL_S));
+	if (st != STORE_OK)
+		return st;
+	st = store_room_drop_live(s, room);
+	if (st != STORE_OK)
+		return st;
+	return sweep_room(s, rd, room);
 }
 
 enum store_status store_room_events_expire(struct store *s, const char *room, int seconds)

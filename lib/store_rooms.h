@@ -61,6 +61,13 @@ enum store_status store_room_set_invite(struct store *s, const char *room, long 
  * deleted, and again once the row is gone, for what racing requests wrote back between. */
 enum store_status store_room_drop_live(struct store *s, const char *room);
 enum store_status store_room_delete(struct store *s, const char *room);
+/* After the row is gone: the room's deleted mark (RK_ROOM_DELETED, for
+ * JOBSTATE_ROOM_DELETED_TTL_S), which the writers that may come later (a job's events and
+ * recent runs through the outbox, an AI job's marks, the worker about to run a job of the
+ * room) respect; then every other key of the room but its event history, by name
+ * (store_room_drop_live) and by a SCAN of its prefix (the AI marks, the presence set, the
+ * outbox mark). The mark first, so nothing it stops is written back after the sweep. */
+enum store_status store_room_bury(struct store *s, const char *room);
 /* How long a deleted room's event history is kept after its `deleted` event (seconds):
  * enough for a stream catching up from it to read that event. */
 #define ROOM_EVENTS_AFTER_DELETE_S 60

@@ -43,7 +43,7 @@ int ai_deps_init(struct ai_deps *d, const struct sandbox *sb, const struct runti
 /* The cache keys of a request: the shared answer, and the scope's pending and asked marks
  * (the unscoped pending mark of jobs queued before scopes). */
 struct ai_keys {
-	struct rkey cache, pending, asked;
+	struct rkey cache, pending, asked, deleted;
 };
 
 static void keys_of(const struct ai_request *rq, struct ai_keys *k)
@@ -52,9 +52,11 @@ static void keys_of(const struct ai_request *rq, struct ai_keys *k)
 	if (rq->scope) {
 		k->pending = rkey2(RK_ROOM_AI_PENDING, rq->scope, rq->cache_key);
 		k->asked = rkey2(RK_ROOM_AI_ASKED, rq->scope, rq->cache_key);
+		k->deleted = rkey1(RK_ROOM_DELETED, rq->scope);
 	} else {
 		k->pending = rkey1(RK_AI_PENDING_UNSCOPED, rq->cache_key);
 		k->asked.s[0] = '\0';
+		k->deleted.s[0] = '\0';
 	}
 }
 
@@ -82,9 +84,10 @@ static void finish(struct rds *r, const struct ai_request *rq, const char *job_i
 		freeReplyObject(rep);
 	}
 	if (rq->scope) {
-		const char *args[] = {k.asked.s, k.pending.s, ttl, answered ? "1" : "0",
-				      job_id ? job_id : ""};
-		rep = rds_script(r, &rs_ai_finish, 2, 5, args, NULL);
+		/* a room deleted meanwhile is not marked (lib/lua/ai_finish.lua) */
+		const char *args[] = {k.asked.s, k.pending.s, k.deleted.s, ttl,
+				      answered ? "1" : "0", job_id ? job_id : ""};
+		rep = rds_script(r, &rs_ai_finish, 3, 6, args, NULL);
 	} else { /* a job queued before marks had rooms: only its mark to clear */
 		const char *args[] = {k.pending.s, job_id ? job_id : ""};
 		rep = rds_script(r, &rs_ai_release, 1, 2, args, NULL);

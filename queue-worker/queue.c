@@ -434,6 +434,21 @@ int queue_process(struct rds *r, const struct queue_entry *e, const struct queue
 		rc = queue_ack(r, e->entry);
 		goto out;
 	}
+	/* a job of a room deleted since it was queued (one that raced the delete, which
+	 * cancels the room's jobs) is not run: cancelled without an event, the room is gone */
+	int gone = j.room[0] ? jobstate_room_deleted(r, j.room, err, errlen) : 0;
+	if (gone < 0)
+		goto out;
+	if (gone) {
+		char cur[16];
+		log_info("job %s: its room %s was deleted: cancelled unrun", j.id, j.room);
+		int c = jobstate_cancel(r, j.id, NULL, EV_EXECUTION, "{}", JOBSTATE_ROOM_DELETED_ERROR, cur,
+					sizeof cur, err, errlen);
+		if (c < 0)
+			goto out;
+		rc = c == 1 ? queue_ack(r, e->entry) : ack_if_over(r, &j, e->entry);
+		goto out;
+	}
 	const struct queue_handler *hd = NULL;
 	for (size_t i = 0; i < nh && !hd; i++)
 		if (!strcmp(h[i].kind, j.kind))

@@ -233,7 +233,7 @@ CLUSTER_STACK_SUITES=(tests/stack/smoke.test.mjs tests/stack/collab.test.mjs tes
   tests/stack/rooms.test.mjs tests/stack/auth.test.mjs tests/stack/sessions.test.mjs
   tests/stack/walkthrough.test.mjs tests/stack/scripting.test.mjs tests/stack/revoke-streams.test.mjs
   tests/stack/ai.test.mjs tests/stack/ai-join.test.mjs tests/stack/fairness.test.mjs tests/stack/request-id.test.mjs
-  tests/stack/db-role.test.mjs tests/stack/presence-limit.test.mjs)
+  tests/stack/db-role.test.mjs tests/stack/presence-limit.test.mjs tests/stack/rooms-delete-jobs.test.mjs)
 
 # The suites that depend on the web server in front — HTTP, the three stream transports, the
 # browser client — again, through Apache httpd (WEB=apache: deploy/apache/codecollab.conf).

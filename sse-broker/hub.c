@@ -517,27 +517,29 @@ static int presence_room(struct hub *h, const char *room_id, struct hub_room *r,
 	size_t n = 0;
 	for (struct hub_user *x = r ? r->users : NULL; x; x = x->next)
 		n++;
-	size_t argc = 9 + 2 * (u ? 1 : n);
+	size_t argc = 10 + 2 * (u ? 1 : n);
 	const char **argv = calloc(argc, sizeof *argv);
 	char *ids = calloc(u ? 1 : (n ? n : 1), 24);
 	struct presence_req *q = calloc(1, sizeof *q);
 	char ttl[24], max[16];
-	struct rkey ck = rkey1(RK_ROOM_CONNS, room_id), ek = rkey1(RK_ROOM_EVENTS, room_id);
+	struct rkey ck = rkey1(RK_ROOM_CONNS, room_id), ek = rkey1(RK_ROOM_EVENTS, room_id),
+		    dk = rkey1(RK_ROOM_DELETED, room_id);
 	int rc = -1;
-	if (!argv || !ids || !q || !rkey_ok(&ck) || !rkey_ok(&ek))
+	if (!argv || !ids || !q || !rkey_ok(&ck) || !rkey_ok(&ek) || !rkey_ok(&dk))
 		goto out;
 	q->priv = priv;
 	snprintf(q->room, sizeof q->room, "%s", room_id);
 	snprintf(ttl, sizeof ttl, "%ld", h->cfg.presence_ttl_ms);
 	snprintf(max, sizeof max, "%d", EVENTS_HISTORY_MAX);
-	argv[2] = "2";
+	argv[2] = "3";
 	argv[3] = ck.s;
 	argv[4] = ek.s;
-	argv[5] = op;
-	argv[6] = ttl;
-	argv[7] = max;
-	argv[8] = h->broker_id;
-	size_t i = 9, k = 0;
+	argv[5] = dk.s; /* a deleted room: no presence, no event (lib/lua/broker_presence.lua) */
+	argv[6] = op;
+	argv[7] = ttl;
+	argv[8] = max;
+	argv[9] = h->broker_id;
+	size_t i = 10, k = 0;
 	for (struct hub_user *x = u ? u : (r ? r->users : NULL); x; x = u ? NULL : x->next, k++) {
 		snprintf(ids + 24 * k, 24, "%lld", x->id);
 		argv[i++] = ids + 24 * k;

@@ -47,7 +47,7 @@ async function drain() {
   for (const [eid, f] of box) {
     const o = {};
     for (let i = 0; i < f.length; i += 2) o[f[i]] = f[i + 1];
-    await run('outbox_apply', [rk(o.room, 'events'), rk(o.room, 'outbox'), rk(o.room, 'runs')],
+    await run('outbox_apply', [rk(o.room, 'events'), rk(o.room, 'outbox'), rk(o.room, 'runs'), rk(o.room, 'deleted')],
       [eid, o.type, o.data, '1000', o.run || '', o.run ? o.keep : '', o.run ? o.ttl : '', TTL]);
   }
   if (box.length) await c.send('XDEL', 'cc:{jobs}:outbox', ...box.map(([eid]) => eid));
@@ -71,9 +71,16 @@ const cases = {
   async ai_finish() {
     const [r] = await roomsAway(1);
     await c.send('SET', rk(r, 'ai:pending:ab12'), 'job1');
-    assert.equal(await run('ai_finish', [rk(r, 'ai:asked:ab12'), rk(r, 'ai:pending:ab12')], ['600', '1', 'job1']), 1);
+    const keys = (k) => [rk(r, `ai:asked:${k}`), rk(r, `ai:pending:${k}`), rk(r, 'deleted')];
+    assert.equal(await run('ai_finish', keys('ab12'), ['600', '1', 'job1']), 1);
     assert.equal(await c.send('EXISTS', rk(r, 'ai:pending:ab12')), 0);
     assert.equal(await c.send('GET', rk(r, 'ai:asked:ab12')), '1');
+    // a deleted room is not marked asked; its job's pending mark still goes
+    await c.send('SET', rk(r, 'deleted'), '1', 'EX', '60');
+    await c.send('SET', rk(r, 'ai:pending:cd34'), 'job2');
+    assert.equal(await run('ai_finish', keys('cd34'), ['600', '1', 'job2']), 1);
+    assert.equal(await c.send('EXISTS', rk(r, 'ai:pending:cd34')), 0);
+    assert.equal(await c.send('EXISTS', rk(r, 'ai:asked:cd34')), 0);
   },
   async ai_release() {
     const [r] = await roomsAway(1);
@@ -88,13 +95,18 @@ const cases = {
   },
   async broker_presence() {
     const [r] = await roomsAway(1);
-    const keys = [rk(r, 'conns'), rk(r, 'events')];
+    const keys = [rk(r, 'conns'), rk(r, 'events'), rk(r, 'deleted')];
     const exp = await run('broker_presence', keys, ['open', '30000', '1000', 'b1', '7', 'ann']);
     assert.ok(exp > Date.now() - 60000);
     assert.equal(await run('presence_index', ['cc:presence:rooms'], [r, String(exp)]), 1);
     assert.ok(await run('broker_presence', keys, ['refresh', '30000', '1000', 'b1', '7', 'ann']) >= exp);
     assert.equal(await run('broker_presence', keys, ['close', '30000', '1000', 'b1', '7', 'ann']), 0);
     assert.equal(await run('broker_presence', keys, ['sweep', '30000', '1000', 'b1']), 0);
+    assert.deepEqual((await history(r)).map((e) => e.type), ['join', 'leave']);
+    // a deleted room: no presence kept, no event written
+    await c.send('SET', rk(r, 'deleted'), '1', 'EX', '60');
+    assert.equal(await run('broker_presence', keys, ['open', '30000', '1000', 'b1', '7', 'ann']), 0);
+    assert.equal(await c.send('EXISTS', rk(r, 'conns')), 0);
     assert.deepEqual((await history(r)).map((e) => e.type), ['join', 'leave']);
   },
   async presence_emit() {
@@ -206,6 +218,29 @@ const cases = {
   job_change() { return cases.job_create(); },
   job_cancel() { return cases.job_create(); },
   outbox_apply() { return cases.job_create(); },
+  // a room deleted with a job queued in its line and one in flight: both cancelled, the room
+  // out of the scheduler, and their outbox entries (the queued events) dropped in the room
+  async job_room_drop() {
+    await queueFlow; // not while the end-to-end case above uses the queue
+    const [a] = await roomsAway(1);
+    const tag = `${process.pid}x${roomSeq}`;
+    const j1 = `jd1x${tag}`, j2 = `jd2x${tag}`;
+    assert.deepEqual(await run('job_create', [`cc:{jobs}:job:${j1}`], createArgs(j1, a)), [1, 0]);
+    assert.deepEqual(await run('job_create', [`cc:{jobs}:job:${j2}`], createArgs(j2, a)), [1, 1]);
+    await c.send('HSET', 'cc:{jobs}:fair:inflight', j1, a); // as a dispatch leaves it
+    await c.send('HINCRBY', 'cc:{jobs}:fair:running', a, 1);
+    await c.send('LREM', `cc:{jobs}:fair:room:${a}`, 1, j1);
+    await c.send('SET', rk(a, 'deleted'), '1', 'EX', '60');
+    assert.equal(await run('job_room_drop', [`cc:{jobs}:fair:room:${a}`],
+      [a, 'the room was deleted', '1', '100000', '10']), 2);
+    for (const j of [j1, j2]) assert.equal(await c.send('HGET', `cc:{jobs}:job:${j}`, 'status'), 'cancelled');
+    assert.equal(await c.send('EXISTS', `cc:{jobs}:fair:room:${a}`), 0);
+    assert.equal(await c.send('ZSCORE', 'cc:{jobs}:fair:rooms', a), null);
+    assert.equal(await c.send('HGET', 'cc:{jobs}:fair:running', a), null);
+    assert.equal(await c.send('HGET', 'cc:{jobs}:fair:inflight', j1), null);
+    assert.ok(await drain() > 0);
+    assert.deepEqual(await c.send('EXISTS', rk(a, 'events'), rk(a, 'runs'), rk(a, 'outbox')), 0);
+  },
   // a request id's mark and its job, as job_create leaves them: a repeat, another request
   // under the id, an id that names nothing
   async job_repeat() {

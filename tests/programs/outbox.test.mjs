@@ -37,8 +37,8 @@ async function createOnly(r, id, rm) {
 function apply(r, [eid, f]) {
   const o = {};
   for (let i = 0; i < f.length; i += 2) o[f[i]] = f[i + 1];
-  return r.cmd('EVAL', S.get('outbox_apply').text, 3, room(o.room, 'events'),
-    room(o.room, 'outbox'), room(o.room, 'runs'), eid, o.type, o.data, '1000', o.run || '',
+  return r.cmd('EVAL', S.get('outbox_apply').text, 4, room(o.room, 'events'),
+    room(o.room, 'outbox'), room(o.room, 'runs'), room(o.room, 'deleted'), eid, o.type, o.data, '1000', o.run || '',
     o.run ? o.keep : '', o.run ? o.ttl : '', String(7 * 86400));
 }
 
