@@ -159,11 +159,51 @@ static int map_stage(const cJSON *o, long long elapsed_ms, size_t output_max,
 	return 0;
 }
 
+/* Piston's answer with every \u0000 escape replaced by the byte FF, or NULL when out of
+ * memory (caller frees).
+ *
+ * cJSON decodes \u0000 into a NUL and gives back only a C string, so the output of a
+ * program that printed a NUL ("a\u0000b") ended there, silently. The local sandbox turns
+ * a NUL of the output into U+FFFD (sandbox_out.c); FF, a byte that never occurs in UTF-8,
+ * becomes U+FFFD there as well, is one byte as the NUL was (the output bound counts the
+ * same bytes) and, like the NUL, is no continuation byte, so the text around it is read
+ * the same. Every backslash of valid JSON starts an escape inside a string, so reading
+ * escapes pair by pair ("\\u0000" is a backslash, then text) finds them all; what is not
+ * valid JSON stays invalid for cJSON to refuse. The text only gets shorter. */
+static char *nul_escapes_replaced(const char *body)
+{
+	size_t n = strlen(body);
+	char *t = malloc(n + 1);
+	if (!t)
+		return NULL;
+	size_t j = 0;
+	for (size_t i = 0; i < n;) {
+		if (body[i] != '\\') {
+			t[j++] = body[i++];
+		} else if (n - i >= 6 && memcmp(body + i, "\\u0000", 6) == 0) {
+			t[j++] = (char)0xff;
+			i += 6;
+		} else {
+			t[j++] = body[i++];
+			if (i < n)
+				t[j++] = body[i++];
+		}
+	}
+	t[j] = '\0';
+	return t;
+}
+
 int piston_map_answer(const char *body, long long elapsed_ms, size_t output_max,
 		      char **result_json, char *err, size_t errlen)
 {
 	*result_json = NULL;
-	cJSON *o = body ? cJSON_Parse(body) : NULL;
+	char *text = body ? nul_escapes_replaced(body) : NULL;
+	if (body && !text) {
+		errbuf_set(err, errlen, "out of memory");
+		return -1;
+	}
+	cJSON *o = text ? cJSON_Parse(text) : NULL;
+	free(text);
 	const cJSON *run = cJSON_GetObjectItem(o, "run");
 	const cJSON *compile = cJSON_GetObjectItem(o, "compile");
 	struct sandbox_result res;

@@ -45,8 +45,9 @@ enum piston_rc piston_execute(const char *url, const struct piston_request *req,
 			      size_t errlen);
 
 /* Maps Piston's execute answer (body text) to our result JSON; elapsed_ms stands in for
- * time_ms when Piston does not report wall_time. 0 with *result_json (caller frees), or
- * -1 with err. */
+ * time_ms when Piston does not report wall_time. The output comes out as the local
+ * sandbox's would: a NUL (\u0000) becomes U+FFFD, not the end of the text. 0 with
+ * *result_json (caller frees), or -1 with err. */
 int piston_map_answer(const char *body, long long elapsed_ms, size_t output_max,
 		      char **result_json, char *err, size_t errlen);
 

@@ -142,6 +142,32 @@ static void test_piston_map(void)
 	CHECK(ver && strlen(ver) == 30 && utf8_validate(ver, strlen(ver), NULL, NULL) == UTF8_OK);
 	cJSON_Delete(o);
 
+	/* output holding NULs (print("a\0b")) is not cut there: it comes out as the local
+	 * sandbox's does (tests/programs/test_sandbox.c), NUL as U+FFFD and other control
+	 * bytes kept, in both streams of both steps; an escaped backslash before "u0000" is
+	 * text, and the output bound counts a NUL as the one byte it is */
+	o = mapped("{\"language\":\"c\",\"version\":\"10\",\"compile\":{\"stdout\":\"\",\"stderr\":"
+		   "\"w\\u0000x\",\"code\":0,\"signal\":null},\"run\":{\"stdout\":\"a\\u0000b\\u0001\\r\\u001b"
+		   "\\\\u0000\\u0000\",\"stderr\":\"\\u0000\\u0000\\u0000\\u0000\",\"code\":0}}",
+		   5, 100);
+	CHECK(o != NULL);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "stdout")),
+		  "a\xef\xbf\xbd" "b\x01\r\x1b\\u0000\xef\xbf\xbd");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "stderr")),
+		  "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+	CHECK(cJSON_IsFalse(cJSON_GetObjectItem(o, "truncated")));
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "compile"), "stderr")),
+		  "w\xef\xbf\xbdx");
+	cJSON_Delete(o);
+	o = mapped("{\"run\":{\"stdout\":\"\\u0000\\u0000\\u0000\\u0000\\u0000\",\"stderr\":\"\",\"code\":0}}",
+		   5, 4);
+	CHECK(o != NULL);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "stdout")),
+		  "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+	CHECK(cJSON_IsTrue(cJSON_GetObjectItem(o, "truncated")));
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "status")), "output_limit_exceeded");
+	cJSON_Delete(o);
+
 	/* a wall_time that is no time (negative, or past any long long: undefined to convert)
 	 * gives way to the time we measured, as a missing one does */
 	const char *walls[] = {"-5", "1e300", "-1e300", "9.3e18"};
