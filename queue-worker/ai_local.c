@@ -90,7 +90,7 @@ static int add_diag(cJSON *arr, long line, long col, const char *severity, const
 		return -1;
 	while (msg_len && (msg[msg_len - 1] == ' ' || msg[msg_len - 1] == '\r'))
 		msg_len--;
-	char *m = ai_clean_text(msg, msg_len, AI_DIAG_MESSAGE_MAX);
+	char *m = ai_clean_text(msg, msg_len, AI_DIAG_MESSAGE_MAX, NULL);
 	if (!m)
 		return -1;
 	cJSON *d = cJSON_CreateObject();
@@ -234,7 +234,7 @@ static char *local_text(const char *label, const cJSON *diags, const char *note,
 	if (note)
 		rc |= buf_printf(&b, "%s\n", note);
 	if (raw_len) {
-		char *t = ai_clean_text(raw, raw_len, AI_CHECKER_OUTPUT_SHOWN);
+		char *t = ai_clean_text(raw, raw_len, AI_CHECKER_OUTPUT_SHOWN, NULL);
 		rc |= t ? buf_printf(&b, "The checker said:\n%s\n", t) : -1;
 		free(t);
 	}

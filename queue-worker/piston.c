@@ -119,7 +119,7 @@ static void keep(struct buf *b, const char *s, size_t max, int *truncated)
 static void answer_name(char *dst, size_t cap, const char *s)
 {
 	char *t = utf8_sanitize(s ? s : "", s ? strlen(s) : 0, UTF8_SAN_NUL | UTF8_SAN_CONTROLS,
-				cap - 1, NULL);
+				cap - 1, NULL, NULL);
 	snprintf(dst, cap, "%s", t ? t : "");
 	free(t);
 }
