@@ -207,7 +207,8 @@ static int is_control(const unsigned char *p, size_t n)
 	return n == 2 && p[0] == 0xC2 && p[1] < 0xA0;
 }
 
-char *utf8_sanitize(const char *s, size_t len, unsigned flags, size_t max, size_t *out_len)
+char *utf8_sanitize(const char *s, size_t len, unsigned flags, size_t max, size_t *out_len,
+		    int *cut)
 {
 	static const char replacement[] = "\xEF\xBF\xBD";
 	const unsigned char *p = (const unsigned char *)s;
@@ -219,6 +220,7 @@ char *utf8_sanitize(const char *s, size_t len, unsigned flags, size_t max, size_
 	if (!out)
 		return NULL;
 	size_t o = 0;
+	int bounded = 0;
 	for (size_t i = 0; i < len;) {
 		size_t n = utf8_char_len(s + i, len - i);
 		const char *put = s + i;
@@ -235,8 +237,10 @@ char *utf8_sanitize(const char *s, size_t len, unsigned flags, size_t max, size_
 		} else if ((flags & UTF8_SAN_CONTROLS) && is_control(p + i, n)) {
 			put_len = 0;
 		}
-		if (put_len > cap - o)
+		if (put_len > cap - o) {
+			bounded = 1;
 			break;
+		}
 		memcpy(out + o, put, put_len);
 		o += put_len;
 		i += n;
@@ -244,5 +248,7 @@ char *utf8_sanitize(const char *s, size_t len, unsigned flags, size_t max, size_
 	out[o] = '\0';
 	if (out_len)
 		*out_len = o;
+	if (cut)
+		*cut = bounded;
 	return out;
 }

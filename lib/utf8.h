@@ -67,9 +67,12 @@ enum utf8_sanitize_flags {
 /* Untrusted bytes s[0..len) as valid UTF-8 text: valid characters are copied, and each
  * byte that does not start one becomes U+FFFD (EF BF BD), then the scan goes on with the
  * next byte; flags add the rules above. At most max bytes come out (SIZE_MAX: no bound),
- * never half a character: the copy stops before the first character that does not fit.
- * A new NUL-terminated string the caller frees with free(), its length in *out_len (may
- * be NULL); NULL when out of memory. */
-char *utf8_sanitize(const char *s, size_t len, unsigned flags, size_t max, size_t *out_len);
+ * never half a character: the copy stops before the first character that does not fit,
+ * and *cut (may be NULL) says whether it did (1: text was lost to the bound; 0 otherwise,
+ * also when UTF8_SAN_CUT dropped a character cut in half). A new NUL-terminated string the
+ * caller frees with free(), its length in *out_len (may be NULL); NULL when out of
+ * memory. */
+char *utf8_sanitize(const char *s, size_t len, unsigned flags, size_t max, size_t *out_len,
+		    int *cut);
 
 #endif

@@ -156,11 +156,13 @@ static cJSON *openai_result(const struct ai_request *rq, const char *text, int c
 	return res;
 }
 
-/* A fresh answer from the request's provider, with "cached": false (caller frees), and
- * how long the provider took in *provider_ms; NULL and a message in err. */
+/* A fresh answer from the request's provider, with "cached": false (caller frees), how
+ * long the provider took in *provider_ms, and in *cacheable whether it may be shared
+ * through the cache (not an answer of the local provider that only says what this worker
+ * could not do); NULL and a message in err. */
 static cJSON *fresh_answer(const struct ai_deps *d, const struct ai_request *rq,
-			   const volatile sig_atomic_t *cancel, long long *provider_ms, char *err,
-			   size_t errlen)
+			   const volatile sig_atomic_t *cancel, long long *provider_ms,
+			   int *cacheable, char *err, size_t errlen)
 {
 	struct aicfg cfg;
 	cJSON *res = NULL;
@@ -169,8 +171,9 @@ static cJSON *fresh_answer(const struct ai_deps *d, const struct ai_request *rq,
 	if (aicfg_load(&cfg, err, errlen) < 0)
 		return NULL;
 	long long start = clock_mono_ms();
+	*cacheable = 1;
 	if (rq->provider == AICFG_LOCAL) {
-		res = ai_local_result(d->sb, d->rts, d->lim, rq, cancel, err, errlen);
+		res = ai_local_result(d->sb, d->rts, d->lim, rq, cancel, cacheable, err, errlen);
 	} else if (ai_openai_call(cancel, &cfg, rq, &text, &cut, err, errlen) == 0) {
 		res = openai_result(rq, text, cut);
 		if (!res)
@@ -197,7 +200,7 @@ enum ai_status ai_job_run(const struct ai_deps *d, struct rds *r, const char *jo
 	struct ai_request rq;
 	cJSON *res = NULL;
 	char *entry = NULL;
-	int answered = 0;
+	int answered = 0, cacheable = 0;
 	long long provider_ms = 0, t0 = clock_mono_ms();
 	enum ai_status st = AI_FAILED;
 	*result_json = NULL;
@@ -217,7 +220,7 @@ enum ai_status ai_job_run(const struct ai_deps *d, struct rds *r, const char *jo
 		answered = 1;
 		goto out;
 	}
-	res = fresh_answer(d, &rq, cancel, &provider_ms, err, errlen);
+	res = fresh_answer(d, &rq, cancel, &provider_ms, &cacheable, err, errlen);
 	if (!res && cancelled(cancel))
 		goto cancelled;
 	if (!res)
@@ -228,8 +231,12 @@ enum ai_status ai_job_run(const struct ai_deps *d, struct rds *r, const char *jo
 		goto out;
 	}
 	st = AI_OK;
-	answered = 1;
-	entry = cache_entry(res, provider_ms);
+	/* an answer that is not stored for all leaves no asked mark either: the mark says the
+	 * room got the stored answer (docs/INTERNALS.md, "AI cache scopes") */
+	if (cacheable) {
+		answered = 1;
+		entry = cache_entry(res, provider_ms);
+	}
 out:
 	finish(r, &rq, job_id, entry, answered);
 	cJSON_Delete(res);

@@ -11,9 +11,10 @@
  * The provider's text is untrusted: it is made valid UTF-8 without control characters
  * (but \n and \t), bounded (ai_text.h), and only ever stored and sent as a JSON string.
  *
- * This file is the job glue: the answer goes to cc:ai:cache:{cache_key} (24 h) and the
- * job's cc:ai:pending:{key} mark is cleared, whether the job succeeded or not
- * (docs/INTERNALS.md), through the job thread's own Redis connection. */
+ * This file is the job glue: the answer goes to cc:ai:cache:{cache_key} (24 h), unless the
+ * local provider marked it not cacheable (it says what this worker could not do, not what
+ * the code is), and the job's cc:ai:pending:{key} mark is cleared, whether the job
+ * succeeded or not (docs/INTERNALS.md), through the job thread's own Redis connection. */
 #ifndef CC_AI_H
 #define CC_AI_H
 

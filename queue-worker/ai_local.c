@@ -90,7 +90,7 @@ static int add_diag(cJSON *arr, long line, long col, const char *severity, const
 		return -1;
 	while (msg_len && (msg[msg_len - 1] == ' ' || msg[msg_len - 1] == '\r'))
 		msg_len--;
-	char *m = ai_clean_text(msg, msg_len, AI_DIAG_MESSAGE_MAX);
+	char *m = ai_clean_text(msg, msg_len, AI_DIAG_MESSAGE_MAX, NULL);
 	if (!m)
 		return -1;
 	cJSON *d = cJSON_CreateObject();
@@ -234,7 +234,7 @@ static char *local_text(const char *label, const cJSON *diags, const char *note,
 	if (note)
 		rc |= buf_printf(&b, "%s\n", note);
 	if (raw_len) {
-		char *t = ai_clean_text(raw, raw_len, AI_CHECKER_OUTPUT_SHOWN);
+		char *t = ai_clean_text(raw, raw_len, AI_CHECKER_OUTPUT_SHOWN, NULL);
 		rc |= t ? buf_printf(&b, "The checker said:\n%s\n", t) : -1;
 		free(t);
 	}
@@ -247,7 +247,8 @@ static char *local_text(const char *label, const cJSON *diags, const char *note,
 
 cJSON *ai_local_result(const struct sandbox *sb, const struct runtimes *rts,
 		       const struct sandbox_limits *limits, const struct ai_request *rq,
-		       const volatile sig_atomic_t *cancel, char *err, size_t errlen)
+		       const volatile sig_atomic_t *cancel, int *cacheable, char *err,
+		       size_t errlen)
 {
 	const struct checker *ck = find_checker(rq->language);
 	const struct runtime *rt = ck && rts ? runtimes_find(rts, ck->language, NULL) : NULL;
@@ -258,6 +259,10 @@ cJSON *ai_local_result(const struct sandbox *sb, const struct runtimes *rts,
 	const char *note = NULL, *label = ck ? ck->label : "nothing";
 	struct buf out;
 	buf_init(&out, 0);
+	/* only the checker's verdict is an answer about the code; each note below is about
+	 * this worker (another may have the checker or the sandbox) or this moment (a loaded
+	 * machine hits the time limit) */
+	*cacheable = 0;
 	if (!ck || !rt) {
 		note = "There is no checker for this language on this server.";
 	} else if (!sb) {
@@ -298,6 +303,7 @@ cJSON *ai_local_result(const struct sandbox *sb, const struct runtimes *rts,
 			note = "The checker was stopped before it finished (a limit of the sandbox).";
 		else if (cJSON_GetArraySize(diags) == 0 && sr.run.exit_code == 0 && !sr.run.signal)
 			note = "The checker found no problems.";
+		*cacheable = sr.status == SANDBOX_OK;
 	}
 	int show_raw = ck && rt && sb && cJSON_GetArraySize(diags) == 0 && !note;
 	text = local_text(label, diags, note, show_raw ? out.data : NULL, show_raw ? out.len : 0);

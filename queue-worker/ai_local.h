@@ -25,9 +25,13 @@ int ai_checker(const char *language, const char **file, const char **label);
 /* The local provider's answer to rq: {kind, provider "local", checker, text, diagnostics}
  * (caller frees), or NULL and a message in err (out of memory, the sandbox failed, or
  * cancelled: *cancel non-zero). sb NULL: the answer says the checker is not available;
- * lim NULL: sandbox_limits_default(). */
+ * lim NULL: sandbox_limits_default(). *cacheable is set to 1 when the answer is the
+ * checker's verdict on the code, and to 0 when it only says what this worker could not
+ * do at this moment (no checker or sandbox here, the checker stopped by a limit): such an
+ * answer must not go into the cache shared by every room (ai.c). */
 cJSON *ai_local_result(const struct sandbox *sb, const struct runtimes *rts,
 		       const struct sandbox_limits *lim, const struct ai_request *rq,
-		       const volatile sig_atomic_t *cancel, char *err, size_t errlen);
+		       const volatile sig_atomic_t *cancel, int *cacheable, char *err,
+		       size_t errlen);
 
 #endif

@@ -86,7 +86,8 @@ int ai_openai_answer(const char *body, size_t len, char **text, int *cut, char *
 		goto out;
 	}
 	const char *s = cJSON_IsString(content) ? content->valuestring : "";
-	char *t = ai_clean_text(s, strlen(s), AI_TEXT_MAX);
+	int bounded = 0;
+	char *t = ai_clean_text(s, strlen(s), AI_TEXT_MAX, &bounded);
 	if (!t) {
 		errbuf_set(err, errlen, "out of memory");
 		goto out;
@@ -98,7 +99,8 @@ int ai_openai_answer(const char *body, size_t len, char **text, int *cut, char *
 		goto out;
 	}
 	const char *fin = ai_json_str(choice, "finish_reason");
-	*cut = (fin && strcmp(fin, "length") == 0) || strlen(s) > strlen(t) + AI_TEXT_MAX / 2;
+	/* cut by the provider's token limit, or by ours: a provider may ignore max_tokens */
+	*cut = (fin && strcmp(fin, "length") == 0) || bounded;
 	*text = t;
 	rc = 0;
 out:
@@ -121,7 +123,7 @@ void ai_provider_error(const char *body, size_t len, char *out, size_t cap)
 	}
 	const char *src = m ? m : (body ? body : "");
 	size_t n = m ? strlen(m) : (body ? len : 0);
-	char *t = ai_clean_text(src, n > 4096 ? 4096 : n, cap > 4 ? cap - 4 : 0);
+	char *t = ai_clean_text(src, n > 4096 ? 4096 : n, cap > 4 ? cap - 4 : 0, NULL);
 	cJSON_Delete(o);
 	if (!t)
 		return;

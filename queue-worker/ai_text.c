@@ -3,8 +3,8 @@
 
 #include "utf8.h"
 
-char *ai_clean_text(const char *s, size_t len, size_t max)
+char *ai_clean_text(const char *s, size_t len, size_t max, int *cut)
 {
 	/* NUL is a control character here: dropped, like the others */
-	return utf8_sanitize(s, len, UTF8_SAN_CONTROLS, max, NULL);
+	return utf8_sanitize(s, len, UTF8_SAN_CONTROLS, max, NULL, cut);
 }

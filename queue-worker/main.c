@@ -96,6 +96,9 @@ struct worker {
 	volatile sig_atomic_t stop;
 	volatile sig_atomic_t cancel;
 	struct slot slots[WORKERS_MAX];
+	/* main thread only: how many of Piston's runtimes were left out at the last refresh
+	 * that logged it (the list is asked for again every RUNTIMES_REFRESH_S) */
+	size_t piston_skipped;
 };
 
 /* Reads a table of integer settings (lib/cfg.h), saying what is wrong with the first bad
@@ -345,16 +348,25 @@ static int poll_cancelled(struct worker *w, struct rds *r)
 	return 0;
 }
 
-/* The runtimes to announce: Piston's (asked each time) or the local ones. Caller frees. */
-static char *runtimes_text(const struct worker *w, const struct runtimes *local)
+/* The runtimes to announce: Piston's (asked each time) or the local ones. Caller frees.
+ * Runtimes of Piston's left out are logged once, not at every refresh: again only when
+ * their number changes. */
+static char *runtimes_text(struct worker *w, const struct runtimes *local)
 {
 	if (!w->cfg.piston_url)
 		return runtimes_json(local);
-	char err[512];
+	char err[512], why[256];
+	size_t skipped = 0;
 	char *s = piston_runtimes(w->cfg.piston_url, w->cfg.piston_timeout_ms < 10000 ? w->cfg.piston_timeout_ms : 10000,
-				  err, sizeof err);
-	if (!s)
+				  &skipped, why, sizeof why, err, sizeof err);
+	if (!s) {
 		log_warn("runtimes: %s", err);
+		return NULL;
+	}
+	if (skipped != w->piston_skipped && skipped)
+		log_warn("runtimes: %zu of Piston's runtimes left out, not announced (the first: %s)",
+			 skipped, why);
+	w->piston_skipped = skipped;
 	return s;
 }
 

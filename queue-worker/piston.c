@@ -119,7 +119,7 @@ static void keep(struct buf *b, const char *s, size_t max, int *truncated)
 static void answer_name(char *dst, size_t cap, const char *s)
 {
 	char *t = utf8_sanitize(s ? s : "", s ? strlen(s) : 0, UTF8_SAN_NUL | UTF8_SAN_CONTROLS,
-				cap - 1, NULL);
+				cap - 1, NULL, NULL);
 	snprintf(dst, cap, "%s", t ? t : "");
 	free(t);
 }
@@ -159,11 +159,51 @@ static int map_stage(const cJSON *o, long long elapsed_ms, size_t output_max,
 	return 0;
 }
 
+/* Piston's answer with every \u0000 escape replaced by the byte FF, or NULL when out of
+ * memory (caller frees).
+ *
+ * cJSON decodes \u0000 into a NUL and gives back only a C string, so the output of a
+ * program that printed a NUL ("a\u0000b") ended there, silently. The local sandbox turns
+ * a NUL of the output into U+FFFD (sandbox_out.c); FF, a byte that never occurs in UTF-8,
+ * becomes U+FFFD there as well, is one byte as the NUL was (the output bound counts the
+ * same bytes) and, like the NUL, is no continuation byte, so the text around it is read
+ * the same. Every backslash of valid JSON starts an escape inside a string, so reading
+ * escapes pair by pair ("\\u0000" is a backslash, then text) finds them all; what is not
+ * valid JSON stays invalid for cJSON to refuse. The text only gets shorter. */
+static char *nul_escapes_replaced(const char *body)
+{
+	size_t n = strlen(body);
+	char *t = malloc(n + 1);
+	if (!t)
+		return NULL;
+	size_t j = 0;
+	for (size_t i = 0; i < n;) {
+		if (body[i] != '\\') {
+			t[j++] = body[i++];
+		} else if (n - i >= 6 && memcmp(body + i, "\\u0000", 6) == 0) {
+			t[j++] = (char)0xff;
+			i += 6;
+		} else {
+			t[j++] = body[i++];
+			if (i < n)
+				t[j++] = body[i++];
+		}
+	}
+	t[j] = '\0';
+	return t;
+}
+
 int piston_map_answer(const char *body, long long elapsed_ms, size_t output_max,
 		      char **result_json, char *err, size_t errlen)
 {
 	*result_json = NULL;
-	cJSON *o = body ? cJSON_Parse(body) : NULL;
+	char *text = body ? nul_escapes_replaced(body) : NULL;
+	if (body && !text) {
+		errbuf_set(err, errlen, "out of memory");
+		return -1;
+	}
+	cJSON *o = text ? cJSON_Parse(text) : NULL;
+	free(text);
 	const cJSON *run = cJSON_GetObjectItem(o, "run");
 	const cJSON *compile = cJSON_GetObjectItem(o, "compile");
 	struct sandbox_result res;
@@ -275,7 +315,120 @@ enum piston_rc piston_execute(const char *url, const struct piston_request *req,
 	return out;
 }
 
-char *piston_runtimes(const char *url, long timeout_ms, char *err, size_t errlen)
+/* Is s a name we can announce: 1 to PISTON_NAME_MAX bytes of valid UTF-8 without control
+ * characters (C0, \n and \t included, DEL, C1)? */
+static int clean_name(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n == 0 || n > PISTON_NAME_MAX || utf8_validate(s, n, NULL, NULL) != UTF8_OK)
+		return 0;
+	const unsigned char *p = (const unsigned char *)s;
+	for (size_t i = 0; i < n; i++) {
+		/* valid UTF-8: C2 is always a lead byte, and C2 80..9F is U+0080..U+009F */
+		if (p[i] < 0x20 || p[i] == 0x7f || (p[i] == 0xc2 && p[i + 1] < 0xa0))
+			return 0;
+	}
+	return 1;
+}
+
+/* One runtime of Piston's list as ours: 0 with *out (caller frees), 1 when it is skipped
+ * (*why names the field), -1 when out of memory. */
+static int map_runtime(const cJSON *r, cJSON **out, const char **why)
+{
+	const char *lang = cJSON_GetStringValue(cJSON_GetObjectItem(r, "language"));
+	const char *ver = cJSON_GetStringValue(cJSON_GetObjectItem(r, "version"));
+	*out = NULL;
+	*why = !clean_name(lang) ? "its language" : !clean_name(ver) ? "its version" : NULL;
+	if (*why)
+		return 1;
+	cJSON *o = cJSON_CreateObject();
+	cJSON *aliases = NULL;
+	if (!o || !cJSON_AddStringToObject(o, "language", lang) ||
+	    !cJSON_AddStringToObject(o, "version", ver) ||
+	    !(aliases = cJSON_AddArrayToObject(o, "aliases")))
+		goto oom;
+	const cJSON *a;
+	cJSON_ArrayForEach(a, cJSON_GetObjectItem(r, "aliases"))
+	{
+		/* an alias is only matched against requests; one we could not announce goes,
+		 * the runtime stays */
+		if (!cJSON_IsString(a) || !clean_name(a->valuestring))
+			continue;
+		cJSON *s = cJSON_CreateString(a->valuestring);
+		if (!s || !cJSON_AddItemToArray(aliases, s)) {
+			cJSON_Delete(s);
+			goto oom;
+		}
+	}
+	*out = o;
+	return 0;
+oom:
+	cJSON_Delete(o);
+	return -1;
+}
+
+char *piston_runtimes_map(const char *body, size_t *skipped, char *why, size_t whylen,
+			  char *err, size_t errlen)
+{
+	*skipped = 0;
+	if (whylen)
+		why[0] = '\0';
+	char *out = NULL;
+	cJSON *in = NULL, *arr = NULL;
+	/* a \u0000 would end a name early in cJSON's C string: as FF it makes the name unclean */
+	char *text = nul_escapes_replaced(body ? body : "");
+	if (!text) {
+		errbuf_set(err, errlen, "out of memory");
+		goto done;
+	}
+	in = cJSON_Parse(text);
+	if (!cJSON_IsArray(in)) {
+		errbuf_set(err, errlen, "piston: malformed runtimes answer");
+		goto done;
+	}
+	arr = cJSON_CreateArray();
+	if (!arr) {
+		errbuf_set(err, errlen, "out of memory");
+		goto done;
+	}
+	const cJSON *r;
+	int i = 0;
+	cJSON_ArrayForEach(r, in)
+	{
+		const char *bad = NULL;
+		cJSON *o = NULL;
+		int st = map_runtime(r, &o, &bad);
+		i++;
+		if (st == 0 && !cJSON_AddItemToArray(arr, o)) {
+			cJSON_Delete(o);
+			st = -1;
+		}
+		if (st < 0) {
+			errbuf_set(err, errlen, "out of memory");
+			goto done;
+		}
+		if (st == 1) {
+			/* the name itself is not shown: it is what is not fit to print */
+			if (!*skipped && whylen)
+				errbuf_set(why, whylen,
+					   "runtime %d of Piston's list: %s is not 1 to %d bytes of "
+					   "UTF-8 text without control characters",
+					   i, bad, PISTON_NAME_MAX);
+			++*skipped;
+		}
+	}
+	out = cJSON_PrintUnformatted(arr);
+	if (!out)
+		errbuf_set(err, errlen, "out of memory");
+done:
+	free(text);
+	cJSON_Delete(in);
+	cJSON_Delete(arr);
+	return out;
+}
+
+char *piston_runtimes(const char *url, long timeout_ms, size_t *skipped, char *why,
+		      size_t whylen, char *err, size_t errlen)
 {
 	char ep[1024];
 	endpoint(ep, sizeof ep, url, "/api/v2/runtimes");
@@ -283,7 +436,9 @@ char *piston_runtimes(const char *url, long timeout_ms, char *err, size_t errlen
 	buf_init(&body, PISTON_ANSWER_MAX);
 	long status = 0;
 	char *out = NULL;
-	cJSON *in = NULL, *arr = NULL;
+	*skipped = 0;
+	if (whylen)
+		why[0] = '\0';
 	int rc = http(ep, NULL, timeout_ms, NULL, &status, &body, err, errlen);
 	if (rc != 0)
 		goto done;
@@ -291,37 +446,8 @@ char *piston_runtimes(const char *url, long timeout_ms, char *err, size_t errlen
 		http_error(status, &body, err, errlen);
 		goto done;
 	}
-	in = cJSON_Parse(body.data ? body.data : "");
-	if (!cJSON_IsArray(in)) {
-		errbuf_set(err, errlen, "piston: malformed runtimes answer");
-		goto done;
-	}
-	arr = cJSON_CreateArray();
-	const cJSON *r;
-	cJSON_ArrayForEach(r, in)
-	{
-		const char *lang = cJSON_GetStringValue(cJSON_GetObjectItem(r, "language"));
-		const char *ver = cJSON_GetStringValue(cJSON_GetObjectItem(r, "version"));
-		if (!lang || !ver)
-			continue;
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "language", lang);
-		cJSON_AddStringToObject(o, "version", ver);
-		cJSON *aliases = cJSON_AddArrayToObject(o, "aliases");
-		const cJSON *a;
-		cJSON_ArrayForEach(a, cJSON_GetObjectItem(r, "aliases"))
-		{
-			if (cJSON_IsString(a))
-				cJSON_AddItemToArray(aliases, cJSON_CreateString(a->valuestring));
-		}
-		cJSON_AddItemToArray(arr, o);
-	}
-	out = cJSON_PrintUnformatted(arr);
-	if (!out)
-		errbuf_set(err, errlen, "out of memory");
+	out = piston_runtimes_map(body.data, skipped, why, whylen, err, errlen);
 done:
-	cJSON_Delete(in);
-	cJSON_Delete(arr);
 	buf_free(&body);
 	return out;
 }

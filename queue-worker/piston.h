@@ -11,10 +11,16 @@
 #ifndef CC_PISTON_H
 #define CC_PISTON_H
 
+#include "runtimes.h"
+
 #include <signal.h>
 #include <stddef.h>
 
 #define PISTON_ANSWER_MAX (8 * 1024 * 1024)
+/* The longest language, version or alias announced: what a struct runtime holds, so a
+ * Piston runtime is named as a local one can be; within the 32 bytes the worker accepts
+ * in a job's request (execution.c), which the API copies from the announcement. */
+#define PISTON_NAME_MAX (RUNTIMES_NAME_MAX - 1)
 
 struct piston_request {
 	const char *language;
@@ -45,13 +51,24 @@ enum piston_rc piston_execute(const char *url, const struct piston_request *req,
 			      size_t errlen);
 
 /* Maps Piston's execute answer (body text) to our result JSON; elapsed_ms stands in for
- * time_ms when Piston does not report wall_time. 0 with *result_json (caller frees), or
- * -1 with err. */
+ * time_ms when Piston does not report wall_time. The output comes out as the local
+ * sandbox's would: a NUL (\u0000) becomes U+FFFD, not the end of the text. 0 with
+ * *result_json (caller frees), or -1 with err. */
 int piston_map_answer(const char *body, long long elapsed_ms, size_t output_max,
 		      char **result_json, char *err, size_t errlen);
 
-/* Piston's runtimes as our cc:runtimes JSON [{language, version, aliases}]. Caller frees
- * with free(); NULL with err. */
-char *piston_runtimes(const char *url, long timeout_ms, char *err, size_t errlen);
+/* Piston's runtimes answer (body text) as our cc:runtimes JSON [{language, version,
+ * aliases}]. A runtime whose language or version is not a name we can announce (1 to
+ * PISTON_NAME_MAX bytes of valid UTF-8 without control characters) is left out, and
+ * counted in *skipped, the first one described in why (whylen bytes; "" when none); an
+ * alias that is not such a name is left out of its runtime. Caller frees with free();
+ * NULL with err (not a JSON array, out of memory). */
+char *piston_runtimes_map(const char *body, size_t *skipped, char *why, size_t whylen,
+			  char *err, size_t errlen);
+
+/* GET {url}/api/v2/runtimes mapped by piston_runtimes_map(). Caller frees with free();
+ * NULL with err. */
+char *piston_runtimes(const char *url, long timeout_ms, size_t *skipped, char *why,
+		      size_t whylen, char *err, size_t errlen);
 
 #endif

@@ -16,7 +16,7 @@
 static cJSON *output_string(const struct buf *b, int truncated)
 {
 	unsigned flags = UTF8_SAN_NUL | (truncated ? UTF8_SAN_CUT : 0);
-	char *s = utf8_sanitize(b->data ? b->data : "", b->len, flags, SIZE_MAX, NULL);
+	char *s = utf8_sanitize(b->data ? b->data : "", b->len, flags, SIZE_MAX, NULL, NULL);
 	if (!s)
 		return NULL;
 	cJSON *str = cJSON_CreateString(s);

@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	long ra = ai_retry_after(s, 1700000000);
 	law(ra >= -1 && ra <= 86400, "retry-after range");
 
-	char *c = ai_clean_text(s, size, 1000);
+	char *c = ai_clean_text(s, size, 1000, NULL);
 	law(c != NULL, "clean");
 	clean(c, 1000, "clean text");
 	free(c);

@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t rlen = nul ? size - jlen - 1 : 0;
 	cJSON *sel = cJSON_ParseWithLength((const char *)data, jlen);
 	size_t len = 0;
-	char *code = utf8_sanitize(rest, rlen, UTF8_SAN_NUL, SIZE_MAX, &len);
+	char *code = utf8_sanitize(rest, rlen, UTF8_SAN_NUL, SIZE_MAX, &len, NULL);
 	CHECK(code);
 	char *orig = strdup(code);
 	CHECK(orig);

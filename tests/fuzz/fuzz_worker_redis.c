@@ -180,8 +180,8 @@ static void check_event_extra(const uint8_t *p, size_t n)
 	const char *rest = nl ? (const char *)nl + 1 : "";
 	size_t rlen = nl ? n - ulen - 1 : 0;
 	size_t name_len = 0, in_len = 0;
-	char *name = utf8_sanitize((const char *)p, ulen, UTF8_SAN_NUL, 64, &name_len);
-	char *in = utf8_sanitize(rest, rlen, UTF8_SAN_NUL, SIZE_MAX, &in_len);
+	char *name = utf8_sanitize((const char *)p, ulen, UTF8_SAN_NUL, 64, &name_len, NULL);
+	char *in = utf8_sanitize(rest, rlen, UTF8_SAN_NUL, SIZE_MAX, &in_len, NULL);
 	CHECK(name && in);
 	long long id = (long long)n * 7919;
 	char *extra = jobstate_event_extra(id, name, ulen % 2 ? NULL : in);

@@ -7,6 +7,8 @@
 //   PISTON_COMPILE_ERROR  a compile stage that failed, no run stage
 //   PISTON_TIMEOUT  a run stage that Piston itself timed out (status TO, SIGKILL)
 //   otherwise       a run stage echoing the code's first line, stdin and args
+// GET /api/v2/runtimes answers RUNTIMES, or `runtimesBody` (raw bytes, a Buffer) when given:
+// a list with names a JSON serializer would not write (bytes that are not UTF-8).
 import { createServer } from 'node:http';
 
 export const RUNTIMES = [
@@ -15,7 +17,7 @@ export const RUNTIMES = [
   { language: 'javascript', version: '18.15.0', aliases: ['node-javascript', 'node-js', 'javascript', 'js'], runtime: 'node' },
 ];
 
-export async function startPiston({ slowMs = 3000 } = {}) {
+export async function startPiston({ slowMs = 3000, runtimesBody } = {}) {
   const requests = [];
   const server = createServer((req, res) => {
     let body = '';
@@ -30,7 +32,11 @@ export async function startPiston({ slowMs = 3000 } = {}) {
         res.writeHead(status, { 'content-type': raw ? 'text/html' : 'application/json' });
         res.end(text);
       };
-      if (req.method === 'GET' && req.url === '/api/v2/runtimes') return send(200, RUNTIMES);
+      if (req.method === 'GET' && req.url === '/api/v2/runtimes') {
+        if (!runtimesBody) return send(200, RUNTIMES);
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return res.end(runtimesBody);
+      }
       if (req.method !== 'POST' || req.url !== '/api/v2/execute') {
         return send(404, { message: `no route ${req.method} ${req.url}` });
       }

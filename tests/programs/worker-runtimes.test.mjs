@@ -13,6 +13,7 @@ import { spawn } from 'node:child_process';
 import {
   ROOT, WORKER_BIN, enqueue, startWorker, stopWorker, waitFor, waitStatus, withRedis,
 } from '../lib/worker-harness.mjs';
+import { RUNTIMES, startPiston } from '../lib/piston-double.mjs';
 
 if (!existsSync(WORKER_BIN)) throw new Error(`${WORKER_BIN} is missing: run make build-asan`);
 if (process.getuid() !== 0) throw new Error('the worker tests need root (cgroups for the sandbox)');
@@ -78,5 +79,47 @@ test('a named runtime that is not installed stops the worker, naming its Debian 
     assert.match(output, /RUNTIMES_EXTRA names java, but it cannot be offered \(\/nonexistent\/javac: not installed\); install the Debian packages default-jdk-headless/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}));
+
+test('Piston\'s runtimes: one whose version a run could not carry, or whose name is not clean text, is not announced; the good ones are, and run', () => withRedis(async (r, redis) => {
+  // next to Piston's usual list: a version of 40 bytes (the worker refuses a request's
+  // version over 32), a language with a byte that is not UTF-8, one with a NUL, one with a
+  // control character; an alias that is not clean text goes alone
+  const good = RUNTIMES.map(({ language, version, aliases }) => ({ language, version, aliases }));
+  const text = JSON.stringify([
+    ...good.slice(0, 2),
+    { language: 'rust', version: '1.68.2-nightly-2023-03-01-build-4711', aliases: ['rs'] },
+    { language: 'BADBYTE', version: '1.0.0', aliases: [] },
+    { language: 'nul\u0000x', version: '1.0.0', aliases: [] },
+    { language: 'bell\u0007', version: '1.0.0', aliases: [] },
+    { ...good[2], aliases: [...good[2].aliases, 'js\u001b'] },
+  ]);
+  const [before, after] = text.split('BADBYTE');
+  const bytes = Buffer.concat([Buffer.from(before), Buffer.from([0x6c, 0x75, 0x61, 0xff]), Buffer.from(after)]);
+  const piston = await startPiston({ runtimesBody: bytes });
+  try {
+    const w = await startWorker(redis.port, { PISTON_URL: piston.url, RUNTIMES_REFRESH_S: '1' });
+    const runtimes = await waitFor(async () => {
+      const s = await r.cmd('GET', 'cc:runtimes');
+      return s ? JSON.parse(s) : null;
+    }, { what: 'cc:runtimes' });
+    assert.deepEqual(runtimes, good);
+    // the good ones run
+    const id = await enqueue(r, { request: { language: 'python', version: '3.10.0', code: 'print(1)', stdin: '', args: [] } });
+    const job = await waitStatus(r, id, 'finished');
+    assert.match(job.result.stdout, /^ran print\(1\)/);
+    // said once, not at every refresh (one a second here): wait for three more lists
+    const asked = () => piston.requests.filter((q) => q.url === '/api/v2/runtimes').length;
+    const first = asked();
+    await waitFor(() => asked() >= first + 3, { what: 'three refreshes of the runtimes' });
+    const said = w.output.match(/runtimes: .*left out.*/g) ?? [];
+    assert.equal(said.length, 1, w.output);
+    assert.match(said[0], /4 of Piston's runtimes left out, not announced \(the first: runtime 3 of Piston's list: its version is not 1 to 31 bytes/);
+    const stop = await stopWorker(w);
+    assert.deepEqual(stop, { code: 0, signal: null }, w.output);
+    assert.doesNotMatch(w.output, /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/);
+  } finally {
+    await piston.close();
   }
 }));

@@ -365,6 +365,49 @@ test('no AI provider: the local provider names the right lines of broken C, Pyth
   assert.match(job.result.text, /no checker for this language/);
 });
 
+test('the local provider\'s answer that only says what the worker could not do is not cached; its verdict on the code is', async () => {
+  const u = await newUser('ai');
+  const m = marker();
+  // no checker for the language: an answer about this server, not about the code. It is not
+  // stored in the cache shared by every room, nor is the room marked as having asked, so
+  // the same request again is a new job (202), not 200 cached
+  const rustRoom = await createRoom(u.token, { language: 'rust' });
+  const body = { code: `// ${m}\nfn main() {}\n` };
+  const r1 = askLocal(u.token, rustRoom, 'hint', body);
+  assert.equal(r1.status, 202, `${r1.body} ${r1.stderr}`);
+  const j1 = await waitJob(u.token, r1.json.job.id, { ms: 30000 });
+  assert.equal(j1.status, 'finished', JSON.stringify(j1));
+  assert.match(j1.result.text, /no checker for this language/);
+  const key = JSON.parse(redis('HGET', `cc:{jobs}:job:${j1.id}`, 'request')).cache_key;
+  assert.match(key, /^[0-9a-f]{64}$/);
+  assert.equal(redis('EXISTS', `cc:ai:cache:${key}`), '0');
+  assert.equal(redis('EXISTS', `cc:room:{${rustRoom.id}}:ai:asked:${key}`), '0');
+  const r2 = askLocal(u.token, rustRoom, 'hint', body);
+  assert.equal(r2.status, 202, `${r2.body} ${r2.stderr}`);
+  assert.equal(r2.json.cached, undefined);
+  assert.notEqual(r2.json.job.id, j1.id);
+  const j2 = await waitJob(u.token, r2.json.job.id, { ms: 30000 });
+  assert.equal(j2.status, 'finished', JSON.stringify(j2));
+  assert.equal(j2.result.cached, false);
+  assert.match(j2.result.text, /no checker for this language/);
+  assert.equal(redis('EXISTS', `cc:ai:cache:${key}`), '0');
+
+  // the checker's verdict is about the code: stored, and the same request again is 200 cached
+  const cRoom = await createRoom(u.token, { language: 'c' });
+  const cBody = { code: `// ${m}\nint main(void)\n{\n\treturn 0;\n}\n` };
+  const c1 = askLocal(u.token, cRoom, 'hint', cBody);
+  assert.equal(c1.status, 202, `${c1.body} ${c1.stderr}`);
+  const cj = await waitJob(u.token, c1.json.job.id, { ms: 30000 });
+  assert.equal(cj.status, 'finished', JSON.stringify(cj));
+  assert.match(cj.result.text, /found no problems/);
+  const cKey = JSON.parse(redis('HGET', `cc:{jobs}:job:${cj.id}`, 'request')).cache_key;
+  assert.equal(redis('EXISTS', `cc:ai:cache:${cKey}`), '1');
+  const c2 = askLocal(u.token, cRoom, 'hint', cBody);
+  assert.equal(c2.status, 200, `${c2.body} ${c2.stderr}`);
+  assert.equal(c2.json.cached, true);
+  assert.equal(c2.json.result.text, cj.result.text);
+});
+
 test('AI_PROVIDER=off answers 503 ai_disabled', async () => {
   const { u, room } = await owner('c');
   const r = askLocal(u.token, room, 'hint', { code: 'int x;' }, { AI_PROVIDER: 'off' });

@@ -290,18 +290,18 @@ static void test_retry_after(void)
 
 static void test_clean_text(void)
 {
-	char *t = ai_clean_text("ok\r\nline\t2\x7f", 12, 100);
+	char *t = ai_clean_text("ok\r\nline\t2\x7f", 12, 100, NULL);
 	CHECK_STR(t, "ok\nline\t2");
 	free(t);
 	/* overlong "/", a surrogate, a cut sequence: U+FFFD each byte, never the bytes */
-	t = ai_clean_text("\xc0\xaf|\xed\xa0\x80|\xe2\x82", 10, 100);
+	t = ai_clean_text("\xc0\xaf|\xed\xa0\x80|\xe2\x82", 10, 100, NULL);
 	CHECK(t && !strchr(t, '/') && strstr(t, "|") && !strstr(t, "\xed\xa0\x80"));
 	free(t);
 	/* a cut never splits a character */
-	t = ai_clean_text("\xc3\xa9\xc3\xa9\xc3\xa9", 6, 5);
+	t = ai_clean_text("\xc3\xa9\xc3\xa9\xc3\xa9", 6, 5, NULL);
 	CHECK_STR(t, "\xc3\xa9\xc3\xa9");
 	free(t);
-	t = ai_clean_text("", 0, 10);
+	t = ai_clean_text("", 0, 10, NULL);
 	CHECK_STR(t, "");
 	free(t);
 }

@@ -76,6 +76,39 @@ static void test_answer_ok(void)
 	CHECK(m.o == AI_CALL_OK && m.cut == 1);
 	CHECK_STR(m.text, "Half of it");
 	free(m.text);
+	/* a provider that ignores max_tokens: "stop", but longer than we keep. The text is cut
+	 * to AI_TEXT_MAX and says so, however little is lost; what fits whole is not flagged */
+	const size_t sizes[] = {40000, AI_TEXT_MAX + 1, AI_TEXT_MAX};
+	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+		size_t n = sizes[i];
+		char *long_body = malloc(n + 128);
+		CHECK(long_body != NULL);
+		if (!long_body)
+			return;
+		int k = snprintf(long_body, 128, "{\"choices\":[{\"message\":{\"content\":\"");
+		memset(long_body + k, 'x', n);
+		strcpy(long_body + k + n, "\"},\"finish_reason\":\"stop\"}]}");
+		m = map(200, long_body, NULL);
+		CHECK(m.o == AI_CALL_OK);
+		CHECK(m.text && strlen(m.text) == (n > AI_TEXT_MAX ? AI_TEXT_MAX : n));
+		CHECK(m.cut == (n > AI_TEXT_MAX));
+		free(m.text);
+		free(long_body);
+	}
+	/* a cut that only drops what cleaning removes anyway (controls past the bound) loses
+	 * nothing: not flagged */
+	char *ctl = malloc(AI_TEXT_MAX + 128);
+	CHECK(ctl != NULL);
+	if (!ctl)
+		return;
+	int k = snprintf(ctl, 128, "{\"choices\":[{\"message\":{\"content\":\"");
+	memset(ctl + k, 'y', AI_TEXT_MAX);
+	strcpy(ctl + k + AI_TEXT_MAX, "\\u0007\\u0007\"},\"finish_reason\":\"stop\"}]}");
+	m = map(200, ctl, NULL);
+	CHECK(m.o == AI_CALL_OK && m.cut == 0);
+	CHECK(m.text && strlen(m.text) == AI_TEXT_MAX);
+	free(m.text);
+	free(ctl);
 }
 
 static void test_answer_broken(void)
@@ -148,25 +181,25 @@ static void test_answer_fail(void)
 static void test_clean_text(void)
 {
 	/* bad UTF-8: each byte that starts no character becomes U+FFFD */
-	char *t = ai_clean_text("a\xff" "b\xc3(\xed\xa0\x80" "c", 9, 100);
+	char *t = ai_clean_text("a\xff" "b\xc3(\xed\xa0\x80" "c", 9, 100, NULL);
 	CHECK_STR(t, "a\xEF\xBF\xBD" "b\xEF\xBF\xBD(\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD" "c");
 	free(t);
 	/* NUL and the other controls go; \n and \t stay; \r\n becomes \n */
-	t = ai_clean_text("x\0y\r\nz\tw\x1b\x7f\xc2\x85!", 13, 100);
+	t = ai_clean_text("x\0y\r\nz\tw\x1b\x7f\xc2\x85!", 13, 100, NULL);
 	CHECK_STR(t, "xy\nz\tw!");
 	free(t);
 	/* oversized: cut within the bound, never inside a character */
 	char big[3000];
 	for (size_t i = 0; i < sizeof big; i += 3)
 		memcpy(big + i, "\xe2\x82\xac", 3); /* 1000 euro signs */
-	t = ai_clean_text(big, sizeof big, 100);
+	t = ai_clean_text(big, sizeof big, 100, NULL);
 	CHECK(t && strlen(t) == 99 && utf8_validate(t, 99, NULL, NULL) == UTF8_OK);
 	free(t);
-	t = ai_clean_text(big, sizeof big, 2);
+	t = ai_clean_text(big, sizeof big, 2, NULL);
 	CHECK_STR(t, "");
 	free(t);
 	/* a replacement counts against the bound like any character */
-	t = ai_clean_text("ab\xff\xff", 4, 5);
+	t = ai_clean_text("ab\xff\xff", 4, 5, NULL);
 	CHECK_STR(t, "ab\xEF\xBF\xBD");
 	free(t);
 }

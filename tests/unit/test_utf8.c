@@ -108,7 +108,7 @@ static void exhaustive(void)
 static char *san(const char *s, size_t len, unsigned flags, size_t max)
 {
 	size_t n = 12345;
-	char *out = utf8_sanitize(s, len, flags, max, &n);
+	char *out = utf8_sanitize(s, len, flags, max, &n, NULL);
 	CHECK(out && n == strlen(out));
 	return out;
 }
@@ -131,7 +131,7 @@ static void sanitizer(void)
 	CHECK(utf8_char_len("a", 0) == 0);
 
 	size_t n = 99;
-	char *t = utf8_sanitize("h\xC3\xA9llo", 6, 0, SIZE_MAX, &n);
+	char *t = utf8_sanitize("h\xC3\xA9llo", 6, 0, SIZE_MAX, &n, NULL);
 	CHECK_STR(t, "h\xC3\xA9llo");
 	CHECK(n == 6);
 	free(t);
@@ -140,7 +140,7 @@ static void sanitizer(void)
 	CHECK_STR(t, "a" FFFD "b" FFFD FFFD "c" FFFD FFFD "d" FFFD FFFD FFFD);
 	free(t);
 	/* NUL: a character unless asked; with UTF8_SAN_NUL a U+FFFD */
-	t = utf8_sanitize("a\0b", 3, 0, SIZE_MAX, &n);
+	t = utf8_sanitize("a\0b", 3, 0, SIZE_MAX, &n, NULL);
 	CHECK(t && n == 3 && memcmp(t, "a\0b", 4) == 0);
 	free(t);
 	t = san("a\0b", 3, UTF8_SAN_NUL, SIZE_MAX);
@@ -148,7 +148,7 @@ static void sanitizer(void)
 	free(t);
 	/* controls dropped: C0 but \n and \t (NUL too), DEL, C1; U+00A0 is no control */
 	t = utf8_sanitize("a\0\r\n\t\x01\x7F\xC2\x80\xC2\x9F\xC2\xA0z", 14, UTF8_SAN_CONTROLS,
-			  SIZE_MAX, &n);
+			  SIZE_MAX, &n, NULL);
 	CHECK_STR(t, "a\n\t\xC2\xA0z");
 	CHECK(n == 6);
 	free(t);
@@ -187,6 +187,30 @@ static void sanitizer(void)
 	t = san(NULL, 0, 0, SIZE_MAX);
 	CHECK_STR(t, "");
 	free(t);
+	/* it says whether the bound lost text: not for controls it drops anyway, nor for the
+	 * half character UTF8_SAN_CUT drops */
+	int cut = -1;
+	t = utf8_sanitize("ab\xE2\x82\xAC", 5, 0, 4, NULL, &cut);
+	CHECK(t && cut == 1);
+	free(t);
+	t = utf8_sanitize("ab\xE2\x82\xAC", 5, 0, 5, NULL, &cut);
+	CHECK(t && cut == 0);
+	free(t);
+	t = utf8_sanitize("ab\xFF", 3, 0, 4, NULL, &cut);
+	CHECK(t && cut == 1);
+	free(t);
+	t = utf8_sanitize("ab\x01\x7F", 4, UTF8_SAN_CONTROLS, 2, NULL, &cut);
+	CHECK_STR(t, "ab");
+	CHECK(cut == 0);
+	free(t);
+	t = utf8_sanitize("ab\x01" "c", 4, UTF8_SAN_CONTROLS, 2, NULL, &cut);
+	CHECK_STR(t, "ab");
+	CHECK(cut == 1);
+	free(t);
+	t = utf8_sanitize("ok\xE2\x82", 4, UTF8_SAN_CUT, SIZE_MAX, NULL, &cut);
+	CHECK_STR(t, "ok");
+	CHECK(cut == 0);
+	free(t);
 
 	/* whatever goes in, valid UTF-8 within the bound comes out */
 	unsigned x = 12345;
@@ -198,12 +222,17 @@ static void sanitizer(void)
 			x = x * 1103515245u + 12345u;
 			in[i] = (unsigned char)(x >> 16);
 		}
-		size_t max = (size_t)(round % 50), got = 0;
-		char *o = utf8_sanitize((const char *)in, len, UTF8_SAN_NUL | (round & 1 ? UTF8_SAN_CUT : 0),
-					max, &got);
-		if (!o || got > max || utf8_validate(o, got, NULL, NULL) != UTF8_OK)
+		size_t max = (size_t)(round % 50), got = 0, all = 0;
+		unsigned flags = UTF8_SAN_NUL | (round & 1 ? UTF8_SAN_CUT : 0);
+		int lost = -1;
+		char *o = utf8_sanitize((const char *)in, len, flags, max, &got, &lost);
+		/* cut exactly when the bound lost text: the unbounded text is longer */
+		char *whole = utf8_sanitize((const char *)in, len, flags, SIZE_MAX, &all, NULL);
+		if (!o || !whole || got > max || utf8_validate(o, got, NULL, NULL) != UTF8_OK ||
+		    lost != (all > got) || memcmp(o, whole, got) != 0)
 			bad++;
 		free(o);
+		free(whole);
 	}
 	CHECK(bad == 0);
 }

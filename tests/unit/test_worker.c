@@ -142,6 +142,32 @@ static void test_piston_map(void)
 	CHECK(ver && strlen(ver) == 30 && utf8_validate(ver, strlen(ver), NULL, NULL) == UTF8_OK);
 	cJSON_Delete(o);
 
+	/* output holding NULs (print("a\0b")) is not cut there: it comes out as the local
+	 * sandbox's does (tests/programs/test_sandbox.c), NUL as U+FFFD and other control
+	 * bytes kept, in both streams of both steps; an escaped backslash before "u0000" is
+	 * text, and the output bound counts a NUL as the one byte it is */
+	o = mapped("{\"language\":\"c\",\"version\":\"10\",\"compile\":{\"stdout\":\"\",\"stderr\":"
+		   "\"w\\u0000x\",\"code\":0,\"signal\":null},\"run\":{\"stdout\":\"a\\u0000b\\u0001\\r\\u001b"
+		   "\\\\u0000\\u0000\",\"stderr\":\"\\u0000\\u0000\\u0000\\u0000\",\"code\":0}}",
+		   5, 100);
+	CHECK(o != NULL);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "stdout")),
+		  "a\xef\xbf\xbd" "b\x01\r\x1b\\u0000\xef\xbf\xbd");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "stderr")),
+		  "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+	CHECK(cJSON_IsFalse(cJSON_GetObjectItem(o, "truncated")));
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "compile"), "stderr")),
+		  "w\xef\xbf\xbdx");
+	cJSON_Delete(o);
+	o = mapped("{\"run\":{\"stdout\":\"\\u0000\\u0000\\u0000\\u0000\\u0000\",\"stderr\":\"\",\"code\":0}}",
+		   5, 4);
+	CHECK(o != NULL);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "stdout")),
+		  "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+	CHECK(cJSON_IsTrue(cJSON_GetObjectItem(o, "truncated")));
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "status")), "output_limit_exceeded");
+	cJSON_Delete(o);
+
 	/* a wall_time that is no time (negative, or past any long long: undefined to convert)
 	 * gives way to the time we measured, as a missing one does */
 	const char *walls[] = {"-5", "1e300", "-1e300", "9.3e18"};
@@ -160,6 +186,66 @@ static void test_piston_map(void)
 	CHECK(json == NULL && strstr(err, "malformed") != NULL);
 	CHECK(piston_map_answer("{\"message\":\"x\"}", 1, 10, &json, err, sizeof err) == -1);
 	CHECK(piston_map_answer(NULL, 1, 10, &json, err, sizeof err) == -1);
+}
+
+/* Piston's runtimes list: a runtime whose language or version the worker could not take
+ * back in a job's request (longer than a runtime name holds, so past the 32 bytes
+ * execution_parse accepts at 33) or that is not clean text is not announced; the good
+ * ones next to it are, and bad aliases go alone. */
+static void test_piston_runtimes(void)
+{
+	char err[256] = "", why[256] = "";
+	size_t skipped = 99;
+	char v31[32], v32[33], v40[41];
+	memset(v31, '1', 31);
+	v31[31] = '\0';
+	memset(v32, '2', 32);
+	v32[32] = '\0';
+	memset(v40, '4', 40);
+	v40[40] = '\0';
+	char body[1024];
+	snprintf(body, sizeof body,
+		 "[{\"language\":\"python\",\"version\":\"3.10.0\",\"aliases\":[\"py\",\"p\\ty\","
+		 "\"\xc3\x28\",%s,1]},"
+		 "{\"language\":\"c\",\"version\":\"%s\",\"aliases\":[]},"
+		 "{\"language\":\"d\",\"version\":\"%s\",\"aliases\":[]},"
+		 "{\"language\":\"e\",\"version\":\"%s\",\"aliases\":[]},"
+		 "{\"language\":\"bad\xff\",\"version\":\"1\"},"
+		 "{\"language\":\"nul\\u0000x\",\"version\":\"1\"},"
+		 "{\"language\":\"c1\xc2\x85\",\"version\":\"1\"},"
+		 "{\"language\":\"ruby\",\"version\":\"\"},"
+		 "{\"language\":\"go\"},"
+		 "{\"language\":\"bash\",\"version\":\"5.2.0\"}]",
+		 "\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" "\"", v31, v32, v40);
+	char *json = piston_runtimes_map(body, &skipped, why, sizeof why, err, sizeof err);
+	CHECK(json != NULL);
+	cJSON *o = json ? cJSON_Parse(json) : NULL;
+	free(json);
+	CHECK(cJSON_GetArraySize(o) == 3);
+	const cJSON *py = cJSON_GetArrayItem(o, 0), *c = cJSON_GetArrayItem(o, 1);
+	const cJSON *bash = cJSON_GetArrayItem(o, 2);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(py, "language")), "python");
+	CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(py, "aliases")) == 1);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetObjectItem(py, "aliases"), 0)), "py");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(c, "version")), v31);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(bash, "language")), "bash");
+	CHECK(cJSON_IsArray(cJSON_GetObjectItem(bash, "aliases")));
+	cJSON_Delete(o);
+	/* d (32 bytes), e (40), bad\xff, nul\0x, the C1 control, ruby's empty version, go's
+	 * missing one; the first named by its place and field, not its bytes */
+	CHECK(skipped == 7);
+	CHECK_STR(why, "runtime 3 of Piston's list: its version is not 1 to 31 bytes of UTF-8 "
+		       "text without control characters");
+
+	skipped = 99;
+	json = piston_runtimes_map("[{\"language\":\"c\",\"version\":\"1\"}]", &skipped, why,
+				   sizeof why, err, sizeof err);
+	CHECK_STR(json, "[{\"language\":\"c\",\"version\":\"1\",\"aliases\":[]}]");
+	CHECK(skipped == 0 && why[0] == '\0');
+	free(json);
+	CHECK(piston_runtimes_map("{\"message\":\"x\"}", &skipped, why, sizeof why, err,
+				  sizeof err) == NULL);
+	CHECK(strstr(err, "malformed runtimes") != NULL);
 }
 
 /* A delivered entry whose job is over is acknowledged unrun: cancelled counts as over, so a
@@ -227,5 +313,6 @@ int main(void)
 	test_event_json();
 	test_parse();
 	test_piston_map();
+	test_piston_runtimes();
 	return unit_summary("worker");
 }
