@@ -275,7 +275,8 @@ enum piston_rc piston_execute(const char *url, const struct piston_request *req,
 	return out;
 }
 
-char *piston_runtimes(const char *url, long timeout_ms, char *err, size_t errlen)
+char *piston_runtimes(const char *url, long timeout_ms, const volatile sig_atomic_t *cancel,
+		      char *err, size_t errlen)
 {
 	char ep[1024];
 	endpoint(ep, sizeof ep, url, "/api/v2/runtimes");
@@ -284,7 +285,9 @@ char *piston_runtimes(const char *url, long timeout_ms, char *err, size_t errlen
 	long status = 0;
 	char *out = NULL;
 	cJSON *in = NULL, *arr = NULL;
-	int rc = http(ep, NULL, timeout_ms, NULL, &status, &body, err, errlen);
+	int rc = http(ep, NULL, timeout_ms, cancel, &status, &body, err, errlen);
+	if (rc == 1)
+		errbuf_set(err, errlen, "piston: runtimes request cancelled");
 	if (rc != 0)
 		goto done;
 	if (status != 200) {

@@ -51,7 +51,8 @@ int piston_map_answer(const char *body, long long elapsed_ms, size_t output_max,
 		      char **result_json, char *err, size_t errlen);
 
 /* Piston's runtimes as our cc:runtimes JSON [{language, version, aliases}]. Caller frees
- * with free(); NULL with err. */
-char *piston_runtimes(const char *url, long timeout_ms, char *err, size_t errlen);
+ * with free(); NULL with err (also when *cancel became non-zero; cancel may be NULL). */
+char *piston_runtimes(const char *url, long timeout_ms, const volatile sig_atomic_t *cancel,
+		      char *err, size_t errlen);
 
 #endif

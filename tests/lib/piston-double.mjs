@@ -7,6 +7,7 @@
 //   PISTON_COMPILE_ERROR  a compile stage that failed, no run stage
 //   PISTON_TIMEOUT  a run stage that Piston itself timed out (status TO, SIGKILL)
 //   otherwise       a run stage echoing the code's first line, stdin and args
+// GET /api/v2/runtimes answers RUNTIMES, after `runtimesDelayMs` (0: at once).
 import { createServer } from 'node:http';
 
 export const RUNTIMES = [
@@ -15,8 +16,14 @@ export const RUNTIMES = [
   { language: 'javascript', version: '18.15.0', aliases: ['node-javascript', 'node-js', 'javascript', 'js'], runtime: 'node' },
 ];
 
-export async function startPiston({ slowMs = 3000 } = {}) {
+export async function startPiston({ slowMs = 3000, runtimesDelayMs = 0 } = {}) {
   const requests = [];
+  // delayed answers not sent yet: cleared on close, so none keeps the test process alive
+  const timers = new Set();
+  const later = (fn, ms) => {
+    const t = setTimeout(() => { timers.delete(t); fn(); }, ms);
+    timers.add(t);
+  };
   const server = createServer((req, res) => {
     let body = '';
     req.setEncoding('utf8');
@@ -30,7 +37,10 @@ export async function startPiston({ slowMs = 3000 } = {}) {
         res.writeHead(status, { 'content-type': raw ? 'text/html' : 'application/json' });
         res.end(text);
       };
-      if (req.method === 'GET' && req.url === '/api/v2/runtimes') return send(200, RUNTIMES);
+      if (req.method === 'GET' && req.url === '/api/v2/runtimes') {
+        if (runtimesDelayMs > 0) return later(() => send(200, RUNTIMES), runtimesDelayMs);
+        return send(200, RUNTIMES);
+      }
       if (req.method !== 'POST' || req.url !== '/api/v2/execute') {
         return send(404, { message: `no route ${req.method} ${req.url}` });
       }
@@ -64,7 +74,7 @@ export async function startPiston({ slowMs = 3000 } = {}) {
         language: rt.language, version: rt.version,
         run: { stdout, stderr: 'warn\n', output: stdout + 'warn\n', code: 3, signal: null, wall_time: 42 },
       });
-      if (code.includes('PISTON_SLOW')) setTimeout(answer, slowMs); else answer();
+      if (code.includes('PISTON_SLOW')) later(answer, slowMs); else answer();
     });
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -73,6 +83,8 @@ export async function startPiston({ slowMs = 3000 } = {}) {
     url: `http://127.0.0.1:${port}`,
     requests,
     close: () => new Promise((resolve) => {
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
       server.closeAllConnections?.();
       server.close(() => resolve());
     }),
