@@ -282,6 +282,34 @@ test('a slow Piston /runtimes does not stall the worker: its running job is neve
   }
 }));
 
+test('a malformed job (attempts not an integer, a key that is no hash) ends and is acknowledged; the worker goes on', () => withRedis(async (r, redis) => {
+  const w = await startWorker(redis.port, { WORKERS: '1' });
+  const room = jobId('room');
+  // a hash whose attempt count Redis cannot increment
+  const bad = await enqueue(r, { room, request: sh('echo never') });
+  await r.cmd('HSET', `cc:{jobs}:job:${bad}`, 'attempts', 'abc');
+  // and the job's key holding a string
+  const wrong = jobId();
+  await r.cmd('SET', `cc:{jobs}:job:${wrong}`, 'not a hash');
+  await r.cmd('XADD', 'cc:{jobs}:stream', '*', 'job', wrong);
+  const next = await enqueue(r, { room, request: sh('echo next') });
+  const j = await waitStatus(r, bad, ['failed', 'finished']);
+  assert.equal(j.status, 'failed');
+  assert.match(j.error, /malformed job: its attempt count cannot be kept .*not an integer/);
+  assert.equal(j.result, undefined);
+  const ev = (await jobEvents(r, room, bad)).filter((e) => e.data.job_id === bad).map((e) => e.data.status);
+  assert.deepEqual(ev, ['queued', 'failed']);
+  assert.equal((await waitStatus(r, next, 'finished')).result.stdout, 'next\n');
+  // both bad entries acknowledged, not redelivered
+  await waitFor(async () => (await r.cmd('XPENDING', 'cc:{jobs}:stream', 'workers'))[0] === 0, { what: 'ack' });
+  assert.match(w.output, new RegExp(`job ${wrong} .*is not a job hash.*dropped`));
+  assert.equal(await r.cmd('GET', `cc:{jobs}:job:${wrong}`), 'not a hash');
+  // the worker keeps serving
+  const after = await enqueue(r, { room, request: sh('echo after') });
+  assert.equal((await waitStatus(r, after, 'finished')).result.stdout, 'after\n');
+  assertCleanExit(w, await stopWorker(w));
+}));
+
 // Per job, the statuses of `events` ({data: {job_id, status}}) in order.
 function byJob(evs) {
   const m = new Map();
