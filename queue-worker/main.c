@@ -3,7 +3,8 @@
  * WORKERS threads, each with its own Redis connection, read the consumer group "workers"
  * and hand each job to the handler of its kind (execution: the local bubblewrap sandbox
  * or Piston). The main thread owns signals and the timers: it keeps the entries of running
- * jobs fresh (so no other worker claims them), republishes cc:runtimes, and on SIGTERM or
+ * jobs fresh (so no other worker claims them), publishes the cc:runtimes a refresh thread
+ * of its own fetched (Piston may be slow to answer), and on SIGTERM or
  * SIGINT stops taking jobs, lets running ones finish for SHUTDOWN_GRACE_MS, then cancels
  * them (they go back to the queue) and exits 0. */
 #include "backoff.h"
@@ -348,9 +349,9 @@ static int poll_cancelled(struct worker *w, struct rds *r)
 	return 0;
 }
 
-/* The runtimes to announce: Piston's (asked each time) or the local ones. Caller frees.
- * Runtimes of Piston's left out are logged once, not at every refresh: again only when
- * their number changes. */
+/* The runtimes to announce: Piston's (asked each time, on the refresh thread only; given up
+ * when the worker stops) or the local ones. Caller frees. Runtimes of Piston's left out are
+ * logged once, not at every refresh: again only when their number changes. */
 static char *runtimes_text(struct worker *w, const struct runtimes *local)
 {
 	if (!w->cfg.piston_url)
@@ -358,15 +359,64 @@ static char *runtimes_text(struct worker *w, const struct runtimes *local)
 	char err[512], why[256];
 	size_t skipped = 0;
 	char *s = piston_runtimes(w->cfg.piston_url, w->cfg.piston_timeout_ms < 10000 ? w->cfg.piston_timeout_ms : 10000,
-				  &skipped, why, sizeof why, err, sizeof err);
+				  &w->stop, &skipped, why, sizeof why, err, sizeof err);
 	if (!s) {
-		log_warn("runtimes: %s", err);
+		if (!w->stop)
+			log_warn("runtimes: %s", err);
 		return NULL;
 	}
 	if (skipped != w->piston_skipped && skipped)
 		log_warn("runtimes: %zu of Piston's runtimes left out, not announced (the first: %s)",
 			 skipped, why);
 	w->piston_skipped = skipped;
+	return s;
+}
+
+/* The runtimes list is fetched on a thread of its own (docs/INTERNALS.md, "The worker's
+ * threads"): Piston's /runtimes may take up to 10 s, and on the main thread that held up
+ * the liveness key (renewed every second, gone after WORKER_LIVENESS_MS), the
+ * registration, the cancel polls and the heartbeats, so another worker took over every
+ * job this one was running. The thread leaves the newest text in pending; the main thread
+ * publishes it on its next tick. */
+struct refresh {
+	struct worker *w;
+	const struct runtimes *local; /* read-only after runtimes_load */
+	pthread_t thread;
+	pthread_mutex_t lock;
+	char *pending; /* owned; under lock; NULL: nothing new to publish */
+};
+
+static void *refresh_thread(void *arg)
+{
+	struct refresh *f = arg;
+	struct worker *w = f->w;
+	/* Piston's list at once (the start does not wait for it); the local one was published
+	 * at start */
+	long wait_ms = w->cfg.piston_url ? 0 : w->cfg.refresh_s * 1000;
+	while (!w->stop) {
+		if (wait_ms > 0)
+			clock_sleep_watching(wait_ms, BACKOFF_SLICE_MS, &w->stop);
+		wait_ms = w->cfg.refresh_s * 1000;
+		if (w->stop)
+			break;
+		char *s = runtimes_text(w, f->local);
+		if (!s)
+			continue;
+		pthread_mutex_lock(&f->lock);
+		free(f->pending);
+		f->pending = s;
+		pthread_mutex_unlock(&f->lock);
+	}
+	return NULL;
+}
+
+/* The text the refresh thread left, or NULL. Caller frees. */
+static char *refresh_take(struct refresh *f)
+{
+	pthread_mutex_lock(&f->lock);
+	char *s = f->pending;
+	f->pending = NULL;
+	pthread_mutex_unlock(&f->lock);
 	return s;
 }
 
@@ -382,6 +432,8 @@ int main(void)
 	metric_cell *cells = NULL;
 	struct metrics_http *mh = NULL;
 	struct worker_scrape scrape = {0};
+	struct refresh rf = {.pending = NULL};
+	int refreshing = 0;
 	int rc = 1;
 	long started = 0;
 	if (!w || load_config(&w->cfg) < 0) {
@@ -482,11 +534,22 @@ int main(void)
 	/* alive before any thread reads, so no entry of ours is ever seen without the key */
 	if (queue_alive(r, w->consumer, w->cfg.liveness_ms) < 0)
 		log_warn("redis: could not write the liveness key");
-	char *rt_json = runtimes_text(w, &local);
 	long ttl = w->cfg.refresh_s * 3;
-	if (rt_json && queue_publish_runtimes(r, rt_json, ttl) < 0)
-		log_warn("could not publish the runtimes");
-	free(rt_json);
+	if (!w->cfg.piston_url) { /* at once: the local list costs nothing to make */
+		char *rt_json = runtimes_text(w, &local);
+		if (rt_json && queue_publish_runtimes(r, rt_json, ttl) < 0)
+			log_warn("could not publish the runtimes");
+		free(rt_json);
+	}
+	rf.w = w;
+	rf.local = &local;
+	pthread_mutex_init(&rf.lock, NULL);
+	if (pthread_create(&rf.thread, NULL, refresh_thread, &rf) != 0) {
+		log_error("cannot start the runtimes refresh thread");
+		pthread_mutex_destroy(&rf.lock);
+		goto out;
+	}
+	refreshing = 1;
 
 	for (long i = 0; i < w->cfg.workers; i++) {
 		struct slot *s = &w->slots[i];
@@ -505,7 +568,7 @@ int main(void)
 		 w->consumer, started, QUEUE_STREAM, w->cfg.liveness_ms, w->cfg.claim_idle_ms,
 		 w->cfg.max_attempts);
 
-	long long next_beat = 0, next_refresh = clock_mono_ms() + w->cfg.refresh_s * 1000;
+	long long next_beat = 0;
 	long long next_poll = 0, next_register = 0, next_alive = clock_mono_ms() + ALIVE_EVERY_MS;
 	int registered = 0;
 	long long stop_at = 0;
@@ -566,13 +629,10 @@ int main(void)
 			bad |= heartbeat(w, r) < 0;
 			next_beat = clock_mono_ms() + beat_every;
 		}
-		if (!w->stop && clock_mono_ms() >= next_refresh) {
-			char *s = runtimes_text(w, &local);
-			if (s)
-				bad |= queue_publish_runtimes(r, s, ttl) < 0;
-			free(s);
-			next_refresh = clock_mono_ms() + w->cfg.refresh_s * 1000;
-		}
+		char *rt_json = w->stop ? NULL : refresh_take(&rf);
+		if (rt_json)
+			bad |= queue_publish_runtimes(r, rt_json, ttl) < 0;
+		free(rt_json);
 		if (bad) {
 			log_warn("%s", rds_error(r));
 			rds_free(r);
@@ -589,6 +649,12 @@ int main(void)
 	log_info("stopped");
 	rc = 0;
 out:
+	if (refreshing) {
+		w->stop = 1; /* also ends a /runtimes request under way */
+		pthread_join(rf.thread, NULL);
+		pthread_mutex_destroy(&rf.lock);
+		free(rf.pending);
+	}
 	metrics_http_stop(mh);
 	worker_scrape_free(&scrape);
 	metrics_unbind(worker_metrics, WM_N);

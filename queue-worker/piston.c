@@ -427,8 +427,8 @@ done:
 	return out;
 }
 
-char *piston_runtimes(const char *url, long timeout_ms, size_t *skipped, char *why,
-		      size_t whylen, char *err, size_t errlen)
+char *piston_runtimes(const char *url, long timeout_ms, const volatile sig_atomic_t *cancel,
+		      size_t *skipped, char *why, size_t whylen, char *err, size_t errlen)
 {
 	char ep[1024];
 	endpoint(ep, sizeof ep, url, "/api/v2/runtimes");
@@ -439,7 +439,9 @@ char *piston_runtimes(const char *url, long timeout_ms, size_t *skipped, char *w
 	*skipped = 0;
 	if (whylen)
 		why[0] = '\0';
-	int rc = http(ep, NULL, timeout_ms, NULL, &status, &body, err, errlen);
+	int rc = http(ep, NULL, timeout_ms, cancel, &status, &body, err, errlen);
+	if (rc == 1)
+		errbuf_set(err, errlen, "piston: runtimes request cancelled");
 	if (rc != 0)
 		goto done;
 	if (status != 200) {

@@ -67,8 +67,8 @@ char *piston_runtimes_map(const char *body, size_t *skipped, char *why, size_t w
 			  char *err, size_t errlen);
 
 /* GET {url}/api/v2/runtimes mapped by piston_runtimes_map(). Caller frees with free();
- * NULL with err. */
-char *piston_runtimes(const char *url, long timeout_ms, size_t *skipped, char *why,
-		      size_t whylen, char *err, size_t errlen);
+ * NULL with err (also when *cancel became non-zero; cancel may be NULL). */
+char *piston_runtimes(const char *url, long timeout_ms, const volatile sig_atomic_t *cancel,
+		      size_t *skipped, char *why, size_t whylen, char *err, size_t errlen);
 
 #endif

@@ -221,14 +221,24 @@ int queue_ack(struct rds *r, const char *entry_id)
 	return 0;
 }
 
+/* An error reply that Redis gives for what a key holds (not a hash, a field that is not an
+ * integer or would overflow), as opposed to one about the server or the connection (LOADING,
+ * OOM, READONLY, CLUSTERDOWN, TRYAGAIN, ...): sending the command again cannot help. */
+static int data_error(const redisReply *rep)
+{
+	return rep && rep->type == REDIS_REPLY_ERROR && rep->str &&
+	       (!strncmp(rep->str, "WRONGTYPE", 9) || !strncmp(rep->str, "ERR ", 4));
+}
+
 int queue_job_load(struct rds *r, const char *job_id, struct queue_job *j, char *err,
 		   size_t errlen)
 {
 	memset(j, 0, sizeof *j);
 	struct rkey jk = rkey1(RK_JOB, job_id);
 	redisReply *rep = rds_cmd(r, jk.s, "HMGET %s kind room user status request attempts", jk.s);
+	int malformed = data_error(rep);
 	if (rds_reply_failed(r, rep, err, errlen))
-		return -1;
+		return malformed ? QUEUE_MALFORMED : -1;
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 6) {
 		errbuf_set(err, errlen, "redis: unexpected HMGET reply");
 		freeReplyObject(rep);
@@ -277,8 +287,9 @@ int queue_job_count_attempt(struct rds *r, struct queue_job *j, long max_attempt
 {
 	struct rkey jk = rkey1(RK_JOB, j->id);
 	redisReply *rep = rds_cmd(r, jk.s, "HINCRBY %s attempts 1", jk.s);
+	int malformed = data_error(rep);
 	if (rds_reply_failed(r, rep, err, errlen))
-		return -1;
+		return malformed ? QUEUE_MALFORMED : -1;
 	j->attempts = rep->type == REDIS_REPLY_INTEGER ? (long)rep->integer : 0;
 	freeReplyObject(rep);
 	return j->attempts <= max_attempts;
@@ -424,6 +435,11 @@ int queue_process(struct rds *r, const struct queue_entry *e, const struct queue
 		return queue_ack(r, e->entry);
 	}
 	int found = queue_job_load(r, e->job, &j, err, errlen);
+	if (found == QUEUE_MALFORMED) {
+		/* no hash to give a status to: only the entry can go */
+		log_warn("job %s (entry %s) is not a job hash (%s): dropped", e->job, e->entry, err);
+		return queue_ack(r, e->entry);
+	}
 	if (found < 0)
 		return -1;
 	if (found == 0) {
@@ -461,6 +477,16 @@ int queue_process(struct rds *r, const struct queue_entry *e, const struct queue
 		goto out;
 	}
 	int within = queue_job_count_attempt(r, &j, max_attempts, err, errlen);
+	if (within == QUEUE_MALFORMED) {
+		/* Redis refused to count an attempt on what the hash holds (an attempts field
+		 * that is no integer): asking again cannot help, and a retry would hold the
+		 * entry, and its scheduler slot, for ever. Failed at any attempt, acknowledged. */
+		snprintf(why, sizeof why, "malformed job: its attempt count cannot be kept (%s)", err);
+		log_warn("job %s: %s", j.id, why);
+		rc = conclude(r, hd, &j, -1, JOB_BIT(JOB_QUEUED) | JOB_BIT(JOB_RUNNING), e->entry,
+			      JOB_FAILED, NULL, why, err, errlen);
+		goto out;
+	}
 	if (within < 0)
 		goto out;
 	if (within == 0) {

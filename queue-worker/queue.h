@@ -114,7 +114,13 @@ int queue_touch(struct rds *r, const char *consumer, const char *const *ids, siz
 
 int queue_ack(struct rds *r, const char *entry_id);
 
-/* Reads cc:job:{id}. 1 found (free with queue_job_free), 0 no such job, -1 error. */
+/* What a job command returns when Redis refused it for the job's data (WRONGTYPE, or an
+ * ERR such as "hash value is not an integer"), not for a failure of Redis or the link:
+ * the job is malformed, and no retry can help. */
+#define QUEUE_MALFORMED (-2)
+
+/* Reads cc:job:{id}. 1 found (free with queue_job_free), 0 no such job, QUEUE_MALFORMED
+ * (the key is not a hash; err says so), -1 error. */
 int queue_job_load(struct rds *r, const char *job_id, struct queue_job *j, char *err,
 		   size_t errlen);
 void queue_job_free(struct queue_job *j);
@@ -124,7 +130,8 @@ void queue_job_free(struct queue_job *j);
 int queue_job_done(const struct queue_job *j);
 
 /* Counts an attempt (HINCRBY attempts 1; j->attempts updated). 1 when it is within
- * max_attempts, 0 when over budget (the caller fails the job), -1 error. */
+ * max_attempts, 0 when over budget (the caller fails the job), QUEUE_MALFORMED when Redis
+ * refused the increment (attempts not an integer; err says so), -1 error. */
 int queue_job_count_attempt(struct rds *r, struct queue_job *j, long max_attempts, char *err,
 			    size_t errlen);
 

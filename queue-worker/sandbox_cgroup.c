@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,46 +216,110 @@ static const char *cg_procs_dir(const struct cg *g)
 	return g->v2[0] ? g->v2 : g->pids[0] ? g->pids : NULL;
 }
 
-/* Kills every process of the group until it is empty. v2 with cgroup.kill does it in one
- * write; otherwise the group is frozen (so nothing forks between reading the list and the
- * kills), every listed pid gets SIGKILL, and it is thawed, until the list is empty. */
+/* The longest line cgroup.procs can hold a pid in: pid_max is at most 2^22 (7 digits);
+ * the rest is headroom. A longer line is no pid and is skipped whole. */
+#define CG_PID_DIGITS_MAX 19
+
+/* Streams dir's cgroup.procs in chunks, however long the list (a group may hold
+ * PROCESS_LIMIT = 4096 processes and more): nothing grows, and only a line that ended in
+ * its newline names a pid, so a read that stops inside a number never yields a prefix of
+ * it (a cut "12345" read as 12 would signal an unrelated host process). */
+int cg_procs_each(const char *dir, int (*fn)(long pid, void *arg), void *arg)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	char chunk[4096];
+	char line[CG_PID_DIGITS_MAX + 1];
+	size_t len = 0;
+	int bad = 0, listed = 0, rc = 0;
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof chunk);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -1;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		for (ssize_t i = 0; i < n; i++) {
+			char c = chunk[i];
+			if (c != '\n') {
+				if (c < '0' || c > '9' || len == CG_PID_DIGITS_MAX)
+					bad = 1;
+				else
+					line[len++] = c;
+				continue;
+			}
+			if (len || bad)
+				listed++;
+			if (len && !bad) {
+				line[len] = '\0';
+				long pid = strtol(line, NULL, 10);
+				if (pid > 0 && fn && fn(pid, arg) < 0) {
+					rc = -1;
+					goto out;
+				}
+			}
+			len = 0;
+			bad = 0;
+		}
+	}
+	if (len || bad)
+		listed++; /* a last line without its newline: listed, but no pid to trust */
+	rc = listed;
+out:
+	close(fd);
+	return rc;
+}
+
+static int kill_pid(long pid, void *arg)
+{
+	(void)arg;
+	if (pid <= 0 || pid > INT_MAX)
+		return 0;
+	kill((pid_t)pid, SIGKILL);
+	return 0;
+}
+
+/* Kills every process of the group until it is empty. v2 with cgroup.kill (Linux >= 5.14)
+ * does it in one write that also catches whatever forks meanwhile, so no pid is signalled
+ * one by one; it is written again each round until the list is empty. Otherwise (v1, an
+ * older kernel, the write refused) the group is frozen (so nothing forks between reading
+ * the list and the kills), every listed pid gets SIGKILL, and it is thawed, until the list
+ * is empty. */
 int cg_kill(const struct cg *g)
 {
 	const char *dir = cg_procs_dir(g);
 	if (!dir)
 		return 0;
-	if (g->v2[0] && file_exists(g->v2, "cgroup.kill"))
-		write_str(g->v2, "cgroup.kill", "1");
+	int group_kill = g->v2[0] && file_exists(g->v2, "cgroup.kill");
 	const char *frz = g->frz[0] ? g->frz : NULL;
 	int v2frz = g->v2[0] && file_exists(g->v2, "cgroup.freeze");
 	long long deadline = clock_mono_ms() + CG_KILL_WAIT_MS;
 	while (clock_mono_ms() < deadline) {
-		if (frz)
-			write_str(frz, "freezer.state", "FROZEN");
-		else if (v2frz)
-			write_str(g->v2, "cgroup.freeze", "1");
-		char list[8192];
-		if (read_str(dir, "cgroup.procs", list, sizeof list) < 0)
-			return -1;
-		int any = 0;
-		for (char *p = list; *p;) {
-			char *end;
-			long pid = strtol(p, &end, 10);
-			if (end == p)
-				break;
-			if (pid > 0) {
-				kill((pid_t)pid, SIGKILL);
-				any = 1;
-			}
-			p = end;
-			while (*p == '\n')
-				p++;
+		if (group_kill && write_str(g->v2, "cgroup.kill", "1") < 0)
+			group_kill = 0; /* refused: one pid at a time from now on */
+		int listed;
+		if (group_kill) {
+			listed = cg_procs_each(dir, NULL, NULL);
+		} else {
+			if (frz)
+				write_str(frz, "freezer.state", "FROZEN");
+			else if (v2frz)
+				write_str(g->v2, "cgroup.freeze", "1");
+			listed = cg_procs_each(dir, kill_pid, NULL);
+			if (frz)
+				write_str(frz, "freezer.state", "THAWED");
+			else if (v2frz)
+				write_str(g->v2, "cgroup.freeze", "0");
 		}
-		if (frz)
-			write_str(frz, "freezer.state", "THAWED");
-		else if (v2frz)
-			write_str(g->v2, "cgroup.freeze", "0");
-		if (!any)
+		if (listed < 0)
+			return -1;
+		if (listed == 0)
 			return 0;
 		clock_sleep_ms(2);
 	}

@@ -42,8 +42,15 @@ int cg_create(const struct cg_parents *p, struct cg *g, const struct sandbox_lim
  * Opened before fork, so the child only does write(2). -1 where unused. */
 int cg_open_procs(const struct cg *g, int fds[3]);
 
-/* Kills every process of the group until it is empty (at most CG_KILL_WAIT_MS). */
+/* Kills every process of the group until it is empty (at most CG_KILL_WAIT_MS):
+ * cgroup.kill where the kernel has it, else SIGKILL to each listed pid in a frozen group. */
 int cg_kill(const struct cg *g);
+
+/* Calls fn(pid, arg) (fn may be NULL) for every pid of dir/cgroup.procs, read to its end in
+ * fixed chunks; a line that is not a whole number ended by its newline is counted but
+ * never handed to fn. The number of lines listed (0: the group is empty), or -1 when the
+ * file cannot be read or fn returned -1. */
+int cg_procs_each(const char *dir, int (*fn)(long pid, void *arg), void *arg);
 
 /* Processes of the group the kernel's OOM killer killed. */
 long long cg_oom_kills(const struct cg *g);

@@ -51,9 +51,13 @@ static void io_init(struct step_io *io)
 	io->pid = -1;
 }
 
+/* bwrap's pid is reaped only in finish() or release(), after the last kill_all(): until
+ * then it is our child (a zombie at worst), so the pid cannot have been given to another
+ * process, and the root worker never signals a stranger. */
 static void kill_all(const struct step_io *io)
 {
-	kill(io->pid, SIGKILL); /* bwrap; --die-with-parent and the pid namespace take the rest */
+	if (io->pid > 0)
+		kill(io->pid, SIGKILL); /* bwrap; --die-with-parent and the pid namespace take the rest */
 	cg_kill(&io->g);
 }
 
@@ -235,7 +239,12 @@ static int watch(struct step_io *io, const struct step_spec *sp,
 		 struct sandbox_step *st, struct step_watch *w, char *err, size_t errlen)
 {
 	for (;;) {
-		if (!w->exited && waitpid(io->pid, &w->wstatus, WNOHANG) == io->pid) {
+		/* WNOWAIT: seen to have exited but left unreaped (see kill_all) */
+		siginfo_t si;
+		memset(&si, 0, sizeof si);
+		if (!w->exited &&
+		    waitid(P_PID, (id_t)io->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+		    si.si_pid == io->pid) {
 			w->exited = 1;
 			w->exited_at = clock_mono_ms();
 		}
@@ -266,11 +275,11 @@ static int watch(struct step_io *io, const struct step_spec *sp,
 static void finish(struct step_io *io, struct step_watch *w, struct sandbox_step *st)
 {
 	kill_all(io);
-	if (!w->exited) {
-		while (waitpid(io->pid, &w->wstatus, 0) < 0 && errno == EINTR)
-			;
+	/* reaped only now, after the last signal to it */
+	while (waitpid(io->pid, &w->wstatus, 0) < 0 && errno == EINTR)
+		;
+	if (!w->exited)
 		w->exited_at = clock_mono_ms();
-	}
 	io->pid = -1;
 	st->time_ms = w->exited_at - w->start;
 	/* a signal that ended bwrap itself (the OOM killer may pick it) */

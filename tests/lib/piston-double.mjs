@@ -8,7 +8,8 @@
 //   PISTON_TIMEOUT  a run stage that Piston itself timed out (status TO, SIGKILL)
 //   otherwise       a run stage echoing the code's first line, stdin and args
 // GET /api/v2/runtimes answers RUNTIMES, or `runtimesBody` (raw bytes, a Buffer) when given:
-// a list with names a JSON serializer would not write (bytes that are not UTF-8).
+// a list with names a JSON serializer would not write (bytes that are not UTF-8); after
+// `runtimesDelayMs` (0: at once).
 import { createServer } from 'node:http';
 
 export const RUNTIMES = [
@@ -17,8 +18,14 @@ export const RUNTIMES = [
   { language: 'javascript', version: '18.15.0', aliases: ['node-javascript', 'node-js', 'javascript', 'js'], runtime: 'node' },
 ];
 
-export async function startPiston({ slowMs = 3000, runtimesBody } = {}) {
+export async function startPiston({ slowMs = 3000, runtimesBody, runtimesDelayMs = 0 } = {}) {
   const requests = [];
+  // delayed answers not sent yet: cleared on close, so none keeps the test process alive
+  const timers = new Set();
+  const later = (fn, ms) => {
+    const t = setTimeout(() => { timers.delete(t); fn(); }, ms);
+    timers.add(t);
+  };
   const server = createServer((req, res) => {
     let body = '';
     req.setEncoding('utf8');
@@ -33,9 +40,13 @@ export async function startPiston({ slowMs = 3000, runtimesBody } = {}) {
         res.end(text);
       };
       if (req.method === 'GET' && req.url === '/api/v2/runtimes') {
-        if (!runtimesBody) return send(200, RUNTIMES);
-        res.writeHead(200, { 'content-type': 'application/json' });
-        return res.end(runtimesBody);
+        const answer = () => {
+          if (!runtimesBody) return send(200, RUNTIMES);
+          res.writeHead(200, { 'content-type': 'application/json' });
+          return res.end(runtimesBody);
+        };
+        if (runtimesDelayMs > 0) return later(answer, runtimesDelayMs);
+        return answer();
       }
       if (req.method !== 'POST' || req.url !== '/api/v2/execute') {
         return send(404, { message: `no route ${req.method} ${req.url}` });
@@ -70,7 +81,7 @@ export async function startPiston({ slowMs = 3000, runtimesBody } = {}) {
         language: rt.language, version: rt.version,
         run: { stdout, stderr: 'warn\n', output: stdout + 'warn\n', code: 3, signal: null, wall_time: 42 },
       });
-      if (code.includes('PISTON_SLOW')) setTimeout(answer, slowMs); else answer();
+      if (code.includes('PISTON_SLOW')) later(answer, slowMs); else answer();
     });
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -79,6 +90,8 @@ export async function startPiston({ slowMs = 3000, runtimesBody } = {}) {
     url: `http://127.0.0.1:${port}`,
     requests,
     close: () => new Promise((resolve) => {
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
       server.closeAllConnections?.();
       server.close(() => resolve());
     }),

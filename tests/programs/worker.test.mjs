@@ -251,6 +251,65 @@ test('Piston backend: success, 400, timeout, malformed answers, runtimes', () =>
   }
 }));
 
+test('a slow Piston /runtimes does not stall the worker: its running job is never taken over', () => withRedis(async (r, redis) => {
+  // /runtimes answers after 8 s, refreshed every second; the liveness key lapses after 3 s
+  // without renewal, and then the other worker's idle thread would claim the running job
+  const piston = await startPiston({ slowMs: 7000, runtimesDelayMs: 8000 });
+  try {
+    const env = {
+      PISTON_URL: piston.url, PISTON_TIMEOUT_MS: '30000', WORKERS: '1', RUNTIMES_REFRESH_S: '1',
+      WORKER_LIVENESS_MS: '3000', CLAIM_IDLE_MS: '30000',
+    };
+    const a = await startWorker(redis.port, env);
+    const b = await startWorker(redis.port, env);
+    const room = jobId('room');
+    const id = await enqueue(r, { room, request: py('print(2) # PISTON_SLOW') });
+    const j = await waitStatus(r, id, ['finished', 'failed'], 40000);
+    assert.equal(j.status, 'finished', j.error);
+    assert.equal(j.result.stdout, 'ran print(2) # PISTON_SLOW | stdin= | args=\n');
+    assert.equal(j.attempts, 1);
+    const ev = (await jobEvents(r, room, id)).filter((e) => e.data.job_id === id);
+    assert.deepEqual(ev.map((e) => e.data.status), ['queued', 'running', 'finished']);
+    assert.ok(!ev.some((e) => e.data.restarted), 'never restarted');
+    assert.equal(piston.requests.filter((q) => q.url === '/api/v2/execute').length, 1, 'run once on Piston');
+    // the slow list is still announced
+    const runtimes = await waitFor(async () => JSON.parse(await r.cmd('GET', 'cc:runtimes')), { what: 'cc:runtimes' });
+    assert.deepEqual(runtimes.map((x) => x.language), RUNTIMES.map((x) => x.language));
+    assertCleanExit(a, await stopWorker(a));
+    assertCleanExit(b, await stopWorker(b));
+  } finally {
+    await piston.close();
+  }
+}));
+
+test('a malformed job (attempts not an integer, a key that is no hash) ends and is acknowledged; the worker goes on', () => withRedis(async (r, redis) => {
+  const w = await startWorker(redis.port, { WORKERS: '1' });
+  const room = jobId('room');
+  // a hash whose attempt count Redis cannot increment
+  const bad = await enqueue(r, { room, request: sh('echo never') });
+  await r.cmd('HSET', `cc:{jobs}:job:${bad}`, 'attempts', 'abc');
+  // and the job's key holding a string
+  const wrong = jobId();
+  await r.cmd('SET', `cc:{jobs}:job:${wrong}`, 'not a hash');
+  await r.cmd('XADD', 'cc:{jobs}:stream', '*', 'job', wrong);
+  const next = await enqueue(r, { room, request: sh('echo next') });
+  const j = await waitStatus(r, bad, ['failed', 'finished']);
+  assert.equal(j.status, 'failed');
+  assert.match(j.error, /malformed job: its attempt count cannot be kept .*not an integer/);
+  assert.equal(j.result, undefined);
+  const ev = (await jobEvents(r, room, bad)).filter((e) => e.data.job_id === bad).map((e) => e.data.status);
+  assert.deepEqual(ev, ['queued', 'failed']);
+  assert.equal((await waitStatus(r, next, 'finished')).result.stdout, 'next\n');
+  // both bad entries acknowledged, not redelivered
+  await waitFor(async () => (await r.cmd('XPENDING', 'cc:{jobs}:stream', 'workers'))[0] === 0, { what: 'ack' });
+  assert.match(w.output, new RegExp(`job ${wrong} .*is not a job hash.*dropped`));
+  assert.equal(await r.cmd('GET', `cc:{jobs}:job:${wrong}`), 'not a hash');
+  // the worker keeps serving
+  const after = await enqueue(r, { room, request: sh('echo after') });
+  assert.equal((await waitStatus(r, after, 'finished')).result.stdout, 'after\n');
+  assertCleanExit(w, await stopWorker(w));
+}));
+
 // Per job, the statuses of `events` ({data: {job_id, status}}) in order.
 function byJob(evs) {
   const m = new Map();

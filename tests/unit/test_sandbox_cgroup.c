@@ -1,0 +1,139 @@
+/* The sandbox's cgroup list (queue-worker/sandbox_cgroup.c): which pids a kill round may
+ * signal, read from a cgroup.procs this test writes under /tmp (no cgroupfs, no signal
+ * sent: the pids go to a recorder). The worker runs as root, so a pid read wrong is an
+ * unrelated host process killed. */
+#include "../../queue-worker/sandbox_cgroup.h"
+#include "unit.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char dir[] = "/tmp/cc-test-cgroup-XXXXXX";
+
+#define REC_MAX 4096
+
+struct rec {
+	long pids[REC_MAX];
+	size_t n;
+	int overflow;
+};
+
+static int record(long pid, void *arg)
+{
+	struct rec *r = arg;
+	if (r->n == REC_MAX) {
+		r->overflow = 1;
+		return 0;
+	}
+	r->pids[r->n++] = pid;
+	return 0;
+}
+
+static int put(const char *file, const char *text, size_t len)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", dir, file);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	ssize_t n = write(fd, text, len);
+	close(fd);
+	return n == (ssize_t)len ? 0 : -1;
+}
+
+static void test_long_list(void)
+{
+	/* 1300 pids of 7 bytes a line ("1000000\n" is 8; these are 6 digits + newline): 9100
+	 * bytes, past the 8 KiB a single buffer held. At byte 8191 the 1171st pid, 101170, was
+	 * cut after its first digit and read as pid 1. */
+	enum { N = 1300 };
+	char *text = malloc(N * 8 + 1);
+	CHECK(text != NULL);
+	if (!text)
+		return;
+	size_t len = 0;
+	for (int i = 0; i < N; i++)
+		len += (size_t)sprintf(text + len, "%d\n", 100000 + i);
+	CHECK(len > 8192);
+	CHECK(put("cgroup.procs", text, len) == 0);
+	free(text);
+	struct rec *r = calloc(1, sizeof *r);
+	CHECK(r != NULL);
+	if (!r)
+		return;
+	CHECK(cg_procs_each(dir, record, r) == N);
+	CHECK(!r->overflow);
+	CHECK(r->n == N);
+	int exact = 1;
+	for (size_t i = 0; i < r->n; i++)
+		if (r->pids[i] != 100000 + (long)i) {
+			fprintf(stderr, "  pid %zu read as %ld\n", i, r->pids[i]);
+			exact = 0;
+		}
+	CHECK(exact);
+	free(r);
+}
+
+static void test_incomplete_lines(void)
+{
+	struct rec r = {0};
+	/* a last line without its newline is listed (the group is not empty) but not trusted */
+	const char *t = "42\n43";
+	CHECK(put("cgroup.procs", t, strlen(t)) == 0);
+	CHECK(cg_procs_each(dir, record, &r) == 2);
+	CHECK(r.n == 1 && r.pids[0] == 42);
+	/* a line that is no pid, a number too long for one, 0: skipped, the rest read */
+	memset(&r, 0, sizeof r);
+	t = "7\nabc\n12345678901234567890123\n0\n\n9\n";
+	CHECK(put("cgroup.procs", t, strlen(t)) == 0);
+	CHECK(cg_procs_each(dir, record, &r) == 5);
+	CHECK(r.n == 2 && r.pids[0] == 7 && r.pids[1] == 9);
+	/* empty: nothing listed */
+	memset(&r, 0, sizeof r);
+	CHECK(put("cgroup.procs", "", 0) == 0);
+	CHECK(cg_procs_each(dir, record, &r) == 0);
+	CHECK(r.n == 0);
+}
+
+static void test_group_kill(void)
+{
+	/* v2 with cgroup.kill: one write for the whole group; an empty list ends it at once */
+	struct cg g;
+	memset(&g, 0, sizeof g);
+	snprintf(g.v2, sizeof g.v2, "%s", dir);
+	CHECK(put("cgroup.procs", "", 0) == 0);
+	CHECK(put("cgroup.kill", "", 0) == 0);
+	CHECK(cg_kill(&g) == 0);
+	char path[512], got[8] = "";
+	snprintf(path, sizeof path, "%s/cgroup.kill", dir);
+	FILE *f = fopen(path, "r");
+	CHECK(f != NULL);
+	if (f) {
+		CHECK(fgets(got, sizeof got, f) != NULL);
+		fclose(f);
+	}
+	CHECK_STR(got, "1");
+	/* no such group: an error, not an empty one */
+	memset(&g, 0, sizeof g);
+	snprintf(g.v2, sizeof g.v2, "%s/gone", dir);
+	CHECK(cg_kill(&g) == -1);
+}
+
+int main(void)
+{
+	CHECK(mkdtemp(dir) != NULL);
+	test_long_list();
+	test_incomplete_lines();
+	test_group_kill();
+	char path[512];
+	const char *files[] = {"cgroup.procs", "cgroup.kill"};
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+	return unit_summary("sandbox_cgroup");
+}
