@@ -97,8 +97,9 @@ struct worker {
 	volatile sig_atomic_t stop;
 	volatile sig_atomic_t cancel;
 	struct slot slots[WORKERS_MAX];
-	/* main thread only: how many of Piston's runtimes were left out at the last refresh
-	 * that logged it (the list is asked for again every RUNTIMES_REFRESH_S) */
+	/* the refresh thread's only (runtimes_text): how many of Piston's runtimes were left
+	 * out at the last refresh that logged it (the list is asked for again every
+	 * RUNTIMES_REFRESH_S) */
 	size_t piston_skipped;
 };
 
@@ -534,7 +535,9 @@ int main(void)
 	/* alive before any thread reads, so no entry of ours is ever seen without the key */
 	if (queue_alive(r, w->consumer, w->cfg.liveness_ms) < 0)
 		log_warn("redis: could not write the liveness key");
-	long ttl = w->cfg.refresh_s * 3;
+	/* three refreshes, plus the longest a fetch from Piston may take (runtimes_text: 10 s),
+	 * so a slow Piston does not leave the key missing between two answers */
+	long ttl = w->cfg.refresh_s * 3 + 10;
 	if (!w->cfg.piston_url) { /* at once: the local list costs nothing to make */
 		char *rt_json = runtimes_text(w, &local);
 		if (rt_json && queue_publish_runtimes(r, rt_json, ttl) < 0)

@@ -92,6 +92,8 @@ struct msub {
 	enum rights_verdict verdict;
 	int dropped;  /* no longer on the stream (a `dropped` event said why) */
 	int live_said; /* its first `subscribed` is sent (the one forced past the bound) */
+	time_t presence_sec; /* the second of the room's presence counted below (ws_on_text_cb) */
+	long presence_count;
 };
 
 /* The socket of a connection: its own read event, and a write event (made when first
@@ -1061,6 +1063,8 @@ static void ws_on_text_cb(void *arg, const char *msg, size_t len)
 		return; /* the stream ended (revoked): nothing it says reaches the room */
 	struct hub_sub *sub = &c->sub;
 	const char *room = c->room;
+	time_t *sec = &c->presence_sec;
+	long *count = &c->presence_count;
 	/* the only message a client sends up; anything else is ignored (lib/presence.h) */
 	struct presence_msg pm;
 	if (!presence_msg_parse(msg, len, &pm))
@@ -1075,21 +1079,23 @@ static void ws_on_text_cb(void *arg, const char *msg, size_t len)
 			return;
 		sub = &c->ms[at].sub;
 		room = c->ms[at].room;
+		sec = &c->ms[at].presence_sec;
+		count = &c->ms[at].presence_count;
 	}
 	/* The bound on what one user can make every other client receive is their budget in
 	 * the room, counted in Redis by the script that emits (hub_presence), for all their
-	 * connections, brokers and PUTs together. No connection can use more than the whole
-	 * budget of each of its rooms, so what one sends past that within a second is dropped
-	 * here, before Redis. */
+	 * connections, brokers and PUTs together. No connection can use more than that budget
+	 * in any one room, so what one sends to a room past it within a second is dropped here,
+	 * before Redis (counted per room: a stream of several rooms cannot aim every room's
+	 * share at one of them). */
 	time_t now = time(NULL);
-	if (now != c->presence_sec) {
-		c->presence_sec = now;
-		c->presence_count = 0;
+	if (now != *sec) {
+		*sec = now;
+		*count = 0;
 	}
-	long rooms = c->multi ? (long)c->nms : 1;
-	if (c->presence_count >= c->srv->cfg->hub.presence_limit * rooms)
+	if (*count >= c->srv->cfg->hub.presence_limit)
 		return;
-	c->presence_count++;
+	(*count)++;
 	char *data = presence_data_json(sub->user_id, sub->username, pm.cursor, pm.has_selection,
 					pm.anchor, pm.head);
 	if (data)

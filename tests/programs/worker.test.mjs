@@ -283,9 +283,9 @@ test('a slow Piston /runtimes does not stall the worker: its running job is neve
 }));
 
 test('a malformed job (attempts not an integer, a key that is no hash) ends and is acknowledged; the worker goes on', () => withRedis(async (r, redis) => {
-  const w = await startWorker(redis.port, { WORKERS: '1' });
   const room = jobId('room');
-  // a hash whose attempt count Redis cannot increment
+  // a hash whose attempt count Redis cannot increment (planted before the worker starts,
+  // so that it never reads the job before the count is spoilt)
   const bad = await enqueue(r, { room, request: sh('echo never') });
   await r.cmd('HSET', `cc:{jobs}:job:${bad}`, 'attempts', 'abc');
   // and the job's key holding a string
@@ -293,6 +293,7 @@ test('a malformed job (attempts not an integer, a key that is no hash) ends and 
   await r.cmd('SET', `cc:{jobs}:job:${wrong}`, 'not a hash');
   await r.cmd('XADD', 'cc:{jobs}:stream', '*', 'job', wrong);
   const next = await enqueue(r, { room, request: sh('echo next') });
+  const w = await startWorker(redis.port, { WORKERS: '1' });
   const j = await waitStatus(r, bad, ['failed', 'finished']);
   assert.equal(j.status, 'failed');
   assert.match(j.error, /malformed job: its attempt count cannot be kept .*not an integer/);

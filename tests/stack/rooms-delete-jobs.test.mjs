@@ -159,6 +159,8 @@ test('a deleted room\'s AI job ends cancelled and writes nothing of the room bac
   assert.equal(r.status, 202, r.text);
   const id = r.json.job.id;
   await waitJob(owner.token, id, { until: (j) => j.status === 'running' });
+  // at the provider (its answer held there 1.5 s) before the room goes
+  await until(() => ai.double.requestsFor(m).length === 1, 'the job to reach the provider');
   const del = await call('DELETE', `/api/rooms/${room.id}`, { token: owner.token });
   assert.equal(del.status, 204, del.text);
   afterDelete(room);
