@@ -142,3 +142,24 @@ BEGIN
   END IF;
 END
 $$;
+
+-- 6: a lowered role outlives leaving
+--   room_departures: a viewer who left the room by themself, and the role they had. Joining
+--     again (public path or invite code) gives that role back instead of `editor`, and
+--     clears the row; an editor's leave records nothing (and clears any row). Without it a
+--     member the owner made viewer became editor again by leaving and joining.
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM schema_version WHERE version = 6) THEN
+    CREATE TABLE room_departures (
+      room_id text NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+      user_id bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+      role    text NOT NULL CHECK (role IN ('viewer')),
+      left_at timestamptz NOT NULL DEFAULT now(),
+      PRIMARY KEY (room_id, user_id)
+    );
+    CREATE INDEX room_departures_user ON room_departures (user_id);
+    INSERT INTO schema_version (version) VALUES (6);
+  END IF;
+END
+$$;

@@ -619,8 +619,9 @@ void h_room_join(struct api_ctx *c)
 		if (join_decide(c, &r, &v[0], removed, &by_code) < 0)
 			return;
 		int joined = 0;
+		char given[STORE_ROLE_MAX];
 		st = store_room_join(c->store, c->params[0], c->user.user_id, by_code,
-				     c->cfg->room_members_max, &joined);
+				     c->cfg->room_members_max, &joined, given);
 		if (st == STORE_TOO_LARGE) {
 			api_error(c, 409, "room_full", "this room has reached its limit of %ld members",
 				  c->cfg->room_members_max);
@@ -632,8 +633,10 @@ void h_room_join(struct api_ctx *c)
 			continue;
 		/* The owner may remove (or demote) the new member between the insert and this
 		 * cache write, which would then put the old role back: the room is read after
-		 * the write, and the entry corrected when the role differs (as GET does). */
-		cache_member(c, c->params[0], c->user.user_id, "editor");
+		 * the write, and the entry corrected when the role differs (as GET does). The
+		 * role written is the one the insert gave: a viewer who left and came back is
+		 * never cached as editor, not even for a moment. */
+		cache_member(c, c->params[0], c->user.user_id, given);
 		st = store_room_get(c->store, c->params[0], c->user.user_id, &r);
 		/* Deleted meanwhile: the DELETE's clears may both have run before the write
 		 * above, which then outlives the room: take it back. */
@@ -641,7 +644,7 @@ void h_room_join(struct api_ctx *c)
 			cache_member(c, c->params[0], c->user.user_id, NULL);
 		if (room_answered(c, st) < 0)
 			return;
-		if (strcmp(r.role, "editor") != 0)
+		if (strcmp(r.role, given) != 0)
 			cache_member(c, c->params[0], c->user.user_id, r.role[0] ? r.role : NULL);
 		cJSON *ev = cJSON_CreateObject();
 		cJSON_AddStringToObject(ev, "reason", "members");
@@ -791,7 +794,7 @@ void h_member_delete(struct api_ctx *c)
 		return;
 	}
 	/* the owner's removal is recorded (no old code lets them back); a member leaving may
-	 * join again */
+	 * join again, a viewer as viewer (the leave records the role) */
 	int removed = 0;
 	enum store_status st =
 		store_member_remove(c->store, c->params[0], c->params[1], owner, &removed);

@@ -436,13 +436,18 @@ enum store_status store_member_set_role(struct store *s, const char *room, const
 	return n == 1 ? STORE_OK : store_fail(s, STORE_NOT_FOUND, "not a member");
 }
 
-/* The owner's removal: the membership goes and a removal record (under the room's current
- * invite generation) comes in one transaction, so that no old code lets them back. The room
- * row is locked for update first: a join of the same user waits for this to commit and
- * then sees the record (store_room_join). */
-static enum store_status remove_recorded(struct store *s, const char *room, const char *member,
-					 int *removed)
+/* The owner's removal: the membership goes and the removal is recorded under the room's
+ * invite generation. A member leaving: the membership goes, and a viewer's role is recorded
+ * (room_departures) so that joining again does not make them editor; an editor's leave
+ * clears any such record (store_room_join gives the recorded role back). Either way in one
+ * transaction with the room row locked for update first: a join of the same user waits for
+ * this to commit and then sees the record (store_room_join). The removal's record and the
+ * departure's are never both written for one user: a departure exists only while the user is
+ * no member, and a removal only takes a membership. */
+enum store_status store_member_remove(struct store *s, const char *room, const char *member,
+				      int record, int *removed)
 {
+	*removed = 0;
 	enum store_status st = store_begin(s);
 	if (st != STORE_OK)
 		return st;
@@ -456,14 +461,25 @@ static enum store_status remove_recorded(struct store *s, const char *room, cons
 	}
 	PQclear(r);
 	const char *params[] = {room, member};
-	st = store_sql(s, &r, NULL,
-		       "WITH d AS (DELETE FROM room_members WHERE room_id = $1 AND user_id = $2 "
-		       "AND role <> 'owner' RETURNING room_id, user_id) "
-		       "INSERT INTO room_removals (room_id, user_id, invite_gen) "
-		       "SELECT d.room_id, d.user_id, r.invite_gen FROM d JOIN rooms r ON r.id = d.room_id "
-		       "ON CONFLICT (room_id, user_id) DO UPDATE SET invite_gen = EXCLUDED.invite_gen, "
-		       "removed_at = now() RETURNING user_id",
-		       2, params);
+	/* the departure's insert and delete take disjoint rows (role 'viewer' or not), so the
+	 * statement never touches one row twice */
+	const char *sql =
+		record ? "WITH d AS (DELETE FROM room_members WHERE room_id = $1 AND user_id = $2 "
+			 "AND role <> 'owner' RETURNING room_id, user_id) "
+			 "INSERT INTO room_removals (room_id, user_id, invite_gen) "
+			 "SELECT d.room_id, d.user_id, r.invite_gen FROM d JOIN rooms r ON r.id = d.room_id "
+			 "ON CONFLICT (room_id, user_id) DO UPDATE SET invite_gen = EXCLUDED.invite_gen, "
+			 "removed_at = now() RETURNING user_id"
+		       : "WITH d AS (DELETE FROM room_members WHERE room_id = $1 AND user_id = $2 "
+			 "AND role <> 'owner' RETURNING room_id, user_id, role), "
+			 "kept AS (INSERT INTO room_departures (room_id, user_id, role) "
+			 "SELECT room_id, user_id, role FROM d WHERE role = 'viewer' "
+			 "ON CONFLICT (room_id, user_id) DO UPDATE SET role = EXCLUDED.role, "
+			 "left_at = now()), "
+			 "cleared AS (DELETE FROM room_departures x USING d WHERE x.room_id = d.room_id "
+			 "AND x.user_id = d.user_id AND d.role <> 'viewer') "
+			 "SELECT user_id FROM d";
+	st = store_sql(s, &r, NULL, sql, 2, params);
 	if (st != STORE_OK) {
 		store_rollback(s);
 		return st;
@@ -471,25 +487,6 @@ static enum store_status remove_recorded(struct store *s, const char *room, cons
 	*removed = PQntuples(r) == 1;
 	PQclear(r);
 	return store_commit(s);
-}
-
-enum store_status store_member_remove(struct store *s, const char *room, const char *member,
-				      int record, int *removed)
-{
-	*removed = 0;
-	if (record)
-		return remove_recorded(s, room, member, removed);
-	const char *params[] = {room, member};
-	PGresult *r;
-	enum store_status st = store_sql(s, &r, NULL,
-					 "DELETE FROM room_members WHERE room_id = $1 AND user_id = $2 "
-					 "AND role <> 'owner' RETURNING user_id",
-					 2, params);
-	if (st != STORE_OK)
-		return st;
-	*removed = PQntuples(r) == 1;
-	PQclear(r);
-	return STORE_OK;
 }
 
 enum store_status store_room_removal_gen(struct store *s, const char *room, long long user,
@@ -517,10 +514,12 @@ enum store_status store_room_removal_gen(struct store *s, const char *room, long
  * member list is bounded by max_members). The conditions of the API's decision are repeated
  * in SQL. */
 enum store_status store_room_join(struct store *s, const char *room, long long user,
-				  long long by_code, long max_members, int *joined)
+				  long long by_code, long max_members, int *joined,
+				  char role[STORE_ROLE_MAX])
 {
 	char uid[32], gen[24], max[24];
 	*joined = 0;
+	role[0] = '\0';
 	snprintf(uid, sizeof uid, "%lld", user);
 	snprintf(gen, sizeof gen, "%lld", by_code);
 	snprintf(max, sizeof max, "%ld", max_members);
@@ -548,17 +547,22 @@ enum store_status store_room_join(struct store *s, const char *room, long long u
 		       "WITH cur AS (SELECT count(*) AS n, count(*) FILTER (WHERE user_id = $2) AS me "
 		       "FROM room_members WHERE room_id = $1), "
 		       "ins AS (INSERT INTO room_members (room_id, user_id, role) "
-		       "SELECT r.id, $2, 'editor' FROM rooms r, cur WHERE r.id = $1 "
+		       "SELECT r.id, $2, COALESCE((SELECT d.role FROM room_departures d "
+		       "WHERE d.room_id = r.id AND d.user_id = $2), 'editor') "
+		       "FROM rooms r, cur WHERE r.id = $1 "
 		       "AND cur.n < $4::bigint AND CASE "
 		       "WHEN $3::bigint IS NULL THEN r.visibility = 'public' AND NOT EXISTS "
 		       "(SELECT 1 FROM room_removals x WHERE x.room_id = r.id AND x.user_id = $2) "
 		       "ELSE r.invite_enabled AND r.invite_gen = $3 AND NOT EXISTS "
 		       "(SELECT 1 FROM room_removals x WHERE x.room_id = r.id AND x.user_id = $2 "
 		       "AND x.invite_gen >= r.invite_gen) END "
-		       "ON CONFLICT DO NOTHING RETURNING room_id), "
+		       "ON CONFLICT DO NOTHING RETURNING room_id, role), "
 		       "del AS (DELETE FROM room_removals WHERE room_id = $1 AND user_id = $2 "
+		       "AND EXISTS (SELECT 1 FROM ins)), "
+		       "gone AS (DELETE FROM room_departures WHERE room_id = $1 AND user_id = $2 "
 		       "AND EXISTS (SELECT 1 FROM ins)) "
-		       "SELECT (SELECT count(*) FROM ins), cur.n >= $4::bigint AND cur.me = 0 FROM cur",
+		       "SELECT (SELECT count(*) FROM ins), cur.n >= $4::bigint AND cur.me = 0, "
+		       "(SELECT role FROM ins) FROM cur",
 		       4, params);
 	if (st != STORE_OK) {
 		store_rollback(s);
@@ -566,6 +570,8 @@ enum store_status store_room_join(struct store *s, const char *room, long long u
 	}
 	int n = strcmp(PQgetvalue(r, 0, 0), "1") == 0;
 	int full = !n && strcmp(PQgetvalue(r, 0, 1), "t") == 0;
+	if (n)
+		snprintf(role, STORE_ROLE_MAX, "%s", PQgetvalue(r, 0, 2));
 	PQclear(r);
 	if (full) {
 		store_rollback(s);
@@ -575,6 +581,8 @@ enum store_status store_room_join(struct store *s, const char *room, long long u
 	st = store_commit(s);
 	if (st == STORE_OK)
 		*joined = n;
+	else
+		role[0] = '\0';
 	return st;
 }
 

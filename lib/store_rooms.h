@@ -91,20 +91,24 @@ enum store_status store_member_role(struct store *s, const char *room, const cha
 enum store_status store_member_set_role(struct store *s, const char *room, const char *member,
 					const char *role);
 /* Takes the membership away (never the owner's); *removed 1 when there was one. `record`:
- * the owner's removal, which also records it under the room's invite generation, in one
- * transaction with the room row locked; a member leaving records nothing. */
+ * the owner's removal, which also records it under the room's invite generation; else a
+ * member leaving, which records a viewer's role (joining again gives it back) and clears
+ * that record for an editor. In one transaction with the room row locked. */
 enum store_status store_member_remove(struct store *s, const char *room, const char *member,
 				      int record, int *removed);
 /* The invite generation of the user's removal record, -1 when there is none. */
 enum store_status store_room_removal_gen(struct store *s, const char *room, long long user,
 					 long long *gen);
-/* Makes the user an editor if the room still admits them: by_code = the invite generation
- * the code was checked against, or -1 for the public path. STORE_OK with *joined (0: the
- * room changed meanwhile, or they are a member already); STORE_NOT_FOUND; STORE_TOO_LARGE
- * when the room has max_members members already and the user is not one of them
- * (ROOM_MEMBERS_MAX, the owner counted). */
+/* Makes the user a member if the room still admits them: by_code = the invite generation
+ * the code was checked against, or -1 for the public path. The role is the one a viewer's
+ * own leave recorded (that record is then cleared), else editor. STORE_OK with *joined (0:
+ * the room changed meanwhile, or they are a member already) and, when joined, the role
+ * given in `role` (else ""); STORE_NOT_FOUND; STORE_TOO_LARGE when the room has
+ * max_members members already and the user is not one of them (ROOM_MEMBERS_MAX, the owner
+ * counted). */
 enum store_status store_room_join(struct store *s, const char *room, long long user,
-				  long long by_code, long max_members, int *joined);
+				  long long by_code, long max_members, int *joined,
+				  char role[STORE_ROLE_MAX]);
 
 /* The member cache entry of the user (role NULL: none). STORE_OK or
  * STORE_REDIS_UNAVAILABLE (logged). */

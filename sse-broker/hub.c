@@ -1023,6 +1023,7 @@ static void rights_cb(struct hub *h, redisReply *rep, void *priv)
 		}
 		goto out;
 	}
+	int unknown_logged = 0;
 	for (struct hub_sub *s = r ? r->subs : NULL; s; s = next) {
 		next = s->next; /* s may leave during its own callback, no other may */
 		struct rights_subject key;
@@ -1032,9 +1033,11 @@ static void rights_cb(struct hub *h, redisReply *rep, void *priv)
 		if (!at)
 			continue; /* not asked about here (another batch, or joined since) */
 		const redisReply *e = rep->element[at - q->subj];
-		if (e->type != REDIS_REPLY_STRING)
-			continue;
-		switch (rights_verdict_of(e->str, e->len)) {
+		/* an element of another type is no answer the script gives either */
+		enum rights_verdict v = e->type == REDIS_REPLY_STRING
+						? rights_verdict_of(e->str, e->len)
+						: RIGHTS_UNKNOWN;
+		switch (v) {
 		case RIGHTS_READ:
 			break;
 		case RIGHTS_DENIED:
@@ -1050,7 +1053,14 @@ static void rights_cb(struct hub *h, redisReply *rep, void *priv)
 			s->ops->revoked(s, "the room was deleted");
 			break;
 		case RIGHTS_UNKNOWN:
-			log_warn("rights check in %s: unexpected answer", q->room);
+			/* Fails closed, as the error branch above and the opening check (503) do:
+			 * an answer we cannot read may hide a removal. Dropped, not revoked: the
+			 * client reconnects and its opening check decides. */
+			if (!unknown_logged)
+				log_warn("rights check in %s: unexpected answer", q->room);
+			unknown_logged = 1;
+			metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_REDIS, 0);
+			s->ops->fail(s, "could not check the stream's rights");
 			break;
 		}
 	}

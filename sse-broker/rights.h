@@ -34,7 +34,8 @@ enum rights_verdict {
 	RIGHTS_DENIED,  /* "": no right to read the room (removed, the room went private) */
 	RIGHTS_REVOKED, /* "revoked": the session was signed out or is too old */
 	RIGHTS_NO_ROOM, /* "gone": Redis knows no such room (never created, or deleted): 404 */
-	RIGHTS_UNKNOWN, /* not an answer the script gives: keep the stream, say so in the log */
+	RIGHTS_UNKNOWN, /* not an answer the script gives: fails closed (503 at the opening; an
+			 * open stream is dropped as when the check errs), said in the log */
 };
 
 /* Orders subjects (user, gen, sid) for qsort/bsearch. */

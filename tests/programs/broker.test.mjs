@@ -837,6 +837,31 @@ test('a member removed from a private room loses its open streams; other members
   keptSse.close();
 });
 
+test('a re-check answering what the script never gives ends the stream (fails closed), as an erring one does', async () => {
+  // the rights script answers the member cache's value as the role: a value that is none of
+  // owner/editor/viewer is an answer the broker cannot read (RIGHTS_UNKNOWN), which used to
+  // keep the stream open; the stream opened fine, so only the re-check sees it
+  const room = await newRoom({ visibility: 'private' });
+  const key = `cc:room:{${room}}:members`;
+  await rc.cmd('HSET', key, '91', 'editor', '92', 'editor');
+  const odd = curlSse(`${broker.base}/events/rooms/${room}?ticket=${tk(room, 91, 'odd')}`);
+  const removed = curlSse(`${broker.base}/events/rooms/${room}?ticket=${tk(room, 92, 'removed')}`);
+  for (const c of [odd, removed]) {
+    await waitFor(() => c.text.includes(': connected'), { what: 'SSE connected' });
+  }
+  await rc.cmd('HSET', key, '91', 'not-a-role');
+  await rc.cmd('HDEL', key, '92');
+  await rc.emit(room, 'room', { reason: 'members' });
+  // one answer covers both subjects: once the removed member's stream ends, the other's
+  // verdict has been read too
+  await waitFor(() => exited(removed), { what: 'the removed member closed', timeout: 5000, interval: 20 });
+  await waitFor(() => exited(odd), { what: 'the stream with an unreadable answer closed', timeout: 2000, interval: 20 });
+  // reconnecting is refused at the opening check, as before (503)
+  const again = await fetch(`${broker.base}/events/rooms/${room}?ticket=${tk(room, 91, 'again')}`);
+  assert.equal(again.status, 503);
+  await again.body?.cancel();
+});
+
 test('a deleted room closes every stream after delivering the event', async () => {
   const room = await newRoom();
   await rc.cmd('HSET', `cc:room:{${room}}:members`, '71', 'owner', '72', 'viewer');

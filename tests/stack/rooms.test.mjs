@@ -187,6 +187,51 @@ test('join: a public room without invite, a private one with the right invite, i
   assertError(await call('POST', '/api/rooms/nosuchroom/join', { token: guest.token }), 404);
 });
 
+test('a member the owner made viewer stays viewer after leaving and joining again', async () => {
+  const owner = await newUser();
+  const edit = (u, room) => call('POST', `/api/rooms/${room.id}/operations`, { token: u.token, body: { revision: 0, ops: ['x'] } });
+  const pub = await createRoom(owner.token, { visibility: 'public' });
+  const priv = await createRoom(owner.token);
+  for (const [room, body] of [[pub, undefined], [priv, { invite: priv.invite }]]) {
+    const u = await newUser();
+    let r = await call('POST', `/api/rooms/${room.id}/join`, { token: u.token, body });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.role, 'editor');
+    r = await call('PUT', `/api/rooms/${room.id}/members/${u.user.id}`, { token: owner.token, body: { role: 'viewer' } });
+    assert.equal(r.status, 200, r.text);
+    assertError(await edit(u, room), 403);
+    r = await call('DELETE', `/api/rooms/${room.id}/members/${u.user.id}`, { token: u.token });
+    assert.equal(r.status, 204, r.text);
+    r = await call('POST', `/api/rooms/${room.id}/join`, { token: u.token, body });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.role, 'viewer', `${room.visibility} room`);
+    assertError(await edit(u, room), 403);
+    assert.equal(redis('HGET', `cc:room:{${room.id}}:members`, String(u.user.id)), 'viewer');
+    const got = await call('GET', `/api/rooms/${room.id}`, { token: u.token });
+    assert.equal(got.json.role, 'viewer');
+    assert.deepEqual(got.json.members, [member(owner, 'owner'), member(u, 'viewer')]);
+    // raised back to editor before leaving: joining again makes them editor, as before
+    r = await call('PUT', `/api/rooms/${room.id}/members/${u.user.id}`, { token: owner.token, body: { role: 'editor' } });
+    assert.equal(r.status, 200, r.text);
+    assert.equal((await call('DELETE', `/api/rooms/${room.id}/members/${u.user.id}`, { token: u.token })).status, 204);
+    r = await call('POST', `/api/rooms/${room.id}/join`, { token: u.token, body });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.role, 'editor');
+    assert.equal((await edit(u, room)).status, 200);
+  }
+  // the owner's removal of a viewer, then a new code: the rules of a removal (editor again)
+  const v = await newUser();
+  assert.equal((await call('POST', `/api/rooms/${priv.id}/join`, { token: v.token, body: { invite: priv.invite } })).status, 200);
+  await call('PUT', `/api/rooms/${priv.id}/members/${v.user.id}`, { token: owner.token, body: { role: 'viewer' } });
+  assert.equal((await call('DELETE', `/api/rooms/${priv.id}/members/${v.user.id}`, { token: owner.token })).status, 204);
+  const code = await call('POST', `/api/rooms/${priv.id}/invite`, { token: owner.token });
+  assert.equal(code.status, 200, code.text);
+  const back = await call('POST', `/api/rooms/${priv.id}/join`, { token: v.token, body: { invite: code.json.room.invite } });
+  assert.equal(back.status, 200, back.text);
+  assert.equal(back.json.role, 'editor');
+  assert.equal(sql(`SELECT count(*) FROM room_departures WHERE room_id IN ('${pub.id}', '${priv.id}')`), '0');
+});
+
 test('joins racing the room\'s deletion answer 200 or 404, never 500', async () => {
   const owner = await newUser();
   const users = await Promise.all(Array.from({ length: 12 }, () => newUser()));
