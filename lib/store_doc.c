@@ -455,9 +455,12 @@ static enum store_status restore(struct store *s, const struct store_doc_cfg *cf
 	size_t clen = saved ? h.content_len : 0;
 	snprintf(cps, sizeof cps, "%zu", utf8_count(content, clen));
 	snprintf(bytes, sizeof bytes, "%zu", clen);
-	const char *args[] = {dk.s, ok.s, rev, content, cps, bytes};
-	size_t lens[] = {strlen(dk.s), strlen(ok.s), strlen(rev), clen, strlen(cps), strlen(bytes)};
-	redisReply *rep = rds_script(rd, &rs_doc_init, 2, 6, args, lens);
+	/* the commits set goes with the ops: its revisions name the lost document's */
+	struct rkey ck = rkey1(RK_ROOM_COMMITS, room);
+	const char *args[] = {dk.s, ok.s, ck.s, rev, content, cps, bytes};
+	size_t lens[] = {strlen(dk.s), strlen(ok.s), strlen(ck.s), strlen(rev), clen, strlen(cps),
+			 strlen(bytes)};
+	redisReply *rep = rds_script(rd, &rs_doc_init, 3, 7, args, lens);
 	enum store_status st = rep && rep->type == REDIS_REPLY_INTEGER ? STORE_OK : STORE_REDIS_UNAVAILABLE;
 	if (st == STORE_OK && rep->integer == 1 && saved) {
 		log_info("room %s: document restored from its history at revision %s", room, rev);
