@@ -19,6 +19,10 @@
 #include "utf8.h"
 
 #define DOC_COMMIT_ATTEMPTS 200
+/* The first key of the transaction-level advisory lock that serialises the saves of one
+ * room (the second is hashtext(room id)): "CC" and 1. Another room with the same hash only
+ * waits for a save to end. */
+#define SNAP_LOCK_CLASS "1128464385"
 /* user ids a log entry may name: integers a double holds exactly */
 #define LOG_USER_MAX 9007199254740992.0
 #define SNAP_DUE_KEY rkey0(RK_SNAP_DUE)
@@ -427,7 +431,9 @@ static enum store_status room_row_exists(struct store *s, const char *room)
 }
 
 /* Creates the Redis document from the newest saved revision (a checkpoint and the typed
- * operations after it), or empty at revision 0. STORE_NOT_FOUND when the room's row is gone:
+ * operations after it), or empty at revision 0 when the room has no saved history at all.
+ * Saved history that does not rebuild its newest revision is STORE_ERROR (logged), never
+ * an empty document. STORE_NOT_FOUND when the room's row is gone:
  * a deleted room gets no document back (its commits then answer 404, and no keys without
  * an expiry are left behind). The row is read after the document is written: a DELETE
  * that removes the row after this read clears the room's keys after it too
@@ -449,9 +455,12 @@ static enum store_status restore(struct store *s, const struct store_doc_cfg *cf
 	size_t clen = saved ? h.content_len : 0;
 	snprintf(cps, sizeof cps, "%zu", utf8_count(content, clen));
 	snprintf(bytes, sizeof bytes, "%zu", clen);
-	const char *args[] = {dk.s, ok.s, rev, content, cps, bytes};
-	size_t lens[] = {strlen(dk.s), strlen(ok.s), strlen(rev), clen, strlen(cps), strlen(bytes)};
-	redisReply *rep = rds_script(rd, &rs_doc_init, 2, 6, args, lens);
+	/* the commits set goes with the ops: its revisions name the lost document's */
+	struct rkey ck = rkey1(RK_ROOM_COMMITS, room);
+	const char *args[] = {dk.s, ok.s, ck.s, rev, content, cps, bytes};
+	size_t lens[] = {strlen(dk.s), strlen(ok.s), strlen(ck.s), strlen(rev), clen, strlen(cps),
+			 strlen(bytes)};
+	redisReply *rep = rds_script(rd, &rs_doc_init, 3, 7, args, lens);
 	enum store_status st = rep && rep->type == REDIS_REPLY_INTEGER ? STORE_OK : STORE_REDIS_UNAVAILABLE;
 	if (st == STORE_OK && rep->integer == 1 && saved) {
 		log_info("room %s: document restored from its history at revision %s", room, rev);
@@ -1087,6 +1096,10 @@ enum store_status store_doc_history_text(struct store *s, const struct store_doc
 	buf_init(&text, 0);
 	memset(out, 0, sizeof *out);
 	enum store_status st;
+	/* the newest saved revision: saved rows that do not rebuild it are damage, not "no
+	 * history" (restore would otherwise start the room over, empty at revision 0) */
+	int newest = rev < 0;
+	long long broken = -1; /* with newest: the revision the saved history stops at */
 	if (rev < 0) {
 		long long snap, hist;
 		st = saved_revisions(s, room, &snap, &hist);
@@ -1094,6 +1107,7 @@ enum store_status store_doc_history_text(struct store *s, const struct store_doc
 			goto out;
 		rev = snap > hist ? snap : hist;
 		if (rev < 0) {
+			newest = 0; /* nothing saved at all: the one "not found" of the newest */
 			st = STORE_NOT_FOUND;
 			goto out;
 		}
@@ -1108,7 +1122,7 @@ enum store_status store_doc_history_text(struct store *s, const struct store_doc
 		goto out;
 	if (PQntuples(cp) != 1) {
 		st = STORE_NOT_FOUND;
-		goto out;
+		goto out; /* newest: broken stays -1, no checkpoint to start from */
 	}
 	long long cprev = strtoll(PQgetvalue(cp, 0, 0), NULL, 10);
 	if (saved_at)
@@ -1139,6 +1153,7 @@ enum store_status store_doc_history_text(struct store *s, const struct store_doc
 			next = last + 1;
 		}
 		if (next <= rev) {
+			broken = next - 1;
 			st = STORE_NOT_FOUND;
 			goto out;
 		}
@@ -1156,7 +1171,21 @@ enum store_status store_doc_history_text(struct store *s, const struct store_doc
 	}
 	st = STORE_OK;
 out:
-	if (st == STORE_NOT_FOUND)
+	if (st == STORE_NOT_FOUND && newest) {
+		if (broken < 0)
+			log_error("room %s: history is saved up to revision %lld but no checkpoint "
+				  "at or before it is kept",
+				  room, rev);
+		else
+			log_error("room %s: history is saved up to revision %lld but its saved "
+				  "operations stop following on after revision %lld (a batch that "
+				  "overlaps or leaves a gap)",
+				  room, rev, broken);
+		st = store_fail(s, STORE_ERROR,
+				"the saved history of the room is damaged: its newest revision %lld "
+				"cannot be rebuilt; an operator must repair it",
+				rev);
+	} else if (st == STORE_NOT_FOUND)
 		store_fail(s, st, "no snapshot at revision %lld", rev);
 	if (cp)
 		PQclear(cp);
@@ -1467,6 +1496,7 @@ enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg
 	struct buf batch;
 	buf_init(&batch, 0);
 	PGresult *r = NULL;
+	int in_tx = 0;
 	enum store_status st = fold(s, room, &d);
 	if (st != STORE_OK) {
 		if (st == STORE_ERROR)
@@ -1476,13 +1506,28 @@ enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg
 	char revs[24], firsts[24], cps[24];
 	snprintf(revs, sizeof revs, "%lld", d.revision);
 	snprintf(cps, sizeof cps, "%zu", utf8_count(d.content, d.content_len));
+	/* one save of a room at a time: two snapshotters (or one that claimed the room twice)
+	 * would both read the same newest saved revision and both write a batch starting
+	 * after it, overlapping batches that no rebuild gets past. The lock is held until the
+	 * batch is committed; the newest saved revision is read under it, and the batch is
+	 * cut to start right after it. */
+	if ((st = store_begin(s)) != STORE_OK)
+		goto out;
+	in_tx = 1;
+	const char *lp[] = {room};
+	st = store_sql(s, &r, NULL, "SELECT pg_advisory_xact_lock(" SNAP_LOCK_CLASS ", hashtext($1))",
+		       1, lp);
+	if (st != STORE_OK)
+		goto out;
+	PQclear(r);
+	r = NULL;
 	long long cp, ops;
 	st = saved_revisions(s, room, &cp, &ops);
 	if (st != STORE_OK)
 		goto out;
 	long long saved = cp > ops ? cp : ops;
 	if (d.revision <= saved)
-		goto out; /* nothing new since the last save */
+		goto out; /* nothing new since the last save (or another save got further) */
 	/* a checkpoint for the first save, every HISTORY_CHECKPOINT_OPS ops, and whenever the
 	 * typed ops are gone from Redis or would take more room than the text */
 	int checkpoint = cp < 0 || d.revision - cp >= cfg->history_checkpoint_ops;
@@ -1542,6 +1587,9 @@ enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg
 	}
 	if (st != STORE_OK)
 		goto out;
+	in_tx = 0;
+	if ((st = store_commit(s)) != STORE_OK)
+		goto out;
 	struct rds *rd;
 	if (PQntuples(r) == 1 && store_redis(s, &rd) == STORE_OK) {
 		char data[160];
@@ -1551,6 +1599,8 @@ enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg
 			store_redis_failed(s);
 	}
 out:
+	if (in_tx)
+		store_rollback(s); /* nothing written, or a failed (aborted) transaction */
 	if (st != STORE_OK)
 		due_again(s, cfg, room);
 	if (r)

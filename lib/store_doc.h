@@ -169,8 +169,9 @@ void doc_commit_text_free(struct doc_commit_text *t);
 /* The text at revision rev (-1: the newest saved) from PostgreSQL's history: the newest
  * checkpoint at or before it plus the typed operations after it. STORE_OK with *out (and
  * the time that revision was saved in saved_at, when not NULL); STORE_NOT_FOUND when it is
- * not kept (never saved, or thinned away); STORE_ERROR (damaged history) or the store's
- * failure. */
+ * not kept (never saved, or thinned away); STORE_ERROR (damaged history: with rev -1, also
+ * when rows are saved but their newest revision cannot be rebuilt from them, logged) or the
+ * store's failure. */
 enum store_status store_doc_history_text(struct store *s, const struct store_doc_cfg *cfg,
 					 const char *room, long long rev, struct doc_state *out,
 					 char saved_at[40]);
@@ -216,7 +217,9 @@ enum store_status store_doc_due(struct store *s, long long until, int max, redis
  * took it; STORE_REDIS_UNAVAILABLE. */
 enum store_status store_doc_claim(struct store *s, const char *room);
 /* Saves the room's document to its history (a checkpoint or a batch of typed operations,
- * docs/INTERNALS.md "History") and emits `snapshot`. STORE_OK (saved, or nothing new);
+ * docs/INTERNALS.md "History") and emits `snapshot`. One save of a room at a time (a
+ * PostgreSQL advisory lock held by the save's transaction): the batch always starts right
+ * after the newest saved revision, read under the lock. STORE_OK (saved, or nothing new);
  * STORE_NOT_FOUND (no document in Redis: the room is gone); a failure (logged; the room
  * is marked due again so the next pass retries). */
 enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg *cfg,

@@ -1,7 +1,10 @@
---! keys ROOM_DOC ROOM_OPS
--- KEYS doc, ops; ARGV revision, content, length, bytes. Creates the document unless it
--- exists.
+--! keys ROOM_DOC ROOM_OPS ROOM_COMMITS
+-- KEYS doc, ops, commits; ARGV revision, content, length, bytes. Creates the document
+-- unless it exists. The ops list and the commits set (the request ids of committed
+-- operations, by revision) are emptied with it: the revisions they name are of the
+-- document that was lost, and a resent request must not be answered from them with
+-- whatever operation holds that revision now.
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'revision', ARGV[1], 'content', ARGV[2], 'crev', ARGV[1],
 'length', ARGV[3], 'bytes', ARGV[4])
-redis.call('DEL', KEYS[2]) return 1
+redis.call('DEL', KEYS[2], KEYS[3]) return 1

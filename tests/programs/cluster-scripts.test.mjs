@@ -133,11 +133,11 @@ const cases = {
   },
   async doc_init() {
     const [r] = await roomsAway(1);
-    assert.equal(await run('doc_init', [rk(r, 'doc'), rk(r, 'ops')], ['0', '', '0', '0']), 1);
+    assert.equal(await run('doc_init', [rk(r, 'doc'), rk(r, 'ops'), rk(r, 'commits')], ['0', '', '0', '0']), 1);
   },
   async doc_commit() {
     const [r] = await roomsAway(1);
-    await run('doc_init', [rk(r, 'doc'), rk(r, 'ops')], ['0', '', '0', '0']);
+    await run('doc_init', [rk(r, 'doc'), rk(r, 'ops'), rk(r, 'commits')], ['0', '', '0', '0']);
     const keys = [rk(r, 'doc'), rk(r, 'ops'), rk(r, 'events'), rk(r, 'members'), rk(r, 'commits'),
       rk(r, 'foldfail')];
     const a = await run('doc_commit', keys, ['0', '', '0', '0', '5', '5', '0', '1000000', '',
@@ -303,7 +303,7 @@ for (const name of [...S.keys()].sort()) {
 
 test('the cluster refuses what crosses slots (so the cases above prove something)', async () => {
   const [a, b] = await roomsAway(2);
-  await assert.rejects(run('doc_init', [rk(a, 'doc'), 'cc:{jobs}:outbox'], ['0', '', '0', '0']),
+  await assert.rejects(run('doc_init', [rk(a, 'doc'), rk(a, 'ops'), 'cc:{jobs}:outbox'], ['0', '', '0', '0']),
     /CROSSSLOT|same slot|non local key/);
   await assert.rejects(c.send('EVAL', "return redis.call('GET', KEYS[1]) or redis.call('GET', 'cc:snap:due')", 1, rk(b, 'doc')),
     /same slot|non local key|WRONGTYPE/);

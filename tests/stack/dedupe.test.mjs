@@ -2,7 +2,7 @@
 // answered as the first one was and applied once (lib/store_doc.c, cc:room:{id}:commits).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { call, newUser, createRoom, redis, roomEvents } from '../lib/api.mjs';
+import { call, newUser, createRoom, redis, roomEvents, saved, sql } from '../lib/api.mjs';
 
 const post = (token, room, body) => call('POST', `/api/rooms/${room.id}/operations`, { token, body });
 const doc = async (token, room) => (await call('GET', `/api/rooms/${room.id}/document`, { token })).json;
@@ -119,4 +119,31 @@ test('without a client_id nothing is deduplicated; bad client_ids are refused', 
     assert.equal(r.status, 400, `${JSON.stringify(client_id)}: ${r.text}`);
   }
   assert.equal((await doc(a.token, room)).content, 'aabc');
+});
+
+test('a room restored at an older revision forgets the requests it had committed: a resend is applied, not answered with another operation', async () => {
+  const a = await newUser();
+  const b = await newUser();
+  const room = await createRoom(a.token);
+  assert.equal((await call('POST', `/api/rooms/${room.id}/join`, { token: b.token, body: { invite: room.invite } })).status, 200);
+  assert.equal((await post(a.token, room, { revision: 0, ops: ['abc'] })).status, 200);
+  await saved(room, 1);
+  const mine = { revision: 1, ops: ['X', 3], client_id: 'bsite.1' };
+  const first = await post(b.token, room, mine);
+  assert.deepEqual(first.json, { revision: 2, ops: ['X', 3] });
+  await saved(room, 2);
+  // the save of revision 2 is lost, and so is the document hash in Redis: the room comes
+  // back from its save of revision 1
+  sql(`DELETE FROM history_ops WHERE room_id = '${room.id}' AND revision > 1`);
+  sql(`DELETE FROM snapshots WHERE room_id = '${room.id}' AND revision > 1`);
+  redis('DEL', `cc:room:{${room.id}}:doc`);
+  assert.deepEqual(await doc(a.token, room), { revision: 1, content: 'abc', language: room.language });
+  // a types, making another revision 2; b's answer was lost and b sends its edit again
+  const theirs = await post(a.token, room, { revision: 1, ops: [3, 'Z'] });
+  assert.deepEqual(theirs.json, { revision: 2, ops: [3, 'Z'] });
+  const again = await post(b.token, room, mine);
+  assert.equal(again.status, 200, again.text);
+  assert.notDeepEqual(again.json, theirs.json, 'answered with the operation of another user');
+  assert.deepEqual(again.json, { revision: 3, ops: ['X', 4] });
+  assert.equal((await doc(a.token, room)).content, 'XabcZ');
 });
