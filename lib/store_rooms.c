@@ -314,21 +314,11 @@ enum store_status store_room_visibility(struct store *s, const char *room, char 
 	return STORE_OK;
 }
 
-enum store_status store_room_members(struct store *s, const char *room,
-				     struct store_member **out, int *n)
+/* The first `rows` rows of r (id, username, role) as members: *out (caller frees) and *n.
+ * Clears r, whatever happens. */
+static enum store_status members_taken(struct store *s, PGresult *r, int rows,
+				       struct store_member **out, int *n)
 {
-	*out = NULL;
-	*n = 0;
-	const char *params[] = {room};
-	PGresult *r;
-	enum store_status st = store_sql(s, &r, NULL,
-					 "SELECT u.id, u.username, m.role FROM room_members m "
-					 "JOIN users u ON u.id = m.user_id WHERE m.room_id = $1 "
-					 "ORDER BY (m.role = 'owner') DESC, m.joined_at, u.id",
-					 1, params);
-	if (st != STORE_OK)
-		return st;
-	int rows = PQntuples(r);
 	struct store_member *v = rows ? calloc((size_t)rows, sizeof *v) : NULL;
 	if (rows && !v) {
 		PQclear(r);
@@ -343,6 +333,23 @@ enum store_status store_room_members(struct store *s, const char *room,
 	*out = v;
 	*n = rows;
 	return STORE_OK;
+}
+
+enum store_status store_room_members(struct store *s, const char *room,
+				     struct store_member **out, int *n)
+{
+	*out = NULL;
+	*n = 0;
+	const char *params[] = {room};
+	PGresult *r;
+	enum store_status st = store_sql(s, &r, NULL,
+					 "SELECT u.id, u.username, m.role FROM room_members m "
+					 "JOIN users u ON u.id = m.user_id WHERE m.room_id = $1 "
+					 "ORDER BY (m.role = 'owner') DESC, m.joined_at, u.id",
+					 1, params);
+	if (st != STORE_OK)
+		return st;
+	return members_taken(s, r, PQntuples(r), out, n);
 }
 
 /* The page's rows are the members whose place in the order (owner first, then by joining
@@ -389,20 +396,7 @@ enum store_status store_room_members_page(struct store *s, const char *room, lon
 		rows = limit;
 		*more = 1;
 	}
-	struct store_member *v = rows ? calloc((size_t)rows, sizeof *v) : NULL;
-	if (rows && !v) {
-		PQclear(r);
-		return store_fail(s, STORE_ERROR, "out of memory");
-	}
-	for (int i = 0; i < rows; i++) {
-		v[i].id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
-		snprintf(v[i].username, sizeof v[i].username, "%s", PQgetvalue(r, i, 1));
-		snprintf(v[i].role, sizeof v[i].role, "%s", PQgetvalue(r, i, 2));
-	}
-	PQclear(r);
-	*out = v;
-	*n = rows;
-	return STORE_OK;
+	return members_taken(s, r, rows, out, n);
 }
 
 enum store_status store_member_role(struct store *s, const char *room, const char *member,

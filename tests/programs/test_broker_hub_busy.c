@@ -11,6 +11,7 @@
 #include "../../sse-broker/hub.h"
 #include "rkeys.h"
 #include "../unit/unit.h"
+#include "waits.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -30,20 +31,6 @@
 static char dir[64];
 static pid_t redis_pid;
 static int redis_port;
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
 
 static int free_port(void)
 {
@@ -321,6 +308,18 @@ out:
 	return rc;
 }
 
+/* The catch-up met a full output `busy` times, resumed after each, and ended caught up:
+ * neither failed nor revoked, no reference left. */
+static void check_settled(const struct probe *p, int busy)
+{
+	CHECK(p->busy_answers == busy);
+	CHECK(p->resumes == busy);
+	CHECK(p->failed == 0);
+	CHECK(p->revoked == 0);
+	CHECK(p->caught_up == 1);
+	CHECK(p->refs == 0);
+}
+
 /* history_trimmed: 1000..1009 written, 1000..1004 trimmed away; the client was at 1001. */
 static void test_trimmed_busy(int busy)
 {
@@ -334,12 +333,7 @@ static void test_trimmed_busy(int busy)
 	struct probe p;
 	struct room_evid start = {1001, 0};
 	CHECK(catch_up(&p, room, start, busy) == 0);
-	CHECK(p.busy_answers == busy);
-	CHECK(p.resumes == busy);
-	CHECK(p.failed == 0);
-	CHECK(p.revoked == 0);
-	CHECK(p.caught_up == 1);
-	CHECK(p.refs == 0);
+	check_settled(&p, busy);
 	/* the resync first, once, then every entry kept, in order */
 	CHECK(p.n == 6);
 	CHECK_STR(p.got[0], "resync 1001-0 {\"reason\":\"history_trimmed\"}");
@@ -361,12 +355,7 @@ static void test_unknown_busy(int busy)
 	struct probe p;
 	struct room_evid start = {5000, 0};
 	CHECK(catch_up(&p, room, start, busy) == 0);
-	CHECK(p.busy_answers == busy);
-	CHECK(p.resumes == busy);
-	CHECK(p.failed == 0);
-	CHECK(p.revoked == 0);
-	CHECK(p.caught_up == 1);
-	CHECK(p.refs == 0);
+	check_settled(&p, busy);
 	/* told once to start over from the newest event, and nothing else */
 	CHECK(p.n == 1);
 	CHECK_STR(p.got[0], "resync 2002-0 {\"reason\":\"unknown_position\"}");

@@ -12,6 +12,7 @@
 #include "rscript.h"
 #include "rslot.h"
 #include "../unit/unit.h"
+#include "waits.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,20 +36,6 @@
 static char dir[256];
 static pid_t pids[MAX_PIDS];
 static int npids;
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
 
 /* A TCP port free now, whose cluster bus port (+10000) is free too. */
 static int free_port(void)
