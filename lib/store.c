@@ -114,8 +114,11 @@ int store_pg_repeatable(const char *state, const char *sql)
 		return 1;
 	while (*sql == ' ' || *sql == '\t' || *sql == '\n')
 		sql++;
+	/* a row lock (FOR UPDATE, FOR NO KEY UPDATE, FOR SHARE, FOR KEY SHARE) or an advisory
+	 * lock is not a plain read: it belongs to its transaction, and a replica takes none */
 	return strncasecmp(sql, "SELECT", 6) == 0 && !strcasestr(sql, " FOR UPDATE") &&
-	       !strcasestr(sql, " FOR SHARE");
+	       !strcasestr(sql, " FOR NO KEY UPDATE") && !strcasestr(sql, " FOR SHARE") &&
+	       !strcasestr(sql, " FOR KEY SHARE") && !strcasestr(sql, "pg_advisory");
 }
 
 /* A new connection to url, or NULL (logged under `who`). */

@@ -62,6 +62,9 @@ static void check_repeatable(void)
 	CHECK(!store_pg_repeatable(NULL, "WITH x AS (DELETE FROM t RETURNING 1) SELECT 1"));
 	CHECK(!store_pg_repeatable(NULL, "SELECT id FROM rooms WHERE id = $1 FOR UPDATE"));
 	CHECK(!store_pg_repeatable(NULL, "SELECT role FROM room_members FOR SHARE"));
+	CHECK(!store_pg_repeatable(NULL, "SELECT 1 FROM rooms WHERE id = $1 FOR NO KEY UPDATE"));
+	CHECK(!store_pg_repeatable(NULL, "SELECT 1 FROM rooms WHERE id = $1 for key share"));
+	CHECK(!store_pg_repeatable(NULL, "SELECT pg_advisory_xact_lock(1, hashtext($1))"));
 	/* another error with the connection (a statement timeout, a disk full): not safe */
 	CHECK(!store_pg_repeatable("53100", "INSERT INTO users (name) VALUES ($1)"));
 	CHECK(!store_pg_repeatable("", "UPDATE users SET token_gen = 1"));
