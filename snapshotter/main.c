@@ -128,6 +128,9 @@ int main(void)
 	/* a commit's mark (its time + the interval) must be able to fall below a lease taken
 	 * just before it, or the release would take the room off the schedule with that commit
 	 * unsaved (store_doc_release keeps the last two intervals of a lease) */
+	/* not set: 60 s, or three intervals when the interval is longer than 20 s */
+	if (!getenv("SNAPSHOT_LEASE_MS") && lease_ms < 3 * cfg.snapshot_interval_ms)
+		lease_ms = 3 * cfg.snapshot_interval_ms;
 	if (lease_ms < 3 * cfg.snapshot_interval_ms) {
 		log_error("configuration: SNAPSHOT_LEASE_MS (%ld) must be at least 3 x "
 			  "SNAPSHOT_INTERVAL_MS (%ld)",
