@@ -708,9 +708,11 @@ static void dedupe_member(const struct doc_commit *dc, char *out, size_t cap)
 		out[0] = '\0';
 }
 
-/* The room's snapshot mark: ZADD NX on the schedule, made once a commit was applied (the
- * snapshotter saves the room by `due`). Best effort: a mark that failed (logged) is made
- * again by the room's next commit.
+/* The room's snapshot mark: ZADD LT on the schedule, made once a commit was applied (the
+ * snapshotter saves the room by `due`). LT keeps an earlier mark (as NX did) and moves a
+ * room a snapshotter holds (its lease's end, store_doc_claim) down to this commit's due
+ * time, so the release after that save leaves the room due (store_doc_release). Best
+ * effort: a mark that failed (logged) is made again by the room's next commit.
  *
  * Why after the commit's answer and not in its pipeline: the schedule is a key of another
  * slot than the room's, so it cannot be in the commit script (docs/INTERNALS.md, "Redis
@@ -729,7 +731,7 @@ static void mark_due(struct store *s, const struct store_doc_cfg *cfg, const cha
 		return;
 	}
 	snprintf(due, sizeof due, "%lld", clock_wall_ms() + cfg->snapshot_interval_ms);
-	redisReply *z = rds_cmd(rd, SNAP_DUE_KEY, "ZADD %s NX %s %s", SNAP_DUE_KEY, due, room);
+	redisReply *z = rds_cmd(rd, SNAP_DUE_KEY, "ZADD %s LT %s %s", SNAP_DUE_KEY, due, room);
 	if (!z)
 		log_warn("room %s: its snapshot mark failed: %s", room, rds_error(rd));
 	else if (z->type == REDIS_REPLY_ERROR)
@@ -1331,18 +1333,59 @@ enum store_status store_doc_due(struct store *s, long long until, int max, redis
 	return STORE_OK;
 }
 
-enum store_status store_doc_claim(struct store *s, const char *room)
+enum store_status store_doc_claim(struct store *s, const char *room, long long until,
+				  long long lease_end)
 {
 	struct rds *rd;
 	enum store_status st = store_redis(s, &rd);
 	if (st != STORE_OK)
 		return st;
-	redisReply *claim = rds_cmd(rd, SNAP_DUE_KEY, "ZREM %s %s", SNAP_DUE_KEY, room);
-	if (!claim)
+	char bound[32], end[32];
+	if (until < 0)
+		snprintf(bound, sizeof bound, "+inf");
+	else
+		snprintf(bound, sizeof bound, "%lld", until);
+	snprintf(end, sizeof end, "%lld", lease_end);
+	const char *args[] = {SNAP_DUE_KEY, room, bound, end};
+	redisReply *claim = rds_script(rd, &rs_snap_claim, 1, 4, args, NULL);
+	if (!claim || claim->type != REDIS_REPLY_INTEGER) {
+		if (claim)
+			freeReplyObject(claim);
 		return store_redis_failed(s);
-	int mine = claim->type == REDIS_REPLY_INTEGER && claim->integer == 1;
+	}
+	int mine = claim->integer == lease_end;
 	freeReplyObject(claim);
 	return mine ? STORE_OK : STORE_CONFLICT;
+}
+
+void store_doc_release(struct store *s, const struct store_doc_cfg *cfg, const char *room,
+		       long long lease_end)
+{
+	/* a commit whose mark (its time + the interval) is not below the lease's end cannot
+	 * move the lease down: close to the lease's end, keep it (the room is claimed once
+	 * more when it ends, a save that finds nothing new writes nothing). Twice the interval
+	 * leaves the release's round trip as much again. */
+	if (clock_wall_ms() + 2 * cfg->snapshot_interval_ms >= lease_end)
+		return;
+	struct rds *rd;
+	if (store_redis(s, &rd) != STORE_OK) {
+		log_warn("room %s: its snapshot lease could not be ended (it ends by itself): %s", room,
+			 s->msg);
+		return;
+	}
+	char end[32];
+	snprintf(end, sizeof end, "%lld", lease_end);
+	const char *args[] = {SNAP_DUE_KEY, room, end};
+	redisReply *rep = rds_script(rd, &rs_snap_release, 1, 3, args, NULL);
+	if (!rep || rep->type != REDIS_REPLY_INTEGER) {
+		if (rep)
+			freeReplyObject(rep);
+		store_redis_failed(s);
+		log_warn("room %s: its snapshot lease could not be ended (it ends by itself): %s", room,
+			 s->msg);
+		return;
+	}
+	freeReplyObject(rep);
 }
 
 /* The stored ops first..last as one JSON array in *out, from Redis. 0; 1 not all kept
@@ -1467,9 +1510,10 @@ int store_doc_thin(struct store *s, const struct store_doc_cfg *cfg)
 	return ops < 0 || cps < 0 || idle < 0 ? -1 : 0;
 }
 
-/* PostgreSQL (or Redis) failed: the claim (ZREM) took the room off the due set, and a room
- * that goes idle is never marked again. Give the claim back so the next pass retries; NX
- * keeps an earlier mark made by a commit meanwhile. */
+/* PostgreSQL (or Redis) failed: the claim's lease stays on the schedule, so the room is due
+ * again when it ends even if Redis cannot be reached now. Bring it forward to one interval
+ * from now (XX: only while the room is still there; LT: an earlier mark made by a commit
+ * meanwhile is kept), so the next pass retries as soon as a new mark would. */
 static void due_again(struct store *s, const struct store_doc_cfg *cfg, const char *room)
 {
 	struct rds *rd;
@@ -1477,12 +1521,12 @@ static void due_again(struct store *s, const struct store_doc_cfg *cfg, const ch
 	char due[32];
 	snprintf(due, sizeof due, "%lld", clock_wall_ms() + cfg->snapshot_interval_ms);
 	if (store_redis(s, &rd) == STORE_OK) {
-		again = rds_cmd(rd, SNAP_DUE_KEY, "ZADD %s NX %s %s", SNAP_DUE_KEY, due, room);
+		again = rds_cmd(rd, SNAP_DUE_KEY, "ZADD %s XX LT %s %s", SNAP_DUE_KEY, due, room);
 		if (!again)
 			store_redis_failed(s);
 	}
 	if (!again || again->type == REDIS_REPLY_ERROR)
-		log_warn("room %s: its snapshot failed and could not be retried", room);
+		log_warn("room %s: its snapshot failed; it is tried again when its lease ends", room);
 	if (again)
 		freeReplyObject(again);
 }

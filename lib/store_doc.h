@@ -213,15 +213,26 @@ enum store_status store_doc_history_list(struct store *s, const char *room, int 
  * STORE_OK with the reply's array in *due (caller freeReplyObject()s), or
  * STORE_REDIS_UNAVAILABLE. */
 enum store_status store_doc_due(struct store *s, long long until, int max, redisReply **due);
-/* Claims a due room (ZREM): STORE_OK it is this process's; STORE_CONFLICT someone else
- * took it; STORE_REDIS_UNAVAILABLE. */
-enum store_status store_doc_claim(struct store *s, const char *room);
+/* Claims a room due by `until` (ms; < 0: whatever its time, the final flush of a stopping
+ * snapshotter) with a lease (lib/lua/snap_claim.lua): its due time becomes lease_end (ms,
+ * clock_wall_ms()), so the room is due again then unless store_doc_release() ends the
+ * lease. STORE_OK it is this process's until lease_end; STORE_CONFLICT not on the schedule
+ * or not due (someone else took it); STORE_REDIS_UNAVAILABLE. */
+enum store_status store_doc_claim(struct store *s, const char *room, long long until,
+				  long long lease_end);
+/* After a save (or when there was nothing to save): takes the room off the schedule if its
+ * due time is still lease_end (lib/lua/snap_release.lua); a commit during the save moved it
+ * down, and the room stays due. Within two SNAPSHOT_INTERVAL_MS of lease_end the lease is
+ * left to end by itself (a commit's mark then may not be below it). Failures are logged:
+ * the lease ends by itself. */
+void store_doc_release(struct store *s, const struct store_doc_cfg *cfg, const char *room,
+		       long long lease_end);
 /* Saves the room's document to its history (a checkpoint or a batch of typed operations,
  * docs/INTERNALS.md "History") and emits `snapshot`. One save of a room at a time (a
  * PostgreSQL advisory lock held by the save's transaction): the batch always starts right
  * after the newest saved revision, read under the lock. STORE_OK (saved, or nothing new);
- * STORE_NOT_FOUND (no document in Redis: the room is gone); a failure (logged; the room
- * is marked due again so the next pass retries). */
+ * STORE_NOT_FOUND (no document in Redis: the room is gone); a failure (logged; the claim's
+ * lease is brought forward to one interval from now, so the next pass retries). */
 enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg *cfg,
 				     const char *room);
 /* Thins every room's history: typed operations older than HISTORY_KEEP_OPS_DAYS go once a

@@ -1,10 +1,13 @@
 /* codecollab-snapshotter: saves the rooms' documents to PostgreSQL's history while they
  * change, and thins that history (docs/INTERNALS.md, "Operations and snapshots" and
  * "History"). A program of its own on the store layer (lib/store_doc.h); any number may
- * run: each claims a due room (ZREM on cc:snap:due) before it saves it.
+ * run: each claims a due room before it saves it, with a lease on cc:snap:due
+ * (store_doc_claim): a snapshotter that dies during a save leaves the room due again when
+ * its lease ends, and one that saved ends the lease (store_doc_release).
  *
  * Settings: REDIS_URL, DATABASE_URL and the document settings of lib/store_doc.h
- * (DOCUMENT_MAX_BYTES, SNAPSHOT_INTERVAL_MS, HISTORY_*); SNAPSHOTTER_METRICS_PORT (on
+ * (DOCUMENT_MAX_BYTES, SNAPSHOT_INTERVAL_MS, HISTORY_*); SNAPSHOT_LEASE_MS (how long a
+ * claim holds a room; at least 3 × SNAPSHOT_INTERVAL_MS); SNAPSHOTTER_METRICS_PORT (on
  * METRICS_HOST) for GET /metrics (snap_metrics.h). SIGTERM or SIGINT: one more pass
  * that saves every room still marked due, whatever its time, then exit 0. */
 #include <signal.h>
@@ -46,10 +49,11 @@ static void on_term(int sig)
  * docs/BENCHMARKS.md, "Write path at a fixed rate"). So a pass that holds everything due (fewer than a batch) spreads its saves over a
  * quarter of the interval, at most SNAP_SPREAD_MAX_MS; a full batch means a backlog and is
  * saved at full speed, as is everything when draining. */
-static size_t pass(struct store *s, const struct store_doc_cfg *cfg, int draining)
+static size_t pass(struct store *s, const struct store_doc_cfg *cfg, long lease_ms, int draining)
 {
 	redisReply *due;
-	if (store_doc_due(s, draining ? -1 : clock_wall_ms(), SNAP_BATCH, &due) != STORE_OK) {
+	long long until = draining ? -1 : clock_wall_ms();
+	if (store_doc_due(s, until, SNAP_BATCH, &due) != STORE_OK) {
 		log_warn("snapshotter: %s", s->msg);
 		return 0;
 	}
@@ -71,13 +75,18 @@ static size_t pass(struct store *s, const struct store_doc_cfg *cfg, int drainin
 			continue;
 		/* claim it; a failed connection ends the pass (the rooms left stay due for the
 		 * next one, never claimed on a connection that is gone) */
-		enum store_status st = store_doc_claim(s, room->str);
+		long long lease_end = clock_wall_ms() + lease_ms;
+		enum store_status st = store_doc_claim(s, room->str, until, lease_end);
 		if (st == STORE_CONFLICT)
 			continue; /* another snapshotter took it */
 		if (st != STORE_OK)
 			break;
 		long long t0 = clock_mono_ms();
 		st = store_doc_snapshot(s, cfg, room->str);
+		/* saved, nothing new, or the room is gone: the lease ends (a failure keeps it, the
+		 * room is tried again) */
+		if (st == STORE_OK || st == STORE_NOT_FOUND)
+			store_doc_release(s, cfg, room->str, lease_end);
 		if (st == STORE_OK)
 			metric_observe(&snap_metrics[SM_SECONDS], 0, 0, clock_mono_ms() - t0);
 		metric_inc(&snap_metrics[SM_SNAPSHOTS],
@@ -106,12 +115,26 @@ int main(void)
 		curl_global_cleanup();
 		return 1;
 	}
-	long metrics_port = 0;
+	long metrics_port = 0, lease_ms = 0;
 	const struct cfg_setting settings[] = {
 		{"SNAPSHOTTER_METRICS_PORT", 0, 0, 65535, &metrics_port},
+		{"SNAPSHOT_LEASE_MS", 60000, 150, 86400000, &lease_ms},
 	};
-	if (cfg_load(settings, 1, err, (int)sizeof err) < 0) {
+	if (cfg_load(settings, 2, err, (int)sizeof err) < 0) {
 		log_error("configuration: %s", err);
+		curl_global_cleanup();
+		return 1;
+	}
+	/* a commit's mark (its time + the interval) must be able to fall below a lease taken
+	 * just before it, or the release would take the room off the schedule with that commit
+	 * unsaved (store_doc_release keeps the last two intervals of a lease) */
+	/* not set: 60 s, or three intervals when the interval is longer than 20 s */
+	if (!getenv("SNAPSHOT_LEASE_MS") && lease_ms < 3 * cfg.snapshot_interval_ms)
+		lease_ms = 3 * cfg.snapshot_interval_ms;
+	if (lease_ms < 3 * cfg.snapshot_interval_ms) {
+		log_error("configuration: SNAPSHOT_LEASE_MS (%ld) must be at least 3 x "
+			  "SNAPSHOT_INTERVAL_MS (%ld)",
+			  lease_ms, cfg.snapshot_interval_ms);
 		curl_global_cleanup();
 		return 1;
 	}
@@ -138,10 +161,12 @@ int main(void)
 	long long next_thin = 0; /* at start, then every HISTORY_THIN_INTERVAL_S */
 	int drains = 0;
 	for (;;) {
-		/* once stopped: passes that take everything due, whatever its time, until none is
-		 * left (a room whose save keeps failing is marked due again: a bounded number) */
+		/* once stopped: passes that take everything due, whatever its time (rooms leased by
+		 * others too: saves of a room wait for each other, one with nothing new writes
+		 * nothing), until none is left (a room whose save keeps failing keeps its lease: a
+		 * bounded number of passes) */
 		int draining = snap_stop;
-		size_t n = pass(&s, &cfg, draining);
+		size_t n = pass(&s, &cfg, lease_ms, draining);
 		if (draining && (n == 0 || ++drains >= SNAP_DRAIN_PASSES))
 			break;
 		if (draining)

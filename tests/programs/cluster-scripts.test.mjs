@@ -124,6 +124,20 @@ const cases = {
   async presence_index() {
     assert.equal(await run('presence_index', ['cc:presence:rooms'], ['nobody', '0']), 0);
   },
+  async snap_claim() {
+    const [r] = await roomsAway(1);
+    const due = Date.now() - 1000;
+    const lease = Date.now() + 60000;
+    assert.equal(await run('snap_claim', ['cc:snap:due'], [r, '+inf', String(lease)]), -1); // not on it
+    assert.equal(await c.send('ZADD', 'cc:snap:due', String(due), r), 1);
+    assert.equal(await run('snap_claim', ['cc:snap:due'], [r, String(due - 1), String(lease)]), -1); // not due
+    assert.equal(await run('snap_claim', ['cc:snap:due'], [r, String(due), String(lease)]), lease);
+    assert.equal(await run('snap_claim', ['cc:snap:due'], [r, String(Date.now()), String(lease + 1)]), -1); // leased
+    assert.equal(await run('snap_release', ['cc:snap:due'], [r, String(lease + 1)]), 0); // not this lease
+    assert.equal(await run('snap_release', ['cc:snap:due'], [r, String(lease)]), 1);
+    assert.equal(await c.send('ZSCORE', 'cc:snap:due', r), null);
+  },
+  snap_release() { return cases.snap_claim(); },
   async presence_due() {
     assert.ok(Array.isArray(await run('presence_due', ['cc:presence:rooms'], ['100'])));
   },
@@ -145,7 +159,7 @@ const cases = {
     assert.equal(a[0], 1);
     assert.equal(a[1], 1);
     // the snapshot mark, in its own slot, right behind (lib/store_doc.c pipelines it)
-    assert.equal(await c.send('ZADD', 'cc:snap:due', 'NX', String(Date.now() + 1000), r), 1);
+    assert.equal(await c.send('ZADD', 'cc:snap:due', 'LT', String(Date.now() + 1000), r), 1);
     // the same request again: answered from the commits set
     const again = await run('doc_commit', keys, ['0', '', '0', '0', '5', '5', '0', '1000000', '',
       '{"u":7,"s":"s1","ops":["hello"', ']}', '{"ops":["hello"', ']}', ',', '1000', '1000', '7|1|d1|c1', '5000']);

@@ -11,10 +11,18 @@ const SNAP_BIN = process.env.CC_SNAP_BIN || join(ROOT, 'build/asan/bin/codecolla
 
 const bulk = (s) => (s === null ? '$-1\r\n' : `$${Buffer.byteLength(s)}\r\n${s}\r\n`);
 const array = (items) => `*${items.length}\r\n${items.map(bulk).join('')}`;
-// The snapshotter reads a room's text with one script (lib/lua/doc_fold_read.lua): the
-// double answers it as Redis would for a document folded at revision rev,
-// {1, rev, crev, content, {}}.
-const isRead = (cmd) => cmd === 'EVALSHA' || cmd === 'EVAL';
+// The snapshotter claims a room with a script on the schedule (lib/lua/snap_claim.lua:
+// EVALSHA sha 1 cc:snap:due room bound lease-end, answered with the lease's end) and ends
+// the lease with another (snap_release.lua: EVALSHA sha 1 cc:snap:due room lease-end). It
+// reads a room's text with one script (lib/lua/doc_fold_read.lua): the double answers it as
+// Redis would for a document folded at revision rev, {1, rev, crev, content, {}}.
+const isScript = (cmd) => cmd === 'EVALSHA' || cmd === 'EVAL';
+const onSchedule = (args) => isScript(args[0].toUpperCase()) && args[3] === 'cc:snap:due';
+const isClaim = (args) => onSchedule(args) && args.length === 7;
+const isRelease = (args) => onSchedule(args) && args.length === 6;
+const isRead = (args) => isScript(args[0].toUpperCase()) && !onSchedule(args);
+const claimed = (args) => `:${args[6]}\r\n`; // the claim's answer: the lease's end
+const claimsIn = (log) => log.filter((e) => isClaim(e.args));
 const folded = (rev, content) => `*5\r\n:1\r\n:${rev}\r\n:${rev}\r\n${bulk(content)}*0\r\n`;
 
 // Parses the complete commands (arrays of bulk strings) at the start of buf.
@@ -86,8 +94,8 @@ test('snapshotter: Redis dropping the connection in the middle of a batch is sur
   const r = await redisDouble((args, conn) => {
     const cmd = args[0].toUpperCase();
     if (cmd === 'ZRANGEBYSCORE') return passes++ === 0 ? array(['room-a', 'room-b', 'room-c']) : '*0\r\n';
-    if (cmd === 'ZREM') return ':1\r\n';
-    if (isRead(cmd)) return 'close'; // Redis goes away while a room is being saved
+    if (isClaim(args)) return claimed(args);
+    if (isRead(args)) return 'close'; // Redis goes away while a room is being saved
     return '+OK\r\n';
   });
   const snap = await startSnapshotter(r.port);
@@ -96,8 +104,7 @@ test('snapshotter: Redis dropping the connection in the middle of a batch is sur
     assert.equal(snap.exitCode, null, `the snapshotter died:\n${snap.output}`);
     // the batch stopped at the failure: room-b and room-c were left due, not claimed on a
     // dropped connection
-    const claimed = r.log.filter((e) => e.args[0].toUpperCase() === 'ZREM').map((e) => e.args[2]);
-    assert.deepEqual(claimed, ['room-a']);
+    assert.deepEqual(claimsIn(r.log).map((e) => e.args[4]), ['room-a']);
   } finally {
     const ex = await stop(snap);
     r.close();
@@ -105,24 +112,29 @@ test('snapshotter: Redis dropping the connection in the middle of a batch is sur
   }
 });
 
-test('snapshotter: a room whose snapshot PostgreSQL refused stays due and is tried again', async () => {
+test('snapshotter: a room whose snapshot PostgreSQL refused keeps its lease and is tried again', async () => {
   let passes = 0;
   const r = await redisDouble((args) => {
     const cmd = args[0].toUpperCase();
     if (cmd === 'ZRANGEBYSCORE') return passes++ === 0 ? array(['room-d']) : '*0\r\n';
-    if (cmd === 'ZREM') return ':1\r\n';
-    if (isRead(cmd)) return folded(7, 'print("unsaved")\n');
+    if (isClaim(args)) return claimed(args);
+    if (isRelease(args)) return ':1\r\n';
+    if (isRead(args)) return folded(7, 'print("unsaved")\n');
     if (cmd === 'ZADD') return ':1\r\n';
     return '+OK\r\n';
   });
   const snap = await startSnapshotter(r.port);
   try {
     const zadd = await waitFor(() => r.log.find((e) => e.args[0].toUpperCase() === 'ZADD'),
-      { what: 'the room marked due again', timeout: 15000 });
-    assert.equal(zadd.args[1], 'cc:snap:due');
-    assert.equal(zadd.args[2].toUpperCase(), 'NX');
-    assert.ok(Number(zadd.args[3]) > Date.now(), `a later due time: ${zadd.args[3]}`);
-    assert.equal(zadd.args[4], 'room-d');
+      { what: 'the room\'s lease brought forward', timeout: 15000 });
+    // the lease stays (XX: only a room still on the schedule), brought forward to one
+    // interval from now (LT: an earlier mark is kept)
+    assert.deepEqual(zadd.args.slice(1, 4).map((a) => a.toUpperCase()), ['CC:SNAP:DUE', 'XX', 'LT']);
+    assert.ok(Number(zadd.args[4]) > Date.now(), `a later due time: ${zadd.args[4]}`);
+    assert.ok(Number(zadd.args[4]) < Number(claimsIn(r.log)[0].args[6]), 'before the lease ends');
+    assert.equal(zadd.args[5], 'room-d');
+    // and the failed save did not end the lease
+    assert.equal(r.log.filter((e) => isRelease(e.args)).length, 0);
     assert.equal(snap.exitCode, null, `the snapshotter died:\n${snap.output}`);
   } finally {
     const ex = await stop(snap);
@@ -140,18 +152,19 @@ test('snapshotter: the saves of one pass are spread over a quarter of the interv
   const r = await redisDouble((args) => {
     const cmd = args[0].toUpperCase();
     if (cmd === 'ZRANGEBYSCORE') return passes++ === 0 ? array(rooms) : '*0\r\n';
-    if (cmd === 'ZREM') return ':1\r\n';
-    if (isRead(cmd)) return folded(3, 'x\n');
+    if (isClaim(args)) return claimed(args);
+    if (isRelease(args)) return ':1\r\n';
+    if (isRead(args)) return folded(3, 'x\n');
     if (cmd === 'ZADD') return ':1\r\n';
     return '+OK\r\n';
   });
   const snap = await startSnapshotter(r.port);
   try {
     const claims = await waitFor(() => {
-      const z = r.log.filter((e) => e.args[0].toUpperCase() === 'ZREM');
+      const z = claimsIn(r.log);
       return z.length === rooms.length && z;
     }, { what: 'every room of the pass claimed', timeout: 15000 });
-    assert.deepEqual(claims.map((e) => e.args[2]), rooms);
+    assert.deepEqual(claims.map((e) => e.args[4]), rooms);
     const gaps = claims.slice(1).map((e, i) => e.at - claims[i].at);
     const shown = `gaps between saves: ${gaps.map((x) => x.toFixed(0)).join(', ')} ms`;
     // four shares of 100 ms in all (this side's clock reads each claim when its bytes arrive,

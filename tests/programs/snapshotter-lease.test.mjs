@@ -1,0 +1,175 @@
+// The snapshotter's claim of a due room is a lease on cc:snap:due (lib/lua/snap_claim.lua,
+// lib/store_doc.c store_doc_claim / store_doc_release): a snapshotter killed in the middle of
+// a save leaves the room due again when its lease ends, a commit during a save leaves the
+// room due after it (the API's mark is ZADD LT), and a stopping snapshotter still saves a
+// room that is not due yet. Real parts: a redis-server, a PostgreSQL with the schema, the
+// API run as CGI for commits, and codecollab-snapshotter processes started here.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, start, startRedis, stop, tempDir, waitFor } from '../lib/procs.mjs';
+import { startPrimary, stopPg, psql, pgUrl } from '../lib/pg.mjs';
+
+process.env.CC_API_BIN ||= join(ROOT, 'build/asan/bin/codecollab-api');
+// tests/lib/api.mjs serves the stack suites and wants the stack's address; only its cgi()
+// is used here, which starts the API binary itself
+process.env.CC_BASE_URL ||= 'http://127.0.0.1:9/';
+const { cgi } = await import('../lib/api.mjs');
+const SNAP_BIN = process.env.CC_SNAP_BIN || join(ROOT, 'build/asan/bin/codecollab-snapshotter');
+
+const redisSrv = await startRedis();
+const pg = await startPrimary({ schema: join(ROOT, 'schema.sql') });
+const secretFile = join(tempDir('cc-jwt-'), 'secret');
+writeFileSync(secretFile, 'snapshotter-lease-test-secret-0123456789ab');
+after(async () => {
+  await stopPg(pg);
+  await stop(redisSrv);
+});
+
+const base = { REDIS_URL: `redis://127.0.0.1:${redisSrv.port}`, DATABASE_URL: pgUrl(pg), REDIS_CLUSTER: undefined, JWT_SECRET_FILE: secretFile };
+const rcli = (...args) => execFileSync('redis-cli', ['-p', String(redisSrv.port), ...args]).toString().trim();
+const dueScore = (room) => rcli('ZSCORE', 'cc:snap:due', room);
+const savedRevision = (room) => Number(psql(pg, `SELECT coalesce(max(revision), 0) FROM (SELECT revision FROM snapshots WHERE room_id = '${room}' UNION ALL SELECT revision FROM history_ops WHERE room_id = '${room}') s`));
+
+const api = (env, req) => {
+  const r = cgi({ ...req, env: { ...base, ...env } });
+  assert.equal(r.code, 0, r.stderr.slice(0, 2000));
+  return r;
+};
+
+let users = 0;
+function roomOf(env) {
+  const name = `lease${++users}`;
+  const reg = api(env, { method: 'POST', uri: '/api/auth/register', body: { username: name, password: 'lease-pass-123' } });
+  assert.equal(reg.status, 201, reg.body);
+  const room = api(env, { method: 'POST', uri: '/api/rooms', token: reg.json.token, body: { name: 'leased' } });
+  assert.equal(room.status, 201, room.body);
+  return { id: room.json.room.id, token: reg.json.token };
+}
+
+function commit(env, room, revision, ops) {
+  const r = api(env, { method: 'POST', uri: `/api/rooms/${room.id}/operations`, token: room.token, body: { revision, ops } });
+  assert.equal(r.status, 200, r.body);
+  return r.json.revision;
+}
+
+function snapshotter(env) {
+  const e = { ...process.env, ...base, ...env };
+  for (const k of Object.keys(e)) if (e[k] === undefined) delete e[k];
+  return start(SNAP_BIN, [], { env: e });
+}
+
+// A psql session that locks the room's row (FOR UPDATE) until release(): a save's insert
+// into snapshots or history_ops waits there (its foreign key check).
+async function holdSavesOf(room) {
+  const p = spawn('psql', [pgUrl(pg), '-XAtq', '-v', 'ON_ERROR_STOP=1'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  p.stdout.on('data', (d) => { out += d; });
+  p.stderr.on('data', (d) => { out += d; });
+  const exited = new Promise((resolve) => p.on('exit', resolve));
+  p.stdin.write(`BEGIN;\nSELECT 'locked' FROM rooms WHERE id = '${room.id}' FOR UPDATE;\n`);
+  await waitFor(() => out.includes('locked'), { what: 'the room\'s row locked', timeout: 20000 });
+  return {
+    async release() {
+      p.stdin.end('COMMIT;\n');
+      assert.equal(await exited, 0, out);
+    },
+    kill() { if (p.exitCode === null) p.kill('SIGKILL'); },
+  };
+}
+
+const savesHeld = () => Number(psql(pg, `SELECT count(*) FROM pg_stat_activity
+  WHERE datname = current_database() AND wait_event_type = 'Lock'
+  AND (query ILIKE 'INSERT INTO snapshots%' OR query ILIKE 'INSERT INTO history_ops%')`));
+
+test('a snapshotter killed during a save: the room is saved by another once the lease ends', async () => {
+  const env = { SNAPSHOT_INTERVAL_MS: '100', SNAPSHOT_LEASE_MS: '1500' };
+  const room = roomOf(env);
+  const lock = await holdSavesOf(room);
+  let a;
+  let b;
+  try {
+    commit(env, room, 0, ['print("last words")\n']);
+    a = snapshotter(env);
+    await waitFor(() => savesHeld() >= 1, { what: 'the save held at its insert', timeout: 20000 });
+    // killed between its claim and the end of its save
+    a.kill('SIGKILL');
+    assert.deepEqual(await a.exited, { code: null, signal: 'SIGKILL' });
+    await lock.release();
+    assert.equal(savedRevision(room.id), 0);
+    assert.notEqual(dueScore(room.id), '', 'the room stays on the schedule (its lease)');
+    b = snapshotter(env);
+    await waitFor(() => savedRevision(room.id) === 1,
+      { what: 'revision 1 saved by the second snapshotter after the lease', timeout: 20000 });
+    // and the save ended the lease: the room left the schedule
+    await waitFor(() => dueScore(room.id) === '', { what: 'the room off the schedule', timeout: 10000 });
+  } finally {
+    lock.kill();
+    if (a && a.exitCode === null) a.kill('SIGKILL');
+    if (b) {
+      const ex = await stop(b);
+      assert.deepEqual(ex, { code: 0, signal: null }, b.output);
+    }
+  }
+});
+
+test('a commit during a save leaves the room due after it, and its revision is saved', async () => {
+  // a lease far longer than the test: only the commit's own mark can bring the room back
+  const env = { SNAPSHOT_INTERVAL_MS: '100', SNAPSHOT_LEASE_MS: '600000' };
+  const room = roomOf(env);
+  const lock = await holdSavesOf(room);
+  let snap;
+  try {
+    let rev = commit(env, room, 0, ['a']);
+    snap = snapshotter(env);
+    await waitFor(() => savesHeld() >= 1, { what: 'the save of revision 1 held', timeout: 20000 });
+    const leased = Number(dueScore(room.id));
+    assert.ok(leased > Date.now() + 300000, `the claim's lease: ${leased}`);
+    rev = commit(env, room, rev, [1, 'b']);
+    assert.equal(rev, 2);
+    // ZADD LT: the commit moved the leased room down to its own due time
+    const marked = Number(dueScore(room.id));
+    assert.ok(marked < leased && marked <= Date.now() + 100, `the commit's mark: ${marked} (lease ${leased})`);
+    await lock.release();
+    await waitFor(() => savedRevision(room.id) === 2, { what: 'revision 2 saved', timeout: 20000 });
+    await waitFor(() => dueScore(room.id) === '', { what: 'the room off the schedule', timeout: 10000 });
+    assert.equal(snap.exitCode, null, snap.output);
+  } finally {
+    lock.kill();
+    if (snap) {
+      const ex = await stop(snap);
+      assert.deepEqual(ex, { code: 0, signal: null }, snap.output);
+    }
+  }
+});
+
+test('a stopping snapshotter still saves a room that is not due yet', async () => {
+  const env = { SNAPSHOT_INTERVAL_MS: '600000', SNAPSHOT_LEASE_MS: '1800000' };
+  const room = roomOf(env);
+  commit(env, room, 0, ['x = 1\n']);
+  assert.ok(Number(dueScore(room.id)) > Date.now() + 500000, 'due in ten minutes');
+  const snap = snapshotter(env);
+  try {
+    await waitFor(() => snap.output.includes('writing room snapshots'), { what: 'the snapshotter started', timeout: 20000 });
+    assert.equal(savedRevision(room.id), 0);
+  } finally {
+    const ex = await stop(snap, 'SIGTERM', 20000);
+    assert.deepEqual(ex, { code: 0, signal: null }, snap.output);
+  }
+  assert.equal(savedRevision(room.id), 1);
+  assert.equal(dueScore(room.id), '');
+});
+
+test('a lease shorter than three snapshot intervals is refused at start', async () => {
+  const snap = snapshotter({ SNAPSHOT_INTERVAL_MS: '1000', SNAPSHOT_LEASE_MS: '2000' });
+  try {
+    await waitFor(() => snap.exitCode !== null, { what: 'the snapshotter to refuse the setting', timeout: 20000 });
+    await snap.closed;
+    assert.equal(snap.exitCode, 1, snap.output);
+    assert.match(snap.output, /SNAPSHOT_LEASE_MS/);
+  } finally {
+    await stop(snap);
+  }
+});
