@@ -2,7 +2,7 @@
 // standbys made from it (pg_basebackup -R), each on a Unix socket in a throwaway directory,
 // run as the postgres user when the tests run as root (initdb and postgres refuse root).
 // Every server is a managed child of tests/lib/procs.mjs: killed at exit, also on failure.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chownSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { start, stop, tempDir, freePort, waitFor } from './procs.mjs';
@@ -86,3 +86,25 @@ export async function startReplica(primary) {
 
 // PostgreSQL's fast shutdown (SIGINT), waited for.
 export const stopPg = (srv) => stop(srv, 'SIGINT', 30000);
+
+// A psql session on url that holds a room's row locked (FOR UPDATE) until release(): an
+// insert that refers to the room (a save into snapshots or history_ops: its foreign key
+// check) waits there, while reads of the row go on. release() commits and expects psql to
+// end cleanly (it throws with psql's output otherwise); kill() ends it in any case.
+export async function holdRoomRow(url, roomId) {
+  const p = spawn('psql', [url, '-XAtq', '-v', 'ON_ERROR_STOP=1'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  p.stdout.on('data', (d) => { out += d; });
+  p.stderr.on('data', (d) => { out += d; });
+  const exited = new Promise((resolve) => p.on('exit', resolve));
+  p.stdin.write(`BEGIN;\nSELECT 'locked' FROM rooms WHERE id = '${roomId}' FOR UPDATE;\n`);
+  await waitFor(() => out.includes('locked'), { what: 'the room\'s row locked', timeout: 20000 });
+  return {
+    async release() {
+      p.stdin.end('COMMIT;\n');
+      const code = await exited;
+      if (code !== 0) throw new Error(`psql holding room ${roomId} ended with ${code}: ${out}`);
+    },
+    kill() { if (p.exitCode === null) p.kill('SIGKILL'); },
+  };
+}

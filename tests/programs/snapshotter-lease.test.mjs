@@ -6,11 +6,11 @@
 // API run as CGI for commits, and codecollab-snapshotter processes started here.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, start, startRedis, stop, tempDir, waitFor } from '../lib/procs.mjs';
-import { startPrimary, stopPg, psql, pgUrl } from '../lib/pg.mjs';
+import { startPrimary, stopPg, psql, pgUrl, holdRoomRow } from '../lib/pg.mjs';
 
 process.env.CC_API_BIN ||= join(ROOT, 'build/asan/bin/codecollab-api');
 // tests/lib/api.mjs serves the stack suites and wants the stack's address; only its cgi()
@@ -61,25 +61,6 @@ function snapshotter(env) {
   return start(SNAP_BIN, [], { env: e });
 }
 
-// A psql session that locks the room's row (FOR UPDATE) until release(): a save's insert
-// into snapshots or history_ops waits there (its foreign key check).
-async function holdSavesOf(room) {
-  const p = spawn('psql', [pgUrl(pg), '-XAtq', '-v', 'ON_ERROR_STOP=1'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  p.stdout.on('data', (d) => { out += d; });
-  p.stderr.on('data', (d) => { out += d; });
-  const exited = new Promise((resolve) => p.on('exit', resolve));
-  p.stdin.write(`BEGIN;\nSELECT 'locked' FROM rooms WHERE id = '${room.id}' FOR UPDATE;\n`);
-  await waitFor(() => out.includes('locked'), { what: 'the room\'s row locked', timeout: 20000 });
-  return {
-    async release() {
-      p.stdin.end('COMMIT;\n');
-      assert.equal(await exited, 0, out);
-    },
-    kill() { if (p.exitCode === null) p.kill('SIGKILL'); },
-  };
-}
-
 const savesHeld = () => Number(psql(pg, `SELECT count(*) FROM pg_stat_activity
   WHERE datname = current_database() AND wait_event_type = 'Lock'
   AND (query ILIKE 'INSERT INTO snapshots%' OR query ILIKE 'INSERT INTO history_ops%')`));
@@ -87,7 +68,7 @@ const savesHeld = () => Number(psql(pg, `SELECT count(*) FROM pg_stat_activity
 test('a snapshotter killed during a save: the room is saved by another once the lease ends', async () => {
   const env = { SNAPSHOT_INTERVAL_MS: '100', SNAPSHOT_LEASE_MS: '1500' };
   const room = roomOf(env);
-  const lock = await holdSavesOf(room);
+  const lock = await holdRoomRow(pgUrl(pg), room.id);
   let a;
   let b;
   try {
@@ -119,7 +100,7 @@ test('a commit during a save leaves the room due after it, and its revision is s
   // a lease far longer than the test: only the commit's own mark can bring the room back
   const env = { SNAPSHOT_INTERVAL_MS: '100', SNAPSHOT_LEASE_MS: '600000' };
   const room = roomOf(env);
-  const lock = await holdSavesOf(room);
+  const lock = await holdRoomRow(pgUrl(pg), room.id);
   let snap;
   try {
     let rev = commit(env, room, 0, ['a']);

@@ -5,10 +5,10 @@
 // that exist but do not rebuild the newest revision are damage, never a room restored empty.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { call, newUser, redis, saved, sql } from '../lib/api.mjs';
 import { ROOT, start, stop, waitFor } from '../lib/procs.mjs';
+import { holdRoomRow } from '../lib/pg.mjs';
 
 const SNAP_BIN = process.env.CC_SNAP_BIN || join(ROOT, 'build/asan/bin/codecollab-snapshotter');
 const BASE_TEXT = '-'.repeat(2000); // long enough that a few characters typed save as a batch
@@ -58,27 +58,9 @@ test('history rows that do not chain are an error on restore, never an empty roo
   assert.equal(redis('EXISTS', `cc:room:{${room.id}}:doc`), '0');
 });
 
-// A psql session that locks the room's row (FOR UPDATE) until release(): an insert into
-// history_ops for the room waits there (its foreign key check), while commits (which only
-// read the row) and the snapshotter's thinning (which deletes) go on; so two saves of one
-// room can be held at their insert.
-async function holdSavesOf(room) {
-  const p = spawn('psql', [process.env.DATABASE_URL, '-XAtq', '-v', 'ON_ERROR_STOP=1'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  p.stdout.on('data', (d) => { out += d; });
-  p.stderr.on('data', (d) => { out += d; });
-  const exited = new Promise((resolve) => p.on('exit', resolve));
-  p.stdin.write(`BEGIN;\nSELECT 'locked' FROM rooms WHERE id = '${room.id}' FOR UPDATE;\n`);
-  await waitFor(() => out.includes('locked'), { what: 'the room\'s row locked', timeout: 20000 });
-  return {
-    async release() {
-      p.stdin.end('COMMIT;\n');
-      assert.equal(await exited, 0, out);
-    },
-    kill() { if (p.exitCode === null) p.kill('SIGKILL'); },
-  };
-}
-
+// Two saves of one room are held by a psql session that locks the room's row
+// (holdRoomRow): an insert into history_ops waits for it (its foreign key check), while
+// commits (which only read the row) and the snapshotter's thinning go on.
 // saves of this database waiting for a lock: at their insert into history_ops, or (with
 // saves of a room one at a time) at the lock that lets one save of the room go on
 const savesHeld = () => Number(sql(`SELECT count(*) FROM pg_stat_activity
@@ -91,7 +73,7 @@ test('two saves of one room at once write batches that chain, no overlap and no 
   let rev = await commitAll(a.token, room, 0, [[BASE_TEXT]]);
   await saved(room, 1); // the first save: a checkpoint
   assert.equal(savesHeld(), 0);
-  const lock = await holdSavesOf(room);
+  const lock = await holdRoomRow(process.env.DATABASE_URL, room.id);
   let snap;
   try {
     // the stack's snapshotter claims the room and is held saving revision 2
