@@ -86,6 +86,7 @@ const CONNECT_TIMEOUT = Number(process.env.BENCH_COMPARE_CONNECT_TIMEOUT_MS || 1
 const PER_PROCESS = Number(process.env.BENCH_COMPARE_PER_PROCESS || 15000);
 const HARNESS = process.env.BENCH_COMPARE_HARNESS || 'c';
 const SUB_PROCESSES = Math.max(1, Number(process.env.BENCH_COMPARE_SUB_PROCESSES || 1));
+const WARMUP = process.env.BENCH_COMPARE_WARMUP !== '0'; // 0: no untimed warm-up message (runOne)
 if (!['c', 'node'].includes(HARNESS)) { console.error(`BENCH_COMPARE_HARNESS is c or node, not ${HARNESS}`); process.exit(2); }
 if (HARNESS === 'c' && !existsSync(SSESUB_BIN)) { console.error(`${SSESUB_BIN} is not built: make build`); process.exit(2); }
 // the harness of a system's subscribers, for the labels and the table
@@ -106,8 +107,10 @@ async function post(url, body) {
 }
 
 // A competitor's message: the marker in a body about the size of our operation event's data.
+// Marker prefix 'm' for a timed message; the untimed warm-up message (runOne) uses 'w', which
+// neither harness counts.
 const pad = 'x'.repeat(120);
-const body = (k) => `{"type":"operation","client_id":"m${k}","ops":["x"],"pad":"${pad}"}`;
+const body = (k, p = 'm') => `{"type":"operation","client_id":"${p}${k}","ops":["x"],"pad":"${pad}"}`;
 const markerRe = /"client_id":"m(\d+)"/;
 
 // ---- the three systems: how to subscribe, how to send, which processes are on the path ----
@@ -153,11 +156,11 @@ async function oursVia(route) {
             timeoutMs: CONNECT_TIMEOUT,
           });
         })(), CONNECT_TIMEOUT + 2000, 'subscribe'),
-        async send(k) {
+        async send(k, p = 'm') {
           const path = `/api/rooms/${room.id}/operations`;
           const res = await send('POST', base.origin + path, {
             headers: { authorization: `Bearer ${writer.token}`, 'content-type': 'application/json' },
-            body: JSON.stringify({ revision, ops: ['x'], client_id: `m${k}` }),
+            body: JSON.stringify({ revision, ops: ['x'], client_id: `${p}${k}` }),
           });
           if (res.status < 200 || res.status > 202) throw new Error(`POST ${path}: ${res.status} ${res.text.slice(0, 200)}`);
           revision = Math.max(revision, JSON.parse(res.text).revision);
@@ -183,7 +186,7 @@ async function nchan() {
           onEvent, timeoutMs: CONNECT_TIMEOUT,
         }),
         warm: () => send('GET', `${base.origin}/`),
-        send: (k) => post(`${base.origin}/pub?c=${ch}`, body(k)),
+        send: (k, p) => post(`${base.origin}/pub?c=${ch}`, body(k, p)),
       };
     },
   };
@@ -202,7 +205,7 @@ async function socketio() {
           host: base.hostname, port: Number(base.port), onEvent, now, timeoutMs: CONNECT_TIMEOUT,
         }),
         warm: () => send('GET', `${base.origin}/`),
-        send: (k) => post(`${base.origin}/publish`, body(k)),
+        send: (k, p) => post(`${base.origin}/publish`, body(k, p)),
       };
     },
   };
@@ -294,6 +297,16 @@ async function runOne(key, sys, n) {
   // open the writer's connection: both fell on the first message of whichever system ran
   // first (ours), which alone is 2 % of the receipts at N = 1,000 and so set that p99.
   await ch.warm().catch(() => {});
+  // Then one untimed message through the whole path to the N subscribers, for every system
+  // alike. A channel's first message can cost a system work its later ones do not (measured
+  // 2026-12-02: Nchan's first message on a new channel reached its 1,000 subscribers in
+  // 55-74 ms against 10-20 for the next ones, which alone set its p99 at N = 1,000); ours
+  // had the same kind of cost until its writer opened the document first. The timed messages
+  // measure a room in use.
+  if (WARMUP) {
+    await ch.send(0, 'w').catch(() => {});
+    await sleep(500);
+  }
   const sysCpu0 = cpuOf(procs1), cpu0 = process.cpuUsage();
   const kidsCpu1 = split ? pool.cpuS() : 0;
   const ts0 = now();

@@ -7,7 +7,8 @@
 # ports on 127.0.0.1; every process started here is stopped on exit or Ctrl-C.
 #   BENCH_COMPARE_N (default "1000 5000 10000"), BENCH_COMPARE_EVENTS, BENCH_COMPARE_SYSTEMS,
 #   BENCH_COMPARE_CONCURRENCY, BENCH_COMPARE_OUT, BENCH_COMPARE_HARNESS (c: the SSE systems
-#   through build/release/bin/bench-ssesub; node), BENCH_COMPARE_SUB_PROCESSES: see
+#   through build/release/bin/bench-ssesub; node), BENCH_COMPARE_SUB_PROCESSES,
+#   BENCH_COMPARE_WARMUP (1: one untimed message through each system first): see
 #   bench/compare.mjs
 #   NGINX_WORKERS (default: one per core)
 # shellcheck source=bench/common.sh
