@@ -1207,19 +1207,23 @@ enum store_status store_doc_history_list(struct store *s, const char *room, int 
 	snprintf(lim, sizeof lim, "%d", max);
 	snprintf(bef, sizeof bef, "%lld", before > 0 ? before : (1LL << 62));
 	/* every save: the checkpoints (full text) and the batches of typed operations, whose
-	 * row holds the document's length at its end */
+	 * row holds the document's length at its end. A checkpoint and a batch can end at one
+	 * revision (an operator's repair, or a checkpoint written before today's rule for idle
+	 * rooms): listed once, the row that says who typed first, then the batch */
 	const char *params[] = {room, lim, bef};
 	PGresult *r;
 	/* and who typed how much since the save before (authors named from users, by id) */
 	enum store_status st = store_sql(
 		s, &r, NULL,
-		"SELECT revision, " TS_SQL("saved_at") ", len, inserted, deleted, "
-		"CASE WHEN authors IS NULL THEN NULL ELSE (SELECT COALESCE(json_agg(json_build_array("
-		"u.id, u.username) ORDER BY u.id), '[]') FROM users u WHERE u.id = ANY(h.authors)) END "
-		"FROM (SELECT revision, saved_at, length(content) AS len, authors, inserted, deleted "
-		"FROM snapshots WHERE room_id = $1 AND revision < $3 UNION ALL "
-		"SELECT revision, saved_at, length AS len, authors, inserted, deleted FROM history_ops "
-		"WHERE room_id = $1 AND revision < $3) h ORDER BY revision DESC LIMIT $2",
+		"SELECT DISTINCT ON (revision) revision, " TS_SQL("saved_at") ", len, inserted, "
+		"deleted, CASE WHEN authors IS NULL THEN NULL ELSE (SELECT COALESCE(json_agg("
+		"json_build_array(u.id, u.username) ORDER BY u.id), '[]') FROM users u "
+		"WHERE u.id = ANY(h.authors)) END "
+		"FROM (SELECT revision, saved_at, length(content) AS len, authors, inserted, deleted, "
+		"1 AS k FROM snapshots WHERE room_id = $1 AND revision < $3 UNION ALL "
+		"SELECT revision, saved_at, length AS len, authors, inserted, deleted, 0 AS k "
+		"FROM history_ops WHERE room_id = $1 AND revision < $3) h "
+		"ORDER BY revision DESC, authors IS NULL, k LIMIT $2",
 		3, params);
 	if (st != STORE_OK)
 		return st;
@@ -1443,9 +1447,12 @@ static long rows_changed(struct store *s, const char *sql, int n, const char *co
 }
 
 /* Rooms whose old operation batches no checkpoint covers yet (they stopped changing
- * before the next checkpoint was due) get one at their newest saved revision, so that
- * thinning can take those batches too: without it a room left alone keeps them forever.
- * At most `max` rooms a pass. The number of checkpoints written, or -1 (logged). */
+ * before the next checkpoint was due) get one where the newest of those old batches ends,
+ * so that thinning can take those batches too: without it a room left alone keeps them
+ * forever. Not at the newest saved revision: when someone typed again lately, that one
+ * ends a recent batch, which stays, and the history would list its revision twice (the
+ * batch and the checkpoint). At most `max` rooms a pass. The number of checkpoints
+ * written, or -1 (logged). */
 static long checkpoint_idle(struct store *s, const struct store_doc_cfg *cfg, const char *days,
 			    int max)
 {
@@ -1454,17 +1461,19 @@ static long checkpoint_idle(struct store *s, const struct store_doc_cfg *cfg, co
 	const char *p[] = {days, lim};
 	PGresult *r;
 	if (store_sql(s, &r, NULL,
-		      "SELECT DISTINCT h.room_id FROM history_ops h WHERE h.saved_at < now() - $1::interval "
+		      "SELECT h.room_id, max(h.revision) FROM history_ops h "
+		      "WHERE h.saved_at < now() - $1::interval "
 		      "AND NOT EXISTS (SELECT 1 FROM snapshots c WHERE c.room_id = h.room_id "
-		      "AND c.revision >= h.revision) LIMIT $2::int",
+		      "AND c.revision >= h.revision) GROUP BY h.room_id LIMIT $2::int",
 		      2, p) != STORE_OK)
 		return -1;
 	long made = 0;
 	for (int i = 0; i < PQntuples(r); i++) {
 		const char *room = PQgetvalue(r, i, 0);
+		long long at = strtoll(PQgetvalue(r, i, 1), NULL, 10);
 		struct doc_state d = {0};
-		if (store_doc_history_text(s, cfg, room, -1, &d, NULL) != STORE_OK) {
-			log_warn("room %s: its newest saved revision could not be rebuilt: %s", room,
+		if (store_doc_history_text(s, cfg, room, at, &d, NULL) != STORE_OK) {
+			log_warn("room %s: its saved revision %lld could not be rebuilt: %s", room, at,
 				 s->msg);
 			continue;
 		}

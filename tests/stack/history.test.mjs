@@ -163,3 +163,51 @@ test('a history page that ends at revision 0 has next null; ?before=0, a before 
     assert.equal(r.status, 400, `before=${bad}: ${r.text}`);
   }
 });
+
+test('a room with an old batch and a recent one: the idle checkpoint covers the old batch, and no revision is listed twice', async () => {
+  const a = await newUser();
+  const room = await roomWith(a);
+  const base = '-'.repeat(1000);
+  let rev = await commitAll(a.token, room, 0, [[base]]);
+  await saved(room, 1);
+  rev = await commitAll(a.token, room, rev, [[1000, 'a'], [1001, 'b']]);
+  await saved(room, 3);
+  // the checkpoint and the first batch ten days old; then someone types again today
+  sql(`UPDATE snapshots SET saved_at = now() - interval '10 days' WHERE room_id = '${room.id}'`);
+  sql(`UPDATE history_ops SET saved_at = now() - interval '10 days' WHERE room_id = '${room.id}'`);
+  rev = await commitAll(a.token, room, rev, [[1002, 'c'], [1003, 'd']]);
+  await saved(room, 5);
+  assert.equal(sql(`SELECT string_agg(first_revision || '-' || revision, ',' ORDER BY revision) FROM history_ops WHERE room_id = '${room.id}'`), '2-3,4-5');
+
+  const snap = start(SNAP_BIN, [], { env: { ...process.env, HISTORY_KEEP_OPS_DAYS: '7' } });
+  try {
+    await waitFor(() => sql(`SELECT count(*) FROM history_ops WHERE room_id = '${room.id}' AND revision = 3`) === '0',
+      { what: 'the old batch thinned', timeout: 15000 });
+  } finally {
+    const ex = await stop(snap);
+    assert.deepEqual(ex, { code: 0, signal: null }, snap.output);
+  }
+  replicaCaughtUp();
+  // the checkpoint went where the old batch ended, not on the recent batch's revision
+  // (which would have listed revision 5 twice: once as the batch, once as the checkpoint)
+  let hist = await call('GET', `/api/rooms/${room.id}/history`, { token: a.token });
+  assert.equal(hist.status, 200, hist.text);
+  assert.deepEqual(hist.json.snapshots.map((s) => s.revision), [5, 3, 1]);
+  assert.deepEqual(hist.json.snapshots[0].authors, [{ id: a.user.id, username: a.user.username }]);
+  for (const [r, text] of [[3, base + 'ab'], [5, base + 'abcd']]) {
+    const one = await call('GET', `/api/rooms/${room.id}/history/${r}`, { token: a.token });
+    assert.equal(one.status, 200, one.text);
+    assert.equal(one.json.content, text);
+  }
+  assert.equal((await call('GET', `/api/rooms/${room.id}/history/2`, { token: a.token })).status, 404);
+
+  // a checkpoint and a batch that end at one revision (as an operator's repair may leave)
+  // are one entry of the list, the one that says who typed
+  sql(`INSERT INTO snapshots (room_id, revision, content) VALUES ('${room.id}', 5, '${base}abcd')`);
+  replicaCaughtUp();
+  hist = await call('GET', `/api/rooms/${room.id}/history`, { token: a.token });
+  assert.deepEqual(hist.json.snapshots.map((s) => s.revision), [5, 3, 1]);
+  assert.deepEqual(hist.json.snapshots[0].authors, [{ id: a.user.id, username: a.user.username }]);
+  hist = await call('GET', `/api/rooms/${room.id}/history?limit=1&before=6`, { token: a.token });
+  assert.deepEqual(hist.json.snapshots.map((s) => s.revision), [5]);
+});
