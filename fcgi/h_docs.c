@@ -407,6 +407,11 @@ void h_presence(struct api_ctx *c)
 		api_fail(c, st, NULL, NULL);
 		return;
 	}
+	if (res == EVENTS_PRESENCE_GONE) {
+		/* deleted after room_access read its row: as any request to a deleted room */
+		api_error(c, 404, "room_not_found", "no room with id %s", c->params[0]);
+		return;
+	}
 	if (res == EVENTS_PRESENCE_LIMITED) {
 		/* Retry-After is in whole seconds: the window (1 s) ends within one */
 		api_too_many(c, (retry_ms + 999) / 1000, "rate_limited",

@@ -59,17 +59,19 @@ int events_presence_args(struct events_presence_args *a, const char *room_id, lo
 	snprintf(uid, sizeof uid, "%lld", user_id);
 	a->history = rkey1(RK_ROOM_EVENTS, room_id);
 	a->counter = rkey2(RK_ROOM_PRESENCE_RL, room_id, uid);
-	if (!rkey_ok(&a->history) || !rkey_ok(&a->counter))
+	a->deleted = rkey1(RK_ROOM_DELETED, room_id);
+	if (!rkey_ok(&a->history) || !rkey_ok(&a->counter) || !rkey_ok(&a->deleted))
 		return -1;
 	snprintf(a->limit, sizeof a->limit, "%ld", limit);
 	snprintf(a->window, sizeof a->window, "%d", PRESENCE_RATE_WINDOW_MS);
 	snprintf(a->bound, sizeof a->bound, "%d", EVENTS_HISTORY_MAX);
 	a->argv[0] = a->history.s;
 	a->argv[1] = a->counter.s;
-	a->argv[2] = data_json;
-	a->argv[3] = a->bound;
-	a->argv[4] = a->limit;
-	a->argv[5] = a->window;
+	a->argv[2] = a->deleted.s;
+	a->argv[3] = data_json;
+	a->argv[4] = a->bound;
+	a->argv[5] = a->limit;
+	a->argv[6] = a->window;
 	return 0;
 }
 
@@ -88,6 +90,8 @@ enum events_presence events_presence_reply(const redisReply *rep, long *retry_ms
 		*retry_ms = ms < 1 ? 1 : ms > PRESENCE_RATE_WINDOW_MS ? PRESENCE_RATE_WINDOW_MS : (long)ms;
 		return EVENTS_PRESENCE_LIMITED;
 	}
+	if (rep->element[0]->integer == 2)
+		return EVENTS_PRESENCE_GONE;
 	return EVENTS_PRESENCE_ERROR;
 }
 
@@ -98,7 +102,7 @@ enum events_presence events_presence_emit(struct rds *r, const char *room_id, lo
 	struct events_presence_args a;
 	if (events_presence_args(&a, room_id, user_id, data_json, limit) < 0)
 		return EVENTS_PRESENCE_ERROR;
-	redisReply *rep = rds_script(r, &rs_presence_emit, 2, 6, a.argv, NULL);
+	redisReply *rep = rds_script(r, &rs_presence_emit, 3, 7, a.argv, NULL);
 	enum events_presence res = events_presence_reply(rep, retry_ms);
 	if (rep)
 		freeReplyObject(rep);

@@ -54,13 +54,14 @@ enum events_presence {
 	EVENTS_PRESENCE_SENT,	 /* emitted */
 	EVENTS_PRESENCE_LIMITED, /* over the budget: not emitted; *retry_ms until the window ends */
 	EVENTS_PRESENCE_ERROR,	 /* Redis failed or answered something else */
+	EVENTS_PRESENCE_GONE,	 /* the room carries the deleted mark: nothing written */
 };
 /* The script's arguments for room_id and user_id (keys first, as rds_script takes them).
  * The strings are owned by *a; argv points into it. -1 when a key would not fit. */
 struct events_presence_args {
-	struct rkey history, counter;
+	struct rkey history, counter, deleted;
 	char limit[24], window[24], bound[16];
-	const char *argv[6]; /* history, counter, data, bound, limit, window */
+	const char *argv[7]; /* history, counter, deleted mark, data, bound, limit, window */
 };
 int events_presence_args(struct events_presence_args *a, const char *room_id, long long user_id,
 			 const char *data_json, long limit);

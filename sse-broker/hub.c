@@ -2127,7 +2127,8 @@ static void presence_emit_cb(struct hub *h, redisReply *rep, void *priv)
 	else if (rep && events_presence_reply(rep, &retry_ms) == EVENTS_PRESENCE_ERROR)
 		log_warn("presence: an unexpected answer");
 	/* EVENTS_PRESENCE_LIMITED: over the user's budget in the room, dropped (docs/API.md:
-	 * the client's next move carries its position) */
+	 * the client's next move carries its position); EVENTS_PRESENCE_GONE: the room was
+	 * deleted, its streams are ending */
 }
 
 int hub_presence(struct hub *h, const char *room_id, long long user_id, const char *data_json)
@@ -2135,10 +2136,10 @@ int hub_presence(struct hub *h, const char *room_id, long long user_id, const ch
 	struct events_presence_args a;
 	if (events_presence_args(&a, room_id, user_id, data_json, h->cfg.presence_limit) < 0)
 		return -1;
-	const char *argv[] = {NULL, NULL, "2", a.argv[0], a.argv[1], a.argv[2], a.argv[3],
-			      a.argv[4], a.argv[5]};
-	return hub_script(h, presence_emit_cb, NULL, &rs_presence_emit, 9, argv) == REDIS_OK ? 0
-												: -1;
+	const char *argv[] = {NULL, NULL, "3", a.argv[0], a.argv[1], a.argv[2], a.argv[3],
+			      a.argv[4], a.argv[5], a.argv[6]};
+	return hub_script(h, presence_emit_cb, NULL, &rs_presence_emit, 10, argv) == REDIS_OK ? 0
+												 : -1;
 }
 
 static void shutdown_timer_cb(evutil_socket_t fd, short what, void *arg)

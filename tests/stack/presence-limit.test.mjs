@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 
-import { BASE, call, newUser, createRoom, roomEvents } from '../lib/api.mjs';
+import { BASE, call, newUser, createRoom, redis, roomEvents } from '../lib/api.mjs';
 import { sleep, waitFor } from '../lib/procs.mjs';
 
 const BUDGET = Number(process.env.PRESENCE_RATE_LIMIT || 20);
@@ -177,4 +177,29 @@ test('presence at a normal rate, by PUT and WebSocket together, is never refused
   } finally {
     await closeAll([ws]);
   }
+});
+
+test('presence to a room being deleted (its deleted mark is set) is 404 and writes nothing of the room', async () => {
+  const { owner, room } = await publicRoom();
+  const user = await newUser('pld');
+  assert.equal((await put(user, room, 1)).status, 204);
+  const before = presenceOf(room, user).length;
+  // the mark DELETE /api/rooms/{id} sets before it clears the room's keys, while the row
+  // (which the API read just before) is still there: the race the script closes
+  const mark = `cc:room:{${room.id}}:deleted`;
+  const counter = `cc:room:{${room.id}}:presence:rl:${user.user.id}`;
+  redis('DEL', counter);
+  redis('SET', mark, '1', 'PX', '60000');
+  try {
+    const r = await put(user, room, 2);
+    assert.equal(r.status, 404, r.text);
+    assert.equal(r.json.error, 'room_not_found');
+    assert.equal(presenceOf(room, user).length, before, 'no presence event written');
+    assert.equal(redis('EXISTS', counter), '0', 'no budget counter written');
+  } finally {
+    redis('DEL', mark);
+  }
+  // the mark, not anything else, answered: without it the same PUT goes through
+  assert.equal((await put(user, room, 3)).status, 204);
+  assert.equal((await put(owner, room, 4)).status, 204);
 });

@@ -68,9 +68,10 @@ static void test_budget(void)
 	CHECK(events_presence_args(&a, "r1", 42, "{}", 20) == 0);
 	CHECK_STR(a.argv[0], "cc:room:{r1}:events");
 	CHECK_STR(a.argv[1], "cc:room:{r1}:presence:rl:42");
-	CHECK_STR(a.argv[2], "{}");
-	CHECK_STR(a.argv[4], "20");
-	CHECK_STR(a.argv[5], "1000");
+	CHECK_STR(a.argv[2], "cc:room:{r1}:deleted");
+	CHECK_STR(a.argv[3], "{}");
+	CHECK_STR(a.argv[5], "20");
+	CHECK_STR(a.argv[6], "1000");
 	char big[RKEY_MAX + 1];
 	memset(big, 'r', sizeof big - 1);
 	big[sizeof big - 1] = '\0';
@@ -92,6 +93,10 @@ static void test_budget(void)
 	val.integer = 99999;
 	CHECK(events_presence_reply(&rep, &retry) == EVENTS_PRESENCE_LIMITED &&
 	      retry == PRESENCE_RATE_WINDOW_MS);
+	/* the room was deleted: nothing written, and not a failure of Redis */
+	flag.integer = 2;
+	val.integer = 0;
+	CHECK(events_presence_reply(&rep, &retry) == EVENTS_PRESENCE_GONE);
 	/* anything else is a failure, never a silent success */
 	flag.integer = 1; /* sent, but no event id */
 	CHECK(events_presence_reply(&rep, &retry) == EVENTS_PRESENCE_ERROR);
