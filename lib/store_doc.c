@@ -1717,6 +1717,7 @@ static enum store_status back_to_saved(struct store *s, const struct store_doc_c
 	st = reset_doc(s, room, now, saved, h.content, h.content_len, data);
 	doc_state_free(&h);
 	if (st == STORE_OK) {
+		s->lost_restored++;
 		log_warn("room %s: Redis lost its last writes: its document was back at revision %lld, "
 			 "below the saved revision %lld, with nothing committed since; restored from the "
 			 "history at revision %lld, and its clients told to fetch it again",
@@ -1754,6 +1755,7 @@ static enum store_status restart_chain(struct store *s, const char *room, long l
 		doc_state_free(&live);
 		return st;
 	}
+	s->lost_restarted++;
 	log_warn("room %s: Redis lost writes that the room's saved history holds and took other "
 		 "commits since (its revision was %lld, the newest saved %lld): the live text goes on "
 		 "as revision %lld, saved as a new checkpoint, and its clients were told to fetch it "
