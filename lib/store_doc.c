@@ -1572,6 +1572,10 @@ static enum store_status saved_entry_same(struct store *s, const char *room, lon
 	if (st != STORE_OK)
 		return st;
 	*same = -1;
+	if (PQntuples(r) != 1) { /* one row always, whatever is saved */
+		PQclear(r);
+		return STORE_OK;
+	}
 	cJSON *batch = NULL, *kept = NULL, *live = NULL;
 	const cJSON *saved = NULL;
 	long long first = PQgetisnull(r, 0, 0) ? at + 1 : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
