@@ -163,3 +163,19 @@ BEGIN
   END IF;
 END
 $$;
+
+-- 7: what a checkpoint was typed as
+--   snapshots.entry: the op log entry of the checkpoint's own revision, as Redis held it
+--     (NULL: not known: saved before this, the operations were no longer in Redis, or a
+--     checkpoint that starts the chain again after Redis lost writes). The snapshotter
+--     compares it, as it compares a batch's last entry, with what Redis holds for that
+--     revision, to tell a Redis that lost its last writes from one that follows the saved
+--     history (docs/INTERNALS.md, "When Redis loses its last writes").
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM schema_version WHERE version = 7) THEN
+    ALTER TABLE snapshots ADD COLUMN entry text;
+    INSERT INTO schema_version (version) VALUES (7);
+  END IF;
+END
+$$;

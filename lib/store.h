@@ -60,6 +60,11 @@ struct store {
 	/* documents restored from PostgreSQL (lib/store_doc.c) since the owner last reset it:
 	 * the API adds it to its metrics after each request */
 	int restores;
+	/* rooms whose Redis had lost writes their saved history holds, put back to the saved
+	 * revision (lost_restored) or kept and saved as a new start of the history
+	 * (lost_restarted), by store_doc_snapshot since the owner last reset them: the
+	 * snapshotter adds them to its metrics */
+	int lost_restored, lost_restarted;
 };
 
 /* No connection is opened here: the first getter call does. */

@@ -1392,10 +1392,11 @@ void store_doc_release(struct store *s, const struct store_doc_cfg *cfg, const c
 	freeReplyObject(rep);
 }
 
-/* The stored ops first..last as one JSON array in *out, from Redis. 0; 1 not all kept
- * there any more; -1 Redis failed. */
+/* The stored ops first..last as one JSON array in *out, from Redis, and where in it the
+ * last one (the entry of revision `last`) starts in *last_at. 0; 1 not all kept there any
+ * more; -1 Redis failed. */
 static int ops_batch(struct store *s, const char *room, long long first, long long last,
-		     struct buf *out)
+		     struct buf *out, size_t *last_at)
 {
 	struct rkey dk, ok;
 	char a[24], b[24];
@@ -1420,8 +1421,10 @@ static int ops_batch(struct store *s, const char *room, long long first, long lo
 		rc = buf_putc(out, '[');
 		for (size_t i = 0; rc == 0 && i < rep->element[1]->elements; i++) {
 			const redisReply *e = rep->element[1]->element[i];
-			if ((i && buf_putc(out, ',') < 0) || e->type != REDIS_REPLY_STRING ||
-			    buf_append(out, e->str, e->len) < 0)
+			if ((i && buf_putc(out, ',') < 0) || e->type != REDIS_REPLY_STRING)
+				rc = -2;
+			*last_at = out->len;
+			if (rc == 0 && buf_append(out, e->str, e->len) < 0)
 				rc = -2;
 		}
 		if (rc == 0 && buf_putc(out, ']') < 0)
@@ -1540,6 +1543,244 @@ static void due_again(struct store *s, const struct store_doc_cfg *cfg, const ch
 		freeReplyObject(again);
 }
 
+/* --- when Redis loses its last writes ------------------------------------------------ */
+
+/* How the room's document in Redis stands against its newest saved revision S, read under
+ * the lock on the room's saves (docs/INTERNALS.md, "When Redis loses its last writes"). In
+ * normal work Redis's revision never goes below S and its op log holds, for S, the entry the
+ * history saved for S. Redis that lost its last writes (an fsync window lost in a crash, a
+ * failover to a replica behind) is a prefix of what it was: its revision is back below S, and
+ * commits made since reuse revisions the history holds with other operations. */
+enum saved_vs_redis {
+	SV_FOLLOWS,  /* Redis holds the saved history and goes on from it (or nothing says not) */
+	SV_PREFIX,   /* behind S, at a revision whose entry the history holds the same: nothing
+		      * committed since the loss, the saved revisions after it are all it lacks */
+	SV_DIVERGED, /* lost writes the history holds and took other commits since, or behind S
+		      * with nothing that shows it to be a prefix */
+};
+
+/* Whether PostgreSQL saved, for revision `at`, the same op log entry as Redis holds (entry,
+ * JSON text): *same 1 the same, 0 different, -1 not known (no batch holds it, no checkpoint
+ * at it kept its entry, or what is kept does not parse). STORE_OK, or the query's failure. */
+static enum store_status saved_entry_same(struct store *s, const char *room, long long at,
+					  const redisReply *entry, int *same)
+{
+	char ats[24];
+	snprintf(ats, sizeof ats, "%lld", at);
+	const char *p[] = {room, ats};
+	PGresult *r;
+	/* the batch holding `at` is the first one ending at or after it (a chain does not
+	 * overlap), when it starts at or before it */
+	enum store_status st = store_sql(
+		s, &r, NULL,
+		"SELECT b.first_revision, b.ops, (SELECT entry FROM snapshots WHERE room_id = $1 "
+		"AND revision = $2) FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT first_revision, ops "
+		"FROM history_ops WHERE room_id = $1 AND revision >= $2 ORDER BY revision LIMIT 1) b "
+		"ON true",
+		2, p);
+	if (st != STORE_OK)
+		return st;
+	*same = -1;
+	if (PQntuples(r) != 1) { /* one row always, whatever is saved */
+		PQclear(r);
+		return STORE_OK;
+	}
+	cJSON *batch = NULL, *kept = NULL, *live = NULL;
+	const cJSON *saved = NULL;
+	long long first = PQgetisnull(r, 0, 0) ? at + 1 : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	if (first <= at) {
+		batch = cJSON_ParseWithLength(PQgetvalue(r, 0, 1), (size_t)PQgetlength(r, 0, 1));
+		saved = cJSON_IsArray(batch) ? cJSON_GetArrayItem(batch, (int)(at - first)) : NULL;
+	}
+	if (!saved && !PQgetisnull(r, 0, 2))
+		saved = kept = cJSON_ParseWithLength(PQgetvalue(r, 0, 2), (size_t)PQgetlength(r, 0, 2));
+	/* compared as JSON: the history keeps entries verbatim, but a difference of spelling
+	 * is none of what was typed */
+	if (saved && (live = cJSON_ParseWithLength(entry->str, entry->len)))
+		*same = cJSON_Compare(saved, live, 1) ? 1 : 0;
+	cJSON_Delete(batch);
+	cJSON_Delete(kept);
+	cJSON_Delete(live);
+	PQclear(r);
+	return STORE_OK;
+}
+
+/* Reads Redis's revision now (*now) and its entry for the lower of that and `saved`, and
+ * tells how Redis stands (*how). STORE_OK; STORE_NOT_FOUND the document is gone; the
+ * stores' failures. */
+static enum store_status check_saved(struct store *s, const char *room, long long saved,
+				     enum saved_vs_redis *how, long long *now)
+{
+	struct rkey dk, ok;
+	char sv[24];
+	keys_of(room, &dk, &ok);
+	snprintf(sv, sizeof sv, "%lld", saved);
+	struct rds *rd;
+	if (store_redis(s, &rd) != STORE_OK)
+		return store_fail(s, STORE_REDIS_UNAVAILABLE, "the document store is unavailable");
+	const char *args[] = {dk.s, ok.s, sv};
+	redisReply *rep = rds_script(rd, &rs_doc_saved_check, 2, 3, args, NULL);
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+	    rep->element[0]->type != REDIS_REPLY_INTEGER) {
+		if (rep)
+			freeReplyObject(rep);
+		store_redis_failed(s);
+		return store_fail(s, STORE_REDIS_UNAVAILABLE, "the document store is unavailable");
+	}
+	enum store_status st = STORE_OK;
+	if (rep->element[0]->integer == -1 || rep->elements < 3) {
+		st = store_fail(s, STORE_NOT_FOUND, "no document for room %s", room);
+		goto out;
+	}
+	long long rev = rep->element[0]->integer, at = reply_int(rep, 1);
+	const redisReply *entry = rep->element[2];
+	int known = entry->type == REDIS_REPLY_STRING, same = -1;
+	*now = rev;
+	if (rev >= saved && (at == 0 || !known)) {
+		/* the entry of `saved` is no longer in the list (a thousand commits on, or the
+		 * list restarted with the document): nothing to compare. A save of this room then
+		 * writes a checkpoint of Redis's text, which needs no base. */
+		*how = SV_FOLLOWS;
+	} else if (rev < saved && at == 0) {
+		*how = SV_PREFIX; /* revision 0: the empty text every history starts from */
+	} else if (!known) {
+		*how = SV_DIVERGED; /* behind, and nothing shows Redis to be a prefix */
+	} else {
+		st = saved_entry_same(s, room, at, entry, &same);
+		if (rev >= saved)
+			*how = same == 0 ? SV_DIVERGED : SV_FOLLOWS;
+		else
+			*how = same == 1 ? SV_PREFIX : SV_DIVERGED;
+	}
+out:
+	freeReplyObject(rep);
+	return st;
+}
+
+/* Puts text (len bytes) at revision `to` in place of the room's document while its revision
+ * is still `expected`, and emits the `resync` event with `data` (doc_reset.lua). STORE_OK
+ * replaced; STORE_CONFLICT the document moved on (or is gone) meanwhile;
+ * STORE_REDIS_UNAVAILABLE. */
+static enum store_status reset_doc(struct store *s, const char *room, long long expected,
+				   long long to, const char *text, size_t len, const char *data)
+{
+	struct rkey dk, ok;
+	keys_of(room, &dk, &ok);
+	struct rkey ck = rkey1(RK_ROOM_COMMITS, room), ek = rkey1(RK_ROOM_EVENTS, room);
+	char exp[24], rev[24], cps[24], bytes[24], hist[16];
+	snprintf(exp, sizeof exp, "%lld", expected);
+	snprintf(rev, sizeof rev, "%lld", to);
+	snprintf(cps, sizeof cps, "%zu", utf8_count(text, len));
+	snprintf(bytes, sizeof bytes, "%zu", len);
+	snprintf(hist, sizeof hist, "%d", EVENTS_HISTORY_MAX);
+	const char *args[] = {dk.s, ok.s, ck.s, ek.s, exp, rev, text, cps, bytes, data, hist};
+	size_t lens[11];
+	for (int i = 0; i < 11; i++)
+		lens[i] = i == 6 ? len : strlen(args[i]);
+	struct rds *rd;
+	if (store_redis(s, &rd) != STORE_OK)
+		return store_fail(s, STORE_REDIS_UNAVAILABLE, "the document store is unavailable");
+	redisReply *rep = rds_script(rd, &rs_doc_reset, 4, 11, args, lens);
+	if (!rep || rep->type != REDIS_REPLY_INTEGER) {
+		if (rep)
+			freeReplyObject(rep);
+		store_redis_failed(s);
+		return store_fail(s, STORE_REDIS_UNAVAILABLE, "the document store is unavailable");
+	}
+	enum store_status st = rep->integer == 1 ? STORE_OK : STORE_CONFLICT;
+	freeReplyObject(rep);
+	return st;
+}
+
+/* The resync event's data after a reset: the revision the document is at now, the newest
+ * saved revision, and whose text it holds ("saved": the history's, nothing saved is
+ * missing; "live": what Redis held, and saved revisions up to saved_revision may hold edits
+ * it lacks). */
+static void restored_event(char *out, size_t cap, long long rev, long long saved, const char *text)
+{
+	snprintf(out, cap,
+		 "{\"reason\":\"document_restored\",\"revision\":%lld,\"saved_revision\":%lld,"
+		 "\"text\":\"%s\"}",
+		 rev, saved, text);
+}
+
+/* Redis is behind the saved revision `saved`, at `now`, with nothing committed since the
+ * loss (SV_PREFIX): the document goes back to the saved revision, so that the acknowledged
+ * edits Redis lost are in it again. STORE_OK (restored; or it moved on meanwhile and is looked
+ * at again at the next pass; or, *how set to SV_DIVERGED, the saved revision does not
+ * rebuild and the chain is to start again from Redis's text); the stores' failures. */
+static enum store_status back_to_saved(struct store *s, const struct store_doc_cfg *cfg,
+				       const char *room, long long saved, long long now,
+				       enum saved_vs_redis *how)
+{
+	struct doc_state h;
+	char data[200];
+	enum store_status st = store_doc_history_text(s, cfg, room, saved, &h, NULL);
+	if (st == STORE_NOT_FOUND || st == STORE_ERROR) {
+		log_error("room %s: Redis lost writes (its document is back at revision %lld, the "
+			  "history is saved up to %lld), and the saved revision %lld cannot be rebuilt "
+			  "(%s): the live text is kept and saved as a new checkpoint",
+			  room, now, saved, saved, s->msg);
+		*how = SV_DIVERGED;
+		return STORE_OK;
+	}
+	if (st != STORE_OK)
+		return st;
+	restored_event(data, sizeof data, saved, saved, "saved");
+	st = reset_doc(s, room, now, saved, h.content, h.content_len, data);
+	doc_state_free(&h);
+	if (st == STORE_OK) {
+		s->lost_restored++;
+		log_warn("room %s: Redis lost its last writes: its document was back at revision %lld, "
+			 "below the saved revision %lld, with nothing committed since; restored from the "
+			 "history at revision %lld, and its clients told to fetch it again",
+			 room, now, saved, saved);
+	} else if (st == STORE_CONFLICT) {
+		/* a commit came first: the next pass looks again (then the room has diverged) */
+		log_info("room %s: Redis is behind its saved history and moved on before it could be "
+			 "restored; looked at again at the next pass",
+			 room);
+		due_again(s, cfg, room);
+		st = STORE_OK;
+	}
+	return st;
+}
+
+/* Redis lost writes the history holds and took other commits since (SV_DIVERGED): what the
+ * room's people edit now is kept. The document moves to a revision past both its own and the
+ * saved one, with its text and nothing after it, so no batch ever lands on a base the history
+ * does not hold; *d becomes that text at that revision, for the checkpoint that starts the
+ * chain again. The saved revisions stay in the history, where the lost edits can be found.
+ * STORE_OK; STORE_CONFLICT the document moved on meanwhile (looked at again at the next
+ * pass); STORE_NOT_FOUND it is gone; the stores' failures. */
+static enum store_status restart_chain(struct store *s, const char *room, long long saved,
+				       long long now, struct doc_state *d)
+{
+	struct doc_state live;
+	char data[200];
+	enum store_status st = fold(s, room, &live);
+	if (st != STORE_OK)
+		return st;
+	long long to = (saved > live.revision ? saved : live.revision) + 1;
+	restored_event(data, sizeof data, to, saved, "live");
+	st = reset_doc(s, room, live.revision, to, live.content, live.content_len, data);
+	if (st != STORE_OK) {
+		doc_state_free(&live);
+		return st;
+	}
+	s->lost_restarted++;
+	log_warn("room %s: Redis lost writes that the room's saved history holds and took other "
+		 "commits since (its revision was %lld, the newest saved %lld): the live text goes on "
+		 "as revision %lld, saved as a new checkpoint, and its clients were told to fetch it "
+		 "again; acknowledged edits it lacks are in the saved revisions up to %lld "
+		 "(GET /api/rooms/%s/history)",
+		 room, now, saved, to, saved, room);
+	doc_state_free(d);
+	*d = live;
+	d->revision = to;
+	return STORE_OK;
+}
+
 enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg *cfg,
 				     const char *room)
 {
@@ -1549,6 +1790,7 @@ enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg
 	struct buf batch;
 	buf_init(&batch, 0);
 	PGresult *r = NULL;
+	char *entry = NULL;
 	int in_tx = 0;
 	enum store_status st = fold(s, room, &d);
 	if (st != STORE_OK) {
@@ -1579,17 +1821,47 @@ enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg
 	if (st != STORE_OK)
 		goto out;
 	long long saved = cp > ops ? cp : ops;
+	/* Redis may have lost its last writes (docs/INTERNALS.md, "When Redis loses its last
+	 * writes"): its revision read now, under the lock (the fold above may be older than a
+	 * save another snapshotter made meanwhile), and its entry for the saved revision against
+	 * the history's tell. A batch is only ever cut from a Redis that follows the history. */
+	int restarted = 0; /* the chain starts again at d.revision: a checkpoint, no batch */
+	if (saved >= 0) {
+		enum saved_vs_redis how;
+		long long now = 0;
+		if ((st = check_saved(s, room, saved, &how, &now)) != STORE_OK)
+			goto out;
+		if (how == SV_PREFIX &&
+		    ((st = back_to_saved(s, cfg, room, saved, now, &how)) != STORE_OK || how == SV_PREFIX))
+			goto out; /* restored (nothing to save: Redis holds the saved text) */
+		if (how == SV_DIVERGED) {
+			st = restart_chain(s, room, saved, now, &d);
+			if (st == STORE_CONFLICT) {
+				log_info("room %s: Redis lost writes and moved on before the chain could "
+					 "start again; looked at again at the next pass",
+					 room);
+				due_again(s, cfg, room);
+				st = STORE_OK;
+			}
+			if (st != STORE_OK)
+				goto out;
+			restarted = 1;
+			snprintf(revs, sizeof revs, "%lld", d.revision);
+			snprintf(cps, sizeof cps, "%zu", utf8_count(d.content, d.content_len));
+		}
+	}
 	if (d.revision <= saved)
 		goto out; /* nothing new since the last save (or another save got further) */
 	/* a checkpoint for the first save, every HISTORY_CHECKPOINT_OPS ops, and whenever the
 	 * typed ops are gone from Redis or would take more room than the text */
-	int checkpoint = cp < 0 || d.revision - cp >= cfg->history_checkpoint_ops;
+	int checkpoint = restarted || cp < 0 || d.revision - cp >= cfg->history_checkpoint_ops;
 	/* the operations since the last save: the batch to store, and who typed how much (a
 	 * checkpoint records that too when they are still in Redis) */
 	long long first = saved < 0 ? 1 : saved + 1;
 	int have_batch = 0;
-	if (first <= d.revision) {
-		int br = ops_batch(s, room, first, d.revision, &batch);
+	size_t last_at = 0;
+	if (first <= d.revision && !restarted) {
+		int br = ops_batch(s, room, first, d.revision, &batch, &last_at);
 		if (br < 0 && !checkpoint) {
 			st = STORE_REDIS_UNAVAILABLE;
 			goto out;
@@ -1618,12 +1890,18 @@ enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg
 	}
 	/* 23503: the room was deleted meanwhile (STORE_CONFLICT): nothing to save */
 	if (checkpoint) {
-		const char *params[] = {room, revs, d.content, authors_p, ins_p, del_p};
+		/* the checkpoint's own entry (the batch's last), for the next save's comparison
+		 * (check_saved) */
+		if (have_batch && !(entry = strndup(batch.data + last_at, batch.len - 1 - last_at))) {
+			st = store_fail(s, STORE_ERROR, "out of memory");
+			goto out;
+		}
+		const char *params[] = {room, revs, d.content, authors_p, ins_p, del_p, entry};
 		st = store_sql(s, &r, "23503",
 			       "INSERT INTO snapshots (room_id, revision, content, authors, inserted, "
-			       "deleted) VALUES ($1, $2, $3, $4, $5, $6) "
+			       "deleted, entry) VALUES ($1, $2, $3, $4, $5, $6, $7) "
 			       "ON CONFLICT DO NOTHING RETURNING " TS_SQL("saved_at"),
-			       6, params);
+			       7, params);
 	} else {
 		snprintf(firsts, sizeof firsts, "%lld", saved + 1);
 		const char *params[] = {room, revs, firsts, batch.data, cps, authors_p, ins_p, del_p};
@@ -1659,6 +1937,7 @@ out:
 	if (r)
 		PQclear(r);
 	buf_free(&batch);
+	free(entry);
 	doc_state_free(&d);
 	return st;
 }

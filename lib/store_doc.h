@@ -230,7 +230,13 @@ void store_doc_release(struct store *s, const struct store_doc_cfg *cfg, const c
 /* Saves the room's document to its history (a checkpoint or a batch of typed operations,
  * docs/INTERNALS.md "History") and emits `snapshot`. One save of a room at a time (a
  * PostgreSQL advisory lock held by the save's transaction): the batch always starts right
- * after the newest saved revision, read under the lock. STORE_OK (saved, or nothing new);
+ * after the newest saved revision, read under the lock, and only when Redis follows the
+ * saved history. A Redis that lost writes the history holds (its revision below the newest
+ * saved one, or its op log entry for a saved revision not the one saved: docs/INTERNALS.md
+ * "When Redis loses its last writes") is put back to the saved revision when nothing was
+ * committed since the loss, or else keeps its text at a revision past both, saved as a new
+ * checkpoint; either way the room gets `resync` {reason: document_restored} and a warning
+ * is logged. STORE_OK (saved, restored, or nothing new);
  * STORE_NOT_FOUND (no document in Redis: the room is gone); a failure (logged; the claim's
  * lease is brought forward to one interval from now, so the next pass retries). */
 enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg *cfg,

@@ -83,6 +83,10 @@ static size_t pass(struct store *s, const struct store_doc_cfg *cfg, long lease_
 			break;
 		long long t0 = clock_mono_ms();
 		st = store_doc_snapshot(s, cfg, room->str);
+		/* a Redis that had lost writes: counted (the save logged the room) */
+		metric_add(&snap_metrics[SM_REDIS_LOSSES], SM_LOSS_RESTORED, 0, s->lost_restored);
+		metric_add(&snap_metrics[SM_REDIS_LOSSES], SM_LOSS_RESTARTED, 0, s->lost_restarted);
+		s->lost_restored = s->lost_restarted = 0;
 		/* saved, nothing new, or the room is gone: the lease ends (a failure keeps it, the
 		 * room is tried again) */
 		if (st == STORE_OK || st == STORE_NOT_FOUND)

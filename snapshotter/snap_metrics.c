@@ -2,6 +2,7 @@
 
 static const char *const outcomes[] = {"saved", "gone", "failed"};
 static const char *const thins[] = {"ok", "failed"};
+static const char *const losses[] = {"restored", "restarted"};
 /* milliseconds, rendered in seconds */
 static const long long save_ms[] = {1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000};
 
@@ -17,6 +18,13 @@ struct metric snap_metrics[SM_N] = {
 	[SM_THINS] = {.name = "codecollab_snapshotter_thin_runs_total",
 		      .help = "Runs of the history's thinning, by outcome.",
 		      .type = METRIC_COUNTER, .nlabels = 1, .label = {{"outcome", thins, 2}}},
+	[SM_REDIS_LOSSES] = {.name = "codecollab_snapshotter_redis_losses_total",
+			     .help = "Rooms found with writes their saved history holds lost from "
+				     "Redis: put back to the saved revision (restored), or kept as "
+				     "people went on editing and saved as a new start of the history "
+				     "(restarted).",
+			     .type = METRIC_COUNTER, .nlabels = 1,
+			     .label = {{"handled", losses, 2}}},
 };
 
 int snap_metrics_collect(void *arg, struct buf *out)

@@ -7,8 +7,10 @@
 static const char *const transports[] = {"sse", "longpoll", "ws"};
 static const char *const drops[] = {"slow_reader", "catchup_overflow", "revoked",
 				    "redis_unavailable", "server_full", "error"};
+/* document_restored: not the broker's own, it passes on the snapshotter's (store_doc.c,
+ * doc_reset.lua) */
 static const char *const resyncs[] = {"history_trimmed", "event_too_large", "malformed_event",
-				      "unknown_position"};
+				      "unknown_position", "document_restored"};
 
 #define TRANSPORT .nlabels = 1, .label = {{"transport", transports, 3}}
 
@@ -27,7 +29,7 @@ struct metric broker_metrics[BM_N] = {
 			.type = METRIC_COUNTER, .nlabels = 1, .label = {{"reason", drops, 6}}},
 	[BM_RESYNCS] = {.name = "codecollab_broker_resyncs_total",
 			.help = "Resync events sent to clients (they refetch the document), by reason.",
-			.type = METRIC_COUNTER, .nlabels = 1, .label = {{"reason", resyncs, 4}}},
+			.type = METRIC_COUNTER, .nlabels = 1, .label = {{"reason", resyncs, 5}}},
 	[BM_REDIS_RECONNECTS] = {.name = "codecollab_broker_redis_reconnects_total",
 				 .help = "Times the broker's Redis connections came back after a loss.",
 				 .type = METRIC_COUNTER},

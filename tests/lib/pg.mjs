@@ -108,3 +108,26 @@ export async function holdRoomRow(url, roomId) {
     kill() { if (p.exitCode === null) p.kill('SIGKILL'); },
   };
 }
+
+// A psql session on url that holds the lock the snapshotter takes for each save of a room
+// (lib/store_doc.c, SNAP_LOCK_CLASS and hashtext(room id), taken here for the session) until
+// release(): a save of the room waits there, before it reads anything under the lock, while
+// commits and reads go on. release() unlocks and expects psql to end cleanly; kill() ends it
+// in any case.
+export async function holdRoomSaves(url, roomId) {
+  const p = spawn('psql', [url, '-XAtq', '-v', 'ON_ERROR_STOP=1'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  p.stdout.on('data', (d) => { out += d; });
+  p.stderr.on('data', (d) => { out += d; });
+  const exited = new Promise((resolve) => p.on('exit', resolve));
+  p.stdin.write(`SELECT 'locked' FROM pg_advisory_lock(1128464385, hashtext('${roomId}'));\n`);
+  await waitFor(() => out.includes('locked'), { what: 'the room\'s saves held', timeout: 20000 });
+  return {
+    async release() {
+      p.stdin.end(`SELECT pg_advisory_unlock(1128464385, hashtext('${roomId}'));\n`);
+      const code = await exited;
+      if (code !== 0) throw new Error(`psql holding room ${roomId}'s saves ended with ${code}: ${out}`);
+    },
+    kill() { if (p.exitCode === null) p.kill('SIGKILL'); },
+  };
+}

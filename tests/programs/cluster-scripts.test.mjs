@@ -187,6 +187,32 @@ const cases = {
     assert.deepEqual(await bound('7|1|d2|c2'), [8, 1, 0]);
   },
   async doc_fold_read() { await cases.doc_commit(); },
+  // the snapshotter's look at a room whose Redis may have lost writes, and the reset that
+  // follows (lib/store_doc.c, check_saved and reset_doc)
+  async doc_saved_check() {
+    const [r] = await roomsAway(1);
+    const keys = [rk(r, 'doc'), rk(r, 'ops')];
+    assert.deepEqual(await run('doc_saved_check', keys, ['3']), [-1]);
+    await run('doc_init', [rk(r, 'doc'), rk(r, 'ops'), rk(r, 'commits')], ['0', '', '0', '0']);
+    await c.send('HSET', rk(r, 'doc'), 'revision', '2');
+    await c.send('RPUSH', rk(r, 'ops'), '{"u":7,"s":"","ops":["a"]}', '{"u":7,"s":"","ops":[1,"b"]}');
+    // behind the saved revision 3: its own newest entry; past the saved 1: the entry of 1
+    assert.deepEqual(await run('doc_saved_check', keys, ['3']), [2, 2, '{"u":7,"s":"","ops":[1,"b"]}']);
+    assert.deepEqual(await run('doc_saved_check', keys, ['1']), [2, 1, '{"u":7,"s":"","ops":["a"]}']);
+    assert.deepEqual(await run('doc_saved_check', keys, ['0']), [2, 0, null]);
+  },
+  async doc_reset() {
+    const [r] = await roomsAway(1);
+    await run('doc_init', [rk(r, 'doc'), rk(r, 'ops'), rk(r, 'commits')], ['4', 'abcd', '4', '4']);
+    await c.send('RPUSH', rk(r, 'ops'), '{"u":7,"s":"","ops":[4]}');
+    const keys = [rk(r, 'doc'), rk(r, 'ops'), rk(r, 'commits'), rk(r, 'events')];
+    const data = '{"reason":"document_restored","revision":9,"saved_revision":8,"text":"live"}';
+    assert.equal(await run('doc_reset', keys, ['3', '9', 'xyz', '3', '3', data, '1000']), 0); // moved on
+    assert.equal(await run('doc_reset', keys, ['4', '9', 'xyz', '3', '3', data, '1000']), 1);
+    assert.deepEqual(await c.send('HMGET', rk(r, 'doc'), 'revision', 'crev', 'content'), ['9', '9', 'xyz']);
+    assert.equal(await c.send('EXISTS', rk(r, 'ops')), 0);
+    assert.deepEqual(await history(r), [{ type: 'resync', data: JSON.parse(data) }]);
+  },
   async doc_fold_store() { await cases.doc_commit(); },
   async doc_ops_range() { await cases.doc_commit(); },
   async events_emit() {
