@@ -243,6 +243,8 @@ static void *job_thread(void *arg)
 	struct rds *r = NULL;
 	struct backoff failures = {.first_ms = BACKOFF_FIRST_MS, .max_ms = BACKOFF_MAX_MS};
 	long long next_claim = 0, next_orphans = 0;
+	/* where the scan for dead workers' entries goes on from (queue_claim_orphan) */
+	char orphan_cursor[QUEUE_ID_MAX] = "";
 	long claim_every = w->cfg.claim_idle_ms / 2 < 1000 ? w->cfg.claim_idle_ms / 2 : 1000;
 	char err[512];
 	int connected_once = 0;
@@ -265,7 +267,8 @@ static void *job_thread(void *arg)
 		 * known by its lapsed liveness key within seconds; CLAIM_IDLE_MS catches the rest
 		 * (a worker that stalled, one of a version without the key). */
 		if (clock_mono_ms() >= next_orphans) {
-			got = queue_claim_orphan(r, w->consumer, ORPHAN_MIN_IDLE_MS, &e, err, sizeof err);
+			got = queue_claim_orphan(r, w->consumer, ORPHAN_MIN_IDLE_MS, orphan_cursor, &e,
+						 err, sizeof err);
 			next_orphans = clock_mono_ms() + CLAIM_ORPHANS_EVERY_MS;
 		}
 		if (got == 0 && clock_mono_ms() >= next_claim) {
