@@ -213,8 +213,8 @@ char *utf8_json_escapes_replaced(const char *text, size_t len)
 			continue;
 		}
 		size_t next;
-		/* six bytes for six bytes */
-		if (json_escape_at(text, len, i, &next) == UTF8_NUL)
+		/* six bytes for six bytes: \u0000 and a lone \uD800 alike become \uFFFD */
+		if (json_escape_at(text, len, i, &next) != UTF8_OK)
 			memcpy(t + i, "\\ufffd", 6);
 		i = next;
 	}

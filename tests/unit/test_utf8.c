@@ -331,7 +331,7 @@ int main(void)
 	CHECK(JE("\\", &at) == UTF8_OK);
 	CHECK(JE("\\uzzzz", &at) == UTF8_OK);
 
-	/* \u0000 replaced by \ufffd, the rest left as it was */
+	/* the same escapes replaced by \ufffd, the rest left as it was */
 #define JR(lit, want)                                                                    \
 	do {                                                                             \
 		char *r_ = utf8_json_escapes_replaced(lit, sizeof lit - 1);              \
@@ -346,6 +346,12 @@ int main(void)
 	JR("[\"a\\u0000b\\u0000\"]", "[\"a\\ufffdb\\ufffd\"]");
 	JR("[\"\\\\u0000\"]", "[\"\\\\u0000\"]");      /* an escaped backslash, then text */
 	JR("[\"\\\\\\u0000\"]", "[\"\\\\\\ufffd\"]");
+	JR("[\"\\uD83D\\uDE00\"]", "[\"\\uD83D\\uDE00\"]"); /* a pair stays */
+	JR("[\"x\\uD800y\"]", "[\"x\\ufffdy\"]");
+	JR("[\"\\uDC00\\uD83D\\uDE00\"]", "[\"\\ufffd\\uD83D\\uDE00\"]");
+	JR("[\"\\uD83D\\uD83D\\uDE00\"]", "[\"\\ufffd\\uD83D\\uDE00\"]");
+	JR("[\"\\uD83D\\u0041\"]", "[\"\\ufffd\\u0041\"]");
+	JR("\\uD83D", "\\ufffd"); /* at the very end */
 	JR("\\u12", "\\u12");     /* malformed: the JSON parser's job */
 	JR("\\", "\\");
 	JR("", "");
