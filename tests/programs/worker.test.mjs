@@ -194,6 +194,39 @@ test('a dead worker\'s job behind 40 long jobs of a live worker: taken over with
   }
 }));
 
+test('a run whose output would make a result past JOB_RESULT_MAX (6 MiB): its outputs are cut to fit, truncated', () => withRedis(async (r, redis) => {
+  // OUTPUT_LIMIT_KB lets each stream keep 8 MiB; 4 MiB of \x01 on stdout and on stderr are
+  // 48 MiB of JSON once escaped (\u0001), far past what GET /api/jobs/{id} can answer (8 MiB)
+  const w = await startWorker(redis.port, { WORKERS: '1', OUTPUT_LIMIT_KB: '8192' });
+  const room = jobId('room');
+  const n = 4 * 1024 * 1024;
+  const id = await enqueue(r, {
+    room,
+    request: py(`import sys\nsys.stdout.write('\\x01' * ${n})\nsys.stdout.flush()\nsys.stderr.write('\\x01' * ${n})\n`),
+  });
+  // the status alone, then the result's size, before anything reads the result itself (on
+  // a worker without the bound it is about 48 MiB)
+  const key = `cc:{jobs}:job:${id}`;
+  const status = await waitFor(async () => {
+    const st = await r.cmd('HGET', key, 'status');
+    return ['finished', 'failed'].includes(st) && st;
+  }, { timeout: 60000, what: 'the run to end' });
+  assert.equal(status, 'finished', await r.cmd('HGET', key, 'error'));
+  const bytes = Number(await r.cmd('HSTRLEN', key, 'result'));
+  assert.ok(bytes <= 6 * 1024 * 1024, `the stored result is ${bytes} bytes`);
+  assert.ok(bytes > 6 * 1024 * 1024 - 4096, `the room is used: ${bytes} bytes`);
+  const j = await job(r, id);
+  assert.equal(j.result.truncated, true);
+  assert.equal(j.result.exit_code, 0);
+  assert.equal(j.result.status, null, 'the program itself was not stopped');
+  // each stream keeps the start of what was printed, the two about evenly
+  for (const out of [j.result.stdout, j.result.stderr]) {
+    assert.ok(out.length > 400000 && out.length < n, `${out.length} characters`);
+    assert.equal(out, '\x01'.repeat(out.length));
+  }
+  assertCleanExit(w, await stopWorker(w));
+}));
+
 test('a job that keeps killing its workers fails after the retry budget', () => withRedis(async (r, redis) => {
   const room = jobId('room');
   const id = await enqueue(r, { room, request: sh('sleep 30') });
