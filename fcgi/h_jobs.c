@@ -433,6 +433,11 @@ static int job_room_access(struct api_ctx *c, const char *room, char role[16])
 	return -1;
 }
 
+/* A stored result and the job's other fields (a few KiB: stdin's first 1,024 bytes, the
+ * error, the user) must fit one answer. */
+_Static_assert(JOB_RESULT_MAX + 1024 * 1024 <= HTTP_RESP_BODY_MAX,
+	       "a job's largest result does not fit GET /api/jobs/{id}'s answer");
+
 void h_job_get(struct api_ctx *c)
 {
 	struct store_job j;
@@ -450,7 +455,12 @@ void h_job_get(struct api_ctx *c)
 	if (j.kind)
 		cJSON_AddStringToObject(job, "kind", j.kind);
 	cJSON_AddStringToObject(job, "room", room);
-	if (j.result) {
+	if (j.result && strlen(j.result) > JOB_RESULT_MAX) {
+		/* a worker stores at most JOB_RESULT_MAX; a bigger result (stored by a worker
+		 * from before that bound) might not fit the answer: the job is answered without
+		 * it, as the list of runs does, rather than with a 500 */
+		cJSON_AddTrueToObject(job, "result_omitted");
+	} else if (j.result) {
 		cJSON *res = cJSON_Parse(j.result);
 		if (res)
 			cJSON_AddItemToObject(job, "result", res);

@@ -197,7 +197,7 @@ void http_resp_init(struct http_resp *resp)
 {
 	resp->status = 200;
 	buf_init(&resp->headers, 16 * 1024);
-	buf_init(&resp->body, 8 * 1024 * 1024);
+	buf_init(&resp->body, HTTP_RESP_BODY_MAX);
 	resp->content_type = "application/json";
 }
 

@@ -16,6 +16,9 @@
 /* A body refused for its size is still read (and thrown away) up to this size before the
  * 413, so the web server can deliver the answer (fcgi/http.c, drain_body). */
 #define HTTP_BODY_DRAIN_MAX ((size_t)4 * 1024 * 1024)
+/* The largest answer body the API builds (docs/CONVENTIONS.md §3): past it an answer fails
+ * as out of memory. A job's stored result is bounded to fit in it (JOB_RESULT_MAX). */
+#define HTTP_RESP_BODY_MAX ((size_t)8 * 1024 * 1024)
 
 struct http_io {
 	FCGX_Stream *in, *out;

@@ -36,6 +36,12 @@
 #include <stddef.h>
 
 #define JOBSTATE_GROUP "workers"
+/* The longest result JSON a worker stores for a job: a run's outputs are cut to fit
+ * (sandbox_result_json, marked truncated), since OUTPUT_LIMIT_KB alone allows results of
+ * over a gigabyte once control bytes are escaped. GET /api/jobs/{id} answers the result
+ * with the job's few other fields within the API's answer bound (HTTP_RESP_BODY_MAX,
+ * fcgi/http.h, 8 MiB; h_jobs.c checks that the two line up). */
+#define JOB_RESULT_MAX ((size_t)6 * 1024 * 1024)
 #define JOBSTATE_STREAM_MAX 100000 /* MAXLEN ~ of the jobs stream */
 #define JOBSTATE_FIELDS_MAX 12	   /* field/value pairs one call may write besides status */
 #define JOBSTATE_POSITION_UPDATES 10	/* queued jobs of a room told their new place per move */

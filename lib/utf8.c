@@ -153,6 +153,32 @@ static int hex4(const char *s, uint32_t *v)
 	return 0;
 }
 
+/* The escape at text[i] (a backslash): UTF8_NUL for \u0000, UTF8_SURROGATE for a lone
+ * surrogate, UTF8_OK otherwise; *next is where the text goes on after it (a surrogate pair
+ * is one escape, a lone surrogate's escape ends after its own six bytes). */
+static enum utf8_status json_escape_at(const char *text, size_t len, size_t i, size_t *next)
+{
+	uint32_t v, lo;
+	if (i + 1 >= len || text[i + 1] != 'u' || len - i < 6 || hex4(text + i + 2, &v) < 0) {
+		*next = i + 2; /* \n, \", \\ and the like; a malformed \u is cJSON's to refuse */
+		return UTF8_OK;
+	}
+	*next = i + 6;
+	if (v == 0)
+		return UTF8_NUL;
+	if (v >= 0xDC00 && v <= 0xDFFF)
+		return UTF8_SURROGATE;
+	if (v >= 0xD800 && v <= 0xDBFF) {
+		if (len - *next >= 6 && text[*next] == '\\' && text[*next + 1] == 'u' &&
+		    hex4(text + *next + 2, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF) {
+			*next += 6;
+			return UTF8_OK;
+		}
+		return UTF8_SURROGATE;
+	}
+	return UTF8_OK;
+}
+
 enum utf8_status utf8_json_escapes(const char *text, size_t len, size_t *bad_at)
 {
 	size_t i = 0;
@@ -161,25 +187,8 @@ enum utf8_status utf8_json_escapes(const char *text, size_t len, size_t *bad_at)
 			i++;
 			continue;
 		}
-		uint32_t v;
-		if (i + 1 >= len || text[i + 1] != 'u' || len - i < 6 || hex4(text + i + 2, &v) < 0) {
-			i += 2; /* \n, \", \\ and the like; a malformed \u is cJSON's to refuse */
-			continue;
-		}
-		enum utf8_status st = UTF8_OK;
-		size_t next = i + 6;
-		uint32_t lo;
-		if (v == 0)
-			st = UTF8_NUL;
-		else if (v >= 0xDC00 && v <= 0xDFFF)
-			st = UTF8_SURROGATE;
-		else if (v >= 0xD800 && v <= 0xDBFF) {
-			if (len - next >= 6 && text[next] == '\\' && text[next + 1] == 'u' &&
-			    hex4(text + next + 2, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF)
-				next += 6;
-			else
-				st = UTF8_SURROGATE;
-		}
+		size_t next;
+		enum utf8_status st = json_escape_at(text, len, i, &next);
 		if (st != UTF8_OK) {
 			if (bad_at)
 				*bad_at = i;
@@ -188,6 +197,28 @@ enum utf8_status utf8_json_escapes(const char *text, size_t len, size_t *bad_at)
 		i = next;
 	}
 	return UTF8_OK;
+}
+
+char *utf8_json_escapes_replaced(const char *text, size_t len)
+{
+	char *t = malloc(len + 1);
+	if (!t)
+		return NULL;
+	memcpy(t, text, len);
+	t[len] = '\0';
+	size_t i = 0;
+	while (i < len) {
+		if (text[i] != '\\') {
+			i++;
+			continue;
+		}
+		size_t next;
+		/* six bytes for six bytes: \u0000 and a lone \uD800 alike become \uFFFD */
+		if (json_escape_at(text, len, i, &next) != UTF8_OK)
+			memcpy(t + i, "\\ufffd", 6);
+		i = next;
+	}
+	return t;
 }
 
 size_t utf8_char_len(const char *s, size_t len)

@@ -50,6 +50,13 @@ int utf8_offset(const char *s, size_t len, size_t n, size_t *off);
  * refuse. */
 enum utf8_status utf8_json_escapes(const char *text, size_t len, size_t *bad_at);
 
+/* JSON text from outside that must be read whole rather than refused (a provider's
+ * answer): a copy of text[0..len) where each escape utf8_json_escapes() stops at (\u0000,
+ * a lone surrogate) is \ufffd instead, so cJSON reads U+FFFD there and the rest of the
+ * text as it was, neither cutting a string at a NUL nor refusing the whole text. Same
+ * length; NUL-terminated; caller frees with free(); NULL when out of memory. */
+char *utf8_json_escapes_replaced(const char *text, size_t len);
+
 /* Length in bytes (1 to 4) of the valid character at the start of s[0..len), U+0000
  * included (one byte); 0 when s does not start with one (or len is 0). */
 size_t utf8_char_len(const char *s, size_t len);

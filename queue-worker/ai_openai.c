@@ -4,6 +4,7 @@
 #include "ai_text.h"
 #include "errbuf.h"
 #include "prompts.h"
+#include "utf8.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -71,7 +72,16 @@ int ai_openai_answer(const char *body, size_t len, char **text, int *cut, char *
 	*text = NULL;
 	*cut = 0;
 	int rc = -1;
-	cJSON *o = body ? cJSON_ParseWithLength(body, len) : NULL;
+	/* cJSON ends a string at a decoded \u0000 (the answer was cut there) and refuses a
+	 * lone surrogate (the whole answer was lost): both become U+FFFD first, as a NUL of a
+	 * run's output does */
+	char *fixed = body ? utf8_json_escapes_replaced(body, len) : NULL;
+	if (body && !fixed) {
+		errbuf_set(err, errlen, "out of memory");
+		return -1;
+	}
+	cJSON *o = fixed ? cJSON_ParseWithLength(fixed, len) : NULL;
+	free(fixed);
 	if (!cJSON_IsObject(o)) {
 		errbuf_set(err, errlen, "the AI provider's answer is not valid JSON");
 		goto out;

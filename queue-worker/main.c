@@ -101,6 +101,8 @@ struct worker {
 	 * out at the last refresh that logged it (the list is asked for again every
 	 * RUNTIMES_REFRESH_S) */
 	size_t piston_skipped;
+	/* and how many of their aliases past PISTON_ALIASES_MAX a runtime were left out */
+	size_t piston_dropped;
 };
 
 /* Reads a table of integer settings (lib/cfg.h), saying what is wrong with the first bad
@@ -243,6 +245,8 @@ static void *job_thread(void *arg)
 	struct rds *r = NULL;
 	struct backoff failures = {.first_ms = BACKOFF_FIRST_MS, .max_ms = BACKOFF_MAX_MS};
 	long long next_claim = 0, next_orphans = 0;
+	/* where the scan for dead workers' entries goes on from (queue_claim_orphan) */
+	char orphan_cursor[QUEUE_ID_MAX] = "";
 	long claim_every = w->cfg.claim_idle_ms / 2 < 1000 ? w->cfg.claim_idle_ms / 2 : 1000;
 	char err[512];
 	int connected_once = 0;
@@ -265,7 +269,8 @@ static void *job_thread(void *arg)
 		 * known by its lapsed liveness key within seconds; CLAIM_IDLE_MS catches the rest
 		 * (a worker that stalled, one of a version without the key). */
 		if (clock_mono_ms() >= next_orphans) {
-			got = queue_claim_orphan(r, w->consumer, ORPHAN_MIN_IDLE_MS, &e, err, sizeof err);
+			got = queue_claim_orphan(r, w->consumer, ORPHAN_MIN_IDLE_MS, orphan_cursor, &e,
+						 err, sizeof err);
 			next_orphans = clock_mono_ms() + CLAIM_ORPHANS_EVERY_MS;
 		}
 		if (got == 0 && clock_mono_ms() >= next_claim) {
@@ -351,16 +356,17 @@ static int poll_cancelled(struct worker *w, struct rds *r)
 }
 
 /* The runtimes to announce: Piston's (asked each time, on the refresh thread only; given up
- * when the worker stops) or the local ones. Caller frees. Runtimes of Piston's left out are
- * logged once, not at every refresh: again only when their number changes. */
+ * when the worker stops) or the local ones. Caller frees. Runtimes of Piston's left out,
+ * and aliases past the bound, are logged once, not at every refresh: again only when their
+ * number changes. */
 static char *runtimes_text(struct worker *w, const struct runtimes *local)
 {
 	if (!w->cfg.piston_url)
 		return runtimes_json(local);
 	char err[512], why[256];
-	size_t skipped = 0;
+	size_t skipped = 0, dropped = 0;
 	char *s = piston_runtimes(w->cfg.piston_url, w->cfg.piston_timeout_ms < 10000 ? w->cfg.piston_timeout_ms : 10000,
-				  &w->stop, &skipped, why, sizeof why, err, sizeof err);
+				  &w->stop, &skipped, &dropped, why, sizeof why, err, sizeof err);
 	if (!s) {
 		if (!w->stop)
 			log_warn("runtimes: %s", err);
@@ -370,6 +376,10 @@ static char *runtimes_text(struct worker *w, const struct runtimes *local)
 		log_warn("runtimes: %zu of Piston's runtimes left out, not announced (the first: %s)",
 			 skipped, why);
 	w->piston_skipped = skipped;
+	if (dropped != w->piston_dropped && dropped)
+		log_warn("runtimes: %zu of the aliases of Piston's runtimes left out, not announced "
+			 "(at most %d per runtime)", dropped, PISTON_ALIASES_MAX);
+	w->piston_dropped = dropped;
 	return s;
 }
 

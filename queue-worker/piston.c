@@ -332,8 +332,9 @@ static int clean_name(const char *s)
 }
 
 /* One runtime of Piston's list as ours: 0 with *out (caller frees), 1 when it is skipped
- * (*why names the field), -1 when out of memory. */
-static int map_runtime(const cJSON *r, cJSON **out, const char **why)
+ * (*why names the field), -1 when out of memory. Good aliases past PISTON_ALIASES_MAX are
+ * added to *dropped. */
+static int map_runtime(const cJSON *r, cJSON **out, const char **why, size_t *dropped)
 {
 	const char *lang = cJSON_GetStringValue(cJSON_GetObjectItem(r, "language"));
 	const char *ver = cJSON_GetStringValue(cJSON_GetObjectItem(r, "version"));
@@ -348,12 +349,18 @@ static int map_runtime(const cJSON *r, cJSON **out, const char **why)
 	    !(aliases = cJSON_AddArrayToObject(o, "aliases")))
 		goto oom;
 	const cJSON *a;
+	int taken = 0;
 	cJSON_ArrayForEach(a, cJSON_GetObjectItem(r, "aliases"))
 	{
 		/* an alias is only matched against requests; one we could not announce goes,
 		 * the runtime stays */
 		if (!cJSON_IsString(a) || !clean_name(a->valuestring))
 			continue;
+		if (taken == PISTON_ALIASES_MAX) {
+			++*dropped;
+			continue;
+		}
+		taken++;
 		cJSON *s = cJSON_CreateString(a->valuestring);
 		if (!s || !cJSON_AddItemToArray(aliases, s)) {
 			cJSON_Delete(s);
@@ -367,10 +374,10 @@ oom:
 	return -1;
 }
 
-char *piston_runtimes_map(const char *body, size_t *skipped, char *why, size_t whylen,
-			  char *err, size_t errlen)
+char *piston_runtimes_map(const char *body, size_t *skipped, size_t *dropped, char *why,
+			  size_t whylen, char *err, size_t errlen)
 {
-	*skipped = 0;
+	*skipped = *dropped = 0;
 	if (whylen)
 		why[0] = '\0';
 	char *out = NULL;
@@ -397,7 +404,7 @@ char *piston_runtimes_map(const char *body, size_t *skipped, char *why, size_t w
 	{
 		const char *bad = NULL;
 		cJSON *o = NULL;
-		int st = map_runtime(r, &o, &bad);
+		int st = map_runtime(r, &o, &bad, dropped);
 		i++;
 		if (st == 0 && !cJSON_AddItemToArray(arr, o)) {
 			cJSON_Delete(o);
@@ -428,7 +435,8 @@ done:
 }
 
 char *piston_runtimes(const char *url, long timeout_ms, const volatile sig_atomic_t *cancel,
-		      size_t *skipped, char *why, size_t whylen, char *err, size_t errlen)
+		      size_t *skipped, size_t *dropped, char *why, size_t whylen, char *err,
+		      size_t errlen)
 {
 	char ep[1024];
 	endpoint(ep, sizeof ep, url, "/api/v2/runtimes");
@@ -436,7 +444,7 @@ char *piston_runtimes(const char *url, long timeout_ms, const volatile sig_atomi
 	buf_init(&body, PISTON_ANSWER_MAX);
 	long status = 0;
 	char *out = NULL;
-	*skipped = 0;
+	*skipped = *dropped = 0;
 	if (whylen)
 		why[0] = '\0';
 	int rc = http(ep, NULL, timeout_ms, cancel, &status, &body, err, errlen);
@@ -448,7 +456,7 @@ char *piston_runtimes(const char *url, long timeout_ms, const volatile sig_atomi
 		http_error(status, &body, err, errlen);
 		goto done;
 	}
-	out = piston_runtimes_map(body.data, skipped, why, whylen, err, errlen);
+	out = piston_runtimes_map(body.data, skipped, dropped, why, whylen, err, errlen);
 done:
 	buf_free(&body);
 	return out;

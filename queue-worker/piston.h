@@ -21,6 +21,11 @@
  * Piston runtime is named as a local one can be; within the 32 bytes the worker accepts
  * in a job's request (execution.c), which the API copies from the announcement. */
 #define PISTON_NAME_MAX (RUNTIMES_NAME_MAX - 1)
+/* The most aliases announced for one runtime, the first ones of Piston's list; the rest are
+ * left out. The API reads the whole announcement at every run request, so a runtime listing
+ * thousands of aliases must not be taken whole; this is well above what the runtimes of
+ * Piston's own packages list. */
+#define PISTON_ALIASES_MAX 32
 
 struct piston_request {
 	const char *language;
@@ -61,14 +66,16 @@ int piston_map_answer(const char *body, long long elapsed_ms, size_t output_max,
  * aliases}]. A runtime whose language or version is not a name we can announce (1 to
  * PISTON_NAME_MAX bytes of valid UTF-8 without control characters) is left out, and
  * counted in *skipped, the first one described in why (whylen bytes; "" when none); an
- * alias that is not such a name is left out of its runtime. Caller frees with free();
- * NULL with err (not a JSON array, out of memory). */
-char *piston_runtimes_map(const char *body, size_t *skipped, char *why, size_t whylen,
-			  char *err, size_t errlen);
+ * alias that is not such a name is left out of its runtime, and so is every alias past the
+ * first PISTON_ALIASES_MAX good ones of a runtime (counted in *dropped). Caller frees with
+ * free(); NULL with err (not a JSON array, out of memory). */
+char *piston_runtimes_map(const char *body, size_t *skipped, size_t *dropped, char *why,
+			  size_t whylen, char *err, size_t errlen);
 
 /* GET {url}/api/v2/runtimes mapped by piston_runtimes_map(). Caller frees with free();
  * NULL with err (also when *cancel became non-zero; cancel may be NULL). */
 char *piston_runtimes(const char *url, long timeout_ms, const volatile sig_atomic_t *cancel,
-		      size_t *skipped, char *why, size_t whylen, char *err, size_t errlen);
+		      size_t *skipped, size_t *dropped, char *why, size_t whylen, char *err,
+		      size_t errlen);
 
 #endif

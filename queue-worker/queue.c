@@ -127,63 +127,101 @@ static int consumer_alive(struct rds *r, const char *consumer, char *err, size_t
 	return alive;
 }
 
-int queue_claim_orphan(struct rds *r, const char *consumer, long min_idle_ms,
-		       struct queue_entry *e, char *err, size_t errlen)
+/* The consumers a pass has already asked about, so a dead worker's many entries cost one
+ * EXISTS; once it is full, further owners are asked about at every entry (still bounded by
+ * the pass's pages). */
+struct owner_cache {
+	char name[QUEUE_ORPHAN_SCAN][QUEUE_ID_MAX * 4];
+	int alive[QUEUE_ORPHAN_SCAN];
+	size_t n;
+};
+
+/* 1 when owner's liveness key exists, 0 when it is gone, -1 error. */
+static int owner_alive(struct rds *r, struct owner_cache *c, const char *owner, char *err,
+		       size_t errlen)
 {
-	/* [[id, consumer, idle ms, deliveries], …], oldest first */
-	redisReply *rep = rds_cmd(r, QUEUE_STREAM, "XPENDING %s %s IDLE %ld - + %d", QUEUE_STREAM,
-				       QUEUE_GROUP, min_idle_ms, QUEUE_ORPHAN_SCAN);
-	if (rds_reply_failed(r, rep, err, errlen))
+	for (size_t k = 0; k < c->n; k++)
+		if (!strcmp(c->name[k], owner))
+			return c->alive[k];
+	int live = consumer_alive(r, owner, err, errlen);
+	if (live >= 0 && c->n < QUEUE_ORPHAN_SCAN) {
+		snprintf(c->name[c->n], sizeof c->name[c->n], "%s", owner);
+		c->alive[c->n++] = live;
+	}
+	return live;
+}
+
+/* One entry of an XPENDING page, [id, consumer, idle ms, deliveries]: XCLAIMs it when its
+ * consumer is another one whose liveness key is gone. 1 with *e, 0 not taken, -1 error. */
+static int claim_if_orphan(struct rds *r, struct owner_cache *cache, const char *consumer,
+			   long min_idle_ms, const char *id, const char *owner,
+			   struct queue_entry *e, char *err, size_t errlen)
+{
+	if (!strcmp(owner, consumer))
+		return 0;
+	int live = owner_alive(r, cache, owner, err, errlen);
+	if (live != 0)
+		return live < 0 ? -1 : 0;
+	/* still idle that long: no one (the owner come back, another worker) took it
+	 * meanwhile; otherwise Redis answers an empty array and we go on */
+	redisReply *c = rds_cmd(r, QUEUE_STREAM, "XCLAIM %s %s %s %ld %s", QUEUE_STREAM, QUEUE_GROUP,
+				     consumer, min_idle_ms, id);
+	if (rds_reply_failed(r, c, err, errlen))
 		return -1;
 	int rc = 0;
-	/* consumers already asked about in this pass, so a dead worker's many entries cost one
-	 * EXISTS */
-	char seen[QUEUE_ORPHAN_SCAN][QUEUE_ID_MAX * 4];
-	int alive[QUEUE_ORPHAN_SCAN];
-	size_t nseen = 0;
-	for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements && rc == 0; i++) {
-		const redisReply *x = rep->element[i];
-		if (x->type != REDIS_REPLY_ARRAY || x->elements < 3 ||
-		    x->element[0]->type != REDIS_REPLY_STRING ||
-		    x->element[1]->type != REDIS_REPLY_STRING)
-			continue;
-		char owner[QUEUE_ID_MAX * 4], id[QUEUE_ID_MAX];
-		copy_str(owner, sizeof owner, x->element[1]);
-		copy_str(id, sizeof id, x->element[0]);
-		if (!strcmp(owner, consumer))
-			continue;
-		int live = -2;
-		for (size_t k = 0; k < nseen; k++)
-			if (!strcmp(seen[k], owner))
-				live = alive[k];
-		if (live == -2) {
-			live = consumer_alive(r, owner, err, errlen);
-			if (live < 0) {
-				rc = -1;
+	if (c->type == REDIS_REPLY_ARRAY && c->elements >= 1 &&
+	    queue_entry_parse(c->element[0], e) == 0) {
+		log_info("entry %s (job %s): its worker %s is gone (no liveness key): taken over",
+			 e->entry, e->job, owner);
+		rc = 1;
+	}
+	freeReplyObject(c);
+	return rc;
+}
+
+int queue_claim_orphan(struct rds *r, const char *consumer, long min_idle_ms, char *cursor,
+		       struct queue_entry *e, char *err, size_t errlen)
+{
+	struct owner_cache cache;
+	cache.n = 0;
+	/* a pass that began at the head ends at the list's end; one that went on from where
+	 * the last left off goes round once to the head, so no entry waits a pass longer */
+	int from_head = !cursor[0];
+	int rc = 0;
+	for (int page = 0; page < QUEUE_ORPHAN_PAGES && rc == 0; page++) {
+		/* after the last id seen, exclusive ("(" needs Redis 6.2, as IDLE does) */
+		char start[QUEUE_ID_MAX + 1];
+		snprintf(start, sizeof start, "%s%s", cursor[0] ? "(" : "-", cursor);
+		/* [[id, consumer, idle ms, deliveries], …], by id */
+		redisReply *rep = rds_cmd(r, QUEUE_STREAM, "XPENDING %s %s IDLE %ld %s + %d",
+					       QUEUE_STREAM, QUEUE_GROUP, min_idle_ms, start,
+					       QUEUE_ORPHAN_SCAN);
+		if (rds_reply_failed(r, rep, err, errlen))
+			return -1;
+		size_t n = rep->type == REDIS_REPLY_ARRAY ? rep->elements : 0;
+		int end = n < QUEUE_ORPHAN_SCAN;
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			const redisReply *x = rep->element[i];
+			char owner[QUEUE_ID_MAX * 4], id[QUEUE_ID_MAX];
+			if (x->type != REDIS_REPLY_ARRAY || x->elements < 3 ||
+			    copy_id(id, sizeof id, x->element[0]) < 0 || !id[0]) {
+				end = 1; /* no id to go on from: start again at the head */
 				break;
 			}
-			snprintf(seen[nseen], sizeof seen[nseen], "%s", owner);
-			alive[nseen++] = live;
+			snprintf(cursor, QUEUE_ID_MAX, "%s", id);
+			if (x->element[1]->type != REDIS_REPLY_STRING)
+				continue;
+			copy_str(owner, sizeof owner, x->element[1]);
+			rc = claim_if_orphan(r, &cache, consumer, min_idle_ms, id, owner, e, err, errlen);
 		}
-		if (live)
-			continue;
-		/* still idle that long: no one (the owner come back, another worker) took it
-		 * meanwhile; otherwise Redis answers an empty array and we go on */
-		redisReply *c = rds_cmd(r, QUEUE_STREAM, "XCLAIM %s %s %s %ld %s", QUEUE_STREAM, QUEUE_GROUP,
-					     consumer, min_idle_ms, id);
-		if (rds_reply_failed(r, c, err, errlen)) {
-			rc = -1;
-			break;
+		freeReplyObject(rep);
+		if (rc == 0 && end) {
+			cursor[0] = '\0';
+			if (from_head)
+				break;
+			from_head = 1;
 		}
-		if (c->type == REDIS_REPLY_ARRAY && c->elements >= 1 &&
-		    queue_entry_parse(c->element[0], e) == 0) {
-			log_info("entry %s (job %s): its worker %s is gone (no liveness key): taken over",
-				 e->entry, e->job, owner);
-			rc = 1;
-		}
-		freeReplyObject(c);
 	}
-	freeReplyObject(rep);
 	return rc;
 }
 

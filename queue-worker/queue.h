@@ -101,11 +101,16 @@ int queue_alive(struct rds *r, const char *consumer, long ttl_ms);
 
 /* An entry pending with a consumer whose liveness key is gone (a worker killed outright),
  * idle at least min_idle_ms, now ours (XCLAIM with that idle time, so of several live
- * workers trying at once one gets it). Looks at the COUNT oldest such entries of at most
- * QUEUE_ORPHAN_SCAN. 1 with *e, 0 none, -1 error (err). Entries of workers that are
- * alive, however long their jobs run, are never taken here. */
+ * workers trying at once one gets it). Reads the pending entries idle that long in pages of
+ * QUEUE_ORPHAN_SCAN, at most QUEUE_ORPHAN_PAGES pages a call, from just after cursor (a
+ * stream id, or "" for the head; QUEUE_ID_MAX bytes, the caller's, kept between calls):
+ * on return cursor is the last entry looked at, or "" once the list's end was reached, so
+ * the next call goes on from there. Live workers' long jobs at the head of the list thus
+ * never hide a dead worker's entry behind them. 1 with *e, 0 none, -1 error (err). Entries
+ * of workers that are alive, however long their jobs run, are never taken here. */
 #define QUEUE_ORPHAN_SCAN 32
-int queue_claim_orphan(struct rds *r, const char *consumer, long min_idle_ms,
+#define QUEUE_ORPHAN_PAGES 8
+int queue_claim_orphan(struct rds *r, const char *consumer, long min_idle_ms, char *cursor,
 		       struct queue_entry *e, char *err, size_t errlen);
 
 /* Resets the idle time of entries this worker is still working on, so they are not

@@ -129,8 +129,16 @@ void sandbox_result_free(struct sandbox_result *res);
 
 /* The execution result JSON (docs/API.md): {stdout, stderr, exit_code, signal, time_ms,
  * truncated, status, message, language, version, compile?:{…}}. Output is made valid UTF-8
- * (bad bytes and NULs become U+FFFD). Caller frees with free(); NULL when out of memory. */
+ * (bad bytes and NULs become U+FFFD). The whole is at most JOB_RESULT_MAX bytes
+ * (lib/jobstate.h), what the API can answer: outputs that would take it past that are cut
+ * further, at a character boundary, and their step says truncated (an output that needs
+ * less than an even share keeps all of it). Caller frees with free(); NULL when out of
+ * memory. */
 char *sandbox_result_json(const struct sandbox_result *res, const struct runtime *rt);
+
+/* sandbox_result_json with max in place of JOB_RESULT_MAX (for the tests). */
+char *sandbox_result_json_within(const struct sandbox_result *res, const struct runtime *rt,
+				 size_t max);
 
 /* "SIGKILL" for SIGKILL, …; "SIG<n>" style for unknown ones is not produced: NULL. */
 const char *sandbox_signal_name(int sig);

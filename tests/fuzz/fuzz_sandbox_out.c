@@ -17,7 +17,11 @@
  * the step's output was cut; exit_code is null exactly when a signal ended the step or it
  * did not run, `signal` is its name, `status` and `message` are null exactly for a step
  * that ended normally; `compile` is there exactly when a compile step ran; `language` and
- * `version` are the runtime's; the job's event carries the same result. */
+ * `version` are the runtime's; the job's event carries the same result. The same result
+ * under a smaller bound on the whole (sandbox_result_json_within: JOB_RESULT_MAX's law) is
+ * at most that long (or has no output left, when the fixed members alone pass it), strict
+ * JSON, each output the start of the unbounded one, `truncated` where one got shorter, and
+ * unchanged when it fit. */
 #include <cjson/cJSON.h>
 #include <signal.h>
 #include <stdint.h>
@@ -204,6 +208,44 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(e && cJSON_Compare(cJSON_GetObjectItemCaseSensitive(e, "result"), o, 1));
 	cJSON_Delete(e);
 	free(ev);
+
+	/* within a bound on the whole (JOB_RESULT_MAX's law at a size the input reaches, from
+	 * the fixed members up to the result's whole length): at most that long, still strict
+	 * JSON, each output the start of the unbounded one, and a step whose output got shorter
+	 * says truncated; the rest is unchanged */
+	size_t max = 400 + (size_t)shape * len / 255;
+	char *cut = sandbox_result_json_within(&res, &rt, max);
+	CHECK(cut);
+	size_t cut_len = strlen(cut);
+	CHECK(jsoncheck_text(cut, cut_len, NULL) == JSONCHECK_OK);
+	CHECK(utf8_validate(cut, cut_len, NULL, NULL) == UTF8_OK);
+	cJSON *co = cJSON_Parse(cut);
+	CHECK(cJSON_IsObject(co));
+	const char *names[2] = {"stdout", "stderr"};
+	const cJSON *steps_of[2][2] = {{o, co}, {c, cJSON_GetObjectItemCaseSensitive(co, "compile")}};
+	for (int k = 0; k < 2; k++) {
+		const cJSON *whole = steps_of[k][0], *part = steps_of[k][1];
+		CHECK(!whole == !part);
+		if (!whole)
+			continue;
+		int shorter = 0;
+		for (int i = 0; i < 2; i++) {
+			const char *w = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(whole, names[i]));
+			const char *q = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(part, names[i]));
+			CHECK(w && q && strlen(q) <= strlen(w) && !strncmp(w, q, strlen(q)));
+			shorter |= strlen(q) < strlen(w);
+			/* past the bound only when the fixed members alone are: nothing left to cut */
+			CHECK(cut_len <= max || !q[0]);
+		}
+		int was = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(whole, "truncated"));
+		CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(part, "truncated")) == (was || shorter));
+		CHECK(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(whole, "exit_code"),
+				    cJSON_GetObjectItemCaseSensitive(part, "exit_code"), 1));
+	}
+	if (len <= max)
+		CHECK(!strcmp(cut, text));
+	cJSON_Delete(co);
+	free(cut);
 
 	cJSON_Delete(o);
 	free(text);

@@ -2,6 +2,8 @@
 // every request and answers according to markers in the submitted code:
 //   PISTON_400      400 {"message": "..."} as Piston does for an unknown runtime
 //   PISTON_SLOW     answers after `slowMs` (to trip the worker's timeout)
+//   PISTON_HOLD     answers only once the test calls release() (at once after it); held()
+//                   says how many wait
 //   PISTON_BADJSON  200 with a body that is not JSON
 //   PISTON_500      500 with an HTML body
 //   PISTON_COMPILE_ERROR  a compile stage that failed, no run stage
@@ -22,6 +24,9 @@ export async function startPiston({ slowMs = 3000, runtimesBody, runtimesDelayMs
   const requests = [];
   // delayed answers not sent yet: cleared on close, so none keeps the test process alive
   const timers = new Set();
+  // PISTON_HOLD answers not sent yet, and whether release() came
+  let holding = [];
+  let released = false;
   const later = (fn, ms) => {
     const t = setTimeout(() => { timers.delete(t); fn(); }, ms);
     timers.add(t);
@@ -81,7 +86,9 @@ export async function startPiston({ slowMs = 3000, runtimesBody, runtimesDelayMs
         language: rt.language, version: rt.version,
         run: { stdout, stderr: 'warn\n', output: stdout + 'warn\n', code: 3, signal: null, wall_time: 42 },
       });
-      if (code.includes('PISTON_SLOW')) later(answer, slowMs); else answer();
+      if (code.includes('PISTON_SLOW')) later(answer, slowMs);
+      else if (code.includes('PISTON_HOLD') && !released) holding.push(answer);
+      else answer();
     });
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -89,9 +96,17 @@ export async function startPiston({ slowMs = 3000, runtimesBody, runtimesDelayMs
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    held: () => holding.length,
+    release: () => {
+      released = true;
+      const now = holding;
+      holding = [];
+      for (const answer of now) answer();
+    },
     close: () => new Promise((resolve) => {
       for (const t of timers) clearTimeout(t);
       timers.clear();
+      holding = [];
       server.closeAllConnections?.();
       server.close(() => resolve());
     }),

@@ -11,6 +11,7 @@
 #include "../../sse-broker/hub.h"
 #include "rkeys.h"
 #include "../unit/unit.h"
+#include "redis_direct.h"
 #include "waits.h"
 
 #include <errno.h>
@@ -44,19 +45,6 @@ static int free_port(void)
 	if (s >= 0)
 		close(s);
 	return port;
-}
-
-static redisContext *direct(void)
-{
-	struct timeval tv = {2, 0};
-	redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
-	if (c && c->err) {
-		redisFree(c);
-		return NULL;
-	}
-	if (c)
-		redisSetTimeout(c, tv);
-	return c;
 }
 
 static void cleanup(void)
@@ -97,7 +85,7 @@ static int start_redis(void)
 	}
 	redis_pid = p;
 	for (long long end = now_ms() + 10000; now_ms() < end; sleep_ms(50)) {
-		redisContext *c = direct();
+		redisContext *c = redis_direct(redis_port);
 		if (!c)
 			continue;
 		redisReply *r = redisCommand(c, "PING");
@@ -128,7 +116,7 @@ static int cmd(redisContext *c, int argc, const char **argv)
  * `trim` are then trimmed away (XDEL keeps the stream's count of entries added). */
 static int make_room(const char *room, const long *ids, int n, int trim)
 {
-	redisContext *c = direct();
+	redisContext *c = redis_direct(redis_port);
 	if (!c)
 		return -1;
 	struct rkey ek = rkey1(RK_ROOM_EVENTS, room), vk = rkey1(RK_ROOM_VISIBILITY, room);

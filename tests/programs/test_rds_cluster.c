@@ -12,6 +12,7 @@
 #include "rscript.h"
 #include "rslot.h"
 #include "../unit/unit.h"
+#include "redis_direct.h"
 #include "waits.h"
 
 #include <errno.h>
@@ -107,26 +108,12 @@ static void cleanup(void)
 	}
 }
 
-/* A plain connection to one node, for the test's own looks (not through rds). */
-static redisContext *direct(int port)
-{
-	struct timeval tv = {2, 0};
-	redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-	if (c && c->err) {
-		redisFree(c);
-		return NULL;
-	}
-	if (c)
-		redisSetTimeout(c, tv);
-	return c;
-}
-
 static int wait_ping(int port, const char *sock, long ms)
 {
 	long long end = now_ms() + ms;
 	while (now_ms() < end) {
 		struct timeval tv = {1, 0};
-		redisContext *c = sock ? redisConnectUnixWithTimeout(sock, tv) : direct(port);
+		redisContext *c = sock ? redisConnectUnixWithTimeout(sock, tv) : redis_direct(port);
 		if (c && !c->err) {
 			redisReply *r = redisCommand(c, "PING");
 			int ok = r && r->type == REDIS_REPLY_STATUS;
@@ -371,7 +358,7 @@ static int read_topology(void)
 	for (int i = 0; i < NODES; i++) {
 		if (!nodes[i].pid)
 			continue;
-		redisContext *c = direct(nodes[i].port);
+		redisContext *c = redis_direct(nodes[i].port);
 		redisReply *r = c ? redisCommand(c, "CLUSTER NODES") : NULL;
 		if (!r || r->type != REDIS_REPLY_STRING) {
 			if (r)
@@ -407,7 +394,7 @@ static struct node *owner_of(unsigned slot)
 	for (int i = 0; i < NODES; i++) {
 		if (!nodes[i].pid)
 			continue;
-		redisContext *c = direct(nodes[i].port);
+		redisContext *c = redis_direct(nodes[i].port);
 		redisReply *r = c ? redisCommand(c, "CLUSTER SLOTS") : NULL;
 		struct rslot_map m;
 		char err[128];
@@ -431,7 +418,7 @@ static struct node *owner_of(unsigned slot)
 
 static int cluster_ok(int port)
 {
-	redisContext *c = direct(port);
+	redisContext *c = redis_direct(port);
 	redisReply *r = c ? redisCommand(c, "CLUSTER INFO") : NULL;
 	int ok = r && r->type == REDIS_REPLY_STRING && strstr(r->str, "cluster_state:ok");
 	if (r)
@@ -462,7 +449,7 @@ static int replicas_online(void)
 	for (int i = 0; i < NODES; i++) {
 		if (!nodes[i].pid || nodes[i].master[0])
 			continue;
-		redisContext *c = direct(nodes[i].port);
+		redisContext *c = redis_direct(nodes[i].port);
 		redisReply *r = c ? redisCommand(c, "INFO replication") : NULL;
 		int ok = r && r->type == REDIS_REPLY_STRING && strstr(r->str, "state=online");
 		if (r)
@@ -527,7 +514,7 @@ static int start_cluster(void)
 /* The node's id for CLUSTER SETSLOT. */
 static int cmd_ok(int port, const char *fmt, ...)
 {
-	redisContext *c = direct(port);
+	redisContext *c = redis_direct(port);
 	if (!c)
 		return 0;
 	va_list ap;
@@ -567,7 +554,7 @@ static void test_spread(struct rds *d)
 	for (int i = 0; i < NODES; i++) {
 		if (nodes[i].master[0])
 			continue;
-		redisContext *c = direct(nodes[i].port);
+		redisContext *c = redis_direct(nodes[i].port);
 		long long n = c ? reply_int(redisCommand(c, "DBSIZE")) : -1;
 		if (c)
 			redisFree(c);
@@ -654,7 +641,7 @@ static void test_moved(struct rds *d)
 	rds_stats(d, &b);
 	CHECK(b.moved == a.moved + 1); /* once: the slot was updated at once */
 	CHECK(b.refreshes >= a.refreshes + 1);
-	redisContext *c = direct(to->port);
+	redisContext *c = redis_direct(to->port);
 	CHECK(c && reply_is(redisCommand(c, "GET %s", key), "after"));
 	if (c)
 		redisFree(c);
@@ -731,7 +718,7 @@ static void test_failover(struct rds *d)
 	struct node *m = owner_of(slot);
 	if (waited != 0 && m) {
 		fprintf(stderr, "  WAIT: %s\n", err);
-		redisContext *ic = direct(m->port);
+		redisContext *ic = redis_direct(m->port);
 		redisReply *ir = ic ? redisCommand(ic, "INFO replication") : NULL;
 		if (ir && ir->type == REDIS_REPLY_STRING)
 			fprintf(stderr, "%s\n", ir->str);
@@ -748,7 +735,7 @@ static void test_failover(struct rds *d)
 	if (!r)
 		return;
 	/* the replica holds it: WAIT said so */
-	redisContext *c = direct(r->port);
+	redisContext *c = redis_direct(r->port);
 	if (c) {
 		CHECK(reply_is(redisCommand(c, "READONLY"), "OK"));
 		CHECK(reply_is(redisCommand(c, "GET %s", key), "kept"));

@@ -123,3 +123,36 @@ test('Piston\'s runtimes: one whose version a run could not carry, or whose name
     await piston.close();
   }
 }));
+
+test('Piston\'s runtimes: a runtime listing thousands of aliases is announced with its first 32, and said once', () => withRedis(async (r, redis) => {
+  // 5,000 aliases and one of 10,000 bytes: the API reads the whole announcement at every
+  // run request, so it must not carry them all
+  const many = Array.from({ length: 5000 }, (_, i) => `py${i}`);
+  const good = RUNTIMES.map(({ language, version, aliases }) => ({ language, version, aliases }));
+  const list = [{ ...good[0], aliases: ['py', 'p'.repeat(10000), ...many] }, ...good.slice(1)];
+  const piston = await startPiston({ runtimesBody: Buffer.from(JSON.stringify(list)) });
+  try {
+    const w = await startWorker(redis.port, { PISTON_URL: piston.url, RUNTIMES_REFRESH_S: '1' });
+    const runtimes = await waitFor(async () => {
+      const s = await r.cmd('GET', 'cc:runtimes');
+      return s ? JSON.parse(s) : null;
+    }, { what: 'cc:runtimes' });
+    assert.deepEqual(runtimes, [{ ...good[0], aliases: ['py', ...many.slice(0, 31)] }, ...good.slice(1)]);
+    // the runtime still runs, by an alias that was kept
+    const id = await enqueue(r, { request: { language: 'py', version: '*', code: 'print(1)', stdin: '', args: [] } });
+    const job = await waitStatus(r, id, 'finished');
+    assert.match(job.result.stdout, /^ran print\(1\)/);
+    // said once, not at every refresh (one a second here): wait for three more lists
+    const asked = () => piston.requests.filter((q) => q.url === '/api/v2/runtimes').length;
+    const first = asked();
+    await waitFor(() => asked() >= first + 3, { what: 'three refreshes of the runtimes' });
+    const said = w.output.match(/runtimes: .*aliases.*left out.*/g) ?? [];
+    assert.equal(said.length, 1, w.output);
+    assert.match(said[0], /4969 of the aliases of Piston's runtimes left out, not announced \(at most 32 per runtime\)/);
+    const stop = await stopWorker(w);
+    assert.deepEqual(stop, { code: 0, signal: null }, w.output);
+    assert.doesNotMatch(w.output, /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/);
+  } finally {
+    await piston.close();
+  }
+}));

@@ -132,6 +132,101 @@ test('a worker killed mid-job: another takes it over once its liveness key lapse
   assert.equal(await r.cmd('EXISTS', `cc:worker:${survivor.consumer}:alive`), 0, 'a stopped worker deletes its liveness key');
 }));
 
+test('a dead worker\'s job behind 40 long jobs of a live worker: taken over within seconds of its liveness key lapsing', () => withRedis(async (r, redis) => {
+  // The pending list holds 40 entries of a live worker (runs Piston holds) and then one of a
+  // worker killed outright. The takeover scan must read past the first page (32 entries) of
+  // the list. CLAIM_IDLE_MS is 10 minutes: XAUTOCLAIM never fires here, and the live
+  // worker's heartbeats (every CLAIM_IDLE_MS / 3) never make its entries less idle than the
+  // scan's minimum, which let a scan of only the first page see further once in a while.
+  const HELD = 40;
+  const piston = await startPiston();
+  try {
+    const env = {
+      PISTON_URL: piston.url, PISTON_TIMEOUT_MS: '120000', CLAIM_IDLE_MS: '600000', WORKER_LIVENESS_MS: '1500',
+    };
+    const consumer = (w) => w.output.match(/consumer (\S+): \d+ job threads/)[1];
+    const busy = await startWorker(redis.port, { ...env, WORKERS: String(HELD) });
+    busy.consumer = consumer(busy);
+    const room = jobId('room');
+    const held = [];
+    for (let i = 0; i < HELD; i++) held.push(await enqueue(r, { room, request: py(`print(${i}) # PISTON_HOLD`) }));
+    await waitFor(() => piston.held() === HELD, { timeout: 30000, what: `${HELD} runs held on Piston` });
+    // every thread of the busy worker is taken: the next job goes to the victim
+    const victim = await startWorker(redis.port, { ...env, WORKERS: '1' });
+    victim.consumer = consumer(victim);
+    const id = await enqueue(r, { room, request: py('print("behind") # PISTON_HOLD') });
+    await waitFor(() => piston.held() === HELD + 1, { what: 'the victim\'s run held on Piston' });
+    assert.equal((await job(r, id)).worker, victim.consumer);
+    const survivor = await startWorker(redis.port, { ...env, WORKERS: '1' });
+    survivor.consumer = consumer(survivor);
+    const pending = await r.cmd('XPENDING', 'cc:{jobs}:stream', 'workers', '-', '+', 100);
+    assert.equal(pending.length, HELD + 1);
+    assert.ok(pending.slice(0, HELD).every((p) => p[1] === busy.consumer), 'the live worker\'s entries come first');
+    assert.equal(pending[HELD][1], victim.consumer);
+
+    victim.kill('SIGKILL');
+    await victim.exited;
+    await waitFor(async () => await r.cmd('EXISTS', `cc:worker:${victim.consumer}:alive`) === 0,
+      { what: 'the victim\'s liveness key to lapse' });
+    const lapsed = Date.now();
+    await waitFor(async () => (await job(r, id)).attempts === 2, { timeout: 10000, what: 'the takeover' });
+    const took = Date.now() - lapsed;
+    assert.match(survivor.output, new RegExp(`its worker ${victim.consumer} is gone \\(no liveness key\\): taken over`));
+    assert.ok(took < 5000, `taken over ${took} ms after the liveness key lapsed`);
+    console.log(`  a dead worker's job behind ${HELD} live ones: taken over ${took} ms after its liveness key lapsed`);
+
+    piston.release();
+    const j = await waitStatus(r, id, 'finished', 10000);
+    assert.equal(j.result.stdout, 'ran print("behind") # PISTON_HOLD | stdin= | args=\n');
+    assert.equal(j.worker, survivor.consumer);
+    assert.equal(j.attempts, 2);
+    // the live worker's jobs were never taken from it: each ran once, on it
+    for (const h of held) {
+      const x = await waitStatus(r, h, 'finished', 20000);
+      assert.equal(x.attempts, 1);
+      assert.equal(x.worker, busy.consumer);
+    }
+    await waitFor(async () => (await r.cmd('XPENDING', 'cc:{jobs}:stream', 'workers'))[0] === 0, { what: 'ack' });
+    assertCleanExit(survivor, await stopWorker(survivor));
+    assertCleanExit(busy, await stopWorker(busy));
+  } finally {
+    await piston.close();
+  }
+}));
+
+test('a run whose output would make a result past JOB_RESULT_MAX (6 MiB): its outputs are cut to fit, truncated', () => withRedis(async (r, redis) => {
+  // OUTPUT_LIMIT_KB lets each stream keep 8 MiB; 4 MiB of \x01 on stdout and on stderr are
+  // 48 MiB of JSON once escaped (\u0001), far past what GET /api/jobs/{id} can answer (8 MiB)
+  const w = await startWorker(redis.port, { WORKERS: '1', OUTPUT_LIMIT_KB: '8192' });
+  const room = jobId('room');
+  const n = 4 * 1024 * 1024;
+  const id = await enqueue(r, {
+    room,
+    request: py(`import sys\nsys.stdout.write('\\x01' * ${n})\nsys.stdout.flush()\nsys.stderr.write('\\x01' * ${n})\n`),
+  });
+  // the status alone, then the result's size, before anything reads the result itself (on
+  // a worker without the bound it is about 48 MiB)
+  const key = `cc:{jobs}:job:${id}`;
+  const status = await waitFor(async () => {
+    const st = await r.cmd('HGET', key, 'status');
+    return ['finished', 'failed'].includes(st) && st;
+  }, { timeout: 60000, what: 'the run to end' });
+  assert.equal(status, 'finished', await r.cmd('HGET', key, 'error'));
+  const bytes = Number(await r.cmd('HSTRLEN', key, 'result'));
+  assert.ok(bytes <= 6 * 1024 * 1024, `the stored result is ${bytes} bytes`);
+  assert.ok(bytes > 6 * 1024 * 1024 - 4096, `the room is used: ${bytes} bytes`);
+  const j = await job(r, id);
+  assert.equal(j.result.truncated, true);
+  assert.equal(j.result.exit_code, 0);
+  assert.equal(j.result.status, null, 'the program itself was not stopped');
+  // each stream keeps the start of what was printed, the two about evenly
+  for (const out of [j.result.stdout, j.result.stderr]) {
+    assert.ok(out.length > 400000 && out.length < n, `${out.length} characters`);
+    assert.equal(out, '\x01'.repeat(out.length));
+  }
+  assertCleanExit(w, await stopWorker(w));
+}));
+
 test('a job that keeps killing its workers fails after the retry budget', () => withRedis(async (r, redis) => {
   const room = jobId('room');
   const id = await enqueue(r, { room, request: sh('sleep 30') });

@@ -308,10 +308,33 @@ test('hostile provider text stays text: stored and broadcast as a JSON string, w
   const r = await ask(u.token, room, 'hint', { code: `// ${m}\n` });
   const job = await waitJob(u.token, r.json.job.id);
   assert.equal(job.status, 'finished');
-  assert.equal(job.result.text, '<img src=x onerror=alert(1)>[2J"}],"x":{"\nline');
+  assert.equal(job.result.text, '<img src=x onerror=alert(1)>[2J"}],"x":{"\nline\ufffdafter');
   assert.deepEqual(Object.keys(job.result).sort(), ['cached', 'kind', 'model', 'provider', 'text']);
   const evs = await waitEvents(room.id, (e) => e.some((x) => x.data.status === 'finished'));
   assert.equal(evs.find((e) => e.data.status === 'finished').data.result.text, job.result.text);
+});
+
+test('an answer holding \\u0000 or a lone surrogate escape: U+FFFD there, the rest of the answer kept', async () => {
+  const { u, room } = await owner('python');
+  // JSON.stringify writes a NUL as \u0000 and a lone surrogate as \ud800 (well-formed
+  // JSON.stringify), as a provider's serializer may; a pair stays one character
+  const cases = [
+    ['Look at line 2\u0000 and then line 3.', 'Look at line 2\ufffd and then line 3.'],
+    ['before \ud800 middle \udc00 after \ud83d\ude00 end', 'before \ufffd middle \ufffd after \u{1f600} end'],
+    ['\u0000\ud83d', '\ufffd\ufffd'],
+  ];
+  // every case's outcome first, compared at once: a failure shows them all
+  const got = [];
+  for (const [text] of cases) {
+    const m = marker();
+    ai.double.script(m, [{ text }]);
+    const r = await ask(u.token, room, 'hint', { code: `# ${m}\n` });
+    assert.equal(r.status, 202, r.text);
+    const job = await waitJob(u.token, r.json.job.id);
+    got.push(job.status === 'finished' ? job.result.text : `${job.status}: ${job.error}`);
+    assert.equal(ai.double.requestsFor(m).length, 1);
+  }
+  assert.deepEqual(got, cases.map(([, want]) => want));
 });
 
 // The API as CGI with the local provider: the job it queues says provider local.

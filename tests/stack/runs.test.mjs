@@ -4,7 +4,7 @@
 // reloaded page or a late joiner shows the last output.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { call, newUser, createRoom, roomEvents, redis } from '../lib/api.mjs';
+import { call, connectStackRedis, newUser, createRoom, roomEvents, redis } from '../lib/api.mjs';
 import { run, waitJob } from '../lib/jobs.mjs';
 
 const runs = (token, roomId, query = '') => call('GET', `/api/rooms/${roomId}/executions${query}`, { token });
@@ -168,6 +168,36 @@ test('a list of big results stays within 4 MiB: the runs past it come without re
   const job = await call('GET', `/api/jobs/${omitted.id}`, { token: editor.token });
   assert.equal(job.status, 200);
   assert.equal(job.json.job.result.stderr, '\x01'.repeat(65536));
+});
+
+test('a run whose stored result is past the 6 MiB a worker stores (one from an older worker): GET /api/jobs/{id} answers 200 without it, result_omitted; never a 500', async () => {
+  const a = await newUser();
+  const room = await createRoom(a.token, { language: 'python' });
+  const r = await run(a.token, room, { code: 'print(1)\n' });
+  assert.equal(r.status, 202, r.text);
+  const id = r.json.job.id;
+  assert.equal((await waitJob(a.token, id)).status, 'finished');
+  // 9 MiB of output, as a worker without the bound stored it with OUTPUT_LIMIT_KB raised:
+  // more than the API's 8 MiB answer holds (it answered 500 out of memory)
+  const big = JSON.stringify({ stdout: 'x'.repeat(9 * 1024 * 1024), stderr: '', exit_code: 0, signal: null,
+    time_ms: 5, truncated: false, status: null, message: null, language: 'python', version: '3' });
+  const rc = await connectStackRedis();
+  try {
+    await rc.cmd('HSET', `cc:{jobs}:job:${id}`, 'result', big);
+  } finally {
+    rc.close();
+  }
+  const job = await call('GET', `/api/jobs/${id}`, { token: a.token });
+  assert.equal(job.status, 200, job.text.slice(0, 300));
+  assert.equal(job.json.job.status, 'finished');
+  assert.equal(job.json.job.result, undefined);
+  assert.equal(job.json.job.result_omitted, true);
+  assert.deepEqual(job.json.job.user, { id: a.user.id, username: a.user.username });
+  // the room's list says the same of it
+  const list = await runs(a.token, room.id);
+  assert.equal(list.status, 200);
+  assert.equal(list.json.executions[0].id, id);
+  assert.equal(list.json.executions[0].result_omitted, true);
 });
 
 test('the room keeps its last 20 runs; deleting the room drops the list', async () => {

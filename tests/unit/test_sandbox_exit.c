@@ -2,6 +2,7 @@
  * (sandbox_out.c): plain values in, the status, signal, exit code and message a user
  * sees out. */
 #include "../../queue-worker/sandbox_exit.h"
+#include "jobstate.h"
 #include "unit.h"
 
 #include <cjson/cJSON.h>
@@ -226,6 +227,73 @@ static void test_result_json(void)
 	sandbox_result_free(&r);
 }
 
+/* A result that would pass the bound: outputs are cut to fit, at a character boundary, the
+ * short ones kept whole, and the step says truncated. */
+static void test_result_bound(void)
+{
+	struct sandbox_result r;
+	memset(&r, 0, sizeof r);
+	r.ran = r.compiled = 1;
+	/* 3,000 control bytes print as 18,000 (\u0001 each); 2,000 euro signs as 6,000 */
+	char ctl[3000], eur[6000];
+	memset(ctl, 1, sizeof ctl);
+	for (size_t i = 0; i < sizeof eur; i += 3)
+		memcpy(eur + i, "\xe2\x82\xac", 3);
+	set_out(&r.run.out, ctl, sizeof ctl);
+	set_out(&r.run.err, eur, sizeof eur);
+	set_out(&r.compile.out, "", 0);
+	set_out(&r.compile.err, "warning\n", 8);
+	r.run.exit_code = 0;
+	char *whole = sandbox_result_json_within(&r, NULL, 1 << 20);
+	CHECK(whole && strlen(whole) > 24000);
+	cJSON *o = whole ? cJSON_Parse(whole) : NULL;
+	CHECK(cJSON_IsFalse(cJSON_GetObjectItem(o, "truncated")));
+	CHECK(strlen(str(o, "stdout")) == sizeof ctl);
+	cJSON_Delete(o);
+	free(whole);
+
+	char *s = sandbox_result_json_within(&r, NULL, 10000);
+	CHECK(s && strlen(s) <= 10000);
+	CHECK(s && strlen(s) > 9000); /* the room is used, not thrown away */
+	o = s ? cJSON_Parse(s) : NULL;
+	free(s);
+	CHECK(o != NULL);
+	const char *out = str(o, "stdout"), *err = str(o, "stderr");
+	CHECK(cJSON_IsTrue(cJSON_GetObjectItem(o, "truncated")));
+	/* both long outputs got about half the room; each is a start of what was printed */
+	CHECK(out && strlen(out) > 500 && strlen(out) < sizeof ctl && out[0] == 1 &&
+	      out[strlen(out) - 1] == 1);
+	CHECK(err && strlen(err) > 1000 && strlen(err) < sizeof eur && strlen(err) % 3 == 0 &&
+	      !memcmp(err, eur, strlen(err)));
+	CHECK(cJSON_IsNull(cJSON_GetObjectItem(o, "status")));
+	const cJSON *c = cJSON_GetObjectItem(o, "compile");
+	CHECK_STR(str(c, "stderr"), "warning\n");
+	CHECK(cJSON_IsFalse(cJSON_GetObjectItem(c, "truncated")));
+	cJSON_Delete(o);
+
+	/* JOB_RESULT_MAX itself: 4 MiB of control bytes on each of two streams (48 MiB of
+	 * JSON) fit */
+	sandbox_result_free(&r);
+	memset(&r, 0, sizeof r);
+	r.ran = 1;
+	size_t big = (size_t)4 << 20;
+	char *b = malloc(big);
+	CHECK(b != NULL);
+	if (b) {
+		memset(b, 2, big);
+		set_out(&r.run.out, b, big);
+		set_out(&r.run.err, b, big);
+		free(b);
+		s = sandbox_result_json(&r, NULL);
+		CHECK(s && strlen(s) <= JOB_RESULT_MAX && strlen(s) > JOB_RESULT_MAX - 4096);
+		o = s ? cJSON_Parse(s) : NULL;
+		CHECK(cJSON_IsTrue(cJSON_GetObjectItem(o, "truncated")));
+		cJSON_Delete(o);
+		free(s);
+	}
+	sandbox_result_free(&r);
+}
+
 int main(void)
 {
 	test_normal_ends();
@@ -235,5 +303,6 @@ int main(void)
 	test_compile_verdict();
 	test_names();
 	test_result_json();
+	test_result_bound();
 	return unit_summary("sandbox_exit");
 }

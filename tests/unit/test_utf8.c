@@ -331,6 +331,31 @@ int main(void)
 	CHECK(JE("\\", &at) == UTF8_OK);
 	CHECK(JE("\\uzzzz", &at) == UTF8_OK);
 
+	/* the same escapes replaced by \ufffd, the rest left as it was */
+#define JR(lit, want)                                                                    \
+	do {                                                                             \
+		char *r_ = utf8_json_escapes_replaced(lit, sizeof lit - 1);              \
+		CHECK(r_ != NULL);                                                       \
+		if (r_) {                                                                \
+			CHECK_STR(r_, want);                                             \
+			CHECK(strlen(r_) == sizeof lit - 1);                             \
+		}                                                                        \
+		free(r_);                                                                \
+	} while (0)
+	JR("[\"plain\"]", "[\"plain\"]");
+	JR("[\"a\\u0000b\\u0000\"]", "[\"a\\ufffdb\\ufffd\"]");
+	JR("[\"\\\\u0000\"]", "[\"\\\\u0000\"]");      /* an escaped backslash, then text */
+	JR("[\"\\\\\\u0000\"]", "[\"\\\\\\ufffd\"]");
+	JR("[\"\\uD83D\\uDE00\"]", "[\"\\uD83D\\uDE00\"]"); /* a pair stays */
+	JR("[\"x\\uD800y\"]", "[\"x\\ufffdy\"]");
+	JR("[\"\\uDC00\\uD83D\\uDE00\"]", "[\"\\ufffd\\uD83D\\uDE00\"]");
+	JR("[\"\\uD83D\\uD83D\\uDE00\"]", "[\"\\ufffd\\uD83D\\uDE00\"]");
+	JR("[\"\\uD83D\\u0041\"]", "[\"\\ufffd\\u0041\"]");
+	JR("\\uD83D", "\\ufffd"); /* at the very end */
+	JR("\\u12", "\\u12");     /* malformed: the JSON parser's job */
+	JR("\\", "\\");
+	JR("", "");
+
 	sanitizer();
 	return unit_summary("utf8");
 }

@@ -4,6 +4,7 @@
 #include "../../queue-worker/execution.h"
 #include "../../queue-worker/piston.h"
 #include "../../queue-worker/queue.h"
+#include "buf.h"
 #include "unit.h"
 #include "utf8.h"
 
@@ -195,7 +196,7 @@ static void test_piston_map(void)
 static void test_piston_runtimes(void)
 {
 	char err[256] = "", why[256] = "";
-	size_t skipped = 99;
+	size_t skipped = 99, dropped = 99;
 	char v31[32], v32[33], v40[41];
 	memset(v31, '1', 31);
 	v31[31] = '\0';
@@ -217,7 +218,7 @@ static void test_piston_runtimes(void)
 		 "{\"language\":\"go\"},"
 		 "{\"language\":\"bash\",\"version\":\"5.2.0\"}]",
 		 "\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" "\"", v31, v32, v40);
-	char *json = piston_runtimes_map(body, &skipped, why, sizeof why, err, sizeof err);
+	char *json = piston_runtimes_map(body, &skipped, &dropped, why, sizeof why, err, sizeof err);
 	CHECK(json != NULL);
 	cJSON *o = json ? cJSON_Parse(json) : NULL;
 	free(json);
@@ -234,16 +235,43 @@ static void test_piston_runtimes(void)
 	/* d (32 bytes), e (40), bad\xff, nul\0x, the C1 control, ruby's empty version, go's
 	 * missing one; the first named by its place and field, not its bytes */
 	CHECK(skipped == 7);
+	CHECK(dropped == 0);
 	CHECK_STR(why, "runtime 3 of Piston's list: its version is not 1 to 31 bytes of UTF-8 "
 		       "text without control characters");
 
+	/* aliases: the first PISTON_ALIASES_MAX good ones of a runtime, the rest counted;
+	 * bad ones (a long one among them) are not counted against the bound */
+	struct buf many;
+	buf_init(&many, 1 << 20);
+	int ok = buf_puts(&many, "[{\"language\":\"python\",\"version\":\"3\",\"aliases\":[") == 0;
+	for (int i = 0; i < 1000 && ok; i++) {
+		ok = buf_printf(&many, "%s\"%s%d\"", i ? "," : "", i % 2 ? "a" : "", i) == 0;
+		if (i == 3)
+			ok = ok && buf_puts(&many, ",\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"") == 0;
+	}
+	ok = ok && buf_puts(&many, "]},{\"language\":\"c\",\"version\":\"1\",\"aliases\":[\"gcc\"]}]") == 0;
+	CHECK(ok);
+	json = ok ? piston_runtimes_map(many.data, &skipped, &dropped, why, sizeof why, err, sizeof err) : NULL;
+	buf_free(&many);
+	CHECK(json != NULL);
+	o = json ? cJSON_Parse(json) : NULL;
+	free(json);
+	const cJSON *al = cJSON_GetObjectItem(cJSON_GetArrayItem(o, 0), "aliases");
+	CHECK(cJSON_GetArraySize(al) == PISTON_ALIASES_MAX);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetArrayItem(al, 0)), "0");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetArrayItem(al, 1)), "a1");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetArrayItem(al, PISTON_ALIASES_MAX - 1)), "a31");
+	CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(o, 1), "aliases")) == 1);
+	CHECK(skipped == 0 && dropped == 1000 - PISTON_ALIASES_MAX);
+	cJSON_Delete(o);
+
 	skipped = 99;
-	json = piston_runtimes_map("[{\"language\":\"c\",\"version\":\"1\"}]", &skipped, why,
-				   sizeof why, err, sizeof err);
+	json = piston_runtimes_map("[{\"language\":\"c\",\"version\":\"1\"}]", &skipped, &dropped,
+				   why, sizeof why, err, sizeof err);
 	CHECK_STR(json, "[{\"language\":\"c\",\"version\":\"1\",\"aliases\":[]}]");
 	CHECK(skipped == 0 && why[0] == '\0');
 	free(json);
-	CHECK(piston_runtimes_map("{\"message\":\"x\"}", &skipped, why, sizeof why, err,
+	CHECK(piston_runtimes_map("{\"message\":\"x\"}", &skipped, &dropped, why, sizeof why, err,
 				  sizeof err) == NULL);
 	CHECK(strstr(err, "malformed runtimes") != NULL);
 }
