@@ -315,13 +315,17 @@ void api_user_quota_release(struct api_ctx *c, const char *what, const char *mem
 }
 
 /* 401 for a session that was revoked. Which revocation is told apart only on this (rare)
- * path, with one more round trip: signed out if its session key exists, else outdated. */
+ * path, with one more round trip or two: signed out if its session key exists, else gone
+ * if PostgreSQL has no such account (deleted: DELETE /api/auth/me), else outdated. */
 static void answer_revoked(struct api_ctx *c)
 {
 	int signed_out = 0;
+	long long gen;
 	store_session_signed_out(c->store, c->user.sid, &signed_out);
 	if (signed_out)
 		api_error(c, 401, "session_revoked", "this session was signed out; sign in again");
+	else if (store_user_gen(c->store, c->user.user_id, &gen) == STORE_NOT_FOUND)
+		api_error(c, 401, "session_revoked", "the account no longer exists");
 	else
 		api_error(c, 401, "session_revoked", "the password was changed; sign in again");
 }
