@@ -10,7 +10,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { BASE, call, createRoom, newUser, redis, roomEvents, saved, sql, sseBlocks } from '../lib/api.mjs';
+import { BASE, call, createRoom, newUser, redis, replicaCaughtUp, roomEvents, saved, sql, sseBlocks } from '../lib/api.mjs';
 import { sseFields } from '../lib/sse.mjs';
 import { waitFor } from '../lib/procs.mjs';
 
@@ -122,6 +122,7 @@ test('DELETE /api/auth/me: tokens, streams, owned rooms, memberships and the nam
   assert.equal(bobInBobs.ended, false, 'bob\'s own stream stays');
   const doc = await call('GET', `/api/rooms/${bobs.id}/document`, { token: bob.token });
   assert.equal(doc.json.content, 'by gone\nby bob\n');
+  replicaCaughtUp(); // the history is read where reads may lag (the cluster layout's standby)
   const hist = await call('GET', `/api/rooms/${bobs.id}/history`, { token: bob.token });
   assert.equal(hist.status, 200, hist.text);
   const first = hist.json.snapshots.find((s) => s.revision === 1);
