@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { BASE, call, createRoom, newUser, redis, replicaCaughtUp, roomEvents, saved, sql, sseBlocks } from '../lib/api.mjs';
 import { sseFields } from '../lib/sse.mjs';
+import { run, waitJob } from '../lib/jobs.mjs';
 import { waitFor } from '../lib/procs.mjs';
 
 // every stream this file opens, closed at the end (docs/CONVENTIONS.md §9.6)
@@ -149,6 +150,51 @@ test('DELETE /api/auth/me: tokens, streams, owned rooms, memberships and the nam
   const repeat = await del(gone.token, { password: gone.password });
   assert.equal(repeat.status, 401, repeat.text);
   assert.deepEqual(repeat.json, { error: 'session_revoked', message: 'the account no longer exists' });
+});
+
+// A job's hash, read straight from Redis (GET /api/jobs/{id} answers 404 once its room is gone).
+function jobHash(id) {
+  const flat = redis('--raw', 'HGETALL', `cc:{jobs}:job:${id}`).split('\n');
+  const h = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]] = flat[i + 1];
+  return h;
+}
+
+// The job threads of the live workers (the fair scheduler's capacity).
+function capacity() {
+  const flat = redis('--raw', 'HGETALL', 'cc:{jobs}:fair:workers').split('\n').filter(Boolean);
+  let n = 0;
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const [exp, threads] = flat[i + 1].split(' ').map(Number);
+    if (exp > Date.now()) n += threads;
+  }
+  return n;
+}
+
+test('the runs of a room the account owned end cancelled with it: running ones stopped, queued ones never started', async () => {
+  const gone = await newUser('jobs');
+  const room = await createRoom(gone.token, { language: 'python' });
+  // every job thread busy with a run of this room, and one more waiting behind them
+  const cap = capacity();
+  assert.ok(cap >= 1, 'no live worker');
+  const ids = [];
+  for (let i = 0; i < Math.min(cap + 1, 10); i++) { // EXECUTION_RATE_LIMIT: 10 a minute
+    const r = await run(gone.token, room, { code: `import time\ntime.sleep(4)\nprint("ran ${i}")` });
+    assert.equal(r.status, 202, r.text);
+    ids.push(r.json.job.id);
+  }
+  await waitJob(gone.token, ids[0], { until: (j) => j.status === 'running' });
+  const r = await del(gone.token, { password: gone.password });
+  assert.equal(r.status, 204, r.text);
+  await waitFor(() => ids.every((id) => ['finished', 'failed', 'cancelled'].includes(jobHash(id).status)),
+    { what: 'the runs to end', timeout: 30000 });
+  for (const id of ids) {
+    const j = jobHash(id);
+    assert.equal(j.status, 'cancelled', JSON.stringify(j));
+    assert.equal(j.error, 'the room was deleted');
+    assert.ok(!j.result, `a result: ${j.result}`);
+  }
+  assert.equal(jobHash(ids.at(-1)).started_at, undefined, 'the queued run never started');
 });
 
 test('a wrong password is 403 wrong_password and changes nothing; bad bodies get the 400s of POST /api/auth/password', async () => {
