@@ -359,6 +359,12 @@ static int require_live_session(struct api_ctx *c)
 	long long gen;
 	st = store_user_gen(c->store, c->user.user_id, &gen);
 	if (st == STORE_NOT_FOUND) {
+		/* the row was deleted without the rest of a deletion (in SQL alone): the brokers
+		 * count a missing generation as 0 and would go on taking the account's tokens, so
+		 * the generation of a deleted account goes in, and they re-check its streams */
+		if (access_gen_bury(rd, c->user.user_id, c->cfg->token_ttl_s + 1) < 0 ||
+		    access_publish_user(rd, c->user.user_id) < 0)
+			store_redis_failed(c->store);
 		api_error(c, 401, "session_revoked", "the account no longer exists");
 		return -1;
 	}

@@ -305,6 +305,26 @@ test('a row deleted in SQL alone leaves the tokens working; delete-account --id 
   assert.equal(apiCommand('delete-account', '--id', 'x').status, 1);
 });
 
+test('a row deleted in SQL alone whose generation Redis lost: the API\'s next check closes the brokers too', async () => {
+  const owner = await newUser('own');
+  const u = await newUser('sqlgen');
+  const room = await createRoom(owner.token, { visibility: 'public' });
+  assert.equal((await call('POST', `/api/rooms/${room.id}/join`, { token: u.token, body: {} })).status, 200);
+  const open = sse(room.id, u.token);
+  await open.open();
+  sql(`DELETE FROM users WHERE id = ${u.user.id}`);
+  redis('DEL', `cc:user:${u.user.id}:tokgen`);
+  const me = await call('GET', '/api/auth/me', { token: u.token });
+  assert.equal(me.status, 401, me.text);
+  assert.equal(me.json.message, 'the account no longer exists');
+  // the brokers, which count a missing generation as 0, refuse the token from then on and
+  // end its open stream
+  await waitFor(() => open.ended, { what: 'the open stream ended' });
+  const s = await fetch(`${BASE}/events/rooms/${room.id}`, { headers: { authorization: `Bearer ${u.token}` } });
+  await s.arrayBuffer();
+  assert.equal(s.status, 401);
+});
+
 // A psql session holding the account's row as the deletion's transaction does (FOR UPDATE)
 // until it deletes the row and commits: what a room creation or a join of the account that
 // comes meanwhile meets.
