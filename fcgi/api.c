@@ -315,13 +315,17 @@ void api_user_quota_release(struct api_ctx *c, const char *what, const char *mem
 }
 
 /* 401 for a session that was revoked. Which revocation is told apart only on this (rare)
- * path, with one more round trip: signed out if its session key exists, else outdated. */
+ * path, with one more round trip or two: signed out if its session key exists, else gone
+ * if PostgreSQL has no such account (deleted: DELETE /api/auth/me), else outdated. */
 static void answer_revoked(struct api_ctx *c)
 {
 	int signed_out = 0;
+	long long gen;
 	store_session_signed_out(c->store, c->user.sid, &signed_out);
 	if (signed_out)
 		api_error(c, 401, "session_revoked", "this session was signed out; sign in again");
+	else if (store_user_gen(c->store, c->user.user_id, &gen) == STORE_NOT_FOUND)
+		api_error(c, 401, "session_revoked", "the account no longer exists");
 	else
 		api_error(c, 401, "session_revoked", "the password was changed; sign in again");
 }
@@ -355,6 +359,12 @@ static int require_live_session(struct api_ctx *c)
 	long long gen;
 	st = store_user_gen(c->store, c->user.user_id, &gen);
 	if (st == STORE_NOT_FOUND) {
+		/* the row was deleted without the rest of a deletion (in SQL alone): the brokers
+		 * count a missing generation as 0 and would go on taking the account's tokens, so
+		 * the generation of a deleted account goes in, and they re-check its streams */
+		if (access_gen_bury(rd, c->user.user_id, c->cfg->token_ttl_s + 1) < 0 ||
+		    access_publish_user(rd, c->user.user_id) < 0)
+			store_redis_failed(c->store);
 		api_error(c, 401, "session_revoked", "the account no longer exists");
 		return -1;
 	}

@@ -1,6 +1,7 @@
 /* Accounts: register (limited per address), login (rate limited), logout, password change,
- * me, and health. */
+ * deletion, me, and health. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -292,44 +293,55 @@ static const struct valid_field password_fields[] = {
 	{"new_password", VALID_STRING, VALID_REQUIRED, 8, 1024, NULL, NULL},
 };
 
-void h_password(struct api_ctx *c)
+/* The current password of the signed-in user, given as `password` (v), checked as a sign-in
+ * is: a stolen token must not give unlimited guesses at the password, so a wrong one counts
+ * against the same limits as a failed sign-in. 0 when it is right; 1 when the account no
+ * longer exists (nothing answered); -1 answered (403 wrong_password, 429, 503). */
+static int current_password_ok(struct api_ctx *c, const struct valid_value *v)
 {
-	struct valid_value v[2];
-	if (api_require_user(c) < 0 || api_body_fields(c, 0, password_fields, 2, v) < 0)
-		return;
 	struct rds *rd = auth_redis(c);
 	if (!rd)
-		return;
-	/* a stolen token must not give unlimited guesses at the password: a wrong current
-	 * password counts against the same limits as a failed sign-in */
+		return -1;
 	char key[AUTH_NAME_KEY_MAX + 1];
 	if (auth_username_key(c->user.username, key, sizeof key) < 0) {
 		api_error(c, 500, "internal", "the token's username is too long");
-		return;
+		return -1;
 	}
 	struct pw_attempt a;
 	if (attempt_begin(c, rd, key, &a) < 0)
-		return;
+		return -1;
 	struct store_user u;
 	enum store_status st = store_user_by_id(c->store, c->user.user_id, &u);
 	if (st != STORE_OK) {
 		attempt_forgive(c, rd, &a);
 		if (st == STORE_NOT_FOUND)
-			api_error(c, 401, "session_revoked", "the account no longer exists");
-		else
-			api_fail_why(c, st);
-		return;
+			return 1;
+		api_fail_why(c, st);
+		return -1;
 	}
-	int ok = pw_verify(u.password_hash, v[0].s, v[0].len);
+	int ok = pw_verify(u.password_hash, v->s, v->len);
 	store_user_free(&u);
 	if (ok != 1) {
 		if (ok < 0)
 			log_error("user %lld has a malformed password hash", c->user.user_id);
 		/* not 401: clients take 401 as "signed out", and this session is still fine */
 		api_error(c, 403, "wrong_password", "the current password is wrong");
-		return;
+		return -1;
 	}
 	attempt_forgive(c, rd, &a);
+	return 0;
+}
+
+void h_password(struct api_ctx *c)
+{
+	struct valid_value v[2];
+	if (api_require_user(c) < 0 || api_body_fields(c, 0, password_fields, 2, v) < 0)
+		return;
+	int pw = current_password_ok(c, &v[0]);
+	if (pw == 1)
+		api_error(c, 401, "session_revoked", "the account no longer exists");
+	if (pw != 0)
+		return;
 	char hash[PW_HASH_MAX];
 	if (pw_hash(v[1].s, v[1].len, hash) < 0) {
 		api_error(c, 500, "internal", "could not hash the password");
@@ -337,7 +349,7 @@ void h_password(struct api_ctx *c)
 	}
 	/* the new hash and the new generation commit together */
 	long long gen;
-	st = store_user_set_password(c->store, c->user.user_id, hash, &gen);
+	enum store_status st = store_user_set_password(c->store, c->user.user_id, hash, &gen);
 	if (st == STORE_NOT_FOUND) {
 		api_error(c, 401, "session_revoked", "the account no longer exists");
 		return;
@@ -357,6 +369,108 @@ void h_password(struct api_ctx *c)
 		return;
 	}
 	answer_token(c, 200, c->user.user_id, c->user.username, gen);
+}
+
+static int bury_gen(struct rds *rd, struct api_ctx *c, long long user_id)
+{
+	/* every token signed before the deletion has expired once TOKEN_TTL has passed; one
+	 * second more for the rounding */
+	return access_gen_bury(rd, user_id, c->cfg->token_ttl_s + 1);
+}
+
+/* Deleting an account is a commit in PostgreSQL between steps in Redis:
+ *   1. the live state of every room it owns goes (rooms_delete_begin), as the first step of
+ *      DELETE /api/rooms/{id}; a failure here has deleted nothing;
+ *   2. one transaction locks the account's row, reads its rooms and memberships, and
+ *      deletes the row, which takes those rooms and memberships with it (store_user_delete);
+ *   3. every token of the account is revoked (access_gen_bury, then cc:access: every broker
+ *      ends the account's streams), then each room it left loses its member entry and hears
+ *      a `members` event (rooms_member_gone), and each room it owned is finished as DELETE
+ *      finishes one (rooms_delete_finish: its `deleted` event, its jobs cancelled, its
+ *      keys gone).
+ * Until 3 has revoked them the account's tokens still pass the API's check (Redis holds its
+ * old generation), so a failure there answers 503 and the retry, which finds the account
+ * gone, revokes them (the rooms' finishing steps are logged when they fail, as DELETE logs
+ * them: nothing can repeat those). Tokens are revoked after the commit, not before, so that
+ * a failure of 1 or 2 leaves the session that asked able to send the request again. */
+int auth_account_delete(struct api_ctx *c, long long id, int *owned, int *left)
+{
+	int no = 0, nl = 0;
+	struct store_user_room *rooms = NULL;
+	int n = 0, rc = -1;
+	enum store_status st = store_user_owned_rooms(c->store, id, &rooms, &n);
+	if (st != STORE_OK) {
+		api_fail_why(c, st);
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		if (rooms_delete_begin(c, rooms[i].id) < 0) {
+			api_error(c, 503, "redis_unavailable",
+				  "the account cannot be deleted right now; try again");
+			goto out;
+		}
+	}
+	free(rooms);
+	rooms = NULL;
+	st = store_user_delete(c->store, id, &rooms, &n);
+	if (st != STORE_OK && st != STORE_NOT_FOUND) {
+		api_fail_why(c, st);
+		goto out;
+	}
+	/* a deletion that won a race with this one, or that was done in SQL alone (then its
+	 * tokens still pass in Redis): the tokens go all the same */
+	if (revoke_and_tell(c, id, bury_gen, id) < 0) {
+		api_error(c, 503, "redis_unavailable",
+			  st == STORE_OK ? "the account was deleted, but its sessions could not be "
+					   "ended everywhere yet; send the request again"
+					 : "the account no longer exists, but its sessions could not be "
+					   "ended everywhere yet; send the request again");
+		goto out;
+	}
+	if (st == STORE_NOT_FOUND) {
+		api_error(c, 401, "session_revoked", "the account no longer exists");
+		rc = 1;
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		if (rooms[i].owned) {
+			rooms_delete_finish(c, rooms[i].id);
+			no++;
+		} else {
+			if (rooms_member_gone(c, rooms[i].id, id) < 0)
+				log_error("room %s: account %lld deleted, but its member entry could not "
+					  "be cleared", rooms[i].id, id);
+			nl++;
+		}
+	}
+	log_info("account %lld deleted: %d rooms it owned deleted, %d rooms left", id, no, nl);
+	api_no_content(c);
+	rc = 0;
+out:
+	free(rooms);
+	if (owned)
+		*owned = no;
+	if (left)
+		*left = nl;
+	return rc;
+}
+
+static const struct valid_field delete_fields[] = {
+	{"password", VALID_STRING, VALID_REQUIRED, 1, 4096, NULL, NULL},
+};
+
+void h_account_delete(struct api_ctx *c)
+{
+	struct valid_value v[1];
+	if (api_require_user(c) < 0 || api_body_fields(c, 0, delete_fields, 1, v) < 0)
+		return;
+	/* an account already gone (a deletion whose revocation failed, or one in SQL alone)
+	 * has nothing to check the password against: its tokens are revoked and the answer
+	 * says it is gone */
+	int pw = current_password_ok(c, &v[0]);
+	if (pw < 0)
+		return;
+	auth_account_delete(c, c->user.user_id, NULL, NULL);
 }
 
 void h_me(struct api_ctx *c)

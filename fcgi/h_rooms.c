@@ -247,6 +247,22 @@ void h_room_create(struct api_ctx *c)
 	/* missing means private, so a failure only keeps strangers of a public room out until
 	 * the first stream ticket writes it (room_visibility_sync) */
 	visibility_put(c, id, vis);
+	/* The owner's account may have been deleted between the insert and the writes above
+	 * (auth_account_delete: its transaction waited for ours, then took the room with it,
+	 * and its clears may have run before our writes): read the row again and take back
+	 * what would outlive the room. */
+	char now[16];
+	st = store_room_visibility(c->store, id, now);
+	/* the room was made: a failure of this check answers 201 all the same (a 503 would
+	 * make the client create a second room), logged */
+	if (st != STORE_OK)
+		log_warn("room %s: created, but could not be read again: %s", id, c->store->msg);
+	if (st == STORE_OK && !now[0]) {
+		cache_member(c, id, c->user.user_id, NULL);
+		visibility_put(c, id, NULL);
+		api_error(c, 401, "invalid_token", "this account no longer exists");
+		return;
+	}
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddItemToObject(o, "room", room_to_json(c, &r));
 	cJSON_AddStringToObject(o, "role", "owner");
@@ -488,23 +504,16 @@ void h_room_patch(struct api_ctx *c)
 	answer_with(c, "room", room);
 }
 
-void h_room_delete(struct api_ctx *c)
+int rooms_delete_begin(struct api_ctx *c, const char *room)
 {
-	struct store_room r;
-	if (api_require_user(c) < 0 || load_room(c, &r) < 0 || require_owner(c, &r) < 0)
-		return;
 	/* The live state goes first: while the members cache exists, the broker and the
 	 * document endpoints still admit members; if Redis cannot be reached, nothing is
-	 * deleted and the owner can send the request again. */
-	if (store_room_drop_live(c->store, c->params[0]) != STORE_OK) {
-		api_error(c, 503, "redis_unavailable", "the room cannot be deleted right now; try again");
-		return;
-	}
-	enum store_status st = store_room_delete(c->store, c->params[0]);
-	if (st != STORE_OK) {
-		api_fail_why(c, st);
-		return;
-	}
+	 * deleted and the request can be sent again. */
+	return store_room_drop_live(c->store, room) == STORE_OK ? 0 : -1;
+}
+
+void rooms_delete_finish(struct api_ctx *c, const char *room)
+{
 	/* Again, now that the row is gone: a join, GET or stream ticket that read the room
 	 * before the row went may have written its member entry or the visibility back after
 	 * the first clear, and a commit between the two steps its document, operations and
@@ -513,11 +522,11 @@ void h_room_delete(struct api_ctx *c)
 	 * takes back what it wrote (join, GET, restore in lib/store_doc.c). This time the room
 	 * is marked deleted first, so that its jobs' events and runs (the outbox) and its AI
 	 * answers are no longer written into it, and every other key of the room goes too
-	 * (store_room_bury). The owner cannot repeat the request (the room answers 404 now):
+	 * (store_room_bury). Nobody can repeat the request (the room answers 404 now):
 	 * a failure is logged. */
-	if (store_room_bury(c->store, c->params[0]) != STORE_OK)
+	if (store_room_bury(c->store, room) != STORE_OK)
 		log_error("room %s: deleted, but its live state could not be cleared again: %s",
-			  c->params[0], c->store->msg);
+			  room, c->store->msg);
 	/* Its jobs end: queued ones never run, running ones are stopped by their workers;
 	 * GET /api/jobs/{id} of one answers 404 job_not_found like every job of a room that
 	 * is gone. A job that raced this (created after it) meets the deleted mark in the
@@ -526,24 +535,41 @@ void h_room_delete(struct api_ctx *c)
 	long cancelled = 0;
 	char err[256] = "redis: no connection";
 	if (store_redis(c->store, &rd) != STORE_OK ||
-	    jobstate_room_drop(rd, c->params[0], JOBSTATE_ROOM_DELETED_ERROR, &cancelled, err,
+	    jobstate_room_drop(rd, room, JOBSTATE_ROOM_DELETED_ERROR, &cancelled, err,
 			       sizeof err) < 0)
-		log_error("room %s: deleted, but its jobs could not be cancelled: %s", c->params[0],
+		log_error("room %s: deleted, but its jobs could not be cancelled: %s", room,
 			  err);
 	else if (cancelled > 0)
-		log_info("room %s: deleted with %ld jobs queued or running: cancelled", c->params[0],
+		log_info("room %s: deleted with %ld jobs queued or running: cancelled", room,
 			 cancelled);
 	cJSON *ev = cJSON_CreateObject();
 	cJSON_AddStringToObject(ev, "reason", "deleted");
-	cJSON_AddStringToObject(ev, "id", c->params[0]);
+	cJSON_AddStringToObject(ev, "id", room);
 	/* the history goes a while after the event that ends the room's streams: one catching
 	 * up from it (a gap on the channel, a reconnect) still reads `deleted` */
-	int emitted = emit_room_event(c, c->params[0], ev);
+	int emitted = emit_room_event(c, room, ev);
 	/* the expiry whether or not the event went out: a history from before stays otherwise */
-	if (store_room_events_expire(c->store, c->params[0], ROOM_EVENTS_AFTER_DELETE_S) != STORE_OK ||
+	if (store_room_events_expire(c->store, room, ROOM_EVENTS_AFTER_DELETE_S) != STORE_OK ||
 	    emitted < 0)
 		log_warn("room %s: deleted, but its `deleted` event or its history's expiry failed",
-			 c->params[0]);
+			 room);
+}
+
+void h_room_delete(struct api_ctx *c)
+{
+	struct store_room r;
+	if (api_require_user(c) < 0 || load_room(c, &r) < 0 || require_owner(c, &r) < 0)
+		return;
+	if (rooms_delete_begin(c, c->params[0]) < 0) {
+		api_error(c, 503, "redis_unavailable", "the room cannot be deleted right now; try again");
+		return;
+	}
+	enum store_status st = store_room_delete(c->store, c->params[0]);
+	if (st != STORE_OK) {
+		api_fail_why(c, st);
+		return;
+	}
+	rooms_delete_finish(c, c->params[0]);
 	api_no_content(c);
 }
 
@@ -625,6 +651,10 @@ void h_room_join(struct api_ctx *c)
 		if (st == STORE_TOO_LARGE) {
 			api_error(c, 409, "room_full", "this room has reached its limit of %ld members",
 				  c->cfg->room_members_max);
+			return;
+		}
+		if (st == STORE_FORBIDDEN) { /* the account was deleted while this waited */
+			api_error(c, 401, "session_revoked", "the account no longer exists");
 			return;
 		}
 		if (room_answered(c, st) < 0)
@@ -821,6 +851,15 @@ void h_member_delete(struct api_ctx *c)
 		return;
 	}
 	api_no_content(c);
+}
+
+int rooms_member_gone(struct api_ctx *c, const char *room, long long user)
+{
+	/* as a removal: the entry the broker and the document endpoints trust goes, then the
+	 * event that makes every broker re-check the room's open streams */
+	if (cache_member(c, room, user, NULL) < 0 || emit_rights_event(c, room, "members") < 0)
+		return -1;
+	return 0;
 }
 
 /* The owner's invite link: POST issues a new code (the old one stops working at once) and

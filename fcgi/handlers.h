@@ -16,6 +16,15 @@ void h_login(struct api_ctx *c);
 void h_me(struct api_ctx *c);
 void h_logout(struct api_ctx *c);
 void h_password(struct api_ctx *c);
+void h_account_delete(struct api_ctx *c);
+/* Deletes the account `id` once whoever asked may (h_account_delete checked the password;
+ * the operator's command, main.c, needs none): the rooms it owns as DELETE /api/rooms/{id}
+ * deletes them, its memberships as a removal, its row, and every token it had (lib/access.h,
+ * access_gen_bury). 0: deleted, 204 answered; 1: there is no such account (any more), its
+ * tokens revoked all the same, 401 session_revoked answered; -1: failure answered (503
+ * while Redis or PostgreSQL fails: sending it again finishes it). *owned and *left (may be
+ * NULL): how many rooms were deleted and left. */
+int auth_account_delete(struct api_ctx *c, long long id, int *owned, int *left);
 
 /* The one canonical form of a username (users.username_key, schema.sql migration 3): ASCII
  * letters lowered, every other byte as it is. Used for uniqueness, sign-in and every
@@ -33,6 +42,17 @@ void h_room_get(struct api_ctx *c);
 void h_room_patch(struct api_ctx *c);
 void h_room_delete(struct api_ctx *c);
 void h_room_join(struct api_ctx *c);
+/* DELETE /api/rooms/{id} in its steps, for whatever deletes a room whose owner was checked
+ * (h_room_delete; the deletion of its owner's account, h_auth.c): before the row goes, its
+ * live state (0, or -1: Redis failed, nothing deleted; the caller answers 503); after the row
+ * is gone, the rest (its deleted mark and keys, its jobs cancelled, the `room` event
+ * {"reason":"deleted"} that ends its streams; failures logged: the room is gone). */
+int rooms_delete_begin(struct api_ctx *c, const char *room);
+void rooms_delete_finish(struct api_ctx *c, const char *room);
+/* After a membership was taken away in PostgreSQL (the account left or went): the member
+ * cache entry cleared and a `room` event {"reason":"members"}, so every broker re-checks the
+ * room's streams. 0, or -1 when Redis failed (logged). */
+int rooms_member_gone(struct api_ctx *c, const char *room, long long user);
 void h_room_members(struct api_ctx *c);
 void h_member_put(struct api_ctx *c);
 void h_member_delete(struct api_ctx *c);

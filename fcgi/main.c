@@ -1,6 +1,8 @@
 /* codecollab-api: the stateless JSON API, as a FastCGI server (lighttpd spawns it with a
  * listening socket on fd 0) or, when started by a web server as a plain CGI program,
- * answering the one request in its environment. */
+ * answering the one request in its environment. With arguments, an operator's command run
+ * by hand with the API's environment (docs/OPERATIONS.md): `delete-account <username>` or
+ * `delete-account --id <id>`. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,7 +17,9 @@
 #include "api_metrics.h"
 #include "log.h"
 #include "metrics.h"
+#include "handlers.h"
 #include "route.h"
+#include "store_user.h"
 
 static volatile int api_stop;
 
@@ -73,7 +77,102 @@ static void serve(const struct api_config *cfg, struct store *store, struct http
 	http_resp_free(&resp);
 }
 
-int main(void)
+/* delete-account: what DELETE /api/auth/me does, without the password (there is no admin
+ * role: whoever can run the API with its settings is the operator). `id_text` names the
+ * account by id instead of name: for one whose row is already gone (deleted in SQL alone),
+ * whose tokens still pass until this revokes them. Prints what was done; 0 when the account
+ * is gone, 1 otherwise. */
+static int delete_account(const struct api_config *cfg, struct store *store, const char *name,
+			  const char *id_text)
+{
+	long long id = 0;
+	char label[160];
+	if (id_text) {
+		char *end;
+		errno = 0;
+		id = strtoll(id_text, &end, 10);
+		if (errno || *end || id <= 0) {
+			fprintf(stderr, "delete-account: --id takes an account's id (a whole number > 0), "
+					"not \"%s\"\n", id_text);
+			return 1;
+		}
+		snprintf(label, sizeof label, "account %lld", id);
+	} else {
+		char key[AUTH_NAME_KEY_MAX + 1];
+		struct store_user u;
+		if (auth_username_key(name, key, sizeof key) < 0) {
+			fprintf(stderr, "delete-account: the username is too long\n");
+			return 1;
+		}
+		enum store_status st = store_user_by_key(store, key, &u);
+		store_user_free(&u);
+		if (st == STORE_NOT_FOUND) {
+			fprintf(stderr, "delete-account: no account is named \"%s\" (already deleted? "
+					"an account whose row is gone is named by --id)\n", name);
+			return 1;
+		}
+		if (st != STORE_OK) {
+			fprintf(stderr, "delete-account: %s\n", store->msg);
+			return 1;
+		}
+		id = u.id;
+		snprintf(label, sizeof label, "account %lld (%s)", id, u.username);
+	}
+	struct http_req req;
+	struct http_resp resp;
+	struct api_ctx c;
+	memset(&req, 0, sizeof req);
+	memset(&c, 0, sizeof c);
+	http_resp_init(&resp);
+	c.cfg = cfg;
+	c.store = store;
+	c.req = &req;
+	c.resp = &resp;
+	c.route = -1;
+	int owned = 0, left = 0;
+	int rc = auth_account_delete(&c, id, &owned, &left);
+	if (rc == 0)
+		printf("%s deleted: %d room(s) it owned deleted, %d room(s) left; its tokens no "
+		       "longer work\n", label, owned, left);
+	else if (rc == 1)
+		printf("%s does not exist (any more); every token it had no longer works\n", label);
+	else
+		fprintf(stderr, "delete-account: %s not (wholly) deleted: %s; run the command again\n",
+			label, resp.body.data ? resp.body.data : "");
+	http_resp_free(&resp);
+	return rc < 0;
+}
+
+static int command(int argc, char **argv)
+{
+	const char *name = NULL, *id = NULL;
+	if (argc == 3 && strcmp(argv[1], "delete-account") == 0 && strcmp(argv[2], "--id") != 0)
+		name = argv[2];
+	else if (argc == 4 && strcmp(argv[1], "delete-account") == 0 && strcmp(argv[2], "--id") == 0)
+		id = argv[3];
+	else {
+		fprintf(stderr, "usage: codecollab-api delete-account <username>\n"
+				"       codecollab-api delete-account --id <account id>\n"
+				"(with the API's environment: DATABASE_URL, REDIS_URL or REDIS_CLUSTER, "
+				"JWT_SECRET or JWT_SECRET_FILE, TOKEN_TTL)\n");
+		return 2;
+	}
+	struct api_config cfg;
+	struct store store;
+	char err[512];
+	if (api_config_load(&cfg, err, sizeof err) < 0) {
+		fprintf(stderr, "configuration: %s\n", err);
+		api_config_free(&cfg);
+		return 1;
+	}
+	store_init(&store, cfg.database_url, &cfg.redis);
+	int rc = delete_account(&cfg, &store, name, id);
+	store_close(&store);
+	api_config_free(&cfg);
+	return rc;
+}
+
+int main(int argc, char **argv)
 {
 	struct api_config cfg;
 	struct store store;
@@ -82,6 +181,11 @@ int main(void)
 
 	if (start_program("codecollab-api", on_term) < 0)
 		return 1;
+	if (argc > 1) {
+		int crc = command(argc, argv);
+		curl_global_cleanup();
+		return crc;
+	}
 	int cgi = FCGX_IsCGI();
 	if (api_config_load(&cfg, err, sizeof err) < 0) {
 		log_error("configuration: %s", err);

@@ -16,6 +16,7 @@ static const struct route routes[] = {
 	{"POST", "/api/auth/register", h_register},
 	{"POST", "/api/auth/login", h_login},
 	{"GET", "/api/auth/me", h_me},
+	{"DELETE", "/api/auth/me", h_account_delete},
 	{"POST", "/api/auth/logout", h_logout},
 	{"POST", "/api/auth/password", h_password},
 	{"POST", "/api/rooms", h_room_create},

@@ -57,6 +57,18 @@ int access_gen_store(struct rds *r, long long user_id, long long gen)
 	return rc;
 }
 
+int access_gen_bury(struct rds *r, long long user_id, long long ttl_s)
+{
+	struct rkey key = rkey_id(RK_USER_TOKGEN, user_id);
+	/* a plain SET: nothing is higher, so raise-only (access_gen_store) has nothing to keep */
+	redisReply *rep = rds_cmd(r, key.s, "SET %s %lld EX %lld", key.s, (long long)ACCESS_GEN_DELETED,
+				  ttl_s > 0 ? ttl_s : 1);
+	int rc = rep && rep->type == REDIS_REPLY_STATUS ? 0 : -1;
+	if (rep)
+		freeReplyObject(rep);
+	return rc;
+}
+
 int access_session_revoke(struct rds *r, const char *sid, long long ttl_s)
 {
 	struct rkey key = rkey1(RK_SESSION_REVOKED, sid);

@@ -23,6 +23,7 @@
 #include <hiredis/hiredis.h>
 
 #include "rds.h"
+#include <limits.h>
 #include <stddef.h>
 
 #include "token.h"
@@ -41,6 +42,15 @@ enum access_session access_session_check(struct rds *r, const struct token_claim
 
 /* Raises the stored generation to gen (never lowers it). 0 or -1. */
 int access_gen_store(struct rds *r, long long user_id, long long gen);
+
+/* The generation of a deleted account (access_gen_bury): above any a token can carry. */
+#define ACCESS_GEN_DELETED LLONG_MAX
+
+/* After an account was deleted: its generation becomes ACCESS_GEN_DELETED, so that every
+ * token of user_id, whatever generation it carries, is revoked for the API and the brokers
+ * alike, for ttl_s seconds (at least 1): as long as a token signed before the deletion could
+ * still pass token_verify. Afterwards the API finds no account in PostgreSQL. 0 or -1. */
+int access_gen_bury(struct rds *r, long long user_id, long long ttl_s);
 
 /* Marks session sid signed out for ttl_s seconds (at least 1). 0 or -1. */
 int access_session_revoke(struct rds *r, const char *sid, long long ttl_s);

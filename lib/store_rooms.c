@@ -120,11 +120,15 @@ enum store_status store_room_create(struct store *s, long long user, const char 
 			return store_fail(s, STORE_ERROR, "no randomness");
 		const char *params[] = {id, uid, name, language, visibility, invite};
 		PGresult *r;
-		/* 23505: the id is taken (a clash of random ids): another one */
+		/* 23505: the id is taken (a clash of random ids): another one. The owner's row
+		 * is locked FOR KEY SHARE first (what the foreign key's check takes anyway): while
+		 * the account is being deleted (store_user_delete holds it FOR UPDATE) this waits,
+		 * then finds no row and inserts nothing, instead of failing the foreign key */
 		enum store_status st = store_sql(
 			s, &r, "23505",
-			"WITH r AS (INSERT INTO rooms (id, owner_id, name, language, visibility, "
-			"invite_code) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *), "
+			"WITH acct AS (SELECT id FROM users WHERE id = $2 FOR KEY SHARE), "
+			"r AS (INSERT INTO rooms (id, owner_id, name, language, visibility, "
+			"invite_code) SELECT $1, acct.id, $3, $4, $5, $6 FROM acct RETURNING *), "
 			"m AS (INSERT INTO room_members (room_id, user_id, role) "
 			"SELECT id, owner_id, 'owner' FROM r) "
 			"SELECT " ROOM_BASE_COLS ", 'owner' FROM r JOIN users u ON u.id = r.owner_id",
@@ -536,14 +540,18 @@ enum store_status store_room_join(struct store *s, const char *room, long long u
 	}
 	const char *params[] = {room, uid, by_code >= 0 ? gen : NULL, max};
 	/* full: the members as the statement's snapshot has them (without its own insert) are
-	 * at the bound, and the user is not among them */
+	 * at the bound, and the user is not among them. acct: the user's row, locked FOR KEY
+	 * SHARE (what the foreign key's check takes anyway): while the account is being deleted
+	 * (store_user_delete holds it FOR UPDATE) this waits, then finds no row and inserts
+	 * nothing, instead of failing the foreign key */
 	st = store_sql(s, &r, NULL,
-		       "WITH cur AS (SELECT count(*) AS n, count(*) FILTER (WHERE user_id = $2) AS me "
+		       "WITH acct AS (SELECT id FROM users WHERE id = $2 FOR KEY SHARE), "
+		       "cur AS (SELECT count(*) AS n, count(*) FILTER (WHERE user_id = $2) AS me "
 		       "FROM room_members WHERE room_id = $1), "
 		       "ins AS (INSERT INTO room_members (room_id, user_id, role) "
-		       "SELECT r.id, $2, COALESCE((SELECT d.role FROM room_departures d "
+		       "SELECT r.id, acct.id, COALESCE((SELECT d.role FROM room_departures d "
 		       "WHERE d.room_id = r.id AND d.user_id = $2), 'editor') "
-		       "FROM rooms r, cur WHERE r.id = $1 "
+		       "FROM rooms r, cur, acct WHERE r.id = $1 "
 		       "AND cur.n < $4::bigint AND CASE "
 		       "WHEN $3::bigint IS NULL THEN r.visibility = 'public' AND NOT EXISTS "
 		       "(SELECT 1 FROM room_removals x WHERE x.room_id = r.id AND x.user_id = $2) "
@@ -556,11 +564,16 @@ enum store_status store_room_join(struct store *s, const char *room, long long u
 		       "gone AS (DELETE FROM room_departures WHERE room_id = $1 AND user_id = $2 "
 		       "AND EXISTS (SELECT 1 FROM ins)) "
 		       "SELECT (SELECT count(*) FROM ins), cur.n >= $4::bigint AND cur.me = 0, "
-		       "(SELECT role FROM ins) FROM cur",
+		       "(SELECT role FROM ins), (SELECT count(*) FROM acct) FROM cur",
 		       4, params);
 	if (st != STORE_OK) {
 		store_rollback(s);
 		return st;
+	}
+	if (strcmp(PQgetvalue(r, 0, 3), "0") == 0) {
+		PQclear(r);
+		store_rollback(s);
+		return store_fail(s, STORE_FORBIDDEN, "the account no longer exists");
 	}
 	int n = strcmp(PQgetvalue(r, 0, 0), "1") == 0;
 	int full = !n && strcmp(PQgetvalue(r, 0, 1), "t") == 0;

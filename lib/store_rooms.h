@@ -105,7 +105,7 @@ enum store_status store_room_removal_gen(struct store *s, const char *room, long
  * the room changed meanwhile, or they are a member already) and, when joined, the role
  * given in `role` (else ""); STORE_NOT_FOUND; STORE_TOO_LARGE when the room has
  * max_members members already and the user is not one of them (ROOM_MEMBERS_MAX, the owner
- * counted). */
+ * counted); STORE_FORBIDDEN when the user's account is gone (deleted meanwhile). */
 enum store_status store_room_join(struct store *s, const char *room, long long user,
 				  long long by_code, long max_members, int *joined,
 				  char role[STORE_ROLE_MAX]);

@@ -105,6 +105,98 @@ enum store_status store_user_set_password(struct store *s, long long id,
 			id, password_hash, gen);
 }
 
+/* The rows of r (room id, owned as "t"/"f") into *out (caller frees). Clears r. */
+static enum store_status rooms_taken(struct store *s, PGresult *r, struct store_user_room **out,
+				     int *n)
+{
+	int rows = PQntuples(r);
+	struct store_user_room *v = rows ? calloc((size_t)rows, sizeof *v) : NULL;
+	if (rows && !v) {
+		PQclear(r);
+		return store_fail(s, STORE_ERROR, "out of memory");
+	}
+	for (int i = 0; i < rows; i++) {
+		snprintf(v[i].id, sizeof v[i].id, "%s", PQgetvalue(r, i, 0));
+		v[i].owned = strcmp(PQgetvalue(r, i, 1), "t") == 0;
+	}
+	PQclear(r);
+	*out = v;
+	*n = rows;
+	return STORE_OK;
+}
+
+enum store_status store_user_owned_rooms(struct store *s, long long id,
+					 struct store_user_room **out, int *n)
+{
+	*out = NULL;
+	*n = 0;
+	char uid[24];
+	snprintf(uid, sizeof uid, "%lld", id);
+	const char *params[] = {uid};
+	PGresult *r;
+	enum store_status st = store_sql(s, &r, NULL,
+					 "SELECT id, true FROM rooms WHERE owner_id = $1 ORDER BY id",
+					 1, params);
+	return st != STORE_OK ? st : rooms_taken(s, r, out, n);
+}
+
+enum store_status store_user_delete(struct store *s, long long id, struct store_user_room **out,
+				    int *n)
+{
+	*out = NULL;
+	*n = 0;
+	char uid[24];
+	snprintf(uid, sizeof uid, "%lld", id);
+	const char *params[] = {uid};
+	enum store_status st = store_begin(s);
+	if (st != STORE_OK)
+		return st;
+	/* The lock first: a room's insert and a member's insert take a KEY SHARE lock on the
+	 * row they refer to, which FOR UPDATE excludes. Once it is held no room or membership
+	 * of the account can appear, so the list read next (a statement of its own, which sees
+	 * whatever committed while we waited) is the whole of what the delete below takes. */
+	PGresult *r;
+	st = store_sql(s, &r, NULL, "SELECT 1 FROM users WHERE id = $1 FOR UPDATE", 1, params);
+	if (st != STORE_OK) {
+		store_rollback(s);
+		return st;
+	}
+	int found = PQntuples(r) == 1;
+	PQclear(r);
+	if (!found) {
+		store_rollback(s);
+		return store_fail(s, STORE_NOT_FOUND, "the account does not exist");
+	}
+	st = store_sql(s, &r, NULL,
+		       "SELECT id, true FROM rooms WHERE owner_id = $1 "
+		       "UNION ALL SELECT room_id, false FROM room_members "
+		       "WHERE user_id = $1 AND role <> 'owner' ORDER BY 2 DESC, 1",
+		       1, params);
+	if (st == STORE_OK)
+		st = rooms_taken(s, r, out, n);
+	if (st == STORE_OK) {
+		/* rooms (and their members, history, snapshots), memberships, removals and
+		 * departures go with the row (schema.sql: ON DELETE CASCADE) */
+		st = store_sql(s, &r, NULL, "DELETE FROM users WHERE id = $1", 1, params);
+		if (st == STORE_OK)
+			PQclear(r);
+	}
+	if (st != STORE_OK) {
+		store_rollback(s);
+		free(*out);
+		*out = NULL;
+		*n = 0;
+		return st;
+	}
+	st = store_commit(s);
+	if (st != STORE_OK) {
+		free(*out);
+		*out = NULL;
+		*n = 0;
+	}
+	return st;
+}
+
 enum store_status store_session_signed_out(struct store *s, const char *sid, int *yes)
 {
 	*yes = 0;

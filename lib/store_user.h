@@ -33,6 +33,25 @@ enum store_status store_user_gen(struct store *s, long long id, long long *gen);
 enum store_status store_user_set_password(struct store *s, long long id,
 					  const char *password_hash, long long *gen);
 
+/* A room of an account that is being deleted: the account owns it (it goes with the
+ * account) or is a member of it (the account leaves it). */
+struct store_user_room {
+	char id[65];
+	int owned;
+};
+
+/* The ids of the rooms the account owns (caller free()s *out; NULL when *n is 0). */
+enum store_status store_user_owned_rooms(struct store *s, long long id,
+					 struct store_user_room **out, int *n);
+/* Deletes the account, and with it (ON DELETE CASCADE) the rooms it owns and its
+ * memberships, in one transaction that locks the row first: a room creation or a join of
+ * the account that is under way either commits before (and its room or membership is in
+ * *out) or waits for the lock and then finds no account (store_room_create,
+ * store_room_join). STORE_OK with the rooms it owned and those it left (caller free()s
+ * *out); STORE_NOT_FOUND when there is no such account (any more); or a failure. */
+enum store_status store_user_delete(struct store *s, long long id, struct store_user_room **out,
+				    int *n);
+
 /* Whether the session sid was signed out (its mark in Redis, lib/access.h): STORE_OK with
  * *yes, or STORE_REDIS_UNAVAILABLE. */
 enum store_status store_session_signed_out(struct store *s, const char *sid, int *yes);

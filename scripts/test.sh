@@ -225,7 +225,9 @@ run_cluster() { # [files...]
 # out: the suites of one stack's own processes and files (run, supervise, metrics, cgi, tls,
 # durability, upgrade-keys), those that stop its Redis, and those bound to lighttpd's own
 # answers. The last eight add about two and a half minutes to the group; presence-limit
-# checks the one presence budget across the layout's two brokers and two web nodes.
+# checks the one presence budget across the layout's two brokers and two web nodes;
+# account-delete (about 10 s) that a deletion ends streams on every broker, and the
+# operator's command against the Redis Cluster.
 CLUSTER_STACK_SUITES=(tests/stack/smoke.test.mjs tests/stack/collab.test.mjs tests/stack/dedupe.test.mjs
   tests/stack/client-ot.test.mjs tests/stack/history.test.mjs tests/stack/history-authors.test.mjs
   tests/stack/invites.test.mjs tests/stack/interleave.test.mjs tests/stack/runs.test.mjs
@@ -233,7 +235,8 @@ CLUSTER_STACK_SUITES=(tests/stack/smoke.test.mjs tests/stack/collab.test.mjs tes
   tests/stack/rooms.test.mjs tests/stack/auth.test.mjs tests/stack/sessions.test.mjs
   tests/stack/walkthrough.test.mjs tests/stack/scripting.test.mjs tests/stack/revoke-streams.test.mjs
   tests/stack/ai.test.mjs tests/stack/ai-join.test.mjs tests/stack/fairness.test.mjs tests/stack/request-id.test.mjs
-  tests/stack/db-role.test.mjs tests/stack/presence-limit.test.mjs tests/stack/rooms-delete-jobs.test.mjs)
+  tests/stack/db-role.test.mjs tests/stack/presence-limit.test.mjs tests/stack/rooms-delete-jobs.test.mjs
+  tests/stack/account-delete.test.mjs)
 
 # The suites that depend on the web server in front — HTTP, the three stream transports, the
 # browser client — again, through Apache httpd (WEB=apache: deploy/apache/codecollab.conf).

@@ -150,7 +150,7 @@ test('a wrong method answers 405 with an Allow header', async () => {
     ['POST', '/api/health', ['GET', 'HEAD']],
     ['GET', '/api/auth/register', ['POST']],
     ['PUT', '/api/auth/login', ['POST']],
-    ['POST', '/api/auth/me', ['GET', 'HEAD']],
+    ['POST', '/api/auth/me', ['DELETE', 'GET', 'HEAD']],
     ['PUT', '/api/rooms', ['GET', 'HEAD', 'POST']],
     ['DELETE', '/api/rooms', ['GET', 'HEAD', 'POST']],
     ['POST', '/api/rooms/abcdef', ['DELETE', 'GET', 'HEAD', 'PATCH']],
