@@ -112,7 +112,7 @@ const cases = {
   async presence_emit() {
     // the budget (2 a window here) and the event in one call, on the room's node
     const [r] = await roomsAway(1);
-    const keys = [rk(r, 'events'), rk(r, 'presence:rl:7')];
+    const keys = [rk(r, 'events'), rk(r, 'presence:rl:7'), rk(r, 'deleted')];
     const args = (cursor) => [JSON.stringify({ cursor }), '1000', '2', '60000'];
     assert.equal((await run('presence_emit', keys, args(1)))[0], 1);
     assert.equal((await run('presence_emit', keys, args(2)))[0], 1);
@@ -120,6 +120,11 @@ const cases = {
     assert.equal(over[0], 0);
     assert.ok(over[1] > 0 && over[1] <= 60000);
     assert.deepEqual((await history(r)).map((e) => [e.type, e.data.cursor]), [['presence', 1], ['presence', 2]]);
+    // a deleted room (its mark, in the same slot) takes nothing
+    assert.equal(await c.send('SET', rk(r, 'deleted'), '1', 'EX', '60'), 'OK');
+    assert.deepEqual(await run('presence_emit', [rk(r, 'events'), rk(r, 'presence:rl:8'), rk(r, 'deleted')], args(4)), [2, 0]);
+    assert.equal(await c.send('EXISTS', rk(r, 'presence:rl:8')), 0);
+    assert.equal((await history(r)).length, 2);
   },
   async presence_index() {
     assert.equal(await run('presence_index', ['cc:presence:rooms'], ['nobody', '0']), 0);
