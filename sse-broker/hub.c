@@ -23,7 +23,7 @@
 #include "rsub.h"
 
 #define HUB_BUCKETS 1024
-#define HUB_PAGE 500		/* XRANGE entries per catch-up round trip */
+#define HUB_PAGE 500		/* most entries per catch-up round trip (bytes: catchup_bytes) */
 #define HUB_BACKOFF_MIN_MS 100
 #define HUB_CLUSTER_BACKOFF_MAX_MS 1000 /* slot map refreshes while a slot has no live owner */
 #define HUB_SWEEP_ROOMS 100	/* rooms the periodic sweep looks at per heartbeat */
@@ -646,16 +646,17 @@ static struct room_event *entry_event(const redisReply *e)
 	return room_event_new(e->element[0]->str, type, data, dlen);
 }
 
+/* An id as broker_catchup.lua gives it: a list of one id string, empty when there is none
+ * (the entry's data is never sent for it). */
 static int entry_id(const redisReply *list, struct room_evid *out)
 {
 	out->ms = out->seq = 0;
 	if (!list || list->type != REDIS_REPLY_ARRAY || list->elements == 0)
 		return -1;
 	const redisReply *e = list->element[0];
-	if (e->type != REDIS_REPLY_ARRAY || e->elements < 1 ||
-	    e->element[0]->type != REDIS_REPLY_STRING)
+	if (e->type != REDIS_REPLY_STRING)
 		return -1;
-	return room_evid_parse(e->element[0]->str, out);
+	return room_evid_parse(e->str, out);
 }
 
 static int deliver_thunk(void *arg, struct room_event *ev)
@@ -774,7 +775,10 @@ static void catchup_cb(struct hub *h, redisReply *rep, void *priv)
 		if (r < 0 || !s->room)
 			goto out;
 	}
-	if (n == HUB_PAGE && room_evid_cmp(s->cur.last, page_from) > 0)
+	/* the page's sixth element: it stopped at its bound of entries or bytes */
+	int more = rep->elements > 5 && rep->element[5]->type == REDIS_REPLY_INTEGER &&
+		   rep->element[5]->integer == 1;
+	if (more && room_evid_cmp(s->cur.last, page_from) > 0)
 		sub_catchup(s); /* more pages; live events stay held meanwhile */
 	else
 		sub_go_live(s); /* the last page, or one that moved nothing on: asking again would
@@ -797,7 +801,7 @@ static void sub_catchup(struct hub_sub *s)
 {
 	struct hub_room *r = s->room;
 	struct hub *h = r->hub;
-	char from[ROOM_EVID_MAX] = "", page[16];
+	char from[ROOM_EVID_MAX] = "", page[16], budget[32];
 	if (s->state != HUB_SUB_REPLAY) {
 		s->state = HUB_SUB_REPLAY;
 		s->pinned_checked = 0;
@@ -806,9 +810,13 @@ static void sub_catchup(struct hub_sub *s)
 	if (s->pinned)
 		room_evid_format(room_evid_next(s->cur.last), from);
 	snprintf(page, sizeof page, "%d", HUB_PAGE);
+	/* a page holds about what the client can take before it must wait or be answered:
+	 * more would be read from Redis (blocking it meanwhile) only to be read again */
+	snprintf(budget, sizeof budget, "%zu",
+		 s->catchup_bytes ? s->catchup_bytes : h->cfg.catchup_bytes);
 	s->ops->reserve(s);
-	const char *argv[] = {NULL, NULL, "1", r->key, from, page};
-	if (hub_script(h, catchup_cb, s, &rs_broker_catchup, 6, argv) != REDIS_OK) {
+	const char *argv[] = {NULL, NULL, "1", r->key, from, page, budget};
+	if (hub_script(h, catchup_cb, s, &rs_broker_catchup, 7, argv) != REDIS_OK) {
 		s->ops->release(s);
 		metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_REDIS, 0);
 		s->ops->fail(s, "redis unavailable");

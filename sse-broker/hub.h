@@ -84,6 +84,8 @@ struct hub_sub {
 	char sid[TOKEN_SID_LEN + 1];
 	long long gen;
 	unsigned long rights_seq; /* the hub's trigger count when this stream's check was sent */
+	size_t catchup_bytes; /* bytes of history per catch-up read (0: the hub's catchup_bytes),
+			       * set by the owner: about what it takes before it must wait */
 };
 
 struct rslot_node;
@@ -98,6 +100,7 @@ struct hub_cfg {
 	long connect_timeout_ms;
 	long room_linger_ms;   /* an empty room stays subscribed this long */
 	size_t max_held;       /* live events held per subscriber during its catch-up */
+	size_t catchup_bytes;  /* bytes of history per catch-up read (at least one entry) */
 	long presence_limit;   /* PRESENCE_RATE_LIMIT: presence events per user per room per
 				* PRESENCE_RATE_WINDOW_MS (lib/presence.h) */
 };
