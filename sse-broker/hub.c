@@ -681,21 +681,20 @@ static void catchup_cb(struct hub *h, redisReply *rep, void *priv)
 	struct hub_sub *s = priv;
 	if (!s->room || s->state != HUB_SUB_REPLAY)
 		goto out;
-	if (!rep || reply_transient(rep)) {
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
+	    rep->element[2]->type != REDIS_REPLY_INTEGER) {
 		/* the node went away with the room (then the room is resubscribed and this
-		 * subscriber replayed: it is not REPLAY any more), or the cluster could not answer
-		 * in time: the client resumes from its last event elsewhere or later */
-		log_warn("catch-up in %s: %s", s->room->id, rep ? rep->str : "connection lost");
+		 * subscriber replayed: it is not REPLAY any more), the cluster could not answer in
+		 * time, or Redis answered with an error (BUSY, NOPERM, OOM, a script error) or
+		 * something that is not a page: whatever lies after the client's position is
+		 * unknown, and going live would skip it. The stream ends; the client resumes from
+		 * its last event elsewhere or later. Only a well-formed empty page goes live. */
+		log_warn("catch-up in %s: %s", s->room->id,
+			 !rep ? "connection lost"
+			 : rep->type == REDIS_REPLY_ERROR ? rep->str
+							  : "not a page of history");
 		metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_REDIS, 0);
 		s->ops->fail(s, "redis unavailable");
-		goto out;
-	}
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
-	    rep->element[2]->type != REDIS_REPLY_INTEGER) {
-		/* not a stream (or an error): nothing to replay */
-		if (rep->type == REDIS_REPLY_ERROR)
-			log_warn("catch-up in %s: %s", s->room->id, rep->str);
-		sub_go_live(s);
 		goto out;
 	}
 	const redisReply *first = rep->element[0], *range = rep->element[1];

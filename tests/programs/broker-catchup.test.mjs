@@ -1,6 +1,7 @@
 // The broker's catch-up from a room's history (sse-broker/hub.c, lib/lua/broker_catchup.lua)
-// against a redis-server of this file's own (its counters are read here): a
-// catch-up reads about its byte budget per call, whatever the events' sizes.
+// against a redis-server of this file's own (its counters and its ACL are changed here): a
+// catch-up reads about its byte budget per call, whatever the events' sizes; one answered with
+// an error ends the stream instead of going live over the gap.
 // Run: node --test tests/programs/broker-catchup.test.mjs (after make build-asan).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -152,6 +153,31 @@ test('a catch-up reads about its byte budget per call from Redis; long-poll and 
   } finally {
     await s.close();
   }
+});
+
+test('a catch-up answered with an error ends the stream: it never goes live over the gap, and resuming later loses nothing', async () => {
+  const room = await newRoom();
+  const ids = await emitOps(room, 3);
+  // the catch-up script reads XINFO STREAM; the rights check does not: this user may not
+  // run it for a while, so the catch-up (and only it) is answered with an error
+  await rc.cmd('ACL', 'SETUSER', 'default', '-xinfo');
+  let s;
+  try {
+    s = curlSse(`${broker.base}/events/rooms/${room}?ticket=${tk(room)}&last_event_id=${ids[0]}`);
+    await waitFor(() => exited(s) || s.text.includes(': connected'), { what: 'the stream ends or goes live' });
+    if (!exited(s)) {
+      // it went live: what it now gets shows the gap
+      ids.push(...await emitOps(room, 1, 3));
+      await waitFor(() => ops(s.events()).length > 0, { what: 'a live event' });
+    }
+    assert.deepEqual(ops(s.events()).map((e) => e.id), [], 'nothing after the gap');
+    assert.ok(exited(s), 'the stream ended');
+  } finally {
+    await rc.cmd('ACL', 'SETUSER', 'default', '+xinfo');
+    await s?.close();
+  }
+  const j = await poll(room, ids[0]);
+  assert.deepEqual(ops(j.events).map((e) => e.id), ids.slice(1), 'the resumed stream gets what it missed');
 });
 
 async function emitOps(room, n, from = 0) {
