@@ -1195,6 +1195,21 @@ static void sub_repair(struct hub_sub *s, struct room_event *ev)
 	sub_catchup(s);
 }
 
+/* Every stream of r ends, whatever its state: a live one that took the `deleted` event left
+ * already (its owner ends it on that event); one still replaying (paused by HUB_BUSY while its
+ * client does not read, or waiting for a page) would otherwise hold the event and stay open
+ * for as long as its client keeps the connection busy. Each revoked callback leaves the room;
+ * one that did not is taken out here, so the loop always ends. */
+static void end_all(struct hub_room *r, const char *why)
+{
+	struct hub_sub *s;
+	while ((s = r->subs) != NULL) {
+		s->ops->revoked(s, why);
+		if (s->room == r)
+			hub_leave(r->hub, s);
+	}
+}
+
 static void dispatch(struct hub_room *r, const char *msg, size_t len)
 {
 	struct room_event *ev = room_event_from_message(msg, len);
@@ -1248,6 +1263,8 @@ static void dispatch(struct hub_room *r, const char *msg, size_t len)
 		rights_changed(r->hub);
 		rights_check(r, 0);
 	}
+	if (ev->ctl == ROOM_CTL_DELETED)
+		end_all(r, "room deleted");
 	room_event_release(ev);
 }
 

@@ -57,8 +57,9 @@ struct hub_sub_ops {
 	/* The hub gave up on this subscriber (its hold overflowed); the owner closes it. */
 	void (*fail)(struct hub_sub *s, const char *why);
 	/* The stream may not read the room any more (why: "not a member of this room", "this
-	 * session was signed out"): the owner ends it after what it has delivered (it may leave
-	 * from inside this callback). */
+	 * session was signed out", "room deleted": after a `deleted` event went to the live
+	 * subscribers, every subscriber of the room still there, whatever its state): the owner
+	 * ends it after what it has delivered (it may leave from inside this callback). */
 	void (*revoked)(struct hub_sub *s, const char *why);
 	/* Reference counting for the owner, held while a Redis reply is due. */
 	void (*reserve)(struct hub_sub *s);

@@ -1,7 +1,8 @@
 // The broker's catch-up from a room's history (sse-broker/hub.c, lib/lua/broker_catchup.lua)
 // against a redis-server of this file's own (its counters and its ACL are changed here): a
 // catch-up reads about its byte budget per call, whatever the events' sizes; one answered with
-// an error ends the stream instead of going live over the gap.
+// an error ends the stream instead of going live over the gap; a deleted room ends a stream
+// that is still replaying.
 // Run: node --test tests/programs/broker-catchup.test.mjs (after make build-asan).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -96,6 +97,17 @@ async function redisCounters() {
   return { out: Number(/total_net_output_bytes:(\d+)/.exec(stats)[1]), scripts: calls('evalsha') + calls('eval') };
 }
 
+// promise, or a failure after ms (the guard timer is cleared either way)
+async function within(promise, ms, what) {
+  let timer;
+  const late = new Promise((resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms); });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function metric(name, labels = '') {
   const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `));
@@ -185,3 +197,40 @@ async function emitOps(room, n, from = 0) {
   for (let i = 0; i < n; i++) ids.push(await rc.emit(room, 'operation', { revision: from + i + 1, ops: [`x${i}`] }));
   return ids;
 }
+
+// A stream whose client stopped reading while it replays a long history waits (HUB_BUSY) with
+// its output full. When the room is deleted it ends too, not only the live ones that carried
+// the `deleted` event: before, it held the event and stayed open for as long as the client
+// kept its connection.
+test('a deleted room ends a stream that is still replaying, its client not reading', async () => {
+  const room = await newRoom();
+  await bigHistory(room);
+  const open = () => metric('codecollab_broker_streams_open', '{transport="sse"}');
+  await waitFor(async () => (await open()) === 0, { what: 'no SSE stream left open by the tests before' });
+  const s = createConnection(broker.port, '127.0.0.1', () => {
+    s.write(`GET /events/rooms/${room}?ticket=${tk(room, 3)}&last_event_id=0 HTTP/1.1\r\nHost: x\r\n\r\n`);
+  });
+  s.on('error', () => {});
+  s.pause(); // reads nothing: ~20 MiB of history cannot all fit the socket's buffers
+  let text = '';
+  const closed = new Promise((resolve) => s.on('close', resolve));
+  try {
+    await waitFor(async () => (await open()) === 1, { what: 'the stream open' });
+    // its join is in the history after the 300 events: the stream has joined the room
+    await waitFor(async () => (await rc.cmd('XREVRANGE', roomKey(room, 'events'), '+', '-', 'COUNT', 1))[0]?.[1]?.[1] === 'join',
+      { what: 'the join of the stream' });
+    // the API deletes the room's rights caches before it emits the event; they stay here,
+    // so that the event alone must end the stream (any rights re-check, after a Redis
+    // reconnect say, would end it too, and then this would show nothing)
+    await rc.emit(room, 'room', { reason: 'deleted', id: room });
+    await waitFor(async () => (await open()) === 0, { timeout: 5000, what: 'the replaying stream ended by the delete' });
+    s.on('data', (d) => { text += d.toString('latin1'); });
+    s.resume();
+    await within(closed, 15000, 'the connection closed');
+    const got = ops(parseSse(text.slice(text.indexOf('\r\n\r\n') + 4, text.lastIndexOf('\n\n') + 2)));
+    assert.ok(got.length < N, `${got.length} events: the replay stopped where the client stood`);
+    assert.deepEqual(got.map((e) => e.data.n), [...got.keys()], 'what it got came in order, once');
+  } finally {
+    s.destroy();
+  }
+});
