@@ -676,9 +676,13 @@ static void sub_go_live(struct hub_sub *s)
 	s->ops->caught_up(s);
 }
 
+static void rights_check_some(struct hub_room *r, long long only_uid, const struct hub_sub *only);
+static void rights_changed(struct hub *h);
+
 static void catchup_cb(struct hub *h, redisReply *rep, void *priv)
 {
 	struct hub_sub *s = priv;
+	int rights = 0; /* a rights event was replayed to s */
 	if (!s->room || s->state != HUB_SUB_REPLAY)
 		goto out;
 	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
@@ -760,11 +764,16 @@ static void catchup_cb(struct hub *h, redisReply *rep, void *priv)
 			if (!ev)
 				continue;
 		}
-		int r = 0;
+		int r = 0, delivered = 0;
+		enum room_ctl ctl = ev->ctl;
 		struct room_evid before = s->cur.last;
-		if (room_cursor_replayed(&s->cur, ev) == ROOM_DELIVER)
+		if (room_cursor_replayed(&s->cur, ev) == ROOM_DELIVER) {
 			r = s->ops->deliver(s, ev);
+			delivered = 1;
+		}
 		room_event_release(ev);
+		if (delivered && r == 0 && ctl == ROOM_CTL_RIGHTS)
+			rights = 1;
 		if (r == HUB_BUSY) {
 			/* not taken: from this one on when the owner has room again */
 			s->cur.last = before;
@@ -783,6 +792,13 @@ static void catchup_cb(struct hub *h, redisReply *rep, void *priv)
 		sub_go_live(s); /* the last page, or one that moved nothing on: asking again would
 				 * get the same page for ever */
 out:
+	if (rights && s->room) {
+		/* as dispatch() does for a live one: the stream is asked about again after the
+		 * event went out. A gap repair (sub_repair) replays a `room` event the channel lost,
+		 * which no live dispatch saw; a resuming stream's check may predate it as well. */
+		rights_changed(h);
+		rights_check_some(s->room, 0, s);
+	}
 	s->ops->release(s);
 }
 

@@ -19,7 +19,9 @@
  * Rights (rights.h): the owner asks hub_check() before a stream starts (whatever its
  * credential) and joins only on a reading verdict. The hub asks again for every subscriber of
  * a room after a `room` event "members", "updated" or "invite" went through the room (the
- * event itself is delivered first), for every room after a Redis reconnect, and for every
+ * event itself is delivered first), for one subscriber after its catch-up replayed such an
+ * event (a gap repair replays one the channel lost), for every room after a Redis reconnect,
+ * and for every
  * subscriber of user U when {"user":U} arrives on cc:access (lib/access.h). A subscriber whose
  * answer is "" or "revoked" is handed to its owner's `revoked`. A check answered before a
  * re-check could include the stream (its answer raced a change) is covered by a sequence
