@@ -734,11 +734,15 @@ static void catchup_cb(struct hub *h, redisReply *rep, void *priv)
 	s->pinned_checked = 1;
 	size_t n = range->type == REDIS_REPLY_ARRAY ? range->elements : 0;
 	struct room_evid newest, page_from = s->cur.last;
-	if (n == 0 && s->pinned && rep->elements > 4 && entry_id(rep->element[4], &newest) == 0 &&
-	    room_evid_cmp(s->cur.last, newest) > 0) {
+	/* an empty page's newest id; none when the history is empty: then 0-0, before any event */
+	if (n == 0 && rep->elements > 4 && entry_id(rep->element[4], &newest) < 0)
+		newest.ms = newest.seq = 0;
+	if (n == 0 && s->pinned && rep->elements > 4 && room_evid_cmp(s->cur.last, newest) > 0) {
 		/* extension event: the client's position lies past everything the history holds
 		 * (an id this room never gave, or entries lost with a Redis node and nothing newer):
-		 * the client starts over from the newest event, where its stream now stands */
+		 * the client starts over from the newest event, where its stream now stands; in a
+		 * room without events from 0-0 (else every event below its position would be
+		 * dropped as already seen) */
 		char id[ROOM_EVID_MAX];
 		room_evid_format(newest, id);
 		s->cur.last = newest;

@@ -2,7 +2,7 @@
 // against a redis-server of this file's own (its counters and its ACL are changed here): a
 // catch-up reads about its byte budget per call, whatever the events' sizes; one answered with
 // an error ends the stream instead of going live over the gap; a deleted room ends a stream
-// that is still replaying.
+// that is still replaying; a position past an empty history is told to start over.
 // Run: node --test tests/programs/broker-catchup.test.mjs (after make build-asan).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -232,5 +232,30 @@ test('a deleted room ends a stream that is still replaying, its client not readi
     assert.deepEqual(got.map((e) => e.data.n), [...got.keys()], 'what it got came in order, once');
   } finally {
     s.destroy();
+  }
+});
+
+// A room without events has no newest entry to name: a position past it (an id the room
+// never gave) is told to start over from 0-0. Before, the stream went live at that position
+// and dropped every later event as already seen.
+test('a position past an empty history gets resync unknown_position at 0-0, then every new event', async () => {
+  const BOGUS = '99999999999999-0';
+  const room = await newRoom();
+  // long-poll: no presence, so nothing is written to the room by the poll itself
+  const j = await poll(room, BOGUS);
+  assert.deepEqual(j.events.map((e) => [e.type, e.id, e.data.reason]), [['resync', '0-0', 'unknown_position']]);
+  assert.equal(j.last_event_id, '0-0');
+  const s = curlSse(`${broker.base}/events/rooms/${room}?ticket=${tk(room, 4)}&last_event_id=${BOGUS}`);
+  try {
+    await waitFor(() => s.text.includes(': connected'), { what: 'the SSE stream live' });
+    const [id] = await emitOps(room, 1);
+    const k = await poll(room, j.last_event_id);
+    assert.deepEqual(ops(k.events).map((e) => e.id), [id], 'the poll resumed from 0-0 gets the event');
+    await waitFor(() => ops(s.events()).length === 1, { what: 'the event on the SSE stream' });
+    const seen = s.events().filter((e) => e.type === 'resync' || e.type === 'operation');
+    assert.deepEqual(seen.map((e) => [e.type, e.data.reason]), [['resync', 'unknown_position'], ['operation', undefined]]);
+    assert.equal(seen[1].id, id);
+  } finally {
+    await s.close();
   }
 });
