@@ -23,7 +23,7 @@
 #include "rsub.h"
 
 #define HUB_BUCKETS 1024
-#define HUB_PAGE 500		/* XRANGE entries per catch-up round trip */
+#define HUB_PAGE 500		/* most entries per catch-up round trip (bytes: catchup_bytes) */
 #define HUB_BACKOFF_MIN_MS 100
 #define HUB_CLUSTER_BACKOFF_MAX_MS 1000 /* slot map refreshes while a slot has no live owner */
 #define HUB_SWEEP_ROOMS 100	/* rooms the periodic sweep looks at per heartbeat */
@@ -646,16 +646,17 @@ static struct room_event *entry_event(const redisReply *e)
 	return room_event_new(e->element[0]->str, type, data, dlen);
 }
 
+/* An id as broker_catchup.lua gives it: a list of one id string, empty when there is none
+ * (the entry's data is never sent for it). */
 static int entry_id(const redisReply *list, struct room_evid *out)
 {
 	out->ms = out->seq = 0;
 	if (!list || list->type != REDIS_REPLY_ARRAY || list->elements == 0)
 		return -1;
 	const redisReply *e = list->element[0];
-	if (e->type != REDIS_REPLY_ARRAY || e->elements < 1 ||
-	    e->element[0]->type != REDIS_REPLY_STRING)
+	if (e->type != REDIS_REPLY_STRING)
 		return -1;
-	return room_evid_parse(e->element[0]->str, out);
+	return room_evid_parse(e->str, out);
 }
 
 static int deliver_thunk(void *arg, struct room_event *ev)
@@ -675,26 +676,29 @@ static void sub_go_live(struct hub_sub *s)
 	s->ops->caught_up(s);
 }
 
+static void rights_check_some(struct hub_room *r, long long only_uid, const struct hub_sub *only);
+static void rights_changed(struct hub *h);
+
 static void catchup_cb(struct hub *h, redisReply *rep, void *priv)
 {
 	struct hub_sub *s = priv;
+	int rights = 0; /* a rights event was replayed to s */
 	if (!s->room || s->state != HUB_SUB_REPLAY)
 		goto out;
-	if (!rep || reply_transient(rep)) {
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
+	    rep->element[2]->type != REDIS_REPLY_INTEGER) {
 		/* the node went away with the room (then the room is resubscribed and this
-		 * subscriber replayed: it is not REPLAY any more), or the cluster could not answer
-		 * in time: the client resumes from its last event elsewhere or later */
-		log_warn("catch-up in %s: %s", s->room->id, rep ? rep->str : "connection lost");
+		 * subscriber replayed: it is not REPLAY any more), the cluster could not answer in
+		 * time, or Redis answered with an error (BUSY, NOPERM, OOM, a script error) or
+		 * something that is not a page: whatever lies after the client's position is
+		 * unknown, and going live would skip it. The stream ends; the client resumes from
+		 * its last event elsewhere or later. Only a well-formed empty page goes live. */
+		log_warn("catch-up in %s: %s", s->room->id,
+			 !rep ? "connection lost"
+			 : rep->type == REDIS_REPLY_ERROR ? rep->str
+							  : "not a page of history");
 		metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_REDIS, 0);
 		s->ops->fail(s, "redis unavailable");
-		goto out;
-	}
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
-	    rep->element[2]->type != REDIS_REPLY_INTEGER) {
-		/* not a stream (or an error): nothing to replay */
-		if (rep->type == REDIS_REPLY_ERROR)
-			log_warn("catch-up in %s: %s", s->room->id, rep->str);
-		sub_go_live(s);
 		goto out;
 	}
 	const redisReply *first = rep->element[0], *range = rep->element[1];
@@ -730,11 +734,15 @@ static void catchup_cb(struct hub *h, redisReply *rep, void *priv)
 	s->pinned_checked = 1;
 	size_t n = range->type == REDIS_REPLY_ARRAY ? range->elements : 0;
 	struct room_evid newest, page_from = s->cur.last;
-	if (n == 0 && s->pinned && rep->elements > 4 && entry_id(rep->element[4], &newest) == 0 &&
-	    room_evid_cmp(s->cur.last, newest) > 0) {
+	/* an empty page's newest id; none when the history is empty: then 0-0, before any event */
+	if (n == 0 && rep->elements > 4 && entry_id(rep->element[4], &newest) < 0)
+		newest.ms = newest.seq = 0;
+	if (n == 0 && s->pinned && rep->elements > 4 && room_evid_cmp(s->cur.last, newest) > 0) {
 		/* extension event: the client's position lies past everything the history holds
 		 * (an id this room never gave, or entries lost with a Redis node and nothing newer):
-		 * the client starts over from the newest event, where its stream now stands */
+		 * the client starts over from the newest event, where its stream now stands; in a
+		 * room without events from 0-0 (else every event below its position would be
+		 * dropped as already seen) */
 		char id[ROOM_EVID_MAX];
 		room_evid_format(newest, id);
 		s->cur.last = newest;
@@ -760,11 +768,16 @@ static void catchup_cb(struct hub *h, redisReply *rep, void *priv)
 			if (!ev)
 				continue;
 		}
-		int r = 0;
+		int r = 0, delivered = 0;
+		enum room_ctl ctl = ev->ctl;
 		struct room_evid before = s->cur.last;
-		if (room_cursor_replayed(&s->cur, ev) == ROOM_DELIVER)
+		if (room_cursor_replayed(&s->cur, ev) == ROOM_DELIVER) {
 			r = s->ops->deliver(s, ev);
+			delivered = 1;
+		}
 		room_event_release(ev);
+		if (delivered && r == 0 && ctl == ROOM_CTL_RIGHTS)
+			rights = 1;
 		if (r == HUB_BUSY) {
 			/* not taken: from this one on when the owner has room again */
 			s->cur.last = before;
@@ -774,12 +787,22 @@ static void catchup_cb(struct hub *h, redisReply *rep, void *priv)
 		if (r < 0 || !s->room)
 			goto out;
 	}
-	if (n == HUB_PAGE && room_evid_cmp(s->cur.last, page_from) > 0)
+	/* the page's sixth element: it stopped at its bound of entries or bytes */
+	int more = rep->elements > 5 && rep->element[5]->type == REDIS_REPLY_INTEGER &&
+		   rep->element[5]->integer == 1;
+	if (more && room_evid_cmp(s->cur.last, page_from) > 0)
 		sub_catchup(s); /* more pages; live events stay held meanwhile */
 	else
 		sub_go_live(s); /* the last page, or one that moved nothing on: asking again would
 				 * get the same page for ever */
 out:
+	if (rights && s->room) {
+		/* as dispatch() does for a live one: the stream is asked about again after the
+		 * event went out. A gap repair (sub_repair) replays a `room` event the channel lost,
+		 * which no live dispatch saw; a resuming stream's check may predate it as well. */
+		rights_changed(h);
+		rights_check_some(s->room, 0, s);
+	}
 	s->ops->release(s);
 }
 
@@ -797,7 +820,7 @@ static void sub_catchup(struct hub_sub *s)
 {
 	struct hub_room *r = s->room;
 	struct hub *h = r->hub;
-	char from[ROOM_EVID_MAX] = "", page[16];
+	char from[ROOM_EVID_MAX] = "", page[16], budget[32];
 	if (s->state != HUB_SUB_REPLAY) {
 		s->state = HUB_SUB_REPLAY;
 		s->pinned_checked = 0;
@@ -806,9 +829,13 @@ static void sub_catchup(struct hub_sub *s)
 	if (s->pinned)
 		room_evid_format(room_evid_next(s->cur.last), from);
 	snprintf(page, sizeof page, "%d", HUB_PAGE);
+	/* a page holds about what the client can take before it must wait or be answered:
+	 * more would be read from Redis (blocking it meanwhile) only to be read again */
+	snprintf(budget, sizeof budget, "%zu",
+		 s->catchup_bytes ? s->catchup_bytes : h->cfg.catchup_bytes);
 	s->ops->reserve(s);
-	const char *argv[] = {NULL, NULL, "1", r->key, from, page};
-	if (hub_script(h, catchup_cb, s, &rs_broker_catchup, 6, argv) != REDIS_OK) {
+	const char *argv[] = {NULL, NULL, "1", r->key, from, page, budget};
+	if (hub_script(h, catchup_cb, s, &rs_broker_catchup, 7, argv) != REDIS_OK) {
 		s->ops->release(s);
 		metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_REDIS, 0);
 		s->ops->fail(s, "redis unavailable");
@@ -1188,6 +1215,21 @@ static void sub_repair(struct hub_sub *s, struct room_event *ev)
 	sub_catchup(s);
 }
 
+/* Every stream of r ends, whatever its state: a live one that took the `deleted` event left
+ * already (its owner ends it on that event); one still replaying (paused by HUB_BUSY while its
+ * client does not read, or waiting for a page) would otherwise hold the event and stay open
+ * for as long as its client keeps the connection busy. Each revoked callback leaves the room;
+ * one that did not is taken out here, so the loop always ends. */
+static void end_all(struct hub_room *r, const char *why)
+{
+	struct hub_sub *s;
+	while ((s = r->subs) != NULL) {
+		s->ops->revoked(s, why);
+		if (s->room == r)
+			hub_leave(r->hub, s);
+	}
+}
+
 static void dispatch(struct hub_room *r, const char *msg, size_t len)
 {
 	struct room_event *ev = room_event_from_message(msg, len);
@@ -1241,6 +1283,8 @@ static void dispatch(struct hub_room *r, const char *msg, size_t len)
 		rights_changed(r->hub);
 		rights_check(r, 0);
 	}
+	if (ev->ctl == ROOM_CTL_DELETED)
+		end_all(r, "room deleted");
 	room_event_release(ev);
 }
 

@@ -19,7 +19,9 @@
  * Rights (rights.h): the owner asks hub_check() before a stream starts (whatever its
  * credential) and joins only on a reading verdict. The hub asks again for every subscriber of
  * a room after a `room` event "members", "updated" or "invite" went through the room (the
- * event itself is delivered first), for every room after a Redis reconnect, and for every
+ * event itself is delivered first), for one subscriber after its catch-up replayed such an
+ * event (a gap repair replays one the channel lost), for every room after a Redis reconnect,
+ * and for every
  * subscriber of user U when {"user":U} arrives on cc:access (lib/access.h). A subscriber whose
  * answer is "" or "revoked" is handed to its owner's `revoked`. A check answered before a
  * re-check could include the stream (its answer raced a change) is covered by a sequence
@@ -57,8 +59,9 @@ struct hub_sub_ops {
 	/* The hub gave up on this subscriber (its hold overflowed); the owner closes it. */
 	void (*fail)(struct hub_sub *s, const char *why);
 	/* The stream may not read the room any more (why: "not a member of this room", "this
-	 * session was signed out"): the owner ends it after what it has delivered (it may leave
-	 * from inside this callback). */
+	 * session was signed out", "room deleted": after a `deleted` event went to the live
+	 * subscribers, every subscriber of the room still there, whatever its state): the owner
+	 * ends it after what it has delivered (it may leave from inside this callback). */
 	void (*revoked)(struct hub_sub *s, const char *why);
 	/* Reference counting for the owner, held while a Redis reply is due. */
 	void (*reserve)(struct hub_sub *s);
@@ -84,6 +87,8 @@ struct hub_sub {
 	char sid[TOKEN_SID_LEN + 1];
 	long long gen;
 	unsigned long rights_seq; /* the hub's trigger count when this stream's check was sent */
+	size_t catchup_bytes; /* bytes of history per catch-up read (0: the hub's catchup_bytes),
+			       * set by the owner: about what it takes before it must wait */
 };
 
 struct rslot_node;
@@ -98,6 +103,7 @@ struct hub_cfg {
 	long connect_timeout_ms;
 	long room_linger_ms;   /* an empty room stays subscribed this long */
 	size_t max_held;       /* live events held per subscriber during its catch-up */
+	size_t catchup_bytes;  /* bytes of history per catch-up read (at least one entry) */
 	long presence_limit;   /* PRESENCE_RATE_LIMIT: presence events per user per room per
 				* PRESENCE_RATE_WINDOW_MS (lib/presence.h) */
 };

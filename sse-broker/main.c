@@ -246,6 +246,8 @@ int main(void)
 	if (cfg.hub.presence_ttl_ms == 0)
 		cfg.hub.presence_ttl_ms = 3 * cfg.heartbeat_ms;
 	cfg.hub.max_held = (size_t)max_held;
+	/* a replay pauses once a client's output is full (HUB_BUSY): half of it per read */
+	cfg.hub.catchup_bytes = (size_t)out_limit / 2;
 	if (rds_parse_url(cfg_str("REDIS_URL", "redis://127.0.0.1:6379"), &cfg.hub.redis, err,
 			  sizeof err) < 0) {
 		log_error("%s", err);

@@ -1181,6 +1181,8 @@ static void start_stream(struct conn *c)
 		}
 		longpoll_init(c->lp);
 		c->sub.ops = &poll_ops;
+		/* an answer is full at this: a catch-up reads no more history than it carries */
+		c->sub.catchup_bytes = LONGPOLL_MAX_BYTES;
 		c->kind = CK_POLL;
 		struct timeval tv;
 		ms_tv(srv->cfg->poll_timeout_ms, &tv);

@@ -1,26 +1,62 @@
 --! keys ROOM_EVENTS
--- Catch-up: the oldest entry (for the resync decision) and either the entries after
--- ARGV[1] (a page) or, with ARGV[1] empty, the newest entry (the starting point of a client
--- that wants only new events). One round trip, one consistent view. A page also carries how
--- many entries the history has dropped (trimmed) so far, so a client starting from the very
--- beginning (last_event_id=0) learns that the beginning is gone. An empty page carries the
--- newest entry as well, so that a client whose position lies past everything the history
--- holds (an id this room never gave, or entries lost with a Redis node while nothing newer came) is told to start over.
-local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
-if ARGV[1] == '' then
-  return {first, redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1), 1}
+-- Catch-up: the oldest entry's id (for the resync decision) and either the entries from
+-- ARGV[1] on (a page) or, with ARGV[1] empty, the newest entry's id (the starting point of a
+-- client that wants only new events). One round trip, one consistent view. ARGV[2] is the
+-- most entries a page holds, ARGV[3] the most bytes of entries it holds (at least one entry
+-- whatever its size; absent or 0: no byte bound). An event can be about a megabyte, so the
+-- history is read a few entries at a time and the reading stops at the budget: this script
+-- never makes Redis build (nor the broker receive) more than about one budget per call.
+--
+-- A page's reply: {first id, entries, 0, dropped, newest id, more}. An id comes as a list of
+-- one string, or an empty list when the history is empty (never an entry's data). dropped is
+-- how many entries the history has dropped (trimmed) so far, so a client starting from the
+-- very beginning (last_event_id=0) learns that the beginning is gone. newest is given only
+-- with an empty page, so that a client whose position lies past everything the history holds
+-- (an id this room never gave, or entries lost with a Redis node while nothing newer came) is
+-- told to start over. more is 1 when the page stopped at a bound (there may be entries after it).
+local function id_of(entries)
+  if #entries == 0 then return {} end
+  return {entries[1][1]}
 end
-local dropped = 0
+if ARGV[1] == '' then
+  return {id_of(redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)),
+          id_of(redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)), 1}
+end
+local first, dropped = {}, 0
 if redis.call('EXISTS', KEYS[1]) == 1 then
   local info, added, len = redis.call('XINFO', 'STREAM', KEYS[1]), 0, 0
   for i = 1, #info - 1, 2 do
     if info[i] == 'entries-added' then added = info[i + 1] end
     if info[i] == 'length' then len = info[i + 1] end
+    if info[i] == 'first-entry' and type(info[i + 1]) == 'table' then first = {info[i + 1][1]} end
   end
   dropped = added - len
 end
-local page = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2])
-if #page == 0 then
-  return {first, page, 0, dropped, redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)}
+local limit = tonumber(ARGV[2])
+local budget = tonumber(ARGV[3] or '') or 0
+local page, bytes, from, more = {}, 0, ARGV[1], 0
+while #page < limit do
+  -- a few entries first, then as many as the budget left seems to hold at the average size
+  -- so far (one more, so that reaching the budget is seen)
+  local want = math.min(limit - #page, 8)
+  if budget > 0 and #page > 0 then
+    want = math.min(limit - #page, math.max(1, math.floor((budget - bytes) * #page / bytes) + 1))
+  end
+  local got = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', want)
+  for _, e in ipairs(got) do
+    local size = #e[1]
+    for _, v in ipairs(e[2]) do size = size + #v end
+    if #page > 0 and budget > 0 and bytes + size > budget then
+      more = 1
+      break
+    end
+    page[#page + 1] = e
+    bytes = bytes + size
+  end
+  if more == 1 or #got < want then break end
+  from = '(' .. got[#got][1]
 end
-return {first, page, 0, dropped}
+if #page == limit then more = 1 end -- maybe: the next call tells
+local newest = {}
+if #page == 0 then newest = id_of(redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)) end
+return {first, page, 0, dropped, newest, more}

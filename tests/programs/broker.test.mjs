@@ -1144,6 +1144,35 @@ test('a message lost on the channel: the next one shows it, and live streams cat
   }
 });
 
+// The event lost on the channel may be a rights event: replayed by the repair, it must be
+// followed by the same re-check as a live one, or a member removed meanwhile keeps streaming.
+test('a rights event lost on the channel and replayed by the repair re-checks the stream: a removed member\'s stream ends', async () => {
+  const room = await newRoom({ visibility: 'private' });
+  await rc.cmd('HSET', `cc:room:{${room}}:members`, '94', 'owner', '95', 'editor');
+  const stay = curlSse(`${broker.base}/events/rooms/${room}?ticket=${tk(room, 94, 'owner')}`);
+  const gone = curlSse(`${broker.base}/events/rooms/${room}?ticket=${tk(room, 95, 'editor')}`);
+  try {
+    await waitFor(() => stay.text.includes(': connected') && gone.text.includes(': connected'), { what: 'both streams live' });
+    const want = await emitOps(room, 1);
+    await waitFor(() => ops(stay.events()).length === 1 && ops(gone.events()).length === 1, { what: 'the first event' });
+    // B is removed and the `room` event that says so is written but never published
+    await rc.cmd('HDEL', `cc:room:{${room}}:members`, '95');
+    const members = await rc.cmd('XADD', roomKey(room, 'events'), '*', 'type', 'room',
+      'data', JSON.stringify({ reason: 'members' }));
+    // the next event names it as its prev: both streams repair from the history
+    want.push(...await emitOps(room, 1, 1));
+    const seen = (c) => c.events().filter((e) => e.type === 'operation' || e.type === 'room').map((e) => e.id);
+    await waitFor(() => seen(stay).length === 3, { timeout: 5000, what: 'the member\'s repair' });
+    assert.deepEqual(seen(stay), [want[0], members, want[1]], 'the member gets every event once, in order');
+    await waitFor(() => exited(gone), { timeout: 5000, what: 'the removed member\'s stream to end' });
+    assert.deepEqual(seen(gone).slice(0, 2), [want[0], members], 'it got what came before its removal');
+    assert.ok(!exited(stay), 'the member still streams');
+  } finally {
+    await stay.close();
+    await gone.close();
+  }
+});
+
 test('the live marker goes out past the output bound: SSE ": connected" or "subscribed", WebSocket "subscribed"', async () => {
   const low = await startBroker({ redisPort: redis.port, secret: SECRET, env: { ...BROKER_ENV, BROKER_CLIENT_BUFFER: String(LOW_BOUND) } });
   const sseSize = (room, id, data) => `id: ${id}\nevent: operation\ndata: ${data}\n\n`.length;
