@@ -90,11 +90,12 @@ if len > span then tail = ARGV[14] .. string.format('%d', len - span) end
 redis.call('HSET', KEYS[1], 'revision', rev + 1, 'length', len + tonumber(ARGV[5]),
   'bytes', nbytes)
 local entry = ARGV[10] .. tail .. ARGV[11]
-local n, ob = redis.call('LLEN', KEYS[2]), ops_bytes(KEYS[1], KEYS[2])
+local n, ob = redis.call('LLEN', KEYS[2]), ops_bytes(KEYS[1], KEYS[2], rev)
 redis.call('RPUSH', KEYS[2], entry)
 local pending = unfolded + 1
 local budget = tonumber(ARGV[19])
-n, ob = ops_trim(KEYS[1], KEYS[2], n + 1, ob + #entry, pending, tonumber(ARGV[15]), budget)
+n, ob = ops_trim(KEYS[1], KEYS[2], rev + 1, n + 1, ob + #entry, pending, tonumber(ARGV[15]),
+  budget)
 -- only ops not yet folded are left and they pass the budget: a fold lets the next trim go
 -- on (not while a fold failed moments ago: a damaged op, DOC_FOLD_FAILED_MS)
 local fold = 0

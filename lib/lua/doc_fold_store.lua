@@ -25,7 +25,7 @@ if stored == 1 then
 end
 -- an old-shape hash another process did not fold yet has no crev: nothing is trimmed
 if crev then
-  ops_trim(KEYS[1], KEYS[2], redis.call('LLEN', KEYS[2]), ops_bytes(KEYS[1], KEYS[2]),
+  ops_trim(KEYS[1], KEYS[2], rev, redis.call('LLEN', KEYS[2]), ops_bytes(KEYS[1], KEYS[2], rev),
     rev - crev, tonumber(ARGV[7]), tonumber(ARGV[8]))
 end
 return stored

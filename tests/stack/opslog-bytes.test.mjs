@@ -119,7 +119,7 @@ test('the list stays within the budget plus its newest entry, and obytes is its 
   assert.ok(l.total <= BUDGET, `${l.total} bytes`);
 });
 
-test('a document written without obytes gets it back right on its next commit', async () => {
+test('a document written without obytes, or counted at another revision, gets it back right on its next commit', async () => {
   const a = await newUser();
   const room = await roomOf(a);
   let rev = 0;
@@ -136,6 +136,14 @@ test('a document written without obytes gets it back right on its next commit', 
   const after = assertBounded(room);
   assert.equal(after.total, before.total + after.sizes[after.sizes.length - 1]);
   assert.equal((await doc(a, room)).content, 'x = 1\ny = 2\nz = 3\n');
+  // as when an older version's API committed since the total was counted: its revision
+  // (orev) is behind the document's, and the total is not the list's any more
+  redis('HSET', docKey(room), 'obytes', '123', 'orev', String(rev));
+  const r2 = commit(a, room, { revision: rev + 1, ops: [18, '# end\n'] });
+  assert.equal(r2.status, 200, r2.body);
+  assertBounded(room);
+  assert.equal(redis('HGET', docKey(room), 'orev'), String(rev + 2));
+  assert.equal((await doc(a, room)).content, 'x = 1\ny = 2\nz = 3\n# end\n');
 });
 
 test('a resent commit whose entry the budget trimmed is answered too old, never applied twice', async () => {
