@@ -47,7 +47,27 @@ int store_doc_cfg_load(struct store_doc_cfg *cfg, char *err, int errlen)
 		{"DOCUMENT_PENDING_OPS_MAX", DOC_PENDING_MAX, DOC_FOLD_EVERY + 1, 1000000,
 		 &cfg->pending_max},
 	};
-	return cfg_load(table, sizeof table / sizeof table[0], err, errlen);
+	if (cfg_load(table, sizeof table / sizeof table[0], err, errlen) < 0)
+		return -1;
+	/* its default and its least value follow DOCUMENT_MAX_BYTES, read above: the list
+	 * should hold a maximal op (a paste of a whole document) and as much again of the ops
+	 * before it, or one paste alone would send every client behind it back to a reload */
+	long least = 2 * cfg->max_bytes;
+	const struct cfg_setting ops[] = {
+		{"OPS_LOG_MAX_BYTES",
+		 least > DOC_OPS_MAX_BYTES_DEFAULT ? least : DOC_OPS_MAX_BYTES_DEFAULT, 2048,
+		 64L * 1024 * 1024 * 1024, &cfg->ops_max_bytes},
+	};
+	if (cfg_load(ops, 1, err, errlen) < 0)
+		return -1;
+	if (cfg->ops_max_bytes < least) {
+		snprintf(err, (size_t)errlen,
+			 "OPS_LOG_MAX_BYTES (%ld) must be at least 2 x DOCUMENT_MAX_BYTES (2 x %ld = "
+			 "%ld), so that the operation log holds the largest operation and as much again",
+			 cfg->ops_max_bytes, cfg->max_bytes, least);
+		return -1;
+	}
+	return 0;
 }
 
 static void keys_of(const char *room, struct rkey *doc, struct rkey *ops)
@@ -325,7 +345,8 @@ static void mark_fold_failed(struct rds *rd, const char *room, long long crev,
  * or out of memory (logged), with out->damaged the revision of the stored op no fold gets
  * past when one is to blame, and out->damaged_text 1 when the stored text before it may be
  * instead (that failure marked: mark_fold_failed). */
-static enum store_status fold(struct store *s, const char *room, struct doc_state *out)
+static enum store_status fold(struct store *s, const struct store_doc_cfg *cfg, const char *room,
+			      struct doc_state *out)
 {
 	struct rkey dk, ok;
 	char err[256];
@@ -386,19 +407,23 @@ static enum store_status fold(struct store *s, const char *room, struct doc_stat
 		goto out;
 	st = STORE_OK;
 	if (all || kind == 0) {
-		/* store it back; losing the race to another folder or a failure here only means
-		 * the next reader folds again */
-		char crevs[24], revs[24], cps[24], bytes[24];
+		/* store it back (and trim the ops list, which may now drop what was folded);
+		 * losing the race to another folder or a failure here only means the next reader
+		 * folds again */
+		char crevs[24], revs[24], cps[24], bytes[24], keep[16], budget[24];
 		snprintf(crevs, sizeof crevs, "%lld", crev);
 		snprintf(revs, sizeof revs, "%lld", rev);
 		snprintf(cps, sizeof cps, "%zu", utf8_count(out->content, out->content_len));
 		snprintf(bytes, sizeof bytes, "%zu", out->content_len);
-		const char *sargs[] = {dk.s, crevs, revs, out->content, cps, bytes, kind == 0 ? "1" : "0"};
-		size_t lens[7];
-		for (int i = 0; i < 7; i++)
+		snprintf(keep, sizeof keep, "%d", DOC_OPS_KEEP);
+		snprintf(budget, sizeof budget, "%ld", cfg->ops_max_bytes);
+		const char *sargs[] = {dk.s,  ok.s,  crevs, revs, out->content, cps,
+				       bytes, kind == 0 ? "1" : "0", keep, budget};
+		size_t lens[10];
+		for (int i = 0; i < 10; i++)
 			lens[i] = strlen(sargs[i]);
-		lens[3] = out->content_len;
-		redisReply *sr = rds_script(rd, &rs_doc_fold_store, 1, 7, sargs, lens);
+		lens[4] = out->content_len;
+		redisReply *sr = rds_script(rd, &rs_doc_fold_store, 2, 10, sargs, lens);
 		if (!sr)
 			store_redis_failed(s);
 		else
@@ -495,7 +520,7 @@ enum store_status store_doc_read(struct store *s, const struct store_doc_cfg *cf
 {
 	memset(out, 0, sizeof *out);
 	for (int attempt = 0; attempt < 2; attempt++) {
-		enum store_status st = fold(s, room, out);
+		enum store_status st = fold(s, cfg, room, out);
 		if (st != STORE_NOT_FOUND)
 			return st;
 		struct rds *rd;
@@ -649,7 +674,7 @@ static enum store_status exact_size_after(struct store *s, const struct store_do
 {
 	char err[256];
 	struct doc_state d;
-	enum store_status st = fold(s, dc->room, &d);
+	enum store_status st = fold(s, cfg, dc->room, &d);
 	if (st == STORE_NOT_FOUND)
 		return store_fail(s, STORE_REDIS_UNAVAILABLE, "the document could not be loaded");
 	if (st != STORE_OK) {
@@ -754,7 +779,7 @@ static redisReply *commit_attempt(struct store *s, const struct store_doc_cfg *c
 	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room), ck = rkey1(RK_ROOM_COMMITS, room);
 	struct rkey fk = rkey1(RK_ROOM_FOLD_FAILED, room);
 	char exp[24], uid[24], span[24], ret[24], delta[24], ins[24], del[24], limit[24];
-	char keep[16], hist[16], pmax[24];
+	char keep[16], hist[16], pmax[24], budget[24];
 	snprintf(exp, sizeof exp, "%lld", expected);
 	if (role_checked)
 		uid[0] = '\0';
@@ -769,10 +794,12 @@ static redisReply *commit_attempt(struct store *s, const struct store_doc_cfg *c
 	snprintf(keep, sizeof keep, "%d", DOC_OPS_KEEP);
 	snprintf(hist, sizeof hist, "%d", EVENTS_HISTORY_MAX);
 	snprintf(pmax, sizeof pmax, "%ld", cfg->pending_max);
+	snprintf(budget, sizeof budget, "%ld", cfg->ops_max_bytes);
 	const char *args[] = {dk.s,	 ok.s,	   ek.s,      mk.s,	 ck.s,	    fk.s,
 			      exp,	 uid,	   span,      ret,	 delta,	   ins,
 			      del,	 limit,	   exact,     t->log[0], t->log[1], t->ev[0],
-			      t->ev[1], t->sep,	   keep,      hist,	 member,    pmax};
+			      t->ev[1], t->sep,	   keep,      hist,	 member,    pmax,
+			      budget};
 	struct rds *rd;
 	redisReply *r = NULL;
 	if (store_redis(s, &rd) == STORE_OK)
@@ -847,6 +874,7 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 		long long unfolded = kind == 8 || kind == 9 ? reply_int(r, 2) : 0;
 		if (kind == 1) {
 			long long pending = reply_int(r, 3);
+			int over = reply_int(r, 5) == 1; /* the ops not yet folded pass the budget */
 			freeReplyObject(r);
 			/* the op as the log holds it: with its exact length */
 			if (ot_extend(a, len, err, sizeof err) < 0) {
@@ -873,12 +901,16 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 			dc->new_rev = rev;
 			/* compaction: the committer that makes the pending ops a multiple of
 			 * DOC_FOLD_EVERY folds them (one at a time, without a lock), so the text
-			 * a reader must rebuild stays bounded even without a snapshotter. Its
-			 * failure costs the next reader's time; a fold that keeps failing stops
-			 * commits at cfg->pending_max (kind 8 below). */
-			if (pending > 0 && pending % DOC_FOLD_EVERY == 0) {
+			 * a reader must rebuild stays bounded even without a snapshotter; so does
+			 * the one whose pending ops alone hold more than OPS_LOG_MAX_BYTES (the
+			 * script could trim nothing older), and the fold's store trims the list
+			 * back within it (lib/lua/doc_fold_store.lua). A failure costs the next
+			 * reader's time; a fold that keeps failing stops commits at
+			 * cfg->pending_max (kind 8 below), and is not asked for by the budget
+			 * while its mark lasts (DOC_FOLD_FAILED_MS). */
+			if (pending > 0 && (pending % DOC_FOLD_EVERY == 0 || over)) {
 				struct doc_state d;
-				if (fold(s, room, &d) == STORE_OK)
+				if (fold(s, cfg, room, &d) == STORE_OK)
 					doc_state_free(&d);
 				else
 					log_warn("room %s: %lld operations could not be folded (%s); "
@@ -979,7 +1011,7 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 		if (kind == 3) {
 			/* written in the old shape (content only): a fold brings it into the new one */
 			struct doc_state d;
-			st = fold(s, room, &d);
+			st = fold(s, cfg, room, &d);
 			doc_state_free(&d);
 			/* gone meanwhile: the next attempt restores it */
 			if (st != STORE_OK && st != STORE_NOT_FOUND)
@@ -997,7 +1029,7 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 			if (kind == 8 && !folded_at_bound) {
 				folded_at_bound = 1;
 				struct doc_state d;
-				st = fold(s, room, &d);
+				st = fold(s, cfg, room, &d);
 				/* folded: commit again; gone meanwhile: the next attempt restores it */
 				if (st == STORE_OK || st == STORE_NOT_FOUND) {
 					doc_state_free(&d);
@@ -1637,8 +1669,10 @@ static enum store_status check_saved(struct store *s, const char *room, long lon
 	int known = entry->type == REDIS_REPLY_STRING, same = -1;
 	*now = rev;
 	if (rev >= saved && (at == 0 || !known)) {
-		/* the entry of `saved` is no longer in the list (a thousand commits on, or the
-		 * list restarted with the document): nothing to compare. A save of this room then
+		/* the entry of `saved` is no longer in the list (a thousand commits on, large
+		 * ones past OPS_LOG_MAX_BYTES, or the list restarted with the document): nothing
+		 * to compare. (The newest entry is never trimmed, so a Redis behind, below,
+		 * still has its own to compare.) A save of this room then
 		 * writes a checkpoint of Redis's text, which needs no base. */
 		*how = SV_FOLLOWS;
 	} else if (rev < saved && at == 0) {
@@ -1753,12 +1787,13 @@ static enum store_status back_to_saved(struct store *s, const struct store_doc_c
  * chain again. The saved revisions stay in the history, where the lost edits can be found.
  * STORE_OK; STORE_CONFLICT the document moved on meanwhile (looked at again at the next
  * pass); STORE_NOT_FOUND it is gone; the stores' failures. */
-static enum store_status restart_chain(struct store *s, const char *room, long long saved,
-				       long long now, struct doc_state *d)
+static enum store_status restart_chain(struct store *s, const struct store_doc_cfg *cfg,
+				       const char *room, long long saved, long long now,
+				       struct doc_state *d)
 {
 	struct doc_state live;
 	char data[200];
-	enum store_status st = fold(s, room, &live);
+	enum store_status st = fold(s, cfg, room, &live);
 	if (st != STORE_OK)
 		return st;
 	long long to = (saved > live.revision ? saved : live.revision) + 1;
@@ -1792,7 +1827,7 @@ enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg
 	PGresult *r = NULL;
 	char *entry = NULL;
 	int in_tx = 0;
-	enum store_status st = fold(s, room, &d);
+	enum store_status st = fold(s, cfg, room, &d);
 	if (st != STORE_OK) {
 		if (st == STORE_ERROR)
 			log_error("room %s: no snapshot, the document could not be put together", room);
@@ -1835,7 +1870,7 @@ enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg
 		    ((st = back_to_saved(s, cfg, room, saved, now, &how)) != STORE_OK || how == SV_PREFIX))
 			goto out; /* restored (nothing to save: Redis holds the saved text) */
 		if (how == SV_DIVERGED) {
-			st = restart_chain(s, room, saved, now, &d);
+			st = restart_chain(s, cfg, room, saved, now, &d);
 			if (st == STORE_CONFLICT) {
 				log_info("room %s: Redis lost writes and moved on before the chain could "
 					 "start again; looked at again at the next pass",

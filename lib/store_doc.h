@@ -5,10 +5,11 @@
  *
  * Redis (docs/INTERNALS.md): cc:room:{id}:doc is a hash {revision, length, bytes, content,
  * crev}: `content` is the text at revision `crev`, `length` the document's length in code
- * points now, `bytes` a bound of its size (exact after a fold). cc:room:{id}:ops a list of
- * the committed operations (JSON, each with an exact base length): at least the last
- * DOC_OPS_KEEP and every one after crev; the one for revision r at index r - first,
- * first = revision - LLEN + 1.
+ * points now, `bytes` a bound of its size (exact after a fold), `obytes` the bytes the ops
+ * list holds. cc:room:{id}:ops a list of the committed operations (JSON, each with an exact
+ * base length): the newest ones, at most DOC_OPS_KEEP and at most OPS_LOG_MAX_BYTES, but
+ * always every one after crev and the newest (lib/lua/_opslog.lua); the one for revision r
+ * at index r - first, first = revision - LLEN + 1.
  *
  * Committing does not move the text: read the revision, the stored length and the
  * operations since the client's revision, transform in C and check the op against the
@@ -30,7 +31,15 @@
 #include "store.h"
 #include "store_room.h"
 
+/* The most entries the ops list keeps (fewer when OPS_LOG_MAX_BYTES is reached first). */
 #define DOC_OPS_KEEP 1000
+/* OPS_LOG_MAX_BYTES by default: 16 MiB, or 2 x DOCUMENT_MAX_BYTES when that is more (the
+ * least it may be). A thousand typed ops take some 100 KB, so only large ones (pastes,
+ * replacing the whole text) ever meet it; it keeps one room's list, and what a client far
+ * behind makes the API read and transform over, to tens of MB instead of a thousand
+ * near-DOCUMENT_MAX_BYTES ops (1 GB). Twice the largest document: the ops before one
+ * maximal paste are not all dropped by that paste alone. */
+#define DOC_OPS_MAX_BYTES_DEFAULT (16L * 1024 * 1024)
 /* A committer that leaves a multiple of this many ops unfolded folds them. */
 #define DOC_FOLD_EVERY 500
 /* The most ops a document may hold unfolded (DOCUMENT_PENDING_OPS_MAX, this by default):
@@ -54,10 +63,11 @@ struct store_doc_cfg {
 	long history_keep_ops_days;   /* HISTORY_KEEP_OPS_DAYS: typed ops kept this long */
 	long history_thin_interval_s; /* HISTORY_THIN_INTERVAL_S: how often history is thinned */
 	long pending_max; /* DOCUMENT_PENDING_OPS_MAX: the most ops left unfolded (DOC_PENDING_MAX) */
+	long ops_max_bytes; /* OPS_LOG_MAX_BYTES: the bytes the ops list keeps (DOC_OPS_MAX_BYTES_DEFAULT) */
 };
 
 /* Reads the settings above from the environment (lib/cfg.h table): 0, or -1 with the first
- * bad one's message in err. */
+ * bad one's message in err (also OPS_LOG_MAX_BYTES below 2 x DOCUMENT_MAX_BYTES). */
 int store_doc_cfg_load(struct store_doc_cfg *cfg, char *err, int errlen);
 
 struct doc_state {
@@ -111,9 +121,10 @@ struct doc_commit {
 };
 
 /* A repeat of a commit (the same user, client_id, revision and ops) is recognised for as
- * long as the operation log keeps its revision (DOC_OPS_KEEP): RK_ROOM_COMMITS maps
- * "<user id>|<revision>|<ops digest>|<client_id>" to the revision it became, trimmed by
- * score on every commit. */
+ * long as the operation log keeps its revision (DOC_OPS_KEEP, OPS_LOG_MAX_BYTES):
+ * RK_ROOM_COMMITS maps "<user id>|<revision>|<ops digest>|<client_id>" to the revision it
+ * became, trimmed by score (DOC_OPS_KEEP) on every commit; a repeat whose entry was trimmed
+ * by bytes before its member is answered as too old (STORE_CONFLICT), never applied again. */
 /* Checks that the user may edit the room (the member cache, asked in the commit's first
  * read; PostgreSQL when the cache does not say editor or owner), then transforms the op
  * over what was committed since its revision and commits it. STORE_OK; STORE_NOT_FOUND

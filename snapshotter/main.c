@@ -6,7 +6,8 @@
  * its lease ends, and one that saved ends the lease (store_doc_release).
  *
  * Settings: REDIS_URL, DATABASE_URL and the document settings of lib/store_doc.h
- * (DOCUMENT_MAX_BYTES, SNAPSHOT_INTERVAL_MS, HISTORY_*); SNAPSHOT_LEASE_MS (how long a
+ * (DOCUMENT_MAX_BYTES, SNAPSHOT_INTERVAL_MS, HISTORY_*, OPS_LOG_MAX_BYTES, which also
+ * bounds the ops list its folds trim); SNAPSHOT_LEASE_MS (how long a
  * claim holds a room; at least 3 × SNAPSHOT_INTERVAL_MS); SNAPSHOTTER_METRICS_PORT (on
  * METRICS_HOST) for GET /metrics (snap_metrics.h). SIGTERM or SIGINT: one more pass
  * that saves every room still marked due, whatever its time, then exit 0. */

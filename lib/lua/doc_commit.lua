@@ -1,4 +1,4 @@
---! use emit
+--! use emit opslog
 --! keys ROOM_DOC ROOM_OPS ROOM_EVENTS ROOM_MEMBERS ROOM_COMMITS ROOM_FOLD_FAILED
 -- Commits one operation to a room's document in one round trip (lib/store_doc.c,
 -- docs/INTERNALS.md "Operations and snapshots"). The operation comes without its final
@@ -15,14 +15,18 @@
 -- ("": use the bound), 10/11 log entry before/after the retain, 12/13 event data
 -- before/after it, 14 separator before it ("," or ""), 15 ops to keep, 16 history length,
 -- 17 the request's dedupe member ("<user id>|<revision>|<ops digest>|<client_id>"; "" without
--- a client_id), 18 the most ops left unfolded (DOCUMENT_PENDING_OPS_MAX).
+-- a client_id), 18 the most ops left unfolded (DOCUMENT_PENDING_OPS_MAX), 19 the bytes the
+-- ops list may hold (OPS_LOG_MAX_BYTES; _opslog.lua).
 -- Answers:
---   {1, new revision, event id, ops not yet folded, length before}  committed
+--   {1, new revision, event id, ops not yet folded, length before, fold}  committed; fold
+--        1: the ops not yet folded alone hold more than ARGV 19 bytes (nothing older was
+--        left to drop), so the committer folds them and the next trim can go on
 --   {2, rev, length, bytes, {ops after the expected revision}}  others came first:
 --        transform over these and try again at rev
 --   {-3, role}  not an editor or owner by the member cache (role "" when not cached)
 --   {-1} no document   {3, rev} old shape (fold first)   {0, rev} revision in the future
---   {4, rev} older than the kept log   {5, rev, length} the op reaches past the end
+--   {4, rev} older than the kept log (also a repeat whose entry the log no longer keeps)
+--   {5, rev, length} the op reaches past the end
 --   {6, rev, length, bytes} the size bound passes the limit (measure it exactly)
 --   {7, rev, entry} this very request was committed already, as revision rev (its answer
 --        was lost and the client sent it again): entry is its log entry, the op as applied
@@ -45,6 +49,10 @@ if ARGV[17] ~= '' then
   if done and done <= rev then
     local first = rev - redis.call('LLEN', KEYS[2]) + 1
     if done >= first then return {7, done, redis.call('LINDEX', KEYS[2], done - first)} end
+    -- committed, but its entry was trimmed (by bytes, ARGV 19, the set outlives it): the
+    -- answer is the one for an op that old, at every attempt. Going on would commit it a
+    -- second time once an attempt expects a revision the log still holds
+    return {4, rev}
   end
 end
 if not h[2] or not h[3] then return {3, rev} end
@@ -81,10 +89,18 @@ local tail = ''
 if len > span then tail = ARGV[14] .. string.format('%d', len - span) end
 redis.call('HSET', KEYS[1], 'revision', rev + 1, 'length', len + tonumber(ARGV[5]),
   'bytes', nbytes)
-redis.call('RPUSH', KEYS[2], ARGV[10] .. tail .. ARGV[11])
+local entry = ARGV[10] .. tail .. ARGV[11]
+local n, ob = redis.call('LLEN', KEYS[2]), ops_bytes(KEYS[1], KEYS[2], rev)
+redis.call('RPUSH', KEYS[2], entry)
 local pending = unfolded + 1
-redis.call('LTRIM', KEYS[2], -math.max(tonumber(ARGV[15]), pending), -1)
+local budget = tonumber(ARGV[19])
+n, ob = ops_trim(KEYS[1], KEYS[2], rev + 1, n + 1, ob + #entry, pending, tonumber(ARGV[15]),
+  budget)
+-- only ops not yet folded are left and they pass the budget: a fold lets the next trim go
+-- on (not while a fold failed moments ago: a damaged op, DOC_FOLD_FAILED_MS)
+local fold = 0
+if ob > budget and n > 1 and redis.call('EXISTS', KEYS[6]) == 0 then fold = 1 end
 if ARGV[17] ~= '' then redis.call('ZADD', KEYS[5], rev + 1, ARGV[17]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', rev + 1 - tonumber(ARGV[15]))
 local id = emit(KEYS[3], 'operation', ARGV[12] .. tail .. ARGV[13], ARGV[16])
-return {1, rev + 1, id, pending, len}
+return {1, rev + 1, id, pending, len, fold}

@@ -3,8 +3,9 @@
 -- unless it exists. The ops list and the commits set (the request ids of committed
 -- operations, by revision) are emptied with it: the revisions they name are of the
 -- document that was lost, and a resent request must not be answered from them with
--- whatever operation holds that revision now.
+-- whatever operation holds that revision now. `obytes` (the list's bytes, _opslog.lua)
+-- starts at 0 with the empty list, at this revision (`orev`).
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'revision', ARGV[1], 'content', ARGV[2], 'crev', ARGV[1],
-'length', ARGV[3], 'bytes', ARGV[4])
+'length', ARGV[3], 'bytes', ARGV[4], 'obytes', 0, 'orev', ARGV[1])
 redis.call('DEL', KEYS[2], KEYS[3]) return 1

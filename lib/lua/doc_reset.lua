@@ -10,11 +10,12 @@
 -- (code points), bytes, the resync event's data, history bound.
 -- The ops list and the commits set go, as in doc_init: the revisions they name are not the
 -- new document's. A client still at an older revision is answered 409 revision_too_old.
+-- `obytes` (the list's bytes, _opslog.lua) starts again at 0, at the new revision.
 -- Answers 1 replaced, 0 the document moved on (or is gone).
 local rev = tonumber(redis.call('HGET', KEYS[1], 'revision'))
 if rev ~= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'revision', ARGV[2], 'content', ARGV[3], 'crev', ARGV[2],
-  'length', ARGV[4], 'bytes', ARGV[5])
+  'length', ARGV[4], 'bytes', ARGV[5], 'obytes', 0, 'orev', ARGV[2])
 redis.call('DEL', KEYS[2], KEYS[3])
 emit(KEYS[4], 'resync', ARGV[6], ARGV[7])
 return 1

@@ -160,19 +160,19 @@ const cases = {
     const keys = [rk(r, 'doc'), rk(r, 'ops'), rk(r, 'events'), rk(r, 'members'), rk(r, 'commits'),
       rk(r, 'foldfail')];
     const a = await run('doc_commit', keys, ['0', '', '0', '0', '5', '5', '0', '1000000', '',
-      '{"u":7,"s":"s1","ops":["hello"', ']}', '{"ops":["hello"', ']}', ',', '1000', '1000', '7|1|d1|c1', '5000']);
+      '{"u":7,"s":"s1","ops":["hello"', ']}', '{"ops":["hello"', ']}', ',', '1000', '1000', '7|1|d1|c1', '5000', '16777216']);
     assert.equal(a[0], 1);
     assert.equal(a[1], 1);
     // the snapshot mark, in its own slot, right behind (lib/store_doc.c pipelines it)
     assert.equal(await c.send('ZADD', 'cc:snap:due', 'LT', String(Date.now() + 1000), r), 1);
     // the same request again: answered from the commits set
     const again = await run('doc_commit', keys, ['0', '', '0', '0', '5', '5', '0', '1000000', '',
-      '{"u":7,"s":"s1","ops":["hello"', ']}', '{"ops":["hello"', ']}', ',', '1000', '1000', '7|1|d1|c1', '5000']);
+      '{"u":7,"s":"s1","ops":["hello"', ']}', '{"ops":["hello"', ']}', ',', '1000', '1000', '7|1|d1|c1', '5000', '16777216']);
     assert.equal(again[0], 7);
     // at the bound (ARGV 18 '0': every commit is at it): refused, {9} while the fold-failed
     // mark names an entry as it is stored, {8} (fold again) otherwise
     const bound = (member) => run('doc_commit', keys, ['1', '', '0', '0', '1', '1', '0', '1000000', '',
-      '{"u":7,"s":"s1","ops":["!"', ']}', '{"ops":["!"', ']}', ',', '1000', '1000', member, '0']);
+      '{"u":7,"s":"s1","ops":["!"', ']}', '{"ops":["!"', ']}', ',', '1000', '1000', member, '0', '16777216']);
     const entry = await c.send('LINDEX', rk(r, 'ops'), '-1');
     const digest = createHash('sha1').update(entry).digest('hex');
     assert.deepEqual(await bound('7|1|d2|c2'), [8, 1, 1]); // no mark
@@ -186,7 +186,7 @@ const cases = {
     assert.equal((await run('doc_fold_read', [rk(r, 'doc'), rk(r, 'ops')], []))[0], 1);
     assert.deepEqual(await run('doc_ops_range', [rk(r, 'doc'), rk(r, 'ops')], ['1', '1']),
       [1, ['{"u":7,"s":"s1","ops":["hello"]}']]);
-    assert.equal(await run('doc_fold_store', [rk(r, 'doc')], ['0', '1', 'hello', '5', '5', '0']), 1);
+    assert.equal(await run('doc_fold_store', [rk(r, 'doc'), rk(r, 'ops')], ['0', '1', 'hello', '5', '5', '0', '1000', '16777216']), 1);
     // an empty ops list: the mark (right a moment ago) names nothing stored
     assert.equal(await c.send('DEL', rk(r, 'ops')), 1);
     assert.deepEqual(await bound('7|1|d2|c2'), [8, 1, 0]);

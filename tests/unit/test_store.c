@@ -166,6 +166,7 @@ static void check_doc_cfg(void)
 	unsetenv("HISTORY_KEEP_OPS_DAYS");
 	unsetenv("HISTORY_THIN_INTERVAL_S");
 	unsetenv("DOCUMENT_PENDING_OPS_MAX");
+	unsetenv("OPS_LOG_MAX_BYTES");
 	CHECK(store_doc_cfg_load(&cfg, err, sizeof err) == 0);
 	CHECK(cfg.max_bytes == 1024 * 1024 && cfg.snapshot_interval_ms == 2000 &&
 	      cfg.history_checkpoint_ops == 5000 && cfg.history_keep_ops_days == 7 &&
@@ -184,6 +185,31 @@ static void check_doc_cfg(void)
 	setenv("DOCUMENT_PENDING_OPS_MAX", "501", 1);
 	CHECK(store_doc_cfg_load(&cfg, err, sizeof err) == 0 && cfg.pending_max == 501);
 	unsetenv("DOCUMENT_PENDING_OPS_MAX");
+	/* the ops list's bytes: 16 MiB by default, at least 2 x DOCUMENT_MAX_BYTES, which its
+	 * default follows past 8 MiB documents */
+	unsetenv("OPS_LOG_MAX_BYTES");
+	CHECK(store_doc_cfg_load(&cfg, err, sizeof err) == 0 && cfg.ops_max_bytes == 16L << 20);
+	setenv("DOCUMENT_MAX_BYTES", "33554432", 1);
+	CHECK(store_doc_cfg_load(&cfg, err, sizeof err) == 0 && cfg.ops_max_bytes == 64L << 20);
+	setenv("OPS_LOG_MAX_BYTES", "67108863", 1);
+	CHECK(store_doc_cfg_load(&cfg, err, sizeof err) == -1);
+	CHECK_STR(err, "OPS_LOG_MAX_BYTES (67108863) must be at least 2 x DOCUMENT_MAX_BYTES (2 x "
+		       "33554432 = 67108864), so that the operation log holds the largest operation "
+		       "and as much again");
+	unsetenv("DOCUMENT_MAX_BYTES");
+	const char *bad_ops[] = {"2097151", "0", "-1", "16MiB", "", "68719476737"};
+	for (size_t i = 0; i < sizeof bad_ops / sizeof bad_ops[0]; i++) {
+		setenv("OPS_LOG_MAX_BYTES", bad_ops[i], 1);
+		int rc = store_doc_cfg_load(&cfg, err, sizeof err);
+		/* "" is unset, as for every setting (lib/cfg.h) */
+		CHECK(*bad_ops[i] ? rc == -1 && strstr(err, "OPS_LOG_MAX_BYTES") != NULL
+				  : rc == 0 && cfg.ops_max_bytes == 16L << 20);
+	}
+	setenv("DOCUMENT_MAX_BYTES", "1024", 1);
+	setenv("OPS_LOG_MAX_BYTES", "2048", 1);
+	CHECK(store_doc_cfg_load(&cfg, err, sizeof err) == 0 && cfg.ops_max_bytes == 2048);
+	unsetenv("DOCUMENT_MAX_BYTES");
+	unsetenv("OPS_LOG_MAX_BYTES");
 }
 
 /* Nothing listens on port 1: each getter says its store is unavailable, in words. */
