@@ -119,6 +119,18 @@ export function replicaCaughtUp({ timeout = 15000 } = {}) {
 // The room's `snapshot` event for revision rev (the snapshotter saves within
 // SNAPSHOT_INTERVAL_MS of the first change), then the save readable where the API reads
 // history (replicaCaughtUp: a read replica may be behind).
+// Commits ops one after another to the room as the user of `token`, from revision `from`
+// (each op one operation); the revision after the last. A refusal throws.
+export async function commitAll(token, room, from, ops) {
+  let rev = from;
+  for (const op of ops) {
+    const r = await call('POST', `/api/rooms/${room.id}/operations`, { token, body: { revision: rev, ops: op } });
+    if (r.status !== 200) throw new Error(`commit at revision ${rev}: ${r.status} ${r.text}`);
+    rev = r.json.revision;
+  }
+  return rev;
+}
+
 export async function saved(room, rev) {
   await waitFor(() => roomEvents(room.id).find((e) => e.type === 'snapshot' && e.data.revision === rev),
     { what: `the save of revision ${rev}`, timeout: 15000 });

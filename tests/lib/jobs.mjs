@@ -1,7 +1,7 @@
 // Code runs through the stack's API, for the suites that fill the job queue and empty it
 // again (tests/stack/fairness.test.mjs, tests/browser/queue.test.mjs).
 import assert from 'node:assert/strict';
-import { call } from './api.mjs';
+import { call, redis } from './api.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const OVER = new Set(['finished', 'failed', 'cancelled']);
@@ -32,4 +32,23 @@ export async function drain(token, ids) {
     const r = await cancel(token, id);
     assert.ok([200, 409].includes(r.status), r.text);
   }
+}
+
+// A job's hash, read straight from Redis (GET /api/jobs/{id} answers 404 once its room is gone).
+export function jobHash(id) {
+  const flat = redis('--raw', 'HGETALL', `cc:{jobs}:job:${id}`).split('\n');
+  const h = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]] = flat[i + 1];
+  return h;
+}
+
+// The job threads of the live workers (the fair scheduler's capacity).
+export function capacity() {
+  const flat = redis('--raw', 'HGETALL', 'cc:{jobs}:fair:workers').split('\n').filter(Boolean);
+  let n = 0;
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const [exp, threads] = flat[i + 1].split(' ').map(Number);
+    if (exp > Date.now()) n += threads;
+  }
+  return n;
 }

@@ -26,3 +26,23 @@ export function sseFields(block) {
   }
   return ev;
 }
+
+// The events of an SSE text cut at a block's end, as {id, type, data} with data parsed as
+// JSON, for every block that has data (comments and blocks without data are left out). The
+// data lines of one block are joined with newlines, as EventSource does.
+export function sseEvents(text) {
+  const events = [];
+  for (const block of text.split('\n\n')) {
+    const ev = { data: [] };
+    for (const line of block.split('\n')) {
+      if (line.startsWith(':') || line === '') continue;
+      const i = line.indexOf(':');
+      const k = i < 0 ? line : line.slice(0, i);
+      let v = i < 0 ? '' : line.slice(i + 1);
+      if (v.startsWith(' ')) v = v.slice(1);
+      if (k === 'data') ev.data.push(v); else ev[k] = v;
+    }
+    if (ev.data.length) events.push({ id: ev.id, type: ev.event, data: JSON.parse(ev.data.join('\n')) });
+  }
+  return events;
+}

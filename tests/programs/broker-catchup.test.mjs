@@ -9,9 +9,11 @@ import assert from 'node:assert/strict';
 import { createConnection } from 'node:net';
 import { randomBytes } from 'node:crypto';
 
-import { startRedis, startBroker, stop, waitFor, start, freePort } from '../lib/procs.mjs';
-import { connectRedis, roomKey } from '../lib/resp.mjs';
+import { stop, waitFor, start, freePort } from '../lib/procs.mjs';
+import { roomKey } from '../lib/resp.mjs';
 import { ticket } from '../lib/tokens.mjs';
+import { startBrokerOnRedis, stopBrokerOnRedis } from '../lib/broker-redis.mjs';
+import { sseEvents as parseSse } from '../lib/sse.mjs';
 
 const SECRET = randomBytes(24).toString('hex');
 const CLIENT_BUFFER = 256 * 1024;
@@ -34,38 +36,13 @@ async function newRoom() {
 const tk = (room, user = 1, name = `user${user}`) => ticket(SECRET, { room, user, name });
 
 before(async () => {
-  redis = await startRedis();
-  rc = await connectRedis(redis.port);
   metricsPort = await freePort();
-  broker = await startBroker({ redisPort: redis.port, secret: SECRET,
-    env: { ...BROKER_ENV, BROKER_METRICS_PORT: String(metricsPort) } });
+  ({ redis, rc, broker } = await startBrokerOnRedis({ secret: SECRET,
+    env: { ...BROKER_ENV, BROKER_METRICS_PORT: String(metricsPort) } }));
 });
 
-after(async () => {
-  rc?.close();
-  if (broker) {
-    const r = await stop(broker);
-    assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${broker.output}`);
-  }
-  await stop(redis);
-});
+after(() => stopBrokerOnRedis({ redis, rc, broker }));
 
-function parseSse(text) {
-  const events = [];
-  for (const block of text.split('\n\n')) {
-    const ev = { data: [] };
-    for (const line of block.split('\n')) {
-      if (line.startsWith(':') || line === '') continue;
-      const i = line.indexOf(':');
-      const k = i < 0 ? line : line.slice(0, i);
-      let v = i < 0 ? '' : line.slice(i + 1);
-      if (v.startsWith(' ')) v = v.slice(1);
-      if (k === 'data') ev.data.push(v); else ev[k] = v;
-    }
-    if (ev.data.length) events.push({ id: ev.id, type: ev.event, data: JSON.parse(ev.data.join('\n')) });
-  }
-  return events;
-}
 
 function curlSse(url) {
   const child = start('curl', ['-sN', '--no-buffer', url]);

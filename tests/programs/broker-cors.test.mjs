@@ -14,9 +14,9 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
 
-import { startRedis, startBroker, stop, start, waitFor, freePort, sleep, rssKiB, BROKER_BIN } from '../lib/procs.mjs';
-import { connectRedis } from '../lib/resp.mjs';
+import { startBroker, stop, start, waitFor, freePort, sleep, rssKiB, BROKER_BIN } from '../lib/procs.mjs';
 import { ticket, session } from '../lib/tokens.mjs';
+import { startBrokerOnRedis, stopBrokerOnRedis } from '../lib/broker-redis.mjs';
 
 const SECRET = randomBytes(24).toString('hex');
 let redis, broker, rc;
@@ -30,19 +30,10 @@ async function newRoom() {
 const tk = (room) => ticket(SECRET, { room, user: 7, name: 'cross' });
 
 before(async () => {
-  redis = await startRedis();
-  rc = await connectRedis(redis.port);
-  broker = await startBroker({ redisPort: redis.port, secret: SECRET, env: { BROKER_POLL_TIMEOUT_MS: '300' } });
+  ({ redis, rc, broker } = await startBrokerOnRedis({ secret: SECRET, env: { BROKER_POLL_TIMEOUT_MS: '300' } }));
 });
 
-after(async () => {
-  rc?.close();
-  if (broker) {
-    const r = await stop(broker);
-    assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${broker.output}`);
-  }
-  await stop(redis);
-});
+after(() => stopBrokerOnRedis({ redis, rc, broker }));
 
 // One connection, the request written as is; resolves with everything read once the broker
 // closes it, or once until() holds for what was read so far (then the socket is dropped).

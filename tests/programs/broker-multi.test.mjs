@@ -9,10 +9,10 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 
-import { startRedis, startBroker, stop, waitFor, sleep } from '../lib/procs.mjs';
-import { connectRedis } from '../lib/resp.mjs';
+import { startBroker, stop, waitFor, sleep } from '../lib/procs.mjs';
 import { ticket, session, newSid } from '../lib/tokens.mjs';
 import { sseBlockStream, sseFields } from '../lib/sse.mjs';
+import { startBrokerOnRedis, stopBrokerOnRedis } from '../lib/broker-redis.mjs';
 
 const SECRET = randomBytes(24).toString('hex');
 let redis, broker, rc;
@@ -27,19 +27,10 @@ async function newRoom({ visibility = 'public', members = {} } = {}) {
 const bearer = (user = 1, sid = newSid()) => `Bearer ${session(SECRET, { user, name: `u${user}`, sid })}`;
 
 before(async () => {
-  redis = await startRedis();
-  rc = await connectRedis(redis.port);
-  broker = await startBroker({ redisPort: redis.port, secret: SECRET, env: { BROKER_HEARTBEAT_MS: '500' } });
+  ({ redis, rc, broker } = await startBrokerOnRedis({ secret: SECRET, env: { BROKER_HEARTBEAT_MS: '500' } }));
 });
 
-after(async () => {
-  rc?.close();
-  if (broker) {
-    const r = await stop(broker);
-    assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${broker.output}`);
-  }
-  await stop(redis);
-});
+after(() => stopBrokerOnRedis({ redis, rc, broker }));
 
 // The stream read with fetch, as the browser's shared worker reads it: SSE blocks parsed as
 // they come; every event's data is the envelope.

@@ -15,6 +15,8 @@ import { startRedis, startBroker, stop, waitFor, sleep, rssKiB, start, freePort,
 import { connectRedis, roomKey } from '../lib/resp.mjs';
 import { childPids } from '../lib/proctree.mjs';
 import { ticket, session, sign } from '../lib/tokens.mjs';
+import { startBrokerOnRedis, stopBrokerOnRedis } from '../lib/broker-redis.mjs';
+import { sseEvents as parseSse } from '../lib/sse.mjs';
 
 const SECRET = randomBytes(24).toString('hex');
 const BROKER_ENV = {
@@ -37,43 +39,12 @@ async function newRoom({ visibility = 'public' } = {}) {
 }
 const tk = (room, user = 1, name = `user${user}`) => ticket(SECRET, { room, user, name });
 
-before(async () => {
-  redis = await startRedis();
-  rc = await connectRedis(redis.port);
-  broker = await startBroker({ redisPort: redis.port, secret: SECRET, env: BROKER_ENV });
-});
+before(async () => { ({ redis, rc, broker } = await startBrokerOnRedis({ secret: SECRET, env: BROKER_ENV })); });
 
-after(async () => {
-  rc?.close();
-  if (broker) {
-    const r = await stop(broker);
-    assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${broker.output}`);
-  }
-  await stop(redis);
-});
+after(() => stopBrokerOnRedis({ redis, rc, broker }));
 
 // ---- clients ----
 
-function parseSse(text) {
-  const events = [];
-  for (const block of text.split('\n\n')) {
-    const ev = { data: [] };
-    let any = false;
-    for (const line of block.split('\n')) {
-      if (line.startsWith(':') || line === '') continue;
-      const i = line.indexOf(':');
-      const k = i < 0 ? line : line.slice(0, i);
-      let v = i < 0 ? '' : line.slice(i + 1);
-      if (v.startsWith(' ')) v = v.slice(1);
-      if (k === 'data') ev.data.push(v); else ev[k] = v;
-      any = true;
-    }
-    if (any && ev.data.length) {
-      events.push({ id: ev.id, type: ev.event, data: JSON.parse(ev.data.join('\n')) });
-    }
-  }
-  return events;
-}
 
 // SSE through curl -N, as a child process; events parsed as they come.
 function curlSse(url, headers = {}) {

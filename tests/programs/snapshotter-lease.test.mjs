@@ -4,31 +4,14 @@
 // room due after it (the API's mark is ZADD LT), and a stopping snapshotter still saves a
 // room that is not due yet. Real parts: a redis-server, a PostgreSQL with the schema, the
 // API run as CGI for commits, and codecollab-snapshotter processes started here.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { ROOT, start, startRedis, stop, tempDir, waitFor } from '../lib/procs.mjs';
-import { startPrimary, stopPg, psql, pgUrl, holdRoomRow } from '../lib/pg.mjs';
+import { start, stop, waitFor } from '../lib/procs.mjs';
+import { psql, pgUrl, holdRoomRow } from '../lib/pg.mjs';
+import { snapshotterGround, SNAP_BIN } from '../lib/snapshotter-ground.mjs';
 
-process.env.CC_API_BIN ||= join(ROOT, 'build/asan/bin/codecollab-api');
-// tests/lib/api.mjs serves the stack suites and wants the stack's address; only its cgi()
-// is used here, which starts the API binary itself
-process.env.CC_BASE_URL ||= 'http://127.0.0.1:9/';
-const { cgi } = await import('../lib/api.mjs');
-const SNAP_BIN = process.env.CC_SNAP_BIN || join(ROOT, 'build/asan/bin/codecollab-snapshotter');
-
-const redisSrv = await startRedis();
-const pg = await startPrimary({ schema: join(ROOT, 'schema.sql') });
-const secretFile = join(tempDir('cc-jwt-'), 'secret');
-writeFileSync(secretFile, 'snapshotter-lease-test-secret-0123456789ab');
-after(async () => {
-  await stopPg(pg);
-  await stop(redisSrv);
-});
-
-const base = { REDIS_URL: `redis://127.0.0.1:${redisSrv.port}`, DATABASE_URL: pgUrl(pg), REDIS_CLUSTER: undefined, JWT_SECRET_FILE: secretFile };
+const { cgi, redisSrv, pg, base } = await snapshotterGround('snapshotter-lease-test-secret-0123456789ab');
 const rcli = (...args) => execFileSync('redis-cli', ['-p', String(redisSrv.port), ...args]).toString().trim();
 const dueScore = (room) => rcli('ZSCORE', 'cc:snap:due', room);
 const savedRevision = (room) => Number(psql(pg, `SELECT coalesce(max(revision), 0) FROM (SELECT revision FROM snapshots WHERE room_id = '${room}' UNION ALL SELECT revision FROM history_ops WHERE room_id = '${room}') s`));

@@ -5,30 +5,12 @@
 // redis-server, a PostgreSQL with the schema, the API run as CGI for commits and reads, and
 // codecollab-snapshotter processes started here (never running while the test commits, so
 // what it saves does not depend on timing).
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { ROOT, start, startRedis, stop, tempDir, waitFor } from '../lib/procs.mjs';
-import { startPrimary, stopPg, pgUrl } from '../lib/pg.mjs';
+import { start, stop, waitFor } from '../lib/procs.mjs';
+import { snapshotterGround, SNAP_BIN } from '../lib/snapshotter-ground.mjs';
 
-process.env.CC_API_BIN ||= join(ROOT, 'build/asan/bin/codecollab-api');
-// tests/lib/api.mjs serves the stack suites and wants the stack's address; only its cgi()
-// is used here, which starts the API binary itself
-process.env.CC_BASE_URL ||= 'http://127.0.0.1:9/';
-const { cgi } = await import('../lib/api.mjs');
-const SNAP_BIN = process.env.CC_SNAP_BIN || join(ROOT, 'build/asan/bin/codecollab-snapshotter');
-
-const redisSrv = await startRedis();
-const pg = await startPrimary({ schema: join(ROOT, 'schema.sql') });
-const secretFile = join(tempDir('cc-jwt-'), 'secret');
-writeFileSync(secretFile, 'snapshotter-opslog-test-secret-0123456789');
-after(async () => {
-  await stopPg(pg);
-  await stop(redisSrv);
-});
-
-const base = { REDIS_URL: `redis://127.0.0.1:${redisSrv.port}`, DATABASE_URL: pgUrl(pg), REDIS_CLUSTER: undefined, JWT_SECRET_FILE: secretFile };
+const { cgi, base } = await snapshotterGround('snapshotter-opslog-test-secret-0123456789');
 // a small budget; saves only when a snapshotter here is told to stop (it then saves every
 // room marked, whatever its time)
 const ENV = { DOCUMENT_MAX_BYTES: '4096', OPS_LOG_MAX_BYTES: '8192', SNAPSHOT_INTERVAL_MS: '600000', SNAPSHOT_LEASE_MS: '1800000' };

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { BASE, call, createRoom, newUser, redis, replicaCaughtUp, roomEvents, saved, sql, sseBlocks } from '../lib/api.mjs';
 import { sseFields } from '../lib/sse.mjs';
-import { run, waitJob } from '../lib/jobs.mjs';
+import { capacity, jobHash, run, waitJob } from '../lib/jobs.mjs';
 import { waitFor } from '../lib/procs.mjs';
 
 // every stream this file opens, closed at the end (docs/CONVENTIONS.md §9.6)
@@ -152,24 +152,7 @@ test('DELETE /api/auth/me: tokens, streams, owned rooms, memberships and the nam
   assert.deepEqual(repeat.json, { error: 'session_revoked', message: 'the account no longer exists' });
 });
 
-// A job's hash, read straight from Redis (GET /api/jobs/{id} answers 404 once its room is gone).
-function jobHash(id) {
-  const flat = redis('--raw', 'HGETALL', `cc:{jobs}:job:${id}`).split('\n');
-  const h = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]] = flat[i + 1];
-  return h;
-}
 
-// The job threads of the live workers (the fair scheduler's capacity).
-function capacity() {
-  const flat = redis('--raw', 'HGETALL', 'cc:{jobs}:fair:workers').split('\n').filter(Boolean);
-  let n = 0;
-  for (let i = 0; i + 1 < flat.length; i += 2) {
-    const [exp, threads] = flat[i + 1].split(' ').map(Number);
-    if (exp > Date.now()) n += threads;
-  }
-  return n;
-}
 
 test('the runs of a room the account owned end cancelled with it: running ones stopped, queued ones never started', async () => {
   const gone = await newUser('jobs');

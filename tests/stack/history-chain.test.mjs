@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { call, newUser, redis, saved, sql } from '../lib/api.mjs';
+import { call, commitAll, newUser, redis, saved, sql } from '../lib/api.mjs';
 import { ROOT, start, stop, waitFor } from '../lib/procs.mjs';
 import { holdRoomRow } from '../lib/pg.mjs';
 
@@ -19,15 +19,6 @@ async function roomWith(owner) {
   return r.json.room;
 }
 
-async function commitAll(token, room, from, ops) {
-  let rev = from;
-  for (const op of ops) {
-    const r = await call('POST', `/api/rooms/${room.id}/operations`, { token, body: { revision: rev, ops: op } });
-    assert.equal(r.status, 200, r.text);
-    rev = r.json.revision;
-  }
-  return rev;
-}
 
 // first_revision-revision of each batch, in order
 const batches = (room) => sql(`SELECT string_agg(first_revision || '-' || revision, ',' ORDER BY revision) FROM history_ops WHERE room_id = '${room.id}'`);

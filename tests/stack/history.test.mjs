@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { call, newUser, redis, replicaCaughtUp, saved, sql } from '../lib/api.mjs';
+import { call, commitAll, newUser, redis, replicaCaughtUp, saved, sql } from '../lib/api.mjs';
 import { ROOT, start, stop, waitFor } from '../lib/procs.mjs';
 
 const SNAP_BIN = process.env.CC_SNAP_BIN || join(ROOT, 'build/asan/bin/codecollab-snapshotter');
@@ -14,18 +14,6 @@ async function roomWith(owner) {
   const r = await call('POST', '/api/rooms', { token: owner.token, body: { name: 'history', language: 'python' } });
   assert.equal(r.status, 201, r.text);
   return r.json.room;
-}
-
-const post = (token, room, body) => call('POST', `/api/rooms/${room.id}/operations`, { token, body });
-
-async function commitAll(token, room, from, ops) {
-  let rev = from;
-  for (const op of ops) {
-    const r = await post(token, room, { revision: rev, ops: op });
-    assert.equal(r.status, 200, r.text);
-    rev = r.json.revision;
-  }
-  return rev;
 }
 
 test('later saves store the typed operations, not the text; every revision can be shown', async () => {

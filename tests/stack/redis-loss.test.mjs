@@ -15,7 +15,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { BASE, call, newUser, redis, roomEvents, saved, sseBlocks } from '../lib/api.mjs';
+import { BASE, call, commitAll, newUser, redis, saved, sseBlocks } from '../lib/api.mjs';
 import { sseFields } from '../lib/sse.mjs';
 import { waitFor } from '../lib/procs.mjs';
 import { holdRoomSaves } from '../lib/pg.mjs';
@@ -28,15 +28,6 @@ async function roomWith(owner) {
   return r.json.room;
 }
 
-async function commitAll(token, room, from, ops) {
-  let rev = from;
-  for (const op of ops) {
-    const r = await call('POST', `/api/rooms/${room.id}/operations`, { token, body: { revision: rev, ops: op } });
-    assert.equal(r.status, 200, r.text);
-    rev = r.json.revision;
-  }
-  return rev;
-}
 
 const WRITE_KEYS = ['doc', 'ops', 'commits'];
 const liveKey = (room, k) => `cc:room:{${room.id}}:${k}`;

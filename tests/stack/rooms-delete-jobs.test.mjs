@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { call, createRoom, newUser, redis, redisScan, roomEvents } from '../lib/api.mjs';
-import { run, waitJob } from '../lib/jobs.mjs';
+import { capacity, jobHash, run, waitJob } from '../lib/jobs.mjs';
 import { useStackAiDouble, aiMarker } from '../lib/openai-double.mjs';
 import { scripts } from '../lib/rscripts.mjs';
 
@@ -19,24 +19,7 @@ const OVER = new Set(['finished', 'failed', 'cancelled']);
 const jobKey = (id) => `cc:{jobs}:job:${id}`;
 const roomKey = (room, what) => `cc:room:{${room.id}}:${what}`;
 
-// A job's hash, read straight from Redis (GET /api/jobs/{id} answers 404 once the room is gone).
-function jobHash(id) {
-  const flat = redis('--raw', 'HGETALL', jobKey(id)).split('\n');
-  const h = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]] = flat[i + 1];
-  return h;
-}
 
-// The job threads of the live workers (the fair scheduler's capacity).
-function capacity() {
-  const flat = redis('--raw', 'HGETALL', 'cc:{jobs}:fair:workers').split('\n').filter(Boolean);
-  let n = 0;
-  for (let i = 0; i + 1 < flat.length; i += 2) {
-    const [exp, threads] = flat[i + 1].split(' ').map(Number);
-    if (exp > Date.now()) n += threads;
-  }
-  return n;
-}
 
 // Polls cond() until it holds, every 100 ms, for at most ms; throws naming what it waited for.
 async function until(cond, what, ms = 60000) {
