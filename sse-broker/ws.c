@@ -6,8 +6,6 @@
 #include <sys/types.h>
 #include <wslay/wslay.h>
 
-#include "utf8.h"
-
 /* §1.3: the GUID every server appends to the client's key */
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -138,33 +136,11 @@ static void ws_frame_end_cb(wslay_event_context_ptr ctx, void *user)
 	w->frame_len = 0;
 }
 
-/* Whether p[0..len) is UTF-8 as §5.6 wants of a text message. U+0000 is a character there
- * (utf8_validate refuses it for documents, utf8_char_len takes it). */
-static int ws_text_valid(const uint8_t *p, size_t len)
-{
-	const char *s = (const char *)p;
-	size_t i = 0;
-	while (i < len) {
-		size_t n = utf8_char_len(s + i, len - i);
-		if (n == 0)
-			return 0;
-		i += n;
-	}
-	return 1;
-}
-
 static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
 		      void *user)
 {
 	struct ws_conn *w = user;
 	if (arg->opcode == WSLAY_TEXT_FRAME) {
-		/* wslay hands over the whole message, fragments joined, but does not look at its
-		 * text: §8.1, a message that is not UTF-8 fails the connection with 1007 */
-		if (!ws_text_valid(arg->msg, arg->msg_length)) {
-			wslay_event_queue_close(ctx, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA,
-						(const uint8_t *)"invalid UTF-8", 13);
-			return;
-		}
 		if (w->on_text)
 			w->on_text(w->arg, (const char *)arg->msg, arg->msg_length);
 	} else if (arg->opcode == WSLAY_BINARY_FRAME) {

@@ -260,7 +260,8 @@ static void test_binary_and_bound(void)
 
 /* §8.1: a text message that is not UTF-8 fails the connection with 1007 and never reaches
  * on_text, whole or in fragments (each fragment may split a character: only the joined
- * message counts); U+0000 and a character split over two fragments are fine. */
+ * message counts); U+0000 and a character split over two fragments are fine. wslay does
+ * the check (ws.h): this holds it to it. */
 static void test_invalid_utf8(void)
 {
 	static const char *const bad[] = {
