@@ -309,6 +309,14 @@ static void test_invalid_utf8(void)
 	CHECK(g.n == 2);
 	CHECK(ws_conn_state(w) != WS_OPEN);
 	ws_conn_free(w);
+
+	/* a close frame's reason is text too (§5.5.1): 1000 with "\xff" is answered 1007 */
+	w = ws_conn_new(1024, 1 << 20, on_text, &g);
+	o = frame(f, 1, 8, "\x03\xe8\xff", 3, 1);
+	ws_conn_feed(w, f, o);
+	CHECK(close_code(w) == 1007);
+	CHECK(ws_conn_state(w) != WS_OPEN);
+	ws_conn_free(w);
 }
 
 /* A buffer grown for one large message is given back once its bytes are handed on; a small
