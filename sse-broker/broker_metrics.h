@@ -28,6 +28,7 @@ enum bm_drop {
 	BM_DROP_REDIS,	      /* Redis could not answer for it (catch-up or rights) */
 	BM_DROP_FULL,	      /* refused at BROKER_MAX_CLIENTS */
 	BM_DROP_ERROR,	      /* out of memory */
+	BM_DROP_STALLED,      /* its socket took no byte for BROKER_WRITE_TIMEOUT_MS */
 };
 
 extern struct metric broker_metrics[BM_N];

@@ -212,6 +212,7 @@ int main(void)
 		{"BROKER_CLIENT_BUFFER", SERVER_CLIENT_BUFFER_DEFAULT, 4096, 1L << 30, &out_limit},
 		{"BROKER_HEAD_TIMEOUT_MS", 10000, 10, 3600000, &cfg.head_timeout_ms},
 		{"BROKER_WS_TIMEOUT_MS", 45000, 100, 3600000, &cfg.ws_timeout_ms},
+		{"BROKER_WRITE_TIMEOUT_MS", 60000, 100, 3600000, &cfg.write_timeout_ms},
 		{"BROKER_WS_MAX_MESSAGE", 64 * 1024, 128, 16L << 20, &ws_max_msg},
 		{"BROKER_RETRY_MS", 3000, 0, 3600000, &cfg.retry_ms},
 		{"BROKER_PRESENCE_TTL_MS", 0, 0, 3600000, &cfg.hub.presence_ttl_ms},

@@ -116,7 +116,9 @@ struct conn {
 	int released; /* resources freed; the struct goes when refs reaches 0 */
 	int on_reap;
 	int lingering;    /* CK_DONE, all sent, our side shut: waiting for the client's */
-	int read_paused;  /* CK_HEAD: not read until the answers written so far have left */
+	int read_paused;  /* CK_HEAD: not read until the answers written so far have left;
+			   * CK_AUTH (WebSocket): not read until the stream starts, past
+			   * SERVER_READ_MAX kept (conn_input) */
 	unsigned requests;     /* request heads routed on this connection (SERVER_KEEPALIVE_MAX) */
 	long long accepted_ms; /* clock_mono_ms() when accepted: a preflight keeps it only within
 				* BROKER_HEAD_TIMEOUT_MS of this (preflight()) */
@@ -133,7 +135,8 @@ struct conn {
 	int answered;
 	char *ws_reply; /* the 101 answer, kept across an asynchronous membership check */
 	struct ws_conn *ws;
-	struct timeval last_in;
+	long long last_in_ms; /* clock_mono_ms() at the WebSocket peer's last bytes: a wall-clock
+			       * step must not end a stream early or keep a dead one */
 	unsigned beat_out; /* the server's beat tick at the last output (beat_cb) */
 	time_t presence_sec;
 	long presence_count;
@@ -347,7 +350,11 @@ static void conn_flush(struct conn *c)
 		/* made the first time it is needed: most connections never fill their socket */
 		if (!c->wev)
 			c->wev = event_new(c->srv->base, c->fd, EV_WRITE | EV_PERSIST, write_ready_cb, c);
-		if (!c->wev || event_add(c->wev, NULL) < 0) {
+		/* the write timeout: no writability for that long ends the connection, unless
+		 * the socket still takes a byte then (write_ready_cb) */
+		struct timeval tv;
+		ms_tv(c->srv->cfg->write_timeout_ms, &tv);
+		if (!c->wev || event_add(c->wev, &tv) < 0) {
 			conn_close(c, "event_add");
 			return;
 		}
@@ -359,11 +366,42 @@ static void conn_flush(struct conn *c)
 	conn_drained(c, left);
 }
 
+/* A connection whose output has been waiting for BROKER_WRITE_TIMEOUT_MS with no byte taken
+ * by the kernel: its client stopped reading. Without this bound a quiet room never fills its
+ * output to BROKER_CLIENT_BUFFER, and the output (and the connection) stayed for as long as
+ * the client kept the connection open. Output added meanwhile (an event, a ": ping", a
+ * WebSocket ping) is no progress: only bytes leaving are. A stream may resume. */
+static void conn_stalled(struct conn *c)
+{
+	if (is_stream(c)) {
+		log_info("dropping a client of room %s that stopped reading (%zu bytes unsent)",
+			 c->room, evbuffer_get_length(c->out));
+		metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_STALLED, 0);
+	}
+	conn_close(c, "write timeout");
+}
+
 static void write_ready_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
-	if (!c->dead)
-		conn_flush(c);
+	if (c->dead)
+		return;
+	if (what & EV_TIMEOUT) {
+		/* Writability comes only once the socket's buffer has a good share of room, which
+		 * a client that reads slowly may take longer than the timeout to make: one try
+		 * tells whether the kernel takes any byte at all. One taken is progress, and the
+		 * event's timeout starts again (EV_PERSIST). */
+		int n = evbuffer_get_length(c->out) > 0 ? evbuffer_write(c->out, c->fd) : 1;
+		if (n < 0 && !would_block()) {
+			conn_close(c, "write error");
+			return;
+		}
+		if (n <= 0) {
+			conn_stalled(c);
+			return;
+		}
+	}
+	conn_flush(c);
 }
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
@@ -547,8 +585,10 @@ static const char *status_text(int status)
 	}
 }
 
-/* Writes a complete JSON answer and finishes the connection. body is a JSON text. */
-static void conn_respond(struct conn *c, int status, const char *extra_headers, const char *body)
+/* Writes a complete JSON answer and finishes the connection. body is a JSON text; with_body
+ * 0 (a HEAD request) sends the head alone, with the Content-Length the body would have. */
+static void conn_respond_ex(struct conn *c, int status, const char *extra_headers,
+			    const char *body, int with_body)
 {
 	struct buf b;
 	buf_init(&b, 64 * 1024);
@@ -561,10 +601,15 @@ static void conn_respond(struct conn *c, int status, const char *extra_headers, 
 		       "%s%s"
 		       "\r\n%s",
 		       status, status_text(status), strlen(body), c->srv->hdrs.data,
-		       extra_headers ? extra_headers : "", body) == 0)
+		       extra_headers ? extra_headers : "", with_body ? body : "") == 0)
 		conn_write(c, b.data, b.len);
 	buf_free(&b);
 	conn_finish(c);
+}
+
+static void conn_respond(struct conn *c, int status, const char *extra_headers, const char *body)
+{
+	conn_respond_ex(c, status, extra_headers, body, 1);
 }
 
 static void conn_error(struct conn *c, int status, const char *code, const char *message)
@@ -1106,7 +1151,7 @@ static void ws_on_text_cb(void *arg, const char *msg, size_t len)
 /* Bytes from a WebSocket peer (all taken: wslay keeps a partial frame itself). */
 static void ws_feed(struct conn *c, const unsigned char *p, size_t len)
 {
-	gettimeofday(&c->last_in, NULL);
+	c->last_in_ms = clock_mono_ms();
 	int r = ws_conn_feed(c->ws, p, len);
 	ws_pump(c);
 	if (r < 0 && !c->dead)
@@ -1202,7 +1247,7 @@ static void start_stream(struct conn *c)
 		}
 		c->sub.ops = &ws_ops;
 		c->kind = CK_WS;
-		gettimeofday(&c->last_in, NULL);
+		c->last_in_ms = clock_mono_ms();
 		break;
 	}
 	streams_add(c, 1);
@@ -1229,8 +1274,17 @@ static void start_stream(struct conn *c)
 		conn_close(c, "out of memory");
 		return;
 	}
-	if (c->kind == CK_WS)
-		ws_read(c); /* frames the client sent right behind its request */
+	if (c->kind == CK_WS) {
+		/* frames the client sent right behind its request, or during the rights check */
+		ws_read(c);
+		if (!c->dead && c->read_paused) {
+			c->read_paused = 0;
+			if (event_add(c->rev, NULL) < 0) {
+				conn_close(c, "event_add");
+				return;
+			}
+		}
+	}
 	/* an idle stream keeps no input buffer: nothing more is read into it but WebSocket
 	 * frames, and one is made again for a frame that arrives split */
 	if (!c->dead && c->in && (c->kind != CK_WS || evbuffer_get_length(c->in) == 0)) {
@@ -1419,13 +1473,14 @@ static int read_live_event(struct conn *c, const struct http_head *h)
 	return 0;
 }
 
-static void health(struct conn *c)
+/* GET or HEAD /events/health; HEAD gets the same head, without the body (RFC 9110 §9.3.2). */
+static void health(struct conn *c, int head)
 {
 	char body[128];
-	snprintf(body, sizeof body, "{\"status\":\"ok\",\"redis\":\"%s\",\"clients\":%zu}",
+	snprintf(body, sizeof body, "{\"status\":\"ok\",\"redis\":\"%s\",\"clients\":%ld}",
 		 hub_redis_up(c->srv->hub) ? "ok" : "down",
 		 (long)atomic_load(&c->srv->cfg->shared->streams));
-	conn_respond(c, 200, NULL, body);
+	conn_respond_ex(c, 200, NULL, body, !head);
 }
 
 /* Checks a WebSocket upgrade and keeps its 101 answer for when the rights are known. 0, or -1
@@ -1580,7 +1635,7 @@ static void route_request(struct conn *c, const struct http_head *h)
 		if (strcmp(h->method, "GET") != 0 && strcmp(h->method, "HEAD") != 0)
 			conn_error(c, 405, "method_not_allowed", "use GET");
 		else
-			health(c);
+			health(c, strcmp(h->method, "HEAD") == 0);
 		return;
 	}
 	if (strncmp(path, rooms, sizeof rooms - 1) != 0) {
@@ -1766,6 +1821,20 @@ static void conn_input(struct conn *c, const char *p, size_t n)
 			ws_feed(c, (const unsigned char *)p, n);
 		}
 		break;
+	case CK_AUTH:
+		/* A WebSocket client may send frames as soon as its request is out, before the
+		 * 101 (which waits for the rights check): they wait in c->in for the stream
+		 * (start_stream). Past one read's worth the socket is not read until then, so
+		 * the kernel holds the rest and a client cannot grow c->in. */
+		if (c->route != RT_WS)
+			break;
+		if (conn_keep(c, p, n) < 0)
+			return;
+		if (evbuffer_get_length(c->in) >= SERVER_READ_MAX) {
+			c->read_paused = 1;
+			event_del(c->rev);
+		}
+		break;
 	default:
 		/* nothing else is expected from a client: read and forget */
 		break;
@@ -1875,8 +1944,7 @@ static void accept_cb(struct evconnlistener *lst, evutil_socket_t fd, struct soc
 static void beat_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
-	struct timeval now;
-	gettimeofday(&now, NULL);
+	long long now = clock_mono_ms();
 	srv->beats++;
 	int ws_turn = srv->beats % BEAT_TICKS == 0;
 	for (struct conn *c = srv->conns; c; c = c->next) {
@@ -1887,9 +1955,7 @@ static void beat_cb(evutil_socket_t fd, short what, void *arg)
 			if (srv->beats - c->beat_out >= BEAT_TICKS)
 				conn_write(c, ping, sizeof ping - 1);
 		} else if (ws_turn && c->kind == CK_WS && c->ws) {
-			long idle = (now.tv_sec - c->last_in.tv_sec) * 1000 +
-				    (now.tv_usec - c->last_in.tv_usec) / 1000;
-			if (idle > srv->cfg->ws_timeout_ms)
+			if (now - c->last_in_ms > srv->cfg->ws_timeout_ms)
 				ws_conn_close(c->ws, 1001, "idle timeout");
 			else
 				ws_conn_ping(c->ws);

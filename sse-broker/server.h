@@ -34,6 +34,8 @@ struct server_cfg {
 			       * resumes), a replay waits; an event over it alone is a resync */
 	long head_timeout_ms; /* time to send a request head */
 	long ws_timeout_ms;   /* a WebSocket peer silent for this long is closed */
+	long write_timeout_ms; /* a stream whose output waits this long with no byte taken by
+				* the kernel is dropped (its client stopped reading) */
 	size_t ws_max_msg;    /* largest message a WebSocket client may send (1009 beyond) */
 	long retry_ms;	      /* SSE "retry:" */
 	const char *allow_origin; /* Access-Control-Allow-Origin: "*" or one origin (cors.h) */

@@ -1307,3 +1307,234 @@ test('BROKER_PROCESSES=2: each process takes about half of the new streams, and 
   }
   assert.match(two.output, /2 sockets, one per process/);
 });
+
+// ---- HEAD /events/health, text that is not UTF-8, frames during the rights check, clients
+// that stop reading ----
+
+// The head of an answer read over a raw socket: {status, headers (lower-case names), body
+// (whatever followed the head, as bytes)}.
+function parseAnswer(raw) {
+  const at = raw.indexOf('\r\n\r\n');
+  assert.ok(at > 0, `no head in ${JSON.stringify(raw)}`);
+  const lines = raw.slice(0, at).split('\r\n');
+  const headers = {};
+  for (const l of lines.slice(1)) {
+    const i = l.indexOf(':');
+    headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
+  }
+  return { status: Number(lines[0].split(' ')[1]), headers, body: raw.slice(at + 4) };
+}
+
+test('HEAD /events/health answers the head alone, with the Content-Length a GET has', async () => {
+  // the connection is closed after the answer: whatever came is all there is
+  const get = parseAnswer(await rawRequest(broker.port, 'GET /events/health HTTP/1.1\r\nHost: x\r\n\r\n'));
+  assert.equal(get.status, 200);
+  assert.equal(Number(get.headers['content-length']), Buffer.byteLength(get.body, 'latin1'));
+  const body = JSON.parse(get.body);
+  assert.equal(body.status, 'ok');
+  assert.ok(Number.isInteger(body.clients) && body.clients >= 0, get.body);
+
+  const head = parseAnswer(await rawRequest(broker.port, 'HEAD /events/health HTTP/1.1\r\nHost: x\r\n\r\n'));
+  assert.equal(head.status, 200);
+  assert.equal(head.body, '', 'no body after the head of a HEAD answer');
+  assert.equal(head.headers['content-type'], 'application/json');
+  // the same length as the GET's, but the count of clients may have changed in between
+  assert.ok(Math.abs(Number(head.headers['content-length']) - Number(get.headers['content-length'])) <= 2,
+    `HEAD Content-Length ${head.headers['content-length']}, GET ${get.headers['content-length']}`);
+  const r = await fetch(`${broker.base}/events/health`, { method: 'HEAD' });
+  assert.equal(r.status, 200);
+  assert.equal(await r.text(), '');
+});
+
+test('WebSocket: a text message that is not UTF-8 is closed with 1007, whole or in fragments', async () => {
+  const room = await newRoom();
+  const path = `/events/rooms/${room}/ws?ticket=${tk(room)}`;
+  const closed = async (s, what) => {
+    await waitFor(() => closeCode(s) !== null, { what: `a close frame (${what})` });
+    await Promise.race([s.done, sleep(5000).then(() => { throw new Error(`not closed (${what})`); })]);
+  };
+  let s = await wsRaw(broker.port, path);
+  s.write(clientFrame(1, Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x7d])));
+  await closed(s, 'one frame');
+  assert.equal(closeCode(s), 1007);
+
+  // each fragment alone could be the start of good text; together they end in half a character
+  s = await wsRaw(broker.port, path);
+  s.write(clientFrame(1, '{"type":"presence",', { fin: false }));
+  s.write(clientFrame(0, Buffer.from([0x22, 0xe2, 0x82]), { fin: true }));
+  await closed(s, 'fragments');
+  assert.equal(closeCode(s), 1007);
+
+  // a character split over two fragments is fine: the stream stays open and answers a ping
+  s = await wsRaw(broker.port, path);
+  s.write(clientFrame(1, Buffer.from([0x22, 0xc3]), { fin: false }));
+  s.write(clientFrame(0, Buffer.from([0xa9, 0x22]), { fin: true }));
+  s.write(clientFrame(9, 'still'));
+  await waitFor(() => s.frames.some((x) => x.opcode === 10 && x.payload.toString() === 'still'), { what: 'pong' });
+  assert.equal(closeCode(s), null);
+  s.destroy();
+});
+
+test('WebSocket frames that arrive while the rights are being checked are kept for the stream', async () => {
+  // Redis is stopped for a moment below: a heartbeat long enough that the broker does not
+  // take it for gone meanwhile (two heartbeats without an answer)
+  const own = await startBroker({ redisPort: redis.port, secret: SECRET, env: { ...BROKER_ENV, BROKER_HEARTBEAT_MS: '10000' } });
+  const room = await newRoom();
+  const observer = wsClient(`ws://127.0.0.1:${own.port}/events/rooms/${room}/ws?ticket=${tk(room, 61, 'obs')}`);
+  await waitFor(() => subscribedFrames(observer.events).length === 1, { what: 'the observer live' });
+
+  const key = randomBytes(16).toString('base64');
+  const s = createConnection(own.port, '127.0.0.1');
+  await new Promise((resolve) => s.once('connect', resolve));
+  s.setNoDelay(true);
+  let buf = Buffer.alloc(0);
+  s.on('data', (d) => { buf = Buffer.concat([buf, d]); });
+  s.on('error', () => {});
+  const PINGS = 200; // about 21 KiB of frames: more than the broker keeps before it stops reading
+  // Redis answers nothing while stopped: the rights check waits, with the request read
+  redis.kill('SIGSTOP');
+  try {
+    s.write(`GET /events/rooms/${room}/ws?ticket=${tk(room, 62, 'early')} HTTP/1.1\r\nHost: x\r\n` +
+      `Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${key}\r\n\r\n`);
+    await sleep(300);
+    assert.equal(buf.length, 0, 'no answer before the rights check');
+    s.write(clientFrame(1, JSON.stringify({ type: 'presence', cursor: 3 })));
+    await sleep(100);
+    for (let i = 0; i < PINGS; i++) s.write(clientFrame(9, `p${i}`.padEnd(100, '.')));
+    await sleep(300);
+  } finally {
+    redis.kill('SIGCONT');
+  }
+  const pongs = () => {
+    const at = buf.indexOf('\r\n\r\n');
+    const out = [];
+    if (at < 0) return out;
+    let b = buf.subarray(at + 4);
+    while (b.length >= 2) {
+      const n = b[1] & 0x7f;
+      if (n > 125 || b.length < 2 + n) break;
+      if ((b[0] & 0x0f) === 0xa) out.push(b.subarray(2, 2 + n).toString());
+      b = b.subarray(2 + n);
+    }
+    return out;
+  };
+  await waitFor(() => pongs().length === PINGS, { what: 'a pong for every ping sent during the check', timeout: 15000 });
+  assert.match(buf.toString('latin1'), /^HTTP\/1.1 101 /);
+  assert.deepEqual(pongs(), Array.from({ length: PINGS }, (_, i) => `p${i}`.padEnd(100, '.')));
+  await waitFor(() => observer.events.some((e) => e.type === 'presence' && e.data.user.id === 62),
+    { what: 'the presence sent during the check' });
+  assert.equal(observer.events.find((e) => e.type === 'presence' && e.data.user.id === 62).data.cursor, 3);
+  s.destroy();
+  observer.close();
+  const r = await stop(own);
+  assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${own.output}`);
+});
+
+// A broker of its own: a short write timeout, an output bound far above what the test sends
+// (so only the timeout can drop a client), metrics.
+async function stallBroker() {
+  const metricsPort = await freePort();
+  const own = await startBroker({
+    redisPort: redis.port, secret: SECRET,
+    env: {
+      ...BROKER_ENV,
+      BROKER_WRITE_TIMEOUT_MS: '1500',
+      BROKER_CLIENT_BUFFER: String(64 * 1024 * 1024),
+      BROKER_WS_TIMEOUT_MS: '600000', // the idle timeout must not be what ends a WebSocket
+      BROKER_METRICS_PORT: String(metricsPort),
+    },
+  });
+  own.drops = async () => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const m = /^codecollab_broker_clients_dropped_total\{reason="write_timeout"\} (\d+)$/m.exec(text);
+    return m ? Number(m[1]) : 0;
+  };
+  own.clients = async () => (await (await fetch(`${own.base}/events/health`)).json()).clients;
+  return own;
+}
+
+// A client that sends its request and never reads what comes; ws: a WebSocket upgrade.
+async function nonReader(port, path, ws = false) {
+  const s = createConnection(port, '127.0.0.1');
+  await new Promise((resolve) => s.once('connect', resolve));
+  s.on('error', () => {});
+  s.ended = new Promise((r) => s.on('close', r));
+  let got = 0;
+  s.on('data', (d) => { got += d.length; });
+  s.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n` + (ws ? 'Upgrade: websocket\r\nConnection: Upgrade\r\n' +
+    `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\n` : '') + '\r\n');
+  await waitFor(() => got > 0, { what: 'the answer\'s head' });
+  s.pause();
+  return s;
+}
+
+test('clients that stop reading are dropped after BROKER_WRITE_TIMEOUT_MS once the room goes quiet; one that reads is kept', async () => {
+  const own = await stallBroker();
+  const room = await newRoom();
+  const sse = await nonReader(own.port, `/events/rooms/${room}?ticket=${tk(room, 71, 'sse')}`);
+  const ws = await nonReader(own.port, `/events/rooms/${room}/ws?ticket=${tk(room, 72, 'ws')}`, true);
+  const reader = curlSse(`${own.base}/events/rooms/${room}?ticket=${tk(room, 73, 'reader')}`);
+  try {
+    await waitFor(() => reader.text.includes(': connected'), { what: 'the reader live' });
+    await waitFor(async () => (await own.clients()) === 3, { what: 'three streams' });
+    // 12 MiB: more than the sockets' buffers take, so output waits in the broker; then nothing
+    const N = 48;
+    const big = { revision: 1, ops: ['z'.repeat(256 * 1024)] };
+    for (let i = 0; i < N; i++) await rc.emit(room, 'operation', big);
+    await waitFor(() => ops(reader.events()).length === N, { what: 'the reader got everything', timeout: 30000 });
+    // the heartbeat goes on queueing ": ping" and WebSocket pings: no progress, they are
+    await waitFor(async () => (await own.drops()) === 2, { what: 'both non-readers dropped', timeout: 30000 });
+    assert.equal(await own.clients(), 1, 'the reader is still there');
+    assert.match(own.output, /that stopped reading/);
+    // a client that reads again gets what was sent and then the end
+    sse.resume();
+    ws.resume();
+    await Promise.race([Promise.all([sse.ended, ws.ended]),
+      sleep(10000).then(() => { throw new Error('the dropped connections did not end'); })]);
+    await sleep(500);
+    assert.equal(ops(reader.events()).length, N);
+    assert.equal(await own.clients(), 1);
+  } finally {
+    sse.destroy();
+    ws.destroy();
+    await reader.close();
+    const r = await stop(own);
+    assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${own.output}`);
+  }
+});
+
+test('a client that reads slowly, with pauses shorter than BROKER_WRITE_TIMEOUT_MS, is not dropped', async () => {
+  const own = await stallBroker();
+  const room = await newRoom();
+  const s = createConnection(own.port, '127.0.0.1');
+  await new Promise((resolve) => s.once('connect', resolve));
+  s.on('error', () => {});
+  let text = '';
+  let chunk = 0;
+  // about 128 KiB, then a pause of 250 ms: some 0.5 MiB/s, slower than the broker can write
+  s.on('data', (d) => {
+    text += d.toString('latin1');
+    chunk += d.length;
+    if (chunk >= 128 * 1024) {
+      chunk = 0;
+      s.pause();
+      setTimeout(() => s.resume(), 250);
+    }
+  });
+  s.write(`GET /events/rooms/${room}?ticket=${tk(room, 74, 'slow')} HTTP/1.1\r\nHost: x\r\n\r\n`);
+  try {
+    await waitFor(() => text.includes(': connected'), { what: 'the slow reader live' });
+    const N = 16; // 4 MiB
+    const big = { revision: 1, ops: ['s'.repeat(256 * 1024)] };
+    for (let i = 0; i < N; i++) await rc.emit(room, 'operation', big);
+    const got = () => parseSse(text.slice(text.indexOf('\r\n\r\n') + 4, text.lastIndexOf('\n\n') + 2))
+      .filter((e) => e.type === 'operation').length;
+    await waitFor(() => got() === N, { what: 'every event, slowly', timeout: 60000 });
+    assert.equal(await own.drops(), 0);
+    assert.equal(await own.clients(), 1);
+  } finally {
+    s.destroy();
+    const r = await stop(own);
+    assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${own.output}`);
+  }
+});

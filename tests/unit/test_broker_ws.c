@@ -258,6 +258,67 @@ static void test_binary_and_bound(void)
 	ws_conn_free(w);
 }
 
+/* §8.1: a text message that is not UTF-8 fails the connection with 1007 and never reaches
+ * on_text, whole or in fragments (each fragment may split a character: only the joined
+ * message counts); U+0000 and a character split over two fragments are fine. wslay does
+ * the check (ws.h): this holds it to it. */
+static void test_invalid_utf8(void)
+{
+	static const char *const bad[] = {
+		"\xff",             /* never in UTF-8 */
+		"ab\x80",           /* a stray continuation byte */
+		"\xc3",             /* cut short */
+		"\xc0\xaf",         /* overlong "/" */
+		"\xed\xa0\x80",     /* a UTF-16 surrogate */
+		"\xf4\x90\x80\x80", /* above U+10FFFF */
+		"\0\xff",           /* past a NUL, still checked (2 bytes, below) */
+	};
+	uint8_t f[256];
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct got g = {{0}, 0};
+		struct ws_conn *w = ws_conn_new(1024, 1 << 20, on_text, &g);
+		size_t len = bad[i][0] ? strlen(bad[i]) : 2;
+		size_t n = frame(f, 1, 1, bad[i], len, 1);
+		ws_conn_feed(w, f, n);
+		CHECK(close_code(w) == 1007);
+		CHECK(g.n == 0);
+		CHECK(ws_conn_state(w) != WS_OPEN);
+		ws_conn_free(w);
+	}
+
+	/* fragmented: "h\xc3" + "\xa9" is "hé", split inside the character: accepted */
+	struct got g = {{0}, 0};
+	struct ws_conn *w = ws_conn_new(1024, 1 << 20, on_text, &g);
+	size_t o = frame(f, 0, 1, "h\xc3", 2, 1);
+	o += frame(f + o, 1, 0, "\xa9", 1, 1);
+	CHECK(ws_conn_feed(w, f, o) == 0);
+	CHECK(g.n == 1);
+	CHECK_STR(g.text, "h\xc3\xa9");
+	CHECK(close_code(w) == -1);
+	/* a NUL is a character (§5.6 asks for UTF-8, not for text without one) */
+	o = frame(f, 1, 1, "a\0b", 3, 1);
+	CHECK(ws_conn_feed(w, f, o) == 0);
+	CHECK(g.n == 2);
+	CHECK(close_code(w) == -1);
+
+	/* fragmented, every fragment fine alone but the message cut short: "ok" + "\xe2\x82" */
+	o = frame(f, 0, 1, "ok", 2, 1);
+	o += frame(f + o, 1, 0, "\xe2\x82", 2, 1);
+	ws_conn_feed(w, f, o);
+	CHECK(close_code(w) == 1007);
+	CHECK(g.n == 2);
+	CHECK(ws_conn_state(w) != WS_OPEN);
+	ws_conn_free(w);
+
+	/* a close frame's reason is text too (§5.5.1): 1000 with "\xff" is answered 1007 */
+	w = ws_conn_new(1024, 1 << 20, on_text, &g);
+	o = frame(f, 1, 8, "\x03\xe8\xff", 3, 1);
+	ws_conn_feed(w, f, o);
+	CHECK(close_code(w) == 1007);
+	CHECK(ws_conn_state(w) != WS_OPEN);
+	ws_conn_free(w);
+}
+
 /* A buffer grown for one large message is given back once its bytes are handed on; a small
  * one is kept for the next message. */
 static void test_output_shrinks(void)
@@ -311,5 +372,6 @@ int main(void)
 	test_truncated();
 	test_binary_and_bound();
 	test_output_shrinks();
+	test_invalid_utf8();
 	return unit_summary("test_broker_ws");
 }
