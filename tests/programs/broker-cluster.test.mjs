@@ -373,3 +373,107 @@ test('a live migration of a room\'s slot, step by step, under a steady stream of
     s.close();
   }
 });
+
+// The master (a node object) serving key, from a CLUSTER SLOTS answer (cluster.slots()).
+const masterIn = (slots, key) => {
+  const slot = slotOf(key);
+  const row = slots.find((r) => r.from <= slot && slot <= r.to);
+  return row && cluster.nodes.find((n) => n.port === row.port);
+};
+
+// A master with a replica in sync (so a failover can promote one).
+async function hasReplica(m) {
+  const i = await cluster.once(m.port, 'INFO', 'replication');
+  return /^slave\d+:.*state=online/m.test(i);
+}
+
+// One SSE connection, never resumed: its events, its status, and whether it has ended.
+function openOnce(room, { user, sid }) {
+  const s = { events: [], status: 0, ended: false };
+  const ac = new AbortController();
+  s.close = () => ac.abort();
+  const t = ticket(SECRET, { room, user, name: `u${user}`, sid });
+  s.done = (async () => {
+    try {
+      const res = await fetch(`${broker.base}/events/rooms/${room}?ticket=${t}`, { signal: ac.signal });
+      s.status = res.status;
+      if (res.status === 200) {
+        for await (const block of sseBlockStream(res.body)) {
+          const ev = sseFields(block);
+          if (ev.event) s.events.push(ev);
+        }
+      }
+    } catch { /* aborted */ }
+    s.ended = true;
+  })();
+  return s;
+}
+
+// The rights question is asked in parts, one per slot (sse-broker/hub.c): here the session's
+// part is on a master other than the room's, and that master stops answering while the
+// question about a signed-out session is under way (SIGSTOP: the broker's request hangs until
+// its heartbeat gives the connection up). The part is lost with the connection; nothing about
+// the room's own node changed, so nothing else would ask again: the re-check itself must
+// (and, failing that, drop the stream), or a signed-out session keeps reading the room.
+test('a session signed out while the master holding its session key stops answering: the stream still ends', async () => {
+  const slots = await cluster.slots();
+  const masters = await cluster.masters();
+  const accessAt = masterIn(slots, 'cc:access');
+  // the session's master: not where the sign-out is published (its loss would re-check every
+  // room), with a replica that can take over
+  let victim;
+  for (const m of masters) if (m !== accessAt && await hasReplica(m)) { victim = m; break; }
+  const replicated = !!victim;
+  victim ??= masters.find((m) => m !== accessAt);
+  const roomAt = masters.find((m) => m !== victim);
+  const room = await roomOn(roomAt);
+  let sid;
+  do sid = newSid(); while (masterIn(slots, `cc:sess:${sid}:revoked`) !== victim);
+  let user = 1000;
+  while (masterIn(slots, `cc:user:${user}:tokgen`) !== roomAt) user++;
+  await waitFor(async () => (await cluster.once(accessAt.port, 'PUBSUB', 'SHARDNUMSUB', 'cc:access'))[1] >= 1,
+    { what: 'the broker listens to cc:access' });
+
+  const s = openOnce(room, { user, sid });
+  let stopped = false;
+  try {
+    await waitFor(() => s.status === 200, { what: 'the stream open' });
+    await waitFor(() => subscribedAt(room), { what: 'subscribed' });
+    const first = await emit(room, 1);
+    await waitFor(() => s.events.some((e) => e.id === first), { what: 'an event before the sign-out' });
+
+    // the sign-out as the API does it: the session's mark (replicated, as its writes are),
+    // then {"user":U} on cc:access; the mark's master stops answering in between
+    const mark = `cc:sess:${sid}:revoked`;
+    if (replicated) {
+      const [, acks] = await cluster.cmdThen(mark, ['SET', mark, '1', 'EX', 3600], (r) => r.cmd('WAIT', 1, 5000));
+      assert.equal(acks, 1, 'a replica has the mark');
+    } else {
+      await cluster.cmd(mark, 'SET', mark, '1', 'EX', 3600);
+    }
+    cluster.pause(victim);
+    stopped = true;
+    await cluster.cmd('cc:access', 'SPUBLISH', 'cc:access', JSON.stringify({ user }));
+
+    // the room's own master is fine: events keep coming while the stream is open
+    let n = 1;
+    const before = s.events.length;
+    await waitFor(async () => {
+      if (!s.ended) await emit(room, ++n);
+      return s.ended;
+    }, { what: 'the stream to end', timeout: 30000, interval: 500 }).catch((e) => {
+      throw new Error(`${e.message}: still open, ${s.events.length - before} events delivered after the sign-out`);
+    });
+    // what the user sees afterwards: the session cannot read the room again
+    await waitFor(async () => {
+      const t = ticket(SECRET, { room, user, name: `u${user}`, sid });
+      const res = await fetch(`${broker.base}/events/rooms/${room}?ticket=${t}`);
+      await res.body?.cancel();
+      return res.status === 401;
+    }, { what: 'a new stream of the signed-out session refused (401)', timeout: 30000, interval: 500 });
+  } finally {
+    s.close();
+    if (stopped) cluster.resume(victim);
+    await waitFor(() => cluster.ready(), { what: 'the cluster whole again', timeout: 60000, interval: 500 });
+  }
+});
