@@ -682,11 +682,28 @@ static void sub_go_live(struct hub_sub *s)
 static void rights_check_some(struct hub_room *r, long long only_uid, const struct hub_sub *only);
 static void rights_changed(struct hub *h);
 
+/* One catch-up read in flight. Its answer counts only while it is the subscriber's latest
+ * (seq == s->catchup_seq): a read sent before the stream's state changed (its room was lost
+ * and subscribed again, possibly at another node; it left and joined again; a repair started
+ * over) may be answered after the new state's own read was sent, when it is REPLAY again. A
+ * command waiting to be sent again (TRYAGAIN, CLUSTERDOWN, MASTERDOWN) outlives the loss of
+ * its connection, and a read redirected by MOVED is answered by another node. Applied, such an
+ * answer would count as a page of the new catch-up: one read from where the stream stood then,
+ * answered after a page the new read already delivered, moves nothing on, and the stream would
+ * go live there, skipping every event between that page and the ones held since. */
+struct catchup_req {
+	struct hub_sub *s;
+	unsigned seq;
+};
+
 static void catchup_cb(struct hub *h, redisReply *rep, void *priv)
 {
-	struct hub_sub *s = priv;
+	struct catchup_req *q = priv;
+	struct hub_sub *s = q->s;
+	unsigned seq = q->seq;
 	int rights = 0; /* a rights event was replayed to s */
-	if (!s->room || s->state != HUB_SUB_REPLAY)
+	free(q);
+	if (!s->room || s->state != HUB_SUB_REPLAY || seq != s->catchup_seq)
 		goto out;
 	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
 	    rep->element[2]->type != REDIS_REPLY_INTEGER) {
@@ -836,9 +853,18 @@ static void sub_catchup(struct hub_sub *s)
 	 * more would be read from Redis (blocking it meanwhile) only to be read again */
 	snprintf(budget, sizeof budget, "%zu",
 		 s->catchup_bytes ? s->catchup_bytes : h->cfg.catchup_bytes);
+	struct catchup_req *q = malloc(sizeof *q);
+	if (!q) {
+		metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_ERROR, 0);
+		s->ops->fail(s, "out of memory");
+		return;
+	}
+	q->s = s;
+	q->seq = ++s->catchup_seq; /* any read still in flight is stale from now on */
 	s->ops->reserve(s);
 	const char *argv[] = {NULL, NULL, "1", r->key, from, page, budget};
-	if (hub_script(h, catchup_cb, s, &rs_broker_catchup, 7, argv) != REDIS_OK) {
+	if (hub_script(h, catchup_cb, q, &rs_broker_catchup, 7, argv) != REDIS_OK) {
+		free(q);
 		s->ops->release(s);
 		metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_REDIS, 0);
 		s->ops->fail(s, "redis unavailable");
@@ -1454,6 +1480,7 @@ static void room_lost(struct hub_room *r)
 		room_cursor_clear(&s->cur);
 		s->state = HUB_SUB_WAIT;
 		s->paused = 0;
+		s->catchup_seq++; /* a read in flight answers for the lost subscription */
 	}
 }
 
@@ -1507,6 +1534,7 @@ void hub_leave(struct hub *h, struct hub_sub *s)
 	room_cursor_clear(&s->cur);
 	s->state = HUB_SUB_OUT;
 	s->room = NULL;
+	s->catchup_seq++; /* a read in flight is for the stream that left */
 	if (s->presence)
 		user_remove(r, s);
 	if (r->nsubs == 0) {

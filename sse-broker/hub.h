@@ -80,6 +80,7 @@ struct hub_sub {
 	int pinned_checked; /* the resync test was made for this catch-up */
 	int presence; /* counts towards join/leave */
 	int paused;   /* the replay waits for hub_resume() (HUB_BUSY) */
+	unsigned catchup_seq; /* the catch-up read whose answer counts (hub.c); others are stale */
 	/* who streams: set by the owner before hub_check() (from the token: a ticket carries
 	 * the session it was taken with) */
 	long long user_id;
