@@ -6,7 +6,8 @@
 // every event exactly once; a slot moved with CLUSTER SETSLOT/MIGRATE: the broker follows the
 // server's sunsubscribe to the new owner and nothing is lost or doubled; the same move step by
 // step under a steady stream of writes, with what Redis answers at each stage checked on the way
-// (docs/INTERNALS.md, "A slot migrated live").
+// (docs/INTERNALS.md, "A slot migrated live"); a session signed out while the master holding its
+// session key is stopped (SIGSTOP) during the rights re-check: the stream still ends.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
