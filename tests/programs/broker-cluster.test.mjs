@@ -7,7 +7,8 @@
 // server's sunsubscribe to the new owner and nothing is lost or doubled; the same move step by
 // step under a steady stream of writes, with what Redis answers at each stage checked on the way
 // (docs/INTERNALS.md, "A slot migrated live"); a session signed out while the master holding its
-// session key is stopped (SIGSTOP) during the rights re-check: the stream still ends.
+// session key is stopped (SIGSTOP) during the rights re-check, with its replica taking over or
+// not: the stream still ends.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -410,22 +411,38 @@ function openOnce(room, { user, sid }) {
   return s;
 }
 
+// The replicas of master m (node objects), from its INFO replication.
+async function replicasOf(m) {
+  const i = await cluster.once(m.port, 'INFO', 'replication');
+  const ports = [...i.matchAll(/^slave\d+:ip=[^,]*,port=(\d+)/gm)].map((x) => Number(x[1]));
+  return cluster.nodes.filter((n) => ports.includes(n.port));
+}
+
+// A new stream of the session: its status (200, 401, 503, ...), and nothing more.
+async function openStatus(room, { user, sid }) {
+  const t = ticket(SECRET, { room, user, name: `u${user}`, sid });
+  const res = await fetch(`${broker.base}/events/rooms/${room}?ticket=${t}`);
+  await res.body?.cancel();
+  return res.status;
+}
+
 // The rights question is asked in parts, one per slot (sse-broker/hub.c): here the session's
 // part is on a master other than the room's, and that master stops answering while the
 // question about a signed-out session is under way (SIGSTOP: the broker's request hangs until
 // its heartbeat gives the connection up). The part is lost with the connection; nothing about
 // the room's own node changed, so nothing else would ask again: the re-check itself must
 // (and, failing that, drop the stream), or a signed-out session keeps reading the room.
-test('a session signed out while the master holding its session key stops answering: the stream still ends', async () => {
+// `failover`: the master's replica takes over (the question is answered there); without, the
+// master stays away (its replicas may not take over, and the rest of the cluster serves on).
+async function signedOutWhileStopped({ failover }) {
   const slots = await cluster.slots();
   const masters = await cluster.masters();
   const accessAt = masterIn(slots, 'cc:access');
   // the session's master: not where the sign-out is published (its loss would re-check every
-  // room), with a replica that can take over
+  // room), with a replica that can take over when one should
   let victim;
-  for (const m of masters) if (m !== accessAt && await hasReplica(m)) { victim = m; break; }
-  const replicated = !!victim;
-  victim ??= masters.find((m) => m !== accessAt);
+  for (const m of masters) if (m !== accessAt && (!failover || await hasReplica(m))) { victim = m; break; }
+  const replicated = await hasReplica(victim);
   const roomAt = masters.find((m) => m !== victim);
   const room = await roomOn(roomAt);
   let sid;
@@ -434,10 +451,21 @@ test('a session signed out while the master holding its session key stops answer
   while (masterIn(slots, `cc:user:${user}:tokgen`) !== roomAt) user++;
   await waitFor(async () => (await cluster.once(accessAt.port, 'PUBSUB', 'SHARDNUMSUB', 'cc:access'))[1] >= 1,
     { what: 'the broker listens to cc:access' });
+  const held = failover ? [] : await replicasOf(victim);
+  const restore = [];
+  const config = async (n, key, value, back) => {
+    await cluster.once(n.port, 'CONFIG', 'SET', key, value);
+    restore.push([n, key, back]);
+  };
 
   const s = openOnce(room, { user, sid });
   let stopped = false;
   try {
+    if (!failover) {
+      // the master stays away: its replicas do not take over, and the others serve on
+      for (const n of cluster.alive()) await config(n, 'cluster-require-full-coverage', 'no', 'yes');
+      for (const n of held) await config(n, 'cluster-replica-no-failover', 'yes', 'no');
+    }
     await waitFor(() => s.status === 200, { what: 'the stream open' });
     await waitFor(() => subscribedAt(room), { what: 'subscribed' });
     const first = await emit(room, 1);
@@ -465,16 +493,27 @@ test('a session signed out while the master holding its session key stops answer
     }, { what: 'the stream to end', timeout: 30000, interval: 500 }).catch((e) => {
       throw new Error(`${e.message}: still open, ${s.events.length - before} events delivered after the sign-out`);
     });
+    if (!failover) {
+      // nobody can tell whether the session may read: its next stream is refused for now
+      assert.equal(await openStatus(room, { user, sid }), 503, 'a new stream while the master is away');
+      cluster.resume(victim);
+      stopped = false;
+    }
     // what the user sees afterwards: the session cannot read the room again
-    await waitFor(async () => {
-      const t = ticket(SECRET, { room, user, name: `u${user}`, sid });
-      const res = await fetch(`${broker.base}/events/rooms/${room}?ticket=${t}`);
-      await res.body?.cancel();
-      return res.status === 401;
-    }, { what: 'a new stream of the signed-out session refused (401)', timeout: 30000, interval: 500 });
+    await waitFor(async () => await openStatus(room, { user, sid }) === 401,
+      { what: 'a new stream of the signed-out session refused (401)', timeout: 30000, interval: 500 });
   } finally {
     s.close();
     if (stopped) cluster.resume(victim);
     await waitFor(() => cluster.ready(), { what: 'the cluster whole again', timeout: 60000, interval: 500 });
+    for (const [node, key, value] of restore) await cluster.once(node.port, 'CONFIG', 'SET', key, value);
   }
+}
+
+test('a session signed out while the master holding its session key stops answering: the stream ends once its replica answers', async () => {
+  await signedOutWhileStopped({ failover: true });
+});
+
+test('a session signed out while the master holding its session key stays away: the stream is dropped, and the session is refused once the master is back', async () => {
+  await signedOutWhileStopped({ failover: false });
 });
