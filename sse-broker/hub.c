@@ -32,11 +32,13 @@
 #define HUB_RETRY_MS 150	/* a command answered TRYAGAIN/CLUSTERDOWN is sent again after this */
 #define HUB_RETRY_DEADLINE_MS 5000 /* ... until this long after it was first sent */
 #define HUB_NODES_MAX 1024
+#define HUB_RIGHTS_RETRY_MS 5000 /* a rights re-check that lost a node is asked again this long */
 
 /* A sharded channel's state at the node it lives on (hub.h). */
 enum room_link { RL_IDLE, RL_SUBSCRIBING, RL_SUBSCRIBED, RL_UNSUBSCRIBING };
 
 struct hub_node;
+struct rights_req;
 
 /* One sharded channel this broker listens to: a room's, or cc:access. */
 struct hub_chan {
@@ -104,6 +106,7 @@ struct hub {
 	struct event *refresh, *reaper, *beat, *shutdown_timer;
 	struct dead_sub *dead;	       /* closed subscription connections, freed by the reaper */
 	struct script_call *retrying;  /* commands waiting to be sent again (hub_free answers them) */
+	struct rights_req *rights_waiting; /* rights re-checks waiting to be asked again */
 	struct hub_room *buckets[HUB_BUCKETS];
 	char broker_id[17];
 	int shutting_down;
@@ -679,11 +682,28 @@ static void sub_go_live(struct hub_sub *s)
 static void rights_check_some(struct hub_room *r, long long only_uid, const struct hub_sub *only);
 static void rights_changed(struct hub *h);
 
+/* One catch-up read in flight. Its answer counts only while it is the subscriber's latest
+ * (seq == s->catchup_seq): a read sent before the stream's state changed (its room was lost
+ * and subscribed again, possibly at another node; it left and joined again; a repair started
+ * over) may be answered after the new state's own read was sent, when it is REPLAY again. A
+ * command waiting to be sent again (TRYAGAIN, CLUSTERDOWN, MASTERDOWN) outlives the loss of
+ * its connection, and a read redirected by MOVED is answered by another node. Applied, such an
+ * answer would count as a page of the new catch-up: one read from where the stream stood then,
+ * answered after a page the new read already delivered, moves nothing on, and the stream would
+ * go live there, skipping every event between that page and the ones held since. */
+struct catchup_req {
+	struct hub_sub *s;
+	unsigned seq;
+};
+
 static void catchup_cb(struct hub *h, redisReply *rep, void *priv)
 {
-	struct hub_sub *s = priv;
+	struct catchup_req *q = priv;
+	struct hub_sub *s = q->s;
+	unsigned seq = q->seq;
 	int rights = 0; /* a rights event was replayed to s */
-	if (!s->room || s->state != HUB_SUB_REPLAY)
+	free(q);
+	if (!s->room || s->state != HUB_SUB_REPLAY || seq != s->catchup_seq)
 		goto out;
 	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
 	    rep->element[2]->type != REDIS_REPLY_INTEGER) {
@@ -833,9 +853,18 @@ static void sub_catchup(struct hub_sub *s)
 	 * more would be read from Redis (blocking it meanwhile) only to be read again */
 	snprintf(budget, sizeof budget, "%zu",
 		 s->catchup_bytes ? s->catchup_bytes : h->cfg.catchup_bytes);
+	struct catchup_req *q = malloc(sizeof *q);
+	if (!q) {
+		metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_ERROR, 0);
+		s->ops->fail(s, "out of memory");
+		return;
+	}
+	q->s = s;
+	q->seq = ++s->catchup_seq; /* any read still in flight is stale from now on */
 	s->ops->reserve(s);
 	const char *argv[] = {NULL, NULL, "1", r->key, from, page, budget};
-	if (hub_script(h, catchup_cb, s, &rs_broker_catchup, 7, argv) != REDIS_OK) {
+	if (hub_script(h, catchup_cb, q, &rs_broker_catchup, 7, argv) != REDIS_OK) {
+		free(q);
 		s->ops->release(s);
 		metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_REDIS, 0);
 		s->ops->fail(s, "redis unavailable");
@@ -848,7 +877,8 @@ static void sub_catchup(struct hub_sub *s)
  * and, per subject, EXISTS of its session key and GET of its user's generation key, each
  * routed to its own slot's node. When every reply is in, cb gets one answer as a single
  * script would give it: an array of one string per subject ("revoked" before whatever the
- * room said), an error reply (the first error), or NULL (a connection went). The one place
+ * room said), an error reply (the first error), or NULL (a part was lost: its connection went,
+ * or its node was not connected when it was to be sent). The one place
  * that sends it, so a change of its steps changes this part only. */
 struct rights_gather;
 struct rights_part {
@@ -997,12 +1027,14 @@ static int rights_ask(struct hub *h, hub_reply_fn *cb, void *priv, const struct 
 		*e = (struct rights_part){g, i, 1};
 		*v = (struct rights_part){g, i, 2};
 		const char *ea[] = {"EXISTS", cmd->skey[i]}, *ga[] = {"GET", cmd->gkey[i]};
+		/* a part that cannot be sent (its node is not connected yet) is a lost part: the
+		 * node is being connected (route_ready), and the caller asks again or gives up */
 		if (hub_command(h, gather_cb, e, cmd->skey[i], 2, ea) != REDIS_OK) {
-			snprintf(g->err, sizeof g->err, "not sent");
+			g->lost = 1;
 			g->left--;
 		}
 		if (hub_command(h, gather_cb, v, cmd->gkey[i], 2, ga) != REDIS_OK) {
-			snprintf(g->err, sizeof g->err, "not sent");
+			g->lost = 1;
 			g->left--;
 		}
 	}
@@ -1010,12 +1042,60 @@ static int rights_ask(struct hub *h, hub_reply_fn *cb, void *priv, const struct 
 }
 
 /* One command about at most RIGHTS_BATCH subjects of a room. The room is found again by id
- * when the answer comes: it may have been freed meanwhile. */
+ * when the answer comes: it may have been freed meanwhile.
+ *
+ * A lost answer (a part's node went away, or was not connected when it was to be asked) is
+ * never forgotten. The room's own node going away is covered by its resubscription, which
+ * asks about every stream of the room again (check_on_subscribe); but the subjects' session
+ * and generation keys may live on other nodes, and nothing else would ask about them. So the
+ * question is asked again, with backoff (lib/backoff.h), for HUB_RIGHTS_RETRY_MS: a node that
+ * blinks (a restart, a reconnect, a failover its replica finishes quickly) costs a healthy
+ * stream nothing, and a revocation is applied as soon as the node (or its replica) answers.
+ * When it still has no answer then, the streams asked about are dropped as the error branch
+ * of rights_cb drops them (not revoked: each reconnects and is checked when it opens): a
+ * stream whose access may have been taken away does not stay open for longer than that. */
 struct rights_req {
+	struct hub *h;
+	struct rights_req *wprev, *wnext; /* in h->rights_waiting while its retry is armed */
+	struct event *retry;
+	struct backoff backoff;
+	long long deadline_ms; /* 0 until the first loss */
 	char room[ROOM_ID_MAX + 1];
 	size_t n;
 	struct rights_subject subj[]; /* sorted, distinct */
 };
+
+static void rights_cb(struct hub *h, redisReply *rep, void *priv);
+
+static void rights_req_free(struct rights_req *q)
+{
+	if (!q)
+		return;
+	if (q->retry) {
+		if (evtimer_pending(q->retry, NULL)) {
+			evtimer_del(q->retry);
+			if (q->wprev)
+				q->wprev->wnext = q->wnext;
+			else
+				q->h->rights_waiting = q->wnext;
+			if (q->wnext)
+				q->wnext->wprev = q->wprev;
+		}
+		event_free(q->retry);
+	}
+	free(q);
+}
+
+/* Sends q's question; REDIS_OK, or REDIS_ERR with nothing sent (rights_cb is not called). */
+static int rights_send(struct hub *h, struct rights_req *q)
+{
+	struct rights_cmd cmd = {0};
+	int rc = REDIS_ERR;
+	if (rights_cmd_build(&cmd, q->room, q->subj, q->n) == 0)
+		rc = rights_ask(h, rights_cb, q, &cmd, q->subj);
+	rights_cmd_free(&cmd);
+	return rc;
+}
 
 static void sub_subject(const struct hub_sub *s, struct rights_subject *out)
 {
@@ -1025,29 +1105,102 @@ static void sub_subject(const struct hub_sub *s, struct rights_subject *out)
 	snprintf(out->sid, sizeof out->sid, "%s", s->sid);
 }
 
+/* The streams of r that q asked about end as a drop (why in the log), not a revocation: each
+ * reconnects and is checked when it opens. Failing closed, like a stream that opens while
+ * Redis cannot answer. */
+static void rights_drop(struct hub_room *r, const struct rights_req *q)
+{
+	struct hub_sub *next;
+	for (struct hub_sub *s = r ? r->subs : NULL; s; s = next) {
+		next = s->next; /* s may leave during its own callback, no other may */
+		struct rights_subject key;
+		sub_subject(s, &key);
+		if (bsearch(&key, q->subj, q->n, sizeof *q->subj, rights_subject_cmp)) {
+			metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_REDIS, 0);
+			s->ops->fail(s, "could not check the stream's rights");
+		}
+	}
+}
+
+static void rights_retry_cb(evutil_socket_t fd, short what, void *arg);
+
+/* q got no answer (a part was lost, or could not be sent): asked again after a backoff, or,
+ * past its deadline, its streams are dropped. Takes q. */
+static void rights_lost(struct hub *h, struct rights_req *q)
+{
+	struct hub_room *r = room_find(h, q->room);
+	if (h->shutting_down || !r || r->nsubs == 0 ||
+	    (r->ch.link != RL_SUBSCRIBED && r->check_on_subscribe)) {
+		/* nobody left to ask about, or the room's resubscription asks about all of them */
+		rights_req_free(q);
+		return;
+	}
+	long long now = clock_mono_ms();
+	if (!q->deadline_ms) {
+		q->deadline_ms = now + HUB_RIGHTS_RETRY_MS;
+		q->backoff = (struct backoff){.first_ms = HUB_BACKOFF_MIN_MS,
+					      .max_ms = HUB_CLUSTER_BACKOFF_MAX_MS};
+		log_info("rights check in %s: no answer (a Redis node went away); asking again",
+			 q->room);
+	}
+	if (!q->retry)
+		q->retry = evtimer_new(h->base, rights_retry_cb, q);
+	if (q->retry && now < q->deadline_ms) {
+		long delay = backoff_next(&q->backoff);
+		if (delay > q->deadline_ms - now)
+			delay = (long)(q->deadline_ms - now);
+		struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
+		evtimer_add(q->retry, &tv);
+		q->wprev = NULL;
+		q->wnext = h->rights_waiting;
+		if (q->wnext)
+			q->wnext->wprev = q;
+		h->rights_waiting = q;
+		return;
+	}
+	log_warn("rights check in %s: no answer within %d ms; its streams are dropped", q->room,
+		 HUB_RIGHTS_RETRY_MS);
+	rights_drop(r, q);
+	rights_req_free(q);
+}
+
+static void rights_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rights_req *q = arg;
+	struct hub *h = q->h;
+	/* no longer armed: out of the waiting list */
+	if (q->wprev)
+		q->wprev->wnext = q->wnext;
+	else
+		h->rights_waiting = q->wnext;
+	if (q->wnext)
+		q->wnext->wprev = q->wprev;
+	q->wprev = q->wnext = NULL;
+	struct hub_room *r = room_find(h, q->room);
+	if (!r || r->nsubs == 0 || h->shutting_down) {
+		rights_req_free(q);
+		return;
+	}
+	if (rights_send(h, q) != REDIS_OK)
+		rights_lost(h, q); /* again later, or dropped at the deadline */
+}
+
 static void rights_cb(struct hub *h, redisReply *rep, void *priv)
 {
 	struct rights_req *q = priv;
 	struct hub_room *r;
-	if (!rep)
-		goto out; /* the node is gone: its rooms are checked again once resubscribed */
+	if (!rep) {
+		rights_lost(h, q);
+		return;
+	}
 	r = room_find(h, q->room);
 	struct hub_sub *next;
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != q->n) {
 		/* An error (a busy or failing server): nothing would ask again, so the streams
-		 * asked about end (as a drop, not a revocation): each reconnects and is checked
-		 * when it opens. Failing closed, like a stream that opens while Redis errs. */
+		 * asked about end (as a drop, not a revocation). */
 		log_warn("rights check in %s: %s", q->room,
 			 rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected answer");
-		for (struct hub_sub *s = r ? r->subs : NULL; s; s = next) {
-			next = s->next;
-			struct rights_subject key;
-			sub_subject(s, &key);
-			if (bsearch(&key, q->subj, q->n, sizeof *q->subj, rights_subject_cmp)) {
-				metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_REDIS, 0);
-				s->ops->fail(s, "could not check the stream's rights");
-			}
-		}
+		rights_drop(r, q);
 		goto out;
 	}
 	int unknown_logged = 0;
@@ -1092,7 +1245,7 @@ static void rights_cb(struct hub *h, redisReply *rep, void *priv)
 		}
 	}
 out:
-	free(q);
+	rights_req_free(q);
 }
 
 /* Asks about every distinct (user, session, generation) among r's subscribers, or only those
@@ -1116,22 +1269,18 @@ static void rights_check_some(struct hub_room *r, long long only_uid, const stru
 	n = rights_subjects_unique(all, n);
 	for (size_t at = 0; at < n; at += RIGHTS_BATCH) {
 		size_t k = n - at < RIGHTS_BATCH ? n - at : RIGHTS_BATCH;
-		struct rights_cmd cmd = {0};
-		struct rights_req *q = malloc(sizeof *q + k * sizeof q->subj[0]);
-		int sent = 0;
-		if (q && rights_cmd_build(&cmd, r->id, all + at, k) == 0) {
-			snprintf(q->room, sizeof q->room, "%s", r->id);
-			q->n = k;
-			memcpy(q->subj, all + at, k * sizeof q->subj[0]);
-			sent = rights_ask(h, rights_cb, q, &cmd, all + at) == REDIS_OK;
-			if (sent)
-				metric_add(&broker_metrics[BM_RIGHTS_RECHECKS], 0, 0, (long long)k);
+		struct rights_req *q = calloc(1, sizeof *q + k * sizeof q->subj[0]);
+		if (!q) {
+			log_warn("rights check in %s: out of memory", r->id);
+			continue;
 		}
-		rights_cmd_free(&cmd);
-		if (!sent) {
-			log_warn("rights check in %s: not sent", r->id);
-			free(q);
-		}
+		q->h = h;
+		snprintf(q->room, sizeof q->room, "%s", r->id);
+		q->n = k;
+		memcpy(q->subj, all + at, k * sizeof q->subj[0]);
+		metric_add(&broker_metrics[BM_RIGHTS_RECHECKS], 0, 0, (long long)k);
+		if (rights_send(h, q) != REDIS_OK)
+			rights_lost(h, q); /* not sent (a node not connected yet): as a lost answer */
 	}
 	free(all);
 }
@@ -1331,6 +1480,7 @@ static void room_lost(struct hub_room *r)
 		room_cursor_clear(&s->cur);
 		s->state = HUB_SUB_WAIT;
 		s->paused = 0;
+		s->catchup_seq++; /* a read in flight answers for the lost subscription */
 	}
 }
 
@@ -1384,6 +1534,7 @@ void hub_leave(struct hub *h, struct hub_sub *s)
 	room_cursor_clear(&s->cur);
 	s->state = HUB_SUB_OUT;
 	s->room = NULL;
+	s->catchup_seq++; /* a read in flight is for the stream that left */
 	if (s->presence)
 		user_remove(r, s);
 	if (r->nsubs == 0) {
@@ -2078,6 +2229,8 @@ void hub_free(struct hub *h)
 		node_down(h->nodes[i], "stopping");
 	while (h->retrying)
 		script_done(h->retrying, NULL);
+	while (h->rights_waiting)
+		rights_req_free(h->rights_waiting);
 	for (int b = 0; b < HUB_BUCKETS; b++)
 		while (h->buckets[b])
 			room_free(h->buckets[b]);

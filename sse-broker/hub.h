@@ -23,7 +23,10 @@
  * event (a gap repair replays one the channel lost), for every room after a Redis reconnect,
  * and for every
  * subscriber of user U when {"user":U} arrives on cc:access (lib/access.h). A subscriber whose
- * answer is "" or "revoked" is handed to its owner's `revoked`. A check answered before a
+ * answer is "" or "revoked" is handed to its owner's `revoked`. A re-check that gets no
+ * answer (a node it asked went away) is asked again with backoff for a few seconds, then its
+ * streams are dropped (failed, not revoked): access taken away never stays with an open stream
+ * because a node did not answer (hub.c, struct rights_req). A check answered before a
  * re-check could include the stream (its answer raced a change) is covered by a sequence
  * number: hub_join() re-checks the room when any trigger came since the stream's check was
  * sent, and a room's first subscription re-checks once confirmed (the broker may have missed
@@ -80,6 +83,7 @@ struct hub_sub {
 	int pinned_checked; /* the resync test was made for this catch-up */
 	int presence; /* counts towards join/leave */
 	int paused;   /* the replay waits for hub_resume() (HUB_BUSY) */
+	unsigned catchup_seq; /* the catch-up read whose answer counts (hub.c); others are stale */
 	/* who streams: set by the owner before hub_check() (from the token: a ticket carries
 	 * the session it was taken with) */
 	long long user_id;

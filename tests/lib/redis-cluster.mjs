@@ -1,8 +1,9 @@
 // A real Redis Cluster for tests: redis-server nodes in cluster mode on free ports, joined by
 // `redis-cli --cluster create`, and what a test needs around it: the slot of a key (CRC16 as
 // lib/rslot.c computes it), the master serving a slot, a command sent to the right node
-// (MOVED and ASK followed, retried while a failover is under way), kill -9 of a node, and the
-// migration of a slot from one master to another (CLUSTER SETSLOT + MIGRATE).
+// (MOVED and ASK followed, retried while a failover is under way), kill -9 of a node, SIGSTOP
+// and SIGCONT of one (pause, resume), and the migration of a slot from one master to another
+// (CLUSTER SETSLOT + MIGRATE).
 //
 //   const c = await startRedisCluster({ masters: 3, replicas: 1 });
 //   c.seeds            // "127.0.0.1:P1,127.0.0.1:P2,..." (REDIS_CLUSTER)
@@ -101,7 +102,8 @@ export async function startRedisCluster({ masters = 3, replicas = 1, nodeTimeout
   const c = {
     nodes,
     seeds: nodes.map((n) => `127.0.0.1:${n.port}`).join(','),
-    alive: () => nodes.filter((n) => n.child.exitCode === null && n.child.signalCode === null),
+    // the nodes that answer: running, and not stopped by pause()
+    alive: () => nodes.filter((n) => n.child.exitCode === null && n.child.signalCode === null && !n.paused),
     slotOf,
 
     // CLUSTER SLOTS from a live node: [{ from, to, port }] of the masters
@@ -187,6 +189,17 @@ export async function startRedisCluster({ masters = 3, replicas = 1, nodeTimeout
     async kill(node) {
       node.child.kill('SIGKILL');
       await node.child.exited;
+    },
+
+    // SIGSTOP of a node: it keeps its connections but answers nothing (a frozen host) until
+    // resume(); the helpers here ask the other nodes meanwhile
+    pause(node) {
+      node.paused = true;
+      node.child.kill('SIGSTOP');
+    },
+    resume(node) {
+      node.child.kill('SIGCONT');
+      node.paused = false;
     },
 
     // Moves slot from its master to the master `to` (a node object): IMPORTING/MIGRATING,

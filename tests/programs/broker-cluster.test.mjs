@@ -6,7 +6,9 @@
 // every event exactly once; a slot moved with CLUSTER SETSLOT/MIGRATE: the broker follows the
 // server's sunsubscribe to the new owner and nothing is lost or doubled; the same move step by
 // step under a steady stream of writes, with what Redis answers at each stage checked on the way
-// (docs/INTERNALS.md, "A slot migrated live").
+// (docs/INTERNALS.md, "A slot migrated live"); a session signed out while the master holding its
+// session key is stopped (SIGSTOP) during the rights re-check, with its replica taking over or
+// not: the stream still ends.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -372,4 +374,147 @@ test('a live migration of a room\'s slot, step by step, under a steady stream of
     await writer?.catch(() => {});
     s.close();
   }
+});
+
+// The master (a node object) serving key, from a CLUSTER SLOTS answer (cluster.slots()).
+const masterIn = (slots, key) => {
+  const slot = slotOf(key);
+  const row = slots.find((r) => r.from <= slot && slot <= r.to);
+  return row && cluster.nodes.find((n) => n.port === row.port);
+};
+
+// A master with a replica in sync (so a failover can promote one).
+async function hasReplica(m) {
+  const i = await cluster.once(m.port, 'INFO', 'replication');
+  return /^slave\d+:.*state=online/m.test(i);
+}
+
+// One SSE connection, never resumed: its events, its status, and whether it has ended. It asks
+// for the `subscribed` event (subscribed=1), which says it is live: an event emitted before
+// that may lie before the position it starts from.
+function openOnce(room, { user, sid }) {
+  const s = { events: [], status: 0, ended: false };
+  const ac = new AbortController();
+  s.close = () => ac.abort();
+  const t = ticket(SECRET, { room, user, name: `u${user}`, sid });
+  s.done = (async () => {
+    try {
+      const res = await fetch(`${broker.base}/events/rooms/${room}?ticket=${t}&subscribed=1`, { signal: ac.signal });
+      s.status = res.status;
+      if (res.status === 200) {
+        for await (const block of sseBlockStream(res.body)) {
+          const ev = sseFields(block);
+          if (ev.event) s.events.push(ev);
+        }
+      }
+    } catch { /* aborted */ }
+    s.ended = true;
+  })();
+  return s;
+}
+
+// The replicas of master m (node objects), from its INFO replication.
+async function replicasOf(m) {
+  const i = await cluster.once(m.port, 'INFO', 'replication');
+  const ports = [...i.matchAll(/^slave\d+:ip=[^,]*,port=(\d+)/gm)].map((x) => Number(x[1]));
+  return cluster.nodes.filter((n) => ports.includes(n.port));
+}
+
+// A new stream of the session: its status (200, 401, 503, ...), and nothing more.
+async function openStatus(room, { user, sid }) {
+  const t = ticket(SECRET, { room, user, name: `u${user}`, sid });
+  const res = await fetch(`${broker.base}/events/rooms/${room}?ticket=${t}`);
+  await res.body?.cancel();
+  return res.status;
+}
+
+// The rights question is asked in parts, one per slot (sse-broker/hub.c): here the session's
+// part is on a master other than the room's, and that master stops answering while the
+// question about a signed-out session is under way (SIGSTOP: the broker's request hangs until
+// its heartbeat gives the connection up). The part is lost with the connection; nothing about
+// the room's own node changed, so nothing else would ask again: the re-check itself must
+// (and, failing that, drop the stream), or a signed-out session keeps reading the room.
+// `failover`: the master's replica takes over (the question is answered there); without, the
+// master stays away (its replicas may not take over, and the rest of the cluster serves on).
+async function signedOutWhileStopped({ failover }) {
+  const slots = await cluster.slots();
+  const masters = await cluster.masters();
+  const accessAt = masterIn(slots, 'cc:access');
+  // the session's master: not where the sign-out is published (its loss would re-check every
+  // room), with a replica that can take over when one should
+  let victim;
+  for (const m of masters) if (m !== accessAt && (!failover || await hasReplica(m))) { victim = m; break; }
+  const replicated = await hasReplica(victim);
+  const roomAt = masters.find((m) => m !== victim);
+  const room = await roomOn(roomAt);
+  let sid;
+  do sid = newSid(); while (masterIn(slots, `cc:sess:${sid}:revoked`) !== victim);
+  let user = 1000;
+  while (masterIn(slots, `cc:user:${user}:tokgen`) !== roomAt) user++;
+  await waitFor(async () => (await cluster.once(accessAt.port, 'PUBSUB', 'SHARDNUMSUB', 'cc:access'))[1] >= 1,
+    { what: 'the broker listens to cc:access' });
+  const held = failover ? [] : await replicasOf(victim);
+  const restore = [];
+  const config = async (n, key, value, back) => {
+    await cluster.once(n.port, 'CONFIG', 'SET', key, value);
+    restore.push([n, key, back]);
+  };
+
+  const s = openOnce(room, { user, sid });
+  let stopped = false;
+  try {
+    if (!failover) {
+      // the master stays away: its replicas do not take over, and the others serve on
+      for (const n of cluster.alive()) await config(n, 'cluster-require-full-coverage', 'no', 'yes');
+      for (const n of held) await config(n, 'cluster-replica-no-failover', 'yes', 'no');
+    }
+    await waitFor(() => s.events.some((e) => e.event === 'subscribed'), { what: 'the stream live' });
+    const first = await emit(room, 1);
+    await waitFor(() => s.events.some((e) => e.id === first), { what: 'an event before the sign-out' });
+
+    // the sign-out as the API does it: the session's mark (replicated, as its writes are),
+    // then {"user":U} on cc:access; the mark's master stops answering in between
+    const mark = `cc:sess:${sid}:revoked`;
+    if (replicated) {
+      const [, acks] = await cluster.cmdThen(mark, ['SET', mark, '1', 'EX', 3600], (r) => r.cmd('WAIT', 1, 5000));
+      assert.equal(acks, 1, 'a replica has the mark');
+    } else {
+      await cluster.cmd(mark, 'SET', mark, '1', 'EX', 3600);
+    }
+    cluster.pause(victim);
+    stopped = true;
+    await cluster.cmd('cc:access', 'SPUBLISH', 'cc:access', JSON.stringify({ user }));
+
+    // the room's own master is fine: events keep coming while the stream is open
+    let n = 1;
+    const before = s.events.length;
+    await waitFor(async () => {
+      if (!s.ended) await emit(room, ++n);
+      return s.ended;
+    }, { what: 'the stream to end', timeout: 30000, interval: 500 }).catch((e) => {
+      throw new Error(`${e.message}: still open, ${s.events.length - before} events delivered after the sign-out`);
+    });
+    if (!failover) {
+      // nobody can tell whether the session may read: its next stream is refused for now
+      assert.equal(await openStatus(room, { user, sid }), 503, 'a new stream while the master is away');
+      cluster.resume(victim);
+      stopped = false;
+    }
+    // what the user sees afterwards: the session cannot read the room again
+    await waitFor(async () => await openStatus(room, { user, sid }) === 401,
+      { what: 'a new stream of the signed-out session refused (401)', timeout: 30000, interval: 500 });
+  } finally {
+    s.close();
+    if (stopped) cluster.resume(victim);
+    await waitFor(() => cluster.ready(), { what: 'the cluster whole again', timeout: 60000, interval: 500 });
+    for (const [node, key, value] of restore) await cluster.once(node.port, 'CONFIG', 'SET', key, value);
+  }
+}
+
+test('a session signed out while the master holding its session key stops answering: the stream ends once its replica answers', async () => {
+  await signedOutWhileStopped({ failover: true });
+});
+
+test('a session signed out while the master holding its session key stays away: the stream is dropped, and the session is refused once the master is back', async () => {
+  await signedOutWhileStopped({ failover: false });
 });
