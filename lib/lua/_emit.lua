@@ -1,5 +1,5 @@
--- emit(history, type, data, bound): the one event envelope. Appends the event to the room's
--- history stream (XADD, MAXLEN ~ bound) and publishes it on the room's channel as
+-- emit(history, type, data, bounds): the one event envelope. Appends the event to the room's
+-- history stream and publishes it on the room's channel as
 -- {"type":…,"id":…,"prev":…,"data":…}, the shape history readers rebuild from the entry, so a
 -- subscriber and a reader of the history see the same event. type is one of our own
 -- identifiers; data is JSON text. Returns the new event id.
@@ -12,11 +12,91 @@
 -- way (pub/sub keeps none: a subscription at a node that was not yet told the slot's new
 -- owner, say) and catches its streams up from the history instead of leaving a gap
 -- (docs/INTERNALS.md, "A gap on the channel").
-local function emit(history, etype, data, bound)
+--
+-- bounds is "<entries> <bytes>" (lib/events.h EVENTS_HISTORY_BOUNDS). The history keeps about <entries> entries (XADD MAXLEN ~) and at most <bytes>
+-- bytes of entries, an entry's bytes being #type + #data, but always its newest entry,
+-- whatever its size. An event can be about a megabyte, so the count alone would let one room
+-- hold a gigabyte. The bytes are counted without a scan and without another key: each entry
+-- carries in a third field, n, the running total of the bytes appended to the history up to
+-- and including it, so the history holds newest.n - oldest.n + #oldest bytes. Over the bound,
+-- the oldest entries are read a few at a time up to the first one to keep, and the rest is
+-- trimmed (XTRIM MINID): the work is the entries removed.
+-- Entries written without n (before this version, or by a program still running one) are
+-- counted where they are met: the first emit after them reads back from the newest to the
+-- newest entry with n, so its own n counts them too (at most about <bytes> bytes read: past
+-- that the older entries are trimmed); while the oldest entries have no n, the bytes of the
+-- history are over-estimated (they count from the oldest entry the history held when the
+-- count started), and the trimming then removes those oldest entries until the estimate fits.
+local EMIT_PAGE = 8
+local function emit_fields(e)
+  local t, d, n
+  for i = 1, #e[2] - 1, 2 do
+    local k = e[2][i]
+    if k == 'type' then t = e[2][i + 1] elseif k == 'data' then d = e[2][i + 1]
+    elseif k == 'n' then n = tonumber(e[2][i + 1]) end
+  end
+  return #(t or '') + #(d or ''), n
+end
+-- The running total before the new entry of `size` bytes (last: the newest entry), and the
+-- id of the oldest entry to keep when entries without n were found past the byte bound.
+local function emit_total(history, last, size, maxbytes)
+  if not last then return 0, nil end
+  local s, n = emit_fields(last)
+  if n then return n, nil end
+  local acc, newer, from = 0, nil, last[1]
+  while true do
+    local page = redis.call('XREVRANGE', history, from, '-', 'COUNT', EMIT_PAGE)
+    for _, e in ipairs(page) do
+      s, n = emit_fields(e)
+      if n then return n + acc, nil end
+      if size + acc + s > maxbytes then return acc, newer or '' end
+      acc, newer = acc + s, e[1]
+    end
+    if #page < EMIT_PAGE then return acc, nil end
+    from = '(' .. page[#page][1]
+  end
+end
+-- Trims the oldest entries until the history holds at most maxbytes (the new entry `id`,
+-- whose total is `total`, stays).
+local function emit_trim(history, id, total, maxbytes)
+  local first = redis.call('XRANGE', history, '-', '+', 'COUNT', 1)[1]
+  local s, n = emit_fields(first)
+  -- without n, the oldest entry's place in the count is unknown: at most total
+  local held = n and total - n + s or total
+  if held <= maxbytes then return end
+  local from, keep = '-', nil
+  while not keep do
+    local page = redis.call('XRANGE', history, from, '+', 'COUNT', EMIT_PAGE)
+    for _, e in ipairs(page) do
+      s, n = emit_fields(e)
+      if n then held = total - n + s end
+      if held <= maxbytes or e[1] == id then keep = e[1] break end
+      held = held - s
+    end
+    if not keep then
+      if #page == 0 then return end
+      from = '(' .. page[#page][1]
+    end
+  end
+  if keep ~= first[1] then redis.call('XTRIM', history, 'MINID', keep) end
+end
+local function emit(history, etype, data, bounds)
   local room = string.match(history, '^[^{]*{([^}]*)}')
   if not room or room == '' then error('emit: no room in the history key ' .. history) end
+  local count, maxbytes = string.match(bounds, '^(%d+) (%d+)$')
+  if not count then error('emit: history bounds are not "<entries> <bytes>": ' .. bounds) end
+  maxbytes = tonumber(maxbytes)
   local last = redis.call('XREVRANGE', history, '+', '-', 'COUNT', 1)
-  local id = redis.call('XADD', history, 'MAXLEN', '~', bound, '*', 'type', etype, 'data', data)
+  local size = #etype + #data
+  local before, keep = emit_total(history, last[1], size, maxbytes)
+  local total = before + size
+  local id = redis.call('XADD', history, 'MAXLEN', '~', count, '*', 'type', etype, 'data', data,
+    'n', string.format('%.0f', total))
+  if keep then
+    redis.call('XTRIM', history, 'MINID', keep == '' and id or keep)
+  else
+    emit_trim(history, id, total, maxbytes)
+  end
   local prev = ''
   if last[1] then prev = '"prev":"' .. last[1][1] .. '",' end
   redis.call('SPUBLISH', K_ROOM_CHANNEL(room),

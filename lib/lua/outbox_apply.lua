@@ -3,7 +3,7 @@
 -- The second step of a job's room event (lib/jobstate.c, jobstate_drain): one entry of the
 -- jobs' outbox (_outbox.lua) carried out in its room's slot. KEYS: the room's history,
 -- outbox mark (the id of the last entry applied here), recent runs and deleted mark. ARGV:
--- 1 the entry's id, 2 event type ("" none), 3 event data, 4 history bound, 5 a job id for
+-- 1 the entry's id, 2 event type ("" none), 3 event data, 4 history bounds (EVENTS_HISTORY_BOUNDS), 5 a job id for
 -- the recent runs ("" none), 6 runs kept, 7 their lifetime s, 8 the mark's lifetime s.
 -- Entries are drained oldest first, so an entry not after the mark was applied already (by
 -- this drainer before it crashed, or by another one): it is skipped, and every entry reaches

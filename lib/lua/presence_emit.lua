@@ -4,7 +4,7 @@
 -- events_presence_emit; the broker's WebSocket presence, hub_presence). KEYS[1] the room's
 -- history, KEYS[2] the user's counter in the room, KEYS[3] the room's deleted mark (all in
 -- the same slot). ARGV[1] the event's data
--- (JSON), ARGV[2] the history bound, ARGV[3] the budget (events per window), ARGV[4] the
+-- (JSON), ARGV[2] the history bounds (EVENTS_HISTORY_BOUNDS), ARGV[3] the budget (events per window), ARGV[4] the
 -- window in ms. A fixed window: the first event of a window starts the counter and its
 -- expiry; an event past the budget is counted and not emitted. Returns {1, event id}, or
 -- {0, ms until the window ends} over the budget, {2, 0} when the room was deleted (nothing
