@@ -1,12 +1,13 @@
 /* events: appending a room event to its history and publishing it, in one atomic step.
  *
  * Redis (lib/rkeys.def, docs/INTERNALS.md): RK_ROOM_EVENTS, a Stream, is the room's
- * bounded event history (entry fields "type" and "data", JSON text, and "n", the running total
- * of the bytes appended to it, which _emit.lua bounds it by; the entry id is the event id); RK_ROOM_CHANNEL is its pub/sub channel, where each message is the event as
+ * bounded event history (entry fields "type" and "data", JSON text, and "n", the running
+ * total of the bytes appended to the history, by which _emit.lua bounds it; the entry id is
+ * the event id); RK_ROOM_CHANNEL is its pub/sub channel, where each message is the event as
  * clients get it: {"type":"<type>","id":"<stream id>","data":<data>}. The channel is not
  * passed in KEYS: the script names it from the history key (a slot being migrated would
  * refuse a declared channel, docs/INTERNALS.md "A slot migrated live"). The one envelope is
- * lib/lua/_emit.lua: XADD (bounded by EVENTS_HISTORY_MAX and EVENTS_HISTORY_MAX_BYTES) and SPUBLISH together, so every
+ * lib/lua/_emit.lua: XADD (within EVENTS_HISTORY_BOUNDS) and SPUBLISH together, so every
  * published event is in the history and ids are monotonic per room; every script that
  * emits (events_emit.lua, the job scripts, the API's commit) uses it. */
 #ifndef CC_EVENTS_H
@@ -29,7 +30,8 @@
 #define EVENTS_STR_(x) #x
 #define EVENTS_STR(x) EVENTS_STR_(x)
 /* "<entries> <bytes>": the bounds argument of the scripts that emit (lib/lua/_emit.lua). */
-#define EVENTS_HISTORY_BOUNDS EVENTS_STR(EVENTS_HISTORY_MAX) " " EVENTS_STR(EVENTS_HISTORY_MAX_BYTES)
+#define EVENTS_HISTORY_BOUNDS                                                                    \
+	EVENTS_STR(EVENTS_HISTORY_MAX) " " EVENTS_STR(EVENTS_HISTORY_MAX_BYTES)
 /* The largest event data (the JSON text of "data") any program may emit. Emitters refuse
  * larger data (the API answers 413); the broker delivers every event up to this size, or a
  * `resync` to a client that cannot take it, never silence. */

@@ -13,20 +13,22 @@
 -- owner, say) and catches its streams up from the history instead of leaving a gap
 -- (docs/INTERNALS.md, "A gap on the channel").
 --
--- bounds is "<entries> <bytes>" (lib/events.h EVENTS_HISTORY_BOUNDS). The history keeps about <entries> entries (XADD MAXLEN ~) and at most <bytes>
--- bytes of entries, an entry's bytes being #type + #data, but always its newest entry,
--- whatever its size. An event can be about a megabyte, so the count alone would let one room
--- hold a gigabyte. The bytes are counted without a scan and without another key: each entry
--- carries in a third field, n, the running total of the bytes appended to the history up to
--- and including it, so the history holds newest.n - oldest.n + #oldest bytes. Over the bound,
--- the oldest entries are read a few at a time up to the first one to keep, and the rest is
--- trimmed (XTRIM MINID): the work is the entries removed.
+-- bounds is "<entries> <bytes>" (lib/events.h EVENTS_HISTORY_BOUNDS). The history keeps about
+-- <entries> entries (XADD MAXLEN ~) and at most <bytes> bytes of entries, an entry's bytes
+-- being #type + #data, but always its newest entry, whatever its size. An event can be about a
+-- megabyte, so the count alone would let one room hold a gigabyte. The bytes are counted
+-- without a scan and without another key: each entry carries in a third field, n, the running
+-- total of the bytes appended to the history up to and including it, so the history holds
+-- newest.n - oldest.n + size(oldest) bytes. Over the bound, the oldest entries are read a few at a
+-- time up to the first one to keep, and the rest is trimmed (XTRIM MINID): the work is the
+-- entries removed.
 -- Entries written without n (before this version, or by a program still running one) are
 -- counted where they are met: the first emit after them reads back from the newest to the
 -- newest entry with n, so its own n counts them too (at most about <bytes> bytes read: past
 -- that the older entries are trimmed); while the oldest entries have no n, the bytes of the
--- history are over-estimated (they count from the oldest entry the history held when the
--- count started), and the trimming then removes those oldest entries until the estimate fits.
+-- history may be over-estimated (counted from the oldest entry the history held when the count
+-- started, which the count bound may have dropped since), and a trim then removes those oldest
+-- entries until the estimate fits or an entry with n is reached (exact from there).
 local EMIT_PAGE = 8
 local function emit_fields(e)
   local t, d, n
