@@ -1,9 +1,8 @@
 /* events: appending a room event to its history and publishing it, in one atomic step.
  *
  * Redis (lib/rkeys.def, docs/INTERNALS.md): RK_ROOM_EVENTS, a Stream, is the room's
- * bounded event history (entry fields "type" and "data", JSON text, and "n", the running
- * total of the bytes appended to the history, by which _emit.lua bounds it; the entry id is
- * the event id); RK_ROOM_CHANNEL is its pub/sub channel, where each message is the event as
+ * bounded event history (entry fields "type" and "data", JSON text, then "n" and "b", by
+ * which _emit.lua bounds its bytes; the entry id is the event id); RK_ROOM_CHANNEL is its pub/sub channel, where each message is the event as
  * clients get it: {"type":"<type>","id":"<stream id>","data":<data>}. The channel is not
  * passed in KEYS: the script names it from the history key (a slot being migrated would
  * refuse a declared channel, docs/INTERNALS.md "A slot migrated live"). The one envelope is

@@ -17,30 +17,37 @@
 -- <entries> entries (XADD MAXLEN ~) and at most <bytes> bytes of entries, an entry's bytes
 -- being #type + #data, but always its newest entry, whatever its size. An event can be about a
 -- megabyte, so the count alone would let one room hold a gigabyte. The bytes are counted
--- without a scan and without another key: each entry carries in a third field, n, the running
--- total of the bytes appended to the history up to and including it, so the history holds
--- newest.n - oldest.n + size(oldest) bytes. Over the bound, the oldest entries are read a few at a
--- time up to the first one to keep, and the rest is trimmed (XTRIM MINID): the work is the
--- entries removed.
+-- without a scan and without another key, in two more fields of each entry:
+--   n  the running total of the bytes appended to the history up to and including the entry,
+--      so the history holds newest.n - (oldest.n - size(oldest)) bytes;
+--   b  a lower bound of that oldest.n - size(oldest) (the bytes appended before the oldest
+--      entry), as known when the entry was written; it only grows as the oldest entries go.
+-- The newest entry, which the emit reads anyway (for "prev"), gives both: while newest.n plus
+-- the new entry less its b fits, nothing else is read. Otherwise the oldest entries are read
+-- a few at a time up to the first one to keep and the rest is trimmed (XTRIM MINID): the work
+-- is the entries removed (and one page of the kept ones when the count bound had removed
+-- some, which makes b exact again).
 -- Entries written without n (before this version, or by a program still running one) are
 -- counted where they are met: the first emit after them reads back from the newest to the
 -- newest entry with n, so its own n counts them too (at most about <bytes> bytes read: past
--- that the older entries are trimmed); while the oldest entries have no n, the bytes of the
--- history may be over-estimated (counted from the oldest entry the history held when the count
--- started, which the count bound may have dropped since), and a trim then removes those oldest
--- entries until the estimate fits or an entry with n is reached (exact from there).
+-- that the older entries are trimmed); a history without any n starts its count at its oldest
+-- entry. While the oldest entries have no n, their place in the count is not known, only that
+-- it is not below 0: the bytes of the history are then over-estimated by what the count bound
+-- dropped of them, and a trim removes those old entries until the estimate fits or it reaches
+-- an entry with n (exact from there).
 local EMIT_PAGE = 8
 local function emit_fields(e)
-  local t, d, n
+  local t, d, n, b
   for i = 1, #e[2] - 1, 2 do
     local k = e[2][i]
     if k == 'type' then t = e[2][i + 1] elseif k == 'data' then d = e[2][i + 1]
-    elseif k == 'n' then n = tonumber(e[2][i + 1]) end
+    elseif k == 'n' then n = tonumber(e[2][i + 1]) elseif k == 'b' then b = tonumber(e[2][i + 1]) end
   end
-  return #(t or '') + #(d or ''), n
+  return #(t or '') + #(d or ''), n, b
 end
--- The running total before the new entry of `size` bytes (last: the newest entry), and the
--- id of the oldest entry to keep when entries without n were found past the byte bound.
+-- The running total before the new entry of `size` bytes (last: the newest entry); and, when
+-- entries without n were found past the byte bound, the id of the oldest entry to keep ('':
+-- none of the entries there are).
 local function emit_total(history, last, size, maxbytes)
   if not last then return 0, nil end
   local s, n = emit_fields(last)
@@ -58,29 +65,29 @@ local function emit_total(history, last, size, maxbytes)
     from = '(' .. page[#page][1]
   end
 end
--- Trims the oldest entries until the history holds at most maxbytes (the new entry `id`,
--- whose total is `total`, stays).
-local function emit_trim(history, id, total, maxbytes)
-  local first = redis.call('XRANGE', history, '-', '+', 'COUNT', 1)[1]
-  local s, n = emit_fields(first)
-  -- without n, the oldest entry's place in the count is unknown: at most total
-  local held = n and total - n + s or total
-  if held <= maxbytes then return end
-  local from, keep = '-', nil
-  while not keep do
+-- Where the history's entries are cut for the new entry, whose running total is `total`: the
+-- id of the oldest entry to keep (nil: the oldest entry itself, '': none, only the new entry
+-- stays), and the bytes appended before what is kept (exact when that entry has n, else a
+-- lower bound).
+local function emit_cut(history, total, maxbytes)
+  local from, oldest, held = '-', nil, nil
+  while true do
     local page = redis.call('XRANGE', history, from, '+', 'COUNT', EMIT_PAGE)
     for _, e in ipairs(page) do
-      s, n = emit_fields(e)
-      if n then held = total - n + s end
-      if held <= maxbytes or e[1] == id then keep = e[1] break end
+      local s, n = emit_fields(e)
+      -- held: the bytes from e on, new entry included (without n, at most all since the start
+      -- of the count)
+      if n then held = total - n + s elseif not held then held = total end
+      if held <= maxbytes then
+        if oldest then return e[1], total - held end
+        return nil, total - held
+      end
+      oldest = oldest or e[1]
       held = held - s
     end
-    if not keep then
-      if #page == 0 then return end
-      from = '(' .. page[#page][1]
-    end
+    if #page < EMIT_PAGE then return '', total - (held or total) end
+    from = '(' .. page[#page][1]
   end
-  if keep ~= first[1] then redis.call('XTRIM', history, 'MINID', keep) end
 end
 local function emit(history, etype, data, bounds)
   local room = string.match(history, '^[^{]*{([^}]*)}')
@@ -92,13 +99,17 @@ local function emit(history, etype, data, bounds)
   local size = #etype + #data
   local before, keep = emit_total(history, last[1], size, maxbytes)
   local total = before + size
-  local id = redis.call('XADD', history, 'MAXLEN', '~', count, '*', 'type', etype, 'data', data,
-    'n', string.format('%.0f', total))
+  local lower = 0
   if keep then
-    redis.call('XTRIM', history, 'MINID', keep == '' and id or keep)
-  else
-    emit_trim(history, id, total, maxbytes)
+    -- the count starts again at the oldest entry kept
+  elseif last[1] then
+    local _, n, b = emit_fields(last[1])
+    if not (n and b and total - b <= maxbytes) then keep, lower = emit_cut(history, total, maxbytes)
+    else lower = b end
   end
+  local id = redis.call('XADD', history, 'MAXLEN', '~', count, '*', 'type', etype, 'data', data,
+    'n', string.format('%.0f', total), 'b', string.format('%.0f', lower))
+  if keep then redis.call('XTRIM', history, 'MINID', keep == '' and id or keep) end
   local prev = ''
   if last[1] then prev = '"prev":"' .. last[1][1] .. '",' end
   redis.call('SPUBLISH', K_ROOM_CHANNEL(room),

@@ -1,8 +1,9 @@
 // A room's event history is bounded in bytes as well as in entries (lib/lua/_emit.lua,
 // lib/events.h EVENTS_HISTORY_MAX_BYTES): the programs' own event script against a Redis of
 // its own, with small bounds so that each case is a few entries. Each entry carries `n`, the
-// running total of the bytes appended; entries without it (written before that field
-// existed, or by a program still running the version before) are counted as they are met.
+// running total of the bytes appended, and `b`, a lower bound of the bytes appended before the
+// oldest entry; entries without them (written before these fields existed, or by a program
+// still running the version before) are counted as they are met.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startRedis, stopRedis } from '../lib/worker-harness.mjs';
@@ -28,6 +29,7 @@ async function history(room) {
     for (let i = 0; i + 1 < f.length; i += 2) o[f[i]] = f[i + 1];
     o.size = Buffer.byteLength(o.type) + Buffer.byteLength(o.data);
     if (o.n !== undefined) o.n = Number(o.n);
+    if (o.b !== undefined) o.b = Number(o.b);
     return o;
   });
 }
@@ -145,6 +147,10 @@ test('any mix of sizes, old entries and both bounds: the bytes stay bounded and 
       const h = await history(room);
       assert.equal(h.at(-1).id, id, 'the newest entry stays');
       assert.ok(h.length === 1 || bytes(h) <= max, `round ${round} event ${i}: ${bytes(h)} bytes > ${max}`);
+      // b, where the oldest entry has n, is at most the bytes appended before it
+      if (h[0].n !== undefined) {
+        for (const e of h) if (e.b !== undefined) assert.ok(e.b <= h[0].n - h[0].size, `round ${round} event ${i}: b ${e.b}`);
+      }
       // between two entries with n, the difference is the bytes of the entries after the
       // first up to the second
       let p = -1;
@@ -155,6 +161,36 @@ test('any mix of sizes, old entries and both bounds: the bytes stay bounded and 
       }
     }
   }
+});
+
+// How many times Redis ran cmd since the last CONFIG RESETSTAT (INFO commandstats).
+async function calls(cmd) {
+  const info = await rc.cmd('INFO', 'commandstats');
+  const m = info.match(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`));
+  return m ? Number(m[1]) : 0;
+}
+
+test('within its bounds an emit reads only the newest entry, however large the oldest', async () => {
+  const room = newRoom();
+  const bounds = '1000 20000';
+  await rc.emit(room, 'operation', dataOf('operation', 12000), bounds);
+  await rc.emit(room, 'operation', dataOf('operation', 3000), bounds);
+  await rc.cmd('CONFIG', 'RESETSTAT');
+  for (let i = 0; i < 20; i++) await rc.emit(room, 'presence', dataOf('presence', 100), bounds);
+  assert.equal(await calls('xrange'), 0, 'no read from the oldest end');
+  assert.equal(await calls('xrevrange'), 20, 'the newest entry, once per event');
+  assert.equal(await calls('xtrim'), 0);
+  // past the bound: the oldest entry is read and goes, and the next events read nothing more
+  await rc.emit(room, 'operation', dataOf('operation', 4000), bounds);
+  let h = await history(room);
+  assert.equal(h.length, 22);
+  assert.equal(h[0].size, 3000);
+  assert.equal(h.at(-1).b, 12000, 'b is exact after a trim: the bytes of the entry that went');
+  await rc.cmd('CONFIG', 'RESETSTAT');
+  for (let i = 0; i < 5; i++) await rc.emit(room, 'presence', dataOf('presence', 100), bounds);
+  assert.equal(await calls('xrange'), 0);
+  h = await history(room);
+  assert.ok(bytes(h) <= 20000);
 });
 
 test('bounds that are not "<entries> <bytes>" are refused', async () => {
