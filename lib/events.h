@@ -2,13 +2,14 @@
  *
  * Redis (lib/rkeys.def, docs/INTERNALS.md): RK_ROOM_EVENTS, a Stream, is the room's
  * bounded event history (entry fields "type" and "data", JSON text, then "n" and "b", by
- * which _emit.lua bounds its bytes; the entry id is the event id); RK_ROOM_CHANNEL is its pub/sub channel, where each message is the event as
- * clients get it: {"type":"<type>","id":"<stream id>","data":<data>}. The channel is not
- * passed in KEYS: the script names it from the history key (a slot being migrated would
- * refuse a declared channel, docs/INTERNALS.md "A slot migrated live"). The one envelope is
- * lib/lua/_emit.lua: XADD (within EVENTS_HISTORY_BOUNDS) and SPUBLISH together, so every
- * published event is in the history and ids are monotonic per room; every script that
- * emits (events_emit.lua, the job scripts, the API's commit) uses it. */
+ * which _emit.lua bounds its bytes; the entry id is the event id); RK_ROOM_CHANNEL is its
+ * pub/sub channel, where each message is the event as clients get it:
+ * {"type":"<type>","id":"<stream id>","data":<data>}. The channel is not passed in KEYS: the
+ * script names it from the history key (a slot being migrated would refuse a declared
+ * channel, docs/INTERNALS.md "A slot migrated live"). The one envelope is lib/lua/_emit.lua:
+ * XADD (within EVENTS_HISTORY_BOUNDS) and SPUBLISH together, so every published event is in
+ * the history and ids are monotonic per room; every script that emits (events_emit.lua, the
+ * job scripts, the API's commit) uses it. */
 #ifndef CC_EVENTS_H
 #define CC_EVENTS_H
 
@@ -69,11 +70,12 @@ enum events_presence {
 	EVENTS_PRESENCE_GONE,	 /* the room carries the deleted mark: nothing written */
 };
 /* The script's arguments for room_id and user_id (keys first, as rds_script takes them).
- * The strings are owned by *a; argv points into it. -1 when a key would not fit. */
+ * The strings are owned by *a; argv points into it (and at EVENTS_HISTORY_BOUNDS). -1 when a
+ * key would not fit. */
 struct events_presence_args {
 	struct rkey history, counter, deleted;
 	char limit[24], window[24];
-	const char *argv[7]; /* history, counter, deleted mark, data, bound, limit, window */
+	const char *argv[7]; /* history, counter, deleted mark, data, bounds, limit, window */
 };
 int events_presence_args(struct events_presence_args *a, const char *room_id, long long user_id,
 			 const char *data_json, long limit);

@@ -797,8 +797,8 @@ static redisReply *commit_attempt(struct store *s, const struct store_doc_cfg *c
 	const char *args[] = {dk.s,	 ok.s,	   ek.s,      mk.s,	 ck.s,	    fk.s,
 			      exp,	 uid,	   span,      ret,	 delta,	   ins,
 			      del,	 limit,	   exact,     t->log[0], t->log[1], t->ev[0],
-			      t->ev[1], t->sep,	   keep,      EVENTS_HISTORY_BOUNDS, member,    pmax,
-			      budget};
+			      t->ev[1], t->sep,	   keep,      EVENTS_HISTORY_BOUNDS,
+			      member,	 pmax,	   budget};
 	struct rds *rd;
 	redisReply *r = NULL;
 	if (store_redis(s, &rd) == STORE_OK)
