@@ -25,8 +25,9 @@
 -- The newest entry, which the emit reads anyway (for "prev"), gives both: while newest.n plus
 -- the new entry less its b fits, nothing else is read. Otherwise the oldest entries are read
 -- a few at a time up to the first one to keep and the rest is trimmed (XTRIM MINID): the work
--- is the entries removed (and one page of the kept ones when the count bound had removed
--- some, which makes b exact again).
+-- is the entries removed and at most as many kept ones (the pages double from two). That walk
+-- also runs, trimming nothing, when the count bound has removed old entries since b was
+-- written (b is then below the truth); the new entry's b is exact again.
 -- Entries written without n (before this version, or by a program still running one) are
 -- counted where they are met: the first emit after them reads back from the newest to the
 -- newest entry with n, so its own n counts them too (at most about <bytes> bytes read: past
@@ -69,10 +70,12 @@ end
 -- id of the oldest entry to keep (nil: the oldest entry itself, '': none, only the new entry
 -- stays), and the bytes appended before what is kept (exact when that entry has n, else a
 -- lower bound).
+-- The oldest entries are read two, then four, … at a time (an entry can be a megabyte, and a
+-- trim for a large event mostly removes one or two).
 local function emit_cut(history, total, maxbytes)
-  local from, oldest, held = '-', nil, nil
+  local from, oldest, held, want = '-', nil, nil, 2
   while true do
-    local page = redis.call('XRANGE', history, from, '+', 'COUNT', EMIT_PAGE)
+    local page = redis.call('XRANGE', history, from, '+', 'COUNT', want)
     for _, e in ipairs(page) do
       local s, n = emit_fields(e)
       -- held: the bytes from e on, new entry included (without n, at most all since the start
@@ -85,8 +88,8 @@ local function emit_cut(history, total, maxbytes)
       oldest = oldest or e[1]
       held = held - s
     end
-    if #page < EMIT_PAGE then return '', total - (held or total) end
-    from = '(' .. page[#page][1]
+    if #page < want then return '', total - (held or total) end
+    from, want = '(' .. page[#page][1], math.min(want * 2, 32)
   end
 end
 local function emit(history, etype, data, bounds)
@@ -99,13 +102,16 @@ local function emit(history, etype, data, bounds)
   local size = #etype + #data
   local before, keep = emit_total(history, last[1], size, maxbytes)
   local total = before + size
+  -- lower: the b of the new entry (0 after a cut by emit_total: the count starts again at the
+  -- oldest entry kept)
   local lower = 0
-  if keep then
-    -- the count starts again at the oldest entry kept
-  elseif last[1] then
+  if not keep and last[1] then
     local _, n, b = emit_fields(last[1])
-    if not (n and b and total - b <= maxbytes) then keep, lower = emit_cut(history, total, maxbytes)
-    else lower = b end
+    if n and b and total - b <= maxbytes then
+      lower = b
+    else
+      keep, lower = emit_cut(history, total, maxbytes)
+    end
   end
   local id = redis.call('XADD', history, 'MAXLEN', '~', count, '*', 'type', etype, 'data', data,
     'n', string.format('%.0f', total), 'b', string.format('%.0f', lower))
