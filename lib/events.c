@@ -32,10 +32,8 @@ int event_type_parse(const char *name, enum event_type *out)
 int events_emit(struct rds *r, const char *room_id, enum event_type type, const char *data_json,
 		char *id_out, size_t idcap)
 {
-	char max[16];
 	struct rkey hkey = rkey1(RK_ROOM_EVENTS, room_id);
-	snprintf(max, sizeof max, "%d", EVENTS_HISTORY_MAX);
-	const char *args[] = {hkey.s, event_type_name(type), data_json, max};
+	const char *args[] = {hkey.s, event_type_name(type), data_json, EVENTS_HISTORY_BOUNDS};
 	redisReply *rep = rds_script(r, &rs_events_emit, 1, 4, args, NULL);
 	int rc = -1;
 	if (!rep)
@@ -64,12 +62,11 @@ int events_presence_args(struct events_presence_args *a, const char *room_id, lo
 		return -1;
 	snprintf(a->limit, sizeof a->limit, "%ld", limit);
 	snprintf(a->window, sizeof a->window, "%d", PRESENCE_RATE_WINDOW_MS);
-	snprintf(a->bound, sizeof a->bound, "%d", EVENTS_HISTORY_MAX);
 	a->argv[0] = a->history.s;
 	a->argv[1] = a->counter.s;
 	a->argv[2] = a->deleted.s;
 	a->argv[3] = data_json;
-	a->argv[4] = a->bound;
+	a->argv[4] = EVENTS_HISTORY_BOUNDS;
 	a->argv[5] = a->limit;
 	a->argv[6] = a->window;
 	return 0;

@@ -1,14 +1,15 @@
 /* events: appending a room event to its history and publishing it, in one atomic step.
  *
  * Redis (lib/rkeys.def, docs/INTERNALS.md): RK_ROOM_EVENTS, a Stream, is the room's
- * bounded event history (entry fields "type" and "data", JSON text; the entry id is the
- * event id); RK_ROOM_CHANNEL is its pub/sub channel, where each message is the event as
- * clients get it: {"type":"<type>","id":"<stream id>","data":<data>}. The channel is not
- * passed in KEYS: the script names it from the history key (a slot being migrated would
- * refuse a declared channel, docs/INTERNALS.md "A slot migrated live"). The one envelope is
- * lib/lua/_emit.lua: XADD (MAXLEN ~ EVENTS_HISTORY_MAX) and SPUBLISH together, so every
- * published event is in the history and ids are monotonic per room; every script that
- * emits (events_emit.lua, the job scripts, the API's commit) uses it. */
+ * bounded event history (entry fields "type" and "data", JSON text, then "n" and "b", by
+ * which _emit.lua bounds its bytes; the entry id is the event id); RK_ROOM_CHANNEL is its
+ * pub/sub channel, where each message is the event as clients get it:
+ * {"type":"<type>","id":"<stream id>","data":<data>}. The channel is not passed in KEYS: the
+ * script names it from the history key (a slot being migrated would refuse a declared
+ * channel, docs/INTERNALS.md "A slot migrated live"). The one envelope is lib/lua/_emit.lua:
+ * XADD (within EVENTS_HISTORY_BOUNDS) and SPUBLISH together, so every published event is in
+ * the history and ids are monotonic per room; every script that emits (events_emit.lua, the
+ * job scripts, the API's commit) uses it. */
 #ifndef CC_EVENTS_H
 #define CC_EVENTS_H
 
@@ -18,7 +19,19 @@
 #include "rkeys.h"
 #include <stddef.h>
 
+/* A room's history keeps about EVENTS_HISTORY_MAX entries (XADD MAXLEN ~) and at most
+ * EVENTS_HISTORY_MAX_BYTES bytes of entries (an entry's type and data), though always its
+ * newest entry whatever its size: an event can be about a megabyte (EVENTS_DATA_MAX), and the
+ * count alone would let one room's history hold a gigabyte of Redis. lib/lua/_emit.lua keeps
+ * both; the scripts that emit take them as one argument, EVENTS_HISTORY_BOUNDS. A client whose
+ * position was trimmed away is told to resync (the broker's catch-up). */
 #define EVENTS_HISTORY_MAX 1000
+#define EVENTS_HISTORY_MAX_BYTES 16777216 /* 16 MiB */
+#define EVENTS_STR_(x) #x
+#define EVENTS_STR(x) EVENTS_STR_(x)
+/* "<entries> <bytes>": the bounds argument of the scripts that emit (lib/lua/_emit.lua). */
+#define EVENTS_HISTORY_BOUNDS                                                                    \
+	EVENTS_STR(EVENTS_HISTORY_MAX) " " EVENTS_STR(EVENTS_HISTORY_MAX_BYTES)
 /* The largest event data (the JSON text of "data") any program may emit. Emitters refuse
  * larger data (the API answers 413); the broker delivers every event up to this size, or a
  * `resync` to a client that cannot take it, never silence. */
@@ -57,11 +70,12 @@ enum events_presence {
 	EVENTS_PRESENCE_GONE,	 /* the room carries the deleted mark: nothing written */
 };
 /* The script's arguments for room_id and user_id (keys first, as rds_script takes them).
- * The strings are owned by *a; argv points into it. -1 when a key would not fit. */
+ * The strings are owned by *a; argv points into it (and at EVENTS_HISTORY_BOUNDS). -1 when a
+ * key would not fit. */
 struct events_presence_args {
 	struct rkey history, counter, deleted;
-	char limit[24], window[24], bound[16];
-	const char *argv[7]; /* history, counter, deleted mark, data, bound, limit, window */
+	char limit[24], window[24];
+	const char *argv[7]; /* history, counter, deleted mark, data, bounds, limit, window */
 };
 int events_presence_args(struct events_presence_args *a, const char *room_id, long long user_id,
 			 const char *data_json, long limit);

@@ -410,12 +410,11 @@ static int drain_one(struct rds *r, const redisReply *e, char *err, size_t errle
 		log_warn("jobs outbox: entry %s names an impossible room; dropped", id);
 		return 1;
 	}
-	char hist[16], mttl[24];
-	snprintf(hist, sizeof hist, "%d", EVENTS_HISTORY_MAX);
+	char mttl[24];
 	snprintf(mttl, sizeof mttl, "%d", JOBSTATE_MARK_TTL_S);
 	/* a deleted room's entry is dropped there (2): done all the same, deleted below */
-	const char *args[] = {ek.s, mk.s, rk.s, dk.s, id, type, data, hist, run ? run : "",
-			      run ? keep : "", run ? ttl : "", mttl};
+	const char *args[] = {ek.s, mk.s, rk.s, dk.s, id, type, data, EVENTS_HISTORY_BOUNDS,
+			      run ? run : "", run ? keep : "", run ? ttl : "", mttl};
 	redisReply *rep = rds_script(r, &rs_outbox_apply, 4, 12, args, NULL);
 	if (rds_reply_failed(r, rep, err, errlen))
 		return -1;

@@ -779,7 +779,7 @@ static redisReply *commit_attempt(struct store *s, const struct store_doc_cfg *c
 	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room), ck = rkey1(RK_ROOM_COMMITS, room);
 	struct rkey fk = rkey1(RK_ROOM_FOLD_FAILED, room);
 	char exp[24], uid[24], span[24], ret[24], delta[24], ins[24], del[24], limit[24];
-	char keep[16], hist[16], pmax[24], budget[24];
+	char keep[16], pmax[24], budget[24];
 	snprintf(exp, sizeof exp, "%lld", expected);
 	if (role_checked)
 		uid[0] = '\0';
@@ -792,14 +792,13 @@ static redisReply *commit_attempt(struct store *s, const struct store_doc_cfg *c
 	snprintf(del, sizeof del, "%zu", t->del_cps);
 	snprintf(limit, sizeof limit, "%ld", cfg->max_bytes);
 	snprintf(keep, sizeof keep, "%d", DOC_OPS_KEEP);
-	snprintf(hist, sizeof hist, "%d", EVENTS_HISTORY_MAX);
 	snprintf(pmax, sizeof pmax, "%ld", cfg->pending_max);
 	snprintf(budget, sizeof budget, "%ld", cfg->ops_max_bytes);
 	const char *args[] = {dk.s,	 ok.s,	   ek.s,      mk.s,	 ck.s,	    fk.s,
 			      exp,	 uid,	   span,      ret,	 delta,	   ins,
 			      del,	 limit,	   exact,     t->log[0], t->log[1], t->ev[0],
-			      t->ev[1], t->sep,	   keep,      hist,	 member,    pmax,
-			      budget};
+			      t->ev[1], t->sep,	   keep,      EVENTS_HISTORY_BOUNDS,
+			      member,	 pmax,	   budget};
 	struct rds *rd;
 	redisReply *r = NULL;
 	if (store_redis(s, &rd) == STORE_OK)
@@ -1701,13 +1700,13 @@ static enum store_status reset_doc(struct store *s, const char *room, long long 
 	struct rkey dk, ok;
 	keys_of(room, &dk, &ok);
 	struct rkey ck = rkey1(RK_ROOM_COMMITS, room), ek = rkey1(RK_ROOM_EVENTS, room);
-	char exp[24], rev[24], cps[24], bytes[24], hist[16];
+	char exp[24], rev[24], cps[24], bytes[24];
 	snprintf(exp, sizeof exp, "%lld", expected);
 	snprintf(rev, sizeof rev, "%lld", to);
 	snprintf(cps, sizeof cps, "%zu", utf8_count(text, len));
 	snprintf(bytes, sizeof bytes, "%zu", len);
-	snprintf(hist, sizeof hist, "%d", EVENTS_HISTORY_MAX);
-	const char *args[] = {dk.s, ok.s, ck.s, ek.s, exp, rev, text, cps, bytes, data, hist};
+	const char *args[] = {dk.s, ok.s, ck.s, ek.s, exp, rev, text, cps, bytes, data,
+			      EVENTS_HISTORY_BOUNDS};
 	size_t lens[11];
 	for (int i = 0; i < 11; i++)
 		lens[i] = i == 6 ? len : strlen(args[i]);

@@ -524,7 +524,7 @@ static int presence_room(struct hub *h, const char *room_id, struct hub_room *r,
 	const char **argv = calloc(argc, sizeof *argv);
 	char *ids = calloc(u ? 1 : (n ? n : 1), 24);
 	struct presence_req *q = calloc(1, sizeof *q);
-	char ttl[24], max[16];
+	char ttl[24];
 	struct rkey ck = rkey1(RK_ROOM_CONNS, room_id), ek = rkey1(RK_ROOM_EVENTS, room_id),
 		    dk = rkey1(RK_ROOM_DELETED, room_id);
 	int rc = -1;
@@ -533,14 +533,13 @@ static int presence_room(struct hub *h, const char *room_id, struct hub_room *r,
 	q->priv = priv;
 	snprintf(q->room, sizeof q->room, "%s", room_id);
 	snprintf(ttl, sizeof ttl, "%ld", h->cfg.presence_ttl_ms);
-	snprintf(max, sizeof max, "%d", EVENTS_HISTORY_MAX);
 	argv[2] = "3";
 	argv[3] = ck.s;
 	argv[4] = ek.s;
 	argv[5] = dk.s; /* a deleted room: no presence, no event (lib/lua/broker_presence.lua) */
 	argv[6] = op;
 	argv[7] = ttl;
-	argv[8] = max;
+	argv[8] = EVENTS_HISTORY_BOUNDS;
 	argv[9] = h->broker_id;
 	size_t i = 10, k = 0;
 	for (struct hub_user *x = u ? u : (r ? r->users : NULL); x; x = u ? NULL : x->next, k++) {

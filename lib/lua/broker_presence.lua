@@ -2,14 +2,14 @@
 --! keys ROOM_CONNS ROOM_EVENTS ROOM_DELETED
 -- Presence across brokers (docs/INTERNALS.md, "Broker"), one room: its keys only, one slot.
 -- Redis' clock is the one clock. KEYS: the room's conns set, history (the channel: _emit.lua),
--- deleted mark (DELETE /api/rooms/{id}: the room keeps no presence and takes no join or
--- leave, which would write its history back after it expired; returns 0). ARGV[1] op:
--- open | close | refresh | sweep; ARGV[2] ttl ms; ARGV[3] history bound; ARGV[4] broker
--- id; then user id / username pairs. The conns set holds members "broker|uid|username"
--- scored by expiry. join is emitted when a user gets their first live member, leave when
--- the last one goes (closed or expired); expired members are swept first, whatever the op.
--- Returns the latest expiry left in the set (0: none), which the broker then writes to the
--- index of rooms to sweep (presence_index.lua, a key of another slot).
+-- deleted mark (DELETE /api/rooms/{id}: the room keeps no presence and takes no join or leave,
+-- which would write its history back after it expired; returns 0). ARGV[1] op: open | close |
+-- refresh | sweep; ARGV[2] ttl ms; ARGV[3] history bounds (EVENTS_HISTORY_BOUNDS); ARGV[4]
+-- broker id; then user id / username pairs. The conns set holds members "broker|uid|username"
+-- scored by expiry. join is emitted when a user gets their first live member, leave when the
+-- last one goes (closed or expired); expired members are swept first, whatever the op. Returns
+-- the latest expiry left in the set (0: none), which the broker then writes to the index of
+-- rooms to sweep (presence_index.lua, a key of another slot).
 if redis.call('EXISTS', KEYS[3]) == 1 then
   redis.call('DEL', KEYS[1])
   return 0

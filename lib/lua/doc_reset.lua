@@ -7,7 +7,7 @@
 -- still the one the snapshotter checked (compare-and-set): a commit since then is kept, and
 -- the snapshotter looks again at its next pass.
 -- KEYS doc, ops, commits, events; ARGV expected revision, new revision, content, length
--- (code points), bytes, the resync event's data, history bound.
+-- (code points), bytes, the resync event's data, history bounds (EVENTS_HISTORY_BOUNDS).
 -- The ops list and the commits set go, as in doc_init: the revisions they name are not the
 -- new document's. A client still at an older revision is answered 409 revision_too_old.
 -- `obytes` (the list's bytes, _opslog.lua) starts again at 0, at the new revision.

@@ -5,9 +5,12 @@ import { scripts } from './rscripts.mjs';
 
 // The programs' own event script (lib/lua/events_emit.lua with the one envelope of
 // lib/lua/_emit.lua), as they send it (build/gen/rscripts.c), so a test emits exactly as
-// they do: KEYS history; ARGV type, data, bound (the channel is named from the history key).
+// they do: KEYS history; ARGV type, data, bounds (the channel is named from the history key).
 export const EMIT_SCRIPT = scripts(fileURLToPath(new URL('../../build/gen/rscripts.c', import.meta.url)))
   .get('events_emit').text;
+// The bounds the programs give a room's history (lib/events.h EVENTS_HISTORY_BOUNDS): about
+// 1,000 entries and at most 16 MiB of them.
+export const HISTORY_BOUNDS = '1000 16777216';
 
 // Key names as lib/rkeys.def spells them (the room in braces: a Redis Cluster hash tag).
 export const roomKey = (room, suffix = '') => `cc:room:{${room}}${suffix ? `:${suffix}` : ''}`;
@@ -93,9 +96,9 @@ export class Redis {
     });
   }
 
-  emit(room, type, data, max = 1000) {
+  emit(room, type, data, bounds = HISTORY_BOUNDS) {
     const json = typeof data === 'string' ? data : JSON.stringify(data);
-    return this.cmd('EVAL', EMIT_SCRIPT, 1, roomKey(room, 'events'), type, json, max);
+    return this.cmd('EVAL', EMIT_SCRIPT, 1, roomKey(room, 'events'), type, json, bounds);
   }
 
   close() { this.sock?.destroy(); }
@@ -142,9 +145,9 @@ export class ClusterRedis {
     }
   }
 
-  emit(room, type, data, max = 1000) {
+  emit(room, type, data, bounds = HISTORY_BOUNDS) {
     const json = typeof data === 'string' ? data : JSON.stringify(data);
-    return this.cmd('EVAL', EMIT_SCRIPT, 1, roomKey(room, 'events'), type, json, max);
+    return this.cmd('EVAL', EMIT_SCRIPT, 1, roomKey(room, 'events'), type, json, bounds);
   }
 
   close() {

@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { ROOT, freePort, sleep, waitFor as procsWaitFor } from './procs.mjs';
-import { EMIT_SCRIPT, connectRedis } from './resp.mjs';
+import { EMIT_SCRIPT, HISTORY_BOUNDS, connectRedis } from './resp.mjs';
 
 export { ROOT, freePort, sleep };
 export const WORKER_BIN = process.env.WORKER_BIN || join(ROOT, 'build/asan/bin/codecollab-worker');
@@ -120,7 +120,7 @@ export async function enqueue(r, { id = jobId(), room = 'room1', kind = 'executi
     'request', JSON.stringify(request), 'status', 'queued', 'attempts', '0', 'created_at', now);
   await r.cmd('EXPIRE', `cc:{jobs}:job:${id}`, 7 * 86400);
   await r.cmd('EVAL', EMIT_SCRIPT, 1, `cc:room:{${room}}:events`, kind,
-    JSON.stringify({ job_id: id, status: 'queued' }), 1000);
+    JSON.stringify({ job_id: id, status: 'queued' }), HISTORY_BOUNDS);
   await r.cmd('XADD', 'cc:{jobs}:stream', 'MAXLEN', '~', '100000', '*', 'job', id);
   await r.cmd('EXEC');
   return id;

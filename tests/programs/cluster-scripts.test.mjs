@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { startRedisCluster } from '../lib/redis-cluster.mjs';
 import { scripts } from '../lib/rscripts.mjs';
-import { Redis } from '../lib/resp.mjs';
+import { HISTORY_BOUNDS, Redis } from '../lib/resp.mjs';
 
 const S = scripts();
 let c;
@@ -48,7 +48,7 @@ async function drain() {
     const o = {};
     for (let i = 0; i < f.length; i += 2) o[f[i]] = f[i + 1];
     await run('outbox_apply', [rk(o.room, 'events'), rk(o.room, 'outbox'), rk(o.room, 'runs'), rk(o.room, 'deleted')],
-      [eid, o.type, o.data, '1000', o.run || '', o.run ? o.keep : '', o.run ? o.ttl : '', TTL]);
+      [eid, o.type, o.data, HISTORY_BOUNDS, o.run || '', o.run ? o.keep : '', o.run ? o.ttl : '', TTL]);
   }
   if (box.length) await c.send('XDEL', 'cc:{jobs}:outbox', ...box.map(([eid]) => eid));
   return box.length;
@@ -89,23 +89,23 @@ const cases = {
   },
   async broker_catchup() {
     const [r] = await roomsAway(1);
-    await run('events_emit', [rk(r, 'events')], ['room', '{}', '1000']);
+    await run('events_emit', [rk(r, 'events')], ['room', '{}', HISTORY_BOUNDS]);
     assert.equal((await run('broker_catchup', [rk(r, 'events')], ['0-0', '100']))[1].length, 1);
     assert.equal((await run('broker_catchup', [rk(r, 'events')], ['', '100']))[1].length, 1);
   },
   async broker_presence() {
     const [r] = await roomsAway(1);
     const keys = [rk(r, 'conns'), rk(r, 'events'), rk(r, 'deleted')];
-    const exp = await run('broker_presence', keys, ['open', '30000', '1000', 'b1', '7', 'ann']);
+    const exp = await run('broker_presence', keys, ['open', '30000', HISTORY_BOUNDS, 'b1', '7', 'ann']);
     assert.ok(exp > Date.now() - 60000);
     assert.equal(await run('presence_index', ['cc:presence:rooms'], [r, String(exp)]), 1);
-    assert.ok(await run('broker_presence', keys, ['refresh', '30000', '1000', 'b1', '7', 'ann']) >= exp);
-    assert.equal(await run('broker_presence', keys, ['close', '30000', '1000', 'b1', '7', 'ann']), 0);
-    assert.equal(await run('broker_presence', keys, ['sweep', '30000', '1000', 'b1']), 0);
+    assert.ok(await run('broker_presence', keys, ['refresh', '30000', HISTORY_BOUNDS, 'b1', '7', 'ann']) >= exp);
+    assert.equal(await run('broker_presence', keys, ['close', '30000', HISTORY_BOUNDS, 'b1', '7', 'ann']), 0);
+    assert.equal(await run('broker_presence', keys, ['sweep', '30000', HISTORY_BOUNDS, 'b1']), 0);
     assert.deepEqual((await history(r)).map((e) => e.type), ['join', 'leave']);
     // a deleted room: no presence kept, no event written
     await c.send('SET', rk(r, 'deleted'), '1', 'EX', '60');
-    assert.equal(await run('broker_presence', keys, ['open', '30000', '1000', 'b1', '7', 'ann']), 0);
+    assert.equal(await run('broker_presence', keys, ['open', '30000', HISTORY_BOUNDS, 'b1', '7', 'ann']), 0);
     assert.equal(await c.send('EXISTS', rk(r, 'conns')), 0);
     assert.deepEqual((await history(r)).map((e) => e.type), ['join', 'leave']);
   },
@@ -113,7 +113,7 @@ const cases = {
     // the budget (2 a window here) and the event in one call, on the room's node
     const [r] = await roomsAway(1);
     const keys = [rk(r, 'events'), rk(r, 'presence:rl:7'), rk(r, 'deleted')];
-    const args = (cursor) => [JSON.stringify({ cursor }), '1000', '2', '60000'];
+    const args = (cursor) => [JSON.stringify({ cursor }), HISTORY_BOUNDS, '2', '60000'];
     assert.equal((await run('presence_emit', keys, args(1)))[0], 1);
     assert.equal((await run('presence_emit', keys, args(2)))[0], 1);
     const over = await run('presence_emit', keys, args(3));
@@ -160,19 +160,19 @@ const cases = {
     const keys = [rk(r, 'doc'), rk(r, 'ops'), rk(r, 'events'), rk(r, 'members'), rk(r, 'commits'),
       rk(r, 'foldfail')];
     const a = await run('doc_commit', keys, ['0', '', '0', '0', '5', '5', '0', '1000000', '',
-      '{"u":7,"s":"s1","ops":["hello"', ']}', '{"ops":["hello"', ']}', ',', '1000', '1000', '7|1|d1|c1', '5000', '16777216']);
+      '{"u":7,"s":"s1","ops":["hello"', ']}', '{"ops":["hello"', ']}', ',', '1000', HISTORY_BOUNDS, '7|1|d1|c1', '5000', '16777216']);
     assert.equal(a[0], 1);
     assert.equal(a[1], 1);
     // the snapshot mark, in its own slot, right behind (lib/store_doc.c pipelines it)
     assert.equal(await c.send('ZADD', 'cc:snap:due', 'LT', String(Date.now() + 1000), r), 1);
     // the same request again: answered from the commits set
     const again = await run('doc_commit', keys, ['0', '', '0', '0', '5', '5', '0', '1000000', '',
-      '{"u":7,"s":"s1","ops":["hello"', ']}', '{"ops":["hello"', ']}', ',', '1000', '1000', '7|1|d1|c1', '5000', '16777216']);
+      '{"u":7,"s":"s1","ops":["hello"', ']}', '{"ops":["hello"', ']}', ',', '1000', HISTORY_BOUNDS, '7|1|d1|c1', '5000', '16777216']);
     assert.equal(again[0], 7);
     // at the bound (ARGV 18 '0': every commit is at it): refused, {9} while the fold-failed
     // mark names an entry as it is stored, {8} (fold again) otherwise
     const bound = (member) => run('doc_commit', keys, ['1', '', '0', '0', '1', '1', '0', '1000000', '',
-      '{"u":7,"s":"s1","ops":["!"', ']}', '{"ops":["!"', ']}', ',', '1000', '1000', member, '0', '16777216']);
+      '{"u":7,"s":"s1","ops":["!"', ']}', '{"ops":["!"', ']}', ',', '1000', HISTORY_BOUNDS, member, '0', '16777216']);
     const entry = await c.send('LINDEX', rk(r, 'ops'), '-1');
     const digest = createHash('sha1').update(entry).digest('hex');
     assert.deepEqual(await bound('7|1|d2|c2'), [8, 1, 1]); // no mark
@@ -212,8 +212,8 @@ const cases = {
     await c.send('RPUSH', rk(r, 'ops'), '{"u":7,"s":"","ops":[4]}');
     const keys = [rk(r, 'doc'), rk(r, 'ops'), rk(r, 'commits'), rk(r, 'events')];
     const data = '{"reason":"document_restored","revision":9,"saved_revision":8,"text":"live"}';
-    assert.equal(await run('doc_reset', keys, ['3', '9', 'xyz', '3', '3', data, '1000']), 0); // moved on
-    assert.equal(await run('doc_reset', keys, ['4', '9', 'xyz', '3', '3', data, '1000']), 1);
+    assert.equal(await run('doc_reset', keys, ['3', '9', 'xyz', '3', '3', data, HISTORY_BOUNDS]), 0); // moved on
+    assert.equal(await run('doc_reset', keys, ['4', '9', 'xyz', '3', '3', data, HISTORY_BOUNDS]), 1);
     assert.deepEqual(await c.send('HMGET', rk(r, 'doc'), 'revision', 'crev', 'content'), ['9', '9', 'xyz']);
     assert.equal(await c.send('EXISTS', rk(r, 'ops')), 0);
     assert.deepEqual(await history(r), [{ type: 'resync', data: JSON.parse(data) }]);
@@ -230,13 +230,13 @@ const cases = {
     await sub.connect();
     try {
       assert.deepEqual(await sub.cmd('SSUBSCRIBE', rk(r)), ['ssubscribe', rk(r), 1]);
-      const id = await run('events_emit', [rk(r, 'events')], ['room', '{"reason":"updated"}', '1000']);
+      const id = await run('events_emit', [rk(r, 'events')], ['room', '{"reason":"updated"}', HISTORY_BOUNDS]);
       assert.match(id, /^\d+-\d+$/);
       // the message was sent before this PING's answer, so it is the next reply read
       assert.deepEqual(await sub.cmd('PING'),
         ['smessage', rk(r), `{"type":"room","id":"${id}","data":{"reason":"updated"}}`]);
       // the next names the entry before it, so a subscriber can tell it missed one
-      const id2 = await run('events_emit', [rk(r, 'events')], ['room', '{"reason":"invite"}', '1000']);
+      const id2 = await run('events_emit', [rk(r, 'events')], ['room', '{"reason":"invite"}', HISTORY_BOUNDS]);
       assert.deepEqual(await sub.cmd('PING'), ['pong', '']); // the answer to the first PING
       assert.deepEqual(await sub.cmd('PING'),
         ['smessage', rk(r), `{"type":"room","id":"${id2}","prev":"${id}","data":{"reason":"invite"}}`]);

@@ -9,6 +9,7 @@ import {
   withRedis, startWorker, stopWorker, jobId, job, waitStatus, events, waitFor, subscribe,
 } from '../lib/worker-harness.mjs';
 import { scripts } from '../lib/rscripts.mjs';
+import { HISTORY_BOUNDS } from '../lib/resp.mjs';
 
 const S = scripts();
 const OUTBOX = 'cc:{jobs}:outbox';
@@ -38,7 +39,7 @@ function apply(r, [eid, f]) {
   const o = {};
   for (let i = 0; i < f.length; i += 2) o[f[i]] = f[i + 1];
   return r.cmd('EVAL', S.get('outbox_apply').text, 4, room(o.room, 'events'),
-    room(o.room, 'outbox'), room(o.room, 'runs'), room(o.room, 'deleted'), eid, o.type, o.data, '1000', o.run || '',
+    room(o.room, 'outbox'), room(o.room, 'runs'), room(o.room, 'deleted'), eid, o.type, o.data, HISTORY_BOUNDS, o.run || '',
     o.run ? o.keep : '', o.run ? o.ttl : '', String(7 * 86400));
 }
 

@@ -70,6 +70,7 @@ static void test_budget(void)
 	CHECK_STR(a.argv[1], "cc:room:{r1}:presence:rl:42");
 	CHECK_STR(a.argv[2], "cc:room:{r1}:deleted");
 	CHECK_STR(a.argv[3], "{}");
+	CHECK_STR(a.argv[4], "1000 16777216");
 	CHECK_STR(a.argv[5], "20");
 	CHECK_STR(a.argv[6], "1000");
 	char big[RKEY_MAX + 1];
