@@ -185,11 +185,17 @@ export async function startBroker({ redisPort, secret, env = {}, port } = {}) {
   });
   child.port = port;
   child.base = `http://127.0.0.1:${port}`;
+  // With BROKER_PROCESSES > 1 the health answer comes from whichever process accepted it:
+  // every process has said "redis: connected" (once each) before a stream may land on any
+  // of them, or one still connecting answers it 503 redis_unavailable (seen with two test
+  // files running at once).
+  const processes = Number(env.BROKER_PROCESSES || 1);
   await waitFor(async () => {
     if (child.exitCode !== null) throw new Error(`broker exited: ${child.output}`);
     const r = await fetch(`${child.base}/events/health`);
     const j = await r.json();
-    return j.redis === 'ok';
+    return j.redis === 'ok' && (processes <= 1 ||
+      (child.output.match(/redis: connected/g) || []).length >= processes);
   }, { what: 'broker health' });
   return child;
 }
