@@ -77,15 +77,44 @@ static int http(const char *url, const char *post_json, long timeout_ms,
 	return out;
 }
 
-/* Piston's error answer: {"message": …} when it is one, else the status. */
+/* Piston's answer with each \u0000 escape and each lone surrogate escape replaced by the
+ * byte FF (lib/utf8.c), or NULL when out of memory (caller frees).
+ *
+ * cJSON decodes \u0000 into a NUL and gives back only a C string, so the output of a
+ * program that printed a NUL ("a\u0000b") ended there, silently; and it refuses a lone
+ * surrogate ("\ud800" without its pair), so a run whose output held one failed as a
+ * malformed answer and its output was lost. The local sandbox turns a NUL of the output
+ * into U+FFFD (sandbox_out.c); FF, a byte that never occurs in UTF-8, becomes U+FFFD there
+ * as well, is one byte as the NUL was (the output bound counts the same bytes) and, like
+ * the NUL, is no continuation byte, so the text around it is read the same. What is not
+ * valid JSON stays invalid for cJSON to refuse. */
+static char *escapes_replaced(const char *body)
+{
+	return utf8_json_escapes_replaced(body, strlen(body), UTF8_JSON_FIX_BYTE, NULL);
+}
+
+/* The most bytes of Piston's error message kept in a job's error: it is shown to people,
+ * and a run's error text has room for a few hundred bytes (queue.c). */
+#define PISTON_MESSAGE_MAX 300
+
+/* Piston's error answer: {"message": …} when it is one, else the status. The message
+ * becomes the job's error, stored and sent in the room's events, so it is taken as the
+ * names are (answer_name): valid UTF-8 without control characters, bounded at a character
+ * boundary; a lone surrogate escape in it no longer hides it behind the bare status. */
 static void http_error(long status, const struct buf *body, char *err, size_t errlen)
 {
-	cJSON *o = body->data ? cJSON_Parse(body->data) : NULL;
+	char *text = body->data ? escapes_replaced(body->data) : NULL;
+	cJSON *o = text ? cJSON_Parse(text) : NULL;
+	free(text);
 	const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(o, "message"));
-	if (msg)
-		errbuf_set(err, errlen, "piston: %s", msg);
+	char *clean = msg ? utf8_sanitize(msg, strlen(msg), UTF8_SAN_NUL | UTF8_SAN_CONTROLS,
+					  PISTON_MESSAGE_MAX, NULL, NULL)
+			  : NULL;
+	if (clean && *clean)
+		errbuf_set(err, errlen, "piston: %s", clean);
 	else
 		errbuf_set(err, errlen, "piston: HTTP %ld", status);
+	free(clean);
 	cJSON_Delete(o);
 }
 
@@ -157,22 +186,6 @@ static int map_stage(const cJSON *o, long long elapsed_ms, size_t output_max,
 	} else if (st->truncated)
 		st->status = SANDBOX_OUTPUT_LIMIT;
 	return 0;
-}
-
-/* Piston's answer with each \u0000 escape and each lone surrogate escape replaced by the
- * byte FF (lib/utf8.c), or NULL when out of memory (caller frees).
- *
- * cJSON decodes \u0000 into a NUL and gives back only a C string, so the output of a
- * program that printed a NUL ("a\u0000b") ended there, silently; and it refuses a lone
- * surrogate ("\ud800" without its pair), so a run whose output held one failed as a
- * malformed answer and its output was lost. The local sandbox turns a NUL of the output
- * into U+FFFD (sandbox_out.c); FF, a byte that never occurs in UTF-8, becomes U+FFFD there
- * as well, is one byte as the NUL was (the output bound counts the same bytes) and, like
- * the NUL, is no continuation byte, so the text around it is read the same. What is not
- * valid JSON stays invalid for cJSON to refuse. */
-static char *escapes_replaced(const char *body)
-{
-	return utf8_json_escapes_replaced(body, strlen(body), UTF8_JSON_FIX_BYTE, NULL);
 }
 
 int piston_map_answer(const char *body, long long elapsed_ms, size_t output_max,

@@ -11,6 +11,7 @@
 //   PISTON_ODDTEXT  a run stage whose output is not clean text: ODD_STDOUT and ODD_STDERR
 //                   (escaped lone surrogates, an escaped NUL, bytes that are not UTF-8),
 //                   written as raw bytes, since no JSON serializer writes them
+//   PISTON_400_ODD  400 {"message"} with ODD_MESSAGE as the message (raw bytes)
 //   PISTON_BIGOUT   a run stage with `bigOut` bytes of stdout ("x"), `bigOut` of stderr
 //   otherwise       a run stage echoing the code's first line, stdin and args
 // GET /api/v2/runtimes answers RUNTIMES, or `runtimesBody` (raw bytes, a Buffer) when given:
@@ -32,6 +33,12 @@ export const RUNTIMES = [
 export const ODD_STDOUT = Buffer.from('high \\ud800 low \\udc00 nul \\u0000 pair \\ud83d\\ude00 end \\ud83d');
 export const ODD_STDERR = Buffer.concat([
   Buffer.from('bytes '), Buffer.from([0xff, 0xc3, 0x28]), Buffer.from(' after'),
+]);
+
+// an error message with a lone surrogate escape, an escaped NUL, a byte that is not UTF-8,
+// a terminal control sequence, and 1,000 bytes more
+export const ODD_MESSAGE = Buffer.concat([
+  Buffer.from('bad \\ud800 name \\u0000 x'), Buffer.from([0xff]), Buffer.from(` \\u001b[2J${'m'.repeat(1000)}`),
 ]);
 
 export const HANG = Symbol('hang');
@@ -82,6 +89,10 @@ export async function startPiston({ slowMs = 3000, runtimesBody, runtimesDelayMs
       }
       const code = j.files[0]?.content ?? '';
       const rt = RUNTIMES.find((r) => r.language === j.language || r.aliases.includes(j.language));
+      if (code.includes('PISTON_400_ODD')) {
+        res.writeHead(400, { 'content-type': 'application/json' });
+        return res.end(Buffer.concat([Buffer.from('{"message":"'), ODD_MESSAGE, Buffer.from('"}')]));
+      }
       if (code.includes('PISTON_400') || !rt) {
         return send(400, { message: `${j.language}-${j.version} runtime is unknown` });
       }

@@ -346,7 +346,7 @@ test('Piston backend: success, 400, timeout, malformed answers, runtimes', () =>
   }
 }));
 
-test('Piston output that is not clean text is shown with U+FFFD, and output past OUTPUT_LIMIT_KB is cut as a local run\'s', () => withRedis(async (r, redis) => {
+test('Piston output (and an error message) that is not clean text is shown with U+FFFD, and output past OUTPUT_LIMIT_KB is cut as a local run\'s', () => withRedis(async (r, redis) => {
   // Piston is an outside service: its answer may escape lone surrogates or a NUL, or hold
   // bytes that are not UTF-8; the run still finishes and shows its output
   const piston = await startPiston({ bigOut: 5000 });
@@ -372,6 +372,14 @@ test('Piston output that is not clean text is shown with U+FFFD, and output past
     assert.equal(big.result.stderr, 'x'.repeat(1024));
     assert.equal(big.result.truncated, true);
     assert.equal(big.result.status, 'output_limit_exceeded');
+
+    // Piston's error message becomes the job's error as clean text of at most 300 bytes:
+    // not hidden behind "HTTP 400" for a lone surrogate, no raw bytes or control characters
+    const bad = await enqueue(r, { room, request: py('# PISTON_400_ODD') });
+    const f = await waitStatus(r, bad, 'failed');
+    assert.equal(f.error, `piston: bad \uFFFD name \uFFFD x\uFFFD [2J${'m'.repeat(275)}`);
+    const failedEv = (await jobEvents(r, room, bad)).find((e) => e.data.job_id === bad && e.data.status === 'failed');
+    assert.equal(failedEv.data.error, f.error);
     assertCleanExit(w, await stopWorker(w));
   } finally {
     await piston.close();
