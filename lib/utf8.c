@@ -199,25 +199,36 @@ enum utf8_status utf8_json_escapes(const char *text, size_t len, size_t *bad_at)
 	return UTF8_OK;
 }
 
-char *utf8_json_escapes_replaced(const char *text, size_t len)
+char *utf8_json_escapes_replaced(const char *text, size_t len, enum utf8_json_fix how,
+				 size_t *out_len)
 {
 	char *t = malloc(len + 1);
 	if (!t)
 		return NULL;
-	memcpy(t, text, len);
-	t[len] = '\0';
-	size_t i = 0;
+	size_t i = 0, j = 0;
 	while (i < len) {
 		if (text[i] != '\\') {
-			i++;
+			t[j++] = text[i++];
 			continue;
 		}
 		size_t next;
-		/* six bytes for six bytes: \u0000 and a lone \uD800 alike become \uFFFD */
-		if (json_escape_at(text, len, i, &next) != UTF8_OK)
-			memcpy(t + i, "\\ufffd", 6);
+		if (json_escape_at(text, len, i, &next) == UTF8_OK) {
+			/* at most len - i bytes: a malformed escape at the end stays as it is */
+			size_t n = next < len ? next - i : len - i;
+			memcpy(t + j, text + i, n);
+			j += n;
+		} else if (how == UTF8_JSON_FIX_BYTE) {
+			t[j++] = (char)0xff;
+		} else {
+			/* six bytes for six: \u0000 and a lone \uD800 alike become \ufffd */
+			memcpy(t + j, "\\ufffd", 6);
+			j += 6;
+		}
 		i = next;
 	}
+	t[j] = '\0';
+	if (out_len)
+		*out_len = j;
 	return t;
 }
 

@@ -50,12 +50,24 @@ int utf8_offset(const char *s, size_t len, size_t n, size_t *off);
  * refuse. */
 enum utf8_status utf8_json_escapes(const char *text, size_t len, size_t *bad_at);
 
+/* What utf8_json_escapes_replaced() puts in place of an escape it replaces. */
+enum utf8_json_fix {
+	UTF8_JSON_FIX_ESCAPE, /* the escape \ufffd: six bytes for six, so the text keeps its
+				 length and cJSON reads U+FFFD there */
+	UTF8_JSON_FIX_BYTE,   /* the single byte FF, which never occurs in UTF-8: for text
+				 that goes through utf8_sanitize() after cJSON, which makes it
+				 U+FFFD, while a byte bound taken before (a run's output bound)
+				 counts it as the one byte a NUL is; the text gets shorter */
+};
+
 /* JSON text from outside that must be read whole rather than refused (a provider's
- * answer): a copy of text[0..len) where each escape utf8_json_escapes() stops at (\u0000,
- * a lone surrogate) is \ufffd instead, so cJSON reads U+FFFD there and the rest of the
- * text as it was, neither cutting a string at a NUL nor refusing the whole text. Same
- * length; NUL-terminated; caller frees with free(); NULL when out of memory. */
-char *utf8_json_escapes_replaced(const char *text, size_t len);
+ * answer, Piston's): a copy of text[0..len) where each escape utf8_json_escapes() stops at
+ * (\u0000, a lone surrogate) is replaced as `how` says, so cJSON neither cuts a string at
+ * a NUL nor refuses the whole text, and reads the rest of it as it was. NUL-terminated;
+ * its length in *out_len (may be NULL); caller frees with free(); NULL when out of
+ * memory. */
+char *utf8_json_escapes_replaced(const char *text, size_t len, enum utf8_json_fix how,
+				 size_t *out_len);
 
 /* Length in bytes (1 to 4) of the valid character at the start of s[0..len), U+0000
  * included (one byte); 0 when s does not start with one (or len is 0). */

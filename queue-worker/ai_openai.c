@@ -75,7 +75,7 @@ int ai_openai_answer(const char *body, size_t len, char **text, int *cut, char *
 	/* cJSON ends a string at a decoded \u0000 (the answer was cut there) and refuses a
 	 * lone surrogate (the whole answer was lost): both become U+FFFD first, as a NUL of a
 	 * run's output does */
-	char *fixed = body ? utf8_json_escapes_replaced(body, len) : NULL;
+	char *fixed = body ? utf8_json_escapes_replaced(body, len, UTF8_JSON_FIX_ESCAPE, NULL) : NULL;
 	if (body && !fixed) {
 		errbuf_set(err, errlen, "out of memory");
 		return -1;

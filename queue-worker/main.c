@@ -97,12 +97,9 @@ struct worker {
 	volatile sig_atomic_t stop;
 	volatile sig_atomic_t cancel;
 	struct slot slots[WORKERS_MAX];
-	/* the refresh thread's only (runtimes_text): how many of Piston's runtimes were left
-	 * out at the last refresh that logged it (the list is asked for again every
-	 * RUNTIMES_REFRESH_S) */
-	size_t piston_skipped;
-	/* and how many of their aliases past PISTON_ALIASES_MAX a runtime were left out */
-	size_t piston_dropped;
+	/* the refresh thread's only (runtimes_text): what of Piston's list was left out last
+	 * time, so each count is logged when it changes, not at every refresh */
+	struct piston_left_out piston_left;
 };
 
 /* Reads a table of integer settings (lib/cfg.h), saying what is wrong with the first bad
@@ -363,23 +360,28 @@ static char *runtimes_text(struct worker *w, const struct runtimes *local)
 {
 	if (!w->cfg.piston_url)
 		return runtimes_json(local);
-	char err[512], why[256];
-	size_t skipped = 0, dropped = 0;
+	char err[512];
+	struct piston_left_out lo;
+	struct piston_left_out *last = &w->piston_left;
 	char *s = piston_runtimes(w->cfg.piston_url, w->cfg.piston_timeout_ms < 10000 ? w->cfg.piston_timeout_ms : 10000,
-				  &w->stop, &skipped, &dropped, why, sizeof why, err, sizeof err);
+				  &w->stop, &lo, err, sizeof err);
 	if (!s) {
 		if (!w->stop)
-			log_warn("runtimes: %s", err);
+			log_warn("runtimes: %s; nothing new announced", err);
 		return NULL;
 	}
-	if (skipped != w->piston_skipped && skipped)
+	if (lo.skipped != last->skipped && lo.skipped)
 		log_warn("runtimes: %zu of Piston's runtimes left out, not announced (the first: %s)",
-			 skipped, why);
-	w->piston_skipped = skipped;
-	if (dropped != w->piston_dropped && dropped)
+			 lo.skipped, lo.why);
+	if (lo.dropped != last->dropped && lo.dropped)
 		log_warn("runtimes: %zu of the aliases of Piston's runtimes left out, not announced "
-			 "(at most %d per runtime)", dropped, PISTON_ALIASES_MAX);
-	w->piston_dropped = dropped;
+			 "(at most %d per runtime)", lo.dropped, PISTON_ALIASES_MAX);
+	if (lo.over != last->over && lo.over)
+		log_warn("runtimes: %zu of Piston's runtimes left out past the first ones, not "
+			 "announced (at most %d runtimes in %d KiB)", lo.over, PISTON_RUNTIMES_MAX,
+			 PISTON_RUNTIMES_TEXT_MAX / 1024);
+	*last = lo;
+	return s;
 	return s;
 }
 

@@ -77,15 +77,44 @@ static int http(const char *url, const char *post_json, long timeout_ms,
 	return out;
 }
 
-/* Piston's error answer: {"message": …} when it is one, else the status. */
+/* Piston's answer with each \u0000 escape and each lone surrogate escape replaced by the
+ * byte FF (lib/utf8.c), or NULL when out of memory (caller frees).
+ *
+ * cJSON decodes \u0000 into a NUL and gives back only a C string, so the output of a
+ * program that printed a NUL ("a\u0000b") ended there, silently; and it refuses a lone
+ * surrogate ("\ud800" without its pair), so a run whose output held one failed as a
+ * malformed answer and its output was lost. The local sandbox turns a NUL of the output
+ * into U+FFFD (sandbox_out.c); FF, a byte that never occurs in UTF-8, becomes U+FFFD there
+ * as well, is one byte as the NUL was (the output bound counts the same bytes) and, like
+ * the NUL, is no continuation byte, so the text around it is read the same. What is not
+ * valid JSON stays invalid for cJSON to refuse. */
+static char *escapes_replaced(const char *body)
+{
+	return utf8_json_escapes_replaced(body, strlen(body), UTF8_JSON_FIX_BYTE, NULL);
+}
+
+/* The most bytes of Piston's error message kept in a job's error: it is shown to people,
+ * and a run's error text has room for a few hundred bytes (queue.c). */
+#define PISTON_MESSAGE_MAX 300
+
+/* Piston's error answer: {"message": …} when it is one, else the status. The message
+ * becomes the job's error, stored and sent in the room's events, so it is taken as the
+ * names are (answer_name): valid UTF-8 without control characters, bounded at a character
+ * boundary; a lone surrogate escape in it no longer hides it behind the bare status. */
 static void http_error(long status, const struct buf *body, char *err, size_t errlen)
 {
-	cJSON *o = body->data ? cJSON_Parse(body->data) : NULL;
+	char *text = body->data ? escapes_replaced(body->data) : NULL;
+	cJSON *o = text ? cJSON_Parse(text) : NULL;
+	free(text);
 	const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(o, "message"));
-	if (msg)
-		errbuf_set(err, errlen, "piston: %s", msg);
+	char *clean = msg ? utf8_sanitize(msg, strlen(msg), UTF8_SAN_NUL | UTF8_SAN_CONTROLS,
+					  PISTON_MESSAGE_MAX, NULL, NULL)
+			  : NULL;
+	if (clean && *clean)
+		errbuf_set(err, errlen, "piston: %s", clean);
 	else
 		errbuf_set(err, errlen, "piston: HTTP %ld", status);
+	free(clean);
 	cJSON_Delete(o);
 }
 
@@ -159,45 +188,11 @@ static int map_stage(const cJSON *o, long long elapsed_ms, size_t output_max,
 	return 0;
 }
 
-/* Piston's answer with every \u0000 escape replaced by the byte FF, or NULL when out of
- * memory (caller frees).
- *
- * cJSON decodes \u0000 into a NUL and gives back only a C string, so the output of a
- * program that printed a NUL ("a\u0000b") ended there, silently. The local sandbox turns
- * a NUL of the output into U+FFFD (sandbox_out.c); FF, a byte that never occurs in UTF-8,
- * becomes U+FFFD there as well, is one byte as the NUL was (the output bound counts the
- * same bytes) and, like the NUL, is no continuation byte, so the text around it is read
- * the same. Every backslash of valid JSON starts an escape inside a string, so reading
- * escapes pair by pair ("\\u0000" is a backslash, then text) finds them all; what is not
- * valid JSON stays invalid for cJSON to refuse. The text only gets shorter. */
-static char *nul_escapes_replaced(const char *body)
-{
-	size_t n = strlen(body);
-	char *t = malloc(n + 1);
-	if (!t)
-		return NULL;
-	size_t j = 0;
-	for (size_t i = 0; i < n;) {
-		if (body[i] != '\\') {
-			t[j++] = body[i++];
-		} else if (n - i >= 6 && memcmp(body + i, "\\u0000", 6) == 0) {
-			t[j++] = (char)0xff;
-			i += 6;
-		} else {
-			t[j++] = body[i++];
-			if (i < n)
-				t[j++] = body[i++];
-		}
-	}
-	t[j] = '\0';
-	return t;
-}
-
 int piston_map_answer(const char *body, long long elapsed_ms, size_t output_max,
 		      char **result_json, char *err, size_t errlen)
 {
 	*result_json = NULL;
-	char *text = body ? nul_escapes_replaced(body) : NULL;
+	char *text = body ? escapes_replaced(body) : NULL;
 	if (body && !text) {
 		errbuf_set(err, errlen, "out of memory");
 		return -1;
@@ -374,23 +369,44 @@ oom:
 	return -1;
 }
 
-char *piston_runtimes_map(const char *body, size_t *skipped, size_t *dropped, char *why,
-			  size_t whylen, char *err, size_t errlen)
+/* What a JSON value is, for saying what came instead of a list. */
+static const char *json_kind(const cJSON *v)
 {
-	*skipped = *dropped = 0;
-	if (whylen)
-		why[0] = '\0';
+	return cJSON_IsObject(v) ? "an object" : cJSON_IsString(v) ? "a string" :
+	       cJSON_IsNumber(v) ? "a number" : cJSON_IsBool(v) ? "a boolean" : "null";
+}
+
+/* The printed size of a runtime, or 0 when out of memory. */
+static size_t printed_size(const cJSON *o)
+{
+	char *s = cJSON_PrintUnformatted(o);
+	size_t n = s ? strlen(s) : 0;
+	free(s);
+	return n;
+}
+
+char *piston_runtimes_map(const char *body, struct piston_left_out *lo, char *err,
+			  size_t errlen)
+{
+	memset(lo, 0, sizeof *lo);
 	char *out = NULL;
 	cJSON *in = NULL, *arr = NULL;
-	/* a \u0000 would end a name early in cJSON's C string: as FF it makes the name unclean */
-	char *text = nul_escapes_replaced(body ? body : "");
+	/* a \u0000 would end a name early in cJSON's C string, and a lone surrogate made cJSON
+	 * refuse the whole list: as FF either makes its name unclean, the rest is read */
+	char *text = escapes_replaced(body ? body : "");
 	if (!text) {
 		errbuf_set(err, errlen, "out of memory");
 		goto done;
 	}
 	in = cJSON_Parse(text);
+	if (!in) {
+		errbuf_set(err, errlen, "piston: the runtimes answer is not JSON (%zu bytes)",
+			   strlen(text));
+		goto done;
+	}
 	if (!cJSON_IsArray(in)) {
-		errbuf_set(err, errlen, "piston: malformed runtimes answer");
+		errbuf_set(err, errlen, "piston: the runtimes answer is %s, not a list",
+			   json_kind(in));
 		goto done;
 	}
 	arr = cJSON_CreateArray();
@@ -399,30 +415,54 @@ char *piston_runtimes_map(const char *body, size_t *skipped, size_t *dropped, ch
 		goto done;
 	}
 	const cJSON *r;
-	int i = 0;
+	int i = 0, taken = 0;
+	size_t size = 2; /* the brackets */
 	cJSON_ArrayForEach(r, in)
 	{
+		i++;
+		if (taken == PISTON_RUNTIMES_MAX || size > PISTON_RUNTIMES_TEXT_MAX) {
+			/* past the bounds: the rest are not looked at, only counted */
+			lo->over++;
+			continue;
+		}
 		const char *bad = NULL;
 		cJSON *o = NULL;
-		int st = map_runtime(r, &o, &bad, dropped);
-		i++;
-		if (st == 0 && !cJSON_AddItemToArray(arr, o)) {
-			cJSON_Delete(o);
-			st = -1;
-		}
+		int st = map_runtime(r, &o, &bad, &lo->dropped);
 		if (st < 0) {
 			errbuf_set(err, errlen, "out of memory");
 			goto done;
 		}
 		if (st == 1) {
 			/* the name itself is not shown: it is what is not fit to print */
-			if (!*skipped && whylen)
-				errbuf_set(why, whylen,
+			if (!lo->skipped)
+				errbuf_set(lo->why, sizeof lo->why,
 					   "runtime %d of Piston's list: %s is not 1 to %d bytes of "
 					   "UTF-8 text without control characters",
 					   i, bad, PISTON_NAME_MAX);
-			++*skipped;
+			lo->skipped++;
+			continue;
 		}
+		size_t n = printed_size(o);
+		if (!n) {
+			cJSON_Delete(o);
+			errbuf_set(err, errlen, "out of memory");
+			goto done;
+		}
+		if (size + n + (taken ? 1 : 0) > PISTON_RUNTIMES_TEXT_MAX) {
+			/* this one would pass the size bound: it and all after it are left out, so
+			 * what is announced is the start of Piston's list */
+			cJSON_Delete(o);
+			size = PISTON_RUNTIMES_TEXT_MAX + 1;
+			lo->over++;
+			continue;
+		}
+		if (!cJSON_AddItemToArray(arr, o)) {
+			cJSON_Delete(o);
+			errbuf_set(err, errlen, "out of memory");
+			goto done;
+		}
+		size += n + (taken ? 1 : 0);
+		taken++;
 	}
 	out = cJSON_PrintUnformatted(arr);
 	if (!out)
@@ -435,8 +475,7 @@ done:
 }
 
 char *piston_runtimes(const char *url, long timeout_ms, const volatile sig_atomic_t *cancel,
-		      size_t *skipped, size_t *dropped, char *why, size_t whylen, char *err,
-		      size_t errlen)
+		      struct piston_left_out *lo, char *err, size_t errlen)
 {
 	char ep[1024];
 	endpoint(ep, sizeof ep, url, "/api/v2/runtimes");
@@ -444,9 +483,7 @@ char *piston_runtimes(const char *url, long timeout_ms, const volatile sig_atomi
 	buf_init(&body, PISTON_ANSWER_MAX);
 	long status = 0;
 	char *out = NULL;
-	*skipped = *dropped = 0;
-	if (whylen)
-		why[0] = '\0';
+	memset(lo, 0, sizeof *lo);
 	int rc = http(ep, NULL, timeout_ms, cancel, &status, &body, err, errlen);
 	if (rc == 1)
 		errbuf_set(err, errlen, "piston: runtimes request cancelled");
@@ -456,7 +493,7 @@ char *piston_runtimes(const char *url, long timeout_ms, const volatile sig_atomi
 		http_error(status, &body, err, errlen);
 		goto done;
 	}
-	out = piston_runtimes_map(body.data, skipped, dropped, why, whylen, err, errlen);
+	out = piston_runtimes_map(body.data, lo, err, errlen);
 done:
 	buf_free(&body);
 	return out;

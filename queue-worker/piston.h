@@ -57,25 +57,44 @@ enum piston_rc piston_execute(const char *url, const struct piston_request *req,
 
 /* Maps Piston's execute answer (body text) to our result JSON; elapsed_ms stands in for
  * time_ms when Piston does not report wall_time. The output comes out as the local
- * sandbox's would: a NUL (\u0000) becomes U+FFFD, not the end of the text. 0 with
+ * sandbox's would: a NUL (\u0000) becomes U+FFFD, not the end of the text, and so do a
+ * lone surrogate escape and each byte that is not UTF-8 (not a malformed answer). 0 with
  * *result_json (caller frees), or -1 with err. */
 int piston_map_answer(const char *body, long long elapsed_ms, size_t output_max,
 		      char **result_json, char *err, size_t errlen);
 
+/* The most runtimes announced: the first ones of Piston's list; the rest are left out. Every
+ * client reads the announcement (GET /api/runtimes), and the API at every run request, so a
+ * Piston listing 100,000 runtimes must not be taken whole. Piston's own package index has
+ * a few hundred at most, and a server installs far fewer. */
+#define PISTON_RUNTIMES_MAX 500
+/* The most bytes of announcement (cc:runtimes): a bound of its own, as 500 runtimes of 32
+ * long aliases each could come to over 1 MB. A usual list is a few KB. */
+#define PISTON_RUNTIMES_TEXT_MAX (256 * 1024)
+
+/* What was left out of Piston's runtimes list, for the log. */
+struct piston_left_out {
+	size_t skipped; /* runtimes whose language or version is no name we can announce */
+	size_t dropped; /* aliases past PISTON_ALIASES_MAX of their runtime */
+	size_t over;    /* runtimes past PISTON_RUNTIMES_MAX or PISTON_RUNTIMES_TEXT_MAX */
+	char why[256];  /* the first skipped runtime: its place and field; "" when none */
+};
+
 /* Piston's runtimes answer (body text) as our cc:runtimes JSON [{language, version,
  * aliases}]. A runtime whose language or version is not a name we can announce (1 to
- * PISTON_NAME_MAX bytes of valid UTF-8 without control characters) is left out, and
- * counted in *skipped, the first one described in why (whylen bytes; "" when none); an
- * alias that is not such a name is left out of its runtime, and so is every alias past the
- * first PISTON_ALIASES_MAX good ones of a runtime (counted in *dropped). Caller frees with
- * free(); NULL with err (not a JSON array, out of memory). */
-char *piston_runtimes_map(const char *body, size_t *skipped, size_t *dropped, char *why,
-			  size_t whylen, char *err, size_t errlen);
+ * PISTON_NAME_MAX bytes of valid UTF-8 without control characters; an escaped NUL or lone
+ * surrogate makes it not one) is left out and counted in lo->skipped, the first one
+ * described in lo->why; an alias that is not such a name is left out of its runtime, and
+ * so is every alias past the first PISTON_ALIASES_MAX good ones of a runtime (counted in
+ * lo->dropped). Good runtimes past the first PISTON_RUNTIMES_MAX, or past what fits in
+ * PISTON_RUNTIMES_TEXT_MAX bytes, are left out too (lo->over). Caller frees with free();
+ * NULL with err (not JSON, not a list, out of memory). */
+char *piston_runtimes_map(const char *body, struct piston_left_out *lo, char *err,
+			  size_t errlen);
 
 /* GET {url}/api/v2/runtimes mapped by piston_runtimes_map(). Caller frees with free();
  * NULL with err (also when *cancel became non-zero; cancel may be NULL). */
 char *piston_runtimes(const char *url, long timeout_ms, const volatile sig_atomic_t *cancel,
-		      size_t *skipped, size_t *dropped, char *why, size_t whylen, char *err,
-		      size_t errlen);
+		      struct piston_left_out *lo, char *err, size_t errlen);
 
 #endif

@@ -8,10 +8,17 @@
 //   PISTON_500      500 with an HTML body
 //   PISTON_COMPILE_ERROR  a compile stage that failed, no run stage
 //   PISTON_TIMEOUT  a run stage that Piston itself timed out (status TO, SIGKILL)
+//   PISTON_ODDTEXT  a run stage whose output is not clean text: ODD_STDOUT and ODD_STDERR
+//                   (escaped lone surrogates, an escaped NUL, bytes that are not UTF-8),
+//                   written as raw bytes, since no JSON serializer writes them
+//   PISTON_400_ODD  400 {"message"} with ODD_MESSAGE as the message (raw bytes)
+//   PISTON_BIGOUT   a run stage with `bigOut` bytes of stdout ("x"), `bigOut` of stderr
 //   otherwise       a run stage echoing the code's first line, stdin and args
 // GET /api/v2/runtimes answers RUNTIMES, or `runtimesBody` (raw bytes, a Buffer) when given:
 // a list with names a JSON serializer would not write (bytes that are not UTF-8); after
-// `runtimesDelayMs` (0: at once).
+// `runtimesDelayMs` (0: at once). `runtimesBody` may also be a function of the request's
+// number (1, 2, ...) giving the Buffer, or HANG: the answer's headers and a first part of
+// its body are sent, the rest never.
 import { createServer } from 'node:http';
 
 export const RUNTIMES = [
@@ -20,7 +27,24 @@ export const RUNTIMES = [
   { language: 'javascript', version: '18.15.0', aliases: ['node-javascript', 'node-js', 'javascript', 'js'], runtime: 'node' },
 ];
 
-export async function startPiston({ slowMs = 3000, runtimesBody, runtimesDelayMs = 0 } = {}) {
+// PISTON_ODDTEXT's stdout and stderr as the contents of JSON strings (raw bytes): escapes
+// of lone surrogates (high, low, a high one at the end), of a NUL and of a surrogate pair;
+// bytes that are not UTF-8 (FF, a lead byte without its continuation).
+export const ODD_STDOUT = Buffer.from('high \\ud800 low \\udc00 nul \\u0000 pair \\ud83d\\ude00 end \\ud83d');
+export const ODD_STDERR = Buffer.concat([
+  Buffer.from('bytes '), Buffer.from([0xff, 0xc3, 0x28]), Buffer.from(' after'),
+]);
+
+// an error message with a lone surrogate escape, an escaped NUL, a byte that is not UTF-8,
+// a terminal control sequence, and 1,000 bytes more
+export const ODD_MESSAGE = Buffer.concat([
+  Buffer.from('bad \\ud800 name \\u0000 x'), Buffer.from([0xff]), Buffer.from(` \\u001b[2J${'m'.repeat(1000)}`),
+]);
+
+export const HANG = Symbol('hang');
+
+export async function startPiston({ slowMs = 3000, runtimesBody, runtimesDelayMs = 0, bigOut = 0 } = {}) {
+  let runtimesAsked = 0;
   const requests = [];
   // delayed answers not sent yet: cleared on close, so none keeps the test process alive
   const timers = new Set();
@@ -45,10 +69,13 @@ export async function startPiston({ slowMs = 3000, runtimesBody, runtimesDelayMs
         res.end(text);
       };
       if (req.method === 'GET' && req.url === '/api/v2/runtimes') {
+        runtimesAsked++;
+        const body = typeof runtimesBody === 'function' ? runtimesBody(runtimesAsked) : runtimesBody;
         const answer = () => {
-          if (!runtimesBody) return send(200, RUNTIMES);
+          if (!body) return send(200, RUNTIMES);
           res.writeHead(200, { 'content-type': 'application/json' });
-          return res.end(runtimesBody);
+          if (body === HANG) return res.write('[{"language":"python","version":"3.10.0","aliases":[');
+          return res.end(body);
         };
         if (runtimesDelayMs > 0) return later(answer, runtimesDelayMs);
         return answer();
@@ -62,6 +89,10 @@ export async function startPiston({ slowMs = 3000, runtimesBody, runtimesDelayMs
       }
       const code = j.files[0]?.content ?? '';
       const rt = RUNTIMES.find((r) => r.language === j.language || r.aliases.includes(j.language));
+      if (code.includes('PISTON_400_ODD')) {
+        res.writeHead(400, { 'content-type': 'application/json' });
+        return res.end(Buffer.concat([Buffer.from('{"message":"'), ODD_MESSAGE, Buffer.from('"}')]));
+      }
       if (code.includes('PISTON_400') || !rt) {
         return send(400, { message: `${j.language}-${j.version} runtime is unknown` });
       }
@@ -72,6 +103,21 @@ export async function startPiston({ slowMs = 3000, runtimesBody, runtimesDelayMs
         return send(200, {
           language: rt.language, version: rt.version,
           compile: { stdout: '', stderr, output: stderr, code: 1, signal: null },
+        });
+      }
+      if (code.includes('PISTON_ODDTEXT')) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return res.end(Buffer.concat([
+          Buffer.from(`{"language":"${rt.language}","version":"${rt.version}","run":{"stdout":"`), ODD_STDOUT,
+          Buffer.from('","stderr":"'), ODD_STDERR, Buffer.from('","output":"'), ODD_STDOUT, ODD_STDERR,
+          Buffer.from('","code":0,"signal":null}}'),
+        ]));
+      }
+      if (code.includes('PISTON_BIGOUT')) {
+        const out = 'x'.repeat(bigOut);
+        return send(200, {
+          language: rt.language, version: rt.version,
+          run: { stdout: out, stderr: out, output: out + out, code: 0, signal: null },
         });
       }
       if (code.includes('PISTON_TIMEOUT')) {

@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import {
   ROOT, WORKER_BIN, enqueue, startWorker, stopWorker, waitFor, waitStatus, withRedis,
 } from '../lib/worker-harness.mjs';
-import { RUNTIMES, startPiston } from '../lib/piston-double.mjs';
+import { HANG, RUNTIMES, startPiston } from '../lib/piston-double.mjs';
 
 if (!existsSync(WORKER_BIN)) throw new Error(`${WORKER_BIN} is missing: run make build-asan`);
 if (process.getuid() !== 0) throw new Error('the worker tests need root (cgroups for the sandbox)');
@@ -149,6 +149,96 @@ test('Piston\'s runtimes: a runtime listing thousands of aliases is announced wi
     const said = w.output.match(/runtimes: .*aliases.*left out.*/g) ?? [];
     assert.equal(said.length, 1, w.output);
     assert.match(said[0], /4969 of the aliases of Piston's runtimes left out, not announced \(at most 32 per runtime\)/);
+    const stop = await stopWorker(w);
+    assert.deepEqual(stop, { code: 0, signal: null }, w.output);
+    assert.doesNotMatch(w.output, /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/);
+  } finally {
+    await piston.close();
+  }
+}));
+
+// cc:runtimes once the worker has published it, parsed (a generous wait: the ASan build on
+// a busy machine, and up to a few refreshes)
+async function announced(r) {
+  return waitFor(async () => {
+    const s = await r.cmd('GET', 'cc:runtimes');
+    return s ? JSON.parse(s) : null;
+  }, { what: 'cc:runtimes', timeout: 60000 });
+}
+
+test('Piston\'s runtimes: a list of 20,000 is announced with its first 500, and said once', () => withRedis(async (r, redis) => {
+  // every client reads the announcement, and the API at every run request
+  const list = Array.from({ length: 20000 }, (_, i) => ({ language: `lang${i}`, version: '1.0.0', aliases: [`l${i}`] }));
+  const piston = await startPiston({ runtimesBody: Buffer.from(JSON.stringify(list)) });
+  try {
+    const w = await startWorker(redis.port, { PISTON_URL: piston.url, RUNTIMES_REFRESH_S: '1' });
+    const runtimes = await announced(r);
+    assert.equal(runtimes.length, 500);
+    assert.deepEqual(runtimes, list.slice(0, 500));
+    const asked = () => piston.requests.filter((q) => q.url === '/api/v2/runtimes').length;
+    const first = asked();
+    await waitFor(() => asked() >= first + 3, { what: 'three refreshes of the runtimes' });
+    const said = w.output.match(/runtimes: .*left out.*/g) ?? [];
+    assert.equal(said.length, 1, w.output);
+    assert.match(said[0], /19500 of Piston's runtimes left out past the first ones, not announced \(at most 500 runtimes in 256 KiB\)/);
+    const stop = await stopWorker(w);
+    assert.deepEqual(stop, { code: 0, signal: null }, w.output);
+    assert.doesNotMatch(w.output, /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/);
+  } finally {
+    await piston.close();
+  }
+}));
+
+test('Piston\'s runtimes: a lone surrogate in one runtime\'s name leaves out that runtime, not the list', () => withRedis(async (r, redis) => {
+  // escapes a JSON serializer would not write: a lone high surrogate in a language, a lone
+  // low one in a version, one in an alias (only the alias goes)
+  const good = RUNTIMES.map(({ language, version, aliases }) => ({ language, version, aliases }));
+  const text = JSON.stringify([
+    good[0],
+    { language: 'rustHIGH', version: '1.68.2', aliases: [] },
+    good[1],
+    { language: 'go', version: '1.16LOW', aliases: [] },
+    { ...good[2], aliases: [...good[2].aliases, 'jsHIGH'] },
+  ]).replaceAll('HIGH', '\\ud800').replaceAll('LOW', '\\udc00');
+  const piston = await startPiston({ runtimesBody: Buffer.from(text) });
+  try {
+    const w = await startWorker(redis.port, { PISTON_URL: piston.url, RUNTIMES_REFRESH_S: '1' });
+    assert.deepEqual(await announced(r), good);
+    await waitFor(() => /runtimes: .*left out/.test(w.output), { what: 'the log line', timeout: 60000 });
+    assert.match(w.output, /runtimes: 2 of Piston's runtimes left out, not announced \(the first: runtime 2 of Piston's list: its language is not/);
+    const stop = await stopWorker(w);
+    assert.deepEqual(stop, { code: 0, signal: null }, w.output);
+    assert.doesNotMatch(w.output, /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/);
+  } finally {
+    await piston.close();
+  }
+}));
+
+test('Piston\'s runtimes: an answer that is not JSON, not a list, too large or never ending is logged; the next good one is announced', () => withRedis(async (r, redis) => {
+  const bad = [
+    Buffer.from('<html>bad gateway</html>'),
+    Buffer.from('{"message":"internal error"}'),
+    // 9 MiB of a list: past the 8 MiB the worker reads of an answer
+    Buffer.from(`[${'"x",'.repeat(9 * 1024 * 1024 / 4)}"x"]`),
+    HANG,
+  ];
+  const piston = await startPiston({ runtimesBody: (n) => bad[n - 1] });
+  try {
+    const w = await startWorker(redis.port, { PISTON_URL: piston.url, RUNTIMES_REFRESH_S: '1', PISTON_TIMEOUT_MS: '1500' });
+    // nothing is announced until the fifth answer, Piston's usual list
+    const runtimes = await announced(r);
+    assert.ok(piston.requests.filter((q) => q.url === '/api/v2/runtimes').length >= 5);
+    assert.deepEqual(runtimes, RUNTIMES.map(({ language, version, aliases }) => ({ language, version, aliases })));
+    const lines = w.output.match(/runtimes: piston: .*/g) ?? [];
+    assert.equal(lines.length, 4, w.output);
+    assert.match(lines[0], /the runtimes answer is not JSON \(24 bytes\); nothing new announced/);
+    assert.match(lines[1], /the runtimes answer is an object, not a list; nothing new announced/);
+    assert.match(lines[2], /answer larger than 8388608 bytes; nothing new announced/);
+    assert.match(lines[3], /no answer from http:\/\/127\.0\.0\.1:\d+\/api\/v2\/runtimes within 1500 ms; nothing new announced/);
+    // and the worker runs jobs all along
+    const id = await enqueue(r, { request: { language: 'python', version: '3.10.0', code: 'print(1)', stdin: '', args: [] } });
+    const job = await waitStatus(r, id, 'finished');
+    assert.match(job.result.stdout, /^ran print\(1\)/);
     const stop = await stopWorker(w);
     assert.deepEqual(stop, { code: 0, signal: null }, w.output);
     assert.doesNotMatch(w.output, /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/);

@@ -346,6 +346,46 @@ test('Piston backend: success, 400, timeout, malformed answers, runtimes', () =>
   }
 }));
 
+test('Piston output (and an error message) that is not clean text is shown with U+FFFD, and output past OUTPUT_LIMIT_KB is cut as a local run\'s', () => withRedis(async (r, redis) => {
+  // Piston is an outside service: its answer may escape lone surrogates or a NUL, or hold
+  // bytes that are not UTF-8; the run still finishes and shows its output
+  const piston = await startPiston({ bigOut: 5000 });
+  try {
+    const w = await startWorker(redis.port, { PISTON_URL: piston.url, PISTON_TIMEOUT_MS: '10000', OUTPUT_LIMIT_KB: '1' });
+    const room = jobId('room');
+    const id = await enqueue(r, { room, request: py('print(1) # PISTON_ODDTEXT') });
+    const j = await waitStatus(r, id, ['finished', 'failed']);
+    assert.equal(j.status, 'finished', j.error);
+    assert.equal(j.result.stdout, 'high \uFFFD low \uFFFD nul \uFFFD pair \u{1F600} end \uFFFD');
+    assert.equal(j.result.stderr, 'bytes \uFFFD\uFFFD( after');
+    assert.equal(j.result.exit_code, 0);
+    assert.equal(j.result.truncated, false);
+    // the room's subscribers see the same text in the finished event
+    const fin = (await jobEvents(r, room, id)).find((e) => e.data.job_id === id && e.data.status === 'finished');
+    assert.equal(fin.data.result.stdout, j.result.stdout);
+    assert.equal(fin.data.result.stderr, j.result.stderr);
+
+    // 5,000 bytes on each stream, 1 KiB kept: cut and marked truncated, as a local run is
+    const big = await waitStatus(r, await enqueue(r, { room, request: py('# PISTON_BIGOUT') }), ['finished', 'failed']);
+    assert.equal(big.status, 'finished', big.error);
+    assert.equal(big.result.stdout, 'x'.repeat(1024));
+    assert.equal(big.result.stderr, 'x'.repeat(1024));
+    assert.equal(big.result.truncated, true);
+    assert.equal(big.result.status, 'output_limit_exceeded');
+
+    // Piston's error message becomes the job's error as clean text of at most 300 bytes:
+    // not hidden behind "HTTP 400" for a lone surrogate, no raw bytes or control characters
+    const bad = await enqueue(r, { room, request: py('# PISTON_400_ODD') });
+    const f = await waitStatus(r, bad, 'failed');
+    assert.equal(f.error, `piston: bad \uFFFD name \uFFFD x\uFFFD [2J${'m'.repeat(275)}`);
+    const failedEv = (await jobEvents(r, room, bad)).find((e) => e.data.job_id === bad && e.data.status === 'failed');
+    assert.equal(failedEv.data.error, f.error);
+    assertCleanExit(w, await stopWorker(w));
+  } finally {
+    await piston.close();
+  }
+}));
+
 test('a slow Piston /runtimes does not stall the worker: its running job is never taken over', () => withRedis(async (r, redis) => {
   // /runtimes answers after 8 s, refreshed every second; the liveness key lapses after 3 s
   // without renewal, and then the other worker's idle thread would claim the running job

@@ -334,11 +334,13 @@ int main(void)
 	/* the same escapes replaced by \ufffd, the rest left as it was */
 #define JR(lit, want)                                                                    \
 	do {                                                                             \
-		char *r_ = utf8_json_escapes_replaced(lit, sizeof lit - 1);              \
+		size_t n_ = 99;                                                          \
+		char *r_ = utf8_json_escapes_replaced(lit, sizeof lit - 1,               \
+						      UTF8_JSON_FIX_ESCAPE, &n_);        \
 		CHECK(r_ != NULL);                                                       \
 		if (r_) {                                                                \
 			CHECK_STR(r_, want);                                             \
-			CHECK(strlen(r_) == sizeof lit - 1);                             \
+			CHECK(strlen(r_) == sizeof lit - 1 && n_ == strlen(r_));         \
 		}                                                                        \
 		free(r_);                                                                \
 	} while (0)
@@ -355,6 +357,31 @@ int main(void)
 	JR("\\u12", "\\u12");     /* malformed: the JSON parser's job */
 	JR("\\", "\\");
 	JR("", "");
+
+	/* or by the one byte FF (Piston's answers: the output is sanitized after cJSON, and
+	 * the output bound counts a replaced NUL as one byte); the text gets shorter */
+#define JB(lit, want)                                                                    \
+	do {                                                                             \
+		size_t n_ = 99;                                                          \
+		char *r_ = utf8_json_escapes_replaced(lit, sizeof lit - 1,               \
+						      UTF8_JSON_FIX_BYTE, &n_);          \
+		CHECK(r_ != NULL);                                                       \
+		if (r_) {                                                                \
+			CHECK_STR(r_, want);                                             \
+			CHECK(n_ == sizeof want - 1);                                    \
+		}                                                                        \
+		free(r_);                                                                \
+	} while (0)
+	JB("[\"plain\"]", "[\"plain\"]");
+	JB("[\"a\\u0000b\\u0000\"]", "[\"a\xff" "b\xff\"]");
+	JB("[\"\\\\u0000\"]", "[\"\\\\u0000\"]"); /* an escaped backslash, then text */
+	JB("[\"\\uD83D\\uDE00\"]", "[\"\\uD83D\\uDE00\"]"); /* a pair stays */
+	JB("[\"x\\uD800y\\udc00z\"]", "[\"x\xffy\xffz\"]");
+	JB("[\"\\uD83D\\uD83D\\uDE00\"]", "[\"\xff\\uD83D\\uDE00\"]");
+	JB("\\uD83D", "\xff"); /* at the very end */
+	JB("\\u12", "\\u12"); /* malformed: the JSON parser's job */
+	JB("\\", "\\");
+	JB("", "");
 
 	sanitizer();
 	return unit_summary("utf8");

@@ -169,6 +169,30 @@ static void test_piston_map(void)
 	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "status")), "output_limit_exceeded");
 	cJSON_Delete(o);
 
+	/* a lone surrogate escape (high or low) is U+FFFD as well, in the output and in the
+	 * language, and so is each byte that is not UTF-8; a pair is the character it stands
+	 * for. The run is shown, not failed as a malformed answer. */
+	o = mapped("{\"language\":\"py\\udc00\",\"version\":\"3\",\"run\":{\"stdout\":"
+		   "\"a\\ud800b\\udc00c\\ud83d\\ude00d\\ud83d\",\"stderr\":\"x\xffy\xc3\",\"code\":0}}",
+		   5, 100);
+	CHECK(o != NULL);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "stdout")),
+		  "a\xef\xbf\xbd" "b\xef\xbf\xbd" "c\xf0\x9f\x98\x80" "d\xef\xbf\xbd");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "stderr")),
+		  "x\xef\xbf\xbdy\xef\xbf\xbd");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "language")), "py\xef\xbf\xbd");
+	CHECK(cJSON_IsNull(cJSON_GetObjectItem(o, "status")));
+	CHECK(cJSON_IsFalse(cJSON_GetObjectItem(o, "truncated")));
+	cJSON_Delete(o);
+	/* a lone surrogate counts one byte against the output bound, as a NUL does */
+	o = mapped("{\"run\":{\"stdout\":\"\\ud800\\ud800\\ud800\\ud800\\ud800\",\"stderr\":\"\",\"code\":0}}",
+		   5, 4);
+	CHECK(o != NULL);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "stdout")),
+		  "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+	CHECK(cJSON_IsTrue(cJSON_GetObjectItem(o, "truncated")));
+	cJSON_Delete(o);
+
 	/* a wall_time that is no time (negative, or past any long long: undefined to convert)
 	 * gives way to the time we measured, as a missing one does */
 	const char *walls[] = {"-5", "1e300", "-1e300", "9.3e18"};
@@ -195,8 +219,9 @@ static void test_piston_map(void)
  * ones next to it are, and bad aliases go alone. */
 static void test_piston_runtimes(void)
 {
-	char err[256] = "", why[256] = "";
-	size_t skipped = 99, dropped = 99;
+	char err[256] = "";
+	struct piston_left_out lo;
+	memset(&lo, 0x55, sizeof lo);
 	char v31[32], v32[33], v40[41];
 	memset(v31, '1', 31);
 	v31[31] = '\0';
@@ -218,7 +243,7 @@ static void test_piston_runtimes(void)
 		 "{\"language\":\"go\"},"
 		 "{\"language\":\"bash\",\"version\":\"5.2.0\"}]",
 		 "\"" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" "\"", v31, v32, v40);
-	char *json = piston_runtimes_map(body, &skipped, &dropped, why, sizeof why, err, sizeof err);
+	char *json = piston_runtimes_map(body, &lo, err, sizeof err);
 	CHECK(json != NULL);
 	cJSON *o = json ? cJSON_Parse(json) : NULL;
 	free(json);
@@ -234,9 +259,9 @@ static void test_piston_runtimes(void)
 	cJSON_Delete(o);
 	/* d (32 bytes), e (40), bad\xff, nul\0x, the C1 control, ruby's empty version, go's
 	 * missing one; the first named by its place and field, not its bytes */
-	CHECK(skipped == 7);
-	CHECK(dropped == 0);
-	CHECK_STR(why, "runtime 3 of Piston's list: its version is not 1 to 31 bytes of UTF-8 "
+	CHECK(lo.skipped == 7);
+	CHECK(lo.dropped == 0 && lo.over == 0);
+	CHECK_STR(lo.why, "runtime 3 of Piston's list: its version is not 1 to 31 bytes of UTF-8 "
 		       "text without control characters");
 
 	/* aliases: the first PISTON_ALIASES_MAX good ones of a runtime, the rest counted;
@@ -251,7 +276,7 @@ static void test_piston_runtimes(void)
 	}
 	ok = ok && buf_puts(&many, "]},{\"language\":\"c\",\"version\":\"1\",\"aliases\":[\"gcc\"]}]") == 0;
 	CHECK(ok);
-	json = ok ? piston_runtimes_map(many.data, &skipped, &dropped, why, sizeof why, err, sizeof err) : NULL;
+	json = ok ? piston_runtimes_map(many.data, &lo, err, sizeof err) : NULL;
 	buf_free(&many);
 	CHECK(json != NULL);
 	o = json ? cJSON_Parse(json) : NULL;
@@ -262,18 +287,86 @@ static void test_piston_runtimes(void)
 	CHECK_STR(cJSON_GetStringValue(cJSON_GetArrayItem(al, 1)), "a1");
 	CHECK_STR(cJSON_GetStringValue(cJSON_GetArrayItem(al, PISTON_ALIASES_MAX - 1)), "a31");
 	CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(o, 1), "aliases")) == 1);
-	CHECK(skipped == 0 && dropped == 1000 - PISTON_ALIASES_MAX);
+	CHECK(lo.skipped == 0 && lo.dropped == 1000 - PISTON_ALIASES_MAX && lo.over == 0);
 	cJSON_Delete(o);
 
-	skipped = 99;
-	json = piston_runtimes_map("[{\"language\":\"c\",\"version\":\"1\"}]", &skipped, &dropped,
-				   why, sizeof why, err, sizeof err);
+	memset(&lo, 0x55, sizeof lo);
+	json = piston_runtimes_map("[{\"language\":\"c\",\"version\":\"1\"}]", &lo, err, sizeof err);
 	CHECK_STR(json, "[{\"language\":\"c\",\"version\":\"1\",\"aliases\":[]}]");
-	CHECK(skipped == 0 && why[0] == '\0');
+	CHECK(lo.skipped == 0 && lo.dropped == 0 && lo.over == 0 && lo.why[0] == '\0');
 	free(json);
-	CHECK(piston_runtimes_map("{\"message\":\"x\"}", &skipped, &dropped, why, sizeof why, err,
-				  sizeof err) == NULL);
-	CHECK(strstr(err, "malformed runtimes") != NULL);
+	CHECK(piston_runtimes_map("{\"message\":\"x\"}", &lo, err, sizeof err) == NULL);
+	CHECK_STR(err, "piston: the runtimes answer is an object, not a list");
+	CHECK(piston_runtimes_map("\"x\"", &lo, err, sizeof err) == NULL);
+	CHECK_STR(err, "piston: the runtimes answer is a string, not a list");
+	CHECK(piston_runtimes_map("<html>bad gateway</html>", &lo, err, sizeof err) == NULL);
+	CHECK_STR(err, "piston: the runtimes answer is not JSON (24 bytes)");
+	CHECK(piston_runtimes_map("[{\"language\":\"c\"", &lo, err, sizeof err) == NULL);
+	CHECK(strstr(err, "not JSON") != NULL);
+	CHECK(piston_runtimes_map("", &lo, err, sizeof err) == NULL);
+	CHECK(piston_runtimes_map(NULL, &lo, err, sizeof err) == NULL);
+
+	/* a lone surrogate (or a NUL) in a name leaves out that runtime, not the whole list;
+	 * a pair is a character like any other */
+	json = piston_runtimes_map("[{\"language\":\"a\\ud800\",\"version\":\"1\"},"
+				   "{\"language\":\"b\",\"version\":\"\\udc00\"},"
+				   "{\"language\":\"c\",\"version\":\"1\",\"aliases\":[\"\\ud83d\",\"g\"]},"
+				   "{\"language\":\"d\\ud83d\\ude00\",\"version\":\"2\"}]",
+				   &lo, err, sizeof err);
+	CHECK_STR(json, "[{\"language\":\"c\",\"version\":\"1\",\"aliases\":[\"g\"]},"
+			"{\"language\":\"d\xf0\x9f\x98\x80\",\"version\":\"2\",\"aliases\":[]}]");
+	CHECK(lo.skipped == 2 && lo.over == 0);
+	CHECK_STR(lo.why, "runtime 1 of Piston's list: its language is not 1 to 31 bytes of "
+			  "UTF-8 text without control characters");
+	free(json);
+
+	/* 20,000 runtimes: the first PISTON_RUNTIMES_MAX, the rest counted; bad ones among the
+	 * first do not count against the bound */
+	struct buf huge;
+	buf_init(&huge, 4 << 20);
+	ok = buf_puts(&huge, "[{\"language\":\"\",\"version\":\"1\"}") == 0;
+	for (int i = 0; i < 20000 && ok; i++)
+		ok = buf_printf(&huge, ",{\"language\":\"l%d\",\"version\":\"1\",\"aliases\":[\"x\"]}",
+				i) == 0;
+	ok = ok && buf_puts(&huge, "]") == 0;
+	CHECK(ok);
+	json = ok ? piston_runtimes_map(huge.data, &lo, err, sizeof err) : NULL;
+	buf_free(&huge);
+	CHECK(json != NULL);
+	o = json ? cJSON_Parse(json) : NULL;
+	free(json);
+	CHECK(cJSON_GetArraySize(o) == PISTON_RUNTIMES_MAX);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(o, 0), "language")), "l0");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(o, PISTON_RUNTIMES_MAX - 1),
+							   "language")), "l499");
+	CHECK(lo.skipped == 1 && lo.over == 20000 - PISTON_RUNTIMES_MAX);
+	cJSON_Delete(o);
+
+	/* fewer runtimes, each with 32 aliases of 31 bytes: the size bound ends the list first */
+	buf_init(&huge, 4 << 20);
+	ok = buf_puts(&huge, "[") == 0;
+	for (int i = 0; i < PISTON_RUNTIMES_MAX && ok; i++) {
+		ok = buf_printf(&huge, "%s{\"language\":\"l%d\",\"version\":\"%s\",\"aliases\":[",
+				i ? "," : "", i, v31) == 0;
+		for (int k = 0; k < PISTON_ALIASES_MAX && ok; k++)
+			ok = buf_printf(&huge, "%s\"%s\"", k ? "," : "", v31) == 0;
+		ok = ok && buf_puts(&huge, "]}") == 0;
+	}
+	ok = ok && buf_puts(&huge, "]") == 0;
+	CHECK(ok);
+	json = ok ? piston_runtimes_map(huge.data, &lo, err, sizeof err) : NULL;
+	buf_free(&huge);
+	CHECK(json != NULL && strlen(json) <= PISTON_RUNTIMES_TEXT_MAX);
+	o = json ? cJSON_Parse(json) : NULL;
+	free(json);
+	int n = cJSON_GetArraySize(o);
+	CHECK(n > 0 && n < PISTON_RUNTIMES_MAX);
+	CHECK(lo.over == (size_t)(PISTON_RUNTIMES_MAX - n) && lo.skipped == 0);
+	char last[16];
+	snprintf(last, sizeof last, "l%d", n - 1); /* the start of the list, in order */
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(o, n - 1), "language")),
+		  last);
+	cJSON_Delete(o);
 }
 
 /* A delivered entry whose job is over is acknowledged unrun: cancelled counts as over, so a
