@@ -38,8 +38,11 @@ test('a busy room cannot starve another: the quiet room\'s print(1) runs while 1
   const quietRoom = await createRoom(quiet.token);
   const env = { JOB_ROOM_BACKLOG_MAX: '200', JOB_USER_BACKLOG_MAX: '200' };
   const ids = [];
+  // Each noisy run takes 4 s: the line must outlast the time it takes to queue it (100 CGI
+  // runs of the ASan build, 30 s and more on a busy machine, when 1 s runs had drained 62 of
+  // the 100 by the time the quiet run was queued); cancelled at the end, they cost no wait.
   for (let i = 0; i < 100; i++) {
-    const r = cgiRun(noisy.token, noisyRoom, { code: 'import time; time.sleep(1)' }, env);
+    const r = cgiRun(noisy.token, noisyRoom, { code: 'import time; time.sleep(4)' }, env);
     assert.equal(r.status, 202, r.body);
     ids.push(r.json.job.id);
   }
@@ -95,7 +98,7 @@ test('ten noisy rooms of ten users cannot starve an eleventh: a room with one ru
   const quietRoom = await createRoom(quiet.token);
   for (let k = 0; k < 10; k++) {
     for (const n of noisy) {
-      const r = cgiRun(n.u.token, n.room, { code: 'import time; time.sleep(1)' });
+      const r = cgiRun(n.u.token, n.room, { code: 'import time; time.sleep(4)' }); // see above
       assert.equal(r.status, 202, r.body);
       n.ids.push(r.json.job.id);
     }
