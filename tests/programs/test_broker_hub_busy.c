@@ -11,8 +11,7 @@
 #include "../../sse-broker/hub.h"
 #include "rkeys.h"
 #include "../unit/unit.h"
-#include "redis_direct.h"
-#include "waits.h"
+#include "redis_server.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -28,77 +27,6 @@
 #include <unistd.h>
 
 #define MAX_GOT 32
-
-static char dir[64];
-static pid_t redis_pid;
-static int redis_port;
-
-static int free_port(void)
-{
-	int s = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t l = sizeof a;
-	int port = -1;
-	if (s >= 0 && bind(s, (struct sockaddr *)&a, sizeof a) == 0 &&
-	    getsockname(s, (struct sockaddr *)&a, &l) == 0)
-		port = ntohs(a.sin_port);
-	if (s >= 0)
-		close(s);
-	return port;
-}
-
-static void cleanup(void)
-{
-	if (redis_pid > 0) {
-		kill(redis_pid, SIGKILL);
-		waitpid(redis_pid, NULL, 0);
-		redis_pid = 0;
-	}
-	if (dir[0]) {
-		char cmd[128];
-		snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", dir);
-	}
-}
-
-static int start_redis(void)
-{
-	char port[16], log[128];
-	redis_port = free_port();
-	if (redis_port < 0)
-		return -1;
-	snprintf(port, sizeof port, "%d", redis_port);
-	snprintf(log, sizeof log, "%s/redis.log", dir);
-	pid_t p = fork();
-	if (p < 0)
-		return -1;
-	if (p == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save",
-		       "", "--appendonly", "no", "--dir", dir, (char *)NULL);
-		_exit(127);
-	}
-	redis_pid = p;
-	for (long long end = now_ms() + 10000; now_ms() < end; sleep_ms(50)) {
-		redisContext *c = redis_direct(redis_port);
-		if (!c)
-			continue;
-		redisReply *r = redisCommand(c, "PING");
-		int ok = r && r->type == REDIS_REPLY_STATUS;
-		if (r)
-			freeReplyObject(r);
-		redisFree(c);
-		if (ok)
-			return 0;
-	}
-	fprintf(stderr, "redis-server did not start (see %s)\n", log);
-	return -1;
-}
 
 /* One command, 0 when Redis answered without an error. */
 static int cmd(redisContext *c, int argc, const char **argv)
@@ -352,13 +280,7 @@ static void test_unknown_busy(int busy)
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
-	snprintf(dir, sizeof dir, "/tmp/cc-hub-busy.XXXXXX");
-	if (!mkdtemp(dir)) {
-		perror("mkdtemp");
-		return 1;
-	}
-	atexit(cleanup);
-	if (start_redis() < 0) {
+	if (redis_server_start("/tmp/cc-hub-busy.XXXXXX") < 0) {
 		CHECK(!"redis-server started");
 		return unit_summary("broker_hub_busy");
 	}
