@@ -163,6 +163,22 @@ function clientFrame(opcode, payload, { mask = true, fin = true } = {}) {
   return Buffer.concat([Buffer.from(head), key, body]);
 }
 
+// The payloads of the pong frames the server sent after its answer's head, in order (frames
+// of up to 125 bytes, unmasked: what the broker sends; reading stops at anything else).
+function pongsAfterHead(buf) {
+  const at = buf.indexOf('\r\n\r\n');
+  const out = [];
+  if (at < 0) return out;
+  let b = buf.subarray(at + 4);
+  while (b.length >= 2) {
+    const n = b[1] & 0x7f;
+    if (n > 125 || b.length < 2 + n) break;
+    if ((b[0] & 0x0f) === 0xa) out.push(b.subarray(2, 2 + n).toString());
+    b = b.subarray(2 + n);
+  }
+  return out;
+}
+
 const closeCode = (s) => {
   const f = s.frames.find((x) => x.opcode === 8);
   return f && f.payload.length >= 2 ? f.payload.readUInt16BE(0) : null;
@@ -481,19 +497,7 @@ test('WebSocket frames sent with the upgrade request, or split byte by byte, are
       `Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${key}\r\n\r\n`),
     clientFrame(0x9, 'first'),
   ]));
-  const pongs = () => {
-    const at = buf.indexOf('\r\n\r\n');
-    const out = [];
-    if (at < 0) return out;
-    let b = buf.subarray(at + 4);
-    while (b.length >= 2) {
-      const n = b[1] & 0x7f;
-      if (b.length < 2 + n) break;
-      if ((b[0] & 0x0f) === 0xa) out.push(b.subarray(2, 2 + n).toString());
-      b = b.subarray(2 + n);
-    }
-    return out;
-  };
+  const pongs = () => pongsAfterHead(buf);
   await waitFor(() => pongs().includes('first'), { what: 'the pong of the ping sent with the request' });
   assert.match(buf.toString('latin1'), /^HTTP\/1.1 101 /);
   for (const byte of clientFrame(0x9, 'second')) {
@@ -1405,19 +1409,7 @@ test('WebSocket frames that arrive while the rights are being checked are kept f
   } finally {
     redis.kill('SIGCONT');
   }
-  const pongs = () => {
-    const at = buf.indexOf('\r\n\r\n');
-    const out = [];
-    if (at < 0) return out;
-    let b = buf.subarray(at + 4);
-    while (b.length >= 2) {
-      const n = b[1] & 0x7f;
-      if (n > 125 || b.length < 2 + n) break;
-      if ((b[0] & 0x0f) === 0xa) out.push(b.subarray(2, 2 + n).toString());
-      b = b.subarray(2 + n);
-    }
-    return out;
-  };
+  const pongs = () => pongsAfterHead(buf);
   await waitFor(() => pongs().length === PINGS, { what: 'a pong for every ping sent during the check', timeout: 15000 });
   assert.match(buf.toString('latin1'), /^HTTP\/1.1 101 /);
   assert.deepEqual(pongs(), Array.from({ length: PINGS }, (_, i) => `p${i}`.padEnd(100, '.')));
