@@ -13,7 +13,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { startBroker, stop, waitFor, sleep } from '../lib/procs.mjs';
-import { EMIT_SCRIPT, roomKey, Redis } from '../lib/resp.mjs';
+import { EMIT_SCRIPT, HISTORY_BOUNDS, roomKey, Redis } from '../lib/resp.mjs';
 import { ticket, newSid } from '../lib/tokens.mjs';
 import { startRedisCluster, slotOf } from '../lib/redis-cluster.mjs';
 import { sseBlockStream, sseFields } from '../lib/sse.mjs';
@@ -74,7 +74,7 @@ async function roomOn(m) {
 // serving the room; with `replicated`, acknowledged by a replica (WAIT) before it counts, as the
 // API's writes are (a master killed later cannot take it along).
 async function emit(room, n, { replicated = false } = {}) {
-  const args = ['EVAL', EMIT_SCRIPT, 1, roomKey(room, 'events'), 'operation', JSON.stringify({ n }), 1000];
+  const args = ['EVAL', EMIT_SCRIPT, 1, roomKey(room, 'events'), 'operation', JSON.stringify({ n }), HISTORY_BOUNDS];
   if (!replicated) return cluster.cmd(roomKey(room, 'events'), ...args);
   const [id, acks] = await cluster.cmdThen(roomKey(room, 'events'), args, (r) => r.cmd('WAIT', 1, 5000));
   assert.equal(acks, 1, 'a replica has the event');
@@ -243,7 +243,7 @@ const byId = (a, b) => {
 // port that wrote it is kept in `wroteAt` (event id → port).
 async function emitRouted(room, n, refused, wroteAt) {
   const history = roomKey(room, 'events');
-  const args = ['EVAL', EMIT_SCRIPT, 1, history, 'operation', JSON.stringify({ n }), 1000];
+  const args = ['EVAL', EMIT_SCRIPT, 1, history, 'operation', JSON.stringify({ n }), HISTORY_BOUNDS];
   let port = await cluster.portOf(history);
   let asking = false;
   for (let tries = 0; tries < 1000; tries++) {
@@ -325,7 +325,7 @@ test('a live migration of a room\'s slot, step by step, under a steady stream of
           // ... ours, which publishes the channel without declaring it, is served at the
           // source at once, and the broker, still listening there, gets it live
           const tries = count('TRYAGAIN');
-          const id = await at(from.port, false, 'EVAL', EMIT_SCRIPT, 1, history, 'operation', '{"n":0}', 1000);
+          const id = await at(from.port, false, 'EVAL', EMIT_SCRIPT, 1, history, 'operation', '{"n":0}', HISTORY_BOUNDS);
           assert.match(id, /^\d+-\d+$/, 'written at the source while migrating');
           want.push(id);
           await written(5);
