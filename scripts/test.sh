@@ -159,10 +159,12 @@ stack_test_env() {
   # (tests/lib/openai-double.mjs); never to a real provider, whatever the caller's
   # environment says. While no test runs the double, AI jobs fail fast ("could not reach the
   # AI provider"). The local provider is tested by running the API as CGI with
-  # AI_PROVIDER=local: the worker answers with what a job asks.
+  # AI_PROVIDER=local: the worker answers with what a job asks. AI_TIMEOUT_MS leaves the
+  # suites that hold an answer at the double for 1.5-1.8 s a margin of over 2 s on a busy
+  # machine (with 2 s, one such job timed out while both test lanes ran).
   AI_DOUBLE_PORT=$(stack_free_port)
   export AI_DOUBLE_PORT AI_PROVIDER=openai AI_BASE_URL=http://127.0.0.1:$AI_DOUBLE_PORT/v1
-  export AI_API_KEY=test-key-$$ AI_MODEL=double-model AI_TIMEOUT_MS=2000 AI_RATE_LIMIT=10
+  export AI_API_KEY=test-key-$$ AI_MODEL=double-model AI_TIMEOUT_MS=4000 AI_RATE_LIMIT=10
 }
 
 run_with_stack() { # groups [files...]

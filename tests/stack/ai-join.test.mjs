@@ -91,7 +91,7 @@ test('a pending mark whose job does not exist yet is not joined: when its claime
 test('a pending mark whose job appears meanwhile is joined with that job id', async () => {
   const { u, room } = await owner();
   const m = marker();
-  // at the provider for 1.8 s (the test stack's AI_TIMEOUT_MS is 2 s): the job's record is
+  // at the provider for 1.8 s (the test stack's AI_TIMEOUT_MS is 4 s): the job's record is
   // set aside for 300 ms of it, right after it is seen running
   ai.double.script(m, [{ text: 'the first asker\'s answer', delayMs: 1800 }]);
   const body = { code: `int ${m};\n` };

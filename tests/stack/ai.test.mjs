@@ -272,9 +272,9 @@ test('a provider that hangs past AI_TIMEOUT_MS: one attempt, a failed job saying
   const r = await ask(u.token, room, 'hint', { code: `// ${m}\n` });
   const job = await waitJob(u.token, r.json.job.id);
   assert.equal(job.status, 'failed');
-  assert.match(job.error, /did not answer within 2\.0 s/);
+  assert.match(job.error, /did not answer within 4\.0 s/);
   const took = Date.now() - t0;
-  assert.ok(took >= 1900 && took < 8000, `took ${took} ms`);
+  assert.ok(took >= 3900 && took < 12000, `took ${took} ms`);
   assert.equal(ai.double.requestsFor(m).length, 1);
 });
 

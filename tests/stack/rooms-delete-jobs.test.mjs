@@ -136,7 +136,7 @@ test('a deleted room\'s AI job ends cancelled and writes nothing of the room bac
   const owner = await newUser('rdj');
   const room = await createRoom(owner.token, { language: 'c' });
   const m = aiMarker();
-  // at the provider for 1.5 s (the test stack's AI_TIMEOUT_MS is 2 s)
+  // at the provider for 1.5 s (the test stack's AI_TIMEOUT_MS is 4 s)
   ai.double.script(m, [{ text: 'an answer for a room that is gone', delayMs: 1500 }]);
   const r = await call('POST', `/api/rooms/${room.id}/ai/hint`, { token: owner.token, body: { code: `int ${m};\n` } });
   assert.equal(r.status, 202, r.text);
