@@ -161,7 +161,7 @@ stack_test_env() {
   # AI provider"). The local provider is tested by running the API as CGI with
   # AI_PROVIDER=local: the worker answers with what a job asks. AI_TIMEOUT_MS leaves the
   # suites that hold an answer at the double for 1.5-1.8 s a margin of over 2 s on a busy
-  # machine (with 2 s, one such job timed out while both test lanes ran).
+  # machine (with 2 s, one such job timed out while two test runs shared the machine).
   AI_DOUBLE_PORT=$(stack_free_port)
   export AI_DOUBLE_PORT AI_PROVIDER=openai AI_BASE_URL=http://127.0.0.1:$AI_DOUBLE_PORT/v1
   export AI_API_KEY=test-key-$$ AI_MODEL=double-model AI_TIMEOUT_MS=4000 AI_RATE_LIMIT=10
@@ -264,34 +264,10 @@ case "$what" in
     [ $# -eq 0 ] || { echo "usage: $0 all takes no files; name a group" >&2; exit 2; }
     run_unit || failed=1
     run_fuzz || failed=1
-    # Two lanes from here, about 17 minutes each on two cores: the programs and the stack
-    # suites in this shell, while the browser suites (on a stack of their own), the Apache
-    # suites and the cluster layout run beside them. Each lane keeps its own stacks, ports
-    # (tests/lib/ports.mjs claims them against every test process) and sanitizer reports.
-    # The second lane's output waits in a file, printed whole once both are done, so that
-    # each lane reads in order; the file is named here to follow it live.
-    lane_log=$(mktemp /tmp/codecollab-lane2.XXXXXX)
-    echo "== a second lane runs beside the programs and stack groups: browser, Apache, cluster (live: tail -f $lane_log)"
-    (
-      lane_rc=0
-      run_with_stack browser || lane_rc=1
-      run_apache || lane_rc=1
-      run_cluster || lane_rc=1
-      exit "$lane_rc"
-    ) >"$lane_log" 2>&1 </dev/null &
-    lane_pid=$!
-    # a Ctrl-C at a terminal reaches both lanes' processes (one process group, as before);
-    # a TERM to this script alone ends the second lane's shell with it
-    trap 'kill -TERM "$lane_pid" 2>/dev/null; rm -f "$lane_log"; exit 130' INT TERM
     run_programs || failed=1
-    run_with_stack stack || failed=1
-    lane_rc=0
-    wait "$lane_pid" || lane_rc=$?
-    trap - INT TERM
-    echo "== the second lane: browser, Apache and cluster groups (exit $lane_rc)"
-    cat "$lane_log"
-    rm -f "$lane_log"
-    [ "$lane_rc" -eq 0 ] || failed=1
+    run_with_stack "stack browser" || failed=1
+    run_apache || failed=1
+    run_cluster || failed=1
     ;;
   *) echo "usage: $0 [all|unit|programs|fuzz|stack|browser|integration|apache|cluster] [node test files...]" >&2; exit 2 ;;
 esac
