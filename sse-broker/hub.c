@@ -1066,6 +1066,18 @@ struct rights_req {
 
 static void rights_cb(struct hub *h, redisReply *rep, void *priv);
 
+/* Takes q out of h->rights_waiting (it is there while its retry is armed). */
+static void rights_waiting_unlink(struct rights_req *q)
+{
+	if (q->wprev)
+		q->wprev->wnext = q->wnext;
+	else
+		q->h->rights_waiting = q->wnext;
+	if (q->wnext)
+		q->wnext->wprev = q->wprev;
+	q->wprev = q->wnext = NULL;
+}
+
 static void rights_req_free(struct rights_req *q)
 {
 	if (!q)
@@ -1073,12 +1085,7 @@ static void rights_req_free(struct rights_req *q)
 	if (q->retry) {
 		if (evtimer_pending(q->retry, NULL)) {
 			evtimer_del(q->retry);
-			if (q->wprev)
-				q->wprev->wnext = q->wnext;
-			else
-				q->h->rights_waiting = q->wnext;
-			if (q->wnext)
-				q->wnext->wprev = q->wprev;
+			rights_waiting_unlink(q);
 		}
 		event_free(q->retry);
 	}
@@ -1167,14 +1174,7 @@ static void rights_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct rights_req *q = arg;
 	struct hub *h = q->h;
-	/* no longer armed: out of the waiting list */
-	if (q->wprev)
-		q->wprev->wnext = q->wnext;
-	else
-		h->rights_waiting = q->wnext;
-	if (q->wnext)
-		q->wnext->wprev = q->wprev;
-	q->wprev = q->wnext = NULL;
+	rights_waiting_unlink(q); /* no longer armed */
 	struct hub_room *r = room_find(h, q->room);
 	if (!r || r->nsubs == 0 || h->shutting_down) {
 		rights_req_free(q);
