@@ -43,7 +43,9 @@ struct usercount *usercount_init(void *mem, size_t bytes, long max_users)
 	size_t need = usercount_size(max_users);
 	if (!mem || need == 0 || bytes < need)
 		return NULL;
-	memset(mem, 0, need);
+	/* the header only: the slots are zero already, and writing them would make every page
+	 * of a large table resident at start */
+	memset(mem, 0, sizeof(struct usercount));
 	struct usercount *u = mem;
 	size_t slots = slots_for(max_users);
 	u->mask = slots - 1;

@@ -35,9 +35,10 @@ enum usercount_take {
  * 1 … USERCOUNT_MAX_USERS. */
 size_t usercount_size(long max_users);
 
-/* Makes a table in mem (bytes long, from usercount_size(max_users); shared memory mapped
- * before a fork when processes share it). NULL when bytes is too small or the lock cannot
- * be made. */
+/* Makes a table in mem: bytes long (from usercount_size(max_users)) and zeroed, as a fresh
+ * anonymous mapping is (shared, mapped before a fork, when processes share it); only the
+ * pages that come to hold users are ever written. NULL when bytes is too small or the lock
+ * cannot be made. */
 struct usercount *usercount_init(void *mem, size_t bytes, long max_users);
 
 /* Once no process uses the table any more. */

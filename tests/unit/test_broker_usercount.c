@@ -61,6 +61,31 @@ static void test_sizes(void)
 	CHECK(usercount_slots(u) == 65536);
 	CHECK(bytes < 2u << 20);
 	table_free(u, bytes);
+
+	/* a table for a million users is 32 MiB of address space, but making it writes only
+	 * its first page, and a few users only the pages of their slots */
+	u = table_new(1000000, &bytes);
+	long page = sysconf(_SC_PAGESIZE);
+	size_t pages = (bytes + (size_t)page - 1) / (size_t)page;
+	unsigned char *in = malloc(pages);
+	CHECK(in != NULL && bytes >= 32u << 20);
+	if (in && mincore(u, bytes, in) == 0) {
+		size_t resident = 0;
+		for (size_t i = 0; i < pages; i++)
+			resident += in[i] & 1;
+		CHECK(resident <= 2);
+		for (long long user = 1; user <= 10; user++)
+			CHECK(usercount_take(u, user, 1) == USERCOUNT_TAKEN);
+		CHECK(mincore(u, bytes, in) == 0);
+		resident = 0;
+		for (size_t i = 0; i < pages; i++)
+			resident += in[i] & 1;
+		CHECK(resident <= 12);
+	} else {
+		CHECK(!"mincore");
+	}
+	free(in);
+	table_free(u, bytes);
 }
 
 static void test_take_give(void)
