@@ -612,7 +612,10 @@ static void conn_respond(struct conn *c, int status, const char *extra_headers, 
 	conn_respond_ex(c, status, extra_headers, body, 1);
 }
 
-static void conn_error(struct conn *c, int status, const char *code, const char *message)
+/* The JSON error {"error": code, "message": message} with status, and extra header lines
+ * (each ending in CRLF) or NULL. */
+static void conn_error_ex(struct conn *c, int status, const char *extra, const char *code,
+			  const char *message)
 {
 	char *body = NULL;
 	cJSON *o = cJSON_CreateObject();
@@ -620,6 +623,15 @@ static void conn_error(struct conn *c, int status, const char *code, const char 
 	    cJSON_AddStringToObject(o, "message", message))
 		body = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
+	conn_respond(c, status, extra, body ? body : "{\"error\":\"internal\"}");
+	free(body);
+}
+
+/* The JSON error with the header lines its status takes: a 405 names the methods of the
+ * stream endpoints (GET /events/health, which also serves HEAD, says so itself), a 503 when
+ * to come back. */
+static void conn_error(struct conn *c, int status, const char *code, const char *message)
+{
 	const char *extra = NULL;
 	if (status == 405)
 		extra = "Allow: GET, OPTIONS\r\n";
@@ -627,8 +639,7 @@ static void conn_error(struct conn *c, int status, const char *code, const char 
 		extra = "Retry-After: 1\r\n";
 	else if (status == 426)
 		extra = "Sec-WebSocket-Version: 13\r\n";
-	conn_respond(c, status, extra, body ? body : "{\"error\":\"internal\"}");
-	free(body);
+	conn_error_ex(c, status, extra, code, message);
 }
 
 /* ---- transports ---- */
@@ -1633,7 +1644,8 @@ static void route_request(struct conn *c, const struct http_head *h)
 	}
 	if (strcmp(path, "/events/health") == 0) {
 		if (strcmp(h->method, "GET") != 0 && strcmp(h->method, "HEAD") != 0)
-			conn_error(c, 405, "method_not_allowed", "use GET");
+			conn_error_ex(c, 405, "Allow: GET, HEAD, OPTIONS\r\n", "method_not_allowed",
+				      "use GET or HEAD");
 		else
 			health(c, strcmp(h->method, "HEAD") == 0);
 		return;

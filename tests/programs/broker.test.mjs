@@ -1377,6 +1377,19 @@ test('HEAD /events/health answers the head alone, with the Content-Length a GET 
   const r = await fetch(`${broker.base}/events/health`, { method: 'HEAD' });
   assert.equal(r.status, 200);
   assert.equal(await r.text(), '');
+
+  // another method is refused with the methods that are served there: HEAD among them
+  for (const method of ['POST', 'PUT', 'DELETE']) {
+    const no = parseAnswer(await rawRequest(broker.port, `${method} /events/health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`));
+    assert.equal(no.status, 405, method);
+    assert.equal(no.headers.allow, 'GET, HEAD, OPTIONS', method);
+    assert.equal(JSON.parse(no.body).error, 'method_not_allowed');
+  }
+  // the stream endpoints take GET alone
+  const room = await newRoom();
+  const no = parseAnswer(await rawRequest(broker.port, `POST /events/rooms/${room}?ticket=${tk(room)} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`));
+  assert.equal(no.status, 405);
+  assert.equal(no.headers.allow, 'GET, OPTIONS');
 });
 
 test('WebSocket: a text message that is not UTF-8 is closed with 1007, whole or in fragments', async () => {
