@@ -32,9 +32,13 @@ async function run(n) {
   const rc = await connectRedis(redis.port);
   const broker = await startBroker({
     redisPort: redis.port, secret,
-    env: { BROKER_MAX_CLIENTS: String(n + 100), BROKER_HEARTBEAT_MS: '15000' },
+    // every subscriber is user 1: BROKER_MAX_STREAMS_PER_USER (64 by default) must hold them all
+    env: { BROKER_MAX_CLIENTS: String(n + 100), BROKER_MAX_STREAMS_PER_USER: String(n + 100), BROKER_HEARTBEAT_MS: '15000' },
   });
   const room = `bench${n}`;
+  // a room as the API leaves it: the broker asks every stream's rights, and a room without
+  // its visibility is no room (404)
+  await rc.cmd('SET', `cc:room:{${room}}:visibility`, 'public');
   const t = ticket(secret, { room, user: 1, name: 'bench' });
   await sleep(200);
   const rss0 = rssKiB(broker.pid);
@@ -50,8 +54,12 @@ async function run(n) {
           s.write(`GET /events/rooms/${room}?ticket=${t} HTTP/1.1\r\nHost: b\r\n\r\n`);
         });
         let ready = false;
+        let head = '';
         s.setEncoding('latin1');
+        // a refused stream (a 4xx or 503 and the close) fails the run instead of leaving it waiting
+        s.on('close', () => { if (!ready) reject(new Error(`stream ${j} refused: ${head.slice(0, 200)}`)); });
         s.on('data', (d) => {
+          if (!ready) head += d;
           if (!ready && d.includes(': connected')) { ready = true; resolve(); }
           const at = now();
           for (const m of d.matchAll(/"t":([0-9.]+)/g)) {

@@ -49,7 +49,11 @@ async function run(n) {
   const rc = await connectRedis(redis.port);
   const broker = await startBroker({
     redisPort: redis.port, secret,
-    env: { BROKER_MAX_CLIENTS: String(n + 100), BROKER_MAX_STREAMS: String(n + 100), BROKER_HEARTBEAT_MS: '600000' },
+    // by default every stream is user 1: BROKER_MAX_STREAMS_PER_USER (64 by default) must hold them all
+    env: {
+      BROKER_MAX_CLIENTS: String(n + 100), BROKER_MAX_STREAMS: String(n + 100),
+      BROKER_MAX_STREAMS_PER_USER: String(n + 100), BROKER_HEARTBEAT_MS: '600000',
+    },
   });
   const room = `idle${n}`;
   await rc.cmd('SET', `cc:room:{${room}}:visibility`, 'public');

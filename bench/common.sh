@@ -10,6 +10,11 @@ secs=${BENCH_SECONDS:-8}
 conns=${BENCH_CONNECTIONS:-32}
 threads=${BENCH_THREADS:-1}
 export API_PROCESSES=${API_PROCESSES:-4}
+# The fan-out parts open thousands of streams as one reader account (bench/fanout_api.mjs,
+# bench/compare.mjs, bench/cluster_fanout.mjs): past the broker's default of 64 streams a user
+# (BROKER_MAX_STREAMS_PER_USER) they would be refused with 429. The stacks and the cluster
+# layout started from here inherit this; the bound is then BROKER_MAX_STREAMS alone.
+export BROKER_MAX_STREAMS_PER_USER=${BROKER_MAX_STREAMS_PER_USER:-10000000}
 
 # The machine's cores and load average, and what else ran meanwhile: the busiest processes
 # over one second (other sessions may share the machine).

@@ -5,8 +5,9 @@
 #include "room.h"
 
 static const char *const transports[] = {"sse", "longpoll", "ws"};
-static const char *const drops[] = {"slow_reader", "catchup_overflow", "revoked",
-				    "redis_unavailable", "server_full", "error", "write_timeout"};
+static const char *const drops[] = {"slow_reader",  "catchup_overflow", "revoked",
+				    "redis_unavailable", "server_full", "error",
+				    "write_timeout", "user_full"};
 /* document_restored: not the broker's own, it passes on the snapshotter's (store_doc.c,
  * doc_reset.lua) */
 static const char *const resyncs[] = {"history_trimmed", "event_too_large", "malformed_event",
@@ -26,7 +27,7 @@ struct metric broker_metrics[BM_N] = {
 		       .type = METRIC_COUNTER, TRANSPORT},
 	[BM_DROPPED] = {.name = "codecollab_broker_clients_dropped_total",
 			.help = "Clients the broker dropped or refused, by reason.",
-			.type = METRIC_COUNTER, .nlabels = 1, .label = {{"reason", drops, 7}}},
+			.type = METRIC_COUNTER, .nlabels = 1, .label = {{"reason", drops, sizeof drops / sizeof drops[0]}}},
 	[BM_RESYNCS] = {.name = "codecollab_broker_resyncs_total",
 			.help = "Resync events sent to clients (they refetch the document), by reason.",
 			.type = METRIC_COUNTER, .nlabels = 1, .label = {{"reason", resyncs, 5}}},

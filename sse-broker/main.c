@@ -207,7 +207,11 @@ int main(void)
 		{"BROKER_HEARTBEAT_MS", 15000, 50, 3600000, &cfg.heartbeat_ms},
 		{"BROKER_POLL_TIMEOUT_MS", 25000, 10, 3600000, &cfg.poll_timeout_ms},
 		{"BROKER_MAX_CLIENTS", 26000, 1, 10000000, &cfg.max_clients},
-		{"BROKER_MAX_STREAMS", 25000, 1, 10000000, &cfg.max_streams},
+		{"BROKER_MAX_STREAMS", 25000, 1, USERCOUNT_MAX_USERS, &cfg.max_streams},
+		/* the browser client keeps one stream per browser for all its tabs (docs/CLIENT.md):
+		 * 64 leaves room for several browsers and devices of one person. No value turns it
+		 * off; one at BROKER_MAX_STREAMS or above never bites. */
+		{"BROKER_MAX_STREAMS_PER_USER", 64, 1, USERCOUNT_MAX_USERS, &cfg.max_streams_per_user},
 		{"BROKER_PROCESSES", 1, 1, BROKER_PROCESSES_MAX, &procs},
 		{"BROKER_CLIENT_BUFFER", SERVER_CLIENT_BUFFER_DEFAULT, 4096, 1L << 30, &out_limit},
 		{"BROKER_HEAD_TIMEOUT_MS", 10000, 10, 3600000, &cfg.head_timeout_ms},
@@ -288,14 +292,30 @@ int main(void)
 		}
 	}
 	cfg.shared = shared_alloc(sizeof *cfg.shared);
-	if (!cfg.shared) {
+	/* Each user's streams (BROKER_MAX_STREAMS_PER_USER), shared as the slots are. Every user
+	 * counted holds a place under BROKER_MAX_STREAMS, so that many users at most: about 32
+	 * to 64 bytes per place, only the pages in use resident. No process rebuilds another's
+	 * counts: a process that ends by itself stops the whole broker (run_processes), and the
+	 * next one starts with a fresh table. */
+	size_t users_bytes = usercount_size(cfg.max_streams);
+	void *users_mem = users_bytes ? shared_alloc(users_bytes) : NULL;
+	cfg.user_streams = users_mem ? usercount_init(users_mem, users_bytes, cfg.max_streams) : NULL;
+	if (!cfg.shared || !cfg.user_streams) {
 		log_error("out of memory");
+		if (cfg.shared)
+			munmap(cfg.shared, sizeof *cfg.shared);
+		if (users_mem)
+			munmap(users_mem, users_bytes);
+		metrics_unbind(broker_metrics, BM_N);
+		if (cells)
+			munmap(cells, ncells * sizeof *cells);
 		free(seeds);
 		return 2;
 	}
 
 	struct token_key key;
 	int rc = 2;
+	int child = 0;
 	int lfds[BROKER_PROCESSES_MAX];
 	if (token_key_load(&key, err, sizeof err) < 0) {
 		log_error("%s", err);
@@ -320,7 +340,6 @@ int main(void)
 		rc = 1;
 		goto out_key;
 	}
-	int child = 0;
 	long mine = 0;
 	if (procs > 1) {
 		rc = run_processes(procs, &cfg, &child, &mine);
@@ -342,6 +361,10 @@ out_metrics:
 	if (cells)
 		munmap(cells, ncells * sizeof *cells);
 	munmap(cfg.shared, sizeof *cfg.shared);
+	/* the lock is destroyed once, by the process that made it, after every other ended */
+	if (!child)
+		usercount_destroy(cfg.user_streams);
+	munmap(users_mem, users_bytes);
 	free(seeds);
 	log_info("stopped");
 	return rc;

@@ -110,6 +110,8 @@ struct conn {
 	int wev_on;   /* wev is registered: the socket would block */
 	int queued;   /* on the server's flush list (holds a reference) */
 	int slot;     /* counted against max_streams (server_cfg) */
+	int user_counted; /* counted against max_streams_per_user as user (user_admit) */
+	long long user;
 	struct conn *flush_next;
 	int refs;     /* the connection itself holds one; pending Redis replies hold more */
 	int dead;     /* closed: waiting in the reap list for its resources to go */
@@ -232,13 +234,21 @@ static void conn_release(struct conn *c)
 		conn_schedule_reap(c);
 }
 
-/* A stream's place under max_streams is given back once (finished, closed or reaped). */
-static void slot_release(struct conn *c)
+/* A stream's places, under max_streams and its user's max_streams_per_user, are given back
+ * once, however it ends: finished (conn_finish: an answer, a refusal, a revoked or ended
+ * stream, the shutdown), closed (conn_close: the client gone, a write error or timeout, a slow
+ * reader, out of memory) or reaped. */
+static void places_release(struct conn *c)
 {
-	if (!c->slot)
-		return;
-	c->slot = 0;
-	atomic_fetch_sub(&c->srv->cfg->shared->slots, 1);
+	if (c->slot) {
+		c->slot = 0;
+		atomic_fetch_sub(&c->srv->cfg->shared->slots, 1);
+	}
+	if (c->user_counted) {
+		c->user_counted = 0;
+		if (usercount_give(c->srv->cfg->user_streams, c->user) < 0)
+			log_error("user %lld: a stream's place could not be given back", c->user);
+	}
 }
 
 static void reap_cb(evutil_socket_t fd, short what, void *arg)
@@ -261,7 +271,7 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 			srv->nconns--;
 			if (is_stream(c))
 				streams_add(c, -1);
-			slot_release(c);
+			places_release(c);
 			event_free(c->rev);
 			if (c->wev)
 				event_free(c->wev);
@@ -299,7 +309,7 @@ static void conn_close(struct conn *c, const char *why)
 	c->dead = 1;
 	(void)why; /* kept for debugging sessions; a log line per client would flood */
 	conn_leave_all(c);
-	slot_release(c);
+	places_release(c);
 	event_del(c->rev);
 	if (c->wev)
 		event_del(c->wev);
@@ -539,11 +549,12 @@ static void conn_finish(struct conn *c)
 {
 	if (c->dead)
 		return;
+	/* first: once `clients` (health) shows the stream gone, its places are free */
+	places_release(c);
 	if (is_stream(c))
 		streams_add(c, -1);
 	c->kind = CK_DONE;
 	conn_leave_all(c);
-	slot_release(c);
 	/* still read, to drop what the client goes on sending (read_cb): a socket closed with
 	 * unread bytes sends a reset, which can take the answer with it */
 	c->read_paused = 0;
@@ -578,6 +589,7 @@ static const char *status_text(int status)
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 426: return "Upgrade Required";
+	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
 	case 503: return "Service Unavailable";
@@ -612,7 +624,10 @@ static void conn_respond(struct conn *c, int status, const char *extra_headers, 
 	conn_respond_ex(c, status, extra_headers, body, 1);
 }
 
-static void conn_error(struct conn *c, int status, const char *code, const char *message)
+/* The JSON error {"error": code, "message": message} with status, and extra header lines
+ * (each ending in CRLF) or NULL. */
+static void conn_error_ex(struct conn *c, int status, const char *extra, const char *code,
+			  const char *message)
 {
 	char *body = NULL;
 	cJSON *o = cJSON_CreateObject();
@@ -620,15 +635,29 @@ static void conn_error(struct conn *c, int status, const char *code, const char 
 	    cJSON_AddStringToObject(o, "message", message))
 		body = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
+	conn_respond(c, status, extra, body ? body : "{\"error\":\"internal\"}");
+	free(body);
+}
+
+/* Retry-After of a 429 too_many_streams: a user's place comes back only when one of their
+ * own streams ends, which no quick retry brings about */
+#define SERVER_USER_RETRY_S "5"
+
+/* The JSON error with the header lines its status takes: a 405 names the methods of the
+ * stream endpoints (GET /events/health, which also serves HEAD, says so itself), a 503 and
+ * a 429 when to come back. */
+static void conn_error(struct conn *c, int status, const char *code, const char *message)
+{
 	const char *extra = NULL;
 	if (status == 405)
 		extra = "Allow: GET, OPTIONS\r\n";
 	else if (status == 503)
 		extra = "Retry-After: 1\r\n";
+	else if (status == 429)
+		extra = "Retry-After: " SERVER_USER_RETRY_S "\r\n";
 	else if (status == 426)
 		extra = "Sec-WebSocket-Version: 13\r\n";
-	conn_respond(c, status, extra, body ? body : "{\"error\":\"internal\"}");
-	free(body);
+	conn_error_ex(c, status, extra, code, message);
 }
 
 /* ---- transports ---- */
@@ -1293,6 +1322,48 @@ static void start_stream(struct conn *c)
 	}
 }
 
+/* A stream its rights let in counts towards its user's streams, over every process of the
+ * broker (usercount.h), until it ends (places_release): a user who holds
+ * BROKER_MAX_STREAMS_PER_USER already is answered 429 too_many_streams instead, so that no
+ * one user can take every place under BROKER_MAX_STREAMS. The user is known only now: the
+ * token names them, but only the rights check says the stream would open (a refusal for
+ * rights counts nothing). Before the WebSocket's 101, which waits for the rights too, so a
+ * WebSocket is refused with the same HTTP answer. A long-poll counts while it waits, as it
+ * holds its place under BROKER_MAX_STREAMS, or polls would be a way past the bound. 0, or
+ * -1 when the connection was answered. */
+static int user_admit(struct conn *c, long long user)
+{
+	const struct server_cfg *cfg = c->srv->cfg;
+	char msg[200];
+	switch (usercount_take(cfg->user_streams, user, cfg->max_streams_per_user)) {
+	case USERCOUNT_TAKEN:
+		c->user_counted = 1;
+		c->user = user;
+		return 0;
+	case USERCOUNT_AT_LIMIT:
+		metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_USER_FULL, 0);
+		snprintf(msg, sizeof msg,
+			 "this user has as many streams open as one user may "
+			 "(BROKER_MAX_STREAMS_PER_USER, %ld): close one, then retry",
+			 cfg->max_streams_per_user);
+		conn_error(c, 429, "too_many_streams", msg);
+		return -1;
+	case USERCOUNT_FULL:
+		/* cannot happen while the table is sized for max_streams users (main.c): every
+		 * user counted holds a place under it */
+		metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_FULL, 0);
+		conn_error(c, 503, "too_many_clients",
+			   "the broker holds as many users' streams as it may; retry later");
+		return -1;
+	case USERCOUNT_ERROR:
+		break;
+	}
+	log_error("user %lld: the count of the user's streams could not be read", user);
+	metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_ERROR, 0);
+	conn_error(c, 500, "internal", "the user's streams could not be counted");
+	return -1;
+}
+
 /* The rights question's answer decides whether the stream starts (hub.h, rights.h). */
 static void check_cb(struct hub_sub *s, int ok, enum rights_verdict v)
 {
@@ -1307,7 +1378,7 @@ static void check_cb(struct hub_sub *s, int ok, enum rights_verdict v)
 		conn_error(c, 404, "room_not_found", "no such room");
 	else if (v != RIGHTS_READ)
 		conn_error(c, 403, "not_a_member", "not a member of this room");
-	else
+	else if (user_admit(c, c->sub.user_id) == 0)
 		start_stream(c);
 }
 
@@ -1333,7 +1404,7 @@ static void multi_decide(struct conn *c)
 		conn_error(c, 401, "session_revoked", "this session was signed out");
 	else if (readable == 0)
 		conn_error(c, 403, "not_a_member", "not a member of any of these rooms");
-	else
+	else if (user_admit(c, c->ms[0].sub.user_id) == 0) /* every room asked for one user */
 		start_stream(c);
 }
 
@@ -1633,7 +1704,8 @@ static void route_request(struct conn *c, const struct http_head *h)
 	}
 	if (strcmp(path, "/events/health") == 0) {
 		if (strcmp(h->method, "GET") != 0 && strcmp(h->method, "HEAD") != 0)
-			conn_error(c, 405, "method_not_allowed", "use GET");
+			conn_error_ex(c, 405, "Allow: GET, HEAD, OPTIONS\r\n", "method_not_allowed",
+				      "use GET or HEAD");
 		else
 			health(c, strcmp(h->method, "HEAD") == 0);
 		return;

@@ -9,6 +9,7 @@
 
 #include "hub.h"
 #include "token.h"
+#include "usercount.h"
 
 /* BROKER_CLIENT_BUFFER's default: two of the largest events (room.h, derived from
  * EVENTS_DATA_MAX) in the JSON form, so every event a client can be sent fits an idle
@@ -30,6 +31,7 @@ struct server_cfg {
 	long poll_timeout_ms; /* a long-poll with nothing to say is answered empty after this */
 	long max_clients;     /* connections beyond it get 503 */
 	long max_streams;     /* streams (SSE, WebSocket, long-poll) beyond it get 503 */
+	long max_streams_per_user; /* one user's streams beyond it get 429 (user_streams) */
 	size_t out_limit;     /* a client's unsent bytes: a live client beyond it is dropped (it
 			       * resumes), a replay waits; an event over it alone is a resync */
 	long head_timeout_ms; /* time to send a request head */
@@ -43,6 +45,7 @@ struct server_cfg {
 	long metrics_port;	  /* 0: none */
 	struct hub_cfg hub;
 	struct server_shared *shared; /* shared by every process of the broker */
+	struct usercount *user_streams; /* each user's open streams, shared likewise */
 };
 
 /* Binds and listens on cfg's host and port, before the processes fork: n sockets, one per

@@ -14,7 +14,7 @@ import WebSocket from 'ws';
 import { startRedis, startBroker, stop, waitFor, sleep, rssKiB, start, freePort, BROKER_BIN } from '../lib/procs.mjs';
 import { connectRedis, roomKey } from '../lib/resp.mjs';
 import { childPids } from '../lib/proctree.mjs';
-import { ticket, session, sign } from '../lib/tokens.mjs';
+import { ticket, session, sign, newSid } from '../lib/tokens.mjs';
 import { startBrokerOnRedis, stopBrokerOnRedis } from '../lib/broker-redis.mjs';
 import { sseEvents as parseSse } from '../lib/sse.mjs';
 
@@ -25,6 +25,9 @@ const BROKER_ENV = {
   BROKER_WS_TIMEOUT_MS: '2500',
   BROKER_CLIENT_BUFFER: String(256 * 1024),
   BROKER_REDIS_BACKOFF_MAX_MS: '1000',
+  // a thousand idle connections and the 400 streams spread over two processes are each one
+  // user's: past the default of 64 streams a user (the tests of that bound set their own)
+  BROKER_MAX_STREAMS_PER_USER: '2000',
 };
 
 let redis, broker, rc;
@@ -1341,6 +1344,242 @@ test('BROKER_PROCESSES=2: each process takes about half of the new streams, and 
   assert.match(two.output, /2 sockets, one per process/);
 });
 
+// ---- BROKER_MAX_STREAMS_PER_USER ----
+
+// A request on a raw socket of its own, not awaited: s.settled resolves with the socket once
+// live(text) holds (a stream that opened), or once the broker answered and closed (a refusal,
+// an answered long-poll), or after 15 s with whatever came; s.status is then the answer's
+// status code (null before a status line).
+function rawStream(port, head, live = () => false) {
+  const s = createConnection(port, '127.0.0.1', () => s.write(head));
+  s.text = '';
+  s.on('error', () => {});
+  s.ended = new Promise((resolve) => s.on('close', resolve));
+  s.settled = new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(late);
+      s.status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(s.text)?.[1]) || null;
+      resolve(s);
+    };
+    const late = setTimeout(done, 15000);
+    s.on('data', (d) => { s.text += d.toString('latin1'); if (live(s.text)) done(); });
+    s.on('close', done);
+  });
+  return s;
+}
+
+const upgradeHeaders = () => 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n' +
+  `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\n`;
+const sseOpened = (t) => t.includes(': connected');
+const wsOpened = (t) => t.startsWith('HTTP/1.1 101') && t.includes('"subscribed"');
+
+// One stream of a kind in room: a one-room SSE, WebSocket or long-poll with the ticket t (a
+// fresh one of user when not given), or a stream of several rooms (SSE, WebSocket) with the
+// session token bearer.
+function openKind(port, kind, room, { user, t = tk(room, user, `u${user}`), bearer }) {
+  const get = (path, extra = '') => `GET ${path} HTTP/1.1\r\nHost: x\r\n${extra}\r\n`;
+  const auth = `Authorization: Bearer ${bearer}\r\n`;
+  switch (kind) {
+    case 'sse': return rawStream(port, get(`/events/rooms/${room}?ticket=${t}`), sseOpened);
+    case 'ws': return rawStream(port, get(`/events/rooms/${room}/ws?ticket=${t}`, upgradeHeaders()), wsOpened);
+    case 'poll': return rawStream(port, get(`/events/rooms/${room}/poll?ticket=${t}`));
+    case 'multi': return rawStream(port, get(`/events/multi?rooms=${room}`, auth), sseOpened);
+    case 'multi-ws': return rawStream(port, get(`/events/multi/ws?rooms=${room}`, auth + upgradeHeaders()), wsOpened);
+    default: throw new Error(kind);
+  }
+}
+const OPENED = { sse: 200, ws: 101, multi: 200, 'multi-ws': 101 };
+
+// A refusal for the user's bound: 429 with Retry-After, the broker's JSON error naming the
+// setting.
+function assertTooManyStreams(s, what, cap) {
+  assert.equal(s.status, 429, `${what}: ${s.text.slice(0, 400)}`);
+  const a = parseAnswer(s.text);
+  assert.match(a.headers['retry-after'] ?? '', /^[1-9]\d*$/, what);
+  assert.equal(a.headers['content-type'], 'application/json', what);
+  // readable by a page of another origin, as every answer of the broker is
+  assert.equal(a.headers['access-control-allow-origin'], '*', what);
+  const body = JSON.parse(a.body);
+  assert.equal(body.error, 'too_many_streams', what);
+  assert.match(body.message, new RegExp(`BROKER_MAX_STREAMS_PER_USER, ${cap}\\b`), what);
+}
+
+test('BROKER_MAX_STREAMS_PER_USER=3 over two processes: a user\'s fourth stream of any kind gets 429 too_many_streams, other users stream on, and a place comes back however a stream ends', async () => {
+  const CAP = 3;
+  const metricsPort = await freePort();
+  const capped = await startBroker({
+    redisPort: redis.port, secret: SECRET,
+    env: {
+      ...BROKER_ENV, BROKER_MAX_STREAMS_PER_USER: String(CAP), BROKER_PROCESSES: '2',
+      // a waiting long-poll holds its place for the whole test unless an event answers it
+      BROKER_POLL_TIMEOUT_MS: '120000', BROKER_WS_TIMEOUT_MS: '120000',
+      BROKER_METRICS_PORT: String(metricsPort),
+    },
+  });
+  const clients = async () => (await (await fetch(`${capped.base}/events/health`)).json()).clients;
+  const dropped = async (reason) => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const m = new RegExp(`^codecollab_broker_clients_dropped_total\\{reason="${reason}"\\} (\\d+)$`, 'm').exec(text);
+    assert.ok(m, text);
+    return Number(m[1]);
+  };
+  const A = 81, B = 82;
+  const room = await newRoom();
+  // long-polls wait in a room of their own: the presence events (join, leave) of the other
+  // streams coming and going would answer them
+  const pollRoom = await newRoom();
+  const roomOf = (kind) => (kind === 'poll' ? pollRoom : room);
+  const asA = { user: A, bearer: session(SECRET, { user: A, name: 'capA' }) };
+  const asB = { user: B, bearer: session(SECRET, { user: B, name: 'capB' }) };
+  const held = new Set();
+  let refusals = 0;
+  // opens a stream that must open: SSE and WebSocket ones once live, a long-poll once the
+  // broker counts it (it says nothing while it waits)
+  const admit = async (kind, as, streamsAfter) => {
+    const s = openKind(capped.port, kind, roomOf(kind), as);
+    held.add(s);
+    if (kind === 'poll') {
+      await waitFor(async () => (await clients()) === streamsAfter, { what: `the ${kind} counted`, timeout: 20000 });
+      assert.equal(s.text, '', 'a waiting long-poll has no answer yet');
+    } else {
+      await s.settled;
+      assert.equal(s.status, OPENED[kind], `${kind}: ${s.text.slice(0, 400)}`);
+      assert.equal(await clients(), streamsAfter);
+    }
+    return s;
+  };
+  const refuse = async (kind, as) => {
+    const s = await openKind(capped.port, kind, roomOf(kind), as).settled;
+    assertTooManyStreams(s, kind, CAP);
+    refusals++;
+  };
+  const gone = async (s, streamsAfter, what) => {
+    held.delete(s);
+    await waitFor(async () => (await clients()) === streamsAfter, { what, timeout: 20000 });
+  };
+  try {
+    // three of A's streams, one of each one-room kind, on whichever process takes each
+    const sse1 = await admit('sse', asA, 1);
+    const wsSid = newSid();
+    const ws1 = await admit('ws', { ...asA, t: ticket(SECRET, { room, user: A, name: 'capA', sid: wsSid }) }, 2);
+    const lp1 = await admit('poll', asA, 3);
+
+    // the fourth of every kind is refused, at the HTTP level (a WebSocket before its 101)
+    for (const kind of ['sse', 'ws', 'poll', 'multi', 'multi-ws']) await refuse(kind, asA);
+    const r = await fetch(`${capped.base}/events/rooms/${pollRoom}/poll?ticket=${tk(pollRoom, A, 'capA')}`);
+    assert.equal(r.status, 429);
+    assert.equal((await r.json()).error, 'too_many_streams');
+    assert.ok(Number(r.headers.get('retry-after')) >= 1);
+    refusals++;
+    assert.equal(await clients(), 3, 'no refused stream was counted');
+
+    // another user is not held back
+    await admit('sse', asB, 4);
+    await admit('multi-ws', asB, 5);
+
+    // a stream whose client went away gives its place back: the next one of A opens
+    sse1.destroy();
+    await gone(sse1, 4, 'the closed SSE stream gone');
+    const m1 = await admit('multi', asA, 5);
+    await refuse('sse', asA);
+
+    // a stream the broker drops gives it back too: A signs out the WebSocket's session
+    await rc.cmd('SET', `cc:sess:${wsSid}:revoked`, '1');
+    await rc.cmd('SPUBLISH', 'cc:access', JSON.stringify({ user: A }));
+    await Promise.race([ws1.ended, sleep(15000).then(() => { throw new Error('the signed-out WebSocket stayed open'); })]);
+    // closed by the broker with 1008 (policy), after the 101 and its `subscribed` frame
+    assert.ok(ws1.text.includes('\x88'), 'a close frame');
+    await gone(ws1, 4, 'the signed-out WebSocket gone');
+    const sse2 = await admit('sse', asA, 5);
+    await refuse('ws', asA);
+
+    // and a long-poll answered by an event, as a poll ends
+    const [id] = await emitOps(pollRoom, 1);
+    await lp1.settled;
+    assert.equal(lp1.status, 200, lp1.text);
+    assert.ok(lp1.text.includes(id), lp1.text);
+    await gone(lp1, 4, 'the answered long-poll gone');
+    const ws2 = await admit('ws', asA, 5);
+    await refuse('multi', asA);
+
+    // A's streams all end; then 17 rounds of three (51 streams, at the bound each round), ended
+    // by the client going away, a WebSocket close, or an event answering a poll
+    for (const s of [m1, sse2, ws2]) { s.destroy(); held.delete(s); }
+    await waitFor(async () => (await clients()) === 2, { what: 'A\'s streams gone', timeout: 20000 });
+    const kinds = ['sse', 'ws', 'poll', 'multi', 'multi-ws'];
+    for (let round = 0; round < 17; round++) {
+      const mine = [];
+      for (let i = 0; i < CAP; i++) {
+        const kind = kinds[(round * CAP + i) % kinds.length];
+        mine.push([kind, await admit(kind, asA, 3 + i)]);
+      }
+      if (round % 2) {
+        for (const [kind, s] of mine) {
+          if (kind === 'ws' || kind === 'multi-ws') s.write(clientFrame(8, Buffer.from([0x03, 0xe8])));
+          else if (kind !== 'poll') s.destroy();
+        }
+        if (mine.some(([kind]) => kind === 'poll')) await emitOps(pollRoom, 1);
+      } else {
+        for (const [, s] of mine) s.destroy();
+      }
+      for (const [, s] of mine) held.delete(s);
+      await waitFor(async () => (await clients()) === 2, { what: `round ${round}: A's streams gone`, timeout: 20000 });
+    }
+    // nothing of those 51 is still counted: exactly three fit again, and the fourth does not
+    await admit('poll', asA, 3);
+    await admit('multi-ws', asA, 4);
+    await admit('sse', asA, 5);
+    await refuse('sse', asA);
+    await refuse('poll', asA);
+    await admit('ws', asB, 6);
+
+    assert.equal(await dropped('user_full'), refusals);
+    assert.equal(await dropped('server_full'), 0);
+  } finally {
+    for (const s of held) s.destroy();
+    const r = await stop(capped);
+    assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${capped.output}`);
+  }
+});
+
+test('BROKER_MAX_STREAMS_PER_USER is 64 unless set: a user\'s 65th stream is refused, another user\'s first is not; 0 is no setting', async () => {
+  // '' is unset (lib/cfg.h): the default, whatever the environment the tests run in says
+  const plain = await startBroker({ redisPort: redis.port, secret: SECRET, env: { ...BROKER_ENV, BROKER_MAX_STREAMS_PER_USER: '' } });
+  const open = [];
+  try {
+    const room = await newRoom();
+    const path = `/events/rooms/${room}?ticket=${tk(room, 83, 'many')}`;
+    for (let i = 0; i < 64; i += 16) {
+      const batch = await Promise.all(Array.from({ length: 16 }, () => rawSse(plain.port, path)));
+      open.push(...batch);
+      for (const s of batch) assert.match(s.text, /^HTTP\/1\.1 200/, s.text);
+    }
+    const s = await openKind(plain.port, 'sse', room, { user: 83 }).settled;
+    assertTooManyStreams(s, 'the 65th', 64);
+    const other = await rawSse(plain.port, `/events/rooms/${room}?ticket=${tk(room, 84, 'other')}`);
+    open.push(other);
+    assert.match(other.text, /^HTTP\/1\.1 200/, other.text);
+  } finally {
+    for (const s of open) s.destroy();
+    const r = await stop(plain);
+    assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${plain.output}`);
+  }
+  // no value switches the bound off: 0 stops the broker at start, naming the setting
+  for (const bad of ['0', '-1', 'many']) {
+    const b = start(BROKER_BIN, [], {
+      env: { ...process.env, ...BROKER_ENV, BROKER_PORT: String(await freePort()), BROKER_HOST: '127.0.0.1',
+        REDIS_URL: `redis://127.0.0.1:${redis.port}`, JWT_SECRET: SECRET, BROKER_MAX_STREAMS_PER_USER: bad },
+    });
+    try {
+      await waitFor(() => b.exitCode !== null, { what: `the broker to refuse ${bad}` });
+      assert.equal(b.exitCode, 2, b.output);
+      assert.match(b.output, new RegExp(`BROKER_MAX_STREAMS_PER_USER must be an integer from 1 to \\d+ \\(got "${bad}"\\)`));
+    } finally {
+      await stop(b);
+    }
+  }
+});
+
 // ---- HEAD /events/health, text that is not UTF-8, frames during the rights check, clients
 // that stop reading ----
 
@@ -1377,6 +1616,19 @@ test('HEAD /events/health answers the head alone, with the Content-Length a GET 
   const r = await fetch(`${broker.base}/events/health`, { method: 'HEAD' });
   assert.equal(r.status, 200);
   assert.equal(await r.text(), '');
+
+  // another method is refused with the methods that are served there: HEAD among them
+  for (const method of ['POST', 'PUT', 'DELETE']) {
+    const no = parseAnswer(await rawRequest(broker.port, `${method} /events/health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`));
+    assert.equal(no.status, 405, method);
+    assert.equal(no.headers.allow, 'GET, HEAD, OPTIONS', method);
+    assert.equal(JSON.parse(no.body).error, 'method_not_allowed');
+  }
+  // the stream endpoints take GET alone
+  const room = await newRoom();
+  const no = parseAnswer(await rawRequest(broker.port, `POST /events/rooms/${room}?ticket=${tk(room)} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`));
+  assert.equal(no.status, 405);
+  assert.equal(no.headers.allow, 'GET, OPTIONS');
 });
 
 test('WebSocket: a text message that is not UTF-8 is closed with 1007, whole or in fragments', async () => {
