@@ -215,7 +215,13 @@ static void commit_answer(struct api_ctx *c, long long revision, const struct ot
 		api_fail(c, st, "invalid_operation", "%s", c->store->msg);
 		break;
 	case STORE_TOO_LARGE:
-		if (dc.event_too_large)
+		if (dc.components)
+			api_fail(c, st, "operation_too_large",
+				 "the operation would be stored with %zu components (with the final "
+				 "retain the server writes, and as transformed over the operations "
+				 "committed since its revision); at most %d are kept: send it in parts",
+				 dc.components, OT_MAX_COMPONENTS);
+		else if (dc.event_too_large)
 			api_fail(c, st, "operation_too_large",
 				 "the operation's event would be %zu bytes; events are at most %zu "
 				 "(control characters count six bytes each, as \\u00XX)",

@@ -295,8 +295,19 @@ static int parse_string(struct ot_op *op, const cJSON *v, size_t i, size_t max_i
 	return 0;
 }
 
+_Static_assert(OT_MAX_COMPONENTS <= OT_MAX_STORED_COMPONENTS,
+	       "what the API stores must be readable back");
+_Static_assert(OT_MAX_STORED_COMPONENTS <= SIZE_MAX / OT_MAX_COUNT,
+	       "lengths summed over a stored operation fit a size_t");
+
 int ot_from_cjson(const cJSON *arr, size_t max_insert, struct ot_op **out, char *err,
 		  size_t errlen)
+{
+	return ot_from_cjson_max(arr, max_insert, OT_MAX_COMPONENTS, out, err, errlen);
+}
+
+int ot_from_cjson_max(const cJSON *arr, size_t max_insert, size_t max_components,
+		      struct ot_op **out, char *err, size_t errlen)
 {
 	*out = NULL;
 	if (!max_insert)
@@ -307,11 +318,11 @@ int ot_from_cjson(const cJSON *arr, size_t max_insert, struct ot_op **out, char 
 		return fail(err, errlen, "an operation must be a JSON array, not %s", json_type(arr));
 	size_t n = 0;
 	for (const cJSON *v = arr->child; v; v = v->next) {
-		if (++n > OT_MAX_COMPONENTS)
+		if (++n > max_components)
 			return fail(err, errlen,
-				    "the operation has more than %d components (at most %d are "
+				    "the operation has more than %zu components (at most %zu are "
 				    "allowed)",
-				    OT_MAX_COMPONENTS, OT_MAX_COMPONENTS);
+				    max_components, max_components);
 	}
 	struct ot_op *op = ot_new();
 	if (!op)
@@ -341,6 +352,12 @@ int ot_from_cjson(const cJSON *arr, size_t max_insert, struct ot_op **out, char 
 int ot_parse_json(const char *text, size_t len, size_t max_insert, struct ot_op **out,
 		  char *err, size_t errlen)
 {
+	return ot_parse_json_max(text, len, max_insert, OT_MAX_COMPONENTS, out, err, errlen);
+}
+
+int ot_parse_json_max(const char *text, size_t len, size_t max_insert, size_t max_components,
+		      struct ot_op **out, char *err, size_t errlen)
+{
 	*out = NULL;
 	size_t bad;
 	enum utf8_status st = utf8_json_escapes(text, len, &bad);
@@ -365,7 +382,7 @@ int ot_parse_json(const char *text, size_t len, size_t max_insert, struct ot_op 
 	if (i < len)
 		rc = fail(err, errlen, "unexpected text after the operation at byte %zu", i);
 	else
-		rc = ot_from_cjson(j, max_insert, out, err, errlen);
+		rc = ot_from_cjson_max(j, max_insert, max_components, out, err, errlen);
 	cJSON_Delete(j);
 	return rc;
 }

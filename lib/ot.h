@@ -28,10 +28,23 @@
 
 #include "buf.h"
 
-/* At most this many components in one parsed operation. */
+/* At most this many components in an operation the API takes, both as sent (the parse)
+ * and as stored: a commit whose operation, transformed over what was committed since and
+ * with the final retain the commit script writes, would have more is refused, 413, and
+ * nothing is stored (lib/store_doc.c, docs/INTERNALS.md "What is stored can be read"). */
 #define OT_MAX_COMPONENTS 10000
+/* At most this many components in an operation read back from storage (the Redis op log,
+ * the history batches in PostgreSQL: ot_parse_json_max(), ot_from_cjson_max()). Larger
+ * than OT_MAX_COMPONENTS on purpose: before the limit above was kept at write time a commit
+ * could store more (the final retain the commit script appended to an operation of 10,000,
+ * or the pieces a transform split it into), and a reader with the write limit could not
+ * read that room any more. Every stored entry was carried by an event of at most 2 MiB
+ * (EVENTS_DATA_MAX, lib/events.h) and a component takes at least two of its bytes (a digit
+ * and a comma), so no entry any version stored has more than this. */
+#define OT_MAX_STORED_COMPONENTS ((size_t)1 << 20)
 /* A retain or delete count above this is refused while parsing: far above any document,
- * and small enough that lengths summed over OT_MAX_COMPONENTS never overflow. */
+ * and small enough that lengths summed over OT_MAX_STORED_COMPONENTS (at most 2^50) never
+ * overflow a 64-bit size_t (the adders in lib/ot.c check for overflow all the same). */
 #define OT_MAX_COUNT ((size_t)1 << 30)
 /* The inserted text of one parsed operation, in bytes, when the caller passes 0. Matches
  * the default document limit. */
@@ -61,6 +74,13 @@ int ot_parse_json(const char *text, size_t len, size_t max_insert, struct ot_op 
  * utf8_json_escapes() on the raw text first. Caller frees *out with ot_free(). */
 int ot_from_cjson(const cJSON *arr, size_t max_insert, struct ot_op **out, char *err,
 		  size_t errlen);
+
+/* ot_parse_json() and ot_from_cjson() with at most max_components components in place of
+ * OT_MAX_COMPONENTS: for operations read back from storage (OT_MAX_STORED_COMPONENTS). */
+int ot_parse_json_max(const char *text, size_t len, size_t max_insert, size_t max_components,
+		      struct ot_op **out, char *err, size_t errlen);
+int ot_from_cjson_max(const cJSON *arr, size_t max_insert, size_t max_components,
+		      struct ot_op **out, char *err, size_t errlen);
 
 /* Appends op as compact JSON to out; -1 when out's bound is reached (out then holds a
  * partial array: reset it). */

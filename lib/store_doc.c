@@ -26,6 +26,14 @@
 /* user ids a log entry may name: integers a double holds exactly */
 #define LOG_USER_MAX 9007199254740992.0
 #define SNAP_DUE_KEY rkey0(RK_SNAP_DUE)
+/* The bounds an operation read back from storage is parsed with (the op log in Redis, the
+ * history batches in PostgreSQL), not those of a request: whatever was stored is read back
+ * (docs/INTERNALS.md, "What is stored can be read"). Every stored entry was carried by an
+ * event, so neither its inserted text nor its components can be more than the event's
+ * bound allows (lib/ot.h, OT_MAX_STORED_COMPONENTS). */
+#define DOC_STORED_MAX_INSERT EVENTS_DATA_MAX
+_Static_assert(EVENTS_DATA_MAX / 2 <= OT_MAX_STORED_COMPONENTS,
+	       "an entry that fits an event has at most OT_MAX_STORED_COMPONENTS components");
 
 /* The hash cc:room:{id}:doc: `revision` and `length` (code points) of the document now,
  * `bytes` (an upper bound of its size in bytes, exact after a fold), `content` = the text
@@ -112,7 +120,8 @@ int store_doc_log_entry_parse(const redisReply *e, struct ot_op **op, long long 
 		return -1;
 	}
 	if (e->len == 0 || e->str[0] != '{')
-		return ot_parse_json(e->str, e->len, 0, op, err, errlen);
+		return ot_parse_json_max(e->str, e->len, DOC_STORED_MAX_INSERT,
+					 OT_MAX_STORED_COMPONENTS, op, err, errlen);
 	int rc = -1;
 	errno = 0;
 	cJSON *j = cJSON_ParseWithLength(e->str, e->len);
@@ -129,7 +138,8 @@ int store_doc_log_entry_parse(const redisReply *e, struct ot_op **op, long long 
 		goto out;
 	}
 	/* written by log_entry_write from a parsed op: no \u0000 to hide from cJSON */
-	rc = ot_from_cjson(cJSON_GetObjectItemCaseSensitive(j, "ops"), 0, op, err, errlen);
+	rc = ot_from_cjson_max(cJSON_GetObjectItemCaseSensitive(j, "ops"), DOC_STORED_MAX_INSERT,
+			       OT_MAX_STORED_COMPONENTS, op, err, errlen);
 	if (rc < 0)
 		goto out;
 	if (!(*site = strdup(st->valuestring))) {
@@ -280,7 +290,8 @@ static int compose_batch(const char *room, const char *json, size_t len, long lo
 		/* an op log entry with its author ({"u","s","ops"}) or, from before authors were
 		 * kept, the bare op */
 		const cJSON *ops = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "ops") : e;
-		if (ot_from_cjson(ops, max_insert, &b, err, sizeof err) < 0) {
+		if (ot_from_cjson_max(ops, max_insert, OT_MAX_STORED_COMPONENTS, &b, err, sizeof err) <
+		    0) {
 			log_error("room %s: stored operation %lld does not parse: %s", room, r, err);
 			goto out;
 		}
@@ -594,6 +605,7 @@ int doc_commit_text(struct doc_commit_text *t, const struct ot_op *a, long long 
 		cJSON_DeleteItemFromArray(arr, n - 1);
 		n--;
 	}
+	t->comps = (size_t)n;
 	t->span = ot_base_len(a) - t->retain;
 	t->delta = (long long)ot_target_len(a) - (long long)ot_base_len(a);
 	t->sep = n > 0 ? "," : "";
@@ -779,7 +791,7 @@ static redisReply *commit_attempt(struct store *s, const struct store_doc_cfg *c
 	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room), ck = rkey1(RK_ROOM_COMMITS, room);
 	struct rkey fk = rkey1(RK_ROOM_FOLD_FAILED, room);
 	char exp[24], uid[24], span[24], ret[24], delta[24], ins[24], del[24], limit[24];
-	char keep[16], pmax[24], budget[24];
+	char keep[16], pmax[24], budget[24], comps[24], cmax[24];
 	snprintf(exp, sizeof exp, "%lld", expected);
 	if (role_checked)
 		uid[0] = '\0';
@@ -794,11 +806,13 @@ static redisReply *commit_attempt(struct store *s, const struct store_doc_cfg *c
 	snprintf(keep, sizeof keep, "%d", DOC_OPS_KEEP);
 	snprintf(pmax, sizeof pmax, "%ld", cfg->pending_max);
 	snprintf(budget, sizeof budget, "%ld", cfg->ops_max_bytes);
+	snprintf(comps, sizeof comps, "%zu", t->comps);
+	snprintf(cmax, sizeof cmax, "%d", OT_MAX_COMPONENTS);
 	const char *args[] = {dk.s,	 ok.s,	   ek.s,      mk.s,	 ck.s,	    fk.s,
 			      exp,	 uid,	   span,      ret,	 delta,	   ins,
 			      del,	 limit,	   exact,     t->log[0], t->log[1], t->ev[0],
 			      t->ev[1], t->sep,	   keep,      EVENTS_HISTORY_BOUNDS,
-			      member,	 pmax,	   budget};
+			      member,	 pmax,	   budget,    comps,	 cmax};
 	struct rds *rd;
 	redisReply *r = NULL;
 	if (store_redis(s, &rd) == STORE_OK)
@@ -818,6 +832,17 @@ static long long reply_int(const redisReply *r, size_t i)
 									      : 0;
 }
 
+/* The refusal of an op that would be stored with `n` components, more than every reader
+ * of the log takes: nothing is stored (docs/INTERNALS.md, "What is stored can be read"). */
+static enum store_status too_many_components(struct store *s, struct doc_commit *dc, size_t n)
+{
+	dc->event_too_large = 0;
+	dc->components = n;
+	return store_fail(s, STORE_TOO_LARGE,
+			  "the operation would be stored with %zu components; at most %d are kept", n,
+			  OT_MAX_COMPONENTS);
+}
+
 enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *cfg,
 				   struct doc_commit *dc)
 {
@@ -830,6 +855,7 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 	dc->unfolded = 0;
 	dc->damaged = 0;
 	dc->damaged_text = 0;
+	dc->components = 0;
 	char member[DOC_MEMBER_MAX]; /* how a repeat of this very request is recognised */
 	dedupe_member(dc, member, sizeof member);
 	struct ot_author me;
@@ -859,6 +885,17 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 					dc->size);
 			break;
 		}
+		/* every reader of the log takes at most OT_MAX_COMPONENTS from a commit: one the
+		 * transform split past it (another's insert inside its delete splits that delete
+		 * in two) is refused here; one at the limit that the script would give its final
+		 * retain, by the script (answer 10). With a retain of its own the entry has one
+		 * more (span is then short of the document: the script writes it) */
+		size_t stored = t.comps + (t.retain > 0);
+		if (stored > OT_MAX_COMPONENTS) {
+			doc_commit_text_free(&t);
+			st = too_many_components(s, dc, stored);
+			break;
+		}
 		redisReply *r = commit_attempt(s, cfg, dc, &t, expected, role_checked, exact, member);
 		doc_commit_text_free(&t);
 		exact[0] = '\0';
@@ -871,6 +908,7 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 		size_t len = (size_t)reply_int(r, kind == 1 ? 4 : 2);
 		/* read before r is freed */
 		long long unfolded = kind == 8 || kind == 9 ? reply_int(r, 2) : 0;
+		long long ncomps = kind == 10 ? reply_int(r, 2) : 0;
 		if (kind == 1) {
 			long long pending = reply_int(r, 3);
 			int over = reply_int(r, 5) == 1; /* the ops not yet folded pass the budget */
@@ -1062,6 +1100,10 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 				st = store_fail(s, STORE_ERROR, "the document store answered oddly");
 			break;
 		}
+		if (kind == 10) {
+			st = too_many_components(s, dc, (size_t)ncomps);
+			break;
+		}
 		if (kind == 6) {
 			/* the bound says the document might pass the limit: measure it exactly
 			 * (folds the text: near the limit only) */
@@ -1171,13 +1213,18 @@ enum store_status store_doc_history_text(struct store *s, const struct store_doc
 		if (st != STORE_OK)
 			goto out;
 		long long next = cprev + 1;
+		/* what a batch may hold: what the bound of an event let through, or more where
+		 * DOCUMENT_MAX_BYTES is larger (read as the parser of a request did before) */
+		size_t stored_max_insert = (size_t)cfg->max_bytes > DOC_STORED_MAX_INSERT
+						   ? (size_t)cfg->max_bytes
+						   : DOC_STORED_MAX_INSERT;
 		for (int i = 0; i < PQntuples(bt); i++) {
 			long long first = strtoll(PQgetvalue(bt, i, 0), NULL, 10);
 			if (first != next)
 				break; /* thinned away: the revision cannot be rebuilt */
 			long long last = strtoll(PQgetvalue(bt, i, 1), NULL, 10);
 			if (compose_batch(room, PQgetvalue(bt, i, 2), (size_t)PQgetlength(bt, i, 2), first,
-					  last, rev, (size_t)cfg->max_bytes, &all) < 0) {
+					  last, rev, stored_max_insert, &all) < 0) {
 				st = store_fail(s, STORE_ERROR, "the history is damaged");
 				goto out;
 			}

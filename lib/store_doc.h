@@ -108,6 +108,9 @@ struct doc_commit {
 	int ahead;	       /* STORE_CONFLICT: 1 revision is ahead of it, 0 older than kept */
 	int event_too_large;   /* STORE_TOO_LARGE: 1 the op's event, 0 the document */
 	size_t size;	       /* STORE_TOO_LARGE: the bytes it would have */
+	size_t components;     /* STORE_TOO_LARGE: > 0 when refused because the op, as it
+				* would be stored (transformed, with its final retain), has this
+				* many components, more than OT_MAX_COMPONENTS */
 	enum store_refusal refusal; /* STORE_FORBIDDEN */
 	int races;		    /* commits of others that came first (one round trip each) */
 	int repeated; /* STORE_OK: the same request (user, client_id, revision, ops) was
@@ -130,7 +133,8 @@ struct doc_commit {
  * over what was committed since its revision and commits it. STORE_OK; STORE_NOT_FOUND
  * (no room); STORE_FORBIDDEN (refusal); STORE_CONFLICT (revision ahead or too old:
  * current, ahead); STORE_INVALID (the op does not fit the document: s->msg); STORE_TOO_LARGE
- * (size, event_too_large); STORE_BUSY (lost too many races, or the document kept changing
+ * (size, event_too_large; or components: the op as stored would have more than
+ * OT_MAX_COMPONENTS, which every reader of the log takes); STORE_BUSY (lost too many races, or the document kept changing
  * shape); STORE_ERROR with unfolded > 0 (cfg->pending_max ops wait to be folded and a fold
  * failed: nothing committed, logged with the room); the store's failures. */
 enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *cfg,
@@ -142,7 +146,9 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
  * (ot_free) and *site (a copy, free(); NULL without an author), or with err set and both
  * NULL: -1 when the entry is at fault (not a string, not an op, or an author without a
  * user id, a number of at most 2^53 either way, and a site string), OT_NOMEM when memory
- * ran out. */
+ * ran out. The op is read with the bounds of stored data (OT_MAX_STORED_COMPONENTS
+ * components, EVENTS_DATA_MAX bytes of inserted text), not those of a request, so an entry
+ * stored before the write-time limit was kept is read all the same. */
 int store_doc_log_entry_parse(const redisReply *e, struct ot_op **op, long long *user,
 			      char **site, int *has_author, char *err, size_t errlen);
 
@@ -169,6 +175,9 @@ struct doc_commit_text {
 	size_t ins_bytes; /* bytes inserted */
 	size_t del_cps;	  /* code points deleted */
 	size_t ev_max;	  /* the event's size at most, with the longest retain written */
+	size_t comps;	  /* components before the final retain: the entry has one more
+			   * when the script writes that retain (the document is longer
+			   * than span) */
 };
 
 /* The texts and numbers of op a (its base length exact or short) by dc's user and client,

@@ -16,7 +16,9 @@
 -- before/after it, 14 separator before it ("," or ""), 15 ops to keep, 16 history length,
 -- 17 the request's dedupe member ("<user id>|<revision>|<ops digest>|<client_id>"; "" without
 -- a client_id), 18 the most ops left unfolded (DOCUMENT_PENDING_OPS_MAX), 19 the bytes the
--- ops list may hold (OPS_LOG_MAX_BYTES; _opslog.lua).
+-- ops list may hold (OPS_LOG_MAX_BYTES; _opslog.lua), 20 the op's components before its
+-- final retain, 21 the most components an entry may have (OT_MAX_COMPONENTS, what every
+-- reader of the log takes).
 -- Answers:
 --   {1, new revision, event id, ops not yet folded, length before, fold}  committed; fold
 --        1: the ops not yet folded alone hold more than ARGV 19 bytes (nothing older was
@@ -28,6 +30,8 @@
 --   {4, rev} older than the kept log (also a repeat whose entry the log no longer keeps)
 --   {5, rev, length} the op reaches past the end
 --   {6, rev, length, bytes} the size bound passes the limit (measure it exactly)
+--   {10, rev, components} the entry, with the final retain written here, would have more
+--        components than ARGV 21: nothing is stored (a reader could not take it back)
 --   {7, rev, entry} this very request was committed already, as revision rev (its answer
 --        was lost and the client sent it again): entry is its log entry, the op as applied
 --   {8, rev, pending} the ops after crev number ARGV 18 or more: nothing is committed
@@ -80,6 +84,9 @@ if want < rev then
 end
 local span = tonumber(ARGV[3])
 if span + tonumber(ARGV[4]) > len then return {5, rev, len} end
+local comps = tonumber(ARGV[20])
+if len > span then comps = comps + 1 end
+if comps > tonumber(ARGV[21]) then return {10, rev, comps} end
 local nbytes = tonumber(ARGV[9])
 if not nbytes then
   nbytes = math.max(bytes - tonumber(ARGV[7]), 0) + tonumber(ARGV[6])

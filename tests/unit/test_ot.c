@@ -227,6 +227,83 @@ static void test_parse(void)
 	buf_free(&b);
 }
 
+/* Operations read back from storage: parsed with OT_MAX_STORED_COMPONENTS, which is more
+ * than a request may send, and still with lengths that cannot overflow. */
+static void test_stored_bound(void)
+{
+	char err[256];
+	struct ot_op *op = NULL;
+	struct buf b;
+	buf_init(&b, 0);
+	/* 10,001 components, every count the largest: what a request may not send, storage
+	 * may hold (an entry of 10,000 given its final retain, written before that was
+	 * refused) */
+	buf_putc(&b, '[');
+	for (int i = 0; i < OT_MAX_COMPONENTS / 2; i++)
+		buf_printf(&b, "%s%zu,\"x\"", i ? "," : "", OT_MAX_COUNT);
+	buf_printf(&b, ",%zu]", OT_MAX_COUNT);
+	CHECK(parse_fails(b.data, b.len, 0, "more than 10000 components (at most 10000"));
+	CHECK(ot_parse_json_max(b.data, b.len, 0, OT_MAX_STORED_COMPONENTS, &op, err, sizeof err) ==
+	      0);
+	CHECK(op && ot_size(op) == OT_MAX_COMPONENTS + 1);
+	CHECK(op && ot_base_len(op) == (OT_MAX_COMPONENTS / 2 + 1) * OT_MAX_COUNT);
+	CHECK(op && ot_target_len(op) == ot_base_len(op) + OT_MAX_COMPONENTS / 2);
+	ot_free(op);
+	/* the same through cJSON, as the readers of the log and of history batches parse */
+	cJSON *arr = cJSON_ParseWithLength(b.data, b.len);
+	CHECK(arr != NULL);
+	CHECK(ot_from_cjson(arr, 0, &op, err, sizeof err) == -1 && !op);
+	CHECK(ot_from_cjson_max(arr, 0, OT_MAX_STORED_COMPONENTS, &op, err, sizeof err) == 0);
+	CHECK(op && ot_size(op) == OT_MAX_COMPONENTS + 1);
+	ot_free(op);
+	cJSON_Delete(arr);
+	/* past the stored bound: refused all the same, and the message names that bound */
+	buf_reset(&b);
+	buf_putc(&b, '[');
+	for (size_t i = 0; i <= OT_MAX_STORED_COMPONENTS; i++)
+		buf_puts(&b, i ? ",1" : "1");
+	buf_putc(&b, ']');
+	CHECK(ot_parse_json_max(b.data, b.len, 0, OT_MAX_STORED_COMPONENTS, &op, err, sizeof err) ==
+	      -1);
+	CHECK(!op && strstr(err, "more than 1048576 components") != NULL);
+	/* one fewer is taken (all retains: one component once merged) */
+	b.len -= 3;
+	buf_putc(&b, ']');
+	CHECK(ot_parse_json_max(b.data, b.len, 0, OT_MAX_STORED_COMPONENTS, &op, err, sizeof err) ==
+	      0);
+	CHECK(op && ot_size(op) == 1 && ot_base_len(op) == OT_MAX_STORED_COMPONENTS);
+	ot_free(op);
+	buf_free(&b);
+}
+
+/* A transform can make an operation the API took bigger than OT_MAX_COMPONENTS: another's
+ * insert inside its delete splits that delete in two. The commit checks the size after
+ * the transform (lib/store_doc.c), since readers of the log take no more. */
+static void test_transform_grows(void)
+{
+	char err[256];
+	struct ot_op *a = ot_new(), *b = ot_new(), *ap = NULL, *bp = NULL;
+	CHECK(a && b);
+	if (!a || !b)
+		goto out;
+	/* a: 9,999 components on a 6,000-character document, the last deleting the rest */
+	for (int i = 0; i < OT_MAX_COMPONENTS / 2 - 1; i++)
+		CHECK(ot_retain(a, 1) == 0 && ot_insert(a, "a", 1) == 0);
+	CHECK(ot_delete(a, 6000 - (OT_MAX_COMPONENTS / 2 - 1)) == 0);
+	CHECK(ot_size(a) == OT_MAX_COMPONENTS - 1 && ot_base_len(a) == 6000);
+	/* b: two inserts inside that range */
+	CHECK(ot_retain(b, 5500) == 0 && ot_insert(b, "Y", 1) == 0 && ot_retain(b, 100) == 0 &&
+	      ot_insert(b, "Y", 1) == 0 && ot_retain(b, 400) == 0);
+	CHECK(ot_transform(a, b, &ap, &bp, err, sizeof err) == 0);
+	/* the delete in three pieces, a retain of each of b's inserts between them */
+	CHECK(ap && ot_size(ap) == OT_MAX_COMPONENTS + 3);
+out:
+	ot_free(a);
+	ot_free(b);
+	ot_free(ap);
+	ot_free(bp);
+}
+
 /* --- printing and building ----------------------------------------------------------- */
 
 static void test_print_build(void)
@@ -1193,6 +1270,8 @@ int main(int argc, char **argv)
 				argc >= 4 ? atoi(argv[3]) : 4000);
 
 	test_parse();
+	test_stored_bound();
+	test_transform_grows();
 	test_print_build();
 	test_apply();
 	test_compose();

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../../fcgi/api.h"
+#include "buf.h"
 #include "ot.h"
 #include "store.h"
 #include "store_doc.h"
@@ -291,9 +292,96 @@ static void check_log_entry(void)
 	}
 }
 
+/* A log entry is read with the bounds of stored data, not those of a request: an entry of
+ * 10,001 components (an operation of 10,000 with the final retain the commit script
+ * appended, stored before that was refused) and one inserting more than a request's
+ * default 1 MiB (DOCUMENT_MAX_BYTES set higher) are read back; past the stored bound
+ * (OT_MAX_STORED_COMPONENTS) an entry is refused, as damaged. */
+static void check_log_entry_bounds(void)
+{
+	struct buf b;
+	buf_init(&b, 0);
+	for (int shape = 0; shape < 2; shape++) { /* {"u","s","ops"}, and a bare op */
+		buf_reset(&b);
+		buf_puts(&b, shape ? "[" : "{\"u\":7,\"s\":\"site\",\"ops\":[");
+		for (int i = 0; i < OT_MAX_COMPONENTS / 2; i++)
+			buf_puts(&b, i ? ",1,\"a\"" : "1,\"a\"");
+		buf_puts(&b, shape ? ",1000]" : ",1000]}");
+		redisReply r = {.type = REDIS_REPLY_STRING, .str = b.data, .len = b.len};
+		struct ot_op *op = NULL;
+		char *site = NULL, err[256] = "";
+		long long user = 0;
+		int known = -1;
+		CHECK(store_doc_log_entry_parse(&r, &op, &user, &site, &known, err, sizeof err) == 0);
+		CHECK(op && ot_size(op) == OT_MAX_COMPONENTS + 1);
+		CHECK(op && ot_base_len(op) == OT_MAX_COMPONENTS / 2 + 1000);
+		CHECK(known == !shape);
+		ot_free(op);
+		free(site);
+	}
+	/* an insert of 1.5 MiB */
+	buf_reset(&b);
+	buf_puts(&b, "{\"u\":7,\"s\":\"\",\"ops\":[\"");
+	for (size_t i = 0; i < OT_DEFAULT_MAX_INSERT * 3 / 2; i++)
+		buf_putc(&b, 'z');
+	buf_puts(&b, "\"]}");
+	redisReply big = {.type = REDIS_REPLY_STRING, .str = b.data, .len = b.len};
+	struct ot_op *op = NULL;
+	char *site = NULL, err[256] = "";
+	long long user = 0;
+	int known = -1;
+	CHECK(store_doc_log_entry_parse(&big, &op, &user, &site, &known, err, sizeof err) == 0);
+	CHECK(op && ot_target_len(op) == OT_DEFAULT_MAX_INSERT * 3 / 2);
+	ot_free(op);
+	free(site);
+	site = NULL;
+	/* past the stored bound */
+	buf_reset(&b);
+	buf_putc(&b, '[');
+	for (size_t i = 0; i <= OT_MAX_STORED_COMPONENTS; i++)
+		buf_puts(&b, i ? ",1" : "1");
+	buf_putc(&b, ']');
+	redisReply over = {.type = REDIS_REPLY_STRING, .str = b.data, .len = b.len};
+	op = NULL;
+	CHECK(store_doc_log_entry_parse(&over, &op, &user, &site, &known, err, sizeof err) == -1);
+	CHECK(!op && !site && strstr(err, "more than 1048576 components") != NULL);
+	buf_free(&b);
+}
+
+/* How many components the entry of a commit will have (lib/store_doc.c checks it against
+ * OT_MAX_COMPONENTS, what every reader of the log takes): doc_commit_text() counts those
+ * before the final retain; the commit script writes that retain when the document is
+ * longer than span. */
+static void check_commit_components(void)
+{
+	struct doc_commit dc = {.room = "r", .user_id = 7, .username = "u", .client_id = "s.1"};
+	struct doc_commit_text t;
+	struct ot_op *a = ot_new();
+	CHECK(a != NULL);
+	if (!a)
+		return;
+	/* the trigger: [1,"a",…] of 10,000 on a longer document: 10,000 before the retain,
+	 * span 5,000; the script adds the 10,001st, so it refuses (answer 10) */
+	for (int i = 0; i < OT_MAX_COMPONENTS / 2; i++)
+		CHECK(ot_retain(a, 1) == 0 && ot_insert(a, "a", 1) == 0);
+	CHECK(doc_commit_text(&t, a, 2, &dc) == 0);
+	CHECK(t.comps == OT_MAX_COMPONENTS && t.retain == 0 && t.span == OT_MAX_COMPONENTS / 2);
+	doc_commit_text_free(&t);
+	/* extended to the document (as after a transform): the retain is cut off and counted
+	 * apart, 10,000 + 1 */
+	char err[128];
+	CHECK(ot_extend(a, 6000, err, sizeof err) == 0);
+	CHECK(doc_commit_text(&t, a, 2, &dc) == 0);
+	CHECK(t.comps == OT_MAX_COMPONENTS && t.retain == 1000 && t.span == OT_MAX_COMPONENTS / 2);
+	doc_commit_text_free(&t);
+	ot_free(a);
+}
+
 int main(void)
 {
 	check_log_entry();
+	check_log_entry_bounds();
+	check_commit_components();
 	check_table();
 	check_repeatable();
 	check_fail();
