@@ -24,10 +24,21 @@ after(async () => { for (const c of running) await c.stop({ waitMs: 1000 }); });
 // for its SIGKILL) and the rest of a supervisor tick, with room for a loaded machine
 const STOP_BEGUN_WITHIN_MS = 20000;
 const REDIS_BOUND_S = 3;
+// The tiers between the SIGTERM and the Redis nodes, which these tests only sit through:
+// with Redis paused, the workers, the snapshotters and the web nodes' API processes stay in
+// their Redis calls (each bounded, and retried for REDIS_RETRY_MS in a cluster) and ended by
+// themselves only after about 36 s, the API processes' keepers after STOP_LEFTOVERS_S. Here
+// the stop kills whatever has not ended after STOP_PROGRAMS_S (5 s instead of 40; the
+// workers' SHUTDOWN_GRACE_MS, 2 s, below it as the start requires) and STOP_LEFTOVERS_S (3 s
+// instead of 10), as it does at the default bounds. What is asserted (when the stop begins,
+// that it ends by itself, the paused nodes killed after their bound, nothing left) is the
+// same.
+const STOP_ENV = { STOP_REDIS_S: String(REDIS_BOUND_S), STOP_PROGRAMS_S: '5', STOP_LEFTOVERS_S: '3',
+  SHUTDOWN_GRACE_MS: '2000' };
 
 test('make cluster: a SIGTERM while the script waits on a paused Redis node starts the stop within the call\'s bound, and the stop ends by itself', async () => {
   // the paused node is killed after STOP_REDIS_S: 3 s here instead of 20
-  const c = await startCluster({ redis: 'single', env: { STOP_REDIS_S: String(REDIS_BOUND_S) } });
+  const c = await startCluster({ redis: 'single', env: STOP_ENV });
   running.push(c);
   const redis = c.proc('redis');
   await pauseProcess(redis.pid);
@@ -62,7 +73,7 @@ test('make cluster: a SIGTERM while the script waits on a paused Redis node star
 const ONE_CALL_WITHIN_MS = 15000;
 
 test('make cluster with a Redis Cluster: a SIGTERM while every node is paused starts the stop within one call\'s bound, not one per node', async () => {
-  const c = await startCluster({ redis: 'cluster', env: { STOP_REDIS_S: String(REDIS_BOUND_S) } });
+  const c = await startCluster({ redis: 'cluster', env: STOP_ENV });
   running.push(c);
   const nodes = c.byRole('redis');
   assert.equal(nodes.length, 6);
