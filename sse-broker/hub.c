@@ -2037,8 +2037,8 @@ static void dns_log(int is_warning, const char *msg)
 /* The resolver, made at the first name to resolve, in the process that uses it (the hub is
  * made after the broker's processes fork: each has its own, on its own loop). It reads
  * /etc/resolv.conf (nameservers, search, options timeout and attempts) and /etc/hosts once.
- * Made again at the next attempt while it cannot be: a resolv.conf that appears later is
- * used. */
+ * Without a usable resolv.conf (missing, unreadable, no nameserver) it answers from
+ * /etc/hosts alone, and other names fail at once (node_resolve). */
 static int dns_open(struct hub *h)
 {
 	if (h->dns)
@@ -2046,11 +2046,22 @@ static int dns_open(struct hub *h)
 	evdns_set_log_fn(dns_log);
 	h->dns = evdns_base_new(h->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
 						 EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-	if (!h->dns && !h->dns_warned) {
+	if (h->dns)
+		return 0;
+	h->dns = evdns_base_new(h->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (h->dns && evdns_base_load_hosts(h->dns, "/etc/hosts") != 0) {
+		evdns_base_free(h->dns, 0);
+		h->dns = NULL;
+	}
+	if (!h->dns_warned) {
 		h->dns_warned = 1;
-		log_warn("redis: no DNS resolver (/etc/resolv.conf is missing, unreadable or "
-			 "names no nameserver): Redis hosts given by name cannot be reached; "
-			 "numeric addresses and unix sockets can");
+		if (h->dns)
+			log_warn("redis: /etc/resolv.conf is missing, unreadable or names no "
+				 "nameserver: Redis host names are looked up in /etc/hosts only");
+		else
+			log_warn("redis: no resolver (neither /etc/resolv.conf nor /etc/hosts can be "
+				 "used): Redis host names cannot be resolved; numeric addresses and "
+				 "unix sockets are used as they are");
 	}
 	return h->dns ? 0 : -1;
 }
@@ -2124,7 +2135,7 @@ static int node_resolve(struct hub_node *n, char *why, size_t whylen)
 	if (ai)
 		freeaddrinfo(ai);
 	if (dns_open(h) < 0) {
-		snprintf(why, whylen, "cannot resolve %s: no DNS resolver", n->host);
+		snprintf(why, whylen, "cannot resolve %s: no resolver", n->host);
 		return -1;
 	}
 	struct hub_lookup *lk = calloc(1, sizeof *lk);
@@ -2153,6 +2164,14 @@ static int node_resolve(struct hub_node *n, char *why, size_t whylen)
 	}
 	lk->inside = 0;
 	lk->req = req;
+	if (evdns_base_count_nameservers(h->dns) == 0) {
+		/* not in /etc/hosts, and nobody to ask: a request would wait for a nameserver
+		 * forever */
+		node_lookup_drop(n, 1);
+		snprintf(why, whylen, "cannot resolve %s: not in /etc/hosts, and no nameserver "
+			 "(/etc/resolv.conf)", n->host);
+		return -1;
+	}
 	return 1;
 }
 

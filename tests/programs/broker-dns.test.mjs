@@ -13,7 +13,10 @@
 //     again at the reconnect);
 //   - a Redis Cluster whose nodes announce themselves by host name (cluster-announce-hostname,
 //     cluster-preferred-endpoint-type hostname) and a seed given by name: rooms on every
-//     master stream their events.
+//     master stream their events;
+//   - an empty resolv.conf (no nameserver: libevent's resolver cannot be set up from it): a
+//     numeric host works as before, a name of the hosts file still resolves, any other name
+//     is down with a clear error, logged once.
 // Needs root (mount namespaces, port 53); skipped with the reason otherwise.
 // Run: scripts/test.sh programs tests/programs/broker-dns.test.mjs (after make build-asan).
 import { test } from 'node:test';
@@ -72,12 +75,13 @@ async function deadDns() {
   throw new Error('no free 127.0.0.x address for port 53');
 }
 
-// A broker whose /etc/resolv.conf names only `dns` and whose /etc/hosts is HOSTS.
-async function startBrokerNs({ dns, env }) {
+// A broker whose /etc/resolv.conf names only `dns` (or is `resolvConf`) and whose /etc/hosts
+// is HOSTS.
+async function startBrokerNs({ dns, env, resolvConf }) {
   const dir = tempDir('cc-dns-');
   const resolv = join(dir, 'resolv.conf');
   const hosts = join(dir, 'hosts');
-  writeFileSync(resolv, `nameserver ${dns.addr}\noptions timeout:5 attempts:2\n`);
+  writeFileSync(resolv, resolvConf ?? `nameserver ${dns.addr}\noptions timeout:5 attempts:2\n`);
   writeFileSync(hosts, HOSTS);
   const port = await freePort();
   const child = start('unshare', ['--mount', '--', 'sh', '-c',
@@ -196,7 +200,10 @@ test('a Redis name the DNS never answers: health and new streams are answered at
     // the outage is one log line, not one per attempt
     const lines = b.output.split('\n').filter((l) => /redis\.internal/.test(l) && /not resolved within 1500 ms/.test(l));
     assert.equal(lines.length, 1, b.output);
-    // a lookup under way when the broker stops is given up cleanly (no leak, exit 0)
+    // a lookup under way when the broker stops (one has just asked: it waits 1.5 s) is given
+    // up cleanly (no leak, exit 0)
+    const sent = dns.queries.length;
+    await waitFor(() => dns.queries.length > sent, { what: 'a new lookup', timeout: 15000, interval: 10 });
     await stopBroker(b);
     b = undefined;
   } finally {
@@ -284,5 +291,42 @@ test('a Redis Cluster whose nodes announce host names: every master streams its 
     if (b) await stop(b, 'SIGKILL');
     await cluster.stop();
     dns.close();
+  }
+});
+
+test('no usable resolv.conf: numeric hosts as before, names from /etc/hosts, a clear error for others', { skip }, async () => {
+  const redis = await startRedis();
+  const rc = await connectRedis(redis.port);
+  const brokers = [];
+  try {
+    // an empty resolv.conf names no nameserver: libevent's resolver cannot be set up from it
+    const ns = (url) => startBrokerNs({ resolvConf: '', env: { REDIS_URL: url, BROKER_REDIS_CONNECT_TIMEOUT_MS: '1500' } });
+    const numeric = await ns(`redis://127.0.0.1:${redis.port}`);
+    brokers.push(numeric);
+    const named = await ns(`redis://redis-test.invalid:${redis.port}`);
+    brokers.push(named);
+    const unknown = await ns(`redis://redis.internal:${redis.port}`);
+    brokers.push(unknown);
+    for (const b of [numeric, named]) {
+      await waitFor(async () => (await health(b)).redis === 'ok', { what: 'redis ok', timeout: 20000 });
+      (await eventReaches(b, rc)).stream.close();
+    }
+    // the numeric host never needed a resolver, so nothing is said about one
+    assert.doesNotMatch(numeric.output, /resolv\.conf/);
+    assert.match(named.output, /resolv\.conf is missing, unreadable or names no nameserver: Redis host names are looked up in \/etc\/hosts only/);
+    // a name nobody can answer: down at once at every attempt, said once, answered meanwhile
+    await waitFor(() => unknown.output.split('\n').filter((l) => /redis\.internal/.test(l)).length >= 1, { what: 'the error logged', timeout: 20000 });
+    await sleep(3000); // several attempts (backoff up to 1 s)
+    const lines = unknown.output.split('\n').filter((l) => /redis\.internal/.test(l));
+    assert.equal(lines.length, 1, unknown.output);
+    assert.match(lines[0], /cannot resolve redis\.internal: not in \/etc\/hosts, and no nameserver/);
+    const h = await timed(`${unknown.base}/events/health`);
+    assert.equal(h.error, undefined);
+    assert.equal(JSON.parse(h.body).redis, 'down');
+    for (const b of brokers.splice(0)) await stopBroker(b);
+  } finally {
+    for (const b of brokers) await stop(b, 'SIGKILL');
+    rc.close();
+    await stop(redis);
   }
 });
