@@ -127,7 +127,7 @@ struct hub {
 	struct rights_req *rights_waiting; /* rights re-checks waiting to be asked again */
 	struct hub_room *buckets[HUB_BUCKETS];
 	struct evdns_base *dns;	       /* made at the first host name (node_resolve), NULL before */
-	int dns_warned;		       /* "no DNS resolver" said once */
+	int dns_warned;		       /* a resolver without nameservers, or none: said once */
 	char broker_id[17];
 	int shutting_down;
 	int shutdown_pending;

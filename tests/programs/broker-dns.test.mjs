@@ -8,6 +8,8 @@
 //   - a Redis name that only the dead DNS could answer: the broker starts, and all through the
 //     outage /events/health answers at once (redis "down") and a new stream gets its 503
 //     redis_unavailable at once; the outage is logged once; the broker stops cleanly;
+//   - a name the DNS server answers (300 ms late): connected, events reach a stream, and the
+//     name is asked again at the reconnect after a Redis restart;
 //   - names of the hosts file (localhost, redis-test.invalid): connected without asking the
 //     DNS, events reach an SSE stream, and again after Redis restarts (the name is resolved
 //     again at the reconnect);
@@ -57,8 +59,36 @@ function qname(msg) {
   return labels.join('.').toLowerCase();
 }
 
-// A nameserver that never answers, on a free 127.0.0.x address; `queries` are the names asked.
-async function deadDns() {
+// The answer to query q (one question, copied as asked: the resolver checks its letters' case):
+// the A record ip when q asks for A, else no record.
+function dnsAnswer(q, ip) {
+  let end = 12;
+  while (q[end] !== 0) end += q[end] + 1;
+  end += 5; // the root label, type, class
+  const isA = q.readUInt16BE(end - 4) === 1;
+  const head = Buffer.alloc(12);
+  q.copy(head, 0, 0, 2); // the id
+  head.writeUInt16BE(0x8180, 2); // a response, recursion desired and available, no error
+  head.writeUInt16BE(1, 4);
+  head.writeUInt16BE(isA ? 1 : 0, 6);
+  const parts = [head, q.subarray(12, end)];
+  if (isA) {
+    const rr = Buffer.alloc(16);
+    rr.writeUInt16BE(0xc00c, 0); // the question's name
+    rr.writeUInt16BE(1, 2); // A
+    rr.writeUInt16BE(1, 4); // IN
+    rr.writeUInt32BE(60, 6);
+    rr.writeUInt16BE(4, 10);
+    ip.split('.').forEach((o, i) => { rr[12 + i] = Number(o); });
+    parts.push(rr);
+  }
+  return Buffer.concat(parts);
+}
+
+// A nameserver on a free 127.0.0.x address; `queries` are the names asked. It answers only the
+// names of `answers` (name -> IPv4 address), `delayMs` after the query: their A query with the
+// address, any other type with no record; every other query is never answered.
+async function deadDns({ answers = {}, delayMs = 0 } = {}) {
   for (let attempt = 0; attempt < 100; attempt++) {
     const addr = `127.0.0.${2 + Math.floor(Math.random() * 250)}`;
     const s = dgram.createSocket('udp4');
@@ -69,7 +99,12 @@ async function deadDns() {
       continue;
     }
     const dns = { addr, queries: [], close: () => s.close() };
-    s.on('message', (m) => dns.queries.push(qname(m)));
+    s.on('message', (m, from) => {
+      const name = qname(m);
+      dns.queries.push(name);
+      if (!(name in answers)) return;
+      setTimeout(() => s.send(dnsAnswer(m, answers[name]), from.port, from.address), delayMs);
+    });
     return dns;
   }
   throw new Error('no free 127.0.0.x address for port 53');
@@ -208,6 +243,39 @@ test('a Redis name the DNS never answers: health and new streams are answered at
     b = undefined;
   } finally {
     if (b) await stop(b, 'SIGKILL');
+    dns.close();
+  }
+});
+
+test('a name the DNS answers (slowly): connected and streaming, resolved again at each reconnect', { skip }, async () => {
+  const dns = await deadDns({ answers: { 'redis-dns.test': '127.0.0.1' }, delayMs: 300 });
+  let redis = await startRedis();
+  let rc = await connectRedis(redis.port);
+  let b;
+  try {
+    b = await startBrokerNs({ dns, env: { REDIS_URL: `redis://redis-dns.test:${redis.port}` } });
+    await waitFor(async () => (await health(b)).redis === 'ok', { what: 'redis ok', timeout: 20000 });
+    const live = await eventReaches(b, rc);
+    const asked = () => dns.queries.filter((q) => q === 'redis-dns.test').length;
+    const before = asked();
+    assert.ok(before >= 1);
+    // Redis restarts on the same port: the reconnect asks the DNS again
+    await rc.cmd('SHUTDOWN', 'SAVE').catch(() => {});
+    rc.close();
+    await redis.exited;
+    await waitFor(async () => (await health(b)).redis === 'down', { what: 'redis down seen', timeout: 20000 });
+    redis = await startRedis({ port: redis.port, dir: redis.dir });
+    rc = await connectRedis(redis.port);
+    await waitFor(async () => (await health(b)).redis === 'ok', { what: 'reconnected', timeout: 20000 });
+    await eventReaches(b, rc, live);
+    assert.ok(asked() > before, `queries: ${dns.queries.join(', ')}`);
+    live.stream.close();
+    await stopBroker(b);
+    b = undefined;
+  } finally {
+    if (b) await stop(b, 'SIGKILL');
+    rc.close();
+    await stop(redis);
     dns.close();
   }
 });
