@@ -36,6 +36,8 @@ LDFLAGS_ALL := $(VARIANT_LDFLAGS) $(LDFLAGS)
 # what is used ends up in a binary).
 LIB_LIBS := -lhiredis -lpq -lcjson -ljwt -largon2 -lcurl -lssl -lcrypto -lm -lpthread
 API_LIBS := -lfcgi
+# -levent is libevent whole: core and "extra", whose evdns resolves the broker's Redis host
+# names without blocking its loop (docs/INTERNALS.md, "Connecting to Redis").
 BROKER_LIBS := -levent -lwslay
 WORKER_LIBS := -lpthread
 

@@ -1,14 +1,21 @@
 #include "hub.h"
 
+#include <arpa/inet.h>
+#include <event2/dns.h>
 #include <event2/event.h>
+#include <event2/util.h>
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "access.h"
 #include "events.h"
@@ -38,6 +45,7 @@
 enum room_link { RL_IDLE, RL_SUBSCRIBING, RL_SUBSCRIBED, RL_UNSUBSCRIBING };
 
 struct hub_node;
+struct hub_lookup;
 struct rights_req;
 
 /* One sharded channel this broker listens to: a room's, or cc:access. */
@@ -69,12 +77,22 @@ struct hub_room {
 };
 
 /* One Redis server (a master in a cluster): a hiredis async context for commands, and our own
- * sharded pub/sub connection (rsub.h). Both are opened on demand and go down together. */
+ * sharded pub/sub connection (rsub.h). Both are opened on demand and go down together.
+ * Both connect to one address, found once per attempt (node_resolve): a unix socket or a
+ * numeric host is its own address; a host name is looked up with libevent's resolver
+ * (evdns), never with getaddrinfo(3), whose wait for a slow DNS server would stop the whole
+ * loop (every stream, heartbeat and health answer of the process). */
 struct hub_node {
 	struct hub *hub;
 	char host[256];
 	int port;
 	char socket[256];
+	int attempt;	  /* connecting or connected: node_ensure began, node_down not yet */
+	struct hub_lookup *lookup; /* host being resolved for this attempt, NULL when none */
+	int resolved;	  /* addr and sa hold this attempt's address */
+	char addr[256];	  /* numeric host, for hiredis */
+	struct sockaddr_storage sa; /* the same address (or the unix socket's), for rsub */
+	socklen_t salen;
 	redisAsyncContext *cmd;
 	int cmd_ready;	  /* its PING was answered */
 	int ping_pending; /* heartbeats since the liveness PING went unanswered */
@@ -108,6 +126,8 @@ struct hub {
 	struct script_call *retrying;  /* commands waiting to be sent again (hub_free answers them) */
 	struct rights_req *rights_waiting; /* rights re-checks waiting to be asked again */
 	struct hub_room *buckets[HUB_BUCKETS];
+	struct evdns_base *dns;	       /* made at the first host name (node_resolve), NULL before */
+	int dns_warned;		       /* a resolver without nameservers, or none: said once */
 	char broker_id[17];
 	int shutting_down;
 	int shutdown_pending;
@@ -121,6 +141,7 @@ static void place_all(struct hub *h);
 static void want_refresh(struct hub *h);
 static void node_down(struct hub_node *n, const char *why);
 static void node_ensure(struct hub_node *n);
+static void node_lookup_drop(struct hub_node *n, int cancel);
 static struct hub_node *node_get(struct hub *h, const char *host, int port);
 static void chan_subscribe(struct hub *h, struct hub_chan *c);
 
@@ -1809,7 +1830,12 @@ static void node_down(struct hub_node *n, const char *why)
 	struct hub *h = n->hub;
 	redisAsyncContext *ac = n->cmd;
 	struct rsub *c = n->sub;
-	if (!ac && !c)
+	int attempt = n->attempt;
+	n->attempt = 0;
+	node_lookup_drop(n, 1);
+	/* the next attempt resolves the name again: a failover may have moved it */
+	n->resolved = 0;
+	if (!ac && !c && !attempt)
 		return;
 	int was_ready = n->cmd_ready && n->sub_ready;
 	n->cmd = NULL;
@@ -1940,18 +1966,222 @@ static void disconnect_cb(const redisAsyncContext *ac, int status)
 static void node_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct hub_node *n = arg;
-	char why[64];
-	snprintf(why, sizeof why, "no answer within %ld ms", n->hub->cfg.connect_timeout_ms);
+	char why[320];
+	if (n->lookup)
+		snprintf(why, sizeof why, "the name %s was not resolved within %ld ms", n->host,
+			 n->hub->cfg.connect_timeout_ms);
+	else
+		snprintf(why, sizeof why, "no answer within %ld ms", n->hub->cfg.connect_timeout_ms);
 	if (!n->cmd_ready || (n->sub && !n->sub_ready))
 		node_down(n, why);
+}
+
+/* ---- addresses: names resolved without blocking the loop ----
+ * A lookup belongs to its callback, which libevent calls exactly once: with the answer, with
+ * EVUTIL_EAI_CANCEL some time after evdns_getaddrinfo_cancel (from the loop, not inside the
+ * cancel), or with a failure when the resolver is freed. A node that gives its lookup up
+ * (node_lookup_drop: the node went down, timed out, or the hub stops) only cuts the link, so
+ * the callback, whenever it comes, finds no node and frees the lookup alone: it touches no
+ * node or hub that may be gone. */
+struct hub_lookup {
+	struct hub_node *n;			/* NULL once given up */
+	struct evdns_getaddrinfo_request *req;	/* NULL while it cannot be cancelled */
+	int inside;				/* the callback runs inside evdns_getaddrinfo */
+	int err;				/* its result then */
+};
+
+/* Gives up n's lookup, if any; cancel: ask the resolver to drop it (not when the resolver is
+ * being freed: that fails it, hub_free). */
+static void node_lookup_drop(struct hub_node *n, int cancel)
+{
+	struct hub_lookup *lk = n->lookup;
+	if (!lk)
+		return;
+	n->lookup = NULL;
+	lk->n = NULL;
+	struct evdns_getaddrinfo_request *req = lk->req;
+	lk->req = NULL;
+	if (req && cancel)
+		evdns_getaddrinfo_cancel(req);
+}
+
+/* The address of res for this attempt: IPv4 first, as hiredis's own connect prefers it. */
+static int node_take_addr(struct hub_node *n, const struct evutil_addrinfo *res)
+{
+	static const int families[] = {AF_INET, AF_INET6};
+	for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
+		for (const struct evutil_addrinfo *ai = res; ai; ai = ai->ai_next) {
+			if (ai->ai_family != families[f] || !ai->ai_addr ||
+			    ai->ai_addrlen > sizeof n->sa)
+				continue;
+			const void *a = ai->ai_family == AF_INET
+						? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
+						: (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+			if (!inet_ntop(ai->ai_family, a, n->addr, sizeof n->addr))
+				continue;
+			memcpy(&n->sa, ai->ai_addr, ai->ai_addrlen);
+			n->salen = (socklen_t)ai->ai_addrlen;
+			n->resolved = 1;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static void dns_log(int is_warning, const char *msg)
+{
+	if (is_warning)
+		log_warn("dns: %s", msg);
+}
+
+/* The resolver, made at the first name to resolve, in the process that uses it (the hub is
+ * made after the broker's processes fork: each has its own, on its own loop). It reads
+ * /etc/resolv.conf (nameservers, search, options timeout and attempts) and /etc/hosts once.
+ * Without a usable resolv.conf (missing, unreadable, no nameserver) it answers from
+ * /etc/hosts alone, and other names fail at once (node_resolve). */
+static int dns_open(struct hub *h)
+{
+	if (h->dns)
+		return 0;
+	evdns_set_log_fn(dns_log);
+	h->dns = evdns_base_new(h->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+						 EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (h->dns)
+		return 0;
+	h->dns = evdns_base_new(h->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (h->dns && evdns_base_load_hosts(h->dns, "/etc/hosts") != 0) {
+		evdns_base_free(h->dns, 0);
+		h->dns = NULL;
+	}
+	if (!h->dns_warned) {
+		h->dns_warned = 1;
+		if (h->dns)
+			log_warn("redis: /etc/resolv.conf is missing, unreadable or names no "
+				 "nameserver: Redis host names are looked up in /etc/hosts only");
+		else
+			log_warn("redis: no resolver (neither /etc/resolv.conf nor /etc/hosts can be "
+				 "used): Redis host names cannot be resolved; numeric addresses and "
+				 "unix sockets are used as they are");
+	}
+	return h->dns ? 0 : -1;
+}
+
+static void node_ensure(struct hub_node *n);
+
+static void lookup_cb(int err, struct evutil_addrinfo *res, void *arg)
+{
+	struct hub_lookup *lk = arg;
+	struct hub_node *n = lk->n;
+	lk->req = NULL; /* answered: nothing left to cancel */
+	if (n && !err && node_take_addr(n, res) < 0)
+		err = EVUTIL_EAI_NODATA; /* no address we can connect to */
+	if (res)
+		evutil_freeaddrinfo(res);
+	if (lk->inside) {
+		lk->err = err; /* node_resolve goes on with it */
+		return;
+	}
+	if (n) {
+		if (err) {
+			char why[400];
+			snprintf(why, sizeof why, "cannot resolve %s: %s", n->host,
+				 evutil_gai_strerror(err));
+			node_down(n, why); /* drops the lookup (lk->n = NULL) */
+		} else {
+			n->lookup = NULL;
+			lk->n = NULL;
+			node_ensure(n);
+		}
+	}
+	free(lk);
+}
+
+/* Makes n's address for this attempt ready. 0: ready (a socket, a numeric host, or a name in
+ * /etc/hosts); 1: a lookup is under way, whose answer calls node_ensure again (or node_down);
+ * -1: none (why says why). Nothing here waits. */
+static int node_resolve(struct hub_node *n, char *why, size_t whylen)
+{
+	struct hub *h = n->hub;
+	if (n->resolved)
+		return 0;
+	if (n->socket[0]) {
+		struct sockaddr_un *sun = (struct sockaddr_un *)&n->sa;
+		size_t len = strlen(n->socket);
+		if (len >= sizeof sun->sun_path) {
+			snprintf(why, whylen, "socket path too long");
+			return -1;
+		}
+		memset(sun, 0, sizeof *sun);
+		sun->sun_family = AF_UNIX;
+		memcpy(sun->sun_path, n->socket, len + 1);
+		n->salen = sizeof *sun;
+		n->resolved = 1;
+		return 0;
+	}
+	char port[16];
+	snprintf(port, sizeof port, "%d", n->port);
+	/* a numeric host is parsed, never looked up (AI_NUMERICHOST): no resolver involved */
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
+	struct addrinfo *ai = NULL;
+	if (getaddrinfo(n->host, port, &hints, &ai) == 0 && ai && ai->ai_addrlen <= sizeof n->sa) {
+		memcpy(&n->sa, ai->ai_addr, ai->ai_addrlen);
+		n->salen = ai->ai_addrlen;
+		snprintf(n->addr, sizeof n->addr, "%s", n->host);
+		freeaddrinfo(ai);
+		n->resolved = 1;
+		return 0;
+	}
+	if (ai)
+		freeaddrinfo(ai);
+	if (dns_open(h) < 0) {
+		snprintf(why, whylen, "cannot resolve %s: no resolver", n->host);
+		return -1;
+	}
+	struct hub_lookup *lk = calloc(1, sizeof *lk);
+	if (!lk) {
+		snprintf(why, whylen, "cannot resolve %s: out of memory", n->host);
+		return -1;
+	}
+	struct evutil_addrinfo eh = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				     .ai_protocol = IPPROTO_TCP, .ai_flags = EVUTIL_AI_NUMERICSERV};
+	lk->n = n;
+	lk->inside = 1;
+	n->lookup = lk;
+	struct evdns_getaddrinfo_request *req =
+		evdns_getaddrinfo(h->dns, n->host, port, &eh, lookup_cb, lk);
+	if (!req) {
+		/* answered inside the call (/etc/hosts, or an error at once): lookup_cb left
+		 * its result in lk and n */
+		int err = lk->err;
+		n->lookup = NULL;
+		free(lk);
+		if (!err && n->resolved)
+			return 0;
+		snprintf(why, whylen, "cannot resolve %s: %s", n->host,
+			 evutil_gai_strerror(err ? err : EVUTIL_EAI_FAIL));
+		return -1;
+	}
+	lk->inside = 0;
+	lk->req = req;
+	if (evdns_base_count_nameservers(h->dns) == 0) {
+		/* not in /etc/hosts, and nobody to ask: a request would wait for a nameserver
+		 * forever */
+		node_lookup_drop(n, 1);
+		snprintf(why, whylen, "cannot resolve %s: not in /etc/hosts, and no nameserver "
+			 "(/etc/resolv.conf)", n->host);
+		return -1;
+	}
+	return 1;
 }
 
 static int cmd_open(struct hub_node *n)
 {
 	struct hub *h = n->hub;
 	const struct rds_target *t = &h->cfg.redis;
+	/* n->addr is numeric: hiredis's own getaddrinfo only parses it */
 	redisAsyncContext *ac = n->socket[0] ? redisAsyncConnectUnix(n->socket)
-					     : redisAsyncConnect(n->host, n->port);
+					     : redisAsyncConnect(n->addr, n->port);
 	if (!ac)
 		return -1;
 	if (ac->err) {
@@ -1976,34 +2206,39 @@ static int cmd_open(struct hub_node *n)
 	return 0;
 }
 
-/* Opens what n lacks (the command context, the subscription connection). */
+/* Opens what n lacks (the command context, the subscription connection), once its address
+ * is known (node_resolve). */
 static void node_ensure(struct hub_node *n)
 {
 	struct hub *h = n->hub;
-	if (h->shutting_down || (n->cmd && n->sub))
+	if (h->shutting_down || (n->cmd && n->sub) || n->lookup)
+		return; /* a lookup under way comes back here with its answer */
+	if (!n->attempt) {
+		/* one timeout for the attempt: resolving the name and both connects */
+		struct timeval tv = {h->cfg.connect_timeout_ms / 1000,
+				     (h->cfg.connect_timeout_ms % 1000) * 1000};
+		n->attempt = 1;
+		evtimer_add(n->conn_timeout, &tv);
+	}
+	char why[400];
+	int rc = node_resolve(n, why, sizeof why);
+	if (rc > 0)
 		return;
-	int opened = 0;
-	if (!n->cmd) {
-		if (cmd_open(n) < 0) {
-			node_down(n, "cannot connect");
-			want_refresh(h);
-			return;
-		}
-		opened = 1;
+	if (rc < 0) {
+		node_down(n, why);
+		return;
+	}
+	if (!n->cmd && cmd_open(n) < 0) {
+		node_down(n, "cannot connect");
+		return;
 	}
 	if (!n->sub) {
-		n->sub = rsub_open(h->base, n->host, n->port, n->socket, h->cfg.redis.password,
-				   h->cfg.connect_timeout_ms, &sub_ops, n);
+		n->sub = rsub_open(h->base, (const struct sockaddr *)&n->sa, (int)n->salen,
+				   h->cfg.redis.password, h->cfg.connect_timeout_ms, &sub_ops, n);
 		if (!n->sub) {
 			node_down(n, "cannot connect");
 			return;
 		}
-		opened = 1;
-	}
-	if (opened) {
-		struct timeval tv = {h->cfg.connect_timeout_ms / 1000,
-				     (h->cfg.connect_timeout_ms % 1000) * 1000};
-		evtimer_add(n->conn_timeout, &tv);
 	}
 }
 
@@ -2224,6 +2459,16 @@ void hub_free(struct hub *h)
 	if (!h)
 		return;
 	h->shutting_down = 1;
+	if (h->dns) {
+		/* lookups still under way (hub_shutdown cancelled those of a broker that stops)
+		 * are failed by the resolver's end, not cancelled: the callback of a failed one
+		 * does not look at the freed resolver, should the loop run again; it finds its
+		 * node given up */
+		for (int i = 0; i < h->nnodes; i++)
+			node_lookup_drop(h->nodes[i], 0);
+		evdns_base_free(h->dns, 1);
+		h->dns = NULL;
+	}
 	for (int i = 0; i < h->nnodes; i++)
 		node_down(h->nodes[i], "stopping");
 	while (h->retrying)
@@ -2354,6 +2599,10 @@ void hub_shutdown(struct hub *h, void (*done)(void *arg), void *arg)
 	h->shutdown_arg = arg;
 	h->shutting_down = 1;
 	h->shutdown_pending = 0;
+	/* nothing more is connected: a lookup under way is cancelled now, while the loop still
+	 * runs to take its callback (the broker runs it a moment after done) */
+	for (int i = 0; i < h->nnodes; i++)
+		node_lookup_drop(h->nodes[i], 1);
 	for (int b = 0; b < HUB_BUCKETS; b++)
 		for (struct hub_room *r = h->buckets[b]; r; r = r->hnext)
 			if (r->users && presence_call(h, r, "close", NULL, h) == 0)

@@ -1,5 +1,9 @@
 /* hub: the broker's Redis side – room subscriptions, history catch-up, presence.
  *
+ * Nothing here waits: a Redis host given by name (REDIS_URL, seeds, nodes a cluster announces)
+ * is looked up with libevent's asynchronous resolver before each connect attempt (hub.c,
+ * node_resolve; docs/INTERNALS.md, "Connecting to Redis").
+ *
  * One code path for a single server (REDIS_URL) and a Redis Cluster (REDIS_CLUSTER seeds): a
  * slot map says which node serves each slot (CLUSTER SLOTS, lib/rslot.h; a single server is
  * one node serving every slot). Per node, on the server's libevent base: a hiredis async

@@ -5,12 +5,10 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 
 #define RSUB_CHANNEL_MAX 512
 
@@ -363,12 +361,10 @@ static int send_auth(struct rsub *c, const char *password)
 	return 0;
 }
 
-struct rsub *rsub_open(struct event_base *base, const char *host, int port,
-		       const char *socket_path, const char *password, long timeout_ms,
-		       const struct rsub_ops *ops, void *arg)
+struct rsub *rsub_open(struct event_base *base, const struct sockaddr *addr, int addrlen,
+		       const char *password, long timeout_ms, const struct rsub_ops *ops, void *arg)
 {
 	struct rsub *c = calloc(1, sizeof *c);
-	struct addrinfo *ai = NULL;
 	if (!c)
 		return NULL;
 	c->base = base;
@@ -385,32 +381,14 @@ struct rsub *rsub_open(struct event_base *base, const char *host, int port,
 		goto fail;
 	if (password && password[0] && send_auth(c, password) < 0)
 		goto fail;
-	int rc;
-	if (socket_path && socket_path[0]) {
-		struct sockaddr_un sun = {.sun_family = AF_UNIX};
-		if (strlen(socket_path) >= sizeof sun.sun_path)
-			goto fail;
-		memcpy(sun.sun_path, socket_path, strlen(socket_path) + 1);
-		rc = bufferevent_socket_connect(c->bev, (struct sockaddr *)&sun, sizeof sun);
-	} else {
-		/* like hiredis's own connect: a name is resolved here, once */
-		char ports[8];
-		struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-		snprintf(ports, sizeof ports, "%d", port);
-		if (getaddrinfo(host, ports, &hints, &ai) != 0 || !ai)
-			goto fail;
-		rc = bufferevent_socket_connect(c->bev, ai->ai_addr, (int)ai->ai_addrlen);
-		freeaddrinfo(ai);
-		ai = NULL;
-	}
-	if (rc < 0)
+	/* an address, never a name: bufferevent_socket_connect only connects, it resolves
+	 * nothing (the hub resolves names without blocking, hub.c node_resolve) */
+	if (bufferevent_socket_connect(c->bev, addr, addrlen) < 0)
 		goto fail;
 	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
 	evtimer_add(c->timeout, &tv);
 	return c;
 fail:
-	if (ai)
-		freeaddrinfo(ai);
 	rsub_free(c);
 	return NULL;
 }

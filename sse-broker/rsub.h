@@ -26,6 +26,7 @@
 #include <stddef.h>
 
 struct event_base;
+struct sockaddr;
 
 /* Bounds (docs/CONVENTIONS.md §3): bytes buffered for one unfinished reply (an event is at most
  * 2 MiB of data plus its envelope), and elements of any array (ours have at most 3). */
@@ -91,11 +92,11 @@ struct rsub_ops {
 	void (*down)(void *arg, struct rsub *c, const char *why);
 };
 
-/* Starts connecting to host:port, or to the unix socket path when socket_path is non-empty;
- * sends AUTH password when it is non-empty. NULL on failure (nothing is called). */
-struct rsub *rsub_open(struct event_base *base, const char *host, int port,
-		       const char *socket_path, const char *password, long timeout_ms,
-		       const struct rsub_ops *ops, void *arg);
+/* Starts connecting to addr (TCP, or AF_UNIX for a unix socket; a resolved address: nothing
+ * here looks a name up, which would block the loop); sends AUTH password when it is
+ * non-empty. NULL on failure (nothing is called). */
+struct rsub *rsub_open(struct event_base *base, const struct sockaddr *addr, int addrlen,
+		       const char *password, long timeout_ms, const struct rsub_ops *ops, void *arg);
 /* Not from inside c's own callbacks. */
 void rsub_free(struct rsub *c);
 /* 0, or -1 (not connected, out of memory, channel too long). */
