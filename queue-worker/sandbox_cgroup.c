@@ -194,17 +194,24 @@ fail:
 int cg_open_procs(const struct cg *g, int fds[3])
 {
 	const char *dirs[3] = {g->v2[0] ? g->v2 : g->mem, g->pids, g->frz};
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 3; i++)
 		fds[i] = -1;
+	for (int i = 0; i < 3; i++) {
 		if (!dirs[i][0])
 			continue;
 		char path[512];
 		snprintf(path, sizeof path, "%s/cgroup.procs", dirs[i]);
 		fds[i] = open(path, O_WRONLY | O_CLOEXEC);
 		if (fds[i] < 0) {
+			/* and forgotten: the caller closes whatever fds holds once the step ends,
+			 * and by then another thread may own the number */
+			int saved = errno;
 			for (int j = 0; j < i; j++)
-				if (fds[j] >= 0)
+				if (fds[j] >= 0) {
 					close(fds[j]);
+					fds[j] = -1;
+				}
+			errno = saved;
 			return -1;
 		}
 	}

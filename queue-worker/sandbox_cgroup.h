@@ -39,7 +39,8 @@ int cg_create(const struct cg_parents *p, struct cg *g, const struct sandbox_lim
 	      char *err, size_t errlen);
 
 /* Descriptors of the cgroup.procs files the child writes itself into ("0" = the writer).
- * Opened before fork, so the child only does write(2). -1 where unused. */
+ * Opened before fork, so the child only does write(2). -1 where unused; on failure (-1,
+ * errno set) all three are -1, whatever was opened before the failure closed. */
 int cg_open_procs(const struct cg *g, int fds[3]);
 
 /* Kills every process of the group until it is empty (at most CG_KILL_WAIT_MS):

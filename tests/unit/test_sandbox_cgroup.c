@@ -122,12 +122,36 @@ static void test_group_kill(void)
 	CHECK(cg_kill(&g) == -1);
 }
 
+static void test_open_procs_partial(void)
+{
+	/* cgroup v1: the memory group's cgroup.procs opens, the pids group's does not. The one
+	 * opened is closed and its number forgotten: the step's clean-up closes every number
+	 * left in fds, and another job thread may have been given it meanwhile. */
+	struct cg g;
+	memset(&g, 0, sizeof g);
+	snprintf(g.mem, sizeof g.mem, "%s", dir);
+	snprintf(g.pids, sizeof g.pids, "%s/gone", dir);
+	CHECK(put("cgroup.procs", "", 0) == 0);
+	int fds[3] = {7, 7, 7};
+	CHECK(cg_open_procs(&g, fds) == -1);
+	CHECK(fds[0] == -1 && fds[1] == -1 && fds[2] == -1);
+	/* all three there: three descriptors */
+	snprintf(g.pids, sizeof g.pids, "%s", dir);
+	snprintf(g.frz, sizeof g.frz, "%s", dir);
+	CHECK(cg_open_procs(&g, fds) == 0);
+	CHECK(fds[0] >= 0 && fds[1] >= 0 && fds[2] >= 0);
+	for (int i = 0; i < 3; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
 int main(void)
 {
 	CHECK(mkdtemp(dir) != NULL);
 	test_long_list();
 	test_incomplete_lines();
 	test_group_kill();
+	test_open_procs_partial();
 	char path[512];
 	const char *files[] = {"cgroup.procs", "cgroup.kill"};
 	for (size_t i = 0; i < 2; i++) {
