@@ -376,10 +376,20 @@ void cg_sweep(const struct cg_parents *par)
 			memset(&g, 0, sizeof g);
 			char *slot = i == 0 ? g.v2 : i == 1 ? g.mem : i == 2 ? g.pids : g.frz;
 			snprintf(slot, sizeof g.v2, "%s/%s", parents[i], de->d_name);
-			if (i == 1) /* a memory group alone has its procs there */
-				snprintf(g.pids, sizeof g.pids, "%s", g.mem);
+			/* a memory or freezer group alone: its procs are listed there */
+			if (i == 1 || i == 3)
+				snprintf(g.pids, sizeof g.pids, "%s", slot);
+			/* v1: a worker that died between a kill round's FROZEN and THAWED left the
+			 * group frozen, and a frozen task takes no SIGKILL until it is thawed: with
+			 * the freezer group named, cg_kill freezes, signals and thaws it */
+			if ((i == 1 || i == 2) && par->frz[0]) {
+				char frz[sizeof g.frz];
+				int n = snprintf(frz, sizeof frz, "%s/%s", par->frz, de->d_name);
+				if (n > 0 && (size_t)n < sizeof frz && access(frz, F_OK) == 0)
+					snprintf(g.frz, sizeof g.frz, "%s", frz);
+			}
 			cg_kill(&g);
-			if (i == 1)
+			if (i == 1 || i == 3)
 				g.pids[0] = '\0';
 			cg_destroy(&g);
 		}

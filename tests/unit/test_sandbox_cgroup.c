@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char dir[] = "/tmp/cc-test-cgroup-XXXXXX";
@@ -145,6 +146,52 @@ static void test_open_procs_partial(void)
 			close(fds[i]);
 }
 
+static int mkdir_in(const char *sub)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", dir, sub);
+	return mkdir(path, 0755);
+}
+
+static void test_sweep_frozen_v1(void)
+{
+	/* cgroup v1: a worker killed between a kill round's FROZEN and THAWED left its step's
+	 * groups behind with the freezer group frozen (its tasks take no SIGKILL until thawed).
+	 * The next start's sweep thaws it; it used to kill into the frozen group for 5 s per
+	 * hierarchy and leave it frozen for ever. 4000000 is above any pid_max: a dead pid. */
+	CHECK(mkdir_in("mem") == 0 && mkdir_in("frz") == 0);
+	CHECK(mkdir_in("mem/4000000-1") == 0 && mkdir_in("frz/4000000-1") == 0);
+	CHECK(put("mem/4000000-1/cgroup.procs", "", 0) == 0);
+	CHECK(put("frz/4000000-1/cgroup.procs", "", 0) == 0);
+	CHECK(put("frz/4000000-1/freezer.state", "FROZEN", 6) == 0);
+	struct cg_parents par;
+	memset(&par, 0, sizeof par);
+	par.mode = SANDBOX_CG_V1;
+	snprintf(par.mem, sizeof par.mem, "%s/mem", dir);
+	snprintf(par.frz, sizeof par.frz, "%s/frz", dir);
+	cg_sweep(&par);
+	char path[512], got[16] = "";
+	snprintf(path, sizeof path, "%s/frz/4000000-1/freezer.state", dir);
+	FILE *f = fopen(path, "r");
+	CHECK(f != NULL);
+	if (f) {
+		CHECK(fgets(got, sizeof got, f) != NULL);
+		fclose(f);
+	}
+	CHECK_STR(got, "THAWED");
+	const char *left[] = {"mem/4000000-1/cgroup.procs", "frz/4000000-1/cgroup.procs",
+			      "frz/4000000-1/freezer.state"};
+	for (size_t i = 0; i < sizeof left / sizeof left[0]; i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, left[i]);
+		unlink(path);
+	}
+	const char *dirs[] = {"mem/4000000-1", "frz/4000000-1", "mem", "frz"};
+	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, dirs[i]);
+		rmdir(path);
+	}
+}
+
 int main(void)
 {
 	CHECK(mkdtemp(dir) != NULL);
@@ -152,6 +199,7 @@ int main(void)
 	test_incomplete_lines();
 	test_group_kill();
 	test_open_procs_partial();
+	test_sweep_frozen_v1();
 	char path[512];
 	const char *files[] = {"cgroup.procs", "cgroup.kill"};
 	for (size_t i = 0; i < 2; i++) {
