@@ -749,7 +749,11 @@ static void dedupe_member(const struct doc_commit *dc, char *out, size_t cap)
  * snapshotter saves the room by `due`). LT keeps an earlier mark (as NX did) and moves a
  * room a snapshotter holds (its lease's end, store_doc_claim) down to this commit's due
  * time, so the release after that save leaves the room due (store_doc_release). Best
- * effort: a mark that failed (logged) is made again by the room's next commit.
+ * effort: a mark that failed (logged) is made again by the room's next commit, if any; the
+ * snapshotter's walk over the rooms (store_doc_sweep) finds a room whose last commits lost
+ * their mark within SNAPSHOT_SWEEP_MS, also when this process died before the ZADD. The
+ * client gets its 200 either way: the edit is applied, and an error would make a client
+ * without a client_id send it again.
  *
  * Why after the commit's answer and not in its pipeline: the schedule is a key of another
  * slot than the room's, so it cannot be in the commit script (docs/INTERNALS.md, "Redis
@@ -1598,6 +1602,167 @@ int store_doc_thin(struct store *s, const struct store_doc_cfg *cfg)
 		log_info("history thinned: %ld operation batches, %ld checkpoints removed (-1: failed)",
 			 ops, cps);
 	return ops < 0 || cps < 0 || idle < 0 ? -1 : 0;
+}
+
+/* The API marks a room due after each commit it applied (mark_due), but that mark is a
+ * command of its own on another key (another node of a cluster) and may fail, and the
+ * process may die before it is sent: nothing else would put the room on the schedule until
+ * its next commit, and a room's last edits have none. So the snapshotter walks every room
+ * now and then and compares; a room that is fine costs one HGET in Redis and two index
+ * lookups in PostgreSQL, and nothing is written for it. A room whose revision is behind the
+ * saved one (Redis lost writes) is marked too: its save puts it back (store_doc_snapshot),
+ * which would otherwise wait for a commit.
+ *
+ * The page's saved revisions are read before Redis's, so a save that ends in between makes
+ * a room look behind or ahead that is not: only the rooms that differ and are not on the
+ * schedule (ZMSCORE, one read for the page) have their saved revision read again, after
+ * the schedule was, and are marked when they still differ. A room being typed in is on the
+ * schedule from its first commit's mark until a save that holds its revision, so what is
+ * left is a commit whose mark is still on its way (the round trip after the commit script
+ * and its WAIT): marked a moment early, which costs a save that finds nothing new. */
+int store_doc_sweep(struct store *s, const struct store_doc_cfg *cfg, char *after, size_t cap,
+		    int max, long *marked)
+{
+	*marked = 0;
+	char lim[16];
+	snprintf(lim, sizeof lim, "%d", max);
+	const char *p[] = {after, lim};
+	PGresult *r;
+	/* greatest() skips NULLs: NULL only when nothing is saved */
+	if (store_sql(s, &r, NULL,
+		      "SELECT r.id, greatest((SELECT max(c.revision) FROM snapshots c "
+		      "WHERE c.room_id = r.id), (SELECT max(h.revision) FROM history_ops h "
+		      "WHERE h.room_id = r.id)) FROM rooms r WHERE r.id > $1 ORDER BY r.id "
+		      "LIMIT $2::int",
+		      2, p) != STORE_OK)
+		return -1;
+	int n = PQntuples(r), rc = n == max;
+	if (n == 0) {
+		PQclear(r);
+		return 0;
+	}
+	/* rows whose Redis revision differs, and that revision */
+	int *off = malloc((size_t)n * sizeof *off);
+	long long *revs = malloc((size_t)n * sizeof *revs);
+	const char **argv = malloc(((size_t)n * 2 + 3) * sizeof *argv);
+	struct rds *rd = NULL;
+	struct rds_pipe *pp = NULL;
+	redisReply *sc = NULL, *z = NULL;
+	int noff = 0;
+	if (!off || !revs || !argv) {
+		store_fail(s, STORE_ERROR, "out of memory");
+		rc = -1;
+		goto out;
+	}
+	if (store_redis(s, &rd) != STORE_OK) {
+		rc = -1;
+		goto out;
+	}
+	if (!(pp = rds_pipe_new(rd))) {
+		store_fail(s, STORE_ERROR, "out of memory");
+		rc = -1;
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		struct rkey k = rkey1(RK_ROOM_DOC, PQgetvalue(r, i, 0));
+		const char *hget[] = {"HGET", k.s, "revision"};
+		if (!rkey_ok(&k) || rds_pipe_add(pp, k.s, 3, hget, NULL) < 0) {
+			store_fail(s, STORE_REDIS_UNAVAILABLE, "%s",
+				   rkey_ok(&k) ? rds_error(rd) : "a room id too long for a key");
+			rc = -1;
+			goto out;
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		redisReply *rev = rds_pipe_reply(pp);
+		if (!rev || rev->type == REDIS_REPLY_ERROR) {
+			store_fail(s, STORE_REDIS_UNAVAILABLE, "%s", rev ? rev->str : rds_error(rd));
+			if (rev)
+				freeReplyObject(rev);
+			rc = -1;
+			goto out;
+		}
+		/* no document (nil): the room is gone, or lives in PostgreSQL only and the next
+		 * read restores it; a fresh room at 0 with nothing saved has nothing to save */
+		if (rev->type == REDIS_REPLY_STRING) {
+			long long now = strtoll(rev->str, NULL, 10);
+			long long saved =
+				PQgetisnull(r, i, 1) ? -1 : strtoll(PQgetvalue(r, i, 1), NULL, 10);
+			if (now != saved && (now > 0 || saved >= 0)) {
+				revs[noff] = now;
+				off[noff++] = i;
+			}
+		}
+		freeReplyObject(rev);
+	}
+	rds_pipe_free(pp);
+	pp = NULL;
+	if (noff > 0) {
+		const char *due_key = SNAP_DUE_KEY;
+		argv[0] = "ZMSCORE";
+		argv[1] = due_key;
+		for (int j = 0; j < noff; j++)
+			argv[2 + j] = PQgetvalue(r, off[j], 0);
+		sc = rds_cmdv(rd, due_key, 2 + noff, argv, NULL);
+		if (!sc || sc->type != REDIS_REPLY_ARRAY || sc->elements != (size_t)noff) {
+			store_fail(s, STORE_REDIS_UNAVAILABLE, "%s",
+				   sc && sc->type == REDIS_REPLY_ERROR ? sc->str : rds_error(rd));
+			rc = -1;
+			goto out;
+		}
+		char due[32];
+		snprintf(due, sizeof due, "%lld", clock_wall_ms() + cfg->snapshot_interval_ms);
+		int argc = 3;
+		argv[0] = "ZADD";
+		argv[1] = due_key;
+		argv[2] = "NX"; /* a commit's mark or a lease that came meanwhile is kept */
+		for (int j = 0; j < noff; j++) {
+			const char *room = PQgetvalue(r, off[j], 0);
+			long long cp, ops;
+			if (sc->element[j]->type != REDIS_REPLY_NIL)
+				continue;
+			if (saved_revisions(s, room, &cp, &ops) != STORE_OK) {
+				rc = -1;
+				goto out;
+			}
+			long long saved = cp > ops ? cp : ops;
+			if (saved == revs[j])
+				continue; /* saved as the walk looked */
+			log_warn("room %s: revision %lld in Redis, %lld saved, and not due for a "
+				 "snapshot (its mark was lost): marking it due",
+				 room, revs[j], saved);
+			argv[argc++] = due;
+			argv[argc++] = room;
+		}
+		if (argc > 3) {
+			z = rds_cmdv(rd, due_key, argc, argv, NULL);
+			if (!z || z->type != REDIS_REPLY_INTEGER) {
+				store_fail(s, STORE_REDIS_UNAVAILABLE, "%s",
+					   z && z->type == REDIS_REPLY_ERROR ? z->str : rds_error(rd));
+				rc = -1;
+				goto out;
+			}
+			*marked = (argc - 3) / 2;
+		}
+	}
+	/* the next page starts after this one; an id too long to keep ends the walk */
+	const char *last = PQgetvalue(r, n - 1, 0);
+	if (strlen(last) < cap)
+		strcpy(after, last);
+	else
+		rc = 0;
+out:
+	if (pp)
+		rds_pipe_free(pp);
+	if (sc)
+		freeReplyObject(sc);
+	if (z)
+		freeReplyObject(z);
+	free(off);
+	free(revs);
+	free(argv);
+	PQclear(r);
+	return rc;
 }
 
 /* PostgreSQL (or Redis) failed: the claim's lease stays on the schedule, so the room is due

@@ -265,5 +265,16 @@ enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg
  * later checkpoint holds their result; old checkpoints are thinned to the newest of each
  * hour. Failures are logged and retried next time: -1 when a part failed, else 0. */
 int store_doc_thin(struct store *s, const struct store_doc_cfg *cfg);
+/* One page of the sweep that backs up the API's marks (docs/INTERNALS.md, "Operations and
+ * snapshots"): the next `max` rooms of PostgreSQL's rooms table after `after` (by id; ""
+ * from the first), each room's revision in Redis against its newest saved revision, and
+ * every room whose two differ and that is not on the schedule is marked due (ZADD NX, one
+ * interval from now). A mark lost by the API (Redis failed between a commit and its ZADD, or
+ * the process died there) leaves the room's last edits in Redis only until a page finds it.
+ * `after` (cap bytes) becomes the page's last room; *marked the rooms marked. 1 when rooms
+ * may follow, 0 when the table ended, -1 on a failure (s->msg; nothing was marked unless
+ * *marked says so). */
+int store_doc_sweep(struct store *s, const struct store_doc_cfg *cfg, char *after, size_t cap,
+		    int max, long *marked);
 
 #endif

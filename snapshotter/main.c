@@ -9,7 +9,9 @@
  * (DOCUMENT_MAX_BYTES, SNAPSHOT_INTERVAL_MS, HISTORY_*, OPS_LOG_MAX_BYTES, which also
  * bounds the ops list its folds trim); SNAPSHOT_LEASE_MS (how long a
  * claim holds a room; at least 3 × SNAPSHOT_INTERVAL_MS); SNAPSHOTTER_METRICS_PORT (on
- * METRICS_HOST) for GET /metrics (snap_metrics.h). SIGTERM or SIGINT: one more pass
+ * METRICS_HOST) for GET /metrics (snap_metrics.h); SNAPSHOT_SWEEP_MS (how often a walk over
+ * every room starts that marks due the rooms whose edits are not saved and that lost their
+ * mark, store_doc_sweep). SIGTERM or SIGINT: one more pass
  * that saves every room still marked due, whatever its time, then exit 0. */
 #include <signal.h>
 #include <stdio.h>
@@ -33,6 +35,7 @@
 #define SNAP_SLICE_MS 50    /* how soon a stop is noticed while idle */
 #define SNAP_DRAIN_PASSES 20 /* passes at most after a stop */
 #define SNAP_SPREAD_MAX_MS 500 /* a pass's saves spread over at most this */
+#define SNAP_SWEEP_PAGE 500    /* rooms one page of the sweep looks at (one per pass) */
 
 static volatile int snap_stop;
 
@@ -120,12 +123,13 @@ int main(void)
 		curl_global_cleanup();
 		return 1;
 	}
-	long metrics_port = 0, lease_ms = 0;
+	long metrics_port = 0, lease_ms = 0, sweep_ms = 0;
 	const struct cfg_setting settings[] = {
 		{"SNAPSHOTTER_METRICS_PORT", 0, 0, 65535, &metrics_port},
 		{"SNAPSHOT_LEASE_MS", 60000, 150, 86400000, &lease_ms},
+		{"SNAPSHOT_SWEEP_MS", 60000, 1000, 86400000, &sweep_ms},
 	};
-	if (cfg_load(settings, 2, err, (int)sizeof err) < 0) {
+	if (cfg_load(settings, 3, err, (int)sizeof err) < 0) {
 		log_error("configuration: %s", err);
 		curl_global_cleanup();
 		return 1;
@@ -164,7 +168,9 @@ int main(void)
 	log_info("snapshotter: writing room snapshots every %ld ms while rooms change",
 		 cfg.snapshot_interval_ms);
 	long long next_thin = 0; /* at start, then every HISTORY_THIN_INTERVAL_S */
-	int drains = 0;
+	long long next_sweep = 0; /* at start, then every SNAPSHOT_SWEEP_MS */
+	char sweep_after[256];	  /* the last room of the walk's previous page */
+	int sweeping = 0, drains = 0;
 	for (;;) {
 		/* once stopped: passes that take everything due, whatever its time (rooms leased by
 		 * others too: saves of a room wait for each other, one with nothing new writes
@@ -180,6 +186,29 @@ int main(void)
 			metric_inc(&snap_metrics[SM_THINS],
 				   store_doc_thin(&s, &cfg) < 0 ? SM_THIN_FAILED : SM_THIN_OK, 0);
 			next_thin = clock_wall_ms() + cfg.history_thin_interval_s * 1000;
+		}
+		/* the backstop of the API's marks (store_doc_sweep): a walk over every room starts
+		 * every SNAPSHOT_SWEEP_MS (or when the last ends, if it took longer), one page
+		 * per pass of this loop; a failed page ends the walk, the next starts afresh */
+		if (sweeping || clock_mono_ms() >= next_sweep) {
+			if (!sweeping) {
+				sweeping = 1;
+				sweep_after[0] = '\0';
+				next_sweep = clock_mono_ms() + sweep_ms;
+			}
+			long marked = 0;
+			int more = store_doc_sweep(&s, &cfg, sweep_after, sizeof sweep_after,
+						   SNAP_SWEEP_PAGE, &marked);
+			metric_add(&snap_metrics[SM_SWEPT_MARKS], 0, 0, marked);
+			if (more < 0)
+				log_warn("snapshotter: the walk over the rooms (for lost snapshot marks) "
+					 "failed; the next starts within %ld ms: %s",
+					 sweep_ms, s.msg);
+			if (more <= 0) {
+				sweeping = 0;
+				metric_inc(&snap_metrics[SM_SWEEPS],
+					   more < 0 ? SM_SWEEP_FAILED : SM_SWEEP_DONE, 0);
+			}
 		}
 		if (n < SNAP_BATCH)
 			clock_sleep_watching(SNAP_IDLE_MS, SNAP_SLICE_MS, &snap_stop);

@@ -3,6 +3,7 @@
 static const char *const outcomes[] = {"saved", "gone", "failed"};
 static const char *const thins[] = {"ok", "failed"};
 static const char *const losses[] = {"restored", "restarted"};
+static const char *const sweeps[] = {"done", "failed"};
 /* milliseconds, rendered in seconds */
 static const long long save_ms[] = {1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000};
 
@@ -25,6 +26,15 @@ struct metric snap_metrics[SM_N] = {
 				     "(restarted).",
 			     .type = METRIC_COUNTER, .nlabels = 1,
 			     .label = {{"handled", losses, 2}}},
+	[SM_SWEEPS] = {.name = "codecollab_snapshotter_sweeps_total",
+		       .help = "Walks over every room that mark the rooms whose saved revision "
+			       "differs from Redis and that are not due: done, or failed (Redis or "
+			       "PostgreSQL; the next walk starts SNAPSHOT_SWEEP_MS after this one did).",
+		       .type = METRIC_COUNTER, .nlabels = 1, .label = {{"outcome", sweeps, 2}}},
+	[SM_SWEPT_MARKS] = {.name = "codecollab_snapshotter_sweep_marked_total",
+			    .help = "Rooms the walks found with unsaved edits (or a Redis behind "
+				    "the saved history) and no snapshot mark, and marked due.",
+			    .type = METRIC_COUNTER},
 };
 
 int snap_metrics_collect(void *arg, struct buf *out)
