@@ -1800,6 +1800,10 @@ enum saved_vs_redis {
 		      * committed since the loss, the saved revisions after it are all it lacks */
 	SV_DIVERGED, /* lost writes the history holds and took other commits since, or behind S
 		      * with nothing that shows it to be a prefix */
+	SV_UNSURE,   /* at or past S with its own entry for S, but the history kept none to
+		      * compare (a checkpoint saved while the operations since the save before
+		      * could not be gathered): most likely it follows, but a batch cut from it
+		      * could lie on another text than S's, so this save is a checkpoint */
 };
 
 /* Whether PostgreSQL saved, for revision `at`, the same op log entry as Redis holds (entry,
@@ -1893,7 +1897,7 @@ static enum store_status check_saved(struct store *s, const char *room, long lon
 	} else {
 		st = saved_entry_same(s, room, at, entry, &same);
 		if (rev >= saved)
-			*how = same == 0 ? SV_DIVERGED : SV_FOLLOWS;
+			*how = same == 0 ? SV_DIVERGED : same == 1 ? SV_FOLLOWS : SV_UNSURE;
 		else
 			*how = same == 1 ? SV_PREFIX : SV_DIVERGED;
 	}
@@ -2072,6 +2076,7 @@ enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg
 	 * save another snapshotter made meanwhile), and its entry for the saved revision against
 	 * the history's tell. A batch is only ever cut from a Redis that follows the history. */
 	int restarted = 0; /* the chain starts again at d.revision: a checkpoint, no batch */
+	int unsure = 0;	   /* SV_UNSURE: a checkpoint, which needs no base */
 	if (saved >= 0) {
 		enum saved_vs_redis how;
 		long long now = 0;
@@ -2080,6 +2085,7 @@ enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg
 		if (how == SV_PREFIX &&
 		    ((st = back_to_saved(s, cfg, room, saved, now, &how)) != STORE_OK || how == SV_PREFIX))
 			goto out; /* restored (nothing to save: Redis holds the saved text) */
+		unsure = how == SV_UNSURE;
 		if (how == SV_DIVERGED) {
 			st = restart_chain(s, cfg, room, saved, now, &d);
 			if (st == STORE_CONFLICT) {
@@ -2100,7 +2106,8 @@ enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg
 		goto out; /* nothing new since the last save (or another save got further) */
 	/* a checkpoint for the first save, every HISTORY_CHECKPOINT_OPS ops, and whenever the
 	 * typed ops are gone from Redis or would take more room than the text */
-	int checkpoint = restarted || cp < 0 || d.revision - cp >= cfg->history_checkpoint_ops;
+	int checkpoint = restarted || unsure || cp < 0 ||
+			 d.revision - cp >= cfg->history_checkpoint_ops;
 	/* the operations since the last save: the batch to store, and who typed how much (a
 	 * checkpoint records that too when they are still in Redis) */
 	long long first = saved < 0 ? 1 : saved + 1;

@@ -15,7 +15,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { BASE, call, commitAll, newUser, redis, saved, sseBlocks } from '../lib/api.mjs';
+import { BASE, call, commitAll, newUser, redis, saved, sql, sseBlocks } from '../lib/api.mjs';
 import { sseFields } from '../lib/sse.mjs';
 import { waitFor } from '../lib/procs.mjs';
 import { holdRoomSaves } from '../lib/pg.mjs';
@@ -207,4 +207,43 @@ test('Redis lost writes and took more commits than it lost: the live text is kep
 
 test('Redis lost writes and took fewer commits than it lost: the live text is kept and the chain starts again', async () => {
   await divergedCase([['v', 2002], [2003, 'u']], 'v' + BASE_TEXT + 'abu');
+});
+
+// The saved revision S = 6 is a checkpoint that kept no op log entry: a save made while the
+// operations since the one before could not be gathered (more than the log holds piled up,
+// say through a PostgreSQL outage). Made here from the batch the snapshotter saved: the
+// batch goes, a checkpoint of the same text at 6 takes its place. Redis then loses 4..6 and
+// takes new commits past 6, so it holds an entry of its own at 6 that nothing saved can be
+// compared with. Whether or not it followed the history, no batch may be cut from it onto
+// the saved text: the next save is a checkpoint of the live text, and the history rebuilds.
+test('Redis past a saved checkpoint that kept no entry: the next save is a checkpoint of the live text, not a batch on the saved one', async () => {
+  const { a, room } = await savedThenLost();
+  const id = room.id.replace(/'/g, "''");
+  sql(`BEGIN; DELETE FROM history_ops WHERE room_id = '${id}' AND revision = 6; ` +
+    `INSERT INTO snapshots (room_id, revision, content) VALUES ('${id}', 6, '${BASE_TEXT}abcde'); COMMIT`);
+  assert.equal(sql(`SELECT count(*) FROM snapshots WHERE room_id = '${id}' AND revision = 6 AND entry IS NULL`), '1');
+  let rev;
+  const hold = await holdRoomSaves(process.env.DATABASE_URL, room.id);
+  try {
+    loseWritesSince(room);
+    rev = await commitAll(a.token, room, 3, [[2002, 'w'], [2003, 'x'], [2004, 'y'], [2005, 'z']]);
+    await hold.release();
+  } finally {
+    hold.kill();
+  }
+  assert.equal(rev, 7);
+  const live = BASE_TEXT + 'abwxyz';
+  await saved(room, 7);
+  assert.equal(sql(`SELECT count(*) FROM history_ops WHERE room_id = '${id}' AND revision > 6`), '0',
+    'a batch was cut from Redis onto the saved checkpoint');
+  const seven = await call('GET', `/api/rooms/${room.id}/history/7`, { token: a.token });
+  assert.equal(seven.status, 200, seven.text);
+  assert.equal(seven.json.content, live);
+  const six = await call('GET', `/api/rooms/${room.id}/history/6`, { token: a.token });
+  assert.equal(six.status, 200, six.text);
+  assert.equal(six.json.content, BASE_TEXT + 'abcde');
+  // typing goes on, saved as a batch on the new checkpoint, and the history rebuilds
+  assert.equal(await commitAll(a.token, room, 7, [[live.length, '!']]), 8);
+  await saved(room, 8);
+  assert.deepEqual(await reloadFromHistory(a, room), [8, live + '!']);
 });
