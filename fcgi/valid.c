@@ -26,6 +26,19 @@ int valid_text(const char *s, size_t len, long long min, long long max, int flag
 	for (size_t i = 0; i < len; i++) {
 		unsigned char ch = (unsigned char)s[i];
 		int ctl = ch < 0x20 || ch == 0x7f;
+		/* A single line refuses the rest of what ends a line or controls a terminal too:
+		 * the C1 controls U+0080..U+009F (0xC2 0x80..0x9F; NEL U+0085 is a line break) and
+		 * the line and paragraph separators U+2028/U+2029 (0xE2 0x80 0xA8/0xA9). The text is
+		 * valid UTF-8 here, so a lead byte is followed by its continuation bytes. Bidi
+		 * controls stay allowed: the client shows names isolated instead. */
+		if (!ctl && (flags & VALID_SINGLE_LINE)) {
+			if (ch == 0xc2 && i + 1 < len && (unsigned char)s[i + 1] >= 0x80 &&
+			    (unsigned char)s[i + 1] <= 0x9f)
+				ctl = 1;
+			else if (ch == 0xe2 && i + 2 < len && (unsigned char)s[i + 1] == 0x80 &&
+				 ((unsigned char)s[i + 2] == 0xa8 || (unsigned char)s[i + 2] == 0xa9))
+				ctl = 1;
+		}
 		if (!ctl)
 			continue;
 		if (flags & VALID_SINGLE_LINE) {

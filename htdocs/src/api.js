@@ -58,7 +58,10 @@ export async function request(method, path, body) {
   }
   let json = null;
   if (res.status !== 204) json = await res.json().catch(() => null);
-  if (res.status === 401 && token && !path.startsWith('/api/auth/')) {
+  // 401 means the session has ended on every endpoint but sign-in and sign-out (a wrong
+  // password; a session signed out already): /api/auth/me is how a page asks whether its
+  // session still stands (shared-stream.js, when the stream is refused with 401)
+  if (res.status === 401 && token && (!path.startsWith('/api/auth/') || path === '/api/auth/me')) {
     for (const fn of expiredListeners) fn();
   }
   return { status: res.status, json, headers: res.headers };

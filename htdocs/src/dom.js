@@ -24,16 +24,23 @@ function append(el, children) {
   }
 }
 
+// A name someone chose (a room's, a user's) shown among other text: in a <bdi>, so that
+// its own direction, and any bidi control it holds left open (U+202E and the like), stays
+// inside it and cannot reorder the text around it.
+export const named = (text) => h('bdi', null, text);
+
 export const $ = (sel, root = document) => root.querySelector(sel);
 export const $$ = (sel, root = document) => [...root.querySelectorAll(sel)];
 
 // A status line in the page's live region, for screen readers as for eyes. kind: 'error'
 // and 'notice' (news to read, such as why a room was left) stay until replaced; 'ok'
-// (a confirmation) goes after a few seconds.
+// (a confirmation) goes after a few seconds. text: a string, or an array of strings and
+// nodes (a name in named()).
 export function say(text, kind = 'error') {
   const el = document.getElementById('status');
   if (!el) return;
-  el.textContent = text || '';
+  if (Array.isArray(text)) el.replaceChildren(...text.map((c) => (c instanceof Node ? c : String(c))));
+  else el.textContent = text || '';
   el.dataset.kind = kind;
   clearTimeout(say.timer);
   if (text && kind === 'ok') say.timer = setTimeout(() => { el.textContent = ''; }, 4000);

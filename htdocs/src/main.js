@@ -9,6 +9,7 @@ import { renderAuth } from './view-auth.js';
 import { renderRooms } from './view-rooms.js';
 import { openRoom } from './view-room.js';
 import { streamRouteReady } from './stream-route.js';
+import { pruneUnsent } from './unsent.js';
 
 let current = null; // the view on screen: {destroy()}
 let generation = 0;
@@ -30,6 +31,9 @@ export async function route() {
   const gen = ++generation;
   if (current && current.destroy) current.destroy();
   current = null;
+  // unsent edits of a room are kept for the user signed in, for a day: none once signed
+  // out or another user is (they hold a room's whole text)
+  pruneUnsent();
   const main = $('#main');
   main.replaceChildren();
   main.className = '';
@@ -55,6 +59,8 @@ export function navigate(path, message) {
   route().then(() => { if (message) say(message, 'notice'); });
 }
 
+// The session cleared first: the room view then keeps nothing of the room (unsent.js), and
+// route() removes what was kept.
 onSessionExpired(() => {
   session.clear();
   route().then(() => say('Your session has ended; sign in again.'));
@@ -69,7 +75,8 @@ document.addEventListener('click', (ev) => {
 });
 
 // Signing out ends the session on the server too (the token stops working everywhere and its
-// streams close); the local copy goes whatever the answer, even when the server is unreachable.
+// streams close); the local copy goes whatever the answer, even when the server is unreachable,
+// and with it the unsent edits of every room (route() removes them once no one is signed in).
 $('[data-action="logout"]').addEventListener('click', async () => {
   if (session.token) await request('POST', '/api/auth/logout');
   session.clear();

@@ -7,7 +7,7 @@
 // `deleted`, in characters).
 
 import { api, room } from './api.js';
-import { formatTime, h, say } from './dom.js';
+import { formatTime, h, named, say } from './dom.js';
 
 const FIRST_SHOWN = 8;
 
@@ -15,17 +15,20 @@ function size(n) {
   return n === 1 ? '1 character' : `${n.toLocaleString()} characters`;
 }
 
-// "ann, bob · +12 −3": who typed the change and how much; '' when the save does not say.
-export function changeText(s) {
+// "ann, bob · +12 −3": who typed the change and how much, as text and nodes (each name
+// isolated); empty when the save does not say.
+export function changeParts(s) {
   const parts = [];
   if (Array.isArray(s.authors) && s.authors.length) {
-    const names = s.authors.map((a) => a.username);
-    parts.push(names.length > 3 ? `${names.slice(0, 3).join(', ')} and ${names.length - 3} more` : names.join(', '));
+    const names = s.authors.slice(0, 3).map((a) => named(a.username));
+    names.forEach((n, i) => parts.push(...(i ? [', ', n] : [n])));
+    if (s.authors.length > 3) parts.push(` and ${s.authors.length - 3} more`);
   }
   if (Number.isInteger(s.inserted) && Number.isInteger(s.deleted)) {
+    if (parts.length) parts.push(' · ');
     parts.push(`+${s.inserted.toLocaleString()} −${s.deleted.toLocaleString()}`);
   }
-  return parts.join(' · ');
+  return parts;
 }
 
 // Said in words for screen readers: "by ann and bob: 12 characters added, 3 deleted".
@@ -101,11 +104,11 @@ export function historyPanel({ roomId, restore, canEdit }) {
     list.replaceChildren(...shown.map((s) => {
       const restoreButton = h('button', { type: 'button', class: 'small', 'data-action': 'restore', disabled: !editable, 'aria-label': `Restore revision ${s.revision}` }, 'Restore');
       restoreButton.addEventListener('click', () => doRestore(s, restoreButton));
-      const change = changeText(s);
+      const change = changeParts(s);
       return h('li', { 'data-revision': s.revision },
         h('span', { class: 'grow' }, h('strong', null, `r${s.revision}`), ' ',
           h('span', { class: 'muted small' }, `${formatTime(s.saved_at)}${Number.isInteger(s.length) ? ` · ${size(s.length)}` : ''}`),
-          change ? h('span', { class: 'history-change small', 'data-role': 'history-change', title: changeLabel(s) }, change) : null),
+          change.length ? h('span', { class: 'history-change small', 'data-role': 'history-change', title: changeLabel(s) }, change) : null),
         h('button', { type: 'button', class: 'small', onclick: () => view(s), 'aria-label': `View revision ${s.revision}` }, 'View'),
         restoreButton);
     }));

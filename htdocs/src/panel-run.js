@@ -5,7 +5,7 @@
 // (GET /api/rooms/{id}/executions), so a reload or a late joiner sees the same output.
 
 import { api, room } from './api.js';
-import { h } from './dom.js';
+import { h, named } from './dom.js';
 import { languageName } from './languages.js';
 import { editOnlyText, loadRuntimes as fetchRuntimes } from './runtimes.js';
 
@@ -107,7 +107,7 @@ export function stoppedText(error) {
 export function runByline(j) {
   const parts = [];
   if (j.user && j.user.username) {
-    parts.push(h('p', { class: 'run-by muted small', 'data-role': 'run-by' }, `Run by ${j.user.username}`));
+    parts.push(h('p', { class: 'run-by muted small', 'data-role': 'run-by' }, 'Run by ', named(j.user.username)));
   }
   if (j.stdin_given && typeof j.stdin === 'string') {
     parts.push(h('details', { class: 'run-input', 'data-role': 'run-input' },

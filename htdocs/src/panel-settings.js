@@ -4,7 +4,7 @@
 // second click on the same button.
 
 import { api, room, session } from './api.js';
-import { h, say } from './dom.js';
+import { h, named, say } from './dom.js';
 import { LANGUAGES, languageLabel } from './languages.js';
 import { canRun, knownRuntimes } from './runtimes.js';
 
@@ -154,7 +154,7 @@ export function settingsPanel({ roomId, navigate, onInvite, leaving = () => {} }
       } else {
         controls.push(h('span', { class: 'muted small' }, m.role));
       }
-      return h('li', { 'data-member': m.user.username }, h('span', { class: 'grow' }, m.user.username, me ? ' (you)' : ''), ...controls);
+      return h('li', { 'data-member': m.user.username }, h('span', { class: 'grow' }, named(m.user.username), me ? ' (you)' : ''), ...controls);
     })));
     if (owner) {
       const b = h('button', { type: 'button', class: 'danger' }, 'Delete room');

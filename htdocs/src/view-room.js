@@ -5,7 +5,7 @@
 import { ApiError, api, request, room, session } from './api.js';
 import { Collab } from './collab.js';
 import { colorClass, userColor } from './colors.js';
-import { h, say } from './dom.js';
+import { h, named, say } from './dom.js';
 import { Editor } from './editor.js';
 import { apply } from './ot.js';
 import { languageName } from './languages.js';
@@ -16,6 +16,7 @@ import { runPanel } from './panel-run.js';
 import { settingsPanel } from './panel-settings.js';
 import { shareBox } from './share.js';
 import { RoomStream } from './transport.js';
+import { keepUnsent, takeUnsent } from './unsent.js';
 import { SharedRoomStream, sharedStreamsAvailable } from './shared-stream.js';
 import { noteTicketOrigin } from './stream-route.js';
 
@@ -36,26 +37,7 @@ const CONNECTION_TITLE = {
 
 // Edits not confirmed by the server are kept in localStorage when the page goes away
 // (reload, closing the tab, leaving the room) and taken up again by the next page that
-// opens the room for the same user; see docs/CLIENT.md, "Unsent edits".
-const UNSENT_PREFIX = 'cc.unsent.';
-const UNSENT_VERSION = 1;
-const UNSENT_MAX_AGE_MS = 24 * 3600 * 1000; // older edits would surprise more than help
-
-function takeUnsent(roomId, userId) {
-  const key = UNSENT_PREFIX + roomId;
-  let saved = null;
-  try {
-    saved = JSON.parse(localStorage.getItem(key) || 'null');
-  } catch {
-    saved = null;
-  }
-  if (saved && saved.user !== userId) return null; // another account's, on this browser: not ours to send
-  localStorage.removeItem(key); // taken: another window must not send them too
-  if (!saved || saved.v !== UNSENT_VERSION || !(Date.now() - saved.savedAt < UNSENT_MAX_AGE_MS)) return null;
-  if (!Number.isInteger(saved.revision) || typeof saved.base !== 'string' || !Array.isArray(saved.op)
-    || typeof saved.id !== 'string' || typeof saved.site !== 'string' || !/^[0-9a-f]+$/.test(saved.site)) return null;
-  return saved;
-}
+// opens the room for the same user (unsent.js; docs/CLIENT.md, "Unsent edits").
 
 // The room page for someone who may not enter (yet).
 function outside(main, message, actions) {
@@ -230,16 +212,13 @@ class RoomView {
     return this;
   }
 
-  // Writes the unconfirmed edits for the next page of this room (see takeUnsent).
+  // Writes the unconfirmed edits for the next page of this room (unsent.js): only while
+  // this page's user is still the one signed in.
   keepUnsent() {
     const u = this.collab && this.collab.unsent();
     if (!u || !this.canEdit) return;
     const lastEventId = this.stream ? this.stream.lastId : null;
-    try {
-      localStorage.setItem(UNSENT_PREFIX + this.roomId, JSON.stringify({
-        v: UNSENT_VERSION, user: this.me && this.me.id, ...u, lastEventId, savedAt: Date.now(),
-      }));
-    } catch { /* storage full or off: the beforeunload warning was all we could do */ }
+    keepUnsent(this.roomId, this.me && this.me.id, { ...u, lastEventId });
   }
 
   // Back to the room list, saying why: 'removed' (no longer a member, or the room went
@@ -247,9 +226,9 @@ class RoomView {
   leave(why) {
     if (this.destroyed || this.left) return;
     this.left = true;
-    const name = `“${this.info.room.name}”`;
-    this.ctx.navigate('/', why === 'deleted' ? `The room ${name} was deleted by its owner.`
-      : `You no longer have access to the room ${name}: its owner removed you, or made it private.`);
+    const name = ['“', named(this.info.room.name), '”'];
+    this.ctx.navigate('/', why === 'deleted' ? ['The room ', ...name, ' was deleted by its owner.']
+      : ['You no longer have access to the room ', ...name, ': its owner removed you, or made it private.']);
   }
 
   destroy() {
@@ -272,7 +251,8 @@ class RoomView {
   render() {
     const r = this.info.room;
     this.main.className = 'wide';
-    this.title = h('h2', { class: 'room-name', tabindex: '-1' }, r.name);
+    this.titleText = named(r.name); // the badges follow it on the same line
+    this.title = h('h2', { class: 'room-name', tabindex: '-1' }, this.titleText);
     this.langBadge = h('span', { class: 'badge' }, languageName(r.language));
     this.roleBadge = h('span', { class: 'badge muted' }, this.role || 'visitor');
     this.connection = h('span', { class: 'connection', 'data-role': 'connection', 'data-state': 'reconnecting', role: 'status' }, CONNECTION_TEXT.reconnecting);
@@ -320,7 +300,7 @@ class RoomView {
 
   applyInfo() {
     const r = this.info.room;
-    this.title.textContent = r.name;
+    this.titleText.textContent = r.name;
     this.langBadge.textContent = languageName(r.language);
     this.roleBadge.textContent = this.role || 'visitor';
     const runnable = canRun(this.runtimes, r.language) !== false;
@@ -402,7 +382,7 @@ class RoomView {
       const here = p.online || p.id === meId;
       return h('li', { class: `person ${colorClass(p.color)} ${here ? 'online' : 'away'}`, 'data-member': p.username, title: `${p.username}${p.role ? ` (${p.role})` : ''}${here ? ', here now' : ', away'}` },
         h('span', { class: 'dot', 'aria-hidden': 'true' }),
-        h('span', { class: 'who' }, p.username, p.id === meId ? ' (you)' : ''),
+        h('span', { class: 'who' }, named(p.username), p.id === meId ? ' (you)' : ''),
         h('span', { class: 'visually-hidden' }, here ? ' — here now' : ' — away'));
     }));
   }

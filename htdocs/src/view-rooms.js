@@ -1,7 +1,7 @@
 // The room list: the caller's rooms, a form to create one and a box to open a link.
 
 import { api } from './api.js';
-import { fieldError, formatTime, h, say } from './dom.js';
+import { fieldError, formatTime, h, named, say } from './dom.js';
 import { LANGUAGES, languageLabel, languageName } from './languages.js';
 import { canRun, editOnlyText, loadRuntimes } from './runtimes.js';
 
@@ -93,8 +93,9 @@ export async function renderRooms(main, { navigate, isCurrent }) {
 
   const list = h('ul', { class: 'room-list', 'data-role': 'rooms' },
     rooms.length ? rooms.map((r) => h('li', null,
-      h('a', { href: `/r/${encodeURIComponent(r.id)}`, 'data-link': true, class: 'room-link' }, r.name),
-      h('span', { class: 'muted small' }, ` ${languageName(r.language)} · ${r.role} · ${r.owner ? `by ${r.owner.username} · ` : ''}${formatTime(r.created_at)}`)))
+      h('a', { href: `/r/${encodeURIComponent(r.id)}`, 'data-link': true, class: 'room-link' }, named(r.name)),
+      h('span', { class: 'muted small' }, ` ${languageName(r.language)} · ${r.role} · `,
+        r.owner ? ['by ', named(r.owner.username), ' · '] : null, formatTime(r.created_at))))
       : h('li', { class: 'muted' }, 'No rooms yet: create one above, or open a link a friend sent you.'));
 
   main.append(create, join, h('section', { class: 'card' }, h('h2', null, 'Your rooms'), list));

@@ -526,6 +526,33 @@ test('room fields are validated: 400 naming the field', async () => {
   assert.equal(got.json.room.name, room.name, 'refused PATCHes changed nothing');
 });
 
+test('a room name is one line: C1 controls and the Unicode line separators are refused like \\n', async () => {
+  const owner = await newUser();
+  const room = await createRoom(owner.token);
+  const newline = await call('POST', '/api/rooms', { token: owner.token, body: { name: 'two\nlines', language: 'python' } });
+  assertInvalid(newline, 'name');
+  const before = sql(`SELECT count(*) FROM rooms WHERE owner_id = ${owner.user.id}`);
+  for (const name of ['next\u0085line', '\u0080', 'end\u009f', 'line\u2028separator', 'paragraph\u2029']) {
+    for (const r of [
+      await call('POST', '/api/rooms', { token: owner.token, body: { name, language: 'python' } }),
+      await call('PATCH', `/api/rooms/${room.id}`, { token: owner.token, body: { name } }),
+    ]) {
+      assertInvalid(r, 'name');
+      assert.equal(r.json.error, newline.json.error, `${JSON.stringify(name)}: ${r.text}`);
+      assert.equal(r.json.message, newline.json.message);
+    }
+  }
+  assert.equal(sql(`SELECT count(*) FROM rooms WHERE owner_id = ${owner.user.id}`), before);
+  const got = await call('GET', `/api/rooms/${room.id}`, { token: owner.token });
+  assert.equal(got.json.room.name, room.name, 'the refused PATCHes changed nothing');
+  // what is next to them is text: a no-break space, ©, and bidi controls left open
+  for (const name of ['no\u00a0break', '\u00a9 2024', 'a\u202e', '\u2067x\u2069 \u202aopen']) {
+    const c = await call('POST', '/api/rooms', { token: owner.token, body: { name, language: 'python' } });
+    assert.equal(c.status, 201, `${JSON.stringify(name)}: ${c.text}`);
+    assert.equal(c.json.room.name, name);
+  }
+});
+
 test('language aliases are stored under their canonical name', async () => {
   const owner = await newUser();
   const expect = { cpp: 'c++', py: 'python', js: 'javascript', node: 'javascript', sh: 'bash', 'C++': 'c++', Python: 'python', c: 'c' };

@@ -135,6 +135,50 @@ static void test_valid(void)
 	CHECK_STR(why, "must not be empty");
 }
 
+/* A single line (names) refuses the C1 controls and the Unicode line and paragraph
+ * separators as it refuses \n; other non-ASCII text, the bidi controls included, passes
+ * (the client shows names isolated). */
+static void test_single_line(void)
+{
+	const char *bad[] = {
+		"a\xc2\x85" "b", /* NEL U+0085 */
+		"\xc2\x80",      /* U+0080, the first C1 control */
+		"ab\xc2\x9f",    /* U+009F, the last */
+		"a\xe2\x80\xa8" "b", /* LINE SEPARATOR U+2028 */
+		"\xe2\x80\xa9",      /* PARAGRAPH SEPARATOR U+2029 */
+		"a\nb", "a\x1b" "b", "\x7f",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		const char *why = NULL;
+		CHECK(valid_text(bad[i], strlen(bad[i]), 0, 100, VALID_SINGLE_LINE, &why) == -1);
+		CHECK_STR(why, "must not contain control characters or line breaks");
+	}
+	const char *good[] = {
+		"a\xc2\xa0" "b",       /* NO-BREAK SPACE U+00A0, just past the C1 block */
+		"\xc2\xa9 2024",       /* U+00A9 */
+		"\xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d", /* Hebrew */
+		"\xf0\x9f\x98\x80",  /* an emoji */
+		"\xe2\x80\xa7\xe2\x80\xaa", /* U+2027 and U+202A, either side of the separators */
+		"\xd7\xa9 \xe2\x80\xae" "evil\xe2\x80\xac", /* RLO .. PDF, unbalanced or not */
+		"a\xe2\x80\xae",
+		"\xe2\x81\xa6x\xe2\x81\xa9\xe2\x81\xa7\xe2\x81\xa8", /* LRI, PDI, RLI, FSI */
+	};
+	for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+		const char *why = NULL;
+		CHECK(valid_text(good[i], strlen(good[i]), 0, 100, VALID_SINGLE_LINE, &why) == 0);
+	}
+	/* multi-line text keeps them: they are text there */
+	const char *why = NULL;
+	CHECK(valid_text("a\xc2\x85\xe2\x80\xa8" "b", 7, 0, 100, VALID_TEXT, &why) == 0);
+	/* and through a field table, the same answer as for \n */
+	struct valid_value v[5];
+	char err[256];
+	CHECK(check("{\"name\":\"a\\u0085b\"}", v, err) == -1);
+	CHECK_STR(err, "name must not contain control characters or line breaks");
+	CHECK(check("{\"name\":\"a\\u2029\"}", v, err) == -1);
+	CHECK(check("{\"name\":\"a\\u00a0b\"}", v, err) == 0);
+}
+
 static void test_http(void)
 {
 	size_t n = 0;
@@ -374,6 +418,7 @@ int main(void)
 	test_route();
 	test_username_key();
 	test_valid();
+	test_single_line();
 	test_plain_name();
 	test_http();
 	test_stream_origin();
