@@ -315,17 +315,21 @@ static void script_cb(redisAsyncContext *ac, void *reply, void *p)
 	struct rslot_node to;
 	if (rep->type == REDIS_REPLY_ERROR && sc->redirects < HUB_REDIRECTS &&
 	    rslot_redirect(rep->str, rep->len, &ask, &slot, &to)) {
-		sc->redirects++;
 		struct hub_node *t = to.host[0] ? node_get(h, to.host, to.port) : n;
 		if (t) {
 			if (!ask)
 				slot_moved(h, slot, t);
 			node_ensure(t); /* a command queued on a connecting context waits for it */
-			if (t->cmd && (!ask || redisAsyncCommand(t->cmd, NULL, NULL, "ASKING") ==
-						       REDIS_OK) &&
-			    script_send(sc, t) == REDIS_OK)
-				return;
 		}
+		/* No context yet (its name is being resolved): the retry below waits for it like
+		 * a failover does, and a redirect not followed does not count, or the old owner's
+		 * ASKs, each answered again until the lookup is done, would use them all up. */
+		if (!t || t->cmd)
+			sc->redirects++;
+		if (t && t->cmd &&
+		    (!ask || redisAsyncCommand(t->cmd, NULL, NULL, "ASKING") == REDIS_OK) &&
+		    script_send(sc, t) == REDIS_OK)
+			return;
 	}
 	if (reply_transient(rep) && !h->shutting_down) {
 		int first = !sc->retry;

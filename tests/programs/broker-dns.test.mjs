@@ -18,7 +18,10 @@
 //     master stream their events;
 //   - an empty resolv.conf (no nameserver: libevent's resolver cannot be set up from it): a
 //     numeric host works as before, a name of the hosts file still resolves, any other name
-//     is down with a clear error, logged once.
+//     is down with a clear error, logged once;
+//   - a command of a stream's opening redirected (MOVED once; ASK from the old owner until
+//     the lookup is done) to a node named by a host the DNS answers a second late: the
+//     command waits for the name instead of failing, and the stream opens and streams.
 // Needs root (mount namespaces, port 53); skipped with the reason otherwise.
 // Run: scripts/test.sh programs tests/programs/broker-dns.test.mjs (after make build-asan).
 import { test } from 'node:test';
@@ -26,6 +29,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
+import { createServer, createConnection } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -33,7 +37,7 @@ import { start, stop, startRedis, waitFor, sleep, tempDir, freePort, BROKER_BIN 
 import { connectRedis, EMIT_SCRIPT, HISTORY_BOUNDS, roomKey } from '../lib/resp.mjs';
 import { ticket } from '../lib/tokens.mjs';
 import { sseBlockStream, sseFields } from '../lib/sse.mjs';
-import { startRedisCluster } from '../lib/redis-cluster.mjs';
+import { startRedisCluster, slotOf } from '../lib/redis-cluster.mjs';
 
 const SECRET = randomBytes(24).toString('hex');
 const HOSTS = '127.0.0.1 localhost\n127.0.0.1 redis-test.invalid\n';
@@ -398,3 +402,116 @@ test('no usable resolv.conf: numeric hosts as before, names from /etc/hosts, a c
     await stop(redis);
   }
 });
+
+// A proxy in front of Redis port `port` that refuses the room's scripts: each command of the
+// broker that is EVAL/EVALSHA with an argument naming room's hash tag, while `refuse()` says
+// so, goes on as a PING of a marker, whose answer, in its place in the reply stream, becomes
+// `-${error}`. `refused` counts them.
+async function refusingProxy(port, room, refuse, error) {
+  const marker = `cc-refused-${randomBytes(6).toString('hex')}`;
+  const ping = `*2\r\n$4\r\nPING\r\n$${marker.length}\r\n${marker}\r\n`;
+  const pong = Buffer.from(`$${marker.length}\r\n${marker}\r\n`);
+  const tag = `{${room}}`;
+  const p = { refused: 0 };
+  const server = createServer((down) => {
+    const up = createConnection(port, '127.0.0.1');
+    let cmds = Buffer.alloc(0);
+    let replies = Buffer.alloc(0);
+    // the broker's commands, whole (hiredis sends arrays of bulk strings), one by one
+    down.on('data', (d) => {
+      cmds = Buffer.concat([cmds, d]);
+      for (;;) {
+        let at = cmds.indexOf('\r\n');
+        if (cmds[0] !== 0x2a || at < 0) break;
+        const argc = Number(cmds.subarray(1, at).toString());
+        const args = [];
+        at += 2;
+        for (let i = 0; i < argc && at >= 0; i++) {
+          const nl = cmds.indexOf('\r\n', at);
+          if (nl < 0) { at = -1; break; }
+          const len = Number(cmds.subarray(at + 1, nl).toString());
+          if (cmds.length < nl + 2 + len + 2) { at = -1; break; }
+          args.push(cmds.subarray(nl + 2, nl + 2 + len).toString('latin1'));
+          at = nl + 2 + len + 2;
+        }
+        if (at < 0) break;
+        const name = args[0].toUpperCase();
+        if ((name === 'EVAL' || name === 'EVALSHA') && args.some((a) => a.includes(tag)) && refuse()) {
+          p.refused++;
+          up.write(ping);
+        } else {
+          up.write(cmds.subarray(0, at));
+        }
+        cmds = cmds.subarray(at);
+      }
+    });
+    // the answers, with each marker's replaced; a marker split across reads is held back
+    up.on('data', (d) => {
+      replies = Buffer.concat([replies, d]);
+      let at;
+      while ((at = replies.indexOf(pong)) >= 0) {
+        down.write(replies.subarray(0, at));
+        down.write(`-${error()}\r\n`);
+        replies = replies.subarray(at + pong.length);
+      }
+      let keep = 0;
+      for (let k = Math.min(pong.length - 1, replies.length); k > 0 && !keep; k--)
+        if (replies.subarray(replies.length - k).equals(pong.subarray(0, k))) keep = k;
+      down.write(replies.subarray(0, replies.length - keep));
+      replies = replies.subarray(replies.length - keep);
+    });
+    down.on('close', () => up.destroy());
+    up.on('close', () => down.destroy());
+    down.on('error', () => {});
+    up.on('error', () => {});
+  });
+  p.port = await freePort();
+  await new Promise((r) => server.listen(p.port, '127.0.0.1', r));
+  p.close = () => server.close();
+  return p;
+}
+
+// MOVED and ASK answered to a stream's opening, naming a node whose host name the DNS answers
+// only after a second: the command waits for the lookup (docs/INTERNALS.md, "Connecting to
+// Redis"), then goes to that node, and the stream opens (before, it got 503 redis_unavailable).
+for (const kind of ['MOVED', 'ASK']) {
+  test(`${kind} to a node whose name is still being resolved: the stream's opening waits for it`, { skip }, async () => {
+    const dns = await deadDns({ answers: { 'slow-name.test': '127.0.0.1' }, delayMs: 1000 });
+    const redis = await startRedis();
+    const rc = await connectRedis(redis.port);
+    const room = newRoom();
+    const to = `${kind} ${slotOf(roomKey(room))} slow-name.test:${redis.port}`;
+    // MOVED: once (the slot's owner is the named node from then on); ASK: every time, as the
+    // source of a migrating slot answers for a key it no longer has
+    let moves = 1;
+    const proxy = await refusingProxy(redis.port, room, () => kind === 'ASK' || moves-- > 0, () => to);
+    let b, s;
+    try {
+      b = await startBrokerNs({ dns, env: { REDIS_URL: `redis://127.0.0.1:${proxy.port}` } });
+      await waitFor(async () => (await health(b)).redis === 'ok', { what: 'redis ok', timeout: 20000 });
+      await rc.cmd('SET', roomKey(room, 'visibility'), 'public');
+      s = sse(b, room, 5);
+      await waitFor(() => { if (s.status > 200) throw new Error(`${s.status} ${s.body}`); return s.live; },
+        { what: 'stream live', timeout: 20000 });
+      assert.ok(proxy.refused >= 1, 'the opening was redirected');
+      assert.ok(dns.queries.includes('slow-name.test'), `queries: ${dns.queries.join(', ')}`);
+      await eventReaches(b, rc, { room, stream: s });
+      assert.equal(s.error, undefined);
+      s.close();
+      await s.done;
+      // the one command that waited (the rights check) said so once, however often it was
+      // refused meanwhile
+      const lines = b.output.split('\n').filter((l) => l.includes(`${kind} ${slotOf(roomKey(room))}`));
+      assert.equal(lines.length, 1, b.output);
+      await stopBroker(b);
+      b = undefined;
+    } finally {
+      s?.close();
+      if (b) await stop(b, 'SIGKILL');
+      proxy.close();
+      rc.close();
+      await stop(redis);
+      dns.close();
+    }
+  });
+}
