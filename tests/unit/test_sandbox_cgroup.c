@@ -45,6 +45,20 @@ static int put(const char *file, const char *text, size_t len)
 	return n == (ssize_t)len ? 0 : -1;
 }
 
+/* The first line of dir/rel into got (cap bytes); "" when it cannot be read. */
+static void first_line(const char *rel, char *got, size_t cap)
+{
+	char path[512];
+	got[0] = '\0';
+	snprintf(path, sizeof path, "%s/%s", dir, rel);
+	FILE *f = fopen(path, "r");
+	CHECK(f != NULL);
+	if (f) {
+		CHECK(fgets(got, (int)cap, f) != NULL);
+		fclose(f);
+	}
+}
+
 static void test_long_list(void)
 {
 	/* 1300 pids of 7 bytes a line ("1000000\n" is 8; these are 6 digits + newline): 9100
@@ -108,14 +122,8 @@ static void test_group_kill(void)
 	CHECK(put("cgroup.procs", "", 0) == 0);
 	CHECK(put("cgroup.kill", "", 0) == 0);
 	CHECK(cg_kill(&g) == 0);
-	char path[512], got[8] = "";
-	snprintf(path, sizeof path, "%s/cgroup.kill", dir);
-	FILE *f = fopen(path, "r");
-	CHECK(f != NULL);
-	if (f) {
-		CHECK(fgets(got, sizeof got, f) != NULL);
-		fclose(f);
-	}
+	char got[8];
+	first_line("cgroup.kill", got, sizeof got);
 	CHECK_STR(got, "1");
 	/* no such group: an error, not an empty one */
 	memset(&g, 0, sizeof g);
@@ -170,14 +178,8 @@ static void test_sweep_frozen_v1(void)
 	snprintf(par.mem, sizeof par.mem, "%s/mem", dir);
 	snprintf(par.frz, sizeof par.frz, "%s/frz", dir);
 	cg_sweep(&par);
-	char path[512], got[16] = "";
-	snprintf(path, sizeof path, "%s/frz/4000000-1/freezer.state", dir);
-	FILE *f = fopen(path, "r");
-	CHECK(f != NULL);
-	if (f) {
-		CHECK(fgets(got, sizeof got, f) != NULL);
-		fclose(f);
-	}
+	char path[512], got[16];
+	first_line("frz/4000000-1/freezer.state", got, sizeof got);
 	CHECK_STR(got, "THAWED");
 	const char *left[] = {"mem/4000000-1/cgroup.procs", "frz/4000000-1/cgroup.procs",
 			      "frz/4000000-1/freezer.state"};
