@@ -72,9 +72,12 @@ test('old history is thinned: operations go once a later checkpoint holds them, 
   rev = await commitAll(a.token, room, rev, [[1002, 'c']]);
   await saved(room, 3);
   assert.equal(sql(`SELECT string_agg(revision::text, ',' ORDER BY revision) FROM history_ops WHERE room_id = '${room.id}'`), '2,3');
-  // a checkpoint at 3 as the snapshotter writes every HISTORY_CHECKPOINT_OPS operations,
-  // then all of it ten days old and in one hour
-  sql(`INSERT INTO snapshots (room_id, revision, content) VALUES ('${room.id}', 3, '${base}abc')`);
+  // a checkpoint at 3 as the snapshotter writes every HISTORY_CHECKPOINT_OPS operations (with
+  // the op log entry of its revision, which the next save compares with Redis's: the batch's
+  // one entry), then all of it ten days old and in one hour
+  sql(`INSERT INTO snapshots (room_id, revision, content, entry) SELECT '${room.id}', 3, '${base}abc', ` +
+    `(ops::jsonb -> 0)::text FROM history_ops WHERE room_id = '${room.id}' AND revision = 3`);
+  assert.equal(sql(`SELECT count(*) FROM snapshots WHERE room_id = '${room.id}' AND revision = 3 AND entry IS NOT NULL`), '1');
   sql(`DELETE FROM history_ops WHERE room_id = '${room.id}' AND revision = 3`);
   sql(`UPDATE snapshots SET saved_at = date_trunc('hour', now() - interval '10 days') + (revision || ' seconds')::interval WHERE room_id = '${room.id}'`);
   sql(`UPDATE history_ops SET saved_at = date_trunc('hour', now() - interval '10 days') + (revision || ' seconds')::interval WHERE room_id = '${room.id}'`);
