@@ -146,6 +146,14 @@ static int load_limits(struct config *c)
 	l->cpu_s = (int)cpu;
 	l->memory = (long long)mem << 20;
 	l->processes = (int)procs;
+	const char *cores = getenv("CPU_LIMIT");
+	if (cores && *cores) {
+		char err[256];
+		if (sandbox_cpu_limit_parse(cores, &l->cpu_milli, err, sizeof err) < 0) {
+			log_error("%s", err);
+			return -1;
+		}
+	}
 	l->file_size = (long long)fsize << 20;
 	l->open_files = (int)nofile;
 	l->output = (size_t)out << 10;

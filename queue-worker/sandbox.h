@@ -13,8 +13,8 @@
  *     and stderr come back through pipes, and a compiled program comes back out of the
  *     compile step through a pipe. The host never opens, writes or chowns a path inside
  *     the sandbox, so a symlink planted there points at nothing we touch.
- * Limits: a memory + pids cgroup per step (v1 or v2, detected at open; v1 also uses the
- * freezer when mounted), killed as a whole at the wall limit and removed afterwards;
+ * Limits: a memory + pids (+ cpu where offered) cgroup per step (v1 or v2, detected at
+ * open; v1 also uses the freezer when mounted), killed as a whole at the wall limit and removed afterwards;
  * rlimits (CPU, file size, open files, no core; address space only without cgroups) are
  * set before exec. Output beyond the per-stream bound kills the step and is flagged.
  * The implementation is queue-worker/sandbox*.c; sandbox_impl.h says which file does what. */
@@ -34,6 +34,8 @@ struct sandbox_limits {
 				 steps get compile_ms rounded up */
 	long long memory;     /* bytes, per step, cgroup (256 MiB) */
 	int processes;	      /* tasks (processes and threads) per step, cgroup (64) */
+	int cpu_milli;	      /* CPU bandwidth per step in thousandths of a core, cgroup
+				 (1000: one core); no bound without cgroups */
 	long long file_size;  /* RLIMIT_FSIZE (16 MiB) */
 	int open_files;	      /* RLIMIT_NOFILE (256) */
 	size_t output;	      /* bytes kept per stream (64 KiB); more kills the step */
@@ -41,6 +43,15 @@ struct sandbox_limits {
 };
 
 void sandbox_limits_default(struct sandbox_limits *l);
+
+/* Bounds of CPU_LIMIT, in thousandths of a core. */
+#define SANDBOX_CPU_MILLI_MIN 100
+#define SANDBOX_CPU_MILLI_MAX 64000
+
+/* CPU_LIMIT's value s ("1", "0.5", "2.25": cores, at most three decimals) in thousandths
+ * of a core into *milli; -1 and a message naming the variable in err when it is no such
+ * number or outside 0.1..64. */
+int sandbox_cpu_limit_parse(const char *s, int *milli, char *err, size_t errlen);
 
 /* The size of the /dev/shm tmpfs: a quarter of l->tmpfs, at least 1 MiB. Writes beyond
  * fail with ENOSPC whether or not a memory cgroup exists. */

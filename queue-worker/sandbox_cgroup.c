@@ -1,5 +1,5 @@
 /* sandbox_cgroup: see sandbox_cgroup.h. v1 uses the memory and pids hierarchies (and the
- * freezer when mounted), v2 one group with both controllers. */
+ * freezer and cpu ones when mounted), v2 one group with all the controllers. */
 #include "sandbox_cgroup.h"
 
 #include "clock.h"
@@ -79,6 +79,33 @@ static int v2_enable(const char *dir)
 	return write_str(dir, "cgroup.subtree_control", "+memory +pids");
 }
 
+long long cg_cpu_quota_us(int milli)
+{
+	return (long long)milli * CG_CPU_PERIOD_US / 1000;
+}
+
+/* Whether the word w is one of the space-separated words of list (cgroup.controllers:
+ * "cpu" must not match "cpuset"). */
+static int has_word(const char *list, const char *w)
+{
+	size_t n = strlen(w);
+	for (const char *p = strstr(list, w); p; p = strstr(p + 1, w))
+		if ((p == list || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' ' || p[n] == '\n'))
+			return 1;
+	return 0;
+}
+
+/* v2: the cpu controller for the step groups too, when the root offers it. A failure only
+ * costs the CPU limit, like a missing controller. */
+static int v2_enable_cpu(const char *root, const char *group, const char *ctl)
+{
+	if (!has_word(ctl, "cpu"))
+		return 0;
+	if (write_str(root, "cgroup.subtree_control", "+cpu") < 0 && errno != EBUSY)
+		return 0;
+	return write_str(group, "cgroup.subtree_control", "+cpu") == 0;
+}
+
 /* Chooses the layout and creates the parent groups (see cg_setup in the header). */
 void cg_setup(struct cg_parents *par, const struct sandbox_config *c)
 {
@@ -87,7 +114,7 @@ void cg_setup(struct cg_parents *par, const struct sandbox_config *c)
 	par->mode = SANDBOX_CG_NONE;
 	if (!strcmp(want, "none")) {
 		log_warn("sandbox: cgroups disabled (SANDBOX_CGROUP=none): limits fall back to "
-			 "rlimits and the pid namespace");
+			 "rlimits and the pid namespace; runs have no CPU limit (CPU_LIMIT)");
 		return;
 	}
 	if (strcmp(want, "v1") && file_exists(c->cgroup_root, "cgroup.controllers")) {
@@ -101,14 +128,19 @@ void cg_setup(struct cg_parents *par, const struct sandbox_config *c)
 			snprintf(why, sizeof why, "cannot prepare %s: %s", par->v2, strerror(errno));
 		else {
 			par->mode = SANDBOX_CG_V2;
+			par->v2_cpu = v2_enable_cpu(c->cgroup_root, par->v2, ctl);
+			if (!par->v2_cpu)
+				log_warn("sandbox: cgroup v2 without the cpu controller for %s: runs "
+					 "have no CPU limit (CPU_LIMIT)", par->v2);
 			return;
 		}
 		par->v2[0] = '\0';
 	} else if (strcmp(want, "v2")) {
-		char m[300], p[300], f[300];
+		char m[300], p[300], f[300], u[300];
 		snprintf(m, sizeof m, "%s/memory", c->cgroup_root);
 		snprintf(p, sizeof p, "%s/pids", c->cgroup_root);
 		snprintf(f, sizeof f, "%s/freezer", c->cgroup_root);
+		snprintf(u, sizeof u, "%s/cpu", c->cgroup_root);
 		if (!file_exists(m, "memory.limit_in_bytes") || !file_exists(p, "cgroup.procs")) {
 			snprintf(why, sizeof why, "no cgroup v1 memory and pids hierarchies under %s",
 				 c->cgroup_root);
@@ -124,6 +156,20 @@ void cg_setup(struct cg_parents *par, const struct sandbox_config *c)
 				par->mem[0] = par->pids[0] = par->frz[0] = '\0';
 			} else {
 				par->mode = SANDBOX_CG_V1;
+				/* the cpu hierarchy is optional: without it runs have no CPU limit */
+				if (file_exists(u, "cpu.cfs_quota_us")) {
+					snprintf(par->cpu, sizeof par->cpu, "%s/%s", u,
+						 c->cgroup_group);
+					if (make_dir(par->cpu) < 0) {
+						log_warn("sandbox: cannot create %s: %s: runs have no "
+							 "CPU limit (CPU_LIMIT)", par->cpu, strerror(errno));
+						par->cpu[0] = '\0';
+					}
+				} else {
+					log_warn("sandbox: no cgroup v1 cpu hierarchy with CFS bandwidth "
+						 "under %s: runs have no CPU limit (CPU_LIMIT)",
+						 c->cgroup_root);
+				}
 				return;
 			}
 		}
@@ -132,7 +178,7 @@ void cg_setup(struct cg_parents *par, const struct sandbox_config *c)
 			 c->cgroup_root);
 	}
 	log_warn("sandbox: no cgroups (%s): limits fall back to rlimits and the pid namespace; "
-		 "memory and process counts are only loosely bounded", why);
+		 "memory and process counts are only loosely bounded, CPU use not at all", why);
 }
 
 int cg_create(const struct cg_parents *par, struct cg *g, const struct sandbox_limits *lim,
@@ -141,7 +187,7 @@ int cg_create(const struct cg_parents *par, struct cg *g, const struct sandbox_l
 	memset(g, 0, sizeof *g);
 	if (par->mode == SANDBOX_CG_NONE)
 		return 0;
-	char name[48], mem[32], pids[32];
+	char name[48], mem[32], pids[32], quota[48];
 	char hex[13];
 	if (rnd_hex(hex, 6) < 0) {
 		errbuf_set(err, errlen, "getrandom failed");
@@ -150,6 +196,7 @@ int cg_create(const struct cg_parents *par, struct cg *g, const struct sandbox_l
 	snprintf(name, sizeof name, "%d-%s", (int)getpid(), hex);
 	snprintf(mem, sizeof mem, "%lld", lim->memory);
 	snprintf(pids, sizeof pids, "%d", lim->processes);
+	long long q = cg_cpu_quota_us(lim->cpu_milli);
 	if (par->mode == SANDBOX_CG_V2) {
 		snprintf(g->v2, sizeof g->v2, "%s/%s", par->v2, name);
 		if (mkdir(g->v2, 0755) < 0) {
@@ -159,6 +206,11 @@ int cg_create(const struct cg_parents *par, struct cg *g, const struct sandbox_l
 		if (write_str(g->v2, "memory.max", mem) < 0 || write_str(g->v2, "pids.max", pids) < 0)
 			goto fail;
 		write_str(g->v2, "memory.swap.max", "0"); /* absent without swap accounting */
+		if (par->v2_cpu) {
+			snprintf(quota, sizeof quota, "%lld %d", q, CG_CPU_PERIOD_US);
+			if (write_str(g->v2, "cpu.max", quota) < 0)
+				goto fail;
+		}
 		return 0;
 	}
 	snprintf(g->mem, sizeof g->mem, "%s/%s", par->mem, name);
@@ -178,6 +230,20 @@ int cg_create(const struct cg_parents *par, struct cg *g, const struct sandbox_l
 			goto fail;
 		}
 	}
+	if (par->cpu[0]) {
+		snprintf(g->cpu, sizeof g->cpu, "%s/%s", par->cpu, name);
+		if (mkdir(g->cpu, 0755) < 0) {
+			g->cpu[0] = '\0';
+			goto fail;
+		}
+		/* the period first: the quota is per period */
+		char period[16];
+		snprintf(period, sizeof period, "%d", CG_CPU_PERIOD_US);
+		snprintf(quota, sizeof quota, "%lld", q);
+		if (write_str(g->cpu, "cpu.cfs_period_us", period) < 0 ||
+		    write_str(g->cpu, "cpu.cfs_quota_us", quota) < 0)
+			goto fail;
+	}
 	if (write_str(g->mem, "memory.limit_in_bytes", mem) < 0 ||
 	    write_str(g->pids, "pids.max", pids) < 0)
 		goto fail;
@@ -191,12 +257,12 @@ fail:
 	return -1;
 }
 
-int cg_open_procs(const struct cg *g, int fds[3])
+int cg_open_procs(const struct cg *g, int fds[CG_PROCS_FDS])
 {
-	const char *dirs[3] = {g->v2[0] ? g->v2 : g->mem, g->pids, g->frz};
-	for (int i = 0; i < 3; i++)
+	const char *dirs[CG_PROCS_FDS] = {g->v2[0] ? g->v2 : g->mem, g->pids, g->frz, g->cpu};
+	for (int i = 0; i < CG_PROCS_FDS; i++)
 		fds[i] = -1;
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < CG_PROCS_FDS; i++) {
 		if (!dirs[i][0])
 			continue;
 		char path[512];
@@ -344,8 +410,8 @@ long long cg_oom_kills(const struct cg *g)
 
 void cg_destroy(const struct cg *g)
 {
-	const char *dirs[4] = {g->v2, g->mem, g->pids, g->frz};
-	for (int i = 0; i < 4; i++) {
+	const char *dirs[5] = {g->v2, g->mem, g->pids, g->frz, g->cpu};
+	for (int i = 0; i < 5; i++) {
 		if (!dirs[i][0])
 			continue;
 		/* a group empties a moment after its last task is reaped */
@@ -358,8 +424,8 @@ void cg_destroy(const struct cg *g)
 
 void cg_sweep(const struct cg_parents *par)
 {
-	const char *parents[4] = {par->v2, par->mem, par->pids, par->frz};
-	for (int i = 0; i < 4; i++) {
+	const char *parents[5] = {par->v2, par->mem, par->pids, par->frz, par->cpu};
+	for (int i = 0; i < 5; i++) {
 		if (!parents[i][0])
 			continue;
 		DIR *d = opendir(parents[i]);
@@ -374,11 +440,12 @@ void cg_sweep(const struct cg_parents *par)
 				continue;
 			struct cg g;
 			memset(&g, 0, sizeof g);
-			char *slot = i == 0 ? g.v2 : i == 1 ? g.mem : i == 2 ? g.pids : g.frz;
-			snprintf(slot, sizeof g.v2, "%s/%s", parents[i], de->d_name);
-			/* a memory or freezer group alone: its procs are listed there */
-			if (i == 1 || i == 3)
-				snprintf(g.pids, sizeof g.pids, "%s", slot);
+			char *slots[5] = {g.v2, g.mem, g.pids, g.frz, g.cpu};
+			snprintf(slots[i], sizeof g.v2, "%s/%s", parents[i], de->d_name);
+			/* a memory, freezer or cpu group alone: its procs are listed there */
+			int alone = i == 1 || i == 3 || i == 4;
+			if (alone)
+				snprintf(g.pids, sizeof g.pids, "%s", slots[i]);
 			/* v1: a worker that died between a kill round's FROZEN and THAWED left the
 			 * group frozen, and a frozen task takes no SIGKILL until it is thawed: with
 			 * the freezer group named, cg_kill freezes, signals and thaws it */
@@ -389,7 +456,7 @@ void cg_sweep(const struct cg_parents *par)
 					snprintf(g.frz, sizeof g.frz, "%s", frz);
 			}
 			cg_kill(&g);
-			if (i == 1 || i == 3)
+			if (alone)
 				g.pids[0] = '\0';
 			cg_destroy(&g);
 		}

@@ -1,5 +1,5 @@
 /* sandbox_cgroup: the cgroups of the sandbox (v1 or v2): choosing the layout and creating
- * the parent groups at start, one group per job step with its memory and pids limits,
+ * the parent groups at start, one group per job step with its memory, pids and CPU limits,
  * killing everything in a group, reading its OOM kills, removing it, and sweeping the
  * groups a dead worker left behind. The host only ever writes cgroupfs files here. */
 #ifndef CC_SANDBOX_CGROUP_H
@@ -12,17 +12,29 @@
 /* How long cg_kill() keeps killing a group that does not empty. */
 #define CG_KILL_WAIT_MS 5000
 
-/* The parents of the per-step groups: v1 memory, pids, freezer ("" when not mounted);
- * v2 uses v2 only. Read-only after cg_setup(). */
+/* The CFS bandwidth period of a step's cpu group: its quota is the cores allowed times
+ * this, in microseconds, per period. */
+#define CG_CPU_PERIOD_US 100000
+
+/* The cgroup.procs files a child joins: the memory (or the v2) group, pids, freezer, cpu. */
+#define CG_PROCS_FDS 4
+
+/* The parents of the per-step groups: v1 memory, pids, freezer, cpu ("" when not
+ * mounted); v2 uses v2 only, with v2_cpu set when its groups get the cpu controller.
+ * Read-only after cg_setup(). */
 struct cg_parents {
 	enum sandbox_cgroup mode;
-	char mem[320], pids[320], frz[320], v2[320];
+	int v2_cpu;
+	char mem[320], pids[320], frz[320], cpu[320], v2[320];
 };
 
 /* One step's group(s); empty strings for what the mode does not use. */
 struct cg {
-	char mem[400], pids[400], frz[400], v2[400];
+	char mem[400], pids[400], frz[400], cpu[400], v2[400];
 };
+
+/* The CFS quota per CG_CPU_PERIOD_US of milli thousandths of a core, in microseconds. */
+long long cg_cpu_quota_us(int milli);
 
 /* Chooses the cgroup layout c asks for and creates the parent groups. On failure the
  * sandbox still works with rlimits and the pid namespace (mode SANDBOX_CG_NONE), and
@@ -33,15 +45,16 @@ void cg_setup(struct cg_parents *p, const struct sandbox_config *c);
  * named after a pid that no longer runs are emptied and removed. */
 void cg_sweep(const struct cg_parents *p);
 
-/* A new group for one step with lim's memory and pids limits; nothing (0, g all empty)
+/* A new group for one step with lim's memory, pids and (where the cpu controller is
+ * there) CPU limits; nothing (0, g all empty)
  * without cgroups. -1 and a message in err; g then holds what to cg_destroy(). */
 int cg_create(const struct cg_parents *p, struct cg *g, const struct sandbox_limits *lim,
 	      char *err, size_t errlen);
 
 /* Descriptors of the cgroup.procs files the child writes itself into ("0" = the writer).
  * Opened before fork, so the child only does write(2). -1 where unused; on failure (-1,
- * errno set) all three are -1, whatever was opened before the failure closed. */
-int cg_open_procs(const struct cg *g, int fds[3]);
+ * errno set) all of them are -1, whatever was opened before the failure closed. */
+int cg_open_procs(const struct cg *g, int fds[CG_PROCS_FDS]);
 
 /* Kills every process of the group until it is empty (at most CG_KILL_WAIT_MS):
  * cgroup.kill where the kernel has it, else SIGKILL to each listed pid in a frozen group. */

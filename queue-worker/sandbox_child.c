@@ -43,7 +43,7 @@ void sandbox_child_exec(const struct child_plan *p)
 		sigaction(s, &dfl, NULL);
 	if (setsid() < 0)
 		child_fail("setsid");
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < CG_PROCS_FDS; i++)
 		if (p->procs_fds[i] >= 0 && write(p->procs_fds[i], "0", 1) != 1)
 			child_fail("joining the cgroup");
 	/* move every source above the targets first, so dup2 never clobbers one */

@@ -5,9 +5,11 @@
 #ifndef CC_SANDBOX_CHILD_H
 #define CC_SANDBOX_CHILD_H
 
+#include "sandbox_cgroup.h"
+
 struct child_plan {
 	const char *const *argv; /* bwrap's */
-	int procs_fds[3];	 /* cgroup.procs files to join (cg_open_procs); -1 unused */
+	int procs_fds[CG_PROCS_FDS]; /* cgroup.procs files to join (cg_open_procs); -1 unused */
 	int in_fd, out_fd, err_fd, art_fd, file_fd, seccomp_fd; /* the last three may be -1 */
 	unsigned uid, gid;					/* host ids bwrap runs as */
 	int cpu_s;

@@ -15,10 +15,42 @@ void sandbox_limits_default(struct sandbox_limits *l)
 	l->cpu_s = 5;
 	l->memory = 256LL << 20;
 	l->processes = 64;
+	l->cpu_milli = 1000;
 	l->file_size = 16LL << 20;
 	l->open_files = 256;
 	l->output = 64 * 1024;
 	l->tmpfs = 64LL << 20;
+}
+
+int sandbox_cpu_limit_parse(const char *s, int *milli, char *err, size_t errlen)
+{
+	/* by hand, digit by digit: strtod would take "1e3", "inf", " 1" and round 0.1 */
+	long v = 0;
+	int digits = 0, decimals = -1;
+	for (const char *p = s; *p; p++) {
+		if (*p == '.' && decimals < 0 && digits) {
+			decimals = 0;
+			continue;
+		}
+		if (*p < '0' || *p > '9' || decimals == 3 || v > SANDBOX_CPU_MILLI_MAX)
+			goto bad;
+		v = v * 10 + (*p - '0');
+		digits++;
+		if (decimals >= 0)
+			decimals++;
+	}
+	if (!digits || decimals == 0)
+		goto bad;
+	for (int d = decimals < 0 ? 0 : decimals; d < 3; d++)
+		v *= 10;
+	if (v < SANDBOX_CPU_MILLI_MIN || v > SANDBOX_CPU_MILLI_MAX)
+		goto bad;
+	*milli = (int)v;
+	return 0;
+bad:
+	errbuf_set(err, errlen, "CPU_LIMIT must be a number of cores from 0.1 to 64, at most "
+				"three decimals such as 1 or 0.5 (got \"%s\")", s);
+	return -1;
 }
 
 long long sandbox_shm_size(const struct sandbox_limits *l)

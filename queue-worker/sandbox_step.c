@@ -29,7 +29,7 @@
 /* The step's descriptors, process and cgroup; -1 (or empty) where there is none. */
 struct step_io {
 	int rd[3], wr[3]; /* stdout, stderr, artifact pipes; rd[i] -1 once read to its end */
-	int procs[3];	  /* cgroup.procs for the child */
+	int procs[CG_PROCS_FDS]; /* cgroup.procs for the child */
 	int pidfd, null_fd, seccomp_fd;
 	pid_t pid;
 	struct cg g;
@@ -46,7 +46,9 @@ static void io_init(struct step_io *io)
 {
 	memset(io, 0, sizeof *io);
 	for (int i = 0; i < 3; i++)
-		io->rd[i] = io->wr[i] = io->procs[i] = -1;
+		io->rd[i] = io->wr[i] = -1;
+	for (int i = 0; i < CG_PROCS_FDS; i++)
+		io->procs[i] = -1;
 	io->pidfd = io->null_fd = io->seccomp_fd = -1;
 	io->pid = -1;
 }
@@ -144,7 +146,7 @@ static int spawn(const struct sandbox *sb, const struct step_spec *sp,
 	int no_cg = sb->cg.mode == SANDBOX_CG_NONE;
 	struct child_plan plan = {
 		.argv = a->v,
-		.procs_fds = {io->procs[0], io->procs[1], io->procs[2]},
+		.procs_fds = {io->procs[0], io->procs[1], io->procs[2], io->procs[3]},
 		.in_fd = sp->stdin_fd >= 0 ? sp->stdin_fd : io->null_fd,
 		.out_fd = io->wr[0],
 		.err_fd = io->wr[1],
@@ -299,7 +301,8 @@ static void release(struct step_io *io)
 			;
 	}
 	int fds[] = {io->rd[0], io->rd[1], io->rd[2], io->wr[0], io->wr[1], io->wr[2],
-		     io->pidfd, io->null_fd, io->seccomp_fd, io->procs[0], io->procs[1], io->procs[2]};
+		     io->pidfd, io->null_fd, io->seccomp_fd, io->procs[0], io->procs[1], io->procs[2],
+		     io->procs[3]};
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);

@@ -577,13 +577,64 @@ static void test_optional_runtimes(void)
 	check_contained("the optional runtimes");
 }
 
+/* Four busy loops for about a second; the CPU seconds they took (their user + sys as
+ * `times` reports them once reaped) and the seconds they ran, -1 when unreadable. */
+static void busy_loops(double *cpu, double *wall)
+{
+	struct sandbox_result r;
+	*cpu = *wall = -1;
+	CHECK(run("bash", "t0=$EPOCHREALTIME\n"
+			  "for i in 1 2 3 4; do while :; do :; done & done\n"
+			  "sleep 1\nkill $(jobs -p)\nwait\n"
+			  "echo \"wall $t0 $EPOCHREALTIME\"\ntimes\n", &r) == 0);
+	CHECK(r.status == SANDBOX_OK);
+	const char *out = out_of(&r);
+	double t0, t1, us, ss;
+	int um, sm;
+	const char *kids = strchr(out, '\n');
+	kids = kids ? strchr(kids + 1, '\n') : NULL; /* `times`: the shell, then its children */
+	if (sscanf(out, "wall %lf %lf", &t0, &t1) == 2 && kids &&
+	    sscanf(kids + 1, "%dm%lfs %dm%lfs", &um, &us, &sm, &ss) == 4) {
+		*wall = t1 - t0;
+		*cpu = um * 60 + us + sm * 60 + ss;
+	} else {
+		fprintf(stderr, "busy loops: \"%s\" \"%s\"\n", out, err_of(&r));
+	}
+	sandbox_result_free(&r);
+}
+
+/* CPU_LIMIT: a step's processes together get no more than their share of the host's
+ * cores however many threads they run (CFS bandwidth of the step's cpu group). Loops
+ * that could take every core for the whole second get about half of one under 0.5. A
+ * busy machine only gives them less, so only the upper bound is asserted: half a core
+ * over the time they ran, 1.5 times over, and 50 ms for the periods a kill and a reap
+ * straddle. */
+static void test_cpu_limit(void)
+{
+	struct sandbox_limits saved = lim;
+	lim.run_ms = 5000; /* throttled, the shell itself waits for its turn */
+	lim.cpu_milli = 500;
+	double cpu, wall;
+	busy_loops(&cpu, &wall);
+	printf("  4 busy loops under CPU_LIMIT=0.5: %.3f s of CPU in %.3f s\n", cpu, wall);
+	CHECK(cpu >= 0 && wall >= 1);
+	CHECK(cpu <= 0.5 * wall * 1.5 + 0.05);
+	/* for comparison only (the machine's load decides it): two cores' worth */
+	lim.cpu_milli = 2000;
+	busy_loops(&cpu, &wall);
+	printf("  the same under CPU_LIMIT=2: %.3f s of CPU in %.3f s\n", cpu, wall);
+	lim = saved;
+	check_contained("busy loops under a CPU limit");
+}
+
 static void test_cgroups_cleaned(void)
 {
 	/* every per-step group is removed: the parents have no children of ours left (groups
 	 * are named "<pid>-<random>"; workers of stacks running beside us have theirs) */
 	const char *parents[] = {"/sys/fs/cgroup/memory/codecollab", "/sys/fs/cgroup/pids/codecollab",
+				 "/sys/fs/cgroup/freezer/codecollab", "/sys/fs/cgroup/cpu/codecollab",
 				 "/sys/fs/cgroup/codecollab"};
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < sizeof parents / sizeof parents[0]; i++) {
 		char cmd[320];
 		snprintf(cmd, sizeof cmd,
 			 "find %s -mindepth 1 -maxdepth 1 -type d -name '%d-*' 2>/dev/null | wc -l",
@@ -733,6 +784,7 @@ int main(void)
 	test_output_and_disk();
 	test_tmpfs_bounds();
 	test_time();
+	test_cpu_limit();
 	test_bombs();
 	test_compile_bomb();
 	test_cgroups_cleaned();

@@ -1,7 +1,7 @@
 /* The sandbox's cgroup list (queue-worker/sandbox_cgroup.c): which pids a kill round may
  * signal, read from a cgroup.procs this test writes under /tmp (no cgroupfs, no signal
  * sent: the pids go to a recorder). The worker runs as root, so a pid read wrong is an
- * unrelated host process killed. */
+ * unrelated host process killed. Also the CPU limit: CPU_LIMIT read, and its CFS quota. */
 #include "../../queue-worker/sandbox_cgroup.h"
 #include "unit.h"
 
@@ -141,17 +141,77 @@ static void test_open_procs_partial(void)
 	snprintf(g.mem, sizeof g.mem, "%s", dir);
 	snprintf(g.pids, sizeof g.pids, "%s/gone", dir);
 	CHECK(put("cgroup.procs", "", 0) == 0);
-	int fds[3] = {7, 7, 7};
+	int fds[CG_PROCS_FDS] = {7, 7, 7, 7};
 	CHECK(cg_open_procs(&g, fds) == -1);
-	CHECK(fds[0] == -1 && fds[1] == -1 && fds[2] == -1);
-	/* all three there: three descriptors */
+	CHECK(fds[0] == -1 && fds[1] == -1 && fds[2] == -1 && fds[3] == -1);
+	/* the cpu group, the last one opened, missing: the three before it closed too */
 	snprintf(g.pids, sizeof g.pids, "%s", dir);
 	snprintf(g.frz, sizeof g.frz, "%s", dir);
+	snprintf(g.cpu, sizeof g.cpu, "%s/gone", dir);
+	CHECK(cg_open_procs(&g, fds) == -1);
+	CHECK(fds[0] == -1 && fds[1] == -1 && fds[2] == -1 && fds[3] == -1);
+	/* no cpu group (no cpu hierarchy): three descriptors and -1 for it */
+	g.cpu[0] = '\0';
 	CHECK(cg_open_procs(&g, fds) == 0);
-	CHECK(fds[0] >= 0 && fds[1] >= 0 && fds[2] >= 0);
-	for (int i = 0; i < 3; i++)
+	CHECK(fds[0] >= 0 && fds[1] >= 0 && fds[2] >= 0 && fds[3] == -1);
+	for (int i = 0; i < CG_PROCS_FDS; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
+	/* all four there: four descriptors */
+	snprintf(g.cpu, sizeof g.cpu, "%s", dir);
+	CHECK(cg_open_procs(&g, fds) == 0);
+	CHECK(fds[0] >= 0 && fds[1] >= 0 && fds[2] >= 0 && fds[3] >= 0);
+	for (int i = 0; i < CG_PROCS_FDS; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+static void test_cpu_quota(void)
+{
+	/* CFS bandwidth: cores times the 100 ms period, in microseconds per period */
+	CHECK(CG_CPU_PERIOD_US == 100000);
+	CHECK(cg_cpu_quota_us(1000) == 100000); /* one core */
+	CHECK(cg_cpu_quota_us(500) == 50000);
+	CHECK(cg_cpu_quota_us(100) == 10000);	/* the least CPU_LIMIT allows */
+	CHECK(cg_cpu_quota_us(2250) == 225000);
+	CHECK(cg_cpu_quota_us(64000) == 6400000); /* the most */
+	/* the kernel takes no quota under 1 ms */
+	CHECK(cg_cpu_quota_us(SANDBOX_CPU_MILLI_MIN) >= 1000);
+}
+
+static void test_cpu_limit_parse(void)
+{
+	const struct {
+		const char *s;
+		int milli;
+	} ok[] = {{"1", 1000}, {"0.5", 500}, {"0.1", 100}, {"2.25", 2250}, {"64", 64000},
+		  {"64.000", 64000}, {"1.5", 1500}, {"0.125", 125}, {"03", 3000}};
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		int m = -1;
+		char err[200] = "";
+		CHECK(sandbox_cpu_limit_parse(ok[i].s, &m, err, sizeof err) == 0);
+		if (m != ok[i].milli)
+			fprintf(stderr, "  CPU_LIMIT=%s read as %d\n", ok[i].s, m);
+		CHECK(m == ok[i].milli);
+	}
+	/* refused (the worker does not start) and the value left as it was */
+	const char *bad[] = {"0",    "0.05", "0.09",  "64.001", "65",  "1000000000000000000000",
+			     "-1",   "1.",   ".5",    "1.2345", "1e3", "inf",
+			     "nan",  " 1",   "1 ",    "1,5",    "0x1", "1..5",
+			     "abc",  "",     "0.0001"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		int m = 777;
+		char err[200] = "";
+		CHECK(sandbox_cpu_limit_parse(bad[i], &m, err, sizeof err) == -1);
+		CHECK(m == 777);
+		if (!strstr(err, "CPU_LIMIT"))
+			fprintf(stderr, "  CPU_LIMIT=\"%s\": message \"%s\"\n", bad[i], err);
+		CHECK(strstr(err, "CPU_LIMIT") != NULL);
+	}
+	/* the default is one core */
+	struct sandbox_limits l;
+	sandbox_limits_default(&l);
+	CHECK(l.cpu_milli == 1000);
 }
 
 static int mkdir_in(const char *sub)
@@ -201,6 +261,8 @@ int main(void)
 	test_incomplete_lines();
 	test_group_kill();
 	test_open_procs_partial();
+	test_cpu_quota();
+	test_cpu_limit_parse();
 	test_sweep_frozen_v1();
 	char path[512];
 	const char *files[] = {"cgroup.procs", "cgroup.kill"};
