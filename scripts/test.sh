@@ -281,9 +281,29 @@ case "$what" in
     run_unit || failed=1
     run_fuzz || failed=1
     run_programs || failed=1
+    # The cluster group runs beside the stack group: each of its suites starts a layout of
+    # its own on free ports (tests/lib/ports.mjs claims them against every test process),
+    # with its own data and sanitizer reports. Most stack suites wait on the stack rather
+    # than use the cores, and the cluster group (about 7 minutes) ends before the stack
+    # group (about 10), so the browser group (Chromium, the heaviest, on the same stack) and
+    # the Apache group run alone. The cluster group's output waits in a file, printed whole
+    # after the browser group's; its name is printed here to follow it live.
+    lane_log=$(mktemp /tmp/codecollab-cluster-lane.XXXXXX)
+    echo "== the cluster group runs beside the stack group (live: tail -f $lane_log)"
+    ( run_cluster ) >"$lane_log" 2>&1 </dev/null &
+    lane_pid=$!
+    # a Ctrl-C at a terminal reaches both (one process group); a TERM to this script alone
+    # sends one to the cluster group's shell too
+    trap 'kill -TERM "$lane_pid" 2>/dev/null; rm -f "$lane_log"; exit 130' INT TERM
     run_with_stack "stack browser" || failed=1
+    lane_rc=0
+    wait "$lane_pid" || lane_rc=$?
+    trap - INT TERM
+    echo "== the cluster group, run beside the stack group (exit $lane_rc)"
+    cat "$lane_log"
+    rm -f "$lane_log"
+    [ "$lane_rc" -eq 0 ] || failed=1
     run_apache || failed=1
-    run_cluster || failed=1
     ;;
   *) echo "usage: $0 [all|unit|programs|fuzz|stack|browser|integration|apache|cluster] [node test files...]" >&2; exit 2 ;;
 esac
