@@ -76,14 +76,16 @@ struct config {
 struct worker;
 
 /* One job thread. inflight and job (under lock) are the entry and job it is working on,
- * for heartbeats and cancel polls; cancel stops that job (its owner cancelled it, or the
- * worker is out of grace time). */
+ * for heartbeats and cancel polls, and attempt the attempt it runs (0 until the job is
+ * marked running); cancel stops that job (its owner cancelled it, the worker is out of
+ * grace time, or QUEUE_TAKEN_OVER: another worker runs it now). */
 struct slot {
 	struct worker *w;
 	pthread_t thread;
 	pthread_mutex_t lock;
 	char inflight[QUEUE_ID_MAX];
 	char job[QUEUE_ID_MAX];
+	volatile sig_atomic_t attempt;
 	volatile sig_atomic_t cancel;
 	volatile sig_atomic_t done;
 };
@@ -238,6 +240,7 @@ static void set_inflight(struct slot *s, const char *entry, const char *job)
 	pthread_mutex_lock(&s->lock);
 	snprintf(s->inflight, sizeof s->inflight, "%s", entry ? entry : "");
 	snprintf(s->job, sizeof s->job, "%s", entry && job ? job : "");
+	s->attempt = 0;
 	s->cancel = s->w->cancel;
 	metric_add(&worker_metrics[WM_THREADS_BUSY], 0, 0, entry ? 1 : -1);
 	pthread_mutex_unlock(&s->lock);
@@ -289,7 +292,8 @@ static void *job_thread(void *arg)
 		if (got == 1) {
 			set_inflight(s, e.entry, e.job);
 			if (queue_process(r, &e, w->handlers, w->nhandlers, w->consumer,
-					  w->cfg.max_attempts, &s->cancel, err, sizeof err) < 0)
+					  w->cfg.max_attempts, &s->cancel, &s->attempt, err,
+					  sizeof err) < 0)
 				got = -1;
 			set_inflight(s, NULL, NULL);
 		}
@@ -325,8 +329,37 @@ static int heartbeat(struct worker *w, struct rds *r)
 	return queue_touch(r, w->consumer, p, n);
 }
 
-/* Stops the running jobs whose status became cancelled (DELETE /api/jobs/{id}): their
- * handler sees the slot's cancel flag and kills the sandbox. One HGET per busy thread. */
+/* Whether a running job is no longer this slot's, from its hash's status, attempts and
+ * worker (an HMGET reply): 1 cancelled by its owner, QUEUE_TAKEN_OVER when a newer attempt
+ * was counted since ours was marked running (attempt: ours, 0 when not yet running), or
+ * another worker marked the job since (a requeue of its may put attempts back to ours), 0
+ * when it is still ours (also while our own requeue, attempts - 1, is under way). A hash gone or
+ * unreadable is not judged here: the run's outcome is fenced anyway. */
+static int slot_lost(const redisReply *rep, const char *consumer, long attempt)
+{
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
+	    rep->element[0]->type != REDIS_REPLY_STRING)
+		return 0;
+	enum job_status st;
+	if (job_status_parse(rep->element[0]->str, &st) == 0 && st == JOB_CANCELLED)
+		return 1;
+	if (attempt <= 0)
+		return 0;
+	const redisReply *n = rep->element[1], *who = rep->element[2];
+	if (n->type == REDIS_REPLY_STRING && atol(n->str) > attempt)
+		return QUEUE_TAKEN_OVER;
+	if (who->type == REDIS_REPLY_STRING && strcmp(who->str, consumer))
+		return QUEUE_TAKEN_OVER;
+	return 0;
+}
+
+/* Stops the running jobs that are no longer this worker's to run: their handler sees the
+ * slot's cancel flag and kills the sandbox (or gives up the AI call). A job whose status
+ * became cancelled (DELETE /api/jobs/{id}) ends as a cancel does (its requeue refused, the
+ * entry acknowledged); one taken over by another worker (this one stalled past its liveness key, and that worker claimed
+ * the entry and counted a newer attempt) is only dropped: the job and its entry are the
+ * other worker's, and a stale run left going would hold this slot for nothing. One HMGET
+ * per busy thread. */
 static int poll_cancelled(struct worker *w, struct rds *r)
 {
 	for (long i = 0; i < w->cfg.workers; i++) {
@@ -334,26 +367,33 @@ static int poll_cancelled(struct worker *w, struct rds *r)
 		char job[QUEUE_ID_MAX];
 		pthread_mutex_lock(&s->lock);
 		snprintf(job, sizeof job, "%s", s->cancel ? "" : s->job);
+		long attempt = s->attempt;
 		pthread_mutex_unlock(&s->lock);
 		if (!job[0])
 			continue;
 		struct rkey jk = rkey1(RK_JOB, job);
-		redisReply *rep = rds_cmd(r, jk.s, "HGET %s status", jk.s);
+		redisReply *rep = rds_cmd(r, jk.s, "HMGET %s status attempts worker", jk.s);
 		if (!rep || rep->type == REDIS_REPLY_ERROR) {
 			if (rep)
 				freeReplyObject(rep);
 			return -1;
 		}
-		enum job_status st;
-		int cancelled = rep->type == REDIS_REPLY_STRING &&
-				job_status_parse(rep->str, &st) == 0 && st == JOB_CANCELLED;
+		int lost = slot_lost(rep, w->consumer, attempt);
+		char now[QUEUE_ID_MAX * 4] = "";
+		if (lost == QUEUE_TAKEN_OVER && rep->element[2]->type == REDIS_REPLY_STRING)
+			snprintf(now, sizeof now, "%s", rep->element[2]->str);
 		freeReplyObject(rep);
-		if (!cancelled)
+		if (!lost)
 			continue;
 		pthread_mutex_lock(&s->lock);
-		if (!strcmp(s->job, job)) { /* still that job: the thread may have moved on */
-			s->cancel = 1;
-			log_info("job %s: cancelled by its owner: stopping it", job);
+		/* still that job at that attempt: the thread may have moved on */
+		if (!strcmp(s->job, job) && s->attempt == attempt && !s->cancel) {
+			s->cancel = lost;
+			if (lost == QUEUE_TAKEN_OVER)
+				log_info("job %s: taken over by another worker (%s): attempt %ld is "
+					 "stale, stopping it", job, now[0] ? now : "?", attempt);
+			else
+				log_info("job %s: cancelled by its owner: stopping it", job);
 		}
 		pthread_mutex_unlock(&s->lock);
 	}
@@ -609,7 +649,8 @@ int main(void)
 			w->cancel = 1;
 		}
 		for (long i = 0; w->cancel && i < started; i++)
-			w->slots[i].cancel = 1;
+			if (!w->slots[i].cancel) /* one taken over stays so: it is not requeued */
+				w->slots[i].cancel = 1;
 		if (!w->stop && started < w->cfg.workers)
 			w->stop = 1, stop_at = clock_mono_ms(); /* a thread failed to start: exit */
 		int all_done = 1;

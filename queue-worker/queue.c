@@ -6,6 +6,7 @@
 #include "errbuf.h"
 #include "log.h"
 #include "rds.h"
+#include "rscript.h"
 #include "worker_metrics.h"
 #include "clock.h"
 
@@ -227,25 +228,25 @@ int queue_claim_orphan(struct rds *r, const char *consumer, long min_idle_ms, ch
 
 int queue_touch(struct rds *r, const char *consumer, const char *const *ids, size_t n)
 {
-	if (n == 0)
-		return 0;
-	enum { FIXED = 5, MAX = 64 };
-	const char *argv[FIXED + MAX + 1];
-	if (n > MAX)
-		n = MAX;
-	argv[0] = "XCLAIM";
-	argv[1] = QUEUE_STREAM;
-	argv[2] = QUEUE_GROUP;
-	argv[3] = consumer;
-	argv[4] = "0";
-	for (size_t i = 0; i < n; i++)
-		argv[FIXED + i] = ids[i];
-	argv[FIXED + n] = "JUSTID";
-	redisReply *rep = rds_cmdv(r, QUEUE_STREAM, (int)(FIXED + n + 1), argv, NULL);
-	char err[64];
-	if (rds_reply_failed(r, rep, err, sizeof err))
-		return -1;
-	freeReplyObject(rep);
+	/* the stream, the group and the consumer, then as many ids as a script call takes */
+	enum { FIXED = 3, MAX = RDS_SCRIPT_MAX_ARGS - FIXED };
+	const char *args[RDS_SCRIPT_MAX_ARGS];
+	args[0] = QUEUE_STREAM;
+	args[1] = QUEUE_GROUP;
+	args[2] = consumer;
+	for (size_t done = 0; done < n;) {
+		size_t k = n - done < MAX ? n - done : MAX;
+		for (size_t i = 0; i < k; i++)
+			args[FIXED + i] = ids[done + i];
+		/* only the entries still pending with us (lib/lua/queue_touch.lua): one another
+		 * worker took over while we stalled is left to it */
+		redisReply *rep = rds_script(r, &rs_queue_touch, 1, (int)(FIXED + k), args, NULL);
+		char err[64];
+		if (rds_reply_failed(r, rep, err, sizeof err))
+			return -1;
+		freeReplyObject(rep);
+		done += k;
+	}
 	return 0;
 }
 
@@ -462,7 +463,8 @@ static int conclude(struct rds *r, const struct queue_handler *h, const struct q
 
 int queue_process(struct rds *r, const struct queue_entry *e, const struct queue_handler *h,
 		  size_t nh, const char *consumer, long max_attempts,
-		  const volatile sig_atomic_t *cancel, char *err, size_t errlen)
+		  const volatile sig_atomic_t *cancel, volatile sig_atomic_t *attempt, char *err,
+		  size_t errlen)
 {
 	struct queue_job j;
 	char why[512] = "";
@@ -551,6 +553,7 @@ int queue_process(struct rds *r, const struct queue_entry *e, const struct queue
 		rc = ok;
 		goto out;
 	}
+	*attempt = (sig_atomic_t)j.attempts; /* within max_attempts (at most 100) */
 	long long t0 = clock_mono_ms();
 	enum queue_outcome o = hd->run(hd->ctx, r, &j, cancel, &result, why, sizeof why);
 	worker_metrics_job_time(j.kind, clock_mono_ms() - t0);
@@ -568,6 +571,13 @@ int queue_process(struct rds *r, const struct queue_entry *e, const struct queue
 			      why[0] ? why : "failed", err, errlen);
 		break;
 	case QUEUE_REQUEUE:
+		if (*cancel == QUEUE_TAKEN_OVER) {
+			/* stopped because another worker runs the job now (the main thread said
+			 * so): the entry and the job are that worker's, nothing of ours to store */
+			worker_metrics_job(j.kind, WM_STALE);
+			rc = 0;
+			break;
+		}
 		/* status queued, attempts - 1, a new entry, this one acknowledged, the queued
 		 * event: one step, and only while this attempt is still the job's */
 		log_info("job %s: put back in the queue", j.id);

@@ -114,7 +114,10 @@ int queue_claim_orphan(struct rds *r, const char *consumer, long min_idle_ms, ch
 		       struct queue_entry *e, char *err, size_t errlen);
 
 /* Resets the idle time of entries this worker is still working on, so they are not
- * claimed by another worker while they run (XCLAIM … JUSTID). ids: n entry ids. */
+ * claimed by another worker while they run (XCLAIM … JUSTID), but only of those still
+ * pending with this consumer (lib/lua/queue_touch.lua): an entry another worker took over
+ * while this one stalled stays that worker's, so the orphan scan judges it by that
+ * worker's liveness. ids: n entry ids. 0 or -1. */
 int queue_touch(struct rds *r, const char *consumer, const char *const *ids, size_t n);
 
 int queue_ack(struct rds *r, const char *entry_id);
@@ -145,11 +148,17 @@ int queue_job_count_attempt(struct rds *r, struct queue_job *j, long max_attempt
  * runs the handler of its kind, stores the outcome and acknowledges the entry last; each
  * status change together with its room event. A stale attempt (the job was claimed by
  * another worker meanwhile, or is over) stores, announces and acknowledges nothing.
+ * *attempt (the caller's, 0 before) is set to the attempt's number once the job is marked
+ * running at it, so the caller can tell from the job's hash that another worker took the
+ * job over. *cancel non-zero stops the handler; QUEUE_TAKEN_OVER there says the job is
+ * another worker's now: the stopped attempt is not put back in the queue, only dropped.
  * 0 when the entry is dealt with; -1 when Redis failed (err): the entry stays pending and
  * is claimed again later. */
+#define QUEUE_TAKEN_OVER 2
 int queue_process(struct rds *r, const struct queue_entry *e, const struct queue_handler *h,
 		  size_t nh, const char *consumer, long max_attempts,
-		  const volatile sig_atomic_t *cancel, char *err, size_t errlen);
+		  const volatile sig_atomic_t *cancel, volatile sig_atomic_t *attempt, char *err,
+		  size_t errlen);
 
 /* SET cc:runtimes <json> EX ttl_s: it lapses when no worker refreshes it, so the API can
  * tell that nothing would run a job. 0 or -1. */

@@ -292,6 +292,19 @@ const cases = {
     assert.ok(await drain() > 0);
     assert.deepEqual(await c.send('EXISTS', rk(a, 'events'), rk(a, 'runs'), rk(a, 'outbox')), 0);
   },
+  // a heartbeat touches only the entries still pending with its own consumer
+  async queue_touch() {
+    // a group of its own, so the end-to-end case's entries are not in its way
+    const group = `touch${process.pid}`;
+    await c.send('XGROUP', 'CREATE', 'cc:{jobs}:stream', group, '$', 'MKSTREAM');
+    const id = await c.send('XADD', 'cc:{jobs}:stream', '*', 'job', `jt${process.pid}`);
+    await c.send('XREADGROUP', 'GROUP', group, 'wt1', 'COUNT', '1', 'STREAMS', 'cc:{jobs}:stream', '>');
+    assert.equal(await run('queue_touch', ['cc:{jobs}:stream'], [group, 'wt2', id]), 0);
+    assert.equal(await run('queue_touch', ['cc:{jobs}:stream'], [group, 'wt1', id, '0-1']), 1);
+    const [[, owner]] = await c.send('XPENDING', 'cc:{jobs}:stream', group, id, id, 1);
+    assert.equal(owner, 'wt1');
+    await c.send('XGROUP', 'DESTROY', 'cc:{jobs}:stream', group);
+  },
   // a request id's mark and its job, as job_create leaves them: a repeat, another request
   // under the id, an id that names nothing
   async job_repeat() {

@@ -527,6 +527,51 @@ test('a stale worker (stalled until its job was claimed and finished) stores and
   assertCleanExit(b, await stopWorker(b));
 }));
 
+test('a worker that stalls past its liveness and wakes up: its job stays with the worker that took it over, whose death is then noticed within seconds', () => withRedis(async (r, redis) => {
+  // Heartbeats every CLAIM_IDLE_MS / 3 = 3 s. A woken worker that took the entry back with
+  // them hid it from the orphan scan (its owner looked alive), and XAUTOCLAIM needs 9 s idle
+  // after the stale run's 20 s: the job sat running with nobody running it for ~20 s.
+  // RUN_TIMEOUT_MS lets the run's 20 s sleep go on (the default cuts it at 5 s).
+  const env = { WORKERS: '1', CLAIM_IDLE_MS: '9000', WORKER_LIVENESS_MS: '1500', RUN_TIMEOUT_MS: '30000', SHUTDOWN_GRACE_MS: '0' };
+  const w1 = await startWorker(redis.port, env);
+  const w2 = await startWorker(redis.port, env);
+  for (const w of [w1, w2]) w.consumer = w.output.match(/consumer (\S+): \d+ job threads/)[1];
+  const room = jobId('room');
+  const id = await enqueue(r, { room, request: sh('sleep 20; echo late') });
+  await waitStatus(r, id, 'running');
+  const a = (await job(r, id)).worker === w1.consumer ? w1 : w2;
+  const b = a === w1 ? w2 : w1;
+  a.kill('SIGSTOP'); // its liveness key lapses; its sandbox's sleep goes on
+  const running = async (attempt) => (await events(r, room))
+    .some((e) => e.data.job_id === id && e.data.status === 'running' && e.data.attempt === attempt);
+  await waitFor(() => running(2), { timeout: 20000, what: 'b to take the job over (attempt 2)' });
+  assert.equal((await job(r, id)).worker, b.consumer);
+  a.kill('SIGCONT');
+  await sleep(3500); // a heartbeat period of a's, and some
+  const [[, owner]] = await r.cmd('XPENDING', 'cc:{jobs}:stream', 'workers', '-', '+', 10);
+  assert.equal(owner, b.consumer, 'the entry stays pending with the worker that runs the job');
+  b.kill('SIGKILL');
+  const t0 = Date.now();
+  await b.exited;
+  // b's liveness key lapses after 1.5 s and a's free thread scans every second
+  await waitFor(() => running(3), { timeout: 12000, what: 'the job taken over again once b died (attempt 3)' });
+  const took = Date.now() - t0;
+  const j = await job(r, id);
+  assert.equal(j.status, 'running');
+  assert.equal(j.attempts, 3);
+  assert.equal(j.worker, a.consumer, 'run by a\'s only thread: its stale run was stopped');
+  const line = `job ${id}: taken over by another worker (${b.consumer}): attempt 1 is stale, stopping it`;
+  assert.ok(a.output.includes(line), `a logs: ${line}\n${a.output}`);
+  console.log(`  a stalled worker woke up: the job taken over again ${took} ms after the other worker's kill`);
+  // the stopped stale run wrote nothing: no requeue, no event of its own
+  assert.deepEqual((await jobEvents(r, room, id)).map((e) => [e.data.status, e.data.attempt]),
+    [['queued', undefined], ['running', undefined], ['running', 2], ['running', 3]]);
+  // what DELETE /api/jobs/{id} leaves: attempt 3 stops, and the entry is acknowledged
+  await r.cmd('HSET', `cc:{jobs}:job:${id}`, 'status', 'cancelled', 'error', 'cancelled by tester');
+  await waitFor(async () => (await r.cmd('XPENDING', 'cc:{jobs}:stream', 'workers'))[0] === 0, { timeout: 20000, what: 'ack of the cancelled job' });
+  assertCleanExit(a, await stopWorker(a));
+}));
+
 // A job put in its room's line of the fair scheduler the way the API's create script
 // leaves it (lib/jobstate.c): the hash, the line, the backlog counters, the room in the
 // ring. Workers dispatch it into cc:{jobs}:stream when a thread is free (their registration
