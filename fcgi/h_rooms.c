@@ -173,6 +173,27 @@ static int emit_rights_event(struct api_ctx *c, const char *room, const char *re
 	return emit_room_event(c, room, ev);
 }
 
+/* Takes back an entry this request wrote into the member cache before the read that was to
+ * confirm it, when that read failed or its correction could not be written. Left alone, the
+ * entry may put back a role that a removal (or demotion) committed meanwhile had just taken
+ * away, and nothing else would ever correct it: the removed member's next GET is refused
+ * before it touches the cache, and the document endpoints and the broker trust a hit. A
+ * missing entry is always safe: it only sends the next check to PostgreSQL (the member's
+ * retry writes it again). When even the HDEL fails, the brokers are asked to look again
+ * (unless the room is gone: announce 0) and the request answers 503, so that the client
+ * retries rather than taking the answer for a confirmation. 0 taken back, -1 answered. */
+static int cache_take_back(struct api_ctx *c, const char *room, long long uid, int announce)
+{
+	if (cache_member(c, room, uid, NULL) == 0)
+		return 0;
+	log_warn("room %s: could not take back the member cache entry of user %lld", room, uid);
+	if (announce)
+		emit_rights_event(c, room, "access");
+	api_error(c, 503, "redis_unavailable",
+		  "your access to this room could not be confirmed right now; try again");
+	return -1;
+}
+
 
 /* 1 written, 0 already so, -1 Redis failed (logged). vis NULL deletes the key. */
 static int visibility_put(struct api_ctx *c, const char *room, const char *vis)
@@ -366,8 +387,10 @@ static cJSON *members_json(struct api_ctx *c, const char *room)
 /* GET refreshes the caller's entry in the member cache, which the broker and the document
  * endpoints trust. When the owner removed the caller or changed their role between our read
  * and that write, the write put back what was just taken away. members was read after the
- * write, so it has the truth: correct the entry when it differs from what was written. */
-static void recheck_member(struct api_ctx *c, const cJSON *members, const char *written)
+ * write, so it has the truth: correct the entry when it differs from what was written. A
+ * correction that cannot be written is no reason to keep the wrong role: the entry is taken
+ * back instead. 0, or -1 answered (503: neither could be written). */
+static int recheck_member(struct api_ctx *c, const cJSON *members, const char *written)
 {
 	const char *now = NULL;
 	const cJSON *m;
@@ -378,10 +401,14 @@ static void recheck_member(struct api_ctx *c, const cJSON *members, const char *
 		if (cJSON_IsNumber(id) && (long long)id->valuedouble == c->user.user_id)
 			now = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "role"));
 	}
+	if (now && strcmp(now, written) == 0)
+		return 0;
+	if (cache_member(c, c->params[0], c->user.user_id, now) < 0 &&
+	    cache_take_back(c, c->params[0], c->user.user_id, 1) < 0)
+		return -1;
 	/* the broker may have re-checked streams by the entry this corrects */
-	if ((!now || strcmp(now, written) != 0) &&
-	    cache_member(c, c->params[0], c->user.user_id, now) == 0)
-		emit_rights_event(c, c->params[0], "access");
+	emit_rights_event(c, c->params[0], "access");
+	return 0;
 }
 
 static void refuse_stranger(struct api_ctx *c)
@@ -424,7 +451,10 @@ void h_room_get(struct api_ctx *c)
 	add_role(o, &r);
 	cJSON *members = members_json(c, c->params[0]);
 	if (!members) {
+		/* answered (the store's failure): the entry written above is confirmed by nothing */
 		cJSON_Delete(o);
+		if (cached[0])
+			cache_take_back(c, c->params[0], c->user.user_id, 1);
 		return;
 	}
 	/* A room always has its owner among its members: none, and it was deleted after our
@@ -433,13 +463,16 @@ void h_room_get(struct api_ctx *c)
 	if (cJSON_GetArraySize(members) == 0) {
 		cJSON_Delete(members);
 		cJSON_Delete(o);
-		if (cached[0])
-			cache_member(c, c->params[0], c->user.user_id, NULL);
 		api_error(c, 404, "room_not_found", "no room with id %s", c->params[0]);
+		if (cached[0])
+			cache_take_back(c, c->params[0], c->user.user_id, 0);
 		return;
 	}
-	if (cached[0])
-		recheck_member(c, members, cached);
+	if (cached[0] && recheck_member(c, members, cached) < 0) {
+		cJSON_Delete(members);
+		cJSON_Delete(o);
+		return;
+	}
 	cJSON_AddItemToObject(o, "members", members);
 	api_json(c, 200, o);
 }
@@ -669,13 +702,17 @@ void h_room_join(struct api_ctx *c)
 		cache_member(c, c->params[0], c->user.user_id, given);
 		st = store_room_get(c->store, c->params[0], c->user.user_id, &r);
 		/* Deleted meanwhile: the DELETE's clears may both have run before the write
-		 * above, which then outlives the room: take it back. */
-		if (st == STORE_NOT_FOUND)
-			cache_member(c, c->params[0], c->user.user_id, NULL);
-		if (room_answered(c, st) < 0)
+		 * above, which then outlives the room: take it back (no rights event: the room's
+		 * streams end with `deleted`). Any other failure leaves the role unconfirmed:
+		 * taken back too. */
+		if (room_answered(c, st) < 0) {
+			cache_take_back(c, c->params[0], c->user.user_id, st != STORE_NOT_FOUND);
 			return;
-		if (strcmp(r.role, given) != 0)
-			cache_member(c, c->params[0], c->user.user_id, r.role[0] ? r.role : NULL);
+		}
+		if (strcmp(r.role, given) != 0 &&
+		    cache_member(c, c->params[0], c->user.user_id, r.role[0] ? r.role : NULL) < 0 &&
+		    cache_take_back(c, c->params[0], c->user.user_id, 1) < 0)
+			return;
 		cJSON *ev = cJSON_CreateObject();
 		cJSON_AddStringToObject(ev, "reason", "members");
 		emit_room_event(c, c->params[0], ev);
@@ -786,12 +823,21 @@ void h_member_put(struct api_ctx *c)
 	char now[STORE_ROLE_MAX];
 	st = store_member_role(c->store, c->params[0], c->params[1], now);
 	if (st != STORE_OK) {
+		/* the role written above is confirmed by nothing: taken back */
 		api_fail_why(c, st);
+		cache_take_back(c, c->params[0], target, 1);
 		return;
 	}
+	/* a correction that cannot be written: no entry is as good (PostgreSQL decides) */
 	int fixed = strcmp(now, v[0].s) == 0 ||
-		    cache_member(c, c->params[0], target, now[0] ? now : NULL) == 0;
-	if (!fixed || emit_rights_event(c, c->params[0], "members") < 0) {
+		    cache_member(c, c->params[0], target, now[0] ? now : NULL) == 0 ||
+		    (now[0] && cache_member(c, c->params[0], target, NULL) == 0);
+	if (!fixed) {
+		emit_rights_event(c, c->params[0], "members");
+		revoke_failed(c);
+		return;
+	}
+	if (emit_rights_event(c, c->params[0], "members") < 0) {
 		revoke_failed(c);
 		return;
 	}

@@ -4,7 +4,7 @@
 // stack's own servers and key (from var/run/env).
 import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createConnection } from 'node:net';
 import { connectRedis } from './resp.mjs';
 import { sseBlockStream } from './sse.mjs';
@@ -253,7 +253,33 @@ export const DEAD_REDIS = Object.freeze({ REDIS_URL: 'redis://127.0.0.1:1', REDI
 // Runs the API binary (CC_API_BIN) once as a plain CGI program (RFC 3875): the request in
 // the environment and on stdin, the answer on stdout. Returns {code, status, headers (lower-
 // case names), body, json, stderr}.
-export function cgi({ method = 'GET', uri, body, contentType, contentLength, token, https = false, remoteAddr = '192.0.2.1', env = {} } = {}) {
+export function cgi(opts = {}) {
+  const { env, input } = cgiRequest(opts);
+  const r = spawnSync(process.env.CC_API_BIN, [], { env, input, timeout: 20000, maxBuffer: 8 << 20 });
+  if (r.error) throw r.error;
+  return cgiAnswer(r.status, r.signal, r.stdout, r.stderr);
+}
+
+// cgi() without blocking the suite: a promise of the same answer, for a test that acts
+// (other requests, SQL) while the run is under way. Killed after timeoutMs.
+export function cgiAsync(opts = {}, { timeoutMs = 60000 } = {}) {
+  const { env, input } = cgiRequest(opts);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.env.CC_API_BIN, [], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out = [], err = [];
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.stdout.on('data', (d) => out.push(d));
+    child.stderr.on('data', (d) => err.push(d));
+    child.on('error', (e) => { clearTimeout(timer); reject(e); });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve(cgiAnswer(code, signal, Buffer.concat(out), Buffer.concat(err)));
+    });
+    child.stdin.end(input);
+  });
+}
+
+function cgiRequest({ method = 'GET', uri, body, contentType, contentLength, token, https = false, remoteAddr = '192.0.2.1', env = {} } = {}) {
   const e = {
     PATH: process.env.PATH,
     GATEWAY_INTERFACE: 'CGI/1.1',
@@ -285,9 +311,11 @@ export function cgi({ method = 'GET', uri, body, contentType, contentLength, tok
   if (https) e.HTTPS = 'on';
   Object.assign(e, env);
   for (const k of Object.keys(e)) if (e[k] === undefined || e[k] === null) delete e[k];
-  const r = spawnSync(process.env.CC_API_BIN, [], { env: e, input, timeout: 20000, maxBuffer: 8 << 20 });
-  if (r.error) throw r.error;
-  const out = r.stdout.toString('utf8');
+  return { env: e, input };
+}
+
+function cgiAnswer(code, signal, stdout, stderr) {
+  const out = stdout.toString('utf8');
   const cut = out.indexOf('\r\n\r\n');
   const headText = cut < 0 ? out : out.slice(0, cut);
   const text = cut < 0 ? '' : out.slice(cut + 4);
@@ -300,5 +328,5 @@ export function cgi({ method = 'GET', uri, body, contentType, contentLength, tok
   const m = /^(\d{3})( |$)/.exec(headers.status || '');
   let json = null;
   try { json = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
-  return { code: r.status, signal: r.signal, statusLine: lines[0], status: m ? Number(m[1]) : 0, headers, body: text, json, stderr: r.stderr.toString('utf8') };
+  return { code, signal, statusLine: lines[0], status: m ? Number(m[1]) : 0, headers, body: text, json, stderr: stderr.toString('utf8') };
 }
