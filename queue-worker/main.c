@@ -430,7 +430,6 @@ static char *runtimes_text(struct worker *w, const struct runtimes *local)
 			 PISTON_RUNTIMES_TEXT_MAX / 1024);
 	*last = lo;
 	return s;
-	return s;
 }
 
 /* The runtimes list is fetched on a thread of its own (docs/INTERNALS.md, "The worker's
