@@ -95,8 +95,8 @@ void api_front_door_error(struct api_ctx *c, int status);
  * ("at most 10 runs per minute"), or 503 when Redis cannot say. */
 int api_user_quota(struct api_ctx *c, const char *what, long limit, const char *noun);
 /* api_user_quota that hands back the counted event (member, 33 bytes), so that a request
- * that turns out not to need it (a repeated run) can take it back with
- * api_user_quota_release (which logs a failure: the quota is then one short a minute). */
+ * that turns out not to need it (a repeated run, a job the queue refused) can take it back
+ * with api_user_quota_release (which logs a failure: the quota is then one short a minute). */
 int api_user_quota_reserve(struct api_ctx *c, const char *what, long limit, const char *noun,
 			   char member[33]);
 void api_user_quota_release(struct api_ctx *c, const char *what, const char *member);

@@ -28,6 +28,7 @@
 #include "handlers.h"
 #include "lang.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "rnd.h"
 #include "utf8.h"
 #include "valid.h"
@@ -303,7 +304,8 @@ static void ask(struct api_ctx *c, const char *room, struct ai_ask *a)
 	}
 	/* Ours until the job exists: whatever ends the request before that gives it back (a
 	 * failed release leaves it to AI_CLAIM_TTL_MS), and waiting requests never join it. */
-	if (api_user_quota(c, "ai", c->cfg->ai_limit, "AI requests") < 0) {
+	char counted[RATELIMIT_MEMBER_LEN + 1] = "";
+	if (api_user_quota_reserve(c, "ai", c->cfg->ai_limit, "AI requests", counted) < 0) {
 		release_claim(c, room, a, id);
 		return;
 	}
@@ -311,6 +313,10 @@ static void ask(struct api_ctx *c, const char *room, struct ai_ask *a)
 	int rc = jobs_enqueue(c, room, "ai", a->kind, req, id, NULL); /* with its queued event */
 	cJSON_Delete(req);
 	if (rc < 0) {
+		/* a refused request made no job: it does not count against the user's limit (a
+		 * failure does, its job may exist) */
+		if (rc == JOBS_REFUSED && counted[0])
+			api_user_quota_release(c, "ai", counted);
 		release_claim(c, room, a, id);
 		return;
 	}

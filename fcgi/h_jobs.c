@@ -198,20 +198,27 @@ int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const ch
 	case JOBSTATE_REPEATED:
 		rc = 1;
 		break;
+	/* the script wrote nothing for these: JOBS_REFUSED, so that what the caller counted
+	 * against the user's per-minute limit is given back (told to try again in a few
+	 * seconds, a user must not run out of runs having run nothing) */
 	case JOBSTATE_REUSED:
 		request_id_reused(c, rq);
+		rc = JOBS_REFUSED;
 		break;
 	case JOBSTATE_ROOM_FULL:
 		api_too_many(c, JOBS_RETRY_AFTER_S, "room_queue_full",
 			     "this room has %ld jobs waiting (at most %ld)", backlog, n.room_max);
+		rc = JOBS_REFUSED;
 		break;
 	case JOBSTATE_USER_FULL:
 		api_too_many(c, JOBS_RETRY_AFTER_S, "user_queue_full",
 			     "you have %ld jobs waiting (at most %ld)", backlog, n.user_max);
+		rc = JOBS_REFUSED;
 		break;
 	case JOBSTATE_QUEUE_FULL:
 		api_too_many(c, JOBS_RETRY_AFTER_S, "queue_full",
 			     "the server has %ld jobs waiting (at most %ld)", backlog, n.queue_max);
+		rc = JOBS_REFUSED;
 		break;
 	default:
 		log_warn("job %s: %s", id_out, err);
@@ -384,7 +391,9 @@ void h_execution_create(struct api_ctx *c)
 	doc_state_free(&d);
 	char id[JOB_ID_LEN + 1] = "";
 	int rc = jobs_enqueue(c, c->params[0], "execution", NULL, rt, id, rq.id ? &rq : NULL);
-	if (rc == 1 && counted[0])
+	/* a repeat made nothing new, nor did a refusal; a failure (-1) keeps its count: the
+	 * job may exist (a failed WAIT) */
+	if ((rc == 1 || rc == JOBS_REFUSED) && counted[0])
 		api_user_quota_release(c, "exec", counted);
 	if (rc == 0)
 		answer_run(c, id, job_status_name(JOB_QUEUED),

@@ -112,9 +112,13 @@ struct jobs_request {
 };
 /* Puts a job on the queue (h_jobs.c) and emits its `queued` room event (type kind, data
  * {job_id, kind: event_kind (when not NULL), status}) in the same step; 0, 1 when rq (may be
- * NULL) names a job made for the same request (rq->first; nothing made), or -1 answered
- * (409 request_id_reused when rq names a job made for another request).
+ * NULL) names a job made for the same request (rq->first; nothing made), JOBS_REFUSED
+ * answered when the queue's admission refused it (429 room_queue_full, user_queue_full,
+ * queue_full; 409 request_id_reused when rq names a job made for another request), or -1
+ * answered otherwise (a failure: the job may exist, as after a failed WAIT).
+ * JOBS_REFUSED made nothing: a caller gives back what it counted for the job.
  * id_out: the job's id, picked here when it comes in empty ("") or the caller's. */
+#define JOBS_REFUSED (-2)
 int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const char *event_kind,
 		 cJSON *request, char id_out[17], struct jobs_request *rq);
 

@@ -194,6 +194,73 @@ test('admission: a full room line, a user\'s backlog and the whole queue answer 
   assert.equal((await waitJob(bJob.token, bJob.id)).result.stdout, 'all\n');
 });
 
+test('a run or AI request the queue refuses is not counted against the per-minute limit', async () => {
+  const a = await newUser();
+  const c = await newUser();
+  const b = await newUser();
+  const room = await createRoom(a.token, { language: 'bash' });
+  for (const u of [c, b]) {
+    const j = await call('POST', `/api/rooms/${room.id}/join`, { token: u.token, body: { invite: room.invite } });
+    assert.equal(j.status, 200, j.text);
+  }
+  const ids = { [a.token]: [], [c.token]: [] };
+  const bIds = [];
+  const askAi = (body, env) => cgi({
+    method: 'POST', uri: `/api/rooms/${room.id}/ai/hint`, token: b.token, body,
+    env: { AI_PROVIDER: 'local', AI_RATE_LIMIT: '3', ...env },
+  });
+  try {
+    // ten runs each of a and c (their limit of the minute) that each take a worker for the
+    // sandbox's 5 s of wall time: two at a time, the room's line holds some of them for 45 s
+    // and more, however slowly what follows goes
+    for (const u of [a, c]) {
+      for (let i = 0; i < 10; i++) {
+        const r = await run(u.token, room, { code: 'sleep 60' });
+        assert.equal(r.status, 202, r.text);
+        ids[u.token].push(r.json.job.id);
+      }
+    }
+    // b is told three times over to come back in a few seconds, for runs and AI alike: as
+    // many times as b's limits allow in a minute (3)
+    const line = { JOB_ROOM_BACKLOG_MAX: '1' };
+    const runEnv = { ...line, EXECUTION_RATE_LIMIT: '3' };
+    for (let i = 0; i < 3; i++) {
+      const r = cgiRun(b.token, room, { code: `echo b${i}` }, runEnv);
+      assert.equal(r.status, 429, r.body);
+      assert.equal(r.json.error, 'room_queue_full');
+      assert.equal(r.headers['retry-after'], '5');
+      const q = askAi({ code: `echo b${i}\n` }, line);
+      assert.equal(q.status, 429, q.body);
+      assert.equal(q.json.error, 'room_queue_full');
+      assert.equal(q.headers['retry-after'], '5');
+    }
+
+    // the line has room again: b's next run and AI request are admitted (the AI request with
+    // room for two, b's run may be waiting in line)
+    for (const [token, list] of Object.entries(ids)) await drain(token, list);
+    const r = cgiRun(b.token, room, { code: 'echo b' }, runEnv);
+    if (r.status === 202) bIds.push(r.json.job.id);
+    const q = askAi({ code: 'echo b\n' }, { JOB_ROOM_BACKLOG_MAX: '2' });
+    if (q.status === 202) bIds.push(q.json.job.id);
+    assert.deepEqual([r.status, r.json.error, q.status, q.json.error], [202, undefined, 202, undefined],
+      `run: ${r.body} AI: ${q.body}`);
+
+    // what b was admitted for still counts: two more runs, then the limit
+    const roomy = { ...runEnv, JOB_ROOM_BACKLOG_MAX: '10' };
+    for (let i = 0; i < 2; i++) {
+      const more = cgiRun(b.token, room, { code: `echo more${i}` }, roomy);
+      assert.equal(more.status, 202, more.body);
+      bIds.push(more.json.job.id);
+    }
+    const limited = cgiRun(b.token, room, { code: 'echo over' }, roomy);
+    assert.equal(limited.status, 429, limited.body);
+    assert.equal(limited.json.error, 'rate_limited');
+  } finally {
+    await drain(b.token, bIds);
+    for (const [token, list] of Object.entries(ids)) await drain(token, list);
+  }
+});
+
 test('DELETE /api/jobs/{id}: submitter or room owner; a running job\'s sandbox is killed, a queued one never runs', async () => {
   const owner = await newUser();
   const editor = await newUser();
