@@ -35,7 +35,6 @@
 
 #define AI_CODE_MAX (64 * 1024)	  /* bytes of code sent to the provider */
 #define AI_QUESTION_MAX 2000	  /* characters */
-#define AI_PENDING_TTL_S 300	  /* past a job's worst case: 3 attempts of 30 s, waits, queueing */
 #define AI_CLAIM_TTL_MS 10000	  /* a claim whose job was never created, should its writer die */
 #define AI_CLAIM_ROUNDS 10	  /* marks of jobs that are over taken over at most this often */
 #define AI_JOIN_WAIT_MS 1000	  /* the longest wait for a claimed job to be created: short, it
@@ -320,8 +319,9 @@ static void ask(struct api_ctx *c, const char *room, struct ai_ask *a)
 		release_claim(c, room, a, id);
 		return;
 	}
-	/* the mark lives as long as the job may: the worker deletes it when the job ends */
-	if (store_ai_mark(c->store, room, a->key, id, AI_PENDING_TTL_S) != STORE_OK)
+	/* the mark lives as long as the job may (AI_TIMEOUT_MS counted): the worker deletes it
+	 * when the job ends */
+	if (store_ai_mark(c->store, room, a->key, id, aicfg_pending_ttl_s(&a->cfg)) != STORE_OK)
 		log_warn("could not mark job %s as pending", id);
 	answer_job(c, id, job_status_name(JOB_QUEUED), 0);
 }

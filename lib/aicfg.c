@@ -93,3 +93,10 @@ out:
 	EVP_MD_CTX_free(md);
 	return rc;
 }
+
+long aicfg_pending_ttl_s(const struct aicfg *c)
+{
+	long per_call = (c->timeout_ms + 999) / 1000;
+	return AICFG_ATTEMPTS * per_call + (AICFG_ATTEMPTS - 1) * AICFG_RETRY_AFTER_MAX_S +
+	       AICFG_PENDING_SLACK_S;
+}

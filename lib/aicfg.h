@@ -29,6 +29,10 @@ enum aicfg_provider { AICFG_OFF, AICFG_LOCAL, AICFG_OPENAI };
 #define AICFG_CACHE_TTL_S (24 * 3600)
 #define AICFG_KEY_HEX 64
 
+#define AICFG_ATTEMPTS 3		/* provider calls per AI job, retries included */
+#define AICFG_RETRY_AFTER_MAX_S 30	/* a longer Retry-After fails the job at once */
+#define AICFG_PENDING_SLACK_S 150	/* a job's wait in its room's line, and the rest */
+
 struct aicfg {
 	enum aicfg_provider provider;
 	const char *base_url;
@@ -40,6 +44,13 @@ struct aicfg {
 /* 0, or -1 with a message naming the variable in err (an unknown AI_PROVIDER, a bad
  * AI_TIMEOUT_MS): a typo stops the program instead of silently changing provider. */
 int aicfg_load(struct aicfg *c, char *err, size_t errlen);
+
+/* How long (s) the API's mark of a pending AI job lives: past the job's worst case, every
+ * attempt taking the whole AI_TIMEOUT_MS and every wait between them the longest Retry-After
+ * honoured, plus AICFG_PENDING_SLACK_S; 300 s with the default timeout. A mark that ran out
+ * before its job ended let an identical request make a second job and a second provider
+ * call instead of joining the first. */
+long aicfg_pending_ttl_s(const struct aicfg *c);
 
 /* "off", "local", "openai". Static storage. */
 const char *aicfg_provider_name(enum aicfg_provider p);

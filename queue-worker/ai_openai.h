@@ -14,8 +14,10 @@
 
 #define AI_TEXT_MAX (32 * 1024)	    /* bytes of answer text kept */
 #define AI_RESPONSE_MAX (1024 * 1024) /* bytes of a provider's HTTP answer read */
-#define AI_ATTEMPTS 3		    /* provider calls per job, retries included */
-#define AI_RETRY_AFTER_MAX_S 30	    /* a longer Retry-After fails the job at once */
+/* provider calls per job, retries included, and the longest Retry-After honoured: shared
+ * with the API, whose pending mark of a job must outlive the job (lib/aicfg.h) */
+#define AI_ATTEMPTS AICFG_ATTEMPTS
+#define AI_RETRY_AFTER_MAX_S AICFG_RETRY_AFTER_MAX_S
 
 /* The chat completion request body for rq. Caller frees with free(); NULL when OOM. */
 char *ai_openai_body(const struct ai_request *rq);

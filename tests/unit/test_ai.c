@@ -444,9 +444,27 @@ static void test_event(void)
 	free(s);
 }
 
+/* The API's mark of a pending AI job outlives the job's worst case at any AI_TIMEOUT_MS: it
+ * was 300 s whatever the timeout, so with a 10-minute timeout an identical request made a
+ * second job (and provider call) while the first still ran. */
+static void test_pending_ttl(void)
+{
+	struct aicfg c = {.timeout_ms = 30000};
+	CHECK(aicfg_pending_ttl_s(&c) == 300); /* the default: as before */
+	long tos[] = {100, 1500, 30000, 30001, 120000, 600000};
+	for (size_t i = 0; i < sizeof tos / sizeof tos[0]; i++) {
+		c.timeout_ms = tos[i];
+		long worst = AICFG_ATTEMPTS * tos[i] / 1000 + (AICFG_ATTEMPTS - 1) * AICFG_RETRY_AFTER_MAX_S;
+		CHECK(aicfg_pending_ttl_s(&c) > worst);
+	}
+	c.timeout_ms = 600000; /* the largest AI_TIMEOUT_MS: 3 calls of 10 minutes */
+	CHECK(aicfg_pending_ttl_s(&c) >= 3 * 600 + 2 * 30);
+}
+
 int main(void)
 {
 	test_config();
+	test_pending_ttl();
 	test_cache_key();
 	test_prompts();
 	test_request();
