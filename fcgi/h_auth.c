@@ -378,11 +378,64 @@ static int bury_gen(struct rds *rd, struct api_ctx *c, long long user_id)
 	return access_gen_bury(rd, user_id, c->cfg->token_ttl_s + 1);
 }
 
-/* Deleting an account is a commit in PostgreSQL between steps in Redis:
- *   1. the live state of every room it owns goes (rooms_delete_begin), as the first step of
- *      DELETE /api/rooms/{id}; a failure here has deleted nothing;
- *   2. one transaction locks the account's row, reads its rooms and memberships, and
+/* rooms_delete_begin for every room the account owns, as the step between the account's
+ * DELETE and its COMMIT; the rooms are kept for account_delete_failed */
+struct account_step {
+	struct api_ctx *c;
+	struct store_user_room *owned;
+	int n, failed;
+};
+
+static enum store_status account_begin_step(void *arg, const struct store_user_room *rooms,
+					    int n)
+{
+	struct account_step *a = arg;
+	if (n == 0)
+		return STORE_OK;
+	a->owned = malloc((size_t)n * sizeof *a->owned);
+	if (!a->owned)
+		return store_fail(a->c->store, STORE_ERROR, "out of memory");
+	for (int i = 0; i < n; i++) {
+		if (!rooms[i].owned)
+			continue;
+		a->owned[a->n++] = rooms[i];
+		if (rooms_delete_begin(a->c, rooms[i].id) < 0) {
+			a->failed = 1;
+			return STORE_REDIS_UNAVAILABLE;
+		}
+	}
+	return STORE_OK;
+}
+
+/* The answer to a deletion that failed, once the rooms whose first step ran are settled:
+ * a room still there gets its visibility key back; a room whose row is gone (the COMMIT
+ * went through and only its answer was lost) is finished as a deleted room, since the
+ * retry finds no account and would not come back to it. */
+static void account_delete_failed(struct api_ctx *c, enum store_status st,
+				  const struct account_step *a)
+{
+	char msg[sizeof c->store->msg];
+	snprintf(msg, sizeof msg, "%s", c->store->msg);
+	for (int i = 0; i < a->n; i++)
+		if (rooms_delete_settle(c, a->owned[i].id) == 1)
+			rooms_delete_finish(c, a->owned[i].id);
+	if (a->failed) {
+		api_error(c, 503, "redis_unavailable",
+			  "the account cannot be deleted right now; try again");
+		return;
+	}
+	snprintf(c->store->msg, sizeof c->store->msg, "%s", msg);
+	api_fail_why(c, st);
+}
+
+/* Deleting an account is one transaction in PostgreSQL with a step in Redis inside it, and
+ * steps in Redis after it:
+ *   1. the transaction locks the account's row, reads its rooms and memberships, and
  *      deletes the row, which takes those rooms and memberships with it (store_user_delete);
+ *   2. before its COMMIT, the member cache and visibility key of every room it owns go
+ *      (rooms_delete_begin), as in DELETE /api/rooms/{id}; a failure here rolls back, and a
+ *      failure in 1 has touched nothing in Redis. The rooms' documents stay until their
+ *      rows are gone, so a deletion that fails loses no edit (account_delete_failed);
  *   3. every token of the account is revoked (access_gen_bury, then cc:access: every broker
  *      ends the account's streams), then each room it left loses its member entry and hears
  *      a `members` event (rooms_member_gone), and each room it owned is finished as DELETE
@@ -398,23 +451,10 @@ int auth_account_delete(struct api_ctx *c, long long id, int *owned, int *left)
 	int no = 0, nl = 0;
 	struct store_user_room *rooms = NULL;
 	int n = 0, rc = -1;
-	enum store_status st = store_user_owned_rooms(c->store, id, &rooms, &n);
-	if (st != STORE_OK) {
-		api_fail_why(c, st);
-		goto out;
-	}
-	for (int i = 0; i < n; i++) {
-		if (rooms_delete_begin(c, rooms[i].id) < 0) {
-			api_error(c, 503, "redis_unavailable",
-				  "the account cannot be deleted right now; try again");
-			goto out;
-		}
-	}
-	free(rooms);
-	rooms = NULL;
-	st = store_user_delete(c->store, id, &rooms, &n);
+	struct account_step a = {.c = c};
+	enum store_status st = store_user_delete(c->store, id, &rooms, &n, account_begin_step, &a);
 	if (st != STORE_OK && st != STORE_NOT_FOUND) {
-		api_fail_why(c, st);
+		account_delete_failed(c, st, &a);
 		goto out;
 	}
 	/* a deletion that won a race with this one, or that was done in SQL alone (then its
@@ -448,6 +488,7 @@ int auth_account_delete(struct api_ctx *c, long long id, int *owned, int *left)
 	rc = 0;
 out:
 	free(rooms);
+	free(a.owned);
 	if (owned)
 		*owned = no;
 	if (left)

@@ -539,10 +539,39 @@ void h_room_patch(struct api_ctx *c)
 
 int rooms_delete_begin(struct api_ctx *c, const char *room)
 {
-	/* The live state goes first: while the members cache exists, the broker and the
-	 * document endpoints still admit members; if Redis cannot be reached, nothing is
-	 * deleted and the request can be sent again. */
-	return store_room_drop_live(c->store, room) == STORE_OK ? 0 : -1;
+	/* Called inside the deletion's transaction, once PostgreSQL has deleted the row and
+	 * holds its lock (store_room_delete, store_user_delete): the keys that admit people
+	 * without asking PostgreSQL go now, so that a room whose row is gone admits nobody
+	 * even if the second step (rooms_delete_finish) cannot reach Redis; while the member
+	 * cache exists, the broker and the document endpoints still admit members. If Redis
+	 * cannot be reached, the transaction is rolled back: nothing is deleted and the request
+	 * can be sent again. The document, its operations and commits stay until the row is
+	 * gone for sure: they may hold edits that no save has reached, and a deletion that
+	 * fails after this step must not lose them. */
+	return store_room_drop_access(c->store, room) == STORE_OK ? 0 : -1;
+}
+
+int rooms_delete_settle(struct api_ctx *c, const char *room)
+{
+	/* A deletion that failed after its first step: the COMMIT's answer was lost (the
+	 * connection went), or Redis failed during the step. Whether the row went is read
+	 * again. Still there: its access keys are written back as a ticket writes them (the
+	 * visibility, read again after the write; a member's entry comes back with their next
+	 * GET or join, and until then the document endpoints ask PostgreSQL). */
+	char vis[16];
+	enum store_status st = store_room_visibility(c->store, room, vis);
+	if (st != STORE_OK) {
+		log_warn("room %s: its deletion failed, and whether the row is still there cannot be "
+			 "read: %s", room, c->store->msg);
+		return -1;
+	}
+	if (!vis[0])
+		return 1;
+	/* an error it answers is replaced by the caller's */
+	if (room_visibility_sync(c, room, vis) < 0)
+		log_warn("room %s: its deletion failed, and its visibility key could not be written "
+			 "back (the next ticket or GET writes it)", room);
+	return 0;
 }
 
 void rooms_delete_finish(struct api_ctx *c, const char *room)
@@ -588,21 +617,50 @@ void rooms_delete_finish(struct api_ctx *c, const char *room)
 			 room);
 }
 
+/* rooms_delete_begin as the step between a room's DELETE and its COMMIT */
+struct delete_step {
+	struct api_ctx *c;
+	const char *room;
+	int began, failed;
+};
+
+static enum store_status delete_begin_step(void *arg)
+{
+	struct delete_step *d = arg;
+	d->began = 1;
+	if (rooms_delete_begin(d->c, d->room) < 0) {
+		d->failed = 1;
+		return STORE_REDIS_UNAVAILABLE;
+	}
+	return STORE_OK;
+}
+
 void h_room_delete(struct api_ctx *c)
 {
 	struct store_room r;
 	if (api_require_user(c) < 0 || load_room(c, &r) < 0 || require_owner(c, &r) < 0)
 		return;
-	if (rooms_delete_begin(c, c->params[0]) < 0) {
-		api_error(c, 503, "redis_unavailable", "the room cannot be deleted right now; try again");
-		return;
-	}
-	enum store_status st = store_room_delete(c->store, c->params[0]);
+	struct delete_step d = {.c = c, .room = c->params[0]};
+	enum store_status st = store_room_delete(c->store, d.room, delete_begin_step, &d);
 	if (st != STORE_OK) {
+		char msg[sizeof c->store->msg];
+		snprintf(msg, sizeof msg, "%s", c->store->msg);
+		if (d.began && rooms_delete_settle(c, d.room) == 1) {
+			/* the COMMIT went through; only its answer was lost */
+			rooms_delete_finish(c, d.room);
+			api_no_content(c);
+			return;
+		}
+		if (d.failed) {
+			api_error(c, 503, "redis_unavailable",
+				  "the room cannot be deleted right now; try again");
+			return;
+		}
+		snprintf(c->store->msg, sizeof c->store->msg, "%s", msg);
 		api_fail_why(c, st);
 		return;
 	}
-	rooms_delete_finish(c, c->params[0]);
+	rooms_delete_finish(c, d.room);
 	api_no_content(c);
 }
 

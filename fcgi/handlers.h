@@ -43,11 +43,16 @@ void h_room_patch(struct api_ctx *c);
 void h_room_delete(struct api_ctx *c);
 void h_room_join(struct api_ctx *c);
 /* DELETE /api/rooms/{id} in its steps, for whatever deletes a room whose owner was checked
- * (h_room_delete; the deletion of its owner's account, h_auth.c): before the row goes, its
- * live state (0, or -1: Redis failed, nothing deleted; the caller answers 503); after the row
- * is gone, the rest (its deleted mark and keys, its jobs cancelled, the `room` event
- * {"reason":"deleted"} that ends its streams; failures logged: the room is gone). */
+ * (h_room_delete; the deletion of its owner's account, h_auth.c): between the DELETE of the
+ * row and its COMMIT, its member cache and visibility key (0, or -1: Redis failed; the
+ * caller rolls back, nothing is deleted, and answers 503); after the row is gone, the rest
+ * (its deleted mark, its document and every other key, its jobs cancelled, the `room` event
+ * {"reason":"deleted"} that ends its streams; failures logged: the room is gone). A
+ * deletion that failed after the first step asks rooms_delete_settle whether the row went
+ * after all: 1 gone (finish it), 0 still there (its visibility key written back), -1 not
+ * known (logged). */
 int rooms_delete_begin(struct api_ctx *c, const char *room);
+int rooms_delete_settle(struct api_ctx *c, const char *room);
 void rooms_delete_finish(struct api_ctx *c, const char *room);
 /* After a membership was taken away in PostgreSQL (the account left or went): the member
  * cache entry cleared and a `room` event {"reason":"members"}, so every broker re-checks the

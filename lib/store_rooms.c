@@ -198,6 +198,23 @@ enum store_status store_room_drop_live(struct store *s, const char *room)
 	return st;
 }
 
+enum store_status store_room_drop_access(struct store *s, const char *room)
+{
+	struct rds *rd;
+	enum store_status st = store_redis(s, &rd);
+	if (st != STORE_OK)
+		return st;
+	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room), vk = rkey1(RK_ROOM_VISIBILITY, room);
+	redisReply *rep = rds_cmd(rd, mk.s, "DEL %s %s", mk.s, vk.s);
+	if (!rep)
+		return store_redis_failed(s);
+	st = rep->type == REDIS_REPLY_ERROR ? STORE_REDIS_UNAVAILABLE : STORE_OK;
+	freeReplyObject(rep);
+	if (st != STORE_OK)
+		store_fail(s, st, "the event store is unavailable");
+	return st;
+}
+
 /* A command's reply, freed, as the store's status: STORE_OK unless it failed (no answer,
  * or an error answer). */
 static enum store_status reply_done(struct store *s, redisReply *rep)
@@ -295,14 +312,28 @@ enum store_status store_room_events_expire(struct store *s, const char *room, in
 	return st;
 }
 
-enum store_status store_room_delete(struct store *s, const char *room)
+enum store_status store_room_delete(struct store *s, const char *room,
+				    store_before_commit before_commit, void *arg)
 {
 	const char *params[] = {room};
 	PGresult *r;
-	enum store_status st = store_sql(s, &r, NULL, "DELETE FROM rooms WHERE id = $1", 1, params);
-	if (st == STORE_OK)
-		PQclear(r);
-	return st;
+	enum store_status st = store_begin(s);
+	if (st != STORE_OK)
+		return st;
+	/* The DELETE first: its row lock, its cascades and whatever else PostgreSQL checks
+	 * have answered before the caller touches Redis, so a database that refuses or is
+	 * gone costs the room nothing live. */
+	st = store_sql(s, &r, NULL, "DELETE FROM rooms WHERE id = $1", 1, params);
+	if (st != STORE_OK) {
+		store_rollback(s);
+		return st;
+	}
+	PQclear(r);
+	if (before_commit && (st = before_commit(arg)) != STORE_OK) {
+		store_rollback(s);
+		return st;
+	}
+	return store_commit(s);
 }
 
 enum store_status store_room_visibility(struct store *s, const char *room, char out[16])

@@ -57,10 +57,23 @@ enum store_status store_room_update(struct store *s, const char *room, long long
 enum store_status store_room_set_invite(struct store *s, const char *room, long long user,
 					const char *code, struct store_room *out);
 /* The room's live state in Redis (member cache, document, operations, commits,
- * visibility, runs, fold mark): gone first, so that nothing admits members of a room half
- * deleted, and again once the row is gone, for what racing requests wrote back between. */
+ * visibility, runs, fold mark), once the row is gone (store_room_bury). */
 enum store_status store_room_drop_live(struct store *s, const char *room);
-enum store_status store_room_delete(struct store *s, const char *room);
+/* The keys by which the broker and the document endpoints admit people to the room
+ * without asking PostgreSQL (the member cache and the visibility key), and nothing else:
+ * both can be written again from the row, while the document and its operations may hold
+ * edits no save has reached yet. */
+enum store_status store_room_drop_access(struct store *s, const char *room);
+/* Called by a deletion inside its transaction, once PostgreSQL has deleted the row(s) and
+ * holds their locks, before the COMMIT: anything but STORE_OK rolls the deletion back and
+ * is returned. */
+typedef enum store_status (*store_before_commit)(void *arg);
+/* Deletes the room's row (and by cascade its members, saves, history, removals) in one
+ * transaction; before_commit (may be NULL) runs between the DELETE and the COMMIT. STORE_OK
+ * also when there was no such row. A failure of the COMMIT itself leaves it unknown
+ * whether the row went: the caller reads it again (store_room_visibility). */
+enum store_status store_room_delete(struct store *s, const char *room,
+				    store_before_commit before_commit, void *arg);
 /* After the row is gone: the room's deleted mark (RK_ROOM_DELETED, for
  * JOBSTATE_ROOM_DELETED_TTL_S), which the writers that may come later (a job's events and
  * recent runs through the outbox, an AI job's marks, the worker about to run a job of the

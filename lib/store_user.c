@@ -125,23 +125,12 @@ static enum store_status rooms_taken(struct store *s, PGresult *r, struct store_
 	return STORE_OK;
 }
 
-enum store_status store_user_owned_rooms(struct store *s, long long id,
-					 struct store_user_room **out, int *n)
-{
-	*out = NULL;
-	*n = 0;
-	char uid[24];
-	snprintf(uid, sizeof uid, "%lld", id);
-	const char *params[] = {uid};
-	PGresult *r;
-	enum store_status st = store_sql(s, &r, NULL,
-					 "SELECT id, true FROM rooms WHERE owner_id = $1 ORDER BY id",
-					 1, params);
-	return st != STORE_OK ? st : rooms_taken(s, r, out, n);
-}
-
 enum store_status store_user_delete(struct store *s, long long id, struct store_user_room **out,
-				    int *n)
+				    int *n,
+				    enum store_status (*before_commit)(void *arg,
+								       const struct store_user_room *rooms,
+								       int n),
+				    void *arg)
 {
 	*out = NULL;
 	*n = 0;
@@ -181,6 +170,10 @@ enum store_status store_user_delete(struct store *s, long long id, struct store_
 		if (st == STORE_OK)
 			PQclear(r);
 	}
+	/* PostgreSQL has answered and holds the rows: the caller's Redis step comes now, and a
+	 * failure of it still undoes everything */
+	if (st == STORE_OK && before_commit)
+		st = before_commit(arg, *out, *n);
 	if (st != STORE_OK) {
 		store_rollback(s);
 		free(*out);

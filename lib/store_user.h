@@ -40,17 +40,21 @@ struct store_user_room {
 	int owned;
 };
 
-/* The ids of the rooms the account owns (caller free()s *out; NULL when *n is 0). */
-enum store_status store_user_owned_rooms(struct store *s, long long id,
-					 struct store_user_room **out, int *n);
 /* Deletes the account, and with it (ON DELETE CASCADE) the rooms it owns and its
  * memberships, in one transaction that locks the row first: a room creation or a join of
  * the account that is under way either commits before (and its room or membership is in
  * *out) or waits for the lock and then finds no account (store_room_create,
- * store_room_join). STORE_OK with the rooms it owned and those it left (caller free()s
- * *out); STORE_NOT_FOUND when there is no such account (any more); or a failure. */
+ * store_room_join). before_commit (may be NULL) is called with those rooms after the
+ * DELETE, before the COMMIT (*out and *n are filled by then); anything but STORE_OK from it
+ * rolls the deletion back. STORE_OK with the rooms it owned and those it left (caller
+ * free()s *out); STORE_NOT_FOUND when there is no such account (any more); or a failure
+ * (nothing in *out; when the COMMIT itself failed, whether the account went is unknown). */
 enum store_status store_user_delete(struct store *s, long long id, struct store_user_room **out,
-				    int *n);
+				    int *n,
+				    enum store_status (*before_commit)(void *arg,
+								       const struct store_user_room *rooms,
+								       int n),
+				    void *arg);
 
 /* Whether the session sid was signed out (its mark in Redis, lib/access.h): STORE_OK with
  * *yes, or STORE_REDIS_UNAVAILABLE. */

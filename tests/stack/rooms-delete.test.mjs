@@ -1,40 +1,73 @@
 // Deleting a room while other requests race it (fcgi/h_rooms.c h_room_delete, h_room_join,
-// h_room_get; lib/store_doc.c restore): the DELETE clears the room's Redis keys, deletes
-// the row, and clears them again; whatever a request wrote back between the two steps must
-// not outlive the room. The race is held open by hand: a PostgreSQL session holds the rooms
-// table in SHARE mode, so the DELETE waits after its first clear while joins, GETs and
-// commits go through (they read rooms, lock its rows FOR SHARE, and write other tables;
-// a row lock would not do: a join's FOR SHARE queues behind the DELETE waiting for it). Also: the event history expires after the `deleted`
-// event, and refused commits leave the snapshot schedule alone.
-import { test } from 'node:test';
+// h_room_get; lib/store_doc.c restore): the DELETE deletes the row and, before its COMMIT,
+// clears the room's member cache and visibility key; once the row is gone it clears every
+// key of the room; whatever a request wrote back between the two steps must not outlive the
+// room. The race is held open by hand: the DELETE runs as CGI with a search_path that puts a
+// schema of this test before public, where a view stands in for rooms whose DELETE deletes
+// the real row and then writes a row whose deferred trigger waits, at the COMMIT, for an
+// advisory lock the test holds. Meanwhile GETs and commits go through (they read the row as
+// it was), and a join waits for the row's lock. Also: the event history expires after the
+// `deleted` event, and refused commits leave the snapshot schedule alone.
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { BASE, call, cgi, createRoom, newUser, redis, roomEvents, sql } from '../lib/api.mjs';
+import { once } from 'node:events';
+import { randomInt } from 'node:crypto';
+import { BASE, call, cgi, cgiAsync, createRoom, newUser, redis, roomEvents, sql, uniqueName } from '../lib/api.mjs';
 import { waitFor } from '../lib/procs.mjs';
 
 const key = (room, what) => `cc:room:{${room.id}}:${what}`;
 const opsOf = (room, token, body) => call('POST', `/api/rooms/${room.id}/operations`, { token, body });
 
-// A psql session that holds the rooms table in SHARE mode until release(): writes of rooms
-// (the DELETE, and any other suite's meanwhile) wait; reads and row locks FOR SHARE do not.
-async function holdRooms() {
-  const p = spawn('psql', [process.env.DATABASE_URL, '-XAtq'], { stdio: ['pipe', 'pipe', 'pipe'] });
+const schemas = [];
+after(() => {
+  for (const s of schemas) sql(`SET client_min_messages = warning; DROP SCHEMA IF EXISTS ${s} CASCADE`);
+});
+
+// The CGI environment of a DELETE whose COMMIT waits while the test holds the advisory
+// lock `lockKey`: its statement has deleted the row (and holds its lock) by then.
+function deleteWaitingAtCommit(lockKey) {
+  const s = uniqueName('cc_delwait_');
+  schemas.push(s);
+  sql(`CREATE SCHEMA ${s};
+    CREATE VIEW ${s}.rooms AS SELECT * FROM public.rooms;
+    CREATE TABLE ${s}.at_commit (x int);
+    CREATE FUNCTION ${s}.wait() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      PERFORM pg_advisory_lock_shared(${lockKey});
+      PERFORM pg_advisory_unlock_shared(${lockKey});
+      RETURN NULL;
+    END $$;
+    CREATE CONSTRAINT TRIGGER wait AFTER INSERT ON ${s}.at_commit
+      DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ${s}.wait();
+    CREATE FUNCTION ${s}.del() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      DELETE FROM public.rooms WHERE id = OLD.id;
+      INSERT INTO ${s}.at_commit VALUES (1);
+      RETURN OLD;
+    END $$;
+    CREATE TRIGGER del INSTEAD OF DELETE ON ${s}.rooms FOR EACH ROW EXECUTE FUNCTION ${s}.del();`);
+  const url = new URL(process.env.DATABASE_URL);
+  url.searchParams.append('options', `-csearch_path=${s},public`);
+  return { DATABASE_URL: url.toString() };
+}
+
+// A psql session holding the advisory lock key until release(); never held for long, even
+// when a request of the test hangs behind it.
+async function holdLock(lockKey) {
+  const p = spawn('psql', [process.env.DATABASE_URL, '-XAtq', '-v', 'ON_ERROR_STOP=1'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
-  let err = '';
   p.stdout.on('data', (d) => { out += d; });
-  p.stderr.on('data', (d) => { err += d; });
-  const exited = new Promise((ok) => p.on('exit', ok));
-  p.stdin.write(`BEGIN;\nLOCK TABLE rooms IN SHARE MODE;\nSELECT 'held';\n`);
-  await waitFor(() => out.includes('held') || err, { what: 'the row lock' });
-  assert.equal(err, '', err);
+  const closed = once(p, 'close');
+  p.stdin.write(`SELECT pg_advisory_lock(${lockKey}), 'held';\n`);
+  await waitFor(() => out.includes('held'), { timeout: 30000, what: 'the advisory lock' });
   let released = false;
   const release = async () => {
-    if (!released) p.stdin.end('COMMIT;\n');
+    if (!released) p.stdin.end(`SELECT pg_advisory_unlock(${lockKey});\n`);
     released = true;
-    await exited;
+    await closed;
   };
-  // never held for long, even when a request of the test hangs behind it
-  setTimeout(release, 20000).unref();
+  setTimeout(release, 30000).unref();
   return { release };
 }
 
@@ -82,29 +115,36 @@ test('a join, a GET and a commit between the two steps of a DELETE leave nothing
   assert.equal((await call('POST', `/api/rooms/${room.id}/join`, { token: editor.token })).status, 200);
   assert.equal((await opsOf(room, editor.token, { revision: 0, ops: ['hello'] })).status, 200);
 
-  const lock = await holdRooms();
-  let del;
+  const lockKey = randomInt(1, 2 ** 30);
+  const env = deleteWaitingAtCommit(lockKey);
+  const lock = await holdLock(lockKey);
+  let del, join;
   try {
-    del = call('DELETE', `/api/rooms/${room.id}`, { token: owner.token });
-    // the first clear is done once the owner's entry is gone; the DELETE now waits for the row
+    del = cgiAsync({ method: 'DELETE', uri: `/api/rooms/${room.id}`, token: owner.token, env });
+    // the first clear is done once the owner's entry is gone; the DELETE now waits at its COMMIT
     await waitFor(() => redis('EXISTS', key(room, 'members')) === '0', { what: 'the first clear' });
-    // the row is still there: a join is let in and writes its entry back, a GET writes the
-    // caller's, a commit restores the document and commits to it. Run as CGI: lighttpd
-    // may queue them for the API process that serves the waiting DELETE.
-    const j = cgi({ method: 'POST', uri: `/api/rooms/${room.id}/join`, token: joiner.token });
-    assert.equal(j.status, 200, j.body);
-    assert.equal(j.json.role, 'editor');
+    await waitFor(() => sql(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = ${lockKey} AND NOT granted`) === '1',
+      { timeout: 30000, what: 'the DELETE to wait at its COMMIT' });
+    // the row is still there for everyone else: a join waits for its lock, a GET writes the
+    // caller's entry, a commit commits to the document. Run as CGI: the waiting join may
+    // hold the stack's API process the others would be queued for.
+    join = cgiAsync({ method: 'POST', uri: `/api/rooms/${room.id}/join`, token: joiner.token, body: {} });
     const g = cgi({ method: 'GET', uri: `/api/rooms/${room.id}`, token: editor.token });
     assert.equal(g.status, 200, g.body);
-    const c = cgi({ method: 'POST', uri: `/api/rooms/${room.id}/operations`, token: editor.token, body: { revision: 0, ops: ['!'] } });
+    const c = cgi({ method: 'POST', uri: `/api/rooms/${room.id}/operations`, token: editor.token, body: { revision: 1, ops: [5, '!'] } });
     assert.equal(c.status, 200, c.body);
-    assert.equal(redis('HGET', key(room, 'members'), String(joiner.user.id)), 'editor');
+    assert.equal(redis('HGET', key(room, 'members'), String(editor.user.id)), 'editor');
     assert.equal(redis('EXISTS', key(room, 'doc')), '1');
   } finally {
     await lock.release();
   }
   const d = await del;
-  assert.equal(d.status, 204, d.text);
+  assert.equal(d.status, 204, `${d.body} ${d.stderr}`);
+  assert.equal(d.code, 0, d.stderr);
+  // the join read the room once the row was gone
+  const j = await join;
+  assert.equal(j.status, 404, `${j.body} ${j.stderr}`);
+  assert.equal(j.json.error, 'room_not_found');
   assert.equal(sql(`SELECT count(*) FROM rooms WHERE id = '${room.id}'`), '0');
   await assertGoneFor(room, [joiner, editor, owner]);
 });
