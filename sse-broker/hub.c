@@ -758,8 +758,20 @@ static void catchup_cb(struct hub *h, redisReply *rep, void *priv)
 	long long dropped = rep->elements > 3 && rep->element[3]->type == REDIS_REPLY_INTEGER
 				    ? rep->element[3]->integer
 				    : 0;
-	int gone = entry_id(first, &oldest) == 0 && room_needs_resync(s->cur.last, oldest);
-	if (!s->pinned_checked && (gone || room_start_trimmed(s->cur.last, dropped))) {
+	int kept = entry_id(first, &oldest) == 0, gone;
+	if (!s->pinned_checked)
+		gone = (kept && room_needs_resync(s->cur.last, oldest)) ||
+		       room_start_trimmed(s->cur.last, dropped);
+	else if (!room_evid_is_zero(s->next_entry))
+		/* a later page, or the same one again after HUB_BUSY: the history may have been
+		 * trimmed past the client while it was delivered or waited (a busy room turns it
+		 * over in seconds, a slow reader's output may stay full longer). The entry due
+		 * next is known, so the answer is exact: it is gone when the oldest kept entry is
+		 * later (an emptied history is an unknown position, below). */
+		gone = kept && room_evid_cmp(oldest, s->next_entry) > 0;
+	else
+		gone = kept && room_needs_resync(s->cur.last, oldest);
+	if (gone) {
 		/* extension event: the history no longer reaches back to this client */
 		static const char why[] = "{\"reason\":\"history_trimmed\"}";
 		char id[ROOM_EVID_MAX];
@@ -814,7 +826,7 @@ static void catchup_cb(struct hub *h, redisReply *rep, void *priv)
 		}
 		int r = 0, delivered = 0;
 		enum room_ctl ctl = ev->ctl;
-		struct room_evid before = s->cur.last;
+		struct room_evid before = s->cur.last, at = ev->id;
 		if (room_cursor_replayed(&s->cur, ev) == ROOM_DELIVER) {
 			r = s->ops->deliver(s, ev);
 			delivered = 1;
@@ -825,6 +837,7 @@ static void catchup_cb(struct hub *h, redisReply *rep, void *priv)
 		if (r == HUB_BUSY) {
 			/* not taken: from this one on when the owner has room again */
 			s->cur.last = before;
+			s->next_entry = at;
 			s->paused = 1;
 			goto out;
 		}
@@ -834,11 +847,15 @@ static void catchup_cb(struct hub *h, redisReply *rep, void *priv)
 	/* the page's sixth element: it stopped at its bound of entries or bytes */
 	int more = rep->elements > 5 && rep->element[5]->type == REDIS_REPLY_INTEGER &&
 		   rep->element[5]->integer == 1;
-	if (more && room_evid_cmp(s->cur.last, page_from) > 0)
+	if (more && room_evid_cmp(s->cur.last, page_from) > 0) {
+		/* the seventh: the entry the next page must start with */
+		if (rep->elements < 7 || entry_id(rep->element[6], &s->next_entry) < 0)
+			s->next_entry.ms = s->next_entry.seq = 0;
 		sub_catchup(s); /* more pages; live events stay held meanwhile */
-	else
+	} else {
 		sub_go_live(s); /* the last page, or one that moved nothing on: asking again would
 				 * get the same page for ever */
+	}
 out:
 	if (rights && s->room) {
 		/* as dispatch() does for a live one: the stream is asked about again after the
@@ -868,6 +885,7 @@ static void sub_catchup(struct hub_sub *s)
 	if (s->state != HUB_SUB_REPLAY) {
 		s->state = HUB_SUB_REPLAY;
 		s->pinned_checked = 0;
+		s->next_entry.ms = s->next_entry.seq = 0;
 		room_cursor_begin(&s->cur);
 	}
 	if (s->pinned)
@@ -1378,6 +1396,7 @@ static void sub_repair(struct hub_sub *s, struct room_event *ev)
 {
 	s->state = HUB_SUB_REPLAY;
 	s->pinned_checked = 0;
+	s->next_entry.ms = s->next_entry.seq = 0;
 	room_cursor_begin(&s->cur);
 	if (room_cursor_offer(&s->cur, ev) != ROOM_HELD) {
 		metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_ERROR, 0);
@@ -1525,6 +1544,7 @@ int hub_join(struct hub *h, struct hub_sub *s, const char *room_id, const struct
 	room_cursor_init(&s->cur, start ? *start : zero, h->cfg.max_held);
 	s->pinned = start != NULL;
 	s->pinned_checked = 0;
+	s->next_entry.ms = s->next_entry.seq = 0;
 	s->state = HUB_SUB_WAIT;
 	s->paused = 0;
 	if (s->presence)

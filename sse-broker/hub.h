@@ -85,6 +85,10 @@ struct hub_sub {
 	struct room_cursor cur;
 	int pinned;   /* cur.last is a real position (given, or read from the stream's tail) */
 	int pinned_checked; /* the resync test was made for this catch-up */
+	/* the history's entry after cur.last as the catch-up's last page showed it (the entry
+	 * refused with HUB_BUSY, or the first one after a page that stopped at its bound); zero
+	 * when not known. Each later page checks it is still kept (hub.c, catchup_cb). */
+	struct room_evid next_entry;
 	int presence; /* counts towards join/leave */
 	int paused;   /* the replay waits for hub_resume() (HUB_BUSY) */
 	unsigned catchup_seq; /* the catch-up read whose answer counts (hub.c); others are stale */

@@ -7,13 +7,18 @@
 -- history is read a few entries at a time and the reading stops at the budget: this script
 -- never makes Redis build (nor the broker receive) more than about one budget per call.
 --
--- A page's reply: {first id, entries, 0, dropped, newest id, more}. An id comes as a list of
--- one string, or an empty list when the history is empty (never an entry's data). dropped is
--- how many entries the history has dropped (trimmed) so far, so a client starting from the
--- very beginning (last_event_id=0) learns that the beginning is gone. newest is given only
--- with an empty page, so that a client whose position lies past everything the history holds
--- (an id this room never gave, or entries lost with a Redis node while nothing newer came) is
--- told to start over. more is 1 when the page stopped at a bound (there may be entries after it).
+-- A page's reply: {first id, entries, 0, dropped, newest id, more, after id}. An id comes as
+-- a list of one string, or an empty list when the history is empty (never an entry's data).
+-- dropped is how many entries the history has dropped (trimmed) so far, so a client starting
+-- from the very beginning (last_event_id=0) learns that the beginning is gone. newest is given
+-- only with an empty page, so that a client whose position lies past everything the history
+-- holds (an id this room never gave, or entries lost with a Redis node while nothing newer
+-- came) is told to start over. more is 1 when the page stopped at a bound with entries left
+-- after it, and after is then the id of the first of them: the next page must start there,
+-- and if the history's oldest entry has by then moved past it, the entries between were
+-- trimmed while the broker delivered this page (the broker cannot tell that from the first id
+-- alone: ids leave gaps, so an oldest entry later than the last one delivered may as well be
+-- the very next one).
 local function id_of(entries)
   if #entries == 0 then return {} end
   return {entries[1][1]}
@@ -34,20 +39,21 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 local limit = tonumber(ARGV[2])
 local budget = tonumber(ARGV[3] or '') or 0
-local page, bytes, from, more = {}, 0, ARGV[1], 0
-while #page < limit do
+local page, bytes, from, more, after = {}, 0, ARGV[1], 0, {}
+while true do
   -- a few entries first, then as many as the budget left seems to hold at the average size
-  -- so far (one more, so that reaching the budget is seen)
-  local want = math.min(limit - #page, 8)
+  -- so far; one more than the bounds take, so that reaching a bound is seen and the entry
+  -- after the page is named (that one entry is the most read beyond the budget)
+  local want = math.min(limit - #page + 1, 8)
   if budget > 0 and #page > 0 then
-    want = math.min(limit - #page, math.max(1, math.floor((budget - bytes) * #page / bytes) + 1))
+    want = math.min(limit - #page + 1, math.max(1, math.floor((budget - bytes) * #page / bytes) + 1))
   end
   local got = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', want)
   for _, e in ipairs(got) do
     local size = #e[1]
     for _, v in ipairs(e[2]) do size = size + #v end
-    if #page > 0 and budget > 0 and bytes + size > budget then
-      more = 1
+    if #page == limit or (#page > 0 and budget > 0 and bytes + size > budget) then
+      more, after = 1, {e[1]}
       break
     end
     page[#page + 1] = e
@@ -56,7 +62,6 @@ while #page < limit do
   if more == 1 or #got < want then break end
   from = '(' .. got[#got][1]
 end
-if #page == limit then more = 1 end -- maybe: the next call tells
 local newest = {}
 if #page == 0 then newest = id_of(redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)) end
-return {first, page, 0, dropped, newest, more}
+return {first, page, 0, dropped, newest, more, after}

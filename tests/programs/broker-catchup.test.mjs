@@ -2,7 +2,8 @@
 // against a redis-server of this file's own (its counters and its ACL are changed here): a
 // catch-up reads about its byte budget per call, whatever the events' sizes; one answered with
 // an error ends the stream instead of going live over the gap; a deleted room ends a stream
-// that is still replaying; a position past an empty history is told to start over.
+// that is still replaying; a position past an empty history is told to start over; a history
+// trimmed between two pages of a paused catch-up is announced before the gap.
 // Run: node --test tests/programs/broker-catchup.test.mjs (after make build-asan).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -236,4 +237,64 @@ test('a position past an empty history gets resync unknown_position at 0-0, then
   } finally {
     await s.close();
   }
+});
+
+// A catch-up reads the history a page at a time (about half the client buffer each), and a
+// client that does not read pauses it between two pages. A busy room can turn its history over
+// meanwhile: what the next page would have started with is trimmed away. Before, that page
+// went on from the oldest entry still kept, as if nothing were missing, and the client's
+// document diverged; it must be told (resync history_trimmed) before the entries after the gap.
+test('a catch-up paused between pages while the history turns over tells the client before the gap', async () => {
+  const room = await newRoom();
+  // ~14 MiB of history (within the 16 MiB it keeps): far more than the broker's buffer and
+  // the sockets' can take at once (about 4.5 MiB here), so the replay must wait for the
+  // client somewhere in it
+  const pad = 'y'.repeat(16 * 1024);
+  const all = [];
+  for (let i = 0; i < 900; i++) all.push(await rc.emit(room, 'operation', { revision: i + 1, ops: [pad], n: i }));
+  const delivered = () => metric('codecollab_broker_events_delivered_total', '{transport="sse"}');
+  const before = await delivered();
+  const s = createConnection(broker.port, '127.0.0.1', () => {
+    s.write(`GET /events/rooms/${room}?ticket=${tk(room, 5)}&last_event_id=${all[0]} HTTP/1.1\r\nHost: x\r\n\r\n`);
+  });
+  s.on('error', () => {});
+  s.pause(); // reads nothing for now
+  let text = '';
+  try {
+    // the catch-up has begun (its first page checked and partly delivered) and cannot end
+    // while the client reads nothing
+    await waitFor(async () => (await delivered()) > before, { timeout: 30000, what: 'the catch-up under way' });
+    // a busy room: more than the history's 1000 entries, so that every entry the client has
+    // not got yet is trimmed away (held meanwhile for the stream as live events)
+    for (let i = 0; i < 1100; i++) all.push(await rc.emit(room, 'operation', { revision: 901 + i, ops: ['z'], n: 900 + i }));
+    assert.ok((await rc.cmd('XRANGE', roomKey(room, 'events'), '-', all[899])).length === 0,
+      'the history no longer holds the first events');
+    s.on('data', (d) => { text += d.toString('latin1'); });
+    s.resume();
+    await waitFor(() => text.includes(`id: ${all.at(-1)}\n`), { timeout: 60000, what: 'the newest event on the stream' });
+  } finally {
+    s.destroy();
+  }
+  const events = parseSse(text.slice(text.indexOf('\r\n\r\n') + 4, text.lastIndexOf('\n\n') + 2));
+  // walking the stream: each operation follows the one before in the room's order, unless a
+  // history_trimmed resync came between them; none comes twice or out of order
+  let at = 0; // the client's position in `all`: it resumed from all[0]
+  let told = false;
+  let resyncs = 0;
+  for (const e of events) {
+    if (e.type === 'resync') {
+      assert.equal(e.data.reason, 'history_trimmed', JSON.stringify(e));
+      told = true;
+      resyncs++;
+      continue;
+    }
+    if (e.type !== 'operation') continue;
+    const i = all.indexOf(e.id);
+    assert.ok(i > at, `${e.id} (event ${i}) after event ${at}: in order, once`);
+    assert.ok(i === at + 1 || told, `events ${at + 1}..${i - 1} skipped without a resync`);
+    at = i;
+    told = false;
+  }
+  assert.equal(at, all.length - 1, 'the stream reached the newest event');
+  assert.ok(resyncs >= 1, 'the client, behind the trimmed history, was told so');
 });

@@ -5,8 +5,11 @@
  *  - unknown_position: the position lies past everything the history holds.
  * Either one, refused once, must come again after hub_resume() (the owner's "my output
  * drained"), exactly once and before any event, and the catch-up must then end (caught_up),
- * never fail or stop. The catch-up runs in the hub's Redis reply callback, so it cannot be
- * driven without a server: this is a program test, not a unit test.
+ * never fail or stop. A catch-up read in several pages, paused by a full output in the middle
+ * while the history is trimmed past the subscriber, must say so (history_trimmed) before the
+ * first entry after the gap, and must not when nothing it lacks was trimmed. The catch-up
+ * runs in the hub's Redis reply callback, so it cannot be driven without a server: this is a
+ * program test, not a unit test.
  * Needs redis-server (Debian's redis-server). */
 #include "../../sse-broker/hub.h"
 #include "rkeys.h"
@@ -26,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_GOT 32
+#define MAX_GOT 40
 
 /* One command, 0 when Redis answered without an error. */
 static int cmd(redisContext *c, int argc, const char **argv)
@@ -77,6 +80,9 @@ struct probe {
 	const char *room;
 	struct room_evid start;
 	int busy;
+	int busy_at;	      /* also refused: the busy_at-th event offered (1-based; 0: none) */
+	const char *trim_min; /* XTRIM MINID to this id while the replay waits (NULL: none) */
+	int offered;
 	int busy_answers;
 	int resumes;
 	char got[MAX_GOT][96]; /* "type id data" of each event taken */
@@ -87,8 +93,12 @@ struct probe {
 static int probe_deliver(struct hub_sub *s, struct room_event *ev)
 {
 	struct probe *p = (struct probe *)s;
-	if (p->busy > 0) {
+	int refuse = ++p->offered == p->busy_at;
+	if (!refuse && p->busy > 0) {
 		p->busy--;
+		refuse = 1;
+	}
+	if (refuse) {
 		p->busy_answers++;
 		/* the output drains later, as a connection's would: never from inside deliver */
 		struct timeval tv = {0, 20000};
@@ -148,6 +158,17 @@ static void resume_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd, (void)what;
 	struct probe *p = arg;
 	p->resumes++;
+	if (p->trim_min) {
+		/* the room moves on while this reader waits: its history turns over */
+		redisContext *c = redis_direct(redis_port);
+		struct rkey ek = rkey1(RK_ROOM_EVENTS, p->room);
+		const char *xt[] = {"XTRIM", ek.s, "MINID", p->trim_min};
+		if (!c || cmd(c, 4, xt) < 0)
+			p->failed++;
+		if (c)
+			redisFree(c);
+		p->trim_min = NULL;
+	}
 	hub_resume(p->h, &p->sub);
 }
 
@@ -175,14 +196,20 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 	event_base_loopbreak(p->base);
 }
 
-/* Runs one catch-up of room from start (after `busy` refusals); fills p. 0 or -1. */
-static int catch_up(struct probe *p, const char *room, struct room_evid start, int busy)
+/* Runs one catch-up of room from start (after `busy` refusals, and one of the busy_at-th
+ * event, before whose resumption the history is trimmed to trim_min when that is given),
+ * reading at most `bytes` of history a page (0: the hub's default); fills p. 0 or -1. */
+static int catch_up_paged(struct probe *p, const char *room, struct room_evid start, int busy,
+			  size_t bytes, int busy_at, const char *trim_min)
 {
 	memset(p, 0, sizeof *p);
 	p->sub.ops = &probe_ops;
+	p->sub.catchup_bytes = bytes;
 	p->room = room;
 	p->start = start;
 	p->busy = busy;
+	p->busy_at = busy_at;
+	p->trim_min = trim_min;
 	int rc = -1;
 	p->base = event_base_new();
 	if (!p->base)
@@ -222,6 +249,11 @@ out:
 		event_free(p->deadline);
 	event_base_free(p->base);
 	return rc;
+}
+
+static int catch_up(struct probe *p, const char *room, struct room_evid start, int busy)
+{
+	return catch_up_paged(p, room, start, busy, 0, 0, NULL);
 }
 
 /* The catch-up met a full output `busy` times, resumed after each, and ended caught up:
@@ -277,6 +309,57 @@ static void test_unknown_busy(int busy)
 	CHECK_STR(p.got[0], "resync 2002-0 {\"reason\":\"unknown_position\"}");
 }
 
+/* A catch-up of 20 entries (4000-0..4020-0; the client was at 4000-0) read a few entries a
+ * page, whose output is full at the 3rd entry. While it waits, the history is trimmed up to
+ * (not including) trim_min. Returns the probe's events in got, checked settled. */
+static void paged(struct probe *p, const char *room, const char *trim_min)
+{
+	long ids[21];
+	for (int i = 0; i <= 20; i++)
+		ids[i] = 4000 + i;
+	CHECK(make_room(room, ids, 21, 0) == 0);
+	struct room_evid start = {4000, 0};
+	/* an entry is about 30 bytes: two or three a page, so 20 take several pages and the
+	 * trimming falls between two of them */
+	CHECK(catch_up_paged(p, room, start, 0, 100, 3, trim_min) == 0);
+	check_settled(p, 1);
+}
+
+/* Entries 3..10 trimmed while the replay waited at entry 3: after entries 1 and 2, the
+ * client is told that the history no longer reaches back to it, then gets 11..20 in order,
+ * never 11 straight after 2 as if nothing were missing. */
+static void test_paged_trimmed(void)
+{
+	fprintf(stderr, "catch-up over several pages, history trimmed between two of them\n");
+	struct probe p;
+	paged(&p, "paged-trimmed", "4011-0");
+	CHECK(p.n == 13);
+	CHECK_STR(p.got[0], "operation 4001-0 {\"n\":1}");
+	CHECK_STR(p.got[1], "operation 4002-0 {\"n\":2}");
+	CHECK_STR(p.got[2], "resync 4002-0 {\"reason\":\"history_trimmed\"}");
+	for (int i = 3; i < 13 && i < p.n; i++) {
+		char want[96];
+		snprintf(want, sizeof want, "operation %d-0 {\"n\":%d}", 4008 + i, 8 + i);
+		CHECK_STR(p.got[i], want);
+	}
+}
+
+/* The same catch-up with nothing trimmed, or only entries the client already has (up to and
+ * including entry 2, its last): no resync, every entry once and in order. */
+static void test_paged_intact(const char *room, const char *trim_min)
+{
+	fprintf(stderr, "catch-up over several pages, %s trimmed between two of them\n",
+		trim_min ? "only delivered entries" : "nothing");
+	struct probe p;
+	paged(&p, room, trim_min);
+	CHECK(p.n == 20);
+	for (int i = 0; i < 20 && i < p.n; i++) {
+		char want[96];
+		snprintf(want, sizeof want, "operation %d-0 {\"n\":%d}", 4001 + i, 1 + i);
+		CHECK_STR(p.got[i], want);
+	}
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -288,5 +371,8 @@ int main(void)
 		test_trimmed_busy(busy);
 		test_unknown_busy(busy);
 	}
+	test_paged_trimmed();
+	test_paged_intact("paged-intact", NULL);
+	test_paged_intact("paged-delivered-trimmed", "4003-0");
 	return unit_summary("broker_hub_busy");
 }
