@@ -283,10 +283,11 @@ case "$what" in
     run_programs || failed=1
     # The cluster group runs beside the stack group: each of its suites starts a layout of
     # its own on free ports (tests/lib/ports.mjs claims them against every test process),
-    # with its own data and sanitizer reports. Most stack suites wait on the stack rather
-    # than use the cores, and the cluster group (about 7 minutes) ends before the stack
-    # group (about 10), so the browser group (Chromium, the heaviest, on the same stack) and
-    # the Apache group run alone. The cluster group's output waits in a file, printed whole
+    # with its own data and sanitizer reports. On two cores both groups slow down beside each
+    # other (the stack group from about 10 minutes to 14, the cluster group from 7 to 10),
+    # but the run as a whole is shorter; the cluster group ends before the stack group, so
+    # the browser group (Chromium, the heaviest, on the same stack) and the Apache group run
+    # alone. The cluster group's output waits in a file, printed whole
     # after the browser group's; its name is printed here to follow it live.
     lane_log=$(mktemp /tmp/codecollab-cluster-lane.XXXXXX)
     echo "== the cluster group runs beside the stack group (live: tail -f $lane_log)"
