@@ -177,44 +177,6 @@ enum store_status store_room_set_invite(struct store *s, const char *room, long 
 	return st != STORE_OK ? st : one_room(s, r, room, out);
 }
 
-enum store_status store_room_drop_live(struct store *s, const char *room)
-{
-	struct rds *rd;
-	enum store_status st = store_redis(s, &rd);
-	if (st != STORE_OK)
-		return st;
-	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room), dk = rkey1(RK_ROOM_DOC, room),
-		    ok = rkey1(RK_ROOM_OPS, room), vk = rkey1(RK_ROOM_VISIBILITY, room),
-		    ck = rkey1(RK_ROOM_COMMITS, room), rk = rkey1(RK_ROOM_RUNS, room),
-		    fk = rkey1(RK_ROOM_FOLD_FAILED, room);
-	redisReply *rep = rds_cmd(rd, mk.s, "DEL %s %s %s %s %s %s %s", mk.s, dk.s, ok.s, vk.s,
-				       ck.s, rk.s, fk.s);
-	if (!rep)
-		return store_redis_failed(s);
-	st = rep->type == REDIS_REPLY_ERROR ? STORE_REDIS_UNAVAILABLE : STORE_OK;
-	freeReplyObject(rep);
-	if (st != STORE_OK)
-		store_fail(s, st, "the event store is unavailable");
-	return st;
-}
-
-enum store_status store_room_drop_access(struct store *s, const char *room)
-{
-	struct rds *rd;
-	enum store_status st = store_redis(s, &rd);
-	if (st != STORE_OK)
-		return st;
-	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room), vk = rkey1(RK_ROOM_VISIBILITY, room);
-	redisReply *rep = rds_cmd(rd, mk.s, "DEL %s %s", mk.s, vk.s);
-	if (!rep)
-		return store_redis_failed(s);
-	st = rep->type == REDIS_REPLY_ERROR ? STORE_REDIS_UNAVAILABLE : STORE_OK;
-	freeReplyObject(rep);
-	if (st != STORE_OK)
-		store_fail(s, st, "the event store is unavailable");
-	return st;
-}
-
 /* A command's reply, freed, as the store's status: STORE_OK unless it failed (no answer,
  * or an error answer). */
 static enum store_status reply_done(struct store *s, redisReply *rep)
@@ -225,6 +187,30 @@ static enum store_status reply_done(struct store *s, redisReply *rep)
 	freeReplyObject(rep);
 	return failed ? store_fail(s, STORE_REDIS_UNAVAILABLE, "the event store is unavailable")
 		      : STORE_OK;
+}
+
+enum store_status store_room_drop_live(struct store *s, const char *room)
+{
+	struct rds *rd;
+	enum store_status st = store_redis(s, &rd);
+	if (st != STORE_OK)
+		return st;
+	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room), dk = rkey1(RK_ROOM_DOC, room),
+		    ok = rkey1(RK_ROOM_OPS, room), vk = rkey1(RK_ROOM_VISIBILITY, room),
+		    ck = rkey1(RK_ROOM_COMMITS, room), rk = rkey1(RK_ROOM_RUNS, room),
+		    fk = rkey1(RK_ROOM_FOLD_FAILED, room);
+	return reply_done(s, rds_cmd(rd, mk.s, "DEL %s %s %s %s %s %s %s", mk.s, dk.s, ok.s, vk.s,
+				     ck.s, rk.s, fk.s));
+}
+
+enum store_status store_room_drop_access(struct store *s, const char *room)
+{
+	struct rds *rd;
+	enum store_status st = store_redis(s, &rd);
+	if (st != STORE_OK)
+		return st;
+	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room), vk = rkey1(RK_ROOM_VISIBILITY, room);
+	return reply_done(s, rds_cmd(rd, mk.s, "DEL %s %s", mk.s, vk.s));
 }
 
 /* Deletes every key of the room the node of its slot holds, but its history and its

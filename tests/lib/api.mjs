@@ -330,3 +330,13 @@ function cgiAnswer(code, signal, stdout, stderr) {
   try { json = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
   return { code, signal, statusLine: lines[0], status: m ? Number(m[1]) : 0, headers, body: text, json, stderr: stderr.toString('utf8') };
 }
+
+// The status a bearer-token stream of the room opens with, the stream closed at once (the
+// broker judges it from the room's members hash and visibility key alone).
+export async function roomStreamStatus(room, token) {
+  const ac = new AbortController();
+  const r = await fetch(`${BASE}/events/rooms/${room.id}`, { headers: { authorization: `Bearer ${token}` }, signal: ac.signal });
+  const status = r.status;
+  ac.abort();
+  return status;
+}

@@ -12,7 +12,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { BASE, call, cgi, cgiAsync, createRoom, newUser, redis, roomEvents, saved, sql, uniqueName } from '../lib/api.mjs';
+import { call, cgi, cgiAsync, createRoom, roomStreamStatus, newUser, redis, roomEvents, saved, sql, uniqueName } from '../lib/api.mjs';
 import { waitFor } from '../lib/procs.mjs';
 
 const schemas = [];
@@ -56,16 +56,6 @@ function failingDelete(table, how) {
   return { DATABASE_URL: url.toString() };
 }
 
-// The status a bearer-token stream of the room opens with (the broker judges it from the
-// members hash and the visibility key alone).
-async function streamStatus(room, token) {
-  const ac = new AbortController();
-  const r = await fetch(`${BASE}/events/rooms/${room.id}`, { headers: { authorization: `Bearer ${token}` }, signal: ac.signal });
-  const status = r.status;
-  ac.abort();
-  return status;
-}
-
 const documentOf = async (room, token) => {
   const r = await call('GET', `/api/rooms/${room.id}/document`, { token });
   assert.equal(r.status, 200, r.text);
@@ -103,7 +93,7 @@ async function assertIntact(room, text, owner, editor, stranger) {
   const r = await call('POST', `/api/rooms/${room.id}/operations`, { token: editor.token, body: { revision: 4, ops: [[...text].length, '!'] } });
   assert.equal(r.status, 200, r.text);
   assert.equal((await documentOf(room, owner.token)).content, `${text}!`);
-  for (const u of [owner, editor, stranger]) assert.equal(await streamStatus(room, u.token), 200, 'a stream of the room');
+  for (const u of [owner, editor, stranger]) assert.equal(await roomStreamStatus(room, u.token), 200, 'a stream of the room');
 }
 
 for (const [what, how, status] of FAILURES) {

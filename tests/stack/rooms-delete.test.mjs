@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { randomInt } from 'node:crypto';
-import { BASE, call, cgi, cgiAsync, createRoom, newUser, redis, roomEvents, sql, uniqueName } from '../lib/api.mjs';
+import { call, cgi, cgiAsync, createRoom, roomStreamStatus, newUser, redis, roomEvents, sql, uniqueName } from '../lib/api.mjs';
 import { waitFor } from '../lib/procs.mjs';
 
 const key = (room, what) => `cc:room:{${room.id}}:${what}`;
@@ -71,16 +71,6 @@ async function holdLock(lockKey) {
   return { release };
 }
 
-// The status a bearer-token stream of the room opens with (the broker judges it from the
-// members hash and the visibility key alone).
-async function streamStatus(room, token) {
-  const ac = new AbortController();
-  const r = await fetch(`${BASE}/events/rooms/${room.id}`, { headers: { authorization: `Bearer ${token}` }, signal: ac.signal });
-  const status = r.status;
-  ac.abort();
-  return status;
-}
-
 // Every way a member reaches the live room, as [method, path, body].
 const liveEndpoints = (room) => [
   ['GET', `/api/rooms/${room.id}`],
@@ -100,7 +90,7 @@ async function assertGoneFor(room, users) {
       assert.equal(r.status, 404, `${method} ${path}: ${r.text}`);
       assert.equal(r.json?.error, 'room_not_found', `${method} ${path}: ${r.text}`);
     }
-    assert.equal(await streamStatus(room, u.token), 404, 'the broker opens no stream of a deleted room');
+    assert.equal(await roomStreamStatus(room, u.token), 404, 'the broker opens no stream of a deleted room');
   }
   for (const k of ['members', 'visibility', 'doc', 'ops', 'commits']) {
     assert.equal(redis('EXISTS', key(room, k)), '0', `${k} outlived the room`);
