@@ -406,6 +406,14 @@ static int hub_command(struct hub *h, hub_reply_fn *cb, void *priv, const char *
 }
 static void sub_catchup(struct hub_sub *s);
 
+/* A new catch-up starts: the resync test is made again on its first page, and the entry due
+ * next is not known yet (catchup_cb) */
+static void catchup_checks_reset(struct hub_sub *s)
+{
+	s->pinned_checked = 0;
+	s->next_entry.ms = s->next_entry.seq = 0;
+}
+
 /* ---- rooms table ---- */
 
 static unsigned room_hash(const char *id)
@@ -884,8 +892,7 @@ static void sub_catchup(struct hub_sub *s)
 	char from[ROOM_EVID_MAX] = "", page[16], budget[32];
 	if (s->state != HUB_SUB_REPLAY) {
 		s->state = HUB_SUB_REPLAY;
-		s->pinned_checked = 0;
-		s->next_entry.ms = s->next_entry.seq = 0;
+		catchup_checks_reset(s);
 		room_cursor_begin(&s->cur);
 	}
 	if (s->pinned)
@@ -1395,8 +1402,7 @@ static void resync_live(struct hub_room *r, const char *reason)
 static void sub_repair(struct hub_sub *s, struct room_event *ev)
 {
 	s->state = HUB_SUB_REPLAY;
-	s->pinned_checked = 0;
-	s->next_entry.ms = s->next_entry.seq = 0;
+	catchup_checks_reset(s);
 	room_cursor_begin(&s->cur);
 	if (room_cursor_offer(&s->cur, ev) != ROOM_HELD) {
 		metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_ERROR, 0);
@@ -1543,8 +1549,7 @@ int hub_join(struct hub *h, struct hub_sub *s, const char *room_id, const struct
 	struct room_evid zero = {0, 0};
 	room_cursor_init(&s->cur, start ? *start : zero, h->cfg.max_held);
 	s->pinned = start != NULL;
-	s->pinned_checked = 0;
-	s->next_entry.ms = s->next_entry.seq = 0;
+	catchup_checks_reset(s);
 	s->state = HUB_SUB_WAIT;
 	s->paused = 0;
 	if (s->presence)
