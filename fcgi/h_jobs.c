@@ -647,6 +647,11 @@ static cJSON *run_json(const struct store_job *j)
 	for (size_t i = 0; i < sizeof times / sizeof times[0]; i++)
 		if (times[i][1] && times[i][1][0])
 			cJSON_AddNumberToObject(o, times[i][0], strtod(times[i][1], NULL));
+	/* created_at again in the API's timestamp format, as GET /api/jobs/{id} gives it */
+	char iso[40];
+	if (j->created_at && j->created_at[0] &&
+	    api_iso_time(strtoll(j->created_at, NULL, 10) * 1000, iso) == 0)
+		cJSON_AddStringToObject(o, "submitted_at", iso);
 	return o;
 }
 

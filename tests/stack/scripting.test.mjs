@@ -178,4 +178,11 @@ test('timestamps: ISO-8601 UTC; new fields with milliseconds', async () => {
   assert.equal(typeof j.json.job.created_at, 'number');
   assert.match(j.json.job.submitted_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   assert.equal(Date.parse(j.json.job.submitted_at), j.json.job.created_at * 1000);
+  // the room's list of runs gives each run as GET /api/jobs/{id} does: the same timestamps
+  const list = await call('GET', `/api/rooms/${room.id}/executions`, { token: u.token });
+  assert.equal(list.status, 200, list.text);
+  const run = list.json.executions.find((e) => e.id === ex.json.job.id);
+  assert.ok(run, list.text);
+  assert.equal(run.created_at, j.json.job.created_at);
+  assert.equal(run.submitted_at, j.json.job.submitted_at);
 });
