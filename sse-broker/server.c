@@ -1461,12 +1461,7 @@ static void authorize(struct conn *c, const struct http_head *h)
 		jwt = ticket;
 		from_query = 1;
 	} else {
-		const char *auth = http_head_get(h, "Authorization");
-		if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
-			jwt = auth + 7;
-			while (*jwt == ' ')
-				jwt++;
-		}
+		jwt = token_bearer(http_head_get(h, "Authorization"));
 	}
 	if (!jwt || !*jwt) {
 		conn_error(c, 401, "unauthorized", "a ticket or a bearer token is required");

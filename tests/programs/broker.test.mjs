@@ -250,6 +250,20 @@ test('a bearer session token works for members only (private room)', async () =>
   const j = await r.json();
   assert.deepEqual(j.events.map((e) => e.id), [id]);
   assert.equal(j.last_event_id, id);
+
+  // the header is read as the API reads it (lib/token.h, token_bearer): the scheme in any
+  // case, one or more spaces; the scheme alone is a missing credential
+  const tok = session(SECRET, { user: 41, name: 'u41' });
+  for (const Authorization of [`bearer ${tok}`, `BEARER ${tok}`, `Bearer  ${tok}`, `bearer     ${tok}`]) {
+    r = await fetch(`${broker.base}/events/rooms/${room}/poll?since=0`, { headers: { Authorization } });
+    assert.equal(r.status, 200, JSON.stringify(Authorization.slice(0, 12)));
+    assert.deepEqual((await r.json()).events.map((e) => e.id), [id]);
+  }
+  for (const Authorization of ['Bearer', 'Bearer    ', `Bearer${tok}`, `Bearer\t${tok}`, `Token ${tok}`]) {
+    r = await fetch(`${broker.base}/events/rooms/${room}/poll?since=0`, { headers: { Authorization } });
+    assert.equal(r.status, 401, JSON.stringify(Authorization.slice(0, 12)));
+    assert.equal((await r.json()).error, 'unauthorized', JSON.stringify(Authorization.slice(0, 12)));
+  }
 });
 
 test('SSE (curl, eventsource), long-poll and WebSocket get the same events in order', async () => {
