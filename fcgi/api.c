@@ -391,12 +391,18 @@ int api_require_user(struct api_ctx *c)
 		api_error(c, 401, "unauthorized", "sign in first: send Authorization: Bearer <token>");
 		return -1;
 	}
-	if (strncasecmp(h, "Bearer ", 7) != 0) {
+	const char *tok = token_bearer(h);
+	if (!tok) {
 		api_error(c, 401, "unauthorized", "the Authorization header must be \"Bearer <token>\"");
 		return -1;
 	}
+	if (!*tok) {
+		api_error(c, 401, "unauthorized",
+			  "the Authorization header has no token after \"Bearer\": sign in first");
+		return -1;
+	}
 	const char *why = NULL;
-	if (token_verify(&c->cfg->key, h + 7, (long long)time(NULL), &c->user, &why) < 0) {
+	if (token_verify(&c->cfg->key, tok, (long long)time(NULL), &c->user, &why) < 0) {
 		api_error(c, 401, "invalid_token", "the token is not valid: %s", why);
 		return -1;
 	}

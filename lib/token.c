@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define TOKEN_MIN_SECRET 32
 
@@ -70,6 +71,21 @@ void token_key_free(struct token_key *k)
 	}
 	k->key = NULL;
 	k->len = 0;
+}
+
+const char *token_bearer(const char *value)
+{
+	static const char scheme[] = "Bearer";
+	const size_t n = sizeof scheme - 1;
+	if (!value || strncasecmp(value, scheme, n) != 0)
+		return NULL;
+	const char *p = value + n;
+	/* "Bearerx" is another scheme, and only spaces part the scheme from the token */
+	if (*p != '\0' && *p != ' ')
+		return NULL;
+	while (*p == ' ')
+		p++;
+	return p;
 }
 
 /* A session id is TOKEN_SID_LEN characters of [a-z0-9]: it goes into Redis key names. */

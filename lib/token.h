@@ -53,4 +53,11 @@ char *token_sign(const struct token_key *k, const struct token_claims *c);
 int token_verify(const struct token_key *k, const char *jwt, long long now,
 		 struct token_claims *out, const char **why);
 
+/* The credentials in an Authorization field value of the Bearer scheme, the one rule the API
+ * and the broker both read the header by: the scheme name in any case (RFC 9110 §11.1), then
+ * one or more spaces (RFC 6750 §2.1), then the token. A pointer into value, "" when the
+ * scheme comes without a token, NULL when value is NULL or of another scheme. The web
+ * servers and the broker have already trimmed whitespace around the whole value. */
+const char *token_bearer(const char *value);
+
 #endif

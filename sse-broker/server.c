@@ -122,6 +122,8 @@ struct conn {
 			   * CK_AUTH (WebSocket): not read until the stream starts, past
 			   * SERVER_READ_MAX kept (conn_input) */
 	unsigned requests;     /* request heads routed on this connection (SERVER_KEEPALIVE_MAX) */
+	int head_only;	       /* the request being answered is a HEAD: its answer, whatever it
+				* is, carries no body (RFC 9110 §9.3.2) */
 	long long accepted_ms; /* clock_mono_ms() when accepted: a preflight keeps it only within
 				* BROKER_HEAD_TIMEOUT_MS of this (preflight()) */
 	size_t discarded; /* bytes read and dropped since the answer was finished */
@@ -597,11 +599,13 @@ static const char *status_text(int status)
 	}
 }
 
-/* Writes a complete JSON answer and finishes the connection. body is a JSON text; with_body
- * 0 (a HEAD request) sends the head alone, with the Content-Length the body would have. */
-static void conn_respond_ex(struct conn *c, int status, const char *extra_headers,
-			    const char *body, int with_body)
+/* Writes a complete JSON answer and finishes the connection. body is a JSON text; the
+ * answer to a HEAD request (c->head_only), an error as much as the health answer, is the head
+ * alone, with the Content-Length the body would have: a client on a kept connection would
+ * otherwise read the body as the start of its next answer. */
+static void conn_respond(struct conn *c, int status, const char *extra_headers, const char *body)
 {
+	int with_body = !c->head_only;
 	struct buf b;
 	buf_init(&b, 64 * 1024);
 	if (buf_printf(&b,
@@ -617,11 +621,6 @@ static void conn_respond_ex(struct conn *c, int status, const char *extra_header
 		conn_write(c, b.data, b.len);
 	buf_free(&b);
 	conn_finish(c);
-}
-
-static void conn_respond(struct conn *c, int status, const char *extra_headers, const char *body)
-{
-	conn_respond_ex(c, status, extra_headers, body, 1);
 }
 
 /* The JSON error {"error": code, "message": message} with status, and extra header lines
@@ -1462,12 +1461,7 @@ static void authorize(struct conn *c, const struct http_head *h)
 		jwt = ticket;
 		from_query = 1;
 	} else {
-		const char *auth = http_head_get(h, "Authorization");
-		if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
-			jwt = auth + 7;
-			while (*jwt == ' ')
-				jwt++;
-		}
+		jwt = token_bearer(http_head_get(h, "Authorization"));
 	}
 	if (!jwt || !*jwt) {
 		conn_error(c, 401, "unauthorized", "a ticket or a bearer token is required");
@@ -1544,14 +1538,14 @@ static int read_live_event(struct conn *c, const struct http_head *h)
 	return 0;
 }
 
-/* GET or HEAD /events/health; HEAD gets the same head, without the body (RFC 9110 §9.3.2). */
-static void health(struct conn *c, int head)
+/* GET or HEAD /events/health; HEAD gets the same head, without the body (conn_respond). */
+static void health(struct conn *c)
 {
 	char body[128];
 	snprintf(body, sizeof body, "{\"status\":\"ok\",\"redis\":\"%s\",\"clients\":%ld}",
 		 hub_redis_up(c->srv->hub) ? "ok" : "down",
 		 (long)atomic_load(&c->srv->cfg->shared->streams));
-	conn_respond_ex(c, 200, NULL, body, !head);
+	conn_respond(c, 200, NULL, body);
 }
 
 /* Checks a WebSocket upgrade and keeps its 101 answer for when the rights are known. 0, or -1
@@ -1707,7 +1701,7 @@ static void route_request(struct conn *c, const struct http_head *h)
 			conn_error_ex(c, 405, "Allow: GET, HEAD, OPTIONS\r\n", "method_not_allowed",
 				      "use GET or HEAD");
 		else
-			health(c, strcmp(h->method, "HEAD") == 0);
+			health(c);
 		return;
 	}
 	if (strncmp(path, rooms, sizeof rooms - 1) != 0) {
@@ -1796,6 +1790,8 @@ static int head_parse(struct conn *c, const char *p, size_t n)
 static void head_route(struct conn *c)
 {
 	c->requests++;
+	/* before any answer, the refusal of a stopping broker among them */
+	c->head_only = strcmp(c->srv->head.method, "HEAD") == 0;
 	if (c->srv->stopping) {
 		conn_error(c, 503, "shutting_down", "the broker is shutting down; retry");
 		return;

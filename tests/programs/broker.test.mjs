@@ -250,6 +250,20 @@ test('a bearer session token works for members only (private room)', async () =>
   const j = await r.json();
   assert.deepEqual(j.events.map((e) => e.id), [id]);
   assert.equal(j.last_event_id, id);
+
+  // the header is read as the API reads it (lib/token.h, token_bearer): the scheme in any
+  // case, one or more spaces; the scheme alone is a missing credential
+  const tok = session(SECRET, { user: 41, name: 'u41' });
+  for (const Authorization of [`bearer ${tok}`, `BEARER ${tok}`, `Bearer  ${tok}`, `bearer     ${tok}`]) {
+    r = await fetch(`${broker.base}/events/rooms/${room}/poll?since=0`, { headers: { Authorization } });
+    assert.equal(r.status, 200, JSON.stringify(Authorization.slice(0, 12)));
+    assert.deepEqual((await r.json()).events.map((e) => e.id), [id]);
+  }
+  for (const Authorization of ['Bearer', 'Bearer    ', `Bearer${tok}`, `Bearer\t${tok}`, `Token ${tok}`]) {
+    r = await fetch(`${broker.base}/events/rooms/${room}/poll?since=0`, { headers: { Authorization } });
+    assert.equal(r.status, 401, JSON.stringify(Authorization.slice(0, 12)));
+    assert.equal((await r.json()).error, 'unauthorized', JSON.stringify(Authorization.slice(0, 12)));
+  }
 });
 
 test('SSE (curl, eventsource), long-poll and WebSocket get the same events in order', async () => {
@@ -1642,6 +1656,49 @@ test('HEAD /events/health answers the head alone, with the Content-Length a GET 
   const no = parseAnswer(await rawRequest(broker.port, `POST /events/rooms/${room}?ticket=${tk(room)} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`));
   assert.equal(no.status, 405);
   assert.equal(no.headers.allow, 'GET, OPTIONS');
+});
+
+test('HEAD to a stream or an unknown path: the error head alone, its Content-Length that of the body another method gets', async () => {
+  // The broker closes after each of these answers, so what came before the close is the
+  // whole answer: no byte may follow the head. The same request with another method gets
+  // the body, whose length the HEAD answer's Content-Length must give.
+  const room = await newRoom();
+  const cases = [
+    { what: 'a room stream', path: `/events/rooms/${room}?ticket=${tk(room)}`, other: 'POST', status: 405, error: 'method_not_allowed', allow: 'GET, OPTIONS' },
+    { what: 'a long-poll', path: `/events/rooms/${room}/poll?ticket=${tk(room)}`, other: 'PUT', status: 405, error: 'method_not_allowed', allow: 'GET, OPTIONS' },
+    { what: 'a WebSocket path', path: `/events/rooms/${room}/ws`, other: 'DELETE', status: 405, error: 'method_not_allowed', allow: 'GET, OPTIONS' },
+    { what: 'several rooms', path: `/events/multi?rooms=${room}`, other: 'POST', status: 405, error: 'method_not_allowed', allow: 'GET, OPTIONS' },
+    { what: 'an unknown path', path: '/events/nope', other: 'GET', status: 404, error: 'not_found' },
+    { what: 'outside /events/', path: '/', other: 'GET', status: 404, error: 'not_found' },
+    { what: 'an unknown room endpoint', path: `/events/rooms/${room}/nope`, other: 'GET', status: 404, error: 'not_found' },
+    { what: 'a malformed room id', path: '/events/rooms/no%20such', other: 'GET', status: 404, error: 'room_not_found' },
+  ];
+  for (const c of cases) {
+    const req = (method) => `${method} ${c.path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`;
+    const full = parseAnswer(await rawRequest(broker.port, req(c.other)));
+    assert.equal(full.status, c.status, `${c.other} ${c.what}`);
+    assert.equal(JSON.parse(full.body).error, c.error, `${c.other} ${c.what}`);
+
+    const raw = await rawRequest(broker.port, req('HEAD'));
+    const head = parseAnswer(raw);
+    assert.equal(head.status, c.status, `HEAD ${c.what}: ${raw}`);
+    assert.equal(head.body, '', `HEAD ${c.what}: no byte after the head, got ${JSON.stringify(head.body)}`);
+    assert.equal(head.headers['content-type'], 'application/json', c.what);
+    assert.equal(Number(head.headers['content-length']), Buffer.byteLength(full.body, 'latin1'),
+      `HEAD ${c.what}: the Content-Length of the body a ${c.other} gets`);
+    if (c.allow) assert.equal(head.headers.allow, c.allow, c.what);
+  }
+
+  // on a connection a preflight kept, the HEAD answer after it is the last thing sent: a
+  // client reading its next answer there would otherwise take the body for it
+  const raw = await rawRequest(broker.port,
+    'OPTIONS /events/nope HTTP/1.1\r\nHost: x\r\n\r\nHEAD /events/nope HTTP/1.1\r\nHost: x\r\n\r\n');
+  const heads = raw.split('\r\n\r\n');
+  assert.equal(heads.length, 3, `two heads and nothing after them: ${JSON.stringify(raw)}`);
+  assert.match(heads[0], /^HTTP\/1\.1 204 /);
+  assert.doesNotMatch(heads[0], /\r\nConnection: close/i, 'the preflight kept the connection');
+  assert.match(heads[1], /^HTTP\/1\.1 404 /);
+  assert.equal(heads[2], '', 'no body after the HEAD answer');
 });
 
 test('WebSocket: a text message that is not UTF-8 is closed with 1007, whole or in fragments', async () => {

@@ -51,10 +51,13 @@ test('register answers 201 {token, user:{id, username}}; login 200; me names the
     assert.equal(me.status, 200, me.text);
     assert.deepEqual(me.json, { user: reg.json.user });
   }
-  // the scheme is case-insensitive (RFC 9110, section 11.1)
-  for (const scheme of ['bearer', 'BEARER']) {
-    const me = await call('GET', '/api/auth/me', { headers: { authorization: `${scheme} ${reg.json.token}` } });
-    assert.equal(me.status, 200, `${scheme}: ${me.text}`);
+  // the scheme is case-insensitive (RFC 9110, section 11.1), and one or more spaces part it
+  // from the token (RFC 6750, section 2.1): the broker reads the header by the same rule
+  for (const authorization of [`bearer ${reg.json.token}`, `BEARER ${reg.json.token}`, `bEaReR ${reg.json.token}`,
+    `Bearer  ${reg.json.token}`, `bearer     ${reg.json.token}`]) {
+    const me = await call('GET', '/api/auth/me', { headers: { authorization } });
+    assert.equal(me.status, 200, `${JSON.stringify(authorization.slice(0, 12))}: ${me.text}`);
+    assert.deepEqual(me.json, { user: reg.json.user });
   }
   // usernames are case-insensitive at sign-in; the answer names the account as registered
   const upper = await call('POST', '/api/auth/login', { body: { username: username.toUpperCase(), password } });
@@ -180,10 +183,22 @@ test('bad tokens are refused with 401 {error, message}', async () => {
   }
   const none = await call('GET', '/api/auth/me');
   assertError(none, 401);
-  for (const authorization of ['Basic dXNlcjpwYXNz', `Token ${u.token}`, 'Bearer', 'Bearer ', u.token]) {
+  for (const authorization of ['Basic dXNlcjpwYXNz', `Token ${u.token}`, u.token, `Bearer${u.token}`,
+    `Bearer\t${u.token}`]) {
     const r = await call('GET', '/api/auth/me', { headers: { authorization } });
-    assertError(r, 401);
+    assertError(r, 401, 'unauthorized');
+    assert.match(r.json.message, /Bearer <token>/, authorization.slice(0, 12));
   }
+  // the scheme with no token after it, however many spaces follow, is a missing token
+  for (const authorization of ['Bearer', 'Bearer ', 'Bearer    ', 'bearer  ']) {
+    const r = await call('GET', '/api/auth/me', { headers: { authorization } });
+    assertError(r, 401, 'unauthorized');
+    assert.match(r.json.message, /no token/, JSON.stringify(authorization));
+  }
+  // the spaces are skipped, not the token judged the more leniently: a bad one after two
+  // spaces is refused as a bad token
+  const twoBad = await call('GET', '/api/auth/me', { headers: { authorization: 'Bearer  aaa.bbb.ccc' } });
+  assertError(twoBad, 401, 'invalid_token');
   // every room endpoint refuses the same way
   const r = await call('GET', '/api/rooms', { token: cases.expired[0] });
   assertError(r, 401);

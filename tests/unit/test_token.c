@@ -129,6 +129,37 @@ int main(void)
 	CHECK_STR(why, "token too long");
 	free(huge);
 
+	/* the Authorization header: scheme in any case, one or more spaces, then the token */
+	CHECK_STR(token_bearer("Bearer abc.def"), "abc.def");
+	CHECK_STR(token_bearer("bearer abc"), "abc");
+	CHECK_STR(token_bearer("BEARER abc"), "abc");
+	CHECK_STR(token_bearer("bEaReR abc"), "abc");
+	CHECK_STR(token_bearer("Bearer  abc"), "abc");
+	CHECK_STR(token_bearer("Bearer          abc"), "abc");
+	/* the scheme without a token: "" (the caller says a token is missing) */
+	CHECK_STR(token_bearer("Bearer"), "");
+	CHECK_STR(token_bearer("Bearer "), "");
+	CHECK_STR(token_bearer("bearer    "), "");
+	/* other schemes, a scheme run into the token, a tab for the space, no scheme at all */
+	const char *not_bearer[] = {"", "Basic dXNlcjpwYXNz", "Token abc", "Bearerabc", "Bearer\tabc",
+				    "Beare abc", "Bear", " Bearer abc", "abc.def.ghi", "Bearer-x abc",
+				    NULL};
+	for (int i = 0; not_bearer[i]; i++)
+		CHECK(token_bearer(not_bearer[i]) == NULL);
+	CHECK(token_bearer(NULL) == NULL);
+	/* what follows the spaces is handed on whole, for token_verify to judge */
+	CHECK_STR(token_bearer("Bearer a b"), "a b");
+	/* many spaces, then a token one byte over the bound */
+	static char longhdr[6 + TOKEN_MAX_LEN + TOKEN_MAX_LEN + 2];
+	memcpy(longhdr, "Bearer", 6);
+	memset(longhdr + 6, ' ', TOKEN_MAX_LEN);
+	memset(longhdr + 6 + TOKEN_MAX_LEN, 'x', TOKEN_MAX_LEN + 1);
+	longhdr[6 + 2 * TOKEN_MAX_LEN + 1] = '\0';
+	const char *lt = token_bearer(longhdr);
+	CHECK(lt == longhdr + 6 + TOKEN_MAX_LEN);
+	CHECK(token_verify(&k, lt, now, &got, &why) == -1);
+	CHECK_STR(why, "token too long");
+
 	/* key loading: no secret, short secret, good secret */
 	char err[256];
 	struct token_key lk;
