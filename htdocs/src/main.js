@@ -44,15 +44,23 @@ export async function route() {
   renderHeader();
   const roomId = roomIdFromPath();
   const ctx = { navigate, route, isCurrent: () => gen === generation };
+  let view = null;
   try {
-    if (!session.token) current = renderAuth(main, { ...ctx, roomId });
-    else if (roomId) current = await openRoom(main, roomId, ctx);
-    else current = await renderRooms(main, ctx);
+    if (!session.token) view = renderAuth(main, { ...ctx, roomId });
+    else if (roomId) view = await openRoom(main, roomId, ctx);
+    else view = await renderRooms(main, ctx);
   } catch (e) {
     if (gen !== generation) return;
     if (e && e.status === 401) return; // the expiry listener has taken over
     say((e && e.message) || String(e));
   }
+  // another navigation came while this view was being made: it is not the one on screen,
+  // and nothing of it (a room's stream, its presence) may go on
+  if (gen !== generation) {
+    if (view && view.destroy) view.destroy();
+    return;
+  }
+  current = view;
 }
 
 // Changes the view; `message` (optional) is shown once the new view is up, e.g. why a

@@ -164,16 +164,17 @@ class RoomView {
     this.stream.start();
     // the document is read once the stream is live, so nothing falls between the two
     await Promise.race([opened, new Promise((r) => setTimeout(r, OPEN_WAIT_MS))]);
-    if (this.destroyed) return this;
+    if (this.gone()) return this;
     let doc;
     this.docAsked = true;
     try {
       doc = await api('GET', `${room(this.roomId)}/document`);
     } catch (e) {
+      if (this.gone()) return this;
       this.editorBox.replaceChildren(h('p', { class: 'error pad' }, `The document could not be loaded: ${e.message}`));
       return this;
     }
-    if (this.destroyed) return this;
+    if (this.gone()) return this;
     let shown = doc.content;
     let restoring = null;
     if (saved && this.canEdit) {
@@ -220,6 +221,14 @@ class RoomView {
     return this;
   }
 
+  // Whether this view is over: destroyed, or another navigation came while it was being
+  // made (the page shows something else). Such a view ends itself here, so that its stream,
+  // its presence in the room and its worker subscription do not live on unseen.
+  gone() {
+    if (!this.destroyed && !this.ctx.isCurrent()) this.destroy();
+    return this.destroyed;
+  }
+
   // Writes the unconfirmed edits for the next page of this room (unsent.js): only while
   // this page's user is still the one signed in.
   keepUnsent() {
@@ -240,6 +249,7 @@ class RoomView {
   }
 
   destroy() {
+    if (this.destroyed) return; // once: route() may end a view that had ended itself
     if (!this.left) this.keepUnsent(); // sent when the room is opened again
     if (this.onPageHide) window.removeEventListener('pagehide', this.onPageHide);
     if (this.onBeforeUnload) window.removeEventListener('beforeunload', this.onBeforeUnload);
