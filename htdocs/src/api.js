@@ -33,15 +33,54 @@ export const session = {
   },
 };
 
-// Listeners told when a call is refused with 401 (the session has ended).
+// The id of the user signed in on this browser now (every tab shares the session), or null.
+export function signedInId() {
+  const user = session.token ? session.user : null;
+  return user && user.id !== undefined ? user.id : null;
+}
+
+// The user the view on screen started with (main.js route() sets it; undefined before the
+// first view). A page must never act as anyone else: once another tab has signed out, or
+// signed in as someone else, the page's calls are not sent (answered 401 here) until it has
+// started its view again as whoever is signed in now.
+let viewUser;
+export function setViewUser(id) {
+  viewUser = id;
+}
+
+// Whether the session is still the one the view started with.
+export function sameSession() {
+  return viewUser === undefined || signedInId() === viewUser;
+}
+
+// Listeners told when the session has ended: a call refused with 401 (`token`: the token
+// it carried), or a stream refused with 401 while this page has no token any more (null).
 const expiredListeners = new Set();
 export function onSessionExpired(fn) {
   expiredListeners.add(fn);
+}
+export function sessionExpired(token) {
+  for (const fn of expiredListeners) fn(token);
+}
+
+// Listeners told when a call was not sent because the session is no longer the view's.
+const movedListeners = new Set();
+export function onSessionMoved(fn) {
+  movedListeners.add(fn);
 }
 
 // The answer as {status, json, headers}; status 0 when there was none (network down).
 // Never throws for HTTP errors: callers that want exceptions use api().
 export async function request(method, path, body) {
+  const auth = path.startsWith('/api/auth/'); // about the session itself: whoever holds it
+  if (!auth && !sameSession()) {
+    for (const fn of movedListeners) fn();
+    return {
+      status: 401,
+      json: { error: 'session_changed', message: 'You signed out or signed in as someone else in another tab.' },
+      headers: new Headers(),
+    };
+  }
   const headers = { accept: 'application/json' };
   const token = session.token;
   if (token) headers.authorization = `Bearer ${token}`;
@@ -60,9 +99,11 @@ export async function request(method, path, body) {
   if (res.status !== 204) json = await res.json().catch(() => null);
   // 401 means the session has ended on every endpoint but sign-in and sign-out (a wrong
   // password; a session signed out already): /api/auth/me is how a page asks whether its
-  // session still stands (shared-stream.js, when the stream is refused with 401)
-  if (res.status === 401 && token && (!path.startsWith('/api/auth/') || path === '/api/auth/me')) {
-    for (const fn of expiredListeners) fn();
+  // session still stands (shared-stream.js, when the stream is refused with 401). A 401 to
+  // a token another tab has replaced since is not this session's end: the page follows the
+  // new session instead (main.js).
+  if (res.status === 401 && token && session.token === token && (!auth || path === '/api/auth/me')) {
+    sessionExpired(token);
   }
   return { status: res.status, json, headers: res.headers };
 }

@@ -86,7 +86,8 @@ export class Collab {
     this.serverText = doc.content;
     this.serverLen = cpLength(doc.content);
     this.ready = true;
-    this.drainQueue();
+    if (this.wantResync) this.resync(); // asked for before the document came
+    else this.drainQueue();
     this.emitState();
   }
 
@@ -142,6 +143,11 @@ export class Collab {
         this.holdUntil = null;
         this.resync();
       }, HOLD_MAX_MS);
+    }
+    if (this.wantResync) { // asked for before the document came: the fetched text decides
+      this.resync();
+      this.emitState();
+      return;
     }
     this.drainQueue();
     this.emitState();
@@ -350,6 +356,10 @@ export class Collab {
   // on its way we wait for its answer, so we know whether the server has our edit.
   resync() {
     if (this.stopped) return;
+    if (!this.ready) { // nothing to rebase yet: done once load() or restore() has the text
+      this.wantResync = true;
+      return;
+    }
     if (this.outstanding && this.outstanding.inFlight) {
       this.wantResync = true;
       return;

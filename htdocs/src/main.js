@@ -3,7 +3,9 @@
 //   /r/{id}      a room (lighttpd rewrites it to index.html); ?invite=CODE joins it
 
 import './csp.js';
-import { onSessionExpired, request, session } from './api.js';
+import {
+  onSessionExpired, onSessionMoved, request, sameSession, session, setViewUser, signedInId,
+} from './api.js';
 import { $, say } from './dom.js';
 import { renderAuth } from './view-auth.js';
 import { renderRooms } from './view-rooms.js';
@@ -31,6 +33,8 @@ export async function route() {
   const gen = ++generation;
   if (current && current.destroy) current.destroy();
   current = null;
+  // the new view acts as whoever is signed in now, and as no one else (api.js)
+  setViewUser(signedInId());
   // unsent edits of a room are kept for the user signed in, for a day: none once signed
   // out or another user is (they hold a room's whole text)
   pruneUnsent();
@@ -40,15 +44,23 @@ export async function route() {
   renderHeader();
   const roomId = roomIdFromPath();
   const ctx = { navigate, route, isCurrent: () => gen === generation };
+  let view = null;
   try {
-    if (!session.token) current = renderAuth(main, { ...ctx, roomId });
-    else if (roomId) current = await openRoom(main, roomId, ctx);
-    else current = await renderRooms(main, ctx);
+    if (!session.token) view = renderAuth(main, { ...ctx, roomId });
+    else if (roomId) view = await openRoom(main, roomId, ctx);
+    else view = await renderRooms(main, ctx);
   } catch (e) {
     if (gen !== generation) return;
     if (e && e.status === 401) return; // the expiry listener has taken over
     say((e && e.message) || String(e));
   }
+  // another navigation came while this view was being made: it is not the one on screen,
+  // and nothing of it (a room's stream, its presence) may go on
+  if (gen !== generation) {
+    if (view && view.destroy) view.destroy();
+    return;
+  }
+  current = view;
 }
 
 // Changes the view; `message` (optional) is shown once the new view is up, e.g. why a
@@ -60,10 +72,25 @@ export function navigate(path, message) {
 }
 
 // The session cleared first: the room view then keeps nothing of the room (unsent.js), and
-// route() removes what was kept.
-onSessionExpired(() => {
-  session.clear();
-  route().then(() => say('Your session has ended; sign in again.'));
+// route() removes what was kept. `token`: the one refused (null when the page had none any
+// more); a session another tab has started since stays.
+onSessionExpired((token) => {
+  if (token && session.token === token) session.clear();
+  route().then(() => { if (!session.token) say('Your session has ended; sign in again.'); });
+});
+
+// The session is shared by every tab (localStorage): signing out in another tab signs this
+// one out, and signing in there as someone else starts this page's view again as them. A
+// page never goes on acting as a user other than the one its view started with: its room's
+// unsent edits are dropped rather than sent under another account.
+function followSession() {
+  if (sameSession()) return;
+  const signedOut = !session.token;
+  route().then(() => { if (signedOut && !session.token) say('You were signed out in another tab or window.', 'notice'); });
+}
+onSessionMoved(() => setTimeout(followSession, 0)); // after the refused call has returned
+window.addEventListener('storage', (ev) => {
+  if (ev.key === null || ev.key === 'cc.token' || ev.key === 'cc.user') followSession();
 });
 
 // links inside the app change the view without reloading the page

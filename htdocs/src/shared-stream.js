@@ -8,7 +8,7 @@
 // The worker opens its stream at the direct origin this page knows (stream-route.js), which
 // goes with every message; a page that gives the direct route up tells it ('front'), and a
 // worker that gives it up tells the pages.
-import { request, session } from './api.js';
+import { request, session, sessionExpired } from './api.js';
 import { RoomStream } from './transport.js';
 import { directOrigin, onFrontDoor, streamRouteReady, useFrontDoor } from './stream-route.js';
 
@@ -212,8 +212,10 @@ export class SharedRoomStream {
         this.setState('offline');
         if (m.status === 401) {
           // the session ended (signed out, password changed, expired): an API call says so
-          // to the app, which signs this page out
+          // to the app, which signs this page out; with no session left (signed out in
+          // another tab) the app is told at once
           if (session.token) request('GET', '/api/auth/me');
+          else sessionExpired(null);
         }
         this.o.onFatal(m.status);
         break;

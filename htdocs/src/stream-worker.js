@@ -360,6 +360,9 @@ function onMessage(port, m) {
     token = m.token;
     closeAll();
     for (const s of subs.values()) s.live = false;
+    // signed out: every tab's rooms end as for a stream refused with 401, so each page
+    // hears of it (and signs out) rather than waiting on a stream that will not come back
+    if (token === null) for (const s of [...subs.values()]) fatal(s, 401);
     clearTimeout(retryTimer);
     retryTimer = null;
     setChanged();
@@ -372,6 +375,10 @@ function onMessage(port, m) {
     case 'open': {
       if (typeof m.key !== 'string' || typeof m.room !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(m.room)) return;
       const s = { key: m.key, port, room: m.room, lastId: validId(m.lastId) ? m.lastId : null, opened: false, live: false };
+      if (token === null) { // no session: nothing can be streamed
+        post(port, { kind: 'fatal', key: s.key, status: 401 });
+        return;
+      }
       subs.set(s.key, s);
       post(port, { kind: 'state', state });
       if (front) post(port, { kind: 'front' }); // a tab that came after the worker gave up

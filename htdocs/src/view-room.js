@@ -2,7 +2,7 @@
 // Wires the event stream (transport.js) to the OT client (collab.js) and the editor
 // (editor.js), and sends this user's caret to the others.
 
-import { ApiError, api, request, room, session } from './api.js';
+import { ApiError, api, request, room, session, signedInId } from './api.js';
 import { Collab } from './collab.js';
 import { colorClass, userColor } from './colors.js';
 import { h, named, say } from './dom.js';
@@ -88,6 +88,11 @@ class RoomView {
     this.editor = null;
   }
 
+  // Whether the user signed in is still the one this view started with.
+  sameUser() {
+    return Boolean(this.me) && signedInId() === this.me.id;
+  }
+
   get role() {
     return this.info.role;
   }
@@ -104,7 +109,10 @@ class RoomView {
     const clientPrefix = saved ? saved.site
       : Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, '0')).join('');
     this.collab = new Collab({
-      send: (body) => request('POST', `${room(this.roomId)}/operations`, body),
+      // only as the user this view started with: another tab may have signed out, or in as
+      // someone else (main.js then starts the view again; these edits are not theirs)
+      send: (body) => (this.sameUser() ? request('POST', `${room(this.roomId)}/operations`, body)
+        : Promise.resolve({ status: 401, json: null })),
       fetchDocument: () => api('GET', `${room(this.roomId)}/document`),
       applyRemote: (op, before) => this.editor.applyRemote(op, before),
       localText: () => this.editor.text(),
@@ -148,7 +156,7 @@ class RoomView {
         if (!resumed || kind === 'poll') this.announce();
       },
       onFatal: (status) => {
-        if (status === 401) return; // the session expired: the app signs out
+        if (status === 401) return; // the session ended: the app signs this page out (main.js)
         this.leave(status === 404 ? 'deleted' : 'removed');
       },
     });
@@ -156,16 +164,17 @@ class RoomView {
     this.stream.start();
     // the document is read once the stream is live, so nothing falls between the two
     await Promise.race([opened, new Promise((r) => setTimeout(r, OPEN_WAIT_MS))]);
-    if (this.destroyed) return this;
+    if (this.gone()) return this;
     let doc;
     this.docAsked = true;
     try {
       doc = await api('GET', `${room(this.roomId)}/document`);
     } catch (e) {
+      if (this.gone()) return this;
       this.editorBox.replaceChildren(h('p', { class: 'error pad' }, `The document could not be loaded: ${e.message}`));
       return this;
     }
-    if (this.destroyed) return this;
+    if (this.gone()) return this;
     let shown = doc.content;
     let restoring = null;
     if (saved && this.canEdit) {
@@ -212,6 +221,14 @@ class RoomView {
     return this;
   }
 
+  // Whether this view is over: destroyed, or another navigation came while it was being
+  // made (the page shows something else). Such a view ends itself here, so that its stream,
+  // its presence in the room and its worker subscription do not live on unseen.
+  gone() {
+    if (!this.destroyed && !this.ctx.isCurrent()) this.destroy();
+    return this.destroyed;
+  }
+
   // Writes the unconfirmed edits for the next page of this room (unsent.js): only while
   // this page's user is still the one signed in.
   keepUnsent() {
@@ -232,6 +249,7 @@ class RoomView {
   }
 
   destroy() {
+    if (this.destroyed) return; // once: route() may end a view that had ended itself
     if (!this.left) this.keepUnsent(); // sent when the room is opened again
     if (this.onPageHide) window.removeEventListener('pagehide', this.onPageHide);
     if (this.onBeforeUnload) window.removeEventListener('beforeunload', this.onBeforeUnload);

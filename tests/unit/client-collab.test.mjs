@@ -258,3 +258,59 @@ test('a committed edit whose answer and event were lost is not applied twice by 
   assert.equal(q.text, 'once!');
   assert.equal(p.collab.state, 'synchronized');
 });
+
+// A room page as view-room.js wires it: the editor exists only once the document is
+// loaded, and the io functions reach it (before then they throw, as this.editor.x would).
+function pageClient() {
+  const c = { editor: null, requests: [], docs: [] };
+  c.collab = new Collab({
+    send: (body) => new Promise((resolve) => c.requests.push({ body, resolve })),
+    fetchDocument: () => new Promise((resolve) => c.docs.push(resolve)),
+    applyRemote: (op) => { c.editor.text = apply(op, c.editor.text); },
+    localText: () => c.editor.text,
+    onState: () => {},
+    onError: (status, message) => { throw new Error(`${status} ${message}`); },
+    canSend: () => true,
+  }, 'page', 1);
+  return c;
+}
+
+// A `resync` (history_trimmed) can come on the stream before the page has the document.
+test('a resync asked for before the document is loaded runs once it is', async () => {
+  const c = pageClient();
+  assert.doesNotThrow(() => c.collab.resync());
+  await settle();
+  assert.equal(c.docs.length, 0, 'nothing is fetched before the load');
+  // the document read on opening, at revision 3; the server has moved on to 5
+  c.editor = { text: 'abc' };
+  c.collab.load({ revision: 3, content: 'abc' });
+  await settle();
+  assert.equal(c.docs.length, 1, 'the wanted resync fetches the document once loaded');
+  assert.equal(c.collab.state, 'resyncing');
+  c.docs.shift()({ revision: 5, content: 'abcde' });
+  await settle();
+  assert.equal(c.editor.text, 'abcde');
+  assert.equal(c.collab.revision, 5);
+  assert.equal(c.collab.state, 'synchronized');
+  assert.equal(c.docs.length, 0, 'and only once');
+});
+
+test('a resync asked for before kept edits are restored runs once they are, and they survive', async () => {
+  const c = pageClient();
+  c.collab.resync();
+  await settle();
+  assert.equal(c.docs.length, 0);
+  // kept edits: "X" typed after "a" in "ab" at revision 1, never sent; the server is at 2,
+  // "ab" -> "abz"
+  c.editor = { text: 'aXb' };
+  c.collab.restore({ revision: 1, base: 'ab', op: [1, 'X', 1], id: 'page.1', sent: false, buffer: null, site: 'page', seq: 1 }, 2);
+  await settle();
+  assert.equal(c.requests.length, 0, 'the edit waits for the fetched text');
+  assert.equal(c.docs.length, 1, 'the wanted resync fetches the document');
+  c.docs.shift()({ revision: 2, content: 'abz' });
+  await settle();
+  assert.equal(c.editor.text, 'aXbz');
+  assert.equal(c.requests.length, 1, 'then the edit is sent, rebased onto revision 2');
+  assert.equal(c.requests[0].body.revision, 2);
+  assert.deepEqual(apply(c.requests[0].body.ops, 'abz'), 'aXbz');
+});

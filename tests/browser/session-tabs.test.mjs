@@ -1,0 +1,122 @@
+// End-to-end (headless Chromium against the real stack): the session is shared by every tab
+// of a browser (docs/CLIENT.md, "One session for every tab").
+//   - Signing out in one tab signs the user's other tabs out: a tab in a room shows the
+//     sign-in form instead of going on as if nothing had happened, whether or not the
+//     sign-out request reached the server.
+//   - On a shared computer, signing out and in as someone else in one tab never commits
+//     what the first user typed in another tab under the second user's account, and that
+//     tab does not go on showing the room as the first user.
+// Every wait is for a condition, with a generous deadline.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { BASE, call, newUser, roomEvents } from '../lib/api.mjs';
+import { launch, person } from '../lib/browser.mjs';
+import { createRoom, signIn, signUp, token, uniqueName, waitForEditor } from '../lib/app.mjs';
+
+let browser;
+
+before(async () => {
+  browser = await launch();
+});
+
+after(async () => {
+  if (browser) await browser.close();
+});
+
+// A second tab of the same person (same context: same localStorage), on the room list.
+async function secondTab(who) {
+  const tab = await who.context.newPage();
+  await tab.goto('/');
+  await tab.waitForSelector('[data-action="logout"]:visible');
+  return tab;
+}
+
+// The server ends the session's streams when it hears of the sign-out, which may reach the
+// room tab first; when the sign-out request gets no answer (the server unreachable for a
+// moment: the local session goes anyway), only the session shared by the tabs tells it.
+for (const serverHears of [false, true]) {
+  test(`signing out in one tab signs the other tab out of its room (${serverHears ? 'the server hears of it' : 'the sign-out request gets no answer'})`, async () => {
+    const who = await person(browser, BASE);
+    const p = who.page;
+    await signUp(p, uniqueName('tabs'));
+    await createRoom(p, uniqueName('room '), 'python');
+    const tab = await secondTab(who);
+    if (!serverHears) await tab.route('**/api/auth/logout', (r) => r.abort('connectionreset'));
+
+    await tab.click('[data-action="logout"]');
+    await tab.waitForSelector('[name="username"]');
+    // the room tab learns of it: the sign-in form, and no room left on screen
+    await p.waitForSelector('[name="username"]', { timeout: 10000 });
+    assert.equal(await p.$('.room'), null, 'the room view is gone');
+    assert.equal(await p.isVisible('[data-action="logout"]'), false);
+    assert.equal(await token(p), null);
+    await who.context.close();
+  });
+}
+
+for (const serverHears of [false, true]) {
+  test(`an edit typed as one user is not committed as the next user to sign in on the browser (${serverHears ? 'the server hears of the sign-out' : 'the sign-out request gets no answer'})`, async () => {
+    const who = await person(browser, BASE);
+    const p = who.page;
+    const aName = uniqueName('ann');
+    await signUp(p, aName);
+    const roomId = await createRoom(p, uniqueName('room '), 'python');
+    // the second user of the shared computer is an editor of the room
+    const b = await newUser('bob');
+    const info = await call('GET', `/api/rooms/${roomId}`, { token: await token(p) });
+    assert.equal(info.status, 200, info.text);
+    const joined = await call('POST', `/api/rooms/${roomId}/join`, { token: b.token, body: { invite: info.json.room.invite } });
+    assert.equal(joined.status, 200, joined.text);
+
+    // the first user's edit is on its way, its answer held back
+    let held;
+    let heldCame;
+    const heldNow = new Promise((resolve) => { heldCame = resolve; });
+    await p.route('**/api/rooms/*/operations', (r) => {
+      if (!held && r.request().method() === 'POST') {
+        held = r;
+        heldCame();
+        return;
+      }
+      r.continue();
+    });
+    const text = `typed-by-ann-${uniqueName('t')}`;
+    await p.click('[data-role="editor"] .cm-content');
+    await p.keyboard.insertText(text);
+    await heldNow;
+
+    // in another tab: sign out, and in as the second user
+    const tab = await secondTab(who);
+    if (!serverHears) await tab.route('**/api/auth/logout', (r) => r.abort('connectionreset'));
+    await tab.click('[data-action="logout"]');
+    await tab.waitForSelector('[name="username"]');
+    await signIn(tab, b.username, b.password);
+    await tab.waitForFunction((name) => document.querySelector('#whoami')?.textContent === name, b.username);
+    // the held request fails (no answer): a page still holding the edit would send it again
+    await held.abort('connectionreset');
+
+    // The edit must never be committed as the second user. A page that kept it sends it again
+    // within a second or two of the failure; the room's log is watched well past that.
+    const byB = () => roomEvents(roomId).filter((e) => e.type === 'operation' && e.data.user && e.data.user.id === b.user.id);
+    const watchUntil = Date.now() + 8000;
+    while (Date.now() < watchUntil) {
+      assert.deepEqual(byB().map((e) => e.data.ops), [], 'no operation committed as the second user');
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    // the first tab ends up as the second user (the room opened anew as them) or signed out,
+    // never still showing the room as the first user
+    await p.waitForFunction(({ a, bName }) => {
+      const signedInAs = document.querySelector('#whoami');
+      const shown = signedInAs && !signedInAs.hidden ? signedInAs.textContent : null;
+      const you = [...document.querySelectorAll('[data-role="participants"] [data-member]')]
+        .filter((el) => el.textContent.includes('(you)')).map((el) => el.dataset.member);
+      if (shown === a || you.includes(a)) return false;
+      return (shown === bName && !you.some((u) => u !== bName)) || document.querySelector('[name="username"]') !== null;
+    }, { a: aName, bName: b.username }, { timeout: 10000 });
+
+    const doc = await call('GET', `/api/rooms/${roomId}/document`, { token: b.token });
+    assert.equal(doc.status, 200, doc.text);
+    assert.ok(!doc.json.content.includes(text), `the first user's text is in the document: ${JSON.stringify(doc.json.content)}`);
+    await who.context.close();
+  });
+}
