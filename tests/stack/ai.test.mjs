@@ -106,8 +106,16 @@ test('the same request again is answered from the cache: 200 cached, no provider
   assert.equal(r2.json.result.text, job.result.text);
   assert.equal(r2.json.result.kind, 'review');
   // another member of the room asking the same gets the same, still without a call
-  const r3 = await ask(u.token, room, 'review', body);
-  assert.equal(r3.status, 200);
+  const other = await newUser('ai2');
+  const inv = await call('GET', `/api/rooms/${room.id}`, { token: u.token });
+  assert.equal(inv.status, 200, inv.text);
+  const j = await call('POST', `/api/rooms/${room.id}/join`, { token: other.token, body: { invite: inv.json.room.invite } });
+  assert.equal(j.status, 200, j.text);
+  const r3 = await ask(other.token, room, 'review', body);
+  assert.equal(r3.status, 200, r3.text);
+  assert.equal(r3.json.cached, true);
+  assert.equal(r3.json.result.cached, true);
+  assert.equal(r3.json.result.text, job.result.text);
   await sleep(300);
   assert.equal(ai.double.requestsFor(m).length, 1);
   const evs = await waitEvents(room.id, (e) => e.filter((x) => x.data.job_id === null).length === 2);
@@ -251,7 +259,12 @@ test('provider 500: retried with backoff, then a failed job naming the status an
   assert.equal(job.result, undefined);
   const reqs = ai.double.requestsFor(m);
   assert.equal(reqs.length, 3);
-  assert.ok(reqs[1].at - reqs[0].at >= 300 && reqs[2].at - reqs[1].at >= reqs[1].at - reqs[0].at - 200);
+  // queue-worker/ai_http.c: the retries wait a random time in [d/2, d], d = 750 ms then
+  // 1500 ms: at least 375 ms, then at least 750 ms (each gap checked against its own floor,
+  // with a little slack for clock granularity; the two random waits are not compared)
+  const gap1 = reqs[1].at - reqs[0].at, gap2 = reqs[2].at - reqs[1].at;
+  assert.ok(gap1 >= 350, `first retry after ${gap1} ms`);
+  assert.ok(gap2 >= 700, `second retry after ${gap2} ms`);
   const evs = await waitEvents(room.id, (e) => e.some((x) => x.data.status === 'failed'));
   assert.match(evs.find((e) => e.data.status === 'failed').data.error, /HTTP 500/);
   // a failure is not cached and leaves no pending mark: asking again makes a new job

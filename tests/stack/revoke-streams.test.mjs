@@ -103,19 +103,25 @@ function pollUrl(room, { ticket, since }) {
 
 const streamsOpen = async () => (await (await fetch(`${BASE}/events/health`)).json()).clients;
 
-// A long-poll waiting after the room's newest event; resolves with its answer. It is
-// waited for until the broker counts it (other test files may open streams meanwhile, so
-// this only makes it likely the poll is open before what the test does next; allEnded()
-// accepts a poll that came too late and was refused).
+// A long-poll of `room` after `since` with `cred` (a ticket, or a bearer token): resolves
+// with its answer and when it came.
+function poll(room, cred, since) {
+  const headers = cred.token ? { Authorization: `Bearer ${cred.token}` } : {};
+  return fetch(pollUrl(room, { ticket: cred.ticket, since }), { headers })
+    .then(async (r) => ({ status: r.status, body: await r.json(), at: Date.now() }));
+}
+
+// A long-poll waiting after the room's newest event, with its credential. It is waited for
+// until the broker counts it (other test files may open streams meanwhile, so this only
+// makes it likely the poll is open before what the test does next; allEnded() accepts a
+// poll that came too late and was refused).
 async function pendingPoll(room, cred) {
   const last = await rc.cmd('XREVRANGE', `cc:room:{${room.id}}:events`, '+', '-', 'COUNT', 1);
   const since = last.length ? last[0][0] : '0';
-  const headers = cred.token ? { Authorization: `Bearer ${cred.token}` } : {};
   const before = await streamsOpen();
-  const answer = fetch(pollUrl(room, { ticket: cred.ticket, since }), { headers })
-    .then(async (r) => ({ status: r.status, body: await r.json() }));
+  const answer = poll(room, cred, since);
   await waitFor(async () => (await streamsOpen()) > before, { what: 'poll open', timeout: 3000 }).catch(() => {});
-  return { answer };
+  return { answer, cred };
 }
 
 async function status(url, token) {
@@ -147,17 +153,42 @@ async function watch(owner, room) {
   return w;
 }
 
-// Every stream in `streams` has ended the way a revoked stream ends.
-async function allEnded({ sses = [], wss = [], polls = [] }) {
+// How soon after the rights went a waiting long-poll must be answered: generous for a
+// loaded machine, yet well below BROKER_POLL_TIMEOUT_MS (25 s), when a poll the broker
+// forgot to cut would be answered (200, no events) anyway.
+const CUT_WITHIN_MS = 10000;
+
+// The refusals the broker answers a stream with once its rights went (docs/API.md, Streams).
+const NOT_A_MEMBER = { status: 403, error: 'not_a_member', message: 'not a member of this room' };
+const SIGNED_OUT = { status: 401, error: 'session_revoked', message: 'this session was signed out' };
+
+// Every stream in `streams` has ended the way a revoked stream ends, the rights having gone
+// at `revokedAt` (Date.now() once the API answered): SSE ends, WebSocket closes 1008, a
+// long-poll is answered at once with what it held (nothing of the room after the rights
+// went), and the same poll made again from that answer, with the same ticket or bearer
+// token, is refused with `refusal`. A poll that reached the broker only after the rights
+// went is refused with `refusal` itself.
+async function allEnded({ sses = [], wss = [], polls = [] }, { room, revokedAt, refusal }) {
   for (const s of sses) assert.equal(await s.exited, true);
   for (const w of wss) {
     const { code } = await w.closed;
     assert.equal(code, 1008);
   }
+  const refused = (r, what) => {
+    assert.equal(r.status, refusal.status, `${what}: ${JSON.stringify(r.body)}`);
+    assert.deepEqual(r.body, { error: refusal.error, message: refusal.message }, what);
+  };
   for (const p of polls) {
-    const r = await (p.answer ?? p);
-    if (r.status === 200) assert.equal(ops(r.body.events).length, 0, 'nothing after the rights went');
-    else assert.ok([401, 403].includes(r.status), `poll answered ${r.status}`);
+    const r = await p.answer;
+    if (r.status !== 200) {
+      refused(r, 'a poll that came after the rights went');
+      continue;
+    }
+    assert.ok(r.at - revokedAt < CUT_WITHIN_MS,
+      `the waiting poll was answered ${r.at - revokedAt} ms after the rights went (cut by the broker, not by its timeout)`);
+    assert.equal(ops(r.body.events).length, 0, 'nothing after the rights went');
+    assert.equal(typeof r.body.last_event_id, 'string', JSON.stringify(r.body));
+    refused(await poll(room, p.cred, r.body.last_event_id), 'the next poll from the answer, same credential');
   }
 }
 
@@ -211,13 +242,11 @@ test('a removal ends the removed member\'s open SSE, WebSocket and long-poll str
     { what: 'E streams live' });
   const answered = await Promise.all(polls.map((p) => p.answer));
   assert.deepEqual(answered.map((p) => ops(p.body.events).length), [1, 1]);
-  const waiting = answered.map((p, i) => fetch(pollUrl(room, { ...[cred, {}][i], since: p.body.last_event_id }),
-    i === 1 ? { headers: { Authorization: `Bearer ${e.token}` } } : undefined)
-    .then(async (r) => ({ status: r.status, body: await r.json() })));
+  const waiting = answered.map((p, i) => ({ cred: polls[i].cred, answer: poll(room, polls[i].cred, p.body.last_event_id) }));
 
   const del = await call('DELETE', `/api/rooms/${room.id}/members/${e.user.id}`, { token: owner.token });
   assert.equal(del.status, 204, del.text);
-  await allEnded({ sses, wss, polls: waiting });
+  await allEnded({ sses, wss, polls: waiting }, { room, revokedAt: Date.now(), refusal: NOT_A_MEMBER });
   for (const c of wss) assert.equal((await c.closed).reason, 'not a member of this room');
   // the stream's presence ended with it: E left the room
   await waitFor(() => w.events().some((ev) => ev.type === 'leave' && ev.data.user.id === e.user.id), { what: 'E left' });
@@ -252,7 +281,7 @@ test('a stranger streaming a public room is cut when it goes private (ticket and
 
   const p = await call('PATCH', `/api/rooms/${room.id}`, { token: owner.token, body: { visibility: 'private' } });
   assert.equal(p.status, 200, p.text);
-  await allEnded({ sses, wss, polls });
+  await allEnded({ sses, wss, polls }, { room, revokedAt: Date.now(), refusal: NOT_A_MEMBER });
   // every stream got the `updated` event first
   for (const x of sses) assert.ok(x.events().some((ev) => ev.type === 'room' && ev.data.reason === 'updated'));
   await postOp(owner, room, rev, [6, 'private']);
@@ -289,8 +318,9 @@ test('sign-out (POST /api/auth/logout) ends the session\'s streams, its tickets\
 
   const out = await call('POST', '/api/auth/logout', { token: m.token });
   assert.equal(out.status, 204, out.text);
+  const revokedAt = Date.now();
   assert.equal(await rc.cmd('EXISTS', `cc:sess:${claims.sid}:revoked`), 1);
-  await allEnded(st);
+  await allEnded(st, { room, revokedAt, refusal: SIGNED_OUT });
   for (const c of st.wss) assert.equal((await c.closed).reason, 'this session was signed out');
   await postOp(owner, room, 0, ['later']);
   await waitFor(() => ops(other.events()).length === 1 && ops(w.events()).length === 1, { what: 'the other session streams on' });
@@ -312,8 +342,9 @@ test('a password change (POST /api/auth/password) ends every older session\'s st
   const { gen } = jwtClaims(m.token);
   const pw = await call('POST', '/api/auth/password', { token: m.token, body: { password: m.password, new_password: `${m.password}-new` } });
   assert.equal(pw.status, 200, pw.text);
+  const revokedAt = Date.now();
   assert.equal(jwtClaims(pw.json.token).gen, gen + 1);
-  await allEnded(st);
+  await allEnded(st, { room, revokedAt, refusal: SIGNED_OUT });
   assert.equal(await status(pollUrl(room, { ticket: st.cred.ticket, since: '0' })), 401);
   assert.equal(await status(pollUrl(room, { since: '0' }), m.token), 401);
   // the token the change answered is of the new generation: it streams

@@ -7,10 +7,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BASE } from '../lib/api.mjs';
 import { startLoad } from '../lib/steady-load.mjs';
+import { waitFor } from '../lib/procs.mjs';
 
 test('a healthy stack under steady load keeps every operation, revision and run', async () => {
   const load = await startLoad({ base: BASE, writers: 3, subscribers: 8, execEveryMs: 1500 });
-  await new Promise((r) => setTimeout(r, 4000));
+  // until the load did some of everything (a loaded machine may take long for it): the
+  // checks below are about what was done, not how fast
+  await waitFor(() => load.stats.commits > 20 && load.stats.execs >= 2,
+    { what: 'more than 20 commits and 2 runs', timeout: 60000, interval: 100 }).catch(async (e) => {
+    await load.finish();
+    throw e;
+  });
   const report = await load.finish();
   assert.deepEqual(report.problems, []);
   assert.ok(report.acked > 20, `only ${report.acked} commits acknowledged`);
@@ -20,12 +27,17 @@ test('a healthy stack under steady load keeps every operation, revision and run'
 
 test('the checker sees an acknowledged operation that went missing', async () => {
   const load = await startLoad({ base: BASE, writers: 1, subscribers: 1, execEveryMs: 0 });
-  await new Promise((r) => setTimeout(r, 800));
-  assert.ok(load.stats.commits > 0);
+  await waitFor(() => load.stats.commits > 0, { what: 'a commit acknowledged', timeout: 60000, interval: 100 })
+    .catch(async (e) => {
+      await load.finish();
+      throw e;
+    });
   const report = await load.finish();
   assert.deepEqual(report.problems, []);
   const doc = report.final.content;
-  const victim = doc.match(/<w\d+\.\d+>/)[0];
+  const found = doc.match(/<w\d+\.\d+>/);
+  assert.ok(found, `no acknowledged operation in the document: ${doc.slice(0, 200)}`);
+  const victim = found[0];
   // tamper with the checker's input exactly as a lost commit would look
   report.final.content = doc.replace(victim, '');
   const { problems } = load.check(report.final);
