@@ -15,6 +15,34 @@ export const HISTORY_BOUNDS = '1000 16777216';
 // Key names as lib/rkeys.def spells them (the room in braces: a Redis Cluster hash tag).
 export const roomKey = (room, suffix = '') => `cc:room:{${room}}${suffix ? `:${suffix}` : ''}`;
 
+// The first complete command (an array of bulk strings, as hiredis sends them) at the start
+// of buf, for the test servers and proxies that stand between a program and Redis:
+// {args, end} (end: the bytes it took), or null while it is incomplete. Throws on bytes that
+// are no command.
+export function firstCommand(buf) {
+  let pos = 0;
+  const line = () => {
+    const eol = buf.indexOf('\r\n', pos);
+    if (eol < 0) return null;
+    const l = buf.toString('latin1', pos, eol);
+    pos = eol + 2;
+    return l;
+  };
+  const head = line();
+  if (head === null) return null;
+  if (head[0] !== '*') throw new Error(`not a command: ${head.slice(0, 40)}`);
+  const args = [];
+  for (let i = 0; i < Number(head.slice(1)); i++) {
+    const len = line();
+    if (len === null) return null;
+    const n = Number(len.slice(1));
+    if (buf.length < pos + n + 2) return null;
+    args.push(buf.toString('utf8', pos, pos + n));
+    pos += n + 2;
+  }
+  return { args, end: pos };
+}
+
 function encode(args) {
   let out = `*${args.length}\r\n`;
   for (const a of args) {

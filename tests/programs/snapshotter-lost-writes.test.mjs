@@ -15,7 +15,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createConnection, createServer } from 'node:net';
 import { start, stop, waitFor } from '../lib/procs.mjs';
-import { connectRedis, roomKey } from '../lib/resp.mjs';
+import { connectRedis, firstCommand, roomKey } from '../lib/resp.mjs';
 import { scripts } from '../lib/rscripts.mjs';
 import { snapshotterGround, SNAP_BIN } from '../lib/snapshotter-ground.mjs';
 
@@ -82,32 +82,6 @@ async function saveAll() {
     const ex = await stop(snap, 'SIGTERM', 20000);
     assert.deepEqual(ex, { code: 0, signal: null }, snap.output);
   }
-}
-
-// The first complete command (an array of bulk strings, as hiredis sends them) at the start
-// of buf: {args, end} or null while incomplete.
-function firstCommand(buf) {
-  let pos = 0;
-  const line = () => {
-    const eol = buf.indexOf('\r\n', pos);
-    if (eol < 0) return null;
-    const l = buf.toString('latin1', pos, eol);
-    pos = eol + 2;
-    return l;
-  };
-  const head = line();
-  if (head === null) return null;
-  if (head[0] !== '*') throw new Error(`the proxy got something that is no command: ${head.slice(0, 40)}`);
-  const args = [];
-  for (let i = 0; i < Number(head.slice(1)); i++) {
-    const len = line();
-    if (len === null) return null;
-    const n = Number(len.slice(1));
-    if (buf.length < pos + n + 2) return null;
-    args.push(buf.toString('utf8', pos, pos + n));
-    pos += n + 2;
-  }
-  return { args, end: pos };
 }
 
 // A TCP proxy to Redis on `port` that forwards every command and reply as they come, except

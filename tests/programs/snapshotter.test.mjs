@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ROOT, start, stop, sleep, waitFor, freePort } from '../lib/procs.mjs';
+import { firstCommand } from '../lib/resp.mjs';
 
 const SNAP_BIN = process.env.CC_SNAP_BIN || join(ROOT, 'build/asan/bin/codecollab-snapshotter');
 
@@ -25,32 +26,21 @@ const claimed = (args) => `:${args[6]}\r\n`; // the claim's answer: the lease's 
 const claimsIn = (log) => log.filter((e) => isClaim(e.args));
 const folded = (rev, content) => `*5\r\n:1\r\n:${rev}\r\n:${rev}\r\n${bulk(content)}*0\r\n`;
 
-// Parses the complete commands (arrays of bulk strings) at the start of buf.
+// Parses the complete commands (arrays of bulk strings) at the start of buf; bytes that are
+// no command stop it there.
 function parseCommands(buf) {
   const cmds = [];
   let pos = 0;
   for (;;) {
-    const save = pos;
-    const line = () => {
-      const eol = buf.indexOf('\r\n', pos);
-      if (eol < 0) return null;
-      const l = buf.toString('latin1', pos, eol);
-      pos = eol + 2;
-      return l;
-    };
-    const head = line();
-    if (head === null || head[0] !== '*') { pos = save; break; }
-    const args = [];
-    let complete = true;
-    for (let i = 0; i < Number(head.slice(1)); i++) {
-      const len = line();
-      if (len === null || buf.length < pos + Number(len.slice(1)) + 2) { complete = false; break; }
-      const n = Number(len.slice(1));
-      args.push(buf.toString('utf8', pos, pos + n));
-      pos += n + 2;
+    let c;
+    try {
+      c = firstCommand(buf.subarray(pos));
+    } catch {
+      break;
     }
-    if (!complete) { pos = save; break; }
-    cmds.push(args);
+    if (!c) break;
+    cmds.push(c.args);
+    pos += c.end;
   }
   return { cmds, rest: buf.subarray(pos) };
 }
