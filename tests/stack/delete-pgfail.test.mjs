@@ -15,7 +15,9 @@
 // DATABASE_URL names a Unix-socket proxy of the test's (pgCommitCutter) that forwards the real
 // traffic, lets the deletion's COMMIT reach the server and hangs up both ends once the server
 // has answered it, the answer kept. The API reads the row again on a new connection (the
-// proxy forwards those as they are), finds it gone, and the room must end as a deleted room.
+// proxy forwards those as they are), finds it gone, and the room must end as a deleted room;
+// an account whose deletion that was must be gone as after a 204 (its tokens, and its member
+// entries in the rooms of others, which the retry would no longer know).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, createConnection } from 'node:net';
@@ -315,28 +317,51 @@ test('a room DELETE whose COMMIT went through but whose answer was lost answers 
   await assertDeleted(room, [owner, editor], streams);
 });
 
-test('an account deletion whose COMMIT went through but whose answer was lost deletes its room all the same', async () => {
+test('an account deletion whose COMMIT went through but whose answer was lost is done all the same: 204, its tokens, its rooms and its memberships', async () => {
   const owner = await newUser('dl');
   const editor = await newUser('dl');
+  const other = await newUser('dl');
   const { room } = await roomWithUnsavedEdits(owner);
   assert.equal((await call('POST', `/api/rooms/${room.id}/join`, { token: editor.token })).status, 200);
+  // a room of someone else's that the account is a member of, with its stream open there
+  const theirs = await createRoom(other.token, { visibility: 'private' });
+  const joined = await call('POST', `/api/rooms/${theirs.id}/join`, { token: owner.token, body: { invite: theirs.invite } });
+  assert.equal(joined.status, 200, joined.text);
+  const ownerInTheirs = stream(theirs, owner.token);
+  const otherInTheirs = stream(theirs, other.token);
   const streams = [stream(room, editor.token)];
-  await Promise.all(streams.map((s) => s.open()));
+  await Promise.all([...streams, ownerInTheirs, otherInTheirs].map((s) => s.open()));
+  assert.equal(redis('HEXISTS', `cc:room:{${theirs.id}}:members`, String(owner.user.id)), '1', 'the account\'s member entry');
 
   const proxy = await pgCommitCutter(/^\s*DELETE FROM users\b/i);
   try {
     const del = await cgiAsync({ method: 'DELETE', uri: '/api/auth/me', token: owner.token, body: { password: owner.password }, env: proxy.env });
     assert.equal(proxy.state.cut, 'COMMIT', 'the proxy let the COMMIT through and kept its answer');
-    // the account is gone but its tokens are not revoked yet: the answer asks for the retry
-    assert.equal(del.status, 503, `${del.body} ${del.stderr}`);
+    assert.ok(proxy.state.connections >= 2, 'the API read the row again on a new connection');
+    // the account is gone, and the answer says so: nothing is left for a retry to do
+    assert.equal(del.status, 204, `${del.body} ${del.stderr}`);
     assert.equal(del.code, 0, del.stderr);
   } finally {
     await proxy.close();
   }
+  assert.equal(sql(`SELECT count(*) FROM users WHERE id = ${owner.user.id}`), '0');
+  // without any retry: its token is refused
+  const me = await call('GET', '/api/auth/me', { token: owner.token });
+  assert.equal(me.status, 401, me.text);
+  assert.equal(me.json?.error, 'session_revoked', me.text);
+  // the room it was a member of: no entry admits it, its stream there ends, and the room's
+  // streams hear the `members` event
+  assert.equal(redis('HEXISTS', `cc:room:{${theirs.id}}:members`, String(owner.user.id)), '0', 'the member entry outlived the account');
+  await waitFor(() => ownerInTheirs.ended, { what: 'the deleted account\'s stream of the room it was in ended', timeout: 15000 });
+  await waitFor(() => otherInTheirs.events.some((e) => e.type === 'room' && e.data.reason === 'members'),
+    { what: 'the `members` event in the room the account was in', timeout: 15000 });
+  assert.ok(roomEvents(theirs.id).some((e) => e.type === 'room' && e.data.reason === 'members'), 'the `members` event in the history');
+  assert.equal(otherInTheirs.ended, false, 'the owner\'s own stream of the room stays');
+  assert.deepEqual((await call('GET', `/api/rooms/${theirs.id}/members`, { token: other.token })).json?.members.map((m) => m.user.id), [other.user.id]);
+  // the room it owned is deleted
   await assertDeleted(room, [editor], streams);
-  // the retry finds the account gone and ends its sessions
+  // a retry (a client that sent it again) finds the account gone
   const again = await call('DELETE', '/api/auth/me', { token: owner.token, body: { password: owner.password } });
   assert.equal(again.status, 401, again.text);
   assert.equal(again.json?.error, 'session_revoked', again.text);
-  assert.equal((await call('GET', '/api/auth/me', { token: owner.token })).status, 401);
 });
