@@ -378,27 +378,37 @@ static int bury_gen(struct rds *rd, struct api_ctx *c, long long user_id)
 	return access_gen_bury(rd, user_id, c->cfg->token_ttl_s + 1);
 }
 
-/* rooms_delete_begin for every room the account owns, as the step between the account's
- * DELETE and its COMMIT; the rooms are kept for account_delete_failed */
+/* The step between the account's DELETE and its COMMIT: rooms_delete_begin for every room it
+ * owns. Every room it received, owned and left, is kept for account_delete_failed and for
+ * step 3 after a COMMIT whose answer was lost: store_user_delete frees its own list when the
+ * COMMIT fails, and the retry finds no account, so nothing else knows those rooms any more. */
 struct account_step {
 	struct api_ctx *c;
-	struct store_user_room *owned;
-	int n, failed;
+	struct store_user_room *rooms;
+	int *finished; /* rooms[i] was finished as a deleted room by account_delete_failed */
+	int n;
+	int begun;  /* rooms[0..begun) had their first step tried */
+	int began;  /* the step ran: PostgreSQL had deleted the row, the COMMIT may have gone */
+	int failed; /* Redis failed in the step: rolled back */
 };
 
 static enum store_status account_begin_step(void *arg, const struct store_user_room *rooms,
 					    int n)
 {
 	struct account_step *a = arg;
+	a->began = 1;
 	if (n == 0)
 		return STORE_OK;
-	a->owned = malloc((size_t)n * sizeof *a->owned);
-	if (!a->owned)
+	a->rooms = malloc((size_t)n * sizeof *a->rooms);
+	a->finished = calloc((size_t)n, sizeof *a->finished);
+	if (!a->rooms || !a->finished)
 		return store_fail(a->c->store, STORE_ERROR, "out of memory");
+	memcpy(a->rooms, rooms, (size_t)n * sizeof *rooms);
+	a->n = n;
 	for (int i = 0; i < n; i++) {
 		if (!rooms[i].owned)
 			continue;
-		a->owned[a->n++] = rooms[i];
+		a->begun = i + 1;
 		if (rooms_delete_begin(a->c, rooms[i].id) < 0) {
 			a->failed = 1;
 			return STORE_REDIS_UNAVAILABLE;
@@ -407,25 +417,45 @@ static enum store_status account_begin_step(void *arg, const struct store_user_r
 	return STORE_OK;
 }
 
-/* The answer to a deletion that failed, once the rooms whose first step ran are settled:
- * a room still there gets its visibility key back; a room whose row is gone (the COMMIT
- * went through and only its answer was lost) is finished as a deleted room, since the
- * retry finds no account and would not come back to it. */
-static void account_delete_failed(struct api_ctx *c, enum store_status st,
-				  const struct account_step *a)
+/* A deletion that failed, once the rooms whose first step ran are settled: a room still
+ * there gets its visibility key back; a room whose row is gone (the COMMIT went through and
+ * only its answer was lost) is finished as a deleted room. Then the account's row is read
+ * again, as the rooms' were: gone, the deletion happened and 1 is returned, nothing
+ * answered, for the caller to go on with step 3 (the retry would find no account and know
+ * none of its rooms). Still there, or unreadable: the failure is answered (0). */
+static int account_delete_failed(struct api_ctx *c, long long id, enum store_status st,
+				 struct account_step *a)
 {
 	char msg[sizeof c->store->msg];
 	snprintf(msg, sizeof msg, "%s", c->store->msg);
-	for (int i = 0; i < a->n; i++)
-		if (rooms_delete_settle(c, a->owned[i].id) == 1)
-			rooms_delete_finish(c, a->owned[i].id);
+	for (int i = 0; i < a->begun; i++) {
+		if (a->rooms[i].owned && rooms_delete_settle(c, a->rooms[i].id) == 1) {
+			rooms_delete_finish(c, a->rooms[i].id);
+			a->finished[i] = 1;
+		}
+	}
+	if (a->began) {
+		long long gen;
+		enum store_status now = store_user_gen(c->store, id, &gen);
+		if (now == STORE_NOT_FOUND) {
+			log_warn("account %lld: its deletion's COMMIT went through, only the answer "
+				 "was lost (%s): finishing it", id, msg);
+			return 1;
+		}
+		/* unreadable: the answer below is a 503 when the COMMIT's fate was unknown, and the
+		 * retry (which finds the account gone, or deletes it) settles it */
+		if (now != STORE_OK)
+			log_warn("account %lld: its deletion failed, and whether the row is still "
+				 "there cannot be read: %s", id, c->store->msg);
+	}
 	if (a->failed) {
 		api_error(c, 503, "redis_unavailable",
 			  "the account cannot be deleted right now; try again");
-		return;
+		return 0;
 	}
 	snprintf(c->store->msg, sizeof c->store->msg, "%s", msg);
 	api_fail_why(c, st);
+	return 0;
 }
 
 /* Deleting an account is one transaction in PostgreSQL with a step in Redis inside it, and
@@ -441,40 +471,59 @@ static void account_delete_failed(struct api_ctx *c, enum store_status st,
  *      a `members` event (rooms_member_gone), and each room it owned is finished as DELETE
  *      finishes one (rooms_delete_finish: its `deleted` event, its jobs cancelled, its
  *      keys gone).
+ * A failure after 2 began (the COMMIT's answer lost with its connection) reads the row again
+ * (account_delete_failed): gone, the COMMIT went through, and 3 runs as after a COMMIT that
+ * answered (the owned rooms are already finished by then), since nothing else would run it:
+ * the retry finds no account and knows none of its rooms, and a client that never retries
+ * would leave the tokens passing and the member entries (which the broker and the document
+ * endpoints trust) admitting the account to the rooms it was in. Still there, the failure
+ * is answered; unreadable, 503 as when the COMMIT's fate is unknown.
  * Until 3 has revoked them the account's tokens still pass the API's check (Redis holds its
  * old generation), so a failure there answers 503 and the retry, which finds the account
- * gone, revokes them (the rooms' finishing steps are logged when they fail, as DELETE logs
- * them: nothing can repeat those). Tokens are revoked after the commit, not before, so that
- * a failure of 1 or 2 leaves the session that asked able to send the request again. */
+ * gone, revokes them. The rooms' steps of 3 run all the same (nothing can repeat them: the
+ * retry knows no rooms), and their failures are logged, as DELETE logs them. Tokens are
+ * revoked after the commit, not before, so that a failure of 1 or 2 leaves the session that
+ * asked able to send the request again. */
 int auth_account_delete(struct api_ctx *c, long long id, int *owned, int *left)
 {
 	int no = 0, nl = 0;
 	struct store_user_room *rooms = NULL;
 	int n = 0, rc = -1;
 	struct account_step a = {.c = c};
+	const int *finished = NULL; /* the rooms account_delete_failed finished, or NULL */
 	enum store_status st = store_user_delete(c->store, id, &rooms, &n, account_begin_step, &a);
 	if (st != STORE_OK && st != STORE_NOT_FOUND) {
-		account_delete_failed(c, st, &a);
-		goto out;
+		if (account_delete_failed(c, id, st, &a) == 0)
+			goto out;
+		/* the COMMIT went through: its rooms are the step's (store_user_delete kept none) */
+		st = STORE_OK;
+		free(rooms);
+		rooms = a.rooms;
+		n = a.n;
+		a.rooms = NULL;
+		finished = a.finished;
 	}
 	/* a deletion that won a race with this one, or that was done in SQL alone (then its
 	 * tokens still pass in Redis): the tokens go all the same */
-	if (revoke_and_tell(c, id, bury_gen, id) < 0) {
-		api_error(c, 503, "redis_unavailable",
-			  st == STORE_OK ? "the account was deleted, but its sessions could not be "
-					   "ended everywhere yet; send the request again"
-					 : "the account no longer exists, but its sessions could not be "
-					   "ended everywhere yet; send the request again");
-		goto out;
-	}
+	int revoked = revoke_and_tell(c, id, bury_gen, id);
 	if (st == STORE_NOT_FOUND) {
+		if (revoked < 0) {
+			api_error(c, 503, "redis_unavailable",
+				  "the account no longer exists, but its sessions could not be "
+				  "ended everywhere yet; send the request again");
+			goto out;
+		}
 		api_error(c, 401, "session_revoked", "the account no longer exists");
 		rc = 1;
 		goto out;
 	}
 	for (int i = 0; i < n; i++) {
 		if (rooms[i].owned) {
-			rooms_delete_finish(c, rooms[i].id);
+			/* after a lost COMMIT's answer, account_delete_failed finished the rooms it
+			 * found gone; one whose row it could not read is gone too (the account's
+			 * row is, and takes its rooms with it) */
+			if (!finished || !finished[i])
+				rooms_delete_finish(c, rooms[i].id);
 			no++;
 		} else {
 			if (rooms_member_gone(c, rooms[i].id, id) < 0)
@@ -483,12 +532,19 @@ int auth_account_delete(struct api_ctx *c, long long id, int *owned, int *left)
 			nl++;
 		}
 	}
+	if (revoked < 0) {
+		api_error(c, 503, "redis_unavailable",
+			  "the account was deleted, but its sessions could not be ended everywhere "
+			  "yet; send the request again");
+		goto out;
+	}
 	log_info("account %lld deleted: %d rooms it owned deleted, %d rooms left", id, no, nl);
 	api_no_content(c);
 	rc = 0;
 out:
 	free(rooms);
-	free(a.owned);
+	free(a.rooms);
+	free(a.finished);
 	if (owned)
 		*owned = no;
 	if (left)

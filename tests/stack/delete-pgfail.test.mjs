@@ -9,11 +9,23 @@
 // DELETE itself or at the COMMIT (a deferred trigger of a table of the schema, which the
 // view's DELETE writes to after deleting the real row). The stack's own API, behind
 // lighttpd, sees the real tables and is what the test checks with.
+//
+// And the other way round: a COMMIT that PostgreSQL carries out but whose answer never
+// reaches the API (the network fails). That one is made between the two: the CGI's
+// DATABASE_URL names a Unix-socket proxy of the test's (pgCommitCutter) that forwards the real
+// traffic, lets the deletion's COMMIT reach the server and hangs up both ends once the server
+// has answered it, the answer kept. The API reads the row again on a new connection (the
+// proxy forwards those as they are), finds it gone, and the room must end as a deleted room;
+// an account whose deletion that was must be gone as after a 204 (its tokens, and its member
+// entries in the rooms of others, which the retry would no longer know).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer, createConnection } from 'node:net';
+import { join } from 'node:path';
 
-import { call, cgi, cgiAsync, createRoom, roomStreamStatus, newUser, redis, roomEvents, saved, sql, uniqueName } from '../lib/api.mjs';
-import { waitFor } from '../lib/procs.mjs';
+import { BASE, call, cgi, cgiAsync, createRoom, roomStreamStatus, newUser, redis, roomEvents, saved, sql, sseBlocks, uniqueName } from '../lib/api.mjs';
+import { sseFields } from '../lib/sse.mjs';
+import { tempDir, waitFor } from '../lib/procs.mjs';
 
 const schemas = [];
 after(() => {
@@ -137,3 +149,219 @@ for (const [what, how, status] of FAILURES) {
     assert.equal(sql(`SELECT count(*) FROM rooms WHERE id = '${room.id}'`), '0');
   });
 }
+
+// --- the COMMIT whose answer is lost -----------------------------------------------------
+
+// A proxy on a Unix socket of its own (.s.PGSQL.<port> in a directory of this test's, so
+// that libpq finds it by host and port) in front of the stack's PostgreSQL (whose socket
+// DATABASE_URL's host names). Every connection is forwarded both ways as it is, except one:
+// on the first connection whose client sends a statement matching `arm` (the deletion's
+// DELETE), the next COMMIT the client sends (the statement text of a Parse 'P' message, as
+// libpq's PQexecParams sends it, or of a simple Query 'Q') goes to the server, nothing the
+// server sends from then on goes back, and once the server has finished with it
+// (ReadyForQuery 'Z') both ends are closed. state.cut then holds the COMMIT's command tag
+// as the server gave it ('COMMIT' when it went through, 'ROLLBACK' when it did not).
+// Returns {env (the CGI environment), state: {cut, connections}, close()}.
+async function pgCommitCutter(arm) {
+  const real = new URL(process.env.DATABASE_URL);
+  const realDir = real.searchParams.get('host');
+  const port = real.searchParams.get('port') || '5432';
+  assert.ok(realDir?.startsWith('/'), `DATABASE_URL names PostgreSQL's socket directory: ${real}`);
+  const dir = tempDir('cc-pgcut-');
+  const state = { cut: null, connections: 0, armed: false, done: false };
+  const sockets = new Set();
+  const server = createServer((client) => {
+    state.connections++;
+    const upstream = createConnection(join(realDir, `.s.PGSQL.${port}`));
+    sockets.add(client).add(upstream);
+    const hangUp = () => { client.destroy(); upstream.destroy(); };
+    client.on('error', hangUp).on('close', hangUp);
+    upstream.on('error', hangUp).on('close', hangUp);
+
+    let fromClient = Buffer.alloc(0), startup = true, mine = false, holding = false;
+    let fromServer = Buffer.alloc(0), tag = null;
+    client.on('data', (chunk) => {
+      fromClient = Buffer.concat([fromClient, chunk]);
+      // whole messages only: the startup packet (no type byte; an SSLRequest or
+      // GSSENCRequest is followed by another), then type byte + length
+      for (;;) {
+        if (startup) {
+          if (fromClient.length < 8) break;
+          const len = fromClient.readInt32BE(0);
+          if (fromClient.length < len) break;
+          const code = fromClient.readInt32BE(4);
+          startup = code === 80877103 || code === 80877104;
+          fromClient = fromClient.subarray(len);
+          continue;
+        }
+        if (fromClient.length < 5) break;
+        const len = fromClient.readInt32BE(1) + 1;
+        if (fromClient.length < len) break;
+        const type = String.fromCharCode(fromClient[0]);
+        const body = fromClient.subarray(5, len);
+        fromClient = fromClient.subarray(len);
+        let text = null;
+        if (type === 'Q') text = body.subarray(0, body.indexOf(0)).toString();
+        if (type === 'P') {
+          const name = body.indexOf(0);
+          text = body.subarray(name + 1, body.indexOf(0, name + 1)).toString();
+        }
+        if (text === null || state.done) continue;
+        if (!state.armed && arm.test(text)) { state.armed = true; mine = true; }
+        else if (mine && /^\s*COMMIT\s*;?\s*$/i.test(text)) { holding = true; state.done = true; }
+      }
+      // (the COMMIT's Parse is whole by now: the server cannot have answered it before)
+      upstream.write(chunk);
+    });
+    upstream.on('data', (chunk) => {
+      if (!holding) { client.write(chunk); return; }
+      // the answers to the COMMIT: CommandComplete 'C' (its tag), then ReadyForQuery 'Z'.
+      // The client had every answer before it sent the COMMIT, so these start a message.
+      fromServer = Buffer.concat([fromServer, chunk]);
+      while (fromServer.length >= 5) {
+        const len = fromServer.readInt32BE(1) + 1;
+        if (fromServer.length < len) break;
+        const type = String.fromCharCode(fromServer[0]);
+        if (type === 'C' || type === 'E') tag ??= type === 'C' ? fromServer.subarray(5, len - 1).toString() : 'error';
+        fromServer = fromServer.subarray(len);
+        if (type === 'Z') {
+          state.cut = tag;
+          hangUp();
+          return;
+        }
+      }
+    });
+  });
+  server.listen(join(dir, `.s.PGSQL.${port}`));
+  await new Promise((resolve, reject) => server.once('listening', resolve).once('error', reject));
+  const url = new URL(process.env.DATABASE_URL);
+  url.searchParams.set('host', dir);
+  return {
+    // DATABASE_READ_URL is not passed on: every read of the run goes through the proxy
+    env: { DATABASE_URL: url.toString() },
+    state,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+// every stream this file opens, closed at the end
+const opened = new Set();
+after(() => { for (const s of opened) s.close(); });
+
+// A bearer-token SSE stream of a room: its events as they come, and whether it ended.
+function stream(room, token) {
+  const ac = new AbortController();
+  const s = { events: [], status: 0, ended: false, close: () => ac.abort() };
+  s.done = fetch(`${BASE}/events/rooms/${room.id}`, { headers: { authorization: `Bearer ${token}` }, signal: ac.signal })
+    .then((r) => {
+      s.status = r.status;
+      return sseBlocks(r.body, (b) => {
+        if (b.includes(': connected')) s.connected = true;
+        const f = sseFields(b);
+        if (f.event) s.events.push({ type: f.event, data: JSON.parse(f.data) });
+      });
+    })
+    .catch(() => {})
+    .finally(() => { s.ended = true; });
+  s.open = () => waitFor(() => s.connected || s.ended, { what: `the stream of ${room.id} connected`, timeout: 15000 })
+    .then(() => assert.equal(s.status, 200, `the stream of ${room.id} opened`));
+  opened.add(s);
+  return s;
+}
+
+// The room is gone as a deleted room is: 404 to its owner and members (the API and the
+// broker), the `deleted` event heard by the streams open on it, which end, and in its
+// history; nothing of it left in Redis that admits anyone or holds its document.
+async function assertDeleted(room, users, streams) {
+  assert.equal(sql(`SELECT count(*) FROM rooms WHERE id = '${room.id}'`), '0');
+  for (const s of streams) {
+    await waitFor(() => s.ended, { what: 'the stream of the deleted room ended', timeout: 15000 });
+    assert.deepEqual(s.events.filter((e) => e.type === 'room').at(-1)?.data, { reason: 'deleted', id: room.id });
+  }
+  assert.ok(roomEvents(room.id).some((e) => e.type === 'room' && e.data.reason === 'deleted'), 'the `deleted` event in the history');
+  for (const u of users) {
+    for (const [method, path] of [['GET', `/api/rooms/${room.id}`], ['GET', `/api/rooms/${room.id}/document`],
+      ['POST', `/api/rooms/${room.id}/join`], ['POST', `/api/rooms/${room.id}/stream-ticket`]]) {
+      const r = await call(method, path, { token: u.token });
+      assert.equal(r.status, 404, `${method} ${path}: ${r.text}`);
+      assert.equal(r.json?.error, 'room_not_found', `${method} ${path}: ${r.text}`);
+    }
+    assert.equal(await roomStreamStatus(room, u.token), 404, 'the broker opens no stream of a deleted room');
+  }
+  for (const k of ['members', 'visibility', 'doc', 'ops', 'commits']) {
+    assert.equal(redis('EXISTS', `cc:room:{${room.id}}:${k}`), '0', `${k} outlived the room`);
+  }
+}
+
+test('a room DELETE whose COMMIT went through but whose answer was lost answers 204 and the room is deleted', async () => {
+  const owner = await newUser('dl');
+  const editor = await newUser('dl');
+  const { room } = await roomWithUnsavedEdits(owner);
+  assert.equal((await call('POST', `/api/rooms/${room.id}/join`, { token: editor.token })).status, 200);
+  const streams = [stream(room, owner.token), stream(room, editor.token)];
+  await Promise.all(streams.map((s) => s.open()));
+
+  const proxy = await pgCommitCutter(/^\s*DELETE FROM rooms\b/i);
+  try {
+    const del = await cgiAsync({ method: 'DELETE', uri: `/api/rooms/${room.id}`, token: owner.token, env: proxy.env });
+    assert.equal(proxy.state.cut, 'COMMIT', 'the proxy let the COMMIT through and kept its answer');
+    assert.ok(proxy.state.connections >= 2, 'the API read the row again on a new connection');
+    assert.equal(del.status, 204, `${del.body} ${del.stderr}`);
+    assert.equal(del.code, 0, del.stderr);
+  } finally {
+    await proxy.close();
+  }
+  await assertDeleted(room, [owner, editor], streams);
+});
+
+test('an account deletion whose COMMIT went through but whose answer was lost is done all the same: 204, its tokens, its rooms and its memberships', async () => {
+  const owner = await newUser('dl');
+  const editor = await newUser('dl');
+  const other = await newUser('dl');
+  const { room } = await roomWithUnsavedEdits(owner);
+  assert.equal((await call('POST', `/api/rooms/${room.id}/join`, { token: editor.token })).status, 200);
+  // a room of someone else's that the account is a member of, with its stream open there
+  const theirs = await createRoom(other.token, { visibility: 'private' });
+  const joined = await call('POST', `/api/rooms/${theirs.id}/join`, { token: owner.token, body: { invite: theirs.invite } });
+  assert.equal(joined.status, 200, joined.text);
+  const ownerInTheirs = stream(theirs, owner.token);
+  const otherInTheirs = stream(theirs, other.token);
+  const streams = [stream(room, editor.token)];
+  await Promise.all([...streams, ownerInTheirs, otherInTheirs].map((s) => s.open()));
+  assert.equal(redis('HEXISTS', `cc:room:{${theirs.id}}:members`, String(owner.user.id)), '1', 'the account\'s member entry');
+
+  const proxy = await pgCommitCutter(/^\s*DELETE FROM users\b/i);
+  try {
+    const del = await cgiAsync({ method: 'DELETE', uri: '/api/auth/me', token: owner.token, body: { password: owner.password }, env: proxy.env });
+    assert.equal(proxy.state.cut, 'COMMIT', 'the proxy let the COMMIT through and kept its answer');
+    assert.ok(proxy.state.connections >= 2, 'the API read the row again on a new connection');
+    // the account is gone, and the answer says so: nothing is left for a retry to do
+    assert.equal(del.status, 204, `${del.body} ${del.stderr}`);
+    assert.equal(del.code, 0, del.stderr);
+  } finally {
+    await proxy.close();
+  }
+  assert.equal(sql(`SELECT count(*) FROM users WHERE id = ${owner.user.id}`), '0');
+  // without any retry: its token is refused
+  const me = await call('GET', '/api/auth/me', { token: owner.token });
+  assert.equal(me.status, 401, me.text);
+  assert.equal(me.json?.error, 'session_revoked', me.text);
+  // the room it was a member of: no entry admits it, its stream there ends, and the room's
+  // streams hear the `members` event
+  assert.equal(redis('HEXISTS', `cc:room:{${theirs.id}}:members`, String(owner.user.id)), '0', 'the member entry outlived the account');
+  await waitFor(() => ownerInTheirs.ended, { what: 'the deleted account\'s stream of the room it was in ended', timeout: 15000 });
+  await waitFor(() => otherInTheirs.events.some((e) => e.type === 'room' && e.data.reason === 'members'),
+    { what: 'the `members` event in the room the account was in', timeout: 15000 });
+  assert.ok(roomEvents(theirs.id).some((e) => e.type === 'room' && e.data.reason === 'members'), 'the `members` event in the history');
+  assert.equal(otherInTheirs.ended, false, 'the owner\'s own stream of the room stays');
+  assert.deepEqual((await call('GET', `/api/rooms/${theirs.id}/members`, { token: other.token })).json?.members.map((m) => m.user.id), [other.user.id]);
+  // the room it owned is deleted
+  await assertDeleted(room, [editor], streams);
+  // a retry (a client that sent it again) finds the account gone
+  const again = await call('DELETE', '/api/auth/me', { token: owner.token, body: { password: owner.password } });
+  assert.equal(again.status, 401, again.text);
+  assert.equal(again.json?.error, 'session_revoked', again.text);
+});
