@@ -388,17 +388,18 @@ struct account_step {
 	int *finished; /* rooms[i] was finished as a deleted room by account_delete_failed */
 	int n;
 	int begun;  /* rooms[0..begun) had their first step tried */
-	int began;  /* the step ran: PostgreSQL had deleted the row, the COMMIT may have gone */
 	int failed; /* Redis failed in the step: rolled back */
+	int committing; /* the step ended well: a failure after it is the COMMIT's */
 };
 
 static enum store_status account_begin_step(void *arg, const struct store_user_room *rooms,
 					    int n)
 {
 	struct account_step *a = arg;
-	a->began = 1;
-	if (n == 0)
+	if (n == 0) {
+		a->committing = 1;
 		return STORE_OK;
+	}
 	a->rooms = malloc((size_t)n * sizeof *a->rooms);
 	a->finished = calloc((size_t)n, sizeof *a->finished);
 	if (!a->rooms || !a->finished)
@@ -414,6 +415,7 @@ static enum store_status account_begin_step(void *arg, const struct store_user_r
 			return STORE_REDIS_UNAVAILABLE;
 		}
 	}
+	a->committing = 1;
 	return STORE_OK;
 }
 
@@ -434,7 +436,9 @@ static int account_delete_failed(struct api_ctx *c, long long id, enum store_sta
 			a->finished[i] = 1;
 		}
 	}
-	if (a->began) {
+	/* only a failed COMMIT can have deleted the row: after a failed step this request rolled
+	 * back, and a row found gone then is another deletion's, which finishes it itself */
+	if (a->committing) {
 		long long gen;
 		enum store_status now = store_user_gen(c->store, id, &gen);
 		if (now == STORE_NOT_FOUND) {
@@ -471,7 +475,7 @@ static int account_delete_failed(struct api_ctx *c, long long id, enum store_sta
  *      a `members` event (rooms_member_gone), and each room it owned is finished as DELETE
  *      finishes one (rooms_delete_finish: its `deleted` event, its jobs cancelled, its
  *      keys gone).
- * A failure after 2 began (the COMMIT's answer lost with its connection) reads the row again
+ * A failed COMMIT after 2 (its answer lost with its connection) reads the row again
  * (account_delete_failed): gone, the COMMIT went through, and 3 runs as after a COMMIT that
  * answered (the owned rooms are already finished by then), since nothing else would run it:
  * the retry finds no account and knows none of its rooms, and a client that never retries
