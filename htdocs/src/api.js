@@ -69,18 +69,22 @@ export function onSessionMoved(fn) {
   movedListeners.add(fn);
 }
 
+// The answer to a call not sent because the session is no longer the view's (the app is
+// told, and starts the view again as whoever is signed in now).
+export function sessionChanged() {
+  for (const fn of movedListeners) fn();
+  return {
+    status: 401,
+    json: { error: 'session_changed', message: 'You signed out or signed in as someone else in another tab.' },
+    headers: new Headers(),
+  };
+}
+
 // The answer as {status, json, headers}; status 0 when there was none (network down).
 // Never throws for HTTP errors: callers that want exceptions use api().
 export async function request(method, path, body) {
   const auth = path.startsWith('/api/auth/'); // about the session itself: whoever holds it
-  if (!auth && !sameSession()) {
-    for (const fn of movedListeners) fn();
-    return {
-      status: 401,
-      json: { error: 'session_changed', message: 'You signed out or signed in as someone else in another tab.' },
-      headers: new Headers(),
-    };
-  }
+  if (!auth && !sameSession()) return sessionChanged();
   const headers = { accept: 'application/json' };
   const token = session.token;
   if (token) headers.authorization = `Bearer ${token}`;

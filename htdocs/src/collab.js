@@ -235,7 +235,7 @@ export class Collab {
     }
     if (status === 401) {
       o.sent = false;
-      this.io.onError(401, 'your session has ended');
+      this.io.onError(401, (json && json.message) || 'your session has ended');
       return;
     }
     if (this.wantResync) {

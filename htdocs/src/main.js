@@ -73,10 +73,15 @@ export function navigate(path, message) {
 
 // The session cleared first: the room view then keeps nothing of the room (unsent.js), and
 // route() removes what was kept. `token`: the one refused (null when the page had none any
-// more); a session another tab has started since stays.
+// more: another tab signed out, and its stream heard of it before this page's `storage`
+// event came, which says the same); a session another tab has started since stays.
 onSessionExpired((token) => {
   if (token && session.token === token) session.clear();
-  route().then(() => { if (!session.token) say('Your session has ended; sign in again.'); });
+  route().then(() => {
+    if (session.token) return;
+    if (token) say('Your session has ended; sign in again.');
+    else say('You were signed out in another tab or window.', 'notice');
+  });
 });
 
 // The session is shared by every tab (localStorage): signing out in another tab signs this

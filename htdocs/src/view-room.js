@@ -2,7 +2,9 @@
 // Wires the event stream (transport.js) to the OT client (collab.js) and the editor
 // (editor.js), and sends this user's caret to the others.
 
-import { ApiError, api, request, room, session, signedInId } from './api.js';
+import {
+  ApiError, api, request, room, session, sessionChanged, signedInId,
+} from './api.js';
 import { Collab } from './collab.js';
 import { colorClass, userColor } from './colors.js';
 import { h, named, say } from './dom.js';
@@ -112,7 +114,7 @@ class RoomView {
       // only as the user this view started with: another tab may have signed out, or in as
       // someone else (main.js then starts the view again; these edits are not theirs)
       send: (body) => (this.sameUser() ? request('POST', `${room(this.roomId)}/operations`, body)
-        : Promise.resolve({ status: 401, json: null })),
+        : Promise.resolve(sessionChanged())),
       fetchDocument: () => api('GET', `${room(this.roomId)}/document`),
       applyRemote: (op, before) => this.editor.applyRemote(op, before),
       localText: () => this.editor.text(),
