@@ -2,12 +2,13 @@
 // tests/browser).
 // CC_BASE_URL is lighttpd's address; DATABASE_URL, REDIS_URL and JWT_SECRET_FILE name the
 // stack's own servers and key (from var/run/env).
+import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createConnection } from 'node:net';
 import { connectRedis } from './resp.mjs';
-import { sseBlockStream } from './sse.mjs';
+import { sseBlockStream, sseFields } from './sse.mjs';
 import { waitFor } from './procs.mjs';
 
 export const BASE = process.env.CC_BASE_URL;
@@ -217,6 +218,28 @@ export async function sseBlocks(body, onBlock) {
   try {
     for await (const block of sseBlockStream(body)) onBlock(block);
   } catch { /* aborted */ }
+}
+
+// A bearer-token SSE stream of a room through the front door: {events: [{type, data}] as
+// they come, status, connected, ended, done (settles when it ended), open() (resolves once it
+// connected with 200, or fails saying it did not), close()}.
+export function bearerStream(roomId, token) {
+  const ac = new AbortController();
+  const s = { events: [], status: 0, ended: false, close: () => ac.abort() };
+  s.done = fetch(`${BASE}/events/rooms/${roomId}`, { headers: { authorization: `Bearer ${token}` }, signal: ac.signal })
+    .then((r) => {
+      s.status = r.status;
+      return sseBlocks(r.body, (b) => {
+        if (b.includes(': connected')) s.connected = true;
+        const f = sseFields(b);
+        if (f.event) s.events.push({ type: f.event, data: JSON.parse(f.data) });
+      });
+    })
+    .catch(() => {})
+    .finally(() => { s.ended = true; });
+  s.open = () => waitFor(() => s.connected || s.ended, { what: `the stream of ${roomId} connected`, timeout: 15000 })
+    .then(() => assert.equal(s.status, 200, `the stream of ${roomId} opened`));
+  return s;
 }
 
 // Sends bytes as they are to the web server over TCP and reads until the server closes (or

@@ -10,8 +10,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { BASE, call, createRoom, newUser, redis, replicaCaughtUp, roomEvents, saved, sql, sseBlocks } from '../lib/api.mjs';
-import { sseFields } from '../lib/sse.mjs';
+import { BASE, bearerStream, call, createRoom, newUser, redis, replicaCaughtUp, roomEvents, saved, sql } from '../lib/api.mjs';
 import { capacity, jobHash, run, waitJob } from '../lib/jobs.mjs';
 import { waitFor } from '../lib/procs.mjs';
 
@@ -19,23 +18,9 @@ import { waitFor } from '../lib/procs.mjs';
 const opened = new Set();
 after(() => { for (const s of opened) s.close(); });
 
-// A bearer-token SSE stream of a room: its events as they come, and whether it ended.
+// a bearer-token SSE stream of a room, closed at the end
 function sse(roomId, token) {
-  const ac = new AbortController();
-  const s = { events: [], status: 0, ended: false, close: () => ac.abort() };
-  s.done = fetch(`${BASE}/events/rooms/${roomId}`, { headers: { authorization: `Bearer ${token}` }, signal: ac.signal })
-    .then((r) => {
-      s.status = r.status;
-      return sseBlocks(r.body, (b) => {
-        if (b.includes(': connected')) s.connected = true;
-        const f = sseFields(b);
-        if (f.event) s.events.push({ type: f.event, data: JSON.parse(f.data) });
-      });
-    })
-    .catch(() => {})
-    .finally(() => { s.ended = true; });
-  s.open = () => waitFor(() => s.connected || s.ended, { what: `the stream of ${roomId} connected` })
-    .then(() => assert.equal(s.status, 200, `the stream of ${roomId} opened`));
+  const s = bearerStream(roomId, token);
   opened.add(s);
   return s;
 }

@@ -23,8 +23,7 @@ import assert from 'node:assert/strict';
 import { createServer, createConnection } from 'node:net';
 import { join } from 'node:path';
 
-import { BASE, call, cgi, cgiAsync, createRoom, roomStreamStatus, newUser, redis, roomEvents, saved, sql, sseBlocks, uniqueName } from '../lib/api.mjs';
-import { sseFields } from '../lib/sse.mjs';
+import { bearerStream, call, cgi, cgiAsync, createRoom, roomStreamStatus, newUser, redis, roomEvents, saved, sql, uniqueName } from '../lib/api.mjs';
 import { tempDir, waitFor } from '../lib/procs.mjs';
 
 const schemas = [];
@@ -251,23 +250,25 @@ async function pgCommitCutter(arm) {
 const opened = new Set();
 after(() => { for (const s of opened) s.close(); });
 
-// A bearer-token SSE stream of a room: its events as they come, and whether it ended.
+// Runs the deletion `req` once as CGI with its COMMIT's answer lost (pgCommitCutter after the
+// statement `deleting`): the COMMIT went through, the API reads the row again on a new
+// connection and answers 204.
+async function answerLost(deleting, req) {
+  const proxy = await pgCommitCutter(deleting);
+  try {
+    const del = await cgiAsync({ ...req, env: proxy.env });
+    assert.equal(proxy.state.cut, 'COMMIT', 'the proxy let the COMMIT through and kept its answer');
+    assert.ok(proxy.state.connections >= 2, 'the API read the row again on a new connection');
+    assert.equal(del.status, 204, `${del.body} ${del.stderr}`);
+    assert.equal(del.code, 0, del.stderr);
+  } finally {
+    await proxy.close();
+  }
+}
+
+// a bearer-token SSE stream of a room, closed at the end
 function stream(room, token) {
-  const ac = new AbortController();
-  const s = { events: [], status: 0, ended: false, close: () => ac.abort() };
-  s.done = fetch(`${BASE}/events/rooms/${room.id}`, { headers: { authorization: `Bearer ${token}` }, signal: ac.signal })
-    .then((r) => {
-      s.status = r.status;
-      return sseBlocks(r.body, (b) => {
-        if (b.includes(': connected')) s.connected = true;
-        const f = sseFields(b);
-        if (f.event) s.events.push({ type: f.event, data: JSON.parse(f.data) });
-      });
-    })
-    .catch(() => {})
-    .finally(() => { s.ended = true; });
-  s.open = () => waitFor(() => s.connected || s.ended, { what: `the stream of ${room.id} connected`, timeout: 15000 })
-    .then(() => assert.equal(s.status, 200, `the stream of ${room.id} opened`));
+  const s = bearerStream(room.id, token);
   opened.add(s);
   return s;
 }
@@ -304,16 +305,7 @@ test('a room DELETE whose COMMIT went through but whose answer was lost answers 
   const streams = [stream(room, owner.token), stream(room, editor.token)];
   await Promise.all(streams.map((s) => s.open()));
 
-  const proxy = await pgCommitCutter(/^\s*DELETE FROM rooms\b/i);
-  try {
-    const del = await cgiAsync({ method: 'DELETE', uri: `/api/rooms/${room.id}`, token: owner.token, env: proxy.env });
-    assert.equal(proxy.state.cut, 'COMMIT', 'the proxy let the COMMIT through and kept its answer');
-    assert.ok(proxy.state.connections >= 2, 'the API read the row again on a new connection');
-    assert.equal(del.status, 204, `${del.body} ${del.stderr}`);
-    assert.equal(del.code, 0, del.stderr);
-  } finally {
-    await proxy.close();
-  }
+  await answerLost(/^\s*DELETE FROM rooms\b/i, { method: 'DELETE', uri: `/api/rooms/${room.id}`, token: owner.token });
   await assertDeleted(room, [owner, editor], streams);
 });
 
@@ -333,17 +325,8 @@ test('an account deletion whose COMMIT went through but whose answer was lost is
   await Promise.all([...streams, ownerInTheirs, otherInTheirs].map((s) => s.open()));
   assert.equal(redis('HEXISTS', `cc:room:{${theirs.id}}:members`, String(owner.user.id)), '1', 'the account\'s member entry');
 
-  const proxy = await pgCommitCutter(/^\s*DELETE FROM users\b/i);
-  try {
-    const del = await cgiAsync({ method: 'DELETE', uri: '/api/auth/me', token: owner.token, body: { password: owner.password }, env: proxy.env });
-    assert.equal(proxy.state.cut, 'COMMIT', 'the proxy let the COMMIT through and kept its answer');
-    assert.ok(proxy.state.connections >= 2, 'the API read the row again on a new connection');
-    // the account is gone, and the answer says so: nothing is left for a retry to do
-    assert.equal(del.status, 204, `${del.body} ${del.stderr}`);
-    assert.equal(del.code, 0, del.stderr);
-  } finally {
-    await proxy.close();
-  }
+  // the account is gone, and the answer says so: nothing is left for a retry to do
+  await answerLost(/^\s*DELETE FROM users\b/i, { method: 'DELETE', uri: '/api/auth/me', token: owner.token, body: { password: owner.password } });
   assert.equal(sql(`SELECT count(*) FROM users WHERE id = ${owner.user.id}`), '0');
   // without any retry: its token is refused
   const me = await call('GET', '/api/auth/me', { token: owner.token });
