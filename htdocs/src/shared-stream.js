@@ -20,6 +20,36 @@ let unavailable = typeof SharedWorker !== 'function';
 const streams = new Map(); // key -> SharedRoomStream
 let workerState = 'reconnecting';
 
+// After the shared stream was refused with 401: asks the API whether the session still
+// stands (a 401 there signs the page out, api.js). A question that got no answer (the page
+// was still offline when the refusal came, or the server was down) is asked again once the
+// page is back online, and every few seconds until one comes: without the answer, nothing
+// else would ever end the page's session, and it would sit in a room whose stream is gone.
+let sessionCheck = null;
+function confirmSession() {
+  if (sessionCheck) return;
+  let delay = 1000;
+  const ask = () => {
+    clearTimeout(sessionCheck.timer);
+    removeEventListener('online', ask);
+    if (!session.token) {
+      sessionCheck = null;
+      return;
+    }
+    request('GET', '/api/auth/me').then((r) => {
+      if (r.status !== 0 && r.status < 500) {
+        sessionCheck = null;
+        return;
+      }
+      addEventListener('online', ask);
+      sessionCheck.timer = setTimeout(ask, delay);
+      delay = Math.min(delay * 2, 30000);
+    });
+  };
+  sessionCheck = { timer: null };
+  ask();
+}
+
 export function sharedStreamsAvailable() {
   return !unavailable;
 }
@@ -214,7 +244,7 @@ export class SharedRoomStream {
           // the session ended (signed out, password changed, expired): an API call says so
           // to the app, which signs this page out; with no session left (signed out in
           // another tab) the app is told at once
-          if (session.token) request('GET', '/api/auth/me');
+          if (session.token) confirmSession();
           else sessionExpired(null);
         }
         this.o.onFatal(m.status);

@@ -130,6 +130,29 @@ for (const transport of ['sse', null]) {
   });
 }
 
+// The shared stream's refusal can reach the page before the page is back online (the worker's
+// stream is not the page's network): the question to /api/auth/me then gets no answer, and
+// must be asked again once the page is online, or the page sits signed in, in a room whose
+// stream is gone, for ever.
+test('a session that ends while the page is offline: the refused shared stream signs the page out once it is back online', async () => {
+  const secret = `SECRET-${uniqueName('s')}`;
+  const { who, p } = await inRoomWith(`key = ${secret}\n`, null);
+  const t = await token(p);
+  await typeOffline(who, 'never sent');
+  let unanswered = 0;
+  p.on('requestfailed', (req) => { if (new URL(req.url()).pathname === '/api/auth/me') unanswered++; });
+  const r = await fetch(`${BASE}/api/auth/logout`, { method: 'POST', headers: { authorization: `Bearer ${t}` } });
+  assert.equal(r.status, 204);
+  // the worker's stream is refused, and the page's question goes out while it is offline
+  const deadline = Date.now() + 30000;
+  while (!unanswered && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
+  assert.ok(unanswered > 0, 'the page asked whether its session stands while it was offline');
+  await who.context.setOffline(false);
+  await p.waitForSelector('[name="username"]', { timeout: 30000 });
+  await assertNothingKept(p, [secret, 'never sent']);
+  await who.context.close();
+});
+
 test('a page load drops unsent edits older than a day and those of another account', async () => {
   const who = await person(browser, BASE);
   const p = who.page;
