@@ -55,6 +55,7 @@ static const struct valid_field exec_fields[F_COUNT] = {
 };
 
 static void add_extra(cJSON *o, const char *event_extra);
+static void add_created(cJSON *o, const char *created_at);
 
 /* The runtime {language, version} the worker announced for a name or alias, as a new
  * cJSON object (caller frees), or NULL. `want` may be NULL (any version). */
@@ -476,14 +477,7 @@ void h_job_get(struct api_ctx *c)
 	}
 	if (j.error && j.error[0])
 		cJSON_AddStringToObject(job, "error", j.error);
-	if (j.created_at) {
-		/* created_at stays Unix seconds for the clients that read it; submitted_at is the
-		 * same moment in the API's one timestamp format (docs/API.md "Timestamps") */
-		cJSON_AddNumberToObject(job, "created_at", strtod(j.created_at, NULL));
-		char iso[40];
-		if (api_iso_time(strtoll(j.created_at, NULL, 10) * 1000, iso) == 0)
-			cJSON_AddStringToObject(job, "submitted_at", iso);
-	}
+	add_created(job, j.created_at);
 	add_extra(job, j.event_extra); /* who started it; a run's stdin, bounded */
 	/* a job waiting in its room's line: its place, as its queued events give it */
 	long pos;
@@ -607,6 +601,19 @@ int jobs_parse_limit(const char *query, int *limit, const char **why)
 
 /* Who started a job (user, and for a run stdin_given, stdin, stdin_truncated: the members
  * every event of the job carries) added to o; nothing for a job from before they were kept. */
+/* A job's created_at (Unix seconds, as stored) for the clients that read it, and
+ * submitted_at: the same moment in the API's one timestamp format (docs/API.md
+ * "Timestamps"). Nothing when the job has no time. */
+static void add_created(cJSON *o, const char *created_at)
+{
+	if (!created_at || !created_at[0])
+		return;
+	cJSON_AddNumberToObject(o, "created_at", strtod(created_at, NULL));
+	char iso[40];
+	if (api_iso_time(strtoll(created_at, NULL, 10) * 1000, iso) == 0)
+		cJSON_AddStringToObject(o, "submitted_at", iso);
+}
+
 static void add_extra(cJSON *o, const char *event_extra)
 {
 	cJSON *extra = jobstate_event_extra_parse(event_extra), *m;
@@ -641,17 +648,11 @@ static cJSON *run_json(const struct store_job *j)
 	}
 	if (j->error && j->error[0])
 		cJSON_AddStringToObject(o, "error", j->error);
-	const char *times[][2] = {{"created_at", j->created_at},
-				  {"started_at", j->started_at},
-				  {"finished_at", j->finished_at}};
+	add_created(o, j->created_at); /* as GET /api/jobs/{id} gives them */
+	const char *times[][2] = {{"started_at", j->started_at}, {"finished_at", j->finished_at}};
 	for (size_t i = 0; i < sizeof times / sizeof times[0]; i++)
 		if (times[i][1] && times[i][1][0])
 			cJSON_AddNumberToObject(o, times[i][0], strtod(times[i][1], NULL));
-	/* created_at again in the API's timestamp format, as GET /api/jobs/{id} gives it */
-	char iso[40];
-	if (j->created_at && j->created_at[0] &&
-	    api_iso_time(strtoll(j->created_at, NULL, 10) * 1000, iso) == 0)
-		cJSON_AddStringToObject(o, "submitted_at", iso);
 	return o;
 }
 
