@@ -75,12 +75,13 @@ export function navigate(path, message) {
 // route() removes what was kept. `token`: the one refused (null when the page had none any
 // more: another tab signed out, and its stream heard of it before this page's `storage`
 // event came, which says the same); a session another tab has started since stays.
+const SIGNED_OUT_ELSEWHERE = 'You were signed out in another tab or window.';
 onSessionExpired((token) => {
   if (token && session.token === token) session.clear();
   route().then(() => {
     if (session.token) return;
     if (token) say('Your session has ended; sign in again.');
-    else say('You were signed out in another tab or window.', 'notice');
+    else say(SIGNED_OUT_ELSEWHERE, 'notice');
   });
 });
 
@@ -91,7 +92,7 @@ onSessionExpired((token) => {
 function followSession() {
   if (sameSession()) return;
   const signedOut = !session.token;
-  route().then(() => { if (signedOut && !session.token) say('You were signed out in another tab or window.', 'notice'); });
+  route().then(() => { if (signedOut && !session.token) say(SIGNED_OUT_ELSEWHERE, 'notice'); });
 }
 onSessionMoved(() => setTimeout(followSession, 0)); // after the refused call has returned
 window.addEventListener('storage', (ev) => {

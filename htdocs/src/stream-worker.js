@@ -376,7 +376,7 @@ function onMessage(port, m) {
       if (typeof m.key !== 'string' || typeof m.room !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(m.room)) return;
       const s = { key: m.key, port, room: m.room, lastId: validId(m.lastId) ? m.lastId : null, opened: false, live: false };
       if (token === null) { // no session: nothing can be streamed
-        post(port, { kind: 'fatal', key: s.key, status: 401 });
+        fatal(s, 401);
         return;
       }
       subs.set(s.key, s);
