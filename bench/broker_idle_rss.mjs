@@ -53,6 +53,7 @@ async function run(n) {
     env: {
       BROKER_MAX_CLIENTS: String(n + 100), BROKER_MAX_STREAMS: String(n + 100),
       BROKER_MAX_STREAMS_PER_USER: String(n + 100), BROKER_HEARTBEAT_MS: '600000',
+      BROKER_WS_TIMEOUT_MS: '1200000', // at least twice the heartbeat, or the broker refuses to start
     },
   });
   const room = `idle${n}`;

@@ -247,6 +247,24 @@ int main(void)
 	cfg.out_limit = (size_t)out_limit;
 	cfg.ws_max_msg = (size_t)ws_max_msg;
 	cfg.hub.heartbeat_ms = cfg.heartbeat_ms;
+	/* Settings fine alone and wrong together. A WebSocket client that sends nothing answers
+	 * the ping of every heartbeat, so its last input is up to a heartbeat old (more on a
+	 * busy loop) when the idle check looks; and the broker refreshes its presence records
+	 * once per heartbeat. Below twice the heartbeat every quiet WebSocket would be closed
+	 * as idle, or every presence record would lapse and come back (leave and join
+	 * events for everyone, every heartbeat). */
+	if (cfg.ws_timeout_ms < 2 * cfg.heartbeat_ms) {
+		log_error("BROKER_WS_TIMEOUT_MS (%ld) must be at least twice BROKER_HEARTBEAT_MS "
+			  "(%ld): quiet WebSocket clients answer one ping per heartbeat",
+			  cfg.ws_timeout_ms, cfg.heartbeat_ms);
+		return 2;
+	}
+	if (cfg.hub.presence_ttl_ms != 0 && cfg.hub.presence_ttl_ms < 2 * cfg.heartbeat_ms) {
+		log_error("BROKER_PRESENCE_TTL_MS (%ld) must be at least twice BROKER_HEARTBEAT_MS "
+			  "(%ld): presence records are refreshed once per heartbeat",
+			  cfg.hub.presence_ttl_ms, cfg.heartbeat_ms);
+		return 2;
+	}
 	/* a record outlives three missed refreshes */
 	if (cfg.hub.presence_ttl_ms == 0)
 		cfg.hub.presence_ttl_ms = 3 * cfg.heartbeat_ms;

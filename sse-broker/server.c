@@ -2038,6 +2038,17 @@ static void quit_cb(void *arg)
 	for (struct conn *c = srv->conns; c; c = c->next) {
 		if (c->dead)
 			continue;
+		if (c->kind == CK_POLL) {
+			/* answered with what it holds and where it stands, as at its timeout:
+			 * cut without a status line, a proxy would make it a 502 */
+			poll_answer(c);
+			continue;
+		}
+		if (c->kind == CK_AUTH) {
+			/* still waiting for its rights check: as a request arriving now */
+			conn_error(c, 503, "shutting_down", "the broker is shutting down; retry");
+			continue;
+		}
 		if (c->kind == CK_WS && c->ws) {
 			ws_conn_close(c->ws, 1001, "server shutting down");
 			ws_pump(c);

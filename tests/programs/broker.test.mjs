@@ -1892,3 +1892,57 @@ test('a client that reads slowly, with pauses shorter than BROKER_WRITE_TIMEOUT_
     assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${own.output}`);
   }
 });
+
+// ---- settings that are fine alone and wrong together; the shutdown's answers ----
+
+// A quiet WebSocket client answers one ping per heartbeat, and presence records are refreshed
+// once per heartbeat: an idle timeout or a presence TTL under two heartbeats would close every
+// quiet WebSocket, or make every user leave and join again at each heartbeat. The broker
+// refuses such settings at start, naming them.
+test('an idle timeout or a presence TTL under two heartbeats stops the broker at start, naming the settings', async () => {
+  const cases = [
+    [{ BROKER_HEARTBEAT_MS: '2000', BROKER_WS_TIMEOUT_MS: '1500' }, /BROKER_WS_TIMEOUT_MS \(1500\) must be at least twice BROKER_HEARTBEAT_MS \(2000\)/],
+    [{ BROKER_HEARTBEAT_MS: '60000', BROKER_WS_TIMEOUT_MS: null }, /BROKER_WS_TIMEOUT_MS \(45000\) must be at least twice BROKER_HEARTBEAT_MS \(60000\)/],
+    [{ BROKER_HEARTBEAT_MS: '500', BROKER_WS_TIMEOUT_MS: '2500', BROKER_PRESENCE_TTL_MS: '500' }, /BROKER_PRESENCE_TTL_MS \(500\) must be at least twice BROKER_HEARTBEAT_MS \(500\)/],
+  ];
+  for (const [env, why] of cases) {
+    const all = { ...process.env, ...BROKER_ENV, ...env, BROKER_PORT: String(await freePort()), BROKER_HOST: '127.0.0.1',
+      REDIS_URL: `redis://127.0.0.1:${redis.port}`, JWT_SECRET: SECRET };
+    for (const k of Object.keys(all)) if (all[k] === null) delete all[k]; // null: the default
+    const b = start(BROKER_BIN, [], { env: all });
+    try {
+      await waitFor(() => b.exitCode !== null, { what: `the broker to refuse ${JSON.stringify(env)}` });
+      assert.equal(b.exitCode, 2, b.output);
+      assert.match(b.output, why);
+    } finally {
+      await stop(b);
+    }
+  }
+  // exactly twice is accepted
+  const ok = await startBroker({ redisPort: redis.port, secret: SECRET,
+    env: { ...BROKER_ENV, BROKER_HEARTBEAT_MS: '500', BROKER_WS_TIMEOUT_MS: '1000', BROKER_PRESENCE_TTL_MS: '1000' } });
+  const r = await stop(ok);
+  assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${ok.output}`);
+});
+
+// A long-poll waiting when the broker stops is answered as at its timeout (what it holds and
+// where it stands), not cut without a status line, which a proxy in front would turn into a
+// 502 and the client into an error and a back-off.
+test('a waiting long-poll is answered 200 with where it stands when the broker stops', async () => {
+  const own = await startBroker({ redisPort: redis.port, secret: SECRET, env: { ...BROKER_ENV, BROKER_POLL_TIMEOUT_MS: '120000' } });
+  const room = await newRoom();
+  const [since] = await emitOps(room, 1);
+  const q = new URLSearchParams({ ticket: tk(room), since });
+  const head = `GET /events/rooms/${room}/poll?${q} HTTP/1.1\r\nHost: x\r\n\r\n`;
+  const answer = rawRequest(own.port, head);
+  // the poll is waiting once the broker counts it among its streams
+  await waitFor(async () => (await (await fetch(`${own.base}/events/health`)).json()).clients === 1,
+    { what: 'the poll to wait' });
+  const r = await stop(own);
+  assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${own.output}`);
+  const text = await answer;
+  assert.match(text, /^HTTP\/1\.1 200 /, `an answer, not a cut connection: ${JSON.stringify(text.slice(0, 300))}`);
+  const body = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4));
+  assert.deepEqual(body.events, []);
+  assert.equal(body.last_event_id, since);
+});
