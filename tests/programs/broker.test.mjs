@@ -369,6 +369,46 @@ test('a client behind the trimmed history gets resync', async () => {
   ws.close();
 });
 
+// The history's byte bound trims exactly (XTRIM MINID): with four entries' worth of bytes it
+// keeps the newest four. A client whose own last event is the one trimmed has missed nothing
+// (the oldest kept entry came right after it) and resumes without a resync; one whose next
+// event is gone is told. Ids leave gaps (a millisecond apart here), so the entry after the
+// client's cannot be named from its id: only the oldest entry's record of the one before it
+// tells the two apart.
+test('a client whose own last event is the one trimmed resumes without resync; one that lost an event gets it', async () => {
+  const room = await newRoom();
+  const t = tk(room);
+  const data = (i) => ({ revision: i, ops: ['x'], text: 'a' }); // i < 10: every entry one size
+  const size = 'operation'.length + JSON.stringify(data(1)).length;
+  const bounds = `1000 ${4 * size}`;
+  const ids = [];
+  for (let i = 1; i <= 6; i++) {
+    ids.push(await rc.emit(room, 'operation', data(i), bounds));
+    await sleep(3); // the next id a later millisecond, not this one's seq + 1
+  }
+  const kept = (await rc.cmd('XRANGE', roomKey(room, 'events'), '-', '+')).map((e) => e[0]);
+  assert.deepEqual(kept, ids.slice(2), 'the byte bound kept the newest four');
+  // ids[1], the one entry before the oldest kept, is the client's own last event
+  const resyncs = (events) => events.filter((e) => e.type === 'resync');
+  let j = await poll(room, ids[1], t);
+  assert.deepEqual(resyncs(j.events), [], JSON.stringify(j.events));
+  assert.deepEqual(ops(j.events).map((e) => e.id), ids.slice(2));
+  // ids[0]: ids[1], which that client never got, is gone
+  j = await poll(room, ids[0], t);
+  assert.equal(j.events[0].type, 'resync', JSON.stringify(j.events));
+  assert.deepEqual(j.events[0].data, { reason: 'history_trimmed' });
+  assert.deepEqual(ops(j.events).map((e) => e.id), ids.slice(2));
+  // a stream resuming with Last-Event-ID ids[1]: the replay, then live events, in order
+  const curl = curlSse(`${broker.base}/events/rooms/${room}?ticket=${t}`, { 'Last-Event-ID': ids[1] });
+  await waitFor(() => ops(curl.events()).length >= 4 && curl.text.includes(': connected'), { what: 'the replay' });
+  const more = await emitOps(room, 2, 6);
+  await waitFor(() => ops(curl.events()).length >= 6, { what: 'the live events' });
+  await sleep(200);
+  const seen = curl.events().filter((e) => e.type === 'operation' || e.type === 'resync');
+  assert.deepEqual(seen.map((e) => `${e.type} ${e.id}`), [...ids.slice(2), ...more].map((id) => `operation ${id}`));
+  curl.close();
+});
+
 // A position past everything the history holds: the largest id (whose "next" once wrapped to
 // 0-0, so a full page of replayed entries was asked for again for ever), or an id the room
 // never gave. Every transport says resync at once, from the newest event, and goes live.
