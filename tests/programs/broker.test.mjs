@@ -1752,6 +1752,37 @@ test('HEAD to a stream or an unknown path: the error head alone, its Content-Len
   assert.equal(heads[2], '', 'no body after the HEAD answer');
 });
 
+// A head the broker refuses before routing it (431 over its bound, 400 malformed) names its
+// method in its request line when that line came whole: a HEAD's refusal is then the head
+// alone, as any other answer to a HEAD. Only a request line that does not parse leaves the
+// method unknown, and the answer carries its body.
+test('HEAD with a refused head (431, 400): the error head alone once its request line was read', async () => {
+  const cases = [
+    { what: 'a header over the head bound', status: 431, error: 'header_too_large', rest: `X: ${'a'.repeat(9000)}\r\n\r\n` },
+    { what: 'a field without a colon', status: 400, error: 'invalid_request', rest: 'Bad Header\r\n\r\n' },
+    { what: 'a NUL in a field', status: 400, error: 'invalid_request', rest: 'A: b\0c\r\n\r\n' },
+  ];
+  for (const c of cases) {
+    const full = parseAnswer(await rawRequest(broker.port, `GET /events/health HTTP/1.1\r\nHost: x\r\n${c.rest}`));
+    assert.equal(full.status, c.status, `GET, ${c.what}`);
+    assert.equal(JSON.parse(full.body).error, c.error, `GET, ${c.what}`);
+    const raw = await rawRequest(broker.port, `HEAD /events/health HTTP/1.1\r\nHost: x\r\n${c.rest}`);
+    const head = parseAnswer(raw);
+    assert.equal(head.status, c.status, `HEAD, ${c.what}: ${raw}`);
+    assert.equal(head.body, '', `HEAD, ${c.what}: no byte after the head, got ${JSON.stringify(head.body)}`);
+    assert.equal(Number(head.headers['content-length']), Buffer.byteLength(full.body, 'latin1'),
+      `HEAD, ${c.what}: the Content-Length of the body a GET gets`);
+  }
+  // a request line that does not parse, or never ends within the bound, names no method
+  for (const [line, status] of [['HEAD /events/health HTTP/2.0', 400], [`HEAD /${'a'.repeat(9000)} HTTP/1.1`, 431]]) {
+    const r = parseAnswer(await rawRequest(broker.port, `${line}\r\nHost: x\r\n\r\n`));
+    assert.equal(r.status, status, line.slice(0, 40));
+    assert.equal(Number(r.headers['content-length']), Buffer.byteLength(r.body, 'latin1'), line.slice(0, 40));
+    assert.ok(JSON.parse(r.body).error, line.slice(0, 40));
+  }
+  assert.equal((await fetch(`${broker.base}/events/health`)).status, 200, 'the broker is still fine');
+});
+
 test('WebSocket: a text message that is not UTF-8 is closed with 1007, whole or in fragments', async () => {
   const room = await newRoom();
   const path = `/events/rooms/${room}/ws?ticket=${tk(room)}`;
