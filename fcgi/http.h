@@ -14,8 +14,12 @@
 
 #define HTTP_BODY_MAX ((size_t)1024 * 1024)
 /* A body refused for its size is still read (and thrown away) up to this size before the
- * 413, so the web server can deliver the answer (fcgi/http.c, drain_body). */
-#define HTTP_BODY_DRAIN_MAX ((size_t)4 * 1024 * 1024)
+ * 413, so the web server can deliver the answer (fcgi/http.c, drain_body). Both web servers
+ * refuse a body over 2 MiB themselves, unread (lighttpd.conf server.max-request-size,
+ * deploy/apache LimitRequestBody): a larger one reaches the API only from something else
+ * speaking FastCGI to it, and reading megabytes more of it for nothing would only keep the
+ * process from its next request. Exactly 2 MiB is passed on, so it is drained still. */
+#define HTTP_BODY_DRAIN_MAX ((size_t)2 * 1024 * 1024)
 /* The largest answer body the API builds (docs/CONVENTIONS.md §3): past it an answer fails
  * as out of memory. A job's stored result is bounded to fit in it (JOB_RESULT_MAX). */
 #define HTTP_RESP_BODY_MAX ((size_t)8 * 1024 * 1024)

@@ -124,6 +124,27 @@ enum http_head_status http_head_parse(struct http_head *h, const char *data, siz
 	return HTTP_HEAD_OK;
 }
 
+int http_head_line_is_head(const char *data, size_t len)
+{
+	size_t skip = 0;
+	while (skip + 1 < len && data[skip] == '\r' && data[skip + 1] == '\n' && skip < 8)
+		skip += 2;
+	size_t n = len - skip < HTTP_HEAD_MAX ? len - skip : HTTP_HEAD_MAX;
+	const char *crlf = memmem(data + skip, n, "\r\n", 2);
+	if (!crlf)
+		return 0; /* the request line itself is not all there */
+	size_t ll = (size_t)(crlf - (data + skip));
+	/* the same checks as a whole head's first line, on a copy: a NUL, a bare CR or LF */
+	if (memchr(data + skip, '\0', ll) || memchr(data + skip, '\r', ll) ||
+	    memchr(data + skip, '\n', ll))
+		return 0;
+	struct http_head tmp;
+	memcpy(tmp.store, data + skip, ll);
+	tmp.store[ll] = '\0';
+	return parse_request_line(&tmp, tmp.store, tmp.store + ll) == HTTP_HEAD_OK &&
+	       strcmp(tmp.method, "HEAD") == 0;
+}
+
 const char *http_head_get(const struct http_head *h, const char *name)
 {
 	for (size_t i = 0; i < h->nheaders; i++)

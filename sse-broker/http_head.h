@@ -41,6 +41,12 @@ struct http_head {
  * h->head_len tells how much of data was the head. */
 enum http_head_status http_head_parse(struct http_head *h, const char *data, size_t len);
 
+/* Whether data[0..len), a head http_head_parse() refused (HTTP_HEAD_TOO_LARGE or
+ * HTTP_HEAD_BAD), starts with a whole request line that parses and names the method HEAD:
+ * the refusal is then a HEAD answer too, without a body. 0 when the request line itself is
+ * incomplete or malformed (its method is not known). */
+int http_head_line_is_head(const char *data, size_t len);
+
 /* First value of the field named name (case-insensitive, RFC 9110 §5.1); borrowed from h;
  * NULL when absent. */
 const char *http_head_get(const struct http_head *h, const char *name);

@@ -766,9 +766,13 @@ static void catchup_cb(struct hub *h, redisReply *rep, void *priv)
 	long long dropped = rep->elements > 3 && rep->element[3]->type == REDIS_REPLY_INTEGER
 				    ? rep->element[3]->integer
 				    : 0;
+	/* a page's eighth element: the entry that came right before the oldest one, when known */
+	struct room_evid prior;
+	const struct room_evid *bp =
+		rep->elements > 7 && entry_id(rep->element[7], &prior) == 0 ? &prior : NULL;
 	int kept = entry_id(first, &oldest) == 0, gone;
 	if (!s->pinned_checked)
-		gone = (kept && room_needs_resync(s->cur.last, oldest)) ||
+		gone = (kept && room_needs_resync(s->cur.last, oldest, bp)) ||
 		       room_start_trimmed(s->cur.last, dropped);
 	else if (!room_evid_is_zero(s->next_entry))
 		/* a later page, or the same one again after HUB_BUSY: the history may have been
@@ -778,7 +782,7 @@ static void catchup_cb(struct hub *h, redisReply *rep, void *priv)
 		 * later (an emptied history is an unknown position, below). */
 		gone = kept && room_evid_cmp(oldest, s->next_entry) > 0;
 	else
-		gone = kept && room_needs_resync(s->cur.last, oldest);
+		gone = kept && room_needs_resync(s->cur.last, oldest, bp);
 	if (gone) {
 		/* extension event: the history no longer reaches back to this client */
 		static const char why[] = "{\"reason\":\"history_trimmed\"}";

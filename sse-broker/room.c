@@ -341,11 +341,16 @@ int room_cursor_finish(struct room_cursor *c, int (*deliver)(void *arg, struct r
 	return rc;
 }
 
-int room_needs_resync(struct room_evid last, struct room_evid first)
+int room_needs_resync(struct room_evid last, struct room_evid first, const struct room_evid *before)
 {
 	if (room_evid_is_zero(last) || room_evid_is_zero(first))
 		return 0;
-	return room_evid_cmp(first, room_evid_next(last)) > 0;
+	if (room_evid_cmp(first, room_evid_next(last)) <= 0)
+		return 0;
+	/* every entry the history lost is at or below `before`, the one that came right before
+	 * the oldest kept: the client had all of them when its last event is not below it (its
+	 * own last event is the one trimmed, say) */
+	return !before || room_evid_is_zero(*before) || room_evid_cmp(*before, last) > 0;
 }
 
 int room_start_trimmed(struct room_evid last, long long dropped)

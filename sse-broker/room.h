@@ -120,10 +120,13 @@ int room_cursor_finish(struct room_cursor *c, int (*deliver)(void *arg, struct r
 		       void *arg);
 
 /* The history answer for a client resuming after `last`: first is the oldest id still in
- * the stream (zero when the stream is empty or gone). The client must refetch the document
- * when entries after `last` may have been trimmed away: the oldest kept entry is newer than
- * `last`. (Conservative: it may fire when only `last` itself was trimmed.) */
-int room_needs_resync(struct room_evid last, struct room_evid first);
+ * the stream (zero when the stream is empty or gone), before the id of the entry that came
+ * right before it (its field p; NULL or zero when not known). The client must refetch the
+ * document when entries after `last` were trimmed away: the oldest kept entry is newer than
+ * `last`'s successor and the entry before it is newer than `last`. Without `before` the
+ * answer is conservative: it fires when only `last` itself was trimmed too (ids leave gaps,
+ * the entry after `last` cannot be named from `last` alone). */
+int room_needs_resync(struct room_evid last, struct room_evid first, const struct room_evid *before);
 /* 1 when a client starting from the very beginning (`last` zero: last_event_id=0) cannot get
  * it: the history has dropped `dropped` (> 0) entries. room_needs_resync cannot tell, since
  * a zero position names no event to look for. */

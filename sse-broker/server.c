@@ -1771,19 +1771,21 @@ static int conn_keep(struct conn *c, const void *p, size_t n)
 static int head_parse(struct conn *c, const char *p, size_t n)
 {
 	size_t take = n < HTTP_HEAD_MAX + 4 ? n : HTTP_HEAD_MAX + 4;
-	switch (http_head_parse(&c->srv->head, p, take)) {
-	case HTTP_HEAD_MORE:
+	enum http_head_status st = http_head_parse(&c->srv->head, p, take);
+	if (st == HTTP_HEAD_MORE)
 		return 0;
-	case HTTP_HEAD_TOO_LARGE:
+	if (st == HTTP_HEAD_OK)
+		return 1;
+	/* refused before head_route, which sets head_only for a routed head: when the request
+	 * line came whole, its method is known however bad the rest is, and a HEAD's refusal
+	 * is the head alone as any answer to a HEAD (set either way, so no earlier request on
+	 * this connection decides) */
+	c->head_only = http_head_line_is_head(p, take);
+	if (st == HTTP_HEAD_TOO_LARGE)
 		conn_error(c, 431, "header_too_large", "the request head is too large");
-		return -1;
-	case HTTP_HEAD_BAD:
+	else
 		conn_error(c, 400, "invalid_request", "malformed request");
-		return -1;
-	case HTTP_HEAD_OK:
-		break;
-	}
-	return 1;
+	return -1;
 }
 
 /* Acts on the head just parsed; whatever followed it is in c->in already. */

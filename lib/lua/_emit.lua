@@ -12,6 +12,8 @@
 -- way (pub/sub keeps none: a subscription at a node that was not yet told the slot's new
 -- owner, say) and catches its streams up from the history instead of leaving a gap
 -- (docs/INTERNALS.md, "A gap on the channel").
+-- The entry keeps that id too, in its field p (absent likewise): once the entries before it
+-- are trimmed, it tells the catch-up that a client whose last event is p lost nothing.
 --
 -- bounds is "<entries> <bytes>" (lib/events.h EVENTS_HISTORY_BOUNDS). The history keeps about
 -- <entries> entries (XADD MAXLEN ~) and at most <bytes> bytes of entries, an entry's bytes
@@ -113,8 +115,16 @@ local function emit(history, etype, data, bounds)
       keep, lower = emit_cut(history, total, maxbytes)
     end
   end
-  local id = redis.call('XADD', history, 'MAXLEN', '~', count, '*', 'type', etype, 'data', data,
-    'n', string.format('%.0f', total), 'b', string.format('%.0f', lower))
+  -- p: the entry before this one, kept in the entry itself (the message's "prev" is gone
+  -- once published): when this entry is the oldest one left, a client whose last event is p
+  -- or later has lost nothing to the trim (broker_catchup.lua)
+  local fields = {'type', etype, 'data', data, 'n', string.format('%.0f', total),
+    'b', string.format('%.0f', lower)}
+  if last[1] then
+    fields[#fields + 1] = 'p'
+    fields[#fields + 1] = last[1][1]
+  end
+  local id = redis.call('XADD', history, 'MAXLEN', '~', count, '*', unpack(fields))
   if keep then redis.call('XTRIM', history, 'MINID', keep == '' and id or keep) end
   local prev = ''
   if last[1] then prev = '"prev":"' .. last[1][1] .. '",' end

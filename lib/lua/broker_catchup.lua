@@ -7,8 +7,9 @@
 -- history is read a few entries at a time and the reading stops at the budget: this script
 -- never makes Redis build (nor the broker receive) more than about one budget per call.
 --
--- A page's reply: {first id, entries, 0, dropped, newest id, more, after id}. An id comes as
--- a list of one string, or an empty list when the history is empty (never an entry's data).
+-- A page's reply: {first id, entries, 0, dropped, newest id, more, after id, before id}. An id
+-- comes as a list of one string, or an empty list when the history is empty (never an
+-- entry's data).
 -- dropped is how many entries the history has dropped (trimmed) so far, so a client starting
 -- from the very beginning (last_event_id=0) learns that the beginning is gone. newest is given
 -- only with an empty page, so that a client whose position lies past everything the history
@@ -18,7 +19,10 @@
 -- and if the history's oldest entry has by then moved past it, the entries between were
 -- trimmed while the broker delivered this page (the broker cannot tell that from the first id
 -- alone: ids leave gaps, so an oldest entry later than the last one delivered may as well be
--- the very next one).
+-- the very next one). before is the id of the entry that came right before the oldest one
+-- (its field p, _emit.lua; an empty list when it has none: written when the history was
+-- empty, or by a version before p): a client whose last event is that one, or later, lost
+-- nothing to the trim, only its own last event is gone.
 local function id_of(entries)
   if #entries == 0 then return {} end
   return {entries[1][1]}
@@ -27,13 +31,19 @@ if ARGV[1] == '' then
   return {id_of(redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)),
           id_of(redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)), 1}
 end
-local first, dropped = {}, 0
+local first, dropped, before = {}, 0, {}
 if redis.call('EXISTS', KEYS[1]) == 1 then
   local info, added, len = redis.call('XINFO', 'STREAM', KEYS[1]), 0, 0
   for i = 1, #info - 1, 2 do
     if info[i] == 'entries-added' then added = info[i + 1] end
     if info[i] == 'length' then len = info[i + 1] end
-    if info[i] == 'first-entry' and type(info[i + 1]) == 'table' then first = {info[i + 1][1]} end
+    if info[i] == 'first-entry' and type(info[i + 1]) == 'table' then
+      first = {info[i + 1][1]}
+      local f = info[i + 1][2]
+      for j = 1, #f - 1, 2 do
+        if f[j] == 'p' then before = {f[j + 1]} end
+      end
+    end
   end
   dropped = added - len
 end
@@ -64,4 +74,4 @@ while true do
 end
 local newest = {}
 if #page == 0 then newest = id_of(redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)) end
-return {first, page, 0, dropped, newest, more, after}
+return {first, page, 0, dropped, newest, more, after, before}

@@ -1,5 +1,6 @@
-/* fuzz_broker_head: libFuzzer target for the broker's request-head and query parsers (see
- * README.md; `make fuzz` builds and runs it, with -max_len from fuzz_broker_head.options). */
+/* fuzz_broker_head: libFuzzer target for the broker's request-head and query parsers, and
+ * the method of a refused head (http_head_line_is_head) (see README.md; `make fuzz` builds
+ * and runs it, with -max_len from fuzz_broker_head.options). */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -11,8 +12,14 @@ static struct http_head h;
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	enum http_head_status st = http_head_parse(&h, (const char *)data, size);
+	/* a refused head's method, for an answer without a body to a HEAD (server.c): read
+	 * from the same bytes, never past them */
+	int is_head = http_head_line_is_head((const char *)data, size);
 	if (st != HTTP_HEAD_OK)
 		return 0;
+	/* a head that parses names HEAD exactly when its request line does */
+	if (is_head != (strcmp(h.method, "HEAD") == 0))
+		__builtin_trap();
 	/* what the server reads from a parsed head */
 	if (h.head_len > size)
 		__builtin_trap();

@@ -369,6 +369,46 @@ test('a client behind the trimmed history gets resync', async () => {
   ws.close();
 });
 
+// The history's byte bound trims exactly (XTRIM MINID): with four entries' worth of bytes it
+// keeps the newest four. A client whose own last event is the one trimmed has missed nothing
+// (the oldest kept entry came right after it) and resumes without a resync; one whose next
+// event is gone is told. Ids leave gaps (a millisecond apart here), so the entry after the
+// client's cannot be named from its id: only the oldest entry's record of the one before it
+// tells the two apart.
+test('a client whose own last event is the one trimmed resumes without resync; one that lost an event gets it', async () => {
+  const room = await newRoom();
+  const t = tk(room);
+  const data = (i) => ({ revision: i, ops: ['x'], text: 'a' }); // i < 10: every entry one size
+  const size = 'operation'.length + JSON.stringify(data(1)).length;
+  const bounds = `1000 ${4 * size}`;
+  const ids = [];
+  for (let i = 1; i <= 6; i++) {
+    ids.push(await rc.emit(room, 'operation', data(i), bounds));
+    await sleep(3); // the next id a later millisecond, not this one's seq + 1
+  }
+  const kept = (await rc.cmd('XRANGE', roomKey(room, 'events'), '-', '+')).map((e) => e[0]);
+  assert.deepEqual(kept, ids.slice(2), 'the byte bound kept the newest four');
+  // ids[1], the one entry before the oldest kept, is the client's own last event
+  const resyncs = (events) => events.filter((e) => e.type === 'resync');
+  let j = await poll(room, ids[1], t);
+  assert.deepEqual(resyncs(j.events), [], JSON.stringify(j.events));
+  assert.deepEqual(ops(j.events).map((e) => e.id), ids.slice(2));
+  // ids[0]: ids[1], which that client never got, is gone
+  j = await poll(room, ids[0], t);
+  assert.equal(j.events[0].type, 'resync', JSON.stringify(j.events));
+  assert.deepEqual(j.events[0].data, { reason: 'history_trimmed' });
+  assert.deepEqual(ops(j.events).map((e) => e.id), ids.slice(2));
+  // a stream resuming with Last-Event-ID ids[1]: the replay, then live events, in order
+  const curl = curlSse(`${broker.base}/events/rooms/${room}?ticket=${t}`, { 'Last-Event-ID': ids[1] });
+  await waitFor(() => ops(curl.events()).length >= 4 && curl.text.includes(': connected'), { what: 'the replay' });
+  const more = await emitOps(room, 2, 6);
+  await waitFor(() => ops(curl.events()).length >= 6, { what: 'the live events' });
+  await sleep(200);
+  const seen = curl.events().filter((e) => e.type === 'operation' || e.type === 'resync');
+  assert.deepEqual(seen.map((e) => `${e.type} ${e.id}`), [...ids.slice(2), ...more].map((id) => `operation ${id}`));
+  curl.close();
+});
+
 // A position past everything the history holds: the largest id (whose "next" once wrapped to
 // 0-0, so a full page of replayed entries was asked for again for ever), or an id the room
 // never gave. Every transport says resync at once, from the newest event, and goes live.
@@ -1710,6 +1750,37 @@ test('HEAD to a stream or an unknown path: the error head alone, its Content-Len
   assert.doesNotMatch(heads[0], /\r\nConnection: close/i, 'the preflight kept the connection');
   assert.match(heads[1], /^HTTP\/1\.1 404 /);
   assert.equal(heads[2], '', 'no body after the HEAD answer');
+});
+
+// A head the broker refuses before routing it (431 over its bound, 400 malformed) names its
+// method in its request line when that line came whole: a HEAD's refusal is then the head
+// alone, as any other answer to a HEAD. Only a request line that does not parse leaves the
+// method unknown, and the answer carries its body.
+test('HEAD with a refused head (431, 400): the error head alone once its request line was read', async () => {
+  const cases = [
+    { what: 'a header over the head bound', status: 431, error: 'header_too_large', rest: `X: ${'a'.repeat(9000)}\r\n\r\n` },
+    { what: 'a field without a colon', status: 400, error: 'invalid_request', rest: 'Bad Header\r\n\r\n' },
+    { what: 'a NUL in a field', status: 400, error: 'invalid_request', rest: 'A: b\0c\r\n\r\n' },
+  ];
+  for (const c of cases) {
+    const full = parseAnswer(await rawRequest(broker.port, `GET /events/health HTTP/1.1\r\nHost: x\r\n${c.rest}`));
+    assert.equal(full.status, c.status, `GET, ${c.what}`);
+    assert.equal(JSON.parse(full.body).error, c.error, `GET, ${c.what}`);
+    const raw = await rawRequest(broker.port, `HEAD /events/health HTTP/1.1\r\nHost: x\r\n${c.rest}`);
+    const head = parseAnswer(raw);
+    assert.equal(head.status, c.status, `HEAD, ${c.what}: ${raw}`);
+    assert.equal(head.body, '', `HEAD, ${c.what}: no byte after the head, got ${JSON.stringify(head.body)}`);
+    assert.equal(Number(head.headers['content-length']), Buffer.byteLength(full.body, 'latin1'),
+      `HEAD, ${c.what}: the Content-Length of the body a GET gets`);
+  }
+  // a request line that does not parse, or never ends within the bound, names no method
+  for (const [line, status] of [['HEAD /events/health HTTP/2.0', 400], [`HEAD /${'a'.repeat(9000)} HTTP/1.1`, 431]]) {
+    const r = parseAnswer(await rawRequest(broker.port, `${line}\r\nHost: x\r\n\r\n`));
+    assert.equal(r.status, status, line.slice(0, 40));
+    assert.equal(Number(r.headers['content-length']), Buffer.byteLength(r.body, 'latin1'), line.slice(0, 40));
+    assert.ok(JSON.parse(r.body).error, line.slice(0, 40));
+  }
+  assert.equal((await fetch(`${broker.base}/events/health`)).status, 200, 'the broker is still fine');
 });
 
 test('WebSocket: a text message that is not UTF-8 is closed with 1007, whole or in fragments', async () => {

@@ -131,6 +131,43 @@ static void test_query(void)
 	CHECK_STR(d, "a+b");
 }
 
+static int line_is_head(const char *s)
+{
+	return http_head_line_is_head(s, strlen(s));
+}
+
+/* The method of a refused head, for an answer without a body to a HEAD: known only when the
+ * request line was read whole and parses. */
+static void test_refused_head(void)
+{
+	CHECK(line_is_head("HEAD /events/health HTTP/1.1\r\nBad Name: v\r\n\r\n"));
+	CHECK(line_is_head("\r\nHEAD / HTTP/1.0\r\nX: ")); /* the rest never came */
+	CHECK(!line_is_head("GET /events/health HTTP/1.1\r\nBad Name: v\r\n\r\n"));
+	CHECK(!line_is_head("head / HTTP/1.1\r\n\r\n")); /* methods are case-sensitive */
+	CHECK(!line_is_head("HEAD / HTTP/1.1")); /* not a whole line yet */
+	CHECK(!line_is_head("HEAD / HTTP/2.0\r\n\r\n"));
+	CHECK(!line_is_head("HEAD /a b HTTP/1.1\r\n\r\n"));
+	CHECK(!line_is_head("HEAD / HTTP/1.1\rX\r\n\r\n"));
+	CHECK(!line_is_head(""));
+	CHECK(!line_is_head("\r\n\r\n\r\n\r\n\r\nHEAD / HTTP/1.1\r\n")); /* past the skipped lines */
+	static const char nul[] = "HEAD /a\0b HTTP/1.1\r\n\r\n";
+	CHECK(!http_head_line_is_head(nul, sizeof nul - 1));
+	/* a head over the bound whose request line came whole, and one whose line never ends */
+	size_t n = HTTP_HEAD_MAX + 100;
+	char *big = malloc(n);
+	CHECK(big != NULL);
+	if (!big)
+		return;
+	memcpy(big, "HEAD / HTTP/1.1\r\nX: ", 20);
+	memset(big + 20, 'a', n - 20);
+	CHECK(http_head_parse(&h, big, n) == HTTP_HEAD_TOO_LARGE);
+	CHECK(http_head_line_is_head(big, n));
+	memcpy(big, "HEAD /", 6);
+	memset(big + 6, 'a', n - 6);
+	CHECK(!http_head_line_is_head(big, n));
+	free(big);
+}
+
 int main(void)
 {
 	test_valid();
@@ -138,5 +175,6 @@ int main(void)
 	test_malformed();
 	test_hostile();
 	test_query();
+	test_refused_head();
 	return unit_summary("test_broker_http_head");
 }

@@ -283,12 +283,18 @@ static void test_gap(void)
 static void test_resync(void)
 {
 	struct room_evid z = {0, 0}, a = {10, 0}, b = {10, 1}, c = {20, 0};
-	CHECK(!room_needs_resync(z, c));  /* no position: nothing to lose */
-	CHECK(!room_needs_resync(a, z));  /* empty stream */
-	CHECK(!room_needs_resync(c, a));  /* still in the history */
-	CHECK(!room_needs_resync(a, a));
-	CHECK(!room_needs_resync(a, b));  /* only a itself is gone */
-	CHECK(room_needs_resync(a, c));   /* events between a and c may be gone */
+	struct room_evid d = {30, 0};
+	CHECK(!room_needs_resync(z, c, NULL));  /* no position: nothing to lose */
+	CHECK(!room_needs_resync(a, z, NULL));  /* empty stream */
+	CHECK(!room_needs_resync(c, a, NULL));  /* still in the history */
+	CHECK(!room_needs_resync(a, a, NULL));
+	CHECK(!room_needs_resync(a, b, NULL));  /* only a itself is gone */
+	CHECK(room_needs_resync(a, c, NULL));   /* events between a and c may be gone */
+	CHECK(room_needs_resync(a, c, &z));     /* the entry before c is not known */
+	/* the entry before the oldest kept one says what was lost */
+	CHECK(!room_needs_resync(a, c, &a));    /* a, the client's last, came right before c */
+	CHECK(!room_needs_resync(b, d, &a));    /* b was never an entry: nothing after it lost */
+	CHECK(room_needs_resync(a, d, &c));     /* c, which the client never had, is gone */
 	/* from the beginning (last_event_id=0) of a history whose beginning was trimmed */
 	CHECK(room_start_trimmed(z, 1));
 	CHECK(!room_start_trimmed(z, 0));  /* nothing ever dropped */
