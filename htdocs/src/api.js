@@ -23,9 +23,12 @@ export const session = {
       return null;
     }
   },
+  // The user first: another tab reads the two keys one at a time, and must never take a new
+  // token with the user before it (the shared stream worker tells users apart by the user
+  // that comes with a token it has not seen, stream-worker.js).
   save(res) {
-    localStorage.setItem(TOKEN_KEY, res.token);
     localStorage.setItem(USER_KEY, JSON.stringify(res.user));
+    localStorage.setItem(TOKEN_KEY, res.token);
   },
   clear() {
     localStorage.removeItem(TOKEN_KEY);
@@ -71,11 +74,12 @@ export function onSessionMoved(fn) {
 
 // The answer to a call not sent because the session is no longer the view's (the app is
 // told, and starts the view again as whoever is signed in now).
+export const SESSION_CHANGED = 'You signed out or signed in as someone else in another tab.';
 export function sessionChanged() {
   for (const fn of movedListeners) fn();
   return {
     status: 401,
-    json: { error: 'session_changed', message: 'You signed out or signed in as someone else in another tab.' },
+    json: { error: 'session_changed', message: SESSION_CHANGED },
     headers: new Headers(),
   };
 }

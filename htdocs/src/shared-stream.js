@@ -8,7 +8,9 @@
 // The worker opens its stream at the direct origin this page knows (stream-route.js), which
 // goes with every message; a page that gives the direct route up tells it ('front'), and a
 // worker that gives it up tells the pages.
-import { request, session, sessionExpired } from './api.js';
+import {
+  request, sameSession, session, sessionChanged, sessionExpired, signedInId,
+} from './api.js';
 import { RoomStream } from './transport.js';
 import { directOrigin, onFrontDoor, streamRouteReady, useFrontDoor } from './stream-route.js';
 
@@ -54,10 +56,16 @@ export function sharedStreamsAvailable() {
   return !unavailable;
 }
 
+// Every message carries the session as this page reads it now: the token, whose user it is,
+// and when it was read (the worker takes no older reading over a newer one: two tabs' messages
+// may cross on their way to it).
+const readAt = () => performance.timeOrigin + performance.now();
 function send(msg) {
   if (!port) return;
   try {
-    port.postMessage({ ...msg, token: session.token, origin: directOrigin() });
+    const at = readAt();
+    const token = session.token;
+    port.postMessage({ ...msg, token, user: token ? signedInId() : null, at, origin: directOrigin() });
   } catch { /* the worker is gone: fallback follows */ }
 }
 
@@ -155,6 +163,12 @@ export class SharedRoomStream {
   reopen() {
     if (this.closed || this.inner) return;
     this.isOpen = false;
+    // the room is streamed only as the user this view started with: another tab signed in
+    // as someone else since (this page has not heard yet), so it starts its view again
+    if (!sameSession()) {
+      this.fromWorker({ kind: 'fatal', key: this.key, status: 401 });
+      return;
+    }
     send({ op: 'open', key: this.key, room: this.o.roomId, lastId: this.lastId });
   }
 
@@ -243,9 +257,12 @@ export class SharedRoomStream {
         if (m.status === 401) {
           // the session ended (signed out, password changed, expired): an API call says so
           // to the app, which signs this page out; with no session left (signed out in
-          // another tab) the app is told at once
-          if (session.token) confirmSession();
-          else sessionExpired(null);
+          // another tab) the app is told at once; with someone else's (signed in as another
+          // user in another tab: the worker streams no room of this view's user under their
+          // token) the app starts the view again as them
+          if (!session.token) sessionExpired(null);
+          else if (!sameSession()) sessionChanged();
+          else confirmSession();
         }
         this.o.onFatal(m.status);
         break;

@@ -22,6 +22,14 @@
 //   saying it gave the direct route up ('front'): the worker opens at the site's own origin
 //   from then on, and tells every tab so. Which route the connection that carries the rooms
 //   took goes to the tabs ('route').
+// - Users are kept apart. Every message carries the tab's session (its token and whose user
+//   that is) and each subscription the user it was opened as; a connection carries the token
+//   it was opened with and feeds only subscriptions of that token's user. A new token of the
+//   same user (signed in again, password changed) takes the connections over; another user's
+//   ends the subscriptions of the one before as a stream refused with 401 would (the tab,
+//   finding someone else signed in, starts its view again as them and subscribes anew), so a
+//   room open as one user is never streamed under another's token. Of two readings of the
+//   session that cross on their way here, the older never replaces the newer.
 //
 // Bundled on its own into /dist/stream-worker.js (Makefile, "client").
 import { atOrigin, brokerAway, checkOrigin } from './stream-origin.js';
@@ -37,10 +45,13 @@ const ROOMS_MAX = 16; // the broker's bound on one stream's rooms (docs/API.md)
 const DIRECT_FAILURES_MAX = 2;
 const DIRECT_OPEN_TIMEOUT_MS = 4000; // a direct route not yet seen working is given this long
 const DIRECT_OPEN_MAX_MS = 8000; // and one that worked before this
+const CROSSED_MAX_MS = 2000; // two tabs' messages cross within this
 
 const ports = new Map(); // port -> {seen}
-const subs = new Map(); // key -> {key, port, room, lastId, opened, live}
+const subs = new Map(); // key -> {key, port, room, user, lastId, opened, live}
 let token = null;
+let user = null; // whose token it is
+let tokenAt = -Infinity; // when the tab that told us read it
 let current = null; // the connection serving now
 let next = null; // the connection that will replace it (a new set of rooms, or a retry)
 let failures = 0;
@@ -235,7 +246,7 @@ function fatal(s, status) {
 function openConn(rooms) {
   const c = {
     rooms, subscribed: new Set(), dropped: new Set(), pos: new Map(), open: false, dead: false,
-    ctl: new AbortController(), heard: Date.now(), token, origin: front ? null : origin,
+    ctl: new AbortController(), heard: Date.now(), token, user, origin: front ? null : origin,
   };
   const url = `${c.origin || ''}/events/multi?${new URLSearchParams({ rooms: roomsParam(rooms) })}`;
   if (c.origin) {
@@ -299,7 +310,8 @@ async function read(c, reader) {
 }
 
 function onEvent(c, { room, type, id, data }) {
-  const mine = [...subs.values()].filter((s) => s.room === room);
+  // a connection feeds only the subscriptions of the user whose token it carries
+  const mine = [...subs.values()].filter((s) => s.room === room && s.user === c.user);
   if (type === 'subscribed') {
     c.subscribed.add(room);
     if (validId(id)) c.pos.set(room, maxId(c.pos.get(room) ?? null, id));
@@ -355,18 +367,28 @@ function onMessage(port, m) {
   const p = ports.get(port);
   if (p) p.seen = Date.now();
   if (!m || typeof m !== 'object') return;
-  if ((typeof m.token === 'string' || m.token === null) && m.token !== token) {
-    // another session (signed in again, password changed): the connections were the old one's
+  const at = typeof m.at === 'number' ? m.at : Infinity;
+  const mUser = typeof m.user === 'string' || typeof m.user === 'number' ? m.user : null;
+  // a reading of the session made just before the one we hold, whose message came after it
+  // (a reading far older is a clock set back: it counts)
+  const crossed = at < tokenAt && tokenAt - at < CROSSED_MAX_MS;
+  if ((typeof m.token === 'string' || m.token === null) && m.token !== token && !crossed) {
+    // another session (signed in again, password changed, someone else signed in): the
+    // connections were the old one's
     token = m.token;
+    user = token === null ? null : mUser;
     closeAll();
     for (const s of subs.values()) s.live = false;
-    // signed out: every tab's rooms end as for a stream refused with 401, so each page
-    // hears of it (and signs out) rather than waiting on a stream that will not come back
-    if (token === null) for (const s of [...subs.values()]) fatal(s, 401);
+    // signed out, or in as someone else: the rooms open as the user before end as for a
+    // stream refused with 401, so each page hears of it (and signs out, or starts again as
+    // the new user) rather than waiting on a stream that will not come back, and none of
+    // them is ever streamed under the new user's token; the same user's go on with it
+    for (const s of [...subs.values()]) if (token === null || s.user !== user) fatal(s, 401);
     clearTimeout(retryTimer);
     retryTimer = null;
     setChanged();
   }
+  if (m.token === token && (at > tokenAt || !crossed)) tokenAt = at;
   if (!front && typeof m.origin === 'string') {
     const o = checkOrigin(m.origin, self.location.origin);
     if (o) origin = o;
@@ -374,8 +396,12 @@ function onMessage(port, m) {
   switch (m.op) {
     case 'open': {
       if (typeof m.key !== 'string' || typeof m.room !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(m.room)) return;
-      const s = { key: m.key, port, room: m.room, lastId: validId(m.lastId) ? m.lastId : null, opened: false, live: false };
-      if (token === null) { // no session: nothing can be streamed
+      const s = {
+        key: m.key, port, room: m.room, user: mUser, lastId: validId(m.lastId) ? m.lastId : null, opened: false, live: false,
+      };
+      // no session: nothing can be streamed; a tab that asks as a user other than the one
+      // signed in now (its reading of the session crossed a newer one): not under their token
+      if (token === null || s.user !== user) {
         fatal(s, 401);
         return;
       }

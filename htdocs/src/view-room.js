@@ -3,7 +3,7 @@
 // (editor.js), and sends this user's caret to the others.
 
 import {
-  ApiError, api, request, room, session, sessionChanged, signedInId,
+  ApiError, SESSION_CHANGED, api, request, room, session, sessionChanged, signedInId,
 } from './api.js';
 import { Collab } from './collab.js';
 import { colorClass, userColor } from './colors.js';
@@ -158,7 +158,13 @@ class RoomView {
         if (!resumed || kind === 'poll') this.announce();
       },
       onFatal: (status) => {
-        if (status === 401) return; // the session ended: the app signs this page out (main.js)
+        if (status === 401) {
+          // the session ended: the app signs this page out (main.js); or another tab signed in
+          // as someone else, whose token streams none of this view's rooms: the app starts the
+          // view again as them, and the page says why
+          if (session.token && !this.sameUser()) say(SESSION_CHANGED);
+          return;
+        }
         this.leave(status === 404 ? 'deleted' : 'removed');
       },
     });

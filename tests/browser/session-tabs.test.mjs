@@ -6,6 +6,9 @@
 //   - On a shared computer, signing out and in as someone else in one tab never commits
 //     what the first user typed in another tab under the second user's account, and that
 //     tab does not go on showing the room as the first user.
+//   - The tabs' one stream connection (a shared worker) never streams a room a tab opened as
+//     the first user under the second user's token, even before that tab has heard of the
+//     change: the room ends there, and the tab opens it again as the second user.
 // Every wait is for a condition, with a generous deadline.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -194,5 +197,105 @@ test('an edit held by a page that has not heard of the change of user is not sen
   await p.waitForFunction(() => /another tab/.test(document.querySelector('#status')?.textContent || ''), null, { timeout: 15000 });
   await leftAsFirstUser(p, aName, b.username);
   await notInDocument(roomId, b, text);
+  await who.context.close();
+});
+
+// The tabs share one stream connection (a SharedWorker, docs/CLIENT.md "One connection for
+// all tabs"), which holds one token at a time. When someone else signs in in another tab, a
+// room a tab opened as the first user must not be streamed under the second user's token,
+// even for the moment before that tab has heard of the change (here: never, its `storage`
+// event is not listened to) and even when the second user may enter the room (the broker
+// would take their token). The tab's room ends instead, and the tab starts again as the
+// second user, who gets the room's stream as themselves.
+test('a room opened as one user is not streamed to that tab under the next user to sign in', async () => {
+  const who = await person(browser, BASE);
+  const p = who.page;
+  await p.addInitScript(() => {
+    // the `storage` event is never heard by this page (the moment before it comes, made long)
+    const add = window.addEventListener;
+    window.addEventListener = function addEventListener(type, ...rest) {
+      if (type === 'storage') return undefined;
+      return add.call(this, type, ...rest);
+    };
+    // what goes between this page and the stream worker: each room it asks for (its key, and
+    // the user signed in when it asked) and every message the worker sends about a room
+    window.ccStreamLog = { opens: [], got: [] };
+    const Real = window.SharedWorker;
+    if (typeof Real !== 'function') return;
+    window.SharedWorker = function SharedWorker(...args) {
+      const w = new Real(...args);
+      const post = w.port.postMessage.bind(w.port);
+      w.port.postMessage = (m) => {
+        if (m && m.op === 'open') {
+          const u = JSON.parse(localStorage.getItem('cc.user') || 'null');
+          window.ccStreamLog.opens.push({ key: m.key, user: u && u.id });
+        }
+        return post(m);
+      };
+      w.port.addEventListener('message', (ev) => {
+        const m = ev.data;
+        if (!m || typeof m.key !== 'string') return;
+        const from = m.ev && m.ev.data && m.ev.data.user ? m.ev.data.user.id : null;
+        window.ccStreamLog.got.push({ key: m.key, kind: m.kind, type: m.ev ? m.ev.type : null, from, status: m.status });
+      });
+      return w;
+    };
+  });
+  // the first user's room, open in two tabs (one shared stream); the second user is an
+  // editor of it
+  const { aName, roomId, b } = await roomOfTwo(who);
+  const a = (await p.evaluate(() => JSON.parse(localStorage.getItem('cc.user')))).id;
+  assert.equal(await p.getAttribute('.room', 'data-transport'), 'shared');
+  const tab2 = await who.context.newPage();
+  await tab2.goto(`/r/${roomId}`);
+  await waitForEditor(tab2);
+  assert.equal(await tab2.getAttribute('.room', 'data-transport'), 'shared');
+
+  // in a third tab, the second user signs in: the session goes from the first user's to
+  // theirs in one step, as the worker hears it when no tab spoke to it between the sign-out
+  // and the sign-in (the user first, then the token: the order api.js writes them in); then
+  // that tab opens the room, as the second user
+  const tab3 = await who.context.newPage();
+  await tab3.goto('/');
+  await tab3.waitForSelector('[data-action="logout"]:visible');
+  await tab3.evaluate(({ token: t, user }) => {
+    localStorage.setItem('cc.user', JSON.stringify(user));
+    localStorage.setItem('cc.token', t);
+  }, { token: b.token, user: b.user });
+  await tab3.goto(`/r/${roomId}`);
+  await waitForEditor(tab3);
+  assert.equal(await tab3.textContent('#whoami'), b.username);
+
+  // the first tab ends up in the room as the second user, on the shared stream; so does the
+  // second tab
+  const inRoomAs = (page, name) => page.waitForFunction((n) => document.querySelector('#whoami')?.textContent === n
+    && document.querySelector('.room[data-ready="true"]') !== null
+    && document.querySelector('[data-role="connection"]')?.dataset.state === 'connected', name, { timeout: 20000 });
+  await inRoomAs(p, b.username);
+  await inRoomAs(tab2, b.username);
+  assert.equal(await p.getAttribute('.room', 'data-transport'), 'shared');
+
+  // the room the first tab opened as the first user heard nothing under the second user's
+  // token: it was never opened again, no event about the second user reached it, and it
+  // ended (as a stream refused with 401 would) rather than going on
+  const log = await p.evaluate(() => window.ccStreamLog);
+  const asA = log.opens.filter((o) => o.user === a).map((o) => o.key);
+  assert.ok(asA.length >= 1, `the page opened the room as the first user: ${JSON.stringify(log)}`);
+  for (const key of asA) {
+    const got = log.got.filter((m) => m.key === key);
+    assert.deepEqual(got.filter((m) => m.kind === 'open').length, 1,
+      `the first user's room was opened once, never again after the second user signed in: ${JSON.stringify(got)}`);
+    assert.deepEqual(got.filter((m) => m.kind === 'event' && m.from === b.user.id), [],
+      'no event about the second user reached the room opened as the first user');
+    assert.deepEqual(got.filter((m) => m.kind === 'fatal').map((m) => m.status), [401],
+      `the room opened as the first user ended: ${JSON.stringify(got)}`);
+  }
+  // the page opened the room again as the second user, and hears it
+  const asB = log.opens.filter((o) => o.user === b.user.id).map((o) => o.key);
+  assert.equal(asB.length, 1, `the page opened the room once as the second user: ${JSON.stringify(log.opens)}`);
+  assert.ok(log.got.some((m) => m.key === asB[0] && m.kind === 'open'), 'the room is live as the second user');
+  assert.notEqual(await p.textContent('#whoami'), aName);
+  // and the page says why its view started again
+  await p.waitForFunction(() => /another tab/.test(document.querySelector('#status')?.textContent || ''), null, { timeout: 15000 });
   await who.context.close();
 });
