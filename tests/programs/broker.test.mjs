@@ -593,7 +593,7 @@ test('a silent WebSocket peer times out', async () => {
 test('the heartbeat comment goes only to idle SSE streams: one that carries events gets none, an idle one still one per BROKER_HEARTBEAT_MS', async () => {
   // a ping to the busy stream would need the test to stall for 1.5 s between two events
   const HB = 2000;
-  const b = await startBroker({ redisPort: redis.port, secret: SECRET, env: { ...BROKER_ENV, BROKER_HEARTBEAT_MS: String(HB) } });
+  const b = await startBroker({ redisPort: redis.port, secret: SECRET, env: { ...BROKER_ENV, BROKER_HEARTBEAT_MS: String(HB), BROKER_WS_TIMEOUT_MS: String(2 * HB) } });
   const busyRoom = await newRoom();
   const idleRoom = await newRoom();
   const busy = curlSse(`${b.base}/events/rooms/${busyRoom}?ticket=${tk(busyRoom, 41, 'busy')}`);
@@ -1815,7 +1815,7 @@ test('WebSocket: a text message that is not UTF-8 is closed with 1007, whole or 
 test('WebSocket frames that arrive while the rights are being checked are kept for the stream', async () => {
   // Redis is stopped for a moment below: a heartbeat long enough that the broker does not
   // take it for gone meanwhile (two heartbeats without an answer)
-  const own = await startBroker({ redisPort: redis.port, secret: SECRET, env: { ...BROKER_ENV, BROKER_HEARTBEAT_MS: '10000' } });
+  const own = await startBroker({ redisPort: redis.port, secret: SECRET, env: { ...BROKER_ENV, BROKER_HEARTBEAT_MS: '10000', BROKER_WS_TIMEOUT_MS: '20000' } });
   const room = await newRoom();
   const observer = wsClient(`ws://127.0.0.1:${own.port}/events/rooms/${room}/ws?ticket=${tk(room, 61, 'obs')}`);
   await waitFor(() => subscribedFrames(observer.events).length === 1, { what: 'the observer live' });
