@@ -551,13 +551,19 @@ int rooms_delete_begin(struct api_ctx *c, const char *room)
 	return store_room_drop_access(c->store, room) == STORE_OK ? 0 : -1;
 }
 
-int rooms_delete_settle(struct api_ctx *c, const char *room)
+int rooms_delete_settle(struct api_ctx *c, const char *room, int committing)
 {
-	/* A deletion that failed after its first step: the COMMIT's answer was lost (the
-	 * connection went), or Redis failed during the step. Whether the row went is read
-	 * again. Still there: its access keys are written back as a ticket writes them (the
-	 * visibility, read again after the write; a member's entry comes back with their next
-	 * GET or join, and until then the document endpoints ask PostgreSQL). */
+	/* A deletion that failed after its first step ran: Redis failed during the step (this
+	 * request rolled back), or the step went well and the COMMIT failed (the connection
+	 * went with its answer), which leaves it unknown whether the row went. Either way the
+	 * row is read again. Still there: its visibility key is written back as a ticket writes
+	 * it (read again after the write; a member's entry comes back with their next GET or
+	 * join, and until then the document endpoints ask PostgreSQL). Gone: only a COMMIT
+	 * can have been this request's doing (1, for the caller to finish the room). After a
+	 * failed step this request deleted nothing: another deletion of the room, waiting on
+	 * the row's lock, deleted it once this one rolled back, and finishes it itself;
+	 * finishing it here as well would bury it twice and send its streams a second
+	 * `deleted`. */
 	char vis[16];
 	enum store_status st = store_room_visibility(c->store, room, vis);
 	if (st != STORE_OK) {
@@ -565,8 +571,13 @@ int rooms_delete_settle(struct api_ctx *c, const char *room)
 			 "read: %s", room, c->store->msg);
 		return -1;
 	}
-	if (!vis[0])
-		return 1;
+	if (!vis[0]) {
+		if (committing)
+			return 1;
+		log_info("room %s: its deletion failed in Redis and rolled back, and another "
+			 "deletion has deleted it since: left to that one to finish", room);
+		return 0;
+	}
 	/* an error it answers is replaced by the caller's */
 	if (room_visibility_sync(c, room, vis) < 0)
 		log_warn("room %s: its deletion failed, and its visibility key could not be written "
@@ -617,11 +628,15 @@ void rooms_delete_finish(struct api_ctx *c, const char *room)
 			 room);
 }
 
-/* rooms_delete_begin as the step between a room's DELETE and its COMMIT */
+/* rooms_delete_begin as the step between a room's DELETE and its COMMIT. store_room_delete
+ * answers a failed step and a failed COMMIT alike (its status): which one it was is known
+ * here. */
 struct delete_step {
 	struct api_ctx *c;
 	const char *room;
-	int began, failed;
+	int began;	/* the step ran: the access keys may be gone */
+	int failed;	/* Redis failed in the step: rolled back */
+	int committing; /* the step ended well: a failure after it is the COMMIT's */
 };
 
 static enum store_status delete_begin_step(void *arg)
@@ -632,6 +647,7 @@ static enum store_status delete_begin_step(void *arg)
 		d->failed = 1;
 		return STORE_REDIS_UNAVAILABLE;
 	}
+	d->committing = 1;
 	return STORE_OK;
 }
 
@@ -645,12 +661,13 @@ void h_room_delete(struct api_ctx *c)
 	if (st != STORE_OK) {
 		char msg[sizeof c->store->msg];
 		snprintf(msg, sizeof msg, "%s", c->store->msg);
-		if (d.began && rooms_delete_settle(c, d.room) == 1) {
+		if (d.began && rooms_delete_settle(c, d.room, d.committing) == 1) {
 			/* the COMMIT went through; only its answer was lost */
 			rooms_delete_finish(c, d.room);
 			api_no_content(c);
 			return;
 		}
+		/* (also when another deletion has deleted it since: its retry finds it gone) */
 		if (d.failed) {
 			api_error(c, 503, "redis_unavailable",
 				  "the room cannot be deleted right now; try again");

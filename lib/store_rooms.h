@@ -70,8 +70,11 @@ enum store_status store_room_drop_access(struct store *s, const char *room);
 typedef enum store_status (*store_before_commit)(void *arg);
 /* Deletes the room's row (and by cascade its members, saves, history, removals) in one
  * transaction; before_commit (may be NULL) runs between the DELETE and the COMMIT. STORE_OK
- * also when there was no such row. A failure of the COMMIT itself leaves it unknown
- * whether the row went: the caller reads it again (store_room_visibility). */
+ * also when there was no such row. before_commit's failure and the COMMIT's are returned
+ * alike: the caller tells them apart (whether before_commit returned STORE_OK). A failure of
+ * the COMMIT itself leaves it unknown whether the row went: the caller reads it again
+ * (store_room_visibility). After a failed before_commit nothing was deleted: a row found
+ * gone then was deleted by another transaction. */
 enum store_status store_room_delete(struct store *s, const char *room,
 				    store_before_commit before_commit, void *arg);
 /* After the row is gone: the room's deleted mark (RK_ROOM_DELETED, for
