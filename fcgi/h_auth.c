@@ -420,7 +420,7 @@ static enum store_status account_begin_step(void *arg, const struct store_user_r
 }
 
 /* A deletion that failed, once the rooms whose first step ran are settled: a room still
- * there gets its visibility key back; a room whose row is gone (the COMMIT went through and
+ * there gets its visibility key and member cache back; a room whose row is gone (the COMMIT went through and
  * only its answer was lost) is finished as a deleted room, but only after a failed COMMIT:
  * after a failed step, a room found gone was deleted by another request, which finishes it
  * (rooms_delete_settle). Then the account's row is read

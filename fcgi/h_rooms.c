@@ -551,14 +551,65 @@ int rooms_delete_begin(struct api_ctx *c, const char *room)
 	return store_room_drop_access(c->store, room) == STORE_OK ? 0 : -1;
 }
 
+/* The member cache of a room whose deletion failed after rooms_delete_begin dropped it,
+ * written back from PostgreSQL: until then the broker refuses the members of a private room
+ * a bearer-token stream (it asks nothing but the cache). A removal or a role change that
+ * commits between the read and the write would have its entry put back; so, as a join or a
+ * GET does, the members are read again after the write, and every entry written that the
+ * second read does not confirm is taken back (not corrected: a missing entry is always
+ * safe, and its member's next GET or join writes it). A deletion that committed meanwhile
+ * is met the same way: the second read finds no members. 0, or -1 (logged; what is missing
+ * comes back with each member's next GET or join). */
+static int members_cache_restore(struct api_ctx *c, const char *room)
+{
+	struct store_member *m = NULL, *now = NULL;
+	int n = 0, nn = 0, rc = -1, taken = 0, failed = 0;
+	enum store_status st = store_room_members(c->store, room, &m, &n);
+	if (st != STORE_OK) {
+		log_warn("room %s: its deletion failed, and its members cannot be read to write "
+			 "its member cache back: %s", room, c->store->msg);
+		return -1;
+	}
+	if (n == 0 || store_member_cache_fill(c->store, room, m, n) != STORE_OK) {
+		rc = n == 0 ? 0 : -1;
+		goto out;
+	}
+	st = store_room_members(c->store, room, &now, &nn);
+	if (st != STORE_OK)
+		nn = 0; /* nothing confirmed: every entry written is taken back */
+	for (int i = 0; i < n; i++) {
+		int confirmed = 0;
+		for (int j = 0; j < nn && !confirmed; j++)
+			confirmed = now[j].id == m[i].id && strcmp(now[j].role, m[i].role) == 0;
+		if (confirmed)
+			continue;
+		if (cache_member(c, room, m[i].id, NULL) < 0)
+			failed = 1;
+		taken = 1;
+	}
+	if (failed)
+		log_error("room %s: member cache entries written back after a failed deletion could "
+			  "not all be taken back once PostgreSQL no longer confirmed them", room);
+	/* a broker may have re-checked streams by an entry taken back: it looks again (a
+	 * room whose row went, no members, ends its streams with `deleted` instead) */
+	if (taken && (st != STORE_OK || nn > 0) && emit_rights_event(c, room, "access") < 0)
+		failed = 1;
+	rc = st == STORE_OK && !failed ? 0 : -1;
+out:
+	free(m);
+	free(now);
+	return rc;
+}
+
 int rooms_delete_settle(struct api_ctx *c, const char *room, int committing)
 {
 	/* A deletion that failed after its first step ran: Redis failed during the step (this
 	 * request rolled back), or the step went well and the COMMIT failed (the connection
 	 * went with its answer), which leaves it unknown whether the row went. Either way the
 	 * row is read again. Still there: its visibility key is written back as a ticket writes
-	 * it (read again after the write; a member's entry comes back with their next GET or
-	 * join, and until then the document endpoints ask PostgreSQL). Gone: only a COMMIT
+	 * it (read again after the write), and its member cache from the members' rows
+	 * (members_cache_restore): without their entries the broker refuses the members of a
+	 * private room their bearer-token streams until each does a GET or join. Gone: only a COMMIT
 	 * can have been this request's doing (1, for the caller to finish the room). After a
 	 * failed step this request deleted nothing: another deletion of the room, waiting on
 	 * the row's lock, deleted it once this one rolled back, and finishes it itself;
@@ -582,6 +633,7 @@ int rooms_delete_settle(struct api_ctx *c, const char *room, int committing)
 	if (room_visibility_sync(c, room, vis) < 0)
 		log_warn("room %s: its deletion failed, and its visibility key could not be written "
 			 "back (the next ticket or GET writes it)", room);
+	members_cache_restore(c, room);
 	return 0;
 }
 

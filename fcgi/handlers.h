@@ -50,7 +50,7 @@ void h_room_join(struct api_ctx *c);
  * {"reason":"deleted"} that ends its streams; failures logged: the room is gone). A
  * deletion that failed after the first step asks rooms_delete_settle whether the row went
  * after all, committing set when the step went well and the COMMIT failed: 1 gone by this
- * deletion's COMMIT (finish it), 0 still there (its visibility key written back) or gone by
+ * deletion's COMMIT (finish it), 0 still there (its visibility key and member cache written back) or gone by
  * another deletion (after a failed step: that one finishes it), -1 not known (logged). */
 int rooms_delete_begin(struct api_ctx *c, const char *room);
 int rooms_delete_settle(struct api_ctx *c, const char *room, int committing);

@@ -130,6 +130,10 @@ enum store_status store_room_join(struct store *s, const char *room, long long u
  * STORE_REDIS_UNAVAILABLE (logged). */
 enum store_status store_member_cache(struct store *s, const char *room, long long user,
 				     const char *role);
+/* The member cache entries of the n members m (as store_room_members read them), in one
+ * HSET; entries of others are left as they are. STORE_OK or a failure (logged). */
+enum store_status store_member_cache_fill(struct store *s, const char *room,
+					const struct store_member *m, int n);
 /* Writes the visibility key when it differs (vis NULL deletes it): 1 written, 0 already
  * so, -1 Redis failed (logged). */
 int store_room_visibility_put(struct store *s, const char *room, const char *vis);

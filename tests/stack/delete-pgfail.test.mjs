@@ -374,10 +374,12 @@ test('an account deletion whose COMMIT went through but whose answer was lost is
 // --- a deletion whose step in Redis fails ------------------------------------------------
 
 // A proxy on 127.0.0.1 in front of the stack's Redis (one server: not the make cluster
-// layout) for one CGI run. It forwards every command as it is but the first DEL of the
-// room's members hash, rooms_delete_begin's clear of the access keys, which it answers with
-// an error without sending it on: the deletion's step in Redis fails, and its transaction
-// rolls back. Returns {env (the CGI environment), state: {failed}, close()}.
+// layout) for one CGI run. It forwards every command and answer as they are but for the
+// first DEL of the room's members hash, rooms_delete_begin's clear of the access keys: that
+// one reaches Redis and is carried out, but its answer is dropped and the connection closed,
+// as when the network fails on the way back. The deletion's step in Redis fails (its keys
+// gone all the same), and its transaction rolls back; the API's later commands go through
+// on new connections. Returns {env (the CGI environment), state: {failed}, close()}.
 async function redisStepFailer(room) {
   const state = { failed: false };
   const target = redisEndpoint();
@@ -389,21 +391,22 @@ async function redisStepFailer(room) {
     const hangUp = () => { down.destroy(); up.destroy(); };
     down.on('error', hangUp).on('close', hangUp);
     up.on('error', hangUp).on('close', hangUp);
-    up.on('data', (d) => down.write(d));
+    // the API waits for each answer before it sends its next command: what comes back
+    // after the DEL went is the DEL's answer
+    let cut = false;
+    up.on('data', (d) => {
+      if (cut) hangUp();
+      else down.write(d);
+    });
     let pending = Buffer.alloc(0);
     down.on('data', (d) => {
       pending = Buffer.concat([pending, d]);
-      for (let c; (c = firstCommand(pending));) {
-        const bytes = pending.subarray(0, c.end);
-        pending = pending.subarray(c.end);
+      for (let c; !cut && (c = firstCommand(pending));) {
         if (!state.failed && c.args[0].toUpperCase() === 'DEL' && c.args.includes(roomKey(room.id, 'members'))) {
-          state.failed = true;
-          // the API waits for each answer before it sends its next command: none is owed
-          // before this one
-          down.write('-ERR the deletion\'s step is made to fail by the test\r\n');
-        } else {
-          up.write(bytes);
+          state.failed = cut = true;
         }
+        up.write(pending.subarray(0, c.end));
+        pending = pending.subarray(c.end);
       }
     });
   });
@@ -492,4 +495,44 @@ test('a room DELETE whose Redis step fails while another DELETE of the room comm
   await assertDeleted(room, [owner, editor], [watching]);
   assert.equal(deletedEvents(watching.events).length, 1, 'the stream heard `deleted` once');
   assert.equal(deletedEvents(roomEvents(room.id)).length, 1, 'one `deleted` event in the room\'s history');
+});
+
+// The deletion's step took the room's member cache away with its visibility key; the broker
+// judges a bearer-token stream by those alone. After the rollback the members of a private
+// room must get in as before, without first asking the API for the room (a GET or join would
+// write their own entry back).
+test('a room DELETE whose Redis step fails answers 503, and the members of the private room go on streaming and reading it without asking for the room first', async (t) => {
+  if (process.env.REDIS_CLUSTER) {
+    t.skip('the Redis proxy stands in front of one server');
+    return;
+  }
+  const owner = await newUser('dm');
+  const editor = await newUser('dm');
+  const stranger = await newUser('dm');
+  const room = await createRoom(owner.token, { visibility: 'private' });
+  const joined = await call('POST', `/api/rooms/${room.id}/join`, { token: editor.token, body: { invite: room.invite } });
+  assert.equal(joined.status, 200, joined.text);
+  const typed = await call('POST', `/api/rooms/${room.id}/operations`, { token: editor.token, body: { revision: 0, ops: ['kept'] } });
+  assert.equal(typed.status, 200, typed.text);
+
+  const redisSide = await redisStepFailer(room);
+  let del;
+  try {
+    del = await cgiAsync({ method: 'DELETE', uri: `/api/rooms/${room.id}`, token: owner.token, env: redisSide.env });
+  } finally {
+    await redisSide.close();
+  }
+  assert.equal(redisSide.state.failed, true, 'the deletion\'s step in Redis failed');
+  assert.equal(del.code, 0, del.stderr);
+  assert.equal(del.status, 503, `${del.body} ${del.stderr}`);
+  assert.equal(del.json?.error, 'redis_unavailable', del.body);
+  assert.equal(sql(`SELECT count(*) FROM rooms WHERE id = '${room.id}'`), '1');
+  assert.equal(deletedEvents(roomEvents(room.id)).length, 0, 'a `deleted` event went out');
+
+  // the streams first: reading the document may write the reader's entry
+  for (const u of [owner, editor]) assert.equal(await roomStreamStatus(room, u.token), 200, 'a member\'s stream of the private room');
+  assert.equal(await roomStreamStatus(room, stranger.token), 403, 'a stranger\'s stream of the private room');
+  for (const u of [owner, editor]) assert.equal((await documentOf(room, u.token)).content, 'kept');
+  const open = stream(room, editor.token);
+  await open.open();
 });
