@@ -403,11 +403,30 @@ static int recheck_member(struct api_ctx *c, const cJSON *members, const char *w
 	}
 	if (now && strcmp(now, written) == 0)
 		return 0;
-	if (cache_member(c, c->params[0], c->user.user_id, now) < 0 &&
-	    cache_take_back(c, c->params[0], c->user.user_id, 1) < 0)
+	int taken = !now;
+	if (cache_member(c, c->params[0], c->user.user_id, now) < 0) {
+		if (cache_take_back(c, c->params[0], c->user.user_id, 1) < 0)
+			return -1;
+		taken = 1;
+	}
+	/* The broker may have re-checked streams by the entry this corrects (the removal's own
+	 * `members` event, heard between our write and its correction), and looks again only
+	 * when it hears this. When the entry is gone, such a broker keeps the removed caller's
+	 * streams open until then, and nothing else sends it (the caller's retry is refused,
+	 * or sees the room as a stranger, before it touches the cache): it is tried once more
+	 * (on a connection opened again when the first broke), and an event that still did not
+	 * go out answers 503, as cache_take_back does, not a 200 that shows the role just taken
+	 * away. The brokers then look again at the room's next rights change, or when their
+	 * subscription of it comes back. A corrected role (owner, editor, viewer) is lost with
+	 * the event at no cost: every role reads the room, and the broker asks nothing more. */
+	if (emit_rights_event(c, c->params[0], "access") < 0 && taken &&
+	    emit_rights_event(c, c->params[0], "access") < 0) {
+		log_warn("room %s: the member cache entry of user %lld was taken back, but the "
+			 "brokers could not be told", c->params[0], c->user.user_id);
+		api_error(c, 503, "redis_unavailable",
+			  "your access to this room could not be confirmed right now; try again");
 		return -1;
-	/* the broker may have re-checked streams by the entry this corrects */
-	emit_rights_event(c, c->params[0], "access");
+	}
 	return 0;
 }
 

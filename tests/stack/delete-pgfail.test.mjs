@@ -374,14 +374,13 @@ test('an account deletion whose COMMIT went through but whose answer was lost is
 // --- a deletion whose step in Redis fails ------------------------------------------------
 
 // A proxy on 127.0.0.1 in front of the stack's Redis (one server: not the make cluster
-// layout) for one CGI run. It forwards every command and answer as they are but for the
-// first DEL of the room's members hash, rooms_delete_begin's clear of the access keys: that
-// one reaches Redis and is carried out, but its answer is dropped and the connection closed,
-// as when the network fails on the way back. The deletion's step in Redis fails (its keys
-// gone all the same), and its transaction rolls back; the API's later commands go through
-// on new connections. Returns {env (the CGI environment), state: {failed}, close()}.
-async function redisStepFailer(room) {
-  const state = { failed: false };
+// layout) for one CGI run. It forwards every command and answer as they are, but for the
+// commands decide(args) names: 'cut' (it reaches Redis and is carried out, but its answer is
+// dropped and the connection closed, as when the network fails on the way back; the API's
+// later commands go through on new connections) or 'refuse' (not sent on: answered with an
+// error). Returns {env (the CGI environment), state: {failed (how many)}, close()}.
+async function redisFailer(decide) {
+  const state = { failed: 0 };
   const target = redisEndpoint();
   const sockets = new Set();
   const server = createServer((down) => {
@@ -392,7 +391,7 @@ async function redisStepFailer(room) {
     down.on('error', hangUp).on('close', hangUp);
     up.on('error', hangUp).on('close', hangUp);
     // the API waits for each answer before it sends its next command: what comes back
-    // after the DEL went is the DEL's answer
+    // after a command went is that command's answer
     let cut = false;
     up.on('data', (d) => {
       if (cut) hangUp();
@@ -402,11 +401,16 @@ async function redisStepFailer(room) {
     down.on('data', (d) => {
       pending = Buffer.concat([pending, d]);
       for (let c; !cut && (c = firstCommand(pending));) {
-        if (!state.failed && c.args[0].toUpperCase() === 'DEL' && c.args.includes(roomKey(room.id, 'members'))) {
-          state.failed = cut = true;
-        }
-        up.write(pending.subarray(0, c.end));
+        const bytes = pending.subarray(0, c.end);
         pending = pending.subarray(c.end);
+        const how = decide(c.args);
+        if (how) state.failed++;
+        if (how === 'refuse') {
+          down.write('-ERR made to fail by the test\r\n');
+          continue;
+        }
+        cut = how === 'cut';
+        up.write(bytes);
       }
     });
   });
@@ -419,6 +423,18 @@ async function redisStepFailer(room) {
       return new Promise((resolve) => server.close(resolve));
     },
   };
+}
+
+// redisFailer for a deletion of the room: its first DEL of the members hash,
+// rooms_delete_begin's clear of the access keys, is cut. The step fails (its keys gone all the
+// same), and the transaction rolls back. state.failed: 1 once that happened.
+function redisStepFailer(room) {
+  let done = false;
+  return redisFailer((args) => {
+    if (done || args[0].toUpperCase() !== 'DEL' || !args.includes(roomKey(room.id, 'members'))) return null;
+    done = true;
+    return 'cut';
+  });
 }
 
 // A proxy in front of the stack's PostgreSQL (pgProxy) that forwards everything until a
@@ -478,7 +494,7 @@ test('a room DELETE whose Redis step fails while another DELETE of the room comm
   try {
     const running = cgiAsync({ method: 'DELETE', uri: `/api/rooms/${room.id}`, token: owner.token, env: { ...pgSide.env, ...redisSide.env } });
     await waitFor(() => pgSide.state.held, { what: 'the first deletion reading the row again after its failed step', timeout: 30000 });
-    assert.equal(redisSide.state.failed, true, 'the first deletion\'s step in Redis failed');
+    assert.equal(redisSide.state.failed, 1, 'the first deletion\'s step in Redis failed');
     const second = await call('DELETE', `/api/rooms/${room.id}`, { token: owner.token });
     assert.equal(second.status, 204, second.text);
     pgSide.release();
@@ -522,7 +538,7 @@ test('a room DELETE whose Redis step fails answers 503, and the members of the p
   } finally {
     await redisSide.close();
   }
-  assert.equal(redisSide.state.failed, true, 'the deletion\'s step in Redis failed');
+  assert.equal(redisSide.state.failed, 1, 'the deletion\'s step in Redis failed');
   assert.equal(del.code, 0, del.stderr);
   assert.equal(del.status, 503, `${del.body} ${del.stderr}`);
   assert.equal(del.json?.error, 'redis_unavailable', del.body);
@@ -535,4 +551,50 @@ test('a room DELETE whose Redis step fails answers 503, and the members of the p
   for (const u of [owner, editor]) assert.equal((await documentOf(room, u.token)).content, 'kept');
   const open = stream(room, editor.token);
   await open.open();
+});
+
+// --- a correction whose `access` event is lost -------------------------------------------
+
+// A member's GET writes their member cache entry, then reads the members to confirm it. The
+// owner removes them in between (the PostgreSQL proxy holds the read), so the GET takes its
+// entry back and must tell the brokers (a broker that re-checked the member's stream by that
+// entry keeps it open until it hears `access`). When that event cannot be sent (the Redis
+// proxy refuses it), the answer is not a 200 showing the role just taken away.
+test('a member\'s GET of a room that takes back its own entry after a removal, and cannot tell the brokers, answers 503', async (t) => {
+  if (process.env.REDIS_CLUSTER) {
+    t.skip('the Redis proxy stands in front of one server');
+    return;
+  }
+  const owner = await newUser('dc');
+  const member = await newUser('dc');
+  const room = await createRoom(owner.token, { visibility: 'private' });
+  const joined = await call('POST', `/api/rooms/${room.id}/join`, { token: member.token, body: { invite: room.invite } });
+  assert.equal(joined.status, 200, joined.text);
+
+  const redisSide = await redisFailer((args) => (/^EVAL/i.test(args[0]) && args.includes(roomKey(room.id, 'events')) &&
+    args.some((a) => a.includes('"access"')) ? 'refuse' : null));
+  const pgSide = await pgHolder(/\bFROM rooms r\b/i, /\bFROM room_members m JOIN users u\b/i);
+  let got;
+  try {
+    const running = cgiAsync({ method: 'GET', uri: `/api/rooms/${room.id}`, token: member.token, env: { ...pgSide.env, ...redisSide.env } });
+    await waitFor(() => pgSide.state.held, { what: 'the GET reading the members', timeout: 30000 });
+    assert.equal(redis('HGET', roomKey(room.id, 'members'), String(member.user.id)), 'editor', 'the GET wrote its entry');
+    const removed = await call('DELETE', `/api/rooms/${room.id}/members/${member.user.id}`, { token: owner.token });
+    assert.equal(removed.status, 204, removed.text);
+    pgSide.release();
+    got = await running;
+  } finally {
+    pgSide.release();
+    await pgSide.close();
+    await redisSide.close();
+  }
+  assert.equal(got.code, 0, got.stderr);
+  assert.ok(redisSide.state.failed >= 1, 'the `access` event was refused');
+  assert.equal(got.status, 503, `${got.body} ${got.stderr}`);
+  assert.equal(got.json?.error, 'redis_unavailable', got.body);
+  // the entry is gone all the same, and the retry is refused
+  assert.equal(redis('HEXISTS', roomKey(room.id, 'members'), String(member.user.id)), '0');
+  const again = await call('GET', `/api/rooms/${room.id}`, { token: member.token });
+  assert.equal(again.status, 403, again.text);
+  assert.equal(await roomStreamStatus(room, member.token), 403);
 });
