@@ -582,17 +582,21 @@ int rooms_delete_begin(struct api_ctx *c, const char *room)
 static int members_cache_restore(struct api_ctx *c, const char *room)
 {
 	struct store_member *m = NULL, *now = NULL;
-	int n = 0, nn = 0, rc = -1, taken = 0, failed = 0;
+	int n = 0, nn = 0, rc = -1, taken = 0, kept = 0, failed = 0;
 	enum store_status st = store_room_members(c->store, room, &m, &n);
 	if (st != STORE_OK) {
 		log_warn("room %s: its deletion failed, and its members cannot be read to write "
 			 "its member cache back: %s", room, c->store->msg);
 		return -1;
 	}
-	if (n == 0 || store_member_cache_fill(c->store, room, m, n) != STORE_OK) {
-		rc = n == 0 ? 0 : -1;
+	if (n == 0) {
+		rc = 0;
 		goto out;
 	}
+	/* a write whose answer was lost may have been done all the same: confirmed below like
+	 * one that answered */
+	if (store_member_cache_fill(c->store, room, m, n) != STORE_OK)
+		failed = 1;
 	st = store_room_members(c->store, room, &now, &nn);
 	if (st != STORE_OK)
 		nn = 0; /* nothing confirmed: every entry written is taken back */
@@ -603,10 +607,10 @@ static int members_cache_restore(struct api_ctx *c, const char *room)
 		if (confirmed)
 			continue;
 		if (cache_member(c, room, m[i].id, NULL) < 0)
-			failed = 1;
+			kept = failed = 1;
 		taken = 1;
 	}
-	if (failed)
+	if (kept)
 		log_error("room %s: member cache entries written back after a failed deletion could "
 			  "not all be taken back once PostgreSQL no longer confirmed them", room);
 	/* a broker may have re-checked streams by an entry taken back: it looks again (a
