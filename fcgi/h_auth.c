@@ -420,8 +420,10 @@ static enum store_status account_begin_step(void *arg, const struct store_user_r
 }
 
 /* A deletion that failed, once the rooms whose first step ran are settled: a room still
- * there gets its visibility key back; a room whose row is gone (the COMMIT went through and
- * only its answer was lost) is finished as a deleted room. Then the account's row is read
+ * there gets its visibility key and member cache back; a room whose row is gone (the COMMIT went through and
+ * only its answer was lost) is finished as a deleted room, but only after a failed COMMIT:
+ * after a failed step, a room found gone was deleted by another request, which finishes it
+ * (rooms_delete_settle). Then the account's row is read
  * again, as the rooms' were: gone, the deletion happened and 1 is returned, nothing
  * answered, for the caller to go on with step 3 (the retry would find no account and know
  * none of its rooms). Still there, or unreadable: the failure is answered (0). */
@@ -431,7 +433,8 @@ static int account_delete_failed(struct api_ctx *c, long long id, enum store_sta
 	char msg[sizeof c->store->msg];
 	snprintf(msg, sizeof msg, "%s", c->store->msg);
 	for (int i = 0; i < a->begun; i++) {
-		if (a->rooms[i].owned && rooms_delete_settle(c, a->rooms[i].id) == 1) {
+		if (a->rooms[i].owned &&
+		    rooms_delete_settle(c, a->rooms[i].id, a->committing) == 1) {
 			rooms_delete_finish(c, a->rooms[i].id);
 			a->finished[i] = 1;
 		}

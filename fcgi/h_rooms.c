@@ -403,11 +403,30 @@ static int recheck_member(struct api_ctx *c, const cJSON *members, const char *w
 	}
 	if (now && strcmp(now, written) == 0)
 		return 0;
-	if (cache_member(c, c->params[0], c->user.user_id, now) < 0 &&
-	    cache_take_back(c, c->params[0], c->user.user_id, 1) < 0)
+	int taken = !now;
+	if (cache_member(c, c->params[0], c->user.user_id, now) < 0) {
+		if (cache_take_back(c, c->params[0], c->user.user_id, 1) < 0)
+			return -1;
+		taken = 1;
+	}
+	/* The broker may have re-checked streams by the entry this corrects (the removal's own
+	 * `members` event, heard between our write and its correction), and looks again only
+	 * when it hears this. When the entry is gone, such a broker keeps the removed caller's
+	 * streams open until then, and nothing else sends it (the caller's retry is refused,
+	 * or sees the room as a stranger, before it touches the cache): it is tried once more
+	 * (on a connection opened again when the first broke), and an event that still did not
+	 * go out answers 503, as cache_take_back does, not a 200 that shows the role just taken
+	 * away. The brokers then look again at the room's next rights change, or when their
+	 * subscription of it comes back. A corrected role (owner, editor, viewer) is lost with
+	 * the event at no cost: every role reads the room, and the broker asks nothing more. */
+	if (emit_rights_event(c, c->params[0], "access") < 0 && taken &&
+	    emit_rights_event(c, c->params[0], "access") < 0) {
+		log_warn("room %s: the member cache entry of user %lld was taken back, but the "
+			 "brokers could not be told", c->params[0], c->user.user_id);
+		api_error(c, 503, "redis_unavailable",
+			  "your access to this room could not be confirmed right now; try again");
 		return -1;
-	/* the broker may have re-checked streams by the entry this corrects */
-	emit_rights_event(c, c->params[0], "access");
+	}
 	return 0;
 }
 
@@ -551,13 +570,74 @@ int rooms_delete_begin(struct api_ctx *c, const char *room)
 	return store_room_drop_access(c->store, room) == STORE_OK ? 0 : -1;
 }
 
-int rooms_delete_settle(struct api_ctx *c, const char *room)
+/* The member cache of a room whose deletion failed after rooms_delete_begin dropped it,
+ * written back from PostgreSQL: until then the broker refuses the members of a private room
+ * a bearer-token stream (it asks nothing but the cache). A removal or a role change that
+ * commits between the read and the write would have its entry put back; so, as a join or a
+ * GET does, the members are read again after the write, and every entry written that the
+ * second read does not confirm is taken back (not corrected: a missing entry is always
+ * safe, and its member's next GET or join writes it). A deletion that committed meanwhile
+ * is met the same way: the second read finds no members. 0, or -1 (logged; what is missing
+ * comes back with each member's next GET or join). */
+static int members_cache_restore(struct api_ctx *c, const char *room)
 {
-	/* A deletion that failed after its first step: the COMMIT's answer was lost (the
-	 * connection went), or Redis failed during the step. Whether the row went is read
-	 * again. Still there: its access keys are written back as a ticket writes them (the
-	 * visibility, read again after the write; a member's entry comes back with their next
-	 * GET or join, and until then the document endpoints ask PostgreSQL). */
+	struct store_member *m = NULL, *now = NULL;
+	int n = 0, nn = 0, rc = -1, taken = 0, kept = 0, failed = 0;
+	enum store_status st = store_room_members(c->store, room, &m, &n);
+	if (st != STORE_OK) {
+		log_warn("room %s: its deletion failed, and its members cannot be read to write "
+			 "its member cache back: %s", room, c->store->msg);
+		return -1;
+	}
+	if (n == 0) {
+		rc = 0;
+		goto out;
+	}
+	/* a write whose answer was lost may have been done all the same: confirmed below like
+	 * one that answered */
+	if (store_member_cache_fill(c->store, room, m, n) != STORE_OK)
+		failed = 1;
+	st = store_room_members(c->store, room, &now, &nn);
+	if (st != STORE_OK)
+		nn = 0; /* nothing confirmed: every entry written is taken back */
+	for (int i = 0; i < n; i++) {
+		int confirmed = 0;
+		for (int j = 0; j < nn && !confirmed; j++)
+			confirmed = now[j].id == m[i].id && strcmp(now[j].role, m[i].role) == 0;
+		if (confirmed)
+			continue;
+		if (cache_member(c, room, m[i].id, NULL) < 0)
+			kept = failed = 1;
+		taken = 1;
+	}
+	if (kept)
+		log_error("room %s: member cache entries written back after a failed deletion could "
+			  "not all be taken back once PostgreSQL no longer confirmed them", room);
+	/* a broker may have re-checked streams by an entry taken back: it looks again (a
+	 * room whose row went, no members, ends its streams with `deleted` instead) */
+	if (taken && (st != STORE_OK || nn > 0) && emit_rights_event(c, room, "access") < 0)
+		failed = 1;
+	rc = st == STORE_OK && !failed ? 0 : -1;
+out:
+	free(m);
+	free(now);
+	return rc;
+}
+
+int rooms_delete_settle(struct api_ctx *c, const char *room, int committing)
+{
+	/* A deletion that failed after its first step ran: Redis failed during the step (this
+	 * request rolled back), or the step went well and the COMMIT failed (the connection
+	 * went with its answer), which leaves it unknown whether the row went. Either way the
+	 * row is read again. Still there: its visibility key is written back as a ticket writes
+	 * it (read again after the write), and its member cache from the members' rows
+	 * (members_cache_restore): without their entries the broker refuses the members of a
+	 * private room their bearer-token streams until each does a GET or join. Gone: only a COMMIT
+	 * can have been this request's doing (1, for the caller to finish the room). After a
+	 * failed step this request deleted nothing: another deletion of the room, waiting on
+	 * the row's lock, deleted it once this one rolled back, and finishes it itself;
+	 * finishing it here as well would bury it twice and send its streams a second
+	 * `deleted`. */
 	char vis[16];
 	enum store_status st = store_room_visibility(c->store, room, vis);
 	if (st != STORE_OK) {
@@ -565,12 +645,18 @@ int rooms_delete_settle(struct api_ctx *c, const char *room)
 			 "read: %s", room, c->store->msg);
 		return -1;
 	}
-	if (!vis[0])
-		return 1;
+	if (!vis[0]) {
+		if (committing)
+			return 1;
+		log_info("room %s: its deletion failed in Redis and rolled back, and another "
+			 "deletion has deleted it since: left to that one to finish", room);
+		return 0;
+	}
 	/* an error it answers is replaced by the caller's */
 	if (room_visibility_sync(c, room, vis) < 0)
 		log_warn("room %s: its deletion failed, and its visibility key could not be written "
 			 "back (the next ticket or GET writes it)", room);
+	members_cache_restore(c, room);
 	return 0;
 }
 
@@ -617,11 +703,15 @@ void rooms_delete_finish(struct api_ctx *c, const char *room)
 			 room);
 }
 
-/* rooms_delete_begin as the step between a room's DELETE and its COMMIT */
+/* rooms_delete_begin as the step between a room's DELETE and its COMMIT. store_room_delete
+ * answers a failed step and a failed COMMIT alike (its status): which one it was is known
+ * here. */
 struct delete_step {
 	struct api_ctx *c;
 	const char *room;
-	int began, failed;
+	int began;	/* the step ran: the access keys may be gone */
+	int failed;	/* Redis failed in the step: rolled back */
+	int committing; /* the step ended well: a failure after it is the COMMIT's */
 };
 
 static enum store_status delete_begin_step(void *arg)
@@ -632,6 +722,7 @@ static enum store_status delete_begin_step(void *arg)
 		d->failed = 1;
 		return STORE_REDIS_UNAVAILABLE;
 	}
+	d->committing = 1;
 	return STORE_OK;
 }
 
@@ -645,12 +736,13 @@ void h_room_delete(struct api_ctx *c)
 	if (st != STORE_OK) {
 		char msg[sizeof c->store->msg];
 		snprintf(msg, sizeof msg, "%s", c->store->msg);
-		if (d.began && rooms_delete_settle(c, d.room) == 1) {
+		if (d.began && rooms_delete_settle(c, d.room, d.committing) == 1) {
 			/* the COMMIT went through; only its answer was lost */
 			rooms_delete_finish(c, d.room);
 			api_no_content(c);
 			return;
 		}
+		/* (also when another deletion has deleted it since: its retry finds it gone) */
 		if (d.failed) {
 			api_error(c, 503, "redis_unavailable",
 				  "the room cannot be deleted right now; try again");

@@ -49,10 +49,11 @@ void h_room_join(struct api_ctx *c);
  * (its deleted mark, its document and every other key, its jobs cancelled, the `room` event
  * {"reason":"deleted"} that ends its streams; failures logged: the room is gone). A
  * deletion that failed after the first step asks rooms_delete_settle whether the row went
- * after all: 1 gone (finish it), 0 still there (its visibility key written back), -1 not
- * known (logged). */
+ * after all, committing set when the step went well and the COMMIT failed: 1 gone by this
+ * deletion's COMMIT (finish it), 0 still there (its visibility key and member cache written back) or gone by
+ * another deletion (after a failed step: that one finishes it), -1 not known (logged). */
 int rooms_delete_begin(struct api_ctx *c, const char *room);
-int rooms_delete_settle(struct api_ctx *c, const char *room);
+int rooms_delete_settle(struct api_ctx *c, const char *room, int committing);
 void rooms_delete_finish(struct api_ctx *c, const char *room);
 /* After a membership was taken away in PostgreSQL (the account left or went): the member
  * cache entry cleared and a `room` event {"reason":"members"}, so every broker re-checks the

@@ -634,6 +634,42 @@ enum store_status store_member_cache(struct store *s, const char *room, long lon
 	return st;
 }
 
+enum store_status store_member_cache_fill(struct store *s, const char *room,
+					const struct store_member *m, int n)
+{
+	if (n <= 0)
+		return STORE_OK;
+	struct rds *rd;
+	enum store_status st = store_redis(s, &rd);
+	if (st != STORE_OK) {
+		log_warn("room %s: %s", room, s->msg);
+		return st;
+	}
+	struct rkey mk = rkey1(RK_ROOM_MEMBERS, room);
+	/* HSET key, then an id and a role per member: one command, whatever the count */
+	int argc = 2 + 2 * n;
+	const char **argv = calloc((size_t)argc, sizeof *argv);
+	char(*ids)[24] = calloc((size_t)n, sizeof *ids);
+	if (!argv || !ids) {
+		free(argv);
+		free(ids);
+		return store_fail(s, STORE_ERROR, "out of memory");
+	}
+	argv[0] = "HSET";
+	argv[1] = mk.s;
+	for (int i = 0; i < n; i++) {
+		snprintf(ids[i], sizeof ids[i], "%lld", m[i].id);
+		argv[2 + 2 * i] = ids[i];
+		argv[3 + 2 * i] = m[i].role;
+	}
+	st = reply_done(s, rds_cmdv(rd, mk.s, argc, argv, NULL));
+	free(argv);
+	free(ids);
+	if (st != STORE_OK)
+		log_warn("could not write the member cache of room %s", room);
+	return st;
+}
+
 int store_room_visibility_put(struct store *s, const char *room, const char *vis)
 {
 	struct rds *rd;

@@ -70,8 +70,11 @@ enum store_status store_room_drop_access(struct store *s, const char *room);
 typedef enum store_status (*store_before_commit)(void *arg);
 /* Deletes the room's row (and by cascade its members, saves, history, removals) in one
  * transaction; before_commit (may be NULL) runs between the DELETE and the COMMIT. STORE_OK
- * also when there was no such row. A failure of the COMMIT itself leaves it unknown
- * whether the row went: the caller reads it again (store_room_visibility). */
+ * also when there was no such row. before_commit's failure and the COMMIT's are returned
+ * alike: the caller tells them apart (whether before_commit returned STORE_OK). A failure of
+ * the COMMIT itself leaves it unknown whether the row went: the caller reads it again
+ * (store_room_visibility). After a failed before_commit nothing was deleted: a row found
+ * gone then was deleted by another transaction. */
 enum store_status store_room_delete(struct store *s, const char *room,
 				    store_before_commit before_commit, void *arg);
 /* After the row is gone: the room's deleted mark (RK_ROOM_DELETED, for
@@ -127,6 +130,10 @@ enum store_status store_room_join(struct store *s, const char *room, long long u
  * STORE_REDIS_UNAVAILABLE (logged). */
 enum store_status store_member_cache(struct store *s, const char *room, long long user,
 				     const char *role);
+/* The member cache entries of the n members m (as store_room_members read them), in one
+ * HSET; entries of others are left as they are. STORE_OK or a failure (logged). */
+enum store_status store_member_cache_fill(struct store *s, const char *room,
+					const struct store_member *m, int n);
 /* Writes the visibility key when it differs (vis NULL deletes it): 1 written, 0 already
  * so, -1 Redis failed (logged). */
 int store_room_visibility_put(struct store *s, const char *room, const char *vis);
