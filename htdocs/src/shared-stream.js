@@ -15,7 +15,13 @@ import { RoomStream } from './transport.js';
 import { directOrigin, onFrontDoor, streamRouteReady, useFrontDoor } from './stream-route.js';
 
 const WORKER_URL = '/dist/stream-worker.js';
-const WORKER_NAME = 'codecollab-streams';
+// A browser gives every page that asks for this URL under this name the one worker already
+// running, whichever build of the pages started it. So the name changes whenever what pages
+// and worker say to each other changes: pages of the build before (still open in tabs
+// loaded before an upgrade) keep their own worker, and this build's pages get one that
+// speaks their language (version 2: each message names its user, and the worker refuses a
+// page whose user is not the session's, which a page of version 1 never names).
+const WORKER_NAME = 'codecollab-streams-2';
 
 let port = null;
 let unavailable = typeof SharedWorker !== 'function';

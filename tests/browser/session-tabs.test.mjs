@@ -299,3 +299,35 @@ test('a room opened as one user is not streamed to that tab under the next user 
   await p.waitForFunction(() => /another tab/.test(document.querySelector('#status')?.textContent || ''), null, { timeout: 15000 });
   await who.context.close();
 });
+
+// Tabs loaded before an upgrade go on with the build they were loaded with, and a browser
+// gives every page that asks for the stream worker's script under its name the worker already
+// running there. A worker of the previous build's protocol (its pages never name their user)
+// must not be the one this build's pages talk to: they would be refused as the wrong user, and
+// their room would stay without a stream until a reload. Here a page of the previous build is
+// stood in for by a worker started under the previous name before the app loads, asked for a
+// room the way such a page asked (no user, no time).
+test('a stream worker started by a page of the previous build does not take this build\'s pages', async () => {
+  const who = await person(browser, BASE);
+  const p = who.page;
+  await signUp(p, uniqueName('upg'));
+  // the room made without opening it: no page of this build has started a worker yet
+  const made = await call('POST', '/api/rooms', { token: await token(p), body: { name: uniqueName('room '), language: 'python' } });
+  assert.equal(made.status, 201, made.text);
+  const roomId = made.json.room.id;
+  const tab = await who.context.newPage();
+  await tab.addInitScript((room) => {
+    if (typeof window.SharedWorker !== 'function') return;
+    const old = new window.SharedWorker('/dist/stream-worker.js', { name: 'codecollab-streams' });
+    old.port.start();
+    old.port.postMessage({ op: 'open', key: 'old-page', room, lastId: null,
+      token: localStorage.getItem('cc.token'), origin: '' });
+    window.ccOldWorker = old;
+  }, roomId);
+  await tab.goto(`/r/${roomId}`);
+  await waitForEditor(tab);
+  assert.equal(await tab.getAttribute('.room', 'data-transport'), 'shared');
+  await tab.waitForFunction(() => document.querySelector('[data-role="connection"]')?.dataset.state === 'connected',
+    null, { timeout: 20000 });
+  await who.context.close();
+});
