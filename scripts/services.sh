@@ -634,12 +634,30 @@ pg_initdb() { # dir log-name
     -D "$(pg_real "$1")" -U postgres -A trust -E UTF8 --locale=C.UTF-8
 }
 
+# Stops the start when a PostgreSQL server still runs on dir: the pid its postmaster.pid
+# names is alive, is a postgres (/proc/PID/comm), and works in dir (a postmaster's working
+# directory is its data directory; unreadable as another user: taken as dir). After a crash
+# the file stays, and its pid may since have gone to any process (kill -0 alone, as root, is
+# true for all of them): a file whose pid is some other process is stale, and is removed
+# with a line saying so (postgres itself would refuse it when that process is the postgres
+# user's, and it cannot tell a reused pid from its server either).
 pg_not_running() { # dir
-  local oldpid
-  if [ -f "$1/postmaster.pid" ]; then
-    oldpid=$(head -n 1 "$1/postmaster.pid")
-    if kill -0 "$oldpid" 2>/dev/null; then die "a PostgreSQL server (pid $oldpid) already runs on $1"; fi
+  local oldpid comm cwd
+  [ -f "$1/postmaster.pid" ] || return 0
+  oldpid=$(head -n 1 "$1/postmaster.pid")
+  case "$oldpid" in '' | *[!0-9]*) return 0 ;; esac # malformed: postgres judges it itself
+  kill -0 "$oldpid" 2>/dev/null || return 0
+  comm=$(cat "/proc/$oldpid/comm" 2>/dev/null) || comm=""
+  if [ "$comm" = postgres ]; then
+    cwd=$(readlink "/proc/$oldpid/cwd" 2>/dev/null) || cwd=""
+    if [ -z "$cwd" ] || [ "$cwd" = "$(pg_real "$1")" ]; then
+      die "a PostgreSQL server (pid $oldpid) already runs on $1"
+    fi
+  elif [ -z "$comm" ]; then
+    return 0 # gone meanwhile
   fi
+  say "$1/postmaster.pid names pid $oldpid, which is not a PostgreSQL server of $1 (it is ${comm:-gone}): the file is left from a server that is gone, removing it"
+  rm -f "$1/postmaster.pid" || die "cannot remove the stale $1/postmaster.pid"
   return 0
 }
 
