@@ -52,7 +52,7 @@ cursor=0
 while true; do
   within "$cmd_s" "${cli[@]}" EVAL "$scan_lua" 0 "$cursor" >"$errs" 2>&1 ||
     fail "scanning for keys of the older layout failed: $(cat "$errs")"
-  { read -r cursor && cat >>"$keys"; } <"$errs"
+  { read -r cursor && cat >>"$keys"; } <"$errs" || cursor=""
   case "$cursor" in
     0) break ;;
     '' | *[!0-9]*) fail "scanning for keys of the older layout failed: $(cat "$errs")" ;;
