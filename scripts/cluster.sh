@@ -456,7 +456,7 @@ for n in "${redis_nodes[@]}"; do mkdir -p "$CC_VAR/$n"; done
 unfinished_check redis-create
 for n in "${redis_nodes[@]}"; do start_service "$n"; done
 for n in "${redis_nodes[@]}"; do
-  wait_for "$n" 20 rcli -p "${port[$n]}" ping
+  redis_wait "$n" "${port[$n]}"
 done
 if [ "$CLUSTER_REDIS" = cluster ]; then
   seeds=()

@@ -12,12 +12,52 @@
 #   REDIS_URL=redis://host:6379/0 DATABASE_URL=postgresql://… scripts/redis-upgrade-keys.sh
 #   (REDIS_URL may be unix:///path/redis.sock). With DATABASE_URL it also fills in the
 #   rooms' visibility keys that are missing (below).
+# Every error ends it with exit status 1 and a line on standard error: redis-cli runs with -e
+# (an error reply, such as -LOADING from a Redis still reading its data, is a failure, not
+# text to go on with), and each call has a bound in time (UPGRADE_KEYS_CMD_S, 10 s, for one
+# command; UPGRADE_KEYS_SCAN_S, 300 s, for one scan or the job queue's move; psql the same),
+# so a server that does not answer cannot hold it, nor scripts/run.sh's start, for ever.
 set -euo pipefail
 url=${REDIS_URL:-redis://127.0.0.1:6379}
+cmd_s=${UPGRADE_KEYS_CMD_S:-10} scan_s=${UPGRADE_KEYS_SCAN_S:-300}
 case $url in
-  unix://*) cli=(redis-cli -s "${url#unix://}") ;;
-  *) cli=(redis-cli -u "$url" --no-auth-warning) ;;
+  unix://*) cli=(redis-cli -e -s "${url#unix://}") ;;
+  *) cli=(redis-cli -e -u "$url" --no-auth-warning) ;;
 esac
+fail() { echo "redis: $*" >&2; exit 1; }
+# --foreground: a Ctrl-C at the terminal still reaches the client
+within() { local s=$1; shift; timeout --foreground -k 2 "$s" "$@"; }
+keys=$(mktemp) errs=$(mktemp)
+trap 'rm -f "$keys" "$errs"' EXIT
+# The keys of the older layout (cc:room:ID:… without the hash tag's brace, cc:ai:asked:…,
+# cc:ai:pending:…), found by a SCAN inside Redis: each call walks 20 × 1000 keys and returns
+# the cursor, then only the keys to rename. (redis-cli --scan asks for 10 keys a round trip:
+# tens of seconds for a few million keys, at every start of scripts/run.sh.) Each call holds
+# the server for a few milliseconds.
+scan_lua='local cursor, out = ARGV[1], {}
+for _ = 1, 20 do
+  local r = redis.call("SCAN", cursor, "COUNT", 1000)
+  cursor = r[1]
+  for _, k in ipairs(r[2]) do
+    if (k:sub(1, 8) == "cc:room:" and k:sub(9, 9) ~= "{") or k:sub(1, 12) == "cc:ai:asked:"
+        or k:sub(1, 14) == "cc:ai:pending:" then
+      out[#out + 1] = k
+    end
+  end
+  if cursor == "0" then break end
+end
+table.insert(out, 1, cursor)
+return out'
+cursor=0
+while true; do
+  within "$cmd_s" "${cli[@]}" EVAL "$scan_lua" 0 "$cursor" >"$errs" 2>&1 ||
+    fail "scanning for keys of the older layout failed: $(cat "$errs")"
+  { read -r cursor && cat >>"$keys"; } <"$errs" || cursor=""
+  case "$cursor" in
+    0) break ;;
+    '' | *[!0-9]*) fail "scanning for keys of the older layout failed: $(cat "$errs")" ;;
+  esac
+done
 renamed=0
 while IFS= read -r key; do
   [ -n "$key" ] || continue
@@ -33,13 +73,21 @@ while IFS= read -r key; do
       new="cc:room:{${rest%%:*}}:ai:$kind:${rest#*:}" ;;
   esac
   [ -n "$new" ] || continue
-  if [ "$("${cli[@]}" RENAMENX "$key" "$new")" = 1 ]; then
+  # 1 renamed, 0 the new key exists already (it wins); "no such key": it has gone since the
+  # scan (expired, or renamed by a run at the same time); any other error reply: a failure
+  # (redis-cli -e writes it to standard error)
+  if ! r=$(within "$cmd_s" "${cli[@]}" RENAMENX "$key" "$new" 2>"$errs"); then
+    [ "$(cat "$errs")" = "ERR no such key" ] && continue
+    fail "renaming $key failed: $(cat "$errs")"
+  fi
+  if [ "$r" = 1 ]; then
     renamed=$((renamed + 1))
   fi
-done < <("${cli[@]}" --scan --pattern 'cc:room:*'; "${cli[@]}" --scan --pattern 'cc:ai:asked:*'; "${cli[@]}" --scan --pattern 'cc:ai:pending:*')
-jobs=$("${cli[@]}" EVAL "$(cat "$(dirname "$0")/redis-upgrade-jobs.lua")" 0)
+done <"$keys"
+jobs=$(within "$scan_s" "${cli[@]}" EVAL "$(cat "$(dirname "$0")/redis-upgrade-jobs.lua")" 0) ||
+  fail "the job queue could not be moved: $jobs"
 case $jobs in
-  ''|*[!0-9]*) echo "redis: the job queue could not be moved: $jobs" >&2; exit 1 ;;
+  ''|*[!0-9]*) fail "the job queue could not be moved: $jobs" ;;
 esac
 renamed=$((renamed + jobs))
 if [ "$renamed" -gt 0 ]; then
@@ -50,10 +98,18 @@ fi
 # PostgreSQL when DATABASE_URL is given. SET … NX: a key the API wrote since is newer.
 if [ -n "${DATABASE_URL:-}" ]; then
   # one redis-cli for all rooms (ids are [A-Za-z0-9_-], visibility public|private)
-  filled=$(psql "$DATABASE_URL" -X -A -t -v ON_ERROR_STOP=1 \
-             -c "SELECT 'SET cc:room:{' || id || '}:visibility ' || visibility || ' NX' FROM rooms" |
-           "${cli[@]}" | grep -c '^OK$' || true)
-  if [ "${filled:-0}" -gt 0 ]; then
-    echo "redis: the visibility of $filled rooms filled in"
+  sets=$(PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-5} within "$scan_s" psql "$DATABASE_URL" -X -A -t -v ON_ERROR_STOP=1 \
+           -c "SELECT 'SET cc:room:{' || id || '}:visibility ' || visibility || ' NX' FROM rooms") ||
+    fail "reading the rooms' visibility from PostgreSQL failed"
+  if [ -n "$sets" ]; then
+    replies=$(within "$scan_s" "${cli[@]}" <<<"$sets") || fail "filling in the rooms' visibility failed: $replies"
+    # read from standard input, redis-cli writes error replies among the others and exits 0:
+    # each reply is OK (set) or empty (kept, NX), anything else an error
+    bad=$(grep -v -m 1 -e '^OK$' -e '^$' <<<"$replies" || true)
+    [ -z "$bad" ] || fail "filling in the rooms' visibility failed: $bad"
+    filled=$(grep -c '^OK$' <<<"$replies" || true)
+    if [ "${filled:-0}" -gt 0 ]; then
+      echo "redis: the visibility of $filled rooms filled in"
+    fi
   fi
 fi

@@ -406,10 +406,12 @@ if [ -z "${REDIS_URL:-}" ]; then
   # the programs on this machine talk to it over a Unix socket (cheaper per round trip
   # than loopback TCP: docs/BENCHMARKS.md, "Write path"); the TCP port is for tools
   start_service redis
-  wait_for "Redis" 20 rcli -p "$REDIS_PORT" ping
+  redis_wait redis "$REDIS_PORT"
   export REDIS_URL="unix://$CC_VAR/run/redis.sock"
-  # data kept in var/redis by an older version: its keys to the current layout (lib/rkeys.def)
-  "$ROOT/scripts/redis-upgrade-keys.sh" || die "renaming the Redis keys of an older version failed"
+  # data kept in var/redis by an older version: its keys to the current layout (lib/rkeys.def);
+  # a one-time command, as it may scan many keys
+  oneshot "renaming the Redis keys" "" "$ROOT/scripts/redis-upgrade-keys.sh" ||
+    die "renaming the Redis keys of an older version failed"
 fi
 
 # --- the broker, the workers, lighttpd with the API ------------------------------------

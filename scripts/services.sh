@@ -325,6 +325,48 @@ wait_for() { # description seconds command...
   done
 }
 
+# A Redis server of the stack just started (start_service name), on port: ready once it
+# answers PING with PONG. Redis listens before it has read its data (the AOF in var/redis)
+# and answers every command with an error meanwhile (-LOADING …), after which redis-cli
+# still exits 0: a wait on its exit status would call it ready while it loads, and the
+# commands after it would fail. Up to 20 s for it to answer at all; while it answers that it
+# is loading, up to REDIS_LOAD_S (600 s) from the start, with a line every 10 s saying how
+# long it has been loading and how far it has got. A Redis that exits meanwhile (an AOF it
+# refuses: redis-check-aof, docs/OPERATIONS.md) ends the start with a line saying so.
+REDIS_LOAD_S=${REDIS_LOAD_S:-600}
+redis_wait() { # name port
+  local name=$1 port=$2 t0 now deadline next_say reply loading=0 perc
+  case "$REDIS_LOAD_S" in '' | *[!0-9]* | 0*) die "REDIS_LOAD_S must be a whole number of seconds (got '$REDIS_LOAD_S')" ;; esac
+  sup_now_ms t0
+  deadline=$((t0 + 20000)) next_say=$((t0 + 10000))
+  while true; do
+    reply=$(rcli -p "$port" ping 2>/dev/null) || reply=""
+    [ "$reply" = PONG ] && return 0
+    sup_now_ms now
+    if [[ $reply == LOADING* ]]; then
+      [ "$loading" = 1 ] || say "$name is loading its data set (var/ holds data from an earlier run); waiting for it" || true
+      loading=1
+      deadline=$((t0 + REDIS_LOAD_S * 1000))
+    fi
+    if [ "$now" -ge "$deadline" ]; then
+      if [ "$loading" = 1 ]; then
+        die "$name was still loading its data set after ${REDIS_LOAD_S}s; set REDIS_LOAD_S higher (logs in $CC_VAR/log/)"
+      fi
+      die "$name did not become ready within 20s (logs in $CC_VAR/log/)"
+    fi
+    if [ "$loading" = 1 ] && [ "$now" -ge "$next_say" ]; then
+      perc=$(rcli -p "$port" info persistence 2>/dev/null | tr -d '\r' | sed -n 's/^loading_loaded_perc://p') || perc=""
+      say "$name is still loading its data set: $(((now - t0) / 1000)) s so far${perc:+, $perc% read} (at most ${REDIS_LOAD_S}s: REDIS_LOAD_S)" || true
+      next_say=$((now + 10000))
+    fi
+    if [ -n "${spid[$name]:-}" ] && ! svc_same "${spid[$name]}"; then
+      die "$name exited while starting: see $CC_VAR/log/ (an append-only file it cannot load is repaired with redis-check-aof --fix: docs/OPERATIONS.md, \"Redis data at start\")"
+    fi
+    check_children
+    sleep 0.05
+  done
+}
+
 check_children() {
   local n
   for n in "${!spid[@]}"; do
@@ -634,12 +676,30 @@ pg_initdb() { # dir log-name
     -D "$(pg_real "$1")" -U postgres -A trust -E UTF8 --locale=C.UTF-8
 }
 
+# Stops the start when a PostgreSQL server still runs on dir: the pid its postmaster.pid
+# names is alive, is a postgres (/proc/PID/comm), and works in dir (a postmaster's working
+# directory is its data directory; unreadable as another user: taken as dir). After a crash
+# the file stays, and its pid may since have gone to any process (kill -0 alone, as root, is
+# true for all of them): a file whose pid is some other process is stale, and is removed
+# with a line saying so (postgres itself would refuse it when that process is the postgres
+# user's, and it cannot tell a reused pid from its server either).
 pg_not_running() { # dir
-  local oldpid
-  if [ -f "$1/postmaster.pid" ]; then
-    oldpid=$(head -n 1 "$1/postmaster.pid")
-    if kill -0 "$oldpid" 2>/dev/null; then die "a PostgreSQL server (pid $oldpid) already runs on $1"; fi
+  local oldpid comm cwd
+  [ -f "$1/postmaster.pid" ] || return 0
+  oldpid=$(head -n 1 "$1/postmaster.pid")
+  case "$oldpid" in '' | *[!0-9]*) return 0 ;; esac # malformed: postgres judges it itself
+  kill -0 "$oldpid" 2>/dev/null || return 0
+  comm=$(cat "/proc/$oldpid/comm" 2>/dev/null) || comm=""
+  if [ "$comm" = postgres ]; then
+    cwd=$(readlink "/proc/$oldpid/cwd" 2>/dev/null) || cwd=""
+    if [ -z "$cwd" ] || [ "$cwd" = "$(pg_real "$1")" ]; then
+      die "a PostgreSQL server (pid $oldpid) already runs on $1"
+    fi
+  elif [ -z "$comm" ]; then
+    return 0 # gone meanwhile
   fi
+  say "$1/postmaster.pid names pid $oldpid, which is not a PostgreSQL server of $1 (it is ${comm:-gone}): the file is left from a server that is gone, removing it"
+  rm -f "$1/postmaster.pid" || die "cannot remove the stale $1/postmaster.pid"
   return 0
 }
 

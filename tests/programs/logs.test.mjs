@@ -4,8 +4,8 @@
 // carries on at the start of the emptied file, with no hole and nothing restarted.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, openSync, writeSync, closeSync, readFileSync, statSync, existsSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, openSync, writeSync, closeSync, readFileSync, statSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +34,41 @@ test('a log over its cap is kept once as .1 and emptied; its writer goes on at t
     execFileSync(CAP, [dir, '2000']);
     assert.ok(readFileSync(`${path}.1`, 'utf8').startsWith('after\n'));
     closeSync(fd);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// A full disk: the copy to .1 fails part way (a `cp` first on PATH that writes half of the
+// first log's copy and fails, as cp does on ENOSPC; the other logs are copied by the real cp).
+// The cap must not leave the partial copy behind (the disk would stay full) nor stop there:
+// the log is emptied without a copy, with a line saying so, and the logs after it are capped.
+test('a copy that fails (a full disk): the log is emptied anyway, no partial .1 is left, and the other logs are still capped', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cc-logs-'));
+  try {
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'cp'), `#!/bin/sh
+# cp -f -- SRC DST
+src=$3 dst=$4
+case "$src" in
+  */a.log) head -c 1000 "$src" >"$dst"; echo "cp: error writing '$dst': No space left on device" >&2; exit 1 ;;
+esac
+exec /bin/cp "$@"
+`, { mode: 0o755 });
+    const logs = join(dir, 'logs');
+    mkdirSync(logs);
+    const big = 'z'.repeat(2999) + '\n';
+    for (const n of ['a', 'b', 'c']) writeFileSync(join(logs, `${n}.log`), big);
+    const r = spawnSync(CAP, [logs, '2000'], { encoding: 'utf8', env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+    assert.equal(statSync(join(logs, 'a.log')).size, 0, 'the log whose copy failed is emptied all the same');
+    assert.ok(!existsSync(join(logs, 'a.log.1')), 'no partial copy is left taking the space');
+    for (const n of ['b', 'c']) {
+      assert.equal(statSync(join(logs, `${n}.log`)).size, 0, `${n}.log, after it, is still capped`);
+      assert.equal(readFileSync(join(logs, `${n}.log.1`), 'utf8'), big, `${n}.log's copy is whole`);
+    }
+    assert.match(r.stderr, /a\.log could not be copied .*emptied without a copy/);
+    assert.equal(r.status, 1, 'the failure shows in the exit status');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

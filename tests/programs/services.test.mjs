@@ -7,11 +7,12 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync,
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync,
   unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, tempDir, waitFor } from '../lib/procs.mjs';
 import { isAlive as alive, procStat } from '../lib/proctree.mjs';
+import { startPrimary, stopPg } from '../lib/pg.mjs';
 
 const started = [];
 after(() => {
@@ -301,4 +302,36 @@ test('pg_data_dir: a CC_VAR the postgres user can enter holds the data and socke
   assert.ok(data.isDirectory() && sock.isDirectory(), 'directories, not links');
   assert.deepEqual([data.uid, data.mode & 0o777], [PG_UID, 0o700]);
   assert.equal(sock.uid, PG_UID);
+});
+
+// After a host crash var/pg keeps its postmaster.pid, and by the next boot its pid may belong
+// to any process (as root, kill -0 succeeds on all of them). The start must not take that
+// process for a PostgreSQL server still running on var/pg: only a postgres working in that
+// very directory stops it; a file naming anything else is stale, removed with a line.
+test('pg_not_running: a postmaster.pid naming a live process that is not this directory\'s server (a sleep, a postgres of another directory) is stale and removed; the server running on it still stops the start', async () => {
+  const srv = await startPrimary();
+  const data = join(srv.dir, 'data');
+  const real = readFileSync(join(data, 'postmaster.pid'), 'utf8');
+  assert.equal(Number(real.split('\n')[0]), srv.pid);
+  let r = services(`pg_not_running ${JSON.stringify(data)} && echo goes-on`);
+  assert.equal(r.status, 1, r.stdout + r.stderr);
+  assert.match(r.stdout, new RegExp(`^die: a PostgreSQL server \\(pid ${srv.pid}\\) already runs on `, 'm'));
+  assert.ok(existsSync(join(data, 'postmaster.pid')), 'a running server\'s file is left alone');
+
+  const sleeper = spawn('sleep', ['120'], { stdio: 'ignore' });
+  started.push(sleeper);
+  await waitFor(() => readFileSync(`/proc/${sleeper.pid}/comm`, 'utf8') === 'sleep\n', { what: 'the sleep running' });
+  const pg = join(tempDir('cc-pgpid-'), 'pg');
+  mkdirSync(pg, { mode: 0o700 });
+  for (const [pid, comm] of [[sleeper.pid, 'sleep'], [srv.pid, 'postgres']]) {
+    const file = join(pg, 'postmaster.pid');
+    writeFileSync(file, real.replace(/^\d+/, String(pid)));
+    r = services(`pg_not_running ${JSON.stringify(pg)} && echo goes-on`);
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, new RegExp(`^say: .*postmaster.pid names pid ${pid}, which is not a PostgreSQL server of .*\\(it is ${comm}\\).*removing it$`, 'm'));
+    assert.match(r.stdout, /^goes-on$/m, 'the start goes on');
+    assert.ok(!existsSync(file), 'the stale file is gone');
+  }
+  assert.ok(alive(sleeper.pid) && alive(srv.pid), 'the processes it named are left alone');
+  await stopPg(srv);
 });

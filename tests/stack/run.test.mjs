@@ -98,7 +98,7 @@ const json = async (url, opts) => {
   return { status: r.status, body: await r.json().catch(() => null) };
 };
 
-test('a fresh start, then a second start on the same var/ reuses the data; SIGTERM leaves nothing', async () => {
+test('a fresh start, then a second start on the same var/ reuses the data (Redis loading a sizeable data set first); SIGTERM leaves nothing', async () => {
   const dir = tmpVar();
   const p = await ports();
   const env = { ...p, CC_VAR: dir, DATABASE_URL: '', REDIS_URL: '', JWT_SECRET: '', JWT_SECRET_FILE: '' };
@@ -115,13 +115,27 @@ test('a fresh start, then a second start on the same var/ reuses the data; SIGTE
   assert.equal(reg.status, 201);
   const secret = readFileSync(join(dir, 'jwt_secret'), 'utf8');
   assert.ok(secret.trim().length >= 32, 'a JWT secret was generated into var/');
+  // Enough data in Redis that the next start finds it still loading its append-only file for
+  // a while (a second or more here): Redis listens, and answers -LOADING to everything,
+  // before it has read its data. The start must wait for it rather than go on and fail.
+  const FILL = 300000;
+  let resp = '';
+  for (let i = 0; i < FILL; i++) {
+    const k = `filler:${i}`;
+    resp += `*3\r\n$3\r\nSET\r\n$${k.length}\r\n${k}\r\n$${String(i).length}\r\n${i}\r\n`;
+  }
+  const piped = execFileSync('redis-cli', ['-p', p.REDIS_PORT, '--pipe'], { input: resp, encoding: 'utf8' });
+  assert.match(piped, new RegExp(`errors: 0, replies: ${FILL}`));
+  const rcli = (...args) => execFileSync('redis-cli', ['-p', p.REDIS_PORT, ...args], { encoding: 'utf8' }).trim();
   assert.equal(await stop(first.child), 0);
   await sleep(200);
   assert.deepEqual(stackPids(dir), [], 'nothing of the stack survives SIGTERM');
 
   const second = await startStack(env);
   assert.ok(second.ready, second.output());
-  console.log(`# run.sh ready: first start ${first.ms} ms (initdb included), second start ${second.ms} ms`);
+  console.log(`# run.sh ready: first start ${first.ms} ms (initdb included), second start ${second.ms} ms (${FILL} keys in Redis)`);
+  assert.ok(Number(rcli('DBSIZE')) >= FILL, 'the keys written before the stop are all there');
+  assert.equal(rcli('GET', `filler:${FILL - 1}`), String(FILL - 1));
   const login = await json(`${base}/api/auth/login`, {
     method: 'POST', headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ username: 'persistent', password: 'a-password' }),
