@@ -1164,6 +1164,34 @@ static enum store_status saved_revisions(struct store *s, const char *room, long
 	return STORE_OK;
 }
 
+/* The bytes of the batches saved after the checkpoint at `cp` (the newest), up to the newest
+ * batch at `ops`: that batch's chain_bytes, or for one saved before the column was kept the
+ * sum of the batches (their lengths, which PostgreSQL knows without reading the text). */
+static enum store_status chain_bytes(struct store *s, const char *room, long long cp,
+				     long long ops, long long *bytes)
+{
+	*bytes = 0;
+	if (ops <= cp)
+		return STORE_OK; /* no batch since the checkpoint */
+	char cps[24], opss[24];
+	snprintf(cps, sizeof cps, "%lld", cp);
+	snprintf(opss, sizeof opss, "%lld", ops);
+	const char *params[] = {room, cps, opss};
+	PGresult *r;
+	enum store_status st = store_sql(
+		s, &r, NULL,
+		"SELECT COALESCE((SELECT chain_bytes FROM history_ops WHERE room_id = $1 AND "
+		"revision = $3), (SELECT COALESCE(sum(octet_length(ops)), 0) FROM history_ops "
+		"WHERE room_id = $1 AND revision > $2))",
+		3, params);
+	if (st != STORE_OK)
+		return st;
+	*bytes = PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10)
+							    : 0;
+	PQclear(r);
+	return STORE_OK;
+}
+
 enum store_status store_doc_history_text(struct store *s, const struct store_doc_cfg *cfg,
 					 const char *room, long long rev, struct doc_state *out,
 					 char saved_at[40])
@@ -2128,6 +2156,22 @@ enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg
 	}
 	if (!checkpoint)
 		checkpoint = !have_batch || batch.len > d.content_len;
+	/* and when the batches since the last checkpoint would hold more than twice the text
+	 * (DOC_HISTORY_CHAIN_MIN_BYTES at least): a rebuild reads all of them, and an editor who
+	 * replaces most of a large text every save would otherwise pile up gigabytes of them
+	 * before the next checkpoint by count */
+	long long chain = 0;
+	char chains[24];
+	if (!checkpoint) {
+		if ((st = chain_bytes(s, room, cp, ops, &chain)) != STORE_OK)
+			goto out;
+		chain += (long long)batch.len;
+		long long bound = 2 * (long long)d.content_len;
+		if (bound < DOC_HISTORY_CHAIN_MIN_BYTES)
+			bound = DOC_HISTORY_CHAIN_MIN_BYTES;
+		checkpoint = chain > bound;
+	}
+	snprintf(chains, sizeof chains, "%lld", chain);
 	char ins[24], del[24], authors[DOC_SAVE_AUTHORS_MAX * 24 + 4];
 	const char *ins_p = NULL, *del_p = NULL, *authors_p = NULL;
 	long long ni, nd, ids[DOC_SAVE_AUTHORS_MAX];
@@ -2162,13 +2206,14 @@ enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg
 			       7, params);
 	} else {
 		snprintf(firsts, sizeof firsts, "%lld", saved + 1);
-		const char *params[] = {room, revs, firsts, batch.data, cps, authors_p, ins_p, del_p};
+		const char *params[] = {room,	   revs,  firsts, batch.data, cps,
+					authors_p, ins_p, del_p,  chains};
 		st = store_sql(s, &r, "23503",
 			       "INSERT INTO history_ops (room_id, revision, first_revision, ops, length, "
-			       "authors, inserted, deleted) "
-			       "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING "
-			       TS_SQL("saved_at"),
-			       8, params);
+			       "authors, inserted, deleted, chain_bytes) "
+			       "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING "
+			       "RETURNING " TS_SQL("saved_at"),
+			       9, params);
 	}
 	if (st == STORE_CONFLICT) {
 		st = STORE_OK;

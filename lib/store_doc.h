@@ -198,6 +198,13 @@ enum store_status store_doc_history_text(struct store *s, const struct store_doc
 
 #define DOC_SAVE_AUTHORS_MAX 16 /* authors named per saved change */
 
+/* A save writes a checkpoint instead of a batch when the batches since the last checkpoint
+ * would hold more than twice the text's bytes, or this many when that is more: rebuilding a
+ * revision then reads about as much as the text it gives (three times it at most), not
+ * HISTORY_CHECKPOINT_OPS batches that each replaced most of a large text. The floor keeps a
+ * small document from being written whole every few saves. */
+#define DOC_HISTORY_CHAIN_MIN_BYTES (64L * 1024)
+
 /* One saved revision in a room's history list. */
 struct doc_save {
 	long long revision;
