@@ -479,7 +479,7 @@ static enum store_status restore(struct store *s, const struct store_doc_cfg *cf
 				 struct rds *rd, const char *room)
 {
 	struct doc_state h = {0};
-	enum store_status hs = store_doc_history_text(s, cfg, room, -1, &h, NULL);
+	enum store_status hs = store_doc_history_text(s, cfg, room, -1, 0, &h, NULL);
 	if (hs != STORE_OK && hs != STORE_NOT_FOUND)
 		return hs;
 	int saved = hs == STORE_OK;
@@ -1192,9 +1192,13 @@ static enum store_status chain_bytes(struct store *s, const char *room, long lon
 	return STORE_OK;
 }
 
+/* the batches a rebuild reads at a time (their text, each up to about the document's size) */
+#define HISTORY_PAGE_ROWS 32
+#define HISTORY_PAGE_ROWS_SQL "32"
+
 enum store_status store_doc_history_text(struct store *s, const struct store_doc_cfg *cfg,
-					 const char *room, long long rev, struct doc_state *out,
-					 char saved_at[40])
+					 const char *room, long long rev, size_t budget,
+					 struct doc_state *out, char saved_at[40])
 {
 	char revs[24], cps[24], err[256];
 	PGresult *cp = NULL, *bt = NULL;
@@ -1237,32 +1241,71 @@ enum store_status store_doc_history_text(struct store *s, const struct store_doc
 	if (cprev < rev) {
 		snprintf(cps, sizeof cps, "%lld", cprev);
 		const char *p3[] = {room, cps, revs};
-		st = store_sql(s, &bt, NULL,
-			       "SELECT first_revision, revision, ops, " TS_SQL("saved_at")
-			       " FROM history_ops WHERE room_id = $1 AND revision > $2 AND "
-			       "first_revision <= $3 ORDER BY revision",
-			       3, p3);
-		if (st != STORE_OK)
-			goto out;
+		if (budget > 0) {
+			/* what the rebuild would read, from the batches' lengths (PostgreSQL knows
+			 * them without reading the text): refused before any of it is read */
+			st = store_sql(s, &bt, NULL,
+				       "SELECT COALESCE(sum(octet_length(ops)), 0) FROM history_ops "
+				       "WHERE room_id = $1 AND revision > $2 AND first_revision <= $3",
+				       3, p3);
+			if (st != STORE_OK)
+				goto out;
+			long long need = strtoll(PQgetvalue(bt, 0, 0), NULL, 10);
+			PQclear(bt);
+			bt = NULL;
+			if (need > (long long)budget) {
+				log_warn("room %s: revision %lld not rebuilt: %lld bytes of operations "
+					 "since the checkpoint at %lld, over the budget of %zu",
+					 room, rev, need, cprev, budget);
+				st = store_fail(s, STORE_TOO_LARGE,
+						"revision %lld would take %lld bytes of saved operations "
+						"to rebuild, more than the %zu a request may read",
+						rev, need, budget);
+				goto out;
+			}
+		}
 		long long next = cprev + 1;
 		/* what a batch may hold: what the bound of an event let through, or more where
 		 * DOCUMENT_MAX_BYTES is larger (read as the parser of a request did before) */
 		size_t stored_max_insert = (size_t)cfg->max_bytes > DOC_STORED_MAX_INSERT
 						   ? (size_t)cfg->max_bytes
 						   : DOC_STORED_MAX_INSERT;
-		for (int i = 0; i < PQntuples(bt); i++) {
-			long long first = strtoll(PQgetvalue(bt, i, 0), NULL, 10);
-			if (first != next)
-				break; /* thinned away: the revision cannot be rebuilt */
-			long long last = strtoll(PQgetvalue(bt, i, 1), NULL, 10);
-			if (compose_batch(room, PQgetvalue(bt, i, 2), (size_t)PQgetlength(bt, i, 2), first,
-					  last, rev, stored_max_insert, &all) < 0) {
-				st = store_fail(s, STORE_ERROR, "the history is damaged");
+		/* in pages of HISTORY_PAGE_ROWS batches, each page freed before the next is read:
+		 * one result holding every batch since the checkpoint held them all at once */
+		int more = 1;
+		while (more) {
+			char nexts[24];
+			snprintf(nexts, sizeof nexts, "%lld", next - 1);
+			const char *pp[] = {room, nexts, revs};
+			st = store_sql(s, &bt, NULL,
+				       "SELECT first_revision, revision, ops, " TS_SQL("saved_at")
+				       " FROM history_ops WHERE room_id = $1 AND revision > $2 AND "
+				       "first_revision <= $3 ORDER BY revision LIMIT "
+				       HISTORY_PAGE_ROWS_SQL,
+				       3, pp);
+			if (st != STORE_OK)
 				goto out;
+			int rows = PQntuples(bt);
+			more = rows == HISTORY_PAGE_ROWS;
+			for (int i = 0; i < rows; i++) {
+				long long first = strtoll(PQgetvalue(bt, i, 0), NULL, 10);
+				if (first != next) {
+					more = 0;
+					break; /* thinned away: the revision cannot be rebuilt */
+				}
+				long long last = strtoll(PQgetvalue(bt, i, 1), NULL, 10);
+				if (compose_batch(room, PQgetvalue(bt, i, 2),
+						  (size_t)PQgetlength(bt, i, 2), first, last, rev,
+						  stored_max_insert, &all) < 0) {
+					st = store_fail(s, STORE_ERROR, "the history is damaged");
+					goto out;
+				}
+				if (saved_at)
+					snprintf(saved_at, 40, "%s", PQgetvalue(bt, i, 3));
+				next = last + 1;
 			}
-			if (saved_at)
-				snprintf(saved_at, 40, "%s", PQgetvalue(bt, i, 3));
-			next = last + 1;
+			PQclear(bt);
+			bt = NULL;
 		}
 		if (next <= rev) {
 			broken = next - 1;
@@ -1585,7 +1628,7 @@ static long checkpoint_idle(struct store *s, const struct store_doc_cfg *cfg, co
 		const char *room = PQgetvalue(r, i, 0);
 		long long at = strtoll(PQgetvalue(r, i, 1), NULL, 10);
 		struct doc_state d = {0};
-		if (store_doc_history_text(s, cfg, room, at, &d, NULL) != STORE_OK) {
+		if (store_doc_history_text(s, cfg, room, at, 0, &d, NULL) != STORE_OK) {
 			log_warn("room %s: its saved revision %lld could not be rebuilt: %s", room, at,
 				 s->msg);
 			continue;
@@ -1992,7 +2035,7 @@ static enum store_status back_to_saved(struct store *s, const struct store_doc_c
 {
 	struct doc_state h;
 	char data[200];
-	enum store_status st = store_doc_history_text(s, cfg, room, saved, &h, NULL);
+	enum store_status st = store_doc_history_text(s, cfg, room, saved, 0, &h, NULL);
 	if (st == STORE_NOT_FOUND || st == STORE_ERROR) {
 		log_error("room %s: Redis lost writes (its document is back at revision %lld, the "
 			  "history is saved up to %lld), and the saved revision %lld cannot be rebuilt "

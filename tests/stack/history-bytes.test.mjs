@@ -64,3 +64,39 @@ test('a checkpoint is written once the batches since the last one pass twice the
     assert.ok(one.json.content === textAt(v), `revision ${v} reads back as it was typed`);
   }
 });
+
+// A chain saved before that rule can still be far longer: GET /history/{rev} refuses to read
+// more than 16 MiB of batches (4 x DOCUMENT_MAX_BYTES when that is more) for one revision,
+// with 413 history_too_large, instead of loading them into the API process. The long batch
+// here is a real one padded with 17 MiB of JSON white space (the same operations).
+test('a revision whose rebuild would read more than the budget is refused with 413, the checkpoint stays readable', async () => {
+  const a = await newUser();
+  const r = await call('POST', '/api/rooms', { token: a.token, body: { name: 'budget', language: 'python' } });
+  assert.equal(r.status, 201, r.text);
+  const room = r.json.room;
+  const base = '-'.repeat(2000); // long enough that a few characters typed save as a batch
+  let rev = await commitAll(a.token, room, 0, [[base]]);
+  await saved(room, 1);
+  rev = await commitAll(a.token, room, rev, [[2000, ' world']]);
+  await saved(room, 2);
+  rev = await commitAll(a.token, room, rev, [[2006, '!']]);
+  await saved(room, 3);
+  assert.equal(sql(`SELECT string_agg(first_revision || '-' || revision, ',' ORDER BY revision) FROM history_ops WHERE room_id = '${room.id}'`), '2-2,3-3');
+  const get = (v) => call('GET', `/api/rooms/${room.id}/history/${v}`, { token: a.token });
+  assert.equal((await get(2)).json.content, base + ' world');
+  sql(`UPDATE history_ops SET ops = ops || repeat(' ', 17 * 1024 * 1024) WHERE room_id = '${room.id}' AND revision = 2`);
+  for (const v of [2, 3]) {
+    const one = await get(v);
+    assert.equal(one.status, 413, one.text);
+    assert.equal(one.json.error, 'history_too_large');
+    assert.match(one.json.message, new RegExp(`revision ${v} would take \\d+ bytes`));
+  }
+  const cp = await get(1);
+  assert.equal(cp.status, 200, cp.text);
+  assert.equal(cp.json.content, base);
+  // the same batch within the budget reads back as before
+  sql(`UPDATE history_ops SET ops = rtrim(ops) WHERE room_id = '${room.id}' AND revision = 2`);
+  const back = await get(3);
+  assert.equal(back.status, 200, back.text);
+  assert.equal(back.json.content, base + ' world!');
+});
