@@ -179,3 +179,18 @@ BEGIN
   END IF;
 END
 $$;
+
+-- 8: how much has to be read to rebuild a revision
+--   history_ops.chain_bytes: the bytes of `ops` of this batch and of every batch before it
+--     since the newest checkpoint (NULL: saved before this; the save then adds them up).
+--     A save writes a checkpoint instead of a batch once this would pass twice the text
+--     (at least DOC_HISTORY_CHAIN_MIN_BYTES), so that rebuilding a revision never reads
+--     much more than the text it gives (docs/INTERNALS.md, "History").
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM schema_version WHERE version = 8) THEN
+    ALTER TABLE history_ops ADD COLUMN chain_bytes bigint CHECK (chain_bytes >= 0);
+    INSERT INTO schema_version (version) VALUES (8);
+  END IF;
+END
+$$;

@@ -573,10 +573,18 @@ void h_history_one(struct api_ctx *c)
 	 * before it and the typed operations after */
 	struct doc_state d;
 	char saved_at[40];
-	enum store_status st = STORE_MAY_LAG(c->store, store_doc_history_text(c->store, &c->cfg->doc,
-							c->params[0], rev, &d, saved_at));
+	enum store_status st = STORE_MAY_LAG(
+		c->store, store_doc_history_text(c->store, &c->cfg->doc, c->params[0], rev,
+						 doc_history_read_budget(&c->cfg->doc), &d, saved_at));
 	if (st == STORE_NOT_FOUND) {
 		api_error(c, 404, "snapshot_not_found", "no snapshot at revision %lld", rev);
+		return;
+	}
+	if (st == STORE_TOO_LARGE) {
+		/* a chain of batches saved before checkpoints were bounded in bytes: refused
+		 * rather than read into this process (the revisions of the checkpoints stay
+		 * readable) */
+		api_error(c, 413, "history_too_large", "%s", c->store->msg);
 		return;
 	}
 	if (st != STORE_OK) {

@@ -479,7 +479,7 @@ static enum store_status restore(struct store *s, const struct store_doc_cfg *cf
 				 struct rds *rd, const char *room)
 {
 	struct doc_state h = {0};
-	enum store_status hs = store_doc_history_text(s, cfg, room, -1, &h, NULL);
+	enum store_status hs = store_doc_history_text(s, cfg, room, -1, 0, &h, NULL);
 	if (hs != STORE_OK && hs != STORE_NOT_FOUND)
 		return hs;
 	int saved = hs == STORE_OK;
@@ -1164,9 +1164,41 @@ static enum store_status saved_revisions(struct store *s, const char *room, long
 	return STORE_OK;
 }
 
+/* The bytes of the batches saved after the checkpoint at `cp` (the newest), up to the newest
+ * batch at `ops`: that batch's chain_bytes, or for one saved before the column was kept the
+ * sum of the batches (their lengths, which PostgreSQL knows without reading the text). */
+static enum store_status chain_bytes(struct store *s, const char *room, long long cp,
+				     long long ops, long long *bytes)
+{
+	*bytes = 0;
+	if (ops <= cp)
+		return STORE_OK; /* no batch since the checkpoint */
+	char cps[24], opss[24];
+	snprintf(cps, sizeof cps, "%lld", cp);
+	snprintf(opss, sizeof opss, "%lld", ops);
+	const char *params[] = {room, cps, opss};
+	PGresult *r;
+	enum store_status st = store_sql(
+		s, &r, NULL,
+		"SELECT COALESCE((SELECT chain_bytes FROM history_ops WHERE room_id = $1 AND "
+		"revision = $3), (SELECT COALESCE(sum(octet_length(ops)), 0) FROM history_ops "
+		"WHERE room_id = $1 AND revision > $2))",
+		3, params);
+	if (st != STORE_OK)
+		return st;
+	*bytes = PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10)
+							    : 0;
+	PQclear(r);
+	return STORE_OK;
+}
+
+/* the batches a rebuild reads at a time (their text, each up to about the document's size) */
+#define HISTORY_PAGE_ROWS 32
+#define HISTORY_PAGE_ROWS_SQL "32"
+
 enum store_status store_doc_history_text(struct store *s, const struct store_doc_cfg *cfg,
-					 const char *room, long long rev, struct doc_state *out,
-					 char saved_at[40])
+					 const char *room, long long rev, size_t budget,
+					 struct doc_state *out, char saved_at[40])
 {
 	char revs[24], cps[24], err[256];
 	PGresult *cp = NULL, *bt = NULL;
@@ -1209,32 +1241,71 @@ enum store_status store_doc_history_text(struct store *s, const struct store_doc
 	if (cprev < rev) {
 		snprintf(cps, sizeof cps, "%lld", cprev);
 		const char *p3[] = {room, cps, revs};
-		st = store_sql(s, &bt, NULL,
-			       "SELECT first_revision, revision, ops, " TS_SQL("saved_at")
-			       " FROM history_ops WHERE room_id = $1 AND revision > $2 AND "
-			       "first_revision <= $3 ORDER BY revision",
-			       3, p3);
-		if (st != STORE_OK)
-			goto out;
+		if (budget > 0) {
+			/* what the rebuild would read, from the batches' lengths (PostgreSQL knows
+			 * them without reading the text): refused before any of it is read */
+			st = store_sql(s, &bt, NULL,
+				       "SELECT COALESCE(sum(octet_length(ops)), 0) FROM history_ops "
+				       "WHERE room_id = $1 AND revision > $2 AND first_revision <= $3",
+				       3, p3);
+			if (st != STORE_OK)
+				goto out;
+			long long need = strtoll(PQgetvalue(bt, 0, 0), NULL, 10);
+			PQclear(bt);
+			bt = NULL;
+			if (need > (long long)budget) {
+				log_warn("room %s: revision %lld not rebuilt: %lld bytes of operations "
+					 "since the checkpoint at %lld, over the budget of %zu",
+					 room, rev, need, cprev, budget);
+				st = store_fail(s, STORE_TOO_LARGE,
+						"revision %lld would take %lld bytes of saved operations "
+						"to rebuild, more than the %zu a request may read",
+						rev, need, budget);
+				goto out;
+			}
+		}
 		long long next = cprev + 1;
 		/* what a batch may hold: what the bound of an event let through, or more where
 		 * DOCUMENT_MAX_BYTES is larger (read as the parser of a request did before) */
 		size_t stored_max_insert = (size_t)cfg->max_bytes > DOC_STORED_MAX_INSERT
 						   ? (size_t)cfg->max_bytes
 						   : DOC_STORED_MAX_INSERT;
-		for (int i = 0; i < PQntuples(bt); i++) {
-			long long first = strtoll(PQgetvalue(bt, i, 0), NULL, 10);
-			if (first != next)
-				break; /* thinned away: the revision cannot be rebuilt */
-			long long last = strtoll(PQgetvalue(bt, i, 1), NULL, 10);
-			if (compose_batch(room, PQgetvalue(bt, i, 2), (size_t)PQgetlength(bt, i, 2), first,
-					  last, rev, stored_max_insert, &all) < 0) {
-				st = store_fail(s, STORE_ERROR, "the history is damaged");
+		/* in pages of HISTORY_PAGE_ROWS batches, each page freed before the next is read:
+		 * one result holding every batch since the checkpoint held them all at once */
+		int more = 1;
+		while (more) {
+			char nexts[24];
+			snprintf(nexts, sizeof nexts, "%lld", next - 1);
+			const char *pp[] = {room, nexts, revs};
+			st = store_sql(s, &bt, NULL,
+				       "SELECT first_revision, revision, ops, " TS_SQL("saved_at")
+				       " FROM history_ops WHERE room_id = $1 AND revision > $2 AND "
+				       "first_revision <= $3 ORDER BY revision LIMIT "
+				       HISTORY_PAGE_ROWS_SQL,
+				       3, pp);
+			if (st != STORE_OK)
 				goto out;
+			int rows = PQntuples(bt);
+			more = rows == HISTORY_PAGE_ROWS;
+			for (int i = 0; i < rows; i++) {
+				long long first = strtoll(PQgetvalue(bt, i, 0), NULL, 10);
+				if (first != next) {
+					more = 0;
+					break; /* thinned away: the revision cannot be rebuilt */
+				}
+				long long last = strtoll(PQgetvalue(bt, i, 1), NULL, 10);
+				if (compose_batch(room, PQgetvalue(bt, i, 2),
+						  (size_t)PQgetlength(bt, i, 2), first, last, rev,
+						  stored_max_insert, &all) < 0) {
+					st = store_fail(s, STORE_ERROR, "the history is damaged");
+					goto out;
+				}
+				if (saved_at)
+					snprintf(saved_at, 40, "%s", PQgetvalue(bt, i, 3));
+				next = last + 1;
 			}
-			if (saved_at)
-				snprintf(saved_at, 40, "%s", PQgetvalue(bt, i, 3));
-			next = last + 1;
+			PQclear(bt);
+			bt = NULL;
 		}
 		if (next <= rev) {
 			broken = next - 1;
@@ -1557,7 +1628,7 @@ static long checkpoint_idle(struct store *s, const struct store_doc_cfg *cfg, co
 		const char *room = PQgetvalue(r, i, 0);
 		long long at = strtoll(PQgetvalue(r, i, 1), NULL, 10);
 		struct doc_state d = {0};
-		if (store_doc_history_text(s, cfg, room, at, &d, NULL) != STORE_OK) {
+		if (store_doc_history_text(s, cfg, room, at, 0, &d, NULL) != STORE_OK) {
 			log_warn("room %s: its saved revision %lld could not be rebuilt: %s", room, at,
 				 s->msg);
 			continue;
@@ -1964,7 +2035,7 @@ static enum store_status back_to_saved(struct store *s, const struct store_doc_c
 {
 	struct doc_state h;
 	char data[200];
-	enum store_status st = store_doc_history_text(s, cfg, room, saved, &h, NULL);
+	enum store_status st = store_doc_history_text(s, cfg, room, saved, 0, &h, NULL);
 	if (st == STORE_NOT_FOUND || st == STORE_ERROR) {
 		log_error("room %s: Redis lost writes (its document is back at revision %lld, the "
 			  "history is saved up to %lld), and the saved revision %lld cannot be rebuilt "
@@ -2128,6 +2199,22 @@ enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg
 	}
 	if (!checkpoint)
 		checkpoint = !have_batch || batch.len > d.content_len;
+	/* and when the batches since the last checkpoint would hold more than twice the text
+	 * (DOC_HISTORY_CHAIN_MIN_BYTES at least): a rebuild reads all of them, and an editor who
+	 * replaces most of a large text every save would otherwise pile up gigabytes of them
+	 * before the next checkpoint by count */
+	long long chain = 0;
+	char chains[24];
+	if (!checkpoint) {
+		if ((st = chain_bytes(s, room, cp, ops, &chain)) != STORE_OK)
+			goto out;
+		chain += (long long)batch.len;
+		long long bound = 2 * (long long)d.content_len;
+		if (bound < DOC_HISTORY_CHAIN_MIN_BYTES)
+			bound = DOC_HISTORY_CHAIN_MIN_BYTES;
+		checkpoint = chain > bound;
+	}
+	snprintf(chains, sizeof chains, "%lld", chain);
 	char ins[24], del[24], authors[DOC_SAVE_AUTHORS_MAX * 24 + 4];
 	const char *ins_p = NULL, *del_p = NULL, *authors_p = NULL;
 	long long ni, nd, ids[DOC_SAVE_AUTHORS_MAX];
@@ -2162,13 +2249,14 @@ enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg
 			       7, params);
 	} else {
 		snprintf(firsts, sizeof firsts, "%lld", saved + 1);
-		const char *params[] = {room, revs, firsts, batch.data, cps, authors_p, ins_p, del_p};
+		const char *params[] = {room,	   revs,  firsts, batch.data, cps,
+					authors_p, ins_p, del_p,  chains};
 		st = store_sql(s, &r, "23503",
 			       "INSERT INTO history_ops (room_id, revision, first_revision, ops, length, "
-			       "authors, inserted, deleted) "
-			       "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING "
-			       TS_SQL("saved_at"),
-			       8, params);
+			       "authors, inserted, deleted, chain_bytes) "
+			       "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING "
+			       "RETURNING " TS_SQL("saved_at"),
+			       9, params);
 	}
 	if (st == STORE_CONFLICT) {
 		st = STORE_OK;

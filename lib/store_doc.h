@@ -187,16 +187,37 @@ int doc_commit_text(struct doc_commit_text *t, const struct ot_op *a, long long 
 void doc_commit_text_free(struct doc_commit_text *t);
 
 /* The text at revision rev (-1: the newest saved) from PostgreSQL's history: the newest
- * checkpoint at or before it plus the typed operations after it. STORE_OK with *out (and
- * the time that revision was saved in saved_at, when not NULL); STORE_NOT_FOUND when it is
- * not kept (never saved, or thinned away); STORE_ERROR (damaged history: with rev -1, also
+ * checkpoint at or before it plus the typed operations after it, read a page of batches at a
+ * time. budget > 0: the bytes of batches a rebuild may read (doc_history_read_budget), else
+ * STORE_TOO_LARGE before any is read; 0 for the restore and the snapshotter, which must not
+ * fail on a long chain saved before checkpoints were bounded in bytes. STORE_OK with *out
+ * (and the time that revision was saved in saved_at, when not NULL); STORE_NOT_FOUND when it
+ * is not kept (never saved, or thinned away); STORE_ERROR (damaged history: with rev -1, also
  * when rows are saved but their newest revision cannot be rebuilt from them, logged) or the
  * store's failure. */
 enum store_status store_doc_history_text(struct store *s, const struct store_doc_cfg *cfg,
-					 const char *room, long long rev, struct doc_state *out,
-					 char saved_at[40]);
+					 const char *room, long long rev, size_t budget,
+					 struct doc_state *out, char saved_at[40]);
+
+/* What GET /history/{rev} may read to rebuild one revision: 4 x DOCUMENT_MAX_BYTES, 16 MiB
+ * at least. Saves keep the batches after a checkpoint within twice the text (below), so
+ * this refuses only chains saved before that rule, or under a DOCUMENT_MAX_BYTES more than
+ * twice today's; one request then cannot hold gigabytes in an API process. */
+#define DOC_HISTORY_READ_MIN_BYTES (16L * 1024 * 1024)
+static inline size_t doc_history_read_budget(const struct store_doc_cfg *cfg)
+{
+	size_t b = 4 * (size_t)cfg->max_bytes;
+	return b > (size_t)DOC_HISTORY_READ_MIN_BYTES ? b : (size_t)DOC_HISTORY_READ_MIN_BYTES;
+}
 
 #define DOC_SAVE_AUTHORS_MAX 16 /* authors named per saved change */
+
+/* A save writes a checkpoint instead of a batch when the batches since the last checkpoint
+ * would hold more than twice the text's bytes, or this many when that is more: rebuilding a
+ * revision then reads about as much as the text it gives (three times it at most), not
+ * HISTORY_CHECKPOINT_OPS batches that each replaced most of a large text. The floor keeps a
+ * small document from being written whole every few saves. */
+#define DOC_HISTORY_CHAIN_MIN_BYTES (64L * 1024)
 
 /* One saved revision in a room's history list. */
 struct doc_save {
