@@ -470,6 +470,11 @@ int api_body_fields(struct api_ctx *c, int allow_empty, const struct valid_field
 
 int api_query(struct api_ctx *c, const char *name, char *out, size_t outlen)
 {
+	/* a repeated parameter is refused rather than the first one taken: a cache or proxy in
+	 * front may read the last, and then serves one page for another (the same rule on every
+	 * endpoint, docs/API.md "Paging") */
+	if (api_query_once(c, name) < 0)
+		return -1;
 	size_t nlen = strlen(name);
 	const char *q = c->req->query ? c->req->query : "";
 	while (*q) {

@@ -884,12 +884,11 @@ void h_room_members(struct api_ctx *c)
 		return;
 	/* paging (docs/API.md): ?limit=1..500 (500), ?after=<user id, a previous page's next>;
 	 * neither: every member, as before there were pages. A parameter given twice is refused
-	 * rather than read one way here and another way by a cache or proxy in front. */
+	 * (api_query) rather than read one way here and another way by a cache or proxy. */
 	long long limit, after;
 	char text[24];
 	int has_limit, has_after;
-	if (api_query_once(c, "limit") < 0 || api_query_once(c, "after") < 0 ||
-	    (has_limit = api_query(c, "limit", text, sizeof text)) < 0 ||
+	if ((has_limit = api_query(c, "limit", text, sizeof text)) < 0 ||
 	    (has_after = api_query(c, "after", text, sizeof text)) < 0 ||
 	    api_query_int(c, "limit", 1, 500, 500, &limit) < 0 ||
 	    api_query_int(c, "after", 1, LLONG_MAX, 0, &after) < 0)

@@ -89,6 +89,31 @@ test('GET /api/rooms lists the caller\'s rooms, and only theirs', async () => {
   assert.deepEqual(lc.json, { rooms: [], next: null });
 });
 
+test('every list refuses a query parameter given twice with 400, rather than taking one of them', async () => {
+  const a = await newUser();
+  const room = await createRoom(a.token, { name: 'paged' });
+  await createRoom(a.token, { name: 'paged too' });
+  const lists = ['/api/rooms', `/api/rooms/${room.id}/history`, `/api/rooms/${room.id}/members`,
+    `/api/rooms/${room.id}/executions`];
+  for (const path of lists) {
+    const once = await call('GET', `${path}?limit=1`, { token: a.token });
+    assert.equal(once.status, 200, `${path}?limit=1: ${once.text}`);
+    for (const q of ['limit=1&limit=2', 'limit=2&limit=2', 'limit=1&x=y&limit=1', 'limit&limit=1']) {
+      assertError(await call('GET', `${path}?${q}`, { token: a.token }), 400, 'invalid_request');
+    }
+  }
+  // the cursors too: a first page's next given twice is refused like limit
+  const first = await call('GET', '/api/rooms?limit=1', { token: a.token });
+  assert.equal(typeof first.json.next, 'string', first.text);
+  const twice = await call('GET', `/api/rooms?before=${first.json.next}&before=${first.json.next}`, { token: a.token });
+  assertError(twice, 400, 'invalid_request');
+  assert.match(twice.json.message, /\bbefore\b/);
+  const next = await call('GET', `/api/rooms?limit=1&before=${first.json.next}`, { token: a.token });
+  assert.equal(next.status, 200, next.text);
+  assert.equal(next.json.rooms.length, 1);
+  assertError(await call('GET', `/api/rooms/${room.id}/history?before=5&before=5`, { token: a.token }), 400, 'invalid_request');
+});
+
 test('GET /api/rooms/{id} answers {room, members:[{user, role}], role}', async () => {
   const owner = await newUser();
   const room = await createRoom(owner.token, { name: 'get me', language: 'javascript' });
