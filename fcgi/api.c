@@ -67,6 +67,11 @@ int api_config_load(struct api_config *cfg, char *err, size_t errlen)
 		/* anyone with an invite link may join: the bound of a room's member list and of
 		 * the answers that list it (docs/CONVENTIONS.md §3); a join past it: 409 room_full */
 		{"ROOM_MEMBERS_MAX", 1000, 1, 1000000, &cfg->room_members_max},
+		/* anyone may register and create rooms: every room is rows and Redis keys that
+		 * outlive the session, and work for the room list, the snapshotter's walk and
+		 * the account's deletion (one Redis round trip per room, in its transaction);
+		 * far more than a person uses. A create past it: 409 user_rooms_full */
+		{"ROOMS_PER_USER_MAX", 1000, 1, 1000000, &cfg->rooms_per_user_max},
 		{"METRICS_PORT", 0, 0, 65535, &cfg->metrics_port},
 		{"BROKER_PORT", 8081, 1, 65535, &cfg->broker_port},
 	};

@@ -34,6 +34,7 @@ struct api_config {
 	long job_user_backlog_max;   /* JOB_USER_BACKLOG_MAX: jobs one user has waiting */
 	long job_queue_max;          /* JOB_QUEUE_MAX: jobs waiting in all lines */
 	long room_members_max;       /* ROOM_MEMBERS_MAX: members of one room, the owner too */
+	long rooms_per_user_max;     /* ROOMS_PER_USER_MAX: rooms one user owns */
 	long metrics_port;           /* METRICS_PORT: GET /metrics answers there only; 0 none */
 	const char *metrics_file;    /* API_METRICS_FILE: the processes' shared counters */
 	const char *stream_origin;   /* STREAM_ORIGIN: "auto", an origin, or "" / "off" */

@@ -254,9 +254,16 @@ void h_room_create(struct api_ctx *c)
 	const char *lang = v[1].present ? lang_canonical(v[1].s) : "python";
 	const char *vis = v[2].present ? v[2].s : "private";
 	struct store_room r;
-	enum store_status st = store_room_create(c->store, c->user.user_id, v[0].s, lang, vis, &r);
+	enum store_status st = store_room_create(c->store, c->user.user_id,
+						 c->cfg->rooms_per_user_max, v[0].s, lang, vis, &r);
 	if (st == STORE_NOT_FOUND) { /* the user row is gone: the token outlived its account */
 		api_error(c, 401, "invalid_token", "this account no longer exists");
+		return;
+	}
+	if (st == STORE_TOO_LARGE) {
+		api_error(c, 409, "user_rooms_full",
+			  "you own %ld rooms, the limit of one user; delete one to create another",
+			  c->cfg->rooms_per_user_max);
 		return;
 	}
 	if (st != STORE_OK) {

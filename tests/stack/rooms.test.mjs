@@ -2,7 +2,7 @@
 // the invite code staying with the owner, verbatim storage of hostile names, validation.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEAD_REDIS, call, cgi, newUser, createRoom, roomEvents, redis, sql, uniqueName } from '../lib/api.mjs';
+import { DEAD_REDIS, call, cgi, cgiAsync, newUser, createRoom, roomEvents, redis, sql, uniqueName } from '../lib/api.mjs';
 
 function assertError(r, status, code) {
   assert.equal(r.status, status, r.text);
@@ -67,6 +67,45 @@ test('POST /api/rooms creates a room (201 {room}, Location) whose caller is its 
   assertRoom(pub.json.room, { owner, visibility: 'public', invite: true });
   assert.notEqual(pub.json.room.id, r.json.room.id);
   assert.notEqual(pub.json.room.invite, r.json.room.invite);
+});
+
+test('ROOMS_PER_USER_MAX: the create past it is 409 user_rooms_full, rooms joined do not count, a deleted room frees a place', async () => {
+  const max = 3;
+  const env = { ROOMS_PER_USER_MAX: String(max) };
+  const create = (u, name) => cgi({ method: 'POST', uri: '/api/rooms', token: u.token, body: { name }, env });
+  const a = await newUser();
+  // a room of someone else that a joined: membership is not ownership
+  const other = await newUser();
+  const theirs = await createRoom(other.token, { visibility: 'public' });
+  assert.equal((await call('POST', `/api/rooms/${theirs.id}/join`, { token: a.token, body: {} })).status, 200);
+  const made = [];
+  for (let i = 0; i < max; i++) {
+    const r = create(a, `mine ${i}`);
+    assert.equal(r.status, 201, r.body);
+    made.push(r.json.room.id);
+  }
+  const over = create(a, 'one too many');
+  assert.equal(over.status, 409, over.body);
+  assert.equal(over.json.error, 'user_rooms_full');
+  assert.match(over.json.message, new RegExp(`\\b${max}\\b`), 'the message names the limit');
+  assert.equal(sql(`SELECT count(*) FROM rooms WHERE owner_id = ${a.user.id}`), String(max));
+  // someone else is not held back by a's rooms
+  assert.equal(create(other, 'theirs too').status, 201);
+  // a deleted room frees its place
+  assert.equal((await call('DELETE', `/api/rooms/${made[0]}`, { token: a.token })).status, 204);
+  const again = create(a, 'in its place');
+  assert.equal(again.status, 201, again.body);
+  assert.equal(create(a, 'still too many').status, 409);
+});
+
+test('creates at the same moment never pass ROOMS_PER_USER_MAX', async () => {
+  const max = 2;
+  const a = await newUser();
+  const answers = await Promise.all(Array.from({ length: 6 }, (_, i) =>
+    cgiAsync({ method: 'POST', uri: '/api/rooms', token: a.token, body: { name: `race ${i}` }, env: { ROOMS_PER_USER_MAX: String(max) } })));
+  const codes = answers.map((r) => r.status).sort();
+  assert.deepEqual(codes, [201, 201, 409, 409, 409, 409], answers.map((r) => r.body).join('\n'));
+  assert.equal(sql(`SELECT count(*) FROM rooms WHERE owner_id = ${a.user.id}`), String(max));
 });
 
 test('GET /api/rooms lists the caller\'s rooms, and only theirs', async () => {
