@@ -55,6 +55,10 @@ int api_config_load(struct api_config *cfg, char *err, size_t errlen)
 	const struct cfg_setting rest[] = {
 		{"LOGIN_ADDRESS_RATE_LIMIT", cfg->login_limit * 5, 1, 10000000, &cfg->login_addr_limit},
 		{"REGISTER_RATE_LIMIT", 10, 1, 10000000, &cfg->register_limit},
+		/* every argon2id check holds an API process for its whole length, and a right
+		 * password is not counted by the two above: thrice their per-name allowance lets
+		 * a person sign in on every device, far below what keeps the processes busy */
+		{"PASSWORD_CHECK_RATE_LIMIT", 30, 1, 1000000, &cfg->pw_check_limit},
 		{"EXECUTION_RATE_LIMIT", 10, 1, 1000000, &cfg->exec_limit},
 		{"AI_RATE_LIMIT", 10, 1, 1000000, &cfg->ai_limit},
 		{"PRESENCE_RATE_LIMIT", PRESENCE_RATE_LIMIT_DEFAULT, 1, 1000000, &cfg->presence_limit},

@@ -25,6 +25,7 @@ struct api_config {
 	long ticket_ttl_s;
 	long login_limit;      /* failed logins per minute per username */
 	long login_addr_limit; /* failed logins per minute per client address */
+	long pw_check_limit;   /* password checks, right or wrong, per minute per username */
 	long register_limit;   /* registrations per hour per client address */
 	long exec_limit;       /* executions per minute per user */
 	long ai_limit;         /* AI requests per minute per user */
