@@ -55,6 +55,10 @@ int api_config_load(struct api_config *cfg, char *err, size_t errlen)
 	const struct cfg_setting rest[] = {
 		{"LOGIN_ADDRESS_RATE_LIMIT", cfg->login_limit * 5, 1, 10000000, &cfg->login_addr_limit},
 		{"REGISTER_RATE_LIMIT", 10, 1, 10000000, &cfg->register_limit},
+		/* every argon2id check holds an API process for its whole length, and a right
+		 * password is not counted by the two above: thrice their per-name allowance lets
+		 * a person sign in on every device, far below what keeps the processes busy */
+		{"PASSWORD_CHECK_RATE_LIMIT", 30, 1, 1000000, &cfg->pw_check_limit},
 		{"EXECUTION_RATE_LIMIT", 10, 1, 1000000, &cfg->exec_limit},
 		{"AI_RATE_LIMIT", 10, 1, 1000000, &cfg->ai_limit},
 		{"PRESENCE_RATE_LIMIT", PRESENCE_RATE_LIMIT_DEFAULT, 1, 1000000, &cfg->presence_limit},
@@ -67,6 +71,11 @@ int api_config_load(struct api_config *cfg, char *err, size_t errlen)
 		/* anyone with an invite link may join: the bound of a room's member list and of
 		 * the answers that list it (docs/CONVENTIONS.md §3); a join past it: 409 room_full */
 		{"ROOM_MEMBERS_MAX", 1000, 1, 1000000, &cfg->room_members_max},
+		/* anyone may register and create rooms: every room is rows and Redis keys that
+		 * outlive the session, and work for the room list, the snapshotter's walk and
+		 * the account's deletion (one Redis round trip per room, in its transaction);
+		 * far more than a person uses. A create past it: 409 user_rooms_full */
+		{"ROOMS_PER_USER_MAX", 1000, 1, 1000000, &cfg->rooms_per_user_max},
 		{"METRICS_PORT", 0, 0, 65535, &cfg->metrics_port},
 		{"BROKER_PORT", 8081, 1, 65535, &cfg->broker_port},
 	};
@@ -470,6 +479,11 @@ int api_body_fields(struct api_ctx *c, int allow_empty, const struct valid_field
 
 int api_query(struct api_ctx *c, const char *name, char *out, size_t outlen)
 {
+	/* a repeated parameter is refused rather than the first one taken: a cache or proxy in
+	 * front may read the last, and then serves one page for another (the same rule on every
+	 * endpoint, docs/API.md "Paging") */
+	if (api_query_once(c, name) < 0)
+		return -1;
 	size_t nlen = strlen(name);
 	const char *q = c->req->query ? c->req->query : "";
 	while (*q) {

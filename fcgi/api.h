@@ -25,6 +25,7 @@ struct api_config {
 	long ticket_ttl_s;
 	long login_limit;      /* failed logins per minute per username */
 	long login_addr_limit; /* failed logins per minute per client address */
+	long pw_check_limit;   /* password checks, right or wrong, per minute per username */
 	long register_limit;   /* registrations per hour per client address */
 	long exec_limit;       /* executions per minute per user */
 	long ai_limit;         /* AI requests per minute per user */
@@ -34,6 +35,7 @@ struct api_config {
 	long job_user_backlog_max;   /* JOB_USER_BACKLOG_MAX: jobs one user has waiting */
 	long job_queue_max;          /* JOB_QUEUE_MAX: jobs waiting in all lines */
 	long room_members_max;       /* ROOM_MEMBERS_MAX: members of one room, the owner too */
+	long rooms_per_user_max;     /* ROOMS_PER_USER_MAX: rooms one user owns */
 	long metrics_port;           /* METRICS_PORT: GET /metrics answers there only; 0 none */
 	const char *metrics_file;    /* API_METRICS_FILE: the processes' shared counters */
 	const char *stream_origin;   /* STREAM_ORIGIN: "auto", an origin, or "" / "off" */
@@ -110,11 +112,11 @@ void api_too_many(struct api_ctx *c, long retry_s, const char *code, const char 
 int api_iso_time(long long ms, char out[40]);
 
 /* A query parameter (request's query string), copied undecoded into out: 1 found, 0 absent,
- * -1 answered (400 invalid_request: longer than outlen - 1, or a byte outside
- * [A-Za-z0-9._-], which no value the API takes needs). */
+ * -1 answered (400 invalid_request: given more than once (api_query_once), longer than
+ * outlen - 1, or a byte outside [A-Za-z0-9._-], which no value the API takes needs). */
 int api_query(struct api_ctx *c, const char *name, char *out, size_t outlen);
-/* 0 when the query parameter `name` is given at most once; -1 answered (400
- * invalid_request) when it is repeated, for an endpoint that refuses to pick one. */
+/* 0 when the query parameter `name` is given at most once (bare or with a value); -1
+ * answered (400 invalid_request) when it is repeated. api_query checks it first. */
 int api_query_once(struct api_ctx *c, const char *name);
 /* An integer query parameter in [min, max], *v = def when absent: 0, or -1 answered (400
  * invalid_request naming the parameter and its bounds). */

@@ -162,6 +162,31 @@ static int limited(struct api_ctx *c, struct rds *rd, const char *key, long limi
 	return 0;
 }
 
+/* Every password check of the username's canonical form, right or wrong, in a looser window
+ * of its own (PASSWORD_CHECK_RATE_LIMIT), never given back: the failure windows below give
+ * a right password's place back, so without this a client with any account (anyone may
+ * register one) could loop right sign-ins or password changes, each an argon2id hash that
+ * holds one of the few API processes for its whole length. 0 to go on; -1 answered (429
+ * too_many_attempts with Retry-After, as the failure windows answer, or 503). */
+static int checks_allowed(struct api_ctx *c, struct rds *rd, const char *name_key)
+{
+	struct rkey key = rkey1(RK_RL_LOGIN_CHECK, name_key);
+	long retry = 0;
+	enum ratelimit_result rl =
+		ratelimit_check(rd, key.s, c->cfg->pw_check_limit, LOGIN_WINDOW_MS, 1, &retry);
+	if (rl == RATELIMIT_ERROR) {
+		api_fail(c, store_redis_failed(c->store), NULL, "the rate limiter is unavailable");
+		return -1;
+	}
+	if (rl == RATELIMIT_LIMITED) {
+		api_too_many(c, retry, "too_many_attempts",
+			     "too many password checks for this username (at most %ld a minute, right "
+			     "or wrong)", c->cfg->pw_check_limit);
+		return -1;
+	}
+	return 0;
+}
+
 /* One password check against the sign-in limits: its places in the window of the username's
  * canonical form and in the window of the client address. */
 struct pw_attempt {
@@ -170,10 +195,13 @@ struct pw_attempt {
 };
 
 /* The attempt takes its place in both windows before the password is checked, so parallel
- * guesses cannot pass a window that has one place left. 0 to go on; -1 answered (429/503). */
+ * guesses cannot pass a window that has one place left; first it is counted among the
+ * name's checks (checks_allowed). 0 to go on; -1 answered (429/503). */
 static int attempt_begin(struct api_ctx *c, struct rds *rd, const char *name_key,
 			 struct pw_attempt *a)
 {
+	if (checks_allowed(c, rd, name_key) < 0)
+		return -1;
 	a->ukey = rkey1(RK_RL_LOGIN_USER, name_key);
 	a->akey = rkey1(RK_RL_LOGIN_ADDR, c->req->remote_addr);
 	if (limited(c, rd, a->ukey.s, c->cfg->login_limit, "for this username", a->umember) != 0)

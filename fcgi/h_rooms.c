@@ -254,9 +254,16 @@ void h_room_create(struct api_ctx *c)
 	const char *lang = v[1].present ? lang_canonical(v[1].s) : "python";
 	const char *vis = v[2].present ? v[2].s : "private";
 	struct store_room r;
-	enum store_status st = store_room_create(c->store, c->user.user_id, v[0].s, lang, vis, &r);
+	enum store_status st = store_room_create(c->store, c->user.user_id,
+						 c->cfg->rooms_per_user_max, v[0].s, lang, vis, &r);
 	if (st == STORE_NOT_FOUND) { /* the user row is gone: the token outlived its account */
 		api_error(c, 401, "invalid_token", "this account no longer exists");
+		return;
+	}
+	if (st == STORE_TOO_LARGE) {
+		api_error(c, 409, "user_rooms_full",
+			  "you own %ld rooms, the limit of one user; delete one to create another",
+			  c->cfg->rooms_per_user_max);
 		return;
 	}
 	if (st != STORE_OK) {
@@ -884,12 +891,11 @@ void h_room_members(struct api_ctx *c)
 		return;
 	/* paging (docs/API.md): ?limit=1..500 (500), ?after=<user id, a previous page's next>;
 	 * neither: every member, as before there were pages. A parameter given twice is refused
-	 * rather than read one way here and another way by a cache or proxy in front. */
+	 * (api_query) rather than read one way here and another way by a cache or proxy. */
 	long long limit, after;
 	char text[24];
 	int has_limit, has_after;
-	if (api_query_once(c, "limit") < 0 || api_query_once(c, "after") < 0 ||
-	    (has_limit = api_query(c, "limit", text, sizeof text)) < 0 ||
+	if ((has_limit = api_query(c, "limit", text, sizeof text)) < 0 ||
 	    (has_after = api_query(c, "after", text, sizeof text)) < 0 ||
 	    api_query_int(c, "limit", 1, 500, 500, &limit) < 0 ||
 	    api_query_int(c, "after", 1, LLONG_MAX, 0, &after) < 0)

@@ -109,36 +109,69 @@ enum store_status store_room_list(struct store *s, long long user, int max, long
 	return STORE_OK;
 }
 
-enum store_status store_room_create(struct store *s, long long user, const char *name,
-				    const char *language, const char *visibility,
-				    struct store_room *out)
+/* The owner's row is locked FOR NO KEY UPDATE in a statement of its own first: two creates
+ * by one user then take turns, and the insert's statement (its snapshot taken after the lock)
+ * counts the room the other one made, so max_rooms is never passed, not even by creates at
+ * the same moment. The lock leaves the foreign key checks of other inserts (FOR KEY SHARE)
+ * alone; while the account is being deleted (store_user_delete holds it FOR UPDATE) this
+ * waits, then finds no row and inserts nothing, instead of failing the foreign key. */
+enum store_status store_room_create(struct store *s, long long user, long max_rooms,
+				    const char *name, const char *language,
+				    const char *visibility, struct store_room *out)
 {
-	char id[STORE_ROOM_ID_LEN + 1], invite[STORE_INVITE_LEN + 1], uid[32];
+	char id[STORE_ROOM_ID_LEN + 1], invite[STORE_INVITE_LEN + 1], uid[32], max[24];
 	snprintf(uid, sizeof uid, "%lld", user);
+	snprintf(max, sizeof max, "%ld", max_rooms);
 	for (int attempt = 0; attempt < 3; attempt++) {
 		if (rnd_id(id, STORE_ROOM_ID_LEN) < 0 || rnd_id(invite, STORE_INVITE_LEN) < 0)
 			return store_fail(s, STORE_ERROR, "no randomness");
-		const char *params[] = {id, uid, name, language, visibility, invite};
+		enum store_status st = store_begin(s);
+		if (st != STORE_OK)
+			return st;
+		const char *lock_params[] = {uid};
 		PGresult *r;
-		/* 23505: the id is taken (a clash of random ids): another one. The owner's row
-		 * is locked FOR KEY SHARE first (what the foreign key's check takes anyway): while
-		 * the account is being deleted (store_user_delete holds it FOR UPDATE) this waits,
-		 * then finds no row and inserts nothing, instead of failing the foreign key */
-		enum store_status st = store_sql(
+		st = store_sql(s, &r, NULL, "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE", 1,
+			       lock_params);
+		if (st != STORE_OK) {
+			store_rollback(s);
+			return st;
+		}
+		int exists = PQntuples(r) == 1;
+		PQclear(r);
+		if (!exists) { /* the token outlived its account */
+			store_rollback(s);
+			return store_fail(s, STORE_NOT_FOUND, "the account no longer exists");
+		}
+		const char *params[] = {id, uid, name, language, visibility, invite, max};
+		/* 23505: the id is taken (a clash of random ids): another one, in a new
+		 * transaction (this one is aborted). No row: the user owns max_rooms already */
+		st = store_sql(
 			s, &r, "23505",
-			"WITH acct AS (SELECT id FROM users WHERE id = $2 FOR KEY SHARE), "
+			"WITH cur AS (SELECT count(*) AS n FROM rooms WHERE owner_id = $2), "
 			"r AS (INSERT INTO rooms (id, owner_id, name, language, visibility, "
-			"invite_code) SELECT $1, acct.id, $3, $4, $5, $6 FROM acct RETURNING *), "
+			"invite_code) SELECT $1, $2, $3, $4, $5, $6 FROM cur WHERE cur.n < $7::bigint "
+			"RETURNING *), "
 			"m AS (INSERT INTO room_members (room_id, user_id, role) "
 			"SELECT id, owner_id, 'owner' FROM r) "
 			"SELECT " ROOM_BASE_COLS ", 'owner' FROM r JOIN users u ON u.id = r.owner_id",
-			6, params);
-		if (st == STORE_CONFLICT)
+			7, params);
+		if (st == STORE_CONFLICT) {
+			store_rollback(s);
 			continue;
-		if (st != STORE_OK)
+		}
+		if (st != STORE_OK) {
+			store_rollback(s);
 			return st;
-		/* no row: the user's is gone (the token outlived its account) */
-		return one_room(s, r, id, out);
+		}
+		if (PQntuples(r) != 1) {
+			PQclear(r);
+			store_rollback(s);
+			return store_fail(s, STORE_TOO_LARGE, "you own %ld rooms, as many as one user may",
+					  max_rooms);
+		}
+		room_from_row(r, 0, out);
+		PQclear(r);
+		return store_commit(s);
 	}
 	return store_fail(s, STORE_ERROR, "could not allocate a room id");
 }

@@ -43,10 +43,12 @@ enum store_status store_room_get(struct store *s, const char *room, long long us
 enum store_status store_room_list(struct store *s, long long user, int max, long long before_us,
 				  const char *before_id, struct store_room **out, int *n);
 /* A new room owned by the user (a fresh id and invite code): STORE_OK with *out;
- * STORE_NOT_FOUND when the user's row is gone; STORE_ERROR when no free id was found. */
-enum store_status store_room_create(struct store *s, long long user, const char *name,
-				    const char *language, const char *visibility,
-				    struct store_room *out);
+ * STORE_NOT_FOUND when the user's row is gone; STORE_TOO_LARGE when the user owns
+ * max_rooms rooms already (ROOMS_PER_USER_MAX; creates at the same moment never pass it);
+ * STORE_ERROR when no free id was found. */
+enum store_status store_room_create(struct store *s, long long user, long max_rooms,
+				    const char *name, const char *language,
+				    const char *visibility, struct store_room *out);
 /* Changes the fields that are not NULL: STORE_OK with the room as it is now, or
  * STORE_NOT_FOUND. */
 enum store_status store_room_update(struct store *s, const char *room, long long user,

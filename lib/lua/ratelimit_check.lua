@@ -1,4 +1,4 @@
---! keys RL_USER|RL_LOGIN_USER|RL_LOGIN_ADDR|RL_REGISTER_ADDR
+--! keys RL_USER|RL_LOGIN_USER|RL_LOGIN_ADDR|RL_LOGIN_CHECK|RL_REGISTER_ADDR
 -- A sliding-window limit (lib/ratelimit.h). KEYS[1] the sorted set; ARGV now_ms,
 -- window_ms, limit, member, record (0 or 1). Returns {allowed, retry_ms}. The caller's clock
 -- is used, not the server's, so one request reads one clock; members are unique, so two

@@ -326,7 +326,8 @@ test('a room creation that waits for the deletion\'s lock answers 401 and leaves
   const u = await newUser('race');
   const hold = await holdAccount(u.user.id);
   const create = call('POST', '/api/rooms', { token: u.token, body: { name: 'raced' } });
-  await waitFor(() => waiting('INSERT INTO rooms (id'), { what: 'the creation waiting for the row' });
+  // the creation locks the owner's row before it counts and inserts (ROOMS_PER_USER_MAX)
+  await waitFor(() => waiting('FROM users WHERE id = $1 FOR NO KEY UPDATE'), { what: 'the creation waiting for the row' });
   await hold.deleteAndCommit();
   const c = await create;
   assert.equal(c.status, 401, c.text);

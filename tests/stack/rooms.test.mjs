@@ -2,7 +2,7 @@
 // the invite code staying with the owner, verbatim storage of hostile names, validation.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEAD_REDIS, call, cgi, newUser, createRoom, roomEvents, redis, sql, uniqueName } from '../lib/api.mjs';
+import { DEAD_REDIS, call, cgi, cgiAsync, newUser, createRoom, roomEvents, redis, sql, uniqueName } from '../lib/api.mjs';
 
 function assertError(r, status, code) {
   assert.equal(r.status, status, r.text);
@@ -69,6 +69,45 @@ test('POST /api/rooms creates a room (201 {room}, Location) whose caller is its 
   assert.notEqual(pub.json.room.invite, r.json.room.invite);
 });
 
+test('ROOMS_PER_USER_MAX: the create past it is 409 user_rooms_full, rooms joined do not count, a deleted room frees a place', async () => {
+  const max = 3;
+  const env = { ROOMS_PER_USER_MAX: String(max) };
+  const create = (u, name) => cgi({ method: 'POST', uri: '/api/rooms', token: u.token, body: { name }, env });
+  const a = await newUser();
+  // a room of someone else that a joined: membership is not ownership
+  const other = await newUser();
+  const theirs = await createRoom(other.token, { visibility: 'public' });
+  assert.equal((await call('POST', `/api/rooms/${theirs.id}/join`, { token: a.token, body: {} })).status, 200);
+  const made = [];
+  for (let i = 0; i < max; i++) {
+    const r = create(a, `mine ${i}`);
+    assert.equal(r.status, 201, r.body);
+    made.push(r.json.room.id);
+  }
+  const over = create(a, 'one too many');
+  assert.equal(over.status, 409, over.body);
+  assert.equal(over.json.error, 'user_rooms_full');
+  assert.match(over.json.message, new RegExp(`\\b${max}\\b`), 'the message names the limit');
+  assert.equal(sql(`SELECT count(*) FROM rooms WHERE owner_id = ${a.user.id}`), String(max));
+  // someone else is not held back by a's rooms
+  assert.equal(create(other, 'theirs too').status, 201);
+  // a deleted room frees its place
+  assert.equal((await call('DELETE', `/api/rooms/${made[0]}`, { token: a.token })).status, 204);
+  const again = create(a, 'in its place');
+  assert.equal(again.status, 201, again.body);
+  assert.equal(create(a, 'still too many').status, 409);
+});
+
+test('creates at the same moment never pass ROOMS_PER_USER_MAX', async () => {
+  const max = 2;
+  const a = await newUser();
+  const answers = await Promise.all(Array.from({ length: 6 }, (_, i) =>
+    cgiAsync({ method: 'POST', uri: '/api/rooms', token: a.token, body: { name: `race ${i}` }, env: { ROOMS_PER_USER_MAX: String(max) } })));
+  const codes = answers.map((r) => r.status).sort();
+  assert.deepEqual(codes, [201, 201, 409, 409, 409, 409], answers.map((r) => r.body).join('\n'));
+  assert.equal(sql(`SELECT count(*) FROM rooms WHERE owner_id = ${a.user.id}`), String(max));
+});
+
 test('GET /api/rooms lists the caller\'s rooms, and only theirs', async () => {
   const a = await newUser();
   const b = await newUser();
@@ -87,6 +126,31 @@ test('GET /api/rooms lists the caller\'s rooms, and only theirs', async () => {
   const lc = await call('GET', '/api/rooms', { token: c.token });
   assert.equal(lc.status, 200);
   assert.deepEqual(lc.json, { rooms: [], next: null });
+});
+
+test('every list refuses a query parameter given twice with 400, rather than taking one of them', async () => {
+  const a = await newUser();
+  const room = await createRoom(a.token, { name: 'paged' });
+  await createRoom(a.token, { name: 'paged too' });
+  const lists = ['/api/rooms', `/api/rooms/${room.id}/history`, `/api/rooms/${room.id}/members`,
+    `/api/rooms/${room.id}/executions`];
+  for (const path of lists) {
+    const once = await call('GET', `${path}?limit=1`, { token: a.token });
+    assert.equal(once.status, 200, `${path}?limit=1: ${once.text}`);
+    for (const q of ['limit=1&limit=2', 'limit=2&limit=2', 'limit=1&x=y&limit=1', 'limit&limit=1']) {
+      assertError(await call('GET', `${path}?${q}`, { token: a.token }), 400, 'invalid_request');
+    }
+  }
+  // the cursors too: a first page's next given twice is refused like limit
+  const first = await call('GET', '/api/rooms?limit=1', { token: a.token });
+  assert.equal(typeof first.json.next, 'string', first.text);
+  const twice = await call('GET', `/api/rooms?before=${first.json.next}&before=${first.json.next}`, { token: a.token });
+  assertError(twice, 400, 'invalid_request');
+  assert.match(twice.json.message, /\bbefore\b/);
+  const next = await call('GET', `/api/rooms?limit=1&before=${first.json.next}`, { token: a.token });
+  assert.equal(next.status, 200, next.text);
+  assert.equal(next.json.rooms.length, 1);
+  assertError(await call('GET', `/api/rooms/${room.id}/history?before=5&before=5`, { token: a.token }), 400, 'invalid_request');
 });
 
 test('GET /api/rooms/{id} answers {room, members:[{user, role}], role}', async () => {

@@ -153,6 +153,39 @@ test('password change: 200 {token}; every older token is 401, the new one works;
   clearLoginLimits();
 });
 
+test('PASSWORD_CHECK_RATE_LIMIT counts right passwords too: the (budget+1)th sign-in of one account in a minute is 429, another account still signs in', async () => {
+  const budget = 4;
+  const env = { PASSWORD_CHECK_RATE_LIMIT: String(budget) };
+  const signIn = (u) => cgi({ method: 'POST', uri: '/api/auth/login', body: { username: u.username, password: u.password }, env });
+  try {
+    const u = await newUser('Checks');
+    const other = await newUser('Checks');
+    for (let i = 0; i < budget; i++) {
+      const r = signIn(u);
+      assert.equal(r.status, 200, r.body);
+    }
+    const over = signIn(u);
+    assert.equal(over.status, 429, over.body);
+    assert.equal(over.json.error, 'too_many_attempts');
+    assert.match(over.json.message, new RegExp(`\\b${budget}\\b`), 'the message names the budget');
+    const retry = Number(over.headers['retry-after']);
+    assert.ok(Number.isInteger(retry) && retry >= 1 && retry <= 60, `Retry-After ${over.headers['retry-after']}`);
+    // the name as typed in another case is the same account's budget
+    assert.equal(cgi({ method: 'POST', uri: '/api/auth/login', body: { username: u.username.toLowerCase(), password: u.password }, env }).status, 429);
+    // a password change checks the same password: refused too, and the password unchanged
+    const change = cgi({ method: 'POST', uri: '/api/auth/password', token: u.token, body: { password: u.password, new_password: 'another-password-1' }, env });
+    assert.equal(change.status, 429, change.body);
+    assert.equal(change.json.error, 'too_many_attempts');
+    // another account is not held back
+    const fine = signIn(other);
+    assert.equal(fine.status, 200, fine.body);
+    // the session of the limited account still works; only checking its password waits
+    assert.equal((await call('GET', '/api/auth/me', { token: u.token })).status, 200);
+  } finally {
+    clearLoginLimits();
+  }
+});
+
 test('password change with a wrong current password: 403 wrong_password, counted by the sign-in limit', async () => {
   clearLoginLimits();
   try {
