@@ -109,6 +109,27 @@ enum store_status store_room_list(struct store *s, long long user, int max, long
 	return STORE_OK;
 }
 
+/* Inside a transaction begun by the caller: the row of `table` whose id is id, locked FOR NO
+ * KEY UPDATE (it may not be deleted or have its key changed until the transaction ends; other
+ * updates of it wait their turn). STORE_OK with *exists 1, or 0 when there is no such row (the
+ * transaction still open); on an error the transaction is rolled back. table is one of ours,
+ * never outside input. */
+static enum store_status lock_row(struct store *s, const char *table, const char *id, int *exists)
+{
+	char sql[96];
+	snprintf(sql, sizeof sql, "SELECT 1 FROM %s WHERE id = $1 FOR NO KEY UPDATE", table);
+	const char *params[] = {id};
+	PGresult *r;
+	enum store_status st = store_sql(s, &r, NULL, sql, 1, params);
+	if (st != STORE_OK) {
+		store_rollback(s);
+		return st;
+	}
+	*exists = PQntuples(r) == 1;
+	PQclear(r);
+	return STORE_OK;
+}
+
 /* The owner's row is locked FOR NO KEY UPDATE in a statement of its own first: two creates
  * by one user then take turns, and the insert's statement (its snapshot taken after the lock)
  * counts the room the other one made, so max_rooms is never passed, not even by creates at
@@ -128,16 +149,11 @@ enum store_status store_room_create(struct store *s, long long user, long max_ro
 		enum store_status st = store_begin(s);
 		if (st != STORE_OK)
 			return st;
-		const char *lock_params[] = {uid};
-		PGresult *r;
-		st = store_sql(s, &r, NULL, "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE", 1,
-			       lock_params);
-		if (st != STORE_OK) {
-			store_rollback(s);
+		int exists;
+		st = lock_row(s, "users", uid, &exists);
+		if (st != STORE_OK)
 			return st;
-		}
-		int exists = PQntuples(r) == 1;
-		PQclear(r);
+		PGresult *r;
 		if (!exists) { /* the token outlived its account */
 			store_rollback(s);
 			return store_fail(s, STORE_NOT_FOUND, "the account no longer exists");
@@ -499,15 +515,11 @@ enum store_status store_member_remove(struct store *s, const char *room, const c
 	enum store_status st = store_begin(s);
 	if (st != STORE_OK)
 		return st;
-	const char *lock_params[] = {room};
-	PGresult *r;
-	st = store_sql(s, &r, NULL, "SELECT 1 FROM rooms WHERE id = $1 FOR NO KEY UPDATE", 1,
-		       lock_params);
-	if (st != STORE_OK) {
-		store_rollback(s);
+	int exists; /* none: the statements below find no member either */
+	st = lock_row(s, "rooms", room, &exists);
+	if (st != STORE_OK)
 		return st;
-	}
-	PQclear(r);
+	PGresult *r;
 	const char *params[] = {room, member};
 	/* the departure's insert and delete take disjoint rows (role 'viewer' or not), so the
 	 * statement never touches one row twice */
@@ -574,16 +586,11 @@ enum store_status store_room_join(struct store *s, const char *room, long long u
 	enum store_status st = store_begin(s);
 	if (st != STORE_OK)
 		return st;
-	const char *lock_params[] = {room};
-	PGresult *r;
-	st = store_sql(s, &r, NULL, "SELECT 1 FROM rooms WHERE id = $1 FOR NO KEY UPDATE", 1,
-		       lock_params);
-	if (st != STORE_OK) {
-		store_rollback(s);
+	int exists;
+	st = lock_row(s, "rooms", room, &exists);
+	if (st != STORE_OK)
 		return st;
-	}
-	int exists = PQntuples(r) == 1;
-	PQclear(r);
+	PGresult *r;
 	if (!exists) {
 		store_rollback(s);
 		return store_fail(s, STORE_NOT_FOUND, "no room with id %s", room);

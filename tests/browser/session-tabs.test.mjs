@@ -71,6 +71,18 @@ async function roomOfTwo(who) {
   return { aName, roomId, b };
 }
 
+// From its next load on, page never hears a `storage` event (another tab's change of the
+// session): the moment before a real page hears it, made as long as the test needs.
+function deafToStorage(page) {
+  return page.addInitScript(() => {
+    const add = window.addEventListener;
+    window.addEventListener = function addEventListener(type, ...rest) {
+      if (type === 'storage') return undefined;
+      return add.call(this, type, ...rest);
+    };
+  });
+}
+
 // The page's next edit's POST held back, no answer given: `request` resolves to it once made.
 async function holdFirstEdit(p) {
   let held;
@@ -157,13 +169,7 @@ test('an edit held by a page that has not heard of the change of user is not sen
   const who = await person(browser, BASE);
   const p = who.page;
   // this page only (the other tab keeps its own): the `storage` event is never listened to
-  await p.addInitScript(() => {
-    const add = window.addEventListener;
-    window.addEventListener = function addEventListener(type, ...rest) {
-      if (type === 'storage') return undefined;
-      return add.call(this, type, ...rest);
-    };
-  });
+  await deafToStorage(p);
   const { aName, roomId, b } = await roomOfTwo(who);
   const heldEdit = await holdFirstEdit(p);
   let watching = false;
@@ -210,13 +216,9 @@ test('an edit held by a page that has not heard of the change of user is not sen
 test('a room opened as one user is not streamed to that tab under the next user to sign in', async () => {
   const who = await person(browser, BASE);
   const p = who.page;
+  // the `storage` event is never heard by this page (the moment before it comes, made long)
+  await deafToStorage(p);
   await p.addInitScript(() => {
-    // the `storage` event is never heard by this page (the moment before it comes, made long)
-    const add = window.addEventListener;
-    window.addEventListener = function addEventListener(type, ...rest) {
-      if (type === 'storage') return undefined;
-      return add.call(this, type, ...rest);
-    };
     // what goes between this page and the stream worker: each room it asks for (its key, and
     // the user signed in when it asked) and every message the worker sends about a room
     window.ccStreamLog = { opens: [], got: [] };
