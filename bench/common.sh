@@ -15,6 +15,10 @@ export API_PROCESSES=${API_PROCESSES:-4}
 # (BROKER_MAX_STREAMS_PER_USER) they would be refused with 429. The stacks and the cluster
 # layout started from here inherit this; the bound is then BROKER_MAX_STREAMS alone.
 export BROKER_MAX_STREAMS_PER_USER=${BROKER_MAX_STREAMS_PER_USER:-10000000}
+# The benchmarks run C and Python programs only: their stacks offer no optional runtime
+# unless RUNTIMES_EXTRA says so (scripts/stack.sh would offer all of them, and a worker told
+# to offer a runtime that is not installed stops; `make bench` installs none of them).
+export RUNTIMES_EXTRA=${RUNTIMES_EXTRA-}
 
 # The machine's cores and load average, and what else ran meanwhile: the busiest processes
 # over one second (other sessions may share the machine).

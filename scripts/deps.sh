@@ -9,7 +9,7 @@
 # headless Chromium for the browser suites, the languages the sandbox tests run, every
 # optional runtime, HTTPS for the test stack, HAProxy for the cluster suites, clang with its
 # sanitizer and libFuzzer runtimes for the fuzz targets' smoke run),
-# bench (`make bench`: wrk), cluster (`make cluster`: HAProxy), compare (`make bench-compare`: nginx with Nchan, the competitor it
+# bench (`make bench`: wrk, and HTTPS for its stacks), cluster (`make cluster`: HAProxy), compare (`make bench-compare`: nginx with Nchan, the competitor it
 # measures against; Socket.IO comes from npm), fuzz (`make fuzz`: clang with its sanitizer and libFuzzer
 # runtimes). When something is missing it says what it
 # installs and for what, and shows apt's own progress; when everything is there it is one
@@ -112,9 +112,10 @@ for set in "$@"; do
       # shellcheck disable=SC2046 # package names, one word each
       add "the tests of the optional runtimes" $(extra_runtime_pkgs all)
       ;;
-    bench) add "the benchmarks" "${bench_pkgs[@]}" ;;
+    # the benchmarks' throwaway stacks serve HTTPS beside HTTP, as the test stack does
+    bench) add "the benchmarks" "${bench_pkgs[@]}" "${tls_pkgs[@]}" ;;
     cluster) add "make cluster" "${cluster_pkgs[@]}" ;;
-    compare) add "the comparison benchmark" "${compare_pkgs[@]}" ;;
+    compare) add "the comparison benchmark" "${compare_pkgs[@]}" "${tls_pkgs[@]}" ;;
     fuzz) add "the fuzz targets" "${fuzz_pkgs[@]}" ;;
     *) echo "deps: unknown set '$set' (run, test, bench, compare, fuzz, cluster)" >&2; exit 2 ;;
   esac
