@@ -42,6 +42,10 @@ struct metric broker_metrics[BM_N] = {
 		     .help = "Live streams caught up from the room's history because a message "
 			     "before the one that came never arrived over pub/sub.",
 		     .type = METRIC_COUNTER},
+	[BM_BATCHED] = {.name = "codecollab_broker_events_batched_total",
+			.help = "Live SSE events that left in one write with the event before them "
+				"(a room's events that came from Redis together).",
+			.type = METRIC_COUNTER},
 };
 
 void broker_metrics_sent(enum bm_transport t, const struct room_event *ev)

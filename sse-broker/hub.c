@@ -133,6 +133,11 @@ struct hub {
 	int shutdown_pending;
 	int up_logged;		       /* "redis: connected" said once per outage */
 	unsigned long rights_seq;      /* rights triggers seen (hub.h) */
+	/* Live events of one room that came in the same read of a subscription connection,
+	 * written to each stream together when the read is done (batch_flush). */
+	struct hub_room *batch_room;
+	struct room_event *batch[HUB_BATCH_MAX];
+	size_t nbatch;
 	void (*shutdown_done)(void *);
 	void *shutdown_arg;
 };
@@ -712,6 +717,7 @@ static void sub_go_live(struct hub_sub *s)
 }
 
 static void rights_check_some(struct hub_room *r, long long only_uid, const struct hub_sub *only);
+static void dispatch_events(struct hub_room *r, struct room_event *const *evs, size_t n);
 static void rights_changed(struct hub *h);
 
 /* One catch-up read in flight. Its answer counts only while it is the subscriber's latest
@@ -1449,37 +1455,7 @@ static void dispatch(struct hub_room *r, const char *msg, size_t len)
 		if (!ev)
 			return;
 	}
-	struct hub_sub *next;
-	int gaps = 0;
-	for (struct hub_sub *s = r->subs; s; s = next) {
-		next = s->next; /* s may leave during its own callbacks, no other may */
-		if (s->state != HUB_SUB_REPLAY && s->state != HUB_SUB_LIVE)
-			continue;
-		if (s->state == HUB_SUB_LIVE && room_cursor_gap(&s->cur, ev)) {
-			if (gaps++ == 0) {
-				char last[ROOM_EVID_MAX], prev[ROOM_EVID_MAX];
-				room_evid_format(s->cur.last, last);
-				room_evid_format(ev->prev, prev);
-				log_warn("room %s: event %s came after %s, but a stream's last was %s: "
-					 "messages were lost on the channel; catching up from the history",
-					 r->id, ev->idstr, prev, last);
-			}
-			sub_repair(s, ev);
-			continue;
-		}
-		switch (room_cursor_offer(&s->cur, ev)) {
-		case ROOM_DELIVER:
-			s->ops->deliver(s, ev);
-			break;
-		case ROOM_OVERFLOW:
-			metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_CATCHUP, 0);
-			s->ops->fail(s, "too many events during catch-up");
-			break;
-		case ROOM_DUPLICATE:
-		case ROOM_HELD:
-			break;
-		}
-	}
+	dispatch_events(r, &ev, 1);
 	/* after the event went out: whoever lost the room gets it, then the stream ends */
 	if (ev->ctl == ROOM_CTL_RIGHTS) {
 		rights_changed(r->hub);
@@ -1488,6 +1464,109 @@ static void dispatch(struct hub_room *r, const char *msg, size_t len)
 	if (ev->ctl == ROOM_CTL_DELETED)
 		end_all(r, "room deleted");
 	room_event_release(ev);
+}
+
+/* What a subscriber's live events gathered in dispatch_events are written as: at once when
+ * it can take several, else one by one. Stops once s has left (a failed write). */
+static void deliver_gathered(struct hub_sub *s, struct room_event *const *evs, size_t n)
+{
+	if (n > 1 && s->ops->deliver_many && s->room) {
+		s->ops->deliver_many(s, evs, n);
+		return;
+	}
+	for (size_t i = 0; i < n && s->room; i++)
+		s->ops->deliver(s, evs[i]);
+}
+
+/* Events of room r, in order, to each of its subscribers: for each one the same steps as one
+ * event at a time (a gap starts its repair, a held event waits for its catch-up), but the
+ * events it is to get live are written together, before anything else is done to it. */
+static void dispatch_events(struct hub_room *r, struct room_event *const *evs, size_t n)
+{
+	struct hub_sub *next;
+	int gaps = 0;
+	for (struct hub_sub *s = r->subs; s; s = next) {
+		next = s->next; /* s may leave during its own callbacks, no other may */
+		struct room_event *out[HUB_BATCH_MAX];
+		size_t k = 0;
+		for (size_t i = 0; i < n && s->room == r; i++) {
+			struct room_event *ev = evs[i];
+			if (s->state != HUB_SUB_REPLAY && s->state != HUB_SUB_LIVE)
+				break;
+			if (s->state == HUB_SUB_LIVE && room_cursor_gap(&s->cur, ev)) {
+				if (gaps++ == 0) {
+					char last[ROOM_EVID_MAX], prev[ROOM_EVID_MAX];
+					room_evid_format(s->cur.last, last);
+					room_evid_format(ev->prev, prev);
+					log_warn("room %s: event %s came after %s, but a stream's last was "
+						 "%s: messages were lost on the channel; catching up from "
+						 "the history",
+						 r->id, ev->idstr, prev, last);
+				}
+				deliver_gathered(s, out, k);
+				k = 0;
+				if (s->room == r)
+					sub_repair(s, ev);
+				continue;
+			}
+			switch (room_cursor_offer(&s->cur, ev)) {
+			case ROOM_DELIVER:
+				out[k++] = ev;
+				break;
+			case ROOM_OVERFLOW:
+				deliver_gathered(s, out, k);
+				k = 0;
+				metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_CATCHUP, 0);
+				if (s->room == r)
+					s->ops->fail(s, "too many events during catch-up");
+				break;
+			case ROOM_DUPLICATE:
+			case ROOM_HELD:
+				break;
+			}
+		}
+		deliver_gathered(s, out, k);
+	}
+}
+
+/* The events gathered from the last read (hub.batch), each room's in one pass over its
+ * subscribers. Called before anything else a subscription connection says is acted on, so
+ * the order of events and of what follows them is the order Redis sent them in. */
+static void batch_flush(struct hub *h)
+{
+	if (!h->nbatch)
+		return;
+	struct hub_room *r = h->batch_room;
+	size_t n = h->nbatch;
+	struct room_event *evs[HUB_BATCH_MAX];
+	memcpy(evs, h->batch, n * sizeof evs[0]);
+	h->nbatch = 0;
+	h->batch_room = NULL;
+	dispatch_events(r, evs, n);
+	for (size_t i = 0; i < n; i++)
+		room_event_release(evs[i]);
+}
+
+/* A message of room r from the subscription connection: kept for batch_flush when it is a
+ * plain event (several of one room that come in one read go to each stream in one write),
+ * dispatched at once otherwise (a control event, or one that does not parse: the steps
+ * after it depend on its having gone out). */
+static void batch_message(struct hub *h, struct hub_room *r, const char *msg, size_t len)
+{
+	if (h->batch_room != r)
+		batch_flush(h);
+	struct room_event *ev = room_event_from_message(msg, len);
+	if (!ev || ev->ctl != ROOM_CTL_NONE) {
+		if (ev)
+			room_event_release(ev);
+		batch_flush(h);
+		dispatch(r, msg, len);
+		return;
+	}
+	h->batch_room = r;
+	h->batch[h->nbatch++] = ev;
+	if (h->nbatch == HUB_BATCH_MAX)
+		batch_flush(h);
 }
 
 /* The room's channel is confirmed at its node: held streams start their catch-up. */
@@ -1674,6 +1753,7 @@ static void access_subscribed(struct hub *h)
 static void sub_up(void *arg, struct rsub *c)
 {
 	struct hub_node *n = arg;
+	batch_flush(n->hub);
 	n->sub_ready = 1;
 	n->sub_ping_pending = 0;
 	place_all(n->hub);
@@ -1742,6 +1822,15 @@ static int sub_event(void *arg, struct rsub *c, const struct rsub_event *ev)
 		n->sub_ping_pending = 0;
 		return 0;
 	}
+	/* anything but one more event of the room gathered so far: those go out first */
+	if (h->nbatch) {
+		struct hub_chan *bch = ev->kind == RSUB_MESSAGE && ev->channel
+					       ? chan_find(h, ev->channel, ev->channel_len, &r)
+					       : NULL;
+		if (!bch || !r || r != h->batch_room || bch->node != n)
+			batch_flush(h);
+		r = NULL;
+	}
 	if (ev->channel)
 		ch = chan_find(h, ev->channel, ev->channel_len, &r);
 	if (!ch || ch->node != n)
@@ -1751,7 +1840,7 @@ static int sub_event(void *arg, struct rsub *c, const struct rsub_event *ev)
 		if (ch->link != RL_SUBSCRIBED)
 			break;
 		if (r)
-			dispatch(r, ev->data, ev->len);
+			batch_message(h, r, ev->data, ev->len);
 		else
 			access_message(h, ev->data, ev->len);
 		break;
@@ -1827,12 +1916,21 @@ static void sub_retire(struct hub *h, struct rsub *c)
 static void sub_down(void *arg, struct rsub *c, const char *why)
 {
 	struct hub_node *n = arg;
+	/* the events read before the break are good: they go out before the streams wait */
+	batch_flush(n->hub);
 	if (n->sub != c)
 		return;
 	node_down(n, why);
 }
 
-static const struct rsub_ops sub_ops = {sub_up, sub_event, sub_down};
+static void sub_drained(void *arg, struct rsub *c)
+{
+	struct hub_node *n = arg;
+	(void)c;
+	batch_flush(n->hub);
+}
+
+static const struct rsub_ops sub_ops = {sub_up, sub_event, sub_down, sub_drained};
 
 /* Every channel at n goes back to waiting. */
 static void chans_lost_on(struct hub *h, struct hub_node *n)
@@ -2492,6 +2590,11 @@ void hub_free(struct hub *h)
 	if (!h)
 		return;
 	h->shutting_down = 1;
+	/* (batch_flush runs before any read returns; nothing is left here but to be sure) */
+	for (size_t i = 0; i < h->nbatch; i++)
+		room_event_release(h->batch[i]);
+	h->nbatch = 0;
+	h->batch_room = NULL;
 	if (h->dns) {
 		/* lookups still under way (hub_shutdown cancelled those of a broker that stops)
 		 * are failed by the resolver's end, not cancelled: the callback of a failed one

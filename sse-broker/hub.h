@@ -73,7 +73,14 @@ struct hub_sub_ops {
 	/* Reference counting for the owner, held while a Redis reply is due. */
 	void (*reserve)(struct hub_sub *s);
 	void (*release)(struct hub_sub *s);
+	/* Optional: n (2..HUB_BATCH_MAX) live events, in order, that came from Redis together,
+	 * to be written at once (one system call instead of n). Same contract as deliver for
+	 * each; never a control event (rights, deleted). NULL: deliver is called for each. */
+	int (*deliver_many)(struct hub_sub *s, struct room_event *const *evs, size_t n);
 };
+
+/* Most events of one room gathered from one read of the Redis connection (deliver_many). */
+#define HUB_BATCH_MAX 32
 
 enum hub_sub_state { HUB_SUB_OUT, HUB_SUB_WAIT, HUB_SUB_REPLAY, HUB_SUB_LIVE };
 

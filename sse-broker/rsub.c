@@ -297,6 +297,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 			return;
 		}
 	}
+	if (!c->dead && c->ops->drained)
+		c->ops->drained(c->arg, c);
 }
 
 static int send_cmd(struct rsub *c, enum rsub_cmd cmd, const char *name, const char *a);

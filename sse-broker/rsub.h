@@ -90,6 +90,10 @@ struct rsub_ops {
 	/* The connection failed or broke: nothing more is called. The owner must not free c
 	 * inside this callback; rsub_free() it later (from a timer). */
 	void (*down)(void *arg, struct rsub *c, const char *why);
+	/* Optional: everything read so far was handed to event; called after each read, while
+	 * the connection is up. Lets the owner finish work it gathered over several messages
+	 * that came together (the hub writes a room's burst to each stream at once). */
+	void (*drained)(void *arg, struct rsub *c);
 };
 
 /* Starts connecting to addr (TCP, or AF_UNIX for a unix socket; a resolved address: nothing

@@ -17,6 +17,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -745,6 +746,60 @@ static int sse_deliver(struct hub_sub *s, struct room_event *ev)
 	return 0;
 }
 
+/* Live events of one room that came from Redis together (hub.h, deliver_many), for a stream
+ * with nothing waiting: one sendmsg for all of them, where one send each costs the kernel's
+ * whole TCP path n times over (the broker's main cost once a fan-out falls behind). What the
+ * socket does not take waits in the output, as conn_write_now leaves it. A stream with output
+ * waiting, or an event too large for the bound (sse_deliver puts a resync in its place),
+ * takes them one by one. */
+static int sse_deliver_many(struct hub_sub *s, struct room_event *const *evs, size_t n)
+{
+	struct conn *c = sub_conn(s);
+	if (c->dead)
+		return -1;
+	int one_by_one = n > HUB_BATCH_MAX || s->state != HUB_SUB_LIVE || c->queued ||
+			 c->wev_on || evbuffer_get_length(c->out) > 0;
+	for (size_t i = 0; i < n && !one_by_one; i++)
+		one_by_one = evs[i]->sse_len > c->srv->cfg->out_limit;
+	if (one_by_one) {
+		for (size_t i = 0; i < n; i++)
+			if (sse_deliver(s, evs[i]) < 0)
+				return -1;
+		return 0;
+	}
+	struct iovec iov[HUB_BATCH_MAX];
+	for (size_t i = 0; i < n; i++) {
+		iov[i].iov_base = evs[i]->sse;
+		iov[i].iov_len = evs[i]->sse_len;
+	}
+	struct msghdr m = {.msg_iov = iov, .msg_iovlen = n};
+	c->beat_out = c->srv->beats;
+	ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (w < 0) {
+		if (!would_block()) {
+			conn_close(c, "write error");
+			return -1;
+		}
+		w = 0;
+	}
+	size_t sent = (size_t)w;
+	for (size_t i = 0; i < n; i++) {
+		size_t len = evs[i]->sse_len;
+		if (sent >= len) {
+			sent -= len;
+		} else {
+			/* the rest of this one, then each after it, behind what is waiting */
+			if (conn_write_ex(c, evs[i]->sse + sent, len - sent, 0) < 0)
+				return -1;
+			sent = 0;
+		}
+		broker_metrics_sent(BM_SSE, evs[i]);
+		if (i > 0)
+			metric_inc(&broker_metrics[BM_BATCHED], 0, 0);
+	}
+	return 0;
+}
+
 static int ws_deliver(struct hub_sub *s, struct room_event *ev)
 {
 	struct conn *c = sub_conn(s);
@@ -899,18 +954,18 @@ static void sub_release(struct hub_sub *s)
 }
 
 static const struct hub_sub_ops sse_ops = {sse_deliver, stream_caught_up, sub_fail, sub_revoked,
-					   sub_reserve, sub_release};
+					   sub_reserve, sub_release, sse_deliver_many};
 static const struct hub_sub_ops poll_ops = {poll_deliver, poll_caught_up, sub_fail, sub_revoked,
-					    sub_reserve, sub_release};
+					    sub_reserve, sub_release, NULL};
 static const struct hub_sub_ops ws_ops = {ws_deliver, stream_caught_up, sub_fail, sub_revoked,
-					  sub_reserve, sub_release};
+					  sub_reserve, sub_release, NULL};
 /* before a transport is chosen (the membership check) only the references are used */
 static int nop_deliver(struct hub_sub *s, struct room_event *ev)
 {
 	return -1;
 }
 static const struct hub_sub_ops idle_ops = {nop_deliver, nop_caught_up, sub_fail, sub_revoked,
-					    sub_reserve, sub_release};
+					    sub_reserve, sub_release, NULL};
 
 /* ---- the multi-room stream (docs/API.md, "Several rooms on one stream") ----
  * Each room is its own hub subscriber (struct msub) with its own rights, catch-up and
@@ -1085,7 +1140,7 @@ static void multi_release(struct hub_sub *s)
 }
 
 static const struct hub_sub_ops multi_ops = {multi_deliver, multi_caught_up, multi_fail,
-					     multi_revoked, multi_reserve, multi_release};
+					     multi_revoked, multi_reserve, multi_release, NULL};
 
 static void ws_close_wait_cb(evutil_socket_t fd, short what, void *arg)
 {

@@ -12,7 +12,7 @@ import EventSource from 'eventsource';
 import WebSocket from 'ws';
 
 import { startRedis, startBroker, stop, waitFor, sleep, rssKiB, start, freePort, BROKER_BIN } from '../lib/procs.mjs';
-import { connectRedis, roomKey } from '../lib/resp.mjs';
+import { connectRedis, roomKey, EMIT_SCRIPT, HISTORY_BOUNDS } from '../lib/resp.mjs';
 import { childPids } from '../lib/proctree.mjs';
 import { ticket, session, sign, newSid } from '../lib/tokens.mjs';
 import { startBrokerOnRedis, stopBrokerOnRedis } from '../lib/broker-redis.mjs';
@@ -93,6 +93,9 @@ async function poll(room, since, t = tk(room)) {
 
 const ops = (events) => events.filter((e) => e.type === 'operation');
 const strip = (events) => events.map(({ id, type, data }) => ({ id, type, data }));
+
+// The arguments of one emit (tests/lib/resp.mjs), for a MULTI block
+const emitArgs = (room, type, data) => [EMIT_SCRIPT, 1, roomKey(room, 'events'), type, JSON.stringify(data), HISTORY_BOUNDS];
 
 async function emitOps(room, n, start = 0) {
   const ids = [];
@@ -1210,6 +1213,81 @@ test('a message lost on the channel: the next one shows it, and live streams cat
     assert.equal(curl.text.split(': connected').length, 2, 'SSE still said live once');
   } finally {
     ws.close();
+    await curl.close();
+    const r = await stop(own);
+    assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${own.output}`);
+  }
+});
+
+// Events of one room that reach the broker in one read of its subscription (a busy room, or a
+// broker that fell behind) go to each SSE stream in one write: one system call instead of one
+// per event, the kernel's TCP path being most of what a delivery costs. MULTI/EXEC makes the
+// burst: Redis runs the queued scripts in one go and writes their messages out together.
+// Every transport still gets every event once and in order, and a message lost inside such a
+// burst is still caught up from the history before the ones after it.
+test('a burst of events from Redis goes to each SSE stream in one write; every transport gets it whole and in order, with a loss inside it repaired', async () => {
+  const metricsPort = await freePort();
+  const own = await startBroker({ redisPort: redis.port, secret: SECRET, env: { ...BROKER_ENV, BROKER_METRICS_PORT: String(metricsPort) } });
+  const metric = async (name) => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(text);
+    assert.ok(m, `${name} in ${text}`);
+    return Number(m[1]);
+  };
+  const room = await newRoom();
+  const url = `/events/rooms/${room}?ticket=${tk(room)}`;
+  const curl = curlSse(`${own.base}${url}`);
+  const raw = await rawSse(own.port, url);
+  const ws = wsClient(`ws://127.0.0.1:${own.port}/events/rooms/${room}/ws?ticket=${tk(room)}`);
+  const q = new URLSearchParams({ ticket: tk(room) });
+  try {
+    await waitFor(() => curl.text.includes(': connected') && subscribedFrames(ws.events).length === 1, { what: 'the streams live' });
+    assert.match(raw.text, /: connected/);
+    // a long-poll waiting at the room's tail (no since) is answered with the burst's start
+    const waiting = fetch(`${own.base}/events/rooms/${room}/poll?${q}`).then((r) => r.json());
+    await sleep(200);
+    assert.equal(await metric('codecollab_broker_events_batched_total'), 0, 'nothing batched before the burst');
+    const burst = async (lost) => {
+      await rc.cmd('MULTI');
+      for (let i = 0; i < 12; i++) {
+        if (i === lost) {
+          // written to the history, never published
+          await rc.cmd('XADD', roomKey(room, 'events'), '*', 'type', 'operation', 'data', JSON.stringify({ ops: [`lost${i}`] }));
+        } else {
+          await rc.cmd('EVAL', ...emitArgs(room, 'operation', { ops: [`b${i}`], text: 'a\nb' }));
+        }
+      }
+      return (await rc.cmd('EXEC')).map((r) => (Array.isArray(r) ? r[0] : r));
+    };
+    const rawOps = () => parseSse(raw.text.slice(0, raw.text.lastIndexOf('\n\n') + 2)).filter((e) => e.type === 'operation').map((e) => e.id);
+    const got = { sse: () => ops(curl.events()).map((e) => e.id), raw: rawOps, ws: () => ops(ws.events).map((e) => e.id) };
+    const first = await burst(-1);
+    assert.equal(first.length, 12);
+    for (const [k, f] of Object.entries(got)) {
+      await waitFor(() => f().length >= 12, { timeout: 5000, what: `the burst (${k})` });
+      assert.deepEqual(f(), first, `${k}: every event of the burst once, in order`);
+    }
+    const answer = await waiting;
+    assert.deepEqual(answer.events.filter((e) => e.type === 'operation').map((e) => e.id), first.slice(0, answer.events.length), 'the long-poll answer: the burst from its start, in order');
+    assert.ok(answer.events.length >= 1);
+    const batched = await metric('codecollab_broker_events_batched_total');
+    assert.ok(batched >= 2, `both SSE streams took events of the burst in one write (batched ${batched})`);
+    assert.ok(batched <= 2 * 11, `at most every event but the first of each stream (batched ${batched})`);
+    assert.equal(await metric('codecollab_broker_gap_repairs_total'), 0);
+
+    // the fourth message of the next burst is lost on the channel
+    const second = await burst(3);
+    for (const [k, f] of Object.entries(got)) {
+      await waitFor(() => f().length >= 24, { timeout: 5000, what: `the second burst (${k})` });
+      assert.deepEqual(f(), [...first, ...second], `${k}: the lost event in its place, nothing twice`);
+    }
+    assert.equal(ops(ws.events)[12 + 3].data.ops[0], 'lost3');
+    assert.equal(await metric('codecollab_broker_gap_repairs_total'), 3, 'one repair per live stream');
+    const polled = await poll(room, first[11]);
+    assert.deepEqual(polled.events.filter((e) => e.type === 'operation').map((e) => e.id), second, 'a poll from the first burst\'s end');
+  } finally {
+    ws.close();
+    raw.destroy();
     await curl.close();
     const r = await stop(own);
     assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${own.output}`);
