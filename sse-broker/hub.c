@@ -1438,9 +1438,9 @@ static void end_all(struct hub_room *r, const char *why)
 	}
 }
 
-static void dispatch(struct hub_room *r, const char *msg, size_t len)
+/* ev: msg as room_event_from_message() read it (NULL: it does not parse); taken over. */
+static void dispatch(struct hub_room *r, const char *msg, size_t len, struct room_event *ev)
 {
-	struct room_event *ev = room_event_from_message(msg, len);
 	char idstr[ROOM_EVID_MAX];
 	if (!ev) {
 		/* never a silent gap: in its place a resync, by its id when it has one (then the
@@ -1557,10 +1557,8 @@ static void batch_message(struct hub *h, struct hub_room *r, const char *msg, si
 		batch_flush(h);
 	struct room_event *ev = room_event_from_message(msg, len);
 	if (!ev || ev->ctl != ROOM_CTL_NONE) {
-		if (ev)
-			room_event_release(ev);
 		batch_flush(h);
-		dispatch(r, msg, len);
+		dispatch(r, msg, len, ev);
 		return;
 	}
 	h->batch_room = r;

@@ -785,6 +785,9 @@ static int sse_deliver_many(struct hub_sub *s, struct room_event *const *evs, si
 	size_t sent = (size_t)w;
 	for (size_t i = 0; i < n; i++) {
 		size_t len = evs[i]->sse_len;
+		/* counted when its first byte left in the same call as the event before it */
+		if (i > 0 && sent > 0)
+			metric_inc(&broker_metrics[BM_BATCHED], 0, 0);
 		if (sent >= len) {
 			sent -= len;
 		} else {
@@ -794,8 +797,6 @@ static int sse_deliver_many(struct hub_sub *s, struct room_event *const *evs, si
 			sent = 0;
 		}
 		broker_metrics_sent(BM_SSE, evs[i]);
-		if (i > 0)
-			metric_inc(&broker_metrics[BM_BATCHED], 0, 0);
 	}
 	return 0;
 }
