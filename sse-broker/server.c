@@ -1092,6 +1092,59 @@ static int multi_deliver(struct hub_sub *s, struct room_event *ev)
 	return c->dead || !m->sub.room ? -1 : 0;
 }
 
+/* Live events of one room that came from Redis together (hub.h, deliver_many), for a
+ * multi-room SSE stream (the browser's shared stream): each rendered as multi_deliver does,
+ * all written with one call. WebSocket, and a stream still replaying, take them one by one. */
+static int multi_deliver_many(struct hub_sub *s, struct room_event *const *evs, size_t n)
+{
+	struct msub *m = sub_msub(s);
+	struct conn *c = m->c;
+	if (c->dead || m->dropped)
+		return -1;
+	if (c->route == RT_WS || s->state != HUB_SUB_LIVE || n > HUB_BATCH_MAX) {
+		for (size_t i = 0; i < n; i++)
+			if (multi_deliver(s, evs[i]) < 0)
+				return -1;
+		return 0;
+	}
+	struct room_event *out[HUB_BATCH_MAX];
+	size_t k = 0;
+	int r = 0;
+	struct buf b;
+	buf_init(&b, n * (ROOM_SSE_MAX + 2 * ROOM_ID_MAX + 64));
+	while (k < n && r == 0) {
+		size_t mark = b.len;
+		out[k] = room_event_reserve(evs[k]);
+		r = multi_render(c, m->room, out[k], &b);
+		if (r == 0 && b.len - mark > c->srv->cfg->out_limit) {
+			/* over this client's bound even alone: a resync in its place (fit_event) */
+			room_event_release(out[k]);
+			b.len = mark;
+			b.data[mark] = '\0';
+			out[k] = room_event_resync(evs[k]->idstr, "event_too_large");
+			r = out[k] ? multi_render(c, m->room, out[k], &b) : -1;
+		}
+		k++;
+	}
+	if (r == 0) {
+		int queued = c->queued || c->wev_on || evbuffer_get_length(c->out) > 0;
+		r = conn_write_now(c, b.data, b.len, 0);
+		for (size_t i = 0; r == 0 && i < k; i++)
+			broker_metrics_sent(BM_SSE, out[i]);
+		/* all of it left in that one call */
+		if (r == 0 && !queued && evbuffer_get_length(c->out) == 0)
+			metric_add(&broker_metrics[BM_BATCHED], 0, 0, (long long)k - 1);
+	} else {
+		conn_close(c, "out of memory");
+	}
+	for (size_t i = 0; i < k; i++)
+		room_event_release(out[i]);
+	buf_free(&b);
+	if (r < 0)
+		return -1;
+	return c->dead || !m->sub.room ? -1 : 0;
+}
+
 /* A `subscribed` event {} whose id is where the room stands now that its catch-up is done:
  * a client that had no position for the room resumes it from this one, so a reconnection
  * loses nothing even in a room that has been quiet. The first of each room is forced past
@@ -1141,7 +1194,8 @@ static void multi_release(struct hub_sub *s)
 }
 
 static const struct hub_sub_ops multi_ops = {multi_deliver, multi_caught_up, multi_fail,
-					     multi_revoked, multi_reserve, multi_release, NULL};
+					     multi_revoked, multi_reserve, multi_release,
+					     multi_deliver_many};
 
 static void ws_close_wait_cb(evutil_socket_t fd, short what, void *arg)
 {

@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 
-import { startBroker, stop, waitFor, sleep } from '../lib/procs.mjs';
+import { startBroker, stop, waitFor, sleep, freePort } from '../lib/procs.mjs';
+import { roomKey, EMIT_SCRIPT, HISTORY_BOUNDS } from '../lib/resp.mjs';
 import { ticket, session, newSid } from '../lib/tokens.mjs';
 import { sseBlockStream, sseFields } from '../lib/sse.mjs';
 import { startBrokerOnRedis, stopBrokerOnRedis } from '../lib/broker-redis.mjs';
@@ -81,6 +82,54 @@ const emitOps = async (room, n, from = 0) => {
 const opIds = (evs) => evs.filter((e) => e.type === 'operation').map((e) => e.id);
 // streams are subscribed (their rooms' channels confirmed) a moment after they open
 const settle = () => sleep(300);
+
+// Events of a room that reach the broker in one read go to a multi-room SSE stream (the
+// browser's shared stream) in one write, room by room; the WebSocket takes them one by one.
+// MULTI/EXEC makes the burst: six events of one room, six of another, then six of the first.
+test('a burst of events in two rooms reaches a multi-room stream in order, each room\'s run in one write', async () => {
+  const metricsPort = await freePort();
+  const own = await startBroker({ redisPort: redis.port, secret: SECRET, env: { BROKER_HEARTBEAT_MS: '500', BROKER_METRICS_PORT: String(metricsPort) } });
+  const batched = async () => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const m = /^codecollab_broker_events_batched_total (\d+)$/m.exec(text);
+    assert.ok(m, text);
+    return Number(m[1]);
+  };
+  const [a, b] = [await newRoom(), await newRoom()];
+  const sse = multiSse(`rooms=${a},${b}`, bearer(), own);
+  const ws = multiWs(`rooms=${a},${b}`, bearer(), own);
+  try {
+    await sse.opened;
+    await ws.opened;
+    await settle();
+    assert.equal(await batched(), 0);
+    await rc.cmd('MULTI');
+    const order = [];
+    for (const [room, n] of [[a, 6], [b, 6], [a, 6]]) {
+      for (let i = 0; i < n; i++) {
+        await rc.cmd('EVAL', EMIT_SCRIPT, 1, roomKey(room, 'events'), 'operation', JSON.stringify({ ops: [`${room} ${i}`] }), HISTORY_BOUNDS);
+        order.push(room);
+      }
+    }
+    const ids = await rc.cmd('EXEC');
+    const want = { [a]: ids.filter((_, i) => order[i] === a), [b]: ids.filter((_, i) => order[i] === b) };
+    for (const c of [sse, ws]) {
+      await waitFor(() => opIds(c.of(a)).length === 12 && opIds(c.of(b)).length === 6, { what: 'the burst' });
+      assert.deepEqual(opIds(c.of(a)), want[a]);
+      assert.deepEqual(opIds(c.of(b)), want[b]);
+      // across rooms too: the stream's order is the order Redis sent them in
+      assert.deepEqual(c.events.filter((e) => e.type === 'operation').map((e) => e.room), order);
+    }
+    const n = await batched();
+    // each run of six in one write counts five; the WebSocket counts nothing
+    assert.ok(n >= 5 && n <= 15, `runs of one room went out in one write (batched ${n})`);
+  } finally {
+    sse.close();
+    ws.close();
+    const r = await stop(own);
+    assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${own.output}`);
+  }
+});
 
 test('every room\'s events arrive on one stream with their room, in order, over SSE and WebSocket', async () => {
   const rooms = [await newRoom(), await newRoom(), await newRoom()];
