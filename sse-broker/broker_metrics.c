@@ -43,9 +43,9 @@ struct metric broker_metrics[BM_N] = {
 			     "before the one that came never arrived over pub/sub.",
 		     .type = METRIC_COUNTER},
 	[BM_BATCHED] = {.name = "codecollab_broker_events_batched_total",
-			.help = "Live SSE events that left in one write with the event before them "
-				"(a room's events that came from Redis together).",
-			.type = METRIC_COUNTER},
+			.help = "Live events that left in one write with the event before them "
+				"(a room's events that came from Redis together), by transport.",
+			.type = METRIC_COUNTER, TRANSPORT},
 };
 
 void broker_metrics_sent(enum bm_transport t, const struct room_event *ev)

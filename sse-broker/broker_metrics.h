@@ -15,7 +15,7 @@ enum broker_metric {
 	BM_REDIS_RECONNECTS, /* counter */
 	BM_RIGHTS_RECHECKS,  /* counter: streams (distinct subjects) asked about again */
 	BM_GAPS,	     /* counter: streams caught up from the history after a lost message */
-	BM_BATCHED,	     /* counter: SSE events written in one system call with the one before */
+	BM_BATCHED,	     /* counter {transport}: events written in one call with the one before */
 	BM_N
 };
 

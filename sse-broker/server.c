@@ -787,7 +787,7 @@ static int sse_deliver_many(struct hub_sub *s, struct room_event *const *evs, si
 		size_t len = evs[i]->sse_len;
 		/* counted when its first byte left in the same call as the event before it */
 		if (i > 0 && sent > 0)
-			metric_inc(&broker_metrics[BM_BATCHED], 0, 0);
+			metric_inc(&broker_metrics[BM_BATCHED], BM_SSE, 0);
 		if (sent >= len) {
 			sent -= len;
 		} else {
@@ -824,6 +824,49 @@ static int ws_deliver(struct hub_sub *s, struct room_event *ev)
 		return -1;
 	if (!c->dead && ev->ctl == ROOM_CTL_DELETED)
 		conn_revoke(c, "room deleted");
+	return c->dead || !c->sub.room ? -1 : 0;
+}
+
+/* Live events that came from Redis together (hub.h, deliver_many) for a WebSocket stream:
+ * their frames queued first and written with one call (ws_pump), the output let go early
+ * only when it nears the client's bound. A replaying stream takes them one by one. */
+static int ws_deliver_many(struct hub_sub *s, struct room_event *const *evs, size_t n)
+{
+	struct conn *c = sub_conn(s);
+	if (c->dead || !c->ws)
+		return -1;
+	if (s->state != HUB_SUB_LIVE) {
+		for (size_t i = 0; i < n; i++)
+			if (ws_deliver(s, evs[i]) < 0)
+				return -1;
+		return 0;
+	}
+	int queued = c->queued || c->wev_on || evbuffer_get_length(c->out) > 0;
+	size_t pumps = 0, k = 0;
+	int r = 0;
+	for (; k < n && r == 0; k++) {
+		struct room_event *out =
+			fit_event(c, evs[k], evs[k]->json_len + SERVER_WS_FRAME_HEAD);
+		if (!out) {
+			conn_close(c, "out of memory");
+			return -1;
+		}
+		if (ws_conn_output(c->ws)->len + out->json_len + SERVER_WS_FRAME_HEAD >
+		    c->srv->cfg->out_limit / 2) {
+			ws_pump(c);
+			pumps++;
+		}
+		r = c->dead ? -1 : ws_conn_send_text(c->ws, out->json, out->json_len);
+		if (r == 0)
+			broker_metrics_sent(BM_WS, out);
+		room_event_release(out);
+	}
+	ws_pump(c);
+	/* all of it left in that one call */
+	if (r == 0 && !pumps && !queued && !c->dead && evbuffer_get_length(c->out) == 0)
+		metric_add(&broker_metrics[BM_BATCHED], BM_WS, 0, (long long)k - 1);
+	if (r < 0)
+		return -1;
 	return c->dead || !c->sub.room ? -1 : 0;
 }
 
@@ -959,7 +1002,7 @@ static const struct hub_sub_ops sse_ops = {sse_deliver, stream_caught_up, sub_fa
 static const struct hub_sub_ops poll_ops = {poll_deliver, poll_caught_up, sub_fail, sub_revoked,
 					    sub_reserve, sub_release, NULL};
 static const struct hub_sub_ops ws_ops = {ws_deliver, stream_caught_up, sub_fail, sub_revoked,
-					  sub_reserve, sub_release, NULL};
+					  sub_reserve, sub_release, ws_deliver_many};
 /* before a transport is chosen (the membership check) only the references are used */
 static int nop_deliver(struct hub_sub *s, struct room_event *ev)
 {
@@ -1133,7 +1176,7 @@ static int multi_deliver_many(struct hub_sub *s, struct room_event *const *evs, 
 			broker_metrics_sent(BM_SSE, out[i]);
 		/* all of it left in that one call */
 		if (r == 0 && !queued && evbuffer_get_length(c->out) == 0)
-			metric_add(&broker_metrics[BM_BATCHED], 0, 0, (long long)k - 1);
+			metric_add(&broker_metrics[BM_BATCHED], BM_SSE, 0, (long long)k - 1);
 	} else {
 		conn_close(c, "out of memory");
 	}

@@ -1225,12 +1225,12 @@ test('a message lost on the channel: the next one shows it, and live streams cat
 // burst: Redis runs the queued scripts in one go and writes their messages out together.
 // Every transport still gets every event once and in order, and a message lost inside such a
 // burst is still caught up from the history before the ones after it.
-test('a burst of events from Redis goes to each SSE stream in one write; every transport gets it whole and in order, with a loss inside it repaired', async () => {
+test('a burst of events from Redis goes to each SSE and WebSocket stream in one write; every transport gets it whole and in order, with a loss inside it repaired', async () => {
   const metricsPort = await freePort();
   const own = await startBroker({ redisPort: redis.port, secret: SECRET, env: { ...BROKER_ENV, BROKER_METRICS_PORT: String(metricsPort) } });
   const metric = async (name) => {
     const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(text);
+    const m = new RegExp(`^${name.replace(/[{}"]/g, '\\$&')} (\\d+)$`, 'm').exec(text);
     assert.ok(m, `${name} in ${text}`);
     return Number(m[1]);
   };
@@ -1246,7 +1246,8 @@ test('a burst of events from Redis goes to each SSE stream in one write; every t
     // a long-poll waiting at the room's tail (no since) is answered with the burst's start
     const waiting = fetch(`${own.base}/events/rooms/${room}/poll?${q}`).then((r) => r.json());
     await sleep(200);
-    assert.equal(await metric('codecollab_broker_events_batched_total'), 0, 'nothing batched before the burst');
+    const batchedOf = (t) => metric(`codecollab_broker_events_batched_total{transport="${t}"}`);
+    assert.equal(await batchedOf('sse') + await batchedOf('ws'), 0, 'nothing batched before the burst');
     const burst = async (lost) => {
       await rc.cmd('MULTI');
       for (let i = 0; i < 12; i++) {
@@ -1270,9 +1271,10 @@ test('a burst of events from Redis goes to each SSE stream in one write; every t
     const answer = await waiting;
     assert.deepEqual(answer.events.filter((e) => e.type === 'operation').map((e) => e.id), first.slice(0, answer.events.length), 'the long-poll answer: the burst from its start, in order');
     assert.ok(answer.events.length >= 1);
-    const batched = await metric('codecollab_broker_events_batched_total');
-    assert.ok(batched >= 2, `the SSE streams took events of the burst in one write with the one before (batched ${batched})`);
-    assert.ok(batched <= 2 * 11, `at most every event but the first of each stream (batched ${batched})`);
+    // two SSE streams and a WebSocket, each taking the burst in one write or a few
+    const sseBatched = await batchedOf('sse'), wsBatched = await batchedOf('ws');
+    assert.ok(sseBatched >= 2 && sseBatched <= 2 * 11, `each SSE stream took events of the burst in one write with the one before (batched ${sseBatched})`);
+    assert.ok(wsBatched >= 1 && wsBatched <= 11, `so did the WebSocket (batched ${wsBatched})`);
     assert.equal(await metric('codecollab_broker_gap_repairs_total'), 0);
 
     // the fourth message of the next burst is lost on the channel
