@@ -844,7 +844,7 @@ static int ws_deliver_many(struct hub_sub *s, struct room_event *const *evs, siz
 	int queued = c->queued || c->wev_on || evbuffer_get_length(c->out) > 0;
 	size_t pumps = 0, k = 0;
 	int r = 0;
-	for (; k < n && r == 0; k++) {
+	for (; k < n && r == 0 && c->sub.room; k++) {
 		struct room_event *out =
 			fit_event(c, evs[k], evs[k]->json_len + SERVER_WS_FRAME_HEAD);
 		if (!out) {
