@@ -94,6 +94,16 @@ async function poll(room, since, t = tk(room)) {
 const ops = (events) => events.filter((e) => e.type === 'operation');
 const strip = (events) => events.map(({ id, type, data }) => ({ id, type, data }));
 
+// One series' value on a broker's metrics listener, by its exact text (name and labels):
+// missing asserts, unless absent gives the value to use then (a counter not yet started).
+async function metricValue(port, series, { absent } = {}) {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const m = new RegExp(`^${series.replace(/[{}"]/g, '\\$&')} (\\d+)$`, 'm').exec(text);
+  if (!m && absent !== undefined) return absent;
+  assert.ok(m, `${series} in ${text}`);
+  return Number(m[1]);
+}
+
 // The arguments of one emit (tests/lib/resp.mjs), for a MULTI block
 const emitArgs = (room, type, data) => [EMIT_SCRIPT, 1, roomKey(room, 'events'), type, JSON.stringify(data), HISTORY_BOUNDS];
 
@@ -1183,12 +1193,7 @@ async function brimRoom(port, render, user) {
 test('a message lost on the channel: the next one shows it, and live streams catch up from the history in order', async () => {
   const metricsPort = await freePort();
   const own = await startBroker({ redisPort: redis.port, secret: SECRET, env: { ...BROKER_ENV, BROKER_METRICS_PORT: String(metricsPort) } });
-  const repairs = async () => {
-    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    const m = /^codecollab_broker_gap_repairs_total (\d+)$/m.exec(text);
-    assert.ok(m, text);
-    return Number(m[1]);
-  };
+  const repairs = () => metricValue(metricsPort, 'codecollab_broker_gap_repairs_total');
   const room = await newRoom();
   const curl = curlSse(`${own.base}/events/rooms/${room}?ticket=${tk(room)}`);
   const ws = wsClient(`ws://127.0.0.1:${own.port}/events/rooms/${room}/ws?ticket=${tk(room)}`);
@@ -1228,12 +1233,7 @@ test('a message lost on the channel: the next one shows it, and live streams cat
 test('a burst of events from Redis goes to each SSE and WebSocket stream in one write; every transport gets it whole and in order, with a loss inside it repaired', async () => {
   const metricsPort = await freePort();
   const own = await startBroker({ redisPort: redis.port, secret: SECRET, env: { ...BROKER_ENV, BROKER_METRICS_PORT: String(metricsPort) } });
-  const metric = async (name) => {
-    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    const m = new RegExp(`^${name.replace(/[{}"]/g, '\\$&')} (\\d+)$`, 'm').exec(text);
-    assert.ok(m, `${name} in ${text}`);
-    return Number(m[1]);
-  };
+  const metric = (series) => metricValue(metricsPort, series);
   const room = await newRoom();
   const url = `/events/rooms/${room}?ticket=${tk(room)}`;
   const curl = curlSse(`${own.base}${url}`);
@@ -1562,12 +1562,7 @@ test('BROKER_MAX_STREAMS_PER_USER=3 over two processes: a user\'s fourth stream 
     },
   });
   const clients = async () => (await (await fetch(`${capped.base}/events/health`)).json()).clients;
-  const dropped = async (reason) => {
-    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    const m = new RegExp(`^codecollab_broker_clients_dropped_total\\{reason="${reason}"\\} (\\d+)$`, 'm').exec(text);
-    assert.ok(m, text);
-    return Number(m[1]);
-  };
+  const dropped = (reason) => metricValue(metricsPort, `codecollab_broker_clients_dropped_total{reason="${reason}"}`);
   const A = 81, B = 82;
   const room = await newRoom();
   // long-polls wait in a room of their own: the presence events (join, leave) of the other
@@ -1949,11 +1944,7 @@ async function stallBroker() {
       BROKER_METRICS_PORT: String(metricsPort),
     },
   });
-  own.drops = async () => {
-    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    const m = /^codecollab_broker_clients_dropped_total\{reason="write_timeout"\} (\d+)$/m.exec(text);
-    return m ? Number(m[1]) : 0;
-  };
+  own.drops = () => metricValue(metricsPort, 'codecollab_broker_clients_dropped_total{reason="write_timeout"}', { absent: 0 });
   own.clients = async () => (await (await fetch(`${own.base}/events/health`)).json()).clients;
   return own;
 }
