@@ -38,7 +38,7 @@ LIB_LIBS := -lhiredis -lpq -lcjson -ljwt -largon2 -lcurl -lssl -lcrypto -lm -lpt
 API_LIBS := -lfcgi
 # -levent is libevent whole: core and "extra", whose evdns resolves the broker's Redis host
 # names without blocking its loop (docs/INTERNALS.md, "Connecting to Redis").
-BROKER_LIBS := -levent -lwslay
+BROKER_LIBS := -levent -lwslay -luring
 WORKER_LIBS := -lpthread
 
 LIB_SRC := $(wildcard lib/*.c)

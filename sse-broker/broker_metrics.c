@@ -46,6 +46,14 @@ struct metric broker_metrics[BM_N] = {
 			.help = "Live events that left in one write with the event before them "
 				"(a room's events that came from Redis together), by transport.",
 			.type = METRIC_COUNTER, TRANSPORT},
+	[BM_SEND_SUBMISSIONS] = {.name = "codecollab_broker_send_submissions_total",
+				 .help = "io_uring submissions that carried stream writes (0 while "
+					 "BROKER_IO_URING is off or io_uring is not available).",
+				 .type = METRIC_COUNTER},
+	[BM_SEND_BATCHED] = {.name = "codecollab_broker_sends_submitted_total",
+			     .help = "Stream writes made through those submissions, one per "
+				     "stream and turn of the loop.",
+			     .type = METRIC_COUNTER},
 };
 
 void broker_metrics_sent(enum bm_transport t, const struct room_event *ev)

@@ -16,6 +16,8 @@ enum broker_metric {
 	BM_RIGHTS_RECHECKS,  /* counter: streams (distinct subjects) asked about again */
 	BM_GAPS,	     /* counter: streams caught up from the history after a lost message */
 	BM_BATCHED,	     /* counter {transport}: events written in one call with the one before */
+	BM_SEND_SUBMISSIONS, /* counter: io_uring submissions of stream sends */
+	BM_SEND_BATCHED,     /* counter: stream sends made through those submissions */
 	BM_N
 };
 

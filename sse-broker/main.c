@@ -225,6 +225,7 @@ int main(void)
 		{"BROKER_ROOM_LINGER_MS", 2000, 0, 3600000, &cfg.hub.room_linger_ms},
 		{"BROKER_CATCHUP_HOLD", 10000, 16, 10000000, &max_held},
 		{"BROKER_METRICS_PORT", 0, 0, 65535, &cfg.metrics_port},
+		{"BROKER_IO_URING", 1, 0, 1, &cfg.io_uring},
 		{"PRESENCE_RATE_LIMIT", PRESENCE_RATE_LIMIT_DEFAULT, 1, 1000000,
 		 &cfg.hub.presence_limit},
 	};

@@ -6,6 +6,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -110,6 +111,7 @@ struct conn {
 	struct evbuffer *in, *out;
 	int wev_on;   /* wev is registered: the socket would block */
 	int queued;   /* on the server's flush list (holds a reference) */
+	int usend;    /* a send of it waits in the server's io_uring batch (holds a reference) */
 	int slot;     /* counted against max_streams (server_cfg) */
 	int user_counted; /* counted against max_streams_per_user as user (user_admit) */
 	long long user;
@@ -165,6 +167,7 @@ struct server {
 	size_t nconns;
 	struct conn *reap;
 	struct conn *flushq; /* connections with output to send in this turn of the loop */
+	struct usend *us;    /* stream sends gathered for one io_uring submission; NULL: off */
 	struct event *reaper, *flusher, *beat, *sigterm, *sigint, *quit;
 	unsigned beats; /* beat_cb's ticks so far */
 	struct http_head head; /* scratch: valid during one parse */
@@ -305,10 +308,19 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+static void usend_flush(struct server *srv);
+static void usend_end_turn(struct server *srv);
+
 static void conn_close(struct conn *c, const char *why)
 {
 	if (c->dead)
 		return;
+	/* its send waiting in the batch goes first, while the socket is still its own */
+	if (c->usend) {
+		usend_flush(c->srv);
+		if (c->dead)
+			return;
+	}
 	c->dead = 1;
 	(void)why; /* kept for debugging sessions; a log line per client would flood */
 	conn_leave_all(c);
@@ -420,6 +432,8 @@ static void write_ready_cb(evutil_socket_t fd, short what, void *arg)
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
+	/* the batch first: what its sockets did not take joins the list below */
+	usend_end_turn(srv);
 	struct conn *list = srv->flushq;
 	srv->flushq = NULL;
 	while (list) {
@@ -473,21 +487,246 @@ static int conn_write(struct conn *c, const void *p, size_t n)
 	return conn_write_ex(c, p, n, 0);
 }
 
+/* Whether anything of the connection waits to be sent: new output goes behind it. */
+static int conn_has_output(const struct conn *c)
+{
+	return c->queued || c->wev_on || c->usend || evbuffer_get_length(c->out) > 0;
+}
+
+/* ---- sends in one io_uring submission (docs/INTERNALS.md, "Sends in one submission") ----
+ * A room's event goes to every stream of the room, and each send is a system call: on these
+ * machines the call alone costs about a microsecond and the kernel's TCP path several more,
+ * which at a thousand streams is the broker's whole share of a delivery. Stream output for a
+ * connection with nothing waiting is therefore copied into the server's batch (a few hundred
+ * bytes each: a copy costs far less than a call) and the batch goes to the kernel as one
+ * io_uring submission of MSG_DONTWAIT sends, when it is full and once the callbacks of this
+ * turn of the loop are done (flush_cb). The sends never wait: a socket without room answers
+ * EAGAIN at once, so every completion is there when the submission returns, and nothing of
+ * a connection is in the kernel's hands past usend_flush. What a socket did not take is put
+ * in front of the connection's output, which takes the conn_flush way from there. While a
+ * connection's send waits in the batch it counts as having output (conn_has_output), so
+ * later output queues behind it; closing or finishing the connection sends the batch
+ * first. */
+
+#define USEND_ENTRIES 256
+/* A turn's first submission goes once this many sends are gathered, each further one at
+ * twice the one before, up to USEND_ENTRIES: the first streams of a big room are not kept
+ * waiting while the later ones' copies are made, and most of a thousand sends still share
+ * a few calls (16, 32, 64, 128, 256, ...). */
+#define USEND_FIRST 16
+#define USEND_ARENA ((size_t)256 * 1024)
+/* a piece larger than this goes to the socket at once (a replayed snapshot, a resync) */
+#define USEND_PIECE_MAX ((size_t)16 * 1024)
+
+struct usend_entry {
+	struct conn *c;
+	size_t off, len;
+	int force;
+	int res; /* the send's completion: bytes taken, or -errno */
+};
+
+struct usend {
+	struct io_uring ring;
+	char *arena;
+	size_t used;
+	unsigned n;
+	unsigned limit; /* the count that sends the batch now (USEND_FIRST) */
+	int busy;   /* usend_flush is handling completions: no new entry, no nested flush */
+	int broken; /* the ring failed once: sends go one by one from then on */
+	struct usend_entry ent[USEND_ENTRIES];
+};
+
+static struct usend *usend_new(void)
+{
+	struct usend *u = calloc(1, sizeof *u);
+	if (!u)
+		return NULL;
+	u->arena = malloc(USEND_ARENA);
+	int r = u->arena ? io_uring_queue_init(USEND_ENTRIES, &u->ring, 0) : -ENOMEM;
+	if (r < 0) {
+		log_info("io_uring not available (%s): each stream write is its own system call",
+			 strerror(-r));
+		free(u->arena);
+		free(u);
+		return NULL;
+	}
+	u->limit = USEND_FIRST;
+	log_info("stream writes: io_uring, up to %d sends per submission", USEND_ENTRIES);
+	return u;
+}
+
+static void usend_free(struct usend *u)
+{
+	if (!u)
+		return;
+	io_uring_queue_exit(&u->ring);
+	free(u->arena);
+	free(u);
+}
+
+/* Hands the batch to the kernel and waits for its completions: all are there at once, the
+ * sends being MSG_DONTWAIT. -1 when the ring failed (every entry's res is set then). */
+static int usend_submit(struct usend *u)
+{
+	unsigned done = 0;
+	for (unsigned i = 0; i < u->n; i++) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+		if (!sqe) /* cannot be: the ring has USEND_ENTRIES and is empty here */
+			goto broken;
+		io_uring_prep_send(sqe, u->ent[i].c->fd, u->arena + u->ent[i].off, u->ent[i].len,
+				   MSG_NOSIGNAL | MSG_DONTWAIT);
+		io_uring_sqe_set_data64(sqe, i);
+		u->ent[i].res = -EINPROGRESS;
+	}
+	for (int tries = 0; io_uring_sq_ready(&u->ring) > 0; tries++) {
+		int r = io_uring_submit(&u->ring);
+		if (r < 0 && ((r != -EINTR && r != -EAGAIN) || tries >= 100))
+			goto broken;
+	}
+	while (done < u->n) {
+		struct io_uring_cqe *cqe;
+		int r = io_uring_wait_cqe(&u->ring, &cqe);
+		if (r == -EINTR)
+			continue;
+		if (r < 0)
+			goto broken;
+		__u64 i = io_uring_cqe_get_data64(cqe);
+		if (i < u->n && u->ent[i].res == -EINPROGRESS) {
+			u->ent[i].res = cqe->res;
+			done++;
+		}
+		io_uring_cqe_seen(&u->ring, cqe);
+	}
+	return 0;
+broken:
+	log_error("io_uring failed: stream writes go one by one from now on");
+	u->broken = 1;
+	for (unsigned i = 0; i < u->n; i++)
+		if (u->ent[i].res == -EINPROGRESS)
+			u->ent[i].res = -EIO;
+	return -1;
+}
+
+static void usend_flush(struct server *srv)
+{
+	struct usend *u = srv->us;
+	if (!u || u->busy || u->n == 0)
+		return;
+	u->busy = 1;
+	usend_submit(u);
+	/* first what each socket did not take goes in front of its output, with no bound: a
+	 * close here could reach other connections of the batch before theirs is in place */
+	for (unsigned i = 0; i < u->n; i++) {
+		struct usend_entry *e = &u->ent[i];
+		struct conn *c = e->c;
+		c->usend = 0;
+		if (e->res == -EAGAIN || e->res == -EINTR)
+			e->res = 0; /* the socket took nothing */
+		if (c->dead || e->res < 0 || (size_t)e->res == e->len)
+			continue;
+		size_t w = (size_t)e->res;
+		if (evbuffer_prepend(c->out, u->arena + e->off + w, e->len - w) < 0)
+			e->res = -ENOMEM;
+		else
+			conn_schedule_flush(c);
+	}
+	/* then the connections it ends: a write error, out of memory, a client over its bound
+	 * (docs/CONVENTIONS.md §3, as conn_write_ex) */
+	for (unsigned i = 0; i < u->n; i++) {
+		struct usend_entry *e = &u->ent[i];
+		struct conn *c = e->c;
+		if (!c->dead && e->res < 0) {
+			conn_close(c, e->res == -ENOMEM ? "out of memory" : "write error");
+		} else if (!c->dead && !e->force &&
+			   evbuffer_get_length(c->out) > c->srv->cfg->out_limit) {
+			log_info("dropping a slow client of room %s (%zu bytes unsent)", c->room,
+				 evbuffer_get_length(c->out));
+			metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_SLOW, 0);
+			conn_close(c, "output bound");
+		}
+		conn_release(c);
+	}
+	metric_inc(&broker_metrics[BM_SEND_SUBMISSIONS], 0, 0);
+	metric_add(&broker_metrics[BM_SEND_BATCHED], 0, 0, (long long)u->n);
+	u->n = 0;
+	u->used = 0;
+	u->busy = 0;
+}
+
+/* The turn's callbacks are done: the batch goes, and the next turn starts small again. */
+static void usend_end_turn(struct server *srv)
+{
+	usend_flush(srv);
+	if (srv->us)
+		srv->us->limit = USEND_FIRST;
+}
+
+/* Puts the pieces (one send's worth) in the batch: 1 when they were taken, 0 when they go
+ * the ordinary way (no ring, a piece too large, a flush under way, a connection that is no
+ * stream), -1 when the connection was closed meanwhile. */
+static int usend_add(struct conn *c, const struct iovec *iov, size_t niov, int force)
+{
+	struct server *srv = c->srv;
+	struct usend *u = srv->us;
+	if (!u || u->busy || u->broken || (c->kind != CK_SSE && c->kind != CK_WS))
+		return 0;
+	size_t len = 0;
+	for (size_t i = 0; i < niov; i++)
+		len += iov[i].iov_len;
+	if (len == 0 || len > USEND_PIECE_MAX)
+		return 0;
+	if (u->n >= u->limit || u->used + len > USEND_ARENA) {
+		usend_flush(srv);
+		u->limit = u->limit * 2 < USEND_ENTRIES ? u->limit * 2 : USEND_ENTRIES;
+		if (c->dead)
+			return -1;
+		if (u->broken)
+			return 0;
+	}
+	struct usend_entry *e = &u->ent[u->n++];
+	e->c = c;
+	e->off = u->used;
+	e->len = len;
+	e->force = force;
+	for (size_t i = 0; i < niov; i++) {
+		memcpy(u->arena + u->used, iov[i].iov_base, iov[i].iov_len);
+		u->used += iov[i].iov_len;
+	}
+	c->usend = 1;
+	conn_reserve(c); /* the batch holds it until usend_flush */
+	if (u->n == 1)
+		event_active(srv->flusher, EV_TIMEOUT, 0);
+	return 1;
+}
+
 /* Stream output (a live event on SSE, one room or several, a WebSocket's frames) for a
- * connection with nothing waiting to be sent goes to the socket at once: no copy into the
- * output buffer (libevent gives every piece a chunk of at least 1 KiB), no trip through the
- * flush list, and in a big room the first streams are written while the later ones' turns
- * are still to come, not after all of them were queued. What the socket does not take, and
- * anything for a stream with output waiting, goes the conn_write_ex way (force as there),
- * behind what is already there, so the order holds. */
-static int conn_write_now(struct conn *c, const char *p, size_t n, int force)
+ * connection with nothing waiting to be sent goes into the server's send batch (above), or
+ * without one to the socket at once: no copy into the output buffer (libevent gives every
+ * piece a chunk of at least 1 KiB), no trip through the flush list, and in a big room the
+ * first streams are written while the later ones' turns are still to come. What the socket
+ * does not take, and anything for a stream with output waiting, goes the conn_write_ex way
+ * (force as there), behind what is already there, so the order holds. The pieces leave
+ * as one: the bytes handed to the kernel in that one call come back (all of them when the
+ * batch took them), or -1 when the connection is gone. */
+static ssize_t conn_writev_now(struct conn *c, const struct iovec *iov, size_t niov, int force)
 {
 	if (c->dead)
 		return -1;
-	if (c->queued || c->wev_on || evbuffer_get_length(c->out) > 0)
-		return conn_write_ex(c, p, n, force);
+	if (conn_has_output(c)) {
+		for (size_t i = 0; i < niov; i++)
+			if (conn_write_ex(c, iov[i].iov_base, iov[i].iov_len, force) < 0)
+				return -1;
+		return 0;
+	}
 	c->beat_out = c->srv->beats;
-	ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	size_t len = 0;
+	for (size_t i = 0; i < niov; i++)
+		len += iov[i].iov_len;
+	int b = usend_add(c, iov, niov, force);
+	if (b != 0)
+		return b < 0 ? -1 : (ssize_t)len;
+	struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = niov};
+	ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (w < 0) {
 		if (!would_block()) {
 			conn_close(c, "write error");
@@ -495,7 +734,25 @@ static int conn_write_now(struct conn *c, const char *p, size_t n, int force)
 		}
 		w = 0;
 	}
-	return (size_t)w == n ? 0 : conn_write_ex(c, p + w, n - (size_t)w, force);
+	/* the rest, behind it */
+	size_t skip = (size_t)w;
+	for (size_t i = 0; i < niov; i++) {
+		size_t n = iov[i].iov_len;
+		if (skip >= n) {
+			skip -= n;
+			continue;
+		}
+		if (conn_write_ex(c, (const char *)iov[i].iov_base + skip, n - skip, force) < 0)
+			return -1;
+		skip = 0;
+	}
+	return w;
+}
+
+static int conn_write_now(struct conn *c, const char *p, size_t n, int force)
+{
+	struct iovec v = {.iov_base = (void *)p, .iov_len = n};
+	return conn_writev_now(c, &v, 1, force) < 0 ? -1 : 0;
 }
 
 static void flush_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -550,6 +807,9 @@ static void conn_discard(struct conn *c)
 /* Stop reading; close once everything written is sent (or after a timeout). */
 static void conn_finish(struct conn *c)
 {
+	/* its send waiting in the batch: out first, so the output's length below is all */
+	if (c->usend)
+		usend_flush(c->srv);
 	if (c->dead)
 		return;
 	/* first: once `clients` (health) shows the stream gone, its places are free */
@@ -757,8 +1017,7 @@ static int sse_deliver_many(struct hub_sub *s, struct room_event *const *evs, si
 	struct conn *c = sub_conn(s);
 	if (c->dead)
 		return -1;
-	int one_by_one = n > HUB_BATCH_MAX || s->state != HUB_SUB_LIVE || c->queued ||
-			 c->wev_on || evbuffer_get_length(c->out) > 0;
+	int one_by_one = n > HUB_BATCH_MAX || s->state != HUB_SUB_LIVE || conn_has_output(c);
 	for (size_t i = 0; i < n && !one_by_one; i++)
 		one_by_one = evs[i]->sse_len > c->srv->cfg->out_limit;
 	if (one_by_one) {
@@ -772,30 +1031,15 @@ static int sse_deliver_many(struct hub_sub *s, struct room_event *const *evs, si
 		iov[i].iov_base = evs[i]->sse;
 		iov[i].iov_len = evs[i]->sse_len;
 	}
-	struct msghdr m = {.msg_iov = iov, .msg_iovlen = n};
-	c->beat_out = c->srv->beats;
-	ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
-	if (w < 0) {
-		if (!would_block()) {
-			conn_close(c, "write error");
-			return -1;
-		}
-		w = 0;
-	}
+	ssize_t w = conn_writev_now(c, iov, n, 0);
+	if (w < 0)
+		return -1;
 	size_t sent = (size_t)w;
 	for (size_t i = 0; i < n; i++) {
-		size_t len = evs[i]->sse_len;
 		/* counted when its first byte left in the same call as the event before it */
 		if (i > 0 && sent > 0)
 			metric_inc(&broker_metrics[BM_BATCHED], BM_SSE, 0);
-		if (sent >= len) {
-			sent -= len;
-		} else {
-			/* the rest of this one, then each after it, behind what is waiting */
-			if (conn_write_ex(c, evs[i]->sse + sent, len - sent, 0) < 0)
-				return -1;
-			sent = 0;
-		}
+		sent = sent > evs[i]->sse_len ? sent - evs[i]->sse_len : 0;
 		broker_metrics_sent(BM_SSE, evs[i]);
 	}
 	return 0;
@@ -841,7 +1085,7 @@ static int ws_deliver_many(struct hub_sub *s, struct room_event *const *evs, siz
 				return -1;
 		return 0;
 	}
-	int queued = c->queued || c->wev_on || evbuffer_get_length(c->out) > 0;
+	int queued = conn_has_output(c);
 	size_t pumps = 0, k = 0;
 	int r = 0;
 	for (; k < n && r == 0 && c->sub.room; k++) {
@@ -1170,7 +1414,7 @@ static int multi_deliver_many(struct hub_sub *s, struct room_event *const *evs, 
 		k++;
 	}
 	if (r == 0) {
-		int queued = c->queued || c->wev_on || evbuffer_get_length(c->out) > 0;
+		int queued = conn_has_output(c);
 		r = conn_write_now(c, b.data, b.len, 0);
 		for (size_t i = 0; r == 0 && i < k; i++)
 			broker_metrics_sent(BM_SSE, out[i]);
@@ -2338,6 +2582,8 @@ int server_run(const struct server_cfg *cfg, const struct token_key *key, int lf
 	srv->hub = hub_new(srv->base, &cfg->hub);
 	if (!srv->hub)
 		goto out;
+	if (cfg->io_uring)
+		srv->us = usend_new(); /* NULL: one system call per write, as without it */
 	if (cfg->metrics_port > 0) {
 		char err[256];
 		srv->metrics = metrics_http_start(cfg->metrics_host, (int)cfg->metrics_port,
@@ -2378,6 +2624,7 @@ out:
 		event_free(srv->sigint);
 	if (srv->base)
 		event_base_free(srv->base);
+	usend_free(srv->us);
 	buf_free(&srv->hdrs);
 	buf_free(&srv->sse_open);
 	buf_free(&srv->sse_live);

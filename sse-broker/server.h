@@ -43,6 +43,8 @@ struct server_cfg {
 	const char *allow_origin; /* Access-Control-Allow-Origin: "*" or one origin (cors.h) */
 	const char *metrics_host; /* GET /metrics listener (broker_metrics.h); */
 	long metrics_port;	  /* 0: none */
+	long io_uring;		  /* stream writes gathered into io_uring submissions (1) or
+				   * one system call each (0) */
 	struct hub_cfg hub;
 	struct server_shared *shared; /* shared by every process of the broker */
 	struct usercount *user_streams; /* each user's open streams, shared likewise */

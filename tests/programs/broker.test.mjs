@@ -1296,6 +1296,102 @@ test('a burst of events from Redis goes to each SSE and WebSocket stream in one 
   }
 });
 
+// A one-room SSE stream for many megabytes: its bytes kept as they come, the events counted
+// in each new piece (with the end of the one before, so a marker split between two reads
+// counts once) instead of searching all of the text at every read.
+function bulkSse(port, path) {
+  return new Promise((resolve, reject) => {
+    const s = createConnection(port, '127.0.0.1', () => s.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`));
+    const chunks = [];
+    const marker = '\nevent: operation\n';
+    let tail = '', live = false;
+    s.count = 0;
+    s.bytes = 0;
+    s.text = () => { const t = Buffer.concat(chunks).toString(); return t.slice(t.indexOf('\r\n\r\n') + 4, t.lastIndexOf('\n\n') + 2); };
+    s.on('data', (d) => {
+      chunks.push(d);
+      s.bytes += d.length;
+      const t = tail + d.toString('latin1');
+      for (let k = t.indexOf(marker); k >= 0; k = t.indexOf(marker, k + 1)) s.count++;
+      tail = t.slice(-(marker.length - 1));
+      if (!live && t.includes(': connected')) { live = true; resolve(s); }
+    });
+    s.on('error', reject);
+    s.on('close', () => { if (!live) reject(new Error(`stream closed: ${Buffer.concat(chunks)}`)); });
+  });
+}
+
+// Stream writes are gathered into io_uring submissions (sse-broker/server.c, "Sends in one
+// submission"): a room's event to a hundred streams leaves in a few system calls, and a
+// socket that takes only part of a write (its client not reading) gets the rest, in order,
+// once it reads. BROKER_IO_URING=0 writes one call per stream, with the same result.
+test('stream writes go out in io_uring submissions, the rest of a short one in order once the client reads; BROKER_IO_URING=0 writes one by one', async () => {
+  for (const uring of ['1', '0']) {
+    const metricsPort = await freePort();
+    const own = await startBroker({
+      redisPort: redis.port, secret: SECRET,
+      // room for the 12 MiB the paused client below is sent, so it is not dropped
+      env: { ...BROKER_ENV, BROKER_METRICS_PORT: String(metricsPort), BROKER_IO_URING: uring, BROKER_CLIENT_BUFFER: String(64 << 20) },
+    });
+    const metric = (series) => metricValue(metricsPort, series);
+    const submissions = () => metric('codecollab_broker_send_submissions_total');
+    const submitted = () => metric('codecollab_broker_sends_submitted_total');
+    const streams = [];
+    let ws, paused, reader;
+    try {
+      if (uring === '1') assert.match(own.output, /stream writes: io_uring/);
+      else assert.doesNotMatch(own.output, /io_uring/);
+      // a hundred SSE streams and a WebSocket in one room
+      const room = await newRoom();
+      const url = `/events/rooms/${room}?ticket=${tk(room)}`;
+      for (let i = 0; i < 100; i++) streams.push(await rawSse(own.port, url));
+      ws = wsClient(`ws://127.0.0.1:${own.port}/events/rooms/${room}/ws?ticket=${tk(room)}`);
+      await waitFor(() => streams.every((s) => s.text.includes(': connected')) && subscribedFrames(ws.events).length === 1, { what: 'the streams live' });
+      const s0 = await submissions(), n0 = await submitted();
+      const ids = await emitOps(room, 3);
+      const opIds = (text) => parseSse(text.slice(0, text.lastIndexOf('\n\n') + 2)).filter((e) => e.type === 'operation').map((e) => e.id);
+      await waitFor(() => streams.every((s) => opIds(s.text).length >= 3) && ops(ws.events).length >= 3, { what: 'three events on every stream' });
+      for (const s of streams) assert.deepEqual(opIds(s.text), ids);
+      assert.deepEqual(ops(ws.events).map((e) => e.id), ids);
+      const calls = await submissions() - s0, sends = await submitted() - n0;
+      if (uring === '1') {
+        // at least one send per stream (events that come from Redis together share one)
+        assert.ok(sends >= 101, `every stream's writes went through the ring (${sends} sends)`);
+        assert.ok(calls >= 3 && calls <= sends / 10, `many sends per submission (${sends} in ${calls})`);
+      } else {
+        assert.equal(calls, 0);
+        assert.equal(sends, 0);
+      }
+
+      // a client that does not read, and one that does, in a room of events of 6 KiB
+      const big = await newRoom();
+      const bigUrl = `/events/rooms/${big}?ticket=${tk(big)}`;
+      paused = await bulkSse(own.port, bigUrl);
+      reader = await bulkSse(own.port, bigUrl);
+      paused.pause();
+      const want = [];
+      const data = (i) => `${i}:${'z'.repeat(6 * 1024)}`;
+      for (let i = 0; i < 2000; i++) want.push(await rc.emit(big, 'operation', { revision: i + 1, ops: [data(i)] }));
+      await waitFor(() => reader.count >= 2000, { timeout: 30000, what: 'the reader has all 2,000' });
+      // the paused client's socket is full: the broker holds the rest; reading brings it all
+      assert.ok(paused.bytes < 6 << 20, `the paused client has not read (${paused.bytes} bytes)`);
+      paused.resume();
+      await waitFor(() => paused.count >= 2000, { timeout: 30000, what: 'the paused client catches up' });
+      for (const s of [reader, paused]) {
+        const evs = ops(parseSse(s.text()));
+        assert.deepEqual(evs.map((e) => e.id), want, 'every event once, in order');
+        evs.forEach((e, i) => assert.equal(e.data.ops[0], data(i), `event ${i} whole`));
+      }
+      assert.equal(await metric('codecollab_broker_clients_dropped_total{reason="slow_reader"}'), 0);
+    } finally {
+      ws?.close();
+      for (const s of [...streams, paused, reader]) s?.destroy();
+      const r = await stop(own);
+      assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${own.output}`);
+    }
+  }
+});
+
 // The event lost on the channel may be a rights event: replayed by the repair, it must be
 // followed by the same re-check as a live one, or a member removed meanwhile keeps streaming.
 test('a rights event lost on the channel and replayed by the repair re-checks the stream: a removed member\'s stream ends', async () => {
