@@ -63,6 +63,9 @@ _Static_assert(PRESENCE_ROOM_MAX >= ROOM_ID_MAX, "a presence message must hold a
  * its GET; the bound keeps a client from holding a connection with preflights alone. */
 #define SERVER_KEEPALIVE_MAX 100
 
+/* why the send batch ended a connection (usend_flush; closed by flush_cb) */
+enum send_fail { SEND_FAIL_NONE, SEND_FAIL_ERROR, SEND_FAIL_MEMORY, SEND_FAIL_BOUND };
+
 /* what the socket told a connection besides bytes */
 enum { CONN_EOF = 1, CONN_ERROR = 2 };
 
@@ -112,6 +115,8 @@ struct conn {
 	int wev_on;   /* wev is registered: the socket would block */
 	int queued;   /* on the server's flush list (holds a reference) */
 	int usend;    /* a send of it waits in the server's io_uring batch (holds a reference) */
+	size_t usend_len; /* ... of this many bytes, counted against out_limit as output */
+	int send_fail;	  /* the batch ended it (enum send_fail): flush_cb closes it */
 	int slot;     /* counted against max_streams (server_cfg) */
 	int user_counted; /* counted against max_streams_per_user as user (user_admit) */
 	long long user;
@@ -310,17 +315,13 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 
 static void usend_flush(struct server *srv);
 static void usend_end_turn(struct server *srv);
+static void conn_send_failed(struct conn *c);
 
 static void conn_close(struct conn *c, const char *why)
 {
 	if (c->dead)
 		return;
-	/* its send waiting in the batch goes first, while the socket is still its own */
-	if (c->usend) {
-		usend_flush(c->srv);
-		if (c->dead)
-			return;
-	}
+	/* a send of it waiting in the batch is not made (usend_submit) */
 	c->dead = 1;
 	(void)why; /* kept for debugging sessions; a log line per client would flood */
 	conn_leave_all(c);
@@ -441,7 +442,9 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 		list = c->flush_next;
 		c->queued = 0;
 		/* with the write event registered the socket is full: writability goes on */
-		if (!c->dead && !c->wev_on)
+		if (!c->dead && c->send_fail)
+			conn_send_failed(c);
+		else if (!c->dead && !c->wev_on)
 			conn_flush(c);
 		conn_release(c);
 	}
@@ -467,7 +470,7 @@ static int conn_write_ex(struct conn *c, const void *p, size_t n, int force)
 	struct evbuffer *out = c->out;
 	/* docs/CONVENTIONS.md §3: a client that does not read is dropped at the bound; it may
 	 * resume */
-	if (!force && evbuffer_get_length(out) + n > c->srv->cfg->out_limit) {
+	if (!force && evbuffer_get_length(out) + c->usend_len + n > c->srv->cfg->out_limit) {
 		log_info("dropping a slow client of room %s (%zu bytes unsent)", c->room,
 			 evbuffer_get_length(out));
 		metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_SLOW, 0);
@@ -485,6 +488,25 @@ static int conn_write_ex(struct conn *c, const void *p, size_t n, int force)
 static int conn_write(struct conn *c, const void *p, size_t n)
 {
 	return conn_write_ex(c, p, n, 0);
+}
+
+/* A connection the send batch ended (usend_flush), closed from flush_cb. */
+static void conn_send_failed(struct conn *c)
+{
+	switch (c->send_fail) {
+	case SEND_FAIL_BOUND:
+		log_info("dropping a slow client of room %s (%zu bytes unsent)", c->room,
+			 evbuffer_get_length(c->out));
+		metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_SLOW, 0);
+		conn_close(c, "output bound");
+		break;
+	case SEND_FAIL_MEMORY:
+		conn_close(c, "out of memory");
+		break;
+	default:
+		conn_close(c, "write error");
+		break;
+	}
 }
 
 /* Whether anything of the connection waits to be sent: new output goes behind it. */
@@ -505,8 +527,8 @@ static int conn_has_output(const struct conn *c)
  * a connection is in the kernel's hands past usend_flush. What a socket did not take is put
  * in front of the connection's output, which takes the conn_flush way from there. While a
  * connection's send waits in the batch it counts as having output (conn_has_output), so
- * later output queues behind it; closing or finishing the connection sends the batch
- * first. */
+ * later output queues behind it, and its bytes count against the client's bound (usend_len).
+ * Finishing a connection sends the batch first; closing one leaves its send unmade. */
 
 #define USEND_ENTRIES 256
 /* A turn's first submission goes once this many sends are gathered, each further one at
@@ -522,7 +544,8 @@ struct usend_entry {
 	struct conn *c;
 	size_t off, len;
 	int force;
-	int res; /* the send's completion: bytes taken, or -errno */
+	int done; /* its completion came (or it was not sent) */
+	int res;  /* the send's completion: bytes taken, or -errno */
 };
 
 struct usend {
@@ -536,6 +559,8 @@ struct usend {
 	struct usend_entry ent[USEND_ENTRIES];
 };
 
+static void usend_free(struct usend *u);
+
 static struct usend *usend_new(void)
 {
 	struct usend *u = calloc(1, sizeof *u);
@@ -548,6 +573,15 @@ static struct usend *usend_new(void)
 			 strerror(-r));
 		free(u->arena);
 		free(u);
+		return NULL;
+	}
+	struct io_uring_probe *probe = io_uring_get_probe_ring(&u->ring);
+	int can_send = probe && io_uring_opcode_supported(probe, IORING_OP_SEND);
+	io_uring_free_probe(probe);
+	if (!can_send) {
+		log_info("io_uring has no send operation here: each stream write is its own "
+			 "system call");
+		usend_free(u);
 		return NULL;
 	}
 	u->limit = USEND_FIRST;
@@ -565,25 +599,34 @@ static void usend_free(struct usend *u)
 }
 
 /* Hands the batch to the kernel and waits for its completions: all are there at once, the
- * sends being MSG_DONTWAIT. -1 when the ring failed (every entry's res is set then). */
+ * sends being MSG_DONTWAIT. An entry of a connection closed meanwhile is not sent (its
+ * descriptor may be gone: reap_cb). -1 when the ring failed: every entry not completed is
+ * -EIO then, since whether the kernel had it cannot be told. */
 static int usend_submit(struct usend *u)
 {
-	unsigned done = 0;
+	unsigned want = 0, got = 0;
 	for (unsigned i = 0; i < u->n; i++) {
+		struct usend_entry *e = &u->ent[i];
+		e->done = 0;
+		e->res = 0;
+		if (e->c->dead) {
+			e->done = 1;
+			continue;
+		}
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
 		if (!sqe) /* cannot be: the ring has USEND_ENTRIES and is empty here */
 			goto broken;
-		io_uring_prep_send(sqe, u->ent[i].c->fd, u->arena + u->ent[i].off, u->ent[i].len,
+		io_uring_prep_send(sqe, e->c->fd, u->arena + e->off, e->len,
 				   MSG_NOSIGNAL | MSG_DONTWAIT);
 		io_uring_sqe_set_data64(sqe, i);
-		u->ent[i].res = -EINPROGRESS;
+		want++;
 	}
 	for (int tries = 0; io_uring_sq_ready(&u->ring) > 0; tries++) {
 		int r = io_uring_submit(&u->ring);
-		if (r < 0 && ((r != -EINTR && r != -EAGAIN) || tries >= 100))
+		if (tries >= 100 || (r < 0 && r != -EINTR && r != -EAGAIN))
 			goto broken;
 	}
-	while (done < u->n) {
+	while (got < want) {
 		struct io_uring_cqe *cqe;
 		int r = io_uring_wait_cqe(&u->ring, &cqe);
 		if (r == -EINTR)
@@ -591,9 +634,10 @@ static int usend_submit(struct usend *u)
 		if (r < 0)
 			goto broken;
 		__u64 i = io_uring_cqe_get_data64(cqe);
-		if (i < u->n && u->ent[i].res == -EINPROGRESS) {
+		if (i < u->n && !u->ent[i].done) {
 			u->ent[i].res = cqe->res;
-			done++;
+			u->ent[i].done = 1;
+			got++;
 		}
 		io_uring_cqe_seen(&u->ring, cqe);
 	}
@@ -602,52 +646,58 @@ broken:
 	log_error("io_uring failed: stream writes go one by one from now on");
 	u->broken = 1;
 	for (unsigned i = 0; i < u->n; i++)
-		if (u->ent[i].res == -EINPROGRESS)
+		if (!u->ent[i].done)
 			u->ent[i].res = -EIO;
 	return -1;
 }
 
+/* Sends the batch and settles each entry. Nothing here closes a connection: a flush can come
+ * in the middle of the hub's walk over a room's streams (a full batch, a stream that ends),
+ * which must not lose a neighbour. A connection the batch ends (a write error, out of memory,
+ * the rest of a write larger than the client's bound) is marked and closed by flush_cb. */
 static void usend_flush(struct server *srv)
 {
 	struct usend *u = srv->us;
 	if (!u || u->busy || u->n == 0)
 		return;
 	u->busy = 1;
-	usend_submit(u);
-	/* first what each socket did not take goes in front of its output, with no bound: a
-	 * close here could reach other connections of the batch before theirs is in place */
+	if (usend_submit(u) == 0) {
+		metric_inc(&broker_metrics[BM_SEND_SUBMISSIONS], 0, 0);
+		metric_add(&broker_metrics[BM_SEND_BATCHED], 0, 0, (long long)u->n);
+	}
 	for (unsigned i = 0; i < u->n; i++) {
 		struct usend_entry *e = &u->ent[i];
 		struct conn *c = e->c;
+		const char *p = u->arena + e->off;
 		c->usend = 0;
+		c->usend_len = 0;
+		if (!c->dead && (e->res == -EINVAL || e->res == -EOPNOTSUPP)) {
+			/* a kernel whose sockets refuse the ring's send: this one, and every one
+			 * after it, the ordinary way */
+			if (!u->broken)
+				log_error("io_uring send refused (%s): stream writes go one by one from "
+					  "now on", strerror(-e->res));
+			u->broken = 1;
+			ssize_t w = send(c->fd, p, e->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+			e->res = w >= 0 ? (int)w : would_block() ? 0 : -errno;
+		}
 		if (e->res == -EAGAIN || e->res == -EINTR)
 			e->res = 0; /* the socket took nothing */
-		if (c->dead || e->res < 0 || (size_t)e->res == e->len)
-			continue;
-		size_t w = (size_t)e->res;
-		if (evbuffer_prepend(c->out, u->arena + e->off + w, e->len - w) < 0)
-			e->res = -ENOMEM;
-		else
-			conn_schedule_flush(c);
-	}
-	/* then the connections it ends: a write error, out of memory, a client over its bound
-	 * (docs/CONVENTIONS.md §3, as conn_write_ex) */
-	for (unsigned i = 0; i < u->n; i++) {
-		struct usend_entry *e = &u->ent[i];
-		struct conn *c = e->c;
 		if (!c->dead && e->res < 0) {
-			conn_close(c, e->res == -ENOMEM ? "out of memory" : "write error");
-		} else if (!c->dead && !e->force &&
-			   evbuffer_get_length(c->out) > c->srv->cfg->out_limit) {
-			log_info("dropping a slow client of room %s (%zu bytes unsent)", c->room,
-				 evbuffer_get_length(c->out));
-			metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_SLOW, 0);
-			conn_close(c, "output bound");
+			c->send_fail = e->res == -ENOMEM ? SEND_FAIL_MEMORY : SEND_FAIL_ERROR;
+		} else if (!c->dead && (size_t)e->res < e->len) {
+			/* the rest goes in front of what was written behind it meanwhile; its bound
+			 * is that of conn_write_ex for the rest of a write */
+			size_t w = (size_t)e->res, rest = e->len - w;
+			if (!e->force && rest > c->srv->cfg->out_limit)
+				c->send_fail = SEND_FAIL_BOUND;
+			else if (evbuffer_prepend(c->out, p + w, rest) < 0)
+				c->send_fail = SEND_FAIL_MEMORY;
 		}
+		if (!c->dead && (c->send_fail || (size_t)e->res < e->len))
+			conn_schedule_flush(c);
 		conn_release(c);
 	}
-	metric_inc(&broker_metrics[BM_SEND_SUBMISSIONS], 0, 0);
-	metric_add(&broker_metrics[BM_SEND_BATCHED], 0, 0, (long long)u->n);
 	u->n = 0;
 	u->used = 0;
 	u->busy = 0;
@@ -693,6 +743,7 @@ static int usend_add(struct conn *c, const struct iovec *iov, size_t niov, int f
 		u->used += iov[i].iov_len;
 	}
 	c->usend = 1;
+	c->usend_len = len;
 	conn_reserve(c); /* the batch holds it until usend_flush */
 	if (u->n == 1)
 		event_active(srv->flusher, EV_TIMEOUT, 0);
@@ -957,7 +1008,7 @@ static void conn_revoke(struct conn *c, const char *why)
 /* Whether n more bytes fit under the client's output bound now. */
 static int conn_fits(const struct conn *c, size_t n)
 {
-	return evbuffer_get_length(c->out) + n <= c->srv->cfg->out_limit;
+	return evbuffer_get_length(c->out) + c->usend_len + n <= c->srv->cfg->out_limit;
 }
 
 /* An event that cannot fit even an empty output of this client: a resync takes its place

@@ -1330,14 +1330,19 @@ test('stream writes go out in io_uring submissions, the rest of a short one in o
     const metricsPort = await freePort();
     const own = await startBroker({
       redisPort: redis.port, secret: SECRET,
-      // room for the 12 MiB the paused client below is sent, so it is not dropped
-      env: { ...BROKER_ENV, BROKER_METRICS_PORT: String(metricsPort), BROKER_IO_URING: uring, BROKER_CLIENT_BUFFER: String(64 << 20) },
+      // room for the 12 MiB the paused clients below are sent, so they are not dropped; no
+      // heartbeat comment in the way (a queued ": ping" would take a stream's write out of
+      // the batch)
+      env: {
+        ...BROKER_ENV, BROKER_METRICS_PORT: String(metricsPort), BROKER_IO_URING: uring, BROKER_CLIENT_BUFFER: String(64 << 20),
+        BROKER_HEARTBEAT_MS: '60000', BROKER_WS_TIMEOUT_MS: '120000',
+      },
     });
     const metric = (series) => metricValue(metricsPort, series);
     const submissions = () => metric('codecollab_broker_send_submissions_total');
     const submitted = () => metric('codecollab_broker_sends_submitted_total');
     const streams = [];
-    let ws, paused, reader;
+    let ws, paused, reader, paused2, reader2;
     try {
       if (uring === '1') assert.match(own.output, /stream writes: io_uring/);
       else assert.doesNotMatch(own.output, /io_uring/);
@@ -1373,8 +1378,9 @@ test('stream writes go out in io_uring submissions, the rest of a short one in o
       const data = (i) => `${i}:${'z'.repeat(6 * 1024)}`;
       for (let i = 0; i < 2000; i++) want.push(await rc.emit(big, 'operation', { revision: i + 1, ops: [data(i)] }));
       await waitFor(() => reader.count >= 2000, { timeout: 30000, what: 'the reader has all 2,000' });
-      // the paused client's socket is full: the broker holds the rest; reading brings it all
-      assert.ok(paused.bytes < 6 << 20, `the paused client has not read (${paused.bytes} bytes)`);
+      // the paused client's socket is full (12 MiB is more than the kernel holds for it): the
+      // broker holds the rest, and reading brings it all
+      assert.ok(paused.count < 2000, `the paused client is behind (${paused.count})`);
       paused.resume();
       await waitFor(() => paused.count >= 2000, { timeout: 30000, what: 'the paused client catches up' });
       for (const s of [reader, paused]) {
@@ -1382,10 +1388,41 @@ test('stream writes go out in io_uring submissions, the rest of a short one in o
         assert.deepEqual(evs.map((e) => e.id), want, 'every event once, in order');
         evs.forEach((e, i) => assert.equal(e.data.ops[0], data(i), `event ${i} whole`));
       }
+
+      // Events that come from Redis 40 at a time, so that each stream gets several in one
+      // write (a room's burst) and writes of the batch and of the output queue alternate,
+      // while one client's socket fills and the other's keeps up.
+      const burst = await newRoom();
+      const burstUrl = `/events/rooms/${burst}?ticket=${tk(burst)}`;
+      paused2 = await bulkSse(own.port, burstUrl);
+      reader2 = await bulkSse(own.port, burstUrl);
+      paused2.pause();
+      const small = (i) => `${i}:${'q'.repeat(280 + (i % 61))}`;
+      const want2 = [];
+      for (let b = 0; b < 300; b++) {
+        const queued = [rc.cmd('MULTI')];
+        for (let i = 0; i < 40; i++) queued.push(rc.cmd('EVAL', ...emitArgs(burst, 'operation', { ops: [small(b * 40 + i)] })));
+        queued.push(rc.cmd('EXEC'));
+        const replies = await Promise.all(queued);
+        want2.push(...replies.at(-1).map((r) => (Array.isArray(r) ? r[0] : r)));
+      }
+      await waitFor(() => reader2.count >= want2.length, { timeout: 30000, what: 'the reader has all 12,000' });
+      assert.ok(paused2.count < want2.length, `the second paused client is behind (${paused2.count})`);
+      paused2.resume();
+      await waitFor(() => paused2.count >= want2.length, { timeout: 30000, what: 'the second paused client catches up' });
+      for (const s of [reader2, paused2]) {
+        const evs = ops(parseSse(s.text()));
+        assert.deepEqual(evs.map((e) => e.id), want2, 'every event of the bursts once, in order');
+        evs.forEach((e, i) => assert.equal(e.data.ops[0], small(i), `event ${i} whole`));
+      }
+      if (uring === '1') {
+        const batched = await metric('codecollab_broker_events_batched_total{transport="sse"}');
+        assert.ok(batched > 0, `events of a burst went out together (${batched})`);
+      }
       assert.equal(await metric('codecollab_broker_clients_dropped_total{reason="slow_reader"}'), 0);
     } finally {
       ws?.close();
-      for (const s of [...streams, paused, reader]) s?.destroy();
+      for (const s of [...streams, paused, reader, paused2, reader2]) s?.destroy();
       const r = await stop(own);
       assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${own.output}`);
     }
