@@ -468,6 +468,13 @@ static int conn_write_ex(struct conn *c, const void *p, size_t n, int force)
 		return -1;
 	c->beat_out = c->srv->beats;
 	struct evbuffer *out = c->out;
+	/* bytes of it waiting in the send batch count against the bound; rather than drop a
+	 * client for them, the batch goes now, and what the socket took no longer counts */
+	if (!force && c->usend && evbuffer_get_length(out) + c->usend_len + n > c->srv->cfg->out_limit) {
+		usend_flush(c->srv);
+		if (c->dead)
+			return -1;
+	}
 	/* docs/CONVENTIONS.md §3: a client that does not read is dropped at the bound; it may
 	 * resume */
 	if (!force && evbuffer_get_length(out) + c->usend_len + n > c->srv->cfg->out_limit) {
@@ -545,6 +552,8 @@ struct usend_entry {
 	size_t off, len;
 	int force;
 	int done; /* its completion came (or it was not sent) */
+	int queued; /* its place among the operations put in the ring (usend_submit) */
+	int direct; /* not taken by the ring: usend_flush sends it with send() */
 	int res;  /* the send's completion: bytes taken, or -errno */
 };
 
@@ -554,6 +563,7 @@ struct usend {
 	size_t used;
 	unsigned n;
 	unsigned limit; /* the count that sends the batch now (USEND_FIRST) */
+	unsigned submitted; /* sends the last submission handed to the kernel */
 	int busy;   /* usend_flush is handling completions: no new entry, no nested flush */
 	int broken; /* the ring failed once: sends go one by one from then on */
 	struct usend_entry ent[USEND_ENTRIES];
@@ -600,15 +610,17 @@ static void usend_free(struct usend *u)
 
 /* Hands the batch to the kernel and waits for its completions: all are there at once, the
  * sends being MSG_DONTWAIT. An entry of a connection closed meanwhile is not sent (its
- * descriptor may be gone: reap_cb). -1 when the ring failed: every entry not completed is
- * -EIO then, since whether the kernel had it cannot be told. */
+ * descriptor may be gone: reap_cb). -1 when the ring failed (below: what becomes of the
+ * entries then). u->submitted: the sends handed to the kernel. */
 static int usend_submit(struct usend *u)
 {
-	unsigned want = 0, got = 0;
+	unsigned want = 0, got = 0, submitted = 0;
 	for (unsigned i = 0; i < u->n; i++) {
 		struct usend_entry *e = &u->ent[i];
 		e->done = 0;
+		e->direct = 0;
 		e->res = 0;
+		e->queued = -1;
 		if (e->c->dead) {
 			e->done = 1;
 			continue;
@@ -619,10 +631,12 @@ static int usend_submit(struct usend *u)
 		io_uring_prep_send(sqe, e->c->fd, u->arena + e->off, e->len,
 				   MSG_NOSIGNAL | MSG_DONTWAIT);
 		io_uring_sqe_set_data64(sqe, i);
-		want++;
+		e->queued = (int)want++;
 	}
 	for (int tries = 0; io_uring_sq_ready(&u->ring) > 0; tries++) {
 		int r = io_uring_submit(&u->ring);
+		if (r > 0)
+			submitted += (unsigned)r;
 		if (tries >= 100 || (r < 0 && r != -EINTR && r != -EAGAIN))
 			goto broken;
 	}
@@ -641,13 +655,24 @@ static int usend_submit(struct usend *u)
 		}
 		io_uring_cqe_seen(&u->ring, cqe);
 	}
+	u->submitted = want;
 	return 0;
 broken:
 	log_error("io_uring failed: stream writes go one by one from now on");
 	u->broken = 1;
-	for (unsigned i = 0; i < u->n; i++)
-		if (!u->ent[i].done)
-			u->ent[i].res = -EIO;
+	u->submitted = submitted;
+	/* the ring takes its operations in the order they were put in: those past the ones
+	 * submitted never reached the kernel and are sent the ordinary way; one submitted whose
+	 * completion did not come may or may not have been sent, so its stream cannot go on */
+	for (unsigned i = 0; i < u->n; i++) {
+		struct usend_entry *e = &u->ent[i];
+		if (e->done)
+			continue;
+		if (e->queued < 0 || (unsigned)e->queued >= submitted)
+			e->direct = 1;
+		else
+			e->res = -EIO;
+	}
 	return -1;
 }
 
@@ -661,9 +686,10 @@ static void usend_flush(struct server *srv)
 	if (!u || u->busy || u->n == 0)
 		return;
 	u->busy = 1;
-	if (usend_submit(u) == 0) {
+	usend_submit(u);
+	if (u->submitted > 0) {
 		metric_inc(&broker_metrics[BM_SEND_SUBMISSIONS], 0, 0);
-		metric_add(&broker_metrics[BM_SEND_BATCHED], 0, 0, (long long)u->n);
+		metric_add(&broker_metrics[BM_SEND_BATCHED], 0, 0, (long long)u->submitted);
 	}
 	for (unsigned i = 0; i < u->n; i++) {
 		struct usend_entry *e = &u->ent[i];
@@ -671,13 +697,16 @@ static void usend_flush(struct server *srv)
 		const char *p = u->arena + e->off;
 		c->usend = 0;
 		c->usend_len = 0;
-		if (!c->dead && (e->res == -EINVAL || e->res == -EOPNOTSUPP)) {
+		if (!c->dead && !e->direct && (e->res == -EINVAL || e->res == -EOPNOTSUPP)) {
 			/* a kernel whose sockets refuse the ring's send: this one, and every one
 			 * after it, the ordinary way */
 			if (!u->broken)
 				log_error("io_uring send refused (%s): stream writes go one by one from "
 					  "now on", strerror(-e->res));
 			u->broken = 1;
+			e->direct = 1;
+		}
+		if (!c->dead && e->direct) {
 			ssize_t w = send(c->fd, p, e->len, MSG_NOSIGNAL | MSG_DONTWAIT);
 			e->res = w >= 0 ? (int)w : would_block() ? 0 : -errno;
 		}
@@ -694,7 +723,9 @@ static void usend_flush(struct server *srv)
 			else if (evbuffer_prepend(c->out, p + w, rest) < 0)
 				c->send_fail = SEND_FAIL_MEMORY;
 		}
-		if (!c->dead && (c->send_fail || (size_t)e->res < e->len))
+		/* a replay that waits for room (replay_full counted these bytes) goes on from
+		 * conn_drained once the flush finds the output sent */
+		if (!c->dead && (c->send_fail || (size_t)e->res < e->len || c->replay_wait))
 			conn_schedule_flush(c);
 		conn_release(c);
 	}
@@ -863,6 +894,10 @@ static void conn_finish(struct conn *c)
 		usend_flush(c->srv);
 	if (c->dead)
 		return;
+	if (c->send_fail) { /* the batch ended it: no orderly end for a stream cut short */
+		conn_send_failed(c);
+		return;
+	}
 	/* first: once `clients` (health) shows the stream gone, its places are free */
 	places_release(c);
 	if (is_stream(c))

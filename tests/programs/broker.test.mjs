@@ -1429,6 +1429,35 @@ test('stream writes go out in io_uring submissions, the rest of a short one in o
   }
 });
 
+// A replay through an output bound smaller than two of its events, with no heartbeat due to
+// wake anything: it goes on as each part leaves (conn_drained), the send batch's bytes
+// counting against the bound while they wait (sse-broker/server.c, usend_len).
+test('a replay through a small output bound goes on as each part leaves, with no heartbeat to wake it (SSE and WebSocket)', async () => {
+  const own = await startBroker({
+    redisPort: redis.port, secret: SECRET,
+    env: { ...BROKER_ENV, BROKER_CLIENT_BUFFER: '8192', BROKER_HEARTBEAT_MS: '60000', BROKER_WS_TIMEOUT_MS: '120000' },
+  });
+  let curl, ws;
+  try {
+    const room = await newRoom();
+    // twenty events of about 3.6 and 4.7 KiB in turn: a page of the replay (half the bound)
+    // holds two of them, which do not fit the bound together
+    const ids = [];
+    for (let i = 0; i < 20; i++) ids.push(await rc.emit(room, 'operation', { revision: i + 1, ops: [`${i}:${'p'.repeat(i % 2 ? 4700 : 3600)}`] }));
+    const t = tk(room);
+    curl = curlSse(`${own.base}/events/rooms/${room}?ticket=${t}`, { 'Last-Event-ID': ids[0] });
+    ws = wsClient(`ws://127.0.0.1:${own.port}/events/rooms/${room}/ws?ticket=${t}&last_event_id=${ids[0]}`);
+    await waitFor(() => ops(curl.events()).length === 19 && ops(ws.events).length === 19, { timeout: 5000, what: 'both replays whole' });
+    assert.deepEqual(ops(curl.events()).map((e) => e.id), ids.slice(1));
+    assert.deepEqual(ops(ws.events).map((e) => e.id), ids.slice(1));
+  } finally {
+    ws?.close();
+    await curl?.close();
+    const r = await stop(own);
+    assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${own.output}`);
+  }
+});
+
 // The event lost on the channel may be a rights event: replayed by the repair, it must be
 // followed by the same re-check as a live one, or a member removed meanwhile keeps streaming.
 test('a rights event lost on the channel and replayed by the repair re-checks the stream: a removed member\'s stream ends', async () => {
