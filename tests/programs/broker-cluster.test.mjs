@@ -341,7 +341,10 @@ test('a live migration of a room\'s slot, step by step, under a steady stream of
           const tries = count('TRYAGAIN');
           const asks = count('ASK');
           const before = want.length;
-          await written(5);
+          // six: the write in flight when the counts were read may have had its ASK before
+          // them, or been written at the source before the keys moved, and still be counted
+          // among the written ones after (seen once on a loaded machine: 4 ASKs for 5 writes)
+          await written(6);
           assert.equal(count('TRYAGAIN'), tries, 'no write waited');
           assert.ok(count('ASK') >= asks + 5, 'each write was asked to the target');
           atTarget = want.slice(before).filter((id) => wroteAt.get(id) === to.port);
