@@ -34,7 +34,7 @@ LDFLAGS_ALL := $(VARIANT_LDFLAGS) $(LDFLAGS)
 
 # Libraries of the shared library; every program links them all (static archive, so only
 # what is used ends up in a binary).
-LIB_LIBS := -lhiredis -lpq -lcjson -ljwt -largon2 -lcurl -lssl -lcrypto -lm -lpthread
+LIB_LIBS := -lhiredis -lpq -lcjson -ljwt -largon2 -lcurl -lssl -lcrypto -lsystemd -lm -lpthread
 API_LIBS := -lfcgi
 # -levent is libevent whole: core and "extra", whose evdns resolves the broker's Redis host
 # names without blocking its loop (docs/INTERNALS.md, "Connecting to Redis").

@@ -14,6 +14,7 @@
 #include "rds.h"
 
 #include "ai.h"
+#include "alive.h"
 #include "execution.h"
 #include "piston.h"
 #include "queue.h"
@@ -500,6 +501,13 @@ int main(void)
 		rc = 2;
 		goto out;
 	}
+	/* the main thread's loop below is the worker's sign of life (lib/alive.h) */
+	char aerr[512];
+	if (alive_init(aerr, sizeof aerr) < 0) {
+		log_error("%s", aerr);
+		rc = 2;
+		goto out;
+	}
 	/* signals: the main thread takes them with sigtimedwait; every thread inherits the
 	 * mask, and the sandbox's child clears it again before exec */
 	sigset_t sigs;
@@ -585,7 +593,9 @@ int main(void)
 		if (r)
 			break;
 		log_warn("redis: %s (retrying)", err);
+		alive_beat();
 		backoff_wait(w, &failures);
+		alive_beat();
 		if (sigtimedwait(&sigs, NULL, &tick) > 0) {
 			rc = 0;
 			goto out;
@@ -636,6 +646,7 @@ int main(void)
 	long long stop_at = 0;
 	long beat_every = w->cfg.claim_idle_ms / 3;
 	for (;;) {
+		alive_beat();
 		struct timespec wait = {.tv_sec = 0, .tv_nsec = 100 * 1000000L};
 		int sig = sigtimedwait(&sigs, NULL, &wait);
 		if (sig > 0 && !w->stop) {
@@ -727,6 +738,7 @@ out:
 	sandbox_close(sb);
 	runtimes_free(&local);
 	free(w);
+	alive_close();
 	curl_global_cleanup();
 	return rc;
 }

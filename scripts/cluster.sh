@@ -217,6 +217,7 @@ role[haproxy]=haproxy
 port[haproxy]=$PORT
 
 mkdir -p "$CC_VAR"/{log,run}
+svc_check_hang_setting
 chmod 755 "$CC_VAR"
 # from here on a SIGKILL of this script (no trap runs) still stops the layout: scripts/watchdog.sh
 svc_watchdog_start
@@ -249,7 +250,7 @@ redis_args() { # name
 }
 
 start_service() { # name
-  local n=$1 i=${1##*-} args=()
+  local n=$1 i=${1##*-} args=() af
   case "$n" in
     pg-primary | pg-replica)
       setsid "${as_pg[@]}" "$PG_BIN/postgres" -D "$(pg_real "$CC_VAR/$n")" -p "${port[$n]}" -k "$(pg_real "$CC_VAR/run/pg")" \
@@ -259,11 +260,14 @@ start_service() { # name
     redis*)
       mapfile -d '' args < <(redis_args "$n")
       setsid redis-server "${args[@]}" >>"$CC_VAR/log/$n.log" 2>&1 & ;;
-    broker-*)
-      BROKER_HOST=127.0.0.1 BROKER_PORT=${port[$n]} \
+    # signs of life in a file each (scripts/services.sh: svc_hang_check)
+    broker-*) svc_alive_file af "$n"
+      ALIVE_FILE=$af BROKER_HOST=127.0.0.1 BROKER_PORT=${port[$n]} \
         setsid "$CC_BIN/codecollab-broker" >>"$CC_VAR/log/$n.log" 2>&1 & ;;
-    worker-*) setsid "$CC_BIN/codecollab-worker" >>"$CC_VAR/log/$n.log" 2>&1 & ;;
-    snapshotter-*) setsid "$CC_BIN/codecollab-snapshotter" </dev/null >>"$CC_VAR/log/$n.log" 2>&1 & ;;
+    worker-*) svc_alive_file af "$n"
+      ALIVE_FILE=$af setsid "$CC_BIN/codecollab-worker" >>"$CC_VAR/log/$n.log" 2>&1 & ;;
+    snapshotter-*) svc_alive_file af "$n"
+      ALIVE_FILE=$af setsid "$CC_BIN/codecollab-snapshotter" </dev/null >>"$CC_VAR/log/$n.log" 2>&1 & ;;
     web-*)
       # the API processes of a lighttpd that died first (as scripts/run.sh does); its streams
       # go to its own broker when asked directly (HAProxy sends /events/ to the brokers)

@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 run_pkgs=(
   build-essential pkg-config
   libfcgi-dev libhiredis-dev libpq-dev libcurl4-openssl-dev libcjson-dev libjwt-dev
-  libargon2-dev libssl-dev libevent-dev libwslay-dev liburing-dev
+  libargon2-dev libssl-dev libevent-dev libwslay-dev liburing-dev libsystemd-dev
   lighttpd lighttpd-modules-lua postgresql postgresql-client redis-server bubblewrap
   curl procps iproute2
 )

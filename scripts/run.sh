@@ -147,6 +147,7 @@ sync_pids() { # pids (pnames), pg_pid, redis_pid from the supervisor's table (th
 # at once. The same command starts it again after a crash. None gets the lock's descriptor
 # (9>&- on the case: svc_lock, scripts/services.sh).
 start_service() { # name
+  local af
   case "$1" in
     postgres)
       setsid "${as_pg[@]}" "$PG_BIN/postgres" -D "$(pg_real "$pgdata")" -p "$PG_PORT" -k "$(pg_real "$CC_VAR/run/pg")" \
@@ -157,9 +158,13 @@ start_service() { # name
         --unixsocket "$CC_VAR/run/redis.sock" --unixsocketperm 700 \
         --appendonly yes --appendfsync everysec --save '' --daemonize no \
         --logfile "$CC_VAR/log/redis.log" --protected-mode yes & ;;
-    broker) setsid "$CC_BIN/codecollab-broker" >>"$CC_VAR/log/broker.log" 2>&1 & ;;
-    worker) setsid "$CC_BIN/codecollab-worker" >>"$CC_VAR/log/worker.log" 2>&1 & ;;
-    snapshotter) setsid "$CC_BIN/codecollab-snapshotter" </dev/null >>"$CC_VAR/log/snapshotter.log" 2>&1 & ;;
+    # signs of life in a file each (scripts/services.sh: svc_hang_check)
+    broker) svc_alive_file af broker
+      ALIVE_FILE=$af setsid "$CC_BIN/codecollab-broker" >>"$CC_VAR/log/broker.log" 2>&1 & ;;
+    worker) svc_alive_file af worker
+      ALIVE_FILE=$af setsid "$CC_BIN/codecollab-worker" >>"$CC_VAR/log/worker.log" 2>&1 & ;;
+    snapshotter) svc_alive_file af snapshotter
+      ALIVE_FILE=$af setsid "$CC_BIN/codecollab-snapshotter" </dev/null >>"$CC_VAR/log/snapshotter.log" 2>&1 & ;;
     apache)
       stop_leftovers apache2 KILL
       setsid apache2 -f "$ROOT/deploy/apache/codecollab.conf" "${apache_defs[@]}" >>"$CC_VAR/log/apache.log" 2>&1 & ;;
@@ -220,6 +225,7 @@ done
 [ "$LOG_CHECK_S" -ge 1 ] || die "LOG_CHECK_S must be at least 1"
 
 mkdir -p "$CC_VAR"/{log,run,redis}
+svc_check_hang_setting
 chmod 755 "$CC_VAR"
 # from here on a SIGKILL of this script (no trap runs) still stops the stack: scripts/watchdog.sh
 svc_watchdog_start

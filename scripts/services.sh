@@ -435,6 +435,44 @@ svc_started() { # name pid
   sup_now_ms now
   st0[$1]=$now
   sdue[$1]=""
+  # its sign of life starts anew (svc_hang_check): the file may still hold the last one's
+  salive_v[$1]=""
+  salive_t[$1]=$now
+}
+
+# --- signs of life (lib/alive.h) -------------------------------------------------------------
+# Our C programs that run a loop (the broker, the workers, the snapshotters) are started with
+# ALIVE_FILE=$(svc_alive_file name) and write a count there that goes up while their loop
+# turns. Every tick the supervisor reads it (a builtin read: no process started); one whose
+# count has not moved for HANG_TIMEOUT_S seconds is alive but hung (stopped, deadlocked, stuck
+# in a call) and is killed with its process group (SIGKILL), after which it is restarted as
+# any service that died. 0 turns this off.
+HANG_TIMEOUT_S=${HANG_TIMEOUT_S:-30}
+export HANG_TIMEOUT_S
+declare -A salive=() salive_v=() salive_t=()
+svc_alive_file() { # var name: var = the file of the service's signs of life; it is watched
+  printf -v "$1" '%s' "$CC_VAR/run/alive/$2"
+  salive[$2]=${!1}
+}
+svc_check_hang_setting() {
+  case "$HANG_TIMEOUT_S" in '' | *[!0-9]*) die "HANG_TIMEOUT_S must be a whole number of seconds (got $HANG_TIMEOUT_S)" ;; esac
+  [ "$HANG_TIMEOUT_S" -le 86400 ] || die "HANG_TIMEOUT_S must be at most 86400 (got $HANG_TIMEOUT_S)"
+  mkdir -p "$CC_VAR/run/alive"
+}
+svc_hang_check() { # name pid now: kills the service when its sign of life is overdue
+  local n=$1 p=$2 now=$3 v="" f=${salive[$1]:-}
+  [ -n "$f" ] && [ "$HANG_TIMEOUT_S" -gt 0 ] || return 0
+  read -r v 2>/dev/null <"$f" || true
+  if [ "$v" != "${salive_v[$n]:-}" ]; then
+    salive_v[$n]=$v
+    salive_t[$n]=$now
+  elif [ $((now - ${salive_t[$n]:-$now})) -ge $((HANG_TIMEOUT_S * 1000)) ]; then
+    notice "$n (pid $p) showed no sign of life for $(((now - salive_t[$n]) / 1000)) s (HANG_TIMEOUT_S): killing it"
+    # its own processes too (the broker's stream processes: the same process group)
+    if svc_same "$p"; then kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null || true; fi
+    salive_t[$n]=$now # once: its death comes at the next look
+  fi
+  return 0
 }
 svc_watchdog_stop() {
   [ -n "$watchdog_pid" ] || return 0
@@ -522,6 +560,7 @@ svc_supervise() {
         service_died "$n"
       else
         pp_of[$p]=${pstat[1]}
+        svc_hang_check "$n" "$p" "$now"
       fi
     done
     wait_ms=1000

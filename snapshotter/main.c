@@ -21,6 +21,7 @@
 #include <curl/curl.h>
 
 #include "start.h"
+#include "alive.h"
 #include "cfg.h"
 #include "clock.h"
 #include "log.h"
@@ -73,6 +74,7 @@ static size_t pass(struct store *s, const struct store_doc_cfg *cfg, long lease_
 			if (wait > 0)
 				clock_sleep_watching(wait, SNAP_SLICE_MS, &snap_stop);
 		}
+		alive_beat();
 		started = clock_mono_ms();
 		const redisReply *room = due->element[i];
 		if (room->type != REDIS_REPLY_STRING)
@@ -129,7 +131,8 @@ int main(void)
 		{"SNAPSHOT_LEASE_MS", 60000, 150, 86400000, &lease_ms},
 		{"SNAPSHOT_SWEEP_MS", 60000, 1000, 86400000, &sweep_ms},
 	};
-	if (cfg_load(settings, 3, err, (int)sizeof err) < 0) {
+	if (cfg_load(settings, 3, err, (int)sizeof err) < 0 ||
+	    alive_init(err, (int)sizeof err) < 0) {
 		log_error("configuration: %s", err);
 		curl_global_cleanup();
 		return 1;
@@ -176,6 +179,7 @@ int main(void)
 		 * others too: saves of a room wait for each other, one with nothing new writes
 		 * nothing), until none is left (a room whose save keeps failing keeps its lease: a
 		 * bounded number of passes) */
+		alive_beat(); /* the loop turns: the sign of life (lib/alive.h) */
 		int draining = snap_stop;
 		size_t n = pass(&s, &cfg, lease_ms, draining);
 		if (draining && (n == 0 || ++drains >= SNAP_DRAIN_PASSES))
@@ -214,6 +218,7 @@ int main(void)
 			clock_sleep_watching(SNAP_IDLE_MS, SNAP_SLICE_MS, &snap_stop);
 	}
 	log_info("snapshotter: stopped");
+	alive_close();
 	metrics_http_stop(mh);
 	metrics_unbind(snap_metrics, SM_N);
 	free(cells);

@@ -12,8 +12,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "alive.h"
 #include "broker_metrics.h"
 #include "cfg.h"
+#include "clock.h"
 #include "cors.h"
 #include "log.h"
 #include "metrics_http.h"
@@ -24,7 +26,7 @@
 #include "token.h"
 
 /* the most processes BROKER_PROCESSES may ask for */
-#define BROKER_PROCESSES_MAX 64
+#define BROKER_PROCESSES_MAX SERVER_PROCESSES_MAX
 
 /* Descriptors a process keeps besides its clients: Redis, the listener, the metrics
  * listener, the log, the 503s past BROKER_MAX_CLIENTS (SERVER_OVERFLOW_SLACK). */
@@ -92,9 +94,11 @@ static void warm_token_check(const struct token_key *key, const char *tok)
  * event loop, Redis connections and listening socket (server_listen), and keeps the metrics
  * listener (the counters are shared). SIGTERM or SIGINT are passed on to every process and
  * their ends awaited; a process that ends by itself ends the others and the parent with 1,
- * so a supervisor starts the broker again as a whole. Returns in the parent with the exit
- * status; in a child, *child is set, *index is its number (0 …) and the caller runs the
- * server. */
+ * so a supervisor starts the broker again as a whole. A process whose loop shows no sign of
+ * life (cfg->shared->alive) for HANG_TIMEOUT_S is killed, which ends the broker the same way;
+ * the parent's own signs of life go to the supervisor (lib/alive.h). Returns in the parent
+ * with the exit status; in a child, *child is set, *index is its number (0 …) and the
+ * caller runs the server. */
 static int run_processes(long n, const struct server_cfg *cfg, int *child, long *index)
 {
 	sigset_t set, old;
@@ -146,12 +150,39 @@ static int run_processes(long n, const struct server_cfg *cfg, int *child, long 
 	if (stopping)
 		for (long i = 0; i < started; i++)
 			kill(pids[i], SIGTERM);
+	/* each process's last count seen, and since when (monotonic ms) */
+	unsigned long seen[BROKER_PROCESSES_MAX];
+	long long seen_at[BROKER_PROCESSES_MAX];
+	for (long i = 0; i < started; i++) {
+		seen[i] = atomic_load(&cfg->shared->alive[i]);
+		seen_at[i] = clock_mono_ms();
+	}
+	long hang_ms = alive_hang_ms();
 	while (live > 0) {
-		int sig = stopping ? SIGCHLD : sigwaitinfo(&set, NULL);
+		struct timespec tick = {.tv_sec = 0, .tv_nsec = SERVER_ALIVE_MS * 1000000L};
+		int sig = stopping ? SIGCHLD : sigtimedwait(&set, NULL, &tick);
+		if (sig < 0 && errno == EAGAIN) {
+			alive_beat();
+			long long now = clock_mono_ms();
+			for (long i = 0; i < started; i++) {
+				unsigned long v = atomic_load(&cfg->shared->alive[i]);
+				if (pids[i] <= 0 || v != seen[i]) {
+					seen[i] = v;
+					seen_at[i] = now;
+				} else if (hang_ms > 0 && now - seen_at[i] >= hang_ms) {
+					log_error("process %d showed no sign of life for %lld ms "
+						  "(HANG_TIMEOUT_S): killing it",
+						  (int)pids[i], now - seen_at[i]);
+					kill(pids[i], SIGKILL);
+					seen_at[i] = now; /* once: its end comes as SIGCHLD */
+				}
+			}
+			continue;
+		}
 		if (sig < 0) {
 			if (errno == EINTR)
 				continue;
-			log_error("sigwaitinfo: %s", strerror(errno));
+			log_error("sigtimedwait: %s", strerror(errno));
 			sig = SIGTERM;
 		}
 		if (sig != SIGCHLD) {
@@ -230,7 +261,8 @@ int main(void)
 		 &cfg.hub.presence_limit},
 	};
 	char err[256];
-	if (cfg_load(settings, sizeof settings / sizeof settings[0], err, sizeof err) < 0) {
+	if (cfg_load(settings, sizeof settings / sizeof settings[0], err, sizeof err) < 0 ||
+	    alive_init(err, sizeof err) < 0) {
 		log_error("%s", err);
 		return 2;
 	}
@@ -369,6 +401,8 @@ int main(void)
 		if (!child)
 			goto out_key;
 		cfg.metrics_port = 0; /* the parent serves the shared counters */
+		cfg.alive = &cfg.shared->alive[mine]; /* the parent watches it */
+		alive_close(); /* the parent's own, not the child's */
 	}
 	warm_token_check(&key, wtok);
 	rc = server_run(&cfg, &key, lfds[mine]);
@@ -385,6 +419,8 @@ out_metrics:
 		usercount_destroy(cfg.user_streams);
 	munmap(users_mem, users_bytes);
 	free(seeds);
+	if (!child)
+		alive_close();
 	log_info("stopped");
 	return rc;
 }

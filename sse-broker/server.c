@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alive.h"
 #include "broker_metrics.h"
 #include "buf.h"
 #include "clock.h"
@@ -175,6 +176,7 @@ struct server {
 	struct usend *us;    /* stream sends gathered for one io_uring submission; NULL: off */
 	struct event *reaper, *flusher, *beat, *sigterm, *sigint, *quit;
 	unsigned beats; /* beat_cb's ticks so far */
+	struct event *alive; /* alive_cb, every SERVER_ALIVE_MS */
 	struct http_head head; /* scratch: valid during one parse */
 	/* built once at start (cors.h): the header lines every answer carries, a whole SSE
 	 * opening (head, retry, ": connected") and the preflight answers */
@@ -461,30 +463,41 @@ static void conn_schedule_flush(struct conn *c)
 	event_active(c->srv->flusher, EV_TIMEOUT, 0);
 }
 
+/* Whether n more bytes fit under the client's output bound now (bytes of it waiting in the
+ * send batch count). */
+static int conn_fits(const struct conn *c, size_t n)
+{
+	return evbuffer_get_length(c->out) + c->usend_len + n <= c->srv->cfg->out_limit;
+}
+
+/* docs/CONVENTIONS.md §3: a client that does not read is dropped at the bound; it may
+ * resume */
+static void conn_drop_slow(struct conn *c)
+{
+	log_info("dropping a slow client of room %s (%zu bytes unsent)", c->room,
+		 evbuffer_get_length(c->out));
+	metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_SLOW, 0);
+	conn_close(c, "output bound");
+}
+
 /* force: a one-shot answer already bounded by its producer (a long-poll answer) */
 static int conn_write_ex(struct conn *c, const void *p, size_t n, int force)
 {
 	if (c->dead)
 		return -1;
 	c->beat_out = c->srv->beats;
-	struct evbuffer *out = c->out;
-	/* bytes of it waiting in the send batch count against the bound; rather than drop a
-	 * client for them, the batch goes now, and what the socket took no longer counts */
-	if (!force && c->usend && evbuffer_get_length(out) + c->usend_len + n > c->srv->cfg->out_limit) {
+	/* rather than drop a client for bytes waiting in the send batch, the batch goes now,
+	 * and what the socket took no longer counts */
+	if (!force && c->usend && !conn_fits(c, n)) {
 		usend_flush(c->srv);
 		if (c->dead)
 			return -1;
 	}
-	/* docs/CONVENTIONS.md §3: a client that does not read is dropped at the bound; it may
-	 * resume */
-	if (!force && evbuffer_get_length(out) + c->usend_len + n > c->srv->cfg->out_limit) {
-		log_info("dropping a slow client of room %s (%zu bytes unsent)", c->room,
-			 evbuffer_get_length(out));
-		metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_SLOW, 0);
-		conn_close(c, "output bound");
+	if (!force && !conn_fits(c, n)) {
+		conn_drop_slow(c);
 		return -1;
 	}
-	if (evbuffer_add(out, p, n) < 0) {
+	if (evbuffer_add(c->out, p, n) < 0) {
 		conn_close(c, "out of memory");
 		return -1;
 	}
@@ -502,10 +515,7 @@ static void conn_send_failed(struct conn *c)
 {
 	switch (c->send_fail) {
 	case SEND_FAIL_BOUND:
-		log_info("dropping a slow client of room %s (%zu bytes unsent)", c->room,
-			 evbuffer_get_length(c->out));
-		metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_SLOW, 0);
-		conn_close(c, "output bound");
+		conn_drop_slow(c);
 		break;
 	case SEND_FAIL_MEMORY:
 		conn_close(c, "out of memory");
@@ -742,18 +752,15 @@ static void usend_end_turn(struct server *srv)
 		srv->us->limit = USEND_FIRST;
 }
 
-/* Puts the pieces (one send's worth) in the batch: 1 when they were taken, 0 when they go
- * the ordinary way (no ring, a piece too large, a flush under way, a connection that is no
- * stream), -1 when the connection was closed meanwhile. */
-static int usend_add(struct conn *c, const struct iovec *iov, size_t niov, int force)
+/* Puts the pieces (one send's worth, len bytes in all) in the batch: 1 when they were
+ * taken, 0 when they go the ordinary way (no ring, a piece too large, a flush under way, a
+ * connection that is no stream), -1 when the connection was closed meanwhile. */
+static int usend_add(struct conn *c, const struct iovec *iov, size_t niov, size_t len, int force)
 {
 	struct server *srv = c->srv;
 	struct usend *u = srv->us;
 	if (!u || u->busy || u->broken || (c->kind != CK_SSE && c->kind != CK_WS))
 		return 0;
-	size_t len = 0;
-	for (size_t i = 0; i < niov; i++)
-		len += iov[i].iov_len;
 	if (len == 0 || len > USEND_PIECE_MAX)
 		return 0;
 	if (u->n >= u->limit || u->used + len > USEND_ARENA) {
@@ -804,7 +811,7 @@ static ssize_t conn_writev_now(struct conn *c, const struct iovec *iov, size_t n
 	size_t len = 0;
 	for (size_t i = 0; i < niov; i++)
 		len += iov[i].iov_len;
-	int b = usend_add(c, iov, niov, force);
+	int b = usend_add(c, iov, niov, len, force);
 	if (b != 0)
 		return b < 0 ? -1 : (ssize_t)len;
 	struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = niov};
@@ -1038,12 +1045,6 @@ static void conn_revoke(struct conn *c, const char *why)
 		conn_finish(c);
 		break;
 	}
-}
-
-/* Whether n more bytes fit under the client's output bound now. */
-static int conn_fits(const struct conn *c, size_t n)
-{
-	return evbuffer_get_length(c->out) + c->usend_len + n <= c->srv->cfg->out_limit;
 }
 
 /* An event that cannot fit even an empty output of this client: a resync takes its place
@@ -2517,6 +2518,16 @@ static void beat_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* The loop turns: a sign of life for the parent, or for the supervisor (lib/alive.h). */
+static void alive_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	if (srv->cfg->alive)
+		atomic_fetch_add(srv->cfg->alive, 1);
+	else
+		alive_beat();
+}
+
 static void quit_cb(void *arg)
 {
 	struct server *srv = arg;
@@ -2655,13 +2666,17 @@ int server_run(const struct server_cfg *cfg, const struct token_key *key, int lf
 	srv->reaper = event_new(srv->base, -1, 0, reap_cb, srv);
 	srv->flusher = event_new(srv->base, -1, 0, flush_cb, srv);
 	srv->beat = event_new(srv->base, -1, EV_PERSIST, beat_cb, srv);
+	srv->alive = event_new(srv->base, -1, EV_PERSIST, alive_cb, srv);
 	srv->sigterm = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
 	srv->sigint = evsignal_new(srv->base, SIGINT, signal_cb, srv);
-	if (!srv->reaper || !srv->flusher || !srv->beat || !srv->sigterm || !srv->sigint)
+	if (!srv->reaper || !srv->flusher || !srv->beat || !srv->alive || !srv->sigterm ||
+	    !srv->sigint)
 		goto out;
 	struct timeval tv;
 	ms_tv(cfg->heartbeat_ms / BEAT_TICKS, &tv);
 	event_add(srv->beat, &tv);
+	ms_tv(SERVER_ALIVE_MS, &tv);
+	event_add(srv->alive, &tv);
 	event_add(srv->sigterm, NULL);
 	event_add(srv->sigint, NULL);
 
@@ -2704,6 +2719,8 @@ out:
 		event_free(srv->flusher);
 	if (srv->beat)
 		event_free(srv->beat);
+	if (srv->alive)
+		event_free(srv->alive);
 	if (srv->sigterm)
 		event_free(srv->sigterm);
 	if (srv->sigint)

@@ -19,10 +19,19 @@
 /* What the broker's processes (BROKER_PROCESSES) count together, in memory they share:
  * streams holding a place under max_streams (open or being authorized), and open streams
  * (GET /events/health "clients"). */
+/* the most processes a broker may have (BROKER_PROCESSES) */
+#define SERVER_PROCESSES_MAX 64
+
 struct server_shared {
 	atomic_long slots;
 	atomic_long streams;
+	/* each stream process's sign of life: its loop adds one every SERVER_ALIVE_MS, the
+	 * parent watches (sse-broker/main.c, run_processes) */
+	atomic_ulong alive[SERVER_PROCESSES_MAX];
 };
+
+/* how often the loop shows it turns (lib/alive.h) */
+#define SERVER_ALIVE_MS 500
 
 struct server_cfg {
 	const char *host;
@@ -47,6 +56,9 @@ struct server_cfg {
 				   * one system call each (0) */
 	struct hub_cfg hub;
 	struct server_shared *shared; /* shared by every process of the broker */
+	/* where this process counts its signs of life (a stream process of several: its
+	 * place in shared->alive); NULL: the program's own, through lib/alive.h */
+	atomic_ulong *alive;
 	struct usercount *user_streams; /* each user's open streams, shared likewise */
 };
 

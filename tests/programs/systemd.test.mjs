@@ -58,6 +58,13 @@ test('every program has a unit that restarts it on failure with a delay and read
     assert.match(text, /^EnvironmentFile=\/etc\/codecollab\/env$/m, prog);
     assert.match(text, /^WantedBy=codecollab\.target$/m, prog);
   }
+  // the programs with a loop show life to systemd's watchdog (lib/alive.h): a hung one is
+  // killed and restarted like a dead one
+  for (const prog of ['codecollab-broker.service', 'codecollab-worker.service', 'codecollab-snapshotter.service']) {
+    const text = readFileSync(join(DIR, prog), 'utf8');
+    assert.match(text, /^WatchdogSec=\d+s$/m, prog);
+    assert.match(text, /^NotifyAccess=main$/m, prog);
+  }
   const api = readFileSync(join(DIR, 'codecollab-api@.service'), 'utf8');
   // spawn-fcgi -n: the API process itself is the unit's main process, one socket per instance
   assert.match(api, /^ExecStart=\/usr\/bin\/spawn-fcgi -n -s \/run\/codecollab\/api\.sock-%i /m);

@@ -57,6 +57,10 @@ function pidsOf(program) {
 
 const procState = (pid) => procStat(pid)?.state ?? '';
 
+// HANG_TIMEOUT_S of this stack: seconds without a sign of life before a program is killed
+const HANG_S = 5;
+const hungLine = (name, pid) => new RegExp(`${name} \\(pid ${pid}\\) showed no sign of life for (\\d+) s \\(HANG_TIMEOUT_S\\): killing it`);
+
 const supervisorLog = () => readFileSync(join(dir, 'log/supervisor.log'), 'utf8');
 
 async function req(method, path, { token, body } = {}) {
@@ -128,6 +132,8 @@ before(async () => {
     REDIS_PORT: String(redisPort), DATABASE_URL: '', REDIS_URL: '', JWT_SECRET: '', JWT_SECRET_FILE: '',
     API_PROCESSES: '2', WORKERS: '1', CLAIM_IDLE_MS: '30000',
     RESTART_BACKOFF_FIRST_MS: '200', RESTART_BACKOFF_MAX_MS: '3000', RESTART_RESET_S: '30',
+    // a hung program is killed after this (30 s by default)
+    HANG_TIMEOUT_S: String(HANG_S),
   };
   for (const v of ['TLS', 'TLS_PORT', 'TLS_CERT', 'TLS_KEY', 'METRICS_PORT', 'BROKER_METRICS_PORT',
     'WORKER_METRICS_PORT', 'SNAPSHOTTER_METRICS_PORT', 'CC_READY_FILE']) delete env[v];
@@ -315,6 +321,104 @@ test('a process that keeps dying: each restart waits longer (capped), visible in
     assert.ok(r.delay >= d / 2 - 10 && r.delay <= d + 10, `restart ${r.n}: ${r.delay} ms outside [${d / 2}, ${d}]`);
   });
   await waitFor(() => pidsOf('codecollab-snapshotter').length === 1, { timeout: 30000, what: 'the snapshotter back' });
+});
+
+// A program that is there but no longer turns its loop (stopped here with SIGSTOP: the same to
+// the supervisor as a deadlock or a call that never returns) is found by its missing signs of
+// life (ALIVE_FILE, HANG_TIMEOUT_S), killed and restarted like one that died.
+test('a broker that hangs (SIGSTOP): killed after HANG_TIMEOUT_S with its stream processes, restarted, and a resuming subscriber has every revision once', async () => {
+  const { token, room } = await newUserRoom('hungbroker');
+  const sub = subscribe(room, token);
+  await waitFor(() => sub.open, { what: 'the subscription' });
+  const [broker] = pidsOf('codecollab-broker').filter((p) => parentPid(p) === child.pid);
+  assert.ok(broker, 'the broker runs under run.sh');
+  const streams = pidsOf('codecollab-broker').filter((p) => parentPid(p) === broker);
+  let rev = 0;
+  const send = async (i) => {
+    const r = await req('POST', `/api/rooms/${room}/operations`, { token, body: { revision: rev, ops: [`${i % 10}`] } });
+    assert.equal(r.status, 200, r.text);
+    rev = r.body.revision;
+  };
+  for (let i = 0; i < 5; i++) await send(i);
+  process.kill(broker, 'SIGSTOP');
+  const t0 = Date.now();
+  // written while the broker hangs: the subscriber gets them once it is back
+  for (let i = 5; i < 10; i++) await send(i);
+  await waitFor(() => hungLine('broker', broker).test(supervisorLog()),
+    { timeout: (HANG_S + 15) * 1000, what: 'the supervisor to find the broker hung' });
+  const took = Date.now() - t0;
+  times['broker: SIGSTOP to killed as hung'] = took;
+  assert.ok(took >= (HANG_S - 1) * 1000, `killed ${took} ms after it stopped: not before HANG_TIMEOUT_S`);
+  assert.ok(Number(supervisorLog().match(hungLine('broker', broker))[1]) >= HANG_S);
+  await waitFor(() => new RegExp(`broker \\(pid ${broker}\\) was killed by signal KILL`).test(supervisorLog()), { what: 'its death noted' });
+  // its stream processes went with it (its process group), not left holding the port
+  await waitFor(() => [broker, ...streams].every((p) => !procState(p) || procState(p) === 'Z'),
+    { timeout: 10000, what: 'the hung broker\'s processes gone' });
+  await waitFor(() => healthy('/events/health'), { timeout: 30000, what: 'the broker to answer again' });
+  for (let i = 10; i < 15; i++) await send(i);
+  await waitFor(() => sub.events.filter((e) => e.type === 'operation').length >= 15,
+    { timeout: 30000, what: 'every operation at the subscriber' });
+  sub.close();
+  const revs = sub.events.filter((e) => e.type === 'operation').map((e) => e.data.revision);
+  assert.deepEqual(revs, Array.from({ length: 15 }, (_, i) => i + 1), 'each revision once, in order');
+});
+
+test('one stream process of the broker hangs: the broker kills it after HANG_TIMEOUT_S and ends, and the supervisor starts it again', async () => {
+  await waitFor(() => healthy('/events/health'), { timeout: 30000, what: 'the broker up' });
+  const [broker] = pidsOf('codecollab-broker').filter((p) => parentPid(p) === child.pid);
+  const streams = pidsOf('codecollab-broker').filter((p) => parentPid(p) === broker);
+  assert.ok(streams.length >= 2, `the broker runs stream processes (BROKER_PROCESSES): ${streams}`);
+  process.kill(streams[0], 'SIGSTOP');
+  const brokerLog = () => readFileSync(join(dir, 'log/broker.log'), 'utf8');
+  const line = new RegExp(`process ${streams[0]} showed no sign of life for (\\d+) ms \\(HANG_TIMEOUT_S\\): killing it`);
+  await waitFor(() => line.test(brokerLog()), { timeout: (HANG_S + 15) * 1000, what: 'the broker to find its process hung' });
+  assert.ok(Number(brokerLog().match(line)[1]) >= HANG_S * 1000);
+  // the parent ends with the others (as when one ends by itself), and is started again
+  await waitFor(() => new RegExp(`broker \\(pid ${broker}\\) exited with code 1`).test(supervisorLog()),
+    { timeout: 30000, what: 'the broker to end' });
+  assert.doesNotMatch(supervisorLog(), hungLine('broker', broker), 'the parent itself kept showing life');
+  await waitFor(() => healthy('/events/health'), { timeout: 30000, what: 'the broker to answer again' });
+  assert.ok(streams.every((p) => !procState(p) || procState(p) === 'Z'), 'none of its old processes is left');
+});
+
+test('a worker that hangs (SIGSTOP): killed after HANG_TIMEOUT_S and restarted; a run asked for meanwhile finishes', async () => {
+  const { token, room } = await newUserRoom('hungworker');
+  const [worker] = pidsOf('codecollab-worker');
+  assert.ok(worker, 'the worker runs');
+  process.kill(worker, 'SIGSTOP');
+  const r = await req('POST', `/api/rooms/${room}/executions`, { token, body: { language: 'python', code: 'print("after the hang")\n' } });
+  assert.equal(r.status, 202, r.text);
+  await waitFor(() => hungLine('worker', worker).test(supervisorLog()),
+    { timeout: (HANG_S + 15) * 1000, what: 'the supervisor to find the worker hung' });
+  await waitFor(() => new RegExp(`worker \\(pid ${worker}\\) was killed by signal KILL`).test(supervisorLog()), { what: 'its death noted' });
+  let j;
+  await waitFor(async () => {
+    j = (await req('GET', `/api/jobs/${r.body.job.id}`, { token })).body.job;
+    return j.status === 'finished' || j.status === 'failed';
+  }, { timeout: 60000, interval: 200, what: 'the run to end' });
+  assert.equal(j.status, 'finished', JSON.stringify(j));
+  assert.equal(j.result.stdout, 'after the hang\n');
+  const [again] = pidsOf('codecollab-worker');
+  assert.ok(again && again !== worker, 'a new worker');
+});
+
+test('a snapshotter that hangs (SIGSTOP): killed after HANG_TIMEOUT_S and restarted', async () => {
+  let snap;
+  await waitFor(() => ([snap] = pidsOf('codecollab-snapshotter'), snap), { timeout: 30000, what: 'the snapshotter' });
+  const count = () => Number(readFileSync(join(dir, 'run/alive/snapshotter'), 'utf8'));
+  process.kill(snap, 'SIGSTOP');
+  await waitFor(() => procState(snap) === 'T', { what: 'the snapshotter stopped' });
+  const hung = count(); // its last: a new one starts again from 1
+  await waitFor(() => hungLine('snapshotter', snap).test(supervisorLog()),
+    { timeout: (HANG_S + 15) * 1000, what: 'the supervisor to find the snapshotter hung' });
+  await waitFor(() => pidsOf('codecollab-snapshotter').some((p) => p !== snap && procState(p) !== 'T'),
+    { timeout: 30000, what: 'a new snapshotter' });
+  // the new one shows life: its count starts again (the file still held the hung one's) and
+  // goes up while it runs
+  await waitFor(() => count() < hung, { timeout: 30000, what: 'the new snapshotter\'s first signs of life' });
+  const c0 = count();
+  await sleep(1500);
+  assert.ok(count() > c0, `its count goes up while it runs (${c0}, then ${count()})`);
 });
 
 test('kill -9 of the web server: restarted, with API processes of its own, and every one answers', async () => {
