@@ -24,8 +24,9 @@ static struct {
 	long hang_ms;
 } al = {.fd = -1};
 
-/* the count as a fixed-width line, so that each write covers the last one whole */
-static void write_count(void)
+/* the count as a fixed-width line, so that each write covers the last one whole; 0, or -1
+ * (said once until a write works again) */
+static int write_count(void)
 {
 	char line[32];
 	int n = snprintf(line, sizeof line, "%020llu\n", al.count);
@@ -37,6 +38,7 @@ static void write_count(void)
 	} else if (w == n) {
 		al.file_failed = 0;
 	}
+	return w == n ? 0 : -1;
 }
 
 int alive_init(char *err, int errlen)
@@ -55,7 +57,13 @@ int alive_init(char *err, int errlen)
 		al.fd = fd;
 		al.count = 1;
 		al.file_at = clock_mono_ms();
-		write_count();
+		/* a file that cannot be written now (a full disk) would only get the program
+		 * killed as hung later: said at the start instead */
+		if (write_count() < 0) {
+			snprintf(err, (size_t)errlen, "ALIVE_FILE %s: the first write failed", path);
+			alive_close();
+			return -1;
+		}
 	}
 	uint64_t usec = 0;
 	if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {

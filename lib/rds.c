@@ -217,8 +217,20 @@ struct rds {
 	unsigned last_slot;
 	struct rds_stats stats;
 	int told_cluster; /* the "REDIS_URL names a cluster node" error was logged */
+	void (*progress)(void); /* rds_on_progress */
 	char err[256];
 };
+
+void rds_on_progress(struct rds *d, void (*fn)(void))
+{
+	d->progress = fn;
+}
+
+static void progress(const struct rds *d)
+{
+	if (d->progress)
+		d->progress();
+}
 
 void rds_stats(const struct rds *d, struct rds_stats *out)
 {
@@ -345,6 +357,7 @@ static int conn_get(struct rds *d, const struct rslot_node *node)
 		t = d->t;
 	}
 	char why[200];
+	progress(d);
 	d->conns[i].c = rds_connect(&t, d->timeout_ms, why, sizeof why);
 	if (!d->conns[i].c) {
 		d->conns[i].failed_ms = clock_mono_ms();
@@ -360,6 +373,7 @@ static int conn_get(struct rds *d, const struct rslot_node *node)
  * of the map, then the seeds. 0 when the map was replaced. */
 static int refresh_from(struct rds *d, const struct rslot_node *node)
 {
+	progress(d);
 	int ci = conn_get(d, node);
 	if (ci < 0)
 		return -1;
@@ -602,6 +616,7 @@ static redisReply *route(struct rds *d, const char *key, size_t keylen, const ch
 	for (;;) {
 		const struct rslot_node *np;
 		struct rslot_node node;
+		progress(d); /* each try below waits one timeout at most */
 		if (asking)
 			np = &ask_to;
 		else
@@ -711,7 +726,9 @@ static redisReply *route(struct rds *d, const char *key, size_t keylen, const ch
 			return NULL;
 		}
 		d->stats.retries++;
+		progress(d);
 		clock_sleep_ms(wait);
+		progress(d);
 		if (d->cluster)
 			(void)refresh(d);
 	}
@@ -958,6 +975,7 @@ static void pipe_collect(struct rds_pipe *p)
 		struct rds_conn *cn = &d->conns[pc->ci];
 		if (p->failed || !cn->c || cn->serial != pc->serial)
 			continue;
+		progress(d);
 		if (redisGetReply(cn->c, (void **)&pc->rep) != REDIS_OK || !pc->rep) {
 			errbuf_set(d->err, sizeof d->err, "redis: %s (%s:%d)",
 				   cn->c->errstr[0] ? cn->c->errstr : "no reply", cn->node.host,

@@ -86,6 +86,13 @@ struct rds;
  * NULL when out of memory or the seed list is bad (checked again). Free with rds_free(). */
 struct rds *rds_new(const struct rds_target *t, int timeout_ms);
 void rds_free(struct rds *d);
+
+/* fn is called between the bounded steps of one call (each connect, each read of a
+ * cluster's slot map, each retry's pause), so that a call that takes long because every
+ * step waits out its timeout (a Redis that accepts but never answers, a cluster being
+ * reconfigured) does not look like a hung program (lib/alive.h). NULL: none. Only for a
+ * client the one thread that shows the program's signs of life uses. */
+void rds_on_progress(struct rds *d, void (*fn)(void));
 /* 1 in cluster mode. */
 int rds_is_cluster(const struct rds *d);
 /* Opens a connection to some node when none is open (and, in cluster mode, reads the slot

@@ -206,6 +206,19 @@ static void read_failed(struct store *s, PGresult *r)
 	}
 }
 
+void store_on_progress(struct store *s, void (*fn)(void))
+{
+	s->progress = fn;
+	if (s->redis)
+		rds_on_progress(s->redis, fn);
+}
+
+void store_progress(const struct store *s)
+{
+	if (s->progress)
+		s->progress();
+}
+
 enum store_status store_redis(struct store *s, struct rds **out)
 {
 	*out = NULL;
@@ -213,6 +226,7 @@ enum store_status store_redis(struct store *s, struct rds **out)
 		log_error("redis: out of memory");
 		return store_fail(s, STORE_REDIS_UNAVAILABLE, "the event store is unavailable");
 	}
+	rds_on_progress(s->redis, s->progress);
 	if (rds_ready(s->redis) < 0) {
 		log_error("%s", rds_error(s->redis));
 		return store_fail(s, STORE_REDIS_UNAVAILABLE, "the event store is unavailable");

@@ -53,6 +53,7 @@ struct store {
 	int redis_timeout_ms; /* connect and every command */
 	PGconn *pg;
 	struct rds *redis; /* opened by the first store_redis() */
+	void (*progress)(void); /* store_on_progress */
 	/* inside BEGIN..COMMIT on pg: a lost connection is never silently replaced (the
 	 * statements after it would run outside the transaction) */
 	int in_tx;
@@ -70,6 +71,12 @@ struct store {
 /* No connection is opened here: the first getter call does. */
 void store_init(struct store *s, const char *database_url, const struct rds_target *redis);
 void store_close(struct store *s);
+/* fn is called between the steps of long work (each room of a batch, each batch of a large
+ * delete) and handed to the Redis client (rds_on_progress), for a program's signs of life
+ * (lib/alive.h). Single-threaded use only; NULL: none. */
+void store_on_progress(struct store *s, void (*fn)(void));
+/* Calls the store's progress function, if any. */
+void store_progress(const struct store *s);
 
 /* Reads from a replica (DATABASE_READ_URL): set the hot standby's URL (borrowed, NULL or ""
  * for none) once after store_init. Only calls wrapped in STORE_MAY_LAG use it: there every

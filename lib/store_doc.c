@@ -1625,6 +1625,7 @@ static long checkpoint_idle(struct store *s, const struct store_doc_cfg *cfg, co
 		return -1;
 	long made = 0;
 	for (int i = 0; i < PQntuples(r); i++) {
+		store_progress(s);
 		const char *room = PQgetvalue(r, i, 0);
 		long long at = strtoll(PQgetvalue(r, i, 1), NULL, 10);
 		struct doc_state d = {0};
@@ -1648,27 +1649,48 @@ static long checkpoint_idle(struct store *s, const struct store_doc_cfg *cfg, co
 	return made;
 }
 
+/* Runs a DELETE of at most THIN_BATCH rows ($2) again until one deletes fewer: a large
+ * backlog goes in statements of bounded length, the progress function called between them.
+ * The rows deleted in all, or -1. */
+#define THIN_BATCH "5000"
+static long delete_in_batches(struct store *s, const char *sql, const char *days)
+{
+	const char *p[] = {days, THIN_BATCH};
+	long all = 0;
+	for (;;) {
+		store_progress(s);
+		long n = rows_changed(s, sql, 2, p);
+		if (n < 0)
+			return -1;
+		all += n;
+		if (n < atol(THIN_BATCH))
+			return all;
+	}
+}
+
 int store_doc_thin(struct store *s, const struct store_doc_cfg *cfg)
 {
 	char days[24];
 	snprintf(days, sizeof days, "%ld days", cfg->history_keep_ops_days);
-	const char *p[] = {days};
 	long idle = checkpoint_idle(s, cfg, days, 1000);
 	if (idle > 0)
 		log_info("history: %ld rooms left alone got a checkpoint, so their old operations can go",
 			 idle);
-	long ops = rows_changed(s,
-				"DELETE FROM history_ops h WHERE h.saved_at < now() - $1::interval "
-				"AND EXISTS (SELECT 1 FROM snapshots s WHERE s.room_id = h.room_id "
-				"AND s.revision >= h.revision)",
-				1, p);
-	long cps = rows_changed(
+	long ops = delete_in_batches(
 		s,
-		"DELETE FROM snapshots s WHERE s.saved_at < now() - $1::interval "
+		"DELETE FROM history_ops WHERE ctid IN (SELECT h.ctid FROM history_ops h "
+		"WHERE h.saved_at < now() - $1::interval "
+		"AND EXISTS (SELECT 1 FROM snapshots s WHERE s.room_id = h.room_id "
+		"AND s.revision >= h.revision) LIMIT $2::int)",
+		days);
+	long cps = delete_in_batches(
+		s,
+		"DELETE FROM snapshots WHERE ctid IN (SELECT s.ctid FROM snapshots s "
+		"WHERE s.saved_at < now() - $1::interval "
 		"AND EXISTS (SELECT 1 FROM snapshots n WHERE n.room_id = s.room_id "
 		"AND n.revision > s.revision AND n.saved_at < now() - $1::interval "
-		"AND date_trunc('hour', n.saved_at) = date_trunc('hour', s.saved_at))",
-		1, p);
+		"AND date_trunc('hour', n.saved_at) = date_trunc('hour', s.saved_at)) LIMIT $2::int)",
+		days);
 	if (ops != 0 || cps != 0)
 		log_info("history thinned: %ld operation batches, %ld checkpoints removed (-1: failed)",
 			 ops, cps);

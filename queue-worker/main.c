@@ -217,7 +217,10 @@ static void backoff_wait(const struct worker *w, struct backoff *b)
 	clock_sleep_watching(backoff_next(b), BACKOFF_SLICE_MS, &w->stop);
 }
 
-static struct rds *connect_redis(const struct worker *w, char *err, size_t errlen)
+/* progress: the main thread's signs of life (alive_beat) through a long call; NULL for the
+ * job threads (rds_on_progress) */
+static struct rds *connect_redis(const struct worker *w, void (*progress)(void), char *err,
+				 size_t errlen)
 {
 	/* one client per thread (lib/rds.h), opened here so a Redis that is down is found
 	 * before the loop starts */
@@ -226,6 +229,7 @@ static struct rds *connect_redis(const struct worker *w, char *err, size_t errle
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	rds_on_progress(r, progress);
 	if (rds_ready(r) < 0) {
 		snprintf(err, errlen, "%s", rds_error(r));
 		rds_free(r);
@@ -261,7 +265,7 @@ static void *job_thread(void *arg)
 	int connected_once = 0;
 	while (!w->stop) {
 		if (!r) {
-			r = connect_redis(w, err, sizeof err);
+			r = connect_redis(w, NULL, err, sizeof err);
 			if (!r) {
 				log_warn("redis: %s (retrying)", err);
 				backoff_wait(w, &failures);
@@ -585,7 +589,7 @@ int main(void)
 	struct backoff failures = {.first_ms = BACKOFF_FIRST_MS, .max_ms = BACKOFF_MAX_MS};
 	struct timespec tick = {.tv_sec = 0, .tv_nsec = 0};
 	while (!r) {
-		r = connect_redis(w, err, sizeof err);
+		r = connect_redis(w, alive_beat, err, sizeof err);
 		if (r && queue_ensure_group(r, err, sizeof err) < 0) {
 			rds_free(r);
 			r = NULL;
@@ -673,7 +677,7 @@ int main(void)
 			w->cancel = 1;
 		}
 		if (!r) {
-			r = connect_redis(w, err, sizeof err);
+			r = connect_redis(w, alive_beat, err, sizeof err);
 			if (!r)
 				continue;
 			metric_inc(&worker_metrics[WM_REDIS_RECONNECTS], 0, 0);

@@ -455,19 +455,20 @@ svc_alive_file() { # var name: var = the file of the service's signs of life; it
   salive[$2]=${!1}
 }
 svc_check_hang_setting() {
-  case "$HANG_TIMEOUT_S" in '' | *[!0-9]*) die "HANG_TIMEOUT_S must be a whole number of seconds (got $HANG_TIMEOUT_S)" ;; esac
+  # no leading zero: the shell would read 010 as octal (and 08 not at all), the programs as 10
+  case "$HANG_TIMEOUT_S" in '' | *[!0-9]* | 0?*) die "HANG_TIMEOUT_S must be a whole number of seconds, without leading zeros (got $HANG_TIMEOUT_S)" ;; esac
   [ "$HANG_TIMEOUT_S" -le 86400 ] || die "HANG_TIMEOUT_S must be at most 86400 (got $HANG_TIMEOUT_S)"
   mkdir -p "$CC_VAR/run/alive"
 }
 svc_hang_check() { # name pid now: kills the service when its sign of life is overdue
-  local n=$1 p=$2 now=$3 v="" f=${salive[$1]:-}
+  local n=$1 p=$2 now=$3 v="" f=${salive[$1]:-} why=""
   [ -n "$f" ] && [ "$HANG_TIMEOUT_S" -gt 0 ] || return 0
-  read -r v 2>/dev/null <"$f" || true
+  read -r v 2>/dev/null <"$f" || [ -e "$f" ] || why=" (and its file $f is gone)"
   if [ "$v" != "${salive_v[$n]:-}" ]; then
     salive_v[$n]=$v
     salive_t[$n]=$now
   elif [ $((now - ${salive_t[$n]:-$now})) -ge $((HANG_TIMEOUT_S * 1000)) ]; then
-    notice "$n (pid $p) showed no sign of life for $(((now - salive_t[$n]) / 1000)) s (HANG_TIMEOUT_S): killing it"
+    notice "$n (pid $p) showed no sign of life for $(((now - salive_t[$n]) / 1000)) s (HANG_TIMEOUT_S)$why: killing it"
     # its own processes too (the broker's stream processes: the same process group)
     if svc_same "$p"; then kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null || true; fi
     salive_t[$n]=$now # once: its death comes at the next look

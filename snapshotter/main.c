@@ -168,6 +168,8 @@ int main(void)
 		log_info("metrics on %s port %ld", host, metrics_port);
 	}
 	store_init(&s, cfg_str("DATABASE_URL", "postgresql:///codecollab"), &redis);
+	/* long work (thinning, a slow Redis) shows life as it goes (lib/alive.h) */
+	store_on_progress(&s, alive_beat);
 	log_info("snapshotter: writing room snapshots every %ld ms while rooms change",
 		 cfg.snapshot_interval_ms);
 	long long next_thin = 0; /* at start, then every HISTORY_THIN_INTERVAL_S */

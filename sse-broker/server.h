@@ -16,12 +16,12 @@
  * client. A smaller setting is allowed: an event over it reaches that client as a resync. */
 #define SERVER_CLIENT_BUFFER_DEFAULT ((long)(2 * ROOM_JSON_MAX))
 
-/* What the broker's processes (BROKER_PROCESSES) count together, in memory they share:
- * streams holding a place under max_streams (open or being authorized), and open streams
- * (GET /events/health "clients"). */
 /* the most processes a broker may have (BROKER_PROCESSES) */
 #define SERVER_PROCESSES_MAX 64
 
+/* What the broker's processes (BROKER_PROCESSES) count together, in memory they share:
+ * streams holding a place under max_streams (open or being authorized), and open streams
+ * (GET /events/health "clients"). */
 struct server_shared {
 	atomic_long slots;
 	atomic_long streams;

@@ -140,6 +140,31 @@ test('a room left alone gets a checkpoint, so its old operations are thinned too
   assert.equal(gone.status, 404, gone.text);
 });
 
+// Thinning deletes in statements of at most 5,000 rows (lib/store_doc.c, delete_in_batches),
+// showing life between them (lib/alive.h): a backlog larger than that still goes whole.
+test('a thinning backlog larger than one statement (12,345 old batches, 7,000 old checkpoints in one hour) goes whole', async () => {
+  const a = await newUser();
+  const room = await roomWith(a);
+  const old = "date_trunc('hour', now() - interval '10 days')";
+  sql(`INSERT INTO history_ops (room_id, revision, first_revision, ops, length, saved_at) ` +
+    `SELECT '${room.id}', r, r, '[]', 0, ${old} + (r || ' milliseconds')::interval FROM generate_series(2, 12346) r`);
+  sql(`INSERT INTO snapshots (room_id, revision, content, saved_at) ` +
+    `SELECT '${room.id}', r, 'x', ${old} + ((r - 12000) || ' milliseconds')::interval FROM generate_series(12346, 19346) r`);
+  const snap = start(SNAP_BIN, [], { env: { ...process.env, HISTORY_KEEP_OPS_DAYS: '7' } });
+  try {
+    await waitFor(() => /history thinned: \d+ operation batches/.test(snap.output), { what: 'the thinning', timeout: 60000 });
+  } finally {
+    const ex = await stop(snap);
+    assert.deepEqual(ex, { code: 0, signal: null }, snap.output);
+  }
+  // every old batch (a later checkpoint holds each) and every old checkpoint but the hour's
+  // newest; from other tests' rooms only what they left old
+  const m = snap.output.match(/history thinned: (\d+) operation batches, (\d+) checkpoints removed/);
+  assert.ok(m && Number(m[1]) >= 12345 && Number(m[2]) >= 7000, snap.output);
+  assert.equal(sql(`SELECT count(*) FROM history_ops WHERE room_id = '${room.id}' AND saved_at < now() - interval '7 days'`), '0');
+  assert.equal(sql(`SELECT string_agg(revision::text, ',') FROM snapshots WHERE room_id = '${room.id}' AND saved_at < now() - interval '7 days'`), '19346');
+});
+
 test('a history page that ends at revision 0 has next null; ?before=0, a before no page gives, is 400', async () => {
   const a = await newUser();
   const room = await roomWith(a);
