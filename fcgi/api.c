@@ -80,7 +80,8 @@ int api_config_load(struct api_config *cfg, char *err, size_t errlen)
 		{"BROKER_PORT", 8081, 1, 65535, &cfg->broker_port},
 	};
 	if (cfg_load(rest, sizeof rest / sizeof rest[0], err, (int)errlen) < 0 ||
-	    store_doc_cfg_load(&cfg->doc, err, (int)errlen) < 0)
+	    store_doc_cfg_load(&cfg->doc, err, (int)errlen) < 0 ||
+	    store_cfg_load(err, (int)errlen) < 0)
 		return -1;
 	return cfg_load(jobs, sizeof jobs / sizeof jobs[0], err, (int)errlen);
 }

@@ -1,11 +1,13 @@
 #include "store.h"
 
+#include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "backoff.h"
+#include "cfg.h"
 #include "clock.h"
 #include "log.h"
 
@@ -42,6 +44,18 @@ enum store_status store_fail(struct store *s, enum store_status st, const char *
 	return st;
 }
 
+/* a server that ends a statement at its statement_timeout says so within this much more;
+ * past it the client gives up on a server that does not answer */
+#define STORE_PG_GRACE_MS 1000
+
+static long pg_timeout_ms = STORE_PG_TIMEOUT_DEFAULT_MS;
+
+int store_cfg_load(char *err, int errlen)
+{
+	return cfg_long("PG_QUERY_TIMEOUT_MS", STORE_PG_TIMEOUT_DEFAULT_MS, 100, 86400000L,
+			&pg_timeout_ms, err, errlen);
+}
+
 void store_init(struct store *s, const char *database_url, const struct rds_target *redis)
 {
 	memset(s, 0, sizeof *s);
@@ -49,6 +63,7 @@ void store_init(struct store *s, const char *database_url, const struct rds_targ
 	if (redis)
 		s->redis_target = *redis;
 	s->redis_timeout_ms = STORE_REDIS_TIMEOUT_MS;
+	s->pg_timeout_ms = pg_timeout_ms;
 }
 
 void store_set_read_url(struct store *s, const char *url)
@@ -121,13 +136,16 @@ int store_pg_repeatable(const char *state, const char *sql)
 	       !strcasestr(sql, " FOR KEY SHARE") && !strcasestr(sql, "pg_advisory");
 }
 
-/* A new connection to url, or NULL (logged under `who`). */
-static PGconn *pg_open(const char *url, const char *who)
+/* A new connection to url, or NULL (logged under `who`). Its statements end at the
+ * server after timeout_ms (statement_timeout). */
+static PGconn *pg_open(const char *url, const char *who, long timeout_ms)
 {
-	/* connect_timeout first: keywords of the URL (expanded from dbname) come after it and
-	 * win */
-	const char *const keys[] = {"connect_timeout", "dbname", NULL};
-	const char *const vals[] = {STORE_PG_CONNECT_TIMEOUT, url, NULL};
+	/* connect_timeout and options first: keywords of the URL (expanded from dbname) come
+	 * after them and win */
+	char options[64];
+	snprintf(options, sizeof options, "-c statement_timeout=%ld", timeout_ms);
+	const char *const keys[] = {"connect_timeout", "options", "dbname", NULL};
+	const char *const vals[] = {STORE_PG_CONNECT_TIMEOUT, options, url, NULL};
 	PGconn *pg = PQconnectdbParams(keys, vals, 1);
 	if (!pg || PQstatus(pg) != CONNECTION_OK) {
 		log_error("%s: %s", who, pg ? PQerrorMessage(pg) : "out of memory");
@@ -152,8 +170,13 @@ enum store_status store_pg(struct store *s, PGconn **out)
 						       "change; try again");
 		}
 	}
+	if (!s->pg && s->in_tx) {
+		/* dropped inside the transaction (pg_timed_out): never go on outside it */
+		return store_fail(s, STORE_LOST, "the database connection was lost during the "
+					       "change; try again");
+	}
 	if (!s->pg) {
-		s->pg = pg_open(s->database_url, "postgres");
+		s->pg = pg_open(s->database_url, "postgres", s->pg_timeout_ms);
 		if (!s->pg)
 			return store_fail(s, STORE_UNAVAILABLE, "the database is unavailable");
 	}
@@ -179,7 +202,7 @@ static PGconn *pg_read(struct store *s)
 	if (!s->pg_read) {
 		if (clock_mono_ms() < s->read_retry_at)
 			return NULL;
-		s->pg_read = pg_open(s->database_read_url, "postgres replica");
+		s->pg_read = pg_open(s->database_read_url, "postgres replica", s->pg_timeout_ms);
 		if (!s->pg_read) {
 			struct backoff b = {STORE_READ_RETRY_FIRST_MS, STORE_READ_RETRY_MAX_MS,
 					    s->read_attempt};
@@ -242,6 +265,66 @@ enum store_status store_redis_failed(struct store *s)
 	return store_fail(s, STORE_REDIS_UNAVAILABLE, "the event store is unavailable");
 }
 
+/* One statement on pg, waited for at most the statement timeout and its grace: its last
+ * result (NULL when it could not be sent, or the connection failed before any), *timed_out
+ * set when the server did not answer in time (the caller drops the connection: it is in the
+ * middle of the statement). The store's progress function is called while it waits. */
+static PGresult *pg_exec(const struct store *s, PGconn *pg, const char *sql, int n,
+			 const char *const *params, int *timed_out)
+{
+	*timed_out = 0;
+	if (!PQsendQueryParams(pg, sql, n, NULL, params, NULL, NULL, 0))
+		return NULL;
+	long long deadline = clock_mono_ms() + s->pg_timeout_ms + STORE_PG_GRACE_MS;
+	PGresult *last = NULL;
+	for (;;) {
+		if (!PQisBusy(pg)) {
+			PGresult *r = PQgetResult(pg);
+			if (!r)
+				return last;
+			PQclear(last);
+			last = r;
+			continue;
+		}
+		long long left = deadline - clock_mono_ms();
+		if (left <= 0) {
+			*timed_out = 1;
+			PQclear(last);
+			return NULL;
+		}
+		store_progress(s);
+		struct pollfd p = {.fd = PQsocket(pg), .events = POLLIN};
+		int w = poll(&p, 1, left < 1000 ? (int)left : 1000);
+		if (w < 0 && errno != EINTR) {
+			PQclear(last);
+			return NULL;
+		}
+		if (w > 0 && !PQconsumeInput(pg)) {
+			/* the connection failed: what libpq made of it (an error result), no wait */
+			PGresult *r;
+			while ((r = PQgetResult(pg))) {
+				PQclear(last);
+				last = r;
+			}
+			return last;
+		}
+	}
+}
+
+/* The statement on the primary did not answer in time: its connection goes (it is in the
+ * middle of that statement), and the failure says so. */
+static enum store_status pg_timed_out(struct store *s, const char *sql)
+{
+	log_error("postgres: no answer in %ld ms; dropping the connection (%.60s)",
+		  s->pg_timeout_ms + STORE_PG_GRACE_MS, sql);
+	PQfinish(s->pg);
+	s->pg = NULL;
+	if (s->in_tx)
+		return store_fail(s, STORE_LOST, "the database did not answer in time during the "
+					       "change; try again");
+	return store_fail(s, STORE_UNAVAILABLE, "the database did not answer in time");
+}
+
 enum store_status store_sql(struct store *s, PGresult **out, const char *conflict_state,
 			    const char *sql, int n, const char *const *params)
 {
@@ -249,12 +332,19 @@ enum store_status store_sql(struct store *s, PGresult **out, const char *conflic
 	PGconn *rd;
 	if (s->may_lag && store_pg_repeatable(NULL, sql) && (rd = pg_read(s))) {
 		/* a read that may lag: the replica answers it, or the primary below */
-		PGresult *r = PQexecParams(rd, sql, n, NULL, params, NULL, NULL, 0);
+		int late;
+		PGresult *r = pg_exec(s, rd, sql, n, params, &late);
 		if (r && PQresultStatus(r) == PGRES_TUPLES_OK) {
 			*out = r;
 			return STORE_OK;
 		}
-		read_failed(s, r);
+		if (late) {
+			log_warn("postgres replica: no answer in time, asking the primary");
+			PQfinish(s->pg_read);
+			s->pg_read = NULL;
+		} else {
+			read_failed(s, r);
+		}
 		PQclear(r);
 	}
 	for (int attempt = 0; attempt < 2; attempt++) {
@@ -262,7 +352,10 @@ enum store_status store_sql(struct store *s, PGresult **out, const char *conflic
 		enum store_status st = store_pg(s, &pg);
 		if (st != STORE_OK)
 			return st;
-		PGresult *r = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
+		int late;
+		PGresult *r = pg_exec(s, pg, sql, n, params, &late);
+		if (late)
+			return pg_timed_out(s, sql);
 		ExecStatusType es = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 		if (es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK) {
 			*out = r;
@@ -272,6 +365,15 @@ enum store_status store_sql(struct store *s, PGresult **out, const char *conflic
 		if (conflict_state && state && strcmp(state, conflict_state) == 0) {
 			PQclear(r);
 			return store_fail(s, STORE_CONFLICT, "the change conflicts with what is stored");
+		}
+		if (state && strcmp(state, "57014") == 0) {
+			/* query_canceled: the server ended it at statement_timeout (a lock held
+			 * elsewhere, a statement too slow); the connection is fine */
+			log_error("postgres: a statement ran past PG_QUERY_TIMEOUT_MS (%ld ms) and was "
+				  "ended: %.60s",
+				  s->pg_timeout_ms, sql);
+			PQclear(r);
+			return store_fail(s, STORE_UNAVAILABLE, "the database did not answer in time");
 		}
 		if (PQstatus(pg) != CONNECTION_OK && attempt == 0 && !s->in_tx &&
 		    store_pg_repeatable(state, sql)) {
@@ -325,9 +427,16 @@ void store_rollback(struct store *s)
 	s->in_tx = 0;
 	PGconn *pg = s->pg;
 	if (pg && PQtransactionStatus(pg) != PQTRANS_IDLE) {
-		PGresult *r = PQexec(pg, "ROLLBACK");
-		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		int late;
+		PGresult *r = pg_exec(s, pg, "ROLLBACK", 0, NULL, &late);
+		if (late) {
+			/* the server ends the transaction with the connection */
+			log_warn("rollback: no answer in time; dropping the connection");
+			PQfinish(s->pg);
+			s->pg = NULL;
+		} else if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 			log_warn("rollback failed: %s", PQerrorMessage(pg));
+		}
 		PQclear(r);
 	}
 }

@@ -54,6 +54,7 @@ struct store {
 	PGconn *pg;
 	struct rds *redis; /* opened by the first store_redis() */
 	void (*progress)(void); /* store_on_progress */
+	long pg_timeout_ms; /* PG_QUERY_TIMEOUT_MS (store_cfg_load) */
 	/* inside BEGIN..COMMIT on pg: a lost connection is never silently replaced (the
 	 * statements after it would run outside the transaction) */
 	int in_tx;
@@ -69,6 +70,15 @@ struct store {
 };
 
 /* No connection is opened here: the first getter call does. */
+/* PG_QUERY_TIMEOUT_MS when unset: how long one statement may take */
+#define STORE_PG_TIMEOUT_DEFAULT_MS 30000
+/* Reads PG_QUERY_TIMEOUT_MS for every store initialised after it (each program once, at
+ * start): the server ends a statement that runs longer (statement_timeout), and a server
+ * that does not answer at all (stopped, a host gone quiet) is given up a second after that:
+ * the connection is dropped and the call fails STORE_UNAVAILABLE (STORE_LOST inside a
+ * transaction), instead of holding the process for as long as the server is silent.
+ * 0; -1 with a message naming the setting. */
+int store_cfg_load(char *err, int errlen);
 void store_init(struct store *s, const char *database_url, const struct rds_target *redis);
 void store_close(struct store *s);
 /* fn is called between the steps of long work (each room of a batch, each batch of a large

@@ -120,7 +120,8 @@ int main(void)
 	if (start_program("codecollab-snapshotter", on_term) < 0)
 		return 1;
 	if (rds_config_env(&redis, NULL, err, sizeof err) < 0 ||
-	    store_doc_cfg_load(&cfg, err, (int)sizeof err) < 0) {
+	    store_doc_cfg_load(&cfg, err, (int)sizeof err) < 0 ||
+	    store_cfg_load(err, (int)sizeof err) < 0) {
 		log_error("configuration: %s", err);
 		curl_global_cleanup();
 		return 1;
