@@ -152,6 +152,13 @@ static PGconn *pg_open(const char *url, const char *who, long timeout_ms)
 		PQfinish(pg);
 		return NULL;
 	}
+	/* non-blocking: sending a statement (a document's text) to a server that has stopped
+	 * reading waits under pg_exec's bound, not in the kernel's send for good */
+	if (PQsetnonblocking(pg, 1) != 0) {
+		log_error("%s: %s", who, PQerrorMessage(pg));
+		PQfinish(pg);
+		return NULL;
+	}
 	return pg;
 }
 
@@ -190,6 +197,14 @@ enum store_status store_pg(struct store *s, PGconn **out)
  * passed: RETRY_FIRST_MS doubling up to RETRY_MAX_MS). */
 #define STORE_READ_RETRY_FIRST_MS 500
 #define STORE_READ_RETRY_MAX_MS 10000
+/* The replica is not asked again before a back-off (longer after each failure in a row). */
+static void read_backoff(struct store *s)
+{
+	struct backoff b = {STORE_READ_RETRY_FIRST_MS, STORE_READ_RETRY_MAX_MS, s->read_attempt};
+	s->read_retry_at = clock_mono_ms() + backoff_next(&b);
+	s->read_attempt = b.attempt;
+}
+
 static PGconn *pg_read(struct store *s)
 {
 	if (!s->database_read_url || s->in_tx)
@@ -204,10 +219,7 @@ static PGconn *pg_read(struct store *s)
 			return NULL;
 		s->pg_read = pg_open(s->database_read_url, "postgres replica", s->pg_timeout_ms);
 		if (!s->pg_read) {
-			struct backoff b = {STORE_READ_RETRY_FIRST_MS, STORE_READ_RETRY_MAX_MS,
-					    s->read_attempt};
-			s->read_retry_at = clock_mono_ms() + backoff_next(&b);
-			s->read_attempt = b.attempt;
+			read_backoff(s);
 			return NULL;
 		}
 		s->read_attempt = 0;
@@ -265,10 +277,11 @@ enum store_status store_redis_failed(struct store *s)
 	return store_fail(s, STORE_REDIS_UNAVAILABLE, "the event store is unavailable");
 }
 
-/* One statement on pg, waited for at most the statement timeout and its grace: its last
- * result (NULL when it could not be sent, or the connection failed before any), *timed_out
- * set when the server did not answer in time (the caller drops the connection: it is in the
- * middle of the statement). The store's progress function is called while it waits. */
+/* One statement on pg (non-blocking: pg_open), sent and waited for at most the statement
+ * timeout and its grace: its last result (NULL when it could not be sent, or the connection
+ * failed before any), *timed_out set when the server did not take the statement or answer
+ * in time, or the wait itself failed (the caller drops the connection: it is in the middle
+ * of the statement). The store's progress function is called while it waits. */
 static PGresult *pg_exec(const struct store *s, PGconn *pg, const char *sql, int n,
 			 const char *const *params, int *timed_out)
 {
@@ -276,10 +289,17 @@ static PGresult *pg_exec(const struct store *s, PGconn *pg, const char *sql, int
 	if (!PQsendQueryParams(pg, sql, n, NULL, params, NULL, NULL, 0))
 		return NULL;
 	long long deadline = clock_mono_ms() + s->pg_timeout_ms + STORE_PG_GRACE_MS;
-	PGresult *last = NULL;
+	PGresult *last = NULL, *r;
+	int sending = 1; /* a large statement may not fit the socket at once */
 	for (;;) {
-		if (!PQisBusy(pg)) {
-			PGresult *r = PQgetResult(pg);
+		if (sending) {
+			int f = PQflush(pg);
+			if (f < 0)
+				goto failed;
+			sending = f == 1;
+		}
+		if (!sending && !PQisBusy(pg)) {
+			r = PQgetResult(pg);
 			if (!r)
 				return last;
 			PQclear(last);
@@ -287,28 +307,28 @@ static PGresult *pg_exec(const struct store *s, PGconn *pg, const char *sql, int
 			continue;
 		}
 		long long left = deadline - clock_mono_ms();
-		if (left <= 0) {
-			*timed_out = 1;
-			PQclear(last);
-			return NULL;
-		}
+		if (left <= 0)
+			break;
 		store_progress(s);
-		struct pollfd p = {.fd = PQsocket(pg), .events = POLLIN};
+		struct pollfd p = {.fd = PQsocket(pg), .events = POLLIN | (sending ? POLLOUT : 0)};
 		int w = poll(&p, 1, left < 1000 ? (int)left : 1000);
-		if (w < 0 && errno != EINTR) {
-			PQclear(last);
-			return NULL;
-		}
-		if (w > 0 && !PQconsumeInput(pg)) {
-			/* the connection failed: what libpq made of it (an error result), no wait */
-			PGresult *r;
-			while ((r = PQgetResult(pg))) {
-				PQclear(last);
-				last = r;
-			}
-			return last;
-		}
+		if (w < 0 && errno != EINTR)
+			break;
+		/* whatever arrived (also after a quiet second: a TLS record may wait in the
+		 * library, where poll does not see it) */
+		if (!PQconsumeInput(pg))
+			goto failed;
 	}
+	*timed_out = 1;
+	PQclear(last);
+	return NULL;
+failed:
+	/* the connection failed: what libpq made of it (an error result), no wait */
+	while ((r = PQgetResult(pg))) {
+		PQclear(last);
+		last = r;
+	}
+	return last;
 }
 
 /* The statement on the primary did not answer in time: its connection goes (it is in the
@@ -319,6 +339,10 @@ static enum store_status pg_timed_out(struct store *s, const char *sql)
 		  s->pg_timeout_ms + STORE_PG_GRACE_MS, sql);
 	PQfinish(s->pg);
 	s->pg = NULL;
+	/* the end of a transaction that may or may not have been made: not "try again" */
+	if (strcmp(sql, "COMMIT") == 0)
+		return store_fail(s, STORE_UNAVAILABLE, "the database did not answer in time; the "
+						      "change may or may not have been made");
 	if (s->in_tx)
 		return store_fail(s, STORE_LOST, "the database did not answer in time during the "
 					       "change; try again");
@@ -339,9 +363,12 @@ enum store_status store_sql(struct store *s, PGresult **out, const char *conflic
 			return STORE_OK;
 		}
 		if (late) {
+			/* and not again at once: the next reads go to the primary for a while, as
+			 * after a failed connect (pg_read) */
 			log_warn("postgres replica: no answer in time, asking the primary");
 			PQfinish(s->pg_read);
 			s->pg_read = NULL;
+			read_backoff(s);
 		} else {
 			read_failed(s, r);
 		}

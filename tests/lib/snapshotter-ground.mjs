@@ -2,10 +2,11 @@
 // their own (stopped once the suite is over), a JWT secret in a file, and the API binary run
 // as CGI (cgi() of tests/lib/api.mjs, which starts it itself) to commit as a client does.
 import { after } from 'node:test';
+import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, startRedis, stop, tempDir } from './procs.mjs';
-import { startPrimary, stopPg, pgUrl } from './pg.mjs';
+import { startPrimary, stopPg, pgUrl, psql } from './pg.mjs';
 
 export const SNAP_BIN = process.env.CC_SNAP_BIN || join(ROOT, 'build/asan/bin/codecollab-snapshotter');
 
@@ -30,4 +31,32 @@ export async function snapshotterGround(secret) {
     JWT_SECRET_FILE: secretFile,
   };
   return { cgi, redisSrv, pg, base };
+}
+
+// What a suite on that ground does as a client, named after the suite (prefix: its users'
+// names): api(env, req) runs one request (env over base; the API must not crash), roomOf(env)
+// registers a user and makes a room ({id, token}), commit(env, room, revision, ops) commits
+// (200 expected: the new revision), savedRevision(room) is the newest revision PostgreSQL
+// holds of it (a checkpoint or a batch).
+export function clientOf({ cgi, pg, base }, prefix) {
+  const api = (env, req) => {
+    const r = cgi({ ...req, env: { ...base, ...env } });
+    assert.equal(r.code, 0, r.stderr.slice(0, 2000));
+    return r;
+  };
+  let users = 0;
+  const roomOf = (env) => {
+    const reg = api(env, { method: 'POST', uri: '/api/auth/register', body: { username: `${prefix}${++users}`, password: `${prefix}-pass-123` } });
+    assert.equal(reg.status, 201, reg.body);
+    const room = api(env, { method: 'POST', uri: '/api/rooms', token: reg.json.token, body: { name: prefix } });
+    assert.equal(room.status, 201, room.body);
+    return { id: room.json.room.id, token: reg.json.token };
+  };
+  const commit = (env, room, revision, ops) => {
+    const r = api(env, { method: 'POST', uri: `/api/rooms/${room.id}/operations`, token: room.token, body: { revision, ops } });
+    assert.equal(r.status, 200, r.body);
+    return r.json.revision;
+  };
+  const savedRevision = (room) => Number(psql(pg, `SELECT coalesce(max(revision), 0) FROM (SELECT revision FROM snapshots WHERE room_id = '${room}' UNION ALL SELECT revision FROM history_ops WHERE room_id = '${room}') s`));
+  return { api, roomOf, commit, savedRevision };
 }

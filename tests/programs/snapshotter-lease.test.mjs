@@ -9,34 +9,13 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { start, stop, waitFor } from '../lib/procs.mjs';
 import { psql, pgUrl, holdRoomRow } from '../lib/pg.mjs';
-import { snapshotterGround, SNAP_BIN } from '../lib/snapshotter-ground.mjs';
+import { snapshotterGround, clientOf, SNAP_BIN } from '../lib/snapshotter-ground.mjs';
 
-const { cgi, redisSrv, pg, base } = await snapshotterGround('snapshotter-lease-test-secret-0123456789ab');
+const ground = await snapshotterGround('snapshotter-lease-test-secret-0123456789ab');
+const { redisSrv, pg, base } = ground;
 const rcli = (...args) => execFileSync('redis-cli', ['-p', String(redisSrv.port), ...args]).toString().trim();
 const dueScore = (room) => rcli('ZSCORE', 'cc:snap:due', room);
-const savedRevision = (room) => Number(psql(pg, `SELECT coalesce(max(revision), 0) FROM (SELECT revision FROM snapshots WHERE room_id = '${room}' UNION ALL SELECT revision FROM history_ops WHERE room_id = '${room}') s`));
-
-const api = (env, req) => {
-  const r = cgi({ ...req, env: { ...base, ...env } });
-  assert.equal(r.code, 0, r.stderr.slice(0, 2000));
-  return r;
-};
-
-let users = 0;
-function roomOf(env) {
-  const name = `lease${++users}`;
-  const reg = api(env, { method: 'POST', uri: '/api/auth/register', body: { username: name, password: 'lease-pass-123' } });
-  assert.equal(reg.status, 201, reg.body);
-  const room = api(env, { method: 'POST', uri: '/api/rooms', token: reg.json.token, body: { name: 'leased' } });
-  assert.equal(room.status, 201, room.body);
-  return { id: room.json.room.id, token: reg.json.token };
-}
-
-function commit(env, room, revision, ops) {
-  const r = api(env, { method: 'POST', uri: `/api/rooms/${room.id}/operations`, token: room.token, body: { revision, ops } });
-  assert.equal(r.status, 200, r.body);
-  return r.json.revision;
-}
+const { roomOf, commit, savedRevision } = clientOf(ground, 'lease');
 
 function snapshotter(env) {
   const e = { ...process.env, ...base, ...env };
