@@ -78,6 +78,10 @@ int api_config_load(struct api_config *cfg, char *err, size_t errlen)
 		{"ROOMS_PER_USER_MAX", 1000, 1, 1000000, &cfg->rooms_per_user_max},
 		{"METRICS_PORT", 0, 0, 65535, &cfg->metrics_port},
 		{"BROKER_PORT", 8081, 1, 65535, &cfg->broker_port},
+		/* a request still running after this ends its process (fcgi/main.c): every
+		 * call a request makes has a bound of its own (PG_QUERY_TIMEOUT_MS, the Redis
+		 * timeout), so this is for what has none, a fault in the code */
+		{"API_HANG_TIMEOUT_S", 120, 0, 86400, &cfg->hang_timeout_s},
 	};
 	if (cfg_load(rest, sizeof rest / sizeof rest[0], err, (int)errlen) < 0 ||
 	    store_doc_cfg_load(&cfg->doc, err, (int)errlen) < 0 ||

@@ -40,6 +40,7 @@ struct api_config {
 	const char *metrics_file;    /* API_METRICS_FILE: the processes' shared counters */
 	const char *stream_origin;   /* STREAM_ORIGIN: "auto", an origin, or "" / "off" */
 	long broker_port;            /* BROKER_PORT: the broker's port, for "auto" */
+	long hang_timeout_s;         /* API_HANG_TIMEOUT_S: a request's hard bound; 0 none */
 };
 
 #define API_MAX_PARAMS 4

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <fcgiapp.h>
@@ -31,6 +32,49 @@ static void on_term(int sig)
 	FCGX_ShutdownPending();
 }
 
+/* API_HANG_TIMEOUT_S: a request that runs longer ends the process (SIGALRM, its default
+ * action, after one line in the log). Its calls all have bounds of their own, so only a
+ * fault without one gets here (a loop that does not end, a lock never given back); the
+ * process's state is then unknown, and ending it is what gives the socket back: the
+ * request in flight is answered 502 by the front door (deploy/lighttpd/backend-error.lua),
+ * scripts/keep-fcgi.sh starts the program again on the same socket, and requests waiting
+ * there are served by the new process. What the line names: set while a request is served
+ * (the request's own memory, not changed while it is served). */
+static const char *volatile hang_method, *volatile hang_path;
+static char hang_limit[24];
+
+static void on_hang(int sig)
+{
+	const char *m = hang_method, *p = hang_path;
+	const char *parts[] = {"a request ran past API_HANG_TIMEOUT_S (", hang_limit,
+			       " s): ending this process, which is started again (", m ? m : "?",
+			       " ", p ? p : "?", ")"};
+	log_signal_line(LOG_ERROR, parts, (int)(sizeof parts / sizeof parts[0]));
+	raise(sig); /* SA_RESETHAND: the default action now, the process ends */
+}
+
+/* Arms the bound for the next request, once at start. 0 or -1 (message logged). */
+static int hang_guard_init(const struct api_config *cfg, const struct store *store)
+{
+	if (!cfg->hang_timeout_s)
+		return 0;
+	snprintf(hang_limit, sizeof hang_limit, "%ld", cfg->hang_timeout_s);
+	if (cfg->hang_timeout_s * 1000 < store->pg_timeout_ms + 1000)
+		log_warn("API_HANG_TIMEOUT_S (%ld s) is shorter than one PostgreSQL statement may "
+			 "take (PG_QUERY_TIMEOUT_MS, %ld ms, and a second): a slow statement ends the "
+			 "process instead of being answered 503",
+			 cfg->hang_timeout_s, store->pg_timeout_ms);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_hang;
+	sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+	if (sigemptyset(&sa.sa_mask) < 0 || sigaction(SIGALRM, &sa, NULL) < 0) {
+		log_error("cannot install the API_HANG_TIMEOUT_S handler: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static void serve(const struct api_config *cfg, struct store *store, struct http_io *io)
 {
 	struct http_req req;
@@ -45,7 +89,11 @@ static void serve(const struct api_config *cfg, struct store *store, struct http
 	c.store = store;
 	c.req = &req;
 	c.resp = &resp;
+	if (cfg->hang_timeout_s)
+		alarm((unsigned)cfg->hang_timeout_s);
 	int st = http_read_request(io, &req, &why);
+	hang_method = req.method;
+	hang_path = req.path;
 	/* lighttpd 1.4.69 answers 411 to every HTTP/1.x POST without a Content-Length, which
 	 * HTTP/1.1 reads as an empty body (RFC 9112, section 6.3), and hands that refusal to
 	 * its error handler (this API, lighttpd.conf) as a GET of the same URI: served here
@@ -66,6 +114,9 @@ static void serve(const struct api_config *cfg, struct store *store, struct http
 	if (http_send(io, &req, &resp) < 0)
 		log_warn("could not write the answer to %s %s", req.method,
 			 req.path ? req.path : "?");
+	if (cfg->hang_timeout_s)
+		alarm(0);
+	hang_method = hang_path = NULL;
 	api_metrics_request(c.route, resp.status, api_metrics_now_us() - t0);
 	api_metrics_restores(store->restores);
 	store->restores = 0;
@@ -201,6 +252,8 @@ int main(int argc, char **argv)
 
 	store_init(&store, cfg.database_url, &cfg.redis);
 	store_set_read_url(&store, cfg.database_read_url);
+	if (hang_guard_init(&cfg, &store) < 0)
+		goto out;
 	if (cgi) {
 		struct http_io io = {.cgi = 1};
 		serve(&cfg, &store, &io);

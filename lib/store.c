@@ -47,6 +47,8 @@ enum store_status store_fail(struct store *s, enum store_status st, const char *
 /* a server that ends a statement at its statement_timeout says so within this much more;
  * past it the client gives up on a server that does not answer */
 #define STORE_PG_GRACE_MS 1000
+/* how often the server looks whether a running statement's client is still there */
+#define STORE_PG_CHECK_MS 1000
 
 static long pg_timeout_ms = STORE_PG_TIMEOUT_DEFAULT_MS;
 
@@ -137,13 +139,18 @@ int store_pg_repeatable(const char *state, const char *sql)
 }
 
 /* A new connection to url, or NULL (logged under `who`). Its statements end at the
- * server after timeout_ms (statement_timeout). */
+ * server after timeout_ms (statement_timeout), or within STORE_PG_CHECK_MS of the program's
+ * end or of the connection being dropped (client_connection_check_interval, PostgreSQL 14
+ * and later): a statement whose answer nobody waits for any more (a process that ended,
+ * pg_exec giving up) stops waiting on its locks and is never made later. */
 static PGconn *pg_open(const char *url, const char *who, long timeout_ms)
 {
 	/* connect_timeout and options first: keywords of the URL (expanded from dbname) come
 	 * after them and win */
-	char options[64];
-	snprintf(options, sizeof options, "-c statement_timeout=%ld", timeout_ms);
+	char options[96];
+	snprintf(options, sizeof options,
+		 "-c statement_timeout=%ld -c client_connection_check_interval=%d", timeout_ms,
+		 STORE_PG_CHECK_MS);
 	const char *const keys[] = {"connect_timeout", "options", "dbname", NULL};
 	const char *const vals[] = {STORE_PG_CONNECT_TIMEOUT, options, url, NULL};
 	PGconn *pg = PQconnectdbParams(keys, vals, 1);

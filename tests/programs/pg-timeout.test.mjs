@@ -15,6 +15,7 @@ import { procStat } from '../lib/proctree.mjs';
 
 const ground = await snapshotterGround('pg-timeout-test-secret-0123456789abcdef');
 const { cgi, pg, base } = ground;
+const { cgiAsync } = await import('../lib/api.mjs');
 const { api, roomOf, commit, savedRevision } = clientOf(ground, 'pgwait');
 
 // Stops the postmaster, then every process it started (its backends, the background
@@ -60,6 +61,45 @@ test('the API: a change waiting on a row lock past PG_QUERY_TIMEOUT_MS is answer
   const bad = cgi({ method: 'GET', uri: '/api/health', env: { ...base, PG_QUERY_TIMEOUT_MS: 'soon' } });
   assert.notEqual(bad.status, 200, bad.body);
   assert.match(bad.stderr, /PG_QUERY_TIMEOUT_MS must be an integer from 100 to 86400000 \(got "soon"\)/);
+});
+
+// API_HANG_TIMEOUT_S (fcgi/main.c): a request that runs past it ends its process, after a
+// line naming it; behind lighttpd the request in flight is then answered 502 and
+// scripts/keep-fcgi.sh starts the program again (tests/stack/supervise.test.mjs, a process
+// killed with a request in flight). Here a statement's own bound is set longer than the
+// request's, so that a row lock holds the request past the latter.
+test('the API: a request still running after API_HANG_TIMEOUT_S ends its process (SIGALRM), with a line naming the request; a setting shorter than a statement\'s bound is warned about', async () => {
+  const env = { PG_QUERY_TIMEOUT_MS: '20000', API_HANG_TIMEOUT_S: '1' };
+  const room = roomOf({});
+  const lock = await holdRoomRow(pgUrl(pg), room.id);
+  let r;
+  const t0 = Date.now();
+  const waiting = () => Number(psql(pg, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE rooms%'`));
+  try {
+    r = await cgiAsync({ method: 'PATCH', uri: `/api/rooms/${room.id}`, token: room.token, body: { name: 'never' }, env: { ...base, ...env } }, { timeoutMs: 15000 });
+    // the server sees that the statement's client is gone (client_connection_check_interval)
+    // and ends it, instead of making the change once the lock goes
+    await waitFor(() => waiting() === 0, { what: 'the ended process\'s statement no longer waiting on the lock', timeout: 10000 });
+  } finally {
+    await lock.release();
+  }
+  const took = Date.now() - t0;
+  assert.equal(r.signal, 'SIGALRM', `ended by ${r.signal} (code ${r.code}): ${r.stderr.slice(0, 2000)}`);
+  assert.ok(took >= 900 && took < 10000, `ended ${took} ms after the request`);
+  assert.equal(r.status, 0, 'no answer written');
+  assert.match(r.stderr, /API_HANG_TIMEOUT_S \(1 s\) is shorter than one PostgreSQL statement may take \(PG_QUERY_TIMEOUT_MS, 20000 ms/);
+  assert.match(r.stderr, new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z codecollab-api\\[\\d+\\] error: a request ran past API_HANG_TIMEOUT_S \\(1 s\\): ending this process, which is started again \\(PATCH /api/rooms/${room.id}\\)$`, 'm'));
+  assert.equal(psql(pg, `SELECT name FROM rooms WHERE id = '${room.id}'`), 'pgwait', 'the change ended with its process was not made');
+  // a request within the bound is answered as ever
+  const ok = api(env, { method: 'PATCH', uri: `/api/rooms/${room.id}`, token: room.token, body: { name: 'renamed twice' } });
+  assert.equal(ok.status, 200, ok.body);
+  assert.equal(ok.signal, null);
+  // 0 turns the bound off; a value that is no number of seconds stops the program
+  const off = api({ ...env, API_HANG_TIMEOUT_S: '0' }, { method: 'GET', uri: '/api/health' });
+  assert.doesNotMatch(off.stderr, /API_HANG_TIMEOUT_S/);
+  const bad = cgi({ method: 'GET', uri: '/api/health', env: { ...base, API_HANG_TIMEOUT_S: '-1' } });
+  assert.notEqual(bad.status, 200, bad.body);
+  assert.match(bad.stderr, /API_HANG_TIMEOUT_S must be an integer from 0 to 86400 \(got "-1"\)/);
 });
 
 // The change to save is a 600 KB text, more than a socket holds in flight: once the server

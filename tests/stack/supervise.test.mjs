@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { ROOT, freePort, sleep, waitFor } from '../lib/procs.mjs';
 import { parentPid, procStat } from '../lib/proctree.mjs';
 import { connectRedis } from '../lib/resp.mjs';
+import { holdRoomRow } from '../lib/pg.mjs';
 import { sseBlockStream, sseFields } from '../lib/sse.mjs';
 
 // Under WEB=apache (./scripts/test.sh apache) the stack is fronted by Apache: a request
@@ -134,6 +135,8 @@ before(async () => {
     RESTART_BACKOFF_FIRST_MS: '200', RESTART_BACKOFF_MAX_MS: '3000', RESTART_RESET_S: '30',
     // a hung program is killed after this (30 s by default)
     HANG_TIMEOUT_S: String(HANG_S),
+    // an API request still running after this ends its process (120 s by default)
+    API_HANG_TIMEOUT_S: String(HANG_S),
   };
   for (const v of ['TLS', 'TLS_PORT', 'TLS_CERT', 'TLS_KEY', 'METRICS_PORT', 'BROKER_METRICS_PORT',
     'WORKER_METRICS_PORT', 'SNAPSHOTTER_METRICS_PORT', 'CC_READY_FILE']) delete env[v];
@@ -300,6 +303,57 @@ test('an API process killed with a request in flight: 502 (Apache: 503) with a J
   // every API process answers
   for (let i = 0; i < 6; i++) assert.equal((await req('POST', '/api/auth/login', { body: { username: name, password: 'a-password-1' } })).status, 200);
   assert.equal((await req('GET', `/api/auth/me`, { token })).status, 200);
+});
+
+// The stack's own servers, from run/env (printf %q: backslash escapes).
+function stackEnv() {
+  const out = {};
+  for (const line of readFileSync(join(dir, 'run/env'), 'utf8').split('\n')) {
+    const m = /^([A-Z_]+)=(.*)$/.exec(line);
+    if (m) out[m[1]] = m[2] === "''" ? '' : m[2].replace(/\\(.)/g, '$1');
+  }
+  return out;
+}
+
+// API_HANG_TIMEOUT_S (docs/OPERATIONS.md, "A request that never ends"): a rename held by a
+// row lock (PostgreSQL's own bound, 30 s, is the longer) stands for a request with no bound.
+test('an API request past API_HANG_TIMEOUT_S: its process ends itself with a line naming the request, the request gets 502 (Apache: 503) with a JSON body, the change is never made, and the process is back', async () => {
+  const { token, room } = await newUserRoom('hangroom');
+  const db = stackEnv().DATABASE_URL;
+  const waiting = () => Number(execFileSync('psql', [db, '-XAtqc',
+    `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE rooms%'`], { encoding: 'utf8' }).trim());
+  const lock = await holdRoomRow(db, room);
+  const apis = pidsOf('codecollab-api');
+  let got;
+  const t0 = Date.now();
+  try {
+    got = await req('PATCH', `/api/rooms/${room}`, { token, body: { name: 'never' } });
+    times['api: a request held until API_HANG_TIMEOUT_S to its answer'] = Date.now() - t0;
+    // PostgreSQL sees that the statement's client is gone and ends it
+    await waitFor(() => waiting() === 0, { what: 'the statement of the ended process no longer waiting', timeout: 15000 });
+  } finally {
+    await lock.release();
+  }
+  const took = Date.now() - t0;
+  assert.ok(took >= (HANG_S - 1) * 1000, `answered after ${took} ms: not before API_HANG_TIMEOUT_S`);
+  assert.equal(got.status, APACHE ? 503 : 502, got.text);
+  assert.match(got.headers.get('content-type'), /application\/json/);
+  assert.equal(got.body.error, APACHE ? 'api_unavailable' : 'bad_gateway');
+  const log = readFileSync(join(dir, APACHE ? 'log/api.log' : 'log/lighttpd.log'), 'utf8');
+  const m = new RegExp(`codecollab-api\\[(\\d+)\\] error: a request ran past API_HANG_TIMEOUT_S \\(${HANG_S} s\\): ending this process, which is started again \\(PATCH /api/rooms/${room}\\)`).exec(log);
+  assert.ok(m, `the API's line in the log:\n${log.slice(-3000)}`);
+  assert.ok(apis.includes(Number(m[1])), `pid ${m[1]} was one of the API processes ${apis}`);
+  await waitFor(() => new RegExp(`codecollab-api \\(pid ${m[1]}\\) was killed by signal ALRM after [0-9.]+ s; starting it again`).test(readFileSync(join(dir, APACHE ? 'log/api.log' : 'log/lighttpd.log'), 'utf8')),
+    { what: "the keeper's line", timeout: 10000 });
+  await waitFor(() => pidsOf('codecollab-api').length === 2, { timeout: 20000, what: 'the API process to come back' });
+  // the change was not made when the lock went; a new one is, by either process
+  const after = await req('GET', `/api/rooms/${room}`, { token });
+  assert.equal(after.status, 200, after.text);
+  assert.equal(after.body.room.name, 'hangroom');
+  for (let i = 0; i < 4; i++) {
+    const r = await req('PATCH', `/api/rooms/${room}`, { token, body: { name: `renamed ${i}` } });
+    assert.equal(r.status, 200, r.text);
+  }
 });
 
 test('a process that keeps dying: each restart waits longer (capped), visible in the log', async () => {
