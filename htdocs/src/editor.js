@@ -309,6 +309,14 @@ export class Editor {
         drawSelection(),
         dropCursor(),
         EditorState.allowMultipleSelections.of(true),
+        // The text is the server's, character for character, and positions are counted in
+        // it: a carriage return is a character like any other. By default CodeMirror takes
+        // "\r\n" and "\r" for line breaks and keeps only "\n", so a document from a
+        // Windows file would be shorter here than on the server, and every edit after its
+        // first line would land one place early per line above it, for everyone.
+        EditorState.lineSeparator.of('\n'),
+        // Text pasted here still gets this editor's line breaks, as it always has.
+        EditorView.clipboardInputFilter.of((text) => text.replace(/\r\n?/g, '\n')),
         indentOnInput(),
         indentUnit.of('    '),
         syntaxHighlighting(highlight),
@@ -374,7 +382,8 @@ export class Editor {
   // order puts it and our typing stays one run.
   applyRemote(op, before = false) {
     const state = this.view.state;
-    const changes = ChangeSet.of(opToChanges(op, this.text()), state.doc.length);
+    // split into lines as the state does (lineSeparator above), "\r" kept
+    const changes = ChangeSet.of(opToChanges(op, this.text()), state.doc.length, state.lineBreak);
     this.view.dispatch({
       changes,
       selection: state.selection.map(changes, before ? 1 : -1),
