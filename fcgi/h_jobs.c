@@ -47,8 +47,11 @@ enum { F_LANGUAGE, F_VERSION, F_CODE, F_STDIN, F_ARGS, F_REQUEST_ID, F_COUNT };
 static const struct valid_field exec_fields[F_COUNT] = {
 	{"language", VALID_STRING, VALID_SINGLE_LINE, 1, 32, NULL, NULL},
 	{"version", VALID_STRING, VALID_SINGLE_LINE, 1, 32, NULL, NULL},
-	{"code", VALID_STRING, VALID_TEXT, 0, TEXT_FIELD_MAX, NULL, NULL},
-	{"stdin", VALID_STRING, VALID_TEXT, 0, TEXT_FIELD_MAX, NULL, NULL},
+	/* any character (a form feed in C or Python source, bytes a program reads): the
+	 * sandbox takes them as they are, as it does from the room's document; NUL is refused
+	 * with the JSON (\u0000) */
+	{"code", VALID_STRING, 0, 0, TEXT_FIELD_MAX, NULL, NULL},
+	{"stdin", VALID_STRING, 0, 0, TEXT_FIELD_MAX, NULL, NULL},
 	{"args", VALID_ANY, 0, 0, 0, NULL, NULL},
 	/* part of a Redis key's name (RK_JOB_REQUEST) */
 	{"request_id", VALID_STRING, VALID_SINGLE_LINE, 1, REQUEST_ID_MAX, NULL, valid_plain_name},

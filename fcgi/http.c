@@ -25,9 +25,9 @@ int http_parse_length(const char *s, size_t *out)
 		if (*s < '0' || *s > '9')
 			return -1;
 		size_t d = (size_t)(*s - '0');
-		if (n > ((size_t)-1 - d) / 10)
-			return -1;
-		n = n * 10 + d;
+		/* a number past what fits is a length past every bound, not a malformed one:
+		 * held at the largest value, so the caller answers it 413 as any other */
+		n = n > ((size_t)-1 - d) / 10 ? (size_t)-1 : n * 10 + d;
 	}
 	*out = n;
 	return 0;

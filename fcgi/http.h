@@ -65,7 +65,8 @@ int http_resp_header(struct http_resp *resp, const char *name, const char *value
 int http_send(struct http_io *io, const struct http_req *req, struct http_resp *resp);
 const char *http_reason(int status);
 
-/* Strict decimal parse of a Content-Length value: digits only, no sign, no overflow. */
+/* Strict decimal parse of a Content-Length value: digits only, no sign; a value past what
+ * size_t holds is SIZE_MAX (too large, not malformed). */
 int http_parse_length(const char *s, size_t *out);
 /* 1 when the media type (before any ';' parameters) is application/json. */
 int http_is_json_type(const char *content_type);

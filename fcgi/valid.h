@@ -16,7 +16,7 @@ enum valid_type {
 /* flags */
 #define VALID_REQUIRED 1
 #define VALID_SINGLE_LINE 2 /* no control characters at all, C0 or C1, nor U+2028/U+2029 (names) */
-#define VALID_TEXT 4        /* control characters only \t \n \r (code, stdin) */
+#define VALID_TEXT 4        /* control characters only \t \n \r (the AI's code and question) */
 
 struct valid_field {
 	const char *name;

@@ -90,9 +90,14 @@ test('CGI: security headers always; HSTS only when HTTPS=on', () => {
 
 test('CGI: bad request environments answer JSON 400/413, never crash', () => {
   const body = JSON.stringify({ username: uniqueName('cl'), password: 'cgi-password' });
-  for (const cl of ['abc', '-1', '1e3', ' 5', '99999999999999999999999', '18446744073709551616']) {
+  for (const cl of ['abc', '-1', '1e3', ' 5', '1 5']) {
     const r = cgi({ method: 'POST', uri: '/api/auth/register', body, contentLength: cl });
     assertCgi(r, 400);
+  }
+  // a number past what any length holds is too large, as any past the bound
+  for (const cl of ['99999999999999999999999', '18446744073709551616']) {
+    const r = cgi({ method: 'POST', uri: '/api/auth/register', body, contentLength: cl });
+    assertCgi(r, 413);
   }
   const big = cgi({ method: 'POST', uri: '/api/auth/register', body, contentLength: String(1024 * 1024 + 1) });
   assertCgi(big, 413);

@@ -45,6 +45,18 @@ test('a run answers 202 {job}; the room sees queued, running, finished with the 
   assert.equal(fin.data.result.stdout, 'hello\n');
 });
 
+test('code and stdin may hold control characters (a form feed in the source, bytes the program reads): the program gets them as sent', async () => {
+  const a = await newUser();
+  const room = await createRoom(a.token);
+  const code = 'import sys\n\f\n# after a form feed\nsys.stdout.write(repr(sys.stdin.buffer.read()))\n';
+  const r = await run(a.token, room, { language: 'python', code, stdin: 'a\u0001b\u001bc\u007f\td\r\n' });
+  assert.equal(r.status, 202, r.text);
+  const job = await waitJob(a.token, r.json.job.id);
+  assert.equal(job.status, 'finished', JSON.stringify(job));
+  assert.equal(job.result.exit_code, 0, JSON.stringify(job.result));
+  assert.equal(job.result.stdout, "b'a\\x01b\\x1bc\\x7f\\td\\r\\n'");
+});
+
 test('code and language default to the room document; C compiles; a compile error is reported', async () => {
   const a = await newUser();
   const room = await createRoom(a.token, { language: 'c' });

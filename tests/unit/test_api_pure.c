@@ -192,8 +192,11 @@ static void test_http(void)
 	CHECK(http_parse_length("1e3", &n) == -1);
 	CHECK(http_parse_length("0x10", &n) == -1);
 	CHECK(http_parse_length("5, 5", &n) == -1);
-	CHECK(http_parse_length("18446744073709551616", &n) == -1); /* 2^64 */
-	CHECK(http_parse_length("99999999999999999999999", &n) == -1);
+	/* past size_t: the largest length, answered 413 like any length past the bound */
+	CHECK(http_parse_length("18446744073709551615", &n) == 0 && n == (size_t)-1);
+	CHECK(http_parse_length("18446744073709551616", &n) == 0 && n == (size_t)-1);
+	CHECK(http_parse_length("99999999999999999999999999999", &n) == 0 && n == (size_t)-1);
+	CHECK(http_parse_length("99999999999999999999999x", &n) == -1);
 	CHECK(http_is_json_type("application/json"));
 	CHECK(http_is_json_type("Application/JSON; charset=utf-8"));
 	CHECK(http_is_json_type("  application/json;charset=UTF-8"));
