@@ -87,6 +87,10 @@ int api_config_load(struct api_config *cfg, char *err, size_t errlen)
 	    store_doc_cfg_load(&cfg->doc, err, (int)errlen) < 0 ||
 	    store_cfg_load(err, (int)errlen) < 0)
 		return -1;
+	/* a document (GET …/document, …/history/{revision}) must fit in an answer whatever it
+	 * holds: a control character is six bytes of JSON (\u0001), so its bytes six times
+	 * over, and room for the rest of the answer */
+	http_set_resp_body_max((size_t)cfg->doc.max_bytes * 6 + 1024 * 1024);
 	return cfg_load(jobs, sizeof jobs / sizeof jobs[0], err, (int)errlen);
 }
 

@@ -193,11 +193,18 @@ void http_req_free(struct http_req *req)
 	memset(req, 0, sizeof *req);
 }
 
+static size_t resp_body_max = HTTP_RESP_BODY_MAX;
+
+void http_set_resp_body_max(size_t max)
+{
+	resp_body_max = max > HTTP_RESP_BODY_MAX ? max : HTTP_RESP_BODY_MAX;
+}
+
 void http_resp_init(struct http_resp *resp)
 {
 	resp->status = 200;
 	buf_init(&resp->headers, 16 * 1024);
-	buf_init(&resp->body, HTTP_RESP_BODY_MAX);
+	buf_init(&resp->body, resp_body_max);
 	resp->content_type = "application/json";
 }
 

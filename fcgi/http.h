@@ -20,9 +20,14 @@
  * speaking FastCGI to it, and reading megabytes more of it for nothing would only keep the
  * process from its next request. Exactly 2 MiB is passed on, so it is drained still. */
 #define HTTP_BODY_DRAIN_MAX ((size_t)2 * 1024 * 1024)
-/* The largest answer body the API builds (docs/CONVENTIONS.md §3): past it an answer fails
- * as out of memory. A job's stored result is bounded to fit in it (JOB_RESULT_MAX). */
+/* The least bound of an answer body the API builds (docs/CONVENTIONS.md §3): past the bound
+ * an answer fails as out of memory. A job's stored result is bounded to fit in it
+ * (JOB_RESULT_MAX). A larger DOCUMENT_MAX_BYTES raises the bound (http_set_resp_body_max). */
 #define HTTP_RESP_BODY_MAX ((size_t)8 * 1024 * 1024)
+
+/* Sets the answer bound of every response initialised after (once at start): at least
+ * HTTP_RESP_BODY_MAX. */
+void http_set_resp_body_max(size_t max);
 
 struct http_io {
 	FCGX_Stream *in, *out;
