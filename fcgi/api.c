@@ -497,9 +497,15 @@ int api_query(struct api_ctx *c, const char *name, char *out, size_t outlen)
 	const char *q = c->req->query ? c->req->query : "";
 	while (*q) {
 		size_t plen = strcspn(q, "&");
-		if (plen > nlen && strncmp(q, name, nlen) == 0 && q[nlen] == '=') {
-			const char *val = q + nlen + 1;
-			size_t vlen = plen - nlen - 1;
+		/* `?limit` with no `=` is the parameter given empty, as `?limit=` is (refused
+		 * where a value is needed), not a parameter left out */
+		if (plen >= nlen && strncmp(q, name, nlen) == 0 && (plen == nlen || q[nlen] == '=')) {
+			const char *val = q + plen;
+			size_t vlen = 0;
+			if (plen > nlen) {
+				val = q + nlen + 1;
+				vlen = plen - nlen - 1;
+			}
 			if (vlen >= outlen) {
 				api_error(c, 400, "invalid_request", "the %s parameter is too long", name);
 				return -1;
