@@ -90,6 +90,7 @@ struct ws_conn {
 	uint64_t fed, finished, frame_len;
 	int failed;
 	int eof;
+	uint16_t own_close; /* the code of a close frame written here rather than by wslay */
 };
 
 static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
@@ -206,6 +207,20 @@ int ws_conn_feed(struct ws_conn *w, const void *data, size_t len)
 	w->fed -= w->in_len;
 	w->in_len = 0;
 	if (r != 0) {
+		/* A frame wslay's frame layer cannot read (a control frame over 125 bytes or in
+		 * fragments, a length not in its shortest form or past 2^63) ends the read with
+		 * WSLAY_ERR_CALLBACK_FAILURE, our recv callback failing only with a would-block,
+		 * which wslay does not count. wslay queues a close then, but one without a
+		 * code, and a failed connection is never flushed again: the peer would see it
+		 * drop (1006). It is owed 1002 (§7.1.7, §7.4.1), so the frame is written here,
+		 * behind what w->out holds, which is whole frames (the send callback takes all
+		 * of a frame or the connection failed before), and the server writes it out
+		 * before it closes, as any close. Past the output bound it is left out; the
+		 * connection ends either way. */
+		static const uint8_t proto_close[4] = {0x88, 0x02, 0x03, 0xea}; /* FIN, close, 1002 */
+		if (r == WSLAY_ERR_CALLBACK_FAILURE && !wslay_event_get_close_sent(w->ctx) &&
+		    buf_append(&w->out, proto_close, sizeof proto_close) == 0)
+			w->own_close = WSLAY_CODE_PROTOCOL_ERROR;
 		w->failed = 1;
 		return -1;
 	}
@@ -285,6 +300,8 @@ enum ws_state ws_conn_state(const struct ws_conn *w)
 /* wslay answers 1006 (abnormal closure) before any close frame; ws.h promises 0 then */
 uint16_t ws_conn_code_sent(const struct ws_conn *w)
 {
+	if (w->own_close)
+		return w->own_close;
 	if (!wslay_event_get_close_sent(w->ctx))
 		return 0;
 	return wslay_event_get_status_code_sent(w->ctx);

@@ -5,9 +5,12 @@
  * frames into its own bounded output buffer, which the server drains to the socket. Frame
  * rules (masking, fragmentation, control frames, close codes) are wslay's; this module adds
  * the limits: a message over max_msg is closed with 1009, an unmasked client frame with 1002,
- * a connection that ends in the middle of a frame with 1002. wslay itself checks the text of
- * text messages (incrementally, across fragments) and close reasons: not UTF-8 is closed
- * with 1007 before on_text sees it (tests/unit/test_broker_ws.c, test_invalid_utf8). */
+ * a connection that ends in the middle of a frame with 1002. So is a frame wslay cannot read
+ * at all (a control frame over 125 bytes or in fragments, a length not in its shortest
+ * form): wslay stops without writing a close, so ws_conn_feed() writes it. wslay itself
+ * checks the text of text messages (incrementally, across fragments) and close reasons: not
+ * UTF-8 is closed with 1007 before on_text sees it (tests/unit/test_broker_ws.c,
+ * test_invalid_utf8). */
 #ifndef CC_BROKER_WS_H
 #define CC_BROKER_WS_H
 

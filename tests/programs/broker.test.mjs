@@ -568,6 +568,33 @@ test('WebSocket: unmasked, oversized and truncated frames are refused with the r
   assert.equal(closeCode(s), 1000);
 });
 
+// Frames wslay's frame layer cannot read at all end the connection inside wslay without the
+// close frame it queues: the broker writes one of 1002 itself (RFC 6455 §7.1.7), so the
+// client learns why instead of seeing the connection drop (1006).
+test('WebSocket: frames that cannot be read (a long or fragmented control frame, a length not in its shortest form or past 2^63) get a close of 1002, then the end', async () => {
+  const room = await newRoom();
+  const path = `/events/rooms/${room}/ws?ticket=${tk(room)}`;
+  const masked = (head, payload) => Buffer.concat([Buffer.from(head), Buffer.alloc(4), Buffer.from(payload)]);
+  const cases = [
+    ['a ping of 126 bytes', clientFrame(9, 'p'.repeat(126))],
+    ['a ping in fragments', clientFrame(9, 'p', { fin: false })],
+    ['a length of 5 in 16 bits', masked([0x81, 0x80 | 126, 0, 5], 'hello')],
+    ['a 64-bit length with its top bit set', masked([0x81, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 5], 'hello')],
+  ];
+  for (const [what, frame] of cases) {
+    const s = await wsRaw(broker.port, path);
+    await waitFor(() => s.frames.some((x) => x.opcode === 1), { what: `subscribed (${what})` });
+    const t0 = Date.now();
+    s.write(frame);
+    await Promise.race([s.done, sleep(5000).then(() => { throw new Error(`not closed (${what})`); })]);
+    assert.ok(Date.now() - t0 < 3000, `closed promptly (${what})`);
+    const last = s.frames[s.frames.length - 1];
+    assert.ok(last && last.opcode === 8, `the last frame is a close (${what}): ${JSON.stringify(s.frames)}`);
+    assert.deepEqual([...last.payload], [0x03, 0xea], `1002 and no reason (${what})`);
+  }
+  assert.equal((await fetch(`${broker.base}/events/health`)).status, 200, 'the broker is still fine');
+});
+
 test('WebSocket frames sent with the upgrade request, or split byte by byte, are read whole', async () => {
   const room = await newRoom();
   const key = randomBytes(16).toString('base64');

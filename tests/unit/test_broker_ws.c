@@ -238,6 +238,85 @@ static void test_truncated(void)
 	ws_conn_free(w);
 }
 
+/* Frames wslay's frame layer cannot read at all (§5.2, §5.5) fail the connection, and the
+ * peer is told so with a close frame of 1002 (§7.1.7), not left to see it drop (1006). */
+static void test_unreadable_frames(void)
+{
+	static const uint8_t proto_close[4] = {0x88, 0x02, 0x03, 0xea};
+	uint8_t f[300];
+	char big[126];
+	memset(big, 'p', sizeof big);
+	for (int i = 0; i < 4; i++) {
+		struct got g = {{0}, 0};
+		struct ws_conn *w = ws_conn_new(1024, 1 << 20, on_text, &g);
+		size_t n = 0;
+		if (i == 0) {
+			n = frame(f, 1, 9, big, sizeof big, 1); /* a ping of 126 bytes */
+		} else if (i == 1) {
+			n = frame(f, 0, 9, "p", 1, 1); /* a ping in fragments */
+		} else if (i == 2) {
+			/* "hello" with its length in 16 bits, where 7 would do */
+			const uint8_t h[8] = {0x81, 0x80 | 126, 0, 5, 0, 0, 0, 0};
+			memcpy(f, h, sizeof h);
+			memcpy(f + sizeof h, "hello", 5);
+			n = sizeof h + 5;
+		} else {
+			/* a 64-bit length with its top bit set */
+			const uint8_t h[14] = {0x81, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0};
+			memcpy(f, h, sizeof h);
+			memcpy(f + sizeof h, "hello", 5);
+			n = sizeof h + 5;
+		}
+		CHECK(ws_conn_feed(w, f, n) == -1);
+		struct buf *out = ws_conn_output(w);
+		CHECK(out->len == sizeof proto_close &&
+		      memcmp(out->data, proto_close, sizeof proto_close) == 0);
+		CHECK(close_code(w) == 1002);
+		CHECK(ws_conn_code_sent(w) == 1002);
+		CHECK(ws_conn_state(w) == WS_DONE);
+		CHECK(g.n == 0);
+		/* nothing more is read or written */
+		CHECK(ws_conn_feed(w, f, n) == -1);
+		CHECK(ws_conn_send_text(w, "x", 1) == -1);
+		CHECK(out->len == sizeof proto_close);
+		ws_conn_free(w);
+	}
+
+	/* behind what was already on its way out, whole: a message, then the bad frame */
+	struct got g = {{0}, 0};
+	struct ws_conn *w = ws_conn_new(1024, 1 << 20, on_text, &g);
+	CHECK(ws_conn_send_text(w, "ab", 2) == 0);
+	size_t n = frame(f, 1, 1, "hi", 2, 1);
+	n += frame(f + n, 0, 10, "p", 1, 1); /* a pong in fragments */
+	CHECK(ws_conn_feed(w, f, n) == -1);
+	CHECK(g.n == 1);
+	struct buf *out = ws_conn_output(w);
+	CHECK(out->len == 4 + 4 && memcmp(out->data, "\x81\x02" "ab", 4) == 0 &&
+	      memcmp(out->data + 4, proto_close, 4) == 0);
+	ws_conn_free(w);
+
+	/* after a close of ours, no second one */
+	w = ws_conn_new(1024, 1 << 20, on_text, &g);
+	CHECK(ws_conn_close(w, 1001, "bye") == 0);
+	size_t had = ws_conn_output(w)->len;
+	n = frame(f, 0, 9, "p", 1, 1);
+	ws_conn_feed(w, f, n);
+	CHECK(ws_conn_output(w)->len == had);
+	CHECK(close_code(w) == 1001);
+	CHECK(ws_conn_code_sent(w) == 1001);
+	ws_conn_free(w);
+
+	/* past the output bound it is left out, and the connection ends all the same */
+	w = ws_conn_new(1024, 8, on_text, &g);
+	CHECK(ws_conn_send_text(w, "abcdef", 6) == 0);
+	n = frame(f, 0, 9, "p", 1, 1);
+	CHECK(ws_conn_feed(w, f, n) == -1);
+	CHECK(ws_conn_output(w)->len == 8);
+	CHECK(ws_conn_code_sent(w) == 0);
+	CHECK(ws_conn_state(w) == WS_DONE);
+	ws_conn_free(w);
+}
+
 static void test_binary_and_bound(void)
 {
 	struct got g = {{0}, 0};
@@ -370,6 +449,7 @@ int main(void)
 	test_unmasked();
 	test_oversized();
 	test_truncated();
+	test_unreadable_frames();
 	test_binary_and_bound();
 	test_output_shrinks();
 	test_invalid_utf8();
