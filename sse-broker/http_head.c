@@ -67,12 +67,25 @@ enum http_head_status http_head_parse(struct http_head *h, const char *data, siz
 	h->nheaders = 0;
 	h->head_len = 0;
 	h->minor = 1;
+	h->why = NULL;
 
 	/* RFC 9112 §2.2: a server MAY ignore empty lines before the request line. */
 	size_t skip = 0;
 	while (skip + 1 < len && data[skip] == '\r' && data[skip + 1] == '\n' && skip < 8)
 		skip += 2;
 	const char *term = memmem(data + skip, len - skip, "\r\n\r\n", 4);
+	/* A line ending in LF alone (RFC 9112 §2.2 lets a server take it, and this one does
+	 * not): a head of such lines never shows CRLF CRLF, and would wait unanswered for the
+	 * head timeout. Refused as soon as the LF is here, whether or not the head is whole;
+	 * only the head's bytes are looked at, not what follows it. */
+	const char *stop = term ? term + 4 : data + len;
+	for (const char *lf = memchr(data + skip, '\n', (size_t)(stop - (data + skip))); lf;
+	     lf = memchr(lf + 1, '\n', (size_t)(stop - (lf + 1)))) {
+		if (lf == data || lf[-1] != '\r') {
+			h->why = "lines of the request head must end in CRLF, not LF alone";
+			return HTTP_HEAD_BAD;
+		}
+	}
 	if (!term)
 		return len > HTTP_HEAD_MAX ? HTTP_HEAD_TOO_LARGE : HTTP_HEAD_MORE;
 	size_t n = (size_t)(term - (data + skip)) + 2; /* keep the last line's CRLF */
@@ -88,8 +101,8 @@ enum http_head_status http_head_parse(struct http_head *h, const char *data, siz
 		char *cr = memchr(p, '\r', (size_t)(end - p));
 		if (!cr || cr + 1 >= end || cr[1] != '\n')
 			return HTTP_HEAD_BAD; /* bare CR */
-		/* a NUL or bare LF inside a line is never valid */
-		if (memchr(p, '\0', (size_t)(cr - p)) || memchr(p, '\n', (size_t)(cr - p)))
+		/* a NUL inside a line is never valid (a bare LF was refused above) */
+		if (memchr(p, '\0', (size_t)(cr - p)))
 			return HTTP_HEAD_BAD;
 		*cr = '\0';
 		if (first) {
@@ -171,6 +184,45 @@ int http_list_has(const char *value, const char *token)
 		p = e;
 	}
 	return 0;
+}
+
+int http_head_has_token(const struct http_head *h, const char *name, const char *token)
+{
+	for (size_t i = 0; i < h->nheaders; i++)
+		if (strcasecmp(h->headers[i].name, name) == 0 &&
+		    http_list_has(h->headers[i].value, token))
+			return 1;
+	return 0;
+}
+
+size_t http_head_count(const struct http_head *h, const char *name)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < h->nheaders; i++)
+		if (strcasecmp(h->headers[i].name, name) == 0)
+			n++;
+	return n;
+}
+
+const char *http_head_framing_error(const struct http_head *h)
+{
+	/* Where a request's body ends is where the next request on the connection starts. The
+	 * broker reads no body, so a head that a proxy in front could read as having a
+	 * different one than the broker does (two lengths, a chunked body, a length that is
+	 * no number) is refused rather than guessed at (RFC 9112 §6.3, §11.2). */
+	if (http_head_get(h, "Transfer-Encoding"))
+		return "the broker takes no request body (Transfer-Encoding)";
+	size_t nlen = http_head_count(h, "Content-Length");
+	if (nlen > 1)
+		return "more than one Content-Length";
+	const char *clen = http_head_get(h, "Content-Length");
+	if (clen && (!*clen || strspn(clen, "0123456789") != strlen(clen)))
+		return "Content-Length is not a number";
+	/* RFC 9112 §3.2: more than one Host is a 400. A request with none is still taken, as
+	 * before: no body hides behind it, and simple clients of the broker leave it out. */
+	if (http_head_count(h, "Host") > 1)
+		return "more than one Host";
+	return NULL;
 }
 
 static int hexval(char c)

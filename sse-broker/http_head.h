@@ -35,10 +35,15 @@ struct http_head {
 	struct http_header headers[HTTP_HEADERS_MAX];
 	size_t nheaders;
 	size_t head_len; /* bytes of input the head used, final CRLF CRLF included */
+	/* on HTTP_HEAD_BAD, what is wrong when a client is owed more than "malformed": a
+	 * static string, or NULL */
+	const char *why;
 };
 
 /* Parses the head at the start of data[0..len). On HTTP_HEAD_OK, h is filled and
- * h->head_len tells how much of data was the head. */
+ * h->head_len tells how much of data was the head. Lines end in CRLF (RFC 9112 §2.2): a line
+ * ending in LF alone is HTTP_HEAD_BAD as soon as it is seen (h->why says so), since a head
+ * of such lines would never show the CRLF CRLF that ends it. */
 enum http_head_status http_head_parse(struct http_head *h, const char *data, size_t len);
 
 /* Whether data[0..len), a head http_head_parse() refused (HTTP_HEAD_TOO_LARGE or
@@ -54,6 +59,20 @@ const char *http_head_get(const struct http_head *h, const char *name);
 /* Whether a comma-separated header value holds token (case-insensitive), e.g.
  * "Connection: keep-alive, Upgrade" holds "upgrade". */
 int http_list_has(const char *value, const char *token);
+
+/* Whether any field named name holds token as http_list_has() reads it: repeated field
+ * lines are one list (RFC 9110 §5.3), so "Connection: keep-alive" then "Connection: Upgrade"
+ * holds "upgrade". */
+int http_head_has_token(const struct http_head *h, const char *name, const char *token);
+
+/* How many field lines are named name. */
+size_t http_head_count(const struct http_head *h, const char *name);
+
+/* Why the head cannot be taken by a server that reads no request body (the broker: a kept
+ * connection's next request starts right after the head, RFC 9112 §6.3), or NULL: a
+ * Transfer-Encoding, a Content-Length that is not one line of digits, more than one Host.
+ * A static string for the 400's message. */
+const char *http_head_framing_error(const struct http_head *h);
 
 /* Percent-decodes in[0..n) into out (cap bytes, NUL-terminated); '+' is a space when
  * plus_space. -1 on a bad escape, a decoded NUL, or when out is too small; else the length. */

@@ -998,7 +998,12 @@ static void conn_error_ex(struct conn *c, int status, const char *extra, const c
 
 /* The JSON error with the header lines its status takes: a 405 names the methods of the
  * stream endpoints (GET /events/health, which also serves HEAD, says so itself), a 503 and
- * a 429 when to come back. */
+ * a 429 when to come back. A 401 must carry a challenge (RFC 9110 §15.5.2): the broker
+ * takes a bearer token in Authorization, or a ticket in the query that no scheme names, so
+ * the challenge is Bearer's (docs/API.md, Streams). A 426 must say what to upgrade to
+ * (RFC 9110 §15.5.22), with "upgrade" in Connection (§7.8: the answer's own "Connection:
+ * close" line and this one are one list), and the version of WebSocket taken (RFC 6455
+ * §4.4). */
 static void conn_error(struct conn *c, int status, const char *code, const char *message)
 {
 	const char *extra = NULL;
@@ -1008,8 +1013,11 @@ static void conn_error(struct conn *c, int status, const char *code, const char 
 		extra = "Retry-After: 1\r\n";
 	else if (status == 429)
 		extra = "Retry-After: " SERVER_USER_RETRY_S "\r\n";
+	else if (status == 401)
+		extra = "WWW-Authenticate: Bearer realm=\"codecollab\"\r\n";
 	else if (status == 426)
-		extra = "Sec-WebSocket-Version: 13\r\n";
+		extra = "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+			"Sec-WebSocket-Version: 13\r\n";
 	conn_error_ex(c, status, extra, code, message);
 }
 
@@ -2146,11 +2154,11 @@ static void preflight(struct conn *c, const struct http_head *h)
 		conn_error(c, 404, "not_found", "no such endpoint");
 		return;
 	}
-	const char *conn = http_head_get(h, "Connection");
+	/* "close" in any Connection line; one Content-Length at most and no Transfer-Encoding,
+	 * head_route saw to that (http_head_framing_error) */
 	const char *clen = http_head_get(h, "Content-Length");
-	int keep = h->minor == 1 && !(conn && http_list_has(conn, "close")) &&
-		   !(clen && strcmp(clen, "0") != 0) && !http_head_get(h, "Transfer-Encoding") &&
-		   c->requests < SERVER_KEEPALIVE_MAX &&
+	int keep = h->minor == 1 && !http_head_has_token(h, "Connection", "close") &&
+		   !(clen && strcmp(clen, "0") != 0) && c->requests < SERVER_KEEPALIVE_MAX &&
 		   clock_mono_ms() - c->accepted_ms < srv->cfg->head_timeout_ms;
 	const struct buf *a = keep ? &srv->preflight_keep : &srv->preflight_close;
 	if (conn_write(c, a->data, a->len) < 0)
@@ -2268,7 +2276,8 @@ static int head_parse(struct conn *c, const char *p, size_t n)
 	if (st == HTTP_HEAD_TOO_LARGE)
 		conn_error(c, 431, "header_too_large", "the request head is too large");
 	else
-		conn_error(c, 400, "invalid_request", "malformed request");
+		conn_error(c, 400, "invalid_request",
+			   c->srv->head.why ? c->srv->head.why : "malformed request");
 	return -1;
 }
 
@@ -2280,6 +2289,13 @@ static void head_route(struct conn *c)
 	c->head_only = strcmp(c->srv->head.method, "HEAD") == 0;
 	if (c->srv->stopping) {
 		conn_error(c, 503, "shutting_down", "the broker is shutting down; retry");
+		return;
+	}
+	/* a head whose end could be read two ways is refused before anything acts on it: on
+	 * a kept connection (a preflight) the next request starts right behind it */
+	const char *framing = http_head_framing_error(&c->srv->head);
+	if (framing) {
+		conn_error(c, 400, "invalid_request", framing);
 		return;
 	}
 	route_request(c, &c->srv->head);

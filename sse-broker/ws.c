@@ -41,8 +41,6 @@ int ws_handshake(const struct http_head *h, struct buf *out, const char **why, i
 		 const char *extra)
 {
 	*bad_version = 0;
-	const char *upgrade = http_head_get(h, "Upgrade");
-	const char *conn = http_head_get(h, "Connection");
 	const char *version = http_head_get(h, "Sec-WebSocket-Version");
 	const char *key = http_head_get(h, "Sec-WebSocket-Key");
 	char accept[WS_ACCEPT_LEN + 1];
@@ -50,8 +48,9 @@ int ws_handshake(const struct http_head *h, struct buf *out, const char **why, i
 		*why = "WebSocket needs GET over HTTP/1.1";
 		return -1;
 	}
-	if (!upgrade || !http_list_has(upgrade, "websocket") || !conn ||
-	    !http_list_has(conn, "upgrade")) {
+	/* every line of each: "Connection: keep-alive" then "Connection: Upgrade" is one list */
+	if (!http_head_has_token(h, "Upgrade", "websocket") ||
+	    !http_head_has_token(h, "Connection", "upgrade")) {
 		*why = "not a WebSocket upgrade request";
 		return -1;
 	}

@@ -1,5 +1,6 @@
-/* fuzz_broker_head: libFuzzer target for the broker's request-head and query parsers, and
- * the method of a refused head (http_head_line_is_head) (see README.md; `make fuzz` builds
+/* fuzz_broker_head: libFuzzer target for the broker's request-head and query parsers, the
+ * method of a refused head (http_head_line_is_head) and the reads of a parsed head's fields
+ * (http_head_has_token, http_head_framing_error) (see README.md; `make fuzz` builds
  * and runs it, with -max_len from fuzz_broker_head.options). */
 #include <stddef.h>
 #include <stdint.h>
@@ -27,8 +28,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	http_query_get(h.query, "ticket", v, sizeof v);
 	http_query_get(h.query, "last_event_id", v, sizeof v);
 	const char *c = http_head_get(&h, "Connection");
-	if (c)
-		http_list_has(c, "upgrade");
+	/* every Connection line is read: the first line's token is among them */
+	if (c && http_list_has(c, "upgrade") && !http_head_has_token(&h, "Connection", "upgrade"))
+		__builtin_trap();
+	const char *why = http_head_framing_error(&h);
+	if (why && !*why)
+		__builtin_trap();
+	/* a head taken has no line ending in LF alone */
+	for (size_t i = 0; i < h.head_len; i++)
+		if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r'))
+			__builtin_trap();
 	for (size_t i = 0; i < h.nheaders; i++)
 		if (strlen(h.headers[i].name) == 0)
 			__builtin_trap();

@@ -264,6 +264,46 @@ test('hostile preflights get a clean answer and the broker goes on', async () =>
   assert.equal(h.status, 'ok');
 });
 
+// A preflight may keep its connection, and then the next request starts where the preflight's
+// body ends. A head whose body could be read two ways (two lengths, a chunked body, a length
+// that is no number), or that names two hosts, is refused before anything acts on it, so
+// bytes a proxy in front took for a body never become a request here (RFC 9112 §6.3, §11.2).
+test('a head whose end could be read two ways is refused with 400 and the connection closed; "close" in any Connection line is heard', async () => {
+  const room = await newRoom();
+  const next = 'GET /events/health HTTP/1.1\r\nHost: b\r\n\r\n';
+  for (const [what, fields, body, why] of [
+    ['two lengths, the second covering a request', `Content-Length: 0\r\nContent-Length: ${next.length}\r\n`, next, /Content-Length/],
+    ['a chunked body', 'Transfer-Encoding: chunked\r\n', `0\r\n\r\n${next}`, /Transfer-Encoding/],
+    ['a length that is no number', 'Content-Length: 0, 0\r\n', next, /Content-Length/],
+    ['two hosts', 'Host: c\r\n', next, /Host/],
+  ]) {
+    for (const method of ['OPTIONS', 'GET']) {
+      const text = await raw(broker.port, `${method} /events/rooms/${room}?ticket=${tk(room)} HTTP/1.1\r\nHost: b\r\n${fields}\r\n${body}`);
+      const r = parse(text);
+      assert.equal(r.status, 400, `${method}, ${what}: ${text.slice(0, 300)}`);
+      assert.equal(r.headers.connection, 'close', `${method}, ${what}`);
+      const b = JSON.parse(r.body);
+      assert.equal(b.error, 'invalid_request', `${method}, ${what}`);
+      assert.match(b.message, why, `${method}, ${what}`);
+      assertCors(r.headers, '*', `${method}, ${what}`);
+      assert.equal(text.split('HTTP/1.1 ').length - 1, 1, `${method}, ${what}: one answer, nothing read as a request behind it`);
+    }
+  }
+  // no Host at all is still taken, and one length of 0 keeps the connection as before
+  let text = await raw(broker.port, `OPTIONS /events/rooms/${room} HTTP/1.1\r\nContent-Length: 0\r\n\r\n${next}`,
+    (t) => t.includes('"status"'));
+  assert.equal(parse(text).status, 204);
+  assert.match(text.slice(text.indexOf('\r\n\r\n') + 4), /^HTTP\/1\.1 200 /);
+
+  // "close" in a second Connection line closes after the preflight: the request behind it
+  // is not answered
+  text = await raw(broker.port, PREFLIGHT(`/events/rooms/${room}`, 'Connection: keep-alive\r\nConnection: close\r\n') + next);
+  const r = parse(text);
+  assert.equal(r.status, 204);
+  assert.equal(r.headers.connection, 'close');
+  assert.equal(r.body, '', 'nothing after the preflight\'s answer');
+});
+
 // ---- keep-alive after a preflight: what one connection can make the broker do ----
 
 const KEEPALIVE_MAX = 100; // SERVER_KEEPALIVE_MAX, sse-broker/server.c

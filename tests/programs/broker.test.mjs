@@ -2277,3 +2277,68 @@ test('a waiting long-poll is answered 200 with where it stands when the broker s
   assert.deepEqual(body.events, []);
   assert.equal(body.last_event_id, since);
 });
+
+// Every line of a field counts (RFC 9110 §5.3): the token that makes an upgrade may come in a
+// second Connection or Upgrade line. The refusals say what a client needs: a 426 what to
+// upgrade to (RFC 9110 §15.5.22), a 401 how to authenticate (§15.5.2).
+const fieldLines = (raw, name) => raw.slice(0, raw.indexOf('\r\n\r\n')).split('\r\n').slice(1)
+  .filter((l) => l.slice(0, l.indexOf(':')).toLowerCase() === name).map((l) => l.slice(l.indexOf(':') + 1).trim());
+
+test('WebSocket upgrade fields over several lines are one list; 426 names the upgrade, every 401 a challenge', async () => {
+  const room = await newRoom();
+  const key = 'dGhlIHNhbXBsZSBub25jZQ==';
+  const upgrade = (fields) => `GET /events/rooms/${room}/ws?ticket=${tk(room)} HTTP/1.1\r\nHost: x\r\n${fields}` +
+    `Sec-WebSocket-Key: ${key}\r\n\r\n`;
+  for (const fields of [
+    'Upgrade: websocket\r\nConnection: keep-alive\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n',
+    'Upgrade: foo\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n',
+  ]) {
+    const raw = await rawRequest(broker.port, upgrade(fields), { waitClose: false });
+    assert.match(raw, /^HTTP\/1\.1 101 /, `${JSON.stringify(fields)}: ${JSON.stringify(raw.slice(0, 200))}`);
+  }
+  // no line with the token is still no upgrade
+  let raw = await rawRequest(broker.port, upgrade('Upgrade: websocket\r\nConnection: keep-alive\r\nConnection: close\r\nSec-WebSocket-Version: 13\r\n'));
+  assert.match(raw, /^HTTP\/1\.1 400 /);
+
+  // a version other than 13
+  raw = await rawRequest(broker.port, upgrade('Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 8\r\n'));
+  assert.match(raw, /^HTTP\/1\.1 426 /);
+  assert.deepEqual(fieldLines(raw, 'upgrade'), ['websocket'], raw);
+  assert.ok(fieldLines(raw, 'connection').some((v) => v.toLowerCase().split(/\s*,\s*/).includes('upgrade')), raw);
+  assert.deepEqual(fieldLines(raw, 'sec-websocket-version'), ['13'], raw);
+  assert.equal(JSON.parse(parseAnswer(raw).body).error, 'upgrade_required');
+
+  // every 401: no credential, a bad ticket, a bad bearer token, a signed-out session
+  const sid = newSid();
+  await rc.cmd('SET', `cc:sess:${sid}:revoked`, '1');
+  for (const [what, path, headers, code] of [
+    ['no credential', `/events/rooms/${room}`, {}, 'unauthorized'],
+    ['a forged ticket', `/events/rooms/${room}/poll?ticket=x.y.z`, {}, 'invalid_token'],
+    ['a ticket as a bearer token', `/events/multi?rooms=${room}`, { Authorization: `Bearer ${tk(room)}` }, 'invalid_token'],
+    ['a signed-out session', `/events/rooms/${room}?ticket=${ticket(SECRET, { room, user: 1, sid })}`, {}, 'session_revoked'],
+  ]) {
+    const r = await fetch(`${broker.base}${path}`, { headers });
+    assert.equal(r.status, 401, what);
+    assert.equal((await r.json()).error, code, what);
+    assert.equal(r.headers.get('www-authenticate'), 'Bearer realm="codecollab"', what);
+  }
+  // and no other status has one
+  const r = await fetch(`${broker.base}/events/rooms/${room}?ticket=${tk('another-room')}`);
+  assert.equal(r.status, 403);
+  assert.equal(r.headers.get('www-authenticate'), null);
+});
+
+// A head of lines ending in LF alone never shows the CRLF CRLF that ends a head: refused at
+// once, with a message saying so, not left to the head timeout (10 s here) and closed mute.
+test('a request head with lines ending in LF alone is answered 400 at once', async () => {
+  for (const head of ['GET /events/health HTTP/1.1\nHost: x\n\n', 'GET /events/health HTTP/1.1\n',
+    'GET /events/health HTTP/1.1\r\nHost: x\n\n']) {
+    const t0 = Date.now();
+    const raw = await rawRequest(broker.port, head);
+    assert.ok(Date.now() - t0 < 2000, `answered in ${Date.now() - t0} ms: ${JSON.stringify(head)}`);
+    assert.match(raw, /^HTTP\/1\.1 400 /, JSON.stringify(head));
+    const body = JSON.parse(parseAnswer(raw).body);
+    assert.equal(body.error, 'invalid_request');
+    assert.match(body.message, /CRLF/);
+  }
+});

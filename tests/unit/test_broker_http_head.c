@@ -104,6 +104,85 @@ static void test_hostile(void)
 	CHECK(http_head_parse(&h, many, o) == HTTP_HEAD_TOO_LARGE);
 }
 
+/* RFC 9112 §2.2: lines end in CRLF. A head of LF-only lines never shows CRLF CRLF, so it is
+ * refused as soon as a bare LF is seen, with a reason, instead of waiting for more. */
+static void test_bare_lf(void)
+{
+	CHECK(parse("GET /events/health HTTP/1.1\nHost: x\n\n") == HTTP_HEAD_BAD);
+	CHECK(h.why != NULL && strstr(h.why, "CRLF") != NULL);
+	/* at once, before the head could be whole */
+	CHECK(parse("GET /events/health HTTP/1.1\n") == HTTP_HEAD_BAD);
+	CHECK(parse("GET / HTTP/1.1\r\nHost: x\n") == HTTP_HEAD_BAD);
+	CHECK(parse("\nGET / HTTP/1.1\r\n\r\n") == HTTP_HEAD_BAD);
+	CHECK(parse("\r\n\nGET / HTTP/1.1\r\n\r\n") == HTTP_HEAD_BAD);
+	/* the end of the head in LF alone, the lines before it in CRLF */
+	CHECK(parse("GET / HTTP/1.1\r\nHost: x\r\n\n") == HTTP_HEAD_BAD);
+	/* inside an otherwise CRLF head, as before */
+	CHECK(parse("GET / HTTP/1.1\r\nA: b\nC: d\r\n\r\n") == HTTP_HEAD_BAD);
+	CHECK(h.why != NULL);
+	/* what follows a whole head is not the head's: a body or frames may hold any LF */
+	CHECK(parse("GET / HTTP/1.1\r\nHost: x\r\n\r\nline\nline\n\n") == HTTP_HEAD_OK);
+	CHECK(h.why == NULL);
+	CHECK(h.head_len == strlen("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+	/* a CRLF head not yet whole still waits; other refusals give no reason */
+	CHECK(parse("GET / HTTP/1.1\r\nHost: x\r\n") == HTTP_HEAD_MORE);
+	CHECK(parse("GET / HTTP/1.1\r\nBad Name: v\r\n\r\n") == HTTP_HEAD_BAD);
+	CHECK(h.why == NULL);
+}
+
+/* RFC 9110 §5.3: field lines of one name are one comma-separated list. */
+static void test_repeated_fields(void)
+{
+	CHECK(parse("GET / HTTP/1.1\r\nConnection: keep-alive\r\nHost: x\r\n"
+		    "connection: Upgrade\r\nUpgrade: foo\r\nUpgrade: bar, WebSocket\r\n\r\n") ==
+	      HTTP_HEAD_OK);
+	CHECK(http_head_has_token(&h, "Connection", "upgrade"));
+	CHECK(http_head_has_token(&h, "connection", "keep-alive"));
+	CHECK(http_head_has_token(&h, "Upgrade", "websocket"));
+	CHECK(!http_head_has_token(&h, "Connection", "close"));
+	CHECK(!http_head_has_token(&h, "Cookie", "x"));
+	/* whole list items only */
+	CHECK(!http_head_has_token(&h, "Upgrade", "web"));
+	CHECK(http_head_count(&h, "CONNECTION") == 2);
+	CHECK(http_head_count(&h, "Upgrade") == 2);
+	CHECK(http_head_count(&h, "Host") == 1);
+	CHECK(http_head_count(&h, "Cookie") == 0);
+	/* the first line alone, as http_head_get() reads it, would miss it */
+	CHECK(!http_list_has(http_head_get(&h, "Connection"), "upgrade"));
+}
+
+/* A head whose end could be read two ways (RFC 9112 §6.3, §11.2): the broker reads no body. */
+static void test_framing(void)
+{
+	static const struct {
+		const char *fields;
+		int ok;
+	} cases[] = {
+		{"Host: x\r\n", 1},
+		{"", 1}, /* no Host: taken, as before */
+		{"Host: x\r\nContent-Length: 0\r\n", 1},
+		{"Host: x\r\nContent-Length: 40\r\n", 1}, /* one length: not kept (preflight) */
+		{"Host: x\r\nContent-Length: 0\r\nContent-Length: 40\r\n", 0},
+		{"Host: x\r\nContent-Length: 0\r\ncontent-length: 0\r\n", 0},
+		{"Host: x\r\nContent-Length: 0, 40\r\n", 0},
+		{"Host: x\r\nContent-Length: -1\r\n", 0},
+		{"Host: x\r\nContent-Length: +5\r\n", 0},
+		{"Host: x\r\nContent-Length:\r\n", 0},
+		{"Host: x\r\nTransfer-Encoding: chunked\r\n", 0},
+		{"Host: x\r\ntransfer-encoding: identity\r\nContent-Length: 0\r\n", 0},
+		{"Host: x\r\nHost: y\r\n", 0},
+		{"Host: x\r\nhost: x\r\n", 0},
+	};
+	char req[256];
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		snprintf(req, sizeof req, "OPTIONS /events/rooms/a HTTP/1.1\r\n%s\r\n",
+			 cases[i].fields);
+		CHECK(parse(req) == HTTP_HEAD_OK);
+		const char *why = http_head_framing_error(&h);
+		CHECK(cases[i].ok ? why == NULL : why != NULL && *why != '\0');
+	}
+}
+
 static void test_query(void)
 {
 	char out[32];
@@ -174,6 +253,9 @@ int main(void)
 	test_incomplete();
 	test_malformed();
 	test_hostile();
+	test_bare_lf();
+	test_repeated_fields();
+	test_framing();
 	test_query();
 	test_refused_head();
 	return unit_summary("test_broker_http_head");

@@ -111,6 +111,29 @@ static void test_handshake(void)
 			"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
 			&b, &bv) == -1);
 	CHECK(b.len == 0);
+
+	/* RFC 9110 §5.3: repeated lines are one list, so the token may be in a later line */
+	CHECK(handshake("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+			"Connection: keep-alive\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+			&b, &bv) == 0);
+	CHECK(strstr(b.data, "HTTP/1.1 101 ") == b.data);
+	buf_reset(&b);
+	CHECK(handshake("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: foo\r\nUpgrade: websocket\r\n"
+			"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+			&b, &bv) == 0);
+	buf_reset(&b);
+	/* and still refused when no line holds it */
+	CHECK(handshake("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+			"Connection: keep-alive\r\nConnection: close\r\nSec-WebSocket-Version: 13\r\n"
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+			&b, &bv) == -1);
+	CHECK(handshake("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: foo\r\nUpgrade: h2c\r\n"
+			"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+			&b, &bv) == -1);
+	CHECK(b.len == 0);
 	buf_free(&b);
 }
 
