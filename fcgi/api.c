@@ -204,6 +204,11 @@ void api_error(struct api_ctx *c, int status, const char *code, const char *fmt,
 	api_json(c, status, o);
 	if (!o)
 		c->resp->status = status;
+	/* a 401 says how to authenticate (RFC 9110 §15.5.2): the API reads a bearer token in
+	 * Authorization (a scheme that makes no browser show a sign-in dialog), the broker
+	 * answers the same */
+	if (status == 401)
+		http_resp_header(c->resp, "WWW-Authenticate", "Bearer realm=\"codecollab\"");
 }
 
 /* The web server's own refusals, in the API's words (api_front_door_error). */

@@ -21,7 +21,7 @@
 // of the start itself (c.script, c.dir and c.stop() then; the rest once the layout is up).
 import { existsSync, readFileSync, readdirSync, readlinkSync, chmodSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, start, stop, tempDir, waitFor } from './procs.mjs';
+import { ROOT, runEnv, start, stop, tempDir, waitFor } from './procs.mjs';
 import { freeBlock } from './ports.mjs';
 import { procStat } from './proctree.mjs';
 
@@ -86,13 +86,7 @@ export async function startCluster({ redis = 'single', ready = true, wait = true
     proc: (name) => c.topology().processes.find((p) => p.name === name),
     byRole: (role) => c.topology().processes.filter((p) => p.role === role),
     get env() {
-      const out = {};
-      for (const line of readFileSync(join(dir, 'run/env'), 'utf8').split('\n')) {
-        const m = /^([A-Z_]+)=(.*)$/.exec(line);
-        // printf %q: backslash escapes ('' for an empty value)
-        if (m) out[m[1]] = m[2] === "''" ? '' : m[2].replace(/\\(.)/g, '$1');
-      }
-      return out;
+      return runEnv(dir);
     },
     async stop({ waitMs = 180000, keep = false } = {}) {
       c.exit = await stop(script, 'SIGTERM', waitMs);

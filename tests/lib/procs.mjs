@@ -205,3 +205,14 @@ export function rssKiB(pid) {
   const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) : 0;
 }
+
+// The run/env file a stack's scripts/run.sh writes under its CC_VAR dir (NAME=value lines,
+// each value quoted by printf %q: backslash escapes, '' for empty) as an object.
+export function runEnv(dir) {
+  const out = {};
+  for (const line of readFileSync(join(dir, 'run/env'), 'utf8').split('\n')) {
+    const m = /^([A-Z_]+)=(.*)$/.exec(line);
+    if (m) out[m[1]] = m[2] === "''" ? '' : m[2].replace(/\\(.)/g, '$1');
+  }
+  return out;
+}

@@ -69,14 +69,17 @@ test('the API: a change waiting on a row lock past PG_QUERY_TIMEOUT_MS is answer
 // killed with a request in flight). Here a statement's own bound is set longer than the
 // request's, so that a row lock holds the request past the latter.
 test('the API: a request still running after API_HANG_TIMEOUT_S ends its process (SIGALRM), with a line naming the request; a setting shorter than a statement\'s bound is warned about', async () => {
-  const env = { PG_QUERY_TIMEOUT_MS: '20000', API_HANG_TIMEOUT_S: '1' };
+  const env = { PG_QUERY_TIMEOUT_MS: '20000', API_HANG_TIMEOUT_S: '3' };
   const room = roomOf({});
   const lock = await holdRoomRow(pgUrl(pg), room.id);
   let r;
   const t0 = Date.now();
-  const waiting = () => Number(psql(pg, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE rooms%'`));
+  const waiting = () => Number(psql(pg, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%UPDATE rooms SET name%'`));
   try {
-    r = await cgiAsync({ method: 'PATCH', uri: `/api/rooms/${room.id}`, token: room.token, body: { name: 'never' }, env: { ...base, ...env } }, { timeoutMs: 15000 });
+    const pending = cgiAsync({ method: 'PATCH', uri: `/api/rooms/${room.id}`, token: room.token, body: { name: 'never' }, env: { ...base, ...env } }, { timeoutMs: 15000 });
+    // the rename's statement waits on the lock (seen before the bound ends its process)
+    await waitFor(() => waiting() === 1, { what: 'the rename waiting on the row lock', timeout: 2800, interval: 20 });
+    r = await pending;
     // the server sees that the statement's client is gone (client_connection_check_interval)
     // and ends it, instead of making the change once the lock goes
     await waitFor(() => waiting() === 0, { what: 'the ended process\'s statement no longer waiting on the lock', timeout: 10000 });
@@ -85,10 +88,10 @@ test('the API: a request still running after API_HANG_TIMEOUT_S ends its process
   }
   const took = Date.now() - t0;
   assert.equal(r.signal, 'SIGALRM', `ended by ${r.signal} (code ${r.code}): ${r.stderr.slice(0, 2000)}`);
-  assert.ok(took >= 900 && took < 10000, `ended ${took} ms after the request`);
+  assert.ok(took >= 2900 && took < 12000, `ended ${took} ms after the request`);
   assert.equal(r.status, 0, 'no answer written');
-  assert.match(r.stderr, /API_HANG_TIMEOUT_S \(1 s\) is shorter than one PostgreSQL statement may take \(PG_QUERY_TIMEOUT_MS, 20000 ms/);
-  assert.match(r.stderr, new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z codecollab-api\\[\\d+\\] error: a request ran past API_HANG_TIMEOUT_S \\(1 s\\): ending this process, which is started again \\(PATCH /api/rooms/${room.id}\\)$`, 'm'));
+  assert.match(r.stderr, /API_HANG_TIMEOUT_S \(3 s\) is shorter than one PostgreSQL statement may take \(PG_QUERY_TIMEOUT_MS, 20000 ms/);
+  assert.match(r.stderr, new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z codecollab-api\\[\\d+\\] error: a request ran past API_HANG_TIMEOUT_S \\(3 s\\): ending this process, which is started again \\(PATCH /api/rooms/${room.id}\\)$`, 'm'));
   assert.equal(psql(pg, `SELECT name FROM rooms WHERE id = '${room.id}'`), 'pgwait', 'the change ended with its process was not made');
   // a request within the bound is answered as ever
   const ok = api(env, { method: 'PATCH', uri: `/api/rooms/${room.id}`, token: room.token, body: { name: 'renamed twice' } });

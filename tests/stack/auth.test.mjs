@@ -16,6 +16,8 @@ function assertError(r, status, code) {
   assert.equal(typeof r.json.message, 'string');
   assert.ok(r.json.message.length > 0);
   if (code) assert.equal(r.json.error, code, r.text);
+  // every 401 says how to authenticate (RFC 9110), with a scheme no browser prompts for
+  if (status === 401) assert.equal(r.headers.get('www-authenticate'), 'Bearer realm="codecollab"', r.text);
 }
 
 // 400 whose message names the field at fault.

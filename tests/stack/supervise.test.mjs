@@ -13,7 +13,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import http from 'node:http';
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, chmodSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, freePort, sleep, waitFor } from '../lib/procs.mjs';
+import { ROOT, freePort, runEnv, sleep, waitFor } from '../lib/procs.mjs';
 import { parentPid, procStat } from '../lib/proctree.mjs';
 import { connectRedis } from '../lib/resp.mjs';
 import { holdRoomRow } from '../lib/pg.mjs';
@@ -305,29 +305,22 @@ test('an API process killed with a request in flight: 502 (Apache: 503) with a J
   assert.equal((await req('GET', `/api/auth/me`, { token })).status, 200);
 });
 
-// The stack's own servers, from run/env (printf %q: backslash escapes).
-function stackEnv() {
-  const out = {};
-  for (const line of readFileSync(join(dir, 'run/env'), 'utf8').split('\n')) {
-    const m = /^([A-Z_]+)=(.*)$/.exec(line);
-    if (m) out[m[1]] = m[2] === "''" ? '' : m[2].replace(/\\(.)/g, '$1');
-  }
-  return out;
-}
-
 // API_HANG_TIMEOUT_S (docs/OPERATIONS.md, "A request that never ends"): a rename held by a
 // row lock (PostgreSQL's own bound, 30 s, is the longer) stands for a request with no bound.
 test('an API request past API_HANG_TIMEOUT_S: its process ends itself with a line naming the request, the request gets 502 (Apache: 503) with a JSON body, the change is never made, and the process is back', async () => {
   const { token, room } = await newUserRoom('hangroom');
-  const db = stackEnv().DATABASE_URL;
+  const db = runEnv(dir).DATABASE_URL;
   const waiting = () => Number(execFileSync('psql', [db, '-XAtqc',
-    `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE rooms%'`], { encoding: 'utf8' }).trim());
+    `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%UPDATE rooms SET name%'`], { encoding: 'utf8' }).trim());
   const lock = await holdRoomRow(db, room);
   const apis = pidsOf('codecollab-api');
   let got;
   const t0 = Date.now();
   try {
-    got = await req('PATCH', `/api/rooms/${room}`, { token, body: { name: 'never' } });
+    const pending = req('PATCH', `/api/rooms/${room}`, { token, body: { name: 'never' } });
+    // the rename's statement waits on the lock
+    await waitFor(() => waiting() === 1, { what: 'the rename waiting on the row lock', timeout: 8000 });
+    got = await pending;
     times['api: a request held until API_HANG_TIMEOUT_S to its answer'] = Date.now() - t0;
     // PostgreSQL sees that the statement's client is gone and ends it
     await waitFor(() => waiting() === 0, { what: 'the statement of the ended process no longer waiting', timeout: 15000 });
