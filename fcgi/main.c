@@ -89,11 +89,13 @@ static void serve(const struct api_config *cfg, struct store *store, struct http
 	c.store = store;
 	c.req = &req;
 	c.resp = &resp;
-	if (cfg->hang_timeout_s)
-		alarm((unsigned)cfg->hang_timeout_s);
 	int st = http_read_request(io, &req, &why);
+	/* armed once the request is read: its body comes at the client's pace, which the web
+	 * server bounds (lighttpd reads it whole before handing it on; Apache's Timeout) */
 	hang_method = req.method;
 	hang_path = req.path;
+	if (cfg->hang_timeout_s)
+		alarm((unsigned)cfg->hang_timeout_s);
 	/* lighttpd 1.4.69 answers 411 to every HTTP/1.x POST without a Content-Length, which
 	 * HTTP/1.1 reads as an empty body (RFC 9112, section 6.3), and hands that refusal to
 	 * its error handler (this API, lighttpd.conf) as a GET of the same URI: served here

@@ -247,6 +247,88 @@ function opToChanges(op, text) {
   return changes;
 }
 
+// ---- Windows line endings -------------------------------------------------------------
+
+// The editor keeps every "\r" as a character (lineSeparator below), so a document with
+// Windows line endings has positions exactly as the server counts them. Editing it should
+// keep its line endings: a document whose first line ends in "\r\n" (a file put from disk)
+// gets "\r\n" for every line break typed, pasted or dropped in, never has a caret left
+// between a line's "\r" and its "\n" (End, a click past the line's end), and loses a
+// "\r\n" whole to Backspace or Delete. Other documents get "\n", as CodeMirror gives.
+const crlfDoc = (doc) => doc.lines > 1 && doc.line(1).text.endsWith('\r');
+
+// Text coming in from the clipboard or a drop, with the document's own line breaks.
+export function lineBreaksFor(text, state) {
+  return crlfDoc(state.doc) ? text.replace(/\r\n?|\n/g, '\r\n') : text.replace(/\r\n?/g, '\n');
+}
+
+// pos, or the place before the "\r" when pos is between a line's "\r" and its "\n"
+function offCr(doc, pos) {
+  if (pos === 0 || pos >= doc.length || doc.sliceString(pos - 1, pos + 1) !== '\r\n') return pos;
+  return pos - 1;
+}
+
+// ArrowRight (with Shift: extending the selection) at a line's end, before its "\r\n":
+// on to the next line's start, past both (the caret is never left between them)
+const crlfRight = (extend) => (view) => {
+  const { state } = view;
+  const r = state.selection.main;
+  if (!crlfDoc(state.doc) || state.selection.ranges.length > 1 || (!extend && !r.empty)
+    || state.doc.sliceString(r.head, r.head + 2) !== '\r\n') return false;
+  view.dispatch({
+    selection: extend ? EditorSelection.range(r.anchor, r.head + 2) : EditorSelection.cursor(r.head + 2),
+    scrollIntoView: true,
+    userEvent: 'select',
+  });
+  return true;
+};
+
+const crlfEditing = EditorState.transactionFilter.of((tr) => {
+  // a change from elsewhere, or a restored snapshot, is taken exactly as it is
+  if (tr.annotation(Transaction.remote) || tr.isUserEvent('input.restore') || !crlfDoc(tr.startState.doc)) return tr;
+  const old = tr.startState.doc;
+  if (tr.docChanged && tr.isUserEvent('delete')) {
+    // a deletion that would split a "\r\n" takes all of it
+    const ranges = [];
+    let widened = false;
+    tr.changes.iterChanges((fromA, toA) => {
+      let from = fromA;
+      let to = toA;
+      if (from > 0 && to > from && old.sliceString(from - 1, from + 1) === '\r\n') from--;
+      if (to > from && to < old.length && old.sliceString(to - 1, to + 1) === '\r\n') to++;
+      if (from !== fromA || to !== toA) widened = true;
+      ranges.push({ from, to });
+    });
+    if (!widened) return tr;
+    const changes = tr.startState.changes(ranges);
+    return { changes, selection: tr.startState.selection.map(changes, -1), userEvent: tr.annotation(Transaction.userEvent), scrollIntoView: true };
+  }
+  if (tr.docChanged && tr.isUserEvent('input')) {
+    // a line break typed (Enter, with its indentation) is "\r\n" here; the carets after
+    // it move on by the "\r" put before it. The character after the change is looked at
+    // too: Enter drops the white space after the caret, and takes "\r" for some.
+    const now = tr.newDoc;
+    const crs = [];
+    tr.changes.iterChanges((fromA, toA, fromB, toB) => {
+      for (let i = fromB; i <= toB && i < now.length; i++) {
+        if (now.sliceString(i, i + 1) === '\n' && (i === 0 || now.sliceString(i - 1, i) !== '\r')) crs.push({ from: i, insert: '\r' });
+      }
+    });
+    return crs.length ? [tr, { changes: crs, sequential: true }] : tr;
+  }
+  if (tr.docChanged || !tr.selection) return tr;
+  // a caret moved (End, a click past a line's end, an arrow) never rests between "\r" and
+  // "\n": it stops before the "\r" (ArrowRight goes on past both: crlfRight)
+  let moved = false;
+  const ranges = tr.selection.ranges.map((r) => {
+    const head = offCr(old, r.head);
+    if (head === r.head) return r;
+    moved = true;
+    return r.empty ? EditorSelection.cursor(head) : EditorSelection.range(r.anchor, head);
+  });
+  return moved ? [tr, { selection: EditorSelection.create(ranges, tr.selection.mainIndex), sequential: true }] : tr;
+});
+
 // ---- Tab and the keyboard ------------------------------------------------------------
 
 // Tab indents in the editor, which would trap keyboard users and, worse, type spaces into
@@ -315,8 +397,9 @@ export class Editor {
         // Windows file would be shorter here than on the server, and every edit after its
         // first line would land one place early per line above it, for everyone.
         EditorState.lineSeparator.of('\n'),
-        // Text pasted here still gets this editor's line breaks, as it always has.
-        EditorView.clipboardInputFilter.of((text) => text.replace(/\r\n?/g, '\n')),
+        // ...and one with Windows line endings keeps them as it is edited
+        EditorView.clipboardInputFilter.of(lineBreaksFor),
+        crlfEditing,
         indentOnInput(),
         indentUnit.of('    '),
         syntaxHighlighting(highlight),
@@ -328,6 +411,7 @@ export class Editor {
         highlightSelectionMatches(),
         keymap.of([
           { key: 'Mod-Enter', run: () => { opts.runKey?.(); return true; } },
+          { key: 'ArrowRight', run: crlfRight(false), shift: crlfRight(true) },
           ...closeBracketsKeymap, ...defaultKeymap, ...searchKeymap, ...historyKeymap,
           ...foldKeymap, indentWithTab,
         ]),
