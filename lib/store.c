@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backoff.h"
@@ -138,6 +139,33 @@ int store_pg_repeatable(const char *state, const char *sql)
 	       !strcasestr(sql, " FOR KEY SHARE") && !strcasestr(sql, "pg_advisory");
 }
 
+/* The connection's options (libpq's `options`, command-line switches for the server): the
+ * bound and the check of pg_open, then what the URL's own `options=` (or else PGOPTIONS) asks
+ * for, so that a setting of an operator's (a search_path) no longer replaces ours, and one
+ * they name themselves (a statement_timeout of their own) comes later and wins. NULL out of
+ * memory. (A URL that does not parse is refused on connecting, with libpq's reason.) */
+static char *pg_options(const char *url, long timeout_ms)
+{
+	char ours[96];
+	snprintf(ours, sizeof ours, "-c statement_timeout=%ld -c client_connection_check_interval=%d",
+		 timeout_ms, STORE_PG_CHECK_MS);
+	char *perr = NULL;
+	PQconninfoOption *opts = PQconninfoParse(url, &perr);
+	PQfreemem(perr);
+	const char *theirs = NULL;
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (!strcmp(o->keyword, "options") && o->val)
+			theirs = o->val;
+	if (!theirs) /* the URL's keywords are parsed without libpq's defaults */
+		theirs = getenv("PGOPTIONS");
+	size_t n = strlen(ours) + (theirs ? 1 + strlen(theirs) : 0) + 1;
+	char *all = malloc(n);
+	if (all)
+		snprintf(all, n, "%s%s%s", ours, theirs && *theirs ? " " : "", theirs ? theirs : "");
+	PQconninfoFree(opts);
+	return all;
+}
+
 /* A new connection to url, or NULL (logged under `who`). Its statements end at the
  * server after timeout_ms (statement_timeout), or within STORE_PG_CHECK_MS of the program's
  * end or of the connection being dropped (client_connection_check_interval, PostgreSQL 14
@@ -145,15 +173,17 @@ int store_pg_repeatable(const char *state, const char *sql)
  * pg_exec giving up) stops waiting on its locks and is never made later. */
 static PGconn *pg_open(const char *url, const char *who, long timeout_ms)
 {
-	/* connect_timeout and options first: keywords of the URL (expanded from dbname) come
-	 * after them and win */
-	char options[96];
-	snprintf(options, sizeof options,
-		 "-c statement_timeout=%ld -c client_connection_check_interval=%d", timeout_ms,
-		 STORE_PG_CHECK_MS);
-	const char *const keys[] = {"connect_timeout", "options", "dbname", NULL};
-	const char *const vals[] = {STORE_PG_CONNECT_TIMEOUT, options, url, NULL};
+	char *options = pg_options(url, timeout_ms);
+	if (!options) {
+		log_error("%s: out of memory", who);
+		return NULL;
+	}
+	/* connect_timeout before the URL (whose keywords, expanded from dbname, win over it);
+	 * options after it, as it holds the URL's own */
+	const char *const keys[] = {"connect_timeout", "dbname", "options", NULL};
+	const char *const vals[] = {STORE_PG_CONNECT_TIMEOUT, url, options, NULL};
 	PGconn *pg = PQconnectdbParams(keys, vals, 1);
+	free(options);
 	if (!pg || PQstatus(pg) != CONNECTION_OK) {
 		log_error("%s: %s", who, pg ? PQerrorMessage(pg) : "out of memory");
 		PQfinish(pg);

@@ -63,6 +63,39 @@ test('the API: a change waiting on a row lock past PG_QUERY_TIMEOUT_MS is answer
   assert.match(bad.stderr, /PG_QUERY_TIMEOUT_MS must be an integer from 100 to 86400000 \(got "soon"\)/);
 });
 
+// An operator's own connection options (DATABASE_URL's options=, or PGOPTIONS) are added to
+// the bound and the check (lib/store.c, pg_options), not put in their place: seen on the
+// server (the backend's application_name) while the bound still ends the wait; a
+// statement_timeout the operator names is theirs.
+test('the API: options of the operator\'s own (options= in DATABASE_URL, PGOPTIONS) reach the server beside the bound, and a statement_timeout they name wins', async () => {
+  const waitingAs = (name) => Number(psql(pg, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name = '${name}'`));
+  const withUrl = `${pgUrl(pg)}&options=${encodeURIComponent('-c application_name=cc_url_opts')}`;
+  const cases = [
+    { name: 'cc_url_opts', env: { PG_QUERY_TIMEOUT_MS: '1000', DATABASE_URL: withUrl }, min: 900 },
+    { name: 'cc_env_opts', env: { PG_QUERY_TIMEOUT_MS: '1000', PGOPTIONS: '-c application_name=cc_env_opts' }, min: 900 },
+    // their statement_timeout (300 ms) comes after ours (1000) and wins
+    { name: 'cc_own_bound', env: { PG_QUERY_TIMEOUT_MS: '1000', PGOPTIONS: '-c application_name=cc_own_bound -c statement_timeout=300' }, min: 250, max: 900 },
+  ];
+  for (const c of cases) {
+    const room = roomOf({});
+    const lock = await holdRoomRow(pgUrl(pg), room.id);
+    let r;
+    const t0 = Date.now();
+    try {
+      const pending = cgiAsync({ method: 'PATCH', uri: `/api/rooms/${room.id}`, token: room.token, body: { name: 'never' }, env: { ...base, ...c.env } }, { timeoutMs: 15000 });
+      if (!c.max) await waitFor(() => waitingAs(c.name) === 1, { what: `the rename waiting on the lock as ${c.name}`, timeout: 900, interval: 20 });
+      r = await pending;
+    } finally {
+      await lock.release();
+    }
+    const took = Date.now() - t0;
+    assert.equal(r.status, 503, `${c.name}: ${r.body}`);
+    assert.match(r.stderr, /ran past PG_QUERY_TIMEOUT_MS/, c.name);
+    assert.ok(took >= c.min && took < (c.max ?? 15000), `${c.name}: answered ${took} ms after the request`);
+    assert.equal(psql(pg, `SELECT name FROM rooms WHERE id = '${room.id}'`), 'pgwait', c.name);
+  }
+});
+
 // API_HANG_TIMEOUT_S (fcgi/main.c): a request that runs past it ends its process, after a
 // line naming it; behind lighttpd the request in flight is then answered 502 and
 // scripts/keep-fcgi.sh starts the program again (tests/stack/supervise.test.mjs, a process
