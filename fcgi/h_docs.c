@@ -150,8 +150,12 @@ static void answer_stale(struct api_ctx *c, const struct doc_commit *dc)
 static void commit_answer(struct api_ctx *c, long long revision, const struct ot_op *op,
 			  const char *client_id);
 
+/* the largest revision a request may name: every integer up to it is exact as a JSON number
+ * (and in Redis's Lua); one ahead of the document is answered 409 like any other */
+#define REVISION_MAX ((1LL << 53) - 1)
+
 static const struct valid_field op_fields[] = {
-	{"revision", VALID_INT, VALID_REQUIRED, 0, 1LL << 50, NULL, NULL},
+	{"revision", VALID_INT, VALID_REQUIRED, 0, REVISION_MAX, NULL, NULL},
 	{"ops", VALID_ANY, VALID_REQUIRED, 0, 0, NULL, NULL},
 	{"client_id", VALID_STRING, VALID_SINGLE_LINE, 1, 64, NULL, NULL},
 };
@@ -256,7 +260,7 @@ static void commit_answer(struct api_ctx *c, long long revision, const struct ot
 
 static const struct valid_field replace_fields[] = {
 	{"content", VALID_ANY, VALID_REQUIRED, 0, 0, NULL, NULL},
-	{"base_revision", VALID_INT, VALID_REQUIRED, 0, 1LL << 50, NULL, NULL},
+	{"base_revision", VALID_INT, VALID_REQUIRED, 0, REVISION_MAX, NULL, NULL},
 	{"client_id", VALID_STRING, VALID_SINGLE_LINE, 1, 64, NULL, NULL},
 };
 

@@ -75,6 +75,12 @@ test('PUT document: conflicts, rights and bad bodies', async () => {
   assert.equal(r.json.revision, 2);
   r = await put(owner, room, { content: 'mine', base_revision: 7 });
   assertError(r, 409, 'document_changed');
+  // far ahead, up to the largest integer a JSON number holds exactly: still "changed"
+  for (const far of ['1125899906842625', '9007199254740991']) {
+    r = await put(owner, room, `{"content":"mine","base_revision":${far}}`);
+    assertError(r, 409, 'document_changed');
+    assert.equal(r.json.revision, 2);
+  }
   assert.equal((await doc(owner, room)).content, 'one two', 'nothing was committed');
   // who may
   assert.equal((await call('POST', `/api/rooms/${room.id}/join`, { token: viewer.token, body: { invite: room.invite } })).status, 200);
@@ -84,7 +90,8 @@ test('PUT document: conflicts, rights and bad bodies', async () => {
   assertError(await call('PUT', '/api/rooms/zz00000000/document', { token: owner.token, body: { content: 'x', base_revision: 0 } }), 404, 'room_not_found');
   // bodies
   for (const body of [{ base_revision: 2 }, { content: 'x' }, { content: 5, base_revision: 2 }, { content: ['x'], base_revision: 2 },
-    { content: 'x', base_revision: -1 }, { content: 'x', base_revision: 1.5 }, { content: 'x', base_revision: '2' }]) {
+    { content: 'x', base_revision: -1 }, { content: 'x', base_revision: 1.5 }, { content: 'x', base_revision: '2' },
+    '{"content":"x","base_revision":9007199254740992}', '{"content":"x","base_revision":1e300}']) {
     assertError(await put(owner, room, body), 400, 'invalid_request');
   }
   assertError(await put(owner, room, '{"content":"a\\u0000b","base_revision":2}'), 400, 'invalid_json');
