@@ -51,6 +51,11 @@
  * idle at least ORPHAN_MIN_IDLE_MS (so one just handed to a worker is not snatched) */
 #define ALIVE_EVERY_MS 1000
 #define CLAIM_ORPHANS_EVERY_MS 1000
+/* JOB_HANG_TIMEOUT_S when unset: the longest a job may take by the other settings plus this
+ * much; and how long a job stopped for running too long may take to end before its thread
+ * counts as stuck */
+#define JOB_HANG_SLACK_S 60
+#define JOB_STUCK_GRACE_MS 10000
 #define ORPHAN_MIN_IDLE_MS 1000
 
 /* Configuration, read once from the environment. */
@@ -64,6 +69,8 @@ struct config {
 	long refresh_s;
 	long room_cap; /* JOB_ROOM_RUNNING_MAX: jobs of one room in flight at once, 0 none */
 	long metrics_port; /* WORKER_METRICS_PORT: GET /metrics there, 0 none */
+	long job_hang_s;   /* JOB_HANG_TIMEOUT_S: a job running longer is stopped, 0 never */
+	long job_worst_s;  /* the longest a job may take by the other settings (job_worst_s()) */
 	const char *metrics_host;
 	const char *piston_url;
 	long piston_timeout_ms;
@@ -89,6 +96,11 @@ struct slot {
 	volatile sig_atomic_t attempt;
 	volatile sig_atomic_t cancel;
 	volatile sig_atomic_t done;
+	/* under lock: when the job began (clock_mono_ms), and the main thread's watch of it
+	 * (watch_jobs): 1 once it stopped the job for running too long, 2 once it found the
+	 * thread still in that job JOB_STUCK_GRACE_MS later */
+	long long started_ms;
+	int overran;
 };
 
 struct worker {
@@ -118,6 +130,23 @@ static int load_table(const struct cfg_setting *t, size_t n)
 }
 
 #define LOAD(table) load_table((table), sizeof(table) / sizeof((table)[0]))
+
+/* The longest a job may take by the settings that bound its steps, in seconds: a run, its
+ * compile step and run step (or Piston's whole call), or an AI request, every attempt at
+ * the provider taking the whole AI_TIMEOUT_MS with the longest wait between them
+ * (aicfg_pending_ttl_s). The Redis calls around a job are bounded as well, well within
+ * JOB_HANG_SLACK_S. */
+static long job_worst_s(const struct config *c)
+{
+	long run_ms = c->piston_url ? c->piston_timeout_ms : c->limits.compile_ms + c->limits.run_ms;
+	long worst = (run_ms + 999) / 1000;
+	struct aicfg ai;
+	char err[256];
+	/* a wrong AI setting stops the program once the AI handler is set up, saying why */
+	if (aicfg_load(&ai, err, sizeof err) == 0 && aicfg_pending_ttl_s(&ai) > worst)
+		worst = aicfg_pending_ttl_s(&ai);
+	return worst;
+}
 
 /* The limit variables; a Piston limit is sent only when the variable is set, so Piston's
  * own (often lower) maxima apply otherwise. */
@@ -202,6 +231,12 @@ static int load_config(struct config *c)
 	};
 	if (LOAD(piston) < 0)
 		return -1;
+	c->job_worst_s = job_worst_s(c);
+	const struct cfg_setting hang[] = {
+		{"JOB_HANG_TIMEOUT_S", c->job_worst_s + JOB_HANG_SLACK_S, 0, 7 * 86400L, &c->job_hang_s},
+	};
+	if (LOAD(hang) < 0)
+		return -1;
 	if (sandbox_config_from_env(&c->sandbox, err, sizeof err) < 0) {
 		log_error("%s", err);
 		return -1;
@@ -247,6 +282,8 @@ static void set_inflight(struct slot *s, const char *entry, const char *job)
 	snprintf(s->job, sizeof s->job, "%s", entry && job ? job : "");
 	s->attempt = 0;
 	s->cancel = s->w->cancel;
+	s->started_ms = clock_mono_ms();
+	s->overran = 0;
 	metric_add(&worker_metrics[WM_THREADS_BUSY], 0, 0, entry ? 1 : -1);
 	pthread_mutex_unlock(&s->lock);
 }
@@ -324,7 +361,9 @@ static int heartbeat(struct worker *w, struct rds *r)
 	for (long i = 0; i < w->cfg.workers; i++) {
 		struct slot *s = &w->slots[i];
 		pthread_mutex_lock(&s->lock);
-		if (s->inflight[0]) {
+		/* a stuck thread's entry is left to go idle: another worker claims it after
+		 * CLAIM_IDLE_MS */
+		if (s->inflight[0] && s->overran < 2) {
 			snprintf(ids[n], sizeof ids[n], "%s", s->inflight);
 			p[n] = ids[n];
 			n++;
@@ -356,6 +395,40 @@ static int slot_lost(const redisReply *rep, const char *consumer, long attempt)
 	if (who->type == REDIS_REPLY_STRING && strcmp(who->str, consumer))
 		return QUEUE_TAKEN_OVER;
 	return 0;
+}
+
+/* JOB_HANG_TIMEOUT_S: a job that has run longer is stopped, and fails (QUEUE_OVERRAN);
+ * one whose thread is still in it JOB_STUCK_GRACE_MS later is in a call that does not end.
+ * Its entry is then no longer kept fresh (heartbeat), so another worker claims it after
+ * CLAIM_IDLE_MS, and 1 is returned: the worker stops showing life (alive_beat), so that
+ * whoever supervises it ends it and starts it again with all its threads. */
+static int watch_jobs(struct worker *w, long started)
+{
+	if (w->cfg.job_hang_s <= 0)
+		return 0;
+	long long now = clock_mono_ms(), bound = w->cfg.job_hang_s * 1000LL;
+	int stuck = 0;
+	for (long i = 0; i < started; i++) {
+		struct slot *s = &w->slots[i];
+		pthread_mutex_lock(&s->lock);
+		long long ran = now - s->started_ms;
+		if (s->job[0] && ran > bound && !s->overran) {
+			s->overran = 1;
+			if (!s->cancel) /* one cancelled for another reason ends as that says */
+				s->cancel = QUEUE_OVERRAN;
+			log_error("job %s: has run for %lld s, past JOB_HANG_TIMEOUT_S (%ld s): "
+				  "stopping it", s->job, ran / 1000, w->cfg.job_hang_s);
+		} else if (s->job[0] && s->overran == 1 && ran > bound + JOB_STUCK_GRACE_MS) {
+			s->overran = 2;
+			log_error("job %s: its thread has not come back %d s after the job was "
+				  "stopped: it is stuck; the job is left for another worker, and this "
+				  "worker stops showing life so that it is started again",
+				  s->job, JOB_STUCK_GRACE_MS / 1000);
+		}
+		stuck |= s->job[0] && s->overran == 2;
+		pthread_mutex_unlock(&s->lock);
+	}
+	return stuck;
 }
 
 /* Stops the running jobs that are no longer this worker's to run: their handler sees the
@@ -643,14 +716,23 @@ int main(void)
 		 "after its liveness lapsed, a stalled one's after %ld ms idle, %ld attempts)",
 		 w->consumer, started, QUEUE_STREAM, w->cfg.liveness_ms, w->cfg.claim_idle_ms,
 		 w->cfg.max_attempts);
+	if (w->cfg.job_hang_s > 0 && w->cfg.job_hang_s < w->cfg.job_worst_s)
+		log_warn("JOB_HANG_TIMEOUT_S (%ld s) is shorter than a job may take by the other "
+			 "settings (%ld s: a run's COMPILE_TIMEOUT_MS and RUN_TIMEOUT_MS, or "
+			 "PISTON_TIMEOUT_MS; an AI request's attempts at AI_TIMEOUT_MS): such a job "
+			 "is stopped and fails",
+			 w->cfg.job_hang_s, w->cfg.job_worst_s);
 
 	long long next_beat = 0;
 	long long next_poll = 0, next_register = 0, next_alive = clock_mono_ms() + ALIVE_EVERY_MS;
 	int registered = 0;
 	long long stop_at = 0;
 	long beat_every = w->cfg.claim_idle_ms / 3;
+	int stuck = 0;
 	for (;;) {
-		alive_beat();
+		stuck = watch_jobs(w, started);
+		if (!stuck)
+			alive_beat();
 		struct timespec wait = {.tv_sec = 0, .tv_nsec = 100 * 1000000L};
 		int sig = sigtimedwait(&sigs, NULL, &wait);
 		if (sig > 0 && !w->stop) {
@@ -677,7 +759,7 @@ int main(void)
 			w->cancel = 1;
 		}
 		if (!r) {
-			r = connect_redis(w, alive_beat, err, sizeof err);
+			r = connect_redis(w, stuck ? NULL : alive_beat, err, sizeof err);
 			if (!r)
 				continue;
 			metric_inc(&worker_metrics[WM_REDIS_RECONNECTS], 0, 0);

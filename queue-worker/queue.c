@@ -571,6 +571,12 @@ int queue_process(struct rds *r, const struct queue_entry *e, const struct queue
 			      why[0] ? why : "failed", err, errlen);
 		break;
 	case QUEUE_REQUEUE:
+		if (*cancel == QUEUE_OVERRAN) {
+			log_info("job %s: failed: %s", j.id, QUEUE_OVERRAN_ERROR);
+			rc = conclude(r, hd, &j, j.attempts, JOB_BIT(JOB_RUNNING), e->entry, JOB_FAILED,
+				      result, QUEUE_OVERRAN_ERROR, err, errlen);
+			break;
+		}
 		if (*cancel == QUEUE_TAKEN_OVER) {
 			/* stopped because another worker runs the job now (the main thread said
 			 * so): the entry and the job are that worker's, nothing of ours to store */

@@ -155,6 +155,11 @@ int queue_job_count_attempt(struct rds *r, struct queue_job *j, long max_attempt
  * 0 when the entry is dealt with; -1 when Redis failed (err): the entry stays pending and
  * is claimed again later. */
 #define QUEUE_TAKEN_OVER 2
+/* *cancel QUEUE_OVERRAN: the job ran past the most a job may take (JOB_HANG_TIMEOUT_S,
+ * the worker's main thread says so): the stopped attempt fails, with that as its error,
+ * instead of going back to the queue to run as long again */
+#define QUEUE_OVERRAN 3
+#define QUEUE_OVERRAN_ERROR "the job ran longer than a job may (JOB_HANG_TIMEOUT_S) and was stopped"
 int queue_process(struct rds *r, const struct queue_entry *e, const struct queue_handler *h,
 		  size_t nh, const char *consumer, long max_attempts,
 		  const volatile sig_atomic_t *cancel, volatile sig_atomic_t *attempt, char *err,

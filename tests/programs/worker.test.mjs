@@ -642,3 +642,43 @@ test('a running job whose status becomes cancelled: its sandbox is killed, the e
   assert.equal((await waitStatus(r, next, 'finished')).result.stdout, 'next\n');
   assertCleanExit(w, await stopWorker(w));
 }));
+
+// JOB_HANG_TIMEOUT_S (queue-worker/main.c, watch_jobs): a job still running past it is
+// stopped by the main thread and fails with an error saying why (QUEUE_OVERRAN), instead of
+// holding its thread, and its entry kept fresh, for as long as it runs; a setting below
+// what the job settings allow is warned about at start.
+test('a job running past JOB_HANG_TIMEOUT_S is stopped and fails, saying so; the thread takes the next job', () => withRedis(async (r, redis) => {
+  const w = await startWorker(redis.port, { WORKERS: '1', JOB_HANG_TIMEOUT_S: '2', RUN_TIMEOUT_MS: '30000' });
+  const room = jobId('room');
+  const id = await enqueueFair(r, { room, request: sh('sleep 25; echo never') });
+  await waitStatus(r, id, 'running');
+  const t0 = Date.now();
+  const j = await waitStatus(r, id, ['failed', 'finished'], 15000);
+  const took = Date.now() - t0;
+  assert.equal(j.status, 'failed', JSON.stringify(j));
+  assert.equal(j.error, 'the job ran longer than a job may (JOB_HANG_TIMEOUT_S) and was stopped');
+  assert.equal(j.attempts, 1, 'not put back in the queue to run as long again');
+  assert.ok(took < 12000, `failed ${took} ms after it was seen running`);
+  const failed = (await jobEvents(r, room, id)).find((e) => e.data.status === 'failed');
+  assert.ok(failed, 'the room is told');
+  assert.equal(failed.data.error, j.error);
+  assert.match(w.output, new RegExp(`job ${id}: has run for [23] s, past JOB_HANG_TIMEOUT_S \\(2 s\\): stopping it`));
+  assert.match(w.output, /JOB_HANG_TIMEOUT_S \(2 s\) is shorter than a job may take by the other settings \(\d+ s/);
+  await waitFor(async () => (await r.cmd('XPENDING', 'cc:{jobs}:stream', 'workers'))[0] === 0, { what: 'the failed job acknowledged' });
+  // the thread is free again, and a job within the bound runs as ever
+  const next = await enqueueFair(r, { room, request: sh('sleep 0.5; echo next') });
+  assert.equal((await waitStatus(r, next, 'finished')).result.stdout, 'next\n');
+  assertCleanExit(w, await stopWorker(w));
+  // the default leaves every job its settings' time: no warning; 0 turns the watch off; a
+  // value that is no number of seconds stops the program, naming it
+  const d = await startWorker(redis.port, { WORKERS: '1', JOB_HANG_TIMEOUT_S: '0' });
+  const slow = await enqueueFair(r, { room, request: sh('sleep 3; echo slow') });
+  assert.equal((await waitStatus(r, slow, 'finished')).result.stdout, 'slow\n');
+  assertCleanExit(d, await stopWorker(d));
+  const quiet = await startWorker(redis.port, { WORKERS: '1' });
+  assertCleanExit(quiet, await stopWorker(quiet));
+  assert.doesNotMatch(quiet.output + d.output, /JOB_HANG_TIMEOUT_S/);
+  const bad = await startWorker(redis.port, { JOB_HANG_TIMEOUT_S: 'soon' }).catch((e) => e);
+  const out = bad instanceof Error ? bad.message : (await bad.exited, bad.output);
+  assert.match(out, /JOB_HANG_TIMEOUT_S must be an integer/);
+}));
