@@ -6,6 +6,8 @@
 #include <sys/types.h>
 #include <wslay/wslay.h>
 
+#include "utf8.h"
+
 /* §1.3: the GUID every server appends to the client's key */
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -90,6 +92,12 @@ struct ws_conn {
 	int failed;
 	int eof;
 	uint16_t own_close; /* the code of a close frame written here rather than by wslay */
+	/* The peer's close frame, gathered as it comes in (ws_close_recv()). */
+	int in_close;
+	uint8_t close_pl[125]; /* §5.5: a control frame's payload is 125 bytes at most */
+	size_t close_len;
+	uint16_t peer_code;  /* a code of the peer's we echoed that wslay's list does not have */
+	int close_refused;   /* the peer's close frame was refused here (1002, 1007) */
 };
 
 static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
@@ -127,6 +135,82 @@ static void ws_frame_start_cb(wslay_event_context_ptr ctx,
 	uint64_t n = arg->payload_length;
 	/* §5.2: 2 bytes, the extended length, the 4-byte mask key (clients always mask) */
 	w->frame_len = 2 + (n > 65535 ? 8 : n > 125 ? 2 : 0) + 4 + n;
+	w->in_close = arg->opcode == WSLAY_CONNECTION_CLOSE;
+	w->close_len = 0;
+}
+
+static void ws_frame_chunk_cb(wslay_event_context_ptr ctx,
+			      const struct wslay_event_on_frame_recv_chunk_arg *arg, void *user)
+{
+	struct ws_conn *w = user;
+	if (!w->in_close)
+		return;
+	/* wslay's frame layer refuses a control frame over 125 bytes before any of it comes
+	 * here; the bound is kept all the same */
+	size_t room = sizeof w->close_pl - w->close_len;
+	size_t n = arg->data_length < room ? arg->data_length : room;
+	memcpy(w->close_pl + w->close_len, arg->data, n);
+	w->close_len += n;
+}
+
+/* §5.6: a close reason is UTF-8, in which a NUL is a character (utf8_validate() refuses it
+ * for documents, so it is stepped over here) */
+static int ws_reason_ok(const uint8_t *s, size_t len)
+{
+	for (;;) {
+		size_t bad = 0;
+		enum utf8_status st = utf8_validate((const char *)s, len, NULL, &bad);
+		if (st == UTF8_OK)
+			return 1;
+		if (st != UTF8_NUL)
+			return 0;
+		s += bad + 1;
+		len -= bad + 1;
+	}
+}
+
+/* Queues a close of ours in answer to the peer's, before wslay's own answer, which then
+ * finds a close queued and sends nothing more (it does stop reading). */
+static void ws_close_answer(struct ws_conn *w, uint16_t code, const uint8_t *reason, size_t n)
+{
+	int r = wslay_event_queue_close(w->ctx, code, reason, n);
+	/* WSLAY_ERR_NO_MORE_MSG: our own close went first, and the peer's ends the handshake */
+	if (r != 0 && r != WSLAY_ERR_NO_MORE_MSG)
+		w->failed = 1; /* out of memory: the connection ends */
+}
+
+/* The peer's close frame, whole (a control frame is never fragmented, §5.5), before wslay
+ * acts on it. wslay 1.1.1 answers it by itself, and right for most, but gets three things
+ * wrong, which are answered here instead:
+ * - its list of valid codes predates 1012 (Service Restart), 1013 (Try Again Later) and
+ *   1014 (Bad Gateway) of the IANA registry (§11.7) and answers them 1002: they are echoed
+ *   here with their reason, as wslay echoes a code it knows;
+ * - a payload of one byte, which cannot hold a code (§5.5.1), it takes as a close without
+ *   one: 1002 (§7.4.1);
+ * - it checks the reason's UTF-8 from the third byte of each piece of the frame that
+ *   reaches it, not of the frame, so a close frame that came in pieces went partly
+ *   unchecked: the reason is checked whole here, 1007 (§8.1) when it is not UTF-8.
+ * Everything else (the codes that are not valid, 1004 to 1006, 1015 to 2999 and the rest:
+ * 1002) is left to wslay, whose list holds every valid code but these three. */
+static void ws_close_recv(struct ws_conn *w)
+{
+	if (w->close_len == 1) {
+		w->close_refused = 1;
+		ws_close_answer(w, WSLAY_CODE_PROTOCOL_ERROR, NULL, 0);
+		return;
+	}
+	if (w->close_len < 2)
+		return; /* no code: wslay answers with a close without one */
+	if (!ws_reason_ok(w->close_pl + 2, w->close_len - 2)) {
+		w->close_refused = 1;
+		ws_close_answer(w, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA, NULL, 0);
+		return;
+	}
+	uint16_t code = (uint16_t)(w->close_pl[0] << 8 | w->close_pl[1]);
+	if (code >= 1012 && code <= 1014) {
+		w->peer_code = code;
+		ws_close_answer(w, code, w->close_pl + 2, w->close_len - 2);
+	}
 }
 
 static void ws_frame_end_cb(wslay_event_context_ptr ctx, void *user)
@@ -134,6 +218,11 @@ static void ws_frame_end_cb(wslay_event_context_ptr ctx, void *user)
 	struct ws_conn *w = user;
 	w->finished += w->frame_len;
 	w->frame_len = 0;
+	/* wslay calls this before it acts on the message the frame ends */
+	if (w->in_close) {
+		w->in_close = 0;
+		ws_close_recv(w);
+	}
 }
 
 static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
@@ -156,6 +245,7 @@ struct ws_conn *ws_conn_new(size_t max_msg, size_t out_limit, ws_on_text on_text
 		.recv_callback = ws_recv_cb,
 		.send_callback = ws_send_cb,
 		.on_frame_recv_start_callback = ws_frame_start_cb,
+		.on_frame_recv_chunk_callback = ws_frame_chunk_cb,
 		.on_frame_recv_end_callback = ws_frame_end_cb,
 		.on_msg_recv_callback = ws_msg_cb,
 	};
@@ -308,6 +398,11 @@ uint16_t ws_conn_code_sent(const struct ws_conn *w)
 
 uint16_t ws_conn_code_received(const struct ws_conn *w)
 {
+	/* a close frame refused here is not one received, as one wslay refuses */
+	if (w->close_refused)
+		return 0;
+	if (w->peer_code)
+		return w->peer_code;
 	if (!wslay_event_get_close_received(w->ctx))
 		return 0;
 	return wslay_event_get_status_code_received(w->ctx);

@@ -8,9 +8,12 @@
  * a connection that ends in the middle of a frame with 1002. So is a frame wslay cannot read
  * at all (a control frame over 125 bytes or in fragments, a length not in its shortest
  * form): wslay stops without writing a close, so ws_conn_feed() writes it. wslay itself
- * checks the text of text messages (incrementally, across fragments) and close reasons: not
- * UTF-8 is closed with 1007 before on_text sees it (tests/unit/test_broker_ws.c,
- * test_invalid_utf8). */
+ * checks the text of text messages (incrementally, across fragments): not UTF-8 is closed
+ * with 1007 before on_text sees it (tests/unit/test_broker_ws.c, test_invalid_utf8). A
+ * peer's close frame is echoed, code and reason, by wslay, except where wslay 1.1.1 is
+ * wrong, which this module answers itself before wslay does: the codes 1012 to 1014 of the
+ * IANA registry, which it does not know (echoed), a payload of one byte (1002) and a reason
+ * that is not UTF-8 in a frame that came in pieces (1007) (test_peer_close_codes). */
 #ifndef CC_BROKER_WS_H
 #define CC_BROKER_WS_H
 

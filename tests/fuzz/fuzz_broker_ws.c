@@ -45,7 +45,8 @@ static void on_text(void *arg, const char *msg, size_t len)
 /* RFC 6455 §7.4: the codes an endpoint may put in a close frame */
 static int code_valid(unsigned code)
 {
-	return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
+	/* 1012 to 1014 (IANA registry) too: a peer's is echoed */
+	return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
 	       (code >= 3000 && code <= 4999);
 }
 

@@ -2076,6 +2076,38 @@ test('WebSocket: a text message that is not UTF-8 is closed with 1007, whole or 
   s.destroy();
 });
 
+test('WebSocket: a client close of 1012, 1013 or 1014 is echoed; codes not valid in a close frame and a payload of one byte get 1002', async () => {
+  const room = await newRoom();
+  const path = `/events/rooms/${room}/ws?ticket=${tk(room)}`;
+  const closed = async (s, what) => {
+    await waitFor(() => s.frames.some((x) => x.opcode === 8), { what: `a close frame (${what})` });
+    await Promise.race([s.done, sleep(5000).then(() => { throw new Error(`not closed (${what})`); })]);
+  };
+  const payload = (code, reason = '') => Buffer.concat([Buffer.from([code >> 8, code & 0xff]), Buffer.from(reason)]);
+  // Service Restart, Try Again Later, Bad Gateway (IANA registry), and 1000 and 4000 as before
+  for (const code of [1012, 1013, 1014, 1000, 4000]) {
+    const s = await wsRaw(broker.port, path);
+    s.write(clientFrame(8, payload(code, 'brb')));
+    await closed(s, String(code));
+    const f = s.frames.find((x) => x.opcode === 8);
+    assert.equal(f.payload.toString('hex'), payload(code, 'brb').toString('hex'), `${code}: code and reason echoed`);
+  }
+  for (const code of [999, 1004, 1005, 1006, 1015, 2999]) {
+    const s = await wsRaw(broker.port, path);
+    s.write(clientFrame(8, payload(code)));
+    await closed(s, String(code));
+    assert.equal(closeCode(s), 1002, String(code));
+  }
+  let s = await wsRaw(broker.port, path);
+  s.write(clientFrame(8, Buffer.from([0x03])));
+  await closed(s, 'one byte');
+  assert.equal(closeCode(s), 1002, 'a payload of one byte');
+  s = await wsRaw(broker.port, path);
+  s.write(clientFrame(8, Buffer.concat([payload(1013), Buffer.from([0xff])])));
+  await closed(s, 'not UTF-8');
+  assert.equal(closeCode(s), 1007, 'a reason that is not UTF-8');
+});
+
 test('WebSocket frames that arrive while the rights are being checked are kept for the stream', async () => {
   // Redis is stopped for a moment below: a heartbeat long enough that the broker does not
   // take it for gone meanwhile (two heartbeats without an answer)

@@ -421,6 +421,169 @@ static void test_invalid_utf8(void)
 	ws_conn_free(w);
 }
 
+/* The full close frame of the server's output (its payload, code and reason), or -1. */
+static long close_payload(struct ws_conn *w, uint8_t *pl, size_t cap)
+{
+	struct buf *o = ws_conn_output(w);
+	const uint8_t *p = (const uint8_t *)o->data;
+	size_t i = 0;
+	while (p && i + 2 <= o->len) {
+		size_t n = p[i + 1] & 0x7f;
+		if ((p[i] & 0x0f) == 0x8) {
+			if (n > cap || i + 2 + n > o->len)
+				return -1;
+			memcpy(pl, p + i + 2, n);
+			return (long)n;
+		}
+		i += 2 + n;
+	}
+	return -1;
+}
+
+/* A peer's close code (§7.4): the IANA registry's 1012 (Service Restart), 1013 (Try Again
+ * Later) and 1014 (Bad Gateway) are answered as any valid code, by echoing it, reason and
+ * all (wslay 1.1.1's own list stops at 1011 and would answer 1002); a code that is not one,
+ * a payload of one byte and a reason that is not UTF-8 are still refused. */
+static void test_peer_close_codes(void)
+{
+	struct got g = {{0}, 0};
+	uint8_t f[256], pl[128];
+	static const int ok[] = {1000, 1001, 1003, 1007, 1008, 1009, 1010, 1011,
+				 1012, 1013, 1014, 3000, 4999};
+	for (size_t k = 0; k < sizeof ok / sizeof ok[0]; k++) {
+		for (int with_reason = 0; with_reason < 2; with_reason++) {
+			/* whole, and one byte per feed: the code may come apart from its header */
+			for (int split = 0; split < 2; split++) {
+				struct ws_conn *w = ws_conn_new(1024, 1 << 20, on_text, &g);
+				uint8_t p[16] = {(uint8_t)(ok[k] >> 8), (uint8_t)ok[k]};
+				size_t pn = 2;
+				if (with_reason) {
+					memcpy(p + 2, "r\xc3\xa9", 3); /* "ré" */
+					pn += 3;
+				}
+				size_t n = frame(f, 1, 8, p, pn, 1);
+				int r = 0;
+				if (split)
+					for (size_t i = 0; i < n && r == 0; i++)
+						r = ws_conn_feed(w, f + i, 1);
+				else
+					r = ws_conn_feed(w, f, n);
+				CHECK(r == 0);
+				if (close_code(w) != ok[k])
+					fprintf(stderr, "  code %d reason %d split %d: answered %d\n",
+						ok[k], with_reason, split, close_code(w));
+				CHECK(close_code(w) == ok[k]);
+				CHECK(close_payload(w, pl, sizeof pl) == (long)pn &&
+				      memcmp(pl, p, pn) == 0);
+				CHECK(ws_conn_code_received(w) == ok[k]);
+				CHECK(ws_conn_code_sent(w) == ok[k]);
+				CHECK(ws_conn_state(w) == WS_DONE);
+				/* nothing more goes out, nothing more is read */
+				CHECK(ws_conn_send_text(w, "x", 1) == -1);
+				ws_conn_free(w);
+			}
+		}
+	}
+
+	/* codes that are not valid in a close frame (§7.4.1, §7.4.2): 1002 */
+	static const int bad[] = {0, 1, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999,
+				  5000, 65535};
+	for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+		struct ws_conn *w = ws_conn_new(1024, 1 << 20, on_text, &g);
+		uint8_t p[2] = {(uint8_t)(bad[k] >> 8), (uint8_t)bad[k]};
+		size_t n = frame(f, 1, 8, p, 2, 1);
+		ws_conn_feed(w, f, n);
+		if (close_code(w) != 1002)
+			fprintf(stderr, "  code %d: answered %d\n", bad[k], close_code(w));
+		CHECK(close_code(w) == 1002);
+		CHECK(ws_conn_state(w) == WS_DONE);
+		ws_conn_free(w);
+	}
+
+	/* a close payload of one byte is no code (§5.5.1: a body starts with two): 1002 */
+	struct ws_conn *w = ws_conn_new(1024, 1 << 20, on_text, &g);
+	size_t n = frame(f, 1, 8, "\x03", 1, 1);
+	ws_conn_feed(w, f, n);
+	CHECK(close_code(w) == 1002);
+	CHECK(ws_conn_state(w) == WS_DONE);
+	ws_conn_free(w);
+
+	/* no payload at all: a close without a code, answered with one without a code */
+	w = ws_conn_new(1024, 1 << 20, on_text, &g);
+	n = frame(f, 1, 8, "", 0, 1);
+	CHECK(ws_conn_feed(w, f, n) == 0);
+	CHECK(close_code(w) == 0);
+	CHECK(ws_conn_state(w) == WS_DONE);
+	ws_conn_free(w);
+
+	/* 1012 to 1014 with a reason that is not UTF-8, whole or cut short: 1007, as any code */
+	static const char *const bad_reasons[] = {"\xff", "ok\xe2\x82"};
+	for (int code = 1012; code <= 1014; code++) {
+		for (size_t k = 0; k < 2; k++) {
+			w = ws_conn_new(1024, 1 << 20, on_text, &g);
+			uint8_t p[16] = {(uint8_t)(code >> 8), (uint8_t)code};
+			size_t rl = strlen(bad_reasons[k]);
+			memcpy(p + 2, bad_reasons[k], rl);
+			n = frame(f, 1, 8, p, 2 + rl, 1);
+			ws_conn_feed(w, f, n);
+			CHECK(close_code(w) == 1007);
+			CHECK(ws_conn_state(w) != WS_OPEN);
+			ws_conn_free(w);
+		}
+	}
+
+	/* a reason that is not UTF-8, the frame arriving a byte at a time (wslay 1.1.1 checks
+	 * each piece of a close frame from its third byte on, so it saw none of this reason):
+	 * 1007 all the same */
+	for (int code = 1000; code <= 1013; code += 13) {
+		w = ws_conn_new(1024, 1 << 20, on_text, &g);
+		uint8_t p[4] = {(uint8_t)(code >> 8), (uint8_t)code, 'a', 0xff};
+		n = frame(f, 1, 8, p, sizeof p, 1);
+		for (size_t i = 0; i < n && ws_conn_feed(w, f + i, 1) == 0; i++)
+			;
+		CHECK(close_code(w) == 1007);
+		CHECK(ws_conn_code_received(w) == 0);
+		ws_conn_free(w);
+	}
+
+	/* 1013 in the middle of a fragmented message, and behind a text message: the text is
+	 * handed on, the close echoed */
+	w = ws_conn_new(1024, 1 << 20, on_text, &g);
+	g.n = 0;
+	size_t o = frame(f, 1, 1, "hi", 2, 1);
+	o += frame(f + o, 0, 1, "par", 3, 1);
+	o += frame(f + o, 1, 8, "\x03\xf5", 2, 1);
+	CHECK(ws_conn_feed(w, f, o) == 0);
+	CHECK(g.n == 1);
+	CHECK(close_code(w) == 1013);
+	CHECK(ws_conn_state(w) == WS_DONE);
+	ws_conn_free(w);
+
+	/* our close went first (1001); the peer's answer of 1012 ends the handshake: no second
+	 * close frame, its code is the one received */
+	w = ws_conn_new(1024, 1 << 20, on_text, &g);
+	CHECK(ws_conn_close(w, 1001, "bye") == 0);
+	CHECK(ws_conn_state(w) == WS_CLOSING);
+	buf_reset(ws_conn_output(w));
+	n = frame(f, 1, 8, "\x03\xf4", 2, 1);
+	CHECK(ws_conn_feed(w, f, n) == 0);
+	CHECK(ws_conn_output(w)->len == 0);
+	CHECK(ws_conn_code_sent(w) == 1001);
+	CHECK(ws_conn_code_received(w) == 1012);
+	CHECK(ws_conn_state(w) == WS_DONE);
+	ws_conn_free(w);
+
+	/* after the echo, more frames are not read */
+	w = ws_conn_new(1024, 1 << 20, on_text, &g);
+	g.n = 0;
+	o = frame(f, 1, 8, "\x03\xf6", 2, 1);
+	o += frame(f + o, 1, 1, "late", 4, 1);
+	ws_conn_feed(w, f, o);
+	CHECK(g.n == 0);
+	CHECK(close_code(w) == 1014);
+	ws_conn_free(w);
+}
+
 /* A buffer grown for one large message is given back once its bytes are handed on; a small
  * one is kept for the next message. */
 static void test_output_shrinks(void)
@@ -476,5 +639,6 @@ int main(void)
 	test_binary_and_bound();
 	test_output_shrinks();
 	test_invalid_utf8();
+	test_peer_close_codes();
 	return unit_summary("test_broker_ws");
 }
