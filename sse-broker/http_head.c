@@ -61,6 +61,15 @@ static enum http_head_status parse_request_line(struct http_head *h, char *line,
 	return HTTP_HEAD_OK;
 }
 
+/* The answer to a head over the bound that starts at line (avail bytes of it here): when
+ * the request line's CRLF does not fit in HTTP_HEAD_MAX bytes, the line alone is too long
+ * (414), else the fields after it made the head too large (431). */
+static enum http_head_status too_large(const char *line, size_t avail)
+{
+	size_t n = avail < HTTP_HEAD_MAX ? avail : HTTP_HEAD_MAX;
+	return memmem(line, n, "\r\n", 2) ? HTTP_HEAD_TOO_LARGE : HTTP_HEAD_URI_TOO_LONG;
+}
+
 enum http_head_status http_head_parse(struct http_head *h, const char *data, size_t len)
 {
 	h->method = h->path = h->query = NULL;
@@ -87,10 +96,10 @@ enum http_head_status http_head_parse(struct http_head *h, const char *data, siz
 		}
 	}
 	if (!term)
-		return len > HTTP_HEAD_MAX ? HTTP_HEAD_TOO_LARGE : HTTP_HEAD_MORE;
+		return len > HTTP_HEAD_MAX ? too_large(data + skip, len - skip) : HTTP_HEAD_MORE;
 	size_t n = (size_t)(term - (data + skip)) + 2; /* keep the last line's CRLF */
 	if (n > HTTP_HEAD_MAX)
-		return HTTP_HEAD_TOO_LARGE;
+		return too_large(data + skip, n);
 	memcpy(h->store, data + skip, n);
 	h->store[n] = '\0';
 	h->head_len = skip + n + 2;

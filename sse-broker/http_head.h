@@ -3,7 +3,8 @@
  * No sockets here (docs/CONVENTIONS.md §5): the server hands in the bytes it has read so
  * far and gets back "need more", "done" or a reason to refuse, so unit tests and the fuzzer
  * drive it directly. The head is bounded (HTTP_HEAD_MAX bytes, HTTP_HEADERS_MAX fields): past
- * either bound the answer is HTTP_HEAD_TOO_LARGE and the server replies 431. */
+ * either bound the answer is HTTP_HEAD_TOO_LARGE and the server replies 431, or, when the
+ * request line alone is past the byte bound, HTTP_HEAD_URI_TOO_LONG and 414. */
 #ifndef CC_BROKER_HTTP_HEAD_H
 #define CC_BROKER_HTTP_HEAD_H
 
@@ -17,6 +18,9 @@ enum http_head_status {
 	HTTP_HEAD_MORE = 1,	    /* no complete head yet, and still under the bound */
 	HTTP_HEAD_BAD = -1,	    /* malformed: 400 */
 	HTTP_HEAD_TOO_LARGE = -2,   /* over HTTP_HEAD_MAX or HTTP_HEADERS_MAX: 431 */
+	/* the request line with its CRLF does not fit in HTTP_HEAD_MAX (RFC 9110 §15.5.15: the
+	 * target is what makes a request line long): 414 */
+	HTTP_HEAD_URI_TOO_LONG = -3,
 };
 
 struct http_header {
@@ -46,10 +50,10 @@ struct http_head {
  * of such lines would never show the CRLF CRLF that ends it. */
 enum http_head_status http_head_parse(struct http_head *h, const char *data, size_t len);
 
-/* Whether data[0..len), a head http_head_parse() refused (HTTP_HEAD_TOO_LARGE or
- * HTTP_HEAD_BAD), starts with a whole request line that parses and names the method HEAD:
- * the refusal is then a HEAD answer too, without a body. 0 when the request line itself is
- * incomplete or malformed (its method is not known). */
+/* Whether data[0..len), a head http_head_parse() refused (HTTP_HEAD_TOO_LARGE,
+ * HTTP_HEAD_URI_TOO_LONG or HTTP_HEAD_BAD), starts with a whole request line that parses
+ * and names the method HEAD: the refusal is then a HEAD answer too, without a body. 0 when
+ * the request line itself is incomplete, malformed or too long (its method is not known). */
 int http_head_line_is_head(const char *data, size_t len);
 
 /* First value of the field named name (case-insensitive, RFC 9110 §5.1); borrowed from h;

@@ -944,6 +944,7 @@ static const char *status_text(int status)
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 414: return "URI Too Long";
 	case 426: return "Upgrade Required";
 	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";
@@ -2275,6 +2276,8 @@ static int head_parse(struct conn *c, const char *p, size_t n)
 	c->head_only = http_head_line_is_head(p, take);
 	if (st == HTTP_HEAD_TOO_LARGE)
 		conn_error(c, 431, "header_too_large", "the request head is too large");
+	else if (st == HTTP_HEAD_URI_TOO_LONG)
+		conn_error(c, 414, "uri_too_long", "the request line is too long");
 	else
 		conn_error(c, 400, "invalid_request",
 			   c->srv->head.why ? c->srv->head.why : "malformed request");

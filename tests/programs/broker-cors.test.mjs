@@ -122,6 +122,9 @@ test('streams, long-poll answers, the 101 and error answers carry the CORS and s
   r = parse(await raw(broker.port, `GET /events/health HTTP/1.1\r\nX: ${'a'.repeat(9000)}\r\n\r\n`));
   assert.equal(r.status, 431);
   assertCors(r.headers, '*', '431');
+  r = parse(await raw(broker.port, `GET /events/health?x=${'a'.repeat(9000)} HTTP/1.1\r\nHost: b\r\n\r\n`));
+  assert.equal(r.status, 414);
+  assertCors(r.headers, '*', '414');
   r = parse(await raw(broker.port, 'GET /events/health HTTP/1.1\r\nBad Header\r\n\r\n'));
   assert.equal(r.status, 400);
   assertCors(r.headers, '*', '400');

@@ -2020,6 +2020,40 @@ test('HEAD to a stream or an unknown path: the error head alone, its Content-Len
 // method in its request line when that line came whole: a HEAD's refusal is then the head
 // alone, as any other answer to a HEAD. Only a request line that does not parse leaves the
 // method unknown, and the answer carries its body.
+// RFC 9110 §15.5.15: a request line that alone is longer than the head's bound (8 KiB) is a
+// target too long, 414, not a head too large: 431 is left to fields that go past the bound.
+test('a request line over the head bound is 414 uri_too_long; fields past the bound stay 431', async () => {
+  const check414 = (raw, what) => {
+    const r = parseAnswer(raw);
+    assert.equal(r.status, 414, `${what}: ${raw.slice(0, 200)}`);
+    assert.match(raw, /^HTTP\/1\.1 414 URI Too Long\r\n/, what);
+    assert.equal(r.headers.connection, 'close', what);
+    assert.equal(r.headers['content-type'], 'application/json', what);
+    assert.equal(Number(r.headers['content-length']), Buffer.byteLength(r.body, 'latin1'), what);
+    const j = JSON.parse(r.body);
+    assert.equal(j.error, 'uri_too_long', what);
+    assert.equal(typeof j.message, 'string', what);
+  };
+  // a long query, whole with its fields
+  check414(await rawRequest(broker.port, `GET /events/health?x=${'a'.repeat(9000)} HTTP/1.1\r\nHost: x\r\n\r\n`), 'long query');
+  // a long path
+  check414(await rawRequest(broker.port, `GET /events/${'b'.repeat(8200)} HTTP/1.1\r\n\r\n`), 'long path');
+  // a request line that never ends: answered once it is past the bound, and closed
+  const t0 = Date.now();
+  check414(await rawRequest(broker.port, `GET /events/health?x=${'c'.repeat(8300)}`), 'unended line');
+  assert.ok(Date.now() - t0 < 2000, 'answered at once, not after the head timeout');
+  // the longest request line taken (with its CRLF, exactly the bound) and no field is fine...
+  const line = (n) => { const pre = 'GET /events/health?x=', post = ' HTTP/1.1'; return pre + 'd'.repeat(n - pre.length - post.length) + post; };
+  let r = parseAnswer(await rawRequest(broker.port, `${line(8190)}\r\n\r\n`));
+  assert.equal(r.status, 200, 'a request line of 8190 bytes and its CRLF');
+  // ... one byte more is 414, and with that line a field past the bound is 431
+  check414(await rawRequest(broker.port, `${line(8191)}\r\n\r\n`), 'a line of 8191 bytes');
+  r = parseAnswer(await rawRequest(broker.port, `${line(8190)}\r\nHost: x\r\n\r\n`));
+  assert.equal(r.status, 431);
+  assert.equal(JSON.parse(r.body).error, 'header_too_large');
+  assert.equal((await fetch(`${broker.base}/events/health`)).status, 200, 'the broker is still fine');
+});
+
 test('HEAD with a refused head (431, 400): the error head alone once its request line was read', async () => {
   const cases = [
     { what: 'a header over the head bound', status: 431, error: 'header_too_large', rest: `X: ${'a'.repeat(9000)}\r\n\r\n` },
@@ -2038,7 +2072,7 @@ test('HEAD with a refused head (431, 400): the error head alone once its request
       `HEAD, ${c.what}: the Content-Length of the body a GET gets`);
   }
   // a request line that does not parse, or never ends within the bound, names no method
-  for (const [line, status] of [['HEAD /events/health HTTP/2.0', 400], [`HEAD /${'a'.repeat(9000)} HTTP/1.1`, 431]]) {
+  for (const [line, status] of [['HEAD /events/health HTTP/2.0', 400], [`HEAD /${'a'.repeat(9000)} HTTP/1.1`, 414]]) {
     const r = parseAnswer(await rawRequest(broker.port, `${line}\r\nHost: x\r\n\r\n`));
     assert.equal(r.status, status, line.slice(0, 40));
     assert.equal(Number(r.headers['content-length']), Buffer.byteLength(r.body, 'latin1'), line.slice(0, 40));

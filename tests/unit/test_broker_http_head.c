@@ -95,6 +95,51 @@ static void test_hostile(void)
 	CHECK(http_head_parse(&h, big, m + 2) == HTTP_HEAD_OK);
 	free(big);
 
+	/* RFC 9110 §15.5.15: a request line that alone is over the bound (its CRLF does not
+	 * fit in HTTP_HEAD_MAX bytes) is a target too long, 414, not a head too large, 431:
+	 * whole or not, with or without fields after it; a line that fits leaves 431 to the
+	 * fields that go past the bound */
+	big = malloc(2 * HTTP_HEAD_MAX + 64);
+	CHECK(big != NULL);
+	if (big) {
+		for (size_t line = HTTP_HEAD_MAX - 4; line <= HTTP_HEAD_MAX + 2; line++) {
+			/* "GET /aaa…a HTTP/1.1" of line bytes, then CRLF */
+			memcpy(big, "GET /", 5);
+			memset(big + 5, 'a', line - 5 - 9);
+			memcpy(big + line - 9, " HTTP/1.1\r\n", 11);
+			size_t at = line + 2;
+			enum http_head_status whole, with_field, cut;
+			memcpy(big + at, "\r\n", 2);
+			whole = http_head_parse(&h, big, at + 2);
+			memcpy(big + at, "Host: x\r\n\r\n", 11);
+			with_field = http_head_parse(&h, big, at + 11);
+			/* only the line's first bytes are here, more than the bound */
+			cut = line > HTTP_HEAD_MAX ? http_head_parse(&h, big, HTTP_HEAD_MAX + 1)
+						   : HTTP_HEAD_MORE;
+			if (line + 2 <= HTTP_HEAD_MAX) {
+				CHECK(whole == HTTP_HEAD_OK);
+				/* the line fits, the field does not: 431 */
+				CHECK(with_field == HTTP_HEAD_TOO_LARGE);
+			} else {
+				CHECK(whole == HTTP_HEAD_URI_TOO_LONG);
+				CHECK(with_field == HTTP_HEAD_URI_TOO_LONG);
+				if (line > HTTP_HEAD_MAX)
+					CHECK(cut == HTTP_HEAD_URI_TOO_LONG);
+			}
+		}
+		/* a line far over the bound, with nothing after it yet */
+		memcpy(big, "GET /", 5);
+		memset(big + 5, 'b', 2 * HTTP_HEAD_MAX);
+		CHECK(http_head_parse(&h, big, HTTP_HEAD_MAX + 4) == HTTP_HEAD_URI_TOO_LONG);
+		CHECK(http_head_parse(&h, big, 2 * HTTP_HEAD_MAX) == HTTP_HEAD_URI_TOO_LONG);
+		/* under the bound, it waits for more */
+		CHECK(http_head_parse(&h, big, HTTP_HEAD_MAX) == HTTP_HEAD_MORE);
+		/* empty lines before the request line do not count towards it */
+		memcpy(big, "\r\n\r\nGET /", 9);
+		CHECK(http_head_parse(&h, big, HTTP_HEAD_MAX + 4) == HTTP_HEAD_URI_TOO_LONG);
+		free(big);
+	}
+
 	/* too many fields */
 	char many[HTTP_HEAD_MAX];
 	size_t o = (size_t)snprintf(many, sizeof many, "GET / HTTP/1.1\r\n");
