@@ -27,8 +27,12 @@ int cors_origin_parse(const char *in, char *out, size_t cap, char *err, size_t e
 
 int cors_headers(struct buf *out, const char *origin)
 {
+	/* A page of another origin reads only the CORS-safelisted response headers (Fetch
+	 * Standard, "CORS-safelisted response-header name") and those the answer names: of the
+	 * broker's own, a 401's challenge and the wait of a 429 or 503 (server.c conn_error) */
 	return buf_printf(out,
 			  "Access-Control-Allow-Origin: %s\r\n"
+			  "Access-Control-Expose-Headers: WWW-Authenticate, Retry-After\r\n"
 			  "X-Content-Type-Options: nosniff\r\n"
 			  "Referrer-Policy: no-referrer\r\n",
 			  origin);

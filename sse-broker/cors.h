@@ -23,8 +23,10 @@
  * default port left out. 0, or -1 with the reason in err (for people). */
 int cors_origin_parse(const char *in, char *out, size_t cap, char *err, size_t errlen);
 
-/* The header lines every answer carries (CRLF after each): the allowed origin, nosniff and
- * the referrer policy. origin as cors_origin_parse() wrote it. 0 or -1 (out full). */
+/* The header lines every answer carries (CRLF after each): the allowed origin, the headers
+ * of ours its pages may read (Access-Control-Expose-Headers: WWW-Authenticate, Retry-After),
+ * nosniff and the referrer policy. origin as cors_origin_parse() wrote it. 0 or -1 (out
+ * full). */
 int cors_headers(struct buf *out, const char *origin);
 
 /* The whole answer to a preflight: 204 with the methods and request headers a stream may

@@ -67,6 +67,8 @@ function parse(text) {
 
 function assertCors(h, origin = '*', what = '') {
   assert.equal(h['access-control-allow-origin'], origin, `${what}: ${JSON.stringify(h)}`);
+  // what a page of the allowed origin may read past the CORS-safelisted headers
+  assert.equal(h['access-control-expose-headers'], 'WWW-Authenticate, Retry-After', what);
   assert.equal(h['x-content-type-options'], 'nosniff', what);
   assert.equal(h['referrer-policy'], 'no-referrer', what);
 }
@@ -109,6 +111,12 @@ test('streams, long-poll answers, the 101 and error answers carry the CORS and s
     assert.equal(res.status, status, path);
     assert.equal((await res.json()).error, code, path);
     assertCors(Object.fromEntries(res.headers), '*', path);
+    // a 401's challenge is a header the page may read (Access-Control-Expose-Headers)
+    if (status === 401) {
+      assert.equal(res.headers.get('www-authenticate'), 'Bearer realm="codecollab"', path);
+      const exposed = res.headers.get('access-control-expose-headers').toLowerCase().split(/\s*,\s*/);
+      assert.ok(exposed.includes('www-authenticate'), path);
+    }
   }
   const gone = `c${process.pid}gone`;
   res = await fetch(`${broker.base}/events/rooms/${gone}?ticket=${tk(gone)}`);
@@ -162,6 +170,7 @@ test('a preflight is answered 204 with exactly the CORS headers, no body, and th
       'Access-Control-Allow-Headers: authorization, last-event-id',
       'Access-Control-Allow-Methods: GET',
       'Access-Control-Allow-Origin: *',
+      'Access-Control-Expose-Headers: WWW-Authenticate, Retry-After',
       'Access-Control-Max-Age: 600',
       'Connection: close',
       'Referrer-Policy: no-referrer',
@@ -457,6 +466,11 @@ test('BROKER_ALLOW_ORIGIN narrows every answer to one origin; a value that is no
   });
   try {
     const room = await newRoom();
+    // a 401's challenge, which that origin's page may read (before a stream fills the broker)
+    const un = await fetch(`${one.base}/events/rooms/${room}`);
+    assert.equal(un.status, 401);
+    assert.equal(un.headers.get('www-authenticate'), 'Bearer realm="codecollab"');
+    assertCors(Object.fromEntries(un.headers), 'https://a.example', '401');
     const held = parse(await raw(one.port, `GET /events/rooms/${room}?ticket=${tk(room)} HTTP/1.1\r\nHost: b\r\n\r\n`,
       (t) => t.includes(': connected')));
     // written the way a browser sends its Origin
@@ -470,6 +484,8 @@ test('BROKER_ALLOW_ORIGIN narrows every answer to one origin; a value that is no
     assert.equal((await full.json()).error, 'too_many_clients');
     assert.equal(full.headers.get('access-control-allow-origin'), 'https://a.example');
     assert.equal(full.headers.get('retry-after'), '1');
+    // which that origin's page may read
+    assertCors(Object.fromEntries(full.headers), 'https://a.example', '503');
     s.destroy();
     const pre = parse(await raw(one.port, PREFLIGHT(`/events/rooms/${room}`, 'Connection: close\r\n')));
     assert.equal(pre.status, 204);

@@ -73,13 +73,25 @@ static void test_headers(void)
 	struct buf h, p;
 	buf_init(&h, 0);
 	buf_init(&p, 0);
+	/* the headers of ours a page of the allowed origin needs to read, past the ones the
+	 * Fetch standard lets it read anyway: a 401's challenge, the wait of a 429 or 503 */
 	CHECK(cors_headers(&h, "*") == 0);
 	CHECK_STR(h.data, "Access-Control-Allow-Origin: *\r\n"
+			  "Access-Control-Expose-Headers: WWW-Authenticate, Retry-After\r\n"
 			  "X-Content-Type-Options: nosniff\r\n"
 			  "Referrer-Policy: no-referrer\r\n");
+	buf_reset(&h);
+	CHECK(cors_headers(&h, "https://app.example.com:8443") == 0);
+	CHECK_STR(h.data, "Access-Control-Allow-Origin: https://app.example.com:8443\r\n"
+			  "Access-Control-Expose-Headers: WWW-Authenticate, Retry-After\r\n"
+			  "X-Content-Type-Options: nosniff\r\n"
+			  "Referrer-Policy: no-referrer\r\n");
+	buf_reset(&h);
+	CHECK(cors_headers(&h, "*") == 0);
 	CHECK(cors_preflight(&p, h.data, 1) == 0);
 	CHECK_STR(p.data, "HTTP/1.1 204 No Content\r\n"
 			  "Access-Control-Allow-Origin: *\r\n"
+			  "Access-Control-Expose-Headers: WWW-Authenticate, Retry-After\r\n"
 			  "X-Content-Type-Options: nosniff\r\n"
 			  "Referrer-Policy: no-referrer\r\n"
 			  "Access-Control-Allow-Methods: GET\r\n"
