@@ -7,6 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import WebSocket from 'ws';
 
 import { startBroker, stop, waitFor, sleep, freePort } from '../lib/procs.mjs';
@@ -305,8 +306,18 @@ test('too many, repeated, duplicate and malformed room lists are refused with a 
     assert.match(j.message, msg, q);
   }
   // a list longer than any request head the broker reads
-  r = await get(`rooms=${'a,'.repeat(6000)}a`).catch(() => ({ status: 414 }));
-  assert.equal(r.status, 414);
+  // (over a socket of its own: the broker answers once the line passes the bound and
+  // closes, which a client still sending may see as a reset instead of the answer)
+  const answer = await new Promise((resolve, reject) => {
+    const sock = connect(broker.port, '127.0.0.1');
+    let got = '';
+    sock.on('data', (d) => { got += d.toString('latin1'); });
+    sock.on('error', (e) => (got ? resolve(got) : reject(e)));
+    sock.on('close', () => resolve(got));
+    sock.end(`GET /events/multi?rooms=${'a,'.repeat(6000)}a HTTP/1.1\r\nHost: x\r\nAuthorization: ${bearer()}\r\n\r\n`);
+  });
+  assert.match(answer, /^HTTP\/1\.1 414 URI Too Long\r\n/);
+  assert.match(answer, /"error":"uri_too_long"/);
 
   // credentials: bearer only, never a ticket; a wrong method or path
   r = await get(`rooms=${room}`, {});
