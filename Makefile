@@ -69,6 +69,10 @@ UNIT_BINS := $(UNIT_SRC:tests/%.c=$(B)/tests/%)
 BENCH_SRC := $(wildcard bench/c/*.c)
 BENCH_BINS := $(BENCH_SRC:bench/c/%.c=$(B)/bin/bench-%)
 
+# A fault the worker's tests load with LD_PRELOAD (tests/programs/stall_curl.c): no sanitizer
+# in it, the program it is loaded into has them.
+STALL_SO := $(B)/tests/programs/stall_curl.so
+
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/%)
 
@@ -122,7 +126,7 @@ htdocs/dist/stream-worker.js: htdocs/src/stream-worker.js htdocs/src/stream-orig
 	  --target=es2022 --log-level=warning --outfile=$@
 
 bins: $(API_BIN) $(BROKER_BIN) $(WORKER_BIN) $(SNAP_BIN) $(BENCH_BINS)
-units: $(UNIT_BINS)
+units: $(UNIT_BINS) $(STALL_SO)
 
 # The Redis contract's scripts (lib/rscript.h): rewritten only when their text changes.
 $(GEN)/.stamp: scripts/luagen.sh lib/rkeys.def $(LUA_SRC)
@@ -164,6 +168,10 @@ $(B)/tests/%: $(B)/obj/tests/%.o $(LIBA) $(API_MODS) $(BROKER_MODS) $(WORKER_MOD
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(API_MODS) $(BROKER_MODS) $(WORKER_MODS) $(SNAP_MODS) $(LIBA) \
 	  $(API_LIBS) $(BROKER_LIBS) $(WORKER_LIBS) $(LIB_LIBS)
+
+$(STALL_SO): tests/programs/stall_curl.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -Wall -Wextra -Werror -O1 -fPIC -shared -o $@ $<
 
 # A fuzz target links like a C test: the shared library and every program's modules.
 $(B)/fuzz_%: $(B)/obj/tests/fuzz/fuzz_%.o $(LIBA) $(API_MODS) $(BROKER_MODS) $(WORKER_MODS) $(SNAP_MODS)

@@ -150,9 +150,10 @@ static void answer_stale(struct api_ctx *c, const struct doc_commit *dc)
 static void commit_answer(struct api_ctx *c, long long revision, const struct ot_op *op,
 			  const char *client_id);
 
-/* the largest revision a request may name: every integer up to it is exact as a JSON number
- * (and in Redis's Lua); one ahead of the document is answered 409 like any other */
-#define REVISION_MAX ((1LL << 53) - 1)
+/* the largest revision a request may name: below 2^52 a JSON number (a double, in cJSON as
+ * in Redis's Lua) holds every integer exactly and still tells a fraction from a whole
+ * number; one ahead of the document is answered 409 like any other */
+#define REVISION_MAX ((1LL << 52) - 1)
 
 static const struct valid_field op_fields[] = {
 	{"revision", VALID_INT, VALID_REQUIRED, 0, REVISION_MAX, NULL, NULL},

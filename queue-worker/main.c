@@ -97,9 +97,9 @@ struct slot {
 	volatile sig_atomic_t cancel;
 	volatile sig_atomic_t done;
 	/* under lock: when the job began (clock_mono_ms), and the main thread's watch of it
-	 * (watch_jobs): 1 once it stopped the job for running too long, 2 once it found the
-	 * thread still in that job JOB_STUCK_GRACE_MS later */
-	long long started_ms;
+	 * (watch_jobs): overran 1 once it stopped the job for running too long (at stopped_ms),
+	 * 2 once it found the thread still in that job JOB_STUCK_GRACE_MS later */
+	long long started_ms, stopped_ms;
 	int overran;
 };
 
@@ -414,11 +414,12 @@ static int watch_jobs(struct worker *w, long started)
 		long long ran = now - s->started_ms;
 		if (s->job[0] && ran > bound && !s->overran) {
 			s->overran = 1;
+			s->stopped_ms = now;
 			if (!s->cancel) /* one cancelled for another reason ends as that says */
 				s->cancel = QUEUE_OVERRAN;
 			log_error("job %s: has run for %lld s, past JOB_HANG_TIMEOUT_S (%ld s): "
 				  "stopping it", s->job, ran / 1000, w->cfg.job_hang_s);
-		} else if (s->job[0] && s->overran == 1 && ran > bound + JOB_STUCK_GRACE_MS) {
+		} else if (s->job[0] && s->overran == 1 && now - s->stopped_ms > JOB_STUCK_GRACE_MS) {
 			s->overran = 2;
 			log_error("job %s: its thread has not come back %d s after the job was "
 				  "stopped: it is stuck; the job is left for another worker, and this "
@@ -733,6 +734,8 @@ int main(void)
 		stuck = watch_jobs(w, started);
 		if (!stuck)
 			alive_beat();
+		if (r) /* the client shows life through its calls only while the loop does */
+			rds_on_progress(r, stuck ? NULL : alive_beat);
 		struct timespec wait = {.tv_sec = 0, .tv_nsec = 100 * 1000000L};
 		int sig = sigtimedwait(&sigs, NULL, &wait);
 		if (sig > 0 && !w->stop) {

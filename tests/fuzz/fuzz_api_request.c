@@ -44,7 +44,7 @@ static const struct valid_field signup[] = {
 	{"password", VALID_STRING, VALID_REQUIRED, 8, 1024, NULL, NULL},
 };
 static const struct valid_field ops[] = {
-	{"revision", VALID_INT, VALID_REQUIRED, 0, 1LL << 50, NULL, NULL},
+	{"revision", VALID_INT, VALID_REQUIRED, 0, (1LL << 52) - 1, NULL, NULL},
 	{"ops", VALID_ANY, VALID_REQUIRED, 0, 0, NULL, NULL},
 	{"client_id", VALID_STRING, VALID_SINGLE_LINE, 1, 64, NULL, NULL},
 };

@@ -87,9 +87,9 @@ test('the API: options of the operator\'s own (options= in DATABASE_URL, PGOPTIO
         .finally(() => { done = true; });
       // the rename's statement seen waiting on the lock under the operator's name, while
       // the request lasts (it ends at the bound)
-      while (!done && !c.max) {
+      while (!done && !seen && !c.max) {
         if (waitingAs(c.name) === 1) seen = true;
-        await sleep(20);
+        else await sleep(20);
       }
       r = await pending;
       if (!c.max) assert.ok(seen, `${c.name}: the rename never seen waiting under that application_name`);

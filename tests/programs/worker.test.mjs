@@ -3,11 +3,12 @@
 // read back from Redis. Needs root (the sandbox's cgroups) and the ASan build.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 import {
-  WORKER_BIN, enqueue, events, job, jobEvents, jobId, sleep, startWorker, stopWorker, subscribe, waitFor, waitStatus, withRedis,
+  ROOT, WORKER_BIN, enqueue, events, job, jobEvents, jobId, sleep, startWorker, stopWorker, subscribe, waitFor, waitStatus, withRedis,
 } from '../lib/worker-harness.mjs';
 import { RUNTIMES, startPiston } from '../lib/piston-double.mjs';
 import { connectRedis } from '../lib/resp.mjs';
@@ -666,7 +667,7 @@ test('a job running past JOB_HANG_TIMEOUT_S is stopped and fails, saying so; the
   assert.match(w.output, /JOB_HANG_TIMEOUT_S \(2 s\) is shorter than a job may take by the other settings \(\d+ s/);
   await waitFor(async () => (await r.cmd('XPENDING', 'cc:{jobs}:stream', 'workers'))[0] === 0, { what: 'the failed job acknowledged' });
   // the thread is free again, and a job within the bound runs as ever
-  const next = await enqueueFair(r, { room, request: sh('sleep 0.5; echo next') });
+  const next = await enqueueFair(r, { room, request: sh('echo next') });
   assert.equal((await waitStatus(r, next, 'finished')).result.stdout, 'next\n');
   assertCleanExit(w, await stopWorker(w));
   // the default leaves every job its settings' time: no warning; 0 turns the watch off; a
@@ -681,4 +682,47 @@ test('a job running past JOB_HANG_TIMEOUT_S is stopped and fails, saying so; the
   const bad = await startWorker(redis.port, { JOB_HANG_TIMEOUT_S: 'soon' }).catch((e) => e);
   const out = bad instanceof Error ? bad.message : (await bad.exited, bad.output);
   assert.match(out, /JOB_HANG_TIMEOUT_S must be an integer/);
+}));
+
+// The same watch when the job's thread does not come back: every transfer of libcurl's is
+// made to wait for good (tests/programs/stall_curl.c, loaded with LD_PRELOAD: the only way to
+// make a call of the worker's never end), and the job runs on Piston. The stopped job's
+// thread is found stuck 10 s later: the worker stops showing life (ALIVE_FILE no longer
+// counts), so its supervisor would start it again, and no longer keeps the job's entry
+// fresh, so another worker claims it and runs it.
+test('a job thread stuck in a call that never returns: the worker stops showing life and another worker runs the job', () => withRedis(async (r, redis) => {
+  const stall = join(ROOT, 'build/asan/tests/programs/stall_curl.so');
+  assert.ok(existsSync(stall), `${stall} is missing: run make build-asan`);
+  const dir = mkdtempSync(join(tmpdir(), 'cc-stuck-'));
+  const aliveFile = join(dir, 'alive');
+  const count = () => Number(readFileSync(aliveFile, 'utf8').trim());
+  const a = await startWorker(redis.port, {
+    WORKERS: '1', JOB_HANG_TIMEOUT_S: '2', PISTON_URL: 'http://127.0.0.1:9', ALIVE_FILE: aliveFile,
+    LD_PRELOAD: stall, ASAN_OPTIONS: 'detect_leaks=0:verify_asan_link_order=0',
+  });
+  try {
+    const room = jobId('room');
+    const id = await enqueueFair(r, { room, request: sh('echo ran') });
+    await waitStatus(r, id, 'running');
+    const before = count();
+    await waitFor(() => count() > before, { what: 'the worker showing life while its job runs' });
+    await waitFor(() => /has run for [23] s, past JOB_HANG_TIMEOUT_S \(2 s\): stopping it/.test(a.output), { what: 'the job stopped' });
+    const t0 = Date.now();
+    await waitFor(() => new RegExp(`job ${id}: its thread has not come back 10 s after the job was stopped: it is stuck`).test(a.output),
+      { what: 'the thread found stuck', timeout: 20000 });
+    assert.ok(Date.now() - t0 >= 8000, 'found stuck only after the grace');
+    const stopped = count();
+    await sleep(2000);
+    assert.equal(count(), stopped, 'the worker went on showing life with a stuck thread');
+    assert.equal((await job(r, id)).status, 'running', 'the stuck attempt stored nothing');
+    // another worker (the local sandbox) claims the entry once it is no longer kept fresh
+    const b = await startWorker(redis.port, { WORKERS: '1' });
+    const done = await waitStatus(r, id, 'finished', 20000);
+    assert.equal(done.result.stdout, 'ran\n');
+    assert.equal(done.attempts, 2);
+    assertCleanExit(b, await stopWorker(b));
+  } finally {
+    await stopWorker(a, 'SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
 }));
