@@ -41,7 +41,9 @@ async function receiver() {
     return r.output.includes('ready');
   }, { what: 'the notify receiver' });
   r.path = path;
-  r.messages = () => r.output.split('\n').slice(1).filter(Boolean).map((l) => {
+  // whole lines only: the output read so far may end in the middle of one ("1234 " before
+  // its text has come), which would count as a message with no text
+  r.messages = () => r.output.split('\n').slice(1, -1).filter(Boolean).map((l) => {
     const [pid, ...text] = l.split(' ');
     return { pid: Number(pid), text: text.join(' ') };
   });
