@@ -51,12 +51,12 @@
  * idle at least ORPHAN_MIN_IDLE_MS (so one just handed to a worker is not snatched) */
 #define ALIVE_EVERY_MS 1000
 #define CLAIM_ORPHANS_EVERY_MS 1000
+#define ORPHAN_MIN_IDLE_MS 1000
 /* JOB_HANG_TIMEOUT_S when unset: the longest a job may take by the other settings plus this
  * much; and how long a job stopped for running too long may take to end before its thread
  * counts as stuck */
 #define JOB_HANG_SLACK_S 60
 #define JOB_STUCK_GRACE_MS 10000
-#define ORPHAN_MIN_IDLE_MS 1000
 
 /* Configuration, read once from the environment. */
 struct config {
@@ -70,7 +70,7 @@ struct config {
 	long room_cap; /* JOB_ROOM_RUNNING_MAX: jobs of one room in flight at once, 0 none */
 	long metrics_port; /* WORKER_METRICS_PORT: GET /metrics there, 0 none */
 	long job_hang_s;   /* JOB_HANG_TIMEOUT_S: a job running longer is stopped, 0 never */
-	long job_worst_s;  /* the longest a job may take by the other settings (job_worst_s()) */
+	long job_worst_s;  /* the longest a job may take by the other settings (longest_job_s()) */
 	const char *metrics_host;
 	const char *piston_url;
 	long piston_timeout_ms;
@@ -136,7 +136,7 @@ static int load_table(const struct cfg_setting *t, size_t n)
  * the provider taking the whole AI_TIMEOUT_MS with the longest wait between them
  * (aicfg_pending_ttl_s). The Redis calls around a job are bounded as well, well within
  * JOB_HANG_SLACK_S. */
-static long job_worst_s(const struct config *c)
+static long longest_job_s(const struct config *c)
 {
 	long run_ms = c->piston_url ? c->piston_timeout_ms : c->limits.compile_ms + c->limits.run_ms;
 	long worst = (run_ms + 999) / 1000;
@@ -231,7 +231,7 @@ static int load_config(struct config *c)
 	};
 	if (LOAD(piston) < 0)
 		return -1;
-	c->job_worst_s = job_worst_s(c);
+	c->job_worst_s = longest_job_s(c);
 	const struct cfg_setting hang[] = {
 		{"JOB_HANG_TIMEOUT_S", c->job_worst_s + JOB_HANG_SLACK_S, 0, 7 * 86400L, &c->job_hang_s},
 	};

@@ -31,6 +31,8 @@ function track(child) {
     children.delete(child);
     resolve({ code, signal });
   }));
+  // after the exit and the end of its output
+  child.closed = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
   return child;
 }
 
@@ -89,10 +91,21 @@ export async function startWorker(redisPort, env = {}) {
     },
   }));
   child.isWorker = true;
-  await waitFor(() => {
-    if (child.exitCode !== null) throw new Error(`worker exited ${child.exitCode}: ${child.output}`);
-    return /job threads on/.test(child.output);
-  }, { what: 'the worker to start' });
+  // a worker that ends before it says it started fails the start at once (waitFor takes a
+  // failed check as "not yet" and would wait out its whole bound)
+  let starting = true;
+  const ended = child.closed.then(({ code, signal }) => {
+    if (starting) throw new Error(`worker exited ${code ?? signal} before it started: ${child.output}`);
+  });
+  ended.catch(() => {});
+  try {
+    await Promise.race([
+      waitFor(() => /job threads on/.test(child.output), { what: 'the worker to start' }),
+      ended,
+    ]);
+  } finally {
+    starting = false;
+  }
   return child;
 }
 
