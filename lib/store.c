@@ -433,8 +433,9 @@ enum store_status store_sql(struct store *s, PGresult **out, const char *conflic
 		if (state && strcmp(state, "57014") == 0) {
 			/* query_canceled: the server ended it at statement_timeout (a lock held
 			 * elsewhere, a statement too slow); the connection is fine */
-			log_error("postgres: a statement ran past PG_QUERY_TIMEOUT_MS (%ld ms) and was "
-				  "ended: %.60s",
+			log_error("postgres: a statement ran past its statement_timeout and was ended "
+				  "(PG_QUERY_TIMEOUT_MS, %ld ms, unless DATABASE_URL's options or "
+				  "PGOPTIONS set another): %.60s",
 				  s->pg_timeout_ms, sql);
 			PQclear(r);
 			return store_fail(s, STORE_UNAVAILABLE, "the database did not answer in time");

@@ -100,6 +100,11 @@ sanitizer_reports() { # returns 1 when a program wrote one
   return "$rc"
 }
 
+# "== <what> took N s" from a start time in $SECONDS: which group holds the run's time
+took() { # what start
+  echo "== $1 took $((SECONDS - $2)) s"
+}
+
 suites() { # group: its node suites
   compgen -G "tests/$1/*.test.mjs" || true
 }
@@ -199,9 +204,10 @@ run_with_stack() { # groups [files...]
         stack) echo "== stack suites (the whole stack)" ;;
         browser) echo "== browser suites (headless Chromium against the stack)" ;;
       esac
-      local files=()
+      local files=() t0=$SECONDS
       mapfile -t files < <(suites "$g")
       run_node "${files[@]}" || rc=1
+      took "the $g group" "$t0"
     done
   fi
   stack_down || rc=1
@@ -278,9 +284,15 @@ case "$what" in
   cluster) run_cluster "$@" || failed=1 ;;
   all)
     [ $# -eq 0 ] || { echo "usage: $0 all takes no files; name a group" >&2; exit 2; }
+    t0=$SECONDS
     run_unit || failed=1
+    took "the unit group" "$t0"
+    t0=$SECONDS
     run_fuzz || failed=1
+    took "the fuzz group" "$t0"
+    t0=$SECONDS
     run_programs || failed=1
+    took "the programs group" "$t0"
     # The cluster group runs beside the stack group: each of its suites starts a layout of
     # its own on free ports (tests/lib/ports.mjs claims them against every test process),
     # with its own data and sanitizer reports. On two cores both groups slow down beside each
@@ -291,7 +303,7 @@ case "$what" in
     # after the browser group's; its name is printed here to follow it live.
     lane_log=$(mktemp /tmp/codecollab-cluster-lane.XXXXXX)
     echo "== the cluster group runs beside the stack group (live: tail -f $lane_log)"
-    ( run_cluster ) >"$lane_log" 2>&1 </dev/null &
+    ( t0=$SECONDS; rc=0; run_cluster || rc=$?; took "the cluster group" "$t0"; exit "$rc" ) >"$lane_log" 2>&1 </dev/null &
     lane_pid=$!
     # a Ctrl-C at a terminal reaches both (one process group); a TERM to this script alone
     # sends one to the cluster group's shell too
@@ -304,7 +316,10 @@ case "$what" in
     cat "$lane_log"
     rm -f "$lane_log"
     [ "$lane_rc" -eq 0 ] || failed=1
+    t0=$SECONDS
     run_apache || failed=1
+    took "the Apache group" "$t0"
+    echo "== make test took $SECONDS s"
     ;;
   *) echo "usage: $0 [all|unit|programs|fuzz|stack|browser|integration|apache|cluster] [node test files...]" >&2; exit 2 ;;
 esac
