@@ -5,9 +5,11 @@
 #include "clock.h"
 #include "errbuf.h"
 #include "log.h"
+#include "resolve.h"
 #include "rscript.h"
 #include "rslot.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -98,8 +100,24 @@ out:
 redisContext *rds_connect(const struct rds_target *t, int timeout_ms, char *err, size_t errlen)
 {
 	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-	redisContext *c = t->socket[0] ? redisConnectUnixWithTimeout(t->socket, tv)
-				       : redisConnectWithTimeout(t->host, t->port, tv);
+	redisContext *c;
+	if (t->socket[0]) {
+		c = redisConnectUnixWithTimeout(t->socket, tv);
+	} else {
+		/* hiredis would look a name up with getaddrinfo, outside its timeout: the name is
+		 * resolved first, within the same bound, and hiredis only parses the address */
+		char addr[INET6_ADDRSTRLEN], why[300];
+		long long t0 = clock_mono_ms();
+		if (resolve_host(t->host, timeout_ms, addr, sizeof addr, why, sizeof why) < 0) {
+			snprintf(err, errlen, "redis: %s:%d: %s", t->host, t->port, why);
+			return NULL;
+		}
+		long left = timeout_ms - (long)(clock_mono_ms() - t0);
+		if (left < 1)
+			left = 1;
+		struct timeval rest = {left / 1000, (left % 1000) * 1000};
+		c = redisConnectWithTimeout(addr, t->port, rest);
+	}
 	redisReply *r = NULL;
 	if (!c) {
 		snprintf(err, errlen, "redis: out of memory");

@@ -284,11 +284,13 @@ export function cgi(opts = {}) {
 }
 
 // cgi() without blocking the suite: a promise of the same answer, for a test that acts
-// (other requests, SQL) while the run is under way. Killed after timeoutMs.
-export function cgiAsync(opts = {}, { timeoutMs = 60000 } = {}) {
+// (other requests, SQL) while the run is under way. Killed after timeoutMs. wrap, when given,
+// turns the program's argv into the command that runs it (a namespace of the test's).
+export function cgiAsync(opts = {}, { timeoutMs = 60000, wrap = (argv) => argv } = {}) {
   const { env, input } = cgiRequest(opts);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.env.CC_API_BIN, [], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const [cmd, ...args] = wrap([process.env.CC_API_BIN]);
+    const child = spawn(cmd, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
     const out = [], err = [];
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.stdout.on('data', (d) => out.push(d));

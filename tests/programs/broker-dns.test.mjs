@@ -26,106 +26,23 @@
 // Run: scripts/test.sh programs tests/programs/broker-dns.test.mjs (after make build-asan).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import dgram from 'node:dgram';
 import { createServer, createConnection } from 'node:net';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 
-import { start, stop, startRedis, waitFor, sleep, tempDir, freePort, BROKER_BIN } from '../lib/procs.mjs';
+import { start, stop, startRedis, waitFor, sleep, freePort, BROKER_BIN } from '../lib/procs.mjs';
+import { deadDns, namespaced, namespaceSkip as skip } from '../lib/dns-double.mjs';
 import { connectRedis, EMIT_SCRIPT, HISTORY_BOUNDS, roomKey } from '../lib/resp.mjs';
 import { ticket } from '../lib/tokens.mjs';
 import { sseBlockStream, sseFields } from '../lib/sse.mjs';
 import { startRedisCluster, slotOf } from '../lib/redis-cluster.mjs';
 
 const SECRET = randomBytes(24).toString('hex');
-const HOSTS = '127.0.0.1 localhost\n127.0.0.1 redis-test.invalid\n';
-
-// Whether a mount namespace with a bind mount over /etc/resolv.conf can be made here.
-function namespaceProblem() {
-  const d = tempDir('cc-dns-probe-');
-  const f = join(d, 'resolv.conf');
-  writeFileSync(f, 'nameserver 127.0.0.1\n');
-  const r = spawnSync('unshare', ['--mount', '--', 'sh', '-c', 'mount --bind "$1" /etc/resolv.conf', 'sh', f],
-    { encoding: 'utf8', timeout: 10000 });
-  if (r.error) return `unshare: ${r.error.message}`;
-  return r.status === 0 ? null : `no mount namespace here: ${(r.stderr || '').trim()}`;
-}
-const skip = (process.getuid?.() !== 0 ? 'needs root (mount namespaces, port 53)' : namespaceProblem()) || false;
-
-// The name a DNS query asks for (the question's labels).
-function qname(msg) {
-  const labels = [];
-  for (let i = 12; i < msg.length && msg[i] > 0 && msg[i] < 64; i += msg[i] + 1) {
-    labels.push(msg.subarray(i + 1, i + 1 + msg[i]).toString('latin1'));
-  }
-  return labels.join('.').toLowerCase();
-}
-
-// The answer to query q (one question, copied as asked: the resolver checks its letters' case):
-// the A record ip when q asks for A, else no record.
-function dnsAnswer(q, ip) {
-  let end = 12;
-  while (q[end] !== 0) end += q[end] + 1;
-  end += 5; // the root label, type, class
-  const isA = q.readUInt16BE(end - 4) === 1;
-  const head = Buffer.alloc(12);
-  q.copy(head, 0, 0, 2); // the id
-  head.writeUInt16BE(0x8180, 2); // a response, recursion desired and available, no error
-  head.writeUInt16BE(1, 4);
-  head.writeUInt16BE(isA ? 1 : 0, 6);
-  const parts = [head, q.subarray(12, end)];
-  if (isA) {
-    const rr = Buffer.alloc(16);
-    rr.writeUInt16BE(0xc00c, 0); // the question's name
-    rr.writeUInt16BE(1, 2); // A
-    rr.writeUInt16BE(1, 4); // IN
-    rr.writeUInt32BE(60, 6);
-    rr.writeUInt16BE(4, 10);
-    ip.split('.').forEach((o, i) => { rr[12 + i] = Number(o); });
-    parts.push(rr);
-  }
-  return Buffer.concat(parts);
-}
-
-// A nameserver on a free 127.0.0.x address; `queries` are the names asked. It answers only the
-// names of `answers` (name -> IPv4 address), `delayMs` after the query: their A query with the
-// address, any other type with no record; every other query is never answered.
-async function deadDns({ answers = {}, delayMs = 0 } = {}) {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const addr = `127.0.0.${2 + Math.floor(Math.random() * 250)}`;
-    const s = dgram.createSocket('udp4');
-    try {
-      await new Promise((resolve, reject) => { s.once('error', reject); s.bind(53, addr, resolve); });
-    } catch {
-      s.close();
-      continue;
-    }
-    const dns = { addr, queries: [], close: () => s.close() };
-    s.on('message', (m, from) => {
-      const name = qname(m);
-      dns.queries.push(name);
-      if (!(name in answers)) return;
-      setTimeout(() => s.send(dnsAnswer(m, answers[name]), from.port, from.address), delayMs);
-    });
-    return dns;
-  }
-  throw new Error('no free 127.0.0.x address for port 53');
-}
-
 // A broker whose /etc/resolv.conf names only `dns` (or is `resolvConf`) and whose /etc/hosts
 // is HOSTS.
 async function startBrokerNs({ dns, env, resolvConf }) {
-  const dir = tempDir('cc-dns-');
-  const resolv = join(dir, 'resolv.conf');
-  const hosts = join(dir, 'hosts');
-  writeFileSync(resolv, resolvConf ?? `nameserver ${dns.addr}\noptions timeout:5 attempts:2\n`);
-  writeFileSync(hosts, HOSTS);
   const port = await freePort();
-  const child = start('unshare', ['--mount', '--', 'sh', '-c',
-    'mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && exec "$3"',
-    'sh', resolv, hosts, BROKER_BIN], {
+  const [cmd, ...args] = namespaced([BROKER_BIN], { dns, resolvConf });
+  const child = start(cmd, args, {
     env: {
       ...process.env,
       ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0',
