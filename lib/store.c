@@ -1,5 +1,6 @@
 #include "store.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -10,7 +11,9 @@
 #include "backoff.h"
 #include "cfg.h"
 #include "clock.h"
+#include "errbuf.h"
 #include "log.h"
+#include "resolve.h"
 
 #define STORE_REDIS_TIMEOUT_MS 2000
 /* seconds a new PostgreSQL connection may take (libpq's connect_timeout; a DATABASE_URL that
@@ -139,31 +142,143 @@ int store_pg_repeatable(const char *state, const char *sql)
 	       !strcasestr(sql, " FOR KEY SHARE") && !strcasestr(sql, "pg_advisory");
 }
 
+/* The value of keyword in a parsed connection string, or NULL. */
+static const char *conninfo_get(const PQconninfoOption *opts, const char *keyword)
+{
+	for (const PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (!strcmp(o->keyword, keyword))
+			return o->val;
+	return NULL;
+}
+
 /* The connection's options (libpq's `options`, command-line switches for the server): the
  * bound and the check of pg_open, then what the URL's own `options=` (or else PGOPTIONS) asks
  * for, so that a setting of an operator's (a search_path) no longer replaces ours, and one
  * they name themselves (a statement_timeout of their own) comes later and wins. NULL out of
  * memory. (A URL that does not parse is refused on connecting, with libpq's reason.) */
-static char *pg_options(const char *url, long timeout_ms)
+static char *pg_options(const PQconninfoOption *opts, long timeout_ms)
 {
 	char ours[96];
 	snprintf(ours, sizeof ours, "-c statement_timeout=%ld -c client_connection_check_interval=%d",
 		 timeout_ms, STORE_PG_CHECK_MS);
-	char *perr = NULL;
-	PQconninfoOption *opts = PQconninfoParse(url, &perr);
-	PQfreemem(perr);
-	const char *theirs = NULL;
-	for (PQconninfoOption *o = opts; o && o->keyword; o++)
-		if (!strcmp(o->keyword, "options") && o->val)
-			theirs = o->val;
+	const char *theirs = conninfo_get(opts, "options");
 	if (!theirs) /* the URL's keywords are parsed without libpq's defaults */
 		theirs = getenv("PGOPTIONS");
 	size_t n = strlen(ours) + (theirs ? 1 + strlen(theirs) : 0) + 1;
 	char *all = malloc(n);
 	if (all)
 		snprintf(all, n, "%s%s%s", ours, theirs && *theirs ? " " : "", theirs ? theirs : "");
-	PQconninfoFree(opts);
 	return all;
+}
+
+/* The servers to connect to, their names looked up within the connect bound (lib/resolve.h):
+ * libpq resolves a host name with getaddrinfo, outside its connect_timeout, and waits as long
+ * as resolv.conf lets it. */
+struct pg_hosts {
+	char *host, *hostaddr, *port; /* libpq's lists, for PQconnectdbParams */
+};
+
+static void pg_hosts_free(struct pg_hosts *h)
+{
+	free(h->host);
+	free(h->hostaddr);
+	free(h->port);
+	memset(h, 0, sizeof *h);
+}
+
+/* Appends item to the comma-separated list *list (grown); -1 out of memory. */
+static int list_add(char **list, const char *item)
+{
+	size_t old = *list ? strlen(*list) : 0, n = strlen(item);
+	char *grown = realloc(*list, old + (*list ? 1 : 0) + n + 1);
+	if (!grown)
+		return -1;
+	if (*list)
+		grown[old++] = ',';
+	memcpy(grown + old, item, n + 1);
+	*list = grown;
+	return 0;
+}
+
+/* Fills h with the hosts of the connection string (its `host`, else PGHOST), each name
+ * looked up within the connect timeout (the string's connect_timeout, else ours; per host,
+ * as libpq's) and its address put in `hostaddr` (libpq still uses the name for TLS and its
+ * messages): 1. Nothing to look up (no host, unix sockets only, addresses only, or an
+ * operator's own `hostaddr`/PGHOSTADDR): 0, h left empty, libpq does as before. A host whose
+ * name is not resolved in time is left out of the list, so the others are still tried; when
+ * none is left, -1 with err saying why. Out of memory: -1. */
+static int pg_resolve_hosts(const PQconninfoOption *opts, struct pg_hosts *h, char *err,
+			    size_t errlen)
+{
+	memset(h, 0, sizeof *h);
+	const char *hosts = conninfo_get(opts, "host");
+	const char *ports = conninfo_get(opts, "port");
+	const char *own = conninfo_get(opts, "hostaddr");
+	const char *ct = conninfo_get(opts, "connect_timeout");
+	if (!hosts || !*hosts)
+		hosts = getenv("PGHOST");
+	if (!ports || !*ports)
+		ports = getenv("PGPORT");
+	if (!own || !*own)
+		own = getenv("PGHOSTADDR");
+	if (!hosts || !*hosts || (own && *own))
+		return 0;
+	long bound_ms = 1000L * atol(ct && *ct ? ct : STORE_PG_CONNECT_TIMEOUT);
+	if (bound_ms <= 0)
+		bound_ms = 1000L * atol(STORE_PG_CONNECT_TIMEOUT);
+	int port_list = ports && strchr(ports, ',');
+	char *hcopy = strdup(hosts), *pcopy = port_list ? strdup(ports) : NULL;
+	if (!hcopy || (port_list && !pcopy)) {
+		free(hcopy);
+		free(pcopy);
+		errbuf_set(err, errlen, "out of memory");
+		return -1;
+	}
+	int names = 0, kept = 0, rc = 0;
+	/* strsep, not strtok: an empty item (the default socket) keeps its place */
+	char *hnext = hcopy, *pnext = pcopy;
+	while (hnext) {
+		char *host = strsep(&hnext, ",");
+		char *port = pnext ? strsep(&pnext, ",") : NULL;
+		if (port_list && !port) { /* fewer ports than hosts: libpq says so */
+			rc = 0;
+			names = 0;
+			break;
+		}
+		char addr[INET6_ADDRSTRLEN] = "";
+		unsigned char raw[sizeof(struct in6_addr)];
+		if (host[0] && host[0] != '/' && host[0] != '@') {
+			if (inet_pton(AF_INET, host, raw) != 1 && inet_pton(AF_INET6, host, raw) != 1)
+				names++;
+			/* each host its own bound, as libpq's connect_timeout is per host */
+			char why[300];
+			if (resolve_host(host, bound_ms, addr, sizeof addr, why, sizeof why) < 0) {
+				errbuf_set(err, errlen, "%s", why);
+				log_warn("postgres: %s; that host is left out", why);
+				continue;
+			}
+		}
+		if (list_add(&h->host, host) < 0 || list_add(&h->hostaddr, addr) < 0 ||
+		    (port_list && list_add(&h->port, port) < 0)) {
+			errbuf_set(err, errlen, "out of memory");
+			rc = -1;
+			break;
+		}
+		kept++;
+	}
+	free(hcopy);
+	free(pcopy);
+	if (rc == 0 && names == 0) { /* nothing was looked up: libpq as before */
+		pg_hosts_free(h);
+		return 0;
+	}
+	if (rc == 0 && kept == 0)
+		rc = -1; /* err holds the last host's reason */
+	if (rc < 0) {
+		pg_hosts_free(h);
+		return -1;
+	}
+	return 1;
 }
 
 /* A new connection to url, or NULL (logged under `who`). Its statements end at the
@@ -173,17 +288,38 @@ static char *pg_options(const char *url, long timeout_ms)
  * pg_exec giving up) stops waiting on its locks and is never made later. */
 static PGconn *pg_open(const char *url, const char *who, long timeout_ms)
 {
-	char *options = pg_options(url, timeout_ms);
-	if (!options) {
-		log_error("%s: out of memory", who);
+	char *perr = NULL;
+	PQconninfoOption *opts = PQconninfoParse(url, &perr);
+	PQfreemem(perr);
+	char *options = pg_options(opts, timeout_ms);
+	struct pg_hosts hosts;
+	char why[320] = "out of memory";
+	int hrc = options ? pg_resolve_hosts(opts, &hosts, why, sizeof why) : -1;
+	PQconninfoFree(opts);
+	if (hrc < 0) {
+		log_error("%s: %s", who, why);
+		free(options);
 		return NULL;
 	}
 	/* connect_timeout before the URL (whose keywords, expanded from dbname, win over it);
-	 * options after it, as it holds the URL's own */
-	const char *const keys[] = {"connect_timeout", "dbname", "options", NULL};
-	const char *const vals[] = {STORE_PG_CONNECT_TIMEOUT, url, options, NULL};
+	 * options and the looked-up hosts after it, as they hold the URL's own */
+	const char *keys[] = {"connect_timeout", "dbname", "options", NULL, NULL, NULL, NULL};
+	const char *vals[] = {STORE_PG_CONNECT_TIMEOUT, url, options, NULL, NULL, NULL, NULL};
+	if (hrc == 1) {
+		int k = 3;
+		keys[k] = "host";
+		vals[k++] = hosts.host;
+		keys[k] = "hostaddr";
+		vals[k++] = hosts.hostaddr;
+		if (hosts.port) {
+			keys[k] = "port";
+			vals[k++] = hosts.port;
+		}
+	}
 	PGconn *pg = PQconnectdbParams(keys, vals, 1);
 	free(options);
+	if (hrc == 1)
+		pg_hosts_free(&hosts);
 	if (!pg || PQstatus(pg) != CONNECTION_OK) {
 		log_error("%s: %s", who, pg ? PQerrorMessage(pg) : "out of memory");
 		PQfinish(pg);

@@ -1,12 +1,16 @@
-// A Redis host name in REDIS_URL is looked up within the Redis bound (lib/resolve.c, used by
-// rds_connect for the API, the worker and the snapshotter): glibc's getaddrinfo alone would
-// hold a request for as long as resolv.conf lets it (here 2 attempts x 5 s on a nameserver
-// that never answers). Real parts: a PostgreSQL with the schema, a redis-server, the API run
+// Host names in REDIS_URL and DATABASE_URL are looked up within the connect bounds
+// (lib/resolve.c, used by rds_connect and pg_open for the API, the worker and the
+// snapshotter): glibc's getaddrinfo alone, which hiredis and libpq call, would hold a request
+// for as long as resolv.conf lets it (here 2 attempts x 5 s on a nameserver that never
+// answers). Real parts: a PostgreSQL with the schema (reached over TCP through a relay of this
+// test to its Unix socket: the test server listens on no TCP port), a redis-server, the API run
 // as CGI in a mount namespace of its own whose resolv.conf names only a nameserver of this
 // test (tests/lib/dns-double.mjs) and whose hosts file maps redis-test.invalid.
 // Needs root (mount namespaces, port 53); skipped with the reason otherwise.
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer, createConnection } from 'node:net';
+import { join } from 'node:path';
 
 import { snapshotterGround, clientOf } from '../lib/snapshotter-ground.mjs';
 import { deadDns, namespaced, namespaceSkip as skip } from '../lib/dns-double.mjs';
@@ -15,16 +19,34 @@ const ground = skip ? null : await snapshotterGround('api-dns-test-secret-012345
 const room = skip ? null : clientOf(ground, 'dnsuser').roomOf({});
 const { cgiAsync } = await import('../lib/api.mjs');
 
-// GET /api/auth/me (a session check in Redis first) by the API with REDIS_URL naming host,
-// its resolv.conf naming only dns; {status, json, stderr, ms}.
-async function me(host, dns) {
+// TCP on 127.0.0.1 relayed to the test PostgreSQL's Unix socket.
+const relay = skip ? null : await new Promise((resolve) => {
+  const sock = join(ground.pg.sockDir, `.s.PGSQL.${ground.pg.port}`);
+  const srv = createServer((c) => {
+    const u = createConnection(sock);
+    c.pipe(u).pipe(c);
+    c.on('error', () => u.destroy());
+    u.on('error', () => c.destroy());
+  });
+  srv.listen(0, '127.0.0.1', () => resolve(srv));
+});
+after(() => relay?.close());
+
+// A request by the API with `env` over the ground's, its resolv.conf naming only dns;
+// {status, json, stderr, ms}.
+async function request(req, env, dns) {
   const t0 = Date.now();
-  const r = await cgiAsync({
-    method: 'GET', uri: '/api/auth/me', token: room.token,
-    env: { ...ground.base, REDIS_URL: `redis://${host}:${ground.redisSrv.port}` },
-  }, { timeoutMs: 40000, wrap: (argv) => namespaced(argv, { dns }) });
+  const r = await cgiAsync({ ...req, env: { ...ground.base, ...env } },
+    { timeoutMs: 40000, wrap: (argv) => namespaced(argv, { dns }) });
   return { ...r, ms: Date.now() - t0 };
 }
+// GET /api/auth/me (a session check in Redis first) with REDIS_URL naming host
+const me = (host, dns) => request({ method: 'GET', uri: '/api/auth/me', token: room.token },
+  { REDIS_URL: `redis://${host}:${ground.redisSrv.port}` }, dns);
+// GET /api/rooms/{id} (the room's row in PostgreSQL) with DATABASE_URL naming hosts, each
+// "name" or "name:port" (the relay's port when none)
+const roomAt = (hosts, dns) => request({ method: 'GET', uri: `/api/rooms/${room.id}`, token: room.token },
+  { DATABASE_URL: `postgresql://postgres@${hosts.map((h) => (h.includes(':') ? h : `${h}:${relay.address().port}`)).join(',')}/codecollab` }, dns);
 
 test('a Redis name the DNS never answers: 503 redis_unavailable within the Redis bound, saying which name', { skip }, async () => {
   const dns = await deadDns();
@@ -56,6 +78,33 @@ test('a Redis name the DNS answers late, and one from /etc/hosts: the request is
     // an address is used as it is, whatever the DNS does
     const numeric = await me('127.0.0.1', dns);
     assert.equal(numeric.status, 200, `${numeric.body}\n${numeric.stderr}`);
+  } finally {
+    dns.close();
+  }
+});
+
+test('a PostgreSQL name the DNS never answers: 503 database_unavailable within the connect bound; a late name, a hosts-file name, and a list with a dead name in it are served', { skip }, async () => {
+  const dns = await deadDns({ answers: { 'pg-slow.test': '127.0.0.1' }, delayMs: 300 });
+  try {
+    const dead = await roomAt(['pg.internal'], dns);
+    assert.equal(dead.code, 0, dead.stderr);
+    assert.equal(dead.status, 503, dead.body);
+    assert.equal(dead.json.error, 'database_unavailable', dead.body);
+    // the bound is the connect timeout, 3 s; libpq's own lookup waited 10 s per attempt
+    assert.ok(dead.ms < 6000, `answered after ${dead.ms} ms`);
+    assert.match(dead.stderr, /postgres: the name pg\.internal was not resolved within 3000 ms/);
+    assert.ok(dns.queries.includes('pg.internal'), `queries: ${dns.queries.join(', ')}`);
+    for (const hosts of [['pg-slow.test'], ['redis-test.invalid'], ['127.0.0.1']]) {
+      const r = await roomAt(hosts, dns);
+      assert.equal(r.status, 200, `${hosts}: ${r.body}\n${r.stderr}`);
+      assert.equal(r.json.room.id, room.id);
+    }
+    assert.ok(!dns.queries.includes('redis-test.invalid'), `the hosts file's name went to the DNS: ${dns.queries.join(', ')}`);
+    // with a list, the host that was not resolved is left out, saying so, and the next served
+    const listed = await roomAt(['pg.internal', 'redis-test.invalid'], dns);
+    assert.equal(listed.status, 200, `${listed.body}\n${listed.stderr}`);
+    assert.match(listed.stderr, /postgres: the name pg\.internal was not resolved within \d+ ms; that host is left out/);
+    assert.ok(listed.ms < 8000, `answered after ${listed.ms} ms`);
   } finally {
     dns.close();
   }
