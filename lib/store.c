@@ -226,7 +226,7 @@ static int pg_resolve_hosts(const PQconninfoOption *opts, struct pg_hosts *h, ch
 	long bound_ms = 1000L * atol(ct && *ct ? ct : STORE_PG_CONNECT_TIMEOUT);
 	if (bound_ms <= 0)
 		bound_ms = 1000L * atol(STORE_PG_CONNECT_TIMEOUT);
-	int port_list = ports && strchr(ports, ',');
+	int many = strchr(hosts, ',') != NULL, port_list = ports && strchr(ports, ',');
 	char *hcopy = strdup(hosts), *pcopy = port_list ? strdup(ports) : NULL;
 	if (!hcopy || (port_list && !pcopy)) {
 		free(hcopy);
@@ -254,7 +254,8 @@ static int pg_resolve_hosts(const PQconninfoOption *opts, struct pg_hosts *h, ch
 			char why[300];
 			if (resolve_host(host, bound_ms, addr, sizeof addr, why, sizeof why) < 0) {
 				errbuf_set(err, errlen, "%s", why);
-				log_warn("postgres: %s; that host is left out", why);
+				if (many) /* one host alone: the caller says why it failed */
+					log_warn("postgres: %s; that host is left out", why);
 				continue;
 			}
 		}
