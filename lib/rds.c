@@ -9,8 +9,8 @@
 #include "rscript.h"
 #include "rslot.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <sys/socket.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -105,18 +105,27 @@ redisContext *rds_connect(const struct rds_target *t, int timeout_ms, char *err,
 		c = redisConnectUnixWithTimeout(t->socket, tv);
 	} else {
 		/* hiredis would look a name up with getaddrinfo, outside its timeout: the name is
-		 * resolved first, within the same bound, and hiredis only parses the address */
-		char addr[INET6_ADDRSTRLEN], why[300];
+		 * resolved first, within the same bound, and hiredis only parses the addresses,
+		 * tried IPv4 first (as hiredis did) within what is left of the bound */
+		struct resolved res;
 		long long t0 = clock_mono_ms();
-		if (resolve_host(t->host, timeout_ms, addr, sizeof addr, why, sizeof why) < 0) {
-			snprintf(err, errlen, "redis: %s:%d: %s", t->host, t->port, why);
+		if (resolve_host(t->host, timeout_ms, &res) < 0) {
+			snprintf(err, errlen, "redis: %s", res.err);
 			return NULL;
 		}
-		long left = timeout_ms - (long)(clock_mono_ms() - t0);
-		if (left < 1)
-			left = 1;
-		struct timeval rest = {left / 1000, (left % 1000) * 1000};
-		c = redisConnectWithTimeout(addr, t->port, rest);
+		c = NULL;
+		for (int pass = 0; pass < 2 && !(c && !c->err); pass++) {
+			for (int i = 0; i < res.n && !(c && !c->err); i++) {
+				if (res.family[i] != (pass == 0 ? AF_INET : AF_INET6))
+					continue;
+				long left = timeout_ms - (long)(clock_mono_ms() - t0);
+				if (left < 1)
+					left = 1;
+				struct timeval rest = {left / 1000, (left % 1000) * 1000};
+				redisFree(c);
+				c = redisConnectWithTimeout(res.addr[i], t->port, rest);
+			}
+		}
 	}
 	redisReply *r = NULL;
 	if (!c) {

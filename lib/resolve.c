@@ -3,9 +3,7 @@
 #include "clock.h"
 #include "errbuf.h"
 
-#include <arpa/inet.h>
 #include <netdb.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +23,7 @@ struct lookup {
  * not count one that is still under way. */
 static pthread_mutex_t given_up_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct lookup *given_up;
+static int given_up_n;
 
 static void lookup_free(struct lookup *l)
 {
@@ -33,7 +32,8 @@ static void lookup_free(struct lookup *l)
 	free(l);
 }
 
-static void reap_given_up(void)
+/* Frees the given-up lookups that have ended; how many still run. */
+static int reap_given_up(void)
 {
 	pthread_mutex_lock(&given_up_mu);
 	for (struct lookup **pp = &given_up; *pp;) {
@@ -43,9 +43,12 @@ static void reap_given_up(void)
 			continue;
 		}
 		*pp = l->next;
+		given_up_n--;
 		lookup_free(l);
 	}
+	int n = given_up_n;
 	pthread_mutex_unlock(&given_up_mu);
+	return n;
 }
 
 static void give_up(struct lookup *l)
@@ -57,82 +60,125 @@ static void give_up(struct lookup *l)
 	pthread_mutex_lock(&given_up_mu);
 	l->next = given_up;
 	given_up = l;
+	given_up_n++;
 	pthread_mutex_unlock(&given_up_mu);
 }
 
-/* The first IPv4 address of list, else its first IPv6 one, as text; -1 when it has neither. */
-static int pick(const struct addrinfo *list, char *out, size_t outlen)
+/* The addresses of list into r, as text (getnameinfo keeps an IPv6 scope), in order, without
+ * repeats; r->err when there is none. */
+static void take(const char *host, const struct addrinfo *list, struct resolved *r)
 {
-	for (int want = 0; want < 2; want++) {
-		int family = want == 0 ? AF_INET : AF_INET6;
-		for (const struct addrinfo *a = list; a; a = a->ai_next) {
-			if (a->ai_family != family)
-				continue;
-			const void *src = family == AF_INET
-						  ? (const void *)&((const struct sockaddr_in *)(const void *)a->ai_addr)->sin_addr
-						  : (const void *)&((const struct sockaddr_in6 *)(const void *)a->ai_addr)->sin6_addr;
-			if (inet_ntop(family, src, out, (socklen_t)outlen))
-				return 0;
-		}
+	r->n = 0;
+	for (const struct addrinfo *a = list; a && r->n < RESOLVE_ADDRS_MAX; a = a->ai_next) {
+		if (a->ai_family != AF_INET && a->ai_family != AF_INET6)
+			continue;
+		char text[RESOLVE_ADDR_LEN];
+		if (getnameinfo(a->ai_addr, a->ai_addrlen, text, sizeof text, NULL, 0, NI_NUMERICHOST) != 0)
+			continue;
+		int seen = 0;
+		for (int i = 0; i < r->n && !seen; i++)
+			seen = strcmp(r->addr[i], text) == 0;
+		if (seen)
+			continue;
+		memcpy(r->addr[r->n], text, sizeof text);
+		r->family[r->n++] = a->ai_family;
 	}
-	return -1;
+	if (r->n == 0)
+		errbuf_set(r->err, sizeof r->err, "cannot resolve %s: no IPv4 or IPv6 address", host);
 }
 
-int resolve_host(const char *host, long timeout_ms, char *out, size_t outlen, char *err,
-		 size_t errlen)
+/* host as it is when it already is an address (AI_NUMERICHOST never asks anyone): 1, r
+ * filled; 0 when it is a name. */
+static int numeric(const char *host, struct resolved *r)
 {
-	unsigned char raw[sizeof(struct in6_addr)];
-	size_t n = strlen(host);
-	if (inet_pton(AF_INET, host, raw) == 1 || inet_pton(AF_INET6, host, raw) == 1) {
-		if (n >= outlen) {
-			errbuf_set(err, errlen, "cannot resolve %s: the address is too long", host);
-			return -1;
-		}
-		memcpy(out, host, n + 1);
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_NUMERICHOST};
+	struct addrinfo *ai = NULL;
+	if (getaddrinfo(host, NULL, &hints, &ai) != 0)
 		return 0;
+	take(host, ai, r);
+	freeaddrinfo(ai);
+	return 1;
+}
+
+int resolve_hosts(const char *const *hosts, int n, long timeout_ms, struct resolved *out)
+{
+	struct lookup **ls = calloc(n > 0 ? (size_t)n : 1, sizeof *ls);
+	struct gaicb **list = calloc(n > 0 ? (size_t)n : 1, sizeof *list);
+	int names = 0, got = 0;
+	int pending = reap_given_up();
+	for (int i = 0; i < n; i++) {
+		struct resolved *r = &out[i];
+		memset(r, 0, sizeof *r);
+		if (numeric(hosts[i], r))
+			continue;
+		r->name = 1;
+		if (!ls || !list) {
+			errbuf_set(r->err, sizeof r->err, "cannot resolve %s: out of memory", hosts[i]);
+			continue;
+		}
+		if (pending >= RESOLVE_PENDING_MAX) {
+			errbuf_set(r->err, sizeof r->err,
+				   "cannot resolve %s: %d earlier lookups still wait on the nameserver",
+				   hosts[i], pending);
+			continue;
+		}
+		size_t len = strlen(hosts[i]);
+		struct lookup *l = calloc(1, sizeof *l + len + 1);
+		if (!l) {
+			errbuf_set(r->err, sizeof r->err, "cannot resolve %s: out of memory", hosts[i]);
+			continue;
+		}
+		memcpy(l->host, hosts[i], len + 1);
+		l->hints.ai_family = AF_UNSPEC;
+		l->hints.ai_socktype = SOCK_STREAM;
+		l->cb.ar_name = l->host;
+		l->cb.ar_request = &l->hints;
+		ls[i] = l;
+		list[names++] = &l->cb;
 	}
-	reap_given_up();
-	struct lookup *l = calloc(1, sizeof *l + n + 1);
-	if (!l) {
-		errbuf_set(err, errlen, "cannot resolve %s: out of memory", host);
-		return -1;
-	}
-	memcpy(l->host, host, n + 1);
-	l->hints.ai_family = AF_UNSPEC;
-	l->hints.ai_socktype = SOCK_STREAM;
-	l->cb.ar_name = l->host;
-	l->cb.ar_request = &l->hints;
-	struct gaicb *list[1] = {&l->cb};
-	int rc = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
-	if (rc != 0) {
-		errbuf_set(err, errlen, "cannot resolve %s: %s", host, gai_strerror(rc));
-		free(l);
-		return -1;
-	}
+	/* when not all could be queue_rc (EAI_AGAIN, EAI_MEMORY, EAI_SYSTEM), glibc may still have
+	 * queue_rc some: each is looked at on its own below, none freed while it runs */
+	int queue_rc = names > 0 ? getaddrinfo_a(GAI_NOWAIT, list, names, NULL) : 0;
 	long long deadline = clock_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-	while (gai_error(&l->cb) == EAI_INPROGRESS) {
+	for (;;) {
+		int running = 0;
+		for (int k = 0; k < names; k++)
+			running += gai_error(list[k]) == EAI_INPROGRESS;
 		long long left = deadline - clock_mono_ms();
-		if (left <= 0)
+		if (!running || left <= 0)
 			break;
 		struct timespec ts = {(time_t)(left / 1000), (long)(left % 1000) * 1000000L};
-		/* 0 once it ended, EAI_AGAIN when the time ran out, EAI_INTR on a signal: the
-		 * loop looks at the lookup itself either way */
-		(void)gai_suspend((const struct gaicb *const *)list, 1, &ts);
+		/* 0 when one ended, EAI_AGAIN when the time ran out, EAI_INTR on a signal: the
+		 * loop looks at the lookups themselves either way */
+		(void)gai_suspend((const struct gaicb *const *)list, names, &ts);
 	}
-	int e = gai_error(&l->cb);
-	if (e == EAI_INPROGRESS) {
-		give_up(l);
-		errbuf_set(err, errlen, "the name %s was not resolved within %ld ms", host, timeout_ms);
-		return -1;
+	for (int i = 0; i < n; i++) {
+		struct lookup *l = ls ? ls[i] : NULL;
+		if (l) {
+			int e = gai_error(&l->cb);
+			if (e == EAI_INPROGRESS) {
+				errbuf_set(out[i].err, sizeof out[i].err,
+					   "the name %s was not resolved within %ld ms", hosts[i], timeout_ms);
+				give_up(l);
+				continue;
+			}
+			if (e != 0 || (!l->cb.ar_result && queue_rc != 0))
+				errbuf_set(out[i].err, sizeof out[i].err, "cannot resolve %s: %s", hosts[i],
+					   gai_strerror(e != 0 ? e : queue_rc));
+			else
+				take(hosts[i], l->cb.ar_result, &out[i]);
+			lookup_free(l);
+		}
+		got += out[i].n > 0;
 	}
-	if (e != 0) {
-		errbuf_set(err, errlen, "cannot resolve %s: %s", host, gai_strerror(e));
-		lookup_free(l);
-		return -1;
-	}
-	rc = pick(l->cb.ar_result, out, outlen);
-	lookup_free(l);
-	if (rc < 0)
-		errbuf_set(err, errlen, "cannot resolve %s: no IPv4 or IPv6 address", host);
-	return rc;
+	free(ls);
+	free(list);
+	return got;
+}
+
+int resolve_host(const char *host, long timeout_ms, struct resolved *out)
+{
+	const char *const hosts[1] = {host};
+	return resolve_hosts(hosts, 1, timeout_ms, out) == 1 ? 0 : -1;
 }

@@ -176,6 +176,7 @@ static char *pg_options(const PQconninfoOption *opts, long timeout_ms)
  * as resolv.conf lets it. */
 struct pg_hosts {
 	char *host, *hostaddr, *port; /* libpq's lists, for PQconnectdbParams */
+	char *seen;		      /* "name = address, ..." for the log */
 };
 
 static void pg_hosts_free(struct pg_hosts *h)
@@ -183,30 +184,50 @@ static void pg_hosts_free(struct pg_hosts *h)
 	free(h->host);
 	free(h->hostaddr);
 	free(h->port);
+	free(h->seen);
 	memset(h, 0, sizeof *h);
 }
 
-/* Appends item to the comma-separated list *list (grown); -1 out of memory. */
-static int list_add(char **list, const char *item)
+/* Appends item to the list *list (grown), after sep unless the list is empty; -1 out of
+ * memory. */
+static int list_add(char **list, const char *sep, const char *item)
 {
-	size_t old = *list ? strlen(*list) : 0, n = strlen(item);
-	char *grown = realloc(*list, old + (*list ? 1 : 0) + n + 1);
+	size_t old = *list ? strlen(*list) : 0, s = *list ? strlen(sep) : 0, n = strlen(item);
+	char *grown = realloc(*list, old + s + n + 1);
 	if (!grown)
 		return -1;
-	if (*list)
-		grown[old++] = ',';
-	memcpy(grown + old, item, n + 1);
+	memcpy(grown + old, sep, s);
+	memcpy(grown + old + s, item, n + 1);
 	*list = grown;
 	return 0;
 }
 
+/* Splits a copy of a comma-separated list in place (strsep: an empty item, the default
+ * socket, keeps its place); the count, PG_HOSTS_MAX + 1 when there are more, or -1 out of
+ * memory. *copy is to be freed. */
+#define PG_HOSTS_MAX 64
+static int split_list(const char *list, char **copy, char *items[PG_HOSTS_MAX])
+{
+	*copy = strdup(list);
+	if (!*copy)
+		return -1;
+	int n = 0;
+	char *next = *copy;
+	while (next && n < PG_HOSTS_MAX)
+		items[n++] = strsep(&next, ",");
+	return next ? PG_HOSTS_MAX + 1 : n; /* more than PG_HOSTS_MAX */
+}
+
 /* Fills h with the hosts of the connection string (its `host`, else PGHOST), each name
- * looked up within the connect timeout (the string's connect_timeout, else ours; per host,
- * as libpq's) and its address put in `hostaddr` (libpq still uses the name for TLS and its
- * messages): 1. Nothing to look up (no host, unix sockets only, addresses only, or an
- * operator's own `hostaddr`/PGHOSTADDR): 0, h left empty, libpq does as before. A host whose
- * name is not resolved in time is left out of the list, so the others are still tried; when
- * none is left, -1 with err saying why. Out of memory: -1. */
+ * looked up within the connect timeout (the string's connect_timeout, else ours; all names at
+ * once, one bound for them all) and put once per address, with that address as `hostaddr`,
+ * so that libpq tries every address as it would have (the name still serves TLS's checks).
+ * 1 when h is to be used. 0 when libpq is left to do as before: nothing to look up (no host,
+ * unix sockets and addresses only), an operator's own `hostaddr`/PGHOSTADDR, a service file
+ * (`service`/PGSERVICE: its hosts come before PGHOST, and only libpq reads it), or lists libpq
+ * will refuse (ports not matching the hosts). A host whose name is not resolved in time is
+ * left out of a list, so the others are still tried; when none is left, -1 with err saying
+ * why. Out of memory: -1. */
 static int pg_resolve_hosts(const PQconninfoOption *opts, struct pg_hosts *h, char *err,
 			    size_t errlen)
 {
@@ -215,71 +236,82 @@ static int pg_resolve_hosts(const PQconninfoOption *opts, struct pg_hosts *h, ch
 	const char *ports = conninfo_get(opts, "port");
 	const char *own = conninfo_get(opts, "hostaddr");
 	const char *ct = conninfo_get(opts, "connect_timeout");
+	const char *service = conninfo_get(opts, "service");
 	if (!hosts || !*hosts)
 		hosts = getenv("PGHOST");
 	if (!ports || !*ports)
 		ports = getenv("PGPORT");
 	if (!own || !*own)
 		own = getenv("PGHOSTADDR");
-	if (!hosts || !*hosts || (own && *own))
+	if (!service || !*service)
+		service = getenv("PGSERVICE");
+	if (!hosts || !*hosts || (own && *own) || (service && *service))
 		return 0;
 	long bound_ms = 1000L * atol(ct && *ct ? ct : STORE_PG_CONNECT_TIMEOUT);
-	if (bound_ms <= 0)
+	if (bound_ms <= 0) /* libpq's 0, no bound at all: the lookup keeps ours */
 		bound_ms = 1000L * atol(STORE_PG_CONNECT_TIMEOUT);
-	int many = strchr(hosts, ',') != NULL, port_list = ports && strchr(ports, ',');
-	char *hcopy = strdup(hosts), *pcopy = port_list ? strdup(ports) : NULL;
-	if (!hcopy || (port_list && !pcopy)) {
-		free(hcopy);
-		free(pcopy);
+	char *hcopy = NULL, *pcopy = NULL, *hv[PG_HOSTS_MAX], *pv[PG_HOSTS_MAX];
+	const char *names[PG_HOSTS_MAX];
+	struct resolved *res = NULL;
+	int rc = -1, nh = split_list(hosts, &hcopy, hv);
+	int np = ports && strchr(ports, ',') ? split_list(ports, &pcopy, pv) : 0;
+	if (nh < 0 || np < 0)
+		goto out;
+	rc = 0;
+	if ((np > 0 && np != nh) || nh > PG_HOSTS_MAX)
+		goto out; /* libpq says what does not match; a list that long is left to it */
+	res = calloc((size_t)nh, sizeof *res);
+	if (!res) {
+		rc = -1;
+		goto out;
+	}
+	int nn = 0, asked = 0, kept = 0;
+	for (int i = 0; i < nh; i++)
+		if (hv[i][0] && hv[i][0] != '/' && hv[i][0] != '@')
+			names[nn++] = hv[i];
+	if (nn > 0)
+		resolve_hosts(names, nn, bound_ms, res);
+	for (int i = 0; i < nn; i++)
+		asked += res[i].name;
+	if (asked == 0)
+		goto out; /* addresses and sockets only: libpq as before */
+	rc = -1;
+	for (int i = 0, k = 0; i < nh; i++) {
+		const char *port = np > 0 ? pv[i] : NULL;
+		if (!(hv[i][0] && hv[i][0] != '/' && hv[i][0] != '@')) {
+			if (list_add(&h->host, ",", hv[i]) < 0 || list_add(&h->hostaddr, ",", "") < 0 ||
+			    (port && list_add(&h->port, ",", port) < 0))
+				goto out;
+			kept++;
+			continue;
+		}
+		struct resolved *r = &res[k++];
+		if (r->n == 0) {
+			errbuf_set(err, errlen, "%s", r->err);
+			if (nh > 1) /* one host alone: the caller says why it failed */
+				log_warn("postgres: %s; that host is left out", r->err);
+			continue;
+		}
+		for (int a = 0; a < r->n; a++) {
+			if (list_add(&h->host, ",", hv[i]) < 0 || list_add(&h->hostaddr, ",", r->addr[a]) < 0 ||
+			    (port && list_add(&h->port, ",", port) < 0) ||
+			    list_add(&h->seen, ", ", hv[i]) < 0 || list_add(&h->seen, " = ", r->addr[a]) < 0)
+				goto out;
+			kept++;
+		}
+	}
+	if (kept == 0)
+		goto out; /* err holds the last host's reason */
+	rc = 1;
+out:
+	if (rc < 0 && !err[0])
 		errbuf_set(err, errlen, "out of memory");
-		return -1;
-	}
-	int names = 0, kept = 0, rc = 0;
-	/* strsep, not strtok: an empty item (the default socket) keeps its place */
-	char *hnext = hcopy, *pnext = pcopy;
-	while (hnext) {
-		char *host = strsep(&hnext, ",");
-		char *port = pnext ? strsep(&pnext, ",") : NULL;
-		if (port_list && !port) { /* fewer ports than hosts: libpq says so */
-			rc = 0;
-			names = 0;
-			break;
-		}
-		char addr[INET6_ADDRSTRLEN] = "";
-		unsigned char raw[sizeof(struct in6_addr)];
-		if (host[0] && host[0] != '/' && host[0] != '@') {
-			if (inet_pton(AF_INET, host, raw) != 1 && inet_pton(AF_INET6, host, raw) != 1)
-				names++;
-			/* each host its own bound, as libpq's connect_timeout is per host */
-			char why[300];
-			if (resolve_host(host, bound_ms, addr, sizeof addr, why, sizeof why) < 0) {
-				errbuf_set(err, errlen, "%s", why);
-				if (many) /* one host alone: the caller says why it failed */
-					log_warn("postgres: %s; that host is left out", why);
-				continue;
-			}
-		}
-		if (list_add(&h->host, host) < 0 || list_add(&h->hostaddr, addr) < 0 ||
-		    (port_list && list_add(&h->port, port) < 0)) {
-			errbuf_set(err, errlen, "out of memory");
-			rc = -1;
-			break;
-		}
-		kept++;
-	}
+	if (rc != 1)
+		pg_hosts_free(h);
+	free(res);
 	free(hcopy);
 	free(pcopy);
-	if (rc == 0 && names == 0) { /* nothing was looked up: libpq as before */
-		pg_hosts_free(h);
-		return 0;
-	}
-	if (rc == 0 && kept == 0)
-		rc = -1; /* err holds the last host's reason */
-	if (rc < 0) {
-		pg_hosts_free(h);
-		return -1;
-	}
-	return 1;
+	return rc;
 }
 
 /* A new connection to url, or NULL (logged under `who`). Its statements end at the
@@ -319,13 +351,21 @@ static PGconn *pg_open(const char *url, const char *who, long timeout_ms)
 	}
 	PGconn *pg = PQconnectdbParams(keys, vals, 1);
 	free(options);
-	if (hrc == 1)
-		pg_hosts_free(&hosts);
 	if (!pg || PQstatus(pg) != CONNECTION_OK) {
-		log_error("%s: %s", who, pg ? PQerrorMessage(pg) : "out of memory");
+		/* libpq names the address it was given, not the name: both are said */
+		const char *msg = pg ? PQerrorMessage(pg) : "out of memory";
+		int len = (int)strlen(msg);
+		while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+			len--;
+		log_error("%s: %.*s%s%s%s", who, len, msg, hrc == 1 ? " (hosts looked up: " : "",
+			  hrc == 1 ? hosts.seen : "", hrc == 1 ? ")" : "");
 		PQfinish(pg);
+		if (hrc == 1)
+			pg_hosts_free(&hosts);
 		return NULL;
 	}
+	if (hrc == 1)
+		pg_hosts_free(&hosts);
 	/* non-blocking: sending a statement (a document's text) to a server that has stopped
 	 * reading waits under pg_exec's bound, not in the kernel's send for good */
 	if (PQsetnonblocking(pg, 1) != 0) {

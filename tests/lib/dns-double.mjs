@@ -60,8 +60,10 @@ export function dnsAnswer(q, ip) {
 
 // A nameserver on a free 127.0.0.x address; `queries` are the names asked. It answers only the
 // names of `answers` (name -> IPv4 address), `delayMs` after the query: their A query with the
-// address, any other type with no record; every other query is never answered.
-export async function deadDns({ answers = {}, delayMs = 0 } = {}) {
+// address, any other type with no record; every other query is never answered. With `once`,
+// a name's queries of each type are answered the first time only (a second lookup of the
+// name then waits as on a dead server).
+export async function deadDns({ answers = {}, delayMs = 0, once = false } = {}) {
   for (let attempt = 0; attempt < 100; attempt++) {
     const addr = `127.0.0.${2 + Math.floor(Math.random() * 250)}`;
     const s = dgram.createSocket('udp4');
@@ -71,11 +73,16 @@ export async function deadDns({ answers = {}, delayMs = 0 } = {}) {
       s.close();
       continue;
     }
-    const dns = { addr, queries: [], close: () => s.close() };
+    const dns = { addr, queries: [], answered: new Set(), close: () => s.close() };
     s.on('message', (m, from) => {
       const name = qname(m);
       dns.queries.push(name);
       if (!(name in answers)) return;
+      let end = 12;
+      while (end < m.length && m[end] !== 0) end += m[end] + 1;
+      const asked = `${name} ${end + 3 <= m.length ? m.readUInt16BE(end + 1) : 0}`; // name and type
+      if (once && dns.answered.has(asked)) return;
+      dns.answered.add(asked);
       setTimeout(() => s.send(dnsAnswer(m, answers[name]), from.port, from.address), delayMs);
     });
     return dns;

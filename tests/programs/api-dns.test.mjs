@@ -9,9 +9,11 @@
 // Needs root (mount namespaces, port 53); skipped with the reason otherwise.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createServer, createConnection } from 'node:net';
 import { join } from 'node:path';
 
+import { ROOT } from '../lib/procs.mjs';
 import { snapshotterGround, clientOf } from '../lib/snapshotter-ground.mjs';
 import { deadDns, namespaced, namespaceSkip as skip } from '../lib/dns-double.mjs';
 
@@ -58,7 +60,7 @@ test('a Redis name the DNS never answers: 503 redis_unavailable within the Redis
     // the bound is the API's 2 s Redis timeout (about 2.0 s here); glibc's own wait is 10 s
     // a lookup, and the old code answered after 20 s
     assert.ok(r.ms < 5000, `answered after ${r.ms} ms`);
-    assert.match(r.stderr, /redis\.internal:\d+: the name redis\.internal was not resolved within 2000 ms/);
+    assert.match(r.stderr, /redis: the name redis\.internal was not resolved within 2000 ms/);
     assert.ok(dns.queries.includes('redis.internal'), `queries: ${dns.queries.join(', ')}`);
   } finally {
     dns.close();
@@ -66,10 +68,13 @@ test('a Redis name the DNS never answers: 503 redis_unavailable within the Redis
 });
 
 test('a Redis name the DNS answers late, and one from /etc/hosts: the request is served', { skip }, async () => {
-  const dns = await deadDns({ answers: { 'redis-slow.test': '127.0.0.1' }, delayMs: 300 });
+  // each name answered once: a second lookup of it (hiredis's own, were the address not
+  // handed to it) would wait 10 s
+  const dns = await deadDns({ answers: { 'redis-slow.test': '127.0.0.1' }, delayMs: 300, once: true });
   try {
     const slow = await me('redis-slow.test', dns);
     assert.equal(slow.status, 200, `${slow.body}\n${slow.stderr}`);
+    assert.ok(slow.ms < 5000, `answered after ${slow.ms} ms`);
     assert.equal(slow.json.user.username, 'dnsuser1');
     assert.ok(dns.queries.includes('redis-slow.test'), `queries: ${dns.queries.join(', ')}`);
     const hosts = await me('redis-test.invalid', dns);
@@ -84,7 +89,9 @@ test('a Redis name the DNS answers late, and one from /etc/hosts: the request is
 });
 
 test('a PostgreSQL name the DNS never answers: 503 database_unavailable within the connect bound; a late name, a hosts-file name, and a list with a dead name in it are served', { skip }, async () => {
-  const dns = await deadDns({ answers: { 'pg-slow.test': '127.0.0.1' }, delayMs: 300 });
+  // each name answered once: a second lookup (libpq's own, were the address not handed to
+  // it) would wait 10 s
+  const dns = await deadDns({ answers: { 'pg-slow.test': '127.0.0.1', 'pg-slow2.test': '127.0.0.1' }, delayMs: 300, once: true });
   try {
     const dead = await roomAt(['pg.internal'], dns);
     assert.equal(dead.code, 0, dead.stderr);
@@ -99,13 +106,48 @@ test('a PostgreSQL name the DNS never answers: 503 database_unavailable within t
       const r = await roomAt(hosts, dns);
       assert.equal(r.status, 200, `${hosts}: ${r.body}\n${r.stderr}`);
       assert.equal(r.json.room.id, room.id);
+      assert.ok(r.ms < 5000, `${hosts}: answered after ${r.ms} ms`);
     }
+    // a socket that is not there, then a name: the name is tried after it, by its address
+    const port = relay.address().port;
+    const mixed = await request({ method: 'GET', uri: `/api/rooms/${room.id}`, token: room.token },
+      { DATABASE_URL: `postgresql://postgres@/codecollab?host=/nonexistent-dir,pg-slow2.test&port=${port},${port}` }, dns);
+    assert.equal(mixed.status, 200, `${mixed.body}\n${mixed.stderr}`);
+    assert.ok(mixed.ms < 5000, `answered after ${mixed.ms} ms`);
+    // libpq names the address it was given; the log says which name that was
+    const refused = await request({ method: 'GET', uri: `/api/rooms/${room.id}`, token: room.token },
+      { DATABASE_URL: 'postgresql://postgres@redis-test.invalid:1/codecollab' }, dns);
+    assert.equal(refused.status, 503, refused.body);
+    assert.match(refused.stderr, /postgres: connection to server at "127\.0\.0\.1", port 1 failed: Connection refused[^]*\(hosts looked up: redis-test\.invalid = 127\.0\.0\.1\)/);
     assert.ok(!dns.queries.includes('redis-test.invalid'), `the hosts file's name went to the DNS: ${dns.queries.join(', ')}`);
     // with a list, the host that was not resolved is left out, saying so, and the next served
     const listed = await roomAt(['pg.internal', 'redis-test.invalid'], dns);
     assert.equal(listed.status, 200, `${listed.body}\n${listed.stderr}`);
     assert.match(listed.stderr, /postgres: the name pg\.internal was not resolved within \d+ ms; that host is left out/);
     assert.ok(listed.ms < 8000, `answered after ${listed.ms} ms`);
+  } finally {
+    dns.close();
+  }
+});
+
+// glibc runs at most 20 lookups at once and queues the rest, names of /etc/hosts included:
+// lookups given up on a silent nameserver are counted, and past RESOLVE_PENDING_MAX (16) a
+// new name fails at once instead of queueing behind them (tests/unit/test_resolve.c, run here
+// in the namespace with its `silent` argument).
+test('lookups left waiting on a silent nameserver: past 16 a new name fails at once, saying so; addresses still work', { skip }, async () => {
+  const dns = await deadDns();
+  try {
+    const bin = join(ROOT, 'build/asan/tests/unit/test_resolve');
+    const [cmd, ...args] = namespaced([bin, 'silent'], { dns });
+    // not spawnSync: this process's nameserver must go on reading meanwhile
+    const r = await new Promise((resolve, reject) => {
+      execFile(cmd, args, { encoding: 'utf8', timeout: 60000, env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=1' } },
+        (e, stdout, stderr) => (e && e.code === undefined ? reject(e) : resolve({ status: e ? e.code : 0, stdout, stderr })));
+    });
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, /cannot resolve late\.silent\.test: 16 earlier lookups still wait on the nameserver/);
+    assert.match(r.stdout, /^resolve \(silent nameserver\): \d+ passed, 0 failed$/m);
+    assert.ok(dns.queries.includes('n0.silent.test'), `queries: ${dns.queries.join(', ')}`);
   } finally {
     dns.close();
   }
