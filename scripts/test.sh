@@ -88,8 +88,20 @@ sanitizers_to_files() {
   export ASAN_OPTIONS=detect_leaks=1:log_path=$SAN_DIR/asan
   export UBSAN_OPTIONS=print_stacktrace=1:log_path=$SAN_DIR/ubsan
 }
+# LeakSanitizer's "Unable to get registers from thread N." is no finding: at a program's exit
+# one of its threads was ending as the leak check stopped them all, and the check went on,
+# taking that thread's stack as reachable (a report of its own would follow in the same file).
+# A file that holds nothing else is set aside, said, and not counted.
+LSAN_NOTICE='^==[0-9]+==Unable to get registers from thread [0-9]+\.$'
 sanitizer_reports() { # returns 1 when a program wrote one
-  local rc=0
+  local rc=0 f
+  for f in "$SAN_DIR"/asan*; do
+    [ -e "$f" ] || continue
+    if ! grep -qvE "$LSAN_NOTICE" "$f"; then
+      echo "(a LeakSanitizer notice, not a finding: $(head -n 1 "$f"))"
+      rm -f "$f"
+    fi
+  done
   if compgen -G "$SAN_DIR/asan*" >/dev/null || compgen -G "$SAN_DIR/ubsan*" >/dev/null; then
     echo "FAILED: sanitizer reports from the programs:"
     cat "$SAN_DIR"/asan* "$SAN_DIR"/ubsan* 2>/dev/null | head -n 200
