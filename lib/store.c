@@ -218,6 +218,13 @@ static int split_list(const char *list, char **copy, char *items[PG_HOSTS_MAX])
 	return next ? PG_HOSTS_MAX + 1 : n; /* more than PG_HOSTS_MAX */
 }
 
+/* Whether an item of libpq's host list names a unix socket (empty: the default one; a
+ * directory; an abstract socket) rather than a name or an address. */
+static int pg_host_is_socket(const char *host)
+{
+	return !host[0] || host[0] == '/' || host[0] == '@';
+}
+
 /* Fills h with the hosts of the connection string (its `host`, else PGHOST), each name
  * looked up within the connect timeout (the string's connect_timeout, else ours; all names at
  * once, one bound for them all) and put once per address, with that address as `hostaddr`,
@@ -267,7 +274,7 @@ static int pg_resolve_hosts(const PQconninfoOption *opts, struct pg_hosts *h, ch
 	}
 	int nn = 0, asked = 0, kept = 0;
 	for (int i = 0; i < nh; i++)
-		if (hv[i][0] && hv[i][0] != '/' && hv[i][0] != '@')
+		if (!pg_host_is_socket(hv[i]))
 			names[nn++] = hv[i];
 	if (nn > 0)
 		resolve_hosts(names, nn, bound_ms, res);
@@ -278,7 +285,7 @@ static int pg_resolve_hosts(const PQconninfoOption *opts, struct pg_hosts *h, ch
 	rc = -1;
 	for (int i = 0, k = 0; i < nh; i++) {
 		const char *port = np > 0 ? pv[i] : NULL;
-		if (!(hv[i][0] && hv[i][0] != '/' && hv[i][0] != '@')) {
+		if (pg_host_is_socket(hv[i])) {
 			if (list_add(&h->host, ",", hv[i]) < 0 || list_add(&h->hostaddr, ",", "") < 0 ||
 			    (port && list_add(&h->port, ",", port) < 0))
 				goto out;
