@@ -17,6 +17,62 @@ static int is_vchar(unsigned char c)
 	return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* RFC 3986 §3.2.2 reg-name characters but the percent escapes: unreserved and sub-delims */
+static int is_regname(unsigned char c)
+{
+	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+		return 1;
+	return c != '\0' && strchr("-._~!$&'()*+,;=", c) != NULL;
+}
+
+/* Whether s[0..n) is host[:port], the grammar of a Host value and of an absolute-form
+ * target's authority without user information (RFC 9110 §7.2, RFC 3986 §3.2.2-3.2.3): a
+ * reg-name, percent escapes allowed, or an IPv6 literal in brackets (hex digits, ':' and
+ * '.'), never empty; then ':' and digits (none is allowed too). The grammar only: the broker
+ * serves whatever host it is reached by, so nothing is compared or looked up. */
+static int host_port_valid(const char *s, size_t n)
+{
+	size_t i = 0;
+	if (n > 0 && s[0] == '[') {
+		for (i = 1; i < n && (hexval(s[i]) >= 0 || s[i] == ':' || s[i] == '.'); i++)
+			;
+		if (i == 1 || i == n || s[i] != ']')
+			return 0;
+		i++;
+	} else {
+		while (i < n && s[i] != ':') {
+			if (s[i] == '%') {
+				if (i + 2 >= n || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0)
+					return 0;
+				i += 3;
+			} else if (is_regname((unsigned char)s[i])) {
+				i++;
+			} else {
+				return 0;
+			}
+		}
+		if (i == 0)
+			return 0;
+	}
+	if (i < n && s[i++] != ':')
+		return 0;
+	for (; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+	return 1;
+}
+
 static char *trim_ows(char *s, char *end)
 {
 	while (s < end && (*s == ' ' || *s == '\t'))
@@ -29,6 +85,7 @@ static char *trim_ows(char *s, char *end)
 
 static enum http_head_status parse_request_line(struct http_head *h, char *line, char *end)
 {
+	h->authority = NULL;
 	char *sp1 = memchr(line, ' ', (size_t)(end - line));
 	if (!sp1 || sp1 == line)
 		return HTTP_HEAD_BAD;
@@ -39,8 +96,8 @@ static enum http_head_status parse_request_line(struct http_head *h, char *line,
 	h->method = line;
 	char *target = sp1 + 1;
 	char *sp2 = memchr(target, ' ', (size_t)(end - target));
-	if (!sp2 || sp2 == target || *target != '/')
-		return HTTP_HEAD_BAD; /* origin-form only (RFC 9112 §3.2.1) */
+	if (!sp2 || sp2 == target)
+		return HTTP_HEAD_BAD;
 	for (char *p = target; p < sp2; p++)
 		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
 			return HTTP_HEAD_BAD;
@@ -50,6 +107,44 @@ static enum http_head_status parse_request_line(struct http_head *h, char *line,
 	    (version[7] != '0' && version[7] != '1'))
 		return HTTP_HEAD_BAD;
 	h->minor = version[7] - '0';
+	if (strcmp(target, "*") == 0) {
+		/* RFC 9112 §3.2.4: only for a server-wide OPTIONS, which the broker has no
+		 * answer for */
+		h->why = "the asterisk-form target (OPTIONS *) is not served";
+		return HTTP_HEAD_BAD;
+	}
+	if (*target != '/') {
+		/* RFC 9112 §3.2.2: absolute-form, which a server must take though clients send it
+		 * only to proxies. The authority is moved over the scheme and ended there, so the
+		 * path right behind it keeps its '/' (the scheme is 7 bytes or more: it fits). */
+		size_t sl = 0;
+		if (strncasecmp(target, "http://", 7) == 0)
+			sl = 7;
+		else if (strncasecmp(target, "https://", 8) == 0)
+			sl = 8;
+		if (sl == 0) {
+			h->why = "the request target is neither a path nor an http or https URI";
+			return HTTP_HEAD_BAD;
+		}
+		char *auth = target + sl;
+		size_t alen = strcspn(auth, "/?");
+		if (alen == 0) {
+			h->why = "the request target's URI has no host";
+			return HTTP_HEAD_BAD;
+		}
+		if (memchr(auth, '@', alen)) {
+			h->why = "the request target's URI carries user information";
+			return HTTP_HEAD_BAD;
+		}
+		if (!host_port_valid(auth, alen)) {
+			h->why = "the request target's URI has a malformed host or port";
+			return HTTP_HEAD_BAD;
+		}
+		memmove(target, auth, alen);
+		target[alen] = '\0';
+		h->authority = target;
+		target = auth + alen; /* "/…", "?…" or "" */
+	}
 	char *q = strchr(target, '?');
 	if (q) {
 		*q = '\0';
@@ -57,7 +152,7 @@ static enum http_head_status parse_request_line(struct http_head *h, char *line,
 	} else {
 		h->query = "";
 	}
-	h->path = target;
+	h->path = *target ? target : "/";
 	return HTTP_HEAD_OK;
 }
 
@@ -70,18 +165,33 @@ static enum http_head_status too_large(const char *line, size_t avail)
 	return memmem(line, n, "\r\n", 2) ? HTTP_HEAD_TOO_LARGE : HTTP_HEAD_URI_TOO_LONG;
 }
 
+/* How many bytes of empty lines (CRLF) at the start of data to skip: at most
+ * HTTP_HEAD_LEADING_MAX, the same for the parser and for the method of a refused head. */
+static size_t skip_leading(const char *data, size_t len)
+{
+	size_t skip = 0;
+	while (skip < HTTP_HEAD_LEADING_MAX && skip + 1 < len && data[skip] == '\r' &&
+	       data[skip + 1] == '\n')
+		skip += 2;
+	return skip;
+}
+
 enum http_head_status http_head_parse(struct http_head *h, const char *data, size_t len)
 {
-	h->method = h->path = h->query = NULL;
+	h->method = h->path = h->query = h->authority = NULL;
 	h->nheaders = 0;
 	h->head_len = 0;
 	h->minor = 1;
 	h->why = NULL;
 
 	/* RFC 9112 §2.2: a server MAY ignore empty lines before the request line. */
-	size_t skip = 0;
-	while (skip + 1 < len && data[skip] == '\r' && data[skip + 1] == '\n' && skip < 8)
-		skip += 2;
+	size_t skip = skip_leading(data, len);
+	if (skip == HTTP_HEAD_LEADING_MAX && len - skip >= 2 &&
+	    memcmp(data + skip, "\r\n", 2) == 0) {
+		/* a fifth: refused at once, rather than waiting for a head that cannot parse */
+		h->why = "too many empty lines before the request line";
+		return HTTP_HEAD_BAD;
+	}
 	const char *term = memmem(data + skip, len - skip, "\r\n\r\n", 4);
 	/* A line ending in LF alone (RFC 9112 §2.2 lets a server take it, and this one does
 	 * not): a head of such lines never shows CRLF CRLF, and would wait unanswered for the
@@ -95,8 +205,19 @@ enum http_head_status http_head_parse(struct http_head *h, const char *data, siz
 			return HTTP_HEAD_BAD;
 		}
 	}
-	if (!term)
-		return len > HTTP_HEAD_MAX ? too_large(data + skip, len - skip) : HTTP_HEAD_MORE;
+	if (!term) {
+		/* the skipped lines are not the head's: only the bytes after them count */
+		size_t avail = len - skip;
+		if (avail <= HTTP_HEAD_MAX)
+			return HTTP_HEAD_MORE;
+		enum http_head_status st = too_large(data + skip, avail);
+		/* a request line that fits still leaves room for a head ending in its CRLF CRLF
+		 * up to 2 bytes past the bound (the last line's CRLF counts, the empty line's
+		 * does not): until they are here, it may yet be whole */
+		if (st == HTTP_HEAD_TOO_LARGE && avail < HTTP_HEAD_MAX + 2)
+			return HTTP_HEAD_MORE;
+		return st;
+	}
 	size_t n = (size_t)(term - (data + skip)) + 2; /* keep the last line's CRLF */
 	if (n > HTTP_HEAD_MAX)
 		return too_large(data + skip, n);
@@ -148,9 +269,7 @@ enum http_head_status http_head_parse(struct http_head *h, const char *data, siz
 
 int http_head_line_is_head(const char *data, size_t len)
 {
-	size_t skip = 0;
-	while (skip + 1 < len && data[skip] == '\r' && data[skip + 1] == '\n' && skip < 8)
-		skip += 2;
+	size_t skip = skip_leading(data, len);
 	size_t n = len - skip < HTTP_HEAD_MAX ? len - skip : HTTP_HEAD_MAX;
 	const char *crlf = memmem(data + skip, n, "\r\n", 2);
 	if (!crlf)
@@ -227,22 +346,19 @@ const char *http_head_framing_error(const struct http_head *h)
 	const char *clen = http_head_get(h, "Content-Length");
 	if (clen && (!*clen || strspn(clen, "0123456789") != strlen(clen)))
 		return "Content-Length is not a number";
-	/* RFC 9112 §3.2: more than one Host is a 400. A request with none is still taken, as
-	 * before: no body hides behind it, and simple clients of the broker leave it out. */
+	/* RFC 9112 §3.2: more than one Host, or one that is not host[:port], is a 400 whatever
+	 * the target. An empty one is valid (a target without an authority may give it). */
 	if (http_head_count(h, "Host") > 1)
 		return "more than one Host";
+	const char *host = http_head_get(h, "Host");
+	if (host && *host && !host_port_valid(host, strlen(host)))
+		return "the Host field is not a host with an optional port";
+	/* None at all is a 400 over HTTP/1.1 (HTTP/1.0 came before it), unless the target is
+	 * absolute-form: its authority is the host then, and a Host field is ignored
+	 * (RFC 9112 §3.2.2). */
+	if (!host && h->minor == 1 && !h->authority)
+		return "an HTTP/1.1 request must carry a Host field";
 	return NULL;
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 long http_percent_decode(const char *in, size_t n, char *out, size_t cap, int plus_space)

@@ -12,6 +12,13 @@
 
 #define HTTP_HEAD_MAX 8192
 #define HTTP_HEADERS_MAX 64
+/* Empty lines (CRLF) skipped before the request line, in bytes (RFC 9112 §2.2 lets a server
+ * skip some): 4 of them. A fifth is refused. They do not count towards HTTP_HEAD_MAX. */
+#define HTTP_HEAD_LEADING_MAX 8
+/* The most bytes a caller needs to hand http_head_parse() for it to reach a verdict: with
+ * this many (or all the client sent, when less) the answer is never HTTP_HEAD_MORE because
+ * bytes were left out. The skipped empty lines, the head, and a little past the bound. */
+#define HTTP_HEAD_READ_MAX (HTTP_HEAD_LEADING_MAX + HTTP_HEAD_MAX + 4)
 
 enum http_head_status {
 	HTTP_HEAD_OK = 0,
@@ -33,8 +40,12 @@ struct http_header {
 struct http_head {
 	char store[HTTP_HEAD_MAX + 1];
 	const char *method;
-	const char *path;  /* target up to '?', raw (not percent-decoded) */
+	const char *path;  /* target up to '?', raw (not percent-decoded); "/" for an
+			    * absolute-form target without a path */
 	const char *query; /* after '?', "" when none */
+	/* the host[:port] of an absolute-form target ("http://host:port/path", RFC 9112
+	 * §3.2.2), which then stands for the Host field; NULL for origin-form ("/path") */
+	const char *authority;
 	int minor;	   /* HTTP/1.<minor> */
 	struct http_header headers[HTTP_HEADERS_MAX];
 	size_t nheaders;
@@ -47,7 +58,10 @@ struct http_head {
 /* Parses the head at the start of data[0..len). On HTTP_HEAD_OK, h is filled and
  * h->head_len tells how much of data was the head. Lines end in CRLF (RFC 9112 §2.2): a line
  * ending in LF alone is HTTP_HEAD_BAD as soon as it is seen (h->why says so), since a head
- * of such lines would never show the CRLF CRLF that ends it. */
+ * of such lines would never show the CRLF CRLF that ends it. The target is origin-form or
+ * absolute-form with an http or https URI (RFC 9112 §3.2.1-2); the asterisk-form and every
+ * other scheme are HTTP_HEAD_BAD. The Host field is not looked at here (see
+ * http_head_framing_error). */
 enum http_head_status http_head_parse(struct http_head *h, const char *data, size_t len);
 
 /* Whether data[0..len), a head http_head_parse() refused (HTTP_HEAD_TOO_LARGE,
@@ -72,10 +86,12 @@ int http_head_has_token(const struct http_head *h, const char *name, const char 
 /* How many field lines are named name. */
 size_t http_head_count(const struct http_head *h, const char *name);
 
-/* Why the head cannot be taken by a server that reads no request body (the broker: a kept
- * connection's next request starts right after the head, RFC 9112 §6.3), or NULL: a
- * Transfer-Encoding, a Content-Length that is not one line of digits, more than one Host.
- * A static string for the 400's message. */
+/* Why a parsed head cannot be taken, or NULL. First what a server that reads no request body
+ * cannot take (the broker: a kept connection's next request starts right after the head,
+ * RFC 9112 §6.3): a Transfer-Encoding, a Content-Length that is not one line of digits. Then
+ * the Host field (RFC 9112 §3.2): more than one, a value that is not host[:port], or none in
+ * an HTTP/1.1 request with an origin-form target (HTTP/1.0 may leave it out, and an
+ * absolute-form target names the host itself). A static string for the 400's message. */
 const char *http_head_framing_error(const struct http_head *h);
 
 /* Percent-decodes in[0..n) into out (cap bytes, NUL-terminated); '+' is a space when

@@ -2263,7 +2263,9 @@ static int conn_keep(struct conn *c, const void *p, size_t n)
 /* Parses a head at the start of p[0..n) into srv->head. 1 complete, 0 not yet, -1 answered. */
 static int head_parse(struct conn *c, const char *p, size_t n)
 {
-	size_t take = n < HTTP_HEAD_MAX + 4 ? n : HTTP_HEAD_MAX + 4;
+	/* enough for a verdict, the empty lines skipped before the request line included:
+	 * without them, a line that fits could look too long (414) */
+	size_t take = n < HTTP_HEAD_READ_MAX ? n : HTTP_HEAD_READ_MAX;
 	enum http_head_status st = http_head_parse(&c->srv->head, p, take);
 	if (st == HTTP_HEAD_MORE)
 		return 0;
@@ -2306,7 +2308,7 @@ static void head_route(struct conn *c)
 
 /* A pipelined request (RFC 9112 §9.3) is read only once the answers before it have left: a
  * client that sends requests without reading the answers would otherwise make the broker
- * hold the answers (a 29-byte preflight is answered with about 260 bytes, up to
+ * hold the answers (a preflight of 36 bytes is answered with about 260 bytes, up to
  * BROKER_CLIENT_BUFFER per connection). The socket is not read meanwhile, so the input
  * waiting is at most one read. conn_drained resumes once the output is empty. */
 static void head_read(struct conn *c);
@@ -2342,7 +2344,7 @@ static void head_read(struct conn *c)
 			conn_pause_heads(c);
 			return;
 		}
-		size_t take = len < HTTP_HEAD_MAX + 4 ? len : HTTP_HEAD_MAX + 4;
+		size_t take = len < HTTP_HEAD_READ_MAX ? len : HTTP_HEAD_READ_MAX;
 		const char *p = (const char *)evbuffer_pullup(c->in, (ev_ssize_t)take);
 		if (!p) {
 			conn_close(c, "out of memory");

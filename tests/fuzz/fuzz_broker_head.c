@@ -1,14 +1,15 @@
 /* fuzz_broker_head: libFuzzer target for the broker's request-head and query parsers, the
  * method of a refused head (http_head_line_is_head) and the reads of a parsed head's fields
- * (http_head_has_token, http_head_framing_error) (see README.md; `make fuzz` builds
- * and runs it, with -max_len from fuzz_broker_head.options). */
+ * (http_head_has_token, http_head_framing_error, the Host field and an absolute-form
+ * target's authority) (see README.md; `make fuzz` builds and runs it, with -max_len from
+ * fuzz_broker_head.options). */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "../../sse-broker/http_head.h"
 
-static struct http_head h;
+static struct http_head h, part;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -20,8 +21,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * whole request line among them, so its method is not known */
 	if (st == HTTP_HEAD_URI_TOO_LONG && (size <= HTTP_HEAD_MAX || is_head))
 		__builtin_trap();
+	/* the server hands in at most HTTP_HEAD_READ_MAX bytes and waits for more only on
+	 * HTTP_HEAD_MORE: with that many there must be a verdict, or the client would wait for
+	 * the head timeout */
+	if (size >= HTTP_HEAD_READ_MAX &&
+	    http_head_parse(&part, (const char *)data, HTTP_HEAD_READ_MAX) == HTTP_HEAD_MORE)
+		__builtin_trap();
 	if (st != HTTP_HEAD_OK)
 		return 0;
+	/* a head taken was not refused early: the bytes before its last one (a read that ended
+	 * there) wait for more */
+	if (http_head_parse(&part, (const char *)data, h.head_len - 1) != HTTP_HEAD_MORE)
+		__builtin_trap();
+	/* the path is a path, whatever the target's form; an authority is a host[:port] */
+	if (h.path[0] != '/')
+		__builtin_trap();
+	if (h.authority && (!*h.authority || strpbrk(h.authority, "@/?# ")))
+		__builtin_trap();
 	/* a head that parses names HEAD exactly when its request line does */
 	if (is_head != (strcmp(h.method, "HEAD") == 0))
 		__builtin_trap();
@@ -37,6 +53,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		__builtin_trap();
 	const char *why = http_head_framing_error(&h);
 	if (why && !*why)
+		__builtin_trap();
+	/* HTTP/1.1 taken only with a Host, or an absolute-form target naming the host; never
+	 * with two */
+	if (!why && ((h.minor == 1 && !h.authority && !http_head_get(&h, "Host")) ||
+		     http_head_count(&h, "Host") > 1))
 		__builtin_trap();
 	/* a head taken has no line ending in LF alone */
 	for (size_t i = 0; i < h.head_len; i++)

@@ -224,9 +224,10 @@ test('OPTIONS outside /events/ is not a preflight: 404 with the CORS headers, no
     assertCors(r.headers, '*', path);
     assert.equal(r.headers['access-control-allow-methods'], undefined, path);
   }
-  // the asterisk form (RFC 9110 §9.3.7) is not taken either
+  // the asterisk form (RFC 9110 §9.3.7) is not taken either, and the answer says so
   const r = parse(await raw(broker.port, 'OPTIONS * HTTP/1.1\r\nHost: b\r\n\r\n'));
   assert.equal(r.status, 400);
+  assert.match(JSON.parse(r.body).message, /asterisk/);
   assertCors(r.headers);
 });
 
@@ -242,10 +243,16 @@ test('hostile preflights get a clean answer and the broker goes on', async () =>
   r = parse(await raw(broker.port, PREFLIGHT(`/events/rooms/${room}`, many)));
   assert.equal(r.status, 431);
   assertCors(r.headers);
-  // no Host, odd values, control bytes
+  // no Host over HTTP/1.1 (RFC 9112 §3.2), a Host that is no host, odd values, control bytes
   r = parse(await raw(broker.port, `OPTIONS /events/rooms/${room} HTTP/1.1\r\nConnection: close\r\n\r\n`));
-  assert.equal(r.status, 204);
-  r = parse(await raw(broker.port, `OPTIONS /events/rooms/${room} HTTP/1.1\r\nAccess-Control-Request-Method: DELETE\r\n` +
+  assert.equal(r.status, 400);
+  assert.match(JSON.parse(r.body).message, /Host/);
+  assertCors(r.headers);
+  r = parse(await raw(broker.port, `OPTIONS /events/rooms/${room} HTTP/1.1\r\nHost: a/b\r\n${ORIGIN}\r\n`));
+  assert.equal(r.status, 400);
+  assert.match(JSON.parse(r.body).message, /Host/);
+  assertCors(r.headers);
+  r = parse(await raw(broker.port, `OPTIONS /events/rooms/${room} HTTP/1.1\r\nHost: b\r\nAccess-Control-Request-Method: DELETE\r\n` +
     'Origin: null\r\nConnection: close\r\n\r\n'));
   assert.equal(r.status, 204);
   assert.equal(r.headers['access-control-allow-methods'], 'GET');
@@ -301,11 +308,17 @@ test('a head whose end could be read two ways is refused with 400 and the connec
       assert.equal(text.split('HTTP/1.1 ').length - 1, 1, `${method}, ${what}: one answer, nothing read as a request behind it`);
     }
   }
-  // no Host at all is still taken, and one length of 0 keeps the connection as before
-  let text = await raw(broker.port, `OPTIONS /events/rooms/${room} HTTP/1.1\r\nContent-Length: 0\r\n\r\n${next}`,
+  // one length of 0 keeps the connection as before
+  let text = await raw(broker.port, `OPTIONS /events/rooms/${room} HTTP/1.1\r\nHost: b\r\nContent-Length: 0\r\n\r\n${next}`,
     (t) => t.includes('"status"'));
   assert.equal(parse(text).status, 204);
   assert.match(text.slice(text.indexOf('\r\n\r\n') + 4), /^HTTP\/1\.1 200 /);
+  // an HTTP/1.1 preflight without Host is refused and closes: the request behind it is not read
+  text = await raw(broker.port, `OPTIONS /events/rooms/${room} HTTP/1.1\r\nContent-Length: 0\r\n\r\n${next}`);
+  const refused = parse(text);
+  assert.equal(refused.status, 400);
+  assert.equal(refused.headers.connection, 'close');
+  assert.match(JSON.parse(refused.body).message, /Host/, 'one answer, nothing read behind it');
 
   // "close" in a second Connection line closes after the preflight: the request behind it
   // is not answered
@@ -341,11 +354,11 @@ function mute(port, request) {
 test('preflights pipelined by clients that never read: at most the bound answered per connection, and the broker does not grow', async () => {
   const own = await startBroker({ redisPort: redis.port, secret: SECRET });
   const C = 20;
-  const PER = 30000; // 870 KB of requests each; their answers were 7.5 MB
+  const PER = 30000; // 1.1 MB of requests each; their answers were 7.5 MB
   const socks = [];
   try {
     const before = rssKiB(own.pid);
-    for (let i = 0; i < C; i++) socks.push(mute(own.port, 'OPTIONS /events/ HTTP/1.1\r\n\r\n'.repeat(PER)));
+    for (let i = 0; i < C; i++) socks.push(mute(own.port, 'OPTIONS /events/ HTTP/1.1\r\nHost: b\r\n\r\n'.repeat(PER)));
     await Promise.all(socks.map((s) => s.written));
     await sleep(1000); // time for the broker to read and answer what it will
     // what each client gets once it reads: the bound's worth of answers, the last one closing

@@ -2042,8 +2042,9 @@ test('a request line over the head bound is 414 uri_too_long; fields past the bo
   const t0 = Date.now();
   check414(await rawRequest(broker.port, `GET /events/health?x=${'c'.repeat(8300)}`), 'unended line');
   assert.ok(Date.now() - t0 < 2000, 'answered at once, not after the head timeout');
-  // the longest request line taken (with its CRLF, exactly the bound) and no field is fine...
-  const line = (n) => { const pre = 'GET /events/health?x=', post = ' HTTP/1.1'; return pre + 'd'.repeat(n - pre.length - post.length) + post; };
+  // the longest request line taken (with its CRLF, exactly the bound) and no field is fine
+  // (HTTP/1.0: an HTTP/1.1 request needs a Host field, and it would not fit)...
+  const line = (n) => { const pre = 'GET /events/health?x=', post = ' HTTP/1.0'; return pre + 'd'.repeat(n - pre.length - post.length) + post; };
   let r = parseAnswer(await rawRequest(broker.port, `${line(8190)}\r\n\r\n`));
   assert.equal(r.status, 200, 'a request line of 8190 bytes and its CRLF');
   // ... one byte more is 414, and with that line a field past the bound is 431
@@ -2407,4 +2408,144 @@ test('a request head with lines ending in LF alone is answered 400 at once', asy
     assert.equal(body.error, 'invalid_request');
     assert.match(body.message, /CRLF/);
   }
+});
+
+// ---- the Host field, the request target's forms, empty lines before the request line
+// (RFC 9112 §2.2, §3.2) ----
+
+// An answer read whole over a raw socket that must be 400 invalid_request with a message
+// matching why, closed after it, and its JSON body of the length it says.
+function assertInvalid(raw, why, what) {
+  const r = parseAnswer(raw);
+  assert.equal(r.status, 400, `${what}: ${raw.slice(0, 300)}`);
+  assert.equal(r.headers.connection, 'close', what);
+  assert.equal(r.headers['content-type'], 'application/json', what);
+  assert.equal(Number(r.headers['content-length']), Buffer.byteLength(r.body, 'latin1'), what);
+  const j = JSON.parse(r.body);
+  assert.equal(j.error, 'invalid_request', what);
+  assert.match(j.message, why, what);
+  return r;
+}
+
+test('an HTTP/1.1 request without Host, or with a Host that is no host[:port], is 400 invalid_request; HTTP/1.0 may leave it out', async () => {
+  const noHost = 'GET /events/health HTTP/1.1\r\n\r\n';
+  const get = assertInvalid(await rawRequest(broker.port, noHost), /an HTTP\/1\.1 request must carry a Host field/, 'no Host');
+  // a stream is refused the same way, before its ticket is looked at
+  const room = await newRoom();
+  assertInvalid(await rawRequest(broker.port, `GET /events/rooms/${room}?ticket=${tk(room)} HTTP/1.1\r\nAccept: text/event-stream\r\n\r\n`),
+    /Host/, 'a stream without Host');
+  // a HEAD's refusal is its head alone, with the Content-Length of the GET's body
+  const head = parseAnswer(await rawRequest(broker.port, 'HEAD /events/health HTTP/1.1\r\n\r\n'));
+  assert.equal(head.status, 400);
+  assert.equal(head.body, '', 'no body after the HEAD answer');
+  assert.equal(Number(head.headers['content-length']), Buffer.byteLength(get.body, 'latin1'));
+  // values that are not a host with an optional port, over 1.1 and 1.0; two Host lines
+  for (const host of ['a b', 'a/b', 'u@a', 'a?b', 'a#b', 'a:8o', 'a:80:80', ':80', '[::1', 'http://a']) {
+    for (const v of ['1.1', '1.0']) {
+      assertInvalid(await rawRequest(broker.port, `GET /events/health HTTP/${v}\r\nHost: ${host}\r\n\r\n`), /Host/, `HTTP/${v}, Host: ${host}`);
+    }
+  }
+  assertInvalid(await rawRequest(broker.port, 'GET /events/health HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n'), /more than one Host/, 'two Hosts');
+  // taken: HTTP/1.0 without one, an empty one, host names, addresses and ports
+  for (const req of ['GET /events/health HTTP/1.0\r\n\r\n', 'GET /events/health HTTP/1.1\r\nHost:\r\n\r\n',
+    `GET /events/health HTTP/1.1\r\nHost: 127.0.0.1:${broker.port}\r\n\r\n`, 'GET /events/health HTTP/1.1\r\nHost: [::1]:8081\r\n\r\n',
+    'GET /events/health HTTP/1.1\r\nhost: Broker.Example\r\n\r\n']) {
+    const r = parseAnswer(await rawRequest(broker.port, req));
+    assert.equal(r.status, 200, JSON.stringify(req));
+    assert.equal(JSON.parse(r.body).status, 'ok', JSON.stringify(req));
+  }
+});
+
+test('an absolute-form target (RFC 9112 §3.2.2) is answered as its path would be; its authority stands for Host', async () => {
+  const origin = parseAnswer(await rawRequest(broker.port, 'GET /events/health HTTP/1.1\r\nHost: x\r\n\r\n'));
+  assert.equal(origin.status, 200);
+  for (const target of ['http://x/events/health', `http://127.0.0.1:${broker.port}/events/health?x=1`, 'HTTPS://Example.COM/events/health']) {
+    // with no Host, and with one that names another host: the target's counts
+    for (const host of ['', 'Host: other.example:1\r\n']) {
+      const what = `${target} ${JSON.stringify(host)}`;
+      const r = parseAnswer(await rawRequest(broker.port, `GET ${target} HTTP/1.1\r\n${host}\r\n`));
+      assert.equal(r.status, 200, what);
+      assert.equal(r.headers['content-type'], origin.headers['content-type'], what);
+      assert.equal(JSON.parse(r.body).status, 'ok', what);
+    }
+  }
+  // HEAD: the head alone, as with origin-form
+  const head = parseAnswer(await rawRequest(broker.port, 'HEAD http://x/events/health HTTP/1.1\r\n\r\n'));
+  assert.equal(head.status, 200);
+  assert.equal(head.body, '', 'no body after the HEAD answer');
+  assert.ok(Math.abs(Number(head.headers['content-length']) - Number(origin.headers['content-length'])) <= 2);
+  // the path and query reach the route: a long-poll with its ticket and position
+  const room = await newRoom();
+  const ids = await emitOps(room, 2);
+  const r = parseAnswer(await rawRequest(broker.port,
+    `GET http://broker.example:8081/events/rooms/${room}/poll?ticket=${tk(room)}&since=${ids[0]} HTTP/1.1\r\n\r\n`));
+  assert.equal(r.status, 200);
+  assert.deepEqual(ops(JSON.parse(r.body).events).map((e) => e.id), [ids[1]]);
+  // no path is "/", which the broker does not serve
+  const root = parseAnswer(await rawRequest(broker.port, 'GET http://x HTTP/1.1\r\n\r\n'));
+  assert.equal(root.status, 404);
+  assert.equal(JSON.parse(root.body).error, 'not_found');
+  // other schemes, user information, no host, a bad port; the asterisk-form
+  for (const [line, why] of [
+    ['GET ftp://x/events/health HTTP/1.1', /neither a path nor an http or https URI/],
+    ['GET x/events/health HTTP/1.1', /neither a path nor an http or https URI/],
+    ['GET http://u:p@x/events/health HTTP/1.1', /user information/],
+    ['GET http:///events/health HTTP/1.1', /no host/],
+    ['GET http://x:8o/events/health HTTP/1.1', /malformed host or port/],
+    ['OPTIONS * HTTP/1.1', /asterisk/],
+  ]) {
+    for (const host of ['', 'Host: x\r\n']) {
+      assertInvalid(await rawRequest(broker.port, `${line}\r\n${host}\r\n`), why, `${line} ${JSON.stringify(host)}`);
+    }
+  }
+  // a HEAD whose target is refused: its request line does not parse, so its method is not
+  // known, and the refusal carries its body (as for any malformed request line)
+  const bad = parseAnswer(await rawRequest(broker.port, 'HEAD http://u@x/events/health HTTP/1.1\r\n\r\n'));
+  assert.equal(bad.status, 400);
+  assert.match(JSON.parse(bad.body).message, /user information/);
+  // and the whole line still counts towards the bound: one byte too many is 414
+  const pre = 'GET http://x/events/health?x=', post = ' HTTP/1.1';
+  const at = (n) => `${pre}${'d'.repeat(n - pre.length - post.length)}${post}\r\n\r\n`;
+  assert.equal(parseAnswer(await rawRequest(broker.port, at(8190))).status, 200);
+  assert.equal(parseAnswer(await rawRequest(broker.port, at(8191))).status, 414);
+});
+
+test('up to four empty lines before the request line are skipped, even before the longest line taken; a fifth is 400 at once', async () => {
+  // a request line of n bytes: pre, then as many d as it takes, then post
+  const line = (n, pre = 'GET /events/health?x=', post = ' HTTP/1.0') => `${pre}${'d'.repeat(n - pre.length - post.length)}${post}`;
+  const empty = '\r\n'.repeat(4);
+  // the longest line taken (with its CRLF, the 8 KiB bound) behind four empty lines: the
+  // empty lines are not the head's, and the broker reads far enough to see it whole
+  let r = parseAnswer(await rawRequest(broker.port, `${empty}${line(8190)}\r\n\r\n`));
+  assert.equal(r.status, 200, 'four empty lines, then a line of 8190 bytes');
+  assert.equal(JSON.parse(r.body).status, 'ok');
+  // ... split over reads right past the bound, too
+  const s = createConnection(broker.port, '127.0.0.1');
+  let got = '';
+  s.setEncoding('latin1');
+  s.on('data', (d) => { got += d; });
+  s.on('error', () => {});
+  const closed = new Promise((resolve) => s.on('close', resolve));
+  await new Promise((resolve) => s.once('connect', resolve));
+  const whole = `${empty}${line(8190)}\r\n\r\n`;
+  s.write(whole.slice(0, 8193));
+  await sleep(300);
+  assert.equal(got, '', 'no answer before the head is whole');
+  s.write(whole.slice(8193));
+  await closed;
+  assert.equal(parseAnswer(got).status, 200, got.slice(0, 200));
+  // one byte more is 414
+  r = parseAnswer(await rawRequest(broker.port, `${empty}${line(8191)}\r\n\r\n`));
+  assert.equal(r.status, 414);
+  assert.equal(JSON.parse(r.body).error, 'uri_too_long');
+  // HTTP/1.1 with an absolute-form target, whose authority stands for Host
+  r = parseAnswer(await rawRequest(broker.port, `${empty}${line(8190, 'GET http://x/events/health?x=', ' HTTP/1.1')}\r\n\r\n`));
+  assert.equal(r.status, 200);
+  // a fifth empty line: refused at once, whole head or not, with a message
+  for (const req of [`${empty}\r\nGET /events/health HTTP/1.1\r\nHost: x\r\n\r\n`, `${empty}\r\nGET /events/health HTTP/1.1\r\n`]) {
+    const t0 = Date.now();
+    assertInvalid(await rawRequest(broker.port, req), /empty lines/, JSON.stringify(req.slice(0, 20)));
+    assert.ok(Date.now() - t0 < 2000, 'answered at once, not after the head timeout');
+  }
+  assert.equal((await fetch(`${broker.base}/events/health`)).status, 200, 'the broker is still fine');
 });

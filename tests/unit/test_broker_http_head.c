@@ -1,4 +1,5 @@
 /* The broker's request-head and query-string parsers, with malformed and hostile input. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,7 +59,7 @@ static void test_malformed(void)
 	CHECK(parse("GET /\r\n\r\n") == HTTP_HEAD_BAD);
 	CHECK(parse("GET / HTTP/2.0\r\n\r\n") == HTTP_HEAD_BAD);
 	CHECK(parse("GET / HTTP/1.1 \r\n\r\n") == HTTP_HEAD_BAD);
-	CHECK(parse("GET http://x/ HTTP/1.1\r\n\r\n") == HTTP_HEAD_BAD);
+	CHECK(parse("GET ftp://x/ HTTP/1.1\r\n\r\n") == HTTP_HEAD_BAD);
 	CHECK(parse("GET  / HTTP/1.1\r\n\r\n") == HTTP_HEAD_BAD);
 	CHECK(parse("G(T / HTTP/1.1\r\n\r\n") == HTTP_HEAD_BAD);
 	CHECK(parse("GET /a b HTTP/1.1\r\n\r\n") == HTTP_HEAD_BAD);
@@ -136,7 +137,8 @@ static void test_hostile(void)
 		CHECK(http_head_parse(&h, big, HTTP_HEAD_MAX) == HTTP_HEAD_MORE);
 		/* empty lines before the request line do not count towards it */
 		memcpy(big, "\r\n\r\nGET /", 9);
-		CHECK(http_head_parse(&h, big, HTTP_HEAD_MAX + 4) == HTTP_HEAD_URI_TOO_LONG);
+		CHECK(http_head_parse(&h, big, HTTP_HEAD_MAX + 4) == HTTP_HEAD_MORE);
+		CHECK(http_head_parse(&h, big, HTTP_HEAD_MAX + 5) == HTTP_HEAD_URI_TOO_LONG);
 		free(big);
 	}
 
@@ -204,7 +206,7 @@ static void test_framing(void)
 		int ok;
 	} cases[] = {
 		{"Host: x\r\n", 1},
-		{"", 1}, /* no Host: taken, as before */
+		{"", 0}, /* no Host over HTTP/1.1 (test_host has the rest) */
 		{"Host: x\r\nContent-Length: 0\r\n", 1},
 		{"Host: x\r\nContent-Length: 40\r\n", 1}, /* one length: not kept (preflight) */
 		{"Host: x\r\nContent-Length: 0\r\nContent-Length: 40\r\n", 0},
@@ -226,6 +228,285 @@ static void test_framing(void)
 		const char *why = http_head_framing_error(&h);
 		CHECK(cases[i].ok ? why == NULL : why != NULL && *why != '\0');
 	}
+}
+
+/* RFC 9112 §3.2.2: an absolute-form target ("http://host/path") is taken; its authority is
+ * the host, and what follows it the path. */
+static void test_absolute_form(void)
+{
+	CHECK(parse("GET http://example.com:8080/events/health?x=1 HTTP/1.1\r\n\r\n") ==
+	      HTTP_HEAD_OK);
+	CHECK_STR(h.method, "GET");
+	CHECK_STR(h.authority, "example.com:8080");
+	CHECK_STR(h.path, "/events/health");
+	CHECK_STR(h.query, "x=1");
+	CHECK(h.minor == 1);
+	/* the scheme in any case, https too */
+	CHECK(parse("HEAD HTTPS://Example.COM/events/rooms/a/poll HTTP/1.0\r\nHost: x\r\n\r\n") ==
+	      HTTP_HEAD_OK);
+	CHECK_STR(h.authority, "Example.COM");
+	CHECK_STR(h.path, "/events/rooms/a/poll");
+	CHECK_STR(h.query, "");
+	CHECK(parse("GET hTtP://x/ HTTP/1.1\r\n\r\n") == HTTP_HEAD_OK);
+	CHECK_STR(h.authority, "x");
+	CHECK_STR(h.path, "/");
+	/* no path: "/"; a query right after the authority is the query of "/" */
+	CHECK(parse("GET http://x HTTP/1.1\r\n\r\n") == HTTP_HEAD_OK);
+	CHECK_STR(h.authority, "x");
+	CHECK_STR(h.path, "/");
+	CHECK_STR(h.query, "");
+	CHECK(parse("GET http://x:8081?a=1&b=/c HTTP/1.1\r\n\r\n") == HTTP_HEAD_OK);
+	CHECK_STR(h.authority, "x:8081");
+	CHECK_STR(h.path, "/");
+	CHECK_STR(h.query, "a=1&b=/c");
+	CHECK(parse("GET http://x/a?b?c HTTP/1.1\r\n\r\n") == HTTP_HEAD_OK);
+	CHECK_STR(h.path, "/a");
+	CHECK_STR(h.query, "b?c");
+	/* IP literals, an empty port */
+	CHECK(parse("GET http://[::1]:8081/events/health HTTP/1.1\r\n\r\n") == HTTP_HEAD_OK);
+	CHECK_STR(h.authority, "[::1]:8081");
+	CHECK_STR(h.path, "/events/health");
+	CHECK(parse("GET http://127.0.0.1:/p HTTP/1.1\r\n\r\n") == HTTP_HEAD_OK);
+	CHECK_STR(h.authority, "127.0.0.1:");
+	/* the fields that follow are read as usual */
+	CHECK(parse("GET http://x/p HTTP/1.1\r\nHost: y\r\nA: b\r\n\r\n") == HTTP_HEAD_OK);
+	CHECK(h.nheaders == 2);
+	CHECK_STR(http_head_get(&h, "a"), "b");
+	/* origin-form has none */
+	CHECK(parse("GET /p HTTP/1.1\r\nHost: y\r\n\r\n") == HTTP_HEAD_OK);
+	CHECK(h.authority == NULL);
+
+	/* refused, each with a reason for the 400 */
+	static const char *const bad[] = {
+		"GET ftp://x/ HTTP/1.1",	/* another scheme */
+		"GET ws://x/ HTTP/1.1",
+		"GET httpx://x/ HTTP/1.1",
+		"GET http:/x/ HTTP/1.1",
+		"GET http:x HTTP/1.1",
+		"GET x/y HTTP/1.1",
+		"GET example.com:80 HTTP/1.1", /* authority-form is CONNECT's */
+		"GET http:// HTTP/1.1",		/* no authority */
+		"GET http:///events/health HTTP/1.1",
+		"GET https://?a=1 HTTP/1.1",
+		"GET http://u@x/ HTTP/1.1", /* user information */
+		"GET http://u:p@x:80/ HTTP/1.1",
+		"GET http://@x/ HTTP/1.1",
+		"GET http://x:8o/ HTTP/1.1", /* a port that is no number */
+		"GET http://x:80:80/ HTTP/1.1",
+		"GET http://:80/ HTTP/1.1", /* a port without a host */
+		"GET http://[::1/ HTTP/1.1", /* IP literals */
+		"GET http://[]/ HTTP/1.1",
+		"GET http://[::1]x/ HTTP/1.1",
+		"GET http://[v1.x]/ HTTP/1.1",
+		"GET http://a%2/ HTTP/1.1", /* a broken escape */
+		"GET http://a%zz/ HTTP/1.1",
+		"GET http://a#b/ HTTP/1.1",
+		"GET http://a\"b/ HTTP/1.1",
+		"OPTIONS * HTTP/1.1", /* the asterisk-form */
+	};
+	char req[128];
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snprintf(req, sizeof req, "%s\r\nHost: x\r\n\r\n", bad[i]);
+		CHECK(parse(req) == HTTP_HEAD_BAD);
+		CHECK(h.why != NULL);
+	}
+	CHECK(parse("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n") == HTTP_HEAD_BAD);
+	CHECK(h.why != NULL && strstr(h.why, "asterisk") != NULL);
+	CHECK(parse("GET http://u@x/ HTTP/1.1\r\n\r\n") == HTTP_HEAD_BAD);
+	CHECK(h.why != NULL && strstr(h.why, "user") != NULL);
+	/* a well-formed host with more behind it is still one target: it cannot hide a space */
+	CHECK(parse("GET http://x /p HTTP/1.1\r\n\r\n") == HTTP_HEAD_BAD);
+	/* the method of a refused head is known from an absolute-form line too */
+	static const char abs_head[] =
+		"HEAD http://x/events/health HTTP/1.1\r\nBad Name: v\r\n\r\n";
+	CHECK(http_head_line_is_head(abs_head, sizeof abs_head - 1));
+	static const char ftp_head[] = "HEAD ftp://x/ HTTP/1.1\r\n\r\n";
+	CHECK(!http_head_line_is_head(ftp_head, sizeof ftp_head - 1));
+
+	/* the request line's bound is the same: the scheme and authority count */
+	char *big = malloc(HTTP_HEAD_MAX + 16);
+	CHECK(big != NULL);
+	if (!big)
+		return;
+	for (size_t line = HTTP_HEAD_MAX - 2; line <= HTTP_HEAD_MAX - 1; line++) {
+		static const char pre[] = "GET http://example.com:8081/events/health?x=";
+		memcpy(big, pre, sizeof pre - 1);
+		memset(big + sizeof pre - 1, 'a', line - (sizeof pre - 1) - 9);
+		memcpy(big + line - 9, " HTTP/1.1\r\n\r\n", 13);
+		enum http_head_status st = http_head_parse(&h, big, line + 4);
+		if (line == HTTP_HEAD_MAX - 2) {
+			CHECK(st == HTTP_HEAD_OK);
+			CHECK_STR(h.authority, "example.com:8081");
+			CHECK_STR(h.path, "/events/health");
+			CHECK(h.query && strlen(h.query) == line - (sizeof pre - 1) - 9 + 2);
+			CHECK(http_head_framing_error(&h) == NULL);
+		} else {
+			CHECK(st == HTTP_HEAD_URI_TOO_LONG);
+		}
+	}
+	free(big);
+}
+
+/* RFC 9112 §3.2: the Host field. One at most, a valid host[:port] or empty, and present in an
+ * HTTP/1.1 request unless its target is absolute-form, whose authority counts instead. */
+static void test_host(void)
+{
+	static const struct {
+		const char *line;
+		const char *fields;
+		int ok;
+	} cases[] = {
+		/* missing: HTTP/1.1 only, and not with an absolute-form target */
+		{"GET /events/health HTTP/1.1", "", 0},
+		{"GET /events/health HTTP/1.1", "X-Host: a\r\n", 0},
+		{"GET /events/health HTTP/1.0", "", 1},
+		{"GET http://a/events/health HTTP/1.1", "", 1},
+		{"GET http://a/events/health HTTP/1.0", "", 1},
+		/* empty: valid (a target without an authority may send it) */
+		{"GET /events/health HTTP/1.1", "Host:\r\n", 1},
+		{"GET /events/health HTTP/1.1", "Host:   \r\n", 1},
+		{"GET /events/health HTTP/1.0", "Host:\r\n", 1},
+		/* valid values */
+		{"GET / HTTP/1.1", "Host: example.com\r\n", 1},
+		{"GET / HTTP/1.1", "host: EXAMPLE.com:8080\r\n", 1},
+		{"GET / HTTP/1.1", "Host: 127.0.0.1:8081\r\n", 1},
+		{"GET / HTTP/1.1", "Host: [::1]:8081\r\n", 1},
+		{"GET / HTTP/1.1", "Host: [2001:db8::ffff:1.2.3.4]\r\n", 1},
+		{"GET / HTTP/1.1", "Host: my_host.local\r\n", 1},
+		{"GET / HTTP/1.1", "Host: a%41b\r\n", 1},
+		{"GET / HTTP/1.1", "Host: a:\r\n", 1},
+		{"GET / HTTP/1.1", "Host: \t localhost:80 \r\n", 1},
+		/* more than one, whatever the version or target */
+		{"GET / HTTP/1.1", "Host: a\r\nHost: a\r\n", 0},
+		{"GET / HTTP/1.0", "Host: a\r\nhost: b\r\n", 0},
+		{"GET / HTTP/1.1", "Host:\r\nHost: a\r\n", 0},
+		{"GET http://a/ HTTP/1.1", "Host: a\r\nHost: b\r\n", 0},
+		/* invalid values, over 1.0 and 1.1 and with either target */
+		{"GET / HTTP/1.1", "Host: a b\r\n", 0},
+		{"GET / HTTP/1.1", "Host: a\tb\r\n", 0},
+		{"GET / HTTP/1.1", "Host: a/b\r\n", 0},
+		{"GET / HTTP/1.1", "Host: a/\r\n", 0},
+		{"GET / HTTP/1.1", "Host: u@a\r\n", 0},
+		{"GET / HTTP/1.1", "Host: a?b\r\n", 0},
+		{"GET / HTTP/1.1", "Host: a#b\r\n", 0},
+		{"GET / HTTP/1.1", "Host: http://a\r\n", 0},
+		{"GET / HTTP/1.1", "Host: a:8o\r\n", 0},
+		{"GET / HTTP/1.1", "Host: a:-1\r\n", 0},
+		{"GET / HTTP/1.1", "Host: a:80:80\r\n", 0},
+		{"GET / HTTP/1.1", "Host: :80\r\n", 0},
+		{"GET / HTTP/1.1", "Host: [::1\r\n", 0},
+		{"GET / HTTP/1.1", "Host: []\r\n", 0},
+		{"GET / HTTP/1.1", "Host: [::1]x\r\n", 0},
+		{"GET / HTTP/1.1", "Host: [::g]\r\n", 0},
+		{"GET / HTTP/1.1", "Host: a%2\r\n", 0},
+		{"GET / HTTP/1.1", "Host: a,b\r\nHost: c\r\n", 0},
+		{"GET / HTTP/1.1", "Host: \"a\"\r\n", 0},
+		{"GET / HTTP/1.1", "Host: \xc3\xa9.example\r\n", 0},
+		{"GET / HTTP/1.0", "Host: a b\r\n", 0},
+		{"GET / HTTP/1.0", "Host: u@a\r\n", 0},
+		{"GET http://a/ HTTP/1.1", "Host: a b\r\n", 0},
+		/* an absolute-form target with a Host of its own: the target's authority counts */
+		{"GET http://a:1/events/health HTTP/1.1", "Host: b:2\r\n", 1},
+	};
+	char req[256];
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		snprintf(req, sizeof req, "%s\r\n%s\r\n", cases[i].line, cases[i].fields);
+		CHECK(parse(req) == HTTP_HEAD_OK);
+		const char *why = http_head_framing_error(&h);
+		if (cases[i].ok ? why != NULL : why == NULL || strstr(why, "Host") == NULL)
+			fprintf(stderr, "  case %zu: %s / %s: %s\n", i, cases[i].line,
+				cases[i].fields, why ? why : "(taken)");
+		CHECK(cases[i].ok ? why == NULL : why != NULL && strstr(why, "Host") != NULL);
+	}
+	/* the message names what is missing */
+	CHECK(parse("GET /events/health HTTP/1.1\r\n\r\n") == HTTP_HEAD_OK);
+	CHECK_STR(http_head_framing_error(&h), "an HTTP/1.1 request must carry a Host field");
+	/* with an absolute-form target, the target's host is the one */
+	CHECK(parse("GET http://a:1/events/health HTTP/1.1\r\nHost: b:2\r\n\r\n") == HTTP_HEAD_OK);
+	CHECK_STR(h.authority, "a:1");
+	CHECK_STR(h.path, "/events/health");
+}
+
+/* RFC 9112 §2.2: up to HTTP_HEAD_LEADING_MAX bytes of empty lines before the request line are
+ * skipped, and count neither towards the bound nor against the bytes a server hands in. */
+static void test_leading_lines(void)
+{
+	CHECK(HTTP_HEAD_LEADING_MAX == 8);
+	size_t cap = 2 * HTTP_HEAD_MAX;
+	char *big = malloc(cap);
+	CHECK(big != NULL);
+	if (!big)
+		return;
+	for (size_t line = HTTP_HEAD_MAX - 2; line <= HTTP_HEAD_MAX - 1; line++) {
+		/* 4 empty lines, "GET /events/health?x=dd…d HTTP/1.1" of line bytes, CRLF CRLF */
+		static const char pre[] = "\r\n\r\n\r\n\r\nGET /events/health?x=";
+		memcpy(big, pre, sizeof pre - 1);
+		size_t at = HTTP_HEAD_LEADING_MAX + line - 9;
+		memset(big + sizeof pre - 1, 'd', at - (sizeof pre - 1));
+		memcpy(big + at, " HTTP/1.1\r\n\r\n", 13);
+		size_t total = at + 13;
+		/* what the server hands in: at most HTTP_HEAD_READ_MAX bytes, here all of them */
+		size_t take = total < HTTP_HEAD_READ_MAX ? total : HTTP_HEAD_READ_MAX;
+		enum http_head_status st = http_head_parse(&h, big, take);
+		if (line == HTTP_HEAD_MAX - 2) {
+			/* the longest request line taken */
+			CHECK(take == total);
+			CHECK(st == HTTP_HEAD_OK);
+			CHECK(h.head_len == total);
+			CHECK_STR(h.path, "/events/health");
+			CHECK(h.query && strlen(h.query) ==
+					     line - strlen("GET /events/health?x= HTTP/1.1") + 2);
+			/* and every part of it, as reads may split it, waits for the rest: no
+			 * early 414 (the empty lines) nor 431 (a head ending 2 bytes past the
+			 * bound) */
+			size_t early = 0;
+			for (size_t n = 0; n < total; n++)
+				if (http_head_parse(&h, big, n) != HTTP_HEAD_MORE)
+					early++;
+			CHECK(early == 0);
+		} else {
+			CHECK(st == HTTP_HEAD_URI_TOO_LONG);
+		}
+		/* the same line, and a field that takes the head past the bound: 431 */
+		memcpy(big + at, " HTTP/1.1\r\nHost: x\r\n\r\n", 22);
+		total = at + 22;
+		take = total < HTTP_HEAD_READ_MAX ? total : HTTP_HEAD_READ_MAX;
+		st = http_head_parse(&h, big, take);
+		CHECK(st ==
+		      (line == HTTP_HEAD_MAX - 2 ? HTTP_HEAD_TOO_LARGE : HTTP_HEAD_URI_TOO_LONG));
+	}
+
+	/* HTTP_HEAD_READ_MAX bytes always give a verdict, whatever the empty lines before */
+	for (size_t skip = 0; skip <= HTTP_HEAD_LEADING_MAX; skip += 2) {
+		for (size_t i = 0; i < skip; i += 2)
+			memcpy(big + i, "\r\n", 2);
+		memcpy(big + skip, "GET /", 5);
+		memset(big + skip + 5, 'b', cap - skip - 5);
+		CHECK(http_head_parse(&h, big, HTTP_HEAD_READ_MAX) == HTTP_HEAD_URI_TOO_LONG);
+		memcpy(big + skip, "GET / HTTP/1.1\r\nX: ", 19);
+		CHECK(http_head_parse(&h, big, HTTP_HEAD_READ_MAX) == HTTP_HEAD_TOO_LARGE);
+		/* a line that never ends is answered once the bytes after the empty lines are
+		 * past the bound, not before */
+		memcpy(big + skip, "GET /", 5);
+		memset(big + skip + 5, 'b', 20);
+		CHECK(http_head_parse(&h, big, skip + HTTP_HEAD_MAX) == HTTP_HEAD_MORE);
+		CHECK(http_head_parse(&h, big, skip + HTTP_HEAD_MAX + 1) == HTTP_HEAD_URI_TOO_LONG);
+	}
+	free(big);
+
+	/* a fifth empty line is refused at once, with a reason, whole head or not */
+	CHECK(parse("\r\n\r\n\r\n\r\nGET / HTTP/1.0\r\n\r\n") == HTTP_HEAD_OK);
+	CHECK(h.head_len == strlen("\r\n\r\n\r\n\r\nGET / HTTP/1.0\r\n\r\n"));
+	CHECK(parse("\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.0\r\n\r\n") == HTTP_HEAD_BAD);
+	CHECK(h.why != NULL && strstr(h.why, "empty lines") != NULL);
+	CHECK(parse("\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.0\r\n") == HTTP_HEAD_BAD);
+	CHECK(parse("\r\n\r\n\r\n\r\n\r\n") == HTTP_HEAD_BAD);
+	CHECK(parse("\r\n\r\n\r\n\r\n\r") == HTTP_HEAD_MORE);
+	CHECK(parse("\r\n\r\n\r\n\r\nGET / HTTP/1.0\r\n") == HTTP_HEAD_MORE);
+	static const char five[] = "\r\n\r\n\r\n\r\n\r\nHEAD / HTTP/1.1\r\n\r\n";
+	CHECK(!http_head_line_is_head(five, sizeof five - 1));
+	static const char four[] = "\r\n\r\n\r\n\r\nHEAD / HTTP/1.1\r\nBad Name: v\r\n\r\n";
+	CHECK(http_head_line_is_head(four, sizeof four - 1));
 }
 
 static void test_query(void)
@@ -301,6 +582,9 @@ int main(void)
 	test_bare_lf();
 	test_repeated_fields();
 	test_framing();
+	test_absolute_form();
+	test_host();
+	test_leading_lines();
 	test_query();
 	test_refused_head();
 	return unit_summary("test_broker_http_head");

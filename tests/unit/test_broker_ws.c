@@ -96,15 +96,15 @@ static void test_handshake(void)
 	CHECK(strstr(b.data, "HTTP/1.1 101 Switching Protocols\r\n") == b.data);
 	CHECK(strstr(b.data, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n") != NULL);
 	buf_reset(&b);
-	CHECK(handshake("GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+	CHECK(handshake("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
 			"Sec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
 			&b, &bv) == -1);
 	CHECK(bv == 1);
-	CHECK(handshake("GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+	CHECK(handshake("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
 			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
 			&b, &bv) == -1);
 	CHECK(bv == 0);
-	CHECK(handshake("GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+	CHECK(handshake("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
 			"Sec-WebSocket-Version: 13\r\n\r\n",
 			&b, &bv) == -1);
 	CHECK(handshake("GET /ws HTTP/1.0\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
