@@ -106,13 +106,15 @@ int resolve_hosts(const char *const *hosts, int n, long timeout_ms, struct resol
 	struct lookup **ls = calloc(n > 0 ? (size_t)n : 1, sizeof *ls);
 	struct gaicb **list = calloc(n > 0 ? (size_t)n : 1, sizeof *list);
 	int names = 0, got = 0;
-	int pending = reap_given_up();
+	int pending = -1; /* given-up lookups still running: asked once a name is met */
 	for (int i = 0; i < n; i++) {
 		struct resolved *r = &out[i];
 		memset(r, 0, sizeof *r);
 		if (numeric(hosts[i], r))
 			continue;
 		r->name = 1;
+		if (pending < 0)
+			pending = reap_given_up();
 		if (!ls || !list) {
 			errbuf_set(r->err, sizeof r->err, "cannot resolve %s: out of memory", hosts[i]);
 			continue;
@@ -137,8 +139,8 @@ int resolve_hosts(const char *const *hosts, int n, long timeout_ms, struct resol
 		ls[i] = l;
 		list[names++] = &l->cb;
 	}
-	/* when not all could be queue_rc (EAI_AGAIN, EAI_MEMORY, EAI_SYSTEM), glibc may still have
-	 * queue_rc some: each is looked at on its own below, none freed while it runs */
+	/* when not all could be queued (EAI_AGAIN, EAI_MEMORY, EAI_SYSTEM), glibc may still have
+	 * queued some: each is looked at on its own below, none freed while it runs */
 	int queue_rc = names > 0 ? getaddrinfo_a(GAI_NOWAIT, list, names, NULL) : 0;
 	long long deadline = clock_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	for (;;) {
