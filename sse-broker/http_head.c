@@ -211,10 +211,11 @@ enum http_head_status http_head_parse(struct http_head *h, const char *data, siz
 		if (avail <= HTTP_HEAD_MAX)
 			return HTTP_HEAD_MORE;
 		enum http_head_status st = too_large(data + skip, avail);
-		/* a request line that fits still leaves room for a head ending in its CRLF CRLF
-		 * up to 2 bytes past the bound (the last line's CRLF counts, the empty line's
-		 * does not): until they are here, it may yet be whole */
-		if (st == HTTP_HEAD_TOO_LARGE && avail < HTTP_HEAD_MAX + 2)
+		/* the last line's CRLF counts towards the bound, the empty line's does not: one
+		 * byte past it, a head whose bytes there are CR LF CR may still end with the next
+		 * LF. Any other head that long is too large already. */
+		if (st == HTTP_HEAD_TOO_LARGE && avail == HTTP_HEAD_MAX + 1 &&
+		    memcmp(data + skip + HTTP_HEAD_MAX - 2, "\r\n\r", 3) == 0)
 			return HTTP_HEAD_MORE;
 		return st;
 	}
@@ -353,10 +354,10 @@ const char *http_head_framing_error(const struct http_head *h)
 	const char *host = http_head_get(h, "Host");
 	if (host && *host && !host_port_valid(host, strlen(host)))
 		return "the Host field is not a host with an optional port";
-	/* None at all is a 400 over HTTP/1.1 (HTTP/1.0 came before it), unless the target is
-	 * absolute-form: its authority is the host then, and a Host field is ignored
-	 * (RFC 9112 §3.2.2). */
-	if (!host && h->minor == 1 && !h->authority)
+	/* None at all is a 400 over HTTP/1.1 (HTTP/1.0 came before it), whatever the target:
+	 * with an absolute-form one the Host's value is ignored (RFC 9112 §3.2.2), not the
+	 * need to send it. */
+	if (!host && h->minor == 1)
 		return "an HTTP/1.1 request must carry a Host field";
 	return NULL;
 }

@@ -19,6 +19,10 @@
  * this many (or all the client sent, when less) the answer is never HTTP_HEAD_MORE because
  * bytes were left out. The skipped empty lines, the head, and a little past the bound. */
 #define HTTP_HEAD_READ_MAX (HTTP_HEAD_LEADING_MAX + HTTP_HEAD_MAX + 4)
+/* the skip goes by whole CRLF pairs, and a head one byte past the bound must still fit */
+_Static_assert(HTTP_HEAD_LEADING_MAX % 2 == 0, "empty lines are skipped two bytes at a time");
+_Static_assert(HTTP_HEAD_READ_MAX >= HTTP_HEAD_LEADING_MAX + HTTP_HEAD_MAX + 2,
+	       "the parser needs up to 2 bytes past the bound for a verdict");
 
 enum http_head_status {
 	HTTP_HEAD_OK = 0,
@@ -90,8 +94,8 @@ size_t http_head_count(const struct http_head *h, const char *name);
  * cannot take (the broker: a kept connection's next request starts right after the head,
  * RFC 9112 §6.3): a Transfer-Encoding, a Content-Length that is not one line of digits. Then
  * the Host field (RFC 9112 §3.2): more than one, a value that is not host[:port], or none in
- * an HTTP/1.1 request with an origin-form target (HTTP/1.0 may leave it out, and an
- * absolute-form target names the host itself). A static string for the 400's message. */
+ * an HTTP/1.1 request (HTTP/1.0 may leave it out; with an absolute-form target its value is
+ * not used, but it must be there). A static string for the 400's message. */
 const char *http_head_framing_error(const struct http_head *h);
 
 /* Percent-decodes in[0..n) into out (cap bytes, NUL-terminated); '+' is a space when

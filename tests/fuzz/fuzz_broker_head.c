@@ -54,9 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *why = http_head_framing_error(&h);
 	if (why && !*why)
 		__builtin_trap();
-	/* HTTP/1.1 taken only with a Host, or an absolute-form target naming the host; never
-	 * with two */
-	if (!why && ((h.minor == 1 && !h.authority && !http_head_get(&h, "Host")) ||
+	/* HTTP/1.1 taken only with a Host, whatever the target; never with two */
+	if (!why && ((h.minor == 1 && !http_head_get(&h, "Host")) ||
 		     http_head_count(&h, "Host") > 1))
 		__builtin_trap();
 	/* a head taken has no line ending in LF alone */
