@@ -494,6 +494,17 @@ static void test_leading_lines(void)
 		memset(big + skip + 5, 'b', 20);
 		CHECK(http_head_parse(&h, big, skip + HTTP_HEAD_MAX) == HTTP_HEAD_MORE);
 		CHECK(http_head_parse(&h, big, skip + HTTP_HEAD_MAX + 1) == HTTP_HEAD_URI_TOO_LONG);
+		/* fields one byte past the bound: only a head whose bytes there are CR LF CR may
+		 * still end (its final LF would come next); any other is 431 at once, not after
+		 * the head timeout */
+		memcpy(big + skip, "GET / HTTP/1.1\r\nX: ", 19);
+		memset(big + skip + 19, 'c', HTTP_HEAD_MAX);
+		memcpy(big + skip + HTTP_HEAD_MAX - 2, "\r\n\r", 3);
+		CHECK(http_head_parse(&h, big, skip + HTTP_HEAD_MAX + 1) == HTTP_HEAD_MORE);
+		memcpy(big + skip + HTTP_HEAD_MAX - 2, "\r\nY", 3);
+		CHECK(http_head_parse(&h, big, skip + HTTP_HEAD_MAX + 1) == HTTP_HEAD_TOO_LARGE);
+		memcpy(big + skip + HTTP_HEAD_MAX - 2, "ccc", 3);
+		CHECK(http_head_parse(&h, big, skip + HTTP_HEAD_MAX + 1) == HTTP_HEAD_TOO_LARGE);
 	}
 	free(big);
 
