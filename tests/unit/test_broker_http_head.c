@@ -241,33 +241,28 @@ static void test_absolute_form(void)
 	CHECK_STR(h.path, "/events/health");
 	CHECK_STR(h.query, "x=1");
 	CHECK(h.minor == 1);
-	/* the scheme in any case, https too */
-	CHECK(parse("HEAD HTTPS://Example.COM/events/rooms/a/poll HTTP/1.0\r\nHost: x\r\n\r\n") ==
-	      HTTP_HEAD_OK);
-	CHECK_STR(h.authority, "Example.COM");
-	CHECK_STR(h.path, "/events/rooms/a/poll");
-	CHECK_STR(h.query, "");
-	CHECK(parse("GET hTtP://x/ HTTP/1.1\r\n\r\n") == HTTP_HEAD_OK);
-	CHECK_STR(h.authority, "x");
-	CHECK_STR(h.path, "/");
-	/* no path: "/"; a query right after the authority is the query of "/" */
-	CHECK(parse("GET http://x HTTP/1.1\r\n\r\n") == HTTP_HEAD_OK);
-	CHECK_STR(h.authority, "x");
-	CHECK_STR(h.path, "/");
-	CHECK_STR(h.query, "");
-	CHECK(parse("GET http://x:8081?a=1&b=/c HTTP/1.1\r\n\r\n") == HTTP_HEAD_OK);
-	CHECK_STR(h.authority, "x:8081");
-	CHECK_STR(h.path, "/");
-	CHECK_STR(h.query, "a=1&b=/c");
-	CHECK(parse("GET http://x/a?b?c HTTP/1.1\r\n\r\n") == HTTP_HEAD_OK);
-	CHECK_STR(h.path, "/a");
-	CHECK_STR(h.query, "b?c");
-	/* IP literals, an empty port */
-	CHECK(parse("GET http://[::1]:8081/events/health HTTP/1.1\r\n\r\n") == HTTP_HEAD_OK);
-	CHECK_STR(h.authority, "[::1]:8081");
-	CHECK_STR(h.path, "/events/health");
-	CHECK(parse("GET http://127.0.0.1:/p HTTP/1.1\r\n\r\n") == HTTP_HEAD_OK);
-	CHECK_STR(h.authority, "127.0.0.1:");
+	/* the target split into authority, path and query: the scheme in any case, https too;
+	 * no path is "/", and a query right after the authority is the query of "/"; IP
+	 * literals, an empty port */
+	static const struct {
+		const char *req, *authority, *path, *query;
+	} split[] = {
+		{"HEAD HTTPS://Example.COM/events/rooms/a/poll HTTP/1.0\r\nHost: x\r\n\r\n",
+		 "Example.COM", "/events/rooms/a/poll", ""},
+		{"GET hTtP://x/ HTTP/1.1\r\n\r\n", "x", "/", ""},
+		{"GET http://x HTTP/1.1\r\n\r\n", "x", "/", ""},
+		{"GET http://x:8081?a=1&b=/c HTTP/1.1\r\n\r\n", "x:8081", "/", "a=1&b=/c"},
+		{"GET http://x/a?b?c HTTP/1.1\r\n\r\n", "x", "/a", "b?c"},
+		{"GET http://[::1]:8081/events/health HTTP/1.1\r\n\r\n", "[::1]:8081",
+		 "/events/health", ""},
+		{"GET http://127.0.0.1:/p HTTP/1.1\r\n\r\n", "127.0.0.1:", "/p", ""},
+	};
+	for (size_t i = 0; i < sizeof split / sizeof split[0]; i++) {
+		CHECK(parse(split[i].req) == HTTP_HEAD_OK);
+		CHECK_STR(h.authority, split[i].authority);
+		CHECK_STR(h.path, split[i].path);
+		CHECK_STR(h.query, split[i].query);
+	}
 	/* the fields that follow are read as usual */
 	CHECK(parse("GET http://x/p HTTP/1.1\r\nHost: y\r\nA: b\r\n\r\n") == HTTP_HEAD_OK);
 	CHECK(h.nheaders == 2);
