@@ -1,5 +1,6 @@
 #include "http_head.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 #include <strings.h>
 
@@ -38,18 +39,25 @@ static int is_regname(unsigned char c)
 
 /* Whether s[0..n) is host[:port], the grammar of a Host value and of an absolute-form
  * target's authority without user information (RFC 9110 §7.2, RFC 3986 §3.2.2-3.2.3): a
- * reg-name, percent escapes allowed, or an IPv6 literal in brackets (hex digits, ':' and
- * '.'), never empty; then ':' and digits (none is allowed too). The grammar only: the broker
- * serves whatever host it is reached by, so nothing is compared or looked up. */
+ * reg-name, percent escapes allowed, or an IPv6 address in brackets (as inet_pton reads it:
+ * "[1]" or "[1:2]" is not one; zone ids and IPvFuture are not taken), never empty; then ':'
+ * and digits (none is allowed too). The grammar only: the broker serves whatever host it is
+ * reached by, so nothing is compared or looked up. */
 static int host_port_valid(const char *s, size_t n)
 {
 	size_t i = 0;
 	if (n > 0 && s[0] == '[') {
-		for (i = 1; i < n && (hexval(s[i]) >= 0 || s[i] == ':' || s[i] == '.'); i++)
-			;
-		if (i == 1 || i == n || s[i] != ']')
+		const char *close = memchr(s, ']', n);
+		char addr[INET6_ADDRSTRLEN];
+		struct in6_addr a6;
+		size_t alen = close ? (size_t)(close - s) - 1 : 0;
+		if (alen == 0 || alen >= sizeof addr)
 			return 0;
-		i++;
+		memcpy(addr, s + 1, alen);
+		addr[alen] = '\0';
+		if (inet_pton(AF_INET6, addr, &a6) != 1)
+			return 0;
+		i = alen + 2;
 	} else {
 		while (i < n && s[i] != ':') {
 			if (s[i] == '%') {
@@ -111,6 +119,12 @@ static enum http_head_status parse_request_line(struct http_head *h, char *line,
 		/* RFC 9112 §3.2.4: only for a server-wide OPTIONS, which the broker has no
 		 * answer for */
 		h->why = "the asterisk-form target (OPTIONS *) is not served";
+		return HTTP_HEAD_BAD;
+	}
+	if (strchr(target, '#')) {
+		/* RFC 3986 §3.5: a fragment is the client's own and never sent; '#' is not allowed
+		 * unescaped in a path or a query either */
+		h->why = "the request target carries a fragment ('#')";
 		return HTTP_HEAD_BAD;
 	}
 	if (*target != '/') {

@@ -2440,7 +2440,7 @@ test('an HTTP/1.1 request without Host, or with a Host that is no host[:port], i
   assert.equal(head.body, '', 'no body after the HEAD answer');
   assert.equal(Number(head.headers['content-length']), Buffer.byteLength(get.body, 'latin1'));
   // values that are not a host with an optional port, over 1.1 and 1.0; two Host lines
-  for (const host of ['a b', 'a/b', 'u@a', 'a?b', 'a#b', 'a:8o', 'a:80:80', ':80', '[::1', 'http://a']) {
+  for (const host of ['a b', 'a/b', 'u@a', 'a?b', 'a#b', 'a:8o', 'a:80:80', ':80', '[::1', 'http://a', '[1]', '[1:2]:80', '[fe80::1%25lo]']) {
     for (const v of ['1.1', '1.0']) {
       assertInvalid(await rawRequest(broker.port, `GET /events/health HTTP/${v}\r\nHost: ${host}\r\n\r\n`), /Host/, `HTTP/${v}, Host: ${host}`);
     }
@@ -2495,6 +2495,9 @@ test('an absolute-form target (RFC 9112 §3.2.2) is answered as its path would b
     ['GET http://u:p@x/events/health HTTP/1.1', /user information/],
     ['GET http:///events/health HTTP/1.1', /no host/],
     ['GET http://x:8o/events/health HTTP/1.1', /malformed host or port/],
+    ['GET http://[1]/events/health HTTP/1.1', /malformed host or port/],
+    ['GET http://x/events/health#top HTTP/1.1', /fragment/],
+    ['GET /events/health#top HTTP/1.1', /fragment/],
     ['OPTIONS * HTTP/1.1', /asterisk/],
   ]) {
     for (const host of ['', 'Host: x\r\n']) {

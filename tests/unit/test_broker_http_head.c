@@ -295,7 +295,13 @@ static void test_absolute_form(void)
 		"GET http://[v1.x]/ HTTP/1.1",
 		"GET http://a%2/ HTTP/1.1", /* a broken escape */
 		"GET http://a%zz/ HTTP/1.1",
-		"GET http://a#b/ HTTP/1.1",
+		"GET http://a#b/ HTTP/1.1", /* a fragment, anywhere */
+		"GET http://a/#b HTTP/1.1",
+		"GET /events/health#x HTTP/1.1",
+		"GET /events/health?a=1#x HTTP/1.1",
+		"GET /# HTTP/1.1",
+		"GET http://[1]/ HTTP/1.1", /* no IPv6 address */
+		"GET http://[::1%25lo]/ HTTP/1.1",
 		"GET http://a\"b/ HTTP/1.1",
 		"OPTIONS * HTTP/1.1", /* the asterisk-form */
 	};
@@ -309,6 +315,14 @@ static void test_absolute_form(void)
 	CHECK(h.why != NULL && strstr(h.why, "asterisk") != NULL);
 	CHECK(parse("GET http://u@x/ HTTP/1.1\r\n\r\n") == HTTP_HEAD_BAD);
 	CHECK(h.why != NULL && strstr(h.why, "user") != NULL);
+	CHECK(parse("GET http://x#y HTTP/1.1\r\nHost: x\r\n\r\n") == HTTP_HEAD_BAD);
+	CHECK(h.why != NULL && strstr(h.why, "fragment") != NULL);
+	CHECK(parse("GET /p?q#y HTTP/1.1\r\nHost: x\r\n\r\n") == HTTP_HEAD_BAD);
+	CHECK(h.why != NULL && strstr(h.why, "fragment") != NULL);
+	/* an IPv6 address with an IPv4 tail, the longest form inet_pton reads */
+	CHECK(parse("GET http://[0000:0000:0000:0000:0000:ffff:255.255.255.255]:8/p "
+		    "HTTP/1.1\r\nHost: x\r\n\r\n") == HTTP_HEAD_OK);
+	CHECK_STR(h.authority, "[0000:0000:0000:0000:0000:ffff:255.255.255.255]:8");
 	/* a well-formed host with more behind it is still one target: it cannot hide a space */
 	CHECK(parse("GET http://x /p HTTP/1.1\r\n\r\n") == HTTP_HEAD_BAD);
 	/* the method of a refused head is known from an absolute-form line too */
@@ -396,6 +410,19 @@ static void test_host(void)
 		{"GET / HTTP/1.1", "Host: []\r\n", 0},
 		{"GET / HTTP/1.1", "Host: [::1]x\r\n", 0},
 		{"GET / HTTP/1.1", "Host: [::g]\r\n", 0},
+		{"GET / HTTP/1.1", "Host: [1]\r\n", 0}, /* brackets around what is no IPv6 address */
+		{"GET / HTTP/1.1", "Host: [1:2]:80\r\n", 0},
+		{"GET / HTTP/1.1", "Host: [1.2.3.4]\r\n", 0},
+		{"GET / HTTP/1.1", "Host: [:::1]\r\n", 0},
+		{"GET / HTTP/1.1", "Host: [1::2::3]\r\n", 0},
+		{"GET / HTTP/1.1", "Host: [::1]]\r\n", 0},
+		{"GET / HTTP/1.1", "Host: [[::1]]\r\n", 0},
+		{"GET / HTTP/1.1", "Host: [fe80::1%25eth0]\r\n", 0}, /* a zone id */
+		{"GET / HTTP/1.1",
+		 "Host: [0000:0000:0000:0000:0000:ffff:255.255.255.255:1]\r\n", 0}, /* too long */
+		{"GET / HTTP/1.1", "Host: [0000:0000:0000:0000:0000:ffff:255.255.255.255]:1\r\n", 1},
+		{"GET / HTTP/1.1", "Host: [fe80::1]\r\n", 1},
+		{"GET / HTTP/1.1", "Host: [::]:0\r\n", 1},
 		{"GET / HTTP/1.1", "Host: a%2\r\n", 0},
 		{"GET / HTTP/1.1", "Host: a,b\r\nHost: c\r\n", 0}, /* two Host lines (a,b alone is a reg-name) */
 		{"GET / HTTP/1.1", "Host: \"a\"\r\n", 0},
