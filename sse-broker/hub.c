@@ -1466,11 +1466,13 @@ static void dispatch(struct hub_room *r, const char *msg, size_t len, struct roo
 	room_event_release(ev);
 }
 
-/* What a subscriber's live events gathered in dispatch_events are written as: at once when
- * it can take several, else one by one. Stops once s has left (a failed write). */
+/* What a subscriber's events gathered in dispatch_events are written as: at once when it is
+ * live and can take several (deliver_many's contract, hub.h), else one by one (a replay's
+ * events each go through its bound). Stops once s has left (a failed write). */
 static void deliver_gathered(struct hub_sub *s, struct room_event *const *evs, size_t n)
 {
-	if (n > 1 && s->ops->deliver_many && s->room) {
+	if (n > 1 && n <= HUB_BATCH_MAX && s->state == HUB_SUB_LIVE && s->ops->deliver_many &&
+	    s->room) {
 		s->ops->deliver_many(s, evs, n);
 		return;
 	}

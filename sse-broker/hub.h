@@ -75,7 +75,9 @@ struct hub_sub_ops {
 	void (*release)(struct hub_sub *s);
 	/* Optional: n (2..HUB_BATCH_MAX) live events, in order, that came from Redis together,
 	 * to be written at once (one system call instead of n). Same contract as deliver for
-	 * each; never a control event (rights, deleted). NULL: deliver is called for each. */
+	 * each; never a control event (rights, deleted); called only while the subscriber is
+	 * HUB_SUB_LIVE (a replaying one gets deliver for each, so its bound can stop it).
+	 * NULL: deliver is called for each. */
 	int (*deliver_many)(struct hub_sub *s, struct room_event *const *evs, size_t n);
 };
 

@@ -1113,7 +1113,7 @@ static int sse_deliver_many(struct hub_sub *s, struct room_event *const *evs, si
 	struct conn *c = sub_conn(s);
 	if (c->dead)
 		return -1;
-	int one_by_one = n > HUB_BATCH_MAX || s->state != HUB_SUB_LIVE || conn_has_output(c);
+	int one_by_one = conn_has_output(c);
 	for (size_t i = 0; i < n && !one_by_one; i++)
 		one_by_one = evs[i]->sse_len > c->srv->cfg->out_limit;
 	if (one_by_one) {
@@ -1169,18 +1169,12 @@ static int ws_deliver(struct hub_sub *s, struct room_event *ev)
 
 /* Live events that came from Redis together (hub.h, deliver_many) for a WebSocket stream:
  * their frames queued first and written with one call (ws_pump), the output let go early
- * only when it nears the client's bound. A replaying stream takes them one by one. */
+ * only when it nears the client's bound. */
 static int ws_deliver_many(struct hub_sub *s, struct room_event *const *evs, size_t n)
 {
 	struct conn *c = sub_conn(s);
 	if (c->dead || !c->ws)
 		return -1;
-	if (s->state != HUB_SUB_LIVE) {
-		for (size_t i = 0; i < n; i++)
-			if (ws_deliver(s, evs[i]) < 0)
-				return -1;
-		return 0;
-	}
 	int queued = conn_has_output(c);
 	size_t pumps = 0, k = 0;
 	int r = 0;
@@ -1477,14 +1471,14 @@ static int multi_deliver(struct hub_sub *s, struct room_event *ev)
 
 /* Live events of one room that came from Redis together (hub.h, deliver_many), for a
  * multi-room SSE stream (the browser's shared stream): each rendered as multi_deliver does,
- * all written with one call. WebSocket, and a stream still replaying, take them one by one. */
+ * all written with one call. WebSocket takes them one by one. */
 static int multi_deliver_many(struct hub_sub *s, struct room_event *const *evs, size_t n)
 {
 	struct msub *m = sub_msub(s);
 	struct conn *c = m->c;
 	if (c->dead || m->dropped)
 		return -1;
-	if (c->route == RT_WS || s->state != HUB_SUB_LIVE || n > HUB_BATCH_MAX) {
+	if (c->route == RT_WS) {
 		for (size_t i = 0; i < n; i++)
 			if (multi_deliver(s, evs[i]) < 0)
 				return -1;
