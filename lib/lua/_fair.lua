@@ -8,6 +8,14 @@
 -- rooms a dispatch touches is only known inside the script. All of them carry the hash tag
 -- {jobs}, one slot; the rooms' events go through the outbox.
 --
+-- Within a room, users take turns: each queued job has a round (its job hash's `fair_round`),
+-- and a room's line is kept in round order, first come first served within a round. A
+-- user's job gets the round after that user's last one in the room, and never one before the
+-- round the room has reached (the round of the last job it dispatched): so a user who queues
+-- twenty runs has one of them in each of twenty rounds, and someone who queues one run
+-- after them gets the next round, not the twenty-first place. A job with no round (queued
+-- by an older version) counts as round -1.
+--
 -- A room's score: jobs in flight, then its last turn, then the length of its line (capped
 -- at LW - 1), as one number: running * FS + turn * LW + waiting. Rooms that never had a
 -- turn (turn 0) tie on the first two, and the shorter line goes first: a room with one run
@@ -24,6 +32,39 @@ local function fair_score(room, running, waiting)
   redis.call('HSET', K_FAIR_TURN(), room, seq)
   return running * FS + fair_tail(seq, waiting)
 end
+-- a room with nothing waiting and nothing in flight: its turn and its rounds are forgotten
+local function fair_forget(room)
+  redis.call('HDEL', K_FAIR_TURN(), room)
+  redis.call('HDEL', K_FAIR_ROUND(), room)
+  redis.call('DEL', K_FAIR_UROUND(room))
+end
+local function fair_round_of(job)
+  if not job then return -1 end
+  return tonumber(redis.call('HGET', K_JOB(job), 'fair_round') or '-1') or -1
+end
+-- A new job of user uid into room's line at its round (see above); its hash must exist.
+-- Returns how many jobs wait before it. The line is in round order, so its place is found
+-- by halving (LINDEX), not by reading a line that may be long.
+local function fair_enqueue(room, job, uid)
+  local line = K_FAIR_ROOM(room)
+  local round = tonumber(redis.call('HGET', K_FAIR_ROUND(), room) or '0')
+  local last = redis.call('HGET', K_FAIR_UROUND(room), uid)
+  if last then round = math.max(round, tonumber(last) + 1) end
+  redis.call('HSET', K_FAIR_UROUND(room), uid, round)
+  redis.call('HSET', K_JOB(job), 'fair_round', round)
+  local lo, hi = 0, redis.call('LLEN', line)
+  local n = hi
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if fair_round_of(redis.call('LINDEX', line, mid)) > round then hi = mid else lo = mid + 1 end
+  end
+  if lo < n then
+    redis.call('LINSERT', line, 'BEFORE', redis.call('LINDEX', line, lo), job)
+  else
+    redis.call('RPUSH', line, job)
+  end
+  return lo
+end
 -- the job left the line (dispatched or cancelled): the backlog counters
 local function fair_unqueue(job)
   redis.call('DECR', K_FAIR_DEPTH())
@@ -32,11 +73,13 @@ local function fair_unqueue(job)
     redis.call('HDEL', K_FAIR_USERS(), uid)
   end
 end
--- places in line of the first few queued jobs of a room, as queued events
-local function fair_announce(room, limit)
+-- places in line of the first few queued jobs of a room, as queued events (from the
+-- 0-based place `from` on, when given)
+local function fair_announce(room, limit, from)
   local rank = redis.call('ZRANK', K_FAIR_ROOMS(), room) or 0
-  local ids = redis.call('LRANGE', K_FAIR_ROOM(room), 0, limit - 1)
+  local ids = redis.call('LRANGE', K_FAIR_ROOM(room), from or 0, limit - 1)
   for i, job in ipairs(ids) do
+    i = i + (from or 0)
     local h = redis.call('HMGET', K_JOB(job), 'kind', 'event_kind', 'event_extra')
     local d = {job_id = job, status = 'queued', position = i - 1 + rank}
     if h[2] and h[2] ~= '' then d.kind = h[2] end
@@ -52,7 +95,7 @@ local function fair_release(job)
   if n <= 0 then redis.call('HDEL', K_FAIR_RUNNING(), room) n = 0 end
   local sc = redis.call('ZSCORE', K_FAIR_ROOMS(), room)
   if sc then redis.call('ZADD', K_FAIR_ROOMS(), n * FS + math.fmod(tonumber(sc), FS), room)
-  elseif n == 0 then redis.call('HDEL', K_FAIR_TURN(), room) end
+  elseif n == 0 then fair_forget(room) end
 end
 local function fair_dispatch(stream_max, limit)
   local t = redis.call('TIME')
@@ -85,6 +128,11 @@ local function fair_dispatch(stream_max, limit)
       local st = redis.call('HGET', K_JOB(job), 'status')
       if st then fair_unqueue(job) end
       if st == 'queued' then
+        -- the room has reached this job's round
+        local r = fair_round_of(job)
+        if r > tonumber(redis.call('HGET', K_FAIR_ROUND(), room) or '0') then
+          redis.call('HSET', K_FAIR_ROUND(), room, r)
+        end
         redis.call('HSET', K_FAIR_INFLIGHT(), job, room)
         running = redis.call('HINCRBY', K_FAIR_RUNNING(), room, 1)
         redis.call('XADD', K_JOBS(), 'MAXLEN', '~', stream_max, '*', 'job', job)
@@ -95,7 +143,7 @@ local function fair_dispatch(stream_max, limit)
     local score = fair_score(room, running, left)
     if left == 0 then
       redis.call('ZREM', K_FAIR_ROOMS(), room)
-      if running == 0 then redis.call('HDEL', K_FAIR_TURN(), room) end
+      if running == 0 then fair_forget(room) end
     else
       redis.call('ZADD', K_FAIR_ROOMS(), score, room)
       fair_announce(room, limit)

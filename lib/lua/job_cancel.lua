@@ -18,9 +18,7 @@ outbox(ARGV[3], ARGV[1], job_event(ARGV[2], redis.call('HGET', KEYS[1], 'event_e
 if left then
   if redis.call('LLEN', line) == 0 then
     redis.call('ZREM', K_FAIR_ROOMS(), room)
-    if not redis.call('HGET', K_FAIR_RUNNING(), room) then
-      redis.call('HDEL', K_FAIR_TURN(), room)
-    end
+    if not redis.call('HGET', K_FAIR_RUNNING(), room) then fair_forget(room) end
   else
     fair_announce(room, ARGV[8])
   end

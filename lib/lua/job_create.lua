@@ -10,7 +10,8 @@
 -- after this script also covers the first job), or, for a different request, nothing is
 -- done (_jobreq.lua; job_repeat.lua asks the same before the API does any work, this is
 -- for copies that raced past it). Then admission (nothing is written for a job refused),
--- then the hash, the job at the end of its room's line, the queued event with its place in line
+-- then the hash, the job in its room's line at its user's next round (_fair.lua), the
+-- queued event with its place in line
 -- (into the outbox: the drain brings it to the room), and a dispatch (the job goes straight
 -- into the jobs stream when a worker is free). An execution also goes to the front of its
 -- room's recent runs (GET /api/rooms/{id}/executions), a list of at most ARGV[4] ids that
@@ -35,7 +36,7 @@ local f = {'status', 'queued'}
 for i = 16, #ARGV do f[#f + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(f))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
-local ahead = redis.call('RPUSH', line, ARGV[6]) - 1
+local ahead = fair_enqueue(ARGV[7], ARGV[6], ARGV[8])
 redis.call('INCR', K_FAIR_DEPTH())
 redis.call('HINCRBY', K_FAIR_USERS(), ARGV[8], 1)
 -- a room joining the ring keeps its last turn: one served long ago (or never: 0) goes
@@ -44,6 +45,7 @@ local running = tonumber(redis.call('HGET', K_FAIR_RUNNING(), ARGV[7]) or '0')
 local turn = tonumber(redis.call('HGET', K_FAIR_TURN(), ARGV[7]) or '0')
 redis.call('ZADD', K_FAIR_ROOMS(), running * FS + fair_tail(turn, ahead + 1), ARGV[7])
 local pos = ahead + redis.call('ZRANK', K_FAIR_ROOMS(), ARGV[7])
+local behind = redis.call('LLEN', line) - ahead - 1
 local d = cjson.decode(ARGV[3])
 d.position = pos
 local run = nil
@@ -53,5 +55,8 @@ outbox(ARGV[7], ARGV[2], job_event(cjson.encode(d), redis.call('HGET', KEYS[1], 
 if claim then
   redis.call('SET', claim, ARGV[14] .. ':' .. ARGV[6], 'EX', ARGV[15])
 end
+-- put before others (an earlier round): those of the first few that are now one place
+-- further back are told
+if behind > 0 and ahead + 1 < tonumber(ARGV[12]) then fair_announce(ARGV[7], ARGV[12], ahead + 1) end
 fair_dispatch(ARGV[5], ARGV[12])
 return {1, pos}

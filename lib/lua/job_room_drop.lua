@@ -33,6 +33,6 @@ for i = 1, #inf, 2 do
   end
 end
 redis.call('HDEL', K_FAIR_RUNNING(), room)
-redis.call('HDEL', K_FAIR_TURN(), room)
+fair_forget(room)
 fair_dispatch(ARGV[4], ARGV[5])
 return n

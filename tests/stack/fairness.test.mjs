@@ -1,5 +1,5 @@
 // Fair job scheduling through the real stack (API, Redis, the stack's WORKERS=2 worker): a
-// busy room cannot starve the others, full lines answer 429 at once, people are told their
+// busy room cannot starve the others, people in one room take turns, full lines answer 429 at once, people are told their
 // place in line, and DELETE /api/jobs/{id} cancels a queued or running job.
 // Submissions over the stack's EXECUTION_RATE_LIMIT and with small backlog bounds go through
 // the API binary run as CGI (lib/api.mjs cgi) with its own environment, against the same
@@ -175,6 +175,53 @@ test('the noisy room gets every worker when nobody else needs them', async () =>
   const firstEnd = roomEvents(room.id).findIndex((e) => e.data.status === 'finished');
   // the second job started before the first one ended: two at a time
   assert.ok(starts[1] < firstEnd, `events: ${roomEvents(room.id).map((e) => `${e.data.job_id}:${e.data.status}`)}`);
+});
+
+test('within a room, people take turns: a run queued behind another person\'s five goes before their third', async () => {
+  const a = await newUser(), b = await newUser();
+  const room = await createRoom(a.token, { language: 'bash', visibility: 'public' });
+  const joined = await call('POST', `/api/rooms/${room.id}/join`, { token: b.token, body: {} });
+  assert.equal(joined.status, 200, joined.text);
+  const ids = [];
+  let mine;
+  try {
+    for (let i = 0; i < 5; i++) {
+      const r = cgiRun(a.token, room, { code: `sleep 2; echo a${i}` });
+      assert.equal(r.status, 202, r.body);
+      ids.push(r.json.job.id);
+    }
+    const r = cgiRun(b.token, room, { code: 'echo b' });
+    assert.equal(r.status, 202, r.body);
+    mine = r.json.job.id;
+    // b's place: ahead of a's third run, which is still waiting behind two workers
+    const bs = await call('GET', `/api/jobs/${mine}`, { token: b.token });
+    const third = await call('GET', `/api/jobs/${ids[2]}`, { token: a.token });
+    assert.equal(third.json.job.status, 'queued', 'a\'s third run already started: the test was too slow');
+    if (bs.json.job.status === 'queued') {
+      assert.ok(bs.json.job.position < third.json.job.position,
+        `b's run at ${bs.json.job.position}, a's third at ${third.json.job.position}`);
+    }
+    assert.equal((await waitJob(b.token, mine)).result.stdout, 'b\n');
+    for (const [i, id] of ids.entries()) assert.equal((await waitJob(a.token, id)).result.stdout, `a${i}\n`);
+    // nothing waits or runs in the room any more: its rounds are forgotten
+    await waitFor(() => redis('HEXISTS', 'cc:{jobs}:fair:round', room.id) === '0' &&
+      redis('EXISTS', `cc:{jobs}:fair:uround:${room.id}`) === '0', { what: 'the room\'s rounds forgotten', timeout: 5000 });
+    const evs = roomEvents(room.id).filter((e) => e.type === 'execution');
+    const at = (id, status) => evs.findIndex((e) => e.data.job_id === id && e.data.status === status);
+    // b's run started before a's third; a's runs started in the order they were queued
+    assert.ok(at(mine, 'running') >= 0 && at(mine, 'running') < at(ids[2], 'running'),
+      `events: ${evs.map((e) => `${e.data.job_id === mine ? 'b' : `a${ids.indexOf(e.data.job_id)}`}:${e.data.status}`)}`);
+    for (let i = 1; i < ids.length; i++) assert.ok(at(ids[i - 1], 'running') < at(ids[i], 'running'));
+    // a's third run was told its place again, one further back, right after b's queued event
+    const bQueued = at(mine, 'queued');
+    const moved = evs.slice(bQueued + 1).find((e) => e.data.job_id === ids[2] && e.data.status === 'queued');
+    assert.ok(moved, 'a\'s third run was not told it moved back');
+    assert.ok(moved.data.position > evs[bQueued].data.position,
+      `a's third told ${moved.data.position}, b's queued at ${evs[bQueued].data.position}`);
+  } finally {
+    await drain(a.token, ids);
+    if (mine) await drain(b.token, [mine]);
+  }
 });
 
 test('admission: a full room line, a user\'s backlog and the whole queue answer 429 with Retry-After', async () => {
