@@ -126,8 +126,8 @@ enum {
 	JOBSTATE_REUSED = 5,   /* the request id names a job made for another request */
 };
 
-/* Admission, then the hash (status queued), its expiry, the job at the end of its room's
- * line, the room's `queued` event with the job's place in line (into the outbox) and a
+/* Admission, then the hash (status queued), its expiry, the job in its room's line at its
+ * user's next round (people in a room take turns: lib/lua/_fair.lua), the room's `queued` event with the job's place in line (into the outbox) and a
  * dispatch, in one script: the outbox holds the queued event before any worker can take the
  * job, so its room hears `queued` before anything else of it. With a request id, its mark
  * is written in the same script, so of requests that race under one id exactly one makes

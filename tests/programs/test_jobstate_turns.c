@@ -1,0 +1,237 @@
+/* The fair scheduler's turns within a room (lib/lua/_fair.lua, docs/INTERNALS.md "Fair
+ * scheduling"), through lib/jobstate.c against a real redis-server started here on a free
+ * port: jobs of several people in one room are lined up by round (each person's next round,
+ * never before the round the room has reached), one person's own jobs stay in the order they
+ * came, the place each create answers is its place in that line, a dispatch takes the head
+ * and moves the room's round on, a job queued by an older version (no round) stays ahead,
+ * cancels keep the order, and once nothing of the room waits or runs its rounds are gone.
+ * Nothing is dispatched unless the test registers a worker (capacity 0 otherwise), so every
+ * line is exactly as the scripts left it.
+ * Needs redis-server (Debian's redis-server). */
+#include "jobstate.h"
+#include "rds.h"
+#include "rkeys.h"
+#include "../unit/unit.h"
+#include "redis_server.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct rds *rd;
+static redisContext *admin;
+
+/* A queued execution of user in room; its place in line (-1: refused or an error). */
+static long create(const char *room, const char *user, const char *job)
+{
+	const char *f[6] = {"kind", "execution", "user", user, "room", room};
+	struct jobstate_new n = {
+		.job_id = job,
+		.room = room,
+		.user = user,
+		.event_type = EV_EXECUTION,
+		.event_data = "{\"status\":\"queued\"}",
+		.fields = f,
+		.nfields = 3,
+		.ttl_s = 600,
+		.room_max = 100,
+		.user_max = 100,
+		.queue_max = 1000,
+	};
+	char err[256] = "";
+	long pos = -1;
+	int rc = jobstate_create(rd, &n, &pos, NULL, err, sizeof err);
+	if (rc != JOBSTATE_ADMITTED) {
+		fprintf(stderr, "create %s: %d %s\n", job, rc, err);
+		return -1;
+	}
+	return pos;
+}
+
+/* The room's line, ids joined by ' ' ("" when empty, "?" on an error). */
+static const char *line_of(const char *room)
+{
+	static char out[1024];
+	struct rkey k = rkey1(RK_FAIR_ROOM, room);
+	redisReply *r = redisCommand(admin, "LRANGE %s 0 -1", k.s);
+	if (!r || r->type != REDIS_REPLY_ARRAY) {
+		if (r)
+			freeReplyObject(r);
+		return "?";
+	}
+	out[0] = '\0';
+	for (size_t i = 0; i < r->elements; i++) {
+		if (i)
+			strncat(out, " ", sizeof out - strlen(out) - 1);
+		strncat(out, r->element[i]->str, sizeof out - strlen(out) - 1);
+	}
+	freeReplyObject(r);
+	return out;
+}
+
+/* The integer reply of a command, or a string reply read as one (-1000000 on anything
+ * else). */
+static long long num(const char *fmt, const char *a, const char *b)
+{
+	redisReply *r = b ? redisCommand(admin, fmt, a, b) : redisCommand(admin, fmt, a);
+	long long v = -1000000;
+	if (r && r->type == REDIS_REPLY_INTEGER)
+		v = r->integer;
+	else if (r && r->type == REDIS_REPLY_STRING)
+		v = atoll(r->str);
+	if (r)
+		freeReplyObject(r);
+	return v;
+}
+
+static long position(const char *room, const char *job)
+{
+	long pos = -1;
+	char err[256];
+	return jobstate_position(rd, job, room, &pos, err, sizeof err) == 1 ? pos : -1;
+}
+
+static int cancel(const char *room, const char *job)
+{
+	char cur[16], err[256];
+	return jobstate_cancel(rd, job, room, EV_EXECUTION, "{\"status\":\"cancelled\"}", "test",
+			       cur, sizeof cur, err, sizeof err);
+}
+
+static void test_turns(void)
+{
+	const char *room = "turnsroom1";
+	/* a queues three, then b two, then c one */
+	CHECK(create(room, "ua", "a0") == 0);
+	CHECK(create(room, "ua", "a1") == 1);
+	CHECK(create(room, "ua", "a2") == 2);
+	CHECK(create(room, "ub", "b0") == 1); /* round 0: after a0, before a1 */
+	CHECK(create(room, "ub", "b1") == 3); /* round 1: after a1, before a2 */
+	CHECK(create(room, "uc", "c0") == 2); /* round 0: after b0 */
+	CHECK_STR(line_of(room), "a0 b0 c0 a1 b1 a2");
+	/* the place GET /api/jobs/{id} reads is the same line */
+	CHECK(position(room, "c0") == 2);
+	CHECK(position(room, "a2") == 5);
+	/* a's next one: round 3, the end of the line */
+	CHECK(create(room, "ua", "a3") == 6);
+	CHECK_STR(line_of(room), "a0 b0 c0 a1 b1 a2 a3");
+
+	/* a cancel anywhere keeps the order of the rest */
+	CHECK(cancel(room, "b0") == 1);
+	CHECK_STR(line_of(room), "a0 c0 a1 b1 a2 a3");
+
+	/* one worker thread: the head is dispatched, and the room reaches its round (0) */
+	char err[256];
+	CHECK(jobstate_worker(rd, "w1", 1, 60000, 0, err, sizeof err) == 0);
+	CHECK_STR(line_of(room), "c0 a1 b1 a2 a3");
+	/* someone new now starts at round 0: after c0, before a1 */
+	CHECK(create(room, "ud", "d0") == 1);
+	CHECK_STR(line_of(room), "c0 d0 a1 b1 a2 a3");
+	/* the thread is busy: nothing more goes until a0 ends; then c0 (round 0) */
+	const char *const done[] = {"exit_code", "0"};
+	struct jobstate_change ch = {
+		.job_id = "a0",
+		.room = room,
+		.event_type = EV_EXECUTION,
+		.event_data = "{\"status\":\"finished\"}",
+		.attempt = -1,
+		.from = JOB_BIT(JOB_QUEUED) | JOB_BIT(JOB_RUNNING),
+		.status = JOB_FINISHED,
+		.fields = done,
+		.nfields = 1,
+	};
+	char cur[16];
+	CHECK(jobstate_change(rd, &ch, cur, sizeof cur, err, sizeof err) == 1);
+	CHECK_STR(line_of(room), "d0 a1 b1 a2 a3");
+	ch.job_id = "c0";
+	CHECK(jobstate_change(rd, &ch, cur, sizeof cur, err, sizeof err) == 1);
+	CHECK_STR(line_of(room), "a1 b1 a2 a3");
+	/* d0 is in flight; a1 ends round 0, and the room is at round 1 once it goes */
+	ch.job_id = "d0";
+	CHECK(jobstate_change(rd, &ch, cur, sizeof cur, err, sizeof err) == 1);
+	CHECK_STR(line_of(room), "b1 a2 a3");
+	const char *rk = rkey0(RK_FAIR_ROUND);
+	CHECK(num("HGET %s %s", rk, room) == 1);
+	/* e comes now: round 1 (the room's), so after b1 and before a2 */
+	CHECK(create(room, "ue", "e0") == 1);
+	CHECK_STR(line_of(room), "b1 e0 a2 a3");
+	/* c, whose last was round 0, comes back: round 1 as well, behind e */
+	CHECK(create(room, "uc", "c1") == 2);
+	CHECK_STR(line_of(room), "b1 e0 c1 a2 a3");
+
+	/* everything ends: the room's rounds are forgotten with its turn */
+	CHECK(jobstate_worker(rd, "w1", 0, 60000, 0, err, sizeof err) == 0);
+	const char *left[] = {"b1", "e0", "c1", "a2", "a3"};
+	for (size_t i = 0; i < sizeof left / sizeof left[0]; i++)
+		CHECK(cancel(room, left[i]) == 1);
+	ch.job_id = "a1";
+	CHECK(jobstate_change(rd, &ch, cur, sizeof cur, err, sizeof err) == 1);
+	CHECK_STR(line_of(room), "");
+	struct rkey urk = rkey1(RK_FAIR_UROUND, room);
+	CHECK(num("HEXISTS %s %s", rk, room) == 0);
+	CHECK(num("EXISTS %s", urk.s, NULL) == 0);
+	CHECK(num("HEXISTS %s %s", rkey0(RK_FAIR_TURN), room) == 0);
+	/* and a new job starts from round 0 again */
+	CHECK(create(room, "ua", "a9") == 0);
+	struct rkey a9 = rkey1(RK_JOB, "a9");
+	CHECK(num("HGET %s fair_round", a9.s, NULL) == 0);
+	CHECK(cancel(room, "a9") == 1);
+}
+
+/* Jobs an older version queued have no round: they stay ahead of every new one. */
+static void test_older_jobs(void)
+{
+	const char *room = "turnsroom2";
+	struct rkey line = rkey1(RK_FAIR_ROOM, room);
+	const char *old[] = {"o0", "o1"};
+	for (size_t i = 0; i < 2; i++) {
+		struct rkey jk = rkey1(RK_JOB, old[i]);
+		redisReply *r = redisCommand(admin, "HSET %s status queued user uo room %s", jk.s,
+					     room);
+		CHECK(r && r->type == REDIS_REPLY_INTEGER);
+		if (r)
+			freeReplyObject(r);
+		r = redisCommand(admin, "RPUSH %s %s", line.s, old[i]);
+		CHECK(r && r->type == REDIS_REPLY_INTEGER);
+		if (r)
+			freeReplyObject(r);
+	}
+	CHECK(create(room, "ua", "n0") == 2);
+	CHECK(create(room, "ub", "m0") == 3);
+	CHECK(create(room, "ua", "n1") == 4);
+	CHECK(create(room, "uc", "k0") == 4);
+	CHECK_STR(line_of(room), "o0 o1 n0 m0 k0 n1");
+	/* a job whose hash is gone (expired) reads as round -1 and does not stop the search */
+	struct rkey m0 = rkey1(RK_JOB, "m0");
+	redisReply *r = redisCommand(admin, "DEL %s", m0.s);
+	if (r)
+		freeReplyObject(r);
+	CHECK(create(room, "ud", "q0") == 5);
+	CHECK_STR(line_of(room), "o0 o1 n0 m0 k0 q0 n1");
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	if (redis_server_start("/tmp/cc-turns.XXXXXX") < 0) {
+		CHECK(!"redis-server started");
+		return unit_summary("jobstate_turns");
+	}
+	char url[64], err[256];
+	struct rds_target t;
+	memset(&t, 0, sizeof t);
+	snprintf(url, sizeof url, "redis://127.0.0.1:%d", redis_port);
+	CHECK(rds_parse_url(url, &t, err, sizeof err) == 0);
+	rd = rds_new(&t, 5000);
+	admin = redis_direct(redis_port);
+	CHECK(rd != NULL && admin != NULL);
+	if (rd && admin) {
+		test_turns();
+		test_older_jobs();
+	}
+	if (admin)
+		redisFree(admin);
+	if (rd)
+		rds_free(rd);
+	return unit_summary("jobstate_turns");
+}
