@@ -12,6 +12,8 @@
 #include "handlers.h"
 #include "lang.h"
 #include "log.h"
+#include "rds.h"
+#include "rkeys.h"
 #include "rnd.h"
 #include "store_rooms.h"
 #include "valid.h"
@@ -171,6 +173,29 @@ static int emit_rights_event(struct api_ctx *c, const char *room, const char *re
 		return -1;
 	}
 	return emit_room_event(c, room, ev);
+}
+
+/* A change that takes rights away (a removal, a demotion, a room made private) is in force only
+ * while Redis keeps it: the member cache and the visibility key are what the document
+ * endpoints and the broker trust, and nothing corrects an entry a removed member still has
+ * there (their own GET is refused before it touches it). With a replicated Redis (as a commit
+ * is, REDIS_WAIT_REPLICAS) the change is therefore answered only once a replica holds it, or a
+ * failover could bring back, for good, the access the answer said was gone. Called right
+ * after the room's rights event: its write, in the room's slot and on the connection that
+ * changed the key before it, makes one WAIT cover both, also on a retry whose key change found
+ * nothing left to change. 0, or -1 (logged; the caller answers 503 and the retry confirms). */
+static int rights_replicated(struct api_ctx *c, const char *room)
+{
+	struct rds *rd;
+	char err[256];
+	struct rkey ek = rkey1(RK_ROOM_EVENTS, room);
+	if (store_redis(c->store, &rd) != STORE_OK)
+		return -1;
+	if (rds_wait(rd, ek.s, err, sizeof err) < 0) {
+		log_warn("room %s: a change of rights is not confirmed by a replica: %s", room, err);
+		return -1;
+	}
+	return 0;
 }
 
 /* Takes back an entry this request wrote into the member cache before the read that was to
@@ -555,11 +580,14 @@ void h_room_patch(struct api_ctx *c)
 	cJSON_AddItemToObject(ev, "room", public_room_json(room));
 	/* strangers' open streams end when the brokers hear it: a room made private whose
 	 * event did not go out answers 503, and the retry sends it */
-	if (emit_room_event(c, c->params[0], ev) < 0 && strcmp(vis, "private") == 0) {
+	if (strcmp(vis, "private") == 0 &&
+	    (emit_room_event(c, c->params[0], ev) < 0 || rights_replicated(c, c->params[0]) < 0)) {
 		cJSON_Delete(room);
 		revoke_failed(c);
 		return;
 	}
+	if (strcmp(vis, "private") != 0)
+		emit_room_event(c, c->params[0], ev);
 	answer_with(c, "room", room);
 }
 
@@ -993,7 +1021,8 @@ void h_member_put(struct api_ctx *c)
 		revoke_failed(c);
 		return;
 	}
-	if (emit_rights_event(c, c->params[0], "members") < 0) {
+	if (emit_rights_event(c, c->params[0], "members") < 0 ||
+	    rights_replicated(c, c->params[0]) < 0) {
 		revoke_failed(c);
 		return;
 	}
@@ -1043,7 +1072,8 @@ void h_member_delete(struct api_ctx *c)
 	}
 	/* On the 404 of a retry too: the first attempt may have failed before its event, and
 	 * the target's open streams end only when the brokers hear one. */
-	if (emit_rights_event(c, c->params[0], "members") < 0) {
+	if (emit_rights_event(c, c->params[0], "members") < 0 ||
+	    rights_replicated(c, c->params[0]) < 0) {
 		revoke_failed(c);
 		return;
 	}

@@ -1,0 +1,176 @@
+// A removal or a demotion that Redis loses in a failover must not come back as access. The
+// member cache (cc:room:{id}:members) is what the document endpoints and the broker trust on
+// a hit, and nothing corrects an entry the removed member still has there (their own GET is
+// refused before it touches the cache). So a change that takes rights away is answered only
+// once a replica holds it (REDIS_WAIT_REPLICAS, as a commit is; docs/SECURITY.md): a master
+// that dies after the answer cannot take the removal with it.
+//
+// The test runs the API binary as CGI (as tests/stack/durability.test.mjs does) against a
+// Redis master and replica of its own, the replica fed through a TCP relay the test can hold:
+// what the relay holds when the master dies never reaches the replica, as with a master that
+// dies before it replicated. PostgreSQL is the stack's.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { call, cgi, cgiAsync, newUser, createRoom } from '../lib/api.mjs';
+import { freePort, waitFor } from '../lib/procs.mjs';
+import { connectRedis } from '../lib/resp.mjs';
+
+const procs = [];
+const dirs = [];
+const relays = [];
+const clients = [];
+after(async () => {
+  for (const c of clients) c.close();
+  for (const r of relays) r.close();
+  for (const p of procs) {
+    if (p.exitCode === null && p.signalCode === null) {
+      p.kill('SIGKILL');
+      await new Promise((r) => p.once('exit', r));
+    }
+  }
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+async function redisServer(args) {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'cc-failover-'));
+  dirs.push(dir);
+  const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    '--dir', dir, ...args], { stdio: 'ignore' });
+  procs.push(p);
+  await waitFor(async () => {
+    try { (await connectRedis(port)).close(); return true; } catch { return false; }
+  }, { what: `redis-server on ${port}` });
+  return { port, proc: p };
+}
+
+// A relay from the replica to the master: replies from the master (the replication stream)
+// pass while open and are held while held; release() sends what was held, cut() drops it
+// and every connection, as a master that died before sending it.
+async function relayTo(port) {
+  const listen = await freePort();
+  let held = false;
+  const pairs = [];
+  const server = net.createServer((down) => {
+    const up = net.connect(port, '127.0.0.1');
+    const pair = { down, up, queue: [] };
+    pairs.push(pair);
+    down.on('data', (d) => up.write(d));
+    up.on('data', (d) => { if (held) pair.queue.push(d); else down.write(d); });
+    const end = () => { down.destroy(); up.destroy(); };
+    down.on('error', end); up.on('error', end); down.on('close', end); up.on('close', end);
+  });
+  await new Promise((r) => server.listen(listen, '127.0.0.1', r));
+  const relay = {
+    port: listen,
+    hold() { held = true; },
+    release() {
+      held = false;
+      for (const p of pairs) { for (const d of p.queue) p.down.write(d); p.queue = []; }
+    },
+    cut() {
+      held = true;
+      for (const p of pairs) { p.queue = []; p.down.destroy(); p.up.destroy(); }
+      if (server.listening) server.close();
+    },
+    close() { relay.cut(); },
+  };
+  relays.push(relay);
+  return relay;
+}
+
+const url = (port) => `redis://127.0.0.1:${port}`;
+
+// A master and a replica fed through a relay, in sync; the API as CGI in front of either.
+async function replicatedRedis() {
+  const master = await redisServer([]);
+  const relay = await relayTo(master.port);
+  const replica = await redisServer(['--replicaof', '127.0.0.1', String(relay.port)]);
+  const rr = await connectRedis(replica.port);
+  clients.push(rr);
+  await waitFor(async () => /master_link_status:up/.test(await rr.cmd('INFO', 'replication')),
+    { timeout: 30000, what: 'the replica in sync' });
+  return {
+    master, relay, replica, rr,
+    // as with REDIS_CLUSTER, one replica must confirm
+    onMaster: (opts) => cgi({ ...opts, env: { REDIS_URL: url(master.port), REDIS_CLUSTER: '', REDIS_WAIT_REPLICAS: '1', REDIS_WAIT_MS: '200' } }),
+    // not blocking this process: the relay in it must pass the replication meanwhile
+    onMasterAsync: (opts) => cgiAsync({ ...opts, env: { REDIS_URL: url(master.port), REDIS_CLUSTER: '', REDIS_WAIT_REPLICAS: '1', REDIS_WAIT_MS: '1500' } }),
+    onReplica: (opts) => cgi({ ...opts, env: { REDIS_URL: url(replica.port), REDIS_CLUSTER: '' } }),
+    // the master dies with what the relay holds; the replica takes over with what it has
+    async failover() {
+      relay.cut();
+      master.proc.kill('SIGKILL');
+      await new Promise((res) => master.proc.once('exit', res));
+      await rr.cmd('REPLICAOF', 'NO', 'ONE');
+    },
+  };
+}
+
+// A private room with owner and member m, m's entry in the master's member cache and the
+// replica's.
+async function roomWithMember(R, prefix) {
+  const owner = await newUser(`${prefix}o`);
+  const m = await newUser(`${prefix}m`);
+  const room = await createRoom(owner.token, { visibility: 'private' });
+  const r = await call('POST', `/api/rooms/${room.id}/join`, { token: m.token, body: { invite: room.invite } });
+  assert.equal(r.status, 200, r.text);
+  // the member opens the room: their entry goes into the master's member cache
+  const g = R.onMaster({ method: 'GET', uri: `/api/rooms/${room.id}`, token: m.token });
+  assert.equal(g.status, 200, g.body);
+  const key = `cc:room:{${room.id}}:members`;
+  await waitFor(async () => (await R.rr.cmd('HGET', key, String(m.user.id))) === 'editor',
+    { what: 'the member entry on the replica' });
+  return { owner, m, room };
+}
+
+// The owner's change sent while the replica hears nothing; a 503 ("send it again") is sent
+// again, as the client does, once the replica can hear. The answer the owner ends with.
+async function changeAsTheOwnerSeesIt(R, opts) {
+  R.relay.hold();
+  let r = R.onMaster(opts);
+  if (r.status === 503) {
+    assert.equal(r.json.error, 'redis_unavailable', r.body);
+    R.relay.release();
+    r = await R.onMasterAsync(opts);
+  }
+  return r;
+}
+
+test('a removal answered as done survives the loss of the master: the removed member reads and edits nothing', async () => {
+  const R = await replicatedRedis();
+  const { owner, m, room } = await roomWithMember(R, 'fr');
+  const r = await changeAsTheOwnerSeesIt(R, { method: 'DELETE', uri: `/api/rooms/${room.id}/members/${m.user.id}`, token: owner.token });
+  // 204, or the retry of a removal that happened: 404 member_not_found, in force everywhere
+  assert.ok(r.status === 204 || (r.status === 404 && r.json.error === 'member_not_found'), r.body);
+
+  await R.failover();
+  let a = R.onReplica({ method: 'GET', uri: `/api/rooms/${room.id}/history`, token: m.token });
+  assert.equal(a.status, 403, `the removed member reads the room's history: ${a.body}`);
+  a = R.onReplica({ method: 'POST', uri: `/api/rooms/${room.id}/operations`, token: m.token,
+    body: { revision: 0, ops: ['after the removal'] } });
+  assert.equal(a.status, 403, `the removed member edits the room: ${a.body}`);
+  a = R.onReplica({ method: 'PUT', uri: `/api/rooms/${room.id}/presence`, token: m.token, body: { cursor: 0 } });
+  assert.equal(a.status, 403, `the removed member shows a caret in the room: ${a.body}`);
+});
+
+test('a demotion to viewer answered as done survives the loss of the master: the viewer edits nothing', async () => {
+  const R = await replicatedRedis();
+  const { owner, m, room } = await roomWithMember(R, 'fd');
+  const r = await changeAsTheOwnerSeesIt(R, { method: 'PUT', uri: `/api/rooms/${room.id}/members/${m.user.id}`,
+    token: owner.token, body: { role: 'viewer' } });
+  assert.equal(r.status, 200, r.body);
+
+  await R.failover();
+  let a = R.onReplica({ method: 'POST', uri: `/api/rooms/${room.id}/operations`, token: m.token,
+    body: { revision: 0, ops: ['after the demotion'] } });
+  assert.equal(a.status, 403, `the viewer edits the room: ${a.body}`);
+  a = R.onReplica({ method: 'PUT', uri: `/api/rooms/${room.id}/document`, token: m.token,
+    body: { content: 'replaced', base_revision: 0 } });
+  assert.equal(a.status, 403, `the viewer replaces the document: ${a.body}`);
+});
