@@ -15,6 +15,7 @@
 #include "rds.h"
 #include "rkeys.h"
 #include "rnd.h"
+#include "store_job.h"
 #include "store_rooms.h"
 #include "valid.h"
 
@@ -196,6 +197,103 @@ static int rights_replicated(struct api_ctx *c, const char *room)
 		return -1;
 	}
 	return 0;
+}
+
+/* One job of the room cancelled because its starter lost the right to it, as DELETE
+ * /api/jobs/{id} cancels one: status `cancelled` and its event. 0 (done, or over already),
+ * -1 Redis failed (logged). */
+static int cancel_lost_job(struct api_ctx *c, const char *room, const char *id, const char *kind,
+			   const char *ekind, const char *why)
+{
+	struct rds *rd;
+	char cur[16], err[256] = "redis: no connection";
+	enum event_type ev = EV_EXECUTION; /* a job's events have its kind as their type */
+	if (event_type_parse(kind, &ev) < 0)
+		ev = EV_EXECUTION;
+	char *data = jobstate_event_json(id, ekind[0] ? ekind : NULL,
+					 job_status_name(JOB_CANCELLED), NULL, why);
+	int rc = -1;
+	if (data && store_redis(c->store, &rd) == STORE_OK)
+		rc = jobstate_cancel(rd, id, room, ev, data, why, cur, sizeof cur, err, sizeof err);
+	free(data);
+	if (rc < 0) {
+		log_warn("job %s (room %s): could not be cancelled: %s", id, room, err);
+		store_redis_failed(c->store);
+		return -1;
+	}
+	if (rc == 1)
+		log_info("job %s (%s, room %s): %s", id, kind, room, why);
+	return 0;
+}
+
+/* The runs user uid started in the room that are not over (waiting in the room's line, or
+ * in flight: dispatched or running), cancelled, once uid may no longer run code there
+ * (removed, left, made viewer, the account deleted): a run queued before the change would
+ * otherwise start after it, minutes later behind a busy room's line, in the name of someone
+ * who may no longer run code in the room. AI requests are left to finish: their answer goes
+ * to the room, which may have joined them (a member asking the same), and anyone who may read
+ * a room may ask. A run whose creation raced the change (its rights read before, its script
+ * run after this read) is not found. 0, or -1 when Redis failed (logged): the caller answers
+ * 503, and the retry cancels the rest. */
+static int cancel_member_runs(struct api_ctx *c, const char *room, long long uid, const char *why)
+{
+	struct rds *rd;
+	if (store_redis(c->store, &rd) != STORE_OK)
+		return -1;
+	struct rkey line = rkey1(RK_FAIR_ROOM, room);
+	const char *inflight = rkey0(RK_FAIR_INFLIGHT);
+	redisReply *q = rds_cmd(rd, line.s, "LRANGE %s 0 -1", line.s);
+	redisReply *f = q ? rds_cmd(rd, inflight, "HGETALL %s", inflight) : NULL;
+	int rc = 0;
+	if (!q || !f || q->type != REDIS_REPLY_ARRAY || f->type != REDIS_REPLY_ARRAY) {
+		log_warn("room %s: the jobs of user %lld could not be read", room, uid);
+		store_redis_failed(c->store);
+		rc = -1;
+		goto out;
+	}
+	/* the line's jobs, then those in flight for this room (the hash: job -> room) */
+	size_t n = q->elements + f->elements / 2;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const redisReply *e;
+		if (i < q->elements) {
+			e = q->element[i];
+		} else {
+			size_t k = (i - q->elements) * 2;
+			const redisReply *at = f->element[k + 1];
+			if (at->type != REDIS_REPLY_STRING || strcmp(at->str, room) != 0)
+				continue;
+			e = f->element[k];
+		}
+		if (e->type != REDIS_REPLY_STRING || e->len == 0 || e->len > API_ID_MAX)
+			continue;
+		char id[API_ID_MAX + 1], kind[32] = "execution", ekind[32] = "";
+		snprintf(id, sizeof id, "%s", e->str);
+		struct store_job j;
+		enum store_status st = store_job_load(c->store, id, &j);
+		if (st == STORE_NOT_FOUND)
+			continue;
+		if (st != STORE_OK) {
+			rc = -1;
+			break;
+		}
+		enum job_status js;
+		int theirs = j.user && strtoll(j.user, NULL, 10) == uid && j.room &&
+			     strcmp(j.room, room) == 0 && job_status_parse(j.status, &js) == 0 &&
+			     !job_status_over(js);
+		if (j.kind && j.kind[0])
+			snprintf(kind, sizeof kind, "%s", j.kind);
+		if (j.event_kind)
+			snprintf(ekind, sizeof ekind, "%s", j.event_kind);
+		store_job_free(&j);
+		if (theirs && strcmp(kind, "execution") == 0)
+			rc = cancel_lost_job(c, room, id, kind, ekind, why);
+	}
+out:
+	if (q)
+		freeReplyObject(q);
+	if (f)
+		freeReplyObject(f);
+	return rc;
 }
 
 /* Takes back an entry this request wrote into the member cache before the read that was to
@@ -1026,6 +1124,13 @@ void h_member_put(struct api_ctx *c)
 		revoke_failed(c);
 		return;
 	}
+	/* a viewer runs nothing: what they queued as editor does not run either */
+	if (strcmp(now, "viewer") == 0 &&
+	    cancel_member_runs(c, c->params[0], target,
+			       "cancelled: its author may no longer run code in this room") < 0) {
+		revoke_failed(c);
+		return;
+	}
 	cJSON *members = members_json(c, c->params[0]);
 	if (!members)
 		return;
@@ -1077,6 +1182,13 @@ void h_member_delete(struct api_ctx *c)
 		revoke_failed(c);
 		return;
 	}
+	/* what they queued while a member does not run after (on a retry's 404 too: the first
+	 * attempt may have failed before this) */
+	if (cancel_member_runs(c, c->params[0], target,
+			       "cancelled: its author is no longer a member of this room") < 0) {
+		revoke_failed(c);
+		return;
+	}
 	if (!removed) {
 		api_error(c, 404, "member_not_found", "user %s is not a member of this room",
 			  c->params[1]);
@@ -1089,7 +1201,8 @@ int rooms_member_gone(struct api_ctx *c, const char *room, long long user)
 {
 	/* as a removal: the entry the broker and the document endpoints trust goes, then the
 	 * event that makes every broker re-check the room's open streams */
-	if (cache_member(c, room, user, NULL) < 0 || emit_rights_event(c, room, "members") < 0)
+	if (cache_member(c, room, user, NULL) < 0 || emit_rights_event(c, room, "members") < 0 ||
+	    cancel_member_runs(c, room, user, "cancelled: its author's account was deleted") < 0)
 		return -1;
 	return 0;
 }
