@@ -494,6 +494,7 @@ void h_stream_ticket(struct api_ctx *c)
 	t.exp = now + c->cfg->ticket_ttl_s;
 	if (t.exp > c->user.exp)
 		t.exp = c->user.exp; /* never outlives the session it was taken with */
+	t.sexp = c->user.exp; /* nor does a stream it opens (the broker ends it then) */
 	snprintf(t.room, sizeof t.room, "%s", c->params[0]);
 	char *tok = token_sign(&c->cfg->key, &t);
 	if (!tok) {

@@ -118,6 +118,8 @@ char *token_sign(const struct token_key *k, const struct token_claims *c)
 		goto out;
 	if (c->kind == TOKEN_TICKET && jwt_add_grant(j, "room", c->room) != 0)
 		goto out;
+	if (c->kind == TOKEN_TICKET && c->sexp > 0 && jwt_add_grant_int(j, "sexp", c->sexp) != 0)
+		goto out;
 	out = jwt_encode_str(j);
 out:
 	jwt_free(j);
@@ -212,6 +214,13 @@ int token_verify(const struct token_key *k, const char *jwt, long long now,
 	}
 	out->iat = iat;
 	out->exp = exp;
+	out->sexp = exp;
+	if (out->kind == TOKEN_TICKET) {
+		errno = 0;
+		out->sexp = (long long)jwt_get_grant_int(j, "sexp");
+		if (errno == ENOENT || out->sexp < 0)
+			out->sexp = 0;
+	}
 	rc = 0;
 	reason = NULL;
 out:

@@ -33,6 +33,11 @@ struct token_claims {
 	 * are required in every token (lib/access.h checks them against Redis). */
 	char sid[TOKEN_SID_LEN + 1];
 	long long gen;
+	/* When the session ends by itself: a session token's own exp; a ticket carries its
+	 * session's in the claim `sexp` (0: a ticket made before it was carried, which says
+	 * nothing). The broker ends a stream then (sse-broker/server.c), whatever it was opened
+	 * with: the session can no longer be signed out once its token has expired. */
+	long long sexp;
 };
 
 struct token_key {

@@ -121,6 +121,9 @@ struct conn {
 	int slot;     /* counted against max_streams (server_cfg) */
 	int user_counted; /* counted against max_streams_per_user as user (user_admit) */
 	long long user;
+	/* when the session its credential belongs to expires (token.h, sexp; 0: not known, a
+	 * ticket from before tickets carried it): the stream ends then (beat_cb) */
+	long long session_until;
 	struct conn *flush_next;
 	int refs;     /* the connection itself holds one; pending Redis replies hold more */
 	int dead;     /* closed: waiting in the reap list for its resources to go */
@@ -1965,8 +1968,10 @@ static void authorize(struct conn *c, const struct http_head *h)
 			conn_error(c, 401, "invalid_token",
 				   "a stream ticket is for one room: a stream of several rooms takes "
 				   "the session's bearer token");
-		else
+		else {
+			c->session_until = cl.sexp;
 			multi_authorize(c, &cl);
+		}
 		return;
 	}
 	if (cl.kind == TOKEN_TICKET && strcmp(cl.room, c->room) != 0) {
@@ -1983,6 +1988,7 @@ static void authorize(struct conn *c, const struct http_head *h)
 	snprintf(c->sub.username, sizeof c->sub.username, "%s", cl.username);
 	snprintf(c->sub.sid, sizeof c->sub.sid, "%s", cl.sid);
 	c->sub.gen = cl.gen;
+	c->session_until = cl.sexp;
 	c->kind = CK_AUTH;
 	if (hub_check(srv->hub, c->room, &c->sub, check_cb) < 0)
 		conn_error(c, 503, "redis_unavailable", "the event store is unavailable");
@@ -2510,14 +2516,36 @@ static void accept_cb(struct evconnlistener *lst, evutil_socket_t fd, struct soc
  * broker knows the peer is there (BROKER_WS_TIMEOUT_MS). */
 #define BEAT_TICKS 4
 
+/* A stream whose session has expired ends (within a beat tick of the expiry), as if it was
+ * signed out: an expired token can no longer sign its session out, and would otherwise
+ * stream, and send presence, for as long as its client keeps the connection. A multi-room
+ * stream drops each of its rooms with `session_revoked`, as on a sign-out. 1 when c ended. */
+static int session_over(struct conn *c, time_t wall)
+{
+	if (c->session_until <= 0 || (long long)wall < c->session_until ||
+	    (c->kind != CK_SSE && c->kind != CK_WS && c->kind != CK_POLL))
+		return 0;
+	metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_REVOKED, 0);
+	if (!c->multi) {
+		conn_revoke(c, "the session expired");
+		return 1;
+	}
+	for (size_t i = 0; i < c->nms && !c->dead; i++)
+		msub_drop(&c->ms[i], "session_revoked", "the session expired");
+	return 1;
+}
+
 static void beat_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
 	long long now = clock_mono_ms();
 	srv->beats++;
 	int ws_turn = srv->beats % BEAT_TICKS == 0;
+	time_t wall = time(NULL);
 	for (struct conn *c = srv->conns; c; c = c->next) {
 		if (c->dead)
+			continue;
+		if (session_over(c, wall))
 			continue;
 		if (c->kind == CK_SSE) {
 			static const char ping[] = ": ping\n\n";

@@ -14,10 +14,13 @@ export function sign(secret, claims) {
   return `${header}.${body}.${b64url(mac)}`;
 }
 
-export function ticket(secret, { user = 1, name = 'alice', room, ttl = 60, now, sid = newSid(), gen = 0 } = {}) {
+// sexp: the expiry of the session the ticket was taken with (lib/token.c adds it; without it
+// the broker does not bound the stream by its session)
+export function ticket(secret, { user = 1, name = 'alice', room, ttl = 60, now, sid = newSid(), gen = 0, sexp } = {}) {
   const iat = now ?? Math.floor(Date.now() / 1000);
   return sign(secret, {
     iss: 'codecollab', sub: String(user), name, typ: 'ticket', room, iat, exp: iat + ttl, sid, gen,
+    ...(sexp !== undefined ? { sexp } : {}),
   });
 }
 

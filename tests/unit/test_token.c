@@ -58,6 +58,7 @@ int main(void)
 	CHECK(got.exp == now + 60);
 	CHECK_STR(got.sid, "abcdefghijklmnopqrstu012");
 	CHECK(got.gen == 3);
+	CHECK(got.sexp == now + 60); /* a session ends when its token expires */
 	/* expired at exp */
 	CHECK(token_verify(&k, t, now + 60, &got, &why) == -1);
 	CHECK_STR(why, "token expired");
@@ -81,7 +82,16 @@ int main(void)
 	CHECK_STR(got.room, "abc123");
 	CHECK_STR(got.sid, "abcdefghijklmnopqrstu012");
 	CHECK(got.gen == 3);
+	CHECK(got.sexp == 0); /* none given: not known */
 	free(t);
+	/* and its session's expiry, past its own */
+	c.sexp = now + 3600;
+	t = token_sign(&k, &c);
+	CHECK(token_verify(&k, t, now, &got, &why) == 0);
+	CHECK(got.exp == now + 60);
+	CHECK(got.sexp == now + 3600);
+	free(t);
+	c.sexp = 0;
 
 	/* a session id must be TOKEN_SID_LEN characters of [a-z0-9]: it names Redis keys */
 	struct token_claims bad = c;
