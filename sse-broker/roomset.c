@@ -60,10 +60,6 @@ enum roomset_status roomset_parse(const char *query, struct roomset *out, char *
 		errbuf_set(err, errlen, "the rooms parameter is not a valid query value");
 		return ROOMSET_MALFORMED;
 	}
-	if (q == 1 && strlen(value) > ROOMSET_VALUE_MAX) {
-		errbuf_set(err, errlen, "too many rooms: a stream carries at most %d", ROOMSET_MAX);
-		return ROOMSET_TOO_MANY;
-	}
 	if (q == 0 || value[0] == '\0') {
 		errbuf_set(err, errlen, "name the rooms: rooms=ROOM[:LAST_EVENT_ID],...");
 		return ROOMSET_MISSING;
@@ -75,6 +71,12 @@ enum roomset_status roomset_parse(const char *query, struct roomset *out, char *
 		errbuf_set(err, errlen, "too many rooms: %zu given, a stream carries at most %d",
 			   entries, ROOMSET_MAX);
 		return ROOMSET_TOO_MANY;
+	}
+	/* at most ROOMSET_MAX entries, yet longer than that many can be: one of them is (a room
+	 * id or an event id over its bound), which says more than "too many rooms" would */
+	if (strlen(value) > ROOMSET_VALUE_MAX) {
+		errbuf_set(err, errlen, "a room id or event id of the rooms list is too long");
+		return ROOMSET_MALFORMED;
 	}
 	const char *p = value;
 	for (;;) {

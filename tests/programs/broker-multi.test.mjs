@@ -305,6 +305,10 @@ test('too many, repeated, duplicate and malformed room lists are refused with a 
     assert.ok(j.error === 'invalid_request' || j.error === 'too_many_rooms', q);
     assert.match(j.message, msg, q);
   }
+  // one room id of 2,000 characters is a malformed id, not more than 16 rooms
+  r = await get(`rooms=${'x'.repeat(2000)}`);
+  assert.equal(r.status, 400);
+  assert.equal((await r.json()).error, 'invalid_request');
   // a list longer than any request head the broker reads
   // (over a socket of its own: the broker answers once the line passes the bound and
   // closes, which a client still sending may see as a reset instead of the answer)

@@ -104,13 +104,29 @@ static void test_too_many(void)
 		at += (size_t)snprintf(q + at, sizeof q - at, "%sr%d", i ? "," : "", i);
 	CHECK(parse(q) == ROOMSET_TOO_MANY);
 	CHECK(strstr(err, "at most 16") != NULL);
-	/* a huge list of commas, and one long value: refused by their size, not read */
+	/* a huge list of commas: refused by its count, not read */
 	at = (size_t)snprintf(q, sizeof q, "rooms=");
 	memset(q + at, ',', HTTP_HEAD_MAX - at - 1);
 	q[HTTP_HEAD_MAX - 1] = '\0';
 	CHECK(parse(q) == ROOMSET_TOO_MANY);
+	/* one long value, or a few: a malformed room id (docs/API.md: invalid_request), not
+	 * more than 16 rooms (too_many_rooms) */
 	memset(q + at, 'a', HTTP_HEAD_MAX - at - 1);
-	CHECK(parse(q) == ROOMSET_TOO_MANY);
+	CHECK(parse(q) == ROOMSET_MALFORMED);
+	CHECK(strstr(err, "too many rooms") == NULL);
+	q[at + 100] = ',';
+	q[at + 2000] = ',';
+	CHECK(parse(q) == ROOMSET_MALFORMED);
+	/* just past the longest list of ROOMSET_MAX entries, by one event id a byte too long */
+	at = (size_t)snprintf(q, sizeof q, "rooms=");
+	for (int i = 0; i < ROOMSET_MAX; i++) {
+		at += (size_t)snprintf(q + at, sizeof q - at, "%s", i ? "," : "");
+		memset(q + at, 'a', ROOM_ID_MAX);
+		at += ROOM_ID_MAX;
+		at += (size_t)snprintf(q + at, sizeof q - at, ":%s",
+				       i ? "1-1" : "18446744073709551615-184467440737095516150");
+	}
+	CHECK(parse(q) == ROOMSET_MALFORMED);
 	/* longer than any head the broker reads: still refused, never overrun */
 	char *big = malloc(5 * HTTP_HEAD_MAX);
 	CHECK(big != NULL);
