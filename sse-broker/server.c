@@ -2224,7 +2224,19 @@ static void route_request(struct conn *c, const struct http_head *h)
 		conn_error(c, 405, "method_not_allowed", "use GET");
 		return;
 	}
-	if (read_start(c, h, c->route == RT_POLL ? "since" : "last_event_id") < 0) {
+	/* a parameter read here given twice is refused rather than the first one taken: a
+	 * cache or proxy in front may read the other one (docs/API.md, "Paging") */
+	const char *start_name = c->route == RT_POLL ? "since" : "last_event_id";
+	const char *const once[] = {"ticket", start_name};
+	for (size_t i = 0; i < sizeof once / sizeof once[0]; i++) {
+		if (http_query_count(h->query, once[i]) > 1) {
+			char msg[80];
+			snprintf(msg, sizeof msg, "the %s parameter is given more than once", once[i]);
+			conn_error(c, 400, "invalid_request", msg);
+			return;
+		}
+	}
+	if (read_start(c, h, start_name) < 0) {
 		conn_error(c, 400, "invalid_request", "malformed event id");
 		return;
 	}

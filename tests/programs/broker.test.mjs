@@ -251,6 +251,53 @@ test('health, unknown paths, methods, auth errors', async () => {
   assert.equal((await get('/events/health')).status, 200);
 });
 
+// A parameter the broker reads, given twice, is 400 invalid_request (docs/API.md "Paging":
+// every endpoint refuses it rather than pick one of the values), as `subscribed` and `rooms`
+// are: `ticket`, and `last_event_id` (SSE, WebSocket) or `since` (long-poll), each also with
+// the second value the malformed one, or its name percent-encoded.
+test('ticket, last_event_id and since given twice are 400 invalid_request on every transport', async () => {
+  const room = await newRoom();
+  const t = tk(room);
+  const ws = 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n' +
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
+  const cases = [
+    ['', `ticket=${t}&ticket=${t}`, 'ticket'],
+    ['', `ticket=${t}&ticket=x`, 'ticket'],
+    ['', `ticket=${t}&last_event_id=1-1&last_event_id=abc`, 'last_event_id'],
+    ['', `ticket=${t}&last_event_id=1-1&last_%65vent_id=1-2`, 'last_event_id'],
+    ['', `ticket=${t}&last_event_id&last_event_id=1-1`, 'last_event_id'],
+    ['/poll', `ticket=${t}&since=1-1&since=abc`, 'since'],
+    ['/poll', `ticket=${t}&since=0&since=0`, 'since'],
+    ['/poll', `ticket=${t}&ticket=${t}&since=0`, 'ticket'],
+    ['/ws', `ticket=${t}&last_event_id=0&last_event_id=0`, 'last_event_id'],
+    ['/ws', `ticket=${t}&ticket=${t}`, 'ticket'],
+  ];
+  // read until the broker closes (every error closes), or for 3 s: a stream that opened
+  // instead stays open
+  const answer = (head) => new Promise((resolve, reject) => {
+    const s = createConnection(broker.port, '127.0.0.1', () => s.write(head));
+    let buf = '';
+    const timer = setTimeout(() => s.destroy(), 3000);
+    s.on('data', (d) => { buf += d.toString('latin1'); });
+    s.on('error', reject);
+    s.on('close', () => { clearTimeout(timer); resolve(buf); });
+  });
+  for (const [sub, query, name] of cases) {
+    const raw = await answer(
+      `GET /events/rooms/${room}${sub}?${query} HTTP/1.1\r\nHost: x\r\n${sub === '/ws' ? ws : ''}\r\n`);
+    assert.match(raw, /^HTTP\/1.1 400 /, `${sub}?${query}: ${raw.slice(0, 200)}`);
+    const body = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4));
+    assert.equal(body.error, 'invalid_request', query);
+    assert.equal(body.message, `the ${name} parameter is given more than once`, query);
+  }
+  // given once, each is taken as before; a parameter the path does not read is not counted
+  for (const [sub, query] of [['', `ticket=${t}&last_event_id=0`], ['/poll', `ticket=${t}&since=0&last_event_id=x&last_event_id=y`]]) {
+    const r = await fetch(`${broker.base}/events/rooms/${room}${sub}?${query}`, { signal: AbortSignal.timeout(4000) });
+    assert.equal(r.status, 200, `${sub}?${query}`);
+    await r.body.cancel();
+  }
+});
+
 test('a bearer session token works for members only (private room)', async () => {
   const room = await newRoom({ visibility: 'private' });
   await rc.cmd('HSET', `cc:room:{${room}}:members`, '41', 'editor');
