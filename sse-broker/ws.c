@@ -96,6 +96,8 @@ struct ws_conn {
 	int in_close;
 	uint8_t close_pl[125]; /* §5.5: a control frame's payload is 125 bytes at most */
 	size_t close_len;
+	size_t frames;	     /* frames of the data message being received (WS_MAX_FRAGMENTS) */
+	int too_fragmented;  /* refused for that: nothing more of it is taken */
 	uint16_t peer_code;  /* a code of the peer's we echoed that wslay's list does not have */
 	int close_refused;   /* the peer's close frame was refused here (1002, 1007) */
 };
@@ -137,6 +139,20 @@ static void ws_frame_start_cb(wslay_event_context_ptr ctx,
 	w->frame_len = 2 + (n > 65535 ? 8 : n > 125 ? 2 : 0) + 4 + n;
 	w->in_close = arg->opcode == WSLAY_CONNECTION_CLOSE;
 	w->close_len = 0;
+	/* control frames may come between fragments and are no part of the message */
+	if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
+		w->frames = 1;
+	else if (arg->opcode == WSLAY_CONTINUATION_FRAME && ++w->frames > WS_MAX_FRAGMENTS &&
+		 !w->too_fragmented) {
+		/* wslay takes this frame still (its chunk is made after this callback), then
+		 * reads no more; the message is never handed on (ws_msg_cb) */
+		static const char why[] = "message in too many fragments";
+		w->too_fragmented = 1;
+		if (wslay_event_queue_close(ctx, WSLAY_CODE_MESSAGE_TOO_BIG, (const uint8_t *)why,
+					    sizeof why - 1) != 0)
+			w->failed = 1;
+		wslay_event_shutdown_read(ctx);
+	}
 }
 
 static void ws_frame_chunk_cb(wslay_event_context_ptr ctx,
@@ -229,6 +245,8 @@ static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_m
 		      void *user)
 {
 	struct ws_conn *w = user;
+	if (w->too_fragmented)
+		return;
 	if (arg->opcode == WSLAY_TEXT_FRAME) {
 		if (w->on_text)
 			w->on_text(w->arg, (const char *)arg->msg, arg->msg_length);

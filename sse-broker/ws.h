@@ -48,6 +48,12 @@ struct ws_conn;
 /* Called for each complete text message from the peer (borrowed until return). */
 typedef void (*ws_on_text)(void *arg, const char *msg, size_t len);
 
+/* The most frames one message may come in (its first and its continuations). wslay keeps
+ * each fragment as a chunk of its own, three allocations of about 100 bytes however small the
+ * fragment: a message within max_msg sent a byte per frame held a hundred times its size. A
+ * message in more frames is refused with 1009 (message too big), and nothing more is read. */
+#define WS_MAX_FRAGMENTS 1024
+
 /* Caller frees with ws_conn_free(). NULL on OOM. out_limit bounds the output buffer. */
 struct ws_conn *ws_conn_new(size_t max_msg, size_t out_limit, ws_on_text on_text, void *arg);
 void ws_conn_free(struct ws_conn *w);

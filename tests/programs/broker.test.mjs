@@ -642,6 +642,52 @@ test('WebSocket: frames that cannot be read (a long or fragmented control frame,
   assert.equal((await fetch(`${broker.base}/events/health`)).status, 200, 'the broker is still fine');
 });
 
+// wslay keeps every fragment of a message as a chunk of its own (three allocations, about
+// 100 bytes, however small the fragment): 64 KiB sent a byte at a time held over 6 MiB of the
+// broker's memory per connection, for a message within BROKER_WS_MAX_MESSAGE. A message
+// comes in at most WS_MAX_FRAGMENTS (1,024) frames; past that it is refused with 1009.
+test('WebSocket: a message in more than 1,024 fragments is closed with 1009, and fragments cannot grow the broker', async () => {
+  const room = await newRoom();
+  const path = `/events/rooms/${room}/ws?ticket=${tk(room, 41, 'frag')}`;
+  const fragments = (n, text = 'x'.repeat(n)) => Buffer.concat([...text].map((ch, i) =>
+    clientFrame(i === 0 ? 1 : 0, ch, { fin: i === n - 1 })));
+  // 1,024 fragments are one message: a presence message that reaches the room
+  const watch = await wsRaw(broker.port, `/events/rooms/${room}/ws?ticket=${tk(room, 42, 'watch')}`);
+  let s = await wsRaw(broker.port, path);
+  await waitFor(() => s.frames.some((x) => x.opcode === 1), { what: 'subscribed' });
+  s.write(fragments(1024, '{"type":"presence","cursor":7}'.padEnd(1024, ' ')));
+  await waitFor(() => watch.frames.some((x) => x.opcode === 1 && /"type":"presence".*"cursor":7/.test(x.payload)),
+    { what: 'the presence sent in 1,024 fragments' });
+  s.write(clientFrame(9, 'after'));
+  await waitFor(() => s.frames.some((x) => x.opcode === 10 && x.payload.toString() === 'after'), { what: 'pong' });
+  s.destroy();
+  watch.destroy();
+  // one more, and it is refused at once
+  s = await wsRaw(broker.port, path);
+  await waitFor(() => s.frames.some((x) => x.opcode === 1), { what: 'subscribed' });
+  s.write(fragments(1025));
+  await Promise.race([s.done, sleep(10000).then(() => { throw new Error('not closed'); })]);
+  assert.equal(closeCode(s), 1009);
+  // connections that each send a byte per fragment for as long as they may hold the broker's
+  // memory to what their messages are, not a hundred times more
+  const rss0 = rssKiB(broker.pid);
+  const conns = [];
+  for (let i = 0; i < 20; i++) conns.push(await wsRaw(broker.port, `/events/rooms/${room}/ws?ticket=${tk(room, 100 + i)}`));
+  const first = clientFrame(1, 'x', { fin: false });
+  const more = Buffer.concat(Array(4096).fill(clientFrame(0, 'x', { fin: false })));
+  for (const c of conns) c.write(first);
+  for (let k = 0; k < 15; k++) {
+    for (const c of conns) if (!c.destroyed) c.write(more);
+    await sleep(50);
+  }
+  await Promise.all(conns.map((c) => Promise.race([c.done, sleep(10000)])));
+  const grown = rssKiB(broker.pid) - rss0;
+  for (const c of conns) c.destroy();
+  assert.ok(conns.every((c) => closeCode(c) === 1009), `every one closed with 1009: ${conns.map(closeCode)}`);
+  assert.ok(grown < 40 * 1024, `the broker grew by ${grown} KiB for 20 connections`);
+  assert.equal((await fetch(`${broker.base}/events/health`)).status, 200, 'the broker is still fine');
+});
+
 test('WebSocket frames sent with the upgrade request, or split byte by byte, are read whole', async () => {
   const room = await newRoom();
   const key = randomBytes(16).toString('base64');
