@@ -40,6 +40,12 @@
 #define HUB_RETRY_DEADLINE_MS 5000 /* ... until this long after it was first sent */
 #define HUB_NODES_MAX 1024
 #define HUB_RIGHTS_RETRY_MS 5000 /* a rights re-check that lost a node is asked again this long */
+/* A user whose last stream of a room here closed stays present this long before their
+ * `leave` (user_remove): a stream opened again meanwhile makes no `join`. Without it every
+ * stream a user opened and closed wrote a join and a leave into the room's history, as fast
+ * as the client could connect (hundreds a second), sent to every stream of the room and
+ * pushing its kept history past everyone who reconnects. */
+#define HUB_PRESENCE_LINGER_MS 2000
 
 /* A sharded channel's state at the node it lives on (hub.h). */
 enum room_link { RL_IDLE, RL_SUBSCRIBING, RL_SUBSCRIBED, RL_UNSUBSCRIBING };
@@ -60,6 +66,8 @@ struct hub_user {
 	long long id;
 	char name[TOKEN_USERNAME_MAX + 1];
 	int count; /* this broker's presence subscribers of the user in the room */
+	struct hub_room *room;
+	struct event *gone; /* count 0: the leave waits for this (HUB_PRESENCE_LINGER_MS) */
 };
 
 struct hub_room {
@@ -429,6 +437,9 @@ static unsigned room_hash(const char *id)
 	return x % HUB_BUCKETS;
 }
 
+static int presence_call(struct hub *h, struct hub_room *r, const char *op, struct hub_user *u,
+			 void *priv);
+
 static struct hub_room *room_find(struct hub *h, const char *id)
 {
 	for (struct hub_room *r = h->buckets[room_hash(id)]; r; r = r->hnext)
@@ -448,6 +459,12 @@ static void room_free(struct hub_room *r)
 	while (r->users) {
 		struct hub_user *u = r->users;
 		r->users = u->next;
+		/* only users whose last stream closed are left: their leave is due now (none
+		 * while stopping: hub_shutdown closed every user) */
+		if (u->count == 0 && !h->shutting_down)
+			presence_call(h, r, "close", u, NULL);
+		if (u->gone)
+			event_free(u->gone);
 		free(u);
 	}
 	event_free(r->linger);
@@ -459,6 +476,15 @@ static void room_linger_cb(evutil_socket_t fd, short what, void *arg)
 	struct hub_room *r = arg;
 	if (r->nsubs > 0)
 		return;
+	if (r->users) {
+		/* users whose leave is still waiting (HUB_PRESENCE_LINGER_MS): a room freed before
+		 * would say it at once, and a user opening and closing the one stream of an
+		 * otherwise empty room would write a join and a leave each time */
+		struct timeval tv = {HUB_PRESENCE_LINGER_MS / 1000,
+				     (HUB_PRESENCE_LINGER_MS % 1000) * 1000};
+		evtimer_add(r->linger, &tv);
+		return;
+	}
 	switch (r->ch.link) {
 	case RL_IDLE:
 		room_free(r);
@@ -638,12 +664,43 @@ static void user_add(struct hub_room *r, struct hub_sub *s)
 		if (!u)
 			return; /* presence is best effort; the stream itself goes on */
 		u->id = s->user_id;
+		u->room = r;
 		snprintf(u->name, sizeof u->name, "%s", s->username);
 		u->next = r->users;
 		r->users = u;
+	} else if (u->count == 0 && u->gone && evtimer_pending(u->gone, NULL)) {
+		/* back within the linger: still present, no join */
+		evtimer_del(u->gone);
+		u->count++;
+		return;
 	}
 	if (u->count++ == 0 && !r->hub->shutting_down)
 		presence_call(r->hub, r, "open", u, NULL);
+}
+
+static void user_unlink(struct hub_room *r, struct hub_user *u)
+{
+	struct hub_user **pp = &r->users;
+	while (*pp && *pp != u)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = u->next;
+}
+
+/* The linger of a user without streams here is over: their leave (if no other broker has
+ * them), and they are forgotten. */
+static void user_gone_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct hub_user *u = arg;
+	struct hub_room *r = u->room;
+	if (u->count > 0)
+		return;
+	if (!r->hub->shutting_down)
+		presence_call(r->hub, r, "close", u, NULL);
+	user_unlink(r, u);
+	/* a timer that fired is no longer pending or active: freeing it here is safe */
+	event_free(u->gone);
+	free(u);
 }
 
 static void user_remove(struct hub_room *r, struct hub_sub *s)
@@ -654,9 +711,19 @@ static void user_remove(struct hub_room *r, struct hub_sub *s)
 	struct hub_user *u = *pp;
 	if (!u || --u->count > 0)
 		return;
-	if (!r->hub->shutting_down) /* hub_shutdown() closed them all already */
+	if (!r->hub->shutting_down) {
+		struct timeval tv = {HUB_PRESENCE_LINGER_MS / 1000,
+				     (HUB_PRESENCE_LINGER_MS % 1000) * 1000};
+		if (!u->gone)
+			u->gone = evtimer_new(r->hub->base, user_gone_cb, u);
+		if (u->gone && evtimer_add(u->gone, &tv) == 0)
+			return; /* user_gone_cb */
+		/* no timer: the leave goes now */
 		presence_call(r->hub, r, "close", u, NULL);
+	} /* else hub_shutdown() closed them all already */
 	*pp = u->next;
+	if (u->gone)
+		event_free(u->gone);
 	free(u);
 }
 

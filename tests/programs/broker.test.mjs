@@ -757,6 +757,44 @@ test('the heartbeat comment goes only to idle SSE streams: one that carries even
   }
 });
 
+// A user's join and leave are events of the room, in its history and sent to every stream of
+// it: one client opening and closing a stream as fast as it could wrote hundreds of them a
+// second, pushing the room's kept history (1,000 events) past everyone who reconnects within
+// seconds (the presence budget bounds moves, which once made this take 50 s). The last stream's
+// leave now waits HUB_PRESENCE_LINGER_MS (2 s), and a stream opened meanwhile makes no join.
+test('a user opening and closing streams over and over makes one join, and one leave once they are gone', async () => {
+  const room = await newRoom();
+  const observer = wsClient(`ws://127.0.0.1:${broker.port}/events/rooms/${room}/ws?ticket=${tk(room, 30, 'obs')}`);
+  await waitFor(() => subscribedFrames(observer.events).length === 1, { what: 'the observer live' });
+  const of = (type) => observer.events.filter((e) => e.type === type && e.data.user.id === 31);
+  const t0 = Date.now();
+  for (let i = 0; i < 40; i++) {
+    if (i % 2) {
+      const w = wsClient(`ws://127.0.0.1:${broker.port}/events/rooms/${room}/ws?ticket=${tk(room, 31, 'flap')}`);
+      await waitFor(() => subscribedFrames(w.events).length === 1, { what: `WebSocket ${i} live` });
+      w.close();
+    } else {
+      const c = curlSse(`${broker.base}/events/rooms/${room}?ticket=${tk(room, 31, 'flap')}`);
+      await waitFor(() => c.text.includes(': connected'), { what: `SSE ${i} live` });
+      await c.close();
+    }
+  }
+  const took = Date.now() - t0;
+  await waitFor(() => of('leave').length >= 1, { what: 'the leave after the last stream', timeout: 15000 });
+  await sleep(300);
+  // one join and one leave per linger at most, however many streams came and went
+  const most = 1 + Math.ceil(took / 2000);
+  assert.ok(of('join').length >= 1 && of('join').length <= most, `joins: ${of('join').length} in ${took} ms`);
+  assert.ok(of('leave').length <= of('join').length, `leaves: ${of('leave').length}`);
+  assert.ok(Number(await rc.cmd('XLEN', `cc:room:{${room}}:events`)) <= 2 * most, 'the history holds few of them');
+  // once gone, coming back is a join again
+  const joins = of('join').length;
+  const again = curlSse(`${broker.base}/events/rooms/${room}?ticket=${tk(room, 31, 'flap')}`);
+  await waitFor(() => of('join').length === joins + 1, { what: 'a join after the leave' });
+  await again.close();
+  observer.close();
+});
+
 test('two brokers share a room', async () => {
   const b2 = await startBroker({ redisPort: redis.port, secret: SECRET, env: BROKER_ENV });
   try {
