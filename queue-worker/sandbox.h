@@ -14,7 +14,8 @@
  *     compile step through a pipe. The host never opens, writes or chowns a path inside
  *     the sandbox, so a symlink planted there points at nothing we touch.
  * Limits: a memory + pids (+ cpu where offered) cgroup per step (v1 or v2, detected at
- * open; v1 also uses the freezer when mounted), killed as a whole at the wall limit and removed afterwards;
+ * open; v1 also uses the freezer when mounted, and bounds socket buffers by the memory
+ * limit too), killed as a whole at the wall limit and removed afterwards;
  * rlimits (CPU, file size, open files, no core; address space only without cgroups) are
  * set before exec. Output beyond the per-stream bound kills the step and is flagged.
  * The implementation is queue-worker/sandbox*.c; sandbox_impl.h says which file does what. */

@@ -156,6 +156,10 @@ void cg_setup(struct cg_parents *par, const struct sandbox_config *c)
 				par->mem[0] = par->pids[0] = par->frz[0] = '\0';
 			} else {
 				par->mode = SANDBOX_CG_V1;
+				if (!file_exists(par->mem, CG_V1_SOCKET_LIMIT))
+					log_warn("sandbox: cgroup v1 without %s: the socket buffers of "
+						 "runs are not bounded by MEMORY_LIMIT_MB",
+						 CG_V1_SOCKET_LIMIT);
 				/* the cpu hierarchy is optional: without it runs have no CPU limit */
 				if (file_exists(u, "cpu.cfs_quota_us")) {
 					snprintf(par->cpu, sizeof par->cpu, "%s/%s", u,
@@ -250,6 +254,13 @@ int cg_create(const struct cg_parents *par, struct cg *g, const struct sandbox_l
 	/* memory + swap: absent when the kernel does not account swap */
 	if (file_exists(g->mem, "memory.memsw.limit_in_bytes") &&
 	    write_str(g->mem, "memory.memsw.limit_in_bytes", mem) < 0)
+		goto fail;
+	/* socket buffers: v1 charges them to no group until a group's TCP limit is set (v2
+	 * counts them in memory.max), so a step's loopback TCP and UDP sockets that nobody
+	 * reads held host memory past the limit, and the host's TCP and UDP memory (tcp_mem,
+	 * udp_mem) is one pool for every socket of the host. Set before the child joins: only
+	 * sockets made after it are charged. Absent on a kernel without it (cg_setup warns). */
+	if (file_exists(g->mem, CG_V1_SOCKET_LIMIT) && write_str(g->mem, CG_V1_SOCKET_LIMIT, mem) < 0)
 		goto fail;
 	return 0;
 fail:

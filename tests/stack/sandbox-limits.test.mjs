@@ -1,0 +1,100 @@
+// What a run's code can take from the host beyond the bounds of docs/SECURITY.md ("Running
+// other people's code"), through the real stack: POST /api/rooms/{id}/executions, then the
+// job's result. The stack's worker runs the local sandbox with its defaults
+// (MEMORY_LIMIT_MB 256).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { newUser, createRoom } from '../lib/api.mjs';
+import { run, waitJob } from '../lib/jobs.mjs';
+
+const MEMORY_LIMIT_MIB = 256;
+// what a socket may always queue past its group's bound (the kernel's per-socket minimum,
+// a few KiB each), with room to spare
+const SLACK_MIB = 8;
+
+// Queues up to 512 MiB (twice the memory bound) in loopback sockets inside the sandbox that
+// nobody reads: TCP connections written to until they take no more, then (the TCP ones
+// closed) UDP datagrams sent to sockets that never receive. Prints what the kernel held for
+// each: the bytes TCP accepted, and the receive memory the UDP sockets held (SO_MEMINFO).
+const SOCKETS_C = String.raw`
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#ifndef SO_MEMINFO
+#define SO_MEMINFO 55
+#endif
+#define WANT (512LL << 20)
+static char buf[1 << 16];
+int main(void) {
+	memset(buf, 'x', sizeof buf);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof a;
+	int ls = socket(AF_INET, SOCK_STREAM, 0);
+	if (ls < 0 || bind(ls, (void *)&a, sizeof a) || listen(ls, 128) || getsockname(ls, (void *)&a, &al))
+		return 1;
+	int fds[256], nfd = 0;
+	long long tcp = 0;
+	while (tcp < WANT && nfd < 240) {
+		int c = socket(AF_INET, SOCK_STREAM, 0), big = 64 << 20;
+		if (c < 0)
+			break;
+		fds[nfd++] = c;
+		setsockopt(c, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+		if (connect(c, (void *)&a, sizeof a))
+			break;
+		int s = accept(ls, NULL, NULL);
+		if (s < 0)
+			break;
+		fds[nfd++] = s;
+		setsockopt(s, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+		fcntl(c, F_SETFL, O_NONBLOCK);
+		for (ssize_t w; tcp < WANT && (w = write(c, buf, sizeof buf)) > 0;)
+			tcp += w;
+	}
+	printf("tcp %lld\n", tcp >> 20);
+	fflush(stdout);
+	for (int i = 0; i < nfd; i++)
+		close(fds[i]);
+	int snd = socket(AF_INET, SOCK_DGRAM, 0), rcv[100], nr = 0;
+	long long udp = 0;
+	for (; nr < 100 && udp < WANT; nr++) {
+		int r = socket(AF_INET, SOCK_DGRAM, 0), big = 64 << 20;
+		struct sockaddr_in u = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		socklen_t ul = sizeof u;
+		if (r < 0 || bind(r, (void *)&u, sizeof u) || getsockname(r, (void *)&u, &ul))
+			break;
+		rcv[nr] = r;
+		setsockopt(r, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+		for (int i = 0; i < 300; i++)
+			sendto(snd, buf, 60000, 0, (void *)&u, sizeof u);
+		unsigned mi[SK_MEMINFO_VARS];
+		socklen_t ml = sizeof mi;
+		if (getsockopt(r, SOL_SOCKET, SO_MEMINFO, mi, &ml) == 0)
+			udp += mi[SK_MEMINFO_RMEM_ALLOC];
+	}
+	printf("udp %lld\n", udp >> 20);
+	return 0;
+}
+`;
+
+test('socket buffers count against the memory bound: 512 MiB queued in loopback TCP and UDP sockets nobody reads is not held', async () => {
+  const a = await newUser();
+  const room = await createRoom(a.token, { language: 'c' });
+  const r = await run(a.token, room, { language: 'c', code: SOCKETS_C });
+  assert.equal(r.status, 202, r.text);
+  const job = await waitJob(a.token, r.json.job.id, { ms: 60000 });
+  assert.equal(job.status, 'finished', JSON.stringify(job));
+  const res = job.result;
+  // killed by the memory bound, or held to it; never more than the bound
+  if (res.status === 'memory_limit_exceeded') return;
+  assert.equal(res.status, null, JSON.stringify(res));
+  const got = Object.fromEntries(res.stdout.trim().split('\n').map((l) => l.split(' ')).map(([k, v]) => [k, Number(v)]));
+  assert.ok(Number.isFinite(got.tcp) && Number.isFinite(got.udp), JSON.stringify(res));
+  const held = `TCP held ${got.tcp} MiB and UDP ${got.udp} MiB for one run of ${MEMORY_LIMIT_MIB} MiB`;
+  assert.ok(got.tcp <= MEMORY_LIMIT_MIB + SLACK_MIB && got.udp <= MEMORY_LIMIT_MIB + SLACK_MIB, held);
+});
