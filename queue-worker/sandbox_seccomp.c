@@ -18,7 +18,8 @@
 /* A foreign architecture (i386 through int 0x80, x32) is refused, and the calls that
  * reach into other processes or into kernel surfaces a program has no business with fail
  * with EPERM: ptrace (the bwrap init is the same uid and would be traceable), cross-process
- * memory, keyrings, bpf, perf, userfaultfd, io_uring, mounts and namespaces, modules. */
+ * memory, keyrings, bpf, perf, userfaultfd, io_uring and Linux AIO (io_setup: its event
+ * count is the host's), mounts and namespaces, modules. */
 size_t seccomp_filter_build(struct sock_filter *f)
 {
 #ifdef SECCOMP_ARCH
@@ -30,6 +31,10 @@ size_t seccomp_filter_build(struct sock_filter *f)
 		SYS_open_by_handle_at, SYS_name_to_handle_at, SYS_init_module, SYS_finit_module,
 		SYS_delete_module, SYS_reboot, SYS_swapon, SYS_swapoff, SYS_acct, SYS_syslog,
 		SYS_fanotify_init, SYS_kcmp,
+		/* Linux AIO: fs.aio-max-nr is one count of events for the whole host, and one
+		 * step's io_setup calls took all of it for as long as it ran */
+		SYS_io_setup, SYS_io_destroy, SYS_io_submit, SYS_io_cancel, SYS_io_getevents,
+		SYS_io_pgetevents,
 	};
 	_Static_assert(6 + 2 * sizeof denied / sizeof denied[0] + 1 <= SECCOMP_FILTER_MAX,
 		       "the filter does not fit");

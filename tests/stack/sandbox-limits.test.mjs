@@ -98,3 +98,40 @@ test('socket buffers count against the memory bound: 512 MiB queued in loopback 
   const held = `TCP held ${got.tcp} MiB and UDP ${got.udp} MiB for one run of ${MEMORY_LIMIT_MIB} MiB`;
   assert.ok(got.tcp <= MEMORY_LIMIT_MIB + SLACK_MIB && got.udp <= MEMORY_LIMIT_MIB + SLACK_MIB, held);
 });
+
+// Reserves Linux AIO events (io_setup) until the kernel refuses: fs.aio-max-nr (65536 by
+// default) is one count for the whole host, so what a run holds no other process of the
+// host can get until the run ends.
+const AIO_C = String.raw`
+#include <errno.h>
+#include <linux/aio_abi.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(void) {
+	long events = 0;
+	int err = 0;
+	for (int i = 0; i < 1000; i++) {
+		aio_context_t ctx = 0;
+		if (syscall(SYS_io_setup, 4096, &ctx) < 0) {
+			err = errno;
+			break;
+		}
+		events += 4096;
+	}
+	printf("%ld %s\n", events, strerror(err));
+	return 0;
+}
+`;
+
+test('a run cannot take the host\'s Linux AIO events (fs.aio-max-nr, one count for every process of the host): io_setup fails', async () => {
+  const a = await newUser();
+  const room = await createRoom(a.token, { language: 'c' });
+  const r = await run(a.token, room, { language: 'c', code: AIO_C });
+  assert.equal(r.status, 202, r.text);
+  const job = await waitJob(a.token, r.json.job.id, { ms: 60000 });
+  assert.equal(job.status, 'finished', JSON.stringify(job));
+  assert.equal(job.result.status, null, JSON.stringify(job.result));
+  assert.equal(job.result.stdout, '0 Operation not permitted\n', `the run reserved AIO events: ${job.result.stdout}`);
+});
