@@ -88,6 +88,17 @@ static void mounts(const struct bwrap_spec *s, struct bwrap_argv *a)
 	 * (writing /dev/null is writing to a device, not to the tmpfs). */
 	arg(a, "--remount-ro");
 	arg(a, "/dev");
+	/* --dev also mounts a devpts instance at /dev/pts (/dev/ptmx leads there), and every
+	 * devpts instance of the host draws on one count (kernel.pty.max): a step's 64
+	 * processes of 256 descriptors could hold all of it while it ran. Output goes through
+	 * pipes and a job has no use for a terminal: an empty read-only tmpfs covers it, so
+	 * opening /dev/ptmx fails with ENOENT */
+	arg(a, "--size");
+	arg(a, "4096");
+	arg(a, "--tmpfs");
+	arg(a, "/dev/pts");
+	arg(a, "--remount-ro");
+	arg(a, "/dev/pts");
 	/* /dev/shm: a sized tmpfs of its own, a quarter of the work directory's (at least
 	 * 1 MiB): POSIX semaphores and shared memory (Python's multiprocessing) need little */
 	arg(a, "--size");

@@ -135,3 +135,40 @@ test('a run cannot take the host\'s Linux AIO events (fs.aio-max-nr, one count f
   assert.equal(job.result.status, null, JSON.stringify(job.result));
   assert.equal(job.result.stdout, '0 Operation not permitted\n', `the run reserved AIO events: ${job.result.stdout}`);
 });
+
+// Opens pseudo-terminals until it cannot (at most 200): every devpts instance, the one bwrap
+// mounts at /dev/pts in each sandbox as well as other containers', draws on one count for
+// the host (kernel.pty.max, 4096, of which 1024 are kept for the host's own /dev/pts), and
+// one step of 64 processes of 256 descriptors each could hold all of it while it ran.
+const PTY_C = String.raw`
+#define _XOPEN_SOURCE 600
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+int main(void) {
+	int n = 0, err = 0;
+	while (n < 200) {
+		int fd = posix_openpt(O_RDWR | O_NOCTTY);
+		if (fd < 0) {
+			err = errno;
+			break;
+		}
+		n++;
+	}
+	printf("%d %s\n", n, err ? strerror(err) : "");
+	return 0;
+}
+`;
+
+test('a run opens no pseudo-terminal (kernel.pty.max is one count for the host\'s devpts instances)', async () => {
+  const a = await newUser();
+  const room = await createRoom(a.token, { language: 'c' });
+  const r = await run(a.token, room, { language: 'c', code: PTY_C });
+  assert.equal(r.status, 202, r.text);
+  const job = await waitJob(a.token, r.json.job.id, { ms: 60000 });
+  assert.equal(job.status, 'finished', JSON.stringify(job));
+  assert.equal(job.result.status, null, JSON.stringify(job.result));
+  assert.equal(job.result.stdout, '0 No such file or directory\n', `the run opened pseudo-terminals: ${job.result.stdout}`);
+});

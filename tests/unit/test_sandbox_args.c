@@ -132,6 +132,9 @@ static void test_file_systems(void)
 	CHECK(root_ro > AT(&a, "--file") && root_ro > AT(&a, "--dir", "/tmp/work"));
 	CHECK(root_ro < AT(&a, "--chdir"));
 	CHECK(AT(&a, "--proc", "/proc") > 0);
+	/* no pseudo-terminals: --dev's devpts instance covered by a small read-only tmpfs */
+	long pts = AT(&a, "--size", "4096", "--tmpfs", "/dev/pts");
+	CHECK(pts > dev && AT(&a, "--remount-ro", "/dev/pts") == pts + 4);
 	/* the sizes given: /dev/shm and /tmp are tmpfs mounts of exactly these bytes */
 	CHECK(AT(&a, "--size", "16777216", "--tmpfs", "/dev/shm") > dev);
 	CHECK(AT(&a, "--size", "67108864", "--tmpfs", "/tmp") > 0);
