@@ -172,3 +172,68 @@ test('a run opens no pseudo-terminal (kernel.pty.max is one count for the host\'
   assert.equal(job.result.status, null, JSON.stringify(job.result));
   assert.equal(job.result.stdout, '0 No such file or directory\n', `the run opened pseudo-terminals: ${job.result.stdout}`);
 });
+
+// Fills the receive queues of netlink sockets (NETLINK_ROUTE, the only kind a sandbox may
+// open) with the kernel's answers to requests it never reads: the kernel's messages are
+// charged to no memory group. Prints what the sockets held (the Rmem of /proc/net/netlink,
+// which lists the sandbox's own network namespace), or that the socket was refused.
+const NETLINK_C = String.raw`
+#include <errno.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+int main(void) {
+	int socks = 0, err = 0;
+	for (; socks < 120; socks++) {
+		int s = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK, NETLINK_ROUTE), big = 64 << 20;
+		if (s < 0) {
+			err = errno;
+			break;
+		}
+		setsockopt(s, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+		struct {
+			struct nlmsghdr h;
+			struct ifinfomsg i;
+		} req;
+		for (int k = 0; k < 2500; k++) {
+			memset(&req, 0, sizeof req);
+			req.h.nlmsg_len = sizeof req;
+			req.h.nlmsg_type = RTM_GETLINK;
+			req.h.nlmsg_flags = NLM_F_REQUEST;
+			req.h.nlmsg_seq = (unsigned)k;
+			req.i.ifi_index = 1;
+			send(s, &req, sizeof req, 0);
+		}
+	}
+	long long held = 0;
+	FILE *f = fopen("/proc/net/netlink", "r");
+	char line[512];
+	while (f && fgets(line, sizeof line, f)) {
+		unsigned long long sk;
+		int proto, pid;
+		unsigned groups;
+		long long rmem, wmem;
+		if (sscanf(line, "%llx %d %d %x %lld %lld", &sk, &proto, &pid, &groups, &rmem, &wmem) == 6)
+			held += rmem;
+	}
+	printf("%d %lld %s\n", socks, held >> 20, err ? strerror(err) : "");
+	return 0;
+}
+`;
+
+test('netlink sockets hold nothing past the memory bound: a run cannot fill their receive queues with the kernel\'s answers', async () => {
+  const a = await newUser();
+  const room = await createRoom(a.token, { language: 'c' });
+  const r = await run(a.token, room, { language: 'c', code: NETLINK_C });
+  assert.equal(r.status, 202, r.text);
+  const job = await waitJob(a.token, r.json.job.id, { ms: 60000 });
+  assert.equal(job.status, 'finished', JSON.stringify(job));
+  if (job.result.status === 'memory_limit_exceeded') return;
+  assert.equal(job.result.status, null, JSON.stringify(job.result));
+  const [socks, held] = job.result.stdout.split(' ').map(Number);
+  assert.ok(Number.isInteger(socks) && Number.isInteger(held), JSON.stringify(job.result));
+  assert.ok(held <= MEMORY_LIMIT_MIB, `${socks} netlink sockets held ${held} MiB for one run of ${MEMORY_LIMIT_MIB} MiB`);
+});
