@@ -27,8 +27,9 @@
  * reach into other processes or into kernel surfaces a program has no business with fail
  * with EPERM: ptrace (the bwrap init is the same uid and would be traceable), cross-process
  * memory, keyrings, bpf, perf, userfaultfd, io_uring and Linux AIO (io_setup: its event
- * count is the host's), mounts and namespaces, modules; a netlink socket is refused with
- * EAFNOSUPPORT (what queues on it is charged to no memory group). */
+ * count is the host's), mounts and namespaces, modules; a socket of any family but local,
+ * IPv4 and IPv6 fails with EAFNOSUPPORT (netlink: what queues on it is charged to no memory
+ * group; AF_VSOCK: the network namespace does not cover it). */
 size_t seccomp_filter_build(struct sock_filter *f)
 {
 #ifdef SECCOMP_ARCH
@@ -45,7 +46,7 @@ size_t seccomp_filter_build(struct sock_filter *f)
 		SYS_io_setup, SYS_io_destroy, SYS_io_submit, SYS_io_cancel, SYS_io_getevents,
 		SYS_io_pgetevents,
 	};
-	_Static_assert(6 + 2 * sizeof denied / sizeof denied[0] + 5 <= SECCOMP_FILTER_MAX,
+	_Static_assert(6 + 2 * sizeof denied / sizeof denied[0] + 7 <= SECCOMP_FILTER_MAX,
 		       "the filter does not fit");
 	size_t n = 0;
 	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
@@ -63,13 +64,18 @@ size_t seccomp_filter_build(struct sock_filter *f)
 		f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)denied[i], 0, 1);
 		f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
 	}
-	/* no netlink socket (EAFNOSUPPORT, as on a kernel without it): the kernel's answers
-	 * queued on one are charged to no memory group, and a step that asked and never read
-	 * held 659 MiB with its 256. glibc does without it (getaddrinfo assumes both IPv4 and
-	 * IPv6); listing the interfaces (getifaddrs) fails. A still holds the number. */
-	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 0, 3);
+	/* sockets of the local, IPv4 and IPv6 families only; any other fails with
+	 * EAFNOSUPPORT, as on a kernel without it. Netlink: the kernel's answers queued on
+	 * one are charged to no memory group, and a step that asked and never read held
+	 * 659 MiB with its 256 (glibc does without it: getaddrinfo assumes both IPv4 and IPv6;
+	 * listing the interfaces, getifaddrs, fails). AF_VSOCK: the network namespace does not
+	 * cover it, and in a virtual machine it leads to the hypervisor's host. A still holds
+	 * the number. */
+	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 0, 5);
 	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SECCOMP_ARG0_LOW);
-	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_NETLINK, 0, 1);
+	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 3, 0);
+	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET, 2, 0);
+	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET6, 1, 0);
 	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EAFNOSUPPORT);
 	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 	return n;

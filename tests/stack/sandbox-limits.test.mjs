@@ -237,3 +237,40 @@ test('netlink sockets hold nothing past the memory bound: a run cannot fill thei
   assert.ok(Number.isInteger(socks) && Number.isInteger(held), JSON.stringify(job.result));
   assert.ok(held <= MEMORY_LIMIT_MIB, `${socks} netlink sockets held ${held} MiB for one run of ${MEMORY_LIMIT_MIB} MiB`);
 });
+
+// Tries to open a socket of every address family but the three a program needs (local,
+// IPv4, IPv6), of each type; prints the families the kernel gave one of. AF_VSOCK matters
+// most: the network namespace does not cover it, and in a virtual machine it leads to the
+// hypervisor's host (CID 2) and whatever listens there. Nothing is connected anywhere.
+const FAMILIES_C = String.raw`
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+int main(void) {
+	int types[] = {SOCK_STREAM, SOCK_DGRAM, SOCK_RAW, SOCK_SEQPACKET, SOCK_RDM};
+	for (int f = 0; f < AF_MAX; f++) {
+		if (f == AF_UNIX || f == AF_INET || f == AF_INET6)
+			continue;
+		for (int t = 0; t < 5; t++) {
+			int s = socket(f, types[t], 0);
+			if (s >= 0) {
+				printf("%d ", f);
+				close(s);
+				break;
+			}
+		}
+	}
+	printf("end\n");
+	return 0;
+}
+`;
+
+test('a run opens sockets of the local, IPv4 and IPv6 families only: no AF_VSOCK (which the network namespace does not cover) nor any other', async () => {
+  const a = await newUser();
+  const room = await createRoom(a.token, { language: 'c' });
+  const r = await run(a.token, room, { language: 'c', code: FAMILIES_C });
+  assert.equal(r.status, 202, r.text);
+  const job = await waitJob(a.token, r.json.job.id, { ms: 60000 });
+  assert.equal(job.status, 'finished', JSON.stringify(job));
+  assert.equal(job.result.stdout, 'end\n', `the run opened sockets of the families (numbers) ${job.result.stdout}`);
+});
