@@ -19,13 +19,13 @@
 /* The cgroup.procs files a child joins: the memory (or the v2) group, pids, freezer, cpu. */
 #define CG_PROCS_FDS 4
 
-/* The parents of the per-step groups: v1 memory, pids, freezer, cpu ("" when not
- * mounted); v2 uses v2 only, with v2_cpu set when its groups get the cpu controller.
- * Read-only after cg_setup(). */
 /* cgroup v1: the bound of a memory group's socket buffers (TCP, and UDP and the rest once it
  * is set: the group's sockets are then charged), set to the memory limit. */
 #define CG_V1_SOCKET_LIMIT "memory.kmem.tcp.limit_in_bytes"
 
+/* The parents of the per-step groups: v1 memory, pids, freezer, cpu ("" when not
+ * mounted); v2 uses v2 only, with v2_cpu set when its groups get the cpu controller.
+ * Read-only after cg_setup(). */
 struct cg_parents {
 	enum sandbox_cgroup mode;
 	int v2_cpu;
