@@ -238,16 +238,17 @@ export class Collab {
       this.io.onError(401, (json && json.message) || 'your session has ended');
       return;
     }
+    // no answer, 429 or 5xx: it may or may not have been committed. The stream brings
+    // the commit if it was (and confirms it by client_id); try again after a pause, by
+    // which time a reconnected stream has replayed what we missed. A resync that waited
+    // for this answer asks the server about it first (resync(): the probe), so the rebase
+    // does not take a committed edit for an unsent one and send it a second time.
+    o.sent = false;
+    o.uncertain = status === 0 || status >= 500;
     if (this.wantResync) {
-      o.sent = false;
       this.resync();
       return;
     }
-    // no answer, 429 or 5xx: it may or may not have been committed. The stream brings
-    // the commit if it was (and confirms it by client_id); try again after a pause, by
-    // which time a reconnected stream has replayed what we missed.
-    o.sent = false;
-    o.uncertain = status === 0 || status >= 500;
     this.scheduleRetry();
   }
 

@@ -314,3 +314,42 @@ test('a resync asked for before kept edits are restored runs once they are, and 
   assert.equal(c.requests[0].body.revision, 2);
   assert.deepEqual(apply(c.requests[0].body.ops, 'abz'), 'aXbz');
 });
+
+// The same, but the resync is asked for while the POST is still on its way (a gap on the
+// stream as the network failed, say): it waits for the answer, and when that answer is lost
+// too the edit is uncertain all the same; the resync sends it once more under its client_id
+// before it rebases, so the edit is not taken for an unsent one and committed a second time.
+test('an edit whose answer is lost while a resync waits for it is not applied twice', async () => {
+  const server = new Server();
+  const r = rng(11);
+  const p = makeClient(server, r, 'p');
+  p.text = 'once';
+  p.collab.local(['once']);
+  await settle();
+  const first = p.requests.shift();
+  // a gap on the stream while the POST is on its way: the resync waits for its answer
+  p.collab.resync();
+  await settle();
+  assert.equal(p.docs.length, 0, 'nothing is fetched while the edit is on its way');
+  server.commit(first.body, false, p.userId); // committed, but the answer is lost
+  first.resolve({ status: 0 });
+  p.inbox.length = 0; // and so is its event
+  await settle();
+  assert.equal(p.requests.length, 1, 'the uncertain edit is sent again before the refetch');
+  assert.equal(p.requests[0].body.client_id, first.body.client_id, 'under the same client_id');
+  const again = p.requests.shift();
+  again.resolve(server.commit(again.body, false, p.userId));
+  await settle();
+  assert.equal(p.docs.length, 1, 'then the document is fetched');
+  p.docs.shift()({ revision: server.revision, content: server.text });
+  await settle();
+  for (let i = 0; i < 50 && (p.inbox.length || p.requests.length); i++) {
+    if (p.inbox.length) p.collab.remote(p.inbox.shift());
+    if (p.requests.length) { const x = p.requests.shift(); x.resolve(server.commit(x.body, false, p.userId)); }
+    await settle();
+  }
+  assert.equal(server.text, 'once');
+  assert.equal(server.revision, 1);
+  assert.equal(p.text, 'once');
+  assert.equal(p.collab.state, 'synchronized');
+});
