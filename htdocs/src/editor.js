@@ -24,7 +24,7 @@ import { go } from '@codemirror/lang-go';
 import { rust } from '@codemirror/lang-rust';
 import { shell } from '@codemirror/legacy-modes/mode/shell';
 
-import { OpBuilder, cpAdvance, cpLength, wellFormed } from './ot.js';
+import { NOT_SENT, OpBuilder, cpAdvance, cpLength, wellFormed } from './ot.js';
 
 // ---- languages -----------------------------------------------------------------------
 
@@ -192,7 +192,7 @@ const splitsPair = (doc, i) => isHigh(unitAt(doc, i - 1)) && isLow(unitAt(doc, i
 
 // The operation (code points, exact length) a transaction makes of its start document.
 // Change boundaries inside a surrogate pair are widened to the whole pair; a lone
-// surrogate the change leaves behind is sent as U+FFFD (`lone` is then true).
+// surrogate the change leaves behind, and a NUL, is sent as U+FFFD (`lone` is then true).
 export function transactionToOp(tr) {
   const old = tr.startState.doc;
   const now = tr.state.doc;
@@ -446,11 +446,12 @@ export class Editor {
     }
   }
 
-  // The text we sent has U+FFFD where the editor still has a lone surrogate: match it.
+  // The text we sent has U+FFFD where the editor still has a lone surrogate or a NUL:
+  // match it.
   replaceLoneSurrogates() {
     const text = this.text();
     const changes = [];
-    const re = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+    const re = new RegExp(NOT_SENT.source, 'g');
     for (let m = re.exec(text); m; m = re.exec(text)) changes.push({ from: m.index, to: m.index + 1, insert: '\ufffd' });
     if (changes.length) this.view.dispatch({ changes, annotations: [Transaction.remote.of(true), Transaction.addToHistory.of(false)] });
   }

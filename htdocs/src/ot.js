@@ -41,9 +41,11 @@ export function cpIndex(s, i) {
   return cpLength(s.slice(0, i));
 }
 
-// Replaces unpaired surrogates, which UTF-8 (and so the server) cannot carry, by U+FFFD.
+// Replaces what the server takes in no text by U+FFFD: unpaired surrogates, which UTF-8
+// cannot carry, and NUL (U+0000), which the API refuses (docs/API.md, "Live documents").
+export const NOT_SENT = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]|\u0000/g;
 export function wellFormed(s) {
-  return s.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+  return s.replace(NOT_SENT, '\ufffd');
 }
 
 // ---- building -----------------------------------------------------------------------
