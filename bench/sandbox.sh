@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Sandbox overhead: a C hello world, compiled once, run bare, under bubblewrap with the
-# worker's options (as the unprivileged sandbox uid), and as a full sandbox step (that plus
-# a v1/v2 cgroup created, limited and removed around it, as queue-worker/sandbox_cgroup.c does).
+# worker's options (as an unprivileged host uid of the sandbox's range, 65534 inside), and as
+# a full sandbox step (that plus a v1/v2 cgroup created, limited and removed around it, as
+# queue-worker/sandbox_cgroup.c does).
 # Uses hyperfine when installed, else a timed loop. Needs root.
 #   bench/sandbox.sh [runs]   (default 100)
 set -euo pipefail
 
 runs=${1:-100}
-uid=${SANDBOX_UID:-65534}
+# the last uid of the worker's range (queue-worker/sandbox_uid.h), and the worker's gid
+uid=$(( ${SANDBOX_UID_BASE:-2147418112} + ${SANDBOX_UID_COUNT:-1024} - 1 ))
+gid=${SANDBOX_GID:-65534}
 [ "$(id -u)" -eq 0 ] || { echo "bench/sandbox.sh: run as root" >&2; exit 1; }
 command -v bwrap >/dev/null || { echo "bench/sandbox.sh: bubblewrap is not installed" >&2; exit 1; }
 
@@ -28,9 +31,9 @@ done
 cat >"$dir/sandboxed" <<SH
 #!/usr/bin/env bash
 exec 4<"$dir/hello"
-exec env -i setpriv --reuid $uid --regid $uid --clear-groups bwrap \\
+exec env -i setpriv --reuid $uid --regid $gid --clear-groups bwrap \\
   --unshare-user --disable-userns --unshare-pid --unshare-net --unshare-ipc --unshare-uts \\
-  --unshare-cgroup-try --uid $uid --gid $uid --hostname sandbox --die-with-parent --new-session \\
+  --unshare-cgroup-try --uid 65534 --gid 65534 --hostname sandbox --die-with-parent --new-session \\
   --ro-bind /usr /usr ${roots[*]} --ro-bind-try /etc/alternatives /etc/alternatives \\
   --ro-bind-try /etc/ld.so.cache /etc/ld.so.cache --proc /proc --dev /dev \\
   --size 67108864 --tmpfs /tmp --dir /tmp/work --perms 0555 --file 4 /tmp/work/main \\

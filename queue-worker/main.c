@@ -633,10 +633,16 @@ int main(void)
 		}
 		exec.sandbox = sb;
 		exec.runtimes = &local;
-		log_info("running code in the local sandbox (%zu runtimes, cgroups %s)", local.n,
+		log_info("running code in the local sandbox (%zu runtimes, cgroups %s, host uids %u "
+			 "to %u)", local.n,
 			 sandbox_cgroup_mode(sb) == SANDBOX_CG_V1   ? "v1"
 			 : sandbox_cgroup_mode(sb) == SANDBOX_CG_V2 ? "v2"
-								    : "unavailable");
+								    : "unavailable",
+			 w->cfg.sandbox.uid_base, w->cfg.sandbox.uid_base + (w->cfg.sandbox.uid_count - 1));
+		/* every job thread may run a step at once, each needing a uid to itself */
+		if ((long)w->cfg.sandbox.uid_count < w->cfg.workers)
+			log_warn("SANDBOX_UID_COUNT (%u) is below WORKERS (%ld): a step finding every "
+				 "uid held waits, then fails", w->cfg.sandbox.uid_count, w->cfg.workers);
 	}
 	w->handlers[w->nhandlers++] = (struct queue_handler){
 		.kind = "execution", .event = EV_EXECUTION, .ctx = &exec, .run = execution_run};

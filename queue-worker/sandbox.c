@@ -7,6 +7,7 @@
 
 #include "errbuf.h"
 #include "sandbox_exit.h"
+#include "sandbox_uid.h"
 #include "worker_metrics.h"
 
 #include <errno.h>
@@ -65,6 +66,60 @@ static void probe_roots(struct sandbox *sb)
 	}
 }
 
+/* /etc/passwd and /etc/subuid may be this large at most. */
+#define ID_FILE_MAX (64 << 20)
+
+/* -1 and a message when /etc/passwd or /etc/subuid gives a uid of the steps' range to
+ * someone: a host process of a step's uid could signal or trace the step's processes and
+ * would share its per-user counts. A file that does not exist gives nobody anything. */
+static int check_range_unused(const struct sandbox *sb, char *err, size_t errlen)
+{
+	static const struct {
+		const char *path;
+		char kind;
+	} files[] = {{"/etc/passwd", 'p'}, {"/etc/subuid", 's'}};
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+		int fd = open(files[i].path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT)
+			continue;
+		if (fd < 0) {
+			errbuf_set(err, errlen, "%s: %s", files[i].path, strerror(errno));
+			return -1;
+		}
+		struct buf b;
+		buf_init(&b, ID_FILE_MAX);
+		char chunk[65536];
+		ssize_t n;
+		int bad = 0;
+		while ((n = read(fd, chunk, sizeof chunk)) != 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 || buf_append(&b, chunk, (size_t)n) < 0) {
+				bad = 1;
+				break;
+			}
+		}
+		close(fd);
+		char who[64];
+		int used = !bad && b.data &&
+			   sandbox_uid_range_used(b.data, files[i].kind, sb->uid_base, sb->uid_count,
+						  who, sizeof who);
+		buf_free(&b);
+		if (bad) {
+			errbuf_set(err, errlen, "%s: cannot be read whole", files[i].path);
+			return -1;
+		}
+		if (used) {
+			errbuf_set(err, errlen, "the sandbox's host uids %u to %u (SANDBOX_UID_BASE, "
+						"SANDBOX_UID_COUNT) must be used by nobody else, and %s gives "
+						"some to %s",
+				   sb->uid_base, sb->uid_base + (sb->uid_count - 1), files[i].path, who);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static const char *const true_cmd[] = {"/bin/true", NULL};
 
 /* Runs /bin/true in the sandbox: 0, or -1 and why. */
@@ -92,13 +147,16 @@ struct sandbox *sandbox_open(const struct sandbox_config *c, char *err, size_t e
 		return NULL;
 	}
 	snprintf(sb->bwrap, sizeof sb->bwrap, "%s", c->bwrap);
-	sb->uid = c->uid;
+	sb->uid_base = c->uid_base;
+	sb->uid_count = c->uid_count;
 	sb->gid = c->gid;
 	if (access(sb->bwrap, X_OK) < 0) {
 		errbuf_set(err, errlen, "bubblewrap not found at %s (install the bubblewrap package)",
 			sb->bwrap);
 		goto fail;
 	}
+	if (check_range_unused(sb, err, errlen) < 0)
+		goto fail;
 	probe_roots(sb);
 	cg_setup(&sb->cg, c);
 	cg_sweep(&sb->cg);

@@ -2,9 +2,11 @@
  *
  * A job is one or two steps (compile, then run), each its own bwrap invocation:
  *   - no network (new net namespace: loopback only, and it is not the host's), new pid,
- *     ipc, uts and user namespaces; bwrap is started as an unprivileged host uid/gid
- *     (65534 by default), so sandbox "root" is nobody outside and no host uid 0 runs
- *     untrusted code; nested user namespaces are disabled;
+ *     ipc, uts and user namespaces; bwrap is started as an unprivileged host uid of the
+ *     step's own, held for its life (sandbox_uid.h: no two steps of the host share one, so
+ *     no step takes what the kernel counts per user from another), and gid 65534; inside,
+ *     programs are uid and gid 65534; sandbox "root" is nobody outside and no host uid 0
+ *     runs untrusted code; nested user namespaces are disabled;
  *   - read-only /usr and the /bin, /lib* links, /etc reduced to ld.so.cache and
  *     alternatives, fresh /proc and /dev, and a size-capped tmpfs at /tmp whose
  *     /tmp/work is the cwd and HOME, and another at /dev/shm (sandbox_shm_size); / itself
@@ -62,14 +64,17 @@ enum sandbox_cgroup { SANDBOX_CG_NONE, SANDBOX_CG_V1, SANDBOX_CG_V2 };
 
 struct sandbox_config {
 	const char *bwrap;	  /* "/usr/bin/bwrap" */
-	unsigned uid, gid;	  /* host ids the sandbox runs as (65534) */
+	unsigned uid_base;	  /* host uids of the steps, one of its own per running step: */
+	unsigned uid_count;	  /* uid_base .. uid_base + uid_count - 1 (sandbox_uid.h) */
+	unsigned gid;		  /* host gid every step runs as (65534) */
 	const char *cgroup;	  /* "auto", "v1", "v2" or "none" */
 	const char *cgroup_root;  /* "/sys/fs/cgroup" */
 	const char *cgroup_group; /* parent group of the per-step groups ("codecollab") */
 };
 
-/* Defaults, then SANDBOX_BWRAP, SANDBOX_UID, SANDBOX_GID, SANDBOX_CGROUP from the
- * environment (strings borrowed from the environment). */
+/* Defaults, then SANDBOX_BWRAP, SANDBOX_UID_BASE, SANDBOX_UID_COUNT, SANDBOX_GID,
+ * SANDBOX_CGROUP from the environment (strings borrowed from the environment). SANDBOX_UID,
+ * the one host uid of earlier versions, is refused with a message saying what replaced it. */
 int sandbox_config_from_env(struct sandbox_config *c, char *err, size_t errlen);
 
 /* Read-only after sandbox_open(); shared by every job thread. */

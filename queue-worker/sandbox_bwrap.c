@@ -42,7 +42,8 @@ static void args3(struct bwrap_argv *a, const char *x, const char *y, const char
 static void namespaces(const struct bwrap_spec *s, struct bwrap_argv *a)
 {
 	/* bwrap runs unprivileged (see sandbox_child.c), so --unshare-user is a real mapping
-	 * of one uid: the sandbox's 65534 is the host's 65534, not host root */
+	 * of one uid: the sandbox's 65534 is the step's own host uid (sandbox_uid.h), not
+	 * host root */
 	arg(a, "--unshare-user");
 	arg(a, "--disable-userns");
 	arg(a, "--unshare-pid");

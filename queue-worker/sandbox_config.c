@@ -1,11 +1,13 @@
 /* sandbox_config: the sandbox's settings: the default limits of a job step, the size of
- * /dev/shm that follows from them, and the host side (bwrap path, sandbox uid and gid,
- * cgroup choice) read from the environment. */
+ * /dev/shm that follows from them, and the host side (bwrap path, the range of the steps'
+ * host uids, their gid, cgroup choice) read from the environment. */
 #include "sandbox.h"
 
 #include "cfg.h"
 #include "errbuf.h"
+#include "sandbox_uid.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void sandbox_limits_default(struct sandbox_limits *l)
@@ -61,18 +63,27 @@ long long sandbox_shm_size(const struct sandbox_limits *l)
 
 int sandbox_config_from_env(struct sandbox_config *c, char *err, size_t errlen)
 {
-	long uid, gid;
+	long gid;
 	char e[200];
 	c->bwrap = cfg_str("SANDBOX_BWRAP", "/usr/bin/bwrap");
 	c->cgroup = cfg_str("SANDBOX_CGROUP", "auto");
 	c->cgroup_root = "/sys/fs/cgroup";
 	c->cgroup_group = "codecollab";
-	if (cfg_long("SANDBOX_UID", 65534, 1, 4294967294L, &uid, e, sizeof e) < 0 ||
-	    cfg_long("SANDBOX_GID", 65534, 1, 4294967294L, &gid, e, sizeof e) < 0) {
+	/* a deployment that chose one uid must now choose a range: not silently ignored */
+	if (*cfg_str("SANDBOX_UID", "")) {
+		errbuf_set(err, errlen, "SANDBOX_UID is no longer read: each step runs as a host uid of "
+					"its own from SANDBOX_UID_BASE (default %ld) to SANDBOX_UID_BASE + "
+					"SANDBOX_UID_COUNT (default %ld) - 1; unset it",
+			   SANDBOX_UID_BASE_DEFAULT, SANDBOX_UID_COUNT_DEFAULT);
+		return -1;
+	}
+	if (sandbox_uid_range_parse(getenv("SANDBOX_UID_BASE"), getenv("SANDBOX_UID_COUNT"),
+				    &c->uid_base, &c->uid_count, err, errlen) < 0)
+		return -1;
+	if (cfg_long("SANDBOX_GID", 65534, 1, 4294967294L, &gid, e, sizeof e) < 0) {
 		errbuf_set(err, errlen, "%s", e);
 		return -1;
 	}
-	c->uid = (unsigned)uid;
 	c->gid = (unsigned)gid;
 	if (strcmp(c->cgroup, "auto") && strcmp(c->cgroup, "v1") && strcmp(c->cgroup, "v2") &&
 	    strcmp(c->cgroup, "none")) {

@@ -4,7 +4,8 @@
  *   sandbox_step.c    one step: bwrap forked, watched, killed, reaped, classified
  *   sandbox_config.c  limits and settings; sandbox_cgroup.c cgroups; sandbox_bwrap.c the
  *   argument list; sandbox_child.c between fork and exec; sandbox_seccomp.c the filter;
- *   sandbox_exit.c the pure decisions; sandbox_out.c the result JSON. */
+ *   sandbox_uid.c the host uid each step holds; sandbox_exit.c the pure decisions;
+ *   sandbox_out.c the result JSON. */
 #ifndef CC_SANDBOX_IMPL_H
 #define CC_SANDBOX_IMPL_H
 
@@ -19,7 +20,8 @@
 
 struct sandbox {
 	char bwrap[256];
-	unsigned uid, gid;
+	unsigned uid_base, uid_count; /* the steps' host uids (sandbox_uid.h) */
+	unsigned gid;
 	struct cg_parents cg;
 	/* how /bin, /lib, … look on this host: symlinks into /usr or real directories */
 	struct bwrap_root roots[BWRAP_ROOTS_MAX];

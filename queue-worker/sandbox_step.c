@@ -9,6 +9,7 @@
 #include "log.h"
 #include "sandbox_child.h"
 #include "sandbox_exit.h"
+#include "sandbox_uid.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +34,7 @@ struct step_io {
 	int pidfd, null_fd, seccomp_fd;
 	pid_t pid;
 	struct cg g;
+	struct uid_lease lease; /* the host uid the step runs as, held until it is over */
 };
 
 /* What the watch has seen so far. */
@@ -51,6 +53,7 @@ static void io_init(struct step_io *io)
 		io->procs[i] = -1;
 	io->pidfd = io->null_fd = io->seccomp_fd = -1;
 	io->pid = -1;
+	io->lease.fd = -1;
 }
 
 /* bwrap's pid is reaped only in finish() or release(), after the last kill_all(): until
@@ -84,8 +87,9 @@ static int build_args(const struct sandbox *sb, const struct step_spec *sp,
 {
 	struct bwrap_spec s = {
 		.bwrap = sb->bwrap,
-		.uid = sb->uid,
-		.gid = sb->gid,
+		/* what programs see; outside it is the step's own uid and sb->gid */
+		.uid = SANDBOX_INNER_ID,
+		.gid = SANDBOX_INNER_ID,
 		.seccomp = sb->nfilter > 0,
 		.roots = sb->roots,
 		.nroots = sb->nroots,
@@ -102,6 +106,34 @@ static int build_args(const struct sandbox *sb, const struct step_spec *sp,
 		.nextra = sp->nextra,
 	};
 	return bwrap_args_build(&s, a);
+}
+
+/* A host uid of the step's own (sandbox_uid.h), waiting up to SANDBOX_UID_WAIT_MS while
+ * every uid of the range is held by steps running on the host: 0 when held, 1 when *cancel
+ * was set meanwhile, -1 and a message in err when none came free or no socket could be
+ * made. */
+static int hold_uid(const struct sandbox *sb, struct step_io *io,
+		    const volatile sig_atomic_t *cancel, char *err, size_t errlen)
+{
+	long long until = clock_mono_ms() + SANDBOX_UID_WAIT_MS;
+	for (;;) {
+		if (uid_lease_take(sb->uid_base, sb->uid_count, &io->lease) == 0)
+			return 0;
+		if (errno != EADDRINUSE) {
+			errbuf_set(err, errlen, "holding a sandbox uid: %s", strerror(errno));
+			return -1;
+		}
+		if (cancel && *cancel)
+			return 1;
+		if (clock_mono_ms() >= until) {
+			errbuf_set(err, errlen, "no host uid free for the sandbox: all %u of %u to %u "
+						"(SANDBOX_UID_BASE, SANDBOX_UID_COUNT) are held by steps "
+						"running on this host",
+				   sb->uid_count, sb->uid_base, sb->uid_base + (sb->uid_count - 1));
+			return -1;
+		}
+		clock_sleep_ms(SANDBOX_UID_RETRY_MS);
+	}
 }
 
 /* Pipes, stdin, the seccomp filter and the cgroup, before fork. */
@@ -153,7 +185,7 @@ static int spawn(const struct sandbox *sb, const struct step_spec *sp,
 		.art_fd = io->wr[2],
 		.file_fd = sp->file_fd,
 		.seccomp_fd = io->seccomp_fd,
-		.uid = sb->uid,
+		.uid = io->lease.uid,
 		.gid = sb->gid,
 		.cpu_s = sp->cpu_s,
 		.file_size = lim->file_size,
@@ -161,9 +193,10 @@ static int spawn(const struct sandbox *sb, const struct step_spec *sp,
 		 * generous, because runtimes such as node reserve far more than they use */
 		.as_bytes = no_cg ? lim->memory * 16 : 0,
 		.open_files = lim->open_files,
-		/* without a pids cgroup: RLIMIT_NPROC counts every process of the sandbox uid,
-		 * those of concurrent jobs too, hence the headroom */
-		.nproc = no_cg ? lim->processes * 2 : 0,
+		/* without a pids cgroup: RLIMIT_NPROC counts every task of the step's host uid,
+		 * which no other step has at the same time (sandbox_uid.h): this step's alone,
+		 * bwrap's two processes included as the pids cgroup would count them */
+		.nproc = no_cg ? lim->processes : 0,
 	};
 	io->pid = fork();
 	if (io->pid < 0) {
@@ -307,6 +340,8 @@ static void release(struct step_io *io)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	cg_destroy(&io->g);
+	/* last: the step's processes are gone (reaped, their group emptied and removed) */
+	uid_lease_give(&io->lease);
 }
 
 int sandbox_step_run(const struct sandbox *sb, const struct step_spec *sp,
@@ -324,6 +359,14 @@ int sandbox_step_run(const struct sandbox *sb, const struct step_spec *sp,
 	st->status = SANDBOX_OK;
 	if (build_args(sb, sp, lim, &a) < 0) {
 		errbuf_set(err, errlen, "too many arguments");
+		goto out;
+	}
+	int held = hold_uid(sb, &io, cancel, err, errlen);
+	if (held < 0)
+		goto out;
+	if (held > 0) { /* cancelled before it could start */
+		st->status = SANDBOX_CANCELLED;
+		rc = 0;
 		goto out;
 	}
 	if (prepare(sb, sp, lim, &io, err, errlen) < 0)

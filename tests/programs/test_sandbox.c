@@ -1,9 +1,10 @@
 /* The sandbox against the real thing: bubblewrap, cgroups, the installed runtimes.
- * Needs root (cgroups, dropping to the sandbox uid); says so and fails without it.
+ * Needs root (cgroups, dropping to the sandbox uids); says so and fails without it.
  * Limits are lowered so the hostile programs end quickly. */
 #include "log.h"
 #include "../../queue-worker/runtimes.h"
 #include "../../queue-worker/sandbox.h"
+#include "../../queue-worker/sandbox_uid.h"
 #include "../unit/unit.h"
 
 #include <arpa/inet.h>
@@ -11,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -111,19 +113,22 @@ static void test_hello(void)
 }
 
 
-/* The host uid the sandbox runs as in this test: not the worker's default (65534), and one
- * of its own per run (60000 + pid % 5000), so that workers of stacks running beside it and
- * this test running at the same time in another checkout are never counted as our
- * survivors. SANDBOX_UID is read by sandbox_config_from_env(). */
-static int test_uid;
+/* The host uids the sandbox's steps run as in this test: TEST_UIDS of its own per run, not
+ * the worker's default range (2147418112 + 1024 + pid % 8000 * TEST_UIDS: in the block the
+ * default starts, past it), so that workers of stacks running beside it and this test
+ * running at the same time in another checkout are never counted as our survivors.
+ * SANDBOX_UID_BASE and SANDBOX_UID_COUNT are read by sandbox_config_from_env(). */
+#define TEST_UIDS 4
+static unsigned test_uid;
 static char test_uid_s[16];
 
-/* Processes of the sandbox uid still alive on the host: there must be none between jobs. */
+/* Processes of the sandbox uids still alive on the host: there must be none between jobs. */
 static int sandbox_procs_left(void)
 {
 	int n = 0;
-	char cmd[64];
-	snprintf(cmd, sizeof cmd, "ps -u %d -o stat= 2>/dev/null", test_uid);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "ps -u %u,%u,%u,%u -o stat= 2>/dev/null", test_uid, test_uid + 1,
+		 test_uid + 2, test_uid + 3);
 	FILE *p = popen(cmd, "r");
 	if (!p)
 		return -1;
@@ -417,28 +422,36 @@ static void test_network(void)
 
 static void test_privilege(void)
 {
-	/* a host process of the same uid the sandbox runs as: out of reach all the same */
-	pid_t victim = fork();
-	if (victim == 0) {
-		if (setgid((gid_t)test_uid) < 0 || setuid((uid_t)test_uid) < 0)
+	/* a host process of the uid the sandbox runs as (one of each uid of the range, since
+	 * the step may have any): out of reach all the same */
+	pid_t victims[TEST_UIDS];
+	for (int i = 0; i < TEST_UIDS; i++) {
+		victims[i] = fork();
+		if (victims[i] == 0) {
+			if (setgid((gid_t)test_uid) < 0 || setuid((uid_t)(test_uid + (unsigned)i)) < 0)
+				_exit(1);
+			execl("/bin/sleep", "sleep", "30", (char *)NULL);
 			_exit(1);
-		execl("/bin/sleep", "sleep", "30", (char *)NULL);
-		_exit(1);
+		}
 	}
 	usleep(100000);
-	char code[512];
+	char code[768];
 	snprintf(code, sizeof code,
 		 "#include <signal.h>\n#include <stdio.h>\n#include <unistd.h>\nint main(void){"
-		 "int a=kill(%d,SIGKILL);int b=kill(1,SIGKILL);int c=kill(-1,SIGKILL);"
-		 "printf(\"%%d %%d %%d\\n\",a,b,c);return 0;}\n", (int)victim);
+		 "int v[]={%d,%d,%d,%d};int a=0;for(int i=0;i<4;i++)a|=kill(v[i],SIGKILL);"
+		 "int b=kill(1,SIGKILL);int c=kill(-1,SIGKILL);"
+		 "printf(\"%%d %%d %%d\\n\",a,b,c);return 0;}\n",
+		 (int)victims[0], (int)victims[1], (int)victims[2], (int)victims[3]);
 	struct sandbox_result r;
 	CHECK(run("c", code, &r) == 0);
-	/* kill(-1) hits only the job's own processes; the victim and the worker live on */
-	CHECK(kill(victim, 0) == 0);
-	int st;
-	CHECK(waitpid(victim, &st, WNOHANG) == 0);
-	kill(victim, SIGKILL);
-	waitpid(victim, &st, 0);
+	/* kill(-1) hits only the job's own processes; the victims and the worker live on */
+	for (int i = 0; i < TEST_UIDS; i++) {
+		CHECK(victims[i] > 0 && kill(victims[i], 0) == 0);
+		int st;
+		CHECK(waitpid(victims[i], &st, WNOHANG) == 0);
+		kill(victims[i], SIGKILL);
+		waitpid(victims[i], &st, 0);
+	}
 	sandbox_result_free(&r);
 	check_contained("kill(-1, SIGKILL)");
 
@@ -447,11 +460,127 @@ static void test_privilege(void)
 		       "long c=ptrace(PTRACE_TRACEME,0,0,0);"
 		       "printf(\"setuid %d ptrace %ld %d traceme %ld uid %d\\n\",a,b,eb,c,(int)getuid());return 0;}\n",
 		  &r) == 0);
-	char want[80];
-	snprintf(want, sizeof want, "setuid -1 ptrace -1 1 traceme -1 uid %d\n", test_uid);
-	CHECK_STR(out_of(&r), want);
+	/* inside, the uid is 65534 whatever the host uid */
+	CHECK_STR(out_of(&r), "setuid -1 ptrace -1 1 traceme -1 uid 65534\n");
 	sandbox_result_free(&r);
 	check_contained("setuid and ptrace attempts");
+}
+
+/* A step run on a thread of its own while the host's processes are looked at. */
+struct watched_step {
+	const struct runtime *rt;
+	const struct sandbox_request *req;
+	struct sandbox_result r;
+	int rc;
+	volatile int done;
+};
+
+static void *watched_step_run(void *arg)
+{
+	struct watched_step *w = arg;
+	char err[256];
+	w->rc = sandbox_run(sb, w->rt, w->req, &lim, NULL, &w->r, err, sizeof err);
+	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Runs req and, while it runs, reads which host uids of the test's range the host's
+ * processes have (from outside: inside, every step is 65534): a bit per uid, 1 << (uid -
+ * test_uid). *out gets what the step printed (the caller frees it). */
+static unsigned host_uids_of_step(const struct runtime *rt, const struct sandbox_request *req,
+				  struct sandbox_result *out)
+{
+	struct watched_step w = {.rt = rt, .req = req, .rc = -1};
+	pthread_t t;
+	unsigned seen = 0;
+	if (pthread_create(&t, NULL, watched_step_run, &w) != 0) {
+		CHECK(0);
+		memset(out, 0, sizeof *out);
+		return 0;
+	}
+	while (!__atomic_load_n(&w.done, __ATOMIC_ACQUIRE)) {
+		char cmd[128];
+		snprintf(cmd, sizeof cmd, "ps -o uid=,stat= -u %u,%u,%u,%u 2>/dev/null", test_uid,
+			 test_uid + 1, test_uid + 2, test_uid + 3);
+		FILE *p = popen(cmd, "r");
+		if (p) {
+			unsigned u;
+			char stat[16];
+			/* zombies of earlier steps (bwrap's, left to the host's init) ran before */
+			while (fscanf(p, "%u %15s", &u, stat) == 2)
+				if (stat[0] != 'Z' && u >= test_uid && u < test_uid + TEST_UIDS)
+					seen |= 1u << (u - test_uid);
+			pclose(p);
+		}
+		usleep(50000);
+	}
+	CHECK(pthread_join(t, NULL) == 0);
+	CHECK(w.rc == 0);
+	*out = w.r;
+	return seen;
+}
+
+/* Each step runs as a host uid of its own from the range, held while it runs (inside it is
+ * 65534): a uid held elsewhere, here by this test as another worker would, is never given
+ * to a step; with every one held the step waits SANDBOX_UID_WAIT_MS, then fails saying
+ * why; cancelled while it waits, it is cancelled. */
+static void test_host_uids(void)
+{
+	static const char code[] = "sleep 0.5; id -u\n";
+	const struct runtime *rt = runtimes_find(&rts, "bash", NULL);
+	CHECK(rt != NULL);
+	if (!rt)
+		return;
+	struct sandbox_request req = {.code = code, .code_len = sizeof code - 1};
+	struct sandbox_result r;
+	char err[256];
+	unsigned seen;
+	struct uid_lease held[TEST_UIDS];
+	unsigned free_uid = 0;
+	for (int i = 0; i < TEST_UIDS; i++)
+		held[i].fd = -1;
+	for (int i = 0; i < TEST_UIDS - 1; i++)
+		CHECK(uid_lease_take(test_uid, TEST_UIDS, &held[i]) == 0);
+	for (unsigned u = test_uid; u < test_uid + TEST_UIDS; u++) {
+		int taken = 0;
+		for (int i = 0; i < TEST_UIDS - 1; i++)
+			taken |= held[i].fd >= 0 && held[i].uid == u;
+		if (!taken)
+			free_uid = u;
+	}
+	for (int k = 0; k < 3; k++) {
+		seen = host_uids_of_step(rt, &req, &r);
+		if (seen != 1u << (free_uid - test_uid))
+			fprintf(stderr, "  host uids seen %#x, expected only %u\n", seen, free_uid);
+		CHECK(seen == 1u << (free_uid - test_uid));
+		CHECK_STR(out_of(&r), "65534\n");
+		sandbox_result_free(&r);
+	}
+	/* all held */
+	CHECK(uid_lease_take(test_uid, TEST_UIDS, &held[TEST_UIDS - 1]) == 0);
+	long long t0 = ms_now();
+	err[0] = '\0';
+	CHECK(sandbox_run(sb, rt, &req, &lim, NULL, &r, err, sizeof err) == -1);
+	long long waited = ms_now() - t0;
+	CHECK(strstr(err, "no host uid free for the sandbox") != NULL);
+	CHECK(waited >= SANDBOX_UID_WAIT_MS - 50 && waited < SANDBOX_UID_WAIT_MS + 2000);
+	printf("  every host uid held: \"%s\" after %lld ms\n", err, waited);
+	sandbox_result_free(&r);
+	volatile sig_atomic_t cancel = 1;
+	t0 = ms_now();
+	CHECK(sandbox_run(sb, rt, &req, &lim, &cancel, &r, err, sizeof err) == 0);
+	CHECK(r.status == SANDBOX_CANCELLED && ms_now() - t0 < 1000);
+	sandbox_result_free(&r);
+	/* one given back: a step runs again, as that uid */
+	unsigned back = held[1].uid;
+	uid_lease_give(&held[1]);
+	seen = host_uids_of_step(rt, &req, &r);
+	CHECK(seen == 1u << (back - test_uid));
+	CHECK_STR(out_of(&r), "65534\n");
+	sandbox_result_free(&r);
+	for (int i = 0; i < TEST_UIDS; i++)
+		uid_lease_give(&held[i]);
+	check_contained("steps waiting for a host uid");
 }
 
 static void test_compile_bomb(void)
@@ -722,6 +851,18 @@ static void test_tmpfs_bounds(void)
 		fprintf(stderr, "shared memory: \"%s\" \"%s\"\n", out_of(&r), err_of(&r));
 	sandbox_result_free(&r);
 
+	/* no pids cgroup: RLIMIT_NPROC bounds the step's tasks, bwrap's two and the program
+	 * included, and counts only them (the host uid is the step's own, sandbox_uid.h) */
+	lim = saved_lim;
+	CHECK(run("py", "import os, time\nn = 0\ntry:\n    while n < 500:\n        if os.fork() == 0:\n"
+			"            time.sleep(30)\n            os._exit(0)\n        n += 1\n"
+			"except OSError:\n    pass\nprint(n)\n", &r) == 0);
+	int forked = atoi(out_of(&r));
+	printf("  without cgroups, %d forks of %d tasks\n", forked, lim.processes);
+	CHECK(forked >= lim.processes - 6 && forked < lim.processes);
+	sandbox_result_free(&r);
+	check_contained("a fork loop without cgroups");
+
 	sb = saved;
 	lim = saved_lim;
 	sandbox_close(nocg);
@@ -730,9 +871,11 @@ static void test_tmpfs_bounds(void)
 int main(void)
 {
 	log_init("test_sandbox");
-	test_uid = 60000 + (int)(getpid() % 5000);
-	snprintf(test_uid_s, sizeof test_uid_s, "%d", test_uid);
-	setenv("SANDBOX_UID", test_uid_s, 1);
+	test_uid = 2147418112u + 1024u + (unsigned)(getpid() % 8000) * TEST_UIDS;
+	snprintf(test_uid_s, sizeof test_uid_s, "%u", test_uid);
+	unsetenv("SANDBOX_UID");
+	setenv("SANDBOX_UID_BASE", test_uid_s, 1);
+	setenv("SANDBOX_UID_COUNT", "4", 1);
 	setenv("SANDBOX_GID", test_uid_s, 1);
 	if (geteuid() != 0) {
 		fprintf(stderr, "test_sandbox: MUST RUN AS ROOT (cgroups, sandbox uid); failing\n");
@@ -781,6 +924,7 @@ int main(void)
 	test_secrets();
 	test_network();
 	test_privilege();
+	test_host_uids();
 	test_output_and_disk();
 	test_tmpfs_bounds();
 	test_time();
