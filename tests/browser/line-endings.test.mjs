@@ -1,4 +1,5 @@
-// End-to-end: a document with Windows line endings ("\r\n"), as a script puts a file from
+// End-to-end: what the editor sends for characters the server counts or refuses. A NUL
+// pasted in (last test). A document with Windows line endings ("\r\n"), as a script puts a file from
 // disk (PUT /api/rooms/{id}/document). The server counts every "\r" as a character; the
 // editor must too, or each edit after such a line lands one place early per line above it,
 // on the server and so on every screen. And editing such a document keeps its line endings:
@@ -106,5 +107,19 @@ test('a document with LF line endings: pasted CRLF text arrives with "\\n" line 
   await serverHas(roomId, 'x = 1\ny = 2\nz = 3\n');
   await P.page.keyboard.press('Enter');
   await serverHas(roomId, 'x = 1\ny = 2\nz = 3\n\n');
+  assert.deepEqual(P.problems, [], 'no console errors, exceptions or CSP violations');
+});
+
+// The server takes no NUL (docs/API.md, "Live documents": 400), so the page sends U+FFFD in
+// its place, as for a lone surrogate, and shows the same. Before, the NUL went out as it was:
+// the POST was refused for good and the page put the editor back to the server's text,
+// dropping the paste and everything typed after it while the refusal was on its way.
+test('a pasted NUL arrives as U+FFFD, and the paste and the typing after it are kept', async () => {
+  const roomId = await roomWith('a = 1\n', 2);
+  await P.page.keyboard.press('Control+End');
+  await paste('b = "x\u0000y"');
+  await P.page.keyboard.type('\nc = 2');
+  await serverHas(roomId, 'a = 1\nb = "x\ufffdy"\nc = 2');
+  assert.equal((await P.page.textContent(EDITOR)).includes('\u0000'), false, 'the page shows no NUL');
   assert.deepEqual(P.problems, [], 'no console errors, exceptions or CSP violations');
 });
