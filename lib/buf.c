@@ -1,8 +1,11 @@
 #include "buf.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void buf_init(struct buf *b, size_t limit)
 {
@@ -100,4 +103,32 @@ void buf_free(struct buf *b)
 	b->data = NULL;
 	b->len = 0;
 	b->cap = 0;
+}
+
+int buf_read_file(struct buf *b, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	char chunk[65536];
+	ssize_t n;
+	int rc = 0, e = 0;
+	while ((n = read(fd, chunk, sizeof chunk)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			e = errno;
+			rc = -1;
+			break;
+		}
+		if (buf_append(b, chunk, (size_t)n) < 0) {
+			e = b->len + (size_t)n > b->limit ? EFBIG : ENOMEM;
+			rc = -1;
+			break;
+		}
+	}
+	close(fd);
+	if (rc < 0)
+		errno = e;
+	return rc;
 }

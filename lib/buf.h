@@ -26,6 +26,9 @@ int buf_putc(struct buf *b, char c);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 void buf_reset(struct buf *b);
+/* Appends the whole of the file at path. 0, or -1 with errno: open's or read's, or EFBIG when
+ * the file would take b past its limit (what was read stays in b; the caller frees it). */
+int buf_read_file(struct buf *b, const char *path);
 /* Hands the data to the caller (free() it) and leaves b empty. Never NULL unless OOM. */
 char *buf_detach(struct buf *b);
 void buf_free(struct buf *b);

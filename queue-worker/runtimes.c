@@ -577,23 +577,13 @@ int runtimes_load(struct runtimes *rt, const char *path, const char *extra, char
 {
 	rt->v = NULL;
 	rt->n = 0;
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		errbuf_set(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
 	struct buf text;
 	buf_init(&text, CONF_MAX_BYTES);
-	char chunk[4096];
-	size_t n;
-	int rc = 0;
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		if (buf_append(&text, chunk, n) < 0) {
-			rc = -1;
-			errbuf_set(err, errlen, "%s: larger than %d bytes", path, CONF_MAX_BYTES);
-			break;
-		}
-	fclose(f);
+	int rc = buf_read_file(&text, path);
+	if (rc < 0 && errno == EFBIG)
+		errbuf_set(err, errlen, "%s: larger than %d bytes", path, CONF_MAX_BYTES);
+	else if (rc < 0)
+		errbuf_set(err, errlen, "%s: %s", path, strerror(errno));
 	if (rc == 0) {
 		char why[200];
 		rc = runtimes_parse(rt, text.data ? text.data : "", why, sizeof why);

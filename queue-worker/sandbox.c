@@ -79,36 +79,21 @@ static int check_range_unused(const struct sandbox *sb, char *err, size_t errlen
 		char kind;
 	} files[] = {{"/etc/passwd", 'p'}, {"/etc/subuid", 's'}};
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-		int fd = open(files[i].path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 && errno == ENOENT)
-			continue;
-		if (fd < 0) {
-			errbuf_set(err, errlen, "%s: %s", files[i].path, strerror(errno));
-			return -1;
-		}
 		struct buf b;
 		buf_init(&b, ID_FILE_MAX);
-		char chunk[65536];
-		ssize_t n;
-		int bad = 0;
-		while ((n = read(fd, chunk, sizeof chunk)) != 0) {
-			if (n < 0 && errno == EINTR)
+		if (buf_read_file(&b, files[i].path) < 0) {
+			int e = errno;
+			buf_free(&b);
+			if (e == ENOENT)
 				continue;
-			if (n < 0 || buf_append(&b, chunk, (size_t)n) < 0) {
-				bad = 1;
-				break;
-			}
-		}
-		close(fd);
-		char who[64];
-		int used = !bad && b.data &&
-			   sandbox_uid_range_used(b.data, files[i].kind, sb->uid_base, sb->uid_count,
-						  who, sizeof who);
-		buf_free(&b);
-		if (bad) {
-			errbuf_set(err, errlen, "%s: cannot be read whole", files[i].path);
+			errbuf_set(err, errlen, "%s: cannot be read whole: %s", files[i].path,
+				   strerror(e));
 			return -1;
 		}
+		char who[64];
+		int used = b.data && sandbox_uid_range_used(b.data, files[i].kind, sb->uid_base,
+							    sb->uid_count, who, sizeof who);
+		buf_free(&b);
 		if (used) {
 			errbuf_set(err, errlen, "the sandbox's host uids %u to %u (SANDBOX_UID_BASE, "
 						"SANDBOX_UID_COUNT) must be used by nobody else, and %s gives "

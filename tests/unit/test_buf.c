@@ -2,11 +2,76 @@
 #include "rnd.h"
 #include "unit.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* buf_read_file: a whole file, one past the limit, a file of several reads, none at all, a
+ * directory, an empty one */
+static void test_read_file(void)
+{
+	char dir[] = "/tmp/cc-buf.XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	char path[64], big[64], empty[64];
+	snprintf(path, sizeof path, "%s/f", dir);
+	snprintf(big, sizeof big, "%s/big", dir);
+	snprintf(empty, sizeof empty, "%s/empty", dir);
+	FILE *f = fopen(path, "w");
+	CHECK(f != NULL);
+	if (f) {
+		fputs("0123456789abcdef", f); /* 16 bytes */
+		fclose(f);
+	}
+	f = fopen(big, "w");
+	CHECK(f != NULL);
+	if (f) {
+		for (int i = 0; i < 200000; i++) /* 200,000 bytes: several reads */
+			fputc('a' + i % 26, f);
+		fclose(f);
+	}
+	f = fopen(empty, "w");
+	CHECK(f != NULL);
+	if (f)
+		fclose(f);
+
+	struct buf b;
+	buf_init(&b, 16);
+	CHECK(buf_read_file(&b, path) == 0);
+	CHECK(b.len == 16 && strcmp(b.data, "0123456789abcdef") == 0);
+	buf_free(&b);
+	buf_init(&b, 15);
+	errno = 0;
+	CHECK(buf_read_file(&b, path) == -1 && errno == EFBIG);
+	buf_free(&b);
+	buf_init(&b, 0);
+	CHECK(buf_puts(&b, ">") == 0); /* appended after what is there */
+	CHECK(buf_read_file(&b, big) == 0);
+	CHECK(b.len == 200001 && b.data[0] == '>' && b.data[1] == 'a' && b.data[200000] == 'a' + 199999 % 26);
+	buf_free(&b);
+	buf_init(&b, 199999);
+	errno = 0;
+	CHECK(buf_read_file(&b, big) == -1 && errno == EFBIG);
+	CHECK(b.len <= 199999);
+	buf_free(&b);
+	buf_init(&b, 16);
+	CHECK(buf_read_file(&b, empty) == 0);
+	CHECK(b.len == 0);
+	errno = 0;
+	CHECK(buf_read_file(&b, "/nonexistent/cc-buf") == -1 && errno == ENOENT);
+	errno = 0;
+	CHECK(buf_read_file(&b, dir) == -1 && errno == EISDIR);
+	buf_free(&b);
+	unlink(path);
+	unlink(big);
+	unlink(empty);
+	rmdir(dir);
+}
 
 int main(void)
 {
+	test_read_file();
 	struct buf b;
 	buf_init(&b, 16);
 	CHECK(buf_puts(&b, "hello") == 0);
