@@ -82,6 +82,27 @@ function makeClient(server, r, name, userId = 1) {
 const seen = { conflicts: 0, gaps: 0, resyncs: 0 };
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
+// What a resync does with an edit whose answer was lost (p's `first`): it sends it once
+// more under the same client_id (the server answers with the first commit), and only then
+// fetches the document; then every event and request still waiting is played out.
+async function probeThenRefetch(server, p, first, others = []) {
+  assert.equal(p.requests.length, 1, 'the uncertain edit is sent again before the refetch');
+  assert.equal(p.requests[0].body.client_id, first.body.client_id, 'under the same client_id');
+  const again = p.requests.shift();
+  again.resolve(server.commit(again.body, false, p.userId));
+  await settle();
+  assert.equal(p.docs.length, 1, 'then the document is fetched');
+  p.docs.shift()({ revision: server.revision, content: server.text });
+  await settle();
+  const waiting = () => p.inbox.length || p.requests.length || others.some((o) => o.inbox.length);
+  for (let i = 0; i < 50 && waiting(); i++) {
+    if (p.inbox.length) p.collab.remote(p.inbox.shift());
+    for (const o of others) if (o.inbox.length) o.collab.remote(o.inbox.shift());
+    if (p.requests.length) { const x = p.requests.shift(); x.resolve(server.commit(x.body, false, p.userId)); }
+    await settle();
+  }
+}
+
 async function simulate(seed, steps) {
   const r = rng(seed);
   const server = new Server();
@@ -239,20 +260,7 @@ test('a committed edit whose answer and event were lost is not applied twice by 
   // p learns of a gap and resyncs: it asks the server about its edit first
   p.collab.resync();
   await settle();
-  assert.equal(p.requests.length, 1, 'the uncertain edit is sent again');
-  assert.equal(p.requests[0].body.client_id, first.body.client_id, 'under the same client_id');
-  const again = p.requests.shift();
-  again.resolve(server.commit(again.body, false, p.userId));
-  await settle();
-  assert.equal(p.docs.length, 1, 'then the document is fetched');
-  p.docs.shift()({ revision: server.revision, content: server.text });
-  await settle();
-  for (let i = 0; i < 50 && (p.inbox.length || p.requests.length || q.inbox.length); i++) {
-    if (p.inbox.length) p.collab.remote(p.inbox.shift());
-    if (q.inbox.length) q.collab.remote(q.inbox.shift());
-    if (p.requests.length) { const x = p.requests.shift(); x.resolve(server.commit(x.body, false, p.userId)); }
-    await settle();
-  }
+  await probeThenRefetch(server, p, first, [q]);
   assert.equal(server.text, 'once!');
   assert.equal(p.text, 'once!');
   assert.equal(q.text, 'once!');
@@ -335,19 +343,7 @@ test('an edit whose answer is lost while a resync waits for it is not applied tw
   first.resolve({ status: 0 });
   p.inbox.length = 0; // and so is its event
   await settle();
-  assert.equal(p.requests.length, 1, 'the uncertain edit is sent again before the refetch');
-  assert.equal(p.requests[0].body.client_id, first.body.client_id, 'under the same client_id');
-  const again = p.requests.shift();
-  again.resolve(server.commit(again.body, false, p.userId));
-  await settle();
-  assert.equal(p.docs.length, 1, 'then the document is fetched');
-  p.docs.shift()({ revision: server.revision, content: server.text });
-  await settle();
-  for (let i = 0; i < 50 && (p.inbox.length || p.requests.length); i++) {
-    if (p.inbox.length) p.collab.remote(p.inbox.shift());
-    if (p.requests.length) { const x = p.requests.shift(); x.resolve(server.commit(x.body, false, p.userId)); }
-    await settle();
-  }
+  await probeThenRefetch(server, p, first);
   assert.equal(server.text, 'once');
   assert.equal(server.revision, 1);
   assert.equal(p.text, 'once');
