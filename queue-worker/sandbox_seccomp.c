@@ -29,7 +29,8 @@
  * memory, keyrings, bpf, perf, userfaultfd, io_uring and Linux AIO (io_setup: its event
  * count is the host's), mounts and namespaces, modules; a socket of any family but local,
  * IPv4 and IPv6 fails with EAFNOSUPPORT (netlink: what queues on it is charged to no memory
- * group; AF_VSOCK: the network namespace does not cover it). */
+ * group; AF_VSOCK: the network namespace does not cover it); socketpair() of any family but
+ * local fails the same way. */
 size_t seccomp_filter_build(struct sock_filter *f)
 {
 #ifdef SECCOMP_ARCH
@@ -46,7 +47,7 @@ size_t seccomp_filter_build(struct sock_filter *f)
 		SYS_io_setup, SYS_io_destroy, SYS_io_submit, SYS_io_cancel, SYS_io_getevents,
 		SYS_io_pgetevents,
 	};
-	_Static_assert(6 + 2 * sizeof denied / sizeof denied[0] + 7 <= SECCOMP_FILTER_MAX,
+	_Static_assert(6 + 2 * sizeof denied / sizeof denied[0] + 11 <= SECCOMP_FILTER_MAX,
 		       "the filter does not fit");
 	size_t n = 0;
 	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
@@ -70,12 +71,17 @@ size_t seccomp_filter_build(struct sock_filter *f)
 	 * 659 MiB with its 256 (glibc does without it: getaddrinfo assumes both IPv4 and IPv6;
 	 * listing the interfaces, getifaddrs, fails). AF_VSOCK: the network namespace does not
 	 * cover it, and in a virtual machine it leads to the hypervisor's host. A still holds
-	 * the number. */
+	 * the number. socketpair() the same way, the local family only: the kernel makes the
+	 * socket (and loads its family) before the family refuses a pair. */
 	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 0, 5);
 	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SECCOMP_ARG0_LOW);
-	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 3, 0);
-	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET, 2, 0);
-	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET6, 1, 0);
+	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 7, 0);
+	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET, 6, 0);
+	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET6, 5, 0);
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EAFNOSUPPORT);
+	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_socketpair, 0, 3);
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SECCOMP_ARG0_LOW);
+	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 1, 0);
 	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EAFNOSUPPORT);
 	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 	return n;

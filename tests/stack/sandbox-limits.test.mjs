@@ -241,8 +241,13 @@ test('netlink sockets hold nothing past the memory bound: a run cannot fill thei
 // Tries to open a socket of every address family but the three a program needs (local,
 // IPv4, IPv6), of each type; prints the families the kernel gave one of. AF_VSOCK matters
 // most: the network namespace does not cover it, and in a virtual machine it leads to the
-// hypervisor's host (CID 2) and whatever listens there. Nothing is connected anywhere.
+// hypervisor's host (CID 2) and whatever listens there. Nothing is connected anywhere. Then
+// socketpair() of every family but the local one: each must be refused before the family's
+// own code sees it (EAFNOSUPPORT, the seccomp filter's answer), not by that code (netlink
+// answers EOPNOTSUPP, vsock ENODEV: the kernel had made, and loaded, the family already);
+// such a family is printed as p<number>.
 const FAMILIES_C = String.raw`
+#include <errno.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -260,12 +265,29 @@ int main(void) {
 			}
 		}
 	}
+	for (int f = 0; f < AF_MAX; f++) {
+		if (f == AF_UNIX)
+			continue;
+		for (int t = 0; t < 5; t++) {
+			int sv[2];
+			if (socketpair(f, types[t], 0, sv) == 0) {
+				printf("p%d ", f);
+				close(sv[0]);
+				close(sv[1]);
+				break;
+			}
+			if (errno != EAFNOSUPPORT) {
+				printf("p%d ", f);
+				break;
+			}
+		}
+	}
 	printf("end\n");
 	return 0;
 }
 `;
 
-test('a run opens sockets of the local, IPv4 and IPv6 families only: no AF_VSOCK (which the network namespace does not cover) nor any other', async () => {
+test('a run opens sockets of the local, IPv4 and IPv6 families only (socketpair: the local one only): no AF_VSOCK (which the network namespace does not cover) nor any other', async () => {
   const a = await newUser();
   const room = await createRoom(a.token, { language: 'c' });
   const r = await run(a.token, room, { language: 'c', code: FAMILIES_C });
