@@ -51,6 +51,7 @@ local function fair_enqueue(room, job, uid)
   local last = redis.call('HGET', K_FAIR_UROUND(room), uid)
   if last then round = math.max(round, tonumber(last) + 1) end
   redis.call('HSET', K_FAIR_UROUND(room), uid, round)
+  redis.call('HINCRBY', K_FAIR_UROUND(room), 'n:' .. uid, 1)
   redis.call('HSET', K_JOB(job), 'fair_round', round)
   local lo, hi = 0, redis.call('LLEN', line)
   local n = hi
@@ -64,6 +65,25 @@ local function fair_enqueue(room, job, uid)
     redis.call('RPUSH', line, job)
   end
   return lo
+end
+-- A job of room left its line, dispatched or not (cancelled): its user's rounds. The round of
+-- the last one dispatched is kept (`d:<uid>`) and the jobs still waiting are counted
+-- (`n:<uid>`), so that a user whose waiting jobs were all cancelled is back at their last
+-- turn, and one whose latest was cancelled one round earlier: cancelled runs cost no turns.
+local function fair_left_line(room, job, dispatched)
+  local h = redis.call('HMGET', K_JOB(job), 'user', 'fair_round')
+  local uid, r = h[1], tonumber(h[2] or '')
+  if not uid or not r then return end
+  local k = K_FAIR_UROUND(room)
+  local n = redis.call('HINCRBY', k, 'n:' .. uid, -1)
+  if dispatched then redis.call('HSET', k, 'd:' .. uid, r) end
+  if n <= 0 then
+    redis.call('HDEL', k, 'n:' .. uid)
+    local d = redis.call('HGET', k, 'd:' .. uid)
+    if d then redis.call('HSET', k, uid, d) else redis.call('HDEL', k, uid) end
+  elseif not dispatched and tonumber(redis.call('HGET', k, uid) or '-1') == r then
+    redis.call('HSET', k, uid, r - 1)
+  end
 end
 -- the job left the line (dispatched or cancelled): the backlog counters
 local function fair_unqueue(job)
@@ -127,6 +147,7 @@ local function fair_dispatch(stream_max, limit)
     if job then
       local st = redis.call('HGET', K_JOB(job), 'status')
       if st then fair_unqueue(job) end
+      fair_left_line(room, job, st == 'queued')
       if st == 'queued' then
         -- the room has reached this job's round
         local r = fair_round_of(job)

@@ -12,7 +12,10 @@ if st ~= 'queued' and st ~= 'running' then return {0, st} end
 local room = redis.call('HGET', KEYS[1], 'room') or ''
 local line = K_FAIR_ROOM(room)
 local left = st == 'queued' and redis.call('LREM', line, 1, ARGV[4]) == 1
-if left then fair_unqueue(ARGV[4]) end
+if left then
+  fair_unqueue(ARGV[4])
+  fair_left_line(room, ARGV[4], false)
+end
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'error', ARGV[5], 'finished_at', ARGV[6])
 outbox(ARGV[3], ARGV[1], job_event(ARGV[2], redis.call('HGET', KEYS[1], 'event_extra')))
 if left then

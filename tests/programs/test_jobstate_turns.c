@@ -4,7 +4,8 @@
  * never before the round the room has reached), one person's own jobs stay in the order they
  * came, the place each create answers is its place in that line, a dispatch takes the head
  * and moves the room's round on, a job queued by an older version (no round) stays ahead,
- * cancels keep the order, and once nothing of the room waits or runs its rounds are gone.
+ * cancels keep the order and cost their user no turns, and once nothing of the room waits
+ * or runs its rounds are gone.
  * Nothing is dispatched unless the test registers a worker (capacity 0 otherwise), so every
  * line is exactly as the scripts left it.
  * Needs redis-server (Debian's redis-server). */
@@ -178,6 +179,70 @@ static void test_turns(void)
 	CHECK(cancel(room, "a9") == 1);
 }
 
+static long long round_of(const char *job)
+{
+	struct rkey k = rkey1(RK_JOB, job);
+	return num("HGET %s fair_round", k.s, NULL);
+}
+
+/* Cancelled jobs cost no turns: a user whose waiting jobs were all cancelled is back at
+ * their last dispatched round (or a newcomer), and one whose latest was cancelled one round
+ * back. */
+static void test_cancelled_turns(void)
+{
+	const char *room = "turnsroom3";
+	char err[256], cur[16];
+	CHECK(jobstate_worker(rd, "w2", 1, 60000, 0, err, sizeof err) == 0);
+	CHECK(create(room, "ub", "x_b0") == 0); /* dispatched at once: the one thread is busy */
+	CHECK_STR(line_of(room), "");
+	const char *as[] = {"x_a0", "x_a1", "x_a2", "x_a3", "x_a4"};
+	for (size_t i = 0; i < 5; i++)
+		CHECK(create(room, "ua", as[i]) == (long)i);
+	for (size_t i = 0; i < 5; i++)
+		CHECK(cancel(room, as[i]) == 1);
+	const char *cs[] = {"x_c0", "x_c1", "x_c2", "x_c3"};
+	for (size_t i = 0; i < 4; i++)
+		CHECK(create(room, "uc", cs[i]) == (long)i);
+	/* a, whose five were cancelled, comes back as a newcomer: second, not fifth */
+	CHECK(create(room, "ua", "x_a5") == 1);
+	CHECK_STR(line_of(room), "x_c0 x_a5 x_c1 x_c2 x_c3");
+	CHECK(round_of("x_a5") == 0);
+	/* c's latest cancelled: the next one takes its round */
+	CHECK(cancel(room, "x_c3") == 1);
+	CHECK(create(room, "uc", "x_c4") == 4);
+	CHECK(round_of("x_c4") == 3);
+	/* b's run ends; c0 goes (round 0): c's last dispatched round */
+	const char *const done[] = {"exit_code", "0"};
+	struct jobstate_change ch = {
+		.job_id = "x_b0",
+		.room = room,
+		.event_type = EV_EXECUTION,
+		.event_data = "{\"status\":\"finished\"}",
+		.attempt = -1,
+		.from = JOB_BIT(JOB_QUEUED) | JOB_BIT(JOB_RUNNING),
+		.status = JOB_FINISHED,
+		.fields = done,
+		.nfields = 1,
+	};
+	CHECK(jobstate_change(rd, &ch, cur, sizeof cur, err, sizeof err) == 1);
+	CHECK_STR(line_of(room), "x_a5 x_c1 x_c2 x_c4");
+	/* c's waiting ones all cancelled: back at round 0, the one dispatched, so the next is 1 */
+	CHECK(cancel(room, "x_c1") == 1);
+	CHECK(cancel(room, "x_c2") == 1);
+	CHECK(cancel(room, "x_c4") == 1);
+	CHECK(create(room, "uc", "x_c5") == 1);
+	CHECK(round_of("x_c5") == 1);
+	CHECK_STR(line_of(room), "x_a5 x_c5");
+	/* all gone */
+	CHECK(jobstate_worker(rd, "w2", 0, 60000, 0, err, sizeof err) == 0);
+	CHECK(cancel(room, "x_a5") == 1);
+	CHECK(cancel(room, "x_c5") == 1);
+	ch.job_id = "x_c0";
+	CHECK(jobstate_change(rd, &ch, cur, sizeof cur, err, sizeof err) == 1);
+	struct rkey urk = rkey1(RK_FAIR_UROUND, room);
+	CHECK(num("EXISTS %s", urk.s, NULL) == 0);
+}
+
 /* Jobs an older version queued have no round: they stay ahead of every new one. */
 static void test_older_jobs(void)
 {
@@ -227,6 +292,7 @@ int main(void)
 	CHECK(rd != NULL && admin != NULL);
 	if (rd && admin) {
 		test_turns();
+		test_cancelled_turns();
 		test_older_jobs();
 	}
 	if (admin)
