@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import { call, newUser, createRoom } from '../lib/api.mjs';
 import { run, waitJob } from '../lib/jobs.mjs';
 
-const SLOW = 'import time\ntime.sleep(4)\nprint("ran after the change")\n';
+// long enough that the first is still running when the change is made on a slow machine
+// (it is cancelled then: the wait costs nothing)
+const SLOW = 'import time\ntime.sleep(30)\nprint("ran after the change")\n';
 
 async function roomWith(owner, member) {
   const room = await createRoom(owner.token, { visibility: 'private' });

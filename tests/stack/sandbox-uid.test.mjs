@@ -8,20 +8,21 @@
 // "Running other people's code").
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { newUser, createRoom } from '../lib/api.mjs';
-import { run, waitJob } from '../lib/jobs.mjs';
+import { jobHash, run, waitJob } from '../lib/jobs.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Takes every inotify instance the kernel gives it (at most 200), says how many, and holds
-// them for 4 s.
+// them for 10 s: long enough for the other run to start while they are held.
 const HOLD = `import ctypes, time
 libc = ctypes.CDLL(None, use_errno=True)
 n = 0
 while n < 200 and libc.inotify_init() >= 0:
     n += 1
 print('held', n, flush=True)
-time.sleep(4)
+time.sleep(10)
 `;
 
 // One inotify instance, as Node's fs.watch or a file watcher would take.
@@ -46,6 +47,12 @@ test('what one run holds of a per-user kernel count (inotify instances) does not
   const jb = await waitJob(b.token, rb.json.job.id);
   const ja = await waitJob(a.token, ra.json.job.id);
   assert.match(ja.result.stdout, /^held \d+\n$/, JSON.stringify(ja.result));
+  // the test means something only if a held all a user may have, and b ran meanwhile
+  const most = Number(readFileSync('/proc/sys/fs/inotify/max_user_instances', 'utf8'));
+  if (most <= 200) assert.ok(Number(ja.result.stdout.split(' ')[1]) >= most, `a held only ${ja.result.stdout.trim()} of ${most}`);
+  // (the job hashes' times, in seconds)
+  const started = Number(jobHash(rb.json.job.id).started_at), ended = Number(jobHash(ra.json.job.id).finished_at);
+  assert.ok(started < ended, `b's run (started ${started}) did not run while a's held them (it ended ${ended})`);
   assert.equal(jb.status, 'finished', JSON.stringify(jb));
   assert.equal(jb.result.stdout, 'inotify_init ok\n', `another user's run held the inotify instances (${ja.result.stdout.trim()}): ${jb.result.stdout}`);
 });
