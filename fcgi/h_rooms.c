@@ -242,6 +242,7 @@ static int cancel_member_runs(struct api_ctx *c, const char *room, long long uid
 		return -1;
 	struct rkey line = rkey1(RK_FAIR_ROOM, room);
 	const char *inflight = rkey0(RK_FAIR_INFLIGHT);
+	char last[API_ID_MAX + 1] = ""; /* the last run cancelled, for the WAIT */
 	redisReply *q = rds_cmd(rd, line.s, "LRANGE %s 0 -1", line.s);
 	redisReply *f = q ? rds_cmd(rd, inflight, "HGETALL %s", inflight) : NULL;
 	int rc = 0;
@@ -285,8 +286,21 @@ static int cancel_member_runs(struct api_ctx *c, const char *room, long long uid
 		if (j.event_kind)
 			snprintf(ekind, sizeof ekind, "%s", j.event_kind);
 		store_job_free(&j);
-		if (theirs && strcmp(kind, "execution") == 0)
+		if (theirs && strcmp(kind, "execution") == 0) {
 			rc = cancel_lost_job(c, room, id, kind, ekind, why);
+			snprintf(last, sizeof last, "%s", id);
+		}
+	}
+	/* the cancels, like the change of rights, are answered only once a replica holds them
+	 * (REDIS_WAIT_REPLICAS): a failover right after would bring the runs back */
+	if (rc == 0 && last[0]) {
+		char err[256];
+		struct rkey jk = rkey1(RK_JOB, last);
+		if (rds_wait(rd, jk.s, err, sizeof err) < 0) {
+			log_warn("room %s: the cancelled runs of user %lld are not confirmed by a "
+				 "replica: %s", room, uid, err);
+			rc = -1;
+		}
 	}
 out:
 	if (q)
