@@ -438,7 +438,7 @@ test('one stream process of the broker hangs: the broker kills it after HANG_TIM
 
 test('a worker that hangs (SIGSTOP): killed after HANG_TIMEOUT_S and restarted; a run asked for meanwhile finishes', async () => {
   const { token, room } = await newUserRoom('hungworker');
-  const [worker] = pidsOf('codecollab-worker');
+  const worker = mainPid('codecollab-worker');
   assert.ok(worker, 'the worker runs');
   process.kill(worker, 'SIGSTOP');
   const r = await req('POST', `/api/rooms/${room}/executions`, { token, body: { language: 'python', code: 'print("after the hang")\n' } });
@@ -453,7 +453,7 @@ test('a worker that hangs (SIGSTOP): killed after HANG_TIMEOUT_S and restarted; 
   }, { timeout: 60000, interval: 200, what: 'the run to end' });
   assert.equal(j.status, 'finished', JSON.stringify(j));
   assert.equal(j.result.stdout, 'after the hang\n');
-  const [again] = pidsOf('codecollab-worker');
+  const again = mainPid('codecollab-worker');
   assert.ok(again && again !== worker, 'a new worker');
 });
 
