@@ -99,6 +99,26 @@ static int cancel(const char *room, const char *job)
 			       cur, sizeof cur, err, sizeof err);
 }
 
+/* The job ends (finished), as its worker would say: its slot is free, and a dispatch follows.
+ * 1 done. */
+static int finish(const char *room, const char *job)
+{
+	const char *const done[] = {"exit_code", "0"};
+	struct jobstate_change ch = {
+		.job_id = job,
+		.room = room,
+		.event_type = EV_EXECUTION,
+		.event_data = "{\"status\":\"finished\"}",
+		.attempt = -1,
+		.from = JOB_BIT(JOB_QUEUED) | JOB_BIT(JOB_RUNNING),
+		.status = JOB_FINISHED,
+		.fields = done,
+		.nfields = 1,
+	};
+	char cur[16], err[256];
+	return jobstate_change(rd, &ch, cur, sizeof cur, err, sizeof err);
+}
+
 static void test_turns(void)
 {
 	const char *room = "turnsroom1";
@@ -129,27 +149,12 @@ static void test_turns(void)
 	CHECK(create(room, "ud", "d0") == 1);
 	CHECK_STR(line_of(room), "c0 d0 a1 b1 a2 a3");
 	/* the thread is busy: nothing more goes until a0 ends; then c0 (round 0) */
-	const char *const done[] = {"exit_code", "0"};
-	struct jobstate_change ch = {
-		.job_id = "a0",
-		.room = room,
-		.event_type = EV_EXECUTION,
-		.event_data = "{\"status\":\"finished\"}",
-		.attempt = -1,
-		.from = JOB_BIT(JOB_QUEUED) | JOB_BIT(JOB_RUNNING),
-		.status = JOB_FINISHED,
-		.fields = done,
-		.nfields = 1,
-	};
-	char cur[16];
-	CHECK(jobstate_change(rd, &ch, cur, sizeof cur, err, sizeof err) == 1);
+	CHECK(finish(room, "a0") == 1);
 	CHECK_STR(line_of(room), "d0 a1 b1 a2 a3");
-	ch.job_id = "c0";
-	CHECK(jobstate_change(rd, &ch, cur, sizeof cur, err, sizeof err) == 1);
+	CHECK(finish(room, "c0") == 1);
 	CHECK_STR(line_of(room), "a1 b1 a2 a3");
 	/* d0 is in flight; a1 ends round 0, and the room is at round 1 once it goes */
-	ch.job_id = "d0";
-	CHECK(jobstate_change(rd, &ch, cur, sizeof cur, err, sizeof err) == 1);
+	CHECK(finish(room, "d0") == 1);
 	CHECK_STR(line_of(room), "b1 a2 a3");
 	const char *rk = rkey0(RK_FAIR_ROUND);
 	CHECK(num("HGET %s %s", rk, room) == 1);
@@ -165,8 +170,7 @@ static void test_turns(void)
 	const char *left[] = {"b1", "e0", "c1", "a2", "a3"};
 	for (size_t i = 0; i < sizeof left / sizeof left[0]; i++)
 		CHECK(cancel(room, left[i]) == 1);
-	ch.job_id = "a1";
-	CHECK(jobstate_change(rd, &ch, cur, sizeof cur, err, sizeof err) == 1);
+	CHECK(finish(room, "a1") == 1);
 	CHECK_STR(line_of(room), "");
 	struct rkey urk = rkey1(RK_FAIR_UROUND, room);
 	CHECK(num("HEXISTS %s %s", rk, room) == 0);
@@ -191,7 +195,7 @@ static long long round_of(const char *job)
 static void test_cancelled_turns(void)
 {
 	const char *room = "turnsroom3";
-	char err[256], cur[16];
+	char err[256];
 	CHECK(jobstate_worker(rd, "w2", 1, 60000, 0, err, sizeof err) == 0);
 	CHECK(create(room, "ub", "x_b0") == 0); /* dispatched at once: the one thread is busy */
 	CHECK_STR(line_of(room), "");
@@ -212,19 +216,7 @@ static void test_cancelled_turns(void)
 	CHECK(create(room, "uc", "x_c4") == 4);
 	CHECK(round_of("x_c4") == 3);
 	/* b's run ends; c0 goes (round 0): c's last dispatched round */
-	const char *const done[] = {"exit_code", "0"};
-	struct jobstate_change ch = {
-		.job_id = "x_b0",
-		.room = room,
-		.event_type = EV_EXECUTION,
-		.event_data = "{\"status\":\"finished\"}",
-		.attempt = -1,
-		.from = JOB_BIT(JOB_QUEUED) | JOB_BIT(JOB_RUNNING),
-		.status = JOB_FINISHED,
-		.fields = done,
-		.nfields = 1,
-	};
-	CHECK(jobstate_change(rd, &ch, cur, sizeof cur, err, sizeof err) == 1);
+	CHECK(finish(room, "x_b0") == 1);
 	CHECK_STR(line_of(room), "x_a5 x_c1 x_c2 x_c4");
 	/* c's waiting ones all cancelled: back at round 0, the one dispatched, so the next is 1 */
 	CHECK(cancel(room, "x_c1") == 1);
@@ -237,8 +229,7 @@ static void test_cancelled_turns(void)
 	CHECK(jobstate_worker(rd, "w2", 0, 60000, 0, err, sizeof err) == 0);
 	CHECK(cancel(room, "x_a5") == 1);
 	CHECK(cancel(room, "x_c5") == 1);
-	ch.job_id = "x_c0";
-	CHECK(jobstate_change(rd, &ch, cur, sizeof cur, err, sizeof err) == 1);
+	CHECK(finish(room, "x_c0") == 1);
 	struct rkey urk = rkey1(RK_FAIR_UROUND, room);
 	CHECK(num("EXISTS %s", urk.s, NULL) == 0);
 }
