@@ -21,7 +21,8 @@ test('children of a pid, also when its name holds spaces and parentheses', async
   const kids = await waitFor(() => { const k = childPids(sh.pid); return k.length > 0 && k; },
     { what: "the shell's sleep" });
   assert.equal(kids.length, 1, `children of the shell: ${kids}`);
-  assert.equal(comm(kids[0]), 'sleep');
+  // the child is the shell's fork until it has run exec
+  await waitFor(() => comm(kids[0]) === 'sleep', { what: `the shell's child ${kids[0]} to run sleep` });
   assert.ok(!childPids(process.pid).includes(kids[0]), 'a grandchild is not a child');
   assert.deepEqual(childPids(kids[0]), []);
 });
