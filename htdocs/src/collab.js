@@ -27,6 +27,8 @@ import {
 
 const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 10000;
+// POST answers that say what became of an edit (committed, refused for good, or stale)
+const TELLS = new Set([200, 400, 403, 409, 413]);
 const HOLD_MAX_MS = 15000; // a kept edit waits this long at most for the stream's replay
 
 export class Collab {
@@ -95,6 +97,7 @@ export class Collab {
     this.stopped = true;
     clearTimeout(this.retryTimer);
     clearTimeout(this.holdTimer);
+    clearTimeout(this.resyncTimer);
   }
 
   // ---- keeping unsent edits across a reload ------------------------------------------
@@ -210,7 +213,9 @@ export class Collab {
       return;
     }
     const { status, json } = res;
-    if (status !== 0 && status < 500) o.uncertain = false; // the server said what it did
+    // the server said what became of the edit; 401 and 429 come before it looks, and say
+    // nothing of an earlier send whose answer was lost
+    if (TELLS.has(status)) o.uncertain = false;
     if (status === 200 && json && Number.isInteger(json.revision)) {
       this.retryDelay = RETRY_MIN_MS;
       o.committedAt = json.revision;
@@ -235,6 +240,7 @@ export class Collab {
     }
     if (status === 401) {
       o.sent = false;
+      o.probed = false; // a later resync asks about an uncertain edit again
       this.io.onError(401, (json && json.message) || 'your session has ended');
       return;
     }
@@ -244,19 +250,31 @@ export class Collab {
     // for this answer asks the server about it first (resync(): the probe), so the rebase
     // does not take a committed edit for an unsent one and send it a second time.
     o.sent = false;
-    o.uncertain = status === 0 || status >= 500;
+    if (status === 0 || status >= 500) o.uncertain = true;
     if (this.wantResync) {
+      if (o.uncertain && o.probed) {
+        // the question itself went unanswered: a refetch now would take the edit for an
+        // unsent one, so ask again after a pause
+        o.probed = false;
+        clearTimeout(this.resyncTimer);
+        this.resyncTimer = setTimeout(() => this.resync(), this.nextRetryDelay());
+        return;
+      }
       this.resync();
       return;
     }
     this.scheduleRetry();
   }
 
-  scheduleRetry() {
-    clearTimeout(this.retryTimer);
+  nextRetryDelay() {
     const d = this.retryDelay * (0.75 + Math.random() * 0.5);
     this.retryDelay = Math.min(this.retryDelay * 2, RETRY_MAX_MS);
-    this.retryTimer = setTimeout(() => this.flush(), d);
+    return d;
+  }
+
+  scheduleRetry() {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.flush(), this.nextRetryDelay());
   }
 
   // Called when the connection is back: send what waits, now.
@@ -357,6 +375,7 @@ export class Collab {
   // on its way we wait for its answer, so we know whether the server has our edit.
   resync() {
     if (this.stopped) return;
+    clearTimeout(this.resyncTimer); // this one does what a scheduled one would
     if (!this.ready) { // nothing to rebase yet: done once load() or restore() has the text
       this.wantResync = true;
       return;

@@ -349,3 +349,42 @@ test('an edit whose answer is lost while a resync waits for it is not applied tw
   assert.equal(p.text, 'once');
   assert.equal(p.collab.state, 'synchronized');
 });
+
+// The resend that asks about an uncertain edit can go unanswered as well (the network is
+// still down) or be turned away before the server looks at it (429, 503). Neither says
+// whether the first send was committed, so the resync must not go on to the refetch and
+// take the edit for an unsent one: it asks again after a pause, until an answer tells.
+for (const [name, answers] of [
+  ['a 429', [{ status: 429, json: { error: 'rate_limited' } }]],
+  ['no answer, then a 503', [{ status: 0 }, { status: 503, json: { error: 'unavailable' } }]],
+]) {
+  test(`a resync whose question about an uncertain edit gets ${name} asks again`, async () => {
+    const server = new Server();
+    const r = rng(13);
+    const p = makeClient(server, r, 'p');
+    p.text = 'once';
+    p.collab.local(['once']);
+    await settle();
+    const first = p.requests.shift();
+    server.commit(first.body, false, p.userId); // committed, but the answer is lost
+    first.resolve({ status: 0 });
+    p.inbox.length = 0; // and so is its event
+    await settle();
+    p.collab.resync();
+    await settle();
+    for (const answer of answers) {
+      assert.equal(p.requests.length, 1, 'the uncertain edit is sent again before any refetch');
+      assert.equal(p.requests[0].body.client_id, first.body.client_id);
+      p.requests.shift().resolve(answer);
+      await settle();
+      assert.equal(p.docs.length, 0, 'an answer that tells nothing does not lead to a refetch');
+      // the next question comes after a pause
+      for (let i = 0; i < 100 && !p.requests.length && !p.docs.length; i++) await new Promise((res) => setTimeout(res, 50));
+    }
+    await probeThenRefetch(server, p, first);
+    assert.equal(server.text, 'once');
+    assert.equal(server.revision, 1);
+    assert.equal(p.text, 'once');
+    assert.equal(p.collab.state, 'synchronized');
+  });
+}
