@@ -135,12 +135,15 @@ struct sandbox *sandbox_open(const struct sandbox_config *c, char *err, size_t e
 	sb->uid_base = c->uid_base;
 	sb->uid_count = c->uid_count;
 	sb->gid = c->gid;
+	sb->uid_dir_fd = -1;
 	if (access(sb->bwrap, X_OK) < 0) {
 		errbuf_set(err, errlen, "bubblewrap not found at %s (install the bubblewrap package)",
 			sb->bwrap);
 		goto fail;
 	}
 	if (check_range_unused(sb, err, errlen) < 0)
+		goto fail;
+	if ((sb->uid_dir_fd = sandbox_uid_dir_open(c->uid_lock_dir, err, errlen)) < 0)
 		goto fail;
 	probe_roots(sb);
 	cg_setup(&sb->cg, c);
@@ -155,12 +158,16 @@ struct sandbox *sandbox_open(const struct sandbox_config *c, char *err, size_t e
 	}
 	return sb;
 fail:
-	free(sb);
+	sandbox_close(sb);
 	return NULL;
 }
 
 void sandbox_close(struct sandbox *sb)
 {
+	if (!sb)
+		return;
+	if (sb->uid_dir_fd >= 0)
+		close(sb->uid_dir_fd);
 	free(sb);
 }
 

@@ -67,21 +67,24 @@ struct sandbox_config {
 	unsigned uid_base;	  /* host uids of the steps, one of its own per running step: */
 	unsigned uid_count;	  /* uid_base .. uid_base + uid_count - 1 (sandbox_uid.h) */
 	unsigned gid;		  /* host gid every step runs as (65534) */
+	const char *uid_lock_dir; /* their lock files ("/run/codecollab-sandbox-uids") */
 	const char *cgroup;	  /* "auto", "v1", "v2" or "none" */
 	const char *cgroup_root;  /* "/sys/fs/cgroup" */
 	const char *cgroup_group; /* parent group of the per-step groups ("codecollab") */
 };
 
-/* Defaults, then SANDBOX_BWRAP, SANDBOX_UID_BASE, SANDBOX_UID_COUNT, SANDBOX_GID,
- * SANDBOX_CGROUP from the environment (strings borrowed from the environment). SANDBOX_UID,
- * the one host uid of earlier versions, is refused with a message saying what replaced it. */
+/* Defaults, then SANDBOX_BWRAP, SANDBOX_UID_BASE, SANDBOX_UID_COUNT, SANDBOX_UID_LOCK_DIR,
+ * SANDBOX_GID, SANDBOX_CGROUP from the environment (strings borrowed from the
+ * environment). SANDBOX_UID, the one host uid of earlier versions, is refused with a
+ * message saying what replaced it. */
 int sandbox_config_from_env(struct sandbox_config *c, char *err, size_t errlen);
 
 /* Read-only after sandbox_open(); shared by every job thread. */
 struct sandbox;
 
-/* Detects the cgroup layout, prepares the parent groups, and runs a trivial program in the
- * sandbox to prove it works. Caller frees with sandbox_close(). NULL and a message in err
+/* Opens (making it when missing) and checks the uids' lock directory, detects the cgroup
+ * layout, prepares the parent groups, and runs a trivial program in the sandbox to prove
+ * it works. Caller frees with sandbox_close(). NULL and a message in err
  * when bwrap is missing or does not work (a worker must not run code unsandboxed). */
 struct sandbox *sandbox_open(const struct sandbox_config *c, char *err, size_t errlen);
 void sandbox_close(struct sandbox *sb);

@@ -67,6 +67,7 @@ int sandbox_config_from_env(struct sandbox_config *c, char *err, size_t errlen)
 	char e[200];
 	c->bwrap = cfg_str("SANDBOX_BWRAP", "/usr/bin/bwrap");
 	c->cgroup = cfg_str("SANDBOX_CGROUP", "auto");
+	c->uid_lock_dir = cfg_str("SANDBOX_UID_LOCK_DIR", SANDBOX_UID_LOCK_DIR_DEFAULT);
 	c->cgroup_root = "/sys/fs/cgroup";
 	c->cgroup_group = "codecollab";
 	/* a deployment that chose one uid must now choose a range: not silently ignored */

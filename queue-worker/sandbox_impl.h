@@ -21,6 +21,7 @@
 struct sandbox {
 	char bwrap[256];
 	unsigned uid_base, uid_count; /* the steps' host uids (sandbox_uid.h) */
+	int uid_dir_fd;		      /* their lock files' directory (sandbox_uid_dir_open) */
 	unsigned gid;
 	struct cg_parents cg;
 	/* how /bin, /lib, … look on this host: symlinks into /usr or real directories */

@@ -110,16 +110,16 @@ static int build_args(const struct sandbox *sb, const struct step_spec *sp,
 
 /* A host uid of the step's own (sandbox_uid.h), waiting up to SANDBOX_UID_WAIT_MS while
  * every uid of the range is held by steps running on the host: 0 when held, 1 when *cancel
- * was set meanwhile, -1 and a message in err when none came free or no socket could be
- * made. */
+ * was set meanwhile, -1 and a message in err when none came free or a lock file could not
+ * be opened. */
 static int hold_uid(const struct sandbox *sb, struct step_io *io,
 		    const volatile sig_atomic_t *cancel, char *err, size_t errlen)
 {
 	long long until = clock_mono_ms() + SANDBOX_UID_WAIT_MS;
 	for (;;) {
-		if (uid_lease_take(sb->uid_base, sb->uid_count, &io->lease) == 0)
+		if (uid_lease_take(sb->uid_dir_fd, sb->uid_base, sb->uid_count, &io->lease) == 0)
 			return 0;
-		if (errno != EADDRINUSE) {
+		if (errno != EWOULDBLOCK) {
 			errbuf_set(err, errlen, "holding a sandbox uid: %s", strerror(errno));
 			return -1;
 		}

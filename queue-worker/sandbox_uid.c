@@ -4,10 +4,11 @@
 #include "errbuf.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* s as a decimal number of at most max: digits only (no sign, no space), -1 otherwise. */
@@ -105,41 +106,101 @@ int sandbox_uid_range_used(const char *text, char kind, unsigned base, unsigned 
 	return 0;
 }
 
+int sandbox_uid_dir_open(const char *path, char *err, size_t errlen)
+{
+	if (path[0] != '/') {
+		errbuf_set(err, errlen, "SANDBOX_UID_LOCK_DIR must be an absolute path (got \"%s\")",
+			   path);
+		return -1;
+	}
+	/* 0700 or less (the umask): the worker's user alone may look in or write */
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		errbuf_set(err, errlen, "%s (SANDBOX_UID_LOCK_DIR) cannot be made: %s", path,
+			   strerror(errno));
+		return -1;
+	}
+	struct stat ls, st;
+	if (lstat(path, &ls) < 0) {
+		errbuf_set(err, errlen, "%s (SANDBOX_UID_LOCK_DIR): %s", path, strerror(errno));
+		return -1;
+	}
+	if (S_ISLNK(ls.st_mode)) {
+		errbuf_set(err, errlen, "%s (SANDBOX_UID_LOCK_DIR) is a symbolic link: it must be a "
+					"directory of its own", path);
+		return -1;
+	}
+	if (!S_ISDIR(ls.st_mode)) {
+		errbuf_set(err, errlen, "%s (SANDBOX_UID_LOCK_DIR) is not a directory", path);
+		return -1;
+	}
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		errbuf_set(err, errlen, "%s (SANDBOX_UID_LOCK_DIR) cannot be opened: %s", path,
+			   strerror(errno));
+		return -1;
+	}
+	/* what was opened is what was looked at, and is judged by its descriptor */
+	const char *why = NULL;
+	if (fstat(fd, &st) < 0)
+		why = strerror(errno);
+	else if (st.st_dev != ls.st_dev || st.st_ino != ls.st_ino)
+		why = "it was replaced while being opened";
+	if (why) {
+		errbuf_set(err, errlen, "%s (SANDBOX_UID_LOCK_DIR): %s", path, why);
+		close(fd);
+		return -1;
+	}
+	uid_t me = geteuid();
+	if (st.st_uid != me) {
+		errbuf_set(err, errlen, "%s (SANDBOX_UID_LOCK_DIR) is owned by uid %u, not by the "
+					"worker's own (%u): whoever owns it could hold the sandbox's "
+					"uids", path, (unsigned)st.st_uid, (unsigned)me);
+		close(fd);
+		return -1;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		errbuf_set(err, errlen, "%s (SANDBOX_UID_LOCK_DIR) may be written by its group or "
+					"others (mode %04o): only the worker's user may write there "
+					"(chmod go-w, or 0700)", path, (unsigned)(st.st_mode & 07777));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 /* A process-wide turn, so that consecutive steps start looking at different uids. */
 static unsigned next_turn;
 
-int uid_lease_take(unsigned base, unsigned count, struct uid_lease *l)
+int uid_lease_take(int dir_fd, unsigned base, unsigned count, struct uid_lease *l)
 {
 	l->fd = -1;
-	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
 	/* and workers of one host at different places of the range, by their pids */
 	unsigned turn = __atomic_fetch_add(&next_turn, 1, __ATOMIC_RELAXED);
 	unsigned start = (turn + (unsigned)getpid() * 2654435761u) % count;
 	for (unsigned i = 0; i < count; i++) {
 		unsigned uid = base + (start + i) % count;
-		struct sockaddr_un a;
-		memset(&a, 0, sizeof a);
-		a.sun_family = AF_UNIX;
-		/* sun_path[0] stays '\0': an abstract name, its length given by the address size */
-		int n = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "%s%u",
-				 SANDBOX_UID_SOCKET_PREFIX, uid);
-		socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
-		if (bind(fd, (const struct sockaddr *)&a, len) == 0) {
+		char name[32];
+		snprintf(name, sizeof name, "%u%s", uid, SANDBOX_UID_LOCK_SUFFIX);
+		/* O_NONBLOCK: nothing but a regular file is expected, and no open may hang */
+		int fd = openat(dir_fd, name,
+				O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0600);
+		if (fd < 0)
+			return -1;
+		/* a lock of this open file alone: another open of it, in this process or any
+		 * other, is refused until this descriptor (and any copy of it) is closed */
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
 			l->fd = fd;
 			l->uid = uid;
 			return 0;
 		}
-		if (errno != EADDRINUSE) {
-			int e = errno;
-			close(fd);
+		int e = errno;
+		close(fd);
+		if (e != EWOULDBLOCK) {
 			errno = e;
 			return -1;
 		}
 	}
-	close(fd);
-	errno = EADDRINUSE;
+	errno = EWOULDBLOCK;
 	return -1;
 }
 

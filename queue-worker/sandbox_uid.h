@@ -3,10 +3,12 @@
  * timers, POSIX message queue bytes, pipe buffers, descriptors in flight), so two steps
  * sharing a host uid share those counts: each step therefore runs as a host uid of its own
  * from the range SANDBOX_UID_BASE .. SANDBOX_UID_BASE + SANDBOX_UID_COUNT - 1 (inside the
- * sandbox it is still SANDBOX_INNER_ID). A uid is held for the step's life by an abstract
- * unix socket bound to a name made from it: one name exists once per network namespace,
- * whatever process or worker holds it, and the kernel frees it when the socket is closed,
- * at the step's end or when the worker dies, so nothing is left to clean up. */
+ * sandbox it is still SANDBOX_INNER_ID). A uid is held for the step's life by an exclusive
+ * flock on "<uid>.lock" in a directory only the worker's user may write
+ * (SANDBOX_UID_LOCK_DIR): every worker of the host locks the same files, whatever its
+ * network namespace, nobody else can create or even open them, and the kernel drops the
+ * lock when the descriptor is closed, at the step's end or when the worker dies, so
+ * nothing is left to clean up. */
 #ifndef CC_SANDBOX_UID_H
 #define CC_SANDBOX_UID_H
 
@@ -24,8 +26,10 @@
 /* the highest uid a range may reach: 4294967295 is (uid_t)-1 */
 #define SANDBOX_UID_LAST_MAX 4294967294L
 
-/* Prefix of the abstract socket names ("\0codecollab-sandbox-uid-<uid>"). */
-#define SANDBOX_UID_SOCKET_PREFIX "codecollab-sandbox-uid-"
+/* Where the lock files are unless SANDBOX_UID_LOCK_DIR says otherwise, and their names'
+ * end ("2147418112.lock"). */
+#define SANDBOX_UID_LOCK_DIR_DEFAULT "/run/codecollab-sandbox-uids"
+#define SANDBOX_UID_LOCK_SUFFIX ".lock"
 
 /* How long a step waits for a uid of the range when every one is held, and how often it
  * looks again. */
@@ -46,16 +50,26 @@ int sandbox_uid_range_parse(const char *base_s, const char *count_s, unsigned *b
 int sandbox_uid_range_used(const char *text, char kind, unsigned base, unsigned count,
 			   char *who, size_t whosize);
 
+/* The lock files' directory at path, opened (O_DIRECTORY, O_NOFOLLOW, close-on-exec) for
+ * uid_lease_take: made first (mode 0700) when it does not exist, its parent existing. -1
+ * and a message naming path and SANDBOX_UID_LOCK_DIR in err when path is not absolute,
+ * cannot be made or opened, is a symbolic link or no directory, is not owned by the
+ * process's effective uid, or may be written by its group or others: whoever could write
+ * there could hold the range's uids or plant what the worker would open. */
+int sandbox_uid_dir_open(const char *path, char *err, size_t errlen);
+
 /* A uid held for one step. */
 struct uid_lease {
-	int fd; /* the bound socket; -1 when none is held */
+	int fd; /* the locked file; -1 when none is held */
 	unsigned uid;
 };
 
-/* Takes a uid of [base, base + count) nobody holds, starting at a different one each time
- * so a uid just given back is not the next one handed out: 0 with l filled, -1 with errno
- * EADDRINUSE when every one is held (or another errno when no socket could be made). */
-int uid_lease_take(unsigned base, unsigned count, struct uid_lease *l);
+/* Takes a uid of [base, base + count) nobody holds, by its lock file in dir_fd (from
+ * sandbox_uid_dir_open; made, mode 0600, when missing, never through a symbolic link),
+ * starting at a different one each time so a uid just given back is not the next one
+ * handed out: 0 with l filled, -1 with errno EWOULDBLOCK when every one is held (or
+ * another errno when a lock file could not be opened). */
+int uid_lease_take(int dir_fd, unsigned base, unsigned count, struct uid_lease *l);
 
 /* Gives l's uid back (nothing when none is held). */
 void uid_lease_give(struct uid_lease *l);

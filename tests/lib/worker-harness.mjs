@@ -38,10 +38,12 @@ function track(child) {
 
 // ---- processes ----
 
-export async function startRedis() {
+// args: more of redis-server's options (a --unixsocket for a worker in a network namespace
+// of its own)
+export async function startRedis(args = []) {
   const port = await freePort();
   const child = track(spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1',
-    '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    '--save', '', '--appendonly', 'no', ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
   child.port = port;
   child.client = await waitFor(() => connectRedis(port).catch(() => null), { what: 'redis' });
   return child;
@@ -74,9 +76,11 @@ export async function withRedis(fn) {
 }
 
 // Starts the worker and waits until its job threads run. env adds to / overrides the
-// defaults chosen for tests (short claim times, sanitizer reports on stderr).
-export async function startWorker(redisPort, env = {}) {
-  const child = track(spawn(WORKER_BIN, [], {
+// defaults chosen for tests (short claim times, sanitizer reports on stderr); wrap is a
+// command that executes the worker in place of itself (['unshare', '-n']).
+export async function startWorker(redisPort, env = {}, { wrap = [] } = {}) {
+  const argv = [...wrap, WORKER_BIN];
+  const child = track(spawn(argv[0], argv.slice(1), {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {

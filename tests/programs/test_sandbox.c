@@ -23,6 +23,8 @@
 static struct sandbox *sb;
 static struct runtimes rts;
 static struct sandbox_limits lim;
+/* the worker's lock directory of the uids (SANDBOX_UID_LOCK_DIR), for holding some here */
+static int uid_dir_fd = -1;
 
 static long long ms_now(void)
 {
@@ -540,7 +542,7 @@ static void test_host_uids(void)
 	for (int i = 0; i < TEST_UIDS; i++)
 		held[i].fd = -1;
 	for (int i = 0; i < TEST_UIDS - 1; i++)
-		CHECK(uid_lease_take(test_uid, TEST_UIDS, &held[i]) == 0);
+		CHECK(uid_lease_take(uid_dir_fd, test_uid, TEST_UIDS, &held[i]) == 0);
 	for (unsigned u = test_uid; u < test_uid + TEST_UIDS; u++) {
 		int taken = 0;
 		for (int i = 0; i < TEST_UIDS - 1; i++)
@@ -557,7 +559,7 @@ static void test_host_uids(void)
 		sandbox_result_free(&r);
 	}
 	/* all held */
-	CHECK(uid_lease_take(test_uid, TEST_UIDS, &held[TEST_UIDS - 1]) == 0);
+	CHECK(uid_lease_take(uid_dir_fd, test_uid, TEST_UIDS, &held[TEST_UIDS - 1]) == 0);
 	long long t0 = ms_now();
 	err[0] = '\0';
 	CHECK(sandbox_run(sb, rt, &req, &lim, NULL, &r, err, sizeof err) == -1);
@@ -893,6 +895,12 @@ int main(void)
 	}
 	struct sandbox_config cfg;
 	CHECK(sandbox_config_from_env(&cfg, err, sizeof err) == 0);
+	uid_dir_fd = sandbox_uid_dir_open(cfg.uid_lock_dir, err, sizeof err);
+	if (uid_dir_fd < 0) {
+		fprintf(stderr, "sandbox_uid_dir_open: %s\n", err);
+		CHECK(uid_dir_fd >= 0);
+		return unit_summary("sandbox");
+	}
 	sb = sandbox_open(&cfg, err, sizeof err);
 	if (!sb) {
 		fprintf(stderr, "sandbox_open: %s\n", err);
@@ -936,5 +944,6 @@ int main(void)
 
 	sandbox_close(sb);
 	runtimes_free(&rts);
+	close(uid_dir_fd);
 	return unit_summary("sandbox");
 }

@@ -1,19 +1,26 @@
 /* The steps' host uids (queue-worker/sandbox_uid.c, sandbox_config.c): SANDBOX_UID_BASE and
  * SANDBOX_UID_COUNT read (malformed, out of range, a range past the last uid or holding
- * nobody's), the passwd and subuid lines that give a uid of the range away, and the
- * leases: every uid of a range once, the next one refused while they are held, one given
- * back taken again. The leases are abstract unix sockets of this network namespace, in a
- * range of this test's own (by its pid) so that a worker or another run of the test beside
- * it holds none of them. */
+ * nobody's), the passwd and subuid lines that give a uid of the range away, the lock
+ * directory (made when missing; refused when a symbolic link, no directory, someone
+ * else's or writable by others) and the leases: every uid of a range once, the next one
+ * refused while they are held, one given back taken again, a lock file planted as a
+ * symbolic link never followed. The leases are lock files in a directory of this test's
+ * own, so that a worker or another run of the test beside it holds none of them. */
 #include "../../queue-worker/sandbox.h"
 #include "../../queue-worker/sandbox_uid.h"
 #include "unit.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+/* A directory of this run's own, made by main() */
+static char tmp[64];
 
 static void test_range_parse(void)
 {
@@ -85,8 +92,14 @@ static void test_config_env(void)
 	unsetenv("SANDBOX_UID_BASE");
 	unsetenv("SANDBOX_UID_COUNT");
 	unsetenv("SANDBOX_GID");
+	unsetenv("SANDBOX_UID_LOCK_DIR");
 	CHECK(sandbox_config_from_env(&c, err, sizeof err) == 0);
 	CHECK(c.uid_base == 2147418112u && c.uid_count == 1024 && c.gid == 65534);
+	CHECK_STR(c.uid_lock_dir, "/run/codecollab-sandbox-uids");
+	setenv("SANDBOX_UID_LOCK_DIR", "/var/lib/cc-uids", 1);
+	CHECK(sandbox_config_from_env(&c, err, sizeof err) == 0);
+	CHECK_STR(c.uid_lock_dir, "/var/lib/cc-uids");
+	unsetenv("SANDBOX_UID_LOCK_DIR");
 	setenv("SANDBOX_UID_BASE", "300000", 1);
 	setenv("SANDBOX_UID_COUNT", "16", 1);
 	CHECK(sandbox_config_from_env(&c, err, sizeof err) == 0);
@@ -140,55 +153,182 @@ static void test_range_used(void)
 	CHECK_STR(who, "bob");
 }
 
+/* path's opening as the lock directory fails and its message holds want */
+static void check_dir_refused(const char *path, const char *want)
+{
+	char err[512] = "";
+	int fd = sandbox_uid_dir_open(path, err, sizeof err);
+	CHECK(fd == -1);
+	if (fd >= 0)
+		close(fd);
+	if (!strstr(err, want) || !strstr(err, "SANDBOX_UID_LOCK_DIR"))
+		fprintf(stderr, "FAIL: %s: \"%s\" does not say \"%s\"\n", path, err, want);
+	CHECK(strstr(err, want) != NULL && strstr(err, "SANDBOX_UID_LOCK_DIR") != NULL);
+}
+
+static void test_lock_dir(void)
+{
+	char path[128], err[512];
+	struct stat st;
+	/* missing: made, 0700, the process's own */
+	snprintf(path, sizeof path, "%s/made", tmp);
+	int fd = sandbox_uid_dir_open(path, err, sizeof err);
+	CHECK(fd >= 0);
+	CHECK(lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0700 &&
+	      st.st_uid == geteuid());
+	if (fd >= 0)
+		close(fd);
+	/* there already: taken as it is */
+	fd = sandbox_uid_dir_open(path, err, sizeof err);
+	CHECK(fd >= 0);
+	if (fd >= 0)
+		close(fd);
+	/* readable by others is fine, writable is not */
+	CHECK(chmod(path, 0755) == 0);
+	fd = sandbox_uid_dir_open(path, err, sizeof err);
+	CHECK(fd >= 0);
+	if (fd >= 0)
+		close(fd);
+	CHECK(chmod(path, 0777) == 0);
+	check_dir_refused(path, "may be written by its group or others (mode 0777)");
+	CHECK(chmod(path, 01733) == 0); /* sticky does not help: others may still add files */
+	check_dir_refused(path, "(mode 1733)");
+	CHECK(chmod(path, 0720) == 0);
+	check_dir_refused(path, "(mode 0720)");
+	CHECK(chmod(path, 0700) == 0);
+	/* a symbolic link to a good directory */
+	char link[128];
+	snprintf(link, sizeof link, "%s/link", tmp);
+	CHECK(symlink(path, link) == 0);
+	check_dir_refused(link, "is a symbolic link");
+	/* and a dangling one: not followed to make a directory where it points */
+	char dangling[128], target[128];
+	snprintf(target, sizeof target, "%s/target", tmp);
+	snprintf(dangling, sizeof dangling, "%s/dangling", tmp);
+	CHECK(symlink(target, dangling) == 0);
+	check_dir_refused(dangling, "is a symbolic link");
+	CHECK(access(target, F_OK) == -1 && errno == ENOENT);
+	/* a file */
+	char file[128];
+	snprintf(file, sizeof file, "%s/file", tmp);
+	int ffd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	CHECK(ffd >= 0);
+	if (ffd >= 0)
+		close(ffd);
+	check_dir_refused(file, "is not a directory");
+	/* no parent: not made (only the last part is) */
+	char deep[160];
+	snprintf(deep, sizeof deep, "%s/no/such", tmp);
+	check_dir_refused(deep, "cannot be made: No such file or directory");
+	check_dir_refused("run/codecollab-sandbox-uids", "must be an absolute path");
+	/* someone else's (needs root to give it away) */
+	char other[128];
+	snprintf(other, sizeof other, "%s/other", tmp);
+	CHECK(mkdir(other, 0700) == 0);
+	if (geteuid() == 0) {
+		CHECK(chown(other, 65534, 65534) == 0);
+		check_dir_refused(other, "is owned by uid 65534, not by the worker's own (0)");
+	} else {
+		printf("  (not root: a directory of another owner is not tried)\n");
+	}
+	unlink(link);
+	unlink(dangling);
+	unlink(file);
+	rmdir(other);
+	rmdir(path);
+}
+
 static void test_leases(void)
 {
-	/* 2147418112 + 34000 + one of 3,000 ranges of 8: in the block the default range starts,
-	 * past the default's 1024 and tests/programs/test_sandbox.c's ranges */
-	unsigned base = 2147418112u + 34000u + (unsigned)(getpid() % 3000) * 8u, count = 4;
+	/* any range: the directory is this test's own */
+	unsigned base = 2147418112u, count = 4;
+	char err[512], path[128];
+	snprintf(path, sizeof path, "%s/locks", tmp);
+	int dir = sandbox_uid_dir_open(path, err, sizeof err);
+	CHECK(dir >= 0);
+	if (dir < 0) {
+		fprintf(stderr, "sandbox_uid_dir_open: %s\n", err);
+		return;
+	}
 	struct uid_lease l[4], extra;
 	int seen[4] = {0};
 	for (int i = 0; i < 4; i++) {
-		CHECK(uid_lease_take(base, count, &l[i]) == 0);
+		CHECK(uid_lease_take(dir, base, count, &l[i]) == 0);
 		CHECK(l[i].fd >= 0 && l[i].uid >= base && l[i].uid < base + count);
 		if (l[i].uid >= base && l[i].uid < base + count)
 			seen[l[i].uid - base]++;
 	}
 	for (int i = 0; i < 4; i++)
 		CHECK(seen[i] == 1);
+	/* each a file of its uid, 0600, the process's own, locked by the lease */
+	char lock[160];
+	struct stat st;
+	snprintf(lock, sizeof lock, "%s/%u.lock", path, base + 1);
+	CHECK(lstat(lock, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 07777) == 0600 &&
+	      st.st_uid == geteuid());
+	int probe = open(lock, O_RDONLY | O_CLOEXEC);
+	CHECK(probe >= 0 && flock(probe, LOCK_EX | LOCK_NB) == -1 && errno == EWOULDBLOCK);
+	if (probe >= 0)
+		close(probe);
 	errno = 0;
-	CHECK(uid_lease_take(base, count, &extra) == -1);
-	CHECK(errno == EADDRINUSE && extra.fd == -1);
+	CHECK(uid_lease_take(dir, base, count, &extra) == -1);
+	CHECK(errno == EWOULDBLOCK && extra.fd == -1);
 	uid_lease_give(&extra); /* nothing held: nothing done */
 	unsigned freed = l[2].uid;
 	uid_lease_give(&l[2]);
 	CHECK(l[2].fd == -1);
 	uid_lease_give(&l[2]); /* twice: nothing more */
-	CHECK(uid_lease_take(base, count, &extra) == 0);
+	CHECK(uid_lease_take(dir, base, count, &extra) == 0);
 	CHECK(extra.uid == freed);
 	uid_lease_give(&extra);
 	/* consecutive takes of a free range start at different uids */
 	struct uid_lease a, b;
-	CHECK(uid_lease_take(base + 4, count, &a) == 0);
+	CHECK(uid_lease_take(dir, base + 4, count, &a) == 0);
 	unsigned first = a.uid;
 	uid_lease_give(&a);
-	CHECK(uid_lease_take(base + 4, count, &b) == 0);
+	CHECK(uid_lease_take(dir, base + 4, count, &b) == 0);
 	CHECK(b.uid != first);
 	uid_lease_give(&b);
 	for (int i = 0; i < 4; i++)
 		uid_lease_give(&l[i]);
 	/* and a range of one uid */
-	CHECK(uid_lease_take(base, 1, &a) == 0 && a.uid == base);
-	CHECK(uid_lease_take(base, 1, &b) == -1 && errno == EADDRINUSE);
+	CHECK(uid_lease_take(dir, base, 1, &a) == 0 && a.uid == base);
+	CHECK(uid_lease_take(dir, base, 1, &b) == -1 && errno == EWOULDBLOCK);
 	uid_lease_give(&a);
-	CHECK(uid_lease_take(base, 1, &b) == 0 && b.uid == base);
+	CHECK(uid_lease_take(dir, base, 1, &b) == 0 && b.uid == base);
 	uid_lease_give(&b);
+	/* a lock file that is a symbolic link (only the directory's owner could plant one) is
+	 * not followed: the take fails rather than lock or make what it points at */
+	char planted[160], target[160];
+	snprintf(planted, sizeof planted, "%s/%u.lock", path, base + 100);
+	snprintf(target, sizeof target, "%s/elsewhere", tmp);
+	CHECK(symlink(target, planted) == 0);
+	errno = 0;
+	CHECK(uid_lease_take(dir, base + 100, 1, &a) == -1 && errno == ELOOP && a.fd == -1);
+	CHECK(access(target, F_OK) == -1);
+	unlink(planted);
+	for (unsigned u = base; u < base + 8; u++) {
+		snprintf(lock, sizeof lock, "%s/%u.lock", path, u);
+		unlink(lock);
+	}
+	close(dir);
+	rmdir(path);
 }
 
 int main(void)
 {
+	snprintf(tmp, sizeof tmp, "/tmp/cc-test-uid-locks.XXXXXX");
+	if (!mkdtemp(tmp)) {
+		perror("mkdtemp");
+		return 1;
+	}
 	test_range_parse();
 	test_config_env();
 	test_range_used();
+	test_lock_dir();
 	test_leases();
+	if (rmdir(tmp) < 0)
+		fprintf(stderr, "FAIL: %s is left behind: %s\n", tmp, strerror(errno));
+	CHECK(access(tmp, F_OK) == -1);
 	return unit_summary("sandbox_uid");
 }
