@@ -7,6 +7,18 @@ import assert from 'node:assert/strict';
 import { newUser, createRoom } from '../lib/api.mjs';
 import { run, waitJob } from '../lib/jobs.mjs';
 
+// A new user runs code in a room of its own: the job once it has finished (a job that
+// failed, the sandbox itself having failed, fails the test).
+async function runToEnd(language, code) {
+  const a = await newUser();
+  const room = await createRoom(a.token, { language });
+  const r = await run(a.token, room, { language, code });
+  assert.equal(r.status, 202, r.text);
+  const job = await waitJob(a.token, r.json.job.id, { ms: 60000 });
+  assert.equal(job.status, 'finished', JSON.stringify(job));
+  return job;
+}
+
 const MEMORY_LIMIT_MIB = 256;
 // what a socket may always queue past its group's bound (the kernel's per-socket minimum,
 // a few KiB each), with room to spare
@@ -83,12 +95,7 @@ int main(void) {
 `;
 
 test('socket buffers count against the memory bound: 512 MiB queued in loopback TCP and UDP sockets nobody reads is not held', async () => {
-  const a = await newUser();
-  const room = await createRoom(a.token, { language: 'c' });
-  const r = await run(a.token, room, { language: 'c', code: SOCKETS_C });
-  assert.equal(r.status, 202, r.text);
-  const job = await waitJob(a.token, r.json.job.id, { ms: 60000 });
-  assert.equal(job.status, 'finished', JSON.stringify(job));
+  const job = await runToEnd('c', SOCKETS_C);
   const res = job.result;
   // killed by the memory bound, or held to it; never more than the bound
   if (res.status === 'memory_limit_exceeded') return;
@@ -126,12 +133,7 @@ int main(void) {
 `;
 
 test('a run cannot take the host\'s Linux AIO events (fs.aio-max-nr, one count for every process of the host): io_setup fails', async () => {
-  const a = await newUser();
-  const room = await createRoom(a.token, { language: 'c' });
-  const r = await run(a.token, room, { language: 'c', code: AIO_C });
-  assert.equal(r.status, 202, r.text);
-  const job = await waitJob(a.token, r.json.job.id, { ms: 60000 });
-  assert.equal(job.status, 'finished', JSON.stringify(job));
+  const job = await runToEnd('c', AIO_C);
   assert.equal(job.result.status, null, JSON.stringify(job.result));
   assert.equal(job.result.stdout, '0 Operation not permitted\n', `the run reserved AIO events: ${job.result.stdout}`);
 });
@@ -163,12 +165,7 @@ int main(void) {
 `;
 
 test('a run opens no pseudo-terminal (kernel.pty.max is one count for the host\'s devpts instances)', async () => {
-  const a = await newUser();
-  const room = await createRoom(a.token, { language: 'c' });
-  const r = await run(a.token, room, { language: 'c', code: PTY_C });
-  assert.equal(r.status, 202, r.text);
-  const job = await waitJob(a.token, r.json.job.id, { ms: 60000 });
-  assert.equal(job.status, 'finished', JSON.stringify(job));
+  const job = await runToEnd('c', PTY_C);
   assert.equal(job.result.status, null, JSON.stringify(job.result));
   assert.equal(job.result.stdout, '0 No such file or directory\n', `the run opened pseudo-terminals: ${job.result.stdout}`);
 });
@@ -225,12 +222,7 @@ int main(void) {
 `;
 
 test('netlink sockets hold nothing past the memory bound: a run cannot fill their receive queues with the kernel\'s answers', async () => {
-  const a = await newUser();
-  const room = await createRoom(a.token, { language: 'c' });
-  const r = await run(a.token, room, { language: 'c', code: NETLINK_C });
-  assert.equal(r.status, 202, r.text);
-  const job = await waitJob(a.token, r.json.job.id, { ms: 60000 });
-  assert.equal(job.status, 'finished', JSON.stringify(job));
+  const job = await runToEnd('c', NETLINK_C);
   if (job.result.status === 'memory_limit_exceeded') return;
   assert.equal(job.result.status, null, JSON.stringify(job.result));
   const [socks, held] = job.result.stdout.split(' ').map(Number);
@@ -288,11 +280,6 @@ int main(void) {
 `;
 
 test('a run opens sockets of the local, IPv4 and IPv6 families only (socketpair: the local one only): no AF_VSOCK (which the network namespace does not cover) nor any other', async () => {
-  const a = await newUser();
-  const room = await createRoom(a.token, { language: 'c' });
-  const r = await run(a.token, room, { language: 'c', code: FAMILIES_C });
-  assert.equal(r.status, 202, r.text);
-  const job = await waitJob(a.token, r.json.job.id, { ms: 60000 });
-  assert.equal(job.status, 'finished', JSON.stringify(job));
+  const job = await runToEnd('c', FAMILIES_C);
   assert.equal(job.result.stdout, 'end\n', `the run opened sockets of the families (numbers) ${job.result.stdout}`);
 });
