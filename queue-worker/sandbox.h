@@ -8,7 +8,8 @@
  *     programs are uid and gid 65534; sandbox "root" is nobody outside and no host uid 0
  *     runs untrusted code; nested user namespaces are disabled;
  *   - read-only /usr and the /bin, /lib* links, /etc reduced to ld.so.cache and
- *     alternatives, fresh /proc and /dev, and a size-capped tmpfs at /tmp whose
+ *     alternatives plus a hosts file of our own (localhost, the hostname), fresh /proc
+ *     and /dev, and a size-capped tmpfs at /tmp whose
  *     /tmp/work is the cwd and HOME, and another at /dev/shm (sandbox_shm_size); / itself
  *     is read-only; no environment of ours;
  *   - code goes in through sealed memfds (bwrap --file), stdin is a sealed memfd, stdout
@@ -66,8 +67,8 @@ struct sandbox_config {
 	const char *bwrap;	  /* "/usr/bin/bwrap" */
 	unsigned uid_base;	  /* host uids of the steps, one of its own per running step: */
 	unsigned uid_count;	  /* uid_base .. uid_base + uid_count - 1 (sandbox_uid.h) */
-	unsigned gid;		  /* host gid every step runs as (65534) */
 	const char *uid_lock_dir; /* their lock files ("/run/codecollab-sandbox-uids") */
+	unsigned gid;		  /* host gid every step runs as (65534) */
 	const char *cgroup;	  /* "auto", "v1", "v2" or "none" */
 	const char *cgroup_root;  /* "/sys/fs/cgroup" */
 	const char *cgroup_group; /* parent group of the per-step groups ("codecollab") */

@@ -56,7 +56,7 @@ static void namespaces(const struct bwrap_spec *s, struct bwrap_argv *a)
 	arg(a, "--gid");
 	argf(a, "%u", s->gid);
 	arg(a, "--hostname");
-	arg(a, "sandbox");
+	arg(a, BWRAP_HOSTNAME);
 	arg(a, "--die-with-parent");
 	arg(a, "--new-session");
 	if (s->seccomp) {
@@ -79,6 +79,15 @@ static void mounts(const struct bwrap_spec *s, struct bwrap_argv *a)
 	/* /etc: only what dynamic linking and the Debian alternatives symlinks need */
 	args3(a, "--ro-bind-try", "/etc/alternatives", "/etc/alternatives");
 	args3(a, "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache");
+	/* and our own hosts file, not the host's: localhost and the sandbox's hostname
+	 * (copied into the root tmpfs, made read-only with it by --remount-ro / below) */
+	if (s->hosts) {
+		arg(a, "--perms");
+		arg(a, "0444");
+		arg(a, "--file");
+		argf(a, "%d", BWRAP_FD_HOSTS);
+		arg(a, "/etc/hosts");
+	}
 	arg(a, "--proc");
 	arg(a, "/proc");
 	arg(a, "--dev");

@@ -8,12 +8,23 @@
 
 #include <stddef.h>
 
-/* Fixed descriptor numbers the bwrap process gets: --file reads BWRAP_FD_FILE, --seccomp
- * BWRAP_FD_SECCOMP; the compile step's wrapper writes the program to BWRAP_FD_ARTIFACT. */
+/* Fixed descriptor numbers the bwrap process gets: --file reads BWRAP_FD_FILE (the code)
+ * and BWRAP_FD_HOSTS (/etc/hosts), --seccomp BWRAP_FD_SECCOMP; the compile step's wrapper
+ * writes the program to BWRAP_FD_ARTIFACT. */
 #define BWRAP_FD_ARTIFACT 3
 #define BWRAP_FD_FILE 4
 #define BWRAP_FD_SECCOMP 5
-#define BWRAP_FD_FIRST_FREE 6
+#define BWRAP_FD_HOSTS 6
+#define BWRAP_FD_FIRST_FREE 7
+
+/* The sandbox's hostname (its own uts namespace), and the /etc/hosts it gets: the host's
+ * is none of its business, and without one not even "localhost" resolves (glibc reads no
+ * name from anywhere else in there: no DNS server answers inside). Read-only. */
+#define BWRAP_HOSTNAME "sandbox"
+#define BWRAP_HOSTS_TEXT                                                                 \
+	"127.0.0.1\tlocalhost\n"                                                         \
+	"::1\tlocalhost\n"                                                               \
+	"127.0.0.1\t" BWRAP_HOSTNAME "\n"
 
 #define BWRAP_WORK_DIR "/tmp/work"
 #define BWRAP_ARGV_MAX 256
@@ -31,6 +42,7 @@ struct bwrap_spec {
 	const char *bwrap; /* argv[0] */
 	unsigned uid, gid; /* ids inside the sandbox */
 	int seccomp;	   /* a filter comes on BWRAP_FD_SECCOMP */
+	int hosts;	   /* BWRAP_HOSTS_TEXT comes on BWRAP_FD_HOSTS, for /etc/hosts */
 	const struct bwrap_root *roots;
 	size_t nroots;
 	long long tmpfs; /* bytes of the /tmp tmpfs (holding the work directory) */

@@ -47,11 +47,12 @@ void sandbox_child_exec(const struct child_plan *p)
 		if (p->procs_fds[i] >= 0 && write(p->procs_fds[i], "0", 1) != 1)
 			child_fail("joining the cgroup");
 	/* move every source above the targets first, so dup2 never clobbers one */
-	int src[6] = {p->in_fd, p->out_fd, p->err_fd, p->art_fd, p->file_fd, p->seccomp_fd};
-	for (int i = 0; i < 6; i++)
+	int src[7] = {p->in_fd,	  p->out_fd,	 p->err_fd,  p->art_fd,
+		      p->file_fd, p->seccomp_fd, p->hosts_fd};
+	for (int i = 0; i < 7; i++)
 		if (src[i] >= 0 && (src[i] = fcntl(src[i], F_DUPFD, 16)) < 0)
 			child_fail("fcntl");
-	for (int i = 0; i < 6; i++)
+	for (int i = 0; i < 7; i++)
 		if (src[i] >= 0 && dup2(src[i], i) < 0)
 			child_fail("dup2");
 	/* hiredis sockets and other threads' descriptors are not CLOEXEC: close them all */
@@ -64,6 +65,8 @@ void sandbox_child_exec(const struct child_plan *p)
 		close(BWRAP_FD_FILE);
 	if (p->seccomp_fd < 0)
 		close(BWRAP_FD_SECCOMP);
+	if (p->hosts_fd < 0)
+		close(BWRAP_FD_HOSTS);
 	set_limit(RLIMIT_CPU, (rlim_t)p->cpu_s, (rlim_t)p->cpu_s + 1);
 	set_limit(RLIMIT_FSIZE, (rlim_t)p->file_size, (rlim_t)p->file_size);
 	set_limit(RLIMIT_NOFILE, (rlim_t)p->open_files, (rlim_t)p->open_files);

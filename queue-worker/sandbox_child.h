@@ -10,7 +10,8 @@
 struct child_plan {
 	const char *const *argv; /* bwrap's */
 	int procs_fds[CG_PROCS_FDS]; /* cgroup.procs files to join (cg_open_procs); -1 unused */
-	int in_fd, out_fd, err_fd, art_fd, file_fd, seccomp_fd; /* the last three may be -1 */
+	/* the last four may be -1 */
+	int in_fd, out_fd, err_fd, art_fd, file_fd, seccomp_fd, hosts_fd;
 	unsigned uid, gid;					/* host ids bwrap runs as */
 	int cpu_s;
 	long long file_size, as_bytes; /* as_bytes 0: no RLIMIT_AS */

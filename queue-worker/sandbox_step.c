@@ -31,7 +31,7 @@
 struct step_io {
 	int rd[3], wr[3]; /* stdout, stderr, artifact pipes; rd[i] -1 once read to its end */
 	int procs[CG_PROCS_FDS]; /* cgroup.procs for the child */
-	int pidfd, null_fd, seccomp_fd;
+	int pidfd, null_fd, seccomp_fd, hosts_fd;
 	pid_t pid;
 	struct cg g;
 	struct uid_lease lease; /* the host uid the step runs as, held until it is over */
@@ -51,7 +51,7 @@ static void io_init(struct step_io *io)
 		io->rd[i] = io->wr[i] = -1;
 	for (int i = 0; i < CG_PROCS_FDS; i++)
 		io->procs[i] = -1;
-	io->pidfd = io->null_fd = io->seccomp_fd = -1;
+	io->pidfd = io->null_fd = io->seccomp_fd = io->hosts_fd = -1;
 	io->pid = -1;
 	io->lease.fd = -1;
 }
@@ -91,6 +91,7 @@ static int build_args(const struct sandbox *sb, const struct step_spec *sp,
 		.uid = SANDBOX_INNER_ID,
 		.gid = SANDBOX_INNER_ID,
 		.seccomp = sb->nfilter > 0,
+		.hosts = 1,
 		.roots = sb->roots,
 		.nroots = sb->nroots,
 		.tmpfs = lim->tmpfs,
@@ -136,7 +137,7 @@ static int hold_uid(const struct sandbox *sb, struct step_io *io,
 	}
 }
 
-/* Pipes, stdin, the seccomp filter and the cgroup, before fork. */
+/* Pipes, stdin, the seccomp filter, /etc/hosts and the cgroup, before fork. */
 static int prepare(const struct sandbox *sb, const struct step_spec *sp,
 		   const struct sandbox_limits *lim, struct step_io *io, char *err, size_t errlen)
 {
@@ -158,6 +159,13 @@ static int prepare(const struct sandbox *sb, const struct step_spec *sp,
 	if (sb->nfilter &&
 	    (io->seccomp_fd = sandbox_sealed_memfd("seccomp", (const char *)sb->filter,
 						   sb->nfilter * sizeof sb->filter[0])) < 0) {
+		errbuf_set(err, errlen, "memfd: %s", strerror(errno));
+		return -1;
+	}
+	/* one of the step's own: bwrap reads it to its end, and a descriptor shared by steps
+	 * would share its offset */
+	if ((io->hosts_fd = sandbox_sealed_memfd("hosts", BWRAP_HOSTS_TEXT,
+						 sizeof BWRAP_HOSTS_TEXT - 1)) < 0) {
 		errbuf_set(err, errlen, "memfd: %s", strerror(errno));
 		return -1;
 	}
@@ -185,6 +193,7 @@ static int spawn(const struct sandbox *sb, const struct step_spec *sp,
 		.art_fd = io->wr[2],
 		.file_fd = sp->file_fd,
 		.seccomp_fd = io->seccomp_fd,
+		.hosts_fd = io->hosts_fd,
 		.uid = io->lease.uid,
 		.gid = sb->gid,
 		.cpu_s = sp->cpu_s,
@@ -334,8 +343,8 @@ static void release(struct step_io *io)
 			;
 	}
 	int fds[] = {io->rd[0], io->rd[1], io->rd[2], io->wr[0], io->wr[1], io->wr[2],
-		     io->pidfd, io->null_fd, io->seccomp_fd, io->procs[0], io->procs[1], io->procs[2],
-		     io->procs[3]};
+		     io->pidfd, io->null_fd, io->seccomp_fd, io->hosts_fd, io->procs[0], io->procs[1],
+		     io->procs[2], io->procs[3]};
 	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);

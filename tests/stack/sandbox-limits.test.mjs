@@ -1,7 +1,7 @@
 // What a run's code can take from the host beyond the bounds of docs/SECURITY.md ("Running
-// other people's code"), through the real stack: POST /api/rooms/{id}/executions, then the
-// job's result. The stack's worker runs the local sandbox with its defaults
-// (MEMORY_LIMIT_MB 256).
+// other people's code"), and what it is given in their place (its own /etc/hosts), through
+// the real stack: POST /api/rooms/{id}/executions, then the job's result. The stack's worker
+// runs the local sandbox with its defaults (MEMORY_LIMIT_MIB 256).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { newUser, createRoom } from '../lib/api.mjs';
@@ -282,4 +282,80 @@ int main(void) {
 test('a run opens sockets of the local, IPv4 and IPv6 families only (socketpair: the local one only): no AF_VSOCK (which the network namespace does not cover) nor any other', async () => {
   const job = await runToEnd('c', FAMILIES_C);
   assert.equal(job.result.stdout, 'end\n', `the run opened sockets of the families (numbers) ${job.result.stdout}`);
+});
+
+// Resolves localhost and the sandbox's own hostname, and looks at the /etc/hosts that
+// answers: the worker's few lines, read-only, nothing of the host's.
+const HOSTS_PY = `import json, socket
+out = {'localhost': sorted({a[4][0] for a in socket.getaddrinfo('localhost', 80)})}
+out['hostname'] = socket.gethostname()
+out['own'] = sorted({a[4][0] for a in socket.getaddrinfo(socket.gethostname(), 80)})
+out['hosts'] = open('/etc/hosts').read()
+try:
+    open('/etc/hosts', 'a').write('10.0.0.1 planted\\n')
+    out['write'] = 'written'
+except OSError as e:
+    out['write'] = e.strerror
+print(json.dumps(out))
+`;
+
+test('localhost resolves in the sandbox (getaddrinfo), as does its hostname, from a read-only /etc/hosts of its own', async () => {
+  const job = await runToEnd('python', HOSTS_PY);
+  assert.equal(job.result.status, null, JSON.stringify(job.result));
+  assert.match(job.result.stdout, /^\{/, JSON.stringify(job.result));
+  const got = JSON.parse(job.result.stdout);
+  assert.ok(got.localhost.includes('127.0.0.1'), JSON.stringify(got));
+  assert.ok(got.localhost.every((x) => x === '127.0.0.1' || x === '::1'), JSON.stringify(got));
+  assert.equal(got.hostname, 'sandbox');
+  assert.deepEqual(got.own, ['127.0.0.1']);
+  assert.equal(got.hosts, '127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.0.1\tsandbox\n');
+  // 0444 (refused before the read-only mount is even looked at)
+  assert.ok(['Permission denied', 'Read-only file system'].includes(got.write), got.write);
+});
+
+// A server on localhost (by name, through getaddrinfo) and a client of it in one program:
+// the client connects to "localhost" too, sends a line, and the server prints it.
+const LOOPBACK_C = String.raw`
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+int main(void) {
+	struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
+	int rc = getaddrinfo("localhost", "0", &hints, &ai);
+	if (rc) {
+		printf("getaddrinfo: %s\n", gai_strerror(rc));
+		return 1;
+	}
+	int ls = socket(ai->ai_family, SOCK_STREAM, 0);
+	struct sockaddr_storage at;
+	socklen_t len = sizeof at;
+	if (ls < 0 || bind(ls, ai->ai_addr, ai->ai_addrlen) || listen(ls, 1) || getsockname(ls, (void *)&at, &len))
+		return 2;
+	freeaddrinfo(ai);
+	char port[16];
+	if (getnameinfo((void *)&at, len, NULL, 0, port, sizeof port, NI_NUMERICSERV))
+		return 3;
+	if ((rc = getaddrinfo("localhost", port, &hints, &ai))) {
+		printf("getaddrinfo again: %s\n", gai_strerror(rc));
+		return 4;
+	}
+	int c = socket(ai->ai_family, SOCK_STREAM, 0);
+	if (c < 0 || connect(c, ai->ai_addr, ai->ai_addrlen) || write(c, "over localhost", 14) != 14)
+		return 5;
+	freeaddrinfo(ai);
+	int s = accept(ls, NULL, NULL);
+	char buf[64] = "";
+	ssize_t n = s < 0 ? -1 : read(s, buf, sizeof buf - 1);
+	printf("%s\n", n > 0 ? buf : "nothing");
+	return 0;
+}
+`;
+
+test('a program listens on localhost and connects to itself there, both by name', async () => {
+  const job = await runToEnd('c', LOOPBACK_C);
+  assert.equal(job.result.status, null, JSON.stringify(job.result));
+  assert.equal(job.result.exit_code, 0, JSON.stringify(job.result));
+  assert.equal(job.result.stdout, 'over localhost\n');
 });

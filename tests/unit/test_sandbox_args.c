@@ -22,6 +22,7 @@ static struct bwrap_spec spec(void)
 		.uid = 65534,
 		.gid = 65533,
 		.seccomp = 1,
+		.hosts = 1,
 		.roots = roots,
 		.nroots = 2,
 		.tmpfs = 64LL << 20,
@@ -125,11 +126,18 @@ static void test_file_systems(void)
 	CHECK(AT(&a, "--ro-bind-try", "/etc/alternatives", "/etc/alternatives") > 0);
 	CHECK(AT(&a, "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache") > 0);
 	CHECK(AT(&a, "--ro-bind", "/etc", "/etc") < 0 && AT(&a, "--ro-bind-try", "/etc", "/etc") < 0);
+	/* /etc/hosts: ours, from its descriptor (never the host's), read-only */
+	long hosts = AT(&a, "--perms", "0444", "--file", "6", "/etc/hosts");
+	CHECK(hosts > 0);
+	CHECK(AT(&a, "--ro-bind", "/etc/hosts", "/etc/hosts") < 0 &&
+	      AT(&a, "--ro-bind-try", "/etc/hosts", "/etc/hosts") < 0);
+	CHECK(strcmp(BWRAP_HOSTS_TEXT, "127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.0.1\tsandbox\n") == 0);
 	/* /dev read-only right after it is made; / read-only once everything is mounted */
 	long dev = AT(&a, "--dev", "/dev");
 	CHECK(dev > 0 && AT(&a, "--remount-ro", "/dev") == dev + 2);
 	long root_ro = AT(&a, "--remount-ro", "/");
 	CHECK(root_ro > AT(&a, "--file") && root_ro > AT(&a, "--dir", "/tmp/work"));
+	CHECK(root_ro > hosts);
 	CHECK(root_ro < AT(&a, "--chdir"));
 	CHECK(AT(&a, "--proc", "/proc") > 0);
 	/* no pseudo-terminals: --dev's devpts instance covered by a small read-only tmpfs */
@@ -145,6 +153,10 @@ static void test_file_systems(void)
 	s.file_dest = NULL; /* a step without a file (the self-test) */
 	s.tmpfs = 1LL << 20;
 	s.shm = 1LL << 20;
+	CHECK(bwrap_args_build(&s, &a) == 0);
+	CHECK(AT(&a, "--file", "4") < 0 && AT(&a, "--perms", "0444", "--file", "4") < 0);
+	CHECK(AT(&a, "--perms", "0444", "--file", "6", "/etc/hosts") > 0);
+	s.hosts = 0;
 	CHECK(bwrap_args_build(&s, &a) == 0);
 	CHECK(AT(&a, "--file") < 0 && AT(&a, "--perms") < 0);
 	CHECK(AT(&a, "--size", "1048576", "--tmpfs", "/tmp") > 0);
