@@ -17,6 +17,7 @@
 #include "store_user.h"
 #include "utf8.h"
 #include "valid.h"
+#include "query.h"
 #include "api_metrics.h"
 
 int api_config_load(struct api_config *cfg, char *err, size_t errlen)
@@ -495,62 +496,55 @@ int api_query(struct api_ctx *c, const char *name, char *out, size_t outlen)
 {
 	/* a repeated parameter is refused rather than the first one taken: a cache or proxy in
 	 * front may read the last, and then serves one page for another (the same rule on every
-	 * endpoint, docs/API.md "Paging") */
-	if (api_query_once(c, name) < 0)
+	 * endpoint, docs/API.md "Paging"). Names are compared decoded (query_find): a proxy
+	 * reads `li%6Dit` as `limit` too. */
+	const char *val, *why = NULL;
+	size_t vlen;
+	int count;
+	if (query_find(c->req->query, name, &val, &vlen, &count, &why) < 0) {
+		api_error(c, 400, "invalid_request", "%s", why);
 		return -1;
-	size_t nlen = strlen(name);
-	const char *q = c->req->query ? c->req->query : "";
-	while (*q) {
-		size_t plen = strcspn(q, "&");
-		/* `?limit` with no `=` is the parameter given empty, as `?limit=` is (refused
-		 * where a value is needed), not a parameter left out */
-		if (plen >= nlen && strncmp(q, name, nlen) == 0 && (plen == nlen || q[nlen] == '=')) {
-			const char *val = q + plen;
-			size_t vlen = 0;
-			if (plen > nlen) {
-				val = q + nlen + 1;
-				vlen = plen - nlen - 1;
-			}
-			if (vlen >= outlen) {
-				api_error(c, 400, "invalid_request", "the %s parameter is too long", name);
-				return -1;
-			}
-			for (size_t i = 0; i < vlen; i++) {
-				char ch = val[i];
-				if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-				      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-')) {
-					api_error(c, 400, "invalid_request",
-						  "the %s parameter holds a character it never has", name);
-					return -1;
-				}
-			}
-			memcpy(out, val, vlen);
-			out[vlen] = '\0';
-			return 1;
-		}
-		q += plen;
-		if (*q == '&')
-			q++;
 	}
-	return 0;
+	if (count > 1) {
+		api_error(c, 400, "invalid_request", "the %s parameter is given more than once",
+			  name);
+		return -1;
+	}
+	if (count == 0)
+		return 0;
+	/* `?limit` with no `=` is the parameter given empty, as `?limit=` is (refused where a
+	 * value is needed), not a parameter left out */
+	if (vlen >= outlen) {
+		api_error(c, 400, "invalid_request", "the %s parameter is too long", name);
+		return -1;
+	}
+	for (size_t i = 0; i < vlen; i++) {
+		char ch = val[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-')) {
+			api_error(c, 400, "invalid_request",
+				  "the %s parameter holds a character it never has", name);
+			return -1;
+		}
+	}
+	memcpy(out, val, vlen);
+	out[vlen] = '\0';
+	return 1;
 }
 
 int api_query_once(struct api_ctx *c, const char *name)
 {
-	size_t nlen = strlen(name);
-	const char *q = c->req->query ? c->req->query : "";
-	int seen = 0;
-	while (*q) {
-		size_t plen = strcspn(q, "&");
-		if (plen >= nlen && strncmp(q, name, nlen) == 0 && (plen == nlen || q[nlen] == '=') &&
-		    seen++) {
-			api_error(c, 400, "invalid_request", "the %s parameter is given more than once",
-				  name);
-			return -1;
-		}
-		q += plen;
-		if (*q == '&')
-			q++;
+	const char *val, *why = NULL;
+	size_t vlen;
+	int count;
+	if (query_find(c->req->query, name, &val, &vlen, &count, &why) < 0) {
+		api_error(c, 400, "invalid_request", "%s", why);
+		return -1;
+	}
+	if (count > 1) {
+		api_error(c, 400, "invalid_request", "the %s parameter is given more than once",
+			  name);
+		return -1;
 	}
 	return 0;
 }

@@ -112,12 +112,15 @@ void api_too_many(struct api_ctx *c, long retry_s, const char *code, const char 
  * "2026-11-30T04:52:18.123Z" (docs/API.md "Timestamps"). 0, or -1 when out of range. */
 int api_iso_time(long long ms, char out[40]);
 
-/* A query parameter (request's query string), copied undecoded into out: 1 found, 0 absent,
- * -1 answered (400 invalid_request: given more than once (api_query_once), longer than
- * outlen - 1, or a byte outside [A-Za-z0-9._-], which no value the API takes needs). */
+/* A query parameter (request's query string), its value copied undecoded into out: 1
+ * found, 0 absent, -1 answered (400 invalid_request: given more than once, longer than
+ * outlen - 1, or a byte outside [A-Za-z0-9._-], which no value the API takes needs, so an
+ * escape in a value is refused). Names are compared percent-decoded (query_find, `+` a
+ * space), and any name with a malformed escape is refused (400). */
 int api_query(struct api_ctx *c, const char *name, char *out, size_t outlen);
-/* 0 when the query parameter `name` is given at most once (bare or with a value); -1
- * answered (400 invalid_request) when it is repeated. api_query checks it first. */
+/* 0 when the query parameter `name` is given at most once (bare or with a value, its name
+ * decoded as api_query does); -1 answered (400 invalid_request) when it is repeated or a
+ * name holds a malformed escape. */
 int api_query_once(struct api_ctx *c, const char *name);
 /* An integer query parameter in [min, max], *v = def when absent: 0, or -1 answered (400
  * invalid_request naming the parameter and its bounds). */

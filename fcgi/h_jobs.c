@@ -18,6 +18,7 @@
 #include "log.h"
 #include "ratelimit.h"
 #include "rnd.h"
+#include "query.h"
 #include "valid.h"
 
 #define JOB_ID_LEN 16
@@ -566,39 +567,33 @@ void h_job_cancel(struct api_ctx *c)
 
 /* GET /api/rooms/{id}/executions?limit=N: the limit, from 1 to JOBSTATE_RUNS_KEEP, default
  * RUNS_LIMIT_DEFAULT. Only digits are taken: a sign, a space, an escape, an empty or a
- * repeated `limit` is refused. 0 with *limit, or -1 (why in *why). Other parameters are
- * ignored. */
+ * repeated `limit` is refused (the value is not decoded; the name is, query_find, and a name
+ * with a malformed escape is refused too). 0 with *limit, or -1 (why in *why). Other
+ * parameters are ignored. */
 #define RUNS_LIMIT_DEFAULT 10
 int jobs_parse_limit(const char *query, int *limit, const char **why)
 {
+	const char *v;
+	size_t vn, i;
+	int count;
+	long val = 0;
 	*limit = RUNS_LIMIT_DEFAULT;
-	int seen = 0;
-	for (const char *p = query ? query : ""; *p;) {
-		const char *end = strchr(p, '&');
-		size_t n = end ? (size_t)(end - p) : strlen(p);
-		if (n >= 6 && !strncmp(p, "limit=", 6)) {
-			const char *v = p + 6;
-			size_t vn = n - 6, i;
-			long val = 0;
-			if (seen++) {
-				*why = "limit is given twice";
-				return -1;
-			}
-			for (i = 0; i < vn && v[i] >= '0' && v[i] <= '9' && val <= JOBSTATE_RUNS_KEEP; i++)
-				val = val * 10 + (v[i] - '0');
-			if (vn == 0 || i < vn || val < 1 || val > JOBSTATE_RUNS_KEEP) {
-				*why = "limit must be a whole number from 1 to " RUNS_KEEP_TEXT;
-				return -1;
-			}
-			*limit = (int)val;
-		} else if (n == 5 && !strncmp(p, "limit", 5)) {
-			*why = "limit must be a whole number from 1 to " RUNS_KEEP_TEXT;
-			return -1;
-		}
-		p += n;
-		if (*p == '&')
-			p++;
+	/* names are compared percent-decoded (query_find): `li%6Dit=5` is the limit too */
+	if (query_find(query, "limit", &v, &vn, &count, why) < 0)
+		return -1;
+	if (count == 0)
+		return 0;
+	if (count > 1) {
+		*why = "limit is given twice";
+		return -1;
 	}
+	for (i = 0; i < vn && v[i] >= '0' && v[i] <= '9' && val <= JOBSTATE_RUNS_KEEP; i++)
+		val = val * 10 + (v[i] - '0');
+	if (vn == 0 || i < vn || val < 1 || val > JOBSTATE_RUNS_KEEP) {
+		*why = "limit must be a whole number from 1 to " RUNS_KEEP_TEXT;
+		return -1;
+	}
+	*limit = (int)val;
 	return 0;
 }
 

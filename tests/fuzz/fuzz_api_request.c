@@ -15,7 +15,8 @@
  * accepted one is within its field's rules again (valid_text, the integer bounds, the enum's
  * choices, the name check); a path's captures are one per '*' of the pattern, 1..64 id
  * characters each; a length taken is the decimal the value spells; a host name is a prefix
- * of the value; a query value taken holds only [A-Za-z0-9._-] and fits its buffer, an integer
+ * of the value; a query's names are read decoded (a leading "limit" reads the same written
+ * "li%6Dit"); a query value taken holds only [A-Za-z0-9._-] and fits its buffer, an integer
  * taken is within its bounds, a `before` cursor taken prints back as the same text, and a
  * refused one is answered 400 with a JSON error; a stream
  * origin built from a Host passes origin_parse unchanged but for
@@ -134,6 +135,7 @@ static void fuzz_path(const char *path)
 		int np = -1;
 		if (!route_match(pat, path, params, &np))
 			continue;
+
 		int stars = 0;
 		for (const char *p = pat; *p; p++)
 			stars += *p == '*';
@@ -223,11 +225,30 @@ static void fuzz_query(char *query)
 		}
 	}
 	long long n = 0;
-	if (api_query_int(&c, "limit", 1, 500, 50, &n) < 0)
+	int lrc = api_query_int(&c, "limit", 1, 500, 50, &n);
+	if (lrc < 0)
 		refused_well(&resp);
 	else if (n < 1 || n > 500)
 		__builtin_trap();
 	http_resp_free(&resp);
+	/* names are read decoded: the query with a leading "limit" written "li%6Dit" reads the
+	 * same */
+	if (strncmp(query, "limit", 5) == 0) {
+		size_t qlen = strlen(query);
+		char *e = malloc(qlen + 3);
+		long long n2 = 0;
+		if (!e)
+			__builtin_trap();
+		memcpy(e, "li%6Dit", 7);
+		memcpy(e + 7, query + 5, qlen - 5 + 1);
+		fuzz_api_ctx(&c, &req, &resp);
+		req.query = e;
+		int lrc2 = api_query_int(&c, "limit", 1, 500, 50, &n2);
+		if (lrc2 != lrc || (lrc == 0 && n2 != n))
+			__builtin_trap();
+		http_resp_free(&resp);
+		free(e);
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -9,11 +9,61 @@
 #include "errbuf.h"
 #include "../../fcgi/handlers.h"
 #include "../../fcgi/http.h"
+#include "../../fcgi/query.h"
 #include "lang.h"
 #include "rds.h"
 #include "../../fcgi/route.h"
 #include "unit.h"
 #include "../../fcgi/valid.h"
+
+static int query_count(const char *q, const char *name, const char **val, size_t *vlen)
+{
+	int count = -1;
+	const char *why = NULL;
+	if (query_find(q, name, val, vlen, &count, &why) < 0) {
+		CHECK(why != NULL && strstr(why, "percent escape") != NULL);
+		return -1;
+	}
+	return count;
+}
+
+static void test_query(void)
+{
+	const char *v;
+	size_t vl;
+	CHECK(query_count("", "limit", &v, &vl) == 0 && vl == 0);
+	CHECK(query_count(NULL, "limit", &v, &vl) == 0);
+	CHECK(query_count("limit=5", "limit", &v, &vl) == 1 && vl == 1 && v[0] == '5');
+	/* names decoded, either case of hex, before they are compared */
+	CHECK(query_count("a%62c=1", "abc", &v, &vl) == 1 && vl == 1 && v[0] == '1');
+	CHECK(query_count("%61%62%63=xy&d=2", "abc", &v, &vl) == 1 && vl == 2 &&
+	      strncmp(v, "xy", 2) == 0);
+	CHECK(query_count("li%6dit=1&li%6Dit=2", "limit", &v, &vl) == 2 && v[0] == '1');
+	CHECK(query_count("limit=1&lim%69t=2", "limit", &v, &vl) == 2);
+	/* values are given as sent, escapes and all */
+	CHECK(query_count("before=%41", "before", &v, &vl) == 1 && vl == 3 &&
+	      strncmp(v, "%41", 3) == 0);
+	/* '+' is a space; an escaped '+' is a plus; an escaped '=' or '&' is part of the name */
+	CHECK(query_count("a+b=1", "a b", &v, &vl) == 1);
+	CHECK(query_count("a+b=1", "a+b", &v, &vl) == 0);
+	CHECK(query_count("a%2Bb=1", "a+b", &v, &vl) == 1);
+	CHECK(query_count("limit%3D1", "limit", &v, &vl) == 0);
+	CHECK(query_count("limit%3D1", "limit=1", &v, &vl) == 1 && vl == 0);
+	CHECK(query_count("a%26b=1", "a&b", &v, &vl) == 1);
+	/* a decoded NUL ends no name early */
+	CHECK(query_count("limit%00=1", "limit", &v, &vl) == 0);
+	/* bare names, empty pairs */
+	CHECK(query_count("limit", "limit", &v, &vl) == 1 && vl == 0);
+	CHECK(query_count("&&limit=&", "limit", &v, &vl) == 1 && vl == 0);
+	CHECK(query_count("=1&limit=2", "limit", &v, &vl) == 1 && v[0] == '2');
+	/* a malformed escape in any name refuses the query, whichever name is asked for */
+	const char *bad[] = {"%zz=1", "a%4=1", "a%=1", "limit=1&x%", "%4g", "%G1=2&limit=1",
+			     "x%%41=1"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		CHECK(query_count(bad[i], "limit", &v, &vl) == -1);
+	/* a malformed escape in a value is not the parser's business */
+	CHECK(query_count("x=%zz&limit=1", "limit", &v, &vl) == 1);
+}
 
 static void test_route(void)
 {
@@ -481,6 +531,7 @@ int main(void)
 	test_read_request_method();
 	test_read_request_drain();
 	test_route();
+	test_query();
 	test_username_key();
 	test_valid();
 	test_single_line();
