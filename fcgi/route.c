@@ -105,6 +105,107 @@ int route_match(const char *pattern, const char *path, char params[][API_ID_MAX 
 	return 1;
 }
 
+/* What a '*' of a pattern names, from the literal text before it. */
+static const char *segment_kind(const char *pattern, const char *star)
+{
+	static const struct {
+		const char *before;
+		const char *kind;
+	} kinds[] = {
+		{"/api/rooms/", "room"},
+		{"/api/jobs/", "job"},
+		{"/members/", "member"},
+		{"/history/", "revision"},
+	};
+	size_t at = (size_t)(star - pattern);
+	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+		size_t n = strlen(kinds[i].before);
+		if (at >= n && strncmp(star - n, kinds[i].before, n) == 0)
+			return kinds[i].kind;
+	}
+	return NULL;
+}
+
+int route_match_malformed(const char *pattern, const char *path, const char **kind)
+{
+	const char *p = pattern, *s = path;
+	const char *bad = NULL;
+	while (*p) {
+		if (*p == '*') {
+			size_t len = strcspn(s, "/"), i = 0;
+			if (len == 0)
+				return 0;
+			while (i < len && id_char(s[i]))
+				i++;
+			if (!bad && (i < len || len > API_ID_MAX))
+				bad = p;
+			s += len;
+			p++;
+			continue;
+		}
+		if (*p != *s)
+			return 0;
+		p++;
+		s++;
+	}
+	if (*s == '/' && s[1] == '\0')
+		s++;
+	if (*s || !bad || !(*kind = segment_kind(pattern, bad)))
+		return 0;
+	return 1;
+}
+
+/* No route matched: when the path has the shape of one with an id that cannot be one (a
+ * character outside [A-Za-z0-9_-], over 64 bytes, an escape), it names no such room, job,
+ * member or revision, and is answered as a well-formed unknown one would be (405 for a
+ * method the route does not take, 401 without a session, then the kind's 404), not as an
+ * unknown path. 1 when answered. */
+static int dispatch_malformed(struct api_ctx *c, const char *method)
+{
+	static const struct {
+		const char *kind, *code, *message;
+	} answers[] = {
+		{"room", "room_not_found", "no such room: the id in the path is not a room id"},
+		{"job", "job_not_found", "no such job: the id in the path is not a job id"},
+		{"member", "member_not_found", "no such member: the id in the path is not a user id"},
+		{"revision", "snapshot_not_found", "no snapshot at that revision: it is not a number"},
+	};
+	char allow[128] = "";
+	const char *kind = NULL, *found = NULL;
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+		if (!route_match_malformed(routes[i].pattern, c->req->path, &kind))
+			continue;
+		if (strcmp(routes[i].method, method) == 0) {
+			found = kind;
+			break;
+		}
+		if (!strstr(allow, routes[i].method)) {
+			if (allow[0])
+				strncat(allow, ", ", sizeof allow - strlen(allow) - 1);
+			strncat(allow, routes[i].method, sizeof allow - strlen(allow) - 1);
+			if (strcmp(routes[i].method, "GET") == 0)
+				strncat(allow, ", HEAD", sizeof allow - strlen(allow) - 1);
+		}
+	}
+	if (!found && !allow[0])
+		return 0;
+	if (!found) {
+		api_error(c, 405, "method_not_allowed", "%s is not allowed here; allowed: %s",
+			  c->req->method, allow);
+		http_resp_header(c->resp, "Allow", allow);
+		return 1;
+	}
+	if (api_require_user(c) < 0)
+		return 1;
+	for (size_t i = 0; i < sizeof answers / sizeof answers[0]; i++)
+		if (strcmp(answers[i].kind, found) == 0) {
+			api_error(c, 404, answers[i].code, "%s", answers[i].message);
+			return 1;
+		}
+	api_error(c, 404, "not_found", "no such endpoint: %s", c->req->path);
+	return 1;
+}
+
 void route_dispatch(struct api_ctx *c)
 {
 	char allow[128] = "";
@@ -136,5 +237,7 @@ void route_dispatch(struct api_ctx *c)
 		http_resp_header(c->resp, "Allow", allow);
 		return;
 	}
+	if (dispatch_malformed(c, method))
+		return;
 	api_error(c, 404, "not_found", "no such endpoint: %s", c->req->path);
 }

@@ -14,7 +14,8 @@
  * Laws (a break aborts): a refused body says why, naming the field; every value of an
  * accepted one is within its field's rules again (valid_text, the integer bounds, the enum's
  * choices, the name check); a path's captures are one per '*' of the pattern, 1..64 id
- * characters each; a length taken is the decimal the value spells; a host name is a prefix
+ * characters each, and a path a pattern matches never has a malformed id for it (a malformed
+ * one names a room, job, member or revision); a length taken is the decimal the value spells; a host name is a prefix
  * of the value; a query's names are read decoded (a leading "limit" reads the same written
  * "li%6Dit"); a query value taken holds only [A-Za-z0-9._-] and fits its buffer, an integer
  * taken is within its bounds, a `before` cursor taken prints back as the same text, and a
@@ -133,9 +134,16 @@ static void fuzz_path(const char *path)
 		const char *pat = route_pattern(i);
 		char params[API_MAX_PARAMS][API_ID_MAX + 1];
 		int np = -1;
+		const char *kind = NULL;
+		int bad = route_match_malformed(pat, path, &kind);
+		if (bad && (!kind || (strcmp(kind, "room") && strcmp(kind, "job") &&
+				      strcmp(kind, "member") && strcmp(kind, "revision"))))
+			__builtin_trap();
 		if (!route_match(pat, path, params, &np))
 			continue;
-
+		/* a path a route takes is never also one with a malformed id */
+		if (bad)
+			__builtin_trap();
 		int stars = 0;
 		for (const char *p = pat; *p; p++)
 			stars += *p == '*';

@@ -65,6 +65,39 @@ static void test_query(void)
 	CHECK(query_count("x=%zz&limit=1", "limit", &v, &vl) == 1);
 }
 
+static void test_route_malformed(void)
+{
+	const char *k = NULL;
+	CHECK(route_match_malformed("/api/rooms/*/document", "/api/rooms/a.b/document", &k) &&
+	      strcmp(k, "room") == 0);
+	CHECK(route_match_malformed("/api/rooms/*", "/api/rooms/%41b", &k) && strcmp(k, "room") == 0);
+	CHECK(route_match_malformed("/api/rooms/*", "/api/rooms/%zz/", &k) && strcmp(k, "room") == 0);
+	CHECK(route_match_malformed("/api/jobs/*", "/api/jobs/x~y", &k) && strcmp(k, "job") == 0);
+	CHECK(route_match_malformed("/api/rooms/*/members/*", "/api/rooms/abc/members/a.b", &k) &&
+	      strcmp(k, "member") == 0);
+	/* the first malformed segment decides */
+	CHECK(route_match_malformed("/api/rooms/*/members/*", "/api/rooms/a.b/members/c.d", &k) &&
+	      strcmp(k, "room") == 0);
+	CHECK(route_match_malformed("/api/rooms/*/history/*", "/api/rooms/abc/history/1.5", &k) &&
+	      strcmp(k, "revision") == 0);
+	char path[256], longid[API_ID_MAX + 2];
+	memset(longid, 'a', sizeof longid - 1);
+	longid[sizeof longid - 1] = '\0';
+	snprintf(path, sizeof path, "/api/jobs/%s", longid);
+	CHECK(route_match_malformed("/api/jobs/*", path, &k) && strcmp(k, "job") == 0);
+	longid[API_ID_MAX] = '\0';
+	snprintf(path, sizeof path, "/api/jobs/%s", longid);
+	CHECK(!route_match_malformed("/api/jobs/*", path, &k)); /* well-formed: route_match's */
+	/* well-formed ids, other shapes, empty segments: not this */
+	CHECK(!route_match_malformed("/api/rooms/*/document", "/api/rooms/abc/document", &k));
+	CHECK(!route_match_malformed("/api/rooms/*/document", "/api/rooms/a.b/documents", &k));
+	CHECK(!route_match_malformed("/api/rooms/*/document", "/api/rooms/a.b/document/x", &k));
+	CHECK(!route_match_malformed("/api/rooms/*/document", "/api/rooms//document", &k));
+	CHECK(!route_match_malformed("/api/rooms/*", "/api/rooms/", &k));
+	CHECK(!route_match_malformed("/api/rooms", "/api/rooms", &k));
+	CHECK(!route_match_malformed("/api/rooms/*/document", "/api/room/a.b/document", &k));
+}
+
 static void test_route(void)
 {
 	char p[API_MAX_PARAMS][API_ID_MAX + 1];
@@ -531,6 +564,7 @@ int main(void)
 	test_read_request_method();
 	test_read_request_drain();
 	test_route();
+	test_route_malformed();
 	test_query();
 	test_username_key();
 	test_valid();
