@@ -1994,6 +1994,10 @@ static void authorize(struct conn *c, const struct http_head *h)
 		conn_error(c, 503, "redis_unavailable", "the event store is unavailable");
 }
 
+/* Where a stream resumes: the Last-Event-ID header when it has a value (route_request has
+ * refused two), else the query parameter name. The header comes first because an
+ * EventSource reconnects to the URL it was opened with, last_event_id and all, and sends
+ * the id it got last in the header: the query's id is then the older one. */
 static int read_start(struct conn *c, const struct http_head *h, const char *name)
 {
 	char v[ROOM_EVID_MAX + 8];
@@ -2235,6 +2239,12 @@ static void route_request(struct conn *c, const struct http_head *h)
 			conn_error(c, 400, "invalid_request", msg);
 			return;
 		}
+	}
+	/* the same for the header: EventSource sends one Last-Event-ID, and a second could be
+	 * the one a proxy in front acted on. The long-poll does not read it. */
+	if (c->route != RT_POLL && http_head_count(h, "Last-Event-ID") > 1) {
+		conn_error(c, 400, "invalid_request", "the Last-Event-ID header is given more than once");
+		return;
 	}
 	if (read_start(c, h, start_name) < 0) {
 		conn_error(c, 400, "invalid_request", "malformed event id");

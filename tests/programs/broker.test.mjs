@@ -367,6 +367,56 @@ test('SSE (curl, eventsource), long-poll and WebSocket get the same events in or
   ws.close();
 });
 
+// Two Last-Event-ID field lines are refused as a parameter given twice is: whichever the
+// broker took, a proxy in front may have read the other one. One header and last_event_id
+// in the query are no conflict: the header is where the stream resumes (an EventSource
+// reconnects to its first URL, query and all, with the id it got last in the header). The
+// long-poll reads no header, so two of them change nothing there.
+test('two Last-Event-ID headers are 400 invalid_request (SSE, WebSocket); with last_event_id in the query the header wins', async () => {
+  const room = await newRoom();
+  const ids = await emitOps(room, 6);
+  const t = tk(room);
+  const ws = 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n' +
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
+  const answer = (head) => new Promise((resolve, reject) => {
+    const s = createConnection(broker.port, '127.0.0.1', () => s.write(head));
+    let buf = '';
+    const timer = setTimeout(() => s.destroy(), 3000);
+    s.on('data', (d) => { buf += d.toString('latin1'); });
+    s.on('error', reject);
+    s.on('close', () => { clearTimeout(timer); resolve(buf); });
+  });
+  const twice = [
+    [ids[1], ids[1]],
+    [ids[1], ids[4]],
+    [ids[1], ''],
+    ['', ids[4]],
+    [ids[1], 'abc'],
+  ];
+  for (const sub of ['', '/ws']) {
+    for (const [a, b] of twice) {
+      const raw = await answer(`GET /events/rooms/${room}${sub}?ticket=${t} HTTP/1.1\r\nHost: x\r\n` +
+        `${sub === '/ws' ? ws : ''}Last-Event-ID: ${a}\r\nlast-event-id: ${b}\r\n\r\n`);
+      assert.match(raw, /^HTTP\/1.1 400 /, `${sub} ${a} / ${b}: ${raw.slice(0, 200)}`);
+      const body = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4));
+      assert.equal(body.error, 'invalid_request');
+      assert.equal(body.message, 'the Last-Event-ID header is given more than once');
+    }
+  }
+  // one header, and the query naming another id: the stream resumes after the header's
+  const curl = curlSse(`${broker.base}/events/rooms/${room}?ticket=${t}&last_event_id=${ids[0]}`, { 'Last-Event-ID': ids[3] });
+  await waitFor(() => ops(curl.events()).length === 2, { what: 'replay after the header\'s id' });
+  await sleep(200);
+  assert.deepEqual(ops(curl.events()).map((e) => e.id), ids.slice(4));
+  curl.close();
+  // the long-poll does not read the header: two of them are no refusal
+  const raw = await answer(`GET /events/rooms/${room}/poll?ticket=${t}&since=${ids[4]} HTTP/1.1\r\nHost: x\r\n` +
+    `Connection: close\r\nLast-Event-ID: ${ids[0]}\r\nLast-Event-ID: ${ids[1]}\r\n\r\n`);
+  assert.match(raw, /^HTTP\/1.1 200 /, raw.slice(0, 200));
+  const j = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4));
+  assert.deepEqual(ops(j.events).map((e) => e.id), ids.slice(5));
+});
+
 test('resume after Last-Event-ID / last_event_id / since loses and repeats nothing', async () => {
   const room = await newRoom();
   const ids = await emitOps(room, 10);
