@@ -7,7 +7,7 @@
 static const char *const transports[] = {"sse", "longpoll", "ws"};
 static const char *const drops[] = {"slow_reader",  "catchup_overflow", "revoked",
 				    "redis_unavailable", "server_full", "error",
-				    "write_timeout", "user_full"};
+				    "write_timeout", "user_full", "address_full"};
 /* document_restored: not the broker's own, it passes on the snapshotter's (store_doc.c,
  * doc_reset.lua) */
 static const char *const resyncs[] = {"history_trimmed", "event_too_large", "malformed_event",

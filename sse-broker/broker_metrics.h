@@ -33,6 +33,7 @@ enum bm_drop {
 	BM_DROP_ERROR,	      /* out of memory */
 	BM_DROP_STALLED,      /* its socket took no byte for BROKER_WRITE_TIMEOUT_MS */
 	BM_DROP_USER_FULL,    /* refused at BROKER_MAX_STREAMS_PER_USER (429) */
+	BM_DROP_ADDRESS_FULL, /* refused at BROKER_MAX_HEADS_PER_ADDRESS (503) */
 };
 
 extern struct metric broker_metrics[BM_N];

@@ -246,6 +246,9 @@ int main(void)
 		{"BROKER_PROCESSES", 1, 1, BROKER_PROCESSES_MAX, &procs},
 		{"BROKER_CLIENT_BUFFER", SERVER_CLIENT_BUFFER_DEFAULT, 4096, 1L << 30, &out_limit},
 		{"BROKER_HEAD_TIMEOUT_MS", 10000, 10, 3600000, &cfg.head_timeout_ms},
+		/* a head takes an honest client one round trip or less: 64 at once from one
+		 * address (per process) leaves a large NAT room; 0 turns the bound off */
+		{"BROKER_MAX_HEADS_PER_ADDRESS", 64, 0, 10000000, &cfg.max_heads_per_address},
 		{"BROKER_WS_TIMEOUT_MS", 45000, 100, 3600000, &cfg.ws_timeout_ms},
 		{"BROKER_WRITE_TIMEOUT_MS", 60000, 100, 3600000, &cfg.write_timeout_ms},
 		{"BROKER_WS_MAX_MESSAGE", 64 * 1024, 128, 16L << 20, &ws_max_msg},
@@ -276,6 +279,15 @@ int main(void)
 		return 2;
 	}
 	cfg.allow_origin = allow_origin;
+	/* BROKER_TRUSTED_PROXIES: the front doors' addresses, not counted per address
+	 * (sse-broker/addrcap.h) */
+	static struct addrcap_trusted trusted;
+	if (addrcap_trusted_parse(cfg_str("BROKER_TRUSTED_PROXIES", ADDRCAP_TRUSTED_DEFAULT),
+				  &trusted, why, sizeof why) < 0) {
+		log_error("BROKER_TRUSTED_PROXIES %s", why);
+		return 2;
+	}
+	cfg.trusted = &trusted;
 	cfg.port = (int)port;
 	cfg.out_limit = (size_t)out_limit;
 	cfg.ws_max_msg = (size_t)ws_max_msg;

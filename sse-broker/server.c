@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/random.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -119,6 +120,8 @@ struct conn {
 	size_t usend_len; /* ... of this many bytes, counted against out_limit as output */
 	int send_fail;	  /* the batch ended it (enum send_fail): flush_cb closes it */
 	int slot;     /* counted against max_streams (server_cfg) */
+	int head_counted; /* counted against max_heads_per_address as head_key (head_release) */
+	unsigned char head_key[ADDRCAP_LEN];
 	int user_counted; /* counted against max_streams_per_user as user (user_admit) */
 	long long user;
 	/* when the session its credential belongs to expires (token.h, sexp; 0: not known, a
@@ -177,6 +180,7 @@ struct server {
 	struct conn *reap;
 	struct conn *flushq; /* connections with output to send in this turn of the loop */
 	struct usend *us;    /* stream sends gathered for one io_uring submission; NULL: off */
+	struct addrcap *heads; /* connections still reading a head, per address; NULL: no bound */
 	struct event *reaper, *flusher, *beat, *sigterm, *sigint, *quit;
 	unsigned beats; /* beat_cb's ticks so far */
 	struct event *alive; /* alive_cb, every SERVER_ALIVE_MS */
@@ -250,12 +254,25 @@ static void conn_release(struct conn *c)
 		conn_schedule_reap(c);
 }
 
+/* The connection's place among its address's connections still reading a head: given back
+ * once its head is taken (the rights check starts) or it ends, whichever comes first. */
+static void head_release(struct conn *c)
+{
+	if (!c->head_counted)
+		return;
+	c->head_counted = 0;
+	if (addrcap_give(c->srv->heads, c->head_key) < 0)
+		log_error("a connection's place among its address's heads could not be given back");
+}
+
 /* A stream's places, under max_streams and its user's max_streams_per_user, are given back
  * once, however it ends: finished (conn_finish: an answer, a refusal, a revoked or ended
  * stream, the shutdown), closed (conn_close: the client gone, a write error or timeout, a slow
- * reader, out of memory) or reaped. */
+ * reader, out of memory) or reaped. So is a connection's place among its address's heads
+ * (head_release), on the same paths. */
 static void places_release(struct conn *c)
 {
+	head_release(c);
 	if (c->slot) {
 		c->slot = 0;
 		atomic_fetch_sub(&c->srv->cfg->shared->slots, 1);
@@ -1914,6 +1931,7 @@ static void multi_check_cb(struct hub_sub *s, int ok, enum rights_verdict v)
 /* Every room of the set asks the same question as a single-room stream (rights.h). */
 static void multi_authorize(struct conn *c, const struct token_claims *cl)
 {
+	head_release(c); /* a whole head: no longer one still being sent */
 	c->kind = CK_AUTH;
 	c->checks_pending = 0;
 	for (size_t i = 0; i < c->nms; i++) {
@@ -1989,6 +2007,7 @@ static void authorize(struct conn *c, const struct http_head *h)
 	snprintf(c->sub.sid, sizeof c->sub.sid, "%s", cl.sid);
 	c->sub.gen = cl.gen;
 	c->session_until = cl.sexp;
+	head_release(c); /* a whole head: no longer one still being sent */
 	c->kind = CK_AUTH;
 	if (hub_check(srv->hub, c->room, &c->sub, check_cb) < 0)
 		conn_error(c, 503, "redis_unavailable", "the event store is unavailable");
@@ -2477,6 +2496,34 @@ static void head_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	conn_close(arg, "request head timeout");
 }
 
+/* Counts a new connection among those of its address still sending a head (a slowloris
+ * client trickling bytes into many connections from one address holds one place under
+ * max_clients per connection for up to a head timeout each). One past
+ * max_heads_per_address is answered 503 at once. The front doors' addresses (trusted) are
+ * not counted: every client they carry arrives from them, and with a whole head. 0, or -1
+ * when the connection was answered. */
+static int head_admit(struct conn *c, const struct sockaddr *sa, int salen)
+{
+	struct server *srv = c->srv;
+	unsigned char addr[ADDRCAP_LEN];
+	if (!srv->heads || salen <= 0 || addrcap_addr(sa, (size_t)salen, addr) < 0 ||
+	    addrcap_trusted_has(srv->cfg->trusted, addr))
+		return 0;
+	addrcap_key(addr, c->head_key);
+	enum addrcap_take r = addrcap_take(srv->heads, c->head_key, srv->cfg->max_heads_per_address);
+	if (r == ADDRCAP_TAKEN) {
+		c->head_counted = 1;
+		return 0;
+	}
+	if (r == ADDRCAP_FULL) /* sized for every connection the process holds: not reached */
+		return 0;
+	metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_ADDRESS_FULL, 0);
+	conn_error(c, 503, "too_many_clients",
+		   "too many connections from this address are still sending their request "
+		   "(BROKER_MAX_HEADS_PER_ADDRESS); retry");
+	return -1;
+}
+
 static void accept_cb(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa,
 		      int salen, void *arg)
 {
@@ -2524,6 +2571,8 @@ static void accept_cb(struct evconnlistener *lst, evutil_socket_t fd, struct soc
 		conn_error(c, 503, "too_many_clients", "the broker is full; retry later");
 		return;
 	}
+	if (head_admit(c, sa, salen) < 0)
+		return;
 	struct timeval tv;
 	ms_tv(srv->cfg->head_timeout_ms, &tv);
 	evtimer_add(c->timer, &tv);
@@ -2750,6 +2799,20 @@ int server_run(const struct server_cfg *cfg, const struct token_key *key, int lf
 		goto out;
 	if (cfg->io_uring)
 		srv->us = usend_new(); /* NULL: one system call per write, as without it */
+	if (cfg->max_heads_per_address > 0) {
+		/* every connection the process may hold, the 503s past max_clients included */
+		uint64_t seed[2];
+		if (getrandom(seed, sizeof seed, 0) != (ssize_t)sizeof seed) {
+			log_error("getrandom: %s", strerror(errno));
+			goto out;
+		}
+		srv->heads = addrcap_new((size_t)cfg->max_clients + SERVER_OVERFLOW_SLACK, seed[0],
+					 seed[1]);
+		if (!srv->heads) {
+			log_error("out of memory");
+			goto out;
+		}
+	}
 	if (cfg->metrics_port > 0) {
 		char err[256];
 		srv->metrics = metrics_http_start(cfg->metrics_host, (int)cfg->metrics_port,
@@ -2793,6 +2856,7 @@ out:
 	if (srv->base)
 		event_base_free(srv->base);
 	usend_free(srv->us);
+	addrcap_free(srv->heads);
 	buf_free(&srv->hdrs);
 	buf_free(&srv->sse_open);
 	buf_free(&srv->sse_live);

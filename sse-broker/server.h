@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+#include "addrcap.h"
 #include "hub.h"
 #include "token.h"
 #include "usercount.h"
@@ -44,6 +45,11 @@ struct server_cfg {
 	size_t out_limit;     /* a client's unsent bytes: a live client beyond it is dropped (it
 			       * resumes), a replay waits; an event over it alone is a resync */
 	long head_timeout_ms; /* time to send a request head */
+	/* connections of one client address (an IPv6 /64) still sending their head, per
+	 * process; the next is answered 503 at once. 0: no bound. Addresses in trusted (the
+	 * front doors) are not counted. */
+	long max_heads_per_address;
+	const struct addrcap_trusted *trusted;
 	long ws_timeout_ms;   /* a WebSocket peer silent for this long is closed */
 	long write_timeout_ms; /* a stream whose output waits this long with no byte taken by
 				* the kernel is dropped (its client stopped reading) */

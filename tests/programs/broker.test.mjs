@@ -2744,3 +2744,125 @@ test('up to four empty lines before the request line are skipped, even before th
   }
   assert.equal((await fetch(`${broker.base}/events/health`)).status, 200, 'the broker is still fine');
 });
+
+// BROKER_MAX_HEADS_PER_ADDRESS: connections of one client address still sending their request
+// head (a slowloris client trickling bytes into many of them) are bounded per address; the
+// next is answered 503 at once, not after a head timeout. The front doors' addresses
+// (BROKER_TRUSTED_PROXIES, loopback unless set) are not counted: every proxied client comes
+// from them. Here 127.0.0.2 is the only trusted address, so 127.0.0.1 and 127.0.0.3 are
+// clients of their own. A connection stops counting once its head is whole (it became a
+// stream, or was answered) or it closes.
+test('BROKER_MAX_HEADS_PER_ADDRESS=3: a fourth connection of one address still sending its head gets 503 at once; a trusted proxy address and other addresses are not held back; places come back', async () => {
+  const metricsPort = await freePort();
+  const own = await startBroker({ redisPort: redis.port, secret: SECRET,
+    env: { ...BROKER_ENV, BROKER_MAX_HEADS_PER_ADDRESS: '3', BROKER_TRUSTED_PROXIES: '127.0.0.2',
+      BROKER_HEAD_TIMEOUT_MS: '30000', BROKER_METRICS_PORT: String(metricsPort) } });
+  const open = [];
+  // a connection from `from` that has sent `head` so far; .answer resolves with all it got
+  // once the broker closes it, .at the ms it took from connect to that close
+  const conn = (from, head) => new Promise((resolve, reject) => {
+    const s = createConnection({ port: own.port, host: '127.0.0.1', localAddress: from }, () => {
+      const t0 = Date.now();
+      s.buf = '';
+      s.on('data', (d) => { s.buf += d.toString('latin1'); });
+      s.answer = new Promise((r) => s.on('close', () => { s.at = Date.now() - t0; r(s.buf); }));
+      s.write(head);
+      open.push(s);
+      resolve(s);
+    });
+    s.on('error', reject);
+  });
+  const partial = 'GET /events/health HTTP/1.1\r\n';
+  const health = 'GET /events/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n';
+  const refused = async (from) => {
+    const s = await conn(from, partial);
+    const raw = await s.answer;
+    assert.match(raw, /^HTTP\/1.1 503 /, raw.slice(0, 200));
+    assert.match(raw, /\r\nRetry-After: 1\r\n/);
+    const body = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4));
+    assert.equal(body.error, 'too_many_clients');
+    assert.match(body.message, /BROKER_MAX_HEADS_PER_ADDRESS/);
+    assert.ok(s.at < 3000, `answered after ${s.at} ms`);
+  };
+  const answered = async (from) => {
+    const raw = await (await conn(from, health)).answer;
+    assert.match(raw, /^HTTP\/1.1 200 /, `${from}: ${raw.slice(0, 200)}`);
+  };
+  try {
+    const room = await newRoom();
+    const held = [];
+    for (let i = 0; i < 3; i++) held.push(await conn('127.0.0.1', i === 0 ? `GET /events/rooms/${room}?ticket=${tk(room)} HTTP/1.1\r\n` : partial));
+    await sleep(200);
+    await refused('127.0.0.1');
+    await refused('127.0.0.1');
+    // the trusted front door's address, and another client's, are answered
+    await answered('127.0.0.2');
+    await answered('127.0.0.3');
+    for (let i = 0; i < 5; i++) held.push(await conn('127.0.0.2', partial)); // trusted: any number
+    await answered('127.0.0.2');
+    // one head completed into a stream: it stays open and no longer counts
+    const sse = held[0];
+    sse.write('Host: x\r\n\r\n');
+    await waitFor(() => sse.buf.includes(': connected'), { what: 'the stream to open' });
+    await answered('127.0.0.1');
+    // one place free now: the next partial head takes it, and one more is refused
+    held.push(await conn('127.0.0.1', partial));
+    await sleep(200);
+    await refused('127.0.0.1');
+    // a held connection that closes gives its place back
+    held[1].destroy();
+    await sleep(300);
+    held.push(await conn('127.0.0.1', partial));
+    await sleep(200);
+    await refused('127.0.0.1');
+    // one that completes its head and is answered gives it back too
+    held[2].write('Host: x\r\nConnection: close\r\n\r\n');
+    assert.match(await held[2].answer, /^HTTP\/1.1 200 /);
+    await answered('127.0.0.1');
+    assert.ok(!sse.destroyed && sse.buf.startsWith('HTTP/1.1 200 '), 'the stream is still open');
+    const m = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    assert.match(m, /^codecollab_broker_clients_dropped_total\{reason="address_full"\} 4$/m);
+  } finally {
+    for (const s of open) s.destroy();
+    const r = await stop(own);
+    assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${own.output}`);
+  }
+});
+
+test('BROKER_TRUSTED_PROXIES that is not a list of addresses stops the broker at start; by default loopback is trusted, and 0 turns the bound off', async () => {
+  for (const [value, why] of [['localhost', /BROKER_TRUSTED_PROXIES localhost is not an IPv4 or IPv6 address/],
+    ['10.0.0.0/33', /BROKER_TRUSTED_PROXIES 10.0.0.0\/33: an IPv4 prefix is 0 to 32 bits/]]) {
+    const b = start(BROKER_BIN, [], { env: { ...process.env, ...BROKER_ENV, BROKER_PORT: String(await freePort()),
+      BROKER_HOST: '127.0.0.1', REDIS_URL: `redis://127.0.0.1:${redis.port}`, JWT_SECRET: SECRET,
+      BROKER_TRUSTED_PROXIES: value } });
+    try {
+      await waitFor(() => b.exitCode !== null, { what: `the broker to refuse ${value}` });
+      assert.equal(b.exitCode, 2, b.output);
+      assert.match(b.output, why);
+    } finally {
+      await stop(b);
+    }
+  }
+  // loopback trusted by default: past a bound of 1, 127.0.0.1 still opens heads at will;
+  // with none trusted and the bound at 0, nothing is counted either
+  for (const env of [{ BROKER_MAX_HEADS_PER_ADDRESS: '1' }, { BROKER_MAX_HEADS_PER_ADDRESS: '0', BROKER_TRUSTED_PROXIES: 'none' }]) {
+    const own = await startBroker({ redisPort: redis.port, secret: SECRET, env: { ...BROKER_ENV, ...env } });
+    const socks = [];
+    try {
+      for (let i = 0; i < 4; i++) {
+        const s = createConnection(own.port, '127.0.0.1');
+        s.on('error', () => {});
+        await new Promise((r) => s.once('connect', r));
+        s.write('GET /events/health HTTP/1.1\r\n');
+        socks.push(s);
+      }
+      await sleep(200);
+      const r = await fetch(`${own.base}/events/health`);
+      assert.equal(r.status, 200, JSON.stringify(env));
+    } finally {
+      for (const s of socks) s.destroy();
+      const r = await stop(own);
+      assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${own.output}`);
+    }
+  }
+});
