@@ -66,6 +66,8 @@ unset TLS TLS_PORT TLS_CERT TLS_KEY METRICS_PORT BROKER_METRICS_PORT WORKER_METR
 
 # shellcheck source=services.sh
 . "$ROOT/scripts/services.sh"
+# shellcheck source=stream-idle.sh
+. "$ROOT/scripts/stream-idle.sh"
 
 say() { printf 'codecollab-cluster: %s\n' "$*"; }
 die() { printf 'codecollab-cluster: error: %s\n' "$*" >&2; exit 1; }
@@ -230,6 +232,7 @@ for ((i = 1; i <= CLUSTER_WEB_NODES; i++)); do
   # per-address limits see the client and not the load balancer.
   : >"$CC_VAR/web-$i/run/tls.conf"
   : >"$CC_VAR/web-$i/run/metrics.conf"
+  stream_idle_conf "$CC_VAR/web-$i/run/stream-idle.conf"
   printf '%s\n' 'server.modules += ( "mod_extforward" )' \
     'extforward.forwarder = ( "127.0.0.1" => "trust" )' \
     'extforward.headers = ( "X-Forwarded-For" )' >"$CC_VAR/web-$i/run/proxy.conf"

@@ -45,6 +45,8 @@ STOP_FRONT_S=${STOP_FRONT_S:-20} # lighttpd (or Apache) in the stop; the other b
 
 # shellcheck source=services.sh
 . "$ROOT/scripts/services.sh"
+# shellcheck source=stream-idle.sh
+. "$ROOT/scripts/stream-idle.sh"
 
 say() { printf 'codecollab: %s\n' "$*"; }
 die() { printf 'codecollab: error: %s\n' "$*" >&2; exit 1; }
@@ -354,6 +356,8 @@ case "$BROKER_HOST" in
   *) printf 'proxy.server := ( "" => (( "host" => "%s", "port" => env.BROKER_PORT )) )\n' "$BROKER_HOST" \
     >"$CC_VAR/run/broker-proxy.conf" ;;
 esac
+# how long lighttpd keeps a stream whose client takes no bytes (run/stream-idle.conf)
+stream_idle_conf "$CC_VAR/run/stream-idle.conf"
 : >"$CC_VAR/run/csp.conf"
 if [ -n "$stream_src" ]; then
   csp=$(sed -n 's/^ *"Content-Security-Policy" => "\(.*\)",$/\1/p' "$ROOT/lighttpd.conf" | head -n 1)
@@ -440,7 +444,9 @@ if [ "$WEB" = apache ]; then
   case "$CC_BIND" in *:*) CC_LISTEN="[$CC_BIND]:$PORT" ;; *) CC_LISTEN="$CC_BIND:$PORT" ;; esac
   if [ "$(id -u)" = 0 ]; then CC_APACHE_USER=www-data CC_APACHE_GROUP=www-data
   else CC_APACHE_USER=$(id -un) CC_APACHE_GROUP=$(id -gn); fi
-  export CC_LISTEN CC_APACHE_USER CC_APACHE_GROUP
+  # Apache's Timeout: how long a write to a client that takes no bytes may wait (as lighttpd's)
+  CC_STREAM_IDLE_S=$(stream_idle_s)
+  export CC_LISTEN CC_APACHE_USER CC_APACHE_GROUP CC_STREAM_IDLE_S
   apache_defs=(-DFOREGROUND)
   if [ "$METRICS_PORT" -gt 0 ]; then
     export CC_METRICS_LISTEN=$metrics_addr:$METRICS_PORT

@@ -13,6 +13,10 @@
 // for this front door alone (on a port of its own, BROKER_PORT for its API too), which
 // door.killBroker() and door.startBroker() stop (SIGKILL) and start again on that port.
 //
+// streamIdleS: lighttpd's hold on a stream whose client takes no bytes
+// (run/stream-idle.conf); by default what scripts/stream-idle.sh makes of the environment,
+// as scripts/run.sh writes it.
+//
 // csp: 'stream-origin' writes run/csp.conf as scripts/run.sh does for such a value (the
 // page may connect to the origin: a refusal there is the network's); 'self' writes none,
 // so the page's policy is lighttpd.conf's own, which allows only the page's origin (as a
@@ -77,7 +81,7 @@ async function stopChild(child, signal = 'SIGTERM') {
   }
 }
 
-export async function startFrontDoor({ env: extra = {}, csp = 'self', broker = 'stack' } = {}) {
+export async function startFrontDoor({ env: extra = {}, csp = 'self', broker = 'stack', streamIdleS } = {}) {
   if (broker !== 'stack' && broker !== 'own') throw new Error(`broker: 'stack' or 'own', not ${broker}`);
   if (csp !== 'stream-origin' && csp !== 'self') throw new Error(`csp: 'stream-origin' or 'self', not ${csp}`);
   if (csp === 'stream-origin' && (!extra.STREAM_ORIGIN || extra.STREAM_ORIGIN === 'off')) {
@@ -101,6 +105,12 @@ export async function startFrontDoor({ env: extra = {}, csp = 'self', broker = '
   if (!env.BROKER_PORT) {
     rmSync(dir, { recursive: true, force: true });
     throw new Error('the stack\'s BROKER_PORT is unknown');
+  }
+  const idleConf = join(dir, 'run', 'stream-idle.conf');
+  if (streamIdleS !== undefined) writeFileSync(idleConf, `server.max-write-idle := ${Number(streamIdleS)}\n`);
+  else {
+    execFileSync('bash', ['-c', '. "$1"; stream_idle_conf "$2"', 'bash',
+      join(ROOT, 'scripts', 'stream-idle.sh'), idleConf], { env });
   }
   const origin = env.STREAM_ORIGIN;
   if (csp === 'stream-origin') {
