@@ -492,16 +492,16 @@ int api_body_fields(struct api_ctx *c, int allow_empty, const struct valid_field
 	return 0;
 }
 
-int api_query(struct api_ctx *c, const char *name, char *out, size_t outlen)
+/* name's value in the query (query_find: names compared decoded): 1 with val and vlen, 0
+ * when it is not there, -1 answered 400 when the query is malformed or it comes twice. A
+ * repeated parameter is refused rather than the first one taken: a cache or proxy in front
+ * may read the last, and then serves one page for another (the same rule on every
+ * endpoint, docs/API.md "Paging"); a proxy reads `li%6Dit` as `limit` too. */
+static int query_one(struct api_ctx *c, const char *name, const char **val, size_t *vlen)
 {
-	/* a repeated parameter is refused rather than the first one taken: a cache or proxy in
-	 * front may read the last, and then serves one page for another (the same rule on every
-	 * endpoint, docs/API.md "Paging"). Names are compared decoded (query_find): a proxy
-	 * reads `li%6Dit` as `limit` too. */
-	const char *val, *why = NULL;
-	size_t vlen;
+	const char *why = NULL;
 	int count;
-	if (query_find(c->req->query, name, &val, &vlen, &count, &why) < 0) {
+	if (query_find(c->req->query, name, val, vlen, &count, &why) < 0) {
 		api_error(c, 400, "invalid_request", "%s", why);
 		return -1;
 	}
@@ -510,8 +510,16 @@ int api_query(struct api_ctx *c, const char *name, char *out, size_t outlen)
 			  name);
 		return -1;
 	}
-	if (count == 0)
-		return 0;
+	return count;
+}
+
+int api_query(struct api_ctx *c, const char *name, char *out, size_t outlen)
+{
+	const char *val;
+	size_t vlen;
+	int got = query_one(c, name, &val, &vlen);
+	if (got <= 0)
+		return got;
 	/* `?limit` with no `=` is the parameter given empty, as `?limit=` is (refused where a
 	 * value is needed), not a parameter left out */
 	if (vlen >= outlen) {
@@ -534,19 +542,9 @@ int api_query(struct api_ctx *c, const char *name, char *out, size_t outlen)
 
 int api_query_once(struct api_ctx *c, const char *name)
 {
-	const char *val, *why = NULL;
+	const char *val;
 	size_t vlen;
-	int count;
-	if (query_find(c->req->query, name, &val, &vlen, &count, &why) < 0) {
-		api_error(c, 400, "invalid_request", "%s", why);
-		return -1;
-	}
-	if (count > 1) {
-		api_error(c, 400, "invalid_request", "the %s parameter is given more than once",
-			  name);
-		return -1;
-	}
-	return 0;
+	return query_one(c, name, &val, &vlen) < 0 ? -1 : 0;
 }
 
 int api_query_int(struct api_ctx *c, const char *name, long long min, long long max,

@@ -69,24 +69,34 @@ static int id_char(char ch)
 	       ch == '_' || ch == '-';
 }
 
-int route_match(const char *pattern, const char *path, char params[][API_ID_MAX + 1],
-		int *nparams)
+/* Walks path along pattern: each '*' takes one segment, which must not be empty. An id
+ * segment (id_char, at most API_ID_MAX bytes) goes into params. Any other segment ends the
+ * walk with 0 when bad is NULL; otherwise the first '*' it met is noted in *bad (and params
+ * is not filled: pass NULL). One trailing slash is forgiven: /api/rooms/ is /api/rooms. */
+static int walk(const char *pattern, const char *path, char params[][API_ID_MAX + 1],
+		int *nparams, const char **bad)
 {
 	const char *p = pattern, *s = path;
 	int n = 0;
 	while (*p) {
 		if (*p == '*') {
-			size_t len = 0;
-			while (s[len] && s[len] != '/') {
-				if (!id_char(s[len]))
-					return 0;
-				len++;
-			}
-			if (len == 0 || len > API_ID_MAX || n >= API_MAX_PARAMS)
+			size_t len = strcspn(s, "/"), i = 0;
+			if (len == 0)
 				return 0;
-			memcpy(params[n], s, len);
-			params[n][len] = '\0';
-			n++;
+			while (i < len && id_char(s[i]))
+				i++;
+			if (i < len || len > API_ID_MAX) {
+				if (!bad)
+					return 0;
+				if (!*bad)
+					*bad = p;
+			} else if (params) {
+				if (n >= API_MAX_PARAMS)
+					return 0;
+				memcpy(params[n], s, len);
+				params[n][len] = '\0';
+				n++;
+			}
 			s += len;
 			p++;
 			continue;
@@ -96,13 +106,19 @@ int route_match(const char *pattern, const char *path, char params[][API_ID_MAX 
 		p++;
 		s++;
 	}
-	/* one trailing slash is forgiven: /api/rooms/ is /api/rooms */
 	if (*s == '/' && s[1] == '\0')
 		s++;
 	if (*s)
 		return 0;
-	*nparams = n;
+	if (nparams)
+		*nparams = n;
 	return 1;
+}
+
+int route_match(const char *pattern, const char *path, char params[][API_ID_MAX + 1],
+		int *nparams)
+{
+	return walk(pattern, path, params, nparams, NULL);
 }
 
 /* What a '*' of a pattern names, from the literal text before it. */
@@ -128,31 +144,8 @@ static const char *segment_kind(const char *pattern, const char *star)
 
 int route_match_malformed(const char *pattern, const char *path, const char **kind)
 {
-	const char *p = pattern, *s = path;
 	const char *bad = NULL;
-	while (*p) {
-		if (*p == '*') {
-			size_t len = strcspn(s, "/"), i = 0;
-			if (len == 0)
-				return 0;
-			while (i < len && id_char(s[i]))
-				i++;
-			if (!bad && (i < len || len > API_ID_MAX))
-				bad = p;
-			s += len;
-			p++;
-			continue;
-		}
-		if (*p != *s)
-			return 0;
-		p++;
-		s++;
-	}
-	if (*s == '/' && s[1] == '\0')
-		s++;
-	if (*s || !bad || !(*kind = segment_kind(pattern, bad)))
-		return 0;
-	return 1;
+	return walk(pattern, path, NULL, NULL, &bad) && bad && (*kind = segment_kind(pattern, bad));
 }
 
 /* No route matched: when the path has the shape of one with an id that cannot be one (a
