@@ -103,6 +103,20 @@ async function probeThenRefetch(server, p, first, others = []) {
   }
 }
 
+// p types 'once'; the server commits it, but both its answer and its event are lost.
+// Returns that first request.
+async function typedAndLost(server, p) {
+  p.text = 'once';
+  p.collab.local(['once']);
+  await settle();
+  const first = p.requests.shift();
+  server.commit(first.body, false, p.userId); // committed, but the answer is lost
+  first.resolve({ status: 0 });
+  p.inbox.length = 0; // and so is its event
+  await settle();
+  return first;
+}
+
 async function simulate(seed, steps) {
   const r = rng(seed);
   const server = new Server();
@@ -241,14 +255,7 @@ test('a committed edit whose answer and event were lost is not applied twice by 
   const r = rng(7);
   const p = makeClient(server, r, 'p');
   const q = makeClient(server, r, 'q', 2);
-  p.text = 'once';
-  p.collab.local(['once']);
-  await settle();
-  const first = p.requests.shift();
-  server.commit(first.body, false, p.userId); // committed, but the answer is lost
-  first.resolve({ status: 0 });
-  p.inbox.length = 0; // and so is its event
-  await settle();
+  const first = await typedAndLost(server, p);
   // q types meanwhile
   q.collab.remote(q.inbox.shift());
   q.text = apply([4, '!'], q.text);
@@ -362,14 +369,7 @@ for (const [name, answers] of [
     const server = new Server();
     const r = rng(13);
     const p = makeClient(server, r, 'p');
-    p.text = 'once';
-    p.collab.local(['once']);
-    await settle();
-    const first = p.requests.shift();
-    server.commit(first.body, false, p.userId); // committed, but the answer is lost
-    first.resolve({ status: 0 });
-    p.inbox.length = 0; // and so is its event
-    await settle();
+    const first = await typedAndLost(server, p);
     p.collab.resync();
     await settle();
     for (const answer of answers) {
