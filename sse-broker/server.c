@@ -188,6 +188,7 @@ struct server {
 	/* built once at start (cors.h): the header lines every answer carries, a whole SSE
 	 * opening (head, retry, ": connected") and the preflight answers */
 	struct buf hdrs, sse_open, sse_live, preflight_keep, preflight_close;
+	struct buf address_full; /* the whole 503 of head_refuse() */
 	int stopping;
 	struct metrics_http *metrics; /* GET /metrics on its own port, NULL when off */
 };
@@ -2496,32 +2497,63 @@ static void head_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	conn_close(arg, "request head timeout");
 }
 
-/* Counts a new connection among those of its address still sending a head (a slowloris
- * client trickling bytes into many connections from one address holds one place under
- * max_clients per connection for up to a head timeout each). One past
- * max_heads_per_address is answered 503 at once. The front doors' addresses (trusted) are
- * not counted: every client they carry arrives from them, and with a whole head. 0, or -1
- * when the connection was answered. */
-static int head_admit(struct conn *c, const struct sockaddr *sa, int salen)
+#define ADDRESS_FULL_BODY                                                                   \
+	"{\"error\":\"too_many_clients\",\"message\":\"too many connections from this "        \
+	"address are still sending their request (BROKER_MAX_HEADS_PER_ADDRESS); retry\"}"
+
+/* The 503 of an address over its bound, made once: no request has been read, so no HEAD
+ * and no Origin to answer to (the CORS lines are the configured ones, as on every answer). */
+static int address_full_answer(struct buf *b, const char *hdrs)
 {
-	struct server *srv = c->srv;
+	return buf_printf(b,
+			  "HTTP/1.1 503 %s\r\n"
+			  "Content-Type: application/json\r\n"
+			  "Cache-Control: no-store\r\n"
+			  "Content-Length: %zu\r\n"
+			  "Connection: close\r\n"
+			  "%s"
+			  "Retry-After: 1\r\n"
+			  "\r\n" ADDRESS_FULL_BODY,
+			  status_text(503), sizeof ADDRESS_FULL_BODY - 1, hdrs);
+}
+
+/* The key under which a new connection from sa counts among those of its address still
+ * sending a head (a slowloris client trickling bytes into many connections from one
+ * address holds a place under max_clients per connection for up to a head timeout each).
+ * 0 with key filled; -1 when it is not counted: no bound, not an IP address, or one of the
+ * front doors' addresses (trusted), through which every client arrives with a whole head. */
+static int head_address(const struct server *srv, const struct sockaddr *sa, int salen,
+			unsigned char key[ADDRCAP_LEN])
+{
 	unsigned char addr[ADDRCAP_LEN];
 	if (!srv->heads || salen <= 0 || addrcap_addr(sa, (size_t)salen, addr) < 0 ||
 	    addrcap_trusted_has(srv->cfg->trusted, addr))
-		return 0;
-	addrcap_key(addr, c->head_key);
-	enum addrcap_take r = addrcap_take(srv->heads, c->head_key, srv->cfg->max_heads_per_address);
-	if (r == ADDRCAP_TAKEN) {
-		c->head_counted = 1;
-		return 0;
-	}
-	if (r == ADDRCAP_FULL) /* sized for every connection the process holds: not reached */
-		return 0;
+		return -1;
+	addrcap_key(addr, key);
+	return 0;
+}
+
+/* One past max_heads_per_address is answered 503 and closed at once, before it takes a
+ * place under max_clients: left to linger as other answers do (SERVER_LINGER_MS), each
+ * refused connection would hold a place, and one address opening them fast enough would
+ * keep the broker full for everyone. The answer goes in one send that does not wait; then
+ * the connection is shut for writing and what the client sent so far is read and dropped,
+ * so that the close sends a FIN after the answer rather than a reset (a close with unread
+ * input resets the connection). A client still sending after that meets a reset, having
+ * been sent the answer first. */
+static void head_refuse(struct server *srv, evutil_socket_t fd)
+{
 	metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_ADDRESS_FULL, 0);
-	conn_error(c, 503, "too_many_clients",
-		   "too many connections from this address are still sending their request "
-		   "(BROKER_MAX_HEADS_PER_ADDRESS); retry");
-	return -1;
+	if (send(fd, srv->address_full.data, srv->address_full.len, MSG_DONTWAIT | MSG_NOSIGNAL) <
+	    0) {
+		/* nothing more to do: the close below tells the client */
+	}
+	if (shutdown(fd, SHUT_WR) == 0) {
+		char drop[4096];
+		for (int i = 0; i < 4 && recv(fd, drop, sizeof drop, MSG_DONTWAIT) > 0; i++)
+			;
+	}
+	evutil_closesocket(fd);
 }
 
 static void accept_cb(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa,
@@ -2531,6 +2563,12 @@ static void accept_cb(struct evconnlistener *lst, evutil_socket_t fd, struct soc
 	if (srv->nconns >= (size_t)srv->cfg->max_clients + SERVER_OVERFLOW_SLACK) {
 		metric_inc(&broker_metrics[BM_DROPPED], BM_DROP_FULL, 0);
 		evutil_closesocket(fd);
+		return;
+	}
+	unsigned char key[ADDRCAP_LEN];
+	int counted = head_address(srv, sa, salen, key) == 0;
+	if (counted && addrcap_get(srv->heads, key) >= srv->cfg->max_heads_per_address) {
+		head_refuse(srv, fd);
 		return;
 	}
 	int one = 1;
@@ -2571,8 +2609,14 @@ static void accept_cb(struct evconnlistener *lst, evutil_socket_t fd, struct soc
 		conn_error(c, 503, "too_many_clients", "the broker is full; retry later");
 		return;
 	}
-	if (head_admit(c, sa, salen) < 0)
-		return;
+	/* under the bound (checked above, and nothing has run since): its place among its
+	 * address's heads; ADDRCAP_FULL, a table sized for every connection the process
+	 * holds, is not reached */
+	if (counted && addrcap_take(srv->heads, key, srv->cfg->max_heads_per_address) ==
+			       ADDRCAP_TAKEN) {
+		memcpy(c->head_key, key, ADDRCAP_LEN);
+		c->head_counted = 1;
+	}
 	struct timeval tv;
 	ms_tv(srv->cfg->head_timeout_ms, &tv);
 	evtimer_add(c->timer, &tv);
@@ -2758,12 +2802,14 @@ int server_run(const struct server_cfg *cfg, const struct token_key *key, int lf
 	buf_init(&srv->sse_live, 64);
 	buf_init(&srv->preflight_keep, 4096);
 	buf_init(&srv->preflight_close, 4096);
+	buf_init(&srv->address_full, 4096);
 	if (cors_headers(&srv->hdrs, cfg->allow_origin) < 0 ||
 	    sse_response_head(&srv->sse_open, srv->hdrs.data) < 0 ||
 	    sse_retry(&srv->sse_open, cfg->retry_ms) < 0 ||
 	    sse_comment(&srv->sse_live, "connected") < 0 ||
 	    cors_preflight(&srv->preflight_keep, srv->hdrs.data, 1) < 0 ||
-	    cors_preflight(&srv->preflight_close, srv->hdrs.data, 0) < 0) {
+	    cors_preflight(&srv->preflight_close, srv->hdrs.data, 0) < 0 ||
+	    address_full_answer(&srv->address_full, srv->hdrs.data) < 0) {
 		log_error("out of memory");
 		close(lfd);
 		goto out;
@@ -2862,6 +2908,7 @@ out:
 	buf_free(&srv->sse_live);
 	buf_free(&srv->preflight_keep);
 	buf_free(&srv->preflight_close);
+	buf_free(&srv->address_full);
 	free(srv);
 	return rc;
 }

@@ -124,6 +124,19 @@ function rawRequest(port, head, { waitClose = true } = {}) {
   });
 }
 
+// What the broker sends to a raw request until it closes the connection (every error
+// closes), or within 3 s: a stream that opened instead stays open.
+function answerOrOpen(head) {
+  return new Promise((resolve, reject) => {
+    const s = createConnection(broker.port, '127.0.0.1', () => s.write(head));
+    let buf = '';
+    const timer = setTimeout(() => s.destroy(), 3000);
+    s.on('data', (d) => { buf += d.toString('latin1'); });
+    s.on('error', reject);
+    s.on('close', () => { clearTimeout(timer); resolve(buf); });
+  });
+}
+
 // ---- WebSocket by hand, for frames the ws package would never send ----
 
 function wsRaw(port, path) {
@@ -272,18 +285,8 @@ test('ticket, last_event_id and since given twice are 400 invalid_request on eve
     ['/ws', `ticket=${t}&last_event_id=0&last_event_id=0`, 'last_event_id'],
     ['/ws', `ticket=${t}&ticket=${t}`, 'ticket'],
   ];
-  // read until the broker closes (every error closes), or for 3 s: a stream that opened
-  // instead stays open
-  const answer = (head) => new Promise((resolve, reject) => {
-    const s = createConnection(broker.port, '127.0.0.1', () => s.write(head));
-    let buf = '';
-    const timer = setTimeout(() => s.destroy(), 3000);
-    s.on('data', (d) => { buf += d.toString('latin1'); });
-    s.on('error', reject);
-    s.on('close', () => { clearTimeout(timer); resolve(buf); });
-  });
   for (const [sub, query, name] of cases) {
-    const raw = await answer(
+    const raw = await answerOrOpen(
       `GET /events/rooms/${room}${sub}?${query} HTTP/1.1\r\nHost: x\r\n${sub === '/ws' ? ws : ''}\r\n`);
     assert.match(raw, /^HTTP\/1.1 400 /, `${sub}?${query}: ${raw.slice(0, 200)}`);
     const body = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4));
@@ -378,14 +381,6 @@ test('two Last-Event-ID headers are 400 invalid_request (SSE, WebSocket); with l
   const t = tk(room);
   const ws = 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n' +
     'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
-  const answer = (head) => new Promise((resolve, reject) => {
-    const s = createConnection(broker.port, '127.0.0.1', () => s.write(head));
-    let buf = '';
-    const timer = setTimeout(() => s.destroy(), 3000);
-    s.on('data', (d) => { buf += d.toString('latin1'); });
-    s.on('error', reject);
-    s.on('close', () => { clearTimeout(timer); resolve(buf); });
-  });
   const twice = [
     [ids[1], ids[1]],
     [ids[1], ids[4]],
@@ -395,7 +390,7 @@ test('two Last-Event-ID headers are 400 invalid_request (SSE, WebSocket); with l
   ];
   for (const sub of ['', '/ws']) {
     for (const [a, b] of twice) {
-      const raw = await answer(`GET /events/rooms/${room}${sub}?ticket=${t} HTTP/1.1\r\nHost: x\r\n` +
+      const raw = await answerOrOpen(`GET /events/rooms/${room}${sub}?ticket=${t} HTTP/1.1\r\nHost: x\r\n` +
         `${sub === '/ws' ? ws : ''}Last-Event-ID: ${a}\r\nlast-event-id: ${b}\r\n\r\n`);
       assert.match(raw, /^HTTP\/1.1 400 /, `${sub} ${a} / ${b}: ${raw.slice(0, 200)}`);
       const body = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4));
@@ -410,7 +405,7 @@ test('two Last-Event-ID headers are 400 invalid_request (SSE, WebSocket); with l
   assert.deepEqual(ops(curl.events()).map((e) => e.id), ids.slice(4));
   curl.close();
   // the long-poll does not read the header: two of them are no refusal
-  const raw = await answer(`GET /events/rooms/${room}/poll?ticket=${t}&since=${ids[4]} HTTP/1.1\r\nHost: x\r\n` +
+  const raw = await answerOrOpen(`GET /events/rooms/${room}/poll?ticket=${t}&since=${ids[4]} HTTP/1.1\r\nHost: x\r\n` +
     `Connection: close\r\nLast-Event-ID: ${ids[0]}\r\nLast-Event-ID: ${ids[1]}\r\n\r\n`);
   assert.match(raw, /^HTTP\/1.1 200 /, raw.slice(0, 200));
   const j = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4));
@@ -2826,6 +2821,52 @@ test('BROKER_MAX_HEADS_PER_ADDRESS=3: a fourth connection of one address still s
     for (const s of open) s.destroy();
     const r = await stop(own);
     assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${own.output}`);
+  }
+});
+
+// A connection refused for its address takes no place under BROKER_MAX_CLIENTS: it is
+// answered and closed at once, not left to linger as other answers are. Otherwise one
+// address opening connections faster than they linger out would keep the broker full.
+test('connections refused for their address hold no place: another client still gets in while one address keeps trying', async () => {
+  const own = await startBroker({ redisPort: redis.port, secret: SECRET,
+    env: { ...BROKER_ENV, BROKER_MAX_CLIENTS: '8', BROKER_MAX_HEADS_PER_ADDRESS: '2',
+      BROKER_TRUSTED_PROXIES: 'none', BROKER_HEAD_TIMEOUT_MS: '30000' } });
+  const socks = [];
+  // a connection from `from` that reads nothing until told (a paused stream), so that it
+  // does not close when the broker does
+  const connect = (from) => new Promise((resolve, reject) => {
+    const s = createConnection({ port: own.port, host: '127.0.0.1', localAddress: from }, () => resolve(s));
+    s.on('error', reject);
+    socks.push(s);
+  });
+  const readAll = (s) => new Promise((resolve) => {
+    let buf = '';
+    s.removeAllListeners('error');
+    s.on('error', () => {});
+    s.on('data', (d) => { buf += d.toString('latin1'); });
+    s.on('close', () => resolve(buf));
+    s.resume();
+  });
+  try {
+    // two heads held by 127.0.0.5 (its bound), then 20 more that it neither reads nor closes
+    for (let i = 0; i < 2; i++) (await connect('127.0.0.5')).write('GET /events/health HTTP/1.1\r\n');
+    await sleep(200);
+    const tries = [];
+    for (let i = 0; i < 20; i++) tries.push(await connect('127.0.0.5'));
+    await sleep(200);
+    // the broker's 8 places are not taken by those: another address is served
+    const other = await connect('127.0.0.6');
+    other.write('GET /events/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    const raw = await readAll(other);
+    assert.match(raw, /^HTTP\/1.1 200 /, raw.slice(0, 200));
+    // and each of the 20 was answered 503 too_many_clients
+    for (const s of tries) {
+      const got = await readAll(s);
+      assert.match(got, /^HTTP\/1.1 503 [^]*"too_many_clients"/, got.slice(0, 200));
+    }
+  } finally {
+    for (const s of socks) s.destroy();
+    await stop(own);
   }
 });
 
