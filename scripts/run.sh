@@ -444,10 +444,10 @@ if [ "$WEB" = apache ]; then
   case "$CC_BIND" in *:*) CC_LISTEN="[$CC_BIND]:$PORT" ;; *) CC_LISTEN="$CC_BIND:$PORT" ;; esac
   if [ "$(id -u)" = 0 ]; then CC_APACHE_USER=www-data CC_APACHE_GROUP=www-data
   else CC_APACHE_USER=$(id -un) CC_APACHE_GROUP=$(id -gn); fi
-  # Apache's Timeout: how long a write to a client that takes no bytes may wait (as lighttpd's)
-  CC_STREAM_IDLE_S=$(stream_idle_s)
-  export CC_LISTEN CC_APACHE_USER CC_APACHE_GROUP CC_STREAM_IDLE_S
-  apache_defs=(-DFOREGROUND)
+  export CC_LISTEN CC_APACHE_USER CC_APACHE_GROUP
+  # Apache's Timeout: how long a write to a client that takes no bytes may wait (as lighttpd's
+  # server.max-write-idle); -c applies it after the configuration file
+  apache_defs=(-DFOREGROUND -c "Timeout $(stream_idle_s)")
   if [ "$METRICS_PORT" -gt 0 ]; then
     export CC_METRICS_LISTEN=$metrics_addr:$METRICS_PORT
     apache_defs+=(-DCC_METRICS)
