@@ -28,7 +28,8 @@ import {
 const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 10000;
 // POST answers that say what became of an edit (committed, refused for good, or stale)
-const TELLS = new Set([200, 400, 403, 409, 413]);
+// (404: the room is gone, and with it whatever the edit was)
+const TELLS = new Set([200, 400, 403, 404, 409, 413]);
 const HOLD_MAX_MS = 15000; // a kept edit waits this long at most for the stream's replay
 
 export class Collab {
@@ -389,9 +390,12 @@ export class Collab {
     // first commit's revision (docs/API.md, "Live documents"), or commits it now. Either
     // way we know, and the rebase below does not apply it a second time.
     const o = this.outstanding;
-    if (o && o.uncertain && !o.committedAt && !o.probed && !this.busy && this.ready && this.io.canSend()) {
-      o.probed = true;
+    if (o && o.uncertain && !o.committedAt && !o.probed && !this.busy && this.ready) {
       this.wantResync = true;
+      // offline: no refetch either, which would take the edit for an unsent one; retry(),
+      // when the connection is back, sends it, and its answer brings the resync back here
+      if (!this.io.canSend()) return;
+      o.probed = true;
       this.send(o);
       return;
     }

@@ -8,6 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rng } from '../lib/rng.mjs';
+import { waitFor } from '../lib/procs.mjs';
 import { Collab } from '../../htdocs/src/collab.js';
 import {
   OpBuilder, apply, author, authorCmp, cpLength, transform, transformIndex,
@@ -66,7 +67,7 @@ function makeClient(server, r, name, userId = 1) {
     localText: () => c.text,
     onState: () => {},
     onError: (status, message) => { throw new Error(`${name}: ${status} ${message}`); },
-    canSend: () => true,
+    canSend: () => c.online !== false,
   }, name, userId);
   c.collab.load({ revision: server.revision, content: server.text });
   c.text = server.text;
@@ -388,3 +389,24 @@ for (const [name, answers] of [
     assert.equal(p.collab.state, 'synchronized');
   });
 }
+
+// Offline (canSend() false) a resync cannot ask about an uncertain edit, and must not
+// refetch either: the rebase would take the edit for an unsent one. It waits; back online,
+// retry() sends the edit under its client_id, and the answer lets the resync go on.
+test('a resync while offline waits to ask about an uncertain edit instead of refetching', async () => {
+  const server = new Server();
+  const p = makeClient(server, rng(17), 'p');
+  const first = await typedAndLost(server, p);
+  p.online = false;
+  p.collab.resync();
+  await settle();
+  assert.equal(p.requests.length, 0, 'nothing is sent while offline');
+  assert.equal(p.docs.length, 0, 'and nothing is fetched');
+  p.online = true;
+  p.collab.retry();
+  await waitFor(() => p.requests.length === 1, { what: 'the edit sent again once back online', interval: 20 });
+  await probeThenRefetch(server, p, first);
+  assert.equal(server.text, 'once');
+  assert.equal(p.text, 'once');
+  assert.equal(p.collab.state, 'synchronized');
+});
