@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -111,6 +112,38 @@ int sandbox_uid_dir_open(const char *path, char *err, size_t errlen)
 	if (path[0] != '/') {
 		errbuf_set(err, errlen, "SANDBOX_UID_LOCK_DIR must be an absolute path (got \"%s\")",
 			   path);
+		return -1;
+	}
+	/* its parent: whoever may rename entries there could move the directory away and let
+	 * the next worker make a new one, whose locks the workers still in the old one never
+	 * see. So root's or the worker's, and not writable by others unless sticky (/tmp) */
+	char parent[PATH_MAX];
+	size_t n = strlen(path);
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	while (n > 0 && path[n - 1] != '/')
+		n--;
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	if (n >= sizeof parent) {
+		errbuf_set(err, errlen, "SANDBOX_UID_LOCK_DIR is too long");
+		return -1;
+	}
+	memcpy(parent, path, n);
+	parent[n] = '\0';
+	struct stat ps;
+	if (stat(parent, &ps) < 0) {
+		errbuf_set(err, errlen, "%s (SANDBOX_UID_LOCK_DIR): its parent %s: %s", path, parent,
+			   strerror(errno));
+		return -1;
+	}
+	if ((ps.st_uid != 0 && ps.st_uid != geteuid()) ||
+	    ((ps.st_mode & (S_IWGRP | S_IWOTH)) && !(ps.st_mode & S_ISVTX))) {
+		errbuf_set(err, errlen, "%s (SANDBOX_UID_LOCK_DIR): its parent %s (uid %u, mode %04o) "
+					"must belong to root or the worker's user and be writable by "
+					"no one else unless sticky: another user could move the "
+					"directory away", path, parent, (unsigned)ps.st_uid,
+			   (unsigned)(ps.st_mode & 07777));
 		return -1;
 	}
 	/* 0700 or less (the umask): the worker's user alone may look in or write */

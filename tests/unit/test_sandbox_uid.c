@@ -219,7 +219,7 @@ static void test_lock_dir(void)
 	/* no parent: not made (only the last part is) */
 	char deep[160];
 	snprintf(deep, sizeof deep, "%s/no/such", tmp);
-	check_dir_refused(deep, "cannot be made: No such file or directory");
+	check_dir_refused(deep, "/no: No such file or directory");
 	check_dir_refused("run/codecollab-sandbox-uids", "must be an absolute path");
 	/* someone else's (needs root to give it away) */
 	char other[128];
@@ -231,6 +231,28 @@ static void test_lock_dir(void)
 	} else {
 		printf("  (not root: a directory of another owner is not tried)\n");
 	}
+	/* under a parent others may write to (not sticky): refused, and not made */
+	char open_parent[128], under[160];
+	snprintf(open_parent, sizeof open_parent, "%s/open", tmp);
+	snprintf(under, sizeof under, "%s/locks/", open_parent);
+	CHECK(mkdir(open_parent, 0700) == 0 && chmod(open_parent, 0777) == 0);
+	check_dir_refused(under, "/open (uid");
+	check_dir_refused(under, "mode 0777) must belong to root or the worker's user");
+	CHECK(access(under, F_OK) == -1 && errno == ENOENT);
+	/* sticky (as /tmp is): others cannot move what is not theirs */
+	CHECK(chmod(open_parent, 01777) == 0);
+	fd = sandbox_uid_dir_open(under, err, sizeof err);
+	CHECK(fd >= 0);
+	if (fd >= 0)
+		close(fd);
+	if (geteuid() == 0) {
+		/* a parent of another user's */
+		CHECK(chmod(open_parent, 0755) == 0 && chown(open_parent, 65534, 65534) == 0);
+		check_dir_refused(under, "(uid 65534, mode 0755)");
+	}
+	snprintf(under, sizeof under, "%s/locks", open_parent);
+	rmdir(under);
+	rmdir(open_parent);
 	unlink(link);
 	unlink(dangling);
 	unlink(file);
