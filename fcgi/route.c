@@ -148,6 +148,26 @@ int route_match_malformed(const char *pattern, const char *path, const char **ki
 	return walk(pattern, path, NULL, NULL, &bad) && bad && (*kind = segment_kind(pattern, bad));
 }
 
+/* Adds method (and HEAD with GET) to the Allow list of a path's routes, once. */
+static void allow_add(char *allow, size_t size, const char *method)
+{
+	if (strstr(allow, method))
+		return;
+	if (allow[0])
+		strncat(allow, ", ", size - strlen(allow) - 1);
+	strncat(allow, method, size - strlen(allow) - 1);
+	if (strcmp(method, "GET") == 0)
+		strncat(allow, ", HEAD", size - strlen(allow) - 1);
+}
+
+/* The path has routes, none for this method (RFC 9110, section 15.5.6: with Allow). */
+static void answer_405(struct api_ctx *c, const char *allow)
+{
+	api_error(c, 405, "method_not_allowed", "%s is not allowed here; allowed: %s",
+		  c->req->method, allow);
+	http_resp_header(c->resp, "Allow", allow);
+}
+
 /* No route matched: when the path has the shape of one with an id that cannot be one (a
  * character outside [A-Za-z0-9_-], over 64 bytes, an escape), it names no such room, job,
  * member or revision, and is answered as a well-formed unknown one would be (405 for a
@@ -172,20 +192,12 @@ static int dispatch_malformed(struct api_ctx *c, const char *method)
 			found = kind;
 			break;
 		}
-		if (!strstr(allow, routes[i].method)) {
-			if (allow[0])
-				strncat(allow, ", ", sizeof allow - strlen(allow) - 1);
-			strncat(allow, routes[i].method, sizeof allow - strlen(allow) - 1);
-			if (strcmp(routes[i].method, "GET") == 0)
-				strncat(allow, ", HEAD", sizeof allow - strlen(allow) - 1);
-		}
+		allow_add(allow, sizeof allow, routes[i].method);
 	}
 	if (!found && !allow[0])
 		return 0;
 	if (!found) {
-		api_error(c, 405, "method_not_allowed", "%s is not allowed here; allowed: %s",
-			  c->req->method, allow);
-		http_resp_header(c->resp, "Allow", allow);
+		answer_405(c, allow);
 		return 1;
 	}
 	if (api_require_user(c) < 0)
@@ -216,18 +228,10 @@ void route_dispatch(struct api_ctx *c)
 			routes[i].fn(c);
 			return;
 		}
-		if (!strstr(allow, routes[i].method)) {
-			if (allow[0])
-				strncat(allow, ", ", sizeof allow - strlen(allow) - 1);
-			strncat(allow, routes[i].method, sizeof allow - strlen(allow) - 1);
-			if (strcmp(routes[i].method, "GET") == 0)
-				strncat(allow, ", HEAD", sizeof allow - strlen(allow) - 1);
-		}
+		allow_add(allow, sizeof allow, routes[i].method);
 	}
 	if (allow[0]) {
-		api_error(c, 405, "method_not_allowed", "%s is not allowed here; allowed: %s",
-			  c->req->method, allow);
-		http_resp_header(c->resp, "Allow", allow);
+		answer_405(c, allow);
 		return;
 	}
 	if (dispatch_malformed(c, method))
