@@ -226,6 +226,11 @@ char *utf8_json_escapes_replaced(const char *text, size_t len, enum utf8_json_fi
 		}
 		i = next;
 	}
+	/* a NUL byte itself: not JSON (a string may hold it only escaped), but cJSON reads on
+	 * past it and its C string of that value ends there, silently: FF, one byte for one */
+	for (size_t k = 0; k < j; k++)
+		if (t[k] == '\0')
+			t[k] = (char)0xff;
 	t[j] = '\0';
 	if (out_len)
 		*out_len = j;

@@ -63,9 +63,10 @@ enum utf8_json_fix {
 /* JSON text from outside that must be read whole rather than refused (a provider's
  * answer, Piston's): a copy of text[0..len) where each escape utf8_json_escapes() stops at
  * (\u0000, a lone surrogate) is replaced as `how` says, so cJSON neither cuts a string at
- * a NUL nor refuses the whole text, and reads the rest of it as it was. NUL-terminated;
- * its length in *out_len (may be NULL); caller frees with free(); NULL when out of
- * memory. */
+ * a NUL nor refuses the whole text, and reads the rest of it as it was. A NUL byte in
+ * text[0..len) (never valid JSON, yet cJSON reads past it and ends that string's C string
+ * there) becomes the byte FF in either mode, one byte for one. NUL-terminated; its length
+ * in *out_len (may be NULL); caller frees with free(); NULL when out of memory. */
 char *utf8_json_escapes_replaced(const char *text, size_t len, enum utf8_json_fix how,
 				 size_t *out_len);
 

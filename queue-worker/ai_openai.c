@@ -80,7 +80,20 @@ int ai_openai_answer(const char *body, size_t len, char **text, int *cut, char *
 		errbuf_set(err, errlen, "out of memory");
 		return -1;
 	}
-	cJSON *o = fixed ? cJSON_ParseWithLength(fixed, len) : NULL;
+	/* the answer is one JSON value and nothing after it but whitespace: cJSON alone stops
+	 * at the end of the first value, and a body with more (two answers run together, a
+	 * value cut off by junk) was read as its first value and cached for 24 h */
+	const char *end = NULL;
+	cJSON *o = fixed ? cJSON_ParseWithLengthOpts(fixed, len, &end, 0) : NULL;
+	if (o && end) {
+		size_t at = (size_t)(end - fixed);
+		while (at < len && fixed[at] && strchr(" \t\r\n", fixed[at]))
+			at++;
+		if (at < len) {
+			cJSON_Delete(o);
+			o = NULL;
+		}
+	}
 	free(fixed);
 	if (!cJSON_IsObject(o)) {
 		errbuf_set(err, errlen, "the AI provider's answer is not valid JSON");

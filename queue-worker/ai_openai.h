@@ -24,8 +24,9 @@ char *ai_openai_body(const struct ai_request *rq);
 
 /* Reads a chat completion answer: 0 and *text (caller frees, cleaned with ai_clean_text)
  * and *cut (finish_reason "length", or the text was longer than AI_TEXT_MAX), or -1 and
- * why in err (not JSON, no content, empty). A \u0000 escape or a lone surrogate escape in
- * the answer is U+FFFD in the text; the rest of the text is kept. */
+ * why in err (not one JSON value with nothing but whitespace after it, no content, empty).
+ * A \u0000 escape, a NUL byte or a lone surrogate escape in the answer is U+FFFD in the
+ * text; the rest of the text is kept. */
 int ai_openai_answer(const char *body, size_t len, char **text, int *cut, char *err,
 		     size_t errlen);
 

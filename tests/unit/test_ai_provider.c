@@ -111,6 +111,31 @@ static void test_answer_ok(void)
 	free(ctl);
 }
 
+/* A NUL byte in the body (JSON allows it only escaped): U+FFFD, the text goes on after it,
+ * as for \u0000; after the answer's value it is junk like any other. Whitespace after the
+ * value is fine. */
+static void test_answer_raw_nul(void)
+{
+	static const char nul_in[] = "{\"choices\":[{\"message\":{\"content\":\"a\0b\"}}]}";
+	static const char nul_after[] = "{\"choices\":[{\"message\":{\"content\":\"a\"}}]}\0";
+	static const char ws_after[] = "{\"choices\":[{\"message\":{\"content\":\"a\"}}]} \r\n\t";
+	struct mapped m;
+	m.err[0] = '\0';
+	m.o = ai_openai_map(200, nul_in, sizeof nul_in - 1, NULL, 1700000000, &m.text, &m.cut,
+			    &m.wait, m.err, sizeof m.err);
+	CHECK(m.o == AI_CALL_OK && m.cut == 0);
+	CHECK_STR(m.text, "a\xEF\xBF\xBD" "b");
+	free(m.text);
+	m.o = ai_openai_map(200, nul_after, sizeof nul_after - 1, NULL, 1700000000, &m.text,
+			    &m.cut, &m.wait, m.err, sizeof m.err);
+	CHECK(m.o == AI_CALL_FAIL && m.text == NULL);
+	CHECK_STR(m.err, "the AI provider's answer is not valid JSON");
+	m = map(200, ws_after, NULL);
+	CHECK(m.o == AI_CALL_OK);
+	CHECK_STR(m.text, "a");
+	free(m.text);
+}
+
 static void test_answer_broken(void)
 {
 	/* a 200 without an answer fails the job (another attempt would get the same) */
@@ -124,6 +149,9 @@ static void test_answer_broken(void)
 		{"{\"object\":\"chat.completion\"}", "the AI provider's answer is malformed: it has no choices[0].message.content"},
 		{"{\"choices\":[{\"message\":{}}]}", "the AI provider's answer is malformed: it has no choices[0].message.content"},
 		{"{\"choices\":[{\"message\":{\"content\":\"\\n \\t\"}}]}", "the AI provider gave an empty answer"},
+		/* one JSON value and nothing after it but whitespace: not its first value read */
+		{"{\"choices\":[{\"message\":{\"content\":\"x\"}}]} {\"choices\":[]}", "the AI provider's answer is not valid JSON"},
+		{"{\"choices\":[{\"message\":{\"content\":\"x\"}}]}garbage", "the AI provider's answer is not valid JSON"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct mapped m = map(200, cases[i].body, NULL);
@@ -209,6 +237,7 @@ int main(void)
 	test_request_body();
 	test_answer_ok();
 	test_answer_broken();
+	test_answer_raw_nul();
 	test_answer_retry();
 	test_answer_fail();
 	test_clean_text();

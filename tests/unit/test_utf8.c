@@ -357,6 +357,9 @@ int main(void)
 	JR("\\u12", "\\u12");     /* malformed: the JSON parser's job */
 	JR("\\", "\\");
 	JR("", "");
+	/* a NUL byte itself (not JSON; cJSON would end the string's C string there): FF */
+	JR("[\"a\0b\"]", "[\"a\xff" "b\"]");
+	JR("[\"\\\0\"]", "[\"\\\xff\"]"); /* after a backslash too */
 
 	/* or by the one byte FF (Piston's answers: the output is sanitized after cJSON, and
 	 * the output bound counts a replaced NUL as one byte); the text gets shorter */
@@ -373,6 +376,7 @@ int main(void)
 		free(r_);                                                                \
 	} while (0)
 	JB("[\"plain\"]", "[\"plain\"]");
+	JB("[\"a\0b\\u0000\"]", "[\"a\xff" "b\xff\"]");
 	JB("[\"a\\u0000b\\u0000\"]", "[\"a\xff" "b\xff\"]");
 	JB("[\"\\\\u0000\"]", "[\"\\\\u0000\"]"); /* an escaped backslash, then text */
 	JB("[\"\\uD83D\\uDE00\"]", "[\"\\uD83D\\uDE00\"]"); /* a pair stays */

@@ -1,0 +1,78 @@
+// The AI provider's answers as hostile or broken outside input, through the real stack (the
+// API, the worker, Redis) with the OpenAI-compatible double answering bytes of our choosing:
+// what the room is told (the job and its `ai` events) and what is cached for 24 h.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { call, createRoom, newUser, redis, roomEvents } from '../lib/api.mjs';
+import { waitJob } from '../lib/jobs.mjs';
+import { useStackAiDouble, aiMarker } from '../lib/openai-double.mjs';
+
+const ai = useStackAiDouble();
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const ask = (token, room, body) => call('POST', `/api/rooms/${room.id}/ai/hint`, { token, body });
+// a chat completion whose content is `content`, as text (JSON.stringify escapes a NUL)
+const completion = (content, finish = 'stop') =>
+  JSON.stringify({ choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: finish }] });
+
+// One request per room and user (each its own rate limit): the job once over, whether its
+// answer is cached, and how many provider calls it made.
+async function askWith(answers) {
+  const u = await newUser('aih');
+  const room = await createRoom(u.token, { language: 'c' });
+  const m = aiMarker();
+  ai.double.script(m, answers);
+  const code = `// ${m}\n`;
+  const r = await ask(u.token, room, { code });
+  assert.equal(r.status, 202, r.text);
+  const job = await waitJob(u.token, r.json.job.id);
+  const request = JSON.parse(redis('HGET', `cc:{jobs}:job:${r.json.job.id}`, 'request'));
+  const cached = redis('EXISTS', `cc:ai:cache:${request.cache_key}`) === '1';
+  return { u, room, m, code, job, cached, calls: ai.double.requestsFor(m).length };
+}
+
+async function aiEvent(roomId, status) {
+  for (let i = 0; i < 100; i++) {
+    const e = roomEvents(roomId).find((x) => x.type === 'ai' && x.data.status === status);
+    if (e) return e.data;
+    await sleep(50);
+  }
+  throw new Error(`no ai ${status} event in room ${roomId}`);
+}
+
+test('a raw NUL byte in the answer text (which JSON allows only escaped) is U+FFFD and the text goes on after it, as for \\u0000', async () => {
+  // the body carries the byte 00 itself inside the content string
+  const raw = Buffer.from(completion('line 2 is wrong; see line 5').replace('wrong;', 'wrong\u0000;'), 'utf8');
+  assert.ok(raw.includes(0));
+  const { job, cached, calls, room } = await askWith([{ raw }]);
+  assert.equal(job.status, 'finished', JSON.stringify(job));
+  // it used to end at the NUL ("line 2 is wrong"), not marked truncated, cached for 24 h
+  assert.equal(job.result.text, 'line 2 is wrong\ufffd; see line 5');
+  assert.equal(job.result.truncated, undefined);
+  assert.equal(calls, 1);
+  assert.equal(cached, true);
+  assert.equal((await aiEvent(room.id, 'finished')).result.text, job.result.text);
+});
+
+test('bytes after the answer\'s JSON make the answer unreadable: a failed job saying so, nothing cached, the next request asks again', async () => {
+  for (const tail of [' {"choices":[{"message":{"content":"second"}}]}', 'garbage', '\u0000{}']) {
+    const raw = Buffer.from(completion('first') + tail, 'utf8');
+    const { u, room, m, code, job, cached, calls } = await askWith([{ raw }, { text: 'a readable answer' }]);
+    assert.equal(job.status, 'failed', `${JSON.stringify(tail)}: ${JSON.stringify(job)}`);
+    assert.match(job.error, /the AI provider's answer is not valid JSON/);
+    assert.equal(calls, 1);
+    assert.equal(cached, false, JSON.stringify(tail));
+    assert.match((await aiEvent(room.id, 'failed')).error, /not valid JSON/);
+    // not cached: the same request makes a new job and a new provider call
+    const again = await ask(u.token, room, { code });
+    assert.equal(again.status, 202, again.text);
+    const j2 = await waitJob(u.token, again.json.job.id);
+    assert.equal(j2.status, 'finished');
+    assert.equal(j2.result.text, 'a readable answer');
+    assert.equal(ai.double.requestsFor(m).length, 2);
+  }
+  // JSON whitespace after the answer is fine
+  const { job } = await askWith([{ raw: `${completion('fine')} \r\n\t ` }]);
+  assert.equal(job.status, 'finished', JSON.stringify(job));
+  assert.equal(job.result.text, 'fine');
+});
