@@ -66,6 +66,38 @@ out:
 	return s;
 }
 
+/* The provider's own message in an error answer o: {"error": "…"} or {"error": {"message":
+ * "…"}}, with any_message also a bare {"message": "…"}; NULL when there is none. */
+static const char *error_message(const cJSON *o, int any_message)
+{
+	if (!cJSON_IsObject(o))
+		return NULL;
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "error");
+	const char *m = cJSON_IsString(e) ? e->valuestring : ai_json_str(e, "message");
+	return m || !any_message ? m : ai_json_str(o, "message");
+}
+
+/* s[0..n) (at most its first 4 KiB read) as one line of clean text in out[cap]. */
+static void one_line(const char *s, size_t n, char *out, size_t cap)
+{
+	if (cap == 0)
+		return;
+	out[0] = '\0';
+	char *t = ai_clean_text(s, n > 4096 ? 4096 : n, cap > 4 ? cap - 4 : 0, NULL);
+	if (!t)
+		return;
+	size_t end = 0;
+	for (size_t i = 0; t[i]; i++) {
+		if (t[i] == '\n' || t[i] == '\t')
+			t[i] = ' ';
+		if (t[i] != ' ')
+			end = i + 1;
+	}
+	t[end] = '\0'; /* no blank at the end: the message ends a sentence of ours */
+	snprintf(out, cap, "%s", t);
+	free(t);
+}
+
 int ai_openai_answer(const char *body, size_t len, char **text, int *cut, char *err,
 		     size_t errlen)
 {
@@ -104,8 +136,18 @@ int ai_openai_answer(const char *body, size_t len, char **text, int *cut, char *
 	const cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content");
 	if (!cJSON_IsObject(choice) || !cJSON_IsObject(msg) ||
 	    !(cJSON_IsString(content) || cJSON_IsNull(content))) {
-		errbuf_set(err, errlen,
-			"the AI provider's answer is malformed: it has no choices[0].message.content");
+		/* some providers (and proxies in front of them) answer an error with a 2xx: its
+		 * message says more than the shape that is missing */
+		const char *em = error_message(o, 0);
+		char why[256] = "";
+		if (em)
+			one_line(em, strlen(em), why, sizeof why);
+		if (why[0])
+			errbuf_set(err, errlen,
+				   "the AI provider answered an error instead of an answer: %s", why);
+		else
+			errbuf_set(err, errlen, "the AI provider's answer is malformed: it has no "
+						"choices[0].message.content");
 		goto out;
 	}
 	const char *s = cJSON_IsString(content) ? content->valuestring : "";
@@ -136,25 +178,18 @@ void ai_provider_error(const char *body, size_t len, char *out, size_t cap)
 	if (cap == 0)
 		return;
 	out[0] = '\0';
-	cJSON *o = body && len ? cJSON_ParseWithLength(body, len) : NULL;
-	const char *m = NULL;
-	if (cJSON_IsObject(o)) {
-		const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "error");
-		m = cJSON_IsString(e) ? e->valuestring : ai_json_str(e, "message");
-		if (!m)
-			m = ai_json_str(o, "message");
-	}
-	const char *src = m ? m : (body ? body : "");
-	size_t n = m ? strlen(m) : (body ? len : 0);
-	char *t = ai_clean_text(src, n > 4096 ? 4096 : n, cap > 4 ? cap - 4 : 0, NULL);
+	/* read as an answer is (ai_openai_answer): an escaped NUL or lone surrogate in the
+	 * message is U+FFFD in it, instead of the message cut there or the whole body shown */
+	char *fixed = body && len ? utf8_json_escapes_replaced(body, len, UTF8_JSON_FIX_ESCAPE, NULL)
+				  : NULL;
+	cJSON *o = fixed ? cJSON_ParseWithLength(fixed, len) : NULL;
+	free(fixed);
+	const char *m = error_message(o, 1);
+	if (m)
+		one_line(m, strlen(m), out, cap);
+	else if (body)
+		one_line(body, len, out, cap);
 	cJSON_Delete(o);
-	if (!t)
-		return;
-	for (char *p = t; *p; p++)
-		if (*p == '\n' || *p == '\t')
-			*p = ' ';
-	snprintf(out, cap, "%s", t);
-	free(t);
 }
 
 enum ai_call ai_openai_map(long status, const char *body, size_t len, const char *retry_after,

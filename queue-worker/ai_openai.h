@@ -24,15 +24,17 @@ char *ai_openai_body(const struct ai_request *rq);
 
 /* Reads a chat completion answer: 0 and *text (caller frees, cleaned with ai_clean_text)
  * and *cut (finish_reason "length", or the text was longer than AI_TEXT_MAX), or -1 and
- * why in err (not one JSON value with nothing but whitespace after it, no content, empty).
- * A \u0000 escape, a NUL byte or a lone surrogate escape in the answer is U+FFFD in the
- * text; the rest of the text is kept. */
+ * why in err (not one JSON value with nothing but whitespace after it; no content, with
+ * the provider's own message when the answer is an error; empty). A \u0000 escape, a NUL
+ * byte or a lone surrogate escape in the answer is U+FFFD in the text; the rest of the
+ * text is kept. */
 int ai_openai_answer(const char *body, size_t len, char **text, int *cut, char *err,
 		     size_t errlen);
 
 /* The provider's own error message from an error answer ({"error":{"message"}},
- * {"error":"…"}, {"message":"…"}) or the start of the body, one line, cleaned, at most
- * cap - 1 bytes. */
+ * {"error":"…"}, {"message":"…"}; read as ai_openai_answer reads an answer, so an escaped
+ * NUL or lone surrogate in it is U+FFFD) or the start of the body, one line, cleaned, at
+ * most cap - 1 bytes. */
 void ai_provider_error(const char *body, size_t len, char *out, size_t cap);
 
 /* Retry-After (RFC 9110, 10.2.3): delay-seconds or an HTTP-date; seconds from now (>= 0),
@@ -45,7 +47,8 @@ enum ai_call { AI_CALL_OK, AI_CALL_RETRY, AI_CALL_FAIL };
 /* Maps an HTTP answer (status, body[0..len), its Retry-After header or NULL, the time now)
  * to an outcome:
  *   2xx with an answer: AI_CALL_OK, *text (caller frees) and *cut as ai_openai_answer;
- *   2xx without one (not JSON, no choices[0].message.content, empty): AI_CALL_FAIL;
+ *   2xx without one (not JSON, no choices[0].message.content, an error, empty):
+ *   AI_CALL_FAIL;
  *   429 and 5xx: AI_CALL_RETRY, and *wait_ms the delay a readable Retry-After of a 429
  *   or 503 asks for (else -1);
  *   any other status: AI_CALL_FAIL.

@@ -76,3 +76,28 @@ test('bytes after the answer\'s JSON make the answer unreadable: a failed job sa
   assert.equal(job.status, 'finished', JSON.stringify(job));
   assert.equal(job.result.text, 'fine');
 });
+
+test('a 2xx answer carrying the provider\'s error instead of choices names that error; nothing is cached', async () => {
+  const cases = [
+    [{ error: { message: 'Model is overloaded, try again later', code: 503 } }, /^the AI provider answered an error instead of an answer: Model is overloaded, try again later$/],
+    [{ error: 'upstream timed out' }, /^the AI provider answered an error instead of an answer: upstream timed out$/],
+    // no message of its own: the shape is what is wrong
+    [{ object: 'chat.completion', choices: [] }, /^the AI provider's answer is malformed: it has no choices\[0\]\.message\.content$/],
+  ];
+  for (const [body, want] of cases) {
+    const { job, cached, calls, room } = await askWith([{ raw: JSON.stringify(body) }]);
+    assert.equal(job.status, 'failed', JSON.stringify(body));
+    assert.match(job.error, want);
+    assert.equal(calls, 1);
+    assert.equal(cached, false);
+    assert.match((await aiEvent(room.id, 'failed')).error, want);
+  }
+});
+
+test('an HTTP error whose message holds an escaped NUL or lone surrogate still gives that message, as text', async () => {
+  const body = '{"error":{"message":"model \\ud800 is not \\u0000 available"}}';
+  const { job } = await askWith([{ status: 404, body }]);
+  assert.equal(job.status, 'failed');
+  // it used to show the raw JSON of the whole body: {"error":{"message":"model \ud800 …
+  assert.equal(job.error, 'the AI provider answered HTTP 404: model \ufffd is not \ufffd available');
+});

@@ -201,9 +201,19 @@ static void test_answer_fail(void)
 	CHECK_STR(m.err, "the AI provider answered HTTP 400");
 	m = map(302, "", NULL);
 	CHECK(m.o == AI_CALL_FAIL);
-	/* the provider's message is cleaned and kept on one line */
+	/* the provider's message is cleaned and kept on one line; an escaped NUL or lone
+	 * surrogate is U+FFFD in it, as in an answer (it used to end the message, or to leave
+	 * the whole body shown as the message) */
 	m = map(400, "{\"error\":\"bad\\u001b[31m\\nrequest\\u0000x\"}", NULL);
-	CHECK_STR(m.err, "the AI provider answered HTTP 400: bad[31m request");
+	CHECK_STR(m.err, "the AI provider answered HTTP 400: bad[31m request\xEF\xBF\xBDx");
+	m = map(404, "{\"error\":{\"message\":\"model \\ud800 gone\"}}", NULL);
+	CHECK_STR(m.err, "the AI provider answered HTTP 404: model \xEF\xBF\xBD gone");
+	/* a 2xx that is an error rather than an answer: its message */
+	m = map(200, "{\"error\":{\"message\":\"Model overloaded\\n\",\"code\":503}}", NULL);
+	CHECK(m.o == AI_CALL_FAIL && m.text == NULL);
+	CHECK_STR(m.err, "the AI provider answered an error instead of an answer: Model overloaded");
+	m = map(200, "{\"error\":\"\",\"choices\":[]}", NULL);
+	CHECK_STR(m.err, "the AI provider's answer is malformed: it has no choices[0].message.content");
 }
 
 static void test_clean_text(void)
