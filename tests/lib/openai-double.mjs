@@ -13,6 +13,13 @@
 //   { status, body?, headers?, delayMs? }         that status; body (string or object) as is
 //   { raw, status?, delayMs? }                    200 (or status) with raw text as the body
 //   { hang: true }                                never answers (the socket stays open)
+//   { wire, keepOpen? }                           wire (string or Buffer) written to the socket
+//                                                 as it is: status line, headers and body of
+//                                                 our choosing (a broken chunked body, a body
+//                                                 shorter than its Content-Length); the socket
+//                                                 is then ended, or left open with keepOpen
+//   { drip, everyMs, status? }                    200 (or status), chunked, then drip (a string)
+//                                                 every everyMs for as long as the client reads
 // and any of them with hold: true is held until d.release(marker) (then after its delayMs),
 // answered at once if released before it arrived: a test makes the provider answer only
 // once it is ready for the answer (the worker gives up after AI_TIMEOUT_MS all the same).
@@ -75,6 +82,23 @@ export async function startOpenAiDouble({ port = 0, host = '127.0.0.1' } = {}) {
       if (answer.hang) return; // the worker's timeout must end this
       const send = () => {
         if (res.destroyed) return;
+        if (answer.wire !== undefined) {
+          const sock = res.socket;
+          res.detachSocket?.(sock);
+          sock.write(answer.wire);
+          if (!answer.keepOpen) sock.end();
+          return;
+        }
+        if (answer.drip !== undefined) {
+          res.writeHead(answer.status ?? 200, { 'content-type': 'application/json' });
+          const t = setInterval(() => {
+            if (res.destroyed || res.writableEnded) { clearInterval(t); timers.delete(t); return; }
+            res.write(answer.drip);
+          }, answer.everyMs ?? 100);
+          timers.add(t);
+          res.on('close', () => { clearInterval(t); timers.delete(t); });
+          return;
+        }
         let status = answer.status ?? 200;
         let payload;
         if (answer.raw !== undefined) payload = answer.raw;
@@ -130,7 +154,7 @@ export async function startOpenAiDouble({ port = 0, host = '127.0.0.1' } = {}) {
       throw new Error(`the double saw ${this.requestsFor(marker).length} of ${n} requests with ${marker}`);
     },
     async close() {
-      for (const t of timers) clearTimeout(t);
+      for (const t of timers) { clearTimeout(t); clearInterval(t); }
       for (const s of sockets) s.destroy();
       await new Promise((resolve) => server.close(resolve));
     },

@@ -101,3 +101,27 @@ test('an HTTP error whose message holds an escaped NUL or lone surrogate still g
   // it used to show the raw JSON of the whole body: {"error":{"message":"model \ud800 …
   assert.equal(job.error, 'the AI provider answered HTTP 404: model \ufffd is not \ufffd available');
 });
+
+// What the worker already bounded, kept so: each case through the real worker, the
+// double writing the bytes of the HTTP answer itself.
+test('broken transfers: an endless trickle ends at AI_TIMEOUT_MS, a body short of its Content-Length fails, a broken chunked body is tried again; no partial answer is cached', async () => {
+  const head = 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n';
+  const t0 = Date.now();
+  const [drip, short, chunk] = await Promise.all([
+    // headers at once, then a blank every 200 ms for as long as the worker reads
+    askWith([{ drip: ' ', everyMs: 200 }]),
+    askWith([{ wire: `${head}Content-Length: 500\r\n\r\n${completion('half').slice(0, 30)}` }]),
+    askWith([{ wire: `${head}Transfer-Encoding: chunked\r\n\r\nzz\r\n${completion('x')}\r\n` }, { text: 'whole this time' }]),
+  ]);
+  assert.equal(drip.job.status, 'failed');
+  assert.match(drip.job.error, /^the AI provider did not answer within 4\.0 s$/);
+  assert.ok(Date.now() - t0 < 15000, `took ${Date.now() - t0} ms`);
+  assert.equal(drip.calls, 1);
+  assert.equal(short.job.status, 'failed');
+  assert.match(short.job.error, /transfer closed with \d+ bytes remaining to read/);
+  assert.equal(short.calls, 1);
+  assert.equal(chunk.job.status, 'finished', JSON.stringify(chunk.job));
+  assert.equal(chunk.job.result.text, 'whole this time');
+  assert.equal(chunk.calls, 2);
+  assert.deepEqual([drip.cached, short.cached, chunk.cached], [false, false, true]);
+});
