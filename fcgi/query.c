@@ -1,17 +1,7 @@
 #include "query.h"
+#include "hex.h"
 
 #include <string.h>
-
-static int hex_digit(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
 
 /* 1 when the encoded name key[0..n) decodes to name, 0 when not, -1 when it holds a
  * malformed escape. The whole key is checked even once it is known not to match, so that a

@@ -1,4 +1,5 @@
 #include "http_head.h"
+#include "hex.h"
 
 #include <arpa/inet.h>
 #include <string.h>
@@ -16,17 +17,6 @@ static int is_tchar(unsigned char c)
 static int is_vchar(unsigned char c)
 {
 	return c == '\t' || (c >= 0x20 && c != 0x7f);
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /* RFC 3986 §3.2.2 reg-name characters but the percent escapes: unreserved and sub-delims */
@@ -61,7 +51,7 @@ static int host_port_valid(const char *s, size_t n)
 	} else {
 		while (i < n && s[i] != ':') {
 			if (s[i] == '%') {
-				if (i + 2 >= n || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0)
+				if (i + 2 >= n || hex_digit(s[i + 1]) < 0 || hex_digit(s[i + 2]) < 0)
 					return 0;
 				i += 3;
 			} else if (is_regname((unsigned char)s[i])) {
@@ -386,7 +376,7 @@ long http_percent_decode(const char *in, size_t n, char *out, size_t cap, int pl
 		if (c == '%') {
 			if (i + 2 >= n)
 				return -1;
-			int hi = hexval(in[i + 1]), lo = hexval(in[i + 2]);
+			int hi = hex_digit(in[i + 1]), lo = hex_digit(in[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -1;
 			c = (char)(hi * 16 + lo);
