@@ -66,33 +66,6 @@ static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, c
 	return cancelled(a->cancel) ? 1 : 0;
 }
 
-/* A transfer that failed before an HTTP answer came: the message, and whether another
- * attempt may help (the provider could not be reached, or the connection broke). */
-static enum ai_call transport_failure(CURLcode rc, const char *curl_err, const struct aicfg *cfg,
-				      char *err, size_t errlen)
-{
-	if (rc == CURLE_OPERATION_TIMEDOUT) {
-		errbuf_set(err, errlen, "the AI provider did not answer within %.1f s",
-			   cfg->timeout_ms / 1000.0);
-		return AI_CALL_FAIL;
-	}
-	if (rc == CURLE_ABORTED_BY_CALLBACK) {
-		errbuf_set(err, errlen, "the worker is shutting down");
-		return AI_CALL_FAIL;
-	}
-	if (rc == CURLE_WRITE_ERROR) {
-		errbuf_set(err, errlen, "the AI provider's answer is larger than %d KiB",
-			   AI_RESPONSE_MAX / 1024);
-		return AI_CALL_FAIL;
-	}
-	errbuf_set(err, errlen, "could not reach the AI provider at %s: %s", cfg->base_url,
-		   curl_err[0] ? curl_err : curl_easy_strerror(rc));
-	return rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
-		       rc == CURLE_GOT_NOTHING || rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR
-		   ? AI_CALL_RETRY
-		   : AI_CALL_FAIL;
-}
-
 /* The request's headers; NULL when out of memory. */
 static struct curl_slist *request_headers(const struct aicfg *cfg)
 {
@@ -153,11 +126,23 @@ static enum ai_call post_once(const struct aicfg *cfg, const char *url, const ch
 	curl_easy_setopt(cu, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(cu, CURLOPT_ERRORBUFFER, curl_err);
 	CURLcode rc = curl_easy_perform(cu);
-	curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &status);
-	enum ai_call o = rc != CURLE_OK
-				 ? transport_failure(rc, curl_err, cfg, err, errlen)
-				 : ai_openai_map(status, ans.body.data, ans.body.len, ans.retry_after,
-						 (long long)time(NULL), text, cut, wait_ms, err, errlen);
+	if (curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
+		status = 0;
+	enum ai_call o;
+	if (rc != CURLE_OK) {
+		curl_off_t announced = -1;
+		if (curl_easy_getinfo(cu, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced) != CURLE_OK)
+			announced = -1;
+		o = ai_openai_transport(rc, status, (long long)ans.body.len, (long long)announced,
+					cfg->timeout_ms, err, errlen);
+		/* curl's own words (they name the host) for the operator only */
+		if (rc != CURLE_ABORTED_BY_CALLBACK)
+			log_warn("ai: the call to the AI provider failed: %s",
+				 curl_err[0] ? curl_err : curl_easy_strerror(rc));
+	} else {
+		o = ai_openai_map(status, ans.body.data, ans.body.len, ans.retry_after,
+				  (long long)time(NULL), text, cut, wait_ms, err, errlen);
+	}
 	buf_free(&ans.body);
 	curl_slist_free_all(h);
 	curl_easy_cleanup(cu);

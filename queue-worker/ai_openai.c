@@ -213,3 +213,50 @@ enum ai_call ai_openai_map(long status, const char *body, size_t len, const char
 		*wait_ms = ra * 1000;
 	return AI_CALL_RETRY;
 }
+
+enum ai_call ai_openai_transport(int curl_rc, long status, long long got, long long announced,
+				 long timeout_ms, char *err, size_t errlen)
+{
+	CURLcode rc = (CURLcode)curl_rc;
+	switch (rc) {
+	case CURLE_OPERATION_TIMEDOUT:
+		errbuf_set(err, errlen, "the AI provider did not answer within %.1f s",
+			   timeout_ms / 1000.0);
+		return AI_CALL_FAIL;
+	case CURLE_ABORTED_BY_CALLBACK:
+		errbuf_set(err, errlen, "the worker is shutting down");
+		return AI_CALL_FAIL;
+	case CURLE_WRITE_ERROR:
+		errbuf_set(err, errlen, "the AI provider's answer is larger than %d KiB",
+			   AI_RESPONSE_MAX / 1024);
+		return AI_CALL_FAIL;
+	case CURLE_PARTIAL_FILE:
+		/* the provider was reached and began its answer: the connection closed before the
+		 * end its Content-Length (or its chunked encoding) announced. Like a broken chunked
+		 * body, another attempt may well get the whole answer. */
+		if (announced >= 0)
+			errbuf_set(err, errlen,
+				   "the AI provider's answer was cut off: the connection closed after "
+				   "%lld of its %lld bytes",
+				   got, announced);
+		else
+			errbuf_set(err, errlen,
+				   "the AI provider's answer was cut off: the connection closed after "
+				   "%lld bytes, before its end",
+				   got);
+		return AI_CALL_RETRY;
+	default:
+		break;
+	}
+	/* curl's generic phrase for the code, never its detailed message: that one names the
+	 * host (and the worker's log has it, ai_http.c) */
+	if (status > 0)
+		errbuf_set(err, errlen, "the AI provider's answer broke off: %s",
+			   curl_easy_strerror(rc));
+	else
+		errbuf_set(err, errlen, "could not reach the AI provider: %s", curl_easy_strerror(rc));
+	return rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+		       rc == CURLE_GOT_NOTHING || rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR
+		   ? AI_CALL_RETRY
+		   : AI_CALL_FAIL;
+}

@@ -58,6 +58,18 @@ enum ai_call ai_openai_map(long status, const char *body, size_t len, const char
 			   long long now_s, char **text, int *cut, long *wait_ms, char *err,
 			   size_t errlen);
 
+/* Maps a transfer libcurl could not complete (curl_rc a CURLcode other than CURLE_OK) to
+ * an outcome and a message for people in err. status is the HTTP status of the answer's
+ * head (0 when none came), got the bytes of its body read, announced its Content-Length (-1
+ * when it had none). The message never holds the URL or curl's detailed text (which names
+ * the host): job errors are shown to the room. Another attempt (AI_CALL_RETRY) follows a
+ * provider that could not be connected to or resolved, a connection that broke or closed
+ * without an answer, and an answer cut off before its announced end (CURLE_PARTIAL_FILE,
+ * "the AI provider's answer was cut off: …") or whose transfer broke (a malformed chunked
+ * encoding); a timeout, a cancel and an answer past AI_RESPONSE_MAX fail at once. */
+enum ai_call ai_openai_transport(int curl_rc, long status, long long got, long long announced,
+				 long timeout_ms, char *err, size_t errlen);
+
 /* The provider's answer text for rq (ai_http.c): 0 and *text (caller frees) and *cut, or
  * -1 and a message in err. Stops early when *cancel becomes non-zero (cancel may be NULL). */
 int ai_openai_call(const volatile sig_atomic_t *cancel, const struct aicfg *cfg,

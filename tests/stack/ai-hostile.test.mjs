@@ -104,24 +104,52 @@ test('an HTTP error whose message holds an escaped NUL or lone surrogate still g
 
 // What the worker already bounded, kept so: each case through the real worker, the
 // double writing the bytes of the HTTP answer itself.
-test('broken transfers: an endless trickle ends at AI_TIMEOUT_MS, a body short of its Content-Length fails, a broken chunked body is tried again; no partial answer is cached', async () => {
+test('broken transfers: an endless trickle ends at AI_TIMEOUT_MS; a body cut off before its announced end and a broken chunked body are tried again; no partial answer is cached', async () => {
   const head = 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n';
+  const body = completion('half');
+  const short = { wire: `${head}Content-Length: ${body.length}\r\n\r\n${body.slice(0, 30)}` };
+  // chunked, the connection closed in the middle of a chunk: no length was announced
+  const chunkCut = { wire: `${head}Transfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body.slice(0, 30)}` };
   const t0 = Date.now();
-  const [drip, short, chunk] = await Promise.all([
+  const [drip, cutAlways, cutOnce, chunkOnce, chunk] = await Promise.all([
     // headers at once, then a blank every 200 ms for as long as the worker reads
     askWith([{ drip: ' ', everyMs: 200 }]),
-    askWith([{ wire: `${head}Content-Length: 500\r\n\r\n${completion('half').slice(0, 30)}` }]),
+    askWith([short, short, short]),
+    askWith([short, { text: 'whole after a cut' }]),
+    askWith([chunkCut, { text: 'whole after a cut chunk' }]),
     askWith([{ wire: `${head}Transfer-Encoding: chunked\r\n\r\nzz\r\n${completion('x')}\r\n` }, { text: 'whole this time' }]),
   ]);
   assert.equal(drip.job.status, 'failed');
   assert.match(drip.job.error, /^the AI provider did not answer within 4\.0 s$/);
   assert.ok(Date.now() - t0 < 15000, `took ${Date.now() - t0} ms`);
   assert.equal(drip.calls, 1);
-  assert.equal(short.job.status, 'failed');
-  assert.match(short.job.error, /transfer closed with \d+ bytes remaining to read/);
-  assert.equal(short.calls, 1);
+  // it read "could not reach the AI provider at …: transfer closed with 470 bytes remaining
+  // to read" and was not tried again, while a broken chunked body was
+  assert.equal(cutAlways.job.status, 'failed');
+  assert.equal(cutAlways.job.error,
+    `the AI provider's answer was cut off: the connection closed after 30 of its ${body.length} bytes (3 attempts)`);
+  assert.equal(cutAlways.calls, 3);
+  assert.match((await aiEvent(cutAlways.room.id, 'failed')).error, /^the AI provider's answer was cut off: /);
+  assert.equal(cutOnce.job.status, 'finished', JSON.stringify(cutOnce.job));
+  assert.equal(cutOnce.job.result.text, 'whole after a cut');
+  assert.equal(cutOnce.calls, 2);
+  assert.equal(chunkOnce.job.status, 'finished', JSON.stringify(chunkOnce.job));
+  assert.equal(chunkOnce.job.result.text, 'whole after a cut chunk');
+  assert.equal(chunkOnce.calls, 2);
   assert.equal(chunk.job.status, 'finished', JSON.stringify(chunk.job));
   assert.equal(chunk.job.result.text, 'whole this time');
   assert.equal(chunk.calls, 2);
-  assert.deepEqual([drip.cached, short.cached, chunk.cached], [false, false, true]);
+  assert.deepEqual([drip.cached, cutAlways.cached, cutOnce.cached, chunkOnce.cached, chunk.cached],
+    [false, false, true, true, true]);
+});
+
+test('a chunked answer cut off in a chunk, every attempt: the job says so, with the bytes that came', async () => {
+  const head = 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n';
+  const body = completion('half');
+  const chunkCut = { wire: `${head}Transfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body.slice(0, 30)}` };
+  const { job, calls, cached } = await askWith([chunkCut, chunkCut, chunkCut]);
+  assert.equal(job.status, 'failed');
+  assert.equal(job.error, 'the AI provider\'s answer was cut off: the connection closed after 30 bytes, before its end (3 attempts)');
+  assert.equal(calls, 3);
+  assert.equal(cached, false);
 });

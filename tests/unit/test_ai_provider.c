@@ -8,6 +8,7 @@
 #include "utf8.h"
 
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -216,6 +217,47 @@ static void test_answer_fail(void)
 	CHECK_STR(m.err, "the AI provider's answer is malformed: it has no choices[0].message.content");
 }
 
+/* A transfer libcurl could not complete: what the job's owner reads, and whether another
+ * attempt follows. */
+static void test_transport(void)
+{
+	char err[256];
+	/* the body shorter than its Content-Length: cut off, and tried again (it read "could not
+	 * reach the AI provider at <AI_BASE_URL>: transfer closed with 470 bytes remaining to
+	 * read", and was not) */
+	CHECK(ai_openai_transport(CURLE_PARTIAL_FILE, 200, 30, 500, 4000, err, sizeof err) ==
+	      AI_CALL_RETRY);
+	CHECK_STR(err, "the AI provider's answer was cut off: the connection closed after 30 of "
+		       "its 500 bytes");
+	/* chunked, so no length was announced */
+	CHECK(ai_openai_transport(CURLE_PARTIAL_FILE, 200, 12, -1, 4000, err, sizeof err) ==
+	      AI_CALL_RETRY);
+	CHECK_STR(err, "the AI provider's answer was cut off: the connection closed after 12 "
+		       "bytes, before its end");
+	/* a broken chunked encoding: the answer had begun, so it broke off; tried again */
+	CHECK(ai_openai_transport(CURLE_RECV_ERROR, 200, 0, -1, 4000, err, sizeof err) ==
+	      AI_CALL_RETRY);
+	CHECK(strncmp(err, "the AI provider's answer broke off: ", 36) == 0);
+	/* nothing came: the provider was not reached, in curl's generic words only */
+	CHECK(ai_openai_transport(CURLE_COULDNT_CONNECT, 0, 0, -1, 4000, err, sizeof err) ==
+	      AI_CALL_RETRY);
+	CHECK_STR(err, "could not reach the AI provider: Couldn't connect to server");
+	CHECK(ai_openai_transport(CURLE_GOT_NOTHING, 0, 0, -1, 4000, err, sizeof err) ==
+	      AI_CALL_RETRY);
+	CHECK(ai_openai_transport(CURLE_PEER_FAILED_VERIFICATION, 0, 0, -1, 4000, err,
+				  sizeof err) == AI_CALL_FAIL);
+	CHECK(strncmp(err, "could not reach the AI provider: ", 33) == 0);
+	/* bounds of ours: no other attempt */
+	CHECK(ai_openai_transport(CURLE_OPERATION_TIMEDOUT, 200, 5, -1, 4000, err, sizeof err) ==
+	      AI_CALL_FAIL);
+	CHECK_STR(err, "the AI provider did not answer within 4.0 s");
+	CHECK(ai_openai_transport(CURLE_WRITE_ERROR, 200, AI_RESPONSE_MAX, -1, 4000, err,
+				  sizeof err) == AI_CALL_FAIL);
+	CHECK_STR(err, "the AI provider's answer is larger than 1024 KiB");
+	CHECK(ai_openai_transport(CURLE_ABORTED_BY_CALLBACK, 0, 0, -1, 4000, err, sizeof err) ==
+	      AI_CALL_FAIL);
+}
+
 static void test_clean_text(void)
 {
 	/* bad UTF-8: each byte that starts no character becomes U+FFFD */
@@ -250,6 +292,7 @@ int main(void)
 	test_answer_raw_nul();
 	test_answer_retry();
 	test_answer_fail();
+	test_transport();
 	test_clean_text();
 	return unit_summary("ai_provider");
 }
