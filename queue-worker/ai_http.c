@@ -88,9 +88,10 @@ static struct curl_slist *request_headers(const struct aicfg *cfg)
 	return h;
 }
 
-/* One POST of body to url, its answer mapped by ai_openai_map(). */
-static enum ai_call post_once(const struct aicfg *cfg, const char *url, const char *body,
-			      const volatile sig_atomic_t *cancel, char **text, int *cut,
+/* One POST of body to url, its answer mapped by ai_openai_map() (or ai_openai_transport());
+ * a failed transfer is logged with log_url, url without its secrets. */
+static enum ai_call post_once(const struct aicfg *cfg, const char *url, const char *log_url,
+			      const char *body, const volatile sig_atomic_t *cancel, char **text, int *cut,
 			      long *wait_ms, char *err, size_t errlen)
 {
 	char curl_err[CURL_ERROR_SIZE] = "";
@@ -135,9 +136,9 @@ static enum ai_call post_once(const struct aicfg *cfg, const char *url, const ch
 			announced = -1;
 		o = ai_openai_transport(rc, status, (long long)ans.body.len, (long long)announced,
 					cfg->timeout_ms, err, errlen);
-		/* curl's own words (they name the host) for the operator only */
+		/* the URL and curl's own words (they name the host) for the operator only */
 		if (rc != CURLE_ABORTED_BY_CALLBACK)
-			log_warn("ai: the call to the AI provider failed: %s",
+			log_warn("ai: POST %s failed: %s", log_url,
 				 curl_err[0] ? curl_err : curl_easy_strerror(rc));
 	} else {
 		o = ai_openai_map(status, ans.body.data, ans.body.len, ans.retry_after,
@@ -147,21 +148,6 @@ static enum ai_call post_once(const struct aicfg *cfg, const char *url, const ch
 	curl_slist_free_all(h);
 	curl_easy_cleanup(cu);
 	return o;
-}
-
-/* {AI_BASE_URL}/chat/completions into url; -1 and err when it does not fit. */
-static int completions_url(const struct aicfg *cfg, char *url, size_t cap, char *err,
-			   size_t errlen)
-{
-	size_t bl = strlen(cfg->base_url);
-	while (bl > 0 && cfg->base_url[bl - 1] == '/')
-		bl--;
-	if (bl + sizeof "/chat/completions" > cap) {
-		errbuf_set(err, errlen, "AI_BASE_URL is too long");
-		return -1;
-	}
-	snprintf(url, cap, "%.*s/chat/completions", (int)bl, cfg->base_url);
-	return 0;
 }
 
 /* The end of err, where more of the message goes, and the room left there. */
@@ -175,15 +161,18 @@ static char *err_end(char *err, size_t errlen, size_t *room)
 int ai_openai_call(const volatile sig_atomic_t *cancel, const struct aicfg *cfg,
 		   const struct ai_request *rq, char **text, int *cut, char *err, size_t errlen)
 {
-	char url[2048];
 	if (strpbrk(cfg->api_key, "\r\n")) {
 		errbuf_set(err, errlen, "AI_API_KEY must be one line");
 		return -1;
 	}
-	if (completions_url(cfg, url, sizeof url, err, errlen) < 0)
+	char *url = ai_completions_url(cfg->base_url, err, errlen);
+	if (!url)
 		return -1;
+	char log_url[512];
+	ai_url_for_log(url, log_url, sizeof log_url);
 	char *body = ai_openai_body(rq);
 	if (!body) {
+		free(url);
 		errbuf_set(err, errlen, "out of memory");
 		return -1;
 	}
@@ -191,7 +180,8 @@ int ai_openai_call(const volatile sig_atomic_t *cancel, const struct aicfg *cfg,
 	int rc = -1;
 	for (int attempt = 1; attempt <= AI_ATTEMPTS; attempt++) {
 		long wait = -1;
-		enum ai_call o = post_once(cfg, url, body, cancel, text, cut, &wait, err, errlen);
+		enum ai_call o =
+			post_once(cfg, url, log_url, body, cancel, text, cut, &wait, err, errlen);
 		if (o == AI_CALL_OK)
 			rc = 0;
 		if (o != AI_CALL_RETRY || cancelled(cancel))
@@ -218,5 +208,6 @@ int ai_openai_call(const volatile sig_atomic_t *cancel, const struct aicfg *cfg,
 		clock_sleep_watching(ms, AI_SLEEP_SLICE_MS, cancel);
 	}
 	free(body);
+	free(url);
 	return rc;
 }

@@ -70,6 +70,17 @@ enum ai_call ai_openai_map(long status, const char *body, size_t len, const char
 enum ai_call ai_openai_transport(int curl_rc, long status, long long got, long long announced,
 				 long timeout_ms, char *err, size_t errlen);
 
+/* {AI_BASE_URL}/chat/completions: base's path without its trailing slashes, then
+ * /chat/completions, before base's query (kept: an operator may put a key there) and
+ * without its fragment. Caller frees with free(); NULL with err (not a URL, out of memory;
+ * the message does not quote base, which may hold a secret). */
+char *ai_completions_url(const char *base, char *err, size_t errlen);
+
+/* url for the worker's log: without its userinfo (user:password@), login options, query
+ * and fragment, where secrets go; read by libcurl's parser, as the request is. A url it
+ * cannot read is not shown at all. Always NUL-terminated in out[cap] (cap > 0). */
+void ai_url_for_log(const char *url, char *out, size_t cap);
+
 /* The provider's answer text for rq (ai_http.c): 0 and *text (caller frees) and *cut, or
  * -1 and a message in err. Stops early when *cancel becomes non-zero (cancel may be NULL). */
 int ai_openai_call(const volatile sig_atomic_t *cancel, const struct aicfg *cfg,

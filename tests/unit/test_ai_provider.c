@@ -258,6 +258,44 @@ static void test_transport(void)
 	      AI_CALL_FAIL);
 }
 
+/* The URL asked, and the one the worker's log names */
+static void test_urls(void)
+{
+	char err[256] = "", out[512];
+	static const char *const joined[][2] = {
+		{"https://api.groq.com/openai/v1", "https://api.groq.com/openai/v1/chat/completions"},
+		{"http://127.0.0.1:8080/v1//", "http://127.0.0.1:8080/v1/chat/completions"},
+		{"http://h", "http://h/chat/completions"},
+		/* the query stays a query: it used to have the path glued to its end
+		 * ("…/v1?api-key=k/chat/completions") */
+		{"https://h/openai/v1/?api-version=2024-02&key=s3cret",
+		 "https://h/openai/v1/chat/completions?api-version=2024-02&key=s3cret"},
+		{"http://u:p@h:81/v1#frag", "http://u:p@h:81/v1/chat/completions"},
+	};
+	for (size_t i = 0; i < sizeof joined / sizeof joined[0]; i++) {
+		char *u = ai_completions_url(joined[i][0], err, sizeof err);
+		CHECK_STR(u, joined[i][1]);
+		free(u);
+	}
+	/* not a URL: the message does not quote it */
+	char *u = ai_completions_url("http://[::1/v1?key=s3cret", err, sizeof err);
+	CHECK(u == NULL && strstr(err, "AI_BASE_URL") && !strstr(err, "s3cret"));
+	free(u);
+
+	/* for the log: no userinfo, no login options, no query, no fragment */
+	ai_url_for_log("https://user:s3cret@api.example:8443/v1/chat/completions?key=s3cret#x",
+		       out, sizeof out);
+	CHECK_STR(out, "https://api.example:8443/v1/chat/completions");
+	ai_url_for_log("http://sk-s3cret@127.0.0.1:9/chat/completions", out, sizeof out);
+	CHECK_STR(out, "http://127.0.0.1:9/chat/completions");
+	ai_url_for_log("http://u;AUTH=s3cret@h/", out, sizeof out);
+	CHECK(!strstr(out, "s3cret") && strstr(out, "http://h/"));
+	ai_url_for_log("not a url s3cret", out, sizeof out);
+	CHECK(!strstr(out, "s3cret"));
+	ai_url_for_log("http://h/v1", out, 8);
+	CHECK_STR(out, "http://");
+}
+
 static void test_clean_text(void)
 {
 	/* bad UTF-8: each byte that starts no character becomes U+FFFD */
@@ -293,6 +331,7 @@ int main(void)
 	test_answer_retry();
 	test_answer_fail();
 	test_transport();
+	test_urls();
 	test_clean_text();
 	return unit_summary("ai_provider");
 }

@@ -1,0 +1,62 @@
+// The worker's AI jobs against a real redis-server and the OpenAI-compatible double on
+// loopback, with an AI_BASE_URL of the worker's own (the stack's is fixed): what a room
+// member reads in a failed job and what the operator reads in the worker's log when that
+// URL holds secrets (user:password@, a key in its query).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+
+import {
+  WORKER_BIN, enqueue, freePort, jobEvents, jobId, startWorker, stopWorker, waitStatus, withRedis,
+} from '../lib/worker-harness.mjs';
+import { aiMarker, startOpenAiDouble } from '../lib/openai-double.mjs';
+
+if (!existsSync(WORKER_BIN)) throw new Error(`${WORKER_BIN} is missing: run make build-asan`);
+if (process.getuid() !== 0) throw new Error('the worker tests need root (cgroups for the sandbox)');
+
+// a hint request as the API writes it (fcgi/h_ai.c), without cache key or scope
+const hint = (marker) => ({ kind: 'hint', provider: 'openai', model: 'double-model', language: 'c', code: `// ${marker}\n`, question: '', first_line: 1 });
+const SECRET = 's3cret';
+const aiEnv = (base) => ({ AI_PROVIDER: 'openai', AI_BASE_URL: base, AI_API_KEY: 'test-key', AI_MODEL: 'double-model', AI_TIMEOUT_MS: '4000' });
+
+function assertCleanExit(w, r) {
+  assert.deepEqual(r, { code: 0, signal: null }, `worker exit: ${JSON.stringify(r)}\n${w.output}`);
+  assert.doesNotMatch(w.output, /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/);
+}
+
+test('a provider that cannot be reached: the job\'s error and its event say so without AI_BASE_URL; the log names the URL without its userinfo and query', () => withRedis(async (r, redis) => {
+  const port = await freePort(); // nothing listens there
+  const w = await startWorker(redis.port, aiEnv(`http://op:pw-${SECRET}@127.0.0.1:${port}/v1?api-key=q-${SECRET}`));
+  const room = jobId('room');
+  const id = await enqueue(r, { room, kind: 'ai', request: hint(aiMarker()) });
+  const j = await waitStatus(r, id, ['finished', 'failed']);
+  assert.equal(j.status, 'failed');
+  // it read "could not reach the AI provider at http://op:pw-s3cret@127.0.0.1:…/v1?api-key=
+  // q-s3cret: Failed to connect to 127.0.0.1 port …"
+  assert.equal(j.error, 'could not reach the AI provider: Couldn\'t connect to server (3 attempts)');
+  const failed = (await jobEvents(r, room, id)).find((e) => e.data.status === 'failed');
+  assert.equal(failed.type, 'ai');
+  assert.equal(failed.data.error, j.error);
+  // the operator's log: where the worker went and curl's own words, no secret
+  assertCleanExit(w, await stopWorker(w));
+  assert.match(w.output, new RegExp(`POST http://127\\.0\\.0\\.1:${port}/v1/chat/completions failed: .*port ${port}`));
+  assert.ok(!w.output.includes(SECRET), w.output);
+}));
+
+test('a key in AI_BASE_URL\'s query stays in the query of the request: the path goes before it', () => withRedis(async (r, redis) => {
+  const ai = await startOpenAiDouble();
+  try {
+    const w = await startWorker(redis.port, aiEnv(`http://127.0.0.1:${ai.port}/v1/?api-key=q-${SECRET}`));
+    const m = aiMarker();
+    ai.script(m, [{ text: 'an answer' }]);
+    const id = await enqueue(r, { room: jobId('room'), kind: 'ai', request: hint(m) });
+    const j = await waitStatus(r, id, ['finished', 'failed']);
+    assert.equal(j.status, 'finished', j.error);
+    assert.equal(j.result.text, 'an answer');
+    // it was POSTed to /v1/?api-key=q-s3cret/chat/completions
+    assert.deepEqual(ai.requestsFor(m).map((q) => [q.method, q.path]), [['POST', `/v1/chat/completions?api-key=q-${SECRET}`]]);
+    assertCleanExit(w, await stopWorker(w));
+  } finally {
+    await ai.close();
+  }
+}));
