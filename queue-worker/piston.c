@@ -77,8 +77,9 @@ static int http(const char *url, const char *post_json, long timeout_ms,
 	return out;
 }
 
-/* Piston's answer with each \u0000 escape and each lone surrogate escape replaced by the
- * byte FF (lib/utf8.c), or NULL when out of memory (caller frees).
+/* Piston's answer body[0..len) with each \u0000 escape, each lone surrogate escape and each
+ * NUL byte replaced by the byte FF (lib/utf8.c), or NULL when out of memory (caller frees);
+ * its length in *out_len.
  *
  * cJSON decodes \u0000 into a NUL and gives back only a C string, so the output of a
  * program that printed a NUL ("a\u0000b") ended there, silently; and it refuses a lone
@@ -86,11 +87,13 @@ static int http(const char *url, const char *post_json, long timeout_ms,
  * malformed answer and its output was lost. The local sandbox turns a NUL of the output
  * into U+FFFD (sandbox_out.c); FF, a byte that never occurs in UTF-8, becomes U+FFFD there
  * as well, is one byte as the NUL was (the output bound counts the same bytes) and, like
- * the NUL, is no continuation byte, so the text around it is read the same. What is not
- * valid JSON stays invalid for cJSON to refuse. */
-static char *escapes_replaced(const char *body)
+ * the NUL, is no continuation byte, so the text around it is read the same. A NUL byte
+ * itself (a program's \0 passed on raw: not JSON, yet what a server may send) becomes FF
+ * too: read up to its first NUL, the answer was cut there and failed as a malformed one.
+ * What is not valid JSON otherwise stays invalid for cJSON to refuse. */
+static char *escapes_replaced(const char *body, size_t len, size_t *out_len)
 {
-	return utf8_json_escapes_replaced(body, strlen(body), UTF8_JSON_FIX_BYTE, NULL);
+	return utf8_json_escapes_replaced(body, len, UTF8_JSON_FIX_BYTE, out_len);
 }
 
 /* The most bytes of Piston's error message kept in a job's error: it is shown to people,
@@ -103,8 +106,9 @@ static char *escapes_replaced(const char *body)
  * boundary; a lone surrogate escape in it no longer hides it behind the bare status. */
 static void http_error(long status, const struct buf *body, char *err, size_t errlen)
 {
-	char *text = body->data ? escapes_replaced(body->data) : NULL;
-	cJSON *o = text ? cJSON_Parse(text) : NULL;
+	size_t n = 0;
+	char *text = body->data ? escapes_replaced(body->data, body->len, &n) : NULL;
+	cJSON *o = text ? cJSON_ParseWithLength(text, n) : NULL;
 	free(text);
 	const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(o, "message"));
 	char *clean = msg ? utf8_sanitize(msg, strlen(msg), UTF8_SAN_NUL | UTF8_SAN_CONTROLS,
@@ -188,16 +192,17 @@ static int map_stage(const cJSON *o, long long elapsed_ms, size_t output_max,
 	return 0;
 }
 
-int piston_map_answer(const char *body, long long elapsed_ms, size_t output_max,
+int piston_map_answer(const char *body, size_t len, long long elapsed_ms, size_t output_max,
 		      char **result_json, char *err, size_t errlen)
 {
 	*result_json = NULL;
-	char *text = body ? escapes_replaced(body) : NULL;
+	size_t n = 0;
+	char *text = body ? escapes_replaced(body, len, &n) : NULL;
 	if (body && !text) {
 		errbuf_set(err, errlen, "out of memory");
 		return -1;
 	}
-	cJSON *o = text ? cJSON_Parse(text) : NULL;
+	cJSON *o = text ? cJSON_ParseWithLength(text, n) : NULL;
 	free(text);
 	const cJSON *run = cJSON_GetObjectItem(o, "run");
 	const cJSON *compile = cJSON_GetObjectItem(o, "compile");
@@ -303,7 +308,8 @@ enum piston_rc piston_execute(const char *url, const struct piston_request *req,
 	} else if (rc == 0 && status != 200) {
 		http_error(status, &body, err, errlen);
 	} else if (rc == 0 &&
-		   piston_map_answer(body.data, elapsed, output_max, result_json, err, errlen) == 0) {
+		   piston_map_answer(body.data, body.len, elapsed, output_max, result_json, err,
+				     errlen) == 0) {
 		out = PISTON_OK;
 	}
 	buf_free(&body);
@@ -393,7 +399,7 @@ char *piston_runtimes_map(const char *body, struct piston_left_out *lo, char *er
 	cJSON *in = NULL, *arr = NULL;
 	/* a \u0000 would end a name early in cJSON's C string, and a lone surrogate made cJSON
 	 * refuse the whole list: as FF either makes its name unclean, the rest is read */
-	char *text = escapes_replaced(body ? body : "");
+	char *text = escapes_replaced(body ? body : "", body ? strlen(body) : 0, NULL);
 	if (!text) {
 		errbuf_set(err, errlen, "out of memory");
 		goto done;

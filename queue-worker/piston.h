@@ -55,12 +55,14 @@ enum piston_rc piston_execute(const char *url, const struct piston_request *req,
 			      const volatile sig_atomic_t *cancel, char **result_json, char *err,
 			      size_t errlen);
 
-/* Maps Piston's execute answer (body text) to our result JSON; elapsed_ms stands in for
- * time_ms when Piston does not report wall_time. The output comes out as the local
- * sandbox's would: a NUL (\u0000) becomes U+FFFD, not the end of the text, and so do a
- * lone surrogate escape and each byte that is not UTF-8 (not a malformed answer). 0 with
- * *result_json (caller frees), or -1 with err. */
-int piston_map_answer(const char *body, long long elapsed_ms, size_t output_max,
+/* Maps Piston's execute answer (body[0..len), which may hold NUL bytes) to our result JSON;
+ * elapsed_ms stands in for time_ms when Piston does not report wall_time. The output comes
+ * out as the local sandbox's would: a NUL, escaped (\u0000) or as the byte itself (which
+ * JSON does not allow, but a server may pass a program's \0 on so), becomes U+FFFD, not
+ * the end of the text or of the answer, and so do a lone surrogate escape and each byte
+ * that is not UTF-8 (not a malformed answer); each counts one byte against output_max, as
+ * the NUL did. 0 with *result_json (caller frees), or -1 with err. */
+int piston_map_answer(const char *body, size_t len, long long elapsed_ms, size_t output_max,
 		      char **result_json, char *err, size_t errlen);
 
 /* The most runtimes announced: the first ones of Piston's list; the rest are left out. Every

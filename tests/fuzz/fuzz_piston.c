@@ -78,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	check_runtimes(body);
 	char *res = NULL, err[256] = "";
-	if (piston_map_answer(body, 1234, OUTPUT_MAX, &res, err, sizeof err) < 0) {
+	if (piston_map_answer(body, size, 1234, OUTPUT_MAX, &res, err, sizeof err) < 0) {
 		if (res || !err[0])
 			__builtin_trap();
 		free(body);

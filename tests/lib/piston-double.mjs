@@ -12,6 +12,9 @@
 //                   (escaped lone surrogates, an escaped NUL, bytes that are not UTF-8),
 //                   written as raw bytes, since no JSON serializer writes them
 //   PISTON_400_ODD  400 {"message"} with ODD_MESSAGE as the message (raw bytes)
+//   PISTON_RAWNUL   a run stage whose stdout is NUL_STDOUT: NUL bytes as they are (JSON allows
+//                   them only escaped, but a server may pass a program's \0 on so) and an
+//                   escaped one
 //   PISTON_BIGOUT   a run stage with `bigOut` bytes of stdout ("x"), `bigOut` of stderr
 //   otherwise       a run stage echoing the code's first line, stdin and args
 // GET /api/v2/runtimes answers RUNTIMES, or `runtimesBody` (raw bytes, a Buffer) when given:
@@ -39,6 +42,12 @@ export const ODD_STDERR = Buffer.concat([
 // a terminal control sequence, and 1,000 bytes more
 export const ODD_MESSAGE = Buffer.concat([
   Buffer.from('bad \\ud800 name \\u0000 x'), Buffer.from([0xff]), Buffer.from(` \\u001b[2J${'m'.repeat(1000)}`),
+]);
+
+// PISTON_RAWNUL's stdout as the contents of a JSON string (raw bytes): what a program that
+// printed "nul \0 raw \0\0 esc \0 end" looks like passed on raw, one NUL escaped
+export const NUL_STDOUT = Buffer.concat([
+  Buffer.from('nul '), Buffer.from([0]), Buffer.from(' raw '), Buffer.from([0, 0]), Buffer.from(' esc \\u0000 end'),
 ]);
 
 export const HANG = Symbol('hang');
@@ -111,6 +120,13 @@ export async function startPiston({ slowMs = 3000, runtimesBody, runtimesDelayMs
           Buffer.from(`{"language":"${rt.language}","version":"${rt.version}","run":{"stdout":"`), ODD_STDOUT,
           Buffer.from('","stderr":"'), ODD_STDERR, Buffer.from('","output":"'), ODD_STDOUT, ODD_STDERR,
           Buffer.from('","code":0,"signal":null}}'),
+        ]));
+      }
+      if (code.includes('PISTON_RAWNUL')) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return res.end(Buffer.concat([
+          Buffer.from(`{"language":"${rt.language}","version":"${rt.version}","run":{"stdout":"`), NUL_STDOUT,
+          Buffer.from('","stderr":"","output":"'), NUL_STDOUT, Buffer.from('","code":0,"signal":null}}'),
         ]));
       }
       if (code.includes('PISTON_BIGOUT')) {

@@ -387,6 +387,34 @@ test('Piston output (and an error message) that is not clean text is shown with 
   }
 }));
 
+test('a NUL byte in a run\'s output shows as U+FFFD whoever ran it: the local sandbox, or Piston passing it on raw or escaped', () => withRedis(async (r, redis) => {
+  const want = 'nul \uFFFD raw \uFFFD\uFFFD esc \uFFFD end';
+  const room = jobId('room');
+  // the local sandbox: the program's own bytes
+  const local = await startWorker(redis.port);
+  const l = await waitStatus(r, await enqueue(r, { room, request: sh("printf 'nul \\0 raw \\0\\0 esc \\0 end'") }), ['finished', 'failed']);
+  assert.equal(l.status, 'finished', l.error);
+  assert.equal(l.result.stdout, want);
+  assertCleanExit(local, await stopWorker(local));
+  // Piston: NUL bytes in its answer, which JSON allows only escaped. The answer was read up
+  // to its first NUL and the run failed: "piston: malformed answer (not JSON with run or
+  // compile)"
+  const piston = await startPiston();
+  try {
+    const w = await startWorker(redis.port, { PISTON_URL: piston.url, PISTON_TIMEOUT_MS: '10000' });
+    const id = await enqueue(r, { room, request: py('print(1) # PISTON_RAWNUL') });
+    const j = await waitStatus(r, id, ['finished', 'failed']);
+    assert.equal(j.status, 'finished', j.error);
+    assert.equal(j.result.stdout, want);
+    assert.equal(j.result.exit_code, 0);
+    const fin = (await jobEvents(r, room, id)).find((e) => e.data.status === 'finished');
+    assert.equal(fin.data.result.stdout, want);
+    assertCleanExit(w, await stopWorker(w));
+  } finally {
+    await piston.close();
+  }
+}));
+
 test('a slow Piston /runtimes does not stall the worker: its running job is never taken over', () => withRedis(async (r, redis) => {
   // /runtimes answers after 8 s, refreshed every second; the liveness key lapses after 3 s
   // without renewal, and then the other worker's idle thread would claim the running job

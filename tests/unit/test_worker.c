@@ -84,7 +84,8 @@ static void test_parse(void)
 static cJSON *mapped(const char *answer, long long elapsed, size_t max)
 {
 	char *json = NULL, err[256] = "";
-	if (piston_map_answer(answer, elapsed, max, &json, err, sizeof err) < 0) {
+	if (piston_map_answer(answer, answer ? strlen(answer) : 0, elapsed, max, &json, err,
+			      sizeof err) < 0) {
 		fprintf(stderr, "  piston_map_answer: %s\n", err);
 		return NULL;
 	}
@@ -169,6 +170,25 @@ static void test_piston_map(void)
 	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "status")), "output_limit_exceeded");
 	cJSON_Delete(o);
 
+	/* a NUL byte itself in the answer (a program's \0 passed on raw; JSON allows it only
+	 * escaped): U+FFFD, one byte against the bound, the text and the answer going on after
+	 * it, as for \u0000 and as a local run shows it. Read up to the first NUL, the answer
+	 * was cut there and the run failed as a malformed answer. */
+	static const char raw[] = "{\"language\":\"c\",\"version\":\"10\",\"run\":{\"stdout\":"
+				  "\"a\0b\0\",\"stderr\":\"\0\0\0\0\0\",\"code\":0,\"signal\":null}}";
+	char *rj = NULL, rerr[256] = "";
+	CHECK(piston_map_answer(raw, sizeof raw - 1, 5, 4, &rj, rerr, sizeof rerr) == 0);
+	o = rj ? cJSON_Parse(rj) : NULL;
+	free(rj);
+	CHECK(o != NULL);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "stdout")), "a\xef\xbf\xbd" "b\xef\xbf\xbd");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "stderr")),
+		  "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+	CHECK(cJSON_IsTrue(cJSON_GetObjectItem(o, "truncated")));
+	CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(o, "exit_code")) == 0);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "language")), "c");
+	cJSON_Delete(o);
+
 	/* a lone surrogate escape (high or low) is U+FFFD as well, in the output and in the
 	 * language, and so is each byte that is not UTF-8; a pair is the character it stands
 	 * for. The run is shown, not failed as a malformed answer. */
@@ -207,10 +227,11 @@ static void test_piston_map(void)
 	}
 
 	char *json = NULL, err[256];
-	CHECK(piston_map_answer("{\"run\": \"cut", 1, 10, &json, err, sizeof err) == -1);
+	static const char cut[] = "{\"run\": \"cut", msg[] = "{\"message\":\"x\"}";
+	CHECK(piston_map_answer(cut, sizeof cut - 1, 1, 10, &json, err, sizeof err) == -1);
 	CHECK(json == NULL && strstr(err, "malformed") != NULL);
-	CHECK(piston_map_answer("{\"message\":\"x\"}", 1, 10, &json, err, sizeof err) == -1);
-	CHECK(piston_map_answer(NULL, 1, 10, &json, err, sizeof err) == -1);
+	CHECK(piston_map_answer(msg, sizeof msg - 1, 1, 10, &json, err, sizeof err) == -1);
+	CHECK(piston_map_answer(NULL, 0, 1, 10, &json, err, sizeof err) == -1);
 }
 
 /* Piston's runtimes list: a runtime whose language or version the worker could not take
