@@ -157,25 +157,74 @@ static void answer_name(char *dst, size_t cap, const char *s)
 	free(t);
 }
 
-/* One stage of Piston's answer (run or compile) → our step. -1 when it is not an object. */
-static int map_stage(const cJSON *o, long long elapsed_ms, size_t output_max,
-		     struct sandbox_step *st)
+/* Is status one of Piston's (isolate's) for a program it stopped: TO timeout, OL/EL
+ * stdout/stderr too long, SG signal? */
+static int stopped_status(const char *status)
 {
-	memset(st, 0, sizeof *st);
-	if (!cJSON_IsObject(o))
-		return -1;
+	return status && (!strcmp(status, "TO") || !strcmp(status, "OL") || !strcmp(status, "EL") ||
+			  !strcmp(status, "SG"));
+}
+
+/* How a stage ended, from its code and signal: st->signal, or st->exit_code. A signal Piston
+ * names wins over a code; an exit code is a whole number from 0 to 255, what a process's
+ * exit status can be (a number's valueint alone took 1.5 for 1 and 1e300 for INT_MAX, and a
+ * missing code read -1, shown to the user as the program's exit code). A stage with
+ * neither, or with a code that is no exit code, is a malformed answer: 0, or -1 with why
+ * in err ("the run has neither an exit code nor a signal"). */
+static int stage_end(const cJSON *o, const char *name, struct sandbox_step *st, char *err,
+		     size_t errlen)
+{
 	const cJSON *code = cJSON_GetObjectItem(o, "code");
 	const char *sig = cJSON_GetStringValue(cJSON_GetObjectItem(o, "signal"));
+	const char *status = cJSON_GetStringValue(cJSON_GetObjectItem(o, "status"));
+	double d = cJSON_IsNumber(code) ? code->valuedouble : -1;
+	int is_code = cJSON_IsNumber(code) && d >= 0 && d <= 255 && d == (double)(int)d;
+	st->signal = signal_number(sig);
+	st->exit_code = -1;
+	if (st->signal)
+		return 0;
+	if (is_code) {
+		st->exit_code = (int)d;
+		return 0;
+	}
+	/* a signal we have no name for, or a program Piston says it stopped: killed */
+	if ((sig && *sig) || stopped_status(status)) {
+		st->signal = SIGKILL;
+		return 0;
+	}
+	if (cJSON_IsNumber(code))
+		errbuf_set(err, errlen,
+			   "piston: malformed answer (the %s's exit code %.15g is not a whole number "
+			   "from 0 to 255)",
+			   name, d);
+	else if (code && !cJSON_IsNull(code))
+		errbuf_set(err, errlen, "piston: malformed answer (the %s's exit code is not a number)",
+			   name);
+	else
+		errbuf_set(err, errlen,
+			   "piston: malformed answer (the %s has neither an exit code nor a signal)",
+			   name);
+	return -1;
+}
+
+/* One stage of Piston's answer (run or compile, named name) → our step. -1 with err when
+ * it is not an object or tells no end (stage_end). */
+static int map_stage(const cJSON *o, const char *name, long long elapsed_ms, size_t output_max,
+		     struct sandbox_step *st, char *err, size_t errlen)
+{
+	memset(st, 0, sizeof *st);
+	if (!cJSON_IsObject(o)) {
+		errbuf_set(err, errlen, "piston: malformed answer (the %s is not an object)", name);
+		return -1;
+	}
 	const char *status = cJSON_GetStringValue(cJSON_GetObjectItem(o, "status"));
 	const cJSON *wall = cJSON_GetObjectItem(o, "wall_time");
 	keep(&st->out, cJSON_GetStringValue(cJSON_GetObjectItem(o, "stdout")), output_max,
 	     &st->truncated);
 	keep(&st->err, cJSON_GetStringValue(cJSON_GetObjectItem(o, "stderr")), output_max,
 	     &st->truncated);
-	st->signal = signal_number(sig);
-	st->exit_code = cJSON_IsNumber(code) ? code->valueint : -1;
-	if (!st->signal && !cJSON_IsNumber(code))
-		st->signal = sig ? SIGKILL : 0; /* a signal we have no name for */
+	if (stage_end(o, name, st, err, errlen) < 0)
+		return -1;
 	/* a wall_time that is no time (below 0, or past what a long long holds, where converting
 	 * is undefined) counts as missing: the time we measured stands in */
 	double w = cJSON_IsNumber(wall) ? wall->valuedouble : -1;
@@ -215,14 +264,17 @@ int piston_map_answer(const char *body, size_t len, long long elapsed_ms, size_t
 	}
 	if (cJSON_IsObject(compile)) {
 		res.compiled = 1;
-		map_stage(compile, elapsed_ms, output_max, &res.compile);
+		if (map_stage(compile, "compile step", elapsed_ms, output_max, &res.compile, err,
+			      errlen) < 0)
+			goto out;
 		if (res.compile.signal || res.compile.exit_code != 0 ||
 		    res.compile.status != SANDBOX_OK)
 			res.status = SANDBOX_COMPILE_ERROR;
 	}
 	if (res.status != SANDBOX_COMPILE_ERROR && cJSON_IsObject(run)) {
 		res.ran = 1;
-		map_stage(run, elapsed_ms, output_max, &res.run);
+		if (map_stage(run, "run", elapsed_ms, output_max, &res.run, err, errlen) < 0)
+			goto out;
 		res.status = res.run.status;
 	} else if (res.status != SANDBOX_COMPILE_ERROR) {
 		errbuf_set(err, errlen, "piston: malformed answer (no run)");

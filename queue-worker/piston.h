@@ -61,7 +61,10 @@ enum piston_rc piston_execute(const char *url, const struct piston_request *req,
  * JSON does not allow, but a server may pass a program's \0 on so), becomes U+FFFD, not
  * the end of the text or of the answer, and so do a lone surrogate escape and each byte
  * that is not UTF-8 (not a malformed answer); each counts one byte against output_max, as
- * the NUL did. 0 with *result_json (caller frees), or -1 with err. */
+ * the NUL did. A stage's exit code is a whole number from 0 to 255 (a signal Piston names
+ * wins over it); a stage with neither, or with a code that is no exit code, makes the answer
+ * malformed (err says which stage and why) instead of showing a made-up exit code. 0 with
+ * *result_json (caller frees), or -1 with err. */
 int piston_map_answer(const char *body, size_t len, long long elapsed_ms, size_t output_max,
 		      char **result_json, char *err, size_t errlen);
 

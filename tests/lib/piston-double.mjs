@@ -15,6 +15,10 @@
 //   PISTON_RAWNUL   a run stage whose stdout is NUL_STDOUT: NUL bytes as they are (JSON allows
 //                   them only escaped, but a server may pass a program's \0 on so) and an
 //                   escaped one
+//   PISTON_STAGE    a run stage {stdout: "out", stderr: ""} whose other members are the
+//                   rest of the code's line after the marker, written as they are
+//                   (`# PISTON_STAGE "code":1.5,"signal":null`): an exit code or a signal
+//                   of the test's choosing
 //   PISTON_BIGOUT   a run stage with `bigOut` bytes of stdout ("x"), `bigOut` of stderr
 //   otherwise       a run stage echoing the code's first line, stdin and args
 // GET /api/v2/runtimes answers RUNTIMES, or `runtimesBody` (raw bytes, a Buffer) when given:
@@ -128,6 +132,12 @@ export async function startPiston({ slowMs = 3000, runtimesBody, runtimesDelayMs
           Buffer.from(`{"language":"${rt.language}","version":"${rt.version}","run":{"stdout":"`), NUL_STDOUT,
           Buffer.from('","stderr":"","output":"'), NUL_STDOUT, Buffer.from('","code":0,"signal":null}}'),
         ]));
+      }
+      const stage = /PISTON_STAGE ?(.*)/.exec(code);
+      if (stage) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        const more = stage[1] ? `,${stage[1]}` : '';
+        return res.end(`{"language":"${rt.language}","version":"${rt.version}","run":{"stdout":"out","stderr":""${more}}}`);
       }
       if (code.includes('PISTON_BIGOUT')) {
         const out = 'x'.repeat(bigOut);

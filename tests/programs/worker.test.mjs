@@ -415,6 +415,46 @@ test('a NUL byte in a run\'s output shows as U+FFFD whoever ran it: the local sa
   }
 }));
 
+test('Piston\'s exit code: a whole number from 0 to 255 or a signal is shown; an answer with neither fails the run saying so, never "exit code -1"', () => withRedis(async (r, redis) => {
+  const piston = await startPiston();
+  try {
+    const w = await startWorker(redis.port, { PISTON_URL: piston.url, PISTON_TIMEOUT_MS: '10000' });
+    const room = jobId('room');
+    const finished = [
+      ['"code":7,"signal":null', 7, null],
+      ['"code":null,"signal":"SIGSEGV"', null, 'SIGSEGV'],
+    ];
+    // each used to finish with what valueint made of it: -1 (no code), 1, INT_MAX, -1
+    const failed = [
+      ['"signal":null', 'piston: malformed answer (the run has neither an exit code nor a signal)'],
+      ['"code":1.5,"signal":null', 'piston: malformed answer (the run\'s exit code 1.5 is not a whole number from 0 to 255)'],
+      ['"code":1e300,"signal":null', 'piston: malformed answer (the run\'s exit code 1e+300 is not a whole number from 0 to 255)'],
+      ['"code":-1,"signal":null', 'piston: malformed answer (the run\'s exit code -1 is not a whole number from 0 to 255)'],
+    ];
+    const ids = [];
+    for (const [members] of [...finished, ...failed]) ids.push(await enqueue(r, { room, request: py(`# PISTON_STAGE ${members}`) }));
+    for (let i = 0; i < finished.length; i++) {
+      const j = await waitStatus(r, ids[i], ['finished', 'failed']);
+      assert.equal(j.status, 'finished', j.error);
+      // the result's members as docs/API.md gives them: exit_code and signal always there
+      assert.equal(j.result.stdout, 'out');
+      assert.strictEqual(j.result.exit_code, finished[i][1]);
+      assert.strictEqual(j.result.signal, finished[i][2]);
+    }
+    for (let i = 0; i < failed.length; i++) {
+      const id = ids[finished.length + i];
+      const j = await waitStatus(r, id, ['finished', 'failed']);
+      assert.equal(j.status, 'failed', `${failed[i][0]}: ${JSON.stringify(j.result)}`);
+      assert.equal(j.error, failed[i][1]);
+      const ev = (await jobEvents(r, room, id)).find((e) => e.data.status === 'failed');
+      assert.equal(ev.data.error, j.error);
+    }
+    assertCleanExit(w, await stopWorker(w));
+  } finally {
+    await piston.close();
+  }
+}));
+
 test('a slow Piston /runtimes does not stall the worker: its running job is never taken over', () => withRedis(async (r, redis) => {
   // /runtimes answers after 8 s, refreshed every second; the liveness key lapses after 3 s
   // without renewal, and then the other worker's idle thread would claim the running job

@@ -234,6 +234,84 @@ static void test_piston_map(void)
 	CHECK(piston_map_answer(NULL, 0, 1, 10, &json, err, sizeof err) == -1);
 }
 
+/* How a Piston stage ended, from its code and signal: an exit code is a whole number from
+ * 0 to 255, a signal Piston names wins, and a stage that tells neither fails the run with
+ * a message saying so (a missing code read -1, and valueint made 1.5 into 1 and 1e300 into
+ * INT_MAX, all shown as the program's exit code). */
+static void test_piston_exit(void)
+{
+	static const struct {
+		const char *members; /* of the run stage, after its outputs */
+		int ok;
+		double exit_code;    /* -1: null */
+		const char *text;    /* ok: the signal (NULL: null); else the run's error */
+	} cases[] = {
+		{"\"code\":0,\"signal\":null", 1, 0, NULL},
+		{"\"code\":255", 1, 255, NULL},
+		{"\"code\":3.0", 1, 3, NULL},
+		{"\"code\":null,\"signal\":\"SIGSEGV\"", 1, -1, "SIGSEGV"},
+		/* the signal wins over a code */
+		{"\"code\":139,\"signal\":\"SIGSEGV\"", 1, -1, "SIGSEGV"},
+		/* a signal without a name of ours, or a stop Piston reports: killed */
+		{"\"code\":null,\"signal\":\"SIGWHAT\"", 1, -1, "SIGKILL"},
+		{"\"code\":null,\"signal\":null,\"status\":\"TO\"", 1, -1, "SIGKILL"},
+		/* an unknown signal next to a good code: the code */
+		{"\"code\":2,\"signal\":\"SIGWHAT\"", 1, 2, NULL},
+		{"\"signal\":null", 0, 0,
+		 "piston: malformed answer (the run has neither an exit code nor a signal)"},
+		{"\"code\":null,\"signal\":\"\"", 0, 0,
+		 "piston: malformed answer (the run has neither an exit code nor a signal)"},
+		{"\"code\":null,\"signal\":9", 0, 0,
+		 "piston: malformed answer (the run has neither an exit code nor a signal)"},
+		{"\"code\":\"0\"", 0, 0, "piston: malformed answer (the run's exit code is not a number)"},
+		{"\"code\":1.5", 0, 0,
+		 "piston: malformed answer (the run's exit code 1.5 is not a whole number from 0 to 255)"},
+		{"\"code\":-1", 0, 0,
+		 "piston: malformed answer (the run's exit code -1 is not a whole number from 0 to 255)"},
+		{"\"code\":256", 0, 0,
+		 "piston: malformed answer (the run's exit code 256 is not a whole number from 0 to 255)"},
+		{"\"code\":1e300", 0, 0,
+		 "piston: malformed answer (the run's exit code 1e+300 is not a whole number from 0 to 255)"},
+		{"\"code\":4294967297", 0, 0,
+		 "piston: malformed answer (the run's exit code 4294967297 is not a whole number from 0 to 255)"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char answer[256], err[256] = "", *json = NULL;
+		int n = snprintf(answer, sizeof answer,
+				 "{\"run\":{\"stdout\":\"out\",\"stderr\":\"\",%s}}", cases[i].members);
+		int rc = piston_map_answer(answer, (size_t)n, 5, 100, &json, err, sizeof err);
+		if (!cases[i].ok) {
+			CHECK(rc == -1 && json == NULL);
+			CHECK_STR(err, cases[i].text);
+			free(json);
+			continue;
+		}
+		cJSON *o = rc == 0 ? cJSON_Parse(json) : NULL;
+		free(json);
+		CHECK(o != NULL);
+		const cJSON *ec = cJSON_GetObjectItem(o, "exit_code");
+		const cJSON *sig = cJSON_GetObjectItem(o, "signal");
+		if (cases[i].exit_code < 0)
+			CHECK(cJSON_IsNull(ec));
+		else
+			CHECK(cJSON_IsNumber(ec) && ec->valuedouble == cases[i].exit_code);
+		if (cases[i].text)
+			CHECK_STR(cJSON_GetStringValue(sig), cases[i].text);
+		else
+			CHECK(cJSON_IsNull(sig));
+		CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "stdout")), "out");
+		cJSON_Delete(o);
+	}
+	/* the compile step is read the same, and named */
+	static const char c[] = "{\"compile\":{\"stdout\":\"\",\"stderr\":\"\",\"code\":0.5},"
+				"\"run\":{\"stdout\":\"\",\"stderr\":\"\",\"code\":0}}";
+	char err[256] = "", *json = NULL;
+	CHECK(piston_map_answer(c, sizeof c - 1, 5, 100, &json, err, sizeof err) == -1);
+	CHECK_STR(err, "piston: malformed answer (the compile step's exit code 0.5 is not a whole "
+		       "number from 0 to 255)");
+	free(json);
+}
+
 /* Piston's runtimes list: a runtime whose language or version the worker could not take
  * back in a job's request (longer than a runtime name holds, so past the 32 bytes
  * execution_parse accepts at 33) or that is not clean text is not announced; the good
@@ -455,6 +533,7 @@ int main(void)
 	test_event_json();
 	test_parse();
 	test_piston_map();
+	test_piston_exit();
 	test_piston_runtimes();
 	return unit_summary("worker");
 }
