@@ -1,7 +1,7 @@
 /* ai_http: the call to an OpenAI-compatible provider (see ai_openai.h): one POST with
  * libcurl, bounded in time and size and stopped when the job is cancelled, retried with
- * lib/backoff.h (or after the provider's Retry-After) while ai_openai_map() says another
- * attempt may help. */
+ * lib/backoff.h (or after the provider's Retry-After) while ai_openai_map() (an answer) or
+ * ai_openai_transport() (a transfer that failed) says another attempt may help. */
 #include "ai_openai.h"
 
 #include "backoff.h"
@@ -91,8 +91,8 @@ static struct curl_slist *request_headers(const struct aicfg *cfg)
 /* One POST of body to url, its answer mapped by ai_openai_map() (or ai_openai_transport());
  * a failed transfer is logged with log_url, url without its secrets. */
 static enum ai_call post_once(const struct aicfg *cfg, const char *url, const char *log_url,
-			      const char *body, const volatile sig_atomic_t *cancel, char **text, int *cut,
-			      long *wait_ms, char *err, size_t errlen)
+			      const char *body, const volatile sig_atomic_t *cancel, char **text,
+			      int *cut, long *wait_ms, char *err, size_t errlen)
 {
 	char curl_err[CURL_ERROR_SIZE] = "";
 	struct http_answer ans = {.cancel = cancel};

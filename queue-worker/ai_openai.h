@@ -1,8 +1,9 @@
 /* ai_openai: the OpenAI-compatible chat completions provider.
- *   ai_openai.c  pure: the request body, the answer read, an HTTP answer mapped to an
- *                outcome (text, retry or fail, with the message for people), Retry-After;
+ *   ai_openai.c  pure: the request body, the answer read, an HTTP answer or a failed
+ *                transfer mapped to an outcome (text, retry or fail, with the message for
+ *                people), Retry-After, the URL asked and the one logged;
  *   ai_http.c    the call: POST {AI_BASE_URL}/chat/completions with libcurl, retried with
- *                lib/backoff.h on 429 (honouring Retry-After) and 5xx. */
+ *                lib/backoff.h on 429 (honouring Retry-After), 5xx and broken transfers. */
 #ifndef CC_AI_OPENAI_H
 #define CC_AI_OPENAI_H
 
