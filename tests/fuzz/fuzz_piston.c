@@ -6,7 +6,8 @@
  * Laws (a break aborts): a refusal says why; an accepted execute answer becomes a result
  * that is strict JSON (lib/jsoncheck.h) with stdout and stderr strings of at most
  * OUTPUT_MAX bytes before repair (3 per byte after: a bad byte becomes U+FFFD),
- * `truncated`, and a time_ms of at least 0; an accepted runtimes answer becomes strict JSON
+ * `truncated`, a time_ms of at least 0 and an exit_code that is null or a whole number
+ * from 0 to 255; an accepted runtimes answer becomes strict JSON
  * within PISTON_RUNTIMES_TEXT_MAX bytes, a list of at most PISTON_RUNTIMES_MAX runtimes
  * whose language, version and (at most PISTON_ALIASES_MAX) aliases are 1 to
  * PISTON_NAME_MAX bytes. */
@@ -28,6 +29,11 @@ static void check_stage(const cJSON *st)
 	const cJSON *t = cJSON_GetObjectItemCaseSensitive(st, "time_ms");
 	if (!cJSON_IsString(out) || !cJSON_IsString(err) || strlen(out->valuestring) > 3 * OUTPUT_MAX ||
 	    strlen(err->valuestring) > 3 * OUTPUT_MAX || !cJSON_IsNumber(t) || t->valuedouble < 0)
+		__builtin_trap();
+	/* an exit status or null, never what a number from the answer came to */
+	const cJSON *ec = cJSON_GetObjectItemCaseSensitive(st, "exit_code");
+	if (!cJSON_IsNull(ec) && !(cJSON_IsNumber(ec) && ec->valuedouble >= 0 &&
+				   ec->valuedouble <= 255 && ec->valuedouble == (int)ec->valuedouble))
 		__builtin_trap();
 }
 
