@@ -36,6 +36,25 @@ export const session = {
   },
 };
 
+// Signs out: the session is forgotten here at once (and so in every tab: the `storage`
+// event), then ended on the server with the token it was (`POST /api/auth/logout`). Nothing
+// waits for that answer: a server that is slow or does not answer at all must not leave the
+// token in the browser, nor the page showing a room, after the person clicked Sign out (on a
+// shared computer they may walk away). `keepalive` lets the request outlive the page, should
+// the tab be closed at once. Resolves to whether the server said the session has ended
+// (204, or 401: it had already); never rejects.
+export function signOut() {
+  const token = session.token;
+  session.clear();
+  if (!token) return Promise.resolve(true);
+  return fetch('/api/auth/logout', {
+    method: 'POST',
+    headers: { accept: 'application/json', authorization: `Bearer ${token}` },
+    cache: 'no-store',
+    keepalive: true,
+  }).then((res) => res.status === 204 || res.status === 401, () => false);
+}
+
 // The id of the user signed in on this browser now (every tab shares the session), or null.
 export function signedInId() {
   const user = session.token ? session.user : null;

@@ -4,7 +4,7 @@
 
 import './csp.js';
 import {
-  onSessionExpired, onSessionMoved, request, sameSession, session, setViewUser, signedInId,
+  onSessionExpired, onSessionMoved, sameSession, session, setViewUser, signOut, signedInId,
 } from './api.js';
 import { $, say } from './dom.js';
 import { renderAuth } from './view-auth.js';
@@ -107,13 +107,19 @@ document.addEventListener('click', (ev) => {
   navigate(a.getAttribute('href'));
 });
 
-// Signing out ends the session on the server too (the token stops working everywhere and its
-// streams close); the local copy goes whatever the answer, even when the server is unreachable,
-// and with it the unsent edits of every room (route() removes them once no one is signed in).
-$('[data-action="logout"]').addEventListener('click', async () => {
-  if (session.token) await request('POST', '/api/auth/logout');
-  session.clear();
+// Signing out forgets the session in this browser at once, whatever the server does, and
+// with it the unsent edits of every room (route() removes them once no one is signed in);
+// the server is told meanwhile, and ends the token everywhere (its streams close). When it
+// does not say so (unreachable, or its session store down), the page says that the session
+// may still be valid elsewhere until it expires.
+$('[data-action="logout"]').addEventListener('click', () => {
+  const ended = signOut();
   navigate('/');
+  ended.then((ok) => {
+    if (!ok && !session.token) {
+      say('You are signed out in this browser, but the server did not confirm it: the session may stay valid elsewhere until it expires.', 'notice');
+    }
+  });
 });
 
 window.addEventListener('popstate', () => route());

@@ -53,9 +53,59 @@ for (const serverHears of [false, true]) {
     assert.equal(await p.$('.room'), null, 'the room view is gone');
     assert.equal(await p.isVisible('[data-action="logout"]'), false);
     assert.equal(await token(p), null);
+    // the tab that signed out says when the server did not confirm the end of the session
+    if (!serverHears) await tab.waitForSelector('#status:has-text("the server did not confirm it")', { timeout: 10000 });
+    else assert.doesNotMatch(await tab.textContent('#status'), /did not confirm/);
     await who.context.close();
   });
 }
+
+// A server that takes the sign-out request and does not answer (overloaded, its session store
+// failing over, a network that drops the answer): the person who clicked Sign out on a shared
+// computer and walked away must not leave the session behind. Here the request is held in the
+// browser until the test lets it go on to the real server.
+test('signing out while the server does not answer: the session is gone from every tab at once, and the server ends it once the request reaches it', async () => {
+  const who = await person(browser, BASE);
+  const p = who.page;
+  await signUp(p, uniqueName('held'));
+  await createRoom(p, uniqueName('room '), 'python');
+  const tab = await secondTab(who);
+  const old = await token(tab);
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  let reached;
+  const arrived = new Promise((resolve) => { reached = resolve; });
+  const answered = tab.waitForResponse((r) => new URL(r.url()).pathname === '/api/auth/logout', { timeout: 60000 });
+  await tab.route('**/api/auth/logout', async (r) => {
+    reached();
+    await held;
+    await r.continue();
+  });
+  try {
+    await tab.click('[data-action="logout"]');
+    await arrived; // the request is on its way, and will stay there until released
+    // well within the time the server is kept from answering: both tabs signed out
+    await tab.waitForSelector('[name="username"]', { timeout: 10000 });
+    await p.waitForSelector('[name="username"]', { timeout: 10000 });
+    assert.equal(await p.$('.room'), null, 'the room view is gone');
+    assert.equal(await token(tab), null, 'no token left in the browser');
+    assert.equal(await token(p), null);
+    // the server has not heard yet: the token still works there
+    assert.equal((await call('GET', '/api/auth/me', { token: old })).status, 200);
+  } finally {
+    release();
+  }
+  // the request goes on: the server ends the session, and the page does not say otherwise
+  assert.equal((await answered).status(), 204, 'the server answered the sign-out');
+  const end = Date.now() + 10000;
+  let status;
+  while (Date.now() < end && (status = (await call('GET', '/api/auth/me', { token: old })).status) !== 401) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(status, 401, 'the old token is refused once the sign-out reached the server');
+  assert.doesNotMatch(await tab.textContent('#status'), /did not confirm/);
+  await who.context.close();
+});
 
 // The first user (the person's page) in a new room, and a second user, an editor of it.
 async function roomOfTwo(who) {
