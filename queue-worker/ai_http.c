@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "errbuf.h"
 #include "log.h"
+#include "url.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -169,7 +170,7 @@ int ai_openai_call(const volatile sig_atomic_t *cancel, const struct aicfg *cfg,
 	if (!url)
 		return -1;
 	char log_url[512];
-	ai_url_for_log(url, log_url, sizeof log_url);
+	url_for_log(url, "(AI_BASE_URL, not shown)", log_url, sizeof log_url);
 	char *body = ai_openai_body(rq);
 	if (!body) {
 		free(url);

@@ -4,6 +4,7 @@
 #include "ai_text.h"
 #include "errbuf.h"
 #include "prompts.h"
+#include "url.h"
 #include "utf8.h"
 
 #include <curl/curl.h>
@@ -261,78 +262,12 @@ enum ai_call ai_openai_transport(int curl_rc, long status, long long got, long l
 		   : AI_CALL_FAIL;
 }
 
-/* base parsed by libcurl's own URL parser (the one the request is made with, so what it
- * takes for userinfo and query is what is left out); NULL when it is not a URL. */
-static CURLU *url_parsed(const char *base)
-{
-	CURLU *h = curl_url();
-	if (h && curl_url_set(h, CURLUPART_URL, base, 0) != CURLUE_OK) {
-		curl_url_cleanup(h);
-		h = NULL;
-	}
-	return h;
-}
-
-/* h's whole URL as a string of ours (caller frees with free()); NULL when out of memory. */
-static char *url_text(CURLU *h)
-{
-	char *u = NULL;
-	if (curl_url_get(h, CURLUPART_URL, &u, 0) != CURLUE_OK)
-		return NULL;
-	char *s = strdup(u);
-	curl_free(u);
-	return s;
-}
-
 char *ai_completions_url(const char *base, char *err, size_t errlen)
 {
-	CURLU *h = url_parsed(base);
-	char *path = NULL, *joined = NULL, *out = NULL;
-	if (!h) {
-		errbuf_set(err, errlen, "AI_BASE_URL is not a URL the worker can read");
-		return NULL;
-	}
-	if (curl_url_get(h, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
-		errbuf_set(err, errlen, "AI_BASE_URL is not a URL the worker can read");
-		goto out;
-	}
-	size_t n = strlen(path);
-	while (n > 0 && path[n - 1] == '/')
-		n--;
-	static const char tail[] = "/chat/completions";
-	joined = malloc(n + sizeof tail);
-	if (!joined) {
-		errbuf_set(err, errlen, "out of memory");
-		goto out;
-	}
-	memcpy(joined, path, n);
-	memcpy(joined + n, tail, sizeof tail);
-	/* the path goes before the query (a key an operator put there stays a query parameter);
-	 * a fragment is never sent */
-	if (curl_url_set(h, CURLUPART_PATH, joined, 0) != CURLUE_OK ||
-	    curl_url_set(h, CURLUPART_FRAGMENT, NULL, 0) != CURLUE_OK ||
-	    !(out = url_text(h)))
-		errbuf_set(err, errlen, "out of memory");
-out:
-	free(joined);
-	curl_free(path);
-	curl_url_cleanup(h);
-	return out;
-}
-
-void ai_url_for_log(const char *url, char *out, size_t cap)
-{
-	if (cap == 0)
-		return;
-	CURLU *h = url_parsed(url);
-	char *s = NULL;
-	if (h && curl_url_set(h, CURLUPART_USER, NULL, 0) == CURLUE_OK &&
-	    curl_url_set(h, CURLUPART_PASSWORD, NULL, 0) == CURLUE_OK &&
-	    curl_url_set(h, CURLUPART_OPTIONS, NULL, 0) == CURLUE_OK &&
-	    curl_url_set(h, CURLUPART_QUERY, NULL, 0) == CURLUE_OK &&
-	    curl_url_set(h, CURLUPART_FRAGMENT, NULL, 0) == CURLUE_OK)
-		s = url_text(h);
-	snprintf(out, cap, "%s", s ? s : "(AI_BASE_URL, not shown)");
-	free(s);
-	curl_url_cleanup(h);
+	int bad = 0;
+	char *url = url_with_path(base, "/chat/completions", &bad);
+	if (!url)
+		errbuf_set(err, errlen, bad ? "AI_BASE_URL is not a URL the worker can read"
+					    : "out of memory");
+	return url;
 }

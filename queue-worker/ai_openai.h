@@ -77,11 +77,6 @@ enum ai_call ai_openai_transport(int curl_rc, long status, long long got, long l
  * the message does not quote base, which may hold a secret). */
 char *ai_completions_url(const char *base, char *err, size_t errlen);
 
-/* url for the worker's log: without its userinfo (user:password@), login options, query
- * and fragment, where secrets go; read by libcurl's parser, as the request is. A url it
- * cannot read is not shown at all. Always NUL-terminated in out[cap] (cap > 0). */
-void ai_url_for_log(const char *url, char *out, size_t cap);
-
 /* The provider's answer text for rq (ai_http.c): 0 and *text (caller frees) and *cut, or
  * -1 and a message in err. Stops early when *cancel becomes non-zero (cancel may be NULL). */
 int ai_openai_call(const volatile sig_atomic_t *cancel, const struct aicfg *cfg,

@@ -12,6 +12,7 @@
 #include "rkeys.h"
 #include "log.h"
 #include "rds.h"
+#include "url.h"
 
 #include "ai.h"
 #include "alive.h"
@@ -617,7 +618,9 @@ int main(void)
 		exec.piston_url = w->cfg.piston_url;
 		exec.piston_timeout_ms = w->cfg.piston_timeout_ms;
 		exec.piston_limits = w->cfg.piston_limits;
-		log_info("running code on Piston at %s", w->cfg.piston_url);
+		char shown[512]; /* without the secrets an operator may have put in it */
+		url_for_log(w->cfg.piston_url, "(PISTON_URL, not shown)", shown, sizeof shown);
+		log_info("running code on Piston at %s", shown);
 		if (*w->cfg.runtimes_extra)
 			log_warn("RUNTIMES_EXTRA is for the local sandbox; Piston offers its own");
 	} else {

@@ -4,6 +4,8 @@
 #include "sandbox.h"
 #include "errbuf.h"
 #include "clock.h"
+#include "log.h"
+#include "url.h"
 #include "utf8.h"
 
 #include <cjson/cJSON.h>
@@ -56,21 +58,32 @@ static int http(const char *url, const char *post_json, long timeout_ms,
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "codecollab-worker");
 	if (post_json)
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, post_json);
+	char curl_err[CURL_ERROR_SIZE] = "";
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
 	CURLcode rc = curl_easy_perform(c);
 	int out = 0;
+	/* A job's error is shown to the room: it never names PISTON_URL, where an operator may
+	 * have put a secret (user:password@, a key in the query), nor curl's detailed message,
+	 * which names the host. The worker's log has both, the URL without its secrets. */
 	if (rc == CURLE_ABORTED_BY_CALLBACK) {
 		out = 1;
 	} else if (rc == CURLE_OPERATION_TIMEDOUT) {
-		errbuf_set(err, errlen, "piston: no answer from %s within %ld ms", url, timeout_ms);
+		errbuf_set(err, errlen, "piston: no answer within %ld ms", timeout_ms);
 		out = -1;
 	} else if (rc == CURLE_WRITE_ERROR) {
 		errbuf_set(err, errlen, "piston: answer larger than %d bytes", PISTON_ANSWER_MAX);
 		out = -1;
 	} else if (rc != CURLE_OK) {
-		errbuf_set(err, errlen, "piston: %s: %s", url, curl_easy_strerror(rc));
+		errbuf_set(err, errlen, "piston: could not reach Piston: %s", curl_easy_strerror(rc));
 		out = -1;
-	} else {
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+	} else if (curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status) != CURLE_OK) {
+		*status = 0;
+	}
+	if (out < 0) {
+		char shown[512];
+		url_for_log(url, "(PISTON_URL, not shown)", shown, sizeof shown);
+		log_warn("piston: %s %s failed: %s", post_json ? "POST" : "GET", shown,
+			 curl_err[0] ? curl_err : curl_easy_strerror(rc));
 	}
 	curl_slist_free_all(hdr);
 	curl_easy_cleanup(c);
@@ -326,12 +339,16 @@ static char *execute_body(const struct piston_request *req, const struct piston_
 	return s;
 }
 
-static void endpoint(char *out, size_t cap, const char *base, const char *path)
+/* PISTON_URL with path after its own (before its query: a key there stays a query parameter);
+ * NULL with err when it is no URL or out of memory (the message does not quote it). */
+static char *endpoint(const char *base, const char *path, char *err, size_t errlen)
 {
-	size_t n = strlen(base);
-	while (n && base[n - 1] == '/')
-		n--;
-	snprintf(out, cap, "%.*s%s", (int)n, base, path);
+	int bad = 0;
+	char *u = url_with_path(base, path, &bad);
+	if (!u)
+		errbuf_set(err, errlen, bad ? "piston: PISTON_URL is not a URL the worker can read"
+					    : "out of memory");
+	return u;
 }
 
 enum piston_rc piston_execute(const char *url, const struct piston_request *req,
@@ -340,10 +357,12 @@ enum piston_rc piston_execute(const char *url, const struct piston_request *req,
 			      size_t errlen)
 {
 	*result_json = NULL;
-	char ep[1024];
-	endpoint(ep, sizeof ep, url, "/api/v2/execute");
+	char *ep = endpoint(url, "/api/v2/execute", err, errlen);
+	if (!ep)
+		return PISTON_FAILED;
 	char *body_json = execute_body(req, lim);
 	if (!body_json) {
+		free(ep);
 		errbuf_set(err, errlen, "out of memory");
 		return PISTON_FAILED;
 	}
@@ -354,6 +373,7 @@ enum piston_rc piston_execute(const char *url, const struct piston_request *req,
 	int rc = http(ep, body_json, timeout_ms, cancel, &status, &body, err, errlen);
 	long long elapsed = clock_mono_ms() - t0;
 	free(body_json);
+	free(ep);
 	enum piston_rc out = PISTON_FAILED;
 	if (rc == 1) {
 		out = PISTON_CANCELLED;
@@ -535,14 +555,17 @@ done:
 char *piston_runtimes(const char *url, long timeout_ms, const volatile sig_atomic_t *cancel,
 		      struct piston_left_out *lo, char *err, size_t errlen)
 {
-	char ep[1024];
-	endpoint(ep, sizeof ep, url, "/api/v2/runtimes");
+	memset(lo, 0, sizeof *lo);
+	char *ep = endpoint(url, "/api/v2/runtimes", err, errlen);
+	if (!ep)
+		return NULL;
 	struct buf body;
 	buf_init(&body, PISTON_ANSWER_MAX);
 	long status = 0;
 	char *out = NULL;
 	memset(lo, 0, sizeof *lo);
 	int rc = http(ep, NULL, timeout_ms, cancel, &status, &body, err, errlen);
+	free(ep);
 	if (rc == 1)
 		errbuf_set(err, errlen, "piston: runtimes request cancelled");
 	if (rc != 0)

@@ -76,12 +76,13 @@ export async function startPiston({ slowMs = 3000, runtimesBody, runtimesDelayMs
       const rec = { method: req.method, url: req.url, headers: req.headers, body };
       try { rec.json = body ? JSON.parse(body) : undefined; } catch { rec.json = undefined; }
       requests.push(rec);
+      const path = req.url.split('?')[0]; // a query of PISTON_URL's own comes along
       const send = (status, obj, raw) => {
         const text = raw ?? JSON.stringify(obj);
         res.writeHead(status, { 'content-type': raw ? 'text/html' : 'application/json' });
         res.end(text);
       };
-      if (req.method === 'GET' && req.url === '/api/v2/runtimes') {
+      if (req.method === 'GET' && path === '/api/v2/runtimes') {
         runtimesAsked++;
         const body = typeof runtimesBody === 'function' ? runtimesBody(runtimesAsked) : runtimesBody;
         const answer = () => {
@@ -93,7 +94,7 @@ export async function startPiston({ slowMs = 3000, runtimesBody, runtimesDelayMs
         if (runtimesDelayMs > 0) return later(answer, runtimesDelayMs);
         return answer();
       }
-      if (req.method !== 'POST' || req.url !== '/api/v2/execute') {
+      if (req.method !== 'POST' || path !== '/api/v2/execute') {
         return send(404, { message: `no route ${req.method} ${req.url}` });
       }
       const j = rec.json;
@@ -167,6 +168,7 @@ export async function startPiston({ slowMs = 3000, runtimesBody, runtimesDelayMs
   const { port } = server.address();
   return {
     url: `http://127.0.0.1:${port}`,
+    port,
     requests,
     held: () => holding.length,
     release: () => {

@@ -1,7 +1,7 @@
-// The worker's AI jobs against a real redis-server and the OpenAI-compatible double on
-// loopback, with an AI_BASE_URL of the worker's own (the stack's is fixed): what a room
-// member reads in a failed job and what the operator reads in the worker's log when that
-// URL holds secrets (user:password@, a key in its query).
+// The worker's AI and Piston jobs against a real redis-server and the OpenAI-compatible and
+// Piston doubles on loopback, with an AI_BASE_URL or PISTON_URL of the worker's own (the
+// stack's are fixed): what a room member reads in a failed job and what the operator reads
+// in the worker's log when that URL holds secrets (user:password@, a key in its query).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -10,6 +10,7 @@ import {
   WORKER_BIN, enqueue, freePort, jobEvents, jobId, startWorker, stopWorker, waitStatus, withRedis,
 } from '../lib/worker-harness.mjs';
 import { aiMarker, startOpenAiDouble } from '../lib/openai-double.mjs';
+import { startPiston } from '../lib/piston-double.mjs';
 
 if (!existsSync(WORKER_BIN)) throw new Error(`${WORKER_BIN} is missing: run make build-asan`);
 if (process.getuid() !== 0) throw new Error('the worker tests need root (cgroups for the sandbox)');
@@ -58,5 +59,37 @@ test('a key in AI_BASE_URL\'s query stays in the query of the request: the path 
     assertCleanExit(w, await stopWorker(w));
   } finally {
     await ai.close();
+  }
+}));
+
+test('Piston that cannot be reached: the job\'s error says so without PISTON_URL; the log names the URL without its secrets; a key in its query stays a query', () => withRedis(async (r, redis) => {
+  const piston = await startPiston();
+  let w;
+  try {
+    w = await startWorker(redis.port, {
+      PISTON_URL: `http://op:pw-${SECRET}@127.0.0.1:${piston.port}/?key=q-${SECRET}`, PISTON_TIMEOUT_MS: '4000',
+    });
+    const room = jobId('room');
+    const py = (code) => ({ language: 'python', version: '3.10.0', code, stdin: '', args: [] });
+    const ok = await waitStatus(r, await enqueue(r, { room, request: py('print(1)') }), ['finished', 'failed']);
+    assert.equal(ok.status, 'finished', ok.error);
+    // the paths went before the query (it was "/?key=q-s3cret/api/v2/execute")
+    const paths = new Set(piston.requests.map((q) => `${q.method} ${q.url}`));
+    assert.ok(paths.has(`GET /api/v2/runtimes?key=q-${SECRET}`), [...paths].join(', '));
+    assert.ok(paths.has(`POST /api/v2/execute?key=q-${SECRET}`), [...paths].join(', '));
+    await piston.close();
+    const id = await enqueue(r, { room, request: py('print(2)') });
+    const j = await waitStatus(r, id, ['finished', 'failed']);
+    assert.equal(j.status, 'failed');
+    // it read "piston: http://op:pw-s3cret@127.0.0.1:…/?key=q-s3cret/api/v2/execute:
+    // Couldn't connect to server"
+    assert.equal(j.error, 'piston: could not reach Piston: Couldn\'t connect to server');
+    const failed = (await jobEvents(r, room, id)).find((e) => e.data.status === 'failed');
+    assert.equal(failed.data.error, j.error);
+    assertCleanExit(w, await stopWorker(w));
+    assert.match(w.output, new RegExp(`piston: POST http://127\\.0\\.0\\.1:${piston.port}/api/v2/execute failed: .*port ${piston.port}`));
+    assert.ok(!w.output.includes(SECRET), w.output);
+  } finally {
+    await piston.close().catch(() => {});
   }
 }));

@@ -5,6 +5,7 @@
 #include "../../queue-worker/ai_text.h"
 #include "../../queue-worker/prompts.h"
 #include "unit.h"
+#include "url.h"
 #include "utf8.h"
 
 #include <cjson/cJSON.h>
@@ -283,17 +284,19 @@ static void test_urls(void)
 	free(u);
 
 	/* for the log: no userinfo, no login options, no query, no fragment */
-	ai_url_for_log("https://user:s3cret@api.example:8443/v1/chat/completions?key=s3cret#x",
+#define NS "(AI_BASE_URL, not shown)"
+	url_for_log("https://user:s3cret@api.example:8443/v1/chat/completions?key=s3cret#x", NS,
 		       out, sizeof out);
 	CHECK_STR(out, "https://api.example:8443/v1/chat/completions");
-	ai_url_for_log("http://sk-s3cret@127.0.0.1:9/chat/completions", out, sizeof out);
+	url_for_log("http://sk-s3cret@127.0.0.1:9/chat/completions", NS, out, sizeof out);
 	CHECK_STR(out, "http://127.0.0.1:9/chat/completions");
-	ai_url_for_log("http://u;AUTH=s3cret@h/", out, sizeof out);
+	url_for_log("http://u;AUTH=s3cret@h/", NS, out, sizeof out);
 	CHECK(!strstr(out, "s3cret") && strstr(out, "http://h/"));
-	ai_url_for_log("not a url s3cret", out, sizeof out);
-	CHECK(!strstr(out, "s3cret"));
-	ai_url_for_log("http://h/v1", out, 8);
+	url_for_log("not a url s3cret", NS, out, sizeof out);
+	CHECK(!strstr(out, "s3cret") && strcmp(out, NS) == 0);
+	url_for_log("http://h/v1", NS, out, 8);
 	CHECK_STR(out, "http://");
+#undef NS
 }
 
 static void test_clean_text(void)

@@ -1,0 +1,70 @@
+/* url: see url.h. */
+#include "url.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+CURLU *url_parse(const char *url)
+{
+	CURLU *h = curl_url();
+	if (h && curl_url_set(h, CURLUPART_URL, url, 0) != CURLUE_OK) {
+		curl_url_cleanup(h);
+		h = NULL;
+	}
+	return h;
+}
+
+char *url_string(CURLU *h)
+{
+	char *u = NULL;
+	if (curl_url_get(h, CURLUPART_URL, &u, 0) != CURLUE_OK)
+		return NULL;
+	char *s = strdup(u);
+	curl_free(u);
+	return s;
+}
+
+char *url_with_path(const char *base, const char *tail, int *bad)
+{
+	*bad = 0;
+	CURLU *h = url_parse(base);
+	char *path = NULL, *joined = NULL, *out = NULL;
+	if (!h || curl_url_get(h, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
+		*bad = 1;
+		goto out;
+	}
+	size_t n = strlen(path), t = strlen(tail);
+	while (n > 0 && path[n - 1] == '/')
+		n--;
+	joined = malloc(n + t + 1);
+	if (!joined)
+		goto out;
+	memcpy(joined, path, n);
+	memcpy(joined + n, tail, t + 1);
+	if (curl_url_set(h, CURLUPART_PATH, joined, 0) == CURLUE_OK &&
+	    curl_url_set(h, CURLUPART_FRAGMENT, NULL, 0) == CURLUE_OK)
+		out = url_string(h);
+out:
+	free(joined);
+	curl_free(path);
+	curl_url_cleanup(h);
+	return out;
+}
+
+void url_for_log(const char *url, const char *unreadable, char *out, size_t cap)
+{
+	if (cap == 0)
+		return;
+	CURLU *h = url_parse(url);
+	char *s = NULL;
+	if (h && curl_url_set(h, CURLUPART_USER, NULL, 0) == CURLUE_OK &&
+	    curl_url_set(h, CURLUPART_PASSWORD, NULL, 0) == CURLUE_OK &&
+	    curl_url_set(h, CURLUPART_OPTIONS, NULL, 0) == CURLUE_OK &&
+	    curl_url_set(h, CURLUPART_QUERY, NULL, 0) == CURLUE_OK &&
+	    curl_url_set(h, CURLUPART_FRAGMENT, NULL, 0) == CURLUE_OK)
+		s = url_string(h);
+	snprintf(out, cap, "%s", s ? s : unreadable);
+	free(s);
+	curl_url_cleanup(h);
+}

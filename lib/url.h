@@ -1,0 +1,28 @@
+/* url: URLs read by libcurl's own parser (the one requests are made with), and a URL made
+ * fit for a log line. */
+#ifndef CC_URL_H
+#define CC_URL_H
+
+#include <curl/curl.h>
+#include <stddef.h>
+
+/* url parsed; NULL when it is not a URL libcurl takes, or out of memory (free the handle
+ * with curl_url_cleanup()). */
+CURLU *url_parse(const char *url);
+
+/* h's whole URL as a string of ours (caller frees with free()); NULL when out of memory. */
+char *url_string(CURLU *h);
+
+/* base with tail ("/chat/completions") after its path, less the path's trailing slashes,
+ * and before its query (a key an operator put there stays a query parameter); a fragment
+ * is dropped (it is never sent). Caller frees with free(); NULL when base is not a URL
+ * libcurl takes (*bad set to 1) or out of memory (*bad 0). */
+char *url_with_path(const char *base, const char *tail, int *bad);
+
+/* url for a log line: without its userinfo (user:password@), login options, query and
+ * fragment, the parts where an operator may have put a secret. A url libcurl cannot read is
+ * not shown at all: out gets unreadable instead (a name for it, e.g. "(AI_BASE_URL, not
+ * shown)"). Always NUL-terminated in out[cap] (cap > 0). */
+void url_for_log(const char *url, const char *unreadable, char *out, size_t cap);
+
+#endif
