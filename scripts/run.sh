@@ -221,6 +221,8 @@ case "$WEB" in
   *) die "WEB must be lighttpd (the default) or apache (got '$WEB')" ;;
 esac
 msg=$(sup_check_settings) || die "$msg"
+# the front door's hold on a stream whose client takes no bytes (scripts/stream-idle.sh)
+msg=$(stream_idle_s 2>&1) || die "$msg"
 for v in LOG_MAX_MB LOG_CHECK_S $METRICS_VARS; do
   case "${!v}" in '' | *[!0-9]*) die "$v must be a whole number (got '${!v}')" ;; esac
 done
