@@ -31,7 +31,9 @@
 # when ready, for tests); WATCHDOG_GRACE_S (5: after a SIGKILL of this script, how long the
 # services have between SIGTERM and SIGKILL); the stop's bounds in seconds, STOP_FRONT_S
 # (HAProxy, 10), STOP_PROGRAMS_S (40), STOP_LEFTOVERS_S (10), STOP_REDIS_S (20),
-# STOP_POSTGRES_S (30), STOP_STARTING_S (20), as under `make run` (scripts/services.sh); the
+# STOP_POSTGRES_S (30), STOP_STARTING_S (20), as under `make run` (scripts/services.sh);
+# STREAM_IDLE_S (120: how long HAProxy keeps a stream whose client takes no bytes, raised to
+# twice the brokers' heartbeat or long-poll wait and 2 s: scripts/stream-idle.sh); the
 # programs' own settings pass through.
 set -euo pipefail
 
@@ -176,6 +178,9 @@ for v in CLUSTER_WEB_NODES CLUSTER_BROKERS CLUSTER_WORKERS CLUSTER_SNAPSHOTTERS 
   [ "${!v}" -ge 1 ] && [ "${!v}" -le 64 ] || die "$v must be between 1 and 64 (got ${!v})"
 done
 case "$CLUSTER_REDIS" in cluster | single) ;; *) die "CLUSTER_REDIS must be cluster or single (got '$CLUSTER_REDIS')" ;; esac
+# HAProxy's hold on a stream whose client takes no bytes (timeout tunnel, below), and the web
+# nodes' lighttpd's (scripts/stream-idle.sh)
+stream_idle=$(stream_idle_s 2>&1) || die "$stream_idle"
 
 # --- the ports: PORT for HAProxy, the rest from CLUSTER_PORT_BASE up -----------------------
 next_port=$CLUSTER_PORT_BASE
@@ -579,9 +584,14 @@ defaults
   timeout server 60s
   timeout http-request 10s
   timeout http-keep-alive 30s
-  # a stream is long-lived: an upgraded WebSocket counts as a tunnel; an SSE or long-poll
-  # response as a slow server (the brokers' backend below)
-  timeout tunnel 1h
+  # A stream is a tunnel to HAProxy: an upgraded WebSocket, and an SSE answer too (its body
+  # ends with the connection). The tunnel's timeout counts from the last byte either way,
+  # so a client that stops reading is let go this long after HAProxy's last write to it,
+  # with the connection to the broker and what the buffers on the way hold; a quiet stream
+  # still gets the broker's heartbeat well within it (scripts/stream-idle.sh: 120 s, or
+  # twice the broker's longest silence and 2 s; docs/SECURITY.md, "A stream reader that
+  # never reads").
+  timeout tunnel ${stream_idle}s
   timeout client-fin 5s
   retries 2
   option redispatch 1
@@ -618,9 +628,9 @@ backend web
   option httpchk GET /api/health
   http-check expect rstring "postgres"
 ${web_servers}
-# The brokers: SSE, WebSocket and long-poll. Streams are long: an idle stream still gets the
-# brokers' heartbeat, so an hour without a byte means a dead peer. A broker marked down
-# has its streams cut so their clients reconnect (to another broker) at once.
+# The brokers: SSE, WebSocket and long-poll. A stream's bound is the tunnel's (above); the
+# server's hour is for a long-poll, waiting for its answer. A broker marked down has its
+# streams cut so their clients reconnect (to another broker) at once.
 backend brokers
   balance leastconn
   timeout server 1h
