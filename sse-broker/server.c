@@ -2158,6 +2158,25 @@ static void route_multi(struct conn *c, const struct http_head *h, const char *t
 	authorize(c, h);
 }
 
+/* Whether a preflight may keep its connection for the request behind it, as far as its
+ * address's heads go (max_heads_per_address). The kept connection waits for that request
+ * with its place among the heads still held: it is one that has yet to send a head, and a
+ * client must not hold more of them than the bound by sending preflights alone. But a
+ * browser may leave the connection idle in its pool (its request going on another one), and
+ * many people behind one NAT reconnecting at once would then fill the bound with idle kept
+ * connections and have their next heads refused. So a preflight keeps its connection only
+ * while its address holds at most half the bound, itself included: kept connections never
+ * take more than half an address's places, and past that the answer says
+ * "Connection: close" and the place comes back with it (conn_finish), as if the browser had
+ * never kept it. A connection that is not counted (a trusted front door's, or no bound) may
+ * always keep. */
+static int preflight_may_keep(const struct conn *c)
+{
+	if (!c->head_counted)
+		return 1;
+	return addrcap_get(c->srv->heads, c->head_key) <= c->srv->cfg->max_heads_per_address / 2;
+}
+
 /* A CORS preflight (cors.h). Every /events/ endpoint takes GET with the same request headers,
  * so the answer is the same for all of them; other paths are none of the broker's. Unlike
  * the other answers it may keep the connection for the next request (HTTP/1.1 without
@@ -2170,7 +2189,10 @@ static void route_multi(struct conn *c, const struct http_head *h, const char *t
  * refused a keep-alive; a client that sends nothing but preflights cannot hold a connection
  * longer than two head timeouts (renewing the timeout at each preflight held it forever), and
  * the count bounds what it can make the broker answer on one connection. Closing a kept
- * connection between requests is always allowed (RFC 9112 §9.6): a client opens another. */
+ * connection between requests is always allowed (RFC 9112 §9.6): a client opens another.
+ *
+ * A kept connection goes on holding its place among its address's heads while it waits
+ * (preflight_may_keep), so it is kept only while the address has room to spare. */
 static void preflight(struct conn *c, const struct http_head *h)
 {
 	static const char events[] = "/events/";
@@ -2184,7 +2206,8 @@ static void preflight(struct conn *c, const struct http_head *h)
 	const char *clen = http_head_get(h, "Content-Length");
 	int keep = h->minor == 1 && !http_head_has_token(h, "Connection", "close") &&
 		   !(clen && strcmp(clen, "0") != 0) && c->requests < SERVER_KEEPALIVE_MAX &&
-		   clock_mono_ms() - c->accepted_ms < srv->cfg->head_timeout_ms;
+		   clock_mono_ms() - c->accepted_ms < srv->cfg->head_timeout_ms &&
+		   preflight_may_keep(c);
 	const struct buf *a = keep ? &srv->preflight_keep : &srv->preflight_close;
 	if (conn_write(c, a->data, a->len) < 0)
 		return;

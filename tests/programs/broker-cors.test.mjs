@@ -3,7 +3,8 @@
 // and the security headers (stream heads, long-poll answers, the 101, errors up to the 503 of
 // a full broker), a preflight is answered 204 with exactly the headers a browser needs, hostile
 // preflights get a clean answer, a connection kept by preflights is bounded (100 requests, two
-// head timeouts, the next request read once the answers before it are sent), and
+// head timeouts, the next request read once the answers before it are sent, and kept only
+// while its address holds at most half of BROKER_MAX_HEADS_PER_ADDRESS), and
 // BROKER_ALLOW_ORIGIN narrows the origin or, when it is not one, stops the broker at start with
 // a message naming it.
 // Run: node --test tests/programs/broker-cors.test.mjs (after make build-asan).
@@ -467,6 +468,73 @@ test('preflights every few hundred ms do not hold a connection past twice the he
     assert.equal(answersIn(text), sent);
     assert.ok(text.endsWith('Connection: close\r\n\r\n'));
   } finally {
+    const r = await stop(own);
+    assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${own.output}`);
+  }
+});
+
+// BROKER_MAX_HEADS_PER_ADDRESS (docs/OPERATIONS.md, "Per address, before the request"): a
+// connection a preflight keeps goes on holding its address's place while it waits for the
+// next request, so a preflight keeps it only while the address holds at most half the bound
+// (itself included). Browsers behind one NAT that leave their preflights' connections idle
+// then hold at most half the places, and the next heads from the address are still taken;
+// the ones past half are told Connection: close and give their places back at once. Here
+// 127.0.0.9 is a client of its own (no trusted proxy) with a bound of 4: two kept, the rest
+// closed.
+test('BROKER_MAX_HEADS_PER_ADDRESS=4: preflights keep their connections for at most half an address\'s places, and its next heads are still taken', async () => {
+  const own = await startBroker({ redisPort: redis.port, secret: SECRET,
+    env: { BROKER_MAX_HEADS_PER_ADDRESS: '4', BROKER_TRUSTED_PROXIES: 'none', BROKER_HEAD_TIMEOUT_MS: '30000' } });
+  const from = '127.0.0.9';
+  const socks = [];
+  // a connection from `from` that sends `request`; .text is all it read, .gone whether the
+  // broker closed it
+  const open = (request) => new Promise((resolve, reject) => {
+    const s = createConnection({ port: own.port, host: '127.0.0.1', localAddress: from }, () => {
+      s.write(request);
+      resolve(s);
+    });
+    s.text = '';
+    s.gone = false;
+    s.setEncoding('latin1');
+    s.on('data', (d) => { s.text += d; });
+    s.on('close', () => { s.gone = true; });
+    s.on('error', reject);
+    socks.push(s);
+  });
+  try {
+    const room = await newRoom();
+    // one browser after the other: a preflight, its answer read, the connection left idle
+    const pre = [];
+    for (let i = 0; i < 4; i++) {
+      const s = await open(PREFLIGHT(`/events/rooms/${room}`));
+      await waitFor(() => s.text.endsWith('\r\n\r\n'), { what: `preflight ${i + 1} answered` });
+      pre.push(s);
+    }
+    for (const s of pre) assert.equal(parse(s.text).status, 204);
+    // the first two are kept; the broker closes the others after their answer
+    assert.deepEqual(pre.map((s) => parse(s.text).headers.connection ?? 'kept'), ['kept', 'kept', 'close', 'close']);
+    await waitFor(() => pre[2].gone && pre[3].gone, { what: 'the connections past half the bound closed' });
+    await sleep(300);
+    assert.ok(!pre[0].gone && !pre[1].gone, 'the kept connections wait for their request');
+    // the address holds two places (the kept connections): its next heads are taken, up to
+    // the bound, and one more is refused as before
+    const health = await open('GET /events/health HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n');
+    await waitFor(() => health.gone, { what: 'the health answer' });
+    assert.equal(parse(health.text).status, 200, health.text.slice(0, 200));
+    const partial = [await open('GET /events/health HTTP/1.1\r\n'), await open('GET /events/health HTTP/1.1\r\n')];
+    await sleep(300);
+    assert.ok(partial.every((s) => !s.gone && s.text === ''), 'two heads under way beside the kept connections');
+    const refused = await open('GET /events/health HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n');
+    await waitFor(() => refused.gone, { what: 'the refusal' });
+    const r = parse(refused.text);
+    assert.equal(r.status, 503);
+    assert.equal(JSON.parse(r.body).error, 'too_many_clients');
+    // a kept connection still carries the request behind its preflight: the stream opens
+    pre[0].write(`GET /events/rooms/${room}?ticket=${tk(room)} HTTP/1.1\r\nHost: b\r\n${ORIGIN}\r\n`);
+    await waitFor(() => pre[0].text.includes(': connected'), { what: 'the stream behind the kept preflight' });
+    assert.match(pre[0].text, /\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
+  } finally {
+    for (const s of socks) s.destroy();
     const r = await stop(own);
     assert.equal(r.code, 0, `broker exit: ${JSON.stringify(r)}\n${own.output}`);
   }
