@@ -145,6 +145,8 @@ struct sandbox *sandbox_open(const struct sandbox_config *c, char *err, size_t e
 		goto fail;
 	if ((sb->uid_dir_fd = sandbox_uid_dir_open(c->uid_lock_dir, err, errlen)) < 0)
 		goto fail;
+	if (sandbox_uid_procs_check(err, errlen) < 0)
+		goto fail;
 	probe_roots(sb);
 	cg_setup(&sb->cg, c);
 	cg_sweep(&sb->cg);

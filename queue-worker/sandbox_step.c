@@ -349,7 +349,9 @@ static void release(struct step_io *io)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	cg_destroy(&io->g);
-	/* last: the step's processes are gone (reaped, their group emptied and removed) */
+	/* last, and once no process runs as the uid any more: bwrap is reaped and the group
+	 * emptied, but without cgroups (or when the group would not empty) processes of the
+	 * step may still be ending; uid_lease_give kills and waits for them */
 	uid_lease_give(&io->lease);
 }
 

@@ -1,16 +1,26 @@
 /* sandbox_uid: see sandbox_uid.h. */
 #include "sandbox_uid.h"
 
+#include "clock.h"
 #include "errbuf.h"
+#include "log.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
 
 /* s as a decimal number of at most max: digits only (no sign, no space), -1 otherwise. */
 static long long parse_id(const char *s, long long max)
@@ -201,6 +211,152 @@ int sandbox_uid_dir_open(const char *path, char *err, size_t errlen)
 	return fd;
 }
 
+/* The value after "key:" in /proc/<pid>/status text (its first field for "Uid:", whose
+ * four are real, effective, saved and file system uid); NULL when absent. */
+static const char *status_field(const char *text, const char *key)
+{
+	size_t kl = strlen(key);
+	for (const char *line = text; line && *line;) {
+		if (!strncmp(line, key, kl) && line[kl] == ':')
+			return line + kl + 1;
+		line = strchr(line, '\n');
+		if (line)
+			line++;
+	}
+	return NULL;
+}
+
+/* The process of /proc/<name> when it runs as uid and is live: SIGKILL. Everything goes
+ * through a descriptor of its /proc directory, which stays bound to that one process: if
+ * it ends and its pid is handed to another, reads through it fail and a signal through it
+ * (a pidfd, Linux 5.1) reaches nobody, so no other process is ever signalled. 1 when it
+ * was live, 0 when not (gone meanwhile, a zombie, another uid). */
+static int kill_if_live(int proc_fd, const char *name, unsigned uid)
+{
+	int dfd = openat(proc_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return 0; /* ended meanwhile */
+	int sfd = openat(dfd, "status", O_RDONLY | O_CLOEXEC);
+	char text[4096];
+	size_t len = 0;
+	if (sfd >= 0) {
+		ssize_t n;
+		while (len < sizeof text - 1 &&
+		       ((n = read(sfd, text + len, sizeof text - 1 - len)) > 0 ||
+			(n < 0 && errno == EINTR)))
+			if (n > 0)
+				len += (size_t)n;
+		close(sfd);
+	}
+	text[len] = '\0';
+	const char *state = status_field(text, "State");
+	const char *ids = status_field(text, "Uid");
+	const char *threads = status_field(text, "Threads");
+	if (!state || !ids) {
+		close(dfd); /* ended between the two opens */
+		return 0;
+	}
+	int mine = 0;
+	char *end;
+	const char *p = ids;
+	for (int i = 0; i < 4; i++) {
+		unsigned long v = strtoul(p, &end, 10);
+		if (end == p)
+			break;
+		if (v == uid)
+			mine = 1;
+		p = end;
+	}
+	while (*state == ' ' || *state == '\t')
+		state++;
+	/* a zombie is dead: it holds no memory, file or signal any more, only its pid until
+	 * its parent reaps it (which may be an init that is slow to), so it is not waited for;
+	 * but a thread group's leader that ended before its other threads is listed as a
+	 * zombie while they run */
+	int zombie = (*state == 'Z' || *state == 'X') && (!threads || atol(threads) <= 1);
+	if (!mine || zombie) {
+		close(dfd);
+		return 0;
+	}
+	if (syscall(SYS_pidfd_send_signal, dfd, SIGKILL, NULL, 0) < 0 && errno == ENOSYS) {
+		/* a kernel older than 5.1: by number. The process is live and of a uid this
+		 * process holds; only its own parent could reap it between the read and this */
+		long pid = strtol(name, &end, 10);
+		if (*end == '\0' && pid > 0 && pid <= INT_MAX)
+			kill((pid_t)pid, SIGKILL);
+	}
+	close(dfd);
+	return 1;
+}
+
+/* Hand-written on purpose: libprocps would read every process's files, where the owner of
+ * each /proc directory (one fstatat) rules out all but the few of the uid. */
+int uid_procs_kill(unsigned uid)
+{
+	int proc_fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (proc_fd < 0)
+		return -1;
+	DIR *d = fdopendir(proc_fd);
+	if (!d) {
+		int e = errno;
+		close(proc_fd);
+		errno = e;
+		return -1;
+	}
+	int live = 0, rc;
+	for (;;) {
+		errno = 0;
+		struct dirent *de = readdir(d);
+		if (!de) {
+			rc = errno ? -1 : live;
+			break;
+		}
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue; /* self, thread-self and the kernel's files */
+		/* the owner of a process's /proc directory is its effective uid, even when it
+		 * is not dumpable (its files are then root's). A step's processes cannot have
+		 * a real uid other than their effective one: bwrap runs unprivileged, in a user
+		 * namespace that maps only the step's uid, where no set-id program takes
+		 * effect. So the owner alone picks the candidates, and the other processes of
+		 * the host cost one fstatat each */
+		struct stat st;
+		if (fstatat(proc_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_uid != uid)
+			continue;
+		live += kill_if_live(proc_fd, de->d_name, uid);
+	}
+	int e = errno;
+	closedir(d);
+	errno = e;
+	return rc;
+}
+
+int uid_procs_end(unsigned uid, int wait_ms)
+{
+	long long until = clock_mono_ms() + wait_ms;
+	long pause_ms = 1;
+	for (;;) {
+		int live = uid_procs_kill(uid);
+		if (live <= 0 || clock_mono_ms() >= until)
+			return live;
+		clock_sleep_ms(pause_ms);
+		if (pause_ms < 64)
+			pause_ms *= 2;
+	}
+}
+
+int sandbox_uid_procs_check(char *err, size_t errlen)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%ld/status", (long)getpid());
+	if (access(path, R_OK) < 0) {
+		errbuf_set(err, errlen, "%s: %s: the sandbox looks through /proc for processes of "
+					"a uid it gives back, and needs the /proc of its own pid "
+					"namespace mounted", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /* A process-wide turn, so that consecutive steps start looking at different uids. */
 static unsigned next_turn;
 
@@ -222,9 +378,20 @@ int uid_lease_take(int dir_fd, unsigned base, unsigned count, struct uid_lease *
 		/* a lock of this open file alone: another open of it, in this process or any
 		 * other, is refused until this descriptor (and any copy of it) is closed */
 		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-			l->fd = fd;
-			l->uid = uid;
-			return 0;
+			/* free, but a process may still run as it: one of a step whose worker died
+			 * (the kernel drops its locks at once, and ends its steps a moment
+			 * later). Killed, and left for a later take; one that cannot be looked
+			 * for (-1) does not keep every uid from being handed out */
+			int live = uid_procs_kill(uid);
+			if (live <= 0) {
+				l->fd = fd;
+				l->uid = uid;
+				return 0;
+			}
+			log_warn("sandbox: uid %u was free but %d process(es) still ran as it (a "
+				 "step of a worker that died?): killed, another uid taken", uid, live);
+			close(fd);
+			continue;
 		}
 		int e = errno;
 		close(fd);
@@ -237,9 +404,27 @@ int uid_lease_take(int dir_fd, unsigned base, unsigned count, struct uid_lease *
 	return -1;
 }
 
-void uid_lease_give(struct uid_lease *l)
+int uid_lease_give(struct uid_lease *l)
 {
-	if (l->fd >= 0)
-		close(l->fd);
+	if (l->fd < 0)
+		return 0;
+	/* bwrap is reaped, but without cgroups the processes of its pid namespace are still
+	 * being killed by the kernel (and any that left it would run on): a step handed the uid
+	 * now could be signalled or traced by them, and share the kernel's per-user counts */
+	int live = uid_procs_end(l->uid, SANDBOX_UID_END_WAIT_MS);
+	if (live > 0) {
+		/* the descriptor is kept on purpose, for the worker's life: nothing else can
+		 * hold the uid, and a restart frees it (the take then checks again) */
+		log_warn("sandbox: %d process(es) of uid %u still live %d ms after SIGKILL: the "
+			 "uid stays held, unused, until the worker restarts", live, l->uid,
+			 SANDBOX_UID_END_WAIT_MS);
+		l->fd = -1;
+		return -1;
+	}
+	if (live < 0)
+		log_warn("sandbox: cannot look through /proc for processes of uid %u (%s): given "
+			 "back unchecked", l->uid, strerror(errno));
+	close(l->fd);
 	l->fd = -1;
+	return 0;
 }

@@ -68,10 +68,37 @@ struct uid_lease {
  * sandbox_uid_dir_open; made, mode 0600, when missing, never through a symbolic link),
  * starting at a different one each time so a uid just given back is not the next one
  * handed out: 0 with l filled, -1 with errno EWOULDBLOCK when every one is held (or
- * another errno when a lock file could not be opened). */
+ * another errno when a lock file could not be opened). A uid whose lock is free but as
+ * which a live process still runs (a step of a worker that died, whose processes the
+ * kernel is still ending) counts as held: its processes get SIGKILL (uid_procs_kill), a
+ * warning names it, and the next uid is tried. */
 int uid_lease_take(int dir_fd, unsigned base, unsigned count, struct uid_lease *l);
 
-/* Gives l's uid back (nothing when none is held). */
-void uid_lease_give(struct uid_lease *l);
+/* How long uid_lease_give waits for processes still running as the uid to end after
+ * SIGKILL before it keeps the uid out of use instead. */
+#define SANDBOX_UID_END_WAIT_MS 5000
+
+/* One look through /proc for processes running as uid: each live one (not a zombie) gets
+ * SIGKILL. The number of live ones found (0: none), or -1 with errno when /proc could not
+ * be read. A process is found by the owner of its /proc directory, which the kernel
+ * reports as the process's effective uid whether or not it is dumpable; the steps' own
+ * processes cannot have another (see uid_procs_kill in sandbox_uid.c). */
+int uid_procs_kill(unsigned uid);
+
+/* uid_procs_kill until no live process of uid is left, at most wait_ms: 0 when none is
+ * left, the number still live when the time ran out, -1 with errno when /proc could not be
+ * read. */
+int uid_procs_end(unsigned uid, int wait_ms);
+
+/* 0 when this process's /proc shows its own processes (its pid namespace's), as
+ * uid_procs_kill needs; else -1 and a message in err. */
+int sandbox_uid_procs_check(char *err, size_t errlen);
+
+/* Gives l's uid back once no process runs as it any more: live ones get SIGKILL and are
+ * waited for, up to SANDBOX_UID_END_WAIT_MS (nothing to do when none is held). 0 when
+ * given back; -1 when processes of the uid were still live at the end: the uid then stays
+ * held (its lock is kept open for the rest of the worker's life, so no step is handed it)
+ * and a warning names it. When /proc cannot be read the uid is given back with a warning. */
+int uid_lease_give(struct uid_lease *l);
 
 #endif

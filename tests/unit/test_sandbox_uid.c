@@ -5,18 +5,27 @@
  * else's or writable by others) and the leases: every uid of a range once, the next one
  * refused while they are held, one given back taken again, a lock file planted as a
  * symbolic link never followed. The leases are lock files in a directory of this test's
- * own, so that a worker or another run of the test beside it holds none of them. */
+ * own, so that a worker or another run of the test beside it holds none of them. As root,
+ * the processes of a uid: children of the test running as a uid of its own are found and
+ * killed by uid_procs_kill, a zombie is not waited for but a zombie leader whose other
+ * thread runs is, a lease is given back only once they are gone, and a free uid as which
+ * one still runs is not handed out until it is gone. */
 #include "../../queue-worker/sandbox.h"
 #include "../../queue-worker/sandbox_uid.h"
 #include "unit.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* A directory of this run's own, made by main() */
@@ -337,6 +346,167 @@ static void test_leases(void)
 	rmdir(path);
 }
 
+static void *pause_forever(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+/* A child running as uid (and gid) that says so on a pipe and then pauses; with
+ * leader_exits its first thread then ends alone while a second one pauses, which /proc
+ * lists as a zombie of two threads. Its pid, or -1. */
+static pid_t start_as(unsigned uid, int leader_exits)
+{
+	int p[2];
+	if (pipe(p) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		if (setresgid(uid, uid, uid) < 0 || setresuid(uid, uid, uid) < 0)
+			_exit(1);
+		pthread_t t;
+		if (leader_exits && pthread_create(&t, NULL, pause_forever, NULL) != 0)
+			_exit(1);
+		if (write(p[1], "r", 1) != 1)
+			_exit(1);
+		if (leader_exits)
+			syscall(SYS_exit, 0); /* this thread alone */
+		pause_forever(NULL);
+	}
+	close(p[1]);
+	char c;
+	ssize_t n;
+	while ((n = read(p[0], &c, 1)) < 0 && errno == EINTR)
+		;
+	close(p[0]);
+	if (n != 1) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return -1;
+	}
+	return pid;
+}
+
+/* The state letter /proc/<pid>/status gives, waiting up to 5 s for it to be want; 0 when
+ * it cannot be read. */
+static char wait_state(pid_t pid, char want)
+{
+	char path[64], text[4096], got = 0;
+	snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+	for (int i = 0; i < 500 && got != want; i++) {
+		if (i)
+			nanosleep(&(struct timespec){.tv_nsec = 10 * 1000000L}, NULL);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return 0;
+		ssize_t n = read(fd, text, sizeof text - 1);
+		close(fd);
+		text[n > 0 ? n : 0] = '\0';
+		const char *st = strstr(text, "\nState:\t");
+		got = st ? st[8] : 0;
+	}
+	return got;
+}
+
+/* 1 when pid, a child, has ended by SIGKILL within ms (0: already); it is left unreaped
+ * (a zombie) */
+static int killed_within(pid_t pid, int ms)
+{
+	for (int waited = 0;; waited += 10) {
+		siginfo_t si;
+		memset(&si, 0, sizeof si);
+		if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 && errno != EINTR)
+			return 0;
+		if (si.si_pid == pid)
+			return si.si_code == CLD_KILLED && si.si_status == SIGKILL;
+		if (waited >= ms)
+			return 0;
+		nanosleep(&(struct timespec){.tv_nsec = 10 * 1000000L}, NULL);
+	}
+}
+
+/* Reaps pid, killing it first when it still runs (a failed check must not hang the test) */
+static void reap(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+static void test_procs(void)
+{
+	if (geteuid() != 0) {
+		fprintf(stderr, "skipping the processes of a uid: not root\n");
+		return;
+	}
+	/* a uid of this run's own: past the ones test_sandbox.c and worker-uids.test.mjs take */
+	unsigned uid = 2147418112u + 70000u + (unsigned)(getpid() % 1000);
+	CHECK(uid_procs_kill(uid) == 0);
+
+	/* a live process is found and killed; dead, a zombie is not waited for */
+	pid_t a = start_as(uid, 0);
+	CHECK(a > 0);
+	if (a > 0) {
+		CHECK(uid_procs_kill(uid) == 1);
+		CHECK(killed_within(a, 5000));
+		CHECK(wait_state(a, 'Z') == 'Z');
+		CHECK(uid_procs_kill(uid) == 0);
+		CHECK(uid_procs_end(uid, 1000) == 0);
+		reap(a);
+	}
+	/* a leader that ended while another thread of it runs: listed as a zombie, but live */
+	pid_t b = start_as(uid, 1);
+	CHECK(b > 0);
+	if (b > 0) {
+		CHECK(wait_state(b, 'Z') == 'Z');
+		CHECK(uid_procs_end(uid, 5000) == 0);
+		CHECK(killed_within(b, 0)); /* uid_procs_end waited */
+		reap(b);
+	}
+
+	char err[512], path[128], lock[160];
+	snprintf(path, sizeof path, "%s/procs", tmp);
+	int dir = sandbox_uid_dir_open(path, err, sizeof err);
+	CHECK(dir >= 0);
+	if (dir < 0) {
+		fprintf(stderr, "sandbox_uid_dir_open: %s\n", err);
+		return;
+	}
+	/* given back only once the process running as the uid is gone */
+	struct uid_lease l;
+	CHECK(uid_lease_take(dir, uid, 1, &l) == 0 && l.uid == uid);
+	pid_t c = start_as(uid, 0);
+	CHECK(c > 0);
+	CHECK(uid_lease_give(&l) == 0 && l.fd == -1);
+	if (c > 0) {
+		CHECK(killed_within(c, 0)); /* the give waited for it */
+		reap(c);
+	}
+	/* a free uid as which a process still runs is not handed out: the process is killed,
+	 * and the uid is taken once it is gone */
+	pid_t d = start_as(uid, 0);
+	CHECK(d > 0);
+	if (d > 0) {
+		CHECK(uid_lease_take(dir, uid, 1, &l) == -1 && errno == EWOULDBLOCK && l.fd == -1);
+		CHECK(killed_within(d, 5000));
+		reap(d);
+	}
+	CHECK(uid_lease_take(dir, uid, 1, &l) == 0 && l.uid == uid);
+	CHECK(uid_lease_give(&l) == 0);
+	snprintf(lock, sizeof lock, "%s/%u.lock", path, uid);
+	unlink(lock);
+	close(dir);
+	rmdir(path);
+}
+
 int main(void)
 {
 	snprintf(tmp, sizeof tmp, "/tmp/cc-test-uid-locks.XXXXXX");
@@ -349,6 +519,7 @@ int main(void)
 	test_range_used();
 	test_lock_dir();
 	test_leases();
+	test_procs();
 	if (rmdir(tmp) < 0)
 		fprintf(stderr, "FAIL: %s is left behind: %s\n", tmp, strerror(errno));
 	CHECK(access(tmp, F_OK) == -1);
