@@ -425,18 +425,30 @@ static void test_network(void)
 static void test_privilege(void)
 {
 	/* a host process of the uid the sandbox runs as (one of each uid of the range, since
-	 * the step may have any): out of reach all the same */
+	 * the step may have any), as a process a step left behind would be: the worker kills
+	 * it before a step runs as its uid (sandbox_uid.c: every uid here has one, so the take
+	 * looks at each), and the program could not have reached it anyway: host pids are
+	 * nobody in its pid namespace */
 	pid_t victims[TEST_UIDS];
 	for (int i = 0; i < TEST_UIDS; i++) {
+		int ready[2];
+		victims[i] = -1;
+		if (pipe(ready) < 0)
+			continue;
 		victims[i] = fork();
 		if (victims[i] == 0) {
-			if (setgid((gid_t)test_uid) < 0 || setuid((uid_t)(test_uid + (unsigned)i)) < 0)
+			close(ready[0]);
+			if (setgid((gid_t)test_uid) < 0 || setuid((uid_t)(test_uid + (unsigned)i)) < 0 ||
+			    write(ready[1], "r", 1) != 1)
 				_exit(1);
 			execl("/bin/sleep", "sleep", "30", (char *)NULL);
 			_exit(1);
 		}
+		close(ready[1]);
+		char c;
+		CHECK(victims[i] > 0 && read(ready[0], &c, 1) == 1); /* it runs as the uid */
+		close(ready[0]);
 	}
-	usleep(100000);
 	char code[768];
 	snprintf(code, sizeof code,
 		 "#include <signal.h>\n#include <stdio.h>\n#include <unistd.h>\nint main(void){"
@@ -446,13 +458,16 @@ static void test_privilege(void)
 		 (int)victims[0], (int)victims[1], (int)victims[2], (int)victims[3]);
 	struct sandbox_result r;
 	CHECK(run("c", code, &r) == 0);
-	/* kill(-1) hits only the job's own processes; the victims and the worker live on */
+	/* none of the program's kills reached a victim; the worker's did, before it ran */
+	CHECK(strncmp(out_of(&r), "-1 ", 3) == 0);
 	for (int i = 0; i < TEST_UIDS; i++) {
-		CHECK(victims[i] > 0 && kill(victims[i], 0) == 0);
-		int st;
-		CHECK(waitpid(victims[i], &st, WNOHANG) == 0);
-		kill(victims[i], SIGKILL);
-		waitpid(victims[i], &st, 0);
+		int st = 0;
+		CHECK(victims[i] > 0 && waitpid(victims[i], &st, WNOHANG) == victims[i] &&
+		      WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+		if (victims[i] > 0) {
+			kill(victims[i], SIGKILL);
+			waitpid(victims[i], &st, 0);
+		}
 	}
 	sandbox_result_free(&r);
 	check_contained("kill(-1, SIGKILL)");

@@ -2,7 +2,9 @@
 // docs/INTERNALS.md, "Sandbox host uids"), through the real worker and real redis-servers:
 // the lock directory (SANDBOX_UID_LOCK_DIR) checked at start, a local user who is not root
 // unable to take a uid away from the worker, two workers in different network namespaces
-// never running steps as one uid at the same time, and a killed worker's uid free again.
+// never running steps as one uid at the same time, a killed worker's uid free again, and a
+// process still running as a uid: killed before a step is handed it, and a uid given back
+// only once none runs as it (kept held, unused, while one will not die).
 // Each test has a directory and a range of uids of its own (by this process's pid), past
 // the default range and past what tests/programs/test_sandbox.c and
 // tests/unit/test_sandbox_uid.c take. Needs root and the ASan build.
@@ -10,12 +12,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import {
-  chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync,
+  chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, symlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 
 import {
-  WORKER_BIN, enqueue, jobId, startRedis, startWorker, stopRedis, stopWorker, waitFor, waitStatus,
+  WORKER_BIN, enqueue, job, jobId, startRedis, startWorker, stopRedis, stopWorker, waitFor, waitStatus,
 } from '../lib/worker-harness.mjs';
 
 if (!existsSync(WORKER_BIN)) throw new Error(`${WORKER_BIN} is missing: run make build-asan`);
@@ -195,3 +198,143 @@ test('a killed worker\'s uid is free again at once: another worker starts and ru
     assert.equal(j.result.stdout, 'again\n');
   });
 });
+
+// ---- processes still running as a uid (docs/INTERNALS.md, "Sandbox host uids") ----
+// A stand-in for what a step can leave behind when its uid is given back: the test starts a
+// process as the range's one uid itself (root may), as a process of a step that outlived
+// its sandbox would run: one of a worker killed mid-step, whose lock the kernel drops at once
+// while it ends the step's processes a moment later, or one the kernel is slow to end. It
+// holds every inotify instance the kernel gives a user (fs.inotify.max_user_instances), a
+// count kept per host uid whatever the namespaces, so a step that runs as the same uid while
+// it lives cannot get one: the failure a user would see. It says how many it holds, ignores
+// SIGTERM and SIGINT, and sleeps until killed.
+const LEFTOVER = String.raw`
+import ctypes, signal, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+libc = ctypes.CDLL(None, use_errno=True)
+n = 0
+while n < 1000 and libc.inotify_init() >= 0:
+    n += 1
+print('held', n, flush=True)
+time.sleep(600)
+`;
+
+// One inotify instance, as a file watcher takes.
+const WATCH = String.raw`
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+fd = libc.inotify_init()
+print('inotify_init', 'ok' if fd >= 0 else os.strerror(ctypes.get_errno()))
+`;
+
+// Starts LEFTOVER as uid (its own gid too); cgroupProcs, when given, is a cgroup.procs file
+// it joins before it drops to the uid. Resolves once it holds its instances.
+async function startLeftover(uid, cgroupProcs = null) {
+  const drop = ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '/usr/bin/python3', '-c', LEFTOVER];
+  const argv = cgroupProcs ? ['sh', '-c', `echo $$ > '${cgroupProcs}' && exec "$@"`, 'sh', ...drop] : drop;
+  const p = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  p.out = '';
+  p.stdout.on('data', (d) => { p.out += d; });
+  p.stderr.on('data', (d) => { p.out += d; });
+  p.ended = new Promise((resolve) => p.on('exit', (code, signal) => resolve({ code, signal })));
+  process.on('exit', () => { try { p.kill('SIGKILL'); } catch { /* gone */ } });
+  await waitFor(() => /held \d+\n/.test(p.out) || p.exitCode !== null, { what: 'the leftover process' });
+  const held = Number(p.out.match(/held (\d+)\n/)?.[1]);
+  if (!(held > 0)) p.kill('SIGKILL');
+  assert.ok(held > 0, `the leftover took no inotify instance: ${p.out}`);
+  return p;
+}
+
+// A process of the uid whose lock nobody holds: a step is handed the uid only once it is gone
+// (killed at the take), and gets its inotify instance. With cgroups (the default here, v1 on
+// the test machines) and without: the take does not rely on them.
+for (const cgroup of ['auto', 'none']) {
+  test(`a process still running as a free uid (a killed worker's step) is killed before a step runs as it (SANDBOX_CGROUP=${cgroup})`, () => withRedisOf([], async (r, redis, workers) => {
+    const dir = join(top, `stale-${cgroup}`);
+    workers.push(await startWorker(redis.port, env(dir, { SANDBOX_CGROUP: cgroup })));
+    const leftover = await startLeftover(BASE);
+    try {
+      const id = await enqueue(r, { request: py(WATCH) });
+      const j = await waitStatus(r, id, ['finished', 'failed'], 20000);
+      assert.equal(j.status, 'finished', JSON.stringify(j));
+      assert.equal(j.result.stdout, 'inotify_init ok\n', 'the step shared its uid with the leftover process');
+      assert.deepEqual(await leftover.ended, { code: null, signal: 'SIGKILL' });
+      assert.match(workers[0].output, new RegExp(`uid ${BASE} was free but 1 process\\(es\\) still ran as it .*killed, another uid taken`));
+    } finally {
+      leftover.kill('SIGKILL');
+      await leftover.ended;
+    }
+  }));
+}
+
+// A freezer cgroup of the test's own, where a process takes no SIGKILL until it is thawed:
+// a process that will not go. Without the v1 freezer, v2's cgroup.freeze.
+function makeFreezer(name) {
+  const v1 = '/sys/fs/cgroup/freezer';
+  const dir = existsSync(v1) ? join(v1, name) : join('/sys/fs/cgroup', name);
+  mkdirSync(dir);
+  const set = (frozen) => (existsSync(v1)
+    ? writeFileSync(join(dir, 'freezer.state'), frozen ? 'FROZEN' : 'THAWED')
+    : writeFileSync(join(dir, 'cgroup.freeze'), frozen ? '1' : '0'));
+  const state = () => readFileSync(join(dir, existsSync(v1) ? 'freezer.state' : 'cgroup.freeze'), 'utf8').trim();
+  // a group empties a moment after its last process is reaped
+  const remove = () => waitFor(() => {
+    try {
+      rmdirSync(dir);
+      return true;
+    } catch (e) {
+      if (e.code === 'EBUSY') return false;
+      throw e;
+    }
+  }, { timeout: 5000, what: `${dir} to empty` });
+  return { procs: join(dir, 'cgroup.procs'), freeze: () => set(true), thaw: () => set(false), state, remove };
+}
+
+test('without cgroups, a uid is given back only once no process runs as it; one that will not die keeps it held, and no later step runs as it', () => withRedisOf([], async (r, redis, workers) => {
+  const dir = join(top, 'stuck');
+  const lock = join(dir, `${BASE}.lock`);
+  workers.push(await startWorker(redis.port, env(dir, { SANDBOX_CGROUP: 'none' })));
+  const frz = makeFreezer(`cc-test-uid-stuck-${process.pid}`);
+  let leftover = null;
+  try {
+    // a run that holds the uid for a while: the leftover appears while it runs, as a
+    // process of the step that outlived its sandbox would
+    const id = await enqueue(r, { request: py('import time\nprint("up", flush=True)\ntime.sleep(4)\nprint("done")\n') });
+    await waitStatus(r, id, 'running');
+    await waitFor(() => lockHeld(lock) === 1, { what: 'the step to hold its uid' });
+    leftover = await startLeftover(BASE, frz.procs);
+    frz.freeze();
+    await waitFor(() => frz.state() === 'FROZEN' || frz.state() === '1', { what: 'the leftover to be frozen' });
+    // (the run must still be running: the leftover was in place before its uid was given back)
+    assert.equal((await job(r, id)).status, 'running', 'the run ended before the leftover was frozen: the machine is too slow for this test');
+
+    const j = await waitStatus(r, id, ['finished', 'failed'], 30000);
+    assert.equal(j.status, 'finished', JSON.stringify(j));
+    assert.equal(j.result.stdout, 'up\ndone\n');
+    // still held: no step is handed it while the leftover lives
+    assert.equal(lockHeld(lock), 1, `uid ${BASE} was given back while a process still ran as it`);
+    assert.match(workers[0].output, new RegExp(`1 process\\(es\\) of uid ${BASE} still live 5000 ms after SIGKILL: the uid stays held, unused, until the worker restarts`));
+    const next = await enqueue(r, { request: py(WATCH) });
+    const jn = await waitStatus(r, next, ['finished', 'failed'], 30000);
+    assert.equal(jn.status, 'failed', JSON.stringify(jn));
+    assert.match(jn.error, /no host uid free for the sandbox/);
+
+    // thawed, it takes the SIGKILL it was sent; a restarted worker has the uid again
+    frz.thaw();
+    assert.deepEqual(await leftover.ended, { code: null, signal: 'SIGKILL' });
+    await stopWorker(workers.pop());
+    workers.push(await startWorker(redis.port, env(dir, { SANDBOX_CGROUP: 'none' })));
+    const again = await enqueue(r, { request: py(WATCH) });
+    const ja = await waitStatus(r, again, ['finished', 'failed'], 20000);
+    assert.equal(ja.status, 'finished', JSON.stringify(ja));
+    assert.equal(ja.result.stdout, 'inotify_init ok\n');
+  } finally {
+    if (leftover) {
+      leftover.kill('SIGKILL');
+      frz.thaw();
+      await leftover.ended;
+    }
+    await frz.remove();
+  }
+}));
