@@ -333,14 +333,16 @@ int uid_procs_kill(unsigned uid)
 int uid_procs_end(unsigned uid, int wait_ms)
 {
 	long long until = clock_mono_ms() + wait_ms;
-	long pause_ms = 1;
+	/* a killed process is usually gone within a millisecond: look again soon, then less
+	 * and less often */
+	long pause_us = 250;
 	for (;;) {
 		int live = uid_procs_kill(uid);
 		if (live <= 0 || clock_mono_ms() >= until)
 			return live;
-		clock_sleep_ms(pause_ms);
-		if (pause_ms < 64)
-			pause_ms *= 2;
+		clock_sleep_us(pause_us);
+		if (pause_us < 64000)
+			pause_us *= 2;
 	}
 }
 
