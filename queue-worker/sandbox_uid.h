@@ -8,7 +8,9 @@
  * (SANDBOX_UID_LOCK_DIR): every worker of the host locks the same files, whatever its
  * network namespace, nobody else can create or even open them, and the kernel drops the
  * lock when the descriptor is closed, at the step's end or when the worker dies, so
- * nothing is left to clean up. */
+ * nothing is left to clean up. A uid is handed out, and given back, only when no live
+ * process runs as it (uid_procs_kill): a step's processes can outlive bwrap for a moment,
+ * and a dead worker's steps outlive its locks. */
 #ifndef CC_SANDBOX_UID_H
 #define CC_SANDBOX_UID_H
 
