@@ -4,7 +4,8 @@
 // unable to take a uid away from the worker, two workers in different network namespaces
 // never running steps as one uid at the same time, a killed worker's uid free again, and a
 // process still running as a uid: killed before a step is handed it, and a uid given back
-// only once none runs as it (kept held, unused, while one will not die).
+// only once none runs as it (kept held, unused, while one will not die), also after a
+// program made its sandbox outlive bwrap.
 // Each test has a directory and a range of uids of its own (by this process's pid), past
 // the default range and past what tests/programs/test_sandbox.c and
 // tests/unit/test_sandbox_uid.c take. Needs root and the ASan build.
@@ -336,5 +337,77 @@ test('without cgroups, a uid is given back only once no process runs as it; one 
       await leftover.ended;
     }
     await frz.remove();
+  }
+}));
+
+// Live processes (not zombies) whose real or effective uid is uid: [pid, name].
+function liveOf(uid) {
+  const found = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let text;
+    try {
+      text = readFileSync(`/proc/${name}/status`, 'utf8');
+    } catch {
+      continue; // ended meanwhile
+    }
+    const ids = text.match(/^Uid:\s+(\d+)\s+(\d+)/m);
+    const state = text.match(/^State:\s+(\S)/m)?.[1];
+    if (ids && (Number(ids[1]) === uid || Number(ids[2]) === uid) && state !== 'Z' && state !== 'X') {
+      found.push([Number(name), text.match(/^Name:\s+(.*)$/m)?.[1]]);
+    }
+  }
+  return found;
+}
+
+// A program that makes its sandbox outlive the step (x86-64): bwrap's init, pid 1 of the
+// step's pid namespace, runs as the same uid and may be written through /proc/1/mem, so the
+// program puts code where the init resumes when its child ends: prctl(PR_SET_PDEATHSIG, 0),
+// then pause() for ever. Killing bwrap then no longer kills the init (--die-with-parent is
+// that signal), so the namespace and everything in it lives on after bwrap is reaped; here a
+// child holding every inotify instance of the uid. Without cgroups only the look through
+// /proc when the uid is given back ends them. The step itself ends at its time limit (the
+// init never tells bwrap that the program ended).
+const OUTLIVE = String.raw`
+import ctypes, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+pc = int(open('/proc/1/syscall').read().split()[-1], 16)
+code = bytes([0xbf, 1, 0, 0, 0, 0x31, 0xf6, 0xb8, 0x9d, 0, 0, 0, 0x0f, 0x05,
+              0xb8, 0x22, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7])
+with open('/proc/1/mem', 'r+b', buffering=0) as m:
+    m.seek(pc)
+    m.write(code)
+r, w = os.pipe()
+if os.fork() == 0:
+    n = 0
+    while n < 1000 and libc.inotify_init() >= 0:
+        n += 1
+    os.write(w, str(n).encode())
+    os.close(1)
+    os.close(2)
+    time.sleep(600)
+print('left behind, holding', os.read(r, 16).decode(), flush=True)
+`;
+
+test('without cgroups, a program that makes its sandbox outlive bwrap (its init written through /proc/1/mem) leaves no process behind, and the next run gets its uid clean', { skip: process.arch !== 'x64' && 'the program is x86-64 code' }, () => withRedisOf([], async (r, redis, workers) => {
+  const dir = join(top, 'outlive');
+  workers.push(await startWorker(redis.port, env(dir, { SANDBOX_CGROUP: 'none', RUN_TIMEOUT_MS: '2000' })));
+  try {
+    const id = await enqueue(r, { request: py(OUTLIVE) });
+    const j = await waitStatus(r, id, ['finished', 'failed'], 20000);
+    assert.equal(j.status, 'finished', JSON.stringify(j));
+    assert.match(j.result.stdout, /^left behind, holding [1-9]\d*\n$/, JSON.stringify(j.result));
+    assert.equal(j.result.status, 'time_limit_exceeded', JSON.stringify(j.result));
+    // the uid is given back before the run's result is written: nothing of it runs now
+    assert.deepEqual(liveOf(BASE), [], `processes of the step's uid ${BASE} outlived it`);
+    const next = await enqueue(r, { request: py(WATCH) });
+    const jn = await waitStatus(r, next, ['finished', 'failed'], 20000);
+    assert.equal(jn.status, 'finished', JSON.stringify(jn));
+    assert.equal(jn.result.stdout, 'inotify_init ok\n');
+  } finally {
+    // (on a worker without the look, the outliving processes: the test's own, by pid)
+    for (const [pid] of liveOf(BASE)) {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    }
   }
 }));
