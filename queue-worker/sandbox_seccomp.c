@@ -7,15 +7,18 @@
 #include <linux/audit.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
+#include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 
-/* the low 32 bits of the first argument (an int such as socket()'s domain) */
+/* the low 32 bits of argument k (an int such as socket()'s domain, or flags) */
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define SECCOMP_ARG0_LOW offsetof(struct seccomp_data, args[0])
+#define SECCOMP_ARG_LOW(k) (offsetof(struct seccomp_data, args) + (k) * sizeof(__u64))
 #else
-#define SECCOMP_ARG0_LOW (offsetof(struct seccomp_data, args[0]) + 4)
+#define SECCOMP_ARG_LOW(k) (offsetof(struct seccomp_data, args) + (k) * sizeof(__u64) + 4)
 #endif
+#define SECCOMP_ARG0_LOW SECCOMP_ARG_LOW(0)
 
 #if defined(__x86_64__)
 #define SECCOMP_ARCH AUDIT_ARCH_X86_64
@@ -30,7 +33,15 @@
  * count is the host's), mounts and namespaces, modules; a socket of any family but local,
  * IPv4 and IPv6 fails with EAFNOSUPPORT (netlink: what queues on it is charged to no memory
  * group; AF_VSOCK: the network namespace does not cover it); socketpair() of any family but
- * local fails the same way. */
+ * local fails the same way. sync() fails with EPERM (glibc's sync returns nothing, so
+ * programs see no difference) and syncfs() does nothing and returns 0: both write back
+ * every dirty page of the host's file systems (syncfs through a read-only bind reaches the
+ * host's), and wait for it uninterruptibly, so a step could load the host's disks and make
+ * its own processes slow to die (its uid is given back only once they are gone); the
+ * step's own files are on tmpfs, where there is nothing to write back. Huge pages
+ * (mmap's MAP_HUGETLB: ENOMEM, as when none are free; memfd_create's MFD_HUGETLB:
+ * EINVAL; shmget's SHM_HUGETLB: EPERM): they come from the host's one pool, which a
+ * memory cgroup v1 does not charge. */
 size_t seccomp_filter_build(struct sock_filter *f)
 {
 #ifdef SECCOMP_ARCH
@@ -46,8 +57,21 @@ size_t seccomp_filter_build(struct sock_filter *f)
 		 * step's io_setup calls took all of it for as long as it ran */
 		SYS_io_setup, SYS_io_destroy, SYS_io_submit, SYS_io_cancel, SYS_io_getevents,
 		SYS_io_pgetevents,
+		SYS_sync,
 	};
-	_Static_assert(6 + 2 * sizeof denied / sizeof denied[0] + 11 <= SECCOMP_FILTER_MAX,
+	/* calls refused when a flag of theirs is set (and allowed otherwise: none of them is
+	 * looked at further) */
+	static const struct {
+		long nr;
+		unsigned arg, flag, err;
+	} flagged[] = {
+		{SYS_mmap, 3, MAP_HUGETLB, ENOMEM},
+		{SYS_memfd_create, 1, MFD_HUGETLB, EINVAL},
+		{SYS_shmget, 2, SHM_HUGETLB, EPERM},
+	};
+	_Static_assert(6 + 2 * sizeof denied / sizeof denied[0] + 2 +
+				   5 * sizeof flagged / sizeof flagged[0] + 11 <=
+			       SECCOMP_FILTER_MAX,
 		       "the filter does not fit");
 	size_t n = 0;
 	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
@@ -64,6 +88,19 @@ size_t seccomp_filter_build(struct sock_filter *f)
 	for (size_t i = 0; i < sizeof denied / sizeof denied[0]; i++) {
 		f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)denied[i], 0, 1);
 		f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
+	}
+	/* an errno of 0: the call is skipped and returns 0 */
+	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_syncfs, 0, 1);
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | 0);
+	for (size_t i = 0; i < sizeof flagged / sizeof flagged[0]; i++) {
+		f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+						      (unsigned)flagged[i].nr, 0, 4);
+		f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+						      SECCOMP_ARG_LOW(flagged[i].arg));
+		f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, flagged[i].flag, 0, 1);
+		f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K,
+						      SECCOMP_RET_ERRNO | flagged[i].err);
+		f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 	}
 	/* sockets of the local, IPv4 and IPv6 families only; any other fails with
 	 * EAFNOSUPPORT, as on a kernel without it. Netlink: the kernel's answers queued on

@@ -6,7 +6,7 @@
 #include <linux/filter.h>
 #include <stddef.h>
 
-#define SECCOMP_FILTER_MAX 96
+#define SECCOMP_FILTER_MAX 128
 
 /* Writes the filter into f (room for SECCOMP_FILTER_MAX instructions) and returns its
  * length; 0 on an architecture it does not know (said in the log): no filter then. */

@@ -359,3 +359,59 @@ test('a program listens on localhost and connects to itself there, both by name'
   assert.equal(job.result.exit_code, 0, JSON.stringify(job.result));
   assert.equal(job.result.stdout, 'over localhost\n');
 });
+
+// sync() and syncfs() write back every dirty page of the host's file systems (syncfs through
+// a read-only bind of the host's reaches them too) and wait for it uninterruptibly: a run
+// could keep the host's disks busy, and make its processes slow to die. Huge pages
+// (MAP_HUGETLB, MFD_HUGETLB, SHM_HUGETLB) come from the host's one pool, which a memory
+// cgroup v1 does not charge. The seccomp filter answers them: sync fails with EPERM (glibc's
+// sync() returns nothing, so programs see no change), syncfs does nothing and returns 0 even
+// for a descriptor that is not open (EBADF without the filter), mmap with MAP_HUGETLB fails
+// with ENOMEM (as when no huge page is free), memfd_create with MFD_HUGETLB with EINVAL, and
+// shmget with SHM_HUGETLB with EPERM; their plain forms work.
+const SYNC_HUGE_C = String.raw`
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/shm.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+static const char *said(long rc, int err) { return rc < 0 ? strerror(err) : "ok"; }
+int main(void) {
+	long r = syscall(SYS_sync);
+	printf("sync: %s\n", said(r, errno));
+	r = syscall(SYS_syncfs, -1);
+	printf("syncfs(-1): %s\n", said(r, errno));
+	void *p = mmap(NULL, 2 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+	printf("mmap MAP_HUGETLB: %s\n", said(p == MAP_FAILED ? -1 : 0, errno));
+	p = mmap(NULL, 2 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	printf("mmap: %s\n", said(p == MAP_FAILED ? -1 : 0, errno));
+	r = memfd_create("huge", MFD_HUGETLB);
+	printf("memfd_create MFD_HUGETLB: %s\n", said(r, errno));
+	r = memfd_create("plain", 0);
+	printf("memfd_create: %s\n", said(r, errno));
+	r = shmget(IPC_PRIVATE, 2 << 20, IPC_CREAT | SHM_HUGETLB | 0600);
+	printf("shmget SHM_HUGETLB: %s\n", said(r, errno));
+	r = shmget(IPC_PRIVATE, 2 << 20, IPC_CREAT | 0600);
+	printf("shmget: %s\n", said(r, errno));
+	return 0;
+}
+`;
+
+test('a run cannot make the host write back its file systems (sync, syncfs) nor take huge pages from the host\'s pool', async () => {
+  const job = await runToEnd('c', SYNC_HUGE_C);
+  assert.equal(job.result.status, null, JSON.stringify(job.result));
+  assert.equal(job.result.stdout, [
+    'sync: Operation not permitted',
+    'syncfs(-1): ok',
+    'mmap MAP_HUGETLB: Cannot allocate memory',
+    'mmap: ok',
+    'memfd_create MFD_HUGETLB: Invalid argument',
+    'memfd_create: ok',
+    'shmget SHM_HUGETLB: Operation not permitted',
+    'shmget: ok',
+    '',
+  ].join('\n'));
+});
