@@ -18,7 +18,9 @@
  *     the sandbox, so a symlink planted there points at nothing we touch.
  * Limits: a memory + pids (+ cpu where offered) cgroup per step (v1 or v2, detected at
  * open; v1 also uses the freezer when mounted, and bounds socket buffers by the memory
- * limit too), killed as a whole at the wall limit and removed afterwards;
+ * limit too), killed as a whole at the wall limit and removed afterwards; with or without
+ * cgroups a step's uid is given back only once no process runs as it any more (the rest of
+ * a pid namespace dies after bwrap, and a sandbox can be made to outlive it: sandbox_uid.h);
  * rlimits (CPU, file size, open files, no core; address space only without cgroups) are
  * set before exec. Output beyond the per-stream bound kills the step and is flagged.
  * The implementation is queue-worker/sandbox*.c; sandbox_impl.h says which file does what. */
