@@ -90,6 +90,14 @@ static void mounts(const struct bwrap_spec *s, struct bwrap_argv *a)
 	}
 	arg(a, "--proc");
 	arg(a, "/proc");
+	/* pid 1 of the step's namespace is bwrap's init, of the step's uid and dumpable: a
+	 * program could write into it through its mem file (ptrace and process_vm_writev are
+	 * refused, that file is not) and make it clear its parent-death signal, so that killing
+	 * bwrap no longer ended the namespace. Its two mem files are covered by /dev/null, whose
+	 * mount is nodev: opening either fails with EACCES (the mounts cannot be undone, no
+	 * mount call passes the filter) */
+	args3(a, "--ro-bind", "/dev/null", "/proc/1/mem");
+	args3(a, "--ro-bind", "/dev/null", "/proc/1/task/1/mem");
 	arg(a, "--dev");
 	arg(a, "/dev");
 	/* --dev mounts /dev as an unsized tmpfs the job may write to, and --remount-ro / below

@@ -139,7 +139,11 @@ static void test_file_systems(void)
 	CHECK(root_ro > AT(&a, "--file") && root_ro > AT(&a, "--dir", "/tmp/work"));
 	CHECK(root_ro > hosts);
 	CHECK(root_ro < AT(&a, "--chdir"));
-	CHECK(AT(&a, "--proc", "/proc") > 0);
+	long proc = AT(&a, "--proc", "/proc");
+	CHECK(proc > 0);
+	/* the init's memory files covered once /proc is mounted */
+	CHECK(AT(&a, "--ro-bind", "/dev/null", "/proc/1/mem") > proc);
+	CHECK(AT(&a, "--ro-bind", "/dev/null", "/proc/1/task/1/mem") > proc);
 	/* no pseudo-terminals: --dev's devpts instance covered by a small read-only tmpfs */
 	long pts = AT(&a, "--size", "4096", "--tmpfs", "/dev/pts");
 	CHECK(pts > dev && AT(&a, "--remount-ro", "/dev/pts") == pts + 4);
@@ -196,7 +200,7 @@ static void test_runtime_extras(void)
 		robinds += strcmp(a.v[i], "--ro-bind") == 0;
 	}
 	CHECK(setenvs == 4);
-	CHECK(robinds == 2); /* /usr and /lib64 of spec() */
+	CHECK(robinds == 4); /* /usr and /lib64 of spec(), and /dev/null over the init's two mem files */
 }
 
 static void test_bounds(void)
