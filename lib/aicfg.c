@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cfg.h"
+#include "url.h"
 
 static const char *const provider_names[] = {
 	[AICFG_OFF] = "off",
@@ -44,11 +45,10 @@ int aicfg_load(struct aicfg *c, char *err, size_t errlen)
 	c->base_url = cfg_str("AI_BASE_URL", AICFG_DEFAULT_BASE_URL);
 	c->model = c->provider == AICFG_LOCAL ? AICFG_LOCAL_MODEL
 					      : cfg_str("AI_MODEL", AICFG_DEFAULT_MODEL);
-	if (strncmp(c->base_url, "http://", 7) != 0 && strncmp(c->base_url, "https://", 8) != 0) {
-		snprintf(err, errlen, "AI_BASE_URL must be an http:// or https:// URL (got \"%s\")",
-			 c->base_url);
+	/* the message quotes the URL without its userinfo and query: it reaches the API's
+	 * callers (500 ai_misconfigured) and the logs, and an operator may put a key there */
+	if (url_http_check(c->base_url, "AI_BASE_URL", err, errlen) < 0)
 		return -1;
-	}
 	return cfg_long("AI_TIMEOUT_MS", 30000, 100, 600000, &c->timeout_ms, err, (int)errlen);
 }
 

@@ -42,14 +42,36 @@ char *url_with_path(const char *base, const char *tail, int *bad)
 		goto out;
 	memcpy(joined, path, n);
 	memcpy(joined + n, tail, t + 1);
-	if (curl_url_set(h, CURLUPART_PATH, joined, 0) == CURLUE_OK &&
-	    curl_url_set(h, CURLUPART_FRAGMENT, NULL, 0) == CURLUE_OK)
-		out = url_string(h);
+	CURLUcode uc = curl_url_set(h, CURLUPART_PATH, joined, 0);
+	if (uc == CURLUE_OK)
+		uc = curl_url_set(h, CURLUPART_FRAGMENT, NULL, 0);
+	if (uc == CURLUE_OK)
+		out = url_string(h); /* NULL: out of memory */
+	else
+		*bad = uc != CURLUE_OUT_OF_MEMORY;
 out:
 	free(joined);
 	curl_free(path);
 	curl_url_cleanup(h);
 	return out;
+}
+
+int url_http_check(const char *url, const char *name, char *err, size_t errlen)
+{
+	CURLU *h = url_parse(url);
+	char *scheme = NULL, *joined = NULL;
+	int bad = 0, ok = h && curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+			  (!strcmp(scheme, "http") || !strcmp(scheme, "https")) &&
+			  (joined = url_with_path(url, "/x", &bad)) != NULL;
+	curl_free(scheme);
+	curl_url_cleanup(h);
+	free(joined);
+	if (ok)
+		return 0;
+	char shown[256];
+	url_for_log(url, "a text libcurl does not read as a URL", shown, sizeof shown);
+	snprintf(err, errlen, "%s must be an http:// or https:// URL (got %s)", name, shown);
+	return -1;
 }
 
 void url_for_log(const char *url, const char *unreadable, char *out, size_t cap)

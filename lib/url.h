@@ -19,6 +19,11 @@ char *url_string(CURLU *h);
  * libcurl takes (*bad set to 1) or out of memory (*bad 0). */
 char *url_with_path(const char *base, const char *tail, int *bad);
 
+/* Is url (the setting called name: "PISTON_URL") one requests can be made to: an http or
+ * https URL that libcurl reads, with room for a path after its own? 0, or -1 with a message
+ * in err that quotes url only as url_for_log shows it (it may hold a secret). */
+int url_http_check(const char *url, const char *name, char *err, size_t errlen);
+
 /* url for a log line: without its userinfo (user:password@), login options, query and
  * fragment, the parts where an operator may have put a secret. A url libcurl cannot read is
  * not shown at all: out gets unreadable instead (a name for it, e.g. "(AI_BASE_URL, not

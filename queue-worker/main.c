@@ -225,6 +225,10 @@ static int load_config(struct config *c)
 	if (metrics_disabled_by_env())
 		c->metrics_port = 0; /* METRICS=off: nothing counted, nothing listens */
 	c->piston_url = cfg_str("PISTON_URL", NULL);
+	if (c->piston_url && url_http_check(c->piston_url, "PISTON_URL", err, sizeof err) < 0) {
+		log_error("%s", err);
+		return -1;
+	}
 	/* Piston's timeout defaults to both steps' limits and some slack */
 	const struct cfg_setting piston[] = {
 		{"PISTON_TIMEOUT_MS", c->limits.run_ms + c->limits.compile_ms + 10000L, 100, 3600000,

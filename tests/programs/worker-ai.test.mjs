@@ -93,3 +93,24 @@ test('Piston that cannot be reached: the job\'s error says so without PISTON_URL
     await piston.close().catch(() => {});
   }
 }));
+
+test('a PISTON_URL or AI_BASE_URL the worker cannot make requests to stops it at start, saying so without the secrets in it', () => withRedis(async (r, redis) => {
+  const cases = [
+    // no scheme: every run failed later, "PISTON_URL is not a URL the worker can read"
+    [{ PISTON_URL: '127.0.0.1:2000' }, /PISTON_URL must be an http:\/\/ or https:\/\/ URL \(got a text libcurl does not read as a URL\)/],
+    [{ PISTON_URL: `ftp://op:pw-${SECRET}@127.0.0.1:2000/?key=q-${SECRET}` }, /PISTON_URL must be an http:\/\/ or https:\/\/ URL \(got ftp:\/\/127\.0\.0\.1:2000\/\)/],
+    [aiEnv(`http://[::1/v1?key=q-${SECRET}`), /AI_BASE_URL must be an http:\/\/ or https:\/\/ URL \(got a text libcurl does not read as a URL\)/],
+    [aiEnv(`gopher://op:pw-${SECRET}@h/v1`), /AI_BASE_URL must be an http:\/\/ or https:\/\/ URL \(got gopher:\/\/h\/v1\)/],
+  ];
+  for (const [e, message] of cases) {
+    await assert.rejects(startWorker(redis.port, e), (err) => {
+      assert.match(err.message, /before it started/, JSON.stringify(e));
+      assert.match(err.message, message, JSON.stringify(e));
+      assert.ok(!err.message.includes(SECRET), err.message);
+      return true;
+    });
+  }
+  // a scheme in capitals is a scheme
+  const w = await startWorker(redis.port, aiEnv('HTTPS://127.0.0.1:9/v1'));
+  assertCleanExit(w, await stopWorker(w));
+}));

@@ -297,6 +297,18 @@ static void test_urls(void)
 	url_for_log("http://h/v1", NS, out, 8);
 	CHECK_STR(out, "http://");
 #undef NS
+	/* a setting requests can be made to: http or https (any case), read by libcurl; the
+	 * message shows it only as a log line would */
+	CHECK(url_http_check("https://api.example/v1?key=s3cret", "AI_BASE_URL", err, sizeof err) == 0);
+	CHECK(url_http_check("HTTP://127.0.0.1:2000", "PISTON_URL", err, sizeof err) == 0);
+	CHECK(url_http_check("127.0.0.1:2000", "PISTON_URL", err, sizeof err) < 0);
+	CHECK_STR(err, "PISTON_URL must be an http:// or https:// URL (got a text libcurl does not "
+		       "read as a URL)");
+	CHECK(url_http_check("ftp://u:s3cret@h/?k=s3cret", "PISTON_URL", err, sizeof err) < 0);
+	CHECK_STR(err, "PISTON_URL must be an http:// or https:// URL (got ftp://h/)");
+	CHECK(url_http_check(" http://h/", "AI_BASE_URL", err, sizeof err) < 0);
+	CHECK(url_http_check("http://h/ s3cret", "AI_BASE_URL", err, sizeof err) < 0 &&
+	      !strstr(err, "s3cret"));
 }
 
 static void test_clean_text(void)
