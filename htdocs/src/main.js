@@ -110,15 +110,23 @@ document.addEventListener('click', (ev) => {
 // Signing out forgets the session in this browser at once, whatever the server does, and
 // with it the unsent edits of every room (route() removes them once no one is signed in);
 // the server is told meanwhile, and ends the token everywhere (its streams close). When it
-// does not say so (unreachable, or its session store down), the page says that the session
-// may still be valid elsewhere until it expires.
+// does not say so (unreachable, its session store down), or has not said so within
+// SIGN_OUT_CONFIRM_MS (a server that holds the request), the page says that the session may
+// still be valid elsewhere until it expires; once it does say so, "Signed out." replaces
+// that (or an empty status line), nothing else the page said meanwhile.
+const SIGN_OUT_CONFIRM_MS = 10000;
+const NOT_CONFIRMED = 'You are signed out in this browser, but the server did not confirm it: the session may stay valid elsewhere until it expires.';
 $('[data-action="logout"]').addEventListener('click', () => {
   const ended = signOut();
   navigate('/');
+  const status = () => document.getElementById('status')?.textContent ?? '';
+  const warn = () => { if (!session.token) say(NOT_CONFIRMED, 'notice'); };
+  const timer = setTimeout(warn, SIGN_OUT_CONFIRM_MS);
   ended.then((ok) => {
-    if (!ok && !session.token) {
-      say('You are signed out in this browser, but the server did not confirm it: the session may stay valid elsewhere until it expires.', 'notice');
-    }
+    clearTimeout(timer);
+    if (session.token) return; // signed in again meanwhile
+    if (!ok) warn();
+    else if (status() === '' || status() === NOT_CONFIRMED) say('Signed out.', 'ok');
   });
 });
 
