@@ -14,6 +14,14 @@ gid=${SANDBOX_GID:-65534}
 [ "$(id -u)" -eq 0 ] || { echo "bench/sandbox.sh: run as root" >&2; exit 1; }
 command -v bwrap >/dev/null || { echo "bench/sandbox.sh: bubblewrap is not installed" >&2; exit 1; }
 
+# The uid is held as a worker holds it, by a lock on its file in the worker's lock directory
+# (queue-worker/sandbox_uid.c): a worker on this host neither runs a step as it meanwhile nor,
+# finding a process of a uid it is about to hand out, kills this benchmark's runs.
+lockdir=${SANDBOX_UID_LOCK_DIR:-/run/codecollab-sandbox-uids}
+mkdir -p -m 0700 "$lockdir"
+exec 9>"$lockdir/$uid.lock"
+flock -n 9 || { echo "bench/sandbox.sh: uid $uid is held by a worker's step on this host; try again, or set SANDBOX_UID_BASE" >&2; exit 1; }
+
 dir=$(mktemp -d /tmp/cc-bench-sandbox.XXXXXX)
 cleanup() { rm -rf "$dir"; }
 trap cleanup EXIT
@@ -30,12 +38,13 @@ for r in /bin /sbin /lib /lib32 /lib64 /libx32; do
 done
 cat >"$dir/sandboxed" <<SH
 #!/usr/bin/env bash
-exec 4<"$dir/hello"
+exec 4<"$dir/hello" 9>&-
 exec env -i setpriv --reuid $uid --regid $gid --clear-groups bwrap \\
   --unshare-user --disable-userns --unshare-pid --unshare-net --unshare-ipc --unshare-uts \\
   --unshare-cgroup-try --uid 65534 --gid 65534 --hostname sandbox --die-with-parent --new-session \\
   --ro-bind /usr /usr ${roots[*]} --ro-bind-try /etc/alternatives /etc/alternatives \\
-  --ro-bind-try /etc/ld.so.cache /etc/ld.so.cache --proc /proc --dev /dev \\
+  --ro-bind-try /etc/ld.so.cache /etc/ld.so.cache --proc /proc \\
+  --ro-bind /dev/null /proc/1/mem --ro-bind /dev/null /proc/1/task/1/mem --dev /dev \\
   --size 67108864 --tmpfs /tmp --dir /tmp/work --perms 0555 --file 4 /tmp/work/main \\
   --remount-ro / --chdir /tmp/work --clearenv --setenv PATH /usr/bin:/bin -- ./main
 SH

@@ -94,8 +94,9 @@ static void mounts(const struct bwrap_spec *s, struct bwrap_argv *a)
 	 * program could write into it through its mem file (ptrace and process_vm_writev are
 	 * refused, that file is not) and make it clear its parent-death signal, so that killing
 	 * bwrap no longer ended the namespace. Its two mem files are covered by /dev/null, whose
-	 * mount is nodev: opening either fails with EACCES (the mounts cannot be undone, no
-	 * mount call passes the filter) */
+	 * mount is nodev: opening either fails with EACCES (the mounts cannot be undone: the
+	 * filter refuses mount and umount2, and the newer mount calls need capabilities the
+	 * step's processes do not have) */
 	args3(a, "--ro-bind", "/dev/null", "/proc/1/mem");
 	args3(a, "--ro-bind", "/dev/null", "/proc/1/task/1/mem");
 	arg(a, "--dev");

@@ -230,13 +230,21 @@ static const char *status_field(const char *text, const char *key)
  * through a descriptor of its /proc directory, which stays bound to that one process: if
  * it ends and its pid is handed to another, reads through it fail and a signal through it
  * (a pidfd, Linux 5.1) reaches nobody, so no other process is ever signalled. 1 when it
- * was live, 0 when not (gone meanwhile, a zombie, another uid). */
+ * was live, 0 when not (gone meanwhile, a zombie, another uid), -1 with errno when it could
+ * not be looked at or signalled (hidden or refused: a /proc mounted with hidepid, a worker
+ * without CAP_SYS_PTRACE or CAP_KILL). */
 static int kill_if_live(int proc_fd, const char *name, unsigned uid)
 {
 	int dfd = openat(proc_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return 0; /* ended meanwhile */
+	if (dfd < 0) /* ended meanwhile; anything else (hidden, refused) is no answer */
+		return errno == ENOENT || errno == ESRCH ? 0 : -1;
 	int sfd = openat(dfd, "status", O_RDONLY | O_CLOEXEC);
+	if (sfd < 0 && errno != ENOENT && errno != ESRCH) {
+		int e = errno;
+		close(dfd);
+		errno = e;
+		return -1;
+	}
 	char text[4096];
 	size_t len = 0;
 	if (sfd >= 0) {
@@ -278,15 +286,26 @@ static int kill_if_live(int proc_fd, const char *name, unsigned uid)
 		close(dfd);
 		return 0;
 	}
-	if (syscall(SYS_pidfd_send_signal, dfd, SIGKILL, NULL, 0) < 0 && errno == ENOSYS) {
-		/* a kernel older than 5.1: by number. The process is live and of a uid this
-		 * process holds; only its own parent could reap it between the read and this */
-		long pid = strtol(name, &end, 10);
-		if (*end == '\0' && pid > 0 && pid <= INT_MAX)
-			kill((pid_t)pid, SIGKILL);
+	int rc = 1;
+	if (syscall(SYS_pidfd_send_signal, dfd, SIGKILL, NULL, 0) < 0) {
+		if (errno == ENOSYS) {
+			/* a kernel older than 5.1: by number. The process is live and of a uid
+			 * this process holds; only its own parent could reap it between the read
+			 * and this */
+			long pid = strtol(name, &end, 10);
+			if (*end == '\0' && pid > 0 && pid <= INT_MAX && kill((pid_t)pid, SIGKILL) < 0 &&
+			    errno != ESRCH)
+				rc = -1;
+		} else if (errno == ESRCH) {
+			rc = 0; /* ended meanwhile */
+		} else {
+			rc = -1; /* not ours to signal (EPERM): no answer either */
+		}
 	}
+	int e = errno;
 	close(dfd);
-	return 1;
+	errno = e;
+	return rc;
 }
 
 /* Hand-written on purpose: libprocps would read every process's files, where the owner of
@@ -320,9 +339,20 @@ int uid_procs_kill(unsigned uid)
 		 * effect. So the owner alone picks the candidates, and the other processes of
 		 * the host cost one fstatat each */
 		struct stat st;
-		if (fstatat(proc_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_uid != uid)
+		if (fstatat(proc_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno == ENOENT || errno == ESRCH)
+				continue; /* ended meanwhile */
+			rc = -1;
+			break;
+		}
+		if (st.st_uid != uid)
 			continue;
-		live += kill_if_live(proc_fd, de->d_name, uid);
+		int k = kill_if_live(proc_fd, de->d_name, uid);
+		if (k < 0) {
+			rc = -1;
+			break;
+		}
+		live += k;
 	}
 	int e = errno;
 	closedir(d);
@@ -348,12 +378,31 @@ int uid_procs_end(unsigned uid, int wait_ms)
 
 int sandbox_uid_procs_check(char *err, size_t errlen)
 {
+	/* /proc/self names this process's pid as that /proc sees it: the same as getpid() only
+	 * in a /proc of this process's own pid namespace (one of a parent namespace, as a
+	 * container given the host's, has /proc/<our pid> too, but as another process) */
+	char self[32];
+	ssize_t n = readlink("/proc/self", self, sizeof self - 1);
+	if (n < 0) {
+		errbuf_set(err, errlen, "/proc/self: %s: the sandbox looks through /proc for "
+					"processes of a uid it gives back, and needs the /proc of its "
+					"own pid namespace mounted", strerror(errno));
+		return -1;
+	}
+	self[n] = '\0';
+	char mine[32];
+	snprintf(mine, sizeof mine, "%ld", (long)getpid());
+	if (strcmp(self, mine) != 0) {
+		errbuf_set(err, errlen, "/proc is not the one of the worker's own pid namespace "
+					"(/proc/self is %s, the worker's pid %s): the sandbox looks through "
+					"/proc for processes of a uid it gives back", self, mine);
+		return -1;
+	}
 	char path[64];
-	snprintf(path, sizeof path, "/proc/%ld/status", (long)getpid());
+	snprintf(path, sizeof path, "/proc/%s/status", mine);
 	if (access(path, R_OK) < 0) {
 		errbuf_set(err, errlen, "%s: %s: the sandbox looks through /proc for processes of "
-					"a uid it gives back, and needs the /proc of its own pid "
-					"namespace mounted", path, strerror(errno));
+					"a uid it gives back, and needs to read them", path, strerror(errno));
 		return -1;
 	}
 	return 0;

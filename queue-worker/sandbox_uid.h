@@ -81,8 +81,9 @@ int uid_lease_take(int dir_fd, unsigned base, unsigned count, struct uid_lease *
 #define SANDBOX_UID_END_WAIT_MS 5000
 
 /* One look through /proc for processes running as uid: each live one (not a zombie) gets
- * SIGKILL. The number of live ones found (0: none), or -1 with errno when /proc could not
- * be read. A process is found by the owner of its /proc directory, which the kernel
+ * SIGKILL. The number of live ones found (0: none), or -1 with errno when /proc, or a
+ * process of the uid in it, could not be read or signalled (a /proc with hidepid, a worker
+ * without CAP_SYS_PTRACE or CAP_KILL): the caller then says so. A process is found by the owner of its /proc directory, which the kernel
  * reports as the process's effective uid whether or not it is dumpable; the steps' own
  * processes cannot have another (see uid_procs_kill in sandbox_uid.c). */
 int uid_procs_kill(unsigned uid);

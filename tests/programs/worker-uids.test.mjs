@@ -99,6 +99,19 @@ test('the lock directory: made (0700, root\'s) when missing; a symbolic link, a 
   assert.equal(lstatSync(other).uid, 65534);
 }));
 
+test('a /proc that is not the one of the worker\'s own pid namespace: the worker refuses to start, saying so (it could not find a step\'s leftovers there)', () => withRedisOf([], async (r, redis) => {
+  // a pid namespace of its own, the host's /proc still mounted: /proc/self is the worker's
+  // pid in the host's namespace, getpid() 1
+  await assert.rejects(startWorker(redis.port, env(join(top, 'pidns')), { wrap: ['unshare', '--pid', '--fork'] }), (e) => {
+    assert.match(e.message, /before it started/);
+    assert.match(e.message, /\/proc is not the one of the worker's own pid namespace \(\/proc\/self is \d+, the worker's pid 1\)/);
+    return true;
+  });
+  // with its own /proc it starts
+  const w = await startWorker(redis.port, env(join(top, 'pidns')), { wrap: ['unshare', '--pid', '--kill-child=SIGTERM', '--mount-proc'] });
+  await stopWorker(w);
+}));
+
 // Run as nobody: takes what it can of the range's uids, both ways a uid was ever held (the
 // lock files, and the abstract socket names of earlier versions), says what it got, and
 // holds it until killed.
@@ -295,13 +308,14 @@ function makeFreezer(name) {
 test('without cgroups, a uid is given back only once no process runs as it; one that will not die keeps it held, and no later step runs as it', () => withRedisOf([], async (r, redis, workers) => {
   const dir = join(top, 'stuck');
   const lock = join(dir, `${BASE}.lock`);
-  workers.push(await startWorker(redis.port, env(dir, { SANDBOX_CGROUP: 'none' })));
+  // (8 s of the run to start, freeze and check the leftover in, on a loaded machine)
+  workers.push(await startWorker(redis.port, env(dir, { SANDBOX_CGROUP: 'none', RUN_TIMEOUT_MS: '20000' })));
   const frz = makeFreezer(`cc-test-uid-stuck-${process.pid}`);
   let leftover = null;
   try {
     // a run that holds the uid for a while: the leftover appears while it runs, as a
     // process of the step that outlived its sandbox would
-    const id = await enqueue(r, { request: py('import time\nprint("up", flush=True)\ntime.sleep(4)\nprint("done")\n') });
+    const id = await enqueue(r, { request: py('import time\nprint("up", flush=True)\ntime.sleep(8)\nprint("done")\n') });
     await waitStatus(r, id, 'running');
     await waitFor(() => lockHeld(lock) === 1, { what: 'the step to hold its uid' });
     leftover = await startLeftover(BASE, frz.procs);

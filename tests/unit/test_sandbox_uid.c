@@ -271,8 +271,13 @@ static void test_lock_dir(void)
 
 static void test_leases(void)
 {
-	/* any range: the directory is this test's own */
-	unsigned base = 2147418112u, count = 4;
+	/* a range of this test's own, as well as the directory: taking a free lock kills
+	 * whatever process still runs as its uid, so a range that another lock directory hands
+	 * out (the worker's default one, 2147418112 up) would kill the steps of a worker
+	 * running on this host. 71000 up is no other test's (worker-uids.test.mjs takes 60000
+	 * to 63999, test_procs below 70000 to 70999, tests/programs/test_sandbox.c 1024 to
+	 * 33023, all above 2147418112) */
+	unsigned base = 2147418112u + 71000u + (unsigned)(getpid() % 1000) * 8u, count = 4;
 	char err[512], path[128];
 	snprintf(path, sizeof path, "%s/locks", tmp);
 	int dir = sandbox_uid_dir_open(path, err, sizeof err);
