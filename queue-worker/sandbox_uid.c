@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -411,9 +412,67 @@ int sandbox_uid_procs_check(char *err, size_t errlen)
 /* A process-wide turn, so that consecutive steps start looking at different uids. */
 static unsigned next_turn;
 
+/* The leases given back while processes of their uid would not die (uid_lease_give): each
+ * keeps its lock, so no step of any worker runs as the uid, until a later take finds the
+ * processes gone (stuck_recheck) and closes it. A process stuck in the kernel (a disk or a
+ * FUSE server that does not answer) ends once the kernel lets it; the uid comes back then,
+ * not at the worker's restart. Guarded by stuck_mu: the job threads give and take. */
+struct stuck {
+	struct stuck *next;
+	int fd;
+	unsigned uid;
+};
+static struct stuck *stuck_list;
+static pthread_mutex_t stuck_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Keeps l's lock among the stuck ones; 0, or -1 when out of memory (the lock is then kept
+ * for the worker's life: its descriptor is not closed). */
+static int stuck_keep(const struct uid_lease *l)
+{
+	struct stuck *s = malloc(sizeof *s);
+	if (!s)
+		return -1;
+	s->fd = l->fd;
+	s->uid = l->uid;
+	pthread_mutex_lock(&stuck_mu);
+	s->next = stuck_list;
+	stuck_list = s;
+	pthread_mutex_unlock(&stuck_mu);
+	return 0;
+}
+
+/* Gives back every stuck lease whose uid no live process runs as any more. */
+static void stuck_recheck(void)
+{
+	pthread_mutex_lock(&stuck_mu);
+	for (struct stuck **p = &stuck_list; *p;) {
+		struct stuck *s = *p;
+		if (uid_procs_kill(s->uid) != 0) {
+			p = &s->next;
+			continue;
+		}
+		log_info("sandbox: the processes of uid %u are gone: the uid is given back", s->uid);
+		*p = s->next;
+		close(s->fd);
+		free(s);
+	}
+	pthread_mutex_unlock(&stuck_mu);
+}
+
+unsigned uid_stuck_count(void)
+{
+	unsigned n = 0;
+	pthread_mutex_lock(&stuck_mu);
+	for (const struct stuck *s = stuck_list; s; s = s->next)
+		n++;
+	pthread_mutex_unlock(&stuck_mu);
+	return n;
+}
+
 int uid_lease_take(int dir_fd, unsigned base, unsigned count, struct uid_lease *l)
 {
 	l->fd = -1;
+	stuck_recheck();
 	/* and workers of one host at different places of the range, by their pids */
 	unsigned turn = __atomic_fetch_add(&next_turn, 1, __ATOMIC_RELAXED);
 	unsigned start = (turn + (unsigned)getpid() * 2654435761u) % count;
@@ -464,11 +523,14 @@ int uid_lease_give(struct uid_lease *l)
 	 * now could be signalled or traced by them, and share the kernel's per-user counts */
 	int live = uid_procs_end(l->uid, SANDBOX_UID_END_WAIT_MS);
 	if (live > 0) {
-		/* the descriptor is kept on purpose, for the worker's life: nothing else can
-		 * hold the uid, and a restart frees it (the take then checks again) */
+		/* the lock is kept on purpose: nothing else can hold the uid until the later take
+		 * that finds them gone (stuck_recheck), or the worker's restart (the take then
+		 * checks again) */
+		int kept = stuck_keep(l);
 		log_warn("sandbox: %d process(es) of uid %u still live %d ms after SIGKILL: the "
-			 "uid stays held, unused, until the worker restarts", live, l->uid,
-			 SANDBOX_UID_END_WAIT_MS);
+			 "uid stays held, unused, until they are gone%s",
+			 live, l->uid, SANDBOX_UID_END_WAIT_MS,
+			 kept < 0 ? " (out of memory: until the worker restarts)" : "");
 		l->fd = -1;
 		return -1;
 	}

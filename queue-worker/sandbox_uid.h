@@ -76,6 +76,10 @@ struct uid_lease {
  * warning names it, and the next uid is tried. */
 int uid_lease_take(int dir_fd, unsigned base, unsigned count, struct uid_lease *l);
 
+/* How many uids are held because processes of theirs would not die (uid_lease_give); each
+ * is given back by the first uid_lease_take that finds them gone. */
+unsigned uid_stuck_count(void);
+
 /* How long uid_lease_give waits for processes still running as the uid to end after
  * SIGKILL before it keeps the uid out of use instead. */
 #define SANDBOX_UID_END_WAIT_MS 5000
@@ -100,8 +104,8 @@ int sandbox_uid_procs_check(char *err, size_t errlen);
 /* Gives l's uid back once no process runs as it any more: live ones get SIGKILL and are
  * waited for, up to SANDBOX_UID_END_WAIT_MS (nothing to do when none is held). 0 when
  * given back; -1 when processes of the uid were still live at the end: the uid then stays
- * held (its lock is kept open for the rest of the worker's life, so no step is handed it)
- * and a warning names it. When /proc cannot be read the uid is given back with a warning. */
+ * held (its lock is kept open, so no step is handed it, until a later uid_lease_take finds
+ * them gone) and a warning names it. When /proc cannot be read the uid is given back with a warning. */
 int uid_lease_give(struct uid_lease *l);
 
 #endif
