@@ -459,16 +459,6 @@ static void stuck_recheck(void)
 	pthread_mutex_unlock(&stuck_mu);
 }
 
-unsigned uid_stuck_count(void)
-{
-	unsigned n = 0;
-	pthread_mutex_lock(&stuck_mu);
-	for (const struct stuck *s = stuck_list; s; s = s->next)
-		n++;
-	pthread_mutex_unlock(&stuck_mu);
-	return n;
-}
-
 int uid_lease_take(int dir_fd, unsigned base, unsigned count, struct uid_lease *l)
 {
 	l->fd = -1;

@@ -76,10 +76,6 @@ struct uid_lease {
  * warning names it, and the next uid is tried. */
 int uid_lease_take(int dir_fd, unsigned base, unsigned count, struct uid_lease *l);
 
-/* How many uids are held because processes of theirs would not die (uid_lease_give); each
- * is given back by the first uid_lease_take that finds them gone. */
-unsigned uid_stuck_count(void);
-
 /* How long uid_lease_give waits for processes still running as the uid to end after
  * SIGKILL before it keeps the uid out of use instead. */
 #define SANDBOX_UID_END_WAIT_MS 5000
