@@ -1,7 +1,11 @@
 #include "token.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <jwt.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +142,70 @@ static int copy_claim(jwt_t *j, const char *name, char *dst, size_t cap)
 	return 0;
 }
 
+/* HS256 signature of a token's first two parts, base64url without padding (43 characters). */
+#define SIG_LEN 43
+
+/* libjwt 1.10 compares signatures with strcmp, which answers sooner the earlier they differ;
+ * asked first, this leaves libjwt to compare only signatures already known to be right, so
+ * its timing tells nothing. */
+int token_signature_ok(const struct token_key *k, const char *jwt)
+{
+	const char *first = strchr(jwt, '.');
+	const char *last = strrchr(jwt, '.');
+	if (!first || first == last || strchr(first + 1, '.') != last || strlen(last + 1) != SIG_LEN)
+		return 0;
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int mac_len = 0;
+	if (!HMAC(EVP_sha256(), k->key, (int)k->len, (const unsigned char *)jwt, (size_t)(last - jwt),
+		  mac, &mac_len) ||
+	    mac_len != 32)
+		return -1;
+	/* 32 bytes are 44 characters of base64 with one '=' of padding */
+	unsigned char b64[48];
+	if (EVP_EncodeBlock(b64, mac, 32) != SIG_LEN + 1)
+		return -1;
+	for (int i = 0; i < SIG_LEN; i++) {
+		if (b64[i] == '+')
+			b64[i] = '-';
+		else if (b64[i] == '/')
+			b64[i] = '_';
+	}
+	return CRYPTO_memcmp(b64, last + 1, SIG_LEN) == 0;
+}
+
+/* Whether the token's header names an algorithm other than HS256, read only to tell the
+ * holder why a token whose signature failed was refused. 1 another, 0 HS256 or unreadable. */
+static int other_alg(const char *jwt)
+{
+	const char *dot = strchr(jwt, '.');
+	size_t n = dot ? (size_t)(dot - jwt) : 0;
+	if (n == 0 || n > TOKEN_MAX_LEN)
+		return 0;
+	/* base64url without padding to base64 with it, for OpenSSL's decoder */
+	char *b64 = malloc(n + 4);
+	unsigned char *raw = malloc(n + 4);
+	int other = 0;
+	if (!b64 || !raw)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		b64[i] = jwt[i] == '-' ? '+' : jwt[i] == '_' ? '/' : jwt[i];
+	size_t m = n;
+	while (m % 4)
+		b64[m++] = '=';
+	int len = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)m);
+	if (len < 0)
+		goto out;
+	len -= (int)(m - n); /* EVP_DecodeBlock counts each '=' as a zero byte */
+	cJSON *h = cJSON_ParseWithLength((const char *)raw, (size_t)(len > 0 ? len : 0));
+	const cJSON *alg = cJSON_GetObjectItemCaseSensitive(h, "alg");
+	other = cJSON_IsString(alg) && strcmp(alg->valuestring, "HS256") != 0;
+	cJSON_Delete(h);
+out:
+	free(b64);
+	free(raw);
+	return other;
+}
+
 int token_verify(const struct token_key *k, const char *jwt, long long now,
 		 struct token_claims *out, const char **why)
 {
@@ -152,6 +220,15 @@ int token_verify(const struct token_key *k, const char *jwt, long long now,
 	}
 	if (strlen(jwt) > TOKEN_MAX_LEN) {
 		reason = "token too long";
+		goto out;
+	}
+	int sig = token_signature_ok(k, jwt);
+	if (sig < 0) {
+		reason = "could not check the signature";
+		goto out;
+	}
+	if (sig == 0) {
+		reason = other_alg(jwt) ? "algorithm not allowed" : "bad signature or malformed token";
 		goto out;
 	}
 	/* key is never empty (token_key_load), so an unsigned or wrongly keyed token fails here */

@@ -53,6 +53,11 @@ void token_key_free(struct token_key *k);
 /* Caller frees the result with free(). NULL on failure. */
 char *token_sign(const struct token_key *k, const struct token_claims *c);
 
+/* 1 when jwt has three parts and its third is the HS256 signature of the first two under k
+ * (base64url, no padding, in the one spelling token_sign writes), compared in constant time;
+ * 0 when not, -1 when the HMAC could not be computed. token_verify asks this first. */
+int token_signature_ok(const struct token_key *k, const char *jwt);
+
 /* 0 and *out filled when jwt is a valid, unexpired token of ours at time `now` (seconds);
  * -1 otherwise, with a short reason in *why (static string). */
 int token_verify(const struct token_key *k, const char *jwt, long long now,

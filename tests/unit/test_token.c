@@ -115,8 +115,69 @@ int main(void)
 	free(t);
 	/* another HMAC algorithm with the right key is refused */
 	t = forge(JWT_ALG_HS512, secret, TOKEN_ISSUER, now + 60);
+	CHECK(token_signature_ok(&k, t) == 0);
 	CHECK(token_verify(&k, t, now, &got, &why) == -1);
 	CHECK_STR(why, "algorithm not allowed");
+	free(t);
+	/* HS384 and HS512 signatures are longer than HS256's 43 characters: cut to that length
+	 * they are still not ours */
+	t = forge(JWT_ALG_HS384, secret, TOKEN_ISSUER, now + 60);
+	CHECK(t != NULL && strlen(strrchr(t, '.') + 1) > 43);
+	if (t)
+		strrchr(t, '.')[44] = '\0';
+	CHECK(token_verify(&k, t, now, &got, &why) == -1);
+	CHECK_STR(why, "algorithm not allowed");
+	free(t);
+
+	/* The signature is compared whole (our own constant-time check, before libjwt's): a
+	 * change at its first or last character, one character more or less, a fourth part,
+	 * and a last character that a lenient base64 decoder would read as the same bytes are
+	 * all refused. */
+	t = token_sign(&k, &c);
+	CHECK(t != NULL);
+	CHECK(token_verify(&k, t, now, &got, &why) == 0);
+	CHECK(token_signature_ok(&k, t) == 1);
+	CHECK(token_signature_ok(&other, t) == 0);
+	size_t tl = strlen(t);
+	char *sig = strrchr(t, '.') + 1;
+	CHECK(strlen(sig) == 43);
+	char *v = malloc(tl + 8);
+	static const char alpha[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	CHECK(((strchr(alpha, sig[42]) - alpha) & 3) == 0);
+	const char *sig_why[] = {"first", "last", "lenient", NULL};
+	for (int i = 0; sig_why[i]; i++) {
+		memcpy(v, t, tl + 1);
+		char *vs = v + (sig - t);
+		if (i == 0)
+			vs[0] = vs[0] == 'A' ? 'B' : 'A';
+		else if (i == 1)
+			vs[42] = vs[42] == 'A' ? 'E' : 'A';
+		else /* the 43rd character carries 4 bits and 2 unused ones (0 when canonical) */
+			vs[42] = alpha[(strchr(alpha, vs[42]) - alpha) | 1];
+		CHECK(token_signature_ok(&k, v) == 0);
+		CHECK(token_verify(&k, v, now, &got, &why) == -1);
+		CHECK_STR(why, "bad signature or malformed token");
+	}
+	memcpy(v, t, tl + 1);
+	v[tl - 1] = '\0';
+	CHECK(token_signature_ok(&k, v) == 0);
+	CHECK(token_verify(&k, v, now, &got, &why) == -1);
+	memcpy(v, t, tl + 1);
+	v[tl] = 'A';
+	v[tl + 1] = '\0';
+	CHECK(token_signature_ok(&k, v) == 0);
+	CHECK(token_verify(&k, v, now, &got, &why) == -1);
+	memcpy(v, t, tl + 1);
+	memcpy(v + tl, ".x", 3);
+	CHECK(token_signature_ok(&k, v) == 0);
+	CHECK(token_verify(&k, v, now, &got, &why) == -1);
+	/* the same signature on a header and payload of two parts joined differently */
+	memcpy(v, t, tl + 1);
+	*strchr(v, '.') = 'x';
+	CHECK(token_signature_ok(&k, v) == 0);
+	CHECK(token_verify(&k, v, now, &got, &why) == -1);
+	free(v);
 	free(t);
 	/* right key, wrong issuer; no expiry */
 	t = forge(JWT_ALG_HS256, secret, "someone-else", now + 60);
@@ -131,6 +192,28 @@ int main(void)
 	const char *junk[] = {"", "a", "a.b", "a.b.c", "...", "eyJ.eyJ.", "\xff\xfe.\x01.x", NULL};
 	for (int i = 0; junk[i]; i++)
 		CHECK(token_verify(&k, junk[i], now, &got, &why) == -1);
+	for (int i = 0; junk[i]; i++)
+		CHECK(token_signature_ok(&k, junk[i]) == 0);
+	/* the reason names the algorithm only when the header, read as JSON, says another one */
+	struct {
+		const char *token, *why;
+	} reasons[] = {
+		/* {"alg":"HS512"}, {"alg":"none"} */
+		{"eyJhbGciOiJIUzUxMiJ9.e30.x", "algorithm not allowed"},
+		{"eyJhbGciOiJub25lIn0.e30.", "algorithm not allowed"},
+		/* {"alg":"HS256"}; {"alg":256}; not JSON; not base64; no header */
+		{"eyJhbGciOiJIUzI1NiJ9.e30.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+		 "bad signature or malformed token"},
+		{"eyJhbGciOjI1Nn0.e30.x", "bad signature or malformed token"},
+		{"bm90IGpzb24.e30.x", "bad signature or malformed token"},
+		{"!!!!.e30.x", "bad signature or malformed token"},
+		{".e30.x", "bad signature or malformed token"},
+		{NULL, NULL},
+	};
+	for (int i = 0; reasons[i].token; i++) {
+		CHECK(token_verify(&k, reasons[i].token, now, &got, &why) == -1);
+		CHECK_STR(why, reasons[i].why);
+	}
 	CHECK(token_verify(&k, NULL, now, &got, &why) == -1);
 	char *huge = malloc(TOKEN_MAX_LEN + 10);
 	memset(huge, 'a', TOKEN_MAX_LEN + 9);
