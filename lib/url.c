@@ -1,6 +1,8 @@
 /* url: see url.h. */
 #include "url.h"
 
+#include "errbuf.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,11 +27,11 @@ char *url_string(CURLU *h)
 	return s;
 }
 
-char *url_with_path(const char *base, const char *tail, int *bad)
+/* h's path with tail after it (h is changed), as url_with_path says. */
+static char *join_path(CURLU *h, const char *tail, int *bad)
 {
-	*bad = 0;
-	CURLU *h = url_parse(base);
 	char *path = NULL, *joined = NULL, *out = NULL;
+	*bad = 0;
 	if (!h || curl_url_get(h, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
 		*bad = 1;
 		goto out;
@@ -52,7 +54,20 @@ char *url_with_path(const char *base, const char *tail, int *bad)
 out:
 	free(joined);
 	curl_free(path);
+	return out;
+}
+
+char *url_with_path(const char *base, const char *tail, const char *name, char *err,
+		    size_t errlen)
+{
+	int bad = 0;
+	CURLU *h = url_parse(base);
+	char *out = join_path(h, tail, &bad);
 	curl_url_cleanup(h);
+	if (!out && bad)
+		errbuf_set(err, errlen, "%s is not a URL libcurl reads", name);
+	else if (!out)
+		errbuf_set(err, errlen, "out of memory");
 	return out;
 }
 
@@ -62,7 +77,7 @@ int url_http_check(const char *url, const char *name, char *err, size_t errlen)
 	char *scheme = NULL, *joined = NULL;
 	int bad = 0, ok = h && curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
 			  (!strcmp(scheme, "http") || !strcmp(scheme, "https")) &&
-			  (joined = url_with_path(url, "/x", &bad)) != NULL;
+			  (joined = join_path(h, "/x", &bad)) != NULL;
 	curl_free(scheme);
 	curl_url_cleanup(h);
 	free(joined);

@@ -16,8 +16,10 @@ char *url_string(CURLU *h);
 /* base with tail ("/chat/completions") after its path, less the path's trailing slashes,
  * and before its query (a key an operator put there stays a query parameter); a fragment
  * is dropped (it is never sent). Caller frees with free(); NULL when base is not a URL
- * libcurl takes (*bad set to 1) or out of memory (*bad 0). */
-char *url_with_path(const char *base, const char *tail, int *bad);
+ * libcurl takes or out of memory, with a message in err that names base by its setting's
+ * name ("PISTON_URL") and never quotes it (it may hold a secret). */
+char *url_with_path(const char *base, const char *tail, const char *name, char *err,
+		    size_t errlen);
 
 /* Is url (the setting called name: "PISTON_URL") one requests can be made to: an http or
  * https URL that libcurl reads, with room for a path after its own? 0, or -1 with a message

@@ -264,10 +264,5 @@ enum ai_call ai_openai_transport(int curl_rc, long status, long long got, long l
 
 char *ai_completions_url(const char *base, char *err, size_t errlen)
 {
-	int bad = 0;
-	char *url = url_with_path(base, "/chat/completions", &bad);
-	if (!url)
-		errbuf_set(err, errlen, bad ? "AI_BASE_URL is not a URL the worker can read"
-					    : "out of memory");
-	return url;
+	return url_with_path(base, "/chat/completions", "AI_BASE_URL", err, errlen);
 }

@@ -341,23 +341,13 @@ static char *execute_body(const struct piston_request *req, const struct piston_
 
 /* PISTON_URL with path after its own (before its query: a key there stays a query parameter);
  * NULL with err when it is no URL or out of memory (the message does not quote it). */
-static char *endpoint(const char *base, const char *path, char *err, size_t errlen)
-{
-	int bad = 0;
-	char *u = url_with_path(base, path, &bad);
-	if (!u)
-		errbuf_set(err, errlen, bad ? "piston: PISTON_URL is not a URL the worker can read"
-					    : "out of memory");
-	return u;
-}
-
 enum piston_rc piston_execute(const char *url, const struct piston_request *req,
 			      const struct piston_limits *lim, long timeout_ms, size_t output_max,
 			      const volatile sig_atomic_t *cancel, char **result_json, char *err,
 			      size_t errlen)
 {
 	*result_json = NULL;
-	char *ep = endpoint(url, "/api/v2/execute", err, errlen);
+	char *ep = url_with_path(url, "/api/v2/execute", "PISTON_URL", err, errlen);
 	if (!ep)
 		return PISTON_FAILED;
 	char *body_json = execute_body(req, lim);
@@ -556,7 +546,7 @@ char *piston_runtimes(const char *url, long timeout_ms, const volatile sig_atomi
 		      struct piston_left_out *lo, char *err, size_t errlen)
 {
 	memset(lo, 0, sizeof *lo);
-	char *ep = endpoint(url, "/api/v2/runtimes", err, errlen);
+	char *ep = url_with_path(url, "/api/v2/runtimes", "PISTON_URL", err, errlen);
 	if (!ep)
 		return NULL;
 	struct buf body;

@@ -282,6 +282,17 @@ static void test_urls(void)
 	char *u = ai_completions_url("http://[::1/v1?key=s3cret", err, sizeof err);
 	CHECK(u == NULL && strstr(err, "AI_BASE_URL") && !strstr(err, "s3cret"));
 	free(u);
+	/* Piston's paths the same way, its message naming its own setting */
+	u = url_with_path("http://127.0.0.1:2000/?token=s3cret", "/api/v2/execute", "PISTON_URL", err,
+			  sizeof err);
+	CHECK_STR(u, "http://127.0.0.1:2000/api/v2/execute?token=s3cret");
+	free(u);
+	err[0] = '\0';
+	u = url_with_path("http://u:s3cret@[::1:2000/", "/api/v2/runtimes", "PISTON_URL", err,
+			  sizeof err);
+	CHECK(u == NULL);
+	CHECK_STR(err, "PISTON_URL is not a URL libcurl reads");
+	free(u);
 
 	/* for the log: no userinfo, no login options, no query, no fragment */
 #define NS "(AI_BASE_URL, not shown)"
