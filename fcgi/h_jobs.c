@@ -290,6 +290,44 @@ static void code_too_large(struct api_ctx *c, size_t bytes)
 		  CODE_MAX / 1024, bytes);
 }
 
+/* The right to run code in the room, read again once job id is in the room's line. A
+ * removal, a leave, a demotion to viewer or the room's deletion made between the first read
+ * and the job's creation has already looked for the caller's runs and not found this one
+ * (cancel_member_runs in h_rooms.c looks after its change is in PostgreSQL; a deleted room's
+ * jobs are stopped by its deleted mark); any later change finds it. So PostgreSQL, where such a change is made first, is read again (the language
+ * asks for it: no cache), and a refusal now cancels the job as the change would have, and
+ * is answered as a request a moment later would be. 1 refused (answered), 0 the right holds
+ * or could not be read (logged; it was read moments ago, the job stays). */
+static int run_right_lost(struct api_ctx *c, const char *room, const char *id)
+{
+	char role[16], lang[33], msg[sizeof c->store->msg];
+	enum store_refusal why;
+	enum store_status st =
+		store_room_access(c->store, room, c->user.user_id, 1, role, lang, &why);
+	if (st == STORE_OK)
+		return 0;
+	if (st != STORE_FORBIDDEN && st != STORE_NOT_FOUND) {
+		log_warn("job %s (room %s): the right to run could not be read again: %s", id, room,
+			 c->store->msg);
+		return 0;
+	}
+	snprintf(msg, sizeof msg, "%s", c->store->msg);
+	log_info("job %s (room %s): its author lost the right to run code there while it was "
+		 "being made (%s)",
+		 id, room, st == STORE_NOT_FOUND ? "the room is gone" : "cancelled");
+	/* a room deleted meanwhile: its job meets the room's deleted mark in the worker and is
+	 * cancelled there unrun, and nothing more is written into the room's keys */
+	if (st == STORE_FORBIDDEN &&
+	    rooms_cancel_lost_job(c, room, id, "execution", "",
+				  "cancelled: its author may no longer run code in this room") < 0)
+		log_error("job %s (room %s): made after its author lost the right to run code there, "
+			  "and could not be cancelled",
+			  id, room);
+	snprintf(c->store->msg, sizeof c->store->msg, "%s", msg);
+	room_access_failed(c, room, st, why);
+	return 1;
+}
+
 void h_execution_create(struct api_ctx *c)
 {
 	struct valid_value v[F_COUNT];
@@ -396,6 +434,12 @@ void h_execution_create(struct api_ctx *c)
 	doc_state_free(&d);
 	char id[JOB_ID_LEN + 1] = "";
 	int rc = jobs_enqueue(c, c->params[0], "execution", NULL, rt, id, rq.id ? &rq : NULL);
+	if (rc == 0 && run_right_lost(c, c->params[0], id)) {
+		if (counted[0]) /* it never ran */
+			api_user_quota_release(c, "exec", counted);
+		cJSON_Delete(rt);
+		return;
+	}
 	/* a repeat made nothing new, nor did a refusal; a failure (-1) keeps its count: the
 	 * job may exist (a failed WAIT) */
 	if ((rc == 1 || rc == JOBS_REFUSED) && counted[0])

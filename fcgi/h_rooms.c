@@ -199,11 +199,8 @@ static int rights_replicated(struct api_ctx *c, const char *room)
 	return 0;
 }
 
-/* One job of the room cancelled because its starter lost the right to it, as DELETE
- * /api/jobs/{id} cancels one: status `cancelled` and its event. 0 (done, or over already),
- * -1 Redis failed (logged). */
-static int cancel_lost_job(struct api_ctx *c, const char *room, const char *id, const char *kind,
-			   const char *ekind, const char *why)
+int rooms_cancel_lost_job(struct api_ctx *c, const char *room, const char *id, const char *kind,
+			  const char *ekind, const char *why)
 {
 	struct rds *rd;
 	char cur[16], err[256] = "redis: no connection";
@@ -233,8 +230,9 @@ static int cancel_lost_job(struct api_ctx *c, const char *room, const char *id, 
  * who may no longer run code in the room. AI requests are left to finish: their answer goes
  * to the room, which may have joined them (a member asking the same), and anyone who may read
  * a room may ask. A run whose creation raced the change (its rights read before, its script
- * run after this read) is not found. 0, or -1 when Redis failed (logged): the caller answers
- * 503, and the retry cancels the rest. */
+ * run after this read) is not found here: its creator reads the rights again once the job
+ * exists, and cancels it (h_execution_create). 0, or -1 when Redis failed (logged): the
+ * caller answers 503, and the retry cancels the rest. */
 static int cancel_member_runs(struct api_ctx *c, const char *room, long long uid, const char *why)
 {
 	struct rds *rd;
@@ -287,7 +285,7 @@ static int cancel_member_runs(struct api_ctx *c, const char *room, long long uid
 			snprintf(ekind, sizeof ekind, "%s", j.event_kind);
 		store_job_free(&j);
 		if (theirs && strcmp(kind, "execution") == 0) {
-			rc = cancel_lost_job(c, room, id, kind, ekind, why);
+			rc = rooms_cancel_lost_job(c, room, id, kind, ekind, why);
 			snprintf(last, sizeof last, "%s", id);
 		}
 	}

@@ -51,3 +51,51 @@ for (const change of ['removal', 'demotion to viewer']) {
     assert.equal(e.status, 'finished', JSON.stringify(e));
   });
 }
+
+// A run asked for while the change is being made: its rights may be read before the change
+// and its job made after the change looked for the member's runs. The API reads the rights
+// again once the job exists and cancels it, answering the refusal the request would have got
+// a moment later. So every run answered 202 ends cancelled, unrun, and every other answer is
+// that refusal. Runs and the change go out together for several members at once, so that
+// some runs land in that window (without the second read, a run or two of 80 is left running
+// in about three runs of this test in four, on a 2-core machine).
+for (const change of ['removal', 'demotion to viewer']) {
+  test(`runs asked for during a ${change}: each one accepted ends cancelled, the others are refused`, async () => {
+    const owner = await newUser('ro');
+    const members = await Promise.all([1, 2, 3, 4, 5, 6, 7, 8].map(() => newUser('rm')));
+    const rooms = await Promise.all(members.map((m) => roomWith(owner, m)));
+    const answers = [];
+    await Promise.all(members.map(async (m, i) => {
+      const room = rooms[i];
+      // ten runs (the per-minute limit): one alone (accepted: nothing has changed yet),
+      // then the other nine at once with the change among them
+      const runs = [run(m.token, room, { language: 'python', code: SLOW })];
+      await runs[0];
+      for (let k = 1; k < 10; k++) {
+        if (k === 5) {
+          runs.push((change === 'removal'
+            ? call('DELETE', `/api/rooms/${room.id}/members/${m.user.id}`, { token: owner.token })
+            : call('PUT', `/api/rooms/${room.id}/members/${m.user.id}`, { token: owner.token, body: { role: 'viewer' } }))
+            .then((r) => { assert.ok([200, 204].includes(r.status), r.text); return null; }));
+        }
+        runs.push(run(m.token, room, { language: 'python', code: SLOW }));
+      }
+      for (const r of await Promise.all(runs)) if (r) answers.push(r);
+    }));
+    let accepted = 0;
+    for (const r of answers) {
+      if (r.status === 202) {
+        accepted++;
+        const job = await waitJob(owner.token, r.json.job.id, { ms: 30000 });
+        assert.equal(job.status, 'cancelled', `a run accepted during the ${change}: ${JSON.stringify(job)}`);
+        assert.ok(!String(job.result?.stdout ?? '').includes('ran after the change'), JSON.stringify(job));
+      } else {
+        assert.equal(r.status, 403, r.text);
+        assert.equal(r.json.error, change === 'removal' ? 'not_a_member' : 'forbidden', r.text);
+      }
+    }
+    assert.equal(answers.length, 80);
+    // the first run of each member came before the change
+    assert.ok(accepted >= 8, `accepted ${accepted} of 80`);
+  });
+}
