@@ -317,12 +317,19 @@ static int run_right_lost(struct api_ctx *c, const char *room, const char *id)
 		 id, room, st == STORE_NOT_FOUND ? "the room is gone" : "cancelled");
 	/* a room deleted meanwhile: its job meets the room's deleted mark in the worker and is
 	 * cancelled there unrun, and nothing more is written into the room's keys */
-	if (st == STORE_FORBIDDEN &&
-	    rooms_cancel_lost_job(c, room, id, "execution", "",
-				  "cancelled: its author may no longer run code in this room") < 0)
-		log_error("job %s (room %s): made after its author lost the right to run code there, "
-			  "and could not be cancelled",
-			  id, room);
+	if (st == STORE_FORBIDDEN) {
+		struct rds *rd;
+		struct rkey jk = rkey1(RK_JOB, id);
+		char err[256] = "redis: no connection";
+		/* confirmed by a replica as the change's own cancels are (REDIS_WAIT_REPLICAS) */
+		if (rooms_cancel_lost_job(c, room, id, "execution", "",
+					  "cancelled: its author may no longer run code in this "
+					  "room") < 0 ||
+		    store_redis(c->store, &rd) != STORE_OK || rds_wait(rd, jk.s, err, sizeof err) < 0)
+			log_error("job %s (room %s): made after its author lost the right to run code "
+				  "there, and its cancel is not done or not confirmed: %s",
+				  id, room, err);
+	}
 	snprintf(c->store->msg, sizeof c->store->msg, "%s", msg);
 	room_access_failed(c, room, st, why);
 	return 1;
