@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "access.h"
+#include "clientaddr.h"
 #include "rkeys.h"
 #include "rscript.h"
 #include "store_user.h"
@@ -96,7 +97,9 @@ static int register_allowed(struct api_ctx *c)
 	if (!rd)
 		return -1;
 	long retry = 0;
-	struct rkey key = rkey1(RK_RL_REGISTER_ADDR, c->req->remote_addr);
+	char group[CLIENTADDR_GROUP_MAX];
+	clientaddr_group(c->req->remote_addr, group, sizeof group);
+	struct rkey key = rkey1(RK_RL_REGISTER_ADDR, group);
 	enum ratelimit_result rl =
 		ratelimit_check(rd, key.s, c->cfg->register_limit, REGISTER_WINDOW_MS, 1, &retry);
 	if (rl == RATELIMIT_ERROR) {
@@ -203,7 +206,9 @@ static int attempt_begin(struct api_ctx *c, struct rds *rd, const char *name_key
 	if (checks_allowed(c, rd, name_key) < 0)
 		return -1;
 	a->ukey = rkey1(RK_RL_LOGIN_USER, name_key);
-	a->akey = rkey1(RK_RL_LOGIN_ADDR, c->req->remote_addr);
+	char group[CLIENTADDR_GROUP_MAX];
+	clientaddr_group(c->req->remote_addr, group, sizeof group);
+	a->akey = rkey1(RK_RL_LOGIN_ADDR, group);
 	if (limited(c, rd, a->ukey.s, c->cfg->login_limit, "for this username", a->umember) != 0)
 		return -1;
 	int al = limited(c, rd, a->akey.s, c->cfg->login_addr_limit, "from this address", a->amember);

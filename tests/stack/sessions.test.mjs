@@ -284,6 +284,50 @@ test('an API given one node of a Redis Cluster as its one server answers 503 and
   assert.equal(ok.json.user.id, u.user.id);
 });
 
+test('limits per address count an IPv6 client by its /64: registrations and failed sign-ins from new addresses of one /64 share one window', async () => {
+  // a documentation /48 and a random /64 in it of this run's own, so no other test shares it
+  const r16 = () => randomBytes(2).toString('hex');
+  const net = `2001:db8:${r16()}:${r16()}`;
+  const other = `2001:db8:${r16()}:${r16()}`.replace(/:[0-9a-f]+$/, (m) => `:${(parseInt(m.slice(1), 16) ^ 1).toString(16)}`);
+  let n = 0;
+  const fresh = (prefix = net) => `${prefix}:${r16()}:${r16()}:${r16()}:${(++n).toString(16)}`;
+  // registrations: each from a new address of the /64, then one more is 429
+  const limit = 3;
+  const env = { REGISTER_RATE_LIMIT: String(limit) };
+  const reg = (remoteAddr) =>
+    cgi({ method: 'POST', uri: '/api/auth/register', body: { username: uniqueName('v6'), password: 'register-pw' }, env, remoteAddr });
+  for (let i = 0; i < limit; i++) {
+    const r = reg(fresh());
+    assert.equal(r.status, 201, r.body);
+  }
+  const over = reg(fresh());
+  assert.equal(over.status, 429, over.body);
+  assert.equal(over.json.error, 'too_many_registrations');
+  // the same /64 written another way is the same client; an IPv4-mapped address is its IPv4
+  assert.equal(reg(`${net.toUpperCase().replace('2001:DB8', '2001:0db8')}::1`).status, 429);
+  // the neighbouring /64 is another client
+  const elsewhere = reg(fresh(other));
+  assert.equal(elsewhere.status, 201, elsewhere.body);
+  // failed sign-ins per address (LOGIN_ADDRESS_RATE_LIMIT): each from a new address of one /64
+  const loginNet = `2001:db8:${r16()}:${r16()}`;
+  const addrLimit = 4;
+  const lenv = { LOGIN_ADDRESS_RATE_LIMIT: String(addrLimit), LOGIN_RATE_LIMIT: '100' };
+  const login = (remoteAddr) =>
+    cgi({ method: 'POST', uri: '/api/auth/login', body: { username: uniqueName('nobody'), password: 'wrong-password' }, env: lenv, remoteAddr });
+  for (let i = 0; i < addrLimit; i++) {
+    const r = login(fresh(loginNet));
+    assert.equal(r.status, 401, r.body);
+  }
+  const limited = login(fresh(loginNet));
+  assert.equal(limited.status, 429, limited.body);
+  assert.match(limited.json.message, /from this address/);
+  assert.equal(login(fresh(`2001:db8:${r16()}:${r16()}`)).status, 401);
+  // IPv4 addresses stay one client each: a mapped one counts as its IPv4 address
+  const v4 = `198.51.100.${1 + (randomBytes(1)[0] % 250)}`;
+  for (let i = 0; i < addrLimit; i++) assert.equal(login(i % 2 ? v4 : `::ffff:${v4}`).status, 401);
+  assert.equal(login(v4).status, 429);
+});
+
 test('registration is limited per address: the (limit+1)th from one address is 429, another address still registers', async () => {
   const limit = 3;
   const env = { REGISTER_RATE_LIMIT: String(limit) };

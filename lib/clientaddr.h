@@ -1,0 +1,22 @@
+/* clientaddr: the part of a client's address that the API's limits per address count by.
+ *
+ * An IPv4 address is one client. An IPv6 client usually holds a whole /64 (SLAAC, privacy
+ * addresses, a provider's delegated prefix), and can pick a new address in it for every
+ * request; counted by full address it would have 2^64 windows of its own. So an IPv6 address
+ * counts by its /64, as the broker's bound on connections still sending their head does
+ * (sse-broker/addrcap.h). An IPv4-mapped IPv6 address (::ffff:a.b.c.d, a dual-stack socket)
+ * is its IPv4 address. */
+#ifndef CC_CLIENTADDR_H
+#define CC_CLIENTADDR_H
+
+#include <stddef.h>
+
+/* Longest group written, with its NUL: an IPv6 /64 as inet_ntop writes it plus "/64". */
+#define CLIENTADDR_GROUP_MAX 64
+
+/* The group of addr (REMOTE_ADDR's text) in out: "192.0.2.1", "2001:db8:1:2::/64". Text
+ * that is no IP address (a Unix socket's "", a name) is kept as it is, cut to fit. Always
+ * NUL-terminated (cap > 0). 1 when addr was read as an address, 0 when kept as text. */
+int clientaddr_group(const char *addr, char *out, size_t cap);
+
+#endif

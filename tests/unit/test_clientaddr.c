@@ -1,0 +1,65 @@
+/* lib/clientaddr: the group an address is counted by in the API's limits per address. IPv4
+ * whole, IPv6 by its /64, mapped IPv4 as IPv4; text that is no address kept as it is, cut to
+ * fit; hostile and oversized values too. */
+#include <string.h>
+
+#include "clientaddr.h"
+#include "unit.h"
+
+static char out[CLIENTADDR_GROUP_MAX];
+
+static const char *group(const char *in, int want_rc)
+{
+	memset(out, 'x', sizeof out);
+	CHECK(clientaddr_group(in, out, sizeof out) == want_rc);
+	return out;
+}
+
+int main(void)
+{
+	/* IPv4: one client each, in the one spelling */
+	CHECK_STR(group("192.0.2.1", 1), "192.0.2.1");
+	CHECK_STR(group("0.0.0.0", 1), "0.0.0.0");
+	CHECK_STR(group("255.255.255.255", 1), "255.255.255.255");
+	/* IPv6: every address of one /64 is one group, however written */
+	CHECK_STR(group("2001:db8:1:2::1", 1), "2001:db8:1:2::/64");
+	CHECK_STR(group("2001:db8:1:2:ffff:ffff:ffff:ffff", 1), "2001:db8:1:2::/64");
+	CHECK_STR(group("2001:0DB8:0001:0002:1234:5678:9abc:def0", 1), "2001:db8:1:2::/64");
+	CHECK_STR(group("2001:db8:1:3::1", 1), "2001:db8:1:3::/64");
+	CHECK_STR(group("::1", 1), "::/64");
+	CHECK_STR(group("fe80::1", 1), "fe80::/64");
+	CHECK_STR(group("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 1), "ffff:ffff:ffff:ffff::/64");
+	/* an IPv4-mapped IPv6 address (a dual-stack socket) is its IPv4 address */
+	CHECK_STR(group("::ffff:192.0.2.1", 1), "192.0.2.1");
+	CHECK_STR(group("::ffff:c000:201", 1), "192.0.2.1");
+	/* not an address: kept as text (a Unix socket's empty address, a name, a zone, a port,
+	 * brackets, IPv4 forms inet_pton refuses, spaces) */
+	static const char *text[] = {"",
+				     "unix:/run/x.sock",
+				     "localhost",
+				     "fe80::1%eth0",
+				     "[2001:db8::1]",
+				     "192.0.2.1:80",
+				     "192.0.2",
+				     "0x7f.1",
+				     "192.0.2.1 ",
+				     " 192.0.2.1",
+				     "2001:db8::1::2",
+				     "192.0.2.256",
+				     NULL};
+	for (int i = 0; text[i]; i++)
+		CHECK_STR(group(text[i], 0), text[i]);
+	/* oversized text is cut to fit, always terminated */
+	char big[4 * CLIENTADDR_GROUP_MAX];
+	memset(big, 'a', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	group(big, 0);
+	CHECK(strlen(out) == CLIENTADDR_GROUP_MAX - 1);
+	CHECK(strncmp(out, big, CLIENTADDR_GROUP_MAX - 1) == 0);
+	/* the longest group fits */
+	CHECK(strlen(group("ffff:ffff:ffff:ffff:1:1:1:1", 1)) < CLIENTADDR_GROUP_MAX - 1);
+	/* no room at all: nothing written */
+	char one = 'z';
+	CHECK(clientaddr_group("192.0.2.1", &one, 0) == 0 && one == 'z');
+	return unit_summary("clientaddr");
+}
