@@ -13,14 +13,15 @@ import {
 } from './api.js';
 import { RoomStream } from './transport.js';
 import { directOrigin, onFrontDoor, streamRouteReady, useFrontDoor } from './stream-route.js';
+import { streamWorkerURL } from './trusted-types.js';
 
-const WORKER_URL = '/dist/stream-worker.js';
-// A browser gives every page that asks for this URL under this name the one worker already
-// running, whichever build of the pages started it. So the name changes whenever what pages
-// and worker say to each other changes: pages of the build before (still open in tabs
-// loaded before an upgrade) keep their own worker, and this build's pages get one that
-// speaks their language (version 2: each message names its user, and the worker refuses a
-// page whose user is not the session's, which a page of version 1 never names).
+// A browser gives every page that asks for the worker's URL (STREAM_WORKER_URL,
+// trusted-types.js) under this name the one worker already running, whichever build of the
+// pages started it. So the name changes whenever what pages and worker say to each other
+// changes: pages of the build before (still open in tabs loaded before an upgrade) keep
+// their own worker, and this build's pages get one that speaks their language (version 2:
+// each message names its user, and the worker refuses a page whose user is not the
+// session's, which a page of version 1 never names).
 const WORKER_NAME = 'codecollab-streams-2';
 
 let port = null;
@@ -86,7 +87,8 @@ function connectWorker() {
   if (port || unavailable) return port;
   let w;
   try {
-    w = new SharedWorker(WORKER_URL, { name: WORKER_NAME });
+    // under the page's Trusted Types a worker starts only from a TrustedScriptURL
+    w = new SharedWorker(streamWorkerURL(), { name: WORKER_NAME });
   } catch {
     unavailable = true;
     return null;
