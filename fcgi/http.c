@@ -258,7 +258,8 @@ const char *http_reason(int status)
 static const char security_headers[] =
 	"Content-Security-Policy: default-src 'self'; script-src 'self'; style-src 'self'; "
 	"img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; "
-	"base-uri 'self'; form-action 'self'; frame-ancestors 'none'\r\n"
+	"base-uri 'self'; form-action 'self'; frame-ancestors 'none'; "
+	"require-trusted-types-for 'script'; trusted-types codecollab\r\n"
 	"X-Content-Type-Options: nosniff\r\n"
 	"Referrer-Policy: no-referrer\r\n"
 	"X-Frame-Options: DENY\r\n"

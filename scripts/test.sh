@@ -270,7 +270,8 @@ CLUSTER_STACK_SUITES=(tests/stack/smoke.test.mjs tests/stack/collab.test.mjs tes
   tests/stack/account-delete.test.mjs)
 
 # The suites that depend on the web server in front — HTTP, the three stream transports, the
-# browser client — again, through Apache httpd (WEB=apache: deploy/apache/codecollab.conf).
+# browser client and its Trusted Types — again, through Apache httpd (WEB=apache:
+# deploy/apache/codecollab.conf).
 # metrics.test.mjs first, on its own ("--": run_with_stack): its count of open SSE streams
 # waits until none is left at the broker, and a stream a client closed at Apache stays open
 # there until the broker's next heartbeat to it fails (BROKER_HEARTBEAT_MS, 15 s). After the
@@ -278,7 +279,7 @@ CLUSTER_STACK_SUITES=(tests/stack/smoke.test.mjs tests/stack/collab.test.mjs tes
 APACHE_SUITES=(tests/stack/metrics.test.mjs --
   tests/stack/http.test.mjs tests/stack/revoke-streams.test.mjs
   tests/stack/multi-stream.test.mjs tests/stack/supervise.test.mjs tests/stack/walkthrough.test.mjs
-  tests/stack/scripting.test.mjs tests/browser/client.test.mjs)
+  tests/stack/scripting.test.mjs tests/browser/client.test.mjs tests/browser/trusted-types.test.mjs)
 run_apache() { # [files...]
   [ $# -gt 0 ] || set -- "${APACHE_SUITES[@]}"
   echo "== through Apache httpd (WEB=apache): $*"

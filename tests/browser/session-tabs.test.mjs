@@ -13,7 +13,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BASE, call, newUser, roomEvents } from '../lib/api.mjs';
-import { launch, person } from '../lib/browser.mjs';
+import { launch, person, sharedWorkers } from '../lib/browser.mjs';
 import { createRoom, signIn, signUp, token, uniqueName, waitForEditor } from '../lib/app.mjs';
 
 let browser;
@@ -359,9 +359,11 @@ test('a room opened as one user is not streamed to that tab under the next user 
 // gives every page that asks for the stream worker's script under its name the worker already
 // running there. A worker of the previous build's protocol (its pages never name their user)
 // must not be the one this build's pages talk to: they would be refused as the wrong user, and
-// their room would stay without a stream until a reload. Here a page of the previous build is
-// stood in for by a worker started under the previous name before the app loads, asked for a
-// room the way such a page asked (no user, no time).
+// their room would stay without a stream until a reload. Here a tab of the previous build is
+// stood in for by a page at the site's origin that the browser holds to no Trusted Types (as
+// a tab loaded before the site required them, docs/SECURITY.md "Headers": it may start a
+// worker from a plain string): before the app loads in another tab, it starts a worker under
+// the previous name and asks it for a room the way such a page asked (no user, no time).
 test('a stream worker started by a page of the previous build does not take this build\'s pages', async () => {
   const who = await person(browser, BASE);
   const p = who.page;
@@ -370,19 +372,26 @@ test('a stream worker started by a page of the previous build does not take this
   const made = await call('POST', '/api/rooms', { token: await token(p), body: { name: uniqueName('room '), language: 'python' } });
   assert.equal(made.status, 201, made.text);
   const roomId = made.json.room.id;
-  const tab = await who.context.newPage();
-  await tab.addInitScript((room) => {
-    if (typeof window.SharedWorker !== 'function') return;
-    const old = new window.SharedWorker('/dist/stream-worker.js', { name: 'codecollab-streams' });
-    old.port.start();
-    old.port.postMessage({ op: 'open', key: 'old-page', room, lastId: null,
+  const old = await who.context.newPage();
+  await old.route('**/previous-build', (r) => r.fulfill({ contentType: 'text/html', body: '<!doctype html><title>previous build</title>' }));
+  await old.goto('/previous-build');
+  const oldStarted = await old.evaluate((room) => {
+    if (typeof window.SharedWorker !== 'function') return false;
+    const w = new window.SharedWorker('/dist/stream-worker.js', { name: 'codecollab-streams' });
+    w.port.start();
+    w.port.postMessage({ op: 'open', key: 'old-page', room, lastId: null,
       token: localStorage.getItem('cc.token'), origin: '' });
-    window.ccOldWorker = old;
+    window.ccOldWorker = w;
+    return true;
   }, roomId);
+  assert.equal(oldStarted, true, 'this browser has shared workers');
+  const tab = await who.context.newPage();
   await tab.goto(`/r/${roomId}`);
   await waitForEditor(tab);
   assert.equal(await tab.getAttribute('.room', 'data-transport'), 'shared');
   await tab.waitForFunction(() => document.querySelector('[data-role="connection"]')?.dataset.state === 'connected',
     null, { timeout: 20000 });
+  // two workers of the one script: the previous build's, and the one this build's page started
+  assert.equal((await sharedWorkers(browser, tab)).length, 2);
   await who.context.close();
 });

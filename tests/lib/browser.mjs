@@ -45,3 +45,19 @@ export async function screenshot(page, name) {
   await page.screenshot({ path });
   return path;
 }
+
+// The shared workers a person's pages run (the browser context of `page`) from the script
+// at `path`, as the DevTools protocol lists them: [{targetId, url, title, ...}].
+export async function sharedWorkers(browser, page, path = '/dist/stream-worker.js') {
+  const own = await page.context().newCDPSession(page);
+  const cdp = await browser.newBrowserCDPSession();
+  try {
+    const { targetInfo } = await own.send('Target.getTargetInfo');
+    const { targetInfos } = await cdp.send('Target.getTargets');
+    return targetInfos.filter((t) => t.type === 'shared_worker' && t.browserContextId === targetInfo.browserContextId
+      && new URL(t.url).pathname === path);
+  } finally {
+    await own.detach();
+    await cdp.detach();
+  }
+}

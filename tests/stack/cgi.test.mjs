@@ -3,6 +3,7 @@
 // FastCGI process does on its first request, before it has any connection open.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { DEAD_REDIS, call, cgi, newUser, createRoom, roomEvents, redis, uniqueName } from '../lib/api.mjs';
 
 // A CGI answer: exit 0, a Status line first, JSON with the status's shape.
@@ -71,9 +72,15 @@ test('CGI: security headers always; HSTS only when HTTPS=on', () => {
   const plain = cgi({ uri: '/api/health' });
   const tls = cgi({ uri: '/api/health', https: true });
   const tlsErr = cgi({ uri: '/api/nope', https: true });
+  // the same policy lighttpd sets (fcgi/http.c repeats it for servers that set none)
+  const conf = readFileSync(new URL('../../lighttpd.conf', import.meta.url), 'utf8');
+  const policy = /^ *"Content-Security-Policy" => "(.*)",$/m.exec(conf)[1];
   for (const r of [plain, tls, tlsErr]) {
     assert.ok(r.headers['content-security-policy'], 'CSP');
+    assert.equal(r.headers['content-security-policy'], policy);
     assert.match(r.headers['content-security-policy'], /frame-ancestors 'none'/);
+    assert.match(r.headers['content-security-policy'], /(^|; )require-trusted-types-for 'script'(;|$)/);
+    assert.match(r.headers['content-security-policy'], /(^|; )trusted-types codecollab(;|$)/);
     assert.ok(!r.headers['content-security-policy'].includes('unsafe-inline'));
     assert.equal(r.headers['x-content-type-options'], 'nosniff');
     assert.ok(r.headers['referrer-policy']);

@@ -271,6 +271,10 @@ function assertSecurityHeaders(h, what) {
   assert.match(csp, /(^|;)\s*frame-ancestors 'none'\s*(;|$)/, `${what}: ${csp}`);
   assert.match(csp, /(^|;)\s*default-src 'self'/, `${what}: ${csp}`);
   assert.match(csp, /(^|;)\s*object-src 'none'/, `${what}: ${csp}`);
+  // Trusted Types: HTML and script sinks take only what the page's one policy made
+  // (htdocs/src/trusted-types.js), no duplicate of it and no default policy
+  assert.match(csp, /(^|;)\s*require-trusted-types-for 'script'\s*(;|$)/, `${what}: ${csp}`);
+  assert.match(csp, /(^|;)\s*trusted-types codecollab\s*(;|$)/, `${what}: ${csp}`);
   assert.equal(h.get('x-content-type-options'), 'nosniff', what);
   assert.ok(h.get('referrer-policy'), `${what}: Referrer-Policy`);
   assert.match(h.get('referrer-policy'), /^(no-referrer|same-origin|strict-origin|strict-origin-when-cross-origin)$/);
