@@ -4,12 +4,12 @@
 // and worker URLs) refuses a plain string in Chromium, and this policy is the only one the
 // page may create. The app builds its markup from elements and text (dom.js), so the one
 // value it needs is the shared stream worker's URL: the policy makes that URL and nothing
-// else. Without Trusted Types (Firefox, Safari) the same check runs and the string is used.
+// else. In a browser without Trusted Types the same check runs and the string is used.
 //
-// The policy is created when this module is first imported, so no other script can take its
-// name first. Where it cannot be created (a policy that names other policies only), the
-// string goes on and the browser decides: a refused worker is what shared-stream.js falls
-// back from anyway.
+// The policy is created as the app's modules load, before the app starts, and the page runs
+// no other script that could take its name first. Where it cannot be created (a page policy
+// that names other policies only), the string goes on and the browser decides: a refused
+// worker is what shared-stream.js falls back from anyway.
 
 export const POLICY_NAME = 'codecollab';
 export const STREAM_WORKER_URL = '/dist/stream-worker.js';
