@@ -369,9 +369,24 @@ static int require_live_session(struct api_ctx *c)
 	switch (access_session_check(rd, &c->user)) {
 	case ACCESS_OK:
 		return 0;
-	case ACCESS_REVOKED:
+	case ACCESS_REVOKED: {
+		/* The 401 says the session is over, so a replica must hold that first: the
+		 * sign-out or password change that revoked it may have been answered 503 (no
+		 * replica confirmed it) and this be its retry, or come from a connection that
+		 * never waited. Without it a failover could bring the session back after it was
+		 * answered as over. */
+		char err[256];
+		if (access_revoked_confirm(rd, &c->user, err, sizeof err) < 0) {
+			log_warn("user %lld: a revoked session is not confirmed by a replica: %s",
+				 c->user.user_id, err);
+			api_error(c, 503, "redis_unavailable",
+				  "this session is over, but no replica of the session store confirms "
+				  "it yet; send the request again");
+			return -1;
+		}
 		answer_revoked(c);
 		return -1;
+	}
 	case ACCESS_ERROR:
 		api_fail(c, store_redis_failed(c->store), NULL, "the session store is unavailable");
 		return -1;

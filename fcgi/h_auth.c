@@ -277,19 +277,29 @@ void h_login(struct api_ctx *c)
 }
 
 /* Tells Redis, then every broker, that user_id's tokens changed: fn (a sign-out or a new
- * generation) then SPUBLISH on cc:access. Both are idempotent, so after a failure both are
- * retried once on a fresh connection (a connection that went stale between requests).
- * 0, or -1: Redis failed (the caller answers) or could not be reached (503 answered). */
+ * generation, written to key) then SPUBLISH on cc:access. Both are idempotent, so after a
+ * failure both are retried once on a fresh connection (a connection that went stale between
+ * requests). Then a replica must hold the write (REDIS_WAIT_REPLICAS), as it must hold a
+ * change of rights in a room: the change is answered as done only once a failover can no
+ * longer bring back the tokens it revoked. 0, or -1: Redis failed or no replica confirmed
+ * (the caller answers 503; a retry finds the tokens revoked, and their 401 waits for the
+ * replica too: fcgi/api.c) or Redis could not be reached (503 answered). */
 static int revoke_and_tell(struct api_ctx *c, long long user_id,
 			   int (*fn)(struct rds *rd, struct api_ctx *c, long long arg),
-			   long long arg)
+			   long long arg, const char *key)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
 		struct rds *rd = auth_redis(c);
 		if (!rd)
 			return -1;
-		if (fn(rd, c, arg) == 0 && access_publish_user(rd, user_id) == 0)
-			return 0;
+		if (fn(rd, c, arg) == 0 && access_publish_user(rd, user_id) == 0) {
+			char err[256];
+			if (rds_wait(rd, key, err, sizeof err) == 0)
+				return 0;
+			log_warn("user %lld: a revocation is not confirmed by a replica: %s", user_id,
+				 err);
+			return -1;
+		}
 		store_redis_failed(c->store);
 	}
 	return -1;
@@ -312,7 +322,8 @@ void h_logout(struct api_ctx *c)
 	/* the mark lives as long as the token (and every ticket taken with it, which never
 	 * outlives it) could still pass token_verify; one second more for the rounding */
 	long long ttl = c->user.exp - (long long)time(NULL) + 1;
-	if (revoke_and_tell(c, c->user.user_id, revoke_session, ttl) < 0) {
+	struct rkey mark = rkey1(RK_SESSION_REVOKED, c->user.sid);
+	if (revoke_and_tell(c, c->user.user_id, revoke_session, ttl, mark.s) < 0) {
 		api_error(c, 503, "redis_unavailable",
 			  "the session store is unavailable; the session may not be signed out");
 		return;
@@ -395,7 +406,8 @@ void h_password(struct api_ctx *c)
 	 * still take the older tokens, so the new token is only handed out once it does; if
 	 * Redis cannot take it, 503 says so and the next sign-in (which stores the generation
 	 * it reads) closes the window (h_login). */
-	if (revoke_and_tell(c, c->user.user_id, store_gen, gen) < 0) {
+	struct rkey genkey = rkey_id(RK_USER_TOKGEN, c->user.user_id);
+	if (revoke_and_tell(c, c->user.user_id, store_gen, gen, genkey.s) < 0) {
 		api_error(c, 503, "redis_unavailable",
 			  "the password was changed, but other sessions could not be signed out "
 			  "yet; sign in with the new password");
@@ -545,7 +557,8 @@ int auth_account_delete(struct api_ctx *c, long long id, int *owned, int *left)
 	}
 	/* a deletion that won a race with this one, or that was done in SQL alone (then its
 	 * tokens still pass in Redis): the tokens go all the same */
-	int revoked = revoke_and_tell(c, id, bury_gen, id);
+	struct rkey genkey = rkey_id(RK_USER_TOKGEN, id);
+	int revoked = revoke_and_tell(c, id, bury_gen, id, genkey.s);
 	if (st == STORE_NOT_FOUND) {
 		if (revoked < 0) {
 			api_error(c, 503, "redis_unavailable",

@@ -44,6 +44,31 @@ enum access_session access_session_check(struct rds *r, const struct token_claim
 	return res;
 }
 
+int access_revoked_confirm(struct rds *r, const struct token_claims *t, char *err,
+			   size_t errlen)
+{
+	if (rds_wait_replicas(r) <= 0)
+		return 0;
+	struct rkey keys[2] = {rkey1(RK_SESSION_REVOKED, t->sid),
+			       rkey_id(RK_USER_TOKGEN, t->user_id)};
+	for (int i = 0; i < 2; i++) {
+		const char *args[] = {keys[i].s};
+		redisReply *rep = rds_script(r, &rs_access_confirm, 1, 1, args, NULL);
+		long long written = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
+		if (rep)
+			freeReplyObject(rep);
+		if (written < 0) {
+			snprintf(err, errlen, "redis: the revocation could not be written again");
+			return -1;
+		}
+		if (written == 1)
+			return rds_wait(r, keys[i].s, err, errlen);
+	}
+	/* both gone since the check (a sign-out mark expired with its token): nothing revokes
+	 * the token any more, and token_verify refuses it once it has expired */
+	return 0;
+}
+
 int access_gen_store(struct rds *r, long long user_id, long long gen)
 {
 	char val[24];

@@ -40,6 +40,15 @@ enum access_session {
 /* One round trip (two GETs pipelined: the keys live in two slots). */
 enum access_session access_session_check(struct rds *r, const struct token_claims *t);
 
+/* After access_session_check answered ACCESS_REVOKED for t: a replica holds what revoked it
+ * (REDIS_WAIT_REPLICAS; nothing to do when 0), however long ago and on whichever connection
+ * it was written, so that a 401 answered now still holds after a failover. The session's
+ * sign-out mark, else the user's generation, is written again unchanged (script
+ * access_confirm) and a WAIT follows on that connection. 0, or -1 with a message in err:
+ * not confirmed (the caller answers 503; the revocation itself stands on the master). */
+int access_revoked_confirm(struct rds *r, const struct token_claims *t, char *err,
+			   size_t errlen);
+
 /* Raises the stored generation to gen (never lowers it). 0 or -1. */
 int access_gen_store(struct rds *r, long long user_id, long long gen);
 

@@ -174,3 +174,47 @@ test('a demotion to viewer answered as done survives the loss of the master: the
     body: { content: 'replaced', base_revision: 0 } });
   assert.equal(a.status, 403, `the viewer replaces the document: ${a.body}`);
 });
+
+// The same for what ends a session: a sign-out, a password change and an account deletion
+// are answered as done only once a replica holds them, and a request that finds its session
+// already over (the retry of one answered 503, whose write the master has) is answered 401
+// only once a replica holds that. So the user's old token is refused after the failover.
+async function endAsTheUserSeesIt(R, opts) {
+  R.relay.hold();
+  let r = R.onMaster(opts);
+  if (r.status === 503) {
+    assert.equal(r.json.error, 'redis_unavailable', r.body);
+    // and again while the replica still hears nothing: the master refuses the session now,
+    // but says so only once a replica holds it
+    const early = R.onMaster(opts);
+    assert.equal(early.status, 503, early.body);
+    R.relay.release();
+    r = await R.onMasterAsync(opts);
+  }
+  return r;
+}
+
+for (const [what, req, done] of [
+  ['a sign-out', (u) => ({ method: 'POST', uri: '/api/auth/logout', token: u.token }), [204]],
+  ['a password change', (u) => ({ method: 'POST', uri: '/api/auth/password', token: u.token,
+    body: { password: u.password, new_password: 'changed-password-1' } }), [200]],
+  ['an account deletion', (u) => ({ method: 'DELETE', uri: '/api/auth/me', token: u.token,
+    body: { password: u.password } }), [204]],
+]) {
+  test(`${what} answered as done survives the loss of the master: the old token is refused`, async () => {
+    const R = await replicatedRedis();
+    const u = await newUser('fs');
+    // the session is known to the master's Redis (its generation copied there)
+    const me = R.onMaster({ method: 'GET', uri: '/api/auth/me', token: u.token });
+    assert.equal(me.status, 200, me.body);
+    const r = await endAsTheUserSeesIt(R, req(u));
+    // done, or the retry of one that was done: 401 session_revoked
+    assert.ok(done.includes(r.status) || (r.status === 401 && r.json.error === 'session_revoked'), r.body);
+    await R.failover();
+    // /api/auth/me reads the account in PostgreSQL; the room list trusts the session check
+    for (const uri of ['/api/auth/me', '/api/rooms']) {
+      const after = R.onReplica({ method: 'GET', uri, token: u.token });
+      assert.equal(after.status, 401, `${what}, then a failover: the old token still works on ${uri}: ${after.body}`);
+    }
+  });
+}
