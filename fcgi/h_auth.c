@@ -292,15 +292,22 @@ static int revoke_and_tell(struct api_ctx *c, long long user_id,
 		struct rds *rd = auth_redis(c);
 		if (!rd)
 			return -1;
-		if (fn(rd, c, arg) == 0 && access_publish_user(rd, user_id) == 0) {
-			char err[256];
-			if (rds_wait(rd, key, err, sizeof err) == 0)
-				return 0;
+		if (fn(rd, c, arg) != 0) {
+			store_redis_failed(c->store);
+			continue;
+		}
+		/* the WAIT right after the write, on its connection (the channel has a slot of
+		 * its own); the brokers are told either way, as the master refuses the tokens */
+		char err[256];
+		int confirmed = rds_wait(rd, key, err, sizeof err) == 0;
+		if (!confirmed)
 			log_warn("user %lld: a revocation is not confirmed by a replica: %s", user_id,
 				 err);
-			return -1;
-		}
+		if (access_publish_user(rd, user_id) == 0)
+			return confirmed ? 0 : -1;
 		store_redis_failed(c->store);
+		if (!confirmed)
+			return -1;
 	}
 	return -1;
 }
