@@ -207,6 +207,10 @@ for (const [what, req, done] of [
     // the session is known to the master's Redis (its generation copied there)
     const me = R.onMaster({ method: 'GET', uri: '/api/auth/me', token: u.token });
     assert.equal(me.status, 200, me.body);
+    // and to the replica's, before it stops hearing: else the failover loses the generation
+    // altogether, and the API refills it from PostgreSQL, which knows the change anyway
+    await waitFor(async () => (await R.rr.cmd('KEYS', `cc:user:*${u.user.id}*:tokgen`)).length === 1,
+      { what: 'the generation on the replica' });
     const r = await endAsTheUserSeesIt(R, req(u));
     // done, or the retry of one that was done: 401 session_revoked
     assert.ok(done.includes(r.status) || (r.status === 401 && r.json.error === 'session_revoked'), r.body);
