@@ -1024,11 +1024,15 @@ struct rights_gather {
 	struct rights_part *parts;
 };
 
+/* Frees g whole, also one rights_ask left half built (a per-subject array NULL: memory ran
+ * out before it was made). */
 static void gather_free(struct rights_gather *g)
 {
 	for (size_t i = 0; i < g->n; i++) {
-		free(g->exists[i]);
-		free(g->genv[i]);
+		if (g->exists)
+			free(g->exists[i]);
+		if (g->genv)
+			free(g->genv[i]);
 	}
 	free(g->answer);
 	free(g->gen);
