@@ -247,24 +247,30 @@ static void retry_list_out(struct script_call *sc)
 	sc->rprev = sc->rnext = NULL;
 }
 
+/* Out of h->retrying and its timer disarmed. Membership of the list decides, not the
+ * timer: hub_free answers every call of the list and must see each leave it. */
 static void retry_unlink(struct script_call *sc)
 {
-	if (!sc->retry || !evtimer_pending(sc->retry, NULL))
+	if (!sc->rprev && sc->h->retrying != sc)
 		return;
 	evtimer_del(sc->retry);
 	retry_list_out(sc);
 }
 
-static void retry_arm(struct script_call *sc)
+/* The retry timer armed and sc in h->retrying: 0, or -1 when the timer could not be added
+ * (libevent out of memory; sc is in no list, the caller answers it now). */
+static int retry_arm(struct script_call *sc)
 {
 	struct timeval tv = {0, HUB_RETRY_MS * 1000};
 	retry_unlink(sc);
-	evtimer_add(sc->retry, &tv);
+	if (evtimer_add(sc->retry, &tv) < 0)
+		return -1;
 	sc->rprev = NULL;
 	sc->rnext = sc->h->retrying;
 	if (sc->rnext)
 		sc->rnext->rprev = sc;
 	sc->h->retrying = sc;
+	return 0;
 }
 
 static void script_done(struct script_call *sc, redisReply *rep)
@@ -297,10 +303,8 @@ static void script_retry_cb(evutil_socket_t fd, short what, void *arg)
 	struct hub_node *n = route_ready(sc->h, sc->key);
 	if (n && script_send(sc, n) == REDIS_OK)
 		return;
-	if (clock_mono_ms() < sc->deadline_ms && !sc->h->shutting_down) {
-		retry_arm(sc);
+	if (clock_mono_ms() < sc->deadline_ms && !sc->h->shutting_down && retry_arm(sc) == 0)
 		return;
-	}
 	script_done(sc, NULL);
 }
 
@@ -348,10 +352,9 @@ static void script_cb(redisAsyncContext *ac, void *reply, void *p)
 		int first = !sc->retry;
 		if (!sc->retry)
 			sc->retry = evtimer_new(h->base, script_retry_cb, sc);
-		if (sc->retry && clock_mono_ms() < sc->deadline_ms) {
+		if (sc->retry && clock_mono_ms() < sc->deadline_ms && retry_arm(sc) == 0) {
 			if (first)
 				log_info("redis: %s; trying again", rep->str);
-			retry_arm(sc);
 			return;
 		}
 	}
