@@ -1216,13 +1216,12 @@ static void rights_req_free(struct rights_req *q)
 {
 	if (!q)
 		return;
-	if (q->retry) {
-		if (evtimer_pending(q->retry, NULL)) {
-			evtimer_del(q->retry);
-			rights_waiting_unlink(q);
-		}
-		event_free(q->retry);
-	}
+	/* out of the list it is in, whatever its timer says: hub_free's loop over
+	 * h->rights_waiting must see each one leave */
+	if (q->wprev || q->h->rights_waiting == q)
+		rights_waiting_unlink(q);
+	if (q->retry)
+		event_free(q->retry); /* deletes it when armed */
 	free(q);
 }
 
@@ -1290,13 +1289,16 @@ static void rights_lost(struct hub *h, struct rights_req *q)
 		if (delay > q->deadline_ms - now)
 			delay = (long)(q->deadline_ms - now);
 		struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
-		evtimer_add(q->retry, &tv);
-		q->wprev = NULL;
-		q->wnext = h->rights_waiting;
-		if (q->wnext)
-			q->wnext->wprev = q;
-		h->rights_waiting = q;
-		return;
+		/* a timer libevent cannot add (out of memory) is no wait: the streams go as at
+		 * the deadline */
+		if (evtimer_add(q->retry, &tv) == 0) {
+			q->wprev = NULL;
+			q->wnext = h->rights_waiting;
+			if (q->wnext)
+				q->wnext->wprev = q;
+			h->rights_waiting = q;
+			return;
+		}
 	}
 	log_warn("rights check in %s: no answer within %d ms; its streams are dropped", q->room,
 		 HUB_RIGHTS_RETRY_MS);
