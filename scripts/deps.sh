@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a make target needs, and only those that are missing:
-#   scripts/deps.sh [test|bench|compare|fuzz|cluster ...]
+#   scripts/deps.sh [test|bench|compare|fuzz|cluster|analyze ...]
 # Without an argument: what building and running need (`make build`, `make run`), plus
 # lighttpd's TLS module when TLS or TLS_CERT asks for HTTPS and Apache with spawn-fcgi when
 # WEB=apache, and the Debian packages of the optional runtimes RUNTIMES_EXTRA names (Java,
@@ -11,7 +11,7 @@
 # sanitizer and libFuzzer runtimes for the fuzz targets' smoke run),
 # bench (`make bench`: wrk, and HTTPS for its stacks), cluster (`make cluster`: HAProxy), compare (`make bench-compare`: nginx with Nchan, the competitor it
 # measures against; Socket.IO comes from npm), fuzz (`make fuzz`: clang with its sanitizer and libFuzzer
-# runtimes). When something is missing it says what it
+# runtimes), analyze (`make analyze`: clang for its static analyzer). When something is missing it says what it
 # installs and for what, and shows apt's own progress; when everything is there it is one
 # dpkg query, well under a second, and prints nothing.
 set -euo pipefail
@@ -32,6 +32,8 @@ tls_pkgs=(lighttpd-mod-openssl openssl)
 apache_pkgs=(apache2 spawn-fcgi)
 # make cluster (scripts/cluster.sh): HAProxy in front of the web nodes and the brokers
 cluster_pkgs=(haproxy)
+# make analyze (scripts/analyze.sh): clang's static analyzer (gcc's comes with build-essential)
+analyze_pkgs=(clang)
 # libclang-rt-14-dev holds the ASan, UBSan and libFuzzer runtimes; clang only recommends it
 fuzz_pkgs=(clang libclang-rt-14-dev)
 # the sets above come first: test_pkgs takes them in (an array used before it is set would
@@ -117,7 +119,8 @@ for set in "$@"; do
     cluster) add "make cluster" "${cluster_pkgs[@]}" ;;
     compare) add "the comparison benchmark" "${compare_pkgs[@]}" "${tls_pkgs[@]}" ;;
     fuzz) add "the fuzz targets" "${fuzz_pkgs[@]}" ;;
-    *) echo "deps: unknown set '$set' (run, test, bench, compare, fuzz, cluster)" >&2; exit 2 ;;
+    analyze) add "make analyze" "${analyze_pkgs[@]}" ;;
+    *) echo "deps: unknown set '$set' (run, test, bench, compare, fuzz, cluster, analyze)" >&2; exit 2 ;;
   esac
 done
 
