@@ -19,6 +19,7 @@ rm -rf "$out"
 mkdir -p "$out/gcc" "$out/clang"
 export ANALYZE_CFLAGS out
 
+# shellcheck disable=SC2317 # run by xargs through export -f
 one() { # tool file
 	local tool=$1 f=$2 log
 	log=$out/$tool/${f//\//_}.log
@@ -37,6 +38,7 @@ export -f one
 srcs=(lib/*.c fcgi/*.c sse-broker/*.c queue-worker/*.c snapshotter/*.c)
 started=$(date +%s)
 status=0
+# shellcheck disable=SC2016 # the inner bash expands them
 for tool in gcc clang; do printf "$tool %s\n" "${srcs[@]}"; done |
 	xargs -P "$(nproc)" -n 2 bash -c 'one "$1" "$2"' _ || status=1
 
