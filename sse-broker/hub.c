@@ -474,6 +474,16 @@ static void room_free(struct hub_room *r)
 	free(r);
 }
 
+/* The room's linger (room_linger_ms) once its last stream left: its subscription and
+ * state go when it runs out with no stream back. */
+static void room_linger_arm(struct hub *h, struct hub_room *r)
+{
+	struct timeval tv = {h->cfg.room_linger_ms / 1000, (h->cfg.room_linger_ms % 1000) * 1000};
+	if (evtimer_add(r->linger, &tv) < 0)
+		log_warn("room %s: out of memory; its subscription stays until its next stream "
+			 "leaves", r->id);
+}
+
 static void room_linger_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct hub_room *r = arg;
@@ -485,7 +495,9 @@ static void room_linger_cb(evutil_socket_t fd, short what, void *arg)
 		 * otherwise empty room would write a join and a leave each time */
 		struct timeval tv = {HUB_PRESENCE_LINGER_MS / 1000,
 				     (HUB_PRESENCE_LINGER_MS % 1000) * 1000};
-		evtimer_add(r->linger, &tv);
+		if (evtimer_add(r->linger, &tv) < 0)
+			log_warn("room %s: out of memory; its subscription stays until its next "
+				 "stream leaves", r->id);
 		return;
 	}
 	switch (r->ch.link) {
@@ -506,7 +518,9 @@ static void room_linger_cb(evutil_socket_t fd, short what, void *arg)
 	case RL_SUBSCRIBING: {
 		/* wait for the SSUBSCRIBE answer before taking it back */
 		struct timeval tv = {0, 200 * 1000};
-		evtimer_add(r->linger, &tv);
+		if (evtimer_add(r->linger, &tv) < 0)
+			log_warn("room %s: out of memory; its subscription stays until the room's next "
+				 "stream leaves", r->id);
 		break;
 	}
 	case RL_UNSUBSCRIBING:
@@ -1668,11 +1682,8 @@ static void room_subscribed(struct hub_room *r)
 		if (s->state == HUB_SUB_WAIT)
 			sub_catchup(s);
 	}
-	if (r->nsubs == 0) {
-		struct timeval tv = {h->cfg.room_linger_ms / 1000,
-				     (h->cfg.room_linger_ms % 1000) * 1000};
-		evtimer_add(r->linger, &tv);
-	}
+	if (r->nsubs == 0)
+		room_linger_arm(h, r);
 }
 
 /* The room's subscription is gone (its node went down, or the server unsubscribed it because
@@ -1745,11 +1756,8 @@ void hub_leave(struct hub *h, struct hub_sub *s)
 	s->catchup_seq++; /* a read in flight is for the stream that left */
 	if (s->presence)
 		user_remove(r, s);
-	if (r->nsubs == 0) {
-		struct timeval tv = {h->cfg.room_linger_ms / 1000,
-				     (h->cfg.room_linger_ms % 1000) * 1000};
-		evtimer_add(r->linger, &tv);
-	}
+	if (r->nsubs == 0)
+		room_linger_arm(h, r);
 }
 
 /* ---- nodes and channels ----
@@ -1986,7 +1994,8 @@ static void sub_retire(struct hub *h, struct rsub *c)
 	d->next = h->dead;
 	h->dead = d;
 	struct timeval tv = {0, 0};
-	evtimer_add(h->reaper, &tv);
+	if (evtimer_add(h->reaper, &tv) < 0) /* freed at the next retirement's turn, or hub_free */
+		log_warn("redis: out of memory arming the reaper of a connection");
 }
 
 static void sub_down(void *arg, struct rsub *c, const char *why)
@@ -2425,7 +2434,9 @@ static void node_ensure(struct hub_node *n)
 		struct timeval tv = {h->cfg.connect_timeout_ms / 1000,
 				     (h->cfg.connect_timeout_ms % 1000) * 1000};
 		n->attempt = 1;
-		evtimer_add(n->conn_timeout, &tv);
+		if (evtimer_add(n->conn_timeout, &tv) < 0)
+			log_warn("redis %s:%d: out of memory; this connect has no timeout of its own",
+				 n->host, n->port);
 	}
 	char why[400];
 	int rc = node_resolve(n, why, sizeof why);
@@ -2567,7 +2578,8 @@ static void want_refresh(struct hub *h)
 		return;
 	long delay = backoff_next(&h->backoff);
 	struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
-	evtimer_add(h->refresh, &tv);
+	if (evtimer_add(h->refresh, &tv) < 0) /* the next want_refresh tries again */
+		log_warn("redis: out of memory arming the slot map's refresh");
 }
 
 static void refresh_cb(evutil_socket_t fd, short what, void *arg)
@@ -2650,7 +2662,8 @@ struct hub *hub_new(struct event_base *base, const struct hub_cfg *cfg)
 		h->map_known = 1;
 	}
 	struct timeval tv = {cfg->heartbeat_ms / 1000, (cfg->heartbeat_ms % 1000) * 1000};
-	event_add(h->beat, &tv);
+	if (event_add(h->beat, &tv) < 0)
+		goto fail;
 	if (h->cluster)
 		send_cluster_slots(h);
 	else
@@ -2826,6 +2839,10 @@ void hub_shutdown(struct hub *h, void (*done)(void *arg), void *arg)
 	}
 	h->shutdown_timer = evtimer_new(h->base, shutdown_timer_cb, h);
 	struct timeval tv = {HUB_SHUTDOWN_WAIT_MS / 1000, (HUB_SHUTDOWN_WAIT_MS % 1000) * 1000};
-	if (h->shutdown_timer)
-		evtimer_add(h->shutdown_timer, &tv);
+	if (!h->shutdown_timer || evtimer_add(h->shutdown_timer, &tv) < 0) {
+		/* out of memory: no bound on the wait for the presence calls, so none at all */
+		log_warn("redis: out of memory; the shutdown does not wait for the leaves");
+		h->shutdown_done = NULL;
+		done(arg);
+	}
 }

@@ -388,7 +388,8 @@ struct rsub *rsub_open(struct event_base *base, const struct sockaddr *addr, int
 	if (bufferevent_socket_connect(c->bev, addr, addrlen) < 0)
 		goto fail;
 	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-	evtimer_add(c->timeout, &tv);
+	if (evtimer_add(c->timeout, &tv) < 0)
+		goto fail;
 	return c;
 fail:
 	rsub_free(c);

@@ -884,7 +884,8 @@ static void conn_linger(struct conn *c)
 	struct timeval tv;
 	ms_tv(SERVER_LINGER_MS, &tv);
 	evtimer_del(c->timer);
-	evtimer_add(c->timer, &tv);
+	if (evtimer_add(c->timer, &tv) < 0) /* out of memory: no linger without its bound */
+		conn_close(c, "event_add");
 }
 
 /* A finished connection's input: read and dropped, up to SERVER_LINGER_MAX; the client's
@@ -950,7 +951,10 @@ static void conn_finish(struct conn *c)
 	ms_tv(SERVER_FLUSH_TIMEOUT_MS, &tv);
 	evtimer_del(c->timer);
 	event_assign(c->timer, c->srv->base, -1, 0, flush_timeout_cb, c);
-	evtimer_add(c->timer, &tv);
+	if (evtimer_add(c->timer, &tv) < 0) {
+		conn_close(c, "event_add");
+		return;
+	}
 	/* otherwise conn_drained does once the output has left */
 	if (evbuffer_get_length(c->out) == 0)
 		conn_linger(c);
@@ -1269,7 +1273,11 @@ static int poll_deliver(struct hub_sub *s, struct room_event *ev)
 	if (s->state == HUB_SUB_LIVE) {
 		/* answer on the next loop turn, with whatever else arrives in this one */
 		struct timeval now = {0, 0};
-		evtimer_add(c->timer, &now);
+		if (evtimer_add(c->timer, &now) < 0) {
+			/* no next turn to answer on: answered now, with what it has */
+			poll_answer(c);
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -1623,7 +1631,10 @@ static void ws_pump_ex(struct conn *c, int force)
 			ms_tv(SERVER_WS_CLOSE_WAIT_MS, &tv);
 			evtimer_del(c->timer);
 			event_assign(c->timer, c->srv->base, -1, 0, ws_close_wait_cb, c);
-			evtimer_add(c->timer, &tv);
+			if (evtimer_add(c->timer, &tv) < 0) {
+				conn_close(c, "event_add");
+				return;
+			}
 		}
 		break;
 	case WS_DONE:
@@ -1761,14 +1772,17 @@ static void start_stream(struct conn *c)
 			return;
 		}
 		longpoll_init(c->lp);
+		struct timeval tv;
+		ms_tv(srv->cfg->poll_timeout_ms, &tv);
+		event_assign(c->timer, srv->base, -1, 0, poll_timer_cb, c);
+		if (evtimer_add(c->timer, &tv) < 0) {
+			conn_error(c, 500, "internal", "out of memory");
+			return;
+		}
 		c->sub.ops = &poll_ops;
 		/* an answer is full at this: a catch-up reads no more history than it carries */
 		c->sub.catchup_bytes = LONGPOLL_MAX_BYTES;
 		c->kind = CK_POLL;
-		struct timeval tv;
-		ms_tv(srv->cfg->poll_timeout_ms, &tv);
-		event_assign(c->timer, srv->base, -1, 0, poll_timer_cb, c);
-		evtimer_add(c->timer, &tv);
 		break;
 	}
 	case RT_WS:
@@ -2219,7 +2233,8 @@ static void preflight(struct conn *c, const struct http_head *h)
 	struct timeval tv;
 	ms_tv(srv->cfg->head_timeout_ms, &tv);
 	evtimer_del(c->timer);
-	evtimer_add(c->timer, &tv);
+	if (evtimer_add(c->timer, &tv) < 0) /* no connection waits without its bound */
+		conn_close(c, "event_add");
 }
 
 static void route_request(struct conn *c, const struct http_head *h)
@@ -2642,7 +2657,8 @@ static void accept_cb(struct evconnlistener *lst, evutil_socket_t fd, struct soc
 	}
 	struct timeval tv;
 	ms_tv(srv->cfg->head_timeout_ms, &tv);
-	evtimer_add(c->timer, &tv);
+	if (evtimer_add(c->timer, &tv) < 0) /* no connection waits without its bound */
+		conn_close(c, "event_add");
 }
 
 /* The heartbeat (BROKER_HEARTBEAT_MS, h) ticks BEAT_TICKS times per h. An SSE stream gets
@@ -2855,13 +2871,12 @@ int server_run(const struct server_cfg *cfg, const struct token_key *key, int lf
 	if (!srv->reaper || !srv->flusher || !srv->beat || !srv->alive || !srv->sigterm ||
 	    !srv->sigint)
 		goto out;
-	struct timeval tv;
+	struct timeval tv, alive;
 	ms_tv(cfg->heartbeat_ms / BEAT_TICKS, &tv);
-	event_add(srv->beat, &tv);
-	ms_tv(SERVER_ALIVE_MS, &tv);
-	event_add(srv->alive, &tv);
-	event_add(srv->sigterm, NULL);
-	event_add(srv->sigint, NULL);
+	ms_tv(SERVER_ALIVE_MS, &alive);
+	if (event_add(srv->beat, &tv) < 0 || event_add(srv->alive, &alive) < 0 ||
+	    event_add(srv->sigterm, NULL) < 0 || event_add(srv->sigint, NULL) < 0)
+		goto out;
 
 	srv->hub = hub_new(srv->base, &cfg->hub);
 	if (!srv->hub)
