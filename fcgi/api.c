@@ -62,6 +62,9 @@ int api_config_load(struct api_config *cfg, char *err, size_t errlen)
 		{"PASSWORD_CHECK_RATE_LIMIT", 30, 1, 1000000, &cfg->pw_check_limit},
 		{"EXECUTION_RATE_LIMIT", 10, 1, 1000000, &cfg->exec_limit},
 		{"AI_RATE_LIMIT", 10, 1, 1000000, &cfg->ai_limit},
+		/* wrong invite codes: no one mistypes a link twenty times a minute, and a guess
+		 * at a code (about 82 bits) gets nowhere at this pace */
+		{"JOIN_RATE_LIMIT", 20, 1, 1000000, &cfg->join_limit},
 		{"PRESENCE_RATE_LIMIT", PRESENCE_RATE_LIMIT_DEFAULT, 1, 1000000, &cfg->presence_limit},
 	};
 	/* then the document's (shared with the snapshotter, lib/store_doc.h) and the jobs' */

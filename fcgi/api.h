@@ -29,6 +29,7 @@ struct api_config {
 	long register_limit;   /* registrations per hour per client address */
 	long exec_limit;       /* executions per minute per user */
 	long ai_limit;         /* AI requests per minute per user */
+	long join_limit;       /* joins with a wrong invite code per minute per user */
 	long presence_limit;   /* presence events per second per user per room (lib/presence.h) */
 	struct store_doc_cfg doc;    /* the document settings, shared with the snapshotter */
 	long job_room_backlog_max;   /* JOB_ROOM_BACKLOG_MAX: jobs waiting in one room's line */

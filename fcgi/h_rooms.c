@@ -12,6 +12,7 @@
 #include "handlers.h"
 #include "lang.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "rds.h"
 #include "rkeys.h"
 #include "rnd.h"
@@ -911,8 +912,6 @@ static int join_decide(struct api_ctx *c, const struct store_room *r,
 	int enabled = r->invite_enabled;
 	long long gen = r->invite_gen;
 	const char *code = r->invite;
-	int code_ok = invite->present && enabled && invite->len == strlen(code) &&
-		      CRYPTO_memcmp(invite->s, code, invite->len) == 0;
 	/* a removal holds until the owner issues a code after it, and then only that code
 	 * lets the person back, public room or not */
 	int blocked = removed >= 0 && removed >= gen;
@@ -920,6 +919,19 @@ static int join_decide(struct api_ctx *c, const struct store_room *r,
 		*by_code = -1;
 		return 0;
 	}
+	/* A code is compared only within JOIN_RATE_LIMIT wrong ones a minute per user: the
+	 * attempt takes its place first (parallel guesses cannot pass a window with one place
+	 * left), and gives it back unless its code was wrong. While the window is full even
+	 * the right code waits, as a sign-in's right password does. */
+	char counted[RATELIMIT_MEMBER_LEN + 1] = "";
+	if (invite->present &&
+	    api_user_quota_reserve(c, "join", c->cfg->join_limit, "wrong invite codes", counted) < 0)
+		return -1;
+	int code_ok = invite->present && enabled && invite->len == strlen(code) &&
+		      CRYPTO_memcmp(invite->s, code, invite->len) == 0;
+	int wrong = invite->present && enabled && !code_ok && !blocked;
+	if (counted[0] && !wrong)
+		api_user_quota_release(c, "join", counted);
 	if (code_ok && !blocked) {
 		*by_code = gen;
 		return 0;

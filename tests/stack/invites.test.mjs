@@ -294,3 +294,41 @@ test('making a room private while Redis is unreachable answers 503; the retry cl
   assert.equal(visibilityKey(room), 'private');
   assertError(await call('GET', `/api/rooms/${room.id}`, { token: (await newUser()).token }), 403, 'not_a_member');
 });
+
+test('wrong invite codes are limited per user (JOIN_RATE_LIMIT a minute): then 429 with Retry-After, the right code too; right codes and public joins do not count', async () => {
+  const env = { JOIN_RATE_LIMIT: '3' };
+  const joinAs = (u, room, invite) => cgi({ method: 'POST', uri: `/api/rooms/${room.id}/join`, token: u.token,
+    body: invite === undefined ? {} : { invite }, env });
+  const owner = await newUser('jlo');
+  const rooms = await Promise.all([1, 2, 3, 4, 5].map(() => createRoom(owner.token, { visibility: 'private' })));
+  const pub = await createRoom(owner.token, { visibility: 'public' });
+  // right codes, public joins and codes of a switched-off link are no guesses
+  const fine = await newUser('jlf');
+  for (const room of rooms) assert.equal(joinAs(fine, room, room.invite).status, 200);
+  for (const room of rooms) assert.equal(joinAs(fine, room, room.invite).status, 200); // already a member
+  assert.equal(joinAs(fine, pub).status, 200);
+  const off = await createRoom(owner.token, { visibility: 'private' });
+  assert.equal((await disable(owner, off)).status, 200);
+  for (let i = 0; i < 4; i++) assertError(joinAs(fine, off, 'x'.repeat(16)), 403, 'invite_disabled');
+  // a guesser: three wrong codes, then 429 for the fourth and for the right one
+  const g = await newUser('jlg');
+  for (let i = 0; i < 3; i++) assertError(joinAs(g, rooms[0], `wrong-code-${i}`), 403, 'invalid_invite');
+  const over = joinAs(g, rooms[0], 'wrong-code-3');
+  assertError(over, 429, 'rate_limited');
+  assert.match(over.json.message, /wrong invite codes/);
+  assert.match(over.headers['retry-after'] || '', /^[1-9][0-9]*$/);
+  assert.ok(Number(over.headers['retry-after']) <= 60);
+  assertError(joinAs(g, rooms[1], rooms[1].invite), 429, 'rate_limited');
+  assert.equal(sql(`SELECT count(*) FROM room_members WHERE user_id = ${g.user.id}`), '0');
+  // another user is not held back by the guesser
+  const other = await newUser('jlx');
+  assert.equal(joinAs(other, rooms[1], rooms[1].invite).status, 200);
+  // parallel guesses cannot pass a window that has one place left
+  const p = await newUser('jlp');
+  assertError(joinAs(p, rooms[2], 'wrong-a'), 403, 'invalid_invite');
+  assertError(joinAs(p, rooms[2], 'wrong-b'), 403, 'invalid_invite');
+  const { cgiAsync } = await import('../lib/api.mjs');
+  const answers = await Promise.all([0, 1, 2, 3].map((i) => cgiAsync({ method: 'POST', uri: `/api/rooms/${rooms[2].id}/join`,
+    token: p.token, body: { invite: `wrong-parallel-${i}` }, env })));
+  assert.deepEqual(answers.map((r) => r.status).sort(), [403, 429, 429, 429]);
+});
