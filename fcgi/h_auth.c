@@ -296,18 +296,18 @@ static int revoke_and_tell(struct api_ctx *c, long long user_id,
 			store_redis_failed(c->store);
 			continue;
 		}
-		/* the WAIT right after the write, on its connection (the channel has a slot of
-		 * its own); the brokers are told either way, as the master refuses the tokens */
+		/* the brokers first: the master refuses the tokens already, and their streams
+		 * should not wait for the replica */
+		if (access_publish_user(rd, user_id) != 0) {
+			store_redis_failed(c->store);
+			continue;
+		}
 		char err[256];
-		int confirmed = rds_wait(rd, key, err, sizeof err) == 0;
-		if (!confirmed)
-			log_warn("user %lld: a revocation is not confirmed by a replica: %s", user_id,
-				 err);
-		if (access_publish_user(rd, user_id) == 0)
-			return confirmed ? 0 : -1;
-		store_redis_failed(c->store);
-		if (!confirmed)
-			return -1;
+		int exists;
+		if (access_key_confirm(rd, key, &exists, err, sizeof err) == 0)
+			return 0;
+		log_warn("user %lld: a revocation is not confirmed by a replica: %s", user_id, err);
+		return -1;
 	}
 	return -1;
 }

@@ -294,11 +294,14 @@ static void code_too_large(struct api_ctx *c, size_t bytes)
  * removal, a leave, a demotion to viewer or the room's deletion made between the first read
  * and the job's creation has already looked for the caller's runs and not found this one
  * (cancel_member_runs in h_rooms.c looks after its change is in PostgreSQL; a deleted room's
- * jobs are stopped by its deleted mark); any later change finds it. So PostgreSQL, where such a change is made first, is read again (the language
- * asks for it: no cache), and a refusal now cancels the job as the change would have, and
- * is answered as a request a moment later would be. 1 refused (answered), 0 the right holds
- * or could not be read (logged; it was read moments ago, the job stays). */
-static int run_right_lost(struct api_ctx *c, const char *room, const char *id)
+ * jobs are stopped by its deleted mark); any later change finds it. So PostgreSQL, where
+ * such a change is made first, is read again (the language asks for it: no cache), and a
+ * refusal now cancels the job as the change would have (a worker that took it meanwhile
+ * stops it), answered, when answer is set, as a request a moment later would be. Also after
+ * a creation that failed once the job may exist (its WAIT), with the answer already given.
+ * 1 refused, 0 the right holds or could not be read (logged; it was read moments ago, the
+ * job stays). */
+static int run_right_lost(struct api_ctx *c, const char *room, const char *id, int answer)
 {
 	char role[16], lang[33], msg[sizeof c->store->msg];
 	enum store_refusal why;
@@ -316,22 +319,33 @@ static int run_right_lost(struct api_ctx *c, const char *room, const char *id)
 		 "being made (%s)",
 		 id, room, st == STORE_NOT_FOUND ? "the room is gone" : "cancelled");
 	/* a room deleted meanwhile: its job meets the room's deleted mark in the worker and is
-	 * cancelled there unrun, and nothing more is written into the room's keys */
-	if (st == STORE_FORBIDDEN) {
+	 * cancelled there, and nothing more is written into the room's keys. Else the cancel,
+	 * tried again once on a fresh connection (rooms_cancel_lost_job logs each failure),
+	 * and confirmed by a replica as the change's own cancels are (REDIS_WAIT_REPLICAS). */
+	int done = st == STORE_NOT_FOUND;
+	for (int attempt = 0; attempt < 2 && !done; attempt++) {
 		struct rds *rd;
 		struct rkey jk = rkey1(RK_JOB, id);
-		char err[256] = "redis: no connection";
-		/* confirmed by a replica as the change's own cancels are (REDIS_WAIT_REPLICAS) */
+		char err[256];
 		if (rooms_cancel_lost_job(c, room, id, "execution", "",
 					  "cancelled: its author may no longer run code in this "
 					  "room") < 0 ||
-		    store_redis(c->store, &rd) != STORE_OK || rds_wait(rd, jk.s, err, sizeof err) < 0)
-			log_error("job %s (room %s): made after its author lost the right to run code "
-				  "there, and its cancel is not done or not confirmed: %s",
-				  id, room, err);
+		    store_redis(c->store, &rd) != STORE_OK)
+			continue;
+		if (rds_wait(rd, jk.s, err, sizeof err) == 0)
+			done = 1;
+		else
+			log_warn("job %s (room %s): its cancel is not confirmed by a replica: %s", id,
+				 room, err);
 	}
-	snprintf(c->store->msg, sizeof c->store->msg, "%s", msg);
-	room_access_failed(c, room, st, why);
+	if (!done)
+		log_error("job %s (room %s): made after its author lost the right to run code there, "
+			  "and its cancel is not done or not confirmed",
+			  id, room);
+	if (answer) {
+		snprintf(c->store->msg, sizeof c->store->msg, "%s", msg);
+		room_access_failed(c, room, st, why);
+	}
 	return 1;
 }
 
@@ -441,12 +455,16 @@ void h_execution_create(struct api_ctx *c)
 	doc_state_free(&d);
 	char id[JOB_ID_LEN + 1] = "";
 	int rc = jobs_enqueue(c, c->params[0], "execution", NULL, rt, id, rq.id ? &rq : NULL);
-	if (rc == 0 && run_right_lost(c, c->params[0], id)) {
-		if (counted[0]) /* it never ran */
+	if (rc == 0 && run_right_lost(c, c->params[0], id, 1)) {
+		if (counted[0]) /* refused: not counted, as a refusal a moment later would not be */
 			api_user_quota_release(c, "exec", counted);
 		cJSON_Delete(rt);
 		return;
 	}
+	/* a creation that failed (answered 503) after its job may have been made: the job is
+	 * looked after all the same, as the retry's own refusal would not find it */
+	if (rc == -1 && id[0])
+		run_right_lost(c, c->params[0], id, 0);
 	/* a repeat made nothing new, nor did a refusal; a failure (-1) keeps its count: the
 	 * job may exist (a failed WAIT) */
 	if ((rc == 1 || rc == JOBS_REFUSED) && counted[0])

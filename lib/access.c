@@ -44,25 +44,35 @@ enum access_session access_session_check(struct rds *r, const struct token_claim
 	return res;
 }
 
+int access_key_confirm(struct rds *r, const char *key, int *exists, char *err, size_t errlen)
+{
+	*exists = 0;
+	if (rds_wait_replicas(r) <= 0)
+		return 0;
+	redisReply *rep = rds_cmd(r, key, "EXISTS %s", key);
+	int ok = rep && rep->type == REDIS_REPLY_INTEGER;
+	if (ok)
+		*exists = rep->integer > 0;
+	if (rep)
+		freeReplyObject(rep);
+	if (!ok) {
+		snprintf(err, errlen, "redis: EXISTS %s failed", key);
+		return -1;
+	}
+	return rds_wait(r, key, err, errlen);
+}
+
 int access_revoked_confirm(struct rds *r, const struct token_claims *t, char *err,
 			   size_t errlen)
 {
-	if (rds_wait_replicas(r) <= 0)
-		return 0;
 	struct rkey keys[2] = {rkey1(RK_SESSION_REVOKED, t->sid),
 			       rkey_id(RK_USER_TOKGEN, t->user_id)};
 	for (int i = 0; i < 2; i++) {
-		const char *args[] = {keys[i].s};
-		redisReply *rep = rds_script(r, &rs_access_confirm, 1, 1, args, NULL);
-		long long written = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
-		if (rep)
-			freeReplyObject(rep);
-		if (written < 0) {
-			snprintf(err, errlen, "redis: the revocation could not be written again");
+		int exists = 0;
+		if (access_key_confirm(r, keys[i].s, &exists, err, errlen) < 0)
 			return -1;
-		}
-		if (written == 1)
-			return rds_wait(r, keys[i].s, err, errlen);
+		if (exists) /* this one revokes it (the mark alone suffices when both are there) */
+			return 0;
 	}
 	/* both gone since the check (a sign-out mark expired with its token): nothing revokes
 	 * the token any more, and token_verify refuses it once it has expired */

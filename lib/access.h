@@ -40,12 +40,18 @@ enum access_session {
 /* One round trip (two GETs pipelined: the keys live in two slots). */
 enum access_session access_session_check(struct rds *r, const struct token_claims *t);
 
+/* A replica holds key as its master has it now, whoever wrote it and however long ago
+ * (REDIS_WAIT_REPLICAS; nothing to do when 0): EXISTS key on its node, then WAIT on that
+ * connection. Redis's WAIT waits for the master's replication offset as of the connection's
+ * last command, read or write (checked on Redis 7.0: a WAIT after a PING waits for another
+ * connection's write), so the read is enough, and it puts the connection on the key's slot
+ * as rds_wait asks. *exists: whether key was there. 0, or -1 with a message in err. */
+int access_key_confirm(struct rds *r, const char *key, int *exists, char *err, size_t errlen);
+
 /* After access_session_check answered ACCESS_REVOKED for t: a replica holds what revoked it
- * (REDIS_WAIT_REPLICAS; nothing to do when 0), however long ago and on whichever connection
- * it was written, so that a 401 answered now still holds after a failover. The session's
- * sign-out mark, else the user's generation, is written again unchanged (script
- * access_confirm) and a WAIT follows on that connection. 0, or -1 with a message in err:
- * not confirmed (the caller answers 503; the revocation itself stands on the master). */
+ * (access_key_confirm of the session's sign-out mark, else of the user's generation), so
+ * that a 401 answered now still holds after a failover. 0, or -1 with a message in err: not
+ * confirmed (the caller answers 503; the revocation itself stands on the master). */
 int access_revoked_confirm(struct rds *r, const struct token_claims *t, char *err,
 			   size_t errlen);
 

@@ -339,8 +339,6 @@ static char *execute_body(const struct piston_request *req, const struct piston_
 	return s;
 }
 
-/* PISTON_URL with path after its own (before its query: a key there stays a query parameter);
- * NULL with err when it is no URL or out of memory (the message does not quote it). */
 enum piston_rc piston_execute(const char *url, const struct piston_request *req,
 			      const struct piston_limits *lim, long timeout_ms, size_t output_max,
 			      const volatile sig_atomic_t *cancel, char **result_json, char *err,

@@ -96,7 +96,7 @@ test('Piston that cannot be reached: the job\'s error says so without PISTON_URL
 
 test('a PISTON_URL or AI_BASE_URL the worker cannot make requests to stops it at start, saying so without the secrets in it', () => withRedis(async (r, redis) => {
   const cases = [
-    // no scheme: every run failed later, "PISTON_URL is not a URL the worker can read"
+    // no scheme: every run failed later (the worker could not make its requests' URLs)
     [{ PISTON_URL: '127.0.0.1:2000' }, /PISTON_URL must be an http:\/\/ or https:\/\/ URL \(got a text libcurl does not read as a URL\)/],
     [{ PISTON_URL: `ftp://op:pw-${SECRET}@127.0.0.1:2000/?key=q-${SECRET}` }, /PISTON_URL must be an http:\/\/ or https:\/\/ URL \(got ftp:\/\/127\.0\.0\.1:2000\/\)/],
     [aiEnv(`http://[::1/v1?key=q-${SECRET}`), /AI_BASE_URL must be an http:\/\/ or https:\/\/ URL \(got a text libcurl does not read as a URL\)/],

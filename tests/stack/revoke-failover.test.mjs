@@ -209,7 +209,7 @@ for (const [what, req, done] of [
     assert.equal(me.status, 200, me.body);
     // and to the replica's, before it stops hearing: else the failover loses the generation
     // altogether, and the API refills it from PostgreSQL, which knows the change anyway
-    await waitFor(async () => (await R.rr.cmd('KEYS', `cc:user:*${u.user.id}*:tokgen`)).length === 1,
+    await waitFor(async () => (await R.rr.cmd('EXISTS', `cc:user:${u.user.id}:tokgen`)) === 1,
       { what: 'the generation on the replica' });
     const r = await endAsTheUserSeesIt(R, req(u));
     // done, or the retry of one that was done: 401 session_revoked

@@ -288,7 +288,8 @@ test('limits per address count an IPv6 client by its /64: registrations and fail
   // a documentation /48 and a random /64 in it of this run's own, so no other test shares it
   const r16 = () => randomBytes(2).toString('hex');
   const net = `2001:db8:${r16()}:${r16()}`;
-  const other = `2001:db8:${r16()}:${r16()}`.replace(/:[0-9a-f]+$/, (m) => `:${(parseInt(m.slice(1), 16) ^ 1).toString(16)}`);
+  // the neighbouring /64: the same first 63 bits
+  const other = net.replace(/:[0-9a-f]+$/, (m) => `:${(parseInt(m.slice(1), 16) ^ 1).toString(16)}`);
   let n = 0;
   const fresh = (prefix = net) => `${prefix}:${r16()}:${r16()}:${r16()}:${(++n).toString(16)}`;
   // registrations: each from a new address of the /64, then one more is 429
