@@ -57,9 +57,8 @@ for (const change of ['removal', 'demotion to viewer']) {
 // again once the job exists and cancels it, answering the refusal the request would have got
 // a moment later. So every run answered 202 ends cancelled (its program cut short), and
 // every other answer is that refusal. Runs and the change go out together for several
-// members at once, so that
-// some runs land in that window (without the second read, a run or two of 72 is left running
-// in about three runs of this test in four, on a 2-core machine).
+// members at once, so that some runs land in that window (without the second read, a run
+// or two is left running in about three runs of this test in four, on a 2-core machine).
 for (const change of ['removal', 'demotion to viewer']) {
   test(`runs asked for during a ${change}: each one accepted ends cancelled, the others are refused`, async () => {
     const owner = await newUser('ro');
