@@ -208,10 +208,17 @@ test('within a room, people take turns: a run queued behind another person\'s fi
       redis('EXISTS', `cc:{jobs}:fair:uround:${room.id}`) === '0', { what: 'the room\'s rounds forgotten', timeout: 5000 });
     const evs = roomEvents(room.id).filter((e) => e.type === 'execution');
     const at = (id, status) => evs.findIndex((e) => e.data.job_id === id && e.data.status === status);
-    // b's run started before a's third; a's runs started in the order they were queued
-    assert.ok(at(mine, 'running') >= 0 && at(mine, 'running') < at(ids[2], 'running'),
-      `events: ${evs.map((e) => `${e.data.job_id === mine ? 'b' : `a${ids.indexOf(e.data.job_id)}`}:${e.data.status}`)}`);
-    for (let i = 1; i < ids.length; i++) assert.ok(at(ids[i - 1], 'running') < at(ids[i], 'running'));
+    // b's run was handed to a worker before a's third, and a's runs in the order they were
+    // queued: the order of the job stream, which the dispatch appends to (the `running`
+    // events of two jobs handed out a moment apart come from two workers, in either order)
+    const handed = redis('XRANGE', 'cc:{jobs}:stream', '-', '+').split('\n');
+    const out = (id) => handed.lastIndexOf(id);
+    const order = [...ids, mine].sort((x, y) => out(x) - out(y))
+      .map((id) => (id === mine ? 'b' : `a${ids.indexOf(id)}`)).join(' ');
+    assert.ok([...ids, mine].every((id) => out(id) >= 0), `handed out: ${order}`);
+    assert.ok(out(mine) < out(ids[2]), `handed out: ${order}`);
+    for (let i = 1; i < ids.length; i++) assert.ok(out(ids[i - 1]) < out(ids[i]), `handed out: ${order}`);
+    for (const id of [...ids, mine]) assert.ok(at(id, 'running') >= 0, `no running event of ${id}`);
     // a's third run was told its place again, one further back, right after b's queued event
     const bQueued = at(mine, 'queued');
     const moved = evs.slice(bQueued + 1).find((e) => e.data.job_id === ids[2] && e.data.status === 'queued');
