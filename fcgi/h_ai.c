@@ -309,7 +309,7 @@ static void ask(struct api_ctx *c, const char *room, struct ai_ask *a)
 		return;
 	}
 	cJSON *req = build_request(a, room);
-	int rc = jobs_enqueue(c, room, "ai", a->kind, req, id, NULL); /* with its queued event */
+	int rc = jobs_enqueue(c, room, "ai", a->kind, req, id, NULL, NULL); /* with its queued event */
 	cJSON_Delete(req);
 	if (rc < 0) {
 		/* a refused request made no job: it does not count against the user's limit (a

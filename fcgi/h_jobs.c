@@ -134,7 +134,8 @@ static void request_id_reused(struct api_ctx *c, const struct jobs_request *rq)
 /* Admission bounds: JOB_ROOM_BACKLOG_MAX, JOB_USER_BACKLOG_MAX, JOB_QUEUE_MAX (README.md),
  * read and checked once at start (api_config_load). */
 int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const char *event_kind,
-		 cJSON *request, char id_out[JOB_ID_LEN + 1], struct jobs_request *rq)
+		 cJSON *request, char id_out[JOB_ID_LEN + 1], struct jobs_request *rq,
+		 const char *run_right)
 {
 	char *req = cJSON_PrintUnformatted(request);
 	char *data = NULL, *extra = NULL;
@@ -190,6 +191,7 @@ int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const ch
 		.request_digest = rq ? rq->digest : NULL,
 		.request_ttl_s = REQUEST_ID_TTL_S,
 		.first = rq ? &rq->first : NULL,
+		.run_right = run_right,
 	};
 	long pos = 0, backlog = 0;
 	/* admission, the hash, the room's queued event, then the job in its room's line (and
@@ -219,6 +221,9 @@ int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const ch
 		api_too_many(c, JOBS_RETRY_AFTER_S, "user_queue_full",
 			     "you have %ld jobs waiting (at most %ld)", backlog, n.user_max);
 		rc = JOBS_REFUSED;
+		break;
+	case JOBSTATE_RIGHT_CHANGED: /* nothing written, nothing answered: the caller looks */
+		rc = JOBS_RIGHT_CHANGED;
 		break;
 	case JOBSTATE_QUEUE_FULL:
 		api_too_many(c, JOBS_RETRY_AFTER_S, "queue_full",
@@ -290,64 +295,29 @@ static void code_too_large(struct api_ctx *c, size_t bytes)
 		  CODE_MAX / 1024, bytes);
 }
 
-/* The right to run code in the room, read again once job id is in the room's line. A
- * removal, a leave, a demotion to viewer or the room's deletion made between the first read
- * and the job's creation has already looked for the caller's runs and not found this one
- * (cancel_member_runs in h_rooms.c looks after its change is in PostgreSQL; a deleted room's
- * jobs are stopped by its deleted mark); any later change finds it. So PostgreSQL, where
- * such a change is made first, is read again (the language asks for it: no cache), and a
- * refusal now cancels the job as the change would have (a worker that took it meanwhile
- * stops it), answered, when answer is set, as a request a moment later would be. Also after
- * a creation that failed once the job may exist (its WAIT), with the answer already given.
- * 1 refused, 0 the right holds or could not be read (logged; it was read moments ago, the
- * job stays). */
-static int run_right_lost(struct api_ctx *c, const char *room, const char *id, int answer)
+/* The caller's run-right mark in the room (lib/jobstate.h), read before the right itself:
+ * 0, or -1 answered (503). */
+static int run_right_read(struct api_ctx *c, const char *room, char out[JOBSTATE_RUN_RIGHT_LEN + 2])
 {
-	char role[16], lang[33], msg[sizeof c->store->msg];
-	enum store_refusal why;
-	enum store_status st =
-		store_room_access(c->store, room, c->user.user_id, 1, role, lang, &why);
-	if (st == STORE_OK)
+	struct rds *rd;
+	char uid[32], err[256];
+	snprintf(uid, sizeof uid, "%lld", c->user.user_id);
+	enum store_status st = store_redis(c->store, &rd);
+	if (st == STORE_OK && jobstate_run_right_read(rd, room, uid, out, err, sizeof err) == 0)
 		return 0;
-	if (st != STORE_FORBIDDEN && st != STORE_NOT_FOUND) {
-		log_warn("job %s (room %s): the right to run could not be read again: %s", id, room,
-			 c->store->msg);
-		return 0;
+	if (st == STORE_OK) {
+		log_warn("room %s: the run-right mark of user %s could not be read: %s", room, uid,
+			 err);
+		st = store_redis_failed(c->store);
 	}
-	snprintf(msg, sizeof msg, "%s", c->store->msg);
-	log_info("job %s (room %s): its author lost the right to run code there while it was "
-		 "being made (%s)",
-		 id, room, st == STORE_NOT_FOUND ? "the room is gone" : "cancelled");
-	/* a room deleted meanwhile: its job meets the room's deleted mark in the worker and is
-	 * cancelled there, and nothing more is written into the room's keys. Else the cancel,
-	 * tried again once on a fresh connection (rooms_cancel_lost_job logs each failure),
-	 * and confirmed by a replica as the change's own cancels are (REDIS_WAIT_REPLICAS). */
-	int done = st == STORE_NOT_FOUND;
-	for (int attempt = 0; attempt < 2 && !done; attempt++) {
-		struct rds *rd;
-		struct rkey jk = rkey1(RK_JOB, id);
-		char err[256];
-		if (rooms_cancel_lost_job(c, room, id, "execution", "",
-					  "cancelled: its author may no longer run code in this "
-					  "room") < 0 ||
-		    store_redis(c->store, &rd) != STORE_OK)
-			continue;
-		if (rds_wait(rd, jk.s, err, sizeof err) == 0)
-			done = 1;
-		else
-			log_warn("job %s (room %s): its cancel is not confirmed by a replica: %s", id,
-				 room, err);
-	}
-	if (!done)
-		log_error("job %s (room %s): made after its author lost the right to run code there, "
-			  "and its cancel is not done or not confirmed",
-			  id, room);
-	if (answer) {
-		snprintf(c->store->msg, sizeof c->store->msg, "%s", msg);
-		room_access_failed(c, room, st, why);
-	}
-	return 1;
+	api_fail(c, st, NULL, "the queue is unavailable");
+	return -1;
 }
+
+/* How often a run is tried again when a change of someone's right to run code in the room
+ * came between its reads and its creation (JOBS_RIGHT_CHANGED) and the right, read again,
+ * still holds (the member was let back in meanwhile) */
+#define RUN_RIGHT_TRIES 3
 
 void h_execution_create(struct api_ctx *c)
 {
@@ -391,7 +361,12 @@ void h_execution_create(struct api_ctx *c)
 		api_error(c, 500, "internal", "out of memory");
 		return;
 	}
-	if (room_access_edit(c, c->params[0], role, lang) < 0)
+	/* the mark before the right (lib/jobstate.h): the right is read from PostgreSQL (the
+	 * language asks for it: no cache), where a change that takes it away is made before its
+	 * new mark */
+	char right[JOBSTATE_RUN_RIGHT_LEN + 2];
+	if (run_right_read(c, c->params[0], right) < 0 ||
+	    room_access_edit(c, c->params[0], role, lang) < 0)
 		return;
 	/* a repeat is answered before anything else is looked at: as the first request was,
 	 * whatever changed since (the runtimes, the document's size), and not counted as a
@@ -454,17 +429,26 @@ void h_execution_create(struct api_ctx *c)
 			      v[F_ARGS].present ? cJSON_Duplicate(args, 1) : cJSON_CreateArray());
 	doc_state_free(&d);
 	char id[JOB_ID_LEN + 1] = "";
-	int rc = jobs_enqueue(c, c->params[0], "execution", NULL, rt, id, rq.id ? &rq : NULL);
-	if (rc == 0 && run_right_lost(c, c->params[0], id, 1)) {
-		if (counted[0]) /* refused: not counted, as a refusal a moment later would not be */
-			api_user_quota_release(c, "exec", counted);
-		cJSON_Delete(rt);
-		return;
+	int rc;
+	for (int tries = 1;; tries++) {
+		rc = jobs_enqueue(c, c->params[0], "execution", NULL, rt, id, rq.id ? &rq : NULL,
+				  right);
+		if (rc != JOBS_RIGHT_CHANGED)
+			break;
+		/* the right may be gone: read again (mark, then right), and a refusal is
+		 * answered as a request a moment later would be. Nothing was made. */
+		char role2[16], lang2[33];
+		rc = JOBS_REFUSED;
+		if (run_right_read(c, c->params[0], right) < 0 ||
+		    room_access_edit(c, c->params[0], role2, lang2) < 0)
+			break;
+		if (tries == RUN_RIGHT_TRIES) {
+			api_fail(c, STORE_UNAVAILABLE, NULL,
+				 "the room's members kept changing while the run was being made; "
+				 "try again");
+			break;
+		}
 	}
-	/* a creation that failed (answered 503) after its job may have been made: the job is
-	 * looked after all the same, as the retry's own refusal would not find it */
-	if (rc == -1 && id[0])
-		run_right_lost(c, c->params[0], id, 0);
 	/* a repeat made nothing new, nor did a refusal; a failure (-1) keeps its count: the
 	 * job may exist (a failed WAIT) */
 	if ((rc == 1 || rc == JOBS_REFUSED) && counted[0])

@@ -200,8 +200,12 @@ static int rights_replicated(struct api_ctx *c, const char *room)
 	return 0;
 }
 
-int rooms_cancel_lost_job(struct api_ctx *c, const char *room, const char *id, const char *kind,
-			  const char *ekind, const char *why)
+/* One job of the room cancelled because its starter lost the right to it, as DELETE
+ * /api/jobs/{id} cancels one: status `cancelled` (error: why) and its event. kind is the
+ * job's kind ("execution"), ekind its event kind or "". 0 (done, or over already), -1 Redis
+ * failed (logged). */
+static int cancel_lost_job(struct api_ctx *c, const char *room, const char *id, const char *kind,
+			   const char *ekind, const char *why)
 {
 	struct rds *rd;
 	char cur[16], err[256] = "redis: no connection";
@@ -230,18 +234,27 @@ int rooms_cancel_lost_job(struct api_ctx *c, const char *room, const char *id, c
  * otherwise start after it, minutes later behind a busy room's line, in the name of someone
  * who may no longer run code in the room. AI requests are left to finish: their answer goes
  * to the room, which may have joined them (a member asking the same), and anyone who may read
- * a room may ask. A run whose creation raced the change (its rights read before, its script
- * run after this read) is not found here: its creator reads the rights again once the job
- * exists, and cancels it (h_execution_create). 0, or -1 when Redis failed (logged): the
- * caller answers 503, and the retry cancels the rest. */
+ * a room may ask. First a new run-right mark (lib/jobstate.h): a run whose creation read the
+ * right before the change and has not made its job yet is refused by its creation script, so
+ * every run this look does not find is one that is never made. Called once the change is in
+ * PostgreSQL, where a run's creation reads the right. 0, or -1 when Redis failed (logged):
+ * the caller answers 503, and the retry cancels the rest. */
 static int cancel_member_runs(struct api_ctx *c, const char *room, long long uid, const char *why)
 {
 	struct rds *rd;
+	char user[32], err[256];
 	if (store_redis(c->store, &rd) != STORE_OK)
 		return -1;
+	snprintf(user, sizeof user, "%lld", uid);
+	if (jobstate_run_right_taken(rd, room, user, err, sizeof err) < 0) {
+		log_warn("room %s: the run-right mark of user %lld could not be written: %s", room,
+			 uid, err);
+		store_redis_failed(c->store);
+		return -1;
+	}
+	struct rkey mark = rkey2(RK_RUN_RIGHT, room, user);
 	struct rkey line = rkey1(RK_FAIR_ROOM, room);
 	const char *inflight = rkey0(RK_FAIR_INFLIGHT);
-	char last[API_ID_MAX + 1] = ""; /* the last run cancelled, for the WAIT */
 	redisReply *q = rds_cmd(rd, line.s, "LRANGE %s 0 -1", line.s);
 	redisReply *f = q ? rds_cmd(rd, inflight, "HGETALL %s", inflight) : NULL;
 	int rc = 0;
@@ -285,17 +298,15 @@ static int cancel_member_runs(struct api_ctx *c, const char *room, long long uid
 		if (j.event_kind)
 			snprintf(ekind, sizeof ekind, "%s", j.event_kind);
 		store_job_free(&j);
-		if (theirs && strcmp(kind, "execution") == 0) {
-			rc = rooms_cancel_lost_job(c, room, id, kind, ekind, why);
-			snprintf(last, sizeof last, "%s", id);
-		}
+		if (theirs && strcmp(kind, "execution") == 0)
+			rc = cancel_lost_job(c, room, id, kind, ekind, why);
 	}
-	/* the cancels, like the change of rights, are answered only once a replica holds them
-	 * (REDIS_WAIT_REPLICAS): a failover right after would bring the runs back */
-	if (rc == 0 && last[0]) {
-		char err[256];
-		struct rkey jk = rkey1(RK_JOB, last);
-		if (rds_wait(rd, jk.s, err, sizeof err) < 0) {
+	/* the mark and the cancels, like the change of rights, are answered only once a replica
+	 * holds them (REDIS_WAIT_REPLICAS): a failover right after would bring the runs back, or
+	 * let a creation that read the right before the change make its run. Every command
+	 * since the mark was in the jobs' slot, on that slot's connection: one WAIT covers all. */
+	if (rc == 0) {
+		if (rds_wait(rd, mark.s, err, sizeof err) < 0) {
 			log_warn("room %s: the cancelled runs of user %lld are not confirmed by a "
 				 "replica: %s", room, uid, err);
 			rc = -1;

@@ -59,12 +59,6 @@ void rooms_delete_finish(struct api_ctx *c, const char *room);
  * cache entry cleared and a `room` event {"reason":"members"}, so every broker re-checks the
  * room's streams. 0, or -1 when Redis failed (logged). */
 int rooms_member_gone(struct api_ctx *c, const char *room, long long user);
-/* One job of the room cancelled because its starter lost the right to it, as DELETE
- * /api/jobs/{id} cancels one: status `cancelled` (error: why) and its event. kind is the
- * job's kind ("execution"), ekind its event kind or "". 0 (done, or over already), -1 Redis
- * failed (logged). */
-int rooms_cancel_lost_job(struct api_ctx *c, const char *room, const char *id, const char *kind,
-			  const char *ekind, const char *why);
 void h_room_members(struct api_ctx *c);
 void h_member_put(struct api_ctx *c);
 void h_member_delete(struct api_ctx *c);
@@ -131,7 +125,10 @@ struct jobs_request {
  * JOBS_REFUSED made nothing: a caller gives back what it counted for the job.
  * id_out: the job's id, picked here when it comes in empty ("") or the caller's. */
 #define JOBS_REFUSED (-2)
+/* Nothing made and nothing answered: run_right (a run's mark as the caller read it, NULL for
+ * none to check) is no longer the mark (lib/jobstate.h); the caller reads the right again. */
+#define JOBS_RIGHT_CHANGED (-3)
 int jobs_enqueue(struct api_ctx *c, const char *room, const char *kind, const char *event_kind,
-		 cJSON *request, char id_out[17], struct jobs_request *rq);
+		 cJSON *request, char id_out[17], struct jobs_request *rq, const char *run_right);
 
 #endif

@@ -5,6 +5,7 @@
 #include "log.h"
 #include "rds.h"
 #include "rkeys.h"
+#include "rnd.h"
 #include "rscript.h"
 
 #include <cjson/cJSON.h>
@@ -180,7 +181,7 @@ static int prior_reply(struct rds *r, const redisReply *rep, const char *key,
 int jobstate_create(struct rds *r, const struct jobstate_new *n, long *position,
 		    long *backlog, char *err, size_t errlen)
 {
-	enum { KEYS = 1, FIXED = 15 };
+	enum { KEYS = 1, FIXED = 16 };
 	const char *args[KEYS + FIXED + 2 * JOBSTATE_FIELDS_MAX];
 	char ttl[24], smax[16], rmax[24], umax[24], qmax[24], pmax[16], keep[16], rttl[24];
 	struct rkey key;
@@ -216,6 +217,7 @@ int jobstate_create(struct rds *r, const struct jobstate_new *n, long *position,
 	args[argc++] = with_rid ? n->request_id : "";
 	args[argc++] = with_rid && n->request_digest ? n->request_digest : "";
 	args[argc++] = rttl;
+	args[argc++] = n->run_right ? n->run_right : "";
 	for (size_t i = 0; i < 2 * n->nfields; i++)
 		args[argc++] = n->fields[i];
 	rep = rds_script(r, &rs_job_create, KEYS, argc, args, NULL);
@@ -256,6 +258,8 @@ int jobstate_create(struct rds *r, const struct jobstate_new *n, long *position,
 		rc = JOBSTATE_USER_FULL;
 	else if (!strcmp(what, "queue"))
 		rc = JOBSTATE_QUEUE_FULL;
+	else if (!strcmp(what, "right"))
+		rc = JOBSTATE_RIGHT_CHANGED;
 	else
 		errbuf_set(err, errlen, "jobstate: job %s exists already", n->job_id);
 out:
@@ -357,6 +361,57 @@ int jobstate_room_deleted(struct rds *r, const char *room, char *err, size_t err
 		rc = rep->integer > 0;
 	else
 		errbuf_set(err, errlen, "redis: unexpected reply to EXISTS");
+	freeReplyObject(rep);
+	return rc;
+}
+
+int jobstate_run_right_read(struct rds *r, const char *room, const char *user,
+			    char out[JOBSTATE_RUN_RIGHT_LEN + 2], char *err, size_t errlen)
+{
+	struct rkey k = rkey2(RK_RUN_RIGHT, room, user);
+	if (!rkey_ok(&k)) {
+		errbuf_set(err, errlen, "jobstate: room or user id too long for a key");
+		return -1;
+	}
+	redisReply *rep = rds_cmd(r, k.s, "GET %s", k.s);
+	if (rds_reply_failed(r, rep, err, errlen))
+		return -1;
+	int rc = 0;
+	if (rep->type == REDIS_REPLY_NIL)
+		snprintf(out, JOBSTATE_RUN_RIGHT_LEN + 2, "=");
+	else if (rep->type == REDIS_REPLY_STRING && rep->len == JOBSTATE_RUN_RIGHT_LEN)
+		snprintf(out, JOBSTATE_RUN_RIGHT_LEN + 2, "=%s", rep->str);
+	else { /* not a mark we write: no job can be made against it until a change rewrites
+		* it, so say so rather than refuse every run */
+		errbuf_set(err, errlen, "redis: %s holds no run-right mark", k.s);
+		rc = -1;
+	}
+	freeReplyObject(rep);
+	return rc;
+}
+
+int jobstate_run_right_taken(struct rds *r, const char *room, const char *user, char *err,
+			     size_t errlen)
+{
+	char mark[JOBSTATE_RUN_RIGHT_LEN + 1], ttl[24];
+	struct rkey k = rkey2(RK_RUN_RIGHT, room, user);
+	if (!rkey_ok(&k)) {
+		errbuf_set(err, errlen, "jobstate: room or user id too long for a key");
+		return -1;
+	}
+	if (rnd_id(mark, JOBSTATE_RUN_RIGHT_LEN) < 0) {
+		errbuf_set(err, errlen, "jobstate: no random bytes for a run-right mark");
+		return -1;
+	}
+	snprintf(ttl, sizeof ttl, "%d", JOBSTATE_RUN_RIGHT_TTL_S);
+	redisReply *rep = rds_cmd(r, k.s, "SET %s %s EX %s", k.s, mark, ttl);
+	if (rds_reply_failed(r, rep, err, errlen))
+		return -1;
+	int rc = 0;
+	if (rep->type != REDIS_REPLY_STATUS) {
+		errbuf_set(err, errlen, "redis: unexpected reply to SET");
+		rc = -1;
+	}
 	freeReplyObject(rep);
 	return rc;
 }

@@ -105,6 +105,10 @@ struct jobstate_new {
 	long request_ttl_s;
 	/* Not NULL: filled for JOBSTATE_REPEATED (the first job) and JOBSTATE_REUSED (its id). */
 	struct jobstate_first *first;
+	/* A run: the user's run-right mark as jobstate_run_right_read read it before the
+	 * caller read the user's right to run code in the room; the job is made only while the
+	 * mark is still that (else JOBSTATE_RIGHT_CHANGED). NULL: not checked (AI jobs). */
+	const char *run_right;
 };
 
 #define JOBSTATE_ID_MAX 64 /* the longest job id jobstate_first holds */
@@ -124,7 +128,30 @@ enum {
 	JOBSTATE_QUEUE_FULL = 3,
 	JOBSTATE_REPEATED = 4, /* the request id names a job made for the same request */
 	JOBSTATE_REUSED = 5,   /* the request id names a job made for another request */
+	JOBSTATE_RIGHT_CHANGED = 6, /* the run-right mark changed since it was read */
 };
+
+/* The run-right mark (RK_RUN_RIGHT) closes the race between a run's creation and a change
+ * that takes its author's right to run code in the room away (a removal, a leave, a
+ * demotion to viewer, the account's deletion). The change, once the right is gone from
+ * PostgreSQL, writes a new mark (jobstate_run_right_taken) and only then looks for the
+ * user's runs to cancel them. A run's creation reads the mark (jobstate_run_right_read)
+ * before it reads the right from PostgreSQL, and jobstate_create makes the job only while
+ * the mark is unchanged. A creation whose read of the right came before the change
+ * therefore either made its job before the mark was written (so the change's look finds it)
+ * or is refused; one whose read came after the mark sees the right gone. */
+#define JOBSTATE_RUN_RIGHT_LEN 24 /* a mark's random characters */
+/* How long a mark lives: far longer than any request between its two steps (a mark that
+ * expired in between would read as none again) */
+#define JOBSTATE_RUN_RIGHT_TTL_S 86400
+/* The mark of user in room into out: '=' and the mark, '=' alone when there is none. 0, or
+ * -1 (err). */
+int jobstate_run_right_read(struct rds *r, const char *room, const char *user,
+			    char out[JOBSTATE_RUN_RIGHT_LEN + 2], char *err, size_t errlen);
+/* A new mark for user in room: every creation that read the old one is refused. 0, or -1
+ * (err). The connection's last command is then in the jobs' slot. */
+int jobstate_run_right_taken(struct rds *r, const char *room, const char *user, char *err,
+			     size_t errlen);
 
 /* Admission, then the hash (status queued), its expiry, the job in its room's line at its
  * user's next round (people in a room take turns: lib/lua/_fair.lua), the room's `queued` event with the job's place in line (into the outbox) and a
@@ -133,6 +160,7 @@ enum {
  * is written in the same script, so of requests that race under one id exactly one makes
  * a job. JOBSTATE_ADMITTED (*position: jobs that will run before it), JOBSTATE_*_FULL
  * (nothing written; *backlog: the queued jobs counted against that bound),
+ * JOBSTATE_RIGHT_CHANGED (nothing written; n->run_right is not the mark any more),
  * JOBSTATE_REPEATED / JOBSTATE_REUSED (nothing made; the first job in *n->first), -1 (err;
  * also when the id exists). ADMITTED and REPEATED are answered only once enough replicas
  * hold the job (rds_wait; short of that -1): a repeat wrote to the first job in the same

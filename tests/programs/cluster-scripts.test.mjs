@@ -34,10 +34,10 @@ async function roomsAway(n) {
   return out;
 }
 
-function createArgs(id, room, kind = 'execution') {
+function createArgs(id, room, kind = 'execution', right = '') {
   const extra = '"user":{"id":7,"username":"ann"}';
   return [String(TTL), kind, JSON.stringify({ job_id: id, status: 'queued' }), '20', '100000', id,
-    room, '7', '100', '100', '10000', '10', '', '', '0', 'kind', kind, 'room', room, 'user', '7', 'username',
+    room, '7', '100', '100', '10000', '10', '', '', '0', right, 'kind', kind, 'room', room, 'user', '7', 'username',
     'ann', 'request', '{}', 'attempts', '0', 'created_at', '1', 'event_extra', extra];
 }
 
@@ -326,9 +326,14 @@ async function queueCase() {
   const [a, b] = await roomsAway(2);
   await c.send('XGROUP', 'CREATE', 'cc:{jobs}:stream', 'workers', '$', 'MKSTREAM').catch(() => {});
   const tag = `${process.pid}x${roomSeq}`;
-  const j1 = `j1x${tag}`, j2 = `j2x${tag}`, j3 = `j3x${tag}`;
+  const j1 = `j1x${tag}`, j2 = `j2x${tag}`, j3 = `j3x${tag}`, j4 = `j4x${tag}`;
   assert.deepEqual(await run('job_create', [`cc:{jobs}:job:${j1}`], createArgs(j1, a)), [1, 0]);
-  assert.deepEqual(await run('job_create', [`cc:{jobs}:job:${j2}`], createArgs(j2, a)), [1, 1]);
+  // a run made against its user's run-right mark (none yet: '='), and one against a mark
+  // that is not the user's: refused, nothing written
+  assert.deepEqual(await run('job_create', [`cc:{jobs}:job:${j2}`], createArgs(j2, a, 'execution', '=')), [1, 1]);
+  assert.deepEqual(await run('job_create', [`cc:{jobs}:job:${j4}`], createArgs(j4, a, 'execution', '=stale')),
+    [0, 'right', 0]);
+  assert.equal(await c.send('EXISTS', `cc:{jobs}:job:${j4}`), 0);
   assert.deepEqual(await run('job_create', [`cc:{jobs}:job:${j3}`], createArgs(j3, b, 'ai')), [1, 0]);
   assert.equal(await run('job_workers', ['cc:{jobs}:fair:workers'], ['w1', '1', '5000', '0', '100000', '10']), 1);
   const [[, [[entry, fields]]]] = await c.send('XREADGROUP', 'GROUP', 'workers', 'w1', 'COUNT', '1', 'STREAMS', 'cc:{jobs}:stream', '>');

@@ -29,7 +29,7 @@ async function createOnly(r, id, rm) {
   const request = JSON.stringify({ language: 'sh', code: 'echo hi' });
   return r.cmd('EVAL', S.get('job_create').text, 1, `cc:{jobs}:job:${id}`,
     String(7 * 86400), 'execution', JSON.stringify({ job_id: id, status: 'queued' }), '20', '100000', id, rm, '1',
-    '100', '100', '10000', '10', '', '', '0',
+    '100', '100', '10000', '10', '', '', '0', '',
     'kind', 'execution', 'room', rm, 'user', '1', 'username', 'tester', 'request', request,
     'attempts', '0', 'created_at', now, 'event_extra', extra);
 }

@@ -5,7 +5,8 @@
  * came, the place each create answers is its place in that line, a dispatch takes the head
  * and moves the room's round on, a job queued by an older version (no round) stays ahead,
  * cancels keep the order and cost their user no turns, and once nothing of the room waits
- * or runs its rounds are gone.
+ * or runs its rounds are gone; a run is made only while its user's run-right mark is the
+ * one its creator read.
  * Nothing is dispatched unless the test registers a worker (capacity 0 otherwise), so every
  * line is exactly as the scripts left it.
  * Needs redis-server (Debian's redis-server). */
@@ -47,6 +48,33 @@ static long create(const char *room, const char *user, const char *job)
 		return -1;
 	}
 	return pos;
+}
+
+/* A run of user in room made against the run-right mark right (NULL: not checked): the
+ * jobstate_create answer (JOBSTATE_*, -1). */
+static int create_run(const char *room, const char *user, const char *job, const char *right)
+{
+	const char *f[2] = {"kind", "execution"};
+	struct jobstate_new n = {
+		.job_id = job,
+		.room = room,
+		.user = user,
+		.event_type = EV_EXECUTION,
+		.event_data = "{\"status\":\"queued\"}",
+		.fields = f,
+		.nfields = 1,
+		.ttl_s = 600,
+		.room_max = 100,
+		.user_max = 100,
+		.queue_max = 1000,
+		.run_right = right,
+	};
+	char err[256] = "";
+	long pos = -1;
+	int rc = jobstate_create(rd, &n, &pos, NULL, err, sizeof err);
+	if (rc < 0)
+		fprintf(stderr, "create %s: %s\n", job, err);
+	return rc;
 }
 
 /* The room's line, ids joined by ' ' ("" when empty, "?" on an error). */
@@ -266,6 +294,52 @@ static void test_older_jobs(void)
 	CHECK_STR(line_of(room), "o0 o1 n0 m0 k0 q0 n1");
 }
 
+/* The run-right mark (lib/jobstate.h): a run is made only while its user's mark in the room
+ * is the one read before the right was; a change's new mark refuses a creation that read the
+ * old one, and writes nothing; other users and rooms are not touched by it. */
+static void test_run_right(void)
+{
+	const char *room = "rightroom", *other = "rightroom2";
+	char err[256], before[JOBSTATE_RUN_RIGHT_LEN + 2], after[JOBSTATE_RUN_RIGHT_LEN + 2];
+	char theirs[JOBSTATE_RUN_RIGHT_LEN + 2], again[JOBSTATE_RUN_RIGHT_LEN + 2];
+	CHECK(jobstate_run_right_read(rd, room, "ra", before, err, sizeof err) == 0);
+	CHECK_STR(before, "="); /* never taken: no mark */
+	CHECK(jobstate_run_right_read(rd, room, "rb", theirs, err, sizeof err) == 0);
+	CHECK(create_run(room, "ra", "r0", before) == JOBSTATE_ADMITTED);
+	/* the change: a new mark for ra, then its look for ra's runs (r0 is there to find) */
+	CHECK(jobstate_run_right_taken(rd, room, "ra", err, sizeof err) == 0);
+	CHECK(jobstate_run_right_read(rd, room, "ra", after, err, sizeof err) == 0);
+	CHECK(strlen(after) == JOBSTATE_RUN_RIGHT_LEN + 1 && after[0] == '=');
+	/* a creation that read the right before the change: refused, nothing written */
+	CHECK(create_run(room, "ra", "r1", before) == JOBSTATE_RIGHT_CHANGED);
+	struct rkey r1 = rkey1(RK_JOB, "r1");
+	CHECK(num("EXISTS %s", r1.s, NULL) == 0);
+	CHECK_STR(line_of(room), "r0");
+	/* the mark read after the change lets runs through again (the member let back in) */
+	CHECK(create_run(room, "ra", "r2", after) == JOBSTATE_ADMITTED);
+	/* another user of the room, and the same user in another room, are not concerned */
+	CHECK(create_run(room, "rb", "r3", theirs) == JOBSTATE_ADMITTED);
+	CHECK(create_run(other, "ra", "r4", "=") == JOBSTATE_ADMITTED);
+	/* an AI job checks no mark */
+	CHECK(create_run(room, "ra", "r5", NULL) == JOBSTATE_ADMITTED);
+	/* a second change: a new mark every time, so the one read after the first is stale */
+	CHECK(jobstate_run_right_taken(rd, room, "ra", err, sizeof err) == 0);
+	CHECK(jobstate_run_right_read(rd, room, "ra", again, err, sizeof err) == 0);
+	CHECK(strcmp(again, after) != 0);
+	CHECK(create_run(room, "ra", "r6", after) == JOBSTATE_RIGHT_CHANGED);
+	CHECK_STR(line_of(room), "r0 r3 r2 r5");
+	/* the mark lives a day, far longer than a request between its two steps */
+	struct rkey mk = rkey2(RK_RUN_RIGHT, room, "ra");
+	long long ttl = num("TTL %s", mk.s, NULL);
+	CHECK(ttl > JOBSTATE_RUN_RIGHT_TTL_S - 60 && ttl <= JOBSTATE_RUN_RIGHT_TTL_S);
+	/* a value that is no mark of ours is an error to the reader, not a silent refusal */
+	redisReply *r = redisCommand(admin, "SET %s junk", mk.s);
+	if (r)
+		freeReplyObject(r);
+	CHECK(jobstate_run_right_read(rd, room, "ra", again, err, sizeof err) == -1);
+	CHECK(strstr(err, "no run-right mark") != NULL);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -285,6 +359,7 @@ int main(void)
 		test_turns();
 		test_cancelled_turns();
 		test_older_jobs();
+		test_run_right();
 	}
 	if (admin)
 		redisFree(admin);

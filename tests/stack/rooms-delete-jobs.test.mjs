@@ -119,7 +119,7 @@ test('a run queued after the delete began (it raced the delete) is cancelled unr
   const extra = '"user":{"id":1,"username":"racer"}';
   const out = redis('EVAL', scripts().get('job_create').text, '1', jobKey(id),
     String(7 * 86400), 'execution', JSON.stringify({ job_id: id, status: 'queued' }), '20', '100000', id,
-    room.id, '1', '30', '20', '2000', '10', '', '', '0',
+    room.id, '1', '30', '20', '2000', '10', '', '', '0', '',
     'kind', 'execution', 'room', room.id, 'user', '1', 'username', 'racer', 'request', request,
     'attempts', '0', 'created_at', String(Math.floor(Date.now() / 1000)), 'event_extra', extra);
   assert.match(out, /^1\b/, out);
