@@ -8,12 +8,17 @@
 // failures; this one holds the whole table, so that an endpoint added or changed later cannot
 // forget a row of it. Also what no other suite checks: the runs of a member who leaves and of
 // an account deleted while a member end cancelled, and who may cancel whose job (a viewer's
-// and a stranger's own AI requests in a public room, nobody else's).
+// and a stranger's own AI requests in a public room, nobody else's). That the table has a row
+// for every route of the API is checked too, against the routes the API itself names (its
+// metrics label every route of its table) and against docs/API.md's endpoints.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join as pathJoin } from 'node:path';
 
 import { call, newUser, createRoom, uniqueName } from '../lib/api.mjs';
 import { run, waitJob } from '../lib/jobs.mjs';
+import { ROOT } from '../lib/procs.mjs';
 
 // long enough that it is still queued or running when its author loses the right to run it
 const SLOW = 'import time\ntime.sleep(30)\nprint("ran after the change")\n';
@@ -76,6 +81,9 @@ const OWNER = { ...READ, editor: FORBIDDEN, viewer: FORBIDDEN };
 // [method, path (a function of the room and the job), body, expectations]
 const endpoints = () => [
   ['GET', `/api/rooms/${room.id}`, undefined, READ],
+  // joining again without the code: a member stays one, the others need the invite
+  ['POST', `/api/rooms/${room.id}/join`, {}, { ...READ, stranger: [403, 'invite_required'],
+    removed: [403, 'removed'], left: [403, 'invite_required'] }],
   ['GET', `/api/rooms/${room.id}/members`, undefined, READ],
   ['GET', `/api/rooms/${room.id}/members?limit=1`, undefined, READ],
   ['GET', `/api/rooms/${room.id}/document`, undefined, READ],
@@ -104,6 +112,28 @@ const endpoints = () => [
     { owner: 'skip', editor: 'skip', viewer: FORBIDDEN, stranger: NO_JOB, removed: NO_JOB, left: NO_JOB }],
 ];
 
+// The caller's own account and room list: no room's rights in question, but a session that
+// is over and a stream ticket must act here no more than in a room. [method, path, body]
+const accountEndpoints = [
+  ['GET', '/api/auth/me'],
+  ['DELETE', '/api/auth/me', { password: 'not-the-password' }],
+  ['POST', '/api/auth/logout'],
+  ['POST', '/api/auth/password', { password: 'not-the-password', new_password: 'another-password-1' }],
+  ['GET', '/api/rooms'],
+  ['POST', '/api/rooms', { name: 'never made' }],
+];
+
+// The routes that take no session at all, each with why it has no row: every caller, or
+// none, gets the same answer.
+const NO_CALLER = {
+  'GET /api/health': 'the health of the stores, to anyone',
+  'GET /api/streams': 'where streams are opened, to anyone',
+  'POST /api/auth/register': 'makes an account: no session yet',
+  'POST /api/auth/login': 'makes a session: none yet',
+  'GET /api/runtimes': 'the installed runtimes, to anyone',
+  'GET /metrics': "the web server's metrics listener only (tests/stack/metrics.test.mjs)",
+};
+
 async function check(name, method, path, body, want) {
   const r = await call(method, path, { token: who[name].token, body });
   const what = `${name}: ${method} ${path} -> ${r.status} ${r.text.slice(0, 200)}`;
@@ -125,7 +155,7 @@ test('every endpoint of a private room answers each caller as the table says', a
 });
 
 test('an account deleted, a session signed out and a stream ticket act nowhere (401)', async () => {
-  for (const [method, path, body] of endpoints()) {
+  for (const [method, path, body] of [...endpoints(), ...accountEndpoints]) {
     await check('deleted', method, path, body, REVOKED);
     await check('signedOut', method, path, body, REVOKED);
     await check('ticket', method, path, body, BAD_TOKEN);
@@ -186,4 +216,67 @@ test('cancelling in a public room: the owner any job, viewers and strangers thei
   const inv = await call('POST', `/api/rooms/${pub.id}/invite`, { token: stranger.token });
   assert.equal(inv.status, 403, inv.text);
   assert.equal(inv.json.error, 'not_a_member');
+});
+
+// The API's routes as it names them: its request counter has a series for every route of
+// its table (fcgi/route.c, fcgi/api_metrics.c: "METHOD pattern", '*' for a path segment),
+// at zero too, and one "none" for requests no route took.
+async function apiRoutes() {
+  const url = process.env.API_METRICS_URL;
+  assert.ok(url, 'the stack exports the API metrics URL (scripts/stack.sh)');
+  const res = await fetch(url);
+  assert.equal(res.status, 200, `GET ${url}`);
+  const text = await res.text();
+  const routes = new Set();
+  for (const m of text.matchAll(/^codecollab_api_requests_total\{route="([^"]*)",/gm)) routes.add(m[1]);
+  assert.ok(routes.delete('none'), `the API metrics have no route="none" series: not the format this reads\n${text.slice(0, 500)}`);
+  assert.ok(routes.size > 0, 'no route found in the API metrics: the check below would check nothing');
+  for (const r of routes) assert.match(r, /^(GET|POST|PUT|PATCH|DELETE) \/[^\s]*$/, 'a route label of another shape');
+  return [...routes];
+}
+
+// Whether a path (its query left off) has the shape of a route's pattern: a '*' is one
+// segment, not empty.
+function matches(route, method, path) {
+  const [m, pattern] = route.split(' ');
+  const want = pattern.split('/'), got = path.split('?')[0].split('/');
+  return m === method && want.length === got.length && want.every((w, i) => (w === '*' ? got[i] !== '' : w === got[i]));
+}
+
+test('the table has a row for every route of the API, and none for a route it lacks', async () => {
+  const routes = await apiRoutes();
+  const covered = new Set(), problems = [];
+  for (const [method, path] of [...endpoints(), ...accountEndpoints]) {
+    const hit = routes.filter((r) => matches(r, method, path));
+    if (hit.length !== 1) problems.push(`the row ${method} ${path} names ${hit.length ? `several routes: ${hit.join(', ')}` : 'no route of the API'}`);
+    hit.forEach((r) => covered.add(r));
+  }
+  for (const r of Object.keys(NO_CALLER)) {
+    if (!routes.includes(r)) problems.push(`NO_CALLER names ${r}, no route of the API`);
+    if (covered.has(r)) problems.push(`${r} is in NO_CALLER and has a row too`);
+    covered.add(r);
+  }
+  for (const r of routes) if (!covered.has(r)) problems.push(`${r}: a route of the API with no row here (nor in NO_CALLER)`);
+  assert.deepEqual(problems, []);
+});
+
+test("docs/API.md names every route of the API as an endpoint, and no endpoint the API lacks", async () => {
+  const routes = await apiRoutes();
+  // `METHOD /api/…` anywhere in the text, {name} for a segment; /metrics is in OPERATIONS.md
+  const documented = new Set();
+  const read = (file, re) => {
+    for (const m of readFileSync(pathJoin(ROOT, 'docs', file), 'utf8').matchAll(re)) {
+      documented.add(`${m[1]} ${m[2].replace(/\{[^}/]*\}/g, '*')}`);
+    }
+  };
+  read('API.md', /`(GET|POST|PUT|PATCH|DELETE) (\/api\/[^`?\s]*)/g);
+  read('OPERATIONS.md', /`(GET) (\/metrics)`/g);
+  assert.ok(documented.size > 0, 'no endpoint found in docs/API.md: the check below would check nothing');
+  assert.deepEqual({
+    'routes of the API that the docs do not name': routes.filter((r) => !documented.has(r)),
+    'endpoints the docs name that the API does not have': [...documented].filter((d) => !routes.includes(d)),
+  }, {
+    'routes of the API that the docs do not name': [],
+    'endpoints the docs name that the API does not have': [],
+  });
 });
