@@ -9,6 +9,12 @@
 // Redis master and replica of its own, the replica fed through a TCP relay the test can hold:
 // what the relay holds when the master dies never reaches the replica, as with a master that
 // dies before it replicated. PostgreSQL is the stack's.
+//
+// A request run with cgi() blocks this process, and with it the relay: the replica hears
+// nothing until the run ends, so such a request that must wait for a replica is answered 503.
+// The requests that must see a replica confirm at once run with cgiAsync() instead, the relay
+// passing the master's stream only when the master asks the replica how far it got (what a
+// WAIT makes it do): a replica that holds what the master waited for and nothing else.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -51,30 +57,42 @@ async function redisServer(args) {
 
 // A relay from the replica to the master: replies from the master (the replication stream)
 // pass while open and are held while held; release() sends what was held, cut() drops it
-// and every connection, as a master that died before sending it.
+// and every connection, as a master that died before sending it. onlyWhenAsked() holds them
+// too, but sends all that was held as soon as the master asks the replica for its offset
+// (REPLCONF GETACK, which the master sends when a client WAITs for replicas).
 async function relayTo(port) {
   const listen = await freePort();
-  let held = false;
+  let mode = 'open'; // or 'held', 'asked'
   const pairs = [];
+  const flush = (p) => { for (const d of p.queue) p.down.write(d); p.queue = []; };
   const server = net.createServer((down) => {
     const up = net.connect(port, '127.0.0.1');
-    const pair = { down, up, queue: [] };
+    const pair = { down, up, queue: [], tail: '' };
     pairs.push(pair);
     down.on('data', (d) => up.write(d));
-    up.on('data', (d) => { if (held) pair.queue.push(d); else down.write(d); });
+    up.on('data', (d) => {
+      if (mode === 'open') { down.write(d); return; }
+      pair.queue.push(d);
+      if (mode !== 'asked') return;
+      // the request may come split across reads: the end of the last one is kept
+      const seen = pair.tail + d.toString('latin1');
+      pair.tail = seen.slice(-16);
+      if (seen.includes('GETACK')) flush(pair);
+    });
     const end = () => { down.destroy(); up.destroy(); };
     down.on('error', end); up.on('error', end); down.on('close', end); up.on('close', end);
   });
   await new Promise((r) => server.listen(listen, '127.0.0.1', r));
   const relay = {
     port: listen,
-    hold() { held = true; },
+    hold() { mode = 'held'; },
+    onlyWhenAsked() { mode = 'asked'; },
     release() {
-      held = false;
-      for (const p of pairs) { for (const d of p.queue) p.down.write(d); p.queue = []; }
+      mode = 'open';
+      pairs.forEach(flush);
     },
     cut() {
-      held = true;
+      mode = 'held';
       for (const p of pairs) { p.queue = []; p.down.destroy(); p.up.destroy(); }
       if (server.listening) server.close();
     },
@@ -179,6 +197,9 @@ test('a demotion to viewer answered as done survives the loss of the master: the
 // are answered as done only once a replica holds them, and a request that finds its session
 // already over (the retry of one answered 503, whose write the master has) is answered 401
 // only once a replica holds that. So the user's old token is refused after the failover.
+// Sent with the relay held (and through cgi(), which holds it as well), the first answer is
+// a 503 and the retry's a 401 or the done one; sent through the relay that passes only what
+// the master waits for (below), the one answer is the done one.
 async function endAsTheUserSeesIt(R, opts) {
   R.relay.hold();
   let r = R.onMaster(opts);
@@ -194,31 +215,51 @@ async function endAsTheUserSeesIt(R, opts) {
   return r;
 }
 
+// A user with a session the master's Redis and the replica's both know (its generation
+// copied there): else the failover loses the generation altogether, and the API refills it
+// from PostgreSQL, which knows the change anyway.
+async function userKnownToBoth(R) {
+  const u = await newUser('fs');
+  const me = R.onMaster({ method: 'GET', uri: '/api/auth/me', token: u.token });
+  assert.equal(me.status, 200, me.body);
+  await waitFor(async () => (await R.rr.cmd('EXISTS', `cc:user:${u.user.id}:tokgen`)) === 1,
+    { what: 'the generation on the replica' });
+  return u;
+}
+
+async function failoverRefuses(R, u, what) {
+  await R.failover();
+  // /api/auth/me reads the account in PostgreSQL; the room list trusts the session check
+  for (const uri of ['/api/auth/me', '/api/rooms']) {
+    const after = R.onReplica({ method: 'GET', uri, token: u.token });
+    assert.equal(after.status, 401, `${what}, then a failover: the old token still works on ${uri}: ${after.body}`);
+  }
+}
+
 for (const [what, req, done] of [
-  ['a sign-out', (u) => ({ method: 'POST', uri: '/api/auth/logout', token: u.token }), [204]],
+  ['a sign-out', (u) => ({ method: 'POST', uri: '/api/auth/logout', token: u.token }), 204],
   ['a password change', (u) => ({ method: 'POST', uri: '/api/auth/password', token: u.token,
-    body: { password: u.password, new_password: 'changed-password-1' } }), [200]],
+    body: { password: u.password, new_password: 'changed-password-1' } }), 200],
   ['an account deletion', (u) => ({ method: 'DELETE', uri: '/api/auth/me', token: u.token,
-    body: { password: u.password } }), [204]],
+    body: { password: u.password } }), 204],
 ]) {
   test(`${what} answered as done survives the loss of the master: the old token is refused`, async () => {
     const R = await replicatedRedis();
-    const u = await newUser('fs');
-    // the session is known to the master's Redis (its generation copied there)
-    const me = R.onMaster({ method: 'GET', uri: '/api/auth/me', token: u.token });
-    assert.equal(me.status, 200, me.body);
-    // and to the replica's, before it stops hearing: else the failover loses the generation
-    // altogether, and the API refills it from PostgreSQL, which knows the change anyway
-    await waitFor(async () => (await R.rr.cmd('EXISTS', `cc:user:${u.user.id}:tokgen`)) === 1,
-      { what: 'the generation on the replica' });
+    const u = await userKnownToBoth(R);
     const r = await endAsTheUserSeesIt(R, req(u));
     // done, or the retry of one that was done: 401 session_revoked
-    assert.ok(done.includes(r.status) || (r.status === 401 && r.json.error === 'session_revoked'), r.body);
-    await R.failover();
-    // /api/auth/me reads the account in PostgreSQL; the room list trusts the session check
-    for (const uri of ['/api/auth/me', '/api/rooms']) {
-      const after = R.onReplica({ method: 'GET', uri, token: u.token });
-      assert.equal(after.status, 401, `${what}, then a failover: the old token still works on ${uri}: ${after.body}`);
-    }
+    assert.ok(r.status === done || (r.status === 401 && r.json.error === 'session_revoked'), r.body);
+    await failoverRefuses(R, u, what);
+  });
+
+  test(`${what} that a replica confirms is answered done at once, and survives the loss of the master`, async () => {
+    const R = await replicatedRedis();
+    const u = await userKnownToBoth(R);
+    // the replica hears only what the master waits for; the run leaves the relay free
+    R.relay.onlyWhenAsked();
+    const r = await R.onMasterAsync(req(u));
+    assert.equal(r.status, done, `${what} with a replica that confirms: ${r.body}`);
+    // the master dies with anything it did not wait for
+    await failoverRefuses(R, u, what);
   });
 }
