@@ -178,18 +178,41 @@ static int stopped_status(const char *status)
 			  !strcmp(status, "SG"));
 }
 
+/* Does a stage of this status (the member itself: absent, null or a string) let an exit
+ * code 128 + n stand for signal n? Piston runs each stage as a bash script (its package's
+ * run or compile file), and bash reports a child killed by signal n as its own exit
+ * status 128 + n: isolate then sees a script that exited with an error, and Piston answers
+ * code 128 + n, signal null, status "RE" ("Exited with error status 137"). That is what a
+ * stage with no status (the program's code, Piston before isolate), RE, SG (the script
+ * itself killed) and TO, OL, EL (stopped by Piston) may carry; XX is isolate failing, where
+ * the code is not the program's, and a status we do not know vouches for nothing. */
+static int code_may_be_signal(const cJSON *status)
+{
+	static const char *const ok[] = {"RE", "SG", "TO", "OL", "EL"};
+	if (!status || cJSON_IsNull(status))
+		return 1;
+	for (size_t i = 0; cJSON_IsString(status) && i < sizeof ok / sizeof ok[0]; i++)
+		if (!strcmp(status->valuestring, ok[i]))
+			return 1;
+	return 0;
+}
+
 /* How a stage ended, from its code and signal: st->signal, or st->exit_code. A signal Piston
  * names wins over a code; an exit code is a whole number from 0 to 255, what a process's
  * exit status can be (a number's valueint alone took 1.5 for 1 and 1e300 for INT_MAX, and a
- * missing code read -1, shown to the user as the program's exit code). A stage with
- * neither, or with a code that is no exit code, is a malformed answer: 0, or -1 with why
- * in err ("the run has neither an exit code nor a signal"). */
+ * missing code read -1, shown to the user as the program's exit code). A code of 128 + n,
+ * n a signal we name, with no signal given and a status that allows it
+ * (code_may_be_signal), is signal n, as the local sandbox reads bwrap's exit status
+ * (sandbox_exit.c): the same program ends the same way whichever backend ran it. A stage
+ * with neither, or with a code that is no exit code, is a malformed answer: 0, or -1 with
+ * why in err ("the run has neither an exit code nor a signal"). */
 static int stage_end(const cJSON *o, const char *name, struct sandbox_step *st, char *err,
 		     size_t errlen)
 {
 	const cJSON *code = cJSON_GetObjectItem(o, "code");
 	const char *sig = cJSON_GetStringValue(cJSON_GetObjectItem(o, "signal"));
-	const char *status = cJSON_GetStringValue(cJSON_GetObjectItem(o, "status"));
+	const cJSON *status_item = cJSON_GetObjectItem(o, "status");
+	const char *status = cJSON_GetStringValue(status_item);
 	double d = cJSON_IsNumber(code) ? code->valuedouble : -1;
 	int is_code = cJSON_IsNumber(code) && d >= 0 && d <= 255 && d == (double)(int)d;
 	st->signal = signal_number(sig);
@@ -197,7 +220,11 @@ static int stage_end(const cJSON *o, const char *name, struct sandbox_step *st, 
 	if (st->signal)
 		return 0;
 	if (is_code) {
-		st->exit_code = (int)d;
+		int n = (int)d - 128;
+		if (!(sig && *sig) && n > 0 && sandbox_signal_name(n) && code_may_be_signal(status_item))
+			st->signal = n;
+		else
+			st->exit_code = (int)d;
 		return 0;
 	}
 	/* a signal we have no name for, or a program Piston says it stopped: killed */

@@ -415,7 +415,7 @@ test('a NUL byte in a run\'s output shows as U+FFFD whoever ran it: the local sa
   }
 }));
 
-test('Piston\'s exit code: a whole number from 0 to 255 or a signal is shown; an answer with neither fails the run saying so, never "exit code -1"', () => withRedis(async (r, redis) => {
+test('Piston\'s exit code: a whole number from 0 to 255 or a signal is shown (128 + n as signal n, as bash reports it); an answer with neither fails the run saying so, never "exit code -1"', () => withRedis(async (r, redis) => {
   const piston = await startPiston();
   try {
     const w = await startWorker(redis.port, { PISTON_URL: piston.url, PISTON_TIMEOUT_MS: '10000' });
@@ -423,6 +423,13 @@ test('Piston\'s exit code: a whole number from 0 to 255 or a signal is shown; an
     const finished = [
       ['"code":7,"signal":null', 7, null],
       ['"code":null,"signal":"SIGSEGV"', null, 'SIGSEGV'],
+      // Piston runs a program through a bash script, which reports its child's signal n as
+      // exit status 128 + n: read as the signal, as a local run's bwrap status is
+      ['"code":137,"signal":null,"status":"RE","message":"Exited with error status 137"', null, 'SIGKILL'],
+      ['"code":139,"signal":null', null, 'SIGSEGV'],
+      // not where the status is isolate's own failure, nor for a signal we have no name for
+      ['"code":137,"signal":null,"status":"XX"', 137, null],
+      ['"code":160,"signal":null,"status":"RE"', 160, null],
     ];
     // each used to finish with what valueint made of it: -1 (no code), 1, INT_MAX, -1
     const failed = [

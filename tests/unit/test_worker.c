@@ -257,6 +257,30 @@ static void test_piston_exit(void)
 		{"\"code\":null,\"signal\":null,\"status\":\"TO\"", 1, -1, "SIGKILL"},
 		/* an unknown signal next to a good code: the code */
 		{"\"code\":2,\"signal\":\"SIGWHAT\"", 1, 2, NULL},
+		/* bash, which runs Piston's stages, reports its child's signal n as 128 + n:
+		 * signal n, as bwrap's is read (sandbox_exit.c), when no signal is given and
+		 * the status is none, RE, SG, TO, OL or EL */
+		{"\"code\":137,\"signal\":null,\"status\":\"RE\",\"message\":\"Exited with error "
+		 "status 137\"", 1, -1, "SIGKILL"},
+		{"\"code\":139,\"signal\":null", 1, -1, "SIGSEGV"},
+		{"\"code\":134", 1, -1, "SIGABRT"},
+		{"\"code\":129,\"signal\":\"\"", 1, -1, "SIGHUP"},
+		{"\"code\":159,\"signal\":null,\"status\":null", 1, -1, "SIGSYS"},
+		{"\"code\":137,\"signal\":null,\"status\":\"SG\"", 1, -1, "SIGKILL"},
+		{"\"code\":143,\"signal\":null,\"status\":\"TO\"", 1, -1, "SIGTERM"},
+		{"\"code\":141,\"signal\":null,\"status\":\"OL\"", 1, -1, "SIGPIPE"},
+		{"\"code\":137,\"signal\":null,\"status\":\"EL\"", 1, -1, "SIGKILL"},
+		/* 128 itself and 128 + a number we name no signal for (the real-time ones,
+		 * 32 to 64) stay exit codes, as in a local run */
+		{"\"code\":128,\"signal\":null", 1, 128, NULL},
+		{"\"code\":160,\"signal\":null", 1, 160, NULL},
+		{"\"code\":192,\"signal\":null,\"status\":\"RE\"", 1, 192, NULL},
+		/* isolate's own failure, a status we do not know, a signal Piston names that we
+		 * do not: the code is not read as a signal */
+		{"\"code\":137,\"signal\":null,\"status\":\"XX\"", 1, 137, NULL},
+		{"\"code\":137,\"signal\":null,\"status\":\"ZZ\"", 1, 137, NULL},
+		{"\"code\":137,\"status\":9", 1, 137, NULL},
+		{"\"code\":137,\"signal\":\"SIGWHAT\"", 1, 137, NULL},
 		{"\"signal\":null", 0, 0,
 		 "piston: malformed answer (the run has neither an exit code nor a signal)"},
 		{"\"code\":null,\"signal\":\"\"", 0, 0,
@@ -310,6 +334,22 @@ static void test_piston_exit(void)
 	CHECK_STR(err, "piston: malformed answer (the compile step's exit code 0.5 is not a whole "
 		       "number from 0 to 255)");
 	free(json);
+	/* a compiler killed (bash's 128 + 9): a compile error whose step names the signal */
+	cJSON *o = mapped("{\"compile\":{\"stdout\":\"\",\"stderr\":\"\",\"code\":137,\"signal\":null,"
+			  "\"status\":\"RE\"}}", 5, 100);
+	CHECK(o != NULL);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "status")), "compile_error");
+	const cJSON *cs = cJSON_GetObjectItem(o, "compile");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cs, "signal")), "SIGKILL");
+	CHECK(cJSON_IsNull(cJSON_GetObjectItem(cs, "exit_code")));
+	cJSON_Delete(o);
+	/* Piston's TO with the code of a killed child: the signal, and the time limit */
+	o = mapped("{\"run\":{\"stdout\":\"\",\"stderr\":\"\",\"code\":137,\"signal\":null,"
+		   "\"status\":\"TO\"}}", 5, 100);
+	CHECK(o != NULL);
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "signal")), "SIGKILL");
+	CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(o, "status")), "time_limit_exceeded");
+	cJSON_Delete(o);
 }
 
 /* Piston's runtimes list: a runtime whose language or version the worker could not take
