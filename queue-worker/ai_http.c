@@ -10,6 +10,7 @@
 #include "errbuf.h"
 #include "log.h"
 #include "url.h"
+#include "worker_metrics.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -145,6 +146,9 @@ static enum ai_call post_once(const struct aicfg *cfg, const char *url, const ch
 		o = ai_openai_map(status, ans.body.data, ans.body.len, ans.retry_after,
 				  (long long)time(NULL), text, cut, wait_ms, err, errlen);
 	}
+	/* every request, retries too: what the provider may have billed (docs/OPERATIONS.md) */
+	metric_inc(&worker_metrics[WM_AI_REQUESTS], ai_openai_spent(rc == CURLE_OK, status, *cut),
+		   0);
 	buf_free(&ans.body);
 	curl_slist_free_all(h);
 	curl_easy_cleanup(cu);

@@ -166,7 +166,7 @@ int ai_openai_answer(const char *body, size_t len, char **text, int *cut, char *
 	}
 	const char *fin = ai_json_str(choice, "finish_reason");
 	/* cut by the provider's token limit, or by ours: a provider may ignore max_tokens */
-	*cut = (fin && strcmp(fin, "length") == 0) || bounded;
+	*cut = (fin && strcmp(fin, "length") == 0 ? AI_CUT_LENGTH : 0) | (bounded ? AI_CUT_TEXT : 0);
 	*text = t;
 	rc = 0;
 out:
@@ -213,6 +213,18 @@ enum ai_call ai_openai_map(long status, const char *body, size_t len, const char
 	if (ra >= 0 && (status == 429 || status == 503))
 		*wait_ms = ra * 1000;
 	return AI_CALL_RETRY;
+}
+
+enum ai_spent ai_openai_spent(int transfer_ok, long status, int cut)
+{
+	int two = status >= 200 && status < 300;
+	if (status <= 0)
+		return AI_SPENT_UNANSWERED;
+	if (!two)
+		return AI_SPENT_REFUSED;
+	if (!transfer_ok)
+		return AI_SPENT_LOST;
+	return cut & AI_CUT_LENGTH ? AI_SPENT_LENGTH : AI_SPENT_ANSWERED;
 }
 
 enum ai_call ai_openai_transport(int curl_rc, long status, long long got, long long announced,

@@ -23,8 +23,15 @@
 /* The chat completion request body for rq. Caller frees with free(); NULL when OOM. */
 char *ai_openai_body(const struct ai_request *rq);
 
+/* Why an answer's text is cut (the bits of *cut below): the provider stopped at our
+ * max_tokens (finish_reason "length"), or the text was longer than AI_TEXT_MAX (a provider
+ * may ignore max_tokens). Either way the answer is kept as it is, with truncated: true; it
+ * is never asked for again (docs/INTERNALS.md, "What an AI job costs"). */
+#define AI_CUT_LENGTH 1
+#define AI_CUT_TEXT 2
+
 /* Reads a chat completion answer: 0 and *text (caller frees, cleaned with ai_clean_text)
- * and *cut (finish_reason "length", or the text was longer than AI_TEXT_MAX), or -1 and
+ * and *cut (AI_CUT_LENGTH, AI_CUT_TEXT, both or 0), or -1 and
  * why in err (not one JSON value with nothing but whitespace after it; no content, with
  * the provider's own message when the answer is an error; empty). A \u0000 escape, a NUL
  * byte or a lone surrogate escape in the answer is U+FFFD in the text; the rest of the
@@ -58,6 +65,21 @@ enum ai_call { AI_CALL_OK, AI_CALL_RETRY, AI_CALL_FAIL };
 enum ai_call ai_openai_map(long status, const char *body, size_t len, const char *retry_after,
 			   long long now_s, char **text, int *cut, long *wait_ms, char *err,
 			   size_t errlen);
+
+/* What one request to the provider came to, as codecollab_worker_ai_provider_requests_total
+ * counts it: what the provider may have spent on it. */
+enum ai_spent {
+	AI_SPENT_ANSWERED,   /* a 2xx answer read whole: one completion, the job's answer */
+	AI_SPENT_LENGTH,     /* the same, stopped at max_tokens: kept, cut, not asked again */
+	AI_SPENT_LOST,	     /* a 2xx head, its body not whole: a completion made and lost */
+	AI_SPENT_REFUSED,    /* another status (429, 5xx, 4xx): as a rule no completion */
+	AI_SPENT_UNANSWERED, /* no answer's head (not reached, nothing came, timed out) */
+};
+
+/* The kind of a request that ended with transfer_ok (libcurl's CURLE_OK), the HTTP status
+ * of the answer's head (0 when none came) and, for a whole 2xx answer, cut from
+ * ai_openai_map (0 when it was not read). */
+enum ai_spent ai_openai_spent(int transfer_ok, long status, int cut);
 
 /* Maps a transfer libcurl could not complete (curl_rc a CURLcode other than CURLE_OK) to
  * an outcome and a message for people in err. status is the HTTP status of the answer's

@@ -12,6 +12,8 @@ static const char *const steps[] = {"compile", "run"};
 static const char *const cache[] = {"hit", "miss"};
 static const char *const providers[] = {"openai", "local"};
 static const char *const calls[] = {"ok", "error"};
+/* in the order of enum ai_spent (ai_openai.h) */
+static const char *const answers[] = {"answered", "length", "lost", "refused", "unanswered"};
 
 /* milliseconds, rendered in seconds */
 static const long long job_ms[] = {10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000};
@@ -42,6 +44,12 @@ struct metric worker_metrics[WM_N] = {
 			    .type = METRIC_HISTOGRAM, .nlabels = 2,
 			    .label = {{"provider", providers, 2}, {"outcome", calls, 2}},
 			    MS(provider_ms)},
+	[WM_AI_REQUESTS] = {.name = "codecollab_worker_ai_provider_requests_total",
+			    .help = "HTTP requests to the AI provider, retries included, by what came "
+				    "back: a whole answer (answered, or length: cut at max_tokens), a "
+				    "2xx whose body did not arrive whole (lost), another status "
+				    "(refused), no answer (unanswered).",
+			    .type = METRIC_COUNTER, .nlabels = 1, .label = {{"answer", answers, 5}}},
 	[WM_REDIS_RECONNECTS] = {.name = "codecollab_worker_redis_reconnects_total",
 				 .help = "Times a Redis connection of this worker was opened again "
 					 "after it failed.",

@@ -13,6 +13,7 @@ enum worker_metric {
 	WM_SANDBOX_SECONDS, /* histogram {step}: wall time of a sandbox step */
 	WM_AI_CACHE,	    /* counter {result}: hit, miss */
 	WM_AI_PROVIDER,	    /* histogram {provider, outcome}: a provider call's time */
+	WM_AI_REQUESTS,	    /* counter {answer}: HTTP requests to the openai provider */
 	WM_REDIS_RECONNECTS,
 	WM_THREADS_BUSY,    /* gauge */
 	WM_QUEUED,	    /* gauge, read from Redis at scrape time */

@@ -114,3 +114,58 @@ test('a PISTON_URL or AI_BASE_URL the worker cannot make requests to stops it at
   const w = await startWorker(redis.port, aiEnv('HTTPS://127.0.0.1:9/v1'));
   assertCleanExit(w, await stopWorker(w));
 }));
+
+// The series of one metric in a scrape of the worker's /metrics: {labels text: value}.
+async function series(port, name) {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const out = {};
+  for (const line of text.split('\n')) {
+    const m = /^([a-z_]+)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (m && m[1] === name) out[m[2] ?? ''] = Number(m[3]);
+  }
+  return out;
+}
+
+test('what an AI job costs: an answer cut at max_tokens is kept, truncated, from one request and never asked again; every request is counted by what came back', () => withRedis(async (r, redis) => {
+  const ai = await startOpenAiDouble();
+  try {
+    const metricsPort = await freePort();
+    const w = await startWorker(redis.port, { ...aiEnv(`http://127.0.0.1:${ai.port}/v1`), WORKER_METRICS_PORT: String(metricsPort) });
+    const room = jobId('room');
+    const ask = async (m, answers) => {
+      ai.script(m, answers);
+      const j = await waitStatus(r, await enqueue(r, { room, kind: 'ai', request: hint(m) }), ['finished', 'failed']);
+      return { j, calls: ai.requestsFor(m) };
+    };
+    // finish_reason "length": one completion, kept with truncated: true; a second answer
+    // scripted for it is never asked for (nor with a larger max_tokens)
+    const lm = aiMarker();
+    const cut = await ask(lm, [{ text: 'Half of the ans', finishReason: 'length' }, { text: 'never asked for' }]);
+    assert.equal(cut.j.status, 'finished', cut.j.error);
+    assert.equal(cut.j.result.text, 'Half of the ans');
+    assert.equal(cut.j.result.truncated, true);
+    assert.equal(cut.calls.length, 1);
+    assert.equal(cut.calls[0].body.max_tokens, 1024);
+    // a whole answer: no truncated member
+    const whole = await ask(aiMarker(), [{ text: 'all of it' }]);
+    assert.equal(whole.j.status, 'finished', whole.j.error);
+    assert.equal(whole.j.result.truncated, undefined);
+    assert.equal(whole.calls.length, 1);
+    // a body cut off in transfer after its 200 head (a completion made and lost), then a
+    // whole one; a 429 (none made), then a whole one
+    const body = JSON.stringify({ choices: [{ index: 0, message: { role: 'assistant', content: 'half' }, finish_reason: 'stop' }] });
+    const short = { wire: `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 30)}` };
+    const lost = await ask(aiMarker(), [short, { text: 'whole after a cut' }]);
+    assert.equal(lost.j.result.text, 'whole after a cut');
+    assert.equal(lost.calls.length, 2);
+    const busy = await ask(aiMarker(), [{ status: 429, headers: { 'retry-after': '0' } }, { text: 'after a 429' }]);
+    assert.equal(busy.j.result.text, 'after a 429');
+    assert.equal(busy.calls.length, 2);
+    assert.deepEqual(await series(metricsPort, 'codecollab_worker_ai_provider_requests_total'), {
+      '{answer="answered"}': 3, '{answer="length"}': 1, '{answer="lost"}': 1, '{answer="refused"}': 1, '{answer="unanswered"}': 0,
+    });
+    assertCleanExit(w, await stopWorker(w));
+  } finally {
+    await ai.close();
+  }
+}));

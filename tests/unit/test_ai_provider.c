@@ -4,6 +4,7 @@
 #include "../../queue-worker/ai_openai.h"
 #include "../../queue-worker/ai_text.h"
 #include "../../queue-worker/prompts.h"
+#include "../../queue-worker/worker_metrics.h"
 #include "unit.h"
 #include "url.h"
 #include "utf8.h"
@@ -75,7 +76,7 @@ static void test_answer_ok(void)
 	/* any 2xx; an answer cut by the token limit says so */
 	m = map(201, "{\"choices\":[{\"message\":{\"content\":\"Half of it\"},"
 		     "\"finish_reason\":\"length\"}]}", NULL);
-	CHECK(m.o == AI_CALL_OK && m.cut == 1);
+	CHECK(m.o == AI_CALL_OK && m.cut == AI_CUT_LENGTH);
 	CHECK_STR(m.text, "Half of it");
 	free(m.text);
 	/* a provider that ignores max_tokens: "stop", but longer than we keep. The text is cut
@@ -93,7 +94,7 @@ static void test_answer_ok(void)
 		m = map(200, long_body, NULL);
 		CHECK(m.o == AI_CALL_OK);
 		CHECK(m.text && strlen(m.text) == (n > AI_TEXT_MAX ? AI_TEXT_MAX : n));
-		CHECK(m.cut == (n > AI_TEXT_MAX));
+		CHECK(m.cut == (n > AI_TEXT_MAX ? AI_CUT_TEXT : 0));
 		free(m.text);
 		free(long_body);
 	}
@@ -259,6 +260,35 @@ static void test_transport(void)
 	      AI_CALL_FAIL);
 }
 
+/* What one request came to, as the requests counter tells it: a whole 2xx is one
+ * completion (length when cut at max_tokens, whatever else cut it), a 2xx whose body broke
+ * is a completion lost, another status or no head at all as a rule none. */
+static void test_spent(void)
+{
+	CHECK(ai_openai_spent(1, 200, 0) == AI_SPENT_ANSWERED);
+	CHECK(ai_openai_spent(1, 201, AI_CUT_TEXT) == AI_SPENT_ANSWERED);
+	CHECK(ai_openai_spent(1, 200, AI_CUT_LENGTH) == AI_SPENT_LENGTH);
+	CHECK(ai_openai_spent(1, 200, AI_CUT_LENGTH | AI_CUT_TEXT) == AI_SPENT_LENGTH);
+	/* an unreadable 2xx was read whole all the same */
+	CHECK(ai_openai_spent(1, 299, 0) == AI_SPENT_ANSWERED);
+	/* cut in transfer, broken, too large or too slow after a 2xx head */
+	CHECK(ai_openai_spent(0, 200, 0) == AI_SPENT_LOST);
+	CHECK(ai_openai_spent(0, 200, AI_CUT_LENGTH) == AI_SPENT_LOST);
+	CHECK(ai_openai_spent(1, 429, 0) == AI_SPENT_REFUSED);
+	CHECK(ai_openai_spent(1, 503, 0) == AI_SPENT_REFUSED);
+	CHECK(ai_openai_spent(0, 500, 0) == AI_SPENT_REFUSED);
+	CHECK(ai_openai_spent(1, 199, 0) == AI_SPENT_REFUSED);
+	CHECK(ai_openai_spent(0, 0, 0) == AI_SPENT_UNANSWERED);
+	/* the counter's labels are in the enum's order */
+	CHECK(worker_metrics[WM_AI_REQUESTS].label[0].n == 5);
+	CHECK_STR(worker_metrics[WM_AI_REQUESTS].label[0].values[AI_SPENT_ANSWERED], "answered");
+	CHECK_STR(worker_metrics[WM_AI_REQUESTS].label[0].values[AI_SPENT_LENGTH], "length");
+	CHECK_STR(worker_metrics[WM_AI_REQUESTS].label[0].values[AI_SPENT_LOST], "lost");
+	CHECK_STR(worker_metrics[WM_AI_REQUESTS].label[0].values[AI_SPENT_REFUSED], "refused");
+	CHECK_STR(worker_metrics[WM_AI_REQUESTS].label[0].values[AI_SPENT_UNANSWERED],
+		  "unanswered");
+}
+
 /* The URL asked, and the one the worker's log names */
 static void test_urls(void)
 {
@@ -357,6 +387,7 @@ int main(void)
 	test_answer_retry();
 	test_answer_fail();
 	test_transport();
+	test_spent();
 	test_urls();
 	test_clean_text();
 	return unit_summary("ai_provider");
