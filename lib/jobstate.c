@@ -477,7 +477,8 @@ static int drain_one(struct rds *r, const redisReply *e, char *err, size_t errle
 	return 0;
 }
 
-int jobstate_drain(struct rds *r, char *err, size_t errlen)
+/* The drain proper; jobstate_drain keeps rds_wait's mark around it. */
+static int drain(struct rds *r, char *err, size_t errlen)
 {
 	for (int round = 0; round < JOBSTATE_DRAIN_ROUNDS; round++) {
 		redisReply *rep = rds_cmd(r, rkey0(RK_JOBS_OUTBOX), "XRANGE %s - + COUNT %d",
@@ -530,6 +531,21 @@ int jobstate_drain(struct rds *r, char *err, size_t errlen)
 			return 0;
 	}
 	return 0;
+}
+
+int jobstate_drain(struct rds *r, char *err, size_t errlen)
+{
+	/* A caller may WAIT (rds_wait, key of the queue's slot) for the change it drains after,
+	 * and a WAIT goes by the last command answered. The drain ends in the queue's slot when
+	 * it deletes what it applied, but an entry that fails first in its batch leaves nothing
+	 * to delete, and the last command is then outbox_apply in the entry's room: another
+	 * slot, in a cluster another node, and the WAIT would be refused as if the change's
+	 * connection were gone (or, on the room's node, would not cover the change at all). So
+	 * the mark is put back as the caller left it, whichever way the drain ends. */
+	struct rds_mark m = rds_mark_get(r);
+	int rc = drain(r, err, errlen);
+	rds_mark_set(r, m);
+	return rc;
 }
 
 int jobstate_position(struct rds *r, const char *job_id, const char *room, long *position,

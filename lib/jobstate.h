@@ -203,7 +203,9 @@ int jobstate_worker(struct rds *r, const char *consumer, long threads, long life
 /* The second step of every change above: the outbox's entries (oldest first, at most
  * JOBSTATE_DRAIN_ROUNDS batches) emitted in their rooms, each once, then deleted from the
  * outbox. Any process may call it at any time. 0, or -1 with err (what is left stays for the
- * next drain). */
+ * next drain). Whichever way it ends, rds_wait's mark is where the caller left it (the
+ * drain's commands in rooms' slots do not move it): a WAIT for the change before the drain
+ * goes to the connection that carried that change. */
 int jobstate_drain(struct rds *r, char *err, size_t errlen);
 
 /* Is this request a repeat? The request id (rid) of this room and user, with the digest of

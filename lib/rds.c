@@ -862,6 +862,19 @@ long rds_wait_replicas(const struct rds *d)
 	return d->t.wait_replicas;
 }
 
+struct rds_mark rds_mark_get(const struct rds *d)
+{
+	struct rds_mark m = {.conn = d->last, .serial = d->last_serial, .slot = d->last_slot};
+	return m;
+}
+
+void rds_mark_set(struct rds *d, struct rds_mark m)
+{
+	d->last = m.conn;
+	d->last_serial = m.serial;
+	d->last_slot = m.slot;
+}
+
 int rds_wait(struct rds *d, const char *key, char *err, size_t errlen)
 {
 	if (d->t.wait_replicas <= 0)

@@ -152,6 +152,18 @@ int rds_reply_failed(struct rds *d, redisReply *rep, char *err, size_t errlen);
 int rds_wait(struct rds *d, const char *key, char *err, size_t errlen);
 /* The replicas rds_wait asks for (0: it sends nothing). */
 long rds_wait_replicas(const struct rds *d);
+/* What rds_wait goes by: the connection (and its serial) and the slot of the last command
+ * answered. Commands sent between a write and its WAIT that must not move it (a drain of
+ * other slots after a change: lib/jobstate.c) take it before (rds_mark_get) and put it back
+ * after (rds_mark_set): the WAIT then goes to the connection that carried the write while
+ * that connection stands, and is refused, as always, once it was replaced. */
+struct rds_mark {
+	int conn;
+	unsigned long serial;
+	unsigned slot;
+};
+struct rds_mark rds_mark_get(const struct rds *d);
+void rds_mark_set(struct rds *d, struct rds_mark m);
 
 /* Pipelines: commands added with their keys are sent together, each to the node that owns
  * its key (a pipeline to one slot stays on one connection); replies come back in the order
