@@ -443,7 +443,14 @@ int api_require_user(struct api_ctx *c)
 		return -1;
 	}
 	const char *why = NULL;
-	if (token_verify(&c->cfg->key, tok, (long long)time(NULL), &c->user, &why) < 0) {
+	int v = token_verify(&c->cfg->key, tok, (long long)time(NULL), &c->user, &why);
+	if (v == TOKEN_UNCHECKED) {
+		/* no verdict on the token (out of memory): a failure of ours, not the holder's
+		 * (logged with every 5xx, fcgi/main.c) */
+		api_error(c, 500, "internal", "the token could not be checked: %s", why);
+		return -1;
+	}
+	if (v < 0) {
 		api_error(c, 401, "invalid_token", "the token is not valid: %s", why);
 		return -1;
 	}

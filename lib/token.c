@@ -210,7 +210,7 @@ int token_verify(const struct token_key *k, const char *jwt, long long now,
 		 struct token_claims *out, const char **why)
 {
 	jwt_t *j = NULL;
-	int rc = -1;
+	int rc = TOKEN_INVALID;
 	const char *reason = "invalid token";
 	char sub[32], typ[16];
 
@@ -225,6 +225,7 @@ int token_verify(const struct token_key *k, const char *jwt, long long now,
 	int sig = token_signature_ok(k, jwt);
 	if (sig < 0) {
 		reason = "could not check the signature";
+		rc = TOKEN_UNCHECKED;
 		goto out;
 	}
 	if (sig == 0) {

@@ -58,8 +58,15 @@ char *token_sign(const struct token_key *k, const struct token_claims *c);
  * 0 when not, -1 when the HMAC could not be computed. token_verify asks this first. */
 int token_signature_ok(const struct token_key *k, const char *jwt);
 
+/* token_verify's answers other than 0. TOKEN_UNCHECKED is no verdict on the token: its
+ * signature could not be computed (out of memory), so the caller answers a server error
+ * (500), not 401, and the holder may send the same token again. */
+#define TOKEN_INVALID (-1)
+#define TOKEN_UNCHECKED (-2)
+
 /* 0 and *out filled when jwt is a valid, unexpired token of ours at time `now` (seconds);
- * -1 otherwise, with a short reason in *why (static string). */
+ * TOKEN_INVALID when it is not, TOKEN_UNCHECKED when it could not be checked; either with a
+ * short reason in *why (static string). */
 int token_verify(const struct token_key *k, const char *jwt, long long now,
 		 struct token_claims *out, const char **why);
 

@@ -1992,7 +1992,14 @@ static void authorize(struct conn *c, const struct http_head *h)
 	}
 	struct token_claims cl;
 	const char *why = NULL;
-	if (token_verify(srv->key, jwt, (long long)time(NULL), &cl, &why) < 0) {
+	int v = token_verify(srv->key, jwt, (long long)time(NULL), &cl, &why);
+	if (v == TOKEN_UNCHECKED) {
+		/* no verdict on the token (out of memory): a failure of ours, not the holder's */
+		log_error("a token could not be checked: %s", why);
+		conn_error(c, 500, "internal", "the token could not be checked");
+		return;
+	}
+	if (v < 0) {
 		conn_error(c, 401, "invalid_token", why ? why : "invalid token");
 		return;
 	}
