@@ -57,6 +57,18 @@ out:
 	return out;
 }
 
+/* The one message for a setting (name: "PISTON_URL") that is no URL requests can be made to.
+ * shown: the URL as url_for_log shows it (url_http_check, whose message tells the operator
+ * what was read); NULL: nothing of it (url_with_path, whose message may become a job's
+ * error). */
+static void not_http_url(char *err, size_t errlen, const char *name, const char *shown)
+{
+	if (shown)
+		errbuf_set(err, errlen, "%s must be an http:// or https:// URL (got %s)", name, shown);
+	else
+		errbuf_set(err, errlen, "%s must be an http:// or https:// URL", name);
+}
+
 char *url_with_path(const char *base, const char *tail, const char *name, char *err,
 		    size_t errlen)
 {
@@ -65,7 +77,7 @@ char *url_with_path(const char *base, const char *tail, const char *name, char *
 	char *out = join_path(h, tail, &bad);
 	curl_url_cleanup(h);
 	if (!out && bad)
-		errbuf_set(err, errlen, "%s is not a URL libcurl reads", name);
+		not_http_url(err, errlen, name, NULL);
 	else if (!out)
 		errbuf_set(err, errlen, "out of memory");
 	return out;
@@ -85,7 +97,7 @@ int url_http_check(const char *url, const char *name, char *err, size_t errlen)
 		return 0;
 	char shown[256];
 	url_for_log(url, "a text libcurl does not read as a URL", shown, sizeof shown);
-	snprintf(err, errlen, "%s must be an http:// or https:// URL (got %s)", name, shown);
+	not_http_url(err, errlen, name, shown);
 	return -1;
 }
 

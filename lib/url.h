@@ -16,14 +16,16 @@ char *url_string(CURLU *h);
 /* base with tail ("/chat/completions") after its path, less the path's trailing slashes,
  * and before its query (a key an operator put there stays a query parameter); a fragment
  * is dropped (it is never sent). Caller frees with free(); NULL when base is not a URL
- * libcurl takes or out of memory, with a message in err that names base by its setting's
- * name ("PISTON_URL") and never quotes it (it may hold a secret). */
+ * libcurl takes or out of memory, with a message in err: url_http_check's words ("PISTON_URL
+ * must be an http:// or https:// URL"), naming base by its setting's name and showing
+ * nothing of it (it may hold a secret, and the message may become a job's error). */
 char *url_with_path(const char *base, const char *tail, const char *name, char *err,
 		    size_t errlen);
 
 /* Is url (the setting called name: "PISTON_URL") one requests can be made to: an http or
  * https URL that libcurl reads, with room for a path after its own? 0, or -1 with a message
- * in err that quotes url only as url_for_log shows it (it may hold a secret). */
+ * in err for the operator's log, "PISTON_URL must be an http:// or https:// URL (got …)",
+ * that shows url only as url_for_log does (it may hold a secret). */
 int url_http_check(const char *url, const char *name, char *err, size_t errlen);
 
 /* url for a log line: without its userinfo (user:password@), login options, query and

@@ -321,7 +321,7 @@ static void test_urls(void)
 	u = url_with_path("http://u:s3cret@[::1:2000/", "/api/v2/runtimes", "PISTON_URL", err,
 			  sizeof err);
 	CHECK(u == NULL);
-	CHECK_STR(err, "PISTON_URL is not a URL libcurl reads");
+	CHECK_STR(err, "PISTON_URL must be an http:// or https:// URL");
 	free(u);
 
 	/* for the log: no userinfo, no login options, no query, no fragment */
