@@ -142,6 +142,21 @@ static int copy_claim(jwt_t *j, const char *name, char *dst, size_t cap)
 	return 0;
 }
 
+/* base64 and base64url differ in two characters only: '+' and '/' against '-' and '_'.
+ * Rewrites the n characters of s from one alphabet to the other: to_url, base64 to
+ * base64url; else back. Any other character is left as it is. */
+static void b64_alphabet(char *s, size_t n, int to_url)
+{
+	static const char plain[] = "+/", url[] = "-_";
+	const char *from = to_url ? plain : url, *to = to_url ? url : plain;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == from[0])
+			s[i] = to[0];
+		else if (s[i] == from[1])
+			s[i] = to[1];
+	}
+}
+
 /* HS256 signature of a token's first two parts, base64url without padding (43 characters). */
 #define SIG_LEN 43
 
@@ -164,12 +179,7 @@ int token_signature_ok(const struct token_key *k, const char *jwt)
 	unsigned char b64[48];
 	if (EVP_EncodeBlock(b64, mac, 32) != SIG_LEN + 1)
 		return -1;
-	for (int i = 0; i < SIG_LEN; i++) {
-		if (b64[i] == '+')
-			b64[i] = '-';
-		else if (b64[i] == '/')
-			b64[i] = '_';
-	}
+	b64_alphabet((char *)b64, SIG_LEN, 1);
 	return CRYPTO_memcmp(b64, last + 1, SIG_LEN) == 0;
 }
 
@@ -187,8 +197,8 @@ static int other_alg(const char *jwt)
 	int other = 0;
 	if (!b64 || !raw)
 		goto out;
-	for (size_t i = 0; i < n; i++)
-		b64[i] = jwt[i] == '-' ? '+' : jwt[i] == '_' ? '/' : jwt[i];
+	memcpy(b64, jwt, n);
+	b64_alphabet(b64, n, 0);
 	size_t m = n;
 	while (m % 4)
 		b64[m++] = '=';

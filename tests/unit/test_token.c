@@ -201,6 +201,8 @@ int main(void)
 		/* {"alg":"HS512"}, {"alg":"none"} */
 		{"eyJhbGciOiJIUzUxMiJ9.e30.x", "algorithm not allowed"},
 		{"eyJhbGciOiJub25lIn0.e30.", "algorithm not allowed"},
+		/* {"alg":"HS512","k":"~~~?>?"}: base64url's own '-' and '_' in the header */
+		{"eyJhbGciOiJIUzUxMiIsImsiOiJ-fn4_Pj8ifQ.e30.x", "algorithm not allowed"},
 		/* {"alg":"HS256"}; {"alg":256}; not JSON; not base64; no header */
 		{"eyJhbGciOiJIUzI1NiJ9.e30.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 		 "bad signature or malformed token"},
