@@ -59,6 +59,15 @@ static struct rds *auth_redis(struct api_ctx *c)
 	return NULL;
 }
 
+/* The key of limit `id` for the client's address: its group (lib/clientaddr.h), so that an
+ * IPv6 client counts by its /64. */
+static struct rkey addr_key(const struct api_ctx *c, enum rk id)
+{
+	char group[CLIENTADDR_GROUP_MAX];
+	clientaddr_group(c->req->remote_addr, group, sizeof group);
+	return rkey1(id, group);
+}
+
 /* {token, user:{id, username}} for a freshly authenticated user: a new session (fresh sid)
  * of the user's token generation gen (users.token_gen). */
 static void answer_token(struct api_ctx *c, int status, long long id, const char *username,
@@ -97,9 +106,7 @@ static int register_allowed(struct api_ctx *c)
 	if (!rd)
 		return -1;
 	long retry = 0;
-	char group[CLIENTADDR_GROUP_MAX];
-	clientaddr_group(c->req->remote_addr, group, sizeof group);
-	struct rkey key = rkey1(RK_RL_REGISTER_ADDR, group);
+	struct rkey key = addr_key(c, RK_RL_REGISTER_ADDR);
 	enum ratelimit_result rl =
 		ratelimit_check(rd, key.s, c->cfg->register_limit, REGISTER_WINDOW_MS, 1, &retry);
 	if (rl == RATELIMIT_ERROR) {
@@ -206,9 +213,7 @@ static int attempt_begin(struct api_ctx *c, struct rds *rd, const char *name_key
 	if (checks_allowed(c, rd, name_key) < 0)
 		return -1;
 	a->ukey = rkey1(RK_RL_LOGIN_USER, name_key);
-	char group[CLIENTADDR_GROUP_MAX];
-	clientaddr_group(c->req->remote_addr, group, sizeof group);
-	a->akey = rkey1(RK_RL_LOGIN_ADDR, group);
+	a->akey = addr_key(c, RK_RL_LOGIN_ADDR);
 	if (limited(c, rd, a->ukey.s, c->cfg->login_limit, "for this username", a->umember) != 0)
 		return -1;
 	int al = limited(c, rd, a->akey.s, c->cfg->login_addr_limit, "from this address", a->amember);
