@@ -341,13 +341,17 @@ void api_user_quota_release(struct api_ctx *c, const char *what, const char *mem
 }
 
 /* 401 for a session that was revoked. Which revocation is told apart only on this (rare)
- * path, with one more round trip or two: signed out if its session key exists, else gone
- * if PostgreSQL has no such account (deleted: DELETE /api/auth/me), else outdated. */
-static void answer_revoked(struct api_ctx *c)
+ * path: signed out if its session key exists, else gone if PostgreSQL has no such account
+ * (deleted: DELETE /api/auth/me), else outdated. signed_out: whether the key exists when
+ * access_revoked_confirm read it (1 or 0), -1 when it did not and it is read here, one
+ * round trip more. */
+static void answer_revoked(struct api_ctx *c, int signed_out)
 {
-	int signed_out = 0;
 	long long gen;
-	store_session_signed_out(c->store, c->user.sid, &signed_out);
+	if (signed_out < 0) {
+		signed_out = 0;
+		store_session_signed_out(c->store, c->user.sid, &signed_out);
+	}
 	if (signed_out)
 		api_error(c, 401, "session_revoked", "this session was signed out; sign in again");
 	else if (store_user_gen(c->store, c->user.user_id, &gen) == STORE_NOT_FOUND)
@@ -379,7 +383,8 @@ static int require_live_session(struct api_ctx *c)
 		 * never waited. Without it a failover could bring the session back after it was
 		 * answered as over. */
 		char err[256];
-		if (access_revoked_confirm(rd, &c->user, err, sizeof err) < 0) {
+		int signed_out;
+		if (access_revoked_confirm(rd, &c->user, &signed_out, err, sizeof err) < 0) {
 			log_warn("user %lld: a revoked session is not confirmed by a replica: %s",
 				 c->user.user_id, err);
 			api_error(c, 503, "redis_unavailable",
@@ -387,7 +392,7 @@ static int require_live_session(struct api_ctx *c)
 				  "it yet; send the request again");
 			return -1;
 		}
-		answer_revoked(c);
+		answer_revoked(c, signed_out);
 		return -1;
 	}
 	case ACCESS_ERROR:

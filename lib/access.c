@@ -62,15 +62,20 @@ int access_key_confirm(struct rds *r, const char *key, int *exists, char *err, s
 	return rds_wait(r, key, err, errlen);
 }
 
-int access_revoked_confirm(struct rds *r, const struct token_claims *t, char *err,
-			   size_t errlen)
+int access_revoked_confirm(struct rds *r, const struct token_claims *t, int *signed_out,
+			   char *err, size_t errlen)
 {
+	*signed_out = -1;
+	if (rds_wait_replicas(r) <= 0) /* nothing to confirm, so nothing was read */
+		return 0;
 	struct rkey keys[2] = {rkey1(RK_SESSION_REVOKED, t->sid),
 			       rkey_id(RK_USER_TOKGEN, t->user_id)};
 	for (int i = 0; i < 2; i++) {
 		int exists = 0;
 		if (access_key_confirm(r, keys[i].s, &exists, err, errlen) < 0)
 			return -1;
+		if (i == 0)
+			*signed_out = exists;
 		if (exists) /* this one revokes it (the mark alone suffices when both are there) */
 			return 0;
 	}

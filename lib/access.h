@@ -50,10 +50,13 @@ int access_key_confirm(struct rds *r, const char *key, int *exists, char *err, s
 
 /* After access_session_check answered ACCESS_REVOKED for t: a replica holds what revoked it
  * (access_key_confirm of the session's sign-out mark, else of the user's generation), so
- * that a 401 answered now still holds after a failover. 0, or -1 with a message in err: not
- * confirmed (the caller answers 503; the revocation itself stands on the master). */
-int access_revoked_confirm(struct rds *r, const struct token_claims *t, char *err,
-			   size_t errlen);
+ * that a 401 answered now still holds after a failover. *signed_out: what the confirm
+ * learnt of the sign-out mark on the way, 1 there or 0 not, so that the caller need not
+ * read it again; -1 when it read nothing (REDIS_WAIT_REPLICAS 0: no confirm is needed).
+ * 0, or -1 with a message in err: not confirmed (the caller answers 503; the revocation
+ * itself stands on the master). */
+int access_revoked_confirm(struct rds *r, const struct token_claims *t, int *signed_out,
+			   char *err, size_t errlen);
 
 /* Raises the stored generation to gen (never lowers it). 0 or -1. */
 int access_gen_store(struct rds *r, long long user_id, long long gen);
