@@ -67,6 +67,17 @@ int api_config_load(struct api_config *cfg, char *err, size_t errlen)
 		{"JOIN_RATE_LIMIT", 20, 1, 1000000, &cfg->join_limit},
 		{"PRESENCE_RATE_LIMIT", PRESENCE_RATE_LIMIT_DEFAULT, 1, 1000000, &cfg->presence_limit},
 	};
+	if (cfg_load(rest, sizeof rest / sizeof rest[0], err, (int)errlen) < 0)
+		return -1;
+	/* an IPv6 /48's windows: eight times its /64's by default, so a site whose people sign
+	 * in from several /64s is not held to one client's allowance, while a client moving
+	 * across the /48's 65,536 /64s gets eight windows' worth, not 65,536 */
+	const struct cfg_setting net[] = {
+		{"LOGIN_NETWORK_RATE_LIMIT", cfg->login_addr_limit * 8, 1, 100000000,
+		 &cfg->login_net_limit},
+		{"REGISTER_NETWORK_RATE_LIMIT", cfg->register_limit * 8, 1, 100000000,
+		 &cfg->register_net_limit},
+	};
 	/* then the document's (shared with the snapshotter, lib/store_doc.h) and the jobs' */
 	const struct cfg_setting jobs[] = {
 		{"JOB_ROOM_BACKLOG_MAX", 30, 1, 10000000, &cfg->job_room_backlog_max},
@@ -87,7 +98,7 @@ int api_config_load(struct api_config *cfg, char *err, size_t errlen)
 		 * timeout), so this is for what has none, a fault in the code */
 		{"API_HANG_TIMEOUT_S", 120, 0, 86400, &cfg->hang_timeout_s},
 	};
-	if (cfg_load(rest, sizeof rest / sizeof rest[0], err, (int)errlen) < 0 ||
+	if (cfg_load(net, sizeof net / sizeof net[0], err, (int)errlen) < 0 ||
 	    store_doc_cfg_load(&cfg->doc, err, (int)errlen) < 0 ||
 	    store_cfg_load(err, (int)errlen) < 0)
 		return -1;

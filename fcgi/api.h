@@ -25,8 +25,10 @@ struct api_config {
 	long ticket_ttl_s;
 	long login_limit;      /* failed logins per minute per username */
 	long login_addr_limit; /* failed logins per minute per client address */
+	long login_net_limit;  /* the same per IPv6 /48 (lib/clientaddr.h) */
 	long pw_check_limit;   /* password checks, right or wrong, per minute per username */
 	long register_limit;   /* registrations per hour per client address */
+	long register_net_limit; /* the same per IPv6 /48 */
 	long exec_limit;       /* executions per minute per user */
 	long ai_limit;         /* AI requests per minute per user */
 	long join_limit;       /* joins with a wrong invite code per minute per user */

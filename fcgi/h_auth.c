@@ -68,6 +68,18 @@ static struct rkey addr_key(const struct api_ctx *c, enum rk id)
 	return rkey1(id, group);
 }
 
+/* The key of limit `id` for the client's wider network, an IPv6 client's /48: the same key
+ * as addr_key's with the /48 for its group (never equal to a /64's or an address's). 1 with
+ * *key set; 0 when the client has no wider window (IPv4). */
+static int net_key(const struct api_ctx *c, enum rk id, struct rkey *key)
+{
+	char group[CLIENTADDR_GROUP_MAX];
+	if (!clientaddr_network(c->req->remote_addr, group, sizeof group))
+		return 0;
+	*key = rkey1(id, group);
+	return 1;
+}
+
 /* {token, user:{id, username}} for a freshly authenticated user: a new session (fresh sid)
  * of the user's token generation gen (users.token_gen). */
 static void answer_token(struct api_ctx *c, int status, long long id, const char *username,
@@ -106,17 +118,35 @@ static int register_allowed(struct api_ctx *c)
 	if (!rd)
 		return -1;
 	long retry = 0;
-	struct rkey key = addr_key(c, RK_RL_REGISTER_ADDR);
-	enum ratelimit_result rl =
-		ratelimit_check(rd, key.s, c->cfg->register_limit, REGISTER_WINDOW_MS, 1, &retry);
+	char member[RATELIMIT_MEMBER_LEN + 1], nmember[RATELIMIT_MEMBER_LEN + 1];
+	struct rkey key = addr_key(c, RK_RL_REGISTER_ADDR), nkey;
+	int wide = net_key(c, RK_RL_REGISTER_ADDR, &nkey);
+	/* a place in the address's window, then (IPv6) in its /48's; refused by the second,
+	 * the first is given back: a registration refused is not counted */
+	enum ratelimit_result rl = ratelimit_reserve(rd, key.s, c->cfg->register_limit,
+						     REGISTER_WINDOW_MS, member, &retry);
+	int net_refused = 0;
+	if (rl == RATELIMIT_OK && wide) {
+		rl = ratelimit_reserve(rd, nkey.s, c->cfg->register_net_limit, REGISTER_WINDOW_MS,
+				       nmember, &retry);
+		net_refused = rl == RATELIMIT_LIMITED;
+		if (rl != RATELIMIT_OK && ratelimit_release(rd, key.s, member) < 0)
+			store_redis_failed(c->store);
+	}
 	if (rl == RATELIMIT_ERROR) {
 		api_fail(c, store_redis_failed(c->store), NULL, "the rate limiter is unavailable");
 		return -1;
 	}
 	if (rl == RATELIMIT_LIMITED) {
-		api_too_many(c, retry, "too_many_registrations",
-			     "at most %ld registrations per hour from one address",
-			     c->cfg->register_limit);
+		if (net_refused)
+			api_too_many(c, retry, "too_many_registrations",
+				     "at most %ld registrations per hour from one network (an IPv6 "
+				     "/48)",
+				     c->cfg->register_net_limit);
+		else
+			api_too_many(c, retry, "too_many_registrations",
+				     "at most %ld registrations per hour from one address",
+				     c->cfg->register_limit);
 		return -1;
 	}
 	return 0;
@@ -200,8 +230,10 @@ static int checks_allowed(struct api_ctx *c, struct rds *rd, const char *name_ke
 /* One password check against the sign-in limits: its places in the window of the username's
  * canonical form and in the window of the client address. */
 struct pw_attempt {
-	struct rkey ukey, akey;
+	struct rkey ukey, akey, nkey;
+	int wide; /* nkey is set: an IPv6 client's /48 has a window too */
 	char umember[RATELIMIT_MEMBER_LEN + 1], amember[RATELIMIT_MEMBER_LEN + 1];
+	char nmember[RATELIMIT_MEMBER_LEN + 1];
 };
 
 /* The attempt takes its place in both windows before the password is checked, so parallel
@@ -222,6 +254,17 @@ static int attempt_begin(struct api_ctx *c, struct rds *rd, const char *name_key
 			store_redis_failed(c->store);
 		return -1;
 	}
+	a->wide = net_key(c, RK_RL_LOGIN_ADDR, &a->nkey);
+	if (!a->wide)
+		return 0;
+	int nl = limited(c, rd, a->nkey.s, c->cfg->login_net_limit,
+			 "from this network (an IPv6 /48)", a->nmember);
+	if (nl != 0) {
+		if (nl > 0 && (ratelimit_release(rd, a->ukey.s, a->umember) < 0 ||
+			       ratelimit_release(rd, a->akey.s, a->amember) < 0))
+			store_redis_failed(c->store);
+		return -1;
+	}
 	return 0;
 }
 
@@ -230,7 +273,8 @@ static int attempt_begin(struct api_ctx *c, struct rds *rd, const char *name_key
 static void attempt_forgive(struct api_ctx *c, struct rds *rd, const struct pw_attempt *a)
 {
 	if (ratelimit_release(rd, a->ukey.s, a->umember) < 0 ||
-	    ratelimit_release(rd, a->akey.s, a->amember) < 0)
+	    ratelimit_release(rd, a->akey.s, a->amember) < 0 ||
+	    (a->wide && ratelimit_release(rd, a->nkey.s, a->nmember) < 0))
 		store_redis_failed(c->store);
 }
 

@@ -19,4 +19,11 @@
  * NUL-terminated (cap > 0). 1 when addr was read as an address, 0 when kept as text. */
 int clientaddr_group(const char *addr, char *out, size_t cap);
 
+/* The wider network of an IPv6 client, its /48 ("2001:db8:1::/48"), which the API counts in
+ * a second, looser window next to the /64's: a /48 is what a site is commonly given, 65,536
+ * /64s, and a client holding one could otherwise move to a fresh /64 for every attempt. 1
+ * with the group in out; 0 (out "") for an IPv4 client, an IPv4-mapped address and text
+ * that is no address, which have no wider window. cap: CLIENTADDR_GROUP_MAX. */
+int clientaddr_network(const char *addr, char *out, size_t cap);
+
 #endif

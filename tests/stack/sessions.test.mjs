@@ -329,6 +329,54 @@ test('limits per address count an IPv6 client by its /64: registrations and fail
   assert.equal(login(v4).status, 429);
 });
 
+test('an IPv6 client moving to a new /64 for every attempt meets its /48\'s window: registrations and failed sign-ins', async () => {
+  const r16 = () => randomBytes(2).toString('hex');
+  // a documentation /48 of this run's own; every address in a /64 of its own
+  const site = () => `2001:db8:${r16()}`;
+  const net = site();
+  const used = new Set();
+  const fresh = (prefix = net) => {
+    let a;
+    do a = `${prefix}:${r16()}::${r16()}`; while (used.has(a.split('::')[0]));
+    used.add(a.split('::')[0]);
+    return a;
+  };
+  // registrations: two per address, five per /48
+  const env = { REGISTER_RATE_LIMIT: '2', REGISTER_NETWORK_RATE_LIMIT: '5' };
+  const reg = (remoteAddr) =>
+    cgi({ method: 'POST', uri: '/api/auth/register', body: { username: uniqueName('v48'), password: 'register-pw' }, env, remoteAddr });
+  for (let i = 0; i < 5; i++) {
+    const r = reg(fresh());
+    assert.equal(r.status, 201, r.body);
+  }
+  const over = reg(fresh());
+  assert.equal(over.status, 429, over.body);
+  assert.equal(over.json.error, 'too_many_registrations');
+  assert.match(over.json.message, /at most 5 registrations per hour from one network \(an IPv6 \/48\)/);
+  assert.ok(Number(over.headers['retry-after']) >= 1, JSON.stringify(over.headers));
+  // another /48 and an IPv4 address are not concerned
+  assert.equal(reg(fresh(site())).status, 201);
+  assert.equal(reg(`198.51.100.${1 + (randomBytes(1)[0] % 250)}`).status, 201);
+  // failed sign-ins: a /64's window of 10, the /48's of 3; a right password gives its places back
+  const signNet = site();
+  const lenv = { LOGIN_ADDRESS_RATE_LIMIT: '10', LOGIN_NETWORK_RATE_LIMIT: '3', LOGIN_RATE_LIMIT: '100' };
+  const u = await newUser('v48');
+  const login = (remoteAddr, password = 'wrong-password', username = uniqueName('nobody')) =>
+    cgi({ method: 'POST', uri: '/api/auth/login', body: { username, password }, env: lenv, remoteAddr });
+  for (let i = 0; i < 2; i++) assert.equal(login(fresh(signNet)).status, 401);
+  for (let i = 0; i < 4; i++) {
+    const ok = login(fresh(signNet), u.password, u.user.username);
+    assert.equal(ok.status, 200, ok.body);
+  }
+  assert.equal(login(fresh(signNet)).status, 401, 'the third failure is still inside the /48\'s window');
+  const limited = login(fresh(signNet));
+  assert.equal(limited.status, 429, limited.body);
+  assert.equal(limited.json.error, 'too_many_attempts');
+  assert.match(limited.json.message, /from this network \(an IPv6 \/48\)/);
+  // the network's window holds that /48 alone: the user signs in from another one
+  assert.equal(login(fresh(site()), u.password, u.user.username).status, 200);
+});
+
 test('registration is limited per address: the (limit+1)th from one address is 429, another address still registers', async () => {
   const limit = 3;
   const env = { REGISTER_RATE_LIMIT: String(limit) };

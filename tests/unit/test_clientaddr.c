@@ -1,6 +1,6 @@
 /* lib/clientaddr: the group an address is counted by in the API's limits per address. IPv4
  * whole, IPv6 by its /64, mapped IPv4 as IPv4; text that is no address kept as it is, cut to
- * fit; hostile and oversized values too. */
+ * fit; hostile and oversized values too. And the wider network of an IPv6 client, its /48. */
 #include <string.h>
 
 #include "clientaddr.h"
@@ -65,5 +65,27 @@ int main(void)
 	/* no room at all: nothing written */
 	char one = 'z';
 	CHECK(clientaddr_group("192.0.2.1", &one, 0) == 0 && one == 'z');
+	/* the wider network: an IPv6 client's /48; nothing for IPv4, mapped IPv4 or text */
+	static const char *const nets[][2] = {
+		{"2001:db8:1:2::1", "2001:db8:1::/48"},
+		{"2001:db8:1:ffff:ffff:ffff:ffff:ffff", "2001:db8:1::/48"},
+		{"2001:0DB8:0001:0002:1234:5678:9abc:def0", "2001:db8:1::/48"},
+		{"2001:db8:2::1", "2001:db8:2::/48"},
+		{"::1", "::/48"},
+		{"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "ffff:ffff:ffff::/48"},
+	};
+	for (size_t i = 0; i < sizeof nets / sizeof nets[0]; i++) {
+		memset(out, 'x', sizeof out);
+		CHECK(clientaddr_network(nets[i][0], out, sizeof out) == 1);
+		CHECK_STR(out, nets[i][1]);
+	}
+	const char *const no_net[] = {"192.0.2.1", "::ffff:192.0.2.1", "", "localhost",
+					     "fe80::1%eth0", "[2001:db8::1]", big};
+	for (size_t i = 0; i < sizeof no_net / sizeof no_net[0]; i++) {
+		memset(out, 'x', sizeof out);
+		CHECK(clientaddr_network(no_net[i], out, sizeof out) == 0);
+		CHECK_STR(out, "");
+	}
+	CHECK(clientaddr_network("2001:db8::1", &one, 0) == 0 && one == 'z');
 	return unit_summary("clientaddr");
 }
