@@ -443,7 +443,7 @@ void h_execution_create(struct api_ctx *c)
 		    room_access_edit(c, c->params[0], role2, lang2) < 0)
 			break;
 		if (tries == RUN_RIGHT_TRIES) {
-			api_fail(c, STORE_UNAVAILABLE, NULL,
+			api_fail(c, STORE_BUSY, NULL,
 				 "the room's members kept changing while the run was being made; "
 				 "try again");
 			break;
