@@ -252,6 +252,9 @@ static int cancel_member_runs(struct api_ctx *c, const char *room, long long uid
 		store_redis_failed(c->store);
 		return -1;
 	}
+	/* where the mark was written: the WAIT below must go there (a read below may be sent
+	 * again on a reopened connection, where a WAIT would count nothing of the mark) */
+	struct rds_mark written = rds_mark_get(rd);
 	struct rkey mark = rkey2(RK_RUN_RIGHT, room, user);
 	struct rkey line = rkey1(RK_FAIR_ROOM, room);
 	const char *inflight = rkey0(RK_FAIR_INFLIGHT);
@@ -304,9 +307,10 @@ static int cancel_member_runs(struct api_ctx *c, const char *room, long long uid
 	/* the mark and the cancels, like the change of rights, are answered only once a replica
 	 * holds them (REDIS_WAIT_REPLICAS): a failover right after would bring the runs back, or
 	 * let a creation that read the right before the change make its run. Every command
-	 * since the mark was in the jobs' slot, on that slot's connection: one WAIT covers all. */
+	 * since the mark was in the jobs' slot, on that slot's connection: one WAIT covers all,
+	 * when that connection is still the one that wrote the mark (rds_wait_since). */
 	if (rc == 0) {
-		if (rds_wait(rd, mark.s, err, sizeof err) < 0) {
+		if (rds_wait_since(rd, written, mark.s, err, sizeof err) < 0) {
 			log_warn("room %s: the cancelled runs of user %lld are not confirmed by a "
 				 "replica: %s", room, uid, err);
 			rc = -1;

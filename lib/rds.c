@@ -875,6 +875,18 @@ void rds_mark_set(struct rds *d, struct rds_mark m)
 	d->last_slot = m.slot;
 }
 
+int rds_wait_since(struct rds *d, struct rds_mark since, const char *key, char *err,
+		   size_t errlen)
+{
+	if (d->t.wait_replicas <= 0)
+		return 0;
+	if (d->last != since.conn || d->last_serial != since.serial) {
+		errbuf_set(err, errlen, "redis: the connection that wrote is gone; cannot WAIT");
+		return -1;
+	}
+	return rds_wait(d, key, err, errlen);
+}
+
 int rds_wait(struct rds *d, const char *key, char *err, size_t errlen)
 {
 	if (d->t.wait_replicas <= 0)

@@ -164,6 +164,13 @@ struct rds_mark {
 };
 struct rds_mark rds_mark_get(const struct rds *d);
 void rds_mark_set(struct rds *d, struct rds_mark m);
+/* rds_wait for a write followed by more commands before its WAIT (reads, other writes in
+ * the same slot): since is rds_mark_get taken right after that write. A read may be sent
+ * again on a reopened connection, and a WAIT there counts nothing the old one wrote, so the
+ * WAIT is refused (as rds_wait refuses one whose connection is gone) unless the last
+ * command went on the very connection that carried the write, never reopened since. */
+int rds_wait_since(struct rds *d, struct rds_mark since, const char *key, char *err,
+		   size_t errlen);
 
 /* Pipelines: commands added with their keys are sent together, each to the node that owns
  * its key (a pipeline to one slot stays on one connection); replies come back in the order

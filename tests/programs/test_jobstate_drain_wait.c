@@ -128,6 +128,33 @@ int main(void)
 	CHECK(create("roombad001", "job-bad-2"));
 	CHECK(outbox_len() == 0);
 
+	/* a WAIT after a write and reads (cancel_member_runs: the run-right mark, then the
+	 * room's line): sent when every command since went on the connection that wrote */
+	struct rkey line = rkey1(RK_FAIR_ROOM, "roomrr0001"), rr = rkey2(RK_RUN_RIGHT, "roomrr0001", "1");
+	char werr[256] = "";
+	CHECK(jobstate_run_right_taken(waiting, "roomrr0001", "1", werr, sizeof werr) == 0);
+	struct rds_mark written = rds_mark_get(waiting);
+	redisReply *lr = rds_cmd(waiting, line.s, "LRANGE %s 0 -1", line.s);
+	CHECK(lr && lr->type == REDIS_REPLY_ARRAY);
+	if (lr)
+		freeReplyObject(lr);
+	CHECK(rds_wait_since(waiting, written, rr.s, werr, sizeof werr) < 0);
+	CHECK(strstr(werr, "0 of 1 replicas acknowledged") != NULL);
+	/* and refused when the read was sent again on a reopened connection: a WAIT there
+	 * would count nothing of the mark */
+	CHECK(jobstate_run_right_taken(waiting, "roomrr0001", "1", werr, sizeof werr) == 0);
+	written = rds_mark_get(waiting);
+	CHECK(admin_ok("CLIENT KILL TYPE %s SKIPME yes", "normal"));
+	lr = rds_cmd(waiting, line.s, "LRANGE %s 0 -1", line.s);
+	CHECK(lr && lr->type == REDIS_REPLY_ARRAY); /* a read: sent again on a new connection */
+	if (lr)
+		freeReplyObject(lr);
+	werr[0] = '\0';
+	CHECK(rds_wait_since(waiting, written, rr.s, werr, sizeof werr) < 0);
+	CHECK(strstr(werr, "cannot WAIT") != NULL);
+	if (!strstr(werr, "cannot WAIT"))
+		fprintf(stderr, "WAIT after a reopened connection: %s\n", werr);
+
 	redisFree(admin);
 	rds_free(plain);
 	rds_free(waiting);
