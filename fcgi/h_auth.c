@@ -185,7 +185,7 @@ static const char dummy_hash[] =
 	"2fJm0WyXHhnL8T5bXb5NLk3Nc0ICMVPjSPq9PKbVf0M";
 
 /* Takes this attempt's place in the window of key (member receives its id). 0 when there
- * was one; else answered: 1 limited (429), -1 Redis failed (503; rd is gone then). */
+ * was one; else answered: 1 limited (429), -1 Redis failed (503). */
 static int limited(struct api_ctx *c, struct rds *rd, const char *key, long limit,
 		   const char *what, char member[RATELIMIT_MEMBER_LEN + 1])
 {
@@ -236,9 +236,19 @@ struct pw_attempt {
 	char nmember[RATELIMIT_MEMBER_LEN + 1];
 };
 
+/* Gives back a place this attempt took in the window of key (ratelimit_release); a failure
+ * is logged and the place stays until the window moves past it. Each place on its own: the
+ * windows' keys lie in different slots, so one that cannot be reached keeps no other. */
+static void give_back(struct api_ctx *c, struct rds *rd, const char *key, const char *member)
+{
+	if (ratelimit_release(rd, key, member) < 0)
+		store_redis_failed(c->store);
+}
+
 /* The attempt takes its place in both windows before the password is checked, so parallel
  * guesses cannot pass a window that has one place left; first it is counted among the
- * name's checks (checks_allowed). 0 to go on; -1 answered (429/503). */
+ * name's checks (checks_allowed). Refused by a window (429) or not answered by it (503), it
+ * gives back the places it took in the windows before. 0 to go on; -1 answered (429/503). */
 static int attempt_begin(struct api_ctx *c, struct rds *rd, const char *name_key,
 			 struct pw_attempt *a)
 {
@@ -248,21 +258,18 @@ static int attempt_begin(struct api_ctx *c, struct rds *rd, const char *name_key
 	a->akey = addr_key(c, RK_RL_LOGIN_ADDR);
 	if (limited(c, rd, a->ukey.s, c->cfg->login_limit, "for this username", a->umember) != 0)
 		return -1;
-	int al = limited(c, rd, a->akey.s, c->cfg->login_addr_limit, "from this address", a->amember);
-	if (al != 0) {
-		if (al > 0 && ratelimit_release(rd, a->ukey.s, a->umember) < 0)
-			store_redis_failed(c->store);
+	if (limited(c, rd, a->akey.s, c->cfg->login_addr_limit, "from this address", a->amember) !=
+	    0) {
+		give_back(c, rd, a->ukey.s, a->umember);
 		return -1;
 	}
 	a->wide = net_key(c, RK_RL_LOGIN_ADDR, &a->nkey);
 	if (!a->wide)
 		return 0;
-	int nl = limited(c, rd, a->nkey.s, c->cfg->login_net_limit,
-			 "from this network (an IPv6 /48)", a->nmember);
-	if (nl != 0) {
-		if (nl > 0 && (ratelimit_release(rd, a->ukey.s, a->umember) < 0 ||
-			       ratelimit_release(rd, a->akey.s, a->amember) < 0))
-			store_redis_failed(c->store);
+	if (limited(c, rd, a->nkey.s, c->cfg->login_net_limit, "from this network (an IPv6 /48)",
+		    a->nmember) != 0) {
+		give_back(c, rd, a->ukey.s, a->umember);
+		give_back(c, rd, a->akey.s, a->amember);
 		return -1;
 	}
 	return 0;
@@ -272,10 +279,10 @@ static int attempt_begin(struct api_ctx *c, struct rds *rd, const char *name_key
  * back: the limits count failed sign-ins. */
 static void attempt_forgive(struct api_ctx *c, struct rds *rd, const struct pw_attempt *a)
 {
-	if (ratelimit_release(rd, a->ukey.s, a->umember) < 0 ||
-	    ratelimit_release(rd, a->akey.s, a->amember) < 0 ||
-	    (a->wide && ratelimit_release(rd, a->nkey.s, a->nmember) < 0))
-		store_redis_failed(c->store);
+	give_back(c, rd, a->ukey.s, a->umember);
+	give_back(c, rd, a->akey.s, a->amember);
+	if (a->wide)
+		give_back(c, rd, a->nkey.s, a->nmember);
 }
 
 void h_login(struct api_ctx *c)
