@@ -1239,11 +1239,18 @@ void h_member_delete(struct api_ctx *c)
 int rooms_member_gone(struct api_ctx *c, const char *room, long long user)
 {
 	/* as a removal: the entry the broker and the document endpoints trust goes, then the
-	 * event that makes every broker re-check the room's open streams */
-	if (cache_member(c, room, user, NULL) < 0 || emit_rights_event(c, room, "members") < 0 ||
-	    cancel_member_runs(c, room, user, "cancelled: its author's account was deleted") < 0)
-		return -1;
-	return 0;
+	 * event that makes every broker re-check the room's open streams, then the member's
+	 * runs. Each is tried whatever became of the one before: nothing repeats them (a retry
+	 * of the deletion knows none of the account's rooms), and the run-right mark is what
+	 * refuses a run whose request read the right before the deletion's commit */
+	int rc = 0;
+	if (cache_member(c, room, user, NULL) < 0)
+		rc = -1;
+	if (emit_rights_event(c, room, "members") < 0)
+		rc = -1;
+	if (cancel_member_runs(c, room, user, "cancelled: its author's account was deleted") < 0)
+		rc = -1;
+	return rc;
 }
 
 /* The owner's invite link: POST issues a new code (the old one stops working at once) and

@@ -56,8 +56,9 @@ int rooms_delete_begin(struct api_ctx *c, const char *room);
 int rooms_delete_settle(struct api_ctx *c, const char *room, int committing);
 void rooms_delete_finish(struct api_ctx *c, const char *room);
 /* After a membership was taken away in PostgreSQL (the account left or went): the member
- * cache entry cleared and a `room` event {"reason":"members"}, so every broker re-checks the
- * room's streams. 0, or -1 when Redis failed (logged). */
+ * cache entry cleared, a `room` event {"reason":"members"}, so every broker re-checks the
+ * room's streams, and the member's runs there cancelled behind a new run-right mark; each
+ * step is tried whatever became of the others. 0, or -1 when Redis failed (logged). */
 int rooms_member_gone(struct api_ctx *c, const char *room, long long user);
 void h_room_members(struct api_ctx *c);
 void h_member_put(struct api_ctx *c);
