@@ -53,12 +53,14 @@ for (const change of ['removal', 'demotion to viewer']) {
 }
 
 // A run asked for while the change is being made: its rights may be read before the change
-// and its job made after the change looked for the member's runs. The API reads the rights
-// again once the job exists and cancels it, answering the refusal the request would have got
-// a moment later. So every run answered 202 ends cancelled (its program cut short), and
-// every other answer is that refusal. Runs and the change go out together for several
-// members at once, so that some runs land in that window (without the second read, a run
-// or two is left running in about three runs of this test in four, on a 2-core machine).
+// and its job reach the queue after the change looked for the member's runs. The change
+// writes a new run-right mark before it looks, and the job's creation script refuses a run
+// whose request read the mark before it (lib/jobstate.h): the API reads the right again and
+// answers the refusal the request would have got a moment later. So every run answered 202
+// was made before the mark and ends cancelled (its program cut short), and every other
+// answer is that refusal. Runs and the change go out together for several members at once,
+// so that some runs land in that window (without a guard, a run or two was left running in
+// about three runs of this test in four, on a 2-core machine).
 for (const change of ['removal', 'demotion to viewer']) {
   test(`runs asked for during a ${change}: each one accepted ends cancelled, the others are refused`, async () => {
     const owner = await newUser('ro');
