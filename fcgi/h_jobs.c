@@ -443,9 +443,10 @@ void h_execution_create(struct api_ctx *c)
 		    room_access_edit(c, c->params[0], role2, lang2) < 0)
 			break;
 		if (tries == RUN_RIGHT_TRIES) {
-			api_fail(c, STORE_BUSY, NULL,
-				 "the room's members kept changing while the run was being made; "
-				 "try again");
+			/* neither store failed: not counted as an outage (api_fail) */
+			api_error(c, 503, "busy",
+				  "your right to run code in this room kept changing while the run "
+				  "was being made; send it again");
 			break;
 		}
 	}
