@@ -242,9 +242,16 @@ int token_verify(const struct token_key *k, const char *jwt, long long now,
 		reason = other_alg(jwt) ? "algorithm not allowed" : "bad signature or malformed token";
 		goto out;
 	}
-	/* key is never empty (token_key_load), so an unsigned or wrongly keyed token fails here */
-	if (jwt_decode(&j, jwt, k->key, (int)k->len) != 0 || !j) {
-		reason = "bad signature or malformed token";
+	/* key is never empty (token_key_load), so an unsigned or wrongly keyed token fails here.
+	 * libjwt answers an errno value: ENOMEM is no verdict on the token, as above */
+	int dec = jwt_decode(&j, jwt, k->key, (int)k->len);
+	if (dec != 0 || !j) {
+		if (dec == ENOMEM) {
+			reason = "could not read the token";
+			rc = TOKEN_UNCHECKED;
+		} else {
+			reason = "bad signature or malformed token";
+		}
 		j = NULL;
 		goto out;
 	}
