@@ -23,8 +23,10 @@
 static struct rds *rd;
 static redisContext *admin;
 
-/* A queued execution of user in room; its place in line (-1: refused or an error). */
-static long create(const char *room, const char *user, const char *job)
+/* A queued execution of user in room, made against the run-right mark right (NULL: not
+ * checked): the jobstate_create answer (JOBSTATE_*, -1 logged), its place in line in *pos. */
+static int create_with(const char *room, const char *user, const char *job, const char *right,
+		       long *pos)
 {
 	const char *f[6] = {"kind", "execution", "user", user, "room", room};
 	struct jobstate_new n = {
@@ -39,42 +41,32 @@ static long create(const char *room, const char *user, const char *job)
 		.room_max = 100,
 		.user_max = 100,
 		.queue_max = 1000,
+		.run_right = right,
 	};
 	char err[256] = "";
+	int rc = jobstate_create(rd, &n, pos, NULL, err, sizeof err);
+	if (rc < 0)
+		fprintf(stderr, "create %s: %s\n", job, err);
+	return rc;
+}
+
+/* A queued execution of user in room; its place in line (-1: refused or an error). */
+static long create(const char *room, const char *user, const char *job)
+{
 	long pos = -1;
-	int rc = jobstate_create(rd, &n, &pos, NULL, err, sizeof err);
+	int rc = create_with(room, user, job, NULL, &pos);
 	if (rc != JOBSTATE_ADMITTED) {
-		fprintf(stderr, "create %s: %d %s\n", job, rc, err);
+		fprintf(stderr, "create %s: refused (%d)\n", job, rc);
 		return -1;
 	}
 	return pos;
 }
 
-/* A run of user in room made against the run-right mark right (NULL: not checked): the
- * jobstate_create answer (JOBSTATE_*, -1). */
+/* A run made against the run-right mark right: the jobstate_create answer. */
 static int create_run(const char *room, const char *user, const char *job, const char *right)
 {
-	const char *f[2] = {"kind", "execution"};
-	struct jobstate_new n = {
-		.job_id = job,
-		.room = room,
-		.user = user,
-		.event_type = EV_EXECUTION,
-		.event_data = "{\"status\":\"queued\"}",
-		.fields = f,
-		.nfields = 1,
-		.ttl_s = 600,
-		.room_max = 100,
-		.user_max = 100,
-		.queue_max = 1000,
-		.run_right = right,
-	};
-	char err[256] = "";
 	long pos = -1;
-	int rc = jobstate_create(rd, &n, &pos, NULL, err, sizeof err);
-	if (rc < 0)
-		fprintf(stderr, "create %s: %s\n", job, err);
-	return rc;
+	return create_with(room, user, job, right, &pos);
 }
 
 /* The room's line, ids joined by ' ' ("" when empty, "?" on an error). */
