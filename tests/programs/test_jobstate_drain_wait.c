@@ -11,6 +11,7 @@
 #include "rkeys.h"
 #include "../unit/unit.h"
 #include "redis_server.h"
+#include "job_fixture.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -36,19 +37,7 @@ static struct rds *client(long wait_replicas)
 static int create(const char *room, const char *job)
 {
 	const char *f[6] = {"kind", "execution", "user", "1", "room", room};
-	struct jobstate_new n = {
-		.job_id = job,
-		.room = room,
-		.user = "1",
-		.event_type = EV_EXECUTION,
-		.event_data = "{\"status\":\"queued\"}",
-		.fields = f,
-		.nfields = 3,
-		.ttl_s = 600,
-		.room_max = 100,
-		.user_max = 100,
-		.queue_max = 1000,
-	};
+	struct jobstate_new n = test_job(room, "1", job, f, 3, NULL);
 	char err[256] = "";
 	int rc = jobstate_create(plain, &n, NULL, NULL, err, sizeof err);
 	if (rc != JOBSTATE_ADMITTED)

@@ -15,6 +15,7 @@
 #include "rkeys.h"
 #include "../unit/unit.h"
 #include "redis_server.h"
+#include "job_fixture.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -29,20 +30,7 @@ static int create_with(const char *room, const char *user, const char *job, cons
 		       long *pos)
 {
 	const char *f[6] = {"kind", "execution", "user", user, "room", room};
-	struct jobstate_new n = {
-		.job_id = job,
-		.room = room,
-		.user = user,
-		.event_type = EV_EXECUTION,
-		.event_data = "{\"status\":\"queued\"}",
-		.fields = f,
-		.nfields = 3,
-		.ttl_s = 600,
-		.room_max = 100,
-		.user_max = 100,
-		.queue_max = 1000,
-		.run_right = right,
-	};
+	struct jobstate_new n = test_job(room, user, job, f, 3, right);
 	char err[256] = "";
 	int rc = jobstate_create(rd, &n, pos, NULL, err, sizeof err);
 	if (rc < 0)
