@@ -38,7 +38,11 @@
  * every dirty page of the host's file systems (syncfs through a read-only bind reaches the
  * host's), and wait for it uninterruptibly, so a step could load the host's disks and make
  * its own processes slow to die (its uid is given back only once they are gone); the
- * step's own files are on tmpfs, where there is nothing to write back. Huge pages
+ * step's own files are on tmpfs, where there is nothing to write back. fsync(),
+ * fdatasync() and sync_file_range() do nothing and return 0 too: on the step's tmpfs files
+ * they do nothing anyway, and on a host file reached through a read-only bind (which the
+ * step cannot have written) they could still make the host's disk flush its cache, in a
+ * loop for as long as the run lasts. Huge pages
  * (mmap's MAP_HUGETLB: ENOMEM, as when none are free; memfd_create's MFD_HUGETLB:
  * EINVAL; shmget's SHM_HUGETLB: EPERM): they come from the host's one pool, which a
  * memory cgroup v1 does not charge. */
@@ -69,7 +73,10 @@ size_t seccomp_filter_build(struct sock_filter *f)
 		{SYS_memfd_create, 1, MFD_HUGETLB, EINVAL},
 		{SYS_shmget, 2, SHM_HUGETLB, EPERM},
 	};
-	_Static_assert(6 + 2 * sizeof denied / sizeof denied[0] + 2 +
+	/* skipped, answering 0: they would write back to the host's disks what the step
+	 * cannot have dirtied there (below) */
+	static const long skipped[] = {SYS_syncfs, SYS_fsync, SYS_fdatasync, SYS_sync_file_range};
+	_Static_assert(6 + 2 * sizeof denied / sizeof denied[0] + 2 * sizeof skipped / sizeof skipped[0] +
 				   5 * sizeof flagged / sizeof flagged[0] + 11 <=
 			       SECCOMP_FILTER_MAX,
 		       "the filter does not fit");
@@ -90,8 +97,10 @@ size_t seccomp_filter_build(struct sock_filter *f)
 		f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
 	}
 	/* an errno of 0: the call is skipped and returns 0 */
-	f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_syncfs, 0, 1);
-	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | 0);
+	for (size_t i = 0; i < sizeof skipped / sizeof skipped[0]; i++) {
+		f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)skipped[i], 0, 1);
+		f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | 0);
+	}
 	for (size_t i = 0; i < sizeof flagged / sizeof flagged[0]; i++) {
 		f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
 						      (unsigned)flagged[i].nr, 0, 4);
