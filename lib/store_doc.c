@@ -978,18 +978,14 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 				st = STORE_OK;
 			}
 			/* durability of the first commit, which another connection wrote (its
-			 * WAIT may have fallen short): a write of ours after it in the same
-			 * master's replication stream (a revision moved by 0, which Redis
-			 * propagates like any HINCRBY), then WAIT for that, covers it too */
+			 * WAIT may have fallen short): a WAIT on this connection waits for the
+			 * master's replication offset as of its last command, this script, read
+			 * or write (Redis records it after every command), so it covers the
+			 * first commit too */
 			if (st == STORE_OK && rds_wait_replicas(s->redis) > 0) {
 				struct rkey wk = rkey1(RK_ROOM_DOC, room);
-				redisReply *w = rds_cmd(s->redis, wk.s, "HINCRBY %s revision 0", wk.s);
-				int wrote = w && w->type == REDIS_REPLY_INTEGER;
-				if (w)
-					freeReplyObject(w);
-				if (!wrote || rds_wait(s->redis, wk.s, err, sizeof err) < 0) {
-					log_warn("room %s: repeated revision %lld: %s", room, rev,
-						 wrote ? err : rds_error(s->redis));
+				if (rds_wait(s->redis, wk.s, err, sizeof err) < 0) {
+					log_warn("room %s: repeated revision %lld: %s", room, rev, err);
 					ot_free(dc->applied);
 					dc->applied = NULL;
 					st = store_fail(s, STORE_REDIS_UNAVAILABLE,

@@ -87,6 +87,10 @@ async function relayTo(port) {
     port: listen,
     hold() { mode = 'held'; },
     onlyWhenAsked() { mode = 'asked'; },
+    // does what the relay holds contain this text (a command of the replication stream)?
+    holds(text) {
+      return pairs.some((p) => Buffer.concat(p.queue).toString('latin1').includes(text));
+    },
     release() {
       mode = 'open';
       pairs.forEach(flush);
@@ -263,3 +267,38 @@ for (const [what, req, done] of [
     await failoverRefuses(R, u, what);
   });
 }
+
+// A commit whose answer was 503 (no replica confirmed it) and that the client sends again is
+// recognised as the first commit; that answer too waits for a replica, and its WAIT, sent on
+// another connection than the first commit's, must cover it: with the relay passing only what
+// the master waits for, an answered repeat whose WAIT covered nothing would leave the first
+// commit with the master, and the failover would lose an operation the client was told is in.
+test('an operation answered 503 and sent again is answered only once a replica holds the first commit, which then survives the loss of the master', async () => {
+  const R = await replicatedRedis();
+  const u = await userKnownToBoth(R);
+  const room = await createRoom(u.token, { visibility: 'private' });
+  // the room's live state on the master, and on the replica before it stops hearing
+  const g = R.onMaster({ method: 'GET', uri: `/api/rooms/${room.id}/document`, token: u.token });
+  assert.equal(g.status, 200, g.body);
+  await waitFor(async () => (await R.rr.cmd('EXISTS', `cc:room:{${room.id}}:doc`)) === 1,
+    { what: 'the document on the replica' });
+  const op = { method: 'POST', uri: `/api/rooms/${room.id}/operations`, token: u.token,
+    body: { revision: 0, ops: ['kept across the failover'], client_id: 'failover-site' } };
+  R.relay.hold();
+  const first = R.onMaster(op);
+  assert.equal(first.status, 503, first.body);
+  assert.equal(first.json.error, 'redis_unavailable', first.body);
+  // cgi() blocked this process: what the master sent meanwhile (the commit, then the ask of
+  // its WAIT) is still in the relay's socket. It must be held before the relay passes asks,
+  // or that first, late ask would let the commit through whatever the repeat does
+  await waitFor(async () => R.relay.holds('GETACK'), { what: 'the first WAIT\'s ask held' });
+  R.relay.onlyWhenAsked();
+  const again = await R.onMasterAsync(op);
+  assert.equal(again.status, 200, again.body);
+  assert.equal(again.json.revision, 1, again.body);
+  await R.failover();
+  const doc = R.onReplica({ method: 'GET', uri: `/api/rooms/${room.id}/document`, token: u.token });
+  assert.equal(doc.status, 200, doc.body);
+  assert.equal(doc.json.content, 'kept across the failover', `the failover lost the commit: ${doc.body}`);
+  assert.equal(doc.json.revision, 1, doc.body);
+});
