@@ -148,9 +148,9 @@ static int copy_reply_str(const redisReply *e, char *out, size_t cap)
 
 /* The answer about a request id in a script's reply (lib/lua/_jobreq.lua): {2, first job,
  * its status, language, version}, a repeat, answered once enough replicas hold the first
- * job (the script's count of repeats on it is a write of ours behind that job's creation
- * in the master's replication stream, as kind 7 of doc_commit does, so a WAIT on key, a
- * key of the queue's slot, covers it), or {0, "reused", 0, first job}. JOBSTATE_REPEATED or
+ * job (a WAIT covers the master's offset as of the connection's last command, this script,
+ * so a WAIT on key, a key of the queue's slot, covers that job's creation too), or {0,
+ * "reused", 0, first job}. JOBSTATE_REPEATED or
  * JOBSTATE_REUSED (*first filled when not NULL), 0 when the reply is neither, -1 (err).
  * rep: an array whose first element is an integer. */
 static int prior_reply(struct rds *r, const redisReply *rep, const char *key,

@@ -8,8 +8,8 @@
 -- the user's right to run code in the room ('=' then the mark, '=' alone when there was none;
 -- '': not checked, an AI job), 17… field/value pairs. A request id the same user gave in the
 -- same room within that time names the job it created then: that job is answered (a
--- repeat, nothing new is written but a count of repeats on it, a write so that the WAIT
--- after this script also covers the first job), or, for a different request, nothing is
+-- repeat, nothing new is written but a count of repeats on it; the WAIT after this script
+-- covers the first job), or, for a different request, nothing is
 -- done (_jobreq.lua; job_repeat.lua asks the same before the API does any work, this is
 -- for copies that raced past it). Then the run-right mark: a change that took the user's
 -- right to run code away (a removal, a leave, a demotion) writes a new one before it looks
