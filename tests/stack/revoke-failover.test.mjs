@@ -197,6 +197,27 @@ test('a demotion to viewer answered as done survives the loss of the master: the
   assert.equal(a.status, 403, `the viewer replaces the document: ${a.body}`);
 });
 
+// The same two changes with a replica that confirms them: the relay passes only what the
+// master waits for, so the answer is the done one at once, and what it waited for is all the
+// replica has when the master dies.
+for (const [what, req, done] of [
+  ['a removal', (room, m) => ({ method: 'DELETE', uri: `/api/rooms/${room.id}/members/${m.user.id}` }), 204],
+  ['a demotion to viewer', (room, m) => ({ method: 'PUT', uri: `/api/rooms/${room.id}/members/${m.user.id}`,
+    body: { role: 'viewer' } }), 200],
+]) {
+  test(`${what} that a replica confirms is answered done at once, and the member edits nothing after the loss of the master`, async () => {
+    const R = await replicatedRedis();
+    const { owner, m, room } = await roomWithMember(R, 'fq');
+    R.relay.onlyWhenAsked();
+    const r = await R.onMasterAsync({ ...req(room, m), token: owner.token });
+    assert.equal(r.status, done, `${what} with a replica that confirms: ${r.body}`);
+    await R.failover();
+    const a = R.onReplica({ method: 'POST', uri: `/api/rooms/${room.id}/operations`, token: m.token,
+      body: { revision: 0, ops: [`after ${what}`] } });
+    assert.equal(a.status, 403, `${what}, then a failover: the member edits the room: ${a.body}`);
+  });
+}
+
 // The same for what ends a session: a sign-out, a password change and an account deletion
 // are answered as done only once a replica holds them, and a request that finds its session
 // already over (the retry of one answered 503, whose write the master has) is answered 401
