@@ -243,7 +243,11 @@ function matches(route, method, path) {
   return m === method && want.length === got.length && want.every((w, i) => (w === '*' ? got[i] !== '' : w === got[i]));
 }
 
-test('the table has a row for every route of the API, and none for a route it lacks', async () => {
+// The make cluster layout has no metrics listener at its web nodes (scripts/cluster.sh):
+// there the route table is not read; the one stack's run checks it.
+const NO_METRICS = process.env.REDIS_CLUSTER && 'the cluster layout has no API metrics listener to read the routes from';
+
+test('the table has a row for every route of the API, and none for a route it lacks', { skip: NO_METRICS }, async () => {
   const routes = await apiRoutes();
   const covered = new Set(), problems = [];
   for (const [method, path] of [...endpoints(), ...accountEndpoints]) {
@@ -260,7 +264,7 @@ test('the table has a row for every route of the API, and none for a route it la
   assert.deepEqual(problems, []);
 });
 
-test("docs/API.md names every route of the API as an endpoint, and no endpoint the API lacks", async () => {
+test("docs/API.md names every route of the API as an endpoint, and no endpoint the API lacks", { skip: NO_METRICS }, async () => {
   const routes = await apiRoutes();
   // `METHOD /api/…` anywhere in the text, {name} for a segment; /metrics is in OPERATIONS.md
   const documented = new Set();
