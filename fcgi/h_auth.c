@@ -109,6 +109,15 @@ static void answer_token(struct api_ctx *c, int status, long long id, const char
 	api_json(c, status, o);
 }
 
+/* Gives back a place a request took in the window of key (ratelimit_release); a failure
+ * is logged and the place stays until the window moves past it. Each place on its own: the
+ * windows' keys lie in different slots, so one that cannot be reached keeps no other. */
+static void give_back(struct api_ctx *c, struct rds *rd, const char *key, const char *member)
+{
+	if (ratelimit_release(rd, key, member) < 0)
+		store_redis_failed(c->store);
+}
+
 /* Registrations per client address in a sliding hour, counted before the argon2 hash: each
  * costs a hash and makes an account with fresh per-user quotas. Every attempt with a valid
  * body counts (a taken name cost a hash too). 0 to go on, or -1 answered (429/503). */
@@ -130,8 +139,8 @@ static int register_allowed(struct api_ctx *c)
 		rl = ratelimit_reserve(rd, nkey.s, c->cfg->register_net_limit, REGISTER_WINDOW_MS,
 				       nmember, &retry);
 		net_refused = rl == RATELIMIT_LIMITED;
-		if (rl != RATELIMIT_OK && ratelimit_release(rd, key.s, member) < 0)
-			store_redis_failed(c->store);
+		if (rl != RATELIMIT_OK)
+			give_back(c, rd, key.s, member);
 	}
 	if (rl == RATELIMIT_ERROR) {
 		api_fail(c, store_redis_failed(c->store), NULL, "the rate limiter is unavailable");
@@ -235,15 +244,6 @@ struct pw_attempt {
 	char umember[RATELIMIT_MEMBER_LEN + 1], amember[RATELIMIT_MEMBER_LEN + 1];
 	char nmember[RATELIMIT_MEMBER_LEN + 1];
 };
-
-/* Gives back a place this attempt took in the window of key (ratelimit_release); a failure
- * is logged and the place stays until the window moves past it. Each place on its own: the
- * windows' keys lie in different slots, so one that cannot be reached keeps no other. */
-static void give_back(struct api_ctx *c, struct rds *rd, const char *key, const char *member)
-{
-	if (ratelimit_release(rd, key, member) < 0)
-		store_redis_failed(c->store);
-}
 
 /* The attempt takes its place in both windows before the password is checked, so parallel
  * guesses cannot pass a window that has one place left; first it is counted among the
