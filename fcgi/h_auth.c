@@ -118,44 +118,51 @@ static void give_back(struct api_ctx *c, struct rds *rd, const char *key, const 
 		store_redis_failed(c->store);
 }
 
-/* Registrations per client address in a sliding hour, counted before the argon2 hash: each
- * costs a hash and makes an account with fresh per-user quotas. Every attempt with a valid
- * body counts (a taken name cost a hash too). 0 to go on, or -1 answered (429/503). */
-static int register_allowed(struct api_ctx *c)
+/* Takes this request's place in the window of key (window_ms long, at most limit places;
+ * member receives its id). 0 when there was one; else answered: 1 limited (429 with the
+ * error code and message given), -1 Redis failed (503). */
+static int limited(struct api_ctx *c, struct rds *rd, const char *key, long limit,
+		   long window_ms, const char *code, const char *message,
+		   char member[RATELIMIT_MEMBER_LEN + 1])
 {
-	struct rds *rd = auth_redis(c);
-	if (!rd)
-		return -1;
 	long retry = 0;
-	char member[RATELIMIT_MEMBER_LEN + 1], nmember[RATELIMIT_MEMBER_LEN + 1];
-	struct rkey key = addr_key(c, RK_RL_REGISTER_ADDR), nkey;
-	int wide = net_key(c, RK_RL_REGISTER_ADDR, &nkey);
-	/* a place in the address's window, then (IPv6) in its /48's; refused by the second,
-	 * the first is given back: a registration refused is not counted */
-	enum ratelimit_result rl = ratelimit_reserve(rd, key.s, c->cfg->register_limit,
-						     REGISTER_WINDOW_MS, member, &retry);
-	int net_refused = 0;
-	if (rl == RATELIMIT_OK && wide) {
-		rl = ratelimit_reserve(rd, nkey.s, c->cfg->register_net_limit, REGISTER_WINDOW_MS,
-				       nmember, &retry);
-		net_refused = rl == RATELIMIT_LIMITED;
-		if (rl != RATELIMIT_OK)
-			give_back(c, rd, key.s, member);
-	}
+	enum ratelimit_result rl = ratelimit_reserve(rd, key, limit, window_ms, member, &retry);
 	if (rl == RATELIMIT_ERROR) {
 		api_fail(c, store_redis_failed(c->store), NULL, "the rate limiter is unavailable");
 		return -1;
 	}
 	if (rl == RATELIMIT_LIMITED) {
-		if (net_refused)
-			api_too_many(c, retry, "too_many_registrations",
-				     "at most %ld registrations per hour from one network (an IPv6 "
-				     "/48)",
-				     c->cfg->register_net_limit);
-		else
-			api_too_many(c, retry, "too_many_registrations",
-				     "at most %ld registrations per hour from one address",
-				     c->cfg->register_limit);
+		api_too_many(c, retry, code, "%s", message);
+		return 1;
+	}
+	return 0;
+}
+
+/* Registrations per client address in a sliding hour, counted before the argon2 hash: each
+ * costs a hash and makes an account with fresh per-user quotas. Every attempt with a valid
+ * body counts (a taken name cost a hash too). A place in the address's window, then (IPv6)
+ * in its /48's; refused by the second, the first is given back: a registration refused is
+ * not counted. 0 to go on, or -1 answered (429/503). */
+static int register_allowed(struct api_ctx *c)
+{
+	struct rds *rd = auth_redis(c);
+	if (!rd)
+		return -1;
+	char member[RATELIMIT_MEMBER_LEN + 1], nmember[RATELIMIT_MEMBER_LEN + 1], msg[128];
+	struct rkey key = addr_key(c, RK_RL_REGISTER_ADDR), nkey;
+	snprintf(msg, sizeof msg, "at most %ld registrations per hour from one address",
+		 c->cfg->register_limit);
+	if (limited(c, rd, key.s, c->cfg->register_limit, REGISTER_WINDOW_MS,
+		    "too_many_registrations", msg, member) != 0)
+		return -1;
+	if (!net_key(c, RK_RL_REGISTER_ADDR, &nkey))
+		return 0;
+	snprintf(msg, sizeof msg,
+		 "at most %ld registrations per hour from one network (an IPv6 /48)",
+		 c->cfg->register_net_limit);
+	if (limited(c, rd, nkey.s, c->cfg->register_net_limit, REGISTER_WINDOW_MS,
+		    "too_many_registrations", msg, nmember) != 0) {
+		give_back(c, rd, key.s, member);
 		return -1;
 	}
 	return 0;
@@ -193,24 +200,6 @@ static const char dummy_hash[] =
 	"$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$"
 	"2fJm0WyXHhnL8T5bXb5NLk3Nc0ICMVPjSPq9PKbVf0M";
 
-/* Takes this attempt's place in the window of key (member receives its id). 0 when there
- * was one; else answered: 1 limited (429), -1 Redis failed (503). */
-static int limited(struct api_ctx *c, struct rds *rd, const char *key, long limit,
-		   const char *what, char member[RATELIMIT_MEMBER_LEN + 1])
-{
-	long retry = 0;
-	enum ratelimit_result rl = ratelimit_reserve(rd, key, limit, LOGIN_WINDOW_MS, member, &retry);
-	if (rl == RATELIMIT_ERROR) {
-		api_fail(c, store_redis_failed(c->store), NULL, "the rate limiter is unavailable");
-		return -1;
-	}
-	if (rl == RATELIMIT_LIMITED) {
-		api_too_many(c, retry, "too_many_attempts", "too many failed sign-ins %s", what);
-		return 1;
-	}
-	return 0;
-}
-
 /* Every password check of the username's canonical form, right or wrong, in a looser window
  * of its own (PASSWORD_CHECK_RATE_LIMIT), never given back: the failure windows below give
  * a right password's place back, so without this a client with any account (anyone may
@@ -236,6 +225,16 @@ static int checks_allowed(struct api_ctx *c, struct rds *rd, const char *name_ke
 	return 0;
 }
 
+/* limited() for a failed sign-in's window (LOGIN_WINDOW_MS): `what` says whose window it is
+ * in the 429's message ("for this username"). */
+static int login_limited(struct api_ctx *c, struct rds *rd, const char *key, long limit,
+			 const char *what, char member[RATELIMIT_MEMBER_LEN + 1])
+{
+	char msg[96];
+	snprintf(msg, sizeof msg, "too many failed sign-ins %s", what);
+	return limited(c, rd, key, limit, LOGIN_WINDOW_MS, "too_many_attempts", msg, member);
+}
+
 /* One password check against the sign-in limits: its places in the window of the username's
  * canonical form and in the window of the client address. */
 struct pw_attempt {
@@ -256,18 +255,19 @@ static int attempt_begin(struct api_ctx *c, struct rds *rd, const char *name_key
 		return -1;
 	a->ukey = rkey1(RK_RL_LOGIN_USER, name_key);
 	a->akey = addr_key(c, RK_RL_LOGIN_ADDR);
-	if (limited(c, rd, a->ukey.s, c->cfg->login_limit, "for this username", a->umember) != 0)
+	if (login_limited(c, rd, a->ukey.s, c->cfg->login_limit, "for this username",
+			  a->umember) != 0)
 		return -1;
-	if (limited(c, rd, a->akey.s, c->cfg->login_addr_limit, "from this address", a->amember) !=
-	    0) {
+	if (login_limited(c, rd, a->akey.s, c->cfg->login_addr_limit, "from this address",
+			  a->amember) != 0) {
 		give_back(c, rd, a->ukey.s, a->umember);
 		return -1;
 	}
 	a->wide = net_key(c, RK_RL_LOGIN_ADDR, &a->nkey);
 	if (!a->wide)
 		return 0;
-	if (limited(c, rd, a->nkey.s, c->cfg->login_net_limit, "from this network (an IPv6 /48)",
-		    a->nmember) != 0) {
+	if (login_limited(c, rd, a->nkey.s, c->cfg->login_net_limit,
+			  "from this network (an IPv6 /48)", a->nmember) != 0) {
 		give_back(c, rd, a->ukey.s, a->umember);
 		give_back(c, rd, a->akey.s, a->amember);
 		return -1;
