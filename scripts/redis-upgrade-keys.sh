@@ -7,11 +7,21 @@
 # new key that exists already wins (RENAMENX), so running it twice, or while the programs
 # run, is harmless. The job queue (cc:jobs, cc:job:*, cc:fair:*) moves under the hash tag
 # {jobs} in one step (scripts/redis-upgrade-jobs.lua), merged with whatever the current
-# programs queued meanwhile: queued and running jobs are kept and run. scripts/run.sh runs it on its own Redis at every start; for a Redis of
-# your own, run it once when upgrading:
+# programs queued meanwhile: queued and running jobs are kept and run. scripts/run.sh runs
+# it on its own Redis at every start (once the layout mark below is set, such a run only
+# reads the mark); for a Redis of your own, run it once when upgrading:
 #   REDIS_URL=redis://host:6379/0 DATABASE_URL=postgresql://… scripts/redis-upgrade-keys.sh
 #   (REDIS_URL may be unix:///path/redis.sock). With DATABASE_URL it also fills in the
 #   rooms' visibility keys that are missing (below).
+# The layout mark: once every step succeeded, with DATABASE_URL given (so the visibility was
+# filled in too), it writes the layout's version (RKEYS_LAYOUT) into the key RK(LAYOUT, …)
+# of lib/rkeys.def, cc:layout, without an expiry. A run that finds that version there does
+# nothing but say so: after one full run there is nothing left to convert, and the scan
+# takes seconds to minutes on a Redis of millions of keys. A full run deletes the mark
+# before its first step, so one that fails midway leaves none and the next run does all of
+# it again. UPGRADE_KEYS_FORCE=1 runs it in full whatever the mark says: for a data set an
+# older version wrote to after the mark was set (an old binary run against it), which the
+# mark cannot tell.
 # Every error ends it with exit status 1 and a line on standard error: redis-cli runs with -e
 # (an error reply, such as -LOADING from a Redis still reading its data, is a failure, not
 # text to go on with), and each call has a bound in time (UPGRADE_KEYS_CMD_S, 10 s, for one
@@ -27,8 +37,29 @@ esac
 fail() { echo "redis: $*" >&2; exit 1; }
 # --foreground: a Ctrl-C at the terminal still reaches the client
 within() { local s=$1; shift; timeout --foreground -k 2 "$s" "$@"; }
+def=$(dirname "$0")/../lib/rkeys.def
+mark=$(sed -n -E 's/^RK\(LAYOUT, "([^"<>]+)"\)$/\1/p' "$def") || fail "$def cannot be read"
+layout=$(sed -n -E 's/^#define RKEYS_LAYOUT ([0-9]+)$/\1/p' "$def")
+if [ -z "$mark" ] || [ -z "$layout" ]; then
+  fail "$def names no layout mark (RK(LAYOUT, …) and #define RKEYS_LAYOUT)"
+fi
+case ${UPGRADE_KEYS_FORCE:-0} in
+  0 | 1) ;;
+  *) fail "UPGRADE_KEYS_FORCE must be 0 or 1, not ${UPGRADE_KEYS_FORCE}" ;;
+esac
 keys=$(mktemp) errs=$(mktemp)
 trap 'rm -f "$keys" "$errs"' EXIT
+if [ "${UPGRADE_KEYS_FORCE:-0}" != 1 ]; then
+  # a missing key reads as an empty line; a key of another type is an error reply
+  have=$(within "$cmd_s" "${cli[@]}" GET "$mark" 2>"$errs") ||
+    fail "reading the layout mark $mark failed: $(cat "$errs") (UPGRADE_KEYS_FORCE=1 runs the upgrade without reading it)"
+  if [ "$have" = "$layout" ]; then
+    echo "redis: the key layout is current ($mark is $layout): no upgrade (UPGRADE_KEYS_FORCE=1 runs it anyway)"
+    exit 0
+  fi
+fi
+# a run that stops before its end leaves no mark
+within "$cmd_s" "${cli[@]}" DEL "$mark" >"$errs" 2>&1 || fail "deleting the layout mark $mark failed: $(cat "$errs")"
 # The keys of the older layout (cc:room:ID:… without the hash tag's brace, cc:ai:asked:…,
 # cc:ai:pending:…), found by a SCAN inside Redis: each call walks 20 × 1000 keys and returns
 # the cursor, then only the keys to rename. (redis-cli --scan asks for 10 keys a round trip:
@@ -112,4 +143,11 @@ if [ -n "${DATABASE_URL:-}" ]; then
       echo "redis: the visibility of $filled rooms filled in"
     fi
   fi
+  # every step succeeded: the next run may skip them (SET without an expiry, kept like any
+  # other data)
+  r=$(within "$cmd_s" "${cli[@]}" SET "$mark" "$layout" 2>&1) || fail "writing the layout mark $mark failed: $r"
+  [ "$r" = OK ] || fail "writing the layout mark $mark failed: $r"
+  echo "redis: the key layout is current: $mark set to $layout"
+else
+  echo "redis: without DATABASE_URL the rooms' visibility was not filled in, so $mark is not set"
 fi

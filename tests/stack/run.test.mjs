@@ -104,6 +104,8 @@ test('a fresh start, then a second start on the same var/ reuses the data (Redis
   const env = { ...p, CC_VAR: dir, DATABASE_URL: '', REDIS_URL: '', JWT_SECRET: '', JWT_SECRET_FILE: '' };
   const first = await startStack(env);
   assert.ok(first.ready, first.output());
+  // the key upgrade ran in full on the new Redis and marked its layout current
+  assert.match(first.output(), /^redis: the key layout is current: cc:layout set to \d+$/m);
   // postgres can enter var/ here: its data and socket directories are var/'s own
   assert.ok(lstatSync(join(dir, 'pg')).isDirectory() && lstatSync(join(dir, 'run/pg')).isDirectory(), 'no links');
   assert.doesNotMatch(first.output(), /PostgreSQL's (data|socket directory) is in/);
@@ -136,6 +138,9 @@ test('a fresh start, then a second start on the same var/ reuses the data (Redis
   console.log(`# run.sh ready: first start ${first.ms} ms (initdb included), second start ${second.ms} ms (${FILL} keys in Redis)`);
   assert.ok(Number(rcli('DBSIZE')) >= FILL, 'the keys written before the stop are all there');
   assert.equal(rcli('GET', `filler:${FILL - 1}`), String(FILL - 1));
+  // the mark came back with the data, so this start skipped the scan of those keys
+  assert.match(second.output(), /^redis: the key layout is current \(cc:layout is \d+\): no upgrade/m);
+  assert.doesNotMatch(second.output(), /cc:layout set to/);
   const login = await json(`${base}/api/auth/login`, {
     method: 'POST', headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ username: 'persistent', password: 'a-password' }),

@@ -1,18 +1,32 @@
 // Upgrading from the key layout before lib/rkeys.def (scripts/redis-upgrade-keys.sh): a
 // room whose live document, operations, event history and member cache sit under the old
 // names (cc:room:ID:…) keeps all of them after the script runs, and readers see the text
-// typed before the upgrade, not only what the last snapshot saved.
+// typed before the upgrade, not only what the last snapshot saved. A run that did every step
+// marks the Redis (cc:layout = the layout's version), and later runs stop at the mark unless
+// UPGRADE_KEYS_FORCE=1; a run that fails leaves no mark.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { call, newUser, redis, redisJson, roomEvents } from '../lib/api.mjs';
 import { run, waitJob } from '../lib/jobs.mjs';
 
 const SCRIPT = fileURLToPath(new URL('../../scripts/redis-upgrade-keys.sh', import.meta.url));
-const upgrade = () => execFileSync(SCRIPT, { env: { ...process.env }, encoding: 'utf8' });
+const upgrade = (env = {}) => execFileSync(SCRIPT, { env: { ...process.env, ...env }, encoding: 'utf8' });
+// the mark and the version the script writes into it, as lib/rkeys.def defines them
+const DEF = readFileSync(fileURLToPath(new URL('../../lib/rkeys.def', import.meta.url)), 'utf8');
+const MARK = /^RK\(LAYOUT, "([^"]+)"\)$/m.exec(DEF)[1];
+const LAYOUT = /^#define RKEYS_LAYOUT (\d+)$/m.exec(DEF)[1];
+const SKIPPED = `redis: the key layout is current (${MARK} is ${LAYOUT}): no upgrade (UPGRADE_KEYS_FORCE=1 runs it anyway)\n`;
+const MARKED = new RegExp(`^redis: the key layout is current: ${MARK} set to ${LAYOUT}$`, 'm');
 
 test('keys of the old layout are renamed and the room carries on where it was', async () => {
+  // the stack's own start (scripts/run.sh) ran the script and marked its Redis, for good
+  assert.equal(redis('GET', MARK), LAYOUT);
+  assert.equal(redis('TTL', MARK), '-1', 'the mark does not expire');
+  // a Redis an older version wrote holds no mark
+  redis('DEL', MARK);
   const a = await newUser();
   const r = await call('POST', '/api/rooms', { token: a.token, body: { name: 'upgrade', language: 'python' } });
   assert.equal(r.status, 201, r.text);
@@ -29,6 +43,8 @@ test('keys of the old layout are renamed and the room carries on where it was', 
   redis('SET', `cc:ai:asked:${room.id}:${'ab'.repeat(32)}`, '1', 'EX', '600');
   const out = upgrade();
   assert.match(out, /redis: \d+ keys renamed/);
+  assert.match(out, MARKED);
+  assert.equal(redis('GET', MARK), LAYOUT);
   for (const suffix of ['doc', 'ops', 'events', 'members']) {
     assert.equal(redis('EXISTS', `cc:room:${room.id}:${suffix}`), '0', suffix);
     assert.equal(redis('EXISTS', `cc:room:{${room.id}}:${suffix}`), '1', suffix);
@@ -46,14 +62,15 @@ test('keys of the old layout are renamed and the room carries on where it was', 
     { token: a.token, body: { revision: 3, ops: [3, '!'] } });
   assert.equal(next.status, 200, next.text);
   assert.equal(next.json.revision, 4);
-  // a second run finds nothing to do
-  assert.equal(upgrade(), '');
+  // a second run stops at the mark
+  assert.equal(upgrade(), SKIPPED);
 });
 
 // The job queue before its keys carried the hash tag {jobs}: a job waiting in its room's old
 // line and one dispatched into the old stream (with its old in-flight slot) are moved, merged
 // with the queue the current programs run meanwhile, and both run to the end once.
 test('jobs queued under the old names are kept and run after the upgrade', async () => {
+  redis('DEL', MARK);
   const a = await newUser();
   const r = await call('POST', '/api/rooms', { token: a.token, body: { name: 'upgrade jobs', language: 'python' } });
   assert.equal(r.status, 201, r.text);
@@ -95,5 +112,91 @@ test('jobs queued under the old names are kept and run after the upgrade', async
   for (const x of ['w:running', 'w:finished', 's:running', 's:finished']) {
     assert.equal(statuses.filter((s) => s === x).length, 1, `${x} once in ${statuses}`);
   }
-  assert.equal(upgrade(), '');
+  assert.equal(upgrade(), SKIPPED);
+});
+
+// Keys of the old layout, as an older version writes them, of a room that is no real one.
+let fakes = 0;
+function plantOld() {
+  const room = `upgr${process.pid}x${++fakes}`, ai = 'cd'.repeat(32);
+  redis('HSET', `cc:room:${room}:members`, '1', 'owner');
+  redis('SET', `cc:ai:pending:${room}:${ai}`, 'job1', 'EX', '600');
+  const pairs = [[`cc:room:${room}:members`, `cc:room:{${room}}:members`],
+    [`cc:ai:pending:${room}:${ai}`, `cc:room:{${room}}:ai:pending:${ai}`]];
+  return {
+    renamed: (yes) => {
+      for (const [old, now] of pairs) {
+        assert.equal(redis('EXISTS', old), yes ? '0' : '1', old);
+        assert.equal(redis('EXISTS', now), yes ? '1' : '0', now);
+      }
+    },
+    drop: () => redis('DEL', ...pairs.flat()),
+  };
+}
+
+test('a run that did every step marks the layout, and later runs skip the upgrade unless UPGRADE_KEYS_FORCE=1', () => {
+  // marked by the runs above
+  assert.equal(redis('GET', MARK), LAYOUT);
+  // keys an older binary wrote after the mark: a run stops at the mark and leaves them
+  const old = plantOld();
+  assert.equal(upgrade(), SKIPPED);
+  old.renamed(false);
+  assert.equal(upgrade({ UPGRADE_KEYS_FORCE: '0' }), SKIPPED);
+  old.renamed(false);
+  // the override runs the whole upgrade, and marks the layout again
+  const out = upgrade({ UPGRADE_KEYS_FORCE: '1' });
+  assert.match(out, /redis: \d+ keys renamed/);
+  assert.match(out, MARKED);
+  old.renamed(true);
+  assert.equal(redis('GET', MARK), LAYOUT);
+  assert.equal(upgrade(), SKIPPED);
+  old.drop();
+  // a mark of another layout (a newer version's, or one of the layout before it) is no mark
+  // of this one: the upgrade runs and writes this layout's
+  redis('SET', MARK, String(Number(LAYOUT) + 1));
+  const other = plantOld();
+  assert.match(upgrade(), MARKED);
+  other.renamed(true);
+  assert.equal(redis('GET', MARK), LAYOUT);
+  other.drop();
+  // a value the override does not know is refused before anything is done
+  const bad = spawnSync(SCRIPT, { env: { ...process.env, UPGRADE_KEYS_FORCE: 'yes' }, encoding: 'utf8' });
+  assert.equal(bad.status, 1, bad.stdout);
+  assert.equal(bad.stderr, 'redis: UPGRADE_KEYS_FORCE must be 0 or 1, not yes\n');
+  assert.equal(redis('GET', MARK), LAYOUT);
+});
+
+test('a run that fails midway leaves no mark, and the next run does the whole upgrade', () => {
+  assert.equal(redis('GET', MARK), LAYOUT);
+  // the last step fails (PostgreSQL cannot be reached for the rooms' visibility), after the
+  // renames and the job queue's move succeeded
+  const old = plantOld();
+  const failed = spawnSync(SCRIPT, {
+    env: { ...process.env, UPGRADE_KEYS_FORCE: '1', DATABASE_URL: 'postgresql://nobody@127.0.0.1:1/none' },
+    encoding: 'utf8',
+  });
+  assert.equal(failed.status, 1, failed.stdout);
+  assert.match(failed.stderr, /redis: reading the rooms' visibility from PostgreSQL failed/);
+  assert.doesNotMatch(failed.stdout, MARKED);
+  old.renamed(true);
+  assert.equal(redis('EXISTS', MARK), '0', 'a failed run leaves no mark');
+  // so the next start does all of it, without the override
+  const again = plantOld();
+  const { DATABASE_URL, ...noDatabase } = process.env;
+  assert.ok(DATABASE_URL);
+  // without DATABASE_URL the visibility is not filled in: the keys are renamed, no mark
+  const out = execFileSync(SCRIPT, { env: noDatabase, encoding: 'utf8' });
+  assert.match(out, /redis: \d+ keys renamed/);
+  assert.match(out, new RegExp(`without DATABASE_URL the rooms' visibility was not filled in, so ${MARK} is not set`));
+  again.renamed(true);
+  assert.equal(redis('EXISTS', MARK), '0');
+  // with it, every step succeeds and the mark is back
+  const third = plantOld();
+  const done = upgrade();
+  assert.match(done, /redis: \d+ keys renamed/);
+  assert.match(done, MARKED);
+  third.renamed(true);
+  assert.equal(redis('GET', MARK), LAYOUT);
+  assert.equal(upgrade(), SKIPPED);
+  for (const k of [old, again, third]) k.drop();
 });

@@ -42,6 +42,9 @@ static void test_names(void)
 	CHECK_STR(rkey1(RK_JOB, "j1").s, "cc:{jobs}:job:j1");
 	CHECK_STR(rkey0(RK_ACCESS_CHANNEL), "cc:access");
 	CHECK_STR(rkey_name(RK_SNAP_DUE), "SNAP_DUE");
+	/* the layout mark scripts/redis-upgrade-keys.sh reads and writes */
+	CHECK_STR(rkey0(RK_LAYOUT), "cc:layout");
+	CHECK(RKEYS_LAYOUT >= 1);
 	CHECK(rkey_pattern(RK__COUNT) == NULL);
 }
 
