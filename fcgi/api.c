@@ -281,6 +281,55 @@ void api_front_door_error(struct api_ctx *c, int status)
 		  "the web server refused this request (%d)", status);
 }
 
+/* a room id as the broker reads one in a path: 1 to 64 of [A-Za-z0-9_-] */
+static int events_room_id(const char *s, size_t n)
+{
+	if (n == 0 || n > API_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_'))
+			return 0;
+	return 1;
+}
+
+void api_events_post(struct api_ctx *c)
+{
+	static const char rooms[] = "/events/rooms/", multi[] = "/events/multi";
+	const char *p = c->req->path ? c->req->path : "";
+	const char *allow = NULL;
+	if (strncmp(p, multi, sizeof multi - 1) == 0 &&
+	    (p[sizeof multi - 1] == '\0' || p[sizeof multi - 1] == '/')) {
+		const char *tail = p + sizeof multi - 1;
+		if (tail[0] == '\0' || strcmp(tail, "/ws") == 0)
+			allow = "GET, OPTIONS";
+		else if (strcmp(tail, "/poll") == 0) {
+			api_error(c, 404, "not_found",
+				  "long-poll carries one room: use /events/rooms/{id}/poll");
+			return;
+		}
+	} else if (strcmp(p, "/events/health") == 0) {
+		api_error(c, 405, "method_not_allowed", "use GET or HEAD");
+		http_resp_header(c->resp, "Allow", "GET, HEAD, OPTIONS");
+		return;
+	} else if (strncmp(p, rooms, sizeof rooms - 1) == 0) {
+		const char *id = p + sizeof rooms - 1;
+		const char *slash = strchr(id, '/');
+		if (!events_room_id(id, slash ? (size_t)(slash - id) : strlen(id))) {
+			api_error(c, 404, "room_not_found", "no such room");
+			return;
+		}
+		if (!slash || strcmp(slash, "/poll") == 0 || strcmp(slash, "/ws") == 0)
+			allow = "GET, OPTIONS";
+	}
+	if (!allow) {
+		api_error(c, 404, "not_found", "no such endpoint");
+		return;
+	}
+	api_error(c, 405, "method_not_allowed", "use GET");
+	http_resp_header(c->resp, "Allow", allow);
+}
+
 void api_no_content(struct api_ctx *c)
 {
 	c->resp->status = 204;

@@ -95,6 +95,11 @@ void api_no_content(struct api_ctx *c);
  * http_req.redirect_status: 400, 404, 413, 431, 503, …) as the API's JSON error, with the
  * same status: one vocabulary for every answer under the front door (docs/API.md). */
 void api_front_door_error(struct api_ctx *c, int status);
+/* A POST with no body to a path under /events/, which lighttpd refused with 411 before its
+ * proxy could take it to the broker (fcgi/main.c): answered as the broker answers a POST
+ * there (sse-broker/server.c, route_request), so that the front door tells the same as the
+ * broker's own port: 405 with Allow on the stream paths and /events/health, 404 elsewhere. */
+void api_events_post(struct api_ctx *c);
 
 /* A per-minute quota of the signed-in caller, counted in Redis under cc:rl:{what}:{user}.
  * 0 to go on (and one more counted); -1 answered: 429 with Retry-After naming `noun`

@@ -101,11 +101,17 @@ static void serve(const struct api_config *cfg, struct store *store, struct http
 	 * its error handler (this API, lighttpd.conf) as a GET of the same URI: served here
 	 * as the empty POST it was. Nothing after the head is read: lighttpd closes the
 	 * connection after a 411. */
+	int events_post = 0;
 	if (!st && req.redirect_status == 411) {
 		strcpy(req.method, "POST");
 		req.redirect_status = 0;
+		/* on a stream's path lighttpd refused it before its proxy could hand it to the
+		 * broker: answered here as the broker answers a POST there */
+		events_post = strncmp(req.path, "/events/", 8) == 0;
 	}
-	if (req.redirect_status) {
+	if (events_post) {
+		api_events_post(&c);
+	} else if (req.redirect_status) {
 		api_front_door_error(&c, req.redirect_status);
 	} else if (st) {
 		const char *code = st == 413 ? "payload_too_large" : st == 400 ? "invalid_request" : "internal";

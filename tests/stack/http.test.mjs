@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { call, newUser, uniqueName, rawHttp, BASE } from '../lib/api.mjs';
+import { call, newUser, uniqueName, rawHttp, createRoom, BASE } from '../lib/api.mjs';
 
 const MiB = 1024 * 1024;
 
@@ -183,6 +183,38 @@ test('a wrong method answers 405 with an Allow header', async () => {
     assertError(r, 405);
     const allow = (r.headers.get('allow') || '').split(',').map((s) => s.trim()).filter(Boolean);
     assert.deepEqual(allow.sort(), allowed, `${method} ${path}: Allow ${r.headers.get('allow')}`);
+  }
+});
+
+// docs/API.md: a wrong method on an /events/ path is 405 with Allow: GET, OPTIONS. A POST
+// with no body (curl -X POST) is refused by lighttpd with 411 before its proxy takes it to
+// the broker, so the API answers it; it must tell what the broker tells a POST with a body.
+test('a POST to a stream path is 405 with Allow, with a body or without one', async () => {
+  const u = await newUser();
+  const room = await createRoom(u.token);
+  const cases = [
+    [`/events/rooms/${room.id}`, 405, 'method_not_allowed', 'GET, OPTIONS'],
+    [`/events/rooms/${room.id}/poll`, 405, 'method_not_allowed', 'GET, OPTIONS'],
+    [`/events/rooms/${room.id}/ws`, 405, 'method_not_allowed', 'GET, OPTIONS'],
+    ['/events/multi', 405, 'method_not_allowed', 'GET, OPTIONS'],
+    ['/events/multi/ws', 405, 'method_not_allowed', 'GET, OPTIONS'],
+    ['/events/health', 405, 'method_not_allowed', 'GET, HEAD, OPTIONS'],
+    ['/events/multi/poll', 404, 'not_found', null],
+    [`/events/rooms/${room.id}/nope`, 404, 'not_found', null],
+    ['/events/nope', 404, 'not_found', null],
+    ['/events/rooms/a%20b', 404, 'room_not_found', null],
+  ];
+  for (const [path, status, code, allow] of cases) {
+    for (const body of ['', '{}']) {
+      const length = body ? `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n` : '';
+      const r = await rawHttp(`POST ${path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer ${u.token}\r\n` +
+        `${length}Connection: close\r\n\r\n${body}`);
+      const what = `POST ${path} ${body ? 'with' : 'without'} a body: ${r.head}\n${r.body}`;
+      assert.equal(r.status, status, what);
+      assert.equal(JSON.parse(r.body).error, code, what);
+      const got = /^allow:\s*(.*?)\s*$/im.exec(r.head);
+      assert.equal(got ? got[1] : null, allow, what);
+    }
   }
 });
 
