@@ -123,7 +123,9 @@ void h_document(struct api_ctx *c)
 }
 
 /* 409 for an operation made against a revision the document does not have: the current
- * revision in X-Revision and in the body (for clients that ignore headers). */
+ * revision in X-Revision and in the body (for clients that ignore headers); for a repeat of
+ * a request committed already whose entry the log no longer keeps, also the revision that
+ * request became (applied_revision): the edit is in the document, not to be sent again. */
 static void answer_stale(struct api_ctx *c, const struct doc_commit *dc)
 {
 	char h[32];
@@ -134,7 +136,9 @@ static void answer_stale(struct api_ctx *c, const struct doc_commit *dc)
 					      "revision %lld is older than the kept history (now at "
 					      "%lld): fetch the document again",
 					      dc->revision, dc->current);
-	if (o && !cJSON_AddNumberToObject(o, "revision", (double)dc->current)) {
+	if (o && (!cJSON_AddNumberToObject(o, "revision", (double)dc->current) ||
+		  (!dc->ahead && dc->applied_rev > 0 &&
+		   !cJSON_AddNumberToObject(o, "applied_revision", (double)dc->applied_rev)))) {
 		cJSON_Delete(o);
 		o = NULL;
 	}

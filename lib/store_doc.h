@@ -33,6 +33,15 @@
 
 /* The most entries the ops list keeps (fewer when OPS_LOG_MAX_BYTES is reached first). */
 #define DOC_OPS_KEEP 1000
+/* DOCUMENT_COMMITS_KEEP by default: the revisions whose commit requests RK_ROOM_COMMITS
+ * remembers, ten times the log's count. A repeat whose first commit has left the log
+ * (DOC_OPS_KEEP revisions later, or sooner by OPS_LOG_MAX_BYTES) is still told that it was
+ * committed, and as which revision, for this many revisions after it. A browser's member
+ * takes about 180 bytes of Redis with the sorted set's own overhead (docs/OPERATIONS.md),
+ * so 10,000 of them are about 1.7 MB in a room where every commit had a client_id. Never
+ * below DOC_OPS_KEEP: a repeat whose entry the log still holds must be found, or it is
+ * applied again. */
+#define DOC_COMMITS_KEEP (10 * DOC_OPS_KEEP)
 /* OPS_LOG_MAX_BYTES by default: 16 MiB, or 2 x DOCUMENT_MAX_BYTES when that is more (the
  * least it may be). A thousand typed ops take some 100 KB, so only large ones (pastes,
  * replacing the whole text) ever meet it; it keeps one room's list, and what a client far
@@ -64,10 +73,13 @@ struct store_doc_cfg {
 	long history_thin_interval_s; /* HISTORY_THIN_INTERVAL_S: how often history is thinned */
 	long pending_max; /* DOCUMENT_PENDING_OPS_MAX: the most ops left unfolded (DOC_PENDING_MAX) */
 	long ops_max_bytes; /* OPS_LOG_MAX_BYTES: the bytes the ops list keeps (DOC_OPS_MAX_BYTES_DEFAULT) */
+	long commits_keep;  /* DOCUMENT_COMMITS_KEEP: the revisions a commit request is
+			     * recognised for (DOC_COMMITS_KEEP) */
 };
 
 /* Reads the settings above from the environment (lib/cfg.h table): 0, or -1 with the first
- * bad one's message in err (also OPS_LOG_MAX_BYTES below 2 x DOCUMENT_MAX_BYTES). */
+ * bad one's message in err (also OPS_LOG_MAX_BYTES below 2 x DOCUMENT_MAX_BYTES, and
+ * DOCUMENT_COMMITS_KEEP outside DOC_OPS_KEEP to 1,000,000). */
 int store_doc_cfg_load(struct store_doc_cfg *cfg, char *err, int errlen);
 
 struct doc_state {
@@ -106,6 +118,10 @@ struct doc_commit {
 	long long new_rev;     /* STORE_OK: its revision */
 	long long current;     /* STORE_CONFLICT: the document's revision now */
 	int ahead;	       /* STORE_CONFLICT: 1 revision is ahead of it, 0 older than kept */
+	long long applied_rev; /* STORE_CONFLICT, older than kept: > 0 when this very request
+				* was committed already, as this revision, and the log no
+				* longer holds its entry (the edit is in the document); 0 when
+				* nothing says so */
 	int event_too_large;   /* STORE_TOO_LARGE: 1 the op's event, 0 the document */
 	size_t size;	       /* STORE_TOO_LARGE: the bytes it would have */
 	size_t components;     /* STORE_TOO_LARGE: > 0 when refused because the op, as it
@@ -123,11 +139,13 @@ struct doc_commit {
 	int damaged_text;   /* the text to measure the document's size and that fold failed */
 };
 
-/* A repeat of a commit (the same user, client_id, revision and ops) is recognised for as
- * long as the operation log keeps its revision (DOC_OPS_KEEP, OPS_LOG_MAX_BYTES):
- * RK_ROOM_COMMITS maps "<user id>|<revision>|<ops digest>|<client_id>" to the revision it
- * became, trimmed by score (DOC_OPS_KEEP) on every commit; a repeat whose entry was trimmed
- * by bytes before its member is answered as too old (STORE_CONFLICT), never applied again. */
+/* A repeat of a commit (the same user, client_id, revision and ops) is recognised for
+ * cfg->commits_keep revisions (DOCUMENT_COMMITS_KEEP): RK_ROOM_COMMITS maps
+ * "<user id>|<revision>|<ops digest>|<client_id>" to the revision it became, trimmed by
+ * score on every commit. While the log keeps the first commit's entry the repeat is
+ * answered with it (STORE_OK, repeated); once the log has dropped it (DOC_OPS_KEEP,
+ * OPS_LOG_MAX_BYTES) the repeat is too old (STORE_CONFLICT) with applied_rev, never
+ * applied again. */
 /* Checks that the user may edit the room (the member cache, asked in the commit's first
  * read; PostgreSQL when the cache does not say editor or owner), then transforms the op
  * over what was committed since its revision and commits it. STORE_OK; STORE_NOT_FOUND

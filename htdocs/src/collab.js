@@ -225,6 +225,16 @@ export class Collab {
       else this.confirmIfDue();
       return;
     }
+    if (status === 409 && json && Number.isInteger(json.applied_revision) && json.applied_revision > 0) {
+      // a repeat of a request the server committed (as applied_revision) whose operation it
+      // no longer keeps: the edit is in the document. The refetched text holds it, so the
+      // rebase keeps only what came after it (the buffer), and it is never sent again
+      this.retryDelay = RETRY_MIN_MS;
+      o.committedAt = json.applied_revision;
+      o.applied = null;
+      this.resync();
+      return;
+    }
     if (status === 409) { // stale beyond the kept log, or ahead: start again from the server
       o.sent = false;
       this.resync();

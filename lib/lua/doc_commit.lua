@@ -18,7 +18,8 @@
 -- a client_id), 18 the most ops left unfolded (DOCUMENT_PENDING_OPS_MAX), 19 the bytes the
 -- ops list may hold (OPS_LOG_MAX_BYTES; _opslog.lua), 20 the op's components before its
 -- final retain, 21 the most components an entry may have (OT_MAX_COMPONENTS, what every
--- reader of the log takes).
+-- reader of the log takes), 22 the revisions whose commit requests the commits set keeps
+-- (DOCUMENT_COMMITS_KEEP, at least ARGV 15).
 -- Answers:
 --   {1, new revision, event id, ops not yet folded, length before, fold}  committed; fold
 --        1: the ops not yet folded alone hold more than ARGV 19 bytes (nothing older was
@@ -27,7 +28,9 @@
 --        transform over these and try again at rev
 --   {-3, role}  not an editor or owner by the member cache (role "" when not cached)
 --   {-1} no document   {3, rev} old shape (fold first)   {0, rev} revision in the future
---   {4, rev} older than the kept log (also a repeat whose entry the log no longer keeps)
+--   {4, rev} older than the kept log
+--   {4, rev, done} a repeat of a request committed as revision `done`, whose entry the log
+--        no longer keeps: too old to answer with the op, but the edit is in the document
 --   {5, rev, length} the op reaches past the end
 --   {6, rev, length, bytes} the size bound passes the limit (measure it exactly)
 --   {10, rev, components} the entry, with the final retain written here, would have more
@@ -39,8 +42,9 @@
 --   {9, rev, pending, at} as 8, but a fold failed at revision `at` moments ago (the mark
 --        "<at>:<SHA-1 of its entry>", set for a few seconds) and that entry is unchanged:
 --        refuse without folding again
--- The commits set remembers which revision each request became, for the last `ops to
--- keep` revisions only (trimmed by score), so a repeat is found without a scan.
+-- The commits set remembers which revision each request became, for the last ARGV 22
+-- revisions only (trimmed by score), so a repeat is found without a scan. It outlives the
+-- log on purpose: a repeat whose entry is gone still learns that it was committed.
 if ARGV[2] ~= '' then
   local role = redis.call('HGET', KEYS[4], ARGV[2])
   if role ~= 'owner' and role ~= 'editor' then return {-3, role or ''} end
@@ -53,10 +57,11 @@ if ARGV[17] ~= '' then
   if done and done <= rev then
     local first = rev - redis.call('LLEN', KEYS[2]) + 1
     if done >= first then return {7, done, redis.call('LINDEX', KEYS[2], done - first)} end
-    -- committed, but its entry was trimmed (by bytes, ARGV 19, the set outlives it): the
-    -- answer is the one for an op that old, at every attempt. Going on would commit it a
-    -- second time once an attempt expects a revision the log still holds
-    return {4, rev}
+    -- committed, but its entry was trimmed (by count, ARGV 15, or by bytes, ARGV 19: the
+    -- set outlives it): the answer is the one for an op that old, at every attempt, with
+    -- the revision it became. Going on would commit it a second time once an attempt
+    -- expects a revision the log still holds
+    return {4, rev, done}
   end
 end
 if not h[2] or not h[3] then return {3, rev} end
@@ -108,6 +113,6 @@ n, ob = ops_trim(KEYS[1], KEYS[2], rev + 1, n + 1, ob + #entry, pending, tonumbe
 local fold = 0
 if ob > budget and n > 1 and redis.call('EXISTS', KEYS[6]) == 0 then fold = 1 end
 if ARGV[17] ~= '' then redis.call('ZADD', KEYS[5], rev + 1, ARGV[17]) end
-redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', rev + 1 - tonumber(ARGV[15]))
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', rev + 1 - tonumber(ARGV[22]))
 local id = emit(KEYS[3], 'operation', ARGV[12] .. tail .. ARGV[13], ARGV[16])
 return {1, rev + 1, id, pending, len, fold}

@@ -160,25 +160,25 @@ const cases = {
     const keys = [rk(r, 'doc'), rk(r, 'ops'), rk(r, 'events'), rk(r, 'members'), rk(r, 'commits'),
       rk(r, 'foldfail')];
     const a = await run('doc_commit', keys, ['0', '', '0', '0', '5', '5', '0', '1000000', '',
-      '{"u":7,"s":"s1","ops":["hello"', ']}', '{"ops":["hello"', ']}', ',', '1000', HISTORY_BOUNDS, '7|1|d1|c1', '5000', '16777216', '1', '10000']);
+      '{"u":7,"s":"s1","ops":["hello"', ']}', '{"ops":["hello"', ']}', ',', '1000', HISTORY_BOUNDS, '7|1|d1|c1', '5000', '16777216', '1', '10000', '10000']);
     assert.equal(a[0], 1);
     assert.equal(a[1], 1);
     // the snapshot mark, in its own slot, right behind (lib/store_doc.c pipelines it)
     assert.equal(await c.send('ZADD', 'cc:snap:due', 'LT', String(Date.now() + 1000), r), 1);
     // the same request again: answered from the commits set
     const again = await run('doc_commit', keys, ['0', '', '0', '0', '5', '5', '0', '1000000', '',
-      '{"u":7,"s":"s1","ops":["hello"', ']}', '{"ops":["hello"', ']}', ',', '1000', HISTORY_BOUNDS, '7|1|d1|c1', '5000', '16777216', '1', '10000']);
+      '{"u":7,"s":"s1","ops":["hello"', ']}', '{"ops":["hello"', ']}', ',', '1000', HISTORY_BOUNDS, '7|1|d1|c1', '5000', '16777216', '1', '10000', '10000']);
     assert.equal(again[0], 7);
     // 10,000 components before the final retain the script would write (the document is
     // longer than the span): refused, {10}, nothing written (what readers take: INTERNALS.md)
     const over = await run('doc_commit', keys, ['1', '', '2', '0', '1', '1', '0', '1000000', '',
-      '{"u":7,"s":"s1","ops":[2,"x"', ']}', '{"ops":[2,"x"', ']}', ',', '1000', HISTORY_BOUNDS, '', '5000', '16777216', '10000', '10000']);
+      '{"u":7,"s":"s1","ops":[2,"x"', ']}', '{"ops":[2,"x"', ']}', ',', '1000', HISTORY_BOUNDS, '', '5000', '16777216', '10000', '10000', '10000']);
     assert.deepEqual(over, [10, 1, 10001]);
     assert.equal(await c.send('LLEN', rk(r, 'ops')), 1);
     // at the bound (ARGV 18 '0': every commit is at it): refused, {9} while the fold-failed
     // mark names an entry as it is stored, {8} (fold again) otherwise
     const bound = (member) => run('doc_commit', keys, ['1', '', '0', '0', '1', '1', '0', '1000000', '',
-      '{"u":7,"s":"s1","ops":["!"', ']}', '{"ops":["!"', ']}', ',', '1000', HISTORY_BOUNDS, member, '0', '16777216', '1', '10000']);
+      '{"u":7,"s":"s1","ops":["!"', ']}', '{"ops":["!"', ']}', ',', '1000', HISTORY_BOUNDS, member, '0', '16777216', '1', '10000', '10000']);
     const entry = await c.send('LINDEX', rk(r, 'ops'), '-1');
     const digest = createHash('sha1').update(entry).digest('hex');
     assert.deepEqual(await bound('7|1|d2|c2'), [8, 1, 1]); // no mark
@@ -196,6 +196,9 @@ const cases = {
     // an empty ops list: the mark (right a moment ago) names nothing stored
     assert.equal(await c.send('DEL', rk(r, 'ops')), 1);
     assert.deepEqual(await bound('7|1|d2|c2'), [8, 1, 0]);
+    // the first request again, its entry gone from the list while the commits set still
+    // has it: too old, with the revision it became
+    assert.deepEqual(await bound('7|1|d1|c1'), [4, 1, 1]);
   },
   async doc_fold_read() { await cases.doc_commit(); },
   // the snapshotter's look at a room whose Redis may have lost writes, and the reset that

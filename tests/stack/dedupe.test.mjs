@@ -2,7 +2,7 @@
 // answered as the first one was and applied once (lib/store_doc.c, cc:room:{id}:commits).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { call, newUser, createRoom, redis, roomEvents, saved, sql } from '../lib/api.mjs';
+import { call, cgi, newUser, createRoom, redis, roomEvents, saved, sql } from '../lib/api.mjs';
 
 const post = (token, room, body) => call('POST', `/api/rooms/${room.id}/operations`, { token, body });
 const doc = async (token, room) => (await call('GET', `/api/rooms/${room.id}/document`, { token })).json;
@@ -58,7 +58,12 @@ test('repeats racing each other are applied once', async () => {
   assert.equal((await doc(a.token, room)).content, 'once');
 });
 
-test('the commits set stays bounded by the kept log, and repeats past it are not answered from it', async () => {
+// The commits set outlives the log (DOCUMENT_COMMITS_KEEP, 10,000 revisions by default,
+// against the log's 1,000): a repeat whose entry the log has dropped is too old to be
+// answered with its operation, but the 409 says which revision it became, so a client does
+// not take it for an edit never sent and send it as a new one. An edit of the same age that
+// was never committed gets the plain 409.
+test('a repeat older than the kept log is answered too old with the revision it became; an unsent edit that old without it', async () => {
   const a = await newUser();
   const room = await createRoom(a.token);
   const key = `cc:room:{${room.id}}:commits`;
@@ -68,17 +73,44 @@ test('the commits set stays bounded by the kept log, and repeats past it are not
     assert.equal(r.status, 200, r.text);
     rev = r.json.revision;
   }
-  const n = Number(redis('ZCARD', key));
-  assert.ok(n <= 1000 && n >= 990, `${n} members`);
-  assert.equal(redis('ZRANGEBYSCORE', key, '-inf', '10'), '', 'the oldest are gone');
-  assert.match(redis('ZRANGEBYSCORE', key, '1010', '1010'), new RegExp(`^${a.user.id}\\|1009\\|[0-9a-f]{32}\\|bulk\\.1009$`));
+  const kept = Number(redis('LLEN', `cc:room:{${room.id}}:ops`));
+  assert.ok(1010 - kept + 1 > 1, `the log (${kept} entries) no longer holds revision 1`);
+  assert.equal(Number(redis('ZCARD', key)), 1010, 'every request is remembered');
+  assert.match(redis('ZRANGEBYSCORE', key, '1', '1'), new RegExp(`^${a.user.id}\\|0\\|[0-9a-f]{32}\\|bulk\\.0$`));
   // a repeat of the newest is still answered as before
   const again = await post(a.token, room, { revision: 1009, ops: [1009, 'x'], client_id: 'bulk.1009' });
   assert.deepEqual(again.json, { revision: 1010, ops: [1009, 'x'] });
-  // a repeat from before the kept log is too old, as any operation that old
+  // a repeat from before the kept log: too old, as any operation that old, and committed
+  // as revision 1
   const old = await post(a.token, room, { revision: 0, ops: ['x'], client_id: 'bulk.0' });
   assert.equal(old.status, 409, old.text);
-  assert.equal((await doc(a.token, room)).revision, 1010);
+  assert.deepEqual(old.json, { error: 'revision_too_old', message: old.json.message, revision: 1010, applied_revision: 1 });
+  assert.equal(old.headers.get('x-revision'), '1010');
+  const fifth = await post(a.token, room, { revision: 4, ops: [4, 'x'], client_id: 'bulk.4' });
+  assert.equal(fifth.status, 409, fifth.text);
+  assert.equal(fifth.json.applied_revision, 5);
+  // the same age, never committed (another client_id, or the same one with other ops)
+  for (const body of [{ revision: 0, ops: ['x'], client_id: 'never.1' }, { revision: 0, ops: ['y'], client_id: 'bulk.0' }]) {
+    const unsent = await post(a.token, room, body);
+    assert.equal(unsent.status, 409, unsent.text);
+    assert.deepEqual(unsent.json, { error: 'revision_too_old', message: unsent.json.message, revision: 1010 });
+    assert.equal(unsent.headers.get('x-revision'), '1010');
+  }
+  const d = await doc(a.token, room);
+  assert.equal(d.revision, 1010, 'nothing was committed again');
+  assert.equal(d.content, 'x'.repeat(1010));
+  // the set's bound: a commit by an API that keeps DOCUMENT_COMMITS_KEEP=1000 revisions (the
+  // least) trims it to them, and the oldest requests are forgotten
+  const c = cgi({ method: 'POST', uri: `/api/rooms/${room.id}/operations`, token: a.token, env: { DOCUMENT_COMMITS_KEEP: '1000' },
+    body: { revision: 1010, ops: [1010, 'x'], client_id: 'bulk.1010' } });
+  assert.equal(c.code, 0, c.stderr.slice(0, 2000));
+  assert.deepEqual(c.json, { revision: 1011, ops: [1010, 'x'] });
+  assert.equal(Number(redis('ZCARD', key)), 1000);
+  assert.equal(redis('ZRANGEBYSCORE', key, '-inf', '11'), '', 'the oldest are gone');
+  const forgotten = await post(a.token, room, { revision: 0, ops: ['x'], client_id: 'bulk.0' });
+  assert.equal(forgotten.status, 409, forgotten.text);
+  assert.deepEqual(forgotten.json, { error: 'revision_too_old', message: forgotten.json.message, revision: 1011 });
+  assert.equal((await doc(a.token, room)).revision, 1011);
 });
 
 test('one client_id for every operation (a stable site) is not taken for a repeat: only the same request is', async () => {

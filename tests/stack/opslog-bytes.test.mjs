@@ -146,7 +146,7 @@ test('a document written without obytes, or counted at another revision, gets it
   assert.equal((await doc(a, room)).content, 'x = 1\ny = 2\nz = 3\n# end\n');
 });
 
-test('a resent commit whose entry the budget trimmed is answered too old, never applied twice', async () => {
+test('a resent commit whose entry the budget trimmed is answered too old with the revision it became, never applied twice', async () => {
   const a = await newUser();
   const room = await roomOf(a);
   let r = commit(a, room, { revision: 0, ops: ['base\n'] });
@@ -169,11 +169,16 @@ test('a resent commit whose entry the budget trimmed is answered too old, never 
     assert.ok(rev < 20, 'the budget trims within a few large commits');
   }
   assertBounded(room);
-  // resent now: too old, as docs/API.md says of a repeat older than the kept log
+  // resent now: too old, as docs/API.md says of a repeat older than the kept log, with the
+  // revision it became (the edit is in the document)
   r = commit(a, room, first);
   assert.equal(r.status, 409, r.body);
-  assert.equal(r.json.error, 'revision_too_old');
-  assert.equal(r.json.revision, rev);
+  assert.deepEqual(r.json, { error: 'revision_too_old', message: r.json.message, revision: rev, applied_revision: 2 });
+  assert.equal(r.headers['x-revision'], String(rev));
+  // a request of the same age that was never committed: the plain 409
+  r = commit(a, room, { ...first, client_id: 'tab.2' });
+  assert.equal(r.status, 409, r.body);
+  assert.deepEqual(r.json, { error: 'revision_too_old', message: r.json.message, revision: rev });
   const d = await doc(a, room);
   assert.equal(d.revision, rev, 'nothing was committed');
   assert.equal(d.content.split('once\n').length, 2, 'its text is there once');

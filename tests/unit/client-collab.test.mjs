@@ -33,6 +33,7 @@ class Server {
     this.log = []; // log[i] took revision i to i + 1
     this.clients = [];
     this.committed = new Map(); // the same request again -> the answer it got (cc:room:{id}:commits)
+    this.kept = Infinity; // the operations the log keeps (DOC_OPS_KEEP); the commits set outlives them
   }
 
   get revision() {
@@ -43,8 +44,14 @@ class Server {
   commit({ revision, ops, client_id: clientId }, forceConflict, userId = 1) {
     const key = clientId ? `${userId}|${revision}|${JSON.stringify(ops)}|${clientId}` : null;
     // a repeat of a commit is answered as the first one was, and not applied again
-    if (key && this.committed.has(key)) return { status: 200, json: this.committed.get(key) };
-    if (revision > this.revision || forceConflict) return { status: 409, json: { error: 'revision_too_old', revision: this.revision } };
+    const first = this.revision - this.kept + 1; // the oldest revision the log holds
+    if (key && this.committed.has(key)) {
+      const done = this.committed.get(key);
+      if (done.revision >= first) return { status: 200, json: done };
+      // its entry is gone: too old, but the server says which revision it became
+      return { status: 409, json: { error: 'revision_too_old', revision: this.revision, applied_revision: done.revision } };
+    }
+    if (revision > this.revision || revision + 1 < first || forceConflict) return { status: 409, json: { error: 'revision_too_old', revision: this.revision } };
     let op = ops;
     const me = author(userId, clientId);
     for (const b of this.log.slice(revision)) [op] = transform(op, b.op, authorCmp(me, b.author) < 0);
@@ -273,6 +280,48 @@ test('a committed edit whose answer and event were lost is not applied twice by 
   assert.equal(p.text, 'once!');
   assert.equal(q.text, 'once!');
   assert.equal(p.collab.state, 'synchronized');
+});
+
+// The same, but by the time the resync asks, the room has moved on past the kept log: the
+// server no longer has the operation to answer with, and says `409 revision_too_old` with
+// `applied_revision`, the revision the edit became. The client takes the edit as committed
+// (the fetched text holds it), keeps only what was typed after it, and the edit is in the
+// text once (docs/CLIENT.md, "Unsent edits").
+test('a committed edit whose entry the server no longer keeps is taken as committed by a resync, not sent again', async () => {
+  const server = new Server();
+  server.kept = 2;
+  const r = rng(9);
+  const p = makeClient(server, r, 'p');
+  const q = makeClient(server, r, 'q', 2);
+  const first = await typedAndLost(server, p);
+  // p types on while the edit is uncertain: that waits in the buffer
+  p.text = 'once?';
+  p.collab.local([4, '?']);
+  // q types three times at the start: the log keeps two operations, so p's (revision 1) is
+  // gone
+  q.collab.remote(q.inbox.shift());
+  for (let i = 0; i < 3; i++) {
+    q.text = apply(['!'], q.text);
+    q.collab.local(['!']);
+    await settle();
+    const qr = q.requests.shift();
+    qr.resolve(server.commit(qr.body, false, q.userId));
+    await settle();
+    q.collab.remote(q.inbox.shift());
+  }
+  assert.equal(server.text, '!!!once');
+  // the old request, as any that old, is beyond the kept log; the repeat is known
+  assert.equal(server.commit({ revision: 0, ops: ['once'], client_id: 'p.99' }, false, 1).json.applied_revision, undefined);
+  const asked = server.commit(first.body, false, p.userId);
+  assert.deepEqual(asked, { status: 409, json: { error: 'revision_too_old', revision: 4, applied_revision: 1 } });
+  p.collab.resync();
+  await settle();
+  await probeThenRefetch(server, p, first, [q]);
+  assert.equal(server.text, '!!!once?');
+  assert.equal(p.text, '!!!once?');
+  assert.equal(q.text, '!!!once?');
+  assert.equal(p.collab.state, 'synchronized');
+  assert.equal(q.collab.state, 'synchronized');
 });
 
 // A room page as view-room.js wires it: the editor exists only once the document is

@@ -186,6 +186,18 @@ static void check_doc_cfg(void)
 	setenv("DOCUMENT_PENDING_OPS_MAX", "501", 1);
 	CHECK(store_doc_cfg_load(&cfg, err, sizeof err) == 0 && cfg.pending_max == 501);
 	unsetenv("DOCUMENT_PENDING_OPS_MAX");
+	/* the revisions a commit request is recognised for: ten times the log's count by
+	 * default, never fewer than the log holds */
+	CHECK(store_doc_cfg_load(&cfg, err, sizeof err) == 0 && cfg.commits_keep == 10000);
+	const char *bad_keep[] = {"999", "0", "-1", "lots", "1000001"};
+	for (size_t i = 0; i < sizeof bad_keep / sizeof bad_keep[0]; i++) {
+		setenv("DOCUMENT_COMMITS_KEEP", bad_keep[i], 1);
+		CHECK(store_doc_cfg_load(&cfg, err, sizeof err) == -1);
+		CHECK(strstr(err, "DOCUMENT_COMMITS_KEEP") != NULL);
+	}
+	setenv("DOCUMENT_COMMITS_KEEP", "1000", 1);
+	CHECK(store_doc_cfg_load(&cfg, err, sizeof err) == 0 && cfg.commits_keep == 1000);
+	unsetenv("DOCUMENT_COMMITS_KEEP");
 	/* the ops list's bytes: 16 MiB by default, at least 2 x DOCUMENT_MAX_BYTES, which its
 	 * default follows past 8 MiB documents */
 	unsetenv("OPS_LOG_MAX_BYTES");
