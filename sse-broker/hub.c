@@ -746,43 +746,6 @@ static void user_remove(struct hub_room *r, struct hub_sub *s)
 
 /* ---- catch-up ---- */
 
-static struct room_event *entry_event(const redisReply *e)
-{
-	if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-	    e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_ARRAY)
-		return NULL;
-	const redisReply *f = e->element[1];
-	const char *type = NULL, *data = NULL;
-	size_t dlen = 0;
-	for (size_t i = 0; i + 1 < f->elements; i += 2) {
-		const redisReply *k = f->element[i], *v = f->element[i + 1];
-		if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
-			continue;
-		if (strcmp(k->str, "type") == 0) {
-			type = v->str;
-		} else if (strcmp(k->str, "data") == 0) {
-			data = v->str;
-			dlen = v->len;
-		}
-	}
-	if (!type || !data)
-		return NULL;
-	return room_event_new(e->element[0]->str, type, data, dlen);
-}
-
-/* An id as broker_catchup.lua gives it: a list of one id string, empty when there is none
- * (the entry's data is never sent for it). */
-static int entry_id(const redisReply *list, struct room_evid *out)
-{
-	out->ms = out->seq = 0;
-	if (!list || list->type != REDIS_REPLY_ARRAY || list->elements == 0)
-		return -1;
-	const redisReply *e = list->element[0];
-	if (e->type != REDIS_REPLY_STRING)
-		return -1;
-	return room_evid_parse(e->str, out);
-}
-
 static int deliver_thunk(void *arg, struct room_event *ev)
 {
 	struct hub_sub *s = arg;
@@ -846,7 +809,7 @@ static void catchup_cb(struct hub *h, redisReply *rep, void *priv)
 	const redisReply *first = rep->element[0], *range = rep->element[1];
 	if (rep->element[2]->integer == 1) {
 		struct room_evid tail;
-		if (entry_id(range, &tail) == 0)
+		if (room_entry_id(range, &tail) == 0)
 			s->cur.last = tail;
 		sub_go_live(s);
 		goto out;
@@ -859,8 +822,8 @@ static void catchup_cb(struct hub *h, redisReply *rep, void *priv)
 	/* a page's eighth element: the entry that came right before the oldest one, when known */
 	struct room_evid prior;
 	const struct room_evid *bp =
-		rep->elements > 7 && entry_id(rep->element[7], &prior) == 0 ? &prior : NULL;
-	int kept = entry_id(first, &oldest) == 0, gone;
+		rep->elements > 7 && room_entry_id(rep->element[7], &prior) == 0 ? &prior : NULL;
+	int kept = room_entry_id(first, &oldest) == 0, gone;
 	if (!s->pinned_checked)
 		gone = (kept && room_needs_resync(s->cur.last, oldest, bp)) ||
 		       room_start_trimmed(s->cur.last, dropped);
@@ -893,7 +856,7 @@ static void catchup_cb(struct hub *h, redisReply *rep, void *priv)
 	size_t n = range->type == REDIS_REPLY_ARRAY ? range->elements : 0;
 	struct room_evid newest, page_from = s->cur.last;
 	/* an empty page's newest id; none when the history is empty: then 0-0, before any event */
-	if (n == 0 && rep->elements > 4 && entry_id(rep->element[4], &newest) < 0)
+	if (n == 0 && rep->elements > 4 && room_entry_id(rep->element[4], &newest) < 0)
 		newest.ms = newest.seq = 0;
 	if (n == 0 && s->pinned && rep->elements > 4 && room_evid_cmp(s->cur.last, newest) > 0) {
 		/* extension event: the client's position lies past everything the history holds
@@ -916,16 +879,10 @@ static void catchup_cb(struct hub *h, redisReply *rep, void *priv)
 			goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		struct room_event *ev = entry_event(range->element[i]);
-		if (!ev) {
-			/* an entry the broker cannot take: a resync in its place, never a gap */
-			const redisReply *e = range->element[i];
-			if (e->type == REDIS_REPLY_ARRAY && e->elements >= 1 &&
-			    e->element[0]->type == REDIS_REPLY_STRING)
-				ev = room_event_resync(e->element[0]->str, "malformed_event");
-			if (!ev)
-				continue;
-		}
+		/* an entry the broker cannot take comes as a resync in its place, never a gap */
+		struct room_event *ev = room_event_from_entry(range->element[i]);
+		if (!ev)
+			continue;
 		int r = 0, delivered = 0;
 		enum room_ctl ctl = ev->ctl;
 		struct room_evid before = s->cur.last, at = ev->id;
@@ -951,7 +908,7 @@ static void catchup_cb(struct hub *h, redisReply *rep, void *priv)
 		   rep->element[5]->integer == 1;
 	if (more && room_evid_cmp(s->cur.last, page_from) > 0) {
 		/* the seventh: the entry the next page must start with */
-		if (rep->elements < 7 || entry_id(rep->element[6], &s->next_entry) < 0)
+		if (rep->elements < 7 || room_entry_id(rep->element[6], &s->next_entry) < 0)
 			s->next_entry.ms = s->next_entry.seq = 0;
 		sub_catchup(s); /* more pages; live events stay held meanwhile */
 	} else {

@@ -1,6 +1,7 @@
 #include "room.h"
 
 #include <cjson/cJSON.h>
+#include <hiredis/hiredis.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -246,6 +247,51 @@ struct room_event *room_event_resync(const char *idstr, const char *reason)
 	if (n < 0 || (size_t)n >= sizeof data)
 		return NULL;
 	return room_event_new(idstr, "resync", data, (size_t)n);
+}
+
+/* Whether r is a string reply without a NUL inside (then r->str is all of it). */
+static int whole_string(const redisReply *r)
+{
+	return r->type == REDIS_REPLY_STRING && strlen(r->str) == r->len;
+}
+
+/* Whether r is the string reply of exactly the name lit. */
+static int is_name(const redisReply *r, const char *lit)
+{
+	return r->type == REDIS_REPLY_STRING && r->len == strlen(lit) && !memcmp(r->str, lit, r->len);
+}
+
+struct room_event *room_event_from_entry(const redisReply *e)
+{
+	if (e->type != REDIS_REPLY_ARRAY || e->elements < 1 || !whole_string(e->element[0]))
+		return NULL;
+	const char *id = e->element[0]->str;
+	const redisReply *type = NULL, *data = NULL;
+	const redisReply *f = e->elements == 2 ? e->element[1] : NULL;
+	for (size_t i = 0; f && f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements; i += 2) {
+		const redisReply *k = f->element[i], *v = f->element[i + 1];
+		if (is_name(k, "type"))
+			type = v;
+		else if (is_name(k, "data"))
+			data = v;
+	}
+	struct room_event *ev = NULL;
+	if (type && data && whole_string(type) && data->type == REDIS_REPLY_STRING)
+		ev = room_event_new(id, type->str, data->str, data->len);
+	return ev ? ev : room_event_resync(id, "malformed_event");
+}
+
+int room_entry_id(const redisReply *list, struct room_evid *out)
+{
+	out->ms = out->seq = 0;
+	if (!list || list->type != REDIS_REPLY_ARRAY || list->elements == 0 ||
+	    !whole_string(list->element[0]))
+		return -1;
+	if (room_evid_parse(list->element[0]->str, out) < 0) {
+		out->ms = out->seq = 0;
+		return -1;
+	}
+	return 0;
 }
 
 struct room_event *room_event_reserve(struct room_event *ev)

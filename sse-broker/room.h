@@ -16,6 +16,8 @@
 
 #include "events.h"
 
+struct redisReply;
+
 #define ROOM_ID_MAX 64	  /* room ids: [A-Za-z0-9_-]{1,64} */
 #define ROOM_EVID_MAX 48  /* "18446744073709551615-18446744073709551615" */
 #define ROOM_TYPE_MAX 32
@@ -82,6 +84,16 @@ int room_message_id(const char *msg, size_t len, char idstr[ROOM_EVID_MAX]);
  * it cannot have (trimmed history, an event over its bounds, a malformed message); it then
  * refetches the document. reason is one of our identifiers. NULL on failure. */
 struct room_event *room_event_resync(const char *idstr, const char *reason);
+/* An entry of the room's history as XRANGE hands it to the catch-up (broker_catchup.lua):
+ * [id, [field, value, ...]] with the fields `type` and `data` (the last of each counts). Its
+ * event; else, when the entry has an id of its own, a `malformed_event` resync in its place,
+ * so a client never skips it unknowingly; NULL when it has no readable id. Names and values
+ * are read whole: a NUL inside one makes it another name or an unfit value, never a shorter
+ * one. Refcount 1. */
+struct room_event *room_event_from_entry(const struct redisReply *e);
+/* An id as the catch-up script gives it: a list of one id string, empty when there is none.
+ * 0 with *out set, or -1 (*out then 0-0). */
+int room_entry_id(const struct redisReply *list, struct room_evid *out);
 struct room_event *room_event_reserve(struct room_event *ev);
 void room_event_release(struct room_event *ev);
 

@@ -1,4 +1,5 @@
 /* Event ids, events, the replay/dedup cursor and long-poll answers. */
+#include <hiredis/hiredis.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -301,6 +302,79 @@ static void test_resync(void)
 	CHECK(!room_start_trimmed(a, 5));  /* a position: room_needs_resync decides */
 }
 
+/* A string reply as hiredis makes them (len bytes, NUL after). */
+static redisReply str_reply(const char *s, size_t len)
+{
+	redisReply r = {.type = REDIS_REPLY_STRING, .str = (char *)s, .len = len};
+	return r;
+}
+
+/* Whether ev is a resync with reason malformed_event. */
+static int malformed(const struct room_event *e)
+{
+	return e && !strcmp(e->type, "resync") && !strcmp(e->data, "{\"reason\":\"malformed_event\"}");
+}
+
+/* A catch-up page's entries and ids are read whole: a NUL inside a name, a type or an id
+ * made it a shorter one (found by tests/fuzz/fuzz_broker_catchup.c). */
+static void test_entries(void)
+{
+	redisReply id = str_reply("1700000000000-4", 15);
+	redisReply k1 = str_reply("type", 4), v1 = str_reply("operation", 9);
+	redisReply k2 = str_reply("data", 4), v2 = str_reply("{\"n\":1}", 7);
+	redisReply *fv[4] = {&k1, &v1, &k2, &v2};
+	redisReply fields = {.type = REDIS_REPLY_ARRAY, .element = fv, .elements = 4};
+	redisReply *el[2] = {&id, &fields};
+	redisReply entry = {.type = REDIS_REPLY_ARRAY, .element = el, .elements = 2};
+	struct room_event *e = room_event_from_entry(&entry);
+	CHECK(e && !strcmp(e->idstr, "1700000000000-4") && !strcmp(e->type, "operation"));
+	CHECK(e && e->data_len == 7 && !memcmp(e->data, "{\"n\":1}", 7));
+	room_event_release(e);
+
+	/* a field named "type\0x" is no type: the entry has none, a resync in its place */
+	k1 = str_reply("type\0x", 6);
+	e = room_event_from_entry(&entry);
+	CHECK(malformed(e) && !strcmp(e->idstr, "1700000000000-4"));
+	room_event_release(e);
+	k1 = str_reply("type", 4);
+	/* a type with a NUL inside is not the type before it */
+	v1 = str_reply("operation\0x", 11);
+	e = room_event_from_entry(&entry);
+	CHECK(malformed(e));
+	room_event_release(e);
+	v1 = str_reply("operation", 9);
+	/* nor a data that is no string */
+	redisReply nil = {.type = REDIS_REPLY_NIL};
+	fv[3] = &nil;
+	e = room_event_from_entry(&entry);
+	CHECK(malformed(e));
+	room_event_release(e);
+	fv[3] = &v2;
+	/* an entry of one element: its id, a resync */
+	entry.elements = 1;
+	e = room_event_from_entry(&entry);
+	CHECK(malformed(e) && !strcmp(e->idstr, "1700000000000-4"));
+	room_event_release(e);
+	entry.elements = 2;
+	/* an id with a NUL inside is no id: nothing, not an event (or a resync) at 5-1 */
+	id = str_reply("5-1\0junk", 9);
+	CHECK(room_event_from_entry(&entry) == NULL);
+
+	/* the ids the page names */
+	struct room_evid at;
+	redisReply one = str_reply("12-3", 4);
+	redisReply *lv[1] = {&one};
+	redisReply list = {.type = REDIS_REPLY_ARRAY, .element = lv, .elements = 1};
+	CHECK(room_entry_id(&list, &at) == 0 && at.ms == 12 && at.seq == 3);
+	one = str_reply("12-3\0", 5);
+	CHECK(room_entry_id(&list, &at) == -1 && room_evid_is_zero(at));
+	one = str_reply("12-x", 4);
+	CHECK(room_entry_id(&list, &at) == -1 && room_evid_is_zero(at));
+	list.elements = 0;
+	CHECK(room_entry_id(&list, &at) == -1);
+	CHECK(room_entry_id(NULL, &at) == -1);
+}
+
 static void test_longpoll(void)
 {
 	struct longpoll *lp = malloc(sizeof *lp);
@@ -361,6 +435,7 @@ int main(void)
 	test_cursor();
 	test_gap();
 	test_resync();
+	test_entries();
 	test_longpoll();
 	return unit_summary("test_broker_room");
 }
