@@ -546,7 +546,8 @@ int api_parse_body(struct api_ctx *c, int allow_empty)
 	}
 	if (!http_is_json_type(r->content_type)) {
 		api_error(c, 415, "unsupported_media_type",
-			  "send the body as JSON with Content-Type: application/json");
+			  "send the body as JSON with Content-Type: application/json (JSON is "
+			  "UTF-8: a charset parameter, if any, must be utf-8)");
 		return -1;
 	}
 	/* strict RFC 8259 first (lib/jsoncheck.h): cJSON alone passes raw control bytes in

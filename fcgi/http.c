@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -58,14 +59,87 @@ int http_stream_origin(const char *setting, long port, const char *host, int htt
 	return n > 0 && (size_t)n < outlen;
 }
 
+/* RFC 9110 section 5.6.2: a token's characters */
+static int tchar(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static const char *skip_ows(const char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	return s;
+}
+
+/* A parameter's value at *p, a token or a quoted-string (RFC 9110 section 5.6.4), which
+ * *p is moved past. 1 when it was read, 0 when it is malformed; *is_utf8 tells whether it
+ * says utf-8 (any case, quoted or not, an escaped character counting as itself). */
+static int param_value(const char **p, int *is_utf8)
+{
+	static const char utf8[] = "utf-8";
+	const char *s = *p;
+	size_t n = 0;
+	int same = 1;
+	if (*s == '"') {
+		for (s++; *s != '"'; s++) {
+			unsigned char ch = (unsigned char)*s;
+			if (ch == '\\') {
+				ch = (unsigned char)*++s;
+				if (!(ch == '\t' || (ch >= 0x20 && ch != 0x7f)))
+					return 0;
+			} else if (!(ch == '\t' || (ch >= 0x20 && ch != 0x7f))) {
+				return 0; /* the end of the header before the closing quote, or a control */
+			}
+			same = same && n < sizeof utf8 - 1 && (char)tolower(ch) == utf8[n];
+			n++;
+		}
+		s++;
+	} else {
+		for (; tchar((unsigned char)*s); s++, n++)
+			same = same && n < sizeof utf8 - 1 && (char)tolower((unsigned char)*s) == utf8[n];
+		if (n == 0)
+			return 0; /* `charset=` with no value */
+	}
+	*is_utf8 = same && n == sizeof utf8 - 1;
+	*p = s;
+	return 1;
+}
+
 int http_is_json_type(const char *ct)
 {
 	if (!ct)
 		return 0;
-	while (*ct == ' ')
-		ct++;
-	size_t n = strcspn(ct, "; ");
-	return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
+	const char *s = skip_ows(ct);
+	if (strncasecmp(s, "application/json", 16) != 0)
+		return 0;
+	s += 16;
+	/* parameters = *( OWS ";" OWS [ name "=" value ] ): any name may come (and is not
+	 * read), a `;` may stand alone; JSON is UTF-8 (RFC 8259), so a charset, if given, must
+	 * say so, each time it is given. Anything else after the type is malformed. */
+	for (;;) {
+		s = skip_ows(s);
+		if (!*s)
+			return 1;
+		if (*s != ';')
+			return 0;
+		s = skip_ows(s + 1);
+		if (!*s || *s == ';')
+			continue;
+		const char *name = s;
+		while (tchar((unsigned char)*s))
+			s++;
+		size_t nlen = (size_t)(s - name);
+		int is_utf8 = 0;
+		if (nlen == 0 || *s != '=')
+			return 0;
+		s++;
+		if (!param_value(&s, &is_utf8))
+			return 0;
+		if (nlen == 7 && strncasecmp(name, "charset", 7) == 0 && !is_utf8)
+			return 0;
+	}
 }
 
 static int read_body(struct http_io *io, char *dst, size_t len)

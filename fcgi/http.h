@@ -73,7 +73,9 @@ const char *http_reason(int status);
 /* Strict decimal parse of a Content-Length value: digits only, no sign; a value past what
  * size_t holds is SIZE_MAX (too large, not malformed). */
 int http_parse_length(const char *s, size_t *out);
-/* 1 when the media type (before any ';' parameters) is application/json. */
+/* 1 when a Content-Type is application/json (any case) whose parameters are well formed
+ * (RFC 9110) and whose charset, if any, is utf-8; 0 for any other type, a malformed one, or
+ * another charset. */
 int http_is_json_type(const char *content_type);
 
 /* A buffer for the origin the API answers for direct streams (lib/origin.h's bound). */

@@ -79,6 +79,47 @@ test('a body that is not application/json is refused with 415', async () => {
   }
 });
 
+// docs/API.md "Bodies": JSON is UTF-8, so a charset other than utf-8 is refused as any other
+// media type is, and so is a Content-Type whose parameters cannot be read (RFC 9110).
+test('a Content-Type with a charset other than utf-8, or malformed parameters, is refused with 415', async () => {
+  const body = () => JSON.stringify({ username: uniqueName('cs'), password: 'media-type-pw' });
+  const refused = [
+    'application/json;charset=latin1',
+    'application/json; charset=ISO-8859-1',
+    'application/json; charset="latin1"',
+    'application/json; CHARSET=utf-16',
+    'application/json; charset=utf8',
+    'application/json; charset=utf-8; charset=latin1',
+    'application/json; charset=',
+    'application/json; charset=""',
+    'application/json; charset="utf-8',
+    'application/json; charset',
+    'application/json; =utf-8',
+    'application/json x',
+    'application/json, text/plain',
+    `application/json; charset=${'u'.repeat(6000)}`,
+  ];
+  for (const ct of refused) {
+    const b = body();
+    const r = await rawHttp(`POST /api/auth/register HTTP/1.1\r\nHost: t\r\nContent-Type: ${ct}\r\n` +
+      `Content-Length: ${b.length}\r\nConnection: close\r\n\r\n${b}`);
+    assert.equal(r.status, 415, `${ct.slice(0, 60)}: ${r.head}`);
+    assert.equal(JSON.parse(r.body).error, 'unsupported_media_type', ct.slice(0, 60));
+  }
+  const accepted = [
+    'application/json;',
+    'application/json;charset="utf-8"',
+    'application/json; charset="UTF-8"',
+    'application/json ; charset=Utf-8 ',
+    'application/json; foo=bar; charset=utf-8',
+    `application/json; x=${'a'.repeat(6000)}`,
+  ];
+  for (const ct of accepted) {
+    const r = await call('POST', '/api/auth/register', { body: body(), headers: { 'content-type': ct } });
+    assert.equal(r.status, 201, `${ct.slice(0, 60)}: ${r.text}`);
+  }
+});
+
 test('malformed JSON of every shape answers 400 JSON and the server keeps working', async () => {
   const deepArr = '['.repeat(100000) + ']'.repeat(100000);
   const deepObj = '{"a":'.repeat(100000) + '1' + '}'.repeat(100000);

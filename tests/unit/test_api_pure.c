@@ -288,6 +288,45 @@ static void test_http(void)
 	CHECK(!http_is_json_type("application/x-www-form-urlencoded"));
 	CHECK(!http_is_json_type(""));
 	CHECK(!http_is_json_type(NULL));
+	/* parameters (RFC 9110): a charset must be utf-8, in any case, quoted or not */
+	CHECK(http_is_json_type("application/json;charset=\"utf-8\""));
+	CHECK(http_is_json_type("application/json; charset=\"UTF-8\""));
+	CHECK(http_is_json_type("application/json;charset=\"utf\\-8\""));
+	CHECK(http_is_json_type("application/json ; charset=utf-8 "));
+	CHECK(http_is_json_type("application/json;\tcharset=utf-8;charset=UTF-8"));
+	CHECK(http_is_json_type("application/json;"));
+	CHECK(http_is_json_type("application/json; ;"));
+	CHECK(http_is_json_type("application/json; foo=bar; baz=\"a;b=c\""));
+	CHECK(http_is_json_type("application/json; foo=\"\""));
+	CHECK(!http_is_json_type("application/json;charset=latin1"));
+	CHECK(!http_is_json_type("application/json; Charset=\"ISO-8859-1\""));
+	CHECK(!http_is_json_type("application/json; charset=utf-16"));
+	CHECK(!http_is_json_type("application/json; charset=utf8"));
+	CHECK(!http_is_json_type("application/json; charset=utf-8x"));
+	CHECK(!http_is_json_type("application/json; charset=utf"));
+	CHECK(!http_is_json_type("application/json; charset=utf-8; charset=latin1"));
+	CHECK(!http_is_json_type("application/json; charset=\"\""));
+	CHECK(!http_is_json_type("application/json; charset="));
+	CHECK(!http_is_json_type("application/json; charset= utf-8"));
+	CHECK(!http_is_json_type("application/json; charset=\"utf-8"));
+	CHECK(!http_is_json_type("application/json; charset=\"utf-8\\"));
+	CHECK(!http_is_json_type("application/json; charset=utf-8 x"));
+	CHECK(!http_is_json_type("application/json; =utf-8"));
+	CHECK(!http_is_json_type("application/json; charset"));
+	CHECK(!http_is_json_type("application/json; charset =utf-8"));
+	CHECK(!http_is_json_type("application/json; foo=\"a\x01\""));
+	CHECK(!http_is_json_type("application/json x"));
+	CHECK(!http_is_json_type("application/json, text/plain"));
+	CHECK(!http_is_json_type("application/json/x"));
+	{
+		/* a long value is read to its end, whatever its length */
+		static char big[70000];
+		memcpy(big, "application/json; x=", 20);
+		memset(big + 20, 'a', sizeof big - 21);
+		CHECK(http_is_json_type(big));
+		memcpy(big, "application/json; charset=", 26);
+		CHECK(!http_is_json_type(big));
+	}
 	CHECK_STR(http_reason(429), "Too Many Requests");
 	CHECK_STR(http_reason(599), "Unknown");
 	struct http_resp r;
