@@ -521,10 +521,11 @@ void h_history(struct api_ctx *c)
 	if (require_reader(c) < 0)
 		return;
 	/* paging (docs/API.md): ?limit=1..200 (200), ?before=<revision> (1 or more: no page
-	 * names 0 as its next, a page ending at revision 0 says null) */
+	 * names 0 as its next, a page ending at revision 0 says null; at most the largest
+	 * revision there can be) */
 	long long limit, before;
 	if (api_query_int(c, "limit", 1, 200, 200, &limit) < 0 ||
-	    api_query_int(c, "before", 1, 1LL << 50, 0, &before) < 0)
+	    api_query_int(c, "before", 1, REVISION_MAX, 0, &before) < 0)
 		return;
 	struct doc_save *saves = NULL;
 	int n = 0;

@@ -165,7 +165,7 @@ test('a thinning backlog larger than one statement (12,345 old batches, 7,000 ol
   assert.equal(sql(`SELECT string_agg(revision::text, ',') FROM snapshots WHERE room_id = '${room.id}' AND saved_at < now() - interval '7 days'`), '19346');
 });
 
-test('a history page that ends at revision 0 has next null; ?before=0, a before no page gives, is 400', async () => {
+test('a history page that ends at revision 0 has next null; ?before=0, a before no page gives, is 400, and so is one past the largest revision', async () => {
   const a = await newUser();
   const room = await roomWith(a);
   // a checkpoint of the empty document, as a save of revision 0 is stored
@@ -174,9 +174,17 @@ test('a history page that ends at revision 0 has next null; ?before=0, a before 
   assert.equal(r.status, 200, r.text);
   assert.deepEqual(r.json.snapshots.map((s) => s.revision), [0]);
   assert.equal(r.json.next, null, 'nothing is saved before revision 0');
-  for (const bad of ['0', '-1', '-0', 'x']) {
+  for (const bad of ['0', '-1', '-0', 'x', '4503599627370496', '9223372036854775807', '9223372036854775808']) {
     r = await call('GET', `/api/rooms/${room.id}/history?before=${bad}`, { token: a.token });
     assert.equal(r.status, 400, `before=${bad}: ${r.text}`);
+    assert.equal(r.json.error, 'invalid_request', `before=${bad}`);
+  }
+  // revisions go up to 2^52 - 1 (an operation's `revision`): every revision a save can have
+  // may be named, and the page below the largest holds every save
+  for (const far of ['1125899906843000', '4503599627370495']) {
+    r = await call('GET', `/api/rooms/${room.id}/history?before=${far}`, { token: a.token });
+    assert.equal(r.status, 200, `before=${far}: ${r.text}`);
+    assert.deepEqual(r.json.snapshots.map((s) => s.revision), [0], `before=${far}`);
   }
 });
 
