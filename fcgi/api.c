@@ -330,6 +330,13 @@ void api_events_post(struct api_ctx *c)
 	http_resp_header(c->resp, "Allow", allow);
 }
 
+void api_static_post(struct api_ctx *c)
+{
+	api_front_door_error(c, 405);
+	if (http_resp_header(c->resp, "Allow", "GET, HEAD") < 0)
+		api_error(c, 500, "internal", "out of memory");
+}
+
 void api_no_content(struct api_ctx *c)
 {
 	c->resp->status = 204;

@@ -101,6 +101,12 @@ void api_front_door_error(struct api_ctx *c, int status);
  * broker's own port: 405 with Allow on the stream paths and /events/health, 404 elsewhere. */
 void api_events_post(struct api_ctx *c);
 
+/* A POST without a body to a path outside /api/ and /events/ (the client's pages and files),
+ * which lighttpd refused with 411 and handed to the API (fcgi/main.c): 405 with Allow: GET,
+ * HEAD, in the words deploy/lighttpd/static-method.lua answers one with a body in, and
+ * Apache's error page (deploy/apache/errors/405.json). */
+void api_static_post(struct api_ctx *c);
+
 /* A per-minute quota of the signed-in caller, counted in Redis under cc:rl:{what}:{user}.
  * 0 to go on (and one more counted); -1 answered: 429 with Retry-After naming `noun`
  * ("at most 10 runs per minute"), or 503 when Redis cannot say. */

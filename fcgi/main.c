@@ -101,16 +101,21 @@ static void serve(const struct api_config *cfg, struct store *store, struct http
 	 * its error handler (this API, lighttpd.conf) as a GET of the same URI: served here
 	 * as the empty POST it was. Nothing after the head is read: lighttpd closes the
 	 * connection after a 411. */
-	int events_post = 0;
+	int events_post = 0, static_post = 0;
 	if (!st && req.redirect_status == 411) {
 		strcpy(req.method, "POST");
 		req.redirect_status = 0;
 		/* on a stream's path lighttpd refused it before its proxy could hand it to the
-		 * broker: answered here as the broker answers a POST there */
+		 * broker: answered here as the broker answers a POST there; outside /api/ too,
+		 * where lighttpd serves the client's files (lighttpd.conf), as it answers a POST
+		 * with a body there */
 		events_post = strncmp(req.path, "/events/", 8) == 0;
+		static_post = !events_post && strncmp(req.path, "/api/", 5) != 0;
 	}
 	if (events_post) {
 		api_events_post(&c);
+	} else if (static_post) {
+		api_static_post(&c);
 	} else if (req.redirect_status) {
 		api_front_door_error(&c, req.redirect_status);
 	} else if (st) {

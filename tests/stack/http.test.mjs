@@ -259,6 +259,34 @@ test('a POST to a stream path is 405 with Allow, with a body or without one', as
   }
 });
 
+// docs/API.md: the client's pages and files (every path outside /api/ and /events/) are
+// only read: any other method is 405 with Allow: GET, HEAD, whether a body comes or not
+// (lighttpd refuses a POST without one with 411 before it looks at the path; its error
+// handler, the API, answers that) and whether the file exists or not.
+test('a method other than GET or HEAD on a page or file is 405 with Allow: GET, HEAD, with a body or without one', async () => {
+  const paths = ['/', '/index.html', '/r/abcdef', '/r/abcdef?invite=x', '/nope.html', '/api', '/events'];
+  const methods = [['POST', '{}'], ['POST', 'a=1'], ['POST', ''], ['PUT', '{}'], ['PATCH', '{}'], ['DELETE', ''], ['OPTIONS', '']];
+  for (const path of paths) {
+    for (const [method, body] of methods) {
+      const length = body ? `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n` : '';
+      const r = await rawHttp(`${method} ${path} HTTP/1.1\r\nHost: t\r\n${length}Connection: close\r\n\r\n${body}`);
+      const what = `${method} ${path} ${body ? 'with' : 'without'} a body: ${r.head}\n${r.body.slice(0, 200)}`;
+      assert.equal(r.status, 405, what);
+      assert.match(r.head, /^content-type: application\/json/im, what);
+      assert.equal(JSON.parse(r.body).error, 'method_not_allowed', what);
+      const got = /^allow:\s*(.*?)\s*$/im.exec(r.head);
+      assert.equal(got ? got[1] : null, 'GET, HEAD', what);
+      assert.match(r.head, /^x-content-type-options: nosniff/im, what);
+    }
+  }
+  // reading them is as before
+  for (const method of ['GET', 'HEAD']) {
+    const r = await rawHttp(`${method} /r/abcdef HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n`);
+    assert.equal(r.status, 200, `${method}: ${r.head}`);
+    assert.match(r.head, /^content-type: text\/html/im);
+  }
+});
+
 test('HEAD answers like GET without a body', async () => {
   const get = await call('GET', '/api/health');
   const head = await call('HEAD', '/api/health');
