@@ -577,6 +577,11 @@ int api_parse_body(struct api_ctx *c, int allow_empty)
 	return 0;
 }
 
+int api_body_none(struct api_ctx *c)
+{
+	return api_parse_body(c, 1);
+}
+
 int api_body_fields(struct api_ctx *c, int allow_empty, const struct valid_field *fields,
 		    size_t n, struct valid_value *v)
 {

@@ -150,6 +150,12 @@ int api_require_user(struct api_ctx *c);
  * error was answered (-1). An empty body gives an empty object when allow_empty. */
 int api_parse_body(struct api_ctx *c, int allow_empty);
 
+/* The body of an endpoint that reads no fields (sign-out, a stream ticket, the invite link,
+ * the deletions): none, or one JSON object whose members are ignored, checked as any body
+ * is (415 for another media type, 400 invalid_json), so that what a client sends is never
+ * dropped unseen on one endpoint and refused on the next. 0, or -1 answered. */
+int api_body_none(struct api_ctx *c);
+
 /* The request's JSON object, checked against a table of fields (valid.h): 0 with the
  * values in v[0..n), or -1 with the error answered (400/413/415). */
 struct valid_field;

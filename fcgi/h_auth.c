@@ -380,7 +380,7 @@ static int store_gen(struct rds *rd, struct api_ctx *c, long long gen)
 
 void h_logout(struct api_ctx *c)
 {
-	if (api_require_user(c) < 0)
+	if (api_require_user(c) < 0 || api_body_none(c) < 0)
 		return;
 	/* the mark lives as long as the token (and every ticket taken with it, which never
 	 * outlives it) could still pass token_verify; one second more for the rounding */

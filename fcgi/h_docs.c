@@ -481,7 +481,7 @@ void h_presence_list(struct api_ctx *c)
 
 void h_stream_ticket(struct api_ctx *c)
 {
-	if (require_reader(c) < 0)
+	if (api_require_user(c) < 0 || api_body_none(c) < 0 || require_reader(c) < 0)
 		return;
 	/* The broker admits strangers to a room whose visibility key says public, and treats a
 	 * missing key as private: every ticket writes it from PostgreSQL, which fills it in for

@@ -555,7 +555,7 @@ void h_job_get(struct api_ctx *c)
 void h_job_cancel(struct api_ctx *c)
 {
 	struct store_job j;
-	if (api_require_user(c) < 0 || job_load(c, &j) < 0)
+	if (api_require_user(c) < 0 || api_body_none(c) < 0 || job_load(c, &j) < 0)
 		return;
 	char room[API_ID_MAX + 1], role[16], kind[32] = "execution", ekind[32] = "", uid[32];
 	snprintf(room, sizeof room, "%s", j.room);

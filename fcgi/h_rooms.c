@@ -890,7 +890,8 @@ static enum store_status delete_begin_step(void *arg)
 void h_room_delete(struct api_ctx *c)
 {
 	struct store_room r;
-	if (api_require_user(c) < 0 || load_room(c, &r) < 0 || require_owner(c, &r) < 0)
+	if (api_require_user(c) < 0 || api_body_none(c) < 0 || load_room(c, &r) < 0 ||
+	    require_owner(c, &r) < 0)
 		return;
 	struct delete_step d = {.c = c, .room = c->params[0]};
 	enum store_status st = store_room_delete(c->store, d.room, delete_begin_step, &d);
@@ -1179,7 +1180,7 @@ void h_member_put(struct api_ctx *c)
 void h_member_delete(struct api_ctx *c)
 {
 	struct store_room r;
-	if (api_require_user(c) < 0)
+	if (api_require_user(c) < 0 || api_body_none(c) < 0)
 		return;
 	long long target = target_user(c);
 	if (target < 0 || load_room(c, &r) < 0)
@@ -1258,7 +1259,7 @@ int rooms_member_gone(struct api_ctx *c, const char *room, long long user)
 static void invite_change(struct api_ctx *c, int rotate)
 {
 	struct store_room r;
-	if (api_require_user(c) < 0 || api_parse_body(c, 1) < 0 || load_room(c, &r) < 0 ||
+	if (api_require_user(c) < 0 || api_body_none(c) < 0 || load_room(c, &r) < 0 ||
 	    require_owner(c, &r) < 0)
 		return;
 	char invite[STORE_INVITE_LEN + 1];

@@ -120,6 +120,52 @@ test('a Content-Type with a charset other than utf-8, or malformed parameters, i
   }
 });
 
+// docs/API.md "Bodies": an endpoint that reads no fields takes no body or a JSON object (its
+// members ignored, as unknown fields are everywhere); any other body is refused as on every
+// endpoint, before anything is done (sign-out and a stream ticket took any body unread).
+test('an endpoint without fields takes no body or a JSON object; another body is 415 or 400 and changes nothing', async () => {
+  const owner = await newUser();
+  const member = await newUser();
+  const room = await createRoom(owner.token);
+  const joined = await call('POST', `/api/rooms/${room.id}/join`, { token: member.token, body: { invite: room.invite } });
+  assert.equal(joined.status, 200, joined.text);
+  const endpoints = [
+    ['POST', `/api/rooms/${room.id}/stream-ticket`, 200],
+    ['POST', `/api/rooms/${room.id}/invite`, 200],
+    ['DELETE', `/api/rooms/${room.id}/invite`, 200],
+    ['DELETE', '/api/jobs/nosuchjob0000000', 404], // the body is looked at before the job
+    ['DELETE', `/api/rooms/${room.id}/members/${member.user.id}`, 204],
+    ['DELETE', `/api/rooms/${room.id}`, 204],
+    ['POST', '/api/auth/logout', 204],
+  ];
+  const refused = [
+    ['text/plain', 'x', 415, 'unsupported_media_type'],
+    ['application/x-www-form-urlencoded', 'a=1', 415, 'unsupported_media_type'],
+    ['application/json; charset=latin1', '{}', 415, 'unsupported_media_type'],
+    ['application/json', '{"a":', 400, 'invalid_json'],
+    ['application/json', '[]', 400, 'invalid_json'],
+  ];
+  for (const [method, path] of endpoints) {
+    for (const [ct, body, status, code] of refused) {
+      const r = await call(method, path, { token: owner.token, body, headers: { 'content-type': ct } });
+      assertError(r, status, code);
+    }
+  }
+  // nothing was done: the member, the room and the session are all still there
+  const members = await call('GET', `/api/rooms/${room.id}/members`, { token: owner.token });
+  assert.equal(members.status, 200, members.text);
+  assert.ok(members.json.members.some((m) => m.user.id === member.user.id), members.text);
+  assert.equal((await call('GET', '/api/auth/me', { token: owner.token })).status, 200);
+  // no body, or an object whose members are not read
+  const none = await call('POST', `/api/rooms/${room.id}/stream-ticket`, { token: owner.token });
+  assert.equal(none.status, 200, none.text);
+  for (const [method, path, status] of endpoints) {
+    const r = await call(method, path, { token: owner.token, body: { ignored: true } });
+    assert.equal(r.status, status, `${method} ${path}: ${r.text}`);
+  }
+  assert.equal((await call('GET', '/api/auth/me', { token: owner.token })).status, 401, 'signed out');
+});
+
 test('malformed JSON of every shape answers 400 JSON and the server keeps working', async () => {
   const deepArr = '['.repeat(100000) + ']'.repeat(100000);
   const deepObj = '{"a":'.repeat(100000) + '1' + '}'.repeat(100000);
