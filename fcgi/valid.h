@@ -37,7 +37,9 @@ struct valid_value {
 };
 
 /* Checks obj against fields (n of them) and fills out[n]. Returns 0, or -1 with a message
- * for people in err naming the field. Unknown fields are ignored (clients may be newer). */
+ * for people in err naming the field. Unknown fields are ignored (clients may be newer). A
+ * field whose value is null is absent, whatever its type: not present, or "is required"
+ * (docs/API.md "Bodies": one rule for every field of every endpoint). */
 int valid_object(const cJSON *obj, const struct valid_field *fields, size_t n,
 		 struct valid_value *out, char *err, size_t errlen);
 

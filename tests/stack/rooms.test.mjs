@@ -551,6 +551,30 @@ test('SQL-shaped and unicode names are stored and read back verbatim', async () 
   assert.equal(sql('SELECT count(*) > 0 FROM users'), 't');
 });
 
+// docs/API.md "Bodies": a field given as null is a field left out, on every endpoint: an
+// optional one takes its default (PATCH leaves it as it is), a required one is missing.
+test('a null field is a field left out: the default, the value kept, or "is required"', async () => {
+  const owner = await newUser();
+  const made = await call('POST', '/api/rooms', { token: owner.token, body: { name: 'nulls', language: null, visibility: null } });
+  assert.equal(made.status, 201, made.text);
+  assert.equal(made.json.room.language, 'python');
+  assert.equal(made.json.room.visibility, 'private');
+  const id = made.json.room.id;
+  const patched = await call('PATCH', `/api/rooms/${id}`, { token: owner.token, body: { name: null, language: null, visibility: 'public' } });
+  assert.equal(patched.status, 200, patched.text);
+  assert.equal(patched.json.room.name, 'nulls');
+  assert.equal(patched.json.room.language, 'python');
+  assert.equal(patched.json.room.visibility, 'public');
+  const noName = await call('POST', '/api/rooms', { token: owner.token, body: { name: null } });
+  assertInvalid(noName, 'name');
+  assert.match(noName.json.message, /name is required/);
+  const noUser = await call('POST', '/api/auth/register', { body: { username: null, password: 'null-field-pw' } });
+  assertInvalid(noUser, 'username');
+  assert.match(noUser.json.message, /username is required/);
+  const presence = await call('PUT', `/api/rooms/${id}/presence`, { token: owner.token, body: { cursor: 0, selection: null } });
+  assert.equal(presence.status, 204, presence.text);
+});
+
 test('room fields are validated: 400 naming the field', async () => {
   const owner = await newUser();
   const room = await createRoom(owner.token);
