@@ -73,15 +73,23 @@ static const char *skip_ows(const char *s)
 	return s;
 }
 
+/* 1 when the n characters of a charset's value read so far, ch their next one, still
+ * spell the start of name (any case). */
+static int spells(const char *name, size_t n, unsigned char ch)
+{
+	return n < strlen(name) && (char)tolower(ch) == name[n];
+}
+
 /* A parameter's value at *p, a token or a quoted-string (RFC 9110 section 5.6.4), which
  * *p is moved past. 1 when it was read, 0 when it is malformed; *is_utf8 tells whether it
- * says utf-8 (any case, quoted or not, an escaped character counting as itself). */
+ * names UTF-8: "utf-8", the registered name, or "utf8", which clients send too (any case,
+ * quoted or not, an escaped character counting as itself). */
 static int param_value(const char **p, int *is_utf8)
 {
-	static const char utf8[] = "utf-8";
+	static const char utf8[] = "utf-8", alias[] = "utf8";
 	const char *s = *p;
 	size_t n = 0;
-	int same = 1;
+	int same = 1, same_alias = 1;
 	if (*s == '"') {
 		for (s++; *s != '"'; s++) {
 			unsigned char ch = (unsigned char)*s;
@@ -92,17 +100,20 @@ static int param_value(const char **p, int *is_utf8)
 			} else if (!(ch == '\t' || (ch >= 0x20 && ch != 0x7f))) {
 				return 0; /* the end of the header before the closing quote, or a control */
 			}
-			same = same && n < sizeof utf8 - 1 && (char)tolower(ch) == utf8[n];
+			same = same && spells(utf8, n, ch);
+			same_alias = same_alias && spells(alias, n, ch);
 			n++;
 		}
 		s++;
 	} else {
-		for (; tchar((unsigned char)*s); s++, n++)
-			same = same && n < sizeof utf8 - 1 && (char)tolower((unsigned char)*s) == utf8[n];
+		for (; tchar((unsigned char)*s); s++, n++) {
+			same = same && spells(utf8, n, (unsigned char)*s);
+			same_alias = same_alias && spells(alias, n, (unsigned char)*s);
+		}
 		if (n == 0)
 			return 0; /* `charset=` with no value */
 	}
-	*is_utf8 = same && n == sizeof utf8 - 1;
+	*is_utf8 = (same && n == sizeof utf8 - 1) || (same_alias && n == sizeof alias - 1);
 	*p = s;
 	return 1;
 }

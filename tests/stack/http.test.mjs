@@ -79,7 +79,7 @@ test('a body that is not application/json is refused with 415', async () => {
   }
 });
 
-// docs/API.md "Bodies": JSON is UTF-8, so a charset other than utf-8 is refused as any other
+// docs/API.md "Bodies": JSON is UTF-8, so a charset other than utf-8 (or utf8) is refused as any other
 // media type is, and so is a Content-Type whose parameters cannot be read (RFC 9110).
 test('a Content-Type with a charset other than utf-8, or malformed parameters, is refused with 415', async () => {
   const body = () => JSON.stringify({ username: uniqueName('cs'), password: 'media-type-pw' });
@@ -88,7 +88,7 @@ test('a Content-Type with a charset other than utf-8, or malformed parameters, i
     'application/json; charset=ISO-8859-1',
     'application/json; charset="latin1"',
     'application/json; CHARSET=utf-16',
-    'application/json; charset=utf8',
+    'application/json; charset=utf8x',
     'application/json; charset=utf-8; charset=latin1',
     'application/json; charset=',
     'application/json; charset=""',
@@ -112,6 +112,8 @@ test('a Content-Type with a charset other than utf-8, or malformed parameters, i
     'application/json; charset="UTF-8"',
     'application/json ; charset=Utf-8 ',
     'application/json; foo=bar; charset=utf-8',
+    'application/json; charset=utf8',
+    'application/json; charset="UTF8"',
     `application/json; x=${'a'.repeat(6000)}`,
   ];
   for (const ct of accepted) {

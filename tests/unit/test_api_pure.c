@@ -301,7 +301,12 @@ static void test_http(void)
 	CHECK(!http_is_json_type("application/json;charset=latin1"));
 	CHECK(!http_is_json_type("application/json; Charset=\"ISO-8859-1\""));
 	CHECK(!http_is_json_type("application/json; charset=utf-16"));
-	CHECK(!http_is_json_type("application/json; charset=utf8"));
+	/* "utf8", unregistered, is what some clients send for UTF-8 */
+	CHECK(http_is_json_type("application/json; charset=utf8"));
+	CHECK(http_is_json_type("application/json; charset=\"UTF8\""));
+	CHECK(!http_is_json_type("application/json; charset=utf8x"));
+	CHECK(!http_is_json_type("application/json; charset=utf-"));
+	CHECK(!http_is_json_type("application/json; charset=utf-88"));
 	CHECK(!http_is_json_type("application/json; charset=utf-8x"));
 	CHECK(!http_is_json_type("application/json; charset=utf"));
 	CHECK(!http_is_json_type("application/json; charset=utf-8; charset=latin1"));
