@@ -15,13 +15,16 @@
 #   rooms' visibility keys that are missing (below).
 # The layout mark: once every step succeeded, with DATABASE_URL given (so the visibility was
 # filled in too), it writes the layout's version (RKEYS_LAYOUT) into the key RK(LAYOUT, …)
-# of lib/rkeys.def, cc:layout, without an expiry. A run that finds that version there does
-# nothing but say so: after one full run there is nothing left to convert, and the scan
-# takes seconds to minutes on a Redis of millions of keys. A full run deletes the mark
-# before its first step, so one that fails midway leaves none and the next run does all of
-# it again. UPGRADE_KEYS_FORCE=1 runs it in full whatever the mark says: for a data set an
-# older version wrote to after the mark was set (an old binary run against it), which the
-# mark cannot tell.
+# of lib/rkeys.def, cc:layout, without an expiry. A run that finds that version there skips
+# the scan, the renames and the job queue's move, and says so: after one full run there is
+# nothing left to convert, and the scan takes seconds to minutes on a Redis of millions of
+# keys. The visibility fill still runs at every start (one SELECT and one SET NX per room):
+# the broker judges a bearer-token stream by that key alone and cannot fill it in, so a key
+# lost since (a Redis put back from a backup older than the database, writes lost in a
+# crash) is filled again here. A full run deletes the mark before its first step, so one
+# that fails midway leaves none and the next run does all of it again. UPGRADE_KEYS_FORCE=1
+# runs it in full whatever the mark says: for a data set an older version wrote to after
+# the mark was set (an old binary run against it), which the mark cannot tell.
 # Every error ends it with exit status 1 and a line on standard error: redis-cli runs with -e
 # (an error reply, such as -LOADING from a Redis still reading its data, is a failure, not
 # text to go on with), and each call has a bound in time (UPGRADE_KEYS_CMD_S, 10 s, for one
@@ -49,84 +52,90 @@ case ${UPGRADE_KEYS_FORCE:-0} in
 esac
 keys=$(mktemp) errs=$(mktemp)
 trap 'rm -f "$keys" "$errs"' EXIT
+current=0
 if [ "${UPGRADE_KEYS_FORCE:-0}" != 1 ]; then
   # a missing key reads as an empty line; a key of another type is an error reply
   have=$(within "$cmd_s" "${cli[@]}" GET "$mark" 2>"$errs") ||
     fail "reading the layout mark $mark failed: $(cat "$errs") (UPGRADE_KEYS_FORCE=1 runs the upgrade without reading it)"
   if [ "$have" = "$layout" ]; then
     echo "redis: the key layout is current ($mark is $layout): no upgrade (UPGRADE_KEYS_FORCE=1 runs it anyway)"
-    exit 0
+    current=1
   fi
 fi
-# a run that stops before its end leaves no mark
-within "$cmd_s" "${cli[@]}" DEL "$mark" >"$errs" 2>&1 || fail "deleting the layout mark $mark failed: $(cat "$errs")"
-# The keys of the older layout (cc:room:ID:… without the hash tag's brace, cc:ai:asked:…,
-# cc:ai:pending:…), found by a SCAN inside Redis: each call walks 20 × 1000 keys and returns
-# the cursor, then only the keys to rename. (redis-cli --scan asks for 10 keys a round trip:
-# tens of seconds for a few million keys, at every start of scripts/run.sh.) Each call holds
-# the server for a few milliseconds.
-scan_lua='local cursor, out = ARGV[1], {}
-for _ = 1, 20 do
-  local r = redis.call("SCAN", cursor, "COUNT", 1000)
-  cursor = r[1]
-  for _, k in ipairs(r[2]) do
-    if (k:sub(1, 8) == "cc:room:" and k:sub(9, 9) ~= "{") or k:sub(1, 12) == "cc:ai:asked:"
-        or k:sub(1, 14) == "cc:ai:pending:" then
-      out[#out + 1] = k
+# The conversion to the current layout: every step of it, the mark deleted first (a run
+# that stops before its end leaves no mark).
+convert() {
+  within "$cmd_s" "${cli[@]}" DEL "$mark" >"$errs" 2>&1 || fail "deleting the layout mark $mark failed: $(cat "$errs")"
+  # The keys of the older layout (cc:room:ID:… without the hash tag's brace, cc:ai:asked:…,
+  # cc:ai:pending:…), found by a SCAN inside Redis: each call walks 20 × 1000 keys and returns
+  # the cursor, then only the keys to rename. (redis-cli --scan asks for 10 keys a round trip:
+  # tens of seconds for a few million keys, at every start of scripts/run.sh.) Each call holds
+  # the server for a few milliseconds.
+  scan_lua='local cursor, out = ARGV[1], {}
+  for _ = 1, 20 do
+    local r = redis.call("SCAN", cursor, "COUNT", 1000)
+    cursor = r[1]
+    for _, k in ipairs(r[2]) do
+      if (k:sub(1, 8) == "cc:room:" and k:sub(9, 9) ~= "{") or k:sub(1, 12) == "cc:ai:asked:"
+          or k:sub(1, 14) == "cc:ai:pending:" then
+        out[#out + 1] = k
+      end
     end
+    if cursor == "0" then break end
   end
-  if cursor == "0" then break end
-end
-table.insert(out, 1, cursor)
-return out'
-cursor=0
-while true; do
-  within "$cmd_s" "${cli[@]}" EVAL "$scan_lua" 0 "$cursor" >"$errs" 2>&1 ||
-    fail "scanning for keys of the older layout failed: $(cat "$errs")"
-  { read -r cursor && cat >>"$keys"; } <"$errs" || cursor=""
-  case "$cursor" in
-    0) break ;;
-    '' | *[!0-9]*) fail "scanning for keys of the older layout failed: $(cat "$errs")" ;;
+  table.insert(out, 1, cursor)
+  return out'
+  cursor=0
+  while true; do
+    within "$cmd_s" "${cli[@]}" EVAL "$scan_lua" 0 "$cursor" >"$errs" 2>&1 ||
+      fail "scanning for keys of the older layout failed: $(cat "$errs")"
+    { read -r cursor && cat >>"$keys"; } <"$errs" || cursor=""
+    case "$cursor" in
+      0) break ;;
+      '' | *[!0-9]*) fail "scanning for keys of the older layout failed: $(cat "$errs")" ;;
+    esac
+  done
+  renamed=0
+  while IFS= read -r key; do
+    [ -n "$key" ] || continue
+    new=
+    case "$key" in
+      cc:room:\{*) ;;
+      cc:room:*:*)
+        rest=${key#cc:room:}
+        new="cc:room:{${rest%%:*}}:${rest#*:}" ;;
+      cc:ai:asked:*:* | cc:ai:pending:*:*)
+        rest=${key#cc:ai:}
+        kind=${rest%%:*} rest=${rest#*:}
+        new="cc:room:{${rest%%:*}}:ai:$kind:${rest#*:}" ;;
+    esac
+    [ -n "$new" ] || continue
+    # 1 renamed, 0 the new key exists already (it wins); "no such key": it has gone since the
+    # scan (expired, or renamed by a run at the same time); any other error reply: a failure
+    # (redis-cli -e writes it to standard error)
+    if ! r=$(within "$cmd_s" "${cli[@]}" RENAMENX "$key" "$new" 2>"$errs"); then
+      [ "$(cat "$errs")" = "ERR no such key" ] && continue
+      fail "renaming $key failed: $(cat "$errs")"
+    fi
+    if [ "$r" = 1 ]; then
+      renamed=$((renamed + 1))
+    fi
+  done <"$keys"
+  jobs=$(within "$scan_s" "${cli[@]}" EVAL "$(cat "$(dirname "$0")/redis-upgrade-jobs.lua")" 0) ||
+    fail "the job queue could not be moved: $jobs"
+  case $jobs in
+    ''|*[!0-9]*) fail "the job queue could not be moved: $jobs" ;;
   esac
-done
-renamed=0
-while IFS= read -r key; do
-  [ -n "$key" ] || continue
-  new=
-  case "$key" in
-    cc:room:\{*) ;;
-    cc:room:*:*)
-      rest=${key#cc:room:}
-      new="cc:room:{${rest%%:*}}:${rest#*:}" ;;
-    cc:ai:asked:*:* | cc:ai:pending:*:*)
-      rest=${key#cc:ai:}
-      kind=${rest%%:*} rest=${rest#*:}
-      new="cc:room:{${rest%%:*}}:ai:$kind:${rest#*:}" ;;
-  esac
-  [ -n "$new" ] || continue
-  # 1 renamed, 0 the new key exists already (it wins); "no such key": it has gone since the
-  # scan (expired, or renamed by a run at the same time); any other error reply: a failure
-  # (redis-cli -e writes it to standard error)
-  if ! r=$(within "$cmd_s" "${cli[@]}" RENAMENX "$key" "$new" 2>"$errs"); then
-    [ "$(cat "$errs")" = "ERR no such key" ] && continue
-    fail "renaming $key failed: $(cat "$errs")"
+  renamed=$((renamed + jobs))
+  if [ "$renamed" -gt 0 ]; then
+    echo "redis: $renamed keys renamed to the current layout"
   fi
-  if [ "$r" = 1 ]; then
-    renamed=$((renamed + 1))
-  fi
-done <"$keys"
-jobs=$(within "$scan_s" "${cli[@]}" EVAL "$(cat "$(dirname "$0")/redis-upgrade-jobs.lua")" 0) ||
-  fail "the job queue could not be moved: $jobs"
-case $jobs in
-  ''|*[!0-9]*) fail "the job queue could not be moved: $jobs" ;;
-esac
-renamed=$((renamed + jobs))
-if [ "$renamed" -gt 0 ]; then
-  echo "redis: $renamed keys renamed to the current layout"
-fi
+}
+[ "$current" = 1 ] || convert
 # Rooms whose visibility key is missing (kept by a version before the key existed, or lost):
 # the broker judges bearer-token streams by that key alone (lib/access.h), so fill it from
-# PostgreSQL when DATABASE_URL is given. SET … NX: a key the API wrote since is newer.
+# PostgreSQL when DATABASE_URL is given, at every run, the marked ones too. SET … NX: a key
+# the API wrote since is newer.
 if [ -n "${DATABASE_URL:-}" ]; then
   # one redis-cli for all rooms (ids are [A-Za-z0-9_-], visibility public|private)
   sets=$(PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-5} within "$scan_s" psql "$DATABASE_URL" -X -A -t -v ON_ERROR_STOP=1 \
@@ -143,11 +152,12 @@ if [ -n "${DATABASE_URL:-}" ]; then
       echo "redis: the visibility of $filled rooms filled in"
     fi
   fi
-  # every step succeeded: the next run may skip them (SET without an expiry, kept like any
-  # other data)
+  # every step succeeded: the next run may skip the scan and the move (SET without an
+  # expiry, kept like any other data)
+  [ "$current" = 1 ] && exit 0
   r=$(within "$cmd_s" "${cli[@]}" SET "$mark" "$layout" 2>&1) || fail "writing the layout mark $mark failed: $r"
   [ "$r" = OK ] || fail "writing the layout mark $mark failed: $r"
   echo "redis: the key layout is current: $mark set to $layout"
-else
+elif [ "$current" = 0 ]; then
   echo "redis: without DATABASE_URL the rooms' visibility was not filled in, so $mark is not set"
 fi

@@ -422,7 +422,8 @@ if [ -z "${REDIS_URL:-}" ]; then
   export REDIS_URL="unix://$CC_VAR/run/redis.sock"
   # data kept in var/redis by an older version: its keys to the current layout (lib/rkeys.def);
   # a one-time command, as it may scan many keys (once it succeeded it leaves a mark, and
-  # later starts only read the mark: UPGRADE_KEYS_FORCE=1 for the whole of it again)
+  # later starts skip the scan and only fill in missing visibility keys:
+  # UPGRADE_KEYS_FORCE=1 for the whole of it again)
   oneshot "renaming the Redis keys" "" "$ROOT/scripts/redis-upgrade-keys.sh" ||
     die "renaming the Redis keys of an older version failed"
 fi
