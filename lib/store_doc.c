@@ -1096,6 +1096,22 @@ enum store_status store_doc_commit(struct store *s, const struct store_doc_cfg *
 			/* 4 with a third element: this very request became that revision, and
 			 * the log has dropped its entry since (read before r was freed) */
 			dc->applied_rev = kind == 4 && became > 0 ? became : 0;
+			/* the client takes applied_rev as its edit committed for good, as it takes
+			 * a repeat's 200 (kind 7): the same WAIT first, which covers the first
+			 * commit (its own WAIT may have fallen short, and a budget trimmed by bytes
+			 * can drop its entry a few commits later) */
+			if (dc->applied_rev > 0 && rds_wait_replicas(s->redis) > 0) {
+				struct rkey wk = rkey1(RK_ROOM_DOC, room);
+				if (rds_wait(s->redis, wk.s, err, sizeof err) < 0) {
+					log_warn("room %s: repeat of revision %lld: %s", room,
+						 dc->applied_rev, err);
+					dc->applied_rev = 0;
+					st = store_fail(s, STORE_REDIS_UNAVAILABLE,
+							"the change was not confirmed by a Redis replica "
+							"in time; try again");
+					break;
+				}
+			}
 			st = store_fail(s, STORE_CONFLICT, "revision %lld is %s (now at %lld)",
 					dc->revision, kind == 0 ? "ahead" : "too old", rev);
 			break;

@@ -145,7 +145,8 @@ struct doc_commit {
  * score on every commit. While the log keeps the first commit's entry the repeat is
  * answered with it (STORE_OK, repeated); once the log has dropped it (DOC_OPS_KEEP,
  * OPS_LOG_MAX_BYTES) the repeat is too old (STORE_CONFLICT) with applied_rev, never
- * applied again. */
+ * applied again. Either answer waits for the replicas as a commit does (REDIS_WAIT_REPLICAS;
+ * STORE_REDIS_UNAVAILABLE short of them). */
 /* Checks that the user may edit the room (the member cache, asked in the commit's first
  * read; PostgreSQL when the cache does not say editor or owner), then transforms the op
  * over what was committed since its revision and commits it. STORE_OK; STORE_NOT_FOUND

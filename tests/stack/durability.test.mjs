@@ -111,3 +111,33 @@ test('a run answered 503 and submitted again with its request_id is the same run
   assert.equal(again.headers.location, `/api/jobs/${made[0].id}`);
   assert.deepEqual((await runs()).map((j) => j.id), [made[0].id]);
 });
+
+// A repeat whose first commit has left the kept log is answered 409 with applied_revision,
+// which the client takes as its edit committed for good, as it takes a repeat's 200: so it
+// waits for a replica as the 200 does. Without one, 503 (the first commit may be on the
+// master alone), and the client asks again; once a replica holds it, the 409.
+test('a repeat past the kept log is told applied_revision only once a replica holds the first commit', async () => {
+  await stopReplica(); // none confirms from here on, until the replica below
+  const a = await newUser();
+  const room = await createRoom(a.token);
+  const body = { revision: 0, ops: ['first'], client_id: 'wait.past' };
+  const first = commit(a.token, room, body);
+  assert.equal(first.status, 503, first.body);
+  // the room moves on past the kept log (1,000 operations) through the stack's API
+  let revision = 1;
+  for (let i = 0; i < 1010; i++) {
+    const r = await call('POST', `/api/rooms/${room.id}/operations`, { token: a.token, body: { revision, ops: [] } });
+    assert.equal(r.status, 200, r.text);
+    revision = r.json.revision;
+  }
+  const unconfirmed = commit(a.token, room, body);
+  assert.equal(unconfirmed.status, 503, unconfirmed.body);
+  assert.equal(unconfirmed.json.error, 'redis_unavailable');
+  await startReplica();
+  const told = commit(a.token, room, body, WAIT_SYNCED);
+  assert.equal(told.status, 409, told.body);
+  assert.deepEqual(told.json, { error: 'revision_too_old', message: told.json.message, revision, applied_revision: 1 });
+  const d = await doc(a.token, room);
+  assert.equal(d.content, 'first');
+  assert.equal(d.revision, revision, 'applied once');
+});
