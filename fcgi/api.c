@@ -19,6 +19,7 @@
 #include "valid.h"
 #include "query.h"
 #include "api_metrics.h"
+#include "route.h"
 
 int api_config_load(struct api_config *cfg, char *err, size_t errlen)
 {
@@ -281,18 +282,6 @@ void api_front_door_error(struct api_ctx *c, int status)
 		  "the web server refused this request (%d)", status);
 }
 
-/* a room id as the broker reads one in a path: 1 to 64 of [A-Za-z0-9_-] */
-static int events_room_id(const char *s, size_t n)
-{
-	if (n == 0 || n > API_ID_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-		      (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_'))
-			return 0;
-	return 1;
-}
-
 void api_events_post(struct api_ctx *c)
 {
 	static const char rooms[] = "/events/rooms/", multi[] = "/events/multi";
@@ -315,7 +304,8 @@ void api_events_post(struct api_ctx *c)
 	} else if (strncmp(p, rooms, sizeof rooms - 1) == 0) {
 		const char *id = p + sizeof rooms - 1;
 		const char *slash = strchr(id, '/');
-		if (!events_room_id(id, slash ? (size_t)(slash - id) : strlen(id))) {
+		/* a room id as the broker reads one in a path: the API's ids are the same */
+		if (!route_id_valid(id, slash ? (size_t)(slash - id) : strlen(id))) {
 			api_error(c, 404, "room_not_found", "no such room");
 			return;
 		}

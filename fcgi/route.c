@@ -69,8 +69,18 @@ static int id_char(char ch)
 	       ch == '_' || ch == '-';
 }
 
+int route_id_valid(const char *s, size_t n)
+{
+	if (n == 0 || n > API_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!id_char(s[i]))
+			return 0;
+	return 1;
+}
+
 /* Walks path along pattern: each '*' takes one segment, which must not be empty. An id
- * segment (id_char, at most API_ID_MAX bytes) goes into params. Any other segment ends the
+ * segment (route_id_valid) goes into params. Any other segment ends the
  * walk with 0 when bad is NULL; otherwise the first '*' it met is noted in *bad (and params
  * is not filled: pass NULL). One trailing slash is forgiven: /api/rooms/ is /api/rooms. */
 static int walk(const char *pattern, const char *path, char params[][API_ID_MAX + 1],
@@ -80,12 +90,10 @@ static int walk(const char *pattern, const char *path, char params[][API_ID_MAX 
 	int n = 0;
 	while (*p) {
 		if (*p == '*') {
-			size_t len = strcspn(s, "/"), i = 0;
+			size_t len = strcspn(s, "/");
 			if (len == 0)
 				return 0;
-			while (i < len && id_char(s[i]))
-				i++;
-			if (i < len || len > API_ID_MAX) {
+			if (!route_id_valid(s, len)) {
 				if (!bad)
 					return 0;
 				if (!*bad)
