@@ -132,26 +132,15 @@ convert() {
   fi
 }
 [ "$current" = 1 ] || convert
-# Rooms whose visibility key is missing (kept by a version before the key existed, or lost):
-# the broker judges bearer-token streams by that key alone (lib/access.h), so fill it from
-# PostgreSQL when DATABASE_URL is given, at every run, the marked ones too. SET … NX: a key
-# the API wrote since is newer.
+# The access state Redis caches (the rooms' visibility and member caches, the users' token
+# generations) written from PostgreSQL when DATABASE_URL is given, at every run, the marked
+# ones too (scripts/redis-resync-access.sh): the broker judges a bearer-token stream by the
+# visibility key and the member cache alone, and the API trusts the member cache, so a Redis
+# put back from a backup older than the database (or one that lost writes in a crash) must
+# not keep a room public, a member removed or a role lowered since. This also fills in keys
+# that are missing (kept by a version before the key existed, or lost).
 if [ -n "${DATABASE_URL:-}" ]; then
-  # one redis-cli for all rooms (ids are [A-Za-z0-9_-], visibility public|private)
-  sets=$(PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-5} within "$scan_s" psql "$DATABASE_URL" -X -A -t -v ON_ERROR_STOP=1 \
-           -c "SELECT 'SET cc:room:{' || id || '}:visibility ' || visibility || ' NX' FROM rooms") ||
-    fail "reading the rooms' visibility from PostgreSQL failed"
-  if [ -n "$sets" ]; then
-    replies=$(within "$scan_s" "${cli[@]}" <<<"$sets") || fail "filling in the rooms' visibility failed: $replies"
-    # read from standard input, redis-cli writes error replies among the others and exits 0:
-    # each reply is OK (set) or empty (kept, NX), anything else an error
-    bad=$(grep -v -m 1 -e '^OK$' -e '^$' <<<"$replies" || true)
-    [ -z "$bad" ] || fail "filling in the rooms' visibility failed: $bad"
-    filled=$(grep -c '^OK$' <<<"$replies" || true)
-    if [ "${filled:-0}" -gt 0 ]; then
-      echo "redis: the visibility of $filled rooms filled in"
-    fi
-  fi
+  REDIS_URL=$url REDIS_CLUSTER= RESYNC_ACCESS_S=$scan_s "$(dirname "$0")/redis-resync-access.sh" || fail "writing the access state from PostgreSQL failed"
   # every step succeeded: the next run may skip the scan and the move (SET without an
   # expiry, kept like any other data)
   [ "$current" = 1 ] && exit 0
@@ -159,5 +148,5 @@ if [ -n "${DATABASE_URL:-}" ]; then
   [ "$r" = OK ] || fail "writing the layout mark $mark failed: $r"
   echo "redis: the key layout is current: $mark set to $layout"
 elif [ "$current" = 0 ]; then
-  echo "redis: without DATABASE_URL the rooms' visibility was not filled in, so $mark is not set"
+  echo "redis: without DATABASE_URL the access state was not written from PostgreSQL, so $mark is not set"
 fi

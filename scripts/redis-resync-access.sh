@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Writes the access state Redis caches from PostgreSQL, which owns it, so that a Redis put
+# back from a backup older than the database (or one that lost its last writes in a crash,
+# or a replica behind its master that took over) grants nothing that was taken away since:
+#   - every room's visibility key is overwritten (a room made private after the backup
+#     would otherwise still admit strangers' streams, which the broker judges by that key);
+#   - every room's member cache becomes exactly its room_members rows (a removed member,
+#     or an editor since made viewer, would otherwise still read, stream or edit);
+#   - every user's token generation is raised to users.token_gen (tokens of before a
+#     password change would otherwise pass again).
+# What it cannot put back, because PostgreSQL keeps no record of it, is in docs/OPERATIONS.md
+# ("Redis put back from an older backup").
+# scripts/run.sh runs it at every start (through scripts/redis-upgrade-keys.sh), before the
+# programs; scripts/cluster.sh the same on its Redis Cluster. On a running stack (a Redis
+# restored under it) run it by hand with the programs' environment:
+#   DATABASE_URL=postgresql://… REDIS_URL=redis://host:6379 scripts/redis-resync-access.sh
+#   DATABASE_URL=postgresql://… REDIS_CLUSTER=host:port[,…] scripts/redis-resync-access.sh
+# (REDIS_PASSWORD as the programs take it). While the API runs it may change a room between
+# this script's read and its write: so the script reads PostgreSQL a second time after its
+# writes and corrects what changed meanwhile, each entry only while it still holds what the
+# script wrote (the API's own writes come after its commits, so they are newer and stay).
+# Users whose rights went down are announced on the access channel (cc:access), so running
+# brokers look at their open streams again.
+# Every error ends it with exit status 1 and a line on standard error. RESYNC_ACCESS_S
+# (300 s) bounds each psql and redis-cli call.
+set -euo pipefail
+fail() { echo "redis: $*" >&2; exit 1; }
+[ -n "${DATABASE_URL:-}" ] || fail "DATABASE_URL is not set: the access state is read from PostgreSQL"
+bound_s=${RESYNC_ACCESS_S:-300}
+within() { local s=$1; shift; timeout --foreground -k 2 "$s" "$@"; }
+if [ -n "${REDIS_CLUSTER:-}" ]; then
+  # any seed: redis-cli follows MOVED and ASK from it (-c), each call's keys are one slot's
+  seed=${REDIS_CLUSTER%%,*}
+  cli=(redis-cli -c -h "${seed%:*}" -p "${seed##*:}")
+else
+  url=${REDIS_URL:-redis://127.0.0.1:6379}
+  case $url in
+    unix://*) cli=(redis-cli -s "${url#unix://}") ;;
+    *) cli=(redis-cli -u "$url" --no-auth-warning) ;;
+  esac
+fi
+# a password in REDIS_URL wins, as for the programs
+if [ -n "${REDIS_PASSWORD:-}" ]; then export REDISCLI_AUTH=$REDIS_PASSWORD; fi
+here=$(dirname "$0")
+def=$here/../lib/rkeys.def
+pattern() { sed -n -E "s/^RK\\($1, \"([^\"]+)\"\\)\$/\\1/p" "$def"; }
+members=$(pattern ROOM_MEMBERS) vis=$(pattern ROOM_VISIBILITY) gen=$(pattern USER_TOKGEN)
+channel=$(pattern ACCESS_CHANNEL)
+if [ -z "$members" ] || [ -z "$vis" ] || [ -z "$gen" ] || [ -z "$channel" ]; then
+  fail "$def does not name ROOM_MEMBERS, ROOM_VISIBILITY, USER_TOKGEN and ACCESS_CHANNEL"
+fi
+# The script as one double-quoted argument of a redis-cli line: whole-line comments left
+# out, newlines as \n (it holds no double quote nor backslash).
+lua=$(grep -v -E '^[[:space:]]*--' "$here/redis-resync-access.lua" | sed -e ':a' -e 'N' -e '$!ba' -e 's/\n/\\n/g')
+case $lua in *'"'*) fail "redis-resync-access.lua must hold no double quote" ;; esac
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# One consistent read: "V room visibility" and "M room user role" lines, sorted.
+read_pg() {
+  PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-5} within "$bound_s" psql "$DATABASE_URL" -X -A -t -q -v ON_ERROR_STOP=1 \
+    -c "SELECT 'V ' || id || ' ' || visibility FROM rooms
+        UNION ALL SELECT 'M ' || room_id || ' ' || user_id || ' ' || role FROM room_members" >"$1" ||
+    fail "reading the rooms' access from PostgreSQL failed"
+}
+# Sends the redis-cli lines in $1; every reply must be "ok …" or "changed …": the ids after
+# it are added to $tmp/users. Echoes how many calls changed something.
+send() {
+  local n
+  n=$(wc -l <"$1")
+  [ "$n" -gt 0 ] || { echo 0; return; }
+  within "$bound_s" "${cli[@]}" <"$1" >"$tmp/out" 2>&1 || fail "writing the access state to Redis failed: $(head -c 500 "$tmp/out")"
+  # (redis-cli -c may say where it was redirected)
+  grep -v -E '^-> Redirected' "$tmp/out" >"$tmp/replies" || true
+  local bad
+  bad=$(grep -v -m 1 -E '^(ok|changed)( [0-9]+)*$' "$tmp/replies" || true)
+  [ -z "$bad" ] || fail "writing the access state to Redis failed: $bad"
+  [ "$(wc -l <"$tmp/replies")" = "$n" ] || fail "writing the access state to Redis failed: $n calls, $(wc -l <"$tmp/replies") replies"
+  { tr ' ' '\n' <"$tmp/replies" | grep -E '^[0-9]+$' || true; } >>"$tmp/users"
+  grep -c '^changed' "$tmp/replies" || true
+}
+: >"$tmp/users"
+# the awk programs take the script from the environment (-v would turn its \n into newlines)
+export RESYNC_LUA=$lua
+
+# 1. Every room's visibility and member cache, as PostgreSQL has them.
+read_pg "$tmp/first"
+awk -v mk="$members" -v vk="$vis" '
+  BEGIN { lua = ENVIRON["RESYNC_LUA"] }
+  function key(p, room) { sub(/<room>/, room, p); return p }
+  $1 == "V" { vis[$2] = $3; order[++n] = $2 }
+  $1 == "M" { m[$2] = m[$2] " " $3 " " $4 }
+  END { for (i = 1; i <= n; i++) { r = order[i]
+    printf "EVAL \"%s\" 2 %s %s put %s%s\n", lua, key(mk, r), key(vk, r), vis[r], m[r] } }
+' "$tmp/first" >"$tmp/put"
+rooms=$(send "$tmp/put")
+
+# 2. Read again, after those writes: what the API changed meanwhile is corrected, each key and
+# entry only while it still holds what step 1 wrote.
+read_pg "$tmp/second"
+awk -v mk="$members" -v vk="$vis" '
+  BEGIN { lua = ENVIRON["RESYNC_LUA"] }
+  function key(p, room) { sub(/<room>/, room, p); return p }
+  FNR == 1 { pass++ }
+  $1 == "V" { v[pass, $2] = $3; rooms[$2] = 1 }
+  $1 == "M" { role[pass, $2, $3] = $4; seen[$2, $3] = 1 }
+  END {
+    for (k in seen) { split(k, p, SUBSEP); r = p[1]; u = p[2]
+      a = ((1, r, u) in role) ? role[1, r, u] : "-"
+      b = ((2, r, u) in role) ? role[2, r, u] : "-"
+      if (a != b) diff[r] = diff[r] " " u " " a " " b }
+    for (r in rooms) {
+      a = ((1, r) in v) ? v[1, r] : "-"
+      b = ((2, r) in v) ? v[2, r] : "-"
+      # a room made after the first read: the API wrote its keys itself
+      if (a == "-") continue
+      if (a != b || (r in diff))
+        printf "EVAL \"%s\" 2 %s %s fix %s %s%s\n", lua, key(mk, r), key(vk, r), a, b, diff[r] } }
+' "$tmp/first" "$tmp/second" >"$tmp/fix"
+fixed=$(send "$tmp/fix")
+
+# 3. Token generations: only users whose generation was ever raised (a missing key counts as
+# 0, the generation every account starts with).
+PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-5} within "$bound_s" psql "$DATABASE_URL" -X -A -t -q -v ON_ERROR_STOP=1 -F ' ' \
+  -c "SELECT id, token_gen FROM users WHERE token_gen > 0" >"$tmp/gens" ||
+  fail "reading the users' token generations from PostgreSQL failed"
+awk -v gk="$gen" '
+  BEGIN { lua = ENVIRON["RESYNC_LUA"] }
+  NF == 2 { k = gk; sub(/<uid>/, $1, k); printf "EVAL \"%s\" 1 %s gen %s %s\n", lua, k, $2, $1 }
+' "$tmp/gens" >"$tmp/gen"
+users=$(send "$tmp/gen")
+
+# 4. The brokers look again at the streams of every user whose rights went down.
+sort -u -n "$tmp/users" | awk -v ch="$channel" 'NF { printf "SPUBLISH %s '"'"'{\"user\":%s}'"'"'\n", ch, $1 }' >"$tmp/pub"
+told=$(wc -l <"$tmp/pub")
+if [ "$told" -gt 0 ]; then
+  within "$bound_s" "${cli[@]}" <"$tmp/pub" >"$tmp/replies" 2>&1 || fail "announcing the changes on $channel failed: $(head -c 500 "$tmp/replies")"
+  bad=$(grep -v -m 1 -E '^[0-9]+$' "$tmp/replies" || true)
+  [ -z "$bad" ] || fail "announcing the changes on $channel failed: $bad"
+fi
+# quiet when Redis held it all already (every start of make run runs this)
+if [ "$rooms" -gt 0 ] || [ "$fixed" -gt 0 ] || [ "$users" -gt 0 ]; then
+  echo "redis: the access state written from PostgreSQL: $rooms rooms' visibility or members and $users users' token generations differed ($fixed rooms corrected for a change meanwhile; the streams of $told users looked at again)"
+fi
