@@ -531,6 +531,12 @@ if [ "$CLUSTER_REDIS" = cluster ]; then
 else
   export REDIS_URL=redis://127.0.0.1:${port[redis]}
 fi
+# The access state Redis caches (rooms' visibility and member caches, users' token
+# generations) written from PostgreSQL before any program runs: a Redis put back from an
+# older backup, or a replica behind its master that took over, must not give back rights
+# taken away since (docs/OPERATIONS.md, "Redis put back from an older backup")
+oneshot "writing the access state from PostgreSQL" "" "$ROOT/scripts/redis-resync-access.sh" ||
+  die "writing the access state from PostgreSQL to Redis failed"
 
 # the data stores are up: a first topology (state "starting"; the programs' pids follow)
 write_topology

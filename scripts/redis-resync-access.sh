@@ -49,10 +49,19 @@ channel=$(pattern ACCESS_CHANNEL)
 if [ -z "$members" ] || [ -z "$vis" ] || [ -z "$gen" ] || [ -z "$channel" ]; then
   fail "$def does not name ROOM_MEMBERS, ROOM_VISIBILITY, USER_TOKGEN and ACCESS_CHANNEL"
 fi
-# The script as one double-quoted argument of a redis-cli line: whole-line comments left
-# out, newlines as \n (it holds no double quote nor backslash).
-lua=$(grep -v -E '^[[:space:]]*--' "$here/redis-resync-access.lua" | sed -e ':a' -e 'N' -e '$!ba' -e 's/\n/\\n/g')
-case $lua in *'"'*) fail "redis-resync-access.lua must hold no double quote" ;; esac
+# The script, whole-line comments left out, loaded once into every server (on a cluster into
+# every node: each call runs where its keys live), then called by its SHA-1: 10,000 rooms
+# are 10,000 short lines, not 10,000 copies of the script.
+lua=$(grep -v -E '^[[:space:]]*--' "$here/redis-resync-access.lua")
+sha=$(printf '%s' "$lua" | sha1sum | cut -d' ' -f1)
+if [ -n "${REDIS_CLUSTER:-}" ]; then
+  loaded=$(within 30 redis-cli --cluster call "$seed" SCRIPT LOAD "$lua" 2>&1) || fail "loading the resync script failed: $loaded"
+  grep -q ": $sha\$" <<<"$loaded" || fail "loading the resync script failed: $loaded"
+  ! grep -q -i -E ': (ERR|NOAUTH|WRONGPASS)' <<<"$loaded" || fail "loading the resync script failed: $loaded"
+else
+  loaded=$(within 30 "${cli[@]}" SCRIPT LOAD "$lua" 2>&1) || fail "loading the resync script failed: $loaded"
+  [ "$loaded" = "$sha" ] || fail "loading the resync script failed: $loaded"
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -80,26 +89,22 @@ send() {
   grep -c '^changed' "$tmp/replies" || true
 }
 : >"$tmp/users"
-# the awk programs take the script from the environment (-v would turn its \n into newlines)
-export RESYNC_LUA=$lua
 
 # 1. Every room's visibility and member cache, as PostgreSQL has them.
 read_pg "$tmp/first"
-awk -v mk="$members" -v vk="$vis" '
-  BEGIN { lua = ENVIRON["RESYNC_LUA"] }
+awk -v mk="$members" -v vk="$vis" -v sha="$sha" '
   function key(p, room) { sub(/<room>/, room, p); return p }
   $1 == "V" { vis[$2] = $3; order[++n] = $2 }
   $1 == "M" { m[$2] = m[$2] " " $3 " " $4 }
   END { for (i = 1; i <= n; i++) { r = order[i]
-    printf "EVAL \"%s\" 2 %s %s put %s%s\n", lua, key(mk, r), key(vk, r), vis[r], m[r] } }
+    printf "EVALSHA %s 2 %s %s put %s%s\n", sha, key(mk, r), key(vk, r), vis[r], m[r] } }
 ' "$tmp/first" >"$tmp/put"
 rooms=$(send "$tmp/put")
 
 # 2. Read again, after those writes: what the API changed meanwhile is corrected, each key and
 # entry only while it still holds what step 1 wrote.
 read_pg "$tmp/second"
-awk -v mk="$members" -v vk="$vis" '
-  BEGIN { lua = ENVIRON["RESYNC_LUA"] }
+awk -v mk="$members" -v vk="$vis" -v sha="$sha" '
   function key(p, room) { sub(/<room>/, room, p); return p }
   FNR == 1 { pass++ }
   $1 == "V" { v[pass, $2] = $3; rooms[$2] = 1 }
@@ -115,7 +120,7 @@ awk -v mk="$members" -v vk="$vis" '
       # a room made after the first read: the API wrote its keys itself
       if (a == "-") continue
       if (a != b || (r in diff))
-        printf "EVAL \"%s\" 2 %s %s fix %s %s%s\n", lua, key(mk, r), key(vk, r), a, b, diff[r] } }
+        printf "EVALSHA %s 2 %s %s fix %s %s%s\n", sha, key(mk, r), key(vk, r), a, b, diff[r] } }
 ' "$tmp/first" "$tmp/second" >"$tmp/fix"
 fixed=$(send "$tmp/fix")
 
@@ -124,9 +129,8 @@ fixed=$(send "$tmp/fix")
 PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-5} within "$bound_s" psql "$DATABASE_URL" -X -A -t -q -v ON_ERROR_STOP=1 -F ' ' \
   -c "SELECT id, token_gen FROM users WHERE token_gen > 0" >"$tmp/gens" ||
   fail "reading the users' token generations from PostgreSQL failed"
-awk -v gk="$gen" '
-  BEGIN { lua = ENVIRON["RESYNC_LUA"] }
-  NF == 2 { k = gk; sub(/<uid>/, $1, k); printf "EVAL \"%s\" 1 %s gen %s %s\n", lua, k, $2, $1 }
+awk -v gk="$gen" -v sha="$sha" '
+  NF == 2 { k = gk; sub(/<uid>/, $1, k); printf "EVALSHA %s 1 %s gen %s %s\n", sha, k, $2, $1 }
 ' "$tmp/gens" >"$tmp/gen"
 users=$(send "$tmp/gen")
 
@@ -134,7 +138,8 @@ users=$(send "$tmp/gen")
 sort -u -n "$tmp/users" | awk -v ch="$channel" 'NF { printf "SPUBLISH %s '"'"'{\"user\":%s}'"'"'\n", ch, $1 }' >"$tmp/pub"
 told=$(wc -l <"$tmp/pub")
 if [ "$told" -gt 0 ]; then
-  within "$bound_s" "${cli[@]}" <"$tmp/pub" >"$tmp/replies" 2>&1 || fail "announcing the changes on $channel failed: $(head -c 500 "$tmp/replies")"
+  within "$bound_s" "${cli[@]}" <"$tmp/pub" >"$tmp/out" 2>&1 || fail "announcing the changes on $channel failed: $(head -c 500 "$tmp/out")"
+  grep -v -E '^-> Redirected' "$tmp/out" >"$tmp/replies" || true
   bad=$(grep -v -m 1 -E '^[0-9]+$' "$tmp/replies" || true)
   [ -z "$bad" ] || fail "announcing the changes on $channel failed: $bad"
 fi

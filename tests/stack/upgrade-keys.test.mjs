@@ -168,7 +168,7 @@ test('a run that did every step marks the layout, and later runs skip the upgrad
 
 test('a run that fails midway leaves no mark, and the next run does the whole upgrade', () => {
   assert.equal(redis('GET', MARK), LAYOUT);
-  // the last step fails (PostgreSQL cannot be reached for the rooms' visibility), after the
+  // the last step fails (PostgreSQL cannot be reached for the access state), after the
   // renames and the job queue's move succeeded
   const old = plantOld();
   const failed = spawnSync(SCRIPT, {
@@ -176,7 +176,7 @@ test('a run that fails midway leaves no mark, and the next run does the whole up
     encoding: 'utf8',
   });
   assert.equal(failed.status, 1, failed.stdout);
-  assert.match(failed.stderr, /redis: reading the rooms' visibility from PostgreSQL failed/);
+  assert.match(failed.stderr, /redis: reading the rooms' access from PostgreSQL failed/);
   assert.doesNotMatch(failed.stdout, MARKED);
   old.renamed(true);
   assert.equal(redis('EXISTS', MARK), '0', 'a failed run leaves no mark');
@@ -184,10 +184,10 @@ test('a run that fails midway leaves no mark, and the next run does the whole up
   const again = plantOld();
   const { DATABASE_URL, ...noDatabase } = process.env;
   assert.ok(DATABASE_URL);
-  // without DATABASE_URL the visibility is not filled in: the keys are renamed, no mark
+  // without DATABASE_URL the access state is not written: the keys are renamed, no mark
   const out = execFileSync(SCRIPT, { env: noDatabase, encoding: 'utf8' });
   assert.match(out, /redis: \d+ keys renamed/);
-  assert.match(out, new RegExp(`without DATABASE_URL the rooms' visibility was not filled in, so ${MARK} is not set`));
+  assert.match(out, new RegExp(`without DATABASE_URL the access state was not written from PostgreSQL, so ${MARK} is not set`));
   again.renamed(true);
   assert.equal(redis('EXISTS', MARK), '0');
   // with it, every step succeeds and the mark is back
