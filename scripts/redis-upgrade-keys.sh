@@ -140,7 +140,7 @@ convert() {
 # not keep a room public, a member removed or a role lowered since. This also fills in keys
 # that are missing (kept by a version before the key existed, or lost).
 if [ -n "${DATABASE_URL:-}" ]; then
-  REDIS_URL=$url REDIS_CLUSTER= RESYNC_ACCESS_S=$scan_s "$(dirname "$0")/redis-resync-access.sh" || fail "writing the access state from PostgreSQL failed"
+  REDIS_URL=$url REDIS_CLUSTER='' RESYNC_ACCESS_S=$scan_s "$(dirname "$0")/redis-resync-access.sh" || fail "writing the access state from PostgreSQL failed"
   # every step succeeded: the next run may skip the scan and the move (SET without an
   # expiry, kept like any other data)
   [ "$current" = 1 ] && exit 0
