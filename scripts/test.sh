@@ -34,6 +34,7 @@ cd "$ROOT"
 what=${1:-all}
 shift || true
 failed=0
+STACK_SKIP=() # stack suites the stack group leaves out (make test: those of its second lane)
 
 # Runs the ASan build of every tests/<group>/test_*.c (a source without its binary fails).
 run_c() { # group label
@@ -216,8 +217,11 @@ run_with_stack() { # groups [files...]
         stack) echo "== stack suites (the whole stack)" ;;
         browser) echo "== browser suites (headless Chromium against the stack)" ;;
       esac
-      local files=() t0=$SECONDS
-      mapfile -t files < <(suites "$g")
+      local files=() t0=$SECONDS f
+      while IFS= read -r f; do
+        # a suite that make test runs in its other lane (LANE_SUITES) is left out here
+        [[ " ${STACK_SKIP[*]:-} " == *" $f "* ]] || files+=("$f")
+      done < <(suites "$g")
       run_node "${files[@]}" || rc=1
       took "the $g group" "$t0"
     done
@@ -269,6 +273,12 @@ CLUSTER_STACK_SUITES=(tests/stack/smoke.test.mjs tests/stack/collab.test.mjs tes
   tests/stack/db-role.test.mjs tests/stack/presence-limit.test.mjs tests/stack/rooms-delete-jobs.test.mjs
   tests/stack/account-delete.test.mjs)
 
+# The stack suites that start make run themselves (a stack of their own per test, reusing
+# only the data services of the stack they are given): make test runs them in its second
+# lane, after the cluster group, against a stack of their own (about three and a half
+# minutes alone), so that the stack group's lane is not the longer one by that much.
+LANE_SUITES=(tests/stack/run.test.mjs tests/stack/run-stop.test.mjs tests/stack/supervise.test.mjs)
+
 # The suites that depend on the web server in front — HTTP, the three stream transports, the
 # browser client and its Trusted Types — again, through Apache httpd (WEB=apache:
 # deploy/apache/codecollab.conf).
@@ -306,32 +316,40 @@ case "$what" in
     t0=$SECONDS
     run_programs || failed=1
     took "the programs group" "$t0"
-    # The cluster group runs beside the stack group: each of its suites starts a layout of
-    # its own on free ports (tests/lib/ports.mjs claims them against every test process),
-    # with its own data and sanitizer reports. On two cores both groups slow down beside each
-    # other (the stack group from about 10 minutes to 14, the cluster group from 7 to 10),
-    # but the run as a whole is shorter; the cluster group ends before the stack group, so
-    # the browser group (Chromium, the heaviest, on the same stack) and the Apache group run
-    # alone. The cluster group's output waits in a file, printed whole
-    # after the browser group's; its name is printed here to follow it live.
+    # Two lanes from here. The first: the stack group, then the browser group, on one stack.
+    # The second, beside it: the cluster group, then the suites that start make run
+    # themselves (LANE_SUITES, on a stack of their own), then the Apache group. Each suite
+    # of either lane starts its servers on free ports (tests/lib/ports.mjs claims them
+    # against every test process), with its own data and sanitizer reports. On two cores
+    # what runs beside the other lane slows down (the stack group from about 10 minutes to
+    # 14 beside the cluster group), but the run as a whole is shorter: until 2026-12-05 the
+    # second lane held only the cluster group and ended some 12 minutes before the first.
+    # The second lane's output waits in a file, printed whole after the first lane's; its
+    # name is printed here to follow it live.
     lane_log=$(mktemp /tmp/codecollab-cluster-lane.XXXXXX)
-    echo "== the cluster group runs beside the stack group (live: tail -f $lane_log)"
-    ( t0=$SECONDS; rc=0; run_cluster || rc=$?; took "the cluster group" "$t0"; exit "$rc" ) >"$lane_log" 2>&1 </dev/null &
+    echo "== the cluster group, make run's own suites and the Apache group run beside the stack and browser groups (live: tail -f $lane_log)"
+    (
+      rc=0
+      t0=$SECONDS; run_cluster || rc=1; took "the cluster group" "$t0"
+      t0=$SECONDS; run_with_stack stack "${LANE_SUITES[@]}" || rc=1; took "make run's own suites" "$t0"
+      t0=$SECONDS; run_apache || rc=1; took "the Apache group" "$t0"
+      exit "$rc"
+    ) >"$lane_log" 2>&1 </dev/null &
     lane_pid=$!
+    STACK_SKIP=("${LANE_SUITES[@]}")
     # a Ctrl-C at a terminal reaches both (one process group); a TERM to this script alone
     # sends one to the cluster group's shell too
     trap 'kill -TERM "$lane_pid" 2>/dev/null; rm -f "$lane_log"; exit 130' INT TERM
     run_with_stack "stack browser" || failed=1
+    STACK_SKIP=()
     lane_rc=0
+    t0=$SECONDS
     wait "$lane_pid" || lane_rc=$?
     trap - INT TERM
-    echo "== the cluster group, run beside the stack group (exit $lane_rc)"
+    echo "== the second lane (cluster, make run's own suites, Apache), run beside the first (exit $lane_rc; waited for $((SECONDS - t0)) s after the first)"
     cat "$lane_log"
     rm -f "$lane_log"
     [ "$lane_rc" -eq 0 ] || failed=1
-    t0=$SECONDS
-    run_apache || failed=1
-    took "the Apache group" "$t0"
     echo "== make test took $SECONDS s"
     ;;
   *) echo "usage: $0 [all|unit|programs|fuzz|stack|browser|integration|apache|cluster] [node test files...]" >&2; exit 2 ;;
