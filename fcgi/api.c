@@ -10,6 +10,7 @@
 #include "rkeys.h"
 #include "access.h"
 #include "cfg.h"
+#include "id.h"
 #include "jsoncheck.h"
 #include "log.h"
 #include "presence.h"
@@ -304,8 +305,8 @@ void api_events_post(struct api_ctx *c)
 	} else if (strncmp(p, rooms, sizeof rooms - 1) == 0) {
 		const char *id = p + sizeof rooms - 1;
 		const char *slash = strchr(id, '/');
-		/* a room id as the broker reads one in a path: the API's ids are the same */
-		if (!route_id_valid(id, slash ? (size_t)(slash - id) : strlen(id))) {
+		/* a room id as the broker reads one in a path (lib/id.h) */
+		if (!id_valid(id, slash ? (size_t)(slash - id) : strlen(id))) {
 			api_error(c, 404, "room_not_found", "no such room");
 			return;
 		}

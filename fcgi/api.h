@@ -11,6 +11,7 @@
 #include <libpq-fe.h>
 
 #include "http.h"
+#include "id.h"
 #include "rds.h"
 #include "store.h"
 #include "store_doc.h"
@@ -47,7 +48,7 @@ struct api_config {
 };
 
 #define API_MAX_PARAMS 4
-#define API_ID_MAX 64
+#define API_ID_MAX ID_MAX /* a path segment matched by '*' is an id (lib/id.h) */
 
 struct api_ctx {
 	const struct api_config *cfg;

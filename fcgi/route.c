@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "handlers.h"
+#include "id.h"
 
 struct route {
 	const char *method;
@@ -63,24 +64,8 @@ const char *route_pattern(size_t i)
 	return routes[i].pattern;
 }
 
-static int id_char(char ch)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-	       ch == '_' || ch == '-';
-}
-
-int route_id_valid(const char *s, size_t n)
-{
-	if (n == 0 || n > API_ID_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!id_char(s[i]))
-			return 0;
-	return 1;
-}
-
 /* Walks path along pattern: each '*' takes one segment, which must not be empty. An id
- * segment (route_id_valid) goes into params. Any other segment ends the
+ * segment (id_valid, lib/id.h) goes into params. Any other segment ends the
  * walk with 0 when bad is NULL; otherwise the first '*' it met is noted in *bad (and params
  * is not filled: pass NULL). One trailing slash is forgiven: /api/rooms/ is /api/rooms. */
 static int walk(const char *pattern, const char *path, char params[][API_ID_MAX + 1],
@@ -93,7 +78,7 @@ static int walk(const char *pattern, const char *path, char params[][API_ID_MAX 
 			size_t len = strcspn(s, "/");
 			if (len == 0)
 				return 0;
-			if (!route_id_valid(s, len)) {
+			if (!id_valid(s, len)) {
 				if (!bad)
 					return 0;
 				if (!*bad)

@@ -8,14 +8,10 @@ typedef void (*route_handler)(struct api_ctx *c);
 
 /* Matches c->req's method and path and runs the handler, or answers 404 / 405 (with
  * Allow). Path segments matched by '*' are copied into c->params; a segment that is not
- * 1..64 of [A-Za-z0-9_-] does not match that route; a path that matches none but has a
+ * an id (lib/id.h: 1..64 of [A-Za-z0-9_-]) does not match that route; a path that matches none but has a
  * route's shape with such a segment where an id goes is answered as an unknown room, job,
  * member or revision would be (route_match_malformed), any other path 404 not_found. */
 void route_dispatch(struct api_ctx *c);
-
-/* 1 when s[0..n) is an id as a path segment carries one: 1..API_ID_MAX (64) of
- * [A-Za-z0-9_-], what a '*' of the table matches (and the broker takes for a room id). */
-int route_id_valid(const char *s, size_t n);
 
 /* The table, for the metrics' route labels: its size, and row i's method and pattern. */
 size_t route_count(void);

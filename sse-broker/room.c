@@ -77,19 +77,6 @@ int room_evid_is_zero(struct room_evid id)
 	return id.ms == 0 && id.seq == 0;
 }
 
-int room_id_valid(const char *s, size_t n)
-{
-	if (n == 0 || n > ROOM_ID_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '-' || c == '_'))
-			return 0;
-	}
-	return 1;
-}
-
 static int type_valid(const char *t, size_t n)
 {
 	if (n == 0 || n >= ROOM_TYPE_MAX)

@@ -15,10 +15,11 @@
 #include <stdint.h>
 
 #include "events.h"
+#include "id.h"
 
 struct redisReply;
 
-#define ROOM_ID_MAX 64	  /* room ids: [A-Za-z0-9_-]{1,64} */
+#define ROOM_ID_MAX ID_MAX /* a room id is an id (lib/id.h: [A-Za-z0-9_-]{1,64}) */
 #define ROOM_EVID_MAX 48  /* "18446744073709551615-18446744073709551615" */
 #define ROOM_TYPE_MAX 32
 
@@ -34,9 +35,6 @@ void room_evid_format(struct room_evid id, char out[ROOM_EVID_MAX]);
 /* The smallest id after id: XRANGE's start for "strictly after id". */
 struct room_evid room_evid_next(struct room_evid id);
 int room_evid_is_zero(struct room_evid id);
-
-/* Whether s is an acceptable room id. */
-int room_id_valid(const char *s, size_t n);
 
 /* What a `room` event asks of the broker (the API emits them, fcgi/h_rooms.c): re-check the
  * rights of its open streams, or close them all. */

@@ -4,6 +4,7 @@
 
 #include "errbuf.h"
 #include "http_head.h"
+#include "id.h"
 
 /* Prints at most this much of a client's text in a message (it is not trusted to be short). */
 #define ROOMSET_ECHO 64
@@ -18,7 +19,7 @@ static enum roomset_status entry_parse(const char *p, size_t n, struct roomset_e
 		errbuf_set(err, errlen, "the rooms list has an empty entry");
 		return ROOMSET_MALFORMED;
 	}
-	if (!room_id_valid(p, idn)) {
+	if (!id_valid(p, idn)) {
 		errbuf_set(err, errlen, "\"%.*s\" is not a room id (1-%d of A-Z a-z 0-9 _ -)", shown, p,
 			   ROOM_ID_MAX);
 		return ROOMSET_MALFORMED;

@@ -2,8 +2,8 @@
  * read from the query string without sockets (docs/CONVENTIONS.md §5).
  *
  * The list is the one `rooms` parameter: ROOM[:LAST_EVENT_ID] entries separated by commas,
- * e.g. "rooms=k3v9x0q2ab:1732950000000-0,zz81mm0000". A room id is what room_id_valid()
- * takes; the event id after the colon is where that room resumes (events strictly after it),
+ * e.g. "rooms=k3v9x0q2ab:1732950000000-0,zz81mm0000". A room id is what id_valid()
+ * takes (lib/id.h); the event id after the colon is where that room resumes (events strictly after it),
  * without one the room starts with what happens from now on. The list is bounded (ROOMSET_MAX
  * rooms, ROOMSET_VALUE_MAX bytes decoded); a room named twice, a repeated `rooms` parameter,
  * an empty entry or any malformed part refuses the whole request, with a message for people

@@ -29,6 +29,7 @@
 #include "clock.h"
 #include "cors.h"
 #include "http_head.h"
+#include "id.h"
 #include "log.h"
 #include "longpoll.h"
 #include "metrics_http.h"
@@ -2273,7 +2274,7 @@ static void route_request(struct conn *c, const struct http_head *h)
 	const char *id = path + sizeof rooms - 1;
 	const char *slash = strchr(id, '/');
 	size_t idlen = slash ? (size_t)(slash - id) : strlen(id);
-	if (!room_id_valid(id, idlen)) {
+	if (!id_valid(id, idlen)) {
 		conn_error(c, 404, "room_not_found", "no such room");
 		return;
 	}

@@ -10,6 +10,7 @@
 #include "../../sse-broker/http_head.h"
 #include "../../sse-broker/roomset.h"
 #include "fuzz.h"
+#include "id.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -25,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (rs.n == 0 || rs.n > ROOMSET_MAX)
 			__builtin_trap();
 		for (size_t i = 0; i < rs.n; i++) {
-			if (!room_id_valid(rs.v[i].id, strlen(rs.v[i].id)))
+			if (!id_valid(rs.v[i].id, strlen(rs.v[i].id)))
 				__builtin_trap();
 			if (roomset_find(&rs, rs.v[i].id) != (int)i)
 				__builtin_trap();
