@@ -283,7 +283,7 @@ void api_front_door_error(struct api_ctx *c, int status)
 		  "the web server refused this request (%d)", status);
 }
 
-void api_events_post(struct api_ctx *c)
+static void events_post(struct api_ctx *c)
 {
 	static const char rooms[] = "/events/rooms/", multi[] = "/events/multi";
 	const char *p = c->req->path ? c->req->path : "";
@@ -321,11 +321,24 @@ void api_events_post(struct api_ctx *c)
 	http_resp_header(c->resp, "Allow", allow);
 }
 
-void api_static_post(struct api_ctx *c)
+static void static_post(struct api_ctx *c)
 {
 	api_front_door_error(c, 405);
 	if (http_resp_header(c->resp, "Allow", "GET, HEAD") < 0)
 		api_error(c, 500, "internal", "out of memory");
+}
+
+void api_bodyless_post(struct api_ctx *c)
+{
+	const char *p = c->req->path ? c->req->path : "";
+	/* lighttpd refused it before its proxy could hand it to the broker, or before
+	 * static-method.lua could look at it (lighttpd.conf) */
+	if (strncmp(p, "/events/", 8) == 0)
+		events_post(c);
+	else if (strncmp(p, "/api/", 5) != 0)
+		static_post(c);
+	else
+		route_dispatch(c);
 }
 
 void api_no_content(struct api_ctx *c)

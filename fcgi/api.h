@@ -96,17 +96,15 @@ void api_no_content(struct api_ctx *c);
  * http_req.redirect_status: 400, 404, 413, 431, 503, …) as the API's JSON error, with the
  * same status: one vocabulary for every answer under the front door (docs/API.md). */
 void api_front_door_error(struct api_ctx *c, int status);
-/* A POST with no body to a path under /events/, which lighttpd refused with 411 before its
- * proxy could take it to the broker (fcgi/main.c): answered as the broker answers a POST
+/* A POST without a body, which lighttpd refused with 411 and handed to the API, its error
+ * handler (fcgi/main.c turns it back into the POST it was): answered as that POST is where
+ * lighttpd would have taken it, by its path. Under /events/, as the broker answers a POST
  * there (sse-broker/server.c, route_request), so that the front door tells the same as the
- * broker's own port: 405 with Allow on the stream paths and /events/health, 404 elsewhere. */
-void api_events_post(struct api_ctx *c);
-
-/* A POST without a body to a path outside /api/ and /events/ (the client's pages and files),
- * which lighttpd refused with 411 and handed to the API (fcgi/main.c): 405 with Allow: GET,
- * HEAD, in the words deploy/lighttpd/static-method.lua answers one with a body in, and
- * Apache's error page (deploy/apache/errors/405.json). */
-void api_static_post(struct api_ctx *c);
+ * broker's own port: 405 with Allow on the stream paths and /events/health, 404 elsewhere.
+ * Outside /api/ (the client's pages and files), 405 with Allow: GET, HEAD, in the words
+ * deploy/lighttpd/static-method.lua answers one with a body in, and Apache's error page
+ * (deploy/apache/errors/405.json). Under /api/, by the route table (route_dispatch). */
+void api_bodyless_post(struct api_ctx *c);
 
 /* A per-minute quota of the signed-in caller, counted in Redis under cc:rl:{what}:{user}.
  * 0 to go on (and one more counted); -1 answered: 429 with Retry-After naming `noun`

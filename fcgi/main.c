@@ -99,23 +99,12 @@ static void serve(const struct api_config *cfg, struct store *store, struct http
 	/* lighttpd 1.4.69 answers 411 to every HTTP/1.x POST without a Content-Length, which
 	 * HTTP/1.1 reads as an empty body (RFC 9112, section 6.3), and hands that refusal to
 	 * its error handler (this API, lighttpd.conf) as a GET of the same URI: served here
-	 * as the empty POST it was. Nothing after the head is read: lighttpd closes the
-	 * connection after a 411. */
-	int events_post = 0, static_post = 0;
+	 * as the empty POST it was, wherever its path leads (api_bodyless_post). Nothing after
+	 * the head is read: lighttpd closes the connection after a 411. */
 	if (!st && req.redirect_status == 411) {
 		strcpy(req.method, "POST");
 		req.redirect_status = 0;
-		/* on a stream's path lighttpd refused it before its proxy could hand it to the
-		 * broker: answered here as the broker answers a POST there; outside /api/ too,
-		 * where lighttpd serves the client's files (lighttpd.conf), as it answers a POST
-		 * with a body there */
-		events_post = strncmp(req.path, "/events/", 8) == 0;
-		static_post = !events_post && strncmp(req.path, "/api/", 5) != 0;
-	}
-	if (events_post) {
-		api_events_post(&c);
-	} else if (static_post) {
-		api_static_post(&c);
+		api_bodyless_post(&c);
 	} else if (req.redirect_status) {
 		api_front_door_error(&c, req.redirect_status);
 	} else if (st) {

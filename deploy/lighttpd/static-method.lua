@@ -4,7 +4,7 @@
 -- not (the method is looked at before the path, as the API does). Without this lighttpd
 -- serves the file to a POST with a body and answers other methods 501. A POST without a
 -- body never gets here: lighttpd refuses it with 411 first, and the API, its error handler,
--- answers that 411 the same way (fcgi/main.c), in the same words as here.
+-- answers that 411 the same way (api_bodyless_post in fcgi/api.c), in the same words as here.
 local r = lighty.r
 local method = r.req_attr["request.method"]
 if method == "GET" or method == "HEAD" then
