@@ -12,8 +12,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { launch, person, screenshot } from '../lib/browser.mjs';
 import {
-  PASSWORD, converged, createRoom, editorText, serverDocument, signIn, signUp, token, uniqueName,
-  waitForEditor,
+  PASSWORD, converged, createRoom, editorText, holdableStream, serverDocument, signIn, signUp, token,
+  uniqueName, waitForEditor,
 } from '../lib/app.mjs';
 import { PALETTE, contrast, textColorOn } from '../../htdocs/src/colors.js';
 
@@ -458,20 +458,15 @@ test('an edit the server got, whose answer was lost, is not applied twice after 
     dialogs.push(d.type());
     d.accept();
   });
-  // the stream over a WebSocket whose events the test can hold back; its live marker
-  // (`subscribed`) always passes, so the page's stream is open (connected) meanwhile
-  let hold = false;
-  const live = (m) => typeof m === 'string' && m.startsWith('{"type":"subscribed"');
-  await p.routeWebSocket(/\/ws\?/, (ws) => {
-    const server = ws.connectToServer();
-    server.onMessage((m) => { if (!hold || live(m)) ws.send(m); });
-  });
+  // the stream over a WebSocket whose events the test can hold back; the page's stream is
+  // open (connected) meanwhile
+  const stream = await holdableStream(p);
   await p.goto(`/r/${roomId}?transport=ws`);
   await waitForEditor(p);
   await setCode(p, 'before\n');
   await converged(BASE, [p, A.page], roomId);
   // the next edit reaches the server, but neither its answer nor its event comes back
-  hold = true;
+  stream.hold();
   let delivered = 0;
   await p.route('**/operations', async (r) => {
     if (delivered++ === 0) await r.fetch().catch(() => {});
@@ -488,7 +483,7 @@ test('an edit the server got, whose answer was lost, is not applied twice after 
   await reloadWithUnsent(p, dialogs, '**/operations');
   p.on('request', (r) => { if (r.url().endsWith('/operations')) resent.push(JSON.parse(r.postData() || '{}')); });
   await until('the kept edit sent again after the hold', () => resent.length > 0, 30000);
-  hold = false;
+  stream.release();
   assert.ok(resent.every((b) => /\.\d+$/.test(b.client_id)), 'sent with its client_id');
   const doc = await converged(BASE, [p, A.page], roomId, { timeout: 30000 });
   assert.equal(doc.content, 'before\nonly once');

@@ -8,7 +8,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { launch, person } from '../lib/browser.mjs';
-import { converged, createRoom, editorText, serverDocument, signUp, token, uniqueName, waitForEditor } from '../lib/app.mjs';
+import { converged, createRoom, editorText, holdableStream, serverDocument, signUp, token, uniqueName, waitForEditor } from '../lib/app.mjs';
 import { waitFor } from '../lib/procs.mjs';
 
 const BASE = process.env.CC_BASE_URL || 'http://127.0.0.1:8080';
@@ -31,14 +31,9 @@ test('an edit committed before the kept log, whose answer was lost, is in the do
   p.on('dialog', (d) => d.accept()); // leaving with unsent edits asks first
   await p.goto('/');
   const roomId = await createRoom(p, 'past the log', 'python');
-  // the stream over a WebSocket whose events the test can hold back; its live marker
-  // (`subscribed`) always passes, so the page's stream is open meanwhile
-  let hold = false;
-  const live = (m) => typeof m === 'string' && m.startsWith('{"type":"subscribed"');
-  await p.routeWebSocket(/\/ws\?/, (ws) => {
-    const server = ws.connectToServer();
-    server.onMessage((m) => { if (!hold || live(m)) ws.send(m); });
-  });
+  // the stream over a WebSocket whose events the test can hold back; the page's stream is
+  // open meanwhile
+  const stream = await holdableStream(p);
   await p.goto(`/r/${roomId}?transport=ws`);
   await waitForEditor(p);
   await p.click(EDITOR);
@@ -46,7 +41,7 @@ test('an edit committed before the kept log, whose answer was lost, is in the do
   await converged(BASE, [p], roomId);
 
   // the next edit reaches the server, but neither its answer nor its event comes back
-  hold = true;
+  stream.hold();
   let first = null;
   await p.route('**/operations', async (r) => {
     if (!first) {
@@ -84,7 +79,7 @@ test('an edit committed before the kept log, whose answer was lost, is in the do
   const answers = [];
   p.on('response', async (r) => { if (r.url().endsWith('/operations')) answers.push({ status: r.status(), json: await r.json().catch(() => null) }); });
   await waitFor(() => answers.length > 0, { what: 'the kept edit asked about after the hold', timeout: 30000 });
-  hold = false;
+  stream.release();
   assert.deepEqual(sent[0], first.body, 'sent again exactly as the first time');
   assert.equal(answers[0].status, 409);
   assert.equal(answers[0].json.error, 'revision_too_old');

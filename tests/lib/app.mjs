@@ -51,6 +51,25 @@ export async function serverDocument(base, page, roomId) {
   return r.json();
 }
 
+// Takes the page's room streams over WebSocket (`?transport=ws`) through the test, so that it
+// can keep a room's events from the page: after hold(), every message the broker sends is
+// dropped (not delivered later) except the stream's live marker, `subscribed`, so the page's
+// stream still opens and counts as connected while it learns of nothing; release() lets
+// everything through again. Installed before the page opens the room, it covers every socket
+// the page opens after, across reloads too.
+export async function holdableStream(page) {
+  let held = false;
+  const live = (m) => typeof m === 'string' && m.startsWith('{"type":"subscribed"');
+  await page.routeWebSocket(/\/ws\?/, (ws) => {
+    const server = ws.connectToServer();
+    server.onMessage((m) => { if (!held || live(m)) ws.send(m); });
+  });
+  return {
+    hold() { held = true; },
+    release() { held = false; },
+  };
+}
+
 // Waits until every page's editor shows the server's document and nothing is pending.
 export async function converged(base, pages, roomId, { timeout = 15000 } = {}) {
   const end = Date.now() + timeout;
