@@ -97,8 +97,8 @@ void api_no_content(struct api_ctx *c);
  * same status: one vocabulary for every answer under the front door (docs/API.md). */
 void api_front_door_error(struct api_ctx *c, int status);
 /* A POST without a body, which lighttpd refused with 411 and handed to the API, its error
- * handler (fcgi/main.c turns it back into the POST it was): answered as that POST is where
- * lighttpd would have taken it, by its path. Under /events/, as the broker answers a POST
+ * handler (fcgi/main.c turns it back into the POST it was): answered, by its path, as the
+ * place lighttpd would have taken it to answers a POST. Under /events/ as the broker does
  * there (sse-broker/server.c, route_request), so that the front door tells the same as the
  * broker's own port: 405 with Allow on the stream paths and /events/health, 404 elsewhere.
  * Outside /api/ (the client's pages and files), 405 with Allow: GET, HEAD, in the words

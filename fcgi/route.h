@@ -8,9 +8,10 @@ typedef void (*route_handler)(struct api_ctx *c);
 
 /* Matches c->req's method and path and runs the handler, or answers 404 / 405 (with
  * Allow). Path segments matched by '*' are copied into c->params; a segment that is not
- * an id (lib/id.h: 1..64 of [A-Za-z0-9_-]) does not match that route; a path that matches none but has a
- * route's shape with such a segment where an id goes is answered as an unknown room, job,
- * member or revision would be (route_match_malformed), any other path 404 not_found. */
+ * an id (lib/id.h: 1..64 of [A-Za-z0-9_-]) does not match that route; a path that matches
+ * none but has a route's shape with such a segment where an id goes is answered as an
+ * unknown room, job, member or revision would be (route_match_malformed), any other path
+ * 404 not_found. */
 void route_dispatch(struct api_ctx *c);
 
 /* The table, for the metrics' route labels: its size, and row i's method and pattern. */

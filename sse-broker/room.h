@@ -19,7 +19,8 @@
 
 struct redisReply;
 
-#define ROOM_ID_MAX ID_MAX /* a room id is an id (lib/id.h: [A-Za-z0-9_-]{1,64}) */
+/* a room id is an id (lib/id.h): [A-Za-z0-9_-]{1,64} */
+#define ROOM_ID_MAX ID_MAX
 #define ROOM_EVID_MAX 48  /* "18446744073709551615-18446744073709551615" */
 #define ROOM_TYPE_MAX 32
 
