@@ -59,22 +59,23 @@ static struct rds *auth_redis(struct api_ctx *c)
 	return NULL;
 }
 
-/* The key of limit `id` for the client's address: its group (lib/clientaddr.h), so that an
- * IPv6 client counts by its /64. */
-static struct rkey addr_key(const struct api_ctx *c, enum rk id)
+/* The key of limit `id` for the client's address ca (REMOTE_ADDR, read once for both keys
+ * with clientaddr_parse): its group (lib/clientaddr.h), so that an IPv6 client counts by its
+ * /64. */
+static struct rkey addr_key(const struct clientaddr *ca, enum rk id)
 {
 	char group[CLIENTADDR_GROUP_MAX];
-	clientaddr_group(c->req->remote_addr, group, sizeof group);
+	clientaddr_group(ca, group, sizeof group);
 	return rkey1(id, group);
 }
 
 /* The key of limit `id` for the client's wider network, an IPv6 client's /48: the same key
  * as addr_key's with the /48 for its group (never equal to a /64's or an address's). 1 with
  * *key set; 0 when the client has no wider window (IPv4). */
-static int net_key(const struct api_ctx *c, enum rk id, struct rkey *key)
+static int net_key(const struct clientaddr *ca, enum rk id, struct rkey *key)
 {
 	char group[CLIENTADDR_GROUP_MAX];
-	if (!clientaddr_network(c->req->remote_addr, group, sizeof group))
+	if (!clientaddr_network(ca, group, sizeof group))
 		return 0;
 	*key = rkey1(id, group);
 	return 1;
@@ -149,13 +150,15 @@ static int register_allowed(struct api_ctx *c)
 	if (!rd)
 		return -1;
 	char member[RATELIMIT_MEMBER_LEN + 1], nmember[RATELIMIT_MEMBER_LEN + 1], msg[128];
-	struct rkey key = addr_key(c, RK_RL_REGISTER_ADDR), nkey;
+	struct clientaddr ca;
+	clientaddr_parse(c->req->remote_addr, &ca);
+	struct rkey key = addr_key(&ca, RK_RL_REGISTER_ADDR), nkey;
 	snprintf(msg, sizeof msg, "at most %ld registrations per hour from one address",
 		 c->cfg->register_limit);
 	if (limited(c, rd, key.s, c->cfg->register_limit, REGISTER_WINDOW_MS,
 		    "too_many_registrations", msg, member) != 0)
 		return -1;
-	if (!net_key(c, RK_RL_REGISTER_ADDR, &nkey))
+	if (!net_key(&ca, RK_RL_REGISTER_ADDR, &nkey))
 		return 0;
 	snprintf(msg, sizeof msg,
 		 "at most %ld registrations per hour from one network (an IPv6 /48)",
@@ -253,8 +256,10 @@ static int attempt_begin(struct api_ctx *c, struct rds *rd, const char *name_key
 {
 	if (checks_allowed(c, rd, name_key) < 0)
 		return -1;
+	struct clientaddr ca;
+	clientaddr_parse(c->req->remote_addr, &ca);
 	a->ukey = rkey1(RK_RL_LOGIN_USER, name_key);
-	a->akey = addr_key(c, RK_RL_LOGIN_ADDR);
+	a->akey = addr_key(&ca, RK_RL_LOGIN_ADDR);
 	if (login_limited(c, rd, a->ukey.s, c->cfg->login_limit, "for this username",
 			  a->umember) != 0)
 		return -1;
@@ -263,7 +268,7 @@ static int attempt_begin(struct api_ctx *c, struct rds *rd, const char *name_key
 		give_back(c, rd, a->ukey.s, a->umember);
 		return -1;
 	}
-	a->wide = net_key(c, RK_RL_LOGIN_ADDR, &a->nkey);
+	a->wide = net_key(&ca, RK_RL_LOGIN_ADDR, &a->nkey);
 	if (!a->wide)
 		return 0;
 	if (login_limited(c, rd, a->nkey.s, c->cfg->login_net_limit,

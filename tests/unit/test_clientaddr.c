@@ -1,6 +1,7 @@
 /* lib/clientaddr: the group an address is counted by in the API's limits per address. IPv4
  * whole, IPv6 by its /64, mapped IPv4 as IPv4; text that is no address kept as it is, cut to
- * fit; hostile and oversized values too. And the wider network of an IPv6 client, its /48. */
+ * fit; hostile and oversized values too. And the wider network of an IPv6 client, its /48.
+ * Each address is read once (clientaddr_parse) and both are taken from that reading. */
 #include <string.h>
 
 #include "clientaddr.h"
@@ -10,9 +11,19 @@ static char out[CLIENTADDR_GROUP_MAX];
 
 static const char *group(const char *in, int want_rc)
 {
+	struct clientaddr ca;
+	clientaddr_parse(in, &ca);
 	memset(out, 'x', sizeof out);
-	CHECK(clientaddr_group(in, out, sizeof out) == want_rc);
+	CHECK(clientaddr_group(&ca, out, sizeof out) == want_rc);
 	return out;
+}
+
+static int network(const char *in)
+{
+	struct clientaddr ca;
+	clientaddr_parse(in, &ca);
+	memset(out, 'x', sizeof out);
+	return clientaddr_network(&ca, out, sizeof out);
 }
 
 int main(void)
@@ -64,7 +75,9 @@ int main(void)
 	CHECK(strlen(group("ffff:ffff:ffff:ffff:1:1:1:1", 1)) < CLIENTADDR_GROUP_MAX - 1);
 	/* no room at all: nothing written */
 	char one = 'z';
-	CHECK(clientaddr_group("192.0.2.1", &one, 0) == 0 && one == 'z');
+	struct clientaddr ca;
+	clientaddr_parse("192.0.2.1", &ca);
+	CHECK(clientaddr_group(&ca, &one, 0) == 0 && one == 'z');
 	/* the wider network: an IPv6 client's /48; nothing for IPv4, mapped IPv4 or text */
 	static const char *const nets[][2] = {
 		{"2001:db8:1:2::1", "2001:db8:1::/48"},
@@ -75,17 +88,29 @@ int main(void)
 		{"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "ffff:ffff:ffff::/48"},
 	};
 	for (size_t i = 0; i < sizeof nets / sizeof nets[0]; i++) {
-		memset(out, 'x', sizeof out);
-		CHECK(clientaddr_network(nets[i][0], out, sizeof out) == 1);
+		CHECK(network(nets[i][0]) == 1);
 		CHECK_STR(out, nets[i][1]);
 	}
 	const char *const no_net[] = {"192.0.2.1", "::ffff:192.0.2.1", "", "localhost",
 					     "fe80::1%eth0", "[2001:db8::1]", big};
 	for (size_t i = 0; i < sizeof no_net / sizeof no_net[0]; i++) {
-		memset(out, 'x', sizeof out);
-		CHECK(clientaddr_network(no_net[i], out, sizeof out) == 0);
+		CHECK(network(no_net[i]) == 0);
 		CHECK_STR(out, "");
 	}
-	CHECK(clientaddr_network("2001:db8::1", &one, 0) == 0 && one == 'z');
+	clientaddr_parse("2001:db8::1", &ca);
+	CHECK(clientaddr_network(&ca, &one, 0) == 0 && one == 'z');
+	/* one reading gives both, as the sign-in's windows take them: the group and the
+	 * network of the same address, and a mapped address's group with no network */
+	char net[CLIENTADDR_GROUP_MAX];
+	clientaddr_parse("2001:db8:1:2:3:4:5:6", &ca);
+	CHECK(clientaddr_group(&ca, out, sizeof out) == 1);
+	CHECK(clientaddr_network(&ca, net, sizeof net) == 1);
+	CHECK_STR(out, "2001:db8:1:2::/64");
+	CHECK_STR(net, "2001:db8:1::/48");
+	clientaddr_parse("::ffff:198.51.100.7", &ca);
+	CHECK(clientaddr_group(&ca, out, sizeof out) == 1);
+	CHECK(clientaddr_network(&ca, net, sizeof net) == 0);
+	CHECK_STR(out, "198.51.100.7");
+	CHECK_STR(net, "");
 	return unit_summary("clientaddr");
 }
