@@ -118,7 +118,9 @@ int rslot_map_parse(struct rslot_map *m, const redisReply *rep, const char *fall
 			host = fallback_host ? fallback_host : "";
 			hlen = strlen(host);
 		}
-		if (hlen == 0 || hlen >= sizeof m->nodes[0].host) {
+		/* a NUL inside would make the node another, shorter name (and never the same
+		 * node twice, as node_index compares the name whole) */
+		if (hlen == 0 || hlen >= sizeof m->nodes[0].host || memchr(host, '\0', hlen)) {
 			snprintf(err, errlen, "CLUSTER SLOTS: entry %zu names no usable host", i);
 			goto bad;
 		}
@@ -139,6 +141,24 @@ bad:
 	return -1;
 }
 
+/* Decimal digits at p, at least one, and nothing else up to end: their value, capped at
+ * max + 1 (so a long run of digits cannot wrap), or -1. No sign or white space, which strtoul
+ * would take: "+5", " 5" and "-18446744073709551615" (read as 1) are not Redis's numbers. */
+static long digits(const char *p, const char *end, long max)
+{
+	long v = 0;
+	if (p == end)
+		return -1;
+	for (; p < end; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		v = v * 10 + (*p - '0');
+		if (v > max)
+			v = max + 1;
+	}
+	return v;
+}
+
 int rslot_redirect(const char *err, size_t len, int *ask, unsigned *slot, struct rslot_node *to)
 {
 	char text[600];
@@ -156,16 +176,16 @@ int rslot_redirect(const char *err, size_t len, int *ask, unsigned *slot, struct
 	} else {
 		return 0;
 	}
-	char *end;
-	unsigned long s = strtoul(p, &end, 10);
-	if (end == p || *end != ' ' || s >= RSLOT_COUNT)
+	const char *space = strchr(p, ' ');
+	long s = space ? digits(p, space, RSLOT_COUNT) : -1;
+	if (s < 0 || s >= RSLOT_COUNT)
 		return 0;
-	const char *addr = end + 1;
+	const char *addr = space + 1;
 	const char *colon = strrchr(addr, ':');
 	if (!colon || strchr(addr, ' '))
 		return 0;
-	long port = strtol(colon + 1, &end, 10);
-	if (end == colon + 1 || *end || port <= 0 || port > 65535)
+	long port = digits(colon + 1, colon + 1 + strlen(colon + 1), 65535);
+	if (port <= 0 || port > 65535)
 		return 0;
 	size_t hl = (size_t)(colon - addr);
 	if (hl >= sizeof to->host)

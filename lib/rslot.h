@@ -36,7 +36,8 @@ struct rslot_map {
 /* Fills m from a CLUSTER SLOTS reply (its masters only; replicas are not read from). A node
  * that names no host ("" or "?", the answer of a node that does not know its own address)
  * gets `fallback_host`, the host the answer came from. 0, or -1 with a message in err for an
- * answer of the wrong shape (m is then empty). Free with rslot_map_free(). */
+ * answer of the wrong shape, a range or port out of bounds, or a host too long for a node
+ * or with a NUL inside (m is then empty). Free with rslot_map_free(). */
 int rslot_map_parse(struct rslot_map *m, const redisReply *rep, const char *fallback_host,
 		    char *err, size_t errlen);
 void rslot_map_free(struct rslot_map *m);
@@ -47,7 +48,8 @@ const struct rslot_node *rslot_map_node(const struct rslot_map *m, unsigned slot
 
 /* An error reply "MOVED <slot> <host>:<port>" or "ASK <slot> <host>:<port>": 1 and the parts
  * (*ask 1 for ASK; an empty host means the node that answered), 0 for any other text. The
- * port is the part after the last ':', so IPv6 hosts work. */
+ * port is the part after the last ':', so IPv6 hosts work. Slot and port are decimal digits
+ * only (no sign, no white space); a NUL ends the text. */
 int rslot_redirect(const char *err, size_t len, int *ask, unsigned *slot, struct rslot_node *to);
 
 /* Parses "host:port[,host:port...]" (REDIS_CLUSTER): 0 with a malloc'd array in *out (n

@@ -42,18 +42,21 @@ static void test_slots(void)
 	}
 }
 
-static redisReply *parse(const char *resp)
+/* len bytes of protocol text (they may hold NULs) read by hiredis's reader */
+static redisReply *parse_n(const char *resp, size_t len)
 {
 	redisReader *r = redisReaderCreate();
 	void *rep = NULL;
 	if (!r)
 		return NULL;
-	if (redisReaderFeed(r, resp, strlen(resp)) != REDIS_OK ||
+	if (redisReaderFeed(r, resp, len) != REDIS_OK ||
 	    redisReaderGetReply(r, &rep) != REDIS_OK)
 		rep = NULL;
 	redisReaderFree(r);
 	return rep;
 }
+
+static redisReply *parse(const char *resp) { return parse_n(resp, strlen(resp)); }
 
 /* three masters, each with a replica; the third master does not know its address */
 static const char *SLOTS3 =
@@ -126,6 +129,19 @@ static void test_map(void)
 	}
 	CHECK(rslot_map_parse(&m, NULL, NULL, err, sizeof err) == -1);
 
+	/* a host with a NUL inside is refused: it used to be taken as the name before the NUL
+	 * ("h"), a node the answer did not name, and never the same node twice (found by
+	 * tests/fuzz/fuzz_rslot.c) */
+	static const char nul_host[] = "*2\r\n*3\r\n:0\r\n:99\r\n*2\r\n$3\r\nh\0x\r\n:1\r\n"
+				       "*3\r\n:100\r\n:199\r\n*2\r\n$3\r\nh\0y\r\n:1\r\n";
+	rep = parse_n(nul_host, sizeof nul_host - 1);
+	CHECK(rep != NULL && rep->elements == 2);
+	err[0] = '\0';
+	CHECK(rslot_map_parse(&m, rep, NULL, err, sizeof err) == -1);
+	CHECK(err[0] != '\0' && m.nodes == NULL && m.nnodes == 0 && m.covered == 0);
+	if (rep)
+		freeReplyObject(rep);
+
 	/* a host name longer than a node can hold */
 	char *resp = malloc(1200);
 	CHECK(resp != NULL);
@@ -179,6 +195,16 @@ static void test_redirect(void)
 		"MOVED 5 h:1 extra",
 		"MOVED -1 h:1",
 		"moved 5 h:1",
+		/* decimal digits only, as Redis writes them: strtoul and strtol took a sign and
+		 * white space, and read a large negative slot as a small one (found by
+		 * tests/fuzz/fuzz_rslot.c) */
+		"MOVED +5 h:1",
+		"MOVED  5 h:1",
+		"MOVED -0 h:1",
+		"MOVED -18446744073709551615 h:1",
+		"ASK 5 h:+7000",
+		"ASK 5 h:\t7000",
+		"ASK 5 h:-0",
 		"ASKING",
 		"CROSSSLOT Keys in request don't hash to the same slot",
 	};
