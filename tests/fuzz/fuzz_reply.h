@@ -1,6 +1,6 @@
 /* What the fuzz targets of Redis replies share: a reply tree built from the input the way
- * hiredis hands one over (fuzz_worker_redis, fuzz_broker_catchup). Free it with
- * freeReplyObject(). */
+ * hiredis hands one over (fuzz_worker_redis, fuzz_broker_catchup, fuzz_rslot). Free it
+ * with freeReplyObject(). */
 #ifndef CC_FUZZ_REPLY_H
 #define CC_FUZZ_REPLY_H
 
