@@ -185,14 +185,27 @@ static int emit_rights_event(struct api_ctx *c, const char *room, const char *re
  * failover could bring back, for good, the access the answer said was gone. Called right
  * after the room's rights event: its write, in the room's slot and on the connection that
  * changed the key before it, makes one WAIT cover both, also on a retry whose key change found
- * nothing left to change. 0, or -1 (logged; the caller answers 503 and the retry confirms). */
-static int rights_replicated(struct api_ctx *c, const char *room)
+ * nothing left to change.
+ *
+ * later: not NULL when the caller writes more before it answers (cancel_member_runs) and
+ * WAITs after that. On one server every write of the request goes on one connection, and a
+ * WAIT there covers everything that connection wrote before it, so no WAIT is sent here: 1,
+ * with *later where the change was written, and the later WAIT covers it as long as the
+ * connection is still that one (rds_wait_since; else it is refused, and the caller answers
+ * 503). Not on a cluster, where the room's slot and the jobs' may live on different masters,
+ * each WAIT counting only its own master's replicas. 0 confirmed here, or -1 (logged; the
+ * caller answers 503 and the retry confirms). */
+static int rights_replicated(struct api_ctx *c, const char *room, struct rds_mark *later)
 {
 	struct rds *rd;
 	char err[256];
 	struct rkey ek = rkey1(RK_ROOM_EVENTS, room);
 	if (store_redis(c->store, &rd) != STORE_OK)
 		return -1;
+	if (later && !rds_is_cluster(rd)) {
+		*later = rds_mark_get(rd);
+		return 1;
+	}
 	if (rds_wait(rd, ek.s, err, sizeof err) < 0) {
 		log_warn("room %s: a change of rights is not confirmed by a replica: %s", room, err);
 		return -1;
@@ -237,9 +250,11 @@ static int cancel_lost_job(struct api_ctx *c, const char *room, const char *id, 
  * a room may ask. First a new run-right mark (lib/jobstate.h): a run whose creation read the
  * right before the change and has not made its job yet is refused by its creation script, so
  * every run this look does not find is one that is never made. Called once the change is in
- * PostgreSQL, where a run's creation reads the right. 0, or -1 when Redis failed (logged):
- * the caller answers 503, and the retry cancels the rest. */
-static int cancel_member_runs(struct api_ctx *c, const char *room, long long uid, const char *why)
+ * PostgreSQL, where a run's creation reads the right. since: NULL, or where the change of
+ * rights was written when its WAIT was left to this one (rights_replicated). 0, or -1 when
+ * Redis failed (logged): the caller answers 503, and the retry cancels the rest. */
+static int cancel_member_runs(struct api_ctx *c, const char *room, long long uid, const char *why,
+			      const struct rds_mark *since)
 {
 	struct rds *rd;
 	char user[32], err[256];
@@ -308,9 +323,10 @@ static int cancel_member_runs(struct api_ctx *c, const char *room, long long uid
 	 * holds them (REDIS_WAIT_REPLICAS): a failover right after would bring the runs back, or
 	 * let a creation that read the right before the change make its run. Every command
 	 * since the mark was in the jobs' slot, on that slot's connection: one WAIT covers all,
-	 * when that connection is still the one that wrote the mark (rds_wait_since). */
+	 * when that connection is still the one that wrote the mark (rds_wait_since), and the
+	 * change of rights before it too when since says it was written on that connection. */
 	if (rc == 0) {
-		if (rds_wait_since(rd, written, mark.s, err, sizeof err) < 0) {
+		if (rds_wait_since(rd, since ? *since : written, mark.s, err, sizeof err) < 0) {
 			log_warn("room %s: the cancelled runs of user %lld are not confirmed by a "
 				 "replica: %s", room, uid, err);
 			rc = -1;
@@ -707,7 +723,8 @@ void h_room_patch(struct api_ctx *c)
 	/* strangers' open streams end when the brokers hear it: a room made private whose
 	 * event did not go out answers 503, and the retry sends it */
 	if (strcmp(vis, "private") == 0 &&
-	    (emit_room_event(c, c->params[0], ev) < 0 || rights_replicated(c, c->params[0]) < 0)) {
+	    (emit_room_event(c, c->params[0], ev) < 0 ||
+	     rights_replicated(c, c->params[0], NULL) < 0)) {
 		cJSON_Delete(room);
 		revoke_failed(c);
 		return;
@@ -1159,15 +1176,18 @@ void h_member_put(struct api_ctx *c)
 		revoke_failed(c);
 		return;
 	}
+	/* a viewer runs nothing: what they queued as editor does not run either, and the WAIT
+	 * after those cancels covers the demotion too (on one server) */
+	int viewer = strcmp(now, "viewer") == 0, left = -1;
+	struct rds_mark written;
 	if (emit_rights_event(c, c->params[0], "members") < 0 ||
-	    rights_replicated(c, c->params[0]) < 0) {
+	    (left = rights_replicated(c, c->params[0], viewer ? &written : NULL)) < 0) {
 		revoke_failed(c);
 		return;
 	}
-	/* a viewer runs nothing: what they queued as editor does not run either */
-	if (strcmp(now, "viewer") == 0 &&
-	    cancel_member_runs(c, c->params[0], target,
-			       "cancelled: its author may no longer run code in this room") < 0) {
+	if (viewer && cancel_member_runs(c, c->params[0], target,
+					 "cancelled: its author may no longer run code in this room",
+					 left == 1 ? &written : NULL) < 0) {
 		revoke_failed(c);
 		return;
 	}
@@ -1217,15 +1237,19 @@ void h_member_delete(struct api_ctx *c)
 	}
 	/* On the 404 of a retry too: the first attempt may have failed before its event, and
 	 * the target's open streams end only when the brokers hear one. */
+	struct rds_mark written;
+	int left = -1;
 	if (emit_rights_event(c, c->params[0], "members") < 0 ||
-	    rights_replicated(c, c->params[0]) < 0) {
+	    (left = rights_replicated(c, c->params[0], &written)) < 0) {
 		revoke_failed(c);
 		return;
 	}
 	/* what they queued while a member does not run after (on a retry's 404 too: the first
-	 * attempt may have failed before this) */
+	 * attempt may have failed before this); on one server the WAIT after the cancels covers
+	 * the removal too */
 	if (cancel_member_runs(c, c->params[0], target,
-			       "cancelled: its author is no longer a member of this room") < 0) {
+			       "cancelled: its author is no longer a member of this room",
+			       left == 1 ? &written : NULL) < 0) {
 		revoke_failed(c);
 		return;
 	}
@@ -1249,7 +1273,8 @@ int rooms_member_gone(struct api_ctx *c, const char *room, long long user)
 		rc = -1;
 	if (emit_rights_event(c, room, "members") < 0)
 		rc = -1;
-	if (cancel_member_runs(c, room, user, "cancelled: its author's account was deleted") < 0)
+	if (cancel_member_runs(c, room, user, "cancelled: its author's account was deleted",
+			       NULL) < 0)
 		rc = -1;
 	return rc;
 }
