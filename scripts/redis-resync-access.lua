@@ -8,10 +8,11 @@
 --   PostgreSQL holds, ARGV[3..] user id, role pairs (every member). The two keys become
 --   exactly that, whatever Redis held (an older backup may hold removed members, old roles,
 --   a room that was public then).
--- "fix": the same keys; ARGV[2] the visibility "put" wrote, ARGV[3] the one PostgreSQL holds
---   now, then user id, role "put" wrote, role now, for each member that differs ("-": none;
---   a visibility "-": the room is gone). A key or entry is changed only while it still holds
---   what "put" wrote: one the API wrote since was written after its own change committed, so
+-- "fix": the same keys; ARGV[2] the visibility the call before wrote ("put" or a "fix"),
+--   ARGV[3] the one PostgreSQL holds now, then user id, role written before, role now, for
+--   each member that differs ("-": none; a visibility "-": the room is gone, or not asked
+--   about, when both are "-"). A key or entry is changed only while it still holds what was
+--   written before: one the API wrote since was written after its own change committed, so
 --   it is newer than either read.
 -- "gen": KEYS[1] a user's token generation, ARGV[2] users.token_gen: raised, never lowered
 --   (as lib/lua/access_gen_store.lua); the user is named when it was raised.

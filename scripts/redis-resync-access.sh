@@ -16,9 +16,10 @@
 #   DATABASE_URL=postgresql://… REDIS_URL=redis://host:6379 scripts/redis-resync-access.sh
 #   DATABASE_URL=postgresql://… REDIS_CLUSTER=host:port[,…] scripts/redis-resync-access.sh
 # (REDIS_PASSWORD as the programs take it). While the API runs it may change a room between
-# this script's read and its write: so the script reads PostgreSQL a second time after its
-# writes and corrects what changed meanwhile, each entry only while it still holds what the
-# script wrote (the API's own writes come after its commits, so they are newer and stay).
+# this script's read and its write: so the script reads PostgreSQL again after its writes
+# and corrects what changed meanwhile, each entry only while it still holds what the script
+# wrote (the API's own writes come after its commits, so they are newer and stay), and reads
+# again after each correction until a read finds nothing left to correct (at most 10 reads).
 # Users whose rights went down are announced on the access channel (cc:access), so running
 # brokers look at their open streams again.
 # Every error ends it with exit status 1 and a line on standard error. RESYNC_ACCESS_S
@@ -101,28 +102,47 @@ awk -v mk="$members" -v vk="$vis" -v sha="$sha" '
 ' "$tmp/first" >"$tmp/put"
 rooms=$(send "$tmp/put")
 
-# 2. Read again, after those writes: what the API changed meanwhile is corrected, each key and
-# entry only while it still holds what step 1 wrote.
-read_pg "$tmp/second"
-awk -v mk="$members" -v vk="$vis" -v sha="$sha" '
-  function key(p, room) { sub(/<room>/, room, p); return p }
-  FNR == 1 { pass++ }
-  $1 == "V" { v[pass, $2] = $3; rooms[$2] = 1 }
-  $1 == "M" { role[pass, $2, $3] = $4; seen[$2, $3] = 1 }
-  END {
-    for (k in seen) { split(k, p, SUBSEP); r = p[1]; u = p[2]
-      a = ((1, r, u) in role) ? role[1, r, u] : "-"
-      b = ((2, r, u) in role) ? role[2, r, u] : "-"
-      if (a != b) diff[r] = diff[r] " " u " " a " " b }
-    for (r in rooms) {
-      a = ((1, r) in v) ? v[1, r] : "-"
-      b = ((2, r) in v) ? v[2, r] : "-"
-      # a room made after the first read: the API wrote its keys itself
-      if (a == "-") continue
-      if (a != b || (r in diff))
-        printf "EVALSHA %s 2 %s %s fix %s %s%s\n", sha, key(mk, r), key(vk, r), a, b, diff[r] } }
-' "$tmp/first" "$tmp/second" >"$tmp/fix"
-fixed=$(send "$tmp/fix")
+# 2. Read again, after those writes, and correct what the API changed meanwhile, each key
+# and entry only while it still holds what the script wrote (a value the API wrote since is
+# newer). Every entry the script writes is checked against a read made after the write, and
+# corrected again when that read differs: an entry the API set back to what the script had
+# written (made public and private again, say) looks untouched, and the correction from the
+# read before would otherwise leave Redis granting what PostgreSQL took back. "asked" lists
+# what the last pass wrote or meant to write: "V room vis", "M room user role" ("-": none),
+# and "R room" for a room written whole (any other member of it: none).
+awk '$1 == "V" { print "R", $2 } { print }' "$tmp/first" >"$tmp/asked"
+fixed=0 pass=1
+while :; do
+  read_pg "$tmp/now"
+  awk -v mk="$members" -v vk="$vis" -v sha="$sha" -v next_asked="$tmp/asked.next" '
+    function key(p, room) { sub(/<room>/, room, p); return p }
+    FILENAME == ARGV[1] {
+      if ($1 == "R") whole[$2] = 1
+      else if ($1 == "V") { av[$2] = $3; rooms[$2] = 1 }
+      else if ($1 == "M") { am[$2, $3] = $4; rooms[$2] = 1 }
+      next
+    }
+    $1 == "V" { nv[$2] = $3 }
+    $1 == "M" { nm[$2, $3] = $4; if (($2 in whole) && !(($2, $3) in am)) am[$2, $3] = "-" }
+    END {
+      printf "" >next_asked
+      for (k in am) { split(k, p, SUBSEP); r = p[1]; u = p[2]
+        b = (k in nm) ? nm[k] : "-"
+        if (am[k] != b) { diff[r] = diff[r] " " u " " am[k] " " b; print "M", r, u, b >next_asked } }
+      for (r in rooms) {
+        a = (r in av) ? av[r] : "-"
+        b = (r in av) ? ((r in nv) ? nv[r] : "-") : "-"
+        if (a != b) print "V", r, b >next_asked
+        if (a != b || (r in diff))
+          printf "EVALSHA %s 2 %s %s fix %s %s%s\n", sha, key(mk, r), key(vk, r), a, b, diff[r] } }
+  ' "$tmp/asked" "$tmp/now" >"$tmp/fix"
+  [ -s "$tmp/fix" ] || break
+  pass=$((pass + 1))
+  [ "$pass" -le 10 ] || fail "the access of some rooms changed between every two of 10 reads of PostgreSQL; run it again"
+  n=$(send "$tmp/fix")
+  fixed=$((fixed + n))
+  mv "$tmp/asked.next" "$tmp/asked"
+done
 
 # 3. Token generations: only users whose generation was ever raised (a missing key counts as
 # 0, the generation every account starts with).
@@ -145,5 +165,5 @@ if [ "$told" -gt 0 ]; then
 fi
 # quiet when Redis held it all already (every start of make run runs this)
 if [ "$rooms" -gt 0 ] || [ "$fixed" -gt 0 ] || [ "$users" -gt 0 ]; then
-  echo "redis: the access state written from PostgreSQL: $rooms rooms' visibility or members and $users users' token generations differed ($fixed rooms corrected for a change meanwhile; the streams of $told users looked at again)"
+  echo "redis: the access state written from PostgreSQL: $rooms rooms' visibility or members and $users users' token generations differed ($fixed corrections for changes meanwhile; the streams of $told users looked at again)"
 fi
