@@ -11,17 +11,17 @@
 # it on its own Redis at every start (once the layout mark below is set, such a run only
 # reads the mark); for a Redis of your own, run it once when upgrading:
 #   REDIS_URL=redis://host:6379/0 DATABASE_URL=postgresql://… scripts/redis-upgrade-keys.sh
-#   (REDIS_URL may be unix:///path/redis.sock). With DATABASE_URL it also fills in the
-#   rooms' visibility keys that are missing (below).
-# The layout mark: once every step succeeded, with DATABASE_URL given (so the visibility was
-# filled in too), it writes the layout's version (RKEYS_LAYOUT) into the key RK(LAYOUT, …)
+#   (REDIS_URL may be unix:///path/redis.sock). With DATABASE_URL it also writes the access
+#   state Redis caches from PostgreSQL (scripts/redis-resync-access.sh, below).
+# The layout mark: once every step succeeded, with DATABASE_URL given (so the access state
+# was written too), it writes the layout's version (RKEYS_LAYOUT) into the key RK(LAYOUT, …)
 # of lib/rkeys.def, cc:layout, without an expiry. A run that finds that version there skips
 # the scan, the renames and the job queue's move, and says so: after one full run there is
 # nothing left to convert, and the scan takes seconds to minutes on a Redis of millions of
-# keys. The visibility fill still runs at every start (one SELECT and one SET NX per room):
-# the broker judges a bearer-token stream by that key alone and cannot fill it in, so a key
-# lost since (a Redis put back from a backup older than the database, writes lost in a
-# crash) is filled again here. A full run deletes the mark before its first step, so one
+# keys. The access state is still written at every start (a few SELECTs, one call per room
+# and per user whose token generation was raised): the broker judges a bearer-token stream
+# by a room's visibility key and member cache alone, so what a Redis put back from a backup
+# older than the database (or writes lost in a crash) holds is set right here. A full run deletes the mark before its first step, so one
 # that fails midway leaves none and the next run does all of it again. UPGRADE_KEYS_FORCE=1
 # runs it in full whatever the mark says: for a data set an older version wrote to after
 # the mark was set (an old binary run against it), which the mark cannot tell.
