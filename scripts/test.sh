@@ -173,6 +173,11 @@ stack_test_env() {
   # tests/stack/writepath.test.mjs reaches the bound behind a damaged operation in about 520
   # commits rather than the default's 5,000 (a healthy room never gets near it)
   export DOCUMENT_PENDING_OPS_MAX=${DOCUMENT_PENDING_OPS_MAX:-520}
+  # a run's wall-clock bound: twice the default (5 s), for the suites that hold the workers
+  # with long runs while they queue others through CGI runs of the ASan build, which took
+  # over 5 s together on a loaded machine (tests/stack/fairness.test.mjs,
+  # rooms-delete-jobs.test.mjs); the suites that reach the bound wait 5 s longer for it
+  export RUN_TIMEOUT_MS=${RUN_TIMEOUT_MS:-10000}
   # AI: the whole test stack (API and worker) talks to an OpenAI-compatible double that
   # tests/stack/ai.test.mjs and tests/browser/client.test.mjs start on AI_DOUBLE_PORT
   # (tests/lib/openai-double.mjs); never to a real provider, whatever the caller's

@@ -19,7 +19,7 @@ if (!files.length) {
   process.exit(2);
 }
 const passOn = ['WORKERS', 'LOGIN_RATE_LIMIT', 'LOGIN_ADDRESS_RATE_LIMIT', 'REGISTER_RATE_LIMIT',
-  'AI_PROVIDER', 'AI_BASE_URL', 'AI_API_KEY', 'AI_MODEL', 'AI_TIMEOUT_MS', 'AI_RATE_LIMIT'];
+  'AI_PROVIDER', 'AI_BASE_URL', 'AI_API_KEY', 'AI_MODEL', 'AI_TIMEOUT_MS', 'AI_RATE_LIMIT', 'RUN_TIMEOUT_MS'];
 const env = {};
 for (const k of passOn) if (process.env[k] !== undefined) env[k] = process.env[k];
 // WORKERS is what the suites count on in all (fairness.test.mjs: "two long runs take both

@@ -179,9 +179,10 @@ test('the noisy room gets every worker when nobody else needs them', async () =>
 
 test('within a room, people take turns: a run queued behind another person\'s five goes before their third', async () => {
   const a = await newUser(), b = await newUser();
-  // a's first two runs hold both workers for 4 s (the sandbox's bound is 5 s), and the check
-  // of the places below must come before either ends. On a busy machine the CGI runs that
-  // queue the others once took longer than that: a's third run had a worker already. So an
+  // a's first two runs hold both workers for 8 s (the test stack's RUN_TIMEOUT_MS is 10 s,
+  // scripts/test.sh), and the check of the places below must come before either ends. On a
+  // busy machine the CGI runs that queue the others once took longer than 4 s, the hold of
+  // an earlier version of this test: a's third run had a worker already. So an
   // attempt counts only when a's third run was still waiting at the check; otherwise it is
   // drained and made again in a new room, three times at most.
   for (let attempt = 1; ; attempt++) {
@@ -192,7 +193,7 @@ test('within a room, people take turns: a run queued behind another person\'s fi
     let mine;
     try {
       for (let i = 0; i < 5; i++) {
-        const r = cgiRun(a.token, room, { code: i < 2 ? `sleep 4; echo a${i}` : `echo a${i}` });
+        const r = cgiRun(a.token, room, { code: i < 2 ? `sleep 8; echo a${i}` : `echo a${i}` });
         assert.equal(r.status, 202, r.body);
         ids.push(r.json.job.id);
       }
@@ -245,9 +246,9 @@ test('admission: a full room line, a user\'s backlog and the whole queue answer 
   const b = await newUser();
   const roomB = await createRoom(b.token, { language: 'bash' });
   // The bounds are reached only while a's two long runs hold both workers, and the sandbox
-  // stops a run after RUN_TIMEOUT_MS (5 s): on a busy machine the CGI runs below took longer
-  // than that once, a's waiting runs got a worker and the user's backlog was gone (202, not
-  // 429). So the answers count only when both long runs were still running after the last
+  // stops a run after RUN_TIMEOUT_MS (10 s in the test stack; at 5 s, on a busy machine, the
+  // CGI runs below took longer than that: a's waiting runs got a worker and the user's
+  // backlog was gone, 202, not 429). So the answers count only when both long runs were still running after the last
   // of them (a run that ends is never running again); otherwise the attempt is cancelled
   // and made again in new rooms.
   let got;

@@ -72,7 +72,7 @@ test('a deleted room\'s runs end: queued ones never start, running ones are stop
   const owner = await newUser('rdj');
   const room = await createRoom(owner.token, { language: 'python' });
   // every job thread busy with a run of this room (the room alone gets every thread), and
-  // three more waiting behind them; each running one lasts 4 s (RUN_TIMEOUT_MS is 5 s)
+  // three more waiting behind them; each running one lasts 4 s (the test stack's RUN_TIMEOUT_MS is 10 s)
   const cap = capacity();
   assert.ok(cap >= 1, 'no live worker');
   const n = Math.min(cap + 3, 10); // EXECUTION_RATE_LIMIT: 10 a minute
