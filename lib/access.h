@@ -14,7 +14,10 @@
  *                       gen is below it is revoked. Missing counts as 0 for the broker; the
  *                       API refills it from PostgreSQL (ACCESS_NO_GEN)
  *   RK_ACCESS_CHANNEL   pub/sub channel; a message {"user":<id>} asks every broker to
- *                       re-check every open stream of that user at once
+ *                       re-check every open stream of that user at once, and one
+ *                       {"room":"<id>"} every open stream of that room (the access resync,
+ *                       scripts/redis-resync-access.sh, sends it for a room it turned from
+ *                       public back to private: no `room` event says so)
  * Rights in a room change through the room's own channel: a `room` event whose reason is
  * "members", "updated" or "invite" makes the broker re-check every stream of the room. */
 #ifndef CC_ACCESS_H

@@ -1411,20 +1411,27 @@ static void rights_changed(struct hub *h)
 	h->rights_seq++;
 }
 
-/* {"user":U} on cc:access: every stream of U, in every room, is asked about again. */
+/* On cc:access (lib/access.h): {"user":U}, every stream of U, in every room, is asked about
+ * again; {"room":"R"}, every stream of R (the access resync made it private again). */
 static void access_message(struct hub *h, const char *msg, size_t len)
 {
-	long long uid;
-	if (rights_access_message(msg, len, &uid) < 0) {
+	struct rights_access a;
+	if (rights_access_message(msg, len, &a) < 0) {
 		log_warn("%s: ignoring a malformed message", rkey0(RK_ACCESS_CHANNEL));
 		return;
 	}
 	rights_changed(h);
+	if (a.user_id == 0) {
+		struct hub_room *r = room_find(h, a.room);
+		if (r && r->nsubs > 0)
+			rights_check(r, 0);
+		return;
+	}
 	for (int b = 0; b < HUB_BUCKETS; b++)
 		for (struct hub_room *r = h->buckets[b]; r; r = r->hnext)
 			for (struct hub_sub *s = r->subs; s; s = s->next)
-				if (s->user_id == uid) {
-					rights_check(r, uid);
+				if (s->user_id == a.user_id) {
+					rights_check(r, a.user_id);
 					break;
 				}
 }

@@ -26,7 +26,9 @@
  * event itself is delivered first), for one subscriber after its catch-up replayed such an
  * event (a gap repair replays one the channel lost), for every room after a Redis reconnect,
  * and for every
- * subscriber of user U when {"user":U} arrives on cc:access (lib/access.h). A subscriber whose
+ * subscriber of user U when {"user":U} arrives on cc:access (lib/access.h), and for every
+ * subscriber of room R when {"room":"R"} does (the access resync made R private again). A
+ * subscriber whose
  * answer is "" or "revoked" is handed to its owner's `revoked`. A re-check that gets no
  * answer (a node it asked went away) is asked again with backoff for a few seconds, then its
  * streams are dropped (failed, not revoked): access taken away never stays with an open stream

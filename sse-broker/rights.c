@@ -48,17 +48,33 @@ enum rights_verdict rights_verdict_of(const char *answer, size_t len)
 	return RIGHTS_UNKNOWN;
 }
 
-int rights_access_message(const char *msg, size_t len, long long *user_id)
+int rights_access_message(const char *msg, size_t len, struct rights_access *a)
 {
 	int rc = -1;
+	memset(a, 0, sizeof *a);
 	cJSON *o = cJSON_ParseWithLength(msg, len);
 	const cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "user");
-	/* user ids are positive integers well inside a double's exact range */
-	if (cJSON_IsNumber(u) && u->valuedouble >= 1 && u->valuedouble <= 9007199254740991.0 &&
-	    u->valuedouble == (double)(long long)u->valuedouble) {
-		*user_id = (long long)u->valuedouble;
-		rc = 0;
+	const cJSON *r = cJSON_GetObjectItemCaseSensitive(o, "room");
+	if (!cJSON_IsObject(o) || (u != NULL) == (r != NULL))
+		goto out;
+	if (u) {
+		/* user ids are positive integers well inside a double's exact range */
+		if (cJSON_IsNumber(u) && u->valuedouble >= 1 &&
+		    u->valuedouble <= 9007199254740991.0 &&
+		    u->valuedouble == (double)(long long)u->valuedouble) {
+			a->user_id = (long long)u->valuedouble;
+			rc = 0;
+		}
+		goto out;
 	}
+	if (!cJSON_IsString(r) || !r->valuestring || memchr(msg, '\\', len) || memchr(msg, 0, len))
+		goto out;
+	size_t n = strlen(r->valuestring);
+	if (!id_valid(r->valuestring, n))
+		goto out;
+	memcpy(a->room, r->valuestring, n + 1);
+	rc = 0;
+out:
 	cJSON_Delete(o);
 	return rc;
 }

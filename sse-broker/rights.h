@@ -7,7 +7,8 @@
  * Redis knows no such room (404). The same
  * question is asked again for the open streams of a room when its rights may have changed
  * (a `room` event "members", "updated", "invite"; a Redis reconnect) and for the streams of
- * a user when cc:access says {"user":U} (sign-out, password change). One subject is one
+ * a user when cc:access says {"user":U} (sign-out, password change), and for the streams of
+ * a room when it says {"room":"R"} (the access resync made R private again). One subject is one
  * distinct (user, session, generation); one command asks about at most RIGHTS_BATCH of them.
  * hub.c sends the commands; this module builds them and reads the answers. */
 #ifndef CC_BROKER_RIGHTS_H
@@ -17,6 +18,7 @@
 #include <stddef.h>
 
 #include "access.h"
+#include "id.h"
 #include "token.h"
 
 /* Subjects per Redis command: bounds one command's size (about 4 arguments a subject) and
@@ -46,8 +48,16 @@ size_t rights_subjects_unique(struct rights_subject *v, size_t n);
 /* The script's answer for one subject (a Redis string of len bytes). */
 enum rights_verdict rights_verdict_of(const char *answer, size_t len);
 
-/* A cc:access message {"user":<id>}: 0 and *user_id, -1 when it is not one. */
-int rights_access_message(const char *msg, size_t len, long long *user_id);
+/* A cc:access message (lib/access.h): {"user":<id>}, a positive integer, or {"room":"<id>"},
+ * an id of lib/id.h. A message naming both, neither, or either one of the wrong type is
+ * none; other keys are ignored. A room's form is refused when the message holds any NUL
+ * byte or backslash: an id needs no escape, and an escaped NUL would cut the id short. */
+struct rights_access {
+	long long user_id;     /* > 0: every stream of this user; 0: of the room below */
+	char room[ID_MAX + 1]; /* the room's id when user_id is 0, else "" */
+};
+/* 0 and *a, -1 when msg[0..len) is not one. */
+int rights_access_message(const char *msg, size_t len, struct rights_access *a);
 
 /* The question about n (1..RIGHTS_BATCH) subjects of room_id, in the parts Redis Cluster
  * allows (each command in one slot): argv[0..argc) is one EVALSHA of rs_access_stream

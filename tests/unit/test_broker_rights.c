@@ -1,4 +1,5 @@
 /* The broker's rights question: subjects, the command it sends, the answers, cc:access. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,14 +117,46 @@ static void test_verdicts(void)
 
 static void test_access_message(void)
 {
-	long long u = 0;
-	CHECK(rights_access_message("{\"user\":42}", 11, &u) == 0 && u == 42);
-	CHECK(rights_access_message("{\"user\":9007199254740991}", 25, &u) == 0 &&
-	      u == 9007199254740991LL);
-	static const char *bad[] = {"{\"user\":0}", "{\"user\":-3}", "{\"user\":1.5}",
-				    "{\"user\":\"42\"}", "{}", "[42]", "", "{\"user\":1e300}"};
-	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-		CHECK(rights_access_message(bad[i], strlen(bad[i]), &u) == -1);
+	struct rights_access a;
+	CHECK(rights_access_message("{\"user\":42}", 11, &a) == 0 && a.user_id == 42 &&
+	      a.room[0] == 0);
+	CHECK(rights_access_message("{\"user\":9007199254740991}", 25, &a) == 0 &&
+	      a.user_id == 9007199254740991LL);
+	/* other keys are ignored, as before the room's form */
+	CHECK(rights_access_message("{\"user\":7,\"why\":\"x\"}", 20, &a) == 0 && a.user_id == 7);
+	CHECK(rights_access_message("{\"room\":\"aB3_-z\"}", 17, &a) == 0 && a.user_id == 0 &&
+	      strcmp(a.room, "aB3_-z") == 0);
+	CHECK(rights_access_message("{\"room\":\"r1\",\"why\":2}", 21, &a) == 0 &&
+	      strcmp(a.room, "r1") == 0);
+	/* the longest id (ID_MAX) fits; one byte more is none */
+	char msg[128];
+	int n = snprintf(msg, sizeof msg, "{\"room\":\"%0*d\"}", ID_MAX, 0);
+	CHECK(rights_access_message(msg, (size_t)n, &a) == 0 && strlen(a.room) == ID_MAX);
+	n = snprintf(msg, sizeof msg, "{\"room\":\"%0*d\"}", ID_MAX + 1, 0);
+	CHECK(rights_access_message(msg, (size_t)n, &a) == -1);
+	/* the length given is the message: a valid one followed by more bytes is not read */
+	CHECK(rights_access_message("{\"room\":\"r1\"}garbage", 13, &a) == 0);
+	static const char *bad[] = {
+		"{\"user\":0}", "{\"user\":-3}", "{\"user\":1.5}", "{\"user\":\"42\"}", "{}", "[42]", "",
+		"{\"user\":1e300}", "{\"user\":9007199254740992}", "{\"user\":1e400}",
+		"{\"user\":null}", "{\"user\":true}", "{\"user\":[1]}",
+		/* both, or a room of the wrong type or syntax */
+		"{\"user\":1,\"room\":\"r1\"}", "{\"room\":\"r1\",\"user\":1}", "{\"room\":7}",
+		"{\"room\":null}", "{\"room\":[\"r1\"]}", "{\"room\":{}}", "{\"room\":\"\"}",
+		"{\"room\":\"a b\"}", "{\"room\":\"a/b\"}", "{\"room\":\"a.b\"}", "{\"room\":\"\xc3\xa9\"}",
+		"{\"room\":\"r1\\u0000x\"}", "{\"room\":\"r\\u0031\"}", "{\"room\":\"r1\\\"\"}",
+		"{\"Room\":\"r1\"}", "[\"room\",\"r1\"]", "\"room\"", "r1", "{\"room\":\"r1\"",
+		"null", "{\"room\":\"r1\",}",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		a.user_id = 99;
+		CHECK(rights_access_message(bad[i], strlen(bad[i]), &a) == -1);
+	}
+	/* a raw NUL inside the message: not a string's end */
+	static const char nul[] = "{\"room\":\"r1\0x\"}";
+	CHECK(rights_access_message(nul, sizeof nul - 1, &a) == -1);
+	static const char nul_after[] = "{\"room\":\"r1\"}\0";
+	CHECK(rights_access_message(nul_after, sizeof nul_after - 1, &a) == -1);
 }
 
 int main(void)
