@@ -1,8 +1,9 @@
 -- Run by scripts/redis-resync-access.sh, one call per room or per user, each on the keys of
 -- one slot. The answer is always one string: "ok" when Redis held that already, "changed"
--- when this call changed it, then the ids of users whose rights in Redis went down or
--- changed (the script asks the brokers to look at their streams again); anything else in
--- the output is an error reply.
+-- when this call changed it, then "closed" when it turned the room's visibility from
+-- "public" to anything else (strangers may stream it no more), then the ids of users whose
+-- rights in Redis went down or changed (the script asks the brokers to look at the streams
+-- of those rooms and users again); anything else in the output is an error reply.
 --
 -- "put": KEYS[1] a room's members hash, KEYS[2] its visibility key; ARGV[2] the visibility
 --   PostgreSQL holds, ARGV[3..] user id, role pairs (every member). The two keys become
@@ -16,7 +17,7 @@
 --   it is newer than either read.
 -- "gen": KEYS[1] a user's token generation, ARGV[2] users.token_gen: raised, never lowered
 --   (as lib/lua/access_gen_store.lua); the user is named when it was raised.
-local mode, out, changed = ARGV[1], {}, false
+local mode, out, changed, closed = ARGV[1], {}, false, false
 if mode == 'put' then
   local want = {}
   for i = 3, #ARGV - 1, 2 do want[ARGV[i]] = ARGV[i + 1] end
@@ -26,7 +27,9 @@ if mode == 'put' then
     n = n + 1
     if want[old[i]] ~= old[i + 1] then out[#out + 1] = old[i] end
   end
-  changed = #out > 0 or n ~= (#ARGV - 2) / 2 or redis.call('GET', KEYS[2]) ~= ARGV[2]
+  local was = redis.call('GET', KEYS[2])
+  changed = #out > 0 or n ~= (#ARGV - 2) / 2 or was ~= ARGV[2]
+  closed = was == 'public' and ARGV[2] ~= 'public'
   -- nothing is written when Redis holds it already (no growth of the AOF at each start)
   if changed then
     redis.call('DEL', KEYS[1])
@@ -43,6 +46,7 @@ elseif mode == 'fix' then
   if ARGV[2] ~= ARGV[3] and redis.call('GET', KEYS[2]) == ARGV[2] then
     if ARGV[3] == '-' then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2], ARGV[3]) end
     changed = true
+    closed = ARGV[2] == 'public'
   end
   for i = 4, #ARGV - 2, 3 do
     local uid, wrote, now = ARGV[i], ARGV[i + 1], ARGV[i + 2]
@@ -62,5 +66,6 @@ elseif mode == 'gen' then
 else
   return redis.error_reply('ERR unknown mode ' .. tostring(mode))
 end
+if closed then table.insert(out, 1, 'closed') end
 table.insert(out, 1, changed and 'changed' or 'ok')
 return table.concat(out, ' ')

@@ -20,8 +20,9 @@
 # and corrects what changed meanwhile, each entry only while it still holds what the script
 # wrote (the API's own writes come after its commits, so they are newer and stay), and reads
 # again after each correction until a read finds nothing left to correct (at most 10 reads).
-# Users whose rights went down are announced on the access channel (cc:access), so running
-# brokers look at their open streams again.
+# Users whose rights went down, and rooms it turned from public back to private, are
+# announced on the access channel (cc:access: {"user":<id>}, {"room":"<id>"}), so running
+# brokers look at their open streams again (a stranger's stream of such a room ends).
 # Every error ends it with exit status 1 and a line on standard error. RESYNC_ACCESS_S
 # (300 s) bounds each psql and redis-cli call.
 set -euo pipefail
@@ -74,7 +75,9 @@ read_pg() {
     fail "reading the rooms' access from PostgreSQL failed"
 }
 # Sends the redis-cli lines in $1; every reply must be "ok …" or "changed …": the ids after
-# it are added to $tmp/users. Echoes how many calls changed something.
+# it are added to $tmp/users. $2, when given, names the room of each line of $1 (one a line,
+# in the same order): the rooms whose reply says "closed" (made private) are added to
+# $tmp/closed. Echoes how many calls changed something.
 send() {
   local n
   n=$(wc -l <"$1")
@@ -83,24 +86,31 @@ send() {
   # (redis-cli -c may say where it was redirected)
   grep -v -E '^-> Redirected' "$tmp/out" >"$tmp/replies" || true
   local bad
-  bad=$(grep -v -m 1 -E '^(ok|changed)( [0-9]+)*$' "$tmp/replies" || true)
+  bad=$(grep -v -m 1 -E '^(ok|changed)( closed)?( [0-9]+)*$' "$tmp/replies" || true)
   [ -z "$bad" ] || fail "writing the access state to Redis failed: $bad"
   [ "$(wc -l <"$tmp/replies")" = "$n" ] || fail "writing the access state to Redis failed: $n calls, $(wc -l <"$tmp/replies") replies"
   { tr ' ' '\n' <"$tmp/replies" | grep -E '^[0-9]+$' || true; } >>"$tmp/users"
+  if [ -n "${2:-}" ]; then
+    [ "$(wc -l <"$2")" = "$n" ] || fail "writing the access state to Redis: $n calls, $(wc -l <"$2") rooms"
+    paste -d ' ' "$2" "$tmp/replies" | awk '$3 == "closed" { print $1 }' >>"$tmp/closed"
+  fi
   grep -c '^changed' "$tmp/replies" || true
 }
 : >"$tmp/users"
+: >"$tmp/closed"
 
 # 1. Every room's visibility and member cache, as PostgreSQL has them.
 read_pg "$tmp/first"
-awk -v mk="$members" -v vk="$vis" -v sha="$sha" '
+awk -v mk="$members" -v vk="$vis" -v sha="$sha" -v names="$tmp/put.rooms" '
   function key(p, room) { sub(/<room>/, room, p); return p }
   $1 == "V" { vis[$2] = $3; order[++n] = $2 }
   $1 == "M" { m[$2] = m[$2] " " $3 " " $4 }
-  END { for (i = 1; i <= n; i++) { r = order[i]
-    printf "EVALSHA %s 2 %s %s put %s%s\n", sha, key(mk, r), key(vk, r), vis[r], m[r] } }
+  END { printf "" >names
+    for (i = 1; i <= n; i++) { r = order[i]
+    printf "EVALSHA %s 2 %s %s put %s%s\n", sha, key(mk, r), key(vk, r), vis[r], m[r]
+    print r >names } }
 ' "$tmp/first" >"$tmp/put"
-rooms=$(send "$tmp/put")
+rooms=$(send "$tmp/put" "$tmp/put.rooms")
 
 # 2. Read again, after those writes, and correct what the API changed meanwhile, each key
 # and entry only while it still holds what the script wrote (a value the API wrote since is
@@ -114,7 +124,7 @@ awk '$1 == "V" { print "R", $2 } { print }' "$tmp/first" >"$tmp/asked"
 fixed=0 pass=1
 while :; do
   read_pg "$tmp/now"
-  awk -v mk="$members" -v vk="$vis" -v sha="$sha" -v next_asked="$tmp/asked.next" '
+  awk -v mk="$members" -v vk="$vis" -v sha="$sha" -v next_asked="$tmp/asked.next" -v names="$tmp/fix.rooms" '
     function key(p, room) { sub(/<room>/, room, p); return p }
     FILENAME == ARGV[1] {
       if ($1 == "R") whole[$2] = 1
@@ -126,6 +136,7 @@ while :; do
     $1 == "M" { nm[$2, $3] = $4; if (($2 in whole) && !(($2, $3) in am)) am[$2, $3] = "-" }
     END {
       printf "" >next_asked
+      printf "" >names
       for (k in am) { split(k, p, SUBSEP); r = p[1]; u = p[2]
         b = (k in nm) ? nm[k] : "-"
         if (am[k] != b) { diff[r] = diff[r] " " u " " am[k] " " b; print "M", r, u, b >next_asked } }
@@ -133,13 +144,14 @@ while :; do
         a = (r in av) ? av[r] : "-"
         b = (r in av) ? ((r in nv) ? nv[r] : "-") : "-"
         if (a != b) print "V", r, b >next_asked
-        if (a != b || (r in diff))
-          printf "EVALSHA %s 2 %s %s fix %s %s%s\n", sha, key(mk, r), key(vk, r), a, b, diff[r] } }
+        if (a != b || (r in diff)) {
+          printf "EVALSHA %s 2 %s %s fix %s %s%s\n", sha, key(mk, r), key(vk, r), a, b, diff[r]
+          print r >names } } }
   ' "$tmp/asked" "$tmp/now" >"$tmp/fix"
   [ -s "$tmp/fix" ] || break
   pass=$((pass + 1))
   [ "$pass" -le 10 ] || fail "the access of some rooms changed between every two of 10 reads of PostgreSQL; run it again"
-  n=$(send "$tmp/fix")
+  n=$(send "$tmp/fix" "$tmp/fix.rooms")
   fixed=$((fixed + n))
   mv "$tmp/asked.next" "$tmp/asked"
 done
@@ -154,10 +166,14 @@ awk -v gk="$gen" -v sha="$sha" '
 ' "$tmp/gens" >"$tmp/gen"
 users=$(send "$tmp/gen")
 
-# 4. The brokers look again at the streams of every user whose rights went down.
+# 4. The brokers look again at the streams of every user whose rights went down, and at all
+# the streams of every room made private again (strangers' streams opened on the restored
+# "public"; no room event tells the brokers of it).
 sort -u -n "$tmp/users" | awk -v ch="$channel" 'NF { printf "SPUBLISH %s '"'"'{\"user\":%s}'"'"'\n", ch, $1 }' >"$tmp/pub"
 told=$(wc -l <"$tmp/pub")
-if [ "$told" -gt 0 ]; then
+sort -u "$tmp/closed" | awk -v ch="$channel" 'NF { printf "SPUBLISH %s '"'"'{\"room\":\"%s\"}'"'"'\n", ch, $1 }' >>"$tmp/pub"
+closed=$(sort -u "$tmp/closed" | grep -c . || true)
+if [ -s "$tmp/pub" ]; then
   within "$bound_s" "${cli[@]}" <"$tmp/pub" >"$tmp/out" 2>&1 || fail "announcing the changes on $channel failed: $(head -c 500 "$tmp/out")"
   grep -v -E '^-> Redirected' "$tmp/out" >"$tmp/replies" || true
   bad=$(grep -v -m 1 -E '^[0-9]+$' "$tmp/replies" || true)
@@ -165,5 +181,5 @@ if [ "$told" -gt 0 ]; then
 fi
 # quiet when Redis held it all already (every start of make run runs this)
 if [ "$rooms" -gt 0 ] || [ "$fixed" -gt 0 ] || [ "$users" -gt 0 ]; then
-  echo "redis: the access state written from PostgreSQL: $rooms rooms' visibility or members and $users users' token generations differed ($fixed corrections for changes meanwhile; the streams of $told users looked at again)"
+  echo "redis: the access state written from PostgreSQL: $rooms rooms' visibility or members and $users users' token generations differed ($fixed corrections for changes meanwhile; the streams of $told users and of $closed rooms made private looked at again)"
 fi

@@ -4,13 +4,15 @@
 // after its commit). The script must leave Redis as PostgreSQL has it last, whatever the
 // order: a room made public and private again, or a viewer made editor and viewer again,
 // while it runs, is private and viewer at the end (Redis public would let strangers stream
-// the room; editor would let the viewer edit).
+// the room; editor would let the viewer edit). A room whose visibility key it turns from
+// public to private is announced on cc:access ({"room":"<id>"}), so that brokers end
+// strangers' streams of it, whether the first write or a correction turned it.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, startRedis, stop, tempDir } from '../lib/procs.mjs';
+import { ROOT, start, startRedis, stop, tempDir, waitFor } from '../lib/procs.mjs';
 
 const RESYNC = join(ROOT, 'scripts/redis-resync-access.sh');
 let server;
@@ -91,4 +93,36 @@ test('a room created after the first read, with none before it, keeps the keys t
   assert.equal(r.code, 0, r.stderr);
   assert.equal(cli('GET', vis), 'public', 'the new room\'s visibility');
   assert.equal(cli('HGET', members, '1'), 'owner', 'the new room\'s owner');
+});
+
+test('the rooms made private again, by the first write or a correction, are announced on cc:access', async () => {
+  server ??= await startRedis();
+  cli('FLUSHALL');
+  const dir = tempDir('cc-resync-');
+  const vis = (room) => `cc:room:{${room}}:visibility`, members = (room) => `cc:room:{${room}}:members`;
+  // rcA: public in the restored Redis, private in PostgreSQL (the first write turns it);
+  // rcB: public in both (nothing to announce); rcC: PostgreSQL says public at the first read,
+  // then the API makes it private (committed, its own write to Redis not yet done), so the
+  // first write puts public and the correction turns it; rcD: private in both.
+  for (const [room, v] of [['rcA', 'public'], ['rcB', 'public'], ['rcC', 'private'], ['rcD', 'private']]) {
+    cli('SET', vis(room), v);
+    cli('HSET', members(room), '1', 'owner');
+  }
+  const rows = (c) => `V rcA private\nM rcA 1 owner\nV rcB public\nM rcB 1 owner\nV rcC ${c}\nM rcC 1 owner\nV rcD private\nM rcD 1 owner\n`;
+  fakePsql(dir, [rows('public'), rows('private')], []);
+  const sub = start('redis-cli', ['-p', String(server.port), 'SSUBSCRIBE', 'cc:access']);
+  try {
+    await waitFor(() => sub.output.includes('ssubscribe'), { what: 'the listener subscribed', timeout: 20000 });
+    const r = await resync(dir);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /the streams of 0 users and of 2 rooms made private looked at again/);
+    // the announcements go out in one pipe, in the rooms' order: rcB's would come before rcC's
+    await waitFor(() => sub.output.includes('{"room":"rcC"}'), { what: 'rcC announced', timeout: 20000 });
+    const said = sub.output.split('\n').filter((l) => l.startsWith('{'));
+    assert.deepEqual(said, ['{"room":"rcA"}', '{"room":"rcC"}']);
+    for (const room of ['rcA', 'rcC', 'rcD']) assert.equal(cli('GET', vis(room)), 'private', room);
+    assert.equal(cli('GET', vis('rcB')), 'public');
+  } finally {
+    await stop(sub);
+  }
 });

@@ -101,20 +101,29 @@ test('a start after Redis was put back from an older backup refuses what was tak
   assert.doesNotMatch(runScript(UPGRADE), /access state/);
 });
 
-// A restore under a running stack: the operator runs scripts/redis-resync-access.sh, and a
-// stream the removed member opened on the restored keys is ended by its broker (the script
-// announces the user on cc:access).
-test('the resync on a running stack ends a stream the restored keys let in', async () => {
+// A restore under a running stack: the operator runs scripts/redis-resync-access.sh, and the
+// streams the restored keys let in are ended by their broker: the removed member's (the
+// script announces the user on cc:access) and a stranger's, opened while the restored
+// visibility key said public (the script announces the room it made private again).
+test('the resync on a running stack ends the streams the restored keys let in', async () => {
   const s = await scene();
   s.backup.forEach(putBack);
   const stream = bearerStream(s.room.id, s.removed.token);
+  const strangers = bearerStream(s.room.id, s.stranger.token);
+  const owners = bearerStream(s.room.id, s.owner.token);
   try {
     await stream.open(); // let in by the restored member cache
+    await strangers.open(); // let in by the restored visibility key
+    await owners.open();
     const out = runScript(RESYNC);
     await waitFor(() => stream.ended, { what: 'the removed member\'s stream ended', timeout: 20000 });
+    await waitFor(() => strangers.ended, { what: 'the stranger\'s stream of the room made private ended', timeout: 20000 });
     await refused(s);
-    assert.match(out, /the streams of [1-9]\d* users looked at again/);
+    assert.match(out, /the streams of [1-9]\d* users and of 1 rooms made private looked at again/);
+    assert.equal(owners.ended, false, 'the owner\'s stream stays open');
   } finally {
     stream.close();
+    strangers.close();
+    owners.close();
   }
 });
