@@ -44,12 +44,12 @@ fi
 # a password in REDIS_URL wins, as for the programs
 if [ -n "${REDIS_PASSWORD:-}" ]; then export REDISCLI_AUTH=$REDIS_PASSWORD; fi
 here=$(dirname "$0")
-def=$here/../lib/rkeys.def
-pattern() { sed -n -E "s/^RK\\($1, \"([^\"]+)\"\\)\$/\\1/p" "$def"; }
-members=$(pattern ROOM_MEMBERS) vis=$(pattern ROOM_VISIBILITY) gen=$(pattern USER_TOKGEN)
-channel=$(pattern ACCESS_CHANNEL)
+# shellcheck source=scripts/rkeys.sh
+. "$here/rkeys.sh"
+members=$(rkey ROOM_MEMBERS) vis=$(rkey ROOM_VISIBILITY) gen=$(rkey USER_TOKGEN)
+channel=$(rkey ACCESS_CHANNEL)
 if [ -z "$members" ] || [ -z "$vis" ] || [ -z "$gen" ] || [ -z "$channel" ]; then
-  fail "$def does not name ROOM_MEMBERS, ROOM_VISIBILITY, USER_TOKGEN and ACCESS_CHANNEL"
+  fail "$rkeys_def does not name ROOM_MEMBERS, ROOM_VISIBILITY, USER_TOKGEN and ACCESS_CHANNEL"
 fi
 # The script, whole-line comments left out, loaded once into every server (on a cluster into
 # every node: each call runs where its keys live), then called by its SHA-1: 10,000 rooms
@@ -74,6 +74,18 @@ read_pg() {
         UNION ALL SELECT 'M ' || room_id || ' ' || user_id || ' ' || role FROM room_members" >"$1" ||
     fail "reading the rooms' access from PostgreSQL failed"
 }
+# Sends the redis-cli lines in $1 and leaves their replies in $tmp/replies, one a line; any
+# reply that does not match the extended regular expression $2, or a count of replies other
+# than the count of lines, fails the script with "$3 failed".
+call() {
+  within "$bound_s" "${cli[@]}" <"$1" >"$tmp/out" 2>&1 || fail "$3 failed: $(head -c 500 "$tmp/out")"
+  # (redis-cli -c may say where it was redirected)
+  grep -v -E '^-> Redirected' "$tmp/out" >"$tmp/replies" || true
+  local bad
+  bad=$(grep -v -m 1 -E "$2" "$tmp/replies" || true)
+  [ -z "$bad" ] || fail "$3 failed: $bad"
+  [ "$(wc -l <"$tmp/replies")" = "$(wc -l <"$1")" ] || fail "$3 failed: $(wc -l <"$1") calls, $(wc -l <"$tmp/replies") replies"
+}
 # Sends the redis-cli lines in $1; every reply must be "ok …" or "changed …": the ids after
 # it are added to $tmp/users. $2, when given, names the room of each line of $1 (one a line,
 # in the same order): the rooms whose reply says "closed" (made private) are added to
@@ -82,13 +94,7 @@ send() {
   local n
   n=$(wc -l <"$1")
   [ "$n" -gt 0 ] || { echo 0; return; }
-  within "$bound_s" "${cli[@]}" <"$1" >"$tmp/out" 2>&1 || fail "writing the access state to Redis failed: $(head -c 500 "$tmp/out")"
-  # (redis-cli -c may say where it was redirected)
-  grep -v -E '^-> Redirected' "$tmp/out" >"$tmp/replies" || true
-  local bad
-  bad=$(grep -v -m 1 -E '^(ok|changed)( closed)?( [0-9]+)*$' "$tmp/replies" || true)
-  [ -z "$bad" ] || fail "writing the access state to Redis failed: $bad"
-  [ "$(wc -l <"$tmp/replies")" = "$n" ] || fail "writing the access state to Redis failed: $n calls, $(wc -l <"$tmp/replies") replies"
+  call "$1" '^(ok|changed)( closed)?( [0-9]+)*$' "writing the access state to Redis"
   { tr ' ' '\n' <"$tmp/replies" | grep -E '^[0-9]+$' || true; } >>"$tmp/users"
   if [ -n "${2:-}" ]; then
     [ "$(wc -l <"$2")" = "$n" ] || fail "writing the access state to Redis: $n calls, $(wc -l <"$2") rooms"
@@ -117,12 +123,14 @@ rooms=$(send "$tmp/put" "$tmp/put.rooms")
 # newer). Every entry the script writes is checked against a read made after the write, and
 # corrected again when that read differs: an entry the API set back to what the script had
 # written (made public and private again, say) looks untouched, and the correction from the
-# read before would otherwise leave Redis granting what PostgreSQL took back. "asked" lists
+# read before would otherwise leave Redis granting what PostgreSQL took back. When step 1
+# wrote nothing (every start of a stack whose Redis is whole), no entry holds a value of the
+# script's, so there is nothing to check and no second read. "asked" lists
 # what the last pass wrote or meant to write: "V room vis", "M room user role" ("-": none),
 # and "R room" for a room written whole (any other member of it: none).
 awk '$1 == "V" { print "R", $2 } { print }' "$tmp/first" >"$tmp/asked"
 fixed=0 pass=1
-while :; do
+while [ "$rooms" -gt 0 ]; do
   read_pg "$tmp/now"
   awk -v mk="$members" -v vk="$vis" -v sha="$sha" -v next_asked="$tmp/asked.next" -v names="$tmp/fix.rooms" '
     function key(p, room) { sub(/<room>/, room, p); return p }
@@ -173,12 +181,7 @@ sort -u -n "$tmp/users" | awk -v ch="$channel" 'NF { printf "SPUBLISH %s '"'"'{\
 told=$(wc -l <"$tmp/pub")
 sort -u "$tmp/closed" | awk -v ch="$channel" 'NF { printf "SPUBLISH %s '"'"'{\"room\":\"%s\"}'"'"'\n", ch, $1 }' >>"$tmp/pub"
 closed=$(sort -u "$tmp/closed" | grep -c . || true)
-if [ -s "$tmp/pub" ]; then
-  within "$bound_s" "${cli[@]}" <"$tmp/pub" >"$tmp/out" 2>&1 || fail "announcing the changes on $channel failed: $(head -c 500 "$tmp/out")"
-  grep -v -E '^-> Redirected' "$tmp/out" >"$tmp/replies" || true
-  bad=$(grep -v -m 1 -E '^[0-9]+$' "$tmp/replies" || true)
-  [ -z "$bad" ] || fail "announcing the changes on $channel failed: $bad"
-fi
+if [ -s "$tmp/pub" ]; then call "$tmp/pub" '^[0-9]+$' "announcing the changes on $channel"; fi
 # quiet when Redis held it all already (every start of make run runs this)
 if [ "$rooms" -gt 0 ] || [ "$fixed" -gt 0 ] || [ "$users" -gt 0 ]; then
   echo "redis: the access state written from PostgreSQL: $rooms rooms' visibility or members and $users users' token generations differed ($fixed corrections for changes meanwhile; the streams of $told users and of $closed rooms made private looked at again)"

@@ -40,11 +40,13 @@ esac
 fail() { echo "redis: $*" >&2; exit 1; }
 # --foreground: a Ctrl-C at the terminal still reaches the client
 within() { local s=$1; shift; timeout --foreground -k 2 "$s" "$@"; }
-def=$(dirname "$0")/../lib/rkeys.def
-mark=$(sed -n -E 's/^RK\(LAYOUT, "([^"<>]+)"\)$/\1/p' "$def") || fail "$def cannot be read"
-layout=$(sed -n -E 's/^#define RKEYS_LAYOUT ([0-9]+)$/\1/p' "$def")
+# shellcheck source=scripts/rkeys.sh
+. "$(dirname "$0")/rkeys.sh"
+mark=$(rkey LAYOUT) || fail "$rkeys_def cannot be read"
+layout=$(rkeys_layout)
+case $mark in *[\<\>]*) mark= ;; esac # the mark is one fixed key, no placeholder
 if [ -z "$mark" ] || [ -z "$layout" ]; then
-  fail "$def names no layout mark (RK(LAYOUT, …) and #define RKEYS_LAYOUT)"
+  fail "$rkeys_def names no layout mark (RK(LAYOUT, …) and #define RKEYS_LAYOUT)"
 fi
 case ${UPGRADE_KEYS_FORCE:-0} in
   0 | 1) ;;

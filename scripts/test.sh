@@ -34,7 +34,6 @@ cd "$ROOT"
 what=${1:-all}
 shift || true
 failed=0
-STACK_SKIP=() # stack suites the stack group leaves out (make test: those of its second lane)
 
 # Runs the ASan build of every tests/<group>/test_*.c (a source without its binary fails).
 run_c() { # group label
@@ -224,8 +223,8 @@ run_with_stack() { # groups [files...]
       esac
       local files=() t0=$SECONDS f
       while IFS= read -r f; do
-        # a suite that make test runs in its other lane (LANE_SUITES) is left out here
-        [[ " ${STACK_SKIP[*]:-} " == *" $f "* ]] || files+=("$f")
+        # stack_skip (set for this call alone): suites left out, make test's other lane's
+        [[ " ${stack_skip:-} " == *" $f "* ]] || files+=("$f")
       done < <(suites "$g")
       run_node "${files[@]}" || rc=1
       took "the $g group" "$t0"
@@ -341,12 +340,10 @@ case "$what" in
       exit "$rc"
     ) >"$lane_log" 2>&1 </dev/null &
     lane_pid=$!
-    STACK_SKIP=("${LANE_SUITES[@]}")
     # a Ctrl-C at a terminal reaches both (one process group); a TERM to this script alone
     # sends one to the cluster group's shell too
     trap 'kill -TERM "$lane_pid" 2>/dev/null; rm -f "$lane_log"; exit 130' INT TERM
-    run_with_stack "stack browser" || failed=1
-    STACK_SKIP=()
+    stack_skip="${LANE_SUITES[*]}" run_with_stack "stack browser" || failed=1
     lane_rc=0
     t0=$SECONDS
     wait "$lane_pid" || lane_rc=$?

@@ -10,7 +10,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, start, startRedis, stop, tempDir, waitFor } from '../lib/procs.mjs';
 
@@ -125,4 +125,26 @@ test('the rooms made private again, by the first write or a correction, are anno
   } finally {
     await stop(sub);
   }
+});
+
+test('a Redis that holds what PostgreSQL has is read once and left alone, quietly', async () => {
+  server ??= await startRedis();
+  cli('FLUSHALL');
+  const dir = tempDir('cc-resync-');
+  const vis = (room) => `cc:room:{${room}}:visibility`, members = (room) => `cc:room:{${room}}:members`;
+  cli('SET', vis('rqA'), 'private');
+  cli('HSET', members('rqA'), '1', 'owner', '2', 'viewer');
+  cli('SET', vis('rqB'), 'public');
+  cli('HSET', members('rqB'), '3', 'owner');
+  fakePsql(dir, [`V rqA private\nM rqA 1 owner\nM rqA 2 viewer\nV rqB public\nM rqB 3 owner\n`], []);
+  const before = cli('INFO', 'commandstats').match(/cmdstat_set:calls=(\d+)/)?.[1] ?? '0';
+  const r = await resync(dir);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, '', 'nothing differed, so nothing is said');
+  // nothing was written, so no entry can hold a stale value of the script's: no second read
+  assert.equal(readFileSync(join(dir, 'count'), 'utf8').trim(), '1', 'the rooms were read from PostgreSQL once');
+  const after = cli('INFO', 'commandstats').match(/cmdstat_set:calls=(\d+)/)?.[1] ?? '0';
+  assert.equal(after, before, 'no visibility key was written');
+  assert.equal(cli('GET', vis('rqA')), 'private');
+  assert.deepEqual(cli('HGETALL', members('rqA')).split('\n'), ['1', 'owner', '2', 'viewer']);
 });
