@@ -300,6 +300,30 @@ run_apache() { # [files...]
   (export WEB=apache && run_with_stack apache "$@")
 }
 
+# make test's lanes 2 and 3 (below, "all"); lane 1 runs in the foreground.
+start_lane() { # name function: the function in the background, its output to a file
+  local log
+  log=$(mktemp /tmp/codecollab-lane.XXXXXX)
+  echo "== lane $((${#lane_pids[@]} + 2)): $1 (live: tail -f $log)"
+  ( "$2" ) >"$log" 2>&1 </dev/null &
+  lane_pids+=("$!") lane_logs+=("$log") lane_names+=("$1")
+}
+# shellcheck disable=SC2317 # (called through start_lane)
+lane_cluster() {
+  local rc=0 t0=$SECONDS
+  run_cluster || rc=1; took "the cluster group" "$t0"
+  t0=$SECONDS; run_with_stack stack "${LANE_SUITES[@]}" || rc=1; took "make run's own suites" "$t0"
+  return "$rc"
+}
+# shellcheck disable=SC2317 # (called through start_lane)
+lane_programs() {
+  local rc=0 t0=$SECONDS
+  run_fuzz || rc=1; took "the fuzz group" "$t0"
+  t0=$SECONDS; run_programs || rc=1; took "the programs group" "$t0"
+  run_with_stack browser || rc=1
+  return "$rc"
+}
+
 case "$what" in
   unit) run_unit "$@" || failed=1 ;;
   programs) run_programs "$@" || failed=1 ;;
@@ -314,44 +338,40 @@ case "$what" in
     t0=$SECONDS
     run_unit || failed=1
     took "the unit group" "$t0"
+    # Three lanes from here, side by side. Each suite of every lane starts its servers on
+    # free ports (tests/lib/ports.mjs claims them against every test process), with its own
+    # data and sanitizer reports, so the lanes share nothing but the machine:
+    #   1. the stack group (its own stack), then the Apache group;
+    #   2. the cluster group, then the suites that start make run themselves (LANE_SUITES,
+    #      on a stack of their own);
+    #   3. the fuzz smoke run, the programs group, then the browser group (its own stack).
+    # Why: sampled over a run with two lanes (2026-12-05, /proc/stat and process accounting)
+    # the two cores were about 40 % idle, because most suites wait on timeouts, servers and
+    # each other far more than they compute; the programs group alone kept them half idle
+    # for six minutes. The lanes are of about the same length (docs/INTERNALS.md, "Tests").
+    # The output of lanes 2 and 3 waits in files, printed whole after lane 1's; their names
+    # are printed here to follow them live.
+    lane_pids=() lane_logs=() lane_names=()
+    start_lane "the cluster group, then make run's own suites" lane_cluster
+    start_lane "the fuzz smoke run, the programs group, then the browser group" lane_programs
+    # a Ctrl-C at a terminal reaches every lane (one process group); a TERM to this script
+    # alone sends one to the lanes' shells too
+    trap 'kill -TERM "${lane_pids[@]}" 2>/dev/null; rm -f "${lane_logs[@]}"; exit 130' INT TERM
+    echo "== lane 1: the stack group, then the Apache group"
+    stack_skip="${LANE_SUITES[*]}" run_with_stack stack || failed=1
     t0=$SECONDS
-    run_fuzz || failed=1
-    took "the fuzz group" "$t0"
+    run_apache || failed=1
+    took "the Apache group" "$t0"
     t0=$SECONDS
-    run_programs || failed=1
-    took "the programs group" "$t0"
-    # Two lanes from here. The first: the stack group, then the browser group, on one stack.
-    # The second, beside it: the cluster group, then the suites that start make run
-    # themselves (LANE_SUITES, on a stack of their own), then the Apache group. Each suite
-    # of either lane starts its servers on free ports (tests/lib/ports.mjs claims them
-    # against every test process), with its own data and sanitizer reports. On two cores
-    # what runs beside the other lane slows down (the stack group from about 10 minutes to
-    # 14 beside the cluster group), but the run as a whole is shorter: until 2026-12-05 the
-    # second lane held only the cluster group and ended some 12 minutes before the first.
-    # The second lane's output waits in a file, printed whole after the first lane's; its
-    # name is printed here to follow it live.
-    lane_log=$(mktemp /tmp/codecollab-cluster-lane.XXXXXX)
-    echo "== the cluster group, make run's own suites and the Apache group run beside the stack and browser groups (live: tail -f $lane_log)"
-    (
-      rc=0
-      t0=$SECONDS; run_cluster || rc=1; took "the cluster group" "$t0"
-      t0=$SECONDS; run_with_stack stack "${LANE_SUITES[@]}" || rc=1; took "make run's own suites" "$t0"
-      t0=$SECONDS; run_apache || rc=1; took "the Apache group" "$t0"
-      exit "$rc"
-    ) >"$lane_log" 2>&1 </dev/null &
-    lane_pid=$!
-    # a Ctrl-C at a terminal reaches both (one process group); a TERM to this script alone
-    # sends one to the cluster group's shell too
-    trap 'kill -TERM "$lane_pid" 2>/dev/null; rm -f "$lane_log"; exit 130' INT TERM
-    stack_skip="${LANE_SUITES[*]}" run_with_stack "stack browser" || failed=1
-    lane_rc=0
-    t0=$SECONDS
-    wait "$lane_pid" || lane_rc=$?
+    for i in "${!lane_pids[@]}"; do
+      lane_rc=0
+      wait "${lane_pids[$i]}" || lane_rc=$?
+      echo "== lane $((i + 2)), ${lane_names[$i]}: exit status $lane_rc, waited for $((SECONDS - t0)) s after lane 1"
+      cat "${lane_logs[$i]}"
+      rm -f "${lane_logs[$i]}"
+      [ "$lane_rc" -eq 0 ] || failed=1
+    done
     trap - INT TERM
-    echo "== the second lane (cluster, make run's own suites, Apache), run beside the first (exit $lane_rc; waited for $((SECONDS - t0)) s after the first)"
-    cat "$lane_log"
-    rm -f "$lane_log"
-    [ "$lane_rc" -eq 0 ] || failed=1
     echo "== make test took $SECONDS s"
     ;;
   *) echo "usage: $0 [all|unit|programs|fuzz|stack|browser|integration|apache|cluster] [node test files...]" >&2; exit 2 ;;
