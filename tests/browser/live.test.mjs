@@ -23,6 +23,7 @@ import { createServer, request } from 'node:http';
 import { launch, person } from '../lib/browser.mjs';
 import { editorText, serverDocument, waitForEditor } from '../lib/app.mjs';
 import { startFrontDoor } from '../lib/door.mjs';
+import { keptFetch } from '../lib/fetch.mjs';
 import { waitFor } from '../lib/procs.mjs';
 
 const BASE = process.env.CC_BASE_URL || 'http://127.0.0.1:8080';
@@ -77,7 +78,7 @@ async function holdingProxy() {
 async function call(method, path, token, body, base = BASE) {
   const headers = { 'content-type': 'application/json' };
   if (token) headers.authorization = `Bearer ${token}`;
-  const r = await fetch(`${base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const r = await keptFetch(`${base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   return { status: r.status, json: await r.json().catch(() => null) };
 }
 

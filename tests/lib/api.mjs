@@ -10,6 +10,7 @@ import { createConnection } from 'node:net';
 import { connectRedis } from './resp.mjs';
 import { sseBlockStream, sseFields } from './sse.mjs';
 import { waitFor } from './procs.mjs';
+import { keptFetch } from './fetch.mjs';
 
 export const BASE = process.env.CC_BASE_URL;
 if (!BASE) throw new Error('CC_BASE_URL is not set: run these suites with `make test-stack` or `make test`');
@@ -23,7 +24,7 @@ export async function call(method, path, { token, body, headers = {} } = {}) {
     payload = typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body);
     if (!Object.keys(h).some((k) => k.toLowerCase() === 'content-type')) h['content-type'] = 'application/json';
   }
-  const res = await fetch(BASE + path, { method, headers: h, body: payload });
+  const res = await keptFetch(BASE + path, { method, headers: h, body: payload });
   const text = await res.text();
   let json = null;
   try { json = text ? JSON.parse(text) : null; } catch { /* not JSON: json stays null */ }

@@ -3,6 +3,7 @@
 // the same operation and the same document, emoji, combining marks and CJK included.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { keptFetch } from '../lib/fetch.mjs';
 import { rng } from '../lib/rng.mjs';
 import {
   OpBuilder, apply, author, authorCmp, baseLength, compose, cpLength, diff, normalize, targetLength, transform,
@@ -75,7 +76,7 @@ test('ot.js: transform converges, compose equals applying in turn, indexes follo
 });
 
 async function call(method, path, token, body) {
-  const r = await fetch(BASE + path, {
+  const r = await keptFetch(BASE + path, {
     method,
     headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
     body: body === undefined ? undefined : JSON.stringify(body),
