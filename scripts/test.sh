@@ -345,10 +345,11 @@ case "$what" in
     #   2. the cluster group, then the suites that start make run themselves (LANE_SUITES,
     #      on a stack of their own);
     #   3. the fuzz smoke run, the programs group, then the browser group (its own stack).
-    # Why: sampled over a run with two lanes (2026-12-05, /proc/stat and process accounting)
-    # the two cores were about 40 % idle, because most suites wait on timeouts, servers and
-    # each other far more than they compute; the programs group alone kept them half idle
-    # for six minutes. The lanes are of about the same length (docs/INTERNALS.md, "Tests").
+    # Why: in a run of 2026-12-05 with the programs group first and then two lanes (sampled
+    # from /proc/stat and process accounting), the programs group kept the two cores half
+    # idle for six minutes (its suites mostly wait on timeouts and servers), and the last
+    # three minutes ran one lane alone at a third of the cores; the two lanes together kept
+    # them about 90 % busy. The third lane fills those gaps (docs/INTERNALS.md, "Tests").
     # The output of lanes 2 and 3 waits in files, printed whole after lane 1's; their names
     # are printed here to follow them live.
     lane_pids=() lane_logs=() lane_names=()
