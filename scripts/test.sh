@@ -223,7 +223,7 @@ run_with_stack() { # groups [files...]
       esac
       local files=() t0=$SECONDS f
       while IFS= read -r f; do
-        # stack_skip (set for this call alone): suites left out, make test's other lane's
+        # stack_skip (set for this one call): suites left out, run in another lane of make test
         [[ " ${stack_skip:-} " == *" $f "* ]] || files+=("$f")
       done < <(suites "$g")
       run_node "${files[@]}" || rc=1
