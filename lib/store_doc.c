@@ -1720,6 +1720,77 @@ int store_doc_thin(struct store *s, const struct store_doc_cfg *cfg)
 	return ops < 0 || cps < 0 || idle < 0 ? -1 : 0;
 }
 
+/* The most rooms one page of the sweep unloads: each costs a fold of its text in Redis and
+ * a rebuild of its newest saved revision from PostgreSQL; the others wait for the next walk. */
+#define SWEEP_UNLOAD_MAX 50
+
+/* Takes room's document out of Redis (doc_unload.lua) when nothing of it is unsaved: its
+ * revision in Redis is `rev`, the newest saved one, and the text Redis holds there is the
+ * text the saved history rebuilds, byte for byte (so the restore of the next read or
+ * commit gives back exactly this document). 1 unloaded; 0 left in Redis (moved on, a stream
+ * of the room open, gone, or a history that does not give back this text: logged); -1 when
+ * Redis or PostgreSQL failed (s->msg). */
+static int unload_idle(struct store *s, const struct store_doc_cfg *cfg, const char *room,
+		       long long rev)
+{
+	struct doc_state live = {0}, saved = {0};
+	redisReply *rep = NULL;
+	int rc = 0;
+	enum store_status st = store_doc_read(s, cfg, room, &live);
+	if (st == STORE_REDIS_UNAVAILABLE || st == STORE_UNAVAILABLE) {
+		rc = -1;
+		goto out;
+	}
+	if (st != STORE_OK || live.revision != rev)
+		goto out; /* gone, damaged (the read logged it) or moved on: not now */
+	st = store_doc_history_text(s, cfg, room, -1, 0, &saved, NULL);
+	if (st == STORE_UNAVAILABLE || st == STORE_REDIS_UNAVAILABLE) {
+		rc = -1; /* the page ends; the next walk tries again */
+		goto out;
+	}
+	if (st != STORE_OK || saved.revision != rev || saved.content_len != live.content_len ||
+	    (live.content_len > 0 && memcmp(saved.content, live.content, live.content_len) != 0)) {
+		log_warn("room %s: idle, but kept in Redis: its saved history %s", room,
+			 st != STORE_OK		 ? s->msg
+			 : saved.revision != rev ? "ends at another revision"
+						 : "does not give back the text Redis holds");
+		goto out;
+	}
+	struct rds *rd;
+	if (store_redis(s, &rd) != STORE_OK) {
+		rc = -1;
+		goto out;
+	}
+	struct rkey dk = rkey1(RK_ROOM_DOC, room), ok = rkey1(RK_ROOM_OPS, room),
+		    ck = rkey1(RK_ROOM_COMMITS, room), nk = rkey1(RK_ROOM_CONNS, room),
+		    fk = rkey1(RK_ROOM_FOLD_FAILED, room);
+	char revs[24], now[24];
+	snprintf(revs, sizeof revs, "%lld", rev);
+	snprintf(now, sizeof now, "%lld", clock_wall_ms());
+	const char *args[] = {dk.s, ok.s, ck.s, nk.s, fk.s, revs, now};
+	rep = rds_script(rd, &rs_doc_unload, 5, 7, args, NULL);
+	if (!rep || rep->type != REDIS_REPLY_INTEGER) {
+		store_fail(s, STORE_REDIS_UNAVAILABLE, "%s",
+			   rep && rep->type == REDIS_REPLY_ERROR ? rep->str : rds_error(rd));
+		if (!rep)
+			store_redis_failed(s);
+		rc = -1;
+		goto out;
+	}
+	if (rep->integer == 1) {
+		log_info("room %s: idle, unloaded from Redis at revision %lld (saved; the next "
+			 "read restores it)",
+			 room, rev);
+		rc = 1;
+	}
+out:
+	if (rep)
+		freeReplyObject(rep);
+	doc_state_free(&live);
+	doc_state_free(&saved);
+	return rc;
+}
+
 /* The API marks a room due after each commit it applied (mark_due), but that mark is a
  * command of its own on another key (another node of a cluster) and may fail, and the
  * process may die before it is sent: nothing else would put the room on the schedule until
@@ -1735,21 +1806,30 @@ int store_doc_thin(struct store *s, const struct store_doc_cfg *cfg)
  * the schedule was, and are marked when they still differ. A room being typed in is on the
  * schedule from its first commit's mark until a save that holds its revision, so what is
  * left is a commit whose mark is still on its way (the round trip after the commit script
- * and its WAIT): marked a moment early, which costs a save that finds nothing new. */
+ * and its WAIT): marked a moment early, which costs a save that finds nothing new.
+ * The rooms that are saved and idle long enough are then unloaded (unload_idle; docs/
+ * INTERNALS.md, "Idle rooms"). */
 int store_doc_sweep(struct store *s, const struct store_doc_cfg *cfg, char *after, size_t cap,
-		    int max, long *marked)
+		    int max, long unload_idle_s, long *marked, long *unloaded)
 {
 	*marked = 0;
+	*unloaded = 0;
 	char lim[16];
 	snprintf(lim, sizeof lim, "%d", max);
 	const char *p[] = {after, lim};
 	PGresult *r;
-	/* greatest() skips NULLs: NULL only when nothing is saved */
+	/* each room's newest checkpoint and newest batch (one primary-key lookup each) give its
+	 * saved revision and how long ago the newer of the two was saved; greatest() skips
+	 * NULLs: NULL only when nothing is saved */
 	if (store_sql(s, &r, NULL,
-		      "SELECT r.id, greatest((SELECT max(c.revision) FROM snapshots c "
-		      "WHERE c.room_id = r.id), (SELECT max(h.revision) FROM history_ops h "
-		      "WHERE h.room_id = r.id)) FROM rooms r WHERE r.id > $1 ORDER BY r.id "
-		      "LIMIT $2::int",
+		      "SELECT r.id, greatest(c.revision, h.revision), "
+		      "floor(extract(epoch FROM now() - greatest(c.saved_at, h.saved_at)))::bigint "
+		      "FROM rooms r "
+		      "LEFT JOIN LATERAL (SELECT revision, saved_at FROM snapshots "
+		      "WHERE room_id = r.id ORDER BY revision DESC LIMIT 1) c ON true "
+		      "LEFT JOIN LATERAL (SELECT revision, saved_at FROM history_ops "
+		      "WHERE room_id = r.id ORDER BY revision DESC LIMIT 1) h ON true "
+		      "WHERE r.id > $1 ORDER BY r.id LIMIT $2::int",
 		      2, p) != STORE_OK)
 		return -1;
 	int n = PQntuples(r), rc = n == max;
@@ -1757,15 +1837,17 @@ int store_doc_sweep(struct store *s, const struct store_doc_cfg *cfg, char *afte
 		PQclear(r);
 		return 0;
 	}
-	/* rows whose Redis revision differs, and that revision */
+	/* rows whose Redis revision differs, and that revision; rows to unload (idle, saved) */
 	int *off = malloc((size_t)n * sizeof *off);
 	long long *revs = malloc((size_t)n * sizeof *revs);
+	int *idle = malloc((size_t)n * sizeof *idle);
+	long long *idle_revs = malloc((size_t)n * sizeof *idle_revs);
 	const char **argv = malloc(((size_t)n * 2 + 3) * sizeof *argv);
 	struct rds *rd = NULL;
 	struct rds_pipe *pp = NULL;
 	redisReply *sc = NULL, *z = NULL;
-	int noff = 0;
-	if (!off || !revs || !argv) {
+	int noff = 0, nidle = 0;
+	if (!off || !revs || !idle || !idle_revs || !argv) {
 		store_fail(s, STORE_ERROR, "out of memory");
 		rc = -1;
 		goto out;
@@ -1807,6 +1889,12 @@ int store_doc_sweep(struct store *s, const struct store_doc_cfg *cfg, char *afte
 			if (now != saved && (now > 0 || saved >= 0)) {
 				revs[noff] = now;
 				off[noff++] = i;
+			} else if (now == saved && saved >= 0 && unload_idle_s > 0 &&
+				   !PQgetisnull(r, i, 2) &&
+				   strtoll(PQgetvalue(r, i, 2), NULL, 10) >= unload_idle_s &&
+				   nidle < SWEEP_UNLOAD_MAX) {
+				idle_revs[nidle] = now;
+				idle[nidle++] = i;
 			}
 		}
 		freeReplyObject(rev);
@@ -1861,6 +1949,14 @@ int store_doc_sweep(struct store *s, const struct store_doc_cfg *cfg, char *afte
 			*marked = (argc - 3) / 2;
 		}
 	}
+	for (int j = 0; j < nidle; j++) {
+		int u = unload_idle(s, cfg, PQgetvalue(r, idle[j], 0), idle_revs[j]);
+		if (u < 0) {
+			rc = -1;
+			goto out;
+		}
+		*unloaded += u;
+	}
 	/* the next page starts after this one; an id too long to keep ends the walk */
 	const char *last = PQgetvalue(r, n - 1, 0);
 	if (strlen(last) < cap)
@@ -1876,6 +1972,8 @@ out:
 		freeReplyObject(z);
 	free(off);
 	free(revs);
+	free(idle);
+	free(idle_revs);
 	free(argv);
 	PQclear(r);
 	return rc;

@@ -311,10 +311,14 @@ int store_doc_thin(struct store *s, const struct store_doc_cfg *cfg);
  * every room whose two differ and that is not on the schedule is marked due (ZADD NX, one
  * interval from now). A mark lost by the API (Redis failed between a commit and its ZADD, or
  * the process died there) leaves the room's last edits in Redis only until a page finds it.
- * `after` (cap bytes) becomes the page's last room; *marked the rooms marked. 1 when rooms
- * may follow, 0 when the table ended, -1 on a failure (s->msg; nothing was marked unless
- * *marked says so). */
+ * With unload_idle_s > 0 the page also unloads idle rooms from Redis (at most 50 a page): a
+ * room whose revision in Redis is its newest saved one, saved at least unload_idle_s seconds
+ * ago, with no stream open, and whose saved history gives back the text Redis holds; the
+ * next read or commit restores it (ROOM_UNLOAD_IDLE_S; docs/INTERNALS.md, "Idle rooms").
+ * `after` (cap bytes) becomes the page's last room; *marked the rooms marked, *unloaded the
+ * rooms unloaded. 1 when rooms may follow, 0 when the table ended, -1 on a failure (s->msg;
+ * nothing was marked or unloaded unless *marked or *unloaded says so). */
 int store_doc_sweep(struct store *s, const struct store_doc_cfg *cfg, char *after, size_t cap,
-		    int max, long *marked);
+		    int max, long unload_idle_s, long *marked, long *unloaded);
 
 #endif

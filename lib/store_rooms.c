@@ -743,11 +743,27 @@ long long store_room_revision(struct store *s, const char *room)
 	struct rkey key = rkey1(RK_ROOM_DOC, room);
 	redisReply *rep = rds_cmd(rd, key.s, "HGET %s revision", key.s);
 	long long rev = 0;
+	int absent = rep && rep->type == REDIS_REPLY_NIL;
 	if (rep && rep->type == REDIS_REPLY_STRING)
 		rev = strtoll(rep->str, NULL, 10);
 	if (!rep)
 		store_redis_failed(s);
 	else
 		freeReplyObject(rep);
+	if (!absent)
+		return rev;
+	/* no document in Redis: a room nobody typed in yet (nothing saved: 0), or one the
+	 * snapshotter unloaded while idle, whose revision is its newest saved one (two
+	 * primary-key lookups) */
+	const char *params[] = {room};
+	PGresult *r;
+	if (store_sql(s, &r, NULL,
+		      "SELECT greatest((SELECT max(revision) FROM snapshots WHERE room_id = $1), "
+		      "(SELECT max(revision) FROM history_ops WHERE room_id = $1))",
+		      1, params) != STORE_OK)
+		return 0;
+	if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+		rev = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
 	return rev;
 }

@@ -140,7 +140,8 @@ enum store_status store_member_cache_fill(struct store *s, const char *room,
  * so, -1 Redis failed (logged). */
 int store_room_visibility_put(struct store *s, const char *room, const char *vis);
 /* The document's revision, from the Redis connection as it is (none is opened: a list of
- * rooms costs at most the one attempt its caller made); 0 when unknown. */
+ * rooms costs at most the one attempt its caller made); when Redis holds no document (an
+ * idle room unloaded, store_doc_sweep), the newest saved revision; 0 when unknown. */
 long long store_room_revision(struct store *s, const char *room);
 
 #endif

@@ -11,7 +11,8 @@
  * claim holds a room; at least 3 × SNAPSHOT_INTERVAL_MS); SNAPSHOTTER_METRICS_PORT (on
  * METRICS_HOST) for GET /metrics (snap_metrics.h); SNAPSHOT_SWEEP_MS (how often a walk over
  * every room starts that marks due the rooms whose edits are not saved and that lost their
- * mark, store_doc_sweep). SIGTERM or SIGINT: one more pass
+ * mark, store_doc_sweep, and takes the rooms idle for ROOM_UNLOAD_IDLE_S seconds, 86,400
+ * by default, 0 never, out of Redis). SIGTERM or SIGINT: one more pass
  * that saves every room still marked due, whatever its time, then exit 0. */
 #include <signal.h>
 #include <stdio.h>
@@ -126,13 +127,14 @@ int main(void)
 		curl_global_cleanup();
 		return 1;
 	}
-	long metrics_port = 0, lease_ms = 0, sweep_ms = 0;
+	long metrics_port = 0, lease_ms = 0, sweep_ms = 0, unload_idle_s = 0;
 	const struct cfg_setting settings[] = {
 		{"SNAPSHOTTER_METRICS_PORT", 0, 0, 65535, &metrics_port},
 		{"SNAPSHOT_LEASE_MS", 60000, 150, 86400000, &lease_ms},
 		{"SNAPSHOT_SWEEP_MS", 60000, 1000, 86400000, &sweep_ms},
+		{"ROOM_UNLOAD_IDLE_S", 86400, 0, 86400L * 36500, &unload_idle_s},
 	};
-	if (cfg_load(settings, 3, err, (int)sizeof err) < 0 ||
+	if (cfg_load(settings, 4, err, (int)sizeof err) < 0 ||
 	    alive_init(err, (int)sizeof err) < 0) {
 		log_error("configuration: %s", err);
 		curl_global_cleanup();
@@ -203,10 +205,11 @@ int main(void)
 				sweep_after[0] = '\0';
 				next_sweep = clock_mono_ms() + sweep_ms;
 			}
-			long marked = 0;
+			long marked = 0, unloaded = 0;
 			int more = store_doc_sweep(&s, &cfg, sweep_after, sizeof sweep_after,
-						   SNAP_SWEEP_PAGE, &marked);
+						   SNAP_SWEEP_PAGE, unload_idle_s, &marked, &unloaded);
 			metric_add(&snap_metrics[SM_SWEPT_MARKS], 0, 0, marked);
+			metric_add(&snap_metrics[SM_UNLOADED], 0, 0, unloaded);
 			if (more < 0)
 				log_warn("snapshotter: the walk over the rooms (for lost snapshot marks) "
 					 "failed; the next starts within %ld ms: %s",

@@ -35,6 +35,11 @@ struct metric snap_metrics[SM_N] = {
 			    .help = "Rooms the walks found with unsaved edits (or a Redis behind "
 				    "the saved history) and no snapshot mark, and marked due.",
 			    .type = METRIC_COUNTER},
+	[SM_UNLOADED] = {.name = "codecollab_snapshotter_rooms_unloaded_total",
+			 .help = "Idle rooms the walks took out of Redis (nothing unsaved, no "
+				 "stream open, idle ROOM_UNLOAD_IDLE_S); the next read restores "
+				 "each from PostgreSQL.",
+			 .type = METRIC_COUNTER},
 };
 
 int snap_metrics_collect(void *arg, struct buf *out)

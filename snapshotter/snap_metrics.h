@@ -5,7 +5,7 @@
 
 #include "metrics.h"
 
-enum snap_metric { SM_SNAPSHOTS, SM_SECONDS, SM_THINS, SM_REDIS_LOSSES, SM_SWEEPS, SM_SWEPT_MARKS, SM_N };
+enum snap_metric { SM_SNAPSHOTS, SM_SECONDS, SM_THINS, SM_REDIS_LOSSES, SM_SWEEPS, SM_SWEPT_MARKS, SM_UNLOADED, SM_N };
 enum sm_outcome { SM_SAVED, SM_GONE, SM_FAILED };
 enum sm_thin { SM_THIN_OK, SM_THIN_FAILED };
 enum sm_loss { SM_LOSS_RESTORED, SM_LOSS_RESTARTED };

@@ -228,6 +228,21 @@ const cases = {
     assert.deepEqual(await history(r), [{ type: 'resync', data: JSON.parse(data) }]);
   },
   async doc_fold_store() { await cases.doc_commit(); },
+  async doc_unload() {
+    const [r] = await roomsAway(1);
+    await run('doc_init', [rk(r, 'doc'), rk(r, 'ops'), rk(r, 'commits')], ['4', 'abcd', '4', '4']);
+    await c.send('RPUSH', rk(r, 'ops'), '{"u":7,"s":"","ops":[4]}');
+    await c.send('ZADD', rk(r, 'commits'), '4', '7|3|d|c');
+    const keys = [rk(r, 'doc'), rk(r, 'ops'), rk(r, 'commits'), rk(r, 'conns'), rk(r, 'foldfail')];
+    const now = Date.now();
+    assert.equal(await run('doc_unload', keys, ['3', String(now)]), 0); // moved on
+    await c.send('ZADD', rk(r, 'conns'), String(now + 60000), 'B|7|ann');
+    assert.equal(await run('doc_unload', keys, ['4', String(now)]), 2); // a stream is open
+    assert.equal(await c.send('EXISTS', rk(r, 'doc')), 1);
+    await c.send('ZADD', rk(r, 'conns'), String(now - 1), 'B|7|ann'); // expired
+    assert.equal(await run('doc_unload', keys, ['4', String(now)]), 1);
+    for (const k of ['doc', 'ops', 'commits']) assert.equal(await c.send('EXISTS', rk(r, k)), 0, k);
+  },
   async doc_ops_range() { await cases.doc_commit(); },
   async events_emit() {
     const [r] = await roomsAway(1);
