@@ -23,7 +23,7 @@ import { createServer, request } from 'node:http';
 import { launch, person } from '../lib/browser.mjs';
 import { editorText, serverDocument, waitForEditor } from '../lib/app.mjs';
 import { startFrontDoor } from '../lib/door.mjs';
-import { keptFetch } from '../lib/fetch.mjs';
+import { request as apiRequest } from '../lib/fetch.mjs';
 import { waitFor } from '../lib/procs.mjs';
 
 const BASE = process.env.CC_BASE_URL || 'http://127.0.0.1:8080';
@@ -75,12 +75,7 @@ async function holdingProxy() {
   return proxy;
 }
 
-async function call(method, path, token, body, base = BASE) {
-  const headers = { 'content-type': 'application/json' };
-  if (token) headers.authorization = `Bearer ${token}`;
-  const r = await keptFetch(`${base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  return { status: r.status, json: await r.json().catch(() => null) };
-}
+const call = (method, path, token, body, base = BASE) => apiRequest(base, method, path, { token, body });
 
 // A new user with a room whose document is "before\n" (revision 1), through the front door
 // at base, and a browser context signed in as that user.

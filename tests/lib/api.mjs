@@ -10,25 +10,14 @@ import { createConnection } from 'node:net';
 import { connectRedis } from './resp.mjs';
 import { sseBlockStream, sseFields } from './sse.mjs';
 import { waitFor } from './procs.mjs';
-import { keptFetch } from './fetch.mjs';
+import { request } from './fetch.mjs';
 
 export const BASE = process.env.CC_BASE_URL;
 if (!BASE) throw new Error('CC_BASE_URL is not set: run these suites with `make test-stack` or `make test`');
 
 // One HTTP call. body: an object (sent as JSON), a string (sent as is), or undefined.
-export async function call(method, path, { token, body, headers = {} } = {}) {
-  const h = { ...headers };
-  if (token) h.authorization = `Bearer ${token}`;
-  let payload;
-  if (body !== undefined) {
-    payload = typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body);
-    if (!Object.keys(h).some((k) => k.toLowerCase() === 'content-type')) h['content-type'] = 'application/json';
-  }
-  const res = await keptFetch(BASE + path, { method, headers: h, body: payload });
-  const text = await res.text();
-  let json = null;
-  try { json = text ? JSON.parse(text) : null; } catch { /* not JSON: json stays null */ }
-  return { status: res.status, headers: res.headers, text, json };
+export function call(method, path, opts) {
+  return request(BASE, method, path, opts);
 }
 
 export function uniqueName(prefix = 'u') {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { launch, person } from './browser.mjs';
 import { converged, editorText, waitForEditor } from './app.mjs';
 import { startFrontDoor } from './door.mjs';
-import { keptFetch } from './fetch.mjs';
+import { request } from './fetch.mjs';
 import { waitFor } from './procs.mjs';
 
 export const BASE = process.env.CC_BASE_URL || 'http://127.0.0.1:8080';
@@ -49,12 +49,8 @@ export async function streamOrigin(base) {
   return j.origin;
 }
 
-export async function call(base, method, path, token, body) {
-  const headers = { 'content-type': 'application/json' };
-  if (token) headers.authorization = `Bearer ${token}`;
-  const r = await keptFetch(`${base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const json = await r.json().catch(() => null);
-  return { status: r.status, json };
+export function call(base, method, path, token, body) {
+  return request(base, method, path, { token, body });
 }
 
 let n = 0;

@@ -18,3 +18,23 @@ export async function keptFetch(url, init) {
     return fetch(url, init);
   }
 }
+
+// One JSON API request of a suite, to the server at base (its origin, no trailing /): body an
+// object (sent as JSON), a string or bytes (sent as they are), or undefined (none); token
+// sent as the bearer. {status, headers, text, json}: json is null when the answer is empty or
+// not JSON. The one request helper of the suites (tests/lib/api.mjs call, tests/lib/direct.mjs
+// call and the suites that talk to a front door of their own wrap it).
+export async function request(base, method, path, { token, body, headers = {} } = {}) {
+  const h = { ...headers };
+  if (token) h.authorization = `Bearer ${token}`;
+  let payload;
+  if (body !== undefined) {
+    payload = typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body);
+    if (!Object.keys(h).some((k) => k.toLowerCase() === 'content-type')) h['content-type'] = 'application/json';
+  }
+  const res = await keptFetch(base + path, { method, headers: h, body: payload });
+  const text = await res.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch { /* not JSON: json stays null */ }
+  return { status: res.status, headers: res.headers, text, json };
+}

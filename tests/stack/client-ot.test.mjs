@@ -3,7 +3,7 @@
 // the same operation and the same document, emoji, combining marks and CJK included.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { keptFetch } from '../lib/fetch.mjs';
+import { request } from '../lib/fetch.mjs';
 import { rng } from '../lib/rng.mjs';
 import {
   OpBuilder, apply, author, authorCmp, baseLength, compose, cpLength, diff, normalize, targetLength, transform,
@@ -75,14 +75,7 @@ test('ot.js: transform converges, compose equals applying in turn, indexes follo
   assert.deepEqual(diff('x😀y', 'x😁y'), [1, '😁', -1, 1]);
 });
 
-async function call(method, path, token, body) {
-  const r = await keptFetch(BASE + path, {
-    method,
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: r.status, json: r.status === 204 ? null : await r.json() };
-}
+const call = (method, path, token, body) => request(BASE, method, path, { token, body });
 
 test('ot.js transforms concurrent operations exactly as the server does', async () => {
   const name = `otjs${Date.now().toString(36)}`;
