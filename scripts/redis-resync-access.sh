@@ -128,7 +128,7 @@ rooms=$(send "$tmp/put" "$tmp/put.rooms")
 # script's, so there is nothing to check and no second read. "asked" lists
 # what the last pass wrote or meant to write: "V room vis", "M room user role" ("-": none),
 # and "R room" for a room written whole (any other member of it: none).
-awk '$1 == "V" { print "R", $2 } { print }' "$tmp/first" >"$tmp/asked"
+[ "$rooms" -eq 0 ] || awk '$1 == "V" { print "R", $2 } { print }' "$tmp/first" >"$tmp/asked"
 fixed=0 pass=1
 while [ "$rooms" -gt 0 ]; do
   read_pg "$tmp/now"
