@@ -4,14 +4,15 @@
 # the document's size (bench/commit_size.mjs), committed operations (bench/ops.mjs), fan-out
 # from one writer to N SSE subscribers (bench/fanout_api.mjs), code execution end to end
 # (bench/exec.mjs), a quiet room's wait under a noisy one (bench/fairness.mjs) and the bytes
-# history stores (bench/history_bytes.mjs), and what the metrics cost (bench/metrics_cost.sh,
+# history stores (bench/history_bytes.mjs), what idle rooms hold in Redis and what their
+# unloading frees and costs (bench/idle_rooms.mjs, a stack of its own), and what the metrics cost (bench/metrics_cost.sh,
 # two stacks of its own), and last the `make cluster` layout's figures (bench/cluster.sh, about
 # 1.5 minutes: `make bench-cluster` runs that part alone). The load generators run on the same cores as
 # the stack; the machine's load is printed before and after. docs/BENCHMARKS.md has figures.
 #   BENCH_SECONDS (default 8), BENCH_CONNECTIONS (default 32), BENCH_THREADS (default 1)
 #   BENCH_FANOUT_MAX (default 10000): largest fan-out size of 100, 1,000, 5,000, 10,000
-#   BENCH_ONLY: run only these parts, of "api size ops fanout exec fairness history metrics
-#   cluster" (default all)
+#   BENCH_ONLY: run only these parts, of "api size ops fanout exec fairness history idle
+#   metrics cluster" (default all)
 #   BENCH_HISTORY_SAVES (default 300): saves of the history part (bench/history_bytes.mjs),
 #   which runs last on a stack of its own with SNAPSHOT_INTERVAL_MS=50
 # shellcheck source=bench/common.sh
@@ -23,7 +24,7 @@ export EXECUTION_RATE_LIMIT=${EXECUTION_RATE_LIMIT:-100000}
 export JOB_ROOM_BACKLOG_MAX=${JOB_ROOM_BACKLOG_MAX:-1000} JOB_USER_BACKLOG_MAX=${JOB_USER_BACKLOG_MAX:-1000}
 # the benchmarks register a few dozen users from one address
 export REGISTER_RATE_LIMIT=${REGISTER_RATE_LIMIT:-100000}
-only=${BENCH_ONLY:-api size ops fanout exec fairness history metrics cluster}
+only=${BENCH_ONLY:-api size ops fanout exec fairness history idle metrics cluster}
 want() { [[ " $only " == *" $1 "* ]]; }
 
 machine
@@ -103,6 +104,15 @@ if want history; then
   SNAPSHOT_INTERVAL_MS=50 stack_up release
   echo
   BASE_URL=$BASE_URL DATABASE_URL=$DATABASE_URL node "$ROOT/bench/history_bytes.mjs" || status=1
+fi
+
+if want idle; then
+  # its own stack: rooms idle for 5 s are taken out of Redis, walks every second
+  stack_down; rm -rf "$STACK_VAR"
+  unset JWT_SECRET_FILE
+  ROOM_UNLOAD_IDLE_S=5 SNAPSHOT_SWEEP_MS=1000 SNAPSHOT_INTERVAL_MS=200 stack_up release
+  echo
+  node "$ROOT/bench/idle_rooms.mjs" || status=1
 fi
 
 if want metrics; then

@@ -1763,12 +1763,12 @@ static int unload_idle(struct store *s, const struct store_doc_cfg *cfg, const c
 	}
 	struct rkey dk = rkey1(RK_ROOM_DOC, room), ok = rkey1(RK_ROOM_OPS, room),
 		    ck = rkey1(RK_ROOM_COMMITS, room), nk = rkey1(RK_ROOM_CONNS, room),
-		    fk = rkey1(RK_ROOM_FOLD_FAILED, room);
+		    fk = rkey1(RK_ROOM_FOLD_FAILED, room), ek = rkey1(RK_ROOM_EVENTS, room);
 	char revs[24], now[24];
 	snprintf(revs, sizeof revs, "%lld", rev);
 	snprintf(now, sizeof now, "%lld", clock_wall_ms());
-	const char *args[] = {dk.s, ok.s, ck.s, nk.s, fk.s, revs, now};
-	rep = rds_script(rd, &rs_doc_unload, 5, 7, args, NULL);
+	const char *args[] = {dk.s, ok.s, ck.s, nk.s, fk.s, ek.s, revs, now};
+	rep = rds_script(rd, &rs_doc_unload, 6, 8, args, NULL);
 	if (!rep || rep->type != REDIS_REPLY_INTEGER) {
 		store_fail(s, STORE_REDIS_UNAVAILABLE, "%s",
 			   rep && rep->type == REDIS_REPLY_ERROR ? rep->str : rds_error(rd));

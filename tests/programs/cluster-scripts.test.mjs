@@ -233,7 +233,8 @@ const cases = {
     await run('doc_init', [rk(r, 'doc'), rk(r, 'ops'), rk(r, 'commits')], ['4', 'abcd', '4', '4']);
     await c.send('RPUSH', rk(r, 'ops'), '{"u":7,"s":"","ops":[4]}');
     await c.send('ZADD', rk(r, 'commits'), '4', '7|3|d|c');
-    const keys = [rk(r, 'doc'), rk(r, 'ops'), rk(r, 'commits'), rk(r, 'conns'), rk(r, 'foldfail')];
+    for (const n of [1, 2, 3]) await c.send('XADD', rk(r, 'events'), '*', 'type', 'operation', 'data', `{"n":${n}}`);
+    const keys = [rk(r, 'doc'), rk(r, 'ops'), rk(r, 'commits'), rk(r, 'conns'), rk(r, 'foldfail'), rk(r, 'events')];
     const now = Date.now();
     assert.equal(await run('doc_unload', keys, ['3', String(now)]), 0); // moved on
     await c.send('ZADD', rk(r, 'conns'), String(now + 60000), 'B|7|ann');
@@ -242,6 +243,7 @@ const cases = {
     await c.send('ZADD', rk(r, 'conns'), String(now - 1), 'B|7|ann'); // expired
     assert.equal(await run('doc_unload', keys, ['4', String(now)]), 1);
     for (const k of ['doc', 'ops', 'commits']) assert.equal(await c.send('EXISTS', rk(r, k)), 0, k);
+    assert.deepEqual((await history(r)).map((e) => e.data), [{ n: 3 }]); // the newest entry only
   },
   async doc_ops_range() { await cases.doc_commit(); },
   async events_emit() {

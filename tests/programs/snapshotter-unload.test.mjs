@@ -75,13 +75,17 @@ test('an idle room that is saved leaves Redis and comes back whole on its next r
   const metricsPort = await freePort();
   const snap = snapshotter({ SNAPSHOTTER_METRICS_PORT: String(metricsPort) });
   try {
-    await waitFor(() => savedRevision(room.id) === 2, { what: 'revision 2 saved', timeout: 20000 });
-    await waitFor(() => inRedis(room.id).length === 0, { what: 'the room out of Redis', timeout: 20000 });
+    await waitFor(() => savedRevision(room.id) === 2, { what: 'revision 2 saved', timeout: 60000 });
+    await waitFor(() => inRedis(room.id).length === 0, { what: 'the room out of Redis', timeout: 60000 });
+    // its history of events cut to the newest entry (the second operation)
+    const kept = rcli('XRANGE', key(room.id, 'events'), '-', '+');
+    assert.equal(rcli('XLEN', key(room.id, 'events')), '1', kept);
+    assert.match(kept, /"revision":2/);
     // the log line and the count follow the delete (the count once the walk's page ends)
     await waitFor(() => new RegExp(`room ${room.id}: idle, unloaded from Redis at revision 2`).test(snap.output),
-      { what: 'the log line', timeout: 10000 });
+      { what: 'the log line', timeout: 30000 });
     await waitFor(async () => /^codecollab_snapshotter_rooms_unloaded_total [1-9]\d*$/m
-      .test(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()), { what: 'the count', timeout: 10000 });
+      .test(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()), { what: 'the count', timeout: 30000 });
 
     // while it is out, the room still tells its revision
     const info = api({ method: 'GET', uri: `/api/rooms/${room.id}`, token: room.token });
@@ -100,10 +104,10 @@ test('an idle room that is saved leaves Redis and comes back whole on its next r
     assert.deepEqual(document(room), [3, 'def f():\n    return 1\n# é ✓\nf()\n']);
     // unloaded again once saved and idle, and again restored by a commit (not a read)
     await waitFor(() => savedRevision(room.id) === 3 && inRedis(room.id).length === 0,
-      { what: 'revision 3 saved and the room out of Redis again', timeout: 20000 });
+      { what: 'revision 3 saved and the room out of Redis again', timeout: 60000 });
     assert.equal(commit(room, 3, [32, 'f()\n']), 4);
     assert.deepEqual(document(room), [4, 'def f():\n    return 1\n# é ✓\nf()\nf()\n']);
-    await waitFor(() => inRedis(emptied.id).length === 0, { what: 'the emptied room out of Redis', timeout: 20000 });
+    await waitFor(() => inRedis(emptied.id).length === 0, { what: 'the emptied room out of Redis', timeout: 60000 });
     assert.deepEqual(document(emptied), [2, '']);
     assert.equal(snap.exitCode, null, snap.output);
   } finally {
@@ -116,6 +120,8 @@ test('a room with a stream open, or idle for less than ROOM_UNLOAD_IDLE_S, stays
   const recent = roomOf();
   commit(watched, 0, ['watched\n']);
   commit(recent, 0, ['recent\n']);
+  const firstEvent = rcli('XRANGE', key(watched.id, 'events'), '-', '+', 'COUNT', '1').split('\n')[0];
+  assert.match(firstEvent, /^\d+-\d+$/);
   const broker = await startBroker({ redisPort: redisSrv.port, secret: SECRET });
   const t = ticket(SECRET, { room: watched.id, user: watched.user.id, name: watched.user.username });
   const curl = start('curl', ['-sN', '--no-buffer', `${broker.base}/events/rooms/${watched.id}?ticket=${t}`]);
@@ -123,9 +129,9 @@ test('a room with a stream open, or idle for less than ROOM_UNLOAD_IDLE_S, stays
   const patient = snapshotter({ ROOM_UNLOAD_IDLE_S: '3600' });
   let snap;
   try {
-    await waitFor(() => rcli('ZCARD', key(watched.id, 'conns')) === '1', { what: 'the stream open', timeout: 10000 });
+    await waitFor(() => rcli('ZCARD', key(watched.id, 'conns')) === '1', { what: 'the stream open', timeout: 30000 });
     await waitFor(() => savedRevision(watched.id) === 1 && savedRevision(recent.id) === 1,
-      { what: 'both rooms saved', timeout: 20000 });
+      { what: 'both rooms saved', timeout: 60000 });
     await stopped(patient);
     // at least two walks of a snapshotter that unloads after one second: the watched room
     // stays; the other is taken out (so the walks did run)
@@ -133,16 +139,22 @@ test('a room with a stream open, or idle for less than ROOM_UNLOAD_IDLE_S, stays
     snap = snapshotter({ SNAPSHOTTER_METRICS_PORT: String(metricsPort) });
     const walks = async () => Number(/^codecollab_snapshotter_sweeps_total\{outcome="done"\} (\d+)$/m
       .exec(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text())?.[1] ?? 0);
-    await waitFor(() => inRedis(recent.id).length === 0, { what: 'the room without a stream out of Redis', timeout: 20000 });
+    await waitFor(() => inRedis(recent.id).length === 0, { what: 'the room without a stream out of Redis', timeout: 60000 });
     const walked = await walks();
-    await waitFor(async () => await walks() >= walked + 2, { what: 'two more walks', timeout: 20000 });
+    await waitFor(async () => await walks() >= walked + 2, { what: 'two more walks', timeout: 60000 });
     assert.doesNotMatch(snap.output, new RegExp(`room ${watched.id}: idle, unloaded`));
     assert.deepEqual(inRedis(watched.id), ['doc', 'ops', 'commits'], 'the watched room stays');
     assert.equal(rcli('HGET', key(watched.id, 'doc'), 'revision'), '1');
     // the stream ends: its member leaves conns, and the room goes at the next walk
     await stop(curl, 'SIGKILL');
-    await waitFor(() => rcli('ZCARD', key(watched.id, 'conns')) === '0', { what: 'the stream gone from conns', timeout: 20000 });
-    await waitFor(() => inRedis(watched.id).length === 0, { what: 'the watched room out once its stream closed', timeout: 20000 });
+    await waitFor(() => rcli('ZCARD', key(watched.id, 'conns')) === '0', { what: 'the stream gone from conns', timeout: 60000 });
+    await waitFor(() => inRedis(watched.id).length === 0, { what: 'the watched room out once its stream closed', timeout: 60000 });
+    // a client that comes back from the room's first event is told to start over, then
+    // reads the document back at the revision it had
+    const poll = await fetch(`${broker.base}/events/rooms/${watched.id}/poll?ticket=${ticket(SECRET, { room: watched.id, user: watched.user.id, name: watched.user.username })}&since=${firstEvent}`);
+    assert.equal(poll.status, 200);
+    const body = await poll.json();
+    assert.equal(body.events[0]?.type, 'resync', JSON.stringify(body));
     assert.deepEqual(document(watched), [1, 'watched\n']);
   } finally {
     if (curl.exitCode === null && curl.signalCode === null) await stop(curl, 'SIGKILL');
@@ -157,7 +169,7 @@ test('a room whose saved history does not give back its text stays in Redis, wit
   commit(room, 0, ['the text Redis holds\n']);
   const keep = snapshotter({ ROOM_UNLOAD_IDLE_S: '0' });
   try {
-    await waitFor(() => savedRevision(room.id) === 1, { what: 'revision 1 saved', timeout: 20000 });
+    await waitFor(() => savedRevision(room.id) === 1, { what: 'revision 1 saved', timeout: 60000 });
   } finally {
     await stopped(keep);
   }
@@ -167,7 +179,7 @@ test('a room whose saved history does not give back its text stays in Redis, wit
   const snap = snapshotter();
   try {
     await waitFor(() => new RegExp(`room ${room.id}: idle, but kept in Redis: its saved history does not give back the text Redis holds`).test(snap.output),
-      { what: 'the warning', timeout: 20000 });
+      { what: 'the warning', timeout: 60000 });
     assert.deepEqual(inRedis(room.id), ['doc', 'ops', 'commits']);
     assert.deepEqual(document(room), [1, 'the text Redis holds\n']);
   } finally {
@@ -178,7 +190,7 @@ test('a room whose saved history does not give back its text stays in Redis, wit
 test('ROOM_UNLOAD_IDLE_S out of range stops the snapshotter with a clear error', async () => {
   for (const v of ['-1', 'soon', '99999999999999']) {
     const snap = snapshotter({ ROOM_UNLOAD_IDLE_S: v });
-    await waitFor(() => snap.exitCode !== null, { what: `the snapshotter to exit on ${v}`, timeout: 10000 });
+    await waitFor(() => snap.exitCode !== null, { what: `the snapshotter to exit on ${v}`, timeout: 30000 });
     assert.equal(snap.exitCode, 1, snap.output);
     assert.match(snap.output, /configuration: .*ROOM_UNLOAD_IDLE_S/);
   }
