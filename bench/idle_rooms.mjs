@@ -4,7 +4,8 @@
 // ROOM_UNLOAD_IDLE_S=5 and SNAPSHOT_SWEEP_MS=1000): ROOMS rooms are typed in, OPS operations
 // each (one short line, sent with a client_id as the browser sends its edits), then it prints
 // Redis's used_memory and one room's keys (MEMORY USAGE) while the rooms are loaded, the same
-// once the snapshotter took them all out, and the time of each room's first read afterwards
+// once the snapshotter took them all out, again once their commits sets expired (one
+// ROOM_UNLOAD_IDLE_S later), and the time of each room's first read afterwards
 // (restored from PostgreSQL) against its second (from Redis).
 // Needs BASE_URL and REDIS_URL (scripts/stack.sh exports both).
 //   BENCH_IDLE_ROOMS (default 20), BENCH_IDLE_OPS (default 1000)
@@ -60,6 +61,15 @@ const outMem = usedMemory();
 const after = usage(rooms[0]);
 console.log(`  all ${ROOMS} taken out ${((now() - t1) / 1000).toFixed(1)} s after the last commit: used_memory ${mib(outMem)} ` +
   `(${mib(loadedMem - outMem)} less, ${kib((loadedMem - outMem) / ROOMS)} a room); one room's keys: ${KINDS.map((k) => `${k} ${kib(after[k])}`).join(', ')}`);
+// the commits sets go one ROOM_UNLOAD_IDLE_S later (their expiry)
+const t2 = now();
+while (rooms.some((r) => rcli('EXISTS', key(r, 'commits')) === '1')) {
+  if (now() - t2 > 180000) throw new Error('commits sets still in Redis after 180 s');
+  await sleep(500);
+}
+const goneMem = usedMemory();
+console.log(`  their commits sets expired ${((now() - t2) / 1000).toFixed(1)} s later: used_memory ${mib(goneMem)} ` +
+  `(${mib(loadedMem - goneMem)} less than loaded, ${kib((loadedMem - goneMem) / ROOMS)} a room)`);
 
 // each room read twice: restored from PostgreSQL, then from Redis
 const first = [], second = [];

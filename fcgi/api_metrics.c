@@ -63,7 +63,8 @@ static struct metric api_metrics[AM_N] = {
 			    .help = "503 answers, by cause: busy (lost too many races), a store down.",
 			    .type = METRIC_COUNTER, .nlabels = 1, .label = {{"cause", stores, 3}}},
 	[AM_RESTORES] = {.name = "codecollab_api_document_restores_total",
-			 .help = "Documents missing from Redis restored from PostgreSQL's history.",
+			 .help = "Documents missing from Redis restored from PostgreSQL's history: "
+				 "idle rooms the snapshotter took out, and documents Redis lost.",
 			 .type = METRIC_COUNTER},
 	[AM_DAMAGED] = {.name = "codecollab_api_document_damaged_total",
 			.help = "Answers given because a room's stored operations are damaged (an "

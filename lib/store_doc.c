@@ -513,7 +513,8 @@ static enum store_status restore(struct store *s, const struct store_doc_cfg *cf
 		return st;
 	}
 	if ((st = room_row_exists(s, room)) == STORE_NOT_FOUND) {
-		redisReply *del = rds_cmd(rd, dk.s, "DEL %s %s", dk.s, ok.s);
+		/* the commits set too: the restore kept it without an expiry (doc_init.lua) */
+		redisReply *del = rds_cmd(rd, dk.s, "DEL %s %s %s", dk.s, ok.s, ck.s);
 		if (!del || del->type == REDIS_REPLY_ERROR)
 			log_warn("room %s: the document restored for a deleted room could not be "
 				 "deleted",
@@ -1727,15 +1728,31 @@ int store_doc_thin(struct store *s, const struct store_doc_cfg *cfg)
 /* Takes room's document out of Redis (doc_unload.lua) when nothing of it is unsaved: its
  * revision in Redis is `rev`, the newest saved one, and the text Redis holds there is the
  * text the saved history rebuilds, byte for byte (so the restore of the next read or
- * commit gives back exactly this document). 1 unloaded; 0 left in Redis (moved on, a stream
- * of the room open, gone, or a history that does not give back this text: logged); -1 when
- * Redis or PostgreSQL failed (s->msg). */
+ * commit gives back exactly this document). Its commits set stays keep_ms longer. A room
+ * with a stream open is passed over before anything is read (one ZCOUNT; the script asks
+ * again on Redis's clock). 1 unloaded; 0 left in Redis (moved on, a stream of the room
+ * open, gone, a history that does not give back this text, or a script that refused:
+ * logged); -1 when Redis or PostgreSQL could not be reached (s->msg). */
 static int unload_idle(struct store *s, const struct store_doc_cfg *cfg, const char *room,
-		       long long rev)
+		       long long rev, long long keep_ms)
 {
 	struct doc_state live = {0}, saved = {0};
 	redisReply *rep = NULL;
 	int rc = 0;
+	struct rds *rd;
+	if (store_redis(s, &rd) != STORE_OK)
+		return -1;
+	struct rkey nk = rkey1(RK_ROOM_CONNS, room);
+	rep = rds_cmd(rd, nk.s, "ZCOUNT %s (%lld +inf", nk.s, clock_wall_ms());
+	if (!rep) {
+		store_redis_failed(s);
+		return -1;
+	}
+	int watched = rep->type == REDIS_REPLY_INTEGER && rep->integer > 0;
+	freeReplyObject(rep);
+	rep = NULL;
+	if (watched)
+		return 0;
 	enum store_status st = store_doc_read(s, cfg, room, &live);
 	if (st == STORE_REDIS_UNAVAILABLE || st == STORE_UNAVAILABLE) {
 		rc = -1;
@@ -1756,25 +1773,27 @@ static int unload_idle(struct store *s, const struct store_doc_cfg *cfg, const c
 						 : "does not give back the text Redis holds");
 		goto out;
 	}
-	struct rds *rd;
 	if (store_redis(s, &rd) != STORE_OK) {
 		rc = -1;
 		goto out;
 	}
 	struct rkey dk = rkey1(RK_ROOM_DOC, room), ok = rkey1(RK_ROOM_OPS, room),
-		    ck = rkey1(RK_ROOM_COMMITS, room), nk = rkey1(RK_ROOM_CONNS, room),
-		    fk = rkey1(RK_ROOM_FOLD_FAILED, room), ek = rkey1(RK_ROOM_EVENTS, room);
-	char revs[24], now[24];
+		    ck = rkey1(RK_ROOM_COMMITS, room), fk = rkey1(RK_ROOM_FOLD_FAILED, room),
+		    ek = rkey1(RK_ROOM_EVENTS, room);
+	char revs[24], keep[24];
 	snprintf(revs, sizeof revs, "%lld", rev);
-	snprintf(now, sizeof now, "%lld", clock_wall_ms());
-	const char *args[] = {dk.s, ok.s, ck.s, nk.s, fk.s, ek.s, revs, now};
+	snprintf(keep, sizeof keep, "%lld", keep_ms > 0 ? keep_ms : 1);
+	const char *args[] = {dk.s, ok.s, ck.s, nk.s, fk.s, ek.s, revs, keep};
 	rep = rds_script(rd, &rs_doc_unload, 6, 8, args, NULL);
-	if (!rep || rep->type != REDIS_REPLY_INTEGER) {
-		store_fail(s, STORE_REDIS_UNAVAILABLE, "%s",
-			   rep && rep->type == REDIS_REPLY_ERROR ? rep->str : rds_error(rd));
-		if (!rep)
-			store_redis_failed(s);
+	if (!rep) {
+		store_redis_failed(s);
 		rc = -1;
+		goto out;
+	}
+	if (rep->type != REDIS_REPLY_INTEGER) {
+		/* refused (an ACL, a full Redis): this room stays; the walk goes on */
+		log_warn("room %s: idle, but kept in Redis: the unload was refused: %s", room,
+			 rep->type == REDIS_REPLY_ERROR ? rep->str : "an unexpected answer");
 		goto out;
 	}
 	if (rep->integer == 1) {
@@ -1950,7 +1969,8 @@ int store_doc_sweep(struct store *s, const struct store_doc_cfg *cfg, char *afte
 		}
 	}
 	for (int j = 0; j < nidle; j++) {
-		int u = unload_idle(s, cfg, PQgetvalue(r, idle[j], 0), idle_revs[j]);
+		int u = unload_idle(s, cfg, PQgetvalue(r, idle[j], 0), idle_revs[j],
+				    (long long)unload_idle_s * 1000);
 		if (u < 0) {
 			rc = -1;
 			goto out;

@@ -236,14 +236,21 @@ const cases = {
     for (const n of [1, 2, 3]) await c.send('XADD', rk(r, 'events'), '*', 'type', 'operation', 'data', `{"n":${n}}`);
     const keys = [rk(r, 'doc'), rk(r, 'ops'), rk(r, 'commits'), rk(r, 'conns'), rk(r, 'foldfail'), rk(r, 'events')];
     const now = Date.now();
-    assert.equal(await run('doc_unload', keys, ['3', String(now)]), 0); // moved on
+    assert.equal(await run('doc_unload', keys, ['3', '60000']), 0); // moved on
     await c.send('ZADD', rk(r, 'conns'), String(now + 60000), 'B|7|ann');
-    assert.equal(await run('doc_unload', keys, ['4', String(now)]), 2); // a stream is open
+    assert.equal(await run('doc_unload', keys, ['4', '60000']), 2); // a stream is open
     assert.equal(await c.send('EXISTS', rk(r, 'doc')), 1);
-    await c.send('ZADD', rk(r, 'conns'), String(now - 1), 'B|7|ann'); // expired
-    assert.equal(await run('doc_unload', keys, ['4', String(now)]), 1);
-    for (const k of ['doc', 'ops', 'commits']) assert.equal(await c.send('EXISTS', rk(r, k)), 0, k);
+    await c.send('ZADD', rk(r, 'conns'), String(now - 1000), 'B|7|ann'); // expired
+    assert.equal(await run('doc_unload', keys, ['4', '60000']), 1);
+    for (const k of ['doc', 'ops']) assert.equal(await c.send('EXISTS', rk(r, k)), 0, k);
+    const ttl = await c.send('PTTL', rk(r, 'commits')); // the commits set outlives it a while
+    assert.ok(ttl > 0 && ttl <= 60000, String(ttl));
     assert.deepEqual((await history(r)).map((e) => e.data), [{ n: 3 }]); // the newest entry only
+    // the restore keeps what names revisions up to its own, and the set lives on again
+    await c.send('ZADD', rk(r, 'commits'), '9', '7|8|d|later');
+    assert.equal(await run('doc_init', [rk(r, 'doc'), rk(r, 'ops'), rk(r, 'commits')], ['4', 'abcd', '4', '4']), 1);
+    assert.deepEqual(await c.send('ZRANGE', rk(r, 'commits'), '0', '-1'), ['7|3|d|c']);
+    assert.equal(await c.send('PTTL', rk(r, 'commits')), -1);
   },
   async doc_ops_range() { await cases.doc_commit(); },
   async events_emit() {

@@ -115,6 +115,30 @@ test('an idle room that is saved leaves Redis and comes back whole on its next r
   }
 });
 
+test('a request sent again after its room was taken out is told it was committed, not applied twice', async () => {
+  const room = roomOf();
+  commit(room, 0, ['one\n']);
+  const again = { revision: 1, ops: [4, 'two\n'], client_id: 'c1' };
+  const first = api({ method: 'POST', uri: `/api/rooms/${room.id}/operations`, token: room.token, body: again });
+  assert.equal(first.status, 200, first.body);
+  // rooms idle for 6 s go, and their commits sets 6 s after them
+  const snap = snapshotter({ ROOM_UNLOAD_IDLE_S: '6' });
+  try {
+    await waitFor(() => rcli('EXISTS', key(room.id, 'doc')) === '0', { what: 'the room out of Redis', timeout: 60000 });
+    const ttl = Number(rcli('PTTL', key(room.id, 'commits')));
+    assert.ok(ttl > 0 && ttl <= 6000, `the commits set expires after the document: ${ttl}`);
+    // the answer to that edit was lost; the client sends it again as it was
+    const r = api({ method: 'POST', uri: `/api/rooms/${room.id}/operations`, token: room.token, body: again });
+    assert.equal(r.status, 409, r.body);
+    assert.equal(r.json.error, 'revision_too_old');
+    assert.equal(r.json.applied_revision, 2, r.body);
+    assert.deepEqual(document(room), [2, 'one\ntwo\n']);
+    assert.equal(rcli('PTTL', key(room.id, 'commits')), '-1', 'restored: the set lives on with the room');
+  } finally {
+    await stopped(snap);
+  }
+});
+
 test('a room with a stream open, or idle for less than ROOM_UNLOAD_IDLE_S, stays in Redis', async () => {
   const watched = roomOf();
   const recent = roomOf();
