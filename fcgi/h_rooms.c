@@ -81,7 +81,7 @@ static cJSON *room_to_json(struct api_ctx *c, const struct store_room *r)
 	cJSON *own = cJSON_AddObjectToObject(o, "owner");
 	cJSON_AddNumberToObject(own, "id", (double)r->owner_id);
 	cJSON_AddStringToObject(own, "username", r->owner_name);
-	cJSON_AddNumberToObject(o, "revision", (double)store_room_revision(c->store, r->id));
+	cJSON_AddNumberToObject(o, "revision", (double)store_room_revision(c->store, r));
 	cJSON_AddStringToObject(o, "created_at", r->created_at);
 	if (strcmp(r->role, "owner") == 0) {
 		if (r->invite_enabled)

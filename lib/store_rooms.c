@@ -84,13 +84,19 @@ enum store_status store_room_list(struct store *s, long long user, int max, long
 	const char *params[] = {uid, uid, lim, before_id ? bus : NULL, before_id};
 	PGresult *r;
 #define ROOM_US "(extract(epoch FROM r.created_at) * 1000000)::bigint"
+	/* the newest saved revision (two index-only lookups a room), for the rooms whose
+	 * document is out of Redis (store_room_revision) */
+#define ROOM_SAVED                                                                                \
+	"greatest((SELECT max(revision) FROM snapshots WHERE room_id = r.id), "                   \
+	"(SELECT max(revision) FROM history_ops WHERE room_id = r.id)) "
 	enum store_status st = store_sql(s, &r, NULL,
-					 "SELECT " ROOM_COLS ", " ROOM_US ROOM_FROM
+					 "SELECT " ROOM_COLS ", " ROOM_US ", " ROOM_SAVED ROOM_FROM
 					 "JOIN room_members me ON me.room_id = r.id AND me.user_id = $1 "
 					 "WHERE $5::text IS NULL OR (" ROOM_US ", r.id) < ($4::bigint, $5) "
 					 "ORDER BY r.created_at DESC, r.id DESC LIMIT $3",
 					 5, params);
 #undef ROOM_US
+#undef ROOM_SAVED
 	if (st != STORE_OK)
 		return st;
 	int rows = PQntuples(r);
@@ -102,6 +108,10 @@ enum store_status store_room_list(struct store *s, long long user, int max, long
 	for (int i = 0; i < rows; i++) {
 		room_from_row(r, i, &v[i]);
 		v[i].created_us = strtoll(PQgetvalue(r, i, C_ROLE + 1), NULL, 10);
+		v[i].saved_revision = PQgetisnull(r, i, C_ROLE + 2)
+					      ? -1
+					      : strtoll(PQgetvalue(r, i, C_ROLE + 2), NULL, 10);
+		v[i].saved_known = 1;
 	}
 	PQclear(r);
 	*out = v;
@@ -735,8 +745,9 @@ int store_room_visibility_put(struct store *s, const char *room, const char *vis
 	return rc;
 }
 
-long long store_room_revision(struct store *s, const char *room)
+long long store_room_revision(struct store *s, const struct store_room *sr)
 {
+	const char *room = sr->id;
 	struct rds *rd = s->redis; /* looked at, not opened */
 	if (!rd)
 		return 0;
@@ -752,6 +763,8 @@ long long store_room_revision(struct store *s, const char *room)
 		freeReplyObject(rep);
 	if (!absent)
 		return rev;
+	if (sr->saved_known)
+		return sr->saved_revision > 0 ? sr->saved_revision : 0;
 	/* no document in Redis: a room nobody typed in yet (nothing saved: 0), or one the
 	 * snapshotter unloaded while idle, whose revision is its newest saved one (two
 	 * primary-key lookups) */

@@ -26,6 +26,10 @@ struct store_room {
 	long long invite_gen;
 	char role[STORE_ROLE_MAX]; /* the user's: "owner", "editor", "viewer"; "" none */
 	long long created_us; /* store_room_list only: created_at in µs since 1970 (paging) */
+	/* store_room_list only (saved_known 1): the newest saved revision, -1 none, for
+	 * store_room_revision when Redis holds no document */
+	long long saved_revision;
+	int saved_known;
 };
 
 struct store_member {
@@ -141,7 +145,8 @@ enum store_status store_member_cache_fill(struct store *s, const char *room,
 int store_room_visibility_put(struct store *s, const char *room, const char *vis);
 /* The document's revision, from the Redis connection as it is (none is opened: a list of
  * rooms costs at most the one attempt its caller made); when Redis holds no document (an
- * idle room unloaded, store_doc_sweep), the newest saved revision; 0 when unknown. */
-long long store_room_revision(struct store *s, const char *room);
+ * idle room unloaded, store_doc_sweep), the newest saved revision: r's when its list read
+ * it (saved_known), else asked of PostgreSQL; 0 when unknown. */
+long long store_room_revision(struct store *s, const struct store_room *r);
 
 #endif
