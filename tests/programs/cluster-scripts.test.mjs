@@ -236,6 +236,8 @@ const cases = {
     for (const n of [1, 2, 3]) await c.send('XADD', rk(r, 'events'), '*', 'type', 'operation', 'data', `{"n":${n}}`);
     const keys = [rk(r, 'doc'), rk(r, 'ops'), rk(r, 'commits'), rk(r, 'conns'), rk(r, 'foldfail'), rk(r, 'events')];
     const now = Date.now();
+    assert.equal(await run('doc_unload', keys, ['4', '60000']), 3); // loaded just now
+    await c.send('HDEL', rk(r, 'doc'), 'loaded'); // (as a document loaded long ago)
     assert.equal(await run('doc_unload', keys, ['3', '60000']), 0); // moved on
     await c.send('ZADD', rk(r, 'conns'), String(now + 60000), 'B|7|ann');
     assert.equal(await run('doc_unload', keys, ['4', '60000']), 2); // a stream is open

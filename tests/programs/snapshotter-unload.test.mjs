@@ -97,8 +97,10 @@ test('an idle room that is saved leaves Redis and comes back whole on its next r
     assert.deepEqual(inRedis(room.id), [], 'telling the revision does not load the room');
 
     // the next read restores it: the same revision, the same text
-    assert.deepEqual(document(room), [2, 'def f():\n    return 1\n# é ✓\n']);
-    assert.equal(rcli('HGET', key(room.id, 'doc'), 'revision'), '2');
+    const back = api({ method: 'GET', uri: `/api/rooms/${room.id}/document`, token: room.token });
+    assert.equal(back.status, 200, back.body);
+    assert.deepEqual([back.json.revision, back.json.content], [2, 'def f():\n    return 1\n# é ✓\n']);
+    assert.match(back.stderr, new RegExp(`room ${room.id}: document restored from its history at revision 2`));
     // an edit made on that revision goes on from it
     assert.equal(commit(room, 2, [28, 'f()\n']), 3);
     assert.deepEqual(document(room), [3, 'def f():\n    return 1\n# é ✓\nf()\n']);
