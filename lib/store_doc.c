@@ -1882,27 +1882,38 @@ int store_doc_sweep(struct store *s, const struct store_doc_cfg *cfg, char *afte
 	}
 	for (int i = 0; i < n; i++) {
 		struct rkey k = rkey1(RK_ROOM_DOC, PQgetvalue(r, i, 0));
-		const char *hget[] = {"HGET", k.s, "revision"};
-		if (!rkey_ok(&k) || rds_pipe_add(pp, k.s, 3, hget, NULL) < 0) {
+		/* loaded: when a restore last brought the document back (doc_init.lua) */
+		const char *hget[] = {"HMGET", k.s, "revision", "loaded"};
+		if (!rkey_ok(&k) || rds_pipe_add(pp, k.s, 4, hget, NULL) < 0) {
 			store_fail(s, STORE_REDIS_UNAVAILABLE, "%s",
 				   rkey_ok(&k) ? rds_error(rd) : "a room id too long for a key");
 			rc = -1;
 			goto out;
 		}
 	}
+	long long wall = clock_wall_ms(), idle_ms = (long long)unload_idle_s * 1000;
 	for (int i = 0; i < n; i++) {
-		redisReply *rev = rds_pipe_reply(pp);
-		if (!rev || rev->type == REDIS_REPLY_ERROR) {
-			store_fail(s, STORE_REDIS_UNAVAILABLE, "%s", rev ? rev->str : rds_error(rd));
-			if (rev)
-				freeReplyObject(rev);
+		redisReply *hm = rds_pipe_reply(pp);
+		if (!hm || hm->type != REDIS_REPLY_ARRAY || hm->elements != 2) {
+			store_fail(s, STORE_REDIS_UNAVAILABLE, "%s",
+				   hm && hm->type == REDIS_REPLY_ERROR ? hm->str
+				   : hm ? "an unexpected answer to HMGET"
+					: rds_error(rd));
+			if (hm)
+				freeReplyObject(hm);
 			rc = -1;
 			goto out;
 		}
+		const redisReply *rev = hm->element[0], *ld = hm->element[1];
 		/* no document (nil): the room is gone, or lives in PostgreSQL only and the next
 		 * read restores it; a fresh room at 0 with nothing saved has nothing to save */
 		if (rev->type == REDIS_REPLY_STRING) {
 			long long now = strtoll(rev->str, NULL, 10);
+			/* restored less than one idle period ago (by this process's clock; the
+			 * unload script asks again on Redis's): it stays, and costs no fold and no
+			 * rebuild in each walk until then */
+			int fresh = ld->type == REDIS_REPLY_STRING &&
+				    wall - strtoll(ld->str, NULL, 10) < idle_ms;
 			long long saved =
 				PQgetisnull(r, i, 1) ? -1 : strtoll(PQgetvalue(r, i, 1), NULL, 10);
 			if (now != saved && (now > 0 || saved >= 0)) {
@@ -1910,13 +1921,13 @@ int store_doc_sweep(struct store *s, const struct store_doc_cfg *cfg, char *afte
 				off[noff++] = i;
 			} else if (now == saved && saved >= 0 && unload_idle_s > 0 &&
 				   !PQgetisnull(r, i, 2) &&
-				   strtoll(PQgetvalue(r, i, 2), NULL, 10) >= unload_idle_s &&
+				   strtoll(PQgetvalue(r, i, 2), NULL, 10) >= unload_idle_s && !fresh &&
 				   nidle < SWEEP_UNLOAD_MAX) {
 				idle_revs[nidle] = now;
 				idle[nidle++] = i;
 			}
 		}
-		freeReplyObject(rev);
+		freeReplyObject(hm);
 	}
 	rds_pipe_free(pp);
 	pp = NULL;
@@ -1970,7 +1981,7 @@ int store_doc_sweep(struct store *s, const struct store_doc_cfg *cfg, char *afte
 	}
 	for (int j = 0; j < nidle; j++) {
 		int u = unload_idle(s, cfg, PQgetvalue(r, idle[j], 0), idle_revs[j],
-				    (long long)unload_idle_s * 1000);
+				    idle_ms);
 		if (u < 0) {
 			rc = -1;
 			goto out;

@@ -190,6 +190,45 @@ test('a room with a stream open, or idle for less than ROOM_UNLOAD_IDLE_S, stays
   }
 });
 
+test('a room opened again stays in Redis one idle period, and the walks do not read it meanwhile', async () => {
+  const room = roomOf();
+  commit(room, 0, ['opened again\n']);
+  const IDLE_S = 10;
+  const metricsPort = await freePort();
+  const snap = snapshotter({ ROOM_UNLOAD_IDLE_S: String(IDLE_S), SNAPSHOTTER_METRICS_PORT: String(metricsPort) });
+  const walks = async () => Number(/^codecollab_snapshotter_sweeps_total\{outcome="done"\} (\d+)$/m
+    .exec(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text())?.[1] ?? 0);
+  const warning = new RegExp(`room ${room.id}: idle, but kept in Redis: its saved history does not give back the text Redis holds`);
+  try {
+    await waitFor(() => savedRevision(room.id) === 1, { what: 'revision 1 saved', timeout: 60000 });
+    // saved an hour ago, as far as the walk can tell: out at its next look
+    psql(pg, `UPDATE snapshots SET saved_at = now() - interval '1 hour' WHERE room_id = '${room.id}'`);
+    await waitFor(() => rcli('EXISTS', key(room.id, 'doc')) === '0', { what: 'the room out of Redis', timeout: 60000 });
+    assert.deepEqual(document(room), [1, 'opened again\n']);
+    // back with its commits set (restored within the set's expiry), no operations pending
+    const back = ['doc', 'commits'];
+    assert.deepEqual(inRedis(room.id), back);
+    const loaded = Number(rcli('HGET', key(room.id, 'doc'), 'loaded'));
+    assert.ok(loaded > 0, 'the restore wrote when it loaded the room');
+    // a text in Redis that its saved history does not give back: a walk that compared the
+    // two would say so (the next test); within the period none does
+    rcli('HSET', key(room.id, 'doc'), 'content', 'not what was saved\n');
+    const walked = await walks();
+    await waitFor(async () => await walks() >= walked + 2, { what: 'two more walks', timeout: 60000 });
+    const seen = Date.now();
+    assert.doesNotMatch(snap.output, warning, 'a walk within the period read the room');
+    assert.deepEqual(inRedis(room.id), back);
+    // those walks ran within the period (else this test showed nothing: too slow a machine)
+    assert.ok(seen - loaded < IDLE_S * 1000, `two walks took ${seen - loaded} ms after the restore`);
+    // once the period is over, the walk looks again (and keeps the room, with the warning)
+    await waitFor(() => warning.test(snap.output), { what: 'the warning after the period', timeout: 60000 });
+    assert.ok(Date.now() >= loaded + IDLE_S * 1000);
+    assert.deepEqual(inRedis(room.id), back);
+  } finally {
+    await stopped(snap);
+  }
+});
+
 test('a room whose saved history does not give back its text stays in Redis, with a warning', async () => {
   const room = roomOf();
   commit(room, 0, ['the text Redis holds\n']);
