@@ -5,14 +5,34 @@
 -- with an HTML page. Here: 502 (500 and 502), 503 or 504, `{"error","message"}` as the rest
 -- of the API answers, and Retry-After. Answers of the API itself are JSON already and pass
 -- as they are.
+-- Also lighttpd's own 413 for a body over server.max-request-size, which lighttpd.conf
+-- sends without the error handler (HTTP/2 needs it so): the API's `payload_too_large`.
 local r = lighty.r
 local status = r.req_item.http_status
-if status ~= 500 and status ~= 502 and status ~= 503 and status ~= 504 then
+if status ~= 413 and status ~= 500 and status ~= 502 and status ~= 503 and status ~= 504 then
   return 0
 end
 local ctype = r.resp_header["Content-Type"] or ""
 if string.find(ctype, "json", 1, true) then
   return 0
+end
+if status == 413 then
+  -- lighttpd refused it as soon as it read the head, before mod_setenv added the security
+  -- headers (lighttpd.conf): the same ones the API sends (fcgi/http.c), HSTS over HTTPS
+  r.resp_header["Content-Security-Policy"] = "default-src 'self'; script-src 'self'; " ..
+    "style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; " ..
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'; " ..
+    "require-trusted-types-for 'script'; trusted-types codecollab"
+  r.resp_header["X-Content-Type-Options"] = "nosniff"
+  r.resp_header["Referrer-Policy"] = "no-referrer"
+  r.resp_header["X-Frame-Options"] = "DENY"
+  if r.req_attr["uri.scheme"] == "https" then
+    r.resp_header["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+  end
+  r.resp_header["Content-Type"] = "application/json"
+  r.resp_header["Cache-Control"] = "no-store"
+  r.resp_body.set({ '{"error":"payload_too_large","message":"the request body is larger than 1 MiB"}' })
+  return 413
 end
 local code, message
 if status == 503 then
