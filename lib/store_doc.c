@@ -1814,7 +1814,7 @@ out:
  * command of its own on another key (another node of a cluster) and may fail, and the
  * process may die before it is sent: nothing else would put the room on the schedule until
  * its next commit, and a room's last edits have none. So the snapshotter walks every room
- * now and then and compares; a room that is fine costs one HGET in Redis and two index
+ * now and then and compares; a room that is fine costs one HMGET in Redis and two index
  * lookups in PostgreSQL, and nothing is written for it. A room whose revision is behind the
  * saved one (Redis lost writes) is marked too: its save puts it back (store_doc_snapshot),
  * which would otherwise wait for a commit.

@@ -5,8 +5,10 @@
 -- with an HTML page. Here: 502 (500 and 502), 503 or 504, `{"error","message"}` as the rest
 -- of the API answers, and Retry-After. Answers of the API itself are JSON already and pass
 -- as they are.
--- Also lighttpd's own 413 for a body over server.max-request-size, which lighttpd.conf
--- sends without the error handler (HTTP/2 needs it so): the API's `payload_too_large`.
+-- Also for a request with a Content-Length of seven digits or more, on every path, which
+-- lighttpd.conf gives no error handler (HTTP/2 needs it so): lighttpd's own 413 for a body
+-- over server.max-request-size becomes the API's `payload_too_large`, and a failure of the
+-- broker on its paths `broker_unavailable`, as the API words them.
 local r = lighty.r
 local status = r.req_item.http_status
 if status ~= 413 and status ~= 500 and status ~= 502 and status ~= 503 and status ~= 504 then
@@ -35,7 +37,13 @@ if status == 413 then
   return 413
 end
 local code, message
-if status == 503 then
+local path = r.req_attr["uri.path"] or ""
+if string.sub(path, 1, 8) == "/events/" then
+  -- the broker's paths (here only with a request lighttpd.conf gives no error handler,
+  -- whose answers the API words alike, fcgi/api.c)
+  if status == 500 then status = 502 end
+  code, message = "broker_unavailable", "the event broker is unavailable"
+elseif status == 503 then
   code, message = "api_unavailable",
     "no API process could take the request; it was not carried out: try again"
 elseif status == 504 then

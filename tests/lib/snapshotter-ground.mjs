@@ -35,9 +35,10 @@ export async function snapshotterGround(secret) {
 
 // What a suite on that ground does as a client, named after the suite (prefix: its users'
 // names): api(env, req) runs one request (env over base; the API must not crash), roomOf(env)
-// registers a user and makes a room ({id, token}), commit(env, room, revision, ops) commits
-// (200 expected: the new revision), savedRevision(room) is the newest revision PostgreSQL
-// holds of it (a checkpoint or a batch).
+// registers a user and makes a room ({id, token, user}), commit(env, room, revision, ops,
+// extra) commits (extra: more fields of the body, a client_id; 200 expected: the new
+// revision), savedRevision(room) is the newest revision PostgreSQL holds of it (a
+// checkpoint or a batch; 0 when none).
 export function clientOf({ cgi, pg, base }, prefix) {
   const api = (env, req) => {
     const r = cgi({ ...req, env: { ...base, ...env } });
@@ -50,10 +51,10 @@ export function clientOf({ cgi, pg, base }, prefix) {
     assert.equal(reg.status, 201, reg.body);
     const room = api(env, { method: 'POST', uri: '/api/rooms', token: reg.json.token, body: { name: prefix } });
     assert.equal(room.status, 201, room.body);
-    return { id: room.json.room.id, token: reg.json.token };
+    return { id: room.json.room.id, token: reg.json.token, user: reg.json.user };
   };
-  const commit = (env, room, revision, ops) => {
-    const r = api(env, { method: 'POST', uri: `/api/rooms/${room.id}/operations`, token: room.token, body: { revision, ops } });
+  const commit = (env, room, revision, ops, extra = {}) => {
+    const r = api(env, { method: 'POST', uri: `/api/rooms/${room.id}/operations`, token: room.token, body: { revision, ops, ...extra } });
     assert.equal(r.status, 200, r.body);
     return r.json.revision;
   };

@@ -12,40 +12,25 @@ import { execFileSync } from 'node:child_process';
 import { freePort, start, startBroker, stop, waitFor } from '../lib/procs.mjs';
 import { psql } from '../lib/pg.mjs';
 import { ticket } from '../lib/tokens.mjs';
-import { snapshotterGround, SNAP_BIN } from '../lib/snapshotter-ground.mjs';
+import { snapshotterGround, clientOf, SNAP_BIN } from '../lib/snapshotter-ground.mjs';
 
 const SECRET = 'snapshotter-unload-test-secret-0123456789';
 const ground = await snapshotterGround(SECRET);
-const { cgi, redisSrv, pg, base } = ground;
+const { redisSrv, pg, base } = ground;
 const rcli = (...args) => execFileSync('redis-cli', ['-p', String(redisSrv.port), ...args]).toString().trim();
 const key = (room, what) => `cc:room:{${room}}:${what}`;
 const inRedis = (room) => ['doc', 'ops', 'commits'].filter((k) => rcli('EXISTS', key(room, k)) === '1');
-const savedRevision = (room) => Number(psql(pg, `SELECT coalesce(max(revision), -1) FROM (SELECT revision FROM snapshots WHERE room_id = '${room}' UNION ALL SELECT revision FROM history_ops WHERE room_id = '${room}') s`));
 
 // Saves due 100 ms after a mark, a walk every second, rooms idle for 1 s unloaded.
 const ENV = { SNAPSHOT_INTERVAL_MS: '100', SNAPSHOT_SWEEP_MS: '1000', ROOM_UNLOAD_IDLE_S: '1' };
 
-const api = (req, env = {}) => {
-  const r = cgi({ ...req, env: { ...base, ...ENV, ...env } });
-  assert.equal(r.code, 0, r.stderr.slice(0, 2000));
-  return r;
-};
-
-let users = 0;
-function roomOf() {
-  const name = `unload${++users}`;
-  const reg = api({ method: 'POST', uri: '/api/auth/register', body: { username: name, password: 'unload-pass-123' } });
-  assert.equal(reg.status, 201, reg.body);
-  const room = api({ method: 'POST', uri: '/api/rooms', token: reg.json.token, body: { name: 'idle' } });
-  assert.equal(room.status, 201, room.body);
-  return { id: room.json.room.id, token: reg.json.token, user: reg.json.user };
-}
-
-function commit(room, revision, ops) {
-  const r = api({ method: 'POST', uri: `/api/rooms/${room.id}/operations`, token: room.token, body: { revision, ops, client_id: 'c1' } });
-  assert.equal(r.status, 200, r.body);
-  return r.json.revision;
-}
+const client = clientOf(ground, 'unload');
+const { savedRevision } = client;
+const api = (req, env = {}) => client.api({ ...ENV, ...env }, req);
+const roomOf = () => client.roomOf(ENV);
+// one client_id for all: the commits set records each commit (what a resent request is
+// recognised by)
+const commit = (room, revision, ops) => client.commit(ENV, room, revision, ops, { client_id: 'c1' });
 
 function document(room) {
   const d = api({ method: 'GET', uri: `/api/rooms/${room.id}/document`, token: room.token });
@@ -193,7 +178,7 @@ test('a room with a stream open, or idle for less than ROOM_UNLOAD_IDLE_S, stays
 test('a room opened again stays in Redis one idle period, and the walks do not read it meanwhile', async () => {
   const room = roomOf();
   commit(room, 0, ['opened again\n']);
-  const IDLE_S = 10;
+  const IDLE_S = 15;
   const metricsPort = await freePort();
   const snap = snapshotter({ ROOM_UNLOAD_IDLE_S: String(IDLE_S), SNAPSHOTTER_METRICS_PORT: String(metricsPort) });
   const walks = async () => Number(/^codecollab_snapshotter_sweeps_total\{outcome="done"\} (\d+)$/m
