@@ -55,7 +55,7 @@ const child = spawn(process.execPath, ['--test', '--test-concurrency=1',
     // as to the one stack's BROKER_PORT: HAProxy, like any front door, notices a client that
     // went away only at the broker's next heartbeat
     BROKER_PORT: String(c.proc('broker-1').ports[0]),
-    // ten typists at one spot (interleave.test.mjs): 10,000 operations on the one stack,
+    // ten typists at one spot (interleave.test.mjs): 5,000 operations on the one stack,
     // 4,000 here, where what is new is the layout, not the load
     INTERLEAVE_OPERATIONS: process.env.INTERLEAVE_OPERATIONS || '4000',
   },
