@@ -5,10 +5,11 @@
 -- with an HTML page. Here: 502 (500 and 502), 503 or 504, `{"error","message"}` as the rest
 -- of the API answers, and Retry-After. Answers of the API itself are JSON already and pass
 -- as they are.
--- Also for a request with a Content-Length of seven digits or more, on every path, which
--- lighttpd.conf gives no error handler (HTTP/2 needs it so): lighttpd's own 413 for a body
--- over server.max-request-size becomes the API's `payload_too_large`, and a failure of the
--- broker on its paths `broker_unavailable`, as the API words them.
+-- Also for the requests lighttpd.conf gives no error handler (HTTP/2 needs it so), on every
+-- path: a Content-Length of seven digits or more, or a PUT, PATCH or DELETE without one.
+-- lighttpd's own 413 for a body over server.max-request-size becomes the API's
+-- `payload_too_large`, and a failure of the broker on its paths `broker_unavailable`, as
+-- the API words them.
 local r = lighty.r
 local status = r.req_item.http_status
 if status ~= 413 and status ~= 500 and status ~= 502 and status ~= 503 and status ~= 504 then
