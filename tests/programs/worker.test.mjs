@@ -84,9 +84,10 @@ test('several jobs at once, up to WORKERS in parallel', () => withRedis(async (r
   ids.push(await enqueue(r, { room, request: { language: 'cpp', version: '*', code: '#include <cstdio>\nint main(){std::puts("cpp");}', stdin: '', args: [] } }));
   const done = await Promise.all(ids.map((id) => waitStatus(r, id, 'finished', 30000)));
   const took = Date.now() - t0;
-  for (let i = 0; i < 6; i++) assert.equal(done[i].result.stdout, `job ${i}\n`);
-  assert.equal(done[6].result.stdout, '42\n');
-  assert.equal(done[7].result.stdout, 'cpp\n');
+  // the whole result in the message: a run that printed nothing says how it ended
+  for (let i = 0; i < 6; i++) assert.equal(done[i].result.stdout, `job ${i}\n`, JSON.stringify(done[i].result));
+  assert.equal(done[6].result.stdout, '42\n', JSON.stringify(done[6].result));
+  assert.equal(done[7].result.stdout, 'cpp\n', JSON.stringify(done[7].result));
   // six 1 s jobs on 3 threads: about 2 s, well under the 6 s of one at a time
   assert.ok(took < 5000, `took ${took} ms`);
   console.log(`  8 jobs on 3 threads: ${took} ms`);
