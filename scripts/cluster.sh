@@ -624,9 +624,15 @@ frontend www
 # The web nodes: lighttpd with the API. A node is healthy when the API itself answers
 # /api/health, 200 or 503 (its own "degraded" body names postgres): a data store that is down
 # is every node's problem, and the API's own JSON answer is better than none. A node whose
-# lighttpd or API processes do not answer is taken out.
+# lighttpd or API processes do not answer is taken out. A check waits in line behind the
+# requests a node is working on (lighttpd hands it to the same API processes), so it is
+# given 5 s: a node busy with a burst of sign-ups (argon2id, tens of ms each, far more on a
+# loaded machine) answers its check late, not never. With 1 s, 40 registrations at once
+# took both nodes out and the next request got 503 (2026-12-06). A refused connection, a
+# node that died, still fails its check at once.
 backend web
   balance roundrobin
+  timeout check 5s
   # a web node that dies with a request in flight: a GET or HEAD, which changes nothing, is
   # sent again to another node; any other request is answered 502 (the client decides)
   retry-on conn-failure empty-response

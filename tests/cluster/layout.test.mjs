@@ -4,6 +4,8 @@
 //   listens on its ports, and the PostgreSQL primary and replica are what they say;
 // - HAProxy serves the front page and /api/health through both web nodes and streams
 //   through the brokers; its own refusals (no broker up) are JSON;
+// - a web node whose API is slow for 3.5 s stays in HAProxy's rotation; one that hangs is
+//   taken out after two checks of 5 s, and comes back when it goes on;
 // - kill -9 of a web node: requests keep being answered, the node is started again;
 // - SIGTERM: nothing of the layout is left running, and each worker was told to stop once.
 // A second test forms the Redis Cluster (three masters, three replicas) and checks its roles
@@ -116,6 +118,59 @@ test('make cluster: topology.json is the real layout; HAProxy spreads over both 
   }
   await waitFor(async () => (await fetch(`${c.base}/events/health`, { signal: AbortSignal.timeout(1500) }).catch(() => null))?.status === 200,
     { timeout: 20000, what: 'the brokers back behind HAProxy' });
+
+  // A web node that is slow is not taken out, one that hangs is. HAProxy's check of a web
+  // node waits in line behind the requests the node is working on, so it is given 5 s
+  // (scripts/cluster.sh, backend web; with 1 s, a burst of sign-ups took both nodes out and
+  // the next request got 503). web-1's API processes are stopped for 3.5 s: two checks of
+  // 1 s would both have failed by then. The requests it got meanwhile are answered once they
+  // go on, and HAProxy names no web node down. Stopped for good, web-1 is taken out after
+  // two checks of 5 s, and requests go to web-2 alone; it is back once it goes on.
+  const hapLog = () => readFileSync(join(c.dir, 'log/haproxy.log'), 'utf8');
+  const stateLines = (state) => hapLog().split('\n').filter((l) => l.includes(`Server web/web-1 is ${state}`)).length;
+  const health = async () => {
+    const t = Date.now();
+    const r = await fetch(`${c.base}/api/health`, { signal: AbortSignal.timeout(30000) });
+    return { status: r.status, by: r.headers.get('x-served-by'), ms: Date.now() - t, text: await r.text() };
+  };
+  const slow = c.proc('web-1');
+  const downsBefore = stateLines('DOWN');
+  const stallFor = async (ms, during) => {
+    const t = Date.now();
+    for (const pid of slow.api_pids) await pauseProcess(pid);
+    try {
+      const got = await during();
+      await sleep(ms - (Date.now() - t));
+      return got;
+    } finally {
+      for (const pid of slow.api_pids) process.kill(pid, 'SIGCONT');
+    }
+  };
+  const held = [];
+  await stallFor(3500, async () => {
+    // round-robin: about half of these wait for web-1
+    for (let i = 0; i < 4; i++) held.push(health());
+  });
+  const answers = await Promise.all(held);
+  for (const a of answers) assert.equal(a.status, 200, a.text);
+  assert.ok(answers.some((a) => a.by === 'web-1' && a.ms >= 2000), JSON.stringify(answers));
+  await sleep(1000); // the check that waited has its answer
+  assert.equal(stateLines('DOWN'), downsBefore, `web-1 was taken out for being slow:\n${hapLog()}`);
+  const upsBefore = stateLines('UP');
+  let outAfter;
+  await stallFor(0, async () => {
+    const t = Date.now();
+    await waitFor(() => stateLines('DOWN') > downsBefore, { timeout: 30000, what: 'HAProxy taking out web-1, stopped' });
+    outAfter = Date.now() - t;
+    for (let i = 0; i < 4; i++) {
+      const a = await health();
+      assert.equal(a.status, 200, a.text);
+      assert.equal(a.by, 'web-2');
+    }
+  });
+  assert.ok(outAfter >= 5000, `web-1 was out ${outAfter} ms after it stopped: a check waits 5 s`);
+  console.log(`  web-1's API stopped: out of HAProxy's rotation after ${outAfter} ms`);
+  await waitFor(() => stateLines('UP') > upsBefore, { timeout: 20000, what: 'web-1 back in HAProxy\'s rotation' });
 
   // kill -9 one web node: every request is still answered (HAProxy retries a refused
   // connection elsewhere and takes the node out), and the supervisor starts it again
