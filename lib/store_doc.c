@@ -1883,8 +1883,8 @@ int store_doc_sweep(struct store *s, const struct store_doc_cfg *cfg, char *afte
 	for (int i = 0; i < n; i++) {
 		struct rkey k = rkey1(RK_ROOM_DOC, PQgetvalue(r, i, 0));
 		/* loaded: when a restore last brought the document back (doc_init.lua) */
-		const char *hget[] = {"HMGET", k.s, "revision", "loaded"};
-		if (!rkey_ok(&k) || rds_pipe_add(pp, k.s, 4, hget, NULL) < 0) {
+		const char *hmget[] = {"HMGET", k.s, "revision", "loaded"};
+		if (!rkey_ok(&k) || rds_pipe_add(pp, k.s, 4, hmget, NULL) < 0) {
 			store_fail(s, STORE_REDIS_UNAVAILABLE, "%s",
 				   rkey_ok(&k) ? rds_error(rd) : "a room id too long for a key");
 			rc = -1;

@@ -30,6 +30,9 @@ const api = (req, env = {}) => client.api({ ...ENV, ...env }, req);
 const roomOf = () => client.roomOf(ENV);
 // one client_id for all: the commits set records each commit (what a resent request is
 // recognised by)
+// The walks over the rooms a snapshotter has ended, from its metrics port.
+const walksDone = async (port) => Number(/^codecollab_snapshotter_sweeps_total\{outcome="done"\} (\d+)$/m
+  .exec(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())?.[1] ?? 0);
 const commit = (room, revision, ops) => client.commit(ENV, room, revision, ops, { client_id: 'c1' });
 
 function document(room) {
@@ -148,8 +151,7 @@ test('a room with a stream open, or idle for less than ROOM_UNLOAD_IDLE_S, stays
     // stays; the other is taken out (so the walks did run)
     const metricsPort = await freePort();
     snap = snapshotter({ SNAPSHOTTER_METRICS_PORT: String(metricsPort) });
-    const walks = async () => Number(/^codecollab_snapshotter_sweeps_total\{outcome="done"\} (\d+)$/m
-      .exec(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text())?.[1] ?? 0);
+    const walks = () => walksDone(metricsPort);
     await waitFor(() => inRedis(recent.id).length === 0, { what: 'the room without a stream out of Redis', timeout: 60000 });
     const walked = await walks();
     await waitFor(async () => await walks() >= walked + 2, { what: 'two more walks', timeout: 60000 });
@@ -181,8 +183,7 @@ test('a room opened again stays in Redis one idle period, and the walks do not r
   const IDLE_S = 15;
   const metricsPort = await freePort();
   const snap = snapshotter({ ROOM_UNLOAD_IDLE_S: String(IDLE_S), SNAPSHOTTER_METRICS_PORT: String(metricsPort) });
-  const walks = async () => Number(/^codecollab_snapshotter_sweeps_total\{outcome="done"\} (\d+)$/m
-    .exec(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text())?.[1] ?? 0);
+  const walks = () => walksDone(metricsPort);
   const warning = new RegExp(`room ${room.id}: idle, but kept in Redis: its saved history does not give back the text Redis holds`);
   try {
     await waitFor(() => savedRevision(room.id) === 1, { what: 'revision 1 saved', timeout: 60000 });
