@@ -112,6 +112,7 @@ void cg_setup(struct cg_parents *par, const struct sandbox_config *c)
 	char why[600] = "";
 	const char *want = c->cgroup;
 	par->mode = SANDBOX_CG_NONE;
+	par->pidns = cg_pidns();
 	if (!strcmp(want, "none")) {
 		log_warn("sandbox: cgroups disabled (SANDBOX_CGROUP=none): limits fall back to "
 			 "rlimits and the pid namespace; runs have no CPU limit (CPU_LIMIT)");
@@ -185,19 +186,32 @@ void cg_setup(struct cg_parents *par, const struct sandbox_config *c)
 		 "memory and process counts are only loosely bounded, CPU use not at all", why);
 }
 
+unsigned long long cg_pidns(void)
+{
+	struct stat st;
+	return stat("/proc/self/ns/pid", &st) == 0 ? (unsigned long long)st.st_ino : 0;
+}
+
+int cg_group_name(const struct cg_parents *p, char *out, size_t n)
+{
+	char hex[13];
+	if (rnd_hex(hex, 6) < 0)
+		return -1;
+	int w = snprintf(out, n, "%d.%llu-%s", (int)getpid(), p->pidns, hex);
+	return w > 0 && (size_t)w < n ? 0 : -1;
+}
+
 int cg_create(const struct cg_parents *par, struct cg *g, const struct sandbox_limits *lim,
 	      char *err, size_t errlen)
 {
 	memset(g, 0, sizeof *g);
 	if (par->mode == SANDBOX_CG_NONE)
 		return 0;
-	char name[48], mem[32], pids[32], quota[48];
-	char hex[13];
-	if (rnd_hex(hex, 6) < 0) {
+	char name[80], mem[32], pids[32], quota[48];
+	if (cg_group_name(par, name, sizeof name) < 0) {
 		errbuf_set(err, errlen, "getrandom failed");
 		return -1;
 	}
-	snprintf(name, sizeof name, "%d-%s", (int)getpid(), hex);
 	snprintf(mem, sizeof mem, "%lld", lim->memory);
 	snprintf(pids, sizeof pids, "%d", lim->processes);
 	long long q = cg_cpu_quota_us(lim->cpu_milli);
@@ -433,6 +447,31 @@ void cg_destroy(const struct cg *g)
 	}
 }
 
+/* Whether the group name is a step group of a worker of this pid namespace (pidns) that
+ * no longer runs: "<pid>.<pidns>-…", or "<pid>-…" as older workers named them. */
+static int sweepable(const char *name, unsigned long long pidns)
+{
+	if (name[0] < '1' || name[0] > '9')
+		return 0;
+	char *end;
+	errno = 0;
+	long pid = strtol(name, &end, 10);
+	if (errno || pid <= 0 || pid > INT_MAX)
+		return 0;
+	if (*end == '.') {
+		char *end2;
+		if (end[1] < '0' || end[1] > '9')
+			return 0;
+		errno = 0;
+		unsigned long long ns = strtoull(end + 1, &end2, 10);
+		if (errno || *end2 != '-' || ns != pidns)
+			return 0;
+	} else if (*end != '-') {
+		return 0;
+	}
+	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
 void cg_sweep(const struct cg_parents *par)
 {
 	const char *parents[5] = {par->v2, par->mem, par->pids, par->frz, par->cpu};
@@ -444,10 +483,7 @@ void cg_sweep(const struct cg_parents *par)
 			continue;
 		struct dirent *de;
 		while ((de = readdir(d))) {
-			char *end;
-			long pid = strtol(de->d_name, &end, 10);
-			if (de->d_name[0] == '.' || end == de->d_name || *end != '-' || pid <= 0 ||
-			    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			if (!sweepable(de->d_name, par->pidns))
 				continue;
 			struct cg g;
 			memset(&g, 0, sizeof g);

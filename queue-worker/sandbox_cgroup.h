@@ -29,6 +29,8 @@
 struct cg_parents {
 	enum sandbox_cgroup mode;
 	int v2_cpu;
+	/* the inode of the worker's pid namespace (cg_pidns), in its groups' names */
+	unsigned long long pidns;
 	char mem[320], pids[320], frz[320], cpu[320], v2[320];
 };
 
@@ -45,8 +47,21 @@ long long cg_cpu_quota_us(int milli);
  * says so once in the log. */
 void cg_setup(struct cg_parents *p, const struct sandbox_config *c);
 
+/* The inode of this process's pid namespace (/proc/self/ns/pid); 0 when it cannot be
+ * read. */
+unsigned long long cg_pidns(void);
+
+/* A new step group's name into out (of n bytes): "<pid>.<pidns>-<12 hex digits>", the
+ * worker's pid, the inode of its pid namespace (p->pidns) and a random part. -1 when no
+ * random bytes could be had or n is too small. */
+int cg_group_name(const struct cg_parents *p, char *out, size_t n);
+
 /* Groups left by a worker that died (SIGKILL gives it no chance to remove them): those
- * named after a pid that no longer runs are emptied and removed. */
+ * named after a pid that no longer runs in this worker's pid namespace are emptied and
+ * removed. A group of another pid namespace is left alone: its worker's pid means nothing
+ * here (a worker in a namespace of its own once took every other worker's groups for a dead
+ * one's and killed the steps in them). A group named the older way, "<pid>-<hex>", is
+ * judged by its pid as before. */
 void cg_sweep(const struct cg_parents *p);
 
 /* A new group for one step with lim's memory, pids and (where the cpu controller is

@@ -776,14 +776,15 @@ static void test_cpu_limit(void)
 static void test_cgroups_cleaned(void)
 {
 	/* every per-step group is removed: the parents have no children of ours left (groups
-	 * are named "<pid>-<random>"; workers of stacks running beside us have theirs) */
+	 * are named "<pid>.<pid namespace>-<random>"; workers of stacks running beside us
+	 * have theirs) */
 	const char *parents[] = {"/sys/fs/cgroup/memory/codecollab", "/sys/fs/cgroup/pids/codecollab",
 				 "/sys/fs/cgroup/freezer/codecollab", "/sys/fs/cgroup/cpu/codecollab",
 				 "/sys/fs/cgroup/codecollab"};
 	for (size_t i = 0; i < sizeof parents / sizeof parents[0]; i++) {
 		char cmd[320];
 		snprintf(cmd, sizeof cmd,
-			 "find %s -mindepth 1 -maxdepth 1 -type d -name '%d-*' 2>/dev/null | wc -l",
+			 "find %s -mindepth 1 -maxdepth 1 -type d -name '%d[.-]*' 2>/dev/null | wc -l",
 			 parents[i], (int)getpid());
 		FILE *p = popen(cmd, "r");
 		int n = -1;

@@ -6,10 +6,12 @@
 #include "unit.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char dir[] = "/tmp/cc-test-cgroup-XXXXXX";
@@ -254,6 +256,104 @@ static void test_sweep_frozen_v1(void)
 	}
 }
 
+static int dir_exists(const char *sub)
+{
+	char path[512];
+	struct stat st;
+	snprintf(path, sizeof path, "%s/%s", dir, sub);
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static void test_sweep_other_pidns(void)
+{
+	/* A worker started in a pid namespace of its own sees none of the other workers' pids:
+	 * their groups must not look like a dead worker's to its sweep. This process stands
+	 * for a live worker: a group named as cg_create names its groups, and one of a dead
+	 * worker of this namespace (4000000: above any pid_max). The sweep runs in a child in
+	 * a new pid namespace (needs root): both stay, it cannot tell. Then this namespace's
+	 * sweep removes the dead worker's group only. v1 memory groups alone, as in
+	 * test_sweep_frozen_v1: an empty directory whose group is swept is removed. */
+	struct cg_parents par;
+	memset(&par, 0, sizeof par);
+	par.mode = SANDBOX_CG_V1;
+	par.pidns = cg_pidns();
+	CHECK(par.pidns != 0);
+	snprintf(par.mem, sizeof par.mem, "%s/mem", dir);
+	char live[80], dead[80], sub[120];
+	CHECK(cg_group_name(&par, live, sizeof live) == 0);
+	snprintf(dead, sizeof dead, "4000000.%llu-000000000000", par.pidns);
+	CHECK(mkdir_in("mem") == 0);
+	snprintf(sub, sizeof sub, "mem/%s", live);
+	CHECK(mkdir_in(sub) == 0);
+	snprintf(sub, sizeof sub, "mem/%s", dead);
+	CHECK(mkdir_in(sub) == 0);
+	pid_t child = fork();
+	CHECK(child >= 0);
+	if (child == 0) {
+		/* the grandchild is the first process of the new namespace */
+		if (unshare(CLONE_NEWPID) < 0)
+			_exit(77);
+		pid_t inner = fork();
+		if (inner < 0)
+			_exit(2);
+		if (inner == 0) {
+			struct cg_parents in = par;
+			in.pidns = cg_pidns();
+			_exit(in.pidns != 0 && in.pidns != par.pidns && getpid() == 1 ? (cg_sweep(&in), 0) : 3);
+		}
+		int st;
+		if (waitpid(inner, &st, 0) < 0 || !WIFEXITED(st))
+			_exit(4);
+		_exit(WEXITSTATUS(st));
+	}
+	int st = -1;
+	CHECK(waitpid(child, &st, 0) == child);
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 77) {
+		printf("  (skipped the sweep from another pid namespace: unshare(CLONE_NEWPID) needs root)\n");
+	} else {
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		snprintf(sub, sizeof sub, "mem/%s", live);
+		CHECK(dir_exists(sub));
+		snprintf(sub, sizeof sub, "mem/%s", dead);
+		CHECK(dir_exists(sub));
+	}
+	cg_sweep(&par);
+	snprintf(sub, sizeof sub, "mem/%s", live);
+	CHECK(dir_exists(sub));
+	snprintf(sub, sizeof sub, "mem/%s", dead);
+	CHECK(!dir_exists(sub));
+	/* the older name, "<pid>-<hex>": judged by its pid */
+	CHECK(mkdir_in("mem/4000000-000000000001") == 0);
+	CHECK(mkdir_in("mem/1-000000000001") == 0);
+	cg_sweep(&par);
+	CHECK(!dir_exists("mem/4000000-000000000001"));
+	CHECK(dir_exists("mem/1-000000000001"));
+	/* names the sweep must not read as a pid: left alone */
+	const char *odd[] = {"04000000.1-0", "4000000x-0", "+4000000-0", "4000000.-0", "4000000.1x-0",
+			     "99999999999999999999-0"};
+	for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+		snprintf(sub, sizeof sub, "mem/%s", odd[i]);
+		CHECK(mkdir_in(sub) == 0);
+	}
+	cg_sweep(&par);
+	for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+		snprintf(sub, sizeof sub, "mem/%s", odd[i]);
+		CHECK(dir_exists(sub));
+		char path[512];
+		snprintf(path, sizeof path, "%s/%s", dir, sub);
+		rmdir(path);
+	}
+	const char *left[] = {live, "1-000000000001"};
+	for (size_t i = 0; i < 2; i++) {
+		char path[512];
+		snprintf(path, sizeof path, "%s/mem/%s", dir, left[i]);
+		CHECK(rmdir(path) == 0);
+	}
+	char path[512];
+	snprintf(path, sizeof path, "%s/mem", dir);
+	CHECK(rmdir(path) == 0);
+}
+
 int main(void)
 {
 	CHECK(mkdtemp(dir) != NULL);
@@ -264,6 +364,7 @@ int main(void)
 	test_cpu_quota();
 	test_cpu_limit_parse();
 	test_sweep_frozen_v1();
+	test_sweep_other_pidns();
 	char path[512];
 	const char *files[] = {"cgroup.procs", "cgroup.kill"};
 	for (size_t i = 0; i < 2; i++) {
