@@ -113,6 +113,9 @@ void cg_setup(struct cg_parents *par, const struct sandbox_config *c)
 	const char *want = c->cgroup;
 	par->mode = SANDBOX_CG_NONE;
 	par->pidns = cg_pidns();
+	if (!par->pidns)
+		log_warn("sandbox: /proc/self/ns/pid cannot be read: the step groups of workers "
+			 "that died are not swept at start");
 	if (!strcmp(want, "none")) {
 		log_warn("sandbox: cgroups disabled (SANDBOX_CGROUP=none): limits fall back to "
 			 "rlimits and the pid namespace; runs have no CPU limit (CPU_LIMIT)");
@@ -209,7 +212,7 @@ int cg_create(const struct cg_parents *par, struct cg *g, const struct sandbox_l
 		return 0;
 	char name[80], mem[32], pids[32], quota[48];
 	if (cg_group_name(par, name, sizeof name) < 0) {
-		errbuf_set(err, errlen, "getrandom failed");
+		errbuf_set(err, errlen, "no name for the step's cgroup: getrandom failed");
 		return -1;
 	}
 	snprintf(mem, sizeof mem, "%lld", lim->memory);
@@ -448,9 +451,13 @@ void cg_destroy(const struct cg *g)
 }
 
 /* Whether the group name is a step group of a worker of this pid namespace (pidns) that
- * no longer runs: "<pid>.<pidns>-…", or "<pid>-…" as older workers named them. */
+ * no longer runs: "<pid>.<pidns>-…", or "<pid>-…" as older workers named them, which only
+ * a worker of the host's own pid namespace judges (older workers ran there, as a rule).
+ * Nothing, when this namespace is not known (pidns 0). */
 static int sweepable(const char *name, unsigned long long pidns)
 {
+	if (!pidns)
+		return 0;
 	if (name[0] < '1' || name[0] > '9')
 		return 0;
 	char *end;
@@ -466,7 +473,7 @@ static int sweepable(const char *name, unsigned long long pidns)
 		unsigned long long ns = strtoull(end + 1, &end2, 10);
 		if (errno || *end2 != '-' || ns != pidns)
 			return 0;
-	} else if (*end != '-') {
+	} else if (*end != '-' || pidns != CG_PIDNS_INIT) {
 		return 0;
 	}
 	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;

@@ -51,6 +51,10 @@ void cg_setup(struct cg_parents *p, const struct sandbox_config *c);
  * read. */
 unsigned long long cg_pidns(void);
 
+/* The inode of the host's own (initial) pid namespace: fixed by the kernel
+ * (PROC_PID_INIT_INO). */
+#define CG_PIDNS_INIT 0xEFFFFFFCULL
+
 /* A new step group's name into out (of n bytes): "<pid>.<pidns>-<12 hex digits>", the
  * worker's pid, the inode of its pid namespace (p->pidns) and a random part. -1 when no
  * random bytes could be had or n is too small. */
@@ -61,7 +65,8 @@ int cg_group_name(const struct cg_parents *p, char *out, size_t n);
  * removed. A group of another pid namespace is left alone: its worker's pid means nothing
  * here (a worker in a namespace of its own once took every other worker's groups for a dead
  * one's and killed the steps in them). A group named the older way, "<pid>-<hex>", is
- * judged by its pid as before. */
+ * judged by its pid only by a worker of the host's own pid namespace (CG_PIDNS_INIT).
+ * Nothing is swept when p->pidns is 0. */
 void cg_sweep(const struct cg_parents *p);
 
 /* A new group for one step with lim's memory, pids and (where the cpu controller is

@@ -545,8 +545,10 @@ write_topology
 # Streams (SSE, WebSocket, long-poll: /events/) go straight to the brokers, the rest to the web
 # nodes, each round-robin / least-connections with no stickiness: a stream resumes on any
 # broker from its last event id. A server is checked every 500 ms and taken out after two
-# failed checks (a refused connection fails a check at once): within about 1 s. A request that
-# could not connect is sent to another server (redispatch).
+# failed checks: a refused connection (a server that died) fails a check at once, so within
+# about 1 s; a server that hangs fails a check after its timeout, 1 s for a broker and 5 s for
+# a web node (backend web below), so within about 2.5 s or 10.5 s. A request that could not
+# connect is sent to another server (redispatch).
 # HAProxy needs two descriptors a connection (client and server), within the hard limit
 fd_max=$(ulimit -Hn)
 [ "$fd_max" = unlimited ] && fd_max=1048576

@@ -28,11 +28,11 @@ const client = clientOf(ground, 'unload');
 const { savedRevision } = client;
 const api = (req, env = {}) => client.api({ ...ENV, ...env }, req);
 const roomOf = () => client.roomOf(ENV);
-// one client_id for all: the commits set records each commit (what a resent request is
-// recognised by)
 // The walks over the rooms a snapshotter has ended, from its metrics port.
 const walksDone = async (port) => Number(/^codecollab_snapshotter_sweeps_total\{outcome="done"\} (\d+)$/m
   .exec(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())?.[1] ?? 0);
+// one client_id for all: the commits set records each commit (what a resent request is
+// recognised by)
 const commit = (room, revision, ops) => client.commit(ENV, room, revision, ops, { client_id: 'c1' });
 
 function document(room) {

@@ -228,28 +228,38 @@ static void test_sweep_frozen_v1(void)
 	/* cgroup v1: a worker killed between a kill round's FROZEN and THAWED left its step's
 	 * groups behind with the freezer group frozen (its tasks take no SIGKILL until thawed).
 	 * The next start's sweep thaws it; it used to kill into the frozen group for 5 s per
-	 * hierarchy and leave it frozen for ever. 4000000 is above any pid_max: a dead pid. */
-	CHECK(mkdir_in("mem") == 0 && mkdir_in("frz") == 0);
-	CHECK(mkdir_in("mem/4000000-1") == 0 && mkdir_in("frz/4000000-1") == 0);
-	CHECK(put("mem/4000000-1/cgroup.procs", "", 0) == 0);
-	CHECK(put("frz/4000000-1/cgroup.procs", "", 0) == 0);
-	CHECK(put("frz/4000000-1/freezer.state", "FROZEN", 6) == 0);
+	 * hierarchy and leave it frozen for ever. 4194304 is pid_max's highest setting (pids stay
+	 * below it): a dead worker of this pid namespace. */
 	struct cg_parents par;
 	memset(&par, 0, sizeof par);
 	par.mode = SANDBOX_CG_V1;
+	par.pidns = cg_pidns();
 	snprintf(par.mem, sizeof par.mem, "%s/mem", dir);
 	snprintf(par.frz, sizeof par.frz, "%s/frz", dir);
+	char g[64], mem[96], frz[96], f[128];
+	snprintf(g, sizeof g, "4194304.%llu-1", par.pidns);
+	snprintf(mem, sizeof mem, "mem/%s", g);
+	snprintf(frz, sizeof frz, "frz/%s", g);
+	CHECK(mkdir_in("mem") == 0 && mkdir_in("frz") == 0);
+	CHECK(mkdir_in(mem) == 0 && mkdir_in(frz) == 0);
+	snprintf(f, sizeof f, "%s/cgroup.procs", mem);
+	CHECK(put(f, "", 0) == 0);
+	snprintf(f, sizeof f, "%s/cgroup.procs", frz);
+	CHECK(put(f, "", 0) == 0);
+	snprintf(f, sizeof f, "%s/freezer.state", frz);
+	CHECK(put(f, "FROZEN", 6) == 0);
 	cg_sweep(&par);
 	char path[512], got[16];
-	first_line("frz/4000000-1/freezer.state", got, sizeof got);
+	first_line(f, got, sizeof got);
 	CHECK_STR(got, "THAWED");
-	const char *left[] = {"mem/4000000-1/cgroup.procs", "frz/4000000-1/cgroup.procs",
-			      "frz/4000000-1/freezer.state"};
-	for (size_t i = 0; i < sizeof left / sizeof left[0]; i++) {
-		snprintf(path, sizeof path, "%s/%s", dir, left[i]);
+	const char *files[] = {"cgroup.procs", "freezer.state"};
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof path, "%s/%s/%s", dir, mem, files[i]);
+		unlink(path);
+		snprintf(path, sizeof path, "%s/%s/%s", dir, frz, files[i]);
 		unlink(path);
 	}
-	const char *dirs[] = {"mem/4000000-1", "frz/4000000-1", "mem", "frz"};
+	const char *dirs[] = {mem, frz, "mem", "frz"};
 	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
 		snprintf(path, sizeof path, "%s/%s", dir, dirs[i]);
 		rmdir(path);
@@ -264,29 +274,38 @@ static int dir_exists(const char *sub)
 	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+static void rm_in(const char *sub)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", dir, sub);
+	rmdir(path);
+}
+
 static void test_sweep_other_pidns(void)
 {
 	/* A worker started in a pid namespace of its own sees none of the other workers' pids:
 	 * their groups must not look like a dead worker's to its sweep. This process stands
 	 * for a live worker: a group named as cg_create names its groups, and one of a dead
-	 * worker of this namespace (4000000: above any pid_max). The sweep runs in a child in
-	 * a new pid namespace (needs root): both stay, it cannot tell. Then this namespace's
-	 * sweep removes the dead worker's group only. v1 memory groups alone, as in
-	 * test_sweep_frozen_v1: an empty directory whose group is swept is removed. */
+	 * worker of this namespace (4194304: pid_max's highest setting, never a pid). The
+	 * sweep runs in a child in a new pid namespace (needs root): both stay, it cannot
+	 * tell. Then this namespace's sweep removes the dead worker's group only. v1 memory
+	 * groups alone, as in test_sweep_frozen_v1: an empty directory whose group is swept is
+	 * removed. */
 	struct cg_parents par;
 	memset(&par, 0, sizeof par);
 	par.mode = SANDBOX_CG_V1;
 	par.pidns = cg_pidns();
 	CHECK(par.pidns != 0);
 	snprintf(par.mem, sizeof par.mem, "%s/mem", dir);
-	char live[80], dead[80], sub[120];
+	char live[80], dead[80];
 	CHECK(cg_group_name(&par, live, sizeof live) == 0);
-	snprintf(dead, sizeof dead, "4000000.%llu-000000000000", par.pidns);
+	snprintf(dead, sizeof dead, "4194304.%llu-000000000000", par.pidns);
+	char live_sub[120], dead_sub[120];
+	snprintf(live_sub, sizeof live_sub, "mem/%s", live);
+	snprintf(dead_sub, sizeof dead_sub, "mem/%s", dead);
 	CHECK(mkdir_in("mem") == 0);
-	snprintf(sub, sizeof sub, "mem/%s", live);
-	CHECK(mkdir_in(sub) == 0);
-	snprintf(sub, sizeof sub, "mem/%s", dead);
-	CHECK(mkdir_in(sub) == 0);
+	CHECK(mkdir_in(live_sub) == 0);
+	CHECK(mkdir_in(dead_sub) == 0);
 	pid_t child = fork();
 	CHECK(child >= 0);
 	if (child == 0) {
@@ -299,7 +318,10 @@ static void test_sweep_other_pidns(void)
 		if (inner == 0) {
 			struct cg_parents in = par;
 			in.pidns = cg_pidns();
-			_exit(in.pidns != 0 && in.pidns != par.pidns && getpid() == 1 ? (cg_sweep(&in), 0) : 3);
+			if (!in.pidns || in.pidns == par.pidns || getpid() != 1)
+				_exit(3);
+			cg_sweep(&in);
+			_exit(0);
 		}
 		int st;
 		if (waitpid(inner, &st, 0) < 0 || !WIFEXITED(st))
@@ -312,43 +334,48 @@ static void test_sweep_other_pidns(void)
 		printf("  (skipped the sweep from another pid namespace: unshare(CLONE_NEWPID) needs root)\n");
 	} else {
 		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-		snprintf(sub, sizeof sub, "mem/%s", live);
-		CHECK(dir_exists(sub));
-		snprintf(sub, sizeof sub, "mem/%s", dead);
-		CHECK(dir_exists(sub));
+		CHECK(dir_exists(live_sub));
+		CHECK(dir_exists(dead_sub));
 	}
 	cg_sweep(&par);
-	snprintf(sub, sizeof sub, "mem/%s", live);
-	CHECK(dir_exists(sub));
-	snprintf(sub, sizeof sub, "mem/%s", dead);
-	CHECK(!dir_exists(sub));
-	/* the older name, "<pid>-<hex>": judged by its pid */
-	CHECK(mkdir_in("mem/4000000-000000000001") == 0);
+	CHECK(dir_exists(live_sub));
+	CHECK(!dir_exists(dead_sub));
+	/* the older name, "<pid>-<hex>": judged by its pid, in the host's own pid namespace
+	 * only */
+	CHECK(mkdir_in("mem/4194304-000000000001") == 0);
 	CHECK(mkdir_in("mem/1-000000000001") == 0);
+	struct cg_parents other = par;
+	other.pidns = par.pidns + 1;
+	cg_sweep(&other);
+	CHECK(dir_exists("mem/4194304-000000000001"));
 	cg_sweep(&par);
-	CHECK(!dir_exists("mem/4000000-000000000001"));
 	CHECK(dir_exists("mem/1-000000000001"));
-	/* names the sweep must not read as a pid: left alone */
-	const char *odd[] = {"04000000.1-0", "4000000x-0", "+4000000-0", "4000000.-0", "4000000.1x-0",
-			     "99999999999999999999-0"};
-	for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
-		snprintf(sub, sizeof sub, "mem/%s", odd[i]);
-		CHECK(mkdir_in(sub) == 0);
-	}
+	CHECK(dir_exists("mem/4194304-000000000001") == (par.pidns != CG_PIDNS_INIT));
+	/* an unknown namespace (0) sweeps nothing */
+	CHECK(mkdir_in(dead_sub) == 0);
+	struct cg_parents unknown = par;
+	unknown.pidns = 0;
+	cg_sweep(&unknown);
+	CHECK(dir_exists(dead_sub));
+	rm_in(dead_sub);
+	/* names the sweep must not read as a dead worker's pid in this namespace: left alone */
+	char odd[6][120];
+	snprintf(odd[0], sizeof odd[0], "mem/04194304.%llu-0", par.pidns);
+	snprintf(odd[1], sizeof odd[1], "mem/4194304.%llux-0", par.pidns);
+	snprintf(odd[2], sizeof odd[2], "mem/+4194304.%llu-0", par.pidns);
+	snprintf(odd[3], sizeof odd[3], "mem/4194304.-%llu-0", par.pidns);
+	snprintf(odd[4], sizeof odd[4], "mem/99999999999999999999.%llu-0", par.pidns);
+	snprintf(odd[5], sizeof odd[5], "mem/4194304.%llu0-0", par.pidns);
+	for (size_t i = 0; i < 6; i++)
+		CHECK(mkdir_in(odd[i]) == 0);
 	cg_sweep(&par);
-	for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
-		snprintf(sub, sizeof sub, "mem/%s", odd[i]);
-		CHECK(dir_exists(sub));
-		char path[512];
-		snprintf(path, sizeof path, "%s/%s", dir, sub);
-		rmdir(path);
+	for (size_t i = 0; i < 6; i++) {
+		CHECK(dir_exists(odd[i]));
+		rm_in(odd[i]);
 	}
-	const char *left[] = {live, "1-000000000001"};
-	for (size_t i = 0; i < 2; i++) {
-		char path[512];
-		snprintf(path, sizeof path, "%s/mem/%s", dir, left[i]);
-		CHECK(rmdir(path) == 0);
-	}
+	rm_in(live_sub);
+	rm_in("mem/1-000000000001");
+	rm_in("mem/4194304-000000000001");
 	char path[512];
 	snprintf(path, sizeof path, "%s/mem", dir);
 	CHECK(rmdir(path) == 0);
