@@ -308,6 +308,13 @@ start_lane() { # name function: the function in the background, its output to a 
   ( "$2" ) >"$log" 2>&1 </dev/null &
   lane_pids+=("$!") lane_logs+=("$log") lane_names+=("$1")
 }
+# lane 1, in the foreground
+lane_stack() {
+  local rc=0 t0
+  stack_skip="${LANE_SUITES[*]}" run_with_stack stack || rc=1
+  t0=$SECONDS; run_apache || rc=1; took "the Apache group" "$t0"
+  return "$rc"
+}
 # shellcheck disable=SC2317 # (called through start_lane)
 lane_cluster() {
   local rc=0 t0=$SECONDS
@@ -336,7 +343,11 @@ case "$what" in
   all)
     [ $# -eq 0 ] || { echo "usage: $0 all takes no files; name a group" >&2; exit 2; }
     t0=$SECONDS
-    run_unit || failed=1
+    # the unit group's and lane 1's output also goes to a file, for the digest at the end
+    # (scripts/test-digest.sh); lanes 2 and 3 have theirs
+    all_log=$(mktemp /tmp/codecollab-all.XXXXXX)
+    run_unit > >(tee -a "$all_log") 2>&1 || failed=1
+    tee_pids=("$!")
     took "the unit group" "$t0"
     # Three lanes from here, side by side. Each suite of every lane starts its servers on
     # free ports (tests/lib/ports.mjs claims them against every test process), with its own
@@ -357,21 +368,28 @@ case "$what" in
     start_lane "the fuzz smoke run, the programs group, then the browser group" lane_programs
     # a Ctrl-C at a terminal reaches every lane (one process group); a TERM to this script
     # alone sends one to the lanes' shells too
-    trap 'kill -TERM "${lane_pids[@]}" 2>/dev/null; rm -f "${lane_logs[@]}"; exit 130' INT TERM
+    trap 'kill -TERM "${lane_pids[@]}" 2>/dev/null; rm -f "${lane_logs[@]}" "$all_log"; exit 130' INT TERM
     echo "== lane 1: the stack group, then the Apache group"
-    stack_skip="${LANE_SUITES[*]}" run_with_stack stack || failed=1
-    t0=$SECONDS
-    run_apache || failed=1
-    took "the Apache group" "$t0"
+    lane_stack > >(tee -a "$all_log") 2>&1 || failed=1
+    tee_pids+=("$!")
     t0=$SECONDS
     for i in "${!lane_pids[@]}"; do
       lane_rc=0
       wait "${lane_pids[$i]}" || lane_rc=$?
       echo "== lane $((i + 2)), ${lane_names[$i]}: exit status $lane_rc, waited for $((SECONDS - t0)) s after lane 1"
       cat "${lane_logs[$i]}"
-      rm -f "${lane_logs[$i]}"
       [ "$lane_rc" -eq 0 ] || failed=1
     done
+    # every tee has written all it was given (a tee still held open by a process that
+    # outlived its lane is not waited for: at most 5 s)
+    for p in "${tee_pids[@]}"; do
+      for _ in {1..50}; do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    done
+    if [ "$failed" -ne 0 ]; then
+      echo "== what failed, in short (each test's whole output is above)"
+      ./scripts/test-digest.sh "$all_log" "${lane_logs[@]}" || true
+    fi
+    rm -f "${lane_logs[@]}" "$all_log"
     trap - INT TERM
     echo "== make test took $SECONDS s"
     ;;
