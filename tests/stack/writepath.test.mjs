@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BASE, call, newUser, redis } from '../lib/api.mjs';
 import { ROOT, start, waitFor } from '../lib/procs.mjs';
+import { holdRoomSaves } from '../lib/pg.mjs';
 
 async function roomWith(owner) {
   const r = await call('POST', '/api/rooms', { token: owner.token, body: { name: 'writepath', language: 'python' } });
@@ -340,36 +341,47 @@ test('a damaged document near DOCUMENT_MAX_BYTES: the commit that folds to measu
   const a = await newUser();
   const room = await roomWith(a);
   const dk = `cc:room:{${room.id}}:doc`, lk = `cc:room:{${room.id}}:ops`;
-  // 1,000,000 bytes, folded into the stored text (crev 1), then one small op not folded
-  let r = await post(a.token, room, { revision: 0, ops: ['x'.repeat(1000000)] });
-  assert.equal(r.status, 200, r.text);
-  assert.equal((await doc(a.token, room)).revision, 1);
-  assert.equal(redis('HGET', dk, 'crev'), '1');
-  r = await post(a.token, room, { revision: 1, ops: [1000000, 'a'] });
-  assert.equal(r.status, 200, r.text);
-  // a commit past the size bound folds the text to measure it exactly (lib/store_doc.c,
-  // exact_size_after); 50,000 more bytes would pass the limit (1 MiB)
-  const big = { revision: 2, ops: [1000001, 'y'.repeat(50000)] };
-  // the unfolded op of revision 2 damaged: the commit names it, as a read does
-  const good = redis('LINDEX', lk, '-1');
-  redis('LSET', lk, '-1', 'not an operation');
-  r = await post(a.token, room, big);
-  assert.equal(r.status, 500, r.text);
-  assert.equal(r.json.error, 'document_damaged', r.text);
-  assert.match(r.json.message, /stored operation of revision 2 is damaged/);
-  assert.deepEqual(Object.keys(r.json).sort(), ['error', 'message']);
-  // repaired, but the stored text (at revision 1) cut short: the op of revision 2 no longer
-  // fits it, and either may be at fault; reads and the measuring commit say both
-  redis('LSET', lk, '-1', good);
-  redis('HSET', dk, 'content', 'short');
-  const both = /stored text at revision 1 and its stored operation of revision 2 do not fit together/;
-  const broken = await call('GET', `/api/rooms/${room.id}/document`, { token: a.token });
-  assert.equal(broken.status, 500, broken.text);
-  assert.equal(broken.json.error, 'document_damaged', broken.text);
-  assert.match(broken.json.message, both);
-  r = await post(a.token, room, big);
-  assert.equal(r.status, 500, r.text);
-  assert.equal(r.json.error, 'document_damaged', r.text);
-  assert.match(r.json.message, both);
-  assert.equal(redis('HGET', dk, 'revision'), '2', 'nothing was committed');
+  // the room's saves held: a save folds the document too, and one that came between the
+  // steps below would fold what they take apart (a fresh run of 2026-12-06 saved the room
+  // right after its op was mended, before its text was cut short: the short text was then
+  // the text at revision 2, which reads fine)
+  const hold = await holdRoomSaves(process.env.DATABASE_URL, room.id);
+  try {
+    // 1,000,000 bytes, folded into the stored text (crev 1), then one small op not folded
+    let r = await post(a.token, room, { revision: 0, ops: ['x'.repeat(1000000)] });
+    assert.equal(r.status, 200, r.text);
+    assert.equal((await doc(a.token, room)).revision, 1);
+    assert.equal(redis('HGET', dk, 'crev'), '1');
+    r = await post(a.token, room, { revision: 1, ops: [1000000, 'a'] });
+    assert.equal(r.status, 200, r.text);
+    // a commit past the size bound folds the text to measure it exactly (lib/store_doc.c,
+    // exact_size_after); 50,000 more bytes would pass the limit (1 MiB)
+    const big = { revision: 2, ops: [1000001, 'y'.repeat(50000)] };
+    // the unfolded op of revision 2 damaged: the commit names it, as a read does
+    const good = redis('LINDEX', lk, '-1');
+    redis('LSET', lk, '-1', 'not an operation');
+    r = await post(a.token, room, big);
+    assert.equal(r.status, 500, r.text);
+    assert.equal(r.json.error, 'document_damaged', r.text);
+    assert.match(r.json.message, /stored operation of revision 2 is damaged/);
+    assert.deepEqual(Object.keys(r.json).sort(), ['error', 'message']);
+    // the stored text (at revision 1) cut short, then the op repaired: the op of revision 2
+    // no longer fits the text, and either may be at fault; reads and the measuring commit
+    // say both (in this order no fold can succeed in between: one of the two is damaged)
+    redis('HSET', dk, 'content', 'short');
+    redis('LSET', lk, '-1', good);
+    const both = /stored text at revision 1 and its stored operation of revision 2 do not fit together/;
+    const broken = await call('GET', `/api/rooms/${room.id}/document`, { token: a.token });
+    assert.equal(broken.status, 500, broken.text);
+    assert.equal(broken.json.error, 'document_damaged', broken.text);
+    assert.match(broken.json.message, both);
+    r = await post(a.token, room, big);
+    assert.equal(r.status, 500, r.text);
+    assert.equal(r.json.error, 'document_damaged', r.text);
+    assert.match(r.json.message, both);
+    assert.equal(redis('HGET', dk, 'revision'), '2', 'nothing was committed');
+    await hold.release();
+  } finally {
+    hold.kill();
+  }
 });
