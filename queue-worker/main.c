@@ -12,6 +12,7 @@
 #include "rkeys.h"
 #include "log.h"
 #include "rds.h"
+#include "rnd.h"
 #include "url.h"
 
 #include "ai.h"
@@ -611,9 +612,19 @@ int main(void)
 		}
 	}
 
-	char host[256] = "worker";
-	gethostname(host, sizeof host - 1);
-	snprintf(w->consumer, sizeof w->consumer, "%s-%d", host, (int)getpid());
+	/* The consumer name: the host and pid say where the worker runs, and a random part makes
+	 * it this process's alone. Host and pid are not enough: workers in pid namespaces of their
+	 * own on one host (each pid 1, one hostname), or a container started again with its
+	 * hostname and pid, would share one name, so one's liveness key and capacity would stand
+	 * for the other's, and one's stop would delete both. */
+	char host[200] = "worker", tag[9];
+	if (gethostname(host, sizeof host - 1) < 0)
+		snprintf(host, sizeof host, "worker");
+	if (rnd_hex(tag, 4) < 0) {
+		log_error("no name for the worker's consumer: getrandom failed");
+		goto out;
+	}
+	snprintf(w->consumer, sizeof w->consumer, "%s-%d-%s", host, (int)getpid(), tag);
 
 	memset(&exec, 0, sizeof exec);
 	exec.limits = w->cfg.limits;

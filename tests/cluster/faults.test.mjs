@@ -110,14 +110,14 @@ test('kill -9 of a worker in the middle of a run', async () => {
     assert.equal(r.status, 202);
     const id = r.json.job.id;
     load.track(id, token);
-    // the consumer that took it is "<host>-<pid>" (queue-worker/main.c)
+    // the consumer that took it is "<host>-<pid>-<random hex>" (queue-worker/main.c)
     const redisPort = c.byRole('redis')[0].ports[0];
     let consumer = '';
     await waitFor(() => {
       consumer = cli(redisPort, '-c', 'HGET', `cc:{jobs}:job:${id}`, 'worker');
       return consumer !== '';
     }, { timeout: 20000, what: 'the run to start' });
-    const pid = Number(consumer.slice(consumer.lastIndexOf('-') + 1));
+    const pid = Number(consumer.match(/-(\d+)-[0-9a-f]{8}$/)?.[1]);
     assert.ok(c.byRole('worker').some((w) => w.pid === pid), `${consumer} is one of the layout's workers`);
     const at = Date.now();
     kill9(pid);

@@ -120,6 +120,33 @@ test('a /proc that is not the one of the worker\'s own pid namespace: the worker
   assert.equal(code, 0, w.output);
 }));
 
+test('two workers in pid namespaces of their own (each pid 1, one hostname) are two consumers: each keeps its own liveness and capacity, and one\'s stop leaves the other\'s', () => withRedisOf([], async (r, redis, workers) => {
+  const wrap = ['unshare', '--pid', '--kill-child=SIGTERM', '--mount-proc'];
+  const dir = join(top, 'pidns-two');
+  for (let i = 0; i < 2; i++) workers.push(await startWorker(redis.port, env(dir), { wrap }));
+  const names = workers.map((w) => w.output.match(/consumer (\S+): \d+ job threads/)[1]);
+  // both are pid 1 in their namespaces (<host>-1-<random>); the names still differ
+  assert.notEqual(names[0], names[1]);
+  for (const n of names) assert.match(n, /-1-[0-9a-f]{8}$/);
+  for (const n of names) assert.equal(await r.cmd('EXISTS', `cc:worker:${n}:alive`), 1, `${n}'s liveness key`);
+  await waitFor(async () => (await r.cmd('HLEN', 'cc:{jobs}:fair:workers')) === 2, { what: 'both workers counted as capacity' });
+  // the first stops, as a supervisor of its namespace would stop it (as in the test above)
+  const [inner] = childPids(workers[0].pid);
+  assert.ok(inner, 'the worker runs under unshare');
+  process.kill(inner, 'SIGTERM');
+  assert.equal((await workers[0].exited).code, 0, workers[0].output);
+  workers.shift();
+  assert.equal(await r.cmd('EXISTS', `cc:worker:${names[0]}:alive`), 0, 'the stopped worker\'s liveness key is gone');
+  assert.equal(await r.cmd('EXISTS', `cc:worker:${names[1]}:alive`), 1, 'the other\'s is kept');
+  assert.equal(await r.cmd('HEXISTS', 'cc:{jobs}:fair:workers', names[0]), 0);
+  assert.equal(await r.cmd('HEXISTS', 'cc:{jobs}:fair:workers', names[1]), 1);
+  // and the one left runs jobs under its own name
+  const id = await enqueue(r, { request: py('print(7 * 6)') });
+  const done = await waitStatus(r, id, 'finished', 30000);
+  assert.equal(done.result.stdout, '42\n', JSON.stringify(done.result));
+  assert.equal(done.worker, names[1]);
+}));
+
 // Run as nobody: takes what it can of the range's uids, both ways a uid was ever held (the
 // lock files, and the abstract socket names of earlier versions), says what it got, and
 // holds it until killed.

@@ -699,7 +699,10 @@ test('fair dispatch across rooms, and a worker killed mid-job: taken over, every
   assert.equal(await r.cmd('GET', 'cc:{jobs}:fair:depth'), '0');
   assert.equal(await r.cmd('ZCARD', 'cc:{jobs}:fair:rooms'), 0);
   assert.equal(await r.cmd('HLEN', 'cc:{jobs}:fair:turn'), 0);
-  const consumer = `${hostname()}-${b.pid}`;
+  // named by its host, its pid and a random part (two workers with one host and pid, in pid
+  // namespaces of their own, are told apart: worker-uids.test.mjs)
+  const consumer = b.output.match(/consumer (\S+): \d+ job threads/)[1];
+  assert.match(consumer, new RegExp(`^${hostname().replace(/[^\w-]/g, '\\$&')}-${b.pid}-[0-9a-f]{8}$`));
   assert.equal(await r.cmd('HEXISTS', 'cc:{jobs}:fair:workers', consumer), 1);
   assertCleanExit(b, await stopWorker(b));
   // a stopped worker no longer counts as capacity
