@@ -338,8 +338,9 @@ const char *http_reason(int status)
 	}
 }
 
-/* The same policy lighttpd sets for static files; repeated here so a CGI deployment behind
- * another server sends it too. */
+/* The same headers lighttpd.conf sets on every answer (var.csp, var.security_headers);
+ * repeated here so a CGI deployment behind another server sends them too. The tests hold
+ * this copy to lighttpd.conf's (tests/stack/cgi.test.mjs). */
 static const char security_headers[] =
 	"Content-Security-Policy: default-src 'self'; script-src 'self'; style-src 'self'; "
 	"img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; "

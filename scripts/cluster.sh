@@ -566,7 +566,7 @@ if [ -z "${BROKER_MAX_STREAMS:-}" ]; then
 fi
 case "$CC_BIND" in *:*) front="[$CC_BIND]:$PORT" ;; *) front="$CC_BIND:$PORT" ;; esac
 # the one Content-Security-Policy, as lighttpd.conf sets it
-csp=$(sed -n 's/^ *"Content-Security-Policy" => "\(.*\)",$/\1/p' "$ROOT/lighttpd.conf" | head -n 1)
+csp=$(sed -n 's/^var\.csp = "\(.*\)"$/\1/p' "$ROOT/lighttpd.conf" | head -n 1)
 [ -n "$csp" ] || die "no Content-Security-Policy found in lighttpd.conf"
 # built first, written after (as topology.json: write_topology)
 web_servers="" broker_servers=""

@@ -47,6 +47,8 @@ STOP_FRONT_S=${STOP_FRONT_S:-20} # lighttpd (or Apache) in the stop; the other b
 . "$ROOT/scripts/services.sh"
 # shellcheck source=stream-idle.sh
 . "$ROOT/scripts/stream-idle.sh"
+# shellcheck source=csp-conf.sh
+. "$ROOT/scripts/csp-conf.sh"
 
 say() { printf 'codecollab: %s\n' "$*"; }
 die() { printf 'codecollab: error: %s\n' "$*" >&2; exit 1; }
@@ -333,18 +335,6 @@ fi
 # say). off (the default with Apache, whose site has its own policy): streams stay on the
 # front door's /events/.
 export STREAM_ORIGIN=${STREAM_ORIGIN:-$([ "$WEB" = apache ] && echo off || echo auto)}
-origin_re='^https?://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*)(:[0-9]{1,5})?$'
-case "$STREAM_ORIGIN" in
-  off) stream_src="" ;;
-  auto) stream_src="http://*:$BROKER_PORT ws://*:$BROKER_PORT" ;;
-  *)
-    # in lower case, as the API answers it; this guards the policy line, and the API checks
-    # the exact grammar (lib/origin.h) when it starts
-    origin_lc=${STREAM_ORIGIN,,}
-    [[ "$origin_lc" =~ $origin_re ]] ||
-      die "STREAM_ORIGIN must be auto, off, or an origin such as http://streams.example.com:8081 with no path (got '$STREAM_ORIGIN')"
-    stream_src="$origin_lc ${origin_lc/#http/ws}" ;;
-esac
 # auto: the broker is reached where the page was, so it listens where lighttpd does (an
 # origin of your own is served by whatever you put there; it keeps to 127.0.0.1 unless told)
 [ "$STREAM_ORIGIN" = auto ] && export BROKER_HOST=${BROKER_HOST:-$CC_BIND}
@@ -360,27 +350,8 @@ case "$BROKER_HOST" in
 esac
 # how long lighttpd keeps a stream whose client takes no bytes (run/stream-idle.conf)
 stream_idle_conf "$CC_VAR/run/stream-idle.conf"
-: >"$CC_VAR/run/csp.conf"
-if [ -n "$stream_src" ]; then
-  csp=$(sed -n 's/^ *"Content-Security-Policy" => "\(.*\)",$/\1/p' "$ROOT/lighttpd.conf" | head -n 1)
-  [[ "$csp" == *"connect-src 'self'"* ]] || die "no connect-src 'self' in lighttpd.conf's Content-Security-Policy"
-  csp=${csp/"connect-src 'self'"/"connect-src 'self' $stream_src"}
-  headers() { # var scheme extra-header-line: var += the block for scheme
-    local h
-    printf -v h '$HTTP["scheme"] == "%s" {\n  setenv.set-response-header = (\n' "$2"
-    printf -v h '%s    "Content-Security-Policy" => "%s",\n' "$h" "$csp"
-    printf -v h '%s    "X-Content-Type-Options" => "nosniff",\n    "Referrer-Policy" => "no-referrer",\n' "$h"
-    printf -v h '%s    "X-Frame-Options" => "DENY",\n%s  )\n}\n' "$h" "$3"
-    printf -v "$1" '%s%s' "${!1}" "$h"
-  }
-  csp_conf=""
-  headers csp_conf http ""
-  # a page served over TLS can only use a TLS origin: one given by name
-  if [ "$STREAM_ORIGIN" != auto ]; then
-    headers csp_conf https $'    "Strict-Transport-Security" => "max-age=31536000; includeSubDomains",\n'
-  fi
-  printf '%s' "$csp_conf" >"$CC_VAR/run/csp.conf"
-fi
+# the page's policy lets it connect to the broker (run/csp.conf: scripts/csp-conf.sh)
+csp_err=$(csp_conf "$CC_VAR/run/csp.conf" 2>&1) || die "$csp_err"
 
 # lighttpd's metrics listener (lighttpd.conf includes run/metrics.conf): plain HTTP on
 # METRICS_HOST:METRICS_PORT, where /metrics reaches the API and nothing else is served.

@@ -17,12 +17,12 @@
 // (run/stream-idle.conf); by default what scripts/stream-idle.sh makes of the environment,
 // as scripts/run.sh writes it.
 //
-// csp: 'stream-origin' writes run/csp.conf as scripts/run.sh does for such a value (the
+// csp: 'stream-origin' writes run/csp.conf as scripts/run.sh does (scripts/csp-conf.sh) (the
 // page may connect to the origin: a refusal there is the network's); 'self' writes none,
 // so the page's policy is lighttpd.conf's own, which allows only the page's origin (as a
 // site whose policy was not told of the stream origin, e.g. Apache's).
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './browser.mjs';
@@ -40,18 +40,6 @@ function stackEnv() {
   const env = { DATABASE_URL: out[0], REDIS_URL: out[1], JWT_SECRET_FILE: out[2] };
   if (out[3]) env.BROKER_PORT = out[3];
   return env;
-}
-
-// lighttpd.conf's headers for plain HTTP with `sources` added to connect-src, as a file
-// lighttpd.conf includes (run/csp.conf).
-function cspConf(sources) {
-  const conf = readFileSync(join(ROOT, 'lighttpd.conf'), 'utf8');
-  const m = /^ *"Content-Security-Policy" => "(.*)",$/m.exec(conf);
-  if (!m || !m[1].includes("connect-src 'self'")) throw new Error("no connect-src 'self' in lighttpd.conf's Content-Security-Policy");
-  const csp = m[1].replace("connect-src 'self'", `connect-src 'self' ${sources}`);
-  return `$HTTP["scheme"] == "http" {\n  setenv.set-response-header = (\n`
-    + `    "Content-Security-Policy" => "${csp}",\n    "X-Content-Type-Options" => "nosniff",\n`
-    + `    "Referrer-Policy" => "no-referrer",\n    "X-Frame-Options" => "DENY",\n  )\n}\n`;
 }
 
 async function until(what, check, child, timeout = 20000) {
@@ -112,11 +100,9 @@ export async function startFrontDoor({ env: extra = {}, csp = 'self', broker = '
     execFileSync('bash', ['-c', '. "$1"; stream_idle_conf "$2"', 'bash',
       join(ROOT, 'scripts', 'stream-idle.sh'), idleConf], { env });
   }
-  const origin = env.STREAM_ORIGIN;
   if (csp === 'stream-origin') {
-    const sources = origin === 'auto' ? `http://*:${env.BROKER_PORT} ws://*:${env.BROKER_PORT}`
-      : `${origin} ${origin.replace(/^http/, 'ws')}`;
-    writeFileSync(join(dir, 'run', 'csp.conf'), cspConf(sources));
+    execFileSync('bash', ['-c', '. "$1"; csp_conf "$2"', 'bash',
+      join(ROOT, 'scripts', 'csp-conf.sh'), join(dir, 'run', 'csp.conf')], { env });
   }
   const child = startChild('lighttpd', ['-D', '-f', join(ROOT, 'lighttpd.conf')], env);
   const base = `http://127.0.0.1:${port}`;
@@ -124,6 +110,7 @@ export async function startFrontDoor({ env: extra = {}, csp = 'self', broker = '
   const door = {
     base,
     dir,
+    env,
     brokerPort: Number(env.BROKER_PORT),
     async startBroker() {
       if (broker !== 'own') throw new Error('the stack\'s broker is not this door\'s to start');

@@ -8,10 +8,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import WebSocket from 'ws';
 
 import { BASE, call, cgi, newUser, createRoom, rawHttp, sseBlocks } from '../lib/api.mjs';
 import { waitFor } from '../lib/procs.mjs';
+import { startFrontDoor } from '../lib/door.mjs';
+import { assertSecurityHeaders } from '../lib/policy.mjs';
+import { ROOT } from '../lib/browser.mjs';
 
 const BROKER_PORT = process.env.BROKER_PORT;
 const base = new URL(BASE);
@@ -137,6 +142,36 @@ test('a refusal at the direct origin is readable cross-origin: a bad ticket is a
   assert.equal(r.headers.get('access-control-allow-origin'), '*');
   const j = await r.json();
   assert.equal(typeof j.error, 'string');
+});
+
+// run.sh's run/csp.conf for an origin of one's own sets the policy for HTTP and for HTTPS,
+// where lighttpd.conf sets it too: written with `=`, that second setting stopped lighttpd
+// at start ("Duplicate config variable"), whether TLS was on or not.
+test('a STREAM_ORIGIN of one\'s own through lighttpd: it starts, and its pages may connect there, over HTTP and HTTPS', { skip: (process.env.WEB || 'lighttpd') !== 'lighttpd' && 'lighttpd\'s configuration' }, async () => {
+  const named = 'https://streams.example.com:8443';
+  const door = await startFrontDoor({ env: { STREAM_ORIGIN: named }, csp: 'stream-origin' });
+  try {
+    const page = await fetch(`${door.base}/`);
+    await page.arrayBuffer();
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-security-policy'),
+      /connect-src 'self' https:\/\/streams\.example\.com:8443 wss:\/\/streams\.example\.com:8443;/);
+    // and otherwise lighttpd.conf's headers, exactly
+    assertSecurityHeaders(page.headers, 'GET / over HTTP');
+    const api = await fetch(`${door.base}/api/streams`);
+    assert.deepEqual(await api.json(), { origin: named });
+    // over HTTPS (no listener here: what lighttpd made of its configuration) the same
+    // policy, the same headers, and HSTS
+    const parsed = execFileSync('lighttpd', ['-p', '-f', join(ROOT, 'lighttpd.conf')], { env: door.env }).toString();
+    const https = parsed.split('$HTTP["scheme"] == "https" {').slice(1).map((b) => b.slice(0, b.indexOf('} # end of')));
+    assert.equal(https.length, 1, parsed);
+    assert.match(https[0], /"Content-Security-Policy"\s+=> "[^"]*connect-src 'self' https:\/\/streams\.example\.com:8443 wss:\/\/streams\.example\.com:8443;/);
+    for (const h of ['"X-Content-Type-Options"\\s+=> "nosniff"', '"X-Frame-Options"\\s+=> "DENY"', '"Strict-Transport-Security"\\s+=> "max-age=']) {
+      assert.match(https[0], new RegExp(h), https[0]);
+    }
+  } finally {
+    await door.stop();
+  }
 });
 
 test('STREAM_ORIGIN: an origin is answered as a browser writes it, off and an unknown host give none, a bad value stops the API', () => {

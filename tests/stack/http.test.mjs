@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { call, newUser, uniqueName, rawHttp, createRoom, BASE } from '../lib/api.mjs';
+import { assertSecurityHeaders as assertPolicy } from '../lib/policy.mjs';
 
 const MiB = 1024 * 1024;
 
@@ -411,8 +412,11 @@ test('error answers are valid UTF-8 JSON even when they quote a long non-ASCII p
   }
 });
 
-// What every response must carry: a strict CSP, nosniff, a referrer policy, no HSTS over HTTP.
+// What every response must carry: the headers lighttpd.conf writes, whichever server of the
+// front door answered (lighttpd, its error script, Apache, HAProxy), and no HSTS over HTTP;
+// and that policy is a strict CSP, nosniff, a referrer policy.
 function assertSecurityHeaders(h, what) {
+  assertPolicy(h, what);
   const csp = h.get('content-security-policy');
   assert.ok(csp, `${what}: Content-Security-Policy`);
   assert.ok(!/unsafe-inline/.test(csp), `${what}: ${csp}`);

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { BASE, call, cgi, newUser, createRoom, redis, rawHttp } from '../lib/api.mjs';
+import { assertSecurityHeaders } from '../lib/policy.mjs';
 
 const LIGHTTPD = process.env.WEB !== 'apache';
 const UPGRADE = fileURLToPath(new URL('../../scripts/redis-upgrade-keys.sh', import.meta.url));
@@ -19,13 +20,6 @@ function assertError(r, status, code) {
   assertSecurityHeaders(r.headers);
 }
 
-function assertSecurityHeaders(h) {
-  const get = (n) => (typeof h.get === 'function' ? h.get(n) : h[n.toLowerCase()]);
-  assert.match(get('Content-Security-Policy') || '', /frame-ancestors 'none'/);
-  assert.equal(get('X-Content-Type-Options'), 'nosniff');
-  assert.equal(get('Referrer-Policy'), 'no-referrer');
-  assert.equal(get('X-Frame-Options'), 'DENY');
-}
 
 // The head of a raw answer as a header map (lower-case names).
 function headMap(head) {
