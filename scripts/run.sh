@@ -284,6 +284,26 @@ else
   unset API_METRICS_FILE
 fi
 
+# lighttpd's address (run/bind.conf, which lighttpd.conf reads after its server.bind): lighttpd
+# takes an IPv6 address only in brackets, and `::` is then for IPv4 clients too, as the
+# broker's is (server.v4mapped). Without this a CC_BIND such as :: or ::1 stopped lighttpd
+# at start ("Address family for hostname not supported").
+: >"$CC_VAR/run/bind.conf"
+case "$CC_BIND" in
+  *:*)
+    [[ "$CC_BIND" =~ ^[0-9A-Fa-f:.]+$ ]] || die "CC_BIND must be an IP address or a host name, an IPv6 address without brackets (got '$CC_BIND')"
+    printf 'server.bind := "[%s]"\nserver.v4mapped = "enable"\n' "$CC_BIND" >"$CC_VAR/run/bind.conf" ;;
+esac
+# where clients on this machine (the start's own checks, tests, tools) reach the front door:
+# loopback when it listens on every address, else the address it listens on
+case "$CC_BIND" in
+  0.0.0.0) local_host=127.0.0.1 ;;
+  ::) local_host='[::1]' ;;
+  *:*) local_host="[$CC_BIND]" ;;
+  *) local_host=$CC_BIND ;;
+esac
+case "$local_host" in 127.0.0.1 | '[::1]') shown_host=localhost ;; *) shown_host=$local_host ;; esac
+
 # --- HTTPS (and with it HTTP/2): TLS_CERT + TLS_KEY, or TLS=self-signed ------------------
 # lighttpd reads $CC_VAR/run/tls.conf (lighttpd.conf includes it; empty = plain HTTP). With
 # TLS_PORT, PORT stays plain HTTP and HTTPS is served on TLS_PORT as well; without it, PORT
@@ -432,19 +452,19 @@ else
   start_service lighttpd
 fi
 
-wait_for "the API" 30 curl -kfsS --max-time 5 "$scheme://127.0.0.1:$PORT/api/health"
-wait_for "the broker" 20 curl -kfsS --max-time 5 "$scheme://127.0.0.1:$PORT/events/health"
+wait_for "the API" 30 curl -kfsS --max-time 5 "$scheme://$local_host:$PORT/api/health"
+wait_for "the broker" 20 curl -kfsS --max-time 5 "$scheme://$local_host:$PORT/events/health"
 # the workers announce their runtimes once the sandbox works (a start error, such as a
 # runtime RUNTIMES_EXTRA names but that is not installed, ends them: check_children says so)
 if [ -z "${PISTON_URL:-}" ]; then
-  wait_for "the workers" 60 curl -kfsS --max-time 5 "$scheme://127.0.0.1:$PORT/api/runtimes"
+  wait_for "the workers" 60 curl -kfsS --max-time 5 "$scheme://$local_host:$PORT/api/runtimes"
 fi
 # What clients on this machine (tests, tools) need to reach the same servers: built first,
 # written after (as tls.conf above).
 printf -v env_file 'DATABASE_URL=%q\nREDIS_URL=%q\nJWT_SECRET_FILE=%q\nBASE_URL=%q\n' \
-  "$DATABASE_URL" "$REDIS_URL" "${JWT_SECRET_FILE:-}" "$scheme://127.0.0.1:$PORT"
+  "$DATABASE_URL" "$REDIS_URL" "${JWT_SECRET_FILE:-}" "$scheme://$local_host:$PORT"
 if [ -n "${TLS_PORT:-}" ] && [ -n "${TLS_CERT:-}" ]; then
-  printf -v env_file '%sTLS_URL=%q\n' "$env_file" "https://127.0.0.1:$TLS_PORT"
+  printf -v env_file '%sTLS_URL=%q\n' "$env_file" "https://$local_host:$TLS_PORT"
 fi
 # the certificate, for clients that must trust a self-signed one (not TLS_CERT: whoever
 # reads this file may start another stack)
@@ -458,9 +478,9 @@ metrics_url WORKER_METRICS_URL "$WORKER_METRICS_PORT"
 metrics_url SNAPSHOTTER_METRICS_URL "$SNAPSHOTTER_METRICS_PORT"
 printf '%s' "$env_file" >"$CC_VAR/run/env"
 say "capacity: $BROKER_MAX_STREAMS streams (the broker: $BROKER_PROCESSES process(es) of $BROKER_MAX_CLIENTS clients; lighttpd: $LIGHTTPD_WORKERS process(es) of $LIGHTTPD_MAX_FDS descriptors)"
-say "ready: $scheme://localhost:$PORT/  (Ctrl-C stops everything; logs in $CC_VAR/log/)"
+say "ready: $scheme://$shown_host:$PORT/  (Ctrl-C stops everything; logs in $CC_VAR/log/)"
 if [ -n "${TLS_PORT:-}" ] && [ -n "${TLS_CERT:-}" ]; then
-  say "HTTPS (HTTP/2) also on https://localhost:$TLS_PORT/"
+  say "HTTPS (HTTP/2) also on https://$shown_host:$TLS_PORT/"
 fi
 [ -n "${CC_READY_FILE:-}" ] && : >"$CC_READY_FILE"
 

@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { sleep, waitFor } from '../lib/procs.mjs';
 import { portFree } from '../lib/ports.mjs';
+import { freePort } from '../lib/procs.mjs';
+import { get as httpsGet } from 'node:https';
 import { procStat } from '../lib/proctree.mjs';
 import { BASE, psql } from '../lib/api.mjs';
 import { running, tmpVar, stackPids, startStack, stop, ports, json, cmdline, describe, escapeRe } from '../lib/runstack.mjs';
@@ -333,6 +335,50 @@ test('DATABASE_URL and REDIS_URL point a second stack at existing servers', asyn
   assert.deepEqual(stackPids(dir), []);
   // the shared servers are still up
   assert.equal((await json(`${BASE}/api/health`)).status, 200);
+});
+
+// Two settings no other stack of the tests uses, each of which stopped lighttpd at start:
+// an IPv6 CC_BIND (lighttpd takes an IPv6 address only in brackets: run/bind.conf) and a
+// STREAM_ORIGIN of one's own (run/csp.conf set the HTTPS headers a second time). Plus the
+// start's own checks and run/env, which reached the front door at 127.0.0.1 only.
+test('CC_BIND=::1 with a STREAM_ORIGIN of one\'s own and HTTPS: the stack starts, listens on ::1 alone, and its pages may connect to that origin', async () => {
+  const dir = tmpVar();
+  const p = await ports();
+  const tlsPort = String(await freePort());
+  const named = 'https://streams.example.com:8443';
+  const r = await startStack({ ...p, CC_VAR: dir, CC_BIND: '::1', STREAM_ORIGIN: named, TLS: 'self-signed', TLS_PORT: tlsPort,
+    DATABASE_URL: process.env.DATABASE_URL, REDIS_URL: process.env.REDIS_URL, JWT_SECRET_FILE: process.env.JWT_SECRET_FILE });
+  let code;
+  try {
+    assert.ok(r.ready, r.output());
+    const base = `http://[::1]:${p.PORT}`;
+    // what tools on this machine read to reach it (a shell's view of run/env)
+    const envUrl = execFileSync('bash', ['-c', '. "$1"; printf %s "$BASE_URL"', 'bash', join(dir, 'run', 'env')]).toString();
+    assert.equal(envUrl, base);
+    assert.deepEqual((await json(`${base}/api/health`)).body, { status: 'ok', postgres: 'ok', redis: 'ok' });
+    await assert.rejects(fetch(`http://127.0.0.1:${p.PORT}/api/health`), 'nothing listens on 127.0.0.1');
+    assert.deepEqual((await json(`${base}/api/streams`)).body, { origin: named });
+    const widened = /connect-src 'self' https:\/\/streams\.example\.com:8443 wss:\/\/streams\.example\.com:8443;/;
+    const page = await fetch(`${base}/`);
+    await page.arrayBuffer();
+    assert.match(page.headers.get('content-security-policy'), widened);
+    assert.equal(page.headers.get('strict-transport-security'), null);
+    // over HTTPS, on ::1 too: the same policy, and HSTS
+    const head = await new Promise((resolve, reject) => {
+      const req = httpsGet({ host: '::1', port: Number(tlsPort), path: '/', rejectUnauthorized: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.headers));
+      });
+      req.on('error', reject);
+    });
+    assert.match(head['content-security-policy'], widened);
+    assert.match(head['strict-transport-security'] || '', /^max-age=\d+/);
+  } finally {
+    code = await stop(r.child);
+  }
+  assert.equal(code, 0);
+  await sleep(200);
+  assert.deepEqual(stackPids(dir), []);
 });
 
 // ---- an idle stack is idle ---------------------------------------------------------------
