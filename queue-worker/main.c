@@ -833,6 +833,8 @@ int main(void)
 	/* every job thread has ended: nothing of ours is running any more */
 	if (r && queue_alive(r, w->consumer, 0) < 0)
 		log_warn("redis: could not delete the liveness key");
+	if (r && queue_forget(r, w->consumer) < 0)
+		log_warn("redis: could not take the consumer %s out of the group", w->consumer);
 	log_info("stopped");
 	rc = 0;
 out:

@@ -114,6 +114,25 @@ int queue_alive(struct rds *r, const char *consumer, long ttl_ms)
 	return 0;
 }
 
+int queue_forget(struct rds *r, const char *consumer)
+{
+	redisReply *rep = rds_cmd(r, QUEUE_STREAM, "XPENDING %s %s - + 1 %s", QUEUE_STREAM,
+				  QUEUE_GROUP, consumer);
+	char err[64];
+	if (rds_reply_failed(r, rep, err, sizeof err))
+		return -1;
+	int held = rep->type != REDIS_REPLY_ARRAY || rep->elements > 0;
+	freeReplyObject(rep);
+	if (held)
+		return 0;
+	rep = rds_cmd(r, QUEUE_STREAM, "XGROUP DELCONSUMER %s %s %s", QUEUE_STREAM, QUEUE_GROUP,
+		      consumer);
+	if (rds_reply_failed(r, rep, err, sizeof err))
+		return -1;
+	freeReplyObject(rep);
+	return 1;
+}
+
 /* 1 when consumer's liveness key exists, 0 when it is gone, -1 error. */
 static int consumer_alive(struct rds *r, const char *consumer, char *err, size_t errlen)
 {

@@ -99,6 +99,13 @@ int queue_claim(struct rds *r, const char *consumer, long min_idle_ms, struct qu
  * killed outright stops renewing it, and its key is gone ttl_ms later. 0 or -1. */
 int queue_alive(struct rds *r, const char *consumer, long ttl_ms);
 
+/* A stopping worker's name taken out of the consumer group (XGROUP DELCONSUMER), so that
+ * names of workers that have stopped do not pile up there: only when no entry is pending
+ * with it (DELCONSUMER drops pending entries; one that is, is left for another worker to
+ * take over). Called once every job thread has ended, when nothing can give the name a new
+ * entry. 1 removed, 0 kept, -1 error. */
+int queue_forget(struct rds *r, const char *consumer);
+
 /* An entry pending with a consumer whose liveness key is gone (a worker killed outright),
  * idle at least min_idle_ms, now ours (XCLAIM with that idle time, so of several live
  * workers trying at once one gets it). Reads the pending entries idle that long in pages of

@@ -73,6 +73,9 @@ unset TLS TLS_PORT TLS_CERT TLS_KEY METRICS_PORT BROKER_METRICS_PORT WORKER_METR
 
 say() { printf 'codecollab-cluster: %s\n' "$*"; }
 die() { printf 'codecollab-cluster: error: %s\n' "$*" >&2; exit 1; }
+check_bind
+# where clients on this machine (the start's own checks, tests, tools) reach HAProxy
+local_host=$(local_host "$CC_BIND") shown_host=$(shown_host "$CC_BIND")
 
 stopping=0
 # services by tier, in start order; each tier is stopped in the reverse order of `order`
@@ -211,7 +214,7 @@ else
   redis_nodes=(redis)
 fi
 [ $((next_port - 1)) -le 55535 ] || die "CLUSTER_PORT_BASE $CLUSTER_PORT_BASE leaves no room for the Redis cluster bus (port + 10000)"
-check_port "$PORT" "HAProxy" PORT
+check_port "$PORT" "HAProxy" PORT "$CC_BIND"
 for n in "${!port[@]}"; do
   check_port "${port[$n]}" "$n" CLUSTER_PORT_BASE
   case "$n" in redis-*) check_port $((port[$n] + 10000)) "$n's cluster bus" CLUSTER_PORT_BASE ;; esac
@@ -382,7 +385,7 @@ topology_json() {
   local n first=1 p ports rr master m kids k
   {
     printf '{\n  "var": %s,\n  "url": %s,\n  "port": %s,\n  "redis": %s,\n' \
-      "$(json_str "$CC_VAR")" "$(json_str "http://localhost:$PORT/")" "$PORT" "$(json_str "$CLUSTER_REDIS")"
+      "$(json_str "$CC_VAR")" "$(json_str "http://$shown_host:$PORT/")" "$PORT" "$(json_str "$CLUSTER_REDIS")"
     printf '  "state": %s,\n' "$(json_str "$([ "${ready:-0}" = 1 ] && echo ready || echo starting)")"
     printf '  "written_at": %s,\n  "processes": [\n' "$(json_str "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)")"
     for n in "${order[@]}"; do
@@ -677,10 +680,10 @@ for ((i = 1; i <= CLUSTER_WEB_NODES; i++)); do
   wait_for "web-$i" 30 curl -fsS --max-time 5 "http://127.0.0.1:${port[web-$i]}/api/health"
 done
 start_service haproxy
-wait_for "HAProxy" 20 curl -fsS --max-time 5 "http://127.0.0.1:$PORT/api/health"
-wait_for "the brokers through HAProxy" 20 curl -fsS --max-time 5 "http://127.0.0.1:$PORT/events/health"
+wait_for "HAProxy" 20 curl -fsS --max-time 5 "http://$local_host:$PORT/api/health"
+wait_for "the brokers through HAProxy" 20 curl -fsS --max-time 5 "http://$local_host:$PORT/events/health"
 if [ -z "${PISTON_URL:-}" ]; then
-  wait_for "the workers" 30 curl -fsS --max-time 5 "http://127.0.0.1:$PORT/api/runtimes"
+  wait_for "the workers" 30 curl -fsS --max-time 5 "http://$local_host:$PORT/api/runtimes"
 fi
 
 ready=1
@@ -688,10 +691,10 @@ write_topology
 # built first, written after (as topology.json)
 printf -v env_file 'DATABASE_URL=%q\nDATABASE_READ_URL=%q\nREDIS_URL=%q\nREDIS_CLUSTER=%q\nJWT_SECRET_FILE=%q\nBASE_URL=%q\nTOPOLOGY=%q\n' \
   "$DATABASE_URL" "$DATABASE_READ_URL" "$REDIS_URL" "${REDIS_CLUSTER:-}" "${JWT_SECRET_FILE:-}" \
-  "http://127.0.0.1:$PORT" "$CC_VAR/topology.json"
+  "http://$local_host:$PORT" "$CC_VAR/topology.json"
 printf '%s' "$env_file" >"$CC_VAR/run/env"
 say "capacity: HAProxy maxconn $maxconn (half the open-files limit $fd_max, less a margin); BROKER_MAX_STREAMS $BROKER_MAX_STREAMS per broker, $CLUSTER_BROKERS broker(s)"
-say "ready: http://localhost:$PORT/  (Ctrl-C stops everything; logs in $CC_VAR/log/, layout in $CC_VAR/topology.json)"
+say "ready: http://$shown_host:$PORT/  (Ctrl-C stops everything; logs in $CC_VAR/log/, layout in $CC_VAR/topology.json)"
 [ -n "${CC_READY_FILE:-}" ] && : >"$CC_READY_FILE"
 
 svc_supervise

@@ -14,7 +14,12 @@ csp_conf() {
   local origin_re='^https?://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*)(:[0-9]{1,5})?$'
   case "$origin" in
     off) : >"$file"; return ;;
-    auto) src="http://*:$BROKER_PORT ws://*:$BROKER_PORT" ;;
+    auto)
+      if ! [[ "${BROKER_PORT:-}" =~ ^[0-9]{1,5}$ ]]; then
+        printf 'BROKER_PORT must be a port number (got %s)\n' "'${BROKER_PORT:-}'" >&2
+        return 1
+      fi
+      src="http://*:$BROKER_PORT ws://*:$BROKER_PORT" ;;
     *)
       # in lower case, as the API answers it; this guards the policy line, and the API checks
       # the exact grammar (lib/origin.h) when it starts

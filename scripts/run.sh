@@ -52,6 +52,9 @@ STOP_FRONT_S=${STOP_FRONT_S:-20} # lighttpd (or Apache) in the stop; the other b
 
 say() { printf 'codecollab: %s\n' "$*"; }
 die() { printf 'codecollab: error: %s\n' "$*" >&2; exit 1; }
+check_bind
+# where clients on this machine (the start's own checks, tests, tools) reach the front door
+local_host=$(local_host "$CC_BIND") shown_host=$(shown_host "$CC_BIND")
 
 # The supervised services (scripts/services.sh: spid, st0, sdue, snrest, sexit). progs: the
 # programs in start order (stopped in reverse, the front door first); postgres and redis are
@@ -268,7 +271,7 @@ br_cores=$(nproc 2>/dev/null || echo 1)
 [ "$br_cores" -le 8 ] || br_cores=8
 export BROKER_PROCESSES=${BROKER_PROCESSES:-$((br_fd_procs > br_cores ? br_fd_procs : br_cores))}
 
-check_port "$PORT" "HTTP" PORT
+check_port "$PORT" "HTTP" PORT "$CC_BIND"
 check_port "$BROKER_PORT" "broker" BROKER_PORT
 for v in $METRICS_VARS; do
   [ "${!v}" -le 65535 ] || die "$v must be a port number (got '${!v}')"
@@ -291,18 +294,8 @@ fi
 : >"$CC_VAR/run/bind.conf"
 case "$CC_BIND" in
   *:*)
-    [[ "$CC_BIND" =~ ^[0-9A-Fa-f:.]+$ ]] || die "CC_BIND must be an IP address or a host name, an IPv6 address without brackets (got '$CC_BIND')"
     printf 'server.bind := "[%s]"\nserver.v4mapped = "enable"\n' "$CC_BIND" >"$CC_VAR/run/bind.conf" ;;
 esac
-# where clients on this machine (the start's own checks, tests, tools) reach the front door:
-# loopback when it listens on every address, else the address it listens on
-case "$CC_BIND" in
-  0.0.0.0) local_host=127.0.0.1 ;;
-  ::) local_host='[::1]' ;;
-  *:*) local_host="[$CC_BIND]" ;;
-  *) local_host=$CC_BIND ;;
-esac
-case "$local_host" in 127.0.0.1 | '[::1]') shown_host=localhost ;; *) shown_host=$local_host ;; esac
 
 # --- HTTPS (and with it HTTP/2): TLS_CERT + TLS_KEY, or TLS=self-signed ------------------
 # lighttpd reads $CC_VAR/run/tls.conf (lighttpd.conf includes it; empty = plain HTTP). With
@@ -339,7 +332,7 @@ if [ -n "${TLS_CERT:-}${TLS_KEY:-}" ]; then
   # would print the stop's lines into it.
   tls_conf='server.modules += ( "mod_openssl" )'
   if [ -n "${TLS_PORT:-}" ]; then
-    check_port "$TLS_PORT" "HTTPS" TLS_PORT
+    check_port "$TLS_PORT" "HTTPS" TLS_PORT "$CC_BIND"
     case "$CC_BIND" in *:*) tls_sock="[$CC_BIND]:$TLS_PORT" ;; *) tls_sock="$CC_BIND:$TLS_PORT" ;; esac
     printf -v tls_block '$SERVER["socket"] == "%s" {\n  %s\n}' "$tls_sock" "$tls_block"
   else

@@ -302,12 +302,40 @@ svc_lock() { # who: the script's name in the file and in a refusal ("make run")
   printf '%s %s\n' "$$" "$1" >"$lock"
 }
 
-port_free() { # port
-  ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+# check_bind: CC_BIND is an IPv4 address or a host name, or an IPv6 address without
+# brackets (it goes into the front door's configuration as it is; dies otherwise)
+check_bind() {
+  [[ "$CC_BIND" =~ ^[A-Za-z0-9][A-Za-z0-9.-]*$ || ("$CC_BIND" =~ ^[0-9A-Fa-f:.]+$ && "$CC_BIND" == *:*:*) ]] ||
+    die "CC_BIND must be an IP address or a host name, an IPv6 address without brackets (got '$CC_BIND')"
 }
 
-check_port() { # port name variable
-  port_free "$1" || die "port $1 ($2) is already in use; stop what holds it or set $3 to another port"
+# local_host ADDR: the host part of a URL that reaches, from this machine, a front door
+# listening on ADDR (CC_BIND): loopback when it listens on every address, an IPv6 address in
+# brackets. shown_host ADDR: the same for the "ready:" line, localhost for loopback.
+local_host() {
+  case "$1" in
+    0.0.0.0) printf '127.0.0.1' ;;
+    ::) printf '[::1]' ;;
+    *:*) printf '[%s]' "$1" ;;
+    *) printf '%s' "$1" ;;
+  esac
+}
+shown_host() {
+  case "$1" in
+    0.0.0.0 | :: | 127.0.0.1 | ::1) printf 'localhost' ;;
+    *) local_host "$1" ;;
+  esac
+}
+
+port_free() { # port [address, 127.0.0.1 by default]
+  local host=${2:-127.0.0.1}
+  host=${host#[} host=${host%]}
+  ! (exec 3<>"/dev/tcp/$host/$1") 2>/dev/null
+}
+
+check_port() { # port name variable [address the port is to be taken on: CC_BIND]
+  port_free "$1" "$(local_host "${4:-127.0.0.1}")" ||
+    die "port $1 ($2) is already in use; stop what holds it or set $3 to another port"
 }
 
 # The bound is on the clock, not a count of tries: one try may itself take seconds (rcli,

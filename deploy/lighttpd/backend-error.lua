@@ -22,7 +22,7 @@ end
 if status == 413 then
   -- lighttpd refused it as soon as it read the head, before mod_setenv added the security
   -- headers (lighttpd.conf's var.csp, var.security_headers, var.hsts): the same values, held
-  -- to them by tests/stack/http.test.mjs
+  -- to them by tests/stack/walkthrough.test.mjs (HTTP) and tls.test.mjs (HTTPS)
   r.resp_header["Content-Security-Policy"] = "default-src 'self'; script-src 'self'; " ..
     "style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; " ..
     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'; " ..

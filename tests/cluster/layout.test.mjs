@@ -255,10 +255,17 @@ test('make cluster: the Redis Cluster forms with three masters and three replica
 // action, exit), and kill() only queues SIGSTOP. A SIGTERM that came before haproxy had
 // taken its SIGSTOP was taken first (15 before 19) and ended it at once: the stop was over
 // after 1.7 s with no kill line, once in four runs on a busy machine.
-test('make cluster: a service that ignores its stop signal is killed after its grace; the stop ends by itself and leaves nothing', async (t) => {
+// This layout listens on IPv6 loopback alone (CC_BIND=::1): the start's own checks and
+// run/env must reach HAProxy there (they went to 127.0.0.1, so the start never became ready).
+test('make cluster: a service that ignores its stop signal is killed after its grace; the stop ends by itself and leaves nothing (on CC_BIND=::1)', async (t) => {
   const grace = 3;
-  const c = await startCluster({ redis: 'single', env: { STOP_FRONT_S: String(grace) } });
+  const c = await startCluster({ redis: 'single', env: { STOP_FRONT_S: String(grace), CC_BIND: '::1' } });
   running.push(c);
+  assert.equal(c.base, `http://[::1]:${c.port}`);
+  assert.equal(c.env.BASE_URL, c.base);
+  assert.equal((await fetch(`${c.base}/api/health`)).status, 200);
+  await assert.rejects(fetch(`http://127.0.0.1:${c.port}/api/health`), 'nothing listens on 127.0.0.1');
+  assert.match(c.script.output, new RegExp(`ready: http://localhost:${c.port}/`));
   const hap = c.proc('haproxy');
   const pids = c.topology().processes.flatMap((p) => [p.pid, ...(p.api_pids || [])]);
   await pauseProcess(hap.pid);

@@ -46,6 +46,9 @@ export function processesIn(dir) {
   return found;
 }
 
+// The host part of a URL that reaches a front door listening on `bind` from this machine.
+const frontHost = (bind) => (bind === '0.0.0.0' ? '127.0.0.1' : bind === '::' ? '[::1]' : bind.includes(':') ? `[${bind}]` : bind);
+
 export async function startCluster({ redis = 'single', ready = true, wait = true, env = {}, timeout = 180000 } = {}) {
   const dir = tempDir('cc-cluster-');
   chmodSync(dir, 0o755); // the postgres user works in it
@@ -81,7 +84,8 @@ export async function startCluster({ redis = 'single', ready = true, wait = true
     port,
     portBase: base,
     script,
-    base: `http://127.0.0.1:${port}`,
+    // where the layout's front door listens (CC_BIND), as scripts/services.sh local_host puts it
+    base: `http://${frontHost(env.CC_BIND || '127.0.0.1')}:${port}`,
     topology: () => JSON.parse(readFileSync(topoFile, 'utf8')),
     proc: (name) => c.topology().processes.find((p) => p.name === name),
     byRole: (role) => c.topology().processes.filter((p) => p.role === role),

@@ -95,14 +95,19 @@ export async function startFrontDoor({ env: extra = {}, csp = 'self', broker = '
     throw new Error('the stack\'s BROKER_PORT is unknown');
   }
   const idleConf = join(dir, 'run', 'stream-idle.conf');
-  if (streamIdleS !== undefined) writeFileSync(idleConf, `server.max-write-idle := ${Number(streamIdleS)}\n`);
-  else {
-    execFileSync('bash', ['-c', '. "$1"; stream_idle_conf "$2"', 'bash',
-      join(ROOT, 'scripts', 'stream-idle.sh'), idleConf], { env });
-  }
-  if (csp === 'stream-origin') {
-    execFileSync('bash', ['-c', '. "$1"; csp_conf "$2"', 'bash',
-      join(ROOT, 'scripts', 'csp-conf.sh'), join(dir, 'run', 'csp.conf')], { env });
+  try {
+    if (streamIdleS !== undefined) writeFileSync(idleConf, `server.max-write-idle := ${Number(streamIdleS)}\n`);
+    else {
+      execFileSync('bash', ['-c', '. "$1"; stream_idle_conf "$2"', 'bash',
+        join(ROOT, 'scripts', 'stream-idle.sh'), idleConf], { env });
+    }
+    if (csp === 'stream-origin') {
+      execFileSync('bash', ['-c', '. "$1"; csp_conf "$2"', 'bash',
+        join(ROOT, 'scripts', 'csp-conf.sh'), join(dir, 'run', 'csp.conf')], { env });
+    }
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
   }
   const child = startChild('lighttpd', ['-D', '-f', join(ROOT, 'lighttpd.conf')], env);
   const base = `http://127.0.0.1:${port}`;

@@ -26,16 +26,23 @@ export function securityHeaders() {
 }
 
 // Asserts that an answer carries lighttpd.conf's security headers, exactly: `h` is a fetch
-// Headers or a map of lower-case names. The one widening allowed is direct streams' (the
-// broker's origins added to connect-src, run/csp.conf); HSTS only when `https`.
-export function assertSecurityHeaders(h, what = 'the answer', { https = false } = {}) {
+// Headers or a map of lower-case names. The one widening allowed is direct streams' (run/
+// csp.conf): the sources `connect` names added to connect-src, or when it is not given,
+// none or those of STREAM_ORIGIN=auto for the stack's BROKER_PORT. HSTS only when `https`.
+export function assertSecurityHeaders(h, what = 'the answer', { https = false, connect } = {}) {
   const get = (n) => (typeof h.get === 'function' ? h.get(n) : h[n]) ?? null;
   const policy = securityHeaders();
+  const port = process.env.BROKER_PORT;
+  const allowed = connect !== undefined ? [connect] : ['', ...(port ? [`http://*:${port} ws://*:${port}`] : [])];
   for (const [name, value] of Object.entries(policy.headers)) {
     let got = get(name);
     if (name === 'content-security-policy' && got) {
-      const extra = /connect-src 'self'((?: (?:https?|wss?):\/\/[^\s;]+)*);/.exec(got);
-      if (extra) got = got.replace(extra[0], "connect-src 'self';");
+      const m = /connect-src 'self'((?: [^\s;]+)*);/.exec(got);
+      if (m) {
+        const extra = m[1].trim();
+        assert.ok(allowed.includes(extra), `${what}: connect-src widened by '${extra}', not by one of ${JSON.stringify(allowed)}`);
+        got = got.replace(m[0], "connect-src 'self';");
+      }
     }
     assert.equal(got, value, `${what}: ${name}`);
   }

@@ -98,6 +98,34 @@ test('several jobs at once, up to WORKERS in parallel', () => withRedis(async (r
   assertCleanExit(w, await stopWorker(w));
 }));
 
+// The consumer group's members by name (XINFO CONSUMERS: one flat [field, value, …] each).
+async function consumers(r) {
+  return (await r.cmd('XINFO', 'CONSUMERS', 'cc:{jobs}:stream', 'workers')).map((c) => c[c.indexOf('name') + 1]);
+}
+
+test('a stopped worker takes its name out of the consumer group, unless an entry is still pending with it', () => withRedis(async (r, redis) => {
+  // CLAIM_IDLE_MS high: no one takes the entry below over while the test looks
+  const env = { WORKERS: '1', CLAIM_IDLE_MS: '30000' };
+  const name = (w) => w.output.match(/consumer (\S+): \d+ job threads/)[1];
+  const a = await startWorker(redis.port, env);
+  const id = await enqueue(r, { request: sh('echo once') });
+  assert.equal((await waitStatus(r, id, 'finished')).result.stdout, 'once\n');
+  // a read the job, which made it a member of the group
+  assert.deepEqual(await consumers(r), [name(a)]);
+  // an entry pending with b as it stops (the job's, handed to b by hand, which makes b a
+  // member): DELCONSUMER would drop it, so b's name stays, and the entry stays pending for
+  // another worker to take over
+  const b = await startWorker(redis.port, env);
+  const [[entry]] = await r.cmd('XRANGE', 'cc:{jobs}:stream', '-', '+', 'COUNT', '1');
+  await r.cmd('XCLAIM', 'cc:{jobs}:stream', 'workers', name(b), '0', entry, 'FORCE', 'JUSTID');
+  assertCleanExit(a, await stopWorker(a));
+  assert.deepEqual(await consumers(r), [name(b)], `${name(a)} is out of the group`);
+  assertCleanExit(b, await stopWorker(b));
+  assert.deepEqual(await consumers(r), [name(b)], 'a name with an entry pending stays');
+  const [pending] = await r.cmd('XPENDING', 'cc:{jobs}:stream', 'workers', '-', '+', '10');
+  assert.deepEqual([pending[0], pending[1]], [entry, name(b)]);
+}));
+
 test('a worker killed mid-job: another takes it over once its liveness key lapses (not after CLAIM_IDLE_MS) and finishes it once', () => withRedis(async (r, redis) => {
   // b is already running: it notices the dead worker by itself, as it would in production.
   // CLAIM_IDLE_MS stays at its 30 s default, so only the liveness key can explain a quick takeover.

@@ -157,7 +157,7 @@ test('a STREAM_ORIGIN of one\'s own through lighttpd: it starts, and its pages m
     assert.match(page.headers.get('content-security-policy'),
       /connect-src 'self' https:\/\/streams\.example\.com:8443 wss:\/\/streams\.example\.com:8443;/);
     // and otherwise lighttpd.conf's headers, exactly
-    assertSecurityHeaders(page.headers, 'GET / over HTTP');
+    assertSecurityHeaders(page.headers, 'GET / over HTTP', { connect: `${named} ${named.replace(/^http/, 'ws')}` });
     const api = await fetch(`${door.base}/api/streams`);
     assert.deepEqual(await api.json(), { origin: named });
     // over HTTPS (no listener here: what lighttpd made of its configuration) the same

@@ -413,8 +413,8 @@ test('error answers are valid UTF-8 JSON even when they quote a long non-ASCII p
 });
 
 // What every response must carry: the headers lighttpd.conf writes, whichever server of the
-// front door answered (lighttpd, its error script, Apache, HAProxy), and no HSTS over HTTP;
-// and that policy is a strict CSP, nosniff, a referrer policy.
+// front door answered (lighttpd or Apache: this file runs through both), and no HSTS over
+// HTTP; and that policy is a strict CSP, nosniff, a referrer policy.
 function assertSecurityHeaders(h, what) {
   assertPolicy(h, what);
   const csp = h.get('content-security-policy');

@@ -20,7 +20,6 @@ function assertError(r, status, code) {
   assertSecurityHeaders(r.headers);
 }
 
-
 // The head of a raw answer as a header map (lower-case names).
 function headMap(head) {
   const m = {};
