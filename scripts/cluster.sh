@@ -21,7 +21,8 @@
 # process changes a pid. $CC_VAR/run/env holds the URLs for tools and tests. A CC_VAR that
 # a running make cluster or make run holds is refused at once (svc_lock, scripts/services.sh).
 #
-# Settings (environment): PORT (8080); CLUSTER_PORT_BASE (PORT+1): the other ports are taken
+# Settings (environment): PORT (8080) and CC_BIND (0.0.0.0): where HAProxy listens, the one
+# address of the layout open to clients; CLUSTER_PORT_BASE (PORT+1): the other ports are taken
 # from it upwards, one each for the web nodes, the brokers, the PostgreSQL servers and the
 # Redis nodes (whose cluster bus is on port + 10000); CLUSTER_WEB_NODES, CLUSTER_BROKERS,
 # CLUSTER_WORKERS, CLUSTER_SNAPSHOTTERS (2 each); CLUSTER_REDIS (cluster | single);
@@ -567,7 +568,8 @@ if [ -z "${BROKER_MAX_STREAMS:-}" ]; then
   export BROKER_MAX_STREAMS=$(((maxconn - 1000) / CLUSTER_BROKERS))
   [ "$BROKER_MAX_STREAMS" -ge 1 ] || die "HAProxy's maxconn $maxconn (from the open-files limit $fd_max) leaves no room for streams"
 fi
-case "$CC_BIND" in *:*) front="[$CC_BIND]:$PORT" ;; *) front="$CC_BIND:$PORT" ;; esac
+# (:: takes IPv4 clients too, whatever net.ipv6.bindv6only says, as lighttpd does under make run)
+case "$CC_BIND" in ::) front="[::]:$PORT v4v6" ;; *:*) front="[$CC_BIND]:$PORT" ;; *) front="$CC_BIND:$PORT" ;; esac
 # the one Content-Security-Policy, as lighttpd.conf sets it
 csp=$(sed -n 's/^var\.csp = "\(.*\)"$/\1/p' "$ROOT/lighttpd.conf" | head -n 1)
 [ -n "$csp" ] || die "no Content-Security-Policy found in lighttpd.conf"
