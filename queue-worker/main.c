@@ -54,6 +54,8 @@
 #define ALIVE_EVERY_MS 1000
 #define CLAIM_ORPHANS_EVERY_MS 1000
 #define ORPHAN_MIN_IDLE_MS 1000
+/* how often the names of gone workers are taken out of the consumer group (queue_sweep) */
+#define SWEEP_EVERY_MS 60000
 /* JOB_HANG_TIMEOUT_S when unset: the longest a job may take by the other settings plus this
  * much; and how long a job stopped for running too long may take to end before its thread
  * counts as stuck */
@@ -749,7 +751,7 @@ int main(void)
 			 w->cfg.job_hang_s, w->cfg.job_worst_s);
 
 	long long next_beat = 0;
-	long long next_poll = 0, next_register = 0, next_alive = clock_mono_ms() + ALIVE_EVERY_MS;
+	long long next_poll = 0, next_register = 0, next_sweep = 0, next_alive = clock_mono_ms() + ALIVE_EVERY_MS;
 	int registered = 0;
 	long long stop_at = 0;
 	long beat_every = w->cfg.claim_idle_ms / 3;
@@ -811,6 +813,15 @@ int main(void)
 		if (clock_mono_ms() >= next_poll) {
 			bad |= poll_cancelled(w, r) < 0;
 			next_poll = clock_mono_ms() + CANCEL_POLL_MS;
+		}
+		/* the names of workers that are gone, out of the consumer group (at start, then
+		 * once a minute) */
+		if (!w->stop && clock_mono_ms() >= next_sweep) {
+			long gone = queue_sweep(r, w->consumer, err, sizeof err);
+			if (gone > 0)
+				log_info("%ld gone worker(s) taken out of the consumer group", gone);
+			bad |= gone < 0;
+			next_sweep = clock_mono_ms() + SWEEP_EVERY_MS;
 		}
 		if (clock_mono_ms() >= next_beat) {
 			bad |= heartbeat(w, r) < 0;

@@ -114,23 +114,35 @@ int queue_alive(struct rds *r, const char *consumer, long ttl_ms)
 	return 0;
 }
 
+/* Names out of the group through lib/lua/queue_forget.lua, as many per call as a script
+ * takes. The number of names with nothing pending (now out), or -1. */
+static long forget_names(struct rds *r, const char *const *names, size_t n)
+{
+	enum { FIXED = 2, MAX = RDS_SCRIPT_MAX_ARGS - FIXED };
+	const char *args[RDS_SCRIPT_MAX_ARGS];
+	long out = 0;
+	args[0] = QUEUE_STREAM;
+	args[1] = QUEUE_GROUP;
+	for (size_t done = 0; done < n;) {
+		size_t k = n - done < MAX ? n - done : MAX;
+		for (size_t i = 0; i < k; i++)
+			args[FIXED + i] = names[done + i];
+		redisReply *rep = rds_script(r, &rs_queue_forget, 1, (int)(FIXED + k), args, NULL);
+		char err[64];
+		if (rds_reply_failed(r, rep, err, sizeof err))
+			return -1;
+		if (rep->type == REDIS_REPLY_INTEGER)
+			out += (long)rep->integer;
+		freeReplyObject(rep);
+		done += k;
+	}
+	return out;
+}
+
 int queue_forget(struct rds *r, const char *consumer)
 {
-	redisReply *rep = rds_cmd(r, QUEUE_STREAM, "XPENDING %s %s - + 1 %s", QUEUE_STREAM,
-				  QUEUE_GROUP, consumer);
-	char err[64];
-	if (rds_reply_failed(r, rep, err, sizeof err))
-		return -1;
-	int held = rep->type != REDIS_REPLY_ARRAY || rep->elements > 0;
-	freeReplyObject(rep);
-	if (held)
-		return 0;
-	rep = rds_cmd(r, QUEUE_STREAM, "XGROUP DELCONSUMER %s %s %s", QUEUE_STREAM, QUEUE_GROUP,
-		      consumer);
-	if (rds_reply_failed(r, rep, err, sizeof err))
-		return -1;
-	freeReplyObject(rep);
-	return 1;
+	long n = forget_names(r, &consumer, 1);
+	return n < 0 ? -1 : n > 0;
 }
 
 /* 1 when consumer's liveness key exists, 0 when it is gone, -1 error. */
@@ -145,6 +157,52 @@ static int consumer_alive(struct rds *r, const char *consumer, char *err, size_t
 	int alive = rep->type != REDIS_REPLY_INTEGER || rep->integer != 0;
 	freeReplyObject(rep);
 	return alive;
+}
+
+long queue_sweep(struct rds *r, const char *self, char *err, size_t errlen)
+{
+	redisReply *rep = rds_cmd(r, QUEUE_STREAM, "XINFO CONSUMERS %s %s", QUEUE_STREAM, QUEUE_GROUP);
+	/* no stream or no group yet: no names */
+	if (rep && rep->type == REDIS_REPLY_ERROR && rep->str &&
+	    (strstr(rep->str, "no such key") || !strncmp(rep->str, "NOGROUP", 7))) {
+		freeReplyObject(rep);
+		return 0;
+	}
+	if (rds_reply_failed(r, rep, err, errlen))
+		return -1;
+	const char *gone[QUEUE_SWEEP_MAX];
+	size_t ngone = 0;
+	long rc = 0;
+	for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements && ngone < QUEUE_SWEEP_MAX; i++) {
+		const redisReply *c = rep->element[i];
+		const char *name = NULL;
+		long long pending = -1;
+		/* a map as a flat list of field and value (RESP2) */
+		for (size_t f = 0; c->type == REDIS_REPLY_ARRAY && f + 1 < c->elements; f += 2) {
+			const redisReply *k = c->element[f], *v = c->element[f + 1];
+			if (k->type != REDIS_REPLY_STRING)
+				continue;
+			if (!strcmp(k->str, "name") && v->type == REDIS_REPLY_STRING)
+				name = v->str;
+			else if (!strcmp(k->str, "pending") && v->type == REDIS_REPLY_INTEGER)
+				pending = v->integer;
+		}
+		if (!name || pending != 0 || !strcmp(name, self))
+			continue;
+		int alive = consumer_alive(r, name, err, errlen);
+		if (alive < 0) {
+			rc = -1;
+			break;
+		}
+		if (!alive)
+			gone[ngone++] = name;
+	}
+	if (rc == 0 && ngone > 0)
+		rc = forget_names(r, gone, ngone);
+	freeReplyObject(rep);
+	if (rc < 0 && !*err)
+		snprintf(err, errlen, "the sweep of gone workers' names failed");
+	return rc;
 }
 
 /* The consumers a pass has already asked about, so a dead worker's many entries cost one

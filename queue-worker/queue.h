@@ -106,6 +106,13 @@ int queue_alive(struct rds *r, const char *consumer, long ttl_ms);
  * entry. 1 removed, 0 kept, -1 error. */
 int queue_forget(struct rds *r, const char *consumer);
 
+/* The names of workers that are gone taken out of the group: each with nothing pending and
+ * no liveness key (killed outright, its entries since taken over), but never self. At most
+ * QUEUE_SWEEP_MAX a call (the rest at the next). Every worker runs it at start and once a
+ * minute. How many were taken out, or -1 with err. */
+#define QUEUE_SWEEP_MAX 256
+long queue_sweep(struct rds *r, const char *self, char *err, size_t errlen);
+
 /* An entry pending with a consumer whose liveness key is gone (a worker killed outright),
  * idle at least min_idle_ms, now ours (XCLAIM with that idle time, so of several live
  * workers trying at once one gets it). Reads the pending entries idle that long in pages of

@@ -126,6 +126,21 @@ test('a stopped worker takes its name out of the consumer group, unless an entry
   assert.deepEqual([pending[0], pending[1]], [entry, name(b)]);
 }));
 
+test('the names of workers that are gone leave the consumer group at a worker\'s start; one with a liveness key stays', () => withRedis(async (r, redis) => {
+  await r.cmd('XGROUP', 'CREATE', 'cc:{jobs}:stream', 'workers', '0', 'MKSTREAM');
+  // killed outright long ago: no liveness key, nothing pending
+  await r.cmd('XGROUP', 'CREATECONSUMER', 'cc:{jobs}:stream', 'workers', 'gone-1-00000000');
+  await r.cmd('XGROUP', 'CREATECONSUMER', 'cc:{jobs}:stream', 'workers', 'gone-2-00000000');
+  // alive (its key is there), though it has read nothing
+  await r.cmd('XGROUP', 'CREATECONSUMER', 'cc:{jobs}:stream', 'workers', 'alive-3-00000000');
+  await r.cmd('SET', 'cc:worker:alive-3-00000000:alive', '1', 'PX', '60000');
+  const w = await startWorker(redis.port, { WORKERS: '1' });
+  await waitFor(async () => (await consumers(r)).join() === 'alive-3-00000000', { what: 'the gone names out of the group' });
+  assert.match(w.output, /2 gone worker\(s\) taken out of the consumer group/);
+  assertCleanExit(w, await stopWorker(w));
+  assert.deepEqual(await consumers(r), ['alive-3-00000000']);
+}));
+
 test('a worker killed mid-job: another takes it over once its liveness key lapses (not after CLAIM_IDLE_MS) and finishes it once', () => withRedis(async (r, redis) => {
   // b is already running: it notices the dead worker by itself, as it would in production.
   // CLAIM_IDLE_MS stays at its 30 s default, so only the liveness key can explain a quick takeover.
