@@ -168,6 +168,10 @@ long queue_sweep(struct rds *r, const char *self, char *err, size_t errlen)
 		freeReplyObject(rep);
 		return 0;
 	}
+	if (!rep) {
+		errbuf_set(err, errlen, "%s", rds_error(r));
+		return -1;
+	}
 	if (rds_reply_failed(r, rep, err, errlen))
 		return -1;
 	const char *gone[QUEUE_SWEEP_MAX];
