@@ -114,29 +114,39 @@ int queue_alive(struct rds *r, const char *consumer, long ttl_ms)
 	return 0;
 }
 
-/* Names out of the group through lib/lua/queue_forget.lua, as many per call as a script
- * takes. The number of names with nothing pending (now out), or -1. */
-static long forget_names(struct rds *r, const char *const *names, size_t n)
+/* A script over many items, as many per call as a script takes: KEYS[1] the jobs stream,
+ * ARGV the group, then `extra` (may be NULL), then the items. The sum of the calls' integer
+ * replies, or -1. */
+static long script_in_chunks(struct rds *r, const struct rscript *rs, const char *extra,
+			     const char *const *items, size_t n)
 {
-	enum { FIXED = 2, MAX = RDS_SCRIPT_MAX_ARGS - FIXED };
+	const size_t fixed = extra ? 3 : 2, max = RDS_SCRIPT_MAX_ARGS - fixed;
 	const char *args[RDS_SCRIPT_MAX_ARGS];
-	long out = 0;
+	long sum = 0;
 	args[0] = QUEUE_STREAM;
 	args[1] = QUEUE_GROUP;
+	args[2] = extra;
 	for (size_t done = 0; done < n;) {
-		size_t k = n - done < MAX ? n - done : MAX;
+		size_t k = n - done < max ? n - done : max;
 		for (size_t i = 0; i < k; i++)
-			args[FIXED + i] = names[done + i];
-		redisReply *rep = rds_script(r, &rs_queue_forget, 1, (int)(FIXED + k), args, NULL);
+			args[fixed + i] = items[done + i];
+		redisReply *rep = rds_script(r, rs, 1, (int)(fixed + k), args, NULL);
 		char err[64];
 		if (rds_reply_failed(r, rep, err, sizeof err))
 			return -1;
 		if (rep->type == REDIS_REPLY_INTEGER)
-			out += (long)rep->integer;
+			sum += (long)rep->integer;
 		freeReplyObject(rep);
 		done += k;
 	}
-	return out;
+	return sum;
+}
+
+/* Names out of the group (lib/lua/queue_forget.lua): how many had nothing pending (now
+ * out), or -1. */
+static long forget_names(struct rds *r, const char *const *names, size_t n)
+{
+	return script_in_chunks(r, &rs_queue_forget, NULL, names, n);
 }
 
 int queue_forget(struct rds *r, const char *consumer)
@@ -309,26 +319,9 @@ int queue_claim_orphan(struct rds *r, const char *consumer, long min_idle_ms, ch
 
 int queue_touch(struct rds *r, const char *consumer, const char *const *ids, size_t n)
 {
-	/* the stream, the group and the consumer, then as many ids as a script call takes */
-	enum { FIXED = 3, MAX = RDS_SCRIPT_MAX_ARGS - FIXED };
-	const char *args[RDS_SCRIPT_MAX_ARGS];
-	args[0] = QUEUE_STREAM;
-	args[1] = QUEUE_GROUP;
-	args[2] = consumer;
-	for (size_t done = 0; done < n;) {
-		size_t k = n - done < MAX ? n - done : MAX;
-		for (size_t i = 0; i < k; i++)
-			args[FIXED + i] = ids[done + i];
-		/* only the entries still pending with us (lib/lua/queue_touch.lua): one another
-		 * worker took over while we stalled is left to it */
-		redisReply *rep = rds_script(r, &rs_queue_touch, 1, (int)(FIXED + k), args, NULL);
-		char err[64];
-		if (rds_reply_failed(r, rep, err, sizeof err))
-			return -1;
-		freeReplyObject(rep);
-		done += k;
-	}
-	return 0;
+	/* only the entries still pending with us (lib/lua/queue_touch.lua): one another worker
+	 * took over while we stalled is left to it */
+	return script_in_chunks(r, &rs_queue_touch, consumer, ids, n) < 0 ? -1 : 0;
 }
 
 int queue_ack(struct rds *r, const char *entry_id)
