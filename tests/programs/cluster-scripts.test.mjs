@@ -334,6 +334,20 @@ const cases = {
     assert.equal(owner, 'wt1');
     await c.send('XGROUP', 'DESTROY', 'cc:{jobs}:stream', group);
   },
+  // names out of the consumer group: one with nothing pending goes, one with an entry stays
+  async queue_forget() {
+    const group = `forget${process.pid}`;
+    await c.send('XGROUP', 'CREATE', 'cc:{jobs}:stream', group, '$', 'MKSTREAM');
+    const id = await c.send('XADD', 'cc:{jobs}:stream', '*', 'job', `jf${process.pid}`);
+    await c.send('XREADGROUP', 'GROUP', group, 'wf1', 'COUNT', '1', 'STREAMS', 'cc:{jobs}:stream', '>');
+    await c.send('XGROUP', 'CREATECONSUMER', 'cc:{jobs}:stream', group, 'wf2');
+    assert.equal(await run('queue_forget', ['cc:{jobs}:stream'], [group, 'wf1', 'wf2']), 1);
+    const names = (await c.send('XINFO', 'CONSUMERS', 'cc:{jobs}:stream', group)).map((x) => x[x.indexOf('name') + 1]);
+    assert.deepEqual(names, ['wf1']);
+    const [[, owner]] = await c.send('XPENDING', 'cc:{jobs}:stream', group, id, id, 1);
+    assert.equal(owner, 'wf1');
+    await c.send('XGROUP', 'DESTROY', 'cc:{jobs}:stream', group);
+  },
   // a request id's mark and its job, as job_create leaves them: a repeat, another request
   // under the id, an id that names nothing
   async job_repeat() {
