@@ -71,6 +71,8 @@ unset TLS TLS_PORT TLS_CERT TLS_KEY METRICS_PORT BROKER_METRICS_PORT WORKER_METR
 . "$ROOT/scripts/services.sh"
 # shellcheck source=stream-idle.sh
 . "$ROOT/scripts/stream-idle.sh"
+# shellcheck source=csp-conf.sh
+. "$ROOT/scripts/csp-conf.sh"
 
 say() { printf 'codecollab-cluster: %s\n' "$*"; }
 die() { printf 'codecollab-cluster: error: %s\n' "$*" >&2; exit 1; }
@@ -571,7 +573,7 @@ fi
 # (:: takes IPv4 clients too, whatever net.ipv6.bindv6only says, as lighttpd does under make run)
 case "$CC_BIND" in ::) front="[::]:$PORT v4v6" ;; *:*) front="[$CC_BIND]:$PORT" ;; *) front="$CC_BIND:$PORT" ;; esac
 # the one Content-Security-Policy, as lighttpd.conf sets it
-csp=$(sed -n 's/^var\.csp = "\(.*\)"$/\1/p' "$ROOT/lighttpd.conf" | head -n 1)
+csp=$(lighttpd_csp)
 [ -n "$csp" ] || die "no Content-Security-Policy found in lighttpd.conf"
 # built first, written after (as topology.json: write_topology)
 web_servers="" broker_servers=""

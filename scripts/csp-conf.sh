@@ -1,11 +1,18 @@
 # shellcheck shell=bash
-# Sourced by scripts/run.sh (and tests/lib/door.mjs runs it): run/csp.conf, which
+# Sourced by scripts/run.sh and scripts/cluster.sh (and tests/lib/door.mjs runs it):
+# run/csp.conf, which
 # lighttpd.conf includes after its own security headers. With direct streams (docs/
 # OPERATIONS.md, "Direct streams") the page must be let to connect to the broker, so the
 # file sets lighttpd.conf's Content-Security-Policy (its var.csp line) again with the
 # broker's origins added to connect-src, and the other headers as lighttpd.conf has them
 # (var.security_headers, var.hsts). `:=` replaces lighttpd.conf's setting of the same
 # condition; a second `=` there is an error that stops lighttpd.
+
+# lighttpd_csp: lighttpd.conf's Content-Security-Policy (its var.csp line), on stdout; empty
+# when there is none. make cluster puts it on the brokers' answers too (scripts/cluster.sh).
+lighttpd_csp() {
+  sed -n 's/^var\.csp = "\(.*\)"$/\1/p' "${BASH_SOURCE[0]%/*}/../lighttpd.conf" | head -n 1
+}
 
 # csp_conf FILE: writes the file for STREAM_ORIGIN (off, auto, or an origin) and BROKER_PORT;
 # empty for off. 1 with a message on stderr for a STREAM_ORIGIN that is none of these.
@@ -30,7 +37,7 @@ csp_conf() {
       fi
       src="$origin ${origin/#http/ws}" ;;
   esac
-  csp=$(sed -n 's/^var\.csp = "\(.*\)"$/\1/p' "${BASH_SOURCE[0]%/*}/../lighttpd.conf" | head -n 1)
+  csp=$(lighttpd_csp)
   if [[ "$csp" != *"connect-src 'self'"* ]]; then
     printf "no connect-src 'self' in lighttpd.conf's Content-Security-Policy (var.csp)\n" >&2
     return 1

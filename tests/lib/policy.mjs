@@ -7,12 +7,6 @@ import assert from 'node:assert/strict';
 
 const CONF = fileURLToPath(new URL('../../lighttpd.conf', import.meta.url));
 
-export function lighttpdCsp() {
-  const m = /^var\.csp = "(.*)"$/m.exec(readFileSync(CONF, 'utf8'));
-  if (!m) throw new Error('no var.csp line in lighttpd.conf');
-  return m[1];
-}
-
 // { 'content-security-policy': …, 'x-content-type-options': …, … } in lower case, and the
 // HSTS header HTTPS adds
 export function securityHeaders() {
@@ -22,7 +16,9 @@ export function securityHeaders() {
     if (!m) throw new Error(`no var.${name} in lighttpd.conf`);
     return Object.fromEntries([...m[1].matchAll(/"([^"]+)" => "([^"]*)"/g)].map(([, k, v]) => [k.toLowerCase(), v]));
   };
-  return { headers: { 'content-security-policy': lighttpdCsp(), ...pairs('security_headers') }, hsts: pairs('hsts') };
+  const csp = /^var\.csp = "(.*)"$/m.exec(conf);
+  if (!csp) throw new Error('no var.csp line in lighttpd.conf');
+  return { headers: { 'content-security-policy': csp[1], ...pairs('security_headers') }, hsts: pairs('hsts') };
 }
 
 // Asserts that an answer carries lighttpd.conf's security headers, exactly: `h` is a fetch
