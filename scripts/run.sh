@@ -272,10 +272,10 @@ br_cores=$(nproc 2>/dev/null || echo 1)
 export BROKER_PROCESSES=${BROKER_PROCESSES:-$((br_fd_procs > br_cores ? br_fd_procs : br_cores))}
 
 check_port "$PORT" "HTTP" PORT "$CC_BIND"
-check_port "$BROKER_PORT" "broker" BROKER_PORT
+# (the broker's port is checked on its address, once that is known: below)
 for v in $METRICS_VARS; do
   [ "${!v}" -le 65535 ] || die "$v must be a port number (got '${!v}')"
-  [ "${!v}" -eq 0 ] || check_port "${!v}" "metrics" "$v"
+  [ "${!v}" -eq 0 ] || check_port "${!v}" "metrics" "$v" "$METRICS_HOST"
 done
 case "$METRICS_HOST" in *:*) metrics_addr="[$METRICS_HOST]" ;; *) metrics_addr=$METRICS_HOST ;; esac
 # The API processes add up their counters in one shared file (fcgi/api_metrics.h), new at
@@ -361,6 +361,7 @@ case "$BROKER_HOST" in
   *) printf 'proxy.server := ( "" => (( "host" => "%s", "port" => env.BROKER_PORT )) )\n' "$BROKER_HOST" \
     >"$CC_VAR/run/broker-proxy.conf" ;;
 esac
+check_port "$BROKER_PORT" "broker" BROKER_PORT "$BROKER_HOST"
 # how long lighttpd keeps a stream whose client takes no bytes (run/stream-idle.conf)
 stream_idle_conf "$CC_VAR/run/stream-idle.conf"
 # the page's policy lets it connect to the broker (run/csp.conf: scripts/csp-conf.sh)

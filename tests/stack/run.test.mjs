@@ -10,6 +10,7 @@ import { lstatSync, statSync, readdirSync, readFileSync, readlinkSync, realpathS
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { get as httpsGet } from 'node:https';
+import { createServer } from 'node:net';
 import { freePort, sleep, waitFor } from '../lib/procs.mjs';
 import { portFree } from '../lib/ports.mjs';
 import { assertSecurityHeaders } from '../lib/policy.mjs';
@@ -307,6 +308,35 @@ test('a port already taken stops the start with a message naming the variable', 
   assert.match(r.output(), new RegExp(`port ${taken} \\(HTTP\\) is already in use.*PORT`));
   await sleep(200);
   assert.deepEqual(stackPids(dir), []);
+});
+
+// The broker listens on BROKER_HOST (CC_BIND with direct streams) and the metrics listeners on
+// METRICS_HOST: their ports are looked at there, not on 127.0.0.1, where nothing holds them.
+// (Before, both were probed on 127.0.0.1: these starts went on until the broker or the
+// metrics listener could not listen, and a port taken on 127.0.0.1 alone refused a start that
+// would have worked.)
+test('a broker or metrics port taken on the address it is to listen on stops the start, naming the variable', async () => {
+  const host = '127.0.0.2';
+  const holder = createServer();
+  await new Promise((resolve, reject) => { holder.once('error', reject); holder.listen(0, host, resolve); });
+  const taken = String(holder.address().port);
+  try {
+    assert.equal(await portFree(Number(taken)), true, `${taken} is free on 127.0.0.1`);
+    for (const [env, name, what] of [
+      [{ CC_BIND: host, BROKER_PORT: taken }, 'BROKER_PORT', 'broker'],
+      [{ METRICS_HOST: host, BROKER_METRICS_PORT: taken }, 'BROKER_METRICS_PORT', 'metrics'],
+    ]) {
+      const dir = tmpVar();
+      const r = await startStack({ ...(await ports()), ...env, CC_VAR: dir, DATABASE_URL: '', REDIS_URL: '' });
+      assert.equal(r.ready, false, r.output());
+      assert.notEqual(r.code, 0);
+      assert.match(r.output(), new RegExp(`port ${taken} \\(${what}\\) is already in use.*${name}`), r.output());
+      await sleep(200);
+      assert.deepEqual(stackPids(dir), [], `${name}: nothing was started`);
+    }
+  } finally {
+    holder.close();
+  }
 });
 
 test('DATABASE_URL and REDIS_URL point a second stack at existing servers', async () => {
