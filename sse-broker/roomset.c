@@ -27,6 +27,7 @@ static enum roomset_status entry_parse(const char *p, size_t n, struct roomset_e
 	memcpy(e->id, p, idn);
 	e->id[idn] = '\0';
 	e->has_start = 0;
+	e->start = (struct room_evid){0, 0};
 	if (!colon)
 		return ROOMSET_OK;
 	char idstr[ROOM_EVID_MAX];

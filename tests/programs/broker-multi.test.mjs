@@ -201,12 +201,22 @@ test('rooms the user may not read are dropped at once and never leak; a stream o
   const theirs = await newRoom({ visibility: 'private', members: { 6: 'owner' } });
   const unknown = `nosuchroom${process.pid}`;
   const pub = await newRoom();
-  const s = multiSse(`rooms=${mine},${theirs},${unknown},${pub}`, bearer(5));
+  await emitOps(theirs, 1); // a position of its own, which a stranger must not learn
+  const s = multiSse(`rooms=${mine},${theirs},${unknown}:1700000000000-5,${pub}`, bearer(5));
   await s.opened;
   assert.equal(s.status, 200);
   await waitFor(() => s.events.filter((e) => e.type === 'dropped').length === 2, { what: 'dropped events' });
   assert.deepEqual(s.of(theirs, 'dropped')[0].data, { reason: 'not_a_member', message: 'not a member of this room' });
   assert.deepEqual(s.of(unknown, 'dropped')[0].data, { reason: 'room_not_found', message: 'no such room' });
+  // a room refused at the opening has no position to tell: its id is the one the client
+  // named, or 0-0 (it was the broker's uninitialised memory, and no read of the room is told)
+  assert.equal(s.of(theirs, 'dropped')[0].id, '0-0');
+  assert.equal(s.of(unknown, 'dropped')[0].id, '1700000000000-5');
+  const ws = multiWs(`rooms=${mine},${theirs},${unknown}:1700000000000-5`, bearer(5));
+  await ws.opened;
+  await waitFor(() => ws.events.filter((e) => e.type === 'dropped').length === 2, { what: 'dropped events (WebSocket)' });
+  assert.deepEqual([ws.of(theirs, 'dropped')[0].id, ws.of(unknown, 'dropped')[0].id], ['0-0', '1700000000000-5']);
+  ws.close();
   await settle();
   await emitOps(theirs, 2);
   await emitOps(unknown, 2);
