@@ -1987,6 +1987,11 @@ static void authorize(struct conn *c, const struct http_head *h)
 	if (q == 1 && ticket[0]) {
 		jwt = ticket;
 		from_query = 1;
+	} else if (http_head_count(h, "Authorization") > 1) {
+		/* which of two would count is a guess a proxy in front may make otherwise: the front
+		 * door joins them into one that no token matches, so they are refused here too */
+		conn_error(c, 401, "invalid_token", "send one Authorization header");
+		return;
 	} else {
 		jwt = token_bearer(http_head_get(h, "Authorization"));
 	}

@@ -329,6 +329,34 @@ test('a bearer session token works for members only (private room)', async () =>
   }
 });
 
+// Two Authorization field lines: the front door joins them into one value that no token
+// matches (401 invalid_token at the API and through lighttpd); the broker took the first and
+// opened the stream as that user, so a direct stream answered otherwise than the front door.
+test('two Authorization headers are 401 invalid_token on every stream, in either order; a ticket still opens its stream', async () => {
+  const room = await newRoom({ visibility: 'private' });
+  await rc.cmd('HSET', `cc:room:{${room}}:members`, '51', 'editor');
+  const member = `Bearer ${session(SECRET, { user: 51, name: 'u51' })}`;
+  const stranger = `Bearer ${session(SECRET, { user: 52, name: 'u52' })}`;
+  const ws = 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n' +
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
+  const paths = [`/events/rooms/${room}`, `/events/rooms/${room}/ws`, `/events/rooms/${room}/poll?since=0`,
+    `/events/multi?rooms=${room}`, `/events/multi/ws?rooms=${room}`];
+  for (const path of paths) {
+    for (const [a, b] of [[member, stranger], [stranger, member], [member, member]]) {
+      const raw = await answerOrOpen(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n` +
+        `${path.includes('/ws') ? ws : ''}Authorization: ${a}\r\nauthorization: ${b}\r\n\r\n`);
+      const what = `${path}, ${a === member ? 'member' : 'stranger'} first: ${raw.slice(0, 200)}`;
+      assert.match(raw, /^HTTP\/1.1 401 /, what);
+      const body = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4));
+      assert.deepEqual([body.error, body.message], ['invalid_token', 'send one Authorization header'], what);
+    }
+  }
+  // a ticket is what such a stream is opened with; the headers beside it are not read
+  const raw = await answerOrOpen(`GET /events/rooms/${room}/poll?since=0&ticket=${tk(room, 51)} HTTP/1.1\r\nHost: x\r\n` +
+    `Connection: close\r\nAuthorization: ${member}\r\nAuthorization: ${stranger}\r\n\r\n`);
+  assert.match(raw, /^HTTP\/1.1 200 /, raw.slice(0, 200));
+});
+
 test('SSE (curl, eventsource), long-poll and WebSocket get the same events in order', async () => {
   const room = await newRoom();
   const t = tk(room, 2, 'watcher');
