@@ -531,11 +531,15 @@ void h_history(struct api_ctx *c)
 	int n = 0;
 	/* the saves may lag behind by a moment: a replica may answer (docs/SCALING.md) */
 	enum store_status st = STORE_MAY_LAG(
-		c->store, store_doc_history_list(c->store, c->params[0], (int)limit, before, &saves, &n));
+		c->store, store_doc_history_list(c->store, c->params[0], (int)limit + 1, before, &saves, &n));
 	if (st != STORE_OK) {
 		api_fail_why(c, st);
 		return;
 	}
+	/* one save more than the page, read only to know that another page follows */
+	int more = n > limit;
+	if (more)
+		n = (int)limit;
 	cJSON *o = cJSON_CreateObject();
 	cJSON *arr = cJSON_AddArrayToObject(o, "snapshots");
 	for (int i = 0; i < n; i++) {
@@ -559,8 +563,8 @@ void h_history(struct api_ctx *c)
 			cJSON_AddNumberToObject(s, "deleted", (double)saves[i].deleted);
 		cJSON_AddItemToArray(arr, s);
 	}
-	/* a full page may have more after it, unless it ends at revision 0 */
-	if (n == limit && n > 0 && saves[n - 1].revision > 0)
+	/* more follow (a page that ends at revision 0 has none after it) */
+	if (more && saves[n - 1].revision > 0)
 		cJSON_AddNumberToObject(o, "next", (double)saves[n - 1].revision);
 	else
 		cJSON_AddNullToObject(o, "next");

@@ -504,12 +504,16 @@ void h_room_list(struct api_ctx *c)
 	}
 	struct store_room *rooms;
 	int n;
-	enum store_status st = store_room_list(c->store, c->user.user_id, (int)limit, before_us,
+	enum store_status st = store_room_list(c->store, c->user.user_id, (int)limit + 1, before_us,
 					       before_id, &rooms, &n);
 	if (st != STORE_OK) {
 		api_fail_why(c, st);
 		return;
 	}
+	/* one room more than the page, read only to know that another page follows */
+	int more = n > limit;
+	if (more)
+		n = (int)limit;
 	room_redis(c); /* for the revisions */
 	cJSON *o = cJSON_CreateObject();
 	cJSON *arr = cJSON_AddArrayToObject(o, "rooms");
@@ -518,8 +522,7 @@ void h_room_list(struct api_ctx *c)
 		add_role(room, &rooms[i]);
 		cJSON_AddItemToArray(arr, room);
 	}
-	/* a full page may have more after it; a short one is the last */
-	if (n == limit && n > 0) {
+	if (more) {
 		char next[96];
 		snprintf(next, sizeof next, "%lld.%s", rooms[n - 1].created_us, rooms[n - 1].id);
 		cJSON_AddStringToObject(o, "next", next);

@@ -127,6 +127,18 @@ test('paging: rooms by cursor, history by revision, bounds checked', async () =>
   const all = await call('GET', '/api/rooms', { token: u.token });
   assert.equal(all.json.rooms.length, 5);
   assert.equal(all.json.next, null);
+  // a last page that is exactly full says so: next is null, never a cursor to an empty page
+  for (const limit of [1, 5]) {
+    const pages = [];
+    for (next = null; pages.length < 6;) {
+      const r = await call('GET', `/api/rooms?limit=${limit}${next ? `&before=${next}` : ''}`, { token: u.token });
+      pages.push(r.json.rooms.map((x) => x.name));
+      next = r.json.next;
+      if (!next) break;
+    }
+    assert.deepEqual(pages.flat(), [...names].reverse(), `limit=${limit}`);
+    assert.ok(pages.every((p) => p.length === limit), `limit=${limit}: no empty page: ${JSON.stringify(pages)}`);
+  }
   for (const q of ['limit=0', 'limit=501', 'limit=x', 'limit=', 'limit=-3', 'limit=2.5', 'before=nonsense', 'before=12', 'before=1.a%2Fb', `limit=${'9'.repeat(40)}`]) {
     assertError(await call('GET', `/api/rooms?${q}`, { token: u.token }), 400, 'invalid_request');
   }
@@ -145,6 +157,11 @@ test('paging: rooms by cursor, history by revision, bounds checked', async () =>
   const h2 = await call('GET', `/api/rooms/${room.id}/history?limit=2&before=${h1.json.next}`, { token: u.token });
   assert.deepEqual(h2.json.snapshots.map((s) => s.revision), [1]);
   assert.equal(h2.json.next, null);
+  // a page that holds exactly the last saves: nothing follows it
+  const h3 = await call('GET', `/api/rooms/${room.id}/history?limit=3`, { token: u.token });
+  assert.deepEqual([h3.json.snapshots.map((s) => s.revision), h3.json.next], [[3, 2, 1], null]);
+  const h4 = await call('GET', `/api/rooms/${room.id}/history?limit=1&before=2`, { token: u.token });
+  assert.deepEqual([h4.json.snapshots.map((s) => s.revision), h4.json.next], [[1], null]);
   for (const q of ['limit=0', 'limit=201', 'before=0', 'before=-1', 'before=x']) {
     assertError(await call('GET', `/api/rooms/${room.id}/history?${q}`, { token: u.token }), 400, 'invalid_request');
   }
