@@ -307,6 +307,10 @@ test('wrong invite codes are limited per user (JOIN_RATE_LIMIT a minute): then 4
   for (const room of rooms) assert.equal(joinAs(fine, room, room.invite).status, 200);
   for (const room of rooms) assert.equal(joinAs(fine, room, room.invite).status, 200); // already a member
   assert.equal(joinAs(fine, pub).status, 200);
+  // a public room reads no code: a wrong one neither refuses a newcomer nor counts
+  const newcomer = await newUser('jln');
+  const joined = joinAs(newcomer, pub, 'not-the-code');
+  assert.deepEqual([joined.status, joined.json.role], [200, 'editor']);
   const off = await createRoom(owner.token, { visibility: 'private' });
   assert.equal((await disable(owner, off)).status, 200);
   for (let i = 0; i < 4; i++) assertError(joinAs(fine, off, 'x'.repeat(16)), 403, 'invite_disabled');
