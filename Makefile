@@ -1,6 +1,10 @@
 # CodeCollab build. Two variants of every binary:
 #   build/release/  -O2, what `make run` and the benchmarks use
 #   build/asan/     AddressSanitizer + UndefinedBehaviorSanitizer, what `make test` uses
+# Every variant initialises the automatic variables the code leaves uninitialised: to zero
+# in the release build, so that no stack bytes can reach a client, and to a pattern (0xFE
+# bytes) in the test builds, so that code reading one before writing it gives values no
+# test expects (AddressSanitizer does not see such reads). docs/SECURITY.md, "Stack memory".
 # and build/fuzz/, the libFuzzer targets of tests/fuzz/ (clang; `make fuzz`, and `make test`
 # for their short smoke run).
 # Sources are found by wildcard: a new module is a new .c file, nothing to register here.
@@ -16,17 +20,18 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter
 GEN := build/gen
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -Ilib -I$(GEN) -I/usr/include/postgresql -MMD -MP $(WARN)
 ifeq ($(BUILD),asan)
-  VARIANT_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  VARIANT_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+    -ftrivial-auto-var-init=pattern
   VARIANT_LDFLAGS := -fsanitize=address,undefined
 else ifeq ($(BUILD),fuzz)
   # every object gets libFuzzer's coverage hooks; only the fuzz targets link its main.
   # clang's warnings stop this build as gcc's stop the others (-Werror).
   CC := clang
   VARIANT_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
-    -fno-sanitize-recover=undefined
+    -fno-sanitize-recover=undefined -ftrivial-auto-var-init=pattern
   VARIANT_LDFLAGS := -fsanitize=fuzzer,address,undefined
 else
-  VARIANT_CFLAGS := -O2 -g
+  VARIANT_CFLAGS := -O2 -g -ftrivial-auto-var-init=zero
   VARIANT_LDFLAGS :=
 endif
 CFLAGS_ALL := $(BASE_CFLAGS) $(VARIANT_CFLAGS) $(CFLAGS)

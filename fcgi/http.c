@@ -178,7 +178,7 @@ static int read_body(struct http_io *io, char *dst, size_t len)
  * sending the body. Bounded by HTTP_BODY_DRAIN_MAX: past it the connection may go. */
 static void drain_body(struct http_io *io, size_t len)
 {
-	char scratch[16384];
+	char scratch[16384] BUF_SCRATCH;
 	if (io->cgi || len > HTTP_BODY_DRAIN_MAX)
 		return;
 	while (len > 0) {

@@ -110,7 +110,7 @@ int buf_read_file(struct buf *b, const char *path)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	char chunk[65536];
+	char chunk[65536] BUF_SCRATCH;
 	ssize_t n;
 	int rc = 0, e = 0;
 	while ((n = read(fd, chunk, sizeof chunk)) != 0) {

@@ -18,6 +18,11 @@ struct buf {
 
 #define BUF_DEFAULT_LIMIT ((size_t)64 * 1024 * 1024)
 
+/* A stack buffer that a read fills before anything reads it: left out of the compiler's
+ * initialisation of automatic variables (-ftrivial-auto-var-init, Makefile), which would
+ * otherwise write all of it on every call, on paths as hot as a stream's reads. */
+#define BUF_SCRATCH __attribute__((uninitialized))
+
 void buf_init(struct buf *b, size_t limit);
 int buf_reserve(struct buf *b, size_t extra);
 int buf_append(struct buf *b, const void *data, size_t len);

@@ -2323,7 +2323,9 @@ enum store_status store_doc_snapshot(struct store *s, const struct store_doc_cfg
 	int restarted = 0; /* the chain starts again at d.revision: a checkpoint, no batch */
 	int unsure = 0;	   /* SV_UNSURE: a checkpoint, which needs no base */
 	if (saved >= 0) {
-		enum saved_vs_redis how;
+		/* check_saved sets it whenever it answers STORE_OK (an initial value for gcc, which
+		 * cannot see that once the build initialises automatic variables: Makefile) */
+		enum saved_vs_redis how = SV_UNSURE;
 		long long now = 0;
 		if ((st = check_saved(s, room, saved, &how, &now)) != STORE_OK)
 			goto out;

@@ -228,7 +228,7 @@ static int spawn(const struct sandbox *sb, const struct step_spec *sp,
 static void read_pipe(struct step_io *io, int i, struct buf *dest, size_t bound,
 		      struct sandbox_step *st, struct step_watch *w)
 {
-	char chunk[65536];
+	char chunk[65536] BUF_SCRATCH;
 	ssize_t got = read(io->rd[i], chunk, sizeof chunk);
 	if (got < 0 && errno == EINTR)
 		return;

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "buf.h"
+
 #define RSUB_CHANNEL_MAX 512
 
 struct rsub_pending {
@@ -288,7 +290,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	struct rsub *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	while (!c->dead && evbuffer_get_length(in) > 0) {
-		char chunk[16384];
+		char chunk[16384] BUF_SCRATCH;
 		int n = evbuffer_remove(in, chunk, sizeof chunk);
 		if (n <= 0)
 			break;

@@ -893,7 +893,7 @@ static void conn_linger(struct conn *c)
  * end or an error closes it. */
 static void conn_discard(struct conn *c)
 {
-	char buf[SERVER_READ_MAX];
+	char buf[SERVER_READ_MAX] BUF_SCRATCH;
 	for (int i = 0; i < 4; i++) {
 		ssize_t n = recv(c->fd, buf, sizeof buf, 0);
 		if (n > 0) {
@@ -2536,7 +2536,7 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 		conn_discard(c);
 		return;
 	}
-	char buf[SERVER_READ_MAX];
+	char buf[SERVER_READ_MAX] BUF_SCRATCH;
 	ssize_t n = recv(c->fd, buf, sizeof buf, 0);
 	if (n > 0)
 		conn_input(c, buf, (size_t)n);
@@ -2603,7 +2603,7 @@ static void head_refuse(struct server *srv, evutil_socket_t fd)
 		/* nothing more to do: the close below tells the client */
 	}
 	if (shutdown(fd, SHUT_WR) == 0) {
-		char drop[4096];
+		char drop[4096] BUF_SCRATCH;
 		for (int i = 0; i < 4 && recv(fd, drop, sizeof drop, MSG_DONTWAIT) > 0; i++)
 			;
 	}
