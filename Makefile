@@ -1,12 +1,13 @@
-# CodeCollab build. Two variants of every binary:
+# CodeCollab build. Three variants of every binary:
 #   build/release/  -O2, what `make run` and the benchmarks use
 #   build/asan/     AddressSanitizer + UndefinedBehaviorSanitizer, what `make test` uses
-# Every variant initialises the automatic variables the code leaves uninitialised: to zero
-# in the release build, so that no stack bytes can reach a client, and to a pattern (0xFE
-# bytes) in the test builds, so that code reading one before writing it gives values no
-# test expects (AddressSanitizer does not see such reads). docs/SECURITY.md, "Stack memory".
 # and build/fuzz/, the libFuzzer targets of tests/fuzz/ (clang; `make fuzz`, and `make test`
 # for their short smoke run).
+# Every variant initialises the automatic variables the code leaves uninitialised: to zero
+# in the release build, so that no stack bytes can reach a client, and to a pattern in the
+# test builds (0xFE bytes with gcc, 0xAA with clang), so that code reading one before writing
+# it gives values no test expects (AddressSanitizer does not see such reads).
+# docs/SECURITY.md, "Stack memory never reaches a client".
 # Sources are found by wildcard: a new module is a new .c file, nothing to register here.
 
 SHELL := /bin/bash
@@ -31,7 +32,12 @@ else ifeq ($(BUILD),fuzz)
     -fno-sanitize-recover=undefined -ftrivial-auto-var-init=pattern
   VARIANT_LDFLAGS := -fsanitize=fuzzer,address,undefined
 else
-  VARIANT_CFLAGS := -O2 -g -ftrivial-auto-var-init=zero
+  # zero-filling needs gcc 12 or clang 16 (Debian 12's cc is gcc 12); an older compiler
+  # (make CC=clang-14) builds without it, and says so
+  AUTO_INIT_ZERO := $(shell $(CC) -ftrivial-auto-var-init=zero -Werror -E -x c /dev/null >/dev/null 2>&1 && \
+    echo -ftrivial-auto-var-init=zero)
+  $(if $(AUTO_INIT_ZERO),,$(warning $(CC) cannot zero automatic variables (-ftrivial-auto-var-init=zero): built without))
+  VARIANT_CFLAGS := -O2 -g $(AUTO_INIT_ZERO)
   VARIANT_LDFLAGS :=
 endif
 CFLAGS_ALL := $(BASE_CFLAGS) $(VARIANT_CFLAGS) $(CFLAGS)

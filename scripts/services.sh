@@ -334,7 +334,9 @@ port_free() { # port [address, 127.0.0.1 by default]
 }
 
 check_port() { # port name variable [address the port is to be taken on: CC_BIND]
-  port_free "$1" "$(local_host "${4:-127.0.0.1}")" ||
+  # `::` takes IPv4 clients too, so a port held on 127.0.0.1 alone keeps it as well
+  port_free "$1" "$(local_host "${4:-127.0.0.1}")" &&
+    { [ "${4:-}" != :: ] || port_free "$1" 127.0.0.1; } ||
     die "port $1 ($2) is already in use; stop what holds it or set $3 to another port"
 }
 

@@ -9,6 +9,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 const SCRIPTS = fileURLToPath(new URL('../../scripts/', import.meta.url));
@@ -124,4 +125,25 @@ seen.append(check(port, "[::1]"))
 print(" ".join(seen))
 `, join(SCRIPTS, 'services.sh')], { encoding: 'utf8' });
   assert.equal(out.trim(), 'taken taken free free');
+});
+
+// `::` takes IPv4 clients too (the broker and lighttpd listen with v4-mapped addresses), so a
+// port held on 127.0.0.1 alone keeps them from listening there: check_port on `::` looks at
+// both loopbacks. (It looked at ::1 only, and such a start failed later, in the service.)
+test('check_port on :: counts a port held on 127.0.0.1 alone as taken; on ::1 it is free', async () => {
+  const holder = createServer();
+  await new Promise((resolve, reject) => { holder.once('error', reject); holder.listen(0, '127.0.0.1', resolve); });
+  const port = holder.address().port;
+  try {
+    const check = (addr) => bash('services.sh', `check_port ${port} broker BROKER_PORT '${addr}' && echo free`);
+    for (const addr of ['::', '127.0.0.1', '0.0.0.0']) {
+      const r = check(addr);
+      assert.notEqual(r.status, 0, `${addr}: ${r.out}${r.err}`);
+      assert.match(r.err, new RegExp(`port ${port} \\(broker\\) is already in use.*BROKER_PORT`), addr);
+    }
+    const r = check('::1');
+    assert.deepEqual([r.status, r.out.trim()], [0, 'free'], r.err);
+  } finally {
+    holder.close();
+  }
 });
