@@ -12,7 +12,7 @@
 #   (WORKER_BIN, CC_SNAP_BIN likewise), or the whole directory to a stack:
 #   CC_BIN=DIR/bin ./scripts/test.sh stack tests/stack/input.test.mjs
 #   (the suites that start a front door of their own, tests/lib/door.mjs, read CC_BIN_DIR).
-# Then: find DIR/log -size +0 (the reports). Debian 12's valgrind (3.19) does not know
+# Then: find DIR/log -type f -size +0 (the reports). Debian 12's valgrind (3.19) does not know
 # pidfd_open, which the worker needs: most worker suites fail under it, so its wrapper is
 # written only with MEMCHECK_WORKER=1.
 set -euo pipefail
