@@ -31,6 +31,11 @@ else ifeq ($(BUILD),fuzz)
   VARIANT_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
     -fno-sanitize-recover=undefined -ftrivial-auto-var-init=pattern
   VARIANT_LDFLAGS := -fsanitize=fuzzer,address,undefined
+else ifeq ($(BUILD),memcheck)
+  # scripts/memcheck.sh: the programs for valgrind, with nothing initialised for them, so
+  # that memcheck sees what the code itself leaves unwritten
+  VARIANT_CFLAGS := -O1 -g -fno-omit-frame-pointer
+  VARIANT_LDFLAGS :=
 else
   # zero-filling needs gcc 12 or clang 16 (Debian 12's cc is gcc 12); an older compiler
   # (make CC=clang-14) builds without it, and says so

@@ -5,8 +5,10 @@
 #
 #   scripts/memcheck.sh DIR
 #
-# writes DIR/bin/codecollab-{api,broker,worker,snapshotter}: each runs the release build's
-# program (make build) under memcheck, with its reports in DIR/log/<program>.<pid>.log (an
+# builds build/memcheck/ (make BUILD=memcheck bins: -O1, and no automatic variable
+# initialised by the compiler, which the release build zeroes and memcheck would then not
+# see), and writes DIR/bin/codecollab-{api,broker,worker,snapshotter}: each runs that
+# build's program under memcheck, with its reports in DIR/log/<program>.<pid>.log (an
 # empty file: nothing found). Give them to the tests as they name their programs:
 #   BROKER_BIN=DIR/bin/codecollab-broker node --test tests/programs/broker-multi.test.mjs
 #   (WORKER_BIN, CC_SNAP_BIN likewise), or the whole directory to a stack:
@@ -21,9 +23,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 command -v valgrind >/dev/null || { echo "memcheck: valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
 dir=$(mkdir -p "$1" && cd "$1" && pwd)
 mkdir -p "$dir/bin" "$dir/log"
+make -C "$ROOT" --no-print-directory -j2 BUILD=memcheck bins
 for p in api broker worker snapshotter; do
-  bin=$ROOT/build/release/bin/codecollab-$p
-  [ -x "$bin" ] || { echo "memcheck: $bin is missing: run make build first" >&2; exit 1; }
+  bin=$ROOT/build/memcheck/bin/codecollab-$p
   if [ "$p" = worker ] && [ "${MEMCHECK_WORKER:-0}" != 1 ]; then
     printf '#!/bin/sh\nexec %q "$@"\n' "$bin" >"$dir/bin/codecollab-$p"
   else
