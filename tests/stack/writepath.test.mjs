@@ -331,7 +331,11 @@ test('a damaged stored operation: commits stop at DOCUMENT_PENDING_OPS_MAX with 
   r = await post(a.token, room, { revision: rev, ops: ['!'] });
   assert.equal(r.status, 200, r.text);
   assert.equal(r.json.revision, rev + 1);
-  assert.equal(redis('HGET', dk, 'crev'), String(rev));
+  // the commit's fold got past the entry: the stored text is at rev at least (at rev + 1
+  // when the snapshotter, which retries the room's save and folds before it writes, came
+  // in right after the commit: fresh run s46d saw 524 for 523)
+  const crev = Number(redis('HGET', dk, 'crev'));
+  assert.ok(crev === rev || crev === rev + 1, `the stored text is at ${crev}, expected ${rev} or ${rev + 1}`);
   const d = await doc(a.token, room);
   assert.equal(d.revision, rev + 1);
   assert.equal(d.content, '!' + 'x'.repeat(rev - 4) + 'abcd');
