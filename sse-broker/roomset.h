@@ -25,7 +25,7 @@
 struct roomset_entry {
 	char id[ROOM_ID_MAX + 1];
 	int has_start;
-	struct room_evid start; /* when has_start: resume strictly after it */
+	struct room_evid start; /* when has_start: resume strictly after it; else 0-0 */
 };
 
 struct roomset {

@@ -1424,8 +1424,8 @@ static size_t multi_live(const struct conn *c)
 /* m leaves the stream: a `dropped` event {reason, message} with the room's position as its
  * id, then nothing more of the room. The stream ends after its last room. Safe from inside
  * m's own callbacks. A room dropped before it was joined (refused at the stream's opening)
- * has no position of the broker's to tell: its id is the one the client named for it, or
- * 0-0, never anything read of the room. */
+ * has no position of the broker's to tell: its id is its start, the one the client named
+ * for it or 0-0 (roomset.h), never anything read of the room. */
 static void msub_drop(struct msub *m, const char *reason, const char *message)
 {
 	struct conn *c = m->c;
@@ -1433,8 +1433,7 @@ static void msub_drop(struct msub *m, const char *reason, const char *message)
 		return;
 	m->dropped = 1;
 	char id[ROOM_EVID_MAX];
-	struct room_evid none = {0, 0};
-	room_evid_format(m->sub.room ? m->sub.cur.last : m->has_start ? m->start : none, id);
+	room_evid_format(m->sub.room ? m->sub.cur.last : m->start, id);
 	hub_leave(c->srv->hub, &m->sub);
 	if (c->dead || (c->kind != CK_SSE && c->kind != CK_WS))
 		return;
